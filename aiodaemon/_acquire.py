@@ -1,0 +1,95 @@
+"""Acquire phase: take everything that may fail or need root, still on the terminal.
+
+The pidfile lock first (so "already running" is the first thing said), then
+log targets, stdio files and listening sockets. Whatever fails releases what
+was already taken, so a failed start leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ._config import Options
+from ._logging import LogTargets, open_log_targets
+from ._pidfile import Pidfile, acquire_pidfile
+from ._sockets import Listeners, open_listeners
+from .exceptions import StartupError
+
+__all__ = ["Acquired", "acquire"]
+
+
+@dataclass(slots=True)
+class Acquired:
+    """What the launching process holds for the daemon."""
+
+    pidfile: Pidfile | None = None
+    logs: LogTargets | None = None
+    listeners: Listeners | None = None
+    stdout: int | None = None
+    stderr: int | None = None
+    preserved: tuple[int, ...] = field(default=())
+
+    def keep_fds(self) -> list[int]:
+        """Descriptors the detach must keep open (stdio files are dup'ed onto 1 and 2)."""
+        fds = [*self.preserved]
+        if self.pidfile is not None:
+            fds.append(self.pidfile.fd)
+        if self.logs is not None:
+            fds.extend(self.logs.keep_fds())
+        if self.listeners is not None:
+            fds.extend(self.listeners.keep_fds())
+        return fds
+
+    def release(self, daemon_pid: int | None = None) -> None:
+        """Give back everything: after a failed start, in the launcher or the daemon."""
+        if self.listeners is not None:
+            self.listeners.close()
+        if self.logs is not None:
+            self.logs.close()
+        for fd in (self.stdout, self.stderr):
+            if fd is not None:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+        self.stdout = self.stderr = None
+        if self.pidfile is not None:
+            self.pidfile.remove(owner=daemon_pid)
+
+
+def acquire(options: Options) -> Acquired:
+    """Take the pidfile lock, open logs and stdio files, bind listeners.
+
+    Raises:
+        AlreadyRunningError: the pidfile is locked by a live daemon.
+        StartupError: anything else could not be acquired.
+    """
+    acquired = Acquired(preserved=options.files_preserve)
+    identity = options.identity
+    try:
+        if options.pidfile is not None:
+            acquired.pidfile = acquire_pidfile(options.pidfile)
+            if identity is not None:
+                acquired.pidfile.chown(identity.uid, identity.gid)
+        acquired.logs = open_log_targets(options)
+        if identity is not None:
+            acquired.logs.chown(identity.uid, identity.gid)
+        acquired.stdout = _open_output("stdout", options.stdout, options.umask)
+        acquired.stderr = _open_output("stderr", options.stderr, options.umask)
+        if options.listen:
+            acquired.listeners = open_listeners(options.listen)
+    except BaseException:
+        acquired.release()
+        raise
+    return acquired
+
+
+def _open_output(option: str, path: Path | None, umask: int) -> int | None:
+    if path is None:
+        return None
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NOCTTY
+    try:
+        return os.open(path, flags, 0o666 & ~umask)
+    except OSError as exc:
+        raise StartupError(f"cannot open {option} {path}: {exc.strerror}") from None

@@ -1,0 +1,436 @@
+"""Configure phase: validate every option before anything is acquired or forked.
+
+Every bad input raises :class:`ConfigError` naming the option, so the launching
+process can print one line and exit non-zero with nothing started.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import grp
+import importlib.util
+import ipaddress
+import logging
+import math
+import os
+import pwd
+import stat
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from .exceptions import ConfigError
+
+__all__ = [
+    "Identity",
+    "InetAddress",
+    "ListenAddress",
+    "Options",
+    "SyslogTarget",
+    "UnixAddress",
+    "parse_listen_address",
+    "parse_options",
+    "parse_syslog",
+]
+
+_LEVELS = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warning": logging.WARNING,
+    "warn": logging.WARNING,
+    "error": logging.ERROR,
+    "critical": logging.CRITICAL,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class InetAddress:
+    """A TCP listening address; ``host`` is an IP literal or a name, "" for all."""
+
+    host: str
+    port: int
+    ipv6: bool = False
+
+    def __str__(self) -> str:
+        return f"[{self.host}]:{self.port}" if self.ipv6 else f"{self.host}:{self.port}"
+
+
+@dataclass(frozen=True, slots=True)
+class UnixAddress:
+    """A Unix stream socket path, with the file mode to give it (None: umask decides)."""
+
+    path: str
+    mode: int | None = None
+
+    def __str__(self) -> str:
+        return f"unix:{self.path}"
+
+
+ListenAddress = InetAddress | UnixAddress
+
+
+@dataclass(frozen=True, slots=True)
+class SyslogTarget:
+    """Where syslog records go: a Unix datagram socket path, or UDP/TCP host and port."""
+
+    transport: Literal["unix", "udp", "tcp"]
+    path: str = ""
+    host: str = ""
+    port: int = 0
+
+    def __str__(self) -> str:
+        if self.transport == "unix":
+            return self.path
+        return f"{self.transport}://{self.host}:{self.port}"
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """The user and group to drop to, resolved to ids while names still resolve."""
+
+    uid: int | None
+    gid: int | None
+    #: the user's name, for ``initgroups``; None when only a group (or a bare uid
+    #: with no passwd entry) is given, which means no supplementary groups at all.
+    user_name: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Options:
+    """Validated options of one daemon; built only by :func:`parse_options`."""
+
+    pidfile: Path | None = None
+    detach: bool | None = None
+    workdir: Path = Path("/")
+    umask: int = 0o022
+    stdout: Path | None = None
+    stderr: Path | None = None
+    log_file: Path | None = None
+    syslog: SyslogTarget | None = None
+    log_level: int = logging.INFO
+    log_format: Literal["json", "console"] | None = None
+    listen: Mapping[str, ListenAddress] = field(default_factory=dict)
+    identity: Identity | None = None
+    chroot: Path | None = None
+    prevent_core: bool = True
+    files_preserve: tuple[int, ...] = ()
+    shutdown_timeout: float = 30.0
+    uvloop: bool | None = None
+    ready: Literal["startup", "manual"] = "startup"
+
+
+OPTION_NAMES = frozenset(f.name for f in dataclasses.fields(Options)) - {"identity"} | {
+    "user",
+    "group",
+}
+
+
+def parse_options(raw: Mapping[str, Any]) -> Options:
+    """Validate keyword options as given to ``run()``.
+
+    Raises:
+        ConfigError: naming the first invalid option.
+    """
+    unknown = sorted(set(raw) - OPTION_NAMES)
+    if unknown:
+        raise ConfigError(unknown[0], "unknown option")
+    chroot = _opt_dir("chroot", raw.get("chroot"), must_be_absolute=True)
+    workdir_raw = raw.get("workdir", "/")
+    workdir = _as_path("workdir", workdir_raw)
+    if workdir is None:
+        raise ConfigError("workdir", "must be a path, not None")
+    real_workdir = (chroot / workdir.relative_to("/")) if chroot and workdir.is_absolute() else workdir
+    if not real_workdir.is_dir():
+        raise ConfigError("workdir", f"not a directory: {real_workdir}")
+    pidfile = _opt_file("pidfile", raw.get("pidfile"))
+    if pidfile is not None:
+        check_pidfile_directory(pidfile)
+    return Options(
+        pidfile=pidfile,
+        detach=_opt_bool("detach", raw.get("detach"), allow_none=True),
+        workdir=workdir if workdir.is_absolute() else workdir.resolve(),
+        umask=_umask(raw.get("umask", 0o022)),
+        stdout=_opt_file("stdout", raw.get("stdout")),
+        stderr=_opt_file("stderr", raw.get("stderr")),
+        log_file=_opt_file("log_file", raw.get("log_file")),
+        syslog=parse_syslog(raw.get("syslog")),
+        log_level=_log_level(raw.get("log_level", "info")),
+        log_format=_log_format(raw.get("log_format")),
+        listen=_listen(raw.get("listen")),
+        identity=_identity(raw.get("user"), raw.get("group")),
+        chroot=chroot,
+        prevent_core=bool(_opt_bool("prevent_core", raw.get("prevent_core", True))),
+        files_preserve=_files_preserve(raw.get("files_preserve", ())),
+        shutdown_timeout=_timeout(raw.get("shutdown_timeout", 30.0)),
+        uvloop=_uvloop(raw.get("uvloop")),
+        ready=_ready(raw.get("ready", "startup")),
+    )
+
+
+def _as_path(option: str, value: object) -> Path | None:
+    if value is None:
+        return None
+    if isinstance(value, Path):
+        path = value
+    elif isinstance(value, str | os.PathLike):
+        text = os.fspath(value)
+        if not isinstance(text, str):
+            raise ConfigError(option, "must be a str path, not bytes")
+        path = Path(text)
+    else:
+        raise ConfigError(option, f"must be a path, not {type(value).__name__}")
+    if not os.fspath(value):  # type: ignore[call-overload]
+        raise ConfigError(option, "must not be empty")
+    if "\0" in str(path):
+        raise ConfigError(option, "must not contain a NUL byte")
+    return path
+
+
+def _opt_file(option: str, value: object) -> Path | None:
+    """A file we create later: absolute, in an existing writable directory."""
+    path = _as_path(option, value)
+    if path is None:
+        return None
+    path = Path(os.path.abspath(path))
+    if path.name in ("", ".", ".."):
+        raise ConfigError(option, f"not a file path: {path}")
+    parent = path.parent
+    if not parent.is_dir():
+        raise ConfigError(option, f"directory does not exist: {parent}")
+    if path.is_dir():
+        raise ConfigError(option, f"is a directory: {path}")
+    if not os.access(parent, os.W_OK | os.X_OK) and not os.access(path, os.W_OK):
+        raise ConfigError(option, f"directory is not writable: {parent}")
+    return path
+
+
+def _opt_dir(option: str, value: object, *, must_be_absolute: bool = False) -> Path | None:
+    path = _as_path(option, value)
+    if path is None:
+        return None
+    if must_be_absolute and not path.is_absolute():
+        raise ConfigError(option, f"must be an absolute path: {path}")
+    if not path.is_dir():
+        raise ConfigError(option, f"not a directory: {path}")
+    return path
+
+
+def _opt_bool(option: str, value: object, *, allow_none: bool = False) -> bool | None:
+    if value is None and allow_none:
+        return None
+    if not isinstance(value, bool):
+        expected = "True, False or None" if allow_none else "True or False"
+        raise ConfigError(option, f"must be {expected}, not {value!r}")
+    return value
+
+
+def _umask(value: object) -> int:
+    if isinstance(value, str):
+        try:
+            value = int(value, 8)
+        except ValueError:
+            raise ConfigError("umask", f"not an octal number: {value!r}") from None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError("umask", f"must be an int such as 0o022, not {value!r}")
+    if not 0 <= value <= 0o777:
+        raise ConfigError("umask", f"must be between 0o000 and 0o777, not {value:#o}")
+    return value
+
+
+def _log_level(value: object) -> int:
+    if isinstance(value, str) and value.lower() in _LEVELS:
+        return _LEVELS[value.lower()]
+    if isinstance(value, int) and not isinstance(value, bool) and value in _LEVELS.values():
+        return value
+    names = ", ".join(n for n in _LEVELS if n != "warn")
+    raise ConfigError("log_level", f"must be one of {names}, not {value!r}")
+
+
+def _log_format(value: object) -> Literal["json", "console"] | None:
+    if value is None or value == "json" or value == "console":
+        return value
+    raise ConfigError("log_format", f"must be 'json', 'console' or None, not {value!r}")
+
+
+def _ready(value: object) -> Literal["startup", "manual"]:
+    if value == "startup" or value == "manual":
+        return value
+    raise ConfigError("ready", f"must be 'startup' or 'manual', not {value!r}")
+
+
+def _timeout(value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigError("shutdown_timeout", f"must be a number of seconds, not {value!r}")
+    if not math.isfinite(value) or value <= 0:
+        raise ConfigError("shutdown_timeout", f"must be a positive number, not {value!r}")
+    return float(value)
+
+
+def _uvloop(value: object) -> bool | None:
+    choice = _opt_bool("uvloop", value, allow_none=True)
+    if choice and importlib.util.find_spec("uvloop") is None:
+        raise ConfigError("uvloop", "uvloop=True but uvloop is not installed")
+    return choice
+
+
+def _files_preserve(value: object) -> tuple[int, ...]:
+    if isinstance(value, str | bytes) or not isinstance(value, Iterable):
+        raise ConfigError("files_preserve", f"must be a sequence of fds or files, not {value!r}")
+    fds: list[int] = []
+    for item in value:
+        if isinstance(item, int) and not isinstance(item, bool):
+            fd = item
+        elif callable(getattr(item, "fileno", None)):
+            try:
+                fd = item.fileno()
+            except (OSError, ValueError) as exc:
+                raise ConfigError("files_preserve", f"{item!r} has no usable fileno: {exc}") from None
+        else:
+            raise ConfigError("files_preserve", f"not an fd or file: {item!r}")
+        try:
+            os.fstat(fd)
+        except (OSError, OverflowError):
+            raise ConfigError("files_preserve", f"fd {fd} is not open") from None
+        fds.append(fd)
+    return tuple(sorted(set(fds)))
+
+
+def parse_listen_address(option: str, text: object) -> ListenAddress:
+    """Parse ``host:port``, ``[v6]:port`` or ``unix:/path[?mode=0660]``.
+
+    Raises:
+        ConfigError: naming ``option`` when the address is malformed.
+    """
+    if not isinstance(text, str):
+        raise ConfigError(option, f"address must be a string, not {text!r}")
+    if text.startswith("unix:"):
+        path, _, query = text[5:].partition("?")
+        if not path.startswith("/") or "\0" in path:
+            raise ConfigError(option, f"unix socket path must be absolute: {text!r}")
+        if len(os.fsencode(path)) >= 108:
+            raise ConfigError(option, f"unix socket path is too long: {text!r}")
+        mode = None
+        if query:
+            key, _, raw_mode = query.partition("=")
+            try:
+                if key != "mode":
+                    raise ValueError(key)
+                mode = int(raw_mode, 8)
+            except ValueError:
+                raise ConfigError(option, f"expected ?mode=OCTAL after the path: {text!r}") from None
+            if not 0 <= mode <= 0o777:
+                raise ConfigError(option, f"socket mode out of range: {text!r}")
+        if not Path(path).parent.is_dir():
+            raise ConfigError(option, f"directory does not exist for {text!r}")
+        return UnixAddress(path, mode)
+    host, sep, port_text = text.rpartition(":")
+    if not sep or not port_text.isdigit() or port_text != port_text.strip():
+        raise ConfigError(option, f"expected host:port, [v6]:port or unix:/path, not {text!r}")
+    port = int(port_text)
+    if port > 65535:
+        raise ConfigError(option, f"port out of range: {text!r}")
+    ipv6 = host.startswith("[") and host.endswith("]")
+    if ipv6:
+        host = host[1:-1]
+        try:
+            ipaddress.IPv6Address(host.partition("%")[0])
+        except ValueError:
+            raise ConfigError(option, f"not an IPv6 address: {text!r}") from None
+    elif host in ("*", ""):
+        host = ""
+    elif ":" in host or not all(c.isalnum() or c in ".-_" for c in host):
+        raise ConfigError(option, f"bad host in {text!r} (IPv6 goes in brackets)")
+    return InetAddress(host, port, ipv6)
+
+
+def _listen(value: object) -> dict[str, ListenAddress]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise ConfigError("listen", f"must be a mapping of name to address, not {value!r}")
+    result: dict[str, ListenAddress] = {}
+    for name, address in value.items():
+        if not isinstance(name, str) or not name or not name.isprintable() or ":" in name:
+            raise ConfigError("listen", f"bad socket name {name!r}")
+        result[name] = parse_listen_address(f"listen[{name}]", address)
+    return result
+
+
+def parse_syslog(value: object) -> SyslogTarget | None:
+    """Parse ``syslog=``: True (``/dev/log``), a socket path, or udp:// / tcp:// host:port.
+
+    Raises:
+        ConfigError: when the target is malformed.
+    """
+    if value is None or value is False:
+        return None
+    if value is True:
+        return SyslogTarget("unix", path="/dev/log")
+    if not isinstance(value, str) or not value or "\0" in value:
+        raise ConfigError("syslog", f"must be True, a socket path or udp://host:port, not {value!r}")
+    for scheme in ("udp", "tcp"):
+        if value.startswith(f"{scheme}://"):
+            address = parse_listen_address("syslog", value[len(scheme) + 3 :])
+            if not isinstance(address, InetAddress) or not address.host or address.port == 0:
+                raise ConfigError("syslog", f"expected {scheme}://host:port, not {value!r}")
+            return SyslogTarget(scheme, host=address.host, port=address.port)
+    if not value.startswith("/"):
+        raise ConfigError("syslog", f"must be an absolute socket path or udp://, tcp://: {value!r}")
+    return SyslogTarget("unix", path=value)
+
+
+def _identity(user: object, group: object) -> Identity | None:
+    if user is None and group is None:
+        return None
+    uid = gid = None
+    user_name = None
+    if user is not None:
+        entry = _lookup("user", user, pwd.getpwnam, pwd.getpwuid)
+        if entry is None:
+            uid = _require_id("user", user)
+        else:
+            uid, gid, user_name = entry.pw_uid, entry.pw_gid, entry.pw_name
+    if group is not None:
+        gentry = _lookup("group", group, grp.getgrnam, grp.getgrgid)
+        gid = _require_id("group", group) if gentry is None else gentry.gr_gid
+    if os.geteuid() != 0 and (
+        (uid is not None and uid != os.geteuid()) or (gid is not None and gid != os.getegid())
+    ):
+        raise ConfigError("user" if uid is not None else "group", "changing identity needs root")
+    return Identity(uid, gid, user_name)
+
+
+def _lookup(option: str, value: object, by_name: Any, by_id: Any) -> Any:
+    """The passwd/group entry for a name or id; None for an id with no entry."""
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise ConfigError(option, f"must be a name or a numeric id, not {value!r}")
+    if isinstance(value, str) and not value.isdigit():
+        try:
+            return by_name(value)
+        except (KeyError, ValueError):
+            raise ConfigError(option, f"unknown {option} {value!r}") from None
+    try:
+        return by_id(int(value))
+    except (KeyError, OverflowError, ValueError):
+        return None
+
+
+def _require_id(option: str, value: object) -> int:
+    number = int(value)  # type: ignore[call-overload]
+    if not 0 <= number < 2**32 - 1:
+        raise ConfigError(option, f"id out of range: {value!r}")
+    return number
+
+
+def check_pidfile_directory(path: Path) -> None:
+    """Refuse a pidfile in a world-writable directory without the sticky bit.
+
+    Raises:
+        ConfigError: anyone could replace the file under us there.
+    """
+    mode = os.stat(path.parent).st_mode
+    if mode & stat.S_IWOTH and not mode & stat.S_ISVTX:
+        raise ConfigError(
+            "pidfile", f"directory is world-writable without the sticky bit: {path.parent}"
+        )

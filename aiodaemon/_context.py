@@ -1,0 +1,82 @@
+"""The Context handed to ``main`` and to hooks."""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
+from typing import TYPE_CHECKING
+
+from ._state import State
+
+if TYPE_CHECKING:
+    import asyncio
+
+    from ._config import Options
+
+__all__ = ["Context"]
+
+
+class Context:
+    """The running daemon as the program sees it.
+
+    Attributes:
+        sockets: read-only mapping of each ``listen=`` name to its listening socket.
+        options: the validated options the daemon runs with.
+    """
+
+    def __init__(
+        self,
+        *,
+        options: Options,
+        sockets: Mapping[str, socket.socket],
+        state: Callable[[], State],
+        ready: Callable[[], None],
+        status: Callable[[str], None],
+        shutdown: Callable[[int], None],
+        reload: Callable[[], None],
+        stopping: asyncio.Event,
+    ) -> None:
+        self.options = options
+        self.sockets: Mapping[str, socket.socket] = MappingProxyType(dict(sockets))
+        self._state = state
+        self._ready = ready
+        self._status = status
+        self._shutdown = shutdown
+        self._reload = reload
+        self._stopping = stopping
+
+    @property
+    def state(self) -> State:
+        """The lifecycle state right now."""
+        return self._state()
+
+    @property
+    def pid(self) -> int:
+        """The daemon's process id."""
+        return os.getpid()
+
+    def notify_ready(self) -> None:
+        """Report readiness now; for ``ready="manual"`` programs that bind their own sockets.
+
+        Releases the launching process and sends ``READY=1`` to systemd. Calling
+        it again, or with ``ready="startup"`` after the hooks have, does nothing.
+        """
+        self._ready()
+
+    def set_status(self, text: str) -> None:
+        """Publish a one-line status (systemd ``STATUS=``, and the log)."""
+        self._status(text)
+
+    def request_shutdown(self, exit_code: int = 0) -> None:
+        """Begin a graceful shutdown, as SIGTERM would, ending with ``exit_code``."""
+        self._shutdown(exit_code)
+
+    def request_reload(self) -> None:
+        """Begin a reload, as SIGHUP would."""
+        self._reload()
+
+    async def wait_stopping(self) -> None:
+        """Return once shutdown has begun: for loops in ``main`` that stop on their own."""
+        await self._stopping.wait()

@@ -1,0 +1,227 @@
+"""The Daemon object and the phases in order: configure, acquire, detach, drop, run."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import threading
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
+
+from ._config import Options, parse_options
+from ._hooks import HookFunction, MainTarget, check_hook
+from ._readiness import LaunchResult, ReadinessPipe
+from .exceptions import ConfigError, DaemonError, ExitCode, StartupError
+
+if TYPE_CHECKING:
+    from ._acquire import Acquired
+
+__all__ = ["Daemon", "default_daemon"]
+
+F = TypeVar("F", bound=HookFunction)
+
+
+class Daemon:
+    """One daemon: its lifecycle hooks and :meth:`run`.
+
+    The module-level ``aiodaemon.on_startup`` etc. and ``aiodaemon.run`` use a
+    default instance; a process is one daemon.
+    """
+
+    def __init__(self) -> None:
+        from ._runtime import Hooks
+
+        self.hooks = Hooks()
+
+    def on_startup(self, fn: F) -> F:
+        """Register an async startup hook; hooks run in registration order before ready.
+
+        Raises:
+            TypeError: ``fn`` is not an async function of zero or one argument.
+        """
+        check_hook(fn, "on_startup hook")
+        self.hooks.startup.append(fn)
+        return fn
+
+    def on_reload(self, fn: F) -> F:
+        """Register an async reload hook, run in registration order on SIGHUP.
+
+        Raises:
+            TypeError: ``fn`` is not an async function of zero or one argument.
+        """
+        check_hook(fn, "on_reload hook")
+        self.hooks.reload.append(fn)
+        return fn
+
+    def on_shutdown(self, fn: F) -> F:
+        """Register an async shutdown hook; hooks run in reverse registration order.
+
+        Raises:
+            TypeError: ``fn`` is not an async function of zero or one argument.
+        """
+        check_hook(fn, "on_shutdown hook")
+        self.hooks.shutdown.append(fn)
+        return fn
+
+    def run(self, main: MainTarget, **options: Any) -> NoReturn:
+        """Run ``main`` as a daemon and exit with its status (see :class:`ExitCode`).
+
+        In the launching process of a detached daemon, this exits 0 once the
+        daemon is ready, or with the daemon's status and error if it fails first.
+        """
+        raise SystemExit(launch(self, main, options))
+
+
+def launch(
+    daemon: Daemon,
+    main: MainTarget,
+    raw: Mapping[str, Any],
+    *,
+    on_ready: Callable[[int], None] | None = None,
+) -> int:
+    """Carry out every phase; return the exit status of this process.
+
+    Errors before the fork are printed as one line on stderr. ``on_ready(pid)``
+    runs in the launching process once a detached daemon is ready.
+    """
+    try:
+        options = parse_options(raw)
+        _check_main(main)
+        detach = _should_detach(options)
+        if detach and threading.active_count() > 1:
+            names = ", ".join(t.name for t in threading.enumerate() if t is not threading.main_thread())
+            raise StartupError(f"cannot detach while other threads run ({names})")
+        from ._acquire import acquire
+
+        acquired = acquire(options)
+    except DaemonError as exc:
+        _close_main(main)
+        print(f"aiodaemon: {exc}", file=sys.stderr, flush=True)
+        return exc.exit_code
+
+    from ._detach import detach as detach_process
+    from ._detach import enter_workdir, redirect_outputs
+
+    if detach:
+
+        def on_failure(result: LaunchResult) -> None:
+            acquired.release(daemon_pid=result.pid)
+            print(f"aiodaemon: {result.message}", file=sys.stderr, flush=True)
+
+        pipe = detach_process(
+            keep=acquired.keep_fds(),
+            stdout=acquired.stdout,
+            stderr=acquired.stderr,
+            on_ready=on_ready or (lambda pid: None),
+            on_failure=on_failure,
+        )
+    else:
+        pipe = ReadinessPipe(None)
+        redirect_outputs(acquired.stdout, acquired.stderr)
+        for fd in (acquired.stdout, acquired.stderr):
+            if fd is not None:
+                os.close(fd)
+        if os.getpid() == 1:
+            from ._init import split_init
+
+            split_init()
+    # Only the daemon gets here, its stdio files already on fds 1 and 2.
+    acquired.stdout = acquired.stderr = None
+    enter_workdir(options.workdir if options.chroot is None else Path("/"), options.umask)
+    return _become_daemon(daemon, main, options, acquired, pipe, foreground=not detach)
+
+
+def _become_daemon(
+    daemon: Daemon,
+    main: MainTarget,
+    options: Options,
+    acquired: Acquired,
+    pipe: ReadinessPipe,
+    *,
+    foreground: bool,
+) -> int:
+    from ._runtime import DaemonParts, run_daemon
+
+    try:
+        from ._systemd import Notifier
+
+        # Connected before a chroot hides the socket's path.
+        notifier = Notifier.from_env()
+        _preload(options)
+        from ._privileges import drop_privileges
+
+        drop_privileges(options)
+        if acquired.pidfile is not None:
+            acquired.pidfile.write_pid()
+        from ._logging import start_logging
+
+        logs = start_logging(acquired.logs, options, detached=not foreground)
+    except Exception as exc:
+        code = getattr(exc, "exit_code", ExitCode.FAILURE)
+        message = str(exc) if isinstance(exc, DaemonError) else f"{type(exc).__name__}: {exc}"
+        acquired.release()
+        pipe.fail(code, message)
+        if foreground:
+            print(f"aiodaemon: {message}", file=sys.stderr, flush=True)
+        _close_main(main)
+        return int(code)
+    parts = DaemonParts(
+        options=options,
+        sockets=acquired.listeners if acquired.listeners is not None else {},
+        pidfile=acquired.pidfile,
+        pipe=pipe,
+        notifier=notifier,
+        logs=logs,
+        foreground=foreground,
+    )
+    return run_daemon(main, daemon.hooks, parts)
+
+
+def _preload(options: Options) -> None:
+    """Import what the run phase needs while the interpreter's files are still readable.
+
+    After a chroot or a drop to an unprivileged user, a lazy import would fail.
+    """
+    import concurrent.futures.thread  # noqa: F401  (run_in_executor imports it lazily)
+    import encodings.idna  # noqa: F401  (getaddrinfo on a str host)
+    import traceback  # noqa: F401
+
+    import orjson  # noqa: F401
+    import structlog  # noqa: F401
+
+    from . import _context, _logging, _runtime, _systemd  # noqa: F401
+
+    if options.uvloop is not False:
+        try:
+            import uvloop  # noqa: F401
+        except ImportError:
+            if options.uvloop:
+                raise
+
+
+def _should_detach(options: Options) -> bool:
+    if options.detach is not None:
+        return options.detach
+    from ._systemd import is_supervised
+
+    return not is_supervised()
+
+
+def _check_main(main: object) -> None:
+    if asyncio.iscoroutine(main):
+        return
+    try:
+        check_hook(main, "main")
+    except TypeError as exc:
+        raise ConfigError("main", str(exc).removeprefix("main ")) from None
+
+
+def _close_main(main: object) -> None:
+    """A coroutine object that will never run is closed, not left to warn."""
+    if asyncio.iscoroutine(main):
+        main.close()
+
+
+default_daemon = Daemon()

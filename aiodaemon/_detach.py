@@ -1,0 +1,153 @@
+"""Detach phase: the classic double fork, done synchronously before any loop or thread.
+
+Never imports asyncio (tests enforce it): forking a process that has an event
+loop or threads copies their state half-way, and the daemon inherits locks held
+by threads that no longer exist.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import sys
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import NoReturn
+
+from ._readiness import LaunchResult, ReadinessPipe, wait_gone, wait_ready
+
+__all__ = [
+    "close_inherited_fds",
+    "detach",
+    "enter_workdir",
+    "redirect_outputs",
+    "redirect_stdio",
+]
+
+#: Highest fd number ``close_range`` is asked to reach: far beyond any RLIMIT_NOFILE.
+_FD_CEILING = 2**31 - 1
+
+
+def close_inherited_fds(keep: Iterable[int]) -> None:
+    """Close every descriptor from 3 up, except ``keep``.
+
+    One ``close_range`` call per gap between kept fds, so the cost does not grow
+    with ``RLIMIT_NOFILE`` (a loop over a 1,048,576-fd range takes a second).
+    """
+    low = 3
+    for fd in sorted({fd for fd in keep if fd >= 3}):
+        if fd > low:
+            os.closerange(low, fd)
+        low = fd + 1
+    os.closerange(low, _FD_CEILING)
+
+
+def redirect_stdio(stdout: int | None, stderr: int | None) -> None:
+    """Point fds 0-2 at ``/dev/null`` or the given files and rebind ``sys`` streams.
+
+    Args:
+        stdout: an open fd for fd 1, or None for ``/dev/null``.
+        stderr: an open fd for fd 2, or None for ``/dev/null``.
+    """
+    null = os.open(os.devnull, os.O_RDWR | os.O_NOCTTY)
+    os.dup2(null, 0)
+    sys.stdin = io.TextIOWrapper(io.FileIO(0, "r", closefd=False))
+    redirect_outputs(null if stdout is None else stdout, null if stderr is None else stderr)
+    if null > 2:
+        os.close(null)
+
+
+def redirect_outputs(stdout: int | None, stderr: int | None) -> None:
+    """Point fd 1 and/or fd 2 at the given fds (None leaves that one alone)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # The old wrappers may buffer text for the terminal; new ones write through
+    # to the new targets line by line, so a crash loses nothing.
+    if stdout is not None:
+        os.dup2(stdout, 1)
+        sys.stdout = io.TextIOWrapper(io.FileIO(1, "w", closefd=False), line_buffering=True)
+    if stderr is not None:
+        os.dup2(stderr, 2)
+        sys.stderr = io.TextIOWrapper(
+            io.FileIO(2, "w", closefd=False), line_buffering=True, errors="backslashreplace"
+        )
+
+
+def enter_workdir(workdir: Path, umask: int) -> None:
+    """Change directory and set the umask, so no mount point stays busy and modes are ours."""
+    os.chdir(workdir)
+    os.umask(umask)
+
+
+def detach(
+    *,
+    keep: Iterable[int],
+    stdout: int | None,
+    stderr: int | None,
+    on_ready: Callable[[int], None],
+    on_failure: Callable[[LaunchResult], None],
+) -> ReadinessPipe:
+    """Double-fork into a daemon; only the daemon returns.
+
+    The launching process waits for the daemon's verdict and exits with it:
+    ``on_ready(pid)`` then exit 0, or ``on_failure(result)`` then the daemon's code.
+
+    Args:
+        keep: descriptors to keep open in the daemon besides stdio.
+        stdout: fd for the daemon's fd 1, or None for ``/dev/null``.
+        stderr: fd for the daemon's fd 2, or None for ``/dev/null``.
+        on_ready: run in the launcher once the daemon is ready.
+        on_failure: run in the launcher when the daemon failed or died first.
+
+    Returns:
+        The daemon's end of the readiness pipe.
+    """
+    keep = list(keep)
+    # Text still buffered would be written twice, once by each process.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
+    first = os.fork()
+    if first:
+        os.close(write_fd)
+        _launcher(first, read_fd, on_ready, on_failure)
+    os.close(read_fd)
+    # A new session: no controlling terminal, immune to the launcher's hangups.
+    os.setsid()
+    if os.fork():
+        # The session leader leaves at once; os._exit skips atexit handlers and
+        # buffer flushes that belong to the launcher, not to this transient copy.
+        os._exit(0)
+    # The daemon is not a session leader, so opening a tty can never make it
+    # the controlling terminal again.
+    pipe = ReadinessPipe(write_fd)
+    pipe.announce(os.getpid())
+    # Redirect first: the stdio files' own fds are among those closed next.
+    redirect_stdio(stdout, stderr)
+    close_inherited_fds([*keep, write_fd])
+    return pipe
+
+
+def _launcher(
+    child: int,
+    read_fd: int,
+    on_ready: Callable[[int], None],
+    on_failure: Callable[[LaunchResult], None],
+) -> NoReturn:
+    os.waitpid(child, 0)
+    result = wait_ready(read_fd)
+    code = 0
+    try:
+        if result.ready and result.pid is not None:
+            on_ready(result.pid)
+        else:
+            if result.pid is not None:
+                wait_gone(result.pid, timeout=2.0)
+            on_failure(result)
+            code = result.code or 1
+        sys.stdout.flush()
+        sys.stderr.flush()
+    finally:
+        # The launcher owns nothing any more: atexit handlers and finalizers
+        # (a listener's unlink, a pidfile's removal) belong to the daemon.
+        os._exit(code)

@@ -1,0 +1,83 @@
+"""PID 1 in a container: a tiny synchronous init in front of the daemon.
+
+As PID 1 we fork once. The parent stays PID 1: it reaps every child the
+kernel hands it (orphans included), forwards signals, and exits with the
+daemon's status. The daemon runs in the child, where asyncio and uvloop keep
+sole ownership of SIGCHLD and of their own subprocesses: a reaper inside the
+daemon's process would steal exit statuses from ``asyncio.create_subprocess_*``,
+and uvloop refuses ``add_signal_handler(SIGCHLD)`` anyway.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+
+__all__ = ["FORWARDED_SIGNALS", "split_init"]
+
+#: Signals PID 1 passes on to the daemon.
+FORWARDED_SIGNALS = (
+    signal.SIGHUP,
+    signal.SIGINT,
+    signal.SIGQUIT,
+    signal.SIGTERM,
+    signal.SIGUSR1,
+    signal.SIGUSR2,
+    signal.SIGWINCH,
+)
+
+
+def _ignore(signum: int, frame: object) -> None:
+    """Never runs (the signals are blocked); it exists because the kernel drops
+    signals sent to a namespace's init that has no handler for them."""
+
+
+def split_init() -> None:
+    """Fork; return in the child (the daemon), never return in the parent (init)."""
+    watched = {*FORWARDED_SIGNALS, signal.SIGCHLD}
+    for signum in watched:
+        signal.signal(signum, _ignore)
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, watched)
+    child = os.fork()
+    if child == 0:
+        for signum in watched:
+            signal.signal(signum, signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+        return
+    _serve_as_init(child, watched)
+
+
+def _serve_as_init(child: int, watched: set[signal.Signals]) -> None:
+    while True:
+        info = signal.sigwaitinfo(watched)
+        if info.si_signo != signal.SIGCHLD:
+            try:
+                os.kill(child, info.si_signo)
+            except ProcessLookupError:
+                pass
+            continue
+        status = _reap_all(child)
+        if status is not None:
+            # Orphans that exit after this still have a reaper: the kernel kills
+            # every process of the namespace when its init leaves.
+            _reap_all(child)
+            os._exit(_exit_code(status))
+
+
+def _reap_all(child: int) -> int | None:
+    """Reap every exited child; return the daemon's wait status if it was among them."""
+    result = None
+    while True:
+        try:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return result
+        if pid == 0:
+            return result
+        if pid == child:
+            result = status
+
+
+def _exit_code(status: int) -> int:
+    code = os.waitstatus_to_exitcode(status)
+    return 128 - code if code < 0 else code

@@ -1,0 +1,209 @@
+"""Pidfile: an ``flock``-held file with the daemon's pid, and its read side for the CLI.
+
+The lock, never ``kill(pid, 0)``, decides whether a daemon runs: a pid in a file
+outlives its process and may be reused by an unrelated one, a lock does not.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import errno
+import fcntl
+import os
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+
+from .exceptions import AlreadyRunningError, StartupError
+
+__all__ = ["Pidfile", "PidfileState", "PidfileStatus", "acquire_pidfile", "read_pidfile"]
+
+# O_NOFOLLOW: a symlink planted at the path must not redirect our write
+# (the classic /tmp symlink attack turns a root daemon into a file clobberer).
+_OPEN_FLAGS = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NOCTTY
+
+
+class Pidfile:
+    """A locked pidfile owned by this daemon; the lock lives as long as ``fd`` is open.
+
+    The fd is inherited across fork: the launching process takes the lock, the
+    daemon keeps it after the launcher exits.
+    """
+
+    def __init__(self, path: Path, fd: int) -> None:
+        self.path = path
+        self.fd = fd
+        self._written_pid: int | None = None
+
+    def write_pid(self, pid: int | None = None) -> None:
+        """Replace the contents with ``pid`` and a newline, durably."""
+        pid = os.getpid() if pid is None else pid
+        data = f"{pid}\n".encode()
+        os.ftruncate(self.fd, 0)
+        os.pwrite(self.fd, data, 0)
+        os.fsync(self.fd)
+        self._written_pid = pid
+
+    def chown(self, uid: int | None, gid: int | None) -> None:
+        """Give the file to the user we drop to, so it may unlink it in a sticky directory."""
+        if uid is not None or gid is not None:
+            os.fchown(self.fd, -1 if uid is None else uid, -1 if gid is None else gid)
+
+    def holds_our_pid(self, owner: int | None = None) -> bool:
+        """Whether the file at ``path`` is still our file and names ``owner`` (default: us)."""
+        try:
+            st = os.stat(self.path, follow_symlinks=False)
+        except OSError:
+            return False
+        ours = os.fstat(self.fd)
+        if (st.st_dev, st.st_ino) != (ours.st_dev, ours.st_ino):
+            return False
+        owner = os.getpid() if owner is None else owner
+        return _parse_pid(os.pread(self.fd, 64, 0)) in (owner, None)
+
+    def remove(self, owner: int | None = None) -> None:
+        """Unlink the file if it is still ours (or ``owner``'s), then release the lock.
+
+        When the directory forbids the unlink (after a privilege drop), the file
+        is emptied instead, so no reader can mistake it for a live daemon's.
+        """
+        if self.fd < 0:
+            return
+        if self.holds_our_pid(owner):
+            try:
+                os.unlink(self.path)
+            except FileNotFoundError:
+                pass
+            except PermissionError:
+                os.ftruncate(self.fd, 0)
+        self.close()
+
+    def close(self) -> None:
+        """Close the descriptor (which releases the lock) without touching the file."""
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+
+def acquire_pidfile(path: Path) -> Pidfile:
+    """Open and lock ``path``, emptying it only once the lock is ours.
+
+    Raises:
+        AlreadyRunningError: another live process holds the lock.
+        StartupError: the file cannot be opened (symlink, permissions, not a file).
+    """
+    try:
+        fd = os.open(path, _OPEN_FLAGS, 0o644)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise StartupError(f"pidfile {path} is a symlink; refusing to follow it") from None
+        raise StartupError(f"cannot open pidfile {path}: {exc.strerror}") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise StartupError(f"pidfile {path} is not a regular file")
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise AlreadyRunningError(str(path), _parse_pid(os.pread(fd, 64, 0))) from None
+        # Only now is the content ours to change; an empty locked file reads as
+        # "starting", never as the stale pid of a previous daemon.
+        os.ftruncate(fd, 0)
+        os.fchmod(fd, 0o644)
+    except BaseException:
+        os.close(fd)
+        raise
+    return Pidfile(path, fd)
+
+
+class PidfileStatus(enum.Enum):
+    """What a pidfile says about its daemon."""
+
+    RUNNING = "running"
+    #: the file exists but nobody holds its lock: the daemon died without cleaning up.
+    DEAD = "dead"
+    #: no file at all.
+    ABSENT = "absent"
+    #: the file cannot be read (permissions, not a regular file).
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True, slots=True)
+class PidfileState:
+    """A reading of a pidfile: its status and the pid it holds (None if empty or garbage)."""
+
+    status: PidfileStatus
+    pid: int | None
+    detail: str = ""
+
+    @property
+    def running_pid(self) -> int | None:
+        """The pid that may be signalled: only a verified lock holder's."""
+        return self.pid if self.status is PidfileStatus.RUNNING else None
+
+
+def read_pidfile(path: str | os.PathLike[str]) -> PidfileState:
+    """Read ``path`` and tell whether a live daemon holds it.
+
+    A pid counts as running only when the file is locked *and* that process
+    has this very file open, so a recycled pid is never taken for the daemon.
+    """
+    path = Path(path)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NOCTTY)
+    except FileNotFoundError:
+        return PidfileState(PidfileStatus.ABSENT, None)
+    except OSError as exc:
+        return PidfileState(PidfileStatus.UNKNOWN, None, f"cannot open {path}: {exc.strerror}")
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            return PidfileState(PidfileStatus.UNKNOWN, None, f"{path} is not a regular file")
+        pid = _parse_pid(os.pread(fd, 64, 0))
+        if not _is_locked(fd):
+            return PidfileState(PidfileStatus.DEAD, pid)
+        if pid is None:
+            # Locked but empty: a daemon between taking the lock and writing its pid.
+            return PidfileState(PidfileStatus.RUNNING, None, "starting")
+        if _has_open(pid, st) is False:
+            return PidfileState(
+                PidfileStatus.UNKNOWN, pid, f"pid {pid} does not hold {path}'s lock"
+            )
+        return PidfileState(PidfileStatus.RUNNING, pid)
+    finally:
+        os.close(fd)
+
+
+def _is_locked(fd: int) -> bool:
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    fcntl.flock(fd, fcntl.LOCK_UN)
+    return False
+
+
+def _has_open(pid: int, st: os.stat_result) -> bool | None:
+    """Whether ``pid`` has the file open; None when /proc does not let us look."""
+    fd_dir = f"/proc/{pid}/fd"
+    try:
+        names = os.listdir(fd_dir)
+    except FileNotFoundError:
+        return False
+    except OSError:
+        return None
+    for name in names:
+        with contextlib.suppress(OSError):
+            other = os.stat(f"{fd_dir}/{name}")
+            if (other.st_dev, other.st_ino) == (st.st_dev, st.st_ino):
+                return True
+    return False
+
+
+def _parse_pid(data: bytes) -> int | None:
+    text = data.split(b"\n", 1)[0].strip()
+    if not text.isdigit() or len(text) > 10:
+        return None
+    pid = int(text)
+    return pid if pid > 0 else None

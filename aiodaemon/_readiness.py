@@ -1,0 +1,120 @@
+"""The readiness handshake between the launching process and its daemon.
+
+One pipe, written by the daemon, read by the launcher. Messages are lines:
+``P<pid>`` (the daemon exists), ``R`` (ready), ``E<code> <message>`` (startup
+failed). End of file with no ``R`` or ``E`` means the daemon died first.
+Synchronous and asyncio-free: the launcher never runs an event loop.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import select
+import signal
+import time
+from dataclasses import dataclass
+
+__all__ = ["LaunchResult", "ReadinessPipe", "wait_gone", "wait_ready"]
+
+
+class ReadinessPipe:
+    """The daemon's end of the handshake; every method is a no-op once reported."""
+
+    def __init__(self, fd: int | None) -> None:
+        self.fd = fd
+
+    @property
+    def pending(self) -> bool:
+        """Whether the launcher is still waiting for a verdict."""
+        return self.fd is not None
+
+    def announce(self, pid: int) -> None:
+        """Tell the launcher which process is the daemon."""
+        self._write(f"P{pid}\n")
+
+    def ready(self) -> None:
+        """Release the launcher with success."""
+        self._write("R\n")
+        self.close()
+
+    def fail(self, code: int, message: str) -> None:
+        """Release the launcher with ``code`` and a one-line ``message`` for its stderr."""
+        line = " ".join(message.split()) or "startup failed"
+        self._write(f"E{int(code)} {line}\n")
+        self.close()
+
+    def close(self) -> None:
+        """Drop the pipe without a verdict (or after one)."""
+        if self.fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self.fd)
+            self.fd = None
+
+    def _write(self, text: str) -> None:
+        if self.fd is None:
+            return
+        data = text.encode("utf-8", "replace")
+        # Short messages on a pipe are atomic below PIPE_BUF; loop for long errors.
+        try:
+            while data:
+                data = data[os.write(self.fd, data) :]
+        except BrokenPipeError:
+            # The launcher is gone (killed by its user): nobody to tell.
+            self.close()
+
+
+@dataclass(frozen=True, slots=True)
+class LaunchResult:
+    """What the launcher learned: the daemon's pid, whether it became ready, and why not."""
+
+    pid: int | None
+    ready: bool
+    code: int
+    message: str
+
+
+def wait_ready(fd: int) -> LaunchResult:
+    """Block until the daemon reports or its end of the pipe closes."""
+    buffer = b""
+    pid: int | None = None
+    with contextlib.suppress(OSError):
+        while True:
+            chunk = os.read(fd, 4096)
+            if not chunk:
+                break
+            buffer += chunk
+            *lines, buffer = buffer.split(b"\n")
+            for raw in lines:
+                line = raw.decode("utf-8", "replace")
+                if line.startswith("P") and line[1:].isdigit():
+                    pid = int(line[1:])
+                elif line == "R":
+                    return LaunchResult(pid, True, 0, "")
+                elif line.startswith("E"):
+                    code_text, _, message = line[1:].partition(" ")
+                    code = int(code_text) if code_text.isdigit() else 1
+                    return LaunchResult(pid, False, code or 1, message)
+    who = f"daemon (pid {pid})" if pid else "daemon"
+    return LaunchResult(pid, False, 1, f"{who} exited before it was ready")
+
+
+def wait_gone(pid: int, timeout: float) -> None:
+    """Wait up to ``timeout`` for ``pid`` (not our child) to exit, then SIGKILL it.
+
+    A daemon that reported failure must not outlive the launcher's verdict.
+    """
+    try:
+        pidfd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return
+    try:
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            if select.select([pidfd], [], [], left)[0]:
+                return
+        with contextlib.suppress(ProcessLookupError):
+            signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+        select.select([pidfd], [], [], 5.0)
+    finally:
+        os.close(pidfd)

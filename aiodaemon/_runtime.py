@@ -1,0 +1,439 @@
+"""Run phase: the event loop, signals as lifecycle events, hooks, shutdown and reload.
+
+Signal handlers only feed the state machine (:mod:`._state`); this module
+carries out the action it answers with.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import os
+import signal
+import socket
+import sys
+import threading
+import traceback
+from collections.abc import Coroutine, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, NoReturn
+
+import structlog
+
+from ._context import Context
+from ._hooks import HookFunction, MainTarget, call_async, describe
+from ._state import HANDLED_SIGNALS, Action, Event, Lifecycle, State, event_for_signal
+from .exceptions import ExitCode, StartupError
+
+if TYPE_CHECKING:
+    from ._config import Options
+    from ._logging import LogWriter
+    from ._pidfile import Pidfile
+    from ._readiness import ReadinessPipe
+    from ._systemd import Notifier
+
+__all__ = ["DaemonParts", "Hooks", "new_event_loop", "run_daemon"]
+
+_log = structlog.get_logger("aiodaemon")
+
+
+@dataclass(slots=True)
+class Hooks:
+    """The hooks registered on one daemon, in registration order."""
+
+    startup: list[HookFunction] = field(default_factory=list)
+    reload: list[HookFunction] = field(default_factory=list)
+    shutdown: list[HookFunction] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class DaemonParts:
+    """Everything acquired before the loop exists, handed to the run phase."""
+
+    options: Options
+    sockets: Mapping[str, socket.socket]
+    pidfile: Pidfile | None
+    pipe: ReadinessPipe
+    notifier: Notifier | None
+    logs: LogWriter
+    foreground: bool
+
+
+def new_event_loop(choice: bool | None) -> asyncio.AbstractEventLoop:
+    """A new loop: uvloop when installed (``None``), required (``True``) or never (``False``).
+
+    Raises:
+        StartupError: ``uvloop=True`` and it cannot be imported.
+    """
+    if choice is not False:
+        try:
+            import uvloop
+        except ImportError:
+            if choice:
+                raise StartupError("uvloop=True but uvloop cannot be imported") from None
+        else:
+            loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
+            return loop
+    return asyncio.new_event_loop()
+
+
+def run_daemon(main: MainTarget, hooks: Hooks, parts: DaemonParts) -> int:
+    """Run the program to its end and return the exit status.
+
+    Cleans up whatever happens: the pidfile is removed, the launcher released
+    and the log queue drained before this returns.
+    """
+    runtime = _Runtime(main, hooks, parts)
+    code: int = ExitCode.FAILURE
+    try:
+        loop = new_event_loop(parts.options.uvloop)
+    except StartupError as exc:
+        runtime.fail_startup(exc)
+    else:
+        try:
+            asyncio.set_event_loop(loop)
+            task = loop.create_task(runtime.lifecycle(), name="aiodaemon-lifecycle")
+            code = loop.run_until_complete(task)
+        finally:
+            asyncio.set_event_loop(None)
+            loop.close()
+    return runtime.finish(code)
+
+
+class _Runtime:
+    def __init__(self, main: MainTarget, hooks: Hooks, parts: DaemonParts) -> None:
+        self.main = main
+        self.hooks = hooks
+        self.parts = parts
+        self.options = parts.options
+        self.lifecycle = Lifecycle()
+        self.exit_code: int = ExitCode.OK
+        self.failure: str | None = None
+        self._stop_requested: asyncio.Event | None = None
+        self._stopping: asyncio.Event | None = None
+        self._framework_tasks: set[asyncio.Task[Any]] = set()
+        self._exit_lock = threading.Lock()
+        self._ready_done = False
+        self.failure_exc: BaseException | None = None
+        self.context: Context | None = None
+
+    # --- the whole life -------------------------------------------------------------
+
+    async def lifecycle(self) -> int:
+        loop = asyncio.get_running_loop()
+        self._stop_requested = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self.context = Context(
+            options=self.options,
+            sockets=self.parts.sockets,
+            state=lambda: self.lifecycle.state,
+            ready=self.report_ready,
+            status=self.set_status,
+            shutdown=lambda code: self.dispatch(Event.SHUTDOWN, exit_code=code),
+            reload=lambda: self.dispatch(Event.RELOAD),
+            stopping=self._stopping,
+        )
+        loop.set_exception_handler(self._on_loop_exception)
+        for signum in HANDLED_SIGNALS:
+            loop.add_signal_handler(signum, self._on_signal, signum)
+        _log.info(
+            "starting",
+            loop=type(loop).__module__.split(".")[0],
+            detached=not self.parts.foreground,
+            sockets={name: _sockname(s) for name, s in self.parts.sockets.items()},
+        )
+        notifier = self.parts.notifier
+        if notifier is not None and notifier.watchdog_interval:
+            from ._systemd import run_watchdog
+
+            self._spawn(run_watchdog(notifier, notifier.watchdog_interval), "aiodaemon-watchdog")
+
+        started = await self._startup()
+        if started:
+            action = self.lifecycle.handle(Event.STARTED)
+            if self.options.ready == "startup":
+                self.report_ready()
+            self._spawn(self._run_main(), "aiodaemon-main")
+            if action is Action.BEGIN_RUNNING_THEN_RELOAD:
+                self._spawn(self._reload(), "aiodaemon-reload")
+            await self._stop_requested.wait()
+        return await self._shutdown(run_hooks=started)
+
+    async def _startup(self) -> bool:
+        """Run the startup hooks unless a stop request or a failure cuts them short."""
+        assert self._stop_requested is not None
+        task = asyncio.create_task(self._run_startup_hooks(), name="aiodaemon-startup")
+        stop = asyncio.create_task(self._stop_requested.wait())
+        await asyncio.wait([task, stop], return_when=asyncio.FIRST_COMPLETED)
+        stop.cancel()
+        if not task.done():
+            task.cancel()
+            await asyncio.wait([task], timeout=self.options.shutdown_timeout)
+            self.failure = "stopped by a signal before it was ready"
+            return False
+        if task.cancelled():
+            self.failure = "startup was cancelled"
+            self._set_exit(ExitCode.FAILURE)
+            return False
+        exc = task.exception()
+        if exc is not None:
+            self.failure = f"startup failed: {type(exc).__name__}: {exc}"
+            self.failure_exc = exc
+            self._set_exit(ExitCode.FAILURE)
+            self.lifecycle.handle(Event.SHUTDOWN)
+            return False
+        return True
+
+    async def _run_startup_hooks(self) -> None:
+        assert self.context is not None
+        for hook in self.hooks.startup:
+            try:
+                await call_async(hook, self.context)
+            except Exception:
+                _log.exception("startup hook failed", hook=describe(hook))
+                raise
+
+    async def _run_main(self) -> None:
+        assert self.context is not None
+        try:
+            if asyncio.iscoroutine(self.main):
+                await self.main
+            else:
+                await call_async(self.main, self.context)
+        except Exception as exc:
+            _log.exception("main failed")
+            self.failure = f"main failed: {type(exc).__name__}: {exc}"
+            self.failure_exc = exc
+            self.dispatch(Event.SHUTDOWN, exit_code=ExitCode.FAILURE)
+        else:
+            _log.info("main returned")
+            if self.parts.pipe.pending:
+                self.failure = "main returned before reporting ready"
+                self._set_exit(ExitCode.FAILURE)
+            self.dispatch(Event.SHUTDOWN)
+
+    # --- events ---------------------------------------------------------------------
+
+    def _on_signal(self, signum: int) -> None:
+        _log.info("signal received", signal=signal.Signals(signum).name)
+        self.dispatch(event_for_signal(signum), signum=signum)
+
+    def dispatch(self, event: Event, *, signum: int | None = None, exit_code: int = 0) -> None:
+        """Feed ``event`` to the state machine and carry out its answer."""
+        action = self.lifecycle.handle(event)
+        if action is Action.BEGIN_SHUTDOWN:
+            self._set_exit(exit_code)
+            if signum is not None and self.parts.pipe.pending and self.failure is None:
+                self.failure = f"stopped by {signal.Signals(signum).name} before it was ready"
+            self._arm_forced_exit()
+            assert self._stop_requested is not None
+            self._stop_requested.set()
+        elif action is Action.FORCE_EXIT:
+            self.force_exit(128 + signum if signum else ExitCode.FAILURE, "second stop request")
+        elif action is Action.BEGIN_RELOAD:
+            self._spawn(self._reload(), "aiodaemon-reload")
+        elif action is Action.QUEUE_RELOAD:
+            _log.info("reload queued")
+        elif action is Action.REOPEN_LOGS:
+            self.parts.logs.reopen()
+
+    def _arm_forced_exit(self) -> None:
+        """From now on a second SIGTERM/SIGINT exits at once, even if the loop is stuck.
+
+        A plain handler runs between bytecodes of whatever holds the main thread,
+        where a loop callback would wait for the stuck loop to come back.
+        """
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(RuntimeError, ValueError):
+                asyncio.get_running_loop().remove_signal_handler(signum)
+            signal.signal(signum, self._on_forced_signal)
+
+    def _on_forced_signal(self, signum: int, frame: object) -> None:
+        self.force_exit(128 + signum, f"second {signal.Signals(signum).name} during shutdown")
+
+    # --- readiness, status, reload --------------------------------------------------
+
+    def report_ready(self) -> None:
+        """Release the launcher and tell systemd; later calls do nothing."""
+        if self.lifecycle.state in (State.STOPPING, State.STOPPED):
+            return
+        if self._ready_done:
+            return
+        self._ready_done = True
+        self.parts.pipe.ready()
+        if self.parts.notifier is not None:
+            self.parts.notifier.ready()
+        _log.info("ready", pid=os.getpid())
+
+    def set_status(self, text: str) -> None:
+        if self.parts.notifier is not None:
+            self.parts.notifier.status(text)
+        _log.info("status", status=text)
+
+    async def _reload(self) -> None:
+        assert self.context is not None
+        while True:
+            if self.parts.notifier is not None:
+                self.parts.notifier.reloading()
+            self.parts.logs.reopen()
+            _log.info("reload started")
+            ok = True
+            for hook in self.hooks.reload:
+                try:
+                    await call_async(hook, self.context)
+                except Exception:
+                    # The program keeps its previous state: later hooks would
+                    # build on a step that did not happen.
+                    _log.exception("reload hook failed", hook=describe(hook))
+                    ok = False
+                    break
+            _log.info("reload finished", ok=ok)
+            if self.lifecycle.state is not State.RELOADING:
+                return
+            if self.parts.notifier is not None:
+                self.parts.notifier.ready()
+            if self.lifecycle.handle(Event.RELOADED) is not Action.BEGIN_RELOAD:
+                return
+
+    # --- shutdown -------------------------------------------------------------------
+
+    async def _shutdown(self, *, run_hooks: bool) -> int:
+        assert self._stopping is not None
+        timeout = self.options.shutdown_timeout
+        self._stopping.set()
+        if self.parts.notifier is not None:
+            self.parts.notifier.stopping()
+        _log.info("shutdown started", timeout=timeout)
+        # The in-loop deadline below cannot fire while sync code blocks the loop.
+        backstop = threading.Timer(timeout + 1.0, self._backstop)
+        backstop.daemon = True
+        backstop.start()
+        sequence = asyncio.create_task(self._shutdown_sequence(run_hooks), name="aiodaemon-stop")
+        done, _ = await asyncio.wait([sequence], timeout=timeout)
+        if not done:
+            self._report_stuck()
+            self.force_exit(ExitCode.SHUTDOWN_TIMEOUT, f"shutdown took longer than {timeout}s")
+        backstop.cancel()
+        self.lifecycle.handle(Event.STOPPED)
+        _log.info("shutdown finished")
+        return self.exit_code
+
+    async def _shutdown_sequence(self, run_hooks: bool) -> None:
+        assert self.context is not None
+        if run_hooks:
+            for hook in reversed(self.hooks.shutdown):
+                try:
+                    await call_async(hook, self.context)
+                except Exception:
+                    _log.exception("shutdown hook failed", hook=describe(hook))
+        me = asyncio.current_task()
+        pending = [t for t in asyncio.all_tasks() if t is not me and not _is_lifecycle(t)]
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.wait(pending)
+        for task in pending:
+            if not task.cancelled() and task.exception() is not None:
+                exc = task.exception()
+                _log.error("task failed during shutdown", task=task.get_name(), exc_info=exc)
+        loop = asyncio.get_running_loop()
+        await loop.shutdown_asyncgens()
+        await loop.shutdown_default_executor()
+
+    def _report_stuck(self) -> None:
+        for task in asyncio.all_tasks():
+            if _is_lifecycle(task) or task is asyncio.current_task():
+                continue
+            stack = io.StringIO()
+            task.print_stack(file=stack)
+            _log.error("task stuck at shutdown", task=task.get_name(), stack=stack.getvalue())
+
+    def _backstop(self) -> None:
+        self.force_exit(
+            ExitCode.SHUTDOWN_TIMEOUT,
+            f"shutdown took longer than {self.options.shutdown_timeout}s (event loop blocked)",
+        )
+
+    def force_exit(self, code: int, reason: str) -> NoReturn:
+        """Leave now: clean what must be cleaned (pidfile, launcher, logs), skip the rest."""
+        # The backstop thread and a signal may race here; one of them exits.
+        self._exit_lock.acquire()
+        _log.critical("forced exit", reason=reason, status=code)
+        if self.failure is None and self.parts.pipe.pending:
+            self.failure = reason
+        self.exit_code = code
+        self.finish(code, drain_timeout=min(1.0, self.options.shutdown_timeout))
+        os._exit(code)
+
+    # --- the end --------------------------------------------------------------------
+
+    def fail_startup(self, exc: BaseException) -> None:
+        """Record a failure that happened before the loop could start."""
+        _log.error("startup failed", error=f"{type(exc).__name__}: {exc}")
+        self.failure = str(exc)
+        self._set_exit(getattr(exc, "exit_code", ExitCode.FAILURE))
+
+    def finish(self, code: int, drain_timeout: float | None = None) -> int:
+        """Release the launcher, remove the pidfile, drain logs; return the final status."""
+        if self.exit_code and not code:
+            code = self.exit_code
+        if self.parts.pipe.pending:
+            code = code or ExitCode.FAILURE
+            message = self.failure or "daemon exited before it was ready"
+            if self.parts.notifier is not None:
+                self.parts.notifier.failed(message)
+            self.parts.pipe.fail(code, message)
+        if self.parts.pidfile is not None:
+            self.parts.pidfile.remove()
+        _log.info("exit", status=int(code))
+        if self.parts.foreground and self.failure and (self.options.log_file or self.options.syslog):
+            # The log went elsewhere; the person at the terminal still sees why.
+            if self.failure_exc is not None:
+                traceback.print_exception(self.failure_exc, file=sys.stderr)
+            print(f"aiodaemon: {self.failure}", file=sys.stderr, flush=True)
+        if self.parts.notifier is not None:
+            self.parts.notifier.close()
+        timeout = self.options.shutdown_timeout if drain_timeout is None else drain_timeout
+        self.parts.logs.close(timeout)
+        return int(code)
+
+    # --- plumbing -------------------------------------------------------------------
+
+    def _set_exit(self, code: int) -> None:
+        if code and not self.exit_code:
+            self.exit_code = code
+
+    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
+        task = asyncio.get_running_loop().create_task(coro, name=name)
+        self._framework_tasks.add(task)
+        task.add_done_callback(self._framework_task_done)
+
+    def _framework_task_done(self, task: asyncio.Task[Any]) -> None:
+        self._framework_tasks.discard(task)
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if exc is not None:
+            _log.error("internal task failed", task=task.get_name(), exc_info=exc)
+            self.dispatch(Event.SHUTDOWN, exit_code=ExitCode.FAILURE)
+
+    def _on_loop_exception(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        exc = context.get("exception")
+        _log.error(
+            "unhandled exception in event loop",
+            detail=context.get("message"),
+            exc_info=exc if isinstance(exc, BaseException) else None,
+        )
+
+
+def _is_lifecycle(task: asyncio.Task[Any]) -> bool:
+    """Whether ``task`` is the framework's own lifecycle or shutdown sequence."""
+    return task.get_name() in ("aiodaemon-lifecycle", "aiodaemon-stop")
+
+
+def _sockname(sock: socket.socket) -> str:
+    with contextlib.suppress(OSError):
+        name = sock.getsockname()
+        return str(name[:2]) if isinstance(name, tuple) else str(name)
+    return "?"

@@ -1,0 +1,63 @@
+"""Public exceptions and exit codes."""
+
+from __future__ import annotations
+
+import enum
+
+__all__ = [
+    "AlreadyRunningError",
+    "ConfigError",
+    "DaemonError",
+    "ExitCode",
+    "StartupError",
+]
+
+
+class ExitCode(enum.IntEnum):
+    """Exit statuses of a daemon and of the process that launched it.
+
+    A forced exit on a second SIGTERM/SIGINT is ``128 + signal number``
+    (143 and 130), the shell's convention for "killed by a signal".
+    """
+
+    OK = 0
+    #: ``main`` or a startup hook raised, or the daemon died before it was ready.
+    FAILURE = 1
+    #: an invalid option or target: nothing was started.
+    USAGE = 2
+    #: the pidfile is locked by a live daemon.
+    ALREADY_RUNNING = 3
+    #: the shutdown sequence did not finish within ``shutdown_timeout``.
+    SHUTDOWN_TIMEOUT = 4
+
+
+class DaemonError(Exception):
+    """Base class of aiodaemon's own errors; ``exit_code`` is the status it ends with."""
+
+    exit_code: ExitCode = ExitCode.FAILURE
+
+
+class ConfigError(DaemonError, ValueError):
+    """An option is invalid; raised before anything is acquired or forked."""
+
+    exit_code = ExitCode.USAGE
+
+    def __init__(self, option: str, message: str) -> None:
+        super().__init__(f"{option}: {message}")
+        self.option = option
+
+
+class StartupError(DaemonError):
+    """Acquiring a resource or starting the daemon failed."""
+
+
+class AlreadyRunningError(StartupError):
+    """The pidfile is locked by another live daemon."""
+
+    exit_code = ExitCode.ALREADY_RUNNING
+
+    def __init__(self, path: str, pid: int | None) -> None:
+        held = f"pid {pid}" if pid is not None else "pid not yet written"
+        super().__init__(f"already running ({held}, pidfile {path})")
+        self.path = path
+        self.pid = pid
