@@ -1,0 +1,185 @@
+"""The processor chain shared by structlog and stdlib ``logging`` records.
+
+Everything here runs on the thread that logs (the event loop's, mostly), so it
+is kept short: one metadata processor instead of three, orjson straight to
+bytes with the newline appended, and a wrapped logger whose methods only queue.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Callable, MutableMapping
+from types import FrameType
+from typing import Any
+
+import orjson
+import structlog
+
+__all__ = ["QueueLoggerFactory", "StdlibHandler", "processors", "set_pid"]
+
+_pid = 0
+
+
+def set_pid(pid: int) -> None:
+    """Record the daemon's pid once (after the fork) instead of calling getpid per record."""
+    global _pid
+    _pid = pid
+
+
+_METHOD_LEVEL = {"warn": "warning", "exception": "error", "fatal": "critical", "msg": "info"}
+
+
+def _add_meta(logger: Any, method_name: str, event_dict: MutableMapping[str, Any]) -> Any:
+    """Add ``level``, ``logger`` and ``pid`` in one step (one call per record, not three)."""
+    if "level" not in event_dict:
+        event_dict["level"] = _METHOD_LEVEL.get(method_name, method_name)
+    if "logger" not in event_dict:
+        event_dict["logger"] = getattr(logger, "name", "root")
+    event_dict["pid"] = _pid
+    return event_dict
+
+
+_JSON_OPTIONS = orjson.OPT_APPEND_NEWLINE | orjson.OPT_NON_STR_KEYS
+
+
+def _render_json(logger: Any, method_name: str, event_dict: MutableMapping[str, Any]) -> bytes:
+    """One JSON line as bytes; values orjson cannot encode are written as their ``repr``."""
+    try:
+        return orjson.dumps(event_dict, default=repr, option=_JSON_OPTIONS)
+    except TypeError:
+        # Integers beyond 64 bits, cycles, odd keys: a degraded line beats a lost one.
+        safe = {str(k): v if isinstance(v, str) else repr(v) for k, v in event_dict.items()}
+        return orjson.dumps(safe, option=orjson.OPT_APPEND_NEWLINE)
+
+
+def _encode_console(logger: Any, method_name: str, text: str) -> bytes:
+    return (text + "\n").encode("utf-8", "backslashreplace")
+
+
+#: Structured tracebacks without local variables: they would copy secrets into the log.
+_DICT_TRACEBACKS = structlog.processors.ExceptionRenderer(
+    structlog.tracebacks.ExceptionDictTransformer(show_locals=False)
+)
+
+
+def processors(log_format: str, *, colors: bool) -> list[Any]:
+    if log_format == "console":
+        return [
+            structlog.contextvars.merge_contextvars,
+            _add_meta,
+            structlog.processors.TimeStamper(fmt="%Y-%m-%d %H:%M:%S.%f", utc=False),
+            structlog.dev.ConsoleRenderer(colors=colors),
+            _encode_console,
+        ]
+    return [
+        structlog.contextvars.merge_contextvars,
+        _add_meta,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        _DICT_TRACEBACKS,
+        _render_json,
+    ]
+
+
+class _QueueLogger:
+    """structlog's wrapped logger: each level method queues the rendered line."""
+
+    __slots__ = ("_put", "name")
+
+    def __init__(self, name: str, put: Callable[[int, bytes], None]) -> None:
+        self.name = name
+        self._put = put
+
+    def critical(self, line: bytes) -> None:
+        self._put(2, line)
+
+    def error(self, line: bytes) -> None:
+        self._put(3, line)
+
+    def warning(self, line: bytes) -> None:
+        self._put(4, line)
+
+    def info(self, line: bytes) -> None:
+        self._put(6, line)
+
+    def debug(self, line: bytes) -> None:
+        self._put(7, line)
+
+    fatal = critical
+    exception = err = error
+    warn = warning
+    msg = log = info
+
+
+def _caller_module() -> str:
+    frame: FrameType | None = sys._getframe(2)
+    while frame is not None:
+        name = frame.f_globals.get("__name__", "")
+        if not (name.startswith("structlog") or name == __name__):
+            return str(name)
+        frame = frame.f_back
+    return "root"
+
+
+class QueueLoggerFactory:
+    def __init__(self, put: Callable[[int, bytes], None]) -> None:
+        self._put = put
+
+    def __call__(self, *args: Any) -> _QueueLogger:
+        # Like structlog.stdlib: get_logger() is named after the calling module.
+        name = args[0] if args and isinstance(args[0], str) else _caller_module()
+        return _QueueLogger(name, self._put)
+
+
+#: LogRecord attributes that are not ``extra=`` fields.
+_RECORD_ATTRS = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "taskName"}
+
+
+class StdlibHandler(logging.Handler):
+    """Runs stdlib records through the structlog chain, so both give the same lines."""
+
+    def __init__(
+        self, processors: list[Any], put: Callable[[int, bytes], None], level: int
+    ) -> None:
+        super().__init__(level)
+        self._processors = processors
+        self._put = put
+
+    def handle(self, record: logging.LogRecord) -> bool:
+        # No handler lock: put() is thread-safe and must not serialise callers.
+        if not self.filter(record):
+            return False
+        self.emit(record)
+        return True
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            event_dict: Any = {
+                "event": record.getMessage(),
+                "level": record.levelname.lower(),
+                "logger": record.name,
+            }
+            for key, value in record.__dict__.items():
+                if key not in _RECORD_ATTRS:
+                    event_dict[key] = value
+            if record.exc_info:
+                event_dict["exc_info"] = record.exc_info
+            if record.stack_info:
+                event_dict["stack_info"] = record.stack_info
+            method_name = event_dict["level"]
+            for processor in self._processors:
+                event_dict = processor(None, method_name, event_dict)
+            self._put(severity_of(record.levelno), event_dict)
+        except Exception:
+            self.handleError(record)
+
+
+def severity_of(levelno: int) -> int:
+    """The syslog severity (RFC 5424) of a stdlib level."""
+    if levelno >= logging.CRITICAL:
+        return 2
+    if levelno >= logging.ERROR:
+        return 3
+    if levelno >= logging.WARNING:
+        return 4
+    return 6 if levelno >= logging.INFO else 7

@@ -1,0 +1,359 @@
+"""Structured logging: structlog and stdlib ``logging`` to a file, syslog or stderr.
+
+Records are rendered on the thread that logs them (orjson is fast, and the
+bound context and exception are only valid there) and handed as bytes to a
+bounded queue; one writer thread, started after the last fork, batches them
+into the sinks. The event loop thread therefore never waits on a disk, a
+socket or a full pipe.
+
+Full-queue policy: a record that finds the queue full is refused at once
+(never blocking the caller) and counted in :attr:`LogWriter.dropped`; as soon
+as the writer has made room it logs one ``log records dropped`` warning with
+the count. Reopen and close requests are never refused: they are ordered
+within the record stream, so records logged before a reopen go to the old
+file and records logged after it to the new one.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import logging
+import os
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from ._config import Options
+from ._logchain import QueueLoggerFactory, StdlibHandler, processors, set_pid
+from ._logsinks import (
+    FileSink,
+    Record,
+    StreamSink,
+    SyslogSink,
+    open_file_sink,
+    open_syslog_sink,
+    write_all,
+)
+from .exceptions import StartupError
+
+__all__ = ["LogTargets", "LogWriter", "open_log_targets", "start_logging"]
+
+#: Records the queue holds before refusing more (about 7 MB of 200-byte lines,
+#: half a second at 50,000 lines/s: enough to ride out a slow disk or a rotation).
+DEFAULT_QUEUE_SIZE = 32_768
+#: At most this many records per write(): bounds the writer's time holding the GIL.
+_BATCH = 2048
+
+
+class LogTargets:
+    """Log sinks opened in the launching process, before the fork and the privilege drop."""
+
+    def __init__(self, file: FileSink | None, syslog: SyslogSink | None) -> None:
+        self.file = file
+        self.syslog = syslog
+
+    def keep_fds(self) -> list[int]:
+        """Descriptors that must survive the detach's close-all."""
+        fds = []
+        if self.file is not None:
+            fds.append(self.file.fd)
+        if self.syslog is not None and self.syslog.sock is not None:
+            fds.append(self.syslog.sock.fileno())
+        return fds
+
+    def chown(self, uid: int | None, gid: int | None) -> None:
+        """Give the log file to the user the daemon drops to, so it can reopen and rotate it.
+
+        Raises:
+            StartupError: the file cannot be given away.
+        """
+        if self.file is None or (uid is None and gid is None):
+            return
+        try:
+            os.fchown(self.file.fd, -1 if uid is None else uid, -1 if gid is None else gid)
+        except OSError as exc:
+            raise StartupError(f"cannot chown log_file {self.file.path}: {exc.strerror}") from None
+
+    def close(self) -> None:
+        """Close whatever :func:`start_logging` has not taken over."""
+        if self.file is not None:
+            self.file.close()
+            self.file = None
+        if self.syslog is not None:
+            self.syslog.close()
+            self.syslog = None
+
+
+def open_log_targets(options: Options) -> LogTargets:
+    """Open ``log_file`` and connect a Unix ``syslog`` socket, failing on the terminal.
+
+    Raises:
+        StartupError: ``cannot open log_file PATH: reason`` or an unreachable syslog.
+    """
+    file = open_file_sink(options.log_file) if options.log_file is not None else None
+    try:
+        syslog = open_syslog_sink(options.syslog) if options.syslog is not None else None
+    except StartupError:
+        if file is not None:
+            file.close()
+        raise
+    return LogTargets(file, syslog)
+
+
+_REOPEN = object()
+_STOP = object()
+
+
+class LogWriter:
+    """The writer thread and its bounded queue; owns the sinks once started."""
+
+    def __init__(self, sinks: list[FileSink | StreamSink | SyslogSink], queue_size: int) -> None:
+        self.sinks = sinks
+        #: records refused because the queue was full (or logged after a failed close).
+        self.dropped = 0
+        self._reported = 0
+        self._limit = queue_size
+        # A deque is thread-safe for append/popleft without a lock; the event is
+        # only touched when the writer sleeps, not once per record.
+        self._queue: deque[object] = deque()
+        self._wakeup = threading.Event()
+        self._idle = False
+        self._closed = False
+        self._drained = False
+        self._notice: Callable[..., Any] | None = None
+        self._thread = self._new_thread()
+
+    def _new_thread(self) -> threading.Thread:
+        # A daemon thread: a sink stalled for good must not keep the process alive.
+        return threading.Thread(target=self._run, name="aiodaemon-log-writer", daemon=True)
+
+    def put(self, severity: int, line: bytes) -> None:
+        """Hand a rendered record to the writer; never blocks."""
+        queue = self._queue
+        if len(queue) >= self._limit or self._closed:
+            self._refuse(line)
+            return
+        queue.append((severity, line))
+        if self._idle:
+            self._idle = False
+            self._wakeup.set()
+
+    def _refuse(self, line: bytes) -> None:
+        if self._closed and self._drained:
+            # After a clean close (the loop is gone, the sinks kept up) a late
+            # record, such as one from interpreter shutdown, goes straight to fd 2.
+            with contextlib.suppress(OSError):
+                write_all(2, line)
+            return
+        self.dropped += 1
+
+    def _control(self, marker: object) -> None:
+        self._queue.append(marker)
+        self._idle = False
+        self._wakeup.set()
+
+    def reopen(self) -> None:
+        """Reopen the log file after the records already queued; returns at once."""
+        if not self._closed:
+            self._control(_REOPEN)
+
+    def close(self, timeout: float) -> bool:
+        """Write every accepted record, then stop the thread and close the sinks.
+
+        Args:
+            timeout: seconds to wait for the queue to drain.
+
+        Returns:
+            False when the writer did not finish in time (a stalled sink).
+        """
+        if not self._closed:
+            self._closed = True
+            self._control(_STOP)
+        self._thread.join(max(timeout, 0.0))
+        self._drained = not self._thread.is_alive()
+        return self._drained
+
+    def _run(self) -> None:
+        queue = self._queue
+        batch: list[Record] = []
+        while True:
+            while queue and len(batch) < _BATCH:
+                item = queue.popleft()
+                if type(item) is tuple:
+                    batch.append(item)
+                    continue
+                self._write(batch)
+                batch = []
+                if item is _STOP:
+                    for sink in self.sinks:
+                        sink.close()
+                    return
+                self._reopen()
+            if batch:
+                self._write(batch)
+                batch = []
+                self._report()
+                continue
+            self._idle = True
+            if not queue:
+                self._wakeup.wait()
+            self._wakeup.clear()
+            self._idle = False
+
+    def _write(self, batch: list[Record]) -> None:
+        if not batch:
+            return
+        for sink in self.sinks:
+            try:
+                sink.write(batch)
+            except Exception as exc:
+                self._sink_failed(sink, exc, len(batch))
+
+    def _sink_failed(self, sink: object, exc: Exception, count: int) -> None:
+        # The failing sink cannot carry its own error: say it on fd 2, once a second.
+        now = time.monotonic()
+        if now - getattr(self, "_last_failure", 0.0) >= 1.0:
+            self._last_failure = now
+            with contextlib.suppress(OSError):
+                write_all(
+                    2, f"aiodaemon: cannot write to {sink}: {exc}; {count} records lost\n".encode()
+                )
+
+    def _reopen(self) -> None:
+        for sink in self.sinks:
+            try:
+                sink.reopen()
+            except OSError as exc:
+                self._log(
+                    "error",
+                    "cannot reopen log file, keeping the old one",
+                    sink=repr(sink),
+                    error=str(exc),
+                )
+
+    def _report(self) -> None:
+        dropped = self.dropped
+        lost = sum(sink.lost for sink in self.sinks if isinstance(sink, SyslogSink))
+        if dropped > self._reported:
+            self._log(
+                "warning",
+                "log records dropped",
+                dropped=dropped - self._reported,
+                reason="queue full",
+            )
+            self._reported = dropped
+        if lost > getattr(self, "_lost_reported", 0):
+            self._log(
+                "warning", "syslog records lost", lost=lost - getattr(self, "_lost_reported", 0)
+            )
+            self._lost_reported = lost
+
+    def _log(self, level: str, event: str, **kw: Any) -> None:
+        if self._notice is not None:
+            with contextlib.suppress(Exception):
+                getattr(self._notice, level)(event, **kw)
+
+    def _start(self) -> None:
+        self._thread.start()
+
+    def _after_fork_in_child(self) -> None:
+        # A child forked later (multiprocessing) gets no writer thread and a copy
+        # of the parent's queue: start afresh so its records are written once.
+        self._queue.clear()
+        self._wakeup = threading.Event()
+        self._idle = False
+        self._thread = self._new_thread()
+        if not self._closed:
+            self._thread.start()
+
+
+def _reopen_path(path: Path, chroot: Path | None) -> Path | None:
+    """The log file's path as the daemon sees it after ``chroot``; None if outside it."""
+    if chroot is None:
+        return path
+    try:
+        return Path("/") / path.resolve().relative_to(chroot.resolve())
+    except ValueError:
+        return None
+
+
+def start_logging(
+    targets: LogTargets,
+    options: Options,
+    *,
+    detached: bool,
+    queue_size: int = DEFAULT_QUEUE_SIZE,
+) -> LogWriter:
+    """Configure structlog and stdlib logging and start the writer thread.
+
+    Called once in the daemon, after the last fork and the privilege drop and
+    before the event loop exists; takes ownership of ``targets``' sinks.
+
+    Args:
+        targets: what :func:`open_log_targets` opened in the launching process.
+        options: the daemon's options (``log_level``, ``log_format``, ``chroot``).
+        detached: whether stdio is no longer a terminal we were started from.
+        queue_size: records the queue holds before refusing more.
+    """
+    pid = os.getpid()
+    set_pid(pid)
+    sinks: list[FileSink | StreamSink | SyslogSink] = []
+    if targets.file is not None:
+        targets.file.reopen_path = _reopen_path(targets.file.path, options.chroot)
+        sinks.append(targets.file)
+    if targets.syslog is not None:
+        targets.syslog.pid = pid
+        sinks.append(targets.syslog)
+    # From here on the writer thread owns the sinks: targets.close() must not close them.
+    targets.file = targets.syslog = None
+    log_format = options.log_format
+    if not sinks:
+        sinks.append(StreamSink(2))
+        if log_format is None and not detached and os.isatty(2):
+            log_format = "console"
+    chain = processors(log_format or "json", colors=os.isatty(2) and not detached)
+    writer = LogWriter(sinks, queue_size)
+
+    structlog.configure(
+        processors=chain,
+        wrapper_class=structlog.make_filtering_bound_logger(options.log_level),
+        logger_factory=QueueLoggerFactory(writer.put),
+        context_class=dict,
+        cache_logger_on_first_use=True,
+    )
+    root = logging.getLogger()
+    for old in root.handlers[:]:
+        root.removeHandler(old)
+        old.close()
+    root.addHandler(StdlibHandler(chain, writer.put, options.log_level))
+    root.setLevel(options.log_level)
+    # A detached daemon's stderr is /dev/null: warnings must reach the log too.
+    logging.captureWarnings(True)
+
+    writer._notice = structlog.get_logger("aiodaemon.logging")
+    writer._start()
+    os.register_at_fork(after_in_child=lambda: _after_fork(writer))
+    # Safety net for an exit that skips the runtime's close (sys.exit in a hook):
+    # accepted records are still written, within a bounded time.
+    atexit.register(_close_at_exit, writer)
+    return writer
+
+
+def _after_fork(writer: LogWriter) -> None:
+    pid = os.getpid()
+    set_pid(pid)
+    for sink in writer.sinks:
+        if isinstance(sink, SyslogSink):
+            sink.pid = pid
+    writer._after_fork_in_child()
+
+
+def _close_at_exit(writer: LogWriter) -> None:
+    if not writer._closed:
+        writer.close(5.0)

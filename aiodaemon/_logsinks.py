@@ -1,0 +1,305 @@
+"""Where log records end up: a file, a stream (fd 2) or syslog.
+
+Sinks are opened in the launching process (so a bad path or an unreachable
+``/dev/log`` fails on the terminal, and so they survive a chroot and the
+privilege drop) and written to only by the writer thread of
+:mod:`aiodaemon._logging`; nothing here is touched by the event loop thread.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import os
+import re
+import select
+import socket
+import sys
+import time
+from collections import deque
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from ._config import SyslogTarget
+from .exceptions import StartupError
+
+__all__ = ["FileSink", "StreamSink", "SyslogSink", "open_file_sink", "open_syslog_sink"]
+
+#: facility ``daemon`` (RFC 5424 table 1).
+_FACILITY_DAEMON = 3
+#: Records waiting while syslog is unreachable; beyond this the oldest are lost (and counted).
+_SYSLOG_BACKLOG = 10_000
+#: Seconds between attempts to reach a syslog daemon that is down.
+_RETRY_INTERVAL = 0.5
+_TCP_TIMEOUT = 5.0
+
+Record = tuple[int, bytes]
+
+
+def write_all(fd: int, data: bytes | memoryview) -> None:
+    """Write every byte of ``data``: pipes, FIFOs and terminals may take less per call."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def _open_append(path: Path | str) -> int:
+    # O_NONBLOCK only for the open: a FIFO without a reader would otherwise hang
+    # the open (and the terminal) forever; it fails with ENXIO instead.
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NONBLOCK, 0o644)
+    flags = fcntl.fcntl(fd, fcntl.F_GETFL)
+    fcntl.fcntl(fd, fcntl.F_SETFL, flags & ~os.O_NONBLOCK)
+    return fd
+
+
+class FileSink:
+    """An append-only log file that can be reopened by path after a rotation."""
+
+    def __init__(self, fd: int, path: Path, reopen_path: Path | None) -> None:
+        self.fd = fd
+        self.path = path
+        #: the path as seen after a chroot; None when the file is outside it.
+        self.reopen_path = reopen_path
+
+    def __repr__(self) -> str:
+        return f"log_file {self.path}"
+
+    def write(self, records: Sequence[Record]) -> None:
+        """Append ``records`` in one ``write``: one syscall per batch, not per line."""
+        write_all(self.fd, b"".join([line for _, line in records]))
+
+    def reopen(self) -> None:
+        """Open the path again and close the old descriptor.
+
+        Raises:
+            OSError: the new file cannot be opened; the old descriptor is kept.
+        """
+        if self.reopen_path is None:
+            raise OSError(errno.ENOENT, "the log file is outside the chroot", str(self.path))
+        new = _open_append(self.reopen_path)
+        old, self.fd = self.fd, new
+        os.close(old)
+
+    def close(self) -> None:
+        """Close the file."""
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+
+def open_file_sink(path: Path) -> FileSink:
+    """Open ``path`` for appending, in the launching process.
+
+    Raises:
+        StartupError: ``cannot open log_file PATH: reason``.
+    """
+    try:
+        fd = _open_append(path)
+    except OSError as exc:
+        raise StartupError(f"cannot open log_file {path}: {exc.strerror or exc}") from None
+    return FileSink(fd, path, path)
+
+
+class StreamSink:
+    """An inherited descriptor (fd 2) that is written to but never closed nor reopened."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+
+    def __repr__(self) -> str:
+        return f"fd {self.fd}"
+
+    def write(self, records: Sequence[Record]) -> None:
+        """Write ``records`` in one ``write``."""
+        write_all(self.fd, b"".join([line for _, line in records]))
+
+    def reopen(self) -> None:
+        """Nothing to reopen: the stream belongs to whoever started us."""
+
+    def close(self) -> None:
+        """Leave the stream open: it is not ours."""
+
+
+def _app_name() -> str:
+    name = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else "python"
+    if name in ("__main__.py", "-c", "-m", ""):
+        name = Path(sys.executable).name
+    # APP-NAME is 1*48PRINTUSASCII (RFC 5424 section 6).
+    return re.sub(r"[^\x21-\x7e]", "_", name)[:48] or "-"
+
+
+class SyslogSink:
+    """RFC 5424 messages over a Unix datagram socket, UDP, or TCP with octet counting.
+
+    A record longer than ``max_message`` is sent as several messages, each
+    carrying ``[part@32473 seq="N" of="M" id="ID"]`` structured data, so it is
+    never cut short silently (rsyslog's default ``maxMessageSize`` is 8k).
+    """
+
+    def __init__(
+        self,
+        target: SyslogTarget,
+        sock: socket.socket | None,
+        address: tuple[int, Any] | None,
+        max_message: int = 8000,
+    ) -> None:
+        self.target = target
+        self.sock = sock
+        #: (family, sockaddr) resolved in the launching process, where DNS still works.
+        self.address = address
+        self.max_message = max_message
+        self.stream = sock is not None and sock.type == socket.SOCK_STREAM
+        self.hostname = re.sub(r"[^\x21-\x7e]", "_", socket.gethostname())[:255] or "-"
+        self.app_name = _app_name()
+        self.pid = os.getpid()
+        self.backlog: deque[bytes] = deque()
+        self.lost = 0
+        self._retry_at = 0.0
+        self._next_id = 0
+
+    def __repr__(self) -> str:
+        return f"syslog {self.target}"
+
+    def write(self, records: Sequence[Record]) -> None:
+        """Send each record as one (or, if too long, several) syslog messages."""
+        for severity, line in records:
+            self.backlog.extend(self._messages(severity, line.rstrip(b"\n")))
+        while len(self.backlog) > _SYSLOG_BACKLOG:
+            self.backlog.popleft()
+            self.lost += 1
+        self._flush()
+
+    def _messages(self, severity: int, body: bytes) -> list[bytes]:
+        now = time.time()
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1e6):06d}Z"
+        head = (
+            f"<{_FACILITY_DAEMON * 8 + severity}>1 {stamp} {self.hostname} {self.app_name} "
+            f"{self.pid} - "
+        ).encode()
+        if len(head) + 2 + len(body) <= self.max_message:
+            return [head + b"- " + body]
+        self._next_id += 1
+        room = max(self.max_message - len(head) - 64, 256)
+        chunks = [body[i : i + room] for i in range(0, len(body), room)]
+        return [
+            head
+            + f'[part@32473 seq="{n}" of="{len(chunks)}" id="{self.pid}-{self._next_id}"] '.encode()
+            + chunk
+            for n, chunk in enumerate(chunks, 1)
+        ]
+
+    def _flush(self) -> None:
+        if self.sock is None and time.monotonic() < self._retry_at:
+            return
+        for attempt in range(2):
+            try:
+                if self.sock is None:
+                    self._connect()
+                elif self.stream and self._peer_closed():
+                    raise ConnectionResetError(errno.ECONNRESET, "syslog closed the connection")
+                while self.backlog:
+                    self._send(self.backlog[0])
+                    self.backlog.popleft()
+                return
+            except OSError:
+                # The syslog daemon restarted (a new /dev/log, a closed TCP
+                # connection): connect again once now, then every _RETRY_INTERVAL.
+                self._disconnect()
+                if attempt:
+                    self._retry_at = time.monotonic() + _RETRY_INTERVAL
+
+    def _send(self, message: bytes) -> None:
+        assert self.sock is not None
+        if self.stream:
+            # RFC 6587 octet counting: no delimiter can be confused with the payload.
+            self.sock.sendall(b"%d " % len(message) + message)
+        else:
+            self.sock.send(message)
+
+    def _peer_closed(self) -> bool:
+        # A syslog server never talks back, so a readable socket means EOF or an
+        # error: sending into it would lose the records without an error.
+        assert self.sock is not None
+        readable, _, _ = select.select([self.sock], [], [], 0)
+        return bool(readable)
+
+    def _connect(self) -> None:
+        if self.target.transport == "unix":
+            self.sock, self.stream = _connect_unix(self.target.path)
+            return
+        assert self.address is not None
+        family, sockaddr = self.address
+        kind = socket.SOCK_STREAM if self.target.transport == "tcp" else socket.SOCK_DGRAM
+        sock = socket.socket(family, kind)
+        try:
+            sock.settimeout(_TCP_TIMEOUT)
+            sock.connect(sockaddr)
+        except OSError:
+            sock.close()
+            raise
+        self.sock, self.stream = sock, kind == socket.SOCK_STREAM
+
+    def _disconnect(self) -> None:
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
+
+    def reopen(self) -> None:
+        """Syslog connections are re-established on failure, not on signals."""
+
+    def close(self) -> None:
+        """Send what can still be sent, then close the socket."""
+        with contextlib.suppress(OSError):
+            self._flush()
+        self._disconnect()
+
+
+def _connect_unix(path: str) -> tuple[socket.socket, bool]:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+    try:
+        sock.connect(path)
+    except OSError as exc:
+        sock.close()
+        if exc.errno != errno.EPROTOTYPE:
+            raise
+        # Some syslog daemons listen on a stream socket (as the stdlib's SysLogHandler allows).
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+        try:
+            sock.connect(path)
+        except OSError:
+            sock.close()
+            raise
+        return sock, True
+    return sock, False
+
+
+def open_syslog_sink(target: SyslogTarget) -> SyslogSink:
+    """Connect (unix) or resolve (udp, tcp) a syslog target in the launching process.
+
+    A Unix socket is connected now so it keeps working after a chroot; a
+    network host is resolved now, while ``/etc/resolv.conf`` is still visible,
+    and connected by the writer thread.
+
+    Raises:
+        StartupError: the socket cannot be reached or the host does not resolve.
+    """
+    if target.transport == "unix":
+        try:
+            sock, _ = _connect_unix(target.path)
+        except OSError as exc:
+            raise StartupError(
+                f"cannot connect to syslog {target}: {exc.strerror or exc}"
+            ) from None
+        # Up to the kernel's datagram limit; long records are split by SyslogSink.
+        return SyslogSink(target, sock, None)
+    kind = socket.SOCK_STREAM if target.transport == "tcp" else socket.SOCK_DGRAM
+    try:
+        infos = socket.getaddrinfo(target.host, target.port, type=kind)
+    except OSError as exc:
+        raise StartupError(f"cannot resolve syslog {target}: {exc.strerror or exc}") from None
+    family, _, _, _, sockaddr = infos[0]
+    # UDP datagrams above ~1400 bytes fragment; 8000 still arrives whole on loopback
+    # and on most LANs, and RFC 5426 receivers must accept 2048 at least.
+    return SyslogSink(target, None, (family, sockaddr), 8000)
