@@ -1,0 +1,156 @@
+"""Drop phase: chroot, supplementary groups, gid, uid and the core limit, in that order.
+
+Runs in the daemon after the last fork, once everything that needs root (the
+pidfile lock, sockets, log files) is held as open descriptors. Never imports
+asyncio: no loop exists yet, and after a chroot nothing more can be imported.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import resource
+from pathlib import Path
+
+from ._config import Identity, Options
+from .exceptions import StartupError
+
+__all__ = ["disable_core_dumps", "drop_privileges", "enter_chroot", "set_identity"]
+
+
+def drop_privileges(options: Options) -> None:
+    """Give up what the daemon no longer needs, irreversibly.
+
+    Order matters: chroot needs root, so it comes first; supplementary groups
+    and the gid can only be changed while the uid is still root; the uid goes
+    last. The group list is looked up before the chroot, while ``/etc/group``
+    (and NSS) still describe the host.
+
+    Args:
+        options: the validated options; ``chroot``, ``workdir``, ``identity``
+            and ``prevent_core`` are used.
+
+    Raises:
+        StartupError: any step failed, or root could be regained afterwards.
+    """
+    identity = options.identity
+    was_root = os.geteuid() == 0
+    groups = _supplementary_groups(identity) if identity is not None and was_root else None
+    if options.chroot is not None:
+        enter_chroot(options.chroot, options.workdir)
+    if identity is not None and was_root:
+        set_identity(identity, groups or [])
+    if options.prevent_core:
+        disable_core_dumps()
+
+
+def enter_chroot(root: Path, workdir: Path) -> None:
+    """Make ``root`` the process's ``/`` and change to ``workdir`` inside it.
+
+    Raises:
+        StartupError: the chroot or the chdir failed.
+    """
+    try:
+        os.chroot(root)
+    except OSError as exc:
+        raise StartupError(f"cannot chroot to {root}: {_reason(exc)}") from None
+    # The cwd still points outside the new root until we move; a cwd outside
+    # is the classic chroot escape, so chdir before anything else runs.
+    inside = Path("/") / workdir
+    try:
+        os.chdir(inside)
+    except OSError as exc:
+        os.chdir("/")
+        raise StartupError(
+            f"cannot enter workdir {inside} inside chroot {root}: {_reason(exc)}"
+        ) from None
+
+
+def set_identity(identity: Identity, groups: list[int]) -> None:
+    """Switch groups, gid and uid (real, effective and saved) as root.
+
+    Args:
+        identity: the uid and gid to take; None leaves that id alone.
+        groups: the supplementary groups to take (empty: none at all).
+
+    Raises:
+        StartupError: a change failed, or root can be regained afterwards.
+    """
+    uid, gid = identity.uid, identity.gid
+    if uid is not None and uid != 0 and gid is None:
+        # Dropping the uid alone would leave the daemon in group root.
+        raise StartupError(f"user {uid}: no group to drop to; set group= as well")
+    try:
+        # setgroups first: after the gid or uid change we may no longer be allowed to.
+        os.setgroups(groups)
+    except OSError as exc:
+        raise StartupError(f"cannot set supplementary groups {groups}: {_reason(exc)}") from None
+    if gid is not None:
+        try:
+            # setresgid, not setgid: the saved set-group-ID must go too, or
+            # the process could switch back to gid 0 later.
+            os.setresgid(gid, gid, gid)
+        except OSError as exc:
+            raise StartupError(f"cannot change group to {gid}: {_reason(exc)}") from None
+    if uid is not None:
+        try:
+            os.setresuid(uid, uid, uid)
+        except OSError as exc:
+            raise StartupError(f"cannot change user to {uid}: {_reason(exc)}") from None
+    _verify_dropped(uid, gid)
+
+
+def _verify_dropped(uid: int | None, gid: int | None) -> None:
+    """Refuse to run when the kernel let us keep a way back to root.
+
+    With ``SECBIT_NO_SETUID_FIXUP`` or ``KEEP_CAPS`` set by a parent, a uid
+    change keeps capabilities; only trying tells us the drop holds.
+    """
+    if uid is not None and os.getresuid() != (uid, uid, uid):
+        raise StartupError(f"user change to {uid} did not hold: ids are {os.getresuid()}")
+    if gid is not None and os.getresgid() != (gid, gid, gid):
+        raise StartupError(f"group change to {gid} did not hold: ids are {os.getresgid()}")
+    if uid is None or uid == 0:
+        return
+    try:
+        os.setuid(0)
+    except PermissionError:
+        return
+    raise StartupError(f"dropped to user {uid} but could still regain root; refusing to run")
+
+
+def disable_core_dumps() -> None:
+    """Set ``RLIMIT_CORE`` to 0, soft and hard, so no core file can leak memory contents.
+
+    The hard limit too: otherwise the daemon, or code injected into it, could
+    raise the soft limit again.
+
+    Raises:
+        StartupError: the limit could not be lowered.
+    """
+    try:
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    except (OSError, ValueError) as exc:
+        raise StartupError(f"cannot set RLIMIT_CORE to 0: {exc}") from None
+
+
+def _supplementary_groups(identity: Identity) -> list[int]:
+    """The groups to keep: the user's from the group database, or none without a user.
+
+    ``getgrouplist`` + ``setgroups`` is what ``initgroups`` does, split so the
+    lookup can happen before a chroot hides ``/etc/group``.
+
+    Raises:
+        StartupError: the group database could not be read.
+    """
+    if identity.user_name is None or identity.uid is None:
+        return []
+    gid = identity.gid if identity.gid is not None else os.getegid()
+    try:
+        return os.getgrouplist(identity.user_name, gid)
+    except OSError as exc:
+        raise StartupError(f"cannot list groups of {identity.user_name}: {_reason(exc)}") from None
+
+
+def _reason(exc: OSError) -> str:
+    return exc.strerror or errno.errorcode.get(exc.errno or 0, str(exc))
