@@ -30,9 +30,17 @@ class Daemon:
     default instance; a process is one daemon.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, main: MainTarget | None = None) -> None:
+        """Create a daemon, optionally with its ``main`` (what the CLI runs for a Daemon target).
+
+        Raises:
+            TypeError: ``main`` is given but is not an async function or coroutine.
+        """
         from ._runtime import Hooks
 
+        if main is not None and not asyncio.iscoroutine(main):
+            check_hook(main, "main")
+        self.main = main
         self.hooks = Hooks()
 
     def on_startup(self, fn: F) -> F:
@@ -65,13 +73,18 @@ class Daemon:
         self.hooks.shutdown.append(fn)
         return fn
 
-    def run(self, main: MainTarget, **options: Any) -> NoReturn:
-        """Run ``main`` as a daemon and exit with its status (see :class:`ExitCode`).
+    def run(self, main: MainTarget | None = None, **options: Any) -> NoReturn:
+        """Run ``main`` (default: the one given at construction) and exit with its status.
 
         In the launching process of a detached daemon, this exits 0 once the
         daemon is ready, or with the daemon's status and error if it fails first.
+        See :class:`ExitCode` for the statuses.
         """
-        raise SystemExit(launch(self, main, options))
+        target = main if main is not None else self.main
+        if target is None:
+            print("aiodaemon: main: no main given to run() nor to Daemon()", file=sys.stderr)
+            raise SystemExit(ExitCode.USAGE)
+        raise SystemExit(launch(self, target, options))
 
 
 def launch(

@@ -93,8 +93,13 @@ def run_daemon(main: MainTarget, hooks: Hooks, parts: DaemonParts) -> int:
     else:
         try:
             asyncio.set_event_loop(loop)
-            task = loop.create_task(runtime.lifecycle(), name="aiodaemon-lifecycle")
+            task = loop.create_task(runtime.live(), name="aiodaemon-lifecycle")
             code = loop.run_until_complete(task)
+        except Exception as exc:
+            # A bug of ours must still end in a logged traceback, a released
+            # launcher and a removed pidfile, never in a silent death.
+            _log.exception("internal error")
+            runtime.fail_startup(exc)
         finally:
             asyncio.set_event_loop(None)
             loop.close()
@@ -120,7 +125,7 @@ class _Runtime:
 
     # --- the whole life -------------------------------------------------------------
 
-    async def lifecycle(self) -> int:
+    async def live(self) -> int:
         loop = asyncio.get_running_loop()
         self._stop_requested = asyncio.Event()
         self._stopping = asyncio.Event()
@@ -221,9 +226,9 @@ class _Runtime:
 
     def dispatch(self, event: Event, *, signum: int | None = None, exit_code: int = 0) -> None:
         """Feed ``event`` to the state machine and carry out its answer."""
+        self._set_exit(exit_code)
         action = self.lifecycle.handle(event)
         if action is Action.BEGIN_SHUTDOWN:
-            self._set_exit(exit_code)
             if signum is not None and self.parts.pipe.pending and self.failure is None:
                 self.failure = f"stopped by {signal.Signals(signum).name} before it was ready"
             self._arm_forced_exit()

@@ -27,7 +27,8 @@ class Event(enum.Enum):
     """Something that happened to the daemon."""
 
     STARTED = "started"  # every startup hook returned
-    SHUTDOWN = "shutdown"  # SIGTERM, SIGINT, main returned, or ctx.request_shutdown()
+    TERMINATE = "terminate"  # SIGTERM or SIGINT: a second one while stopping forces the exit
+    SHUTDOWN = "shutdown"  # main returned or ctx.request_shutdown(): repeating it changes nothing
     RELOAD = "reload"  # SIGHUP or ctx.request_reload()
     RELOADED = "reloaded"  # the reload hooks finished, successfully or not
     REOPEN_LOGS = "reopen-logs"  # SIGUSR1
@@ -49,8 +50,8 @@ class Action(enum.Enum):
 
 
 _SIGNAL_EVENTS = {
-    signal.SIGTERM: Event.SHUTDOWN,
-    signal.SIGINT: Event.SHUTDOWN,
+    signal.SIGTERM: Event.TERMINATE,
+    signal.SIGINT: Event.TERMINATE,
     signal.SIGHUP: Event.RELOAD,
     signal.SIGUSR1: Event.REOPEN_LOGS,
 }
@@ -80,9 +81,10 @@ class Lifecycle:
         state = self.state
         if event is Event.REOPEN_LOGS:
             return Action.NOTHING if state is State.STOPPED else Action.REOPEN_LOGS
-        if event is Event.SHUTDOWN:
+        if event in (Event.TERMINATE, Event.SHUTDOWN):
             if state in (State.STOPPING, State.STOPPED):
-                return Action.FORCE_EXIT if state is State.STOPPING else Action.NOTHING
+                forced = event is Event.TERMINATE and state is State.STOPPING
+                return Action.FORCE_EXIT if forced else Action.NOTHING
             self.state = State.STOPPING
             self.reload_pending = False
             return Action.BEGIN_SHUTDOWN

@@ -1,0 +1,78 @@
+"""A TCP echo server run as a daemon by aiodaemon.
+
+    python examples/echo.py --pidfile /tmp/echo.pid --listen 127.0.0.1:8007 --log-file /tmp/echo.jsonl
+    printf 'hello\\n' | nc -q1 127.0.0.1 8007          # -> hello
+    aiodaemon stop --pidfile /tmp/echo.pid
+
+Also a CLI target: ``aiodaemon start examples.echo:main --listen echo=127.0.0.1:8007``.
+The listening socket is the framework's (``listen={"echo": ...}``), so it is bound
+before the detach, taken from systemd under socket activation, and survives a
+privilege drop.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+
+import structlog
+
+import aiodaemon
+
+log = structlog.get_logger("echo")
+_server: asyncio.Server | None = None
+_clients: set[asyncio.Task[None]] = set()
+
+
+async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Echo every chunk back until the client closes."""
+    task = asyncio.current_task()
+    assert task is not None
+    _clients.add(task)
+    try:
+        while data := await reader.read(65536):
+            writer.write(data)
+            await writer.drain()
+    except (ConnectionError, asyncio.CancelledError):
+        pass
+    finally:
+        _clients.discard(task)
+        writer.close()
+
+
+@aiodaemon.on_shutdown
+async def stop_serving() -> None:
+    """Refuse new connections, give open ones a moment, then let the runtime cancel them."""
+    if _server is not None:
+        _server.close()
+    if _clients:
+        await asyncio.wait(set(_clients), timeout=1.0)
+
+
+async def main(ctx: aiodaemon.Context) -> None:
+    """Serve on the framework-owned socket named ``echo`` until shutdown."""
+    global _server
+    _server = await asyncio.start_server(handle, sock=ctx.sockets["echo"])
+    log.info("serving", address=str(ctx.sockets["echo"].getsockname()))
+    await ctx.wait_stopping()
+
+
+def cli() -> None:
+    """Parse a few flags and hand over to aiodaemon.run()."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--listen", default="127.0.0.1:8007", help="host:port to serve on")
+    parser.add_argument("--pidfile", default="/tmp/aiodaemon-echo.pid")
+    parser.add_argument("--log-file", default="/tmp/aiodaemon-echo.jsonl")
+    parser.add_argument("--foreground", action="store_true", help="do not detach")
+    args = parser.parse_args()
+    aiodaemon.run(
+        main,
+        pidfile=args.pidfile,
+        listen={"echo": args.listen},
+        log_file=args.log_file,
+        detach=False if args.foreground else None,
+    )
+
+
+if __name__ == "__main__":
+    cli()

@@ -1,0 +1,375 @@
+"""Detach phase end to end: real daemons started from a subprocess, observed from /proc."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import resource
+import signal
+import subprocess
+import termios
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from .support import (
+    PYTHON,
+    clean_env,
+    is_alive,
+    kill_quietly,
+    open_fds,
+    proc_stat_fields,
+    proc_status,
+    python,
+    read_pid,
+    wait_for,
+    wait_gone,
+    write_script,
+)
+
+# A daemon that opens things before run() which it must NOT keep, and one it must.
+LAUNCHER = """
+import os, resource, socket, sys
+import aiodaemon
+
+args = dict(a.split("=", 1) for a in sys.argv[1:])
+soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+leak = os.open(args["leak"], os.O_WRONLY | os.O_CREAT, 0o600)
+high = os.dup2(leak, hard - 1)          # the highest fd the limit allows
+left, right = socket.socketpair()       # inherited sockets must not leak either
+keep = open(args["keep"], "w")
+
+async def main(ctx):
+    print("hello from the daemon")
+    await ctx.wait_stopping()
+
+options = {"pidfile": args["pidfile"], "detach": True, "files_preserve": [keep]}
+for name in ("workdir", "stdout", "stderr"):
+    if name in args:
+        options[name] = args[name]
+if "umask" in args:
+    options["umask"] = int(args["umask"], 8)
+aiodaemon.run(main, **options)
+"""
+
+
+@pytest.fixture
+def launcher(tmp_path: Path) -> Path:
+    """The launcher script."""
+    return write_script(tmp_path, LAUNCHER, "launcher.py")
+
+
+@pytest.fixture
+def reap(tmp_path: Path) -> Iterator[list[int]]:
+    """Pids to SIGKILL at the end of the test, should an assertion leave them running."""
+    pids: list[int] = []
+    yield pids
+    for pid in pids:
+        kill_quietly(pid)
+
+
+def start(launcher: Path, tmp_path: Path, **extra: str) -> subprocess.CompletedProcess[str]:
+    """Run the launcher to completion (it exits once the daemon is ready)."""
+    args = {
+        "pidfile": str(tmp_path / "d.pid"),
+        "leak": str(tmp_path / "leak"),
+        "keep": str(tmp_path / "keep"),
+        **extra,
+    }
+    return python([launcher, *(f"{k}={v}" for k, v in args.items())])
+
+
+def test_daemon_is_detached_from_session_and_launcher(
+    launcher: Path, tmp_path: Path, reap: list[int]
+) -> None:
+    """The daemon has its own session, is not its leader, and outlives the launcher."""
+    result = start(launcher, tmp_path)
+    assert result.returncode == 0, result.stderr
+    pid = read_pid(tmp_path / "d.pid")
+    reap.append(pid)
+    fields = proc_stat_fields(pid)
+    ppid, pgrp, session, tty_nr = (int(f) for f in fields[1:5])
+    assert session != os.getsid(0), "daemon must be in a new session"
+    assert session != pid, "daemon must not be a session leader (could regain a tty)"
+    assert pgrp == session
+    assert ppid != os.getpid()
+    assert tty_nr == 0
+    os.kill(pid, signal.SIGTERM)
+    wait_gone(pid)
+
+
+def test_cwd_umask_and_stdio(launcher: Path, tmp_path: Path, reap: list[int]) -> None:
+    """cwd and umask are the options', fds 0-2 are /dev/null unless files are given."""
+    work = tmp_path / "work"
+    work.mkdir()
+    result = start(launcher, tmp_path, workdir=str(work), umask="027")
+    assert result.returncode == 0, result.stderr
+    pid = read_pid(tmp_path / "d.pid")
+    reap.append(pid)
+    assert os.readlink(f"/proc/{pid}/cwd") == str(work)
+    assert proc_status(pid)["Umask"] == "0027"
+    fds = open_fds(pid)
+    assert fds[0] == fds[1] == fds[2] == "/dev/null"
+    os.kill(pid, signal.SIGTERM)
+    wait_gone(pid)
+
+
+def test_default_workdir_and_umask(launcher: Path, tmp_path: Path, reap: list[int]) -> None:
+    """Without options the daemon sits in / with umask 022."""
+    result = start(launcher, tmp_path)
+    assert result.returncode == 0, result.stderr
+    pid = read_pid(tmp_path / "d.pid")
+    reap.append(pid)
+    assert os.readlink(f"/proc/{pid}/cwd") == "/"
+    assert proc_status(pid)["Umask"] == "0022"
+    os.kill(pid, signal.SIGTERM)
+    wait_gone(pid)
+
+
+def test_stdout_and_stderr_files(launcher: Path, tmp_path: Path, reap: list[int]) -> None:
+    """Given files receive the daemon's print() output, appended, and fd 0 is /dev/null."""
+    out, err = tmp_path / "out.txt", tmp_path / "err.txt"
+    out.write_text("earlier line\n")
+    result = start(launcher, tmp_path, stdout=str(out), stderr=str(err))
+    assert result.returncode == 0, result.stderr
+    pid = read_pid(tmp_path / "d.pid")
+    reap.append(pid)
+    fds = open_fds(pid)
+    assert (fds[0], fds[1], fds[2]) == ("/dev/null", str(out), str(err))
+    wait_for(lambda: "hello from the daemon" in out.read_text(), what="print() in stdout file")
+    assert out.read_text().startswith("earlier line\n")
+    os.kill(pid, signal.SIGTERM)
+    wait_gone(pid)
+
+
+def test_inherited_fds_are_closed_except_kept_ones(
+    launcher: Path, tmp_path: Path, reap: list[int]
+) -> None:
+    """Only stdio, the pidfile, files_preserve and the loop's own fds remain open."""
+    result = start(launcher, tmp_path)
+    assert result.returncode == 0, result.stderr
+    pid = read_pid(tmp_path / "d.pid")
+    reap.append(pid)
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    fds = open_fds(pid)
+    targets = set(fds.values())
+    assert str(tmp_path / "leak") not in targets, "a descriptor from the launcher leaked"
+    assert hard - 1 not in fds
+    assert str(tmp_path / "keep") in targets, "files_preserve was closed"
+    assert str(tmp_path / "d.pid") in targets
+    for fd, target in fds.items():
+        if fd <= 2 or target in (str(tmp_path / "keep"), str(tmp_path / "d.pid")):
+            continue
+        # Everything else is the event loop's own machinery, made after the fork.
+        assert target.startswith(("anon_inode:", "pipe:", "socket:")), (fd, target)
+    sockets = [t for t in targets if t.startswith("socket:")]
+    # uvloop's or asyncio's self-pipe and signal wake-up: at most two sockets.
+    assert len(sockets) <= 2, fds
+    os.kill(pid, signal.SIGTERM)
+    wait_gone(pid)
+
+
+def test_pidfile_holds_pid_and_is_removed_at_exit(
+    launcher: Path, tmp_path: Path, reap: list[int]
+) -> None:
+    """The pidfile holds the daemon's pid and a newline, mode 0644, gone after exit."""
+    pidfile = tmp_path / "d.pid"
+    result = start(launcher, tmp_path)
+    assert result.returncode == 0, result.stderr
+    pid = read_pid(pidfile)
+    reap.append(pid)
+    assert pidfile.read_text() == f"{pid}\n"
+    assert pidfile.stat().st_mode & 0o777 == 0o644
+    os.kill(pid, signal.SIGTERM)
+    wait_gone(pid)
+    assert not pidfile.exists()
+
+
+def test_concurrent_starts_leave_exactly_one_daemon(
+    launcher: Path, tmp_path: Path, reap: list[int]
+) -> None:
+    """Eight launchers racing on one pidfile: one daemon, seven 'already running' errors."""
+    args = [
+        f"pidfile={tmp_path / 'd.pid'}",
+        f"leak={tmp_path / 'leak'}",
+        f"keep={tmp_path / 'keep'}",
+    ]
+    procs = [
+        subprocess.Popen(
+            [PYTHON, str(launcher), *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=clean_env(),
+        )
+        for _ in range(8)
+    ]
+    results = [(p.wait(timeout=30), p.communicate()[1]) for p in procs]
+    pid = read_pid(tmp_path / "d.pid")
+    reap.append(pid)
+    codes = sorted(code for code, _ in results)
+    assert codes == [0, 3, 3, 3, 3, 3, 3, 3], results
+    for code, err in results:
+        if code:
+            assert err.strip().splitlines() == [
+                f"aiodaemon: already running (pid {pid}, pidfile {tmp_path / 'd.pid'})"
+            ] or "already running" in err, err
+    daemons = [
+        int(p)
+        for p in os.listdir("/proc")
+        if p.isdigit() and _cmdline(int(p)).startswith(f"{PYTHON}\0{launcher}")
+    ]
+    assert [d for d in daemons if is_alive(d)] == [pid]
+    os.kill(pid, signal.SIGTERM)
+    wait_gone(pid)
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline") as f:
+            return f.read()
+    except OSError:
+        return ""
+
+
+def test_start_after_sigkill_of_previous_daemon(
+    launcher: Path, tmp_path: Path, reap: list[int]
+) -> None:
+    """A pidfile left by a killed daemon does not block the next start."""
+    assert start(launcher, tmp_path).returncode == 0
+    old = read_pid(tmp_path / "d.pid")
+    reap.append(old)
+    os.kill(old, signal.SIGKILL)
+    wait_gone(old)
+    assert (tmp_path / "d.pid").read_text() == f"{old}\n"  # stale, unlocked
+    result = start(launcher, tmp_path)
+    assert result.returncode == 0, result.stderr
+    new = read_pid(tmp_path / "d.pid")
+    reap.append(new)
+    assert new != old
+    os.kill(new, signal.SIGTERM)
+    wait_gone(new)
+
+
+def test_startup_failure_reaches_the_launcher(tmp_path: Path) -> None:
+    """A failing startup hook: the launcher prints its error and exits 1, nothing remains."""
+    script = write_script(
+        tmp_path,
+        """
+        import sys, aiodaemon
+
+        @aiodaemon.on_startup
+        async def connect():
+            raise ConnectionRefusedError("database at db:5432 refused the connection")
+
+        async def main():
+            pass
+
+        aiodaemon.run(main, pidfile=sys.argv[1], detach=True)
+        """,
+    )
+    pidfile = tmp_path / "d.pid"
+    result = python([script, pidfile])
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        "aiodaemon: startup failed: ConnectionRefusedError: "
+        "database at db:5432 refused the connection"
+    )
+    assert not pidfile.exists()
+    assert not [p for p in os.listdir("/proc") if p.isdigit() and str(script) in _cmdline(int(p))]
+
+
+def test_daemon_dying_before_ready_is_reported(tmp_path: Path) -> None:
+    """A daemon killed during startup: the launcher says so, exits 1, removes the pidfile."""
+    script = write_script(
+        tmp_path,
+        """
+        import os, signal, sys, aiodaemon
+
+        @aiodaemon.on_startup
+        async def die():
+            os.kill(os.getpid(), signal.SIGKILL)
+
+        async def main():
+            pass
+
+        aiodaemon.run(main, pidfile=sys.argv[1], detach=True)
+        """,
+    )
+    pidfile = tmp_path / "d.pid"
+    result = python([script, pidfile])
+    assert result.returncode == 1
+    assert "exited before it was ready" in result.stderr
+    assert not pidfile.exists()
+
+
+def test_symlinked_pidfile_is_refused(tmp_path: Path, launcher: Path) -> None:
+    """A symlink at the pidfile path is refused and its target left untouched."""
+    target = tmp_path / "precious"
+    target.write_text("do not touch\n")
+    (tmp_path / "d.pid").symlink_to(target)
+    result = start(launcher, tmp_path)
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        f"aiodaemon: pidfile {tmp_path / 'd.pid'} is a symlink; refusing to follow it"
+    )
+    assert target.read_text() == "do not touch\n"
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ({"umask": "1777"}, "aiodaemon: umask: must be between 0o000 and 0o777, not 0o1777"),
+        ({"workdir": "/does/not/exist"}, "aiodaemon: workdir: not a directory: /does/not/exist"),
+    ],
+)
+def test_bad_options_fail_before_fork(
+    launcher: Path, tmp_path: Path, extra: dict[str, str], message: str
+) -> None:
+    """Invalid options: one line naming the option, exit 2, no pidfile, no daemon."""
+    result = start(launcher, tmp_path, **extra)
+    assert result.returncode == 2
+    assert result.stderr.strip() == message
+    assert not (tmp_path / "d.pid").exists()
+
+
+def test_pidfile_directory_missing(tmp_path: Path, launcher: Path) -> None:
+    """A pidfile in a missing directory is a usage error naming the option."""
+    result = start(launcher, tmp_path, pidfile=str(tmp_path / "nope" / "d.pid"))
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"aiodaemon: pidfile: directory does not exist: {tmp_path / 'nope'}"
+
+
+def test_no_controlling_terminal_when_launched_from_one(
+    launcher: Path, tmp_path: Path, reap: list[int]
+) -> None:
+    """Launched from a terminal, the daemon has none (tty_nr 0) and never holds the pty."""
+    primary, secondary = os.openpty()
+
+    def take_terminal() -> None:
+        os.setsid()
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+    args = [f"pidfile={tmp_path / 'd.pid'}", f"leak={tmp_path / 'leak'}", f"keep={tmp_path / 'keep'}"]
+    proc = subprocess.Popen(
+        [PYTHON, str(launcher), *args],
+        stdin=secondary,
+        stdout=secondary,
+        stderr=secondary,
+        env=clean_env(),
+        preexec_fn=take_terminal,
+    )
+    try:
+        assert proc.wait(timeout=30) == 0
+        launcher_tty = os.ttyname(secondary)
+        pid = read_pid(tmp_path / "d.pid")
+        reap.append(pid)
+        assert int(proc_stat_fields(pid)[4]) == 0
+        assert launcher_tty not in open_fds(pid).values()
+        os.kill(pid, signal.SIGTERM)
+        wait_gone(pid)
+    finally:
+        os.close(primary)
+        os.close(secondary)
