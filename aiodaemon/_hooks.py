@@ -41,7 +41,9 @@ def _wants_context(fn: Callable[..., object], what: str) -> bool:
     variadic = any(p.kind is p.VAR_POSITIONAL for p in params)
     if len(required) > 1:
         raise TypeError(f"{what} {describe(fn)} must take no argument or one Context")
-    return bool(required) or (variadic and not positional) or bool(positional)
+    # Only a required parameter receives the context: ``def hook(name=name)``
+    # is the loop-variable idiom, not a request for one.
+    return bool(required) or (variadic and not positional)
 
 
 def call_async(fn: HookFunction, ctx: Context) -> Awaitable[Any]:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import io
 import os
 import signal
 import socket
@@ -347,12 +346,11 @@ class _Runtime:
         await loop.shutdown_default_executor()
 
     def _report_stuck(self) -> None:
+        # The shutdown sequence's own stack names the hook that hangs.
         for task in asyncio.all_tasks():
-            if _is_lifecycle(task) or task is asyncio.current_task():
+            if task is asyncio.current_task():
                 continue
-            stack = io.StringIO()
-            task.print_stack(file=stack)
-            _log.error("task stuck at shutdown", task=task.get_name(), stack=stack.getvalue())
+            _log.error("task stuck at shutdown", task=task.get_name(), stack=_await_chain(task))
 
     def _backstop(self) -> None:
         self.force_exit(
@@ -430,6 +428,24 @@ class _Runtime:
             detail=context.get("message"),
             exc_info=exc if isinstance(exc, BaseException) else None,
         )
+
+
+def _await_chain(task: asyncio.Task[Any]) -> str:
+    """Where a suspended task waits, through every coroutine it awaits.
+
+    ``Task.get_stack`` stops at the task's own coroutine, which for a hook run
+    by the shutdown sequence would hide the hook that hangs.
+    """
+    lines = []
+    coro: Any = task.get_coro()
+    while coro is not None:
+        frame = getattr(coro, "cr_frame", None) or getattr(coro, "gi_frame", None)
+        if frame is None:
+            break
+        code = frame.f_code
+        lines.append(f'File "{code.co_filename}", line {frame.f_lineno}, in {code.co_name}')
+        coro = getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None)
+    return "\n".join(lines)
 
 
 def _is_lifecycle(task: asyncio.Task[Any]) -> bool:

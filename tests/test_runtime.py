@@ -1,0 +1,530 @@
+"""The run phase end to end: hooks, signals, shutdown, reload and exit codes of real daemons."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import textwrap
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .support import PYTHON, clean_env, kill_quietly, read_json_lines, wait_for
+
+PRELUDE = """
+import asyncio, json, os, signal, sys, time
+import aiodaemon
+
+OPTIONS = json.loads(sys.argv[1])
+RECORD = sys.argv[2]
+
+def record(line):
+    with open(RECORD, "a") as f:
+        f.write(line + "\\n")
+"""
+EPILOGUE = """
+aiodaemon.run(main, **OPTIONS)
+"""
+
+
+class Daemon:
+    """A foreground daemon in a child process, with its log file and event record."""
+
+    def __init__(self, tmp_path: Path, body: str, **options: Any) -> None:
+        self.log = tmp_path / "log.jsonl"
+        self.record = tmp_path / "record.txt"
+        self.record.touch()
+        script = tmp_path / "app.py"
+        script.write_text(PRELUDE + textwrap.dedent(body) + EPILOGUE)
+        options = {"detach": False, "log_file": str(self.log), **options}
+        self.proc = subprocess.Popen(
+            [PYTHON, str(script), json.dumps(options), str(self.record)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=clean_env(),
+        )
+        self.pid = self.proc.pid
+
+    def events(self) -> list[str]:
+        """The ``event`` of every log line so far."""
+        if not self.log.exists():
+            return []
+        return [str(line["event"]) for line in read_json_lines(self.log)]
+
+    def lines(self) -> list[dict[str, object]]:
+        """Every log line so far."""
+        return read_json_lines(self.log) if self.log.exists() else []
+
+    def recorded(self) -> list[str]:
+        """What the program recorded, line by line."""
+        return self.record.read_text().splitlines()
+
+    def wait_event(self, event: str, count: int = 1, timeout: float = 10.0) -> None:
+        """Wait until the log holds ``count`` lines with this event."""
+        wait_for(lambda: self.events().count(event) >= count, timeout, f"{count}x {event!r}")
+
+    def signal(self, sig: int) -> None:
+        """Send ``sig`` to the daemon."""
+        os.kill(self.pid, sig)
+
+    def wait(self, timeout: float = 15.0) -> int:
+        """Wait for the exit status."""
+        return self.proc.wait(timeout=timeout)
+
+    def stderr(self) -> str:
+        """Everything the daemon wrote on stderr (after it exited)."""
+        assert self.proc.stderr is not None
+        return self.proc.stderr.read()
+
+
+@pytest.fixture
+def daemons() -> Iterator[list[Daemon]]:
+    """Daemons started by a test; killed if it leaves any behind."""
+    started: list[Daemon] = []
+    yield started
+    for d in started:
+        kill_quietly(d.pid)
+        d.proc.wait()
+        for stream in (d.proc.stdout, d.proc.stderr):
+            if stream is not None:
+                stream.close()
+
+
+@pytest.fixture
+def start(tmp_path: Path, daemons: list[Daemon]) -> Any:
+    """Start a foreground daemon from a program body defining ``main``."""
+
+    def starter(body: str, **options: Any) -> Daemon:
+        d = Daemon(tmp_path, body, **options)
+        daemons.append(d)
+        return d
+
+    return starter
+
+
+HOOKS = """
+for name in ("a", "b", "c"):
+    async def up(name=name):
+        record(f"startup {name}")
+    async def down(name=name):
+        record(f"shutdown {name}")
+    aiodaemon.on_startup(up)
+    aiodaemon.on_shutdown(down)
+
+async def main(ctx):
+    record(f"main {ctx.state.value}")
+    await ctx.wait_stopping()
+    record("main saw stopping")
+"""
+
+
+def test_hook_order_and_graceful_exit(start: Any) -> None:
+    """Startup hooks in order, then ready and main, shutdown hooks reversed, exit 0."""
+    d = start(HOOKS)
+    d.wait_event("ready")
+    d.signal(signal.SIGTERM)
+    assert d.wait() == 0
+    assert d.recorded() == [
+        "startup a",
+        "startup b",
+        "startup c",
+        "main running",
+        "main saw stopping",
+        "shutdown c",
+        "shutdown b",
+        "shutdown a",
+    ]
+    events = d.events()
+    assert events.index("ready") < events.index("shutdown started")
+    assert events[-1] == "exit"
+    assert d.lines()[-1]["status"] == 0
+
+
+def test_sigint_is_graceful_too(start: Any) -> None:
+    """SIGINT (Ctrl-C) runs the same graceful shutdown as SIGTERM."""
+    d = start(HOOKS)
+    d.wait_event("ready")
+    d.signal(signal.SIGINT)
+    assert d.wait() == 0
+    assert d.recorded()[-3:] == ["shutdown c", "shutdown b", "shutdown a"]
+
+
+def test_main_returning_exits_zero_after_shutdown_hooks(start: Any) -> None:
+    """When main returns the shutdown hooks still run, and the status is 0."""
+    d = start(
+        """
+        @aiodaemon.on_shutdown
+        async def bye():
+            record("shutdown")
+
+        async def main():
+            record("main done")
+        """
+    )
+    assert d.wait() == 0
+    assert d.recorded() == ["main done", "shutdown"]
+
+
+def test_main_raising_exits_one_with_traceback_logged_once(start: Any) -> None:
+    """An exception escaping main: status 1, logged once with its traceback, on stderr too."""
+    d = start(
+        """
+        async def main():
+            raise LookupError("no such widget")
+        """
+    )
+    assert d.wait() == 1
+    failures = [line for line in d.lines() if line["event"] == "main failed"]
+    assert len(failures) == 1
+    assert "LookupError" in json.dumps(failures[0]["exception"])
+    err = d.stderr()
+    assert "LookupError: no such widget" in err
+    assert "Task exception was never retrieved" not in err
+    assert "never retrieved" not in d.log.read_text()
+
+
+def test_startup_hook_raising_exits_one(start: Any) -> None:
+    """A failing startup hook: main never runs, status 1, the hook named in the log."""
+    d = start(
+        """
+        @aiodaemon.on_startup
+        async def broken():
+            raise RuntimeError("config missing")
+
+        async def main():
+            record("main ran")
+        """
+    )
+    assert d.wait() == 1
+    assert d.recorded() == []
+    failed = [line for line in d.lines() if line["event"] == "startup hook failed"]
+    assert len(failed) == 1
+    assert str(failed[0]["hook"]).endswith("broken")
+    assert "startup failed: RuntimeError: config missing" in d.stderr()
+
+
+RELOADS = """
+counter = 0
+
+@aiodaemon.on_reload
+async def slow_reload():
+    global counter
+    counter += 1
+    n = counter
+    record(f"start {n}")
+    await asyncio.sleep(0.3)
+    record(f"end {n}")
+
+async def main(ctx):
+    await ctx.wait_stopping()
+"""
+
+
+def test_hup_burst_coalesces_into_one_more_reload(start: Any) -> None:
+    """20 HUPs during a reload: reloads never overlap and exactly one more follows."""
+    d = start(RELOADS)
+    d.wait_event("ready")
+    d.signal(signal.SIGHUP)
+    wait_for(lambda: d.recorded() == ["start 1"], what="the first reload to start")
+    for i in range(1, 21):
+        d.signal(signal.SIGHUP)
+        # Each HUP handled while reloading is logged as queued: wait for it, so
+        # the kernel cannot merge two pending HUPs into one.
+        d.wait_event("reload queued", count=i)
+    d.wait_event("reload finished", count=2)
+    assert d.recorded() == ["start 1", "end 1", "start 2", "end 2"]
+    assert d.proc.poll() is None, "the daemon must survive the burst"
+    d.signal(signal.SIGTERM)
+    assert d.wait() == 0
+    assert d.recorded() == ["start 1", "end 1", "start 2", "end 2"]
+
+
+def test_failing_reload_hook_is_logged_and_daemon_keeps_running(start: Any) -> None:
+    """A raising reload hook is logged with its traceback; the daemon stays up and reloads again."""
+    d = start(
+        """
+        attempts = 0
+
+        @aiodaemon.on_reload
+        async def validate():
+            global attempts
+            attempts += 1
+            if attempts == 1:
+                raise ValueError("bad config line 3")
+            record("validated")
+
+        @aiodaemon.on_reload
+        async def apply():
+            record("applied")
+
+        async def main(ctx):
+            await ctx.wait_stopping()
+        """
+    )
+    d.wait_event("ready")
+    d.signal(signal.SIGHUP)
+    d.wait_event("reload finished")
+    failed = [line for line in d.lines() if line["event"] == "reload hook failed"]
+    assert len(failed) == 1
+    assert "bad config line 3" in json.dumps(failed[0]["exception"])
+    assert d.recorded() == [], "later hooks must not build on a failed step"
+    assert d.proc.poll() is None
+    d.signal(signal.SIGHUP)
+    d.wait_event("reload finished", count=2)
+    assert d.recorded() == ["validated", "applied"]
+    d.signal(signal.SIGTERM)
+    assert d.wait() == 0
+
+
+def test_hup_during_shutdown_is_ignored(start: Any) -> None:
+    """A HUP while the shutdown hooks run starts no reload."""
+    d = start(
+        """
+        @aiodaemon.on_reload
+        async def reload():
+            record("reload")
+
+        @aiodaemon.on_shutdown
+        async def slow_stop():
+            record("stopping")
+            await asyncio.sleep(0.5)
+
+        async def main(ctx):
+            await ctx.wait_stopping()
+        """
+    )
+    d.wait_event("ready")
+    d.signal(signal.SIGTERM)
+    wait_for(lambda: d.recorded() == ["stopping"], what="shutdown hook")
+    d.signal(signal.SIGHUP)
+    assert d.wait() == 0
+    assert d.recorded() == ["stopping"]
+    assert "reload started" not in d.events()
+
+
+def test_hanging_shutdown_hook_is_cut_off_by_timeout(start: Any) -> None:
+    """A shutdown hook that never ends: exit within 3 s with status 4, the hang logged."""
+    d = start(
+        """
+        @aiodaemon.on_shutdown
+        async def hang():
+            await asyncio.Event().wait()
+
+        async def main(ctx):
+            await ctx.wait_stopping()
+        """,
+        shutdown_timeout=1,
+    )
+    d.wait_event("ready")
+    began = time.monotonic()
+    d.signal(signal.SIGTERM)
+    assert d.wait(timeout=10) == 4
+    assert time.monotonic() - began < 3.0
+    stuck = [line for line in d.lines() if line["event"] == "task stuck at shutdown"]
+    assert any("hang" in str(line["stack"]) for line in stuck)
+    assert d.events()[-1] == "exit"
+
+
+def test_blocking_shutdown_hook_cannot_hang_the_exit(start: Any) -> None:
+    """A hook blocking the loop in sync code is still cut off (the backstop timer)."""
+    d = start(
+        """
+        @aiodaemon.on_shutdown
+        async def block():
+            time.sleep(60)
+
+        async def main(ctx):
+            await ctx.wait_stopping()
+        """,
+        shutdown_timeout=1,
+    )
+    d.wait_event("ready")
+    began = time.monotonic()
+    d.signal(signal.SIGTERM)
+    assert d.wait(timeout=10) == 4
+    assert time.monotonic() - began < 4.0
+
+
+def test_task_swallowing_cancellation_cannot_hang_the_exit(start: Any) -> None:
+    """A task that ignores CancelledError is abandoned at the timeout, status 4."""
+    d = start(
+        """
+        async def stubborn():
+            while True:
+                try:
+                    await asyncio.sleep(10)
+                except asyncio.CancelledError:
+                    record("swallowed")
+
+        async def main(ctx):
+            global task
+            task = asyncio.create_task(stubborn(), name="stubborn")
+            await ctx.wait_stopping()
+        """,
+        shutdown_timeout=1,
+    )
+    d.wait_event("ready")
+    d.signal(signal.SIGTERM)
+    assert d.wait(timeout=10) == 4
+    assert "swallowed" in d.recorded()
+    stuck = [line for line in d.lines() if line["event"] == "task stuck at shutdown"]
+    assert any(line["task"] == "stubborn" for line in stuck)
+
+
+def test_second_signal_during_shutdown_exits_at_once(start: Any) -> None:
+    """TERM, then TERM again while a hook runs: exit at once with 128+15."""
+    d = start(
+        """
+        @aiodaemon.on_shutdown
+        async def slow():
+            record("slow hook")
+            await asyncio.sleep(60)
+
+        async def main(ctx):
+            await ctx.wait_stopping()
+        """
+    )
+    d.wait_event("ready")
+    d.signal(signal.SIGTERM)
+    wait_for(lambda: d.recorded() == ["slow hook"], what="the slow hook")
+    began = time.monotonic()
+    d.signal(signal.SIGTERM)
+    assert d.wait(timeout=10) == 128 + signal.SIGTERM
+    assert time.monotonic() - began < 2.0
+    assert "forced exit" in d.events()
+
+
+def test_second_signal_works_while_loop_is_blocked(start: Any) -> None:
+    """Even a hook stuck in sync code cannot stop a second SIGINT from forcing the exit."""
+    d = start(
+        """
+        @aiodaemon.on_shutdown
+        async def block():
+            record("blocking")
+            time.sleep(60)
+
+        async def main(ctx):
+            await ctx.wait_stopping()
+        """
+    )
+    d.wait_event("ready")
+    d.signal(signal.SIGTERM)
+    wait_for(lambda: d.recorded() == ["blocking"], what="the blocking hook")
+    d.signal(signal.SIGINT)
+    assert d.wait(timeout=10) == 128 + signal.SIGINT
+
+
+def test_failing_shutdown_hook_does_not_stop_the_others(start: Any) -> None:
+    """Each shutdown hook's exception is logged and the remaining hooks still run."""
+    d = start(
+        """
+        @aiodaemon.on_shutdown
+        async def first_registered():
+            record("first")
+
+        @aiodaemon.on_shutdown
+        async def broken():
+            raise OSError("disk gone")
+
+        async def main():
+            pass
+        """
+    )
+    assert d.wait() == 0
+    assert d.recorded() == ["first"]
+    assert "shutdown hook failed" in d.events()
+
+
+def test_uvloop_choice(start: Any) -> None:
+    """uvloop is used when installed, and never with uvloop=False."""
+    body = """
+    async def main():
+        record(type(asyncio.get_running_loop()).__module__)
+    """
+    d = start(body)
+    assert d.wait() == 0
+    assert d.recorded()[0].startswith("uvloop")
+    d.record.write_text("")
+    d2 = start(body, uvloop=False)
+    assert d2.wait() == 0
+    assert d2.recorded()[0].startswith("asyncio")
+
+
+def test_context_is_passed_to_hooks_that_take_one(start: Any) -> None:
+    """Hooks and main get the Context when they accept an argument."""
+    d = start(
+        """
+        @aiodaemon.on_startup
+        async def with_ctx(ctx):
+            record(f"hook {type(ctx).__name__} {ctx.pid == os.getpid()}")
+
+        async def main(ctx):
+            record(f"main {ctx.state.value}")
+            ctx.request_shutdown(5)
+        """
+    )
+    assert d.wait() == 5
+    assert d.recorded() == ["hook Context True", "main running"]
+
+
+def test_coroutine_object_as_main(start: Any) -> None:
+    """main may be a coroutine object rather than a function."""
+    d = start(
+        """
+        async def work(n):
+            record(f"work {n}")
+
+        main = work(7)
+        """
+    )
+    assert d.wait() == 0
+    assert d.recorded() == ["work 7"]
+
+
+def test_unhandled_task_exception_is_logged(start: Any) -> None:
+    """A user task's exception nobody awaits is logged as a structured error line."""
+    d = start(
+        """
+        async def boom():
+            raise KeyError("lost")
+
+        async def main(ctx):
+            asyncio.create_task(boom())
+            await asyncio.sleep(0.05)
+            import gc; gc.collect()
+            await asyncio.sleep(0.05)
+        """
+    )
+    assert d.wait() == 0
+    errors = [line for line in d.lines() if line["level"] == "error"]
+    assert any("lost" in json.dumps(line) for line in errors)
+
+
+def test_sync_hook_is_refused_at_decoration() -> None:
+    """Decorating a plain function raises TypeError at once."""
+    import aiodaemon
+
+    daemon = aiodaemon.Daemon()
+
+    def not_async() -> None:
+        pass
+
+    with pytest.raises(TypeError, match="must be an async function"):
+        daemon.on_startup(not_async)
+    with pytest.raises(TypeError, match="must be an async function"):
+        daemon.on_reload(not_async)
+    with pytest.raises(TypeError, match="must be an async function"):
+        daemon.on_shutdown(not_async)
+
+    async def two(a: int, b: int) -> None:
+        pass
+
+    with pytest.raises(TypeError, match="no argument or one Context"):
+        daemon.on_shutdown(two)
+    assert daemon.hooks.startup == daemon.hooks.reload == daemon.hooks.shutdown == []
