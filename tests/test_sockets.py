@@ -1,0 +1,458 @@
+"""Listening sockets: bound by the framework, or adopted from systemd's socket activation."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import socket
+import stat
+import subprocess
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from aiodaemon._config import ListenAddress, parse_listen_address
+from aiodaemon._sockets import Listeners, open_listeners
+from aiodaemon.exceptions import StartupError
+from tests.support import PYTHON, REPO, clean_env, wait_for, write_script
+
+
+def parse(listen: Mapping[str, str]) -> dict[str, ListenAddress]:
+    """``listen=`` as the configure phase hands it over."""
+    return {name: parse_listen_address(f"listen[{name}]", text) for name, text in listen.items()}
+
+
+@contextlib.contextmanager
+def opened(listen: Mapping[str, str]) -> Iterator[Listeners]:
+    """Listeners for ``listen``, closed afterwards."""
+    listeners = open_listeners(parse(listen), env={})
+    try:
+        yield listeners
+    finally:
+        listeners.close()
+
+
+def own_fds() -> set[int]:
+    """This process's open descriptors."""
+    return {int(name) for name in os.listdir("/proc/self/fd")}
+
+
+def round_trip(
+    family: socket.AddressFamily, address: tuple[Any, ...] | str, server: socket.socket
+) -> None:
+    """Connect to ``address`` and check that ``server`` accepts the connection."""
+    with socket.socket(family, socket.SOCK_STREAM) as client:
+        client.settimeout(10)
+        client.connect(address)
+        server.settimeout(10)
+        conn, _ = server.accept()
+        server.setblocking(False)
+        with conn:
+            conn.sendall(b"ping")
+            assert client.recv(4) == b"ping"
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now (for tools that need a number up front)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+# -- TCP ----------------------------------------------------------------------------------
+
+
+def test_port_zero_gets_a_real_port() -> None:
+    """Port 0 binds an ephemeral port the program reads back, listening and ready to accept."""
+    with opened({"http": "127.0.0.1:0"}) as listeners:
+        sock = listeners["http"]
+        host, port = sock.getsockname()
+        assert host == "127.0.0.1"
+        assert port > 0
+        round_trip(socket.AF_INET, ("127.0.0.1", port), sock)
+
+
+def test_listening_socket_options() -> None:
+    """Sockets reuse addresses, do not block, listen, and do not leak into exec'd programs."""
+    with opened({"http": "127.0.0.1:0"}) as listeners:
+        sock = listeners["http"]
+        assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR) == 1
+        assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN) == 1
+        assert sock.getblocking() is False
+        assert sock.get_inheritable() is False
+        assert listeners.keep_fds() == [sock.fileno()]
+
+
+def test_ipv6_loopback() -> None:
+    """[::1]:0 is an IPv6-only socket reachable on ::1."""
+    with opened({"v6": "[::1]:0"}) as listeners:
+        sock = listeners["v6"]
+        assert sock.family == socket.AF_INET6
+        assert sock.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY) == 1
+        round_trip(socket.AF_INET6, ("::1", sock.getsockname()[1]), sock)
+
+
+def test_empty_host_listens_on_ipv4_and_ipv6() -> None:
+    """ ":port" is one socket on all interfaces, reached over both IPv4 and IPv6."""
+    with opened({"any": ":0"}) as listeners:
+        sock = listeners["any"]
+        port = sock.getsockname()[1]
+        round_trip(socket.AF_INET, ("127.0.0.1", port), sock)
+        round_trip(socket.AF_INET6, ("::1", port), sock)
+
+
+def test_host_name_is_resolved() -> None:
+    """A host name is resolved with getaddrinfo and bound to its first address."""
+    with opened({"local": "localhost:0"}) as listeners:
+        sock = listeners["local"]
+        address = sock.getsockname()
+        round_trip(sock.family, address, sock)
+
+
+def test_unresolvable_host_is_a_startup_error() -> None:
+    """A name that does not resolve fails with one line naming the entry."""
+    with pytest.raises(
+        StartupError, match=r"^listen\[web\]: cannot resolve no-such-host\.invalid:80"
+    ):
+        open_listeners(parse({"web": "no-such-host.invalid:80"}), env={})
+
+
+def test_port_in_use_fails_cleanly_and_leaves_nothing_behind(tmp_path: Path) -> None:
+    """A taken port is one clear error; sockets and files bound before it are released."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        path = tmp_path / "admin.sock"
+        before = own_fds()
+        with pytest.raises(StartupError) as caught:
+            open_listeners(
+                parse(
+                    {"admin": f"unix:{path}", "metrics": "127.0.0.1:0", "http": f"127.0.0.1:{port}"}
+                ),
+                env={},
+            )
+        assert (
+            str(caught.value)
+            == f"listen[http]: cannot bind 127.0.0.1:{port}: Address already in use"
+        )
+        assert own_fds() == before
+        assert not path.exists()
+
+
+# -- Unix sockets -------------------------------------------------------------------------
+
+
+def test_unix_socket_mode_is_applied(tmp_path: Path) -> None:
+    """?mode= sets the socket file's permissions, beyond what the umask would allow."""
+    path = tmp_path / "app.sock"
+    old_umask = os.umask(0o077)
+    try:
+        with opened({"app": f"unix:{path}?mode=0666"}) as listeners:
+            assert stat.S_ISSOCK(path.stat().st_mode)
+            assert stat.S_IMODE(path.stat().st_mode) == 0o666
+            round_trip(socket.AF_UNIX, str(path), listeners["app"])
+    finally:
+        os.umask(old_umask)
+
+
+def test_unix_socket_is_removed_at_close(tmp_path: Path) -> None:
+    """Closing the listeners removes the socket file they created."""
+    path = tmp_path / "app.sock"
+    with opened({"app": f"unix:{path}"}):
+        assert path.exists()
+    assert not path.exists()
+
+
+def test_stale_unix_socket_is_replaced(tmp_path: Path) -> None:
+    """A socket file left by a dead process is replaced by a working one."""
+    path = tmp_path / "app.sock"
+    leftover = socket.socket(socket.AF_UNIX)
+    leftover.bind(str(path))
+    leftover.close()
+    assert path.exists()
+    with opened({"app": f"unix:{path}"}) as listeners:
+        round_trip(socket.AF_UNIX, str(path), listeners["app"])
+
+
+def test_live_unix_socket_is_refused(tmp_path: Path) -> None:
+    """A socket file another process accepts on is "address in use", and stays in service."""
+    path = tmp_path / "app.sock"
+    with socket.socket(socket.AF_UNIX) as live:
+        live.bind(str(path))
+        live.listen()
+        inode = path.stat().st_ino
+        with pytest.raises(
+            StartupError, match=r"^listen\[app\]: cannot bind unix:.*: Address already in use$"
+        ):
+            open_listeners(parse({"app": f"unix:{path}"}), env={})
+        assert path.stat().st_ino == inode
+        # The check was a connection attempt: the owner sees it as an empty connection.
+        live.settimeout(10)
+        probe, _ = live.accept()
+        with probe:
+            assert probe.recv(1) == b""
+        round_trip(socket.AF_UNIX, str(path), live)
+
+
+def test_non_socket_file_is_refused(tmp_path: Path) -> None:
+    """A regular file at the socket path is an error and is left untouched."""
+    path = tmp_path / "app.sock"
+    path.write_text("precious")
+    with pytest.raises(
+        StartupError, match=r"^listen\[app\]: cannot bind unix:.*: file exists and is not a socket$"
+    ):
+        open_listeners(parse({"app": f"unix:{path}"}), env={})
+    assert path.read_text() == "precious"
+
+
+def test_close_spares_a_socket_file_that_replaced_ours(tmp_path: Path) -> None:
+    """A file replaced meanwhile (a new instance's socket) is not removed at close."""
+    path = tmp_path / "app.sock"
+    listeners = open_listeners(parse({"app": f"unix:{path}"}), env={})
+    path.unlink()
+    with socket.socket(socket.AF_UNIX) as newer:
+        newer.bind(str(path))
+        listeners.close()
+        assert path.exists()
+
+
+def test_close_without_unlink_leaves_the_file(tmp_path: Path) -> None:
+    """close(unlink=False) is for a process handing the socket file over to another."""
+    path = tmp_path / "app.sock"
+    listeners = open_listeners(parse({"app": f"unix:{path}"}), env={})
+    listeners.close(unlink=False)
+    assert path.exists()
+
+
+def test_listeners_are_read_only(tmp_path: Path) -> None:
+    """ctx.sockets is a mapping the program can read but not change."""
+    with opened({"a": "127.0.0.1:0", "b": f"unix:{tmp_path / 'b.sock'}"}) as listeners:
+        assert list(listeners) == ["a", "b"]
+        assert len(listeners) == 2
+        with pytest.raises(TypeError):
+            listeners["c"] = listeners["a"]  # type: ignore[index]
+
+
+def test_no_listen_entries_leaves_passed_fds_to_the_program() -> None:
+    """Without listen=, the LISTEN_* variables stay for a program that reads them itself."""
+    env = {"LISTEN_FDS": "1", "LISTEN_PID": str(os.getpid())}
+    assert len(open_listeners({}, env=env)) == 0
+    assert env == {"LISTEN_FDS": "1", "LISTEN_PID": str(os.getpid())}
+
+
+def test_listen_fds_for_another_process_are_ignored() -> None:
+    """LISTEN_PID naming another process means the fds are not ours: bind as usual."""
+    env = {"LISTEN_FDS": "1", "LISTEN_PID": "1", "LISTEN_FDNAMES": "http"}
+    listeners = open_listeners(parse({"http": "127.0.0.1:0"}), env=env)
+    with contextlib.closing(listeners):
+        assert listeners.activated is False
+        assert listeners["http"].getsockname()[0] == "127.0.0.1"
+    assert env["LISTEN_PID"] == "1"
+
+
+# -- socket activation with the real systemd-socket-activate -------------------------------
+
+ACTIVATED_CHILD = """
+    import json
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    from aiodaemon._config import parse_listen_address
+    from aiodaemon._sockets import open_listeners
+    from aiodaemon.exceptions import StartupError
+
+    # The addresses are what the program would bind without socket activation.
+    listen = {name: parse_listen_address(name, "127.0.0.1:1") for name in sys.argv[1].split(",")}
+    try:
+        listeners = open_listeners(listen)
+    except StartupError as exc:
+        print(exc, file=sys.stderr)
+        sys.exit(1)
+    child_env = subprocess.run(["env"], capture_output=True, text=True, check=True).stdout
+    report = {
+        "pid": os.getpid(),
+        "activated": listeners.activated,
+        "sockets": {
+            name: {
+                "fd": sock.fileno(),
+                "port": sock.getsockname()[1],
+                "blocking": sock.getblocking(),
+                "inheritable": sock.get_inheritable(),
+            }
+            for name, sock in listeners.items()
+        },
+        "unclaimed": {name: fds for name, fds in listeners.unclaimed.items()},
+        "unclaimed_inheritable": [
+            os.get_inheritable(fd) for fds in listeners.unclaimed.values() for fd in fds
+        ],
+        "environ": sorted(k for k in os.environ if k.startswith("LISTEN_")),
+        "child_environ": sorted(
+            line.split("=")[0] for line in child_env.splitlines() if line.startswith("LISTEN_")
+        ),
+    }
+    print(json.dumps(report), flush=True)
+    # Serve: answer each connection with the name of the socket it came in on.
+    import selectors
+
+    selector = selectors.DefaultSelector()
+    for name, sock in listeners.items():
+        selector.register(sock, selectors.EVENT_READ, name)
+    while True:
+        for key, _ in selector.select():
+            conn, _ = key.fileobj.accept()
+            with conn:
+                conn.setblocking(True)
+                conn.sendall(key.data.encode())
+"""
+
+
+class Activated:
+    """A child started by the real systemd-socket-activate on the given ports."""
+
+    def __init__(self, tmp_path: Path, names: str, ports: list[int], fdnames: str | None) -> None:
+        """Start ``systemd-socket-activate -l 127.0.0.1:PORT... [--fdname=...] python child``."""
+        tool = shutil.which("systemd-socket-activate")
+        if tool is None:
+            pytest.fail("systemd-socket-activate is required (Debian: apt-get install systemd)")
+        script = write_script(tmp_path, ACTIVATED_CHILD, "activated.py")
+        argv = [tool]
+        for port in ports:
+            argv += ["-l", f"127.0.0.1:{port}"]
+        if fdnames is not None:
+            argv.append(f"--fdname={fdnames}")
+        argv += [PYTHON, str(script), names]
+        self.ports = ports
+        self.proc = subprocess.Popen(
+            argv,
+            env=clean_env(),
+            cwd=REPO,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
+    def ask(self, port: int) -> str:
+        """Connect to ``port`` (retrying until the tool listens) and return the reply."""
+
+        def connect() -> socket.socket | None:
+            try:
+                return socket.create_connection(("127.0.0.1", port), timeout=10)
+            except ConnectionRefusedError:
+                assert self.proc.poll() is None, self.proc.communicate()[1]
+                return None
+
+        with wait_for(connect, 15, f"systemd-socket-activate to listen on {port}") as client:
+            return client.recv(100).decode()
+
+    def report(self) -> dict[str, object]:
+        """The child's JSON report of what it adopted."""
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        assert line, self.proc.communicate()[1]
+        report: dict[str, object] = json.loads(line)
+        return report
+
+    def stop(self) -> tuple[int, str]:
+        """Kill the child if still running; its exit status and stderr."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+        _, err = self.proc.communicate(timeout=30)
+        return self.proc.returncode, err
+
+
+Start = Callable[[str, list[int], "str | None"], Activated]
+
+
+@pytest.fixture
+def activate(tmp_path: Path) -> Iterator[Start]:
+    """Start activated children (names, ports, fdnames); every one is stopped at the end."""
+    started: list[Activated] = []
+
+    def start(names: str, ports: list[int], fdnames: str | None) -> Activated:
+        child = Activated(tmp_path, names, ports, fdnames)
+        started.append(child)
+        return child
+
+    yield start
+    for child in started:
+        child.stop()
+
+
+def test_socket_activation_serves_on_the_passed_socket(activate: Start) -> None:
+    """Under systemd-socket-activate the named socket is adopted, served, and LISTEN_* are gone."""
+    port = free_port()
+    child = activate("http", [port], "http")
+    # The first connection is what makes the tool start the child; it waits in the backlog.
+    assert child.ask(port) == "http"
+    report = child.report()
+    assert report["activated"] is True
+    assert report["sockets"] == {
+        "http": {"fd": 3, "port": port, "blocking": False, "inheritable": False}
+    }
+    assert report["environ"] == []
+    assert report["child_environ"] == []
+    pid = report["pid"]
+    assert pid == child.proc.pid  # the tool execs the program in its own process
+    environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    assert [entry for entry in environ if entry.startswith(b"LISTEN_")] == []
+    assert child.ask(port) == "http"
+
+
+def test_single_unnamed_socket_matches_single_entry(activate: Start) -> None:
+    """One passed socket without a name serves the one listen= entry, whatever its name."""
+    port = free_port()
+    child = activate("web", [port], None)
+    assert child.ask(port) == "web"
+    assert child.report()["sockets"] == {
+        "web": {"fd": 3, "port": port, "blocking": False, "inheritable": False}
+    }
+
+
+def test_sockets_are_matched_by_name(activate: Start) -> None:
+    """With several passed sockets, each listen= name gets the socket systemd named so."""
+    ports = [free_port(), free_port()]
+    child = activate("admin,http", ports, "http:admin")
+    assert child.ask(ports[0]) == "http"
+    assert child.ask(ports[1]) == "admin"
+    sockets = child.report()["sockets"]
+    assert isinstance(sockets, dict)
+    assert {name: info["port"] for name, info in sockets.items()} == {
+        "http": ports[0],
+        "admin": ports[1],
+    }
+
+
+def test_unclaimed_passed_socket_stays_open_outside_ctx_sockets(activate: Start) -> None:
+    """A passed socket no listen= name claims is not in the mapping, but is kept open."""
+    ports = [free_port(), free_port()]
+    child = activate("http", ports, "http:spare")
+    assert child.ask(ports[0]) == "http"
+    report = child.report()
+    assert list(report["sockets"]) == ["http"]  # type: ignore[call-overload]
+    assert report["unclaimed"] == {"spare": [4]}
+    assert report["unclaimed_inheritable"] == [False]
+    assert 4 in {int(fd) for fd in os.listdir(f"/proc/{report['pid']}/fd")}
+
+
+def test_name_mismatch_is_a_clear_startup_error(activate: Start) -> None:
+    """A listen= name systemd did not pass fails with one line saying what was passed."""
+    port = free_port()
+    child = activate("http", [port], "metrics")
+    with contextlib.suppress(OSError):
+        child.ask(port)
+    wait_for(lambda: child.proc.poll() is not None, 15, "the child to fail")
+    status, err = child.stop()
+    assert status == 1
+    assert (
+        "listen[http]: the service manager passed no socket named 'http' (passed: metrics); "
+        "set FileDescriptorName=http in the .socket unit"
+    ) in err

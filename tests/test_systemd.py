@@ -1,0 +1,531 @@
+"""sd_notify, the watchdog and supervision detection, observed from a real receiver socket."""
+
+from __future__ import annotations
+
+import array
+import os
+import select
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from aiodaemon._systemd import Notifier, is_supervised
+from aiodaemon.exceptions import StartupError
+from tests.support import PYTHON, clean_env, python, wait_for, wait_gone, write_script
+
+
+def require_tool(name: str) -> str:
+    """The path of an outside program the test needs; a missing one fails the test."""
+    path = shutil.which(name)
+    if path is None:
+        pytest.fail(f"{name} is required for this test (Debian: apt-get install systemd)")
+    return path
+
+
+@dataclass
+class Datagram:
+    """One notify message: its assignments in order and the sender's pid (SCM_CREDENTIALS)."""
+
+    lines: list[str]
+    pid: int
+
+    @property
+    def fields(self) -> dict[str, str]:
+        """The assignments as a mapping."""
+        return dict(line.split("=", 1) for line in self.lines)
+
+
+class NotifyReceiver:
+    """A service manager's notify socket: records every datagram sent to it."""
+
+    def __init__(self, address: str) -> None:
+        """Bind at ``address``: a path, or ``@name`` for the abstract namespace."""
+        self.env_value = address
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        # What systemd does: the kernel then attaches the sender's pid to each datagram.
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
+        self.sock.bind("\0" + address[1:] if address.startswith("@") else address)
+
+    def env(self, **extra: str) -> dict[str, str]:
+        """A child environment pointing NOTIFY_SOCKET here."""
+        return clean_env({"NOTIFY_SOCKET": self.env_value, **extra})
+
+    def receive(self, timeout: float = 10.0) -> Datagram:
+        """The next datagram, failing after ``timeout`` seconds."""
+        ready, _, _ = select.select([self.sock], [], [], timeout)
+        if not ready:
+            raise AssertionError(f"no notify datagram within {timeout}s")
+        creds_size = socket.CMSG_SPACE(12)
+        rights_size = socket.CMSG_SPACE(16 * 4)
+        data, ancdata, _, _ = self.sock.recvmsg(65536, creds_size + rights_size)
+        pid = -1
+        for level, kind, payload in ancdata:
+            if level == socket.SOL_SOCKET and kind == socket.SCM_CREDENTIALS:
+                pid = int.from_bytes(payload[:4], "little")
+            elif level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                # BARRIER=1 passes a pipe: closing it is the manager's answer.
+                fds = array.array("i")
+                fds.frombytes(payload[: len(payload) - len(payload) % fds.itemsize])
+                for fd in fds:
+                    os.close(fd)
+        return Datagram(data.decode().split("\n"), pid)
+
+    def receive_until(self, predicate: str, timeout: float = 10.0) -> list[Datagram]:
+        """Every datagram up to and including the first containing the line ``predicate``."""
+        deadline = time.monotonic() + timeout
+        seen = []
+        while True:
+            datagram = self.receive(max(0.01, deadline - time.monotonic()))
+            seen.append(datagram)
+            if predicate in datagram.lines:
+                return seen
+
+    def pending(self) -> bool:
+        """Whether a datagram is waiting."""
+        return bool(select.select([self.sock], [], [], 0)[0])
+
+    def close(self) -> None:
+        """Close the socket (and remove its file)."""
+        self.sock.close()
+        if not self.env_value.startswith("@"):
+            Path(self.env_value).unlink(missing_ok=True)
+
+
+@pytest.fixture(params=["path", "abstract"])
+def receiver(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[NotifyReceiver]:
+    """A notify receiver on a filesystem path or in the abstract namespace."""
+    if request.param == "path":
+        address = str(tmp_path / "notify.sock")
+    else:
+        address = f"@aiodaemon-test-{uuid.uuid4().hex}"
+    recv = NotifyReceiver(address)
+    yield recv
+    recv.close()
+
+
+@pytest.fixture
+def path_receiver(tmp_path: Path) -> Iterator[NotifyReceiver]:
+    """A notify receiver on a filesystem path."""
+    recv = NotifyReceiver(str(tmp_path / "notify.sock"))
+    yield recv
+    recv.close()
+
+
+# -- the receiver, checked against systemd's own sender ---------------------------------
+
+
+def test_receiver_records_systemd_notify(receiver: NotifyReceiver) -> None:
+    """The real systemd-notify's READY=1 and STATUS= arrive as one datagram, with credentials."""
+    tool = require_tool("systemd-notify")
+    proc = subprocess.Popen(
+        [tool, "--ready", "--status=serving"],
+        env=receiver.env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        first = receiver.receive()
+        assert first.lines == ["READY=1", "STATUS=serving"]
+        # systemd-notify speaks for its parent (the shell script of a service): as
+        # root it sends the parent's pid in its credentials, here the test's.
+        assert first.pid == os.getpid()
+        # systemd 252+ then waits on a barrier (a passed pipe) the receiver closes.
+
+        def drained_and_exited() -> bool:
+            while receiver.pending():
+                receiver.receive()
+            return proc.poll() is not None
+
+        wait_for(drained_and_exited, 10, "systemd-notify to exit")
+        _, err = proc.communicate()
+        assert proc.returncode == 0, err
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+
+
+def test_receiver_records_systemd_notify_mainpid(receiver: NotifyReceiver) -> None:
+    """systemd-notify --pid sends MAINPID= next to READY=1 (what a forking daemon reports)."""
+    tool = require_tool("systemd-notify")
+    result = subprocess.run(
+        [tool, "--ready", "--pid=4242", "--no-block"],
+        env=receiver.env(),
+        capture_output=True,
+        text=True,
+        timeout=10,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert receiver.receive().fields == {"READY": "1", "MAINPID": "4242"}
+
+
+# -- Notifier, from a real child process --------------------------------------------------
+
+NOTIFIER_CHILD = """
+    from aiodaemon._systemd import Notifier
+
+    notifier = Notifier.from_env()
+    assert notifier is not None
+    notifier.ready("started")
+    notifier.reloading()
+    notifier.ready()
+    notifier.status("two\\nlines")
+    notifier.failed("database down", 111)
+    notifier.watchdog()
+    notifier.stopping()
+    notifier.close()
+    print(notifier.send("STATUS=after close"))
+"""
+
+
+def test_notifier_sends_each_message_in_order(receiver: NotifyReceiver, tmp_path: Path) -> None:
+    """Each Notifier call arrives as one datagram, in order, credited to the sending process."""
+    script = write_script(tmp_path, NOTIFIER_CHILD)
+    before_usec = time.monotonic_ns() // 1000
+    proc = subprocess.Popen(
+        [PYTHON, str(script)], env=receiver.env(), stdout=subprocess.PIPE, text=True
+    )
+    out, _ = proc.communicate(timeout=30)
+    after_usec = time.monotonic_ns() // 1000
+    assert proc.returncode == 0
+    assert out.strip() == "False"  # a closed notifier reports, never raises
+    received = [receiver.receive() for _ in range(7)]
+    assert not receiver.pending()
+    assert {d.pid for d in received} == {proc.pid}
+    lines = [d.lines for d in received]
+    assert lines[0] == ["READY=1", f"MAINPID={proc.pid}", "STATUS=started"]
+    assert lines[1][0] == "RELOADING=1"
+    assert lines[1][1].startswith("MONOTONIC_USEC=")
+    assert before_usec <= int(received[1].fields["MONOTONIC_USEC"]) <= after_usec
+    assert lines[2:] == [
+        ["READY=1", f"MAINPID={proc.pid}"],
+        ["STATUS=two lines"],
+        ["STATUS=database down", "ERRNO=111"],
+        ["WATCHDOG=1"],
+        ["STOPPING=1"],
+    ]
+
+
+def test_notifier_survives_a_vanished_manager_socket(path_receiver: NotifyReceiver) -> None:
+    """Sends return False while the manager's socket is gone and work again once it is back."""
+    notifier = Notifier.from_env({"NOTIFY_SOCKET": path_receiver.env_value})
+    assert notifier is not None
+    try:
+        assert notifier.send("STATUS=one") is True
+        assert path_receiver.receive().lines == ["STATUS=one"]
+        path_receiver.close()
+        assert notifier.send("STATUS=lost") is False
+        # A stale socket file nobody reads counts as gone too.
+        stale = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        stale.bind(path_receiver.env_value)
+        stale.close()
+        assert notifier.send("STATUS=lost again") is False
+        Path(path_receiver.env_value).unlink()
+        back = NotifyReceiver(path_receiver.env_value)
+        try:
+            assert notifier.send("STATUS=two") is True
+            assert back.receive().lines == ["STATUS=two"]
+        finally:
+            back.close()
+    finally:
+        notifier.close()
+
+
+def test_notifier_from_env_needs_notify_socket() -> None:
+    """No NOTIFY_SOCKET (or an empty one) means no notifier; an unusable one is an error."""
+    assert Notifier.from_env({}) is None
+    assert Notifier.from_env({"NOTIFY_SOCKET": ""}) is None
+    with pytest.raises(StartupError, match="NOTIFY_SOCKET: unsupported address 'vsock:2:9'"):
+        Notifier.from_env({"NOTIFY_SOCKET": "vsock:2:9"})
+    with pytest.raises(StartupError, match="too long"):
+        Notifier.from_env({"NOTIFY_SOCKET": "/" + "x" * 200})
+
+
+@pytest.mark.parametrize(
+    ("extra", "interval"),
+    [
+        ({}, None),
+        ({"WATCHDOG_USEC": "3000000"}, 1.5),
+        ({"WATCHDOG_USEC": "3000000", "WATCHDOG_PID": "ours"}, 1.5),
+        ({"WATCHDOG_USEC": "3000000", "WATCHDOG_PID": "1"}, None),
+        ({"WATCHDOG_USEC": "0"}, None),
+        ({"WATCHDOG_USEC": "soon"}, None),
+    ],
+)
+def test_watchdog_interval_is_half_of_watchdog_usec(
+    path_receiver: NotifyReceiver, extra: dict[str, str], interval: float | None
+) -> None:
+    """The ping interval is half of WATCHDOG_USEC, only when WATCHDOG_PID is unset or ours."""
+    env = {"NOTIFY_SOCKET": path_receiver.env_value, **extra}
+    if env.get("WATCHDOG_PID") == "ours":
+        env["WATCHDOG_PID"] = str(os.getpid())
+    notifier = Notifier.from_env(env)
+    assert notifier is not None
+    try:
+        assert notifier.watchdog_interval == interval
+    finally:
+        notifier.close()
+
+
+WATCHDOG_CHILD = """
+    import asyncio
+    import time
+
+    from aiodaemon._systemd import Notifier, run_watchdog
+
+
+    async def main() -> None:
+        notifier = Notifier.from_env()
+        assert notifier is not None and notifier.watchdog_interval is not None
+        pinger = asyncio.create_task(run_watchdog(notifier, notifier.watchdog_interval))
+        notifier.status("running")
+        await asyncio.sleep(1.0)
+        notifier.status("blocked")
+        time.sleep(0.6)  # a stuck event loop
+        notifier.status("unblocked")
+        await asyncio.sleep(0.35)
+        pinger.cancel()
+        notifier.status("done")
+        notifier.close()
+
+
+    asyncio.run(main())
+"""
+
+
+def test_watchdog_pings_while_the_loop_runs(path_receiver: NotifyReceiver, tmp_path: Path) -> None:
+    """WATCHDOG=1 comes about every interval from a running loop, and stops while it is stuck."""
+    script = write_script(tmp_path, WATCHDOG_CHILD)
+    # 200 ms timeout -> a ping every 100 ms: about ten in the one-second window.
+    env = path_receiver.env(WATCHDOG_USEC="200000")
+    proc = subprocess.Popen([PYTHON, str(script)], env=env)
+    try:
+        received = path_receiver.receive_until("STATUS=done", timeout=30)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    events = [d.lines[0] for d in received]
+    running = events.index("STATUS=running")
+    blocked = events.index("STATUS=blocked")
+    unblocked = events.index("STATUS=unblocked")
+    pings_running = events[running:blocked].count("WATCHDOG=1")
+    # Generous bounds: a loaded machine may be late, but never silent nor bursting.
+    assert 4 <= pings_running <= 15, events
+    assert "WATCHDOG=1" not in events[blocked:unblocked]
+    assert "WATCHDOG=1" in events[unblocked:]
+
+
+# -- supervision and the public helper ----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({}, False),
+        ({"NOTIFY_SOCKET": "/run/systemd/notify"}, True),
+        ({"LISTEN_FDS": "1"}, True),
+        ({"INVOCATION_ID": "0123456789abcdef"}, True),
+        ({"NOTIFY_SOCKET": "", "INVOCATION_ID": ""}, False),
+        ({"TERM": "xterm"}, False),
+    ],
+)
+def test_is_supervised_reads_service_manager_variables(
+    env: dict[str, str], *, expected: bool
+) -> None:
+    """A service manager's variables mean supervised; their absence means not."""
+    assert is_supervised(env) is expected
+
+
+def test_is_supervised_as_pid_1() -> None:
+    """As PID 1 of a new PID namespace (a container's init) the process is supervised."""
+    unshare = require_tool("unshare")
+    result = subprocess.run(
+        [
+            unshare,
+            "--pid",
+            "--fork",
+            "--kill-child",
+            PYTHON,
+            "-c",
+            "import os; from aiodaemon._systemd import is_supervised;"
+            "print(os.getpid(), is_supervised({}))",
+        ],
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["1", "True"]
+
+
+def test_sd_notify_helper_sends_program_status(path_receiver: NotifyReceiver) -> None:
+    """aiodaemon.sd_notify sends a program's own assignments, and says False without a manager."""
+    code = (
+        "import aiodaemon;"
+        "print(aiodaemon.sd_notify('STATUS=warming cache', 'EXTEND_TIMEOUT_USEC=5000000'))"
+    )
+    sent = python(["-c", code], env={"NOTIFY_SOCKET": path_receiver.env_value})
+    assert sent.returncode == 0, sent.stderr
+    assert sent.stdout.strip() == "True"
+    assert path_receiver.receive().lines == ["STATUS=warming cache", "EXTEND_TIMEOUT_USEC=5000000"]
+    unsupervised = python(["-c", code])
+    assert unsupervised.stdout.strip() == "False"
+    assert not path_receiver.pending()
+
+
+# -- end to end, through aiodaemon.run ----------------------------------------------------
+
+DAEMON = """
+    import asyncio
+    import sys
+
+    import aiodaemon
+
+
+    @aiodaemon.on_reload
+    async def reload() -> None:
+        await asyncio.sleep(0.05)
+
+
+    async def main(ctx: aiodaemon.Context) -> None:
+        await ctx.wait_stopping()
+
+
+    aiodaemon.run(main, log_file=sys.argv[1])
+"""
+
+
+def test_daemon_reports_ready_reload_and_stop(
+    path_receiver: NotifyReceiver, tmp_path: Path
+) -> None:
+    """Under NOTIFY_SOCKET: READY=1, RELOADING=1+MONOTONIC_USEC then READY=1 on HUP, STOPPING=1."""
+    script = write_script(tmp_path, DAEMON)
+    proc = subprocess.Popen(
+        [PYTHON, str(script), str(tmp_path / "log.jsonl")],
+        env=path_receiver.env(),
+        stdin=subprocess.DEVNULL,
+    )
+    try:
+        ready = path_receiver.receive_until("READY=1", timeout=30)[-1]
+        # detach=None stays in the foreground under a service manager: the
+        # process systemd started is the daemon itself.
+        assert ready.pid == proc.pid
+        assert ready.fields["MAINPID"] == str(proc.pid)
+        assert proc.poll() is None
+        hup_usec = time.monotonic_ns() // 1000
+        os.kill(proc.pid, signal.SIGHUP)
+        reloading = path_receiver.receive_until("RELOADING=1")[-1]
+        assert reloading.lines[0] == "RELOADING=1"
+        assert int(reloading.fields["MONOTONIC_USEC"]) >= hup_usec
+        assert path_receiver.receive_until("READY=1")[-1].pid == proc.pid
+        os.kill(proc.pid, signal.SIGTERM)
+        path_receiver.receive_until("STOPPING=1")
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_daemon_feeds_the_watchdog(path_receiver: NotifyReceiver, tmp_path: Path) -> None:
+    """With WATCHDOG_USEC set, a running daemon sends WATCHDOG=1 again and again."""
+    script = write_script(tmp_path, DAEMON)
+    env = path_receiver.env(WATCHDOG_USEC="400000")
+    proc = subprocess.Popen([PYTHON, str(script), str(tmp_path / "log.jsonl")], env=env)
+    try:
+        path_receiver.receive_until("READY=1", timeout=30)
+        for _ in range(3):
+            assert path_receiver.receive_until("WATCHDOG=1")[-1].pid == proc.pid
+        os.kill(proc.pid, signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+FAILING_DAEMON = """
+    import aiodaemon
+
+
+    @aiodaemon.on_startup
+    async def connect() -> None:
+        raise ConnectionRefusedError("database at db:5432 refused")
+
+
+    async def main() -> None:
+        pass
+
+
+    aiodaemon.run(main)
+"""
+
+
+def test_failed_startup_is_reported_as_status(
+    path_receiver: NotifyReceiver, tmp_path: Path
+) -> None:
+    """A failing startup hook sends STATUS= with its error, never READY=1, and exits non-zero."""
+    script = write_script(tmp_path, FAILING_DAEMON)
+    result = subprocess.run(
+        [PYTHON, str(script)],
+        env=path_receiver.env(),
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode != 0
+    received = []
+    while path_receiver.pending():
+        received.append(path_receiver.receive())
+    lines = [line for d in received for line in d.lines]
+    assert "READY=1" not in lines
+    statuses = [line for line in lines if line.startswith("STATUS=")]
+    assert any("database at db:5432 refused" in line for line in statuses), lines
+
+
+DETACHING_DAEMON = """
+    import sys
+
+    import aiodaemon
+
+
+    async def main(ctx: aiodaemon.Context) -> None:
+        await ctx.wait_stopping()
+
+
+    aiodaemon.run(main, pidfile=sys.argv[1], detach=True)
+"""
+
+
+def test_forced_detach_reports_the_daemon_as_mainpid(
+    path_receiver: NotifyReceiver, tmp_path: Path
+) -> None:
+    """detach=True under NOTIFY_SOCKET: the launcher exits 0 and READY=1 names the daemon's pid."""
+    script = write_script(tmp_path, DETACHING_DAEMON)
+    pidfile = tmp_path / "d.pid"
+    launcher = python([script, pidfile], env={"NOTIFY_SOCKET": path_receiver.env_value})
+    assert launcher.returncode == 0, launcher.stderr
+    # Type=forking reads the pidfile once the launcher exits: it must be there already.
+    pid = int(pidfile.read_text())
+    try:
+        ready = path_receiver.receive_until("READY=1")[-1]
+        assert ready.fields["MAINPID"] == str(pid)
+        assert ready.pid == pid
+    finally:
+        os.kill(pid, signal.SIGTERM)
+    wait_gone(pid)
