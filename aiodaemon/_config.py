@@ -134,13 +134,19 @@ def parse_options(raw: Mapping[str, Any]) -> Options:
     """
     unknown = sorted(set(raw) - OPTION_NAMES)
     if unknown:
-        raise ConfigError(unknown[0], "unknown option")
+        name = unknown[0]
+        # repr() for odd names: a newline in a ** key must not split the error line.
+        raise ConfigError(name if name.isidentifier() else repr(name), "unknown option")
     chroot = _opt_dir("chroot", raw.get("chroot"), must_be_absolute=True)
     workdir_raw = raw.get("workdir", "/")
     workdir = _as_path("workdir", workdir_raw)
     if workdir is None:
         raise ConfigError("workdir", "must be a path, not None")
-    real_workdir = (chroot / workdir.relative_to("/")) if chroot and workdir.is_absolute() else workdir
+    if chroot is not None:
+        # Inside a chroot the cwd of the launcher means nothing: "srv" and "/srv"
+        # both name <chroot>/srv.
+        workdir = Path("/") / workdir
+    real_workdir = (chroot / workdir.relative_to("/")) if chroot else workdir
     if not real_workdir.is_dir():
         raise ConfigError("workdir", f"not a directory: {real_workdir}")
     pidfile = _opt_file("pidfile", raw.get("pidfile"))
@@ -182,8 +188,19 @@ def _as_path(option: str, value: object) -> Path | None:
         raise ConfigError(option, f"must be a path, not {type(value).__name__}")
     if not os.fspath(value):  # type: ignore[call-overload]
         raise ConfigError(option, "must not be empty")
-    if "\0" in str(path):
+    text = str(path)
+    if "\0" in text:
         raise ConfigError(option, "must not contain a NUL byte")
+    # A newline in a path would split the one-line error (and log lines) in two.
+    if any(ord(c) < 0x20 or c == "\x7f" for c in text):
+        raise ConfigError(option, f"must not contain control characters: {text!r}")
+    try:
+        encoded = os.fsencode(text)
+    except UnicodeEncodeError:
+        raise ConfigError(option, f"not encodable as a file name: {text!r}") from None
+    # Checked here, not left to stat(): ENAMETOOLONG escapes Path.is_dir() as OSError.
+    if len(encoded) >= 4096 or any(len(part) > 255 for part in encoded.split(b"/")):
+        raise ConfigError(option, f"path too long: {text[:40]!r}...")
     return path
 
 
@@ -286,6 +303,8 @@ def _files_preserve(value: object) -> tuple[int, ...]:
                 fd = item.fileno()
             except (OSError, ValueError) as exc:
                 raise ConfigError("files_preserve", f"{item!r} has no usable fileno: {exc}") from None
+            if not isinstance(fd, int) or isinstance(fd, bool):
+                raise ConfigError("files_preserve", f"{item!r}.fileno() returned {fd!r}")
         else:
             raise ConfigError("files_preserve", f"not an fd or file: {item!r}")
         try:
@@ -394,6 +413,10 @@ def _identity(user: object, group: object) -> Identity | None:
     if group is not None:
         gentry = _lookup("group", group, grp.getgrnam, grp.getgrgid)
         gid = _require_id("group", group) if gentry is None else gentry.gr_gid
+    if uid is not None and gid is None:
+        # A uid with no passwd entry has no primary group: dropping the uid alone
+        # would leave the daemon in root's group.
+        raise ConfigError("user", f"uid {uid} has no passwd entry; give group= too")
     if os.geteuid() != 0 and (
         (uid is not None and uid != os.geteuid()) or (gid is not None and gid != os.getegid())
     ):
@@ -405,7 +428,8 @@ def _lookup(option: str, value: object, by_name: Any, by_id: Any) -> Any:
     """The passwd/group entry for a name or id; None for an id with no entry."""
     if isinstance(value, bool) or not isinstance(value, str | int):
         raise ConfigError(option, f"must be a name or a numeric id, not {value!r}")
-    if isinstance(value, str) and not value.isdigit():
+    # isascii: "²" and "١٢" are str.isdigit() but not ids (int("²") raises).
+    if isinstance(value, str) and not (value.isascii() and value.isdigit()):
         try:
             return by_name(value)
         except (KeyError, ValueError):
