@@ -454,7 +454,13 @@ def _is_lifecycle(task: asyncio.Task[Any]) -> bool:
 
 
 def _sockname(sock: socket.socket) -> str:
-    with contextlib.suppress(OSError):
+    """``host:port``, ``[v6]:port`` or ``unix:/path``: how the daemon reports where it listens."""
+    try:
         name = sock.getsockname()
-        return str(name[:2]) if isinstance(name, tuple) else str(name)
-    return "?"
+    except OSError:
+        return "closed"
+    if sock.family == socket.AF_INET6:
+        return f"[{name[0]}]:{name[1]}"
+    if sock.family == socket.AF_INET:
+        return f"{name[0]}:{name[1]}"
+    return f"unix:{name.decode() if isinstance(name, bytes) else name}"

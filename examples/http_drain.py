@@ -29,6 +29,7 @@ async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> 
     _in_flight.add(task)
     try:
         request_line = await reader.readline()
+        log.info("request", line=request_line.decode("latin-1").strip())
         while (await reader.readline()) not in (b"\r\n", b"\n", b""):
             pass
         await asyncio.sleep(DELAY)

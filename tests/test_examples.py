@@ -1,0 +1,104 @@
+"""The shipped examples, run as a user would run them."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+from pathlib import Path
+
+from .support import PYTHON, REPO, clean_env, is_alive, read_json_lines, read_pid, wait_for, wait_gone
+
+
+def listening_on(log: Path, name: str) -> tuple[str, int]:
+    """The address the daemon reported for socket ``name`` in its ``starting`` line."""
+
+    def find() -> str | None:
+        if not log.exists():
+            return None
+        for line in read_json_lines(log):
+            if line["event"] == "starting":
+                sockets = line["sockets"]
+                assert isinstance(sockets, dict)
+                return str(sockets[name])
+        return None
+
+    host, _, port = wait_for(find, what="the starting line").rpartition(":")
+    return host, int(port)
+
+
+def test_echo_example_detaches_and_echoes(tmp_path: Path) -> None:
+    """examples/echo.py starts detached, answers, and stops on SIGTERM leaving nothing."""
+    pidfile, log = tmp_path / "echo.pid", tmp_path / "echo.jsonl"
+    result = subprocess.run(
+        [PYTHON, str(REPO / "examples/echo.py"), "--listen", "127.0.0.1:0",
+         "--pidfile", str(pidfile), "--log-file", str(log)],
+        env=clean_env(), capture_output=True, text=True, timeout=30, check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    pid = read_pid(pidfile)
+    try:
+        host, port = listening_on(log, "echo")
+        with socket.create_connection((host, port), timeout=5) as conn:
+            conn.sendall(b"hello\n")
+            assert conn.recv(64) == b"hello\n"
+    finally:
+        os.kill(pid, signal.SIGTERM)
+    wait_gone(pid)
+    assert not pidfile.exists()
+    assert read_json_lines(log)[-1]["event"] == "exit"
+
+
+async def http_get(host: str, port: int, path: str) -> bytes:
+    """One HTTP/1.1 request; the whole response."""
+    reader, writer = await asyncio.open_connection(host, port)
+    writer.write(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    await writer.drain()
+    data = await reader.read()
+    writer.close()
+    return data
+
+
+async def test_http_drain_completes_in_flight_requests(tmp_path: Path) -> None:
+    """50 slow requests in flight at SIGTERM all complete; new connections are refused; exit 0."""
+    log = tmp_path / "drain.jsonl"
+    proc = subprocess.Popen(
+        [PYTHON, str(REPO / "examples/http_drain.py"), "--foreground",
+         "--listen", "127.0.0.1:0", "--log-file", str(log)],
+        env=clean_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+    try:
+        host, port = listening_on(log, "http")
+        requests = [asyncio.create_task(http_get(host, port, f"/r{i}")) for i in range(50)]
+
+        def all_accepted() -> bool:
+            return sum(1 for line in read_json_lines(log) if line["event"] == "request") == 50
+
+        await asyncio.to_thread(wait_for, all_accepted, 10.0, "50 requests in flight")
+        proc.send_signal(signal.SIGTERM)
+        await asyncio.to_thread(
+            wait_for,
+            lambda: any(line["event"] == "draining" for line in read_json_lines(log)),
+            10.0,
+            "the drain to begin",
+        )
+        refused = False
+        try:
+            await http_get(host, port, "/late")
+        except ConnectionRefusedError:
+            refused = True
+        assert refused, "a new connection was accepted during shutdown"
+        responses = await asyncio.wait_for(asyncio.gather(*requests), timeout=10)
+        for i, response in enumerate(responses):
+            assert response.startswith(b"HTTP/1.1 200 OK\r\n")
+            assert response.endswith(f"done /r{i}\n".encode())
+        code = await asyncio.to_thread(proc.wait, 15)
+        assert code == 0
+    finally:
+        if is_alive(proc.pid):
+            proc.kill()
+        proc.wait()
+        assert proc.stderr is not None
+        proc.stderr.close()

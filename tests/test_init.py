@@ -1,0 +1,114 @@
+"""PID 1 in a PID namespace: orphans reaped, signals honoured, the daemon's status kept."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from .support import PYTHON, clean_env, proc_stat_fields, proc_state, wait_for, write_script
+
+APP = """
+import asyncio, subprocess, sys
+import aiodaemon
+
+RECORD = sys.argv[1]
+
+def record(line):
+    with open(RECORD, "a") as f:
+        f.write(line + "\\n")
+
+async def main(ctx):
+    record(f"pid {ctx.pid}")
+    # Orphans: each shell exits at once, leaving its background sleep to init.
+    for _ in range(5):
+        subprocess.run(["sh", "-c", "sleep 0.2 & exit 0"], check=True)
+    # The daemon's own subprocesses keep their exit status.
+    proc = await asyncio.create_subprocess_exec("sh", "-c", "exit 7")
+    record(f"subprocess {await proc.wait()}")
+    await ctx.wait_stopping()
+    record("stopping")
+
+aiodaemon.run(main)
+"""
+
+
+def children(pid: int) -> list[int]:
+    """The pids whose parent is ``pid``."""
+    found = []
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                if int(proc_stat_fields(int(name))[1]) == pid:
+                    found.append(int(name))
+            except (FileNotFoundError, ProcessLookupError, IndexError):
+                continue
+    return found
+
+
+@pytest.mark.root
+def test_pid1_reaps_orphans_and_exits_gracefully(tmp_path: Path) -> None:
+    """As PID 1: no zombie remains, subprocess statuses are right, SIGTERM exits 0."""
+    if shutil.which("unshare") is None:
+        pytest.fail("unshare (util-linux) is required")
+    record = tmp_path / "record.txt"
+    record.touch()
+    script = write_script(tmp_path, APP)
+    proc = subprocess.Popen(
+        ["unshare", "--pid", "--fork", "--kill-child", PYTHON, str(script), str(record)],
+        env=clean_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        # unshare's child is PID 1 of the new namespace: our init.
+        init = wait_for(lambda: children(proc.pid), what="the namespace's init")[0]
+        wait_for(lambda: "subprocess 7" in record.read_text(), what="the subprocess status")
+        assert record.read_text().splitlines()[0] == "pid 2"  # the daemon runs under init
+
+        def no_orphans_left() -> bool:
+            # Every orphan (sleep) has exited and been reaped: only the daemon remains.
+            kids = children(init)
+            return len(kids) == 1 and all(proc_state(k) not in ("Z", None) for k in kids)
+
+        wait_for(no_orphans_left, timeout=10, what="orphans to be reaped")
+        os.kill(init, signal.SIGTERM)
+        assert proc.wait(timeout=15) == 0
+        assert record.read_text().splitlines()[-1] == "stopping"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        out, err = proc.communicate()
+    assert '"event":"exit"' in err.replace(" ", "")
+
+
+@pytest.mark.root
+def test_pid1_passes_on_the_daemon_status(tmp_path: Path) -> None:
+    """PID 1 exits with the daemon's own status (1 when main raises)."""
+    script = write_script(
+        tmp_path,
+        """
+        import aiodaemon
+
+        async def main():
+            raise RuntimeError("crash in a container")
+
+        aiodaemon.run(main)
+        """,
+    )
+    result = subprocess.run(
+        ["unshare", "--pid", "--fork", "--kill-child", PYTHON, str(script)],
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert "crash in a container" in result.stderr
