@@ -141,3 +141,15 @@ def read_json_lines(path: Path) -> list[dict[str, object]]:
     import json
 
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def require_tool(name: str) -> str:
+    """The path of an outside program a test needs; a missing one fails the test, never skips."""
+    import shutil
+
+    import pytest
+
+    path = shutil.which(name)
+    if path is None:
+        pytest.fail(f"{name} is required by this test and is not installed (.ci/run installs it)")
+    return path
