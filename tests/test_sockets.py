@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
+import signal
 import socket
 import stat
 import subprocess
@@ -18,7 +18,7 @@ import pytest
 from aiodaemon._config import ListenAddress, parse_listen_address
 from aiodaemon._sockets import Listeners, open_listeners
 from aiodaemon.exceptions import StartupError
-from tests.support import PYTHON, REPO, clean_env, wait_for, write_script
+from tests.support import PYTHON, REPO, clean_env, read_pid, require_tool, wait_for, write_script
 
 
 def parse(listen: Mapping[str, str]) -> dict[str, ListenAddress]:
@@ -319,9 +319,7 @@ class Activated:
 
     def __init__(self, tmp_path: Path, names: str, ports: list[int], fdnames: str | None) -> None:
         """Start ``systemd-socket-activate -l 127.0.0.1:PORT... [--fdname=...] python child``."""
-        tool = shutil.which("systemd-socket-activate")
-        if tool is None:
-            pytest.fail("systemd-socket-activate is required (Debian: apt-get install systemd)")
+        tool = require_tool("systemd-socket-activate")
         script = write_script(tmp_path, ACTIVATED_CHILD, "activated.py")
         argv = [tool]
         for port in ports:
@@ -456,3 +454,55 @@ def test_name_mismatch_is_a_clear_startup_error(activate: Start) -> None:
         "listen[http]: the service manager passed no socket named 'http' (passed: metrics); "
         "set FileDescriptorName=http in the .socket unit"
     ) in err
+
+
+def test_echo_example_under_socket_activation(tmp_path: Path) -> None:
+    """examples/echo.py under systemd-socket-activate echoes on the passed socket, foreground."""
+    tool = require_tool("systemd-socket-activate")
+    port = free_port()
+    pidfile = tmp_path / "echo.pid"
+    # --listen names the very port the tool holds: binding it again would fail,
+    # so an answer proves the passed socket was adopted.
+    proc = subprocess.Popen(
+        [
+            tool,
+            "-l",
+            f"127.0.0.1:{port}",
+            "--fdname=echo",
+            PYTHON,
+            str(REPO / "examples" / "echo.py"),
+            "--listen",
+            f"127.0.0.1:{port}",
+            "--pidfile",
+            str(pidfile),
+            "--log-file",
+            str(tmp_path / "echo.jsonl"),
+        ],
+        env=clean_env(),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+
+        def connect() -> socket.socket | None:
+            try:
+                return socket.create_connection(("127.0.0.1", port), timeout=10)
+            except ConnectionRefusedError:
+                assert proc.poll() is None, proc.communicate()[1]
+                return None
+
+        with wait_for(connect, 15, "the echo port") as client:
+            client.sendall(b"hello\n")
+            assert client.recv(100) == b"hello\n"
+        # Supervised (LISTEN_FDS), so detach=None stayed in the foreground.
+        assert read_pid(pidfile) == proc.pid
+        environ = Path(f"/proc/{proc.pid}/environ").read_bytes().split(b"\0")
+        assert [entry for entry in environ if entry.startswith(b"LISTEN_")] == []
+        os.kill(proc.pid, signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate()

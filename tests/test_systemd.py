@@ -5,7 +5,6 @@ from __future__ import annotations
 import array
 import os
 import select
-import shutil
 import signal
 import socket
 import subprocess
@@ -19,15 +18,15 @@ import pytest
 
 from aiodaemon._systemd import Notifier, is_supervised
 from aiodaemon.exceptions import StartupError
-from tests.support import PYTHON, clean_env, python, wait_for, wait_gone, write_script
-
-
-def require_tool(name: str) -> str:
-    """The path of an outside program the test needs; a missing one fails the test."""
-    path = shutil.which(name)
-    if path is None:
-        pytest.fail(f"{name} is required for this test (Debian: apt-get install systemd)")
-    return path
+from tests.support import (
+    PYTHON,
+    clean_env,
+    python,
+    require_tool,
+    wait_for,
+    wait_gone,
+    write_script,
+)
 
 
 @dataclass
