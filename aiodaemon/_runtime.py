@@ -174,7 +174,7 @@ class _Runtime:
         if not task.done():
             task.cancel()
             await asyncio.wait([task], timeout=self.options.shutdown_timeout)
-            self.failure = "stopped by a signal before it was ready"
+            self.failure = self.failure or "stopped before it was ready"
             return False
         if task.cancelled():
             self.failure = "startup was cancelled"
