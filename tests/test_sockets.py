@@ -321,7 +321,8 @@ class Activated:
         """Start ``systemd-socket-activate -l 127.0.0.1:PORT... [--fdname=...] python child``."""
         tool = require_tool("systemd-socket-activate")
         script = write_script(tmp_path, ACTIVATED_CHILD, "activated.py")
-        argv = [tool]
+        # The tool passes on only the variables named with -E (and PATH, HOME, TERM).
+        argv = [tool, "-E", "PYTHONPATH"]
         for port in ports:
             argv += ["-l", f"127.0.0.1:{port}"]
         if fdnames is not None:
@@ -466,6 +467,8 @@ def test_echo_example_under_socket_activation(tmp_path: Path) -> None:
     proc = subprocess.Popen(
         [
             tool,
+            "-E",
+            "PYTHONPATH",
             "-l",
             f"127.0.0.1:{port}",
             "--fdname=echo",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import array
 import os
 import select
+import shlex
 import signal
 import socket
 import subprocess
@@ -20,7 +21,9 @@ from aiodaemon._systemd import Notifier, is_supervised
 from aiodaemon.exceptions import StartupError
 from tests.support import (
     PYTHON,
+    REPO,
     clean_env,
+    is_alive,
     python,
     require_tool,
     wait_for,
@@ -528,3 +531,125 @@ def test_forced_detach_reports_the_daemon_as_mainpid(
     finally:
         os.kill(pid, signal.SIGTERM)
     wait_gone(pid)
+
+
+# -- the example units' command lines, run the way systemd runs them -----------------------
+
+UNITS = REPO / "examples" / "systemd"
+
+
+def unit_setting(unit: str, key: str) -> str:
+    """The value of ``key=`` in an example unit file."""
+    for line in (UNITS / unit).read_text().splitlines():
+        if line.startswith(f"{key}="):
+            return line.split("=", 1)[1]
+    raise AssertionError(f"{unit} has no {key}=")
+
+
+def exec_start(unit: str) -> list[str]:
+    """The unit's ExecStart with the installed ``aiodaemon`` replaced by this checkout's."""
+    argv = shlex.split(unit_setting(unit, "ExecStart"))
+    assert argv[0].endswith("/aiodaemon")
+    assert unit_setting(unit, "WorkingDirectory") == "/opt/aiodaemon"
+    return [PYTHON, "-m", "aiodaemon", *argv[1:]]
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def echo(port: int) -> bytes:
+    """Send a line to the echo server on ``port`` and return its answer."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as client:
+        client.sendall(b"ping\n")
+        return client.recv(100)
+
+
+def test_notify_unit_runs_under_socket_activation(
+    path_receiver: NotifyReceiver, tmp_path: Path
+) -> None:
+    """echo.service's ExecStart with echo.socket's fd: READY=1, watchdog, reload, stop, exit 0."""
+    tool = require_tool("systemd-socket-activate")
+    assert unit_setting("echo.socket", "FileDescriptorName") == "echo"
+    port = free_port()
+    env = path_receiver.env(WATCHDOG_USEC="1000000", INVOCATION_ID=uuid.uuid4().hex)
+    passthrough = [
+        arg
+        for name in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "INVOCATION_ID", "PYTHONPATH")
+        for arg in ("-E", name)
+    ]
+    proc = subprocess.Popen(
+        [
+            tool,
+            *passthrough,
+            "-l",
+            f"127.0.0.1:{port}",
+            "--fdname=echo",
+            *exec_start("echo.service"),
+        ],
+        env=env,
+        cwd=REPO,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+
+        def answer() -> bytes | None:
+            try:
+                return echo(port)
+            except ConnectionRefusedError:
+                return None
+
+        # The first connection starts the service; it is answered from the backlog.
+        assert wait_for(answer, 15, "the activated echo service") == b"ping\n"
+        ready = path_receiver.receive_until("READY=1", timeout=30)[-1]
+        assert ready.fields["MAINPID"] == str(proc.pid)
+        path_receiver.receive_until("WATCHDOG=1")
+        os.kill(proc.pid, signal.SIGHUP)
+        assert "MONOTONIC_USEC" in path_receiver.receive_until("RELOADING=1")[-1].fields
+        path_receiver.receive_until("READY=1")
+        os.kill(proc.pid, signal.SIGTERM)
+        path_receiver.receive_until("STOPPING=1")
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_forking_unit_detaches_even_under_systemd(tmp_path: Path) -> None:
+    """echo-forking.service's ExecStart returns when ready, the pidfile naming the daemon."""
+    port = free_port()
+    pidfile = tmp_path / "echo.pid"
+    argv = exec_start("echo-forking.service")
+    argv[argv.index("--pidfile") + 1] = str(pidfile)
+    argv[argv.index("--log-file") + 1] = str(tmp_path / "echo.jsonl")
+    argv[argv.index("--listen") + 1] = f"echo=127.0.0.1:{port}"
+    # systemd sets INVOCATION_ID for every service: `start` must detach regardless.
+    result = subprocess.run(
+        argv,
+        env=clean_env({"INVOCATION_ID": uuid.uuid4().hex}),
+        cwd=REPO,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    # What systemd does next: read PIDFile= and follow that process.
+    pid = int(pidfile.read_text())
+    try:
+        assert is_alive(pid)
+        assert echo(port) == b"ping\n"
+        os.kill(pid, signal.SIGHUP)  # ExecReload=
+        assert echo(port) == b"ping\n"
+    finally:
+        os.kill(pid, signal.SIGTERM)
+    wait_gone(pid)
+    assert not pidfile.exists()
