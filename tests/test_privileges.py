@@ -1,0 +1,514 @@
+"""Drop phase: real processes started as root drop to nobody/nogroup, chroot, lose core dumps.
+
+Observed from outside through /proc, and from inside through what the daemon
+itself writes to files (a setuid(0) attempt, the modes of files it creates).
+"""
+
+from __future__ import annotations
+
+import grp
+import json
+import os
+import pwd
+import shutil
+import signal
+import stat
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .support import (
+    clean_env,
+    kill_quietly,
+    proc_status,
+    python,
+    read_json_lines,
+    read_pid,
+    wait_for,
+    wait_gone,
+    write_script,
+)
+
+pytestmark = pytest.mark.root
+
+NOBODY = pwd.getpwnam("nobody")
+NOGROUP = grp.getgrnam("nogroup")
+
+# A daemon configured by a JSON argument; its startup hook reports, from the
+# inside, who it is and whether root can be regained, into REPORT.
+DAEMON = """
+import json, os, resource, sys
+import aiodaemon
+
+options = json.loads(sys.argv[1])
+report_path = sys.argv[2]
+
+@aiodaemon.on_startup
+async def report():
+    try:
+        os.setuid(0)
+        regain = "regained root"
+    except OSError as exc:
+        regain = exc.strerror
+    with open("created-by-daemon", "w") as f:
+        f.write("x")
+    data = {
+        "resuid": os.getresuid(),
+        "resgid": os.getresgid(),
+        "groups": os.getgroups(),
+        "setuid0": regain,
+        "core": resource.getrlimit(resource.RLIMIT_CORE),
+        "cwd": os.getcwd(),
+        "mode": os.stat("created-by-daemon").st_mode & 0o777,
+        "environ": sorted(os.environ),
+    }
+    with open(report_path, "w") as f:
+        json.dump(data, f)
+
+async def main(ctx):
+    await ctx.wait_stopping()
+
+aiodaemon.run(main, **options)
+"""
+
+# drop_privileges alone, in a forked child: what the daemon calls after its last fork.
+DROP_ONLY = """
+import json, os, resource, sys
+from aiodaemon._config import parse_options
+from aiodaemon._privileges import drop_privileges
+from aiodaemon.exceptions import StartupError
+
+options = parse_options(json.loads(sys.argv[1]))
+os.setgroups([0, 4, 27])  # root's supplementary groups, which must not survive
+if len(sys.argv) > 2 and sys.argv[2] == "nobody-first":
+    os.setresgid(65534, 65534, 65534)
+    os.setresuid(65534, 65534, 65534)
+if len(sys.argv) > 2 and sys.argv[2] == "keep-caps":
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    # PR_SET_SECUREBITS, SECBIT_NO_SETUID_FIXUP: a uid change keeps every capability.
+    assert libc.prctl(28, 1 << 2, 0, 0, 0) == 0, ctypes.get_errno()
+pid = os.fork()
+if pid == 0:
+    try:
+        drop_privileges(options)
+    except StartupError as exc:
+        print(json.dumps({"error": str(exc)}))
+        os._exit(1)
+    try:
+        os.setuid(0)
+        regain = "regained root"
+    except OSError as exc:
+        regain = exc.strerror
+    print(json.dumps({
+        "resuid": os.getresuid(),
+        "resgid": os.getresgid(),
+        "groups": os.getgroups(),
+        "setuid0": regain,
+        "core": resource.getrlimit(resource.RLIMIT_CORE),
+        "cwd": os.getcwd(),
+        "root_listing": sorted(os.listdir("/")),
+    }))
+    os._exit(0)
+_, status = os.waitpid(pid, 0)
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+
+AS_NOBODY = """
+import json, os, resource, sys
+import aiodaemon, aiodaemon._acquire
+sys.argv = sys.argv[1:]
+with open(sys.argv[0]) as f:
+    code = compile(f.read(), sys.argv[0], "exec")
+os.setgroups([])
+os.setresgid(65534, 65534, 65534)
+os.setresuid(65534, 65534, 65534)
+exec(code, {"__name__": "__main__"})
+"""
+
+
+@pytest.fixture(autouse=True)
+def _need_root() -> None:
+    """These tests drop privileges for real, which only root can do."""
+    if os.geteuid() != 0:
+        pytest.fail("test_privileges needs root: run the suite as root (as .ci/run does)")
+
+
+@pytest.fixture
+def base() -> Iterator[Path]:
+    """A directory nobody can traverse (pytest's tmp_path is 0700, closed to nobody)."""
+    path = Path(tempfile.mkdtemp(prefix="aiodaemon-priv-"))
+    path.chmod(0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def run_dir(base: Path) -> Path:
+    """A directory owned by nobody: where its pidfile and logs go, like /run/NAME."""
+    path = base / "run"
+    path.mkdir(mode=0o755)
+    os.chown(path, NOBODY.pw_uid, NOGROUP.gr_gid)
+    return path
+
+
+@pytest.fixture
+def daemons() -> Iterator[list[int]]:
+    """Pids of daemons started by a test, killed at teardown whatever happened."""
+    pids: list[int] = []
+    yield pids
+    for pid in pids:
+        kill_quietly(pid)
+
+
+def start_daemon(
+    base: Path, options: dict[str, Any], daemons: list[int]
+) -> tuple[int, dict[str, Any]]:
+    """Start DAEMON detached with ``options``; return its pid and its inside report.
+
+    The report goes to the daemon's workdir, which the dropped user can write.
+    """
+    script = write_script(base, DAEMON, "daemon_app.py")
+    report = Path(options["workdir"]) / "report.json"
+    result = python([script, json.dumps(options), report], cwd=base)
+    assert result.returncode == 0, result.stderr
+    pid = read_pid(Path(options["pidfile"]))
+    daemons.append(pid)
+    data: dict[str, Any] = wait_for(
+        lambda: report.exists() and json.loads(report.read_text() or "null"),
+        what="the daemon's report",
+    )
+    return pid, data
+
+
+def stop_daemon(pid: int) -> None:
+    """SIGTERM and wait until the daemon has exited."""
+    os.kill(pid, signal.SIGTERM)
+    wait_gone(pid)
+
+
+def drop_in_child(options: dict[str, Any], mode: str = "") -> tuple[int, dict[str, Any]]:
+    """Run drop_privileges in a forked child of a fresh interpreter; its exit status and report."""
+    result = python(["-c", DROP_ONLY, json.dumps(options), mode])
+    assert result.stderr == "", result.stderr
+    return result.returncode, json.loads(result.stdout)
+
+
+def nothing_started(marker: str) -> bool:
+    """Whether no process has ``marker`` in its command line."""
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/cmdline", "rb") as f:
+                    if marker.encode() in f.read():
+                        return False
+            except OSError:
+                continue
+    return True
+
+
+# --- drop_privileges in a forked child -------------------------------------------------
+
+
+def test_drop_to_user_sets_all_ids_and_only_its_groups() -> None:
+    """Dropping to nobody sets real, effective and saved ids and nobody's groups only."""
+    code, report = drop_in_child({"user": "nobody"})
+    assert code == 0
+    assert report["resuid"] == [NOBODY.pw_uid] * 3
+    assert report["resgid"] == [NOGROUP.gr_gid] * 3
+    assert sorted(report["groups"]) == sorted(os.getgrouplist("nobody", NOBODY.pw_gid))
+    assert 0 not in report["groups"]
+    assert report["setuid0"] == "Operation not permitted"
+    assert report["core"] == [0, 0]
+
+
+def test_numeric_user_gets_the_same_drop_as_its_name() -> None:
+    """user="65534" resolves to nobody and drops exactly like user="nobody"."""
+    _, by_id = drop_in_child({"user": str(NOBODY.pw_uid)})
+    _, by_name = drop_in_child({"user": "nobody"})
+    assert by_id["resuid"] == by_name["resuid"]
+    assert by_id["groups"] == by_name["groups"]
+
+
+def test_group_only_clears_supplementary_groups_and_keeps_uid() -> None:
+    """group= alone changes the gid, empties the groups and leaves the uid alone."""
+    code, report = drop_in_child({"group": "nogroup"})
+    assert code == 0
+    assert report["resgid"] == [NOGROUP.gr_gid] * 3
+    assert report["groups"] == []
+    assert report["resuid"] == [0, 0, 0]
+
+
+def test_user_with_group_override_uses_that_gid() -> None:
+    """user=nobody, group=<another group> drops to nobody with that group as its gid."""
+    other = grp.getgrnam("daemon")
+    code, report = drop_in_child({"user": "nobody", "group": "daemon"})
+    assert code == 0
+    assert report["resgid"] == [other.gr_gid] * 3
+    assert other.gr_gid in report["groups"]
+    assert 0 not in report["groups"]
+
+
+def test_prevent_core_false_keeps_the_core_limit() -> None:
+    """prevent_core=False leaves RLIMIT_CORE as inherited."""
+    _, report = drop_in_child({"user": "nobody", "prevent_core": False})
+    import resource
+
+    assert report["core"] == list(resource.getrlimit(resource.RLIMIT_CORE))
+
+
+def test_drop_that_keeps_capabilities_is_refused() -> None:
+    """When a uid change keeps root's powers (SECBIT_NO_SETUID_FIXUP), startup fails."""
+    code, report = drop_in_child({"user": "nobody"}, "keep-caps")
+    assert code == 1
+    assert report["error"] == "dropped to user 65534 but could still regain root; refusing to run"
+
+
+def test_chroot_moves_root_and_workdir(base: Path) -> None:
+    """chroot= makes the directory the new / and workdir is taken inside it."""
+    jail = base / "jail"
+    (jail / "srv").mkdir(parents=True)
+    (jail / "marker").touch()
+    code, report = drop_in_child({"chroot": str(jail), "workdir": "/srv", "user": "nobody"})
+    assert code == 0
+    assert report["cwd"] == "/srv"
+    assert report["root_listing"] == ["marker", "srv"]
+
+
+def test_chroot_without_root_is_a_one_line_error(base: Path) -> None:
+    """A chroot that the kernel refuses fails with one line naming the directory."""
+    jail = base / "jail"
+    jail.mkdir()
+    code, report = drop_in_child({"chroot": str(jail)}, "nobody-first")
+    assert code == 1
+    assert report["error"] == f"cannot chroot to {jail}: Operation not permitted"
+
+
+# --- real daemons ------------------------------------------------------------------------
+
+
+def test_daemon_runs_as_nobody_without_root_groups(
+    base: Path, run_dir: Path, daemons: list[int]
+) -> None:
+    """A daemon started as root with user=nobody shows nobody's ids and groups in /proc."""
+    options = {"pidfile": str(run_dir / "d.pid"), "user": "nobody", "workdir": str(run_dir)}
+    pid, report = start_daemon(base, options, daemons)
+    status = proc_status(pid)
+    assert status["Uid"].split() == [str(NOBODY.pw_uid)] * 4
+    assert status["Gid"].split() == [str(NOGROUP.gr_gid)] * 4
+    assert status["Groups"].split() == [str(NOGROUP.gr_gid)]
+    assert report["setuid0"] == "Operation not permitted"
+    stop_daemon(pid)
+
+
+def test_daemon_has_no_core_dumps(base: Path, run_dir: Path, daemons: list[int]) -> None:
+    """The running daemon's RLIMIT_CORE is 0, soft and hard."""
+    options = {"pidfile": str(run_dir / "d.pid"), "user": "nobody", "workdir": str(run_dir)}
+    pid, _ = start_daemon(base, options, daemons)
+    limits = Path(f"/proc/{pid}/limits").read_text().splitlines()
+    core = next(line for line in limits if line.startswith("Max core file size"))
+    assert core.split()[4:6] == ["0", "0"]
+    stop_daemon(pid)
+
+
+@pytest.mark.parametrize(
+    ("umask", "mode"), [(None, 0o644), (0, 0o666), (0o077, 0o600), ("027", 0o640)]
+)
+def test_files_created_by_the_daemon_follow_its_umask(
+    base: Path, run_dir: Path, daemons: list[int], umask: int | str | None, mode: int
+) -> None:
+    """A file the daemon creates is 0644 by default, and 0666 only when umask=0 is asked for."""
+    options: dict[str, Any] = {
+        "pidfile": str(run_dir / "d.pid"),
+        "user": "nobody",
+        "workdir": str(run_dir),
+    }
+    if umask is not None:
+        options["umask"] = umask
+    pid, report = start_daemon(base, options, daemons)
+    assert report["mode"] == mode
+    assert stat.S_IMODE((run_dir / "created-by-daemon").stat().st_mode) == mode
+    assert stat.S_IMODE((run_dir / "d.pid").stat().st_mode) == 0o644
+    stop_daemon(pid)
+
+
+@pytest.mark.parametrize("directory", ["owned", "sticky"])
+def test_pidfile_is_removed_at_exit_after_the_drop(
+    base: Path, run_dir: Path, daemons: list[int], directory: str
+) -> None:
+    """In a directory the user owns, or a sticky one like /tmp, the pidfile goes at exit."""
+    if directory == "sticky":
+        pid_dir = base / "sticky"
+        pid_dir.mkdir()
+        pid_dir.chmod(0o1777)
+    else:
+        pid_dir = run_dir
+    pidfile = pid_dir / "d.pid"
+    options = {"pidfile": str(pidfile), "user": "nobody", "workdir": str(run_dir)}
+    pid, _ = start_daemon(base, options, daemons)
+    assert pidfile.stat().st_uid == NOBODY.pw_uid
+    stop_daemon(pid)
+    assert not pidfile.exists()
+
+
+def test_pidfile_in_a_root_only_directory_is_emptied_at_exit(
+    base: Path, run_dir: Path, daemons: list[int]
+) -> None:
+    """Where nobody may not unlink, the pidfile is emptied, so status reads it as not running."""
+    import aiodaemon
+
+    pidfile = base / "d.pid"  # base is root's, mode 0755
+    options = {"pidfile": str(pidfile), "user": "nobody", "workdir": str(run_dir)}
+    pid, _ = start_daemon(base, options, daemons)
+    stop_daemon(pid)
+    assert pidfile.read_text() == ""
+    assert aiodaemon.read_pidfile(pidfile).running_pid is None
+
+
+def test_log_file_is_reopened_on_sigusr1_after_the_drop(
+    base: Path, run_dir: Path, daemons: list[int]
+) -> None:
+    """After a rename (logrotate without copytruncate), SIGUSR1 makes a new file as nobody."""
+    log = run_dir / "app.jsonl"
+    options = {
+        "pidfile": str(run_dir / "d.pid"),
+        "user": "nobody",
+        "workdir": str(run_dir),
+        "log_file": str(log),
+    }
+    pid, _ = start_daemon(base, options, daemons)
+    assert log.stat().st_uid == NOBODY.pw_uid
+    log.rename(run_dir / "app.jsonl.1")
+    os.kill(pid, signal.SIGUSR1)
+    wait_for(log.exists, what="the reopened log file")
+    assert log.stat().st_uid == NOBODY.pw_uid
+    stop_daemon(pid)
+    events = [line["event"] for line in read_json_lines(log)]
+    assert events[-1] == "exit"
+    old = [line["event"] for line in read_json_lines(run_dir / "app.jsonl.1")]
+    assert not any("cannot reopen" in str(event) for event in events + old)
+
+
+def test_daemon_environment_has_no_framework_variables(
+    base: Path, run_dir: Path, daemons: list[int]
+) -> None:
+    """The daemon's environment, in /proc and in os.environ, is exactly what it was given."""
+    options = {"pidfile": str(run_dir / "d.pid"), "user": "nobody", "workdir": str(run_dir)}
+    pid, report = start_daemon(base, options, daemons)
+    given = set(clean_env())
+    raw = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    in_proc = {item.split(b"=", 1)[0].decode() for item in raw if item}
+    assert in_proc == given
+    assert set(report["environ"]) == given
+    stop_daemon(pid)
+
+
+def test_daemon_in_chroot_runs_reports_ready_and_stops(
+    base: Path, run_dir: Path, daemons: list[int]
+) -> None:
+    """With chroot=, the daemon's root and cwd are inside the jail, and SIGTERM stops it."""
+    jail = base / "jail"
+    (jail / "srv").mkdir(parents=True)
+    os.chown(jail / "srv", NOBODY.pw_uid, NOGROUP.gr_gid)
+    options = {
+        "pidfile": str(run_dir / "d.pid"),
+        "user": "nobody",
+        "chroot": str(jail),
+        "workdir": "/srv",
+        "log_file": str(run_dir / "app.jsonl"),
+    }
+    script = write_script(base, DAEMON, "daemon_app.py")
+    result = python([script, json.dumps(options), "/srv/report.json"], cwd=base)
+    assert result.returncode == 0, result.stderr  # exit 0 means the daemon said ready
+    pid = read_pid(run_dir / "d.pid")
+    daemons.append(pid)
+    assert os.readlink(f"/proc/{pid}/root") == str(jail)
+    assert os.readlink(f"/proc/{pid}/cwd") == str(jail / "srv")
+    report_path = jail / "srv/report.json"
+    wait_for(lambda: report_path.exists() and report_path.stat().st_size, what="the report")
+    report = json.loads(report_path.read_text())
+    assert report["cwd"] == "/srv"
+    assert report["setuid0"] == "Operation not permitted"
+    stop_daemon(pid)
+    events = [line["event"] for line in read_json_lines(run_dir / "app.jsonl")]
+    assert events[-1] == "exit"
+
+
+@pytest.mark.parametrize("where", ["inside", "outside"])
+def test_pidfile_after_a_chroot_is_removed_inside_the_jail_and_emptied_outside(
+    base: Path, run_dir: Path, daemons: list[int], where: str
+) -> None:
+    """A chrooted daemon removes a pidfile inside its jail and empties one it can no longer see."""
+    jail = base / "jail"
+    (jail / "srv").mkdir(parents=True)
+    os.chown(jail / "srv", NOBODY.pw_uid, NOGROUP.gr_gid)
+    pidfile = (jail / "srv" if where == "inside" else run_dir) / "d.pid"
+    options = {"pidfile": str(pidfile), "user": "nobody", "chroot": str(jail), "workdir": "/srv"}
+    script = write_script(base, DAEMON, "daemon_app.py")
+    result = python([script, json.dumps(options), "/srv/report.json"], cwd=base)
+    assert result.returncode == 0, result.stderr
+    pid = read_pid(pidfile)
+    daemons.append(pid)
+    stop_daemon(pid)
+    if where == "inside":
+        assert not pidfile.exists()
+    else:
+        assert pidfile.read_text() == ""
+
+
+# --- refused before anything starts ------------------------------------------------------
+
+
+def _refused(base: Path, options: dict[str, Any]) -> subprocess.CompletedProcess[str]:
+    marker = f"marker-{os.urandom(6).hex()}"
+    script = write_script(base, DAEMON, "daemon_app.py")
+    result = python([script, json.dumps(options), str(base / "report.json"), marker], cwd=base)
+    assert result.returncode != 0
+    assert len(result.stderr.splitlines()) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    assert nothing_started(marker)
+    assert not (base / "report.json").exists()
+    return result
+
+
+def test_symlinked_pidfile_is_refused(base: Path, run_dir: Path) -> None:
+    """A pidfile path that is a symlink is refused in one line; its target is untouched."""
+    target = base / "precious"
+    target.write_text("keep me\n")
+    (run_dir / "d.pid").symlink_to(target)
+    result = _refused(base, {"pidfile": str(run_dir / "d.pid"), "user": "nobody"})
+    assert "symlink" in result.stderr
+    assert target.read_text() == "keep me\n"
+
+
+def test_pidfile_in_world_writable_directory_without_sticky_bit_is_refused(base: Path) -> None:
+    """A pidfile directory anyone can write to, without the sticky bit, is refused."""
+    open_dir = base / "open"
+    open_dir.mkdir()
+    open_dir.chmod(0o777)
+    result = _refused(base, {"pidfile": str(open_dir / "d.pid"), "user": "nobody"})
+    assert result.returncode == 2
+    assert "world-writable without the sticky bit" in result.stderr
+    assert list(open_dir.iterdir()) == []
+
+
+def test_non_root_asking_for_another_user_fails_before_any_fork(base: Path, run_dir: Path) -> None:
+    """Started as nobody with user=daemon: exit 2, one line, nothing started, no pidfile."""
+    marker = f"marker-{os.urandom(6).hex()}"
+    script = write_script(base, DAEMON, "daemon_app.py")
+    pidfile = run_dir / "d.pid"
+    options = {"pidfile": str(pidfile), "user": "daemon"}
+    # The interpreter lives under /root here, closed to nobody, so the child
+    # becomes nobody itself right after start-up, before aiodaemon.run().
+    result = python(
+        ["-c", AS_NOBODY, script, json.dumps(options), base / "report.json", marker], cwd=run_dir
+    )
+    assert result.returncode == 2
+    assert result.stderr == "aiodaemon: user: changing identity needs root\n"
+    assert nothing_started(marker)
+    assert not pidfile.exists()
