@@ -302,7 +302,9 @@ def _files_preserve(value: object) -> tuple[int, ...]:
             try:
                 fd = item.fileno()
             except (OSError, ValueError) as exc:
-                raise ConfigError("files_preserve", f"{item!r} has no usable fileno: {exc}") from None
+                raise ConfigError(
+                    "files_preserve", f"{item!r} has no usable fileno: {exc}"
+                ) from None
             if not isinstance(fd, int) or isinstance(fd, bool):
                 raise ConfigError("files_preserve", f"{item!r}.fileno() returned {fd!r}")
         else:
@@ -337,7 +339,9 @@ def parse_listen_address(option: str, text: object) -> ListenAddress:
                     raise ValueError(key)
                 mode = int(raw_mode, 8)
             except ValueError:
-                raise ConfigError(option, f"expected ?mode=OCTAL after the path: {text!r}") from None
+                raise ConfigError(
+                    option, f"expected ?mode=OCTAL after the path: {text!r}"
+                ) from None
             if not 0 <= mode <= 0o777:
                 raise ConfigError(option, f"socket mode out of range: {text!r}")
         if not Path(path).parent.is_dir():
@@ -387,7 +391,9 @@ def parse_syslog(value: object) -> SyslogTarget | None:
     if value is True:
         return SyslogTarget("unix", path="/dev/log")
     if not isinstance(value, str) or not value or "\0" in value:
-        raise ConfigError("syslog", f"must be True, a socket path or udp://host:port, not {value!r}")
+        raise ConfigError(
+            "syslog", f"must be True, a socket path or udp://host:port, not {value!r}"
+        )
     for scheme in ("udp", "tcp"):
         if value.startswith(f"{scheme}://"):
             address = parse_listen_address("syslog", value[len(scheme) + 3 :])

@@ -104,7 +104,9 @@ def launch(
         _check_main(main)
         detach = _should_detach(options)
         if detach and threading.active_count() > 1:
-            names = ", ".join(t.name for t in threading.enumerate() if t is not threading.main_thread())
+            names = ", ".join(
+                t.name for t in threading.enumerate() if t is not threading.main_thread()
+            )
             raise StartupError(f"cannot detach while other threads run ({names})")
         from ._acquire import acquire
 

@@ -10,6 +10,7 @@ and uvloop refuses ``add_signal_handler(SIGCHLD)`` anyway.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 
@@ -51,10 +52,8 @@ def _serve_as_init(child: int, watched: set[signal.Signals]) -> None:
     while True:
         info = signal.sigwaitinfo(watched)
         if info.si_signo != signal.SIGCHLD:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(child, info.si_signo)
-            except ProcessLookupError:
-                pass
             continue
         status = _reap_all(child)
         if status is not None:

@@ -381,7 +381,7 @@ class _Runtime:
         """Release the launcher, remove the pidfile, drain logs; return the final status."""
         if self.exit_code and not code:
             code = self.exit_code
-        if self.parts.pipe.pending:
+        if not self._ready_done:
             code = code or ExitCode.FAILURE
             message = self.failure or "daemon exited before it was ready"
             if self.parts.notifier is not None:
@@ -390,7 +390,11 @@ class _Runtime:
         if self.parts.pidfile is not None:
             self.parts.pidfile.remove()
         _log.info("exit", status=int(code))
-        if self.parts.foreground and self.failure and (self.options.log_file or self.options.syslog):
+        if (
+            self.parts.foreground
+            and self.failure
+            and (self.options.log_file or self.options.syslog)
+        ):
             # The log went elsewhere; the person at the terminal still sees why.
             if self.failure_exc is not None:
                 traceback.print_exception(self.failure_exc, file=sys.stderr)

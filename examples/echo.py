@@ -1,6 +1,7 @@
 """A TCP echo server run as a daemon by aiodaemon.
 
-    python examples/echo.py --pidfile /tmp/echo.pid --listen 127.0.0.1:8007 --log-file /tmp/echo.jsonl
+    python examples/echo.py --pidfile /tmp/echo.pid --listen 127.0.0.1:8007 \\
+        --log-file /tmp/echo.jsonl
     printf 'hello\\n' | nc -q1 127.0.0.1 8007          # -> hello
     aiodaemon stop --pidfile /tmp/echo.pid
 

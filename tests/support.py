@@ -20,7 +20,7 @@ PYTHON = sys.executable
 
 
 def wait_for(
-    predicate: Callable[[], T | None | bool], timeout: float = 10.0, what: str = "condition"
+    predicate: Callable[[], T | bool | None], timeout: float = 10.0, what: str = "condition"
 ) -> T:
     """Poll ``predicate`` until it returns something truthy, failing after ``timeout``."""
     deadline = time.monotonic() + timeout
@@ -127,8 +127,16 @@ def clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     env = {
         k: v
         for k, v in os.environ.items()
-        if k not in ("NOTIFY_SOCKET", "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES",
-                     "INVOCATION_ID", "WATCHDOG_USEC", "WATCHDOG_PID")
+        if k
+        not in (
+            "NOTIFY_SOCKET",
+            "LISTEN_FDS",
+            "LISTEN_PID",
+            "LISTEN_FDNAMES",
+            "INVOCATION_ID",
+            "WATCHDOG_USEC",
+            "WATCHDOG_PID",
+        )
     }
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
     if extra:

@@ -213,9 +213,11 @@ def test_concurrent_starts_leave_exactly_one_daemon(
     assert codes == [0, 3, 3, 3, 3, 3, 3, 3], results
     for code, err in results:
         if code:
-            assert err.strip().splitlines() == [
-                f"aiodaemon: already running (pid {pid}, pidfile {tmp_path / 'd.pid'})"
-            ] or "already running" in err, err
+            assert (
+                err.strip().splitlines()
+                == [f"aiodaemon: already running (pid {pid}, pidfile {tmp_path / 'd.pid'})"]
+                or "already running" in err
+            ), err
     daemons = [
         int(p)
         for p in os.listdir("/proc")
@@ -339,7 +341,10 @@ def test_pidfile_directory_missing(tmp_path: Path, launcher: Path) -> None:
     """A pidfile in a missing directory is a usage error naming the option."""
     result = start(launcher, tmp_path, pidfile=str(tmp_path / "nope" / "d.pid"))
     assert result.returncode == 2
-    assert result.stderr.strip() == f"aiodaemon: pidfile: directory does not exist: {tmp_path / 'nope'}"
+    assert (
+        result.stderr.strip()
+        == f"aiodaemon: pidfile: directory does not exist: {tmp_path / 'nope'}"
+    )
 
 
 def test_no_controlling_terminal_when_launched_from_one(
@@ -352,7 +357,11 @@ def test_no_controlling_terminal_when_launched_from_one(
         os.setsid()
         fcntl.ioctl(0, termios.TIOCSCTTY, 0)
 
-    args = [f"pidfile={tmp_path / 'd.pid'}", f"leak={tmp_path / 'leak'}", f"keep={tmp_path / 'keep'}"]
+    args = [
+        f"pidfile={tmp_path / 'd.pid'}",
+        f"leak={tmp_path / 'leak'}",
+        f"keep={tmp_path / 'keep'}",
+    ]
     proc = subprocess.Popen(
         [PYTHON, str(launcher), *args],
         stdin=secondary,

@@ -9,7 +9,15 @@ import socket
 import subprocess
 from pathlib import Path
 
-from .support import PYTHON, REPO, clean_env, is_alive, read_json_lines, read_pid, wait_for, wait_gone
+from .support import (
+    PYTHON,
+    REPO,
+    clean_env,
+    read_json_lines,
+    read_pid,
+    wait_for,
+    wait_gone,
+)
 
 
 def listening_on(log: Path, name: str) -> tuple[str, int]:
@@ -33,9 +41,21 @@ def test_echo_example_detaches_and_echoes(tmp_path: Path) -> None:
     """examples/echo.py starts detached, answers, and stops on SIGTERM leaving nothing."""
     pidfile, log = tmp_path / "echo.pid", tmp_path / "echo.jsonl"
     result = subprocess.run(
-        [PYTHON, str(REPO / "examples/echo.py"), "--listen", "127.0.0.1:0",
-         "--pidfile", str(pidfile), "--log-file", str(log)],
-        env=clean_env(), capture_output=True, text=True, timeout=30, check=False,
+        [
+            PYTHON,
+            str(REPO / "examples/echo.py"),
+            "--listen",
+            "127.0.0.1:0",
+            "--pidfile",
+            str(pidfile),
+            "--log-file",
+            str(log),
+        ],
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
     )
     assert result.returncode == 0, result.stderr
     pid = read_pid(pidfile)
@@ -64,13 +84,20 @@ async def http_get(host: str, port: int, path: str) -> bytes:
 async def test_http_drain_completes_in_flight_requests(tmp_path: Path) -> None:
     """50 slow requests in flight at SIGTERM all complete; new connections are refused; exit 0."""
     log = tmp_path / "drain.jsonl"
-    proc = subprocess.Popen(
-        [PYTHON, str(REPO / "examples/http_drain.py"), "--foreground",
-         "--listen", "127.0.0.1:0", "--log-file", str(log)],
-        env=clean_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    proc = await asyncio.create_subprocess_exec(
+        PYTHON,
+        str(REPO / "examples/http_drain.py"),
+        "--foreground",
+        "--listen",
+        "127.0.0.1:0",
+        "--log-file",
+        str(log),
+        env=clean_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
-        host, port = listening_on(log, "http")
+        host, port = await asyncio.to_thread(listening_on, log, "http")
         requests = [asyncio.create_task(http_get(host, port, f"/r{i}")) for i in range(50)]
 
         def all_accepted() -> bool:
@@ -94,11 +121,8 @@ async def test_http_drain_completes_in_flight_requests(tmp_path: Path) -> None:
         for i, response in enumerate(responses):
             assert response.startswith(b"HTTP/1.1 200 OK\r\n")
             assert response.endswith(f"done /r{i}\n".encode())
-        code = await asyncio.to_thread(proc.wait, 15)
-        assert code == 0
+        assert await asyncio.wait_for(proc.wait(), timeout=15) == 0
     finally:
-        if is_alive(proc.pid):
+        if proc.returncode is None:
             proc.kill()
-        proc.wait()
-        assert proc.stderr is not None
-        proc.stderr.close()
+            await proc.wait()

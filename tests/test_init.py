@@ -84,7 +84,7 @@ def test_pid1_reaps_orphans_and_exits_gracefully(tmp_path: Path) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-        out, err = proc.communicate()
+        _, err = proc.communicate()
     assert '"event":"exit"' in err.replace(" ", "")
 
 

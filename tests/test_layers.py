@@ -8,8 +8,16 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parent.parent / "aiodaemon"
 
 #: Modules of the synchronous, pre-fork side: no event loop may exist there.
-SYNC_SIDE = ("_config", "_pidfile", "_readiness", "_detach", "_init", "_privileges", "_sockets",
-             "exceptions")
+SYNC_SIDE = (
+    "_config",
+    "_pidfile",
+    "_readiness",
+    "_detach",
+    "_init",
+    "_privileges",
+    "_sockets",
+    "exceptions",
+)
 
 #: Phase order: a module may import only modules of its own or an earlier layer.
 LAYERS = [

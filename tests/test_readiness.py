@@ -115,7 +115,8 @@ def test_ready_daemon_pid_is_written_before_launcher_exits(tmp_path: Path) -> No
     result = python([script, pidfile])
     assert result.returncode == 0
     text = pidfile.read_text()  # read at once: no waiting allowed here
-    assert text.endswith("\n") and text.strip().isdigit()
+    assert text.endswith("\n")
+    assert text.strip().isdigit()
     pid = int(text)
     kill_quietly(pid, signal.SIGTERM)
     wait_gone(pid)
