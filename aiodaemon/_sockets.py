@@ -80,6 +80,23 @@ class Listeners(Mapping[str, socket.socket]):
         fds.extend(fd for group in self.unclaimed.values() for fd in group)
         return sorted(fds)
 
+    def chown(self, uid: int | None, gid: int | None) -> None:
+        """Give the Unix socket files we created to the user the daemon drops to.
+
+        So that clients in the daemon's group can connect with a mode such as
+        0660, and the daemon can remove its own files at exit.
+
+        Raises:
+            StartupError: the file cannot be chowned.
+        """
+        if uid is None and gid is None:
+            return
+        for path in self._unix_files:
+            try:
+                os.chown(path, -1 if uid is None else uid, -1 if gid is None else gid)
+            except OSError as exc:
+                raise StartupError(f"listen: cannot chown unix:{path}: {exc.strerror}") from None
+
     def close(self, *, unlink: bool = True) -> None:
         """Close every socket and remove the Unix socket files we bound.
 

@@ -509,3 +509,16 @@ def test_echo_example_under_socket_activation(tmp_path: Path) -> None:
         if proc.poll() is None:
             proc.kill()
         proc.communicate()
+
+
+@pytest.mark.root
+def test_unix_socket_files_are_given_to_the_daemon_user(tmp_path: Path) -> None:
+    """chown() hands the socket files we created to the identity the daemon drops to."""
+    if os.geteuid() != 0:
+        pytest.fail("changing a file's owner needs root")
+    path = tmp_path / "app.sock"
+    with opened({"app": f"unix:{path}?mode=0660"}) as listeners:
+        listeners.chown(65534, 65534)
+        st = path.stat()
+        assert (st.st_uid, st.st_gid) == (65534, 65534)
+        assert stat.S_IMODE(st.st_mode) == 0o660
