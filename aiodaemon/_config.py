@@ -186,7 +186,7 @@ def _as_path(option: str, value: object) -> Path | None:
         path = Path(text)
     else:
         raise ConfigError(option, f"must be a path, not {type(value).__name__}")
-    if not os.fspath(value):  # type: ignore[call-overload]
+    if not os.fspath(value):
         raise ConfigError(option, "must not be empty")
     text = str(path)
     if "\0" in text:
@@ -447,7 +447,7 @@ def _lookup(option: str, value: object, by_name: Any, by_id: Any) -> Any:
 
 
 def _require_id(option: str, value: object) -> int:
-    number = int(value)  # type: ignore[call-overload]
+    number: int = int(value)  # type: ignore[call-overload]
     if not 0 <= number < 2**32 - 1:
         raise ConfigError(option, f"id out of range: {value!r}")
     return number

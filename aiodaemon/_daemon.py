@@ -172,6 +172,7 @@ def _become_daemon(
             acquired.pidfile.write_pid()
         from ._logging import start_logging
 
+        assert acquired.logs is not None  # acquire() always opens the log targets
         logs = start_logging(acquired.logs, options, detached=not foreground)
     except Exception as exc:
         code = getattr(exc, "exit_code", ExitCode.FAILURE)

@@ -515,12 +515,13 @@ def test_sync_hook_is_refused_at_decoration() -> None:
     def not_async() -> None:
         pass
 
+    sync: Any = not_async  # what an untyped caller could pass
     with pytest.raises(TypeError, match="must be an async function"):
-        daemon.on_startup(not_async)
+        daemon.on_startup(sync)
     with pytest.raises(TypeError, match="must be an async function"):
-        daemon.on_reload(not_async)
+        daemon.on_reload(sync)
     with pytest.raises(TypeError, match="must be an async function"):
-        daemon.on_shutdown(not_async)
+        daemon.on_shutdown(sync)
 
     async def two(a: int, b: int) -> None:
         pass
