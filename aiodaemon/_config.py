@@ -119,6 +119,26 @@ class Options:
     uvloop: bool | None = None
     ready: Literal["startup", "manual"] = "startup"
 
+    def summary(self) -> dict[str, object]:
+        """The options as plain JSON values, for the ``starting`` log line."""
+        result: dict[str, object] = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, Path | SyslogTarget):
+                value = str(value)
+            elif f.name == "listen":
+                value = {name: str(address) for name, address in value.items()}
+            elif f.name == "identity" and value is not None:
+                value = {"uid": value.uid, "gid": value.gid, "user": value.user_name}
+            elif f.name == "umask":
+                value = f"{value:04o}"
+            elif f.name == "log_level":
+                value = logging.getLevelName(value).lower()
+            elif isinstance(value, tuple):
+                value = list(value)
+            result[f.name] = value
+        return result
+
 
 OPTION_NAMES = frozenset(f.name for f in dataclasses.fields(Options)) - {"identity"} | {
     "user",

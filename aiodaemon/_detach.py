@@ -134,20 +134,25 @@ def _launcher(
     on_ready: Callable[[int], None],
     on_failure: Callable[[LaunchResult], None],
 ) -> NoReturn:
-    os.waitpid(child, 0)
-    result = wait_ready(read_fd)
-    code = 0
+    code = 1
     try:
+        os.waitpid(child, 0)
+        result = wait_ready(read_fd)
         if result.ready and result.pid is not None:
             on_ready(result.pid)
+            code = 0
         else:
             if result.pid is not None:
                 wait_gone(result.pid, timeout=2.0)
             on_failure(result)
             code = result.code or 1
+    except KeyboardInterrupt:
+        # The daemon is detached and goes on starting; only the wait was cut short.
+        print("aiodaemon: interrupted while waiting for the daemon to be ready", file=sys.stderr)
+        code = 130
+    finally:
         sys.stdout.flush()
         sys.stderr.flush()
-    finally:
         # The launcher owns nothing any more: atexit handlers and finalizers
         # (a listener's unlink, a pidfile's removal) belong to the daemon.
         os._exit(code)

@@ -146,6 +146,7 @@ class _Runtime:
             loop=type(loop).__module__.split(".")[0],
             detached=not self.parts.foreground,
             sockets={name: _sockname(s) for name, s in self.parts.sockets.items()},
+            options=self.options.summary(),
         )
         notifier = self.parts.notifier
         if notifier is not None and notifier.watchdog_interval:
