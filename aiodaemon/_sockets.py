@@ -316,7 +316,7 @@ def _adopt(listen: Mapping[str, ListenAddress], env: Mapping[str, str]) -> Liste
     if not count_text.isdigit():
         raise StartupError(f"listen: bad LISTEN_FDS={env['LISTEN_FDS']!r} from the service manager")
     count = int(count_text)
-    names = env["LISTEN_FDNAMES"].split(":") if "LISTEN_FDNAMES" in env else [""] * count
+    names = env["LISTEN_FDNAMES"].split(":") if env.get("LISTEN_FDNAMES") else [""] * count
     if len(names) != count:
         raise StartupError(
             f"listen: LISTEN_FDNAMES names {len(names)} sockets but LISTEN_FDS={count}"

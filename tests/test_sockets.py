@@ -317,12 +317,19 @@ ACTIVATED_CHILD = """
 class Activated:
     """A child started by the real systemd-socket-activate on the given ports."""
 
-    def __init__(self, tmp_path: Path, names: str, ports: list[int], fdnames: str | None) -> None:
+    def __init__(
+        self,
+        tmp_path: Path,
+        names: str,
+        ports: list[int],
+        fdnames: str | None,
+        options: tuple[str, ...] = (),
+    ) -> None:
         """Start ``systemd-socket-activate -l 127.0.0.1:PORT... [--fdname=...] python child``."""
         tool = require_tool("systemd-socket-activate")
         script = write_script(tmp_path, ACTIVATED_CHILD, "activated.py")
         # The tool passes on only the variables named with -E (and PATH, HOME, TERM).
-        argv = [tool, "-E", "PYTHONPATH"]
+        argv = [tool, "-E", "PYTHONPATH", *options]
         for port in ports:
             argv += ["-l", f"127.0.0.1:{port}"]
         if fdnames is not None:
@@ -368,7 +375,7 @@ class Activated:
         return self.proc.returncode, err
 
 
-Start = Callable[[str, list[int], "str | None"], Activated]
+Start = Callable[..., Activated]
 
 
 @pytest.fixture
@@ -376,8 +383,10 @@ def activate(tmp_path: Path) -> Iterator[Start]:
     """Start activated children (names, ports, fdnames); every one is stopped at the end."""
     started: list[Activated] = []
 
-    def start(names: str, ports: list[int], fdnames: str | None) -> Activated:
-        child = Activated(tmp_path, names, ports, fdnames)
+    def start(
+        names: str, ports: list[int], fdnames: str | None, options: tuple[str, ...] = ()
+    ) -> Activated:
+        child = Activated(tmp_path, names, ports, fdnames, options)
         started.append(child)
         return child
 
@@ -455,6 +464,49 @@ def test_name_mismatch_is_a_clear_startup_error(activate: Start) -> None:
         "listen[http]: the service manager passed no socket named 'http' (passed: metrics); "
         "set FileDescriptorName=http in the .socket unit"
     ) in err
+
+
+def test_passed_datagram_socket_is_refused(activate: Start) -> None:
+    """A passed socket that is not a listening stream socket is a clear startup error."""
+    port = free_port()
+    child = activate("http", [port], "http", ("--datagram",))
+
+    def triggered() -> bool:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+            udp.sendto(b"wake up", ("127.0.0.1", port))
+        return child.proc.poll() is not None
+
+    wait_for(triggered, 15, "the activated child to exit")
+    status, err = child.stop()
+    assert status == 1
+    assert (
+        "listen[http]: passed fd 3 is not a stream socket (use ListenStream= in the .socket unit)"
+        in err
+    )
+
+
+@pytest.mark.parametrize(
+    ("variables", "message"),
+    [
+        ({"LISTEN_FDS": "two"}, "listen: bad LISTEN_FDS='two' from the service manager"),
+        (
+            {"LISTEN_FDS": "2", "LISTEN_FDNAMES": "http"},
+            "listen: LISTEN_FDNAMES names 1 sockets but LISTEN_FDS=2",
+        ),
+        (
+            {"LISTEN_FDS": "0"},
+            "listen[http]: the service manager passed no socket named 'http' (passed: none)",
+        ),
+    ],
+)
+def test_malformed_activation_variables_are_startup_errors(
+    variables: dict[str, str], message: str
+) -> None:
+    """Activation variables that do not add up fail the start with one line."""
+    env = {"LISTEN_PID": str(os.getpid()), **variables}
+    with pytest.raises(StartupError) as caught:
+        open_listeners(parse({"http": "127.0.0.1:0"}), env=env)
+    assert str(caught.value).startswith(message)
 
 
 def test_echo_example_under_socket_activation(tmp_path: Path) -> None:
