@@ -79,6 +79,10 @@ def acquire(options: Options) -> Acquired:
         acquired.stderr = _open_output("stderr", options.stderr, options.umask)
         if options.listen:
             acquired.listeners = open_listeners(options.listen)
+            if identity is not None:
+                # Group members may connect to 0660 sockets, and the daemon may
+                # remove its own socket files at exit after the drop.
+                acquired.listeners.chown(identity.uid, identity.gid)
     except BaseException:
         acquired.release()
         raise

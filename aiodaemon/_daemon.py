@@ -160,10 +160,12 @@ def _become_daemon(
     from ._runtime import DaemonParts, run_daemon
 
     try:
-        from ._systemd import Notifier
+        from ._systemd import Notifier, set_default_notifier
 
-        # Connected before a chroot hides the socket's path.
+        # Connected before a chroot hides the socket's path; aiodaemon.sd_notify
+        # shares it for the same reason.
         notifier = Notifier.from_env()
+        set_default_notifier(notifier)
         _preload(options)
         from ._privileges import drop_privileges
 

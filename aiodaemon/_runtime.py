@@ -386,7 +386,8 @@ class _Runtime:
             code = code or ExitCode.FAILURE
             message = self.failure or "daemon exited before it was ready"
             if self.parts.notifier is not None:
-                self.parts.notifier.failed(message)
+                errno = getattr(self.failure_exc, "errno", None)
+                self.parts.notifier.failed(message, errno if isinstance(errno, int) else None)
             self.parts.pipe.fail(code, message)
         if self.parts.pidfile is not None:
             self.parts.pidfile.remove()
