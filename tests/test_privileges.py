@@ -368,6 +368,8 @@ def test_pidfile_in_a_root_only_directory_is_emptied_at_exit(
     stop_daemon(pid)
     assert pidfile.read_text() == ""
     assert aiodaemon.read_pidfile(pidfile).running_pid is None
+    status = python(["-m", "aiodaemon", "status", "--pidfile", pidfile])
+    assert status.returncode == 3, status.stdout  # LSB "not running"
 
 
 def test_log_file_is_reopened_on_sigusr1_after_the_drop(
