@@ -308,9 +308,19 @@ _FLAGS_WITH_VALUE = [
 ]
 _BARE_FLAGS = ["--no-prevent-core", "--uvloop", "--no-uvloop", "--syslog", "--bogus", "-x", "--"]
 
+
+def _argv_safe(text: str) -> bool:
+    """Whether ``text`` can be a real argument: no NUL, encodable (surrogateescape only)."""
+    try:
+        os.fsencode(text)
+    except UnicodeEncodeError:
+        return False
+    return "\0" not in text
+
+
 _CLI_VALUES = st.one_of(
-    _PATHLIKE_TEXT.filter(lambda t: "\0" not in t),
-    st.text(max_size=15).filter(lambda t: "\0" not in t),
+    _PATHLIKE_TEXT.filter(_argv_safe),
+    st.text(max_size=15).filter(_argv_safe),
     st.sampled_from(
         [
             *("nobody", "0", "-1", "²", "999", "0o22", "x=1.2.3.4:5", "=", "a=unix:rel"),

@@ -24,6 +24,7 @@ import pytest
 from .support import (
     clean_env,
     kill_quietly,
+    open_fds,
     proc_status,
     python,
     read_json_lines,
@@ -394,6 +395,31 @@ def test_log_file_is_reopened_on_sigusr1_after_the_drop(
     assert events[-1] == "exit"
     old = [line["event"] for line in read_json_lines(run_dir / "app.jsonl.1")]
     assert not any("cannot reopen" in str(event) for event in events + old)
+
+
+def test_log_in_a_root_only_directory_is_reopened_after_logrotate_create(
+    base: Path, run_dir: Path, daemons: list[int]
+) -> None:
+    """Where nobody may not create files, a file made for it (logrotate create) is reopened."""
+    log_dir = base / "log"  # root's, 0755, like /var/log
+    log_dir.mkdir(mode=0o755)
+    log = log_dir / "app.jsonl"
+    options = {
+        "pidfile": str(run_dir / "d.pid"),
+        "user": "nobody",
+        "workdir": str(run_dir),
+        "log_file": str(log),
+    }
+    pid, _ = start_daemon(base, options, daemons)
+    log.rename(log_dir / "app.jsonl.1")
+    # What logrotate's "create 0640 nobody nogroup" does before its postrotate kill -USR1.
+    log.touch(mode=0o640)
+    os.chown(log, NOBODY.pw_uid, NOGROUP.gr_gid)
+    os.kill(pid, signal.SIGUSR1)
+    wait_for(lambda: str(log) in open_fds(pid).values(), what="the new log file to be opened")
+    stop_daemon(pid)
+    assert [line["event"] for line in read_json_lines(log)][-1] == "exit"
+    assert stat.S_IMODE(log.stat().st_mode) == 0o640
 
 
 def test_daemon_environment_has_no_framework_variables(
