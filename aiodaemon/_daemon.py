@@ -169,6 +169,8 @@ def _become_daemon(
         _preload(options)
         from ._privileges import drop_privileges
 
+        if acquired.pidfile is not None and options.chroot is not None:
+            acquired.pidfile.enter_chroot(options.chroot)
         drop_privileges(options)
         if acquired.pidfile is not None:
             acquired.pidfile.write_pid()

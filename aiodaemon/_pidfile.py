@@ -34,6 +34,8 @@ class Pidfile:
     def __init__(self, path: Path, fd: int) -> None:
         self.path = path
         self.fd = fd
+        #: the path as this process sees it: changed by a chroot, None when outside it.
+        self.visible_path: Path | None = path
         self._written_pid: int | None = None
 
     def write_pid(self, pid: int | None = None) -> None:
@@ -50,10 +52,19 @@ class Pidfile:
         if uid is not None or gid is not None:
             os.fchown(self.fd, -1 if uid is None else uid, -1 if gid is None else gid)
 
+    def enter_chroot(self, root: Path) -> None:
+        """Record where the file is seen from inside ``root``; call just before the chroot."""
+        try:
+            self.visible_path = Path("/") / self.path.resolve().relative_to(root.resolve())
+        except ValueError:
+            self.visible_path = None
+
     def holds_our_pid(self, owner: int | None = None) -> bool:
         """Whether the file at ``path`` is still our file and names ``owner`` (default: us)."""
+        if self.visible_path is None:
+            return False
         try:
-            st = os.stat(self.path, follow_symlinks=False)
+            st = os.stat(self.visible_path, follow_symlinks=False)
         except OSError:
             return False
         ours = os.fstat(self.fd)
@@ -71,12 +82,20 @@ class Pidfile:
         if self.fd < 0:
             return
         if self.holds_our_pid(owner):
+            assert self.visible_path is not None
             try:
-                os.unlink(self.path)
+                os.unlink(self.visible_path)
             except FileNotFoundError:
                 pass
             except PermissionError:
                 os.ftruncate(self.fd, 0)
+        elif self.visible_path is None and _parse_pid(os.pread(self.fd, 64, 0)) in (
+            owner or os.getpid(),
+            None,
+        ):
+            # Outside our chroot: unreachable by path, but the locked fd is still
+            # ours, so empty it rather than leave a pid that reads as "dead".
+            os.ftruncate(self.fd, 0)
         self.close()
 
     def close(self) -> None:
