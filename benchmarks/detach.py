@@ -1,0 +1,268 @@
+"""Detach benchmark: launch to ready of a minimal daemon, aiodaemon vs python-daemon vs an fd loop.
+
+Each run starts a fresh launcher process (``python detach.py --child ...``)
+that sets ``RLIMIT_NOFILE`` (soft and hard) to the limit under test, then
+daemonizes with one contender; the daemon runs a uvloop event loop whose first
+act is to write ``<pid> <seconds since the detach call>`` to a FIFO the
+harness reads. The run's time is from spawning the launcher until *both* the
+launcher has exited and the ready line has arrived: aiodaemon's launcher only
+exits once its daemon is ready, the peers' launchers exit as soon as they have
+forked, so the FIFO is what makes the three comparable.
+
+Contenders:
+
+* **aiodaemon**: ``aiodaemon.run(main, detach=True)`` (fds closed with ``close_range``);
+* **python-daemon**: ``with daemon.DaemonContext(detach_process=True): uvloop.run(...)``;
+* **fd-loop**: the classic recipe: fork, ``setsid``, fork, then
+  ``for fd in range(3, maxfd): try: os.close(fd)``, stdio to ``/dev/null``.
+
+Limits: 1,024 and the highest the machine allows (1,048,576 is tried first;
+containers cap the hard limit, and then the hard limit is used).
+
+Run ``python benchmarks/detach.py [--runs 20] [--quick]``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+_HERE = os.path.dirname(os.path.abspath(__file__))
+# This directory holds logging.py, which would shadow the stdlib module for
+# asyncio, structlog and aiodaemon: keep it importable (for _common) but last.
+if sys.path and os.path.abspath(sys.path[0]) == _HERE:
+    sys.path.append(sys.path.pop(0))
+
+CONTENDERS = ("aiodaemon", "python-daemon", "fd-loop")
+WANTED_LIMIT = 1_048_576
+LOW_LIMIT = 1_024
+
+#: When the launcher called the detach; inherited by the daemon across the forks.
+_detach_called = 0.0
+
+
+# --- the launcher / daemon side (kept import-light: it is what is measured) ---
+
+
+def _report_ready(fifo: str) -> None:
+    """Write the ready line: the daemon's pid and the time since the detach call."""
+    fd = os.open(fifo, os.O_WRONLY)
+    try:
+        os.write(fd, f"{os.getpid()} {time.monotonic() - _detach_called:.6f}\n".encode())
+    finally:
+        os.close(fd)
+
+
+def _classic_detach() -> None:
+    """The fd-loop recipe found in countless daemons (and in Python cookbooks)."""
+    if os.fork():
+        os._exit(0)
+    os.setsid()
+    if os.fork():
+        os._exit(0)
+    os.chdir("/")
+    os.umask(0o022)
+    import resource
+
+    maxfd = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    for fd in range(3, maxfd):
+        # Written the way the recipe is: one close() per possible descriptor.
+        try:  # noqa: SIM105
+            os.close(fd)
+        except OSError:
+            pass
+    null = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(null, fd)
+    if null > 2:
+        os.close(null)
+
+
+def _child(contender: str, limit: int, fifo: str) -> None:
+    """Become a daemon with ``contender`` and report ready on ``fifo``."""
+    global _detach_called
+    import asyncio
+    import resource
+
+    import uvloop
+
+    resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))
+
+    async def idle() -> None:
+        _report_ready(fifo)
+        await asyncio.Event().wait()
+
+    if contender == "aiodaemon":
+        import aiodaemon
+
+        async def main(ctx: aiodaemon.Context) -> None:
+            _report_ready(fifo)
+            await ctx.wait_stopping()
+
+        _detach_called = time.monotonic()
+        aiodaemon.run(main, detach=True)
+    elif contender == "python-daemon":
+        import daemon
+
+        _detach_called = time.monotonic()
+        with daemon.DaemonContext(detach_process=True):
+            uvloop.run(idle())
+    else:
+        _detach_called = time.monotonic()
+        _classic_detach()
+        uvloop.run(idle())
+
+
+# --- the harness ---
+
+
+def _detected_high_limit() -> tuple[int, str]:
+    """Raise our own limit as far as the machine lets us; say what happened."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (WANTED_LIMIT, WANTED_LIMIT))
+    except (ValueError, OSError) as exc:
+        return hard, f"{WANTED_LIMIT:,} refused ({exc}): using the hard limit {hard:,}"
+    return WANTED_LIMIT, f"{WANTED_LIMIT:,} (raised from {soft:,}/{hard:,})"
+
+
+def _read_line(fd: int, launcher_pidfd: int, deadline: float) -> tuple[bytes, float, float]:
+    """Wait for the ready line and the launcher's exit; return (line, ready_at, exited_at)."""
+    import select
+
+    buffer = b""
+    ready_at = exited_at = 0.0
+    while not (ready_at and exited_at):
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("no ready line and launcher exit within the deadline")
+        waiting_on = [fd] if exited_at else [fd, launcher_pidfd]
+        readable = select.select(waiting_on, [], [], left)[0]
+        now = time.monotonic()
+        if launcher_pidfd in readable:
+            exited_at = now
+        if fd in readable:
+            try:
+                buffer += os.read(fd, 256)
+            except BlockingIOError:
+                continue
+            if b"\n" in buffer and not ready_at:
+                ready_at = now
+    return buffer.split(b"\n", 1)[0], ready_at, exited_at
+
+
+def _one_run(contender: str, limit: int, fifo: str, fifo_fd: int, err: str) -> tuple[float, float]:
+    """Launch one daemon, time it to ready, stop it; return (launch ms, in-process ms)."""
+    import subprocess
+
+    from _common import child_env, read_text, reap_children, stop_process
+
+    with open(err, "wb") as errfile:
+        start = time.monotonic()
+        launcher = subprocess.Popen(
+            [sys.executable, __file__, "--child", contender, str(limit), fifo],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=errfile,
+            env=child_env(),
+        )
+        pidfd = os.pidfd_open(launcher.pid)
+        try:
+            line, ready_at, exited_at = _read_line(fifo_fd, pidfd, start + 30.0)
+        except TimeoutError as exc:
+            launcher.kill()
+            launcher.wait()
+            raise SystemExit(f"{contender} at {limit:,}: {exc}\n{read_text(err)}") from None
+        finally:
+            os.close(pidfd)
+    code = launcher.wait()
+    pid_text, in_process = line.decode().split()
+    stop_process(int(pid_text))
+    reap_children()
+    if code != 0:
+        raise SystemExit(f"{contender} at {limit:,}: launcher exited {code}\n{read_text(err)}")
+    return (max(ready_at, exited_at) - start) * 1e3, float(in_process) * 1e3
+
+
+def main() -> None:
+    """Run every contender at both limits, interleaved, and print the table."""
+    import argparse
+    import tempfile
+
+    from _common import become_subreaper, check_no_children, median, percentile, print_table
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=20, help="runs per contender and limit")
+    parser.add_argument("--quick", action="store_true", help="5 runs each")
+    parser.add_argument("--child", nargs=3, metavar=("CONTENDER", "LIMIT", "FIFO"))
+    args = parser.parse_args()
+    if args.child:
+        contender, limit, fifo = args.child
+        _child(contender, int(limit), fifo)
+        return
+    runs = 5 if args.quick else args.runs
+
+    become_subreaper()
+    high, how = _detected_high_limit()
+    limits = (LOW_LIMIT, high)
+    launch: dict[tuple[str, int], list[float]] = {}
+    inproc: dict[tuple[str, int], list[float]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        fifo = os.path.join(tmp, "ready.fifo")
+        os.mkfifo(fifo)
+        fifo_fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+        # A writer of our own: the FIFO never reads as end-of-file between daemons.
+        keep_open = os.open(fifo, os.O_WRONLY)
+        err = os.path.join(tmp, "stderr")
+        try:
+            for contender in CONTENDERS:  # warm the page cache, unmeasured
+                _one_run(contender, LOW_LIMIT, fifo, fifo_fd, err)
+            for _ in range(runs):
+                # Interleaved, so drift and other load hit every contender alike.
+                for limit in limits:
+                    for contender in CONTENDERS:
+                        total, detach = _one_run(contender, limit, fifo, fifo_fd, err)
+                        launch.setdefault((contender, limit), []).append(total)
+                        inproc.setdefault((contender, limit), []).append(detach)
+        finally:
+            os.close(fifo_fd)
+            os.close(keep_open)
+    check_no_children()
+
+    rows = []
+    for limit in limits:
+        base = median(launch["aiodaemon", limit])
+        for contender in CONTENDERS:
+            times = launch[contender, limit]
+            rows.append(
+                [
+                    contender,
+                    f"{limit:,}",
+                    f"{median(times):.1f}",
+                    f"{percentile(times, 90):.1f}",
+                    f"{median(times) / base:.2f}",
+                    f"{median(inproc[contender, limit]):.1f}",
+                ]
+            )
+    low, top = (median(launch["aiodaemon", limit]) for limit in limits)
+    print_table(
+        [
+            f"launch to ready of a minimal daemon (uvloop), {runs} runs per row, "
+            f"{os.cpu_count()} CPUs, Python {sys.version.split()[0]}",
+            f"RLIMIT_NOFILE high: {how}",
+            "launch = spawn of the launcher until its exit and the daemon's ready line;",
+            "in-process = from the detach call to the daemon's ready line",
+        ],
+        ["contender", "RLIMIT_NOFILE", "median ms", "p90 ms", "vs aiodaemon", "in-process ms"],
+        rows,
+    )
+    change = (top - low) / low * 100
+    verdict = "within" if abs(change) <= 10 else "NOT within"
+    print(f"aiodaemon {high:,} vs {LOW_LIMIT:,}: {change:+.1f}% ({verdict} the 10% goal)")
+
+
+if __name__ == "__main__":
+    main()
