@@ -35,6 +35,8 @@ _SYSLOG_BACKLOG = 10_000
 _RETRY_INTERVAL = 0.5
 _TCP_TIMEOUT = 5.0
 
+_MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+
 Record = tuple[int, bytes]
 
 
@@ -131,7 +133,7 @@ def _app_name() -> str:
 
 
 class SyslogSink:
-    """RFC 5424 messages over a Unix datagram socket, UDP, or TCP with octet counting.
+    """Syslog messages: RFC 5424 over UDP or TCP (octet counting), syslog(3) format locally.
 
     A record longer than ``max_message`` is sent as several messages, each
     carrying ``[part@32473 seq="N" of="M" id="ID"]`` structured data, so it is
@@ -173,13 +175,23 @@ class SyslogSink:
 
     def _messages(self, severity: int, body: bytes) -> list[bytes]:
         now = time.time()
-        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1e6):06d}Z"
-        head = (
-            f"<{_FACILITY_DAEMON * 8 + severity}>1 {stamp} {self.hostname} {self.app_name} "
-            f"{self.pid} - "
-        ).encode()
-        if len(head) + 2 + len(body) <= self.max_message:
-            return [head + b"- " + body]
+        pri = _FACILITY_DAEMON * 8 + severity
+        if self.target.transport == "unix":
+            # Local daemons (rsyslog's imuxsock, journald) parse the syslog(3)
+            # format and mangle RFC 5424 on /dev/log: speak theirs there.
+            t = time.localtime(now)
+            stamp = f"{_MONTHS[t.tm_mon - 1]} {t.tm_mday:2d} {time.strftime('%H:%M:%S', t)}"
+            head = f"<{pri}>{stamp} {self.app_name}[{self.pid}]: ".encode()
+            no_data = b""
+        else:
+            stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now))
+            head = (
+                f"<{pri}>1 {stamp}.{int(now % 1 * 1e6):06d}Z {self.hostname} {self.app_name} "
+                f"{self.pid} - "
+            ).encode()
+            no_data = b"- "
+        if len(head) + len(no_data) + len(body) <= self.max_message:
+            return [head + no_data + body]
         self._next_id += 1
         room = max(self.max_message - len(head) - 64, 256)
         chunks = [body[i : i + room] for i in range(0, len(body), room)]
