@@ -1,0 +1,8 @@
+"""``python -m aiodaemon``: the same command as the ``aiodaemon`` console script."""
+
+from __future__ import annotations
+
+from ._cli import main
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,407 @@
+"""The ``aiodaemon`` command: run, start, stop, restart, reload and status.
+
+Every usage error is one line on stderr and exit status 2, before anything is
+acquired or forked; the daemon's own errors come back through :func:`launch`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import importlib
+import inspect
+import math
+import sys
+import traceback
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+from . import _control
+from ._config import parse_options
+from ._daemon import Daemon, default_daemon, launch
+from ._hooks import HookFunction, check_hook
+from ._pidfile import read_pidfile
+from .exceptions import ConfigError, ExitCode
+
+__all__ = ["main"]
+
+_PROG = "aiodaemon"
+
+_COMMON_EPILOG = """\
+TARGET is MODULE:ATTR (or MODULE, meaning MODULE:main), imported with the
+current directory on sys.path. ATTR is an async main function (hooks come from
+aiodaemon.on_startup etc.) or an aiodaemon.Daemon (its hooks are used, and its
+program is the Daemon's own `main` attribute if it has one, else MODULE's
+`main`). ATTR may be dotted: MODULE:obj.attr.
+"""
+
+_EXAMPLES = {
+    "run": """\
+examples:
+  aiodaemon run echo:main --listen tcp=127.0.0.1:8080
+  aiodaemon run app:daemon --log-level debug --log-format console
+  ExecStart=/usr/bin/aiodaemon run app:main      (systemd Type=notify)
+""",
+    "start": """\
+examples:
+  aiodaemon start echo:main --pidfile /run/echo.pid --log-file /var/log/echo.jsonl
+  aiodaemon start app:main --pidfile /run/app.pid --user app --listen http=:80
+
+Prints the daemon's pid once it is ready (exit 0). If the pidfile is held by a
+running daemon, says so and exits 0 starting nothing (LSB).
+""",
+    "restart": """\
+examples:
+  aiodaemon restart echo:main --pidfile /run/echo.pid --log-file /var/log/echo.jsonl
+
+Stops the daemon holding --pidfile (as `stop` does), then starts a new one.
+""",
+    "stop": """\
+examples:
+  aiodaemon stop --pidfile /run/echo.pid
+  aiodaemon stop --pidfile /run/echo.pid --timeout 5
+
+SIGTERM, then SIGKILL after --timeout seconds. Only the process holding the
+pidfile's lock is signalled, never a stale pid. Exit 0 once it is gone or when
+it was not running; 1 when the pidfile's holder cannot be verified.
+""",
+    "reload": """\
+examples:
+  aiodaemon reload --pidfile /run/echo.pid
+
+Sends SIGHUP: log files are reopened and reload hooks run. Exit 7 when the
+daemon is not running, 1 when the pidfile's holder cannot be verified.
+""",
+    "status": """\
+examples:
+  aiodaemon status --pidfile /run/echo.pid
+
+Exit status (LSB): 0 running, 1 dead but the pidfile exists, 3 not running,
+4 unknown (unreadable pidfile, unverifiable holder).
+""",
+}
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line and exit 2, as every usage error here."""
+
+    def error(self, message: str) -> NoReturn:
+        print(f"{self.prog}: {message} (see '{self.prog} --help')", file=sys.stderr, flush=True)
+        raise SystemExit(ExitCode.USAGE)
+
+
+class _UsageError(Exception):
+    """A bad command line found after parsing: printed as one line, exit 2."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``aiodaemon`` console script and ``python -m aiodaemon``.
+
+    Returns:
+        The exit status (see the help of each command).
+    """
+    args = _build_parser().parse_args(argv)
+    command: Callable[[argparse.Namespace], int] = args.handler
+    try:
+        return command(args)
+    except _UsageError as exc:
+        print(f"{_PROG} {args.command}: {exc}", file=sys.stderr, flush=True)
+        return ExitCode.USAGE
+    except KeyboardInterrupt:
+        # Ctrl-C while the CLI itself waits (stop, start before the fork).
+        return 128 + 2
+
+
+# --- commands -----------------------------------------------------------------------
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    options = _daemon_options(args, detach=False)
+    daemon, program = _load_target(args.target)
+    return launch(daemon, program, options)
+
+
+def _cmd_start(args: argparse.Namespace) -> int:
+    options = _daemon_options(args, detach=True)
+    daemon, program = _load_target(args.target)
+    return _start(daemon, program, options, args.pidfile)
+
+
+def _cmd_restart(args: argparse.Namespace) -> int:
+    if args.pidfile is None:
+        raise _UsageError("--pidfile is required: it tells which daemon to stop")
+    options = _daemon_options(args, detach=True)
+    daemon, program = _load_target(args.target)
+    code = _control.stop(Path(args.pidfile), args.timeout)
+    if code != 0:
+        return code
+    return _start(daemon, program, options, args.pidfile)
+
+
+def _cmd_stop(args: argparse.Namespace) -> int:
+    return _control.stop(Path(args.pidfile), args.timeout)
+
+
+def _cmd_reload(args: argparse.Namespace) -> int:
+    return _control.reload(Path(args.pidfile))
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    return _control.status(Path(args.pidfile))
+
+
+def _start(
+    daemon: Daemon, program: HookFunction, options: dict[str, Any], pidfile: str | None
+) -> int:
+    if pidfile is not None and _report_running(Path(pidfile)):
+        return ExitCode.OK
+
+    def on_ready(pid: int) -> None:
+        print(pid, flush=True)
+
+    code = launch(daemon, program, options, on_ready=on_ready)
+    # Only errors before the fork come back here; a lost race for the lock is
+    # still "already running", which LSB counts as a successful start.
+    return ExitCode.OK if code == ExitCode.ALREADY_RUNNING else code
+
+
+def _report_running(pidfile: Path) -> bool:
+    state = read_pidfile(pidfile)
+    if state.running_pid is None and state.detail != "starting":
+        return False
+    held = f"pid {state.pid}" if state.pid is not None else "pid not yet written"
+    print(f"{_PROG}: already running ({held}, pidfile {pidfile})", file=sys.stderr, flush=True)
+    return True
+
+
+# --- options ------------------------------------------------------------------------
+
+
+def _daemon_options(args: argparse.Namespace, *, detach: bool) -> dict[str, Any]:
+    """Keyword options for ``run()`` from the command line, validated here.
+
+    Raises:
+        _UsageError: naming the command-line option at fault.
+    """
+    raw: dict[str, Any] = {"detach": detach, "listen": _listen(args.listen)}
+    for name in (
+        "pidfile", "log_file", "syslog", "log_level", "log_format", "user", "group",
+        "workdir", "umask", "stdout", "stderr", "shutdown_timeout", "chroot", "uvloop",
+        "ready",
+    ):  # fmt: skip
+        value = getattr(args, name)
+        if value is not None:
+            raw[name] = value
+    if args.no_prevent_core:
+        raw["prevent_core"] = False
+    try:
+        parse_options(raw)
+    except ConfigError as exc:
+        raise _UsageError(_flag_message(exc)) from None
+    return raw
+
+
+def _flag_message(exc: ConfigError) -> str:
+    """Name the command-line flag rather than the keyword: ``--log-file`` for ``log_file``."""
+    message = str(exc).removeprefix(f"{exc.option}: ")
+    name, _, key = exc.option.partition("[")
+    flag = "--" + name.replace("_", "-")
+    return f"{flag} {key.rstrip(']')}: {message}" if key else f"{flag}: {message}"
+
+
+def _listen(values: list[str] | None) -> dict[str, str]:
+    result: dict[str, str] = {}
+    for value in values or ():
+        name, sep, address = value.partition("=")
+        if not sep or not name or not address:
+            raise _UsageError(
+                f"--listen: expected NAME=ADDRESS (e.g. http=127.0.0.1:8080), not {value!r}"
+            )
+        if name in result:
+            raise _UsageError(f"--listen: name {name!r} given twice")
+        result[name] = address
+    return result
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"must be a non-negative number of seconds: {text!r}")
+    return value
+
+
+# --- target -------------------------------------------------------------------------
+
+
+def _load_target(spec: str) -> tuple[Daemon, HookFunction]:
+    """Import ``MODULE:ATTR`` and return the daemon whose hooks apply and the program.
+
+    Raises:
+        _UsageError: the module, the attribute or its type is wrong.
+    """
+    module_name, _, attr_path = spec.partition(":")
+    attr_path = attr_path or "main"
+    if not module_name or not all(part.isidentifier() for part in module_name.split(".")):
+        raise _UsageError(f"TARGET must be MODULE:ATTR, not {spec!r}")
+    if not all(part.isidentifier() for part in attr_path.split(".")):
+        raise _UsageError(f"TARGET must be MODULE:ATTR, not {spec!r}")
+    module = _import(module_name)
+    try:
+        obj = functools.reduce(getattr, attr_path.split("."), module)
+    except AttributeError:
+        raise _UsageError(f"module {module_name!r} has no attribute {attr_path!r}") from None
+    if isinstance(obj, Daemon):
+        program = getattr(obj, "main", None) or getattr(module, "main", None)
+        if program is None:
+            raise _UsageError(
+                f"{spec} is a Daemon, but neither it nor module {module_name!r} has a `main`"
+            )
+        return obj, _check_program(f"{module_name}:main", program)
+    return default_daemon, _check_program(spec, obj)
+
+
+def _import(module_name: str) -> Any:
+    # The absolute current directory, not "": the daemon chdirs to its workdir,
+    # and imports made later must still find the program's own modules.
+    cwd = str(Path.cwd())
+    if cwd not in sys.path:
+        sys.path.insert(0, cwd)
+    try:
+        return importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name is not None and (module_name + ".").startswith(exc.name + "."):
+            raise _UsageError(f"no module named {module_name!r} (in {cwd} or sys.path)") from None
+        raise _UsageError(f"importing {module_name!r} failed: {_describe(exc)}") from None
+    except Exception as exc:
+        raise _UsageError(f"importing {module_name!r} failed: {_describe(exc)}") from None
+
+
+def _describe(exc: BaseException) -> str:
+    """``Type: message (file:line)`` of the innermost frame, a traceback in one line."""
+    text = f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, SyntaxError):
+        return text
+    frames = traceback.extract_tb(exc.__traceback__)
+    if frames:
+        text += f" ({frames[-1].filename}:{frames[-1].lineno})"
+    return text
+
+
+def _check_program(name: str, obj: object) -> HookFunction:
+    if inspect.isfunction(obj) and not inspect.iscoroutinefunction(obj):
+        raise _UsageError(f"{name} is a plain function; it must be an async function (async def)")
+    try:
+        check_hook(obj, name)
+    except TypeError:
+        kind = type(obj).__name__
+        if inspect.iscoroutinefunction(obj):
+            raise _UsageError(f"{name} must take no argument or one Context") from None
+        raise _UsageError(
+            f"{name} is not an async function or an aiodaemon.Daemon (it is a {kind})"
+        ) from None
+    return obj  # type: ignore[return-value]
+
+
+# --- parser -------------------------------------------------------------------------
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog=_PROG,
+        description="Run an asyncio program as a Unix service, and control it.",
+        epilog="Run 'aiodaemon COMMAND --help' for each command's options and examples.",
+    )
+    from . import __version__
+
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands_table: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
+        "run": (_cmd_run, "run TARGET in the foreground (Ctrl-C stops it)"),
+        "start": (_cmd_start, "start TARGET detached; print its pid when it is ready"),
+        "stop": (_cmd_stop, "stop the daemon holding --pidfile (TERM, wait, KILL)"),
+        "restart": (_cmd_restart, "stop the daemon holding --pidfile, then start TARGET"),
+        "reload": (_cmd_reload, "send SIGHUP to the daemon holding --pidfile"),
+        "status": (_cmd_status, "tell whether the daemon holding --pidfile runs (LSB codes)"),
+    }
+    for name, (handler, help_text) in commands_table.items():
+        epilog = _EXAMPLES[name]
+        if name in ("run", "start", "restart"):
+            epilog = _COMMON_EPILOG + "\n" + epilog
+        sub = commands.add_parser(
+            name,
+            help=help_text,
+            description=help_text[0].upper() + help_text[1:] + ".",
+            epilog=epilog,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        sub.set_defaults(handler=handler)
+        if name in ("run", "start", "restart"):
+            _add_daemon_options(sub)
+        else:
+            sub.add_argument(
+                "--pidfile", required=True, metavar="PATH", help="the daemon's pidfile"
+            )
+        if name in ("stop", "restart"):
+            sub.add_argument(
+                "--timeout",
+                type=_seconds,
+                default=30.0,
+                metavar="S",
+                help="seconds to wait after SIGTERM before SIGKILL (default: 30)",
+            )
+    return parser
+
+
+def _add_daemon_options(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("target", metavar="TARGET", help="MODULE:ATTR, an async main or a Daemon")
+    add = sub.add_argument
+    add("--pidfile", metavar="PATH", help="pidfile to lock and write")
+    add("--log-file", metavar="PATH", help="JSON-lines log file (reopened on SIGUSR1/SIGHUP)")
+    add(
+        "--syslog",
+        nargs="?",
+        const=True,
+        metavar="WHERE",
+        help="log to syslog: /dev/log (no value), a socket path, udp://H:P or tcp://H:P",
+    )
+    add(
+        "--log-level",
+        choices=["debug", "info", "warning", "error", "critical"],
+        help="(default: info)",
+    )
+    add("--log-format", choices=["json", "console"], help="(default: console on a TTY, else json)")
+    add(
+        "--listen",
+        action="append",
+        metavar="NAME=ADDR",
+        help="bind a socket: NAME=HOST:PORT, NAME=[V6]:PORT or NAME=unix:/PATH (repeatable)",
+    )
+    add("--user", help="user name or uid to drop to")
+    add("--group", help="group name or gid to drop to")
+    add("--workdir", metavar="DIR", help="working directory (default: /)")
+    add("--umask", metavar="OCTAL", help="file mode creation mask (default: 022)")
+    add("--stdout", metavar="PATH", help="append the daemon's stdout to PATH")
+    add("--stderr", metavar="PATH", help="append the daemon's stderr to PATH")
+    add(
+        "--shutdown-timeout",
+        type=_seconds,
+        metavar="S",
+        help="seconds for the whole shutdown before a forced exit (default: 30)",
+    )
+    add("--chroot", metavar="DIR", help="chroot to DIR after acquiring")
+    add("--no-prevent-core", action="store_true", help="allow core dumps (default: RLIMIT_CORE=0)")
+    add(
+        "--uvloop",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="require or refuse uvloop (default: use it when installed)",
+    )
+    add(
+        "--ready",
+        choices=["startup", "manual"],
+        help="ready after startup hooks (default), or when the program calls ctx.notify_ready()",
+    )
