@@ -101,7 +101,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     Returns:
         The exit status (see the help of each command).
     """
-    args = _build_parser().parse_args(argv)
+    args, extra = _build_parser().parse_known_args(argv)
+    if extra:
+        # Reported by the command's own parser, so the line names the command.
+        args.parser.error(f"unrecognized arguments: {' '.join(extra)}")
     command: Callable[[argparse.Namespace], int] = args.handler
     try:
         return command(args)
@@ -338,7 +341,7 @@ def _build_parser() -> argparse.ArgumentParser:
             epilog=epilog,
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
-        sub.set_defaults(handler=handler)
+        sub.set_defaults(handler=handler, parser=sub)
         if name in ("run", "start", "restart"):
             _add_daemon_options(sub)
         else:

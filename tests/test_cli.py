@@ -1,0 +1,497 @@
+"""The ``aiodaemon`` command end to end, through the installed console script."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from .support import (
+    PYTHON,
+    clean_env,
+    is_alive,
+    kill_quietly,
+    read_pid,
+    require_tool,
+    wait_for,
+    wait_gone,
+    write_script,
+)
+
+# pip puts the console script next to the interpreter; going through a pyenv
+# or PATH shim would test the shim, not our entry point.
+SCRIPT = Path(sys.executable).parent / "aiodaemon"
+
+APP = """
+import os
+from pathlib import Path
+
+import aiodaemon
+
+HERE = Path(__file__).parent
+
+
+@aiodaemon.on_startup
+async def started():
+    (HERE / "started").write_text(str(os.getpid()))
+
+
+@aiodaemon.on_reload
+async def reloaded():
+    with open(HERE / "reloads", "a") as f:
+        f.write("reload\\n")
+
+
+async def main(ctx):
+    await ctx.wait_stopping()
+
+
+def sync_main():
+    pass
+
+
+async def two_args(a, b):
+    pass
+
+
+CONFIG = {"a": 1}
+"""
+
+# A Daemon object with its own hooks, and the module's main as its program.
+DAEMON_APP = """
+import os
+from pathlib import Path
+
+import aiodaemon
+
+daemon = aiodaemon.Daemon()
+
+
+@daemon.on_startup
+async def started():
+    Path(__file__).with_name("daemon-started").write_text(str(os.getpid()))
+
+
+async def main(ctx):
+    await ctx.wait_stopping()
+"""
+
+# A shutdown hook that never ends: only SIGKILL stops this one in time.
+STUCK_APP = """
+import asyncio
+
+import aiodaemon
+
+
+@aiodaemon.on_shutdown
+async def never_done():
+    await asyncio.Event().wait()
+
+
+async def main(ctx):
+    await ctx.wait_stopping()
+"""
+
+# Sets up a startup hook that raises: the launcher must exit non-zero with the error.
+FAILING_APP = """
+import aiodaemon
+
+
+@aiodaemon.on_startup
+async def broken():
+    raise RuntimeError("the database is on fire")
+
+
+async def main(ctx):
+    await ctx.wait_stopping()
+"""
+
+
+@pytest.fixture(scope="module", autouse=True)
+def console_script() -> Path:
+    """The installed ``aiodaemon`` console script."""
+    if not SCRIPT.exists():
+        pytest.fail(f"{SCRIPT} is missing: install the project with `pip install -e .`")
+    return SCRIPT
+
+
+@pytest.fixture
+def app_dir(tmp_path: Path) -> Path:
+    """A directory holding the example programs; commands run from there."""
+    write_script(tmp_path, APP, "app.py")
+    write_script(tmp_path, DAEMON_APP, "daemonapp.py")
+    write_script(tmp_path, STUCK_APP, "stuckapp.py")
+    write_script(tmp_path, FAILING_APP, "failapp.py")
+    return tmp_path
+
+
+@pytest.fixture
+def pidfile(app_dir: Path) -> Iterator[Path]:
+    """A pidfile path; whatever daemon still holds it at the end is killed."""
+    path = app_dir / "app.pid"
+    yield path
+    try:
+        text = path.read_text().strip()
+    except FileNotFoundError:
+        return
+    if text.isdigit():
+        # Only a daemon started by this test holds this file: it lives in tmp_path.
+        kill_quietly(int(text))
+
+
+def cli(
+    *args: str | os.PathLike[str], cwd: Path, module: bool = False, timeout: float = 45.0
+) -> subprocess.CompletedProcess[str]:
+    """Run ``aiodaemon ARGS`` (or ``python -m aiodaemon ARGS``) to completion."""
+    prefix = [PYTHON, "-m", "aiodaemon"] if module else [str(SCRIPT)]
+    return subprocess.run(
+        [*prefix, *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=clean_env(),
+        stdin=subprocess.DEVNULL,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def start(app_dir: Path, pidfile: Path, target: str = "app:main", *extra: str) -> int:
+    """Start a daemon with ``aiodaemon start`` and return the pid it printed."""
+    result = cli("start", target, "--pidfile", pidfile, *extra, cwd=app_dir)
+    assert result.returncode == 0, result.stderr
+    pid = int(result.stdout.strip())
+    assert read_pid(pidfile) == pid
+    return pid
+
+
+def one_line(text: str) -> str:
+    """The only line of ``text``; fails if there are more (a traceback, say)."""
+    lines = text.strip().splitlines()
+    assert len(lines) == 1, text
+    return lines[0]
+
+
+# --- start, status, stop -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("module", [False, True], ids=["script", "python-m"])
+def test_start_status_stop(app_dir: Path, pidfile: Path, module: bool) -> None:
+    """start prints the ready daemon's pid, status says running, stop ends it cleanly."""
+    result = cli("start", "app:main", "--pidfile", pidfile, cwd=app_dir, module=module)
+    assert result.returncode == 0, result.stderr
+    pid = int(result.stdout.strip())
+    assert is_alive(pid)
+    assert read_pid(pidfile) == pid
+    # Ready means the startup hook has run.
+    assert (app_dir / "started").read_text() == str(pid)
+
+    status = cli("status", "--pidfile", pidfile, cwd=app_dir, module=module)
+    assert status.returncode == 0
+    assert f"running (pid {pid}" in status.stdout
+
+    stop = cli("stop", "--pidfile", pidfile, cwd=app_dir, module=module)
+    assert stop.returncode == 0, stop.stderr
+    assert f"stopped (pid {pid})" in stop.stderr
+    assert not is_alive(pid)
+    assert not pidfile.exists()
+
+    status = cli("status", "--pidfile", pidfile, cwd=app_dir, module=module)
+    assert status.returncode == 3
+    assert "not running" in status.stdout
+
+
+def test_start_when_running_starts_nothing(app_dir: Path, pidfile: Path) -> None:
+    """A second start says "already running" with the pid, exits 0 and starts nothing."""
+    pid = start(app_dir, pidfile)
+    (app_dir / "started").unlink()
+    again = cli("start", "app:main", "--pidfile", pidfile, cwd=app_dir)
+    assert again.returncode == 0
+    assert again.stdout == ""
+    assert f"already running (pid {pid}" in one_line(again.stderr)
+    assert read_pid(pidfile) == pid
+    assert not (app_dir / "started").exists()
+    assert cli("stop", "--pidfile", pidfile, cwd=app_dir).returncode == 0
+
+
+def test_start_failure_reports_the_daemon_error(app_dir: Path, pidfile: Path) -> None:
+    """A daemon failing at startup makes start exit 1 with its error; no pidfile is left."""
+    result = cli("start", "failapp:main", "--pidfile", pidfile, cwd=app_dir)
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert "the database is on fire" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not pidfile.exists()
+
+
+def test_daemon_target_uses_its_own_hooks(app_dir: Path, pidfile: Path) -> None:
+    """TARGET naming a Daemon runs the module's main with that Daemon's hooks."""
+    pid = start(app_dir, pidfile, "daemonapp:daemon")
+    assert (app_dir / "daemon-started").read_text() == str(pid)
+    assert cli("stop", "--pidfile", pidfile, cwd=app_dir).returncode == 0
+
+
+def test_options_reach_the_daemon(app_dir: Path, pidfile: Path) -> None:
+    """--workdir, --umask, --log-file and --listen are applied to the started daemon."""
+    log = app_dir / "app.jsonl"
+    sock = app_dir / "app.sock"
+    pid = start(
+        app_dir, pidfile, "app:main",
+        "--workdir", str(app_dir), "--umask", "027", "--log-file", str(log),
+        "--listen", f"ctl=unix:{sock}", "--log-level", "debug",
+    )  # fmt: skip
+    assert os.readlink(f"/proc/{pid}/cwd") == str(app_dir)
+    with open(f"/proc/{pid}/status") as f:
+        assert "Umask:\t0027\n" in f.read()
+    assert sock.exists()
+    wait_for(lambda: log.exists() and log.stat().st_size > 0, what="a log line")
+    assert cli("stop", "--pidfile", pidfile, cwd=app_dir).returncode == 0
+
+
+def test_stop_escalates_to_sigkill(app_dir: Path, pidfile: Path) -> None:
+    """A daemon stuck in a shutdown hook is killed after --timeout; stop still exits 0."""
+    pid = start(app_dir, pidfile, "stuckapp:main", "--shutdown-timeout", "50")
+    stop = cli("stop", "--pidfile", pidfile, "--timeout", "1", cwd=app_dir)
+    assert stop.returncode == 0, stop.stderr
+    assert "SIGKILL" in stop.stderr
+    assert not is_alive(pid)
+    # The killed daemon could not remove its pidfile; stop did.
+    assert not pidfile.exists()
+    assert cli("status", "--pidfile", pidfile, cwd=app_dir).returncode == 3
+
+
+def test_stop_when_not_running(app_dir: Path, pidfile: Path) -> None:
+    """stop without a daemon exits 0 and says it was not running."""
+    result = cli("stop", "--pidfile", pidfile, cwd=app_dir)
+    assert result.returncode == 0
+    assert "not running" in one_line(result.stderr)
+
+
+def test_restart_gives_a_new_pid(app_dir: Path, pidfile: Path) -> None:
+    """restart stops the old daemon and prints the pid of a new, running one."""
+    old = start(app_dir, pidfile)
+    result = cli("restart", "app:main", "--pidfile", pidfile, cwd=app_dir)
+    assert result.returncode == 0, result.stderr
+    new = int(result.stdout.strip())
+    assert new != old
+    assert not is_alive(old)
+    assert is_alive(new)
+    assert read_pid(pidfile) == new
+    assert cli("stop", "--pidfile", pidfile, cwd=app_dir).returncode == 0
+
+
+def test_restart_of_a_stopped_daemon_starts_it(app_dir: Path, pidfile: Path) -> None:
+    """restart with nothing running just starts the daemon."""
+    result = cli("restart", "app:main", "--pidfile", pidfile, cwd=app_dir)
+    assert result.returncode == 0, result.stderr
+    pid = int(result.stdout.strip())
+    assert read_pid(pidfile) == pid
+    assert cli("stop", "--pidfile", pidfile, cwd=app_dir).returncode == 0
+
+
+def test_reload_runs_reload_hooks(app_dir: Path, pidfile: Path) -> None:
+    """reload sends SIGHUP: the daemon's reload hook runs and it keeps running."""
+    pid = start(app_dir, pidfile)
+    result = cli("reload", "--pidfile", pidfile, cwd=app_dir)
+    assert result.returncode == 0, result.stderr
+    reloads = app_dir / "reloads"
+    wait_for(lambda: reloads.exists() and reloads.read_text() == "reload\n", what="reload hook")
+    assert is_alive(pid)
+    assert cli("stop", "--pidfile", pidfile, cwd=app_dir).returncode == 0
+
+
+def test_reload_when_not_running(app_dir: Path, pidfile: Path) -> None:
+    """reload without a daemon exits 7 (LSB "not running") with a message."""
+    result = cli("reload", "--pidfile", pidfile, cwd=app_dir)
+    assert result.returncode == 7
+    assert "not running" in one_line(result.stderr)
+
+
+# --- run in the foreground ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_run_stays_in_the_foreground(app_dir: Path, pidfile: Path, sig: int) -> None:
+    """run keeps the daemon in the launching process; SIGINT or SIGTERM ends it with 0."""
+    proc = subprocess.Popen(
+        [SCRIPT, "run", "app:main", "--pidfile", pidfile, "--log-format", "json"],
+        cwd=app_dir,
+        env=clean_env(),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert read_pid(pidfile) == proc.pid
+        wait_for(lambda: (app_dir / "started").exists(), what="startup hook")
+        status = cli("status", "--pidfile", pidfile, cwd=app_dir)
+        assert status.returncode == 0
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, err
+    assert not pidfile.exists()
+
+
+# --- pidfiles that do not belong to a live daemon ------------------------------------
+
+
+@pytest.fixture
+def stranger() -> Iterator[subprocess.Popen[bytes]]:
+    """A live process unrelated to any daemon, whose pid ends up in a stale pidfile."""
+    proc = subprocess.Popen(["sleep", "30"])
+    try:
+        yield proc
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_stale_pidfile_never_signals_a_stranger(
+    app_dir: Path, pidfile: Path, stranger: subprocess.Popen[bytes]
+) -> None:
+    """A stale pidfile naming a live unrelated process: status 1, stop/reload leave it alone."""
+    pidfile.write_text(f"{stranger.pid}\n")
+    status = cli("status", "--pidfile", pidfile, cwd=app_dir)
+    assert status.returncode == 1
+    assert "dead" in status.stdout
+    stop = cli("stop", "--pidfile", pidfile, "--timeout", "1", cwd=app_dir)
+    assert stop.returncode == 0
+    assert "not running" in one_line(stop.stderr)
+    reload = cli("reload", "--pidfile", pidfile, cwd=app_dir)
+    assert reload.returncode == 7
+    assert is_alive(stranger.pid)
+    assert stranger.poll() is None
+
+
+def test_locked_pidfile_naming_another_process_is_unknown(
+    app_dir: Path, pidfile: Path, stranger: subprocess.Popen[bytes]
+) -> None:
+    """A pidfile locked by one process but naming another: status 4, stop refuses (1)."""
+    fd = os.open(pidfile, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        os.write(fd, f"{stranger.pid}\n".encode())
+        status = cli("status", "--pidfile", pidfile, cwd=app_dir)
+        assert status.returncode == 4
+        assert "unknown" in status.stdout
+        stop = cli("stop", "--pidfile", pidfile, "--timeout", "1", cwd=app_dir)
+        assert stop.returncode == 1
+        assert "nothing signalled" in one_line(stop.stderr)
+        assert stranger.poll() is None
+    finally:
+        os.close(fd)
+
+
+def test_status_of_an_unreadable_pidfile_is_unknown(app_dir: Path) -> None:
+    """status on a path that is not a regular file exits 4 (unknown)."""
+    status = cli("status", "--pidfile", app_dir, cwd=app_dir)
+    assert status.returncode == 4
+    assert "unknown" in status.stdout
+
+
+def test_status_of_an_empty_unlocked_pidfile(app_dir: Path, pidfile: Path) -> None:
+    """An empty pidfile nobody holds (left by a daemon that could not unlink) is "not running"."""
+    pidfile.write_text("")
+    status = cli("status", "--pidfile", pidfile, cwd=app_dir)
+    assert status.returncode == 3
+
+
+# --- bad input ------------------------------------------------------------------------
+
+BAD_INPUT = {
+    "missing module": (["nosuchmodule:main"], "no module named 'nosuchmodule'"),
+    "missing attribute": (["app:nosuch"], "has no attribute 'nosuch'"),
+    "sync function": (["app:sync_main"], "must be an async function"),
+    "not callable": (["app:CONFIG"], "not an async function or an aiodaemon.Daemon"),
+    "two arguments": (["app:two_args"], "no argument or one Context"),
+    "malformed target": (["app:main:x"], "MODULE:ATTR"),
+    "listen without name": (["app:main", "--listen", "127.0.0.1:1"], "--listen"),
+    "unparsable listen": (["app:main", "--listen", "http=nowhere"], "--listen http"),
+    "invalid umask": (["app:main", "--umask", "8"], "--umask"),
+    "umask out of range": (["app:main", "--umask", "7777"], "--umask"),
+    "unknown user": (["app:main", "--user", "no-such-user-here"], "--user"),
+    "unknown group": (["app:main", "--group", "no-such-group-here"], "--group"),
+    "bad shutdown timeout": (["app:main", "--shutdown-timeout", "soon"], "--shutdown-timeout"),
+    "bad log level": (["app:main", "--log-level", "loud"], "--log-level"),
+    "missing workdir": (["app:main", "--workdir", "/no/such/dir"], "--workdir"),
+    "unknown option": (["app:main", "--colour"], "--colour"),
+}
+
+
+@pytest.mark.parametrize("command", ["start", "run"])
+@pytest.mark.parametrize("case", sorted(BAD_INPUT))
+def test_bad_input_is_one_line_exit_2(
+    app_dir: Path, pidfile: Path, command: str, case: str
+) -> None:
+    """Each bad TARGET or option: one line naming it, exit 2, nothing started, no pidfile."""
+    args, expected = BAD_INPUT[case]
+    result = cli(command, *args, "--pidfile", pidfile, cwd=app_dir)
+    assert result.returncode == 2
+    assert result.stdout == ""
+    line = one_line(result.stderr)
+    assert expected in line
+    assert line.startswith(f"aiodaemon {command}: ")
+    assert not pidfile.exists()
+    assert not (app_dir / "started").exists()
+
+
+def test_bad_import_is_one_line(app_dir: Path, pidfile: Path) -> None:
+    """A module that raises on import: one line with the error and where, exit 2."""
+    write_script(app_dir, "import json\nraise ValueError('no config')\n", "broken.py")
+    result = cli("start", "broken:main", "--pidfile", pidfile, cwd=app_dir)
+    assert result.returncode == 2
+    line = one_line(result.stderr)
+    assert "ValueError: no config" in line
+    assert "broken.py:2" in line
+    assert not pidfile.exists()
+
+
+@pytest.mark.parametrize(
+    "args",
+    [[], ["frobnicate"], ["stop"], ["status"], ["reload"], ["restart", "app:main"], ["start"]],
+    ids=["none", "unknown", "stop", "status", "reload", "restart", "start"],
+)
+def test_usage_errors(app_dir: Path, args: list[str]) -> None:
+    """A missing command, argument or --pidfile: one line, exit 2."""
+    result = cli(*args, cwd=app_dir)
+    assert result.returncode == 2
+    assert one_line(result.stderr).startswith("aiodaemon")
+
+
+@pytest.mark.parametrize("command", ["run", "start", "stop", "restart", "reload", "status"])
+def test_help_has_examples(app_dir: Path, command: str) -> None:
+    """Every command's --help exits 0 and shows examples."""
+    result = cli(command, "--help", cwd=app_dir)
+    assert result.returncode == 0
+    assert "examples:" in result.stdout
+    assert f"aiodaemon {command}" in result.stdout
+
+
+# --- interoperability with Debian's start-stop-daemon -----------------------------------
+
+
+def test_start_stop_daemon_status_and_stop(app_dir: Path, pidfile: Path) -> None:
+    """start-stop-daemon --status and --stop work on an aiodaemon daemon's pidfile."""
+    ssd = require_tool("start-stop-daemon")
+    pid = start(app_dir, pidfile)
+
+    def ssd_run(*args: str) -> int:
+        return subprocess.run([ssd, *args, "--pidfile", str(pidfile)], check=False).returncode
+
+    assert ssd_run("--status") == 0
+    assert ssd_run("--stop", "--retry", "TERM/20") == 0
+    wait_gone(pid)
+    assert not pidfile.exists()
+    assert ssd_run("--status") == 3
+    assert cli("status", "--pidfile", pidfile, cwd=app_dir).returncode == 3
