@@ -16,7 +16,14 @@ from typing import Any
 import orjson
 import structlog
 
-__all__ = ["QueueLoggerFactory", "StdlibHandler", "processors", "set_pid"]
+__all__ = [
+    "QueueLogger",
+    "QueueLoggerFactory",
+    "StdlibHandler",
+    "processors",
+    "set_pid",
+    "severity_of",
+]
 
 _pid = 0
 
@@ -81,7 +88,7 @@ def processors(log_format: str, *, colors: bool) -> list[Any]:
     ]
 
 
-class _QueueLogger:
+class QueueLogger:
     """structlog's wrapped logger: each level method queues the rendered line."""
 
     __slots__ = ("_put", "name")
@@ -125,10 +132,10 @@ class QueueLoggerFactory:
     def __init__(self, put: Callable[[int, bytes], None]) -> None:
         self._put = put
 
-    def __call__(self, *args: Any) -> _QueueLogger:
+    def __call__(self, *args: Any) -> QueueLogger:
         # Like structlog.stdlib: get_logger() is named after the calling module.
         name = args[0] if args and isinstance(args[0], str) else _caller_module()
-        return _QueueLogger(name, self._put)
+        return QueueLogger(name, self._put)
 
 
 #: LogRecord attributes that are not ``extra=`` fields.

@@ -30,7 +30,7 @@ from typing import Any
 import structlog
 
 from ._config import Options
-from ._logchain import QueueLoggerFactory, StdlibHandler, processors, set_pid
+from ._logchain import QueueLogger, QueueLoggerFactory, StdlibHandler, processors, set_pid
 from ._logsinks import (
     FileSink,
     Record,
@@ -191,6 +191,7 @@ class LogWriter:
                 self._write(batch)
                 batch = []
                 if item is _STOP:
+                    self._report()
                     for sink in self.sinks:
                         sink.close()
                     return
@@ -214,6 +215,9 @@ class LogWriter:
                 sink.write(batch)
             except Exception as exc:
                 self._sink_failed(sink, exc, len(batch))
+
+    def _write_now(self, severity: int, line: bytes) -> None:
+        self._write([(severity, line)])
 
     def _sink_failed(self, sink: object, exc: Exception, count: int) -> None:
         # The failing sink cannot carry its own error: say it on fd 2, once a second.
@@ -336,7 +340,13 @@ def start_logging(
     # A detached daemon's stderr is /dev/null: warnings must reach the log too.
     logging.captureWarnings(True)
 
-    writer._notice = structlog.get_logger("aiodaemon.logging")
+    # The writer's own notices (records dropped, a failed reopen) are written at
+    # once on its thread: queueing them could be refused, or land after a close.
+    writer._notice = structlog.wrap_logger(
+        QueueLogger("aiodaemon.logging", writer._write_now),
+        processors=chain,
+        wrapper_class=structlog.make_filtering_bound_logger(logging.DEBUG),
+    )
     writer._start()
     os.register_at_fork(after_in_child=lambda: _after_fork(writer))
     # Safety net for an exit that skips the runtime's close (sys.exit in a hook):

@@ -1,0 +1,634 @@
+"""Structured logging, driven through real child processes, files, FIFOs, logrotate and rsyslogd.
+
+start_logging configures process-wide state (structlog, the root logger), so
+every scenario runs in a child interpreter that opens the targets, starts
+logging and logs like a daemon would.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import re
+import select
+import shutil
+import signal
+import socket
+import stat
+import subprocess
+import textwrap
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from aiodaemon._config import Options, SyslogTarget
+from aiodaemon._logging import open_log_targets
+from aiodaemon.exceptions import StartupError
+from tests.support import PYTHON, clean_env, open_fds, python, read_json_lines, wait_for
+
+REQUIRED_KEYS = {"timestamp", "level", "event", "logger", "pid"}
+
+PRELUDE = """\
+import asyncio, json, logging, os, signal, sys, time
+import structlog
+from aiodaemon._config import parse_options
+from aiodaemon._logging import open_log_targets, start_logging
+
+options = parse_options(json.loads(sys.argv[1]))
+targets = open_log_targets(options)
+writer = start_logging(targets, options, detached={detached}, queue_size={queue_size})
+log = structlog.get_logger()
+"""
+
+#: A daemon-like child: logs a numbered line every 2 ms from the event loop,
+#: reopens on SIGUSR1/SIGHUP, and on SIGTERM logs its last number and closes.
+TICKER = """\
+async def main():
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    loop.add_signal_handler(signal.SIGUSR1, writer.reopen)
+    loop.add_signal_handler(signal.SIGHUP, writer.reopen)
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    n = 0
+    while not stop.is_set():
+        log.info("tick", n=n)
+        n += 1
+        await asyncio.sleep(0.002)
+    log.info("done", last=n - 1)
+
+asyncio.run(main())
+print(json.dumps({"closed": writer.close(10), "dropped": writer.dropped}), flush=True)
+"""
+
+
+def child_source(body: str, *, detached: bool = True, queue_size: int = 32768) -> str:
+    """A child program: the prelude (open targets, start logging) followed by ``body``."""
+    prelude = PRELUDE.format(detached=detached, queue_size=queue_size)
+    return prelude + textwrap.dedent(body)
+
+
+def write_child(tmp_path: Path, body: str, **kw: Any) -> Path:
+    """Write a child program to ``tmp_path/child.py``."""
+    path = tmp_path / "child.py"
+    path.write_text(child_source(body, **kw))
+    return path
+
+
+def run_child(tmp_path: Path, body: str, options: dict[str, Any], **kw: Any) -> Any:
+    """Run a child to completion and return the JSON it printed last on stdout."""
+    result = python([write_child(tmp_path, body, **kw), json.dumps(options)])
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.splitlines()[-1])
+
+
+def spawn_child(
+    tmp_path: Path, body: str, options: dict[str, Any], *args: str, **kw: Any
+) -> subprocess.Popen[str]:
+    """Start a child in the background, its stdin and stdout piped."""
+    return subprocess.Popen(
+        [PYTHON, str(write_child(tmp_path, body, **kw)), json.dumps(options), *args],
+        env=clean_env(),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def finish(proc: subprocess.Popen[str], sig: int | None = signal.SIGTERM) -> Any:
+    """Signal the child, wait for it and return the JSON it printed last."""
+    if sig is not None:
+        os.kill(proc.pid, sig)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    return json.loads(out.splitlines()[-1])
+
+
+def read_line(proc: subprocess.Popen[str], timeout: float = 10.0) -> str:
+    """The child's next stdout line, failing after ``timeout``."""
+    assert proc.stdout is not None
+    ready, _, _ = select.select([proc.stdout], [], [], timeout)
+    assert ready, f"no output from the child within {timeout}s"
+    return proc.stdout.readline()
+
+
+def numbers(path: Path) -> list[int]:
+    """The ``n`` of every tick line in a log file, in file order."""
+    return [int(r["n"]) for r in read_json_lines(path) if r["event"] == "tick"]  # type: ignore[call-overload]
+
+
+def line_count(path: Path, event: str = "tick") -> int:
+    """How many lines of ``path`` carry ``event`` (0 while it does not exist)."""
+    try:
+        return path.read_bytes().count(f'"event":"{event}"'.encode())
+    except FileNotFoundError:
+        return 0
+
+
+def require_tool(name: str) -> str:
+    """The path of an outside program: missing fails under CI, skips on a laptop."""
+    path = shutil.which(name) or shutil.which(name, path="/usr/sbin:/sbin")
+    if path is None:
+        if os.environ.get("CI"):
+            pytest.fail(f"{name} is required in CI but is not installed")
+        pytest.skip(f"{name} is not installed")
+    return path
+
+
+# --- format ----------------------------------------------------------------------
+
+
+def test_structlog_and_stdlib_write_the_same_kind_of_json_line(tmp_path: Path) -> None:
+    """Lines from structlog.get_logger() and logging.getLogger("x") both parse with every key."""
+    log_file = tmp_path / "app.jsonl"
+    body = """\
+        structlog.contextvars.bind_contextvars(request_id="r-1")
+        log.info("from structlog", answer=42)
+        logging.getLogger("x").warning("from %s", "stdlib", extra={"user": "ann"})
+        logging.getLogger("asyncio").error("asyncio says hi")
+        try:
+            1 / 0
+        except ZeroDivisionError:
+            log.exception("structlog failure")
+            logging.getLogger("x").exception("stdlib failure")
+        print(json.dumps({"closed": writer.close(10), "pid": os.getpid()}))
+    """
+    result = run_child(tmp_path, body, {"log_file": str(log_file)})
+    assert result["closed"]
+    records = read_json_lines(log_file)
+    assert [r["event"] for r in records] == [
+        "from structlog",
+        "from stdlib",
+        "asyncio says hi",
+        "structlog failure",
+        "stdlib failure",
+    ]
+    for record in records:
+        assert set(record) >= REQUIRED_KEYS, record
+        assert record["pid"] == result["pid"]
+        assert record["request_id"] == "r-1"
+        stamp = datetime.fromisoformat(str(record["timestamp"]).replace("Z", "+00:00"))
+        assert stamp.utcoffset() == timedelta(0)
+    assert [r["logger"] for r in records] == ["__main__", "x", "asyncio", "__main__", "x"]
+    assert [r["level"] for r in records] == ["info", "warning", "error", "error", "error"]
+    assert records[0]["answer"] == 42
+    assert records[1]["user"] == "ann"
+    for failure in records[3:]:
+        exceptions: Any = failure["exception"]
+        (exc,) = exceptions
+        assert exc["exc_type"] == "ZeroDivisionError"
+        assert exc["frames"][-1]["filename"].endswith("child.py")
+
+
+def test_log_level_filters_both_apis(tmp_path: Path) -> None:
+    """Records below log_level are written by neither structlog nor stdlib."""
+    log_file = tmp_path / "app.jsonl"
+    body = """\
+        log.info("quiet"); logging.getLogger("x").info("quiet")
+        log.warning("loud"); logging.getLogger("x").warning("loud")
+        print(json.dumps({"closed": writer.close(10)}))
+    """
+    run_child(tmp_path, body, {"log_file": str(log_file), "log_level": "warning"})
+    assert [(r["event"], r["logger"]) for r in read_json_lines(log_file)] == [
+        ("loud", "__main__"),
+        ("loud", "x"),
+    ]
+
+
+def test_stderr_gets_json_without_a_file_and_without_a_tty(tmp_path: Path) -> None:
+    """With neither log_file nor syslog, records go to stderr as JSON lines."""
+    body = """\
+        log.info("to stderr"); logging.getLogger("x").info("stdlib to stderr")
+        writer.close(10)
+    """
+    result = python([write_child(tmp_path, body, detached=False), "{}"])
+    assert result.returncode == 0
+    records = [json.loads(line) for line in result.stderr.splitlines()]
+    assert [r["event"] for r in records] == ["to stderr", "stdlib to stderr"]
+    assert all(set(r) >= REQUIRED_KEYS for r in records)
+
+
+def test_console_format_on_a_terminal_in_the_foreground(tmp_path: Path) -> None:
+    """A foreground daemon whose stderr is a TTY logs readable console lines, not JSON."""
+    controller, terminal = pty.openpty()
+    body = """\
+        log.info("hello console", answer=42)
+        writer.close(10)
+    """
+    proc = subprocess.Popen(
+        [PYTHON, str(write_child(tmp_path, body, detached=False)), "{}"],
+        env=clean_env({"TERM": "dumb"}),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=terminal,
+    )
+    os.close(terminal)
+    output = b""
+    try:
+        while True:
+            ready, _, _ = select.select([controller], [], [], 10)
+            assert ready, "no output on the terminal"
+            try:
+                chunk = os.read(controller, 4096)
+            except OSError:  # EIO: the child closed the terminal
+                break
+            if not chunk:
+                break
+            output += chunk
+    finally:
+        os.close(controller)
+        proc.wait(10)
+    text = re.sub(r"\x1b\[[0-9;]*m", "", output.decode())
+    assert "hello console" in text
+    assert "answer=42" in text
+    assert not text.lstrip().startswith("{")
+
+
+def test_a_bad_log_file_path_fails_with_one_clear_line(tmp_path: Path) -> None:
+    """open_log_targets names the file and the reason, before anything is forked."""
+    with pytest.raises(StartupError, match=r"^cannot open log_file .*: Is a directory$"):
+        open_log_targets(Options(log_file=tmp_path))
+    missing = tmp_path / "no" / "such" / "app.log"
+    with pytest.raises(StartupError, match=r"^cannot open log_file .*app.log: No such file"):
+        open_log_targets(Options(log_file=missing))
+
+
+def test_an_unreachable_syslog_socket_fails_at_startup(tmp_path: Path) -> None:
+    """syslog= pointing at no socket fails on the terminal, naming the target."""
+    target = SyslogTarget("unix", path=str(tmp_path / "nothing.sock"))
+    with pytest.raises(StartupError, match=r"^cannot connect to syslog .*nothing.sock: "):
+        open_log_targets(Options(syslog=target))
+
+
+def test_targets_keep_their_fds_and_give_the_file_away(tmp_path: Path) -> None:
+    """keep_fds lists the open log file; chown hands it to the daemon's user; close closes it."""
+    log_file = tmp_path / "app.log"
+    targets = open_log_targets(Options(log_file=log_file))
+    try:
+        (fd,) = targets.keep_fds()
+        assert os.path.samefile(f"/proc/self/fd/{fd}", log_file)
+        assert stat.S_IMODE(log_file.stat().st_mode) == 0o644 & ~_umask()
+        if os.geteuid() == 0:
+            targets.chown(65534, 65534)
+            assert (log_file.stat().st_uid, log_file.stat().st_gid) == (65534, 65534)
+    finally:
+        targets.close()
+    assert targets.keep_fds() == []
+    with pytest.raises(OSError, match="Bad file descriptor"):
+        os.fstat(fd)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+# --- writing off the loop ----------------------------------------------------------
+
+
+def test_close_writes_every_accepted_record(tmp_path: Path) -> None:
+    """100,000 records logged in a burst are all on disk once close() returns True."""
+    log_file = tmp_path / "app.jsonl"
+    body = """\
+        for n in range(100_000):
+            log.info("tick", n=n)
+        print(json.dumps({"closed": writer.close(30), "dropped": writer.dropped}))
+    """
+    result = run_child(tmp_path, body, {"log_file": str(log_file)}, queue_size=200_000)
+    assert result == {"closed": True, "dropped": 0}
+    assert numbers(log_file) == list(range(100_000))
+
+
+STALL = """\
+async def main():
+    lags = []
+    async def ticker():
+        while True:
+            before = time.monotonic()
+            await asyncio.sleep(0.001)
+            lags.append(time.monotonic() - before - 0.001)
+    task = asyncio.create_task(ticker())
+    for n in range(2000):
+        log.info("tick", n=n, padding="x" * 1000)
+        if n % 20 == 0:
+            await asyncio.sleep(0.001)
+    task.cancel()
+    return max(lags), len(lags)
+
+max_lag, ticks = asyncio.run(main())
+print(json.dumps({"max_lag": max_lag, "ticks": ticks, "dropped": writer.dropped}), flush=True)
+"""
+
+
+@pytest.fixture
+def fifo(tmp_path: Path) -> Iterator[tuple[Path, int]]:
+    """A FIFO used as the log file, with a read end held open that nobody reads (yet)."""
+    path = tmp_path / "stalled.log"
+    os.mkfifo(path)
+    reader = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        yield path, reader
+    finally:
+        os.close(reader)
+
+
+def test_a_stalled_sink_does_not_stall_the_loop(tmp_path: Path, fifo: tuple[Path, int]) -> None:
+    """A log file that is a FIFO nobody reads: the loop keeps ticking, close() gives up in time."""
+    body = STALL + textwrap.dedent("""\
+        start = time.monotonic()
+        closed = writer.close(0.5)
+        print(json.dumps({"closed": closed, "close_seconds": time.monotonic() - start}))
+    """)
+    proc = spawn_child(tmp_path, body, {"log_file": str(fifo[0])}, queue_size=1000)
+    stalled = json.loads(read_line(proc, timeout=30))
+    result = finish(proc, sig=None)
+    # 2 MB into a 64 kB pipe: the writer blocked for good, records beyond the queue were refused.
+    assert stalled["dropped"] > 0
+    # The loop never waited for the sink: no tick came anywhere near the stall.
+    assert stalled["max_lag"] < 0.5, stalled
+    assert stalled["ticks"] >= 50
+    assert result["closed"] is False
+    assert result["close_seconds"] < 3.0
+
+
+def test_a_full_queue_refuses_records_and_then_says_how_many(
+    tmp_path: Path, fifo: tuple[Path, int]
+) -> None:
+    """Records refused while the sink stalls are counted, and a warning with the count follows."""
+    path, reader = fifo
+    body = STALL + textwrap.dedent("""\
+        assert sys.stdin.readline() == "go on\\n"
+        log.info("after the stall")
+        print(json.dumps({"closed": writer.close(30), "dropped": writer.dropped}), flush=True)
+    """)
+    proc = spawn_child(tmp_path, body, {"log_file": str(path)}, queue_size=100)
+    stalled = json.loads(read_line(proc, timeout=30))
+    assert stalled["dropped"] > 0
+    data = bytearray()
+
+    def drained() -> bool:
+        data.extend(_read_available(reader))
+        return b'"event":"log records dropped"' in data
+
+    wait_for(drained, what="the dropped-records warning")
+    assert proc.stdin is not None
+    proc.stdin.write("go on\n")
+    proc.stdin.flush()
+    result = finish(proc, sig=None)
+    data.extend(_read_available(reader))
+    records = [json.loads(line) for line in data.splitlines()]
+    warnings = [r for r in records if r["event"] == "log records dropped"]
+    assert sum(int(r["dropped"]) for r in warnings) == stalled["dropped"] == result["dropped"]
+    assert all(r["level"] == "warning" for r in warnings)
+    ticks = [r["n"] for r in records if r["event"] == "tick"]
+    assert len(ticks) == 2000 - stalled["dropped"]
+    assert ticks == sorted(ticks)
+    assert records[-1]["event"] == "after the stall"
+
+
+def _read_available(fd: int) -> bytes:
+    """Whatever a non-blocking FIFO holds right now."""
+    data = b""
+    while True:
+        try:
+            chunk = os.read(fd, 1 << 16)
+        except BlockingIOError:
+            return data
+        if not chunk:
+            return data
+        data += chunk
+
+
+# --- reopening --------------------------------------------------------------------
+
+
+def test_mv_and_sigusr1_lose_and_duplicate_nothing(tmp_path: Path) -> None:
+    """After mv + SIGUSR1 the numbered lines continue in a new file, contiguous, none twice."""
+    log_file = tmp_path / "app.log"
+    proc = spawn_child(tmp_path, TICKER, {"log_file": str(log_file)})
+    try:
+        wait_for(lambda: line_count(log_file) >= 20, what="first ticks")
+        log_file.rename(tmp_path / "app.log.1")
+        os.kill(proc.pid, signal.SIGUSR1)
+        wait_for(lambda: line_count(log_file) >= 20, what="ticks in the new file")
+        # The old descriptor was closed by the reopen.
+        assert not any(t.endswith("app.log.1") for t in open_fds(proc.pid).values())
+    finally:
+        result = finish(proc)
+    assert result == {"closed": True, "dropped": 0}
+    combined = numbers(tmp_path / "app.log.1") + numbers(log_file)
+    assert combined == list(range(len(combined)))
+    assert read_json_lines(log_file)[-1]["last"] == combined[-1]
+
+
+def test_logrotate_create_and_postrotate_usr1(tmp_path: Path) -> None:
+    """Three real logrotate runs while the daemon writes: every number appears once, in order."""
+    logrotate = require_tool("logrotate")
+    log_file = tmp_path / "app.log"
+    proc = spawn_child(tmp_path, TICKER, {"log_file": str(log_file)})
+    config = tmp_path / "logrotate.conf"
+    config.write_text(
+        f"{log_file} {{\n"
+        "    create 0640\n"
+        "    rotate 10\n"
+        "    postrotate\n"
+        f"        kill -USR1 {proc.pid}\n"
+        "    endscript\n"
+        "}\n"
+    )
+    try:
+        for _ in range(3):
+            wait_for(lambda: line_count(log_file) >= 10, what="ticks in the current file")
+            run = subprocess.run(
+                [logrotate, "-f", "-s", str(tmp_path / "state"), str(config)],
+                capture_output=True,
+                text=True,
+                timeout=30,
+                check=False,
+            )
+            assert run.returncode == 0, run.stderr
+        wait_for(lambda: line_count(log_file) >= 10, what="ticks after the last rotation")
+        assert not any(".log." in t for t in open_fds(proc.pid).values())
+    finally:
+        result = finish(proc)
+    assert result == {"closed": True, "dropped": 0}
+    files = [tmp_path / f"app.log.{i}" for i in (3, 2, 1)] + [log_file]
+    assert all(numbers(f) for f in files)
+    combined = [n for f in files for n in numbers(f)]
+    assert combined == list(range(len(combined)))
+    assert stat.S_IMODE(log_file.stat().st_mode) == 0o640
+
+
+def test_a_failed_reopen_keeps_writing_to_the_old_file(tmp_path: Path) -> None:
+    """When the path cannot be reopened, an error is logged and nothing is lost."""
+    log_file = tmp_path / "app.log"
+    moved = tmp_path / "moved.log"
+    proc = spawn_child(tmp_path, TICKER, {"log_file": str(log_file)})
+    try:
+        wait_for(lambda: line_count(log_file) >= 10, what="first ticks")
+        log_file.rename(moved)
+        log_file.mkdir()  # the path is now a directory: the reopen must fail
+        os.kill(proc.pid, signal.SIGHUP)
+        wait_for(
+            lambda: line_count(moved, "cannot reopen log file, keeping the old one"), what="error"
+        )
+        count = line_count(moved)
+        wait_for(lambda: line_count(moved) >= count + 10, what="ticks after the failed reopen")
+    finally:
+        result = finish(proc)
+    assert result == {"closed": True, "dropped": 0}
+    (error,) = [r for r in read_json_lines(moved) if r["level"] == "error"]
+    assert "Is a directory" in str(error["error"])
+    assert numbers(moved) == list(range(len(numbers(moved))))
+
+
+# --- syslog -----------------------------------------------------------------------
+
+
+def free_port(kind: int) -> int:
+    """A port on 127.0.0.1 free right now for ``kind`` (SOCK_STREAM or SOCK_DGRAM)."""
+    with socket.socket(socket.AF_INET, kind) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Rsyslog:
+    """A private rsyslogd: a Unix socket, TCP and UDP inputs, everything into one file."""
+
+    def __init__(self, directory: Path) -> None:
+        self.binary = require_tool("rsyslogd")
+        self.directory = directory
+        self.socket = directory / "log.sock"
+        self.output = directory / "received.log"
+        self.tcp_port = free_port(socket.SOCK_STREAM)
+        self.udp_port = free_port(socket.SOCK_DGRAM)
+        self.config = directory / "rsyslog.conf"
+        self.config.write_text(
+            textwrap.dedent(f"""\
+            global(workDirectory="{directory}")
+            module(load="imuxsock" SysSock.Use="off")
+            input(type="imuxsock" Socket="{self.socket}")
+            module(load="imtcp")
+            input(type="imtcp" address="127.0.0.1" port="{self.tcp_port}")
+            module(load="imudp")
+            input(type="imudp" address="127.0.0.1" port="{self.udp_port}")
+            template(name="fields" type="list") {{
+                property(name="syslogseverity") constant(value="|")
+                property(name="syslogfacility-text") constant(value="|")
+                property(name="app-name") constant(value="|")
+                property(name="procid") constant(value="|")
+                property(name="structured-data") constant(value="|")
+                property(name="msg" droplastlf="on") constant(value="\\n")
+            }}
+            *.* action(type="omfile" file="{self.output}" template="fields")
+            """)
+        )
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        """Start rsyslogd in the foreground and wait until all its inputs listen."""
+        self.proc = subprocess.Popen(
+            [self.binary, "-n", "-f", str(self.config), "-i", str(self.directory / "rsyslog.pid")],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        wait_for(self.socket.is_socket, what="rsyslogd's socket")
+        wait_for(self._tcp_listening, what="rsyslogd's TCP input")
+
+    def _tcp_listening(self) -> bool:
+        try:
+            socket.create_connection(("127.0.0.1", self.tcp_port), timeout=1).close()
+        except OSError:
+            return False
+        return True
+
+    def stop(self) -> None:
+        """Stop rsyslogd and wait for it."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+        self.proc = None
+
+    def messages(self) -> list[tuple[int, str, str, int, str, str]]:
+        """(severity, facility, app, pid, structured data, msg) of every message received."""
+        try:
+            lines = self.output.read_text().splitlines()
+        except FileNotFoundError:
+            return []
+        result = []
+        for line in lines:
+            sev, facility, app, pid, data, msg = line.split("|", 5)
+            result.append((int(sev), facility, app, int(pid), data, msg.strip()))
+        return result
+
+
+@pytest.fixture
+def rsyslog(tmp_path: Path) -> Iterator[Rsyslog]:
+    """A running private rsyslogd."""
+    directory = tmp_path / "rsyslog"
+    directory.mkdir()
+    server = Rsyslog(directory)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+SYSLOG_CHILD = """\
+log.info("first", blob="x" * int(sys.argv[2]))
+logging.getLogger("x").error("stdlib error")
+assert sys.stdin.readline() == "go on\\n"
+log.warning("after the restart")
+print(json.dumps({"closed": writer.close(10), "pid": os.getpid()}), flush=True)
+"""
+
+
+def _events(server: Rsyslog) -> list[str]:
+    return [msg for *_, msg in server.messages()]
+
+
+@pytest.mark.parametrize("transport", ["unix", "tcp", "udp"])
+def test_syslog_events_reach_rsyslogd_across_its_restart(
+    tmp_path: Path, rsyslog: Rsyslog, transport: str
+) -> None:
+    """Events arrive with their severity, a long one whole in parts, and again after a restart."""
+    target = {
+        "unix": str(rsyslog.socket),
+        "tcp": f"tcp://127.0.0.1:{rsyslog.tcp_port}",
+        "udp": f"udp://127.0.0.1:{rsyslog.udp_port}",
+    }[transport]
+    blob = 20_000
+    proc = spawn_child(tmp_path, SYSLOG_CHILD, {"syslog": target}, str(blob))
+    try:
+        wait_for(lambda: any("stdlib error" in m for m in _events(rsyslog)), what="first events")
+        rsyslog.stop()
+        rsyslog.start()
+        assert proc.stdin is not None
+        proc.stdin.write("go on\n")
+        proc.stdin.flush()
+        wait_for(lambda: any("after the restart" in m for m in _events(rsyslog)), what="event")
+    finally:
+        result = finish(proc, sig=None)
+    assert result["closed"]
+    received = rsyslog.messages()
+    assert {(sev, facility, app, pid) for sev, facility, app, pid, _, _ in received} == {
+        (6, "daemon", "child.py", result["pid"]),
+        (3, "daemon", "child.py", result["pid"]),
+        (4, "daemon", "child.py", result["pid"]),
+    }
+    parts = [(data, msg) for _, _, _, _, data, msg in received if "part@32473" in data + msg]
+    assert len(parts) == 3
+    joined = "".join(re.sub(r"^\[part@32473 [^]]*\] ?", "", msg) for _, msg in parts)
+    first = json.loads(joined)
+    assert first["event"] == "first"
+    assert first["blob"] == "x" * blob
+    singles = [json.loads(msg) for _, _, _, _, data, msg in received if "part@" not in data + msg]
+    assert [r["event"] for r in singles] == ["stdlib error", "after the restart"]
+    assert all(set(r) >= REQUIRED_KEYS for r in singles)
