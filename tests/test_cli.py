@@ -17,6 +17,7 @@ from .support import (
     clean_env,
     is_alive,
     kill_quietly,
+    read_json_lines,
     read_pid,
     require_tool,
     wait_for,
@@ -495,3 +496,42 @@ def test_start_stop_daemon_status_and_stop(app_dir: Path, pidfile: Path) -> None
     assert not pidfile.exists()
     assert ssd_run("--status") == 3
     assert cli("status", "--pidfile", pidfile, cwd=app_dir).returncode == 3
+
+
+# --- the logrotate snippet of docs/production.md ----------------------------------------
+
+
+def test_logrotate_snippet_reopens_the_log(app_dir: Path, pidfile: Path) -> None:
+    """logrotate with `create` + `pkill -USR1 -L -F PIDFILE`: later records go to the new file."""
+    logrotate = require_tool("logrotate")
+    log = app_dir / "app.jsonl"
+    pid = start(app_dir, pidfile, "app:main", "--log-file", str(log))
+    config = app_dir / "logrotate.conf"
+    config.write_text(
+        f"{log} {{\n    rotate 3\n    missingok\n    create 0640 root root\n"
+        f"    postrotate\n        pkill -USR1 -L -F {pidfile}\n    endscript\n}}\n"
+    )
+    state = app_dir / "logrotate.state"
+    rotated = subprocess.run([logrotate, "-f", "-s", state, config], check=False)
+    assert rotated.returncode == 0
+
+    def holds(name: str) -> bool:
+        links = (os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd"))
+        return any(link == str(app_dir / name) for link in links)
+
+    wait_for(lambda: holds("app.jsonl") and not holds("app.jsonl.1"), what="log reopened")
+    assert cli("stop", "--pidfile", pidfile, cwd=app_dir).returncode == 0
+    events = [line["event"] for line in read_json_lines(log)]
+    assert "shutdown started" in events
+    assert "shutdown started" not in log.with_name("app.jsonl.1").read_text()
+
+
+def test_pkill_snippet_spares_a_stale_pidfile_stranger(
+    app_dir: Path, pidfile: Path, stranger: subprocess.Popen[bytes]
+) -> None:
+    """`pkill -USR1 -L -F` on a stale (unlocked) pidfile fails and signals nobody."""
+    pkill = require_tool("pkill")
+    pidfile.write_text(f"{stranger.pid}\n")
+    result = subprocess.run([pkill, "-USR1", "-L", "-F", pidfile], capture_output=True, check=False)
+    assert result.returncode != 0
+    assert stranger.poll() is None
