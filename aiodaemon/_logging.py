@@ -118,6 +118,8 @@ class LogWriter:
         #: records refused because the queue was full (or logged after a failed close).
         self.dropped = 0
         self._reported = 0
+        self._lost_reported = 0
+        self._last_failure = -float("inf")
         self._limit = queue_size
         # A deque is thread-safe for append/popleft without a lock; the event is
         # only touched when the writer sleeps, not once per record.
@@ -222,7 +224,7 @@ class LogWriter:
     def _sink_failed(self, sink: object, exc: Exception, count: int) -> None:
         # The failing sink cannot carry its own error: say it on fd 2, once a second.
         now = time.monotonic()
-        if now - getattr(self, "_last_failure", 0.0) >= 1.0:
+        if now - self._last_failure >= 1.0:
             self._last_failure = now
             with contextlib.suppress(OSError):
                 write_all(
@@ -252,10 +254,8 @@ class LogWriter:
                 reason="queue full",
             )
             self._reported = dropped
-        if lost > getattr(self, "_lost_reported", 0):
-            self._log(
-                "warning", "syslog records lost", lost=lost - getattr(self, "_lost_reported", 0)
-            )
+        if lost > self._lost_reported:
+            self._log("warning", "syslog records lost", lost=lost - self._lost_reported)
             self._lost_reported = lost
 
     def _log(self, level: str, event: str, **kw: Any) -> None:

@@ -632,3 +632,29 @@ def test_syslog_events_reach_rsyslogd_across_its_restart(
     singles = [json.loads(msg) for _, _, _, _, data, msg in received if "part@" not in data + msg]
     assert [r["event"] for r in singles] == ["stdlib error", "after the restart"]
     assert all(set(r) >= REQUIRED_KEYS for r in singles)
+
+
+def test_a_forked_child_logs_its_own_records_once(tmp_path: Path) -> None:
+    """A child forked after start_logging writes its records (with its pid), none duplicated."""
+    log_file = tmp_path / "app.jsonl"
+    body = """\
+        for n in range(100):
+            log.info("tick", n=n)
+        child = os.fork()
+        if child == 0:
+            log.info("from the child")
+            logging.getLogger("x").info("stdlib from the child")
+            os._exit(0 if writer.close(10) else 1)
+        _, status = os.waitpid(child, 0)
+        log.info("from the parent")
+        print(json.dumps({"closed": writer.close(10), "child": child, "status": status}))
+    """
+    result = run_child(tmp_path, body, {"log_file": str(log_file)})
+    assert result["closed"]
+    assert result["status"] == 0
+    records = read_json_lines(log_file)
+    assert numbers(log_file) == list(range(100))
+    by_child = [r["event"] for r in records if r["pid"] == result["child"]]
+    assert by_child == ["from the child", "stdlib from the child"]
+    assert records[-1]["event"] == "from the parent"
+    assert records[-1]["pid"] != result["child"]
