@@ -8,7 +8,6 @@ we signal is the one we verified even if the pid is recycled in between.
 
 from __future__ import annotations
 
-import contextlib
 import enum
 import fcntl
 import os
@@ -42,6 +41,8 @@ class ControlCode(enum.IntEnum):
 
     OK = 0
     FAILURE = 1
+    #: LSB "user had insufficient privilege": the daemon is another user's.
+    NO_PERMISSION = 4
     #: LSB "program is not running", for ``reload``.
     NOT_RUNNING = 7
 
@@ -86,10 +87,11 @@ def stop(path: Path, timeout: float) -> int:
         _say(f"not running (pid {pid} exited before it was signalled)")
         return ControlCode.OK
     try:
-        _send(pidfd, signal.SIGTERM)
+        if not _send(pidfd, pid, signal.SIGTERM):
+            return ControlCode.NO_PERMISSION
         if not _wait_exit(pidfd, timeout):
             _say(f"pid {pid} still running {timeout:g}s after SIGTERM; sending SIGKILL")
-            _send(pidfd, signal.SIGKILL)
+            _send(pidfd, pid, signal.SIGKILL)
             if not _wait_exit(pidfd, _KILL_WAIT):
                 _say(f"pid {pid} did not exit after SIGKILL")
                 return ControlCode.FAILURE
@@ -112,7 +114,8 @@ def reload(path: Path) -> int:
         _say(f"not running (pid {pid} exited before it was signalled)")
         return ControlCode.NOT_RUNNING
     try:
-        _send(pidfd, signal.SIGHUP)
+        if not _send(pidfd, pid, signal.SIGHUP):
+            return ControlCode.NO_PERMISSION
     finally:
         os.close(pidfd)
     _say(f"reload requested (pid {pid})")
@@ -162,9 +165,17 @@ def _open_verified(path: Path, pid: int) -> int | None:
     return pidfd
 
 
-def _send(pidfd: int, signum: int) -> None:
-    with contextlib.suppress(ProcessLookupError):
+def _send(pidfd: int, pid: int, signum: int) -> bool:
+    """Signal the process behind ``pidfd``; False (and a message) when not allowed."""
+    try:
         signal.pidfd_send_signal(pidfd, signum)
+    except ProcessLookupError:
+        pass  # already gone: what stop wanted, and a reload has nobody left to reload
+    except PermissionError:
+        name = signal.Signals(signum).name
+        _say(f"not allowed to send {name} to pid {pid}: run as its user or as root")
+        return False
+    return True
 
 
 def _wait_exit(pidfd: int, timeout: float) -> bool:

@@ -344,6 +344,16 @@ def test_run_stays_in_the_foreground(app_dir: Path, pidfile: Path, sig: int) -> 
     assert not pidfile.exists()
 
 
+def test_run_when_running_exits_3(app_dir: Path, pidfile: Path) -> None:
+    """run (unlike start) refuses a pidfile held by a running daemon: one line, exit 3."""
+    pid = start(app_dir, pidfile)
+    result = cli("run", "app:main", "--pidfile", pidfile, cwd=app_dir)
+    assert result.returncode == 3
+    assert f"already running (pid {pid}" in one_line(result.stderr)
+    assert read_pid(pidfile) == pid
+    assert cli("stop", "--pidfile", pidfile, cwd=app_dir).returncode == 0
+
+
 # --- pidfiles that do not belong to a live daemon ------------------------------------
 
 
