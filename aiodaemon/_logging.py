@@ -20,6 +20,7 @@ import atexit
 import contextlib
 import logging
 import os
+import sys
 import threading
 import time
 from collections import deque
@@ -362,6 +363,17 @@ def _after_fork(writer: LogWriter) -> None:
         if isinstance(sink, SyslogSink):
             sink.pid = pid
     writer._after_fork_in_child()
+    mp_util = sys.modules.get("multiprocessing.util")
+    if mp_util is not None:
+        # multiprocessing children leave through os._exit, skipping atexit, and
+        # clear the finalizers they inherit: register ours after that clearing.
+        mp_util.register_after_fork(writer, _drain_at_multiprocessing_exit)
+
+
+def _drain_at_multiprocessing_exit(writer: LogWriter) -> None:
+    import multiprocessing.util
+
+    multiprocessing.util.Finalize(writer, _close_at_exit, args=(writer,), exitpriority=-100)
 
 
 def _close_at_exit(writer: LogWriter) -> None:

@@ -658,3 +658,28 @@ def test_a_forked_child_logs_its_own_records_once(tmp_path: Path) -> None:
     assert by_child == ["from the child", "stdlib from the child"]
     assert records[-1]["event"] == "from the parent"
     assert records[-1]["pid"] != result["child"]
+
+
+def test_multiprocessing_children_log_through_the_same_sink(tmp_path: Path) -> None:
+    """Records from multiprocessing workers (fork) reach the log file before they exit."""
+    log_file = tmp_path / "app.jsonl"
+    body = """        import multiprocessing
+
+        def work(n):
+            structlog.get_logger("worker").info("work", n=n)
+            for _ in range(500):
+                logging.getLogger("worker.stdlib").info("filler")
+
+        fork = multiprocessing.get_context("fork")
+        procs = [fork.Process(target=work, args=(n,)) for n in range(3)]
+        for p in procs:
+            p.start()
+        for p in procs:
+            p.join()
+        print(json.dumps({"closed": writer.close(10), "codes": [p.exitcode for p in procs]}))
+    """
+    result = run_child(tmp_path, body, {"log_file": str(log_file)})
+    assert result == {"closed": True, "codes": [0, 0, 0]}
+    records = read_json_lines(log_file)
+    assert sorted(r["n"] for r in records if r["event"] == "work") == [0, 1, 2]  # type: ignore[type-var]
+    assert sum(r["event"] == "filler" for r in records) == 1500
