@@ -21,7 +21,7 @@ from . import _control
 from ._config import parse_options
 from ._daemon import Daemon, default_daemon, launch
 from ._hooks import HookFunction, check_hook
-from ._pidfile import read_pidfile
+from ._pidfile import PidfileStatus, read_pidfile
 from .exceptions import ConfigError, ExitCode
 
 __all__ = ["main"]
@@ -171,7 +171,7 @@ def _start(
 
 def _report_running(pidfile: Path) -> bool:
     state = read_pidfile(pidfile)
-    if state.running_pid is None and state.detail != "starting":
+    if state.status is not PidfileStatus.RUNNING:
         return False
     held = f"pid {state.pid}" if state.pid is not None else "pid not yet written"
     print(f"{_PROG}: already running ({held}, pidfile {pidfile})", file=sys.stderr, flush=True)

@@ -457,6 +457,17 @@ def test_bad_input_is_one_line_exit_2(
     assert not (app_dir / "started").exists()
 
 
+def test_restart_with_bad_input_keeps_the_daemon(app_dir: Path, pidfile: Path) -> None:
+    """restart validates TARGET and options first: on bad input the old daemon keeps running."""
+    pid = start(app_dir, pidfile)
+    result = cli("restart", "app:nosuch", "--pidfile", pidfile, cwd=app_dir)
+    assert result.returncode == 2
+    assert "has no attribute 'nosuch'" in one_line(result.stderr)
+    assert is_alive(pid)
+    assert read_pid(pidfile) == pid
+    assert cli("stop", "--pidfile", pidfile, cwd=app_dir).returncode == 0
+
+
 def test_bad_import_is_one_line(app_dir: Path, pidfile: Path) -> None:
     """A module that raises on import: one line with the error and where, exit 2."""
     write_script(app_dir, "import json\nraise ValueError('no config')\n", "broken.py")
