@@ -23,6 +23,7 @@ import os
 import sys
 import threading
 import time
+import traceback
 from collections import deque
 from collections.abc import Callable
 from pathlib import Path
@@ -129,6 +130,7 @@ class LogWriter:
         self._idle = False
         self._closed = False
         self._drained = False
+        self._finished = False
         self._notice: Callable[..., Any] | None = None
         self._thread = self._new_thread()
 
@@ -179,10 +181,18 @@ class LogWriter:
             self._closed = True
             self._control(_STOP)
         self._thread.join(max(timeout, 0.0))
-        self._drained = not self._thread.is_alive()
+        self._drained = self._finished
         return self._drained
 
     def _run(self) -> None:
+        try:
+            self._loop()
+        except BaseException:
+            # A bug here must not pass for a drained queue at close(): say it on fd 2.
+            with contextlib.suppress(OSError):
+                write_all(2, f"aiodaemon: log writer failed\n{traceback.format_exc()}".encode())
+
+    def _loop(self) -> None:
         queue = self._queue
         batch: list[Record] = []
         while True:
@@ -197,6 +207,7 @@ class LogWriter:
                     self._report()
                     for sink in self.sinks:
                         sink.close()
+                    self._finished = True
                     return
                 self._reopen()
             if batch:
@@ -318,11 +329,14 @@ def start_logging(
     # From here on the writer thread owns the sinks: targets.close() must not close them.
     targets.file = targets.syslog = None
     log_format = options.log_format
+    on_terminal = False
     if not sinks:
         sinks.append(StreamSink(2))
-        if log_format is None and not detached and os.isatty(2):
+        on_terminal = not detached and os.isatty(2)
+        if log_format is None and on_terminal:
             log_format = "console"
-    chain = processors(log_format or "json", colors=os.isatty(2) and not detached)
+    # Colour codes only for a person's terminal, never into a file or syslog.
+    chain = processors(log_format or "json", colors=on_terminal)
     writer = LogWriter(sinks, queue_size)
 
     structlog.configure(
