@@ -87,8 +87,12 @@ class _Parser(argparse.ArgumentParser):
     """An ArgumentParser whose errors are one line and exit 2, as every usage error here."""
 
     def error(self, message: str) -> NoReturn:
-        print(f"{self.prog}: {message} (see '{self.prog} --help')", file=sys.stderr, flush=True)
+        _error(f"{self.prog}: {message} (see '{self.prog} --help')")
         raise SystemExit(ExitCode.USAGE)
+
+
+def _error(line: str) -> None:
+    print(_control.printable(line), file=sys.stderr, flush=True)
 
 
 class _UsageError(Exception):
@@ -109,7 +113,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return command(args)
     except _UsageError as exc:
-        print(f"{_PROG} {args.command}: {exc}", file=sys.stderr, flush=True)
+        _error(f"{_PROG} {args.command}: {exc}")
         return ExitCode.USAGE
     except KeyboardInterrupt:
         # Ctrl-C while the CLI itself waits (stop, start before the fork).
@@ -174,7 +178,7 @@ def _report_running(pidfile: Path) -> bool:
     if state.status is not PidfileStatus.RUNNING:
         return False
     held = f"pid {state.pid}" if state.pid is not None else "pid not yet written"
-    print(f"{_PROG}: already running ({held}, pidfile {pidfile})", file=sys.stderr, flush=True)
+    _error(f"{_PROG}: already running ({held}, pidfile {pidfile})")
     return True
 
 
@@ -331,18 +335,23 @@ def _build_parser() -> argparse.ArgumentParser:
         "status": (_cmd_status, "tell whether the daemon holding --pidfile runs (LSB codes)"),
     }
     for name, (handler, help_text) in commands_table.items():
+        daemon_command = name in ("run", "start", "restart")
         epilog = _EXAMPLES[name]
-        if name in ("run", "start", "restart"):
+        if daemon_command:
             epilog = _COMMON_EPILOG + "\n" + epilog
+        usage = "TARGET [options]" if daemon_command else "--pidfile PATH"
+        if name in ("stop", "restart"):
+            usage += " [--timeout S]"
         sub = commands.add_parser(
             name,
+            usage=f"{_PROG} {name} {usage}",
             help=help_text,
             description=help_text[0].upper() + help_text[1:] + ".",
             epilog=epilog,
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
         sub.set_defaults(handler=handler, parser=sub)
-        if name in ("run", "start", "restart"):
+        if daemon_command:
             _add_daemon_options(sub)
         else:
             sub.add_argument(

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from ._pidfile import PidfileState, PidfileStatus, read_pidfile
 
-__all__ = ["ControlCode", "StatusCode", "reload", "status", "stop"]
+__all__ = ["ControlCode", "StatusCode", "printable", "reload", "status", "stop"]
 
 #: How long to wait for a pid to appear in a freshly locked pidfile.
 _STARTING_GRACE = 5.0
@@ -47,8 +47,17 @@ class ControlCode(enum.IntEnum):
     NOT_RUNNING = 7
 
 
+def printable(text: str) -> str:
+    """``text`` with control characters escaped: a message stays one line on a terminal."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 def _say(message: str) -> None:
-    print(f"aiodaemon: {message}", file=sys.stderr, flush=True)
+    print(printable(f"aiodaemon: {message}"), file=sys.stderr, flush=True)
+
+
+def _show(message: str) -> None:
+    print(printable(message), flush=True)
 
 
 def status(path: Path) -> int:
@@ -56,19 +65,19 @@ def status(path: Path) -> int:
     state = read_pidfile(path)
     if state.status is PidfileStatus.RUNNING:
         pid = f"pid {state.pid}" if state.pid is not None else "starting, pid not yet written"
-        print(f"running ({pid}, pidfile {path})", flush=True)
+        _show(f"running ({pid}, pidfile {path})")
         return StatusCode.RUNNING
     if state.status is PidfileStatus.ABSENT:
-        print(f"not running (no pidfile {path})", flush=True)
+        _show(f"not running (no pidfile {path})")
         return StatusCode.NOT_RUNNING
     if state.status is PidfileStatus.DEAD:
         if state.pid is None:
             # An empty unlocked file is what a daemon leaves when it may not unlink.
-            print(f"not running (empty pidfile {path})", flush=True)
+            _show(f"not running (empty pidfile {path})")
             return StatusCode.NOT_RUNNING
-        print(f"dead (pidfile {path} names pid {state.pid}, which does not hold it)", flush=True)
+        _show(f"dead (pidfile {path} names pid {state.pid}, which does not hold it)")
         return StatusCode.DEAD
-    print(f"unknown ({state.detail})", flush=True)
+    _show(f"unknown ({state.detail})")
     return StatusCode.UNKNOWN
 
 
