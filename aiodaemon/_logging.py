@@ -49,6 +49,8 @@ __all__ = ["LogTargets", "LogWriter", "open_log_targets", "start_logging"]
 #: Records the queue holds before refusing more (about 7 MB of 200-byte lines,
 #: half a second at 50,000 lines/s: enough to ride out a slow disk or a rotation).
 DEFAULT_QUEUE_SIZE = 32_768
+#: Seconds between retries of a syslog daemon that is down, when nothing new is logged.
+_RETRY_INTERVAL = 0.5
 #: At most this many records per write(): bounds the writer's time holding the GIL.
 _BATCH = 2048
 
@@ -216,10 +218,15 @@ class LogWriter:
                 self._report()
                 continue
             self._idle = True
+            waiting = [sink for sink in self.sinks if isinstance(sink, SyslogSink) and sink.backlog]
             if not queue:
-                self._wakeup.wait()
+                # Messages waiting for a syslog daemon that is down are retried
+                # even when nothing new is logged.
+                self._wakeup.wait(_RETRY_INTERVAL if waiting else None)
             self._wakeup.clear()
             self._idle = False
+            for sink in waiting:
+                sink.retry()
 
     def _write(self, batch: list[Record]) -> None:
         if not batch:

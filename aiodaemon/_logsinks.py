@@ -202,6 +202,10 @@ class SyslogSink:
             for n, chunk in enumerate(chunks, 1)
         ]
 
+    def retry(self) -> None:
+        """Try again to send what waits for a syslog daemon that was down."""
+        self._flush()
+
     def _flush(self) -> None:
         if self.sock is None and time.monotonic() < self._retry_at:
             return

@@ -585,6 +585,14 @@ SYSLOG_CHILD = """\
 log.info("first", blob="x" * int(sys.argv[2]))
 logging.getLogger("x").error("stdlib error")
 assert sys.stdin.readline() == "go on\\n"
+log.info("while it is down")
+if sys.argv[3] != "udp":  # a datagram into the void is gone: UDP cannot tell
+    deadline = time.monotonic() + 10
+    while not writer.sinks[0].backlog:  # the writer tried, failed, and keeps the message
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+print("logged while down", flush=True)
+assert sys.stdin.readline() == "go on\\n"
 log.warning("after the restart")
 print(json.dumps({"closed": writer.close(10), "pid": os.getpid()}), flush=True)
 """
@@ -605,12 +613,17 @@ def test_syslog_events_reach_rsyslogd_across_its_restart(
         "udp": f"udp://127.0.0.1:{rsyslog.udp_port}",
     }[transport]
     blob = 20_000
-    proc = spawn_child(tmp_path, SYSLOG_CHILD, {"syslog": target}, str(blob))
+    proc = spawn_child(tmp_path, SYSLOG_CHILD, {"syslog": target}, str(blob), transport)
     try:
         wait_for(lambda: any("stdlib error" in m for m in _events(rsyslog)), what="first events")
         rsyslog.stop()
-        rsyslog.start()
         assert proc.stdin is not None
+        proc.stdin.write("go on\n")
+        proc.stdin.flush()
+        assert read_line(proc) == "logged while down\n"
+        rsyslog.start()
+        if transport != "udp":
+            wait_for(lambda: any("while it is down" in m for m in _events(rsyslog)), what="backlog")
         proc.stdin.write("go on\n")
         proc.stdin.flush()
         wait_for(lambda: any("after the restart" in m for m in _events(rsyslog)), what="event")
@@ -630,7 +643,10 @@ def test_syslog_events_reach_rsyslogd_across_its_restart(
     assert first["event"] == "first"
     assert first["blob"] == "x" * blob
     singles = [json.loads(msg) for _, _, _, _, data, msg in received if "part@" not in data + msg]
-    assert [r["event"] for r in singles] == ["stdlib error", "after the restart"]
+    expected = ["stdlib error", "while it is down", "after the restart"]
+    if transport == "udp":
+        expected.remove("while it is down")
+    assert [r["event"] for r in singles] == expected
     assert all(set(r) >= REQUIRED_KEYS for r in singles)
 
 
