@@ -344,6 +344,32 @@ def test_run_stays_in_the_foreground(app_dir: Path, pidfile: Path, sig: int) -> 
     assert not pidfile.exists()
 
 
+def test_run_second_ctrl_c_forces_the_exit(app_dir: Path, pidfile: Path) -> None:
+    """run: a second SIGINT during a stuck shutdown exits at once with 130."""
+    output = app_dir / "stderr.jsonl"
+    with output.open("w") as err:
+        proc = subprocess.Popen(
+            [SCRIPT, "run", "stuckapp:main", "--pidfile", pidfile, "--shutdown-timeout", "50"],
+            cwd=app_dir,
+            env=clean_env(),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+        )
+    try:
+        assert read_pid(pidfile) == proc.pid
+        wait_for(lambda: '"ready"' in output.read_text(), what="ready")
+        proc.send_signal(signal.SIGINT)
+        wait_for(lambda: '"shutdown started"' in output.read_text(), what="shutdown")
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130
+
+
 def test_run_when_running_exits_3(app_dir: Path, pidfile: Path) -> None:
     """run (unlike start) refuses a pidfile held by a running daemon: one line, exit 3."""
     pid = start(app_dir, pidfile)
