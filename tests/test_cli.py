@@ -168,7 +168,8 @@ def start(app_dir: Path, pidfile: Path, target: str = "app:main", *extra: str) -
     result = cli("start", target, "--pidfile", pidfile, *extra, cwd=app_dir)
     assert result.returncode == 0, result.stderr
     pid = int(result.stdout.strip())
-    assert read_pid(pidfile) == pid
+    # Written before start returns: what systemd's Type=forking + PIDFile= relies on.
+    assert pidfile.read_text() == f"{pid}\n"
     return pid
 
 
