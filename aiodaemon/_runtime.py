@@ -13,6 +13,7 @@ import signal
 import socket
 import sys
 import threading
+import time
 import traceback
 from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass, field
@@ -119,6 +120,7 @@ class _Runtime:
         self._framework_tasks: set[asyncio.Task[Any]] = set()
         self._exit_lock = threading.Lock()
         self._ready_done = False
+        self._deadline: float | None = None
         self.failure_exc: BaseException | None = None
         self.context: Context | None = None
 
@@ -306,6 +308,7 @@ class _Runtime:
     async def _shutdown(self, *, run_hooks: bool) -> int:
         assert self._stopping is not None
         timeout = self.options.shutdown_timeout
+        self._deadline = time.monotonic() + timeout
         self._stopping.set()
         if self.parts.notifier is not None:
             self.parts.notifier.stopping()
@@ -403,8 +406,13 @@ class _Runtime:
             print(f"aiodaemon: {self.failure}", file=sys.stderr, flush=True)
         if self.parts.notifier is not None:
             self.parts.notifier.close()
-        timeout = self.options.shutdown_timeout if drain_timeout is None else drain_timeout
-        self.parts.logs.close(timeout)
+        if drain_timeout is None:
+            # Draining the log queue is the last step of the shutdown budget.
+            left = self.options.shutdown_timeout
+            if self._deadline is not None:
+                left = self._deadline - time.monotonic()
+            drain_timeout = max(0.5, left)
+        self.parts.logs.close(drain_timeout)
         return int(code)
 
     # --- plumbing -------------------------------------------------------------------
