@@ -99,6 +99,22 @@ async def main(ctx):
     await ctx.wait_stopping()
 """
 
+# A startup hook that takes its time: the daemon is up, with a pid, but not ready.
+SLOW_APP = """
+import asyncio
+
+import aiodaemon
+
+
+@aiodaemon.on_startup
+async def warm_up():
+    await asyncio.sleep(40)
+
+
+async def main(ctx):
+    await ctx.wait_stopping()
+"""
+
 # Sets up a startup hook that raises: the launcher must exit non-zero with the error.
 FAILING_APP = """
 import aiodaemon
@@ -129,6 +145,7 @@ def app_dir(tmp_path: Path) -> Path:
     write_script(tmp_path, DAEMON_APP, "daemonapp.py")
     write_script(tmp_path, STUCK_APP, "stuckapp.py")
     write_script(tmp_path, FAILING_APP, "failapp.py")
+    write_script(tmp_path, SLOW_APP, "slowapp.py")
     return tmp_path
 
 
@@ -266,6 +283,33 @@ def test_stop_escalates_to_sigkill(app_dir: Path, pidfile: Path) -> None:
     # The killed daemon could not remove its pidfile; stop did.
     assert not pidfile.exists()
     assert cli("status", "--pidfile", pidfile, cwd=app_dir).returncode == 3
+
+
+def test_stop_during_startup(app_dir: Path, pidfile: Path) -> None:
+    """stop of a daemon still in its startup hooks ends it; the pending start fails."""
+    starting = subprocess.Popen(
+        [SCRIPT, "start", "slowapp:main", "--pidfile", pidfile],
+        cwd=app_dir,
+        env=clean_env(),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        pid = read_pid(pidfile)
+        assert cli("status", "--pidfile", pidfile, cwd=app_dir).returncode == 0
+        stop = cli("stop", "--pidfile", pidfile, cwd=app_dir)
+        assert stop.returncode == 0, stop.stderr
+        out, err = starting.communicate(timeout=30)
+    finally:
+        if starting.poll() is None:
+            starting.kill()
+            starting.communicate()
+    assert not is_alive(pid)
+    assert starting.returncode != 0
+    assert out == ""
+    assert "SIGTERM" in one_line(err)
 
 
 def test_stop_when_not_running(app_dir: Path, pidfile: Path) -> None:
