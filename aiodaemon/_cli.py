@@ -21,6 +21,7 @@ from . import _control
 from ._config import parse_options
 from ._daemon import Daemon, default_daemon, launch
 from ._hooks import HookFunction, check_hook
+from ._messages import printable
 from ._pidfile import PidfileStatus, read_pidfile
 from .exceptions import ConfigError, ExitCode
 
@@ -92,7 +93,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _error(line: str) -> None:
-    print(_control.printable(line), file=sys.stderr, flush=True)
+    print(printable(line), file=sys.stderr, flush=True)
 
 
 class _UsageError(Exception):

@@ -13,13 +13,13 @@ import fcntl
 import os
 import select
 import signal
-import sys
 import time
 from pathlib import Path
 
+from ._messages import printable, say
 from ._pidfile import PidfileState, PidfileStatus, read_pidfile
 
-__all__ = ["ControlCode", "StatusCode", "printable", "reload", "status", "stop"]
+__all__ = ["ControlCode", "StatusCode", "reload", "status", "stop"]
 
 #: How long to wait for a pid to appear in a freshly locked pidfile.
 _STARTING_GRACE = 5.0
@@ -47,13 +47,7 @@ class ControlCode(enum.IntEnum):
     NOT_RUNNING = 7
 
 
-def printable(text: str) -> str:
-    """``text`` with control characters escaped: a message stays one line on a terminal."""
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
-
-
-def _say(message: str) -> None:
-    print(printable(f"aiodaemon: {message}"), file=sys.stderr, flush=True)
+_say = say
 
 
 def _show(message: str) -> None:

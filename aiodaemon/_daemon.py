@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import sys
 import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -12,6 +11,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 from ._config import Options, parse_options
 from ._hooks import HookFunction, MainTarget, check_hook
+from ._messages import say
 from ._readiness import LaunchResult, ReadinessPipe
 from .exceptions import ConfigError, DaemonError, ExitCode, StartupError
 
@@ -82,7 +82,7 @@ class Daemon:
         """
         target = main if main is not None else self.main
         if target is None:
-            print("aiodaemon: main: no main given to run() nor to Daemon()", file=sys.stderr)
+            say("main: no main given to run() nor to Daemon()")
             raise SystemExit(ExitCode.USAGE)
         raise SystemExit(launch(self, target, options))
 
@@ -113,7 +113,7 @@ def launch(
         acquired = acquire(options)
     except DaemonError as exc:
         _close_main(main)
-        print(f"aiodaemon: {exc}", file=sys.stderr, flush=True)
+        say(str(exc))
         return exc.exit_code
 
     from ._detach import detach as detach_process
@@ -123,7 +123,7 @@ def launch(
 
         def on_failure(result: LaunchResult) -> None:
             acquired.release(daemon_pid=result.pid)
-            print(f"aiodaemon: {result.message}", file=sys.stderr, flush=True)
+            say(result.message)
 
         pipe = detach_process(
             keep=acquired.keep_fds(),
@@ -184,12 +184,12 @@ def _become_daemon(
         acquired.release()
         pipe.fail(code, message)
         if foreground:
-            print(f"aiodaemon: {message}", file=sys.stderr, flush=True)
+            say(message)
         _close_main(main)
         return int(code)
     parts = DaemonParts(
         options=options,
-        sockets=acquired.listeners if acquired.listeners is not None else {},
+        listeners=acquired.listeners,
         pidfile=acquired.pidfile,
         pipe=pipe,
         notifier=notifier,

@@ -15,7 +15,7 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Coroutine, Mapping
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from ._logging import LogWriter
     from ._pidfile import Pidfile
     from ._readiness import ReadinessPipe
+    from ._sockets import Listeners
     from ._systemd import Notifier
 
 __all__ = ["DaemonParts", "Hooks", "new_event_loop", "run_daemon"]
@@ -52,7 +53,7 @@ class DaemonParts:
     """Everything acquired before the loop exists, handed to the run phase."""
 
     options: Options
-    sockets: Mapping[str, socket.socket]
+    listeners: Listeners | None
     pidfile: Pidfile | None
     pipe: ReadinessPipe
     notifier: Notifier | None
@@ -132,7 +133,7 @@ class _Runtime:
         self._stopping = asyncio.Event()
         self.context = Context(
             options=self.options,
-            sockets=self.parts.sockets,
+            sockets=self.parts.listeners or {},
             state=lambda: self.lifecycle.state,
             ready=self.report_ready,
             status=self.set_status,
@@ -147,7 +148,7 @@ class _Runtime:
             "starting",
             loop=type(loop).__module__.split(".")[0],
             detached=not self.parts.foreground,
-            sockets={name: _sockname(s) for name, s in self.parts.sockets.items()},
+            sockets={name: _sockname(s) for name, s in (self.parts.listeners or {}).items()},
             options=self.options.summary(),
         )
         notifier = self.parts.notifier
@@ -392,6 +393,9 @@ class _Runtime:
                 errno = getattr(self.failure_exc, "errno", None)
                 self.parts.notifier.failed(message, errno if isinstance(errno, int) else None)
             self.parts.pipe.fail(code, message)
+        if self.parts.listeners is not None:
+            # Closed here, after every server: unix socket files go with the daemon.
+            self.parts.listeners.close()
         if self.parts.pidfile is not None:
             self.parts.pidfile.remove()
         _log.info("exit", status=int(code))

@@ -9,6 +9,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "aiodaemon"
 
 #: Modules of the synchronous, pre-fork side: no event loop may exist there.
 SYNC_SIDE = (
+    "_messages",
     "_config",
     "_pidfile",
     "_readiness",
@@ -21,7 +22,7 @@ SYNC_SIDE = (
 
 #: Phase order: a module may import only modules of its own or an earlier layer.
 LAYERS = [
-    {"exceptions"},
+    {"exceptions", "_messages"},
     {"_config"},
     {"_pidfile", "_sockets", "_logsinks", "_logchain", "_logging", "_readiness", "_state"},
     {"_acquire", "_detach", "_init"},

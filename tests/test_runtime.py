@@ -532,3 +532,30 @@ def test_sync_hook_is_refused_at_decoration() -> None:
     with pytest.raises(TypeError, match="no argument or one Context"):
         daemon.on_shutdown(two)
     assert daemon.hooks.startup == daemon.hooks.reload == daemon.hooks.shutdown == []
+
+
+def test_unix_socket_file_is_removed_at_exit(start: Any, tmp_path: Path) -> None:
+    """A listen= unix socket serves during the run and its file is gone after exit."""
+    path = tmp_path / "app.sock"
+    d = start(
+        """
+        async def handle(reader, writer):
+            writer.write(b"hi\\n")
+            writer.close()
+
+        async def main(ctx):
+            server = await asyncio.start_server(handle, sock=ctx.sockets["ctl"])
+            async with server:
+                await ctx.wait_stopping()
+        """,
+        listen={"ctl": f"unix:{path}"},
+    )
+    d.wait_event("ready")
+    import socket
+
+    with socket.socket(socket.AF_UNIX) as client:
+        client.connect(str(path))
+        assert client.recv(16) == b"hi\n"
+    d.signal(signal.SIGTERM)
+    assert d.wait() == 0
+    assert not path.exists()
