@@ -81,14 +81,10 @@ def stop(path: Path, timeout: float) -> int:
     Returns 0 once the daemon is gone or when it was not running, 1 when it
     cannot be told apart from a stranger or would not die.
     """
-    state = _wait_for_pid(path)
-    pid = state.running_pid
-    if pid is None:
-        return _not_running(path, state, ControlCode.OK)
-    pidfd = _open_verified(path, pid)
-    if pidfd is None:
-        _say(f"not running (pid {pid} exited before it was signalled)")
-        return ControlCode.OK
+    holder = _holder(path, not_running=ControlCode.OK)
+    if isinstance(holder, int):
+        return holder
+    pid, pidfd = holder
     try:
         if not _send(pidfd, pid, signal.SIGTERM):
             return ControlCode.NO_PERMISSION
@@ -108,14 +104,10 @@ def stop(path: Path, timeout: float) -> int:
 
 def reload(path: Path) -> int:
     """SIGHUP the daemon holding ``path``; non-zero when it does not run."""
-    state = _wait_for_pid(path)
-    pid = state.running_pid
-    if pid is None:
-        return _not_running(path, state, ControlCode.NOT_RUNNING)
-    pidfd = _open_verified(path, pid)
-    if pidfd is None:
-        _say(f"not running (pid {pid} exited before it was signalled)")
-        return ControlCode.NOT_RUNNING
+    holder = _holder(path, not_running=ControlCode.NOT_RUNNING)
+    if isinstance(holder, int):
+        return holder
+    pid, pidfd = holder
     try:
         if not _send(pidfd, pid, signal.SIGHUP):
             return ControlCode.NO_PERMISSION
@@ -123,6 +115,19 @@ def reload(path: Path) -> int:
         os.close(pidfd)
     _say(f"reload requested (pid {pid})")
     return ControlCode.OK
+
+
+def _holder(path: Path, *, not_running: int) -> tuple[int, int] | int:
+    """The verified lock holder's pid and a pidfd on it, or the exit code when there is none."""
+    state = _wait_for_pid(path)
+    pid = state.running_pid
+    if pid is None:
+        return _not_running(path, state, not_running)
+    pidfd = _open_verified(path, pid)
+    if pidfd is None:
+        _say(f"not running (pid {pid} exited before it was signalled)")
+        return not_running
+    return pid, pidfd
 
 
 def _not_running(path: Path, state: PidfileState, code: int) -> int:

@@ -157,7 +157,19 @@ def require_tool(name: str) -> str:
 
     import pytest
 
-    path = shutil.which(name)
+    path = shutil.which(name) or shutil.which(name, path="/usr/sbin:/sbin")
     if path is None:
         pytest.fail(f"{name} is required by this test and is not installed (.ci/run installs it)")
     return path
+
+
+def run_logrotate(config: Path, state: Path) -> None:
+    """Force one rotation with the real logrotate, failing the test if it reports an error."""
+    result = subprocess.run(
+        [require_tool("logrotate"), "-f", "-s", str(state), str(config)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr

@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from .support import PYTHON, clean_env, proc_stat_fields, proc_state, wait_for, write_script
+from .support import (
+    PYTHON,
+    clean_env,
+    proc_stat_fields,
+    proc_state,
+    require_tool,
+    wait_for,
+    write_script,
+)
 
 APP = """
 import asyncio, subprocess, sys
@@ -53,8 +60,7 @@ def children(pid: int) -> list[int]:
 @pytest.mark.root
 def test_pid1_reaps_orphans_and_exits_gracefully(tmp_path: Path) -> None:
     """As PID 1: no zombie remains, subprocess statuses are right, SIGTERM exits 0."""
-    if shutil.which("unshare") is None:
-        pytest.fail("unshare (util-linux) is required")
+    require_tool("unshare")
     record = tmp_path / "record.txt"
     record.touch()
     script = write_script(tmp_path, APP)

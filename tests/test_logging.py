@@ -12,7 +12,6 @@ import os
 import pty
 import re
 import select
-import shutil
 import signal
 import socket
 import stat
@@ -28,7 +27,16 @@ import pytest
 from aiodaemon._config import Options, SyslogTarget
 from aiodaemon._logging import open_log_targets
 from aiodaemon.exceptions import StartupError
-from tests.support import PYTHON, clean_env, open_fds, python, read_json_lines, wait_for
+from tests.support import (
+    PYTHON,
+    clean_env,
+    open_fds,
+    python,
+    read_json_lines,
+    require_tool,
+    run_logrotate,
+    wait_for,
+)
 
 REQUIRED_KEYS = {"timestamp", "level", "event", "logger", "pid"}
 
@@ -127,16 +135,6 @@ def line_count(path: Path, event: str = "tick") -> int:
         return path.read_bytes().count(f'"event":"{event}"'.encode())
     except FileNotFoundError:
         return 0
-
-
-def require_tool(name: str) -> str:
-    """The path of an outside program: missing fails under CI, skips on a laptop."""
-    path = shutil.which(name) or shutil.which(name, path="/usr/sbin:/sbin")
-    if path is None:
-        if os.environ.get("CI"):
-            pytest.fail(f"{name} is required in CI but is not installed")
-        pytest.skip(f"{name} is not installed")
-    return path
 
 
 # --- format ----------------------------------------------------------------------
@@ -428,7 +426,6 @@ def test_mv_and_sigusr1_lose_and_duplicate_nothing(tmp_path: Path) -> None:
 
 def test_logrotate_create_and_postrotate_usr1(tmp_path: Path) -> None:
     """Three real logrotate runs while the daemon writes: every number appears once, in order."""
-    logrotate = require_tool("logrotate")
     log_file = tmp_path / "app.log"
     proc = spawn_child(tmp_path, TICKER, {"log_file": str(log_file)})
     config = tmp_path / "logrotate.conf"
@@ -444,14 +441,7 @@ def test_logrotate_create_and_postrotate_usr1(tmp_path: Path) -> None:
     try:
         for _ in range(3):
             wait_for(lambda: line_count(log_file) >= 10, what="ticks in the current file")
-            run = subprocess.run(
-                [logrotate, "-f", "-s", str(tmp_path / "state"), str(config)],
-                capture_output=True,
-                text=True,
-                timeout=30,
-                check=False,
-            )
-            assert run.returncode == 0, run.stderr
+            run_logrotate(config, tmp_path / "state")
         wait_for(lambda: line_count(log_file) >= 10, what="ticks after the last rotation")
         assert not any(".log." in t for t in open_fds(proc.pid).values())
     finally:

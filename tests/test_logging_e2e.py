@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
 import time
 from pathlib import Path
 
@@ -14,11 +13,12 @@ from tests.support import (
     python,
     read_json_lines,
     read_pid,
+    run_logrotate,
     wait_for,
     wait_gone,
     write_script,
 )
-from tests.test_logging import REQUIRED_KEYS, line_count, numbers, require_tool
+from tests.test_logging import REQUIRED_KEYS, line_count, numbers
 
 TICKING_DAEMON = """\
 import asyncio, logging, sys
@@ -41,7 +41,6 @@ aiodaemon.run(main, pidfile=sys.argv[1], log_file=sys.argv[2], detach=True)
 
 def test_daemon_log_survives_logrotate(tmp_path: Path) -> None:
     """A detached daemon rotated twice by logrotate: JSON lines, every tick once, in order."""
-    logrotate = require_tool("logrotate")
     pidfile, log_file = tmp_path / "d.pid", tmp_path / "d.log"
     app = write_script(tmp_path, TICKING_DAEMON)
     started = python([app, pidfile, log_file])
@@ -55,14 +54,7 @@ def test_daemon_log_survives_logrotate(tmp_path: Path) -> None:
     try:
         for _ in range(2):
             wait_for(lambda: line_count(log_file) >= 10, what="ticks in the current file")
-            run = subprocess.run(
-                [logrotate, "-f", "-s", str(tmp_path / "state"), str(config)],
-                capture_output=True,
-                text=True,
-                timeout=30,
-                check=False,
-            )
-            assert run.returncode == 0, run.stderr
+            run_logrotate(config, tmp_path / "state")
         wait_for(lambda: line_count(log_file) >= 10, what="ticks after the last rotation")
         assert not any(".log." in target for target in open_fds(pid).values())
     finally:
