@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 import grp
 import importlib.util
-import ipaddress
 import logging
 import math
 import os
@@ -20,6 +19,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from ._addresses import (
+    InetAddress,
+    ListenAddress,
+    SyslogTarget,
+    UnixAddress,
+    parse_listen_address,
+    parse_syslog,
+)
 from .exceptions import ConfigError
 
 __all__ = [
@@ -42,47 +49,6 @@ _LEVELS = {
     "error": logging.ERROR,
     "critical": logging.CRITICAL,
 }
-
-
-@dataclass(frozen=True, slots=True)
-class InetAddress:
-    """A TCP listening address; ``host`` is an IP literal or a name, "" for all."""
-
-    host: str
-    port: int
-    ipv6: bool = False
-
-    def __str__(self) -> str:
-        return f"[{self.host}]:{self.port}" if self.ipv6 else f"{self.host}:{self.port}"
-
-
-@dataclass(frozen=True, slots=True)
-class UnixAddress:
-    """A Unix stream socket path, with the file mode to give it (None: umask decides)."""
-
-    path: str
-    mode: int | None = None
-
-    def __str__(self) -> str:
-        return f"unix:{self.path}"
-
-
-ListenAddress = InetAddress | UnixAddress
-
-
-@dataclass(frozen=True, slots=True)
-class SyslogTarget:
-    """Where syslog records go: a Unix datagram socket path, or UDP/TCP host and port."""
-
-    transport: Literal["unix", "udp", "tcp"]
-    path: str = ""
-    host: str = ""
-    port: int = 0
-
-    def __str__(self) -> str:
-        if self.transport == "unix":
-            return self.path
-        return f"{self.transport}://{self.host}:{self.port}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -337,56 +303,6 @@ def _files_preserve(value: object) -> tuple[int, ...]:
     return tuple(sorted(set(fds)))
 
 
-def parse_listen_address(option: str, text: object) -> ListenAddress:
-    """Parse ``host:port``, ``[v6]:port`` or ``unix:/path[?mode=0660]``.
-
-    Raises:
-        ConfigError: naming ``option`` when the address is malformed.
-    """
-    if not isinstance(text, str):
-        raise ConfigError(option, f"address must be a string, not {text!r}")
-    if text.startswith("unix:"):
-        path, _, query = text[5:].partition("?")
-        if not path.startswith("/") or "\0" in path:
-            raise ConfigError(option, f"unix socket path must be absolute: {text!r}")
-        if len(os.fsencode(path)) >= 108:
-            raise ConfigError(option, f"unix socket path is too long: {text!r}")
-        mode = None
-        if query:
-            key, _, raw_mode = query.partition("=")
-            try:
-                if key != "mode":
-                    raise ValueError(key)
-                mode = int(raw_mode, 8)
-            except ValueError:
-                raise ConfigError(
-                    option, f"expected ?mode=OCTAL after the path: {text!r}"
-                ) from None
-            if not 0 <= mode <= 0o777:
-                raise ConfigError(option, f"socket mode out of range: {text!r}")
-        if not Path(path).parent.is_dir():
-            raise ConfigError(option, f"directory does not exist for {text!r}")
-        return UnixAddress(path, mode)
-    host, sep, port_text = text.rpartition(":")
-    if not sep or not port_text.isdigit() or port_text != port_text.strip():
-        raise ConfigError(option, f"expected host:port, [v6]:port or unix:/path, not {text!r}")
-    port = int(port_text)
-    if port > 65535:
-        raise ConfigError(option, f"port out of range: {text!r}")
-    ipv6 = host.startswith("[") and host.endswith("]")
-    if ipv6:
-        host = host[1:-1]
-        try:
-            ipaddress.IPv6Address(host.partition("%")[0])
-        except ValueError:
-            raise ConfigError(option, f"not an IPv6 address: {text!r}") from None
-    elif host in ("*", ""):
-        host = ""
-    elif ":" in host or not all(c.isalnum() or c in ".-_" for c in host):
-        raise ConfigError(option, f"bad host in {text!r} (IPv6 goes in brackets)")
-    return InetAddress(host, port, ipv6)
-
-
 def _listen(value: object) -> dict[str, ListenAddress]:
     if value is None:
         return {}
@@ -398,31 +314,6 @@ def _listen(value: object) -> dict[str, ListenAddress]:
             raise ConfigError("listen", f"bad socket name {name!r}")
         result[name] = parse_listen_address(f"listen[{name}]", address)
     return result
-
-
-def parse_syslog(value: object) -> SyslogTarget | None:
-    """Parse ``syslog=``: True (``/dev/log``), a socket path, or udp:// / tcp:// host:port.
-
-    Raises:
-        ConfigError: when the target is malformed.
-    """
-    if value is None or value is False:
-        return None
-    if value is True:
-        return SyslogTarget("unix", path="/dev/log")
-    if not isinstance(value, str) or not value or "\0" in value:
-        raise ConfigError(
-            "syslog", f"must be True, a socket path or udp://host:port, not {value!r}"
-        )
-    for scheme in ("udp", "tcp"):
-        if value.startswith(f"{scheme}://"):
-            address = parse_listen_address("syslog", value[len(scheme) + 3 :])
-            if not isinstance(address, InetAddress) or not address.host or address.port == 0:
-                raise ConfigError("syslog", f"expected {scheme}://host:port, not {value!r}")
-            return SyslogTarget(scheme, host=address.host, port=address.port)
-    if not value.startswith("/"):
-        raise ConfigError("syslog", f"must be an absolute socket path or udp://, tcp://: {value!r}")
-    return SyslogTarget("unix", path=value)
 
 
 def _identity(user: object, group: object) -> Identity | None:

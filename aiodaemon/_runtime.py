@@ -10,7 +10,6 @@ import asyncio
 import contextlib
 import os
 import signal
-import socket
 import sys
 import threading
 import time
@@ -23,6 +22,7 @@ import structlog
 
 from ._context import Context
 from ._hooks import HookFunction, MainTarget, call_async, describe
+from ._loop import await_chain, new_event_loop, sockname
 from ._state import HANDLED_SIGNALS, Action, Event, Lifecycle, State, event_for_signal
 from .exceptions import ExitCode, StartupError
 
@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from ._sockets import Listeners
     from ._systemd import Notifier
 
-__all__ = ["DaemonParts", "Hooks", "new_event_loop", "run_daemon"]
+__all__ = ["DaemonParts", "Hooks", "run_daemon"]
 
 _log = structlog.get_logger("aiodaemon")
 
@@ -59,24 +59,6 @@ class DaemonParts:
     notifier: Notifier | None
     logs: LogWriter
     foreground: bool
-
-
-def new_event_loop(choice: bool | None) -> asyncio.AbstractEventLoop:
-    """A new loop: uvloop when installed (``None``), required (``True``) or never (``False``).
-
-    Raises:
-        StartupError: ``uvloop=True`` and it cannot be imported.
-    """
-    if choice is not False:
-        try:
-            import uvloop
-        except ImportError:
-            if choice:
-                raise StartupError("uvloop=True but uvloop cannot be imported") from None
-        else:
-            loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
-            return loop
-    return asyncio.new_event_loop()
 
 
 def run_daemon(main: MainTarget, hooks: Hooks, parts: DaemonParts) -> int:
@@ -148,7 +130,7 @@ class _Runtime:
             "starting",
             loop=type(loop).__module__.split(".")[0],
             detached=not self.parts.foreground,
-            sockets={name: _sockname(s) for name, s in (self.parts.listeners or {}).items()},
+            sockets={name: sockname(s) for name, s in (self.parts.listeners or {}).items()},
             options=self.options.summary(),
         )
         notifier = self.parts.notifier
@@ -355,7 +337,7 @@ class _Runtime:
         for task in asyncio.all_tasks():
             if task is asyncio.current_task():
                 continue
-            _log.error("task stuck at shutdown", task=task.get_name(), stack=_await_chain(task))
+            _log.error("task stuck at shutdown", task=task.get_name(), stack=await_chain(task))
 
     def _backstop(self) -> None:
         self.force_exit(
@@ -448,37 +430,6 @@ class _Runtime:
         )
 
 
-def _await_chain(task: asyncio.Task[Any]) -> str:
-    """Where a suspended task waits, through every coroutine it awaits.
-
-    ``Task.get_stack`` stops at the task's own coroutine, which for a hook run
-    by the shutdown sequence would hide the hook that hangs.
-    """
-    lines = []
-    coro: Any = task.get_coro()
-    while coro is not None:
-        frame = getattr(coro, "cr_frame", None) or getattr(coro, "gi_frame", None)
-        if frame is None:
-            break
-        code = frame.f_code
-        lines.append(f'File "{code.co_filename}", line {frame.f_lineno}, in {code.co_name}')
-        coro = getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None)
-    return "\n".join(lines)
-
-
 def _is_lifecycle(task: asyncio.Task[Any]) -> bool:
     """Whether ``task`` is the framework's own lifecycle or shutdown sequence."""
     return task.get_name() in ("aiodaemon-lifecycle", "aiodaemon-stop")
-
-
-def _sockname(sock: socket.socket) -> str:
-    """``host:port``, ``[v6]:port`` or ``unix:/path``: how the daemon reports where it listens."""
-    try:
-        name = sock.getsockname()
-    except OSError:
-        return "closed"
-    if sock.family == socket.AF_INET6:
-        return f"[{name[0]}]:{name[1]}"
-    if sock.family == socket.AF_INET:
-        return f"{name[0]}:{name[1]}"
-    return f"unix:{name.decode() if isinstance(name, bytes) else name}"

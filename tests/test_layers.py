@@ -9,6 +9,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "aiodaemon"
 
 #: Modules of the synchronous, pre-fork side: no event loop may exist there.
 SYNC_SIDE = (
+    "_addresses",
     "_messages",
     "_config",
     "_pidfile",
@@ -23,11 +24,13 @@ SYNC_SIDE = (
 #: Phase order: a module may import only modules of its own or an earlier layer.
 LAYERS = [
     {"exceptions", "_messages"},
+    {"_addresses"},
     {"_config"},
     {"_pidfile", "_sockets", "_logsinks", "_logchain", "_logging", "_readiness", "_state"},
     {"_acquire", "_detach", "_init"},
     {"_privileges"},
     {"_systemd", "_hooks", "_context"},
+    {"_loop"},
     {"_runtime"},
     {"_daemon"},
     {"__init__"},
