@@ -9,11 +9,10 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 if TYPE_CHECKING:
     from ._context import Context
 
-__all__ = ["Hook", "HookFunction", "MainTarget", "call_async", "check_hook", "describe"]
+__all__ = ["HookFunction", "MainTarget", "call_async", "check_hook", "describe"]
 
 #: An async function taking no argument or one Context.
 HookFunction: TypeAlias = Callable[..., Awaitable[Any]]
-Hook = HookFunction
 #: What ``run()`` accepts as ``main``.
 MainTarget: TypeAlias = HookFunction | Coroutine[Any, Any, Any]
 

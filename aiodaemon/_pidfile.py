@@ -36,7 +36,6 @@ class Pidfile:
         self.fd = fd
         #: the path as this process sees it: changed by a chroot, None when outside it.
         self.visible_path: Path | None = path
-        self._written_pid: int | None = None
 
     def write_pid(self, pid: int | None = None) -> None:
         """Replace the contents with ``pid`` and a newline, durably."""
@@ -45,7 +44,6 @@ class Pidfile:
         os.ftruncate(self.fd, 0)
         os.pwrite(self.fd, data, 0)
         os.fsync(self.fd)
-        self._written_pid = pid
 
     def chown(self, uid: int | None, gid: int | None) -> None:
         """Give the file to the user we drop to, so it may unlink it in a sticky directory."""

@@ -100,6 +100,7 @@ class _Runtime:
         self.failure: str | None = None
         self._stop_requested: asyncio.Event | None = None
         self._stopping: asyncio.Event | None = None
+        # The loop keeps only weak references to tasks: ours must not vanish mid-run.
         self._framework_tasks: set[asyncio.Task[Any]] = set()
         self._exit_lock = threading.Lock()
         self._ready_done = False

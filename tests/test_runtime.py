@@ -340,7 +340,7 @@ def test_blocking_shutdown_hook_cannot_hang_the_exit(start: Any) -> None:
         """
         @aiodaemon.on_shutdown
         async def block():
-            time.sleep(60)
+            time.sleep(60)  # blocks the loop thread on purpose: sync code in a hook
 
         async def main(ctx):
             await ctx.wait_stopping()
@@ -410,7 +410,7 @@ def test_second_signal_works_while_loop_is_blocked(start: Any) -> None:
         @aiodaemon.on_shutdown
         async def block():
             record("blocking")
-            time.sleep(60)
+            time.sleep(60)  # blocks the loop thread on purpose: sync code in a hook
 
         async def main(ctx):
             await ctx.wait_stopping()
