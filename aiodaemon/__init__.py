@@ -1,16 +1,29 @@
-"""aiodaemon: run an asyncio program as a well-behaved Unix service."""
+"""aiodaemon: run an asyncio program as a well-behaved Unix service.
+
+Every public name is re-exported lazily (PEP 562): ``import aiodaemon`` costs
+almost nothing, so the control commands (``aiodaemon status``) and the
+synchronous ``aiodaemon.pep3143`` never pay for asyncio or structlog. A program
+that touches ``aiodaemon.run`` or a decorator loads the runtime's front door.
+"""
 
 from __future__ import annotations
 
-from typing import Any, NoReturn
+import importlib
+from typing import TYPE_CHECKING, Any
 
-from ._context import Context
-from ._daemon import Daemon, default_daemon
-from ._hooks import MainTarget
-from ._pidfile import PidfileState, PidfileStatus, read_pidfile
-from ._state import State
-from ._systemd import notify as sd_notify
-from .exceptions import AlreadyRunningError, ConfigError, DaemonError, ExitCode, StartupError
+if TYPE_CHECKING:
+    from ._context import Context
+    from ._daemon import Daemon, on_reload, on_shutdown, on_startup, run
+    from ._pidfile import PidfileState, PidfileStatus, read_pidfile
+    from ._state import State
+    from ._systemd import notify as sd_notify
+    from .exceptions import (
+        AlreadyRunningError,
+        ConfigError,
+        DaemonError,
+        ExitCode,
+        StartupError,
+    )
 
 __all__ = [
     "AlreadyRunningError",
@@ -23,6 +36,7 @@ __all__ = [
     "PidfileStatus",
     "StartupError",
     "State",
+    "__version__",
     "on_reload",
     "on_shutdown",
     "on_startup",
@@ -31,13 +45,46 @@ __all__ = [
     "sd_notify",
 ]
 
-__version__ = "0.1.0"
+#: public name -> (private module, name there)
+_EXPORTS: dict[str, tuple[str, str]] = {
+    "AlreadyRunningError": ("exceptions", "AlreadyRunningError"),
+    "ConfigError": ("exceptions", "ConfigError"),
+    "Context": ("_context", "Context"),
+    "Daemon": ("_daemon", "Daemon"),
+    "DaemonError": ("exceptions", "DaemonError"),
+    "ExitCode": ("exceptions", "ExitCode"),
+    "PidfileState": ("_pidfile", "PidfileState"),
+    "PidfileStatus": ("_pidfile", "PidfileStatus"),
+    "StartupError": ("exceptions", "StartupError"),
+    "State": ("_state", "State"),
+    "on_reload": ("_daemon", "on_reload"),
+    "on_shutdown": ("_daemon", "on_shutdown"),
+    "on_startup": ("_daemon", "on_startup"),
+    "read_pidfile": ("_pidfile", "read_pidfile"),
+    "run": ("_daemon", "run"),
+    "sd_notify": ("_systemd", "notify"),
+}
 
-on_startup = default_daemon.on_startup
-on_reload = default_daemon.on_reload
-on_shutdown = default_daemon.on_shutdown
+
+def __getattr__(name: str) -> Any:
+    if name == "__version__":
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            value: Any = version("aiodaemon")
+        except PackageNotFoundError:  # a source tree on sys.path, not installed
+            value = "0+unknown"
+    elif name in _EXPORTS:
+        module, attr = _EXPORTS[name]
+        value = getattr(importlib.import_module(f".{module}", __name__), attr)
+        if isinstance(value, type) and value.__module__.startswith(f"{__name__}."):
+            # Tracebacks, reprs and the API reference show the public path.
+            value.__module__ = __name__
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    globals()[name] = value
+    return value
 
 
-def run(main: MainTarget, **options: Any) -> NoReturn:
-    """Run ``main`` as a daemon with the default :class:`Daemon`'s hooks; see DESIGN.md."""
-    default_daemon.run(main, **options)
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

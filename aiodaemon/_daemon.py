@@ -18,7 +18,7 @@ from .exceptions import ConfigError, DaemonError, ExitCode, StartupError
 if TYPE_CHECKING:
     from ._acquire import Acquired
 
-__all__ = ["Daemon", "default_daemon"]
+__all__ = ["Daemon", "default_daemon", "on_reload", "on_shutdown", "on_startup", "run"]
 
 F = TypeVar("F", bound=HookFunction)
 
@@ -245,3 +245,16 @@ def _close_main(main: object) -> None:
 
 
 default_daemon = Daemon()
+
+on_startup = default_daemon.on_startup
+on_reload = default_daemon.on_reload
+on_shutdown = default_daemon.on_shutdown
+
+
+def run(main: MainTarget, **options: Any) -> NoReturn:
+    """Run ``main`` as a daemon with the default :class:`Daemon`'s hooks.
+
+    The phases, options, signals and exit statuses are described in the
+    documentation; this never returns (it raises :class:`SystemExit`).
+    """
+    default_daemon.run(main, **options)
