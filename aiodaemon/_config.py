@@ -86,16 +86,28 @@ class Options:
     ready: Literal["startup", "manual"] = "startup"
 
     def summary(self) -> dict[str, object]:
-        """The options as plain JSON values, for the ``starting`` log line."""
+        """The options not at their defaults, under their public names, as JSON values.
+
+        For the ``starting`` log line: short enough to read, and made only of
+        what the user could have written (``user``/``group``, not the resolved
+        identity; ``listen`` is left to the line's ``sockets``, which shows the
+        bound addresses).
+        """
         result: dict[str, object] = {}
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
+            if f.name == "listen" or value == (
+                f.default if f.default_factory is dataclasses.MISSING else f.default_factory()
+            ):
+                continue
+            if isinstance(value, Identity):
+                if value.uid is not None:
+                    result["user"] = value.user_name or value.uid
+                if value.gid is not None:
+                    result["group"] = value.gid
+                continue
             if isinstance(value, Path | SyslogTarget):
                 value = str(value)
-            elif f.name == "listen":
-                value = {name: str(address) for name, address in value.items()}
-            elif f.name == "identity" and value is not None:
-                value = {"uid": value.uid, "gid": value.gid, "user": value.user_name}
             elif f.name == "umask":
                 value = f"{value:04o}"
             elif f.name == "log_level":

@@ -8,7 +8,9 @@ bytes with the newline appended, and a wrapped logger whose methods only queue.
 from __future__ import annotations
 
 import logging
+import os
 import sys
+import time
 from collections.abc import Callable, MutableMapping
 from types import FrameType
 from typing import Any
@@ -20,9 +22,12 @@ __all__ = [
     "QueueLogger",
     "QueueLoggerFactory",
     "StdlibHandler",
+    "local_timestamp",
     "processors",
     "set_pid",
     "severity_of",
+    "utc_timestamp",
+    "wants_colors",
 ]
 
 _pid = 0
@@ -36,15 +41,64 @@ def set_pid(pid: int) -> None:
 
 _METHOD_LEVEL = {"warn": "warning", "exception": "error", "fatal": "critical", "msg": "info"}
 
+#: (whole second, its formatted prefix) for UTC and for local time: one tuple
+#: each, so a thread never pairs a second with another second's prefix.
+_utc_second: tuple[int, str] = (-1, "")
+_local_second: tuple[int, str] = (-1, "")
 
-def _add_meta(logger: Any, method_name: str, event_dict: MutableMapping[str, Any]) -> Any:
-    """Add ``level``, ``logger`` and ``pid`` in one step (one call per record, not three)."""
-    if "level" not in event_dict:
-        event_dict["level"] = _METHOD_LEVEL.get(method_name, method_name)
-    if "logger" not in event_dict:
-        event_dict["logger"] = getattr(logger, "name", "root")
-    event_dict["pid"] = _pid
-    return event_dict
+
+def utc_timestamp(ns: int) -> str:
+    """``ns`` (since the epoch) in ISO 8601 UTC with exactly six fractional digits.
+
+    ``datetime.isoformat()`` drops the fraction on a whole second; a log reader
+    (and a sort on the raw text) expects one fixed width.
+    """
+    global _utc_second
+    seconds, nanos = divmod(ns, 1_000_000_000)
+    cached, prefix = _utc_second
+    if cached != seconds:
+        prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
+        _utc_second = (seconds, prefix)
+    return f"{prefix}.{nanos // 1000:06d}Z"
+
+
+def local_timestamp(ns: int) -> str:
+    """``ns`` in local time for a person's terminal, six fractional digits."""
+    global _local_second
+    seconds, nanos = divmod(ns, 1_000_000_000)
+    cached, prefix = _local_second
+    if cached != seconds:
+        prefix = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(seconds))
+        _local_second = (seconds, prefix)
+    return f"{prefix}.{nanos // 1000:06d}"
+
+
+def _meta(stamp: Callable[[int], str]) -> Callable[..., Any]:
+    def add_meta(logger: Any, method_name: str, event_dict: MutableMapping[str, Any]) -> Any:
+        """Put ``timestamp``, ``level``, ``event``, ``logger`` first, then ``pid``, then the rest.
+
+        One processor instead of four, and a fixed key order: a person scanning
+        the file finds the same columns at the start of every line.
+        """
+        level = event_dict.pop("level", None) or _METHOD_LEVEL.get(method_name, method_name)
+        name = event_dict.pop("logger", None) or getattr(logger, "name", "root")
+        ordered = {
+            "timestamp": stamp(time.time_ns()),
+            "level": level,
+            "event": event_dict.pop("event", None),
+            "logger": name,
+            "pid": _pid,
+        }
+        event_dict.pop("timestamp", None)
+        event_dict.pop("pid", None)
+        ordered.update(event_dict)
+        return ordered
+
+    return add_meta
+
+
+_add_meta_json = _meta(utc_timestamp)
+_add_meta_console = _meta(local_timestamp)
 
 
 _JSON_OPTIONS = orjson.OPT_APPEND_NEWLINE | orjson.OPT_NON_STR_KEYS
@@ -70,19 +124,30 @@ _DICT_TRACEBACKS = structlog.processors.ExceptionRenderer(
 )
 
 
+def wants_colors(on_terminal: bool) -> bool:
+    """Whether console lines on stderr get colour codes: no-color.org, then FORCE_COLOR.
+
+    Args:
+        on_terminal: stderr is a terminal of the foreground daemon.
+    """
+    if os.environ.get("NO_COLOR"):
+        return False
+    if os.environ.get("FORCE_COLOR"):
+        return True
+    return on_terminal and os.environ.get("TERM") != "dumb"
+
+
 def processors(log_format: str, *, colors: bool) -> list[Any]:
     if log_format == "console":
         return [
             structlog.contextvars.merge_contextvars,
-            _add_meta,
-            structlog.processors.TimeStamper(fmt="%Y-%m-%d %H:%M:%S.%f", utc=False),
+            _add_meta_console,
             structlog.dev.ConsoleRenderer(colors=colors),
             _encode_console,
         ]
     return [
         structlog.contextvars.merge_contextvars,
-        _add_meta,
-        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        _add_meta_json,
         _DICT_TRACEBACKS,
         _render_json,
     ]

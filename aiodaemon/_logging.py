@@ -32,7 +32,14 @@ from typing import Any
 import structlog
 
 from ._config import Options
-from ._logchain import QueueLogger, QueueLoggerFactory, StdlibHandler, processors, set_pid
+from ._logchain import (
+    QueueLogger,
+    QueueLoggerFactory,
+    StdlibHandler,
+    processors,
+    set_pid,
+    wants_colors,
+)
 from ._logsinks import (
     FileSink,
     Record,
@@ -336,14 +343,16 @@ def start_logging(
     # From here on the writer thread owns the sinks: targets.close() must not close them.
     targets.file = targets.syslog = None
     log_format = options.log_format
-    on_terminal = False
+    colors = False
     if not sinks:
         sinks.append(StreamSink(2))
         on_terminal = not detached and os.isatty(2)
         if log_format is None and on_terminal:
             log_format = "console"
-    # Colour codes only for a person's terminal, never into a file or syslog.
-    chain = processors(log_format or "json", colors=on_terminal)
+        # Colour codes only on stderr (a person's terminal, or FORCE_COLOR for
+        # a CI log viewer), never into a file or syslog.
+        colors = wants_colors(on_terminal)
+    chain = processors(log_format or "json", colors=colors)
     writer = LogWriter(sinks, queue_size)
 
     structlog.configure(

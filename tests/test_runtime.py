@@ -144,7 +144,7 @@ def test_hook_order_and_graceful_exit(start: Any) -> None:
     assert events.index("ready") < events.index("shutdown started")
     starting = d.lines()[0]
     assert starting["event"] == "starting"
-    assert starting["options"] == {**starting["options"], "detach": False, "umask": "0022"}
+    assert starting["options"] == {"detach": False, "log_file": str(d.log)}
     assert events[-1] == "exit"
     assert d.lines()[-1]["status"] == 0
 

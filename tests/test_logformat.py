@@ -1,0 +1,154 @@
+"""What a log line looks like: key order, timestamps, colours, the ``starting`` record."""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import re
+import select
+import signal
+import subprocess
+from pathlib import Path
+
+from aiodaemon._logchain import utc_timestamp
+from tests.support import PYTHON, REPO, clean_env, python, read_json_lines, wait_for
+
+PROGRAMS = REPO / "tests" / "programs"
+STAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z")
+ESCAPE = "\x1b["
+
+
+def test_every_json_line_starts_with_timestamp_level_event_logger(tmp_path: Path) -> None:
+    """structlog, stdlib and exception lines all begin timestamp, level, event, logger, pid."""
+    log = tmp_path / "app.jsonl"
+    result = python([PROGRAMS / "log_sample.py", json.dumps({"log_file": str(log)})])
+    assert result.returncode == 0, result.stderr
+    records = read_json_lines(log)
+    assert [r["event"] for r in records] == ["from structlog", "from stdlib", "failure", "careful"]
+    for record in records:
+        assert list(record)[:5] == ["timestamp", "level", "event", "logger", "pid"], record
+        assert STAMP.fullmatch(str(record["timestamp"])), record["timestamp"]
+    assert records[0]["request_id"] == "r-1"
+    assert records[1]["user"] == "ann"
+    assert records[3]["level"] == "warning"
+    assert records[3]["level_of_care"] == "high"
+    first_line = log.read_text().splitlines()[0]
+    assert first_line.startswith('{"timestamp":"')
+
+
+def test_a_whole_second_keeps_six_fractional_digits() -> None:
+    """A record stamped on an exact second reads ...:20.000000Z, never ...:20Z."""
+    assert utc_timestamp(1_700_000_000 * 10**9) == "2023-11-14T22:13:20.000000Z"
+    assert utc_timestamp(1_700_000_000 * 10**9 + 1_000) == "2023-11-14T22:13:20.000001Z"
+
+
+def _terminal_output(env: dict[str, str]) -> str:
+    """What the sample program shows on a terminal (a pty as its stderr)."""
+    controller, terminal = pty.openpty()
+    proc = subprocess.Popen(
+        [PYTHON, str(PROGRAMS / "log_sample.py"), "{}"],
+        env=clean_env(env),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=terminal,
+    )
+    os.close(terminal)
+    output = b""
+    try:
+        while True:
+            ready, _, _ = select.select([controller], [], [], 10)
+            assert ready, "no output on the terminal"
+            try:
+                chunk = os.read(controller, 4096)
+            except OSError:  # EIO: the child closed the terminal
+                break
+            if not chunk:
+                break
+            output += chunk
+    finally:
+        os.close(controller)
+        assert proc.wait(10) == 0
+    return output.decode()
+
+
+def test_console_lines_on_a_terminal_are_coloured() -> None:
+    """Without NO_COLOR, console lines on a terminal carry colour codes."""
+    text = _terminal_output({"TERM": "xterm", "NO_COLOR": "", "FORCE_COLOR": ""})
+    assert "from structlog" in text
+    assert ESCAPE in text
+
+
+def test_no_color_turns_colours_off() -> None:
+    """NO_COLOR=1 (no-color.org): the same terminal gets plain console lines."""
+    text = _terminal_output({"TERM": "xterm", "NO_COLOR": "1", "FORCE_COLOR": ""})
+    assert "from structlog" in text
+    assert ESCAPE not in text
+
+
+def test_force_color_colours_a_pipe() -> None:
+    """FORCE_COLOR=1 colours console lines on stderr that is not a terminal."""
+    options = json.dumps({"log_format": "console"})
+    plain = python([PROGRAMS / "log_sample.py", options], env={"NO_COLOR": "", "FORCE_COLOR": ""})
+    forced = python([PROGRAMS / "log_sample.py", options], env={"NO_COLOR": "", "FORCE_COLOR": "1"})
+    assert plain.returncode == forced.returncode == 0, forced.stderr
+    assert "from structlog" in plain.stderr
+    assert ESCAPE not in plain.stderr
+    assert ESCAPE in forced.stderr
+
+
+def test_colours_never_go_into_a_log_file(tmp_path: Path) -> None:
+    """Even with FORCE_COLOR, a console-format log file holds no colour codes."""
+    log = tmp_path / "app.log"
+    options = json.dumps({"log_format": "console", "log_file": str(log)})
+    result = python([PROGRAMS / "log_sample.py", options], env={"FORCE_COLOR": "1"})
+    assert result.returncode == 0, result.stderr
+    assert "from structlog" in log.read_text()
+    assert ESCAPE not in log.read_text()
+
+
+def test_the_starting_record_is_short_and_names_only_documented_options(
+    tmp_path: Path,
+) -> None:
+    """The first line lists the options given (public names, no internals), briefly."""
+    log = tmp_path / "d.jsonl"
+    pidfile = tmp_path / "d.pid"
+    options = {
+        "detach": False,
+        "pidfile": str(pidfile),
+        "log_file": str(log),
+        "listen": {"http": "127.0.0.1:0"},
+        "umask": 0o022,
+        "shutdown_timeout": 5,
+        "user": os.getuid(),
+    }
+    proc = subprocess.Popen(
+        [PYTHON, str(PROGRAMS / "idle.py"), json.dumps(options)],
+        env=clean_env(),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_for(lambda: log.exists() and log.read_text().count("\n") >= 1, what="starting")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    line = log.read_text().splitlines()[0]
+    starting = json.loads(line)
+    assert starting["event"] == "starting"
+    assert starting["options"] == {
+        "pidfile": str(pidfile),
+        "detach": False,
+        "log_file": str(log),
+        "shutdown_timeout": 5.0,
+        "user": starting["options"]["user"],
+        "group": os.getgid(),
+    }
+    assert starting["options"]["user"] in (os.getuid(), os.environ.get("USER"), "root")
+    assert "identity" not in line
+    assert set(starting["sockets"]) == {"http"}
+    # What is left besides the two paths the test chose: well under 600 characters.
+    assert len(line) - 2 * len(str(tmp_path)) < 300, line
