@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from ._context import Context
     from ._daemon import Daemon, on_reload, on_shutdown, on_startup, run
+    from ._options import DaemonOptions
     from ._pidfile import PidfileState, PidfileStatus, read_pidfile
     from ._state import State
     from ._systemd import notify as sd_notify
@@ -31,6 +32,7 @@ __all__ = [
     "Context",
     "Daemon",
     "DaemonError",
+    "DaemonOptions",
     "ExitCode",
     "PidfileState",
     "PidfileStatus",
@@ -52,6 +54,7 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "Context": ("_context", "Context"),
     "Daemon": ("_daemon", "Daemon"),
     "DaemonError": ("exceptions", "DaemonError"),
+    "DaemonOptions": ("_options", "DaemonOptions"),
     "ExitCode": ("exceptions", "ExitCode"),
     "PidfileState": ("_pidfile", "PidfileState"),
     "PidfileStatus": ("_pidfile", "PidfileStatus"),

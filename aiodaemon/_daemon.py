@@ -16,7 +16,10 @@ from ._readiness import LaunchResult, ReadinessPipe
 from .exceptions import ConfigError, DaemonError, ExitCode, StartupError
 
 if TYPE_CHECKING:
+    from typing import Unpack
+
     from ._acquire import Acquired
+    from ._options import DaemonOptions
 
 __all__ = ["Daemon", "default_daemon", "on_reload", "on_shutdown", "on_startup", "run"]
 
@@ -73,18 +76,37 @@ class Daemon:
         self.hooks.shutdown.append(fn)
         return fn
 
-    def run(self, main: MainTarget | None = None, **options: Any) -> NoReturn:
+    def run(self, main: MainTarget | None = None, **options: Unpack[DaemonOptions]) -> NoReturn:
         """Run ``main`` (default: the one given at construction) and exit with its status.
 
         In the launching process of a detached daemon, this exits 0 once the
         daemon is ready, or with the daemon's status and error if it fails first.
-        See :class:`ExitCode` for the statuses.
+        See :class:`ExitCode` for the statuses; the options are
+        :class:`aiodaemon.DaemonOptions`.
         """
         target = main if main is not None else self.main
+        if _loop_is_running():
+            # Forking, or blocking this thread on a second loop, under a running
+            # loop cannot work: say so before anything starts.
+            _close_main(target)
+            say(
+                "run() was called from inside a running event loop; "
+                "call aiodaemon.run(main) at the top level of the program "
+                "(not under asyncio.run() or from async code)"
+            )
+            raise SystemExit(ExitCode.USAGE)
         if target is None:
             say("main: no main given to run() nor to Daemon()")
             raise SystemExit(ExitCode.USAGE)
         raise SystemExit(launch(self, target, options))
+
+
+def _loop_is_running() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
 
 
 def launch(
@@ -251,10 +273,11 @@ on_reload = default_daemon.on_reload
 on_shutdown = default_daemon.on_shutdown
 
 
-def run(main: MainTarget, **options: Any) -> NoReturn:
+def run(main: MainTarget, **options: Unpack[DaemonOptions]) -> NoReturn:
     """Run ``main`` as a daemon with the default :class:`Daemon`'s hooks.
 
-    The phases, options, signals and exit statuses are described in the
-    documentation; this never returns (it raises :class:`SystemExit`).
+    The phases, options (:class:`aiodaemon.DaemonOptions`), signals and exit
+    statuses are described in the documentation; this never returns (it
+    raises :class:`SystemExit`).
     """
     default_daemon.run(main, **options)

@@ -1,0 +1,70 @@
+"""The keyword options of ``run()`` as a ``TypedDict``, so a type checker catches a typo.
+
+Only for type checkers and readers: :func:`aiodaemon._config.parse_options`
+still validates every value at run time (the CLI and untyped callers go there).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
+from typing import Literal, Protocol, TypeAlias, TypedDict
+
+__all__ = ["DaemonOptions", "HasFileno", "StrPath"]
+
+#: A path as ``open()`` takes it, minus bytes (paths go into JSON log lines).
+StrPath: TypeAlias = str | os.PathLike[str]
+
+
+class HasFileno(Protocol):
+    """Anything with ``fileno()``: a file, a socket, a selector."""
+
+    def fileno(self) -> int: ...
+
+
+class DaemonOptions(TypedDict, total=False):
+    """Options of :func:`aiodaemon.run` and :meth:`aiodaemon.Daemon.run`; every key optional.
+
+    The meaning of each is in the options reference (docs/options.md).
+    """
+
+    #: locked with ``flock``, holds the daemon's pid.
+    pidfile: StrPath | None
+    #: True: double fork; False: foreground; None: detach unless supervised.
+    detach: bool | None
+    #: working directory after detach (default "/").
+    workdir: StrPath
+    #: file mode creation mask (default 0o022).
+    umask: int
+    #: files to append the daemon's stdout/stderr to.
+    stdout: StrPath | None
+    stderr: StrPath | None
+    #: JSON-lines log file, reopened on SIGUSR1 and SIGHUP.
+    log_file: StrPath | None
+    #: True (``/dev/log``), a socket path, ``udp://host:port`` or ``tcp://host:port``.
+    syslog: bool | str | None
+    log_level: Literal["debug", "info", "warning", "error", "critical"] | int
+    log_format: Literal["json", "console"] | None
+    #: name -> "host:port", "[v6]:port" or "unix:/path".
+    listen: Mapping[str, str] | None
+    #: names or ids to drop to after acquiring.
+    user: str | int | None
+    group: str | int | None
+    chroot: StrPath | None
+    prevent_core: bool
+    #: descriptors kept open across the detach.
+    files_preserve: Iterable[int | HasFileno]
+    #: seconds for the whole shutdown sequence before a forced exit.
+    shutdown_timeout: float
+    #: None: use uvloop when installed; True: require it; False: never.
+    uvloop: bool | None
+    #: "startup": ready once the startup hooks returned; "manual": ctx.notify_ready().
+    ready: Literal["startup", "manual"]
+    #: control socket path; None: ``<pidfile>.ctl`` with a pidfile; False: none.
+    control: StrPath | Literal[False] | None
+    #: seconds to become ready before the start fails.
+    start_timeout: float
+    #: seconds to keep accepting after a stop request while reporting not-ready.
+    drain_delay: float
+    #: "host:port" or "unix:/path" serving ``/livez`` and ``/readyz``.
+    health: str | None
