@@ -246,7 +246,7 @@ def _preload(options: Options) -> None:
 def _should_detach(options: Options) -> bool:
     if options.detach is not None:
         return options.detach
-    from ._systemd import is_supervised
+    from ._detach import is_supervised
 
     return not is_supervised()
 

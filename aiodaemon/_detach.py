@@ -9,23 +9,55 @@ from __future__ import annotations
 
 import io
 import os
+import stat
 import sys
-from collections.abc import Callable, Iterable
-from pathlib import Path
-from typing import NoReturn
 
-from ._readiness import LaunchResult, ReadinessPipe, wait_gone, wait_ready
+from ._readiness import ReadinessPipe, wait_gone, wait_ready
+
+# Annotations only: aiodaemon.pep3143 imports this module into synchronous
+# programs, which should not pay for typing and pathlib.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Mapping
+    from typing import NoReturn
+
+    from ._readiness import LaunchResult
 
 __all__ = [
     "close_inherited_fds",
     "detach",
     "enter_workdir",
+    "fork_daemon",
+    "is_supervised",
     "redirect_outputs",
     "redirect_stdio",
+    "stdin_is_socket",
 ]
 
 #: Highest fd number ``close_range`` is asked to reach: far beyond any RLIMIT_NOFILE.
 _FD_CEILING = 2**31 - 1
+
+#: Set by systemd (and compatible managers) in the environment of what they supervise.
+_SUPERVISOR_VARIABLES = ("NOTIFY_SOCKET", "LISTEN_FDS", "INVOCATION_ID")
+
+
+def is_supervised(env: Mapping[str, str] | None = None) -> bool:
+    """Whether a service manager runs us, so ``detach=None`` stays in the foreground.
+
+    True with ``NOTIFY_SOCKET``, ``LISTEN_FDS`` or ``INVOCATION_ID`` set, or as
+    PID 1 (a container's init). Call it before the listeners are acquired:
+    socket activation removes ``LISTEN_FDS`` from the environment.
+    """
+    environ = os.environ if env is None else env
+    return os.getpid() == 1 or any(environ.get(name) for name in _SUPERVISOR_VARIABLES)
+
+
+def stdin_is_socket() -> bool:
+    """Whether fd 0 is a socket: how inetd (and systemd's ``Accept=yes``) start a server."""
+    try:
+        return stat.S_ISSOCK(os.fstat(0).st_mode)
+    except OSError:
+        return False
 
 
 def close_inherited_fds(keep: Iterable[int]) -> None:
@@ -42,15 +74,17 @@ def close_inherited_fds(keep: Iterable[int]) -> None:
     os.closerange(low, _FD_CEILING)
 
 
-def redirect_stdio(stdout: int | None, stderr: int | None) -> None:
+def redirect_stdio(stdout: int | None, stderr: int | None, stdin: int | None = None) -> None:
     """Point fds 0-2 at ``/dev/null`` or the given files and rebind ``sys`` streams.
 
     Args:
         stdout: an open fd for fd 1, or None for ``/dev/null``.
         stderr: an open fd for fd 2, or None for ``/dev/null``.
+        stdin: an open fd for fd 0, or None for ``/dev/null``.
     """
-    null = os.open(os.devnull, os.O_RDWR | os.O_NOCTTY)
-    os.dup2(null, 0)
+    # Only when needed: after a chroot there may be no /dev/null to open.
+    null = os.open(os.devnull, os.O_RDWR | os.O_NOCTTY) if None in (stdin, stdout, stderr) else -1
+    os.dup2(null if stdin is None else stdin, 0)
     sys.stdin = io.TextIOWrapper(io.FileIO(0, "r", closefd=False))
     redirect_outputs(null if stdout is None else stdout, null if stderr is None else stderr)
     if null > 2:
@@ -73,7 +107,7 @@ def redirect_outputs(stdout: int | None, stderr: int | None) -> None:
         )
 
 
-def enter_workdir(workdir: Path, umask: int) -> None:
+def enter_workdir(workdir: str | os.PathLike[str], umask: int) -> None:
     """Change directory and set the umask, so no mount point stays busy and modes are ours."""
     os.chdir(workdir)
     os.umask(umask)
@@ -103,6 +137,24 @@ def detach(
         The daemon's end of the readiness pipe.
     """
     keep = list(keep)
+    pipe = fork_daemon(on_ready=on_ready, on_failure=on_failure)
+    # Redirect first: the stdio files' own fds are among those closed next.
+    redirect_stdio(stdout, stderr)
+    assert pipe.fd is not None
+    close_inherited_fds([*keep, pipe.fd])
+    return pipe
+
+
+def fork_daemon(
+    *,
+    on_ready: Callable[[int], None],
+    on_failure: Callable[[LaunchResult], None],
+) -> ReadinessPipe:
+    """Fork, ``setsid``, fork: only the daemon returns, holding its end of the readiness pipe.
+
+    The launching process waits for the daemon's verdict and exits with it
+    (see :func:`detach`). Descriptors and stdio are left as they are.
+    """
     # Text still buffered would be written twice, once by each process.
     sys.stdout.flush()
     sys.stderr.flush()
@@ -122,9 +174,6 @@ def detach(
     # the controlling terminal again.
     pipe = ReadinessPipe(write_fd)
     pipe.announce(os.getpid())
-    # Redirect first: the stdio files' own fds are among those closed next.
-    redirect_stdio(stdout, stderr)
-    close_inherited_fds([*keep, write_fd])
     return pipe
 
 

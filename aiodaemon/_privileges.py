@@ -10,10 +10,14 @@ from __future__ import annotations
 import errno
 import os
 import resource
-from pathlib import Path
 
-from ._config import Identity, Options
 from .exceptions import StartupError
+
+# Annotations only: aiodaemon.pep3143 uses this module in synchronous programs,
+# which should not pay for the option parser (logging, ipaddress, pathlib).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ._config import Identity, Options
 
 __all__ = ["disable_core_dumps", "drop_privileges", "enter_chroot", "set_identity"]
 
@@ -39,12 +43,12 @@ def drop_privileges(options: Options) -> None:
     if options.chroot is not None:
         enter_chroot(options.chroot, options.workdir)
     if identity is not None and was_root:
-        set_identity(identity, groups or [])
+        set_identity(identity.uid, identity.gid, groups or [])
     if options.prevent_core:
         disable_core_dumps()
 
 
-def enter_chroot(root: Path, workdir: Path) -> None:
+def enter_chroot(root: str | os.PathLike[str], workdir: str | os.PathLike[str]) -> None:
     """Make ``root`` the process's ``/`` and change to ``workdir`` inside it.
 
     Raises:
@@ -56,7 +60,7 @@ def enter_chroot(root: Path, workdir: Path) -> None:
         raise StartupError(f"cannot chroot to {root}: {_reason(exc)}") from None
     # The cwd still points outside the new root until we move; a cwd outside
     # is the classic chroot escape, so chdir before anything else runs.
-    inside = Path("/") / workdir
+    inside = os.path.join("/", workdir)
     try:
         os.chdir(inside)
     except OSError as exc:
@@ -66,23 +70,25 @@ def enter_chroot(root: Path, workdir: Path) -> None:
         ) from None
 
 
-def set_identity(identity: Identity, groups: list[int]) -> None:
+def set_identity(uid: int | None, gid: int | None, groups: list[int] | None) -> None:
     """Switch groups, gid and uid (real, effective and saved) as root.
 
     Args:
-        identity: the uid and gid to take; None leaves that id alone.
-        groups: the supplementary groups to take (empty: none at all).
+        uid: the uid to take; None leaves it alone.
+        gid: the gid to take; None leaves it alone.
+        groups: the supplementary groups to take (empty: none at all; None:
+            leave them, for a process that is not root and may not change them).
 
     Raises:
         StartupError: a change failed, or root can be regained afterwards.
     """
-    uid, gid = identity.uid, identity.gid
     if uid is not None and uid != 0 and gid is None:
         # Dropping the uid alone would leave the daemon in group root.
         raise StartupError(f"user {uid}: no group to drop to; set group= as well")
     try:
         # setgroups first: after the gid or uid change we may no longer be allowed to.
-        os.setgroups(groups)
+        if groups is not None:
+            os.setgroups(groups)
     except OSError as exc:
         raise StartupError(f"cannot set supplementary groups {groups}: {_reason(exc)}") from None
     if gid is not None:

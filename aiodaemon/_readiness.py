@@ -13,7 +13,6 @@ import os
 import select
 import signal
 import time
-from dataclasses import dataclass
 
 __all__ = ["LaunchResult", "ReadinessPipe", "wait_gone", "wait_ready"]
 
@@ -64,14 +63,24 @@ class ReadinessPipe:
             self.close()
 
 
-@dataclass(frozen=True, slots=True)
 class LaunchResult:
     """What the launcher learned: the daemon's pid, whether it became ready, and why not."""
 
-    pid: int | None
-    ready: bool
-    code: int
-    message: str
+    # A plain class, not a dataclass: importing dataclasses (and inspect with
+    # it) would cost aiodaemon.pep3143's synchronous programs ~5 ms.
+    __slots__ = ("code", "message", "pid", "ready")
+
+    def __init__(self, pid: int | None, ready: bool, code: int, message: str) -> None:
+        self.pid = pid
+        self.ready = ready
+        self.code = code
+        self.message = message
+
+    def __repr__(self) -> str:
+        return (
+            f"LaunchResult(pid={self.pid!r}, ready={self.ready!r}, "
+            f"code={self.code!r}, message={self.message!r})"
+        )
 
 
 def wait_ready(fd: int) -> LaunchResult:

@@ -130,7 +130,7 @@ def open_listeners(
     (a single unnamed fd matches a single entry) and nothing is bound; the
     ``LISTEN_*`` variables are then removed from ``env`` and ``os.environ``.
     With an empty ``listen=`` the passed fds and variables are left alone for
-    the program. Call :func:`aiodaemon._systemd.is_supervised` before this.
+    the program. Call :func:`aiodaemon._detach.is_supervised` before this.
 
     Args:
         listen: name -> address, as validated by the configure phase.

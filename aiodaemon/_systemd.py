@@ -1,4 +1,4 @@
-"""The service manager's side: supervision detection, sd_notify and the watchdog.
+"""The service manager's side: sd_notify and the watchdog (supervision detection is in _detach).
 
 The notify protocol is small enough to speak directly (sd_notify(3)): one
 datagram per message, ``NAME=value`` assignments separated by newlines, sent
@@ -14,6 +14,7 @@ import socket
 import time
 from collections.abc import Mapping
 
+from ._detach import is_supervised
 from .exceptions import StartupError
 
 __all__ = [
@@ -24,9 +25,6 @@ __all__ = [
     "set_default_notifier",
 ]
 
-#: Variables a service manager sets for the processes it starts.
-_SUPERVISOR_VARIABLES = ("NOTIFY_SOCKET", "LISTEN_FDS", "INVOCATION_ID")
-
 #: Longest blocking send: the receiver's queue (net.unix.max_dgram_qlen, 512
 #: datagrams) fills only while PID 1 is busy, and READY=1 is worth a short wait;
 #: a hung manager must not freeze our event loop for good.
@@ -34,17 +32,6 @@ _SEND_TIMEOUT = 5.0
 
 #: sun_path holds 108 bytes including the terminating NUL.
 _MAX_PATH = 107
-
-
-def is_supervised(env: Mapping[str, str] | None = None) -> bool:
-    """Whether a service manager runs us, so ``detach=None`` stays in the foreground.
-
-    True with ``NOTIFY_SOCKET``, ``LISTEN_FDS`` or ``INVOCATION_ID`` set, or as
-    PID 1 (a container's init). Call it before the listeners are acquired:
-    socket activation removes ``LISTEN_FDS`` from the environment.
-    """
-    environ = os.environ if env is None else env
-    return os.getpid() == 1 or any(environ.get(name) for name in _SUPERVISOR_VARIABLES)
 
 
 class Notifier:

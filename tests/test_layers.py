@@ -19,6 +19,7 @@ SYNC_SIDE = (
     "_privileges",
     "_sockets",
     "exceptions",
+    "pep3143",
 )
 
 #: Phase order: a module may import only modules of its own or an earlier layer.
@@ -29,6 +30,7 @@ LAYERS = [
     {"_pidfile", "_sockets", "_logsinks", "_logchain", "_logging", "_readiness", "_state"},
     {"_acquire", "_detach", "_init"},
     {"_privileges"},
+    {"pep3143"},
     {"_systemd", "_hooks", "_context"},
     {"_loop"},
     {"_runtime"},

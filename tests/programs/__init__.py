@@ -1,0 +1,1 @@
+"""Daemon programs the tests start as real processes (linted and type-checked like the rest)."""

@@ -1,0 +1,121 @@
+"""Small aiodaemon.pep3143 programs for tests/test_pep3143.py: ``pep3143_cases.py CASE DIR``.
+
+Each case opens a DaemonContext one way and leaves its traces in DIR (files
+the test reads) or on stdout/stderr and in its exit status.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+
+from aiodaemon import pep3143
+
+CASE, DIR = sys.argv[1], Path(sys.argv[2])
+
+
+def ready() -> None:
+    """Say the daemon is up: its pid in DIR/ready, written last."""
+    (DIR / "ready.tmp").write_text(f"{os.getpid()}\n")
+    os.rename(DIR / "ready.tmp", DIR / "ready")
+
+
+def modules() -> None:
+    """Open a context and report which heavy modules the program has loaded."""
+    context = pep3143.DaemonContext(
+        detach_process=False,
+        working_directory=DIR,
+        pidfile=pep3143.PidFile(DIR / "app.pid"),
+        stdout=open(DIR / "out.log", "w"),  # noqa: SIM115 (the daemon's stdout)
+    )
+    with context:
+        heavy = ("asyncio", "structlog", "uvloop", "orjson", "socket", "typing", "dataclasses")
+        print(json.dumps(sorted(name for name in heavy if name in sys.modules)), flush=True)
+
+
+def detached() -> None:
+    """A detached daemon with a PidFile, waiting for signals."""
+    with pep3143.DaemonContext(working_directory=DIR, pidfile=pep3143.PidFile(DIR / "app.pid")):
+        ready()
+        while True:
+            signal.pause()
+
+
+def failing_pidfile() -> None:
+    """A foreign pidfile object whose __enter__ fails after the fork."""
+
+    class Broken:
+        def __enter__(self) -> Broken:
+            raise RuntimeError("the lock server is down")
+
+        def __exit__(self, *exc: object) -> None:
+            pass
+
+    with pep3143.DaemonContext(working_directory=DIR, pidfile=Broken()):
+        ready()
+
+
+def bad_signal_map() -> None:
+    """A signal_map naming a method the context does not have."""
+    context = pep3143.DaemonContext(signal_map={signal.SIGUSR1: "reload"})
+    try:
+        context.open()
+    except pep3143.DaemonError as exc:
+        print(f"refused: {exc}")
+
+
+def bad_stream() -> None:
+    """A stdout without a file descriptor."""
+    try:
+        pep3143.DaemonContext(stdout=io.StringIO()).open()
+    except pep3143.DaemonError as exc:
+        print(f"refused: {exc}")
+
+
+def acquire_release() -> None:
+    """pep3143daemon's protocol: acquire() in the daemon after the fork, release() at close()."""
+
+    class Lock:
+        def acquire(self) -> None:
+            (DIR / "lock").write_text(f"acquired by {os.getpid()}\n")
+
+        def release(self) -> None:
+            with open(DIR / "lock", "a") as lock:
+                lock.write(f"released by {os.getpid()}\n")
+
+    with pep3143.DaemonContext(working_directory=DIR, pidfile=Lock()):
+        ready()
+
+
+def open_close() -> None:
+    """A PidFile in the foreground: written at open(), removed and unlocked at close()."""
+    pidfile = pep3143.PidFile(DIR / "app.pid")
+    context = pep3143.DaemonContext(
+        detach_process=False, working_directory=DIR, pidfile=pidfile, stdout=sys.stdout
+    )
+    context.open()
+    print("open", (DIR / "app.pid").read_text().strip() == str(os.getpid()), pidfile.is_locked())
+    context.close()
+    other = pep3143.PidFile(DIR / "app.pid")
+    print("closed", (DIR / "app.pid").exists(), other.is_locked())
+    other.acquire()
+    print("reacquired", other.read_pid() == os.getpid())
+    other.release()
+
+
+CASES = {
+    "modules": modules,
+    "detached": detached,
+    "failing_pidfile": failing_pidfile,
+    "bad_signal_map": bad_signal_map,
+    "bad_stream": bad_stream,
+    "acquire_release": acquire_release,
+    "open_close": open_close,
+}
+
+if __name__ == "__main__":
+    CASES[CASE]()

@@ -1,0 +1,43 @@
+"""A chrooted daemon dropping to another user, run with python-daemon or aiodaemon.pep3143.
+
+Usage: ``pep3143_jail.py MODULE DIR UID GID INITGROUPS``; the jail is
+``DIR/root`` (which must hold ``dev/null``). Needs root.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import signal
+import sys
+from typing import Any
+
+MODULE, DIR, UID, GID, INITGROUPS = sys.argv[1:6]
+daemon: Any = importlib.import_module(MODULE)
+
+
+def main() -> None:
+    """Enter the jail as the given user and report what the daemon sees."""
+    log = open(os.path.join(DIR, "out.log"), "w+")  # noqa: SIM115 (kept for the daemon's life)
+    ready = open(os.path.join(DIR, "ready.tmp"), "w")  # noqa: SIM115
+    context = daemon.DaemonContext(
+        chroot_directory=os.path.join(DIR, "root"),
+        working_directory="/",
+        uid=int(UID),
+        gid=int(GID),
+        initgroups=INITGROUPS == "yes",
+        files_preserve=[ready],
+        stdout=log,
+        stderr=log,
+    )
+    with context:
+        print("cwd", os.getcwd(), "ids", os.getresuid(), os.getresgid(), sorted(os.getgroups()))
+        print("root files", sorted(os.listdir("/")))
+        ready.write(f"{os.getpid()}\n")
+        ready.close()
+        while True:
+            signal.pause()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,177 @@
+"""aiodaemon.pep3143 on its own: light imports, pidfile rules, errors where the caller sees them."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from aiodaemon import pep3143
+from aiodaemon.exceptions import AlreadyRunningError
+
+from .support import PYTHON, REPO, clean_env, kill_quietly, python, read_pid, wait_for, wait_gone
+
+CASES = REPO / "tests" / "programs" / "pep3143_cases.py"
+
+
+def run_case(case: str, directory: Path) -> subprocess.CompletedProcess[str]:
+    """Run one case of tests/programs/pep3143_cases.py to completion."""
+    return python([CASES, case, directory])
+
+
+def test_defaults_follow_the_pep_except_umask() -> None:
+    """A fresh context has the PEP's defaults, with umask 0o022 instead of 0."""
+    context = pep3143.DaemonContext(detach_process=True)
+    assert context.umask == 0o022
+    assert context.working_directory == "/"
+    assert (context.uid, context.gid) == (os.getuid(), os.getgid())
+    assert context.prevent_core is True
+    assert context.initgroups is False
+    assert context.chroot_directory is None
+    assert context.pidfile is None
+    assert context.files_preserve is None
+    assert (context.stdin, context.stdout, context.stderr) == (None, None, None)
+    assert context.signal_map == {
+        signal.SIGTSTP: None,
+        signal.SIGTTIN: None,
+        signal.SIGTTOU: None,
+        signal.SIGTERM: "terminate",
+    }
+    assert context.is_open is False
+
+
+def test_terminate_raises_system_exit() -> None:
+    """terminate() ends the program with SystemExit naming the signal."""
+    with pytest.raises(SystemExit, match="Terminating on signal 15"):
+        pep3143.DaemonContext().terminate(int(signal.SIGTERM), None)
+
+
+def test_open_loads_neither_asyncio_nor_structlog(tmp_path: Path) -> None:
+    """Importing and opening a context (with a PidFile) loads no asyncio, structlog or orjson."""
+    result = run_case("modules", tmp_path)
+    assert result.returncode == 0, result.stderr
+    # dataclasses and pathlib come with the PidFile (aiodaemon's pidfile module).
+    assert json.loads((tmp_path / "out.log").read_text()) == ["dataclasses"]
+
+
+def test_detach_decision_follows_supervisors() -> None:
+    """detach_process=None stays in the foreground under systemd or inetd, else detaches."""
+    code = "from aiodaemon import pep3143; print(pep3143.DaemonContext().detach_process)"
+    assert python(["-c", code]).stdout == "True\n"
+    assert python(["-c", code], env={"INVOCATION_ID": "x"}).stdout == "False\n"
+    import socket
+
+    left, right = socket.socketpair()
+    with left, right:
+        inetd = subprocess.run(
+            [PYTHON, "-c", code],
+            stdin=left.fileno(),
+            capture_output=True,
+            text=True,
+            env=clean_env(),
+            check=False,
+        )
+    assert inetd.stdout == "False\n"
+
+
+def test_already_running_is_raised_in_the_caller(tmp_path: Path) -> None:
+    """A PidFile held by a live daemon makes open() raise in the calling process; nothing forks."""
+    first = run_case("detached", tmp_path)
+    assert first.returncode == 0, first.stderr
+    pid = read_pid(tmp_path / "ready")
+    try:
+        assert read_pid(tmp_path / "app.pid") == pid
+        (tmp_path / "ready").unlink()
+        second = run_case("detached", tmp_path)
+        assert second.returncode == 1
+        assert f"AlreadyRunningError: already running (pid {pid}, pidfile {tmp_path}/app.pid)" in (
+            second.stderr
+        )
+        assert not (tmp_path / "ready").exists()
+        assert read_pid(tmp_path / "app.pid") == pid
+    finally:
+        kill_quietly(pid, signal.SIGTERM)
+    wait_gone(pid)
+    assert not (tmp_path / "app.pid").exists()
+
+
+def test_stale_pidfile_does_not_block(tmp_path: Path) -> None:
+    """A pidfile left by a dead daemon (unlocked, old pid) is taken over at once."""
+    (tmp_path / "app.pid").write_text("999999\n")
+    result = run_case("detached", tmp_path)
+    assert result.returncode == 0, result.stderr
+    pid = read_pid(tmp_path / "ready")
+    try:
+        assert read_pid(tmp_path / "app.pid") == pid
+    finally:
+        kill_quietly(pid, signal.SIGTERM)
+    wait_gone(pid)
+
+
+def test_symlinked_pidfile_is_refused(tmp_path: Path) -> None:
+    """A symlink at the PidFile's path is refused before anything forks."""
+    (tmp_path / "target").write_text("precious\n")
+    (tmp_path / "app.pid").symlink_to(tmp_path / "target")
+    result = run_case("detached", tmp_path)
+    assert result.returncode == 1
+    assert "is a symlink; refusing to follow it" in result.stderr
+    assert (tmp_path / "target").read_text() == "precious\n"
+
+
+def test_failure_after_the_fork_reaches_the_caller(tmp_path: Path) -> None:
+    """A pidfile failing in the daemon makes the caller exit 1 with the error (python-daemon: 0)."""
+    result = run_case("failing_pidfile", tmp_path)
+    assert result.returncode == 1
+    assert result.stderr == "aiodaemon: RuntimeError: the lock server is down\n"
+    assert not (tmp_path / "ready").exists()
+
+
+@pytest.mark.parametrize(
+    ("case", "message"),
+    [
+        ("bad_signal_map", "refused: signal_map: 'reload' is not a method of DaemonContext\n"),
+        ("bad_stream", "has no file descriptor for the daemon's stdout\n"),
+    ],
+)
+def test_bad_settings_are_refused_before_the_fork(tmp_path: Path, case: str, message: str) -> None:
+    """An unusable signal_map entry or stream raises DaemonError in the caller, before any fork."""
+    result = run_case(case, tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("refused: ")
+    assert result.stdout.endswith(message)
+
+
+def test_acquire_release_protocol(tmp_path: Path) -> None:
+    """A pidfile with only acquire()/release() (pep3143daemon): acquired in the daemon, released."""
+    result = run_case("acquire_release", tmp_path)
+    assert result.returncode == 0, result.stderr
+    pid = read_pid(tmp_path / "ready")
+    wait_for(lambda: "released" in (tmp_path / "lock").read_text())
+    assert (tmp_path / "lock").read_text() == f"acquired by {pid}\nreleased by {pid}\n"
+
+
+def test_close_removes_and_unlocks_the_pidfile(tmp_path: Path) -> None:
+    """close() removes our PidFile and releases its lock; another PidFile then takes it."""
+    result = run_case("open_close", tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "open True True\nclosed False False\nreacquired True\n"
+
+
+def test_pidfile_alone(tmp_path: Path) -> None:
+    """PidFile outside a context: a context manager writing our pid, refusing a second holder."""
+    path = tmp_path / "alone.pid"
+    with pep3143.PidFile(path) as held:
+        assert path.read_text() == f"{os.getpid()}\n"
+        assert held.i_am_locking()
+        other = pep3143.PidFile(path)
+        assert other.is_locked()
+        with pytest.raises(AlreadyRunningError):
+            other.acquire()
+        # python-daemon's name for it, with a timeout that runs out.
+        with pytest.raises(AlreadyRunningError):
+            pep3143.pidfile.TimeoutPIDLockFile(path, 0.1).acquire()
+    assert not path.exists()
