@@ -26,7 +26,7 @@ SYNC_SIDE = (
 LAYERS = [
     {"exceptions", "_messages"},
     {"_addresses"},
-    {"_config"},
+    {"_config", "_options"},
     {"_pidfile", "_sockets", "_logsinks", "_logchain", "_logging", "_readiness", "_state"},
     {"_acquire", "_detach", "_init"},
     {"_privileges"},
