@@ -3,20 +3,24 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+import shutil
 import signal
+import socket
 import subprocess
 import sys
-import textwrap
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
 REPO = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
+#: The daemon programs tests start: real files, linted and type-checked.
+PROGRAMS = Path(__file__).resolve().parent / "programs"
 
 
 def wait_for(
@@ -95,11 +99,57 @@ def kill_quietly(pid: int, sig: int = signal.SIGKILL) -> None:
         os.kill(pid, sig)
 
 
-def write_script(directory: Path, source: str, name: str = "app.py") -> Path:
-    """Write a dedented Python program to ``directory/name``."""
-    path = directory / name
-    path.write_text(textwrap.dedent(source))
+def program(name: str) -> Path:
+    """The path of ``tests/programs/NAME.py``."""
+    path = PROGRAMS / f"{name}.py"
+    if not path.is_file():
+        raise FileNotFoundError(path)
     return path
+
+
+def install_program(name: str, directory: Path, as_name: str = "app.py") -> Path:
+    """Copy ``tests/programs/NAME.py`` to ``directory/as_name``.
+
+    For programs found by module name from their directory (CLI targets), or
+    whose file name shows in what the test checks (tracebacks, syslog app name).
+    """
+    path = directory / as_name
+    shutil.copyfile(program(name), path)
+    return path
+
+
+def free_port(kind: int = socket.SOCK_STREAM) -> int:
+    """A port on 127.0.0.1 free right now for ``kind`` (SOCK_STREAM or SOCK_DGRAM)."""
+    with socket.socket(socket.AF_INET, kind) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def cmdline(pid: int) -> str:
+    """The NUL-separated command line of ``pid``, empty once it is gone."""
+    try:
+        with open(f"/proc/{pid}/cmdline") as f:
+            return f.read()
+    except OSError:
+        return ""
+
+
+def pids_with(marker: str) -> list[int]:
+    """Every process whose command line contains ``marker``."""
+    return [int(p) for p in os.listdir("/proc") if p.isdigit() and marker in cmdline(int(p))]
+
+
+def children(pid: int) -> list[int]:
+    """The pids whose parent is ``pid``."""
+    found = []
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                if int(proc_stat_fields(int(name))[1]) == pid:
+                    found.append(int(name))
+            except (FileNotFoundError, ProcessLookupError, IndexError):
+                continue
+    return found
 
 
 def python(
@@ -146,8 +196,6 @@ def clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
 
 def read_json_lines(path: Path) -> list[dict[str, object]]:
     """Every line of a JSON-lines log file, parsed."""
-    import json
-
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
@@ -173,3 +221,69 @@ def run_logrotate(config: Path, state: Path) -> None:
         check=False,
     )
     assert result.returncode == 0, result.stderr
+
+
+class ForegroundDaemon:
+    """A foreground daemon from ``tests/programs`` in a child, with its log file and record.
+
+    The program gets the options as JSON in argv[1] and the record file in argv[2]
+    (``tests/programs/recorder.py`` reads them).
+    """
+
+    def __init__(self, tmp_path: Path, name: str, **options: Any) -> None:
+        self.log = tmp_path / "log.jsonl"
+        self.record = tmp_path / "record.txt"
+        self.record.touch()
+        options = {"detach": False, "log_file": str(self.log), **options}
+        self.proc = subprocess.Popen(
+            [PYTHON, str(program(name)), json.dumps(options), str(self.record)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=clean_env(),
+        )
+        self.pid = self.proc.pid
+
+    def events(self) -> list[str]:
+        """The ``event`` of every log line so far."""
+        if not self.log.exists():
+            return []
+        return [str(line["event"]) for line in read_json_lines(self.log)]
+
+    def lines(self) -> list[dict[str, object]]:
+        """Every log line so far."""
+        return read_json_lines(self.log) if self.log.exists() else []
+
+    def recorded(self) -> list[str]:
+        """What the program recorded, line by line."""
+        return self.record.read_text().splitlines()
+
+    def wait_event(self, event: str, count: int = 1, timeout: float = 10.0) -> None:
+        """Wait until the log holds ``count`` lines with this event."""
+        wait_for(lambda: self.events().count(event) >= count, timeout, f"{count}x {event!r}")
+
+    def signal(self, sig: int) -> None:
+        """Send ``sig`` to the daemon."""
+        os.kill(self.pid, sig)
+
+    def wait(self, timeout: float = 15.0) -> int:
+        """Wait for the exit status."""
+        return self.proc.wait(timeout=timeout)
+
+    def stderr(self) -> str:
+        """Everything the daemon wrote on stderr (after it exited)."""
+        assert self.proc.stderr is not None
+        return self.proc.stderr.read()
+
+    def kill(self) -> None:
+        """SIGKILL the daemon if it still runs, reap it, close its pipes."""
+        kill_quietly(self.pid)
+        self.proc.wait()
+        for stream in (self.proc.stdout, self.proc.stderr):
+            if stream is not None:
+                stream.close()
+
+
+def log_child_env(*, detached: bool = True, queue_size: int = 32768) -> dict[str, str]:
+    """The variables shaping a logging child's writer (``tests/programs/logchild.py``)."""
+    return {"LOG_CHILD_DETACHED": "1" if detached else "0", "LOG_CHILD_QUEUE_SIZE": str(queue_size)}

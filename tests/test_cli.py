@@ -15,6 +15,7 @@ import pytest
 from .support import (
     PYTHON,
     clean_env,
+    install_program,
     is_alive,
     kill_quietly,
     read_json_lines,
@@ -22,112 +23,11 @@ from .support import (
     require_tool,
     wait_for,
     wait_gone,
-    write_script,
 )
 
 # pip puts the console script next to the interpreter; going through a pyenv
 # or PATH shim would test the shim, not our entry point.
 SCRIPT = Path(sys.executable).parent / "aiodaemon"
-
-APP = """
-import os
-from pathlib import Path
-
-import aiodaemon
-
-HERE = Path(__file__).parent
-
-
-@aiodaemon.on_startup
-async def started():
-    (HERE / "started").write_text(str(os.getpid()))
-
-
-@aiodaemon.on_reload
-async def reloaded():
-    with open(HERE / "reloads", "a") as f:
-        f.write("reload\\n")
-
-
-async def main(ctx):
-    await ctx.wait_stopping()
-
-
-def sync_main():
-    pass
-
-
-async def two_args(a, b):
-    pass
-
-
-CONFIG = {"a": 1}
-"""
-
-# A Daemon object with its own hooks, and the module's main as its program.
-DAEMON_APP = """
-import os
-from pathlib import Path
-
-import aiodaemon
-
-daemon = aiodaemon.Daemon()
-
-
-@daemon.on_startup
-async def started():
-    Path(__file__).with_name("daemon-started").write_text(str(os.getpid()))
-
-
-async def main(ctx):
-    await ctx.wait_stopping()
-"""
-
-# A shutdown hook that never ends: only SIGKILL stops this one in time.
-STUCK_APP = """
-import asyncio
-
-import aiodaemon
-
-
-@aiodaemon.on_shutdown
-async def never_done():
-    await asyncio.Event().wait()
-
-
-async def main(ctx):
-    await ctx.wait_stopping()
-"""
-
-# A startup hook that takes its time: the daemon is up, with a pid, but not ready.
-SLOW_APP = """
-import asyncio
-
-import aiodaemon
-
-
-@aiodaemon.on_startup
-async def warm_up():
-    await asyncio.sleep(40)
-
-
-async def main(ctx):
-    await ctx.wait_stopping()
-"""
-
-# Sets up a startup hook that raises: the launcher must exit non-zero with the error.
-FAILING_APP = """
-import aiodaemon
-
-
-@aiodaemon.on_startup
-async def broken():
-    raise RuntimeError("the database is on fire")
-
-
-async def main(ctx):
-    await ctx.wait_stopping()
-"""
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -141,11 +41,11 @@ def console_script() -> Path:
 @pytest.fixture
 def app_dir(tmp_path: Path) -> Path:
     """A directory holding the example programs; commands run from there."""
-    write_script(tmp_path, APP, "app.py")
-    write_script(tmp_path, DAEMON_APP, "daemonapp.py")
-    write_script(tmp_path, STUCK_APP, "stuckapp.py")
-    write_script(tmp_path, FAILING_APP, "failapp.py")
-    write_script(tmp_path, SLOW_APP, "slowapp.py")
+    install_program("cli_app", tmp_path, "app.py")
+    install_program("cli_daemon_app", tmp_path, "daemonapp.py")
+    install_program("cli_stuck_app", tmp_path, "stuckapp.py")
+    install_program("cli_fail_app", tmp_path, "failapp.py")
+    install_program("cli_slow_app", tmp_path, "slowapp.py")
     return tmp_path
 
 
@@ -541,7 +441,7 @@ def test_restart_with_bad_input_keeps_the_daemon(app_dir: Path, pidfile: Path) -
 
 def test_bad_import_is_one_line(app_dir: Path, pidfile: Path) -> None:
     """A module that raises on import: one line with the error and where, exit 2."""
-    write_script(app_dir, "import json\nraise ValueError('no config')\n", "broken.py")
+    install_program("cli_broken_import", app_dir, "broken.py")
     result = cli("start", "broken:main", "--pidfile", pidfile, cwd=app_dir)
     assert result.returncode == 2
     line = one_line(result.stderr)

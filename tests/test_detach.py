@@ -16,49 +16,25 @@ import pytest
 from .support import (
     PYTHON,
     clean_env,
+    cmdline,
     is_alive,
     kill_quietly,
     open_fds,
+    pids_with,
     proc_stat_fields,
     proc_status,
+    program,
     python,
     read_pid,
     wait_for,
     wait_gone,
-    write_script,
 )
-
-# A daemon that opens things before run() which it must NOT keep, and one it must.
-LAUNCHER = """
-import os, resource, socket, sys
-import aiodaemon
-
-args = dict(a.split("=", 1) for a in sys.argv[1:])
-soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-leak = os.open(args["leak"], os.O_WRONLY | os.O_CREAT, 0o600)
-high = os.dup2(leak, hard - 1)          # the highest fd the limit allows
-left, right = socket.socketpair()       # inherited sockets must not leak either
-keep = open(args["keep"], "w")
-
-async def main(ctx):
-    print("hello from the daemon")
-    await ctx.wait_stopping()
-
-options = {"pidfile": args["pidfile"], "detach": True, "files_preserve": [keep]}
-for name in ("workdir", "stdout", "stderr"):
-    if name in args:
-        options[name] = args[name]
-if "umask" in args:
-    options["umask"] = int(args["umask"], 8)
-aiodaemon.run(main, **options)
-"""
 
 
 @pytest.fixture
 def launcher(tmp_path: Path) -> Path:
-    """The launcher script."""
-    return write_script(tmp_path, LAUNCHER, "launcher.py")
+    """The launcher script: opens things before run() it must NOT keep, and one it must."""
+    return program("detach_launcher")
 
 
 @pytest.fixture
@@ -221,19 +197,11 @@ def test_concurrent_starts_leave_exactly_one_daemon(
     daemons = [
         int(p)
         for p in os.listdir("/proc")
-        if p.isdigit() and _cmdline(int(p)).startswith(f"{PYTHON}\0{launcher}")
+        if p.isdigit() and cmdline(int(p)).startswith(f"{PYTHON}\0{launcher}")
     ]
     assert [d for d in daemons if is_alive(d)] == [pid]
     os.kill(pid, signal.SIGTERM)
     wait_gone(pid)
-
-
-def _cmdline(pid: int) -> str:
-    try:
-        with open(f"/proc/{pid}/cmdline") as f:
-            return f.read()
-    except OSError:
-        return ""
 
 
 def test_start_after_sigkill_of_previous_daemon(
@@ -257,21 +225,7 @@ def test_start_after_sigkill_of_previous_daemon(
 
 def test_startup_failure_reaches_the_launcher(tmp_path: Path) -> None:
     """A failing startup hook: the launcher prints its error and exits 1, nothing remains."""
-    script = write_script(
-        tmp_path,
-        """
-        import sys, aiodaemon
-
-        @aiodaemon.on_startup
-        async def connect():
-            raise ConnectionRefusedError("database at db:5432 refused the connection")
-
-        async def main():
-            pass
-
-        aiodaemon.run(main, pidfile=sys.argv[1], detach=True)
-        """,
-    )
+    script = program("detach_startup_fails")
     pidfile = tmp_path / "d.pid"
     result = python([script, pidfile])
     assert result.returncode == 1
@@ -280,26 +234,12 @@ def test_startup_failure_reaches_the_launcher(tmp_path: Path) -> None:
         "database at db:5432 refused the connection"
     )
     assert not pidfile.exists()
-    assert not [p for p in os.listdir("/proc") if p.isdigit() and str(script) in _cmdline(int(p))]
+    assert not pids_with(str(script))
 
 
 def test_daemon_dying_before_ready_is_reported(tmp_path: Path) -> None:
     """A daemon killed during startup: the launcher says so, exits 1, removes the pidfile."""
-    script = write_script(
-        tmp_path,
-        """
-        import os, signal, sys, aiodaemon
-
-        @aiodaemon.on_startup
-        async def die():
-            os.kill(os.getpid(), signal.SIGKILL)
-
-        async def main():
-            pass
-
-        aiodaemon.run(main, pidfile=sys.argv[1], detach=True)
-        """,
-    )
+    script = program("detach_dies_before_ready")
     pidfile = tmp_path / "d.pid"
     result = python([script, pidfile])
     assert result.returncode == 1

@@ -20,7 +20,7 @@ from aiodaemon._cli import main as cli_main
 from aiodaemon._config import OPTION_NAMES, Options, parse_options
 from aiodaemon.exceptions import ConfigError
 
-from .support import python, write_script
+from .support import install_program, pids_with, python
 
 
 class _FakeFile:
@@ -208,19 +208,6 @@ def test_each_option_alone_raises_only_config_error(option: str, data: st.DataOb
 
 # --- end to end: aiodaemon.run() in a child process ------------------------------------
 
-# Options arrive pickled (they may be Paths, bytes, NaN...); main records that it ran.
-LAUNCH = """
-import base64, pickle, sys
-import aiodaemon
-
-options = pickle.loads(base64.b64decode(sys.argv[1]))
-
-async def main():
-    open(sys.argv[2], "w").close()
-
-aiodaemon.run(main, **options)
-"""
-
 # Plain data only: a child process must be able to unpickle it without this module.
 _PLAIN = st.recursive(
     st.one_of(
@@ -245,23 +232,13 @@ def _one_line(text: str) -> bool:
     return text.endswith("\n") and text.count("\n") == 1
 
 
-def _processes_with(marker: str) -> list[int]:
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            with contextlib.suppress(OSError), open(f"/proc/{entry}/cmdline", "rb") as f:
-                if marker.encode() in f.read():
-                    found.append(int(entry))
-    return found
-
-
 def _assert_refused(result: Any, workdir: Path, marker: str) -> None:
     assert result.returncode == 2, (result.returncode, result.stderr)
     assert "Traceback" not in result.stderr, result.stderr
     assert _one_line(result.stderr), result.stderr
     assert result.stderr.startswith("aiodaemon"), result.stderr
     assert sorted(p.name for p in workdir.iterdir()) == ["app.py"], "something was created"
-    assert _processes_with(marker) == [], "a process was left behind"
+    assert pids_with(marker) == [], "a process was left behind"
 
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -280,7 +257,7 @@ def test_run_with_an_invalid_option_exits_2_with_one_line_and_starts_nothing(
             pass
         else:
             assume(False)  # a valid value: that would start a real daemon
-        script = write_script(workdir, LAUNCH)
+        script = install_program("fuzz_launch", workdir, "app.py")
         marker = f"fuzz-{os.urandom(6).hex()}"
         payload = base64.b64encode(pickle.dumps(raw)).decode()
         result = python([script, payload, workdir / "main-ran", marker], cwd=workdir)
@@ -374,7 +351,7 @@ def test_cli_start_with_a_bad_flag_value_starts_nothing(flag: str, value: str) -
     """python -m aiodaemon start with one bad flag: exit 2, one line, no pidfile, no process."""
     with tempfile.TemporaryDirectory(prefix="aiodaemon-fuzz-") as tmp:
         workdir = Path(tmp)
-        write_script(workdir, "async def main():\n    open('main-ran', 'w').close()\n")
+        install_program("fuzz_main_ran", workdir, "app.py")
         argv = ["start", "app:main", "--pidfile", str(workdir / "app.pid"), flag, value]
         assume(all(_not_help(token) for token in argv))
         stderr = io.StringIO()

@@ -11,50 +11,13 @@ import pytest
 
 from .support import (
     PYTHON,
+    children,
     clean_env,
-    proc_stat_fields,
     proc_state,
+    program,
     require_tool,
     wait_for,
-    write_script,
 )
-
-APP = """
-import asyncio, subprocess, sys
-import aiodaemon
-
-RECORD = sys.argv[1]
-
-def record(line):
-    with open(RECORD, "a") as f:
-        f.write(line + "\\n")
-
-async def main(ctx):
-    record(f"pid {ctx.pid}")
-    # Orphans: each shell exits at once, leaving its background sleep to init.
-    for _ in range(5):
-        subprocess.run(["sh", "-c", "sleep 0.2 & exit 0"], check=True)
-    # The daemon's own subprocesses keep their exit status.
-    proc = await asyncio.create_subprocess_exec("sh", "-c", "exit 7")
-    record(f"subprocess {await proc.wait()}")
-    await ctx.wait_stopping()
-    record("stopping")
-
-aiodaemon.run(main)
-"""
-
-
-def children(pid: int) -> list[int]:
-    """The pids whose parent is ``pid``."""
-    found = []
-    for name in os.listdir("/proc"):
-        if name.isdigit():
-            try:
-                if int(proc_stat_fields(int(name))[1]) == pid:
-                    found.append(int(name))
-            except (FileNotFoundError, ProcessLookupError, IndexError):
-                continue
-    return found
 
 
 @pytest.mark.root
@@ -63,7 +26,7 @@ def test_pid1_reaps_orphans_and_exits_gracefully(tmp_path: Path) -> None:
     require_tool("unshare")
     record = tmp_path / "record.txt"
     record.touch()
-    script = write_script(tmp_path, APP)
+    script = program("init_app")
     proc = subprocess.Popen(
         ["unshare", "--pid", "--fork", "--kill-child", PYTHON, str(script), str(record)],
         env=clean_env(),
@@ -97,17 +60,7 @@ def test_pid1_reaps_orphans_and_exits_gracefully(tmp_path: Path) -> None:
 @pytest.mark.root
 def test_pid1_passes_on_the_daemon_status(tmp_path: Path) -> None:
     """PID 1 exits with the daemon's own status (1 when main raises)."""
-    script = write_script(
-        tmp_path,
-        """
-        import aiodaemon
-
-        async def main():
-            raise RuntimeError("crash in a container")
-
-        aiodaemon.run(main)
-        """,
-    )
+    script = program("init_crash")
     result = subprocess.run(
         ["unshare", "--pid", "--fork", "--kill-child", PYTHON, str(script)],
         env=clean_env(),

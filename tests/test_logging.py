@@ -30,6 +30,9 @@ from aiodaemon.exceptions import StartupError
 from tests.support import (
     PYTHON,
     clean_env,
+    free_port,
+    install_program,
+    log_child_env,
     open_fds,
     python,
     read_json_lines,
@@ -40,66 +43,26 @@ from tests.support import (
 
 REQUIRED_KEYS = {"timestamp", "level", "event", "logger", "pid"}
 
-PRELUDE = """\
-import asyncio, json, logging, os, signal, sys, time
-import structlog
-from aiodaemon._config import parse_options
-from aiodaemon._logging import open_log_targets, start_logging
 
-options = parse_options(json.loads(sys.argv[1]))
-targets = open_log_targets(options)
-writer = start_logging(targets, options, detached={detached}, queue_size={queue_size})
-log = structlog.get_logger()
-"""
-
-#: A daemon-like child: logs a numbered line every 2 ms from the event loop,
-#: reopens on SIGUSR1/SIGHUP, and on SIGTERM logs its last number and closes.
-TICKER = """\
-async def main():
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    loop.add_signal_handler(signal.SIGUSR1, writer.reopen)
-    loop.add_signal_handler(signal.SIGHUP, writer.reopen)
-    loop.add_signal_handler(signal.SIGTERM, stop.set)
-    n = 0
-    while not stop.is_set():
-        log.info("tick", n=n)
-        n += 1
-        await asyncio.sleep(0.002)
-    log.info("done", last=n - 1)
-
-asyncio.run(main())
-print(json.dumps({"closed": writer.close(10), "dropped": writer.dropped}), flush=True)
-"""
+def child(tmp_path: Path, name: str) -> Path:
+    """Install ``tests/programs/NAME.py`` as ``tmp_path/child.py`` (its name shows in records)."""
+    return install_program(name, tmp_path, "child.py")
 
 
-def child_source(body: str, *, detached: bool = True, queue_size: int = 32768) -> str:
-    """A child program: the prelude (open targets, start logging) followed by ``body``."""
-    prelude = PRELUDE.format(detached=detached, queue_size=queue_size)
-    return prelude + textwrap.dedent(body)
-
-
-def write_child(tmp_path: Path, body: str, **kw: Any) -> Path:
-    """Write a child program to ``tmp_path/child.py``."""
-    path = tmp_path / "child.py"
-    path.write_text(child_source(body, **kw))
-    return path
-
-
-def run_child(tmp_path: Path, body: str, options: dict[str, Any], **kw: Any) -> Any:
-    """Run a child to completion and return the JSON it printed last on stdout."""
-    result = python([write_child(tmp_path, body, **kw), json.dumps(options)])
+def run_child(tmp_path: Path, name: str, options: dict[str, Any], **kw: Any) -> Any:
+    """Run a logging child to completion and return the JSON it printed last on stdout."""
+    result = python([child(tmp_path, name), json.dumps(options)], env=log_child_env(**kw))
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout.splitlines()[-1])
 
 
 def spawn_child(
-    tmp_path: Path, body: str, options: dict[str, Any], *args: str, **kw: Any
+    tmp_path: Path, name: str, options: dict[str, Any], *args: str, **kw: Any
 ) -> subprocess.Popen[str]:
-    """Start a child in the background, its stdin and stdout piped."""
+    """Start a logging child in the background, its stdin and stdout piped."""
     return subprocess.Popen(
-        [PYTHON, str(write_child(tmp_path, body, **kw)), json.dumps(options), *args],
-        env=clean_env(),
+        [PYTHON, str(child(tmp_path, name)), json.dumps(options), *args],
+        env=clean_env(log_child_env(**kw)),
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -143,19 +106,7 @@ def line_count(path: Path, event: str = "tick") -> int:
 def test_structlog_and_stdlib_write_the_same_kind_of_json_line(tmp_path: Path) -> None:
     """Lines from structlog.get_logger() and logging.getLogger("x") both parse with every key."""
     log_file = tmp_path / "app.jsonl"
-    body = """\
-        structlog.contextvars.bind_contextvars(request_id="r-1")
-        log.info("from structlog", answer=42)
-        logging.getLogger("x").warning("from %s", "stdlib", extra={"user": "ann"})
-        logging.getLogger("asyncio").error("asyncio says hi")
-        try:
-            1 / 0
-        except ZeroDivisionError:
-            log.exception("structlog failure")
-            logging.getLogger("x").exception("stdlib failure")
-        print(json.dumps({"closed": writer.close(10), "pid": os.getpid()}))
-    """
-    result = run_child(tmp_path, body, {"log_file": str(log_file)})
+    result = run_child(tmp_path, "log_both_apis", {"log_file": str(log_file)})
     assert result["closed"]
     records = read_json_lines(log_file)
     assert [r["event"] for r in records] == [
@@ -185,12 +136,7 @@ def test_structlog_and_stdlib_write_the_same_kind_of_json_line(tmp_path: Path) -
 def test_log_level_filters_both_apis(tmp_path: Path) -> None:
     """Records below log_level are written by neither structlog nor stdlib."""
     log_file = tmp_path / "app.jsonl"
-    body = """\
-        log.info("quiet"); logging.getLogger("x").info("quiet")
-        log.warning("loud"); logging.getLogger("x").warning("loud")
-        print(json.dumps({"closed": writer.close(10)}))
-    """
-    run_child(tmp_path, body, {"log_file": str(log_file), "log_level": "warning"})
+    run_child(tmp_path, "log_level_filter", {"log_file": str(log_file), "log_level": "warning"})
     assert [(r["event"], r["logger"]) for r in read_json_lines(log_file)] == [
         ("loud", "__main__"),
         ("loud", "x"),
@@ -199,11 +145,7 @@ def test_log_level_filters_both_apis(tmp_path: Path) -> None:
 
 def test_stderr_gets_json_without_a_file_and_without_a_tty(tmp_path: Path) -> None:
     """With neither log_file nor syslog, records go to stderr as JSON lines."""
-    body = """\
-        log.info("to stderr"); logging.getLogger("x").info("stdlib to stderr")
-        writer.close(10)
-    """
-    result = python([write_child(tmp_path, body, detached=False), "{}"])
+    result = python([child(tmp_path, "log_to_stderr"), "{}"], env=log_child_env(detached=False))
     assert result.returncode == 0
     records = [json.loads(line) for line in result.stderr.splitlines()]
     assert [r["event"] for r in records] == ["to stderr", "stdlib to stderr"]
@@ -213,13 +155,9 @@ def test_stderr_gets_json_without_a_file_and_without_a_tty(tmp_path: Path) -> No
 def test_console_format_on_a_terminal_in_the_foreground(tmp_path: Path) -> None:
     """A foreground daemon whose stderr is a TTY logs readable console lines, not JSON."""
     controller, terminal = pty.openpty()
-    body = """\
-        log.info("hello console", answer=42)
-        writer.close(10)
-    """
     proc = subprocess.Popen(
-        [PYTHON, str(write_child(tmp_path, body, detached=False)), "{}"],
-        env=clean_env({"TERM": "dumb"}),
+        [PYTHON, str(child(tmp_path, "log_console")), "{}"],
+        env=clean_env({**log_child_env(detached=False), "TERM": "dumb"}),
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=terminal,
@@ -292,35 +230,9 @@ def _umask() -> int:
 def test_close_writes_every_accepted_record(tmp_path: Path) -> None:
     """100,000 records logged in a burst are all on disk once close() returns True."""
     log_file = tmp_path / "app.jsonl"
-    body = """\
-        for n in range(100_000):
-            log.info("tick", n=n)
-        print(json.dumps({"closed": writer.close(30), "dropped": writer.dropped}))
-    """
-    result = run_child(tmp_path, body, {"log_file": str(log_file)}, queue_size=200_000)
+    result = run_child(tmp_path, "log_burst", {"log_file": str(log_file)}, queue_size=200_000)
     assert result == {"closed": True, "dropped": 0}
     assert numbers(log_file) == list(range(100_000))
-
-
-STALL = """\
-async def main():
-    lags = []
-    async def ticker():
-        while True:
-            before = time.monotonic()
-            await asyncio.sleep(0.001)
-            lags.append(time.monotonic() - before - 0.001)
-    task = asyncio.create_task(ticker())
-    for n in range(2000):
-        log.info("tick", n=n, padding="x" * 1000)
-        if n % 20 == 0:
-            await asyncio.sleep(0.001)
-    task.cancel()
-    return max(lags), len(lags)
-
-max_lag, ticks = asyncio.run(main())
-print(json.dumps({"max_lag": max_lag, "ticks": ticks, "dropped": writer.dropped}), flush=True)
-"""
 
 
 @pytest.fixture
@@ -337,12 +249,7 @@ def fifo(tmp_path: Path) -> Iterator[tuple[Path, int]]:
 
 def test_a_stalled_sink_does_not_stall_the_loop(tmp_path: Path, fifo: tuple[Path, int]) -> None:
     """A log file that is a FIFO nobody reads: the loop keeps ticking, close() gives up in time."""
-    body = STALL + textwrap.dedent("""\
-        start = time.monotonic()
-        closed = writer.close(0.5)
-        print(json.dumps({"closed": closed, "close_seconds": time.monotonic() - start}))
-    """)
-    proc = spawn_child(tmp_path, body, {"log_file": str(fifo[0])}, queue_size=1000)
+    proc = spawn_child(tmp_path, "log_stall_close", {"log_file": str(fifo[0])}, queue_size=1000)
     stalled = json.loads(read_line(proc, timeout=30))
     result = finish(proc, sig=None)
     # 2 MB into a 64 kB pipe: the writer blocked for good, records beyond the queue were refused.
@@ -359,12 +266,7 @@ def test_a_full_queue_refuses_records_and_then_says_how_many(
 ) -> None:
     """Records refused while the sink stalls are counted, and a warning with the count follows."""
     path, reader = fifo
-    body = STALL + textwrap.dedent("""\
-        assert sys.stdin.readline() == "go on\\n"
-        log.info("after the stall")
-        print(json.dumps({"closed": writer.close(30), "dropped": writer.dropped}), flush=True)
-    """)
-    proc = spawn_child(tmp_path, body, {"log_file": str(path)}, queue_size=100)
+    proc = spawn_child(tmp_path, "log_stall_resume", {"log_file": str(path)}, queue_size=100)
     stalled = json.loads(read_line(proc, timeout=30))
     assert stalled["dropped"] > 0
     data = bytearray()
@@ -377,6 +279,13 @@ def test_a_full_queue_refuses_records_and_then_says_how_many(
     assert proc.stdin is not None
     proc.stdin.write("go on\n")
     proc.stdin.flush()
+
+    def exited() -> bool:
+        # Records queued behind the warning can fill the pipe again: keep reading.
+        data.extend(_read_available(reader))
+        return proc.poll() is not None
+
+    wait_for(exited, timeout=30, what="the child to close its log and exit")
     result = finish(proc, sig=None)
     data.extend(_read_available(reader))
     records = [json.loads(line) for line in data.splitlines()]
@@ -408,7 +317,7 @@ def _read_available(fd: int) -> bytes:
 def test_mv_and_sigusr1_lose_and_duplicate_nothing(tmp_path: Path) -> None:
     """After mv + SIGUSR1 the numbered lines continue in a new file, contiguous, none twice."""
     log_file = tmp_path / "app.log"
-    proc = spawn_child(tmp_path, TICKER, {"log_file": str(log_file)})
+    proc = spawn_child(tmp_path, "log_ticker", {"log_file": str(log_file)})
     try:
         wait_for(lambda: line_count(log_file) >= 20, what="first ticks")
         log_file.rename(tmp_path / "app.log.1")
@@ -427,7 +336,7 @@ def test_mv_and_sigusr1_lose_and_duplicate_nothing(tmp_path: Path) -> None:
 def test_logrotate_create_and_postrotate_usr1(tmp_path: Path) -> None:
     """Three real logrotate runs while the daemon writes: every number appears once, in order."""
     log_file = tmp_path / "app.log"
-    proc = spawn_child(tmp_path, TICKER, {"log_file": str(log_file)})
+    proc = spawn_child(tmp_path, "log_ticker", {"log_file": str(log_file)})
     config = tmp_path / "logrotate.conf"
     config.write_text(
         f"{log_file} {{\n"
@@ -458,7 +367,7 @@ def test_a_failed_reopen_keeps_writing_to_the_old_file(tmp_path: Path) -> None:
     """When the path cannot be reopened, an error is logged and nothing is lost."""
     log_file = tmp_path / "app.log"
     moved = tmp_path / "moved.log"
-    proc = spawn_child(tmp_path, TICKER, {"log_file": str(log_file)})
+    proc = spawn_child(tmp_path, "log_ticker", {"log_file": str(log_file)})
     try:
         wait_for(lambda: line_count(log_file) >= 10, what="first ticks")
         log_file.rename(moved)
@@ -478,13 +387,6 @@ def test_a_failed_reopen_keeps_writing_to_the_old_file(tmp_path: Path) -> None:
 
 
 # --- syslog -----------------------------------------------------------------------
-
-
-def free_port(kind: int) -> int:
-    """A port on 127.0.0.1 free right now for ``kind`` (SOCK_STREAM or SOCK_DGRAM)."""
-    with socket.socket(socket.AF_INET, kind) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class Rsyslog:
@@ -571,22 +473,6 @@ def rsyslog(tmp_path: Path) -> Iterator[Rsyslog]:
         server.stop()
 
 
-SYSLOG_CHILD = """\
-log.info("first", blob="x" * int(sys.argv[2]))
-logging.getLogger("x").error("stdlib error")
-assert sys.stdin.readline() == "go on\\n"
-log.info("while it is down")
-if sys.argv[3] != "udp":  # a datagram into the void is gone: UDP cannot tell
-    from tests.support import wait_for  # the child runs with the repository on its path
-    # The writer tried, failed, and keeps the message for after the restart.
-    wait_for(lambda: writer.sinks[0].backlog, 10, "the syslog backlog")
-print("logged while down", flush=True)
-assert sys.stdin.readline() == "go on\\n"
-log.warning("after the restart")
-print(json.dumps({"closed": writer.close(10), "pid": os.getpid()}), flush=True)
-"""
-
-
 def _events(server: Rsyslog) -> list[str]:
     return [msg for *_, msg in server.messages()]
 
@@ -602,7 +488,7 @@ def test_syslog_events_reach_rsyslogd_across_its_restart(
         "udp": f"udp://127.0.0.1:{rsyslog.udp_port}",
     }[transport]
     blob = 20_000
-    proc = spawn_child(tmp_path, SYSLOG_CHILD, {"syslog": target}, str(blob), transport)
+    proc = spawn_child(tmp_path, "log_syslog", {"syslog": target}, str(blob), transport)
     try:
         wait_for(lambda: any("stdlib error" in m for m in _events(rsyslog)), what="first events")
         rsyslog.stop()
@@ -642,19 +528,7 @@ def test_syslog_events_reach_rsyslogd_across_its_restart(
 def test_a_forked_child_logs_its_own_records_once(tmp_path: Path) -> None:
     """A child forked after start_logging writes its records (with its pid), none duplicated."""
     log_file = tmp_path / "app.jsonl"
-    body = """\
-        for n in range(100):
-            log.info("tick", n=n)
-        child = os.fork()
-        if child == 0:
-            log.info("from the child")
-            logging.getLogger("x").info("stdlib from the child")
-            os._exit(0 if writer.close(10) else 1)
-        _, status = os.waitpid(child, 0)
-        log.info("from the parent")
-        print(json.dumps({"closed": writer.close(10), "child": child, "status": status}))
-    """
-    result = run_child(tmp_path, body, {"log_file": str(log_file)})
+    result = run_child(tmp_path, "log_fork", {"log_file": str(log_file)})
     assert result["closed"]
     assert result["status"] == 0
     records = read_json_lines(log_file)
@@ -668,22 +542,7 @@ def test_a_forked_child_logs_its_own_records_once(tmp_path: Path) -> None:
 def test_multiprocessing_children_log_through_the_same_sink(tmp_path: Path) -> None:
     """Records from multiprocessing workers (fork) reach the log file before they exit."""
     log_file = tmp_path / "app.jsonl"
-    body = """        import multiprocessing
-
-        def work(n):
-            structlog.get_logger("worker").info("work", n=n)
-            for _ in range(500):
-                logging.getLogger("worker.stdlib").info("filler")
-
-        fork = multiprocessing.get_context("fork")
-        procs = [fork.Process(target=work, args=(n,)) for n in range(3)]
-        for p in procs:
-            p.start()
-        for p in procs:
-            p.join()
-        print(json.dumps({"closed": writer.close(10), "codes": [p.exitcode for p in procs]}))
-    """
-    result = run_child(tmp_path, body, {"log_file": str(log_file)})
+    result = run_child(tmp_path, "log_multiprocessing", {"log_file": str(log_file)})
     assert result == {"closed": True, "codes": [0, 0, 0]}
     records = read_json_lines(log_file)
     assert sorted(r["n"] for r in records if r["event"] == "work") == [0, 1, 2]  # type: ignore[type-var]

@@ -10,39 +10,21 @@ from pathlib import Path
 
 from tests.support import (
     open_fds,
+    program,
     python,
     read_json_lines,
     read_pid,
     run_logrotate,
     wait_for,
     wait_gone,
-    write_script,
 )
 from tests.test_logging import REQUIRED_KEYS, line_count, numbers
-
-TICKING_DAEMON = """\
-import asyncio, logging, sys
-import structlog
-import aiodaemon
-
-log = structlog.get_logger()
-
-async def main():
-    n = 0
-    while True:
-        log.info("tick", n=n)
-        logging.getLogger("app.stdlib").info("stdlib tick %d", n)
-        n += 1
-        await asyncio.sleep(0.002)
-
-aiodaemon.run(main, pidfile=sys.argv[1], log_file=sys.argv[2], detach=True)
-"""
 
 
 def test_daemon_log_survives_logrotate(tmp_path: Path) -> None:
     """A detached daemon rotated twice by logrotate: JSON lines, every tick once, in order."""
     pidfile, log_file = tmp_path / "d.pid", tmp_path / "d.log"
-    app = write_script(tmp_path, TICKING_DAEMON)
+    app = program("log_ticking_daemon")
     started = python([app, pidfile, log_file])
     assert started.returncode == 0, started.stderr
     pid = read_pid(pidfile)
@@ -74,42 +56,13 @@ def test_daemon_log_survives_logrotate(tmp_path: Path) -> None:
     assert records[-1]["status"] == 0
 
 
-STALLED_DAEMON = """\
-import asyncio, json, sys, time
-import structlog
-import aiodaemon
-
-log = structlog.get_logger()
-
-async def main():
-    lag, ticks = 0.0, 0
-    try:
-        while True:
-            for n in range(50):
-                log.info("tick", n=n, padding="x" * 500)
-            before = time.monotonic()
-            await asyncio.sleep(0.001)
-            lag = max(lag, time.monotonic() - before - 0.001)
-            ticks += 1
-            if ticks == 100:  # 2.5 MB logged: the 64 kB pipe is long full
-                open(sys.argv[3] + ".stalled", "w").close()
-    finally:
-        with open(sys.argv[3], "w") as f:
-            json.dump({"max_lag": lag, "ticks": ticks}, f)
-
-aiodaemon.run(
-    main, pidfile=sys.argv[1], log_file=sys.argv[2], detach=True, shutdown_timeout=3
-)
-"""
-
-
 def test_a_stalled_log_fifo_neither_stalls_nor_hangs_the_daemon(tmp_path: Path) -> None:
     """With log_file a FIFO nobody reads, the loop keeps running and SIGTERM still ends it."""
     pidfile, fifo, report = tmp_path / "d.pid", tmp_path / "d.log", tmp_path / "report.json"
     os.mkfifo(fifo)
     reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)  # held open, never read
     try:
-        app = write_script(tmp_path, STALLED_DAEMON)
+        app = program("log_stalled_daemon")
         started = python([app, pidfile, fifo, report])
         assert started.returncode == 0, started.stderr
         pid = read_pid(pidfile)

@@ -23,114 +23,23 @@ import pytest
 
 from .support import (
     clean_env,
+    install_program,
     kill_quietly,
     open_fds,
+    pids_with,
     proc_status,
+    program,
     python,
     read_json_lines,
     read_pid,
     wait_for,
     wait_gone,
-    write_script,
 )
 
 pytestmark = pytest.mark.root
 
 NOBODY = pwd.getpwnam("nobody")
 NOGROUP = grp.getgrnam("nogroup")
-
-# A daemon configured by a JSON argument; its startup hook reports, from the
-# inside, who it is and whether root can be regained, into REPORT.
-DAEMON = """
-import json, os, resource, sys
-import aiodaemon
-
-options = json.loads(sys.argv[1])
-report_path = sys.argv[2]
-
-@aiodaemon.on_startup
-async def report():
-    try:
-        os.setuid(0)
-        regain = "regained root"
-    except OSError as exc:
-        regain = exc.strerror
-    with open("created-by-daemon", "w") as f:
-        f.write("x")
-    data = {
-        "resuid": os.getresuid(),
-        "resgid": os.getresgid(),
-        "groups": os.getgroups(),
-        "setuid0": regain,
-        "core": resource.getrlimit(resource.RLIMIT_CORE),
-        "cwd": os.getcwd(),
-        "mode": os.stat("created-by-daemon").st_mode & 0o777,
-        "environ": sorted(os.environ),
-    }
-    with open(report_path, "w") as f:
-        json.dump(data, f)
-
-async def main(ctx):
-    await ctx.wait_stopping()
-
-aiodaemon.run(main, **options)
-"""
-
-# drop_privileges alone, in a forked child: what the daemon calls after its last fork.
-DROP_ONLY = """
-import json, os, resource, sys
-from aiodaemon._config import parse_options
-from aiodaemon._privileges import drop_privileges
-from aiodaemon.exceptions import StartupError
-
-options = parse_options(json.loads(sys.argv[1]))
-os.setgroups([0, 4, 27])  # root's supplementary groups, which must not survive
-if len(sys.argv) > 2 and sys.argv[2] == "nobody-first":
-    os.setresgid(65534, 65534, 65534)
-    os.setresuid(65534, 65534, 65534)
-if len(sys.argv) > 2 and sys.argv[2] == "keep-caps":
-    import ctypes
-    libc = ctypes.CDLL(None, use_errno=True)
-    # PR_SET_SECUREBITS, SECBIT_NO_SETUID_FIXUP: a uid change keeps every capability.
-    assert libc.prctl(28, 1 << 2, 0, 0, 0) == 0, ctypes.get_errno()
-pid = os.fork()
-if pid == 0:
-    try:
-        drop_privileges(options)
-    except StartupError as exc:
-        print(json.dumps({"error": str(exc)}))
-        os._exit(1)
-    try:
-        os.setuid(0)
-        regain = "regained root"
-    except OSError as exc:
-        regain = exc.strerror
-    print(json.dumps({
-        "resuid": os.getresuid(),
-        "resgid": os.getresgid(),
-        "groups": os.getgroups(),
-        "setuid0": regain,
-        "core": resource.getrlimit(resource.RLIMIT_CORE),
-        "cwd": os.getcwd(),
-        "root_listing": sorted(os.listdir("/")),
-    }))
-    os._exit(0)
-_, status = os.waitpid(pid, 0)
-sys.exit(os.waitstatus_to_exitcode(status))
-"""
-
-
-AS_NOBODY = """
-import json, os, resource, sys
-import aiodaemon, aiodaemon._acquire
-sys.argv = sys.argv[1:]
-with open(sys.argv[0]) as f:
-    code = compile(f.read(), sys.argv[0], "exec")
-os.setgroups([])
-os.setresgid(65534, 65534, 65534)
-os.setresuid(65534, 65534, 65534)
-exec(code, {"__name__": "__main__"})
-"""
 
 
 @pytest.fixture(autouse=True)
@@ -170,11 +79,11 @@ def daemons() -> Iterator[list[int]]:
 def start_daemon(
     base: Path, options: dict[str, Any], daemons: list[int]
 ) -> tuple[int, dict[str, Any]]:
-    """Start DAEMON detached with ``options``; return its pid and its inside report.
+    """Start priv_daemon detached with ``options``; return its pid and its inside report.
 
     The report goes to the daemon's workdir, which the dropped user can write.
     """
-    script = write_script(base, DAEMON, "daemon_app.py")
+    script = install_program("priv_daemon", base, "daemon_app.py")
     report = Path(options["workdir"]) / "report.json"
     result = python([script, json.dumps(options), report], cwd=base)
     assert result.returncode == 0, result.stderr
@@ -195,22 +104,14 @@ def stop_daemon(pid: int) -> None:
 
 def drop_in_child(options: dict[str, Any], mode: str = "") -> tuple[int, dict[str, Any]]:
     """Run drop_privileges in a forked child of a fresh interpreter; its exit status and report."""
-    result = python(["-c", DROP_ONLY, json.dumps(options), mode])
+    result = python([program("priv_drop_only"), json.dumps(options), mode])
     assert result.stderr == "", result.stderr
     return result.returncode, json.loads(result.stdout)
 
 
 def nothing_started(marker: str) -> bool:
     """Whether no process has ``marker`` in its command line."""
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/cmdline", "rb") as f:
-                    if marker.encode() in f.read():
-                        return False
-            except OSError:
-                continue
-    return True
+    return not pids_with(marker)
 
 
 # --- drop_privileges in a forked child -------------------------------------------------
@@ -450,7 +351,7 @@ def test_daemon_in_chroot_runs_reports_ready_and_stops(
         "workdir": "/srv",
         "log_file": str(run_dir / "app.jsonl"),
     }
-    script = write_script(base, DAEMON, "daemon_app.py")
+    script = install_program("priv_daemon", base, "daemon_app.py")
     result = python([script, json.dumps(options), "/srv/report.json"], cwd=base)
     assert result.returncode == 0, result.stderr  # exit 0 means the daemon said ready
     pid = read_pid(run_dir / "d.pid")
@@ -477,7 +378,7 @@ def test_pidfile_after_a_chroot_is_removed_inside_the_jail_and_emptied_outside(
     os.chown(jail / "srv", NOBODY.pw_uid, NOGROUP.gr_gid)
     pidfile = (jail / "srv" if where == "inside" else run_dir) / "d.pid"
     options = {"pidfile": str(pidfile), "user": "nobody", "chroot": str(jail), "workdir": "/srv"}
-    script = write_script(base, DAEMON, "daemon_app.py")
+    script = install_program("priv_daemon", base, "daemon_app.py")
     result = python([script, json.dumps(options), "/srv/report.json"], cwd=base)
     assert result.returncode == 0, result.stderr
     pid = read_pid(pidfile)
@@ -494,7 +395,7 @@ def test_pidfile_after_a_chroot_is_removed_inside_the_jail_and_emptied_outside(
 
 def _refused(base: Path, options: dict[str, Any]) -> subprocess.CompletedProcess[str]:
     marker = f"marker-{os.urandom(6).hex()}"
-    script = write_script(base, DAEMON, "daemon_app.py")
+    script = install_program("priv_daemon", base, "daemon_app.py")
     result = python([script, json.dumps(options), str(base / "report.json"), marker], cwd=base)
     assert result.returncode != 0
     assert len(result.stderr.splitlines()) == 1, result.stderr
@@ -528,13 +429,14 @@ def test_pidfile_in_world_writable_directory_without_sticky_bit_is_refused(base:
 def test_non_root_asking_for_another_user_fails_before_any_fork(base: Path, run_dir: Path) -> None:
     """Started as nobody with user=daemon: exit 2, one line, nothing started, no pidfile."""
     marker = f"marker-{os.urandom(6).hex()}"
-    script = write_script(base, DAEMON, "daemon_app.py")
+    script = install_program("priv_daemon", base, "daemon_app.py")
     pidfile = run_dir / "d.pid"
     options = {"pidfile": str(pidfile), "user": "daemon"}
     # The interpreter lives under /root here, closed to nobody, so the child
     # becomes nobody itself right after start-up, before aiodaemon.run().
     result = python(
-        ["-c", AS_NOBODY, script, json.dumps(options), base / "report.json", marker], cwd=run_dir
+        [program("priv_as_nobody"), script, json.dumps(options), base / "report.json", marker],
+        cwd=run_dir,
     )
     assert result.returncode == 2
     assert result.stderr == "aiodaemon: user: changing identity needs root\n"

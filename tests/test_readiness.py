@@ -6,28 +6,13 @@ import os
 import signal
 from pathlib import Path
 
-from .support import kill_quietly, python, read_pid, wait_gone, write_script
+from .support import kill_quietly, program, python, read_pid, wait_gone
 
 
 def test_manual_readiness_releases_launcher_only_when_reported(tmp_path: Path) -> None:
     """With ready="manual" the launcher exits 0 only after ctx.notify_ready()."""
     record = tmp_path / "record.txt"
-    script = write_script(
-        tmp_path,
-        """
-        import asyncio, socket, sys
-        import aiodaemon
-
-        async def main(ctx):
-            await asyncio.sleep(0.3)  # binding its own sockets, say
-            with open(sys.argv[2], "a") as f:
-                f.write("bound\\n")
-            ctx.notify_ready()
-            await ctx.wait_stopping()
-
-        aiodaemon.run(main, pidfile=sys.argv[1], detach=True, ready="manual")
-        """,
-    )
+    script = program("ready_manual")
     result = python([script, tmp_path / "d.pid", record])
     assert result.returncode == 0, result.stderr
     # The launcher returned, so the daemon had already done its own binding.
@@ -39,17 +24,7 @@ def test_manual_readiness_releases_launcher_only_when_reported(tmp_path: Path) -
 
 def test_manual_main_returning_before_ready_fails_the_start(tmp_path: Path) -> None:
     """A manual-ready main that returns without reporting is a failed start."""
-    script = write_script(
-        tmp_path,
-        """
-        import sys, aiodaemon
-
-        async def main(ctx):
-            return
-
-        aiodaemon.run(main, pidfile=sys.argv[1], detach=True, ready="manual")
-        """,
-    )
+    script = program("ready_manual_returns")
     result = python([script, tmp_path / "d.pid"])
     assert result.returncode == 1
     assert result.stderr.strip() == "aiodaemon: main returned before reporting ready"
@@ -58,17 +33,7 @@ def test_manual_main_returning_before_ready_fails_the_start(tmp_path: Path) -> N
 
 def test_main_raising_before_manual_ready_reports_its_error(tmp_path: Path) -> None:
     """The launcher prints main's own exception when it fails before readiness."""
-    script = write_script(
-        tmp_path,
-        """
-        import sys, aiodaemon
-
-        async def main(ctx):
-            raise PermissionError("cannot bind port 80")
-
-        aiodaemon.run(main, pidfile=sys.argv[1], detach=True, ready="manual")
-        """,
-    )
+    script = program("ready_manual_raises")
     result = python([script, tmp_path / "d.pid"])
     assert result.returncode == 1
     assert result.stderr.strip() == "aiodaemon: main failed: PermissionError: cannot bind port 80"
@@ -76,22 +41,7 @@ def test_main_raising_before_manual_ready_reports_its_error(tmp_path: Path) -> N
 
 def test_sigterm_during_startup_fails_the_start(tmp_path: Path) -> None:
     """A daemon stopped before it was ready: the launcher exits non-zero saying why."""
-    script = write_script(
-        tmp_path,
-        """
-        import asyncio, os, signal, sys, aiodaemon
-
-        @aiodaemon.on_startup
-        async def slow():
-            os.kill(os.getpid(), signal.SIGTERM)
-            await asyncio.sleep(30)
-
-        async def main():
-            pass
-
-        aiodaemon.run(main, pidfile=sys.argv[1], detach=True)
-        """,
-    )
+    script = program("ready_sigterm_in_startup")
     result = python([script, tmp_path / "d.pid"])
     assert result.returncode == 1
     assert result.stderr.strip() == "aiodaemon: stopped by SIGTERM before it was ready"
@@ -100,17 +50,7 @@ def test_sigterm_during_startup_fails_the_start(tmp_path: Path) -> None:
 
 def test_ready_daemon_pid_is_written_before_launcher_exits(tmp_path: Path) -> None:
     """Type=forking needs the pidfile complete when the launching process exits."""
-    script = write_script(
-        tmp_path,
-        """
-        import sys, aiodaemon
-
-        async def main(ctx):
-            await ctx.wait_stopping()
-
-        aiodaemon.run(main, pidfile=sys.argv[1], detach=True)
-        """,
-    )
+    script = program("detached_waits")
     pidfile = tmp_path / "d.pid"
     result = python([script, pidfile])
     assert result.returncode == 0

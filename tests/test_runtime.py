@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
-import textwrap
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,119 +11,33 @@ from typing import Any
 
 import pytest
 
-from .support import PYTHON, clean_env, kill_quietly, read_json_lines, wait_for
-
-PRELUDE = """
-import asyncio, json, os, signal, sys, time
-import aiodaemon
-
-OPTIONS = json.loads(sys.argv[1])
-RECORD = sys.argv[2]
-
-def record(line):
-    with open(RECORD, "a") as f:
-        f.write(line + "\\n")
-"""
-EPILOGUE = """
-aiodaemon.run(main, **OPTIONS)
-"""
-
-
-class Daemon:
-    """A foreground daemon in a child process, with its log file and event record."""
-
-    def __init__(self, tmp_path: Path, body: str, **options: Any) -> None:
-        self.log = tmp_path / "log.jsonl"
-        self.record = tmp_path / "record.txt"
-        self.record.touch()
-        script = tmp_path / "app.py"
-        script.write_text(PRELUDE + textwrap.dedent(body) + EPILOGUE)
-        options = {"detach": False, "log_file": str(self.log), **options}
-        self.proc = subprocess.Popen(
-            [PYTHON, str(script), json.dumps(options), str(self.record)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=clean_env(),
-        )
-        self.pid = self.proc.pid
-
-    def events(self) -> list[str]:
-        """The ``event`` of every log line so far."""
-        if not self.log.exists():
-            return []
-        return [str(line["event"]) for line in read_json_lines(self.log)]
-
-    def lines(self) -> list[dict[str, object]]:
-        """Every log line so far."""
-        return read_json_lines(self.log) if self.log.exists() else []
-
-    def recorded(self) -> list[str]:
-        """What the program recorded, line by line."""
-        return self.record.read_text().splitlines()
-
-    def wait_event(self, event: str, count: int = 1, timeout: float = 10.0) -> None:
-        """Wait until the log holds ``count`` lines with this event."""
-        wait_for(lambda: self.events().count(event) >= count, timeout, f"{count}x {event!r}")
-
-    def signal(self, sig: int) -> None:
-        """Send ``sig`` to the daemon."""
-        os.kill(self.pid, sig)
-
-    def wait(self, timeout: float = 15.0) -> int:
-        """Wait for the exit status."""
-        return self.proc.wait(timeout=timeout)
-
-    def stderr(self) -> str:
-        """Everything the daemon wrote on stderr (after it exited)."""
-        assert self.proc.stderr is not None
-        return self.proc.stderr.read()
+from .support import ForegroundDaemon, wait_for
 
 
 @pytest.fixture
-def daemons() -> Iterator[list[Daemon]]:
+def daemons() -> Iterator[list[ForegroundDaemon]]:
     """Daemons started by a test; killed if it leaves any behind."""
-    started: list[Daemon] = []
+    started: list[ForegroundDaemon] = []
     yield started
     for d in started:
-        kill_quietly(d.pid)
-        d.proc.wait()
-        for stream in (d.proc.stdout, d.proc.stderr):
-            if stream is not None:
-                stream.close()
+        d.kill()
 
 
 @pytest.fixture
-def start(tmp_path: Path, daemons: list[Daemon]) -> Any:
-    """Start a foreground daemon from a program body defining ``main``."""
+def start(tmp_path: Path, daemons: list[ForegroundDaemon]) -> Any:
+    """Start a foreground daemon from ``tests/programs/NAME.py`` (see recorder.py)."""
 
-    def starter(body: str, **options: Any) -> Daemon:
-        d = Daemon(tmp_path, body, **options)
+    def starter(name: str, **options: Any) -> ForegroundDaemon:
+        d = ForegroundDaemon(tmp_path, name, **options)
         daemons.append(d)
         return d
 
     return starter
 
 
-HOOKS = """
-for name in ("a", "b", "c"):
-    async def up(name=name):
-        record(f"startup {name}")
-    async def down(name=name):
-        record(f"shutdown {name}")
-    aiodaemon.on_startup(up)
-    aiodaemon.on_shutdown(down)
-
-async def main(ctx):
-    record(f"main {ctx.state.value}")
-    await ctx.wait_stopping()
-    record("main saw stopping")
-"""
-
-
 def test_hook_order_and_graceful_exit(start: Any) -> None:
     """Startup hooks in order, then ready and main, shutdown hooks reversed, exit 0."""
-    d = start(HOOKS)
+    d = start("rt_hooks")
     d.wait_event("ready")
     d.signal(signal.SIGTERM)
     assert d.wait() == 0
@@ -151,7 +62,7 @@ def test_hook_order_and_graceful_exit(start: Any) -> None:
 
 def test_sigint_is_graceful_too(start: Any) -> None:
     """SIGINT (Ctrl-C) runs the same graceful shutdown as SIGTERM."""
-    d = start(HOOKS)
+    d = start("rt_hooks")
     d.wait_event("ready")
     d.signal(signal.SIGINT)
     assert d.wait() == 0
@@ -160,28 +71,14 @@ def test_sigint_is_graceful_too(start: Any) -> None:
 
 def test_main_returning_exits_zero_after_shutdown_hooks(start: Any) -> None:
     """When main returns the shutdown hooks still run, and the status is 0."""
-    d = start(
-        """
-        @aiodaemon.on_shutdown
-        async def bye():
-            record("shutdown")
-
-        async def main():
-            record("main done")
-        """
-    )
+    d = start("rt_main_returns")
     assert d.wait() == 0
     assert d.recorded() == ["main done", "shutdown"]
 
 
 def test_main_raising_exits_one_with_traceback_logged_once(start: Any) -> None:
     """An exception escaping main: status 1, logged once with its traceback, on stderr too."""
-    d = start(
-        """
-        async def main():
-            raise LookupError("no such widget")
-        """
-    )
+    d = start("rt_main_raises")
     assert d.wait() == 1
     failures = [line for line in d.lines() if line["event"] == "main failed"]
     assert len(failures) == 1
@@ -194,16 +91,7 @@ def test_main_raising_exits_one_with_traceback_logged_once(start: Any) -> None:
 
 def test_startup_hook_raising_exits_one(start: Any) -> None:
     """A failing startup hook: main never runs, status 1, the hook named in the log."""
-    d = start(
-        """
-        @aiodaemon.on_startup
-        async def broken():
-            raise RuntimeError("config missing")
-
-        async def main():
-            record("main ran")
-        """
-    )
+    d = start("rt_startup_fails")
     assert d.wait() == 1
     assert d.recorded() == []
     failed = [line for line in d.lines() if line["event"] == "startup hook failed"]
@@ -212,26 +100,9 @@ def test_startup_hook_raising_exits_one(start: Any) -> None:
     assert "startup failed: RuntimeError: config missing" in d.stderr()
 
 
-RELOADS = """
-counter = 0
-
-@aiodaemon.on_reload
-async def slow_reload():
-    global counter
-    counter += 1
-    n = counter
-    record(f"start {n}")
-    await asyncio.sleep(0.3)
-    record(f"end {n}")
-
-async def main(ctx):
-    await ctx.wait_stopping()
-"""
-
-
 def test_hup_burst_coalesces_into_one_more_reload(start: Any) -> None:
     """20 HUPs during a reload: reloads never overlap and exactly one more follows."""
-    d = start(RELOADS)
+    d = start("rt_slow_reload")
     d.wait_event("ready")
     d.signal(signal.SIGHUP)
     wait_for(lambda: d.recorded() == ["start 1"], what="the first reload to start")
@@ -250,26 +121,7 @@ def test_hup_burst_coalesces_into_one_more_reload(start: Any) -> None:
 
 def test_failing_reload_hook_is_logged_and_daemon_keeps_running(start: Any) -> None:
     """A raising reload hook is logged with its traceback; the daemon stays up and reloads again."""
-    d = start(
-        """
-        attempts = 0
-
-        @aiodaemon.on_reload
-        async def validate():
-            global attempts
-            attempts += 1
-            if attempts == 1:
-                raise ValueError("bad config line 3")
-            record("validated")
-
-        @aiodaemon.on_reload
-        async def apply():
-            record("applied")
-
-        async def main(ctx):
-            await ctx.wait_stopping()
-        """
-    )
+    d = start("rt_reload_fails_once")
     d.wait_event("ready")
     d.signal(signal.SIGHUP)
     d.wait_event("reload finished")
@@ -287,21 +139,7 @@ def test_failing_reload_hook_is_logged_and_daemon_keeps_running(start: Any) -> N
 
 def test_hup_during_shutdown_is_ignored(start: Any) -> None:
     """A HUP while the shutdown hooks run starts no reload."""
-    d = start(
-        """
-        @aiodaemon.on_reload
-        async def reload():
-            record("reload")
-
-        @aiodaemon.on_shutdown
-        async def slow_stop():
-            record("stopping")
-            await asyncio.sleep(0.5)
-
-        async def main(ctx):
-            await ctx.wait_stopping()
-        """
-    )
+    d = start("rt_reload_and_slow_stop")
     d.wait_event("ready")
     d.signal(signal.SIGTERM)
     wait_for(lambda: d.recorded() == ["stopping"], what="shutdown hook")
@@ -314,14 +152,7 @@ def test_hup_during_shutdown_is_ignored(start: Any) -> None:
 def test_hanging_shutdown_hook_is_cut_off_by_timeout(start: Any) -> None:
     """A shutdown hook that never ends: exit within 3 s with status 4, the hang logged."""
     d = start(
-        """
-        @aiodaemon.on_shutdown
-        async def hang():
-            await asyncio.Event().wait()
-
-        async def main(ctx):
-            await ctx.wait_stopping()
-        """,
+        "rt_hanging_shutdown",
         shutdown_timeout=1,
     )
     d.wait_event("ready")
@@ -337,14 +168,7 @@ def test_hanging_shutdown_hook_is_cut_off_by_timeout(start: Any) -> None:
 def test_blocking_shutdown_hook_cannot_hang_the_exit(start: Any) -> None:
     """A hook blocking the loop in sync code is still cut off (the backstop timer)."""
     d = start(
-        """
-        @aiodaemon.on_shutdown
-        async def block():
-            time.sleep(60)  # blocks the loop thread on purpose: sync code in a hook
-
-        async def main(ctx):
-            await ctx.wait_stopping()
-        """,
+        "rt_blocking_shutdown",
         shutdown_timeout=1,
     )
     d.wait_event("ready")
@@ -357,19 +181,7 @@ def test_blocking_shutdown_hook_cannot_hang_the_exit(start: Any) -> None:
 def test_task_swallowing_cancellation_cannot_hang_the_exit(start: Any) -> None:
     """A task that ignores CancelledError is abandoned at the timeout, status 4."""
     d = start(
-        """
-        async def stubborn():
-            while True:
-                try:
-                    await asyncio.sleep(10)
-                except asyncio.CancelledError:
-                    record("swallowed")
-
-        async def main(ctx):
-            global task
-            task = asyncio.create_task(stubborn(), name="stubborn")
-            await ctx.wait_stopping()
-        """,
+        "rt_swallows_cancel",
         shutdown_timeout=1,
     )
     d.wait_event("ready")
@@ -382,17 +194,7 @@ def test_task_swallowing_cancellation_cannot_hang_the_exit(start: Any) -> None:
 
 def test_second_signal_during_shutdown_exits_at_once(start: Any) -> None:
     """TERM, then TERM again while a hook runs: exit at once with 128+15."""
-    d = start(
-        """
-        @aiodaemon.on_shutdown
-        async def slow():
-            record("slow hook")
-            await asyncio.sleep(60)
-
-        async def main(ctx):
-            await ctx.wait_stopping()
-        """
-    )
+    d = start("rt_slow_shutdown")
     d.wait_event("ready")
     d.signal(signal.SIGTERM)
     wait_for(lambda: d.recorded() == ["slow hook"], what="the slow hook")
@@ -405,17 +207,7 @@ def test_second_signal_during_shutdown_exits_at_once(start: Any) -> None:
 
 def test_second_signal_works_while_loop_is_blocked(start: Any) -> None:
     """Even a hook stuck in sync code cannot stop a second SIGINT from forcing the exit."""
-    d = start(
-        """
-        @aiodaemon.on_shutdown
-        async def block():
-            record("blocking")
-            time.sleep(60)  # blocks the loop thread on purpose: sync code in a hook
-
-        async def main(ctx):
-            await ctx.wait_stopping()
-        """
-    )
+    d = start("rt_blocking_shutdown")
     d.wait_event("ready")
     d.signal(signal.SIGTERM)
     wait_for(lambda: d.recorded() == ["blocking"], what="the blocking hook")
@@ -425,20 +217,7 @@ def test_second_signal_works_while_loop_is_blocked(start: Any) -> None:
 
 def test_failing_shutdown_hook_does_not_stop_the_others(start: Any) -> None:
     """Each shutdown hook's exception is logged and the remaining hooks still run."""
-    d = start(
-        """
-        @aiodaemon.on_shutdown
-        async def first_registered():
-            record("first")
-
-        @aiodaemon.on_shutdown
-        async def broken():
-            raise OSError("disk gone")
-
-        async def main():
-            pass
-        """
-    )
+    d = start("rt_failing_shutdown_hook")
     assert d.wait() == 0
     assert d.recorded() == ["first"]
     assert "shutdown hook failed" in d.events()
@@ -446,10 +225,7 @@ def test_failing_shutdown_hook_does_not_stop_the_others(start: Any) -> None:
 
 def test_uvloop_choice(start: Any) -> None:
     """uvloop is used when installed, and never with uvloop=False."""
-    body = """
-    async def main():
-        record(type(asyncio.get_running_loop()).__module__)
-    """
+    body = "rt_loop_kind"
     d = start(body)
     assert d.wait() == 0
     assert d.recorded()[0].startswith("uvloop")
@@ -461,49 +237,21 @@ def test_uvloop_choice(start: Any) -> None:
 
 def test_context_is_passed_to_hooks_that_take_one(start: Any) -> None:
     """Hooks and main get the Context when they accept an argument."""
-    d = start(
-        """
-        @aiodaemon.on_startup
-        async def with_ctx(ctx):
-            record(f"hook {type(ctx).__name__} {ctx.pid == os.getpid()}")
-
-        async def main(ctx):
-            record(f"main {ctx.state.value}")
-            ctx.request_shutdown(5)
-        """
-    )
+    d = start("rt_context_args")
     assert d.wait() == 5
     assert d.recorded() == ["hook Context True", "main running"]
 
 
 def test_coroutine_object_as_main(start: Any) -> None:
     """main may be a coroutine object rather than a function."""
-    d = start(
-        """
-        async def work(n):
-            record(f"work {n}")
-
-        main = work(7)
-        """
-    )
+    d = start("rt_coroutine_main")
     assert d.wait() == 0
     assert d.recorded() == ["work 7"]
 
 
 def test_unhandled_task_exception_is_logged(start: Any) -> None:
     """A user task's exception nobody awaits is logged as a structured error line."""
-    d = start(
-        """
-        async def boom():
-            raise KeyError("lost")
-
-        async def main(ctx):
-            asyncio.create_task(boom())
-            await asyncio.sleep(0.05)
-            import gc; gc.collect()
-            await asyncio.sleep(0.05)
-        """
-    )
+    d = start("rt_unhandled_task")
     assert d.wait() == 0
     errors = [line for line in d.lines() if line["level"] == "error"]
     assert any("lost" in json.dumps(line) for line in errors)
@@ -538,16 +286,7 @@ def test_unix_socket_file_is_removed_at_exit(start: Any, tmp_path: Path) -> None
     """A listen= unix socket serves during the run and its file is gone after exit."""
     path = tmp_path / "app.sock"
     d = start(
-        """
-        async def handle(reader, writer):
-            writer.write(b"hi\\n")
-            writer.close()
-
-        async def main(ctx):
-            server = await asyncio.start_server(handle, sock=ctx.sockets["ctl"])
-            async with server:
-                await ctx.wait_stopping()
-        """,
+        "rt_unix_server",
         listen={"ctl": f"unix:{path}"},
     )
     d.wait_event("ready")

@@ -18,7 +18,16 @@ import pytest
 from aiodaemon._config import ListenAddress, parse_listen_address
 from aiodaemon._sockets import Listeners, open_listeners
 from aiodaemon.exceptions import StartupError
-from tests.support import PYTHON, REPO, clean_env, read_pid, require_tool, wait_for, write_script
+from tests.support import (
+    PYTHON,
+    REPO,
+    clean_env,
+    free_port,
+    program,
+    read_pid,
+    require_tool,
+    wait_for,
+)
 
 
 def parse(listen: Mapping[str, str]) -> dict[str, ListenAddress]:
@@ -54,14 +63,6 @@ def round_trip(
         with conn:
             conn.sendall(b"ping")
             assert client.recv(4) == b"ping"
-
-
-def free_port() -> int:
-    """A TCP port nobody listens on right now (for tools that need a number up front)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 # -- TCP ----------------------------------------------------------------------------------
@@ -258,61 +259,6 @@ def test_listen_fds_for_another_process_are_ignored() -> None:
 
 # -- socket activation with the real systemd-socket-activate -------------------------------
 
-ACTIVATED_CHILD = """
-    import json
-    import os
-    import socket
-    import subprocess
-    import sys
-
-    from aiodaemon._config import parse_listen_address
-    from aiodaemon._sockets import open_listeners
-    from aiodaemon.exceptions import StartupError
-
-    # The addresses are what the program would bind without socket activation.
-    listen = {name: parse_listen_address(name, "127.0.0.1:1") for name in sys.argv[1].split(",")}
-    try:
-        listeners = open_listeners(listen)
-    except StartupError as exc:
-        print(exc, file=sys.stderr)
-        sys.exit(1)
-    child_env = subprocess.run(["env"], capture_output=True, text=True, check=True).stdout
-    report = {
-        "pid": os.getpid(),
-        "activated": listeners.activated,
-        "sockets": {
-            name: {
-                "fd": sock.fileno(),
-                "port": sock.getsockname()[1],
-                "blocking": sock.getblocking(),
-                "inheritable": sock.get_inheritable(),
-            }
-            for name, sock in listeners.items()
-        },
-        "unclaimed": {name: fds for name, fds in listeners.unclaimed.items()},
-        "unclaimed_inheritable": [
-            os.get_inheritable(fd) for fds in listeners.unclaimed.values() for fd in fds
-        ],
-        "environ": sorted(k for k in os.environ if k.startswith("LISTEN_")),
-        "child_environ": sorted(
-            line.split("=")[0] for line in child_env.splitlines() if line.startswith("LISTEN_")
-        ),
-    }
-    print(json.dumps(report), flush=True)
-    # Serve: answer each connection with the name of the socket it came in on.
-    import selectors
-
-    selector = selectors.DefaultSelector()
-    for name, sock in listeners.items():
-        selector.register(sock, selectors.EVENT_READ, name)
-    while True:
-        for key, _ in selector.select():
-            conn, _ = key.fileobj.accept()
-            with conn:
-                conn.setblocking(True)
-                conn.sendall(key.data.encode())
-"""
-
 
 class Activated:
     """A child started by the real systemd-socket-activate on the given ports."""
@@ -327,7 +273,7 @@ class Activated:
     ) -> None:
         """Start ``systemd-socket-activate -l 127.0.0.1:PORT... [--fdname=...] python child``."""
         tool = require_tool("systemd-socket-activate")
-        script = write_script(tmp_path, ACTIVATED_CHILD, "activated.py")
+        script = program("sockets_activated")
         # The tool passes on only the variables named with -E (and PATH, HOME, TERM).
         argv = [tool, "-E", "PYTHONPATH", *options]
         for port in ports:

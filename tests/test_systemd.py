@@ -23,12 +23,13 @@ from tests.support import (
     PYTHON,
     REPO,
     clean_env,
+    free_port,
     is_alive,
+    program,
     python,
     require_tool,
     wait_for,
     wait_gone,
-    write_script,
 )
 
 
@@ -173,26 +174,10 @@ def test_receiver_records_systemd_notify_mainpid(receiver: NotifyReceiver) -> No
 
 # -- Notifier, from a real child process --------------------------------------------------
 
-NOTIFIER_CHILD = """
-    from aiodaemon._systemd import Notifier
-
-    notifier = Notifier.from_env()
-    assert notifier is not None
-    notifier.ready("started")
-    notifier.reloading()
-    notifier.ready()
-    notifier.status("two\\nlines")
-    notifier.failed("database down", 111)
-    notifier.watchdog()
-    notifier.stopping()
-    notifier.close()
-    print(notifier.send("STATUS=after close"))
-"""
-
 
 def test_notifier_sends_each_message_in_order(receiver: NotifyReceiver, tmp_path: Path) -> None:
     """Each Notifier call arrives as one datagram, in order, credited to the sending process."""
-    script = write_script(tmp_path, NOTIFIER_CHILD)
+    script = program("systemd_notifier")
     before_usec = time.monotonic_ns() // 1000
     proc = subprocess.Popen(
         [PYTHON, str(script)], env=receiver.env(), stdout=subprocess.PIPE, text=True
@@ -279,35 +264,9 @@ def test_watchdog_interval_is_half_of_watchdog_usec(
         notifier.close()
 
 
-WATCHDOG_CHILD = """
-    import asyncio
-    import time
-
-    from aiodaemon._systemd import Notifier, run_watchdog
-
-
-    async def main() -> None:
-        notifier = Notifier.from_env()
-        assert notifier is not None and notifier.watchdog_interval is not None
-        pinger = asyncio.create_task(run_watchdog(notifier, notifier.watchdog_interval))
-        notifier.status("running")
-        await asyncio.sleep(1.0)
-        notifier.status("blocked")
-        time.sleep(0.6)  # a stuck event loop
-        notifier.status("unblocked")
-        await asyncio.sleep(0.35)
-        pinger.cancel()
-        notifier.status("done")
-        notifier.close()
-
-
-    asyncio.run(main())
-"""
-
-
 def test_watchdog_pings_while_the_loop_runs(path_receiver: NotifyReceiver, tmp_path: Path) -> None:
     """WATCHDOG=1 comes about every interval from a running loop, and stops while it is stuck."""
-    script = write_script(tmp_path, WATCHDOG_CHILD)
+    script = program("systemd_watchdog")
     # 200 ms timeout -> a ping every 100 ms: about ten in the one-second window.
     env = path_receiver.env(WATCHDOG_USEC="200000")
     proc = subprocess.Popen([PYTHON, str(script)], env=env)
@@ -391,31 +350,12 @@ def test_sd_notify_helper_sends_program_status(path_receiver: NotifyReceiver) ->
 
 # -- end to end, through aiodaemon.run ----------------------------------------------------
 
-DAEMON = """
-    import asyncio
-    import sys
-
-    import aiodaemon
-
-
-    @aiodaemon.on_reload
-    async def reload() -> None:
-        await asyncio.sleep(0.05)
-
-
-    async def main(ctx: aiodaemon.Context) -> None:
-        await ctx.wait_stopping()
-
-
-    aiodaemon.run(main, log_file=sys.argv[1])
-"""
-
 
 def test_daemon_reports_ready_reload_and_stop(
     path_receiver: NotifyReceiver, tmp_path: Path
 ) -> None:
     """Under NOTIFY_SOCKET: READY=1, RELOADING=1+MONOTONIC_USEC then READY=1 on HUP, STOPPING=1."""
-    script = write_script(tmp_path, DAEMON)
+    script = program("systemd_daemon")
     proc = subprocess.Popen(
         [PYTHON, str(script), str(tmp_path / "log.jsonl")],
         env=path_receiver.env(),
@@ -445,7 +385,7 @@ def test_daemon_reports_ready_reload_and_stop(
 
 def test_daemon_feeds_the_watchdog(path_receiver: NotifyReceiver, tmp_path: Path) -> None:
     """With WATCHDOG_USEC set, a running daemon sends WATCHDOG=1 again and again."""
-    script = write_script(tmp_path, DAEMON)
+    script = program("systemd_daemon")
     env = path_receiver.env(WATCHDOG_USEC="400000")
     proc = subprocess.Popen([PYTHON, str(script), str(tmp_path / "log.jsonl")], env=env)
     try:
@@ -460,28 +400,11 @@ def test_daemon_feeds_the_watchdog(path_receiver: NotifyReceiver, tmp_path: Path
             proc.wait()
 
 
-FAILING_DAEMON = """
-    import aiodaemon
-
-
-    @aiodaemon.on_startup
-    async def connect() -> None:
-        raise ConnectionRefusedError("database at db:5432 refused")
-
-
-    async def main() -> None:
-        pass
-
-
-    aiodaemon.run(main)
-"""
-
-
 def test_failed_startup_is_reported_as_status(
     path_receiver: NotifyReceiver, tmp_path: Path
 ) -> None:
     """A failing startup hook sends STATUS= with its error, never READY=1, and exits non-zero."""
-    script = write_script(tmp_path, FAILING_DAEMON)
+    script = program("systemd_failing")
     result = subprocess.run(
         [PYTHON, str(script)],
         env=path_receiver.env(),
@@ -500,25 +423,11 @@ def test_failed_startup_is_reported_as_status(
     assert any("database at db:5432 refused" in line for line in statuses), lines
 
 
-DETACHING_DAEMON = """
-    import sys
-
-    import aiodaemon
-
-
-    async def main(ctx: aiodaemon.Context) -> None:
-        await ctx.wait_stopping()
-
-
-    aiodaemon.run(main, pidfile=sys.argv[1], detach=True)
-"""
-
-
 def test_forced_detach_reports_the_daemon_as_mainpid(
     path_receiver: NotifyReceiver, tmp_path: Path
 ) -> None:
     """detach=True under NOTIFY_SOCKET: the launcher exits 0 and READY=1 names the daemon's pid."""
-    script = write_script(tmp_path, DETACHING_DAEMON)
+    script = program("detached_waits")
     pidfile = tmp_path / "d.pid"
     launcher = python([script, pidfile], env={"NOTIFY_SOCKET": path_receiver.env_value})
     assert launcher.returncode == 0, launcher.stderr
@@ -552,14 +461,6 @@ def exec_start(unit: str) -> list[str]:
     assert argv[0].endswith("/aiodaemon")
     assert unit_setting(unit, "WorkingDirectory") == "/opt/aiodaemon"
     return [PYTHON, "-m", "aiodaemon", *argv[1:]]
-
-
-def free_port() -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def echo(port: int) -> bytes:

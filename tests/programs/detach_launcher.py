@@ -1,0 +1,36 @@
+"""A daemon that opens things before run() which it must NOT keep, and one it must.
+
+argv: KEY=VALUE pairs: pidfile, leak, keep, and optionally workdir, stdout, stderr, umask.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import socket
+import sys
+from typing import Any
+
+import aiodaemon
+
+args = dict(a.split("=", 1) for a in sys.argv[1:])
+soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+leak = os.open(args["leak"], os.O_WRONLY | os.O_CREAT, 0o600)
+high = os.dup2(leak, hard - 1)  # the highest fd the limit allows
+left, right = socket.socketpair()  # inherited sockets must not leak either
+keep = open(args["keep"], "w")  # noqa: SIM115 - held open through the detach on purpose
+
+
+async def main(ctx: aiodaemon.Context) -> None:
+    print("hello from the daemon")
+    await ctx.wait_stopping()
+
+
+options: dict[str, Any] = {"pidfile": args["pidfile"], "detach": True, "files_preserve": [keep]}
+for name in ("workdir", "stdout", "stderr"):
+    if name in args:
+        options[name] = args[name]
+if "umask" in args:
+    options["umask"] = int(args["umask"], 8)
+aiodaemon.run(main, **options)

@@ -1,0 +1,21 @@
+"""Become nobody right after start-up, then run the program named in argv[1] as __main__."""
+
+from __future__ import annotations
+
+# The interpreter lives under /root here, closed to nobody: load what the
+# program imports while still root.
+import json  # noqa: F401
+import os
+import resource  # noqa: F401
+import sys
+
+import aiodaemon
+import aiodaemon._acquire  # noqa: F401
+
+sys.argv = sys.argv[1:]
+with open(sys.argv[0]) as f:
+    code = compile(f.read(), sys.argv[0], "exec")
+os.setgroups([])
+os.setresgid(65534, 65534, 65534)
+os.setresuid(65534, 65534, 65534)
+exec(code, {"__name__": "__main__"})
