@@ -63,9 +63,17 @@ def read_text(path: str) -> str:
         return file.read()
 
 
-def child_env() -> dict[str, str]:
-    """The environment for contender processes: the checkout importable, no service manager."""
+def child_env(pycache: str | None = None) -> dict[str, str]:
+    """The environment for contender processes: the checkout importable, no service manager.
+
+    With ``pycache`` (a directory), bytecode is cached there for every module,
+    as an installed package has it; otherwise the checkout's modules are
+    compiled anew at every start while installed peers load their ``.pyc``.
+    """
     env = dict(os.environ, PYTHONPATH=str(REPO), PYTHONDONTWRITEBYTECODE="1")
+    if pycache is not None:
+        del env["PYTHONDONTWRITEBYTECODE"]
+        env["PYTHONPYCACHEPREFIX"] = pycache
     # Any of these would make aiodaemon think it is supervised (detach=None).
     for name in ("NOTIFY_SOCKET", "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES", "INVOCATION_ID"):
         env.pop(name, None)
