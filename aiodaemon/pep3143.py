@@ -23,10 +23,10 @@ import atexit
 import os
 import pwd
 import signal
-import time
 
 from . import _detach, _privileges
 from ._messages import say
+from ._pidlock import PidFile
 from .exceptions import DaemonError, StartupError
 
 TYPE_CHECKING = False
@@ -35,7 +35,6 @@ if TYPE_CHECKING:
     from types import FrameType, TracebackType
     from typing import Any, Protocol, TypeAlias
 
-    from ._pidfile import Pidfile
     from ._readiness import LaunchResult, ReadinessPipe
 
     class HasFileno(Protocol):
@@ -88,113 +87,6 @@ def is_detach_process_context_required() -> bool:
     return not (os.getppid() == 1 or _detach.stdin_is_socket() or _detach.is_supervised())
 
 
-class PidFile:
-    """A pidfile locked with ``flock`` and holding the pid and a newline, mode 0644.
-
-    The lock, not the file's existence, says who runs: a file left by a crash
-    never blocks a start. Never followed through a symlink. Given to
-    :class:`DaemonContext`, it is locked in the calling process before the
-    fork (before a chroot or a privilege drop, so it may live in ``/run``) and
-    holds the daemon's pid once ``open()`` returns; it is removed by
-    ``close()`` if it still holds our pid. Used alone, ``acquire()`` locks it
-    and writes the current pid.
-
-    Args:
-        path: the pidfile's path.
-        acquire_timeout: seconds to wait for a live holder to let go; None or
-            0 fails at once (python-daemon's ``TimeoutPIDLockFile`` waits
-            forever on None).
-    """
-
-    def __init__(self, path: str | os.PathLike[str], acquire_timeout: float | None = None) -> None:
-        self.path = os.fspath(path)
-        self.acquire_timeout = acquire_timeout
-        self._held: Pidfile | None = None
-
-    def __repr__(self) -> str:
-        return f"PidFile({self.path!r})"
-
-    def acquire(self, timeout: float | None = None) -> None:
-        """Lock the file and write our pid into it.
-
-        Raises:
-            AlreadyRunningError: a live process holds the lock (after ``timeout``).
-            StartupError: the file cannot be opened (symlink, permissions, not a file).
-        """
-        if self._held is None:
-            self.lock(timeout)
-        assert self._held is not None
-        self._held.write_pid()
-
-    def release(self) -> None:
-        """Remove the file if it still holds our pid, and unlock it."""
-        held, self._held = self._held, None
-        if held is not None:
-            held.remove()
-
-    def __enter__(self) -> PidFile:
-        self.acquire()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.release()
-
-    def read_pid(self) -> int | None:
-        """The pid in the file, None when absent, empty or garbage."""
-        from ._pidfile import read_pidfile
-
-        return read_pidfile(self.path).pid
-
-    def is_locked(self) -> bool:
-        """Whether a live process (perhaps this one) holds the lock."""
-        from ._pidfile import PidfileStatus, read_pidfile
-
-        if self._held is not None:
-            return True
-        return read_pidfile(self.path).status is PidfileStatus.RUNNING
-
-    def i_am_locking(self) -> bool:
-        """Whether this object holds the lock."""
-        return self._held is not None
-
-    # --- DaemonContext's side: lock before the fork, write the pid after it ---
-
-    def lock(self, timeout: float | None = None) -> None:
-        """Take the lock (without writing a pid), waiting up to ``timeout`` for a live holder.
-
-        Raises:
-            AlreadyRunningError: the lock is still held when the time is up.
-            StartupError: the file cannot be opened.
-        """
-        from pathlib import Path
-
-        from ._pidfile import acquire_pidfile
-        from .exceptions import AlreadyRunningError
-
-        wait = self.acquire_timeout if timeout is None else timeout
-        deadline = time.monotonic() + (wait or 0.0)
-        while True:
-            try:
-                self._held = acquire_pidfile(Path(self.path))
-            except AlreadyRunningError:
-                # flock cannot wait with a timeout; a short poll can.
-                if not wait or wait <= 0 or time.monotonic() >= deadline:
-                    raise
-                time.sleep(0.05)
-            else:
-                return
-
-    @property
-    def held(self) -> Pidfile | None:
-        """The locked file while this object holds it."""
-        return self._held
-
-
 class _Pidfile:
     """python-daemon's ``daemon.pidfile`` module: ``TimeoutPIDLockFile(path, timeout)`` works.
 
@@ -207,6 +99,9 @@ class _Pidfile:
 
 #: ``daemon.pidfile`` for programs written for python-daemon.
 pidfile = _Pidfile
+
+# Reprs, tracebacks and the API reference show the public path.
+PidFile.__module__ = __name__
 
 
 class DaemonContext:

@@ -19,6 +19,7 @@ SYNC_SIDE = (
     "_privileges",
     "_sockets",
     "exceptions",
+    "_pidlock",
     "pep3143",
 )
 
@@ -30,6 +31,7 @@ LAYERS = [
     {"_pidfile", "_sockets", "_logsinks", "_logchain", "_logging", "_readiness", "_state"},
     {"_acquire", "_detach", "_init"},
     {"_privileges"},
+    {"_pidlock"},
     {"pep3143"},
     {"_systemd", "_hooks", "_context"},
     {"_loop"},
