@@ -10,6 +10,7 @@ import argparse
 import functools
 import importlib
 import inspect
+import itertools
 import math
 import sys
 import traceback
@@ -85,11 +86,33 @@ Exit status (LSB): 0 running, 1 dead but the pidfile exists, 3 not running,
 
 
 class _Parser(argparse.ArgumentParser):
-    """An ArgumentParser whose errors are one line and exit 2, as every usage error here."""
+    """An ArgumentParser whose errors are one line and exit 2, as every usage error here.
+
+    Every line reads ``aiodaemon: <what>: <message>``, as ``run()``'s errors do;
+    the command appears where it helps, in the pointer to its ``--help``.
+    """
+
+    def __init__(self, *args: Any, argv: Sequence[str] = (), **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        #: the command line, to explain an error argparse reports without context.
+        self.argv = list(argv)
 
     def error(self, message: str) -> NoReturn:
-        _error(f"{self.prog}: {message} (see '{self.prog} --help')")
+        if "TARGET" in message:
+            message = _explain_missing_target(self.prog, self.argv) or message
+        _error(f"{_PROG}: {message} (see '{self.prog} --help')")
         raise SystemExit(ExitCode.USAGE)
+
+
+def _explain_missing_target(prog: str, argv: Sequence[str]) -> str | None:
+    """Why TARGET is missing when ``--syslog`` (whose value is optional) swallowed it."""
+    for flag, value in itertools.pairwise(argv):
+        if flag == "--syslog" and ":" in value and not value.startswith(("/", "udp:", "tcp:")):
+            return (
+                f"TARGET required: --syslog took {value!r} as its value; "
+                f"write '{prog} {value} --syslog' or give --syslog a value (--syslog /dev/log)"
+            )
+    return None
 
 
 def _error(line: str) -> None:
@@ -106,7 +129,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     Returns:
         The exit status (see the help of each command).
     """
-    args, extra = _build_parser().parse_known_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args, extra = _build_parser(argv).parse_known_args(argv)
     if extra:
         # Reported by the command's own parser, so the line names the command.
         args.parser.error(f"unrecognized arguments: {' '.join(extra)}")
@@ -114,7 +138,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return command(args)
     except _UsageError as exc:
-        _error(f"{_PROG} {args.command}: {exc}")
+        _error(f"{_PROG}: {exc}")
         return ExitCode.USAGE
     except KeyboardInterrupt:
         # Ctrl-C while the CLI itself waits (stop, start before the fork).
@@ -167,6 +191,13 @@ def _start(
 
     def on_ready(pid: int) -> None:
         print(pid, flush=True)
+        if pidfile is None:
+            # Nothing records this daemon: `stop`, `status` and `reload` need a
+            # pidfile, so say how to stop it while its pid is on the screen.
+            _error(
+                f"{_PROG}: warning: started without --pidfile, so '{_PROG} stop' cannot "
+                f"find it; stop it with: kill {pid}"
+            )
 
     code = launch(daemon, program, options, on_ready=on_ready)
     # Only errors before the fork come back here; a lost race for the lock is
@@ -317,8 +348,9 @@ def _check_program(name: str, obj: object) -> HookFunction:
 # --- parser -------------------------------------------------------------------------
 
 
-def _build_parser() -> argparse.ArgumentParser:
+def _build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     parser = _Parser(
+        argv=argv,
         prog=_PROG,
         description="Run an asyncio program as a Unix service, and control it.",
         epilog="Run 'aiodaemon COMMAND --help' for each command's options and examples.",
@@ -345,6 +377,7 @@ def _build_parser() -> argparse.ArgumentParser:
             usage += " [--timeout S]"
         sub = commands.add_parser(
             name,
+            argv=argv,
             usage=f"{_PROG} {name} {usage}",
             help=help_text,
             description=help_text[0].upper() + help_text[1:] + ".",

@@ -136,6 +136,9 @@ def parse_options(raw: Mapping[str, Any]) -> Options:
         # repr() for odd names: a newline in a ** key must not split the error line.
         raise ConfigError(name if name.isidentifier() else repr(name), "unknown option")
     chroot = _opt_dir("chroot", raw.get("chroot"), must_be_absolute=True)
+    if chroot is not None and os.geteuid() != 0:
+        # Refused here like user=, not after the fork with a late exit 1.
+        raise ConfigError("chroot", "changing the root directory needs root")
     workdir_raw = raw.get("workdir", "/")
     workdir = _as_path("workdir", workdir_raw)
     if workdir is None:

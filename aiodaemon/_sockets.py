@@ -163,6 +163,16 @@ def open_listeners(
                 ) from None
             except OSError as exc:
                 reason = exc.strerror or str(exc)
+                if (
+                    exc.errno == errno.EACCES
+                    and isinstance(address, InetAddress)
+                    and _is_privileged_port(address)
+                ):
+                    reason += (
+                        f" (port {address.port} is privileged: start as root and drop"
+                        " with user=/--user, use a port from 1024 up, systemd socket"
+                        " activation, or grant CAP_NET_BIND_SERVICE)"
+                    )
                 raise StartupError(
                     f"listen[{name}]: cannot bind {_show(address)}: {reason}"
                 ) from None
@@ -171,6 +181,18 @@ def open_listeners(
         Listeners(sockets, unix_files=unix_files).close()
         raise
     return Listeners(sockets, unix_files=unix_files)
+
+
+def _is_privileged_port(address: InetAddress) -> bool:
+    """Whether binding ``address`` needs root or CAP_NET_BIND_SERVICE."""
+    if address.port == 0:
+        return False
+    try:
+        with open("/proc/sys/net/ipv4/ip_unprivileged_port_start") as f:
+            first = int(f.read())
+    except (OSError, ValueError):
+        first = 1024
+    return address.port < first
 
 
 def _show(address: ListenAddress) -> str:

@@ -423,7 +423,7 @@ def test_bad_input_is_one_line_exit_2(
     assert result.stdout == ""
     line = one_line(result.stderr)
     assert expected in line
-    assert line.startswith(f"aiodaemon {command}: ")
+    assert line.startswith("aiodaemon: ")
     assert not pidfile.exists()
     assert not (app_dir / "started").exists()
 

@@ -1,10 +1,43 @@
-"""Common mistakes get one clear line and a usage exit status, without noise."""
+"""Common mistakes get one clear line, the same prefix from the CLI and run(), no noise."""
 
 from __future__ import annotations
 
-from tests.support import REPO, python
+import json
+import os
+import signal
+import subprocess
+from pathlib import Path
+
+from tests.support import PYTHON, REPO, clean_env, python, require_tool, wait_gone
 
 PROGRAMS = REPO / "tests" / "programs"
+
+
+def cli(*args: str, unprivileged: bool = False) -> subprocess.CompletedProcess[str]:
+    """``python -m aiodaemon ARGS`` from /, as nobody when ``unprivileged`` and we are root."""
+    command = [PYTHON, "-m", "aiodaemon", *args]
+    if unprivileged and os.geteuid() == 0:
+        # nobody, with only the right to read (the interpreter may live under
+        # /root): no CAP_NET_BIND_SERVICE, no CAP_SYS_CHROOT.
+        command = [
+            require_tool("setpriv"),
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=+dac_read_search",
+            "--ambient-caps=+dac_read_search",
+            *command,
+        ]
+    return subprocess.run(
+        command,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env=clean_env(),
+        cwd="/",
+        stdin=subprocess.DEVNULL,
+        check=False,
+    )
 
 
 def test_run_inside_a_running_loop_says_to_call_it_at_the_top_level() -> None:
@@ -16,3 +49,66 @@ def test_run_inside_a_running_loop_says_to_call_it_at_the_top_level() -> None:
     assert line.startswith("aiodaemon: ")
     assert "running event loop" in line
     assert "top level" in line
+
+
+def test_cli_and_run_report_a_bad_option_the_same_way() -> None:
+    """``aiodaemon: <option>: <message>``: the flag from the CLI, the keyword from run()."""
+    from_cli = cli("start", "tests.programs.noop:main", "--umask", "9")
+    from_run = python([PROGRAMS / "idle.py", json.dumps({"detach": False, "umask": "9"})])
+    assert from_cli.returncode == from_run.returncode == 2
+    assert from_cli.stderr == "aiodaemon: --umask: not an octal number: '9'\n"
+    assert from_run.stderr == "aiodaemon: umask: not an octal number: '9'\n"
+
+
+def test_chroot_as_non_root_is_refused_early_like_user() -> None:
+    """--chroot without root: one line and exit 2 before anything starts, as --user."""
+    chroot = cli("run", "tests.programs.noop:main", "--chroot", "/tmp", unprivileged=True)
+    user = cli("run", "tests.programs.noop:main", "--user", "root", unprivileged=True)
+    assert chroot.returncode == user.returncode == 2, chroot.stderr + user.stderr
+    assert chroot.stderr == "aiodaemon: --chroot: changing the root directory needs root\n"
+    assert user.stderr == "aiodaemon: --user: changing identity needs root\n"
+
+
+def test_a_privileged_port_as_non_root_says_what_to_do() -> None:
+    """Port 80 without root: the error says privileged port and names the ways out."""
+    result = cli(
+        "run", "tests.programs.noop:main", "--listen", "http=127.0.0.1:80", unprivileged=True
+    )
+    assert result.returncode == 1
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("aiodaemon: listen[http]: cannot bind 127.0.0.1:80: Permission denied")
+    for way_out in ("privileged", "--user", "socket activation", "CAP_NET_BIND_SERVICE"):
+        assert way_out in line
+
+
+def test_syslog_swallowing_target_gets_a_hint() -> None:
+    """``run --syslog pr:main``: TARGET missing, and the line says --syslog took it."""
+    result = cli("run", "--syslog", "tests.programs.noop:main")
+    assert result.returncode == 2
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("aiodaemon: TARGET required: --syslog took 'tests.programs.noop:main'")
+    assert "'aiodaemon run tests.programs.noop:main --syslog'" in line
+    assert "--syslog /dev/log" in line
+
+
+def test_start_without_pidfile_warns_and_says_how_to_stop_it() -> None:
+    """start without --pidfile still starts the daemon and prints ``kill <pid>`` on stderr."""
+    result = cli("start", "tests.programs.forever:main")
+    assert result.returncode == 0, result.stderr
+    pid = int(result.stdout)
+    try:
+        (warning,) = result.stderr.splitlines()
+        assert warning.startswith("aiodaemon: warning: started without --pidfile")
+        assert warning.endswith(f"kill {pid}")
+    finally:
+        os.kill(pid, signal.SIGTERM)
+    wait_gone(pid)
+
+
+def test_start_with_a_pidfile_does_not_warn(tmp_path: Path) -> None:
+    """With --pidfile, start prints the pid and nothing on stderr."""
+    pidfile = tmp_path / "d.pid"
+    result = cli("start", "tests.programs.forever:main", "--pidfile", str(pidfile))
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    assert cli("stop", "--pidfile", str(pidfile)).returncode == 0
