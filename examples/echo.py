@@ -2,7 +2,7 @@
 
     python examples/echo.py --pidfile /tmp/echo.pid --listen 127.0.0.1:8007 \\
         --log-file /tmp/echo.jsonl
-    printf 'hello\\n' | nc -q1 127.0.0.1 8007          # -> hello
+    bash -c 'exec 3<>/dev/tcp/127.0.0.1/8007; echo hello >&3; head -n1 <&3'   # -> hello
     aiodaemon stop --pidfile /tmp/echo.pid
 
 Also a CLI target: ``aiodaemon start examples.echo:main --listen echo=127.0.0.1:8007``.
