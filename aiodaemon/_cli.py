@@ -36,6 +36,15 @@ current directory on sys.path. ATTR is an async main function (hooks come from
 aiodaemon.on_startup etc.) or an aiodaemon.Daemon (its hooks are used, and its
 program is the Daemon's own `main` attribute if it has one, else MODULE's
 `main`). ATTR may be dotted: MODULE:obj.attr.
+
+where the log records go:
+  no --log-file/--syslog  stderr: console lines on a terminal in the foreground,
+                          else JSON lines; detached, the --stderr file or nowhere
+  --log-file F            F, as JSON lines (console lines with --log-format
+                          console); in the foreground, warnings and errors also
+                          show on stderr when it is a terminal
+  --syslog [WHERE]        syslog (with --log-file: both), JSON message bodies
+  --log-format FORMAT     json or console for every destination above
 """
 
 _EXAMPLES = {
@@ -406,20 +415,31 @@ def _add_daemon_options(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("target", metavar="TARGET", help="MODULE:ATTR, an async main or a Daemon")
     add = sub.add_argument
     add("--pidfile", metavar="PATH", help="pidfile to lock and write")
-    add("--log-file", metavar="PATH", help="JSON-lines log file (reopened on SIGUSR1/SIGHUP)")
+    add(
+        "--log-file",
+        metavar="PATH",
+        help="log file, reopened on SIGUSR1/SIGHUP: JSON lines (console lines with "
+        "--log-format console); see 'where the log records go' below",
+    )
     add(
         "--syslog",
         nargs="?",
         const=True,
         metavar="WHERE",
-        help="log to syslog: /dev/log (no value), a socket path, udp://H:P or tcp://H:P",
+        help="log to syslog: /dev/log (no value), a socket path, udp://H:P or tcp://H:P "
+        "(the value is optional: write TARGET before --syslog)",
     )
     add(
         "--log-level",
         choices=["debug", "info", "warning", "error", "critical"],
         help="(default: info)",
     )
-    add("--log-format", choices=["json", "console"], help="(default: console on a TTY, else json)")
+    add(
+        "--log-format",
+        choices=["json", "console"],
+        help="for stderr, --log-file and --syslog alike (default: console on a terminal "
+        "in the foreground, else json)",
+    )
     add(
         "--listen",
         action="append",

@@ -27,7 +27,7 @@ import traceback
 from collections import deque
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import structlog
 
@@ -50,6 +50,9 @@ from ._logsinks import (
     write_all,
 )
 from .exceptions import StartupError
+
+if TYPE_CHECKING:
+    from ._logecho import TerminalEcho
 
 __all__ = ["LogTargets", "LogWriter", "open_log_targets", "start_logging"]
 
@@ -117,6 +120,9 @@ def open_log_targets(options: Options) -> LogTargets:
     return LogTargets(file, syslog)
 
 
+#: What the writer thread writes to; each has write(records), reopen() and close().
+Sink: TypeAlias = "FileSink | StreamSink | SyslogSink | TerminalEcho"
+
 _REOPEN = object()
 _STOP = object()
 
@@ -124,7 +130,7 @@ _STOP = object()
 class LogWriter:
     """The writer thread and its bounded queue; owns the sinks once started."""
 
-    def __init__(self, sinks: list[FileSink | StreamSink | SyslogSink], queue_size: int) -> None:
+    def __init__(self, sinks: list[Sink], queue_size: int) -> None:
         self.sinks = sinks
         #: records refused because the queue was full (or logged after a failed close).
         self.dropped = 0
@@ -333,7 +339,7 @@ def start_logging(
     """
     pid = os.getpid()
     set_pid(pid)
-    sinks: list[FileSink | StreamSink | SyslogSink] = []
+    sinks: list[Sink] = []
     if targets.file is not None:
         targets.file.reopen_path = _reopen_path(targets.file.path, options.chroot)
         sinks.append(targets.file)
@@ -352,6 +358,12 @@ def start_logging(
         # Colour codes only on stderr (a person's terminal, or FORCE_COLOR for
         # a CI log viewer), never into a file or syslog.
         colors = wants_colors(on_terminal)
+    elif not detached and os.isatty(2):
+        # A foreground daemon logging to a file still shows its warnings and
+        # errors to the person at the terminal.
+        from ._logecho import TerminalEcho
+
+        sinks.append(TerminalEcho(2, json_lines=log_format != "console", colors=wants_colors(True)))
     chain = processors(log_format or "json", colors=colors)
     writer = LogWriter(sinks, queue_size)
 

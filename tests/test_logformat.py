@@ -43,11 +43,11 @@ def test_a_whole_second_keeps_six_fractional_digits() -> None:
     assert utc_timestamp(1_700_000_000 * 10**9 + 1_000) == "2023-11-14T22:13:20.000001Z"
 
 
-def _terminal_output(env: dict[str, str]) -> str:
+def _terminal_output(env: dict[str, str], options: str = "{}") -> str:
     """What the sample program shows on a terminal (a pty as its stderr)."""
     controller, terminal = pty.openpty()
     proc = subprocess.Popen(
-        [PYTHON, str(PROGRAMS / "log_sample.py"), "{}"],
+        [PYTHON, str(PROGRAMS / "log_sample.py"), options],
         env=clean_env(env),
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
@@ -152,3 +152,46 @@ def test_the_starting_record_is_short_and_names_only_documented_options(
     assert set(starting["sockets"]) == {"http"}
     # What is left besides the two paths the test chose: well under 600 characters.
     assert len(line) - 2 * len(str(tmp_path)) < 300, line
+
+
+def test_foreground_with_a_log_file_shows_warnings_and_errors_on_the_terminal(
+    tmp_path: Path,
+) -> None:
+    """With log_file in the foreground, a terminal still sees warnings and errors (not info)."""
+    log = tmp_path / "app.jsonl"
+    text = _terminal_output({"TERM": "xterm", "NO_COLOR": "1"}, json.dumps({"log_file": str(log)}))
+    assert [r["event"] for r in read_json_lines(log)] == [
+        "from structlog",
+        "from stdlib",
+        "failure",
+        "careful",
+    ]
+    lines = text.splitlines()
+    assert "from structlog" not in text
+    assert "from stdlib" in lines[0]
+    assert "user=ann" in lines[0]
+    assert "failure" in lines[1]
+    assert "ZeroDivisionError: division by zero" in lines[2]
+    assert "careful" in lines[3]
+    assert len(lines) == 4, text
+    assert not any(line.lstrip().startswith("{") for line in lines)
+    assert ESCAPE not in text
+
+
+def test_no_echo_when_stderr_is_not_a_terminal(tmp_path: Path) -> None:
+    """Under a service manager or a pipe, log_file alone gets the records; stderr stays empty."""
+    log = tmp_path / "app.jsonl"
+    result = python([PROGRAMS / "log_sample.py", json.dumps({"log_file": str(log)})])
+    assert result.returncode == 0
+    assert result.stderr == ""
+    assert len(read_json_lines(log)) == 4
+
+
+def test_help_says_where_records_go() -> None:
+    """``aiodaemon run --help`` explains each log destination and format combination."""
+    result = python(["-m", "aiodaemon", "run", "--help"])
+    assert result.returncode == 0
+    help_text = " ".join(result.stdout.split())
+    assert "where the log records go" in help_text
+    assert "console lines with --log-format console" in help_text
+    assert "warnings and errors also show on stderr when it is a terminal" in help_text
