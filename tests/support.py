@@ -195,8 +195,12 @@ def clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
 
 
 def read_json_lines(path: Path) -> list[dict[str, object]]:
-    """Every line of a JSON-lines log file, parsed."""
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    """Every complete line of a JSON-lines log file, parsed."""
+    text = path.read_text()
+    # A daemon may be writing right now: a last line without its newline is
+    # still in flight, left for the next read.
+    complete = text[: text.rfind("\n") + 1]
+    return [json.loads(line) for line in complete.splitlines() if line.strip()]
 
 
 def require_tool(name: str) -> str:
