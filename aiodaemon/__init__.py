@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from typing import Any
 
     from ._context import Context
-    from ._daemon import Daemon, on_reload, on_shutdown, on_startup, run
+    from ._daemon import Daemon, on_reload, on_shutdown, on_startup, readiness_check, run
     from ._options import DaemonOptions
     from ._pidfile import PidfileState, PidfileStatus, read_pidfile
     from ._state import State
@@ -47,6 +47,7 @@ __all__ = [
     "on_shutdown",
     "on_startup",
     "read_pidfile",
+    "readiness_check",
     "run",
     "sd_notify",
 ]
@@ -68,6 +69,7 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "on_shutdown": ("_daemon", "on_shutdown"),
     "on_startup": ("_daemon", "on_startup"),
     "read_pidfile": ("_pidfile", "read_pidfile"),
+    "readiness_check": ("_daemon", "readiness_check"),
     "run": ("_daemon", "run"),
     "sd_notify": ("_systemd", "notify"),
 }

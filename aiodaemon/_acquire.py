@@ -12,7 +12,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ._config import Options
+from ._config import HEALTH_SOCKET, ListenAddress, Options
 from ._logging import LogTargets, open_log_targets
 from ._pidfile import Pidfile, acquire_pidfile
 from ._sockets import Listeners, open_listeners
@@ -77,8 +77,8 @@ def acquire(options: Options) -> Acquired:
             acquired.logs.chown(identity.uid, identity.gid)
         acquired.stdout = _open_output("stdout", options.stdout, options.umask)
         acquired.stderr = _open_output("stderr", options.stderr, options.umask)
-        if options.listen:
-            acquired.listeners = open_listeners(options.listen)
+        if options.listen or options.health is not None:
+            acquired.listeners = open_listeners(_sockets_to_open(options))
             if identity is not None:
                 # Group members may connect to 0660 sockets, and the daemon may
                 # remove its own socket files at exit after the drop.
@@ -87,6 +87,14 @@ def acquire(options: Options) -> Acquired:
         acquired.release()
         raise
     return acquired
+
+
+def _sockets_to_open(options: Options) -> dict[str, ListenAddress]:
+    """``listen=`` plus the health socket: bound (or adopted from systemd) together."""
+    sockets = dict(options.listen)
+    if options.health is not None:
+        sockets[HEALTH_SOCKET] = options.health
+    return sockets
 
 
 def _open_output(option: str, path: Path | None, umask: int) -> int | None:

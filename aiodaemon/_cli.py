@@ -236,7 +236,7 @@ def _daemon_options(args: argparse.Namespace, *, detach: bool) -> dict[str, Any]
     for name in (
         "pidfile", "log_file", "syslog", "log_level", "log_format", "user", "group",
         "workdir", "umask", "stdout", "stderr", "shutdown_timeout", "chroot", "uvloop",
-        "ready",
+        "ready", "drain_delay", "health",
     ):  # fmt: skip
         value = getattr(args, name)
         if value is not None:
@@ -465,6 +465,17 @@ def _add_daemon_options(sub: argparse.ArgumentParser) -> None:
         action=argparse.BooleanOptionalAction,
         default=None,
         help="require or refuse uvloop (default: use it when installed)",
+    )
+    add(
+        "--drain-delay",
+        type=_seconds,
+        metavar="S",
+        help="seconds to keep accepting after a stop request while /readyz says 503 (default: 0)",
+    )
+    add(
+        "--health",
+        metavar="ADDR",
+        help="serve GET /livez and /readyz on HOST:PORT or unix:/PATH (socket name 'health')",
     )
     add(
         "--ready",

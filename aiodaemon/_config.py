@@ -30,6 +30,7 @@ from ._addresses import (
 from .exceptions import ConfigError
 
 __all__ = [
+    "HEALTH_SOCKET",
     "Identity",
     "InetAddress",
     "ListenAddress",
@@ -84,6 +85,9 @@ class Options:
     shutdown_timeout: float = 30.0
     uvloop: bool | None = None
     ready: Literal["startup", "manual"] = "startup"
+    # --- serving (DESIGN section 4) ---
+    drain_delay: float = 0.0
+    health: ListenAddress | None = None
 
     def summary(self) -> dict[str, object]:
         """The options not at their defaults, under their public names, as JSON values.
@@ -106,7 +110,7 @@ class Options:
                 if value.gid is not None:
                     result["group"] = value.gid
                 continue
-            if isinstance(value, Path | SyslogTarget):
+            if isinstance(value, Path | SyslogTarget | InetAddress | UnixAddress):
                 value = str(value)
             elif f.name == "umask":
                 value = f"{value:04o}"
@@ -172,6 +176,7 @@ def parse_options(raw: Mapping[str, Any]) -> Options:
         shutdown_timeout=_timeout(raw.get("shutdown_timeout", 30.0)),
         uvloop=_uvloop(raw.get("uvloop")),
         ready=_ready(raw.get("ready", "startup")),
+        **_serving_options(raw),
     )
 
 
@@ -329,6 +334,30 @@ def _listen(value: object) -> dict[str, ListenAddress]:
             raise ConfigError("listen", f"bad socket name {name!r}")
         result[name] = parse_listen_address(f"listen[{name}]", address)
     return result
+
+
+# --- serving: drain_delay, health (DESIGN section 4) ---------------------------------
+
+#: The ``listen=`` name the health socket takes: systemd socket activation passes
+#: it as the fd named "health" (``FileDescriptorName=health``).
+HEALTH_SOCKET = "health"
+
+
+def _serving_options(raw: Mapping[str, Any]) -> dict[str, Any]:
+    drain_delay = raw.get("drain_delay", 0.0)
+    if isinstance(drain_delay, bool) or not isinstance(drain_delay, int | float):
+        raise ConfigError("drain_delay", f"must be a number of seconds, not {drain_delay!r}")
+    if not math.isfinite(drain_delay) or drain_delay < 0:
+        raise ConfigError("drain_delay", f"must be zero or a positive number, not {drain_delay!r}")
+    health = raw.get("health")
+    if health is not None:
+        listen = raw.get("listen")
+        if isinstance(listen, Mapping) and HEALTH_SOCKET in listen:
+            raise ConfigError(
+                "health", f"listen name {HEALTH_SOCKET!r} is taken by the health socket"
+            )
+        health = parse_listen_address("health", health)
+    return {"drain_delay": float(drain_delay), "health": health}
 
 
 def _identity(user: object, group: object) -> Identity | None:

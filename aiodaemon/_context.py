@@ -6,7 +6,7 @@ import os
 import socket
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ._state import State
 
@@ -14,6 +14,9 @@ if TYPE_CHECKING:
     import asyncio
 
     from ._config import Options
+    from ._serving import ClientConnected, Serving
+
+T = TypeVar("T")
 
 __all__ = ["Context"]
 
@@ -37,6 +40,7 @@ class Context:
         shutdown: Callable[[int], None],
         reload: Callable[[], None],
         stopping: asyncio.Event,
+        serving: Serving,
     ) -> None:
         self.options = options
         self.sockets: Mapping[str, socket.socket] = MappingProxyType(dict(sockets))
@@ -46,6 +50,7 @@ class Context:
         self._shutdown = shutdown
         self._reload = reload
         self._stopping = stopping
+        self._serving = serving
 
     @property
     def state(self) -> State:
@@ -80,3 +85,44 @@ class Context:
     async def wait_stopping(self) -> None:
         """Return once shutdown has begun: for loops in ``main`` that stop on their own."""
         await self._stopping.wait()
+
+    async def start_server(
+        self, client_connected_cb: ClientConnected, name: str, **kwargs: Any
+    ) -> asyncio.Server:
+        """``asyncio.start_server`` on ``ctx.sockets[name]``, drained at shutdown.
+
+        The framework keeps the socket's backlog (``asyncio`` alone would shrink
+        it to 100) and tracks every connection: at shutdown, after the drain
+        delay, the server stops accepting (its listening socket is closed, so
+        new connections are refused), idle connections read end-of-stream, and
+        requests in flight finish before the shutdown hooks run.
+
+        Args:
+            client_connected_cb: ``(reader, writer)`` callback, as for
+                ``asyncio.start_server``; a coroutine function runs as a task.
+            name: a ``listen=`` name.
+            kwargs: ``limit`` and ``loop.create_server`` options (``ssl``...).
+
+        Raises:
+            KeyError: ``name`` is not a ``listen=`` name.
+            RuntimeError: the daemon is already stopping.
+        """
+        try:
+            sock = self.sockets[name]
+        except KeyError:
+            known = ", ".join(map(repr, self.sockets)) or "none"
+            raise KeyError(f"no listen= socket named {name!r} (known: {known})") from None
+        return await self._serving.start_server(client_connected_cb, sock, **kwargs)
+
+    def track(self, obj: T) -> T:
+        """Close ``obj`` when the daemon stops accepting, and await its ``wait_closed()``.
+
+        For servers and other resources the program created itself: anything
+        with ``close()`` (its result is awaited if awaitable) and optionally
+        ``wait_closed()``. Returns ``obj``.
+
+        Raises:
+            TypeError: ``obj`` has no ``close()`` method.
+        """
+        self._serving.track(obj)
+        return obj

@@ -21,7 +21,15 @@ if TYPE_CHECKING:
     from ._acquire import Acquired
     from ._options import DaemonOptions
 
-__all__ = ["Daemon", "default_daemon", "on_reload", "on_shutdown", "on_startup", "run"]
+__all__ = [
+    "Daemon",
+    "default_daemon",
+    "on_reload",
+    "on_shutdown",
+    "on_startup",
+    "readiness_check",
+    "run",
+]
 
 F = TypeVar("F", bound=HookFunction)
 
@@ -74,6 +82,19 @@ class Daemon:
         """
         check_hook(fn, "on_shutdown hook")
         self.hooks.shutdown.append(fn)
+        return fn
+
+    def readiness_check(self, fn: F) -> F:
+        """Register an async readiness check, run on each ``GET /readyz`` of ``health=``.
+
+        Returning False or raising makes ``/readyz`` answer 503; each check has
+        one second. Checks run concurrently, and concurrent probes share one run.
+
+        Raises:
+            TypeError: ``fn`` is not an async function of zero or one argument.
+        """
+        check_hook(fn, "readiness_check")
+        self.hooks.readiness.append(fn)
         return fn
 
     def run(self, main: MainTarget | None = None, **options: Unpack[DaemonOptions]) -> NoReturn:
@@ -233,7 +254,7 @@ def _preload(options: Options) -> None:
     import orjson  # noqa: F401
     import structlog  # noqa: F401
 
-    from . import _context, _logging, _runtime, _systemd  # noqa: F401
+    from . import _context, _health, _logging, _runtime, _serving, _systemd  # noqa: F401
 
     if options.uvloop is not False:
         try:
@@ -271,6 +292,7 @@ default_daemon = Daemon()
 on_startup = default_daemon.on_startup
 on_reload = default_daemon.on_reload
 on_shutdown = default_daemon.on_shutdown
+readiness_check = default_daemon.readiness_check
 
 
 def run(main: MainTarget, **options: Unpack[DaemonOptions]) -> NoReturn:

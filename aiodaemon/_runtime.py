@@ -10,19 +10,23 @@ import asyncio
 import contextlib
 import os
 import signal
+import socket
 import sys
 import threading
 import time
 import traceback
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import structlog
 
+from ._config import HEALTH_SOCKET
 from ._context import Context
+from ._health import HealthServer
 from ._hooks import HookFunction, MainTarget, call_async, describe
 from ._loop import await_chain, new_event_loop, sockname
+from ._serving import Serving
 from ._state import HANDLED_SIGNALS, Action, Event, Lifecycle, State, event_for_signal
 from .exceptions import ExitCode, StartupError
 
@@ -46,6 +50,7 @@ class Hooks:
     startup: list[HookFunction] = field(default_factory=list)
     reload: list[HookFunction] = field(default_factory=list)
     shutdown: list[HookFunction] = field(default_factory=list)
+    readiness: list[HookFunction] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -107,6 +112,8 @@ class _Runtime:
         self._deadline: float | None = None
         self.failure_exc: BaseException | None = None
         self.context: Context | None = None
+        self.serving = Serving()
+        self.health: HealthServer | None = None
 
     # --- the whole life -------------------------------------------------------------
 
@@ -114,15 +121,18 @@ class _Runtime:
         loop = asyncio.get_running_loop()
         self._stop_requested = asyncio.Event()
         self._stopping = asyncio.Event()
+        listeners: Mapping[str, socket.socket] = self.parts.listeners or {}
         self.context = Context(
             options=self.options,
-            sockets=self.parts.listeners or {},
+            # The health socket is the framework's, not the program's.
+            sockets={name: listeners[name] for name in self.options.listen},
             state=lambda: self.lifecycle.state,
             ready=self.report_ready,
             status=self.set_status,
             shutdown=lambda code: self.dispatch(Event.SHUTDOWN, exit_code=code),
             reload=lambda: self.dispatch(Event.RELOAD),
             stopping=self._stopping,
+            serving=self.serving,
         )
         loop.set_exception_handler(self._on_loop_exception)
         for signum in HANDLED_SIGNALS:
@@ -140,6 +150,16 @@ class _Runtime:
 
             self._spawn(run_watchdog(notifier, notifier.watchdog_interval), "aiodaemon-watchdog")
 
+        if self.options.health is not None:
+            # Answering from the start of the startup hooks: /livez 200, /readyz 503.
+            self.health = HealthServer(
+                listeners[HEALTH_SOCKET],
+                state=lambda: self.lifecycle.state,
+                reported_ready=lambda: self._ready_done,
+                checks=self.hooks.readiness,
+                context=self.context,
+            )
+            await self.health.start()
         started = await self._startup()
         if started:
             action = self.lifecycle.handle(Event.STARTED)
@@ -292,27 +312,39 @@ class _Runtime:
     async def _shutdown(self, *, run_hooks: bool) -> int:
         assert self._stopping is not None
         timeout = self.options.shutdown_timeout
-        self._deadline = time.monotonic() + timeout
+        # Only a daemon that said it was ready can have clients to drain.
+        drain_delay = self.options.drain_delay if self._ready_done else 0.0
         self._stopping.set()
         if self.parts.notifier is not None:
             self.parts.notifier.stopping()
-        _log.info("shutdown started", timeout=timeout)
+        _log.info("shutdown started", timeout=timeout, drain_delay=drain_delay)
         # The in-loop deadline below cannot fire while sync code blocks the loop.
-        backstop = threading.Timer(timeout + 1.0, self._backstop)
+        backstop = threading.Timer(drain_delay + timeout + 1.0, self._backstop)
         backstop.daemon = True
         backstop.start()
+        if drain_delay:
+            # /readyz already says 503: load balancers and Kubernetes endpoints
+            # stop sending new connections while we still accept them.
+            await asyncio.sleep(drain_delay)
+        self._deadline = time.monotonic() + timeout
         sequence = asyncio.create_task(self._shutdown_sequence(run_hooks), name="aiodaemon-stop")
         done, _ = await asyncio.wait([sequence], timeout=timeout)
         if not done:
             self._report_stuck()
             self.force_exit(ExitCode.SHUTDOWN_TIMEOUT, f"shutdown took longer than {timeout}s")
         backstop.cancel()
+        if self.health is not None:
+            self.health.close()
         self.lifecycle.handle(Event.STOPPED)
         _log.info("shutdown finished")
         return self.exit_code
 
     async def _shutdown_sequence(self, run_hooks: bool) -> None:
         assert self.context is not None
+        assert self._deadline is not None
+        # Connections get half the budget; the shutdown hooks keep the rest.
+        connections_deadline = self._deadline - self.options.shutdown_timeout / 2
+        await self.serving.wait_closed(connections_deadline)
         if run_hooks:
             for hook in reversed(self.hooks.shutdown):
                 try:
@@ -343,7 +375,8 @@ class _Runtime:
     def _backstop(self) -> None:
         self.force_exit(
             ExitCode.SHUTDOWN_TIMEOUT,
-            f"shutdown took longer than {self.options.shutdown_timeout}s (event loop blocked)",
+            f"shutdown took longer than {self.options.drain_delay + self.options.shutdown_timeout}s"
+            " (event loop blocked)",
         )
 
     def force_exit(self, code: int, reason: str) -> NoReturn:

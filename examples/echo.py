@@ -8,7 +8,8 @@
 Also a CLI target: ``aiodaemon start examples.echo:main --listen echo=127.0.0.1:8007``.
 The listening socket is the framework's (``listen={"echo": ...}``), so it is bound
 before the detach, taken from systemd under socket activation, and survives a
-privilege drop.
+privilege drop; ``ctx.start_server`` serves it and drains it at shutdown, with no
+bookkeeping of our own.
 """
 
 from __future__ import annotations
@@ -21,39 +22,26 @@ import structlog
 import aiodaemon
 
 log = structlog.get_logger("echo")
-_server: asyncio.Server | None = None
-_clients: set[asyncio.Task[None]] = set()
 
 
 async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    """Echo every chunk back until the client closes."""
-    task = asyncio.current_task()
-    assert task is not None
-    _clients.add(task)
+    """Echo every chunk back until the client closes (or the daemon stops)."""
     try:
+        # At shutdown an idle connection reads end-of-stream, so the loop ends.
         while data := await reader.read(65536):
             writer.write(data)
             await writer.drain()
-    except (ConnectionError, asyncio.CancelledError):
-        pass
     finally:
-        _clients.discard(task)
         writer.close()
 
 
-@aiodaemon.on_shutdown
-async def stop_serving() -> None:
-    """Refuse new connections, give open ones a moment, then let the runtime cancel them."""
-    if _server is not None:
-        _server.close()
-    if _clients:
-        await asyncio.wait(set(_clients), timeout=1.0)
-
-
 async def main(ctx: aiodaemon.Context) -> None:
-    """Serve on the framework-owned socket named ``echo`` until shutdown."""
-    global _server
-    _server = await asyncio.start_server(handle, sock=ctx.sockets["echo"])
+    """Serve on the framework-owned socket named ``echo`` until shutdown.
+
+    ``ctx.start_server`` tracks the connections: on SIGTERM the daemon stops
+    accepting, lets every echo in flight finish, then exits.
+    """
+    await ctx.start_server(handle, "echo")
     log.info("serving", address=str(ctx.sockets["echo"].getsockname()))
     await ctx.wait_stopping()
 

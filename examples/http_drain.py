@@ -1,10 +1,13 @@
 """A small HTTP server whose handler takes a second: graceful shutdown drains it.
 
-On SIGTERM the shutdown hook closes the listening socket first (new connections
-are refused), then waits for every request in flight to get its full response,
-all before the runtime cancels anything.
+``ctx.start_server`` makes the drain the framework's job: on SIGTERM the daemon
+reports not-ready (``/readyz`` 503 with ``--health``), keeps accepting for
+``--drain-delay`` seconds, then closes the listening socket (new connections are
+refused) and waits for every request in flight to get its full response before
+the shutdown hooks run. No module globals, no shutdown hook.
 
-    python examples/http_drain.py --listen 127.0.0.1:8080 --pidfile /tmp/drain.pid
+    python examples/http_drain.py --listen 127.0.0.1:8080 --pidfile /tmp/drain.pid \\
+        --health 127.0.0.1:8081 --drain-delay 2
 """
 
 from __future__ import annotations
@@ -18,17 +21,14 @@ import aiodaemon
 
 log = structlog.get_logger("http_drain")
 DELAY = 1.0
-_server: asyncio.Server | None = None
-_in_flight: set[asyncio.Task[None]] = set()
 
 
 async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     """Read one request, think for DELAY seconds, answer, close."""
-    task = asyncio.current_task()
-    assert task is not None
-    _in_flight.add(task)
     try:
         request_line = await reader.readline()
+        if not request_line:
+            return  # an idle connection closed at shutdown, or by the client
         log.info("request", line=request_line.decode("latin-1").strip())
         while (await reader.readline()) not in (b"\r\n", b"\n", b""):
             pass
@@ -41,24 +41,12 @@ async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> 
         )
         await writer.drain()
     finally:
-        _in_flight.discard(task)
         writer.close()
-
-
-@aiodaemon.on_shutdown
-async def drain() -> None:
-    """Stop accepting, then wait for the requests already accepted."""
-    if _server is not None:
-        _server.close()
-    if _in_flight:
-        log.info("draining", in_flight=len(_in_flight))
-        await asyncio.wait(set(_in_flight))
 
 
 async def main(ctx: aiodaemon.Context) -> None:
     """Serve HTTP on the framework's ``http`` socket until shutdown."""
-    global _server
-    _server = await asyncio.start_server(handle, sock=ctx.sockets["http"], backlog=1024)
+    await ctx.start_server(handle, "http")
     await ctx.wait_stopping()
 
 
@@ -68,6 +56,8 @@ if __name__ == "__main__":
     parser.add_argument("--pidfile", default=None)
     parser.add_argument("--log-file", default=None)
     parser.add_argument("--foreground", action="store_true")
+    parser.add_argument("--health", default=None, help="host:port for /livez and /readyz")
+    parser.add_argument("--drain-delay", type=float, default=0.0)
     args = parser.parse_args()
     aiodaemon.run(
         main,
@@ -75,4 +65,6 @@ if __name__ == "__main__":
         listen={"http": args.listen},
         log_file=args.log_file,
         detach=False if args.foreground else None,
+        health=args.health,
+        drain_delay=args.drain_delay,
     )

@@ -107,7 +107,7 @@ async def test_http_drain_completes_in_flight_requests(tmp_path: Path) -> None:
         proc.send_signal(signal.SIGTERM)
         await asyncio.to_thread(
             wait_for,
-            lambda: any(line["event"] == "draining" for line in read_json_lines(log)),
+            lambda: any(line["event"] == "stopped accepting" for line in read_json_lines(log)),
             10.0,
             "the drain to begin",
         )

@@ -1,0 +1,285 @@
+"""The health endpoint: ``/livez`` and ``/readyz`` over a minimal HTTP/1.1 responder.
+
+It runs on the daemon's own event loop on purpose: ``/livez`` is answered only
+while that loop turns, so a loop blocked by synchronous code fails the liveness
+probe, which is what a probe is for.
+
+Built to be exposed to anything that can connect (DESIGN section 6): a request
+is at most :data:`MAX_REQUEST` bytes and must arrive within
+:data:`REQUEST_TIMEOUT`; at most :data:`MAX_CONNECTIONS` are open, the oldest
+unanswered one giving way to a new one (so slow clients cannot starve the
+probes); answers are fixed templates that never echo what the client sent; one
+request per connection (``Connection: close``). No task is created per
+connection: a protocol object, a timer and a small buffer is all one costs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, cast
+
+import orjson
+import structlog
+
+from ._hooks import HookFunction, call_async, describe
+from ._state import State
+
+if TYPE_CHECKING:
+    from ._context import Context
+
+__all__ = [
+    "CHECK_TIMEOUT",
+    "MAX_CONNECTIONS",
+    "MAX_REQUEST",
+    "REQUEST_TIMEOUT",
+    "HealthServer",
+]
+
+_log = structlog.get_logger("aiodaemon")
+
+#: Longest request (request line and headers) read, in bytes.
+MAX_REQUEST = 4096
+#: Seconds from accept to the end of the request headers before the connection is dropped.
+REQUEST_TIMEOUT = 2.0
+#: Connections open at once; a new one evicts the oldest still unanswered.
+MAX_CONNECTIONS = 128
+#: Seconds each readiness check may take before it counts as failed.
+CHECK_TIMEOUT = 1.0
+#: Seconds an answered connection may stay open for the client to close it first:
+#: closing with unread bytes would reset the connection under the answer.
+_LINGER = 1.0
+
+_READY_STATES = (State.RUNNING, State.RELOADING)
+
+_REASONS = {200: b"OK", 400: b"Bad Request", 404: b"Not Found", 503: b"Service Unavailable"}
+
+
+def _answer(code: int, body: bytes, *, head: bool = False) -> bytes:
+    return (
+        b"HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
+        b"Cache-Control: no-store\r\nConnection: close\r\n\r\n%s"
+        % (code, _REASONS[code], len(body), b"" if head else body)
+    )
+
+
+_BAD_REQUEST = _answer(400, b'{"error":"bad request"}')
+_NOT_FOUND = _answer(404, b'{"error":"not found"}')
+
+
+class HealthServer:
+    """Serves ``/livez`` and ``/readyz`` on a listening socket the framework bound."""
+
+    def __init__(
+        self,
+        sock: socket.socket,
+        *,
+        state: Callable[[], State],
+        reported_ready: Callable[[], bool],
+        checks: Sequence[HookFunction] = (),
+        context: Context | None = None,
+    ) -> None:
+        """Prepare to serve; :meth:`start` begins.
+
+        Args:
+            sock: the bound, listening health socket.
+            state: the lifecycle state now.
+            reported_ready: whether the daemon has reported ready.
+            checks: ``@readiness_check`` functions, run on each ``/readyz``.
+            context: what checks that take an argument receive.
+        """
+        self._sock = sock
+        self._state = state
+        self._reported_ready = reported_ready
+        self._checks = tuple(checks)
+        self._context = context
+        self._server: asyncio.Server | None = None
+        # Insertion-ordered: the first entry is the oldest connection.
+        self._open: dict[_HealthProtocol, None] = {}
+        self._evaluation: asyncio.Task[bool] | None = None
+        self._failing: str | None = None
+
+    async def start(self) -> None:
+        """Begin answering."""
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(
+            lambda: _HealthProtocol(self), sock=self._sock, backlog=socket.SOMAXCONN
+        )
+
+    def close(self) -> None:
+        """Stop answering: the listener and every open connection are closed."""
+        if self._server is not None:
+            self._server.close()
+            self._server = None
+        for protocol in list(self._open):
+            protocol.abort()
+        if self._evaluation is not None:
+            self._evaluation.cancel()
+
+    # --- connections ------------------------------------------------------------
+
+    def _opened(self, protocol: _HealthProtocol) -> None:
+        if len(self._open) >= MAX_CONNECTIONS:
+            # The oldest is either answered and lingering, or the slowest client.
+            oldest = next(iter(self._open))
+            del self._open[oldest]
+            oldest.abort()
+        self._open[protocol] = None
+
+    def _closed(self, protocol: _HealthProtocol) -> None:
+        self._open.pop(protocol, None)
+
+    # --- answers ----------------------------------------------------------------
+
+    def livez(self) -> tuple[int, bytes]:
+        """The liveness answer: the loop answered, so 200."""
+        return 200, _state_body(self._state())
+
+    def ready_now(self) -> bool | None:
+        """False when not ready whatever the checks say; None when the checks decide."""
+        if not self._reported_ready() or self._state() not in _READY_STATES:
+            return False
+        return True if not self._checks else None
+
+    def evaluate(self) -> asyncio.Task[bool]:
+        """The running evaluation of the readiness checks, shared by concurrent probes."""
+        if self._evaluation is None or self._evaluation.done():
+            self._evaluation = asyncio.get_running_loop().create_task(
+                self._run_checks(), name="aiodaemon-readiness"
+            )
+        return self._evaluation
+
+    def readyz(self, checks_ok: bool) -> tuple[int, bytes]:
+        """The readiness answer once the checks (if any) have passed or failed."""
+        state = self._state()
+        ready = checks_ok and self._reported_ready() and state in _READY_STATES
+        return (200 if ready else 503), _state_body(state)
+
+    async def _run_checks(self) -> bool:
+        results = await asyncio.gather(*(self._run_check(check) for check in self._checks))
+        failures = [failure for failure in results if failure is not None]
+        failing = "; ".join(failures) if failures else None
+        if failing != self._failing:
+            # Logged when the verdict changes, not on every probe.
+            if failing is None:
+                _log.info("readiness checks pass again")
+            else:
+                _log.warning("readiness check failed", reason=failing)
+            self._failing = failing
+        return failing is None
+
+    async def _run_check(self, check: HookFunction) -> str | None:
+        assert self._context is not None  # checks are given with their context
+        try:
+            async with asyncio.timeout(CHECK_TIMEOUT):
+                result = await call_async(check, self._context)
+        except TimeoutError:
+            return f"{describe(check)}: no answer within {CHECK_TIMEOUT}s"
+        except Exception as exc:
+            return f"{describe(check)}: {type(exc).__name__}: {exc}"
+        if result is False:
+            return f"{describe(check)}: returned False"
+        return None
+
+
+def _state_body(state: State) -> bytes:
+    return orjson.dumps({"state": state.value})
+
+
+class _HealthProtocol(asyncio.Protocol):
+    """One connection: read one request, answer it, close."""
+
+    def __init__(self, server: HealthServer) -> None:
+        self._server = server
+        self._transport: asyncio.Transport | None = None
+        self._buffer = bytearray()
+        self._timer: asyncio.TimerHandle | None = None
+        #: a whole request arrived (or a bad one): nothing more is parsed.
+        self._complete = False
+        #: the answer was written.
+        self._sent = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports implement asyncio.Transport without subclassing it.
+        self._transport = cast(asyncio.Transport, transport)
+        self._server._opened(self)
+        self._timer = asyncio.get_running_loop().call_later(REQUEST_TIMEOUT, self.abort)
+
+    def data_received(self, data: bytes) -> None:
+        if self._complete:
+            return  # whatever follows the request is discarded, never parsed
+        room = MAX_REQUEST - len(self._buffer)
+        self._buffer += data[:room]
+        end = self._buffer.find(b"\r\n\r\n")
+        if end < 0:
+            end = self._buffer.find(b"\n\n")
+        if end >= 0:
+            self._complete = True
+            self._dispatch(bytes(self._buffer[:end]))
+        elif len(data) > room:
+            self._complete = True
+            self._send(_BAD_REQUEST)
+        if self._complete:
+            self._buffer = bytearray()
+
+    def eof_received(self) -> bool:
+        if self._sent:
+            assert self._transport is not None
+            self._transport.close()
+        elif not self._complete:
+            self.abort()  # the request never completed: nothing to answer
+        # Else a half-closed client waits for the readiness verdict: stay open.
+        return True
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._server._closed(self)
+        self._transport = None
+
+    def abort(self) -> None:
+        """Drop the connection now (deadline passed, evicted, or the server closes)."""
+        if self._transport is not None:
+            self._transport.abort()
+
+    def _dispatch(self, request: bytes) -> None:
+        line = request.split(b"\n", 1)[0].rstrip(b"\r")
+        parts = line.split(b" ")
+        if len(parts) != 3 or parts[2] not in (b"HTTP/1.1", b"HTTP/1.0"):
+            self._send(_BAD_REQUEST)
+            return
+        method, target, _ = parts
+        path = target.split(b"?", 1)[0]
+        head = method == b"HEAD"
+        if method not in (b"GET", b"HEAD") or path not in (b"/livez", b"/readyz"):
+            self._send(_NOT_FOUND)
+            return
+        if path == b"/livez":
+            code, body = self._server.livez()
+            self._send(_answer(code, body, head=head))
+            return
+        verdict = self._server.ready_now()
+        if verdict is not None:
+            code, body = self._server.readyz(verdict)
+            self._send(_answer(code, body, head=head))
+            return
+
+        def answer(task: asyncio.Task[bool]) -> None:
+            ok = not task.cancelled() and task.exception() is None and task.result()
+            code, body = self._server.readyz(ok)
+            self._send(_answer(code, body, head=head))
+
+        self._server.evaluate().add_done_callback(answer)
+
+    def _send(self, response: bytes) -> None:
+        self._sent = True
+        transport = self._transport
+        if transport is None or transport.is_closing():
+            return
+        transport.write(response)
+        if transport.can_write_eof():
+            transport.write_eof()
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = asyncio.get_running_loop().call_later(_LINGER, self.abort)

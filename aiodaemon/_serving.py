@@ -1,0 +1,267 @@
+"""Serving: servers started through the context, their connections, and tracked objects.
+
+:meth:`Serving.start_server` is ``asyncio.start_server`` on a framework socket,
+with two differences that make a graceful stop the default:
+
+* the listen backlog stays the framework's (``asyncio`` re-``listen()``s a
+  passed socket with a backlog of 100, silently shrinking SOMAXCONN);
+* every connection's handler is tracked, so the shutdown sequence can stop
+  accepting, let requests in flight finish, and only then run the hooks.
+
+A connection whose handler waits for data with nothing buffered is *idle*
+(between two requests of a keep-alive client, say). Once the server stops
+accepting, such a read returns end-of-stream, as if the client had closed: an
+idle keep-alive connection ends at once instead of holding the shutdown until
+its deadline, and a request already received is served to the end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import socket
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any, SupportsIndex, cast
+
+import structlog
+
+__all__ = ["ClientConnected", "Serving"]
+
+_log = structlog.get_logger("aiodaemon")
+
+#: ``asyncio.start_server``'s own default read buffer limit.
+_DEFAULT_LIMIT = 2**16
+
+#: What ``start_server`` calls for each connection: a coroutine function or a plain one.
+ClientConnected = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None] | None]
+
+#: Longest wait for cancelled handlers to unwind, once their time is up.
+_CANCEL_GRACE = 1.0
+
+
+class _DrainingReader(asyncio.StreamReader):
+    """A StreamReader that reads end-of-stream when idle once its server drains."""
+
+    # asyncio.StreamReader's own state, which typeshed does not declare.
+    _buffer: bytearray
+    _eof: bool
+    _waiter: asyncio.Future[None] | None
+    _transport: asyncio.BaseTransport | None
+
+    _draining = False
+
+    def drain(self) -> None:
+        """From now on an idle read ends the stream; end it now if a read already waits."""
+        self._draining = True
+        if self._waiter is not None and not self._buffer and not self._eof:
+            self._end()
+
+    def _end(self) -> None:
+        # Bytes that arrive later belong to a request nobody will answer:
+        # stop reading them rather than buffer them behind an EOF.
+        # uvloop's transports implement asyncio's without subclassing them.
+        transport = cast(asyncio.ReadTransport | None, self._transport)
+        if transport is not None and not transport.is_closing():
+            transport.pause_reading()
+        self.feed_eof()
+
+    async def _wait_for_data(self, func_name: str) -> None:
+        if self._draining and not self._buffer and not self._eof:
+            self._end()
+            return
+        await super()._wait_for_data(func_name)  # type: ignore[misc]
+
+    def feed_data(self, data: Iterable[SupportsIndex]) -> None:
+        if self._eof:
+            # Already in flight when _end() paused the transport.
+            return
+        super().feed_data(data)
+
+
+class Serving:
+    """The servers, connections and objects the shutdown sequence closes in order."""
+
+    def __init__(self) -> None:
+        self._servers: list[asyncio.Server] = []
+        self._tracked: list[object] = []
+        #: handler task -> its reader, for every connection being served.
+        self._connections: dict[asyncio.Task[Any], _DrainingReader] = {}
+        #: awaitables returned by tracked objects' close(), awaited by wait_closed().
+        self._closing: list[Awaitable[Any]] = []
+        self._accepting = True
+        self._draining = False
+
+    @property
+    def connections(self) -> int:
+        """How many connections are being served right now."""
+        return len(self._connections)
+
+    def track(self, obj: object) -> None:
+        """Close ``obj`` when the daemon stops accepting, then await its ``wait_closed()``.
+
+        Raises:
+            TypeError: ``obj`` has no ``close()`` method.
+        """
+        if not callable(getattr(obj, "close", None)):
+            raise TypeError(f"track() needs an object with a close() method, not {obj!r}")
+        if not self._accepting:
+            self._close(obj)
+        self._tracked.append(obj)
+
+    async def start_server(
+        self,
+        client_connected_cb: ClientConnected,
+        sock: socket.socket,
+        *,
+        limit: int = _DEFAULT_LIMIT,
+        **kwargs: Any,
+    ) -> asyncio.Server:
+        """``asyncio.start_server`` on ``sock``, keeping its backlog, connections tracked.
+
+        Args:
+            client_connected_cb: called with ``(reader, writer)`` for each
+                connection; a coroutine function runs as a task.
+            sock: a listening socket the framework bound.
+            limit: the StreamReader buffer limit, as in ``asyncio.start_server``.
+            kwargs: passed on to ``loop.create_server`` (``ssl``,
+                ``ssl_handshake_timeout``, ``backlog``...).
+
+        Raises:
+            RuntimeError: the daemon already stopped accepting.
+        """
+        if not self._accepting:
+            raise RuntimeError("the daemon is stopping: it no longer accepts connections")
+        loop = asyncio.get_running_loop()
+        # The framework listened with SOMAXCONN; asyncio would listen() again with 100.
+        kwargs.setdefault("backlog", socket.SOMAXCONN)
+
+        async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await self._serve(client_connected_cb, reader, writer)
+
+        def factory() -> asyncio.StreamReaderProtocol:
+            reader = _DrainingReader(limit=limit, loop=loop)
+            if self._draining:
+                reader.drain()
+            return asyncio.StreamReaderProtocol(reader, serve, loop=loop)
+
+        server = await loop.create_server(factory, sock=sock, **kwargs)
+        self._servers.append(server)
+        return server
+
+    async def _serve(
+        self,
+        cb: ClientConnected,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+    ) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        assert isinstance(reader, _DrainingReader)
+        self._connections[task] = reader
+        try:
+            result = cb(reader, writer)
+            if inspect.isawaitable(result):
+                await result
+        except ConnectionError as exc:
+            # A client that goes away is the client's business, not a bug.
+            _log.debug("connection lost", error=f"{type(exc).__name__}: {exc}")
+            writer.transport.abort()
+        except Exception:
+            # Otherwise asyncio reports it only when the task is collected, if ever.
+            _log.exception("connection handler failed", peer=_peer(writer))
+            writer.transport.abort()
+        except asyncio.CancelledError:
+            writer.transport.abort()
+            raise
+        finally:
+            del self._connections[task]
+
+    def stop_accepting(self) -> None:
+        """Close every server started here and every tracked object; idempotent.
+
+        Listening sockets are closed, not merely left unaccepted: new
+        connections are refused instead of waiting in a backlog nobody reads.
+        Idle connections end at once; busy ones at their next idle read.
+        """
+        if not self._accepting:
+            return
+        self._accepting = False
+        self._draining = True
+        for server in self._servers:
+            server.close()
+        for obj in self._tracked:
+            self._close(obj)
+        for reader in self._connections.values():
+            reader.drain()
+        if self._servers or self._tracked:
+            _log.info(
+                "stopped accepting",
+                servers=len(self._servers),
+                tracked=len(self._tracked),
+                connections=len(self._connections),
+            )
+
+    def _close(self, obj: object) -> None:
+        try:
+            result = obj.close()  # type: ignore[attr-defined]
+        except Exception:
+            _log.exception("closing a tracked object failed", object=repr(obj))
+            return
+        if inspect.isawaitable(result):
+            self._closing.append(result)
+        wait_closed = getattr(obj, "wait_closed", None)
+        if callable(wait_closed):
+            self._closing.append(_call_wait_closed(wait_closed))
+
+    async def wait_closed(self, deadline: float) -> bool:
+        """Wait until ``deadline`` for connections and tracked objects; cancel the rest.
+
+        Args:
+            deadline: a :func:`time.monotonic` time.
+
+        Returns:
+            True when everything finished on its own.
+        """
+        self.stop_accepting()
+        # Connections accepted in the loop's last turn start their handler in
+        # this one: let them register before counting.
+        await asyncio.sleep(0)
+        for reader in self._connections.values():
+            reader.drain()
+        closing = [asyncio.ensure_future(aw) for aw in self._closing]
+        self._closing.clear()
+        pending: set[asyncio.Future[Any]] = {*self._connections, *closing}
+        if not pending:
+            return True
+        started = time.monotonic()
+        if self._connections:
+            _log.info("waiting for connections", connections=len(self._connections))
+        done, pending = await asyncio.wait(pending, timeout=max(0.0, deadline - started))
+        for future in done:
+            if future in closing and not future.cancelled() and future.exception() is not None:
+                _log.error("closing a tracked object failed", exc_info=future.exception())
+        if not pending:
+            _log.info("connections finished", seconds=round(time.monotonic() - started, 3))
+            return True
+        _log.warning(
+            "connections cancelled after the drain timeout",
+            connections=sum(1 for f in pending if f in self._connections),
+            tracked=sum(1 for f in pending if f in closing),
+            seconds=round(time.monotonic() - started, 3),
+        )
+        for future in pending:
+            future.cancel()
+        await asyncio.wait(pending, timeout=_CANCEL_GRACE)
+        return False
+
+
+async def _call_wait_closed(wait_closed: Callable[[], object]) -> None:
+    result = wait_closed()
+    if inspect.isawaitable(result):
+        await result
+
+
+def _peer(writer: asyncio.StreamWriter) -> str:
+    peer = writer.get_extra_info("peername")
+    return str(peer) if peer else "unix"

@@ -1,0 +1,93 @@
+"""A daemon serving a line protocol through ``ctx.start_server``; the serving tests drive it.
+
+Each connection sends lines and gets one answer per line:
+
+* ``SLOW <id>`` -> ``done <id>`` after ``SERVING_DELAY`` seconds (default 1);
+* ``HANG`` -> never answers (until cancelled);
+* ``BLOCK <seconds>`` -> blocks the whole event loop, then ``unblocked``;
+* ``PING`` -> ``PONG`` at once.
+
+The readiness check fails while ``$SERVING_DIR/not-ready`` exists; the startup
+hook waits while ``$SERVING_DIR/hold-startup`` exists, the reload hook while
+``$SERVING_DIR/hold-reload`` exists. Run as ``aiodaemon run serving_app:main``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from pathlib import Path
+
+import structlog
+
+import aiodaemon
+
+log = structlog.get_logger("serving_app")
+DIR = Path(os.environ.get("SERVING_DIR", "."))
+DELAY = float(os.environ.get("SERVING_DELAY", "1.0"))
+
+
+async def _wait_while(flag: Path) -> None:
+    # Polling a file: the test holds a hook open without any other channel.
+    while flag.exists():
+        await asyncio.sleep(0.05)
+
+
+@aiodaemon.on_startup
+async def hold_startup() -> None:
+    await _wait_while(DIR / "hold-startup")
+
+
+@aiodaemon.on_reload
+async def hold_reload() -> None:
+    await _wait_while(DIR / "hold-reload")
+
+
+@aiodaemon.on_shutdown
+async def shutdown_hook() -> None:
+    log.info("shutdown hook ran")
+
+
+@aiodaemon.readiness_check
+async def not_ready_flag() -> bool:
+    return not (DIR / "not-ready").exists()
+
+
+class Resource:
+    """Something the program created itself and hands to ``ctx.track``."""
+
+    def close(self) -> None:
+        log.info("tracked resource closed")
+
+    async def wait_closed(self) -> None:
+        await asyncio.sleep(0.01)
+        log.info("tracked resource wait_closed")
+
+
+async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    try:
+        while line := await reader.readline():
+            command, _, argument = line.decode().strip().partition(" ")
+            if command == "SLOW":
+                log.info("request", id=argument)
+                await asyncio.sleep(DELAY)
+                writer.write(f"done {argument}\n".encode())
+            elif command == "HANG":
+                log.info("request", id="hang")
+                await asyncio.Event().wait()
+            elif command == "BLOCK":
+                log.info("blocking", seconds=float(argument))
+                time.sleep(float(argument))
+                writer.write(b"unblocked\n")
+            else:
+                writer.write(b"PONG\n")
+            await writer.drain()
+    finally:
+        writer.close()
+
+
+async def main(ctx: aiodaemon.Context) -> None:
+    ctx.track(Resource())
+    await ctx.start_server(handle, "app")
+    await ctx.wait_stopping()
