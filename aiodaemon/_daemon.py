@@ -162,6 +162,7 @@ def launch(
     from ._detach import detach as detach_process
     from ._detach import enter_workdir, redirect_outputs
 
+    as_init = False
     if detach:
 
         def on_failure(result: LaunchResult) -> None:
@@ -184,11 +185,14 @@ def launch(
         if os.getpid() == 1:
             from ._init import split_init
 
+            as_init = True
             split_init()
     # Only the daemon gets here, its stdio files already on fds 1 and 2.
     acquired.stdout = acquired.stderr = None
     enter_workdir(options.workdir if options.chroot is None else Path("/"), options.umask)
-    return _become_daemon(daemon, main, options, acquired, pipe, foreground=not detach)
+    return _become_daemon(
+        daemon, main, options, acquired, pipe, foreground=not detach, container=as_init
+    )
 
 
 def _become_daemon(
@@ -199,6 +203,7 @@ def _become_daemon(
     pipe: ReadinessPipe,
     *,
     foreground: bool,
+    container: bool = False,
 ) -> int:
     from ._runtime import DaemonParts, run_daemon
 
@@ -220,7 +225,7 @@ def _become_daemon(
         from ._logging import start_logging
 
         assert acquired.logs is not None  # acquire() always opens the log targets
-        logs = start_logging(acquired.logs, options, detached=not foreground)
+        logs = start_logging(acquired.logs, options, detached=not foreground, container=container)
     except Exception as exc:
         code = getattr(exc, "exit_code", ExitCode.FAILURE)
         message = str(exc) if isinstance(exc, DaemonError) else f"{type(exc).__name__}: {exc}"

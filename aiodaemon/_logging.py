@@ -324,6 +324,7 @@ def start_logging(
     options: Options,
     *,
     detached: bool,
+    container: bool = False,
     queue_size: int = DEFAULT_QUEUE_SIZE,
 ) -> LogWriter:
     """Configure structlog and stdlib logging and start the writer thread.
@@ -335,6 +336,8 @@ def start_logging(
         targets: what :func:`open_log_targets` opened in the launching process.
         options: the daemon's options (``log_level``, ``log_format``, ``chroot``).
         detached: whether stdio is no longer a terminal we were started from.
+        container: started as PID 1 (a container): stderr is the container's
+            log stream, read by a collector, even when it is a TTY (``-t``).
         queue_size: records the queue holds before refusing more.
     """
     pid = os.getpid()
@@ -352,7 +355,7 @@ def start_logging(
     colors = False
     if not sinks:
         sinks.append(StreamSink(2))
-        on_terminal = not detached and os.isatty(2)
+        on_terminal = not detached and not container and os.isatty(2)
         if log_format is None and on_terminal:
             log_format = "console"
         # Colour codes only on stderr (a person's terminal, or FORCE_COLOR for

@@ -15,6 +15,7 @@ hook waits while ``$SERVING_DIR/hold-startup`` exists, the reload hook while
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import time
 from pathlib import Path
@@ -30,7 +31,9 @@ DELAY = float(os.environ.get("SERVING_DELAY", "1.0"))
 
 async def _wait_while(flag: Path) -> None:
     # Polling a file: the test holds a hook open without any other channel.
-    while flag.exists():
+    for _ in itertools.count():
+        if not await asyncio.to_thread(flag.exists):
+            return
         await asyncio.sleep(0.05)
 
 
@@ -51,7 +54,7 @@ async def shutdown_hook() -> None:
 
 @aiodaemon.readiness_check
 async def not_ready_flag() -> bool:
-    return not (DIR / "not-ready").exists()
+    return not await asyncio.to_thread((DIR / "not-ready").exists)
 
 
 class Resource:
@@ -78,7 +81,10 @@ async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> 
                 await asyncio.Event().wait()
             elif command == "BLOCK":
                 log.info("blocking", seconds=float(argument))
-                time.sleep(float(argument))
+                # CPU-bound work that forgets to yield: the loop stands still.
+                end = time.monotonic() + float(argument)
+                while time.monotonic() < end:
+                    pass
                 writer.write(b"unblocked\n")
             else:
                 writer.write(b"PONG\n")

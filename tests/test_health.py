@@ -1,0 +1,188 @@
+"""The health endpoint (/livez, /readyz) of a real daemon, probed from outside."""
+
+from __future__ import annotations
+
+import asyncio
+import resource
+import signal
+import socket
+import time
+from pathlib import Path
+
+from .serving_support import exchange, http_get, serve
+from .support import PYTHON, clean_env, require_tool
+
+
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct TCP ports on 127.0.0.1, free right now."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+async def test_states_from_startup_to_shutdown(tmp_path: Path) -> None:
+    """/livez 200 all along; /readyz 503 starting, 200 running and reloading, 503 stopping."""
+    (tmp_path / "hold-startup").touch()
+    (tmp_path / "hold-reload").touch()
+    async with serve(tmp_path, "--health", "127.0.0.1:0") as app:
+        health = await app.address("health")
+        assert (await http_get(health, "/livez"))[:2] == (200, {"state": "starting"})
+        assert (await http_get(health, "/readyz"))[:2] == (503, {"state": "starting"})
+        (tmp_path / "hold-startup").unlink()
+        await app.wait_event("ready")
+        assert (await http_get(health, "/readyz"))[:2] == (200, {"state": "running"})
+        app.proc.send_signal(signal.SIGHUP)
+        await app.wait_event("reload started")
+        assert (await http_get(health, "/readyz"))[:2] == (200, {"state": "reloading"})
+        (tmp_path / "hold-reload").unlink()
+        await app.wait_event("reload finished")
+        app.proc.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(app.proc.wait(), timeout=15) == 0
+
+
+async def test_readiness_check_decides_readyz(tmp_path: Path) -> None:
+    """A readiness check returning False makes /readyz 503 until it passes again."""
+    async with serve(tmp_path, "--health", "127.0.0.1:0") as app:
+        health = await app.address("health")
+        await app.wait_event("ready")
+        (tmp_path / "not-ready").touch()
+        assert (await http_get(health, "/readyz"))[:2] == (503, {"state": "running"})
+        assert (await http_get(health, "/livez"))[0] == 200
+        (tmp_path / "not-ready").unlink()
+        assert (await http_get(health, "/readyz"))[:2] == (200, {"state": "running"})
+        events = app.events()
+        assert events.count("readiness check failed") == 1
+        assert "readiness checks pass again" in events
+
+
+async def test_anything_else_is_404_or_400_and_never_echoed(tmp_path: Path) -> None:
+    """Unknown paths and methods get 404, garbage and oversized requests 400; no echo."""
+    marker = "zq7marker"
+    async with serve(tmp_path, "--health", "127.0.0.1:0") as app:
+        health = await app.address("health")
+        await app.wait_event("ready")
+        cases = {
+            f"GET /{marker} HTTP/1.1\r\n\r\n".encode(): 404,
+            f"POST /livez HTTP/1.1\r\nX: {marker}\r\n\r\n".encode(): 404,
+            f"{marker}\r\n\r\n".encode(): 400,
+            f"GET /livez SPDY/{marker}\r\n\r\n".encode(): 400,
+            b"\x00\xff" * 100 + marker.encode() + b"\r\n\r\n": 400,
+            b"GET /" + marker.encode() * 2000 + b" HTTP/1.1\r\n\r\n": 400,
+        }
+        for request, expected in cases.items():
+            status, _, response = await http_get(health, "", raw=request)
+            assert status == expected, request[:40]
+            assert marker.encode() not in response
+        # HEAD and a query string are fine.
+        status, body, response = await http_get(health, "", raw=b"HEAD /livez?x=1 HTTP/1.0\r\n\r\n")
+        assert status == 200
+        assert body is None
+        assert response.endswith(b"\r\n\r\n")
+        assert app.proc.returncode is None
+
+
+async def test_slowloris_and_floods_do_not_starve_probes(tmp_path: Path) -> None:
+    """Hundreds of slow or idle connections: probes and the service still answer; all bounded."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 8192), hard))
+    try:
+        async with serve(tmp_path, "--health", "127.0.0.1:0") as app:
+            health, address = await app.address("health"), await app.address("app")
+            await app.wait_event("ready")
+            slow = [await asyncio.open_connection(*health) for _ in range(600)]
+            for _, writer in slow:
+                writer.write(b"GET /li")
+            for _ in range(5):
+                started = time.monotonic()
+                assert (await asyncio.wait_for(http_get(health, "/livez"), timeout=5))[0] == 200
+                assert time.monotonic() - started < 5
+            assert await exchange(address, ["PING"]) == ["PONG"]
+            # The deadline closes every slow connection.
+            for reader, writer in slow:
+                assert await asyncio.wait_for(reader.read(), timeout=15) == b""
+                writer.close()
+            app.proc.send_signal(signal.SIGTERM)
+            assert await asyncio.wait_for(app.proc.wait(), timeout=15) == 0
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+async def test_livez_is_not_answered_while_the_loop_is_blocked(tmp_path: Path) -> None:
+    """A loop blocked by sync code gets no /livez answer until it turns again."""
+    async with serve(tmp_path, "--health", "127.0.0.1:0") as app:
+        health, address = await app.address("health"), await app.address("app")
+        await app.wait_event("ready")
+        blocker = asyncio.create_task(exchange(address, ["BLOCK 3"]))
+        await app.wait_event("blocking")
+        probe = asyncio.create_task(http_get(health, "/livez"))
+        done, _ = await asyncio.wait([probe], timeout=1.5)
+        assert not done, "answered /livez while the loop was blocked"
+        assert await asyncio.wait_for(blocker, timeout=10) == ["unblocked"]
+        assert (await asyncio.wait_for(probe, timeout=10))[0] == 200
+
+
+async def test_health_on_a_unix_socket(tmp_path: Path) -> None:
+    """--health unix:/path serves the same answers; the file is removed at exit."""
+    path = tmp_path / "health.sock"
+    async with serve(tmp_path, "--health", f"unix:{path}") as app:
+        await app.wait_event("ready")
+        assert (await http_get(str(path), "/readyz"))[:2] == (200, {"state": "running"})
+        app.proc.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(app.proc.wait(), timeout=15) == 0
+    assert not path.exists()
+
+
+async def test_health_socket_from_socket_activation(tmp_path: Path) -> None:
+    """Under systemd-socket-activate the fd named "health" is the health socket."""
+    tool = require_tool("systemd-socket-activate")
+    app_port, health_port = free_ports(2)
+    log = tmp_path / "app.jsonl"
+    proc = await asyncio.create_subprocess_exec(
+        tool,
+        "-l",
+        f"127.0.0.1:{app_port}",
+        "-l",
+        f"127.0.0.1:{health_port}",
+        "--fdname=app:health",
+        PYTHON,
+        "-m",
+        "aiodaemon",
+        "run",
+        "serving_app:main",
+        "--listen",
+        "app=127.0.0.1:1",
+        "--health",
+        "127.0.0.1:1",
+        "--log-file",
+        str(log),
+        cwd=Path(__file__).parent / "programs",
+        env=clean_env({"SERVING_DIR": str(tmp_path)}),
+    )
+    try:
+
+        async def probe() -> tuple[int, object, bytes]:
+            deadline = time.monotonic() + 15
+            while True:
+                try:
+                    return await http_get(("127.0.0.1", health_port), "/readyz")
+                except (ConnectionError, ValueError, IndexError):
+                    if time.monotonic() > deadline:
+                        raise
+                    await asyncio.sleep(0.1)
+
+        status, body, _ = await probe()
+        while status != 200:
+            status, body, _ = await probe()
+        assert body == {"state": "running"}
+        assert await exchange(("127.0.0.1", app_port), ["PING"]) == ["PONG"]
+        proc.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(proc.wait(), timeout=15) == 0
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()

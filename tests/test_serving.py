@@ -1,0 +1,152 @@
+"""ctx.start_server and ctx.track: the shutdown drains connections, from outside."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import socket
+import subprocess
+from pathlib import Path
+
+from .serving_support import exchange, http_get, serve
+from .support import PYTHON, clean_env
+
+
+async def refused(address: tuple[str, int]) -> bool:
+    """Whether a new connection to ``address`` is refused."""
+    try:
+        _, writer = await asyncio.open_connection(*address)
+    except ConnectionRefusedError:
+        return True
+    writer.close()
+    return False
+
+
+async def test_in_flight_requests_complete_then_hooks_run(tmp_path: Path) -> None:
+    """SIGTERM with 30 requests in flight: all answered, new connections refused, hooks after."""
+    async with serve(tmp_path) as app:
+        address = await app.address("app")
+        requests = [asyncio.create_task(exchange(address, [f"SLOW {i}"])) for i in range(30)]
+        await app.wait_event("request", 30)
+        app.proc.send_signal(signal.SIGTERM)
+        await app.wait_event("stopped accepting")
+        assert await refused(address)
+        answers = await asyncio.wait_for(asyncio.gather(*requests), timeout=15)
+        assert answers == [[f"done {i}"] for i in range(30)]
+        assert await asyncio.wait_for(app.proc.wait(), timeout=15) == 0
+        events = app.events()
+        order = [
+            "tracked resource closed",
+            "stopped accepting",
+            "connections finished",
+            "shutdown hook ran",
+            "exit",
+        ]
+        assert [e for e in events if e in order] == order
+        assert "tracked resource wait_closed" in events
+
+
+async def test_idle_connection_ends_at_shutdown(tmp_path: Path) -> None:
+    """An idle keep-alive client reads end-of-stream at SIGTERM; the daemon exits 0 at once."""
+    async with serve(tmp_path, "--shutdown-timeout", "60") as app:
+        address = await app.address("app")
+        reader, writer = await asyncio.open_connection(*address)
+        writer.write(b"PING\n")
+        assert await reader.readline() == b"PONG\n"
+        app.proc.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(reader.read(), timeout=10) == b""
+        writer.close()
+        # Well before the 30 s the connections could have taken.
+        assert await asyncio.wait_for(app.proc.wait(), timeout=10) == 0
+        assert "connections cancelled after the drain timeout" not in app.events()
+
+
+async def test_drain_delay_keeps_accepting_while_not_ready(tmp_path: Path) -> None:
+    """During drain_delay /readyz says 503 and new connections are still served."""
+    async with serve(
+        tmp_path, "--drain-delay", "3", "--health", "127.0.0.1:0", env={"SERVING_DELAY": "0.1"}
+    ) as app:
+        address, health = await app.address("app"), await app.address("health")
+        await app.wait_event("ready")
+        assert (await http_get(health, "/readyz"))[:2] == (200, {"state": "running"})
+        app.proc.send_signal(signal.SIGTERM)
+        await app.wait_event("shutdown started")
+        assert (await http_get(health, "/readyz"))[:2] == (503, {"state": "stopping"})
+        assert (await http_get(health, "/livez"))[:2] == (200, {"state": "stopping"})
+        # Still within the 3 s delay: a new client is served.
+        assert await exchange(address, ["SLOW late"]) == ["done late"]
+        assert "stopped accepting" not in app.events()
+        await app.wait_event("stopped accepting")
+        assert await refused(address)
+        assert await asyncio.wait_for(app.proc.wait(), timeout=15) == 0
+
+
+async def test_stuck_connection_is_cancelled_within_the_budget(tmp_path: Path) -> None:
+    """A handler that never ends is cancelled; hooks still run and the exit is 0."""
+    async with serve(tmp_path, "--drain-delay", "0.5", "--shutdown-timeout", "3") as app:
+        address = await app.address("app")
+        hanging = asyncio.create_task(exchange(address, ["HANG"]))
+        await app.wait_event("request")
+        app.proc.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(app.proc.wait(), timeout=15) == 0
+        assert await asyncio.wait_for(hanging, timeout=5) == []
+        events = app.events()
+        cancelled = events.index("connections cancelled after the drain timeout")
+        assert cancelled < events.index("shutdown hook ran")
+
+
+async def test_main_returning_drains_too(tmp_path: Path) -> None:
+    """ctx.request_shutdown() drains like SIGTERM: a request in flight is answered."""
+    async with serve(tmp_path, env={"SERVING_DELAY": "1"}) as app:
+        address = await app.address("app")
+        request = asyncio.create_task(exchange(address, ["SLOW x"]))
+        await app.wait_event("request")
+        # SIGHUP is not a stop: the request is unaffected by a reload either.
+        app.proc.send_signal(signal.SIGHUP)
+        await app.wait_event("reload finished")
+        app.proc.send_signal(signal.SIGINT)
+        assert await asyncio.wait_for(request, timeout=10) == ["done x"]
+        assert await asyncio.wait_for(app.proc.wait(), timeout=10) == 0
+
+
+def listen_backlog(port: int) -> int:
+    """The backlog the kernel shows for the listener on ``port`` (``ss`` Send-Q)."""
+    out = subprocess.run(
+        ["ss", "-Hltn", f"sport = :{port}"], capture_output=True, text=True, check=True
+    ).stdout
+    return int(out.split()[2])
+
+
+async def test_start_server_keeps_the_backlog(tmp_path: Path) -> None:
+    """The listener served by ctx.start_server keeps the framework's SOMAXCONN backlog."""
+    async with serve(tmp_path) as app:
+        _, port = await app.address("app")
+        await app.wait_event("ready")
+        somaxconn = int(await asyncio.to_thread(Path("/proc/sys/net/core/somaxconn").read_text))
+        assert listen_backlog(port) == min(socket.SOMAXCONN, somaxconn)
+        assert listen_backlog(port) > 100
+
+
+def test_bad_serving_options_are_one_line(tmp_path: Path) -> None:
+    """Bad --drain-delay, --health, or a listen name clash: one line, exit 2, nothing started."""
+    cases = [
+        ("--drain-delay", "-1"),
+        ("--drain-delay", "soon"),
+        ("--health", "nowhere"),
+        ("--health", "unix:relative"),
+        ("--listen", "health=127.0.0.1:0", "--health", "127.0.0.1:0"),
+    ]
+    for args in cases:
+        result = subprocess.run(
+            [PYTHON, "-m", "aiodaemon", "run", "serving_app:main", *args],
+            cwd=Path(__file__).parent / "programs",
+            env=clean_env({"SERVING_DIR": str(tmp_path)}),
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+        assert result.returncode == 2, (args, result.stderr)
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1, (args, result.stderr)
+        assert "--drain-delay" in lines[0] or "--health" in lines[0], lines
