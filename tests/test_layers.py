@@ -42,7 +42,7 @@ LAYERS = [
     {"_privileges"},
     {"_pidlock"},
     {"pep3143"},
-    {"_systemd", "_hooks", "_context"},
+    {"_systemd", "_hooks", "_context", "_serving", "_health"},
     {"_loop"},
     {"_runtime"},
     {"_daemon"},

@@ -1,0 +1,46 @@
+"""A small HTTP service for Kubernetes: ``aiodaemon run app:main`` is the container's entrypoint.
+
+The Deployment next to this file passes ``--listen http=0.0.0.0:8080 --health
+0.0.0.0:8081 --drain-delay 5 --shutdown-timeout 20``: probes go to the health
+port, traffic to ``http``, and a rolling update loses no request (see
+docs/kubernetes.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import structlog
+
+import aiodaemon
+
+log = structlog.get_logger("app")
+
+
+async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Answer each HTTP/1.1 request on the connection (keep-alive) with a short text."""
+    try:
+        while request_line := await reader.readline():
+            while (await reader.readline()) not in (b"\r\n", b"\n", b""):
+                pass  # headers: this service needs none of them
+            body = b"hello from aiodaemon\n"
+            writer.write(
+                b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n\r\n%s"
+                % (len(body), body)
+            )
+            await writer.drain()
+            log.debug("request", line=request_line.decode("latin-1").strip())
+    finally:
+        writer.close()
+
+
+@aiodaemon.readiness_check
+async def can_serve() -> bool:
+    """Say whether the dependencies this pod needs answer (a database ping, say)."""
+    return True
+
+
+async def main(ctx: aiodaemon.Context) -> None:
+    """Serve ``http`` until SIGTERM; the framework drains it."""
+    await ctx.start_server(handle, "http")
+    await ctx.wait_stopping()
