@@ -19,12 +19,12 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from . import _control
-from ._config import parse_options
+from ._config import OPTION_NAMES, parse_options
 from ._daemon import Daemon, default_daemon, launch
 from ._hooks import HookFunction, check_hook
 from ._messages import printable
 from ._pidfile import PidfileStatus, read_pidfile
-from .exceptions import ConfigError, ExitCode
+from .exceptions import ConfigError, DaemonError, ExitCode
 
 __all__ = ["main"]
 
@@ -160,7 +160,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _cmd_run(args: argparse.Namespace) -> int:
     options = _daemon_options(args, detach=False)
     daemon, program = _load_target(args.target)
-    return launch(daemon, program, options)
+    return launch(daemon, program, options, explain=_in_flags)
 
 
 def _cmd_start(args: argparse.Namespace) -> int:
@@ -208,7 +208,7 @@ def _start(
                 f"find it; stop it with: kill {pid}"
             )
 
-    code = launch(daemon, program, options, on_ready=on_ready)
+    code = launch(daemon, program, options, on_ready=on_ready, explain=_in_flags)
     # Only errors before the fork come back here; a lost race for the lock is
     # still "already running", which LSB counts as a successful start.
     return ExitCode.OK if code == ExitCode.ALREADY_RUNNING else code
@@ -253,9 +253,25 @@ def _daemon_options(args: argparse.Namespace, *, detach: bool) -> dict[str, Any]
 def _flag_message(exc: ConfigError) -> str:
     """Name the command-line flag rather than the keyword: ``--log-file`` for ``log_file``."""
     message = str(exc).removeprefix(f"{exc.option}: ")
-    name, _, key = exc.option.partition("[")
+    return f"{_flag(exc.option)}: {message}"
+
+
+def _flag(option: str) -> str:
+    """``--listen http`` for ``listen[http]``, ``--log-file`` for ``log_file``."""
+    name, _, key = option.partition("[")
     flag = "--" + name.replace("_", "-")
-    return f"{flag} {key.rstrip(']')}: {message}" if key else f"{flag}: {message}"
+    return f"{flag} {key.rstrip(']')}" if key else flag
+
+
+def _in_flags(exc: DaemonError) -> str:
+    """An error of the acquire phase, worded with the flag the user typed."""
+    if isinstance(exc, ConfigError):
+        return _flag_message(exc)
+    text = str(exc)
+    option, sep, message = text.partition(": ")
+    if sep and option.partition("[")[0] in OPTION_NAMES:
+        return f"{_flag(option)}: {message}"
+    return text
 
 
 def _listen(values: list[str] | None) -> dict[str, str]:

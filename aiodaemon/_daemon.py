@@ -136,11 +136,13 @@ def launch(
     raw: Mapping[str, Any],
     *,
     on_ready: Callable[[int], None] | None = None,
+    explain: Callable[[DaemonError], str] = str,
 ) -> int:
     """Carry out every phase; return the exit status of this process.
 
-    Errors before the fork are printed as one line on stderr. ``on_ready(pid)``
-    runs in the launching process once a detached daemon is ready.
+    Errors before the fork are printed as one line on stderr, worded by
+    ``explain`` (the CLI names its flags). ``on_ready(pid)`` runs in the
+    launching process once a detached daemon is ready.
     """
     try:
         options = parse_options(raw)
@@ -156,7 +158,7 @@ def launch(
         acquired = acquire(options)
     except DaemonError as exc:
         _close_main(main)
-        say(str(exc))
+        say(explain(exc))
         return exc.exit_code
 
     from ._detach import detach as detach_process

@@ -13,21 +13,27 @@ from tests.support import PYTHON, REPO, clean_env, python, require_tool, wait_go
 PROGRAMS = REPO / "tests" / "programs"
 
 
-def cli(*args: str, unprivileged: bool = False) -> subprocess.CompletedProcess[str]:
-    """``python -m aiodaemon ARGS`` from /, as nobody when ``unprivileged`` and we are root."""
-    command = [PYTHON, "-m", "aiodaemon", *args]
-    if unprivileged and os.geteuid() == 0:
-        # nobody, with only the right to read (the interpreter may live under
-        # /root): no CAP_NET_BIND_SERVICE, no CAP_SYS_CHROOT.
-        command = [
-            require_tool("setpriv"),
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            "--inh-caps=+dac_read_search",
-            "--ambient-caps=+dac_read_search",
-            *command,
-        ]
+def unprivileged(command: list[str]) -> list[str]:
+    """``command`` as nobody when we are root, with only the right to read.
+
+    The interpreter may live under /root; nobody gets no CAP_NET_BIND_SERVICE
+    and no CAP_SYS_CHROOT.
+    """
+    if os.geteuid() != 0:
+        return command
+    return [
+        require_tool("setpriv"),
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+        "--inh-caps=+dac_read_search",
+        "--ambient-caps=+dac_read_search",
+        *command,
+    ]
+
+
+def run(command: list[str]) -> subprocess.CompletedProcess[str]:
+    """Run ``command`` from / with the test environment, capturing its output."""
     return subprocess.run(
         command,
         capture_output=True,
@@ -38,6 +44,12 @@ def cli(*args: str, unprivileged: bool = False) -> subprocess.CompletedProcess[s
         stdin=subprocess.DEVNULL,
         check=False,
     )
+
+
+def cli(*args: str, as_nobody: bool = False) -> subprocess.CompletedProcess[str]:
+    """``python -m aiodaemon ARGS`` from /, as nobody when ``as_nobody``."""
+    command = [PYTHON, "-m", "aiodaemon", *args]
+    return run(unprivileged(command) if as_nobody else command)
 
 
 def test_run_inside_a_running_loop_says_to_call_it_at_the_top_level() -> None:
@@ -62,23 +74,26 @@ def test_cli_and_run_report_a_bad_option_the_same_way() -> None:
 
 def test_chroot_as_non_root_is_refused_early_like_user() -> None:
     """--chroot without root: one line and exit 2 before anything starts, as --user."""
-    chroot = cli("run", "tests.programs.noop:main", "--chroot", "/tmp", unprivileged=True)
-    user = cli("run", "tests.programs.noop:main", "--user", "root", unprivileged=True)
+    chroot = cli("run", "tests.programs.noop:main", "--chroot", "/tmp", as_nobody=True)
+    user = cli("run", "tests.programs.noop:main", "--user", "root", as_nobody=True)
     assert chroot.returncode == user.returncode == 2, chroot.stderr + user.stderr
     assert chroot.stderr == "aiodaemon: --chroot: changing the root directory needs root\n"
     assert user.stderr == "aiodaemon: --user: changing identity needs root\n"
 
 
 def test_a_privileged_port_as_non_root_says_what_to_do() -> None:
-    """Port 80 without root: the error says privileged port and names the ways out."""
-    result = cli(
-        "run", "tests.programs.noop:main", "--listen", "http=127.0.0.1:80", unprivileged=True
+    """Port 80 without root: the error names the flag (CLI) or key (run()) and the ways out."""
+    from_cli = cli(
+        "run", "tests.programs.noop:main", "--listen", "http=127.0.0.1:80", as_nobody=True
     )
-    assert result.returncode == 1
-    (line,) = result.stderr.splitlines()
-    assert line.startswith("aiodaemon: listen[http]: cannot bind 127.0.0.1:80: Permission denied")
-    for way_out in ("privileged", "--user", "socket activation", "CAP_NET_BIND_SERVICE"):
-        assert way_out in line
+    options = {"detach": False, "listen": {"http": "127.0.0.1:80"}}
+    from_run = run(unprivileged([PYTHON, str(PROGRAMS / "idle.py"), json.dumps(options)]))
+    for result, where in ((from_cli, "--listen http"), (from_run, "listen[http]")):
+        assert result.returncode == 1, result.stderr
+        (line,) = result.stderr.splitlines()
+        assert line.startswith(f"aiodaemon: {where}: cannot bind 127.0.0.1:80: Permission denied")
+        for way_out in ("privileged", "--user", "socket activation", "CAP_NET_BIND_SERVICE"):
+            assert way_out in line
 
 
 def test_syslog_swallowing_target_gets_a_hint() -> None:
