@@ -58,6 +58,9 @@ def status(path: Path) -> int:
     """Print whether the daemon of ``path`` runs and return its LSB status code."""
     state = read_pidfile(path)
     if state.status is PidfileStatus.RUNNING:
+        if state.pid is None and state.detail != "starting":
+            _show(f"running ({state.detail})")
+            return StatusCode.RUNNING
         pid = f"pid {state.pid}" if state.pid is not None else "starting, pid not yet written"
         _show(f"running ({pid}, pidfile {path})")
         return StatusCode.RUNNING
@@ -67,7 +70,7 @@ def status(path: Path) -> int:
     if state.status is PidfileStatus.DEAD:
         if state.pid is None:
             # An empty unlocked file is what a daemon leaves when it may not unlink.
-            _show(f"not running (empty pidfile {path})")
+            _show(f"not running ({state.detail or f'empty pidfile {path}'})")
             return StatusCode.NOT_RUNNING
         _show(f"dead (pidfile {path} names pid {state.pid}, which does not hold it)")
         return StatusCode.DEAD
@@ -136,12 +139,15 @@ def _not_running(path: Path, state: PidfileState, code: int) -> int:
         _say(f"cannot tell whether the daemon runs, nothing signalled: {state.detail}")
         return ControlCode.FAILURE
     if state.status is PidfileStatus.RUNNING:
+        if state.detail != "starting":
+            _say(f"{state.detail}; nothing signalled")
+            return ControlCode.FAILURE
         _say(f"daemon holding {path} has not written its pid yet; nothing signalled")
         return ControlCode.FAILURE
     if state.status is PidfileStatus.ABSENT:
         _say(f"not running (no pidfile {path})")
     elif state.pid is None:
-        _say(f"not running (empty pidfile {path})")
+        _say(f"not running ({state.detail or f'empty pidfile {path}'})")
     else:
         _say(f"not running (stale pidfile {path} names pid {state.pid}; not signalled)")
     return code

@@ -12,6 +12,7 @@ import errno
 import fcntl
 import os
 import stat
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +22,15 @@ __all__ = ["Pidfile", "PidfileState", "PidfileStatus", "acquire_pidfile", "read_
 
 # O_NOFOLLOW: a symlink planted at the path must not redirect our write
 # (the classic /tmp symlink attack turns a root daemon into a file clobberer).
-_OPEN_FLAGS = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NOCTTY
+# O_NONBLOCK: opening a FIFO planted at the path must not wait for a writer
+# forever; the file type is checked right after the open.
+_OPEN_FLAGS = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NOCTTY | os.O_NONBLOCK
+_READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NOCTTY | os.O_NONBLOCK
+
+#: How long a start waits for readers probing the lock (``status``, ``pkill -L``)
+#: to let go. A probe holds its shared lock for microseconds; only a storm of
+#: them could fill this.
+_PROBE_PATIENCE = 2.0
 
 
 class Pidfile:
@@ -115,15 +124,16 @@ def acquire_pidfile(path: Path) -> Pidfile:
     except OSError as exc:
         if exc.errno == errno.ELOOP:
             raise StartupError(f"pidfile {path} is a symlink; refusing to follow it") from None
+        kind = _special_kind(path)
+        if kind is not None:
+            raise StartupError(_not_regular(path, kind)) from None
         raise StartupError(f"cannot open pidfile {path}: {exc.strerror}") from None
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
-            raise StartupError(f"pidfile {path} is not a regular file")
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise AlreadyRunningError(str(path), _parse_pid(os.pread(fd, 64, 0))) from None
+            raise StartupError(_not_regular(path, _kind(st.st_mode)))
+        if not _lock_exclusive(fd, path):
+            raise AlreadyRunningError(str(path), _parse_pid(os.pread(fd, 64, 0)))
         # Only now is the content ours to change; an empty locked file reads as
         # "starting", never as the stale pid of a previous daemon.
         os.ftruncate(fd, 0)
@@ -132,6 +142,34 @@ def acquire_pidfile(path: Path) -> Pidfile:
         os.close(fd)
         raise
     return Pidfile(path, fd)
+
+
+def _lock_exclusive(fd: int, path: Path) -> bool:
+    """Take the exclusive lock; False only when another process holds it exclusively.
+
+    A reader testing the lock (our ``status``, ``pkill -L``) holds a shared
+    lock for an instant, which makes a non-blocking exclusive attempt fail as
+    if a daemon ran. When a shared lock can be had, no daemon holds the file:
+    only readers do, so try again instead of reporting "already running".
+    """
+    deadline = time.monotonic() + _PROBE_PATIENCE
+    delay = 0.0005
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            pass
+        else:
+            return True
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        if time.monotonic() > deadline:
+            raise StartupError(f"pidfile {path} stays locked by readers testing it; try again")
+        time.sleep(delay)
+        delay = min(delay * 2, 0.01)
 
 
 class PidfileStatus(enum.Enum):
@@ -152,6 +190,7 @@ class PidfileState:
 
     status: PidfileStatus
     pid: int | None
+    #: why it is UNKNOWN, or what unparsable data it holds instead of a pid.
     detail: str = ""
 
     @property
@@ -165,24 +204,31 @@ def read_pidfile(path: str | os.PathLike[str]) -> PidfileState:
 
     A pid counts as running only when the file is locked *and* that process
     has this very file open, so a recycled pid is never taken for the daemon.
+    Anything but a regular file (a FIFO, socket, directory) is UNKNOWN, and
+    never waited on.
     """
     path = Path(path)
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NOCTTY)
+        fd = os.open(path, _READ_FLAGS)
     except FileNotFoundError:
         return PidfileState(PidfileStatus.ABSENT, None)
     except OSError as exc:
+        kind = _special_kind(path)
+        if kind is not None:
+            return PidfileState(PidfileStatus.UNKNOWN, None, _not_regular(path, kind))
         return PidfileState(PidfileStatus.UNKNOWN, None, f"cannot open {path}: {exc.strerror}")
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
-            return PidfileState(PidfileStatus.UNKNOWN, None, f"{path} is not a regular file")
-        pid = _parse_pid(os.pread(fd, 64, 0))
+            return PidfileState(PidfileStatus.UNKNOWN, None, _not_regular(path, _kind(st.st_mode)))
+        data = os.pread(fd, 64, 0)
+        pid = _parse_pid(data)
+        garbage = "" if pid is not None or not data.strip() else _garbage(path, data)
         if not _is_locked(fd):
-            return PidfileState(PidfileStatus.DEAD, pid)
+            return PidfileState(PidfileStatus.DEAD, pid, garbage)
         if pid is None:
             # Locked but empty: a daemon between taking the lock and writing its pid.
-            return PidfileState(PidfileStatus.RUNNING, None, "starting")
+            return PidfileState(PidfileStatus.RUNNING, None, garbage or "starting")
         if _has_open(pid, st) is False:
             return PidfileState(
                 PidfileStatus.UNKNOWN, pid, f"pid {pid} does not hold {path}'s lock"
@@ -190,6 +236,41 @@ def read_pidfile(path: str | os.PathLike[str]) -> PidfileState:
         return PidfileState(PidfileStatus.RUNNING, pid)
     finally:
         os.close(fd)
+
+
+def _kind(mode: int) -> str:
+    for test, name in (
+        (stat.S_ISDIR, "a directory"),
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISLNK, "a symlink"),
+    ):
+        if test(mode):
+            return name
+    return "not a regular file"
+
+
+def _special_kind(path: Path) -> str | None:
+    """What ``path`` is when it exists and is not a regular file (after a failed open)."""
+    try:
+        mode = os.lstat(path).st_mode
+    except OSError:
+        return None
+    return None if stat.S_ISREG(mode) else _kind(mode)
+
+
+def _not_regular(path: Path, kind: str) -> str:
+    return f"pidfile {path} is {kind}, not a regular file"
+
+
+def _garbage(path: Path, data: bytes) -> str:
+    """How a pidfile holding no pid is described: its first bytes, escaped."""
+    excerpt = data[:32].decode("ascii", "backslashreplace")
+    excerpt = excerpt.encode("unicode_escape").decode("ascii").replace("\\\\x", "\\x")
+    more = "..." if len(data) > 32 else ""
+    return f"pidfile {path} holds no pid but unparsable data: '{excerpt}'{more}"
 
 
 def _is_locked(fd: int) -> bool:

@@ -172,6 +172,26 @@ def python(
     )
 
 
+#: The installed console script (pip puts it next to the interpreter).
+AIODAEMON = Path(sys.executable).parent / "aiodaemon"
+
+
+def aiodaemon_cli(
+    *args: str | os.PathLike[str], cwd: Path | None = None, timeout: float = 45.0
+) -> subprocess.CompletedProcess[str]:
+    """Run the ``aiodaemon`` console script to completion, capturing text output."""
+    return subprocess.run(
+        [str(AIODAEMON), *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=clean_env(),
+        stdin=subprocess.DEVNULL,
+        timeout=timeout,
+        check=False,
+    )
+
+
 def clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     """The test's environment without service-manager variables, plus ``extra``."""
     env = {

@@ -1,0 +1,132 @@
+"""Pidfile faults from outside: readers racing starts, odd files at the path, garbage inside."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from .support import PYTHON, aiodaemon_cli, clean_env, install_program, pids_with, program
+
+#: Every command must answer within this, whatever sits at the pidfile path.
+DEADLINE = 20.0
+
+
+def test_status_probes_never_make_a_start_fail(tmp_path: Path) -> None:
+    """Tight loops of status readings against a tight loop of starts: no start is refused."""
+    pidfile, stop = tmp_path / "d.pid", tmp_path / "stop"
+    # More readers than cores: a reader preempted while it tests the lock is
+    # what a start used to run into.
+    probers = [
+        subprocess.Popen(
+            [PYTHON, str(program("pidfile_prober")), str(pidfile), str(stop), "120"],
+            env=clean_env(),
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(3)
+    ]
+    readings = []
+    try:
+        for prober in probers:
+            assert prober.stdout is not None
+            assert prober.stdout.readline() == "probing\n"
+        starter = subprocess.run(
+            [PYTHON, str(program("pidfile_starter")), str(pidfile), "20000"],
+            env=clean_env(),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        stop.touch()
+        readings = [int(prober.communicate(timeout=30)[0]) for prober in probers]
+    finally:
+        for prober in probers:
+            if prober.poll() is None:
+                prober.kill()
+                prober.communicate()
+    assert starter.returncode == 0, starter.stderr
+    assert min(readings) > 20000, "the readings must overlap the starts"
+    assert json.loads(starter.stdout) == {"starts": 20000, "refused": 0}
+
+
+@pytest.fixture(params=["fifo", "directory", "socket"])
+def odd_pidfile(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Path, str]]:
+    """Something other than a regular file at the pidfile path, and what it is called."""
+    path = tmp_path / "d.pid"
+    if request.param == "fifo":
+        os.mkfifo(path)
+        yield path, "a FIFO"
+    elif request.param == "directory":
+        path.mkdir()
+        yield path, "a directory"
+    else:
+        with socket.socket(socket.AF_UNIX) as sock:
+            sock.bind(str(path))
+            yield path, "a socket"
+
+
+def test_status_refuses_a_pidfile_that_is_not_a_regular_file(
+    odd_pidfile: tuple[Path, str],
+) -> None:
+    """status answers at once: unknown (exit 4), naming what sits at the path."""
+    path, kind = odd_pidfile
+    status = aiodaemon_cli("status", "--pidfile", path, timeout=DEADLINE)
+    assert status.returncode == 4
+    assert status.stdout == f"unknown (pidfile {path} is {kind}, not a regular file)\n"
+
+
+@pytest.mark.parametrize("command", ["stop", "reload"])
+def test_stop_and_reload_refuse_a_pidfile_that_is_not_a_regular_file(
+    odd_pidfile: tuple[Path, str], command: str
+) -> None:
+    """stop and reload answer at once with one line, exit 1, and signal nothing."""
+    path, kind = odd_pidfile
+    result = aiodaemon_cli(command, "--pidfile", path, timeout=DEADLINE)
+    assert result.returncode == 1
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("aiodaemon")
+    assert line.endswith(f"nothing signalled: pidfile {path} is {kind}, not a regular file")
+
+
+def test_start_refuses_a_pidfile_that_is_not_a_regular_file(
+    odd_pidfile: tuple[Path, str], tmp_path: Path
+) -> None:
+    """start fails at once with one line naming the file, and leaves no daemon behind."""
+    path, kind = odd_pidfile
+    install_program("cli_app", tmp_path, "app.py")
+    result = aiodaemon_cli("start", "app:main", "--pidfile", path, cwd=tmp_path, timeout=DEADLINE)
+    assert result.returncode in (1, 2)
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("aiodaemon")
+    assert str(path) in line
+    assert f"is {kind}" in line
+    assert not (tmp_path / "started").exists()
+    assert not pids_with(str(path))
+
+
+@pytest.mark.parametrize(
+    ("content", "shown"),
+    [(b"hello\n", "'hello\\n'"), (b"\x00\xff12\x1b[2J", "'\\x00\\xff12\\x1b[2J'")],
+    ids=["text", "binary"],
+)
+@pytest.mark.parametrize("command", ["status", "stop"])
+def test_a_pidfile_holding_garbage_is_called_so(
+    tmp_path: Path, command: str, content: bytes, shown: str
+) -> None:
+    """A pidfile with no pid but other bytes is reported as unparsable, with an escaped excerpt."""
+    path = tmp_path / "d.pid"
+    path.write_bytes(content)
+    result = aiodaemon_cli(command, "--pidfile", path, timeout=DEADLINE)
+    output = result.stdout if command == "status" else result.stderr
+    assert f"pidfile {path} holds no pid but unparsable data: {shown}" in output
+    assert "empty" not in output
+    assert len(output.splitlines()) == 1
+    assert "\x1b" not in output
+    assert result.returncode == (3 if command == "status" else 0)
