@@ -144,6 +144,10 @@ def launch(
     ``explain`` (the CLI names its flags). ``on_ready(pid)`` runs in the
     launching process once a detached daemon is ready.
     """
+    from ._stdfds import fill_std_fds
+
+    # Before anything is opened: nothing acquired may land on fds 0-2.
+    fill_std_fds()
     try:
         options = parse_options(raw)
         _check_main(main)
