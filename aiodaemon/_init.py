@@ -1,11 +1,12 @@
 """PID 1 in a container: a tiny synchronous init in front of the daemon.
 
-As PID 1 we fork once. The parent stays PID 1: it reaps every child the
-kernel hands it (orphans included), forwards signals, and exits with the
-daemon's status. The daemon runs in the child, where asyncio and uvloop keep
-sole ownership of SIGCHLD and of their own subprocesses: a reaper inside the
-daemon's process would steal exit statuses from ``asyncio.create_subprocess_*``,
-and uvloop refuses ``add_signal_handler(SIGCHLD)`` anyway.
+As PID 1 we fork once. The parent stays PID 1: it closes every descriptor
+but 0-2, reaps every child the kernel hands it (orphans included), forwards
+signals, and exits with the daemon's status. The daemon runs in the child,
+where asyncio and uvloop keep sole ownership of SIGCHLD and of their own
+subprocesses: a reaper inside the daemon's process would steal exit statuses
+from ``asyncio.create_subprocess_*``, and uvloop refuses
+``add_signal_handler(SIGCHLD)`` anyway.
 """
 
 from __future__ import annotations
@@ -45,7 +46,18 @@ def split_init() -> None:
             signal.signal(signum, signal.SIG_DFL)
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
         return
+    # The daemon owns what was acquired (listeners, pidfile, log files). A copy
+    # kept here would keep a listener the daemon closed accepting connections
+    # into its backlog; the init itself needs only signals and waitpid.
+    os.closerange(3, _fd_limit())
     _serve_as_init(child, watched)
+
+
+def _fd_limit() -> int:
+    try:
+        return os.sysconf("SC_OPEN_MAX")
+    except (OSError, ValueError):
+        return 1 << 20
 
 
 def _serve_as_init(child: int, watched: set[signal.Signals]) -> None:

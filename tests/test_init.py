@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 from pathlib import Path
 
@@ -13,6 +14,8 @@ from .support import (
     PYTHON,
     children,
     clean_env,
+    free_port,
+    open_fds,
     proc_state,
     program,
     require_tool,
@@ -71,3 +74,32 @@ def test_pid1_passes_on_the_daemon_status(tmp_path: Path) -> None:
     )
     assert result.returncode == 1
     assert "crash in a container" in result.stderr
+
+
+@pytest.mark.root
+def test_pid1_holds_none_of_the_daemons_descriptors(tmp_path: Path) -> None:
+    """As PID 1 the init keeps only fds 0-2: once the daemon closes its listener, connects fail."""
+    unshare = require_tool("unshare")
+    record = tmp_path / "record.txt"
+    record.touch()
+    port = free_port()
+    daemon = [PYTHON, str(program("init_server")), str(port), str(record)]
+    proc = subprocess.Popen(
+        [unshare, "--pid", "--fork", "--mount-proc", "--kill-child", *daemon],
+        env=clean_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        init = wait_for(lambda: children(proc.pid), what="the namespace's init")[0]
+        wait_for(lambda: "serving" in record.read_text(), what="the daemon to serve")
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as client:
+            assert client.recv(16) == b"hi\n"
+        os.kill(init, signal.SIGTERM)  # passed on to the daemon, whose hook closes the server
+        wait_for(lambda: "closed" in record.read_text(), what="the daemon to close its server")
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection(("127.0.0.1", port), timeout=10).close()
+        assert sorted(open_fds(init)) == [0, 1, 2]
+    finally:
+        proc.kill()
+        proc.wait()
