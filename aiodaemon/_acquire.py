@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ._config import HEALTH_SOCKET, ListenAddress, Options
+from ._control_socket import ControlSocket, open_control_socket
 from ._logging import LogTargets, open_log_targets
 from ._pidfile import Pidfile, acquire_pidfile
 from ._sockets import Listeners, open_listeners
@@ -28,6 +29,7 @@ class Acquired:
     pidfile: Pidfile | None = None
     logs: LogTargets | None = None
     listeners: Listeners | None = None
+    control: ControlSocket | None = None
     stdout: int | None = None
     stderr: int | None = None
     preserved: tuple[int, ...] = field(default=())
@@ -41,12 +43,16 @@ class Acquired:
             fds.extend(self.logs.keep_fds())
         if self.listeners is not None:
             fds.extend(self.listeners.keep_fds())
+        if self.control is not None:
+            fds.append(self.control.fileno())
         return fds
 
     def release(self, daemon_pid: int | None = None) -> None:
         """Give back everything: after a failed start, in the launcher or the daemon."""
         if self.listeners is not None:
             self.listeners.close()
+        if self.control is not None:
+            self.control.close()
         if self.logs is not None:
             self.logs.close()
         for fd in (self.stdout, self.stderr):
@@ -83,6 +89,11 @@ def acquire(options: Options) -> Acquired:
                 # Group members may connect to 0660 sockets, and the daemon may
                 # remove its own socket files at exit after the drop.
                 acquired.listeners.chown(identity.uid, identity.gid)
+        if options.control is not None:
+            # Bound now, while the directory may still be root-only; given to
+            # the user we drop to, so the daemon can answer on it afterwards.
+            uid, gid = (identity.uid, identity.gid) if identity is not None else (None, None)
+            acquired.control = open_control_socket(options.control, uid, gid)
     except BaseException:
         acquired.release()
         raise

@@ -2,29 +2,33 @@
 
 Every usage error is one line on stderr and exit status 2, before anything is
 acquired or forked; the daemon's own errors come back through :func:`launch`.
+
+The control commands (status, stop, reload) import neither asyncio, structlog
+nor the runtime: only run, start and restart load the daemon's side, so an
+operator's ``aiodaemon status`` costs little more than starting Python.
 """
 
 from __future__ import annotations
 
 import argparse
-import functools
 import importlib
-import inspect
 import itertools
 import math
 import sys
-import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, NoReturn
 
 from . import _control
-from ._config import OPTION_NAMES, parse_options
-from ._daemon import Daemon, default_daemon, launch
-from ._hooks import HookFunction, check_hook
 from ._messages import printable
 from ._pidfile import PidfileStatus, read_pidfile
 from .exceptions import ConfigError, DaemonError, ExitCode
+
+TYPE_CHECKING = False  # not typing's: see aiodaemon/__init__.py
+if TYPE_CHECKING:
+    from typing import Any, NoReturn
+
+    from ._daemon import Daemon
+    from ._hooks import HookFunction
 
 __all__ = ["main"]
 
@@ -74,22 +78,33 @@ examples:
   aiodaemon stop --pidfile /run/echo.pid --timeout 5
 
 SIGTERM, then SIGKILL after --timeout seconds. Only the process holding the
-pidfile's lock is signalled, never a stale pid. Exit 0 once it is gone or when
-it was not running; 1 when the pidfile's holder cannot be verified.
+pidfile's lock is signalled, never a stale pid. A pidfile left by a dead daemon
+(nobody holds its lock) is removed, and the command says so. Exit 0 once it is
+gone or when it was not running; 1 when the pidfile's holder cannot be verified.
 """,
     "reload": """\
 examples:
   aiodaemon reload --pidfile /run/echo.pid
+  ExecReload=/usr/bin/aiodaemon reload --pidfile /run/echo.pid   (systemd)
 
-Sends SIGHUP: log files are reopened and reload hooks run. Exit 7 when the
-daemon is not running, 1 when the pidfile's holder cannot be verified.
+Log files are reopened and reload hooks run; waits for the result over the
+control socket. Exit 0 when every reload hook succeeded; 1 with the failing
+hook's "Type: message" on stderr (the daemon keeps running), or "still
+reloading after S s" on --timeout; 7 when the daemon is not running; 4 when
+the control socket is the daemon user's and you are someone else. --no-wait,
+or a daemon without a control socket: only SIGHUP is sent (exit 0).
 """,
     "status": """\
 examples:
   aiodaemon status --pidfile /run/echo.pid
+  aiodaemon status --pidfile /run/echo.pid --json
 
-Exit status (LSB): 0 running, 1 dead but the pidfile exists, 3 not running,
-4 unknown (unreadable pidfile, unverifiable holder).
+Prints the state (starting, running, reloading, stopping), the pid, the uptime,
+the listening addresses, the last reload's result and aiodaemon's version.
+--json prints one object with the keys state, pid, uptime, sockets,
+last_reload and version. Exit status (LSB): 0 running (any of those states),
+1 dead but the pidfile exists, 3 not running, 4 unknown (unreadable pidfile,
+unverifiable holder, an untrusted or silent control socket).
 """,
 }
 
@@ -158,6 +173,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    from ._daemon import launch
+
     options = _daemon_options(args, detach=False)
     daemon, program = _load_target(args.target)
     return launch(daemon, program, options, explain=_in_flags)
@@ -185,16 +202,31 @@ def _cmd_stop(args: argparse.Namespace) -> int:
 
 
 def _cmd_reload(args: argparse.Namespace) -> int:
-    return _control.reload(Path(args.pidfile))
+    pidfile = Path(args.pidfile)
+    return _control.reload(
+        pidfile, _control_path(args, pidfile), timeout=args.timeout, wait=not args.no_wait
+    )
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
-    return _control.status(Path(args.pidfile))
+    pidfile = Path(args.pidfile)
+    return _control.status(
+        pidfile, _control_path(args, pidfile), as_json=args.json, timeout=args.timeout
+    )
+
+
+def _control_path(args: argparse.Namespace, pidfile: Path) -> Path:
+    """``--control``, or where a daemon with this pidfile binds its control socket."""
+    if args.control is not None:
+        return Path(args.control)
+    return pidfile.with_name(pidfile.name + ".ctl")
 
 
 def _start(
     daemon: Daemon, program: HookFunction, options: dict[str, Any], pidfile: str | None
 ) -> int:
+    from ._daemon import launch
+
     if pidfile is not None and _report_running(Path(pidfile)):
         return ExitCode.OK
 
@@ -236,13 +268,17 @@ def _daemon_options(args: argparse.Namespace, *, detach: bool) -> dict[str, Any]
     for name in (
         "pidfile", "log_file", "syslog", "log_level", "log_format", "user", "group",
         "workdir", "umask", "stdout", "stderr", "shutdown_timeout", "chroot", "uvloop",
-        "ready", "drain_delay", "health",
+        "ready", "drain_delay", "health", "start_timeout", "control",
     ):  # fmt: skip
         value = getattr(args, name)
         if value is not None:
             raw[name] = value
     if args.no_prevent_core:
         raw["prevent_core"] = False
+    if args.no_control:
+        raw["control"] = False
+    from ._config import parse_options
+
     try:
         parse_options(raw)
     except ConfigError as exc:
@@ -265,6 +301,8 @@ def _flag(option: str) -> str:
 
 def _in_flags(exc: DaemonError) -> str:
     """An error of the acquire phase, worded with the flag the user typed."""
+    from ._config import OPTION_NAMES
+
     if isinstance(exc, ConfigError):
         return _flag_message(exc)
     text = str(exc)
@@ -307,6 +345,10 @@ def _load_target(spec: str) -> tuple[Daemon, HookFunction]:
     Raises:
         _UsageError: the module, the attribute or its type is wrong.
     """
+    import functools
+
+    from ._daemon import Daemon, default_daemon
+
     module_name, _, attr_path = spec.partition(":")
     attr_path = attr_path or "main"
     if not module_name or not all(part.isidentifier() for part in module_name.split(".")):
@@ -346,6 +388,8 @@ def _import(module_name: str) -> Any:
 
 def _describe(exc: BaseException) -> str:
     """``Type: message (file:line)`` of the innermost frame, a traceback in one line."""
+    import traceback
+
     text = f"{type(exc).__name__}: {exc}"
     if isinstance(exc, SyntaxError):
         return text
@@ -356,6 +400,10 @@ def _describe(exc: BaseException) -> str:
 
 
 def _check_program(name: str, obj: object) -> HookFunction:
+    import inspect
+
+    from ._hooks import check_hook
+
     if inspect.isfunction(obj) and not inspect.iscoroutinefunction(obj):
         raise _UsageError(f"{name} is a plain function; it must be an async function (async def)")
     try:
@@ -380,17 +428,15 @@ def _build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
         description="Run an asyncio program as a Unix service, and control it.",
         epilog="Run 'aiodaemon COMMAND --help' for each command's options and examples.",
     )
-    from . import __version__
-
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("--version", action=_VersionAction, nargs=0, help="print the version")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     commands_table: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
         "run": (_cmd_run, "run TARGET in the foreground (Ctrl-C stops it)"),
         "start": (_cmd_start, "start TARGET detached; print its pid when it is ready"),
         "stop": (_cmd_stop, "stop the daemon holding --pidfile (TERM, wait, KILL)"),
         "restart": (_cmd_restart, "stop the daemon holding --pidfile, then start TARGET"),
-        "reload": (_cmd_reload, "send SIGHUP to the daemon holding --pidfile"),
-        "status": (_cmd_status, "tell whether the daemon holding --pidfile runs (LSB codes)"),
+        "reload": (_cmd_reload, "reload the daemon holding --pidfile and report the result"),
+        "status": (_cmd_status, "tell what the daemon holding --pidfile is doing (LSB codes)"),
     }
     for name, (handler, help_text) in commands_table.items():
         daemon_command = name in ("run", "start", "restart")
@@ -398,8 +444,12 @@ def _build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
         if daemon_command:
             epilog = _COMMON_EPILOG + "\n" + epilog
         usage = "TARGET [options]" if daemon_command else "--pidfile PATH"
-        if name in ("stop", "restart"):
-            usage += " [--timeout S]"
+        usage += {
+            "stop": " [--timeout S]",
+            "restart": " [--timeout S]",
+            "reload": " [--timeout S] [--no-wait] [--control PATH]",
+            "status": " [--json] [--timeout S] [--control PATH]",
+        }.get(name, "")
         sub = commands.add_parser(
             name,
             argv=argv,
@@ -424,7 +474,46 @@ def _build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
                 metavar="S",
                 help="seconds to wait after SIGTERM before SIGKILL (default: 30)",
             )
+        if name in ("reload", "status"):
+            _add_client_options(sub, name)
     return parser
+
+
+class _VersionAction(argparse.Action):
+    """``--version``, reading the package metadata only when asked (it is slow to import)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: object, **kwargs: object) -> None:
+        from . import __version__
+
+        print(f"{_PROG} {__version__}")
+        parser.exit()
+
+
+def _add_client_options(sub: argparse.ArgumentParser, name: str) -> None:
+    add = sub.add_argument
+    add(
+        "--control",
+        metavar="PATH",
+        help="the daemon's control socket (default: the pidfile's path + .ctl)",
+    )
+    if name == "reload":
+        add(
+            "--timeout",
+            type=_seconds,
+            default=60.0,
+            metavar="S",
+            help="seconds to wait for the reload to finish (default: 60)",
+        )
+        add("--no-wait", action="store_true", help="only send SIGHUP; do not wait for the result")
+    else:
+        add("--json", action="store_true", help="print one JSON object")
+        add(
+            "--timeout",
+            type=_seconds,
+            default=10.0,
+            metavar="S",
+            help="seconds to wait for the daemon's answer (default: 10)",
+        )
 
 
 def _add_daemon_options(sub: argparse.ArgumentParser) -> None:
@@ -498,3 +587,16 @@ def _add_daemon_options(sub: argparse.ArgumentParser) -> None:
         choices=["startup", "manual"],
         help="ready after startup hooks (default), or when the program calls ctx.notify_ready()",
     )
+    add(
+        "--start-timeout",
+        type=_seconds,
+        metavar="S",
+        help="seconds to become ready before the start fails and the daemon is stopped "
+        "(default: 90)",
+    )
+    add(
+        "--control",
+        metavar="PATH",
+        help="control socket for status and reload (default: the pidfile's path + .ctl)",
+    )
+    add("--no-control", action="store_true", help="no control socket")

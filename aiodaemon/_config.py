@@ -88,6 +88,9 @@ class Options:
     # --- serving (DESIGN section 4) ---
     drain_delay: float = 0.0
     health: ListenAddress | None = None
+    #: the control socket's path (None: no control socket); see :func:`_control`.
+    control: Path | None = None
+    start_timeout: float = 90.0
 
     def summary(self) -> dict[str, object]:
         """The options not at their defaults, under their public names, as JSON values.
@@ -177,6 +180,8 @@ def parse_options(raw: Mapping[str, Any]) -> Options:
         uvloop=_uvloop(raw.get("uvloop")),
         ready=_ready(raw.get("ready", "startup")),
         **_serving_options(raw),
+        control=_control(raw.get("control"), pidfile),
+        start_timeout=_timeout(raw.get("start_timeout", 90.0), "start_timeout"),
     )
 
 
@@ -282,12 +287,23 @@ def _ready(value: object) -> Literal["startup", "manual"]:
     raise ConfigError("ready", f"must be 'startup' or 'manual', not {value!r}")
 
 
-def _timeout(value: object) -> float:
+def _timeout(value: object, option: str = "shutdown_timeout") -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ConfigError("shutdown_timeout", f"must be a number of seconds, not {value!r}")
+        raise ConfigError(option, f"must be a number of seconds, not {value!r}")
     if not math.isfinite(value) or value <= 0:
-        raise ConfigError("shutdown_timeout", f"must be a positive number, not {value!r}")
+        raise ConfigError(option, f"must be a positive number, not {value!r}")
     return float(value)
+
+
+def _control(value: object, pidfile: Path | None) -> Path | None:
+    """The control socket's path: given, ``<pidfile>.ctl`` by default, or none (False)."""
+    if value is False:
+        return None
+    if value is None:
+        return None if pidfile is None else pidfile.with_name(pidfile.name + ".ctl")
+    if value is True:
+        raise ConfigError("control", "must be a path, None or False, not True")
+    return _opt_file("control", value)
 
 
 def _uvloop(value: object) -> bool | None:

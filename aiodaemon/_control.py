@@ -1,23 +1,39 @@
-"""Control a running daemon through its pidfile: stop, reload, status.
+"""Control a running daemon through its pidfile and control socket: stop, reload, status.
 
 Only a verified lock holder is ever signalled (see :func:`read_pidfile`): a pid
 in a stale file may belong to an unrelated process by now. Signals go through
 a pidfd opened *before* the holder is verified a second time, so the process
 we signal is the one we verified even if the pid is recycled in between.
+The control socket (:mod:`._control_client`) is asked only on behalf of that
+same verified holder. Synchronous and light: no asyncio, structlog or runtime.
 """
 
 from __future__ import annotations
 
 import enum
 import fcntl
+import json
 import os
 import select
 import signal
 import time
 from pathlib import Path
 
+from ._control_client import (
+    ControlAbsent,
+    ControlDenied,
+    ControlError,
+    ControlRefused,
+    ControlTimeout,
+    ask,
+)
+from ._control_protocol import VERSION
 from ._messages import printable, say
 from ._pidfile import PidfileState, PidfileStatus, read_pidfile
+
+TYPE_CHECKING = False  # not typing's: see aiodaemon/__init__.py
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["ControlCode", "StatusCode", "reload", "status", "stop"]
 
@@ -25,6 +41,11 @@ __all__ = ["ControlCode", "StatusCode", "reload", "status", "stop"]
 _STARTING_GRACE = 5.0
 #: How long to wait for the process to vanish after SIGKILL.
 _KILL_WAIT = 10.0
+#: How long ``reload`` retries a control socket that is not served yet (a
+#: daemon between its acquire and its event loop) before falling back to SIGHUP.
+_NOT_SERVING_GRACE = 2.0
+#: Seconds ``reload`` gives the daemon's answer beyond the reload's own timeout.
+_ANSWER_GRACE = 2.0
 
 
 class StatusCode(enum.IntEnum):
@@ -54,28 +75,123 @@ def _show(message: str) -> None:
     print(printable(message), flush=True)
 
 
-def status(path: Path) -> int:
-    """Print whether the daemon of ``path`` runs and return its LSB status code."""
+def status(path: Path, control: Path | None, *, as_json: bool, timeout: float) -> int:
+    """Print what the daemon of ``path`` is doing and return its LSB status code.
+
+    Asks the control socket when there is one, else reads the pidfile alone.
+    """
     state = read_pidfile(path)
+    pid = state.running_pid
+    if pid is not None and control is not None:
+        try:
+            answer = ask(control, {"v": VERSION, "cmd": "status"}, holder=pid, timeout=timeout)
+            _check_status(answer)
+        except (ControlAbsent, ControlRefused):
+            pass  # no control socket (or not served yet): the pidfile tells enough
+        except ControlError as exc:
+            _say(str(exc))
+            return _report(StatusCode.UNKNOWN, "unknown", pid, f"unknown ({exc})", as_json)
+        else:
+            return _report_answer(answer, path, as_json)
     if state.status is PidfileStatus.RUNNING:
-        if state.pid is None and state.detail != "starting":
-            _show(f"running ({state.detail})")
-            return StatusCode.RUNNING
-        pid = f"pid {state.pid}" if state.pid is not None else "starting, pid not yet written"
-        _show(f"running ({pid}, pidfile {path})")
-        return StatusCode.RUNNING
+        if pid is None and state.detail != "starting":
+            line = f"running ({state.detail})"
+            return _report(StatusCode.RUNNING, "running", None, line, as_json)
+        if pid is None:
+            return _report(
+                StatusCode.RUNNING, "starting", None,
+                f"starting (pid not yet written, pidfile {path})", as_json,
+            )  # fmt: skip
+        line = f"running (pid {pid}, pidfile {path})"
+        return _report(StatusCode.RUNNING, "running", pid, line, as_json, uptime=_uptime(pid))
     if state.status is PidfileStatus.ABSENT:
-        _show(f"not running (no pidfile {path})")
-        return StatusCode.NOT_RUNNING
+        return _report(StatusCode.NOT_RUNNING, "stopped", None,
+                       f"not running (no pidfile {path})", as_json)  # fmt: skip
     if state.status is PidfileStatus.DEAD:
         if state.pid is None:
             # An empty unlocked file is what a daemon leaves when it may not unlink.
-            _show(f"not running ({state.detail or f'empty pidfile {path}'})")
-            return StatusCode.NOT_RUNNING
-        _show(f"dead (pidfile {path} names pid {state.pid}, which does not hold it)")
-        return StatusCode.DEAD
-    _show(f"unknown ({state.detail})")
-    return StatusCode.UNKNOWN
+            line = f"not running ({state.detail or f'empty pidfile {path}'})"
+            return _report(StatusCode.NOT_RUNNING, "stopped", None, line, as_json)
+        line = f"dead (pidfile {path} names pid {state.pid}, which does not hold it)"
+        return _report(StatusCode.DEAD, "dead", None, line, as_json)
+    return _report(StatusCode.UNKNOWN, "unknown", None, f"unknown ({state.detail})", as_json)
+
+
+def _check_status(answer: dict[str, Any]) -> None:
+    """Refuse an answer that does not have the shape ``status`` promises.
+
+    Raises:
+        ControlError: naming what is wrong.
+    """
+    if not answer.get("ok"):
+        raise ControlError(f"the daemon refused status: {answer.get('error')}")
+    state, pid, uptime = answer.get("state"), answer.get("pid"), answer.get("uptime")
+    sockets, last = answer.get("sockets"), answer.get("last_reload")
+    if (
+        not isinstance(state, str)
+        or not isinstance(pid, int)
+        or not isinstance(uptime, int | float)
+        or not isinstance(sockets, dict)
+        or not all(isinstance(v, str) for v in sockets.values())
+        or not (last is None or isinstance(last, dict))
+    ):
+        raise ControlError("unreadable status answer from the daemon")
+
+
+def _report_answer(answer: dict[str, Any], path: Path, as_json: bool) -> int:
+    keys = ("state", "pid", "uptime", "sockets", "last_reload", "version")
+    if as_json:
+        print(json.dumps({key: answer.get(key) for key in keys}), flush=True)
+        return StatusCode.RUNNING
+    lines = [f"{answer['state']} (pid {answer['pid']}, pidfile {path})"]
+    lines.append(f"uptime: {_duration(answer['uptime'])}")
+    lines.extend(f"listening {name}: {address}" for name, address in answer["sockets"].items())
+    last = answer["last_reload"]
+    if last is None:
+        lines.append("last reload: none")
+    elif last.get("ok"):
+        lines.append(f"last reload: ok at {last.get('at')}")
+    else:
+        lines.append(f"last reload: failed at {last.get('at')}: {last.get('error')}")
+    lines.append(f"aiodaemon {answer.get('version')}")
+    for line in lines:
+        _show(line)
+    return StatusCode.RUNNING
+
+
+def _report(
+    code: int, state: str, pid: int | None, line: str, as_json: bool, uptime: float | None = None
+) -> int:
+    """Print a status known from the pidfile alone (no control socket)."""
+    if as_json:
+        # Same keys as a daemon's answer; null where only the daemon could tell.
+        fields = {"state": state, "pid": pid, "uptime": uptime, "sockets": None,
+                  "last_reload": None, "version": None}  # fmt: skip
+        print(json.dumps(fields), flush=True)
+    else:
+        _show(line)
+    return code
+
+
+def _duration(seconds: float) -> str:
+    whole = int(seconds)
+    days, rest = divmod(whole, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    text = f"{hours:02d}:{minutes:02d}:{secs:02d}"
+    return f"{days}d {text}" if days else text
+
+
+def _uptime(pid: int) -> float | None:
+    """Seconds since ``pid`` started, from /proc; None when it will not tell."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            started = int(f.read().rsplit(b")", 1)[1].split()[19])
+        with open("/proc/uptime", "rb") as f:
+            now = float(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    return round(max(0.0, now - started / os.sysconf("SC_CLK_TCK")), 3)
 
 
 def stop(path: Path, timeout: float) -> int:
@@ -84,7 +200,7 @@ def stop(path: Path, timeout: float) -> int:
     Returns 0 once the daemon is gone or when it was not running, 1 when it
     cannot be told apart from a stranger or would not die.
     """
-    holder = _holder(path, not_running=ControlCode.OK)
+    holder = _holder(path, not_running=ControlCode.OK, remove_stale=True)
     if isinstance(holder, int):
         return holder
     pid, pidfd = holder
@@ -105,13 +221,23 @@ def stop(path: Path, timeout: float) -> int:
     return ControlCode.OK
 
 
-def reload(path: Path) -> int:
-    """SIGHUP the daemon holding ``path``; non-zero when it does not run."""
+def reload(path: Path, control: Path | None, *, timeout: float, wait: bool) -> int:
+    """Reload the daemon holding ``path`` and, with ``wait``, report how the reload went.
+
+    Returns 0 when every reload hook succeeded (or, without ``wait`` or a control
+    socket, once SIGHUP is sent), 1 when one failed or the reload did not finish
+    within ``timeout``, 7 when no daemon runs.
+    """
     holder = _holder(path, not_running=ControlCode.NOT_RUNNING)
     if isinstance(holder, int):
         return holder
     pid, pidfd = holder
     try:
+        if wait and control is not None:
+            code = _reload_and_wait(control, pid, timeout)
+            if code is not None:
+                return code
+            _say(f"no control socket served at {control}: sending SIGHUP, the result is not known")
         if not _send(pidfd, pid, signal.SIGHUP):
             return ControlCode.NO_PERMISSION
     finally:
@@ -120,11 +246,51 @@ def reload(path: Path) -> int:
     return ControlCode.OK
 
 
-def _holder(path: Path, *, not_running: int) -> tuple[int, int] | int:
+def _reload_and_wait(control: Path, pid: int, timeout: float) -> int | None:
+    """Ask for a reload over the control socket; None when there is no socket to ask."""
+    request = {"v": VERSION, "cmd": "reload", "timeout": timeout}
+    deadline = time.monotonic() + _NOT_SERVING_GRACE
+    while True:
+        try:
+            answer = ask(control, request, holder=pid, timeout=timeout + _ANSWER_GRACE)
+            break
+        except ControlAbsent:
+            return None
+        except ControlRefused:
+            # Bound but not listening yet: a daemon on its way to its event loop.
+            if time.monotonic() > deadline:
+                return None
+            time.sleep(0.05)
+        except ControlTimeout:
+            _say(f"still reloading after {timeout:g} s (pid {pid} did not answer)")
+            return ControlCode.FAILURE
+        except ControlDenied as exc:
+            _say(str(exc))
+            return ControlCode.NO_PERMISSION
+        except ControlError as exc:
+            _say(str(exc))
+            return ControlCode.FAILURE
+    if not answer.get("ok"):
+        _say(f"{answer.get('error') or 'the daemon refused the reload'} (pid {pid})")
+        return ControlCode.FAILURE
+    result = answer.get("reload")
+    if not isinstance(result, dict) or not isinstance(result.get("ok"), bool):
+        _say(f"unreadable reload answer from pid {pid}")
+        return ControlCode.FAILURE
+    if not result["ok"]:
+        _say(f"reload failed (pid {pid}, still running): {result.get('error')}")
+        return ControlCode.FAILURE
+    _say(f"reloaded (pid {pid})")
+    return ControlCode.OK
+
+
+def _holder(path: Path, *, not_running: int, remove_stale: bool = False) -> tuple[int, int] | int:
     """The verified lock holder's pid and a pidfd on it, or the exit code when there is none."""
     state = _wait_for_pid(path)
     pid = state.running_pid
     if pid is None:
+        if remove_stale and state.status is PidfileStatus.DEAD:
+            return _clean_stale(path, state, not_running)
         return _not_running(path, state, not_running)
     pidfd = _open_verified(path, pid)
     if pidfd is None:
@@ -150,6 +316,16 @@ def _not_running(path: Path, state: PidfileState, code: int) -> int:
         _say(f"not running ({state.detail or f'empty pidfile {path}'})")
     else:
         _say(f"not running (stale pidfile {path} names pid {state.pid}; not signalled)")
+    return code
+
+
+def _clean_stale(path: Path, state: PidfileState, code: int) -> int:
+    """Remove the pidfile a dead daemon left (nobody holds its lock) and say so."""
+    named = f"named pid {state.pid}" if state.pid is not None else "was empty"
+    if _remove_stale(path, state.pid):
+        _say(f"not running; removed stale pidfile {path} (it {named})")
+    else:
+        _say(f"not running; stale pidfile {path} (it {named}) could not be removed")
     return code
 
 
@@ -203,8 +379,8 @@ def _wait_exit(pidfd: int, timeout: float) -> bool:
             return False
 
 
-def _remove_stale(path: Path, pid: int) -> None:
-    """Unlink ``path`` if nobody holds its lock and it still names ``pid``.
+def _remove_stale(path: Path, pid: int | None) -> bool:
+    """Unlink ``path`` if nobody holds its lock and it still names ``pid`` (or is empty).
 
     Taking the lock first means a daemon starting right now cannot lose its
     fresh pidfile to us.
@@ -212,7 +388,7 @@ def _remove_stale(path: Path, pid: int) -> None:
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NOCTTY)
     except OSError:
-        return
+        return False
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         st = os.fstat(fd)
@@ -223,8 +399,10 @@ def _remove_stale(path: Path, pid: int) -> None:
             b"",
         ):
             path.unlink()
+            return True
     except OSError:
         # Locked again by a new daemon, or not ours to remove: leave it.
         pass
     finally:
         os.close(fd)
+    return False

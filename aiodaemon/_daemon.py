@@ -181,6 +181,8 @@ def launch(
             stderr=acquired.stderr,
             on_ready=on_ready or (lambda pid: None),
             on_failure=on_failure,
+            start_timeout=options.start_timeout,
+            shutdown_timeout=options.shutdown_timeout,
         )
     else:
         pipe = ReadinessPipe(None)
@@ -244,6 +246,7 @@ def _become_daemon(
     parts = DaemonParts(
         options=options,
         listeners=acquired.listeners,
+        control=acquired.control,
         pidfile=acquired.pidfile,
         pipe=pipe,
         notifier=notifier,
@@ -265,7 +268,17 @@ def _preload(options: Options) -> None:
     import orjson  # noqa: F401
     import structlog  # noqa: F401
 
-    from . import _context, _health, _logging, _runtime, _serving, _systemd  # noqa: F401
+    # __version__ reads package metadata (for the control socket's status).
+    from . import (  # noqa: F401
+        __version__,
+        _context,
+        _control_server,
+        _health,
+        _logging,
+        _runtime,
+        _serving,
+        _systemd,
+    )
 
     if options.uvloop is not False:
         try:

@@ -12,7 +12,7 @@ import os
 import stat
 import sys
 
-from ._readiness import ReadinessPipe, wait_gone, wait_ready
+from ._readiness import ReadinessPipe, stop_unready, wait_gone, wait_ready
 
 # Annotations only: aiodaemon.pep3143 imports this module into synchronous
 # programs, which should not pay for typing and pathlib.
@@ -120,6 +120,8 @@ def detach(
     stderr: int | None,
     on_ready: Callable[[int], None],
     on_failure: Callable[[LaunchResult], None],
+    start_timeout: float | None = None,
+    shutdown_timeout: float = 30.0,
 ) -> ReadinessPipe:
     """Double-fork into a daemon; only the daemon returns.
 
@@ -132,12 +134,20 @@ def detach(
         stderr: fd for the daemon's fd 2, or None for ``/dev/null``.
         on_ready: run in the launcher once the daemon is ready.
         on_failure: run in the launcher when the daemon failed or died first.
+        start_timeout: seconds the daemon has to become ready; then the launcher
+            stops it (SIGTERM, SIGKILL after ``shutdown_timeout``) and fails.
+        shutdown_timeout: the daemon's own, for that stop.
 
     Returns:
         The daemon's end of the readiness pipe.
     """
     keep = list(keep)
-    pipe = fork_daemon(on_ready=on_ready, on_failure=on_failure)
+    pipe = fork_daemon(
+        on_ready=on_ready,
+        on_failure=on_failure,
+        start_timeout=start_timeout,
+        shutdown_timeout=shutdown_timeout,
+    )
     # Redirect first: the stdio files' own fds are among those closed next.
     redirect_stdio(stdout, stderr)
     assert pipe.fd is not None
@@ -149,11 +159,14 @@ def fork_daemon(
     *,
     on_ready: Callable[[int], None],
     on_failure: Callable[[LaunchResult], None],
+    start_timeout: float | None = None,
+    shutdown_timeout: float = 30.0,
 ) -> ReadinessPipe:
     """Fork, ``setsid``, fork: only the daemon returns, holding its end of the readiness pipe.
 
     The launching process waits for the daemon's verdict and exits with it
-    (see :func:`detach`). Descriptors and stdio are left as they are.
+    (see :func:`detach`, also for the timeouts). Descriptors and stdio are left
+    as they are.
     """
     # Text still buffered would be written twice, once by each process.
     sys.stdout.flush()
@@ -162,7 +175,7 @@ def fork_daemon(
     first = os.fork()
     if first:
         os.close(write_fd)
-        _launcher(first, read_fd, on_ready, on_failure)
+        _launcher(first, read_fd, on_ready, on_failure, start_timeout, shutdown_timeout)
     os.close(read_fd)
     # A new session: no controlling terminal, immune to the launcher's hangups.
     os.setsid()
@@ -182,16 +195,20 @@ def _launcher(
     read_fd: int,
     on_ready: Callable[[int], None],
     on_failure: Callable[[LaunchResult], None],
+    start_timeout: float | None,
+    shutdown_timeout: float,
 ) -> NoReturn:
     code = 1
     try:
         os.waitpid(child, 0)
-        result = wait_ready(read_fd)
+        result = wait_ready(read_fd, start_timeout)
         if result.ready and result.pid is not None:
             on_ready(result.pid)
             code = 0
         else:
-            if result.pid is not None:
+            if result.timed_out and result.pid is not None:
+                stop_unready(result.pid, shutdown_timeout)
+            elif result.pid is not None:
                 wait_gone(result.pid, timeout=2.0)
             on_failure(result)
             code = result.code or 1

@@ -13,7 +13,6 @@ import fcntl
 import os
 import stat
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 from .exceptions import AlreadyRunningError, StartupError
@@ -184,14 +183,31 @@ class PidfileStatus(enum.Enum):
     UNKNOWN = "unknown"
 
 
-@dataclass(frozen=True, slots=True)
 class PidfileState:
     """A reading of a pidfile: its status and the pid it holds (None if empty or garbage)."""
 
-    status: PidfileStatus
-    pid: int | None
+    # A plain class, not a dataclass: importing dataclasses (and inspect) would
+    # be most of what ``aiodaemon status`` costs.
+    __slots__ = ("detail", "pid", "status")
+
     #: why it is UNKNOWN, or what unparsable data it holds instead of a pid.
-    detail: str = ""
+    detail: str
+
+    def __init__(self, status: PidfileStatus, pid: int | None, detail: str = "") -> None:
+        self.status = status
+        self.pid = pid
+        self.detail = detail
+
+    def __repr__(self) -> str:
+        return f"PidfileState({self.status!r}, {self.pid!r}, {self.detail!r})"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, PidfileState):
+            return NotImplemented
+        return (self.status, self.pid, self.detail) == (other.status, other.pid, other.detail)
+
+    def __hash__(self) -> int:
+        return hash((self.status, self.pid, self.detail))
 
     @property
     def running_pid(self) -> int | None:

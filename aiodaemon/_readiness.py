@@ -14,7 +14,7 @@ import select
 import signal
 import time
 
-__all__ = ["LaunchResult", "ReadinessPipe", "wait_gone", "wait_ready"]
+__all__ = ["LaunchResult", "ReadinessPipe", "stop_unready", "wait_gone", "wait_ready"]
 
 
 class ReadinessPipe:
@@ -68,27 +68,37 @@ class LaunchResult:
 
     # A plain class, not a dataclass: importing dataclasses (and inspect with
     # it) would cost aiodaemon.pep3143's synchronous programs ~5 ms.
-    __slots__ = ("code", "message", "pid", "ready")
+    __slots__ = ("code", "message", "pid", "ready", "timed_out")
 
-    def __init__(self, pid: int | None, ready: bool, code: int, message: str) -> None:
+    def __init__(
+        self, pid: int | None, ready: bool, code: int, message: str, timed_out: bool = False
+    ) -> None:
         self.pid = pid
         self.ready = ready
         self.code = code
         self.message = message
+        #: the daemon did not report within ``start_timeout``: it still runs.
+        self.timed_out = timed_out
 
     def __repr__(self) -> str:
         return (
             f"LaunchResult(pid={self.pid!r}, ready={self.ready!r}, "
-            f"code={self.code!r}, message={self.message!r})"
+            f"code={self.code!r}, message={self.message!r}, timed_out={self.timed_out!r})"
         )
 
 
-def wait_ready(fd: int) -> LaunchResult:
-    """Block until the daemon reports or its end of the pipe closes."""
+def wait_ready(fd: int, timeout: float | None = None) -> LaunchResult:
+    """Block until the daemon reports, its end of the pipe closes, or ``timeout`` passes."""
     buffer = b""
     pid: int | None = None
+    deadline = None if timeout is None else time.monotonic() + timeout
     with contextlib.suppress(OSError):
         while True:
+            if deadline is not None:
+                left = deadline - time.monotonic()
+                if left <= 0 or not select.select([fd], [], [], left)[0]:
+                    assert timeout is not None
+                    return LaunchResult(pid, False, 1, f"not ready after {timeout:g} s", True)
             chunk = os.read(fd, 4096)
             if not chunk:
                 break
@@ -106,6 +116,21 @@ def wait_ready(fd: int) -> LaunchResult:
                     return LaunchResult(pid, False, code or 1, message)
     who = f"daemon (pid {pid})" if pid else "daemon"
     return LaunchResult(pid, False, 1, f"{who} exited before it was ready")
+
+
+def stop_unready(pid: int, shutdown_timeout: float) -> None:
+    """Stop a daemon that never became ready: SIGTERM, then SIGKILL after ``shutdown_timeout``."""
+    try:
+        pidfd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return
+    try:
+        with contextlib.suppress(ProcessLookupError):
+            signal.pidfd_send_signal(pidfd, signal.SIGTERM)
+    finally:
+        os.close(pidfd)
+    # Its own shutdown is bounded by shutdown_timeout; the second is for its exit.
+    wait_gone(pid, shutdown_timeout + 1.0)
 
 
 def wait_gone(pid: int, timeout: float) -> None:

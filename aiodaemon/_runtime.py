@@ -23,15 +23,18 @@ import structlog
 
 from ._config import HEALTH_SOCKET
 from ._context import Context
+from ._control_server import ControlServer, DaemonCommands
 from ._health import HealthServer
 from ._hooks import HookFunction, MainTarget, call_async, describe
 from ._loop import await_chain, new_event_loop, sockname
+from ._reloads import ReloadTracker
 from ._serving import Serving
 from ._state import HANDLED_SIGNALS, Action, Event, Lifecycle, State, event_for_signal
 from .exceptions import ExitCode, StartupError
 
 if TYPE_CHECKING:
     from ._config import Options
+    from ._control_socket import ControlSocket
     from ._logging import LogWriter
     from ._pidfile import Pidfile
     from ._readiness import ReadinessPipe
@@ -64,6 +67,7 @@ class DaemonParts:
     notifier: Notifier | None
     logs: LogWriter
     foreground: bool
+    control: ControlSocket | None = None
 
 
 def run_daemon(main: MainTarget, hooks: Hooks, parts: DaemonParts) -> int:
@@ -114,6 +118,8 @@ class _Runtime:
         self.context: Context | None = None
         self.serving = Serving()
         self.health: HealthServer | None = None
+        self.reloads = ReloadTracker()
+        self._control: ControlServer | None = None
 
     # --- the whole life -------------------------------------------------------------
 
@@ -144,6 +150,10 @@ class _Runtime:
             sockets={name: sockname(s) for name, s in (self.parts.listeners or {}).items()},
             options=self.options.summary(),
         )
+        await self._start_control()
+        if self.parts.foreground:
+            # Detached, the launcher enforces start_timeout (it outlives a hung loop).
+            loop.call_later(self.options.start_timeout, self._start_timed_out)
         notifier = self.parts.notifier
         if notifier is not None and notifier.watchdog_interval:
             from ._systemd import run_watchdog
@@ -238,6 +248,7 @@ class _Runtime:
             if signum is not None and self.parts.pipe.pending and self.failure is None:
                 self.failure = f"stopped by {signal.Signals(signum).name} before it was ready"
             self._arm_forced_exit()
+            self.reloads.abandon("the daemon is stopping; the reload did not run")
             assert self._stop_requested is not None
             self._stop_requested.set()
         elif action is Action.FORCE_EXIT:
@@ -277,6 +288,36 @@ class _Runtime:
             self.parts.notifier.ready()
         _log.info("ready", pid=os.getpid())
 
+    async def _start_control(self) -> None:
+        """Answer on the control socket from now on (state "starting" first)."""
+        if self.parts.control is None:
+            return
+        from . import __version__
+
+        commands = DaemonCommands(
+            state=lambda: self.lifecycle.state.value,
+            sockets=self.context.sockets if self.context is not None else {},
+            reloads=self.reloads,
+            request_reload=lambda: self.dispatch(Event.RELOAD),
+            version=__version__,
+        )
+        server = ControlServer(self.parts.control.sock, {os.geteuid()}, commands.commands())
+        try:
+            await server.start()
+        except OSError:
+            # Signals still stop and reload the daemon; the CLI falls back to them.
+            _log.exception("control socket not served", path=str(self.parts.control.path))
+            return
+        self._control = server
+
+    def _start_timed_out(self) -> None:
+        if self._ready_done or self.lifecycle.state in (State.STOPPING, State.STOPPED):
+            return
+        message = f"not ready after {self.options.start_timeout:g} s"
+        _log.error(message, start_timeout=self.options.start_timeout)
+        self.failure = self.failure or message
+        self.dispatch(Event.SHUTDOWN, exit_code=ExitCode.FAILURE)
+
     def set_status(self, text: str) -> None:
         if self.parts.notifier is not None:
             self.parts.notifier.status(text)
@@ -288,18 +329,23 @@ class _Runtime:
             if self.parts.notifier is not None:
                 self.parts.notifier.reloading()
             self.parts.logs.reopen()
+            covers = self.reloads.begin()
             _log.info("reload started")
-            ok = True
+            error = None
             for hook in self.hooks.reload:
                 try:
                     await call_async(hook, self.context)
-                except Exception:
+                except Exception as exc:
                     # The program keeps its previous state: later hooks would
                     # build on a step that did not happen.
                     _log.exception("reload hook failed", hook=describe(hook))
-                    ok = False
+                    error = f"{type(exc).__name__}: {exc}"
                     break
-            _log.info("reload finished", ok=ok)
+            self.reloads.finish(covers, error)
+            if error is None:
+                _log.info("reload finished", ok=True)
+            else:
+                _log.error("reload finished", ok=False, error=error)
             if self.lifecycle.state is not State.RELOADING:
                 return
             if self.parts.notifier is not None:
@@ -335,6 +381,8 @@ class _Runtime:
         backstop.cancel()
         if self.health is not None:
             self.health.close()
+        if self._control is not None:
+            await self._control.close()
         self.lifecycle.handle(Event.STOPPED)
         _log.info("shutdown finished")
         return self.exit_code
@@ -412,6 +460,8 @@ class _Runtime:
         if self.parts.listeners is not None:
             # Closed here, after every server: unix socket files go with the daemon.
             self.parts.listeners.close()
+        if self.parts.control is not None:
+            self.parts.control.close()
         if self.parts.pidfile is not None:
             self.parts.pidfile.remove()
         _log.info("exit", status=int(code))

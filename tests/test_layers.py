@@ -19,6 +19,10 @@ SYNC_SIDE = (
     "_init",
     "_privileges",
     "_sockets",
+    "_control_protocol",
+    "_control_socket",
+    "_control_client",
+    "_control",
     "exceptions",
     "_pidlock",
     "pep3143",
@@ -26,12 +30,13 @@ SYNC_SIDE = (
 
 #: Phase order: a module may import only modules of its own or an earlier layer.
 LAYERS = [
-    {"exceptions", "_messages"},
+    {"exceptions", "_messages", "_control_protocol"},
     {"_addresses"},
     {"_config", "_options"},
     {
         "_pidfile",
         "_sockets",
+        "_control_socket",
         "_logsinks",
         "_logchain",
         "_logecho",
@@ -44,11 +49,11 @@ LAYERS = [
     {"_pidlock"},
     {"pep3143"},
     {"_systemd", "_hooks", "_context", "_serving", "_health"},
-    {"_loop"},
+    {"_loop", "_reloads", "_control_server"},
     {"_runtime"},
     {"_daemon"},
     {"__init__"},
-    {"_control", "_cli", "__main__"},
+    {"_control_client", "_control", "_cli", "__main__"},
 ]
 
 

@@ -1,0 +1,177 @@
+"""The CLI's side of the control socket: one request, one verified answer.
+
+Nothing at the control path is trusted on sight: an unprivileged user may
+have planted a listener there. The answer counts only when the socket file
+belongs to root or the daemon's user and the peer that answers (its
+``SO_PEERCRED``) is the very process holding the pidfile's lock. Synchronous,
+no asyncio: ``aiodaemon status`` must cost little more than starting Python.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import socket
+import stat
+import struct
+import time
+from pathlib import Path
+
+from ._control_protocol import MAX_ANSWER, ProtocolError, decode, encode
+from ._control_socket import unix_address
+
+TYPE_CHECKING = False  # not typing's: see aiodaemon/__init__.py
+if TYPE_CHECKING:
+    from typing import Any
+
+__all__ = [
+    "ControlAbsent",
+    "ControlDenied",
+    "ControlError",
+    "ControlRefused",
+    "ControlTimeout",
+    "ask",
+]
+
+_PEERCRED = struct.Struct("3i")
+
+
+class ControlError(Exception):
+    """No trustworthy answer came from the control socket; the message says why."""
+
+
+class ControlAbsent(ControlError):
+    """Nothing at the control path: the daemon runs without a control socket."""
+
+
+class ControlRefused(ControlError):
+    """A socket file nobody accepts on: a daemon not serving yet, or a leftover."""
+
+
+class ControlDenied(ControlError):
+    """We may not connect: the socket is the daemon user's and we are someone else."""
+
+
+class ControlTimeout(ControlError):
+    """The daemon did not answer in time."""
+
+
+def ask(path: Path, request: dict[str, Any], *, holder: int, timeout: float) -> dict[str, Any]:
+    """Send ``request`` to the control socket at ``path`` and return the daemon's answer.
+
+    Args:
+        path: the control socket.
+        request: one protocol message (``v`` and ``cmd``).
+        holder: the pid verified to hold the pidfile's lock; only it may answer.
+        timeout: seconds for the whole exchange.
+
+    Raises:
+        ControlError: (or a subclass) with a one-line reason.
+    """
+    deadline = time.monotonic() + timeout
+    _check_file(path, holder)
+    address, dirfd = unix_address(path)
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(max(0.001, deadline - time.monotonic()))
+            _connect(sock, address, path, timeout)
+            _check_peer(sock, path, holder)
+            try:
+                sock.sendall(encode(request))
+                sock.shutdown(socket.SHUT_WR)
+                data = _read_answer(sock, deadline)
+            except TimeoutError:
+                raise ControlTimeout(f"no answer from pid {holder} within {timeout:g} s") from None
+            except OSError as exc:
+                raise ControlError(
+                    f"control socket {path}: connection lost: {exc.strerror or exc}"
+                ) from None
+    finally:
+        if dirfd is not None:
+            os.close(dirfd)
+    if not data:
+        raise ControlError(f"pid {holder} closed the control connection without an answer")
+    if not data.endswith(b"\n"):
+        raise ControlError(f"truncated answer on control socket {path}")
+    try:
+        return decode(data)
+    except ProtocolError as exc:
+        raise ControlError(f"unreadable answer on control socket {path}: {exc}") from None
+
+
+def _check_file(path: Path, holder: int) -> None:
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        raise ControlAbsent(f"no control socket at {path}") from None
+    except OSError as exc:
+        raise ControlError(f"control socket {path}: {exc.strerror}") from None
+    if not stat.S_ISSOCK(st.st_mode):
+        raise ControlError(f"{path} is not a socket; not asking it")
+    owner = _euid_of(holder)
+    if st.st_uid != 0 and owner is not None and st.st_uid != owner:
+        raise ControlError(
+            f"control socket {path} belongs to uid {st.st_uid}, not to the daemon's user "
+            f"(uid {owner}); not trusted"
+        )
+
+
+def _connect(sock: socket.socket, address: str, path: Path, timeout: float) -> None:
+    try:
+        sock.connect(address)
+    except ConnectionRefusedError:
+        raise ControlRefused(f"nobody accepts on control socket {path}") from None
+    except FileNotFoundError:
+        raise ControlAbsent(f"no control socket at {path}") from None
+    except PermissionError:
+        raise ControlDenied(
+            f"not allowed to use control socket {path}: run as the daemon's user or as root"
+        ) from None
+    except TimeoutError:
+        raise ControlTimeout(
+            f"control socket {path} accepted nothing within {timeout:g} s"
+        ) from None
+    except OSError as exc:
+        if exc.errno == errno.EAGAIN:
+            raise ControlTimeout(f"control socket {path} is busy (backlog full)") from None
+        raise ControlError(f"control socket {path}: {exc.strerror or exc}") from None
+
+
+def _check_peer(sock: socket.socket, path: Path, holder: int) -> None:
+    pid, _uid, _gid = _PEERCRED.unpack(
+        sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _PEERCRED.size)
+    )
+    if pid != holder:
+        raise ControlError(
+            f"control socket {path} is served by pid {pid}, not by the daemon holding "
+            f"the pidfile (pid {holder}); not trusted"
+        )
+
+
+def _read_answer(sock: socket.socket, deadline: float) -> bytes:
+    data = b""
+    while not data.endswith(b"\n"):
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError
+        sock.settimeout(left)
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+        if len(data) > MAX_ANSWER:
+            raise ControlError(f"answer larger than {MAX_ANSWER} bytes; not read")
+    return data
+
+
+def _euid_of(pid: int) -> int | None:
+    """The effective uid ``pid`` runs as, None when /proc will not tell."""
+    with (
+        contextlib.suppress(OSError, ValueError, IndexError),
+        open(f"/proc/{pid}/status", "rb") as f,
+    ):
+        for line in f:
+            if line.startswith(b"Uid:"):
+                return int(line.split()[2])
+    return None

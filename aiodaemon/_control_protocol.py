@@ -1,0 +1,87 @@
+"""The control socket's wire protocol, shared by the daemon (server) and the CLI (client).
+
+One connection carries one request and one answer, each a single JSON object
+on one line (UTF-8, ``\\n``-terminated; the client may also end its request by
+shutting down its write side):
+
+    request  {"v": 1, "cmd": "status"}
+    answer   {"v": 1, "ok": true, "state": "running", "pid": 42, ...}
+
+    request  {"v": 1, "cmd": "reload", "timeout": 60}
+    answer   {"v": 1, "ok": true, "reload": {"ok": false, "error": "E: msg", "at": "..."}}
+
+    any      {"v": 1, "ok": false, "error": "one line"}   (plus "timeout": true when
+                                                           the wait ran out)
+
+``v`` is the protocol version: a daemon refuses a request of another version
+with ``ok: false``, so a client can tell "old daemon" from "broken daemon".
+New commands are new ``cmd`` values; new answer keys may appear at any time
+and clients ignore the ones they do not know. Synchronous and dependency-free:
+the CLI imports this without asyncio.
+"""
+
+from __future__ import annotations
+
+import json
+
+TYPE_CHECKING = False  # not typing's: see aiodaemon/__init__.py
+if TYPE_CHECKING:
+    from typing import Any
+
+__all__ = [
+    "MAX_ANSWER",
+    "MAX_CONNECTIONS",
+    "MAX_REQUEST",
+    "MAX_WAIT",
+    "REQUEST_TIMEOUT",
+    "VERSION",
+    "ProtocolError",
+    "decode",
+    "encode",
+    "failure",
+]
+
+#: The protocol version this side speaks.
+VERSION = 1
+#: Largest request a daemon reads, newline included; anything longer is refused.
+MAX_REQUEST = 4096
+#: Largest answer a client reads.
+MAX_ANSWER = 1 << 20
+#: Seconds a peer has to send its whole request.
+REQUEST_TIMEOUT = 5.0
+#: Longest wait a request may ask for (``timeout`` of ``reload``).
+MAX_WAIT = 24 * 3600.0
+#: Connections served at once; more are closed at accept without a word.
+MAX_CONNECTIONS = 32
+
+
+class ProtocolError(ValueError):
+    """A message that is not one JSON object of this protocol's version."""
+
+
+def encode(message: dict[str, Any]) -> bytes:
+    """One message as its line on the wire."""
+    return json.dumps(message, separators=(",", ":"), ensure_ascii=True).encode() + b"\n"
+
+
+def decode(data: bytes) -> dict[str, Any]:
+    """Parse one line into a message of this version.
+
+    Raises:
+        ProtocolError: not UTF-8 JSON, not an object, or another version.
+    """
+    try:
+        message = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        raise ProtocolError("not a JSON object") from None
+    if not isinstance(message, dict):
+        raise ProtocolError("not a JSON object")
+    version = message.get("v")
+    if version != VERSION:
+        raise ProtocolError(f"protocol version {version!r} is not supported (this side speaks 1)")
+    return message
+
+
+def failure(error: str, **extra: Any) -> dict[str, Any]:
+    """An answer saying the request failed, with a one-line ``error``."""
+    return {"v": VERSION, "ok": False, "error": " ".join(error.split()), **extra}

@@ -1,0 +1,82 @@
+"""Reload results: which run of the reload hooks answered which request.
+
+Reloads never overlap and requests that arrive during one coalesce into one
+more run (:mod:`._state`). A request is answered by the first run that
+*started* after it was made: a run already under way may have read the old
+configuration before the request came.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["ReloadAbandoned", "ReloadResult", "ReloadTracker"]
+
+
+@dataclass(frozen=True, slots=True)
+class ReloadResult:
+    """How one run of the reload hooks ended."""
+
+    ok: bool
+    #: ``Type: message`` of the hook that failed, None on success.
+    error: str | None
+    #: when the run finished, ISO 8601 UTC.
+    at: str
+
+    def as_json(self) -> dict[str, Any]:
+        """The ``last_reload`` object of ``status``."""
+        return {"ok": self.ok, "error": self.error, "at": self.at}
+
+
+class ReloadAbandoned(Exception):
+    """The daemon began to stop before a run covered the request."""
+
+
+class ReloadTracker:
+    """Numbers reload requests and hands each one the result of the run that covered it."""
+
+    def __init__(self) -> None:
+        self._requested = 0
+        self._waiting: list[tuple[int, asyncio.Future[ReloadResult]]] = []
+        #: the result of the last run that finished, None before the first.
+        self.last: ReloadResult | None = None
+
+    def request(self) -> asyncio.Future[ReloadResult]:
+        """Register a request; the future gets the result of the run that covers it."""
+        self._requested += 1
+        future: asyncio.Future[ReloadResult] = asyncio.get_running_loop().create_future()
+        self._waiting.append((self._requested, future))
+        return future
+
+    def begin(self) -> int:
+        """Call when a run starts: it covers every request made so far (the token)."""
+        return self._requested
+
+    def finish(self, covers: int, error: str | None) -> ReloadResult:
+        """Record the end of the run that began with ``covers`` and answer its requests."""
+        at = datetime.datetime.now(datetime.UTC).isoformat(timespec="milliseconds")
+        if error is not None:
+            # One line: it ends up on an operator's terminal and in status.
+            error = " ".join(error.split())
+        result = ReloadResult(error is None, error, at.replace("+00:00", "Z"))
+        self.last = result
+        still = []
+        for number, future in self._waiting:
+            if number > covers:
+                still.append((number, future))
+            elif not future.done():
+                future.set_result(result)
+        self._waiting = still
+        return result
+
+    def abandon(self, reason: str) -> None:
+        """Fail every request still waiting: the daemon is stopping."""
+        for _, future in self._waiting:
+            if not future.done():
+                future.set_exception(ReloadAbandoned(reason))
+                # Retrieved here so a waiter that already left never warns.
+                future.exception()
+        self._waiting = []
