@@ -86,8 +86,10 @@ def status(path: Path, control: Path | None, *, as_json: bool, timeout: float) -
         try:
             answer = ask(control, {"v": VERSION, "cmd": "status"}, holder=pid, timeout=timeout)
             _check_status(answer)
-        except (ControlAbsent, ControlRefused):
-            pass  # no control socket (or not served yet): the pidfile tells enough
+        except (ControlAbsent, ControlRefused, ControlDenied):
+            # No control socket, not served yet, or not ours to use (another
+            # user asking): the pidfile still tells whether the daemon runs.
+            pass
         except ControlError as exc:
             _say(str(exc))
             return _report(StatusCode.UNKNOWN, "unknown", pid, f"unknown ({exc})", as_json)

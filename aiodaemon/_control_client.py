@@ -78,8 +78,11 @@ def ask(path: Path, request: dict[str, Any], *, holder: int, timeout: float) -> 
             _connect(sock, address, path, timeout)
             _check_peer(sock, path, holder)
             try:
-                sock.sendall(encode(request))
-                sock.shutdown(socket.SHUT_WR)
+                # A peer that answers before reading may close first: its answer
+                # (or its silence) is still what counts, not our broken pipe.
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                    sock.sendall(encode(request))
+                    sock.shutdown(socket.SHUT_WR)
                 data = _read_answer(sock, deadline)
             except TimeoutError:
                 raise ControlTimeout(f"no answer from pid {holder} within {timeout:g} s") from None
@@ -156,7 +159,11 @@ def _read_answer(sock: socket.socket, deadline: float) -> bytes:
         if left <= 0:
             raise TimeoutError
         sock.settimeout(left)
-        chunk = sock.recv(65536)
+        try:
+            chunk = sock.recv(65536)
+        except ConnectionResetError:
+            # The peer closed without reading our request: the end of its answer.
+            break
         if not chunk:
             break
         data += chunk

@@ -1,0 +1,135 @@
+"""Control-command benchmark: ``aiodaemon status`` of a running daemon vs ``python -c pass``.
+
+Operators script the control commands (deploy tools, cron checks, systemd's
+``ExecReload=``), so each one should cost little more than starting Python.
+One daemon (tests/programs/idle.py, detached, with a pidfile and so a control
+socket) and a second one without a control socket run for the whole
+benchmark; the contenders are started in turn, round robin, so the machine's
+load hits them alike:
+
+* **python -c pass**: the floor, an interpreter that does nothing;
+* **status**: ``aiodaemon status --pidfile P`` (asks the control socket);
+* **status --json**: the same, one JSON object;
+* **status, pidfile only**: a daemon started with ``control=False``;
+* **status, runtime imported**: the CLI with asyncio, structlog and the
+  runtime imported first, as every control command did before they were split
+  from the run side;
+* **reload**: ``aiodaemon reload --pidfile P``, waiting for the (empty) reload.
+
+The table shows the median and 90th percentile wall time of each, and the
+median's ratio to ``python -c pass``. Goal: status <= 3x.
+
+Run ``python benchmarks/control.py [--runs 40]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+_HERE = os.path.dirname(os.path.abspath(__file__))
+# This directory holds logging.py, which would shadow the stdlib module.
+if sys.path and os.path.abspath(sys.path[0]) == _HERE:
+    sys.path.append(sys.path.pop(0))
+
+from _common import REPO, child_env, median, percentile, print_table  # noqa: E402
+
+IDLE = REPO / "tests" / "programs" / "idle.py"
+
+OLD_PATH = (
+    "import sys, asyncio, structlog, aiodaemon._daemon, aiodaemon._runtime; "
+    "from aiodaemon._cli import main; sys.exit(main(sys.argv[1:]))"
+)
+
+
+def _cli() -> list[str]:
+    """The console script next to this interpreter, else ``python -m aiodaemon``."""
+    script = Path(sys.executable).parent / "aiodaemon"
+    return [str(script)] if script.exists() else [sys.executable, "-m", "aiodaemon"]
+
+
+def _start(pidfile: Path, **options: object) -> None:
+    options = {"pidfile": str(pidfile), "detach": True, **options}
+    subprocess.run(
+        [sys.executable, str(IDLE), json.dumps(options)], env=child_env(), check=True, timeout=60
+    )
+
+
+def _stop(pidfile: Path) -> None:
+    subprocess.run(
+        [*_cli(), "stop", "--pidfile", str(pidfile)],
+        env=child_env(),
+        capture_output=True,
+        check=False,
+        timeout=60,
+    )
+
+
+def _time(command: list[str]) -> float:
+    began = time.perf_counter()
+    result = subprocess.run(command, env=child_env(), capture_output=True, check=False, timeout=60)
+    elapsed = time.perf_counter() - began
+    if result.returncode != 0:
+        raise SystemExit(f"{' '.join(command)} failed: {result.stderr.decode(errors='replace')}")
+    return elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=40, help="runs of each contender")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="aiodaemon-bench-") as tmp:
+        with_control = Path(tmp) / "with.pid"
+        without = Path(tmp) / "without.pid"
+        _start(with_control)
+        _start(without, control=False)
+        try:
+            cli = _cli()
+            status_args = ["status", "--pidfile", str(with_control)]
+            contenders = {
+                "python -c pass": [sys.executable, "-c", "pass"],
+                "status": [*cli, "status", "--pidfile", str(with_control)],
+                "status --json": [*cli, "status", "--json", "--pidfile", str(with_control)],
+                "status, pidfile only": [*cli, "status", "--pidfile", str(without)],
+                "status, runtime imported": [sys.executable, "-c", OLD_PATH, *status_args],
+                "reload": [*cli, "reload", "--pidfile", str(with_control)],
+            }
+            times: dict[str, list[float]] = {name: [] for name in contenders}
+            for command in contenders.values():
+                _time(command)  # warm the page cache and the bytecode caches
+            for _ in range(args.runs):
+                for name, command in contenders.items():
+                    times[name].append(_time(command))
+        finally:
+            _stop(with_control)
+            _stop(without)
+
+    floor = median(times["python -c pass"])
+    rows = [
+        [
+            name,
+            f"{median(samples) * 1000:.1f}",
+            f"{percentile(samples, 90) * 1000:.1f}",
+            f"{median(samples) / floor:.2f}x",
+        ]
+        for name, samples in times.items()
+    ]
+    print_table(
+        [
+            f"Control commands of a running daemon, {args.runs} runs each, round robin",
+            f"({sys.implementation.name} {sys.version.split()[0]}, {os.cpu_count()} CPUs)",
+        ],
+        ["command", "median ms", "p90 ms", "vs python -c pass"],
+        rows,
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,672 @@
+"""The control socket and the commands that use it, end to end through the console script."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+import aiodaemon
+
+from .support import clean_env, is_alive, kill_quietly, read_json_lines, wait_for, wait_gone
+
+SCRIPT = Path(sys.executable).parent / "aiodaemon"
+PROGRAMS = Path(__file__).resolve().parent / "programs"
+STATUS_KEYS = {"state", "pid", "uptime", "sockets", "last_reload", "version"}
+
+
+@dataclass
+class App:
+    """A test daemon's directory (its steering files), pidfile and control socket."""
+
+    dir: Path
+
+    @property
+    def pidfile(self) -> Path:
+        return self.dir / "app.pid"
+
+    @property
+    def control(self) -> Path:
+        return self.dir / "app.pid.ctl"
+
+    def steer(self, name: str, mode: str) -> None:
+        """Write a steering file of tests/programs/control_app.py."""
+        (self.dir / name).write_text(mode)
+
+
+@pytest.fixture
+def app() -> Iterator[App]:
+    """A directory for one daemon; whatever still holds its pidfile at the end is killed.
+
+    Not pytest's tmp_path: that one is closed to other users, and some tests
+    need ``nobody`` to reach the control socket.
+    """
+    path = Path(tempfile.mkdtemp(prefix="aiodaemon-ctl-"))
+    path.chmod(0o755)
+    result = App(path)
+    yield result
+    # Only a verified lock holder: some tests write pids of strangers into the file.
+    holder = aiodaemon.read_pidfile(result.pidfile).running_pid
+    if holder is not None:
+        kill_quietly(holder)
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def cli(
+    app: App, *args: str | os.PathLike[str], timeout: float = 60.0
+) -> subprocess.CompletedProcess[str]:
+    """Run ``aiodaemon ARGS`` from tests/programs, steering files in ``app.dir``."""
+    return subprocess.run(
+        [str(SCRIPT), *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=PROGRAMS,
+        env=clean_env({"CONTROL_APP_DIR": str(app.dir)}),
+        stdin=subprocess.DEVNULL,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def start(app: App, *extra: str) -> int:
+    """``aiodaemon start control_app:main`` with the app's pidfile; the daemon's pid."""
+    result = cli(app, "start", "control_app:main", "--pidfile", app.pidfile, *extra)
+    assert result.returncode == 0, result.stderr
+    return int(result.stdout)
+
+
+def stop(app: App) -> None:
+    result = cli(app, "stop", "--pidfile", app.pidfile, "--timeout", "10")
+    assert result.returncode == 0, result.stderr
+
+
+def status(app: App, *extra: str) -> tuple[int, dict[str, object]]:
+    """``status --json``: its exit code and the one object it printed."""
+    result = cli(app, "status", "--pidfile", app.pidfile, "--json", *extra)
+    assert result.stdout.count("\n") == 1, result.stdout + result.stderr
+    return result.returncode, json.loads(result.stdout)
+
+
+def one_line(text: str) -> str:
+    """The only line of ``text``; fails on more (a traceback, say)."""
+    lines = text.strip().splitlines()
+    assert len(lines) == 1, text
+    return lines[0]
+
+
+# --- status -------------------------------------------------------------------------
+
+
+def test_status_tells_state_pid_uptime_sockets_reload_version(app: App) -> None:
+    """status --json has exactly the documented keys, the real port and aiodaemon's version."""
+    pid = start(app, "--listen", "echo=127.0.0.1:0")
+    code, answer = status(app)
+    assert code == 0
+    assert set(answer) == STATUS_KEYS
+    assert answer["state"] == "running"
+    assert answer["pid"] == pid
+    assert isinstance(answer["uptime"], float | int)
+    assert answer["uptime"] >= 0
+    assert answer["last_reload"] is None
+    assert answer["version"] == aiodaemon.__version__
+    sockets = answer["sockets"]
+    assert isinstance(sockets, dict)
+    host, _, port = sockets["echo"].rpartition(":")
+    assert host == "127.0.0.1"
+    assert int(port) != 0
+    with socket.create_connection((host, int(port)), timeout=10) as conn:
+        conn.sendall(b"ping")
+        assert conn.recv(4) == b"ping"
+
+    plain = cli(app, "status", "--pidfile", app.pidfile)
+    assert plain.returncode == 0
+    assert plain.stdout.startswith(f"running (pid {pid}, pidfile {app.pidfile})")
+    assert f"127.0.0.1:{port}" in plain.stdout
+    stop(app)
+
+
+def test_status_says_starting_while_startup_hooks_run(app: App) -> None:
+    """During the startup hooks status says "starting" (exit 0); after them, "running"."""
+    app.steer("startup", "wait")
+    launcher = subprocess.Popen(
+        [str(SCRIPT), "start", "control_app:main", "--pidfile", str(app.pidfile)],
+        cwd=PROGRAMS,
+        env=clean_env({"CONTROL_APP_DIR": str(app.dir)}),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_for(lambda: status(app)[1]["state"] == "starting", what="state starting")
+        code, answer = status(app)
+        assert code == 0
+        app.steer("release", "")
+        out, err = launcher.communicate(timeout=30)
+        assert launcher.returncode == 0, err
+        assert answer["pid"] == int(out)
+        assert status(app)[1]["state"] == "running"
+    finally:
+        launcher.kill()
+        launcher.wait()
+    stop(app)
+
+
+def test_status_without_a_control_socket_falls_back_to_the_pidfile(app: App) -> None:
+    """A daemon started with --no-control is still reported running from its pidfile."""
+    pid = start(app, "--no-control")
+    assert not app.control.exists()
+    code, answer = status(app)
+    assert code == 0
+    assert set(answer) == STATUS_KEYS
+    assert (answer["state"], answer["pid"]) == ("running", pid)
+    plain = cli(app, "status", "--pidfile", app.pidfile)
+    assert plain.stdout.startswith(f"running (pid {pid}")
+    stop(app)
+
+
+def test_status_of_no_daemon_is_3_with_one_json_object(app: App) -> None:
+    """Not running: exit 3, and --json still prints one object with every key."""
+    code, answer = status(app)
+    assert code == 3
+    assert set(answer) == STATUS_KEYS
+    assert answer["pid"] is None
+
+
+# --- reload -------------------------------------------------------------------------
+
+
+def test_reload_waits_and_exits_0_when_every_hook_succeeded(app: App) -> None:
+    """reload returns once the hooks ran: exit 0, the run recorded in status."""
+    pid = start(app)
+    result = cli(app, "reload", "--pidfile", app.pidfile)
+    assert result.returncode == 0, result.stderr
+    assert f"reloaded (pid {pid})" in one_line(result.stderr)
+    # Already done when the command returned, not merely requested.
+    assert (app.dir / "reloads").read_text() == "ok\n"
+    last = status(app)[1]["last_reload"]
+    assert isinstance(last, dict)
+    assert last["ok"] is True
+    assert last["error"] is None
+    assert str(last["at"]).endswith("Z")
+    stop(app)
+
+
+def test_failed_reload_exits_1_with_the_hooks_error(app: App) -> None:
+    """A raising reload hook: exit 1, "Type: message" on stderr, logged as error, still running."""
+    log = app.dir / "log.jsonl"
+    pid = start(app, "--log-file", str(log))
+    app.steer("reload", "fail:bad setting in app.toml")
+    result = cli(app, "reload", "--pidfile", app.pidfile)
+    assert result.returncode == 1
+    assert "ValueError: bad setting in app.toml" in one_line(result.stderr)
+    assert is_alive(pid)
+    last = status(app)[1]["last_reload"]
+    assert last == {"ok": False, "error": "ValueError: bad setting in app.toml", "at": last["at"]}  # type: ignore[index]
+    records = read_json_lines(log)
+    finished = [r for r in records if r["event"] == "reload finished"]
+    assert finished[-1]["level"] == "error"
+    stop(app)
+
+
+def test_reload_timeout_says_still_reloading(app: App) -> None:
+    """A reload longer than --timeout: exit 1 "still reloading after S s"; status says reloading."""
+    start(app)
+    app.steer("reload", "slow:3")
+    result = cli(app, "reload", "--pidfile", app.pidfile, "--timeout", "0.5")
+    assert result.returncode == 1
+    assert "still reloading after 0.5 s" in one_line(result.stderr)
+    assert status(app)[1]["state"] == "reloading"
+    wait_for(lambda: status(app)[1]["state"] == "running", what="the reload to finish")
+    stop(app)
+
+
+def test_reload_no_wait_only_sends_sighup(app: App) -> None:
+    """--no-wait returns at once (exit 0) even for a slow reload; the hook still runs."""
+    start(app)
+    app.steer("reload", "slow:2")
+    began = time.monotonic()
+    result = cli(app, "reload", "--pidfile", app.pidfile, "--no-wait")
+    assert result.returncode == 0, result.stderr
+    assert "reload requested" in one_line(result.stderr)
+    assert time.monotonic() - began < 2
+    wait_for(lambda: (app.dir / "reloads").exists(), what="the reload hook")
+    stop(app)
+
+
+def test_coalesced_reloads_report_the_run_that_covered_them(app: App) -> None:
+    """Requests made during a run get the next run's result, and share that one run."""
+    start(app)
+    app.steer("reload", "slow:1.5")
+    assert cli(app, "reload", "--pidfile", app.pidfile, "--no-wait").returncode == 0
+    wait_for(lambda: status(app)[1]["state"] == "reloading", what="the first run")
+    # Read by the next run only: the one under way started before these requests.
+    app.steer("reload", "fail:second run")
+    waiting = [
+        subprocess.Popen(
+            [str(SCRIPT), "reload", "--pidfile", str(app.pidfile)],
+            cwd=PROGRAMS,
+            env=clean_env(),
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    for proc in waiting:
+        _, err = proc.communicate(timeout=30)
+        assert proc.returncode == 1
+        assert "ValueError: second run" in one_line(err)
+    # The first run and exactly one more, whatever the number of requests.
+    assert (app.dir / "reloads").read_text() == "slow:1.5\nfail:second run\n"
+    stop(app)
+
+
+def test_reload_of_a_daemon_not_running_exits_7(app: App) -> None:
+    """reload with no daemon (no pidfile, or a stale one) exits 7 with one line."""
+    for _ in range(2):
+        result = cli(app, "reload", "--pidfile", app.pidfile)
+        assert result.returncode == 7
+        assert "not running" in one_line(result.stderr)
+        app.pidfile.write_text("999999\n")
+
+
+# --- start_timeout ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", ["hang", "block"])
+def test_start_timeout_stops_the_daemon_and_fails(app: App, mode: str) -> None:
+    """Not ready in time: launcher exits 1 "not ready after S s", daemon gone, files removed.
+
+    "block" holds the event loop: SIGTERM cannot be served, SIGKILL follows.
+    """
+    app.steer("startup", mode)
+    result = cli(
+        app,
+        "start", "control_app:main", "--pidfile", app.pidfile,
+        "--start-timeout", "1", "--shutdown-timeout", "1",
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert "not ready after 1 s" in one_line(result.stderr)
+    assert not app.pidfile.exists()
+    assert not app.control.exists()
+    assert cli(app, "status", "--pidfile", app.pidfile).returncode == 3
+
+
+def test_start_timeout_in_the_foreground(app: App) -> None:
+    """run --start-timeout: the daemon itself exits 1 with "not ready after S s"."""
+    app.steer("startup", "hang")
+    result = cli(
+        app,
+        "run", "control_app:main", "--pidfile", app.pidfile,
+        "--start-timeout", "1", "--log-format", "json",
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert "not ready after 1 s" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not app.pidfile.exists()
+
+
+# --- stop, stale files --------------------------------------------------------------
+
+
+def test_stop_removes_a_stale_pidfile_and_says_so(app: App) -> None:
+    """A pidfile nobody holds (its daemon was killed) is removed by stop, which says so."""
+    pid = start(app)
+    os.kill(pid, signal.SIGKILL)
+    wait_gone(pid)
+    assert app.pidfile.exists()
+    result = cli(app, "stop", "--pidfile", app.pidfile)
+    assert result.returncode == 0
+    assert f"removed stale pidfile {app.pidfile}" in one_line(result.stderr)
+    assert not app.pidfile.exists()
+
+
+def test_stale_control_socket_never_blocks_the_next_start(app: App) -> None:
+    """After a SIGKILL the socket file stays; the next start replaces it and answers on it."""
+    pid = start(app)
+    os.kill(pid, signal.SIGKILL)
+    wait_gone(pid)
+    assert stat.S_ISSOCK(os.lstat(app.control).st_mode)
+    new = start(app)
+    code, answer = status(app)
+    assert (code, answer["pid"]) == (0, new)
+    stop(app)
+    assert not app.control.exists()
+
+
+def test_control_socket_is_0600_whatever_the_umask_and_removed_at_exit(app: App) -> None:
+    """The socket is mode 0600 with --umask 000, and gone once the daemon stopped."""
+    start(app, "--umask", "000")
+    st = os.lstat(app.control)
+    assert stat.S_ISSOCK(st.st_mode)
+    assert stat.S_IMODE(st.st_mode) == 0o600
+    assert st.st_uid == os.geteuid()
+    # Nothing of the private staging directory is left beside it.
+    assert sorted(p.name for p in app.dir.iterdir() if p.name.startswith(".")) == []
+    stop(app)
+    assert not app.control.exists()
+
+
+def test_a_file_in_the_way_of_the_control_socket_is_refused(app: App) -> None:
+    """A regular file at the control path is never replaced: one line, exit 1, nothing left."""
+    app.control.write_text("precious")
+    result = cli(app, "start", "control_app:main", "--pidfile", app.pidfile)
+    assert result.returncode == 1
+    assert f"control socket {app.control}" in one_line(result.stderr)
+    assert app.control.read_text() == "precious"
+    assert not app.pidfile.exists()
+
+
+# --- an untrusted or broken control socket -----------------------------------------
+
+
+@contextlib.contextmanager
+def planted_listener(path: Path) -> Iterator[socket.socket]:
+    """A listener at ``path`` that answers a fake status, as an attacker's would."""
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(str(path))
+    server.listen(8)
+    server.settimeout(0.1)
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+def test_a_listener_planted_at_the_path_is_not_trusted(app: App) -> None:
+    """A socket served by another process than the lock holder: status 4, reload 1, one line."""
+    start(app, "--no-control")
+    with planted_listener(app.control):
+        result = cli(app, "status", "--pidfile", app.pidfile)
+        assert result.returncode == 4
+        assert "not trusted" in one_line(result.stderr)
+        reload = cli(app, "reload", "--pidfile", app.pidfile)
+        assert reload.returncode == 1
+        assert "not trusted" in one_line(reload.stderr)
+    stop(app)
+
+
+def test_a_socket_owned_by_another_user_is_not_trusted(app: App) -> None:
+    """A control socket file owned by a uid that is neither root nor the daemon's: refused."""
+    start(app, "--no-control")
+    with planted_listener(app.control):
+        os.chown(app.control, 65534, 65534)
+        result = cli(app, "status", "--pidfile", app.pidfile)
+        assert result.returncode == 4
+        assert "belongs to uid 65534" in one_line(result.stderr)
+    stop(app)
+
+
+@pytest.mark.parametrize(
+    ("mode", "says"),
+    [
+        ("garbage", "unreadable answer"),
+        ("truncated", "truncated answer"),
+        ("close", "without an answer"),
+        ("silent", "no answer from pid"),
+        ("huge", "larger than"),
+    ],
+)
+def test_a_broken_answer_is_one_line_and_a_documented_code(app: App, mode: str, says: str) -> None:
+    """Garbage, truncated, missing, late or endless answers: status 4 and reload 1, one line."""
+    with subprocess.Popen(
+        [sys.executable, str(PROGRAMS / "fake_control.py"), str(app.pidfile), mode],
+        stdout=subprocess.PIPE,
+        text=True,
+    ) as fake:
+        try:
+            assert fake.stdout is not None
+            assert fake.stdout.readline() == "ready\n"
+            result = cli(app, "status", "--pidfile", app.pidfile, "--timeout", "1")
+            reload = cli(app, "reload", "--pidfile", app.pidfile, "--timeout", "1")
+        finally:
+            fake.kill()
+    assert result.returncode == 4
+    assert says in one_line(result.stderr)
+    assert reload.returncode == 1
+    line = one_line(reload.stderr)
+    assert says in line or (mode == "silent" and "still reloading after 1 s" in line)
+
+
+def test_a_daemon_whose_loop_is_blocked_gets_a_timeout_not_a_hang(app: App) -> None:
+    """status of a daemon stuck in a blocking reload hook: exit 4 after --timeout."""
+    pid = start(app)
+    app.steer("reload", "block:4")
+    os.kill(pid, signal.SIGHUP)
+    wait_for(lambda: (app.dir / "reloads").exists(), what="the blocking hook")
+    result = cli(app, "status", "--pidfile", app.pidfile, "--timeout", "0.5")
+    assert result.returncode == 4
+    assert "no answer from pid" in one_line(result.stderr)
+    stop(app)
+
+
+# --- hostile clients on the daemon's side --------------------------------------------
+
+
+def _exchange(path: Path, payload: bytes) -> bytes:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+        conn.settimeout(20)
+        conn.connect(str(path))
+        conn.sendall(payload)
+        conn.shutdown(socket.SHUT_WR)
+        data = b""
+        while chunk := conn.recv(65536):
+            data += chunk
+        return data
+
+
+def test_bad_requests_get_an_error_answer(app: App) -> None:
+    """Garbage, another version, an unknown command, an oversized request: ok=false, alive."""
+    pid = start(app)
+    for payload, says in [
+        (b"\xff\x00 hello\n", "bad request"),
+        (b'{"v": 2, "cmd": "status"}\n', "version"),
+        (b'{"v": 1, "cmd": "format-disk"}\n', "unknown command"),
+        (b'{"v": 1, "cmd": "status", "pad": "' + b"x" * 10000 + b'"}\n', "longer than"),
+        (b'{"v": 1, "cmd": "reload", "timeout": -1}\n', "timeout"),
+    ]:
+        answer = json.loads(_exchange(app.control, payload))
+        assert answer["ok"] is False
+        assert says in answer["error"]
+    assert is_alive(pid)
+    assert status(app)[1]["state"] == "running"
+    stop(app)
+
+
+def test_a_flood_of_idle_and_bad_connections_does_not_stop_the_service(app: App) -> None:
+    """500 control connections (idle, garbage, oversized) while the echo service keeps answering."""
+    start(app, "--listen", "echo=127.0.0.1:0")
+    sockets = status(app)[1]["sockets"]
+    assert isinstance(sockets, dict)
+    host, _, port = sockets["echo"].rpartition(":")
+    flood: list[socket.socket] = []
+    try:
+        for i in range(500):
+            conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            conn.setblocking(False)
+            with contextlib.suppress(BlockingIOError, ConnectionRefusedError):
+                conn.connect(str(app.control))
+            flood.append(conn)
+            with contextlib.suppress(OSError):
+                if i % 3 == 1:
+                    conn.send(b"\x00garbage\n")
+                elif i % 3 == 2:
+                    conn.send(b"{" * 8192)
+        # The service's own traffic: every round trip completes (no timing assert).
+        with socket.create_connection((host, int(port)), timeout=20) as echo:
+            for n in range(50):
+                echo.sendall(b"ping %d\n" % n)
+                expected = b"ping %d\n" % n
+                got = b""
+                while len(got) < len(expected):
+                    got += echo.recv(64)
+                assert got == expected
+    finally:
+        for conn in flood:
+            conn.close()
+    code, answer = status(app)
+    assert (code, answer["state"]) == (0, "running")
+    stop(app)
+
+
+def test_a_client_that_never_sends_is_dropped(app: App) -> None:
+    """A silent client gets a "no complete request" answer after the request timeout."""
+    start(app)
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+        conn.settimeout(30)
+        conn.connect(str(app.control))
+        answer = json.loads(conn.recv(4096))
+    assert answer["ok"] is False
+    assert "no complete request" in answer["error"]
+    stop(app)
+
+
+# --- privileges: a daemon dropped to nobody, a stranger's connection ----------------
+
+
+NOBODY = 65534
+#: /usr/bin/python3 with the worktree on PYTHONPATH: the test interpreter may live
+#: under /root, which nobody cannot read.
+SYSTEM_PYTHON = "/usr/bin/python3"
+
+
+@pytest.fixture
+def root_only(app: App) -> Path:
+    """A root-only directory (0700) for the pidfile, like /run/NAME owned by root."""
+    if os.geteuid() != 0:
+        pytest.fail("this test needs root: run the suite as root (as .ci/run does)")
+    path = app.dir / "run"
+    path.mkdir(mode=0o700)
+    return path
+
+
+def test_daemon_dropped_to_nobody_answers_root_on_its_control_socket(
+    app: App, root_only: Path
+) -> None:
+    """Pidfile in a root-only dir, user nobody: the socket is nobody's, 0600; status/reload work."""
+    pidfile = root_only / "app.pid"
+    control = root_only / "app.pid.ctl"
+    result = cli(
+        app, "start", "control_app:main", "--pidfile", pidfile, "--user", "nobody",
+        "--workdir", "/",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    pid = int(result.stdout)
+    try:
+        st = os.lstat(control)
+        assert (st.st_uid, stat.S_IMODE(st.st_mode)) == (NOBODY, 0o600)
+        answer = json.loads(cli(app, "status", "--pidfile", pidfile, "--json").stdout)
+        assert (answer["state"], answer["pid"]) == ("running", pid)
+        reload = cli(app, "reload", "--pidfile", pidfile)
+        assert reload.returncode == 0, reload.stderr
+        assert cli(app, "stop", "--pidfile", pidfile).returncode == 0
+        wait_gone(pid)
+        # The next start replaces whatever nobody could not remove.
+        again = cli(
+            app, "start", "control_app:main", "--pidfile", pidfile, "--user", "nobody",
+            "--workdir", "/",
+        )  # fmt: skip
+        assert again.returncode == 0, again.stderr
+        assert cli(app, "status", "--pidfile", pidfile).returncode == 0
+        assert cli(app, "stop", "--pidfile", pidfile).returncode == 0
+    finally:
+        holder = aiodaemon.read_pidfile(pidfile).running_pid
+        if holder is not None:
+            kill_quietly(holder)
+
+
+STRANGER = """
+import socket, sys
+conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+conn.settimeout(20)
+conn.connect(sys.argv[1])
+try:
+    conn.sendall(b'{"v": 1, "cmd": "status"}\\n')
+    conn.shutdown(socket.SHUT_WR)
+    data = conn.recv(65536)
+except OSError as exc:
+    data = b""
+sys.stdout.write(repr(data))
+"""
+
+
+def test_a_peer_of_another_uid_learns_nothing(app: App) -> None:
+    """Even through a socket opened up to everyone, a stranger (nobody) gets no byte back."""
+    if os.geteuid() != 0:
+        pytest.fail("this test needs root: run the suite as root (as .ci/run does)")
+    start(app)
+    # The mode is the first barrier; SO_PEERCRED must hold without it.
+    os.chmod(app.control, 0o666)
+    result = subprocess.run(
+        [SYSTEM_PYTHON, "-c", STRANGER, str(app.control)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        user=NOBODY,
+        group=NOBODY,
+        extra_groups=[],
+        env={"PATH": "/usr/bin:/bin"},
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "b''"
+    # The owner still gets its answer.
+    assert status(app)[0] == 0
+    stop(app)
+
+
+def test_the_cli_as_a_stranger_falls_back_to_the_pidfile(app: App) -> None:
+    """aiodaemon status run by nobody cannot use the 0600 socket and reads the pidfile instead."""
+    if os.geteuid() != 0:
+        pytest.fail("this test needs root: run the suite as root (as .ci/run does)")
+    pid = start(app)
+    repo = Path(__file__).resolve().parent.parent
+    result = subprocess.run(
+        [SYSTEM_PYTHON, "-m", "aiodaemon", "status", "--pidfile", str(app.pidfile)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        user=NOBODY,
+        group=NOBODY,
+        extra_groups=[],
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(repo)},
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"running (pid {pid}")
+    stop(app)
+
+
+def test_usage_errors_of_the_control_commands(app: App) -> None:
+    """Bad --timeout values and unknown flags: one line, exit 2."""
+    pidfile = str(app.pidfile)
+    for args in (
+        ["reload", "--pidfile", pidfile, "--timeout", "soon"],
+        ["status", "--pidfile", pidfile, "--timeout", "-1"],
+        ["status", "--pidfile", pidfile, "--no-wait"],
+    ):
+        result = cli(app, *args)
+        assert result.returncode == 2
+        one_line(result.stderr)
+
+
+def test_a_socket_without_a_lock_holder_is_never_asked(app: App) -> None:
+    """A listener at the path but no daemon holding the pidfile: status reads the pidfile only."""
+    app.pidfile.write_text(f"{os.getpid()}\n")
+    with planted_listener(app.control) as planted:
+        result = cli(app, "status", "--pidfile", app.pidfile)
+        assert result.returncode == 1  # dead: the pidfile names a pid that does not hold it
+        with pytest.raises(TimeoutError):
+            planted.accept()
