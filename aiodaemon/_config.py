@@ -107,6 +107,8 @@ class Options:
                 f.default if f.default_factory is dataclasses.MISSING else f.default_factory()
             ):
                 continue
+            if f.name == "control" and value == _control(None, self.pidfile):
+                continue  # the default derived from the pidfile
             if isinstance(value, Identity):
                 if value.uid is not None:
                     result["user"] = value.user_name or value.uid

@@ -38,6 +38,33 @@ class ControlSocket:
         # (st_dev, st_ino) of our file: only that inode is ever unlinked.
         self._identity: tuple[int, int] | None = identity
 
+    @classmethod
+    def adopt(cls, path: Path, fd: int) -> ControlSocket:
+        """Take over an inherited control socket (an upgrade's successor).
+
+        The file at ``path`` becomes ours to remove at exit. Serving it with
+        :class:`~._control_server.ControlServer` calls ``listen`` again, which
+        makes ``SO_PEERCRED`` name this process.
+
+        Raises:
+            StartupError: ``fd`` is not a unix stream socket bound to ``path``.
+        """
+        sock = socket.socket(fileno=fd)
+        try:
+            if sock.family != socket.AF_UNIX or sock.type != socket.SOCK_STREAM:
+                raise StartupError(f"control socket {path}: fd {fd} is not a unix stream socket")
+            st = os.lstat(path)
+            if not stat.S_ISSOCK(st.st_mode):
+                raise StartupError(f"control socket {path}: not a socket any more")
+        except OSError as exc:
+            sock.detach()
+            raise StartupError(f"control socket {path}: {exc.strerror or exc}") from None
+        except BaseException:
+            sock.detach()
+            raise
+        sock.set_inheritable(False)
+        return cls(path, sock, (st.st_dev, st.st_ino))
+
     def fileno(self) -> int:
         """The socket's descriptor (kept open across the detach)."""
         return self.sock.fileno()

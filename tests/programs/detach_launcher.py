@@ -27,7 +27,14 @@ async def main(ctx: aiodaemon.Context) -> None:
     await ctx.wait_stopping()
 
 
-options: dict[str, Any] = {"pidfile": args["pidfile"], "detach": True, "files_preserve": [keep]}
+# No control socket: its listener (and libuv's spare fd for EMFILE) would blur
+# what this checks, the launcher's fds; tests/test_control.py covers it.
+options: dict[str, Any] = {
+    "pidfile": args["pidfile"],
+    "detach": True,
+    "files_preserve": [keep],
+    "control": False,
+}
 for name in ("workdir", "stdout", "stderr"):
     if name in args:
         options[name] = args[name]
