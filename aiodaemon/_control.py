@@ -291,7 +291,8 @@ def _holder(path: Path, *, not_running: int, remove_stale: bool = False) -> tupl
     state = _wait_for_pid(path)
     pid = state.running_pid
     if pid is None:
-        if remove_stale and state.status is PidfileStatus.DEAD:
+        # Only a pid or nothing: a file holding other bytes may not be a pidfile at all.
+        if remove_stale and state.status is PidfileStatus.DEAD and not state.detail:
             return _clean_stale(path, state, not_running)
         return _not_running(path, state, not_running)
     pidfd = _open_verified(path, pid)
