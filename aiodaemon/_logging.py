@@ -20,6 +20,7 @@ import atexit
 import contextlib
 import logging
 import os
+import stat
 import sys
 import threading
 import time
@@ -135,7 +136,7 @@ class LogWriter:
         #: records refused because the queue was full (or logged after a failed close).
         self.dropped = 0
         self._reported = 0
-        self._lost_reported = 0
+        self._syslog_lost_reported = 0
         self._last_failure = -float("inf")
         self._limit = queue_size
         # A deque is thread-safe for append/popleft without a lock; the event is
@@ -147,6 +148,13 @@ class LogWriter:
         self._drained = False
         self._finished = False
         self._notice: Callable[..., Any] | None = None
+        #: where the writer's own notices go (None: every sink); set on the writer thread.
+        self._notice_sinks: list[Sink] | None = None
+        #: sinks whose last write failed; their losses are reported once one succeeds.
+        self._failing: set[int] = set()
+        self._lost_reported: dict[int, int] = {}
+        #: failed reopens not yet told to a newly opened file.
+        self._reopen_failures: list[str] = []
         self._thread = self._new_thread()
 
     def _new_thread(self) -> threading.Thread:
@@ -241,39 +249,90 @@ class LogWriter:
             for sink in waiting:
                 sink.retry()
 
-    def _write(self, batch: list[Record]) -> None:
+    def _write(self, batch: list[Record], sinks: list[Sink] | None = None) -> None:
         if not batch:
             return
-        for sink in self.sinks:
+        for sink in self.sinks if sinks is None else sinks:
             try:
                 sink.write(batch)
             except Exception as exc:
+                self._failing.add(id(sink))
                 self._sink_failed(sink, exc, len(batch))
+            else:
+                self._failing.discard(id(sink))
 
     def _write_now(self, severity: int, line: bytes) -> None:
-        self._write([(severity, line)])
+        self._write([(severity, line)], self._notice_sinks)
 
-    def _sink_failed(self, sink: object, exc: Exception, count: int) -> None:
-        # The failing sink cannot carry its own error: say it on fd 2, once a second.
+    def _sink_failed(self, sink: Sink, exc: Exception, count: int) -> None:
+        # The failing sink cannot carry its own error: tell the other sinks and
+        # a stderr someone reads, once a second.
         now = time.monotonic()
         if now - self._last_failure >= 1.0:
             self._last_failure = now
+            self._alert(
+                f"cannot write to {sink}: {exc}; {count} records lost",
+                failing=sink,
+                event="cannot write to log sink",
+                sink=repr(sink),
+                error=str(exc),
+                records=count,
+            )
+
+    def _alert(
+        self, text: str, *, failing: Sink, event: str, to_failing: bool = False, **kw: Any
+    ) -> None:
+        """Say ``text`` where a person looks when ``failing`` cannot carry it.
+
+        That is every other sink (syslog, a terminal echo) and fd 2 when it is
+        a terminal or a file no sink already writes to: never a pipe, which
+        could stall the writer, nor /dev/null. ``to_failing`` logs it into the
+        failing sink as well.
+        """
+        others = [sink for sink in self.sinks if sink is not failing]
+        shown = any(
+            getattr(sink, "fd", None) == 2 and id(sink) not in self._failing for sink in others
+        )
+        if not shown and _stderr_is_watched():
             with contextlib.suppress(OSError):
-                write_all(
-                    2, f"aiodaemon: cannot write to {sink}: {exc}; {count} records lost\n".encode()
-                )
+                write_all(2, f"aiodaemon: {text}\n".encode(errors="backslashreplace"))
+        if to_failing:
+            others = self.sinks
+        if others:
+            self._notice_sinks = others
+            try:
+                self._log("error", event, **kw)
+            finally:
+                self._notice_sinks = None
 
     def _reopen(self) -> None:
         for sink in self.sinks:
             try:
                 sink.reopen()
             except OSError as exc:
-                self._log(
-                    "error",
-                    "cannot reopen log file, keeping the old one",
+                self._alert(
+                    f"cannot reopen {sink}, keeping the old one: {exc}",
+                    failing=sink,
+                    # Into the old file too: it may still be the one people read.
+                    to_failing=True,
+                    event="cannot reopen log file, keeping the old one",
                     sink=repr(sink),
                     error=str(exc),
                 )
+                if isinstance(sink, FileSink):
+                    self._reopen_failures.append(str(exc))
+            else:
+                if isinstance(sink, FileSink) and self._reopen_failures:
+                    # A file reopened after failed attempts (a log directory
+                    # removed, then recreated) says what was missed.
+                    failures, self._reopen_failures = self._reopen_failures, []
+                    self._log(
+                        "error",
+                        "log file reopened after failed reopens",
+                        sink=repr(sink),
+                        failed=len(failures),
+                        error=failures[-1],
+                    )
 
     def _report(self) -> None:
         dropped = self.dropped
@@ -286,9 +345,24 @@ class LogWriter:
                 reason="queue full",
             )
             self._reported = dropped
-        if lost > self._lost_reported:
-            self._log("warning", "syslog records lost", lost=lost - self._lost_reported)
-            self._lost_reported = lost
+        if lost > self._syslog_lost_reported:
+            self._log("warning", "syslog records lost", lost=lost - self._syslog_lost_reported)
+            self._syslog_lost_reported = lost
+        for sink in self.sinks:
+            if not isinstance(sink, FileSink | StreamSink) or id(sink) in self._failing:
+                continue
+            # Writing works again (space came back on a full disk): one record
+            # in the log itself says how many records it is missing.
+            reported = self._lost_reported.get(id(sink), 0)
+            if sink.lost > reported:
+                self._lost_reported[id(sink)] = sink.lost
+                self._log(
+                    "warning",
+                    "log records lost",
+                    lost=sink.lost - reported,
+                    sink=repr(sink),
+                    error=str(sink.last_error),
+                )
 
     def _log(self, level: str, event: str, **kw: Any) -> None:
         if self._notice is not None:
@@ -307,6 +381,15 @@ class LogWriter:
         self._thread = self._new_thread()
         if not self._closed:
             self._thread.start()
+
+
+def _stderr_is_watched() -> bool:
+    """Whether fd 2 is a terminal or a regular file: where a person would look."""
+    try:
+        mode = os.fstat(2).st_mode
+    except OSError:
+        return False
+    return stat.S_ISREG(mode) or os.isatty(2)
 
 
 def _reopen_path(path: Path, chroot: Path | None) -> Path | None:

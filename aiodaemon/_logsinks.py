@@ -47,6 +47,61 @@ def write_all(fd: int, data: bytes | memoryview) -> None:
         view = view[os.write(fd, view) :]
 
 
+class _LineSink:
+    """Appends newline-terminated records to a descriptor, surviving failed writes whole.
+
+    A write that fails part-way (a full disk: ENOSPC, EDQUOT, EFBIG) may leave
+    a record cut short at the end of the file. The next write then starts with
+    a newline, so that fragment is never glued to the next record, and every
+    record not written whole is counted in :attr:`lost` for the log writer to
+    report once writing works again.
+    """
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        #: records not written whole, since the start.
+        self.lost = 0
+        #: the error of the last failed write.
+        self.last_error: OSError | None = None
+        #: the output ends inside a record cut short by a failed write.
+        self._mid_line = False
+
+    def write(self, records: Sequence[Record]) -> None:
+        """Append ``records`` in one ``write``: one syscall per batch, not per line.
+
+        Raises:
+            OSError: the write failed; the records not written whole are counted as lost.
+        """
+        lines = [line for _, line in records]
+        data = b"".join(lines)
+        head = b"\n" if self._mid_line else b""
+        view = memoryview(head + data if head else data)
+        total = len(view)
+        try:
+            while view:
+                view = view[os.write(self.fd, view) :]
+        except OSError as exc:
+            written = total - len(view)
+            self.last_error = exc
+            self.lost += _cut(lines, written - len(head))
+            if written > len(head):
+                self._mid_line = not data[: written - len(head)].endswith(b"\n")
+            elif head and written:
+                self._mid_line = False  # the fragment got its newline, nothing more
+            raise
+        self._mid_line = False
+
+
+def _cut(lines: Sequence[bytes], written: int) -> int:
+    """How many of ``lines`` are not whole within the first ``written`` bytes."""
+    end = 0
+    for index, line in enumerate(lines):
+        end += len(line)
+        if end > written:
+            return len(lines) - index
+    return 0
+
+
 def _open_append(path: Path | str) -> int:
     # O_NONBLOCK only for the open: a FIFO without a reader would otherwise hang
     # the open (and the terminal) forever; it fails with ENXIO instead.
@@ -56,21 +111,17 @@ def _open_append(path: Path | str) -> int:
     return fd
 
 
-class FileSink:
+class FileSink(_LineSink):
     """An append-only log file that can be reopened by path after a rotation."""
 
     def __init__(self, fd: int, path: Path, reopen_path: Path | None) -> None:
-        self.fd = fd
+        super().__init__(fd)
         self.path = path
         #: the path as seen after a chroot; None when the file is outside it.
         self.reopen_path = reopen_path
 
     def __repr__(self) -> str:
         return f"log_file {self.path}"
-
-    def write(self, records: Sequence[Record]) -> None:
-        """Append ``records`` in one ``write``: one syscall per batch, not per line."""
-        write_all(self.fd, b"".join([line for _, line in records]))
 
     def reopen(self) -> None:
         """Open the path again and close the old descriptor.
@@ -104,18 +155,11 @@ def open_file_sink(path: Path) -> FileSink:
     return FileSink(fd, path, path)
 
 
-class StreamSink:
+class StreamSink(_LineSink):
     """An inherited descriptor (fd 2) that is written to but never closed nor reopened."""
-
-    def __init__(self, fd: int) -> None:
-        self.fd = fd
 
     def __repr__(self) -> str:
         return f"fd {self.fd}"
-
-    def write(self, records: Sequence[Record]) -> None:
-        """Write ``records`` in one ``write``."""
-        write_all(self.fd, b"".join([line for _, line in records]))
 
     def reopen(self) -> None:
         """Nothing to reopen: the stream belongs to whoever started us."""

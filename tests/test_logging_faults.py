@@ -1,0 +1,164 @@
+"""Log sinks failing under a running daemon: a full disk, a removed log directory."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import shutil
+import signal
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .support import PYTHON, clean_env, install_program, log_child_env, require_tool, wait_for
+
+
+class Ticker:
+    """The ``log_ticker`` program logging into ``log``, its stderr a regular file."""
+
+    def __init__(self, tmp_path: Path, log: Path) -> None:
+        self.log = log
+        self.stderr_path = tmp_path / "stderr.txt"
+        script = install_program("log_ticker", tmp_path, "child.py")
+        with open(self.stderr_path, "w") as stderr:
+            self.proc = subprocess.Popen(
+                [PYTHON, str(script), json.dumps({"log_file": str(log)})],
+                env=clean_env(log_child_env()),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=stderr,
+                text=True,
+            )
+
+    def stderr(self) -> str:
+        """What the child wrote on its stderr so far."""
+        return self.stderr_path.read_text()
+
+    def finish(self) -> Any:
+        """SIGTERM, wait, and return the JSON the child printed last."""
+        if self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGTERM)
+        out, _ = self.proc.communicate(timeout=30)
+        assert self.proc.returncode == 0, self.stderr()
+        return json.loads(out.splitlines()[-1])
+
+
+def records(path: Path) -> tuple[list[dict[str, Any]], list[bytes]]:
+    """The records of a JSON-lines file, and the lines that are not JSON."""
+    parsed, broken = [], []
+    for line in path.read_bytes().split(b"\n"):
+        if not line:
+            continue
+        try:
+            parsed.append(json.loads(line))
+        except ValueError:
+            broken.append(line)
+    return parsed, broken
+
+
+def count(path: Path, event: str) -> int:
+    """How many lines of ``path`` carry ``event``."""
+    try:
+        return path.read_bytes().count(f'"event":"{event}"'.encode())
+    except FileNotFoundError:
+        return 0
+
+
+@pytest.fixture
+def tiny_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 256 kB tmpfs of its own, mounted for the test."""
+    mount = require_tool("mount")
+    if os.geteuid() != 0:
+        pytest.fail("a full disk is simulated with a tmpfs mount, which needs root")
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    subprocess.run(
+        [mount, "-t", "tmpfs", "-o", "size=256k,mode=0755", "tmpfs", str(disk)], check=True
+    )
+    try:
+        yield disk
+    finally:
+        subprocess.run([require_tool("umount"), "-l", str(disk)], check=False)
+
+
+def fill(path: Path) -> None:
+    """Write ``path`` until its file system has no space left."""
+    chunk = b"\0" * 4096
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+    error: OSError | None = None
+    try:
+        while error is None:
+            try:
+                os.write(fd, chunk)
+            except OSError as exc:
+                error = exc
+    finally:
+        os.close(fd)
+    assert error.errno == errno.ENOSPC, error
+
+
+@pytest.mark.root
+def test_a_full_disk_cuts_no_record_into_the_next_and_counts_the_loss(
+    tmp_path: Path, tiny_disk: Path
+) -> None:
+    """After ENOSPC, the next record starts a fresh line and one record says how many were lost."""
+    log = tiny_disk / "app.log"
+    ticker = Ticker(tmp_path, log)
+    try:
+        wait_for(lambda: count(log, "tick") >= 20, what="first ticks")
+        fill(tiny_disk / "filler")
+        wait_for(lambda: "No space left on device" in ticker.stderr(), what="a failed write")
+        before = count(log, "tick")
+        (tiny_disk / "filler").unlink()
+        wait_for(lambda: count(log, "log records lost") >= 1, what="the loss reported")
+        wait_for(lambda: count(log, "tick") >= before + 20, what="ticks after the disk freed up")
+    finally:
+        result = ticker.finish()
+    assert result == {"closed": True, "dropped": 0}
+    parsed, broken = records(log)
+    # At most one record cut short by the full disk, alone on its line.
+    assert len(broken) <= 1, broken
+    assert all(line.startswith(b'{"') and b"}{" not in line for line in broken)
+    ticks = {int(r["n"]) for r in parsed if r["event"] == "tick"}
+    last = next(int(r["last"]) for r in parsed if r["event"] == "done")
+    missing = set(range(last + 1)) - ticks
+    (lost,) = [r for r in parsed if r["event"] == "log records lost"]
+    assert lost["level"] == "warning"
+    assert lost["lost"] == len(missing) > 0
+    assert "No space left on device" in lost["error"]
+    line = next(x for x in ticker.stderr().splitlines() if "cannot write to" in x)
+    assert line.startswith(f"aiodaemon: cannot write to log_file {log}: [Errno 28] No space left")
+
+
+def test_a_failed_reopen_reaches_stderr_and_the_next_reopened_file(tmp_path: Path) -> None:
+    """With the log directory removed, the error shows on stderr and in the next file reopened."""
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    log = logs / "app.log"
+    ticker = Ticker(tmp_path, log)
+    try:
+        wait_for(lambda: count(log, "tick") >= 10, what="first ticks")
+        shutil.rmtree(logs)
+        os.kill(ticker.proc.pid, signal.SIGUSR1)
+        wait_for(lambda: "cannot reopen" in ticker.stderr(), what="the error on stderr")
+        logs.mkdir()
+        os.kill(ticker.proc.pid, signal.SIGUSR1)
+        wait_for(lambda: count(log, "tick") >= 10, what="ticks in the reopened file")
+    finally:
+        result = ticker.finish()
+    assert result == {"closed": True, "dropped": 0}
+    assert ticker.stderr().splitlines() == [
+        f"aiodaemon: cannot reopen log_file {log}, keeping the old one: "
+        f"[Errno 2] No such file or directory: '{log}'"
+    ]
+    parsed, broken = records(log)
+    assert broken == []
+    (reopened,) = [r for r in parsed if r["event"] == "log file reopened after failed reopens"]
+    assert reopened["level"] == "error"
+    assert reopened["failed"] == 1
+    assert "No such file or directory" in reopened["error"]
+    assert parsed.index(reopened) == 0
