@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import textwrap
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -311,3 +312,74 @@ class ForegroundDaemon:
 def log_child_env(*, detached: bool = True, queue_size: int = 32768) -> dict[str, str]:
     """The variables shaping a logging child's writer (``tests/programs/logchild.py``)."""
     return {"LOG_CHILD_DETACHED": "1" if detached else "0", "LOG_CHILD_QUEUE_SIZE": str(queue_size)}
+
+
+class Rsyslog:
+    """A private rsyslogd: a Unix socket, TCP and UDP inputs, everything into one file."""
+
+    def __init__(self, directory: Path) -> None:
+        self.binary = require_tool("rsyslogd")
+        self.directory = directory
+        self.socket = directory / "log.sock"
+        self.output = directory / "received.log"
+        self.tcp_port = free_port(socket.SOCK_STREAM)
+        self.udp_port = free_port(socket.SOCK_DGRAM)
+        self.config = directory / "rsyslog.conf"
+        self.config.write_text(
+            textwrap.dedent(f"""\
+            global(workDirectory="{directory}")
+            module(load="imuxsock" SysSock.Use="off")
+            input(type="imuxsock" Socket="{self.socket}")
+            module(load="imtcp")
+            input(type="imtcp" address="127.0.0.1" port="{self.tcp_port}")
+            module(load="imudp")
+            input(type="imudp" address="127.0.0.1" port="{self.udp_port}")
+            template(name="fields" type="list") {{
+                property(name="syslogseverity") constant(value="|")
+                property(name="syslogfacility-text") constant(value="|")
+                property(name="app-name") constant(value="|")
+                property(name="procid") constant(value="|")
+                property(name="structured-data") constant(value="|")
+                property(name="msg" droplastlf="on") constant(value="\\n")
+            }}
+            *.* action(type="omfile" file="{self.output}" template="fields")
+            """)
+        )
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        """Start rsyslogd in the foreground and wait until all its inputs listen."""
+        self.proc = subprocess.Popen(
+            [self.binary, "-n", "-f", str(self.config), "-i", str(self.directory / "rsyslog.pid")],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        wait_for(self.socket.is_socket, what="rsyslogd's socket")
+        wait_for(self._tcp_listening, what="rsyslogd's TCP input")
+
+    def _tcp_listening(self) -> bool:
+        try:
+            socket.create_connection(("127.0.0.1", self.tcp_port), timeout=1).close()
+        except OSError:
+            return False
+        return True
+
+    def stop(self) -> None:
+        """Stop rsyslogd and wait for it."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+        self.proc = None
+
+    def messages(self) -> list[tuple[int, str, str, int, str, str]]:
+        """(severity, facility, app, pid, structured data, msg) of every message received."""
+        try:
+            lines = self.output.read_text().splitlines()
+        except FileNotFoundError:
+            return []
+        result = []
+        for line in lines:
+            sev, facility, app, pid, data, msg = line.split("|", 5)
+            result.append((int(sev), facility, app, int(pid), data, msg.strip()))
+        return result

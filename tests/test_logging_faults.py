@@ -14,19 +14,28 @@ from typing import Any
 
 import pytest
 
-from .support import PYTHON, clean_env, install_program, log_child_env, require_tool, wait_for
+from .support import (
+    PYTHON,
+    Rsyslog,
+    clean_env,
+    install_program,
+    log_child_env,
+    require_tool,
+    wait_for,
+)
 
 
 class Ticker:
     """The ``log_ticker`` program logging into ``log``, its stderr a regular file."""
 
-    def __init__(self, tmp_path: Path, log: Path) -> None:
+    def __init__(self, tmp_path: Path, log: Path, **options: str) -> None:
         self.log = log
         self.stderr_path = tmp_path / "stderr.txt"
         script = install_program("log_ticker", tmp_path, "child.py")
+        options = {"log_file": str(log), **options}
         with open(self.stderr_path, "w") as stderr:
             self.proc = subprocess.Popen(
-                [PYTHON, str(script), json.dumps({"log_file": str(log)})],
+                [PYTHON, str(script), json.dumps(options)],
                 env=clean_env(log_child_env()),
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
@@ -162,3 +171,43 @@ def test_a_failed_reopen_reaches_stderr_and_the_next_reopened_file(tmp_path: Pat
     assert reopened["failed"] == 1
     assert "No such file or directory" in reopened["error"]
     assert parsed.index(reopened) == 0
+
+
+@pytest.fixture
+def rsyslog(tmp_path: Path) -> Iterator[Rsyslog]:
+    """A running private rsyslogd."""
+    directory = tmp_path / "rsyslog"
+    directory.mkdir()
+    server = Rsyslog(directory)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.mark.root
+def test_a_full_disk_is_told_to_syslog_at_once(
+    tmp_path: Path, tiny_disk: Path, rsyslog: Rsyslog
+) -> None:
+    """With syslog configured beside the file, syslog hears of the failing writes right away."""
+    log = tiny_disk / "app.log"
+    ticker = Ticker(tmp_path, log, syslog=str(rsyslog.socket))
+
+    def failures() -> list[dict[str, Any]]:
+        received = [json.loads(msg) for *_, msg in rsyslog.messages()]
+        return [r for r in received if r["event"] == "cannot write to log sink"]
+
+    try:
+        wait_for(lambda: count(log, "tick") >= 20, what="first ticks")
+        fill(tiny_disk / "filler")
+        (failure, *_) = wait_for(failures, what="the failure on syslog")
+    finally:
+        (tiny_disk / "filler").unlink()
+        result = ticker.finish()
+    assert result == {"closed": True, "dropped": 0}
+    assert failure["level"] == "error"
+    assert failure["sink"] == f"log_file {log}"
+    assert "No space left on device" in failure["error"]
+    # syslog already carries it: stderr (a file here) gets the line as well.
+    assert "No space left on device" in ticker.stderr()
