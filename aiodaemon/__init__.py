@@ -8,8 +8,6 @@ that touches ``aiodaemon.run`` or a decorator loads the runtime's front door.
 
 from __future__ import annotations
 
-import importlib
-
 # Not typing.TYPE_CHECKING: importing typing would cost every ``import aiodaemon``
 # ~6 ms (mypy treats any name TYPE_CHECKING as true).
 TYPE_CHECKING = False
@@ -85,6 +83,8 @@ def __getattr__(name: str) -> Any:
             value = "0+unknown"
     elif name in _EXPORTS:
         module, attr = _EXPORTS[name]
+        import importlib  # here: `aiodaemon status` imports the package but no export
+
         value = getattr(importlib.import_module(f".{module}", __name__), attr)
         if isinstance(value, type) and value.__module__.startswith(f"{__name__}."):
             # Tracebacks, reprs and the API reference show the public path.

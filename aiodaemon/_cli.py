@@ -11,12 +11,11 @@ operator's ``aiodaemon status`` costs little more than starting Python.
 from __future__ import annotations
 
 import argparse
-import importlib
 import itertools
 import math
+import os
 import sys
 from collections.abc import Callable, Sequence
-from pathlib import Path
 
 from . import _control
 from ._messages import printable
@@ -109,6 +108,38 @@ unverifiable holder, an untrusted or silent control socket).
 }
 
 
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    """argparse's formatter, sized without importing shutil.
+
+    argparse builds a formatter at every ``add_argument``, and its default one
+    imports shutil (with zlib, bz2, lzma) for the terminal width: a good part
+    of what ``aiodaemon status`` would cost.
+    """
+
+    def __init__(
+        self,
+        prog: str,
+        indent_increment: int = 2,
+        max_help_position: int = 24,
+        width: int | None = None,
+    ) -> None:
+        if width is None:
+            width = _terminal_columns() - 2
+        super().__init__(prog, indent_increment, max_help_position, width)
+
+
+def _terminal_columns() -> int:
+    """``$COLUMNS``, else the terminal's width, else 80 (what shutil would say)."""
+    try:
+        return int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        pass
+    try:
+        return os.get_terminal_size(1).columns or 80
+    except (ValueError, OSError):
+        return 80
+
+
 class _Parser(argparse.ArgumentParser):
     """An ArgumentParser whose errors are one line and exit 2, as every usage error here.
 
@@ -191,35 +222,34 @@ def _cmd_restart(args: argparse.Namespace) -> int:
         raise _UsageError("--pidfile is required: it tells which daemon to stop")
     options = _daemon_options(args, detach=True)
     daemon, program = _load_target(args.target)
-    code = _control.stop(Path(args.pidfile), args.timeout)
+    code = _control.stop(args.pidfile, args.timeout)
     if code != 0:
         return code
     return _start(daemon, program, options, args.pidfile)
 
 
 def _cmd_stop(args: argparse.Namespace) -> int:
-    return _control.stop(Path(args.pidfile), args.timeout)
+    return _control.stop(args.pidfile, args.timeout)
 
 
 def _cmd_reload(args: argparse.Namespace) -> int:
-    pidfile = Path(args.pidfile)
+    pidfile: str = args.pidfile
     return _control.reload(
         pidfile, _control_path(args, pidfile), timeout=args.timeout, wait=not args.no_wait
     )
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
-    pidfile = Path(args.pidfile)
+    pidfile: str = args.pidfile
     return _control.status(
         pidfile, _control_path(args, pidfile), as_json=args.json, timeout=args.timeout
     )
 
 
-def _control_path(args: argparse.Namespace, pidfile: Path) -> Path:
+def _control_path(args: argparse.Namespace, pidfile: str) -> str:
     """``--control``, or where a daemon with this pidfile binds its control socket."""
-    if args.control is not None:
-        return Path(args.control)
-    return pidfile.with_name(pidfile.name + ".ctl")
+    # Strings, not pathlib: importing it costs a control command ~2 ms.
+    return str(args.control) if args.control is not None else pidfile + ".ctl"
 
 
 def _start(
@@ -227,7 +257,7 @@ def _start(
 ) -> int:
     from ._daemon import launch
 
-    if pidfile is not None and _report_running(Path(pidfile)):
+    if pidfile is not None and _report_running(pidfile):
         return ExitCode.OK
 
     def on_ready(pid: int) -> None:
@@ -246,7 +276,7 @@ def _start(
     return ExitCode.OK if code == ExitCode.ALREADY_RUNNING else code
 
 
-def _report_running(pidfile: Path) -> bool:
+def _report_running(pidfile: str) -> bool:
     state = read_pidfile(pidfile)
     if state.status is not PidfileStatus.RUNNING:
         return False
@@ -371,9 +401,11 @@ def _load_target(spec: str) -> tuple[Daemon, HookFunction]:
 
 
 def _import(module_name: str) -> Any:
+    import importlib
+
     # The absolute current directory, not "": the daemon chdirs to its workdir,
     # and imports made later must still find the program's own modules.
-    cwd = str(Path.cwd())
+    cwd = os.getcwd()
     if cwd not in sys.path:
         sys.path.insert(0, cwd)
     try:
@@ -425,6 +457,7 @@ def _build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     parser = _Parser(
         argv=argv,
         prog=_PROG,
+        formatter_class=_Formatter,
         description="Run an asyncio program as a Unix service, and control it.",
         epilog="Run 'aiodaemon COMMAND --help' for each command's options and examples.",
     )
@@ -438,6 +471,9 @@ def _build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
         "reload": (_cmd_reload, "reload the daemon holding --pidfile and report the result"),
         "status": (_cmd_status, "tell what the daemon holding --pidfile is doing (LSB codes)"),
     }
+    # Only the command being run gets its options: building all of them would be
+    # a good part of what a control command such as `status` costs.
+    chosen = argv[0] if argv and argv[0] in commands_table else None
     for name, (handler, help_text) in commands_table.items():
         daemon_command = name in ("run", "start", "restart")
         epilog = _EXAMPLES[name]
@@ -457,9 +493,11 @@ def _build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
             help=help_text,
             description=help_text[0].upper() + help_text[1:] + ".",
             epilog=epilog,
-            formatter_class=argparse.RawDescriptionHelpFormatter,
+            formatter_class=_Formatter,
         )
         sub.set_defaults(handler=handler, parser=sub)
+        if chosen is not None and name != chosen:
+            continue
         if daemon_command:
             _add_daemon_options(sub)
         else:

@@ -19,9 +19,13 @@ import errno
 import os
 import socket
 import stat
-from pathlib import Path
 
 from .exceptions import StartupError
+
+TYPE_CHECKING = False  # not typing's: see aiodaemon/__init__.py
+if TYPE_CHECKING:
+    # Annotations only: the CLI's client imports this module and must start fast.
+    from pathlib import Path
 
 __all__ = ["ControlSocket", "open_control_socket", "unix_address"]
 
@@ -101,7 +105,7 @@ def open_control_socket(path: Path, uid: int | None, gid: int | None) -> Control
         raise StartupError(f"control socket {path}: {exc.strerror or exc}") from None
 
 
-def unix_address(path: Path) -> tuple[str, int | None]:
+def unix_address(path: str | os.PathLike[str]) -> tuple[str, int | None]:
     """An address ``connect``/``bind`` accept for ``path``, and a directory fd to close after.
 
     Paths longer than sun_path are reached through ``/proc/self/fd`` of their
@@ -110,11 +114,12 @@ def unix_address(path: Path) -> tuple[str, int | None]:
     text = os.fsdecode(path)
     if len(os.fsencode(text)) <= _SUN_PATH_MAX:
         return text, None
-    dirfd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    return f"/proc/self/fd/{dirfd}/{path.name}", dirfd
+    directory, name = os.path.split(text)
+    dirfd = os.open(directory or ".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    return f"/proc/self/fd/{dirfd}/{name}", dirfd
 
 
-def _check_replaceable(path: Path) -> tuple[int, int] | None:
+def _check_replaceable(path: str | os.PathLike[str]) -> tuple[int, int] | None:
     """Nothing at ``path`` (None), or a dead socket (its identity): anything else stays.
 
     Raises:
@@ -149,6 +154,7 @@ def _bind(
     path: Path, uid: int | None, gid: int | None, stale: tuple[int, int] | None
 ) -> ControlSocket:
     import tempfile  # here: the CLI's client imports this module and must start fast
+    from pathlib import Path
 
     private = Path(tempfile.mkdtemp(prefix=".ctl-", dir=path.parent))
     staged = private / "s"

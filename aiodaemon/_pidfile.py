@@ -13,9 +13,14 @@ import fcntl
 import os
 import stat
 import time
-from pathlib import Path
 
 from .exceptions import AlreadyRunningError, StartupError
+
+# Not typing.TYPE_CHECKING, and pathlib only for annotations: the control
+# commands read pidfiles and should not pay for importing either.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from pathlib import Path
 
 __all__ = ["Pidfile", "PidfileState", "PidfileStatus", "acquire_pidfile", "read_pidfile"]
 
@@ -61,6 +66,8 @@ class Pidfile:
     def enter_chroot(self, root: Path) -> None:
         """Record where the file is seen from inside ``root``; call just before the chroot."""
         try:
+            from pathlib import Path
+
             self.visible_path = Path("/") / self.path.resolve().relative_to(root.resolve())
         except ValueError:
             self.visible_path = None
@@ -223,7 +230,7 @@ def read_pidfile(path: str | os.PathLike[str]) -> PidfileState:
     Anything but a regular file (a FIFO, socket, directory) is UNKNOWN, and
     never waited on.
     """
-    path = Path(path)
+    path = os.fspath(path)
     try:
         fd = os.open(path, _READ_FLAGS)
     except FileNotFoundError:
@@ -268,7 +275,7 @@ def _kind(mode: int) -> str:
     return "not a regular file"
 
 
-def _special_kind(path: Path) -> str | None:
+def _special_kind(path: str | os.PathLike[str]) -> str | None:
     """What ``path`` is when it exists and is not a regular file (after a failed open)."""
     try:
         mode = os.lstat(path).st_mode
@@ -277,11 +284,11 @@ def _special_kind(path: Path) -> str | None:
     return None if stat.S_ISREG(mode) else _kind(mode)
 
 
-def _not_regular(path: Path, kind: str) -> str:
+def _not_regular(path: str | os.PathLike[str], kind: str) -> str:
     return f"pidfile {path} is {kind}, not a regular file"
 
 
-def _garbage(path: Path, data: bytes) -> str:
+def _garbage(path: str | os.PathLike[str], data: bytes) -> str:
     """How a pidfile holding no pid is described: its first bytes, escaped."""
     excerpt = data[:32].decode("ascii", "backslashreplace")
     excerpt = excerpt.encode("unicode_escape").decode("ascii").replace("\\\\x", "\\x")
