@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import ipaddress
 import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Literal
 
 from .exceptions import ConfigError
@@ -88,7 +86,7 @@ def parse_listen_address(option: str, text: object) -> ListenAddress:
                 ) from None
             if not 0 <= mode <= 0o777:
                 raise ConfigError(option, f"socket mode out of range: {text!r}")
-        if not Path(path).parent.is_dir():
+        if not os.path.isdir(os.path.dirname(path)):
             raise ConfigError(option, f"directory does not exist for {text!r}")
         return UnixAddress(path, mode)
     host, sep, port_text = text.rpartition(":")
@@ -100,6 +98,9 @@ def parse_listen_address(option: str, text: object) -> ListenAddress:
     ipv6 = host.startswith("[") and host.endswith("]")
     if ipv6:
         host = host[1:-1]
+        # Only a bracketed literal needs it: ipaddress is not free to import.
+        import ipaddress
+
         try:
             ipaddress.IPv6Address(host.partition("%")[0])
         except ValueError:

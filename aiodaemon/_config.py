@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import grp
-import importlib.util
 import logging
 import math
 import os
@@ -310,8 +309,11 @@ def _control(value: object, pidfile: Path | None) -> Path | None:
 
 def _uvloop(value: object) -> bool | None:
     choice = _opt_bool("uvloop", value, allow_none=True)
-    if choice and importlib.util.find_spec("uvloop") is None:
-        raise ConfigError("uvloop", "uvloop=True but uvloop is not installed")
+    if choice:
+        import importlib.util  # only uvloop=True asks
+
+        if importlib.util.find_spec("uvloop") is None:
+            raise ConfigError("uvloop", "uvloop=True but uvloop is not installed")
     return choice
 
 

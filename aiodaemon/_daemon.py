@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import threading
 from collections.abc import Callable, Mapping
@@ -148,6 +149,12 @@ def launch(
 
     # Before anything is opened: nothing acquired may land on fds 0-2.
     fill_std_fds()
+
+    # Everything the program built so far (asyncio, uvloop, structlog, its own
+    # modules) lives as long as the process: freezing it keeps the garbage
+    # collections that the start-up's imports trigger from scanning it again and
+    # again, and from copying its pages after the forks. Thawed once ready.
+    gc.freeze()
     try:
         options = parse_options(raw)
         _check_main(main)
@@ -185,7 +192,7 @@ def launch(
             shutdown_timeout=options.shutdown_timeout,
         )
     else:
-        pipe = ReadinessPipe(None)
+        pipe = ReadinessPipe(None, thaw=True)
         redirect_outputs(acquired.stdout, acquired.stderr)
         for fd in (acquired.stdout, acquired.stderr):
             if fd is not None:
@@ -259,26 +266,23 @@ def _become_daemon(
 def _preload(options: Options) -> None:
     """Import what the run phase needs while the interpreter's files are still readable.
 
-    After a chroot or a drop to an unprivileged user, a lazy import would fail.
+    After a chroot or a drop to an unprivileged user, a lazy import would fail;
+    a daemon that keeps its identity and root loads the rest when it needs it.
     """
-    import concurrent.futures.thread  # noqa: F401  (run_in_executor imports it lazily)
-    import encodings.idna  # noqa: F401  (getaddrinfo on a str host)
-    import traceback  # noqa: F401
-
     import orjson  # noqa: F401
     import structlog  # noqa: F401
 
-    # __version__ reads package metadata (for the control socket's status).
-    from . import (  # noqa: F401
-        __version__,
-        _context,
-        _control_server,
-        _health,
-        _logging,
-        _runtime,
-        _serving,
-        _systemd,
-    )
+    from . import _context, _logging, _runtime, _serving, _systemd  # noqa: F401
+
+    if options.health is not None:
+        from . import _health  # noqa: F401
+    if options.control is not None:
+        # __version__ reads package metadata (for the control socket's status).
+        from . import __version__, _control_server  # noqa: F401
+    if options.chroot is not None or options.identity is not None:
+        import concurrent.futures.thread  # noqa: F401  (run_in_executor imports it lazily)
+        import encodings.idna  # noqa: F401  (getaddrinfo on a str host)
+        import traceback  # noqa: F401
 
     if options.uvloop is not False:
         try:

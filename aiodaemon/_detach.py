@@ -7,6 +7,7 @@ by threads that no longer exist.
 
 from __future__ import annotations
 
+import gc
 import io
 import os
 import stat
@@ -172,6 +173,11 @@ def fork_daemon(
     sys.stdout.flush()
     sys.stderr.flush()
     read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
+    # Every object the launcher made is frozen for the forks: a garbage
+    # collection in the daemon would otherwise write to each of them, copying
+    # page after page (copy-on-write) while the launcher waits, several ms on the
+    # way to ready. The daemon thaws them once the launcher has its verdict.
+    gc.freeze()
     first = os.fork()
     if first:
         os.close(write_fd)
@@ -185,7 +191,7 @@ def fork_daemon(
         os._exit(0)
     # The daemon is not a session leader, so opening a tty can never make it
     # the controlling terminal again.
-    pipe = ReadinessPipe(write_fd)
+    pipe = ReadinessPipe(write_fd, thaw=True)
     pipe.announce(os.getpid())
     return pipe
 

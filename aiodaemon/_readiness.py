@@ -9,6 +9,7 @@ Synchronous and asyncio-free: the launcher never runs an event loop.
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import select
 import signal
@@ -20,8 +21,15 @@ __all__ = ["LaunchResult", "ReadinessPipe", "stop_unready", "wait_gone", "wait_r
 class ReadinessPipe:
     """The daemon's end of the handshake; every method is a no-op once reported."""
 
-    def __init__(self, fd: int | None) -> None:
+    def __init__(self, fd: int | None, *, thaw: bool = False) -> None:
+        """The write end ``fd`` (None: no launcher waits, as in the foreground).
+
+        Args:
+            fd: the pipe's write end, or None.
+            thaw: undo the start-up's ``gc.freeze()`` once the verdict is given.
+        """
         self.fd = fd
+        self._thaw = thaw
 
     @property
     def pending(self) -> bool:
@@ -49,6 +57,11 @@ class ReadinessPipe:
             with contextlib.suppress(OSError):
                 os.close(self.fd)
             self.fd = None
+        if self._thaw:
+            # Ready (or failed): what was frozen for the start-up may be
+            # collected again (see launch and fork_daemon).
+            self._thaw = False
+            gc.unfreeze()
 
     def _write(self, text: str) -> None:
         if self.fd is None:

@@ -24,7 +24,6 @@ import structlog
 from ._config import HEALTH_SOCKET
 from ._context import Context
 from ._control_server import ControlServer, DaemonCommands
-from ._health import HealthServer
 from ._hooks import HookFunction, MainTarget, call_async, describe
 from ._loop import await_chain, new_event_loop, sockname
 from ._reloads import ReloadTracker
@@ -35,6 +34,7 @@ from .exceptions import ExitCode, StartupError
 if TYPE_CHECKING:
     from ._config import Options
     from ._control_socket import ControlSocket
+    from ._health import HealthServer
     from ._logging import LogWriter
     from ._pidfile import Pidfile
     from ._readiness import ReadinessPipe
@@ -162,6 +162,8 @@ class _Runtime:
 
         if self.options.health is not None:
             # Answering from the start of the startup hooks: /livez 200, /readyz 503.
+            from ._health import HealthServer  # imported only by daemons that serve it
+
             self.health = HealthServer(
                 listeners[HEALTH_SOCKET],
                 state=lambda: self.lifecycle.state,
