@@ -15,6 +15,7 @@ from pathlib import Path
 from ._config import HEALTH_SOCKET, ListenAddress, Options
 from ._control_socket import ControlSocket, open_control_socket
 from ._logging import LogTargets, open_log_targets
+from ._messages import say
 from ._pidfile import Pidfile, acquire_pidfile
 from ._sockets import Listeners, open_listeners
 from .exceptions import StartupError
@@ -89,7 +90,7 @@ def acquire(options: Options) -> Acquired:
                 # Group members may connect to 0660 sockets, and the daemon may
                 # remove its own socket files at exit after the drop.
                 acquired.listeners.chown(identity.uid, identity.gid)
-        if options.control is not None:
+        if options.control is not None and _control_wanted(options):
             # Bound now, while the directory may still be root-only; given to
             # the user we drop to, so the daemon can answer on it afterwards.
             uid, gid = (identity.uid, identity.gid) if identity is not None else (None, None)
@@ -98,6 +99,25 @@ def acquire(options: Options) -> Acquired:
         acquired.release()
         raise
     return acquired
+
+
+def _control_wanted(options: Options) -> bool:
+    """False (with a warning) when the implicit ``<pidfile>.ctl`` cannot be created.
+
+    A pidfile an administrator created in a directory we may not write to
+    used to be enough to start: the control socket it implies must not make
+    such a start fail. One given explicitly must work, or the start fails.
+    """
+    assert options.control is not None
+    pidfile = options.pidfile
+    implicit = pidfile is not None and options.control == pidfile.with_name(pidfile.name + ".ctl")
+    if not implicit or os.access(options.control.parent, os.W_OK | os.X_OK):
+        return True
+    say(
+        f"warning: no control socket: cannot create {options.control} (directory not "
+        "writable); status and reload fall back to the pidfile and signals"
+    )
+    return False
 
 
 def _sockets_to_open(options: Options) -> dict[str, ListenAddress]:

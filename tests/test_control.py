@@ -21,7 +21,15 @@ import pytest
 
 import aiodaemon
 
-from .support import clean_env, is_alive, kill_quietly, read_json_lines, wait_for, wait_gone
+from .support import (
+    clean_env,
+    is_alive,
+    kill_quietly,
+    read_json_lines,
+    require_tool,
+    wait_for,
+    wait_gone,
+)
 
 SCRIPT = Path(sys.executable).parent / "aiodaemon"
 PROGRAMS = Path(__file__).resolve().parent / "programs"
@@ -162,6 +170,44 @@ def test_status_says_starting_while_startup_hooks_run(app: App) -> None:
         launcher.kill()
         launcher.wait()
     stop(app)
+
+
+def test_status_says_stopping_during_the_shutdown_hooks(app: App) -> None:
+    """After SIGTERM, while shutdown hooks run, status says "stopping" (exit 0)."""
+    pid = start(app, "--log-file", str(app.dir / "log.jsonl"))
+    app.steer("shutdown", "slow:3")
+    os.kill(pid, signal.SIGTERM)
+    wait_for(lambda: status(app)[1]["state"] == "stopping", what="state stopping")
+    assert status(app)[0] == 0
+    wait_gone(pid)
+    assert not app.control.exists()
+
+
+def test_without_a_writable_directory_the_daemon_starts_without_control(app: App) -> None:
+    """A pre-created pidfile in a directory nobody may write to: a warning, not a failed start."""
+    chattr = require_tool("chattr")
+    run_dir = app.dir / "run"
+    run_dir.mkdir()
+    pidfile = run_dir / "app.pid"
+    pidfile.write_text("")
+    # Immutable: not even root may create the control socket beside the pidfile.
+    subprocess.run([chattr, "+i", str(run_dir)], check=True)
+    try:
+        result = cli(app, "start", "control_app:main", "--pidfile", pidfile)
+        assert result.returncode == 0, result.stderr
+        assert "warning: no control socket" in one_line(result.stderr)
+        pid = int(result.stdout)
+        answer = json.loads(cli(app, "status", "--pidfile", pidfile, "--json").stdout)
+        assert (answer["state"], answer["pid"], answer["version"]) == ("running", pid, None)
+        reload = cli(app, "reload", "--pidfile", pidfile)
+        assert reload.returncode == 0
+        assert "result is not known" in reload.stderr
+        assert cli(app, "stop", "--pidfile", pidfile).returncode == 0
+    finally:
+        subprocess.run([chattr, "-i", str(run_dir)], check=True)
+        holder = aiodaemon.read_pidfile(pidfile).running_pid
+        if holder is not None:
+            kill_quietly(holder)
 
 
 def test_status_without_a_control_socket_falls_back_to_the_pidfile(app: App) -> None:

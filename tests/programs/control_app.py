@@ -3,7 +3,8 @@
 ``startup`` holds "hang" (an await that never ends), "block" (a sync sleep that
 blocks the loop) or "wait" (until a file ``release`` appears). ``reload`` holds
 "fail:MESSAGE", "slow:SECONDS" or "block:SECONDS". Each reload run appends its
-mode to ``reloads``. A ``listen=`` socket named "echo" is served as an echo.
+mode to ``reloads``. ``shutdown`` holds "slow:SECONDS". A ``listen=`` socket
+named "echo" is served as an echo.
 """
 
 from __future__ import annotations
@@ -52,6 +53,13 @@ async def reload_config() -> None:
         await asyncio.sleep(float(arg))
     elif kind == "block":
         time.sleep(float(arg))
+
+
+@aiodaemon.on_shutdown
+async def close_up() -> None:
+    kind, _, arg = _mode("shutdown").partition(":")
+    if kind == "slow":
+        await asyncio.sleep(float(arg))
 
 
 async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
