@@ -695,6 +695,33 @@ def test_the_cli_as_a_stranger_falls_back_to_the_pidfile(app: App) -> None:
     stop(app)
 
 
+LOADED = """
+import json, sys
+from aiodaemon._cli import main
+code = main(sys.argv[2:])
+heavy = ("asyncio", "structlog", "uvloop", "orjson", "aiodaemon._runtime", "aiodaemon._daemon")
+with open(sys.argv[1], "w") as f:
+    json.dump([name for name in heavy if name in sys.modules], f)
+"""
+
+
+def test_control_commands_load_neither_asyncio_nor_the_runtime(app: App) -> None:
+    """status, reload and stop of a running daemon import no asyncio, structlog or runtime."""
+    start(app)
+    report = app.dir / "loaded.json"
+    for command in ("status", "reload", "stop"):
+        result = subprocess.run(
+            [sys.executable, "-c", LOADED, str(report), command, "--pidfile", str(app.pidfile)],
+            capture_output=True,
+            text=True,
+            env=clean_env(),
+            timeout=60,
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr
+        assert json.loads(report.read_text()) == [], command
+
+
 def test_usage_errors_of_the_control_commands(app: App) -> None:
     """Bad --timeout values and unknown flags: one line, exit 2."""
     pidfile = str(app.pidfile)
