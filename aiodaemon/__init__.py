@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from typing import Any
 
     from ._context import Context
-    from ._daemon import Daemon, on_reload, on_shutdown, on_startup, readiness_check, run
+    from ._daemon import Daemon, lifespan, on_reload, on_shutdown, on_startup, readiness_check, run
     from ._options import DaemonOptions
     from ._pidfile import PidfileState, PidfileStatus, read_pidfile
     from ._state import State
@@ -41,6 +41,7 @@ __all__ = [
     "StartupError",
     "State",
     "__version__",
+    "lifespan",
     "on_reload",
     "on_shutdown",
     "on_startup",
@@ -63,6 +64,7 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "PidfileStatus": ("_pidfile", "PidfileStatus"),
     "StartupError": ("exceptions", "StartupError"),
     "State": ("_state", "State"),
+    "lifespan": ("_daemon", "lifespan"),
     "on_reload": ("_daemon", "on_reload"),
     "on_shutdown": ("_daemon", "on_shutdown"),
     "on_startup": ("_daemon", "on_startup"),

@@ -11,7 +11,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 from ._config import Options, parse_options
-from ._hooks import HookFunction, MainTarget, check_hook
+from ._hooks import (
+    HookFunction,
+    Hooks,
+    Lifespan,
+    LifespanFunction,
+    MainTarget,
+    check_hook,
+    check_lifespan,
+)
 from ._messages import say
 from ._readiness import LaunchResult, ReadinessPipe
 from .exceptions import ConfigError, DaemonError, ExitCode, StartupError
@@ -25,6 +33,7 @@ if TYPE_CHECKING:
 __all__ = [
     "Daemon",
     "default_daemon",
+    "lifespan",
     "on_reload",
     "on_shutdown",
     "on_startup",
@@ -33,6 +42,7 @@ __all__ = [
 ]
 
 F = TypeVar("F", bound=HookFunction)
+L = TypeVar("L", bound=LifespanFunction)
 
 
 class Daemon:
@@ -48,8 +58,6 @@ class Daemon:
         Raises:
             TypeError: ``main`` is given but is not an async function or coroutine.
         """
-        from ._runtime import Hooks
-
         if main is not None and not asyncio.iscoroutine(main):
             check_hook(main, "main")
         self.main = main
@@ -96,6 +104,22 @@ class Daemon:
         """
         check_hook(fn, "readiness_check")
         self.hooks.readiness.append(fn)
+        return fn
+
+    def lifespan(self, fn: L) -> L:
+        """Register an async generator with one ``yield``: setup before it, teardown after.
+
+        The setup runs among the startup hooks (in registration order), the
+        teardown at shutdown among the shutdown hooks (in reverse order), and
+        only if the setup completed. A setup that raises is a failed startup.
+
+        Raises:
+            TypeError: ``fn`` is not an async generator function of zero or one argument.
+        """
+        check_lifespan(fn)
+        span = Lifespan(fn)
+        self.hooks.startup.append(span)
+        self.hooks.shutdown.append(span)
         return fn
 
     def run(self, main: MainTarget | None = None, **options: Unpack[DaemonOptions]) -> NoReturn:
@@ -230,6 +254,9 @@ def _become_daemon(
         notifier = Notifier.from_env()
         set_default_notifier(notifier)
         _preload(options)
+        from ._services import load_factories
+
+        factories = load_factories()
         from ._privileges import drop_privileges
 
         if acquired.pidfile is not None and options.chroot is not None:
@@ -259,6 +286,7 @@ def _become_daemon(
         notifier=notifier,
         logs=logs,
         foreground=foreground,
+        factories=factories,
     )
     return run_daemon(main, daemon.hooks, parts)
 
@@ -320,6 +348,7 @@ default_daemon = Daemon()
 on_startup = default_daemon.on_startup
 on_reload = default_daemon.on_reload
 on_shutdown = default_daemon.on_shutdown
+lifespan = default_daemon.lifespan
 readiness_check = default_daemon.readiness_check
 
 

@@ -1,20 +1,92 @@
-"""Lifecycle hooks and ``main``: what users hand us, checked when they hand it."""
+"""Lifecycle hooks, lifespans and ``main``: what users hand us, checked when they hand it."""
 
 from __future__ import annotations
 
 import inspect
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 if TYPE_CHECKING:
     from ._context import Context
 
-__all__ = ["HookFunction", "MainTarget", "call_async", "check_hook", "describe"]
+__all__ = [
+    "HookError",
+    "HookFunction",
+    "Hooks",
+    "Lifespan",
+    "LifespanFunction",
+    "MainTarget",
+    "call_async",
+    "check_hook",
+    "check_lifespan",
+    "describe",
+]
 
 #: An async function taking no argument or one Context.
 HookFunction: TypeAlias = Callable[..., Awaitable[Any]]
+#: An async generator function with one ``yield``, taking no argument or one Context.
+LifespanFunction: TypeAlias = Callable[..., AsyncGenerator[Any, None]]
 #: What ``run()`` accepts as ``main``.
 MainTarget: TypeAlias = HookFunction | Coroutine[Any, Any, Any]
+
+
+class HookError(Exception):
+    """A hook broke the rules at run time (a lifespan that does not yield exactly once)."""
+
+
+class Lifespan:
+    """A registered ``@lifespan`` function: setup before its ``yield``, teardown after it."""
+
+    def __init__(self, fn: LifespanFunction) -> None:
+        self.fn = fn
+        self.name = describe(fn)
+
+    async def enter(self, ctx: Context) -> AsyncGenerator[Any, None]:
+        """Run the setup; return the suspended generator for :meth:`exit`.
+
+        Raises:
+            HookError: the function returned without yielding.
+        """
+        gen: AsyncGenerator[Any, None] = (
+            self.fn(ctx) if _wants_context(self.fn, "lifespan") else self.fn()
+        )
+        try:
+            await anext(gen)
+        except StopAsyncIteration:
+            raise HookError(f"lifespan {self.name} did not yield") from None
+        return gen
+
+    async def exit(self, gen: AsyncGenerator[Any, None]) -> None:
+        """Run the teardown of a setup that completed.
+
+        Raises:
+            HookError: the generator yielded a second time (it is closed).
+        """
+        try:
+            await anext(gen)
+        except StopAsyncIteration:
+            return
+        await gen.aclose()
+        raise HookError(f"lifespan {self.name} yielded more than once")
+
+    def __repr__(self) -> str:
+        return f"<Lifespan {self.name}>"
+
+
+@dataclass(slots=True)
+class Hooks:
+    """The hooks registered on one daemon, in registration order.
+
+    A lifespan sits in both ``startup`` and ``shutdown``, at the place it was
+    registered, so setups and teardowns interleave with the plain hooks.
+    """
+
+    startup: list[HookFunction | Lifespan] = field(default_factory=list)
+    reload: list[HookFunction] = field(default_factory=list)
+    shutdown: list[HookFunction | Lifespan] = field(default_factory=list)
+    #: ``@readiness_check`` functions, run on each ``GET /readyz``.
+    readiness: list[HookFunction] = field(default_factory=list)
 
 
 def check_hook(fn: object, what: str = "hook") -> None:
@@ -26,6 +98,19 @@ def check_hook(fn: object, what: str = "hook") -> None:
     if not callable(fn) or not inspect.iscoroutinefunction(fn):
         raise TypeError(f"{what} must be an async function (async def), not {fn!r}")
     _wants_context(fn, what)
+
+
+def check_lifespan(fn: object) -> None:
+    """Refuse anything that is not an async generator function of zero or one argument.
+
+    Raises:
+        TypeError: at decoration time.
+    """
+    if not callable(fn) or not inspect.isasyncgenfunction(fn):
+        raise TypeError(
+            f"lifespan must be an async generator function (async def with one yield), not {fn!r}"
+        )
+    _wants_context(fn, "lifespan")
 
 
 def _wants_context(fn: Callable[..., object], what: str) -> bool:

@@ -1,8 +1,14 @@
 """The lifecycle state machine: the only place that decides what an event means.
 
-Pure and synchronous, in the spirit of h11's ``_state.py``: the runtime feeds
-events in and carries out the action that comes back, so every transition can
-be read (and tested) here without a process or a loop.
+Pure and synchronous, in the spirit of h11's ``_state.py``: every transition is
+one row of :data:`TRANSITIONS`, ``{(state, event): (next state, action)}``.
+The runtime feeds every event through :meth:`Lifecycle.handle` and carries
+out the action that comes back; a pair missing from the table is a bug and
+raises :class:`InvalidTransition` instead of silently doing nothing.
+
+One rule lives beside the table: reload requests that arrive while a reload
+runs (or before the daemon runs) are remembered as a single pending reload,
+which begins as soon as the daemon is RUNNING again, so bursts coalesce.
 """
 
 from __future__ import annotations
@@ -10,7 +16,16 @@ from __future__ import annotations
 import enum
 import signal
 
-__all__ = ["Action", "Event", "Lifecycle", "State", "event_for_signal"]
+__all__ = [
+    "HANDLED_SIGNALS",
+    "TRANSITIONS",
+    "Action",
+    "Event",
+    "InvalidTransition",
+    "Lifecycle",
+    "State",
+    "event_for_signal",
+]
 
 
 class State(enum.Enum):
@@ -27,6 +42,7 @@ class Event(enum.Enum):
     """Something that happened to the daemon."""
 
     STARTED = "started"  # every startup hook returned
+    STARTUP_FAILED = "startup-failed"  # a startup hook (or lifespan setup) raised
     TERMINATE = "terminate"  # SIGTERM or SIGINT: a second one while stopping forces the exit
     SHUTDOWN = "shutdown"  # main returned or ctx.request_shutdown(): repeating it changes nothing
     RELOAD = "reload"  # SIGHUP or ctx.request_reload()
@@ -43,11 +59,55 @@ class Action(enum.Enum):
     #: a reload was requested during startup: report ready, then reload once.
     BEGIN_RUNNING_THEN_RELOAD = "begin-running-then-reload"
     BEGIN_RELOAD = "begin-reload"
-    QUEUE_RELOAD = "queue-reload"  # a reload is running: coalesce into one more
+    QUEUE_RELOAD = "queue-reload"  # a reload is running (or cannot yet): one more after it
+    END_RELOAD = "end-reload"  # a reload finished and none is pending
+    REFUSE_RELOAD = "refuse-reload"  # stopping: the request is answered, nothing runs
     BEGIN_SHUTDOWN = "begin-shutdown"
-    FORCE_EXIT = "force-exit"  # a second shutdown request while stopping
+    FORCE_EXIT = "force-exit"  # a second stop signal while stopping
     REOPEN_LOGS = "reopen-logs"
 
+
+class InvalidTransition(RuntimeError):
+    """An event that makes no sense in the current state: a bug in the runtime."""
+
+
+S, E, A = State, Event, Action
+
+#: Every legal ``(state, event)`` pair and what it leads to.
+TRANSITIONS: dict[tuple[State, Event], tuple[State, Action]] = {
+    (S.STARTING, E.STARTED): (S.RUNNING, A.BEGIN_RUNNING),
+    (S.STARTING, E.STARTUP_FAILED): (S.STOPPING, A.BEGIN_SHUTDOWN),
+    (S.STARTING, E.TERMINATE): (S.STOPPING, A.BEGIN_SHUTDOWN),
+    (S.STARTING, E.SHUTDOWN): (S.STOPPING, A.BEGIN_SHUTDOWN),
+    (S.STARTING, E.RELOAD): (S.STARTING, A.QUEUE_RELOAD),
+    (S.STARTING, E.REOPEN_LOGS): (S.STARTING, A.REOPEN_LOGS),
+    (S.RUNNING, E.TERMINATE): (S.STOPPING, A.BEGIN_SHUTDOWN),
+    (S.RUNNING, E.SHUTDOWN): (S.STOPPING, A.BEGIN_SHUTDOWN),
+    (S.RUNNING, E.RELOAD): (S.RELOADING, A.BEGIN_RELOAD),
+    (S.RUNNING, E.REOPEN_LOGS): (S.RUNNING, A.REOPEN_LOGS),
+    (S.RELOADING, E.TERMINATE): (S.STOPPING, A.BEGIN_SHUTDOWN),
+    (S.RELOADING, E.SHUTDOWN): (S.STOPPING, A.BEGIN_SHUTDOWN),
+    (S.RELOADING, E.RELOAD): (S.RELOADING, A.QUEUE_RELOAD),
+    (S.RELOADING, E.RELOADED): (S.RUNNING, A.END_RELOAD),
+    (S.RELOADING, E.REOPEN_LOGS): (S.RELOADING, A.REOPEN_LOGS),
+    # Startup ending (either way) after a stop request: the stop wins.
+    (S.STOPPING, E.STARTED): (S.STOPPING, A.NOTHING),
+    (S.STOPPING, E.STARTUP_FAILED): (S.STOPPING, A.NOTHING),
+    (S.STOPPING, E.TERMINATE): (S.STOPPING, A.FORCE_EXIT),
+    (S.STOPPING, E.SHUTDOWN): (S.STOPPING, A.NOTHING),
+    (S.STOPPING, E.RELOAD): (S.STOPPING, A.REFUSE_RELOAD),
+    # A reload that was running when the stop came may still finish.
+    (S.STOPPING, E.RELOADED): (S.STOPPING, A.NOTHING),
+    (S.STOPPING, E.REOPEN_LOGS): (S.STOPPING, A.REOPEN_LOGS),
+    (S.STOPPING, E.STOPPED): (S.STOPPED, A.NOTHING),
+    # Once stopped the loop is closing: late signals and requests are moot.
+    (S.STOPPED, E.TERMINATE): (S.STOPPED, A.NOTHING),
+    (S.STOPPED, E.SHUTDOWN): (S.STOPPED, A.NOTHING),
+    (S.STOPPED, E.RELOAD): (S.STOPPED, A.REFUSE_RELOAD),
+    (S.STOPPED, E.RELOADED): (S.STOPPED, A.NOTHING),
+    (S.STOPPED, E.REOPEN_LOGS): (S.STOPPED, A.NOTHING),
+}
+del S, E, A
 
 _SIGNAL_EVENTS = {
     signal.SIGTERM: Event.TERMINATE,
@@ -74,50 +134,29 @@ class Lifecycle:
 
     def __init__(self) -> None:
         self.state = State.STARTING
+        #: a reload was requested that no running reload covers yet.
         self.reload_pending = False
 
     def handle(self, event: Event) -> Action:
-        """Apply ``event`` and return the action the runtime must take."""
-        state = self.state
-        if event is Event.REOPEN_LOGS:
-            return Action.NOTHING if state is State.STOPPED else Action.REOPEN_LOGS
-        if event in (Event.TERMINATE, Event.SHUTDOWN):
-            if state in (State.STOPPING, State.STOPPED):
-                forced = event is Event.TERMINATE and state is State.STOPPING
-                return Action.FORCE_EXIT if forced else Action.NOTHING
-            self.state = State.STOPPING
-            self.reload_pending = False
-            return Action.BEGIN_SHUTDOWN
-        if event is Event.STOPPED:
-            self.state = State.STOPPED
-            return Action.NOTHING
-        if event is Event.STARTED:
-            if state is not State.STARTING:
-                return Action.NOTHING
-            self.state = State.RUNNING
-            if self._maybe_reload(Action.NOTHING) is Action.BEGIN_RELOAD:
-                return Action.BEGIN_RUNNING_THEN_RELOAD
-            return Action.BEGIN_RUNNING
-        if event is Event.RELOAD:
-            if state is State.RUNNING:
-                self.state = State.RELOADING
-                return Action.BEGIN_RELOAD
-            if state in (State.STARTING, State.RELOADING):
-                # Whatever arrives during a reload (or before the first one can
-                # run) needs exactly one more reload after it, never one each.
-                self.reload_pending = True
-                return Action.QUEUE_RELOAD
-            return Action.NOTHING
-        if event is Event.RELOADED:
-            if state is not State.RELOADING:
-                return Action.NOTHING
-            self.state = State.RUNNING
-            return self._maybe_reload(Action.NOTHING)
-        raise AssertionError(f"unhandled event {event}")  # pragma: no cover
+        """Apply ``event`` and return the action the runtime must take.
 
-    def _maybe_reload(self, otherwise: Action) -> Action:
-        if self.reload_pending:
+        Raises:
+            InvalidTransition: ``event`` makes no sense in the current state.
+        """
+        try:
+            self.state, action = TRANSITIONS[self.state, event]
+        except KeyError:
+            raise InvalidTransition(f"{event.name} in state {self.state.name}") from None
+        if action is Action.QUEUE_RELOAD:
+            self.reload_pending = True
+        elif action is Action.BEGIN_SHUTDOWN:
+            self.reload_pending = False
+        elif self.reload_pending and action in (Action.BEGIN_RUNNING, Action.END_RELOAD):
+            # Whatever arrived during a reload (or before the first one could
+            # run) needs exactly one more reload after it, never one each.
             self.reload_pending = False
             self.state = State.RELOADING
+            if action is Action.BEGIN_RUNNING:
+                return Action.BEGIN_RUNNING_THEN_RELOAD
             return Action.BEGIN_RELOAD
-        return otherwise
+        return action

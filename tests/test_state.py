@@ -1,4 +1,4 @@
-"""The lifecycle state machine, event by event."""
+"""The lifecycle state machine, event by event, and its table."""
 
 from __future__ import annotations
 
@@ -6,7 +6,15 @@ import signal
 
 import pytest
 
-from aiodaemon._state import Action, Event, Lifecycle, State, event_for_signal
+from aiodaemon._state import (
+    TRANSITIONS,
+    Action,
+    Event,
+    InvalidTransition,
+    Lifecycle,
+    State,
+    event_for_signal,
+)
 
 
 def state(machine: Lifecycle) -> State:
@@ -50,6 +58,22 @@ def test_main_returning_during_shutdown_is_not_a_second_signal() -> None:
     assert state(machine) is State.STOPPING
 
 
+def test_failed_startup_begins_shutdown() -> None:
+    """A failing startup hook begins the shutdown (whose hooks then run)."""
+    machine = Lifecycle()
+    assert machine.handle(Event.STARTUP_FAILED) is Action.BEGIN_SHUTDOWN
+    assert state(machine) is State.STOPPING
+
+
+def test_startup_ending_after_a_stop_changes_nothing() -> None:
+    """Startup hooks finishing (or failing) after a stop request start no main."""
+    for ending in (Event.STARTED, Event.STARTUP_FAILED):
+        machine = Lifecycle()
+        assert machine.handle(Event.TERMINATE) is Action.BEGIN_SHUTDOWN
+        assert machine.handle(ending) is Action.NOTHING
+        assert state(machine) is State.STOPPING
+
+
 def test_reloads_coalesce_into_one_more() -> None:
     """Any number of HUPs during a reload produce exactly one more reload."""
     machine = running()
@@ -59,7 +83,7 @@ def test_reloads_coalesce_into_one_more() -> None:
         assert machine.handle(Event.RELOAD) is Action.QUEUE_RELOAD
     assert machine.handle(Event.RELOADED) is Action.BEGIN_RELOAD
     assert state(machine) is State.RELOADING
-    assert machine.handle(Event.RELOADED) is Action.NOTHING
+    assert machine.handle(Event.RELOADED) is Action.END_RELOAD
     assert state(machine) is State.RUNNING
 
 
@@ -72,13 +96,14 @@ def test_hup_during_startup_reloads_once_after_ready() -> None:
     assert state(machine) is State.RELOADING
 
 
-def test_hup_during_shutdown_is_ignored() -> None:
-    """Reload requests while stopping are dropped, and a queued one is forgotten."""
+def test_hup_during_shutdown_is_refused() -> None:
+    """Reload requests while stopping are refused, and a queued one is forgotten."""
     machine = running()
     machine.handle(Event.RELOAD)
     machine.handle(Event.RELOAD)
     assert machine.handle(Event.TERMINATE) is Action.BEGIN_SHUTDOWN
-    assert machine.handle(Event.RELOAD) is Action.NOTHING
+    assert machine.reload_pending is False
+    assert machine.handle(Event.RELOAD) is Action.REFUSE_RELOAD
     assert machine.handle(Event.RELOADED) is Action.NOTHING
     assert state(machine) is State.STOPPING
 
@@ -93,3 +118,32 @@ def test_reopen_logs_in_every_state_but_stopped() -> None:
     assert machine.handle(Event.REOPEN_LOGS) is Action.REOPEN_LOGS
     machine.handle(Event.STOPPED)
     assert machine.handle(Event.REOPEN_LOGS) is Action.NOTHING
+
+
+@pytest.mark.parametrize(
+    ("at", "event"),
+    [
+        (State.STARTING, Event.RELOADED),
+        (State.STARTING, Event.STOPPED),
+        (State.RUNNING, Event.STARTED),
+        (State.RUNNING, Event.RELOADED),
+        (State.RUNNING, Event.STOPPED),
+        (State.RELOADING, Event.STARTUP_FAILED),
+        (State.STOPPED, Event.STARTED),
+        (State.STOPPED, Event.STOPPED),
+    ],
+)
+def test_an_event_that_makes_no_sense_raises(at: State, event: Event) -> None:
+    """A pair missing from the table raises instead of silently doing nothing."""
+    machine = Lifecycle()
+    machine.state = at
+    with pytest.raises(InvalidTransition, match=f"{event.name} in state {at.name}"):
+        machine.handle(event)
+    assert state(machine) is at
+
+
+def test_every_state_answers_every_signal() -> None:
+    """Signals can arrive at any time: every state has a row for each signal's event."""
+    for at in State:
+        for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1):
+            assert (at, event_for_signal(signum)) in TRANSITIONS

@@ -1,0 +1,45 @@
+"""How a run ended: one record, written through two methods, read once at the exit."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .exceptions import ExitCode
+
+__all__ = ["Outcome"]
+
+
+@dataclass(slots=True)
+class Outcome:
+    """The exit status, the first failure's one-line message and its exception.
+
+    The first non-zero status and the first message win: what went wrong first
+    is the cause, whatever the shutdown it started went through afterwards.
+    """
+
+    code: int = ExitCode.OK
+    message: str | None = None
+    exception: BaseException | None = None
+
+    def exit_with(self, code: int) -> None:
+        """Ask for ``code`` as the exit status unless an earlier one is set."""
+        if code and not self.code:
+            self.code = int(code)
+
+    def fail(
+        self,
+        message: str,
+        exception: BaseException | None = None,
+        code: int = ExitCode.FAILURE,
+    ) -> None:
+        """Record a failure: ``message`` for the launcher, ``exception`` for the traceback."""
+        self.exit_with(code)
+        if self.message is None:
+            self.message = message
+            self.exception = exception
+
+    @property
+    def errno(self) -> int | None:
+        """The failure's ``errno`` when it came from the system (systemd's ``ERRNO=``)."""
+        errno = getattr(self.exception, "errno", None)
+        return errno if isinstance(errno, int) else None
