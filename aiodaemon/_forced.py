@@ -61,7 +61,7 @@ class ForcedExit:
         # Each step on its own: one failing (a vanished directory) must not
         # keep the others, or the exit itself, from happening.
         with contextlib.suppress(BaseException):
-            self.pipe.fail(code, f"forced exit: {reason}")
+            self.pipe.fail(code, f"forced exit ({reason})")
         for step in self.steps:
             with contextlib.suppress(BaseException):
                 step()

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias, cast
 
 if TYPE_CHECKING:
     from ._context import Context
@@ -26,7 +26,7 @@ __all__ = [
 #: An async function taking no argument or one Context.
 HookFunction: TypeAlias = Callable[..., Awaitable[Any]]
 #: An async generator function with one ``yield``, taking no argument or one Context.
-LifespanFunction: TypeAlias = Callable[..., AsyncGenerator[Any, None]]
+LifespanFunction: TypeAlias = Callable[..., AsyncIterator[Any]]
 #: What ``run()`` accepts as ``main``.
 MainTarget: TypeAlias = HookFunction | Coroutine[Any, Any, Any]
 
@@ -48,8 +48,10 @@ class Lifespan:
         Raises:
             HookError: the function returned without yielding.
         """
-        gen: AsyncGenerator[Any, None] = (
-            self.fn(ctx) if _wants_context(self.fn, "lifespan") else self.fn()
+        # check_lifespan made sure this is an async generator function.
+        gen = cast(
+            AsyncGenerator[Any, None],
+            self.fn(ctx) if _wants_context(self.fn, "lifespan") else self.fn(),
         )
         try:
             await anext(gen)

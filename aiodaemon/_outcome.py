@@ -38,6 +38,12 @@ class Outcome:
             self.message = message
             self.exception = exception
 
+    def force(self, code: int, message: str) -> None:
+        """A forced exit: its status replaces any other (the run did not end as it meant to)."""
+        self.code = int(code)
+        if self.message is None:
+            self.message = message
+
     @property
     def errno(self) -> int | None:
         """The failure's ``errno`` when it came from the system (systemd's ``ERRNO=``)."""

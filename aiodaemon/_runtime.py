@@ -325,7 +325,11 @@ class Runtime:
 
     async def _startup(self) -> None:
         """Run the startup hooks and lifespan setups in order; cancelled by a stop."""
+        me = asyncio.current_task()
         for entry in self.hooks.startup:
+            if me is not None and me.cancelling():
+                # A hook swallowed the stop's cancellation: start nothing more.
+                return
             try:
                 if isinstance(entry, Lifespan):
                     self._entered[entry] = await entry.enter(self.context)
@@ -561,7 +565,7 @@ class Runtime:
             # The other thread is already on its way out.
             threading.Event().wait()
         _log.critical("forced exit", reason=reason, status=code)
-        self.outcome.fail(reason, code=code)
+        self.outcome.force(code, reason)
         self._release_launcher()
         _log.info("exit", status=int(self.outcome.code))
         self.parts.logs.close(min(1.0, self.options.shutdown_timeout))
