@@ -260,9 +260,15 @@ def test_a_service_sees_every_step_and_reload_results(programs: Any) -> None:
     recorded = d.recorded()
     assert recorded[0] == "start starting"
     assert recorded.index("state starting -> running") < recorded.index("reload 1")
-    assert "results [(True, None), (False, 'ValueError: bad line 3'), " in " ".join(recorded)
-    assert "same run True True" in recorded
-    assert "late False the daemon is stopping; no reload ran" in recorded
+    assert "first [(True, None), (True, None), (True, None)] 1" in recorded
+    assert "second (False, 'ValueError: bad line 3')" in recorded
+    assert "third True True" in recorded
+    assert "late: the daemon is stopping; the reload did not run" in recorded
+    assert [line for line in recorded if line.startswith("reload ")] == [
+        "reload 1",
+        "reload 2",
+        "reload 3",
+    ]
     tail = recorded[recorded.index("state running -> stopping") :]
     assert [line for line in tail if not line.startswith("late")] == [
         "state running -> stopping",
