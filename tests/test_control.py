@@ -513,9 +513,10 @@ def _exchange(path: Path, payload: bytes) -> bytes:
         return data
 
 
-def test_bad_requests_get_an_error_answer(app: App) -> None:
+@pytest.mark.parametrize("loop", ["--uvloop", "--no-uvloop"])
+def test_bad_requests_get_an_error_answer(app: App, loop: str) -> None:
     """Garbage, another version, an unknown command, an oversized request: ok=false, alive."""
-    pid = start(app)
+    pid = start(app, loop)
     for payload, says in [
         (b"\xff\x00 hello\n", "bad request"),
         (b'{"v": 2, "cmd": "status"}\n', "version"),
