@@ -10,15 +10,14 @@ from __future__ import annotations
 import contextlib
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from ._config import HEALTH_SOCKET, ListenAddress, Options
 from ._control_socket import ControlSocket, open_control_socket
 from ._logging import LogTargets, open_log_targets
 from ._messages import say
 from ._pidfile import Pidfile, acquire_pidfile
+from ._safeopen import open_output
 from ._sockets import Listeners, open_listeners
-from .exceptions import StartupError
 
 __all__ = ["Acquired", "acquire"]
 
@@ -74,6 +73,12 @@ def acquire(options: Options) -> Acquired:
     """
     acquired = Acquired(preserved=options.files_preserve)
     identity = options.identity
+    # Everything created from here on (pidfile, log and stdio files, socket
+    # files) gets its mode from the daemon's umask, not from whatever umask the
+    # launching shell had (000 would make a 0777 socket). Restored afterwards:
+    # in the foreground the launcher carries on as the daemon and sets it again
+    # at the detach step; a failed start must leave the caller as it was.
+    launcher_umask = os.umask(options.umask)
     try:
         if options.pidfile is not None:
             acquired.pidfile = acquire_pidfile(options.pidfile)
@@ -82,14 +87,16 @@ def acquire(options: Options) -> Acquired:
         acquired.logs = open_log_targets(options)
         if identity is not None:
             acquired.logs.chown(identity.uid, identity.gid)
-        acquired.stdout = _open_output("stdout", options.stdout, options.umask)
-        acquired.stderr = _open_output("stderr", options.stderr, options.umask)
+        if options.stdout is not None:
+            acquired.stdout = open_output("stdout", options.stdout)
+        if options.stderr is not None:
+            acquired.stderr = open_output("stderr", options.stderr)
         if options.listen or options.health is not None:
-            acquired.listeners = open_listeners(_sockets_to_open(options))
-            if identity is not None:
-                # Group members may connect to 0660 sockets, and the daemon may
-                # remove its own socket files at exit after the drop.
-                acquired.listeners.chown(identity.uid, identity.gid)
+            # Socket files are created owned by the daemon's user: group members
+            # may connect to 0660 sockets, and the daemon may remove its own
+            # files at exit after the drop (see _unixbind for why not chown).
+            owner = (identity.uid, identity.gid) if identity is not None else (None, None)
+            acquired.listeners = open_listeners(_sockets_to_open(options), owner=owner)
         if options.control is not None and _control_wanted(options):
             # Bound now, while the directory may still be root-only; given to
             # the user we drop to, so the daemon can answer on it afterwards.
@@ -98,6 +105,8 @@ def acquire(options: Options) -> Acquired:
     except BaseException:
         acquired.release()
         raise
+    finally:
+        os.umask(launcher_umask)
     return acquired
 
 
@@ -126,13 +135,3 @@ def _sockets_to_open(options: Options) -> dict[str, ListenAddress]:
     if options.health is not None:
         sockets[HEALTH_SOCKET] = options.health
     return sockets
-
-
-def _open_output(option: str, path: Path | None, umask: int) -> int | None:
-    if path is None:
-        return None
-    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NOCTTY
-    try:
-        return os.open(path, flags, 0o666 & ~umask)
-    except OSError as exc:
-        raise StartupError(f"cannot open {option} {path}: {exc.strerror}") from None

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import fcntl
 import os
 import re
 import select
@@ -23,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ._config import SyslogTarget
+from ._safeopen import open_append, open_output
 from .exceptions import StartupError
 
 __all__ = ["FileSink", "StreamSink", "SyslogSink", "open_file_sink", "open_syslog_sink"]
@@ -102,15 +102,6 @@ def _cut(lines: Sequence[bytes], written: int) -> int:
     return 0
 
 
-def _open_append(path: Path | str) -> int:
-    # O_NONBLOCK only for the open: a FIFO without a reader would otherwise hang
-    # the open (and the terminal) forever; it fails with ENXIO instead.
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NONBLOCK, 0o644)
-    flags = fcntl.fcntl(fd, fcntl.F_GETFL)
-    fcntl.fcntl(fd, fcntl.F_SETFL, flags & ~os.O_NONBLOCK)
-    return fd
-
-
 class FileSink(_LineSink):
     """An append-only log file that can be reopened by path after a rotation."""
 
@@ -131,7 +122,10 @@ class FileSink(_LineSink):
         """
         if self.reopen_path is None:
             raise OSError(errno.ENOENT, "the log file is outside the chroot", str(self.path))
-        new = _open_append(self.reopen_path)
+        # The path may have been swapped for a symlink, FIFO or hard link since
+        # the last open (by whoever can write the log directory): refused the
+        # same way as at start, and the caller keeps writing to the old fd.
+        new = open_append(self.reopen_path)
         old, self.fd = self.fd, new
         os.close(old)
 
@@ -148,10 +142,7 @@ def open_file_sink(path: Path) -> FileSink:
     Raises:
         StartupError: ``cannot open log_file PATH: reason``.
     """
-    try:
-        fd = _open_append(path)
-    except OSError as exc:
-        raise StartupError(f"cannot open log_file {path}: {exc.strerror or exc}") from None
+    fd = open_output("log_file", path)
     return FileSink(fd, path, path)
 
 

@@ -138,12 +138,20 @@ def acquire_pidfile(path: Path) -> Pidfile:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
             raise StartupError(_not_regular(path, _kind(st.st_mode)))
+        if st.st_nlink > 1:
+            # A hard link planted in a sticky directory: truncating it would
+            # clobber the other name's file (fs.protected_hardlinks may be off).
+            raise StartupError(f"pidfile {path} has {st.st_nlink} hard links; refusing to use it")
         if not _lock_exclusive(fd, path):
             raise AlreadyRunningError(str(path), _parse_pid(os.pread(fd, 64, 0)))
         # Only now is the content ours to change; an empty locked file reads as
         # "starting", never as the stale pid of a previous daemon.
         os.ftruncate(fd, 0)
-        os.fchmod(fd, 0o644)
+        # 0644 minus the daemon's umask (set for the whole acquire phase): an
+        # existing file keeps no wider mode than a fresh one would get.
+        mask = os.umask(0o022)
+        os.umask(mask)
+        os.fchmod(fd, 0o644 & ~mask)
     except BaseException:
         os.close(fd)
         raise

@@ -11,15 +11,13 @@ inheritable, and a program's own subprocesses must not hold our ports open.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import errno
 import os
 import socket
-import stat
 from collections.abc import Iterator, Mapping, MutableMapping
-from pathlib import Path
 
 from ._config import InetAddress, ListenAddress, UnixAddress
+from ._unixbind import bind_unix_listener, unlink_if_ours
 from .exceptions import StartupError
 
 __all__ = ["LISTEN_VARIABLES", "Listeners", "open_listeners"]
@@ -80,23 +78,6 @@ class Listeners(Mapping[str, socket.socket]):
         fds.extend(fd for group in self.unclaimed.values() for fd in group)
         return sorted(fds)
 
-    def chown(self, uid: int | None, gid: int | None) -> None:
-        """Give the Unix socket files we created to the user the daemon drops to.
-
-        So that clients in the daemon's group can connect with a mode such as
-        0660, and the daemon can remove its own files at exit.
-
-        Raises:
-            StartupError: the file cannot be chowned.
-        """
-        if uid is None and gid is None:
-            return
-        for path in self._unix_files:
-            try:
-                os.chown(path, -1 if uid is None else uid, -1 if gid is None else gid)
-            except OSError as exc:
-                raise StartupError(f"listen: cannot chown unix:{path}: {exc.strerror}") from None
-
     def close(self, *, unlink: bool = True) -> None:
         """Close every socket and remove the Unix socket files we bound.
 
@@ -116,12 +97,15 @@ class Listeners(Mapping[str, socket.socket]):
         self.unclaimed = {}
         if unlink:
             for path, identity in self._unix_files.items():
-                _unlink_if_ours(path, identity)
+                unlink_if_ours(path, identity)
         self._unix_files.clear()
 
 
 def open_listeners(
-    listen: Mapping[str, ListenAddress], *, env: MutableMapping[str, str] | None = None
+    listen: Mapping[str, ListenAddress],
+    *,
+    env: MutableMapping[str, str] | None = None,
+    owner: tuple[int | None, int | None] = (None, None),
 ) -> Listeners:
     """Bind every ``listen=`` address, or adopt the sockets systemd passed for them.
 
@@ -135,6 +119,9 @@ def open_listeners(
     Args:
         listen: name -> address, as validated by the configure phase.
         env: the environment to read and clean; ``os.environ`` by default.
+        owner: (uid, gid) the Unix socket files are created for (the user the
+            daemon drops to): group members may then connect to a 0660 socket,
+            and the daemon may remove its own files at exit.
 
     Raises:
         StartupError: naming the entry, when an address cannot be bound or the
@@ -153,7 +140,9 @@ def open_listeners(
         for name, address in listen.items():
             try:
                 if isinstance(address, UnixAddress):
-                    sock, identity = _bind_unix(address)
+                    sock, identity = bind_unix_listener(
+                        address.path, mode=address.mode, owner=owner
+                    )
                     unix_files[address.path] = identity
                 else:
                     sock = _bind_inet(address)
@@ -260,73 +249,6 @@ def _listen_on(
     return sock
 
 
-def _bind_unix(address: UnixAddress) -> tuple[socket.socket, tuple[int, int]]:
-    """A listening Unix stream socket, and the (st_dev, st_ino) of the file it created."""
-    _remove_stale(address.path)
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    bound = False
-    try:
-        if address.mode is not None:
-            # bind() creates the file with the socket inode's mode minus the
-            # umask: set it first so the file is never more open than asked for,
-            # then chmod to add back what the umask took away.
-            os.fchmod(sock.fileno(), address.mode)
-        sock.bind(address.path)
-        bound = True
-        st = os.lstat(address.path)
-        if address.mode is not None:
-            Path(address.path).chmod(address.mode)
-        sock.listen(socket.SOMAXCONN)
-        sock.setblocking(False)
-    except BaseException:
-        sock.close()
-        if bound:
-            with contextlib.suppress(OSError):
-                Path(address.path).unlink()
-        raise
-    return sock, (st.st_dev, st.st_ino)
-
-
-def _remove_stale(path: str) -> None:
-    """Remove a socket file nobody accepts on; refuse a live socket or any other file.
-
-    Raises:
-        OSError: EADDRINUSE for a live socket, EEXIST for a file that is not a socket.
-    """
-    try:
-        st = os.lstat(path)
-    except FileNotFoundError:
-        return
-    if not stat.S_ISSOCK(st.st_mode):
-        raise OSError(errno.EEXIST, "file exists and is not a socket")
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
-        try:
-            probe.connect(path)
-        except FileNotFoundError:
-            return
-        except ConnectionRefusedError:
-            # Nobody listens: a leftover of a process that died without cleaning up.
-            pass
-        except OSError as exc:
-            # EPROTOTYPE: a live socket of another type; EAGAIN: a listener whose
-            # backlog is full. Either way somebody owns it.
-            if exc.errno in (errno.EPROTOTYPE, errno.EAGAIN):
-                raise OSError(errno.EADDRINUSE, os.strerror(errno.EADDRINUSE)) from None
-            raise
-        else:
-            raise OSError(errno.EADDRINUSE, os.strerror(errno.EADDRINUSE))
-    Path(path).unlink()
-
-
-def _unlink_if_ours(path: str, identity: tuple[int, int]) -> None:
-    # Best effort: after a privilege drop or a chroot the daemon may no longer
-    # see or be allowed to remove the file; the next start replaces it as stale.
-    with contextlib.suppress(OSError):
-        st = os.lstat(path)
-        if (st.st_dev, st.st_ino) == identity:
-            Path(path).unlink()
-
-
 def _activation_is_ours(env: Mapping[str, str]) -> bool:
     """Whether the environment passes sockets to this very process (sd_listen_fds)."""
     return "LISTEN_FDS" in env and env.get("LISTEN_PID", "").strip() == str(os.getpid())
@@ -429,6 +351,9 @@ def _erase_from_exec_environment(variables: tuple[str, ...]) -> None:
     memory and nothing points into it once the variables are unset, so its
     entries are zeroed in place. Cosmetic, hence best effort.
     """
+    # ctypes only here, on the rare socket-activation path: it is not cheap to import.
+    import ctypes
+
     prefixes = tuple(f"{variable}=".encode() for variable in variables)
     try:
         with open("/proc/self/stat", "rb") as f:

@@ -23,6 +23,8 @@ SYNC_SIDE = (
     "_control_socket",
     "_control_client",
     "_control",
+    "_safeopen",
+    "_unixbind",
     "exceptions",
     "_pidlock",
     "pep3143",
@@ -31,11 +33,12 @@ SYNC_SIDE = (
 #: Phase order: a module may import only modules of its own or an earlier layer.
 LAYERS = [
     {"exceptions", "_messages", "_control_protocol"},
-    {"_addresses"},
+    {"_addresses", "_safeopen"},
     {"_config", "_options"},
     {
         "_pidfile",
         "_sockets",
+        "_unixbind",
         "_control_socket",
         "_logsinks",
         "_logchain",

@@ -1,4 +1,4 @@
-"""Structured logging, driven through real child processes, files, FIFOs, logrotate and rsyslogd.
+"""Structured logging, driven through real child processes, files, pipes, logrotate and rsyslogd.
 
 start_logging configures process-wide state (structlog, the root logger), so
 every scenario runs in a child interpreter that opens the targets, starts
@@ -232,23 +232,19 @@ def test_close_writes_every_accepted_record(tmp_path: Path) -> None:
     assert numbers(log_file) == list(range(100_000))
 
 
-@pytest.fixture
-def fifo(tmp_path: Path) -> Iterator[tuple[Path, int]]:
-    """A FIFO used as the log file, with a read end held open that nobody reads (yet)."""
-    path = tmp_path / "stalled.log"
-    os.mkfifo(path)
-    reader = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
-    try:
-        yield path, reader
-    finally:
-        os.close(reader)
+# A log_file is refused unless it is a regular file (tests/test_security_paths.py),
+# so the stalled sink is stderr: a pipe the test does not read (yet).
+STALLED_STDERR: dict[str, Any] = {}
 
 
-def test_a_stalled_sink_does_not_stall_the_loop(tmp_path: Path, fifo: tuple[Path, int]) -> None:
-    """A log file that is a FIFO nobody reads: the loop keeps ticking, close() gives up in time."""
-    proc = spawn_child(tmp_path, "log_stall_close", {"log_file": str(fifo[0])}, queue_size=1000)
+def test_a_stalled_sink_does_not_stall_the_loop(tmp_path: Path) -> None:
+    """Logging to a stderr pipe nobody reads: the loop keeps ticking, close() gives up in time."""
+    proc = spawn_child(tmp_path, "log_stall_close", STALLED_STDERR, detached=False, queue_size=1000)
     stalled = json.loads(read_line(proc, timeout=30))
-    result = finish(proc, sig=None)
+    # Read stdout only: draining stderr now would unstall the writer.
+    result = json.loads(read_line(proc, timeout=30))
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
     # 2 MB into a 64 kB pipe: the writer blocked for good, records beyond the queue were refused.
     assert stalled["dropped"] > 0
     # The loop never waited for the sink: no tick came anywhere near the stall.
@@ -258,12 +254,12 @@ def test_a_stalled_sink_does_not_stall_the_loop(tmp_path: Path, fifo: tuple[Path
     assert result["close_seconds"] < 3.0
 
 
-def test_a_full_queue_refuses_records_and_then_says_how_many(
-    tmp_path: Path, fifo: tuple[Path, int]
-) -> None:
+def test_a_full_queue_refuses_records_and_then_says_how_many(tmp_path: Path) -> None:
     """Records refused while the sink stalls are counted, and a warning with the count follows."""
-    path, reader = fifo
-    proc = spawn_child(tmp_path, "log_stall_resume", {"log_file": str(path)}, queue_size=100)
+    proc = spawn_child(tmp_path, "log_stall_resume", STALLED_STDERR, detached=False, queue_size=100)
+    assert proc.stderr is not None
+    reader = proc.stderr.fileno()
+    os.set_blocking(reader, False)
     stalled = json.loads(read_line(proc, timeout=30))
     assert stalled["dropped"] > 0
     data = bytearray()
@@ -283,8 +279,10 @@ def test_a_full_queue_refuses_records_and_then_says_how_many(
         return proc.poll() is not None
 
     wait_for(exited, timeout=30, what="the child to close its log and exit")
-    result = finish(proc, sig=None)
-    data.extend(_read_available(reader))
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    result = json.loads(out.splitlines()[-1])
+    data.extend(err.encode())
     records = [json.loads(line) for line in data.splitlines()]
     warnings = [r for r in records if r["event"] == "log records dropped"]
     assert sum(int(r["dropped"]) for r in warnings) == stalled["dropped"] == result["dropped"]
@@ -296,7 +294,7 @@ def test_a_full_queue_refuses_records_and_then_says_how_many(
 
 
 def _read_available(fd: int) -> bytes:
-    """Whatever a non-blocking FIFO holds right now."""
+    """Whatever a non-blocking pipe holds right now."""
     data = b""
     while True:
         try:

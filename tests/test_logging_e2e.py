@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import time
 from pathlib import Path
 
@@ -56,23 +57,26 @@ def test_daemon_log_survives_logrotate(tmp_path: Path) -> None:
     assert records[-1]["status"] == 0
 
 
-def test_a_stalled_log_fifo_neither_stalls_nor_hangs_the_daemon(tmp_path: Path) -> None:
-    """With log_file a FIFO nobody reads, the loop keeps running and SIGTERM still ends it."""
-    pidfile, fifo, report = tmp_path / "d.pid", tmp_path / "d.log", tmp_path / "report.json"
-    os.mkfifo(fifo)
-    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)  # held open, never read
+def test_a_stalled_log_sink_neither_stalls_nor_hangs_the_daemon(tmp_path: Path) -> None:
+    """Syslog a stream socket nobody reads: the loop keeps running and SIGTERM still ends it."""
+    # (A FIFO as log_file is refused since it could stall or redirect us; a
+    # syslog daemon that stops reading is the stalled sink a daemon really meets.)
+    pidfile, report = tmp_path / "d.pid", tmp_path / "report.json"
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(str(tmp_path / "syslog.sock"))
+    server.listen()  # connections queue in the backlog, never accepted nor read
     try:
         app = program("log_stalled_daemon")
-        started = python([app, pidfile, fifo, report])
+        started = python([app, pidfile, tmp_path / "syslog.sock", report])
         assert started.returncode == 0, started.stderr
         pid = read_pid(pidfile)
-        wait_for(Path(f"{report}.stalled").exists, what="the daemon logging into a full pipe")
+        wait_for(Path(f"{report}.stalled").exists, what="the daemon logging into a full socket")
         stopped_at = time.monotonic()
         os.kill(pid, signal.SIGTERM)
         wait_gone(pid, timeout=20)
         took = time.monotonic() - stopped_at
     finally:
-        os.close(reader)
+        server.close()
     result = json.loads(report.read_text())
     assert result["ticks"] >= 50
     assert result["max_lag"] < 0.5, result

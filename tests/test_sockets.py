@@ -206,7 +206,8 @@ def test_non_socket_file_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "app.sock"
     path.write_text("precious")
     with pytest.raises(
-        StartupError, match=r"^listen\[app\]: cannot bind unix:.*: file exists and is not a socket$"
+        StartupError,
+        match=r"^listen\[app\]: cannot bind unix:.*: file exists and is a regular file, not a sock",
     ):
         open_listeners(parse({"app": f"unix:{path}"}), env={})
     assert path.read_text() == "precious"
@@ -511,12 +512,15 @@ def test_echo_example_under_socket_activation(tmp_path: Path) -> None:
 
 @pytest.mark.root
 def test_unix_socket_files_are_given_to_the_daemon_user(tmp_path: Path) -> None:
-    """chown() hands the socket files we created to the identity the daemon drops to."""
+    """Socket files are created owned by the identity the daemon drops to."""
     if os.geteuid() != 0:
         pytest.fail("changing a file's owner needs root")
     path = tmp_path / "app.sock"
-    with opened({"app": f"unix:{path}?mode=0660"}) as listeners:
-        listeners.chown(65534, 65534)
+    listen = parse({"app": f"unix:{path}?mode=0660"})
+    listeners = open_listeners(listen, env={}, owner=(65534, 65534))
+    try:
         st = path.stat()
         assert (st.st_uid, st.st_gid) == (65534, 65534)
         assert stat.S_IMODE(st.st_mode) == 0o660
+    finally:
+        listeners.close()

@@ -1,4 +1,4 @@
-"""A detached daemon logging hard into a stalled sink (argv: pidfile, log file, report file)."""
+"""A detached daemon logging hard into a stalled sink (argv: pidfile, syslog socket, report)."""
 
 from __future__ import annotations
 
@@ -25,10 +25,10 @@ async def main() -> None:
             await asyncio.sleep(0.001)
             lag = max(lag, time.monotonic() - before - 0.001)
             ticks += 1
-            if ticks == 100:  # 2.5 MB logged: the 64 kB pipe is long full
+            if ticks == 100:  # 2.5 MB logged: the socket buffer is long full
                 Path(sys.argv[3] + ".stalled").touch()
     finally:
         Path(sys.argv[3]).write_text(json.dumps({"max_lag": lag, "ticks": ticks}))
 
 
-aiodaemon.run(main, pidfile=sys.argv[1], log_file=sys.argv[2], detach=True, shutdown_timeout=3)
+aiodaemon.run(main, pidfile=sys.argv[1], syslog=sys.argv[2], detach=True, shutdown_timeout=3)

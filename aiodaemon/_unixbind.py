@@ -1,0 +1,209 @@
+"""Create a listening Unix socket file without following anybody's symlink or hard link.
+
+A socket file is created by ``bind()`` at a path, and the directory it lands
+in may be writable by someone else: the service account the daemon drops to
+(whose directory it often is), or anyone (a sticky ``/tmp``). Whatever is done
+*by path* after the ``bind()`` (``chmod``, ``chown``) can be redirected by a
+racer who swaps the fresh socket for a symlink or a hard link to a victim file:
+root would then hand ``/etc/shadow`` to the service account. So nothing here
+changes a file by path after the fact:
+
+- the mode is given at creation: the socket inode's mode (``fchmod`` on the
+  fd before ``bind``) minus the umask, with the umask cleared for the ``bind``
+  when an explicit mode was asked for;
+- the owner is given at creation too: when the daemon will run as another
+  user, the ``bind`` happens with that user's effective uid and gid, so the
+  file is born theirs. Only when that user cannot create files in the
+  directory, and the directory is writable by root alone (so nobody can swap
+  the entry), is the file chowned afterwards, through a directory fd and
+  without following a symlink.
+
+(Binding in a private temporary directory and renaming would also be safe, but
+``getsockname()`` - and every client's ``getpeername()`` - would then name the
+temporary path forever.)
+
+Stale files are removed only after ``lstat`` shows a socket nobody listens on,
+and removed through the same directory fd. Never imports asyncio.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import socket
+import stat
+from collections.abc import Iterator
+
+from ._safeopen import describe_mode
+
+__all__ = ["bind_unix_listener", "unlink_if_ours"]
+
+Owner = tuple[int | None, int | None]
+
+
+def bind_unix_listener(
+    path: str, *, mode: int | None = None, owner: Owner = (None, None)
+) -> tuple[socket.socket, tuple[int, int]]:
+    """A listening, non-blocking Unix stream socket at ``path``, and its file's (dev, ino).
+
+    Args:
+        path: where to create the socket file; a stale socket there is replaced.
+        mode: the file's exact mode; None: 0777 minus the current umask.
+        owner: (uid, gid) to give the file (None: leave that id as ours).
+
+    Raises:
+        OSError: EADDRINUSE for a live socket, EEXIST for a file that is not a
+            socket, or why the bind failed.
+    """
+    parent, name = os.path.split(path)
+    dirfd = os.open(parent or ".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        _remove_stale(dirfd, name, path)
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+        try:
+            identity = _bind(sock, dirfd, name, path, mode, owner)
+            try:
+                sock.listen(socket.SOMAXCONN)
+                sock.setblocking(False)
+            except BaseException:
+                unlink_if_ours(path, identity)
+                raise
+        except BaseException:
+            sock.close()
+            raise
+    finally:
+        os.close(dirfd)
+    return sock, identity
+
+
+def _bind(
+    sock: socket.socket, dirfd: int, name: str, path: str, mode: int | None, owner: Owner
+) -> tuple[int, int]:
+    uid, gid = owner
+    if uid == os.geteuid():
+        uid = None
+    if gid == os.getegid():
+        gid = None
+    if mode is not None:
+        # bind() creates the file with the socket inode's mode minus the umask.
+        os.fchmod(sock.fileno(), mode)
+    later_chown = False
+    with _umask(0 if mode is not None else None):
+        if uid is None and gid is None:
+            sock.bind(path)
+        elif _only_root_writes(dirfd):
+            # Nobody but root can replace the entry between bind and chown.
+            sock.bind(path)
+            later_chown = True
+        else:
+            try:
+                with _effective_ids(uid, gid):
+                    sock.bind(path)
+            except PermissionError:
+                raise PermissionError(
+                    errno.EACCES,
+                    "Permission denied (the directory must be writable by the daemon's "
+                    "user, or by root alone)",
+                ) from None
+    try:
+        st = os.stat(name, dir_fd=dirfd, follow_symlinks=False)
+        if not stat.S_ISSOCK(st.st_mode):
+            # The path led elsewhere (a directory above was swapped): not ours to touch.
+            raise OSError(errno.EEXIST, f"{path} is {describe_mode(st.st_mode)} after bind")
+        if later_chown:
+            os.chown(
+                name,
+                -1 if uid is None else uid,
+                -1 if gid is None else gid,
+                dir_fd=dirfd,
+                follow_symlinks=False,
+            )
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(name, dir_fd=dirfd)
+        raise
+    return st.st_dev, st.st_ino
+
+
+def _only_root_writes(dirfd: int) -> bool:
+    st = os.fstat(dirfd)
+    return st.st_uid == 0 and not st.st_mode & 0o022
+
+
+@contextlib.contextmanager
+def _umask(mask: int | None) -> Iterator[None]:
+    if mask is None:
+        yield
+        return
+    previous = os.umask(mask)
+    try:
+        yield
+    finally:
+        os.umask(previous)
+
+
+@contextlib.contextmanager
+def _effective_ids(uid: int | None, gid: int | None) -> Iterator[None]:
+    """Run the block with effective ``uid``/``gid`` (as root), so files are born theirs."""
+    saved_uid, saved_gid = os.geteuid(), os.getegid()
+    if gid is not None:
+        os.setegid(gid)
+    try:
+        if uid is not None:
+            os.seteuid(uid)
+        try:
+            yield
+        finally:
+            if uid is not None:
+                os.seteuid(saved_uid)
+    finally:
+        if gid is not None:
+            os.setegid(saved_gid)
+
+
+def _remove_stale(dirfd: int, name: str, path: str) -> None:
+    """Remove a socket file nobody accepts on; refuse a live socket or any other file.
+
+    Raises:
+        OSError: EADDRINUSE for a live socket, EEXIST for a file that is not a socket.
+    """
+    try:
+        st = os.stat(name, dir_fd=dirfd, follow_symlinks=False)
+    except FileNotFoundError:
+        return
+    if not stat.S_ISSOCK(st.st_mode):
+        raise OSError(errno.EEXIST, f"file exists and is {describe_mode(st.st_mode)}, not a socket")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        try:
+            probe.connect(path)
+        except FileNotFoundError:
+            return
+        except ConnectionRefusedError:
+            # Nobody listens: a leftover of a process that died without cleaning up.
+            pass
+        except OSError as exc:
+            # EPROTOTYPE: a live socket of another type; EAGAIN: a listener whose
+            # backlog is full. Either way somebody owns it.
+            if exc.errno in (errno.EPROTOTYPE, errno.EAGAIN):
+                raise OSError(errno.EADDRINUSE, os.strerror(errno.EADDRINUSE)) from None
+            raise
+        else:
+            raise OSError(errno.EADDRINUSE, os.strerror(errno.EADDRINUSE))
+    # Only the very inode we looked at: if the entry changed since, leave it.
+    with contextlib.suppress(FileNotFoundError):
+        again = os.stat(name, dir_fd=dirfd, follow_symlinks=False)
+        if (again.st_dev, again.st_ino) == (st.st_dev, st.st_ino):
+            os.unlink(name, dir_fd=dirfd)
+
+
+def unlink_if_ours(path: str, identity: tuple[int, int]) -> None:
+    """Remove the socket file at ``path`` if it is still the inode we created.
+
+    Best effort: after a privilege drop or a chroot the daemon may no longer see
+    or be allowed to remove the file; the next start replaces it as stale.
+    """
+    with contextlib.suppress(OSError):
+        st = os.lstat(path)
+        if (st.st_dev, st.st_ino) == identity and stat.S_ISSOCK(st.st_mode):
+            os.unlink(path)

@@ -1,0 +1,216 @@
+"""Helpers for the security tests: a real second uid, its actions, victims and daemons.
+
+The attacker is a real user created for the session (``useradd``, removed at
+the end). Its actions run in a child forked from the test process that has
+switched to the attacker's uid and gid for good, so no interpreter file needs
+to be readable by it (the one under /root may not be).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import pwd
+import shutil
+import signal
+import subprocess
+import tempfile
+import traceback
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .support import (
+    PYTHON,
+    REPO,
+    clean_env,
+    kill_quietly,
+    read_pid,
+    require_tool,
+    wait_for,
+    wait_gone,
+)
+
+PROGRAM = REPO / "tests" / "programs" / "security_daemon.py"
+
+
+@dataclass(frozen=True)
+class User:
+    """A real user and its primary group."""
+
+    name: str
+    uid: int
+    gid: int
+
+
+def _retry_locked(argv: list[str]) -> None:
+    """Run a shadow-utils command, retrying while another one holds /etc/passwd's lock."""
+
+    def attempt() -> bool:
+        result = subprocess.run(argv, capture_output=True, text=True, timeout=30, check=False)
+        if result.returncode == 0:
+            return True
+        if "lock" in result.stderr:
+            return False
+        raise AssertionError(f"{argv}: {result.stderr.strip()}")
+
+    wait_for(attempt, 60, f"{argv[0]} to get the passwd lock")
+
+
+@pytest.fixture(scope="session")
+def intruder() -> Iterator[User]:
+    """A real unprivileged user (with its own group) for the session, removed afterwards."""
+    if os.geteuid() != 0:
+        pytest.fail("the security tests create a user and drop to it: run them as root")
+    name = f"aiodsec{os.getpid()}"
+    useradd, userdel = require_tool("useradd"), require_tool("userdel")
+    _retry_locked(
+        [useradd, "--system", "--user-group", "--no-create-home", "-s", "/usr/sbin/nologin", name]
+    )
+    entry = pwd.getpwnam(name)
+    try:
+        yield User(name, entry.pw_uid, entry.pw_gid)
+    finally:
+        _retry_locked([userdel, name])
+
+
+@pytest.fixture
+def arena() -> Iterator[Path]:
+    """A directory every user can traverse (pytest's tmp_path is closed to other users)."""
+    path = Path(tempfile.mkdtemp(prefix="aiodaemon-sec-"))
+    path.chmod(0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def become(user: User) -> None:
+    """Turn this (forked) process into ``user`` for good."""
+    os.setgroups([])
+    os.setresgid(user.gid, user.gid, user.gid)
+    os.setresuid(user.uid, user.uid, user.uid)
+
+
+def fork_as(user: User, action: Callable[[], object]) -> int:
+    """Start ``action`` in a child forked as ``user``; return its pid (see :func:`wait_child`)."""
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        code = 1
+        try:
+            become(user)
+            action()
+            code = 0
+        except BaseException:
+            traceback.print_exc()
+        finally:
+            os._exit(code)
+    return pid
+
+
+def wait_child(pid: int, timeout: float = 30.0) -> None:
+    """Wait for a :func:`fork_as` child and fail the test if its action raised."""
+    statuses: list[int] = []
+
+    def done() -> bool:
+        waited, status = os.waitpid(pid, os.WNOHANG)
+        statuses.append(status)
+        return waited == pid
+
+    try:
+        wait_for(done, timeout, "the attacker")
+    except AssertionError:
+        kill_quietly(pid)
+        os.waitpid(pid, 0)
+        raise
+    assert os.waitstatus_to_exitcode(statuses[-1]) == 0, "the attacker's action failed"
+
+
+def as_user(user: User, action: Callable[[], object]) -> None:
+    """Run ``action`` as ``user`` in a forked child, to completion."""
+    wait_child(fork_as(user, action))
+
+
+def own_dir(path: Path, user: User, mode: int = 0o755) -> Path:
+    """Create ``path`` as a directory owned by ``user`` (a log or run directory it controls)."""
+    path.mkdir(mode=mode)
+    os.chown(path, user.uid, user.gid)
+    path.chmod(mode)
+    return path
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What must not change about a victim file."""
+
+    content: bytes
+    uid: int
+    gid: int
+    mode: int
+
+    @classmethod
+    def of(cls, path: Path) -> Snapshot:
+        """Take the snapshot of ``path`` (not following a symlink at it)."""
+        st = os.lstat(path)
+        return cls(path.read_bytes(), st.st_uid, st.st_gid, st.st_mode)
+
+
+def make_victim(directory: Path, name: str = "victim") -> Path:
+    """A root-owned 0600 file holding a secret, in ``directory``."""
+    directory.mkdir(exist_ok=True)
+    path = directory / name
+    path.write_bytes(b"root's secret\n")
+    os.chown(path, 0, 0)
+    path.chmod(0o600)
+    return path
+
+
+def start_daemon(
+    options: dict[str, Any], mark: Path | None = None, *, umask: int = -1
+) -> subprocess.CompletedProcess[str]:
+    """Start tests/programs/security_daemon.py as root and wait for its launcher to exit."""
+    argv = [PYTHON, str(PROGRAM), json.dumps(options)]
+    if mark is not None:
+        argv.append(str(mark))
+    return subprocess.run(
+        argv,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=clean_env(),
+        stdin=subprocess.DEVNULL,
+        check=False,
+        umask=umask,
+    )
+
+
+@contextlib.contextmanager
+def running_daemon(options: dict[str, Any], *, umask: int = -1) -> Iterator[int]:
+    """A detached daemon with ``options`` (which must name a pidfile); yields its pid, stops it."""
+    started = start_daemon({"detach": True, **options}, umask=umask)
+    assert started.returncode == 0, started.stderr
+    pid = read_pid(Path(options["pidfile"]))
+    try:
+        yield pid
+    finally:
+        stop_daemon(pid)
+
+
+def stop_daemon(pid: int) -> None:
+    """SIGTERM ``pid`` and wait until it is gone (SIGKILL if it will not go)."""
+    kill_quietly(pid, signal.SIGTERM)
+    try:
+        wait_gone(pid, 20)
+    finally:
+        kill_quietly(pid)
+
+
+def records(path: Path) -> list[dict[str, Any]]:
+    """The JSON records of a log file so far (a partial last line is skipped)."""
+    out = []
+    for line in path.read_bytes().splitlines():
+        with contextlib.suppress(ValueError):
+            out.append(json.loads(line))
+    return out
