@@ -307,6 +307,8 @@ def _daemon_options(args: argparse.Namespace, *, detach: bool) -> dict[str, Any]
         raw["prevent_core"] = False
     if args.no_control:
         raw["control"] = False
+    if args.allow_new_privileges:
+        raw["no_new_privileges"] = False
     from ._config import parse_options
 
     try:
@@ -603,6 +605,11 @@ def _add_daemon_options(sub: argparse.ArgumentParser) -> None:
     )
     add("--chroot", metavar="DIR", help="chroot to DIR after acquiring")
     add("--no-prevent-core", action="store_true", help="allow core dumps (default: RLIMIT_CORE=0)")
+    add(
+        "--allow-new-privileges",
+        action="store_true",
+        help="after dropping root, let setuid programs regain privileges (default: no_new_privs)",
+    )
     add(
         "--uvloop",
         action=argparse.BooleanOptionalAction,

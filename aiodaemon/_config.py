@@ -80,6 +80,8 @@ class Options:
     identity: Identity | None = None
     chroot: Path | None = None
     prevent_core: bool = True
+    #: after dropping root: PR_SET_NO_NEW_PRIVS and an empty capability bounding set.
+    no_new_privileges: bool = True
     files_preserve: tuple[int, ...] = ()
     shutdown_timeout: float = 30.0
     uvloop: bool | None = None
@@ -176,6 +178,7 @@ def parse_options(raw: Mapping[str, Any]) -> Options:
         identity=_identity(raw.get("user"), raw.get("group")),
         chroot=chroot,
         prevent_core=bool(_opt_bool("prevent_core", raw.get("prevent_core", True))),
+        no_new_privileges=bool(_opt_bool("no_new_privileges", raw.get("no_new_privileges", True))),
         files_preserve=_files_preserve(raw.get("files_preserve", ())),
         shutdown_timeout=_timeout(raw.get("shutdown_timeout", 30.0)),
         uvloop=_uvloop(raw.get("uvloop")),

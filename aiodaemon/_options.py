@@ -52,6 +52,8 @@ class DaemonOptions(TypedDict, total=False):
     group: str | int | None
     chroot: StrPath | None
     prevent_core: bool
+    #: after dropping root: no setuid or file-capability program can regain privileges.
+    no_new_privileges: bool
     #: descriptors kept open across the detach.
     files_preserve: Iterable[int | HasFileno]
     #: seconds for the whole shutdown sequence before a forced exit.

@@ -1,4 +1,4 @@
-"""Drop phase: chroot, supplementary groups, gid, uid and the core limit, in that order.
+"""Drop phase: chroot, groups, bounding set, gid, uid, no_new_privs, core limit, in that order.
 
 Runs in the daemon after the last fork, once everything that needs root (the
 pidfile lock, sockets, log files) is held as open descriptors. Never imports
@@ -17,9 +17,27 @@ from .exceptions import StartupError
 # which should not pay for the option parser (logging, ipaddress, pathlib).
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from ._config import Identity, Options
 
-__all__ = ["disable_core_dumps", "drop_privileges", "enter_chroot", "set_identity"]
+    #: prctl(option, arg2) -> 0, or an errno.
+    Prctl = Callable[[int, int], int]
+
+__all__ = [
+    "disable_core_dumps",
+    "drop_privileges",
+    "empty_bounding_set",
+    "enter_chroot",
+    "forbid_new_privileges",
+    "set_identity",
+]
+
+#: prctl(2) options, from <linux/prctl.h>.
+_PR_CAPBSET_DROP = 24
+_PR_SET_NO_NEW_PRIVS = 38
+#: Capability numbers are below 64 (the kernel's last one is 40 today).
+_CAP_LIMIT = 64
 
 
 def drop_privileges(options: Options) -> None:
@@ -31,8 +49,8 @@ def drop_privileges(options: Options) -> None:
     (and NSS) still describe the host.
 
     Args:
-        options: the validated options; ``chroot``, ``workdir``, ``identity``
-            and ``prevent_core`` are used.
+        options: the validated options; ``chroot``, ``workdir``, ``identity``,
+            ``no_new_privileges`` and ``prevent_core`` are used.
 
     Raises:
         StartupError: any step failed, or root could be regained afterwards.
@@ -40,12 +58,72 @@ def drop_privileges(options: Options) -> None:
     identity = options.identity
     was_root = os.geteuid() == 0
     groups = _supplementary_groups(identity) if identity is not None and was_root else None
+    leaves_root = was_root and identity is not None and identity.uid not in (None, 0)
+    # Loaded before the chroot hides ctypes' files, and only when it will be used.
+    prctl = _load_prctl() if leaves_root and options.no_new_privileges else None
     if options.chroot is not None:
         enter_chroot(options.chroot, options.workdir)
     if identity is not None and was_root:
+        if prctl is not None:
+            # CAP_SETPCAP is needed for this: before the uid change takes it away.
+            empty_bounding_set(prctl)
         set_identity(identity.uid, identity.gid, groups or [])
+        if prctl is not None:
+            forbid_new_privileges(prctl)
     if options.prevent_core:
         disable_core_dumps()
+
+
+def _load_prctl() -> Prctl:
+    """libc's ``prctl`` through ctypes, imported lazily: most daemons never need it."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    function = libc.prctl
+    function.restype = ctypes.c_int
+    # All five arguments: the kernel refuses NO_NEW_PRIVS when an unused one is not 0.
+    function.argtypes = [ctypes.c_int] + [ctypes.c_ulong] * 4
+
+    def prctl(option: int, arg2: int) -> int:
+        if function(option, arg2, 0, 0, 0) == 0:
+            return 0
+        return ctypes.get_errno() or errno.EINVAL
+
+    return prctl
+
+
+def empty_bounding_set(prctl: Prctl) -> None:
+    """Drop every capability from the bounding set, so no later exec can grant one.
+
+    A service manager that already took ``CAP_SETPCAP`` away gets EPERM: the
+    set then stays as the manager chose, and ``no_new_privs`` alone still
+    keeps an exec from granting anything.
+
+    Raises:
+        StartupError: the kernel refused for another reason.
+    """
+    for cap in range(_CAP_LIMIT):
+        error = prctl(_PR_CAPBSET_DROP, cap)
+        if error in (errno.EINVAL, errno.EPERM):
+            return  # past the last capability this kernel knows, or not ours to drop
+        if error:
+            raise StartupError(
+                f"cannot drop capability {cap} from the bounding set: {os.strerror(error)}"
+            )
+
+
+def forbid_new_privileges(prctl: Prctl) -> None:
+    """Set ``PR_SET_NO_NEW_PRIVS``: setuid bits and file capabilities stop working for us.
+
+    Irreversible and inherited by every child, so a compromised daemon cannot
+    regain what the drop took by running a setuid or file-capability program.
+
+    Raises:
+        StartupError: the kernel refused (older than Linux 3.5).
+    """
+    error = prctl(_PR_SET_NO_NEW_PRIVS, 1)
+    if error:
+        raise StartupError(f"cannot set no_new_privs: {os.strerror(error)}")
 
 
 def enter_chroot(root: str | os.PathLike[str], workdir: str | os.PathLike[str]) -> None:

@@ -2,7 +2,8 @@
 
 It logs a ``tick`` every 20 ms, so a test sees where records go after a
 reopen, and writes ``<argv[2]>`` (if given) once its startup hook ran, so a
-test can tell that a refused start never got that far.
+test can tell that a refused start never got that far. ``main`` also serves
+as a CLI target (``tests.programs.security_daemon:main``).
 """
 
 from __future__ import annotations
@@ -18,10 +19,13 @@ import aiodaemon
 
 log = structlog.get_logger("security")
 
+#: Where the startup hook leaves its mark (run as a script with a second argument).
+MARK: Path | None = None
+
 
 def _leave_mark() -> None:
-    if len(sys.argv) > 2:
-        Path(sys.argv[2]).write_text("started\n")
+    if MARK is not None:
+        MARK.write_text("started\n")
 
 
 @aiodaemon.on_startup
@@ -40,4 +44,6 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
+    if len(sys.argv) > 2:
+        MARK = Path(sys.argv[2])
     aiodaemon.run(main, **json.loads(sys.argv[1]))
