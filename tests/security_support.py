@@ -9,6 +9,7 @@ to be readable by it (the one under /root may not be).
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
 import pwd
@@ -61,12 +62,16 @@ def _retry_locked(argv: list[str]) -> None:
     wait_for(attempt, 60, f"{argv[0]} to get the passwd lock")
 
 
+_users = itertools.count()
+
+
 @pytest.fixture(scope="session")
 def intruder() -> Iterator[User]:
     """A real unprivileged user (with its own group) for the session, removed afterwards."""
     if os.geteuid() != 0:
         pytest.fail("the security tests create a user and drop to it: run them as root")
-    name = f"aiodsec{os.getpid()}"
+    # Each test module that imports this fixture gets its own instance (and user).
+    name = f"aiodsec{os.getpid()}x{next(_users)}"
     useradd, userdel = require_tool("useradd"), require_tool("userdel")
     _retry_locked(
         [useradd, "--system", "--user-group", "--no-create-home", "-s", "/usr/sbin/nologin", name]

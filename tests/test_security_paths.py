@@ -51,15 +51,15 @@ class PathOption:
 
 
 #: Extension point: every new path option gets a row here. The control socket
-#: (``PathOption("control", lambda p: {"control": str(p)})``) and the health
-#: endpoint's unix path (``PathOption("health", lambda p: {"health": f"unix:{p}"})``)
-#: belong here as soon as those options land.
+#: (``PathOption("control", lambda p: {"control": str(p)})``) belongs here as
+#: soon as that option lands.
 PATH_OPTIONS = [
     PathOption("pidfile", lambda p: {"pidfile": str(p)}),
     PathOption("log_file", lambda p: {"log_file": str(p)}, reopened=True),
     PathOption("stdout", lambda p: {"stdout": str(p)}),
     PathOption("stderr", lambda p: {"stderr": str(p)}),
     PathOption("listen[app]", lambda p: {"listen": {"app": f"unix:{p}"}}),
+    PathOption("health", lambda p: {"health": f"unix:{p}"}),
 ]
 
 
