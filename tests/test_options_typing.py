@@ -101,6 +101,7 @@ def sample_values(tmp_path: Path) -> dict[str, Any]:
         "group": os.getgid(),
         "chroot": None,
         "prevent_core": False,
+        "no_new_privileges": False,
         "files_preserve": [0],
         "shutdown_timeout": 5,
         "uvloop": None,
