@@ -1,9 +1,8 @@
 """Acquire phase: bind the control socket file, safely, before any privilege drop.
 
-The file is created in a private directory (mode 0700, ours) next to its final
-path, given mode 0600 and its owner there, where no one can swap it for a
-symlink, and only then renamed into place: no path is ever followed into
-someone else's file, and the umask never decides the mode.
+The file is created by :func:`._unixbind.bind_unix`, born with mode 0600
+(whatever the umask) and owned by the user the daemon drops to, with nothing
+changed by path afterwards: no path is ever followed into someone else's file.
 
 Only ``bind`` happens here. ``listen`` is left to the daemon itself
 (:mod:`._control_server`): Linux records the peer credentials a client sees
@@ -15,7 +14,6 @@ Never imports asyncio.
 from __future__ import annotations
 
 import contextlib
-import errno
 import os
 import socket
 import stat
@@ -98,11 +96,19 @@ def open_control_socket(path: Path, uid: int | None, gid: int | None) -> Control
     Raises:
         StartupError: naming the path and the reason.
     """
+    # Here, not at the top: the CLI's client imports this module and must start fast.
+    from ._unixbind import bind_unix
+
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
     try:
-        stale = _check_replaceable(path)
-        return _bind(path, uid, gid, stale)
+        identity = bind_unix(sock, os.fsdecode(path), mode=0o600, owner=(uid, gid))
     except OSError as exc:
+        sock.close()
         raise StartupError(f"control socket {path}: {exc.strerror or exc}") from None
+    except BaseException:
+        sock.close()
+        raise
+    return ControlSocket(path, sock, identity)
 
 
 def unix_address(path: str | os.PathLike[str]) -> tuple[str, int | None]:
@@ -117,86 +123,3 @@ def unix_address(path: str | os.PathLike[str]) -> tuple[str, int | None]:
     directory, name = os.path.split(text)
     dirfd = os.open(directory or ".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     return f"/proc/self/fd/{dirfd}/{name}", dirfd
-
-
-def _check_replaceable(path: str | os.PathLike[str]) -> tuple[int, int] | None:
-    """Nothing at ``path`` (None), or a dead socket (its identity): anything else stays.
-
-    Raises:
-        OSError: EADDRINUSE when something accepts on it, EEXIST when it is not a socket.
-    """
-    try:
-        st = os.lstat(path)
-    except FileNotFoundError:
-        return None
-    if not stat.S_ISSOCK(st.st_mode):
-        raise OSError(errno.EEXIST, "a file that is not a socket is in the way")
-    address, dirfd = unix_address(path)
-    try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
-            probe.settimeout(1.0)
-            try:
-                probe.connect(address)
-            except (FileNotFoundError, ConnectionRefusedError):
-                # A leftover nobody listens on (its daemon was killed): replaceable.
-                return st.st_dev, st.st_ino
-            except OSError as exc:
-                if exc.errno in (errno.EAGAIN, errno.EPROTOTYPE, errno.ETIMEDOUT):
-                    raise OSError(errno.EADDRINUSE, "in use by another process") from None
-                raise
-            raise OSError(errno.EADDRINUSE, "in use by another process")
-    finally:
-        if dirfd is not None:
-            os.close(dirfd)
-
-
-def _bind(
-    path: Path, uid: int | None, gid: int | None, stale: tuple[int, int] | None
-) -> ControlSocket:
-    import tempfile  # here: the CLI's client imports this module and must start fast
-    from pathlib import Path
-
-    private = Path(tempfile.mkdtemp(prefix=".ctl-", dir=path.parent))
-    staged = private / "s"
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        address, dirfd = unix_address(staged)
-        try:
-            sock.bind(address)
-        finally:
-            if dirfd is not None:
-                os.close(dirfd)
-        # Safe by path: the directory is 0700 and ours, nobody can swap the file.
-        os.chmod(staged, 0o600)
-        if uid is not None or gid is not None:
-            os.chown(staged, -1 if uid is None else uid, -1 if gid is None else gid)
-        st = os.lstat(staged)
-        _put_in_place(staged, path, stale)
-        sock.set_inheritable(False)
-    except BaseException:
-        sock.close()
-        with contextlib.suppress(OSError):
-            staged.unlink()
-        raise
-    finally:
-        with contextlib.suppress(OSError):
-            private.rmdir()
-    return ControlSocket(path, sock, (st.st_dev, st.st_ino))
-
-
-def _put_in_place(staged: Path, path: Path, stale: tuple[int, int] | None) -> None:
-    """Move our file to ``path``, replacing at most the dead socket seen there.
-
-    Raises:
-        OSError: EEXIST when something else appeared at ``path`` meanwhile.
-    """
-    if stale is None:
-        # link() never replaces: a file planted since the check makes it fail.
-        os.link(staged, path)
-        staged.unlink()
-        return
-    current = os.lstat(path)
-    if (current.st_dev, current.st_ino) != stale:
-        raise OSError(errno.EEXIST, "the file at the path changed while starting")
-    # rename() replaces the path itself, never what a symlink there points at.
-    os.rename(staged, path)

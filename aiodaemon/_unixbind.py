@@ -37,9 +37,14 @@ from collections.abc import Iterator
 
 from ._safeopen import describe_mode
 
-__all__ = ["bind_unix_listener", "unlink_if_ours"]
+__all__ = ["bind_unix", "bind_unix_listener", "unlink_if_ours"]
 
 Owner = tuple[int | None, int | None]
+
+#: sun_path holds 108 bytes with the terminating NUL.
+_SUN_PATH_MAX = 107
+#: Seconds a stale-socket probe may wait for a listener whose backlog is full.
+_PROBE_TIMEOUT = 1.0
 
 
 def bind_unix_listener(
@@ -56,25 +61,44 @@ def bind_unix_listener(
         OSError: EADDRINUSE for a live socket, EEXIST for a file that is not a
             socket, or why the bind failed.
     """
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+    try:
+        identity = bind_unix(sock, path, mode=mode, owner=owner)
+        try:
+            sock.listen(socket.SOMAXCONN)
+            sock.setblocking(False)
+        except BaseException:
+            unlink_if_ours(path, identity)
+            raise
+    except BaseException:
+        sock.close()
+        raise
+    return sock, identity
+
+
+def bind_unix(
+    sock: socket.socket, path: str, *, mode: int | None = None, owner: Owner = (None, None)
+) -> tuple[int, int]:
+    """Bind ``sock`` to a new socket file at ``path`` (no ``listen``); its (dev, ino).
+
+    For a socket that must ``listen`` elsewhere (the control socket listens in
+    the daemon, so that ``SO_PEERCRED`` names the daemon, not the launcher).
+    A path longer than ``sun_path`` is reached through ``/proc/self/fd``.
+
+    Raises:
+        OSError: as :func:`bind_unix_listener`.
+    """
     parent, name = os.path.split(path)
     dirfd = os.open(parent or ".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        _remove_stale(dirfd, name, path)
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
-        try:
-            identity = _bind(sock, dirfd, name, path, mode, owner)
-            try:
-                sock.listen(socket.SOMAXCONN)
-                sock.setblocking(False)
-            except BaseException:
-                unlink_if_ours(path, identity)
-                raise
-        except BaseException:
-            sock.close()
-            raise
+        # Through our directory fd when the path is too long for sun_path.
+        address = (
+            path if len(os.fsencode(path)) <= _SUN_PATH_MAX else f"/proc/self/fd/{dirfd}/{name}"
+        )
+        _remove_stale(dirfd, name, address)
+        return _bind(sock, dirfd, name, address, mode, owner)
     finally:
         os.close(dirfd)
-    return sock, identity
 
 
 def _bind(
@@ -175,6 +199,7 @@ def _remove_stale(dirfd: int, name: str, path: str) -> None:
     if not stat.S_ISSOCK(st.st_mode):
         raise OSError(errno.EEXIST, f"file exists and is {describe_mode(st.st_mode)}, not a socket")
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        probe.settimeout(_PROBE_TIMEOUT)
         try:
             probe.connect(path)
         except FileNotFoundError:
@@ -182,6 +207,9 @@ def _remove_stale(dirfd: int, name: str, path: str) -> None:
         except ConnectionRefusedError:
             # Nobody listens: a leftover of a process that died without cleaning up.
             pass
+        except TimeoutError:
+            # A listener whose backlog stays full: somebody owns it.
+            raise OSError(errno.EADDRINUSE, os.strerror(errno.EADDRINUSE)) from None
         except OSError as exc:
             # EPROTOTYPE: a live socket of another type; EAGAIN: a listener whose
             # backlog is full. Either way somebody owns it.

@@ -106,8 +106,9 @@ def test_log_file_swapped_for_a_symlink_is_refused_at_reopen(
 
 
 @pytest.mark.parametrize("link", ["symlink", "hardlink"])
+@pytest.mark.parametrize("kind", ["listen", "control"])
 def test_unix_socket_swapped_during_start_never_hands_a_victim_to_the_service_account(
-    arena: Path, intruder: User, link: str
+    arena: Path, intruder: User, link: str, kind: str
 ) -> None:
     """The service account swapping its fresh socket for a link to root's file gains nothing.
 
@@ -118,9 +119,16 @@ def test_unix_socket_swapped_during_start_never_hands_a_victim_to_the_service_ac
     # Hard links need a victim the attacker can reach (its directory searchable).
     victim = make_victim(arena / "victims")
     before = Snapshot.of(victim)
-    target = run / "s00.sock"
-    # Many listeners: the old code chowned every file by path after binding them all.
-    listen = {f"s{n:02d}": f"unix:{run}/s{n:02d}.sock?mode=0660" for n in range(40)}
+    options: dict[str, object] = {"detach": True, "user": intruder.name}
+    if kind == "listen":
+        target, mode = run / "s00.sock", 0o660
+        options["pidfile"] = str(arena / "app.pid")
+        # Many listeners: the old code chowned every file by path after binding them all.
+        options["listen"] = {f"s{n:02d}": f"unix:{run}/s{n:02d}.sock?mode=0660" for n in range(40)}
+    else:
+        # The control socket, <pidfile>.ctl, in the service account's run directory.
+        target, mode = run / "app.pid.ctl", 0o600
+        options["pidfile"] = str(run / "app.pid")
     protected = Path("/proc/sys/fs/protected_hardlinks").read_text().strip() == "1"
 
     bait = run / "bait"
@@ -153,29 +161,22 @@ def test_unix_socket_swapped_during_start_never_hands_a_victim_to_the_service_ac
 
     attacker = fork_as(intruder, race)
     try:
-        started = start_daemon(
-            {
-                "detach": True,
-                "pidfile": str(arena / "app.pid"),
-                "listen": listen,
-                "user": intruder.name,
-            }
-        )
+        started = start_daemon(options)
     finally:
         wait_child(attacker)
     try:
         assert Snapshot.of(victim) == before
-        # The socket the daemon made was born the service account's, 0660.
+        # The socket the daemon made was born the service account's, with its mode.
         st = os.lstat(target if link == "hardlink" and protected else run / "moved.sock")
         assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (
             intruder.uid,
             intruder.gid,
-            0o660,
+            mode,
         )
         assert started.returncode == 0, started.stderr
     finally:
         if started.returncode == 0:
-            stop_daemon(read_pid(arena / "app.pid"))
+            stop_daemon(read_pid(Path(str(options["pidfile"]))))
 
 
 def test_files_get_the_daemon_umask_not_the_launchers(arena: Path, intruder: User) -> None:

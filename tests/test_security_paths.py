@@ -50,9 +50,7 @@ class PathOption:
     reopened: bool = False
 
 
-#: Extension point: every new path option gets a row here. The control socket
-#: (``PathOption("control", lambda p: {"control": str(p)})``) belongs here as
-#: soon as that option lands.
+#: Extension point: every new option naming a file or socket path gets a row here.
 PATH_OPTIONS = [
     PathOption("pidfile", lambda p: {"pidfile": str(p)}),
     PathOption("log_file", lambda p: {"log_file": str(p)}, reopened=True),
@@ -60,6 +58,7 @@ PATH_OPTIONS = [
     PathOption("stderr", lambda p: {"stderr": str(p)}),
     PathOption("listen[app]", lambda p: {"listen": {"app": f"unix:{p}"}}),
     PathOption("health", lambda p: {"health": f"unix:{p}"}),
+    PathOption("control", lambda p: {"control": str(p)}),
 ]
 
 
