@@ -41,7 +41,11 @@ _CANCEL_GRACE = 1.0
 
 
 class _DrainingReader(asyncio.StreamReader):
-    """A StreamReader that reads end-of-stream when idle once its server drains."""
+    """A StreamReader that reads end-of-stream when idle once its server drains.
+
+    Until then it is asyncio's StreamReader unchanged, at its cost: the draining
+    behaviour is attached to the instance only by :meth:`drain`.
+    """
 
     # asyncio.StreamReader's own state, which typeshed does not declare.
     _buffer: bytearray
@@ -53,30 +57,33 @@ class _DrainingReader(asyncio.StreamReader):
 
     def drain(self) -> None:
         """From now on an idle read ends the stream; end it now if a read already waits."""
+        if self._draining:
+            return
         self._draining = True
+        self._wait_for_data = self._wait_or_end
         if self._waiter is not None and not self._buffer and not self._eof:
             self._end()
 
     def _end(self) -> None:
         # Bytes that arrive later belong to a request nobody will answer:
-        # stop reading them rather than buffer them behind an EOF.
+        # stop reading them, and drop any already on their way (feed_data
+        # after feed_eof would fail an assertion in the protocol).
+        self.feed_data = _discard  # type: ignore[method-assign]
         # uvloop's transports implement asyncio's without subclassing them.
         transport = cast(asyncio.ReadTransport | None, self._transport)
         if transport is not None and not transport.is_closing():
             transport.pause_reading()
         self.feed_eof()
 
-    async def _wait_for_data(self, func_name: str) -> None:
-        if self._draining and not self._buffer and not self._eof:
+    async def _wait_or_end(self, func_name: str) -> None:
+        if not self._buffer and not self._eof:
             self._end()
             return
-        await super()._wait_for_data(func_name)  # type: ignore[misc]
+        await asyncio.StreamReader._wait_for_data(self, func_name)  # type: ignore[attr-defined]
 
-    def feed_data(self, data: Iterable[SupportsIndex]) -> None:
-        if self._eof:
-            # Already in flight when _end() paused the transport.
-            return
-        super().feed_data(data)
+
+def _discard(data: Iterable[SupportsIndex]) -> None:
+    """What a drained reader does with late bytes."""
 
 
 class Serving:

@@ -129,17 +129,20 @@ def _uvicorn_child(port: int) -> None:
     hold = float(os.environ.get("BENCH_HOLD", "1"))
 
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] == "lifespan":
-            while (await receive())["type"] != "lifespan.shutdown":
-                pass
-            await send({"type": "lifespan.shutdown.complete"})
-            return
         await asyncio.sleep(hold)
-        await send({"type": "http.response.start", "status": 200, "headers": []})
+        # The same bytes as the other contenders: a length, and no keep-alive.
+        headers = [(b"content-length", b"5"), (b"connection", b"close")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": b"done\n"})
 
     config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, loop="uvloop", log_level="warning", backlog=4096
+        app,
+        host="127.0.0.1",
+        port=port,
+        loop="uvloop",
+        lifespan="off",
+        log_level="warning",
+        backlog=4096,
     )
     server = uvicorn.Server(config)
     _say("ready")  # uvicorn binds before serving; the harness also waits for the port
@@ -375,8 +378,12 @@ def _rolling_table(workers: int, seconds: float, tmp: str) -> None:
 # --- 3 and 4. echo throughput and /livez latency under load -------------------------
 
 
-def _load_child(port: int, conns: int, seconds: float) -> None:
-    """Drive ``conns`` 64-byte ping-pong connections for ``seconds``; print round trips/s."""
+def _load_child(port: int, server_pid: int, conns: int, seconds: float) -> None:
+    """Drive ``conns`` 64-byte ping-pong connections for ``seconds``; print JSON rates.
+
+    ``rps`` is round trips per wall second; ``per_cpu_s`` round trips per second
+    of CPU the server used meanwhile, which other load on the machine barely changes.
+    """
     import asyncio
     import json
     from typing import cast
@@ -404,22 +411,34 @@ def _load_child(port: int, conns: int, seconds: float) -> None:
                 if self.running and self.transport is not None:
                     self.transport.write(payload)
 
-    async def drive() -> float:
+    def cpu_ns() -> int:
+        # Every thread of the server: /proc/PID/task/*/schedstat, in ns.
+        total = 0
+        for tid in os.listdir(f"/proc/{server_pid}/task"):
+            try:
+                with open(f"/proc/{server_pid}/task/{tid}/schedstat") as file:
+                    total += int(file.read().split()[0])
+            except FileNotFoundError:
+                pass
+        return total
+
+    async def drive() -> dict[str, float]:
         loop = asyncio.get_running_loop()
         pingers = []
         for _ in range(conns):
             _, pinger = await loop.create_connection(Pinger, "127.0.0.1", port)
             pingers.append(pinger)
         await asyncio.sleep(min(0.5, seconds / 4))  # warm-up, unmeasured
-        before, start = sum(p.done for p in pingers), time.perf_counter()
+        before, start, cpu_before = sum(p.done for p in pingers), time.perf_counter(), cpu_ns()
         await asyncio.sleep(seconds)
-        after, end = sum(p.done for p in pingers), time.perf_counter()
+        after, end, cpu_after = sum(p.done for p in pingers), time.perf_counter(), cpu_ns()
         for pinger in pingers:
             pinger.running = False
             if pinger.transport is not None:
                 pinger.transport.close()
         await asyncio.sleep(0.05)
-        return (after - before) / (end - start)
+        count = after - before
+        return {"rps": count / (end - start), "per_cpu_s": count / (cpu_after - cpu_before) * 1e9}
 
     print(json.dumps(uvloop.run(drive())))
 
@@ -465,34 +484,40 @@ def _echo_tables(rounds: int, seconds: float, conns: int, tmp: str) -> None:
             ),
         }
     rates: dict[str, list[float]] = {name: [] for name in ECHO_SERVERS}
+    per_cpu: dict[str, list[float]] = {name: [] for name in ECHO_SERVERS}
+
+    def drive(name: str) -> dict[str, float]:
+        load = [*me, "--load-child", str(ports[name]), str(servers[name].pid)]
+        load += [str(conns), str(seconds)]
+        with pinned({1}):
+            out = subprocess.run(
+                load,
+                capture_output=True,
+                text=True,
+                env=child_env(),
+                timeout=seconds + 30,
+                check=True,
+            )
+        result: dict[str, float] = json.loads(out.stdout)
+        return result
+
     idle = _probe_livez(health, time.monotonic() + min(seconds, 2.0))
     loaded: list[float] = []
     try:
         for _ in range(rounds):
             for name in ECHO_SERVERS:  # alternating, so drift hits both alike
-                load = [*me, "--load-child", str(ports[name]), str(conns), str(seconds)]
-                probe: threading.Thread | None = None
-                if name == ECHO_SERVERS[0]:
-                    until = time.monotonic() + seconds
-
-                    def run_probe(deadline: float = until) -> None:
-                        loaded.extend(_probe_livez(health, deadline))
-
-                    probe = threading.Thread(target=run_probe)
-                with pinned({1}):
-                    if probe is not None:
-                        probe.start()
-                    out = subprocess.run(
-                        load,
-                        capture_output=True,
-                        text=True,
-                        env=child_env(),
-                        timeout=seconds + 30,
-                        check=True,
-                    )
-                if probe is not None:
-                    probe.join()
-                rates[name].append(json.loads(out.stdout))
+                result = drive(name)
+                rates[name].append(result["rps"])
+                per_cpu[name].append(result["per_cpu_s"])
+        # Probes cost the server CPU too: measured in rounds of their own.
+        for _ in range(max(1, rounds // 2)):
+            until = time.monotonic() + seconds
+            probe = threading.Thread(
+                target=lambda until=until: loaded.extend(_probe_livez(health, until))
+            )
+            probe.start()
+            drive(ECHO_SERVERS[0])
+            probe.join()
     finally:
         for proc in servers.values():
             proc.kill()
@@ -500,12 +525,14 @@ def _echo_tables(rounds: int, seconds: float, conns: int, tmp: str) -> None:
             if proc.stdout is not None:
                 proc.stdout.close()
     base = median(rates[ECHO_SERVERS[1]])
+    base_cpu = median(per_cpu[ECHO_SERVERS[1]])
     print_table(
         [
             f"echo throughput, {PAYLOAD}-byte round trips, {conns} connections, {rounds} rounds "
             f"of {seconds:g} s, server on CPU 0, load generator on CPU 1",
+            "req/CPU-s = round trips per second of server CPU (steady under other load)",
         ],
-        ["server", "median req/s", "min", "max", "vs bare uvloop"],
+        ["server", "median req/s", "min", "max", "vs bare", "req/CPU-s", "vs bare"],
         [
             [
                 name,
@@ -513,6 +540,8 @@ def _echo_tables(rounds: int, seconds: float, conns: int, tmp: str) -> None:
                 f"{min(rates[name]):,.0f}",
                 f"{max(rates[name]):,.0f}",
                 f"{median(rates[name]) / base:.3f}",
+                f"{median(per_cpu[name]):,.0f}",
+                f"{median(per_cpu[name]) / base_cpu:.3f}",
             ]
             for name in ECHO_SERVERS
         ],
@@ -550,10 +579,13 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=2.0, help="length of one echo round")
     parser.add_argument("--echo-conns", type=int, default=16, help="echo connections")
     parser.add_argument("--quick", action="store_true", help="fewer, shorter rounds")
+    parser.add_argument(
+        "--only", choices=["stop", "rolling", "echo"], help="one measurement instead of all"
+    )
     parser.add_argument("--aiodaemon-child", nargs=4, metavar=("KIND", "PORT", "HEALTH", "DRAIN"))
     parser.add_argument("--plain-child", nargs=2, metavar=("KIND", "PORT"))
     parser.add_argument("--uvicorn-child", type=int, metavar="PORT")
-    parser.add_argument("--load-child", nargs=3, metavar=("PORT", "CONNS", "SECONDS"))
+    parser.add_argument("--load-child", nargs=4, metavar=("PORT", "PID", "CONNS", "SECONDS"))
     args = parser.parse_args()
     if args.aiodaemon_child:
         kind, port, health, drain = args.aiodaemon_child
@@ -563,15 +595,19 @@ def main() -> None:
     elif args.uvicorn_child:
         _uvicorn_child(args.uvicorn_child)
     elif args.load_child:
-        _load_child(int(args.load_child[0]), int(args.load_child[1]), float(args.load_child[2]))
+        port, pid, conns, seconds = args.load_child
+        _load_child(int(port), int(pid), int(conns), float(seconds))
     else:
         if args.quick:
             args.rounds, args.seconds, args.rolling = 2, 1.0, 6.0
         become_subreaper()
         with tempfile.TemporaryDirectory(prefix="aiodaemon-bench-") as tmp:
-            _graceful_table(args.conns, args.hold, tmp)
-            _rolling_table(args.workers, args.rolling, tmp)
-            _echo_tables(args.rounds, args.seconds, args.echo_conns, tmp)
+            if args.only in (None, "stop"):
+                _graceful_table(args.conns, args.hold, tmp)
+            if args.only in (None, "rolling"):
+                _rolling_table(args.workers, args.rolling, tmp)
+            if args.only in (None, "echo"):
+                _echo_tables(args.rounds, args.seconds, args.echo_conns, tmp)
         check_no_children()
 
 
