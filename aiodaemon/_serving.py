@@ -13,6 +13,11 @@ A connection whose handler waits for data with nothing buffered is *idle*
 accepting, such a read returns end-of-stream, as if the client had closed: an
 idle keep-alive connection ends at once instead of holding the shutdown until
 its deadline, and a request already received is served to the end.
+
+The shutdown sequence calls :meth:`Serving.stop_accepting` after the drain
+delay, then :meth:`Serving.wait_closed`. A hand-off that must stop accepting at
+once (``aiodaemon upgrade``: the successor already accepts) calls
+:meth:`Serving.stop_accepting` itself; it is idempotent.
 """
 
 from __future__ import annotations
