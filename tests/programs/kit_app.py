@@ -1,0 +1,64 @@
+"""A daemon for the testing kit's own tests, steered by environment variables.
+
+- ``KIT_FAIL_START``: the startup hook raises ``RuntimeError`` with that text.
+- ``KIT_RELOAD_ERROR``: a file; when it is not empty, the reload hook raises
+  ``ValueError`` with its text.
+- ``KIT_CHILD``: start a long ``sleep`` child and never wait for it (a leftover to clean).
+- ``KIT_IGNORE_TERM``: shutdown hooks hang, so only SIGKILL ends it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+
+import structlog
+
+import aiodaemon
+
+log = structlog.get_logger("kit_app")
+_children: list[asyncio.subprocess.Process] = []
+
+
+@aiodaemon.on_startup
+async def start() -> None:
+    """Fail, or start a child, as the environment says."""
+    if message := os.environ.get("KIT_FAIL_START"):
+        raise RuntimeError(message)
+    if os.environ.get("KIT_CHILD"):
+        child = await asyncio.create_subprocess_exec("sleep", "300")
+        _children.append(child)
+        log.info("child started", child=child.pid)
+
+
+@aiodaemon.on_reload
+async def reload() -> None:
+    """Raise the text of $KIT_RELOAD_ERROR, if any."""
+    path = os.environ.get("KIT_RELOAD_ERROR")
+    if path and (text := open(path).read().strip()):
+        raise ValueError(text)
+    log.info("reloaded")
+
+
+@aiodaemon.on_shutdown
+async def stop() -> None:
+    """Hang when asked to, so that only SIGKILL ends the daemon."""
+    if os.environ.get("KIT_IGNORE_TERM"):
+        log.info("ignoring the stop")
+        await asyncio.Event().wait()
+
+
+async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Echo one line."""
+    writer.write(await reader.readline())
+    await writer.drain()
+    writer.close()
+
+
+async def main(ctx: aiodaemon.Context) -> None:
+    """Echo lines on the ``echo`` socket until shutdown."""
+    server = await asyncio.start_server(handle, sock=ctx.sockets["echo"])
+    async with server:
+        print("main running", file=sys.stderr, flush=True)
+        await ctx.wait_stopping()

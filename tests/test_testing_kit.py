@@ -1,0 +1,225 @@
+"""aiodaemon.testing: the kit users test their daemons with, tested from outside."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from aiodaemon.testing import DaemonProcess, ReloadFailed, StartFailed, launch
+
+from .support import REPO, clean_env, is_alive, wait_for
+
+PROGRAM = REPO / "tests" / "programs" / "kit_app.py"
+
+
+async def echo(daemon: DaemonProcess, line: bytes) -> bytes:
+    """Send one line to the daemon's ``echo`` socket and read the answer."""
+    host, port = daemon.address("echo")
+    reader, writer = await asyncio.open_connection(host, port)
+    writer.write(line)
+    answer = await reader.readline()
+    writer.close()
+    return answer
+
+
+async def test_launch_yields_a_ready_daemon_with_real_addresses() -> None:
+    """The handle names the real process, its real port for port 0, and its log records."""
+    async with launch(PROGRAM, listen={"echo": "127.0.0.1:0"}) as daemon:
+        assert is_alive(daemon.pid)
+        assert Path(f"/proc/{daemon.pid}/cmdline").read_bytes().split(b"\0")[1:4] == [
+            b"-m",
+            b"aiodaemon",
+            b"run",
+        ]
+        host, port = daemon.address("echo")
+        assert (host, port != 0) == ("127.0.0.1", True)
+        assert await echo(daemon, b"ping\n") == b"ping\n"
+        ready = await daemon.wait_for_record("ready")
+        assert ready["pid"] == daemon.pid
+        assert daemon.status()["state"] == "running"
+        assert await daemon.stop() == 0
+        assert daemon.returncode == 0
+    assert not is_alive(daemon.pid)
+    assert not daemon.directory.exists()
+
+
+async def test_module_targets_and_options_reach_the_daemon(tmp_path: Path) -> None:
+    """A module:attr target runs with the options given, e.g. its own pidfile and log level."""
+    pidfile = tmp_path / "app.pid"
+    async with launch(
+        "kit_app:main",
+        cwd=PROGRAM.parent,
+        pidfile=pidfile,
+        log_level="warning",
+        listen={"echo": "127.0.0.1:0"},
+        env={"KIT_RELOAD_ERROR": str(tmp_path / "error")},
+    ) as daemon:
+        assert pidfile.read_text() == f"{daemon.pid}\n"
+        (tmp_path / "error").write_text("logged at error level")
+        daemon.signal(signal.SIGHUP)
+        failed = await daemon.wait_for_record(lambda r: r["level"] == "error")
+        assert "logged at error level" in str(failed)
+        assert await daemon.stop() == 0
+        assert [r for r in daemon.records() if r["level"] in ("debug", "info")] == []
+
+
+async def test_a_failing_start_raises_start_failed_with_the_daemons_error() -> None:
+    """StartFailed carries the startup hook's error and the exit status; nothing is left."""
+    with pytest.raises(StartFailed) as failed:
+        async with launch(
+            PROGRAM, listen={"echo": "127.0.0.1:0"}, env={"KIT_FAIL_START": "no database"}
+        ):
+            pytest.fail("the block must not run")
+    assert "RuntimeError: no database" in failed.value.message
+    assert failed.value.status == 1
+    assert "Traceback" in failed.value.stderr
+
+
+async def test_a_bad_target_raises_start_failed() -> None:
+    """An unknown module is the CLI's usage error, exit 2."""
+    with pytest.raises(StartFailed, match="no module named 'no_such_module'") as failed:
+        async with launch("no_such_module:main"):
+            pass
+    assert failed.value.status == 2
+
+
+async def test_options_the_kit_cannot_pass_are_refused() -> None:
+    """detach= makes no sense for a daemon the kit runs in the foreground."""
+    with pytest.raises(ValueError, match="detach"):
+        async with launch(PROGRAM, detach=True):
+            pass
+
+
+async def test_reload_reports_the_failing_hooks_error(tmp_path: Path) -> None:
+    """reload() returns when the hooks succeeded and raises ReloadFailed with the hook's error."""
+    error = tmp_path / "error"
+    error.write_text("")
+    async with launch(
+        PROGRAM, listen={"echo": "127.0.0.1:0"}, env={"KIT_RELOAD_ERROR": str(error)}
+    ) as daemon:
+        await daemon.reload()
+        error.write_text("bad config")
+        with pytest.raises(ReloadFailed, match=r"^ValueError: bad config$"):
+            await daemon.reload()
+        assert await echo(daemon, b"still here\n") == b"still here\n"
+
+
+async def test_leaving_the_block_on_a_failure_leaves_no_process() -> None:
+    """A test that fails inside the block still ends the daemon and its children."""
+    pids: list[int] = []
+    with pytest.raises(AssertionError, match="the user's assertion"):
+        async with launch(
+            PROGRAM, listen={"echo": "127.0.0.1:0"}, env={"KIT_CHILD": "1"}
+        ) as daemon:
+            pids += [daemon.pid, (await daemon.wait_for_record("child started"))["child"]]
+            raise AssertionError("the user's assertion")
+    assert len(pids) == 2
+    wait_for(lambda: not any(is_alive(pid) for pid in pids), 10, "the daemon and its child")
+
+
+async def test_a_daemon_that_ignores_sigterm_is_killed() -> None:
+    """stop() sends SIGKILL after its grace period and reports it."""
+    async with launch(
+        PROGRAM, listen={"echo": "127.0.0.1:0"}, env={"KIT_IGNORE_TERM": "1"}
+    ) as daemon:
+        assert await daemon.stop(timeout=0.5) == -signal.SIGKILL
+    assert not is_alive(daemon.pid)
+
+
+def test_ctrl_c_during_a_test_leaves_no_process(tmp_path: Path) -> None:
+    """Interrupting a pytest run with SIGINT stops its daemon and the daemon's child."""
+    pids_file = tmp_path / "pids"
+    case = REPO / "tests" / "programs" / "kit_interrupt_case.py"
+    runner = subprocess.Popen(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(case)],
+        cwd=REPO,
+        env=clean_env({"KIT_PIDS": str(pids_file)}),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        text = wait_for(lambda: pids_file.exists() and pids_file.read_text(), 30, "the pids")
+        pids = [int(p) for p in text.split()]
+        assert all(is_alive(pid) for pid in pids)
+        runner.send_signal(signal.SIGINT)
+        output = runner.communicate(timeout=30)[0].decode()
+    finally:
+        runner.kill()
+        runner.wait()
+    assert "KeyboardInterrupt" in output
+    wait_for(lambda: not any(is_alive(pid) for pid in pids), 10, "the daemon and its child")
+
+
+def test_the_plugin_loads_nothing_of_the_runtime() -> None:
+    """The pytest11 plugin and its fixture cost a suite that does not use them nothing."""
+    code = (
+        "import sys, aiodaemon._pytest_plugin\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('aiodaemon', 'structlog', 'uvloop', 'orjson')))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], env=clean_env(), capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "['aiodaemon', 'aiodaemon._pytest_plugin']"
+
+
+def test_the_plugin_is_registered_and_provides_the_fixture(tmp_path: Path) -> None:
+    """`pytest --fixtures` lists aiodaemon_launch from the installed entry point."""
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "--fixtures", "-p", "no:cacheprovider", str(tmp_path)],
+        cwd=tmp_path,
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert "aiodaemon_launch" in result.stdout, result.stdout + result.stderr
+
+
+# --- the example test of docs/testing.md ----------------------------------------------
+
+
+def docs_example() -> str:
+    """The complete example test file of docs/testing.md."""
+    page = (REPO / "docs" / "testing.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", page, re.S)
+    return next(b for b in blocks if b.startswith('"""The greeter example'))
+
+
+def run_user_tests(tmp_path: Path, source: str) -> subprocess.CompletedProcess[str]:
+    """Run ``source`` as a user's test file with pytest, from the repository's root."""
+    test_file = tmp_path / "test_greeter.py"
+    test_file.write_text(source)
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(test_file)],
+        cwd=REPO,
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_the_documented_example_test_passes(tmp_path: Path) -> None:
+    """A user's test file copied from docs/testing.md passes against examples/greeter.py."""
+    result = run_user_tests(tmp_path, docs_example())
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "2 passed" in result.stdout
+
+
+def test_the_documented_example_test_fails_when_its_assertion_is_wrong(tmp_path: Path) -> None:
+    """The same file with a wrong expectation fails: the kit's answers are real."""
+    wrong = docs_example().replace('== "howdy\\n"', '== "hi\\n"', 1)
+    assert wrong != docs_example()
+    result = run_user_tests(tmp_path, wrong)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "1 failed, 1 passed" in result.stdout
