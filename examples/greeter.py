@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 
 import structlog
@@ -61,10 +62,8 @@ async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> 
         b"HTTP/1.1 " + status + b"\r\nContent-Type: text/plain\r\nConnection: close\r\n"
         b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body
     )
-    try:
+    with contextlib.suppress(ConnectionError):  # the client left first: nothing to do
         await writer.drain()
-    except ConnectionError:
-        pass
     writer.close()
 
 

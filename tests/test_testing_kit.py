@@ -18,9 +18,21 @@ from .support import REPO, clean_env, is_alive, wait_for
 PROGRAM = REPO / "tests" / "programs" / "kit_app.py"
 
 
+def command_line(pid: int) -> list[str]:
+    """The argv of ``pid``."""
+    return Path(f"/proc/{pid}/cmdline").read_text().split("\0")
+
+
+def inet(daemon: DaemonProcess, name: str) -> tuple[str, int]:
+    """The TCP address of the daemon's socket ``name``."""
+    address = daemon.address(name)
+    assert isinstance(address, tuple), address
+    return address
+
+
 async def echo(daemon: DaemonProcess, line: bytes) -> bytes:
     """Send one line to the daemon's ``echo`` socket and read the answer."""
-    host, port = daemon.address("echo")
+    host, port = inet(daemon, "echo")
     reader, writer = await asyncio.open_connection(host, port)
     writer.write(line)
     answer = await reader.readline()
@@ -32,12 +44,8 @@ async def test_launch_yields_a_ready_daemon_with_real_addresses() -> None:
     """The handle names the real process, its real port for port 0, and its log records."""
     async with launch(PROGRAM, listen={"echo": "127.0.0.1:0"}) as daemon:
         assert is_alive(daemon.pid)
-        assert Path(f"/proc/{daemon.pid}/cmdline").read_bytes().split(b"\0")[1:4] == [
-            b"-m",
-            b"aiodaemon",
-            b"run",
-        ]
-        host, port = daemon.address("echo")
+        assert command_line(daemon.pid)[1:4] == ["-m", "aiodaemon", "run"]
+        host, port = inet(daemon, "echo")
         assert (host, port != 0) == ("127.0.0.1", True)
         assert await echo(daemon, b"ping\n") == b"ping\n"
         ready = await daemon.wait_for_record("ready")
@@ -113,12 +121,16 @@ async def test_reload_reports_the_failing_hooks_error(tmp_path: Path) -> None:
 async def test_leaving_the_block_on_a_failure_leaves_no_process() -> None:
     """A test that fails inside the block still ends the daemon and its children."""
     pids: list[int] = []
-    with pytest.raises(AssertionError, match="the user's assertion"):
+
+    async def failing_test() -> None:
         async with launch(
             PROGRAM, listen={"echo": "127.0.0.1:0"}, env={"KIT_CHILD": "1"}
         ) as daemon:
-            pids += [daemon.pid, (await daemon.wait_for_record("child started"))["child"]]
+            pids.extend([daemon.pid, (await daemon.wait_for_record("child started"))["child"]])
             raise AssertionError("the user's assertion")
+
+    with pytest.raises(AssertionError, match="the user's assertion"):
+        await failing_test()
     assert len(pids) == 2
     wait_for(lambda: not any(is_alive(pid) for pid in pids), 10, "the daemon and its child")
 
@@ -191,7 +203,7 @@ def docs_example() -> str:
     """The complete example test file of docs/testing.md."""
     page = (REPO / "docs" / "testing.md").read_text()
     blocks = re.findall(r"```python\n(.*?)```", page, re.S)
-    return next(b for b in blocks if b.startswith('"""The greeter example'))
+    return next(str(b) for b in blocks if b.startswith('"""The greeter example'))
 
 
 def run_user_tests(tmp_path: Path, source: str) -> subprocess.CompletedProcess[str]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+from pathlib import Path
 
 import structlog
 
@@ -36,7 +37,7 @@ async def start() -> None:
 async def reload() -> None:
     """Raise the text of $KIT_RELOAD_ERROR, if any."""
     path = os.environ.get("KIT_RELOAD_ERROR")
-    if path and (text := open(path).read().strip()):
+    if path and (text := (await asyncio.to_thread(Path(path).read_text)).strip()):
         raise ValueError(text)
     log.info("reloaded")
 

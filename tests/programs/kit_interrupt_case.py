@@ -22,5 +22,5 @@ async def test_waits_forever() -> None:
     """Launch a daemon with a child, report both pids, then hang until interrupted."""
     async with launch(PROGRAM, listen={"echo": "127.0.0.1:0"}, env={"KIT_CHILD": "1"}) as daemon:
         child = (await daemon.wait_for_record("child started"))["child"]
-        Path(os.environ["KIT_PIDS"]).write_text(f"{daemon.pid} {child}\n")
+        await asyncio.to_thread(Path(os.environ["KIT_PIDS"]).write_text, f"{daemon.pid} {child}\n")
         await asyncio.Event().wait()
