@@ -164,7 +164,8 @@ class DaemonProcess:
         _, err = await proc.communicate()
         message = _last_line(err.decode(errors="replace"))
         if proc.returncode == 1:
-            raise ReloadFailed(message)
+            # The command says which daemon failed; the exception carries the hook's error.
+            raise ReloadFailed(re.sub(r"^reload failed \([^)]*\): ", "", message))
         if proc.returncode != 0:
             raise LaunchError(f"reload failed (exit {proc.returncode}): {message}")
 
