@@ -59,6 +59,8 @@ LAYERS = [
     {"_daemon"},
     {"__init__"},
     {"_control_client", "_control", "_cli", "__main__"},
+    # The testing kit drives a daemon from outside, like a user: it sits on top of everything.
+    {"testing", "_pytest_plugin"},
 ]
 
 
@@ -109,3 +111,8 @@ def test_layers_only_import_downward() -> None:
         for name in imports_of(module):
             if name.startswith(".") and name[1:] in rank:
                 assert rank[name[1:]] <= rank[module], f"{module} imports later layer {name}"
+
+
+def test_the_testing_kit_uses_no_private_module() -> None:
+    """aiodaemon.testing talks to daemons only through the command, signals and the log file."""
+    assert not [name for name in imports_of("testing") if name.startswith(".")]
