@@ -96,6 +96,10 @@ def read_pid(path: Path, timeout: float = 10.0) -> int:
 
 def kill_quietly(pid: int, sig: int = signal.SIGKILL) -> None:
     """Send ``sig`` to ``pid`` if it still exists."""
+    if pid <= 1:
+        # 0 is our process group, -1 every process we may signal (all of them,
+        # as root), 1 the machine's init: never what a test means.
+        raise ValueError(f"refusing to signal pid {pid}")
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, sig)
 
@@ -173,16 +177,21 @@ def python(
     )
 
 
-#: The installed console script (pip puts it next to the interpreter).
+#: The installed console script. pip puts it next to the interpreter; going
+#: through a pyenv or PATH shim would test the shim, not our entry point.
 AIODAEMON = Path(sys.executable).parent / "aiodaemon"
 
 
 def aiodaemon_cli(
-    *args: str | os.PathLike[str], cwd: Path | None = None, timeout: float = 45.0
+    *args: str | os.PathLike[str],
+    cwd: Path | None = None,
+    module: bool = False,
+    timeout: float = 45.0,
 ) -> subprocess.CompletedProcess[str]:
-    """Run the ``aiodaemon`` console script to completion, capturing text output."""
+    """Run ``aiodaemon ARGS`` (or ``python -m aiodaemon ARGS``) to completion, as text."""
+    prefix = [PYTHON, "-m", "aiodaemon"] if module else [str(AIODAEMON)]
     return subprocess.run(
-        [str(AIODAEMON), *map(str, args)],
+        [*prefix, *map(str, args)],
         capture_output=True,
         text=True,
         cwd=cwd,

@@ -6,14 +6,14 @@ import fcntl
 import os
 import signal
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from .support import (
-    PYTHON,
+    AIODAEMON,
+    aiodaemon_cli,
     clean_env,
     install_program,
     is_alive,
@@ -25,9 +25,7 @@ from .support import (
     wait_gone,
 )
 
-# pip puts the console script next to the interpreter; going through a pyenv
-# or PATH shim would test the shim, not our entry point.
-SCRIPT = Path(sys.executable).parent / "aiodaemon"
+SCRIPT = AIODAEMON
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -58,7 +56,7 @@ def pidfile(app_dir: Path) -> Iterator[Path]:
         text = path.read_text().strip()
     except FileNotFoundError:
         return
-    if text.isdigit():
+    if text.isdigit() and int(text) > 1:
         # Only a daemon started by this test holds this file: it lives in tmp_path.
         kill_quietly(int(text))
 
@@ -66,18 +64,8 @@ def pidfile(app_dir: Path) -> Iterator[Path]:
 def cli(
     *args: str | os.PathLike[str], cwd: Path, module: bool = False, timeout: float = 45.0
 ) -> subprocess.CompletedProcess[str]:
-    """Run ``aiodaemon ARGS`` (or ``python -m aiodaemon ARGS``) to completion."""
-    prefix = [PYTHON, "-m", "aiodaemon"] if module else [str(SCRIPT)]
-    return subprocess.run(
-        [*prefix, *map(str, args)],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        env=clean_env(),
-        stdin=subprocess.DEVNULL,
-        timeout=timeout,
-        check=False,
-    )
+    """Run ``aiodaemon ARGS`` (or ``python -m aiodaemon ARGS``) from ``cwd`` to completion."""
+    return aiodaemon_cli(*args, cwd=cwd, module=module, timeout=timeout)
 
 
 def start(app_dir: Path, pidfile: Path, target: str = "app:main", *extra: str) -> int:
