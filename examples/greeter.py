@@ -69,9 +69,8 @@ async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> 
 
 async def main(ctx: aiodaemon.Context) -> None:
     """Serve HTTP on the framework-owned socket named ``http`` until shutdown."""
-    server = await asyncio.start_server(handle, sock=ctx.sockets["http"])
-    async with server:
-        await ctx.wait_stopping()
+    await ctx.start_server(handle, "http")
+    await ctx.wait_stopping()
 
 
 if __name__ == "__main__":

@@ -9,6 +9,10 @@ import socket
 import subprocess
 from pathlib import Path
 
+import pytest
+
+from aiodaemon.testing import launch
+
 from .support import (
     PYTHON,
     REPO,
@@ -81,48 +85,22 @@ async def http_get(host: str, port: int, path: str) -> bytes:
     return data
 
 
-async def test_http_drain_completes_in_flight_requests(tmp_path: Path) -> None:
+async def test_http_drain_completes_in_flight_requests() -> None:
     """50 slow requests in flight at SIGTERM all complete; new connections are refused; exit 0."""
-    log = tmp_path / "drain.jsonl"
-    proc = await asyncio.create_subprocess_exec(
-        PYTHON,
-        str(REPO / "examples/http_drain.py"),
-        "--foreground",
-        "--listen",
-        "127.0.0.1:0",
-        "--log-file",
-        str(log),
-        env=clean_env(),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        host, port = await asyncio.to_thread(listening_on, log, "http")
+    async with launch(REPO / "examples/http_drain.py", listen={"http": "127.0.0.1:0"}) as daemon:
+        address = daemon.address("http")
+        assert isinstance(address, tuple)
+        host, port = address
         requests = [asyncio.create_task(http_get(host, port, f"/r{i}")) for i in range(50)]
-
-        def all_accepted() -> bool:
-            return sum(1 for line in read_json_lines(log) if line["event"] == "request") == 50
-
-        await asyncio.to_thread(wait_for, all_accepted, 10.0, "50 requests in flight")
-        proc.send_signal(signal.SIGTERM)
-        await asyncio.to_thread(
-            wait_for,
-            lambda: any(line["event"] == "stopped accepting" for line in read_json_lines(log)),
-            10.0,
-            "the drain to begin",
+        await daemon.wait_for_record(
+            lambda _: sum(r["event"] == "request" for r in daemon.records()) == 50
         )
-        refused = False
-        try:
+        daemon.signal(signal.SIGTERM)
+        await daemon.wait_for_record("stopped accepting")
+        with pytest.raises(ConnectionRefusedError):
             await http_get(host, port, "/late")
-        except ConnectionRefusedError:
-            refused = True
-        assert refused, "a new connection was accepted during shutdown"
         responses = await asyncio.wait_for(asyncio.gather(*requests), timeout=10)
         for i, response in enumerate(responses):
             assert response.startswith(b"HTTP/1.1 200 OK\r\n")
             assert response.endswith(f"done /r{i}\n".encode())
-        assert await asyncio.wait_for(proc.wait(), timeout=15) == 0
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
+        assert await daemon.wait(timeout=15) == 0
