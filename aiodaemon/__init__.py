@@ -15,7 +15,16 @@ if TYPE_CHECKING:
     from typing import Any
 
     from ._context import Context
-    from ._daemon import Daemon, lifespan, on_reload, on_shutdown, on_startup, readiness_check, run
+    from ._daemon import (
+        Daemon,
+        lifespan,
+        on_reload,
+        on_shutdown,
+        on_signal,
+        on_startup,
+        readiness_check,
+        run,
+    )
     from ._options import DaemonOptions
     from ._pidfile import PidfileState, PidfileStatus, read_pidfile
     from ._state import State
@@ -44,6 +53,7 @@ __all__ = [
     "lifespan",
     "on_reload",
     "on_shutdown",
+    "on_signal",
     "on_startup",
     "read_pidfile",
     "readiness_check",
@@ -67,6 +77,7 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "lifespan": ("_daemon", "lifespan"),
     "on_reload": ("_daemon", "on_reload"),
     "on_shutdown": ("_daemon", "on_shutdown"),
+    "on_signal": ("_daemon", "on_signal"),
     "on_startup": ("_daemon", "on_startup"),
     "read_pidfile": ("_pidfile", "read_pidfile"),
     "readiness_check": ("_daemon", "readiness_check"),

@@ -36,6 +36,7 @@ __all__ = [
     "lifespan",
     "on_reload",
     "on_shutdown",
+    "on_signal",
     "on_startup",
     "readiness_check",
     "run",
@@ -105,6 +106,34 @@ class Daemon:
         check_hook(fn, "readiness_check")
         self.hooks.readiness.append(fn)
         return fn
+
+    def on_signal(self, signum: int) -> Callable[[F], F]:
+        """Register an async handler for ``signum``, a signal the framework does not own.
+
+        Use it as ``@daemon.on_signal(signal.SIGWINCH)``. The handler takes no
+        argument or the Context. Runs of one handler never overlap: signals
+        that arrive during a run coalesce into one more run after it. A
+        handler that raises is logged at error and the daemon keeps running.
+        Once shutdown begins no run starts, and a running handler is cancelled
+        before the shutdown hooks run.
+
+        Raises:
+            ValueError: ``signum`` is no signal, cannot be caught, or is one
+                the framework owns (SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2,
+                SIGCHLD); the message names the hook to use instead.
+            TypeError: ``signum`` is not an int, or (from the decorator) the
+                handler is not an async function of zero or one argument.
+        """
+        from ._signal_handlers import check_handler, check_signal
+
+        check_signal(signum)
+
+        def register(fn: F) -> F:
+            number = check_handler(signum, fn)
+            self.hooks.signals.setdefault(number, []).append(fn)
+            return fn
+
+        return register
 
     def lifespan(self, fn: L) -> L:
         """Register an async generator with one ``yield``: setup before it, teardown after.
@@ -225,7 +254,7 @@ def launch(
             from ._init import split_init
 
             as_init = True
-            split_init()
+            split_init(forward=daemon.hooks.signals)
     # Only the daemon gets here, its stdio files already on fds 1 and 2.
     acquired.stdout = acquired.stderr = None
     enter_workdir(options.workdir if options.chroot is None else Path("/"), options.umask)
@@ -350,6 +379,7 @@ on_reload = default_daemon.on_reload
 on_shutdown = default_daemon.on_shutdown
 lifespan = default_daemon.lifespan
 readiness_check = default_daemon.readiness_check
+on_signal = default_daemon.on_signal
 
 
 def run(main: MainTarget, **options: Unpack[DaemonOptions]) -> NoReturn:

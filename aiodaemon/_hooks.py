@@ -89,6 +89,8 @@ class Hooks:
     shutdown: list[HookFunction | Lifespan] = field(default_factory=list)
     #: ``@readiness_check`` functions, run on each ``GET /readyz``.
     readiness: list[HookFunction] = field(default_factory=list)
+    #: ``@on_signal`` handlers by signal number (see :mod:`._signal_handlers`).
+    signals: dict[int, list[HookFunction]] = field(default_factory=dict)
 
 
 def check_hook(fn: object, what: str = "hook") -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+from collections.abc import Iterable
 
 __all__ = ["FORWARDED_SIGNALS", "split_init"]
 
@@ -34,9 +35,14 @@ def _ignore(signum: int, frame: object) -> None:
     signals sent to a namespace's init that has no handler for them."""
 
 
-def split_init() -> None:
-    """Fork; return in the child (the daemon), never return in the parent (init)."""
-    watched = {*FORWARDED_SIGNALS, signal.SIGCHLD}
+def split_init(forward: Iterable[int] = ()) -> None:
+    """Fork; return in the child (the daemon), never return in the parent (init).
+
+    Args:
+        forward: signals to pass on besides :data:`FORWARDED_SIGNALS` (the
+            daemon's ``on_signal`` ones).
+    """
+    watched = {*FORWARDED_SIGNALS, *forward, signal.SIGCHLD}
     for signum in watched:
         signal.signal(signum, _ignore)
     previous = signal.pthread_sigmask(signal.SIG_BLOCK, watched)
@@ -60,7 +66,7 @@ def _fd_limit() -> int:
         return 1 << 20
 
 
-def _serve_as_init(child: int, watched: set[signal.Signals]) -> None:
+def _serve_as_init(child: int, watched: set[int]) -> None:
     while True:
         info = signal.sigwaitinfo(watched)
         if info.si_signo != signal.SIGCHLD:

@@ -33,13 +33,14 @@ from typing import TYPE_CHECKING, Any, Protocol
 if TYPE_CHECKING:
     from ._config import Options
     from ._context import Context
+    from ._hooks import Hooks
     from ._reloads import ReloadResult
     from ._state import State
 
 __all__ = ["SERVICE_FACTORIES", "RuntimeHandle", "Service", "ServiceFactory", "load_factories"]
 
 #: ``"module:function"`` of every service factory, in start order. Add yours here.
-SERVICE_FACTORIES: tuple[str, ...] = ()
+SERVICE_FACTORIES: tuple[str, ...] = ("aiodaemon._signal_handlers:signal_service",)
 
 
 class RuntimeHandle(Protocol):
@@ -52,6 +53,8 @@ class RuntimeHandle(Protocol):
     drain_delay: float
     #: ``time.time()`` when the run phase began (for ``uptime``).
     started_at: float
+    #: what the program registered (hooks, ``on_signal`` handlers, checks).
+    hooks: Hooks
 
     @property
     def shutdown_deadline(self) -> float | None:

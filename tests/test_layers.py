@@ -54,6 +54,7 @@ LAYERS = [
     {"pep3143"},
     {"_systemd", "_hooks", "_context", "_serving", "_health", "_forced"},
     {"_loop", "_reloads", "_control_server", "_services"},
+    {"_signal_handlers"},
     {"_builtin"},
     {"_runtime"},
     {"_daemon"},

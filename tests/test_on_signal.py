@@ -1,0 +1,121 @@
+"""@aiodaemon.on_signal: refused signals at decoration, real signals to real daemons."""
+
+from __future__ import annotations
+
+import json
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import aiodaemon
+
+from .support import ForegroundDaemon, wait_for
+
+
+@pytest.fixture
+def daemon(tmp_path: Path) -> Iterator[ForegroundDaemon]:
+    """The on_signal program in the foreground, killed at the end if still running."""
+    running = ForegroundDaemon(tmp_path, "on_signal_app")
+    yield running
+    running.kill()
+
+
+async def handler() -> None:
+    """A valid handler."""
+
+
+@pytest.mark.parametrize(
+    ("signum", "instead"),
+    [
+        (signal.SIGTERM, "on_shutdown"),
+        (signal.SIGINT, "on_shutdown"),
+        (signal.SIGHUP, "on_reload"),
+        (signal.SIGUSR1, "reopens the log files"),
+        (signal.SIGUSR2, "aiodaemon upgrade"),
+        (signal.SIGCHLD, "create_subprocess"),
+        (signal.SIGKILL, "cannot be caught"),
+        (signal.SIGSTOP, "cannot be caught"),
+    ],
+)
+def test_owned_signals_are_refused(signum: signal.Signals, instead: str) -> None:
+    """Signals the framework owns or nobody can catch are refused, naming what to use."""
+    with pytest.raises(ValueError, match=rf"on_signal\({signum.name}\) is refused: .*{instead}"):
+        aiodaemon.Daemon().on_signal(signum)(handler)
+
+
+@pytest.mark.parametrize("signum", [0, -1, 65, 10_000])
+def test_invalid_numbers_are_refused(signum: int) -> None:
+    """A number that is no signal is refused at decoration."""
+    with pytest.raises(ValueError, match=f"on_signal: {signum} is not a signal number"):
+        aiodaemon.on_signal(signum)
+
+
+def test_bad_handlers_are_refused() -> None:
+    """A sync function or a non-int signal is refused at decoration."""
+
+    def sync() -> None:
+        pass
+
+    with pytest.raises(TypeError, match="on_signal handler must be an async function"):
+        aiodaemon.on_signal(signal.SIGWINCH)(sync)  # type: ignore[type-var]
+    with pytest.raises(TypeError, match="a signal number is needed"):
+        aiodaemon.on_signal("SIGWINCH")  # type: ignore[arg-type]
+
+
+def test_decorator_returns_the_function() -> None:
+    """The decorator gives the handler back, so it stays callable and stackable."""
+    assert aiodaemon.Daemon().on_signal(signal.SIGWINCH)(handler) is handler
+
+
+def test_handler_gets_the_context_and_runs_never_overlap(daemon: ForegroundDaemon) -> None:
+    """Signals during a run coalesce into exactly one more run, after the first ends."""
+    gate = daemon.record.with_name("gate")
+    daemon.wait_event("ready")
+    daemon.signal(signal.SIGWINCH)
+    wait_for(lambda: daemon.recorded() == ["start 1 RUNNING"], what="the first run")
+    for _ in range(3):
+        daemon.signal(signal.SIGWINCH)
+    gate.touch()
+    wait_for(lambda: "start 2 RUNNING" in daemon.recorded(), what="the coalesced run")
+    gate.touch()
+    wait_for(lambda: "end 2" in daemon.recorded(), what="the second run's end")
+    daemon.signal(signal.SIGTERM)
+    assert daemon.wait() == 0
+    assert daemon.recorded() == [
+        "start 1 RUNNING",
+        "end 1",
+        "start 2 RUNNING",
+        "end 2",
+        "shutdown hook",
+    ]
+
+
+def test_failing_handler_is_logged_and_the_daemon_goes_on(daemon: ForegroundDaemon) -> None:
+    """A handler that raises is logged at error with its traceback; the next signal runs it."""
+    daemon.wait_event("ready")
+    daemon.signal(signal.SIGALRM)
+    daemon.wait_event("signal handler failed")
+    daemon.signal(signal.SIGALRM)
+    wait_for(lambda: "alarm ok" in daemon.recorded(), what="the second alarm")
+    daemon.signal(signal.SIGRTMIN + 1)
+    wait_for(lambda: "rt" in daemon.recorded(), what="the real-time signal's handler")
+    daemon.signal(signal.SIGTERM)
+    assert daemon.wait() == 0
+    (failed,) = [line for line in daemon.lines() if line["event"] == "signal handler failed"]
+    assert failed["level"] == "error"
+    assert failed["signal"] == "SIGALRM"
+    assert failed["handler"] == "__main__.alarm"
+    assert "first alarm fails" in json.dumps(failed["exception"])
+
+
+def test_running_handler_is_cancelled_before_shutdown_hooks(daemon: ForegroundDaemon) -> None:
+    """SIGTERM during a run cancels it (logged), then shutdown hooks run, and the exit is 0."""
+    daemon.wait_event("ready")
+    daemon.signal(signal.SIGWINCH)
+    wait_for(lambda: daemon.recorded() == ["start 1 RUNNING"], what="the run")
+    daemon.signal(signal.SIGTERM)
+    assert daemon.wait() == 0
+    assert daemon.recorded() == ["start 1 RUNNING", "cancelled 1", "shutdown hook"]
+    assert "signal handler cancelled" in daemon.events()
