@@ -25,6 +25,7 @@ from .support import (
     clean_env,
     is_alive,
     kill_quietly,
+    program,
     read_json_lines,
     require_tool,
     wait_for,
@@ -634,21 +635,6 @@ def test_daemon_dropped_to_nobody_answers_root_on_its_control_socket(
             kill_quietly(holder)
 
 
-STRANGER = """
-import socket, sys
-conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-conn.settimeout(20)
-conn.connect(sys.argv[1])
-try:
-    conn.sendall(b'{"v": 1, "cmd": "status"}\\n')
-    conn.shutdown(socket.SHUT_WR)
-    data = conn.recv(65536)
-except OSError as exc:
-    data = b""
-sys.stdout.write(repr(data))
-"""
-
-
 def test_a_peer_of_another_uid_learns_nothing(app: App) -> None:
     """Even through a socket opened up to everyone, a stranger (nobody) gets no byte back."""
     if os.geteuid() != 0:
@@ -657,7 +643,7 @@ def test_a_peer_of_another_uid_learns_nothing(app: App) -> None:
     # The mode is the first barrier; SO_PEERCRED must hold without it.
     os.chmod(app.control, 0o666)
     result = subprocess.run(
-        [SYSTEM_PYTHON, "-c", STRANGER, str(app.control)],
+        [SYSTEM_PYTHON, str(program("control_stranger")), str(app.control)],
         capture_output=True,
         text=True,
         timeout=30,
@@ -696,23 +682,20 @@ def test_the_cli_as_a_stranger_falls_back_to_the_pidfile(app: App) -> None:
     stop(app)
 
 
-LOADED = """
-import json, sys
-from aiodaemon._cli import main
-code = main(sys.argv[2:])
-heavy = ("asyncio", "structlog", "uvloop", "orjson", "aiodaemon._runtime", "aiodaemon._daemon")
-with open(sys.argv[1], "w") as f:
-    json.dump([name for name in heavy if name in sys.modules], f)
-"""
-
-
 def test_control_commands_load_neither_asyncio_nor_the_runtime(app: App) -> None:
     """status, reload and stop of a running daemon import no asyncio, structlog or runtime."""
     start(app)
     report = app.dir / "loaded.json"
     for command in ("status", "reload", "stop"):
         result = subprocess.run(
-            [sys.executable, "-c", LOADED, str(report), command, "--pidfile", str(app.pidfile)],
+            [
+                sys.executable,
+                str(program("control_loaded")),
+                str(report),
+                command,
+                "--pidfile",
+                str(app.pidfile),
+            ],
             capture_output=True,
             text=True,
             env=clean_env(),
