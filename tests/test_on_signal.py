@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,7 +13,15 @@ import pytest
 
 import aiodaemon
 
-from .support import ForegroundDaemon, wait_for
+from .support import (
+    PYTHON,
+    ForegroundDaemon,
+    children,
+    clean_env,
+    program,
+    require_tool,
+    wait_for,
+)
 
 
 @pytest.fixture
@@ -119,3 +129,35 @@ def test_running_handler_is_cancelled_before_shutdown_hooks(daemon: ForegroundDa
     assert daemon.wait() == 0
     assert daemon.recorded() == ["start 1 RUNNING", "cancelled 1", "shutdown hook"]
     assert "signal handler cancelled" in daemon.events()
+
+
+@pytest.mark.root
+def test_pid1_forwards_the_handled_signals(tmp_path: Path) -> None:
+    """As PID 1, the init passes on_signal's signals (SIGALRM, SIGRTMIN+1) to the daemon."""
+    unshare = require_tool("unshare")
+    record = tmp_path / "record.txt"
+    record.touch()
+    options = json.dumps({"detach": False, "log_file": str(tmp_path / "log.jsonl")})
+    app = str(program("on_signal_app"))
+    proc = subprocess.Popen(
+        [unshare, "--pid", "--fork", "--kill-child", PYTHON, app, options, str(record)],
+        env=clean_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        init = wait_for(lambda: children(proc.pid), what="the namespace's init")[0]
+        wait_for(lambda: children(init), what="the daemon under init")
+        log = tmp_path / "log.jsonl"
+        wait_for(lambda: log.exists() and '"ready"' in log.read_text(), what="ready")
+        os.kill(init, signal.SIGALRM)
+        wait_for(lambda: "signal handler failed" in log.read_text(), what="the first alarm")
+        os.kill(init, signal.SIGALRM)
+        os.kill(init, signal.SIGRTMIN + 1)
+        wait_for(lambda: {"alarm ok", "rt"} <= set(record.read_text().splitlines()))
+        os.kill(init, signal.SIGTERM)
+        assert proc.wait(timeout=15) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
