@@ -1,0 +1,107 @@
+"""Unix socket files get owner and mode at creation, whatever directory they land in.
+
+``open_listeners`` is called here as the launching process calls it (as root,
+with the owner the daemon drops to); the files are observed with ``lstat``.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import socket
+import stat
+from pathlib import Path
+
+import pytest
+
+from aiodaemon._addresses import parse_listen_address
+from aiodaemon._sockets import open_listeners
+from aiodaemon.exceptions import StartupError
+
+from .security_support import User, arena, intruder, own_dir
+
+pytestmark = pytest.mark.root
+
+__all__ = ["arena", "intruder"]  # fixtures, re-exported for pytest
+
+NOBODY = pwd.getpwnam("nobody")
+
+
+def _owned_socket(directory: Path, user: User, query: str = "") -> os.stat_result:
+    path = directory / "app.sock"
+    listen = {"app": parse_listen_address("listen[app]", f"unix:{path}{query}")}
+    listeners = open_listeners(listen, env={}, owner=(user.uid, user.gid))
+    try:
+        st = os.lstat(path)
+        # Still a working listener, and still root's process afterwards.
+        with socket.socket(socket.AF_UNIX) as client:
+            client.connect(str(path))
+        assert os.geteuid() == 0
+        assert os.getegid() == 0
+        return st
+    finally:
+        listeners.close()
+
+
+@pytest.mark.parametrize(
+    ("layout", "query", "mode"),
+    [
+        ("root-only", "", 0o755),
+        ("root-only", "?mode=0660", 0o660),
+        ("user's own", "?mode=0660", 0o660),
+        ("sticky world-writable", "?mode=0600", 0o600),
+    ],
+)
+def test_socket_file_is_born_the_daemon_users(
+    arena: Path, intruder: User, layout: str, query: str, mode: int
+) -> None:
+    """Root-only, the user's own or a sticky directory: the file is born the user's, mode set."""
+    directory = arena / "d"
+    if layout == "root-only":
+        directory.mkdir(mode=0o755)
+    elif layout == "user's own":
+        own_dir(directory, intruder)
+    else:
+        directory.mkdir()
+        directory.chmod(0o1777)
+    st = _owned_socket(directory, intruder, query)
+    assert stat.S_ISSOCK(st.st_mode)
+    assert (st.st_uid, st.st_gid) == (intruder.uid, intruder.gid)
+    assert stat.S_IMODE(st.st_mode) == mode
+
+
+def test_a_directory_a_third_user_controls_is_refused(arena: Path, intruder: User) -> None:
+    """A directory writable by someone else than root and the daemon's user: refused, no file."""
+    third = User("nobody", NOBODY.pw_uid, NOBODY.pw_gid)
+    directory = own_dir(arena / "d", third)
+    path = directory / "app.sock"
+    listen = {"app": parse_listen_address("listen[app]", f"unix:{path}")}
+    with pytest.raises(
+        StartupError,
+        match=r"^listen\[app\]: cannot bind unix:.*: Permission denied \(the directory must be "
+        r"writable by the daemon's user, or by root alone\)$",
+    ):
+        open_listeners(listen, env={}, owner=(intruder.uid, intruder.gid))
+    assert not path.exists()
+    assert (os.geteuid(), os.getegid()) == (0, 0)
+
+
+def test_a_stale_socket_is_replaced_but_a_symlink_to_one_is_not(arena: Path) -> None:
+    """A dead socket at the path is replaced; a symlink to a dead socket is refused and left."""
+    dead = socket.socket(socket.AF_UNIX)
+    dead.bind(str(arena / "dead.sock"))
+    dead.close()
+    os.symlink(arena / "dead.sock", arena / "link.sock")
+    listen = {"app": parse_listen_address("listen[app]", f"unix:{arena}/link.sock")}
+    with pytest.raises(StartupError, match="file exists and is a symlink, not a socket"):
+        open_listeners(listen, env={})
+    assert os.readlink(arena / "link.sock") == str(arena / "dead.sock")
+    assert stat.S_ISSOCK(os.lstat(arena / "dead.sock").st_mode)
+    listen = {"app": parse_listen_address("listen[app]", f"unix:{arena}/dead.sock")}
+    listeners = open_listeners(listen, env={})
+    try:
+        with socket.socket(socket.AF_UNIX) as client:
+            client.connect(str(arena / "dead.sock"))
+    finally:
+        listeners.close()
+    assert not (arena / "dead.sock").exists()
