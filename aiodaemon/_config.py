@@ -6,7 +6,6 @@ process can print one line and exit non-zero with nothing started.
 
 from __future__ import annotations
 
-import dataclasses
 import grp
 import logging
 import math
@@ -14,9 +13,9 @@ import os
 import pwd
 import stat
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from types import MappingProxyType
+from typing import Any, Literal, NamedTuple
 
 from ._addresses import (
     InetAddress,
@@ -51,8 +50,11 @@ _LEVELS = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class Identity:
+# Identity and Options are NamedTuples, not dataclasses: immutable all the
+# same, and about ten times cheaper to define, which every daemon's start-up pays.
+
+
+class Identity(NamedTuple):
     """The user and group to drop to, resolved to ids while names still resolve."""
 
     uid: int | None
@@ -62,8 +64,7 @@ class Identity:
     user_name: str | None
 
 
-@dataclass(frozen=True, slots=True)
-class Options:
+class Options(NamedTuple):
     """Validated options of one daemon; built only by :func:`parse_options`."""
 
     pidfile: Path | None = None
@@ -76,7 +77,7 @@ class Options:
     syslog: SyslogTarget | None = None
     log_level: int = logging.INFO
     log_format: Literal["json", "console"] | None = None
-    listen: Mapping[str, ListenAddress] = field(default_factory=dict)
+    listen: Mapping[str, ListenAddress] = MappingProxyType({})
     identity: Identity | None = None
     chroot: Path | None = None
     prevent_core: bool = True
@@ -102,13 +103,12 @@ class Options:
         bound addresses).
         """
         result: dict[str, object] = {}
-        for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            if f.name == "listen" or value == (
-                f.default if f.default_factory is dataclasses.MISSING else f.default_factory()
-            ):
+        defaults = self._field_defaults
+        value: Any
+        for name, value in zip(self._fields, self, strict=True):
+            if name == "listen" or value == defaults[name]:
                 continue
-            if f.name == "control" and value == _control(None, self.pidfile):
+            if name == "control" and value == _control(None, self.pidfile):
                 continue  # the default derived from the pidfile
             if isinstance(value, Identity):
                 if value.uid is not None:
@@ -118,17 +118,17 @@ class Options:
                 continue
             if isinstance(value, Path | SyslogTarget | InetAddress | UnixAddress):
                 value = str(value)
-            elif f.name == "umask":
+            elif name == "umask":
                 value = f"{value:04o}"
-            elif f.name == "log_level":
+            elif name == "log_level":
                 value = logging.getLevelName(value).lower()
             elif isinstance(value, tuple):
                 value = list(value)
-            result[f.name] = value
+            result[name] = value
         return result
 
 
-OPTION_NAMES = frozenset(f.name for f in dataclasses.fields(Options)) - {"identity"} | {
+OPTION_NAMES = frozenset(Options._fields) - {"identity"} | {
     "user",
     "group",
 }
