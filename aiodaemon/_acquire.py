@@ -101,7 +101,9 @@ def acquire(options: Options) -> Acquired:
             # Bound now, while the directory may still be root-only; given to
             # the user we drop to, so the daemon can answer on it afterwards.
             uid, gid = (identity.uid, identity.gid) if identity is not None else (None, None)
-            acquired.control = open_control_socket(options.control, uid, gid)
+            from pathlib import Path  # only daemons with a control socket need it
+
+            acquired.control = open_control_socket(Path(options.control), uid, gid)
     except BaseException:
         acquired.release()
         raise
@@ -119,8 +121,8 @@ def _control_wanted(options: Options) -> bool:
     """
     assert options.control is not None
     pidfile = options.pidfile
-    implicit = pidfile is not None and options.control == pidfile.with_name(pidfile.name + ".ctl")
-    if not implicit or os.access(options.control.parent, os.W_OK | os.X_OK):
+    implicit = pidfile is not None and options.control == pidfile + ".ctl"
+    if not implicit or os.access(os.path.dirname(options.control), os.W_OK | os.X_OK):
         return True
     say(
         f"warning: no control socket: cannot create {options.control} (directory not "

@@ -13,7 +13,6 @@ import os
 import pwd
 import stat
 from collections.abc import Iterable, Mapping
-from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal, NamedTuple
 
@@ -67,19 +66,19 @@ class Identity(NamedTuple):
 class Options(NamedTuple):
     """Validated options of one daemon; built only by :func:`parse_options`."""
 
-    pidfile: Path | None = None
+    pidfile: str | None = None
     detach: bool | None = None
-    workdir: Path = Path("/")
+    workdir: str = "/"
     umask: int = 0o022
-    stdout: Path | None = None
-    stderr: Path | None = None
-    log_file: Path | None = None
+    stdout: str | None = None
+    stderr: str | None = None
+    log_file: str | None = None
     syslog: SyslogTarget | None = None
     log_level: int = logging.INFO
     log_format: Literal["json", "console"] | None = None
     listen: Mapping[str, ListenAddress] = MappingProxyType({})
     identity: Identity | None = None
-    chroot: Path | None = None
+    chroot: str | None = None
     prevent_core: bool = True
     #: after dropping root: PR_SET_NO_NEW_PRIVS and an empty capability bounding set.
     no_new_privileges: bool = True
@@ -91,7 +90,7 @@ class Options(NamedTuple):
     drain_delay: float = 0.0
     health: ListenAddress | None = None
     #: the control socket's path (None: no control socket); see :func:`_control`.
-    control: Path | None = None
+    control: str | None = None
     start_timeout: float = 90.0
 
     def summary(self) -> dict[str, object]:
@@ -116,7 +115,7 @@ class Options(NamedTuple):
                 if value.gid is not None:
                     result["group"] = value.gid
                 continue
-            if isinstance(value, Path | SyslogTarget | InetAddress | UnixAddress):
+            if isinstance(value, SyslogTarget | InetAddress | UnixAddress):
                 value = str(value)
             elif name == "umask":
                 value = f"{value:04o}"
@@ -156,9 +155,9 @@ def parse_options(raw: Mapping[str, Any]) -> Options:
     if chroot is not None:
         # Inside a chroot the cwd of the launcher means nothing: "srv" and "/srv"
         # both name <chroot>/srv.
-        workdir = Path("/") / workdir
-    real_workdir = (chroot / workdir.relative_to("/")) if chroot else workdir
-    if not real_workdir.is_dir():
+        workdir = _clean("/" + workdir.lstrip("/"))
+    real_workdir = _clean(f"{chroot}/{workdir}") if chroot else workdir
+    if not os.path.isdir(real_workdir):
         raise ConfigError("workdir", f"not a directory: {real_workdir}")
     pidfile = _opt_file("pidfile", raw.get("pidfile"))
     if pidfile is not None:
@@ -166,7 +165,7 @@ def parse_options(raw: Mapping[str, Any]) -> Options:
     return Options(
         pidfile=pidfile,
         detach=_opt_bool("detach", raw.get("detach"), allow_none=True),
-        workdir=workdir if workdir.is_absolute() else workdir.resolve(),
+        workdir=workdir if os.path.isabs(workdir) else os.path.realpath(workdir),
         umask=_umask(raw.get("umask", 0o022)),
         stdout=_opt_file("stdout", raw.get("stdout")),
         stderr=_opt_file("stderr", raw.get("stderr")),
@@ -189,21 +188,30 @@ def parse_options(raw: Mapping[str, Any]) -> Options:
     )
 
 
-def _as_path(option: str, value: object) -> Path | None:
+def _clean(text: str) -> str:
+    """``text`` as ``str(pathlib.PurePosixPath(text))`` spells it, without pathlib's import.
+
+    Empty and "." components and trailing slashes go; ".." stays (it may cross
+    a symlink). Paths are plain strings here: the start-up of every daemon
+    would otherwise pay for importing pathlib (and urllib.parse, ipaddress).
+    """
+    head = "/" if text.startswith("/") else ""
+    if text.startswith("//") and not text.startswith("///"):
+        head = "//"  # POSIX leaves a leading "//" to the implementation
+    return head + "/".join(part for part in text.split("/") if part not in ("", ".")) or "."
+
+
+def _as_path(option: str, value: object) -> str | None:
     if value is None:
         return None
-    if isinstance(value, Path):
-        path = value
-    elif isinstance(value, str | os.PathLike):
-        text = os.fspath(value)
-        if not isinstance(text, str):
-            raise ConfigError(option, "must be a str path, not bytes")
-        path = Path(text)
-    else:
+    if not isinstance(value, str | os.PathLike):
         raise ConfigError(option, f"must be a path, not {type(value).__name__}")
-    if not os.fspath(value):
+    raw = os.fspath(value)
+    if not isinstance(raw, str):
+        raise ConfigError(option, "must be a str path, not bytes")
+    if not raw:
         raise ConfigError(option, "must not be empty")
-    text = str(path)
+    text = path = _clean(raw)
     if "\0" in text:
         raise ConfigError(option, "must not contain a NUL byte")
     # A newline in a path would split the one-line error (and log lines) in two.
@@ -213,37 +221,37 @@ def _as_path(option: str, value: object) -> Path | None:
         encoded = os.fsencode(text)
     except UnicodeEncodeError:
         raise ConfigError(option, f"not encodable as a file name: {text!r}") from None
-    # Checked here, not left to stat(): ENAMETOOLONG escapes Path.is_dir() as OSError.
+    # Checked here, not left to stat(): ENAMETOOLONG would escape as OSError.
     if len(encoded) >= 4096 or any(len(part) > 255 for part in encoded.split(b"/")):
         raise ConfigError(option, f"path too long: {text[:40]!r}...")
     return path
 
 
-def _opt_file(option: str, value: object) -> Path | None:
+def _opt_file(option: str, value: object) -> str | None:
     """A file we create later: absolute, in an existing writable directory."""
     path = _as_path(option, value)
     if path is None:
         return None
-    path = Path(os.path.abspath(path))
-    if path.name in ("", ".", ".."):
+    path = os.path.abspath(path)
+    parent, name = os.path.split(path)
+    if name in ("", ".", ".."):
         raise ConfigError(option, f"not a file path: {path}")
-    parent = path.parent
-    if not parent.is_dir():
+    if not os.path.isdir(parent):
         raise ConfigError(option, f"directory does not exist: {parent}")
-    if path.is_dir():
+    if os.path.isdir(path):
         raise ConfigError(option, f"is a directory: {path}")
     if not os.access(parent, os.W_OK | os.X_OK) and not os.access(path, os.W_OK):
         raise ConfigError(option, f"directory is not writable: {parent}")
     return path
 
 
-def _opt_dir(option: str, value: object, *, must_be_absolute: bool = False) -> Path | None:
+def _opt_dir(option: str, value: object, *, must_be_absolute: bool = False) -> str | None:
     path = _as_path(option, value)
     if path is None:
         return None
-    if must_be_absolute and not path.is_absolute():
+    if must_be_absolute and not os.path.isabs(path):
         raise ConfigError(option, f"must be an absolute path: {path}")
-    if not path.is_dir():
+    if not os.path.isdir(path):
         raise ConfigError(option, f"not a directory: {path}")
     return path
 
@@ -299,12 +307,12 @@ def _timeout(value: object, option: str = "shutdown_timeout") -> float:
     return float(value)
 
 
-def _control(value: object, pidfile: Path | None) -> Path | None:
+def _control(value: object, pidfile: str | None) -> str | None:
     """The control socket's path: given, ``<pidfile>.ctl`` by default, or none (False)."""
     if value is False:
         return None
     if value is None:
-        return None if pidfile is None else pidfile.with_name(pidfile.name + ".ctl")
+        return None if pidfile is None else pidfile + ".ctl"
     if value is True:
         raise ConfigError("control", "must be a path, None or False, not True")
     return _opt_file("control", value)
@@ -431,14 +439,15 @@ def _require_id(option: str, value: object) -> int:
     return number
 
 
-def check_pidfile_directory(path: Path) -> None:
+def check_pidfile_directory(path: str | os.PathLike[str]) -> None:
     """Refuse a pidfile in a world-writable directory without the sticky bit.
 
     Raises:
         ConfigError: anyone could replace the file under us there.
     """
-    mode = os.stat(path.parent).st_mode
+    parent = os.path.dirname(os.fspath(path))
+    mode = os.stat(parent).st_mode
     if mode & stat.S_IWOTH and not mode & stat.S_ISVTX:
         raise ConfigError(
-            "pidfile", f"directory is world-writable without the sticky bit: {path.parent}"
+            "pidfile", f"directory is world-writable without the sticky bit: {parent}"
         )

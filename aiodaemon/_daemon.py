@@ -7,7 +7,6 @@ import gc
 import os
 import threading
 from collections.abc import Callable, Mapping
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 from ._config import Options, parse_options
@@ -257,7 +256,7 @@ def launch(
             split_init(forward=daemon.hooks.signals)
     # Only the daemon gets here, its stdio files already on fds 1 and 2.
     acquired.stdout = acquired.stderr = None
-    enter_workdir(options.workdir if options.chroot is None else Path("/"), options.umask)
+    enter_workdir(options.workdir if options.chroot is None else "/", options.umask)
     return _become_daemon(
         daemon, main, options, acquired, pipe, foreground=not detach, container=as_init
     )

@@ -27,7 +27,6 @@ import time
 import traceback
 from collections import deque
 from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 import structlog
@@ -392,14 +391,16 @@ def _stderr_is_watched() -> bool:
     return stat.S_ISREG(mode) or os.isatty(2)
 
 
-def _reopen_path(path: Path, chroot: Path | None) -> Path | None:
+def _reopen_path(path: str, chroot: str | None) -> str | None:
     """The log file's path as the daemon sees it after ``chroot``; None if outside it."""
     if chroot is None:
         return path
-    try:
-        return Path("/") / path.resolve().relative_to(chroot.resolve())
-    except ValueError:
+    real, root = os.path.realpath(path), os.path.realpath(chroot)
+    if real == root:
+        return "/"
+    if not real.startswith(root.rstrip("/") + "/"):
         return None
+    return "/" + os.path.relpath(real, root)
 
 
 def start_logging(

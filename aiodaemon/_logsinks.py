@@ -18,7 +18,6 @@ import sys
 import time
 from collections import deque
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from ._config import SyslogTarget
@@ -105,7 +104,7 @@ def _cut(lines: Sequence[bytes], written: int) -> int:
 class FileSink(_LineSink):
     """An append-only log file that can be reopened by path after a rotation."""
 
-    def __init__(self, fd: int, path: Path, reopen_path: Path | None) -> None:
+    def __init__(self, fd: int, path: str, reopen_path: str | None) -> None:
         super().__init__(fd)
         self.path = path
         #: the path as seen after a chroot; None when the file is outside it.
@@ -136,7 +135,7 @@ class FileSink(_LineSink):
             self.fd = -1
 
 
-def open_file_sink(path: Path) -> FileSink:
+def open_file_sink(path: str) -> FileSink:
     """Open ``path`` for appending, in the launching process.
 
     Raises:
@@ -160,9 +159,9 @@ class StreamSink(_LineSink):
 
 
 def _app_name() -> str:
-    name = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else "python"
+    name = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else "python"
     if name in ("__main__.py", "-c", "-m", ""):
-        name = Path(sys.executable).name
+        name = os.path.basename(sys.executable)
     # APP-NAME is 1*48PRINTUSASCII (RFC 5424 section 6).
     return re.sub(r"[^\x21-\x7e]", "_", name)[:48] or "-"
 

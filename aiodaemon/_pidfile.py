@@ -44,11 +44,11 @@ class Pidfile:
     daemon keeps it after the launcher exits.
     """
 
-    def __init__(self, path: Path, fd: int) -> None:
+    def __init__(self, path: str | Path, fd: int) -> None:
         self.path = path
         self.fd = fd
         #: the path as this process sees it: changed by a chroot, None when outside it.
-        self.visible_path: Path | None = path
+        self.visible_path: str | Path | None = path
 
     def write_pid(self, pid: int | None = None) -> None:
         """Replace the contents with ``pid`` and a newline, durably."""
@@ -63,12 +63,13 @@ class Pidfile:
         if uid is not None or gid is not None:
             os.fchown(self.fd, -1 if uid is None else uid, -1 if gid is None else gid)
 
-    def enter_chroot(self, root: Path) -> None:
+    def enter_chroot(self, root: str | Path) -> None:
         """Record where the file is seen from inside ``root``; call just before the chroot."""
         try:
             from pathlib import Path
 
-            self.visible_path = Path("/") / self.path.resolve().relative_to(root.resolve())
+            inside = Path(self.path).resolve().relative_to(Path(root).resolve())
+            self.visible_path = Path("/") / inside
         except ValueError:
             self.visible_path = None
 
@@ -118,7 +119,7 @@ class Pidfile:
             self.fd = -1
 
 
-def acquire_pidfile(path: Path) -> Pidfile:
+def acquire_pidfile(path: str | Path) -> Pidfile:
     """Open and lock ``path``, emptying it only once the lock is ours.
 
     Raises:
@@ -158,7 +159,7 @@ def acquire_pidfile(path: Path) -> Pidfile:
     return Pidfile(path, fd)
 
 
-def _lock_exclusive(fd: int, path: Path) -> bool:
+def _lock_exclusive(fd: int, path: str | Path) -> bool:
     """Take the exclusive lock; False only when another process holds it exclusively.
 
     A reader testing the lock (our ``status``, ``pkill -L``) holds a shared

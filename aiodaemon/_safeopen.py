@@ -17,7 +17,6 @@ import errno
 import fcntl
 import os
 import stat
-from pathlib import Path
 
 from .exceptions import StartupError
 
@@ -128,7 +127,7 @@ def _explain(exc: OSError, path: str | os.PathLike[str]) -> OSError:
     return exc
 
 
-def open_output(option: str, path: Path) -> int:
+def open_output(option: str, path: str | os.PathLike[str]) -> int:
     """:func:`open_append` for the launching process: failures become one-line startup errors.
 
     Raises:

@@ -184,10 +184,10 @@ def test_console_format_on_a_terminal_in_the_foreground(tmp_path: Path) -> None:
 def test_a_bad_log_file_path_fails_with_one_clear_line(tmp_path: Path) -> None:
     """open_log_targets names the file and the reason, before anything is forked."""
     with pytest.raises(StartupError, match=r"^cannot open log_file .*: Is a directory$"):
-        open_log_targets(Options(log_file=tmp_path))
+        open_log_targets(Options(log_file=str(tmp_path)))
     missing = tmp_path / "no" / "such" / "app.log"
     with pytest.raises(StartupError, match=r"^cannot open log_file .*app.log: No such file"):
-        open_log_targets(Options(log_file=missing))
+        open_log_targets(Options(log_file=str(missing)))
 
 
 def test_an_unreachable_syslog_socket_fails_at_startup(tmp_path: Path) -> None:
@@ -200,7 +200,7 @@ def test_an_unreachable_syslog_socket_fails_at_startup(tmp_path: Path) -> None:
 def test_targets_keep_their_fds_and_give_the_file_away(tmp_path: Path) -> None:
     """keep_fds lists the open log file; chown hands it to the daemon's user; close closes it."""
     log_file = tmp_path / "app.log"
-    targets = open_log_targets(Options(log_file=log_file))
+    targets = open_log_targets(Options(log_file=str(log_file)))
     try:
         (fd,) = targets.keep_fds()
         assert os.path.samefile(f"/proc/self/fd/{fd}", log_file)
