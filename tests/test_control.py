@@ -320,6 +320,43 @@ def test_coalesced_reloads_report_the_run_that_covered_them(app: App) -> None:
     stop(app)
 
 
+def test_reload_during_startup_waits_for_the_run_after_it(app: App) -> None:
+    """A reload asked while the startup hooks run is answered by the run right after them."""
+    app.steer("startup", "wait")
+    env = clean_env({"CONTROL_APP_DIR": str(app.dir)})
+    log = app.dir / "log.jsonl"
+    launcher = subprocess.Popen(
+        [SCRIPT, "start", "control_app:main", "--pidfile", app.pidfile, "--log-file", log],
+        cwd=PROGRAMS,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for(lambda: status(app)[1]["state"] == "starting", what="state starting")
+        reload = subprocess.Popen(
+            [str(SCRIPT), "reload", "--pidfile", str(app.pidfile)],
+            cwd=PROGRAMS,
+            env=env,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        wait_for(
+            lambda: any(r["event"] == "reload queued" for r in read_json_lines(log)),
+            what="the daemon to queue the reload",
+        )
+        assert reload.poll() is None
+        app.steer("release", "")
+        _, err = reload.communicate(timeout=30)
+        assert reload.returncode == 0, err
+        assert (app.dir / "reloads").read_text() == "ok\n"
+        assert launcher.wait(timeout=30) == 0
+    finally:
+        launcher.kill()
+        launcher.wait()
+    stop(app)
+
+
 def test_reload_of_a_daemon_not_running_exits_7(app: App) -> None:
     """reload with no daemon (no pidfile, or a stale one) exits 7 with one line."""
     for _ in range(2):
