@@ -250,6 +250,9 @@ class DaemonContext:
                 elif self.pidfile is not None:
                     _enter_pidfile(self.pidfile)
             except BaseException as exc:
+                if own is not None:
+                    # Never written: no pidfile is left behind for a daemon that never ran.
+                    own.release()
                 if pipe is not None:
                     pipe.fail(1, _describe(exc))
                 raise
@@ -296,8 +299,10 @@ class DaemonContext:
                         f"signal_map: {target!r} is not a method of {type(self).__name__}"
                     )
                 handlers[signum] = handler
-            else:
+            elif callable(target) or target in (signal.SIG_IGN, signal.SIG_DFL):
                 handlers[signum] = target
+            else:
+                raise DaemonError(f"signal_map: {target!r} for {int(signum)} is not a handler")
         return handlers
 
     def _preserved_fds(self) -> list[int]:

@@ -44,6 +44,32 @@ def test_defaults_follow_the_pep_except_umask() -> None:
     assert context.is_open is False
 
 
+@pytest.mark.parametrize(
+    ("signal_map", "message"),
+    [
+        ("{signal.SIGUSR1: 42}", "signal_map: 42 for 10 is not a handler"),
+        ("{signal.SIGKILL: None}", "signal_map: SIGKILL cannot be handled"),
+        ("{0: None}", "signal_map: 0 is not a signal number"),
+    ],
+)
+def test_unusable_signal_map_is_refused_before_anything_changes(
+    tmp_path: Path, signal_map: str, message: str
+) -> None:
+    """A signal_map entry that signal.signal would refuse fails open() before any change."""
+    # In a child: were the check to let it through, open() would daemonize the caller.
+    code = (
+        "import os, signal\n"
+        "from aiodaemon import pep3143\n"
+        f"context = pep3143.DaemonContext(detach_process=False, signal_map={signal_map})\n"
+        "try:\n"
+        "    context.open()\n"
+        "except pep3143.DaemonError as exc:\n"
+        "    print(exc, os.getcwd(), context.is_open)\n"
+    )
+    result = python(["-c", code], cwd=tmp_path)
+    assert result.stdout == f"{message} {tmp_path} False\n", result.stderr
+
+
 def test_terminate_raises_system_exit() -> None:
     """terminate() ends the program with SystemExit naming the signal."""
     with pytest.raises(SystemExit, match="Terminating on signal 15"):
