@@ -349,7 +349,8 @@ class DaemonContext:
                 if self.chroot_directory is not None:
                     own.held.enter_chroot(_as_path(self.chroot_directory))
             if self.chroot_directory is not None:
-                _privileges.enter_chroot(self.chroot_directory, self.working_directory)
+                inside = _inside(self.chroot_directory, self.working_directory)
+                _privileges.enter_chroot(self.chroot_directory, inside)
             else:
                 os.chdir(self.working_directory)
             os.umask(self.umask)
@@ -369,6 +370,19 @@ class DaemonContext:
             return _detach.fork_daemon(on_ready=_nothing, on_failure=_report_failure)
         except OSError as exc:
             raise DaemonProcessDetachError(exc.errno, f"cannot fork: {exc.strerror}") from exc
+
+
+def _inside(root: str | os.PathLike[str], workdir: str | os.PathLike[str]) -> str:
+    """``workdir`` as seen inside the chroot ``root``.
+
+    python-daemon takes it inside already; pep3143daemon takes a host path
+    under ``root`` (``/srv/jail/data`` for ``/data``): both are understood.
+    """
+    root_path = os.path.normpath(os.fspath(root))
+    path = os.path.normpath(os.fspath(workdir))
+    if root_path != "/" and (path == root_path or path.startswith(root_path + "/")):
+        return "/" + os.path.relpath(path, root_path).removeprefix(".")
+    return path
 
 
 def _nothing(pid: int) -> None:

@@ -200,3 +200,14 @@ def test_pidfile_alone(tmp_path: Path) -> None:
         with pytest.raises(AlreadyRunningError):
             pep3143.pidfile.TimeoutPIDLockFile(path, 0.1).acquire()
     assert not path.exists()
+
+
+@pytest.mark.root
+def test_working_directory_under_the_chroot_given_as_a_host_path(tmp_path: Path) -> None:
+    """working_directory=/x/root/data with chroot_directory=/x/root (pep3143daemon) is /data."""
+    if os.geteuid() != 0:
+        pytest.fail("this test needs root (chroot); CI runs it as root")
+    (tmp_path / "root" / "data").mkdir(parents=True)
+    result = run_case("chroot_host_workdir", tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "report").read_text() == "/data ['data']\n"

@@ -107,6 +107,21 @@ def open_close() -> None:
     other.release()
 
 
+def chroot_host_workdir() -> None:
+    """pep3143daemon's form: a working_directory given as a host path under the chroot."""
+    report = open(DIR / "report", "w")  # noqa: SIM115 (written inside the jail)
+    jail = DIR / "root"
+    context = pep3143.DaemonContext(
+        detach_process=False,
+        chroot_directory=jail,
+        working_directory=jail / "data",
+        files_preserve=[report],
+    )
+    with context:
+        report.write(f"{os.getcwd()} {sorted(os.listdir('/'))}\n")
+        report.close()
+
+
 CASES = {
     "modules": modules,
     "detached": detached,
@@ -115,6 +130,7 @@ CASES = {
     "bad_stream": bad_stream,
     "acquire_release": acquire_release,
     "open_close": open_close,
+    "chroot_host_workdir": chroot_host_workdir,
 }
 
 if __name__ == "__main__":
