@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import pwd
 import resource
 import signal
 import socket
 import time
 from pathlib import Path
+
+import pytest
 
 from .serving_support import exchange, http_get, serve
 from .support import PYTHON, clean_env, require_tool
@@ -29,6 +32,7 @@ async def test_states_from_startup_to_shutdown(tmp_path: Path) -> None:
     """/livez 200 all along; /readyz 503 starting, 200 running and reloading, 503 stopping."""
     (tmp_path / "hold-startup").touch()
     (tmp_path / "hold-reload").touch()
+    (tmp_path / "hold-shutdown").touch()
     async with serve(tmp_path, "--health", "127.0.0.1:0") as app:
         health = await app.address("health")
         assert (await http_get(health, "/livez"))[:2] == (200, {"state": "starting"})
@@ -42,7 +46,13 @@ async def test_states_from_startup_to_shutdown(tmp_path: Path) -> None:
         (tmp_path / "hold-reload").unlink()
         await app.wait_event("reload finished")
         app.proc.send_signal(signal.SIGTERM)
+        # Still answering while the shutdown hooks run: until the very end.
+        await app.wait_event("shutdown hook ran")
+        assert (await http_get(health, "/livez"))[:2] == (200, {"state": "stopping"})
+        assert (await http_get(health, "/readyz"))[:2] == (503, {"state": "stopping"})
+        (tmp_path / "hold-shutdown").unlink()
         assert await asyncio.wait_for(app.proc.wait(), timeout=15) == 0
+        assert await refused(health)
 
 
 async def test_readiness_check_decides_readyz(tmp_path: Path) -> None:
@@ -124,6 +134,46 @@ async def test_livez_is_not_answered_while_the_loop_is_blocked(tmp_path: Path) -
         assert not done, "answered /livez while the loop was blocked"
         assert await asyncio.wait_for(blocker, timeout=10) == ["unblocked"]
         assert (await asyncio.wait_for(probe, timeout=10))[0] == 200
+
+
+async def refused(address: tuple[str, int]) -> bool:
+    """Whether a new connection to ``address`` is refused."""
+    try:
+        _, writer = await asyncio.open_connection(*address)
+    except ConnectionRefusedError:
+        return True
+    writer.close()
+    return False
+
+
+def free_privileged_port() -> int:
+    """A port below 1024 on 127.0.0.1 that nothing listens on right now."""
+    for port in range(900, 1000):
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise AssertionError("no free port between 900 and 999")
+
+
+@pytest.mark.root
+async def test_privileged_health_port_survives_the_privilege_drop(tmp_path: Path) -> None:
+    """--health on a port below 1024 with --user nobody: bound as root, served as nobody."""
+    port = free_privileged_port()
+    # nobody cannot look into the test's private tmp_path: no flag files at all.
+    flags = {"SERVING_DIR": "/nonexistent"}
+    async with serve(
+        tmp_path, "--health", f"127.0.0.1:{port}", "--user", "nobody", env=flags
+    ) as app:
+        await app.wait_event("ready")
+        assert (await http_get(("127.0.0.1", port), "/readyz"))[:2] == (200, {"state": "running"})
+        status = await asyncio.to_thread(Path(f"/proc/{app.proc.pid}/status").read_text)
+        uid = next(line.split()[1] for line in status.splitlines() if line.startswith("Uid:"))
+        assert int(uid) == pwd.getpwnam("nobody").pw_uid
+        app.proc.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(app.proc.wait(), timeout=15) == 0
 
 
 async def test_health_on_a_unix_socket(tmp_path: Path) -> None:

@@ -9,7 +9,8 @@ Each connection sends lines and gets one answer per line:
 
 The readiness check fails while ``$SERVING_DIR/not-ready`` exists; the startup
 hook waits while ``$SERVING_DIR/hold-startup`` exists, the reload hook while
-``$SERVING_DIR/hold-reload`` exists. Run as ``aiodaemon run serving_app:main``.
+``$SERVING_DIR/hold-reload`` exists, the shutdown hook while
+``$SERVING_DIR/hold-shutdown`` exists. Run as ``aiodaemon run serving_app:main``.
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ async def hold_reload() -> None:
 @aiodaemon.on_shutdown
 async def shutdown_hook() -> None:
     log.info("shutdown hook ran")
+    await _wait_while(DIR / "hold-shutdown")
 
 
 @aiodaemon.readiness_check
