@@ -1,14 +1,21 @@
 """Acquire phase: take everything that may fail or need root, still on the terminal.
 
 The pidfile lock first (so "already running" is the first thing said), then
-log targets, stdio files and listening sockets. Whatever fails releases what
-was already taken, so a failed start leaves nothing behind.
+log targets, stdio files and listening sockets. Each resource is a context
+manager that owns its release, entered into one :class:`~contextlib.ExitStack`
+that travels with :class:`Acquired` through detach, drop and run and is
+closed once: by the daemon when it ends (``with acquired:`` in ``_daemon``),
+by the launcher after a failed start (:meth:`Acquired.release`), or here,
+at once, when acquiring something fails, so a failed start leaves nothing
+behind. A new resource: ``acquired.stack.enter_context(...)`` and, if its fd
+must survive the detach, a place in :meth:`Acquired.keep_fds`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 
 from ._config import HEALTH_SOCKET, ListenAddress, Options
@@ -24,8 +31,9 @@ __all__ = ["Acquired", "acquire"]
 
 @dataclass(slots=True)
 class Acquired:
-    """What the launching process holds for the daemon."""
+    """What the launching process holds for the daemon, and the stack that releases it."""
 
+    stack: ExitStack = field(default_factory=ExitStack)
     pidfile: Pidfile | None = None
     logs: LogTargets | None = None
     listeners: Listeners | None = None
@@ -48,20 +56,29 @@ class Acquired:
         return fds
 
     def release(self, daemon_pid: int | None = None) -> None:
-        """Give back everything: after a failed start, in the launcher or the daemon."""
-        if self.listeners is not None:
-            self.listeners.close()
-        if self.control is not None:
-            self.control.close()
-        if self.logs is not None:
-            self.logs.close()
+        """Give back everything, once (later calls do nothing).
+
+        Args:
+            daemon_pid: in the launcher after a failed start, the daemon whose
+                pid the pidfile may hold (it is removed only then).
+        """
+        if daemon_pid is not None and self.pidfile is not None:
+            self.pidfile.owner = daemon_pid
+        self.stack.close()
+
+    def __enter__(self) -> Acquired:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.release()
+
+    def close_outputs(self) -> None:
+        """Close the ``stdout``/``stderr`` files not yet handed to fds 1 and 2."""
         for fd in (self.stdout, self.stderr):
             if fd is not None:
                 with contextlib.suppress(OSError):
                     os.close(fd)
         self.stdout = self.stderr = None
-        if self.pidfile is not None:
-            self.pidfile.remove(owner=daemon_pid)
 
 
 def acquire(options: Options) -> Acquired:
@@ -80,33 +97,38 @@ def acquire(options: Options) -> Acquired:
     # at the detach step; a failed start must leave the caller as it was.
     launcher_umask = os.umask(options.umask)
     try:
-        if options.pidfile is not None:
-            acquired.pidfile = acquire_pidfile(options.pidfile)
+        with ExitStack() as stack:
+            if options.pidfile is not None:
+                acquired.pidfile = stack.enter_context(acquire_pidfile(options.pidfile))
+                if identity is not None:
+                    acquired.pidfile.chown(identity.uid, identity.gid)
+            acquired.logs = stack.enter_context(open_log_targets(options))
             if identity is not None:
-                acquired.pidfile.chown(identity.uid, identity.gid)
-        acquired.logs = open_log_targets(options)
-        if identity is not None:
-            acquired.logs.chown(identity.uid, identity.gid)
-        if options.stdout is not None:
-            acquired.stdout = open_output("stdout", options.stdout)
-        if options.stderr is not None:
-            acquired.stderr = open_output("stderr", options.stderr)
-        if options.listen or options.health is not None:
-            # Socket files are created owned by the daemon's user: group members
-            # may connect to 0660 sockets, and the daemon may remove its own
-            # files at exit after the drop (see _unixbind for why not chown).
-            owner = (identity.uid, identity.gid) if identity is not None else (None, None)
-            acquired.listeners = open_listeners(_sockets_to_open(options), owner=owner)
-        if options.control is not None and _control_wanted(options):
-            # Bound now, while the directory may still be root-only; given to
-            # the user we drop to, so the daemon can answer on it afterwards.
-            uid, gid = (identity.uid, identity.gid) if identity is not None else (None, None)
-            from pathlib import Path  # only daemons with a control socket need it
+                acquired.logs.chown(identity.uid, identity.gid)
+            stack.callback(acquired.close_outputs)
+            if options.stdout is not None:
+                acquired.stdout = open_output("stdout", options.stdout)
+            if options.stderr is not None:
+                acquired.stderr = open_output("stderr", options.stderr)
+            if options.listen or options.health is not None:
+                # Socket files are created owned by the daemon's user: group members
+                # may connect to 0660 sockets, and the daemon may remove its own
+                # files at exit after the drop (see _unixbind for why not chown).
+                owner = (identity.uid, identity.gid) if identity is not None else (None, None)
+                acquired.listeners = stack.enter_context(
+                    open_listeners(_sockets_to_open(options), owner=owner)
+                )
+            if options.control is not None and _control_wanted(options):
+                # Bound now, while the directory may still be root-only; given to
+                # the user we drop to, so the daemon can answer on it afterwards.
+                uid, gid = (identity.uid, identity.gid) if identity is not None else (None, None)
+                from pathlib import Path  # only daemons with a control socket need it
 
-            acquired.control = open_control_socket(Path(options.control), uid, gid)
-    except BaseException:
-        acquired.release()
-        raise
+                acquired.control = stack.enter_context(
+                    open_control_socket(Path(options.control), uid, gid)
+                )
+            # Everything is held: from here the stack is the caller's to close.
+            acquired.stack = stack.pop_all()
     finally:
         os.umask(launcher_umask)
     return acquired

@@ -60,12 +60,18 @@ class ControlSocket:
                 raise StartupError(f"control socket {path}: not a socket any more")
         except OSError as exc:
             sock.detach()
-            raise StartupError(f"control socket {path}: {exc.strerror or exc}") from None
+            raise StartupError(f"control socket {path}: {exc.strerror or exc}") from exc
         except BaseException:
             sock.detach()
             raise
         sock.set_inheritable(False)
         return cls(path, sock, (st.st_dev, st.st_ino))
+
+    def __enter__(self) -> ControlSocket:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     def fileno(self) -> int:
         """The socket's descriptor (kept open across the detach)."""
@@ -104,7 +110,7 @@ def open_control_socket(path: Path, uid: int | None, gid: int | None) -> Control
         identity = bind_unix(sock, os.fsdecode(path), mode=0o600, owner=(uid, gid))
     except OSError as exc:
         sock.close()
-        raise StartupError(f"control socket {path}: {exc.strerror or exc}") from None
+        raise StartupError(f"control socket {path}: {exc.strerror or exc}") from exc
     except BaseException:
         sock.close()
         raise

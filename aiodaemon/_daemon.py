@@ -228,38 +228,40 @@ def launch(
     from ._detach import enter_workdir, redirect_outputs
 
     as_init = False
-    if detach:
+    # The one place the daemon gives back what it acquired, however it ends.
+    # (A launcher never leaves detach_process: it exits with the daemon's verdict.)
+    with acquired:
+        if detach:
 
-        def on_failure(result: LaunchResult) -> None:
-            acquired.release(daemon_pid=result.pid)
-            say(result.message)
+            def on_failure(result: LaunchResult) -> None:
+                acquired.release(daemon_pid=result.pid)
+                say(result.message)
 
-        pipe = detach_process(
-            keep=acquired.keep_fds(),
-            stdout=acquired.stdout,
-            stderr=acquired.stderr,
-            on_ready=on_ready or (lambda pid: None),
-            on_failure=on_failure,
-            start_timeout=options.start_timeout,
-            shutdown_timeout=options.shutdown_timeout,
+            pipe = detach_process(
+                keep=acquired.keep_fds(),
+                stdout=acquired.stdout,
+                stderr=acquired.stderr,
+                on_ready=on_ready or (lambda pid: None),
+                on_failure=on_failure,
+                start_timeout=options.start_timeout,
+                shutdown_timeout=options.shutdown_timeout,
+            )
+            # The stdio files are on fds 1 and 2 now; the detach closed the originals.
+            acquired.stdout = acquired.stderr = None
+        else:
+            pipe = ReadinessPipe(None, thaw=True)
+            redirect_outputs(acquired.stdout, acquired.stderr)
+            acquired.close_outputs()
+            if os.getpid() == 1:
+                from ._init import split_init
+
+                as_init = True
+                split_init(forward=daemon.hooks.signals)
+        acquired.stack.enter_context(pipe)
+        enter_workdir(options.workdir if options.chroot is None else "/", options.umask)
+        return _become_daemon(
+            daemon, main, options, acquired, pipe, foreground=not detach, container=as_init
         )
-    else:
-        pipe = ReadinessPipe(None, thaw=True)
-        redirect_outputs(acquired.stdout, acquired.stderr)
-        for fd in (acquired.stdout, acquired.stderr):
-            if fd is not None:
-                os.close(fd)
-        if os.getpid() == 1:
-            from ._init import split_init
-
-            as_init = True
-            split_init(forward=daemon.hooks.signals)
-    # Only the daemon gets here, its stdio files already on fds 1 and 2.
-    acquired.stdout = acquired.stderr = None
-    enter_workdir(options.workdir if options.chroot is None else "/", options.umask)
-    return _become_daemon(
-        daemon, main, options, acquired, pipe, foreground=not detach, container=as_init
-    )
 
 
 def _become_daemon(
@@ -280,6 +282,8 @@ def _become_daemon(
         # Connected before a chroot hides the socket's path; aiodaemon.sd_notify
         # shares it for the same reason.
         notifier = Notifier.from_env()
+        if notifier is not None:
+            acquired.stack.enter_context(notifier)
         set_default_notifier(notifier)
         _preload(options)
         from ._services import load_factories
@@ -299,7 +303,6 @@ def _become_daemon(
     except Exception as exc:
         code = getattr(exc, "exit_code", ExitCode.FAILURE)
         message = str(exc) if isinstance(exc, DaemonError) else f"{type(exc).__name__}: {exc}"
-        acquired.release()
         pipe.fail(code, message)
         if foreground:
             say(message)
@@ -313,6 +316,7 @@ def _become_daemon(
         pipe=pipe,
         notifier=notifier,
         logs=logs,
+        log_targets=acquired.logs,
         foreground=foreground,
         factories=factories,
     )

@@ -71,6 +71,16 @@ class LogTargets:
     def __init__(self, file: FileSink | None, syslog: SyslogSink | None) -> None:
         self.file = file
         self.syslog = syslog
+        #: the writer :func:`start_logging` handed the sinks to; closed with them.
+        self.writer: LogWriter | None = None
+        #: seconds the writer may take to drain its queue at :meth:`close`.
+        self.drain_timeout = 5.0
+
+    def __enter__(self) -> LogTargets:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     def keep_fds(self) -> list[int]:
         """Descriptors that must survive the detach's close-all."""
@@ -92,10 +102,12 @@ class LogTargets:
         try:
             os.fchown(self.file.fd, -1 if uid is None else uid, -1 if gid is None else gid)
         except OSError as exc:
-            raise StartupError(f"cannot chown log_file {self.file.path}: {exc.strerror}") from None
+            raise StartupError(f"cannot chown log_file {self.file.path}: {exc.strerror}") from exc
 
     def close(self) -> None:
-        """Close whatever :func:`start_logging` has not taken over."""
+        """Drain and stop the writer if logging started, else close the sinks themselves."""
+        if self.writer is not None:
+            self.writer.close(self.drain_timeout)
         if self.file is not None:
             self.file.close()
             self.file = None
@@ -478,6 +490,7 @@ def start_logging(
         wrapper_class=structlog.make_filtering_bound_logger(logging.DEBUG),
     )
     writer._start()
+    targets.writer = writer
     os.register_at_fork(after_in_child=lambda: _after_fork(writer))
     # Safety net for an exit that skips the runtime's close (sys.exit in a hook):
     # accepted records are still written, within a bounded time.

@@ -20,9 +20,9 @@ def new_event_loop(choice: bool | None) -> asyncio.AbstractEventLoop:
     if choice is not False:
         try:
             import uvloop
-        except ImportError:
+        except ImportError as exc:
             if choice:
-                raise StartupError("uvloop=True but uvloop cannot be imported") from None
+                raise StartupError("uvloop=True but uvloop cannot be imported") from exc
         else:
             loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
             return loop

@@ -46,6 +46,12 @@ class Outcome:
 
     @property
     def errno(self) -> int | None:
-        """The failure's ``errno`` when it came from the system (systemd's ``ERRNO=``)."""
-        errno = getattr(self.exception, "errno", None)
-        return errno if isinstance(errno, int) else None
+        """The failure's ``errno`` when it came from the system (systemd's ``ERRNO=``).
+
+        aiodaemon's own errors keep the system error as their cause (``raise ... from exc``).
+        """
+        for exc in (self.exception, getattr(self.exception, "__cause__", None)):
+            errno = getattr(exc, "errno", None)
+            if isinstance(errno, int):
+                return errno
+        return None

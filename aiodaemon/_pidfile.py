@@ -49,6 +49,14 @@ class Pidfile:
         self.fd = fd
         #: the path as this process sees it: changed by a chroot, None when outside it.
         self.visible_path: str | Path | None = path
+        #: whose pid the file may hold when it is removed; None: this process's.
+        self.owner: int | None = None
+
+    def __enter__(self) -> Pidfile:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.remove()
 
     def write_pid(self, pid: int | None = None) -> None:
         """Replace the contents with ``pid`` and a newline, durably."""
@@ -95,6 +103,7 @@ class Pidfile:
         """
         if self.fd < 0:
             return
+        owner = self.owner if owner is None else owner
         if self.holds_our_pid(owner):
             assert self.visible_path is not None
             try:
@@ -130,11 +139,11 @@ def acquire_pidfile(path: str | Path) -> Pidfile:
         fd = os.open(path, _OPEN_FLAGS, 0o644)
     except OSError as exc:
         if exc.errno == errno.ELOOP:
-            raise StartupError(f"pidfile {path} is a symlink; refusing to follow it") from None
+            raise StartupError(f"pidfile {path} is a symlink; refusing to follow it") from exc
         kind = _special_kind(path)
         if kind is not None:
-            raise StartupError(_not_regular(path, kind)) from None
-        raise StartupError(f"cannot open pidfile {path}: {exc.strerror}") from None
+            raise StartupError(_not_regular(path, kind)) from exc
+        raise StartupError(f"cannot open pidfile {path}: {exc.strerror}") from exc
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):

@@ -135,7 +135,7 @@ def enter_chroot(root: str | os.PathLike[str], workdir: str | os.PathLike[str]) 
     try:
         os.chroot(root)
     except OSError as exc:
-        raise StartupError(f"cannot chroot to {root}: {_reason(exc)}") from None
+        raise StartupError(f"cannot chroot to {root}: {_reason(exc)}") from exc
     # The cwd still points outside the new root until we move; a cwd outside
     # is the classic chroot escape, so chdir before anything else runs.
     inside = os.path.join("/", workdir)
@@ -145,7 +145,7 @@ def enter_chroot(root: str | os.PathLike[str], workdir: str | os.PathLike[str]) 
         os.chdir("/")
         raise StartupError(
             f"cannot enter workdir {inside} inside chroot {root}: {_reason(exc)}"
-        ) from None
+        ) from exc
 
 
 def set_identity(uid: int | None, gid: int | None, groups: list[int] | None) -> None:
@@ -168,19 +168,19 @@ def set_identity(uid: int | None, gid: int | None, groups: list[int] | None) -> 
         if groups is not None:
             os.setgroups(groups)
     except OSError as exc:
-        raise StartupError(f"cannot set supplementary groups {groups}: {_reason(exc)}") from None
+        raise StartupError(f"cannot set supplementary groups {groups}: {_reason(exc)}") from exc
     if gid is not None:
         try:
             # setresgid, not setgid: the saved set-group-ID must go too, or
             # the process could switch back to gid 0 later.
             os.setresgid(gid, gid, gid)
         except OSError as exc:
-            raise StartupError(f"cannot change group to {gid}: {_reason(exc)}") from None
+            raise StartupError(f"cannot change group to {gid}: {_reason(exc)}") from exc
     if uid is not None:
         try:
             os.setresuid(uid, uid, uid)
         except OSError as exc:
-            raise StartupError(f"cannot change user to {uid}: {_reason(exc)}") from None
+            raise StartupError(f"cannot change user to {uid}: {_reason(exc)}") from exc
     _verify_dropped(uid, gid)
 
 
@@ -215,7 +215,7 @@ def disable_core_dumps() -> None:
     try:
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     except (OSError, ValueError) as exc:
-        raise StartupError(f"cannot set RLIMIT_CORE to 0: {exc}") from None
+        raise StartupError(f"cannot set RLIMIT_CORE to 0: {exc}") from exc
 
 
 def _supplementary_groups(identity: Identity) -> list[int]:
@@ -233,7 +233,7 @@ def _supplementary_groups(identity: Identity) -> list[int]:
     try:
         return os.getgrouplist(identity.user_name, gid)
     except OSError as exc:
-        raise StartupError(f"cannot list groups of {identity.user_name}: {_reason(exc)}") from None
+        raise StartupError(f"cannot list groups of {identity.user_name}: {_reason(exc)}") from exc
 
 
 def _reason(exc: OSError) -> str:

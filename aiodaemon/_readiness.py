@@ -32,6 +32,12 @@ class ReadinessPipe:
         self.fd = fd
         self._thaw = thaw
 
+    def __enter__(self) -> ReadinessPipe:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
     @property
     def pending(self) -> bool:
         """Whether the launcher is still waiting for a verdict."""

@@ -69,7 +69,7 @@ if TYPE_CHECKING:
 
     from ._config import Options
     from ._control_socket import ControlSocket
-    from ._logging import LogWriter
+    from ._logging import LogTargets, LogWriter
     from ._pidfile import Pidfile
     from ._readiness import ReadinessPipe
     from ._services import Service, ServiceFactory
@@ -97,6 +97,7 @@ class DaemonParts:
     pipe: ReadinessPipe
     notifier: Notifier | None
     logs: LogWriter
+    log_targets: LogTargets
     foreground: bool
     factories: list[ServiceFactory] = field(default_factory=list)
     control: ControlSocket | None = None
@@ -105,8 +106,8 @@ class DaemonParts:
 def run_daemon(main: MainTarget, hooks: Hooks, parts: DaemonParts) -> int:
     """Run the program to its end and return the exit status.
 
-    Cleans up whatever happens: the pidfile is removed, the launcher released
-    and the log queue drained before this returns.
+    Whatever happens, the launcher has its verdict when this returns; the
+    caller's stack then releases the rest (listeners, log drain, pidfile).
     """
     runtime = Runtime(main, hooks, parts)
     try:
@@ -569,6 +570,11 @@ class Runtime:
         self._release_launcher()
         _log.info("exit", status=int(self.outcome.code))
         self.parts.logs.close(min(1.0, self.options.shutdown_timeout))
+        if self.parts.listeners is not None:
+            # Not a signal handler: the unix socket files can go too.
+            self.parts.listeners.close()
+        if self.parts.control is not None:
+            self.parts.control.close()
         self.forced.exit(self.outcome.code, reason)
 
     # --- the end --------------------------------------------------------------------
@@ -585,20 +591,13 @@ class Runtime:
         return int(code)
 
     def finish(self) -> int:
-        """Release the launcher, remove the pidfile, drain logs; return the final status."""
+        """Give the launcher its verdict, say how it ended; return the final status."""
         code = self._release_launcher()
         if inspect.iscoroutine(self.main) and inspect.getcoroutinestate(self.main) == (
             inspect.CORO_CREATED
         ):
             # A coroutine object that never ran is closed, not left to warn.
             self.main.close()
-        if self.parts.listeners is not None:
-            # Closed here, after every server: unix socket files go with the daemon.
-            self.parts.listeners.close()
-        if self.parts.control is not None:
-            self.parts.control.close()
-        if self.parts.pidfile is not None:
-            self.parts.pidfile.remove()
         _log.info("exit", status=code)
         failure = self.outcome.message
         if self.parts.foreground and failure and (self.options.log_file or self.options.syslog):
@@ -606,13 +605,12 @@ class Runtime:
             if self.outcome.exception is not None:
                 traceback.print_exception(self.outcome.exception, file=sys.stderr)
             print(f"aiodaemon: {failure}", file=sys.stderr, flush=True)
-        if self.parts.notifier is not None:
-            self.parts.notifier.close()
-        # Draining the log queue is the last step of the shutdown budget.
+        # Draining the log queue (when the caller's stack closes) is the last
+        # step of the shutdown budget.
         left = self.options.shutdown_timeout
         if self._deadline is not None:
             left = self._deadline - time.monotonic()
-        self.parts.logs.close(max(0.5, left))
+        self.parts.log_targets.drain_timeout = max(0.5, left)
         return code
 
     # --- plumbing -------------------------------------------------------------------

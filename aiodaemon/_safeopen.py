@@ -100,7 +100,7 @@ def open_append(path: str | os.PathLike[str], mode: int = 0o666) -> int:
     try:
         fd = os.open(path, _APPEND_FLAGS, mode)
     except OSError as exc:
-        raise _explain(exc, path) from None
+        raise _explain(exc, path) from exc
     try:
         verify_regular(fd, path)
         flags = fcntl.fcntl(fd, fcntl.F_GETFL)
@@ -136,4 +136,4 @@ def open_output(option: str, path: str | os.PathLike[str]) -> int:
     try:
         return open_append(path)
     except OSError as exc:
-        raise StartupError(f"cannot open {option} {path}: {exc.strerror or exc}") from None
+        raise StartupError(f"cannot open {option} {path}: {exc.strerror or exc}") from exc

@@ -20,7 +20,11 @@ hand-off, ``on_signal`` handlers) is built by a factory listed in
   ``status`` until the very end.
 
 Factories are named as ``"module:function"`` strings, imported before the
-privilege drop (a chroot may hide the interpreter's files afterwards).
+privilege drop (a chroot may hide the interpreter's files afterwards). The
+framework's own services (control socket, connection draining, health) are
+built the same way, first (:mod:`._builtin`). A resource a service needs from
+the acquire phase (a bound socket) is entered into ``Acquired.stack`` there
+and reaches the runtime through ``DaemonParts``.
 """
 
 from __future__ import annotations
@@ -83,7 +87,12 @@ class RuntimeHandle(Protocol):
         """Begin a graceful shutdown, as SIGTERM would, ending with ``exit_code``."""
 
     def request_reload(self) -> asyncio.Future[ReloadResult]:
-        """Request a reload, as SIGHUP would; the future is the result of the run covering it."""
+        """Request a reload, as SIGHUP would.
+
+        Returns:
+            A future of the result of the first run that starts after the request;
+            it fails with ``ReloadAbandoned`` when the daemon stops first.
+        """
 
     def spawn(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
         """Run ``coro`` as a service task (kept until services close; failing stops the daemon)."""

@@ -72,6 +72,12 @@ class Listeners(Mapping[str, socket.socket]):
         items = ", ".join(f"{name!r}: {_describe(sock)}" for name, sock in self._sockets.items())
         return f"<Listeners {{{items}}}{' activated' if self.activated else ''}>"
 
+    def __enter__(self) -> Listeners:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
     def keep_fds(self) -> list[int]:
         """The descriptors the detach must keep open (sockets and unclaimed passed fds)."""
         fds = [sock.fileno() for sock in self._sockets.values() if sock.fileno() >= 0]
@@ -149,7 +155,7 @@ def open_listeners(
             except socket.gaierror as exc:
                 raise StartupError(
                     f"listen[{name}]: cannot resolve {_show(address)}: {exc.strerror}"
-                ) from None
+                ) from exc
             except OSError as exc:
                 reason = exc.strerror or str(exc)
                 if (
@@ -164,7 +170,7 @@ def open_listeners(
                     )
                 raise StartupError(
                     f"listen[{name}]: cannot bind {_show(address)}: {reason}"
-                ) from None
+                ) from exc
             sockets[name] = sock
     except BaseException:
         Listeners(sockets, unix_files=unix_files).close()
@@ -314,7 +320,7 @@ def _adopt_fd(name: str, fd: int) -> socket.socket:
     except OSError as exc:
         raise StartupError(
             f"listen[{name}]: passed fd {fd} is not a usable socket: {exc.strerror or exc}"
-        ) from None
+        ) from exc
     try:
         if sock.getsockopt(socket.SOL_SOCKET, socket.SO_TYPE) != socket.SOCK_STREAM:
             raise StartupError(

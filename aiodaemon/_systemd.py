@@ -59,6 +59,12 @@ class Notifier:
         # chroot or a privilege drop has hidden it from us.
         self._connected = self._connect()
 
+    def __enter__(self) -> Notifier:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Notifier | None:
         """The notifier ``NOTIFY_SOCKET`` asks for, or None when it is unset.

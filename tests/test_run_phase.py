@@ -279,3 +279,21 @@ def test_a_service_sees_every_step_and_reload_results(programs: Any) -> None:
         "close",
         "state stopping -> stopped",
     ]
+
+
+def test_startup_errors_keep_the_system_error_and_its_errno(tmp_path: Path) -> None:
+    """An acquire failure keeps the OSError (and its errno) as its cause, in a one-line message."""
+    import errno
+
+    from aiodaemon._outcome import Outcome
+    from aiodaemon._pidfile import acquire_pidfile
+    from aiodaemon.exceptions import StartupError
+
+    with pytest.raises(StartupError) as caught:
+        acquire_pidfile(tmp_path / "missing" / "d.pid")
+    assert isinstance(caught.value.__cause__, OSError)
+    assert caught.value.__cause__.errno == errno.ENOENT
+    assert "\n" not in str(caught.value)
+    outcome = Outcome()
+    outcome.fail(str(caught.value), caught.value)
+    assert outcome.errno == errno.ENOENT
