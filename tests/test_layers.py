@@ -1,9 +1,19 @@
-"""Architecture rules: the detach side never imports asyncio, layers only call downward."""
+"""Architecture rules: the detach side never imports asyncio, layers only call downward.
+
+The static checks read the imports; the others run real interpreters, so a lazy
+import or an import hidden in a dependency cannot slip past them.
+"""
 
 from __future__ import annotations
 
 import ast
+import json
+import subprocess
 from pathlib import Path
+
+import pytest
+
+from .support import PYTHON, REPO, clean_env, python, wait_for
 
 PACKAGE = Path(__file__).resolve().parent.parent / "aiodaemon"
 
@@ -117,3 +127,39 @@ def test_layers_only_import_downward() -> None:
 def test_the_testing_kit_uses_no_private_module() -> None:
     """aiodaemon.testing talks to daemons only through the command, signals and the log file."""
     assert not [name for name in imports_of("testing") if name.startswith(".")]
+
+
+@pytest.mark.parametrize("module", SYNC_SIDE)
+def test_importing_a_pre_fork_module_loads_no_asyncio(module: str) -> None:
+    """In a fresh interpreter, importing a pre-fork module (and aiodaemon) loads no asyncio."""
+    code = (
+        f"import sys, aiodaemon.{module}; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('asyncio', 'uvloop')))"
+    )
+    result = python(["-c", code])
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+
+
+def test_no_thread_and_no_loop_exist_at_any_fork(tmp_path: Path) -> None:
+    """A detached daemon forks with one thread and no event loop, and only then starts them."""
+    record, pidfile = tmp_path / "record.txt", tmp_path / "d.pid"
+    options = {"detach": True, "pidfile": str(pidfile), "log_file": str(tmp_path / "log")}
+    program = REPO / "tests" / "programs" / "fork_witness.py"
+    launched = subprocess.run(
+        [PYTHON, str(program), json.dumps(options), str(record)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env=clean_env(),
+        check=False,
+    )
+    assert launched.returncode == 0, launched.stderr
+    wait_for(lambda: "main" in record.read_text(), what="main to run")
+    wait_for(lambda: not pidfile.exists(), what="the daemon to exit")
+    lines = record.read_text().splitlines()
+    assert lines == [
+        "fork threads=1 loop=False",
+        "fork threads=1 loop=False",
+        "main threads>1=True",
+    ]
