@@ -95,18 +95,24 @@ async def test_stuck_connection_is_cancelled_within_the_budget(tmp_path: Path) -
         assert cancelled < events.index("shutdown hook ran")
 
 
-async def test_main_returning_drains_too(tmp_path: Path) -> None:
-    """ctx.request_shutdown() drains like SIGTERM: a request in flight is answered."""
-    async with serve(tmp_path, env={"SERVING_DELAY": "1"}) as app:
-        address = await app.address("app")
+async def test_request_shutdown_drains_too(tmp_path: Path) -> None:
+    """ctx.request_shutdown() drains like SIGTERM, drain delay included; a reload does not."""
+    async with serve(
+        tmp_path, "--drain-delay", "1", "--health", "127.0.0.1:0", env={"SERVING_DELAY": "1"}
+    ) as app:
+        address, health = await app.address("app"), await app.address("health")
         request = asyncio.create_task(exchange(address, ["SLOW x"]))
         await app.wait_event("request")
-        # SIGHUP is not a stop: the request is unaffected by a reload either.
         app.proc.send_signal(signal.SIGHUP)
         await app.wait_event("reload finished")
-        app.proc.send_signal(signal.SIGINT)
+        assert "stopped accepting" not in app.events()
+        assert await exchange(address, ["QUIT"]) == ["bye"]
+        await app.wait_event("shutdown started")
+        assert (await http_get(health, "/readyz"))[:2] == (503, {"state": "stopping"})
         assert await asyncio.wait_for(request, timeout=10) == ["done x"]
         assert await asyncio.wait_for(app.proc.wait(), timeout=10) == 0
+        shutdown = next(r for r in app.records() if r["event"] == "shutdown started")
+        assert shutdown["drain_delay"] == 1.0
 
 
 def listen_backlog(port: int) -> int:

@@ -5,6 +5,7 @@ Each connection sends lines and gets one answer per line:
 * ``SLOW <id>`` -> ``done <id>`` after ``SERVING_DELAY`` seconds (default 1);
 * ``HANG`` -> never answers (until cancelled);
 * ``BLOCK <seconds>`` -> blocks the whole event loop, then ``unblocked``;
+* ``QUIT`` -> ``bye``, then ``ctx.request_shutdown()``;
 * ``PING`` -> ``PONG`` at once.
 
 The readiness check fails while ``$SERVING_DIR/not-ready`` exists; the startup
@@ -81,6 +82,9 @@ async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> 
             elif command == "HANG":
                 log.info("request", id="hang")
                 await asyncio.Event().wait()
+            elif command == "QUIT":
+                writer.write(b"bye\n")
+                CONTEXT[0].request_shutdown()
             elif command == "BLOCK":
                 log.info("blocking", seconds=float(argument))
                 # CPU-bound work that forgets to yield: the loop stands still.
@@ -95,7 +99,12 @@ async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> 
         writer.close()
 
 
+#: The running daemon's context, for QUIT.
+CONTEXT: list[aiodaemon.Context] = []
+
+
 async def main(ctx: aiodaemon.Context) -> None:
+    CONTEXT.append(ctx)
     ctx.track(Resource())
     await ctx.start_server(handle, "app")
     await ctx.wait_stopping()
