@@ -473,10 +473,13 @@ def _build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
         "reload": (_cmd_reload, "reload the daemon holding --pidfile and report the result"),
         "status": (_cmd_status, "tell what the daemon holding --pidfile is doing (LSB codes)"),
     }
-    # Only the command being run gets its options: building all of them would be
-    # a good part of what a control command such as `status` costs.
+    # Only the command being run gets its parser: building every one would be
+    # a good part of what a control command such as `status` costs. Without a
+    # known command first (`aiodaemon --help`, a typo), all of them are built.
     chosen = argv[0] if argv and argv[0] in commands_table else None
     for name, (handler, help_text) in commands_table.items():
+        if chosen is not None and name != chosen:
+            continue
         daemon_command = name in ("run", "start", "restart")
         epilog = _EXAMPLES[name]
         if daemon_command:
@@ -498,8 +501,6 @@ def _build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
             formatter_class=_Formatter,
         )
         sub.set_defaults(handler=handler, parser=sub)
-        if chosen is not None and name != chosen:
-            continue
         if daemon_command:
             _add_daemon_options(sub)
         else:

@@ -9,7 +9,6 @@ no asyncio: ``aiodaemon status`` must cost little more than starting Python.
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import os
 import socket
@@ -82,9 +81,11 @@ def ask(path: StrPath, request: dict[str, Any], *, holder: int, timeout: float) 
             try:
                 # A peer that answers before reading may close first: its answer
                 # (or its silence) is still what counts, not our broken pipe.
-                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                try:
                     sock.sendall(encode(request))
                     sock.shutdown(socket.SHUT_WR)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
                 data = _read_answer(sock, deadline)
             except TimeoutError:
                 raise ControlTimeout(f"no answer from pid {holder} within {timeout:g} s") from None
@@ -176,11 +177,11 @@ def _read_answer(sock: socket.socket, deadline: float) -> bytes:
 
 def _euid_of(pid: int) -> int | None:
     """The effective uid ``pid`` runs as, None when /proc will not tell."""
-    with (
-        contextlib.suppress(OSError, ValueError, IndexError),
-        open(f"/proc/{pid}/status", "rb") as f,
-    ):
-        for line in f:
-            if line.startswith(b"Uid:"):
-                return int(line.split()[2])
+    try:
+        with open(f"/proc/{pid}/status", "rb") as f:
+            for line in f:
+                if line.startswith(b"Uid:"):
+                    return int(line.split()[2])
+    except (OSError, ValueError, IndexError):
+        pass
     return None

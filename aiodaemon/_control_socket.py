@@ -13,7 +13,6 @@ Never imports asyncio.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import socket
 import stat
@@ -83,13 +82,18 @@ class ControlSocket:
         Best effort after a privilege drop: a daemon that may no longer remove
         the file leaves a dead socket, which the next start replaces.
         """
-        with contextlib.suppress(OSError):
+        # try/except, not contextlib: the CLI's client imports this module.
+        try:  # noqa: SIM105
             self.sock.close()
+        except OSError:
+            pass
         if unlink and self._identity is not None:
-            with contextlib.suppress(OSError):
+            try:
                 st = os.lstat(self.path)
                 if (st.st_dev, st.st_ino) == self._identity:
                     self.path.unlink()
+            except OSError:
+                pass
         self._identity = None
 
 

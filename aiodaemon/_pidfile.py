@@ -6,7 +6,6 @@ outlives its process and may be reused by an unrelated one, a lock does not.
 
 from __future__ import annotations
 
-import contextlib
 import enum
 import errno
 import fcntl
@@ -333,10 +332,13 @@ def _has_open(pid: int, st: os.stat_result) -> bool | None:
     except OSError:
         return None
     for name in names:
-        with contextlib.suppress(OSError):
+        # try/except, not contextlib.suppress: `aiodaemon status` need not import it.
+        try:
             other = os.stat(f"{fd_dir}/{name}")
-            if (other.st_dev, other.st_ino) == (st.st_dev, st.st_ino):
-                return True
+        except OSError:
+            continue
+        if (other.st_dev, other.st_ino) == (st.st_dev, st.st_ino):
+            return True
     return False
 
 
