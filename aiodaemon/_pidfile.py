@@ -34,6 +34,9 @@ _READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NOCTTY | os.O_NO
 #: to let go. A probe holds its shared lock for microseconds; only a storm of
 #: them could fill this.
 _PROBE_PATIENCE = 2.0
+#: How long an exclusive lock on a file naming no live holder may be someone's
+#: stale-file cleanup (preempted on a busy machine) rather than a starting daemon.
+_CLEANUP_GRACE = 0.5
 
 
 class Pidfile:
@@ -134,8 +137,46 @@ def acquire_pidfile(path: str | Path) -> Pidfile:
         AlreadyRunningError: another live process holds the lock.
         StartupError: the file cannot be opened (symlink, permissions, not a file).
     """
+    deadline = time.monotonic() + _PROBE_PATIENCE
+    while True:
+        fd = _open_pidfile(path)
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                raise StartupError(_not_regular(path, _kind(st.st_mode)))
+            if st.st_nlink > 1:
+                # A hard link planted in a sticky directory: truncating it would
+                # clobber the other name's file (fs.protected_hardlinks may be off).
+                raise StartupError(
+                    f"pidfile {path} has {st.st_nlink} hard links; refusing to use it"
+                )
+            outcome = _lock_exclusive(fd, path, st, deadline)
+            if outcome is _Lock.HELD:
+                raise AlreadyRunningError(str(path), _parse_pid(os.pread(fd, 64, 0)))
+            if outcome is _Lock.TAKEN:
+                # Only now is the content ours to change; an empty locked file reads
+                # as "starting", never as the stale pid of a previous daemon.
+                os.ftruncate(fd, 0)
+                # 0644 minus the daemon's umask (set for the whole acquire phase): an
+                # existing file keeps no wider mode than a fresh one would get.
+                mask = os.umask(0o022)
+                os.umask(mask)
+                os.fchmod(fd, 0o644 & ~mask)
+                return Pidfile(path, fd)
+        except BaseException:
+            os.close(fd)
+            raise
+        # MOVED: a stale-pidfile cleanup (``stop``) unlinked the file after our
+        # open. A lock on it would hide this daemon from every command, and let
+        # a second one start: open the path again.
+        os.close(fd)
+        if time.monotonic() > deadline:
+            raise StartupError(f"pidfile {path} keeps being removed while we start; try again")
+
+
+def _open_pidfile(path: str | Path) -> int:
     try:
-        fd = os.open(path, _OPEN_FLAGS, 0o644)
+        return os.open(path, _OPEN_FLAGS, 0o644)
     except OSError as exc:
         if exc.errno == errno.ELOOP:
             raise StartupError(f"pidfile {path} is a symlink; refusing to follow it") from exc
@@ -143,56 +184,69 @@ def acquire_pidfile(path: str | Path) -> Pidfile:
         if kind is not None:
             raise StartupError(_not_regular(path, kind)) from exc
         raise StartupError(f"cannot open pidfile {path}: {exc.strerror}") from exc
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise StartupError(_not_regular(path, _kind(st.st_mode)))
-        if st.st_nlink > 1:
-            # A hard link planted in a sticky directory: truncating it would
-            # clobber the other name's file (fs.protected_hardlinks may be off).
-            raise StartupError(f"pidfile {path} has {st.st_nlink} hard links; refusing to use it")
-        if not _lock_exclusive(fd, path):
-            raise AlreadyRunningError(str(path), _parse_pid(os.pread(fd, 64, 0)))
-        # Only now is the content ours to change; an empty locked file reads as
-        # "starting", never as the stale pid of a previous daemon.
-        os.ftruncate(fd, 0)
-        # 0644 minus the daemon's umask (set for the whole acquire phase): an
-        # existing file keeps no wider mode than a fresh one would get.
-        mask = os.umask(0o022)
-        os.umask(mask)
-        os.fchmod(fd, 0o644 & ~mask)
-    except BaseException:
-        os.close(fd)
-        raise
-    return Pidfile(path, fd)
 
 
-def _lock_exclusive(fd: int, path: str | Path) -> bool:
-    """Take the exclusive lock; False only when another process holds it exclusively.
+class _Lock(enum.Enum):
+    TAKEN = "taken"
+    #: held exclusively by another process for longer than a cleanup takes.
+    HELD = "held"
+    #: the file is no longer at the path.
+    MOVED = "moved"
 
-    A reader testing the lock (our ``status``, ``pkill -L``) holds a shared
-    lock for an instant, which makes a non-blocking exclusive attempt fail as
-    if a daemon ran. When a shared lock can be had, no daemon holds the file:
-    only readers do, so try again instead of reporting "already running".
+
+def _lock_exclusive(fd: int, path: str | Path, st: os.stat_result, deadline: float) -> _Lock:
+    """Take the exclusive lock of the file at ``path`` (opened as ``fd``, ``st``).
+
+    Other processes take the lock for an instant without running a daemon: a
+    reader testing it (our ``status``, ``pkill -L``) holds a shared lock, and
+    ``stop``'s stale-file cleanup an exclusive one before it unlinks the file.
+    Either would make a single non-blocking attempt fail as if a daemon ran, so
+    try again: while only shared holders remain (no daemon can hold the file
+    then), and for a moment while an exclusive holder may be such a cleanup.
+    The lock counts only if the file is still the one at ``path`` once held.
+
+    Raises:
+        StartupError: readers kept the file locked until ``deadline``.
     """
-    deadline = time.monotonic() + _PROBE_PATIENCE
     delay = 0.0005
+    exclusive_since: float | None = None
     while True:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             pass
         else:
-            return True
+            return _Lock.TAKEN if _still_at(path, st) else _Lock.MOVED
+        if not _still_at(path, st):
+            return _Lock.MOVED
+        now = time.monotonic()
         try:
             fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
         except BlockingIOError:
-            return False
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        if time.monotonic() > deadline:
-            raise StartupError(f"pidfile {path} stays locked by readers testing it; try again")
+            pid = _parse_pid(os.pread(fd, 64, 0))
+            if pid is not None and _has_open(pid, st):
+                return _Lock.HELD  # a daemon that has written its pid: no doubt
+            # Empty, or naming a pid that does not hold it: a daemon still
+            # starting, or a cleanup about to unlink the file.
+            exclusive_since = now if exclusive_since is None else exclusive_since
+            if now - exclusive_since > _CLEANUP_GRACE:
+                return _Lock.HELD
+        else:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            exclusive_since = None
+            if now > deadline:
+                raise StartupError(f"pidfile {path} stays locked by readers testing it; try again")
         time.sleep(delay)
-        delay = min(delay * 2, 0.01)
+        delay = min(delay * 2, 0.005)
+
+
+def _still_at(path: str | Path, st: os.stat_result) -> bool:
+    """Whether ``path`` still names the file ``st`` describes."""
+    try:
+        current = os.stat(path, follow_symlinks=False)
+    except OSError:
+        return False
+    return (current.st_dev, current.st_ino) == (st.st_dev, st.st_ino)
 
 
 class PidfileStatus(enum.Enum):
