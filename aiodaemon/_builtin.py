@@ -6,19 +6,24 @@ like any other service (see :mod:`._runtime` for the steps).
 
 from __future__ import annotations
 
+import os
 import time
 from typing import TYPE_CHECKING
 
 import structlog
 
+from ._config import HEALTH_SOCKET
 from ._services import RuntimeHandle, Service
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from ._control_server import ControlServer
     from ._health import HealthServer
+    from ._runtime import Runtime
     from ._serving import Serving
 
-__all__ = ["ControlService", "HealthService", "ServingService"]
+__all__ = ["ControlService", "HealthService", "ServingService", "builtin_factories"]
 
 _log = structlog.get_logger("aiodaemon")
 
@@ -85,3 +90,47 @@ class HealthService(Service):
     async def close(self) -> None:
         """Stop answering: the last step of the shutdown sequence."""
         self.server.close()
+
+
+def builtin_factories() -> list[Callable[[Runtime], Service | None]]:
+    """Factories of the framework's services, started before any other service."""
+    return [_control, _serving, _health]
+
+
+def _control(runtime: Runtime) -> Service | None:
+    control = runtime.parts.control
+    if control is None:
+        return None
+    from . import __version__
+    from ._control_server import ControlServer, DaemonCommands
+
+    commands = DaemonCommands(
+        state=lambda: runtime.state.value,
+        sockets=runtime.context.sockets,
+        reloads=runtime.reloads,
+        request_reload=runtime.ask_reload,
+        version=__version__,
+    )
+    server = ControlServer(control.sock, {os.geteuid()}, commands.commands())
+    return ControlService(server, str(control.path))
+
+
+def _serving(runtime: Runtime) -> Service:
+    return ServingService(runtime, runtime.serving)
+
+
+def _health(runtime: Runtime) -> Service | None:
+    if runtime.options.health is None:
+        return None
+    from ._health import HealthServer  # imported only by daemons that serve it
+
+    assert runtime.parts.listeners is not None  # acquire bound the health socket
+    return HealthService(
+        HealthServer(
+            runtime.parts.listeners[HEALTH_SOCKET],
+            state=lambda: runtime.state,
+            reported_ready=lambda: runtime.ready,
+            checks=runtime.hooks.readiness,
+            context=runtime.context,
+        )
+    )

@@ -21,6 +21,7 @@ __all__ = [
     "check_hook",
     "check_lifespan",
     "describe",
+    "entry_name",
 ]
 
 #: An async function taking no argument or one Context.
@@ -137,6 +138,11 @@ def call_async(fn: HookFunction, ctx: Context) -> Awaitable[Any]:
     if _wants_context(fn, "hook"):
         return fn(ctx)
     return fn()
+
+
+def entry_name(entry: object) -> str:
+    """The name of a hook or lifespan for the log."""
+    return entry.name if isinstance(entry, Lifespan) else describe(entry)
 
 
 def describe(fn: object) -> str:

@@ -8,25 +8,7 @@ exit at once.
 
 The run, in order: signal handlers; services (:mod:`._services`) built and
 started; startup hooks and lifespan setups in registration order; ready;
-``main``. The shutdown sequence, whatever began it (a signal, a request,
-``main`` returning, a failed startup hook):
-
-1. ``not_ready`` — ``STOPPING=1`` and every service's ``not_ready()``;
-2. ``drain_delay`` — keep accepting for :attr:`Runtime.drain_delay` seconds
-   (only once ready was reported: nobody was sent to a daemon never ready);
-3. ``stop_accepting`` — every service's ``stop_accepting()``, after the
-   startup hooks still running (a stop during startup) were cancelled;
-4. ``wait_finished`` — every service's ``wait_finished()``;
-5. ``hooks`` — shutdown hooks and lifespan exits in reverse registration
-   order (shutdown hooks whenever startup began; a lifespan's exit only if
-   its setup completed);
-6. ``cancel_rest`` — every remaining task is cancelled and awaited;
-7. ``close`` — every service's ``close()``, then the service tasks end.
-
-Steps 3-7 share one budget, ``shutdown_timeout``, counted from the end of
-step 2; past it the stuck tasks are logged with their await chain and the
-daemon exits with status 4. A backstop thread does the same if sync code
-blocks the loop.
+``main``; then the shutdown sequence (:mod:`._shutdown`, its steps named there).
 
 Extension points, for services (:class:`._services.RuntimeHandle`):
 :attr:`Runtime.drain_delay`, :meth:`Runtime.add_state_listener`,
@@ -43,24 +25,23 @@ import inspect
 import os
 import signal
 import sys
-import threading
 import time
 import traceback
 from collections.abc import AsyncGenerator, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from ._builtin import ControlService, HealthService, ServingService
-from ._config import HEALTH_SOCKET
 from ._context import Context
 from ._forced import ForcedExit
-from ._hooks import HookError, Hooks, Lifespan, MainTarget, call_async, describe
-from ._loop import await_chain, new_event_loop, sockname
+from ._hooks import Hooks, Lifespan, MainTarget, call_async, describe
+from ._loop import new_event_loop, sockname
 from ._outcome import Outcome
 from ._reloads import ReloadResult, ReloadTracker
 from ._serving import Serving
+from ._shutdown import LIFECYCLE_TASK, Shutdown
+from ._startup import run_main, run_startup, start_services
 from ._state import HANDLED_SIGNALS, Action, Event, Lifecycle, State, event_for_signal
 from .exceptions import ExitCode, StartupError
 
@@ -81,10 +62,6 @@ __all__ = ["DaemonParts", "Hooks", "Runtime", "run_daemon"]
 _log = structlog.get_logger("aiodaemon")
 
 _NO_RELOAD_WHILE_STOPPING = "the daemon is stopping; the reload did not run"
-
-#: Names of the framework's own tasks, never cancelled by the shutdown sequence.
-_LIFECYCLE_TASK = "aiodaemon-lifecycle"
-_STOP_TASK = "aiodaemon-stop"
 
 
 @dataclass(slots=True)
@@ -118,7 +95,7 @@ def run_daemon(main: MainTarget, hooks: Hooks, parts: DaemonParts) -> int:
     else:
         try:
             asyncio.set_event_loop(loop)
-            task = loop.create_task(runtime.live(), name=_LIFECYCLE_TASK)
+            task = loop.create_task(runtime.live(), name=LIFECYCLE_TASK)
             loop.run_until_complete(task)
         except Exception as exc:
             # A bug of ours must still end in a logged traceback, a released
@@ -155,15 +132,14 @@ class Runtime:
         self._context: Context | None = None
         self._stop_requested: asyncio.Event | None = None
         self._stopping: asyncio.Event | None = None
-        self._startup_task: asyncio.Task[None] | None = None
-        # Lifespans whose setup completed, with their suspended generators.
-        self._entered: dict[Lifespan, AsyncGenerator[Any, None]] = {}
+        #: the startup hooks' task, None until startup began.
+        self.startup_task: asyncio.Task[None] | None = None
+        #: lifespans whose setup completed, with their suspended generators.
+        self.entered: dict[Lifespan, AsyncGenerator[Any, None]] = {}
         # The loop keeps only weak references to tasks: ours must not vanish mid-run.
         self._framework_tasks: set[asyncio.Task[Any]] = set()
-        self._service_tasks: set[asyncio.Task[Any]] = set()
-        self._deadline: float | None = None
-        # The loop thread and the backstop thread may both time out; one exits.
-        self._exit_claim = threading.Lock()
+        self.service_tasks: set[asyncio.Task[Any]] = set()
+        self.shutdown = Shutdown(self)
 
     # --- what services see (RuntimeHandle) ------------------------------------------
 
@@ -186,7 +162,7 @@ class Runtime:
     @property
     def shutdown_deadline(self) -> float | None:
         """The ``time.monotonic()`` end of the shutdown budget, once step 2 is over."""
-        return self._deadline
+        return self.shutdown.deadline
 
     @property
     def last_reload(self) -> ReloadResult | None:
@@ -213,13 +189,14 @@ class Runtime:
         self.dispatch(Event.RELOAD)
         return future
 
-    def _request_reload_from_program(self) -> None:
+    def ask_reload(self) -> None:
+        """Request a reload without waiting for its result (SIGHUP's way)."""
         self.dispatch(Event.RELOAD)
 
     def spawn(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
         """Start a service task: kept until the services close; failing stops the daemon."""
         task = asyncio.get_running_loop().create_task(coro, name=name)
-        self._service_tasks.add(task)
+        self.service_tasks.add(task)
         task.add_done_callback(self._framework_task_done)
         return task
 
@@ -243,7 +220,7 @@ class Runtime:
             ready=self.report_ready,
             status=self.set_status,
             shutdown=self.request_shutdown,
-            reload=self._request_reload_from_program,
+            reload=self.ask_reload,
             stopping=self._stopping,
             serving=self.serving,
         )
@@ -265,99 +242,12 @@ class Runtime:
             from ._systemd import run_watchdog
 
             self._spawn(run_watchdog(notifier, notifier.watchdog_interval), "aiodaemon-watchdog")
-        if await self._start_services():
-            self._startup_task = loop.create_task(self._startup(), name="aiodaemon-startup")
+        # A stop that came while the services started: startup never begins
+        # (and so no shutdown hook runs).
+        if await start_services(self) and not self._stop_requested.is_set():
+            self.startup_task = loop.create_task(run_startup(self), name="aiodaemon-startup")
         await self._stop_requested.wait()
-        await self._shutdown()
-
-    def _builtin_services(self) -> list[Callable[[Runtime], Service | None]]:
-        def control(runtime: Runtime) -> Service | None:
-            if runtime.parts.control is None:
-                return None
-            from . import __version__
-            from ._control_server import ControlServer, DaemonCommands
-
-            commands = DaemonCommands(
-                state=lambda: runtime.lifecycle.state.value,
-                sockets=runtime.context.sockets,
-                reloads=runtime.reloads,
-                request_reload=runtime._request_reload_from_program,
-                version=__version__,
-            )
-            sock = runtime.parts.control.sock
-            server = ControlServer(sock, {os.geteuid()}, commands.commands())
-            return ControlService(server, str(runtime.parts.control.path))
-
-        def serving(runtime: Runtime) -> Service:
-            return ServingService(runtime, runtime.serving)
-
-        def health(runtime: Runtime) -> Service | None:
-            if runtime.options.health is None:
-                return None
-            from ._health import HealthServer
-
-            assert runtime.parts.listeners is not None  # acquire bound the health socket
-            return HealthService(
-                HealthServer(
-                    runtime.parts.listeners[HEALTH_SOCKET],
-                    state=lambda: runtime.lifecycle.state,
-                    reported_ready=lambda: runtime.ready,
-                    checks=runtime.hooks.readiness,
-                    context=runtime.context,
-                )
-            )
-
-        return [control, serving, health]
-
-    async def _start_services(self) -> bool:
-        for factory in [*self._builtin_services(), *self.parts.factories]:
-            try:
-                service = factory(self)
-                if service is None:
-                    continue
-                self.services.append(service)
-                await service.start()
-            except Exception as exc:
-                _log.exception("service failed to start", factory=describe(factory))
-                self.outcome.fail(f"startup failed: {type(exc).__name__}: {exc}", exc)
-                self.dispatch(Event.STARTUP_FAILED)
-                return False
-        return True
-
-    async def _startup(self) -> None:
-        """Run the startup hooks and lifespan setups in order; cancelled by a stop."""
-        me = asyncio.current_task()
-        for entry in self.hooks.startup:
-            if me is not None and me.cancelling():
-                # A hook swallowed the stop's cancellation: start nothing more.
-                return
-            try:
-                if isinstance(entry, Lifespan):
-                    self._entered[entry] = await entry.enter(self.context)
-                else:
-                    await call_async(entry, self.context)
-            except Exception as exc:
-                _log.exception("startup hook failed", hook=entry_name(entry))
-                self.outcome.fail(f"startup failed: {type(exc).__name__}: {exc}", exc)
-                self.dispatch(Event.STARTUP_FAILED)
-                return
-        self.dispatch(Event.STARTED)
-
-    async def _run_main(self) -> None:
-        try:
-            if asyncio.iscoroutine(self.main):
-                await self.main
-            else:
-                await call_async(self.main, self.context)
-        except Exception as exc:
-            _log.exception("main failed")
-            self.outcome.fail(f"main failed: {type(exc).__name__}: {exc}", exc)
-            self.dispatch(Event.SHUTDOWN)
-        else:
-            _log.info("main returned")
-            if not self._ready:
-                self.outcome.fail("main returned before reporting ready")
-            self.dispatch(Event.SHUTDOWN)
+        await self.shutdown.run()
 
     # --- events ---------------------------------------------------------------------
 
@@ -379,7 +269,7 @@ class Runtime:
         elif action in (Action.BEGIN_RUNNING, Action.BEGIN_RUNNING_THEN_RELOAD):
             if self.options.ready == "startup":
                 self.report_ready()
-            self._spawn(self._run_main(), "aiodaemon-main")
+            self._spawn(run_main(self), "aiodaemon-main")
             if action is Action.BEGIN_RUNNING_THEN_RELOAD:
                 self._begin_reload()
         elif action is Action.BEGIN_RELOAD:
@@ -467,119 +357,9 @@ class Runtime:
             notifier.ready()
         self.dispatch(Event.RELOADED)
 
-    # --- shutdown -------------------------------------------------------------------
-
-    async def _shutdown(self) -> None:
-        timeout = self.options.shutdown_timeout
-        if self.parts.notifier is not None:
-            self.parts.notifier.stopping()
-        for service in self.services:
-            self._guard(service, "not_ready", service.not_ready)
-        drain = self.drain_delay if self._ready else 0.0
-        _log.info("shutdown started", timeout=timeout, drain_delay=drain)
-        # The in-loop deadline below cannot fire while sync code blocks the loop.
-        backstop = threading.Timer(drain + timeout + 1.0, self._backstop)
-        backstop.daemon = True
-        backstop.start()
-        if drain > 0:
-            await asyncio.sleep(drain)
-        self._deadline = time.monotonic() + timeout
-        sequence = asyncio.create_task(self._shutdown_steps(), name=_STOP_TASK)
-        done, _ = await asyncio.wait([sequence], timeout=timeout)
-        if not done:
-            self._report_stuck()
-            self._exit_now(ExitCode.SHUTDOWN_TIMEOUT, f"shutdown took longer than {timeout}s")
-        backstop.cancel()
-        self.dispatch(Event.STOPPED)
-        _log.info("shutdown finished")
-
-    async def _shutdown_steps(self) -> None:
-        startup = self._startup_task
-        if startup is not None and not startup.done():
-            # A stop during startup: the hooks still running are cancelled
-            # within the one shutdown budget, then the shutdown hooks run.
-            startup.cancel()
-            await asyncio.wait([startup])
-        for service in self.services:
-            await self._guard_async(service, "stop_accepting", service.stop_accepting)
-        for service in self.services:
-            await self._guard_async(service, "wait_finished", service.wait_finished)
-        if startup is not None:
-            await self._run_shutdown_hooks()
-        await self._cancel_rest()
-        for service in self.services:
-            await self._guard_async(service, "close", service.close)
-        await _cancel_all(self._service_tasks)
-        loop = asyncio.get_running_loop()
-        await loop.shutdown_asyncgens()
-        await loop.shutdown_default_executor()
-
-    async def _run_shutdown_hooks(self) -> None:
-        for entry in reversed(self.hooks.shutdown):
-            try:
-                if isinstance(entry, Lifespan):
-                    gen = self._entered.pop(entry, None)
-                    if gen is not None:
-                        await entry.exit(gen)
-                else:
-                    await call_async(entry, self.context)
-            except HookError as exc:
-                _log.error("lifespan failed", hook=entry_name(entry), error=str(exc))
-                self.outcome.fail(str(exc), exc)
-            except Exception:
-                _log.exception("shutdown hook failed", hook=entry_name(entry))
-
-    async def _cancel_rest(self) -> None:
-        me = asyncio.current_task()
-        keep = {me, *self._service_tasks}
-        pending = [
-            t
-            for t in asyncio.all_tasks()
-            if t not in keep and t.get_name() not in (_LIFECYCLE_TASK, _STOP_TASK)
-        ]
-        await _cancel_all(pending)
-        for task in pending:
-            if not task.cancelled() and task.exception() is not None:
-                exc = task.exception()
-                _log.error("task failed during shutdown", task=task.get_name(), exc_info=exc)
-
-    def _report_stuck(self) -> None:
-        # The shutdown sequence's own stack names the hook that hangs.
-        for task in asyncio.all_tasks():
-            if task is asyncio.current_task():
-                continue
-            _log.error("task stuck at shutdown", task=task.get_name(), stack=await_chain(task))
-
-    def _backstop(self) -> None:
-        self._exit_now(
-            ExitCode.SHUTDOWN_TIMEOUT,
-            f"shutdown took longer than {self.options.shutdown_timeout}s (event loop blocked)",
-        )
-
-    def _exit_now(self, code: int, reason: str) -> NoReturn:
-        """Leave after a timeout: log why, drain the log briefly, do the minimum, exit.
-
-        Never called from a signal handler: a stop signal arriving meanwhile
-        runs :class:`ForcedExit`, which shares no lock with this.
-        """
-        if not self._exit_claim.acquire(blocking=False):
-            # The other thread is already on its way out.
-            threading.Event().wait()
-        _log.critical("forced exit", reason=reason, status=code)
-        self.outcome.force(code, reason)
-        self._release_launcher()
-        _log.info("exit", status=int(self.outcome.code))
-        self.parts.logs.close(min(1.0, self.options.shutdown_timeout))
-        if self.parts.listeners is not None:
-            # Not a signal handler: the unix socket files can go too.
-            self.parts.listeners.close()
-        if self.parts.control is not None:
-            self.parts.control.close()
-        self.forced.exit(self.outcome.code, reason)
-
     # --- the end --------------------------------------------------------------------
 
-    def _release_launcher(self) -> int:
+    def release_launcher(self) -> int:
         """Send the verdict to a launcher still waiting (and systemd); return the final status."""
         code = self.outcome.code
         if not self._ready:
@@ -592,7 +372,7 @@ class Runtime:
 
     def finish(self) -> int:
         """Give the launcher its verdict, say how it ended; return the final status."""
-        code = self._release_launcher()
+        code = self.release_launcher()
         if inspect.iscoroutine(self.main) and inspect.getcoroutinestate(self.main) == (
             inspect.CORO_CREATED
         ):
@@ -608,8 +388,8 @@ class Runtime:
         # Draining the log queue (when the caller's stack closes) is the last
         # step of the shutdown budget.
         left = self.options.shutdown_timeout
-        if self._deadline is not None:
-            left = self._deadline - time.monotonic()
+        if self.shutdown.deadline is not None:
+            left = self.shutdown.deadline - time.monotonic()
         self.parts.log_targets.drain_timeout = max(0.5, left)
         return code
 
@@ -622,7 +402,7 @@ class Runtime:
 
     def _framework_task_done(self, task: asyncio.Task[Any]) -> None:
         self._framework_tasks.discard(task)
-        self._service_tasks.discard(task)
+        self.service_tasks.discard(task)
         if task.cancelled():
             return
         exc = task.exception()
@@ -631,20 +411,6 @@ class Runtime:
             self.outcome.fail(f"{task.get_name()} failed: {type(exc).__name__}: {exc}", exc)
             self.dispatch(Event.SHUTDOWN)
 
-    def _guard(self, service: Service, step: str, call: Callable[[], None]) -> None:
-        try:
-            call()
-        except Exception:
-            _log.exception("service step failed", service=service.name, step=step)
-
-    async def _guard_async(
-        self, service: Service, step: str, call: Callable[[], Coroutine[Any, Any, None]]
-    ) -> None:
-        try:
-            await call()
-        except Exception:
-            _log.exception("service step failed", service=service.name, step=step)
-
     def _on_loop_exception(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
         exc = context.get("exception")
         _log.error(
@@ -652,16 +418,3 @@ class Runtime:
             detail=context.get("message"),
             exc_info=exc if isinstance(exc, BaseException) else None,
         )
-
-
-def entry_name(entry: object) -> str:
-    """The name of a hook or lifespan for the log."""
-    return entry.name if isinstance(entry, Lifespan) else describe(entry)
-
-
-async def _cancel_all(tasks: Any) -> None:
-    pending = [t for t in tasks if not t.done()]
-    for task in pending:
-        task.cancel()
-    if pending:
-        await asyncio.wait(pending)
