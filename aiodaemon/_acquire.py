@@ -17,14 +17,17 @@ import contextlib
 import os
 from contextlib import ExitStack
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from ._config import HEALTH_SOCKET, ListenAddress, Options
-from ._control_socket import ControlSocket, open_control_socket
 from ._logging import LogTargets, open_log_targets
 from ._messages import say
 from ._pidfile import Pidfile, acquire_pidfile
 from ._safeopen import open_output
 from ._sockets import Listeners, open_listeners
+
+if TYPE_CHECKING:
+    from ._control_socket import ControlSocket
 
 __all__ = ["Acquired", "acquire"]
 
@@ -122,7 +125,10 @@ def acquire(options: Options) -> Acquired:
                 # Bound now, while the directory may still be root-only; given to
                 # the user we drop to, so the daemon can answer on it afterwards.
                 uid, gid = (identity.uid, identity.gid) if identity is not None else (None, None)
-                from pathlib import Path  # only daemons with a control socket need it
+                # Only daemons with a control socket pay for these imports.
+                from pathlib import Path
+
+                from ._control_socket import open_control_socket
 
                 acquired.control = stack.enter_context(
                     open_control_socket(Path(options.control), uid, gid)

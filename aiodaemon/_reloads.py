@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import datetime
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 __all__ = ["ReloadAbandoned", "ReloadResult", "ReloadTracker"]
 
 
-@dataclass(frozen=True, slots=True)
-class ReloadResult:
+class ReloadResult(NamedTuple):
     """How one run of the reload hooks ended."""
 
     ok: bool
