@@ -159,7 +159,12 @@ def test_status_says_starting_while_startup_hooks_run(app: App) -> None:
         text=True,
     )
     try:
-        wait_for(lambda: status(app)[1]["state"] == "starting", what="state starting")
+        # "starting" is also what the pidfile says before the pid is written: wait
+        # for the daemon itself (pid known) to say it.
+        wait_for(
+            lambda: (s := status(app)[1])["state"] == "starting" and s["pid"] is not None,
+            what="state starting, pid written",
+        )
         code, answer = status(app)
         assert code == 0
         app.steer("release", "")

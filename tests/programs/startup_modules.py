@@ -1,0 +1,22 @@
+"""A minimal foreground daemon that prints, once ready, the modules its start-up imported."""
+
+from __future__ import annotations
+
+import asyncio  # noqa: F401  (the floor: what any program on this stack imports)
+import os
+import sys
+
+import structlog  # noqa: F401
+import uvloop  # noqa: F401
+
+before = set(sys.modules)
+
+import aiodaemon  # noqa: E402
+
+
+async def main() -> None:
+    """Report what aiodaemon's own start-up loaded, then return (exit 0)."""
+    os.write(1, (" ".join(sorted(set(sys.modules) - before)) + "\n").encode())
+
+
+aiodaemon.run(main, detach=False)

@@ -1,0 +1,34 @@
+"""What a minimal daemon's start-up imports: only what every configuration needs.
+
+Start-up cost is measured by ``benchmarks/detach.py --startup``; this only keeps
+the modules that made it slow (pathlib with urllib.parse and ipaddress, package
+metadata, the health and control servers) off the path of a daemon that does not
+use them.
+"""
+
+from __future__ import annotations
+
+from tests.support import REPO, python
+
+#: Imported only by configurations that need them (a control socket, health,
+#: a chroot or a privilege drop, an IPv6 literal), never by a minimal daemon.
+NOT_FOR_EVERYONE = {
+    "pathlib",
+    "urllib.parse",
+    "ipaddress",
+    "importlib.metadata",
+    "importlib.util",
+    "encodings.idna",
+    "concurrent.futures.thread",
+    "aiodaemon._health",
+    "aiodaemon._control_socket",
+}
+
+
+def test_a_minimal_daemon_imports_nothing_it_does_not_use() -> None:
+    """A foreground daemon with no options loads none of the optional modules."""
+    result = python([REPO / "tests" / "programs" / "startup_modules.py"])
+    assert result.returncode == 0, result.stderr
+    loaded = set(result.stdout.split())
+    assert "aiodaemon._runtime" in loaded
+    assert loaded & NOT_FOR_EVERYONE == set()
