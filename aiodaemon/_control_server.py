@@ -97,6 +97,8 @@ class ControlServer:
                 self._refuse(peer)
                 return
             if len(self._active) >= MAX_CONNECTIONS or task is None:
+                # An allowed peer is told why (a few bytes, never waited on).
+                writer.write(encode(failure(f"busy: {MAX_CONNECTIONS} control connections open")))
                 return
             self._active.add(task)
             try:

@@ -611,6 +611,34 @@ def test_a_flood_of_idle_and_bad_connections_does_not_stop_the_service(app: App)
     stop(app)
 
 
+def test_past_the_connection_cap_an_allowed_peer_is_told_busy(app: App) -> None:
+    """32 silent connections fill the cap: the next is answered "busy"; then all is well."""
+    start(app)
+    held = []
+
+    def busy() -> bool:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+            probe.settimeout(0.5)
+            probe.connect(str(app.control))
+            try:
+                answer = probe.recv(4096)
+            except TimeoutError:
+                return False  # served as one of the 32: it frees its slot as it closes
+        return b'"busy' in answer
+
+    try:
+        for _ in range(32):
+            conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            conn.connect(str(app.control))
+            held.append(conn)
+        wait_for(busy, what="a busy answer")
+    finally:
+        for conn in held:
+            conn.close()
+    wait_for(lambda: status(app)[0] == 0, what="status once the silent clients left")
+    stop(app)
+
+
 def test_a_client_that_never_sends_is_dropped(app: App) -> None:
     """A silent client gets a "no complete request" answer after the request timeout."""
     start(app)
