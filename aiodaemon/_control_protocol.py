@@ -51,7 +51,7 @@ MAX_ANSWER = 1 << 20
 REQUEST_TIMEOUT = 5.0
 #: Longest wait a request may ask for (``timeout`` of ``reload``).
 MAX_WAIT = 24 * 3600.0
-#: Connections served at once; more are closed at accept without a word.
+#: Connections served at once; an allowed peer past it gets a "busy" failure.
 MAX_CONNECTIONS = 32
 
 
