@@ -132,7 +132,7 @@ async def test_leaving_the_block_on_a_failure_leaves_no_process() -> None:
     with pytest.raises(AssertionError, match="the user's assertion"):
         await failing_test()
     assert len(pids) == 2
-    wait_for(lambda: not any(is_alive(pid) for pid in pids), 10, "the daemon and its child")
+    wait_for(lambda: not any(is_alive(pid) for pid in pids), 30, "the daemon and its child")
 
 
 async def test_a_daemon_that_ignores_sigterm_is_killed() -> None:
@@ -144,6 +144,8 @@ async def test_a_daemon_that_ignores_sigterm_is_killed() -> None:
     assert not is_alive(daemon.pid)
 
 
+# Two Python processes start under whatever load the machine has: generous deadlines.
+@pytest.mark.timeout(300)
 def test_ctrl_c_during_a_test_leaves_no_process(tmp_path: Path) -> None:
     """Interrupting a pytest run with SIGINT stops its daemon and the daemon's child."""
     pids_file = tmp_path / "pids"
@@ -158,16 +160,16 @@ def test_ctrl_c_during_a_test_leaves_no_process(tmp_path: Path) -> None:
         start_new_session=True,
     )
     try:
-        text = wait_for(lambda: pids_file.exists() and pids_file.read_text(), 30, "the pids")
+        text = wait_for(lambda: pids_file.exists() and pids_file.read_text(), 120, "the pids")
         pids = [int(p) for p in text.split()]
         assert all(is_alive(pid) for pid in pids)
         runner.send_signal(signal.SIGINT)
-        output = runner.communicate(timeout=30)[0].decode()
+        output = runner.communicate(timeout=120)[0].decode()
     finally:
         runner.kill()
         runner.wait()
     assert "KeyboardInterrupt" in output
-    wait_for(lambda: not any(is_alive(pid) for pid in pids), 10, "the daemon and its child")
+    wait_for(lambda: not any(is_alive(pid) for pid in pids), 30, "the daemon and its child")
 
 
 def test_the_plugin_loads_nothing_of_the_runtime() -> None:
@@ -216,11 +218,12 @@ def run_user_tests(tmp_path: Path, source: str) -> subprocess.CompletedProcess[s
         env=clean_env(),
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=240,
         check=False,
     )
 
 
+@pytest.mark.timeout(300)
 def test_the_documented_example_test_passes(tmp_path: Path) -> None:
     """A user's test file copied from docs/testing.md passes against examples/greeter.py."""
     result = run_user_tests(tmp_path, docs_example())
@@ -228,6 +231,7 @@ def test_the_documented_example_test_passes(tmp_path: Path) -> None:
     assert "2 passed" in result.stdout
 
 
+@pytest.mark.timeout(300)
 def test_the_documented_example_test_fails_when_its_assertion_is_wrong(tmp_path: Path) -> None:
     """The same file with a wrong expectation fails: the kit's answers are real."""
     wrong = docs_example().replace('== "howdy\\n"', '== "hi\\n"', 1)
