@@ -239,17 +239,18 @@ def reload(path: StrPath, control: StrPath | None, *, timeout: float, wait: bool
     if isinstance(holder, int):
         return holder
     pid, pidfd = holder
+    note = ""
     try:
         if wait and control is not None:
             code = _reload_and_wait(control, pid, timeout)
             if code is not None:
                 return code
-            _say(f"no control socket served at {control}: sending SIGHUP, the result is not known")
+            note = f"; no control socket served at {control}, so the result is not known"
         if not _send(pidfd, pid, signal.SIGHUP):
             return ControlCode.NO_PERMISSION
     finally:
         os.close(pidfd)
-    _say(f"reload requested (pid {pid})")
+    _say(f"reload requested (pid {pid}, SIGHUP){note}")
     return ControlCode.OK
 
 
