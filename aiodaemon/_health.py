@@ -98,6 +98,7 @@ class HealthServer:
         # Insertion-ordered: the first entry is the oldest connection.
         self._open: dict[_HealthProtocol, None] = {}
         self._evaluation: asyncio.Task[bool] | None = None
+        self._evaluation_started = 0.0
         self._failing: str | None = None
 
     async def start(self) -> None:
@@ -144,10 +145,13 @@ class HealthServer:
 
     def evaluate(self) -> asyncio.Task[bool]:
         """The running evaluation of the readiness checks, shared by concurrent probes."""
-        if self._evaluation is None or self._evaluation.done():
-            self._evaluation = asyncio.get_running_loop().create_task(
-                self._run_checks(), name="aiodaemon-readiness"
-            )
+        loop = asyncio.get_running_loop()
+        # A check that swallows its cancellation could keep one run alive for
+        # ever: past twice the checks' bound, probes stop waiting for it.
+        stale = loop.time() - self._evaluation_started > 2 * CHECK_TIMEOUT
+        if self._evaluation is None or self._evaluation.done() or stale:
+            self._evaluation = loop.create_task(self._run_checks(), name="aiodaemon-readiness")
+            self._evaluation_started = loop.time()
         return self._evaluation
 
     def readyz(self, checks_ok: bool) -> tuple[int, bytes]:
@@ -170,10 +174,11 @@ class HealthServer:
         return failing is None
 
     async def _run_check(self, check: HookFunction) -> str | None:
-        assert self._context is not None  # checks are given with their context
+        # The runtime always gives a context; tests of the responder alone may not.
+        context = cast("Context", self._context)
         try:
             async with asyncio.timeout(CHECK_TIMEOUT):
-                result = await call_async(check, self._context)
+                result = await call_async(check, context)
         except TimeoutError:
             return f"{describe(check)}: no answer within {CHECK_TIMEOUT}s"
         except Exception as exc:

@@ -1,0 +1,93 @@
+"""Readiness checks behind /readyz, probed over a real socket: failures, time limit, sharing."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+from aiodaemon._health import HealthServer
+from aiodaemon._hooks import HookFunction
+from aiodaemon._state import State
+
+from .serving_support import http_get
+
+
+@asynccontextmanager
+async def health_with(
+    checks: list[HookFunction], state: Callable[[], State] = lambda: State.RUNNING
+) -> AsyncIterator[tuple[str, int]]:
+    """A HealthServer with ``checks`` on a loopback port; yields its address."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    listener.setblocking(False)
+    server = HealthServer(
+        listener, state=state, reported_ready=lambda: True, checks=checks, context=None
+    )
+    await server.start()
+    try:
+        yield listener.getsockname()
+    finally:
+        server.close()
+
+
+async def test_raising_or_slow_checks_make_readyz_503() -> None:
+    """A check that raises, or takes longer than a second, fails /readyz; /livez is unaffected."""
+
+    async def raises() -> bool:
+        raise RuntimeError("database down")
+
+    async def slow() -> bool:
+        await asyncio.sleep(30)
+        return True
+
+    for check in (raises, slow):
+        async with health_with([check]) as address:
+            status, body, _ = await asyncio.wait_for(http_get(address, "/readyz"), timeout=3)
+            assert (status, body) == (503, {"state": "running"})
+            assert (await http_get(address, "/livez"))[0] == 200
+
+
+async def test_passing_checks_and_none_count_as_ready() -> None:
+    """Checks returning True or None (no opinion) leave /readyz at 200."""
+
+    async def yes() -> bool:
+        return True
+
+    async def no_opinion() -> None:
+        return None
+
+    async with health_with([yes, no_opinion]) as address:
+        assert (await http_get(address, "/readyz"))[:2] == (200, {"state": "running"})
+
+
+async def test_concurrent_probes_share_one_run_of_the_checks() -> None:
+    """Fifty probes at once run each check once, not fifty times."""
+    calls = 0
+
+    async def counted() -> bool:
+        nonlocal calls
+        calls += 1
+        await asyncio.sleep(0.2)
+        return True
+
+    async with health_with([counted]) as address:
+        answers = await asyncio.gather(*(http_get(address, "/readyz") for _ in range(50)))
+    assert {status for status, _, _ in answers} == {200}
+    assert calls <= 2  # probes that arrive after the run finished start the next one
+
+
+async def test_checks_are_not_run_when_not_ready() -> None:
+    """While stopping, /readyz is 503 at once and the checks are not called."""
+    calls = 0
+
+    async def counted() -> bool:
+        nonlocal calls
+        calls += 1
+        return True
+
+    async with health_with([counted], state=lambda: State.STOPPING) as address:
+        assert (await http_get(address, "/readyz"))[:2] == (503, {"state": "stopping"})
+    assert calls == 0
