@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 import socket
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 
+import pytest
+
+import aiodaemon
 from aiodaemon._health import HealthServer
 from aiodaemon._hooks import HookFunction
 from aiodaemon._state import State
 
-from .serving_support import http_get
+from .serving_support import PROGRAMS, Served, http_get
+from .support import PYTHON, clean_env
 
 
 @asynccontextmanager
@@ -91,3 +97,44 @@ async def test_checks_are_not_run_when_not_ready() -> None:
     async with health_with([counted], state=lambda: State.STOPPING) as address:
         assert (await http_get(address, "/readyz"))[:2] == (503, {"state": "stopping"})
     assert calls == 0
+
+
+async def test_a_daemon_objects_readiness_check_is_used(tmp_path: Path) -> None:
+    """@Daemon.readiness_check (taking the Context) decides /readyz of that daemon."""
+    log = tmp_path / "d.jsonl"
+    proc = await asyncio.create_subprocess_exec(
+        PYTHON,
+        "-m",
+        "aiodaemon",
+        "run",
+        "serving_daemon_app:daemon",
+        "--health",
+        "127.0.0.1:0",
+        "--log-file",
+        str(log),
+        cwd=PROGRAMS,
+        env=clean_env(),
+    )
+    try:
+        served = Served(proc, log, tmp_path)
+        health = await served.address("health")
+        await served.wait_event("ready")
+        assert (await http_get(health, "/readyz"))[:2] == (503, {"state": "running"})
+        assert (await http_get(health, "/livez"))[0] == 200
+        proc.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(proc.wait(), timeout=15) == 0
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+
+
+def test_readiness_check_refuses_a_sync_function() -> None:
+    """A plain function is refused at decoration, on the module and on a Daemon."""
+
+    def sync_check() -> bool:
+        return True
+
+    for decorate in (aiodaemon.readiness_check, aiodaemon.Daemon().readiness_check):
+        with pytest.raises(TypeError, match="async function"):
+            decorate(sync_check)  # type: ignore[type-var]  # the point of the test
