@@ -1,7 +1,7 @@
 """The framework's own run-phase services: control socket, connection draining, health.
 
 They plug into the shutdown sequence through :class:`._services.Service`
-like any other service (see :mod:`._runtime` for the steps).
+like any other service (see :mod:`._shutdown` for the steps).
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ hand-off, ``on_signal`` handlers) is built by a factory listed in
   ``runtime`` is a :class:`RuntimeHandle`.
 * :meth:`Service.start` runs next, before the startup hooks; raising there
   fails the startup like a startup hook would.
-* The shutdown sequence (see :mod:`._runtime`) calls, on every service in
+* The shutdown sequence (:mod:`._shutdown`) calls, on every service in
   registration order: :meth:`~Service.not_ready` (step 1, the instant
   shutdown begins), :meth:`~Service.stop_accepting` (step 3, after the drain
   delay), :meth:`~Service.wait_finished` (step 4), then the shutdown hooks
