@@ -378,7 +378,11 @@ class Runtime:
         ):
             # A coroutine object that never ran is closed, not left to warn.
             self.main.close()
-        _log.info("exit", status=code)
+        if self.outcome.message is None:
+            _log.info("exit", status=code)
+        else:
+            # Some reasons (a stop before ready) have no record of their own.
+            _log.info("exit", status=code, reason=self.outcome.message)
         failure = self.outcome.message
         if self.parts.foreground and failure and (self.options.log_file or self.options.syslog):
             # The log went elsewhere; the person at the terminal still sees why.

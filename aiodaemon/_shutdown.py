@@ -162,7 +162,7 @@ class Shutdown:
         _log.critical("forced exit", reason=reason, status=code)
         rt.outcome.force(code, reason)
         rt.release_launcher()
-        _log.info("exit", status=int(rt.outcome.code))
+        _log.info("exit", status=int(rt.outcome.code), reason=reason)
         rt.parts.logs.close(min(1.0, rt.options.shutdown_timeout))
         if rt.parts.listeners is not None:
             # Not a signal handler: the unix socket files can go too.

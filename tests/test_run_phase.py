@@ -165,6 +165,10 @@ def test_stop_during_startup_begins_shutdown_at_once(programs: Any, tmp_path: Pa
     assert status == 1
     assert d.recorded() == ["startup", "cancel ignored", "shutdown hook"]
     assert "stopped by SIGTERM before it was ready" in err
+    last = read_json_lines(d.log)[-1]
+    assert last["event"] == "exit"
+    assert last["status"] == 1
+    assert last["reason"] == "stopped by SIGTERM before it was ready"
 
 
 def test_stuck_startup_hook_is_cut_off_by_the_shutdown_timeout(
