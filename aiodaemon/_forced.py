@@ -17,6 +17,7 @@ import contextlib
 import os
 import select
 import signal
+import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, NoReturn
 
@@ -38,6 +39,10 @@ class ForcedExit:
         self.pidfile = pidfile
         #: extra non-blocking steps registered by services (see RuntimeHandle).
         self.steps: list[Callable[[], None]] = []
+        # Taken by the first forced exit: a later signal must not replace its
+        # status (it may interrupt the handler itself, between any two bytecodes);
+        # only ever acquired without blocking, so safe inside a handler.
+        self._claim = threading.Lock()
 
     def arm(self, remove_loop_handler: Callable[[int], object]) -> None:
         """From now on a SIGTERM or SIGINT exits at once, even if the loop is stuck.
@@ -51,13 +56,23 @@ class ForcedExit:
             signal.signal(signum, self._handle)
 
     def _handle(self, signum: int, frame: object) -> None:
-        self.exit(128 + signum, f"second {signal.Signals(signum).name} during shutdown")
+        if not self._claim.acquire(blocking=False):
+            # A forced exit is already on its way out (this signal interrupted
+            # it, or another thread's): returning lets it finish with its status.
+            return
+        self._exit(128 + signum, f"second {signal.Signals(signum).name} during shutdown")
 
     def exit(self, code: int, reason: str) -> NoReturn:
         """Release the launcher, remove the pidfile, say why, and ``os._exit(code)``.
 
         Safe inside a signal handler: system calls only, each attempted once.
+        If another forced exit is already under way, wait for it to end the process.
         """
+        if not self._claim.acquire(blocking=False):
+            threading.Event().wait()
+        self._exit(code, reason)
+
+    def _exit(self, code: int, reason: str) -> NoReturn:
         # Each step on its own: one failing (a vanished directory) must not
         # keep the others, or the exit itself, from happening.
         with contextlib.suppress(BaseException):
