@@ -12,7 +12,8 @@ nox.options.default_venv_backend = "venv"
 def tests(session: nox.Session) -> None:
     """The whole test suite (end-to-end tests start real daemons)."""
     session.install("-e", ".[test]")
-    session.run("pytest", *session.posargs)
+    # As .ci/run: in parallel, each module's tests on one worker.
+    session.run("pytest", "-n", "auto", "--dist", "loadfile", *session.posargs)
 
 
 @nox.session

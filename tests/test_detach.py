@@ -194,10 +194,11 @@ def test_concurrent_starts_leave_exactly_one_daemon(
                 == [f"aiodaemon: already running (pid {pid}, pidfile {tmp_path / 'd.pid'})"]
                 or "already running" in err
             ), err
+    # This test's processes only: other tests start the same launcher (at the
+    # same time, under pytest-xdist), each with its own pidfile argument.
+    ours = f"{PYTHON}\0{launcher}\0{args[0]}\0"
     daemons = [
-        int(p)
-        for p in os.listdir("/proc")
-        if p.isdigit() and cmdline(int(p)).startswith(f"{PYTHON}\0{launcher}")
+        int(p) for p in os.listdir("/proc") if p.isdigit() and cmdline(int(p)).startswith(ours)
     ]
     assert [d for d in daemons if is_alive(d)] == [pid]
     os.kill(pid, signal.SIGTERM)
