@@ -99,8 +99,8 @@ class Serving:
         self._tracked: list[object] = []
         #: handler task -> its reader, for every connection being served.
         self._connections: dict[asyncio.Task[Any], _DrainingReader] = {}
-        #: awaitables returned by tracked objects' close(), awaited by wait_closed().
-        self._closing: list[Awaitable[Any]] = []
+        #: tracked objects' close() results and wait_closed(), awaited by wait_closed().
+        self._closing: list[asyncio.Future[Any]] = []
         self._accepting = True
         self._draining = False
 
@@ -220,11 +220,13 @@ class Serving:
         except Exception:
             _log.exception("closing a tracked object failed", object=repr(obj))
             return
+        # Scheduled at once: an object tracked after wait_closed() began is
+        # still closed, never left as a coroutine nobody awaits.
         if inspect.isawaitable(result):
-            self._closing.append(result)
+            self._closing.append(asyncio.ensure_future(result))
         wait_closed = getattr(obj, "wait_closed", None)
         if callable(wait_closed):
-            self._closing.append(_call_wait_closed(wait_closed))
+            self._closing.append(asyncio.ensure_future(_call_wait_closed(wait_closed)))
 
     async def wait_closed(self, deadline: float) -> bool:
         """Wait until ``deadline`` for connections and tracked objects; cancel the rest.
@@ -241,7 +243,7 @@ class Serving:
         await asyncio.sleep(0)
         for reader in self._connections.values():
             reader.drain()
-        closing = [asyncio.ensure_future(aw) for aw in self._closing]
+        closing = list(self._closing)
         self._closing.clear()
         pending: set[asyncio.Future[Any]] = {*self._connections, *closing}
         if not pending:

@@ -108,9 +108,7 @@ async def test_slowloris_and_floods_do_not_starve_probes(tmp_path: Path) -> None
             for _, writer in slow:
                 writer.write(b"GET /li")
             for _ in range(5):
-                started = time.monotonic()
                 assert (await asyncio.wait_for(http_get(health, "/livez"), timeout=5))[0] == 200
-                assert time.monotonic() - started < 5
             assert await exchange(address, ["PING"]) == ["PONG"]
             # The deadline closes every slow connection.
             for reader, writer in slow:
