@@ -22,11 +22,23 @@ __all__ = ["Context"]
 
 
 class Context:
-    """The running daemon as the program sees it.
+    """The running daemon as the program sees it, given to ``main`` and to hooks.
+
+    A hook or ``main`` that takes one argument receives it; aiodaemon creates
+    it, programs never do.
 
     Attributes:
-        sockets: read-only mapping of each ``listen=`` name to its listening socket.
+        sockets: read-only mapping of each ``listen=`` name to its listening socket
+            (bound before the detach, or passed by systemd socket activation).
         options: the validated options the daemon runs with.
+
+    Examples:
+        ```python
+        async def main(ctx: aiodaemon.Context) -> None:
+            await ctx.start_server(handle, "http")  # drained at shutdown
+            ctx.set_status("serving")
+            await ctx.wait_stopping()
+        ```
     """
 
     def __init__(
@@ -71,15 +83,31 @@ class Context:
         self._ready()
 
     def set_status(self, text: str) -> None:
-        """Publish a one-line status (systemd ``STATUS=``, and the log)."""
+        """Publish a one-line status (systemd ``STATUS=``, and the log).
+
+        Args:
+            text: one line, shown by ``systemctl status``.
+        """
         self._status(text)
 
     def request_shutdown(self, exit_code: int = 0) -> None:
-        """Begin a graceful shutdown, as SIGTERM would, ending with ``exit_code``."""
+        """Begin a graceful shutdown, as SIGTERM would, ending with ``exit_code``.
+
+        The whole shutdown sequence runs (not-ready, drain delay, stop
+        accepting, connections finish, shutdown hooks); asking again changes
+        nothing.
+
+        Args:
+            exit_code: the daemon's exit status once the shutdown is done.
+        """
         self._shutdown(exit_code)
 
     def request_reload(self) -> None:
-        """Begin a reload, as SIGHUP would."""
+        """Begin a reload, as SIGHUP would: reopen log files, run the reload hooks.
+
+        Returns at once; reloads never overlap, and a request during one
+        coalesces into one more run.
+        """
         self._reload()
 
     async def wait_stopping(self) -> None:

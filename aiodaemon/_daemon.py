@@ -46,14 +46,36 @@ L = TypeVar("L", bound=LifespanFunction)
 
 
 class Daemon:
-    """One daemon: its lifecycle hooks and :meth:`run`.
+    """One daemon: its lifecycle hooks and ``run``.
 
-    The module-level ``aiodaemon.on_startup`` etc. and ``aiodaemon.run`` use a
-    default instance; a process is one daemon.
+    The module-level ``aiodaemon.on_startup``, ``aiodaemon.run`` and the other
+    decorators use one default instance; a process is one daemon. A ``Daemon``
+    object suits programs that prefer explicit objects to module state, and it
+    is a CLI target (``aiodaemon start app:daemon``).
+
+    Examples:
+        ```python
+        import aiodaemon
+
+        daemon = aiodaemon.Daemon()
+
+        @daemon.on_startup
+        async def connect() -> None: ...
+
+        async def main(ctx: aiodaemon.Context) -> None:
+            await ctx.wait_stopping()
+
+        if __name__ == "__main__":
+            daemon.run(main, pidfile="/run/app.pid")
+        ```
     """
 
     def __init__(self, main: MainTarget | None = None) -> None:
         """Create a daemon, optionally with its ``main`` (what the CLI runs for a Daemon target).
+
+        Args:
+            main: the program: an async function taking no argument or a
+                ``Context``, or a coroutine object.
 
         Raises:
             TypeError: ``main`` is given but is not an async function or coroutine.
@@ -66,6 +88,16 @@ class Daemon:
     def on_startup(self, fn: F) -> F:
         """Register an async startup hook; hooks run in registration order before ready.
 
+        The daemon is ready (the launching command exits 0, systemd gets
+        ``READY=1``) once every startup hook has returned. A hook that raises
+        fails the start: the launching command prints its error and exits 1.
+
+        Args:
+            fn: an async function taking no argument or the ``Context``.
+
+        Returns:
+            ``fn`` itself, so this works as a decorator.
+
         Raises:
             TypeError: ``fn`` is not an async function of zero or one argument.
         """
@@ -76,6 +108,18 @@ class Daemon:
     def on_reload(self, fn: F) -> F:
         """Register an async reload hook, run in registration order on SIGHUP.
 
+        Also run by ``aiodaemon reload`` and ``ctx.request_reload()``. Reloads
+        never overlap; requests during one coalesce into one more. The first
+        hook that raises ends the run (later hooks would build on a step that
+        did not happen): the error is logged and reported to ``aiodaemon
+        reload``, and the daemon keeps running.
+
+        Args:
+            fn: an async function taking no argument or the ``Context``.
+
+        Returns:
+            ``fn`` itself, so this works as a decorator.
+
         Raises:
             TypeError: ``fn`` is not an async function of zero or one argument.
         """
@@ -85,6 +129,19 @@ class Daemon:
 
     def on_shutdown(self, fn: F) -> F:
         """Register an async shutdown hook; hooks run in reverse registration order.
+
+        Shutdown hooks run whenever shutdown begins after startup began: also
+        after a failed startup hook or a stop during startup, so they must
+        tolerate a setup that never ran (``lifespan`` pairs setup and
+        teardown strictly). They run after servers stopped accepting and
+        requests in flight finished, and before what is left is cancelled;
+        a hook that raises is logged and the others still run.
+
+        Args:
+            fn: an async function taking no argument or the ``Context``.
+
+        Returns:
+            ``fn`` itself, so this works as a decorator.
 
         Raises:
             TypeError: ``fn`` is not an async function of zero or one argument.
@@ -98,6 +155,13 @@ class Daemon:
 
         Returning False or raising makes ``/readyz`` answer 503; each check has
         one second. Checks run concurrently, and concurrent probes share one run.
+
+        Args:
+            fn: an async function taking no argument or the ``Context``,
+                returning a bool (None counts as ready).
+
+        Returns:
+            ``fn`` itself, so this works as a decorator.
 
         Raises:
             TypeError: ``fn`` is not an async function of zero or one argument.
@@ -115,6 +179,12 @@ class Daemon:
         handler that raises is logged at error and the daemon keeps running.
         Once shutdown begins no run starts, and a running handler is cancelled
         before the shutdown hooks run.
+
+        Args:
+            signum: the signal number, e.g. ``signal.SIGWINCH`` or ``signal.SIGRTMIN + 1``.
+
+        Returns:
+            A decorator registering the async handler and returning it.
 
         Raises:
             ValueError: ``signum`` is no signal, cannot be caught, or is one
@@ -141,8 +211,24 @@ class Daemon:
         teardown at shutdown among the shutdown hooks (in reverse order), and
         only if the setup completed. A setup that raises is a failed startup.
 
+        Args:
+            fn: an async generator function taking no argument or the
+                ``Context``, with exactly one ``yield``.
+
+        Returns:
+            ``fn`` itself, so this works as a decorator.
+
         Raises:
             TypeError: ``fn`` is not an async generator function of zero or one argument.
+
+        Examples:
+            ```python
+            @aiodaemon.lifespan
+            async def database(ctx: aiodaemon.Context):
+                pool = await open_pool()
+                yield
+                await pool.close()  # only if open_pool() succeeded
+            ```
         """
         check_lifespan(fn)
         span = Lifespan(fn)
@@ -153,10 +239,24 @@ class Daemon:
     def run(self, main: MainTarget | None = None, **options: Unpack[DaemonOptions]) -> NoReturn:
         """Run ``main`` (default: the one given at construction) and exit with its status.
 
-        In the launching process of a detached daemon, this exits 0 once the
-        daemon is ready, or with the daemon's status and error if it fails first.
-        See :class:`ExitCode` for the statuses; the options are
-        :class:`aiodaemon.DaemonOptions`.
+        Carries out every phase: configure (validate the options), acquire
+        (pidfile lock, sockets, log files, control socket), detach, drop
+        privileges, run. In the launching process of a detached daemon, this
+        exits 0 once the daemon is ready, or with the daemon's status and its
+        error on stderr if it fails first.
+
+        Args:
+            main: the program: an async function taking no argument or a
+                ``Context``, or a coroutine object; default: ``Daemon(main)``'s.
+            **options: keyword options, typed by ``DaemonOptions`` and listed
+                in the documentation's options table (``pidfile``, ``listen``,
+                ``log_file``, ``user``, ``shutdown_timeout``...).
+
+        Raises:
+            SystemExit: always, with the exit status (``ExitCode``): 0 after a
+                graceful shutdown, 1 on a failure, 2 on a bad option (one line
+                on stderr, nothing started), 3 when already running, 4 when the
+                shutdown timed out, 128 + n after a forced second signal n.
         """
         target = main if main is not None else self.main
         if _loop_is_running():
@@ -386,10 +486,35 @@ on_signal = default_daemon.on_signal
 
 
 def run(main: MainTarget, **options: Unpack[DaemonOptions]) -> NoReturn:
-    """Run ``main`` as a daemon with the default :class:`Daemon`'s hooks.
+    """Run ``main`` as a daemon with the hooks of the module-level decorators.
 
-    The phases, options (:class:`aiodaemon.DaemonOptions`), signals and exit
-    statuses are described in the documentation; this never returns (it
-    raises :class:`SystemExit`).
+    The same as ``Daemon.run`` on the default ``Daemon``: validates every
+    option, acquires the pidfile, sockets and log files, detaches (unless
+    supervised), drops privileges and runs ``main`` on uvloop until a signal or
+    its return; then exits. Call it at the top level of the program, never
+    from inside a running event loop.
+
+    Args:
+        main: an async function taking no argument or a ``Context``, or a
+            coroutine object.
+        **options: keyword options, typed by ``DaemonOptions`` (a type checker
+            catches a misspelt or mistyped one) and listed in the
+            documentation's options table.
+
+    Raises:
+        SystemExit: always, with the exit status (``ExitCode``).
+
+    Examples:
+        ```python
+        import aiodaemon
+
+        async def main(ctx: aiodaemon.Context) -> None:
+            await ctx.start_server(handle, "http")
+            await ctx.wait_stopping()
+
+        if __name__ == "__main__":
+            aiodaemon.run(main, pidfile="/run/app.pid", listen={"http": "127.0.0.1:8080"},
+                          log_file="/var/log/app.jsonl", user="app")
+        ```
     """
     default_daemon.run(main, **options)

@@ -1,6 +1,6 @@
 """The keyword options of ``run()`` as a ``TypedDict``, so a type checker catches a typo.
 
-Only for type checkers and readers: :func:`aiodaemon._config.parse_options`
+Only for type checkers and readers: ``aiodaemon._config.parse_options``
 still validates every value at run time (the CLI and untyped callers go there).
 """
 
@@ -23,7 +23,7 @@ class HasFileno(Protocol):
 
 
 class DaemonOptions(TypedDict, total=False):
-    """Options of :func:`aiodaemon.run` and :meth:`aiodaemon.Daemon.run`; every key optional.
+    """Options of ``aiodaemon.run`` and ``aiodaemon.Daemon.run``; every key optional.
 
     The meaning of each is in the options reference (docs/options.md).
     """

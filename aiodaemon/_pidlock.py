@@ -1,6 +1,6 @@
-"""The flock pidfile of :mod:`aiodaemon.pep3143` (public there as ``PidFile``).
+"""The flock pidfile of ``aiodaemon.pep3143`` (public there as ``PidFile``).
 
-On top of :mod:`._pidfile`'s rules (``flock``, ``O_NOFOLLOW``, regular files
+On top of ``._pidfile``'s rules (``flock``, ``O_NOFOLLOW``, regular files
 only, removed only while it holds our pid), with the protocols PEP 3143
 programs use: ``acquire()``/``release()`` and the context manager.
 """
@@ -24,7 +24,7 @@ class PidFile:
 
     The lock, not the file's existence, says who runs: a file left by a crash
     never blocks a start. Never followed through a symlink. Given to
-    :class:`DaemonContext`, it is locked in the calling process before the
+    ``DaemonContext``, it is locked in the calling process before the
     fork (before a chroot or a privilege drop, so it may live in ``/run``) and
     holds the daemon's pid once ``open()`` returns; it is removed by
     ``close()`` if it still holds our pid. Used alone, ``acquire()`` locks it

@@ -1,10 +1,10 @@
 """The lifecycle state machine: the only place that decides what an event means.
 
 Pure and synchronous, in the spirit of h11's ``_state.py``: every transition is
-one row of :data:`TRANSITIONS`, ``{(state, event): (next state, action)}``.
-The runtime feeds every event through :meth:`Lifecycle.handle` and carries
+one row of ``TRANSITIONS``, ``{(state, event): (next state, action)}``.
+The runtime feeds every event through ``Lifecycle.handle`` and carries
 out the action that comes back; a pair missing from the table is a bug and
-raises :class:`InvalidTransition` instead of silently doing nothing.
+raises ``InvalidTransition`` instead of silently doing nothing.
 
 One rule lives beside the table: reload requests that arrive while a reload
 runs (or before the daemon runs) are remembered as a single pending reload,

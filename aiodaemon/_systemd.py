@@ -37,7 +37,7 @@ _MAX_PATH = 107
 class Notifier:
     """A connected sd_notify socket; every method sends one datagram.
 
-    Sends never raise: a vanished manager socket only makes :meth:`send`
+    Sends never raise: a vanished manager socket only makes ``send``
     return False (the manager restarting must not take the daemon down).
     """
 
@@ -186,7 +186,7 @@ _default: tuple[int, Notifier] | None = None
 
 
 def set_default_notifier(notifier: Notifier | None) -> None:
-    """Make :func:`notify` use ``notifier`` in this process (connected before any chroot)."""
+    """Make ``notify`` use ``notifier`` in this process (connected before any chroot)."""
     global _default
     _default = None if notifier is None else (os.getpid(), notifier)
 

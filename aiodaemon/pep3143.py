@@ -12,7 +12,7 @@ Synchronous and light: importing this module and opening a context load
 neither asyncio nor structlog. What differs from python-daemon, and why, is in
 docs/migrating.md; in short: the umask defaults to 0o022 (the PEP says 0), the
 calling process waits until the daemon's ``open()`` has finished and reports
-its failure (python-daemon's exits 0 at once), a :class:`PidFile` is locked
+its failure (python-daemon's exits 0 at once), a ``PidFile`` is locked
 with ``flock`` before the fork (so "already running" is raised by ``open()``
 where the program can see it), and fds are closed with ``close_range``.
 """
@@ -90,7 +90,7 @@ def is_detach_process_context_required() -> bool:
 class _Pidfile:
     """python-daemon's ``daemon.pidfile`` module: ``TimeoutPIDLockFile(path, timeout)`` works.
 
-    Both names make an aiodaemon :class:`PidFile` (flock), not a lockfile.
+    Both names make an aiodaemon ``PidFile`` (flock), not a lockfile.
     """
 
     TimeoutPIDLockFile = PidFile
@@ -105,7 +105,7 @@ PidFile.__module__ = __name__
 
 
 class DaemonContext:
-    """The behaviour of a daemon, set up by :meth:`open` (PEP 3143).
+    """The behaviour of a daemon, set up by ``open`` (PEP 3143).
 
     Every argument is also an attribute that may be changed until ``open()``.
 
@@ -118,16 +118,16 @@ class DaemonContext:
         initgroups: also take the supplementary groups of ``uid``'s user.
         prevent_core: set ``RLIMIT_CORE`` to 0, soft and hard.
         detach_process: fork away from the caller; None: unless init, inetd
-            or a service manager runs us (:func:`is_detach_process_context_required`).
+            or a service manager runs us (``is_detach_process_context_required``).
         files_preserve: fds or objects with ``fileno()`` to keep open.
-        pidfile: a :class:`PidFile`, or any object with ``__enter__``/``__exit__``
+        pidfile: a ``PidFile``, or any object with ``__enter__``/``__exit__``
             (python-daemon's lockfile protocol) or ``acquire``/``release``
             (pep3143daemon's), entered at the end of ``open()``.
         stdin: file object whose fd becomes fd 0; None: ``/dev/null``.
         stdout: file object whose fd becomes fd 1; None: ``/dev/null``.
         stderr: file object whose fd becomes fd 2; None: ``/dev/null``.
         signal_map: signal number → None (ignore), the name of a method of this
-            context, or a handler; default :func:`make_default_signal_map`.
+            context, or a handler; default ``make_default_signal_map``.
     """
 
     def __init__(
@@ -169,7 +169,7 @@ class DaemonContext:
 
     @property
     def is_open(self) -> bool:
-        """Whether :meth:`open` has run and :meth:`close` not yet."""
+        """Whether ``open`` has run and ``close`` not yet."""
         return self._is_open
 
     def __enter__(self) -> DaemonContext:
@@ -185,7 +185,7 @@ class DaemonContext:
         self.close()
 
     def terminate(self, signal_number: int, stack_frame: FrameType | None) -> None:
-        """The default SIGTERM handler: end the program with :class:`SystemExit`.
+        """The default SIGTERM handler: end the program with ``SystemExit``.
 
         Raises:
             SystemExit: always, saying which signal arrived (exit status 1).
@@ -196,13 +196,13 @@ class DaemonContext:
         """Become a daemon; a no-op when already open.
 
         Everything that can be checked is checked first, then, in the calling
-        process: the :class:`PidFile` lock, chroot, working directory, umask,
+        process: the ``PidFile`` lock, chroot, working directory, umask,
         owner, core limit; then the double fork (the caller exits 0 once this
         method has finished in the daemon, or with the daemon's error); then in
         the daemon: signal handlers, stdio, closing every other fd, the pid.
 
         Raises:
-            AlreadyRunningError: the :class:`PidFile` is held by a live process.
+            AlreadyRunningError: the ``PidFile`` is held by a live process.
             DaemonOSEnvironmentError: chroot, cwd, owner, umask or limit failed.
             DaemonProcessDetachError: the fork failed.
             DaemonError: a stream has no fd, a pidfile object no known protocol,
@@ -265,7 +265,7 @@ class DaemonContext:
             pipe.ready()
 
     def close(self) -> None:
-        """Exit the pidfile (a :class:`PidFile` is removed if it still holds our pid).
+        """Exit the pidfile (a ``PidFile`` is removed if it still holds our pid).
 
         The process stays a daemon: the PEP's close only gives the pidfile back.
         """

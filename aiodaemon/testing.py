@@ -80,7 +80,7 @@ class ReloadFailed(LaunchError):
 
 
 class DaemonProcess:
-    """A running daemon started by :func:`launch`.
+    """A running daemon started by ``launch``.
 
     Attributes:
         pid: the daemon's own process id.
@@ -246,7 +246,7 @@ async def launch(
             script (``app.py`` or ``app.py:attr``; ``attr`` defaults to ``main``).
         env: extra environment variables for the daemon.
         cwd: the directory to start it in (default: the current one).
-        **options: the options of :func:`aiodaemon.run` (``listen``, ``log_level``,
+        **options: the options of ``aiodaemon.run`` (``listen``, ``log_level``,
             ``shutdown_timeout``...). ``pidfile`` and ``log_file`` default to files in a
             fresh temporary directory; the daemon always stays in the foreground.
 
@@ -397,7 +397,7 @@ async def _wait_exit(process: subprocess.Popen[bytes], limit: float | None) -> i
     """Wait for our child to exit without blocking the loop; None after ``limit`` seconds.
 
     The child is not reaped: its pid (and process group) stay reserved until
-    :func:`_finish` has killed whatever is left of the group.
+    ``_finish`` has killed whatever is left of the group.
     """
     status = _peek(process)
     if status is not None:
