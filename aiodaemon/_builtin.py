@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 import structlog
@@ -16,8 +17,6 @@ from ._config import HEALTH_SOCKET
 from ._services import RuntimeHandle, Service
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
     from ._control_server import ControlServer
     from ._health import HealthServer
     from ._runtime import Runtime
@@ -33,13 +32,28 @@ class ControlService(Service):
 
     name = "control"
 
-    def __init__(self, server: ControlServer, path: str) -> None:
+    def __init__(
+        self,
+        server: ControlServer,
+        path: str,
+        *,
+        defer_to: list[Callable[[], Awaitable[None]]] | None = None,
+    ) -> None:
         self.server = server
         self.path = path
         self._serving = False
+        # An upgrade's successor: clients must see the old daemon in SO_PEERCRED
+        # (listen() decides it) until the pidfile names us.
+        self._defer_to = defer_to
 
     async def start(self) -> None:
         """Begin answering (state "starting" first); a failure here is not fatal."""
+        if self._defer_to is not None:
+            self._defer_to.append(self._start_now)
+            return
+        await self._start_now()
+
+    async def _start_now(self) -> None:
         try:
             await self.server.start()
         except OSError:
@@ -94,7 +108,7 @@ class HealthService(Service):
 
 def builtin_factories() -> list[Callable[[Runtime], Service | None]]:
     """Factories of the framework's services, started before any other service."""
-    return [_control, _serving, _health]
+    return [_control, _serving, _health, _upgrade]
 
 
 def _control(runtime: Runtime) -> Service | None:
@@ -112,7 +126,8 @@ def _control(runtime: Runtime) -> Service | None:
         version=__version__,
     )
     server = ControlServer(control.sock, {os.geteuid()}, commands.commands())
-    return ControlService(server, str(control.path))
+    takeover = getattr(runtime.parts.pipe, "on_takeover", None)
+    return ControlService(server, str(control.path), defer_to=takeover)
 
 
 def _serving(runtime: Runtime) -> Service:
@@ -134,3 +149,53 @@ def _health(runtime: Runtime) -> Service | None:
             context=runtime.context,
         )
     )
+
+
+def _upgrade(runtime: Runtime) -> Service:
+    """SIGUSR2 and the ``upgrade`` command (see :mod:`._upgrade`)."""
+    from ._acquire import _sockets_to_open
+    from ._upgrade import Upgrader, UpgradeService, UpgradeTarget
+
+    by_name = {service.name: service for service in runtime.services}
+    control_service = by_name.get("control")
+    control = control_service.server if isinstance(control_service, ControlService) else None
+    health_service = by_name.get("health")
+    health = health_service.server if isinstance(health_service, HealthService) else None
+
+    async def stop_accepting() -> None:
+        runtime.serving.stop_accepting()
+        if health is not None:
+            health.stop_accepting()
+        if control is not None:
+            # The upgrade command's reply still goes out on its connection.
+            control.stop_accepting()
+
+    def rollback() -> None:
+        if control is not None:
+            control.claim_peer_credentials()
+
+    def handed_over(successor: int) -> None:
+        # The successor serves on the socket files now: ours to leave.
+        if runtime.parts.listeners is not None:
+            runtime.parts.listeners.disown_unix_files()
+        if runtime.parts.control is not None:
+            runtime.parts.control.disown_file()
+        # The successor already accepts: no load balancer needs the delay.
+        runtime.drain_delay = 0.0
+        runtime.request_shutdown()
+
+    sock = runtime.parts.control
+    target = UpgradeTarget(
+        pidfile=runtime.parts.pidfile,
+        listeners=runtime.parts.listeners,
+        listen=_sockets_to_open(runtime.options),
+        control=None if sock is None else (sock.sock, str(sock.path), sock.identity),
+        notifier=runtime.parts.notifier,
+        detached=not runtime.parts.foreground,
+        chroot=runtime.options.chroot is not None,
+        state=lambda: runtime.state.value,
+        stop_accepting=stop_accepting,
+        handed_over=handed_over,
+        rollback=rollback,
+    )
+    return UpgradeService(Upgrader(target), None if control is None else control.commands)

@@ -93,6 +93,18 @@ reloading after S s" on --timeout; 7 when the daemon is not running; 4 when
 the control socket is the daemon user's and you are someone else. --no-wait,
 or a daemon without a control socket: only SIGHUP is sent (exit 0).
 """,
+    "upgrade": """\
+examples:
+  aiodaemon upgrade --pidfile /run/echo.pid
+  aiodaemon upgrade --pidfile /run/echo.pid --timeout 120
+
+Starts a fresh process of the same program (same command line and environment,
+new code read from disk) that inherits the listening sockets and the locked
+pidfile, waits until it is ready, then lets the old one drain and exit: no
+request is refused. Prints the new pid (exit 0); if the new process fails or is
+not ready within --timeout seconds it is killed, the old one keeps serving and
+the error is printed (exit 1). Exit 7 when the daemon is not running.
+""",
     "status": """\
 examples:
   aiodaemon status --pidfile /run/echo.pid
@@ -184,6 +196,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     Returns:
         The exit status (see the help of each command).
     """
+    from ._handoff import take_handoff
+
+    try:
+        # First thing: the program's own imports must not see (or pass on) an
+        # upgrade's hand-off variables.
+        take_handoff()
+    except DaemonError as exc:
+        _error(f"{_PROG}: {exc}")
+        return exc.exit_code
     argv = list(sys.argv[1:] if argv is None else argv)
     args, extra = _build_parser(argv).parse_known_args(argv)
     if extra:
@@ -222,6 +243,12 @@ def _cmd_restart(args: argparse.Namespace) -> int:
         raise _UsageError("--pidfile is required: it tells which daemon to stop")
     options = _daemon_options(args, detach=True)
     daemon, program = _load_target(args.target)
+    from ._handoff import is_successor
+
+    if is_successor():
+        # Started again by an upgrade of a daemon that `restart` launched: the
+        # daemon to stop is the one handing over to us.
+        return _start(daemon, program, options, args.pidfile)
     code = _control.stop(args.pidfile, args.timeout)
     if code != 0:
         return code
@@ -237,6 +264,13 @@ def _cmd_reload(args: argparse.Namespace) -> int:
     return _control.reload(
         pidfile, _control_path(args, pidfile), timeout=args.timeout, wait=not args.no_wait
     )
+
+
+def _cmd_upgrade(args: argparse.Namespace) -> int:
+    from ._upgrade_command import upgrade
+
+    pidfile: str = args.pidfile
+    return upgrade(pidfile, _control_path(args, pidfile), args.timeout)
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
@@ -256,8 +290,10 @@ def _start(
     daemon: Daemon, program: HookFunction, options: dict[str, Any], pidfile: str | None
 ) -> int:
     from ._daemon import launch
+    from ._handoff import is_successor
 
-    if pidfile is not None and _report_running(pidfile):
+    # A successor is started while its predecessor holds the pidfile, on purpose.
+    if pidfile is not None and not is_successor() and _report_running(pidfile):
         return ExitCode.OK
 
     def on_ready(pid: int) -> None:
@@ -472,6 +508,7 @@ def _build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
         "restart": (_cmd_restart, "stop the daemon holding --pidfile, then start TARGET"),
         "reload": (_cmd_reload, "reload the daemon holding --pidfile and report the result"),
         "status": (_cmd_status, "tell what the daemon holding --pidfile is doing (LSB codes)"),
+        "upgrade": (_cmd_upgrade, "replace the daemon holding --pidfile by new code, no downtime"),
     }
     # Only the command being run gets its parser: building every one would be
     # a good part of what a control command such as `status` costs. Without a
@@ -490,6 +527,7 @@ def _build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
             "restart": " [--timeout S]",
             "reload": " [--timeout S] [--no-wait] [--control PATH]",
             "status": " [--json] [--timeout S] [--control PATH]",
+            "upgrade": " [--timeout S] [--control PATH]",
         }.get(name, "")
         sub = commands.add_parser(
             name,
@@ -515,7 +553,7 @@ def _build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
                 metavar="S",
                 help="seconds to wait after SIGTERM before SIGKILL (default: 30)",
             )
-        if name in ("reload", "status"):
+        if name in ("reload", "status", "upgrade"):
             _add_client_options(sub, name)
     return parser
 
@@ -546,7 +584,15 @@ def _add_client_options(sub: argparse.ArgumentParser, name: str) -> None:
             help="seconds to wait for the reload to finish (default: 60)",
         )
         add("--no-wait", action="store_true", help="only send SIGHUP; do not wait for the result")
-    else:
+    elif name == "upgrade":
+        add(
+            "--timeout",
+            type=_seconds,
+            default=60.0,
+            metavar="S",
+            help="seconds the new process has to become ready (default: 60)",
+        )
+    elif name == "status":
         add("--json", action="store_true", help="print one JSON object")
         add(
             "--timeout",

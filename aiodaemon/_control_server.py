@@ -79,6 +79,19 @@ class ControlServer:
             self._serve, sock=self._sock, limit=MAX_REQUEST + 1
         )
 
+    def stop_accepting(self) -> None:
+        """Close the listener, finishing the connections being served (an upgrade)."""
+        if self._server is not None:
+            self._server.close()
+            self._server = None
+
+    def claim_peer_credentials(self) -> None:
+        """``listen`` again, so clients see this process in ``SO_PEERCRED`` once more.
+
+        After a failed upgrade whose successor had listened on the shared socket.
+        """
+        self._sock.listen(64)
+
     async def close(self) -> None:
         """Stop accepting and end the connections being served."""
         if self._server is not None:

@@ -33,11 +33,24 @@ _SUN_PATH_MAX = 107
 class ControlSocket:
     """The bound (not yet listening) control socket and the file we created for it."""
 
-    def __init__(self, path: Path, sock: socket.socket, identity: tuple[int, int]) -> None:
+    def __init__(self, path: Path, sock: socket.socket, identity: tuple[int, int] | None) -> None:
         self.path = path
         self.sock = sock
-        # (st_dev, st_ino) of our file: only that inode is ever unlinked.
+        # (st_dev, st_ino) of our file: only that inode is ever unlinked (None: not ours).
         self._identity: tuple[int, int] | None = identity
+
+    @property
+    def identity(self) -> tuple[int, int] | None:
+        """(st_dev, st_ino) of the file this process will remove at exit, if any."""
+        return self._identity
+
+    def own_file(self, identity: tuple[int, int]) -> None:
+        """Remove the file ``identity`` names at exit (an upgrade's successor, once in charge)."""
+        self._identity = identity
+
+    def disown_file(self) -> None:
+        """Leave the file at exit: an upgrade's successor serves on it now."""
+        self._identity = None
 
     @classmethod
     def adopt(cls, path: Path, fd: int) -> ControlSocket:

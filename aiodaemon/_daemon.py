@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from typing import Unpack
 
     from ._acquire import Acquired
+    from ._handoff import Handoff
     from ._options import DaemonOptions
 
 __all__ = [
@@ -307,6 +308,18 @@ def launch(
     # collections that the start-up's imports trigger from scanning it again and
     # again, and from copying its pages after the forks. Thawed once ready.
     gc.freeze()
+
+    from ._handoff import remember_launch_directory, take_handoff
+
+    remember_launch_directory()
+    try:
+        handoff = take_handoff()
+    except DaemonError as exc:
+        _close_main(main)
+        say(str(exc))
+        return exc.exit_code
+    if handoff is not None:
+        return _succeed(daemon, main, raw, handoff)
     try:
         options = parse_options(raw)
         _check_main(main)
@@ -364,6 +377,72 @@ def launch(
         )
 
 
+def _succeed(daemon: Daemon, main: MainTarget, raw: Mapping[str, Any], handoff: Handoff) -> int:
+    """Start as an upgrade's successor: adopt the old daemon's descriptors, no detach."""
+    from ._detach import enter_workdir
+    from ._handoff import SuccessorChannel, adopt
+
+    pipe = SuccessorChannel(handoff)
+    try:
+        options = _successor_options(raw)
+        _check_main(main)
+        acquired = adopt(options, handoff)
+    except DaemonError as exc:
+        pipe.fail(exc.exit_code, str(exc))
+        say(str(exc))
+        _close_main(main)
+        return exc.exit_code
+    with acquired:
+        acquired.stack.enter_context(pipe)
+        enter_workdir(options.workdir, options.umask)
+        return _become_daemon(
+            daemon,
+            main,
+            options,
+            acquired,
+            pipe,
+            foreground=not handoff.detached,
+            handoff=handoff,
+        )
+
+
+def _successor_options(raw: Mapping[str, Any]) -> Options:
+    """The options, the pidfile and control paths checked against inherited fds, not by path.
+
+    After a privilege drop their directory may be root-only: the successor
+    cannot look there, but it can check the descriptors it inherits.
+
+    Raises:
+        ConfigError: an option is invalid.
+        StartupError: we do not run as the configured user.
+    """
+    rest = dict(raw)
+    pidfile = _absolute("pidfile", rest.pop("pidfile", None))
+    control_raw = rest.pop("control", None)
+    control = None if control_raw is False else _absolute("control", control_raw)
+    if control_raw is None and pidfile is not None:
+        control = pidfile + ".ctl"
+    options = parse_options(rest)._replace(pidfile=pidfile, control=control)
+    identity = options.identity
+    if identity is not None:
+        # The drop cannot be redone without root; it must already hold.
+        if identity.uid is not None and os.getresuid() != (identity.uid,) * 3:
+            raise StartupError(f"upgrade: running as uid {os.getresuid()}, not {identity.uid}")
+        if identity.gid is not None and os.getresgid() != (identity.gid,) * 3:
+            raise StartupError(f"upgrade: running as gid {os.getresgid()}, not {identity.gid}")
+    return options
+
+
+def _absolute(option: str, value: object) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, str | os.PathLike):
+        text = os.fspath(value)
+        if isinstance(text, str) and text:
+            return os.path.abspath(text)
+    raise ConfigError(option, f"must be a path, not {value!r}")
+
+
 def _become_daemon(
     daemon: Daemon,
     main: MainTarget,
@@ -373,6 +452,7 @@ def _become_daemon(
     *,
     foreground: bool,
     container: bool = False,
+    handoff: Handoff | None = None,
 ) -> int:
     from ._runtime import DaemonParts, run_daemon
 
@@ -381,7 +461,12 @@ def _become_daemon(
 
         # Connected before a chroot hides the socket's path; aiodaemon.sd_notify
         # shares it for the same reason.
-        notifier = Notifier.from_env()
+        if handoff is None:
+            notifier = Notifier.from_env()
+        else:
+            from ._upgrade import SuccessorNotifier
+
+            notifier = SuccessorNotifier.for_successor(handoff.owns_watchdog)
         if notifier is not None:
             acquired.stack.enter_context(notifier)
         set_default_notifier(notifier)
@@ -394,7 +479,8 @@ def _become_daemon(
         if acquired.pidfile is not None and options.chroot is not None:
             acquired.pidfile.enter_chroot(options.chroot)
         drop_privileges(options)
-        if acquired.pidfile is not None:
+        if acquired.pidfile is not None and handoff is None:
+            # A successor writes its pid only at the hand-over (see _upgrade).
             acquired.pidfile.write_pid()
         from ._logging import start_logging
 
@@ -408,6 +494,14 @@ def _become_daemon(
             say(message)
         _close_main(main)
         return int(code)
+    if handoff is not None:
+        from ._handoff import SuccessorChannel
+        from ._upgrade import await_handover
+
+        assert isinstance(pipe, SuccessorChannel)
+        pipe.pidfile, pipe.listeners, pipe.notifier = acquired.pidfile, acquired.listeners, notifier
+        pipe.control = acquired.control
+        pipe.on_ready = await_handover
     parts = DaemonParts(
         options=options,
         listeners=acquired.listeners,
@@ -443,6 +537,8 @@ def _preload(options: Options) -> None:
         import concurrent.futures.thread  # noqa: F401  (run_in_executor imports it lazily)
         import encodings.idna  # noqa: F401  (getaddrinfo on a str host)
         import traceback  # noqa: F401
+
+        from . import _upgrade  # noqa: F401  (the run phase imports it for SIGUSR2)
 
     if options.uvloop is not False:
         try:

@@ -108,6 +108,12 @@ class HealthServer:
             lambda: _HealthProtocol(self), sock=self._sock, backlog=socket.SOMAXCONN
         )
 
+    def stop_accepting(self) -> None:
+        """Close the listener, still answering the connections already open (an upgrade)."""
+        if self._server is not None:
+            self._server.close()
+            self._server = None
+
     def close(self) -> None:
         """Stop answering: the listener and every open connection are closed."""
         if self._server is not None:

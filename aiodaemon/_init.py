@@ -16,7 +16,7 @@ import os
 import signal
 from collections.abc import Iterable
 
-__all__ = ["FORWARDED_SIGNALS", "split_init"]
+__all__ = ["FORWARDED_SIGNALS", "split_init", "under_container_init"]
 
 #: Signals PID 1 passes on to the daemon.
 FORWARDED_SIGNALS = (
@@ -35,6 +35,14 @@ def _ignore(signum: int, frame: object) -> None:
     signals sent to a namespace's init that has no handler for them."""
 
 
+_split = False
+
+
+def under_container_init() -> bool:
+    """Whether this process is the daemon half of :func:`split_init` (PID 1 is our init)."""
+    return _split
+
+
 def split_init(forward: Iterable[int] = ()) -> None:
     """Fork; return in the child (the daemon), never return in the parent (init).
 
@@ -42,12 +50,14 @@ def split_init(forward: Iterable[int] = ()) -> None:
         forward: signals to pass on besides :data:`FORWARDED_SIGNALS` (the
             daemon's ``on_signal`` ones).
     """
+    global _split
     watched = {*FORWARDED_SIGNALS, *forward, signal.SIGCHLD}
     for signum in watched:
         signal.signal(signum, _ignore)
     previous = signal.pthread_sigmask(signal.SIG_BLOCK, watched)
     child = os.fork()
     if child == 0:
+        _split = True
         for signum in watched:
             signal.signal(signum, signal.SIG_DFL)
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)

@@ -41,6 +41,9 @@ _DEFAULT_LIMIT = 2**16
 #: What ``start_server`` calls for each connection: a coroutine function or a plain one.
 ClientConnected = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None] | None]
 
+#: Seconds a connection accepted just before the stop has to send its first bytes.
+_FIRST_REQUEST_GRACE = 0.5
+
 #: Longest wait for cancelled handlers to unwind, once their time is up.
 _CANCEL_GRACE = 1.0
 
@@ -59,12 +62,35 @@ class _DrainingReader(asyncio.StreamReader):
     _transport: asyncio.BaseTransport | None
 
     _draining = False
+    #: whether any byte arrived: a connection that has sent nothing yet is not
+    #: idle between requests, its first request may still be on its way.
+    _received = False
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Intercepts the first chunk only, then the class's own method again.
+        self.feed_data = self._first_data  # type: ignore[method-assign]
+
+    def _first_data(self, data: Iterable[SupportsIndex]) -> None:
+        self._received = True
+        del self.feed_data
+        if self._draining:
+            self._wait_for_data = self._wait_or_end
+        self.feed_data(data)
 
     def drain(self) -> None:
         """From now on an idle read ends the stream; end it now if a read already waits."""
         if self._draining:
             return
         self._draining = True
+        if not self._received:
+            # Accepted just before the stop (an upgrade's cut-over, say): the
+            # client has sent or is sending its request; give it a moment.
+            asyncio.get_running_loop().call_later(_FIRST_REQUEST_GRACE, self._grace_over)
+            return
+        self._grace_over()
+
+    def _grace_over(self) -> None:
         self._wait_for_data = self._wait_or_end
         if self._waiter is not None and not self._buffer and not self._eof:
             self._end()

@@ -84,6 +84,18 @@ class Listeners(Mapping[str, socket.socket]):
         fds.extend(fd for group in self.unclaimed.values() for fd in group)
         return sorted(fds)
 
+    def owned_unix_files(self) -> dict[str, tuple[int, int]]:
+        """The Unix socket files we created: path -> (st_dev, st_ino)."""
+        return dict(self._unix_files)
+
+    def own_unix_files(self, files: Mapping[str, tuple[int, int]]) -> None:
+        """Take over removing ``files`` at exit (an upgrade's successor, after the hand-over)."""
+        self._unix_files.update(files)
+
+    def disown_unix_files(self) -> None:
+        """Leave the socket files at exit: an upgrade's successor serves on them now."""
+        self._unix_files.clear()
+
     def close(self, *, unlink: bool = True) -> None:
         """Close every socket and remove the Unix socket files we bound.
 

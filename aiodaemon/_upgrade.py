@@ -1,0 +1,441 @@
+"""Zero-downtime upgrade, run side: start a successor, wait for it, hand over or roll back.
+
+The old daemon (:class:`Upgrader`) spawns the successor with every listening
+socket and the locked pidfile (see :mod:`._handoff`), keeps serving while the
+successor runs its startup hooks, and learns the outcome over the private
+channel. On ``R`` (ready) it sends ``G``, the successor writes its pid into
+the same locked file and answers ``W``; only then does the old daemon stop
+accepting, tell systemd ``MAINPID=<new>`` and begin its normal shutdown
+(without ``drain_delay``). If the successor fails, exits or is not ready in
+time, it is killed with its process group through its pidfd and the old
+daemon carries on as if nothing happened.
+
+One upgrade at a time: a request during one is refused and starts nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import structlog
+
+from ._handoff import (
+    Inherited,
+    Spawned,
+    SuccessorChannel,
+    describe_pidfile,
+    describe_socket,
+    spawn_successor,
+    unix_files,
+    write_pid_in_place,
+)
+from ._services import Service
+from ._systemd import Notifier
+from .exceptions import DaemonError
+
+if TYPE_CHECKING:
+    from ._pidfile import Pidfile
+    from ._sockets import Listeners
+
+__all__ = [
+    "SuccessorNotifier",
+    "UpgradeError",
+    "UpgradeRefused",
+    "UpgradeService",
+    "UpgradeTarget",
+    "Upgrader",
+    "await_handover",
+    "upgrade_command",
+]
+
+_log = structlog.get_logger("aiodaemon")
+
+#: Default seconds the successor has to become ready.
+DEFAULT_TIMEOUT = 60.0
+#: Seconds the successor has to write its pid once told to.
+_HANDOVER_WAIT = 10.0
+#: Bytes of the successor's stderr kept for the error message.
+_STDERR_TAIL = 8192
+
+
+class UpgradeError(DaemonError):
+    """The successor failed; the old daemon keeps serving."""
+
+
+class UpgradeRefused(UpgradeError):
+    """The upgrade was not started (one already runs, PID 1, a chroot, not running)."""
+
+
+@dataclass(slots=True)
+class UpgradeTarget:
+    """What the old daemon hands over, and how it steps aside."""
+
+    pidfile: Pidfile | None
+    listeners: Listeners | None
+    #: the configured ``listen=`` addresses, by name.
+    listen: Mapping[str, object]
+    #: the control socket: (socket, path, identity of the file we created or None).
+    control: tuple[socket.socket, str, tuple[int, int] | None] | None
+    notifier: Notifier | None
+    detached: bool
+    chroot: bool
+    #: the lifecycle state's name ("running", ...).
+    state: Callable[[], str]
+    #: stop accepting on every listening socket (tracked servers, control, health).
+    stop_accepting: Callable[[], Awaitable[None]]
+    #: begin the shutdown that follows a hand-over (no drain delay, keep socket files).
+    handed_over: Callable[[int], None]
+    #: after a successor failed once told to take over: claim the control socket back.
+    rollback: Callable[[], None]
+
+
+class Upgrader:
+    """The old daemon's side of an upgrade; at most one runs at a time."""
+
+    def __init__(self, target: UpgradeTarget) -> None:
+        self.target = target
+        self.successor: int | None = None
+        self._busy = False
+
+    async def upgrade(self, within: float = DEFAULT_TIMEOUT) -> int:
+        """Replace this daemon by a fresh process of the same program; return its pid.
+
+        Raises:
+            UpgradeRefused: nothing was started (see the message).
+            UpgradeError: the successor failed and was killed; we keep serving.
+        """
+        self._check_allowed()
+        self._busy = True
+        started = time.monotonic()
+        try:
+            spawned = spawn_successor(self._inherited(), detached=self.target.detached)
+        except DaemonError as exc:
+            self._busy = False
+            raise UpgradeError(str(exc)) from exc
+        self.successor = spawned.pid
+        _log.info("upgrade started", successor=spawned.pid, timeout=within)
+        try:
+            await self._run(spawned, within, started)
+        except BaseException:
+            self._busy = False
+            self.successor = None
+            raise
+        return spawned.pid
+
+    def _check_allowed(self) -> None:
+        if self._busy:
+            raise UpgradeRefused(
+                f"an upgrade is already in progress (successor pid {self.successor}); "
+                "nothing started"
+            )
+        from ._init import under_container_init
+
+        if os.getpid() == 1 or under_container_init():
+            raise UpgradeRefused(
+                "cannot upgrade PID 1 of a container: its exit ends the container; "
+                "roll the container instead"
+            )
+        if self.target.chroot:
+            raise UpgradeRefused(
+                "cannot upgrade a chrooted daemon: its program is outside the chroot; use restart"
+            )
+        state = self.target.state()
+        if state != "running":
+            raise UpgradeRefused(f"cannot upgrade while {state}; try again when running")
+
+    def _inherited(self) -> list[Inherited]:
+        target = self.target
+        entries: list[Inherited] = []
+        if target.pidfile is not None:
+            entries.append(describe_pidfile(target.pidfile))
+        if target.listeners is not None:
+            owned = target.listeners.owned_unix_files()
+            for name, sock in target.listeners.items():
+                configured = str(target.listen[name])
+                identity = owned.get(configured.removeprefix("unix:"))
+                entries.append(describe_socket("listen", name, sock, configured, identity))
+        if target.control is not None:
+            sock, path, identity = target.control
+            entries.append(describe_socket("control", "control", sock, path, identity))
+        return entries
+
+    async def _run(self, spawned: Spawned, within: float, started: float) -> None:
+        loop = asyncio.get_running_loop()
+        exited = loop.create_future()
+        loop.add_reader(spawned.pidfd, _set_once, exited)
+        tail = bytearray()
+        pump = asyncio.create_task(_pump_stderr(spawned.stderr, tail), name="aiodaemon-upgrade")
+        spawned.stderr = -1  # the pump's to close
+        reader, writer = await asyncio.open_unix_connection(sock=spawned.channel)
+        try:
+            line = await _first(reader.readline(), exited, within)
+            if line != b"R\n":
+                await _settle(pump)
+                raise UpgradeError(self._failure(spawned, line, within, tail))
+            ready_after = time.monotonic() - started
+            writer.write(b"G\n")
+            await writer.drain()
+            line = await _first(reader.readline(), exited, _HANDOVER_WAIT)
+            if line != b"W\n":
+                await _settle(pump)
+                # The successor may have written its pid, or listened on the
+                # control socket, before failing.
+                if self.target.pidfile is not None:
+                    write_pid_in_place(self.target.pidfile)
+                self.target.rollback()
+                raise UpgradeError(self._failure(spawned, line, _HANDOVER_WAIT, tail))
+        except BaseException:
+            loop.remove_reader(spawned.pidfd)
+            writer.close()
+            pump.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await pump
+            spawned.kill()
+            raise
+        loop.remove_reader(spawned.pidfd)
+        writer.close()
+        os.close(spawned.pidfd)
+        spawned.pidfd = -1
+        # From here on the successor owns the pidfile: we must step aside.
+        await self.target.stop_accepting()
+        cut_over = time.monotonic() - started
+        notifier = self.target.notifier
+        if notifier is not None:
+            # Sent by us, the main pid, so NotifyAccess=main accepts it; after
+            # it nothing more from us may reach the manager (a STOPPING=1 would
+            # now stop the successor's service).
+            notifier.send(f"MAINPID={spawned.pid}")
+            notifier.close()
+        _log.info(
+            "upgrade handed over",
+            successor=spawned.pid,
+            ready_after=round(ready_after, 3),
+            cut_over=round(cut_over, 3),
+        )
+        # Once the caller has answered (the control command's reply is written
+        # in the same step as our return), the shutdown begins.
+        asyncio.get_running_loop().call_soon(self.target.handed_over, spawned.pid)
+
+    def _failure(
+        self, spawned: Spawned, line: bytes | None, timeout: float, tail: bytearray
+    ) -> str:
+        pid = spawned.pid
+        if line is None:
+            message = f"successor (pid {pid}) not ready after {timeout:g} s"
+        elif line.startswith(b"E"):
+            text = line[1:].decode("utf-8", "replace").strip()
+            message = text.partition(" ")[2] or f"successor (pid {pid}) failed"
+        else:
+            code = spawned.exit_status()
+            last = _last_error_line(tail)
+            status = "" if code is None else f" with status {code}"
+            message = last or f"successor (pid {pid}) exited{status} before it was ready"
+        _log.error("upgrade failed", successor=pid, error=message)
+        return message
+
+
+def upgrade_command(upgrader: Upgrader) -> Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]:
+    """The control socket's ``upgrade`` command: ``{"cmd": "upgrade", "timeout": S}``.
+
+    Answers ``{"ok": true, "pid": <new pid>}`` once the successor took over, or
+    ``{"ok": false, "error": ...}`` (``"refused": true`` when nothing was started).
+    """
+    from ._control_protocol import MAX_WAIT, VERSION, failure
+
+    async def upgrade(request: dict[str, Any]) -> dict[str, Any]:
+        within = request.get("timeout", DEFAULT_TIMEOUT)
+        if isinstance(within, bool) or not isinstance(within, int | float) or within <= 0:
+            return failure(f"timeout must be a positive number of seconds, not {within!r}")
+        try:
+            pid = await upgrader.upgrade(min(float(within), MAX_WAIT))
+        except UpgradeRefused as exc:
+            _log.warning("upgrade refused", reason=str(exc))
+            return failure(str(exc), refused=True)
+        except UpgradeError as exc:
+            return failure(str(exc))
+        return {"v": VERSION, "ok": True, "pid": pid}
+
+    return upgrade
+
+
+def _set_once(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+async def _first(
+    read: Awaitable[bytes], exited: asyncio.Future[None], within: float
+) -> bytes | None:
+    """A line from the successor, b"" if it exited first, None after ``within`` seconds."""
+    line_task = asyncio.ensure_future(read)
+    waiting: set[asyncio.Future[Any]] = {line_task, exited}
+    done, _ = await asyncio.wait(waiting, timeout=within, return_when=asyncio.FIRST_COMPLETED)
+    if line_task in done:
+        line = line_task.result()
+        if not line:
+            # The channel closes as the process exits, a moment before its
+            # exit status exists: wait for that, for the error message.
+            await asyncio.wait([exited], timeout=2.0)
+        return line
+    line_task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await line_task
+    return b"" if exited in done else None
+
+
+async def _pump_stderr(fd: int, tail: bytearray) -> None:
+    """Copy the successor's startup stderr to ours, keeping the end; close ``fd`` at the end."""
+    loop = asyncio.get_running_loop()
+    os.set_blocking(fd, False)
+    readable = asyncio.Event()
+    loop.add_reader(fd, readable.set)
+    try:
+        while True:
+            await readable.wait()
+            readable.clear()
+            try:
+                data = os.read(fd, 65536)
+            except BlockingIOError:
+                continue
+            if not data:
+                return
+            with contextlib.suppress(OSError):
+                os.write(2, data)
+            tail.extend(data)
+            del tail[:-_STDERR_TAIL]
+    finally:
+        loop.remove_reader(fd)
+        os.close(fd)
+
+
+async def _settle(pump: asyncio.Task[None]) -> None:
+    """Let the stderr pump catch up a moment after the successor exited."""
+    with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError, OSError):
+        await asyncio.wait_for(asyncio.shield(pump), 0.5)
+
+
+def _last_error_line(tail: bytearray) -> str:
+    """The last non-empty line of a traceback: ``Type: message``."""
+    for raw in reversed(bytes(tail).splitlines()):
+        line = raw.decode("utf-8", "replace").strip()
+        if line:
+            return line
+    return ""
+
+
+# --- the successor's side -----------------------------------------------------------
+
+_handovers: set[asyncio.Task[None]] = set()
+
+
+def await_handover(channel: SuccessorChannel) -> None:
+    """After reporting ready: wait for ``G``, take the pidfile over, answer ``W``."""
+    task = asyncio.get_running_loop().create_task(_take_over(channel), name="aiodaemon-handover")
+    _handovers.add(task)
+    task.add_done_callback(_handovers.discard)
+
+
+async def _take_over(channel: SuccessorChannel) -> None:
+    handoff = channel.handoff
+    reader, writer = await asyncio.open_unix_connection(sock=handoff.channel)
+    line = await reader.readline()
+    if line != b"G\n":
+        writer.close()
+        if os.getppid() == handoff.parent:
+            # The old daemon rolled back and is killing us.
+            _log.warning("upgrade abandoned by the old daemon")
+            return
+        _log.warning("old daemon vanished before the hand-over; taking over")
+    if channel.pidfile is not None:
+        write_pid_in_place(channel.pidfile)
+    if channel.listeners is not None:
+        channel.listeners.own_unix_files(unix_files(handoff))
+    if channel.control is not None:
+        identity = unix_files(handoff, "control").get(str(channel.control.path))
+        if identity is not None:
+            channel.control.own_file(identity)
+    for step in channel.on_takeover:
+        await step()
+    # Our stderr was a pipe to the old daemon for its error report; it is ours now.
+    os.dup2(handoff.real_stderr, 2)
+    os.close(handoff.real_stderr)
+    if channel.notifier is not None:
+        channel.notifier.release()
+    _log.info("upgrade took over", predecessor=handoff.parent)
+    with contextlib.suppress(OSError):
+        writer.write(b"W\n")
+        await writer.drain()
+    writer.close()
+
+
+class SuccessorNotifier(Notifier):
+    """The successor's sd_notify socket, silent until the hand-over.
+
+    Before it the old daemon is the service's main process: a READY=1 with our
+    MAINPID, or a STOPPING=1 of a failing successor, would mislead the manager
+    (with ``NotifyAccess=all`` it would believe them).
+    """
+
+    held = True
+
+    def send(self, *assignments: str) -> bool:
+        if self.held:
+            return False
+        return super().send(*assignments)
+
+    def release(self) -> None:
+        """Speak from now on, starting with READY=1 and MAINPID=us."""
+        self.held = False
+        self.ready()
+
+    @classmethod
+    def for_successor(cls, owns_watchdog: bool) -> Notifier | None:
+        """From ``NOTIFY_SOCKET``; the watchdog is ours if it was the old daemon's."""
+        env = dict(os.environ)
+        if owns_watchdog:
+            env["WATCHDOG_PID"] = str(os.getpid())
+        return cls.from_env(env)
+
+
+class UpgradeService(Service):
+    """SIGUSR2 and the control socket's ``upgrade`` command, for the run they belong to."""
+
+    name = "upgrade"
+
+    def __init__(self, upgrader: Upgrader, commands: dict[str, Any] | None) -> None:
+        self.upgrader = upgrader
+        self._commands = commands
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> None:
+        """Answer SIGUSR2 and ``{"cmd": "upgrade"}`` from now on."""
+        asyncio.get_running_loop().add_signal_handler(signal.SIGUSR2, self._on_signal)
+        if self._commands is not None:
+            self._commands["upgrade"] = upgrade_command(self.upgrader)
+
+    def _on_signal(self) -> None:
+        _log.info("signal received", signal="SIGUSR2")
+        task = asyncio.get_running_loop().create_task(self._from_signal(), name="aiodaemon-usr2")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _from_signal(self) -> None:
+        try:
+            await self.upgrader.upgrade()
+        except UpgradeRefused as exc:
+            _log.warning("upgrade refused", reason=str(exc))
+        except UpgradeError:
+            pass  # logged by the upgrader; we keep serving
+
+    def not_ready(self) -> None:
+        """A stop began: SIGUSR2 no longer starts anything (the state check refuses too)."""
+        with contextlib.suppress(RuntimeError, ValueError):
+            asyncio.get_running_loop().remove_signal_handler(signal.SIGUSR2)

@@ -1,0 +1,97 @@
+"""``aiodaemon upgrade``: ask the daemon holding a pidfile to replace itself, and wait.
+
+Through the control socket the daemon answers with the successor's pid once it
+has handed over, or with the successor's error after rolling back. A daemon
+without a control socket gets SIGUSR2 and the command watches the pidfile
+until it names a new lock holder; such a daemon cannot say why an upgrade
+failed (its log does).
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import signal
+import time
+
+from . import _control
+from ._control import ControlCode
+from ._control_client import ControlAbsent, ControlDenied, ControlError, ControlRefused, ask
+from ._control_protocol import VERSION
+from ._messages import say
+from ._pidfile import read_pidfile
+
+__all__ = ["upgrade"]
+
+#: Seconds added to ``--timeout`` for the hand-over after the successor is ready.
+_HANDOVER_GRACE = 15.0
+
+
+def upgrade(path: str, control: str | None, timeout: float) -> int:
+    """Replace the daemon holding ``path`` by a fresh process; print the new pid.
+
+    Returns:
+        0 once the new process is ready and the old one has handed over;
+        1 when the upgrade failed or was refused (the old daemon still runs);
+        7 when no daemon runs; 4 when not allowed to ask it.
+    """
+    holder = _control._holder(path, not_running=ControlCode.NOT_RUNNING)
+    if isinstance(holder, int):
+        return holder
+    pid, pidfd = holder
+    try:
+        if control is not None:
+            code = _by_control(control, pid, timeout)
+            if code is not None:
+                return code
+        return _by_signal(path, pid, pidfd, timeout)
+    finally:
+        os.close(pidfd)
+
+
+def _by_control(control: str, pid: int, timeout: float) -> int | None:
+    """Ask for the upgrade and its result; None when there is no control socket to ask."""
+    request = {"v": VERSION, "cmd": "upgrade", "timeout": timeout}
+    try:
+        answer = ask(control, request, holder=pid, timeout=timeout + _HANDOVER_GRACE)
+    except (ControlAbsent, ControlRefused):
+        return None
+    except ControlDenied as exc:
+        say(str(exc))
+        return ControlCode.NO_PERMISSION
+    except ControlError as exc:
+        say(f"{exc}; the daemon's log says what became of the upgrade")
+        return ControlCode.FAILURE
+    new = answer.get("pid")
+    if answer.get("ok") and isinstance(new, int) and not isinstance(new, bool):
+        print(new, flush=True)
+        return ControlCode.OK
+    error = answer.get("error")
+    say(f"upgrade failed: {error}" if isinstance(error, str) else "upgrade failed")
+    return ControlCode.FAILURE
+
+
+def _by_signal(path: str, pid: int, pidfd: int, timeout: float) -> int:
+    """SIGUSR2, then wait for another process to hold the pidfile."""
+    if not _control._send(pidfd, pid, signal.SIGUSR2):
+        return ControlCode.NO_PERMISSION
+    deadline = time.monotonic() + timeout + _HANDOVER_GRACE
+    while True:
+        state = read_pidfile(path)
+        new = state.running_pid
+        if new is not None and new != pid:
+            print(new, flush=True)
+            return ControlCode.OK
+        left = deadline - time.monotonic()
+        if left <= 0:
+            say(
+                f"no hand-over from pid {pid} within {timeout:g} s; it keeps running "
+                "(without a control socket its log says why)"
+            )
+            return ControlCode.FAILURE
+        # Wakes at once if the old daemon exits; else polls the pidfile.
+        if select.select([pidfd], [], [], min(left, 0.02))[0]:
+            state = read_pidfile(path)
+            if state.running_pid is None or state.running_pid == pid:
+                say(f"pid {pid} exited without handing over")
+                return ControlCode.FAILURE

@@ -1,0 +1,73 @@
+"""A tiny HTTP/1.1 service for upgrade tests: answers ``<VERSION> <pid>`` on every request.
+
+Tests copy it into a temporary directory and edit ``VERSION`` and ``MODE`` on
+disk between start and upgrade, so the code that runs after the upgrade is
+the file's new contents. ``MODE``: "" (normal), "raise" (a startup hook
+fails), "hang" (never ready), "exit" (the process dies during startup),
+"slow" (startup takes half a second). Started as ``python upgrade_app.py``
+(options from the ``APP_*`` environment variables) or as the console
+script's target ``upgrade_app:main``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+import aiodaemon
+
+VERSION = "v1"
+MODE = ""
+
+
+@aiodaemon.on_startup
+async def prepare() -> None:
+    """Fail, hang, die or dawdle when the edited file says so."""
+    if MODE == "raise":
+        raise RuntimeError(f"cannot start {VERSION}")
+    if MODE == "hang":
+        await asyncio.Event().wait()
+    if MODE == "exit":
+        os._exit(3)
+    if MODE == "slow":
+        await asyncio.sleep(0.5)
+
+
+async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Answer requests until the client closes or the daemon stops accepting."""
+    try:
+        while True:
+            head = await reader.readuntil(b"\r\n\r\n")
+            body = f"{VERSION} {os.getpid()}\n".encode()
+            keep = b"connection: close" not in head.lower()
+            writer.write(
+                b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\nconnection: %s\r\n\r\n%s"
+                % (len(body), b"keep-alive" if keep else b"close", body)
+            )
+            await writer.drain()
+            if not keep:
+                break
+    except (asyncio.IncompleteReadError, ConnectionError):
+        pass
+    finally:
+        writer.close()
+
+
+async def main(ctx: aiodaemon.Context) -> None:
+    """Serve on ``listen["http"]`` until the daemon stops."""
+    await ctx.start_server(handle, "http")
+    await ctx.wait_stopping()
+
+
+if __name__ == "__main__":
+    options: dict[str, object] = {
+        "pidfile": os.environ["APP_PIDFILE"],
+        "listen": {"http": os.environ.get("APP_LISTEN", "127.0.0.1:0")},
+        "log_file": os.environ["APP_LOG"],
+        "shutdown_timeout": 10.0,
+    }
+    if os.environ.get("APP_USER"):
+        options["user"] = os.environ["APP_USER"]
+    if os.environ.get("APP_HEALTH"):
+        options["health"] = os.environ["APP_HEALTH"]
+    aiodaemon.run(main, **options)  # type: ignore[arg-type]

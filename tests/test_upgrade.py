@@ -1,0 +1,379 @@
+"""Zero-downtime upgrade end to end: real daemons, real clients, code edited on disk."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from .support import (
+    PYTHON,
+    REPO,
+    clean_env,
+    is_alive,
+    proc_stat_fields,
+    read_json_lines,
+    wait_for,
+    wait_gone,
+)
+
+SCRIPT = Path(sys.executable).parent / "aiodaemon"
+PROGRAM = REPO / "tests" / "programs" / "upgrade_app.py"
+
+
+@dataclass
+class App:
+    """A copy of the test program in its own directory, and how it was started."""
+
+    directory: Path
+    how: str
+
+    @property
+    def pidfile(self) -> Path:
+        return self.directory / "app.pid"
+
+    @property
+    def log(self) -> Path:
+        return self.directory / "app.log"
+
+    def env(self, **extra: str) -> dict[str, str]:
+        return clean_env({"APP_PIDFILE": str(self.pidfile), "APP_LOG": str(self.log), **extra})
+
+    def start(self, **extra: str) -> int:
+        """Start the daemon detached; return its pid once it is ready."""
+        if self.how == "script":
+            argv = [PYTHON, "upgrade_app.py"]
+        else:
+            argv = [str(SCRIPT), "start", "upgrade_app:main", "--pidfile", str(self.pidfile)]
+            argv += ["--listen", "http=127.0.0.1:0", "--log-file", str(self.log)]
+            argv += ["--shutdown-timeout", "10"]
+        result = subprocess.run(
+            argv,
+            cwd=self.directory,
+            env=self.env(**extra),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            stdin=subprocess.DEVNULL,
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr
+        return self.pid()
+
+    def pid(self) -> int:
+        return int(self.pidfile.read_text())
+
+    def edit(self, old: str, new: str) -> None:
+        path = self.directory / "upgrade_app.py"
+        text = path.read_text()
+        assert old in text
+        path.write_text(text.replace(old, new))
+
+    def port(self) -> int:
+        # The log is written by its own thread: the record may trail the readiness.
+        [record, *_] = wait_for(lambda: self.records("starting"), 10, "the starting record")
+        sockets = record["sockets"]
+        assert isinstance(sockets, dict)
+        return int(str(sockets["http"]).rsplit(":", 1)[1])
+
+    def get(self) -> str:
+        """One request on a new connection; the body."""
+        with socket.create_connection(("127.0.0.1", self.port()), timeout=10) as sock:
+            sock.sendall(b"GET / HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+            data = b""
+            while chunk := sock.recv(4096):
+                data += chunk
+        head, _, body = data.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200"), data
+        return body.decode().strip()
+
+    def records(self, event: str) -> list[dict[str, object]]:
+        return [r for r in read_json_lines(self.log) if r["event"] == event]
+
+
+def cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """Run the console script to completion."""
+    return subprocess.run(
+        [str(SCRIPT), *args],
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+        check=False,
+    )
+
+
+@pytest.fixture(params=["script", "cli"])
+def app(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[App]:
+    """The test program, started as ``python upgrade_app.py`` or ``aiodaemon start``."""
+    shutil.copy(PROGRAM, tmp_path / "upgrade_app.py")
+    application = App(tmp_path, request.param)
+    yield application
+    # Only the verified lock holder is ever signalled: pids are recycled fast.
+    cli("stop", "--pidfile", str(application.pidfile), "--timeout", "5")
+
+
+def test_upgrade_runs_the_new_code(app: App) -> None:
+    """The code edited on disk after start runs after the upgrade; pidfile and status follow."""
+    old = app.start()
+    assert app.get() == f"v1 {old}"
+    app.edit('VERSION = "v1"', 'VERSION = "v2"')
+    result = cli("upgrade", "--pidfile", str(app.pidfile))
+    assert result.returncode == 0, result.stderr
+    new = int(result.stdout)
+    assert new != old
+    assert app.pid() == new
+    assert app.get() == f"v2 {new}"
+    wait_gone(old)
+    status = cli("status", "--pidfile", str(app.pidfile))
+    assert status.returncode == 0
+    assert str(new) in status.stdout
+    # No hand-off variable (nor its secret) is left in the new process's environment.
+    assert b"AIODAEMON_HANDOFF" not in Path(f"/proc/{new}/environ").read_bytes()
+    # A proper daemon: no controlling terminal, and not a session leader that could get one.
+    fields = proc_stat_fields(new)
+    assert fields[4] == "0"
+    assert fields[3] != str(new)
+
+
+def test_sigusr2_upgrades(app: App) -> None:
+    """SIGUSR2 alone replaces the daemon, with no command to report to."""
+    old = app.start()
+    app.edit('VERSION = "v1"', 'VERSION = "v2"')
+    os.kill(old, signal.SIGUSR2)
+    new = wait_for(lambda: (app.pid() != old) and app.pid(), 60, "a new pid in the pidfile")
+    # The pidfile names the new process a moment before the old one stops accepting.
+    wait_gone(old)
+    assert app.get() == f"v2 {new}"
+    [handed] = app.records("upgrade handed over")
+    assert handed["pid"] == old
+    assert handed["successor"] == new
+
+
+@pytest.mark.parametrize(
+    ("mode", "error"),
+    [("raise", "RuntimeError: cannot start v2"), ("exit", "status 3")],
+)
+def test_failed_upgrade_rolls_back(app: App, mode: str, error: str) -> None:
+    """A successor that fails is killed; the old daemon keeps serving; the error is shown."""
+    old = app.start()
+    app.edit('VERSION = "v1"', 'VERSION = "v2"')
+    app.edit('MODE = ""', f'MODE = "{mode}"')
+    result = cli("upgrade", "--pidfile", str(app.pidfile), "--timeout", "30")
+    assert result.returncode == 1
+    assert error in result.stderr
+    assert result.stdout == ""
+    assert app.pid() == old
+    assert app.get() == f"v1 {old}"
+    [failed] = app.records("upgrade failed")
+    successor = failed["successor"]
+    assert isinstance(successor, int)
+    wait_gone(successor)
+    # Rolled back for good: the next upgrade (fixed code) still works.
+    app.edit(f'MODE = "{mode}"', 'MODE = ""')
+    result = cli("upgrade", "--pidfile", str(app.pidfile))
+    assert result.returncode == 0, result.stderr
+    assert app.get() == f"v2 {int(result.stdout)}"
+
+
+def test_sigusr2_failure_is_logged(app: App) -> None:
+    """With SIGUSR2 there is nobody to answer: the failure is in the log, the old one serves."""
+    old = app.start()
+    app.edit('MODE = ""', 'MODE = "raise"')
+    os.kill(old, signal.SIGUSR2)
+    [failed] = wait_for(lambda: app.records("upgrade failed"), 60, "the upgrade to fail")
+    assert "RuntimeError: cannot start v1" in str(failed["error"])
+    assert app.get() == f"v1 {old}"
+
+
+def test_timed_out_upgrade_rolls_back(app: App) -> None:
+    """A successor not ready within --timeout is killed with its process group."""
+    old = app.start()
+    app.edit('MODE = ""', 'MODE = "hang"')
+    result = cli("upgrade", "--pidfile", str(app.pidfile), "--timeout", "2")
+    assert result.returncode == 1
+    assert "not ready after 2 s" in result.stderr
+    [failed] = app.records("upgrade failed")
+    successor = failed["successor"]
+    assert isinstance(successor, int)
+    wait_gone(successor)
+    assert app.pid() == old
+    assert app.get() == f"v1 {old}"
+
+
+def test_second_upgrade_is_refused(app: App) -> None:
+    """During an upgrade another request, or SIGUSR2, starts nothing and says so."""
+    old = app.start()
+    app.edit('MODE = ""', 'MODE = "hang"')
+    first = subprocess.Popen(
+        [str(SCRIPT), "upgrade", "--pidfile", str(app.pidfile), "--timeout", "5"],
+        env=clean_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_for(lambda: app.records("upgrade started"), 30, "the first upgrade")
+        second = cli("upgrade", "--pidfile", str(app.pidfile))
+        assert second.returncode == 1
+        assert "already in progress" in second.stderr
+        # Signals sent while one is pending merge into one: at least one arrives.
+        for _ in range(3):
+            os.kill(old, signal.SIGUSR2)
+        wait_for(lambda: len(app.records("upgrade refused")) >= 2, 30, "the refusals")
+    finally:
+        _, stderr = first.communicate(timeout=60)
+    assert first.returncode == 1
+    assert "not ready after 5 s" in stderr
+    assert len(app.records("upgrade started")) == 1
+    assert app.get() == f"v1 {old}"
+
+
+def test_upgrade_of_a_daemon_not_running(tmp_path: Path) -> None:
+    """``upgrade`` of nothing says so and exits 7 (LSB "not running")."""
+    result = cli("upgrade", "--pidfile", str(tmp_path / "none.pid"))
+    assert result.returncode == 7
+    assert "not running" in result.stderr
+
+
+@dataclass
+class Load:
+    """A bounded load generator: fresh and keep-alive connections, every failure counted."""
+
+    port: int
+    ok: int = 0
+    retried: int = 0
+    failures: list[str] = field(default_factory=list)
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    def fresh(self) -> None:
+        while not self.stop.is_set():
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=5) as sock:
+                    sock.sendall(b"GET / HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+                    data = b""
+                    while chunk := sock.recv(4096):
+                        data += chunk
+                self.check(data)
+            except OSError as exc:
+                self.failures.append(f"fresh: {exc!r}")
+
+    def keep_alive(self) -> None:
+        sock: socket.socket | None = None
+        while not self.stop.is_set():
+            reused = sock is not None
+            try:
+                if sock is None:
+                    sock = socket.create_connection(("127.0.0.1", self.port), timeout=5)
+                sock.sendall(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n")
+                data = sock.recv(4096)
+            except OSError as exc:
+                data = b""
+                if not reused or not isinstance(exc, ConnectionResetError | BrokenPipeError):
+                    self.failures.append(f"keep-alive: {exc!r}")
+            if not data:
+                # An idle keep-alive connection the server closed before reading
+                # our request (RFC 9112 9.3.1: a client retries on a new one).
+                self.retried += 1
+                if sock is not None:
+                    sock.close()
+                sock = None
+                continue
+            self.check(data)
+        if sock is not None:
+            sock.close()
+
+    def check(self, data: bytes) -> None:
+        if data.startswith(b"HTTP/1.1 200"):
+            self.ok += 1
+        else:
+            self.failures.append(f"answer: {data[:60]!r}")
+
+
+def test_upgrade_under_load_fails_no_request(app: App) -> None:
+    """Three upgrades under load: no refused, reset or unanswered request; lock never free."""
+    app.start()
+    load = Load(app.port())
+    threads = [threading.Thread(target=load.fresh), threading.Thread(target=load.keep_alive)]
+    lock_free: list[float] = []
+    statuses: list[int] = []
+
+    def probe() -> None:
+        fd = os.open(app.pidfile, os.O_RDONLY)
+        try:
+            while not load.stop.is_set():
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    time.sleep(0.001)
+                else:
+                    lock_free.append(time.monotonic())
+                    fcntl.flock(fd, fcntl.LOCK_UN)
+        finally:
+            os.close(fd)
+
+    def status() -> None:
+        while not load.stop.is_set():
+            statuses.append(cli("status", "--pidfile", str(app.pidfile)).returncode)
+
+    threads += [threading.Thread(target=probe), threading.Thread(target=status)]
+    for thread in threads:
+        thread.start()
+    try:
+        wait_for(lambda: load.ok > 20, 30, "the load to get going")
+        for version in ("v2", "v3", "v4"):
+            app.edit('VERSION = "v', f'VERSION = "{version}"  # v')
+            result = cli("upgrade", "--pidfile", str(app.pidfile))
+            assert result.returncode == 0, result.stderr
+            wait_for(_more_than(load, load.ok + 20), 30, "requests after the upgrade")
+    finally:
+        load.stop.set()
+        for thread in threads:
+            thread.join(30)
+    assert load.failures == []
+    assert lock_free == []
+    assert statuses
+    assert set(statuses) == {0}
+    assert app.get().startswith("v4 ")
+
+
+def test_upgrade_keeps_other_processes_alone(app: App) -> None:
+    """Nothing is left behind: only the new daemon holds the pidfile and the port."""
+    old = app.start()
+    result = cli("upgrade", "--pidfile", str(app.pidfile))
+    assert result.returncode == 0, result.stderr
+    new = int(result.stdout)
+    wait_gone(old)
+    assert is_alive(new)
+    holders = [
+        pid
+        for pid in map(int, filter(str.isdigit, os.listdir("/proc")))
+        if _holds(pid, app.pidfile)
+    ]
+    assert holders == [new]
+
+
+def _more_than(load: Load, count: int) -> Callable[[], bool]:
+    return lambda: load.ok > count
+
+
+def _holds(pid: int, path: Path) -> bool:
+    with contextlib.suppress(OSError):
+        for name in os.listdir(f"/proc/{pid}/fd"):
+            with contextlib.suppress(OSError):
+                if os.readlink(f"/proc/{pid}/fd/{name}") == str(path):
+                    return True
+    return False
