@@ -196,15 +196,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     Returns:
         The exit status (see the help of each command).
     """
-    from ._handoff import take_handoff
+    if "AIODAEMON_HANDOFF" in os.environ:
+        from ._handoff import take_handoff
 
-    try:
-        # First thing: the program's own imports must not see (or pass on) an
-        # upgrade's hand-off variables.
-        take_handoff()
-    except DaemonError as exc:
-        _error(f"{_PROG}: {exc}")
-        return exc.exit_code
+        try:
+            # First thing: the program's own imports must not see (or pass on)
+            # an upgrade's hand-off variables.
+            take_handoff()
+        except DaemonError as exc:
+            _error(f"{_PROG}: {exc}")
+            return exc.exit_code
     argv = list(sys.argv[1:] if argv is None else argv)
     args, extra = _build_parser(argv).parse_known_args(argv)
     if extra:
@@ -243,9 +244,7 @@ def _cmd_restart(args: argparse.Namespace) -> int:
         raise _UsageError("--pidfile is required: it tells which daemon to stop")
     options = _daemon_options(args, detach=True)
     daemon, program = _load_target(args.target)
-    from ._handoff import is_successor
-
-    if is_successor():
+    if _is_successor():
         # Started again by an upgrade of a daemon that `restart` launched: the
         # daemon to stop is the one handing over to us.
         return _start(daemon, program, options, args.pidfile)
@@ -290,10 +289,9 @@ def _start(
     daemon: Daemon, program: HookFunction, options: dict[str, Any], pidfile: str | None
 ) -> int:
     from ._daemon import launch
-    from ._handoff import is_successor
 
     # A successor is started while its predecessor holds the pidfile, on purpose.
-    if pidfile is not None and not is_successor() and _report_running(pidfile):
+    if pidfile is not None and not _is_successor() and _report_running(pidfile):
         return ExitCode.OK
 
     def on_ready(pid: int) -> None:
@@ -310,6 +308,12 @@ def _start(
     # Only errors before the fork come back here; a lost race for the lock is
     # still "already running", which LSB counts as a successful start.
     return ExitCode.OK if code == ExitCode.ALREADY_RUNNING else code
+
+
+def _is_successor() -> bool:
+    """Whether an upgrade started this process (see :mod:`._handoff`)."""
+    handoff = sys.modules.get("aiodaemon._handoff")
+    return handoff is not None and bool(handoff.is_successor())
 
 
 def _report_running(pidfile: str) -> bool:

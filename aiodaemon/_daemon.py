@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import os
+import sys
 import threading
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
@@ -309,17 +310,21 @@ def launch(
     # again, and from copying its pages after the forks. Thawed once ready.
     gc.freeze()
 
-    from ._handoff import remember_launch_directory, take_handoff
+    # Where an upgrade starts this program again (``python app.py`` is relative).
+    launch_directory = _getcwd()
+    # Only a process started by an upgrade loads the hand-off code this early
+    # (the CLI may have taken the variable already).
+    if "AIODAEMON_HANDOFF" in os.environ or "aiodaemon._handoff" in sys.modules:
+        from ._handoff import take_handoff
 
-    remember_launch_directory()
-    try:
-        handoff = take_handoff()
-    except DaemonError as exc:
-        _close_main(main)
-        say(str(exc))
-        return exc.exit_code
-    if handoff is not None:
-        return _succeed(daemon, main, raw, handoff)
+        try:
+            handoff = take_handoff()
+        except DaemonError as exc:
+            _close_main(main)
+            say(str(exc))
+            return exc.exit_code
+        if handoff is not None:
+            return _succeed(daemon, main, raw, handoff, launch_directory)
     try:
         options = parse_options(raw)
         _check_main(main)
@@ -373,11 +378,24 @@ def launch(
         acquired.stack.enter_context(pipe)
         enter_workdir(options.workdir if options.chroot is None else "/", options.umask)
         return _become_daemon(
-            daemon, main, options, acquired, pipe, foreground=not detach, container=as_init
+            daemon,
+            main,
+            options,
+            acquired,
+            pipe,
+            foreground=not detach,
+            container=as_init,
+            launch_directory=launch_directory,
         )
 
 
-def _succeed(daemon: Daemon, main: MainTarget, raw: Mapping[str, Any], handoff: Handoff) -> int:
+def _succeed(
+    daemon: Daemon,
+    main: MainTarget,
+    raw: Mapping[str, Any],
+    handoff: Handoff,
+    launch_directory: str | None,
+) -> int:
     """Start as an upgrade's successor: adopt the old daemon's descriptors, no detach."""
     from ._detach import enter_workdir
     from ._handoff import SuccessorChannel, adopt
@@ -403,6 +421,7 @@ def _succeed(daemon: Daemon, main: MainTarget, raw: Mapping[str, Any], handoff: 
             pipe,
             foreground=not handoff.detached,
             handoff=handoff,
+            launch_directory=launch_directory,
         )
 
 
@@ -433,6 +452,13 @@ def _successor_options(raw: Mapping[str, Any]) -> Options:
     return options
 
 
+def _getcwd() -> str | None:
+    try:
+        return os.getcwd()
+    except OSError:
+        return None
+
+
 def _absolute(option: str, value: object) -> str | None:
     if value is None:
         return None
@@ -453,6 +479,7 @@ def _become_daemon(
     foreground: bool,
     container: bool = False,
     handoff: Handoff | None = None,
+    launch_directory: str | None = None,
 ) -> int:
     from ._runtime import DaemonParts, run_daemon
 
@@ -470,6 +497,9 @@ def _become_daemon(
         if notifier is not None:
             acquired.stack.enter_context(notifier)
         set_default_notifier(notifier)
+        from ._handoff import remember_launch_directory
+
+        remember_launch_directory(launch_directory)
         _preload(options)
         from ._services import load_factories
 

@@ -30,7 +30,6 @@ import stat
 import sys
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -70,16 +69,14 @@ _SECRET_WAIT = 10.0
 _launch_directory: str | None = None
 
 
-def remember_launch_directory() -> None:
+def remember_launch_directory(directory: str | None) -> None:
     """Record the working directory the program was started from, before any chdir.
 
     The successor is started there, so a relative ``python app.py`` or a
     ``python -m`` finds the same files again.
     """
     global _launch_directory
-    if _launch_directory is None:
-        with contextlib.suppress(OSError):
-            _launch_directory = os.getcwd()
+    _launch_directory = directory
 
 
 def launch_directory() -> str | None:
@@ -576,6 +573,8 @@ def adopt_control(handoff: Handoff, path: str) -> ControlSocket | None:
     from ._control_socket import ControlSocket
 
     sock = adopt_socket(handoff, "control", "control", str(path))
+    from pathlib import Path
+
     return None if sock is None else ControlSocket(Path(path), sock, None)
 
 
