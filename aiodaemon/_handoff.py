@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import gc
 import os
 import socket
 import stat
@@ -622,8 +623,10 @@ class SuccessorChannel(ReadinessPipe):
         self._unfreeze()
 
     def _unfreeze(self) -> None:
-        # The base class thaws in close(); with fd None it closes nothing else.
-        ReadinessPipe.close(self)
+        # What launch() froze for the start-up may be collected again.
+        if self._thaw:
+            self._thaw = False
+            gc.unfreeze()
 
 
 def write_pid_in_place(pidfile: Pidfile, pid: int | None = None) -> None:

@@ -176,14 +176,14 @@ class Upgrader:
         spawned.stderr = -1  # the pump's to close
         reader, writer = await asyncio.open_unix_connection(sock=spawned.channel)
         try:
-            line = await _first(reader.readline(), exited, within)
+            line = await _first(_readline(reader), exited, within)
             if line != b"R\n":
                 await _settle(pump)
                 raise UpgradeError(self._failure(spawned, line, within, tail))
             ready_after = time.monotonic() - started
             writer.write(b"G\n")
             await writer.drain()
-            line = await _first(reader.readline(), exited, _HANDOVER_WAIT)
+            line = await _first(_readline(reader), exited, _HANDOVER_WAIT)
             if line != b"W\n":
                 await _settle(pump)
                 # The successor may have written its pid, or listened on the
@@ -266,6 +266,14 @@ def upgrade_command(upgrader: Upgrader) -> Callable[[dict[str, Any]], Awaitable[
     return upgrade
 
 
+async def _readline(reader: asyncio.StreamReader) -> bytes:
+    """One line from the channel; b"" when it ends or breaks (the process is going)."""
+    try:
+        return await reader.readline()
+    except (ConnectionError, ValueError):
+        return b""
+
+
 def _set_once(future: asyncio.Future[None]) -> None:
     if not future.done():
         future.set_result(None)
@@ -346,7 +354,7 @@ def await_handover(channel: SuccessorChannel) -> None:
 async def _take_over(channel: SuccessorChannel) -> None:
     handoff = channel.handoff
     reader, writer = await asyncio.open_unix_connection(sock=handoff.channel)
-    line = await reader.readline()
+    line = await _readline(reader)
     if line != b"G\n":
         writer.close()
         if os.getppid() == handoff.parent:
