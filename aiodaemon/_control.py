@@ -21,6 +21,7 @@ from ._control_client import (
     ControlAbsent,
     ControlDenied,
     ControlError,
+    ControlMismatch,
     ControlRefused,
     ControlTimeout,
     ask,
@@ -45,6 +46,10 @@ _KILL_WAIT = 10.0
 #: How long ``reload`` retries a control socket that is not served yet (a
 #: daemon between its acquire and its event loop) before falling back to SIGHUP.
 _NOT_SERVING_GRACE = 2.0
+#: Tries, and seconds between them, when the pidfile's holder and the control
+#: socket's peer differ for a moment (an upgrade handing over).
+_HANDOVER_TRIES = 5
+_HANDOVER_PAUSE = 0.02
 #: Seconds ``reload`` gives the daemon's answer beyond the reload's own timeout.
 _ANSWER_GRACE = 2.0
 
@@ -85,7 +90,22 @@ def status(path: StrPath, control: StrPath | None, *, as_json: bool, timeout: fl
     pid = state.running_pid
     if pid is not None and control is not None:
         try:
-            answer = ask(control, {"v": VERSION, "cmd": "status"}, holder=pid, timeout=timeout)
+            for attempt in range(_HANDOVER_TRIES):
+                try:
+                    answer = ask(
+                        control, {"v": VERSION, "cmd": "status"}, holder=pid, timeout=timeout
+                    )
+                    break
+                except ControlMismatch:
+                    # During an upgrade the pidfile and the socket's credentials
+                    # change hands a moment apart: read the holder again.
+                    if attempt == _HANDOVER_TRIES - 1:
+                        raise
+                    time.sleep(_HANDOVER_PAUSE)
+                    state = read_pidfile(path)
+                    pid = state.running_pid
+                    if pid is None:
+                        raise
             _check_status(answer)
         except (ControlAbsent, ControlRefused, ControlDenied):
             # No control socket, not served yet, or not ours to use (another

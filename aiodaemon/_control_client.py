@@ -30,6 +30,7 @@ __all__ = [
     "ControlAbsent",
     "ControlDenied",
     "ControlError",
+    "ControlMismatch",
     "ControlRefused",
     "ControlTimeout",
     "ask",
@@ -52,6 +53,10 @@ class ControlRefused(ControlError):
 
 class ControlDenied(ControlError):
     """We may not connect: the socket is the daemon user's and we are someone else."""
+
+
+class ControlMismatch(ControlError):
+    """The peer is not the pidfile's holder: an impostor, or an upgrade handing over."""
 
 
 class ControlTimeout(ControlError):
@@ -149,7 +154,7 @@ def _check_peer(sock: socket.socket, path: StrPath, holder: int) -> None:
         sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _PEERCRED.size)
     )
     if pid != holder:
-        raise ControlError(
+        raise ControlMismatch(
             f"control socket {path} is served by pid {pid}, not by the daemon holding "
             f"the pidfile (pid {holder}); not trusted"
         )

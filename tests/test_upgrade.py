@@ -327,7 +327,10 @@ def test_upgrade_under_load_fails_no_request(app: App) -> None:
 
     def status() -> None:
         while not load.stop.is_set():
-            statuses.append(cli("status", "--pidfile", str(app.pidfile)).returncode)
+            result = cli("status", "--pidfile", str(app.pidfile))
+            statuses.append(result.returncode)
+            if result.returncode:
+                load.failures.append(f"status {result.returncode}: {result.stderr}")
 
     threads += [threading.Thread(target=probe), threading.Thread(target=status)]
     for thread in threads:
