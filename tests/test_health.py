@@ -65,6 +65,8 @@ async def test_readiness_check_decides_readyz(tmp_path: Path) -> None:
         assert (await http_get(health, "/livez"))[0] == 200
         (tmp_path / "not-ready").unlink()
         assert (await http_get(health, "/readyz"))[:2] == (200, {"state": "running"})
+        # Records reach the file off the loop, after the answer: wait for the last.
+        await app.wait_event("readiness checks pass again")
         events = app.events()
         assert events.count("readiness check failed") == 1
         assert "readiness checks pass again" in events
