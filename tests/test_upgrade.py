@@ -10,6 +10,8 @@ import signal
 import socket
 import subprocess
 import sys
+import sysconfig
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -24,7 +26,9 @@ from .support import (
     clean_env,
     is_alive,
     proc_stat_fields,
+    proc_status,
     read_json_lines,
+    require_tool,
     wait_for,
     wait_gone,
 )
@@ -100,6 +104,8 @@ class App:
         return body.decode().strip()
 
     def records(self, event: str) -> list[dict[str, object]]:
+        if not self.log.exists():
+            return []
         return [r for r in read_json_lines(self.log) if r["event"] == event]
 
 
@@ -187,6 +193,16 @@ def test_failed_upgrade_rolls_back(app: App, mode: str, error: str) -> None:
     result = cli("upgrade", "--pidfile", str(app.pidfile))
     assert result.returncode == 0, result.stderr
     assert app.get() == f"v2 {int(result.stdout)}"
+
+
+def test_upgrade_to_code_that_does_not_compile(app: App) -> None:
+    """New code with a syntax error: the error Python printed is what upgrade reports."""
+    old = app.start()
+    app.edit('VERSION = "v1"', 'VERSION = "v2" +')
+    result = cli("upgrade", "--pidfile", str(app.pidfile))
+    assert result.returncode == 1
+    assert "SyntaxError" in result.stderr
+    assert app.get() == f"v1 {old}"
 
 
 def test_sigusr2_failure_is_logged(app: App) -> None:
@@ -380,3 +396,143 @@ def _holds(pid: int, path: Path) -> bool:
                 if os.readlink(f"/proc/{pid}/fd/{name}") == str(path):
                     return True
     return False
+
+
+#: A Python that ``nobody`` may run: the test interpreter lives under /root here.
+SYSTEM_PYTHON = "/usr/bin/python3.11"
+
+
+@pytest.fixture
+def shared_dir() -> Iterator[Path]:
+    """A directory ``nobody`` can traverse (pytest's tmp_path is 0700)."""
+    path = Path(tempfile.mkdtemp(prefix="aiodaemon-upgrade-"))
+    path.chmod(0o755)
+    yield path
+    cli("stop", "--pidfile", str(path / "root-only" / "app.pid"), "--timeout", "5")
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def test_upgrade_of_a_daemon_dropped_to_nobody(shared_dir: Path) -> None:
+    """Dropped to nobody, its pidfile in a root-only directory: upgraded without root."""
+    if not os.access(SYSTEM_PYTHON, os.X_OK):
+        pytest.fail(f"{SYSTEM_PYTHON} is required (.ci/run installs python3)")
+    shutil.copy(PROGRAM, shared_dir / "upgrade_app.py")
+    root_only = shared_dir / "root-only"
+    root_only.mkdir(mode=0o700)
+    app = App(shared_dir, "script")
+    app.pidfile.unlink(missing_ok=True)
+    pidfile = root_only / "app.pid"
+    site = Path(sysconfig.get_paths()["purelib"])
+    env = app.env(APP_USER="nobody")
+    env.update(
+        APP_PIDFILE=str(pidfile),
+        PYTHONPATH=os.pathsep.join([str(REPO), str(site)]),
+    )
+    started = subprocess.run(
+        [SYSTEM_PYTHON, "upgrade_app.py"],
+        cwd=shared_dir,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert started.returncode == 0, started.stderr
+    old = int(pidfile.read_text())
+    assert proc_status(old)["Uid"].split()[0] == "65534"
+    app.edit('VERSION = "v1"', 'VERSION = "v2"')
+    result = cli("upgrade", "--pidfile", str(pidfile))
+    assert result.returncode == 0, result.stderr
+    new = int(result.stdout)
+    wait_gone(old)
+    # The successor never had root, and needed none.
+    assert proc_status(new)["Uid"].split() == ["65534"] * 4
+    assert int(pidfile.read_text()) == new
+    assert app.get() == f"v2 {new}"
+    assert cli("status", "--pidfile", str(pidfile)).returncode == 0
+
+
+def test_upgrade_as_pid_1_is_refused(tmp_path: Path) -> None:
+    """As PID 1 of a container the upgrade is refused, saying to roll the container instead."""
+    unshare = require_tool("unshare")
+    shutil.copy(PROGRAM, tmp_path / "upgrade_app.py")
+    log = tmp_path / "app.log"
+    proc = subprocess.Popen(
+        [
+            *(unshare, "--pid", "--fork", "--mount-proc", "--kill-child", PYTHON),
+            *("-m", "aiodaemon", "run", "upgrade_app:main", "--listen", "http=127.0.0.1:0"),
+            *("--log-file", str(log)),
+        ],
+        cwd=tmp_path,
+        env=clean_env(),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        app = App(tmp_path, "script")
+        wait_for(lambda: app.records("ready"), 30, "the daemon to be ready")
+        init = wait_for(lambda: _child_of(proc.pid), 10, "the container's PID 1")
+        # PID 1 passes SIGUSR2 on to the daemon, which refuses.
+        os.kill(init, signal.SIGUSR2)
+        [refused] = wait_for(lambda: app.records("upgrade refused"), 30, "the refusal")
+        assert "PID 1" in str(refused["reason"])
+        assert "roll the container" in str(refused["reason"])
+        assert app.records("upgrade started") == []
+        os.kill(init, signal.SIGTERM)
+        assert proc.wait(30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def _child_of(pid: int) -> int | None:
+    with contextlib.suppress(OSError, ValueError):
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        if children:
+            return int(children[0])
+    return None
+
+
+def test_upgrade_under_systemd_moves_the_main_pid(tmp_path: Path) -> None:
+    """Type=notify: the old daemon names the new one MAINPID, then falls silent; the new one
+    reports READY=1 and feeds the watchdog."""
+    from .test_systemd import NotifyReceiver
+
+    receiver = NotifyReceiver(str(tmp_path / "notify.sock"))
+    shutil.copy(PROGRAM, tmp_path / "upgrade_app.py")
+    app = App(tmp_path, "cli")
+    proc = subprocess.Popen(
+        [
+            *(str(SCRIPT), "run", "upgrade_app:main", "--pidfile", str(app.pidfile)),
+            *("--listen", "http=127.0.0.1:0", "--log-file", str(app.log)),
+        ],
+        cwd=tmp_path,
+        env=receiver.env(WATCHDOG_USEC="1000000"),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        [*_, ready] = receiver.receive_until("READY=1", 30)
+        old = ready.pid
+        assert ready.fields["MAINPID"] == str(old)
+        app.edit('MODE = ""', 'MODE = "slow"')
+        result = cli("upgrade", "--pidfile", str(app.pidfile))
+        assert result.returncode == 0, result.stderr
+        new = int(result.stdout)
+        assert proc.wait(30) == 0
+        seen: list[tuple[int, list[str]]] = []
+        while not any(pid == new and "WATCHDOG=1" in lines for pid, lines in seen):
+            datagram = receiver.receive(10)
+            seen.append((datagram.pid, datagram.lines))
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        receiver.close()
+    handed = seen.index((old, [f"MAINPID={new}"]))
+    # Nothing more from the old daemon once it named its successor (no STOPPING=1).
+    assert [lines for pid, lines in seen[handed + 1 :] if pid == old] == []
+    assert (new, ["READY=1", f"MAINPID={new}"]) in seen
