@@ -12,7 +12,6 @@ import stat
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -286,15 +285,15 @@ def test_reload_timeout_says_still_reloading(app: App) -> None:
 
 
 def test_reload_no_wait_only_sends_sighup(app: App) -> None:
-    """--no-wait returns at once (exit 0) even for a slow reload; the hook still runs."""
+    """--no-wait returns without the result (exit 0) while a slow reload still runs."""
     start(app)
-    app.steer("reload", "slow:2")
-    began = time.monotonic()
+    app.steer("reload", "slow:30")
     result = cli(app, "reload", "--pidfile", app.pidfile, "--no-wait")
     assert result.returncode == 0, result.stderr
     assert "reload requested" in one_line(result.stderr)
-    assert time.monotonic() - began < 2
+    # Returned before the hook's 30 s were up: the daemon is still at it.
     wait_for(lambda: (app.dir / "reloads").exists(), what="the reload hook")
+    assert status(app)[1]["state"] == "reloading"
     stop(app)
 
 
