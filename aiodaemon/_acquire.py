@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import os
 from contextlib import ExitStack
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from ._config import HEALTH_SOCKET, ListenAddress, Options
@@ -32,18 +31,30 @@ if TYPE_CHECKING:
 __all__ = ["Acquired", "acquire"]
 
 
-@dataclass(slots=True)
 class Acquired:
     """What the launching process holds for the daemon, and the stack that releases it."""
 
-    stack: ExitStack = field(default_factory=ExitStack)
-    pidfile: Pidfile | None = None
-    logs: LogTargets | None = None
-    listeners: Listeners | None = None
-    control: ControlSocket | None = None
-    stdout: int | None = None
-    stderr: int | None = None
-    preserved: tuple[int, ...] = field(default=())
+    # A plain class, not a dataclass: defining one costs every start ~0.3 ms.
+    __slots__ = (
+        "control",
+        "listeners",
+        "logs",
+        "pidfile",
+        "preserved",
+        "stack",
+        "stderr",
+        "stdout",
+    )
+
+    def __init__(self, preserved: tuple[int, ...] = ()) -> None:
+        self.stack = ExitStack()
+        self.pidfile: Pidfile | None = None
+        self.logs: LogTargets | None = None
+        self.listeners: Listeners | None = None
+        self.control: ControlSocket | None = None
+        self.stdout: int | None = None
+        self.stderr: int | None = None
+        self.preserved = preserved
 
     def keep_fds(self) -> list[int]:
         """Descriptors the detach must keep open (stdio files are dup'ed onto 1 and 2)."""

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Coroutine
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeAlias, cast
 
 if TYPE_CHECKING:
@@ -77,7 +76,6 @@ class Lifespan:
         return f"<Lifespan {self.name}>"
 
 
-@dataclass(slots=True)
 class Hooks:
     """The hooks registered on one daemon, in registration order.
 
@@ -85,13 +83,17 @@ class Hooks:
     registered, so setups and teardowns interleave with the plain hooks.
     """
 
-    startup: list[HookFunction | Lifespan] = field(default_factory=list)
-    reload: list[HookFunction] = field(default_factory=list)
-    shutdown: list[HookFunction | Lifespan] = field(default_factory=list)
-    #: ``@readiness_check`` functions, run on each ``GET /readyz``.
-    readiness: list[HookFunction] = field(default_factory=list)
-    #: ``@on_signal`` handlers by signal number (see :mod:`._signal_handlers`).
-    signals: dict[int, list[HookFunction]] = field(default_factory=dict)
+    # A plain class, not a dataclass: defining one costs every start ~0.3 ms.
+    __slots__ = ("readiness", "reload", "shutdown", "signals", "startup")
+
+    def __init__(self) -> None:
+        self.startup: list[HookFunction | Lifespan] = []
+        self.reload: list[HookFunction] = []
+        self.shutdown: list[HookFunction | Lifespan] = []
+        #: ``@readiness_check`` functions, run on each ``GET /readyz``.
+        self.readiness: list[HookFunction] = []
+        #: ``@on_signal`` handlers by signal number (see :mod:`._signal_handlers`).
+        self.signals: dict[int, list[HookFunction]] = {}
 
 
 def check_hook(fn: object, what: str = "hook") -> None:

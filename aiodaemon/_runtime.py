@@ -28,7 +28,6 @@ import sys
 import time
 import traceback
 from collections.abc import AsyncGenerator, Callable, Coroutine, Mapping
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -64,20 +63,46 @@ _log = structlog.get_logger("aiodaemon")
 _NO_RELOAD_WHILE_STOPPING = "the daemon is stopping; the reload did not run"
 
 
-@dataclass(slots=True)
 class DaemonParts:
     """Everything acquired before the loop exists, handed to the run phase."""
 
-    options: Options
-    listeners: Listeners | None
-    pidfile: Pidfile | None
-    pipe: ReadinessPipe
-    notifier: Notifier | None
-    logs: LogWriter
-    log_targets: LogTargets
-    foreground: bool
-    factories: list[ServiceFactory] = field(default_factory=list)
-    control: ControlSocket | None = None
+    # A plain class, not a dataclass: defining one costs every start ~0.3 ms.
+    __slots__ = (
+        "control",
+        "factories",
+        "foreground",
+        "listeners",
+        "log_targets",
+        "logs",
+        "notifier",
+        "options",
+        "pidfile",
+        "pipe",
+    )
+
+    def __init__(
+        self,
+        options: Options,
+        listeners: Listeners | None,
+        pidfile: Pidfile | None,
+        pipe: ReadinessPipe,
+        notifier: Notifier | None,
+        logs: LogWriter,
+        log_targets: LogTargets,
+        foreground: bool,
+        factories: list[ServiceFactory] | None = None,
+        control: ControlSocket | None = None,
+    ) -> None:
+        self.options = options
+        self.listeners = listeners
+        self.pidfile = pidfile
+        self.pipe = pipe
+        self.notifier = notifier
+        self.logs = logs
+        self.log_targets = log_targets
+        self.foreground = foreground
+        self.factories: list[ServiceFactory] = [] if factories is None else factories
+        self.control = control
 
 
 def run_daemon(main: MainTarget, hooks: Hooks, parts: DaemonParts) -> int:
