@@ -346,8 +346,18 @@ def launch(
     # an import after the fork writes to pages it shares with the waiting
     # launcher (module dicts, interned strings, pymalloc pools), each write a
     # copy-on-write fault; loading them here costs the whole start ~1.5 ms less
-    # CPU (benchmarks/detach.py --startup). _preload adds what options need.
-    from . import _logging, _privileges, _runtime, _services, _systemd  # noqa: F401
+    # CPU (benchmarks/detach.py --startup). _preload adds what options need;
+    # every daemon's SIGUSR2 service loads _upgrade (and with it _handoff).
+    from . import (  # noqa: F401
+        _handoff,
+        _logging,
+        _privileges,
+        _runtime,
+        _services,
+        _signal_handlers,
+        _systemd,
+        _upgrade,
+    )
     from ._detach import detach as detach_process
     from ._detach import enter_workdir, redirect_outputs
 
