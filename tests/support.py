@@ -43,7 +43,7 @@ def wait_for(
 def proc_state(pid: int) -> str | None:
     """The one-letter state of ``pid`` from /proc, None once it is gone."""
     try:
-        with open(f"/proc/{pid}/stat") as f:
+        with open(f"/proc/{pid}/stat", errors="surrogateescape") as f:
             return f.read().rsplit(")", 1)[1].split()[0]
     except (FileNotFoundError, ProcessLookupError):
         return None
@@ -67,7 +67,7 @@ def proc_status(pid: int) -> dict[str, str]:
 
 def proc_stat_fields(pid: int) -> list[str]:
     """Fields of ``/proc/PID/stat`` after the command name (state is index 0)."""
-    with open(f"/proc/{pid}/stat") as f:
+    with open(f"/proc/{pid}/stat", errors="surrogateescape") as f:
         return f.read().rsplit(")", 1)[1].split()
 
 
@@ -133,8 +133,10 @@ def free_port(kind: int = socket.SOCK_STREAM) -> int:
 def cmdline(pid: int) -> str:
     """The NUL-separated command line of ``pid``, empty once it is gone."""
     try:
-        with open(f"/proc/{pid}/cmdline") as f:
-            return f.read()
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            # Any process on the machine may have arguments that are not UTF-8
+            # (the fuzz tests pass some): decoded as the OS decodes file names.
+            return os.fsdecode(f.read())
     except OSError:
         return ""
 

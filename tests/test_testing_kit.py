@@ -13,7 +13,7 @@ import pytest
 
 from aiodaemon.testing import DaemonProcess, ReloadFailed, StartFailed, launch
 
-from .support import REPO, clean_env, is_alive, wait_for
+from .support import REPO, clean_env, is_alive, require_tool, wait_for
 
 PROGRAM = REPO / "tests" / "programs" / "kit_app.py"
 
@@ -150,8 +150,11 @@ def test_ctrl_c_during_a_test_leaves_no_process(tmp_path: Path) -> None:
     """Interrupting a pytest run with SIGINT stops its daemon and the daemon's child."""
     pids_file = tmp_path / "pids"
     case = REPO / "tests" / "programs" / "kit_interrupt_case.py"
+    # SIGINT at its default, as under a person's terminal: a suite started in the
+    # background by a non-interactive shell ignores it, and exec keeps that.
+    default_int = [require_tool("env"), "--default-signal=INT"]
     runner = subprocess.Popen(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(case)],
+        [*default_int, sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(case)],
         cwd=REPO,
         env=clean_env({"KIT_PIDS": str(pids_file)}),
         stdin=subprocess.DEVNULL,
