@@ -30,8 +30,7 @@ import socket
 import stat
 import sys
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:
     import subprocess
@@ -85,8 +84,10 @@ def launch_directory() -> str | None:
     return _launch_directory
 
 
-@dataclass(frozen=True, slots=True)
-class Inherited:
+# A NamedTuple and plain classes, not dataclasses: every daemon loads this
+# module on its way to ready (its SIGUSR2 service), and each dataclass
+# definition costs ~0.3 ms there.
+class Inherited(NamedTuple):
     """One descriptor handed to the successor: its role, name, number and identity."""
 
     #: "pidfile", "listen", or another listening socket's role ("control", "health").
@@ -133,15 +134,19 @@ def describe_pidfile(pidfile: Pidfile) -> Inherited:
 # --- the old daemon's side ----------------------------------------------------------
 
 
-@dataclass(slots=True)
 class Spawned:
     """A successor just started: its process, pidfd, our end of the channel, its stderr."""
 
-    process: subprocess.Popen[bytes]
-    pidfd: int
-    channel: socket.socket
-    #: read end of the pipe that is the successor's fd 2 until the hand-over.
-    stderr: int
+    __slots__ = ("channel", "pidfd", "process", "stderr")
+
+    def __init__(
+        self, process: subprocess.Popen[bytes], pidfd: int, channel: socket.socket, stderr: int
+    ) -> None:
+        self.process = process
+        self.pidfd = pidfd
+        self.channel = channel
+        #: read end of the pipe that is the successor's fd 2 until the hand-over.
+        self.stderr = stderr
 
     @property
     def pid(self) -> int:
@@ -272,20 +277,42 @@ def _is_interpreter(argv0: str) -> bool:
 # --- the successor's side -----------------------------------------------------------
 
 
-@dataclass(slots=True)
 class Handoff:
     """What a verified predecessor handed us."""
 
-    parent: int
-    channel: socket.socket
-    real_stderr: int
-    detached: bool
-    uid: int
-    gid: int
-    entries: list[Inherited] = field(default_factory=list)
-    owns_watchdog: bool = False
-    #: inherited fds adopted outside :func:`adopt` (control, health sockets).
-    claimed: set[int] = field(default_factory=set)
+    __slots__ = (
+        "channel",
+        "claimed",
+        "detached",
+        "entries",
+        "gid",
+        "owns_watchdog",
+        "parent",
+        "real_stderr",
+        "uid",
+    )
+
+    def __init__(
+        self,
+        parent: int,
+        channel: socket.socket,
+        real_stderr: int,
+        detached: bool,
+        uid: int,
+        gid: int,
+        entries: list[Inherited] | None = None,
+        owns_watchdog: bool = False,
+    ) -> None:
+        self.parent = parent
+        self.channel = channel
+        self.real_stderr = real_stderr
+        self.detached = detached
+        self.uid = uid
+        self.gid = gid
+        self.entries: list[Inherited] = [] if entries is None else entries
+        self.owns_watchdog = owns_watchdog
+        #: inherited fds adopted outside :func:`adopt` (control, health sockets).
+        self.claimed: set[int] = set()
 
     def entry(self, role: str, name: str | None = None) -> Inherited | None:
         """The inherited descriptor for ``role`` (and ``name``), if any."""
