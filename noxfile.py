@@ -43,5 +43,5 @@ def docs(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     """Every benchmark, each printing its comparison table."""
     session.install("-e", ".[bench]")
-    for name in ("detach", "runtime", "logging", "serving", "control"):
+    for name in ("detach", "runtime", "logging", "serving", "control", "upgrade"):
         session.run("python", f"benchmarks/{name}.py", *session.posargs)

@@ -197,7 +197,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         The exit status (see the help of each command).
     """
     if "AIODAEMON_HANDOFF" in os.environ:
-        from ._handoff import take_handoff
+        from ._adopt import take_handoff
 
         try:
             # First thing: the program's own imports must not see (or pass on)
@@ -311,8 +311,8 @@ def _start(
 
 
 def _is_successor() -> bool:
-    """Whether an upgrade started this process (see :mod:`._handoff`)."""
-    handoff = sys.modules.get("aiodaemon._handoff")
+    """Whether an upgrade started this process (see :mod:`._adopt`)."""
+    handoff = sys.modules.get("aiodaemon._adopt")
     return handoff is not None and bool(handoff.is_successor())
 
 

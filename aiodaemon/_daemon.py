@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from typing import Unpack
 
     from ._acquire import Acquired
-    from ._handoff import Handoff
+    from ._adopt import Handoff
     from ._options import DaemonOptions
 
 __all__ = [
@@ -314,8 +314,8 @@ def launch(
     launch_directory = _getcwd()
     # Only a process started by an upgrade loads the hand-off code this early
     # (the CLI may have taken the variable already).
-    if "AIODAEMON_HANDOFF" in os.environ or "aiodaemon._handoff" in sys.modules:
-        from ._handoff import take_handoff
+    if "AIODAEMON_HANDOFF" in os.environ or "aiodaemon._adopt" in sys.modules:
+        from ._adopt import take_handoff
 
         try:
             handoff = take_handoff()
@@ -413,8 +413,8 @@ def _succeed(
     launch_directory: str | None,
 ) -> int:
     """Start as an upgrade's successor: adopt the old daemon's descriptors, no detach."""
+    from ._adopt import SuccessorChannel, adopt
     from ._detach import enter_workdir
-    from ._handoff import SuccessorChannel, adopt
 
     pipe = SuccessorChannel(handoff)
     try:
@@ -541,7 +541,7 @@ def _become_daemon(
         _close_main(main)
         return int(code)
     if handoff is not None:
-        from ._handoff import SuccessorChannel
+        from ._adopt import SuccessorChannel
         from ._upgrade import await_handover
 
         assert isinstance(pipe, SuccessorChannel)
@@ -582,6 +582,8 @@ def _preload(options: Options) -> None:
     if options.chroot is not None or options.identity is not None:
         import concurrent.futures.thread  # noqa: F401  (run_in_executor imports it lazily)
         import encodings.idna  # noqa: F401  (getaddrinfo on a str host)
+        import secrets  # noqa: F401  (an upgrade's spawn imports these lazily)
+        import subprocess  # noqa: F401
         import traceback  # noqa: F401
 
         from . import _upgrade  # noqa: F401  (the run phase imports it for SIGUSR2)

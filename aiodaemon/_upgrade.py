@@ -29,11 +29,9 @@ import structlog
 from ._handoff import (
     Inherited,
     Spawned,
-    SuccessorChannel,
     describe_pidfile,
     describe_socket,
     spawn_successor,
-    unix_files,
     write_pid_in_place,
 )
 from ._services import Service
@@ -41,6 +39,7 @@ from ._systemd import Notifier
 from .exceptions import DaemonError
 
 if TYPE_CHECKING:
+    from ._adopt import SuccessorChannel
     from ._pidfile import Pidfile
     from ._sockets import Listeners
 
@@ -393,6 +392,8 @@ def await_handover(channel: SuccessorChannel) -> None:
 
 
 async def _take_over(channel: SuccessorChannel) -> None:
+    from ._adopt import unix_files  # only a successor gets here
+
     handoff = channel.handoff
     reader, writer = await asyncio.open_unix_connection(sock=handoff.channel)
     line = await _readline(reader)

@@ -1,0 +1,460 @@
+"""Upgrade hand-off, the successor's side: verify what the old daemon handed over, and adopt it.
+
+The successor trusts nothing blindly: the channel's peer must be its parent
+(``SO_PEERCRED`` = ``getppid()``), that peer must send the one-time secret of
+the hand-off variable, and every fd must be what the variable claims (a
+listening stream socket on the recorded address; the pidfile's inode, still at
+its path, locked by this very open file). The variable is removed from the
+environment (and ``/proc/PID/environ``) before the program's own code can
+hand it on. See :mod:`._handoff` for the old daemon's side.
+
+Synchronous and asyncio-free: the successor adopts before its loop exists.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import os
+import socket
+import stat
+import sys
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
+from typing import TYPE_CHECKING, Any
+
+from ._handoff import HANDOFF_VARIABLE, VERSION, Inherited
+from ._pidfile import Pidfile
+from ._readiness import ReadinessPipe
+from ._sockets import Listeners, _erase_from_exec_environment
+from .exceptions import StartupError
+
+if TYPE_CHECKING:
+    from ._acquire import Acquired
+    from ._config import Options
+    from ._control_socket import ControlSocket
+
+__all__ = [
+    "Handoff",
+    "SuccessorChannel",
+    "adopt",
+    "is_successor",
+    "take_handoff",
+    "unix_files",
+]
+
+#: Seconds the successor waits for its parent's secret on the channel.
+_SECRET_WAIT = 10.0
+
+
+class Handoff:
+    """What a verified predecessor handed us."""
+
+    __slots__ = (
+        "channel",
+        "claimed",
+        "detached",
+        "entries",
+        "gid",
+        "owns_watchdog",
+        "parent",
+        "real_stderr",
+        "uid",
+    )
+
+    def __init__(
+        self,
+        parent: int,
+        channel: socket.socket,
+        real_stderr: int,
+        detached: bool,
+        uid: int,
+        gid: int,
+        entries: list[Inherited] | None = None,
+        owns_watchdog: bool = False,
+    ) -> None:
+        self.parent = parent
+        self.channel = channel
+        self.real_stderr = real_stderr
+        self.detached = detached
+        self.uid = uid
+        self.gid = gid
+        self.entries: list[Inherited] = [] if entries is None else entries
+        self.owns_watchdog = owns_watchdog
+        #: inherited fds adopted outside :func:`adopt` (control, health sockets).
+        self.claimed: set[int] = set()
+
+    def entry(self, role: str, name: str | None = None) -> Inherited | None:
+        """The inherited descriptor for ``role`` (and ``name``), if any."""
+        for item in self.entries:
+            if item.role == role and (name is None or item.name == name):
+                return item
+        return None
+
+    def close_unclaimed(self, claimed: set[int]) -> None:
+        """Close every inherited fd the new configuration no longer wants."""
+        for item in self.entries:
+            if item.fd not in claimed:
+                with contextlib.suppress(OSError):
+                    os.close(item.fd)
+
+
+_taken: list[Handoff | None] = []
+
+
+def take_handoff(env: MutableMapping[str, str] | None = None) -> Handoff | None:
+    """Remove the hand-off variables from the environment and verify what they claim.
+
+    Returns None when this process is not a successor. Only the first call
+    reads the environment; later ones return the same answer.
+
+    Raises:
+        StartupError: the variable is malformed, the parent or its secret do not
+            check out, or the channel is not a socketpair with our parent.
+    """
+    if _taken:
+        return _taken[0]
+    handoff = _take(os.environ if env is None else env)
+    _taken.append(handoff)
+    return handoff
+
+
+def is_successor() -> bool:
+    """Whether this process was started by an upgrade (the hand-off variable is or was set)."""
+    return bool(_taken and _taken[0]) or HANDOFF_VARIABLE in os.environ
+
+
+def _take(environ: MutableMapping[str, str]) -> Handoff | None:
+    raw = environ.pop(HANDOFF_VARIABLE, None)
+    watchdog = environ.pop(HANDOFF_VARIABLE + "_WATCHDOG", None) == "1"
+    for variable in (HANDOFF_VARIABLE, HANDOFF_VARIABLE + "_WATCHDOG"):
+        os.environ.pop(variable, None)
+    if raw is None:
+        return None
+    import json
+
+    # The secret must not stay readable in /proc/PID/environ either.
+    _erase_from_exec_environment((HANDOFF_VARIABLE,))
+    try:
+        data = json.loads(raw)
+        if data["v"] != VERSION:
+            raise StartupError(f"upgrade: hand-off version {data['v']!r}, expected {VERSION}")
+        parent, secret = int(data["parent"]), str(data["secret"])
+        channel_fd, real_stderr = int(data["channel"]), int(data["stderr"])
+        entries = [
+            Inherited(
+                str(e["role"]),
+                str(e["name"]),
+                int(e["fd"]),
+                str(e["configured"]),
+                str(e["identity"]),
+                str(e["unix_file"]),
+            )
+            for e in data["fds"]
+        ]
+        handoff_uid, handoff_gid = int(data["uid"]), int(data["gid"])
+        detached = bool(data["detached"])
+    except StartupError:
+        raise
+    except (ValueError, KeyError, TypeError) as exc:
+        raise StartupError(f"upgrade: malformed {HANDOFF_VARIABLE}: {exc}") from None
+    if parent != os.getppid():
+        raise StartupError(
+            f"upgrade: {HANDOFF_VARIABLE} names pid {parent}, but our parent is {os.getppid()}"
+        )
+    channel = _verify_channel(channel_fd, parent, secret)
+    if os.geteuid() != handoff_uid or os.getegid() != handoff_gid:
+        channel.close()
+        raise StartupError(
+            f"upgrade: running as {os.geteuid()}:{os.getegid()}, "
+            f"expected {handoff_uid}:{handoff_gid} like the old daemon"
+        )
+    for fd in (real_stderr, *(e.fd for e in entries)):
+        try:
+            os.set_inheritable(fd, False)
+        except OSError:
+            channel.close()
+            raise StartupError(f"upgrade: inherited fd {fd} is not open") from None
+    return Handoff(
+        parent,
+        channel,
+        real_stderr,
+        detached,
+        handoff_uid,
+        handoff_gid,
+        entries,
+        owns_watchdog=watchdog,
+    )
+
+
+def _verify_channel(fd: int, parent: int, secret: str) -> socket.socket:
+    """The channel socket, once its peer proved to be our parent holding the secret."""
+    import hmac
+
+    try:
+        channel = socket.socket(fileno=fd)
+    except OSError:
+        raise StartupError(f"upgrade: channel fd {fd} is not a socket") from None
+    try:
+        channel.set_inheritable(False)
+        if channel.family != socket.AF_UNIX or channel.type != socket.SOCK_STREAM:
+            raise StartupError(f"upgrade: channel fd {fd} is not a unix stream socket")
+        creds = channel.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12)
+        peer_pid = int.from_bytes(creds[0:4], sys.byteorder, signed=True)
+        if peer_pid != parent:
+            raise StartupError(f"upgrade: channel peer is pid {peer_pid}, not our parent {parent}")
+        channel.settimeout(_SECRET_WAIT)
+        line = _read_line(channel)
+        if not line.startswith(b"S") or not hmac.compare_digest(line[1:], secret.encode()):
+            raise StartupError("upgrade: the parent did not prove the hand-off secret")
+        channel.settimeout(None)
+    except BaseException:
+        channel.close()
+        raise
+    return channel
+
+
+def _read_line(sock: socket.socket, limit: int = 256) -> bytes:
+    data = b""
+    try:
+        while not data.endswith(b"\n") and len(data) < limit:
+            chunk = sock.recv(1)
+            if not chunk:
+                break
+            data += chunk
+    except TimeoutError:
+        raise StartupError("upgrade: no hand-off secret from the parent in time") from None
+    return data.rstrip(b"\n")
+
+
+def adopt_pidfile(handoff: Handoff, path: str | None) -> Pidfile | None:
+    """The inherited locked pidfile, checked against ``path`` (this program's option).
+
+    Raises:
+        StartupError: the pidfile option changed, or the fd is not that file,
+            or this open file does not hold its lock.
+    """
+    entry = handoff.entry("pidfile")
+    if entry is None and path is None:
+        return None
+    old = None if entry is None else entry.name
+    if entry is None or path is None or entry.name != path:
+        raise StartupError(
+            f"upgrade: pidfile changed from {old} to {path}; "
+            "an upgrade keeps the pidfile (use restart to change it)"
+        )
+    fd = entry.fd
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode) or f"{st.st_dev}:{st.st_ino}" != entry.identity:
+        raise StartupError(f"upgrade: inherited fd {fd} is not the pidfile {path}")
+    try:
+        at_path = os.stat(path, follow_symlinks=False)
+    except PermissionError:
+        # A root-only directory after a drop: the kernel's own record of the
+        # open file tells whether it still has that name.
+        if os.readlink(f"/proc/self/fd/{fd}") != path or st.st_nlink == 0:
+            raise StartupError(f"upgrade: pidfile {path} was removed or replaced") from None
+    except OSError:
+        raise StartupError(f"upgrade: pidfile {path} was removed or replaced") from None
+    else:
+        if (at_path.st_dev, at_path.st_ino) != (st.st_dev, st.st_ino):
+            raise StartupError(f"upgrade: pidfile {path} was replaced by another file")
+    if not _holds_flock(fd):
+        raise StartupError(f"upgrade: inherited pidfile fd {fd} does not hold the lock")
+    return Pidfile(path, fd)
+
+
+def _holds_flock(fd: int) -> bool:
+    """Whether the open file behind ``fd`` holds an exclusive ``flock`` (its fdinfo says so)."""
+    try:
+        with open(f"/proc/self/fdinfo/{fd}") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return False
+    return any(
+        line.startswith("lock:") and "FLOCK" in line.split() and "WRITE" in line.split()
+        for line in lines
+    )
+
+
+def adopt_socket(handoff: Handoff, role: str, name: str, configured: str) -> socket.socket | None:
+    """The inherited listening socket for ``role``/``name``, or None if not inherited.
+
+    Raises:
+        StartupError: the configured address changed, or the fd is not the
+            listening socket the hand-off claims.
+    """
+    entry = handoff.entry(role, name)
+    if entry is None:
+        return None
+    label = f"listen[{name}]" if role == "listen" else role
+    if entry.configured != configured:
+        raise StartupError(
+            f"upgrade: {label} changed from {entry.configured} to {configured}; "
+            "an upgrade keeps the listening sockets (use restart to change them)"
+        )
+    try:
+        sock = socket.socket(fileno=entry.fd)
+    except OSError:
+        raise StartupError(f"upgrade: {label}: inherited fd {entry.fd} is not a socket") from None
+    try:
+        if sock.type != socket.SOCK_STREAM or not sock.getsockopt(
+            socket.SOL_SOCKET, socket.SO_ACCEPTCONN
+        ):
+            raise StartupError(f"upgrade: {label}: inherited fd {entry.fd} is not listening")
+        if repr(sock.getsockname()) != entry.identity:
+            raise StartupError(
+                f"upgrade: {label}: inherited fd {entry.fd} is bound to "
+                f"{sock.getsockname()!r}, not {entry.identity}"
+            )
+        sock.setblocking(False)
+        sock.set_inheritable(False)
+    except BaseException:
+        sock.detach()
+        raise
+    return sock
+
+
+def adopt_listeners(handoff: Handoff, listen: Mapping[str, object]) -> Listeners | None:
+    """The ``listen=`` sockets: inherited where the name and address are unchanged.
+
+    Names the new configuration adds are bound here; inherited ones it dropped
+    are closed by :meth:`Handoff.close_unclaimed`. Unix socket files stay the old
+    daemon's to remove until the hand-over (:func:`unix_files`).
+
+    Raises:
+        StartupError: an address changed, or an inherited fd is not what it claims.
+    """
+    if not listen:
+        return None
+    from ._sockets import open_listeners
+
+    sockets: dict[str, socket.socket] = {}
+    fresh: dict[str, Any] = {}
+    try:
+        for name, address in listen.items():
+            sock = adopt_socket(handoff, "listen", name, str(address))
+            if sock is None:
+                fresh[name] = address
+            else:
+                sockets[name] = sock
+        if fresh:
+            bound = open_listeners(fresh)
+            sockets.update(bound)
+    except BaseException:
+        for sock in sockets.values():
+            sock.detach()
+        raise
+    return Listeners(sockets)
+
+
+def unix_files(handoff: Handoff, role: str = "listen") -> dict[str, tuple[int, int]]:
+    """The unix socket files of ``role`` the old daemon created: ours to remove at exit."""
+    files: dict[str, tuple[int, int]] = {}
+    for entry in handoff.entries:
+        if entry.role == role and entry.unix_file:
+            dev, _, ino = entry.unix_file.partition(":")
+            files[entry.configured.removeprefix("unix:")] = (int(dev), int(ino))
+    return files
+
+
+def adopt_control(handoff: Handoff, path: str) -> ControlSocket | None:
+    """The inherited control socket at ``path``; None if the old daemon served none.
+
+    Its file stays the old daemon's to remove until the hand-over. A control
+    socket the old daemon did not have (option added, or its directory was not
+    writable) waits for a restart: binding it needs what the old daemon had.
+
+    Raises:
+        StartupError: the path changed, or the fd is not that listening socket.
+    """
+    from ._control_socket import ControlSocket
+
+    sock = adopt_socket(handoff, "control", "control", str(path))
+    from pathlib import Path
+
+    return None if sock is None else ControlSocket(Path(path), sock, None)
+
+
+class SuccessorChannel(ReadinessPipe):
+    """The successor's readiness pipe: the channel to the old daemon, kept after ``R``."""
+
+    def __init__(self, handoff: Handoff) -> None:
+        self.handoff = handoff
+        self._pending = True
+        # thaw: launch() froze the start-up's objects (see ReadinessPipe).
+        #: what the hand-over gives us; set by the launch once acquired.
+        self.pidfile: Pidfile | None = None
+        self.listeners: Listeners | None = None
+        self.control: ControlSocket | None = None
+        self.notifier: Any = None
+        #: run once the pidfile is ours, before ``W`` (the runtime starts its control server).
+        self.on_takeover: list[Callable[[], Awaitable[None]]] = []
+        #: called once ``R`` is sent, on the event loop (starts the hand-over wait).
+        self.on_ready: Callable[[SuccessorChannel], None] | None = None
+        super().__init__(handoff.channel.fileno(), thaw=True)
+
+    @property
+    def pending(self) -> bool:
+        return self._pending
+
+    def ready(self) -> None:
+        """Tell the old daemon we are ready; the hand-over itself follows (see _upgrade)."""
+        if not self._pending:
+            return
+        self._pending = False
+        self._write("R\n")
+        self._unfreeze()
+        if self.on_ready is not None:
+            self.on_ready(self)
+
+    def fail(self, code: int, message: str) -> None:
+        self._pending = False
+        super().fail(code, message)
+
+    def close(self) -> None:
+        self._pending = False
+        if self.fd is not None:
+            self.fd = None
+            self.handoff.channel.close()
+        self._unfreeze()
+
+    def _unfreeze(self) -> None:
+        # What launch() froze for the start-up may be collected again.
+        if self._thaw:
+            self._thaw = False
+            gc.unfreeze()
+
+
+def adopt(options: Options, handoff: Handoff) -> Acquired:
+    """What :func:`aiodaemon._acquire.acquire` would take, from the old daemon instead.
+
+    Log targets are opened again by path, as a reopen would; stdout and stderr
+    are already our fds 1 and 2.
+
+    Raises:
+        StartupError: an inherited fd is not what it claims, or an option that
+            an upgrade cannot change (pidfile, addresses) changed.
+    """
+    from contextlib import ExitStack
+
+    from ._acquire import Acquired, _sockets_to_open
+    from ._logging import open_log_targets
+
+    acquired = Acquired(preserved=options.files_preserve)
+    with ExitStack() as stack:
+        acquired.pidfile = adopt_pidfile(handoff, options.pidfile)
+        if acquired.pidfile is not None:
+            stack.enter_context(acquired.pidfile)
+        acquired.listeners = adopt_listeners(handoff, _sockets_to_open(options))
+        if acquired.listeners is not None:
+            stack.enter_context(acquired.listeners)
+        acquired.logs = stack.enter_context(open_log_targets(options))
+        if options.control is not None:
+            acquired.control = adopt_control(handoff, options.control)
+            if acquired.control is not None:
+                stack.enter_context(acquired.control)
+        # Everything is held: from here the stack is the caller's to close.
+        acquired.stack = stack.pop_all()
+    claimed = set(acquired.keep_fds())
+    handoff.close_unclaimed(claimed | handoff.claimed)
+    return acquired
