@@ -536,3 +536,35 @@ def test_upgrade_under_systemd_moves_the_main_pid(tmp_path: Path) -> None:
     # Nothing more from the old daemon once it named its successor (no STOPPING=1).
     assert [lines for pid, lines in seen[handed + 1 :] if pid == old] == []
     assert (new, ["READY=1", f"MAINPID={new}"]) in seen
+
+
+def test_upgrade_of_python_m_restart(tmp_path: Path) -> None:
+    """Started by ``python -m aiodaemon restart``: the new process starts, it stops nothing."""
+    shutil.copy(PROGRAM, tmp_path / "upgrade_app.py")
+    app = App(tmp_path, "cli")
+    argv = [PYTHON, "-m", "aiodaemon", "restart", "upgrade_app:main", "--pidfile"]
+    argv += [str(app.pidfile), "--listen", "http=127.0.0.1:0", "--log-file", str(app.log)]
+    try:
+        started = subprocess.run(
+            argv,
+            cwd=tmp_path,
+            env=app.env(),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            stdin=subprocess.DEVNULL,
+            check=False,
+        )
+        assert started.returncode == 0, started.stderr
+        old = app.pid()
+        app.edit('VERSION = "v1"', 'VERSION = "v2"')
+        result = cli("upgrade", "--pidfile", str(app.pidfile))
+        assert result.returncode == 0, result.stderr
+        new = int(result.stdout)
+        wait_gone(old)
+        assert app.get() == f"v2 {new}"
+        # The old daemon ended by the hand-over (exit 0), not by a stop from its successor.
+        assert app.records("upgrade handed over")
+        assert not any(r["pid"] == old for r in app.records("signal received"))
+    finally:
+        cli("stop", "--pidfile", str(app.pidfile), "--timeout", "5")
