@@ -235,7 +235,8 @@ def test_startup_failure_reaches_the_launcher(tmp_path: Path) -> None:
         "database at db:5432 refused the connection"
     )
     assert not pidfile.exists()
-    assert not pids_with(str(script))
+    # By its pidfile argument: another run may start the same script meanwhile.
+    assert not pids_with(str(pidfile))
 
 
 def test_daemon_dying_before_ready_is_reported(tmp_path: Path) -> None:
