@@ -149,14 +149,20 @@ class Spawned:
         Both signals go out while the successor is unreaped, so neither its
         pid nor its group id can name another process by then.
         """
+        self.send_kill()
+        self.process.wait()
+        self.close()
+
+    def send_kill(self) -> None:
+        """SIGKILL the successor and its process group, leaving it unreaped."""
         import signal
 
+        if self.pidfd < 0:
+            return
         with contextlib.suppress(ProcessLookupError):
             signal.pidfd_send_signal(self.pidfd, signal.SIGKILL)
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.pid, signal.SIGKILL)
-        self.process.wait()
-        self.close()
 
     def close(self) -> None:
         """Close the pidfd, the channel and the stderr pipe (not the process)."""

@@ -144,6 +144,19 @@ class Upgrader:
         self.target = target
         self.successor: int | None = None
         self._busy = False
+        #: set when the daemon begins to stop: an upgrade under way is abandoned.
+        self._abort: asyncio.Event | None = None
+        self._spawned: Spawned | None = None
+
+    def abort(self) -> None:
+        """The daemon is stopping: kill a successor not yet in charge, hand nothing over."""
+        if self._abort is None:
+            return
+        self._abort.set()
+        # At once: the stop may cancel the upgrade's task before it sees the flag.
+        if self._spawned is not None:
+            _log.warning("upgrade abandoned: the daemon is stopping", successor=self.successor)
+            self._spawned.send_kill()
 
     async def upgrade(self, within: float = DEFAULT_TIMEOUT) -> int:
         """Replace this daemon by a fresh process of the same program; return its pid.
@@ -154,6 +167,7 @@ class Upgrader:
         """
         self._check_allowed()
         self._busy = True
+        self._abort = asyncio.Event()
         started = time.monotonic()
         try:
             spawned = spawn_successor(self._inherited(), detached=self.target.detached)
@@ -161,6 +175,7 @@ class Upgrader:
             self._busy = False
             raise UpgradeError(str(exc)) from exc
         self.successor = spawned.pid
+        self._spawned = spawned
         _log.info("upgrade started", successor=spawned.pid, timeout=within)
         try:
             await self._run(spawned, within, started)
@@ -168,6 +183,9 @@ class Upgrader:
             self._busy = False
             self.successor = None
             raise
+        finally:
+            self._abort = None
+            self._spawned = None
         return spawned.pid
 
     def _check_allowed(self) -> None:
@@ -211,35 +229,44 @@ class Upgrader:
         loop = asyncio.get_running_loop()
         exited = loop.create_future()
         loop.add_reader(spawned.pidfd, _set_once, exited)
+        assert self._abort is not None
+        aborted = asyncio.ensure_future(self._abort.wait())
         tail = bytearray()
         pump = asyncio.create_task(_pump_stderr(spawned.stderr, tail), name="aiodaemon-upgrade")
         spawned.stderr = -1  # the pump's to close
-        reader, writer = await asyncio.open_unix_connection(sock=spawned.channel)
+        writer: asyncio.StreamWriter | None = None
+        told = False
         try:
-            line = await _first(_readline(reader), exited, within)
+            reader, writer = await asyncio.open_unix_connection(sock=spawned.channel)
+            line = await _first(_readline(reader), exited, within, aborted)
             if line != b"R\n":
                 await _settle(pump)
                 raise UpgradeError(self._failure(spawned, line, within, tail))
             ready_after = time.monotonic() - started
+            told = True
             writer.write(b"G\n")
             await writer.drain()
-            line = await _first(_readline(reader), exited, _HANDOVER_WAIT)
+            line = await _first(_readline(reader), exited, _HANDOVER_WAIT, aborted)
             if line != b"W\n":
                 await _settle(pump)
+                raise UpgradeError(self._failure(spawned, line, _HANDOVER_WAIT, tail))
+        except BaseException:
+            aborted.cancel()
+            loop.remove_reader(spawned.pidfd)
+            if writer is not None:
+                writer.close()
+            spawned.kill()
+            if told:
                 # The successor may have written its pid, or listened on the
-                # control socket, before failing.
+                # control socket, before it failed: both are ours again.
                 if self.target.pidfile is not None:
                     write_pid_in_place(self.target.pidfile)
                 self.target.rollback()
-                raise UpgradeError(self._failure(spawned, line, _HANDOVER_WAIT, tail))
-        except BaseException:
-            loop.remove_reader(spawned.pidfd)
-            writer.close()
             pump.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await pump
-            spawned.kill()
             raise
+        aborted.cancel()
         loop.remove_reader(spawned.pidfd)
         writer.close()
         os.close(spawned.pidfd)
@@ -320,12 +347,24 @@ def _set_once(future: asyncio.Future[None]) -> None:
 
 
 async def _first(
-    read: Awaitable[bytes], exited: asyncio.Future[None], within: float
+    read: Awaitable[bytes],
+    exited: asyncio.Future[None],
+    within: float,
+    aborted: asyncio.Future[Any],
 ) -> bytes | None:
-    """A line from the successor, b"" if it exited first, None after ``within`` seconds."""
+    """A line from the successor, b"" if it exited first, None after ``within`` seconds.
+
+    Raises:
+        UpgradeError: the daemon began to stop meanwhile.
+    """
     line_task = asyncio.ensure_future(read)
-    waiting: set[asyncio.Future[Any]] = {line_task, exited}
+    waiting: set[asyncio.Future[Any]] = {line_task, exited, aborted}
     done, _ = await asyncio.wait(waiting, timeout=within, return_when=asyncio.FIRST_COMPLETED)
+    if aborted in done:
+        line_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await line_task
+        raise UpgradeError("the daemon began to stop; the upgrade was abandoned")
     if line_task in done:
         line = line_task.result()
         if not line:
@@ -486,6 +525,7 @@ class UpgradeService(Service):
             pass  # logged by the upgrader; we keep serving
 
     def not_ready(self) -> None:
-        """A stop began: SIGUSR2 no longer starts anything (the state check refuses too)."""
+        """A stop began: abandon an upgrade under way; SIGUSR2 no longer starts one."""
+        self.upgrader.abort()
         with contextlib.suppress(RuntimeError, ValueError):
             asyncio.get_running_loop().remove_signal_handler(signal.SIGUSR2)

@@ -230,6 +230,32 @@ def test_timed_out_upgrade_rolls_back(app: App) -> None:
     assert app.get() == f"v1 {old}"
 
 
+def test_stop_during_an_upgrade_abandons_it(app: App) -> None:
+    """SIGTERM while the new process starts: it is killed, the old one stops, nothing runs on."""
+    old = app.start()
+    app.edit('MODE = ""', 'MODE = "hang"')
+    upgrade = subprocess.Popen(
+        [str(SCRIPT), "upgrade", "--pidfile", str(app.pidfile), "--timeout", "60"],
+        env=clean_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        [started] = wait_for(lambda: app.records("upgrade started"), 30, "the upgrade")
+        successor = started["successor"]
+        assert isinstance(successor, int)
+        os.kill(old, signal.SIGTERM)
+        wait_gone(old, 30)
+        wait_gone(successor, 30)
+    finally:
+        upgrade.communicate(timeout=60)
+    # The answer may not make it out of a daemon that is stopping: the log says.
+    assert upgrade.returncode == 1
+    assert app.records("upgrade abandoned: the daemon is stopping")
+    assert not app.pidfile.exists()
+
+
 def test_second_upgrade_is_refused(app: App) -> None:
     """During an upgrade another request, or SIGUSR2, starts nothing and says so."""
     old = app.start()
