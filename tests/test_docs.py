@@ -119,3 +119,19 @@ def test_every_public_name_is_in_the_api_reference() -> None:
         if not name.startswith("__") and f"::: aiodaemon.{name}\n" not in reference
     ]
     assert not missing, f"not in the API reference: {missing}"
+
+
+def test_signal_table_lists_the_signals_the_framework_owns() -> None:
+    """docs/options.md's signal table names every signal on_signal refuses as the framework's."""
+    import signal
+
+    from aiodaemon._signal_handlers import REFUSED
+
+    rows = table_rows(DOCS / "options.md", "## Signals")
+    documented = {name for row in rows for name in re.findall(r"\bSIG[A-Z0-9]+\b", row[0])}
+    owned = {
+        signal.Signals(number).name
+        for number, reason in REFUSED.items()
+        if "cannot be" not in reason  # SIGKILL, SIGSTOP and faults: nobody's to own
+    }
+    assert documented == owned
