@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from ._acquire import Acquired
     from ._config import Options
     from ._control_socket import ControlSocket
+    from ._logging import LogTargets
 
 __all__ = [
     "Handoff",
@@ -438,7 +439,6 @@ def adopt(options: Options, handoff: Handoff) -> Acquired:
     from contextlib import ExitStack
 
     from ._acquire import Acquired, _sockets_to_open
-    from ._logging import open_log_targets
 
     acquired = Acquired(preserved=options.files_preserve)
     with ExitStack() as stack:
@@ -448,7 +448,7 @@ def adopt(options: Options, handoff: Handoff) -> Acquired:
         acquired.listeners = adopt_listeners(handoff, _sockets_to_open(options))
         if acquired.listeners is not None:
             stack.enter_context(acquired.listeners)
-        acquired.logs = stack.enter_context(open_log_targets(options))
+        acquired.logs = stack.enter_context(_adopt_logs(handoff, options))
         if options.control is not None:
             acquired.control = adopt_control(handoff, options.control)
             if acquired.control is not None:
@@ -458,3 +458,31 @@ def adopt(options: Options, handoff: Handoff) -> Acquired:
     claimed = set(acquired.keep_fds())
     handoff.close_unclaimed(claimed | handoff.claimed)
     return acquired
+
+
+def _adopt_logs(handoff: Handoff, options: Options) -> LogTargets:
+    """The log targets: the inherited log file when the path is unchanged, else opened anew.
+
+    Inherited because its directory may be root-only: the old daemon opened it
+    before dropping privileges.
+
+    Raises:
+        StartupError: the file cannot be opened, or syslog cannot be reached.
+    """
+    from ._logging import LogTargets, open_log_targets
+    from ._logsinks import FileSink, open_syslog_sink
+
+    entry = None if options.log_file is None else handoff.entry("log", options.log_file)
+    if entry is None:
+        return open_log_targets(options)
+    fd = entry.fd
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode) or f"{st.st_dev}:{st.st_ino}" != entry.identity:
+        raise StartupError(f"upgrade: inherited fd {fd} is not the log file {entry.name}")
+    file = FileSink(fd, entry.name, entry.name)
+    try:
+        syslog = open_syslog_sink(options.syslog) if options.syslog is not None else None
+    except StartupError:
+        file.close()
+        raise
+    return LogTargets(file, syslog)

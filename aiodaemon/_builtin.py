@@ -185,6 +185,16 @@ def _upgrade(runtime: Runtime) -> Service:
         runtime.request_shutdown()
 
     sock = runtime.parts.control
+
+    def log_file() -> tuple[str, int] | None:
+        # Read at the spawn: a reopen (SIGUSR1) may have changed the fd.
+        from ._logsinks import FileSink
+
+        for sink in runtime.parts.logs.sinks:
+            if isinstance(sink, FileSink):
+                return sink.path, sink.fd
+        return None
+
     target = UpgradeTarget(
         pidfile=runtime.parts.pidfile,
         listeners=runtime.parts.listeners,
@@ -197,5 +207,6 @@ def _upgrade(runtime: Runtime) -> Service:
         stop_accepting=stop_accepting,
         handed_over=handed_over,
         rollback=rollback,
+        log_file=log_file,
     )
     return UpgradeService(Upgrader(target), None if control is None else control.commands)

@@ -457,7 +457,14 @@ def _successor_options(raw: Mapping[str, Any]) -> Options:
     control = None if control_raw is False else _absolute("control", control_raw)
     if control_raw is None and pidfile is not None:
         control = pidfile + ".ctl"
-    options = parse_options(rest)._replace(pidfile=pidfile, control=control)
+    # Files the old daemon opened and we inherit (log file, fds 1 and 2): their
+    # directory may be closed to us as well.
+    log_file = _absolute("log_file", rest.pop("log_file", None))
+    stdout = _absolute("stdout", rest.pop("stdout", None))
+    stderr = _absolute("stderr", rest.pop("stderr", None))
+    options = parse_options(rest)._replace(
+        pidfile=pidfile, control=control, log_file=log_file, stdout=stdout, stderr=stderr
+    )
     identity = options.identity
     if identity is not None:
         # The drop cannot be redone without root; it must already hold.

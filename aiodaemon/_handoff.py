@@ -34,6 +34,7 @@ __all__ = [
     "VERSION",
     "Inherited",
     "Spawned",
+    "describe_file",
     "describe_pidfile",
     "describe_socket",
     "remember_launch_directory",
@@ -98,6 +99,12 @@ def describe_socket(
     """The :class:`Inherited` entry for a listening socket we hand over."""
     owned = "" if unix_file is None else f"{unix_file[0]}:{unix_file[1]}"
     return Inherited(role, name, sock.fileno(), configured, repr(sock.getsockname()), owned)
+
+
+def describe_file(role: str, path: str, fd: int) -> Inherited:
+    """The :class:`Inherited` entry for an open file (the log file) we hand over."""
+    st = os.fstat(fd)
+    return Inherited(role, path, fd, identity=f"{st.st_dev}:{st.st_ino}")
 
 
 def describe_pidfile(pidfile: Pidfile) -> Inherited:

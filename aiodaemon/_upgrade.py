@@ -29,6 +29,7 @@ import structlog
 from ._handoff import (
     Inherited,
     Spawned,
+    describe_file,
     describe_pidfile,
     describe_socket,
     spawn_successor,
@@ -91,6 +92,8 @@ class UpgradeTarget:
             delay, keep socket files).
         rollback: after a successor failed once told to take over: claim the
             control socket back.
+        log_file: ``(path, fd)`` of the log file now (a reopen changes the fd),
+            None without one.
     """
 
     # A plain class, not a dataclass: every daemon loads this module on its way
@@ -102,6 +105,7 @@ class UpgradeTarget:
         "handed_over",
         "listen",
         "listeners",
+        "log_file",
         "notifier",
         "pidfile",
         "rollback",
@@ -123,6 +127,7 @@ class UpgradeTarget:
         stop_accepting: Callable[[], Awaitable[None]],
         handed_over: Callable[[int], None],
         rollback: Callable[[], None],
+        log_file: Callable[[], tuple[str, int] | None] | None = None,
     ) -> None:
         self.pidfile = pidfile
         self.listeners = listeners
@@ -133,6 +138,7 @@ class UpgradeTarget:
         self.chroot = chroot
         self.state = state
         self.stop_accepting = stop_accepting
+        self.log_file = log_file
         self.handed_over = handed_over
         self.rollback = rollback
 
@@ -223,6 +229,9 @@ class Upgrader:
         if target.control is not None:
             sock, path, identity = target.control
             entries.append(describe_socket("control", "control", sock, path, identity))
+        log_file = None if target.log_file is None else target.log_file()
+        if log_file is not None and log_file[1] >= 0:
+            entries.append(describe_file("log", *log_file))
         return entries
 
     async def _run(self, spawned: Spawned, within: float, started: float) -> None:

@@ -43,6 +43,7 @@ class App:
 
     directory: Path
     how: str
+    log_directory: Path | None = None
 
     @property
     def pidfile(self) -> Path:
@@ -50,7 +51,7 @@ class App:
 
     @property
     def log(self) -> Path:
-        return self.directory / "app.log"
+        return (self.log_directory or self.directory) / "app.log"
 
     def env(self, **extra: str) -> dict[str, str]:
         return clean_env({"APP_PIDFILE": str(self.pidfile), "APP_LOG": str(self.log), **extra})
@@ -439,14 +440,14 @@ def shared_dir() -> Iterator[Path]:
 
 
 def test_upgrade_of_a_daemon_dropped_to_nobody(shared_dir: Path) -> None:
-    """Dropped to nobody, its pidfile in a root-only directory: upgraded without root."""
+    """Dropped to nobody, its pidfile and log in a root-only directory: upgraded without root."""
     if not os.access(SYSTEM_PYTHON, os.X_OK):
         pytest.fail(f"{SYSTEM_PYTHON} is required (.ci/run installs python3)")
     shutil.copy(PROGRAM, shared_dir / "upgrade_app.py")
     root_only = shared_dir / "root-only"
     root_only.mkdir(mode=0o700)
-    app = App(shared_dir, "script")
-    app.pidfile.unlink(missing_ok=True)
+    # The log file too: only the old daemon, still root, could open it there.
+    app = App(shared_dir, "script", log_directory=root_only)
     pidfile = root_only / "app.pid"
     site = Path(sysconfig.get_paths()["purelib"])
     env = app.env(APP_USER="nobody")
@@ -476,6 +477,8 @@ def test_upgrade_of_a_daemon_dropped_to_nobody(shared_dir: Path) -> None:
     assert int(pidfile.read_text()) == new
     assert app.get() == f"v2 {new}"
     assert cli("status", "--pidfile", str(pidfile)).returncode == 0
+    # The new process logs to the inherited file.
+    assert wait_for(lambda: [r for r in app.records("upgrade took over") if r["pid"] == new])
 
 
 def test_upgrade_as_pid_1_is_refused(tmp_path: Path) -> None:
