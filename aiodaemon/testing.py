@@ -20,8 +20,8 @@ private module of aiodaemon is used, so what passes here passes in production.
 
 Nothing outlives a test: leaving the ``async with`` block stops the daemon (SIGTERM,
 then SIGKILL of its whole process group), also when the test fails or is
-interrupted with Ctrl-C, and an ``atexit`` safety net kills whatever a crashed
-test runner left.
+interrupted with Ctrl-C; a test runner killed outright takes the daemon along
+(parent-death signal), and an ``atexit`` safety net kills whatever is left.
 """
 
 from __future__ import annotations
@@ -345,7 +345,7 @@ def _spawn(
         # A session of its own: Ctrl-C in the test's terminal reaches the test, not the
         # daemon, and the whole group (the daemon's children too) can be killed at the end.
         process = subprocess.Popen(
-            argv,
+            [*_die_with_us(), *argv],
             stdin=subprocess.DEVNULL,
             stdout=stdout,
             stderr=stderr,
@@ -492,6 +492,17 @@ def _kill_leftovers() -> None:
 
 def _command() -> list[str]:
     return [sys.executable, "-m", "aiodaemon"]
+
+
+def _die_with_us() -> list[str]:
+    """A prefix that makes the kernel SIGKILL the daemon when the test process dies.
+
+    The last safety net, for a test runner killed without running any cleanup
+    (SIGKILL, pytest-timeout's ``os._exit``): util-linux's ``setpriv`` sets the
+    parent-death signal and execs the daemon, so its pid stays the daemon's.
+    """
+    setpriv = shutil.which("setpriv")
+    return [setpriv, "--pdeathsig", "KILL", "--"] if setpriv else []
 
 
 def _aiodaemon(*args: str) -> subprocess.CompletedProcess[str]:

@@ -175,6 +175,22 @@ def test_ctrl_c_during_a_test_leaves_no_process(tmp_path: Path) -> None:
     wait_for(lambda: not any(is_alive(pid) for pid in pids), 30, "the daemon and its child")
 
 
+def test_a_test_process_killed_hard_leaves_no_daemon(tmp_path: Path) -> None:
+    """A runner that dies without any cleanup (os._exit, SIGKILL) takes its daemon along."""
+    pids_file = tmp_path / "pids"
+    runner = subprocess.run(
+        [sys.executable, str(REPO / "tests" / "programs" / "kit_killed_runner.py")],
+        env=clean_env({"KIT_PIDS": str(pids_file)}),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
+    assert runner.returncode == 7, runner.stderr
+    pid = int(pids_file.read_text())
+    wait_for(lambda: not is_alive(pid), 30, "the orphaned daemon to be killed")
+
+
 def test_the_plugin_loads_nothing_of_the_runtime() -> None:
     """The pytest11 plugin and its fixture cost a suite that does not use them nothing."""
     code = (

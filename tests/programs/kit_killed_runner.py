@@ -1,0 +1,25 @@
+"""A test runner that dies hard while its daemon runs: no cleanup, no atexit.
+
+Writes the daemon's pid to $KIT_PIDS, then ends with ``os._exit`` (as
+pytest-timeout does, or as a SIGKILL would).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+
+from aiodaemon.testing import launch
+
+PROGRAM = Path(__file__).with_name("kit_app.py")
+
+
+async def main() -> None:
+    """Launch, report the pid, die without leaving the block."""
+    async with launch(PROGRAM, listen={"echo": "127.0.0.1:0"}) as daemon:
+        await asyncio.to_thread(Path(os.environ["KIT_PIDS"]).write_text, f"{daemon.pid}\n")
+        os._exit(7)
+
+
+asyncio.run(main())
