@@ -48,7 +48,10 @@ _KILL_WAIT = 10.0
 _NOT_SERVING_GRACE = 2.0
 #: Tries, and seconds between them, when the pidfile's holder and the control
 #: socket's peer differ for a moment (an upgrade handing over).
-_HANDOVER_TRIES = 5
+#: How long status keeps asking while the pidfile and the control socket name
+#: different processes: an upgrade hands them over a moment apart, longer on a
+#: loaded machine; a planted socket still fails once this is over.
+_HANDOVER_GRACE = 2.0
 _HANDOVER_PAUSE = 0.02
 #: Seconds ``reload`` gives the daemon's answer beyond the reload's own timeout.
 _ANSWER_GRACE = 2.0
@@ -77,6 +80,15 @@ class ControlCode(enum.IntEnum):
 _say = say
 
 
+def _parent_of(pid: int) -> int | None:
+    """The parent pid of ``pid`` from /proc, None once it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return int(f.read().rsplit(b")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def _show(message: str) -> None:
     print(printable(message), flush=True)
 
@@ -90,16 +102,20 @@ def status(path: StrPath, control: StrPath | None, *, as_json: bool, timeout: fl
     pid = state.running_pid
     if pid is not None and control is not None:
         try:
-            for attempt in range(_HANDOVER_TRIES):
+            handover_ends = time.monotonic() + min(_HANDOVER_GRACE, timeout)
+            while True:
                 try:
                     answer = ask(
                         control, {"v": VERSION, "cmd": "status"}, holder=pid, timeout=timeout
                     )
                     break
-                except ControlMismatch:
-                    # During an upgrade the pidfile and the socket's credentials
-                    # change hands a moment apart: read the holder again.
-                    if attempt == _HANDOVER_TRIES - 1:
+                except ControlMismatch as exc:
+                    # During an upgrade the pidfile and the control socket pass
+                    # from the old daemon to its child, the new one, a moment
+                    # apart: wait for that, and only for that (an impostor is
+                    # neither the holder's parent nor its child).
+                    handing_over = exc.peer == _parent_of(pid) or _parent_of(exc.peer) == pid
+                    if not handing_over or time.monotonic() > handover_ends:
                         raise
                     time.sleep(_HANDOVER_PAUSE)
                     state = read_pidfile(path)

@@ -56,7 +56,15 @@ class ControlDenied(ControlError):
 
 
 class ControlMismatch(ControlError):
-    """The peer is not the pidfile's holder: an impostor, or an upgrade handing over."""
+    """The peer is not the pidfile's holder: an impostor, or an upgrade handing over.
+
+    Attributes:
+        peer: the pid serving the socket.
+    """
+
+    def __init__(self, message: str, peer: int) -> None:
+        super().__init__(message)
+        self.peer = peer
 
 
 class ControlTimeout(ControlError):
@@ -156,7 +164,8 @@ def _check_peer(sock: socket.socket, path: StrPath, holder: int) -> None:
     if pid != holder:
         raise ControlMismatch(
             f"control socket {path} is served by pid {pid}, not by the daemon holding "
-            f"the pidfile (pid {holder}); not trusted"
+            f"the pidfile (pid {holder}); not trusted",
+            pid,
         )
 
 
