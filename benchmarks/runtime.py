@@ -38,7 +38,6 @@ if sys.path and os.path.abspath(sys.path[0]) == _HERE:
 
 LATENCY = ("teardown", "aiodaemon", "aiorun", "asyncio.run+uvloop", "asyncio.run")
 SERVERS = ("aiodaemon echo.py", "bare uvloop")
-PAYLOAD = 64
 
 
 # --- contender processes (kept import-light: their start-up is not measured, but
@@ -114,82 +113,6 @@ def _bare_echo_child(port: int) -> None:
             await server.serve_forever()
 
     uvloop.run(serve())
-
-
-def _cpu_ns(pid: int) -> int:
-    """CPU time used so far by every thread of ``pid``, in ns (``/proc/PID/task/*/schedstat``)."""
-    total = 0
-    for tid in os.listdir(f"/proc/{pid}/task"):
-        try:
-            with open(f"/proc/{pid}/task/{tid}/schedstat") as file:
-                total += int(file.read().split()[0])
-        except FileNotFoundError:  # a thread that ended meanwhile
-            pass
-    return total
-
-
-def _load_child(port: int, server_pid: int, conns: int, seconds: float) -> None:
-    """Drive ``conns`` ping-pong connections for ``seconds``; print JSON rates.
-
-    ``rps`` is round trips per wall second; ``per_cpu_s`` is round trips per
-    second of CPU the server used meanwhile, which other load on the machine
-    barely changes.
-    """
-    import asyncio
-    import json
-    from typing import cast
-
-    import uvloop
-
-    payload = b"x" * (PAYLOAD - 1) + b"\n"
-
-    class Pinger(asyncio.Protocol):
-        def __init__(self) -> None:
-            self.done = 0
-            self.pending = 0
-            self.running = True
-            self.transport: asyncio.Transport | None = None
-
-        def connection_made(self, transport: asyncio.BaseTransport) -> None:
-            # uvloop's transports implement asyncio.Transport without subclassing it.
-            self.transport = cast("asyncio.Transport", transport)
-            self.transport.write(payload)
-
-        def data_received(self, data: bytes) -> None:
-            self.pending += len(data)
-            if self.pending >= PAYLOAD:
-                self.pending -= PAYLOAD
-                self.done += 1
-                if self.running and self.transport is not None:
-                    self.transport.write(payload)
-
-    async def drive() -> dict[str, float]:
-        loop = asyncio.get_running_loop()
-        pingers = []
-        for _ in range(conns):
-            _, pinger = await loop.create_connection(Pinger, "127.0.0.1", port)
-            pingers.append(pinger)
-        await asyncio.sleep(min(0.5, seconds / 4))  # warm-up, unmeasured
-        before, start = sum(p.done for p in pingers), time.perf_counter()
-        cpu_before, own_before = _cpu_ns(server_pid), time.process_time()
-        await asyncio.sleep(seconds)
-        after, end = sum(p.done for p in pingers), time.perf_counter()
-        cpu_after, own_after = _cpu_ns(server_pid), time.process_time()
-        for pinger in pingers:
-            pinger.running = False
-            if pinger.transport is not None:
-                pinger.transport.close()
-        await asyncio.sleep(0.05)  # let the closes reach the loop before it ends
-        count = after - before
-        wall = end - start
-        return {
-            "rps": count / wall,
-            "per_cpu_s": count / (cpu_after - cpu_before) * 1e9,
-            "server_busy": (cpu_after - cpu_before) / 1e9 / wall,
-            "client_busy": (own_after - own_before) / wall,
-        }
-
-    print(json.dumps(uvloop.run(drive())))
 
 
 # --- the harness ---
@@ -289,23 +212,15 @@ def _latency_table(runs: int, settle: float, tmp: str) -> None:
     )
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def _throughput_table(rounds: int, seconds: float, conns: int, tmp: str) -> None:
     import json
     import subprocess
 
     from _common import child_env, median, pinned, print_table, read_text, stop_process
+    from _echo_load import PAYLOAD, free_port
 
     err = os.path.join(tmp, "echo.stderr")
-    ports = {name: _free_port() for name in SERVERS}
+    ports = {name: free_port() for name in SERVERS}
     pidfile = os.path.join(tmp, "echo.pid")
     with pinned({0}):
         # Detached, exactly as the README starts it: the launcher exits 0 once ready.
@@ -384,6 +299,7 @@ def main() -> None:
     import tempfile
 
     from _common import become_subreaper, check_no_children
+    from _echo_load import run_load_child
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=20, help="SIGTERM runs per contender")
@@ -404,7 +320,7 @@ def main() -> None:
         return
     if args.load_child:
         port, pid, conns, seconds = args.load_child
-        _load_child(int(port), int(pid), int(conns), float(seconds))
+        run_load_child(int(port), int(pid), int(conns), float(seconds))
         return
     if args.quick:
         args.runs, args.rounds, args.seconds = 5, 2, 1.0

@@ -40,7 +40,6 @@ if sys.path and os.path.abspath(sys.path[0]) == _HERE:
 
 STOP_CONTENDERS = ("aiodaemon ctx.start_server", "uvicorn", "asyncio + server.close()")
 ECHO_SERVERS = ("aiodaemon ctx.start_server", "bare uvloop")
-PAYLOAD = 64
 RESPONSE = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\ndone\n"
 
 
@@ -207,15 +206,6 @@ def _start(argv: list[str], err: str, env: dict[str, str] | None = None) -> subp
     return proc
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 # --- 1. graceful stop under load ----------------------------------------------------
 
 
@@ -226,8 +216,9 @@ def _graceful_stop(contender: str, conns: int, hold: float, tmp: str) -> tuple[i
 
     import uvloop
     from _common import wait_exit
+    from _echo_load import free_port
 
-    port = _free_port()
+    port = free_port()
     err = os.path.join(tmp, "stop.stderr")
     me = [sys.executable, __file__]
     argv = {
@@ -296,11 +287,12 @@ def _rolling_update(drain_delay: float, workers: int, seconds: float, tmp: str) 
     import signal
 
     import uvloop
+    from _echo_load import free_port
 
     err = os.path.join(tmp, "rolling.stderr")
     instances = []
     for _ in range(2):
-        port, health = _free_port(), _free_port()
+        port, health = free_port(), free_port()
         argv = [sys.executable, __file__, "--aiodaemon-child", "http", str(port), str(health)]
         proc = _start([*argv, str(drain_delay)], err, {"BENCH_HOLD": "0.02"})
         instances.append((proc, port, health))
@@ -378,71 +370,6 @@ def _rolling_table(workers: int, seconds: float, tmp: str) -> None:
 # --- 3 and 4. echo throughput and /livez latency under load -------------------------
 
 
-def _load_child(port: int, server_pid: int, conns: int, seconds: float) -> None:
-    """Drive ``conns`` 64-byte ping-pong connections for ``seconds``; print JSON rates.
-
-    ``rps`` is round trips per wall second; ``per_cpu_s`` round trips per second
-    of CPU the server used meanwhile, which other load on the machine barely changes.
-    """
-    import asyncio
-    import json
-    from typing import cast
-
-    import uvloop
-
-    payload = b"x" * (PAYLOAD - 1) + b"\n"
-
-    class Pinger(asyncio.Protocol):
-        def __init__(self) -> None:
-            self.done = 0
-            self.pending = 0
-            self.running = True
-            self.transport: asyncio.Transport | None = None
-
-        def connection_made(self, transport: asyncio.BaseTransport) -> None:
-            self.transport = cast("asyncio.Transport", transport)
-            self.transport.write(payload)
-
-        def data_received(self, data: bytes) -> None:
-            self.pending += len(data)
-            while self.pending >= PAYLOAD:
-                self.pending -= PAYLOAD
-                self.done += 1
-                if self.running and self.transport is not None:
-                    self.transport.write(payload)
-
-    def cpu_ns() -> int:
-        # Every thread of the server: /proc/PID/task/*/schedstat, in ns.
-        total = 0
-        for tid in os.listdir(f"/proc/{server_pid}/task"):
-            try:
-                with open(f"/proc/{server_pid}/task/{tid}/schedstat") as file:
-                    total += int(file.read().split()[0])
-            except FileNotFoundError:
-                pass
-        return total
-
-    async def drive() -> dict[str, float]:
-        loop = asyncio.get_running_loop()
-        pingers = []
-        for _ in range(conns):
-            _, pinger = await loop.create_connection(Pinger, "127.0.0.1", port)
-            pingers.append(pinger)
-        await asyncio.sleep(min(0.5, seconds / 4))  # warm-up, unmeasured
-        before, start, cpu_before = sum(p.done for p in pingers), time.perf_counter(), cpu_ns()
-        await asyncio.sleep(seconds)
-        after, end, cpu_after = sum(p.done for p in pingers), time.perf_counter(), cpu_ns()
-        for pinger in pingers:
-            pinger.running = False
-            if pinger.transport is not None:
-                pinger.transport.close()
-        await asyncio.sleep(0.05)
-        count = after - before
-        return {"rps": count / (end - start), "per_cpu_s": count / (cpu_after - cpu_before) * 1e9}
-
-    print(json.dumps(uvloop.run(drive())))
-
-
 def _probe_livez(health: int, until: float) -> list[float]:
     """GET /livez every 10 ms until ``until``; the latencies in ms."""
     import socket
@@ -468,10 +395,11 @@ def _echo_tables(rounds: int, seconds: float, conns: int, tmp: str) -> None:
     import threading
 
     from _common import child_env, median, percentile, pinned, print_table
+    from _echo_load import PAYLOAD, free_port
 
     err = os.path.join(tmp, "echo.stderr")
-    ports = {name: _free_port() for name in ECHO_SERVERS}
-    health = _free_port()
+    ports = {name: free_port() for name in ECHO_SERVERS}
+    health = free_port()
     me = [sys.executable, __file__]
     with pinned({0}):
         servers = {
@@ -569,6 +497,7 @@ def main() -> None:
     import tempfile
 
     from _common import become_subreaper, check_no_children
+    from _echo_load import run_load_child
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--conns", type=int, default=1000, help="requests in flight at SIGTERM")
@@ -596,7 +525,7 @@ def main() -> None:
         _uvicorn_child(args.uvicorn_child)
     elif args.load_child:
         port, pid, conns, seconds = args.load_child
-        _load_child(int(port), int(pid), int(conns), float(seconds))
+        run_load_child(int(port), int(pid), int(conns), float(seconds))
     else:
         if args.quick:
             args.rounds, args.seconds, args.rolling = 2, 1.0, 6.0
