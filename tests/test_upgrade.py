@@ -25,6 +25,7 @@ from .support import (
     REPO,
     clean_env,
     is_alive,
+    kill_quietly,
     proc_stat_fields,
     proc_status,
     read_json_lines,
@@ -543,6 +544,7 @@ def test_upgrade_under_systemd_moves_the_main_pid(tmp_path: Path) -> None:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+    new: int | None = None
     try:
         [*_, ready] = receiver.receive_until("READY=1", 30)
         old = ready.pid
@@ -560,6 +562,10 @@ def test_upgrade_under_systemd_moves_the_main_pid(tmp_path: Path) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+        if new is not None:
+            # The successor is nobody's child here: stop it, or it outlives the test.
+            kill_quietly(new, signal.SIGTERM)
+            wait_gone(new, 30)
         receiver.close()
     handed = seen.index((old, [f"MAINPID={new}"]))
     # Nothing more from the old daemon once it named its successor (no STOPPING=1).
