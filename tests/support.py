@@ -394,3 +394,37 @@ class Rsyslog:
             sev, facility, app, pid, data, msg = line.split("|", 5)
             result.append((int(sev), facility, app, int(pid), data, msg.strip()))
         return result
+
+
+def run_on_terminal(
+    argv: Sequence[str | os.PathLike[str]], env: Mapping[str, str] | None = None
+) -> tuple[str, int]:
+    """Run ``argv`` with a pty as its stderr; what it showed there and its exit status."""
+    import pty
+    import select
+
+    controller, terminal = pty.openpty()
+    proc = subprocess.Popen(
+        [str(arg) for arg in argv],
+        env=clean_env(env),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=terminal,
+    )
+    os.close(terminal)
+    output = b""
+    try:
+        while True:
+            ready, _, _ = select.select([controller], [], [], 10)
+            assert ready, "no output on the terminal"
+            try:
+                chunk = os.read(controller, 4096)
+            except OSError:  # EIO: the child closed the terminal
+                break
+            if not chunk:
+                break
+            output += chunk
+    finally:
+        os.close(controller)
+        status = proc.wait(10)
+    return output.decode(), status

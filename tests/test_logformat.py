@@ -4,15 +4,21 @@ from __future__ import annotations
 
 import json
 import os
-import pty
 import re
-import select
 import signal
 import subprocess
 from pathlib import Path
 
 from aiodaemon._logchain import utc_timestamp
-from tests.support import PYTHON, REPO, clean_env, python, read_json_lines, wait_for
+from tests.support import (
+    PYTHON,
+    REPO,
+    clean_env,
+    python,
+    read_json_lines,
+    run_on_terminal,
+    wait_for,
+)
 
 PROGRAMS = REPO / "tests" / "programs"
 STAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z")
@@ -45,31 +51,9 @@ def test_a_whole_second_keeps_six_fractional_digits() -> None:
 
 def _terminal_output(env: dict[str, str], options: str = "{}") -> str:
     """What the sample program shows on a terminal (a pty as its stderr)."""
-    controller, terminal = pty.openpty()
-    proc = subprocess.Popen(
-        [PYTHON, str(PROGRAMS / "log_sample.py"), options],
-        env=clean_env(env),
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=terminal,
-    )
-    os.close(terminal)
-    output = b""
-    try:
-        while True:
-            ready, _, _ = select.select([controller], [], [], 10)
-            assert ready, "no output on the terminal"
-            try:
-                chunk = os.read(controller, 4096)
-            except OSError:  # EIO: the child closed the terminal
-                break
-            if not chunk:
-                break
-            output += chunk
-    finally:
-        os.close(controller)
-        assert proc.wait(10) == 0
-    return output.decode()
+    output, status = run_on_terminal([PYTHON, PROGRAMS / "log_sample.py", options], env)
+    assert status == 0
+    return output
 
 
 def test_console_lines_on_a_terminal_are_coloured() -> None:

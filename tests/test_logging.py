@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import json
 import os
-import pty
 import re
 import select
 import signal
 import stat
 import subprocess
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -35,6 +33,7 @@ from tests.support import (
     python,
     read_json_lines,
     run_logrotate,
+    run_on_terminal,
     wait_for,
 )
 
@@ -151,31 +150,11 @@ def test_stderr_gets_json_without_a_file_and_without_a_tty(tmp_path: Path) -> No
 
 def test_console_format_on_a_terminal_in_the_foreground(tmp_path: Path) -> None:
     """A foreground daemon whose stderr is a TTY logs readable console lines, not JSON."""
-    controller, terminal = pty.openpty()
-    proc = subprocess.Popen(
-        [PYTHON, str(child(tmp_path, "log_console")), "{}"],
-        env=clean_env({**log_child_env(detached=False), "TERM": "dumb"}),
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=terminal,
+    output, _ = run_on_terminal(
+        [PYTHON, child(tmp_path, "log_console"), "{}"],
+        {**log_child_env(detached=False), "TERM": "dumb"},
     )
-    os.close(terminal)
-    output = b""
-    try:
-        while True:
-            ready, _, _ = select.select([controller], [], [], 10)
-            assert ready, "no output on the terminal"
-            try:
-                chunk = os.read(controller, 4096)
-            except OSError:  # EIO: the child closed the terminal
-                break
-            if not chunk:
-                break
-            output += chunk
-    finally:
-        os.close(controller)
-        proc.wait(10)
-    text = re.sub(r"\x1b\[[0-9;]*m", "", output.decode())
+    text = re.sub(r"\x1b\[[0-9;]*m", "", output)
     assert "hello console" in text
     assert "answer=42" in text
     assert not text.lstrip().startswith("{")
@@ -382,19 +361,6 @@ def test_a_failed_reopen_keeps_writing_to_the_old_file(tmp_path: Path) -> None:
 
 
 # --- syslog -----------------------------------------------------------------------
-
-
-@pytest.fixture
-def rsyslog(tmp_path: Path) -> Iterator[Rsyslog]:
-    """A running private rsyslogd."""
-    directory = tmp_path / "rsyslog"
-    directory.mkdir()
-    server = Rsyslog(directory)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def _events(server: Rsyslog) -> list[str]:

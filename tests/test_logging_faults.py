@@ -173,19 +173,6 @@ def test_a_failed_reopen_reaches_stderr_and_the_next_reopened_file(tmp_path: Pat
     assert parsed.index(reopened) == 0
 
 
-@pytest.fixture
-def rsyslog(tmp_path: Path) -> Iterator[Rsyslog]:
-    """A running private rsyslogd."""
-    directory = tmp_path / "rsyslog"
-    directory.mkdir()
-    server = Rsyslog(directory)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
 @pytest.mark.root
 def test_a_full_disk_is_told_to_syslog_at_once(
     tmp_path: Path, tiny_disk: Path, rsyslog: Rsyslog
