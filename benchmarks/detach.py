@@ -37,6 +37,11 @@ import os
 import sys
 import time
 
+# Not typing's TYPE_CHECKING: every contender runs this file and would pay for typing.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import subprocess
+
 _HERE = os.path.dirname(os.path.abspath(__file__))
 # This directory holds logging.py, which would shadow the stdlib module for
 # asyncio, structlog and aiodaemon: keep it importable (for _common) but last.
@@ -202,22 +207,19 @@ def _daemon_cpu_ms(pid: int) -> float:
         return int(f.read().split()[0]) / 1e6
 
 
-def _one_run(
-    contender: str, limit: int, fifo: str, fifo_fd: int, err: str, pycache: str
-) -> tuple[float, float, float]:
-    """Launch one daemon, time it to ready, stop it.
+def _launch(
+    contender: str, limit: int, label: str, fifo: str, fifo_fd: int, err: str, pycache: str
+) -> tuple[subprocess.Popen[bytes], bytes, float]:
+    """Start ``contender``'s launcher and read its daemon's ready line (deadline 30 s).
 
     Returns:
-        (launch ms, in-process ms, cpu ms): cpu is what the launcher, the
-        short-lived intermediate child and the daemon up to its ready line
-        used, which other load on the machine barely changes.
+        (the launcher, not yet reaped; the ready line; launch ms: from the spawn
+        until both the ready line arrived and the launcher exited).
     """
-    import resource
     import subprocess
 
-    from _common import child_env, read_text, reap_children, stop_process
+    from _common import child_env, read_text
 
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     with open(err, "wb") as errfile:
         start = time.monotonic()
         launcher = subprocess.Popen(
@@ -233,9 +235,30 @@ def _one_run(
         except TimeoutError as exc:
             launcher.kill()
             launcher.wait()
-            raise SystemExit(f"{contender} at {limit:,}: {exc}\n{read_text(err)}") from None
+            raise SystemExit(f"{label}: {exc}\n{read_text(err)}") from None
         finally:
             os.close(pidfd)
+    return launcher, line, (max(ready_at, exited_at) - start) * 1e3
+
+
+def _one_run(
+    contender: str, limit: int, fifo: str, fifo_fd: int, err: str, pycache: str
+) -> tuple[float, float, float]:
+    """Launch one daemon, time it to ready, stop it.
+
+    Returns:
+        (launch ms, in-process ms, cpu ms): cpu is what the launcher, the
+        short-lived intermediate child and the daemon up to its ready line
+        used, which other load on the machine barely changes.
+    """
+    import resource
+
+    from _common import read_text, reap_children, stop_process
+
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    launcher, line, launch_ms = _launch(
+        contender, limit, f"{contender} at {limit:,}", fifo, fifo_fd, err, pycache
+    )
     pid_text, in_process = line.decode().split()
     # A contender that never forks is its own launcher: counted once, by wait4.
     daemon_cpu = _daemon_cpu_ms(int(pid_text)) if int(pid_text) != launcher.pid else 0.0
@@ -251,7 +274,7 @@ def _one_run(
     reap_children()
     if code != 0:
         raise SystemExit(f"{contender} at {limit:,}: launcher exited {code}\n{read_text(err)}")
-    return (max(ready_at, exited_at) - start) * 1e3, float(in_process) * 1e3, cpu
+    return launch_ms, float(in_process) * 1e3, cpu
 
 
 def main() -> None:
@@ -411,28 +434,12 @@ def _startup_run(
     the intermediate child it reaped) from ``wait4``, plus what the daemon has
     run when its ready line arrived.
     """
-    import subprocess
 
-    from _common import child_env, read_text, reap_children, stop_process
+    from _common import read_text, reap_children, stop_process
 
-    with open(err, "wb") as errfile:
-        start = time.monotonic()
-        launcher = subprocess.Popen(
-            [sys.executable, __file__, "--child", contender, str(LOW_LIMIT), fifo],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=errfile,
-            env=child_env(pycache),
-        )
-        pidfd = os.pidfd_open(launcher.pid)
-        try:
-            line, ready_at, exited_at = _read_line(fifo_fd, pidfd, start + 30.0)
-        except TimeoutError as exc:
-            launcher.kill()
-            launcher.wait()
-            raise SystemExit(f"{contender}: {exc}\n{read_text(err)}") from None
-        finally:
-            os.close(pidfd)
+    launcher, line, launch_ms = _launch(
+        contender, LOW_LIMIT, contender, fifo, fifo_fd, err, pycache
+    )
     _, status, usage = os.wait4(launcher.pid, 0)
     launcher.returncode = os.waitstatus_to_exitcode(status)
     pid = int(line.split()[0])
@@ -443,7 +450,7 @@ def _startup_run(
     reap_children()
     if launcher.returncode != 0:
         raise SystemExit(f"{contender}: launcher exited {launcher.returncode}\n{read_text(err)}")
-    return (max(ready_at, exited_at) - start) * 1e3, cpu
+    return launch_ms, cpu
 
 
 def _startup_ratio(runs: int) -> None:
