@@ -80,13 +80,21 @@ class ControlCode(enum.IntEnum):
 _say = say
 
 
-def _parent_of(pid: int) -> int | None:
-    """The parent pid of ``pid`` from /proc, None once it is gone."""
+def _stat_field(pid: int, index: int) -> int | None:
+    """Field ``index`` of ``/proc/PID/stat`` after the command name (0 is the state).
+
+    None once the process is gone or the field is unreadable.
+    """
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
-            return int(f.read().rsplit(b")", 1)[1].split()[1])
+            return int(f.read().rsplit(b")", 1)[1].split()[index])
     except (OSError, ValueError, IndexError):
         return None
+
+
+def _parent_of(pid: int) -> int | None:
+    """The parent pid of ``pid``, None once it is gone."""
+    return _stat_field(pid, 1)
 
 
 def _show(message: str) -> None:
@@ -223,9 +231,10 @@ def _duration(seconds: float) -> str:
 
 def _uptime(pid: int) -> float | None:
     """Seconds since ``pid`` started, from /proc; None when it will not tell."""
+    started = _stat_field(pid, 19)
+    if started is None:
+        return None
     try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            started = int(f.read().rsplit(b")", 1)[1].split()[19])
         with open("/proc/uptime", "rb") as f:
             now = float(f.read().split()[0])
     except (OSError, ValueError, IndexError):
