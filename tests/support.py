@@ -428,3 +428,10 @@ def run_on_terminal(
         os.close(controller)
         status = proc.wait(10)
     return output.decode(), status
+
+
+def python_snippets(page: Path) -> list[str]:
+    """The ```python blocks of a Markdown page, in order."""
+    import re
+
+    return re.findall(r"```python\n(.*?)```", page.read_text(), re.S)

@@ -14,7 +14,7 @@ import pytest
 from aiodaemon._config import OPTION_NAMES, parse_options
 from aiodaemon.exceptions import ExitCode
 
-from .support import REPO
+from .support import REPO, python_snippets
 
 DOCS = REPO / "docs"
 PAGES = sorted(DOCS.glob("*.md"))
@@ -58,7 +58,7 @@ def test_site_builds_in_strict_mode(tmp_path: Path) -> None:
 @pytest.mark.parametrize("page", MARKDOWN, ids=lambda p: p.name)
 def test_python_snippets_compile(page: Path) -> None:
     """Every ```python block of the README and the docs is valid Python."""
-    for number, block in enumerate(re.findall(r"```python\n(.*?)```", page.read_text(), re.S)):
+    for number, block in enumerate(python_snippets(page)):
         compile(block, f"{page.name} snippet {number}", "exec")
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import re
 import signal
 import subprocess
 import sys
@@ -13,7 +12,7 @@ import pytest
 
 from aiodaemon.testing import DaemonProcess, ReloadFailed, StartFailed, launch
 
-from .support import REPO, clean_env, is_alive, require_tool, wait_for
+from .support import REPO, clean_env, is_alive, python_snippets, require_tool, wait_for
 
 PROGRAM = REPO / "tests" / "programs" / "kit_app.py"
 
@@ -222,9 +221,8 @@ def test_the_plugin_is_registered_and_provides_the_fixture(tmp_path: Path) -> No
 
 def docs_example() -> str:
     """The complete example test file of docs/testing.md."""
-    page = (REPO / "docs" / "testing.md").read_text()
-    blocks = re.findall(r"```python\n(.*?)```", page, re.S)
-    return next(str(b) for b in blocks if b.startswith('"""The greeter example'))
+    blocks = python_snippets(REPO / "docs" / "testing.md")
+    return next(b for b in blocks if b.startswith('"""The greeter example'))
 
 
 def run_user_tests(tmp_path: Path, source: str) -> subprocess.CompletedProcess[str]:
