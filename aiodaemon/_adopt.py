@@ -14,7 +14,6 @@ Synchronous and asyncio-free: the successor adopts before its loop exists.
 from __future__ import annotations
 
 import contextlib
-import gc
 import os
 import socket
 import stat
@@ -24,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._handoff import HANDOFF_VARIABLE, VERSION, Inherited
 from ._pidfile import Pidfile
-from ._readiness import ReadinessPipe
+from ._readiness import ReadinessPipe, release_gc
 from ._sockets import Listeners, _erase_from_exec_environment
 from .exceptions import StartupError
 
@@ -423,7 +422,7 @@ class SuccessorChannel(ReadinessPipe):
         # What launch() froze for the start-up may be collected again.
         if self._thaw:
             self._thaw = False
-            gc.unfreeze()
+            release_gc()
 
 
 def adopt(options: Options, handoff: Handoff) -> Acquired:

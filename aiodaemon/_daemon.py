@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import gc
 import os
 import sys
 import threading
@@ -21,7 +20,7 @@ from ._hooks import (
     check_lifespan,
 )
 from ._messages import say
-from ._readiness import LaunchResult, ReadinessPipe
+from ._readiness import LaunchResult, ReadinessPipe, hold_gc, release_gc
 from .exceptions import ConfigError, DaemonError, ExitCode, StartupError
 
 if TYPE_CHECKING:
@@ -304,11 +303,9 @@ def launch(
     # Before anything is opened: nothing acquired may land on fds 0-2.
     fill_std_fds()
 
-    # Everything the program built so far (asyncio, uvloop, structlog, its own
-    # modules) lives as long as the process: freezing it keeps the garbage
-    # collections that the start-up's imports trigger from scanning it again and
-    # again, and from copying its pages after the forks. Thawed once ready.
-    gc.freeze()
+    # Everything the program and the start-up build lives as long as the
+    # process: no collection until ready (see hold_gc).
+    hold_gc()
 
     # Where an upgrade starts this program again (``python app.py`` is relative).
     launch_directory = _getcwd()
@@ -320,6 +317,7 @@ def launch(
         try:
             handoff = take_handoff()
         except DaemonError as exc:
+            release_gc()
             _close_main(main)
             say(str(exc))
             return exc.exit_code
@@ -338,6 +336,7 @@ def launch(
 
         acquired = acquire(options)
     except DaemonError as exc:
+        release_gc()
         _close_main(main)
         say(explain(exc))
         return exc.exit_code

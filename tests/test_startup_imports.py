@@ -8,7 +8,21 @@ use them.
 
 from __future__ import annotations
 
-from tests.support import REPO, python
+import json
+import signal
+from pathlib import Path
+
+import pytest
+
+from tests.support import (
+    REPO,
+    kill_quietly,
+    program,
+    python,
+    read_pid,
+    wait_for,
+    wait_gone,
+)
 
 #: Imported only by configurations that need them (a control socket, health,
 #: a chroot or a privilege drop, an IPv6 literal), never by a minimal daemon.
@@ -32,3 +46,23 @@ def test_a_minimal_daemon_imports_nothing_it_does_not_use() -> None:
     loaded = set(result.stdout.split())
     assert "aiodaemon._runtime" in loaded
     assert loaded & NOT_FOR_EVERYONE == set()
+
+
+@pytest.mark.parametrize("collector", ["on", "off"])
+def test_the_collector_is_back_as_the_program_left_it_once_ready(
+    tmp_path: Path, collector: str
+) -> None:
+    """The start-up pauses garbage collection; a ready daemon has it back, nothing frozen.
+
+    A program that turned the collector off itself finds it still off.
+    """
+    pidfile, report = tmp_path / "d.pid", tmp_path / "gc.json"
+    result = python([program("startup_gc"), pidfile, report, collector])
+    assert result.returncode == 0, result.stderr
+    pid = read_pid(pidfile)
+    try:
+        state = wait_for(lambda: report.exists() and report.read_text(), what="the gc report")
+        assert json.loads(state) == {"enabled": collector == "on", "frozen": 0}
+    finally:
+        kill_quietly(pid, signal.SIGTERM)
+    wait_gone(pid)
