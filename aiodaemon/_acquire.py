@@ -18,15 +18,15 @@ import os
 from contextlib import ExitStack
 from typing import TYPE_CHECKING
 
-from ._config import HEALTH_SOCKET, ListenAddress, Options
+from ._config import HEALTH_SOCKET, Options
 from ._logging import LogTargets, open_log_targets
 from ._messages import say
-from ._pidfile import Pidfile, acquire_pidfile
-from ._safeopen import open_output
-from ._sockets import Listeners, open_listeners
 
 if TYPE_CHECKING:
+    from ._addresses import ListenAddress
     from ._control_socket import ControlSocket
+    from ._pidfile import Pidfile
+    from ._sockets import Listeners
 
 __all__ = ["Acquired", "acquire"]
 
@@ -112,7 +112,10 @@ def acquire(options: Options) -> Acquired:
     launcher_umask = os.umask(options.umask)
     try:
         with ExitStack() as stack:
+            # Each resource's module is loaded only by the daemons that use it.
             if options.pidfile is not None:
+                from ._pidfile import acquire_pidfile
+
                 acquired.pidfile = stack.enter_context(acquire_pidfile(options.pidfile))
                 if identity is not None:
                     acquired.pidfile.chown(identity.uid, identity.gid)
@@ -120,11 +123,16 @@ def acquire(options: Options) -> Acquired:
             if identity is not None:
                 acquired.logs.chown(identity.uid, identity.gid)
             stack.callback(acquired.close_outputs)
-            if options.stdout is not None:
-                acquired.stdout = open_output("stdout", options.stdout)
-            if options.stderr is not None:
-                acquired.stderr = open_output("stderr", options.stderr)
+            if options.stdout is not None or options.stderr is not None:
+                from ._safeopen import open_output
+
+                if options.stdout is not None:
+                    acquired.stdout = open_output("stdout", options.stdout)
+                if options.stderr is not None:
+                    acquired.stderr = open_output("stderr", options.stderr)
             if options.listen or options.health is not None:
+                from ._sockets import open_listeners
+
                 # Socket files are created owned by the daemon's user: group members
                 # may connect to 0660 sockets, and the daemon may remove its own
                 # files at exit after the drop (see _unixbind for why not chown).

@@ -6,37 +6,25 @@ process can print one line and exit non-zero with nothing started.
 
 from __future__ import annotations
 
-import grp
 import logging
 import math
 import os
-import pwd
 import stat
 from collections.abc import Iterable, Mapping
 from types import MappingProxyType
-from typing import Any, Literal, NamedTuple
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
-from ._addresses import (
-    InetAddress,
-    ListenAddress,
-    SyslogTarget,
-    UnixAddress,
-    parse_listen_address,
-    parse_syslog,
-)
 from .exceptions import ConfigError
+
+if TYPE_CHECKING:
+    from ._addresses import ListenAddress, SyslogTarget
 
 __all__ = [
     "HEALTH_SOCKET",
+    "OPTION_NAMES",
     "Identity",
-    "InetAddress",
-    "ListenAddress",
     "Options",
-    "SyslogTarget",
-    "UnixAddress",
-    "parse_listen_address",
     "parse_options",
-    "parse_syslog",
 ]
 
 _LEVELS = {
@@ -115,7 +103,7 @@ class Options(NamedTuple):
                 if value.gid is not None:
                     result["group"] = value.gid
                 continue
-            if isinstance(value, SyslogTarget | InetAddress | UnixAddress):
+            if name in ("syslog", "health"):
                 value = str(value)
             elif name == "umask":
                 value = f"{value:04o}"
@@ -170,7 +158,7 @@ def parse_options(raw: Mapping[str, Any]) -> Options:
         stdout=_opt_file("stdout", raw.get("stdout")),
         stderr=_opt_file("stderr", raw.get("stderr")),
         log_file=_opt_file("log_file", raw.get("log_file")),
-        syslog=parse_syslog(raw.get("syslog")),
+        syslog=_syslog(raw.get("syslog")),
         log_level=_log_level(raw.get("log_level", "info")),
         log_format=_log_format(raw.get("log_format")),
         listen=_listen(raw.get("listen")),
@@ -354,11 +342,22 @@ def _files_preserve(value: object) -> tuple[int, ...]:
     return tuple(sorted(set(fds)))
 
 
+def _syslog(value: object) -> SyslogTarget | None:
+    if value is None:
+        return None
+    # Addresses are parsed by a module of their own, loaded only when one is given.
+    from ._addresses import parse_syslog
+
+    return parse_syslog(value)
+
+
 def _listen(value: object) -> dict[str, ListenAddress]:
     if value is None:
         return {}
     if not isinstance(value, Mapping):
         raise ConfigError("listen", f"must be a mapping of name to address, not {value!r}")
+    from ._addresses import parse_listen_address
+
     result: dict[str, ListenAddress] = {}
     for name, address in value.items():
         if not isinstance(name, str) or not name or not name.isprintable() or ":" in name:
@@ -387,6 +386,8 @@ def _serving_options(raw: Mapping[str, Any]) -> dict[str, Any]:
             raise ConfigError(
                 "health", f"listen name {HEALTH_SOCKET!r} is taken by the health socket"
             )
+        from ._addresses import parse_listen_address
+
         health = parse_listen_address("health", health)
     return {"drain_delay": float(drain_delay), "health": health}
 
@@ -394,6 +395,10 @@ def _serving_options(raw: Mapping[str, Any]) -> dict[str, Any]:
 def _identity(user: object, group: object) -> Identity | None:
     if user is None and group is None:
         return None
+    # The user and group databases, only for a daemon that changes identity.
+    import grp
+    import pwd
+
     uid = gid = None
     user_name = None
     if user is not None:

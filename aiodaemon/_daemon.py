@@ -354,7 +354,6 @@ def launch(
         _runtime,
         _services,
         _signal_handlers,
-        _systemd,
         _upgrade,
     )
     from ._detach import detach as detach_process
@@ -506,19 +505,20 @@ def _become_daemon(
     from ._runtime import DaemonParts, run_daemon
 
     try:
-        from ._systemd import Notifier, set_default_notifier
+        notifier = None
+        # Only a service manager's daemon loads the notify protocol. Connected
+        # before a chroot hides the socket's path; aiodaemon.sd_notify shares it
+        # for the same reason.
+        if os.environ.get("NOTIFY_SOCKET"):
+            from ._systemd import Notifier, SuccessorNotifier, set_default_notifier
 
-        # Connected before a chroot hides the socket's path; aiodaemon.sd_notify
-        # shares it for the same reason.
-        if handoff is None:
-            notifier = Notifier.from_env()
-        else:
-            from ._upgrade import SuccessorNotifier
-
-            notifier = SuccessorNotifier.for_successor(handoff.owns_watchdog)
-        if notifier is not None:
-            acquired.stack.enter_context(notifier)
-        set_default_notifier(notifier)
+            if handoff is None:
+                notifier = Notifier.from_env()
+            else:
+                notifier = SuccessorNotifier.for_successor(handoff.owns_watchdog)
+            if notifier is not None:
+                acquired.stack.enter_context(notifier)
+            set_default_notifier(notifier)
         from ._handoff import remember_launch_directory
 
         remember_launch_directory(launch_directory)
@@ -578,7 +578,7 @@ def _preload(options: Options) -> None:
     import orjson  # noqa: F401
     import structlog  # noqa: F401
 
-    from . import _context, _logging, _runtime, _serving, _systemd  # noqa: F401
+    from . import _context, _logging, _runtime, _serving  # noqa: F401
 
     if options.health is not None:
         from . import _health  # noqa: F401
@@ -592,7 +592,8 @@ def _preload(options: Options) -> None:
         import subprocess  # noqa: F401
         import traceback  # noqa: F401
 
-        from . import _upgrade  # noqa: F401  (the run phase imports it for SIGUSR2)
+        # aiodaemon.sd_notify; the run phase imports _upgrade for SIGUSR2.
+        from . import _systemd, _upgrade  # noqa: F401
 
     if options.uvloop is not False:
         try:

@@ -23,11 +23,12 @@ import sys
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from ._pidfile import Pidfile
 from .exceptions import StartupError
 
 if TYPE_CHECKING:
     import subprocess
+
+    from ._pidfile import Pidfile
 
 __all__ = [
     "HANDOFF_VARIABLE",

@@ -18,11 +18,12 @@ import sys
 import time
 from collections import deque
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ._config import SyslogTarget
-from ._safeopen import open_append, open_output
 from .exceptions import StartupError
+
+if TYPE_CHECKING:
+    from ._addresses import SyslogTarget
 
 __all__ = ["FileSink", "StreamSink", "SyslogSink", "open_file_sink", "open_syslog_sink"]
 
@@ -124,6 +125,9 @@ class FileSink(_LineSink):
         # The path may have been swapped for a symlink, FIFO or hard link since
         # the last open (by whoever can write the log directory): refused the
         # same way as at start, and the caller keeps writing to the old fd.
+        # (Loaded since open_file_sink, before any chroot or privilege drop.)
+        from ._safeopen import open_append
+
         new = open_append(self.reopen_path)
         old, self.fd = self.fd, new
         os.close(old)
@@ -141,6 +145,8 @@ def open_file_sink(path: str) -> FileSink:
     Raises:
         StartupError: ``cannot open log_file PATH: reason``.
     """
+    from ._safeopen import open_output
+
     fd = open_output("log_file", path)
     return FileSink(fd, path, path)
 

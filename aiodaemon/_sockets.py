@@ -16,7 +16,7 @@ import os
 import socket
 from collections.abc import Iterator, Mapping, MutableMapping
 
-from ._config import InetAddress, ListenAddress, UnixAddress
+from ._addresses import InetAddress, ListenAddress, UnixAddress
 from ._unixbind import bind_unix_listener, unlink_if_ours
 from .exceptions import StartupError
 

@@ -19,6 +19,7 @@ from .exceptions import StartupError
 
 __all__ = [
     "Notifier",
+    "SuccessorNotifier",
     "is_supervised",
     "notify",
     "run_watchdog",
@@ -180,6 +181,35 @@ async def run_watchdog(notifier: Notifier, interval: float) -> None:
     while True:
         notifier.watchdog()
         await asyncio.sleep(interval)
+
+
+class SuccessorNotifier(Notifier):
+    """An upgrade successor's sd_notify socket, silent until the hand-over.
+
+    Before it the old daemon is the service's main process: a READY=1 with our
+    MAINPID, or a STOPPING=1 of a failing successor, would mislead the manager
+    (with ``NotifyAccess=all`` it would believe them). See :mod:`._upgrade`.
+    """
+
+    held = True
+
+    def send(self, *assignments: str) -> bool:
+        if self.held:
+            return False
+        return super().send(*assignments)
+
+    def release(self) -> None:
+        """Speak from now on, starting with READY=1 and MAINPID=us."""
+        self.held = False
+        self.ready()
+
+    @classmethod
+    def for_successor(cls, owns_watchdog: bool) -> Notifier | None:
+        """From ``NOTIFY_SOCKET``; the watchdog is ours if it was the old daemon's."""
+        env = dict(os.environ)
+        if owns_watchdog:
+            env["WATCHDOG_PID"] = str(os.getpid())
+        return cls.from_env(env)
 
 
 _default: tuple[int, Notifier] | None = None

@@ -36,16 +36,15 @@ from ._handoff import (
     write_pid_in_place,
 )
 from ._services import Service
-from ._systemd import Notifier
 from .exceptions import DaemonError
 
 if TYPE_CHECKING:
     from ._adopt import SuccessorChannel
     from ._pidfile import Pidfile
     from ._sockets import Listeners
+    from ._systemd import Notifier
 
 __all__ = [
-    "SuccessorNotifier",
     "UpgradeError",
     "UpgradeRefused",
     "UpgradeService",
@@ -472,35 +471,6 @@ async def _take_over(channel: SuccessorChannel) -> None:
         writer.write(b"W\n")
         await writer.drain()
     writer.close()
-
-
-class SuccessorNotifier(Notifier):
-    """The successor's sd_notify socket, silent until the hand-over.
-
-    Before it the old daemon is the service's main process: a READY=1 with our
-    MAINPID, or a STOPPING=1 of a failing successor, would mislead the manager
-    (with ``NotifyAccess=all`` it would believe them).
-    """
-
-    held = True
-
-    def send(self, *assignments: str) -> bool:
-        if self.held:
-            return False
-        return super().send(*assignments)
-
-    def release(self) -> None:
-        """Speak from now on, starting with READY=1 and MAINPID=us."""
-        self.held = False
-        self.ready()
-
-    @classmethod
-    def for_successor(cls, owns_watchdog: bool) -> Notifier | None:
-        """From ``NOTIFY_SOCKET``; the watchdog is ours if it was the old daemon's."""
-        env = dict(os.environ)
-        if owns_watchdog:
-            env["WATCHDOG_PID"] = str(os.getpid())
-        return cls.from_env(env)
 
 
 class UpgradeService(Service):

@@ -20,7 +20,8 @@ from typing import Any
 
 import pytest
 
-from aiodaemon._config import Options, SyslogTarget
+from aiodaemon._addresses import SyslogTarget
+from aiodaemon._config import Options
 from aiodaemon._logging import open_log_targets
 from aiodaemon.exceptions import StartupError
 from tests.support import (

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from aiodaemon._config import ListenAddress, parse_listen_address
+from aiodaemon._addresses import ListenAddress, parse_listen_address
 from aiodaemon._sockets import Listeners, open_listeners
 from aiodaemon.exceptions import StartupError
 from tests.support import (

@@ -24,8 +24,9 @@ from tests.support import (
     wait_gone,
 )
 
-#: Imported only by configurations that need them (a control socket, health,
-#: a chroot or a privilege drop, an IPv6 literal), never by a minimal daemon.
+#: Imported only by configurations that need them (a pidfile, listening or
+#: syslog addresses, stdio files, a control socket, health, a service manager,
+#: a chroot or a privilege drop), never by a minimal daemon.
 NOT_FOR_EVERYONE = {
     "pathlib",
     "urllib.parse",
@@ -34,8 +35,16 @@ NOT_FOR_EVERYONE = {
     "importlib.util",
     "encodings.idna",
     "concurrent.futures.thread",
-    "aiodaemon._health",
+    "grp",
+    "pwd",
+    "aiodaemon._addresses",
     "aiodaemon._control_socket",
+    "aiodaemon._health",
+    "aiodaemon._pidfile",
+    "aiodaemon._safeopen",
+    "aiodaemon._sockets",
+    "aiodaemon._systemd",
+    "aiodaemon._unixbind",
 }
 
 

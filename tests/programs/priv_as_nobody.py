@@ -4,13 +4,18 @@ from __future__ import annotations
 
 # The interpreter lives under /root here, closed to nobody: load what the
 # program imports while still root.
+import grp  # noqa: F401
 import json  # noqa: F401
 import os
+import pwd  # noqa: F401
 import resource  # noqa: F401
 import sys
 
 import aiodaemon
 import aiodaemon._acquire  # noqa: F401
+import aiodaemon._pidfile  # noqa: F401  (these three only for the options that need them)
+import aiodaemon._safeopen  # noqa: F401
+import aiodaemon._sockets  # noqa: F401
 
 sys.argv = sys.argv[1:]
 with open(sys.argv[0]) as f:

@@ -12,7 +12,7 @@ import socket
 import subprocess
 import sys
 
-from aiodaemon._config import parse_listen_address
+from aiodaemon._addresses import parse_listen_address
 from aiodaemon._sockets import open_listeners
 from aiodaemon.exceptions import StartupError
 
