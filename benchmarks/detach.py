@@ -15,6 +15,10 @@ Contenders:
 * **python-daemon**: ``with daemon.DaemonContext(detach_process=True): uvloop.run(...)``;
 * **fd-loop**: the classic recipe: fork, ``setsid``, fork, then
   ``for fd in range(3, maxfd): try: os.close(fd)``, stdio to ``/dev/null``;
+* **compact**: the smallest daemonizer of the same shape (``_compact.py``):
+  double fork, readiness pipe, structlog to a writer thread, uvloop with signal
+  handlers, and nothing else. Its gap to the floor is what the shape costs;
+  aiodaemon's gap to it, what aiodaemon's own code adds;
 * **floor**: no daemon at all: import asyncio, uvloop and structlog, report
   ready from a uvloop loop and ``os._exit(0)``. What any program on that stack
   pays; the goal is aiodaemon within 1.10x of it.
@@ -48,7 +52,7 @@ _HERE = os.path.dirname(os.path.abspath(__file__))
 if sys.path and os.path.abspath(sys.path[0]) == _HERE:
     sys.path.append(sys.path.pop(0))
 
-CONTENDERS = ("aiodaemon", "python-daemon", "fd-loop", "floor")
+CONTENDERS = ("aiodaemon", "compact", "python-daemon", "fd-loop", "floor")
 #: aiodaemon's start-to-ready may cost at most this much more than the floor.
 FLOOR_GOAL = 1.10
 #: The same synchronous program with each PEP 3143 implementation.
@@ -123,6 +127,14 @@ def _child(contender: str, limit: int, fifo: str) -> None:
 
         _detach_called = time.monotonic()
         aiodaemon.run(main, detach=True)
+    elif contender == "compact":
+        import _compact
+
+        async def started() -> None:
+            _report_ready(fifo)
+
+        _detach_called = time.monotonic()
+        _compact.run(started)
     elif contender == "floor":
         import structlog  # noqa: F401  (part of the floor: aiodaemon's stack)
 
@@ -296,7 +308,7 @@ def main() -> None:
     parser.add_argument(
         "--startup",
         action="store_true",
-        help="only aiodaemon and the floor, at 1,024: the start-up cost ratio",
+        help="only aiodaemon, compact and the floor, at 1,024: the start-up cost ratio",
     )
     args = parser.parse_args()
     runs = 5 if args.quick else args.runs
@@ -454,14 +466,14 @@ def _startup_run(
 
 
 def _startup_ratio(runs: int) -> None:
-    """aiodaemon against the floor only, interleaved, with a low limit: one ratio."""
+    """aiodaemon against the compact reference and the floor, interleaved, at a low limit."""
     import tempfile
 
     from _common import become_subreaper, check_no_children, median, print_table
 
     become_subreaper()
-    wall: dict[str, list[float]] = {"aiodaemon": [], "floor": []}
-    cpu: dict[str, list[float]] = {"aiodaemon": [], "floor": []}
+    wall: dict[str, list[float]] = {"aiodaemon": [], "compact": [], "floor": []}
+    cpu: dict[str, list[float]] = {name: [] for name in wall}
     with tempfile.TemporaryDirectory() as tmp:
         fifo = os.path.join(tmp, "ready.fifo")
         os.mkfifo(fifo)
@@ -486,6 +498,7 @@ def _startup_ratio(runs: int) -> None:
         [
             f"start to ready, {runs} runs each, interleaved, RLIMIT_NOFILE {LOW_LIMIT:,};",
             "floor = import asyncio, uvloop, structlog, run a uvloop loop, report ready;",
+            "compact = the same with the smallest double-forking daemonizer (_compact.py);",
             "cpu = CPU time of every process up to ready (unaffected by other load)",
         ],
         ["contender", "median ms", "min ms", "vs floor", "cpu median ms", "cpu vs floor"],
@@ -507,6 +520,11 @@ def _startup_ratio(runs: int) -> None:
     ):
         verdict = "meets" if ratio <= FLOOR_GOAL else "does NOT meet"
         print(f"aiodaemon vs floor, {what}: {ratio:.2f}x ({verdict} the {FLOOR_GOAL:.2f}x goal)")
+    ours, shape = median(cpu["aiodaemon"]), median(cpu["compact"])
+    print(
+        f"CPU to ready above the floor: compact +{shape - floor_cpu:.1f} ms (the shape), "
+        f"aiodaemon +{ours - floor_cpu:.1f} ms (+{ours - shape:.1f} ms of its own)"
+    )
 
 
 if __name__ == "__main__":
