@@ -37,18 +37,25 @@ _LEVELS = {
 }
 
 
-# Identity and Options are NamedTuples, not dataclasses: immutable all the
-# same, and about ten times cheaper to define, which every daemon's start-up pays.
+# Not dataclasses, which every daemon's start-up would pay ~0.3 ms each to
+# define: Options is a NamedTuple (immutable, with _replace and _fields), the
+# small Identity a plain class (a NamedTuple compiles a ForwardRef per field).
 
 
-class Identity(NamedTuple):
+class Identity:
     """The user and group to drop to, resolved to ids while names still resolve."""
 
-    uid: int | None
-    gid: int | None
-    #: the user's name, for ``initgroups``; None when only a group (or a bare uid
-    #: with no passwd entry) is given, which means no supplementary groups at all.
-    user_name: str | None
+    __slots__ = ("gid", "uid", "user_name")
+
+    def __init__(self, uid: int | None, gid: int | None, user_name: str | None) -> None:
+        self.uid = uid
+        self.gid = gid
+        #: the user's name, for ``initgroups``; None when only a group (or a bare
+        #: uid with no passwd entry) is given, which means no supplementary groups.
+        self.user_name = user_name
+
+    def __repr__(self) -> str:
+        return f"Identity(uid={self.uid!r}, gid={self.gid!r}, user_name={self.user_name!r})"
 
 
 class Options(NamedTuple):

@@ -12,9 +12,11 @@ import resource  # noqa: F401
 import sys
 
 import aiodaemon
-import aiodaemon._acquire  # noqa: F401
-import aiodaemon._pidfile  # noqa: F401  (these three only for the options that need them)
-import aiodaemon._safeopen  # noqa: F401
+
+# The last three are loaded only for the options that need them.
+import aiodaemon._acquire
+import aiodaemon._pidfile
+import aiodaemon._safeopen
 import aiodaemon._sockets  # noqa: F401
 
 sys.argv = sys.argv[1:]
