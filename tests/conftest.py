@@ -1,13 +1,23 @@
-"""Fixtures shared by several test modules."""
+"""Fixtures shared by several test modules, and a guard against leaked daemons."""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import secrets
+import signal
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from .support import Rsyslog
+from .support import Rsyslog, proc_state
+
+#: Set in the environment of the test run, so every process it starts carries it.
+SESSION_VARIABLE = "AIODAEMON_TEST_SESSION"
+#: Seconds a daemon stopped at the very end of a test gets to finish its exit.
+_GRACE = 5.0
 
 
 @pytest.fixture
@@ -21,3 +31,59 @@ def rsyslog(tmp_path: Path) -> Iterator[Rsyslog]:
         yield server
     finally:
         server.stop()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Mark the run's environment (xdist workers inherit it from the controller)."""
+    if not hasattr(config, "workerinput"):
+        os.environ[SESSION_VARIABLE] = secrets.token_hex(8)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Fail the run if a daemon a test started outlives it (and kill what is left).
+
+    Runs in the controller once every worker has finished: a process still
+    carrying this run's mark that is not our own child (a worker) was left
+    behind by a test, typically a detached daemon nobody stopped.
+    """
+    if hasattr(session.config, "workerinput"):
+        return
+    token = os.environ.get(SESSION_VARIABLE)
+    if token is None:
+        return
+    deadline = time.monotonic() + _GRACE
+    leaked = _marked_processes(token)
+    while leaked and time.monotonic() < deadline:
+        time.sleep(0.05)
+        leaked = _marked_processes(token)
+    if not leaked:
+        return
+    for pid, command in leaked.items():
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        print(f"\nleaked process {pid} (killed): {command}")
+    session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def _marked_processes(token: str) -> dict[int, str]:
+    """Live processes with ``SESSION_VARIABLE=token`` that are neither us nor our children."""
+    mark = f"{SESSION_VARIABLE}={token}".encode()
+    me = os.getpid()
+    found = {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit() or int(name) == me:
+            continue
+        pid = int(name)
+        try:
+            with open(f"/proc/{pid}/environ", "rb") as f:
+                if mark not in f.read().split(b"\0"):
+                    continue
+            with open(f"/proc/{pid}/stat", "rb") as f:
+                parent = int(f.read().rsplit(b")", 1)[1].split()[1])
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                command = f.read().replace(b"\0", b" ").decode(errors="replace").strip()
+        except OSError:
+            continue
+        if parent != me and proc_state(pid) not in (None, "Z", "X"):
+            found[pid] = command
+    return found

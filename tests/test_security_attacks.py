@@ -173,7 +173,10 @@ def test_unix_socket_swapped_during_start_never_hands_a_victim_to_the_service_ac
             intruder.gid,
             mode,
         )
-        assert started.returncode == 0, started.stderr
+        # Where the swap lands against the daemon's own check right after bind
+        # decides only whether it starts or refuses to; the victim is safe either way.
+        refused = started.returncode == 1 and "after bind" in started.stderr
+        assert started.returncode == 0 or refused, started.stderr
     finally:
         if started.returncode == 0:
             stop_daemon(read_pid(Path(str(options["pidfile"]))))
