@@ -226,11 +226,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from ._daemon import launch
+    from ._launch import launch
 
     options = _daemon_options(args, detach=False)
     daemon, program = _load_target(args.target)
-    return launch(daemon, program, options, explain=_in_flags)
+    return launch(daemon.hooks, program, options, explain=_in_flags)
 
 
 def _cmd_start(args: argparse.Namespace) -> int:
@@ -288,7 +288,7 @@ def _control_path(args: argparse.Namespace, pidfile: str) -> str:
 def _start(
     daemon: Daemon, program: HookFunction, options: dict[str, Any], pidfile: str | None
 ) -> int:
-    from ._daemon import launch
+    from ._launch import launch
 
     # A successor is started while its predecessor holds the pidfile, on purpose.
     if pidfile is not None and not _is_successor() and _report_running(pidfile):
@@ -304,7 +304,7 @@ def _start(
                 f"find it; stop it with: kill {pid}"
             )
 
-    code = launch(daemon, program, options, on_ready=on_ready, explain=_in_flags)
+    code = launch(daemon.hooks, program, options, on_ready=on_ready, explain=_in_flags)
     # Only errors before the fork come back here; a lost race for the lock is
     # still "already running", which LSB counts as a successful start.
     return ExitCode.OK if code == ExitCode.ALREADY_RUNNING else code

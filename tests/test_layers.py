@@ -68,6 +68,7 @@ LAYERS = [
     {"_loop", "_reloads", "_control_server", "_services", "_upgrade"},
     {"_signal_handlers"},
     {"_runtime", "_shutdown", "_builtin", "_startup"},
+    {"_launch", "_successor"},
     {"_daemon"},
     {"__init__"},
     {"_control_client", "_control", "_upgrade_command", "_cli", "__main__"},

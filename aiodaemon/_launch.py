@@ -1,0 +1,297 @@
+"""The phases in order, in the launching process: configure, acquire, detach, drop, run.
+
+``launch`` carries a program from its options to its exit status; the public
+``Daemon.run`` (``_daemon``) and the CLI call it. A process started by an
+upgrade takes the successor's way instead (``_successor``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import threading
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from ._config import Options, parse_options
+from ._hooks import Hooks, MainTarget, check_hook
+from ._messages import say
+from ._readiness import LaunchResult, ReadinessPipe, hold_gc, release_gc
+from .exceptions import ConfigError, DaemonError, ExitCode, StartupError
+
+if TYPE_CHECKING:
+    from ._acquire import Acquired
+    from ._adopt import Handoff
+
+__all__ = ["close_main", "launch"]
+
+
+def launch(
+    hooks: Hooks,
+    main: MainTarget,
+    raw: Mapping[str, Any],
+    *,
+    on_ready: Callable[[int], None] | None = None,
+    explain: Callable[[DaemonError], str] = str,
+) -> int:
+    """Carry out every phase; return the exit status of this process.
+
+    Errors before the fork are printed as one line on stderr, worded by
+    ``explain`` (the CLI names its flags). ``on_ready(pid)`` runs in the
+    launching process once a detached daemon is ready.
+    """
+    from ._stdfds import fill_std_fds
+
+    # Before anything is opened: nothing acquired may land on fds 0-2.
+    fill_std_fds()
+
+    # Everything the program and the start-up build lives as long as the
+    # process: no collection until ready (see hold_gc).
+    hold_gc()
+
+    # Where an upgrade starts this program again (``python app.py`` is relative).
+    launch_directory = _getcwd()
+    # Only a process started by an upgrade loads the hand-off code this early
+    # (the CLI may have taken the variable already).
+    if "AIODAEMON_HANDOFF" in os.environ or "aiodaemon._adopt" in sys.modules:
+        from ._adopt import take_handoff
+
+        try:
+            handoff = take_handoff()
+        except DaemonError as exc:
+            release_gc()
+            close_main(main)
+            say(str(exc))
+            return exc.exit_code
+        if handoff is not None:
+            from ._successor import succeed
+
+            return succeed(hooks, main, raw, handoff, launch_directory)
+    try:
+        options = parse_options(raw)
+        check_main(main)
+        detach = _should_detach(options)
+        if detach and threading.active_count() > 1:
+            names = ", ".join(
+                t.name for t in threading.enumerate() if t is not threading.main_thread()
+            )
+            raise StartupError(f"cannot detach while other threads run ({names})")
+        from ._acquire import acquire
+
+        acquired = acquire(options)
+    except DaemonError as exc:
+        release_gc()
+        close_main(main)
+        say(explain(exc))
+        return exc.exit_code
+
+    # The run phase's modules, loaded before the fork rather than in the daemon:
+    # an import after the fork writes to pages it shares with the waiting
+    # launcher (module dicts, interned strings, pymalloc pools), each write a
+    # copy-on-write fault; loading them here costs the whole start ~1.5 ms less
+    # CPU (benchmarks/detach.py --startup). _preload adds what options need;
+    # every daemon's SIGUSR2 service loads _upgrade (and with it _handoff).
+    from . import (  # noqa: F401
+        _handoff,
+        _logging,
+        _privileges,
+        _runtime,
+        _services,
+        _signal_handlers,
+        _upgrade,
+    )
+    from ._detach import detach as detach_process
+    from ._detach import enter_workdir, redirect_outputs
+
+    as_init = False
+    # The one place the daemon gives back what it acquired, however it ends.
+    # (A launcher never leaves detach_process: it exits with the daemon's verdict.)
+    with acquired:
+        if detach:
+
+            def on_failure(result: LaunchResult) -> None:
+                acquired.release(daemon_pid=result.pid)
+                say(result.message)
+
+            pipe = detach_process(
+                keep=acquired.keep_fds(),
+                stdout=acquired.stdout,
+                stderr=acquired.stderr,
+                on_ready=on_ready or (lambda pid: None),
+                on_failure=on_failure,
+                start_timeout=options.start_timeout,
+                shutdown_timeout=options.shutdown_timeout,
+            )
+            # The stdio files are on fds 1 and 2 now; the detach closed the originals.
+            acquired.stdout = acquired.stderr = None
+        else:
+            pipe = ReadinessPipe(None, thaw=True)
+            redirect_outputs(acquired.stdout, acquired.stderr)
+            acquired.close_outputs()
+            if os.getpid() == 1:
+                from ._init import split_init
+
+                as_init = True
+                split_init(forward=hooks.signals)
+        acquired.stack.enter_context(pipe)
+        enter_workdir(options.workdir if options.chroot is None else "/", options.umask)
+        return become_daemon(
+            hooks,
+            main,
+            options,
+            acquired,
+            pipe,
+            foreground=not detach,
+            container=as_init,
+            launch_directory=launch_directory,
+        )
+
+
+def _getcwd() -> str | None:
+    try:
+        return os.getcwd()
+    except OSError:
+        return None
+
+
+def become_daemon(
+    hooks: Hooks,
+    main: MainTarget,
+    options: Options,
+    acquired: Acquired,
+    pipe: ReadinessPipe,
+    *,
+    foreground: bool,
+    container: bool = False,
+    handoff: Handoff | None = None,
+    launch_directory: str | None = None,
+) -> int:
+    """Connect to the service manager, drop privileges, start logging, run: the exit status."""
+    from ._runtime import DaemonParts, run_daemon
+
+    try:
+        notifier = None
+        # Only a service manager's daemon loads the notify protocol. Connected
+        # before a chroot hides the socket's path; aiodaemon.sd_notify shares it
+        # for the same reason.
+        if os.environ.get("NOTIFY_SOCKET"):
+            from ._systemd import Notifier, SuccessorNotifier, set_default_notifier
+
+            if handoff is None:
+                notifier = Notifier.from_env()
+            else:
+                notifier = SuccessorNotifier.for_successor(handoff.owns_watchdog)
+            if notifier is not None:
+                acquired.stack.enter_context(notifier)
+            set_default_notifier(notifier)
+        from ._handoff import remember_launch_directory
+
+        remember_launch_directory(launch_directory)
+        _preload(options)
+        from ._services import load_factories
+
+        factories = load_factories()
+        from ._privileges import drop_privileges
+
+        if acquired.pidfile is not None and options.chroot is not None:
+            acquired.pidfile.enter_chroot(options.chroot)
+        drop_privileges(options)
+        if acquired.pidfile is not None and handoff is None:
+            # A successor writes its pid only at the hand-over (see _upgrade).
+            acquired.pidfile.write_pid()
+        from ._logging import start_logging
+
+        assert acquired.logs is not None  # acquire() always opens the log targets
+        logs = start_logging(acquired.logs, options, detached=not foreground, container=container)
+    except Exception as exc:
+        code = getattr(exc, "exit_code", ExitCode.FAILURE)
+        message = str(exc) if isinstance(exc, DaemonError) else f"{type(exc).__name__}: {exc}"
+        pipe.fail(code, message)
+        if foreground:
+            say(message)
+        close_main(main)
+        return int(code)
+    if handoff is not None:
+        from ._adopt import SuccessorChannel
+        from ._upgrade import await_handover
+
+        assert isinstance(pipe, SuccessorChannel)
+        pipe.pidfile, pipe.listeners, pipe.notifier = acquired.pidfile, acquired.listeners, notifier
+        pipe.control = acquired.control
+        pipe.on_ready = await_handover
+    parts = DaemonParts(
+        options=options,
+        listeners=acquired.listeners,
+        control=acquired.control,
+        pidfile=acquired.pidfile,
+        pipe=pipe,
+        notifier=notifier,
+        logs=logs,
+        log_targets=acquired.logs,
+        foreground=foreground,
+        factories=factories,
+    )
+    return run_daemon(main, hooks, parts)
+
+
+def _preload(options: Options) -> None:
+    """Import what the run phase needs while the interpreter's files are still readable.
+
+    After a chroot or a drop to an unprivileged user, a lazy import would fail;
+    a daemon that keeps its identity and root loads the rest when it needs it.
+    """
+    import orjson  # noqa: F401
+    import structlog  # noqa: F401
+
+    from . import _context, _logging, _runtime, _serving  # noqa: F401
+
+    if options.health is not None:
+        from . import _health  # noqa: F401
+    if options.control is not None:
+        # __version__ reads package metadata (for the control socket's status).
+        from . import __version__, _control_server  # noqa: F401
+    if options.chroot is not None or options.identity is not None:
+        import concurrent.futures.thread  # noqa: F401  (run_in_executor imports it lazily)
+        import encodings.idna  # noqa: F401  (getaddrinfo on a str host)
+        import secrets  # noqa: F401  (an upgrade's spawn imports these lazily)
+        import subprocess  # noqa: F401
+        import traceback  # noqa: F401
+
+        # aiodaemon.sd_notify; the run phase imports _upgrade for SIGUSR2.
+        from . import _systemd, _upgrade  # noqa: F401
+
+    if options.uvloop is not False:
+        try:
+            import uvloop  # noqa: F401
+        except ImportError:
+            if options.uvloop:
+                raise
+
+
+def _should_detach(options: Options) -> bool:
+    if options.detach is not None:
+        return options.detach
+    from ._detach import is_supervised
+
+    return not is_supervised()
+
+
+def check_main(main: object) -> None:
+    """Refuse a ``main`` that is not an async function (with the right signature) nor a coroutine.
+
+    Raises:
+        ConfigError: naming ``main``.
+    """
+    if asyncio.iscoroutine(main):
+        return
+    try:
+        check_hook(main, "main")
+    except TypeError as exc:
+        raise ConfigError("main", str(exc).removeprefix("main ")) from None
+
+
+def close_main(main: object) -> None:
+    """A coroutine object that will never run is closed, not left to warn."""
+    if asyncio.iscoroutine(main):
+        main.close()
