@@ -71,7 +71,8 @@ LAYERS = [
     {"_launch", "_successor"},
     {"_daemon"},
     {"__init__"},
-    {"_control_client", "_control", "_upgrade_command", "_cli", "__main__"},
+    {"_control_client", "_control", "_upgrade_command", "_importer", "_cli_parser"},
+    {"_cli", "__main__"},
     # The testing kit drives a daemon from outside, like a user: it sits on top of everything.
     {"testing", "_pytest_plugin"},
 ]
