@@ -2,32 +2,20 @@
 
 Records are rendered on the thread that logs them (orjson is fast, and the
 bound context and exception are only valid there) and handed as bytes to a
-bounded queue; one writer thread, started after the last fork, batches them
-into the sinks. The event loop thread therefore never waits on a disk, a
-socket or a full pipe.
-
-Full-queue policy: a record that finds the queue full is refused at once
-(never blocking the caller) and counted in :attr:`LogWriter.dropped`; as soon
-as the writer has made room it logs one ``log records dropped`` warning with
-the count. Reopen and close requests are never refused: they are ordered
-within the record stream, so records logged before a reopen go to the old
-file and records logged after it to the new one.
+bounded queue; one writer thread (``_logwriter``), started after the last
+fork, batches them into the sinks. The event loop thread therefore never
+waits on a disk, a socket or a full pipe. This module opens the sinks (in the
+launching process) and configures structlog and stdlib ``logging`` (in the
+daemon).
 """
 
 from __future__ import annotations
 
 import atexit
-import contextlib
 import logging
 import os
-import stat
 import sys
-import threading
-import time
-import traceback
-from collections import deque
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeAlias
+from typing import TYPE_CHECKING
 
 import structlog
 
@@ -42,27 +30,18 @@ from ._logchain import (
 )
 from ._logsinks import (
     FileSink,
-    Record,
     StreamSink,
     SyslogSink,
     open_file_sink,
     open_syslog_sink,
-    write_all,
 )
+from ._logwriter import DEFAULT_QUEUE_SIZE, LogWriter, Sink
 from .exceptions import StartupError
 
 if TYPE_CHECKING:
-    from ._logecho import TerminalEcho
+    pass
 
-__all__ = ["LogTargets", "LogWriter", "open_log_targets", "start_logging"]
-
-#: Records the queue holds before refusing more (about 7 MB of 200-byte lines,
-#: half a second at 50,000 lines/s: enough to ride out a slow disk or a rotation).
-DEFAULT_QUEUE_SIZE = 32_768
-#: Seconds between retries of a syslog daemon that is down, when nothing new is logged.
-_RETRY_INTERVAL = 0.5
-#: At most this many records per write(): bounds the writer's time holding the GIL.
-_BATCH = 2048
+__all__ = ["LogTargets", "open_log_targets", "start_logging"]
 
 
 class LogTargets:
@@ -130,277 +109,6 @@ def open_log_targets(options: Options) -> LogTargets:
             file.close()
         raise
     return LogTargets(file, syslog)
-
-
-#: What the writer thread writes to; each has write(records), reopen() and close().
-Sink: TypeAlias = "FileSink | StreamSink | SyslogSink | TerminalEcho"
-
-_REOPEN = object()
-_STOP = object()
-
-
-class LogWriter:
-    """The writer thread and its bounded queue; owns the sinks once started."""
-
-    def __init__(self, sinks: list[Sink], queue_size: int) -> None:
-        self.sinks = sinks
-        #: records refused because the queue was full (or logged after a failed close).
-        self.dropped = 0
-        self._reported = 0
-        self._syslog_lost_reported = 0
-        self._last_failure = -float("inf")
-        self._limit = queue_size
-        # A deque is thread-safe for append/popleft without a lock; the event is
-        # only touched when the writer sleeps, not once per record.
-        self._queue: deque[object] = deque()
-        self._wakeup = threading.Event()
-        self._idle = False
-        self._closed = False
-        self._drained = False
-        self._finished = False
-        self._notice: Callable[..., Any] | None = None
-        #: where the writer's own notices go (None: every sink); set on the writer thread.
-        self._notice_sinks: list[Sink] | None = None
-        #: sinks whose last write failed; their losses are reported once one succeeds.
-        self._failing: set[int] = set()
-        self._lost_reported: dict[int, int] = {}
-        #: failed reopens not yet told to a newly opened file.
-        self._reopen_failures: list[str] = []
-        self._thread = self._new_thread()
-
-    def _new_thread(self) -> threading.Thread:
-        # A daemon thread: a sink stalled for good must not keep the process alive.
-        return threading.Thread(target=self._run, name="aiodaemon-log-writer", daemon=True)
-
-    def put(self, severity: int, line: bytes) -> None:
-        """Hand a rendered record to the writer; never blocks."""
-        queue = self._queue
-        if len(queue) >= self._limit or self._closed:
-            self._refuse(line)
-            return
-        queue.append((severity, line))
-        if self._idle:
-            self._idle = False
-            self._wakeup.set()
-
-    def _refuse(self, line: bytes) -> None:
-        if self._closed and self._drained:
-            # After a clean close (the loop is gone, the sinks kept up) a late
-            # record, such as one from interpreter shutdown, goes straight to fd 2.
-            with contextlib.suppress(OSError):
-                write_all(2, line)
-            return
-        self.dropped += 1
-
-    def _control(self, marker: object) -> None:
-        self._queue.append(marker)
-        self._idle = False
-        self._wakeup.set()
-
-    def reopen(self) -> None:
-        """Reopen the log file after the records already queued; returns at once."""
-        if not self._closed:
-            self._control(_REOPEN)
-
-    def close(self, timeout: float) -> bool:
-        """Write every accepted record, then stop the thread and close the sinks.
-
-        Args:
-            timeout: seconds to wait for the queue to drain.
-
-        Returns:
-            False when the writer did not finish in time (a stalled sink).
-        """
-        if not self._closed:
-            self._closed = True
-            self._control(_STOP)
-        self._thread.join(max(timeout, 0.0))
-        self._drained = self._finished
-        return self._drained
-
-    def _run(self) -> None:
-        try:
-            self._loop()
-        except BaseException:
-            # A bug here must not pass for a drained queue at close(): say it on fd 2.
-            with contextlib.suppress(OSError):
-                write_all(2, f"aiodaemon: log writer failed\n{traceback.format_exc()}".encode())
-
-    def _loop(self) -> None:
-        queue = self._queue
-        batch: list[Record] = []
-        while True:
-            while queue and len(batch) < _BATCH:
-                item = queue.popleft()
-                if type(item) is tuple:
-                    batch.append(item)
-                    continue
-                self._write(batch)
-                batch = []
-                if item is _STOP:
-                    self._report()
-                    for sink in self.sinks:
-                        sink.close()
-                    self._finished = True
-                    return
-                self._reopen()
-            if batch:
-                self._write(batch)
-                batch = []
-                self._report()
-                continue
-            self._idle = True
-            waiting = [sink for sink in self.sinks if isinstance(sink, SyslogSink) and sink.backlog]
-            if not queue:
-                # Messages waiting for a syslog daemon that is down are retried
-                # even when nothing new is logged.
-                self._wakeup.wait(_RETRY_INTERVAL if waiting else None)
-            self._wakeup.clear()
-            self._idle = False
-            for sink in waiting:
-                sink.retry()
-
-    def _write(self, batch: list[Record], sinks: list[Sink] | None = None) -> None:
-        if not batch:
-            return
-        for sink in self.sinks if sinks is None else sinks:
-            try:
-                sink.write(batch)
-            except Exception as exc:
-                self._failing.add(id(sink))
-                self._sink_failed(sink, exc, len(batch))
-            else:
-                self._failing.discard(id(sink))
-
-    def _write_now(self, severity: int, line: bytes) -> None:
-        self._write([(severity, line)], self._notice_sinks)
-
-    def _sink_failed(self, sink: Sink, exc: Exception, count: int) -> None:
-        # The failing sink cannot carry its own error: tell the other sinks and
-        # a stderr someone reads, once a second.
-        now = time.monotonic()
-        if now - self._last_failure >= 1.0:
-            self._last_failure = now
-            self._alert(
-                f"cannot write to {sink}: {exc}; {count} records lost",
-                failing=sink,
-                event="cannot write to log sink",
-                sink=repr(sink),
-                error=str(exc),
-                records=count,
-            )
-
-    def _alert(
-        self, text: str, *, failing: Sink, event: str, to_failing: bool = False, **kw: Any
-    ) -> None:
-        """Say ``text`` where a person looks when ``failing`` cannot carry it.
-
-        That is every other sink (syslog, a terminal echo) and fd 2 when it is
-        a terminal or a file no sink already writes to: never a pipe, which
-        could stall the writer, nor /dev/null. ``to_failing`` logs it into the
-        failing sink as well.
-        """
-        others = [sink for sink in self.sinks if sink is not failing]
-        shown = any(
-            getattr(sink, "fd", None) == 2 and id(sink) not in self._failing for sink in others
-        )
-        if not shown and _stderr_is_watched():
-            with contextlib.suppress(OSError):
-                write_all(2, f"aiodaemon: {text}\n".encode(errors="backslashreplace"))
-        if to_failing:
-            others = self.sinks
-        if others:
-            self._notice_sinks = others
-            try:
-                self._log("error", event, **kw)
-            finally:
-                self._notice_sinks = None
-
-    def _reopen(self) -> None:
-        for sink in self.sinks:
-            try:
-                sink.reopen()
-            except OSError as exc:
-                self._alert(
-                    f"cannot reopen {sink}, keeping the old one: {exc}",
-                    failing=sink,
-                    # Into the old file too: it may still be the one people read.
-                    to_failing=True,
-                    event="cannot reopen log file, keeping the old one",
-                    sink=repr(sink),
-                    error=str(exc),
-                )
-                if isinstance(sink, FileSink):
-                    self._reopen_failures.append(str(exc))
-            else:
-                if isinstance(sink, FileSink) and self._reopen_failures:
-                    # A file reopened after failed attempts (a log directory
-                    # removed, then recreated) says what was missed.
-                    failures, self._reopen_failures = self._reopen_failures, []
-                    self._log(
-                        "error",
-                        "log file reopened after failed reopens",
-                        sink=repr(sink),
-                        failed=len(failures),
-                        error=failures[-1],
-                    )
-
-    def _report(self) -> None:
-        dropped = self.dropped
-        lost = sum(sink.lost for sink in self.sinks if isinstance(sink, SyslogSink))
-        if dropped > self._reported:
-            self._log(
-                "warning",
-                "log records dropped",
-                dropped=dropped - self._reported,
-                reason="queue full",
-            )
-            self._reported = dropped
-        if lost > self._syslog_lost_reported:
-            self._log("warning", "syslog records lost", lost=lost - self._syslog_lost_reported)
-            self._syslog_lost_reported = lost
-        for sink in self.sinks:
-            if not isinstance(sink, FileSink | StreamSink) or id(sink) in self._failing:
-                continue
-            # Writing works again (space came back on a full disk): one record
-            # in the log itself says how many records it is missing.
-            reported = self._lost_reported.get(id(sink), 0)
-            if sink.lost > reported:
-                self._lost_reported[id(sink)] = sink.lost
-                self._log(
-                    "warning",
-                    "log records lost",
-                    lost=sink.lost - reported,
-                    sink=repr(sink),
-                    error=str(sink.last_error),
-                )
-
-    def _log(self, level: str, event: str, **kw: Any) -> None:
-        if self._notice is not None:
-            with contextlib.suppress(Exception):
-                getattr(self._notice, level)(event, **kw)
-
-    def _start(self) -> None:
-        self._thread.start()
-
-    def _after_fork_in_child(self) -> None:
-        # A child forked later (multiprocessing) gets no writer thread and a copy
-        # of the parent's queue: start afresh so its records are written once.
-        self._queue.clear()
-        self._wakeup = threading.Event()
-        self._idle = False
-        self._thread = self._new_thread()
-        if not self._closed:
-            self._thread.start()
-
-
-def _stderr_is_watched() -> bool:
-    """Whether fd 2 is a terminal or a regular file: where a person would look."""
-    try:
-        mode = os.fstat(2).st_mode
-    except OSError:
-        return False
-    return stat.S_ISREG(mode) or os.isatty(2)
 
 
 def _reopen_path(path: str, chroot: str | None) -> str | None:

@@ -49,7 +49,8 @@ if TYPE_CHECKING:
 
     from ._config import Options
     from ._control_socket import ControlSocket
-    from ._logging import LogTargets, LogWriter
+    from ._logging import LogTargets
+    from ._logwriter import LogWriter
     from ._pidfile import Pidfile
     from ._readiness import ReadinessPipe
     from ._services import Service, ServiceFactory

@@ -55,6 +55,7 @@ LAYERS = [
         "_logsinks",
         "_logchain",
         "_logecho",
+        "_logwriter",
         "_logging",
         "_readiness",
         "_state",

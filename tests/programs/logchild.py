@@ -14,7 +14,8 @@ import time
 from typing import Any
 
 from aiodaemon._config import parse_options
-from aiodaemon._logging import LogWriter, open_log_targets, start_logging
+from aiodaemon._logging import open_log_targets, start_logging
+from aiodaemon._logwriter import LogWriter
 
 
 def start_child() -> LogWriter:
