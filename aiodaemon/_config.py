@@ -18,11 +18,11 @@ from .exceptions import ConfigError
 
 if TYPE_CHECKING:
     from ._addresses import ListenAddress, SyslogTarget
+    from ._identity import Identity
 
 __all__ = [
     "HEALTH_SOCKET",
     "OPTION_NAMES",
-    "Identity",
     "Options",
     "parse_options",
 ]
@@ -37,25 +37,8 @@ _LEVELS = {
 }
 
 
-# Not dataclasses, which every daemon's start-up would pay ~0.3 ms each to
-# define: Options is a NamedTuple (immutable, with _replace and _fields), the
-# small Identity a plain class (a NamedTuple compiles a ForwardRef per field).
-
-
-class Identity:
-    """The user and group to drop to, resolved to ids while names still resolve."""
-
-    __slots__ = ("gid", "uid", "user_name")
-
-    def __init__(self, uid: int | None, gid: int | None, user_name: str | None) -> None:
-        self.uid = uid
-        self.gid = gid
-        #: the user's name, for ``initgroups``; None when only a group (or a bare
-        #: uid with no passwd entry) is given, which means no supplementary groups.
-        self.user_name = user_name
-
-    def __repr__(self) -> str:
-        return f"Identity(uid={self.uid!r}, gid={self.gid!r}, user_name={self.user_name!r})"
+# A NamedTuple, not a dataclass, which every daemon's start-up would pay ~0.3 ms
+# to define: immutable all the same, with _replace and _fields.
 
 
 class Options(NamedTuple):
@@ -104,7 +87,7 @@ class Options(NamedTuple):
                 continue
             if name == "control" and value == _control(None, self.pidfile):
                 continue  # the default derived from the pidfile
-            if isinstance(value, Identity):
+            if name == "identity":
                 if value.uid is not None:
                     result["user"] = value.user_name or value.uid
                 if value.gid is not None:
@@ -402,53 +385,11 @@ def _serving_options(raw: Mapping[str, Any]) -> dict[str, Any]:
 def _identity(user: object, group: object) -> Identity | None:
     if user is None and group is None:
         return None
-    # The user and group databases, only for a daemon that changes identity.
-    import grp
-    import pwd
+    # The identity's module (and the user and group databases) only for a
+    # daemon that changes identity.
+    from ._identity import parse_identity
 
-    uid = gid = None
-    user_name = None
-    if user is not None:
-        entry = _lookup("user", user, pwd.getpwnam, pwd.getpwuid)
-        if entry is None:
-            uid = _require_id("user", user)
-        else:
-            uid, gid, user_name = entry.pw_uid, entry.pw_gid, entry.pw_name
-    if group is not None:
-        gentry = _lookup("group", group, grp.getgrnam, grp.getgrgid)
-        gid = _require_id("group", group) if gentry is None else gentry.gr_gid
-    if uid is not None and gid is None:
-        # A uid with no passwd entry has no primary group: dropping the uid alone
-        # would leave the daemon in root's group.
-        raise ConfigError("user", f"uid {uid} has no passwd entry; give group= too")
-    if os.geteuid() != 0 and (
-        (uid is not None and uid != os.geteuid()) or (gid is not None and gid != os.getegid())
-    ):
-        raise ConfigError("user" if uid is not None else "group", "changing identity needs root")
-    return Identity(uid, gid, user_name)
-
-
-def _lookup(option: str, value: object, by_name: Any, by_id: Any) -> Any:
-    """The passwd/group entry for a name or id; None for an id with no entry."""
-    if isinstance(value, bool) or not isinstance(value, str | int):
-        raise ConfigError(option, f"must be a name or a numeric id, not {value!r}")
-    # isascii: "²" and "١٢" are str.isdigit() but not ids (int("²") raises).
-    if isinstance(value, str) and not (value.isascii() and value.isdigit()):
-        try:
-            return by_name(value)
-        except (KeyError, ValueError):
-            raise ConfigError(option, f"unknown {option} {value!r}") from None
-    try:
-        return by_id(int(value))
-    except (KeyError, OverflowError, ValueError):
-        return None
-
-
-def _require_id(option: str, value: object) -> int:
-    number: int = int(value)  # type: ignore[call-overload]
-    if not 0 <= number < 2**32 - 1:
-        raise ConfigError(option, f"id out of range: {value!r}")
-    return number
+    return parse_identity(user, group)
 
 
 def check_pidfile_directory(path: str | os.PathLike[str]) -> None:

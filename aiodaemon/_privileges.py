@@ -19,7 +19,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from ._config import Identity, Options
+    from ._config import Options
+    from ._identity import Identity
 
     #: prctl(option, arg2) -> 0, or an errno.
     Prctl = Callable[[int, int], int]

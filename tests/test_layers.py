@@ -20,6 +20,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "aiodaemon"
 #: Modules of the synchronous, pre-fork side: no event loop may exist there.
 SYNC_SIDE = (
     "_addresses",
+    "_identity",
     "_messages",
     "_config",
     "_pidfile",
@@ -45,7 +46,7 @@ SYNC_SIDE = (
 #: Phase order: a module may import only modules of its own or an earlier layer.
 LAYERS = [
     {"exceptions", "_messages", "_control_protocol"},
-    {"_addresses", "_safeopen"},
+    {"_addresses", "_safeopen", "_identity"},
     {"_config", "_options"},
     {
         "_pidfile",

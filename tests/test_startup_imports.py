@@ -40,6 +40,7 @@ NOT_FOR_EVERYONE = {
     "aiodaemon._addresses",
     "aiodaemon._control_socket",
     "aiodaemon._health",
+    "aiodaemon._identity",
     "aiodaemon._pidfile",
     "aiodaemon._safeopen",
     "aiodaemon._sockets",
