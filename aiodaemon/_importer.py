@@ -63,14 +63,34 @@ def _import(module_name: str) -> Any:
     cwd = os.getcwd()
     if cwd not in sys.path:
         sys.path.insert(0, cwd)
+    from ._launch import TARGET_IMPORT, TargetCallsRun
+
+    TARGET_IMPORT.active, TARGET_IMPORT.called_at = True, None
     try:
-        return importlib.import_module(module_name)
+        module = importlib.import_module(module_name)
+    except TargetCallsRun:
+        raise _calls_run(module_name, TARGET_IMPORT.called_at) from None
     except ModuleNotFoundError as exc:
         if exc.name is not None and (module_name + ".").startswith(exc.name + "."):
             raise TargetError(f"no module named {module_name!r} (in {cwd} or sys.path)") from None
         raise TargetError(f"importing {module_name!r} failed: {_describe(exc)}") from None
     except Exception as exc:
         raise TargetError(f"importing {module_name!r} failed: {_describe(exc)}") from None
+    finally:
+        TARGET_IMPORT.active = False
+    if TARGET_IMPORT.called_at is not None:
+        # The module caught the refusal's SystemExit and carried on: still wrong.
+        raise _calls_run(module_name, TARGET_IMPORT.called_at)
+    return module
+
+
+def _calls_run(module_name: str, called_at: str | None) -> TargetError:
+    """The error for a TARGET whose import calls ``aiodaemon.run()`` (no ``__main__`` guard)."""
+    where = f" ({called_at})" if called_at else ""
+    return TargetError(
+        f"TARGET {module_name} calls aiodaemon.run() when imported{where}; "
+        'put that call under `if __name__ == "__main__":`'
+    )
 
 
 def _describe(exc: BaseException) -> str:

@@ -24,7 +24,53 @@ if TYPE_CHECKING:
     from ._acquire import Acquired
     from ._adopt import Handoff
 
-__all__ = ["close_main", "launch"]
+__all__ = ["TARGET_IMPORT", "TargetCallsRun", "close_main", "launch"]
+
+
+# --- the CLI's TARGET import (set by _importer) -------------------------------------
+
+
+class TargetCallsRun(SystemExit):
+    """``run()`` called while the CLI imports TARGET: refused, nothing acquired or forked."""
+
+
+class _TargetImport:
+    """Whether the CLI is importing TARGET, and where a ``run()`` during it was called.
+
+    A module that calls ``aiodaemon.run()`` at import (no ``__main__`` guard)
+    would otherwise start its own daemon, with its own options, from inside
+    ``aiodaemon start``: the command line's options silently ignored.
+    """
+
+    __slots__ = ("active", "called_at")
+
+    def __init__(self) -> None:
+        self.active = False
+        #: ``file:line`` of the refused ``run()`` call, None if there was none.
+        self.called_at: str | None = None
+
+
+TARGET_IMPORT = _TargetImport()
+
+
+def _refuse_during_target_import(main: MainTarget) -> None:
+    """Refuse a launch while the CLI imports TARGET (see :class:`_TargetImport`).
+
+    Raises:
+        TargetCallsRun: exit status 2; the CLI says what to fix.
+    """
+    if not TARGET_IMPORT.active:
+        return
+    close_main(main)
+    here = os.path.dirname(__file__) + os.sep
+    frame = sys._getframe(1)
+    while frame.f_back is not None and frame.f_code.co_filename.startswith(here):
+        frame = frame.f_back
+    TARGET_IMPORT.called_at = f"{frame.f_code.co_filename}:{frame.f_lineno}"
+    raise TargetCallsRun(ExitCode.USAGE)
+
+
+# --- the phases -----------------------------------------------------------------------
 
 
 def launch(
@@ -40,7 +86,11 @@ def launch(
     Errors before the fork are printed as one line on stderr, worded by
     ``explain`` (the CLI names its flags). ``on_ready(pid)`` runs in the
     launching process once a detached daemon is ready.
+
+    Raises:
+        TargetCallsRun: called while the CLI imports TARGET (nothing done yet).
     """
+    _refuse_during_target_import(main)
     from ._stdfds import fill_std_fds
 
     # Before anything is opened: nothing acquired may land on fds 0-2.
