@@ -149,6 +149,7 @@ def launch(
         _runtime,
         _services,
         _signal_handlers,
+        _signal_mask,
         _upgrade,
     )
     from ._detach import detach as detach_process
@@ -218,6 +219,39 @@ def become_daemon(
     launch_directory: str | None = None,
 ) -> int:
     """Connect to the service manager, drop privileges, start logging, run: the exit status."""
+    from ._signal_mask import hold_lifecycle_signals, release_after_run
+
+    # From before the pid is written until the loop's handlers exist, a stop,
+    # reload or reopen signal waits instead of killing us (see _signal_mask).
+    hold_lifecycle_signals()
+    try:
+        return _become_daemon(
+            hooks,
+            main,
+            options,
+            acquired,
+            pipe,
+            foreground=foreground,
+            container=container,
+            handoff=handoff,
+            launch_directory=launch_directory,
+        )
+    finally:
+        release_after_run()
+
+
+def _become_daemon(
+    hooks: Hooks,
+    main: MainTarget,
+    options: Options,
+    acquired: Acquired,
+    pipe: ReadinessPipe,
+    *,
+    foreground: bool,
+    container: bool,
+    handoff: Handoff | None,
+    launch_directory: str | None,
+) -> int:
     from ._runtime import DaemonParts, run_daemon
 
     try:

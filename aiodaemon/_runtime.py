@@ -40,6 +40,7 @@ from ._outcome import Outcome
 from ._reloads import ReloadResult, ReloadTracker
 from ._serving import Serving
 from ._shutdown import LIFECYCLE_TASK, Shutdown
+from ._signal_mask import ignoring_late_signals, release_signals
 from ._startup import run_main, run_startup, start_services
 from ._state import HANDLED_SIGNALS, Action, Event, Lifecycle, State, event_for_signal
 from .exceptions import ExitCode, StartupError
@@ -130,7 +131,9 @@ def run_daemon(main: MainTarget, hooks: Hooks, parts: DaemonParts) -> int:
             runtime.outcome.fail(f"internal error: {type(exc).__name__}: {exc}", exc)
         finally:
             asyncio.set_event_loop(None)
-            loop.close()
+            # The loop's close gives its signals back their default action.
+            with ignoring_late_signals():
+                loop.close()
     return runtime.finish()
 
 
@@ -253,6 +256,8 @@ class Runtime:
         loop.set_exception_handler(self._on_loop_exception)
         for signum in HANDLED_SIGNALS:
             loop.add_signal_handler(signum, self._on_signal, signum)
+        # Held since before the pid was written (_launch): the pending ones run now.
+        release_signals(HANDLED_SIGNALS)
         _log.info(
             "starting",
             loop=type(loop).__module__.split(".")[0],
@@ -270,7 +275,13 @@ class Runtime:
             self._spawn(run_watchdog(notifier, notifier.watchdog_interval), "aiodaemon-watchdog")
         # A stop that came while the services started: startup never begins
         # (and so no shutdown hook runs).
-        if await start_services(self) and not self._stop_requested.is_set():
+        started = await start_services(self)
+        # SIGUSR2 is the upgrade service's (installed by its start); a daemon
+        # whose services failed before it has nothing to upgrade.
+        if signal.getsignal(signal.SIGUSR2) == signal.SIG_DFL:
+            signal.signal(signal.SIGUSR2, signal.SIG_IGN)
+        release_signals((signal.SIGUSR2,))
+        if started and not self._stop_requested.is_set():
             self.startup_task = loop.create_task(run_startup(self), name="aiodaemon-startup")
         await self._stop_requested.wait()
         await self.shutdown.run()

@@ -66,7 +66,7 @@ LAYERS = [
     {"_privileges"},
     {"_pidlock"},
     {"pep3143"},
-    {"_systemd", "_hooks", "_context", "_serving", "_health", "_forced"},
+    {"_systemd", "_hooks", "_context", "_serving", "_health", "_forced", "_signal_mask"},
     {"_loop", "_reloads", "_control_server", "_services", "_upgrade"},
     {"_signal_handlers"},
     {"_runtime", "_shutdown", "_builtin", "_startup"},

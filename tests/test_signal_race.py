@@ -1,0 +1,137 @@
+"""Signals that race the daemon's start (sent the instant the pid is written) or its very end."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from .support import (
+    PYTHON,
+    clean_env,
+    is_alive,
+    kill_quietly,
+    program,
+    read_json_lines,
+    wait_for,
+    wait_gone,
+)
+
+#: Starts per signal: the window is a few milliseconds, each start races it once.
+STARTS = 20
+
+
+def _start_and_signal(tmp_path: Path, n: int, sig: int) -> tuple[subprocess.Popen[str], int, Path]:
+    """Start a detached daemon and send ``sig`` as soon as its pidfile holds a pid."""
+    pidfile, log = tmp_path / f"d{n}.pid", tmp_path / f"d{n}.jsonl"
+    options = {"detach": True, "pidfile": str(pidfile), "log_file": str(log), "control": False}
+    launcher = subprocess.Popen(
+        [PYTHON, str(program("idle")), json.dumps(options)],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=clean_env(),
+    )
+    deadline = time.monotonic() + 20
+    pid = 0
+    # A busy poll, as a logrotate postrotate racing a restart would be: the
+    # signal leaves within microseconds of the pid's arrival.
+    while not pid:
+        try:
+            text = pidfile.read_bytes()
+        except FileNotFoundError:
+            text = b""
+        if text.endswith(b"\n"):
+            pid = int(text)
+            os.kill(pid, sig)
+        elif time.monotonic() > deadline:
+            launcher.kill()
+            raise AssertionError(f"no pid in {pidfile}: {launcher.communicate()[1]}")
+    return launcher, pid, log
+
+
+@pytest.mark.parametrize("sig", [signal.SIGHUP, signal.SIGUSR1], ids=["HUP", "USR1"])
+def test_a_reload_or_reopen_signal_right_after_the_pid_is_written_is_survived(
+    tmp_path: Path, sig: signal.Signals
+) -> None:
+    """SIGHUP/SIGUSR1 sent the instant the pidfile is written: the daemon starts and runs."""
+    for n in range(STARTS):
+        launcher, pid, log = _start_and_signal(tmp_path, n, sig)
+        try:
+            _, err = launcher.communicate(timeout=30)
+            assert launcher.returncode == 0, f"start {n}: {err}"
+            assert is_alive(pid), f"start {n}: the daemon died"
+            kill_quietly(pid, signal.SIGTERM)
+            wait_gone(pid)
+        finally:
+            kill_quietly(pid)
+        events = [r["event"] for r in read_json_lines(log)]
+        assert "signal received" in events, f"start {n}: {events}"
+        assert events[-1] == "exit", f"start {n}: {events}"
+
+
+def test_a_stop_signal_right_after_the_pid_is_written_stops_gracefully(tmp_path: Path) -> None:
+    """SIGTERM sent the instant the pidfile is written: a graceful stop, never a death."""
+    for n in range(STARTS):
+        launcher, pid, log = _start_and_signal(tmp_path, n, signal.SIGTERM)
+        try:
+            _, err = launcher.communicate(timeout=30)
+            wait_gone(pid)
+        finally:
+            kill_quietly(pid)
+        if launcher.returncode != 0:
+            # Before ready (the usual case): the launcher says why, as for any early stop.
+            assert launcher.returncode == 1, f"start {n}: {err}"
+            assert "stopped by SIGTERM before it was ready" in err, f"start {n}: {err}"
+        records = read_json_lines(log)
+        assert records[-1]["event"] == "exit", f"start {n}: {records}"
+        assert not (tmp_path / f"d{n}.pid").exists()
+
+
+@pytest.mark.parametrize("use_uvloop", [False, None], ids=["asyncio", "default-loop"])
+@pytest.mark.parametrize(
+    "sig", [signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2], ids=["HUP", "USR1", "USR2"]
+)
+def test_a_signal_after_the_loop_closed_does_not_change_the_exit(
+    tmp_path: Path, sig: signal.Signals, use_uvloop: bool | None
+) -> None:
+    """SIGHUP/SIGUSR1/SIGUSR2 while the daemon exits (loop closed): ignored, status 0."""
+    record, release, pidfile = tmp_path / "record.txt", tmp_path / "release", tmp_path / "d.pid"
+    record.touch()
+    options = {
+        "detach": False,
+        "pidfile": str(pidfile),
+        "log_file": str(tmp_path / "log.jsonl"),
+        "uvloop": use_uvloop,
+    }
+    proc = subprocess.Popen(
+        [PYTHON, str(program("late_signals")), json.dumps(options), str(record), str(release)],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=clean_env(),
+    )
+    try:
+
+        def recorded(line: str) -> bool:
+            return line in record.read_text().splitlines()
+
+        wait_for(lambda: recorded("main running"), what="main running")
+        proc.send_signal(signal.SIGTERM)
+        wait_for(lambda: recorded("at exit"), what="the exit, after the loop closed")
+        proc.send_signal(sig)
+        release.touch()
+        _, err = proc.communicate(timeout=30)
+    finally:
+        kill_quietly(proc.pid)
+        proc.wait()
+    assert proc.returncode == 0, err
+    assert recorded("released")
+    assert not pidfile.exists()
