@@ -169,6 +169,8 @@ class Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         if "TARGET" in message:
             message = _explain_missing_target(self.prog, self.argv) or message
+        elif "COMMAND" in message and self.argv and self.argv[0].startswith("-"):
+            message = _explain_leading_option(self.argv)
         error(f"{PROG}: {message} (see '{self.prog} --help')")
         raise SystemExit(ExitCode.USAGE)
 
@@ -182,6 +184,15 @@ def _explain_missing_target(prog: str, argv: Sequence[str]) -> str | None:
                 f"write '{prog} {value} --syslog' or give --syslog a value (--syslog /dev/log)"
             )
     return None
+
+
+def _explain_leading_option(argv: Sequence[str]) -> str:
+    """Why COMMAND is missing when the line starts with an option (``aiodaemon -v``)."""
+    option = argv[0]
+    command = next((arg for arg in argv if arg in COMMANDS), None)
+    if command is not None:
+        return f"{option} goes after the command: {PROG} {command} {option} ..."
+    return f"unknown option {option!r}: give a COMMAND ({', '.join(COMMANDS)}) or --version"
 
 
 def error(line: str) -> None:
@@ -393,9 +404,11 @@ def _add_daemon_options(sub: argparse.ArgumentParser) -> None:
         help="seconds to become ready before the start fails and the daemon is stopped "
         "(default: 90)",
     )
-    add(
+    # One or the other: with both, the last one would silently win.
+    control = sub.add_mutually_exclusive_group()
+    control.add_argument(
         "--control",
         metavar="PATH",
         help="control socket for status and reload (default: the pidfile's path + .ctl)",
     )
-    add("--no-control", action="store_true", help="no control socket")
+    control.add_argument("--no-control", action="store_true", help="no control socket")

@@ -36,6 +36,8 @@ def load_target(spec: str) -> tuple[Daemon, HookFunction]:
 
     module_name, _, attr_path = spec.partition(":")
     attr_path = attr_path or "main"
+    if module_name.endswith(".py") or "/" in module_name:
+        raise TargetError(_path_hint(module_name, attr_path))
     if not module_name or not all(part.isidentifier() for part in module_name.split(".")):
         raise TargetError(f"TARGET must be MODULE:ATTR, not {spec!r}")
     if not all(part.isidentifier() for part in attr_path.split(".")):
@@ -53,6 +55,17 @@ def load_target(spec: str) -> tuple[Daemon, HookFunction]:
             )
         return obj, _check_program(f"{module_name}:main", program)
     return default_daemon, _check_program(spec, obj)
+
+
+def _path_hint(path: str, attr_path: str) -> str:
+    """What to write instead of a file path given as TARGET (``app.py``, ``src/app.py``)."""
+    directory, name = os.path.split(path)
+    module = name.removesuffix(".py")
+    suggestion = f"{module}:{attr_path}"
+    if directory not in ("", "."):
+        # TARGET is imported from the current directory, not from a path.
+        suggestion += f", run from {directory}/"
+    return f"TARGET is MODULE:ATTR, not a file path {path!r}; did you mean {suggestion}?"
 
 
 def _import(module_name: str) -> Any:

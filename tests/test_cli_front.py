@@ -92,3 +92,66 @@ def test_unguarded_program_still_runs_as_a_script(app_dir: Path) -> None:
     assert (app_dir / "started").read_text() == str(pid)
     assert cli("stop", "--pidfile", app_dir / "ng.pid", cwd=app_dir).returncode == 0
     wait_gone(pid)
+
+
+# --- TARGET given as a file, contradictory flags, a lone option -----------------------
+
+
+@pytest.mark.parametrize(
+    ("target", "suggestion"),
+    [
+        ("app.py", "did you mean app:main?"),
+        ("./app.py:main", "did you mean app:main?"),
+        ("src/app.py", "did you mean app:main, run from src/?"),
+        ("./app", "did you mean app:main?"),
+    ],
+)
+def test_target_given_as_a_file_suggests_module_attr(
+    app_dir: Path, target: str, suggestion: str
+) -> None:
+    """TARGET written as a file path: one line saying MODULE:ATTR and what to write, exit 2."""
+    pidfile = app_dir / "app.pid"
+    result = cli("start", target, "--pidfile", pidfile, cwd=app_dir)
+    assert result.returncode == 2
+    line = one_line(result.stderr)
+    assert line.startswith("aiodaemon: TARGET is MODULE:ATTR, not a file path")
+    assert line.endswith(suggestion)
+    assert not pidfile.exists()
+    assert not (app_dir / "started").exists()
+
+
+@pytest.mark.parametrize("order", ["control-first", "no-control-first"])
+def test_control_and_no_control_together_is_a_usage_error(app_dir: Path, order: str) -> None:
+    """--control PATH with --no-control: one line naming both, exit 2, nothing started."""
+    pidfile = app_dir / "app.pid"
+    flags = ["--control", str(app_dir / "c.ctl"), "--no-control"]
+    if order == "no-control-first":
+        flags = flags[2:] + flags[:2]
+    result = cli("start", "app:main", "--pidfile", pidfile, *flags, cwd=app_dir)
+    assert result.returncode == 2
+    line = one_line(result.stderr)
+    assert "--control" in line
+    assert "--no-control" in line
+    assert "not allowed with" in line
+    assert not pidfile.exists()
+    assert not (app_dir / "c.ctl").exists()
+
+
+def test_lone_unknown_option_says_what_to_give(app_dir: Path) -> None:
+    """`aiodaemon -v`: one line naming the option, the commands and --version, exit 2."""
+    result = cli("-v", cwd=app_dir)
+    assert result.returncode == 2
+    line = one_line(result.stderr)
+    assert line.startswith("aiodaemon: unknown option '-v'")
+    assert "--version" in line
+    assert "start" in line
+    assert "required" not in line
+
+
+def test_option_before_the_command_says_where_it_goes(app_dir: Path) -> None:
+    """An option written before the command: one line showing it after the command, exit 2."""
+    result = cli("--pidfile", app_dir / "app.pid", "status", cwd=app_dir)
+    assert result.returncode == 2
+    assert one_line(result.stderr).startswith(
+        "aiodaemon: --pidfile goes after the command: aiodaemon status --pidfile"
+    )
