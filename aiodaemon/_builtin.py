@@ -118,16 +118,30 @@ def _control(runtime: Runtime) -> Service | None:
     from . import __version__
     from ._control_server import ControlServer, DaemonCommands
 
+    # fixctl: status lists the health socket too (its real port), and `stop`
+    # asks for SIGTERM's graceful shutdown without risking a second SIGTERM.
+    sockets = dict(runtime.context.sockets)
+    if runtime.options.health is not None and runtime.parts.listeners is not None:
+        sockets[HEALTH_SOCKET] = runtime.parts.listeners[HEALTH_SOCKET]
     commands = DaemonCommands(
         state=lambda: runtime.state.value,
-        sockets=runtime.context.sockets,
+        sockets=sockets,
         reloads=runtime.reloads,
         request_reload=runtime.ask_reload,
         version=__version__,
+        request_stop=lambda: _request_stop(runtime),
     )
     server = ControlServer(control.sock, {os.geteuid()}, commands.commands())
     takeover = getattr(runtime.parts.pipe, "on_takeover", None)
     return ControlService(server, str(control.path), defer_to=takeover)
+
+
+def _request_stop(runtime: Runtime) -> None:
+    """``aiodaemon stop`` over the control socket: SIGTERM's graceful shutdown."""
+    if not runtime.ready:
+        # As after a SIGTERM: a daemon stopped before it was ready did not start.
+        runtime.outcome.fail("stopped by `aiodaemon stop` before it was ready")
+    runtime.request_shutdown()
 
 
 def _serving(runtime: Runtime) -> Service:

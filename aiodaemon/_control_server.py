@@ -188,14 +188,15 @@ def _peer_credentials(writer: asyncio.StreamWriter) -> tuple[int, int, int] | No
 
 @dataclass(slots=True)
 class DaemonCommands:
-    """The ``status`` and ``reload`` commands, answered from the daemon's own state.
+    """The ``status``, ``reload`` and ``stop`` commands, answered from the daemon's own state.
 
     Args:
         state: the lifecycle state's name right now.
-        sockets: the ``listen=`` sockets.
+        sockets: the ``listen=`` sockets and the health socket, by the name status shows.
         reloads: where reload runs report their results.
         request_reload: ask the lifecycle for a reload (as SIGHUP would).
         version: aiodaemon's version, read before any privilege drop.
+        request_stop: ask for the graceful shutdown SIGTERM begins; None: no ``stop``.
     """
 
     state: Callable[[], str]
@@ -204,10 +205,14 @@ class DaemonCommands:
     request_reload: Callable[[], None]
     version: str
     started: float = field(default_factory=time.monotonic)
+    request_stop: Callable[[], None] | None = None
 
     def commands(self) -> dict[str, Command]:
         """The commands to serve, by name."""
-        return {"status": self.status, "reload": self.reload}
+        commands: dict[str, Command] = {"status": self.status, "reload": self.reload}
+        if self.request_stop is not None:
+            commands["stop"] = self.stop
+        return commands
 
     async def status(self, request: dict[str, Any]) -> dict[str, Any]:
         """Answer ``status``: state, pid, uptime, sockets, last reload, version."""
@@ -238,7 +243,29 @@ class DaemonCommands:
         try:
             result = await asyncio.wait_for(future, timeout)
         except TimeoutError:
+            if self.state() == "starting":
+                # Queued until the startup hooks return: not a reload that hangs.
+                return failure(
+                    f"still starting after {timeout:g} s; the reload runs once it is ready",
+                    timeout=True,
+                )
             return failure(f"still reloading after {timeout:g} s", timeout=True)
         except ReloadAbandoned as exc:
             return failure(str(exc))
         return {"v": VERSION, "ok": True, "reload": result.as_json()}
+
+    # --- stop (fixctl) ---------------------------------------------------------------
+
+    async def stop(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Answer ``stop``: begin the graceful shutdown, or say it has begun already.
+
+        Idempotent, unlike a second SIGTERM (which forces the exit): any number
+        of ``aiodaemon stop`` may ask, and the shutdown hooks still finish.
+        """
+        assert self.request_stop is not None  # served only with a requester
+        state = self.state()
+        already = state in ("stopping", "stopped")
+        if not already:
+            _log.info("stop requested", by="control socket")
+            self.request_stop()
+        return {"v": VERSION, "ok": True, "already_stopping": already, "pid": os.getpid()}
