@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 
 from . import _control
 from ._cli_parser import PROG, build_parser, error
+from ._messages import silence, write_line
 from ._pidfile import PidfileStatus, read_pidfile
 from .exceptions import ConfigError, DaemonError, ExitCode
 
@@ -57,6 +58,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.parser.error(f"unrecognized arguments: {' '.join(extra)}")
     command: Callable[[argparse.Namespace], int] = args.handler
     try:
+        _check_pidfile_arg(args)
         return command(args)
     except _UsageError as exc:
         error(f"{PROG}: {exc}")
@@ -64,6 +66,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         # Ctrl-C while the CLI itself waits (stop, start before the fork).
         return 128 + 2
+    except BrokenPipeError:
+        # Output nobody reads any more (`| head -1`) where write_line was not
+        # used: no traceback; the command's own writes go through write_line.
+        silence(sys.stdout)
+        silence(sys.stderr)
+        return ExitCode.FAILURE
+
+
+def _check_pidfile_arg(args: argparse.Namespace) -> None:
+    """``--pidfile ""`` names no file: refused by every command, as ``start`` refuses it."""
+    if getattr(args, "pidfile", None) == "":
+        raise _UsageError("--pidfile: must not be empty")
 
 
 # --- commands -----------------------------------------------------------------------
@@ -101,14 +115,16 @@ def _cmd_restart(args: argparse.Namespace) -> int:
         # Started again by an upgrade of a daemon that `restart` launched: the
         # daemon to stop is the one handing over to us.
         return _start(daemon, program, options, args.pidfile)
-    code = _control.stop(args.pidfile, args.timeout)
+    control = None if args.no_control else _control_path(args, args.pidfile)
+    code = _control.stop(args.pidfile, args.timeout, control)
     if code != 0:
         return code
     return _start(daemon, program, options, args.pidfile)
 
 
 def _cmd_stop(args: argparse.Namespace) -> int:
-    return _control.stop(args.pidfile, args.timeout)
+    pidfile: str = args.pidfile
+    return _control.stop(pidfile, args.timeout, _control_path(args, pidfile))
 
 
 def _cmd_reload(args: argparse.Namespace) -> int:
@@ -148,7 +164,7 @@ def _start(
         return ExitCode.OK
 
     def on_ready(pid: int) -> None:
-        print(pid, flush=True)
+        write_line(str(pid))
         if pidfile is None:
             # Nothing records this daemon: `stop`, `status` and `reload` need a
             # pidfile, so say how to stop it while its pid is on the screen.

@@ -13,7 +13,7 @@ import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
 
-from ._messages import printable
+from ._messages import printable, write_line
 from .exceptions import ExitCode
 
 TYPE_CHECKING = False  # not typing's: see aiodaemon/__init__.py
@@ -78,10 +78,15 @@ examples:
   aiodaemon stop --pidfile /run/echo.pid
   aiodaemon stop --pidfile /run/echo.pid --timeout 5
 
-SIGTERM, then SIGKILL after --timeout seconds. Only the process holding the
-pidfile's lock is signalled, never a stale pid. A pidfile left by a dead daemon
-(nobody holds its lock) is removed, and the command says so. Exit 0 once it is
-gone or when it was not running; 1 when the pidfile's holder cannot be verified.
+Asks the daemon over its control socket to stop (the graceful shutdown SIGTERM
+begins), or sends SIGTERM when it has no control socket; then SIGKILL after
+--timeout seconds. A daemon already stopping is left to finish ("already
+stopping (pid N); waiting"): several stops at once never force its exit, as a
+second SIGTERM would. Only the process holding the pidfile's lock is signalled,
+never a stale pid. A pidfile left by a dead daemon (nobody holds its lock) is
+removed with its stale control socket, and the command says so. Exit 0 once it
+is gone or when it was not running; 1 when the pidfile's holder cannot be
+verified; 4 when the pidfile is locked but holds no pid.
 """,
     "reload": """\
 examples:
@@ -197,7 +202,7 @@ def _explain_leading_option(argv: Sequence[str]) -> str:
 
 def error(line: str) -> None:
     """Print one line on stderr (control characters made visible)."""
-    print(printable(line), file=sys.stderr, flush=True)
+    write_line(printable(line), sys.stderr)
 
 
 def seconds(text: str) -> float:
@@ -241,7 +246,7 @@ def build_parser(
             epilog = _COMMON_EPILOG + "\n" + epilog
         usage = "TARGET [options]" if daemon_command else "--pidfile PATH"
         usage += {
-            "stop": " [--timeout S]",
+            "stop": " [--timeout S] [--control PATH]",
             "restart": " [--timeout S]",
             "reload": " [--timeout S] [--no-wait] [--control PATH]",
             "status": " [--json] [--timeout S] [--control PATH]",
@@ -269,7 +274,13 @@ def build_parser(
                 type=seconds,
                 default=30.0,
                 metavar="S",
-                help="seconds to wait after SIGTERM before SIGKILL (default: 30)",
+                help="seconds to wait after the stop request before SIGKILL (default: 30)",
+            )
+        if name == "stop":
+            sub.add_argument(
+                "--control",
+                metavar="PATH",
+                help="the daemon's control socket (default: the pidfile's path + .ctl)",
             )
         if name in ("reload", "status", "upgrade"):
             _add_client_options(sub, name)

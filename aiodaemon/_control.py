@@ -11,7 +11,6 @@ same verified holder. Synchronous and light: no asyncio, structlog or runtime.
 from __future__ import annotations
 
 import enum
-import fcntl
 import json
 import os
 import select
@@ -27,7 +26,7 @@ from ._control_client import (
     ask,
 )
 from ._control_protocol import VERSION
-from ._messages import printable, say
+from ._messages import printable, say, write_line
 from ._pidfile import PidfileState, PidfileStatus, read_pidfile
 
 TYPE_CHECKING = False  # not typing's: see aiodaemon/__init__.py
@@ -41,8 +40,6 @@ __all__ = ["ControlCode", "StatusCode", "reload", "status", "stop"]
 
 #: How long to wait for a pid to appear in a freshly locked pidfile.
 _STARTING_GRACE = 5.0
-#: How long to wait for the process to vanish after SIGKILL.
-_KILL_WAIT = 10.0
 #: How long ``reload`` retries a control socket that is not served yet (a
 #: daemon between its acquire and its event loop) before falling back to SIGHUP.
 _NOT_SERVING_GRACE = 2.0
@@ -73,6 +70,8 @@ class ControlCode(enum.IntEnum):
     FAILURE = 1
     #: LSB "user had insufficient privilege": the daemon is another user's.
     NO_PERMISSION = 4
+    #: the pidfile is locked but holds no pid: "unknown", the code ``status`` gives.
+    UNKNOWN = 4
     #: LSB "program is not running", for ``reload``.
     NOT_RUNNING = 7
 
@@ -98,7 +97,7 @@ def _parent_of(pid: int) -> int | None:
 
 
 def _show(message: str) -> None:
-    print(printable(message), flush=True)
+    write_line(printable(message))
 
 
 def status(path: StrPath, control: StrPath | None, *, as_json: bool, timeout: float) -> int:
@@ -141,9 +140,6 @@ def status(path: StrPath, control: StrPath | None, *, as_json: bool, timeout: fl
         else:
             return _report_answer(answer, path, as_json)
     if state.status is PidfileStatus.RUNNING:
-        if pid is None and state.detail != "starting":
-            line = f"running ({state.detail})"
-            return _report(StatusCode.RUNNING, "running", None, line, as_json)
         if pid is None:
             return _report(
                 StatusCode.RUNNING, "starting", None,
@@ -154,14 +150,17 @@ def status(path: StrPath, control: StrPath | None, *, as_json: bool, timeout: fl
     if state.status is PidfileStatus.ABSENT:
         return _report(StatusCode.NOT_RUNNING, "stopped", None,
                        f"not running (no pidfile {path})", as_json)  # fmt: skip
-    if state.status is PidfileStatus.DEAD:
+    if state.status is PidfileStatus.DEAD and not state.unparsable:
         if state.pid is None:
             # An empty unlocked file is what a daemon leaves when it may not unlink.
-            line = f"not running ({state.detail or f'empty pidfile {path}'})"
+            line = f"not running (empty pidfile {path})"
             return _report(StatusCode.NOT_RUNNING, "stopped", None, line, as_json)
         line = f"dead (pidfile {path} names pid {state.pid}, which does not hold it)"
-        return _report(StatusCode.DEAD, "dead", None, line, as_json)
-    return _report(StatusCode.UNKNOWN, "unknown", None, f"unknown ({state.detail})", as_json)
+        return _report(StatusCode.DEAD, "dead", state.pid, line, as_json)
+    # Unreadable, unverifiable, or bytes that are not a pid: LSB's "unknown",
+    # never "not running" (a file we cannot read may well be a live daemon's).
+    line = f"unknown ({state.detail})"
+    return _report(StatusCode.UNKNOWN, "unknown", state.pid, line, as_json)
 
 
 def _check_status(answer: dict[str, Any]) -> None:
@@ -188,7 +187,7 @@ def _check_status(answer: dict[str, Any]) -> None:
 def _report_answer(answer: dict[str, Any], path: StrPath, as_json: bool) -> int:
     keys = ("state", "pid", "uptime", "sockets", "last_reload", "version")
     if as_json:
-        print(json.dumps({key: answer.get(key) for key in keys}), flush=True)
+        write_line(json.dumps({key: answer.get(key) for key in keys}))
         return StatusCode.RUNNING
     lines = [f"{answer['state']} (pid {answer['pid']}, pidfile {path})"]
     lines.append(f"uptime: {_duration(answer['uptime'])}")
@@ -214,7 +213,7 @@ def _report(
         # Same keys as a daemon's answer; null where only the daemon could tell.
         fields = {"state": state, "pid": pid, "uptime": uptime, "sockets": None,
                   "last_reload": None, "version": None}  # fmt: skip
-        print(json.dumps(fields), flush=True)
+        write_line(json.dumps(fields))
     else:
         _show(line)
     return code
@@ -242,33 +241,11 @@ def _uptime(pid: int) -> float | None:
     return round(max(0.0, now - started / os.sysconf("SC_CLK_TCK")), 3)
 
 
-def stop(path: StrPath, timeout: float) -> int:
-    """SIGTERM the daemon holding ``path``, wait ``timeout`` seconds, then SIGKILL.
+def stop(path: StrPath, timeout: float, control: StrPath | None = None) -> int:
+    """Stop the daemon holding ``path``: see :func:`._stop.stop`."""
+    from ._stop import stop as stop_daemon
 
-    Returns 0 once the daemon is gone or when it was not running, 1 when it
-    cannot be told apart from a stranger or would not die.
-    """
-    import signal  # here: `status` never signals, and the import costs it ~0.5 ms
-
-    holder = _holder(path, not_running=ControlCode.OK, remove_stale=True)
-    if isinstance(holder, int):
-        return holder
-    pid, pidfd = holder
-    try:
-        if not _send(pidfd, pid, signal.SIGTERM):
-            return ControlCode.NO_PERMISSION
-        if not _wait_exit(pidfd, timeout):
-            _say(f"pid {pid} still running {timeout:g}s after SIGTERM; sending SIGKILL")
-            _send(pidfd, pid, signal.SIGKILL)
-            if not _wait_exit(pidfd, _KILL_WAIT):
-                _say(f"pid {pid} did not exit after SIGKILL")
-                return ControlCode.FAILURE
-            # A killed daemon had no chance to remove its pidfile.
-            _remove_stale(path, pid)
-    finally:
-        os.close(pidfd)
-    _say(f"stopped (pid {pid})")
-    return ControlCode.OK
+    return stop_daemon(path, timeout, control)
 
 
 def reload(path: StrPath, control: StrPath | None, *, timeout: float, wait: bool) -> int:
@@ -338,15 +315,18 @@ def _reload_and_wait(control: StrPath, pid: int, timeout: float) -> int | None:
 
 
 def _holder(
-    path: StrPath, *, not_running: int, remove_stale: bool = False
+    path: StrPath, *, not_running: int, remove_stale: bool = False, control: StrPath | None = None
 ) -> tuple[int, int] | int:
-    """The verified lock holder's pid and a pidfd on it, or the exit code when there is none."""
+    """The verified lock holder's pid and a pidfd on it, or the exit code when there is none.
+
+    With ``remove_stale``, a pidfile nobody holds is removed, with ``control``
+    (the socket beside it) when that is stale too.
+    """
     state = _wait_for_pid(path)
     pid = state.running_pid
     if pid is None:
-        # Only a pid or nothing: a file holding other bytes may not be a pidfile at all.
-        if remove_stale and state.status is PidfileStatus.DEAD and not state.detail:
-            return _clean_stale(path, state, not_running)
+        if remove_stale and state.status is PidfileStatus.DEAD:
+            return _clean_stale(path, state, not_running, control)
         return _not_running(path, state, not_running)
     pidfd = _open_verified(path, pid)
     if pidfd is None:
@@ -359,7 +339,8 @@ def _not_running(path: StrPath, state: PidfileState, code: int) -> int:
     """Report a pidfile with no live holder; UNKNOWN is never treated as "not running"."""
     if state.status is PidfileStatus.UNKNOWN:
         _say(f"cannot tell whether the daemon runs, nothing signalled: {state.detail}")
-        return ControlCode.FAILURE
+        # Locked, yet no pid in it: LSB's "unknown", as `status` says.
+        return ControlCode.UNKNOWN if state.unparsable else ControlCode.FAILURE
     if state.status is PidfileStatus.RUNNING:
         if state.detail != "starting":
             _say(f"{state.detail}; nothing signalled")
@@ -375,13 +356,20 @@ def _not_running(path: StrPath, state: PidfileState, code: int) -> int:
     return code
 
 
-def _clean_stale(path: StrPath, state: PidfileState, code: int) -> int:
-    """Remove the pidfile a dead daemon left (nobody holds its lock) and say so."""
-    named = f"named pid {state.pid}" if state.pid is not None else "was empty"
-    if _remove_stale(path, state.pid):
-        _say(f"not running; removed stale pidfile {path} (it {named})")
+def _clean_stale(path: StrPath, state: PidfileState, code: int, control: StrPath | None) -> int:
+    """Remove the pidfile a dead daemon left (nobody holds its lock), and its socket; say so."""
+    from ._stale import remove_stale
+
+    if state.unparsable:
+        named = state.detail
     else:
-        _say(f"not running; stale pidfile {path} (it {named}) could not be removed")
+        named = f"it named pid {state.pid}" if state.pid is not None else "it was empty"
+    removed = remove_stale(path, state.pid, control=control, unparsable=True)
+    if removed.pidfile:
+        also = f" and its stale control socket {control}" if removed.control else ""
+        _say(f"not running; removed stale pidfile {path} ({named}){also}")
+    else:
+        _say(f"not running; stale pidfile {path} ({named}) could not be removed")
     return code
 
 
@@ -438,29 +426,7 @@ def _wait_exit(pidfd: int, timeout: float) -> bool:
 
 
 def _remove_stale(path: StrPath, pid: int | None) -> bool:
-    """Unlink ``path`` if nobody holds its lock and it still names ``pid`` (or is empty).
+    """Unlink ``path`` if nobody holds its lock and it still names ``pid`` (or is empty)."""
+    from ._stale import remove_stale
 
-    Taking the lock first means a daemon starting right now cannot lose its
-    fresh pidfile to us.
-    """
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NOCTTY)
-    except OSError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        st = os.fstat(fd)
-        current = os.stat(path, follow_symlinks=False)
-        named = os.pread(fd, 64, 0).split(b"\n", 1)[0].strip()
-        if (st.st_dev, st.st_ino) == (current.st_dev, current.st_ino) and named in (
-            str(pid).encode(),
-            b"",
-        ):
-            os.unlink(path)
-            return True
-    except OSError:
-        # Locked again by a new daemon, or not ours to remove: leave it.
-        pass
-    finally:
-        os.close(fd)
-    return False
+    return remove_stale(path, pid).pidfile

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
-__all__ = ["printable", "say"]
+TYPE_CHECKING = False  # not typing's: see aiodaemon/__init__.py
+if TYPE_CHECKING:
+    from typing import TextIO
+
+__all__ = ["printable", "say", "write_line"]
 
 
 def printable(text: str) -> str:
@@ -14,4 +19,36 @@ def printable(text: str) -> str:
 
 def say(message: str) -> None:
     """Print ``aiodaemon: message`` as one line on stderr."""
-    print(printable(f"aiodaemon: {message}"), file=sys.stderr, flush=True)
+    write_line(printable(f"aiodaemon: {message}"), sys.stderr)
+
+
+def write_line(line: str, stream: TextIO | None = None) -> None:
+    """Print ``line`` on ``stream`` (stdout by default), flushed.
+
+    A reader that went away (``aiodaemon status | head -1``) is not an error
+    of the command: the rest of its output is dropped, the command goes on
+    and keeps its exit status.
+    """
+    stream = sys.stdout if stream is None else stream
+    try:
+        print(line, file=stream, flush=True)
+    except BrokenPipeError:
+        silence(stream)
+
+
+def silence(stream: TextIO) -> None:
+    """Send what is still written to ``stream`` to /dev/null.
+
+    Its descriptor is pointed at /dev/null (and its buffer dropped there), so
+    neither a later write nor the interpreter's flush at exit raises again.
+    """
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+    except OSError:
+        return
+    try:
+        os.dup2(devnull, stream.fileno())
+    except (OSError, ValueError):
+        pass
+    finally:
+        os.close(devnull)

@@ -257,7 +257,8 @@ class PidfileStatus(enum.Enum):
     DEAD = "dead"
     #: no file at all.
     ABSENT = "absent"
-    #: the file cannot be read (permissions, not a regular file).
+    #: the file cannot be read (permissions, not a regular file), its holder
+    #: cannot be verified, or it is locked while holding no pid.
     UNKNOWN = "unknown"
 
 
@@ -266,15 +267,20 @@ class PidfileState:
 
     # A plain class, not a dataclass: importing dataclasses (and inspect) would
     # be most of what ``aiodaemon status`` costs.
-    __slots__ = ("detail", "pid", "status")
+    __slots__ = ("detail", "pid", "status", "unparsable")
 
     #: why it is UNKNOWN, or what unparsable data it holds instead of a pid.
     detail: str
+    #: the file holds bytes that are not a pid (``detail`` shows them).
+    unparsable: bool
 
-    def __init__(self, status: PidfileStatus, pid: int | None, detail: str = "") -> None:
+    def __init__(
+        self, status: PidfileStatus, pid: int | None, detail: str = "", *, unparsable: bool = False
+    ) -> None:
         self.status = status
         self.pid = pid
         self.detail = detail
+        self.unparsable = unparsable
 
     def __repr__(self) -> str:
         return f"PidfileState({self.status!r}, {self.pid!r}, {self.detail!r})"
@@ -319,10 +325,14 @@ def read_pidfile(path: str | os.PathLike[str]) -> PidfileState:
         pid = _parse_pid(data)
         garbage = "" if pid is not None or not data.strip() else _garbage(path, data)
         if not _is_locked(fd):
-            return PidfileState(PidfileStatus.DEAD, pid, garbage)
+            return PidfileState(PidfileStatus.DEAD, pid, garbage, unparsable=bool(garbage))
+        if garbage:
+            # Locked, yet no pid: whoever holds it is not a daemon of ours (one
+            # empties the file under the lock before anything else).
+            return PidfileState(PidfileStatus.UNKNOWN, None, garbage, unparsable=True)
         if pid is None:
             # Locked but empty: a daemon between taking the lock and writing its pid.
-            return PidfileState(PidfileStatus.RUNNING, None, garbage or "starting")
+            return PidfileState(PidfileStatus.RUNNING, None, "starting")
         if _has_open(pid, st) is False:
             return PidfileState(
                 PidfileStatus.UNKNOWN, pid, f"pid {pid} does not hold {path}'s lock"

@@ -133,7 +133,7 @@ def test_start_refuses_a_pidfile_that_is_not_a_regular_file(
 def test_a_pidfile_holding_garbage_is_called_so(
     tmp_path: Path, command: str, content: bytes, shown: str
 ) -> None:
-    """A pidfile with no pid but other bytes is reported as unparsable, with an escaped excerpt."""
+    """A pidfile with no pid but other bytes: unparsable, with an escaped excerpt; status 4."""
     path = tmp_path / "d.pid"
     path.write_bytes(content)
     result = aiodaemon_cli(command, "--pidfile", path, timeout=DEADLINE)
@@ -142,4 +142,5 @@ def test_a_pidfile_holding_garbage_is_called_so(
     assert "empty" not in output
     assert len(output.splitlines()) == 1
     assert "\x1b" not in output
-    assert result.returncode == (3 if command == "status" else 0)
+    # status: LSB "unknown"; stop: an unlocked file is stale, removed (exit 0).
+    assert result.returncode == (4 if command == "status" else 0)
