@@ -86,7 +86,8 @@ second SIGTERM would. Only the process holding the pidfile's lock is signalled,
 never a stale pid. A pidfile left by a dead daemon (nobody holds its lock) is
 removed with its stale control socket, and the command says so. Exit 0 once it
 is gone or when it was not running; 1 when the pidfile's holder cannot be
-verified; 4 when the pidfile is locked but holds no pid.
+verified; 4 when you may not signal it, or the pidfile is locked but holds no
+pid (nothing signalled).
 """,
     "reload": """\
 examples:

@@ -115,7 +115,9 @@ def test_concurrent_stops_let_the_shutdown_hooks_finish(
         assert code == 0, err
         assert f"stopped (pid {daemon.pid})" in err
     assert any("already stopping" in err for _, _, err in results), results
-    assert "shutdown hook finished" in daemon.events()
+    events = daemon.events()
+    assert events.count("stop requested") == 1
+    assert "shutdown hook finished" in events
     assert not daemon.pidfile.exists()
     assert not daemon.control.exists()
 
