@@ -294,7 +294,7 @@ class _VersionAction(argparse.Action):
     def __call__(self, parser: argparse.ArgumentParser, *args: object, **kwargs: object) -> None:
         from . import __version__
 
-        print(f"{PROG} {__version__}")
+        write_line(f"{PROG} {__version__}")
         parser.exit()
 
 

@@ -18,7 +18,7 @@ from . import _control
 from ._control import ControlCode
 from ._control_client import ControlAbsent, ControlDenied, ControlError, ControlRefused, ask
 from ._control_protocol import VERSION
-from ._messages import say
+from ._messages import say, write_line
 from ._pidfile import read_pidfile
 
 __all__ = ["upgrade"]
@@ -64,7 +64,7 @@ def _by_control(control: str, pid: int, timeout: float) -> int | None:
         return ControlCode.FAILURE
     new = answer.get("pid")
     if answer.get("ok") and isinstance(new, int) and not isinstance(new, bool):
-        print(new, flush=True)
+        write_line(str(new))
         return ControlCode.OK
     error = answer.get("error")
     say(f"upgrade failed: {error}" if isinstance(error, str) else "upgrade failed")
@@ -80,7 +80,7 @@ def _by_signal(path: str, pid: int, pidfd: int, timeout: float) -> int:
         state = read_pidfile(path)
         new = state.running_pid
         if new is not None and new != pid:
-            print(new, flush=True)
+            write_line(str(new))
             return ControlCode.OK
         left = deadline - time.monotonic()
         if left <= 0:

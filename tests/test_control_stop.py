@@ -15,7 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from .support import PROGRAMS, clean_env, kill_quietly, read_json_lines, wait_for
+import aiodaemon
+
+from .support import PROGRAMS, clean_env, kill_quietly, read_json_lines, read_pid, wait_for
 
 SCRIPT = Path(sys.executable).parent / "aiodaemon"
 
@@ -335,6 +337,43 @@ def test_stop_with_a_closed_stderr_still_stops_and_exits_0(
     assert result.stdout == ""
     assert daemon.wait() == 0
     assert not daemon.pidfile.exists()
+
+
+def test_version_into_a_closed_pipe_prints_no_traceback() -> None:
+    """`aiodaemon --version | head -0`: exit 0, nothing on stderr."""
+    result = run_into_closed_pipe("--version", stream="stdout")
+    assert result.returncode == 0
+    assert result.stderr == ""
+
+
+def test_upgrade_into_a_closed_pipe_still_reports_success(tmp_path: Path) -> None:
+    """An upgrade whose stdout (the new pid) nobody reads: exit 0, no traceback, new daemon."""
+    pidfile = tmp_path / "app.pid"
+    env = {"SLOW_SHUTDOWN_SECONDS": "0"}
+    started = subprocess.run(
+        [str(SCRIPT), "start", "slow_shutdown:main", "--pidfile", str(pidfile)],
+        capture_output=True,
+        text=True,
+        cwd=PROGRAMS,
+        env=clean_env(env),
+        stdin=subprocess.DEVNULL,
+        timeout=60,
+        check=False,
+    )
+    assert started.returncode == 0, started.stderr
+    old = int(started.stdout)
+    try:
+        result = run_into_closed_pipe("upgrade", "--pidfile", pidfile, stream="stdout")
+        assert result.returncode == 0, result.stderr
+        assert result.stderr == ""
+        new = read_pid(pidfile)
+        assert new != old
+        assert cli("stop", "--pidfile", pidfile).returncode == 0
+    finally:
+        # Only a verified lock holder: the old pid may be anyone's by now.
+        holder = aiodaemon.read_pidfile(pidfile).running_pid
+        if holder is not None:
+            kill_quietly(holder)
 
 
 # --- status shows the health socket ---------------------------------------------------
