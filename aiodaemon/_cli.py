@@ -97,13 +97,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     options = _daemon_options(args, detach=False)
     daemon, program = _load_target(args.target)
-    return launch(daemon.hooks, program, options, explain=_in_flags)
+    return launch(daemon.hooks, program, options, explain=_explain_in_flags(args))
 
 
 def _cmd_start(args: argparse.Namespace) -> int:
     options = _daemon_options(args, detach=True)
     daemon, program = _load_target(args.target)
-    return _start(daemon, program, options, args.pidfile)
+    return _start(daemon, program, options, args)
 
 
 def _cmd_restart(args: argparse.Namespace) -> int:
@@ -114,12 +114,12 @@ def _cmd_restart(args: argparse.Namespace) -> int:
     if _is_successor():
         # Started again by an upgrade of a daemon that `restart` launched: the
         # daemon to stop is the one handing over to us.
-        return _start(daemon, program, options, args.pidfile)
+        return _start(daemon, program, options, args)
     control = None if args.no_control else _control_path(args, args.pidfile)
     code = _control.stop(args.pidfile, args.timeout, control)
     if code != 0:
         return code
-    return _start(daemon, program, options, args.pidfile)
+    return _start(daemon, program, options, args)
 
 
 def _cmd_stop(args: argparse.Namespace) -> int:
@@ -155,9 +155,12 @@ def _control_path(args: argparse.Namespace, pidfile: str) -> str:
 
 
 def _start(
-    daemon: Daemon, program: HookFunction, options: dict[str, Any], pidfile: str | None
+    daemon: Daemon, program: HookFunction, options: dict[str, Any], args: argparse.Namespace
 ) -> int:
     from ._launch import launch
+
+    pidfile: str | None = args.pidfile
+    explain = _explain_in_flags(args)
 
     # A successor is started while its predecessor holds the pidfile, on purpose.
     if pidfile is not None and not _is_successor() and _report_running(pidfile):
@@ -173,7 +176,7 @@ def _start(
                 f"find it; stop it with: kill {pid}"
             )
 
-    code = launch(daemon.hooks, program, options, on_ready=on_ready, explain=_in_flags)
+    code = launch(daemon.hooks, program, options, on_ready=on_ready, explain=explain)
     # Only errors before the fork come back here; a lost race for the lock is
     # still "already running", which LSB counts as a successful start.
     return ExitCode.OK if code == ExitCode.ALREADY_RUNNING else code
@@ -230,7 +233,7 @@ def _daemon_options(args: argparse.Namespace, *, detach: bool) -> dict[str, Any]
 def _flag_message(exc: ConfigError) -> str:
     """Name the command-line flag rather than the keyword: ``--log-file`` for ``log_file``."""
     message = str(exc).removeprefix(f"{exc.option}: ")
-    return f"{_flag(exc.option)}: {message}"
+    return _keywords_as_flags(f"{_flag(exc.option)}: {message}")
 
 
 def _flag(option: str) -> str:
@@ -240,17 +243,54 @@ def _flag(option: str) -> str:
     return f"{flag} {key.rstrip(']')}" if key else flag
 
 
-def _in_flags(exc: DaemonError) -> str:
-    """An error of the acquire phase, worded with the flag the user typed."""
+def _keywords_as_flags(text: str) -> str:
+    """``--group`` for a ``group=`` a message suggests (``give group= too``)."""
+    if "=" not in text:
+        return text
+    import re
+
     from ._config import OPTION_NAMES
+
+    return re.sub(
+        r"(?<![\w-])([a-z_]+)=(?=[\s;,.)]|$)",
+        lambda m: _flag(m[1]) if m[1] in OPTION_NAMES else m[0],
+        text,
+    )
+
+
+def _explain_in_flags(args: argparse.Namespace) -> Callable[[DaemonError], str]:
+    """How ``launch`` words its errors for this command line (see :func:`_in_flags`)."""
+    health = getattr(args, "health", None) is not None
+    return lambda exc: _in_flags(exc, health=health)
+
+
+def _in_flags(exc: DaemonError, *, health: bool = False) -> str:
+    """An error of the configure or acquire phase, worded with the flag the user typed.
+
+    ``run()`` names its keyword options (``cannot open log_file PATH: ...``,
+    ``listen[http]: ...``); the CLI says ``--log-file: cannot open PATH: ...``
+    and ``--listen http: ...``, as it does for the options it validates itself.
+
+    Args:
+        exc: the error ``launch`` reports.
+        health: whether ``--health`` was given: its socket is ``listen[health]``.
+    """
+    from ._config import HEALTH_SOCKET, OPTION_NAMES
 
     if isinstance(exc, ConfigError):
         return _flag_message(exc)
     text = str(exc)
+    option = getattr(exc, "option", None)
+    if option is not None:
+        # The message names the option before its path: "cannot open log_file PATH: ...".
+        before, sep, after = text.partition(f"{option} ")
+        if sep:
+            return _keywords_as_flags(f"{_flag(option)}: {before}{after}")
     option, sep, message = text.partition(": ")
     if sep and option.partition("[")[0] in OPTION_NAMES:
-        return f"{_flag(option)}: {message}"
-    return text
+        flag = "--health" if health and option == f"listen[{HEALTH_SOCKET}]" else _flag(option)
+        return _keywords_as_flags(f"{flag}: {message}")
+    return _keywords_as_flags(text)
 
 
 def _listen(values: list[str] | None) -> dict[str, str]:

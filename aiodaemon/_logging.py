@@ -81,7 +81,9 @@ class LogTargets:
         try:
             os.fchown(self.file.fd, -1 if uid is None else uid, -1 if gid is None else gid)
         except OSError as exc:
-            raise StartupError(f"cannot chown log_file {self.file.path}: {exc.strerror}") from exc
+            raise StartupError(
+                f"cannot chown log_file {self.file.path}: {exc.strerror}", option="log_file"
+            ) from exc
 
     def close(self) -> None:
         """Drain and stop the writer if logging started, else close the sinks themselves."""

@@ -345,14 +345,18 @@ def open_syslog_sink(target: SyslogTarget) -> SyslogSink:
         try:
             sock, _ = _connect_unix(target.path)
         except OSError as exc:
-            raise StartupError(f"cannot connect to syslog {target}: {exc.strerror or exc}") from exc
+            raise StartupError(
+                f"cannot connect to syslog {target}: {exc.strerror or exc}", option="syslog"
+            ) from exc
         # Up to the kernel's datagram limit; long records are split by SyslogSink.
         return SyslogSink(target, sock, None)
     kind = socket.SOCK_STREAM if target.transport == "tcp" else socket.SOCK_DGRAM
     try:
         infos = socket.getaddrinfo(target.host, target.port, type=kind)
     except OSError as exc:
-        raise StartupError(f"cannot resolve syslog {target}: {exc.strerror or exc}") from exc
+        raise StartupError(
+            f"cannot resolve syslog {target}: {exc.strerror or exc}", option="syslog"
+        ) from exc
     family, _, _, _, sockaddr = infos[0]
     # UDP datagrams above ~1400 bytes fragment; 8000 still arrives whole on loopback
     # and on most LANs, and RFC 5426 receivers must accept 2048 at least.

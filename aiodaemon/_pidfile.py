@@ -143,12 +143,13 @@ def acquire_pidfile(path: str | Path) -> Pidfile:
         try:
             st = os.fstat(fd)
             if not stat.S_ISREG(st.st_mode):
-                raise StartupError(_not_regular(path, _kind(st.st_mode)))
+                raise StartupError(_not_regular(path, _kind(st.st_mode)), option="pidfile")
             if st.st_nlink > 1:
                 # A hard link planted in a sticky directory: truncating it would
                 # clobber the other name's file (fs.protected_hardlinks may be off).
                 raise StartupError(
-                    f"pidfile {path} has {st.st_nlink} hard links; refusing to use it"
+                    f"pidfile {path} has {st.st_nlink} hard links; refusing to use it",
+                    option="pidfile",
                 )
             outcome = _lock_exclusive(fd, path, st, deadline)
             if outcome is _Lock.HELD:
@@ -171,7 +172,9 @@ def acquire_pidfile(path: str | Path) -> Pidfile:
         # a second one start: open the path again.
         os.close(fd)
         if time.monotonic() > deadline:
-            raise StartupError(f"pidfile {path} keeps being removed while we start; try again")
+            raise StartupError(
+                f"pidfile {path} keeps being removed while we start; try again", option="pidfile"
+            )
 
 
 def _open_pidfile(path: str | Path) -> int:
@@ -179,11 +182,13 @@ def _open_pidfile(path: str | Path) -> int:
         return os.open(path, _OPEN_FLAGS, 0o644)
     except OSError as exc:
         if exc.errno == errno.ELOOP:
-            raise StartupError(f"pidfile {path} is a symlink; refusing to follow it") from exc
+            raise StartupError(
+                f"pidfile {path} is a symlink; refusing to follow it", option="pidfile"
+            ) from exc
         kind = _special_kind(path)
         if kind is not None:
-            raise StartupError(_not_regular(path, kind)) from exc
-        raise StartupError(f"cannot open pidfile {path}: {exc.strerror}") from exc
+            raise StartupError(_not_regular(path, kind), option="pidfile") from exc
+        raise StartupError(f"cannot open pidfile {path}: {exc.strerror}", option="pidfile") from exc
 
 
 class _Lock(enum.Enum):
@@ -235,7 +240,10 @@ def _lock_exclusive(fd: int, path: str | Path, st: os.stat_result, deadline: flo
             fcntl.flock(fd, fcntl.LOCK_UN)
             exclusive_since = None
             if now > deadline:
-                raise StartupError(f"pidfile {path} stays locked by readers testing it; try again")
+                raise StartupError(
+                    f"pidfile {path} stays locked by readers testing it; try again",
+                    option="pidfile",
+                )
         time.sleep(delay)
         delay = min(delay * 2, 0.005)
 

@@ -136,4 +136,6 @@ def open_output(option: str, path: str | os.PathLike[str]) -> int:
     try:
         return open_append(path)
     except OSError as exc:
-        raise StartupError(f"cannot open {option} {path}: {exc.strerror or exc}") from exc
+        raise StartupError(
+            f"cannot open {option} {path}: {exc.strerror or exc}", option=option
+        ) from exc

@@ -48,7 +48,17 @@ class ConfigError(DaemonError, ValueError):
 
 
 class StartupError(DaemonError):
-    """Acquiring a resource or starting the daemon failed."""
+    """Acquiring a resource or starting the daemon failed.
+
+    Args:
+        option: the keyword option whose resource failed, when the message
+            names it followed by a space (``cannot open log_file PATH: ...``):
+            the CLI names the flag the user typed instead (``--log-file``).
+    """
+
+    def __init__(self, *args: object, option: str | None = None) -> None:
+        super().__init__(*args)
+        self.option = option
 
 
 class AlreadyRunningError(StartupError):

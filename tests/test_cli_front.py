@@ -155,3 +155,81 @@ def test_option_before_the_command_says_where_it_goes(app_dir: Path) -> None:
     assert one_line(result.stderr).startswith(
         "aiodaemon: --pidfile goes after the command: aiodaemon status --pidfile"
     )
+
+
+# --- acquire-phase errors name the flag, not the keyword ------------------------------
+
+
+def _acquire_failures(d: Path) -> dict[str, tuple[list[str], str, int]]:
+    """Case -> (options, the expected line after "aiodaemon: ", exit status); files set up in d."""
+    (d / "elsewhere").write_text("")
+    (d / "log.jsonl").symlink_to(d / "elsewhere")
+    (d / "link.pid").symlink_to(d / "elsewhere")
+    os.mkfifo(d / "fifo")
+    unresolvable = "no-such-host.invalid:8080"
+    return {
+        "log file symlink": (
+            ["--log-file", str(d / "log.jsonl")],
+            f"--log-file: cannot open {d / 'log.jsonl'}: is a symlink; refusing to follow it",
+            1,
+        ),
+        "pidfile symlink": (
+            ["--pidfile", str(d / "link.pid")],
+            f"--pidfile: {d / 'link.pid'} is a symlink; refusing to follow it",
+            1,
+        ),
+        "stdout fifo": (
+            ["--stdout", str(d / "fifo")],
+            f"--stdout: cannot open {d / 'fifo'}: is a FIFO, not a regular file",
+            1,
+        ),
+        "stderr fifo": (
+            ["--stderr", str(d / "fifo")],
+            f"--stderr: cannot open {d / 'fifo'}: is a FIFO, not a regular file",
+            1,
+        ),
+        "syslog socket missing": (
+            ["--syslog", str(d / "no.sock")],
+            f"--syslog: cannot connect to {d / 'no.sock'}: No such file or directory",
+            1,
+        ),
+        "health host unresolvable": (
+            ["--health", unresolvable],
+            f"--health: cannot resolve {unresolvable}: ",
+            1,
+        ),
+        "uid without a passwd entry": (
+            ["--user", "54321"],
+            "--user: uid 54321 has no passwd entry; give --group too",
+            2,
+        ),
+    }
+
+
+ACQUIRE_CASES = [
+    "log file symlink",
+    "pidfile symlink",
+    "stdout fifo",
+    "stderr fifo",
+    "syslog socket missing",
+    "health host unresolvable",
+    "uid without a passwd entry",
+]
+
+
+@pytest.mark.parametrize("command", ["start", "run"])
+@pytest.mark.parametrize("case", ACQUIRE_CASES)
+def test_acquire_errors_name_the_flag(app_dir: Path, command: str, case: str) -> None:
+    """A resource not acquired: one line naming the flag typed (--log-file), not the keyword."""
+    options, expected, status = _acquire_failures(app_dir)[case]
+    if "--pidfile" not in options:
+        options += ["--pidfile", str(app_dir / "app.pid")]
+    result = cli(command, "app:main", *options, cwd=app_dir)
+    line = one_line(result.stderr)
+    assert result.returncode == status, line
+    assert line.startswith(f"aiodaemon: {expected}")
+    for keyword in ("log_file", "pidfile ", "stdout ", "stderr ", "syslog ", "group="):
+        assert keyword not in line
+    assert result.stdout == ""
+    assert not (app_dir / "app.pid").exists()
+    assert not (app_dir / "started").exists()
