@@ -253,16 +253,18 @@ def test_stop_removes_an_unlocked_garbage_pidfile(tmp_path: Path) -> None:
 
 
 def test_a_locked_garbage_pidfile_is_unknown_to_stop_and_status(tmp_path: Path) -> None:
-    """A locked pidfile holding no pid: status and stop exit 4, nothing removed or signalled."""
+    """A locked pidfile holding no pid: status, stop, reload exit 4; nothing removed or signalled."""
     pidfile = tmp_path / "app.pid"
     pidfile.write_text("hello world\n")
     with open(pidfile) as held:
         fcntl.flock(held, fcntl.LOCK_EX)
         status = cli("status", "--pidfile", pidfile)
         stop = cli("stop", "--pidfile", pidfile)
+        reload = cli("reload", "--pidfile", pidfile)
     assert status.returncode == 4, status.stdout
     assert stop.returncode == 4, stop.stderr
     assert "nothing signalled" in stop.stderr
+    assert reload.returncode == 4, reload.stderr
     assert pidfile.read_text() == "hello world\n"
 
 
