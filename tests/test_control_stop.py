@@ -253,7 +253,7 @@ def test_stop_removes_an_unlocked_garbage_pidfile(tmp_path: Path) -> None:
 
 
 def test_a_locked_garbage_pidfile_is_unknown_to_stop_and_status(tmp_path: Path) -> None:
-    """A locked pidfile holding no pid: status, stop, reload exit 4; nothing removed or signalled."""
+    """A locked pidfile holding no pid: status, stop, reload exit 4; nothing removed, signalled."""
     pidfile = tmp_path / "app.pid"
     pidfile.write_text("hello world\n")
     with open(pidfile) as held:
