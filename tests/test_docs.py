@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import json
 import re
 import subprocess
 import sys
@@ -14,11 +15,16 @@ import pytest
 from aiodaemon._config import OPTION_NAMES, parse_options
 from aiodaemon.exceptions import ExitCode
 
-from .support import REPO, python_snippets
+from .support import REPO, python, python_snippets, read_json_lines, wait_for
 
 DOCS = REPO / "docs"
 PAGES = sorted(DOCS.glob("*.md"))
 MARKDOWN = [REPO / "README.md", REPO / "CHANGELOG.md", *PAGES]
+
+
+def json_blocks(page: Path) -> list[str]:
+    """The ```json blocks of a Markdown page, in order."""
+    return re.findall(r"```json\n(.*?)```", page.read_text(), re.S)
 
 
 def table_rows(page: Path, heading: str) -> list[list[str]]:
@@ -135,3 +141,88 @@ def test_signal_table_lists_the_signals_the_framework_owns() -> None:
         if "cannot be" not in reason  # SIGKILL, SIGSTOP and faults: nobody's to own
     }
     assert documented == owned
+
+
+def test_the_logging_example_writes_the_lines_the_page_shows(tmp_path: Path) -> None:
+    """docs/logging.md's program writes its records with the page's keys, values and key order."""
+    page = DOCS / "logging.md"
+    (program,) = [block for block in python_snippets(page) if "bind_contextvars" in block]
+    shown = [json.loads(line) for line in json_blocks(page)[0].splitlines()]
+    log_file = tmp_path / "shop.jsonl"
+    script = tmp_path / "shop.py"
+    script.write_text(program.replace("/var/log/shop/shop.jsonl", str(log_file)))
+    started = python([script], cwd=tmp_path)
+    assert started.returncode == 0, started.stderr
+
+    def finished() -> list[dict[str, object]] | None:
+        records = read_json_lines(log_file) if log_file.exists() else []
+        return records if any(r["event"] == "exit" for r in records) else None
+
+    written = {record["event"]: record for record in wait_for(finished, what="the exit record")}
+    for expected in shown:
+        actual = written[expected["event"]]
+        assert list(actual) == list(expected), actual
+        for key in ("timestamp", "pid"):
+            del actual[key], expected[key]
+        assert actual == expected
+
+
+def unguarded_run_calls(source: str) -> list[int]:
+    """Lines of the ``aiodaemon.run(...)`` calls made when ``source`` is imported as a module.
+
+    A call inside a function, or under ``if __name__ == "__main__":``, does not count.
+    """
+    main_guard = ast.dump(ast.parse('__name__ == "__main__"', mode="eval").body)
+    found: list[int] = []
+
+    class AtImport(ast.NodeVisitor):
+        def visit_FunctionDef(self, node: ast.FunctionDef) -> None:
+            pass
+
+        def visit_AsyncFunctionDef(self, node: ast.AsyncFunctionDef) -> None:
+            pass
+
+        def visit_Lambda(self, node: ast.Lambda) -> None:
+            pass
+
+        def visit_If(self, node: ast.If) -> None:
+            if ast.dump(node.test) == main_guard:
+                for statement in node.orelse:
+                    self.visit(statement)
+            else:
+                self.generic_visit(node)
+
+        def visit_Call(self, node: ast.Call) -> None:
+            function = node.func
+            if (
+                isinstance(function, ast.Attribute)
+                and function.attr == "run"
+                and isinstance(function.value, ast.Name)
+                and function.value.id == "aiodaemon"
+            ):
+                found.append(node.lineno)
+            self.generic_visit(node)
+
+    AtImport().visit(ast.parse(source))
+    return found
+
+
+@pytest.mark.parametrize("page", MARKDOWN, ids=lambda p: p.name)
+def test_snippets_call_run_only_under_a_main_guard(page: Path) -> None:
+    """Every snippet calling aiodaemon.run() does so under `if __name__ == "__main__":`.
+
+    The CLI (`aiodaemon start module:main`) and the testing kit import the module: an
+    unguarded call would start a daemon with the module's own options at import.
+    """
+    for number, block in enumerate(python_snippets(page)):
+        lines = unguarded_run_calls(block)
+        assert not lines, f"{page.name} snippet {number}: aiodaemon.run() unguarded, line {lines}"
+
+
+def test_the_guard_check_finds_an_unguarded_call() -> None:
+    """The check above tells a guarded call from an unguarded one."""
+    assert unguarded_run_calls("import aiodaemon\naiodaemon.run(main)\n") == [2]
+    assert unguarded_run_calls('if __name__ == "__main__":\n    aiodaemon.run(main)\n') == []
+    assert unguarded_run_calls("def cli():\n    aiodaemon.run(main)\n") == []
+    assert unguarded_run_calls("if True:\n    aiodaemon.run(main)\n") == [2]
+    assert unguarded_run_calls("def f():\n    pass\naiodaemon.run(main)\n") == [3]

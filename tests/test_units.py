@@ -82,3 +82,33 @@ def test_the_forking_unit_in_the_docs_creates_its_directories() -> None:
     assert "/run/echo/echo.pid" in unit
     assert "LogsDirectory=echo" in unit
     assert "/var/log/echo/echo.jsonl" in unit
+
+
+def every_unit() -> dict[str, str]:
+    """The example units and the docs' units, by name."""
+    examples = {
+        path.name: path.read_text()
+        for path in sorted(EXAMPLES.iterdir())
+        if path.suffix in (".service", ".socket")
+    }
+    return {**examples, **doc_units()}
+
+
+def pidfiles(unit: str, key: str) -> set[str]:
+    """The ``--pidfile`` paths of the ``key=`` command lines of ``unit``."""
+    lines = re.findall(rf"^{key}=(.*)$", unit, re.M)
+    return {path for line in lines for path in re.findall(r"--pidfile[= ](\S+)", line)}
+
+
+@pytest.mark.parametrize("name", sorted(every_unit()))
+def test_a_unit_controls_the_daemon_through_the_pidfile_it_started_it_with(name: str) -> None:
+    """ExecReload= and ExecStop= name ExecStart='s pidfile, in a directory systemd creates."""
+    unit = every_unit()[name]
+    started = pidfiles(unit, "ExecStart")
+    controlled = pidfiles(unit, "ExecReload") | pidfiles(unit, "ExecStop")
+    assert controlled <= started, f"{name}: {controlled} not given to the daemon ({started})"
+    created = set(re.findall(r"^RuntimeDirectory=(.*)$", unit, re.M))
+    for path in started:
+        match = re.fullmatch(r"/run/([^/]+)/[^/]+", path)
+        if match:
+            assert match[1] in created, f"{name}: nothing creates /run/{match[1]} ({path})"

@@ -1,0 +1,127 @@
+"""The tutorial's program and systemd unit work as the page says, run the way systemd runs them."""
+
+from __future__ import annotations
+
+import re
+import shlex
+import signal
+import socket
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support import AIODAEMON, REPO, clean_env, free_port, python_snippets
+
+TUTORIAL = REPO / "docs" / "tutorial.md"
+
+
+def tutorial_unit() -> str:
+    """The systemd unit of the tutorial's section 5."""
+    blocks: list[str] = re.findall(r"```ini\n(.*?)```", TUTORIAL.read_text(), re.S)
+    (unit,) = [block for block in blocks if "[Service]" in block]
+    return unit
+
+
+def unit_setting(unit: str, key: str) -> str:
+    """The value of ``key=`` in ``unit`` (exactly one such line)."""
+    values: list[str] = re.findall(rf"^{key}=(.*)$", unit, re.M)
+    (value,) = values
+    return value
+
+
+class Notify:
+    """systemd's notify socket for one service: the datagrams the daemon sends."""
+
+    def __init__(self, path: Path) -> None:
+        """Bind a datagram socket at ``path``."""
+        self.path = path
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(str(path))
+        self.sock.settimeout(20)
+
+    def wait_for(self, line: str) -> None:
+        """Return once a datagram containing ``line`` arrived (fail after 20 s)."""
+        while line not in self.sock.recv(4096).decode().split("\n"):
+            pass
+
+
+@pytest.fixture
+def notify(tmp_path: Path) -> Iterator[Notify]:
+    """A notify socket in the test's directory."""
+    receiver = Notify(tmp_path / "notify")
+    yield receiver
+    receiver.sock.close()
+
+
+def test_systemctl_reload_of_the_tutorial_unit_reaches_the_daemon(
+    tmp_path: Path, notify: Notify
+) -> None:
+    """The unit's ExecReload reloads the daemon its ExecStart started, and reports failures."""
+    unit = tutorial_unit()
+    runtime = tmp_path / "run" / unit_setting(unit, "RuntimeDirectory")
+    runtime.mkdir(parents=True)  # what systemd does for RuntimeDirectory= before ExecStart
+    workdir = tmp_path / "svc"
+    workdir.mkdir()
+    greeting = tmp_path / "greeting.txt"
+    program = python_snippets(TUTORIAL)[0]
+    (workdir / "greeter.py").write_text(program.replace("/tmp/greeting.txt", str(greeting)))
+    port = free_port()
+
+    def command(key: str) -> list[str]:
+        """The unit's ``key=`` command line, with the test's paths and port."""
+        line = unit_setting(unit, key).replace("127.0.0.1:8008", f"127.0.0.1:{port}")
+        line = line.replace("/run/", f"{tmp_path}/run/")
+        argv = shlex.split(line)
+        assert argv[0] == "/home/me/svc/venv/bin/aiodaemon"
+        return [str(AIODAEMON), *argv[1:]]
+
+    assert unit_setting(unit, "WorkingDirectory") == "/home/me/svc"
+    journal = tmp_path / "journal.log"
+    with journal.open("w") as stderr:
+        daemon = subprocess.Popen(
+            command("ExecStart"),
+            cwd=workdir,
+            env=clean_env({"NOTIFY_SOCKET": str(notify.path)}),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+        )
+    try:
+        notify.wait_for("READY=1")
+
+        def reload() -> subprocess.CompletedProcess[str]:
+            return subprocess.run(
+                command("ExecReload"),
+                cwd=workdir,
+                env=clean_env(),
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=False,
+            )
+
+        def greet() -> bytes:
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as client:
+                client.sendall(b"ada\n")
+                return client.recv(64)
+
+        greeting.write_text("hi\n")
+        reloaded = reload()
+        assert reloaded.returncode == 0, reloaded.stderr
+        assert greet() == b"hi, ada\n"
+
+        greeting.unlink()
+        failed = reload()
+        assert failed.returncode == 1, failed.stderr
+        assert "FileNotFoundError" in failed.stderr
+        assert greet() == b"hi, ada\n"
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        try:
+            daemon.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            daemon.kill()
+            daemon.wait()
+    assert daemon.returncode == 0, journal.read_text()
