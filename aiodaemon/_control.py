@@ -339,8 +339,10 @@ def _not_running(path: StrPath, state: PidfileState, code: int) -> int:
     """Report a pidfile with no live holder; UNKNOWN is never treated as "not running"."""
     if state.status is PidfileStatus.UNKNOWN:
         _say(f"cannot tell whether the daemon runs, nothing signalled: {state.detail}")
-        # Locked, yet no pid in it: LSB's "unknown", as `status` says.
-        return ControlCode.UNKNOWN if state.unparsable else ControlCode.FAILURE
+        # Locked, yet no pid in it: `status` says "unknown" (4); for an action
+        # LSB's 4 means "not allowed", so this is a failure like the other
+        # holders that cannot be verified.
+        return ControlCode.FAILURE
     if state.status is PidfileStatus.RUNNING:
         if state.detail != "starting":
             _say(f"{state.detail}; nothing signalled")
@@ -361,10 +363,12 @@ def _clean_stale(path: StrPath, state: PidfileState, code: int, control: StrPath
     from ._stale import remove_stale
 
     if state.unparsable:
-        named = state.detail
-    else:
-        named = f"it named pid {state.pid}" if state.pid is not None else "it was empty"
-    removed = remove_stale(path, state.pid, control=control, unparsable=True)
+        # Not a file aiodaemon wrote (a mistyped --pidfile could name any file
+        # on the system): never removed.
+        _say(f"not running; {path} is not a pidfile ({state.detail}), left alone")
+        return code
+    named = f"it named pid {state.pid}" if state.pid is not None else "it was empty"
+    removed = remove_stale(path, state.pid, control=control)
     if removed.pidfile:
         also = f" and its stale control socket {control}" if removed.control else ""
         _say(f"not running; removed stale pidfile {path} ({named}){also}")

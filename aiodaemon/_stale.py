@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
 __all__ = ["StaleRemoval", "remove_stale"]
 
-#: A pidfile is a pid and a newline: a longer file holding no pid is not one.
+#: A pidfile is a pid and a newline: read no more than this of one.
 _PIDFILE_MAX = 64
 #: Seconds a connect may take before the socket counts as served (a full backlog).
 _CONNECT_TIMEOUT = 1.0
@@ -41,15 +41,13 @@ class StaleRemoval:
         self.control = control
 
 
-def remove_stale(
-    path: StrPath, pid: int | None, *, control: StrPath | None = None, unparsable: bool = False
-) -> StaleRemoval:
+def remove_stale(path: StrPath, pid: int | None, *, control: StrPath | None = None) -> StaleRemoval:
     """Unlink the pidfile ``path`` if nobody holds its lock and it still names ``pid``.
 
     An emptied file counts as naming any pid (a daemon empties it when it may
-    not unlink it). With ``unparsable``, a short one-line file holding no pid
-    counts too; a longer one is not a pidfile and is left. ``control``, the
-    socket beside it, goes with it when it is stale (see the module's rules).
+    not unlink it); a file holding anything else is not ours and is left.
+    ``control``, the socket beside it, goes with it when it is stale (see the
+    module's rules).
     """
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NOCTTY | os.O_NONBLOCK)
@@ -66,7 +64,7 @@ def remove_stale(
             st.st_mode
         ):
             return StaleRemoval(False, False)
-        if not _names(data, pid, unparsable):
+        if not _names(data, pid):
             return StaleRemoval(False, False)
         removed_control = control is not None and _remove_dead_socket(control, st.st_uid)
         os.unlink(path)
@@ -78,16 +76,11 @@ def remove_stale(
         os.close(fd)
 
 
-def _names(data: bytes, pid: int | None, unparsable: bool) -> bool:
+def _names(data: bytes, pid: int | None) -> bool:
     """Whether a pidfile holding ``data`` is the stale file of ``pid``."""
     first = data.split(b"\n", 1)[0].strip()
     accepted = (b"",) if pid is None else (b"", str(pid).encode())
-    if first in accepted and data.strip() == first:
-        return True
-    if pid is not None or not unparsable:
-        return False
-    # Bytes that are not a pid: only a short single line may be a damaged pidfile.
-    return len(data) <= _PIDFILE_MAX and b"\n" not in data.rstrip(b"\n")
+    return first in accepted and data.strip() == first
 
 
 def _remove_dead_socket(path: StrPath, pidfile_owner: int) -> bool:

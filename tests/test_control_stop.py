@@ -242,18 +242,18 @@ def test_status_of_a_garbage_pidfile_is_unknown(tmp_path: Path) -> None:
     assert answer["state"] == "unknown"
 
 
-def test_stop_removes_an_unlocked_garbage_pidfile(tmp_path: Path) -> None:
-    """stop treats an unlocked pidfile holding no pid as stale: removed, and it says so."""
-    pidfile = tmp_path / "app.pid"
+def test_stop_leaves_an_unlocked_file_holding_no_pid_alone(tmp_path: Path) -> None:
+    """stop on a file that is not a pidfile (a mistyped --pidfile): not running, never removed."""
+    pidfile = tmp_path / "hostname"
     pidfile.write_text("hello world\n")
     result = cli("stop", "--pidfile", pidfile)
     assert result.returncode == 0, result.stderr
-    assert f"removed stale pidfile {pidfile}" in result.stderr
-    assert not pidfile.exists()
+    assert f"{pidfile} is not a pidfile" in result.stderr
+    assert pidfile.read_text() == "hello world\n"
 
 
 def test_a_locked_garbage_pidfile_is_unknown_to_stop_and_status(tmp_path: Path) -> None:
-    """A locked pidfile holding no pid: status, stop, reload exit 4; nothing removed, signalled."""
+    """A locked pidfile holding no pid: status says unknown (4), stop and reload fail (1)."""
     pidfile = tmp_path / "app.pid"
     pidfile.write_text("hello world\n")
     with open(pidfile) as held:
@@ -262,9 +262,9 @@ def test_a_locked_garbage_pidfile_is_unknown_to_stop_and_status(tmp_path: Path) 
         stop = cli("stop", "--pidfile", pidfile)
         reload = cli("reload", "--pidfile", pidfile)
     assert status.returncode == 4, status.stdout
-    assert stop.returncode == 4, stop.stderr
+    assert stop.returncode == 1, stop.stderr
     assert "nothing signalled" in stop.stderr
-    assert reload.returncode == 4, reload.stderr
+    assert reload.returncode == 1, reload.stderr
     assert pidfile.read_text() == "hello world\n"
 
 
