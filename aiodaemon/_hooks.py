@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import inspect
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Coroutine
-from typing import TYPE_CHECKING, Any, TypeAlias, cast
+from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar, cast
 
 if TYPE_CHECKING:
     from ._context import Context
@@ -21,7 +23,10 @@ __all__ = [
     "check_lifespan",
     "describe",
     "entry_name",
+    "in_own_context",
 ]
+
+T = TypeVar("T")
 
 #: An async function taking no argument or one Context.
 HookFunction: TypeAlias = Callable[..., Awaitable[Any]]
@@ -152,3 +157,44 @@ def describe(fn: object) -> str:
     module = getattr(fn, "__module__", None)
     name = getattr(fn, "__qualname__", None) or repr(fn)
     return f"{module}.{name}" if module else str(name)
+
+
+async def in_own_context(
+    make: Callable[[], Awaitable[T]], name: str, context: contextvars.Context | None = None
+) -> T:
+    """Await ``make()`` in a task of its own, in a copy of the current contextvars Context.
+
+    What the program binds there (``structlog.contextvars.bind_contextvars``,
+    any ``ContextVar.set``) stays in its own context: the framework's records
+    logged afterwards, and the next hook, do not carry it. Cancelling the
+    caller cancels the task.
+
+    Args:
+        make: called inside the task, returns what to await (a hook's coroutine).
+        name: the task's name (it shows in the stuck-task report).
+        context: the Context to run in (a lifespan's setup and teardown share
+            one); default a fresh copy of the current one.
+    """
+
+    async def run() -> T:
+        try:
+            return await make()
+        except (SystemExit, KeyboardInterrupt) as exc:
+            # Raised out of a task's step, these would also escape the event
+            # loop itself (asyncio re-raises them there): carried to the caller.
+            raise _Carried(exc) from None
+
+    context = contextvars.copy_context() if context is None else context
+    task = asyncio.get_running_loop().create_task(run(), name=name, context=context)
+    try:
+        return await task
+    except _Carried as carried:
+        raise carried.request from None
+
+
+class _Carried(Exception):
+    """A SystemExit or KeyboardInterrupt on its way from a hook's task to its caller."""
+
+    def __init__(self, request: BaseException) -> None:
+        super().__init__(request)
+        self.request = request

@@ -3,7 +3,9 @@
 Reloads never overlap and requests that arrive during one coalesce into one
 more run (:mod:`._state`). A request is answered by the first run that
 *started* after it was made: a run already under way may have read the old
-configuration before the request came.
+configuration before the request came. When the daemon begins to stop, the
+requests no run covers are abandoned; those of the run under way wait for
+it to end, or to be cancelled (then its error says so).
 """
 
 from __future__ import annotations
@@ -47,6 +49,12 @@ class ReloadTracker:
     def __init__(self) -> None:
         self._requested = 0
         self._waiting: list[tuple[int, asyncio.Future[ReloadResult]]] = []
+        #: the token of the run under way (what it covers), None between runs.
+        self._running: int | None = None
+        #: the tasks that asked for a run, by future, to let them answer (see answered).
+        self._askers: dict[asyncio.Future[ReloadResult], asyncio.Task[Any]] = {}
+        #: tasks whose request the last finished run answered, until taken.
+        self._answered: list[asyncio.Task[Any]] = []
         #: the result of the last run that finished, None before the first.
         self.last: ReloadResult | None = None
 
@@ -55,10 +63,14 @@ class ReloadTracker:
         self._requested += 1
         future: asyncio.Future[ReloadResult] = asyncio.get_running_loop().create_future()
         self._waiting.append((self._requested, future))
+        asker = asyncio.current_task()
+        if asker is not None:
+            self._askers[future] = asker
         return future
 
     def begin(self) -> int:
         """Call when a run starts: it covers every request made so far (the token)."""
+        self._running = self._requested
         return self._requested
 
     def finish(self, covers: int, error: str | None) -> ReloadResult:
@@ -69,20 +81,40 @@ class ReloadTracker:
             error = " ".join(error.split())
         result = ReloadResult(error is None, error, at.replace("+00:00", "Z"))
         self.last = result
+        self._running = None
+        # Only the askers still writing are kept: a long life of reloads leaves none.
+        self._answered = [task for task in self._answered if not task.done()]
         still = []
         for number, future in self._waiting:
             if number > covers:
                 still.append((number, future))
-            elif not future.done():
+                continue
+            asker = self._askers.pop(future, None)
+            if not future.done():
                 future.set_result(result)
+                if asker is not None:
+                    self._answered.append(asker)
         self._waiting = still
         return result
 
     def abandon(self, reason: str) -> None:
-        """Fail every request still waiting: the daemon is stopping."""
-        for _, future in self._waiting:
+        """Fail every request no run under way covers: the daemon is stopping.
+
+        The requests the run under way covers get its result when it ends.
+        """
+        still = []
+        for number, future in self._waiting:
+            if self._running is not None and number <= self._running:
+                still.append((number, future))
+                continue
+            self._askers.pop(future, None)
             if not future.done():
                 future.set_exception(ReloadAbandoned(reason))
                 # Retrieved here so a waiter that already left never warns.
                 future.exception()
-        self._waiting = []
+        self._waiting = still
+
+    def take_answered(self) -> list[asyncio.Task[Any]]:
+        """The tasks a finished run answered since the last call, still to write their answer."""
+        answered, self._answered = self._answered, []
+        return [task for task in answered if not task.done()]

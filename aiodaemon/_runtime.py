@@ -21,6 +21,8 @@ the request, or :class:`._reloads.ReloadAbandoned` when the daemon stops first),
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import functools
 import inspect
 import os
 import signal
@@ -34,7 +36,7 @@ import structlog
 
 from ._context import Context
 from ._forced import ForcedExit
-from ._hooks import Hooks, Lifespan, MainTarget, call_async, describe
+from ._hooks import Hooks, Lifespan, MainTarget, call_async, describe, in_own_context
 from ._loop import new_event_loop, sockname
 from ._outcome import Outcome
 from ._reloads import ReloadResult, ReloadTracker
@@ -43,6 +45,7 @@ from ._shutdown import LIFECYCLE_TASK, Shutdown
 from ._signal_mask import ignoring_late_signals, release_signals
 from ._startup import run_main, run_startup, start_services
 from ._state import HANDLED_SIGNALS, Action, Event, Lifecycle, State, event_for_signal
+from ._user_exit import EXIT_REQUESTS, requested_status, show_request
 from .exceptions import ExitCode, StartupError
 
 if TYPE_CHECKING:
@@ -63,6 +66,8 @@ __all__ = ["DaemonParts", "Hooks", "Runtime", "run_daemon"]
 _log = structlog.get_logger("aiodaemon")
 
 _NO_RELOAD_WHILE_STOPPING = "the daemon is stopping; the reload did not run"
+#: The error of a reload run the shutdown cancelled (its hooks did begin).
+RELOAD_CANCELLED = "cancelled: the daemon is stopping"
 
 
 class DaemonParts:
@@ -123,7 +128,18 @@ def run_daemon(main: MainTarget, hooks: Hooks, parts: DaemonParts) -> int:
         try:
             asyncio.set_event_loop(loop)
             task = loop.create_task(runtime.live(), name=LIFECYCLE_TASK)
-            loop.run_until_complete(task)
+            while True:
+                try:
+                    loop.run_until_complete(task)
+                    break
+                except EXIT_REQUESTS as exc:
+                    # sys.exit() or KeyboardInterrupt in a task of the program:
+                    # asyncio lets it out of the loop; the life goes on to a
+                    # graceful shutdown with the status it asks for.
+                    if task.done():
+                        runtime.note_exit_request(exc, "a task")
+                        break
+                    loop.call_soon(runtime.exit_requested, exc, "a task")
         except Exception as exc:
             # A bug of ours must still end in a logged traceback, a released
             # launcher and a removed pidfile, never in a silent death.
@@ -165,6 +181,10 @@ class Runtime:
         self.startup_task: asyncio.Task[None] | None = None
         #: lifespans whose setup completed, with their suspended generators.
         self.entered: dict[Lifespan, AsyncGenerator[Any, None]] = {}
+        #: the contextvars Context of each lifespan's setup, for its teardown.
+        self.lifespan_contexts: dict[Lifespan, contextvars.Context] = {}
+        #: the reload run under way (cancelled first at shutdown: see _shutdown).
+        self.reload_task: asyncio.Task[None] | None = None
         # The loop keeps only weak references to tasks: ours must not vanish mid-run.
         self._framework_tasks: set[asyncio.Task[Any]] = set()
         self.service_tasks: set[asyncio.Task[Any]] = set()
@@ -217,6 +237,29 @@ class Runtime:
         future = self.reloads.request()
         self.dispatch(Event.RELOAD)
         return future
+
+    def note_exit_request(self, exc: BaseException, by: str) -> None:
+        """``by`` raised SystemExit or KeyboardInterrupt: log it and record the status it asks for.
+
+        After ready, ``sys.exit(n)`` and ``KeyboardInterrupt`` (130) set the
+        exit status; ``sys.exit("text")`` is a failure with that message
+        (status 1). Before ready, every one fails the start with that message
+        or one naming it, for the launcher.
+        """
+        code, text = requested_status(exc)
+        if text is not None:
+            _log.error("exit requested", by=by, status=code, error=text)
+        else:
+            _log.info("exit requested", by=by, status=code, raised=show_request(exc))
+        if text is not None or not self._ready:
+            self.outcome.fail(text or f"{show_request(exc)} in {by}", None, code)
+        else:
+            self.outcome.exit_with(code)
+
+    def exit_requested(self, exc: BaseException, by: str) -> None:
+        """``by`` raised SystemExit or KeyboardInterrupt: a graceful shutdown with its status."""
+        self.note_exit_request(exc, by)
+        self.dispatch(Event.SHUTDOWN)
 
     def ask_reload(self) -> None:
         """Request a reload without waiting for its result (SIGHUP's way)."""
@@ -363,7 +406,7 @@ class Runtime:
         _log.info("status", status=text)
 
     def _begin_reload(self) -> None:
-        self._spawn(self._reload(), "aiodaemon-reload")
+        self.reload_task = self._spawn(self._reload(), "aiodaemon-reload")
 
     async def _reload(self) -> None:
         # systemd hears of reloads only once it heard READY=1: a RELOADING=1
@@ -376,9 +419,24 @@ class Runtime:
         covers = self.reloads.begin()
         _log.info("reload started")
         error = None
+        exit_request: tuple[BaseException, str] | None = None
         for hook in self.hooks.reload:
             try:
-                await call_async(hook, self.context)
+                # Each hook in its own contextvars Context (see in_own_context).
+                await in_own_context(
+                    functools.partial(call_async, hook, self.context), describe(hook)
+                )
+            except EXIT_REQUESTS as exc:
+                # The program asks to end: this reload failed, the daemon stops.
+                exit_request = exc, f"reload hook {describe(hook)}"
+                error = f"{type(exc).__name__}: {exc}".removesuffix(": ")
+                break
+            except asyncio.CancelledError:
+                # The shutdown cancels a reload still running (its step 6, first):
+                # the hook did run, and whoever waits for the reload hears so.
+                _log.warning("reload cancelled", hook=describe(hook), error=RELOAD_CANCELLED)
+                self.reloads.finish(covers, RELOAD_CANCELLED)
+                raise
             except Exception as exc:
                 # The program keeps its previous state: later hooks would
                 # build on a step that did not happen.
@@ -390,6 +448,9 @@ class Runtime:
             _log.info("reload finished", ok=True)
         else:
             _log.error("reload finished", ok=False, error=error)
+        if exit_request is not None:
+            # Stopping first: a reload pending behind this one must not begin.
+            self.exit_requested(*exit_request)
         if notifier is not None and self.lifecycle.state is State.RELOADING:
             notifier.ready()
         self.dispatch(Event.RELOADED)
@@ -436,10 +497,11 @@ class Runtime:
 
     # --- plumbing -------------------------------------------------------------------
 
-    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
+    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
         task = asyncio.get_running_loop().create_task(coro, name=name)
         self._framework_tasks.add(task)
         task.add_done_callback(self._framework_task_done)
+        return task
 
     def _framework_task_done(self, task: asyncio.Task[Any]) -> None:
         self._framework_tasks.discard(task)

@@ -23,6 +23,7 @@ blocks the loop. A second stop signal exits at once (:mod:`._forced`).
 from __future__ import annotations
 
 import asyncio
+import functools
 import threading
 import time
 from collections.abc import Callable, Coroutine, Iterable
@@ -30,9 +31,10 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import structlog
 
-from ._hooks import HookError, Lifespan, call_async, entry_name
+from ._hooks import HookError, Lifespan, call_async, entry_name, in_own_context
 from ._loop import await_chain
 from ._state import Event
+from ._user_exit import EXIT_REQUESTS
 from .exceptions import ExitCode
 
 if TYPE_CHECKING:
@@ -46,6 +48,8 @@ _log = structlog.get_logger("aiodaemon")
 #: Names of the framework's own tasks, never cancelled by the sequence.
 LIFECYCLE_TASK = "aiodaemon-lifecycle"
 _STOP_TASK = "aiodaemon-stop"
+#: Seconds a cancelled reload's waiters get to send their answer.
+_ANSWER_TIMEOUT = 1.0
 
 
 class Shutdown:
@@ -109,13 +113,19 @@ class Shutdown:
     async def _run_hooks(self) -> None:
         rt = self.runtime
         for entry in reversed(rt.hooks.shutdown):
+            name = entry_name(entry)
             try:
+                # Each in its own contextvars Context (a lifespan: its setup's).
                 if isinstance(entry, Lifespan):
                     gen = rt.entered.pop(entry, None)
                     if gen is not None:
-                        await entry.exit(gen)
+                        context = rt.lifespan_contexts.pop(entry, None)
+                        await in_own_context(functools.partial(entry.exit, gen), name, context)
                 else:
-                    await call_async(entry, rt.context)
+                    await in_own_context(functools.partial(call_async, entry, rt.context), name)
+            except EXIT_REQUESTS as exc:
+                # The program asks to end: it is ending; the other hooks still run.
+                rt.note_exit_request(exc, f"shutdown hook {name}")
             except HookError as exc:
                 _log.error("lifespan failed", hook=entry_name(entry), error=str(exc))
                 rt.outcome.fail(str(exc), exc)
@@ -123,6 +133,16 @@ class Shutdown:
                 _log.exception("shutdown hook failed", hook=entry_name(entry))
 
     async def _cancel_rest(self) -> None:
+        rt = self.runtime
+        reload = rt.reload_task
+        if reload is not None and not reload.done():
+            # First the reload under way: cancelled, it answers who waits for it
+            # ("cancelled: the daemon is stopping"), and they get to send that
+            # answer (a control connection) before the rest is cancelled.
+            await cancel_all([reload])
+            waiters = rt.reloads.take_answered()
+            if waiters:
+                await asyncio.wait(waiters, timeout=_ANSWER_TIMEOUT)
         keep = {asyncio.current_task(), *self.runtime.service_tasks}
         pending = [
             t

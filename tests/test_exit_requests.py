@@ -1,0 +1,173 @@
+"""sys.exit() and KeyboardInterrupt raised by the program: a graceful end with that status."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from .support import PYTHON, clean_env, kill_quietly, program, read_json_lines, wait_for
+
+
+class Run:
+    """``tests/programs/exit_request.py`` with one case, its log and its record."""
+
+    def __init__(self, tmp_path: Path, case: str, **options: object) -> None:
+        self.log, self.record = tmp_path / "log.jsonl", tmp_path / "record.txt"
+        self.record.touch()
+        options = {"detach": False, "log_file": str(self.log), **options}
+        self.proc = subprocess.Popen(
+            [PYTHON, str(program("exit_request")), json.dumps(options), str(self.record), case],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=clean_env(),
+        )
+
+    def finish(self) -> tuple[int, str]:
+        """The exit status and stderr, once the process ended (killed after 30 s)."""
+        try:
+            _, err = self.proc.communicate(timeout=30)
+        finally:
+            kill_quietly(self.proc.pid)
+            self.proc.wait()
+        return self.proc.returncode, err
+
+    def recorded(self) -> list[str]:
+        """What the program's hooks recorded."""
+        return self.record.read_text().splitlines()
+
+    def records(self) -> list[dict[str, object]]:
+        """The daemon's log records."""
+        return read_json_lines(self.log)
+
+    def events(self) -> list[str]:
+        """The event of each log record."""
+        return [str(r["event"]) for r in self.records()]
+
+
+def _assert_graceful(run: Run, status: int, err: str) -> None:
+    """The shutdown ran (hook, records) and nothing claims an internal failure."""
+    events = run.events()
+    assert "shutdown hook" in run.recorded()
+    assert "shutdown started" in events
+    assert events[-1] == "exit"
+    assert run.records()[-1]["status"] == status
+    assert "internal task failed" not in events
+    assert "unhandled exception in event loop" not in events
+    assert "Task was destroyed" not in err
+
+
+@pytest.mark.parametrize(
+    ("what", "status"),
+    [("none", 0), ("5", 5), ("interrupt", 128 + signal.SIGINT)],
+    ids=["exit", "exit-5", "KeyboardInterrupt"],
+)
+def test_main_asking_to_exit_gets_a_graceful_shutdown_with_that_status(
+    tmp_path: Path, what: str, status: int
+) -> None:
+    """sys.exit()/sys.exit(5)/KeyboardInterrupt in main: shutdown hooks run, exit with 0/5/130."""
+    run = Run(tmp_path, f"main:{what}")
+    code, err = run.finish()
+    assert code == status, err
+    _assert_graceful(run, status, err)
+    (request,) = [r for r in run.records() if r["event"] == "exit requested"]
+    assert request["by"] == "main"
+
+
+def test_main_exiting_with_a_message_logs_it_and_exits_1(tmp_path: Path) -> None:
+    """sys.exit("missing config") in main: status 1, the text logged at error and on stderr."""
+    run = Run(tmp_path, "main:missing config")
+    code, err = run.finish()
+    assert code == 1, err
+    _assert_graceful(run, 1, err)
+    (request,) = [r for r in run.records() if r["event"] == "exit requested"]
+    assert request["level"] == "error"
+    assert request["error"] == "missing config"
+    assert "missing config" in err
+
+
+def test_framework_records_do_not_carry_what_main_bound(tmp_path: Path) -> None:
+    """request_id bound in main is on main's records, never on aiodaemon's ("main returned")."""
+    run = Run(tmp_path, "shutdown:none")
+    code, err = run.finish()
+    assert code == 0, err
+    records = run.records()
+    (handling,) = [r for r in records if r["event"] == "handling"]
+    assert handling["request_id"] == "r-1"
+    framework = [r for r in records if r["logger"] == "aiodaemon"]
+    assert "main returned" in [r["event"] for r in framework]
+    assert [r["event"] for r in framework if "request_id" in r] == []
+
+
+@pytest.mark.parametrize("use_uvloop", [False, None], ids=["asyncio", "default-loop"])
+def test_a_task_asking_to_exit_gets_a_graceful_shutdown(
+    tmp_path: Path, use_uvloop: bool | None
+) -> None:
+    """sys.exit(3) in a task main created (asyncio lets it out of the loop): graceful, status 3."""
+    run = Run(tmp_path, "task:3", uvloop=use_uvloop)
+    code, err = run.finish()
+    assert code == 3, err
+    _assert_graceful(run, 3, err)
+
+
+def test_a_reload_hook_asking_to_exit_fails_the_reload_and_stops(tmp_path: Path) -> None:
+    """sys.exit(4) in a reload hook: the reload fails (recorded), the daemon stops with 4."""
+    run = Run(tmp_path, "reload:4")
+    wait_for(lambda: "main" in run.recorded(), what="main running")
+    run.proc.send_signal(signal.SIGHUP)
+    code, err = run.finish()
+    assert code == 4, err
+    _assert_graceful(run, 4, err)
+    (finished,) = [r for r in run.records() if r["event"] == "reload finished"]
+    assert finished["ok"] is False
+    assert finished["error"] == "SystemExit: 4"
+
+
+def test_a_shutdown_hook_asking_to_exit_is_logged_and_the_shutdown_goes_on(
+    tmp_path: Path,
+) -> None:
+    """sys.exit(6) in a shutdown hook after main returned: logged, the exit completes with 6."""
+    run = Run(tmp_path, "shutdown:6")
+    code, err = run.finish()
+    assert code == 6, err
+    _assert_graceful(run, 6, err)
+    assert "shutdown finished" in run.events()
+
+
+@pytest.mark.parametrize(
+    ("what", "message", "status"),
+    [
+        ("missing config", "missing config", 1),
+        ("3", "sys.exit(3) in startup hook", 3),
+        ("interrupt", "KeyboardInterrupt in startup hook", 128 + signal.SIGINT),
+    ],
+    ids=["message", "status", "KeyboardInterrupt"],
+)
+def test_a_startup_hook_asking_to_exit_fails_the_detached_start_with_its_message(
+    tmp_path: Path, what: str, message: str, status: int
+) -> None:
+    """sys.exit(...) in a startup hook, detached: the launcher prints why and exits non-zero."""
+    pidfile, log, record = tmp_path / "d.pid", tmp_path / "log.jsonl", tmp_path / "record.txt"
+    record.touch()
+    options = {"detach": True, "pidfile": str(pidfile), "log_file": str(log)}
+    launcher = subprocess.run(
+        [PYTHON, str(program("exit_request")), json.dumps(options), str(record), f"startup:{what}"],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        env=clean_env(),
+        timeout=30,
+        check=False,
+    )
+    assert launcher.returncode == status, launcher.stderr
+    assert message in launcher.stderr
+    assert "exited before it was ready" not in launcher.stderr
+    wait_for(lambda: not pidfile.exists(), what="the daemon's exit")
+    wait_for(lambda: [r["event"] for r in read_json_lines(log)][-1:] == ["exit"], what="exit")
+    assert read_json_lines(log)[-1]["status"] == status
+    assert record.read_text().splitlines() == ["startup hook", "shutdown hook"]
