@@ -6,7 +6,9 @@ like any other service (see :mod:`._shutdown` for the steps).
 
 from __future__ import annotations
 
+import contextlib
 import os
+import stat
 import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
@@ -108,7 +110,49 @@ class HealthService(Service):
 
 def builtin_factories() -> list[Callable[[Runtime], Service | None]]:
     """Factories of the framework's services, started before any other service."""
-    return [_control, _serving, _health, _upgrade]
+    return [_forced_exit_files, _control, _serving, _health, _upgrade]
+
+
+# --- fixrun: forced-exit unlink steps (ops#7) ---------------------------------------
+
+
+def _forced_exit_files(runtime: Runtime) -> None:
+    """At a forced exit, remove the socket files we own, as the normal close would.
+
+    Each step is a ``lstat`` and an ``unlink`` (no lock, no logging: they run
+    inside a signal handler, see :mod:`._forced`), and reads the ownership at
+    that moment: a file handed to an upgrade's successor (disowned) stays, one
+    a successor took over (owned) goes, and one replaced by another inode stays.
+    """
+    listeners = runtime.parts.listeners
+    if listeners is not None:
+        # The unix listen= sockets and a unix health socket.
+
+        def unlink_listeners() -> None:
+            for path, identity in listeners.owned_unix_files().items():
+                unlink_if_ours(path, identity)
+
+        runtime.add_forced_exit_step(unlink_listeners)
+    control = runtime.parts.control
+    if control is not None:
+
+        def unlink_control() -> None:
+            identity = control.identity
+            if identity is not None:
+                unlink_if_ours(str(control.path), identity)
+
+        runtime.add_forced_exit_step(unlink_control)
+
+
+def unlink_if_ours(path: str, identity: tuple[int, int]) -> None:
+    """``_unixbind.unlink_if_ours``, without loading that module into every daemon."""
+    with contextlib.suppress(OSError):
+        st = os.lstat(path)
+        if (st.st_dev, st.st_ino) == identity and stat.S_ISSOCK(st.st_mode):
+            os.unlink(path)
+
+
+# --- end fixrun ---------------------------------------------------------------------
 
 
 def _control(runtime: Runtime) -> Service | None:

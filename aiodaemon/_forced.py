@@ -6,7 +6,8 @@ thread between any two bytecodes, possibly inside a lock, it only records
 and leaves (gunicorn's ``Arbiter.signal`` and trio's ``_signals.py`` are the
 models): no logging, no locks, no thread joins. It makes one non-blocking
 attempt at the minimum a person or a supervisor relies on — release the
-launcher with the status, remove the pidfile, one line on stderr if stderr
+launcher with the status, remove the socket files we own (the steps
+:mod:`._builtin` registers) and the pidfile, one line on stderr if stderr
 can take it at once — then ``os._exit``. Records still queued for the log
 are lost: the person who asked twice asked for that.
 """
