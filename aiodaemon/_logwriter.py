@@ -172,6 +172,10 @@ class LogWriter:
         if not batch:
             return
         for sink in self.sinks if sinks is None else sinks:
+            if sinks is None and id(sink) in self._failing:
+                # Before the first records it takes again, a sink that lost
+                # some says so: the file reads in order.
+                self._report_lost(sink)
             try:
                 sink.write(batch)
             except Exception as exc:
@@ -268,20 +272,40 @@ class LogWriter:
             self._log("warning", "syslog records lost", lost=lost - self._syslog_lost_reported)
             self._syslog_lost_reported = lost
         for sink in self.sinks:
-            if not isinstance(sink, FileSink | StreamSink) or id(sink) in self._failing:
-                continue
+            if id(sink) not in self._failing:
+                self._report_lost(sink)
+
+    def _report_lost(self, sink: Sink) -> None:
+        """Tell ``sink`` itself how many records it lost, once it takes writes again.
+
+        Written to that sink alone, ahead of the records that follow (see
+        ``_write``); if it fails there, the sink is still failing and the
+        notice is not counted among the program's lost records.
+        """
+        if not isinstance(sink, FileSink | StreamSink):
+            return
+        reported = self._lost_reported.get(id(sink), 0)
+        lost = sink.lost
+        if lost <= reported:
+            return
+        notice_sinks, self._notice_sinks = self._notice_sinks, [sink]
+        try:
             # Writing works again (space came back on a full disk): one record
             # in the log itself says how many records it is missing.
-            reported = self._lost_reported.get(id(sink), 0)
-            if sink.lost > reported:
-                self._lost_reported[id(sink)] = sink.lost
-                self._log(
-                    "warning",
-                    "log records lost",
-                    lost=sink.lost - reported,
-                    sink=repr(sink),
-                    error=str(sink.last_error),
-                )
+            self._log(
+                "warning",
+                "log records lost",
+                lost=lost - reported,
+                sink=repr(sink),
+                error=str(sink.last_error),
+            )
+        finally:
+            self._notice_sinks = notice_sinks
+        if id(sink) in self._failing:
+            # Still failing: the notice is lost with the rest; say it next time.
+            self._lost_reported[id(sink)] = reported + (sink.lost - lost)
+        else:
+            self._lost_reported[id(sink)] = lost
 
     def _log(self, level: str, event: str, **kw: Any) -> None:
         if self._notice is not None:

@@ -114,7 +114,7 @@ def fill(path: Path) -> None:
 def test_a_full_disk_cuts_no_record_into_the_next_and_counts_the_loss(
     tmp_path: Path, tiny_disk: Path
 ) -> None:
-    """After ENOSPC, the next record starts a fresh line and one record says how many were lost."""
+    """After ENOSPC: the next record starts a fresh line, and the loss is told before it."""
     log = tiny_disk / "app.log"
     ticker = Ticker(tmp_path, log)
     try:
@@ -139,6 +139,11 @@ def test_a_full_disk_cuts_no_record_into_the_next_and_counts_the_loss(
     assert lost["level"] == "warning"
     assert lost["lost"] == len(missing) > 0
     assert "No space left on device" in lost["error"]
+    # The notice comes first in the file: before it only ticks from before the
+    # loss, after it only ticks from after it (ops#14).
+    at = parsed.index(lost)
+    assert max(int(r["n"]) for r in parsed[:at] if r["event"] == "tick") < min(missing)
+    assert min(int(r["n"]) for r in parsed[at:] if r["event"] == "tick") > max(missing)
     line = next(x for x in ticker.stderr().splitlines() if "cannot write to" in x)
     assert line.startswith(f"aiodaemon: cannot write to log_file {log}: [Errno 28] No space left")
 
