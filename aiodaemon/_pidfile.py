@@ -403,15 +403,19 @@ def _has_open(pid: int, st: os.stat_result) -> bool | None:
         return False
     except OSError:
         return None
+    denied = False
     for name in names:
         # try/except, not contextlib.suppress: `aiodaemon status` need not import it.
         try:
             other = os.stat(f"{fd_dir}/{name}")
-        except OSError:
+        except OSError as exc:
+            # Listing another user's fds but not following them (CAP_DAC_READ_SEARCH
+            # without ptrace access): we could not look, which proves nothing.
+            denied = denied or exc.errno in (errno.EACCES, errno.EPERM)
             continue
         if (other.st_dev, other.st_ino) == (st.st_dev, st.st_ino):
             return True
-    return False
+    return None if denied else False
 
 
 def _parse_pid(data: bytes) -> int | None:
