@@ -35,6 +35,14 @@ class _UsageError(Exception):
     """A bad command line found after parsing: printed as one line, exit 2."""
 
 
+class _Running(Exception):
+    """The daemon holding --pidfile runs, which was said: exit with ``code``."""
+
+    def __init__(self, code: int) -> None:
+        super().__init__(code)
+        self.code = code
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``aiodaemon`` console script and ``python -m aiodaemon``.
 
@@ -63,6 +71,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except _UsageError as exc:
         error(f"{PROG}: {exc}")
         return ExitCode.USAGE
+    except _Running as exc:
+        return exc.code
     except KeyboardInterrupt:
         # Ctrl-C while the CLI itself waits (stop, start before the fork).
         return 128 + 2
@@ -189,12 +199,19 @@ def _is_successor() -> bool:
 
 
 def _report_running(pidfile: str) -> bool:
+    held = _running_holder(pidfile)
+    if held is not None:
+        error(f"{PROG}: {held}")
+    return held is not None
+
+
+def _running_holder(pidfile: str) -> str | None:
+    """``already running (pid N, pidfile P)`` when a live daemon holds ``pidfile``, else None."""
     state = read_pidfile(pidfile)
     if state.status is not PidfileStatus.RUNNING:
-        return False
+        return None
     held = f"pid {state.pid}" if state.pid is not None else "pid not yet written"
-    error(f"{PROG}: already running ({held}, pidfile {pidfile})")
-    return True
+    return f"already running ({held}, pidfile {pidfile})"
 
 
 # --- options ------------------------------------------------------------------------
@@ -226,8 +243,39 @@ def _daemon_options(args: argparse.Namespace, *, detach: bool) -> dict[str, Any]
     try:
         parse_options(raw)
     except ConfigError as exc:
+        _report_running_elsewhere(args, exc)
         raise _UsageError(_flag_message(exc)) from None
     return raw
+
+
+#: Options whose check depends on who runs the command (may this user create
+#: the file there?), not only on what was typed.
+_CHECKED_AS_THE_CALLER = frozenset({"pidfile", "log_file", "stdout", "stderr"})
+
+
+def _report_running_elsewhere(args: argparse.Namespace, exc: ConfigError) -> None:
+    """Say "already running" when the daemon holding --pidfile explains a failed check.
+
+    Another user's daemon (root's, say) holds the pidfile: this user may write
+    neither the file nor its directory, so the check fails, but "already
+    running" is the answer that matters. ``start`` then exits 0 (LSB), ``run``
+    3 as whenever it finds its daemon running; ``restart`` cannot stop another
+    user's daemon: 4, LSB's "insufficient privilege", as ``stop`` says.
+
+    Raises:
+        _Running: the daemon runs, and that was said.
+    """
+    pidfile: str | None = args.pidfile
+    if exc.option not in _CHECKED_AS_THE_CALLER or pidfile is None or _is_successor():
+        return
+    held = _running_holder(pidfile)
+    if held is None:
+        return
+    if args.command == "restart":
+        error(f"{PROG}: {held}; not restarted: {_flag_message(exc)}")
+        raise _Running(_control.ControlCode.NO_PERMISSION)
+    error(f"{PROG}: {held}")
+    raise _Running(ExitCode.OK if args.command == "start" else ExitCode.ALREADY_RUNNING)
 
 
 def _flag_message(exc: ConfigError) -> str:

@@ -7,13 +7,16 @@ Each case comes from an outside audit: what a new user typed, and the one line
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from .support import (
+    AIODAEMON,
     PYTHON,
     aiodaemon_cli,
     clean_env,
@@ -22,6 +25,7 @@ from .support import (
     kill_quietly,
     pids_with,
     read_pid,
+    require_tool,
     wait_gone,
 )
 
@@ -233,3 +237,92 @@ def test_acquire_errors_name_the_flag(app_dir: Path, command: str, case: str) ->
     assert result.stdout == ""
     assert not (app_dir / "app.pid").exists()
     assert not (app_dir / "started").exists()
+
+
+# --- start by another user while root's daemon runs --------------------------------
+
+#: nobody: a real other user, who may neither write root's pidfile nor signal its daemon.
+OTHER_UID = 65534
+
+
+@pytest.fixture
+def shared_dir() -> Iterator[Path]:
+    """A root-owned directory every user can read (pytest's tmp_path is closed to others)."""
+    path = Path(tempfile.mkdtemp(prefix="aiodaemon-cli-"))
+    path.chmod(0o755)
+    install_program("cli_app", path, "app.py")
+    yield path
+    for pid in pids_with(str(path)):
+        kill_quietly(pid)
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def cli_as_other_user(*args: str | os.PathLike[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    """Run ``aiodaemon ARGS`` as uid and gid 65534, with no supplementary groups."""
+    setpriv = require_tool("setpriv")
+    # The test interpreter may live under /root (0700): the other user keeps
+    # only the right to read and search files (CAP_DAC_READ_SEARCH), never to
+    # write them nor to signal root's processes.
+    return subprocess.run(
+        [
+            setpriv,
+            f"--reuid={OTHER_UID}",
+            f"--regid={OTHER_UID}",
+            "--clear-groups",
+            "--inh-caps=+dac_read_search",
+            "--ambient-caps=+dac_read_search",
+            str(AIODAEMON),
+            *map(str, args),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=clean_env(),
+        stdin=subprocess.DEVNULL,
+        timeout=45,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize(
+    ("command", "status", "tail"),
+    [
+        ("start", 0, ")"),
+        ("run", 3, ")"),
+        ("restart", 4, "); not restarted: --pidfile: directory is not writable: {dir}"),
+    ],
+    ids=["start", "run", "restart"],
+)
+def test_other_user_is_told_already_running(
+    shared_dir: Path, command: str, status: int, tail: str
+) -> None:
+    """Another user starting root's running daemon: "already running (pid N)", daemon untouched."""
+    pidfile = shared_dir / "app.pid"
+    started = cli("start", "app:main", "--pidfile", pidfile, cwd=shared_dir)
+    assert started.returncode == 0, started.stderr
+    pid = int(started.stdout)
+    try:
+        result = cli_as_other_user(command, "app:main", "--pidfile", pidfile, cwd=shared_dir)
+        line = one_line(result.stderr)
+        assert result.returncode == status, line
+        assert line == (
+            f"aiodaemon: already running (pid {pid}, pidfile {pidfile}"
+            + tail.format(dir=shared_dir)
+        )
+        assert result.stdout == ""
+        assert is_alive(pid)
+        assert read_pid(pidfile) == pid
+    finally:
+        assert cli("stop", "--pidfile", pidfile, cwd=shared_dir).returncode == 0
+    wait_gone(pid)
+
+
+def test_other_user_with_no_daemon_running_gets_the_option_error(shared_dir: Path) -> None:
+    """Another user's start with root's directory and no daemon: the --pidfile error, exit 2."""
+    pidfile = shared_dir / "app.pid"
+    result = cli_as_other_user("start", "app:main", "--pidfile", pidfile, cwd=shared_dir)
+    assert result.returncode == 2
+    assert one_line(result.stderr) == (
+        f"aiodaemon: --pidfile: directory is not writable: {shared_dir}"
+    )
+    assert not pidfile.exists()
