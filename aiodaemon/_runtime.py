@@ -516,6 +516,10 @@ class Runtime:
 
     def _on_loop_exception(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
         exc = context.get("exception")
+        if isinstance(exc, EXIT_REQUESTS) and context.get("future") is not None:
+            # A task's sys.exit()/KeyboardInterrupt left the loop when raised and
+            # was taken as an exit request then (run_daemon): nothing unhandled.
+            return
         _log.error(
             "unhandled exception in event loop",
             detail=context.get("message"),

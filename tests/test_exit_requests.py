@@ -105,11 +105,12 @@ def test_framework_records_do_not_carry_what_main_bound(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("use_uvloop", [False, None], ids=["asyncio", "default-loop"])
+@pytest.mark.parametrize("where", ["task", "orphan"], ids=["kept-task", "unreferenced-task"])
 def test_a_task_asking_to_exit_gets_a_graceful_shutdown(
-    tmp_path: Path, use_uvloop: bool | None
+    tmp_path: Path, use_uvloop: bool | None, where: str
 ) -> None:
     """sys.exit(3) in a task main created (asyncio lets it out of the loop): graceful, status 3."""
-    run = Run(tmp_path, "task:3", uvloop=use_uvloop)
+    run = Run(tmp_path, f"{where}:3", uvloop=use_uvloop)
     code, err = run.finish()
     assert code == 3, err
     _assert_graceful(run, 3, err)

@@ -1,7 +1,8 @@
 """Raises SystemExit or KeyboardInterrupt where the test says.
 
 argv: options (JSON), record, case ``WHERE:WHAT``. WHERE is main, startup,
-reload, shutdown or task (a task main creates); WHAT is ``interrupt``
+reload, shutdown, task (a task main creates and keeps) or orphan (one it
+does not keep); WHAT is ``interrupt``
 (KeyboardInterrupt), ``none`` (``sys.exit()``), a number (``sys.exit(n)``),
 ``hang`` (the hook never returns) or any other text (``sys.exit(text)``).
 Every hook records that it ran; main binds a structlog context variable
@@ -70,6 +71,9 @@ async def main(ctx: aiodaemon.Context) -> None:
     if WHERE == "task":
         task = asyncio.get_running_loop().create_task(in_task())
         _tasks.add(task)
+    if WHERE == "orphan":
+        # No reference kept: the task is collected once it ended.
+        asyncio.get_running_loop().create_task(in_task())
     if WHERE == "shutdown":
         return
     await ctx.wait_stopping()
