@@ -72,15 +72,16 @@ async def test_readiness_check_decides_readyz(tmp_path: Path) -> None:
         assert "readiness checks pass again" in events
 
 
-async def test_anything_else_is_404_or_400_and_never_echoed(tmp_path: Path) -> None:
-    """Unknown paths and methods get 404, garbage and oversized requests 400; no echo."""
+async def test_anything_else_is_404_405_or_400_and_never_echoed(tmp_path: Path) -> None:
+    """Unknown paths get 404, other methods 405, garbage and oversized requests 400; no echo."""
     marker = "zq7marker"
     async with serve(tmp_path, "--health", "127.0.0.1:0") as app:
         health = await app.address("health")
         await app.wait_event("ready")
         cases = {
             f"GET /{marker} HTTP/1.1\r\n\r\n".encode(): 404,
-            f"POST /livez HTTP/1.1\r\nX: {marker}\r\n\r\n".encode(): 404,
+            f"POST /livez HTTP/1.1\r\nX: {marker}\r\n\r\n".encode(): 405,
+            f"POST /{marker} HTTP/1.1\r\n\r\n".encode(): 404,
             f"{marker}\r\n\r\n".encode(): 400,
             f"GET /livez SPDY/{marker}\r\n\r\n".encode(): 400,
             b"\x00\xff" * 100 + marker.encode() + b"\r\n\r\n": 400,
@@ -95,6 +96,25 @@ async def test_anything_else_is_404_or_400_and_never_echoed(tmp_path: Path) -> N
         assert status == 200
         assert body is None
         assert response.endswith(b"\r\n\r\n")
+        assert app.proc.returncode is None
+
+
+async def test_other_methods_on_the_probes_get_405_naming_get_and_head(tmp_path: Path) -> None:
+    """POST, PUT or DELETE of /livez or /readyz: 405 with `Allow: GET, HEAD`; GET still 200."""
+    async with serve(tmp_path, "--health", "127.0.0.1:0") as app:
+        health = await app.address("health")
+        await app.wait_event("ready")
+        for method in ("POST", "PUT", "DELETE", "OPTIONS"):
+            for path in ("/livez", "/readyz"):
+                request = f"{method} {path} HTTP/1.1\r\nContent-Length: 0\r\n\r\n".encode()
+                status, body, response = await http_get(health, "", raw=request)
+                assert status == 405, (method, path)
+                assert response.startswith(b"HTTP/1.1 405 Method Not Allowed\r\n")
+                headers = response.partition(b"\r\n\r\n")[0].split(b"\r\n")[1:]
+                assert b"Allow: GET, HEAD" in headers
+                assert body == {"error": "method not allowed"}
+        assert (await http_get(health, "/livez"))[:2] == (200, {"state": "running"})
+        assert (await http_get(health, "/readyz"))[:2] == (200, {"state": "running"})
         assert app.proc.returncode is None
 
 

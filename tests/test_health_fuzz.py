@@ -12,10 +12,10 @@ from aiodaemon._health import HealthServer
 from aiodaemon._state import State
 
 
-def answer(code: int, reason: str, body: bytes) -> bytes:
+def answer(code: int, reason: str, body: bytes, headers: str = "") -> bytes:
     """One of the responder's fixed answers."""
     return (
-        f"HTTP/1.1 {code} {reason}\r\nContent-Type: application/json\r\n"
+        f"HTTP/1.1 {code} {reason}\r\n{headers}Content-Type: application/json\r\n"
         f"Content-Length: {len(body)}\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n"
     ).encode() + body
 
@@ -25,6 +25,7 @@ ALLOWED = {
     b"",  # an incomplete request: the connection is dropped unanswered
     answer(400, "Bad Request", b'{"error":"bad request"}'),
     answer(404, "Not Found", b'{"error":"not found"}'),
+    answer(405, "Method Not Allowed", b'{"error":"method not allowed"}', "Allow: GET, HEAD\r\n"),
     answer(200, "OK", RUNNING),
     answer(200, "OK", RUNNING)[: -len(RUNNING)],  # HEAD
 }
