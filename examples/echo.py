@@ -42,7 +42,11 @@ async def main(ctx: aiodaemon.Context) -> None:
     accepting, lets every echo in flight finish, then exits.
     """
     await ctx.start_server(handle, "echo")
-    log.info("serving", address=str(ctx.sockets["echo"].getsockname()))
+    address = ctx.sockets["echo"].getsockname()
+    if isinstance(address, tuple):  # (host, port), plus flow info and scope for IPv6
+        log.info("serving", host=address[0], port=address[1])
+    else:  # a unix socket's path
+        log.info("serving", path=address)
     await ctx.wait_stopping()
 
 

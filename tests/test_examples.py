@@ -68,6 +68,11 @@ def test_echo_example_detaches_and_echoes(tmp_path: Path) -> None:
         with socket.create_connection((host, port), timeout=5) as conn:
             conn.sendall(b"hello\n")
             assert conn.recv(64) == b"hello\n"
+        serving = wait_for(
+            lambda: [line for line in read_json_lines(log) if line["event"] == "serving"],
+            what="the serving line",
+        )
+        assert [(line["host"], line["port"]) for line in serving] == [(host, port)]
     finally:
         os.kill(pid, signal.SIGTERM)
     wait_gone(pid)
