@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -226,12 +228,22 @@ def docs_example() -> str:
 
 
 def run_user_tests(tmp_path: Path, source: str) -> subprocess.CompletedProcess[str]:
-    """Run ``source`` as a user's test file with pytest, from the repository's root."""
-    test_file = tmp_path / "test_greeter.py"
-    test_file.write_text(source)
+    """Run ``source`` with pytest as the page says: in a project directory of the user's.
+
+    The directory, outside the repository, holds a copy of examples/greeter.py, the
+    page's ``pyproject.toml`` and the test file; aiodaemon's own pytest configuration
+    is nowhere near.
+    """
+    project = tmp_path / "project"
+    project.mkdir()
+    shutil.copy(REPO / "examples" / "greeter.py", project / "greeter.py")
+    page = (REPO / "docs" / "testing.md").read_text()
+    (config,) = re.findall(r"```toml\n(.*?)```", page, re.S)
+    (project / "pyproject.toml").write_text(config)
+    (project / "test_greeter.py").write_text(source)
     return subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(test_file)],
-        cwd=REPO,
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
+        cwd=project,
         env=clean_env(),
         capture_output=True,
         text=True,
@@ -246,6 +258,7 @@ def test_the_documented_example_test_passes(tmp_path: Path) -> None:
     result = run_user_tests(tmp_path, docs_example())
     assert result.returncode == 0, result.stdout + result.stderr
     assert "2 passed" in result.stdout
+    assert "Warning" not in result.stdout + result.stderr
 
 
 @pytest.mark.timeout(300)
