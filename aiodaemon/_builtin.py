@@ -242,8 +242,6 @@ def _upgrade(runtime: Runtime) -> Service:
         runtime.drain_delay = 0.0
         runtime.request_shutdown()
 
-    sock = runtime.parts.control
-
     def log_file() -> tuple[str, int] | None:
         # Read at the spawn: a reopen (SIGUSR1) may have changed the fd.
         from ._logsinks import FileSink
@@ -257,7 +255,7 @@ def _upgrade(runtime: Runtime) -> Service:
         pidfile=runtime.parts.pidfile,
         listeners=runtime.parts.listeners,
         listen=_sockets_to_open(runtime.options),
-        control=None if sock is None else (sock.sock, str(sock.path), sock.identity),
+        control=runtime.parts.control,
         notifier=runtime.parts.notifier,
         detached=not runtime.parts.foreground,
         chroot=runtime.options.chroot is not None,

@@ -19,7 +19,6 @@ import asyncio
 import contextlib
 import os
 import signal
-import socket
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
@@ -40,6 +39,7 @@ from .exceptions import DaemonError
 
 if TYPE_CHECKING:
     from ._adopt import SuccessorChannel
+    from ._control_socket import ControlSocket
     from ._pidfile import Pidfile
     from ._sockets import Listeners
     from ._systemd import Notifier
@@ -79,8 +79,9 @@ class UpgradeTarget:
         pidfile: the locked pidfile, if any.
         listeners: the listening sockets, if any.
         listen: the configured ``listen=`` addresses, by name.
-        control: the control socket: (socket, path, identity of the file we
-            created or None).
+        control: the control socket, if any (whether its file is ours to
+            hand on is read at each spawn: a successor owns it only from its
+            take-over on).
         notifier: the service manager's notifier, if any.
         detached: whether the daemon detached.
         chroot: whether the daemon is chrooted.
@@ -118,7 +119,7 @@ class UpgradeTarget:
         pidfile: Pidfile | None,
         listeners: Listeners | None,
         listen: Mapping[str, object],
-        control: tuple[socket.socket, str, tuple[int, int] | None] | None,
+        control: ControlSocket | None,
         notifier: Notifier | None,
         detached: bool,
         chroot: bool,
@@ -226,8 +227,12 @@ class Upgrader:
                 identity = owned.get(configured.removeprefix("unix:"))
                 entries.append(describe_socket("listen", name, sock, configured, identity))
         if target.control is not None:
-            sock, path, identity = target.control
-            entries.append(describe_socket("control", "control", sock, path, identity))
+            control = target.control
+            entries.append(
+                describe_socket(
+                    "control", "control", control.sock, str(control.path), control.identity
+                )
+            )
         log_file = None if target.log_file is None else target.log_file()
         if log_file is not None and log_file[1] >= 0:
             entries.append(describe_file("log", *log_file))
