@@ -62,6 +62,10 @@ DEFAULT_TIMEOUT = 60.0
 _HANDOVER_WAIT = 10.0
 #: Bytes of the successor's stderr kept for the error message.
 _STDERR_TAIL = 8192
+#: Seconds the shutdown waits for an abandoned upgrade's answer to go out.
+_REPORT_WAIT = 5.0
+_STOPPING = "the daemon is stopping"
+_ABANDONED = f"upgrade abandoned: {_STOPPING}"
 
 
 class UpgradeError(DaemonError):
@@ -153,6 +157,8 @@ class Upgrader:
         #: set when the daemon begins to stop: an upgrade under way is abandoned.
         self._abort: asyncio.Event | None = None
         self._spawned: Spawned | None = None
+        #: tasks that will report an upgrade's outcome (control connections).
+        self.reporters: set[asyncio.Task[Any]] = set()
 
     def abort(self) -> None:
         """The daemon is stopping: kill a successor not yet in charge, hand nothing over."""
@@ -161,7 +167,7 @@ class Upgrader:
         self._abort.set()
         # At once: the stop may cancel the upgrade's task before it sees the flag.
         if self._spawned is not None:
-            _log.warning("upgrade abandoned: the daemon is stopping", successor=self.successor)
+            _log.warning(_ABANDONED, successor=self.successor)
             self._spawned.send_kill()
 
     async def upgrade(self, within: float = DEFAULT_TIMEOUT) -> int:
@@ -252,6 +258,7 @@ class Upgrader:
         try:
             reader, writer = await asyncio.open_unix_connection(sock=spawned.channel)
             line = await _first(_readline(reader), exited, within, aborted)
+            self._check_aborted()
             if line != b"R\n":
                 await _settle(pump)
                 raise UpgradeError(self._failure(spawned, line, within, tail))
@@ -260,6 +267,7 @@ class Upgrader:
             writer.write(b"G\n")
             await writer.drain()
             line = await _first(_readline(reader), exited, _HANDOVER_WAIT, aborted)
+            self._check_aborted()
             if line != b"W\n":
                 await _settle(pump)
                 raise UpgradeError(self._failure(spawned, line, _HANDOVER_WAIT, tail))
@@ -304,6 +312,11 @@ class Upgrader:
         # in the same step as our return), the shutdown begins.
         asyncio.get_running_loop().call_soon(self.target.handed_over, spawned.pid)
 
+    def _check_aborted(self) -> None:
+        # The kill that abort() sends may end the successor before the abort is seen.
+        if self._abort is not None and self._abort.is_set():
+            raise UpgradeError(_ABANDONED)
+
     def _failure(
         self, spawned: Spawned, line: bytes | None, timeout: float, tail: bytearray
     ) -> str:
@@ -334,6 +347,11 @@ def upgrade_command(upgrader: Upgrader) -> Callable[[dict[str, Any]], Awaitable[
         within = request.get("timeout", DEFAULT_TIMEOUT)
         if isinstance(within, bool) or not isinstance(within, int | float) or within <= 0:
             return failure(f"timeout must be a positive number of seconds, not {within!r}")
+        task = asyncio.current_task()
+        if task is not None:
+            # A stop abandons the upgrade; the shutdown lets this answer go out first.
+            upgrader.reporters.add(task)
+            task.add_done_callback(upgrader.reporters.discard)
         try:
             pid = await upgrader.upgrade(min(float(within), MAX_WAIT))
         except UpgradeRefused as exc:
@@ -377,7 +395,7 @@ async def _first(
         line_task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await line_task
-        raise UpgradeError("the daemon began to stop; the upgrade was abandoned")
+        raise UpgradeError(_ABANDONED)
     if line_task in done:
         line = line_task.result()
         if not line:
@@ -509,7 +527,21 @@ class UpgradeService(Service):
             pass  # logged by the upgrader; we keep serving
 
     def not_ready(self) -> None:
-        """A stop began: abandon an upgrade under way; SIGUSR2 no longer starts one."""
+        """A stop began: abandon an upgrade under way; SIGUSR2 is refused from now on.
+
+        The handler stays: removing it would restore SIGUSR2's default action,
+        which kills the process in the middle of its shutdown.
+        """
         self.upgrader.abort()
         with contextlib.suppress(RuntimeError, ValueError):
-            asyncio.get_running_loop().remove_signal_handler(signal.SIGUSR2)
+            asyncio.get_running_loop().add_signal_handler(signal.SIGUSR2, _refuse_while_stopping)
+
+    async def wait_finished(self) -> None:
+        """Let an abandoned upgrade end, and its answer go out, before tasks are cancelled."""
+        pending = [t for t in (*self.upgrader.reporters, *self._tasks) if not t.done()]
+        if pending:
+            await asyncio.wait(pending, timeout=_REPORT_WAIT)
+
+
+def _refuse_while_stopping() -> None:
+    _log.warning("upgrade refused", reason=_STOPPING, signal="SIGUSR2")

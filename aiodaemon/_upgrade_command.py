@@ -67,7 +67,12 @@ def _by_control(control: str, pid: int, timeout: float) -> int | None:
         write_line(str(new))
         return ControlCode.OK
     error = answer.get("error")
-    say(f"upgrade failed: {error}" if isinstance(error, str) else "upgrade failed")
+    if not isinstance(error, str):
+        say("upgrade failed")
+    elif error.startswith("upgrade "):
+        say(error)  # "upgrade abandoned: the daemon is stopping"
+    else:
+        say(f"upgrade failed: {error}")
     return ControlCode.FAILURE
 
 

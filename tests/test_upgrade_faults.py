@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import shutil
+import signal
 import stat
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from .support import wait_gone
-from .test_upgrade import PROGRAM, App, cli
+from .support import ForegroundDaemon, clean_env, wait_for, wait_gone
+from .test_upgrade import PROGRAM, SCRIPT, App, cli
 
 
 @pytest.fixture
@@ -31,6 +33,29 @@ def script(tmp_path: Path) -> Iterator[App]:
     cli("stop", "--pidfile", str(application.pidfile), "--timeout", "5")
 
 
+def _upgrade_in_background(app: App) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [str(SCRIPT), "upgrade", "--pidfile", str(app.pidfile), "--timeout", "60"],
+        env=clean_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _successor_starting(app: App) -> int:
+    """The successor's pid, once it logged "starting" (its startup hooks come next)."""
+    [started] = wait_for(lambda: app.records("upgrade started"), 30, "the upgrade")
+    successor = started["successor"]
+    assert isinstance(successor, int)
+    wait_for(
+        lambda: [r for r in app.records("starting") if r["pid"] == successor],
+        30,
+        "the successor to start",
+    )
+    return successor
+
+
 def _leftovers(directory: Path) -> list[str]:
     """Pidfiles and socket files left in ``directory``."""
     return sorted(
@@ -38,6 +63,30 @@ def _leftovers(directory: Path) -> list[str]:
         for p in directory.iterdir()
         if p.suffix in (".pid", ".ctl") or stat.S_ISSOCK(p.lstat().st_mode)
     )
+
+
+def test_sigusr2_while_stopping_is_refused(tmp_path: Path) -> None:
+    """SIGUSR2 during a slow shutdown is refused and logged; the daemon stops normally (0)."""
+    daemon = ForegroundDaemon(tmp_path, "upgrade_stopping")
+    try:
+        daemon.wait_event("ready")
+        daemon.signal(signal.SIGTERM)
+        wait_for(lambda: "hook started" in daemon.recorded(), 10, "the shutdown hook")
+        daemon.signal(signal.SIGUSR2)
+        wait_for(
+            lambda: [
+                r
+                for r in daemon.lines()
+                if r["event"] == "upgrade refused" and r.get("reason") == "the daemon is stopping"
+            ],
+            10,
+            "the refusal",
+        )
+        (tmp_path / "release").touch()
+        assert daemon.wait() == 0
+    finally:
+        daemon.kill()
+    assert daemon.recorded() == ["hook started", "hook done"]
 
 
 def test_two_upgrades_then_stop_leave_nothing(script: App) -> None:
@@ -55,3 +104,25 @@ def test_two_upgrades_then_stop_leave_nothing(script: App) -> None:
     assert stop.returncode == 0, stop.stderr
     wait_gone(pids[-1])
     assert _leftovers(directory) == []
+
+
+def test_stop_during_an_upgrade_tells_the_upgrade_why(app: App) -> None:
+    """``stop`` while the successor starts: the upgrade says it was abandoned; no traceback."""
+    old = app.start()
+    app.edit('MODE = ""', 'MODE = "hang"')
+    upgrade = _upgrade_in_background(app)
+    try:
+        successor = _successor_starting(app)
+        stop = cli("stop", "--pidfile", str(app.pidfile))
+        assert stop.returncode == 0, stop.stderr
+        wait_gone(old, 30)
+        wait_gone(successor, 30)
+        _, stderr = upgrade.communicate(timeout=60)
+    finally:
+        if upgrade.poll() is None:
+            upgrade.kill()
+            upgrade.communicate()
+    assert upgrade.returncode == 1
+    assert stderr == "aiodaemon: upgrade abandoned: the daemon is stopping\n"
+    assert app.records("unhandled exception in event loop") == []
+    assert _leftovers(app.directory) == []
