@@ -185,7 +185,10 @@ class Upgrader:
             spawned = spawn_successor(self._inherited(), detached=self.target.detached)
         except DaemonError as exc:
             self._busy = False
-            raise UpgradeError(str(exc)) from exc
+            self._abort = None
+            message = _plain(str(exc))
+            _log.error("upgrade failed", error=message)
+            raise UpgradeError(message) from exc
         self.successor = spawned.pid
         self._spawned = spawned
         _log.info("upgrade started", successor=spawned.pid, timeout=within)
@@ -331,6 +334,7 @@ class Upgrader:
             last = _last_error_line(tail)
             status = "" if code is None else f" with status {code}"
             message = last or f"successor (pid {pid}) exited{status} before it was ready"
+        message = _plain(message)
         _log.error("upgrade failed", successor=pid, error=message)
         return message
 
@@ -438,6 +442,21 @@ async def _settle(pump: asyncio.Task[None]) -> None:
     """Let the stderr pump catch up a moment after the successor exited."""
     with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError, OSError):
         await asyncio.wait_for(asyncio.shield(pump), 0.5)
+
+
+def _plain(message: str) -> str:
+    """``message`` without the prefixes it gathered on its way ("upgrade: ", "aiodaemon: ").
+
+    The CLI says "upgrade failed: " once; the successor's own messages, and its
+    last stderr line, name the program or the upgrade again.
+    """
+    while True:
+        for prefix in ("upgrade: ", "aiodaemon: "):
+            if message.startswith(prefix):
+                message = message[len(prefix) :]
+                break
+        else:
+            return message
 
 
 def _last_error_line(tail: bytearray) -> str:

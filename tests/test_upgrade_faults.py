@@ -126,3 +126,28 @@ def test_stop_during_an_upgrade_tells_the_upgrade_why(app: App) -> None:
     assert stderr == "aiodaemon: upgrade abandoned: the daemon is stopping\n"
     assert app.records("unhandled exception in event loop") == []
     assert _leftovers(app.directory) == []
+
+
+def _one_clean_line(result: subprocess.CompletedProcess[str]) -> str:
+    assert result.returncode == 1
+    [line] = result.stderr.splitlines()
+    assert line.startswith("aiodaemon: upgrade failed: ")
+    assert "upgrade failed: upgrade:" not in line
+    assert "upgrade failed: aiodaemon:" not in line
+    return line
+
+
+def test_successor_refusal_is_one_clean_line(script: App) -> None:
+    """A successor refusing what it inherits: one line, one prefix, the reason."""
+    script.start()
+    script.edit('os.environ["APP_PIDFILE"],', 'os.environ["APP_PIDFILE"] + ".new",')
+    line = _one_clean_line(cli("upgrade", "--pidfile", str(script.pidfile)))
+    assert line.startswith("aiodaemon: upgrade failed: pidfile changed from ")
+
+
+def test_successor_import_error_is_one_clean_line(app: App) -> None:
+    """A successor whose target no longer imports: one line, one prefix, the import error."""
+    app.start()
+    app.edit("import aiodaemon\n", "import aiodaemon\nimport no_such_module\n")
+    line = _one_clean_line(cli("upgrade", "--pidfile", str(app.pidfile)))
+    assert "no_such_module" in line
