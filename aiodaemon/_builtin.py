@@ -96,11 +96,23 @@ class HealthService(Service):
 
     name = "health"
 
-    def __init__(self, server: HealthServer) -> None:
+    def __init__(
+        self,
+        server: HealthServer,
+        *,
+        defer_to: list[Callable[[], Awaitable[None]]] | None = None,
+    ) -> None:
         self.server = server
+        # An upgrade's successor: probes of the shared socket go to the old
+        # daemon, which is ready, until the hand-over (its "starting" 503s
+        # would take a serving address out of rotation).
+        self._defer_to = defer_to
 
     async def start(self) -> None:
         """Begin answering (``/readyz`` says 503 until ready)."""
+        if self._defer_to is not None:
+            self._defer_to.append(self.server.start)
+            return
         await self.server.start()
 
     async def close(self) -> None:
@@ -205,7 +217,8 @@ def _health(runtime: Runtime) -> Service | None:
             reported_ready=lambda: runtime.ready,
             checks=runtime.hooks.readiness,
             context=runtime.context,
-        )
+        ),
+        defer_to=getattr(runtime.parts.pipe, "on_takeover", None),
     )
 
 

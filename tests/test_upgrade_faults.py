@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import shutil
 import signal
+import socket
 import stat
 import subprocess
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -87,6 +89,51 @@ def test_sigusr2_while_stopping_is_refused(tmp_path: Path) -> None:
     finally:
         daemon.kill()
     assert daemon.recorded() == ["hook started", "hook done"]
+
+
+def _readyz(port: int) -> str:
+    """One probe of /readyz: the status line, or the error that ended it."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+            sock.sendall(b"GET /readyz HTTP/1.1\r\nhost: x\r\n\r\n")
+            data = b""
+            while chunk := sock.recv(4096):
+                data += chunk
+    except OSError as exc:
+        return repr(exc)
+    return data.split(b"\r\n", 1)[0].decode()
+
+
+def test_readyz_stays_ready_during_an_upgrade(script: App) -> None:
+    """Probes of /readyz while the successor starts (1 s) all say 200: no 503, no refusal."""
+    script.start(APP_HEALTH="127.0.0.1:0")
+    [record, *_] = wait_for(lambda: script.records("starting"), 10, "the starting record")
+    sockets = record["sockets"]
+    assert isinstance(sockets, dict)
+    port = int(str(sockets["health"]).rsplit(":", 1)[1])
+    script.edit('MODE = ""', 'MODE = "sleep1.0"')
+    answers: list[str] = []
+    stop = threading.Event()
+
+    def probe() -> None:
+        while not stop.is_set():
+            answers.append(_readyz(port))
+
+    thread = threading.Thread(target=probe)
+    thread.start()
+    try:
+        wait_for(lambda: len(answers) > 5, 10, "the probes to get going")
+        result = cli("upgrade", "--pidfile", str(script.pidfile))
+        assert result.returncode == 0, result.stderr
+        new = int(result.stdout)
+        wait_for(lambda: len(answers) > 5 and _readyz(port) == "HTTP/1.1 200 OK", 10, "probes")
+    finally:
+        stop.set()
+        thread.join(30)
+    assert [a for a in answers if a != "HTTP/1.1 200 OK"] == []
+    assert len(answers) > 20
+    # The successor answers on the shared socket from the hand-over on.
+    assert script.pid() == new
 
 
 def test_two_upgrades_then_stop_leave_nothing(script: App) -> None:

@@ -4,9 +4,9 @@ Tests copy it into a temporary directory and edit ``VERSION`` and ``MODE`` on
 disk between start and upgrade, so the code that runs after the upgrade is
 the file's new contents. ``MODE``: "" (normal), "raise" (a startup hook
 fails), "hang" (never ready), "exit" (the process dies during startup),
-"slow" (startup takes half a second). Started as ``python upgrade_app.py``
-(options from the ``APP_*`` environment variables) or as the console
-script's target ``upgrade_app:main``.
+"slow" (startup takes half a second), "sleep<seconds>" (startup takes that
+long). Started as ``python upgrade_app.py`` (options from the ``APP_*``
+environment variables) or as the console script's target ``upgrade_app:main``.
 """
 
 from __future__ import annotations
@@ -31,6 +31,8 @@ async def prepare() -> None:
         os._exit(3)
     if MODE == "slow":
         await asyncio.sleep(0.5)
+    if MODE.startswith("sleep"):
+        await asyncio.sleep(float(MODE.removeprefix("sleep")))
 
 
 async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
