@@ -57,6 +57,7 @@ class Handoff:
         "gid",
         "owns_watchdog",
         "parent",
+        "parent_pidfd",
         "real_stderr",
         "uid",
     )
@@ -71,8 +72,11 @@ class Handoff:
         gid: int,
         entries: list[Inherited] | None = None,
         owns_watchdog: bool = False,
+        parent_pidfd: int | None = None,
     ) -> None:
         self.parent = parent
+        #: a pidfd on the old daemon, None once it is gone (see :mod:`._takeover`).
+        self.parent_pidfd = parent_pidfd
         self.channel = channel
         self.real_stderr = real_stderr
         self.detached = detached
@@ -183,7 +187,24 @@ def _take(environ: MutableMapping[str, str]) -> Handoff | None:
         handoff_gid,
         entries,
         owns_watchdog=watchdog,
+        parent_pidfd=_open_parent(parent),
     )
+
+
+def _open_parent(parent: int) -> int | None:
+    """A pidfd on our parent (the old daemon), None when it is already gone.
+
+    Opened while ``getppid()`` still names it: a parent that exits first has
+    reparented us by then, so the pidfd can never name a recycled pid.
+    """
+    try:
+        pidfd = os.pidfd_open(parent)
+    except OSError:
+        return None
+    if os.getppid() != parent:
+        os.close(pidfd)
+        return None
+    return pidfd
 
 
 def _verify_channel(fd: int, parent: int, secret: str) -> socket.socket:
@@ -410,6 +431,15 @@ class SuccessorChannel(ReadinessPipe):
     def fail(self, code: int, message: str) -> None:
         self._pending = False
         super().fail(code, message)
+
+    def _write(self, text: str) -> None:
+        # Unlike a launcher's pipe, the channel stays open when its peer is gone
+        # (the old daemon was killed): the hand-over must still find it, see the
+        # end of file and take over (see _takeover).
+        if self.fd is None:
+            return
+        with contextlib.suppress(OSError):
+            self.handoff.channel.sendall(text.encode("utf-8", "replace"))
 
     def close(self) -> None:
         self._pending = False

@@ -11,7 +11,7 @@ import os
 import stat
 import time
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import structlog
 
@@ -19,6 +19,7 @@ from ._config import HEALTH_SOCKET
 from ._services import RuntimeHandle, Service
 
 if TYPE_CHECKING:
+    from ._adopt import SuccessorChannel
     from ._control_server import ControlServer
     from ._health import HealthServer
     from ._runtime import Runtime
@@ -278,4 +279,10 @@ def _upgrade(runtime: Runtime) -> Service:
         rollback=rollback,
         log_file=log_file,
     )
-    return UpgradeService(Upgrader(target), None if control is None else control.commands)
+    # An upgrade's successor watches the old daemon from the start (see _takeover).
+    successor = runtime.parts.pipe if hasattr(runtime.parts.pipe, "handoff") else None
+    return UpgradeService(
+        Upgrader(target),
+        None if control is None else control.commands,
+        cast("SuccessorChannel | None", successor),
+    )

@@ -468,65 +468,44 @@ def _last_error_line(tail: bytearray) -> str:
     return ""
 
 
-# --- the successor's side -----------------------------------------------------------
-
-_handovers: set[asyncio.Task[None]] = set()
+# --- the successor's side (see _takeover) -------------------------------------------
 
 
 def await_handover(channel: SuccessorChannel) -> None:
-    """After reporting ready: wait for ``G``, take the pidfile over, answer ``W``."""
-    task = asyncio.get_running_loop().create_task(_take_over(channel), name="aiodaemon-handover")
-    _handovers.add(task)
-    task.add_done_callback(_handovers.discard)
+    """After reporting ready: wait for ``G`` (or the old daemon's exit) and take over."""
+    from ._takeover import hand_over  # only a successor gets here
 
-
-async def _take_over(channel: SuccessorChannel) -> None:
-    from ._adopt import unix_files  # only a successor gets here
-
-    handoff = channel.handoff
-    reader, writer = await asyncio.open_unix_connection(sock=handoff.channel)
-    line = await _readline(reader)
-    if line != b"G\n":
-        writer.close()
-        if os.getppid() == handoff.parent:
-            # The old daemon rolled back and is killing us.
-            _log.warning("upgrade abandoned by the old daemon")
-            return
-        _log.warning("old daemon vanished before the hand-over; taking over")
-    if channel.pidfile is not None:
-        write_pid_in_place(channel.pidfile)
-    if channel.listeners is not None:
-        channel.listeners.own_unix_files(unix_files(handoff))
-    if channel.control is not None:
-        identity = unix_files(handoff, "control").get(str(channel.control.path))
-        if identity is not None:
-            channel.control.own_file(identity)
-    for step in channel.on_takeover:
-        await step()
-    # Our stderr was a pipe to the old daemon for its error report; it is ours now.
-    os.dup2(handoff.real_stderr, 2)
-    os.close(handoff.real_stderr)
-    if channel.notifier is not None:
-        channel.notifier.release()
-    _log.info("upgrade took over", predecessor=handoff.parent)
-    with contextlib.suppress(OSError):
-        writer.write(b"W\n")
-        await writer.drain()
-    writer.close()
+    hand_over(channel)
 
 
 class UpgradeService(Service):
-    """SIGUSR2 and the control socket's ``upgrade`` command, for the run they belong to."""
+    """SIGUSR2 and the control socket's ``upgrade`` command, for the run they belong to.
+
+    Args:
+        upgrader: the old daemon's side, for this run.
+        commands: the control server's commands (None without a control socket).
+        successor: this run's channel to the old daemon, when an upgrade started it.
+    """
 
     name = "upgrade"
 
-    def __init__(self, upgrader: Upgrader, commands: dict[str, Any] | None) -> None:
+    def __init__(
+        self,
+        upgrader: Upgrader,
+        commands: dict[str, Any] | None,
+        successor: SuccessorChannel | None = None,
+    ) -> None:
         self.upgrader = upgrader
         self._commands = commands
+        self._successor = successor
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
         """Answer SIGUSR2 and ``{"cmd": "upgrade"}`` from now on."""
+        if self._successor is not None:
+            from ._takeover import watch_predecessor
+
+            watch_predecessor(self._successor)
         asyncio.get_running_loop().add_signal_handler(signal.SIGUSR2, self._on_signal)
         if self._commands is not None:
             self._commands["upgrade"] = upgrade_command(self.upgrader)

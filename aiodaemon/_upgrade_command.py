@@ -19,12 +19,14 @@ from ._control import ControlCode
 from ._control_client import ControlAbsent, ControlDenied, ControlError, ControlRefused, ask
 from ._control_protocol import VERSION
 from ._messages import say, write_line
-from ._pidfile import read_pidfile
+from ._pidfile import PidfileStatus, read_pidfile
 
 __all__ = ["upgrade"]
 
 #: Seconds added to ``--timeout`` for the hand-over after the successor is ready.
 _HANDOVER_GRACE = 15.0
+#: Seconds a daemon that closed the connection without an answer may take to exit.
+_EXIT_WAIT = 2.0
 
 
 def upgrade(path: str, control: str | None, timeout: float) -> int:
@@ -41,7 +43,7 @@ def upgrade(path: str, control: str | None, timeout: float) -> int:
     pid, pidfd = holder
     try:
         if control is not None:
-            code = _by_control(control, pid, timeout)
+            code = _by_control(control, path, pid, pidfd, timeout)
             if code is not None:
                 return code
         return _by_signal(path, pid, pidfd, timeout)
@@ -49,9 +51,10 @@ def upgrade(path: str, control: str | None, timeout: float) -> int:
         os.close(pidfd)
 
 
-def _by_control(control: str, pid: int, timeout: float) -> int | None:
+def _by_control(control: str, path: str, pid: int, pidfd: int, timeout: float) -> int | None:
     """Ask for the upgrade and its result; None when there is no control socket to ask."""
     request = {"v": VERSION, "cmd": "upgrade", "timeout": timeout}
+    deadline = time.monotonic() + timeout + _HANDOVER_GRACE
     try:
         answer = ask(control, request, holder=pid, timeout=timeout + _HANDOVER_GRACE)
     except (ControlAbsent, ControlRefused):
@@ -60,6 +63,10 @@ def _by_control(control: str, pid: int, timeout: float) -> int | None:
         say(str(exc))
         return ControlCode.NO_PERMISSION
     except ControlError as exc:
+        # A daemon that dies closes its connections a moment before its pidfd
+        # reports the exit: give the exit that moment.
+        if select.select([pidfd], [], [], _EXIT_WAIT)[0]:
+            return _after_death(path, control, pid, deadline)
         say(f"{exc}; the daemon's log says what became of the upgrade")
         return ControlCode.FAILURE
     new = answer.get("pid")
@@ -74,6 +81,48 @@ def _by_control(control: str, pid: int, timeout: float) -> int | None:
     else:
         say(f"upgrade failed: {error}")
     return ControlCode.FAILURE
+
+
+def _after_death(path: str, control: str, old: int, deadline: float) -> int:
+    """The old daemon died before it answered: tell whether its successor took over.
+
+    The successor claims the pidfile (whose lock it already shares) as soon as
+    the old daemon is gone, and reports running once its startup hooks are done.
+    Not a hand-over, so never 0: requests the old daemon held died with it.
+    """
+    died = f"pid {old} died during the upgrade, before it handed over"
+    new = None
+    state = "starting"
+    while (left := deadline - time.monotonic()) > 0:
+        reading = read_pidfile(path)
+        if reading.running_pid not in (None, old):
+            new = reading.running_pid
+            state = _state_of(control, new, left) or state
+            if state != "starting":
+                break
+        elif reading.status in (PidfileStatus.ABSENT, PidfileStatus.DEAD):
+            # Nobody holds the lock: the successor is gone too.
+            state = "gone"
+            break
+        time.sleep(0.05)
+    if new is None or state == "gone":
+        say(f"{died}; no successor runs: not running")
+    elif state == "starting":
+        say(f"{died}; its successor (pid {new}) took over but is still starting")
+    else:
+        say(f"{died}; its successor (pid {new}) took over and is {state}")
+    return ControlCode.FAILURE
+
+
+def _state_of(control: str, pid: int, within: float) -> str | None:
+    """The state ``pid`` reports on the control socket; None when it does not answer (yet)."""
+    request = {"v": VERSION, "cmd": "status"}
+    try:
+        answer = ask(control, request, holder=pid, timeout=min(within, 2.0))
+    except ControlError:
+        return None
+    state = answer.get("state")
+    return state if isinstance(state, str) else None
 
 
 def _by_signal(path: str, pid: int, pidfd: int, timeout: float) -> int:

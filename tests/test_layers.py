@@ -78,7 +78,7 @@ LAYERS = [
         "_signal_mask",
         "_user_exit",
     },
-    {"_loop", "_reloads", "_control_server", "_services", "_upgrade"},
+    {"_loop", "_reloads", "_control_server", "_services", "_upgrade", "_takeover"},
     {"_signal_handlers"},
     {"_runtime", "_shutdown", "_builtin", "_startup"},
     {"_launch", "_successor"},

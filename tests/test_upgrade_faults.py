@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import signal
 import socket
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from .support import ForegroundDaemon, clean_env, wait_for, wait_gone
+from .support import ForegroundDaemon, clean_env, is_alive, kill_quietly, wait_for, wait_gone
 from .test_upgrade import PROGRAM, SCRIPT, App, cli
 
 
@@ -65,6 +66,40 @@ def _leftovers(directory: Path) -> list[str]:
         for p in directory.iterdir()
         if p.suffix in (".pid", ".ctl") or stat.S_ISSOCK(p.lstat().st_mode)
     )
+
+
+def test_old_daemon_killed_mid_upgrade_successor_takes_over(app: App) -> None:
+    """The old daemon SIGKILLed while its successor starts: the successor runs, managed."""
+    old = app.start()
+    app.edit('MODE = ""', 'MODE = "sleep1.0"')
+    upgrade = _upgrade_in_background(app)
+    successor = None
+    try:
+        successor = _successor_starting(app)
+        os.kill(old, signal.SIGKILL)
+        _, stderr = upgrade.communicate(timeout=60)
+        # Not a hand-over (what the old daemon held died with it), but the truth.
+        assert upgrade.returncode == 1
+        assert f"pid {old} died during the upgrade" in stderr
+        assert f"successor (pid {successor}) took over and is running" in stderr
+        status = cli("status", "--pidfile", str(app.pidfile))
+        assert status.returncode == 0, status.stderr
+        assert status.stdout.startswith(f"running (pid {successor},")
+        assert app.pid() == successor
+        assert app.get() == f"v1 {successor}"
+        [vanished] = app.records("old daemon vanished, taking over")
+        assert vanished["pid"] == successor
+        assert [r["level"] for r in app.records("unhandled exception in event loop")] == []
+        stop = cli("stop", "--pidfile", str(app.pidfile))
+        assert stop.returncode == 0, stop.stderr
+        wait_gone(successor)
+    finally:
+        if upgrade.poll() is None:
+            upgrade.kill()
+            upgrade.communicate()
+        if successor is not None and is_alive(successor):
+            kill_quietly(successor)
+    assert _leftovers(app.directory) == []
 
 
 def test_sigusr2_while_stopping_is_refused(tmp_path: Path) -> None:
