@@ -107,6 +107,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     options = _daemon_options(args, detach=False)
     daemon, program = _load_target(args.target)
+    # As `start` does: another user's daemon makes the pidfile unopenable for
+    # us ("Permission denied"), when "already running" is the answer.
+    if args.pidfile is not None and not _is_successor() and _report_running(args.pidfile):
+        return ExitCode.ALREADY_RUNNING
     return launch(daemon.hooks, program, options, explain=_explain_in_flags(args))
 
 

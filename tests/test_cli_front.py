@@ -326,3 +326,28 @@ def test_other_user_with_no_daemon_running_gets_the_option_error(shared_dir: Pat
         f"aiodaemon: --pidfile: directory is not writable: {shared_dir}"
     )
     assert not pidfile.exists()
+
+
+@pytest.mark.parametrize(("command", "status"), [("start", 0), ("run", 3)], ids=["start", "run"])
+def test_other_user_in_a_sticky_directory_is_told_already_running(
+    shared_dir: Path, command: str, status: int
+) -> None:
+    """Root's daemon, pidfile in a sticky /tmp-like directory: others hear "already running"."""
+    sticky = shared_dir / "run"
+    sticky.mkdir()
+    sticky.chmod(0o1777)
+    pidfile = sticky / "app.pid"
+    started = cli("start", "app:main", "--pidfile", pidfile, cwd=shared_dir)
+    assert started.returncode == 0, started.stderr
+    pid = int(started.stdout)
+    try:
+        result = cli_as_other_user(command, "app:main", "--pidfile", pidfile, cwd=shared_dir)
+        assert result.returncode == status, result.stderr
+        assert (
+            one_line(result.stderr) == f"aiodaemon: already running (pid {pid}, pidfile {pidfile})"
+        )
+        assert is_alive(pid)
+        assert read_pid(pidfile) == pid
+    finally:
+        assert cli("stop", "--pidfile", pidfile, cwd=shared_dir).returncode == 0
+    wait_gone(pid)
