@@ -308,7 +308,12 @@ def _reload_and_wait(control: StrPath, pid: int, timeout: float) -> int | None:
         _say(f"unreadable reload answer from pid {pid}")
         return ControlCode.FAILURE
     if not result["ok"]:
-        _say(f"reload failed (pid {pid}, still running): {result.get('error')}")
+        error = str(result.get("error"))
+        if error.startswith("cancelled:"):
+            # A stop cut the reload short: the daemon is on its way out.
+            _say(f"reload {error} (pid {pid})")
+        else:
+            _say(f"reload failed (pid {pid}, still running): {error}")
         return ControlCode.FAILURE
     _say(f"reloaded (pid {pid})")
     return ControlCode.OK
