@@ -6,6 +6,7 @@ like any other service (see :mod:`._shutdown` for the steps).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import stat
@@ -115,6 +116,14 @@ class HealthService(Service):
             self._defer_to.append(self.server.start)
             return
         await self.server.start()
+
+    async def wait_finished(self) -> None:
+        """After an upgrade's hand-over: probes already connected get their answer."""
+        from ._health import REQUEST_TIMEOUT
+
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(2 * REQUEST_TIMEOUT):
+                await self.server.wait_answered()
 
     async def close(self) -> None:
         """Stop answering: the last step of the shutdown sequence."""

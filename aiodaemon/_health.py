@@ -110,6 +110,9 @@ class HealthServer:
         self._evaluation: asyncio.Task[bool] | None = None
         self._evaluation_started = 0.0
         self._failing: str | None = None
+        #: the state when an upgrade's hand-over cut the listener (see stop_accepting).
+        self._handed_over: State | None = None
+        self._answered = asyncio.Event()
 
     async def start(self) -> None:
         """Begin answering."""
@@ -119,10 +122,28 @@ class HealthServer:
         )
 
     def stop_accepting(self) -> None:
-        """Close the listener, still answering the connections already open (an upgrade)."""
+        """Close the listener at an upgrade's hand-over, still answering the open connections.
+
+        Their probes reached the address before the successor took it over, and
+        the address stays served: they are answered as this daemon stood now
+        (ready, its checks' last verdict), not with the 503 of its shutdown.
+        """
         if self._server is not None:
             self._server.close()
             self._server = None
+        self._handed_over = self._state()
+        self._check_answered()
+
+    async def wait_answered(self) -> None:
+        """After :meth:`stop_accepting`: wait until every open connection got its answer.
+
+        A probe that connected just before the hand-over may send its request
+        a moment later; closing it unanswered would fail the probe. Each
+        connection's own :data:`REQUEST_TIMEOUT` bounds the wait; nothing to
+        wait for without a hand-over.
+        """
+        if self._handed_over is not None:
+            await self._answered.wait()
 
     def close(self) -> None:
         """Stop answering: the listener and every open connection are closed."""
@@ -146,17 +167,25 @@ class HealthServer:
 
     def _closed(self, protocol: _HealthProtocol) -> None:
         self._open.pop(protocol, None)
+        self._check_answered()
+
+    def _check_answered(self) -> None:
+        if self._handed_over is not None and all(p.answered for p in self._open):
+            self._answered.set()
 
     # --- answers ----------------------------------------------------------------
 
     def livez(self) -> tuple[int, bytes]:
         """The liveness answer: the loop answered, so 200."""
-        return 200, _state_body(self._state())
+        return 200, _state_body(self._now())
 
     def ready_now(self) -> bool | None:
         """False when not ready whatever the checks say; None when the checks decide."""
-        if not self._reported_ready() or self._state() not in _READY_STATES:
+        if not self._reported_ready() or self._now() not in _READY_STATES:
             return False
+        if self._handed_over is not None:
+            # Our checks may fail as the program shuts down: their last verdict stands.
+            return self._failing is None
         return True if not self._checks else None
 
     def evaluate(self) -> asyncio.Task[bool]:
@@ -172,7 +201,7 @@ class HealthServer:
 
     def readyz(self, checks_ok: bool) -> tuple[int, bytes]:
         """The readiness answer once the checks (if any) have passed or failed."""
-        state = self._state()
+        state = self._now()
         ready = checks_ok and self._reported_ready() and state in _READY_STATES
         return (200 if ready else 503), _state_body(state)
 
@@ -202,6 +231,9 @@ class HealthServer:
         if result is False:
             return f"{describe(check)}: returned False"
         return None
+
+    def _now(self) -> State:
+        return self._state() if self._handed_over is None else self._handed_over
 
 
 def _state_body(state: State) -> bytes:
@@ -296,8 +328,14 @@ class _HealthProtocol(asyncio.Protocol):
 
         self._server.evaluate().add_done_callback(answer)
 
+    @property
+    def answered(self) -> bool:
+        """Whether the answer was written (or the request was not worth one)."""
+        return self._sent
+
     def _send(self, response: bytes) -> None:
         self._sent = True
+        self._server._check_answered()
         transport = self._transport
         if transport is None or transport.is_closing():
             return
