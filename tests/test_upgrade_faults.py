@@ -102,6 +102,93 @@ def test_old_daemon_killed_mid_upgrade_successor_takes_over(app: App) -> None:
     assert _leftovers(app.directory) == []
 
 
+def test_old_daemon_killed_after_successor_ready_successor_takes_over(app: App) -> None:
+    """The old daemon killed after its successor reported ready, before it said "go"."""
+    old = app.start()
+    app.edit('MODE = ""', 'MODE = "sleep1.0"')
+    upgrade = _upgrade_in_background(app)
+    successor = None
+    try:
+        successor = _successor_starting(app)
+        # Frozen, the old daemon cannot answer the successor's "ready": killed then,
+        # it dies between the two.
+        os.kill(old, signal.SIGSTOP)
+        wait_for(
+            lambda: [r for r in app.records("ready") if r["pid"] == successor],
+            30,
+            "the successor to be ready",
+        )
+        os.kill(old, signal.SIGKILL)
+        _, stderr = upgrade.communicate(timeout=60)
+        assert upgrade.returncode == 1
+        assert f"successor (pid {successor}) took over and is running" in stderr
+        status = cli("status", "--pidfile", str(app.pidfile))
+        assert status.returncode == 0, status.stderr
+        assert status.stdout.startswith(f"running (pid {successor},")
+        assert app.get() == f"v1 {successor}"
+        assert app.records("old daemon vanished, taking over")
+        assert app.records("upgrade abandoned by the old daemon") == []
+        stop = cli("stop", "--pidfile", str(app.pidfile))
+        assert stop.returncode == 0, stop.stderr
+        wait_gone(successor)
+    finally:
+        if upgrade.poll() is None:
+            upgrade.kill()
+            upgrade.communicate()
+        if successor is not None and is_alive(successor):
+            kill_quietly(successor)
+    assert _leftovers(app.directory) == []
+
+
+def test_old_daemon_killed_under_systemd_successor_reports_ready(tmp_path: Path) -> None:
+    """Type=notify: the successor of a killed daemon sends READY=1 with its own MAINPID."""
+    from .test_systemd import NotifyReceiver
+
+    receiver = NotifyReceiver(str(tmp_path / "notify.sock"))
+    shutil.copy(PROGRAM, tmp_path / "upgrade_app.py")
+    app = App(tmp_path, "cli")
+    proc = subprocess.Popen(
+        [
+            *(str(SCRIPT), "run", "upgrade_app:main", "--pidfile", str(app.pidfile)),
+            *("--listen", "http=127.0.0.1:0", "--log-file", str(app.log)),
+        ],
+        cwd=tmp_path,
+        env=receiver.env(),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    upgrade = None
+    successor = None
+    try:
+        [*_, ready] = receiver.receive_until("READY=1", 30)
+        old = ready.pid
+        app.edit('MODE = ""', 'MODE = "sleep1.0"')
+        upgrade = _upgrade_in_background(app)
+        successor = _successor_starting(app)
+        proc.kill()
+        proc.wait(30)
+        seen = receiver.receive_until("READY=1", 30)
+        assert seen[-1].pid == successor
+        assert seen[-1].lines == ["READY=1", f"MAINPID={successor}"]
+        # Nothing from the successor before it was ready (no STOPPING=1, no READY=1 early).
+        assert [d.lines for d in seen[:-1] if d.pid == successor] == []
+        upgrade.communicate(timeout=60)
+        assert cli("stop", "--pidfile", str(app.pidfile)).returncode == 0
+        wait_gone(successor)
+        assert old != successor
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        if upgrade is not None and upgrade.poll() is None:
+            upgrade.kill()
+            upgrade.communicate()
+        if successor is not None and is_alive(successor):
+            kill_quietly(successor)
+        receiver.close()
+
+
 def test_sigusr2_while_stopping_is_refused(tmp_path: Path) -> None:
     """SIGUSR2 during a slow shutdown is refused and logged; the daemon stops normally (0)."""
     daemon = ForegroundDaemon(tmp_path, "upgrade_stopping")
