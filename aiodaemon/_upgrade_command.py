@@ -83,20 +83,24 @@ def _by_control(control: str, path: str, pid: int, pidfd: int, timeout: float) -
     return ControlCode.FAILURE
 
 
-def _after_death(path: str, control: str, old: int, deadline: float) -> int:
-    """The old daemon died before it answered: tell whether its successor took over.
+def _after_death(path: str, control: str | None, old: int, deadline: float) -> int:
+    """The old daemon exited before it handed over: tell whether its successor took over.
 
     The successor claims the pidfile (whose lock it already shares) as soon as
-    the old daemon is gone, and reports running once its startup hooks are done.
-    Not a hand-over, so never 0: requests the old daemon held died with it.
+    the old daemon is gone, and reports running once its startup hooks are done
+    (asked on ``control``; without one, the claim is all we learn). Not a
+    hand-over, so never 0: requests the old daemon held died with it.
     """
-    died = f"pid {old} died during the upgrade, before it handed over"
+    died = f"pid {old} exited during the upgrade, before it handed over"
     new = None
     state = "starting"
     while (left := deadline - time.monotonic()) > 0:
         reading = read_pidfile(path)
         if reading.running_pid not in (None, old):
             new = reading.running_pid
+            if control is None:
+                state = ""
+                break
             state = _state_of(control, new, left) or state
             if state != "starting":
                 break
@@ -109,6 +113,8 @@ def _after_death(path: str, control: str, old: int, deadline: float) -> int:
         say(f"{died}; no successor runs: not running")
     elif state == "starting":
         say(f"{died}; its successor (pid {new}) took over but is still starting")
+    elif not state:
+        say(f"{died}; its successor (pid {new}) took over")
     else:
         say(f"{died}; its successor (pid {new}) took over and is {state}")
     return ControlCode.FAILURE
@@ -147,5 +153,5 @@ def _by_signal(path: str, pid: int, pidfd: int, timeout: float) -> int:
         if select.select([pidfd], [], [], min(left, 0.02))[0]:
             state = read_pidfile(path)
             if state.running_pid is None or state.running_pid == pid:
-                say(f"pid {pid} exited without handing over")
-                return ControlCode.FAILURE
+                # Killed, say: its successor may take over on its own.
+                return _after_death(path, None, pid, deadline)

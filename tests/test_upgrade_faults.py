@@ -80,7 +80,7 @@ def test_old_daemon_killed_mid_upgrade_successor_takes_over(app: App) -> None:
         _, stderr = upgrade.communicate(timeout=60)
         # Not a hand-over (what the old daemon held died with it), but the truth.
         assert upgrade.returncode == 1
-        assert f"pid {old} died during the upgrade" in stderr
+        assert f"pid {old} exited during the upgrade" in stderr
         assert f"successor (pid {successor}) took over and is running" in stderr
         status = cli("status", "--pidfile", str(app.pidfile))
         assert status.returncode == 0, status.stderr
