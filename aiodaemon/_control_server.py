@@ -122,6 +122,12 @@ class ControlServer:
                 self._active.discard(task)
         except (OSError, TimeoutError):
             pass  # the peer left or stalled: nobody to tell
+        except asyncio.CancelledError:
+            # close() at the end of the shutdown ends the connections still open.
+            # This task is the connection's own and nobody awaits it: ending it
+            # quietly keeps Python 3.11's streams from logging the cancellation
+            # as an "unhandled exception in event loop".
+            pass
         finally:
             # abort(): no lingering close handshake for a peer that may never read.
             writer.transport.abort()

@@ -447,6 +447,20 @@ def test_control_socket_is_0600_whatever_the_umask_and_removed_at_exit(app: App)
     assert not app.control.exists()
 
 
+def test_a_control_connection_open_at_the_stop_ends_quietly(app: App) -> None:
+    """A client idle on the control socket while the daemon stops: exit 0, no error logged."""
+    log = app.dir / "app.jsonl"
+    pid = start(app, "--log-file", str(log))
+    with socket.socket(socket.AF_UNIX) as idle:
+        idle.connect(str(app.control))
+        stop(app)
+        wait_gone(pid)
+    records = read_json_lines(log)
+    assert records[-1]["event"] == "exit"
+    assert records[-1]["status"] == 0
+    assert [r for r in records if r["level"] in ("error", "critical")] == []
+
+
 def test_a_file_in_the_way_of_the_control_socket_is_refused(app: App) -> None:
     """A regular file at the control path is never replaced: one line, exit 1, nothing left."""
     app.control.write_text("precious")
