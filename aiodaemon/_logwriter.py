@@ -36,8 +36,12 @@ __all__ = ["DEFAULT_QUEUE_SIZE", "LogWriter", "Sink"]
 DEFAULT_QUEUE_SIZE = 32_768
 #: Seconds between retries of a syslog daemon that is down, when nothing new is logged.
 _RETRY_INTERVAL = 0.5
-#: At most this many records per write(): bounds the writer's time holding the GIL.
-_BATCH = 2048
+#: At most this many records per write() (~3 MB of 200-byte lines). A loop logging
+#: flat out hands the GIL to this thread only every switch interval (5 ms): the
+#: batch must be large enough to drain in one turn what the loop queues in
+#: one, or a burst overflows the queue (2,048 lost half of a 200,000-record
+#: burst, benchmarks/logging.py); the join and the write are C, ~1 ms.
+_BATCH = 16384
 
 
 #: What the writer thread writes to; each has write(records), reopen() and close().
