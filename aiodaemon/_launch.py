@@ -219,104 +219,82 @@ def become_daemon(
     launch_directory: str | None = None,
 ) -> int:
     """Connect to the service manager, drop privileges, start logging, run: the exit status."""
-    from ._signal_mask import hold_lifecycle_signals, release_after_run
+    from ._signal_mask import lifecycle_signals_held
 
     # From before the pid is written until the loop's handlers exist, a stop,
     # reload or reopen signal waits instead of killing us (see _signal_mask).
-    hold_lifecycle_signals()
-    try:
-        return _become_daemon(
-            hooks,
-            main,
-            options,
-            acquired,
-            pipe,
+    with lifecycle_signals_held():
+        from ._runtime import DaemonParts, run_daemon
+
+        try:
+            notifier = None
+            # Only a service manager's daemon loads the notify protocol. Connected
+            # before a chroot hides the socket's path; aiodaemon.sd_notify shares it
+            # for the same reason.
+            if os.environ.get("NOTIFY_SOCKET"):
+                from ._systemd import Notifier, SuccessorNotifier, set_default_notifier
+
+                if handoff is None:
+                    notifier = Notifier.from_env()
+                else:
+                    notifier = SuccessorNotifier.for_successor(handoff.owns_watchdog)
+                if notifier is not None:
+                    acquired.stack.enter_context(notifier)
+                set_default_notifier(notifier)
+            from ._handoff import remember_launch_directory
+
+            remember_launch_directory(launch_directory)
+            _preload(options)
+            from ._services import load_factories
+
+            factories = load_factories()
+            from ._privileges import drop_privileges
+
+            if acquired.pidfile is not None and options.chroot is not None:
+                acquired.pidfile.enter_chroot(options.chroot)
+            drop_privileges(options)
+            if acquired.pidfile is not None and handoff is None:
+                # A successor writes its pid only at the hand-over (see _upgrade).
+                acquired.pidfile.write_pid()
+            from ._logging import start_logging
+
+            assert acquired.logs is not None  # acquire() always opens the log targets
+            logs = start_logging(
+                acquired.logs, options, detached=not foreground, container=container
+            )
+        except Exception as exc:
+            code = getattr(exc, "exit_code", ExitCode.FAILURE)
+            message = str(exc) if isinstance(exc, DaemonError) else f"{type(exc).__name__}: {exc}"
+            pipe.fail(code, message)
+            if foreground:
+                say(message)
+            close_main(main)
+            return int(code)
+        if handoff is not None:
+            from ._adopt import SuccessorChannel
+            from ._upgrade import await_handover
+
+            assert isinstance(pipe, SuccessorChannel)
+            pipe.pidfile, pipe.listeners, pipe.notifier = (
+                acquired.pidfile,
+                acquired.listeners,
+                notifier,
+            )
+            pipe.control = acquired.control
+            pipe.on_ready = await_handover
+        parts = DaemonParts(
+            options=options,
+            listeners=acquired.listeners,
+            control=acquired.control,
+            pidfile=acquired.pidfile,
+            pipe=pipe,
+            notifier=notifier,
+            logs=logs,
+            log_targets=acquired.logs,
             foreground=foreground,
-            container=container,
-            handoff=handoff,
-            launch_directory=launch_directory,
+            factories=factories,
         )
-    finally:
-        release_after_run()
-
-
-def _become_daemon(
-    hooks: Hooks,
-    main: MainTarget,
-    options: Options,
-    acquired: Acquired,
-    pipe: ReadinessPipe,
-    *,
-    foreground: bool,
-    container: bool,
-    handoff: Handoff | None,
-    launch_directory: str | None,
-) -> int:
-    from ._runtime import DaemonParts, run_daemon
-
-    try:
-        notifier = None
-        # Only a service manager's daemon loads the notify protocol. Connected
-        # before a chroot hides the socket's path; aiodaemon.sd_notify shares it
-        # for the same reason.
-        if os.environ.get("NOTIFY_SOCKET"):
-            from ._systemd import Notifier, SuccessorNotifier, set_default_notifier
-
-            if handoff is None:
-                notifier = Notifier.from_env()
-            else:
-                notifier = SuccessorNotifier.for_successor(handoff.owns_watchdog)
-            if notifier is not None:
-                acquired.stack.enter_context(notifier)
-            set_default_notifier(notifier)
-        from ._handoff import remember_launch_directory
-
-        remember_launch_directory(launch_directory)
-        _preload(options)
-        from ._services import load_factories
-
-        factories = load_factories()
-        from ._privileges import drop_privileges
-
-        if acquired.pidfile is not None and options.chroot is not None:
-            acquired.pidfile.enter_chroot(options.chroot)
-        drop_privileges(options)
-        if acquired.pidfile is not None and handoff is None:
-            # A successor writes its pid only at the hand-over (see _upgrade).
-            acquired.pidfile.write_pid()
-        from ._logging import start_logging
-
-        assert acquired.logs is not None  # acquire() always opens the log targets
-        logs = start_logging(acquired.logs, options, detached=not foreground, container=container)
-    except Exception as exc:
-        code = getattr(exc, "exit_code", ExitCode.FAILURE)
-        message = str(exc) if isinstance(exc, DaemonError) else f"{type(exc).__name__}: {exc}"
-        pipe.fail(code, message)
-        if foreground:
-            say(message)
-        close_main(main)
-        return int(code)
-    if handoff is not None:
-        from ._adopt import SuccessorChannel
-        from ._upgrade import await_handover
-
-        assert isinstance(pipe, SuccessorChannel)
-        pipe.pidfile, pipe.listeners, pipe.notifier = acquired.pidfile, acquired.listeners, notifier
-        pipe.control = acquired.control
-        pipe.on_ready = await_handover
-    parts = DaemonParts(
-        options=options,
-        listeners=acquired.listeners,
-        control=acquired.control,
-        pidfile=acquired.pidfile,
-        pipe=pipe,
-        notifier=notifier,
-        logs=logs,
-        log_targets=acquired.logs,
-        foreground=foreground,
-        factories=factories,
-    )
-    return run_daemon(main, hooks, parts)
+        return run_daemon(main, hooks, parts)
 
 
 def _preload(options: Options) -> None:

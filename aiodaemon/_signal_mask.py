@@ -27,9 +27,8 @@ from collections.abc import Iterable, Iterator
 __all__ = [
     "LATE_IGNORED",
     "LIFECYCLE_SIGNALS",
-    "hold_lifecycle_signals",
     "ignoring_late_signals",
-    "release_after_run",
+    "lifecycle_signals_held",
     "release_signals",
 ]
 
@@ -45,9 +44,23 @@ LIFECYCLE_SIGNALS = (
 LATE_IGNORED = (signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2)
 
 
-def hold_lifecycle_signals() -> None:
-    """Block the lifecycle signals in this thread (and the threads it starts from now on)."""
+@contextlib.contextmanager
+def lifecycle_signals_held() -> Iterator[None]:
+    """The run phase, from before the pid is written: lifecycle signals wait, none is fatal.
+
+    Blocked in this thread (and the threads it starts) until the runtime
+    releases them once the loop's handlers exist (:func:`release_signals`).
+    At the end, whatever happened, nothing is left held and SIGHUP, SIGUSR1
+    and SIGUSR2 are ignored: after a failure before the loop ran (its handlers
+    never installed) a pending SIGHUP must not end the exit.
+    """
     signal.pthread_sigmask(signal.SIG_BLOCK, LIFECYCLE_SIGNALS)
+    try:
+        yield
+    finally:
+        for signum in LATE_IGNORED:
+            signal.signal(signum, signal.SIG_IGN)
+        release_signals(LIFECYCLE_SIGNALS)
 
 
 def release_signals(signals: Iterable[int]) -> None:
@@ -70,14 +83,3 @@ def ignoring_late_signals() -> Iterator[None]:
         for signum in LATE_IGNORED:
             signal.signal(signum, signal.SIG_IGN)
         release_signals(LATE_IGNORED)
-
-
-def release_after_run() -> None:
-    """At the end of the run phase, whatever happened: nothing left held, nothing late fatal.
-
-    After a failure before the loop ran (its handlers never installed) the
-    signals would still be blocked: a pending SIGHUP must not end the exit.
-    """
-    for signum in LATE_IGNORED:
-        signal.signal(signum, signal.SIG_IGN)
-    release_signals(LIFECYCLE_SIGNALS)

@@ -112,6 +112,23 @@ def program(name: str) -> Path:
     return path
 
 
+def spawn_program(name: str, *args: str | os.PathLike[str]) -> subprocess.Popen[str]:
+    """Start ``tests/programs/NAME.py ARGS`` as our child: no stdin, stdout dropped, stderr kept."""
+    return subprocess.Popen(
+        [PYTHON, str(program(name)), *map(str, args)],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=clean_env(),
+    )
+
+
+def has_line(path: Path, line: str) -> bool:
+    """Whether the file ``path`` (a program's record of what it did) holds ``line``."""
+    return line in path.read_text().splitlines()
+
+
 def install_program(name: str, directory: Path, as_name: str = "app.py") -> Path:
     """Copy ``tests/programs/NAME.py`` to ``directory/as_name``.
 

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import json
 import signal
-import subprocess
 from pathlib import Path
 
-from .support import PYTHON, clean_env, kill_quietly, program, wait_for
+from .support import has_line, kill_quietly, spawn_program, wait_for
 
 
 def test_a_third_signal_does_not_replace_the_forced_exits_status(tmp_path: Path) -> None:
@@ -15,18 +14,11 @@ def test_a_third_signal_does_not_replace_the_forced_exits_status(tmp_path: Path)
     record, release, pidfile = tmp_path / "record.txt", tmp_path / "release", tmp_path / "d.pid"
     record.touch()
     options = {"detach": False, "pidfile": str(pidfile), "log_file": str(tmp_path / "log.jsonl")}
-    proc = subprocess.Popen(
-        [PYTHON, str(program("forced_exit_held")), json.dumps(options), str(record), str(release)],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=clean_env(),
-    )
+    proc = spawn_program("forced_exit_held", json.dumps(options), record, release)
     try:
 
         def recorded(line: str) -> bool:
-            return line in record.read_text().splitlines()
+            return has_line(record, line)
 
         wait_for(lambda: recorded("main running"), what="main running")
         proc.send_signal(signal.SIGTERM)

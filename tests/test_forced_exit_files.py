@@ -5,11 +5,10 @@ from __future__ import annotations
 import json
 import signal
 import socket
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
-from .support import PYTHON, clean_env, kill_quietly, program, wait_for
+from .support import has_line, kill_quietly, spawn_program, wait_for
 
 
 def _force_exit(
@@ -31,18 +30,11 @@ def _force_exit(
         "listen": {"app": f"unix:{files['listener']}"},
         "health": f"unix:{files['health']}",
     }
-    proc = subprocess.Popen(
-        [PYTHON, str(program("forced_exit_sockets")), json.dumps(options), str(record)],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=clean_env(),
-    )
+    proc = spawn_program("forced_exit_sockets", json.dumps(options), record)
     try:
 
         def recorded(line: str) -> bool:
-            return line in record.read_text().splitlines()
+            return has_line(record, line)
 
         wait_for(lambda: recorded("main running"), what="main running")
         assert all(path.exists() for path in files.values())

@@ -12,12 +12,11 @@ from pathlib import Path
 import pytest
 
 from .support import (
-    PYTHON,
-    clean_env,
+    has_line,
     is_alive,
     kill_quietly,
-    program,
     read_json_lines,
+    spawn_program,
     wait_for,
     wait_gone,
 )
@@ -30,14 +29,7 @@ def _start_and_signal(tmp_path: Path, n: int, sig: int) -> tuple[subprocess.Pope
     """Start a detached daemon and send ``sig`` as soon as its pidfile holds a pid."""
     pidfile, log = tmp_path / f"d{n}.pid", tmp_path / f"d{n}.jsonl"
     options = {"detach": True, "pidfile": str(pidfile), "log_file": str(log), "control": False}
-    launcher = subprocess.Popen(
-        [PYTHON, str(program("idle")), json.dumps(options)],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=clean_env(),
-    )
+    launcher = spawn_program("idle", json.dumps(options))
     deadline = time.monotonic() + 20
     pid = 0
     # A busy poll, as a logrotate postrotate racing a restart would be: the
@@ -110,18 +102,11 @@ def test_a_signal_after_the_loop_closed_does_not_change_the_exit(
         "log_file": str(tmp_path / "log.jsonl"),
         "uvloop": use_uvloop,
     }
-    proc = subprocess.Popen(
-        [PYTHON, str(program("late_signals")), json.dumps(options), str(record), str(release)],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=clean_env(),
-    )
+    proc = spawn_program("late_signals", json.dumps(options), record, release)
     try:
 
         def recorded(line: str) -> bool:
-            return line in record.read_text().splitlines()
+            return has_line(record, line)
 
         wait_for(lambda: recorded("main running"), what="main running")
         proc.send_signal(signal.SIGTERM)
