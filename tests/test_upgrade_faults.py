@@ -59,6 +59,26 @@ def _successor_starting(app: App) -> int:
     return successor
 
 
+def _end_what_is_left(upgrade: subprocess.Popen[str] | None, successor: int | None) -> None:
+    """After a failed assertion: the upgrade command and the successor do not outlive the test."""
+    if upgrade is not None and upgrade.poll() is None:
+        upgrade.kill()
+        upgrade.communicate()
+    if successor is not None and is_alive(successor):
+        kill_quietly(successor)
+
+
+def _successor_runs_then_stops(app: App, successor: int) -> None:
+    """``status`` names the successor as running (exit 0), then ``stop`` stops it."""
+    status = cli("status", "--pidfile", str(app.pidfile))
+    assert status.returncode == 0, status.stderr
+    assert status.stdout.startswith(f"running (pid {successor},")
+    assert app.get() == f"v1 {successor}"
+    stop = cli("stop", "--pidfile", str(app.pidfile))
+    assert stop.returncode == 0, stop.stderr
+    wait_gone(successor)
+
+
 def _leftovers(directory: Path) -> list[str]:
     """Pidfiles and socket files left in ``directory``."""
     return sorted(
@@ -82,23 +102,13 @@ def test_old_daemon_killed_mid_upgrade_successor_takes_over(app: App) -> None:
         assert upgrade.returncode == 1
         assert f"pid {old} exited during the upgrade" in stderr
         assert f"successor (pid {successor}) took over and is running" in stderr
-        status = cli("status", "--pidfile", str(app.pidfile))
-        assert status.returncode == 0, status.stderr
-        assert status.stdout.startswith(f"running (pid {successor},")
         assert app.pid() == successor
-        assert app.get() == f"v1 {successor}"
         [vanished] = app.records("old daemon vanished, taking over")
         assert vanished["pid"] == successor
         assert [r["level"] for r in app.records("unhandled exception in event loop")] == []
-        stop = cli("stop", "--pidfile", str(app.pidfile))
-        assert stop.returncode == 0, stop.stderr
-        wait_gone(successor)
+        _successor_runs_then_stops(app, successor)
     finally:
-        if upgrade.poll() is None:
-            upgrade.kill()
-            upgrade.communicate()
-        if successor is not None and is_alive(successor):
-            kill_quietly(successor)
+        _end_what_is_left(upgrade, successor)
     assert _leftovers(app.directory) == []
 
 
@@ -122,21 +132,11 @@ def test_old_daemon_killed_after_successor_ready_successor_takes_over(app: App) 
         _, stderr = upgrade.communicate(timeout=60)
         assert upgrade.returncode == 1
         assert f"successor (pid {successor}) took over and is running" in stderr
-        status = cli("status", "--pidfile", str(app.pidfile))
-        assert status.returncode == 0, status.stderr
-        assert status.stdout.startswith(f"running (pid {successor},")
-        assert app.get() == f"v1 {successor}"
         assert app.records("old daemon vanished, taking over")
         assert app.records("upgrade abandoned by the old daemon") == []
-        stop = cli("stop", "--pidfile", str(app.pidfile))
-        assert stop.returncode == 0, stop.stderr
-        wait_gone(successor)
+        _successor_runs_then_stops(app, successor)
     finally:
-        if upgrade.poll() is None:
-            upgrade.kill()
-            upgrade.communicate()
-        if successor is not None and is_alive(successor):
-            kill_quietly(successor)
+        _end_what_is_left(upgrade, successor)
     assert _leftovers(app.directory) == []
 
 
@@ -181,11 +181,7 @@ def test_old_daemon_killed_under_systemd_successor_reports_ready(tmp_path: Path)
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-        if upgrade is not None and upgrade.poll() is None:
-            upgrade.kill()
-            upgrade.communicate()
-        if successor is not None and is_alive(successor):
-            kill_quietly(successor)
+        _end_what_is_left(upgrade, successor)
         receiver.close()
 
 
