@@ -9,6 +9,7 @@ exit at once.
 The run, in order: signal handlers; services (:mod:`._services`) built and
 started; startup hooks and lifespan setups in registration order; ready;
 ``main``; then the shutdown sequence (:mod:`._shutdown`, its steps named there).
+A reload (SIGHUP, ``aiodaemon reload``) is one run of :mod:`._reload`.
 
 Extension points, for services (:class:`._services.RuntimeHandle`):
 :attr:`Runtime.drain_delay`, :meth:`Runtime.add_state_listener`,
@@ -22,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import functools
 import inspect
 import os
 import signal
@@ -36,9 +36,10 @@ import structlog
 
 from ._context import Context
 from ._forced import ForcedExit
-from ._hooks import Hooks, Lifespan, MainTarget, call_async, describe, in_own_context
+from ._hooks import Hooks, Lifespan, MainTarget, describe
 from ._loop import new_event_loop, sockname
 from ._outcome import Outcome
+from ._reload import run_reload
 from ._reloads import ReloadResult, ReloadTracker
 from ._serving import Serving
 from ._shutdown import LIFECYCLE_TASK, Shutdown
@@ -66,8 +67,6 @@ __all__ = ["DaemonParts", "Hooks", "Runtime", "run_daemon"]
 _log = structlog.get_logger("aiodaemon")
 
 _NO_RELOAD_WHILE_STOPPING = "the daemon is stopping; the reload did not run"
-#: The error of a reload run the shutdown cancelled (its hooks did begin).
-RELOAD_CANCELLED = "cancelled: the daemon is stopping"
 
 
 class DaemonParts:
@@ -406,54 +405,7 @@ class Runtime:
         _log.info("status", status=text)
 
     def _begin_reload(self) -> None:
-        self.reload_task = self._spawn(self._reload(), "aiodaemon-reload")
-
-    async def _reload(self) -> None:
-        # systemd hears of reloads only once it heard READY=1: a RELOADING=1
-        # (and the READY=1 closing it) before would claim a readiness the
-        # program has not reported yet (ready="manual").
-        notifier = self.parts.notifier if self._ready else None
-        if notifier is not None:
-            notifier.reloading()
-        self.parts.logs.reopen()
-        covers = self.reloads.begin()
-        _log.info("reload started")
-        error = None
-        exit_request: tuple[BaseException, str] | None = None
-        for hook in self.hooks.reload:
-            try:
-                # Each hook in its own contextvars Context (see in_own_context).
-                await in_own_context(
-                    functools.partial(call_async, hook, self.context), describe(hook)
-                )
-            except EXIT_REQUESTS as exc:
-                # The program asks to end: this reload failed, the daemon stops.
-                exit_request = exc, f"reload hook {describe(hook)}"
-                error = f"{type(exc).__name__}: {exc}".removesuffix(": ")
-                break
-            except asyncio.CancelledError:
-                # The shutdown cancels a reload still running (its step 6, first):
-                # the hook did run, and whoever waits for the reload hears so.
-                _log.warning("reload cancelled", hook=describe(hook), error=RELOAD_CANCELLED)
-                self.reloads.finish(covers, RELOAD_CANCELLED)
-                raise
-            except Exception as exc:
-                # The program keeps its previous state: later hooks would
-                # build on a step that did not happen.
-                _log.exception("reload hook failed", hook=describe(hook))
-                error = f"{type(exc).__name__}: {exc}"
-                break
-        self.reloads.finish(covers, error)
-        if error is None:
-            _log.info("reload finished", ok=True)
-        else:
-            _log.error("reload finished", ok=False, error=error)
-        if exit_request is not None:
-            # Stopping first: a reload pending behind this one must not begin.
-            self.exit_requested(*exit_request)
-        if notifier is not None and self.lifecycle.state is State.RELOADING:
-            notifier.ready()
-        self.dispatch(Event.RELOADED)
+        self.reload_task = self._spawn(run_reload(self), "aiodaemon-reload")
 
     # --- the end --------------------------------------------------------------------
 

@@ -80,7 +80,7 @@ LAYERS = [
     },
     {"_loop", "_reloads", "_control_server", "_services", "_upgrade", "_takeover"},
     {"_signal_handlers"},
-    {"_runtime", "_shutdown", "_builtin", "_startup"},
+    {"_runtime", "_shutdown", "_builtin", "_startup", "_reload"},
     {"_launch", "_successor"},
     {"_daemon"},
     {"__init__"},

@@ -1,0 +1,77 @@
+"""Reload: one run of the reload hooks, in registration order.
+
+Runs never overlap; requests that arrive during one coalesce into one more
+(the state machine, :mod:`._state`); which run answers which request is
+:mod:`._reloads`' business. The first failing hook stops the run: later hooks
+would build on a step that did not happen, and the program keeps its previous
+state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from typing import TYPE_CHECKING
+
+import structlog
+
+from ._hooks import call_async, describe, in_own_context
+from ._state import Event, State
+from ._user_exit import EXIT_REQUESTS
+
+if TYPE_CHECKING:
+    from ._runtime import Runtime
+
+__all__ = ["RELOAD_CANCELLED", "run_reload"]
+
+_log = structlog.get_logger("aiodaemon")
+
+#: The error of a reload run the shutdown cancelled (its hooks did begin).
+RELOAD_CANCELLED = "cancelled: the daemon is stopping"
+
+
+async def run_reload(rt: Runtime) -> None:
+    """One run of the reload hooks, in order; its result answers the requests it covers."""
+    # systemd hears of reloads only once it heard READY=1: a RELOADING=1
+    # (and the READY=1 closing it) before would claim a readiness the
+    # program has not reported yet (ready="manual").
+    notifier = rt.parts.notifier if rt.ready else None
+    if notifier is not None:
+        notifier.reloading()
+    rt.parts.logs.reopen()
+    covers = rt.reloads.begin()
+    _log.info("reload started")
+    error = None
+    exit_request: tuple[BaseException, str] | None = None
+    for hook in rt.hooks.reload:
+        try:
+            # Each hook in its own contextvars Context (see in_own_context).
+            await in_own_context(functools.partial(call_async, hook, rt.context), describe(hook))
+        except EXIT_REQUESTS as exc:
+            # The program asks to end: this reload failed, the daemon stops.
+            exit_request = exc, f"reload hook {describe(hook)}"
+            error = f"{type(exc).__name__}: {exc}".removesuffix(": ")
+            break
+        except asyncio.CancelledError:
+            # The shutdown cancels a reload still running (its step 6, first):
+            # the hook did run, and whoever waits for the reload hears so.
+            _log.warning("reload cancelled", hook=describe(hook), error=RELOAD_CANCELLED)
+            rt.reloads.finish(covers, RELOAD_CANCELLED)
+            raise
+        except Exception as exc:
+            # The program keeps its previous state: later hooks would
+            # build on a step that did not happen.
+            _log.exception("reload hook failed", hook=describe(hook))
+            error = f"{type(exc).__name__}: {exc}"
+            break
+    rt.reloads.finish(covers, error)
+    if error is None:
+        _log.info("reload finished", ok=True)
+    else:
+        _log.error("reload finished", ok=False, error=error)
+    if exit_request is not None:
+        # Stopping first: a reload pending behind this one must not begin.
+        rt.exit_requested(*exit_request)
+    if notifier is not None and rt.lifecycle.state is State.RELOADING:
+        notifier.ready()
+    rt.dispatch(Event.RELOADED)
