@@ -235,7 +235,8 @@ def _health(runtime: Runtime) -> Service | None:
 def _upgrade(runtime: Runtime) -> Service:
     """SIGUSR2 and the ``upgrade`` command (see :mod:`._upgrade`)."""
     from ._acquire import _sockets_to_open
-    from ._upgrade import Upgrader, UpgradeService, UpgradeTarget
+    from ._upgrade import Upgrader, UpgradeTarget
+    from ._upgrade_service import UpgradeService
 
     by_name = {service.name: service for service in runtime.services}
     control_service = by_name.get("control")

@@ -141,7 +141,7 @@ def launch(
     # launcher (module dicts, interned strings, pymalloc pools), each write a
     # copy-on-write fault; loading them here costs the whole start ~1.5 ms less
     # CPU (benchmarks/detach.py --startup). _preload adds what options need;
-    # every daemon's SIGUSR2 service loads _upgrade (and with it _handoff).
+    # every daemon's SIGUSR2 service loads _upgrade_service (with _upgrade, _handoff).
     from . import (  # noqa: F401
         _handoff,
         _logging,
@@ -150,7 +150,7 @@ def launch(
         _services,
         _signal_handlers,
         _signal_mask,
-        _upgrade,
+        _upgrade_service,
     )
     from ._detach import detach as detach_process
     from ._detach import enter_workdir, redirect_outputs
@@ -272,7 +272,7 @@ def become_daemon(
             return int(code)
         if handoff is not None:
             from ._adopt import SuccessorChannel
-            from ._upgrade import await_handover
+            from ._upgrade_service import await_handover
 
             assert isinstance(pipe, SuccessorChannel)
             pipe.pidfile, pipe.listeners, pipe.notifier = (
@@ -320,8 +320,8 @@ def _preload(options: Options) -> None:
         import subprocess  # noqa: F401
         import traceback  # noqa: F401
 
-        # aiodaemon.sd_notify; the run phase imports _upgrade for SIGUSR2.
-        from . import _systemd, _upgrade  # noqa: F401
+        # aiodaemon.sd_notify; the run phase imports _upgrade_service for SIGUSR2.
+        from . import _systemd, _upgrade_service  # noqa: F401
 
     if options.uvloop is not False:
         try:

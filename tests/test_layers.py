@@ -79,6 +79,7 @@ LAYERS = [
         "_user_exit",
     },
     {"_loop", "_reloads", "_control_server", "_services", "_upgrade", "_takeover"},
+    {"_upgrade_service"},
     {"_signal_handlers"},
     {"_runtime", "_shutdown", "_builtin", "_startup", "_reload"},
     {"_launch", "_successor"},
