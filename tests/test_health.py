@@ -132,9 +132,11 @@ async def test_slowloris_and_floods_do_not_starve_probes(tmp_path: Path) -> None
             for _ in range(5):
                 assert (await asyncio.wait_for(http_get(health, "/livez"), timeout=5))[0] == 200
             assert await exchange(address, ["PING"]) == ["PONG"]
-            # The deadline closes every slow connection.
+            # The deadline (or, past MAX_CONNECTIONS, eviction) closes every slow
+            # connection: a clean end, or a reset when the close found the
+            # client's bytes still unread in the kernel's buffer.
             for reader, writer in slow:
-                assert await asyncio.wait_for(reader.read(), timeout=15) == b""
+                assert await asyncio.wait_for(ended_by_server(reader), timeout=15)
                 writer.close()
             app.proc.send_signal(signal.SIGTERM)
             assert await asyncio.wait_for(app.proc.wait(), timeout=15) == 0
@@ -154,6 +156,14 @@ async def test_livez_is_not_answered_while_the_loop_is_blocked(tmp_path: Path) -
         assert not done, "answered /livez while the loop was blocked"
         assert await asyncio.wait_for(blocker, timeout=10) == ["unblocked"]
         assert (await asyncio.wait_for(probe, timeout=10))[0] == 200
+
+
+async def ended_by_server(reader: asyncio.StreamReader) -> bool:
+    """Whether the server ends the connection: end of stream, or a reset, nothing else."""
+    try:
+        return await reader.read() == b""
+    except ConnectionResetError:
+        return True
 
 
 async def refused(address: tuple[str, int]) -> bool:
