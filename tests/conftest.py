@@ -6,13 +6,12 @@ import contextlib
 import os
 import secrets
 import signal
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from .support import Rsyslog, proc_state
+from .support import Rsyslog, proc_state, wait_for
 
 #: Set in the environment of the test run, so every process it starts carries it.
 SESSION_VARIABLE = "AIODAEMON_TEST_SESSION"
@@ -51,11 +50,9 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     token = os.environ.get(SESSION_VARIABLE)
     if token is None:
         return
-    deadline = time.monotonic() + _GRACE
+    with contextlib.suppress(AssertionError):
+        wait_for(lambda: not _marked_processes(token), _GRACE, "the last daemons to exit")
     leaked = _marked_processes(token)
-    while leaked and time.monotonic() < deadline:
-        time.sleep(0.05)
-        leaked = _marked_processes(token)
     if not leaked:
         return
     for pid, command in leaked.items():

@@ -9,29 +9,18 @@ microseconds wide otherwise.
 from __future__ import annotations
 
 import asyncio
-import json
-import os
 import sys
-import time
 
 import aiodaemon
 import aiodaemon._forced
+from tests.programs.recorder import record, run, wait_for_file
 
-RECORD, RELEASE = sys.argv[2], sys.argv[3]
 say = aiodaemon._forced.say_nowait
-
-
-def record(line: str) -> None:
-    with open(RECORD, "a") as f:
-        f.write(line + "\n")
 
 
 def held_say(text: str) -> None:
     record("forced exit")
-    deadline = time.monotonic() + 30
-    # Signal handlers run between these sleeps, as they would between the steps.
-    while not os.path.exists(RELEASE) and time.monotonic() < deadline:
-        time.sleep(0.01)
+    wait_for_file(sys.argv[3])
     say(text)
 
 
@@ -49,4 +38,4 @@ async def main(ctx: aiodaemon.Context) -> None:
     await ctx.wait_stopping()
 
 
-aiodaemon.run(main, **json.loads(sys.argv[1]))
+run(main)

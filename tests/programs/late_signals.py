@@ -8,26 +8,15 @@ the daemon once its event loop is gone.
 from __future__ import annotations
 
 import atexit
-import json
-import os
 import sys
-import time
 
 import aiodaemon
-
-RECORD, RELEASE = sys.argv[2], sys.argv[3]
-
-
-def record(line: str) -> None:
-    with open(RECORD, "a") as f:
-        f.write(line + "\n")
+from tests.programs.recorder import record, run, wait_for_file
 
 
 def wait_for_release() -> None:
     record("at exit")
-    deadline = time.monotonic() + 30
-    while not os.path.exists(RELEASE) and time.monotonic() < deadline:
-        time.sleep(0.01)
+    wait_for_file(sys.argv[3])
     record("released")
 
 
@@ -39,4 +28,4 @@ async def main(ctx: aiodaemon.Context) -> None:
     await ctx.wait_stopping()
 
 
-aiodaemon.run(main, **json.loads(sys.argv[1]))
+run(main)

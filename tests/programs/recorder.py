@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -14,6 +16,17 @@ def record(line: str) -> None:
     """Append ``line`` to the record file the test reads."""
     with open(sys.argv[2], "a") as f:
         f.write(line + "\n")
+
+
+def wait_for_file(path: str, timeout: float = 30.0) -> None:
+    """Hold this process until the test creates ``path`` (a go-ahead), at most ``timeout`` s.
+
+    A poll, not an event: it runs where no event loop turns (at exit, inside the
+    forced exit), and Python signal handlers must still run between its steps.
+    """
+    deadline = time.monotonic() + timeout
+    while not os.path.exists(path) and time.monotonic() < deadline:
+        time.sleep(0.01)
 
 
 def run(main: Callable[..., Any] | Any) -> None:
