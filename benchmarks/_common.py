@@ -147,3 +147,27 @@ def pinned(cpus: set[int]) -> Iterator[None]:
         yield
     finally:
         os.sched_setaffinity(0, before)
+
+
+@contextlib.contextmanager
+def ready_fifo() -> Iterator[tuple[str, int, str, str]]:
+    """A temporary directory with the FIFO contenders report ready on.
+
+    Yields ``(fifo path, its non-blocking read fd, a stderr file path, a
+    pycache directory)``. A writer of our own keeps the FIFO open, so it never
+    reads as end-of-file between daemons; every contender loads compiled
+    bytecode from the pycache (filled by the warm-up runs), as installed
+    packages do: the checkout has no .pyc files of its own.
+    """
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        fifo = os.path.join(tmp, "ready.fifo")
+        os.mkfifo(fifo)
+        fifo_fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+        keep_open = os.open(fifo, os.O_WRONLY)
+        try:
+            yield fifo, fifo_fd, os.path.join(tmp, "stderr"), os.path.join(tmp, "pycache")
+        finally:
+            os.close(fifo_fd)
+            os.close(keep_open)

@@ -297,9 +297,15 @@ def main() -> None:
         _child(contender, int(limit), fifo)
         return
     import argparse
-    import tempfile
 
-    from _common import become_subreaper, check_no_children, median, percentile, print_table
+    from _common import (
+        become_subreaper,
+        check_no_children,
+        median,
+        percentile,
+        print_table,
+        ready_fifo,
+    )
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=20, help="runs per contender and limit")
@@ -322,32 +328,17 @@ def main() -> None:
     launch: dict[tuple[str, int], list[float]] = {}
     inproc: dict[tuple[str, int], list[float]] = {}
     cpu: dict[tuple[str, int], list[float]] = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        fifo = os.path.join(tmp, "ready.fifo")
-        os.mkfifo(fifo)
-        fifo_fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
-        # A writer of our own: the FIFO never reads as end-of-file between daemons.
-        keep_open = os.open(fifo, os.O_WRONLY)
-        err = os.path.join(tmp, "stderr")
-        # Every contender loads compiled bytecode (filled by the warm-up runs),
-        # as installed packages do: the checkout has no .pyc files of its own.
-        pycache = os.path.join(tmp, "pycache")
-        try:
-            for contender in CONTENDERS + SYNC_CONTENDERS:  # warm the caches, unmeasured
-                _one_run(contender, LOW_LIMIT, fifo, fifo_fd, err, pycache)
-            for _ in range(runs):
-                # Interleaved, so drift and other load hit every contender alike.
-                for limit in limits:
-                    for contender in CONTENDERS + SYNC_CONTENDERS:
-                        total, detach, used = _one_run(
-                            contender, limit, fifo, fifo_fd, err, pycache
-                        )
-                        launch.setdefault((contender, limit), []).append(total)
-                        inproc.setdefault((contender, limit), []).append(detach)
-                        cpu.setdefault((contender, limit), []).append(used)
-        finally:
-            os.close(fifo_fd)
-            os.close(keep_open)
+    with ready_fifo() as (fifo, fifo_fd, err, pycache):
+        for contender in CONTENDERS + SYNC_CONTENDERS:  # warm the caches, unmeasured
+            _one_run(contender, LOW_LIMIT, fifo, fifo_fd, err, pycache)
+        for _ in range(runs):
+            # Interleaved, so drift and other load hit every contender alike.
+            for limit in limits:
+                for contender in CONTENDERS + SYNC_CONTENDERS:
+                    total, detach, used = _one_run(contender, limit, fifo, fifo_fd, err, pycache)
+                    launch.setdefault((contender, limit), []).append(total)
+                    inproc.setdefault((contender, limit), []).append(detach)
+                    cpu.setdefault((contender, limit), []).append(used)
     check_no_children()
 
     def table_rows(contenders: tuple[str, ...]) -> list[list[str]]:
@@ -467,31 +458,19 @@ def _startup_run(
 
 def _startup_ratio(runs: int) -> None:
     """aiodaemon against the compact reference and the floor, interleaved, at a low limit."""
-    import tempfile
-
-    from _common import become_subreaper, check_no_children, median, print_table
+    from _common import become_subreaper, check_no_children, median, print_table, ready_fifo
 
     become_subreaper()
     wall: dict[str, list[float]] = {"aiodaemon": [], "compact": [], "floor": []}
     cpu: dict[str, list[float]] = {name: [] for name in wall}
-    with tempfile.TemporaryDirectory() as tmp:
-        fifo = os.path.join(tmp, "ready.fifo")
-        os.mkfifo(fifo)
-        fifo_fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
-        keep_open = os.open(fifo, os.O_WRONLY)
-        err = os.path.join(tmp, "stderr")
-        pycache = os.path.join(tmp, "pycache")
-        try:
-            for contender in wall:  # warm the caches, unmeasured
-                _startup_run(contender, fifo, fifo_fd, err, pycache)
-            for _ in range(runs):
-                for contender in wall:
-                    took, used = _startup_run(contender, fifo, fifo_fd, err, pycache)
-                    wall[contender].append(took)
-                    cpu[contender].append(used)
-        finally:
-            os.close(fifo_fd)
-            os.close(keep_open)
+    with ready_fifo() as (fifo, fifo_fd, err, pycache):
+        for contender in wall:  # warm the caches, unmeasured
+            _startup_run(contender, fifo, fifo_fd, err, pycache)
+        for _ in range(runs):
+            for contender in wall:
+                took, used = _startup_run(contender, fifo, fifo_fd, err, pycache)
+                wall[contender].append(took)
+                cpu[contender].append(used)
     check_no_children()
     floor, floor_cpu = median(wall["floor"]), median(cpu["floor"])
     print_table(
