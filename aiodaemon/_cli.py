@@ -129,16 +129,20 @@ def _cmd_restart(args: argparse.Namespace) -> int:
         # Started again by an upgrade of a daemon that `restart` launched: the
         # daemon to stop is the one handing over to us.
         return _start(daemon, program, options, args)
+    from ._stop import stop
+
     control = None if args.no_control else _control_path(args, args.pidfile)
-    code = _control.stop(args.pidfile, args.timeout, control)
+    code = stop(args.pidfile, args.timeout, control)
     if code != 0:
         return code
     return _start(daemon, program, options, args)
 
 
 def _cmd_stop(args: argparse.Namespace) -> int:
+    from ._stop import stop  # only `stop` and `restart` load it
+
     pidfile: str = args.pidfile
-    return _control.stop(pidfile, args.timeout, _control_path(args, pidfile))
+    return stop(pidfile, args.timeout, _control_path(args, pidfile))
 
 
 def _cmd_reload(args: argparse.Namespace) -> int:

@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     #: Paths stay plain strings here: importing pathlib costs a control command ~2 ms.
     StrPath: TypeAlias = str | os.PathLike[str]
 
-__all__ = ["ControlCode", "StatusCode", "reload", "status", "stop"]
+__all__ = ["ControlCode", "StatusCode", "reload", "status"]
 
 #: How long to wait for a pid to appear in a freshly locked pidfile.
 _STARTING_GRACE = 5.0
@@ -241,13 +241,6 @@ def _uptime(pid: int) -> float | None:
     return round(max(0.0, now - started / os.sysconf("SC_CLK_TCK")), 3)
 
 
-def stop(path: StrPath, timeout: float, control: StrPath | None = None) -> int:
-    """Stop the daemon holding ``path``: see :func:`._stop.stop`."""
-    from ._stop import stop as stop_daemon
-
-    return stop_daemon(path, timeout, control)
-
-
 def reload(path: StrPath, control: StrPath | None, *, timeout: float, wait: bool) -> int:
     """Reload the daemon holding ``path`` and, with ``wait``, report how the reload went.
 
@@ -432,10 +425,3 @@ def _wait_exit(pidfd: int, timeout: float) -> bool:
             return True
         if left <= 0:
             return False
-
-
-def _remove_stale(path: StrPath, pid: int | None) -> bool:
-    """Unlink ``path`` if nobody holds its lock and it still names ``pid`` (or is empty)."""
-    from ._stale import remove_stale
-
-    return remove_stale(path, pid).pidfile

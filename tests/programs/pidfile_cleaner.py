@@ -10,7 +10,7 @@ import os
 import sys
 import time
 
-from aiodaemon._control import _remove_stale
+from aiodaemon._stale import remove_stale
 
 path, stop, seconds = sys.argv[1], sys.argv[2], float(sys.argv[3])
 deadline = time.monotonic() + seconds
@@ -18,6 +18,6 @@ print("cleaning", flush=True)
 attempts = 0
 while not os.path.exists(stop) and time.monotonic() < deadline:
     for _ in range(256):
-        _remove_stale(path, None)
+        remove_stale(path, None)
     attempts += 256
 print(attempts, flush=True)
