@@ -44,8 +44,7 @@ LIFECYCLE_SIGNALS = (
 LATE_IGNORED = (signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2)
 
 
-@contextlib.contextmanager
-def lifecycle_signals_held() -> Iterator[None]:
+def lifecycle_signals_held() -> contextlib.AbstractContextManager[None]:
     """The run phase, from before the pid is written: lifecycle signals wait, none is fatal.
 
     Blocked in this thread (and the threads it starts) until the runtime
@@ -54,13 +53,17 @@ def lifecycle_signals_held() -> Iterator[None]:
     and SIGUSR2 are ignored: after a failure before the loop ran (its handlers
     never installed) a pending SIGHUP must not end the exit.
     """
-    signal.pthread_sigmask(signal.SIG_BLOCK, LIFECYCLE_SIGNALS)
-    try:
-        yield
-    finally:
-        for signum in LATE_IGNORED:
-            signal.signal(signum, signal.SIG_IGN)
-        release_signals(LIFECYCLE_SIGNALS)
+    return _held_then_late_ignored(LIFECYCLE_SIGNALS)
+
+
+def ignoring_late_signals() -> contextlib.AbstractContextManager[None]:
+    """Around the loop's close: afterwards SIGHUP, SIGUSR1 and SIGUSR2 are ignored.
+
+    Blocked while the loop puts back their default action, then ignored (one
+    pending meanwhile is discarded), then unblocked: never a moment in which
+    one would end the process.
+    """
+    return _held_then_late_ignored(LATE_IGNORED)
 
 
 def release_signals(signals: Iterable[int]) -> None:
@@ -69,17 +72,12 @@ def release_signals(signals: Iterable[int]) -> None:
 
 
 @contextlib.contextmanager
-def ignoring_late_signals() -> Iterator[None]:
-    """Around the loop's close: afterwards SIGHUP, SIGUSR1 and SIGUSR2 are ignored.
-
-    Blocked while the loop puts back their default action, then ignored (one
-    pending meanwhile is discarded), then unblocked: never a moment in which
-    one would end the process.
-    """
-    signal.pthread_sigmask(signal.SIG_BLOCK, LATE_IGNORED)
+def _held_then_late_ignored(held: tuple[int, ...]) -> Iterator[None]:
+    """Block ``held``; at the end ignore LATE_IGNORED, then unblock ``held``."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, held)
     try:
         yield
     finally:
         for signum in LATE_IGNORED:
             signal.signal(signum, signal.SIG_IGN)
-        release_signals(LATE_IGNORED)
+        release_signals(held)
