@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import stat
 import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, cast
@@ -135,9 +134,6 @@ def builtin_factories() -> list[Callable[[Runtime], Service | None]]:
     return [_forced_exit_files, _control, _serving, _health, _upgrade]
 
 
-# --- fixrun: forced-exit unlink steps (ops#7) ---------------------------------------
-
-
 def _forced_exit_files(runtime: Runtime) -> None:
     """At a forced exit, remove the socket files we own, as the normal close would.
 
@@ -146,7 +142,14 @@ def _forced_exit_files(runtime: Runtime) -> None:
     that moment: a file handed to an upgrade's successor (disowned) stays, one
     a successor took over (owned) goes, and one replaced by another inode stays.
     """
-    listeners = runtime.parts.listeners
+    listeners, control = runtime.parts.listeners, runtime.parts.control
+    if listeners is None and control is None:
+        return
+    # Loaded already by whatever bound those sockets, before any chroot or drop
+    # (an upgrade's successor binds none, and may load it: it runs no chroot and
+    # reads its own files); imported here, never in the signal handler.
+    from ._unixbind import unlink_if_ours
+
     if listeners is not None:
         # The unix listen= sockets and a unix health socket.
 
@@ -155,7 +158,6 @@ def _forced_exit_files(runtime: Runtime) -> None:
                 unlink_if_ours(path, identity)
 
         runtime.add_forced_exit_step(unlink_listeners)
-    control = runtime.parts.control
     if control is not None:
 
         def unlink_control() -> None:
@@ -166,17 +168,6 @@ def _forced_exit_files(runtime: Runtime) -> None:
         runtime.add_forced_exit_step(unlink_control)
 
 
-def unlink_if_ours(path: str, identity: tuple[int, int]) -> None:
-    """``_unixbind.unlink_if_ours``, without loading that module into every daemon."""
-    with contextlib.suppress(OSError):
-        st = os.lstat(path)
-        if (st.st_dev, st.st_ino) == identity and stat.S_ISSOCK(st.st_mode):
-            os.unlink(path)
-
-
-# --- end fixrun ---------------------------------------------------------------------
-
-
 def _control(runtime: Runtime) -> Service | None:
     control = runtime.parts.control
     if control is None:
@@ -184,7 +175,7 @@ def _control(runtime: Runtime) -> Service | None:
     from . import __version__
     from ._control_server import ControlServer, DaemonCommands
 
-    # fixctl: status lists the health socket too (its real port), and `stop`
+    # status lists the health socket too (its real port), and `stop`
     # asks for SIGTERM's graceful shutdown without risking a second SIGTERM.
     sockets = dict(runtime.context.sockets)
     if runtime.options.health is not None and runtime.parts.listeners is not None:

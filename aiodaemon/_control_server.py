@@ -260,7 +260,7 @@ class DaemonCommands:
             return failure(str(exc))
         return {"v": VERSION, "ok": True, "reload": result.as_json()}
 
-    # --- stop (fixctl) ---------------------------------------------------------------
+    # --- stop ----------------------------------------------------------------------
 
     async def stop(self, request: dict[str, Any]) -> dict[str, Any]:
         """Answer ``stop``: begin the graceful shutdown, or say it has begun already.
