@@ -217,7 +217,7 @@ def _launcher(
             elif result.pid is not None:
                 wait_gone(result.pid, timeout=2.0)
             on_failure(result)
-            code = result.code or 1
+            code = result.code
     except KeyboardInterrupt:
         # The daemon is detached and goes on starting; only the wait was cut short.
         print("aiodaemon: interrupted while waiting for the daemon to be ready", file=sys.stderr)

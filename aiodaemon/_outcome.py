@@ -15,12 +15,14 @@ class Outcome:
     """
 
     # A plain class, not a dataclass: defining one costs every start ~0.3 ms.
-    __slots__ = ("code", "exception", "message")
+    __slots__ = ("code", "exception", "message", "requested")
 
     def __init__(self) -> None:
         self.code: int = ExitCode.OK
         self.message: str | None = None
         self.exception: BaseException | None = None
+        #: the program chose its status itself (``sys.exit(n)``), 0 included.
+        self.requested = False
 
     def exit_with(self, code: int) -> None:
         """Ask for ``code`` as the exit status unless an earlier one is set."""
@@ -38,6 +40,16 @@ class Outcome:
         if self.message is None:
             self.message = message
             self.exception = exception
+
+    def end_before_ready(self, code: int, message: str) -> None:
+        """The program asked to end (``sys.exit(code)``) before it was ready.
+
+        Unlike a failure, ``sys.exit(0)`` keeps its 0: the program decided
+        there was nothing to run, and the launcher exits 0 with ``message``.
+        """
+        self.fail(message, None, code)
+        if not self.code:
+            self.requested = True
 
     def force(self, code: int, message: str) -> None:
         """A forced exit: its status replaces any other (the run did not end as it meant to)."""

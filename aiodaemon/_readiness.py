@@ -1,8 +1,9 @@
 """The readiness handshake between the launching process and its daemon.
 
 One pipe, written by the daemon, read by the launcher. Messages are lines:
-``P<pid>`` (the daemon exists), ``R`` (ready), ``E<code> <message>`` (startup
-failed). End of file with no ``R`` or ``E`` means the daemon died first.
+``P<pid>`` (the daemon exists), ``R`` (ready), ``E<code> <message>`` (it
+ended before ready: a failure, or ``E0`` when the program chose to end with
+``sys.exit(0)``). End of file with no ``R`` or ``E`` means the daemon died first.
 Synchronous and asyncio-free: the launcher never runs an event loop. No
 ``contextlib`` either: ``aiodaemon.pep3143`` imports this module into
 synchronous programs, where importing it would cost ~0.4 ms of their start.
@@ -172,8 +173,9 @@ def wait_ready(fd: int, timeout: float | None = None) -> LaunchResult:
                     return LaunchResult(pid, True, 0, "")
                 elif line.startswith("E"):
                     code_text, _, message = line[1:].partition(" ")
+                    # E0: the program ended itself before ready (sys.exit(0)).
                     code = int(code_text) if code_text.isdigit() else 1
-                    return LaunchResult(pid, False, code or 1, message)
+                    return LaunchResult(pid, False, code, message)
     except OSError:
         pass
     who = f"daemon (pid {pid})" if pid else "daemon"

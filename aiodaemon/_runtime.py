@@ -242,16 +242,23 @@ class Runtime:
 
         After ready, ``sys.exit(n)`` and ``KeyboardInterrupt`` (130) set the
         exit status; ``sys.exit("text")`` is a failure with that message
-        (status 1). Before ready, every one fails the start with that message
-        or one naming it, for the launcher.
+        (status 1). Before ready, the start ends with that status and that
+        message or one naming the request, for the launcher: ``sys.exit(0)``
+        in a startup hook ends it with 0 (nothing to run), not as a failure.
         """
         code, text = requested_status(exc)
         if text is not None:
             _log.error("exit requested", by=by, status=code, error=text)
         else:
             _log.info("exit requested", by=by, status=code, raised=show_request(exc))
-        if text is not None or not self._ready:
-            self.outcome.fail(text or f"{show_request(exc)} in {by}", None, code)
+        if text is not None:
+            self.outcome.fail(text, None, code)
+        elif not self._ready:
+            reason = f"{show_request(exc)} in {by}"
+            if not code:
+                # The launcher exits 0: say that nothing is running.
+                reason = f"the daemon ended before it was ready ({reason})"
+            self.outcome.end_before_ready(code, reason)
         else:
             self.outcome.exit_with(code)
 
@@ -413,7 +420,8 @@ class Runtime:
         """Send the verdict to a launcher still waiting (and systemd); return the final status."""
         code = self.outcome.code
         if not self._ready:
-            code = code or ExitCode.FAILURE
+            if not self.outcome.requested:
+                code = code or ExitCode.FAILURE
             message = self.outcome.message or "daemon exited before it was ready"
             if self.parts.notifier is not None:
                 self.parts.notifier.failed(message, self.outcome.errno)

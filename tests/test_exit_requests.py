@@ -146,13 +146,19 @@ def test_a_shutdown_hook_asking_to_exit_is_logged_and_the_shutdown_goes_on(
         ("missing config", "missing config", 1),
         ("3", "sys.exit(3) in startup hook", 3),
         ("interrupt", "KeyboardInterrupt in startup hook", 128 + signal.SIGINT),
+        ("0", "the daemon ended before it was ready (sys.exit(0) in startup hook", 0),
+        ("none", "the daemon ended before it was ready (sys.exit() in startup hook", 0),
     ],
-    ids=["message", "status", "KeyboardInterrupt"],
+    ids=["message", "status", "KeyboardInterrupt", "zero", "none"],
 )
-def test_a_startup_hook_asking_to_exit_fails_the_detached_start_with_its_message(
+def test_a_startup_hook_asking_to_exit_ends_the_detached_start_with_its_status(
     tmp_path: Path, what: str, message: str, status: int
 ) -> None:
-    """sys.exit(...) in a startup hook, detached: the launcher prints why and exits non-zero."""
+    """sys.exit(...) in a startup hook, detached: the launcher prints why and exits with its status.
+
+    ``sys.exit(0)`` is the program deciding there is nothing to run, not a
+    failure: 0, with a line saying the daemon is gone.
+    """
     pidfile, log, record = tmp_path / "d.pid", tmp_path / "log.jsonl", tmp_path / "record.txt"
     record.touch()
     options = {"detach": True, "pidfile": str(pidfile), "log_file": str(log)}
