@@ -173,6 +173,8 @@ class Runtime:
         self.started_at = time.time()
         self._state_listeners: list[Callable[[State, State], None]] = []
         self._ready = False
+        #: the loop's time when the run began (a successor's start_timeout counts from it).
+        self._live_since = 0.0
         self._context: Context | None = None
         self._stop_requested: asyncio.Event | None = None
         self._stopping: asyncio.Event | None = None
@@ -287,6 +289,7 @@ class Runtime:
     async def live(self) -> None:
         """Start, run until a stop is requested, then run the shutdown sequence."""
         loop = asyncio.get_running_loop()
+        self._live_since = loop.time()
         self._stop_requested = asyncio.Event()
         self._stopping = asyncio.Event()
         listeners: Mapping[str, socket.socket] = self.parts.listeners or {}
@@ -317,6 +320,10 @@ class Runtime:
         if self.parts.foreground:
             # Detached, the launcher enforces start_timeout (it outlives a hung loop).
             loop.call_later(self.options.start_timeout, self._start_timed_out)
+        elif (takeover := getattr(self.parts.pipe, "on_takeover", None)) is not None:
+            # An upgrade's successor: its old daemon enforces the timeout, but
+            # one that vanished leaves us to do it (see _takeover).
+            takeover.append(self._time_start_alone)
         notifier = self.parts.notifier
         if notifier is not None and notifier.watchdog_interval:
             from ._systemd import run_watchdog
@@ -396,6 +403,12 @@ class Runtime:
         if self.parts.notifier is not None:
             self.parts.notifier.ready()
         _log.info("ready", pid=os.getpid())
+
+    async def _time_start_alone(self) -> None:
+        # Counted from the run's start, as the old daemon counted from the spawn.
+        loop = asyncio.get_running_loop()
+        left = self.options.start_timeout - (loop.time() - self._live_since)
+        loop.call_later(max(0.0, left), self._start_timed_out)
 
     def _start_timed_out(self) -> None:
         if self._ready or self.lifecycle.state in (State.STOPPING, State.STOPPED):

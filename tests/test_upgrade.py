@@ -57,14 +57,14 @@ class App:
     def env(self, **extra: str) -> dict[str, str]:
         return clean_env({"APP_PIDFILE": str(self.pidfile), "APP_LOG": str(self.log), **extra})
 
-    def start(self, **extra: str) -> int:
-        """Start the daemon detached; return its pid once it is ready."""
+    def start(self, *options: str, **extra: str) -> int:
+        """Start the daemon detached (``options``: more CLI flags); return its pid once ready."""
         if self.how == "script":
             argv = [PYTHON, "upgrade_app.py"]
         else:
             argv = [str(SCRIPT), "start", "upgrade_app:main", "--pidfile", str(self.pidfile)]
             argv += ["--listen", "http=127.0.0.1:0", "--log-file", str(self.log)]
-            argv += ["--shutdown-timeout", "10"]
+            argv += ["--shutdown-timeout", "10", *options]
         result = subprocess.run(
             argv,
             cwd=self.directory,

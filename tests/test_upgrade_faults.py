@@ -112,6 +112,33 @@ def test_old_daemon_killed_mid_upgrade_successor_takes_over(app: App) -> None:
     assert _leftovers(app.directory) == []
 
 
+def test_successor_left_alone_still_has_to_be_ready_within_start_timeout(app: App) -> None:
+    """The old daemon killed while its successor's startup hangs: the successor, alone,
+    enforces its own start_timeout (nobody else would), and leaves nothing behind."""
+    old = app.start("--start-timeout", "4")
+    app.edit('MODE = ""', 'MODE = "hang"')
+    upgrade = _upgrade_in_background(app)
+    successor = None
+    try:
+        successor = _successor_starting(app)
+        os.kill(old, signal.SIGKILL)
+        # Managed meanwhile: the pidfile names it.
+        wait_for(lambda: app.records("old daemon vanished, taking over"), 30, "the take-over")
+        assert app.pid() == successor
+        _, stderr = upgrade.communicate(timeout=60)
+        assert upgrade.returncode == 1, stderr
+        # It waited for the successor's verdict: the start timed out.
+        assert f"pid {old} exited during the upgrade" in stderr
+        assert "no successor runs" in stderr
+        wait_gone(successor, timeout=30)
+        [exited] = [r for r in app.records("exit") if r["pid"] == successor]
+        assert exited["status"] == 1
+        assert exited["reason"] == "not ready after 4 s"
+    finally:
+        _end_what_is_left(upgrade, successor)
+    assert _leftovers(app.directory) == []
+
+
 def test_old_daemon_killed_after_successor_ready_successor_takes_over(app: App) -> None:
     """The old daemon killed after its successor reported ready, before it said "go"."""
     old = app.start()
