@@ -43,7 +43,7 @@ from ._reload import run_reload
 from ._reloads import ReloadResult, ReloadTracker
 from ._serving import Serving
 from ._shutdown import LIFECYCLE_TASK, Shutdown
-from ._signal_mask import ignoring_late_signals, release_signals
+from ._signal_mask import ignoring_late_signals, release_signals, unhandled
 from ._startup import run_main, run_startup, start_services
 from ._state import HANDLED_SIGNALS, Action, Event, Lifecycle, State, event_for_signal
 from ._user_exit import EXIT_REQUESTS, requested_status, show_request
@@ -334,7 +334,7 @@ class Runtime:
         started = await start_services(self)
         # SIGUSR2 is the upgrade service's (installed by its start); a daemon
         # whose services failed before it has nothing to upgrade.
-        if signal.getsignal(signal.SIGUSR2) == signal.SIG_DFL:
+        if unhandled(signal.SIGUSR2):
             signal.signal(signal.SIGUSR2, signal.SIG_IGN)
         release_signals((signal.SIGUSR2,))
         if started and not self._stop_requested.is_set():

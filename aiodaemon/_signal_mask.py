@@ -15,13 +15,19 @@ the process. Two windows would let one do that to a running daemon:
 
 Threads started while the signals are blocked (the log writer) inherit the
 mask and keep it: the signals always reach the main thread, where Python
-runs handlers.
+runs handlers. A thread the program started before ``run()`` (possible in the
+foreground) does not: the kernel hands it a process-directed signal that the
+main thread blocks, and the default action would end the process. So when
+such threads exist, the held signals also get a handler that only remembers
+them, and each remembered one is raised again once released, as a pending
+signal would be delivered.
 """
 
 from __future__ import annotations
 
 import contextlib
 import signal
+import threading
 from collections.abc import Iterable, Iterator
 
 __all__ = [
@@ -30,6 +36,7 @@ __all__ = [
     "ignoring_late_signals",
     "lifecycle_signals_held",
     "release_signals",
+    "unhandled",
 ]
 
 #: Every signal the run phase handles on its loop (SIGUSR2: the upgrade service).
@@ -44,6 +51,21 @@ LIFECYCLE_SIGNALS = (
 LATE_IGNORED = (signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2)
 
 
+#: Held signals that reached a thread of the program's while held (see the docstring).
+_remembered: list[int] = []
+
+
+def _remember(signum: int, frame: object) -> None:
+    if signum not in _remembered:
+        # Pending signals coalesce: one of each, in the order they came.
+        _remembered.append(signum)
+
+
+def unhandled(signum: int) -> bool:
+    """Whether ``signum`` has no handler of the run phase's yet (default, or only remembered)."""
+    return signal.getsignal(signum) in (signal.SIG_DFL, _remember)
+
+
 def lifecycle_signals_held() -> contextlib.AbstractContextManager[None]:
     """The run phase, from before the pid is written: lifecycle signals wait, none is fatal.
 
@@ -53,7 +75,7 @@ def lifecycle_signals_held() -> contextlib.AbstractContextManager[None]:
     and SIGUSR2 are ignored: after a failure before the loop ran (its handlers
     never installed) a pending SIGHUP must not end the exit.
     """
-    return _held_then_late_ignored(LIFECYCLE_SIGNALS)
+    return _held_then_late_ignored(LIFECYCLE_SIGNALS, remember=threading.active_count() > 1)
 
 
 def ignoring_late_signals() -> contextlib.AbstractContextManager[None]:
@@ -67,17 +89,31 @@ def ignoring_late_signals() -> contextlib.AbstractContextManager[None]:
 
 
 def release_signals(signals: Iterable[int]) -> None:
-    """Unblock ``signals``: the pending ones are delivered, to their handlers, at once."""
+    """Unblock ``signals``: the pending (or remembered) ones are delivered to their handlers now."""
+    signals = tuple(signals)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, signals)
+    for signum in signals:
+        if signal.getsignal(signum) is _remember:
+            # Nobody took it over: back to what blocking alone would have left.
+            signal.signal(signum, signal.SIG_DFL)
+        if signum in _remembered:
+            _remembered.remove(signum)
+            signal.raise_signal(signum)
 
 
 @contextlib.contextmanager
-def _held_then_late_ignored(held: tuple[int, ...]) -> Iterator[None]:
-    """Block ``held``; at the end ignore LATE_IGNORED, then unblock ``held``."""
+def _held_then_late_ignored(held: tuple[int, ...], *, remember: bool = False) -> Iterator[None]:
+    """Block ``held`` (and, with ``remember``, catch it); at the end ignore LATE_IGNORED,
+    then unblock ``held``."""
     signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    previous = {signum: signal.signal(signum, _remember) for signum in held} if remember else {}
     try:
         yield
     finally:
         for signum in LATE_IGNORED:
             signal.signal(signum, signal.SIG_IGN)
+        for caught, handler in previous.items():
+            # The run never installed its own (it failed before the loop ran).
+            if signal.getsignal(caught) is _remember:
+                signal.signal(caught, signal.SIG_DFL if handler is None else handler)
         release_signals(held)

@@ -86,6 +86,46 @@ def test_a_stop_signal_right_after_the_pid_is_written_stops_gracefully(tmp_path:
         assert not (tmp_path / f"d{n}.pid").exists()
 
 
+@pytest.mark.parametrize(
+    "sig", [signal.SIGHUP, signal.SIGUSR1, signal.SIGTERM], ids=["HUP", "USR1", "TERM"]
+)
+def test_a_signal_right_after_the_pid_is_written_is_handled_with_program_threads(
+    tmp_path: Path, sig: signal.Signals
+) -> None:
+    """A program that started a thread before run() (foreground): the signal that races the
+    start reaches that thread, not the blocked main thread; it is handled all the same."""
+    for n in range(STARTS):
+        _race_a_threaded_start(tmp_path / f"d{n}.pid", tmp_path / f"d{n}.jsonl", sig, n)
+
+
+def _race_a_threaded_start(pidfile: Path, log: Path, sig: signal.Signals, n: int) -> None:
+    options = {"detach": False, "pidfile": str(pidfile), "log_file": str(log)}
+    proc = spawn_program("idle_threaded", json.dumps(options))
+    try:
+        wait_for(lambda: pidfile.exists() and pidfile.read_bytes().endswith(b"\n"), 20, "pid")
+        proc.send_signal(sig)
+        wait_for(
+            lambda: proc.poll() is not None or _has_event(log, "signal received"),
+            20,
+            "the signal's record",
+        )
+        if sig != signal.SIGTERM:
+            assert proc.poll() is None, f"start {n}: killed by {sig!r} ({proc.returncode})"
+            proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        kill_quietly(proc.pid)
+        proc.wait()
+    # Never killed by the signal's default action: a graceful exit, its record last.
+    assert proc.returncode in (0, 1), f"start {n}: {proc.returncode} {err}"
+    assert read_json_lines(log)[-1]["event"] == "exit", f"start {n}"
+    assert not pidfile.exists()
+
+
+def _has_event(log: Path, event: str) -> bool:
+    return log.exists() and any(r["event"] == event for r in read_json_lines(log))
+
+
 @pytest.mark.parametrize("use_uvloop", [False, None], ids=["asyncio", "default-loop"])
 @pytest.mark.parametrize(
     "sig", [signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2], ids=["HUP", "USR1", "USR2"]
