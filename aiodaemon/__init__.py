@@ -37,6 +37,9 @@ if TYPE_CHECKING:
         StartupError,
     )
 
+    #: the installed distribution's version ("0+unknown" from a source tree).
+    __version__: str
+
 __all__ = [
     "AlreadyRunningError",
     "ConfigError",
@@ -86,7 +89,16 @@ _EXPORTS: dict[str, tuple[str, str]] = {
 }
 
 
-def __getattr__(name: str) -> Any:
+# Hidden from type checkers (which treat TYPE_CHECKING as true): they see the
+# imports above, so ``aiodaemon.runn(...)`` is an error, not an ``Any``.
+if not TYPE_CHECKING:
+
+    def __getattr__(name: str) -> Any:
+        return _load(name)
+
+
+def _load(name: str) -> Any:
+    """Import the public ``name`` on first use and keep it in the module's namespace."""
     if name == "__version__":
         from importlib.metadata import PackageNotFoundError, version
 

@@ -73,6 +73,19 @@ def test_mypy_rejects_a_misspelt_and_a_mistyped_option(tmp_path: Path) -> None:
     assert "log_format" in errors[2]
 
 
+def test_mypy_rejects_a_misspelt_public_name(tmp_path: Path) -> None:
+    """The lazy exports do not make every attribute of aiodaemon an Any to a type checker."""
+    result = mypy(
+        tmp_path,
+        'def typo() -> None:\n    aiodaemon.runn(main, pid_file="/run/app.pid")\n'
+        "def version() -> str:\n    return aiodaemon.__version__\n",
+    )
+    errors = [line for line in result.stdout.splitlines() if ": error:" in line]
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert len(errors) == 1, errors
+    assert 'Module has no attribute "runn"' in errors[0]
+
+
 def test_mypy_accepts_good_options(tmp_path: Path) -> None:
     """The same program with only well-typed options passes mypy --strict."""
     result = mypy(
