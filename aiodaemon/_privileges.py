@@ -62,6 +62,12 @@ def drop_privileges(options: Options) -> None:
     leaves_root = was_root and identity is not None and identity.uid not in (None, 0)
     # Loaded before the chroot hides ctypes' files, and only when it will be used.
     prctl = _load_prctl() if leaves_root and options.no_new_privileges else None
+    if leaves_root:
+        from ._terminal import give_up_terminal
+
+        # Before the chroot, which may hide /dev/tty: root's terminal must not
+        # be the service account's to type into (TIOCSTI).
+        give_up_terminal()
     if options.chroot is not None:
         enter_chroot(options.chroot, options.workdir)
     if identity is not None and was_root:

@@ -342,6 +342,12 @@ class DaemonContext:
     def _change_environment(self, own: PidFile | None, groups: list[int] | None) -> None:
         """Chroot, cwd, umask, owner and core limit, in the calling process (errors reach it)."""
         try:
+            if not self.detach_process and os.geteuid() == 0 and self.uid != 0:
+                # Before the chroot hides /dev/tty: the dropped program must not
+                # type into root's terminal (TIOCSTI); a detached one has setsid.
+                from ._terminal import give_up_terminal
+
+                give_up_terminal()
             if own is not None and own.held is not None:
                 if os.geteuid() == 0 and (self.uid, self.gid) != (0, 0):
                     # The dropped daemon must still be able to remove it in a sticky /run.

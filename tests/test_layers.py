@@ -31,6 +31,7 @@ SYNC_SIDE = (
     "_handoff",
     "_adopt",
     "_privileges",
+    "_terminal",
     "_sockets",
     "_control_protocol",
     "_control_socket",
@@ -65,7 +66,7 @@ LAYERS = [
         "_outcome",
     },
     {"_stdfds", "_acquire", "_detach", "_init", "_handoff", "_adopt"},
-    {"_privileges"},
+    {"_privileges", "_terminal"},
     {"_pidlock"},
     {"pep3143"},
     {

@@ -1,0 +1,73 @@
+"""Giving up the launcher's controlling terminal before a drop from root.
+
+A foreground daemon started from root's shell shares root's terminal. After
+the drop, the service account could push keystrokes into it (``TIOCSTI``),
+which root's shell runs once the daemon returns. The kernel allows that only
+on the process's *controlling* terminal, so the daemon gives it up first, as
+``su``/``runuser`` sessions do. Never imports asyncio (the drop runs before
+any loop exists).
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import signal
+import termios
+
+from .exceptions import StartupError
+
+__all__ = ["give_up_terminal"]
+
+
+def give_up_terminal() -> None:
+    """Stop having a controlling terminal (``TIOCNOTTY``); nothing to do without one.
+
+    A process that is not its session's leader only loses its own link: it
+    stays in the terminal's foreground process group, so Ctrl-C still reaches
+    it. A session leader makes the kernel send SIGHUP and SIGCONT to the
+    foreground group; that SIGHUP is consumed here, since it announces only
+    the hangup we asked for, not a reload or the end of the session.
+
+    Call it before a chroot, which may hide ``/dev/tty``.
+
+    Raises:
+        StartupError: the kernel would not let go of the terminal.
+    """
+    try:
+        tty = os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+    except OSError as exc:
+        if exc.errno == errno.ENXIO:
+            return  # no controlling terminal: the detached and supervised case
+        # No /dev/tty node (a bare container /dev): any of fds 0-2 on the
+        # terminal will do; ENOTTY is "not a terminal, or not ours".
+        for fd in (0, 1, 2):
+            if _notty(fd, tolerate=True):
+                return
+        return
+    try:
+        _notty(tty, tolerate=False)
+    finally:
+        os.close(tty)
+
+
+def _notty(fd: int, *, tolerate: bool) -> bool:
+    """``TIOCNOTTY`` on ``fd``, its hangup swallowed for a session leader; True if it worked."""
+    leader = os.getsid(0) == os.getpid()
+    # Blocked so that the hangup waits to be consumed instead of ending us
+    # (its default action) or reaching a handler as a reload request.
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGHUP}) if leader else None
+    try:
+        fcntl.ioctl(fd, termios.TIOCNOTTY)
+    except OSError as exc:
+        if tolerate:
+            return False
+        raise StartupError(
+            f"cannot give up the controlling terminal: {exc.strerror or exc}"
+        ) from exc
+    finally:
+        if previous is not None:
+            signal.sigtimedwait([signal.SIGHUP], 0)
+            signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+    return True
