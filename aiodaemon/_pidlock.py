@@ -27,8 +27,10 @@ class PidFile:
     ``DaemonContext``, it is locked in the calling process before the
     fork (before a chroot or a privilege drop, so it may live in ``/run``) and
     holds the daemon's pid once ``open()`` returns; it is removed by
-    ``close()`` if it still holds our pid. Used alone, ``acquire()`` locks it
-    and writes the current pid.
+    ``close()`` if it still holds our pid. A relative path is the daemon's:
+    under the context's ``working_directory`` (inside its chroot), as with
+    python-daemon. Used alone, ``acquire()`` locks it and writes the current
+    pid.
 
     Args:
         path: the pidfile's path.
@@ -95,8 +97,11 @@ class PidFile:
 
     # --- DaemonContext's side: lock before the fork, write the pid after it ---
 
-    def lock(self, timeout: float | None = None) -> None:
+    def lock(self, timeout: float | None = None, *, at: str | None = None) -> None:
         """Take the lock (without writing a pid), waiting up to ``timeout`` for a live holder.
+
+        ``at``, when given, is the file to lock instead of ``path`` (``path``
+        resolved the way the daemon will see it, by ``DaemonContext``).
 
         Raises:
             AlreadyRunningError: the lock is still held when the time is up.
@@ -111,7 +116,7 @@ class PidFile:
         deadline = time.monotonic() + (wait or 0.0)
         while True:
             try:
-                self._held = acquire_pidfile(Path(self.path))
+                self._held = acquire_pidfile(Path(self.path if at is None else at))
             except AlreadyRunningError:
                 # flock cannot wait with a timeout; a short poll can.
                 if not wait or wait <= 0 or time.monotonic() >= deadline:

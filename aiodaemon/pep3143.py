@@ -26,6 +26,7 @@ import signal
 
 from . import _detach, _privileges
 from ._messages import say
+from ._pep3143_pidfile import inside_chroot, pidfile_location
 from ._pidlock import PidFile
 from .exceptions import DaemonError, StartupError
 
@@ -222,7 +223,10 @@ class DaemonContext:
         null = os.open(os.devnull, os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
         try:
             if own is not None:
-                own.lock()
+                # Where the daemon would open a relative path (python-daemon's file).
+                own.lock(
+                    at=pidfile_location(own.path, self.working_directory, self.chroot_directory)
+                )
             try:
                 self._change_environment(own, groups)
             except BaseException:
@@ -355,7 +359,7 @@ class DaemonContext:
                 if self.chroot_directory is not None:
                     own.held.enter_chroot(_as_path(self.chroot_directory))
             if self.chroot_directory is not None:
-                inside = _inside(self.chroot_directory, self.working_directory)
+                inside = inside_chroot(self.chroot_directory, self.working_directory)
                 _privileges.enter_chroot(self.chroot_directory, inside)
             else:
                 os.chdir(self.working_directory)
@@ -376,19 +380,6 @@ class DaemonContext:
             return _detach.fork_daemon(on_ready=_nothing, on_failure=_report_failure)
         except OSError as exc:
             raise DaemonProcessDetachError(exc.errno, f"cannot fork: {exc.strerror}") from exc
-
-
-def _inside(root: str | os.PathLike[str], workdir: str | os.PathLike[str]) -> str:
-    """``workdir`` as seen inside the chroot ``root``.
-
-    python-daemon takes it inside already; pep3143daemon takes a host path
-    under ``root`` (``/srv/jail/data`` for ``/data``): both are understood.
-    """
-    root_path = os.path.normpath(os.fspath(root))
-    path = os.path.normpath(os.fspath(workdir))
-    if root_path != "/" and (path == root_path or path.startswith(root_path + "/")):
-        return "/" + os.path.relpath(path, root_path).removeprefix(".")
-    return path
 
 
 def _nothing(pid: int) -> None:

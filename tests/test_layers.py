@@ -43,6 +43,7 @@ SYNC_SIDE = (
     "_unixbind",
     "exceptions",
     "_pidlock",
+    "_pep3143_pidfile",
     "pep3143",
 )
 
@@ -67,7 +68,7 @@ LAYERS = [
     },
     {"_stdfds", "_acquire", "_detach", "_init", "_handoff", "_adopt"},
     {"_privileges", "_terminal"},
-    {"_pidlock"},
+    {"_pidlock", "_pep3143_pidfile"},
     {"pep3143"},
     {
         "_systemd",
