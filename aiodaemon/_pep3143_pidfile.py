@@ -1,16 +1,20 @@
-"""Where a PEP 3143 program's pidfile lives, for ``aiodaemon.pep3143``.
+"""Where a PEP 3143 program's pidfile lives, and lockfile's stale-lock call, for ``pep3143``.
 
 python-daemon and pep3143daemon take their pidfile in the daemon, after the
 chroot and the chdir; aiodaemon locks its ``PidFile`` in the calling process,
 before both (so "already running" reaches the caller, and the file may sit in
 a root-only ``/run``). A relative path must still name the file the original
 libraries create, so it is resolved here, ahead of time, the way the daemon
-will see it.
+will see it. lockfile's ``break_lock()`` removes a file whoever holds it; an
+``flock`` ends only with its holder, so only a file nobody holds is broken.
 """
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import os
+import stat
 
 TYPE_CHECKING = False  # not typing's: see aiodaemon/__init__.py
 if TYPE_CHECKING:
@@ -18,7 +22,7 @@ if TYPE_CHECKING:
 
     StrPath: TypeAlias = str | os.PathLike[str]
 
-__all__ = ["inside_chroot", "pidfile_location"]
+__all__ = ["break_stale_lock", "inside_chroot", "pidfile_location"]
 
 
 def inside_chroot(root: StrPath, workdir: StrPath) -> str:
@@ -56,3 +60,40 @@ def pidfile_location(path: StrPath, workdir: StrPath, root: StrPath | None) -> s
     # stops it at the root of a chrooted process.
     inside = os.path.normpath(os.path.join("/", inside_chroot(root, workdir), path))
     return os.path.join(os.getcwd(), root, inside.lstrip("/"))
+
+
+def break_stale_lock(path: StrPath) -> None:
+    """Unlink the pidfile ``path`` when no process holds its ``flock``.
+
+    A held lock is left alone: the lock ends only with its holder, and
+    unlinking a live daemon's file would let a second daemon start beside it.
+
+    Raises:
+        OSError: the file cannot be opened (not for a missing one) or unlinked.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NOCTTY | os.O_NONBLOCK)
+    except FileNotFoundError:
+        return
+    try:
+        try:
+            # Held while unlinking: a daemon starting on this path now waits,
+            # then opens the path afresh (see _pidfile._lock_exclusive).
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return
+        st = os.fstat(fd)
+        try:
+            current = os.stat(path, follow_symlinks=False)
+        except FileNotFoundError:
+            return
+        if (current.st_dev, current.st_ino) != (st.st_dev, st.st_ino):
+            return  # replaced meanwhile: not the file we found unlocked
+        if not stat.S_ISREG(st.st_mode):
+            raise OSError(errno.EINVAL, "not a regular file; not removed", os.fspath(path))
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            return  # removed by someone else meanwhile: broken all the same
+    finally:
+        os.close(fd)

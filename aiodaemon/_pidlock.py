@@ -37,11 +37,19 @@ class PidFile:
         acquire_timeout: seconds to wait for a live holder to let go; None or
             0 fails at once (python-daemon's ``TimeoutPIDLockFile`` waits
             forever on None).
+        timeout: lockfile's default wait, used when ``acquire_timeout`` is None.
     """
 
-    def __init__(self, path: str | os.PathLike[str], acquire_timeout: float | None = None) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        acquire_timeout: float | None = None,
+        *,
+        timeout: float | None = None,
+    ) -> None:
         self.path = os.fspath(path)
         self.acquire_timeout = acquire_timeout
+        self.timeout = timeout
         self._held: Pidfile | None = None
 
     def __repr__(self) -> str:
@@ -95,6 +103,21 @@ class PidFile:
         """Whether this object holds the lock."""
         return self._held is not None
 
+    def break_lock(self) -> None:
+        """Remove the file if no process holds its lock (lockfile's call for a stale lock).
+
+        Unlike lockfile, a held lock (this object's too) is left alone: an
+        ``flock`` ends only with its holder, and removing a live daemon's file
+        would let a second daemon start beside it.
+
+        Raises:
+            OSError: the file cannot be opened (a missing one is fine) or removed.
+        """
+        from ._pep3143_pidfile import break_stale_lock
+
+        if self._held is None:
+            break_stale_lock(self.path)
+
     # --- DaemonContext's side: lock before the fork, write the pid after it ---
 
     def lock(self, timeout: float | None = None, *, at: str | None = None) -> None:
@@ -113,6 +136,8 @@ class PidFile:
         from .exceptions import AlreadyRunningError
 
         wait = self.acquire_timeout if timeout is None else timeout
+        if wait is None:
+            wait = self.timeout
         deadline = time.monotonic() + (wait or 0.0)
         while True:
             try:

@@ -1,4 +1,4 @@
-"""aiodaemon.pep3143's pidfile where it differs in how it is taken: its path, and lockfile's API.
+"""aiodaemon.pep3143's pidfile where the original libraries' habits must hold: path, lockfile API.
 
 The original libraries (python-daemon, pep3143daemon) take the pidfile in the
 daemon; aiodaemon locks its ``PidFile`` in the caller. These tests run real
@@ -13,11 +13,15 @@ import os
 import signal
 import stat
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
 
-from .support import PROGRAMS, PYTHON, clean_env, kill_quietly, read_pid, wait_gone
+from aiodaemon import pep3143
+from aiodaemon.exceptions import AlreadyRunningError
+
+from .support import PROGRAMS, PYTHON, clean_env, kill_quietly, python, read_pid, wait_gone
 
 NOBODY = 65534
 
@@ -87,3 +91,52 @@ def test_relative_pidfile_is_under_the_working_directory_and_removed(
     where = "root/data/app.pid" if jail == "yes" else "wd/app.pid"
     assert seen["no"] == {"running": {where: "<pid>\n"}, "after exit": {}}
     assert seen["yes"] == seen["no"]
+
+
+def test_break_lock_removes_only_a_pidfile_nobody_holds(tmp_path: Path) -> None:
+    """break_lock() removes a stale pidfile, and leaves a live daemon's (and our own) alone."""
+    stale = tmp_path / "stale.pid"
+    stale.write_text("999999\n")
+    pep3143.pidfile.TimeoutPIDLockFile(stale, 1).break_lock()
+    assert not stale.exists()
+    pep3143.pidfile.TimeoutPIDLockFile(stale, 1).break_lock()  # nothing there: nothing to do
+
+    started = python([PROGRAMS / "pep3143_cases.py", "detached", tmp_path])
+    assert started.returncode == 0, started.stderr
+    pid = read_pid(tmp_path / "ready")
+    live = tmp_path / "app.pid"
+    try:
+        pep3143.PidFile(live).break_lock()
+        assert read_pid(live) == pid
+        assert pep3143.PidFile(live).is_locked()
+        (tmp_path / "ready").unlink()
+        second = python([PROGRAMS / "pep3143_cases.py", "detached", tmp_path])
+        assert f"already running (pid {pid}, pidfile {live})" in second.stderr
+    finally:
+        kill_quietly(pid, signal.SIGTERM)
+    wait_gone(pid)
+
+    own = pep3143.PidFile(tmp_path / "own.pid")
+    with own:
+        own.break_lock()
+        assert (tmp_path / "own.pid").read_text() == f"{os.getpid()}\n"
+        assert own.i_am_locking()
+    assert not (tmp_path / "own.pid").exists()
+
+
+def test_timeout_is_lockfiles_and_is_waited_for(tmp_path: Path) -> None:
+    """.timeout is lockfile's value, and acquire() waits that long for a holder."""
+    import daemon.pidfile
+
+    path = tmp_path / "app.pid"
+    for options in ({}, {"timeout": 0.3}):
+        theirs = daemon.pidfile.TimeoutPIDLockFile(str(path), 5, **options)
+        ours = pep3143.pidfile.TimeoutPIDLockFile(path, 5, **options)
+        assert (ours.timeout, ours.acquire_timeout) == (theirs.timeout, theirs.acquire_timeout)
+    with pep3143.PidFile(path):
+        waiter = pep3143.PidFile(path, timeout=0.3)
+        began = time.monotonic()
+        with pytest.raises(AlreadyRunningError):
+            waiter.acquire()
+        # The lower bound only: the wait is a deadline, never cut short.
+        assert time.monotonic() - began >= 0.3
