@@ -146,7 +146,9 @@ class DaemonContext:
         stdin: HasFileno | None = None,
         stdout: HasFileno | None = None,
         stderr: HasFileno | None = None,
-        signal_map: Mapping[int, SignalTarget] | None = None,
+        signal_map: Mapping[int, SignalTarget]
+        | Mapping[signal.Signals, SignalTarget]
+        | None = None,
     ) -> None:
         self.chroot_directory = chroot_directory
         self.working_directory = working_directory
@@ -163,9 +165,12 @@ class DaemonContext:
         self.stdin = stdin
         self.stdout = stdout
         self.stderr = stderr
-        self.signal_map: Mapping[int, SignalTarget] = (
+        # A dict, as programs change it in place (``signal_map[SIGHUP] = f``); the
+        # given dict itself, as python-daemon keeps it. Signals keys are ints.
+        given: Mapping[Any, SignalTarget] = (
             make_default_signal_map() if signal_map is None else signal_map
         )
+        self.signal_map: dict[int, SignalTarget] = given if isinstance(given, dict) else dict(given)
         self._is_open = False
 
     @property
