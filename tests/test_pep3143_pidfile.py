@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import shutil
 import signal
 import stat
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -140,3 +142,48 @@ def test_timeout_is_lockfiles_and_is_waited_for(tmp_path: Path) -> None:
             waiter.acquire()
         # The lower bound only: the wait is a deadline, never cut short.
         assert time.monotonic() - began >= 0.3
+
+
+@pytest.mark.root
+@pytest.mark.parametrize(
+    ("mode", "owner", "emptied"),
+    [(0o755, 0, True), (0o1777, 0, False), (0o755, NOBODY, False)],
+    ids=["root-only", "sticky", "the-users"],
+)
+def test_pidfile_after_a_uid_drop_is_removed_or_emptied(
+    mode: int, owner: int, emptied: bool
+) -> None:
+    """After a uid drop, close() removes the pidfile if the user may unlink it, else empties it."""
+    if os.geteuid() != 0:
+        pytest.fail("this test needs root (setuid); CI runs it as root")
+    # Not tmp_path: pytest's directories are 0700, closed to the dropped user.
+    base = Path(tempfile.mkdtemp(prefix="aiodaemon-pep3143-"))
+    pids: list[int] = []
+    try:
+        base.chmod(0o755)
+        run = base / "run"  # /run on Debian: 0755 root
+        run.mkdir()
+        run.chmod(mode)
+        os.chown(run, owner, owner)
+        pidfile = run / "d.pid"
+        for attempt in ("first", "next"):
+            launched = python([PROGRAMS / "pep3143_dropped.py", pidfile, base / attempt])
+            assert launched.returncode == 0, launched.stderr
+            pids.append(read_pid(base / attempt))
+            assert read_pid(pidfile) == pids[-1]
+            assert pidfile.stat().st_uid == NOBODY
+            os.kill(pids[-1], signal.SIGTERM)
+            wait_gone(pids[-1])
+            if not emptied:
+                assert not pidfile.exists()
+                break
+            # Left behind, empty: it reads as not running, and the next start takes it.
+            assert pidfile.read_text() == ""
+            left = pep3143.PidFile(pidfile)
+            assert (left.is_locked(), left.read_pid()) == (False, None)
+            status = python(["-m", "aiodaemon", "status", "--pidfile", pidfile])
+            assert status.returncode == 3, status.stdout  # LSB "not running"
+    finally:
+        for pid in pids:
+            kill_quietly(pid)
+        shutil.rmtree(base, ignore_errors=True)
