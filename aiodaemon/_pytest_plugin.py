@@ -6,16 +6,16 @@ a test that asks for the fixture.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pytest
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from aiodaemon.testing import Launch
 
 
 @pytest.fixture
-def aiodaemon_launch() -> Callable[..., Any]:
+def aiodaemon_launch() -> Launch:
     """:func:`aiodaemon.testing.launch`: ``async with aiodaemon_launch("app:main") as d:``."""
     from aiodaemon.testing import launch
 

@@ -98,7 +98,7 @@ LAYERS = [
     },
     {"_cli", "__main__"},
     # The testing kit drives a daemon from outside, like a user: it sits on top of everything.
-    {"testing", "_pytest_plugin"},
+    {"_kit_errors", "_kit_options", "_kit_process", "testing", "_pytest_plugin"},
 ]
 
 
@@ -153,7 +153,10 @@ def test_layers_only_import_downward() -> None:
 
 def test_the_testing_kit_uses_no_private_module() -> None:
     """aiodaemon.testing talks to daemons only through the command, signals and the log file."""
-    assert not [name for name in imports_of("testing") if name.startswith(".")]
+    kit = closure("testing")
+    assert kit == {"testing", "_kit_errors", "_kit_options", "_kit_process"}
+    for module in kit:
+        assert not [n for n in imports_of(module) if n.startswith(".") and n[1:] not in kit]
 
 
 @pytest.mark.parametrize("module", SYNC_SIDE)

@@ -51,7 +51,7 @@ async def test_launch_yields_a_ready_daemon_with_real_addresses() -> None:
         assert await echo(daemon, b"ping\n") == b"ping\n"
         ready = await daemon.wait_for_record("ready")
         assert ready["pid"] == daemon.pid
-        assert daemon.status()["state"] == "running"
+        assert (await daemon.status())["state"] == "running"
         assert await daemon.stop() == 0
         assert daemon.returncode == 0
     assert not is_alive(daemon.pid)

@@ -5,6 +5,7 @@
   ``ValueError`` with its text.
 - ``KIT_CHILD``: start a long ``sleep`` child and never wait for it (a leftover to clean).
 - ``KIT_IGNORE_TERM``: shutdown hooks hang, so only SIGKILL ends it.
+- ``KIT_SLOW_STOP``: the shutdown hook takes that many seconds.
 """
 
 from __future__ import annotations
@@ -48,6 +49,9 @@ async def stop() -> None:
     if os.environ.get("KIT_IGNORE_TERM"):
         log.info("ignoring the stop")
         await asyncio.Event().wait()
+    if delay := os.environ.get("KIT_SLOW_STOP"):
+        log.info("stopping slowly", seconds=float(delay))
+        await asyncio.sleep(float(delay))
 
 
 async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

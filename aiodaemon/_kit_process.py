@@ -1,0 +1,248 @@
+"""The testing kit's daemon processes: start, wait, stop and reap, never blocking the loop.
+
+A daemon is our child and is not reaped before the test is done with it, so
+its pid and process group stay reserved: signalling them can never reach a
+stranger that reused the number.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import contextlib
+import grp
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+
+__all__ = [
+    "STOP_GRACE",
+    "finish",
+    "hand_directory_to",
+    "kill_group",
+    "peek",
+    "run_command",
+    "spawn",
+    "terminate",
+    "wait_exit",
+]
+
+#: How long a daemon gets to exit after SIGTERM when a test leaves the block.
+STOP_GRACE = 10.0
+
+Process = subprocess.Popen[bytes]
+
+
+def spawn(
+    argv: list[str],
+    directory: Path,
+    env: Mapping[str, str] | None,
+    cwd: str | os.PathLike[str] | None,
+    path_entry: str | None,
+) -> tuple[Process, socket.socket]:
+    """Start ``aiodaemon ARGV`` in a session of its own; return it and its notify socket."""
+    notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    notify_path = directory / "notify"
+    notify.bind(str(notify_path))
+    notify.setblocking(False)
+    environment = {k: v for k, v in os.environ.items() if not _is_service_manager_variable(k)}
+    environment.update(env or {})
+    # The notify protocol tells us when it is ready, exactly as systemd would learn it.
+    environment["NOTIFY_SOCKET"] = str(notify_path)
+    if path_entry is not None:
+        environment["PYTHONPATH"] = os.pathsep.join(
+            filter(None, [path_entry, environment.get("PYTHONPATH")])
+        )
+    with open(directory / "stderr", "wb") as stderr, open(directory / "stdout", "wb") as stdout:
+        # A session of its own: Ctrl-C in the test's terminal reaches the test, not the
+        # daemon, and the whole group (the daemon's children too) can be killed at the end.
+        process = subprocess.Popen(
+            [*_die_with_us(), *_command(), *argv],
+            stdin=subprocess.DEVNULL,
+            stdout=stdout,
+            stderr=stderr,
+            env=environment,
+            cwd=cwd,
+            start_new_session=True,
+        )
+    _running.add(process)
+    return process, notify
+
+
+def hand_directory_to(directory: Path, user: str | int | None, group: str | int | None) -> None:
+    """Give the kit's directory to the user (and group) the daemon drops to.
+
+    A daemon that dropped privileges reopens its log file there at every reload
+    (and creates it anew after a rotation). An unknown user or group is left to
+    the daemon to report, as it would in production.
+    """
+    uid = gid = -1
+    try:
+        if isinstance(user, int):
+            uid = user
+            with contextlib.suppress(KeyError):
+                gid = pwd.getpwuid(user).pw_gid
+        elif user is not None:
+            entry = _user_entry(user)
+            uid, gid = entry.pw_uid, entry.pw_gid
+        if group is not None:
+            gid = group if isinstance(group, int) else _group_id(group)
+    except KeyError:
+        return
+    # Changed through a descriptor of the directory we created, never by path.
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    try:
+        os.fchown(fd, uid, gid)
+    finally:
+        os.close(fd)
+
+
+def _user_entry(name: str) -> pwd.struct_passwd:
+    try:
+        return pwd.getpwnam(name)
+    except KeyError:
+        if name.isdigit():
+            return pwd.getpwuid(int(name))
+        raise
+
+
+def _group_id(name: str) -> int:
+    try:
+        return grp.getgrnam(name).gr_gid
+    except KeyError:
+        if name.isdigit():
+            return int(name)
+        raise
+
+
+def _is_service_manager_variable(name: str) -> bool:
+    return name in ("NOTIFY_SOCKET", "INVOCATION_ID", "WATCHDOG_USEC", "WATCHDOG_PID") or (
+        name.startswith("LISTEN_")
+    )
+
+
+def peek(process: Process) -> int | None:
+    """The child's exit status (``-N`` for signal N) if it has exited, without reaping it."""
+    if process.returncode is not None:
+        return process.returncode
+    info = os.waitid(os.P_PID, process.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+    if info is None:
+        return None
+    return info.si_status if info.si_code == os.CLD_EXITED else -info.si_status
+
+
+async def wait_exit(process: Process, limit: float | None) -> int | None:
+    """Wait for our child to exit without blocking the loop; None after ``limit`` seconds."""
+    status = peek(process)
+    if status is not None:
+        return status
+    loop = asyncio.get_running_loop()
+    # A pidfd turns readable when the process exits: the loop watches it like a socket.
+    pidfd = os.pidfd_open(process.pid)
+    exited: asyncio.Future[None] = loop.create_future()
+
+    def on_exit() -> None:
+        if not exited.done():
+            exited.set_result(None)
+
+    loop.add_reader(pidfd, on_exit)
+    try:
+        await asyncio.wait_for(exited, limit)
+    except TimeoutError:
+        return None
+    finally:
+        loop.remove_reader(pidfd)
+        os.close(pidfd)
+    return peek(process)
+
+
+async def terminate(process: Process, grace: float) -> int:
+    """SIGTERM, wait up to ``grace`` seconds, then SIGKILL the group; the exit status."""
+    if peek(process) is None:
+        os.kill(process.pid, signal.SIGTERM)
+        status = await wait_exit(process, grace)
+        if status is not None:
+            return status
+        kill_group(process)
+    status = await wait_exit(process, None)
+    assert status is not None
+    return status
+
+
+async def finish(process: Process) -> None:
+    """Stop ``process`` gracefully, then kill what is left of its group and reap it.
+
+    If the wait is cancelled (a second Ctrl-C, a test's timeout), the daemon is
+    killed at once: nothing may outlive the test.
+    """
+    try:
+        await terminate(process, STOP_GRACE)
+    finally:
+        # Its own children must not outlive it either.
+        kill_group(process)
+        # Instant once it has exited; only a cancelled stop waits here, for a SIGKILL.
+        process.wait()
+        _running.discard(process)
+
+
+def kill_group(process: Process) -> None:
+    """SIGKILL what is left of the daemon's session."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signal.SIGKILL)
+
+
+#: Daemons started and not yet reaped, for the atexit safety net.
+_running: set[Process] = set()
+
+
+@atexit.register
+def _kill_leftovers() -> None:
+    for process in list(_running):
+        if process.returncode is None:
+            kill_group(process)
+            process.wait()
+
+
+async def run_command(*args: str, timeout: float) -> tuple[int, str, str]:  # noqa: ASYNC109
+    """Run ``aiodaemon ARGS`` on the loop; its exit status, stdout and stderr.
+
+    Raises:
+        TimeoutError: it did not finish within ``timeout`` seconds (it is killed).
+    """
+    proc = await asyncio.create_subprocess_exec(
+        *_command(),
+        *args,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), timeout)
+    except BaseException:
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+        await proc.wait()
+        raise
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(errors="replace"), err.decode(errors="replace")
+
+
+def _command() -> list[str]:
+    return [sys.executable, "-m", "aiodaemon"]
+
+
+def _die_with_us() -> list[str]:
+    """A prefix that makes the kernel SIGKILL the daemon when the test process dies.
+
+    The last safety net, for a test runner killed without running any cleanup
+    (SIGKILL, pytest-timeout's ``os._exit``): util-linux's ``setpriv`` sets the
+    parent-death signal and execs the daemon, so its pid stays the daemon's.
+    """
+    setpriv = shutil.which("setpriv")
+    return [setpriv, "--pdeathsig", "KILL", "--"] if setpriv else []

@@ -1,0 +1,75 @@
+"""The testing kit as a test sees it: errors in full, and an event loop that never stalls."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from aiodaemon.testing import StartFailed, launch
+
+from .support import REPO, clean_env, is_alive
+
+PROGRAM = REPO / "tests" / "programs" / "kit_app.py"
+MULTI_LINE = "cannot start:\n  reason A\n  reason B"
+
+
+async def test_start_failed_keeps_a_multi_line_error_whole(tmp_path: Path) -> None:
+    """StartFailed.message is the whole error on one line, as `aiodaemon start` prints it."""
+    with pytest.raises(StartFailed) as failed:
+        async with launch(PROGRAM, env={"KIT_FAIL_START": MULTI_LINE}):
+            pytest.fail("the block must not run")
+    assert failed.value.message == "startup failed: RuntimeError: cannot start: reason A reason B"
+    started = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "aiodaemon",
+        "start",
+        "kit_app:main",
+        "--pidfile",
+        str(tmp_path / "app.pid"),
+        "--listen",
+        "echo=127.0.0.1:0",
+        cwd=PROGRAM.parent,
+        env=clean_env({"KIT_FAIL_START": MULTI_LINE}),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    _, err = await asyncio.wait_for(started.communicate(), 60)
+    assert started.returncode == failed.value.status == 1
+    assert err.decode().strip() == f"aiodaemon: {failed.value.message}"
+
+
+async def test_a_slow_stop_does_not_stall_the_tests_event_loop() -> None:
+    """While a daemon takes 3 s to stop, other tasks of the test keep running."""
+    ticks: list[float] = []
+
+    async def ticker() -> None:
+        while True:
+            ticks.append(time.monotonic())
+            await asyncio.sleep(0.05)
+
+    task = asyncio.create_task(ticker())
+    try:
+        async with launch(
+            PROGRAM, listen={"echo": "127.0.0.1:0"}, env={"KIT_SLOW_STOP": "3"}
+        ) as daemon:
+            assert (await daemon.status())["state"] == "running"
+            await daemon.wait_for_record("ready")
+            leaving = time.monotonic()
+        left = time.monotonic()
+    finally:
+        task.cancel()
+    assert not is_alive(daemon.pid)
+    assert daemon.returncode == 0
+    assert left - leaving >= 2.5, "the daemon's shutdown hook takes 3 s"
+    during = [t for t in ticks if leaving <= t <= left]
+    gaps = [b - a for a, b in itertools.pairwise(during)]
+    assert len(during) > 10
+    assert max(gaps) < 1.0, f"the loop stalled for {max(gaps):.2f} s"
