@@ -50,16 +50,25 @@ def pidfile_location(path: StrPath, workdir: StrPath, root: StrPath | None) -> s
         path: the ``PidFile``'s path.
         workdir: the context's ``working_directory``.
         root: the context's ``chroot_directory``, or None.
+
+    Raises:
+        OSError: a relative path's directory is missing or not a directory
+            (the error the chdir into ``workdir`` would give, before the lock).
     """
     path = os.fspath(path)
     if os.path.isabs(path):
         return path
     if root is None:
-        return os.path.join(os.getcwd(), workdir, path)
-    # Lexically inside the jail: ".." stops at its root there, as the kernel
-    # stops it at the root of a chrooted process.
-    inside = os.path.normpath(os.path.join("/", inside_chroot(root, workdir), path))
-    return os.path.join(os.getcwd(), root, inside.lstrip("/"))
+        location = os.path.join(os.getcwd(), workdir, path)
+    else:
+        # Lexically inside the jail: ".." stops at its root there, as the kernel
+        # stops it at the root of a chrooted process.
+        inside = os.path.normpath(os.path.join("/", inside_chroot(root, workdir), path))
+        location = os.path.join(os.getcwd(), root, inside.lstrip("/"))
+    directory = os.path.dirname(location)
+    if not stat.S_ISDIR(os.stat(directory).st_mode):
+        raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), directory)
+    return location
 
 
 def break_stale_lock(path: StrPath) -> None:

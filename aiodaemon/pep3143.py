@@ -223,15 +223,18 @@ class DaemonContext:
         own = self.pidfile if isinstance(self.pidfile, PidFile) else None
         if self.pidfile is not None and own is None:
             _check_pidfile_protocol(self.pidfile)
+        if own is not None:
+            # Where the daemon would open a relative path (python-daemon's file).
+            try:
+                own_at = pidfile_location(own.path, self.working_directory, self.chroot_directory)
+            except OSError as exc:
+                raise DaemonOSEnvironmentError(exc.errno, _describe(exc)) from exc
         groups = self._groups()
         # /dev/null opened before a chroot, which may have none.
         null = os.open(os.devnull, os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
         try:
             if own is not None:
-                # Where the daemon would open a relative path (python-daemon's file).
-                own.lock(
-                    at=pidfile_location(own.path, self.working_directory, self.chroot_directory)
-                )
+                own.lock(at=own_at)
             try:
                 self._change_environment(own, groups)
             except BaseException:

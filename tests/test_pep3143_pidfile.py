@@ -95,6 +95,25 @@ def test_relative_pidfile_is_under_the_working_directory_and_removed(
     assert seen["yes"] == seen["no"]
 
 
+def test_relative_pidfile_with_a_missing_working_directory(tmp_path: Path) -> None:
+    """A missing working_directory is a DaemonOSEnvironmentError, as without a pidfile."""
+    code = (
+        "import os\n"
+        "from aiodaemon import pep3143 as daemon\n"
+        "context = daemon.DaemonContext(\n"
+        "    working_directory='missing', pidfile=daemon.PidFile('app.pid'), detach_process=False\n"
+        ")\n"
+        "try:\n"
+        "    context.open()\n"
+        "except daemon.DaemonOSEnvironmentError as exc:\n"
+        "    print(exc, os.listdir())\n"
+    )
+    result = python(["-c", code], cwd=tmp_path)
+    assert result.stdout == f"[Errno 2] No such file or directory {tmp_path}/missing []\n", (
+        result.stderr
+    )
+
+
 def test_break_lock_removes_only_a_pidfile_nobody_holds(tmp_path: Path) -> None:
     """break_lock() removes a stale pidfile, and leaves a live daemon's (and our own) alone."""
     stale = tmp_path / "stale.pid"
