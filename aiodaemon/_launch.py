@@ -152,8 +152,8 @@ def launch(
         _signal_mask,
         _upgrade_service,
     )
+    from ._detach import close_inherited_fds, enter_workdir, redirect_outputs
     from ._detach import detach as detach_process
-    from ._detach import enter_workdir, redirect_outputs
 
     as_init = False
     # The one place the daemon gives back what it acquired, however it ends.
@@ -180,6 +180,12 @@ def launch(
             pipe = ReadinessPipe(None, thaw=True)
             redirect_outputs(acquired.stdout, acquired.stderr)
             acquired.close_outputs()
+            if _privileges.leaves_root(options):
+                from ._systemd import default_notifier_fds
+
+                # What root's launcher had open (an fd on /etc/shadow) must not
+                # pass to the service account: the detach closes it the same way.
+                close_inherited_fds([*acquired.keep_fds(), *default_notifier_fds()])
             if os.getpid() == 1:
                 from ._init import split_init
 

@@ -31,6 +31,7 @@ __all__ = [
     "empty_bounding_set",
     "enter_chroot",
     "forbid_new_privileges",
+    "leaves_root",
     "set_identity",
 ]
 
@@ -39,6 +40,12 @@ _PR_CAPBSET_DROP = 24
 _PR_SET_NO_NEW_PRIVS = 38
 #: Capability numbers are below 64 (the kernel's last one is 40 today).
 _CAP_LIMIT = 64
+
+
+def leaves_root(options: Options) -> bool:
+    """Whether :func:`drop_privileges` will change the uid away from root."""
+    identity = options.identity
+    return os.geteuid() == 0 and identity is not None and identity.uid not in (None, 0)
 
 
 def drop_privileges(options: Options) -> None:
@@ -59,10 +66,10 @@ def drop_privileges(options: Options) -> None:
     identity = options.identity
     was_root = os.geteuid() == 0
     groups = _supplementary_groups(identity) if identity is not None and was_root else None
-    leaves_root = was_root and identity is not None and identity.uid not in (None, 0)
+    leaving = leaves_root(options)
     # Loaded before the chroot hides ctypes' files, and only when it will be used.
-    prctl = _load_prctl() if leaves_root and options.no_new_privileges else None
-    if leaves_root:
+    prctl = _load_prctl() if leaving and options.no_new_privileges else None
+    if leaving:
         from ._terminal import give_up_terminal
 
         # Before the chroot, which may hide /dev/tty: root's terminal must not

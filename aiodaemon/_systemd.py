@@ -139,6 +139,10 @@ class Notifier:
         """Tell the manager the daemon is alive (WatchdogSec=)."""
         self.send("WATCHDOG=1")
 
+    def fileno(self) -> int:
+        """The socket's descriptor, -1 once closed."""
+        return -1 if self._sock is None else self._sock.fileno()
+
     def close(self) -> None:
         """Close the socket; later sends return False."""
         if self._sock is not None:
@@ -219,6 +223,13 @@ def set_default_notifier(notifier: Notifier | None) -> None:
     """Make ``notify`` use ``notifier`` in this process (connected before any chroot)."""
     global _default
     _default = None if notifier is None else (os.getpid(), notifier)
+
+
+def default_notifier_fds() -> list[int]:
+    """The socket ``notify`` already opened in this process, if any (called before ``run()``)."""
+    if _default is None or _default[0] != os.getpid() or _default[1].fileno() < 0:
+        return []
+    return [_default[1].fileno()]
 
 
 def notify(*assignments: str) -> bool:

@@ -1,7 +1,9 @@
-"""After dropping root: no_new_privs and an empty capability bounding set, seen in /proc."""
+"""After dropping root: no_new_privs, an empty bounding set, no launcher fds, seen in /proc."""
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import subprocess
 from pathlib import Path
@@ -10,9 +12,11 @@ from typing import Any
 import pytest
 
 from .security_support import (
+    PROGRAM,
     User,
     arena,
     intruder,
+    make_victim,
     own_dir,
     records,
     running_daemon,
@@ -99,3 +103,65 @@ def test_the_cli_flag_turns_it_off(arena: Path, intruder: User) -> None:
 def proc_status_self() -> dict[str, str]:
     """This test process's own /proc status (the bounding set the daemon started with)."""
     return proc_status(os.getpid())
+
+
+def _open_fds(pid: int) -> dict[int, str]:
+    """What ``pid`` has open, fd -> target, as root sees it in /proc."""
+    fds = {}
+    for name in os.listdir(f"/proc/{pid}/fd"):
+        with contextlib.suppress(OSError):
+            fds[int(name)] = os.readlink(f"/proc/{pid}/fd/{name}")
+    return fds
+
+
+@pytest.mark.parametrize("detach", [False, None])
+def test_a_foreground_drop_closes_what_roots_launcher_had_open(
+    arena: Path, intruder: User, detach: bool | None
+) -> None:
+    """Foreground, user=: an inherited root-only fd is gone; files_preserve and listeners stay."""
+    own_dir(arena / "run", intruder)
+    own_dir(arena / "log", intruder)
+    victim = make_victim(arena / "secrets")
+    log = arena / "log" / "app.log"
+    leaked = os.open(victim, os.O_RDONLY)
+    kept_read, kept_write = os.pipe()
+    options = {
+        "detach": detach,
+        "user": intruder.name,
+        "files_preserve": [kept_write],
+        "listen": {"web": "127.0.0.1:0"},
+        "log_file": str(log),
+        "pidfile": str(arena / "run" / "d.pid"),
+    }
+    # detach=None stays in the foreground under a service manager.
+    extra = {} if detach is False else {"INVOCATION_ID": "0" * 32}
+    try:
+        daemon = subprocess.Popen(
+            [PYTHON, str(PROGRAM), json.dumps(options)],
+            env=clean_env(extra),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            pass_fds=(leaked, kept_write),
+        )
+    finally:
+        os.close(leaked)
+        os.close(kept_write)
+    try:
+        # main ticks once the daemon is ready: a stop then ends it with status 0.
+        wait_for(lambda: log.exists() and _ticks(log), 30, "the daemon to run")
+        assert proc_status(daemon.pid)["Uid"].split() == [str(intruder.uid)] * 4
+        fds = _open_fds(daemon.pid)
+        assert str(victim) not in fds.values()
+        assert fds[kept_write].startswith("pipe:")
+        assert fds[kept_write] == os.readlink(f"/proc/self/fd/{kept_read}")
+        assert sum(target.startswith("socket:") for target in fds.values()) >= 1
+        assert str(log) in fds.values()
+    finally:
+        daemon.terminate()
+        assert daemon.wait(30) == 0
+        os.close(kept_read)
+
+
+def _ticks(log: Path) -> list[dict[str, Any]]:
+    return [r for r in records(log) if r["event"] == "tick"]
