@@ -146,8 +146,10 @@ def _cmd_stop(args: argparse.Namespace) -> int:
 
 
 def _cmd_reload(args: argparse.Namespace) -> int:
+    from ._reload_command import reload
+
     pidfile: str = args.pidfile
-    return _control.reload(
+    return reload(
         pidfile, _control_path(args, pidfile), timeout=args.timeout, wait=not args.no_wait
     )
 

@@ -1,4 +1,4 @@
-"""Control a running daemon through its pidfile and control socket: stop, reload, status.
+"""Control a running daemon through its pidfile and control socket: status, and the shared parts.
 
 Only a verified lock holder is ever signalled (see :func:`read_pidfile`): a pid
 in a stale file may belong to an unrelated process by now. Signals go through
@@ -16,16 +16,9 @@ import os
 import select
 import time
 
-from ._control_client import (
-    ControlAbsent,
-    ControlDenied,
-    ControlError,
-    ControlMismatch,
-    ControlRefused,
-    ControlTimeout,
-    ask,
-)
+from ._control_client import ControlAbsent, ControlDenied, ControlError, ControlRefused
 from ._control_protocol import VERSION
+from ._control_trust import ControlUntrusted, ask_holder, say_ignored
 from ._messages import printable, say, write_line
 from ._pidfile import PidfileState, PidfileStatus, read_pidfile
 
@@ -36,22 +29,10 @@ if TYPE_CHECKING:
     #: Paths stay plain strings here: importing pathlib costs a control command ~2 ms.
     StrPath: TypeAlias = str | os.PathLike[str]
 
-__all__ = ["ControlCode", "StatusCode", "reload", "status"]
+__all__ = ["ControlCode", "StatusCode", "status"]
 
 #: How long to wait for a pid to appear in a freshly locked pidfile.
 _STARTING_GRACE = 5.0
-#: How long ``reload`` retries a control socket that is not served yet (a
-#: daemon between its acquire and its event loop) before falling back to SIGHUP.
-_NOT_SERVING_GRACE = 2.0
-#: Tries, and seconds between them, when the pidfile's holder and the control
-#: socket's peer differ for a moment (an upgrade handing over).
-#: How long status keeps asking while the pidfile and the control socket name
-#: different processes: an upgrade hands them over a moment apart, longer on a
-#: loaded machine; a planted socket still fails once this is over.
-_HANDOVER_GRACE = 2.0
-_HANDOVER_PAUSE = 0.02
-#: Seconds ``reload`` gives the daemon's answer beyond the reload's own timeout.
-_ANSWER_GRACE = 2.0
 
 
 class StatusCode(enum.IntEnum):
@@ -91,11 +72,6 @@ def _stat_field(pid: int, index: int) -> int | None:
         return None
 
 
-def _parent_of(pid: int) -> int | None:
-    """The parent pid of ``pid``, None once it is gone."""
-    return _stat_field(pid, 1)
-
-
 def _show(message: str) -> None:
     write_line(printable(message))
 
@@ -109,31 +85,19 @@ def status(path: StrPath, control: StrPath | None, *, as_json: bool, timeout: fl
     pid = state.running_pid
     if pid is not None and control is not None:
         try:
-            handover_ends = time.monotonic() + min(_HANDOVER_GRACE, timeout)
-            while True:
-                try:
-                    answer = ask(
-                        control, {"v": VERSION, "cmd": "status"}, holder=pid, timeout=timeout
-                    )
-                    break
-                except ControlMismatch as exc:
-                    # During an upgrade the pidfile and the control socket pass
-                    # from the old daemon to its child, the new one, a moment
-                    # apart: wait for that, and only for that (an impostor is
-                    # neither the holder's parent nor its child).
-                    handing_over = exc.peer == _parent_of(pid) or _parent_of(exc.peer) == pid
-                    if not handing_over or time.monotonic() > handover_ends:
-                        raise
-                    time.sleep(_HANDOVER_PAUSE)
-                    state = read_pidfile(path)
-                    pid = state.running_pid
-                    if pid is None:
-                        raise
+            request = {"v": VERSION, "cmd": "status"}
+            answer, _ = ask_holder(control, request, holder=pid, timeout=timeout, follow=path)
             _check_status(answer)
         except (ControlAbsent, ControlRefused, ControlDenied):
             # No control socket, not served yet, or not ours to use (another
             # user asking): the pidfile still tells whether the daemon runs.
             pass
+        except ControlUntrusted as exc:
+            # Not the daemon's socket (one planted beside a daemon run without
+            # its own): the daemon has none, and its pidfile tells the truth.
+            say_ignored(exc, "status from the pidfile")
+            state = read_pidfile(path)
+            pid = state.running_pid
         except ControlError as exc:
             _say(str(exc))
             return _report(StatusCode.UNKNOWN, "unknown", pid, f"unknown ({exc})", as_json)
@@ -239,77 +203,6 @@ def _uptime(pid: int) -> float | None:
     except (OSError, ValueError, IndexError):
         return None
     return round(max(0.0, now - started / os.sysconf("SC_CLK_TCK")), 3)
-
-
-def reload(path: StrPath, control: StrPath | None, *, timeout: float, wait: bool) -> int:
-    """Reload the daemon holding ``path`` and, with ``wait``, report how the reload went.
-
-    Returns 0 when every reload hook succeeded (or, without ``wait`` or a control
-    socket, once SIGHUP is sent), 1 when one failed or the reload did not finish
-    within ``timeout``, 7 when no daemon runs.
-    """
-    import signal  # here: `status` never signals, and the import costs it ~0.5 ms
-
-    holder = _holder(path, not_running=ControlCode.NOT_RUNNING)
-    if isinstance(holder, int):
-        return holder
-    pid, pidfd = holder
-    note = ""
-    try:
-        if wait and control is not None:
-            code = _reload_and_wait(control, pid, timeout)
-            if code is not None:
-                return code
-            note = f"; no control socket served at {control}, so the result is not known"
-        if not _send(pidfd, pid, signal.SIGHUP):
-            return ControlCode.NO_PERMISSION
-    finally:
-        os.close(pidfd)
-    _say(f"reload requested (pid {pid}, SIGHUP){note}")
-    return ControlCode.OK
-
-
-def _reload_and_wait(control: StrPath, pid: int, timeout: float) -> int | None:
-    """Ask for a reload over the control socket; None when there is no socket to ask."""
-    request = {"v": VERSION, "cmd": "reload", "timeout": timeout}
-    deadline = time.monotonic() + _NOT_SERVING_GRACE
-    while True:
-        try:
-            answer = ask(control, request, holder=pid, timeout=timeout + _ANSWER_GRACE)
-            break
-        except ControlAbsent:
-            return None
-        except ControlRefused:
-            # Bound but not listening yet: a daemon on its way to its event loop.
-            if time.monotonic() > deadline:
-                return None
-            time.sleep(0.05)
-        except ControlTimeout:
-            _say(f"still reloading after {timeout:g} s (pid {pid} did not answer)")
-            return ControlCode.FAILURE
-        except ControlDenied as exc:
-            _say(str(exc))
-            return ControlCode.NO_PERMISSION
-        except ControlError as exc:
-            _say(str(exc))
-            return ControlCode.FAILURE
-    if not answer.get("ok"):
-        _say(f"{answer.get('error') or 'the daemon refused the reload'} (pid {pid})")
-        return ControlCode.FAILURE
-    result = answer.get("reload")
-    if not isinstance(result, dict) or not isinstance(result.get("ok"), bool):
-        _say(f"unreadable reload answer from pid {pid}")
-        return ControlCode.FAILURE
-    if not result["ok"]:
-        error = str(result.get("error"))
-        if error.startswith("cancelled:"):
-            # A stop cut the reload short: the daemon is on its way out.
-            _say(f"reload {error} (pid {pid})")
-        else:
-            _say(f"reload failed (pid {pid}, still running): {error}")
-        return ControlCode.FAILURE
-    _say(f"reloaded (pid {pid})")
-    return ControlCode.OK
 
 
 def _holder(

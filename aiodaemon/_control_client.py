@@ -33,6 +33,7 @@ __all__ = [
     "ControlMismatch",
     "ControlRefused",
     "ControlTimeout",
+    "ControlUntrusted",
     "ask",
 ]
 
@@ -55,7 +56,16 @@ class ControlDenied(ControlError):
     """We may not connect: the socket is the daemon user's and we are someone else."""
 
 
-class ControlMismatch(ControlError):
+class ControlUntrusted(ControlError):
+    """What is at the control path is not the daemon's socket; nothing was sent to it.
+
+    Another user's file, something that is not a socket, or a socket served by
+    another process than the pidfile's holder: the daemon has no control socket
+    there, so the commands fall back to the pidfile and signals.
+    """
+
+
+class ControlMismatch(ControlUntrusted):
     """The peer is not the pidfile's holder: an impostor, or an upgrade handing over.
 
     Attributes:
@@ -127,10 +137,10 @@ def _check_file(path: StrPath, holder: int) -> None:
     except OSError as exc:
         raise ControlError(f"control socket {path}: {exc.strerror}") from None
     if not stat.S_ISSOCK(st.st_mode):
-        raise ControlError(f"{path} is not a socket; not asking it")
+        raise ControlUntrusted(f"{path} is not a socket; not trusted")
     owner = _euid_of(holder)
     if st.st_uid != 0 and owner is not None and st.st_uid != owner:
-        raise ControlError(
+        raise ControlUntrusted(
             f"control socket {path} belongs to uid {st.st_uid}, not to the daemon's user "
             f"(uid {owner}); not trusted"
         )

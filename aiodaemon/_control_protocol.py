@@ -72,7 +72,9 @@ def decode(data: bytes) -> dict[str, Any]:
     """
     try:
         message = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        # RecursionError: a few thousand nested "[" fit in a request, and the
+        # decoder recurses once per level; that is malformed input too.
         raise ProtocolError("not a JSON object") from None
     if not isinstance(message, dict):
         raise ProtocolError("not a JSON object")

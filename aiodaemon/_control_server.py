@@ -122,6 +122,10 @@ class ControlServer:
                 self._active.discard(task)
         except (OSError, TimeoutError):
             pass  # the peer left or stalled: nobody to tell
+        except Exception:
+            # A bug in answering an allowed peer: the connection closes without
+            # an answer, but the log says why (nothing escapes unseen).
+            _log.exception("control request failed")
         except asyncio.CancelledError:
             # close() at the end of the shutdown ends the connections still open.
             # This task is the connection's own and nobody awaits it: ending it

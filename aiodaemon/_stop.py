@@ -15,15 +15,9 @@ import os
 import time
 
 from ._control import ControlCode, _holder, _say, _send, _wait_exit
-from ._control_client import (
-    ControlAbsent,
-    ControlDenied,
-    ControlError,
-    ControlMismatch,
-    ControlTimeout,
-    ask,
-)
+from ._control_client import ControlAbsent, ControlDenied, ControlError, ControlTimeout, ask
 from ._control_protocol import VERSION
+from ._control_trust import ControlUntrusted, say_ignored
 from ._stale import remove_stale
 
 TYPE_CHECKING = False  # not typing's: see aiodaemon/__init__.py
@@ -116,11 +110,18 @@ def _ask(control: StrPath, pid: int, pidfd: int, timeout: float, *, had_socket: 
             return _Asked.SIGNAL  # run without a control socket: signals it is
         except ControlDenied:
             return _Asked.SIGNAL  # another user's daemon: SIGTERM says whether we may
-        except (ControlTimeout, ControlMismatch) as exc:
-            # A stuck loop, or an upgrade handing over: the holder still hears signals.
+        except ControlTimeout as exc:
+            # A stuck loop: the holder still hears signals.
             if _wait_exit(pidfd, 0):
                 return _Asked.GONE
             _say(f"{exc}; sending SIGTERM")
+            return _Asked.SIGNAL
+        except ControlUntrusted as exc:
+            # Not the daemon's socket (a planted one, or an upgrade handing
+            # over): never asked again; the holder still hears signals.
+            if _wait_exit(pidfd, 0):
+                return _Asked.GONE
+            say_ignored(exc, "sending SIGTERM")
             return _Asked.SIGNAL
         except ControlError as exc:
             # Not served yet, or closed at the very end of a shutdown: ask again

@@ -2,7 +2,8 @@
 
 Through the control socket the daemon answers with the successor's pid once it
 has handed over, or with the successor's error after rolling back. A daemon
-without a control socket gets SIGUSR2 and the command watches the pidfile
+without a control socket of its own (none at the path, or one that is not the
+daemon's: see :mod:`._control_trust`) gets SIGUSR2 and the command watches the pidfile
 until it names a new lock holder; such a daemon cannot say why an upgrade
 failed (its log does).
 """
@@ -18,6 +19,7 @@ from . import _control
 from ._control import ControlCode
 from ._control_client import ControlAbsent, ControlDenied, ControlError, ControlRefused, ask
 from ._control_protocol import VERSION
+from ._control_trust import ControlUntrusted, ask_holder, say_ignored
 from ._messages import say, write_line
 from ._pidfile import PidfileStatus, read_pidfile
 
@@ -56,8 +58,12 @@ def _by_control(control: str, path: str, pid: int, pidfd: int, timeout: float) -
     request = {"v": VERSION, "cmd": "upgrade", "timeout": timeout}
     deadline = time.monotonic() + timeout + _HANDOVER_GRACE
     try:
-        answer = ask(control, request, holder=pid, timeout=timeout + _HANDOVER_GRACE)
+        answer, _ = ask_holder(control, request, holder=pid, timeout=timeout + _HANDOVER_GRACE)
     except (ControlAbsent, ControlRefused):
+        return None
+    except ControlUntrusted as exc:
+        # Not the daemon's socket: it has none there, as with --no-control.
+        say_ignored(exc, f"sending SIGUSR2 to pid {pid}")
         return None
     except ControlDenied as exc:
         say(str(exc))
