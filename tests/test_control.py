@@ -488,26 +488,52 @@ def planted_listener(path: Path) -> Iterator[socket.socket]:
 
 
 def test_a_listener_planted_at_the_path_is_not_trusted(app: App) -> None:
-    """A socket served by another process than the lock holder: status 4, reload 1, one line."""
-    start(app, "--no-control")
-    with planted_listener(app.control):
+    """A socket served by another process than the lock holder: ignored, pidfile and SIGHUP.
+
+    status says running from the pidfile (0), reload sends SIGHUP (0), each with
+    one warning; the listener is connected to (for its pid) but never sent a byte.
+    """
+    pid = start(app, "--no-control")
+    with planted_listener(app.control) as planted:
         result = cli(app, "status", "--pidfile", app.pidfile)
-        assert result.returncode == 4
-        assert "not trusted" in one_line(result.stderr)
+        assert result.returncode == 0
+        assert result.stdout == f"running (pid {pid}, pidfile {app.pidfile})\n"
+        warning = one_line(result.stderr)
+        assert f"is served by pid {os.getpid()}, not by the daemon holding" in warning
+        assert warning.endswith("not trusted, so it is ignored; status from the pidfile")
         reload = cli(app, "reload", "--pidfile", app.pidfile)
-        assert reload.returncode == 1
-        assert "not trusted" in one_line(reload.stderr)
+        assert reload.returncode == 0
+        warning, requested = reload.stderr.splitlines()
+        assert warning.endswith(f"not trusted, so it is ignored; sending SIGHUP to pid {pid}")
+        assert requested.startswith(f"aiodaemon: reload requested (pid {pid}, SIGHUP)")
+        wait_for(lambda: (app.dir / "reloads").exists(), what="the reload hook")
+        assert _bytes_sent_to(planted) == [b"", b""]
     stop(app)
 
 
+def _bytes_sent_to(server: socket.socket) -> list[bytes]:
+    """What each connection waiting at ``server`` carried, until none is left."""
+    got: list[bytes] = []
+    while True:
+        try:
+            conn, _ = server.accept()
+        except TimeoutError:
+            return got
+        with conn:
+            conn.settimeout(5)
+            got.append(conn.recv(65536))
+
+
 def test_a_socket_owned_by_another_user_is_not_trusted(app: App) -> None:
-    """A control socket file owned by a uid that is neither root nor the daemon's: refused."""
-    start(app, "--no-control")
-    with planted_listener(app.control):
+    """A control socket file owned by a uid that is neither root nor the daemon's: never used."""
+    pid = start(app, "--no-control")
+    with planted_listener(app.control) as planted:
         os.chown(app.control, 65534, 65534)
         result = cli(app, "status", "--pidfile", app.pidfile)
-        assert result.returncode == 4
+        assert result.returncode == 0
+        assert result.stdout == f"running (pid {pid}, pidfile {app.pidfile})\n"
         assert "belongs to uid 65534" in one_line(result.stderr)
+        assert _bytes_sent_to(planted) == []  # not even connected to
     stop(app)
 
 

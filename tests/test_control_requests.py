@@ -1,0 +1,44 @@
+"""Malformed control requests from an allowed peer: an error answer, never a silent close."""
+
+from __future__ import annotations
+
+import json
+import socket
+from pathlib import Path
+
+import pytest
+
+from .support import is_alive, read_json_lines
+from .test_control import App, app, start, status, stop
+
+__all__ = ["app"]  # the fixture, re-exported for pytest
+
+
+def _exchange(path: Path, payload: bytes) -> bytes:
+    """Send ``payload`` as one request, as root; everything the daemon answers."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+        conn.settimeout(20)
+        conn.connect(str(path))
+        conn.sendall(payload)
+        conn.shutdown(socket.SHUT_WR)
+        data = b""
+        while chunk := conn.recv(65536):
+            data += chunk
+        return data
+
+
+@pytest.mark.parametrize("loop", ["--uvloop", "--no-uvloop"])
+def test_deeply_nested_json_is_an_ordinary_bad_request(app: App, loop: str) -> None:
+    """~4000 nested "[" or "{": the same answer as any invalid JSON, and the daemon serves on."""
+    log = app.dir / "log.jsonl"
+    pid = start(app, loop, "--log-file", str(log))
+    invalid = _exchange(app.control, b"\xff\x00 hello\n")
+    assert json.loads(invalid) == {"v": 1, "ok": False, "error": "bad request: not a JSON object"}
+    for payload in (b"[" * 4000 + b"\n", b'{"a":' * 800 + b"\n", b"[" * 4095):
+        assert _exchange(app.control, payload) == invalid
+    assert is_alive(pid)
+    code, answer = status(app)
+    assert (code, answer["state"], answer["pid"]) == (0, "running", pid)
+    stop(app)
+    errors = [r for r in read_json_lines(log) if r["level"] in ("error", "critical")]
+    assert errors == []
