@@ -134,6 +134,12 @@ def _take(environ: MutableMapping[str, str]) -> Handoff | None:
         os.environ.pop(variable, None)
     if raw is None:
         return None
+    from ._prctl import set_dumpable
+
+    # First of all: the exec made us dumpable again, so any process of our
+    # user could ptrace us or take the inherited sockets (pidfd_getfd). The
+    # successor allows it again once its options show no user=/group=.
+    set_dumpable(False)
     import json
 
     # The secret must not stay readable in /proc/PID/environ either.

@@ -11,19 +11,16 @@ import errno
 import os
 import resource
 
+from ._prctl import load_prctl, set_dumpable
 from .exceptions import StartupError
 
 # Annotations only: aiodaemon.pep3143 uses this module in synchronous programs,
 # which should not pay for the option parser (logging, ipaddress, pathlib).
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
     from ._config import Options
     from ._identity import Identity
-
-    #: prctl(option, arg2) -> 0, or an errno.
-    Prctl = Callable[[int, int], int]
+    from ._prctl import Prctl
 
 __all__ = [
     "disable_core_dumps",
@@ -68,7 +65,8 @@ def drop_privileges(options: Options) -> None:
     groups = _supplementary_groups(identity) if identity is not None and was_root else None
     leaving = leaves_root(options)
     # Loaded before the chroot hides ctypes' files, and only when it will be used.
-    prctl = _load_prctl() if leaving and options.no_new_privileges else None
+    prctl = load_prctl() if identity is not None else None
+    lock = prctl if leaving and options.no_new_privileges else None
     if leaving:
         from ._terminal import give_up_terminal
 
@@ -78,32 +76,19 @@ def drop_privileges(options: Options) -> None:
     if options.chroot is not None:
         enter_chroot(options.chroot, options.workdir)
     if identity is not None and was_root:
-        if prctl is not None:
+        if lock is not None:
             # CAP_SETPCAP is needed for this: before the uid change takes it away.
-            empty_bounding_set(prctl)
+            empty_bounding_set(lock)
         set_identity(identity.uid, identity.gid, groups or [])
-        if prctl is not None:
-            forbid_new_privileges(prctl)
+        if lock is not None:
+            forbid_new_privileges(lock)
+    if prctl is not None:
+        # The uid change did this already; an upgrade's successor, a fresh exec
+        # by the service account, must do it itself: else any process of that
+        # account could ptrace it or take its root-bound sockets (pidfd_getfd).
+        set_dumpable(False, prctl)
     if options.prevent_core:
         disable_core_dumps()
-
-
-def _load_prctl() -> Prctl:
-    """libc's ``prctl`` through ctypes, imported lazily: most daemons never need it."""
-    import ctypes
-
-    libc = ctypes.CDLL(None, use_errno=True)
-    function = libc.prctl
-    function.restype = ctypes.c_int
-    # All five arguments: the kernel refuses NO_NEW_PRIVS when an unused one is not 0.
-    function.argtypes = [ctypes.c_int] + [ctypes.c_ulong] * 4
-
-    def prctl(option: int, arg2: int) -> int:
-        if function(option, arg2, 0, 0, 0) == 0:
-            return 0
-        return ctypes.get_errno() or errno.EINVAL
-
-    return prctl
 
 
 def empty_bounding_set(prctl: Prctl) -> None:

@@ -38,6 +38,11 @@ def succeed(
     pipe = SuccessorChannel(handoff)
     try:
         options = _successor_options(raw)
+        if options.identity is None:
+            from ._prctl import set_dumpable
+
+            # As dumpable as the old daemon, which kept its identity (see take_handoff).
+            set_dumpable(True)
         check_main(main)
         acquired = adopt(options, handoff)
     except DaemonError as exc:

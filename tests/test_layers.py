@@ -32,6 +32,7 @@ SYNC_SIDE = (
     "_adopt",
     "_privileges",
     "_terminal",
+    "_prctl",
     "_sockets",
     "_control_protocol",
     "_control_socket",
@@ -52,7 +53,7 @@ SYNC_SIDE = (
 #: Phase order: a module may import only modules of its own or an earlier layer.
 LAYERS = [
     {"exceptions", "_messages", "_control_protocol"},
-    {"_addresses", "_safeopen", "_identity"},
+    {"_addresses", "_safeopen", "_identity", "_prctl"},
     {"_config", "_options"},
     {
         "_pidfile",
