@@ -110,13 +110,18 @@ def acquire(options: Options) -> Acquired:
     # in the foreground the launcher carries on as the daemon and sets it again
     # at the detach step; a failed start must leave the caller as it was.
     launcher_umask = os.umask(options.umask)
+    # The user we drop to: its files from a previous run are ours in a shared
+    # sticky directory too (a restarted daemon finds its own log and pidfile).
+    user_uid = identity.uid if identity is not None else None
     try:
         with ExitStack() as stack:
             # Each resource's module is loaded only by the daemons that use it.
             if options.pidfile is not None:
                 from ._pidfile import acquire_pidfile
 
-                acquired.pidfile = stack.enter_context(acquire_pidfile(options.pidfile))
+                acquired.pidfile = stack.enter_context(
+                    acquire_pidfile(options.pidfile, owner=user_uid)
+                )
                 if identity is not None:
                     acquired.pidfile.chown(identity.uid, identity.gid)
             acquired.logs = stack.enter_context(open_log_targets(options))
@@ -127,9 +132,9 @@ def acquire(options: Options) -> Acquired:
                 from ._safeopen import open_output
 
                 if options.stdout is not None:
-                    acquired.stdout = open_output("stdout", options.stdout)
+                    acquired.stdout = open_output("stdout", options.stdout, owner=user_uid)
                 if options.stderr is not None:
-                    acquired.stderr = open_output("stderr", options.stderr)
+                    acquired.stderr = open_output("stderr", options.stderr, owner=user_uid)
             if options.listen or options.health is not None:
                 from ._sockets import open_listeners
 

@@ -220,6 +220,12 @@ def _running_holder(pidfile: str) -> str | None:
     state = read_pidfile(pidfile)
     if state.status is not PidfileStatus.RUNNING:
         return None
+    from ._sharedfile import is_planted
+
+    if is_planted(pidfile):
+        # Another user's file in a shared sticky directory, locked by a process
+        # of its choosing, proves nothing: the start refuses it with the reason.
+        return None
     held = f"pid {state.pid}" if state.pid is not None else "pid not yet written"
     return f"already running ({held}, pidfile {pidfile})"
 

@@ -103,7 +103,8 @@ def open_log_targets(options: Options) -> LogTargets:
     Raises:
         StartupError: ``cannot open log_file PATH: reason`` or an unreachable syslog.
     """
-    file = open_file_sink(options.log_file) if options.log_file is not None else None
+    owner = options.identity.uid if options.identity is not None else None
+    file = open_file_sink(options.log_file, owner) if options.log_file is not None else None
     try:
         syslog = open_syslog_sink(options.syslog) if options.syslog is not None else None
     except StartupError:

@@ -105,11 +105,15 @@ def _cut(lines: Sequence[bytes], written: int) -> int:
 class FileSink(_LineSink):
     """An append-only log file that can be reopened by path after a rotation."""
 
-    def __init__(self, fd: int, path: str, reopen_path: str | None) -> None:
+    def __init__(
+        self, fd: int, path: str, reopen_path: str | None, owner: int | None = None
+    ) -> None:
         super().__init__(fd)
         self.path = path
         #: the path as seen after a chroot; None when the file is outside it.
         self.reopen_path = reopen_path
+        #: the uid the daemon drops to, whose file a reopen accepts in a shared sticky directory.
+        self.owner = owner
 
     def __repr__(self) -> str:
         return f"log_file {self.path}"
@@ -123,12 +127,13 @@ class FileSink(_LineSink):
         if self.reopen_path is None:
             raise OSError(errno.ENOENT, "the log file is outside the chroot", str(self.path))
         # The path may have been swapped for a symlink, FIFO or hard link since
-        # the last open (by whoever can write the log directory): refused the
-        # same way as at start, and the caller keeps writing to the old fd.
+        # the last open (by whoever can write the log directory), or a file
+        # another user created there after a rotation: refused the same way as
+        # at start, and the caller keeps writing to the old fd.
         # (Loaded since open_file_sink, before any chroot or privilege drop.)
         from ._safeopen import open_append
 
-        new = open_append(self.reopen_path)
+        new = open_append(self.reopen_path, owner=self.owner)
         old, self.fd = self.fd, new
         os.close(old)
 
@@ -139,16 +144,21 @@ class FileSink(_LineSink):
             self.fd = -1
 
 
-def open_file_sink(path: str) -> FileSink:
+def open_file_sink(path: str, owner: int | None = None) -> FileSink:
     """Open ``path`` for appending, in the launching process.
+
+    Args:
+        path: the log file.
+        owner: the uid the daemon drops to, if any (its file is accepted at
+            every open, also in a shared sticky directory).
 
     Raises:
         StartupError: ``cannot open log_file PATH: reason``.
     """
     from ._safeopen import open_output
 
-    fd = open_output("log_file", path)
-    return FileSink(fd, path, path)
+    fd = open_output("log_file", path, owner=owner)
+    return FileSink(fd, path, path, owner)
 
 
 class StreamSink(_LineSink):

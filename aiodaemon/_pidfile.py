@@ -130,16 +130,23 @@ class Pidfile:
             self.fd = -1
 
 
-def acquire_pidfile(path: str | Path) -> Pidfile:
+def acquire_pidfile(path: str | Path, *, owner: int | None = None) -> Pidfile:
     """Open and lock ``path``, emptying it only once the lock is ours.
+
+    Args:
+        path: the pidfile.
+        owner: the uid the daemon drops to: its pidfile from a previous run
+            is accepted in a shared sticky directory, as root's and ours are.
 
     Raises:
         AlreadyRunningError: another live process holds the lock.
-        StartupError: the file cannot be opened (symlink, permissions, not a file).
+        StartupError: the file cannot be opened (symlink, permissions, not a
+            file, another user's file in a shared sticky directory, a
+            world-writable directory without the sticky bit).
     """
     deadline = time.monotonic() + _PROBE_PATIENCE
     while True:
-        fd = _open_pidfile(path)
+        fd = _open_pidfile(path, owner)
         try:
             st = os.fstat(fd)
             if not stat.S_ISREG(st.st_mode):
@@ -177,9 +184,20 @@ def acquire_pidfile(path: str | Path) -> Pidfile:
             )
 
 
-def _open_pidfile(path: str | Path) -> int:
+def _open_pidfile(path: str | Path, owner: int | None) -> int:
+    # Loaded here, not at the top: `aiodaemon status` only reads pidfiles.
+    from ._sharedfile import ForeignFileError, OpenDirectoryError, open_in_directory
+
     try:
-        return os.open(path, _OPEN_FLAGS, 0o644)
+        # Checked on the directory the file is opened in (not only by the
+        # pidfile= option's early check), so PidFile of pep3143 gets it too.
+        return open_in_directory(path, _OPEN_FLAGS, 0o644, owner=owner, refuse_open_directory=True)
+    except OpenDirectoryError as exc:
+        raise StartupError(f"pidfile {path}: {exc.strerror}", option="pidfile") from exc
+    except ForeignFileError as exc:
+        # A planted file, maybe locked and naming a pid of the other user's
+        # choosing: adopting it would let that user decide what `stop` signals.
+        raise StartupError(f"pidfile {path} {exc.strerror}", option="pidfile") from exc
     except OSError as exc:
         if exc.errno == errno.ELOOP:
             raise StartupError(

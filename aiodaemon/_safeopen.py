@@ -6,8 +6,10 @@ directory owned by the service account the daemon drops to. Whoever can write
 the directory can plant a symlink, a FIFO or a hard link at the path. So the
 path is opened without following a symlink, without blocking on a FIFO, and
 what was opened is checked through the descriptor (never by path again):
-only a regular file with a single link is written to. Used at start (as root,
-in the launching process) and at every reopen (SIGUSR1, SIGHUP) alike.
+only a regular file with a single link is written to, and not one another
+user planted in a shared sticky directory (:mod:`._sharedfile`). Used at
+start (as root, in the launching process) and at every reopen (SIGUSR1,
+SIGHUP) alike.
 Never imports asyncio: it runs before the fork too.
 """
 
@@ -18,6 +20,7 @@ import fcntl
 import os
 import stat
 
+from ._sharedfile import open_in_directory
 from .exceptions import StartupError
 
 __all__ = [
@@ -87,18 +90,27 @@ def verify_regular(fd: int, path: str | os.PathLike[str]) -> os.stat_result:
     return st
 
 
-def open_append(path: str | os.PathLike[str], mode: int = 0o666) -> int:
+def open_append(
+    path: str | os.PathLike[str], mode: int = 0o666, *, owner: int | None = None
+) -> int:
     """Open (or create, with ``mode`` minus the umask) a regular file for appending.
 
     Returns a blocking, close-on-exec descriptor.
 
+    Args:
+        path: the file.
+        mode: for a created file.
+        owner: the uid the daemon drops to: its file in a shared sticky
+            directory is accepted (see :func:`._sharedfile.open_in_directory`).
+
     Raises:
         UnsafeFileError: the path is a symlink (dangling or not), a FIFO, a
             socket, a device or a hard-linked file.
+        ForeignFileError: another user's file in a shared sticky directory.
         OSError: the file cannot be opened for another reason (``strerror`` says why).
     """
     try:
-        fd = os.open(path, _APPEND_FLAGS, mode)
+        fd = open_in_directory(path, _APPEND_FLAGS, mode, owner=owner)
     except OSError as exc:
         raise _explain(exc, path) from exc
     try:
@@ -127,14 +139,14 @@ def _explain(exc: OSError, path: str | os.PathLike[str]) -> OSError:
     return exc
 
 
-def open_output(option: str, path: str | os.PathLike[str]) -> int:
+def open_output(option: str, path: str | os.PathLike[str], *, owner: int | None = None) -> int:
     """:func:`open_append` for the launching process: failures become one-line startup errors.
 
     Raises:
         StartupError: ``cannot open OPTION PATH: reason``.
     """
     try:
-        return open_append(path)
+        return open_append(path, owner=owner)
     except OSError as exc:
         raise StartupError(
             f"cannot open {option} {path}: {exc.strerror or exc}", option=option

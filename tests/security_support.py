@@ -9,10 +9,12 @@ to be readable by it (the one under /root may not be).
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import itertools
 import json
 import os
 import pwd
+import select
 import shutil
 import signal
 import subprocess
@@ -68,6 +70,19 @@ _users = itertools.count()
 @pytest.fixture(scope="session")
 def intruder() -> Iterator[User]:
     """A real unprivileged user (with its own group) for the session, removed afterwards."""
+    with _session_user() as user:
+        yield user
+
+
+@pytest.fixture(scope="session")
+def service_account() -> Iterator[User]:
+    """A second real user, distinct from ``intruder``: the account a daemon drops to."""
+    with _session_user() as user:
+        yield user
+
+
+@contextlib.contextmanager
+def _session_user() -> Iterator[User]:
     if os.geteuid() != 0:
         pytest.fail("the security tests create a user and drop to it: run them as root")
     # Each test module that imports this fixture gets its own instance (and user).
@@ -219,3 +234,46 @@ def records(path: Path) -> list[dict[str, Any]]:
         with contextlib.suppress(ValueError):
             out.append(json.loads(line))
     return out
+
+
+def shared_dir(path: Path, mode: int = 0o1777, group: int = 0) -> Path:
+    """A root-owned sticky directory others may write to (like /tmp, or a group's spool)."""
+    path.mkdir()
+    os.chown(path, 0, group)
+    path.chmod(mode)
+    return path
+
+
+@contextlib.contextmanager
+def planted(user: User, path: Path, *, lock: bool = False) -> Iterator[int]:
+    """``user`` creates ``path`` (mode 0666) and keeps it open, maybe locked with its pid in it.
+
+    Yields the pid of ``user``'s process holding the descriptor, once the file
+    is in place; the process lets go when the block ends.
+    """
+    ready_r, ready_w = os.pipe()
+    release_r, release_w = os.pipe()
+
+    def hold() -> None:
+        os.close(ready_r)
+        os.close(release_w)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        os.fchmod(fd, 0o666)
+        if lock:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        os.write(ready_w, b"!")
+        os.read(release_r, 1)  # EOF when the test closes its end
+
+    holder = fork_as(user, hold)
+    os.close(ready_w)
+    os.close(release_r)
+    try:
+        readable, _, _ = select.select([ready_r], [], [], 30)
+        assert readable, "the planted file never appeared"
+        assert os.read(ready_r, 1) == b"!", "the planting process failed"
+        yield holder
+    finally:
+        os.close(ready_r)
+        os.close(release_w)
+        wait_child(holder)

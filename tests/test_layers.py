@@ -43,6 +43,7 @@ SYNC_SIDE = (
     "_stale",
     "_stop",
     "_safeopen",
+    "_sharedfile",
     "_unixbind",
     "exceptions",
     "_pidlock",
@@ -52,7 +53,7 @@ SYNC_SIDE = (
 
 #: Phase order: a module may import only modules of its own or an earlier layer.
 LAYERS = [
-    {"exceptions", "_messages", "_control_protocol"},
+    {"exceptions", "_messages", "_control_protocol", "_sharedfile"},
     {"_addresses", "_safeopen", "_identity", "_prctl"},
     {"_config", "_options"},
     {

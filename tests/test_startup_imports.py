@@ -43,6 +43,7 @@ NOT_FOR_EVERYONE = {
     "aiodaemon._identity",
     "aiodaemon._pidfile",
     "aiodaemon._safeopen",
+    "aiodaemon._sharedfile",
     "aiodaemon._sockets",
     "aiodaemon._systemd",
     "aiodaemon._unixbind",

@@ -1,0 +1,139 @@
+"""Open a daemon file through its directory, refusing another user's file in a shared one.
+
+A sticky directory writable by others (``/tmp``, a group's spool) lets
+anyone create a file at a name the daemon will use later. Opening it with
+``O_CREAT`` adopts it: the other user still owns the inode and keeps any
+descriptor it opened before, so it reads the logs, forges them, or rewrites
+the pid that ``stop`` signals. The kernel refuses such opens with
+``fs.protected_regular``, which may be off; this module applies the same rule
+itself. The directory is opened first and the file relative to it, so the
+directory checked is the one the file was found in, and the owner is read
+from the opened descriptor: nothing can be swapped between check and use.
+Never imports asyncio: it runs before the fork and at every reopen.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+
+__all__ = [
+    "ForeignFileError",
+    "OpenDirectoryError",
+    "is_open_to_all",
+    "is_planted",
+    "open_in_directory",
+]
+
+# O_PATH: only a handle to look the file up in; no read permission on the
+# directory is needed, as none was to open the path directly.
+_DIR_FLAGS = getattr(os, "O_PATH", os.O_RDONLY) | os.O_DIRECTORY | os.O_CLOEXEC
+
+
+class ForeignFileError(OSError):
+    """The file belongs to another user and lies in a shared sticky directory."""
+
+
+class OpenDirectoryError(OSError):
+    """The directory is world-writable without the sticky bit: anyone may replace the file."""
+
+
+def is_open_to_all(mode: int) -> bool:
+    """Whether a directory of ``mode`` (an ``st_mode``) lets anyone replace anyone's files."""
+    return bool(mode & stat.S_IWOTH) and not mode & stat.S_ISVTX
+
+
+def open_in_directory(
+    path: str | os.PathLike[str],
+    flags: int,
+    mode: int = 0o666,
+    *,
+    owner: int | None = None,
+    refuse_open_directory: bool = False,
+) -> int:
+    """``os.open(path, flags, mode)``, refusing a regular file planted by another user.
+
+    In a sticky directory writable by its group or by others, an existing
+    regular file is used only if it belongs to root, to us (our euid), to
+    the directory's owner or to ``owner``, the user the daemon runs as (its
+    own file from a previous run). A file this open created is ours, so
+    ``O_EXCL`` is not needed to tell the cases apart.
+
+    Args:
+        path: the file.
+        flags: for ``os.open``; ``O_NOFOLLOW`` still applies to the last component.
+        mode: for a created file (minus the umask).
+        owner: the uid the daemon runs as after dropping privileges, if any.
+        refuse_open_directory: also refuse a world-writable directory without
+            the sticky bit (the pidfile's rule).
+
+    Raises:
+        ForeignFileError: another user's file in a shared sticky directory.
+        OpenDirectoryError: a world-writable non-sticky directory, when refused.
+        OSError: the directory or the file cannot be opened.
+    """
+    parent, name = os.path.split(os.fspath(path))
+    try:
+        dir_fd = os.open(parent or ".", _DIR_FLAGS)
+    except OSError as exc:
+        # Reported as the open of the file itself would have been.
+        raise OSError(exc.errno, exc.strerror, os.fspath(path)) from exc
+    try:
+        directory = os.fstat(dir_fd)
+        if refuse_open_directory and is_open_to_all(directory.st_mode):
+            raise OpenDirectoryError(
+                errno.EACCES,
+                f"directory is world-writable without the sticky bit: {parent or '.'}",
+                os.fspath(path),
+            )
+        fd = os.open(name, flags, mode, dir_fd=dir_fd)
+    finally:
+        os.close(dir_fd)
+    try:
+        _check_owner(os.fstat(fd), directory, path, owner)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def is_planted(path: str | os.PathLike[str], owner: int | None = None) -> bool:
+    """Whether :func:`open_in_directory` would refuse the file now at ``path``.
+
+    For readers deciding whether to believe a file (``start``'s "already
+    running"); a look by path, so never the last word: the open checks its fd.
+    """
+    parent = os.path.dirname(os.fspath(path)) or "."
+    try:
+        return _foreign(os.lstat(path), os.stat(parent), owner)
+    except OSError:
+        return False
+
+
+def _foreign(st: os.stat_result, directory: os.stat_result, owner: int | None) -> bool:
+    """The ``fs.protected_regular=2`` rule: another user's regular file in a shared sticky dir."""
+    shared = directory.st_mode & stat.S_ISVTX and directory.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
+    # Anything but a regular file is refused by the callers' type checks.
+    return bool(shared and stat.S_ISREG(st.st_mode)) and st.st_uid not in (
+        0,
+        os.geteuid(),
+        directory.st_uid,
+        owner,
+    )
+
+
+def _check_owner(
+    st: os.stat_result,
+    directory: os.stat_result,
+    path: str | os.PathLike[str],
+    owner: int | None,
+) -> None:
+    if not _foreign(st, directory, owner):
+        return
+    raise ForeignFileError(
+        errno.EACCES,
+        f"is owned by uid {st.st_uid} (another user) in a shared sticky directory; "
+        "refusing to use it",
+        os.fspath(path),
+    )
