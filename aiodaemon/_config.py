@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import stat
 from collections.abc import Iterable, Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
@@ -398,9 +397,10 @@ def check_pidfile_directory(path: str | os.PathLike[str]) -> None:
     Raises:
         ConfigError: anyone could replace the file under us there.
     """
+    from ._sharedfile import is_open_to_all
+
     parent = os.path.dirname(os.fspath(path))
-    mode = os.stat(parent).st_mode
-    if mode & stat.S_IWOTH and not mode & stat.S_ISVTX:
+    if is_open_to_all(os.stat(parent).st_mode):
         raise ConfigError(
             "pidfile", f"directory is world-writable without the sticky bit: {parent}"
         )

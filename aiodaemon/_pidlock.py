@@ -23,7 +23,9 @@ class PidFile:
     """A pidfile locked with ``flock`` and holding the pid and a newline, mode 0644.
 
     The lock, not the file's existence, says who runs: a file left by a crash
-    never blocks a start. Never followed through a symlink. Given to
+    never blocks a start. Never followed through a symlink; refused in a
+    world-writable directory without the sticky bit, and when another user
+    created it in a shared sticky one (as the ``pidfile=`` option). Given to
     ``DaemonContext``, it is locked in the calling process before the
     fork (before a chroot or a privilege drop, so it may live in ``/run``) and
     holds the daemon's pid once ``open()`` returns; it is removed by
@@ -120,11 +122,17 @@ class PidFile:
 
     # --- DaemonContext's side: lock before the fork, write the pid after it ---
 
-    def lock(self, timeout: float | None = None, *, at: str | None = None) -> None:
+    def lock(
+        self, timeout: float | None = None, *, at: str | None = None, owner: int | None = None
+    ) -> None:
         """Take the lock (without writing a pid), waiting up to ``timeout`` for a live holder.
 
-        ``at``, when given, is the file to lock instead of ``path`` (``path``
-        resolved the way the daemon will see it, by ``DaemonContext``).
+        Args:
+            timeout: seconds to wait; None: ``acquire_timeout``.
+            at: the file to lock instead of ``path`` (``path`` resolved the
+                way the daemon will see it, by ``DaemonContext``).
+            owner: the uid the daemon will run as: its file from a previous
+                run is accepted in a shared sticky directory.
 
         Raises:
             AlreadyRunningError: the lock is still held when the time is up.
@@ -141,7 +149,7 @@ class PidFile:
         deadline = time.monotonic() + (wait or 0.0)
         while True:
             try:
-                self._held = acquire_pidfile(Path(self.path if at is None else at))
+                self._held = acquire_pidfile(Path(self.path if at is None else at), owner=owner)
             except AlreadyRunningError:
                 # flock cannot wait with a timeout; a short poll can.
                 if not wait or wait <= 0 or time.monotonic() >= deadline:

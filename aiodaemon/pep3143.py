@@ -223,6 +223,7 @@ class DaemonContext:
         own = self.pidfile if isinstance(self.pidfile, PidFile) else None
         if self.pidfile is not None and own is None:
             _check_pidfile_protocol(self.pidfile)
+        own_at: str | None = None
         if own is not None:
             # Where the daemon would open a relative path (python-daemon's file).
             try:
@@ -233,14 +234,7 @@ class DaemonContext:
         # /dev/null opened before a chroot, which may have none.
         null = os.open(os.devnull, os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
         try:
-            if own is not None:
-                own.lock(at=own_at)
-            try:
-                self._change_environment(own, groups)
-            except BaseException:
-                if own is not None:
-                    own.release()
-                raise
+            self._lock_and_change_environment(own, own_at, groups)
             pipe = self._detach()
             try:
                 for signum, handler in handlers.items():
@@ -351,8 +345,32 @@ class DaemonContext:
             return []
         return None
 
+    def _lock_and_change_environment(
+        self, own: PidFile | None, own_at: str | None, groups: list[int] | None
+    ) -> None:
+        """Set the umask, lock the ``PidFile`` (at ``own_at``), then change the environment.
+
+        Undone on failure: the ``PidFile`` is released and the caller's umask restored.
+        """
+        # The context's umask from the pidfile's creation on, as run() does:
+        # with umask=0o077 the pidfile is 0600, not the caller's 0644.
+        caller_umask = os.umask(self.umask)
+        try:
+            if own is not None:
+                own.lock(at=own_at, owner=self.uid)
+            try:
+                self._change_environment(own, groups)
+            except BaseException:
+                if own is not None:
+                    own.release()
+                raise
+        except BaseException:
+            # Nothing started: the caller keeps the umask it had.
+            os.umask(caller_umask)
+            raise
+
     def _change_environment(self, own: PidFile | None, groups: list[int] | None) -> None:
-        """Chroot, cwd, umask, owner and core limit, in the calling process (errors reach it)."""
+        """Chroot, cwd, owner and core limit, in the calling process (errors reach it)."""
         try:
             if not self.detach_process and os.geteuid() == 0 and self.uid != 0:
                 # Before the chroot hides /dev/tty: the dropped program must not
@@ -371,7 +389,6 @@ class DaemonContext:
                 _privileges.enter_chroot(self.chroot_directory, inside)
             else:
                 os.chdir(self.working_directory)
-            os.umask(self.umask)
             _privileges.set_identity(self.uid, self.gid, groups)
             if self.prevent_core:
                 _privileges.disable_core_dumps()
