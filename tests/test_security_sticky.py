@@ -181,3 +181,41 @@ def test_a_file_of_the_directorys_owner_is_used(arena: Path, service_account: Us
     as_user(service_account, log.touch)
     with running_daemon({"pidfile": str(spool / "app.pid"), "log_file": str(log)}) as pid:
         wait_for(lambda: any(r.get("pid") == pid for r in records(log)), what="the log")
+
+
+def test_start_still_finds_its_own_running_daemon_in_a_sticky_directory(
+    arena: Path, service_account: User
+) -> None:
+    """`start --user svc` twice in /tmp-like: the second says "already running", exits 0."""
+    pidfile = shared_dir(arena / "pub", 0o1777) / "app.pid"
+    argv = [
+        str(AIODAEMON),
+        "start",
+        "tests.programs.security_daemon:main",
+        "--pidfile",
+        str(pidfile),
+    ]
+    argv += ["--user", service_account.name]
+
+    def start() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            argv,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=clean_env(),
+            cwd=REPO,
+            stdin=subprocess.DEVNULL,
+            check=False,
+        )
+
+    first = start()
+    assert first.returncode == 0, first.stderr
+    pid = read_pid(pidfile)
+    try:
+        assert os.stat(pidfile).st_uid == service_account.uid
+        second = start()
+        assert second.stderr == f"aiodaemon: already running (pid {pid}, pidfile {pidfile})\n"
+        assert second.returncode == 0
+    finally:
+        stop_daemon(pid)
