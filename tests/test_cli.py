@@ -497,8 +497,14 @@ def test_logrotate_snippet_reopens_the_log(app_dir: Path, pidfile: Path) -> None
     assert rotated.returncode == 0
 
     def holds(name: str) -> bool:
-        links = (os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd"))
-        return any(link == str(app_dir / name) for link in links)
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            try:
+                link = os.readlink(f"/proc/{pid}/fd/{fd}")
+            except FileNotFoundError:
+                continue  # closed since the listing: the reopen under way
+            if link == str(app_dir / name):
+                return True
+        return False
 
     wait_for(lambda: holds("app.jsonl") and not holds("app.jsonl.1"), what="log reopened")
     assert cli("stop", "--pidfile", pidfile, cwd=app_dir).returncode == 0
