@@ -8,6 +8,7 @@ running (0), ``reload`` by SIGHUP (0), ``upgrade`` by SIGUSR2, ``stop`` by
 SIGTERM, each with one warning line naming why the socket was ignored. Two
 scenes: the daemon runs as root (the planted file is another uid's), or it
 dropped to the service account that planted the socket (same uid, other pid).
+A symlink planted at the path is ignored the same way, and never followed.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ import pytest
 
 import aiodaemon
 
-from .security_support import User, arena, fork_as, intruder, own_dir
+from .security_support import User, arena, fork_as, intruder, own_dir, wait_child
 from .support import PROGRAMS, clean_env, is_alive, kill_quietly, read_pid, wait_for, wait_gone
 
 pytestmark = pytest.mark.root
@@ -230,3 +231,50 @@ def test_upgrade_falls_back_to_sigusr2(scene: Scene) -> None:
     _assert_never_fed(scene)
     kill_quietly(new, signal.SIGTERM)
     wait_gone(new, 30)
+
+
+def test_a_symlink_planted_at_the_path_is_never_followed(arena: Path, intruder: User) -> None:
+    """A symlink to root's live socket at the .ctl path: ignored, not followed, not removed."""
+    shared = arena / "pub"
+    shared.mkdir()
+    shared.chmod(0o1777)
+    pidfile, app = shared / "s.pid", arena / "app"
+    app.mkdir()
+    env = clean_env({"CONTROL_APP_DIR": str(app)})
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(SCRIPT), *args, "--pidfile", str(pidfile)], capture_output=True, text=True,
+            cwd=PROGRAMS, env=env, timeout=60, check=False, stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+
+    started = cli("start", "control_app:main", "--no-control")
+    assert started.returncode == 0, started.stderr
+    daemon = read_pid(pidfile)
+    target = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)  # root's, elsewhere
+    target.bind(str(arena / "root.sock"))
+    target.listen(8)
+    target.settimeout(0.1)
+    control = shared / "s.pid.ctl"
+    try:
+        wait_child(fork_as(intruder, lambda: os.symlink(arena / "root.sock", control)))
+        status = cli("status")
+        assert status.returncode == 0, status.stderr
+        assert status.stdout == f"running (pid {daemon}, pidfile {pidfile})\n"
+        [line] = status.stderr.splitlines()
+        assert line == (
+            f"aiodaemon: warning: {control} is not a socket; not trusted, so it is ignored; "
+            "status from the pidfile"
+        )
+        reload = cli("reload")
+        assert reload.returncode == 0, reload.stderr
+        wait_for(lambda: (app / "reloads").exists(), 20, "the reload hook")
+        stop = cli("stop")
+        assert stop.returncode == 0, stop.stderr
+        wait_gone(daemon)
+        with pytest.raises(TimeoutError):
+            target.accept()  # never connected to through the link
+        assert os.readlink(control) == str(arena / "root.sock")
+    finally:
+        target.close()
+        kill_quietly(daemon)
