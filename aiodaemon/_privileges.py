@@ -1,4 +1,4 @@
-"""Drop phase: chroot, groups, bounding set, gid, uid, no_new_privs, core limit, in that order.
+"""Drop phase: terminal, chroot, groups, bounding set, ids, no_new_privs, dumpable, core limit.
 
 Runs in the daemon after the last fork, once everything that needs root (the
 pidfile lock, sockets, log files) is held as open descriptors. Never imports
@@ -48,7 +48,8 @@ def leaves_root(options: Options) -> bool:
 def drop_privileges(options: Options) -> None:
     """Give up what the daemon no longer needs, irreversibly.
 
-    Order matters: chroot needs root, so it comes first; supplementary groups
+    Order matters: the controlling terminal goes while ``/dev/tty`` is still
+    reachable; chroot needs root, so it comes next; supplementary groups
     and the gid can only be changed while the uid is still root; the uid goes
     last. The group list is looked up before the chroot, while ``/etc/group``
     (and NSS) still describe the host.
