@@ -43,7 +43,7 @@ from ._reload import run_reload
 from ._reloads import ReloadResult, ReloadTracker
 from ._serving import Serving
 from ._shutdown import LIFECYCLE_TASK, Shutdown
-from ._signal_mask import ignoring_late_signals, release_signals, unhandled
+from ._signal_mask import ignoring_late_signals, loop_takes_over, release_signals, unhandled
 from ._startup import run_main, run_startup, start_services
 from ._state import HANDLED_SIGNALS, Action, Event, Lifecycle, State, event_for_signal
 from ._user_exit import EXIT_REQUESTS, requested_status, show_request
@@ -306,6 +306,7 @@ class Runtime:
             serving=self.serving,
         )
         loop.set_exception_handler(self._on_loop_exception)
+        loop_takes_over()
         for signum in HANDLED_SIGNALS:
             loop.add_signal_handler(signum, self._on_signal, signum)
         # Held since before the pid was written (_launch): the pending ones run now.

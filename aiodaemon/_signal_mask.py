@@ -20,7 +20,10 @@ foreground) does not: the kernel hands it a process-directed signal that the
 main thread blocks, and the default action would end the process. So when
 such threads exist, the held signals also get a handler that only remembers
 them, and each remembered one is raised again once released, as a pending
-signal would be delivered.
+signal would be delivered. Once the loop installs its handlers, CPython's C
+handler hands such a signal to the loop itself (its wakeup fd); the loop
+drops one it has no handler for yet, so a SIGUSR2 reaching a program thread
+before the upgrade service starts is lost (held in the main thread, it waits).
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ __all__ = [
     "LIFECYCLE_SIGNALS",
     "ignoring_late_signals",
     "lifecycle_signals_held",
+    "loop_takes_over",
     "release_signals",
     "unhandled",
 ]
@@ -53,12 +57,30 @@ LATE_IGNORED = (signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2)
 
 #: Held signals that reached a thread of the program's while held (see the docstring).
 _remembered: list[int] = []
+#: Set once the event loop installs its handlers (see :func:`loop_takes_over`).
+_loop_delivers = False
 
 
 def _remember(signum: int, frame: object) -> None:
+    if _loop_delivers:
+        # The loop's wakeup fd got this signal's number from the C handler: the
+        # loop delivers it; remembered as well, it would arrive twice (a second
+        # SIGTERM forces the exit).
+        return
     if signum not in _remembered:
         # Pending signals coalesce: one of each, in the order they came.
         _remembered.append(signum)
+
+
+def loop_takes_over() -> None:
+    """Called just before the loop's signal handlers are installed.
+
+    From then on a signal that reaches a program thread is written to the
+    loop's wakeup fd by CPython's C handler, whichever Python handler is
+    still registered: only the ones remembered before are raised again.
+    """
+    global _loop_delivers
+    _loop_delivers = True
 
 
 def unhandled(signum: int) -> bool:
