@@ -11,7 +11,6 @@ import errno
 import os
 import resource
 
-from ._prctl import load_prctl, set_dumpable
 from .exceptions import StartupError
 
 # Annotations only: aiodaemon.pep3143 uses this module in synchronous programs,
@@ -65,8 +64,13 @@ def drop_privileges(options: Options) -> None:
     was_root = os.geteuid() == 0
     groups = _supplementary_groups(identity) if identity is not None and was_root else None
     leaving = leaves_root(options)
-    # Loaded before the chroot hides ctypes' files, and only when it will be used.
-    prctl = load_prctl() if identity is not None else None
+    prctl: Prctl | None = None
+    if identity is not None:
+        # Loaded before the chroot hides ctypes' files, and only when it will be
+        # used: most daemons never load _prctl and ctypes.
+        from ._prctl import load_prctl
+
+        prctl = load_prctl()
     lock = prctl if leaving and options.no_new_privileges else None
     if leaving:
         from ._terminal import give_up_terminal
@@ -87,6 +91,8 @@ def drop_privileges(options: Options) -> None:
         # The uid change did this already; an upgrade's successor, a fresh exec
         # by the service account, must do it itself: else any process of that
         # account could ptrace it or take its root-bound sockets (pidfd_getfd).
+        from ._prctl import set_dumpable
+
         set_dumpable(False, prctl)
     if options.prevent_core:
         disable_core_dumps()

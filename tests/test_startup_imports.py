@@ -35,6 +35,7 @@ NOT_FOR_EVERYONE = {
     "importlib.util",
     "encodings.idna",
     "concurrent.futures.thread",
+    "ctypes",
     "grp",
     "pwd",
     "aiodaemon._addresses",
@@ -42,10 +43,12 @@ NOT_FOR_EVERYONE = {
     "aiodaemon._health",
     "aiodaemon._identity",
     "aiodaemon._pidfile",
+    "aiodaemon._prctl",
     "aiodaemon._safeopen",
     "aiodaemon._sharedfile",
     "aiodaemon._sockets",
     "aiodaemon._systemd",
+    "aiodaemon._terminal",
     "aiodaemon._unixbind",
 }
 
