@@ -32,7 +32,8 @@ def succeed(
     launch_directory: str | None,
 ) -> int:
     """Start as an upgrade's successor: adopt the old daemon's descriptors, no detach."""
-    from ._adopt import SuccessorChannel, adopt
+    from ._adopt import SuccessorChannel
+    from ._adopt_fds import adopt
     from ._detach import enter_workdir
 
     pipe = SuccessorChannel(handoff)

@@ -82,7 +82,7 @@ class _TakeOver:
     async def _claim(self) -> None:
         channel = self.channel
         handoff = channel.handoff
-        from ._adopt import unix_files
+        from ._adopt_fds import unix_files
 
         if channel.pidfile is not None:
             write_pid_in_place(channel.pidfile)
