@@ -7,6 +7,8 @@ a root-only ``/run``). A relative path must still name the file the original
 libraries create, so it is resolved here, ahead of time, the way the daemon
 will see it. lockfile's ``break_lock()`` removes a file whoever holds it; an
 ``flock`` ends only with its holder, so only a file nobody holds is broken.
+A program's own pidfile object may follow python-daemon's protocol (a context
+manager, as lockfile's are) or pep3143daemon's (``acquire``/``release``).
 """
 
 from __future__ import annotations
@@ -16,13 +18,22 @@ import fcntl
 import os
 import stat
 
+from .exceptions import DaemonError
+
 TYPE_CHECKING = False  # not typing's: see aiodaemon/__init__.py
 if TYPE_CHECKING:
-    from typing import TypeAlias
+    from typing import Any, TypeAlias
 
     StrPath: TypeAlias = str | os.PathLike[str]
 
-__all__ = ["break_stale_lock", "inside_chroot", "pidfile_location"]
+__all__ = [
+    "break_stale_lock",
+    "check_pidfile_protocol",
+    "enter_pidfile",
+    "exit_pidfile",
+    "inside_chroot",
+    "pidfile_location",
+]
 
 
 def inside_chroot(root: StrPath, workdir: StrPath) -> str:
@@ -106,3 +117,36 @@ def break_stale_lock(path: StrPath) -> None:
             return  # removed by someone else meanwhile: broken all the same
     finally:
         os.close(fd)
+
+
+def check_pidfile_protocol(pidfile: object) -> None:
+    """Refuse a ``pidfile`` that follows neither protocol.
+
+    Raises:
+        DaemonError: naming the object.
+    """
+    if not (_has(pidfile, "__enter__", "__exit__") or _has(pidfile, "acquire", "release")):
+        raise DaemonError(
+            f"pidfile: {pidfile!r} has neither __enter__/__exit__ nor acquire/release"
+        )
+
+
+def _has(obj: object, *names: str) -> bool:
+    return all(callable(getattr(obj, name, None)) for name in names)
+
+
+def enter_pidfile(pidfile: Any) -> None:
+    """Lock ``pidfile`` by whichever protocol it follows."""
+    # python-daemon's protocol first: lockfile objects have both, and enter them.
+    if _has(pidfile, "__enter__", "__exit__"):
+        pidfile.__enter__()
+    else:
+        pidfile.acquire()
+
+
+def exit_pidfile(pidfile: Any) -> None:
+    """Release ``pidfile`` by whichever protocol it follows."""
+    if _has(pidfile, "__enter__", "__exit__"):
+        pidfile.__exit__(None, None, None)
+    else:
+        pidfile.release()

@@ -26,7 +26,13 @@ import signal
 
 from . import _detach, _privileges
 from ._messages import say
-from ._pep3143_pidfile import inside_chroot, pidfile_location
+from ._pep3143_pidfile import (
+    check_pidfile_protocol,
+    enter_pidfile,
+    exit_pidfile,
+    inside_chroot,
+    pidfile_location,
+)
 from ._pidlock import PidFile
 from .exceptions import DaemonError, StartupError
 
@@ -222,7 +228,7 @@ class DaemonContext:
         streams = [_stream_fd(name, getattr(self, name)) for name in ("stdin", "stdout", "stderr")]
         own = self.pidfile if isinstance(self.pidfile, PidFile) else None
         if self.pidfile is not None and own is None:
-            _check_pidfile_protocol(self.pidfile)
+            check_pidfile_protocol(self.pidfile)
         own_at: str | None = None
         if own is not None:
             # Where the daemon would open a relative path (python-daemon's file).
@@ -254,7 +260,7 @@ class DaemonContext:
                 if own is not None and own.held is not None:
                     own.held.write_pid()
                 elif self.pidfile is not None:
-                    _enter_pidfile(self.pidfile)
+                    enter_pidfile(self.pidfile)
             except BaseException as exc:
                 if own is not None:
                     # Never written: no pidfile is left behind for a daemon that never ran.
@@ -282,7 +288,7 @@ class DaemonContext:
         if isinstance(self.pidfile, PidFile):
             self.pidfile.release()
         elif self.pidfile is not None:
-            _exit_pidfile(self.pidfile)
+            exit_pidfile(self.pidfile)
 
     # --- the steps of open() ---
 
@@ -433,32 +439,6 @@ def _stream_fd(name: str, stream: HasFileno | None) -> int | None:
     if not isinstance(fd, int) or fd < 0:
         raise DaemonError(f"{name}: {stream!r} has no file descriptor for the daemon's {name}")
     return fd
-
-
-def _check_pidfile_protocol(pidfile: object) -> None:
-    if not (_has(pidfile, "__enter__", "__exit__") or _has(pidfile, "acquire", "release")):
-        raise DaemonError(
-            f"pidfile: {pidfile!r} has neither __enter__/__exit__ nor acquire/release"
-        )
-
-
-def _has(obj: object, *names: str) -> bool:
-    return all(callable(getattr(obj, name, None)) for name in names)
-
-
-def _enter_pidfile(pidfile: Any) -> None:
-    # python-daemon's protocol first: lockfile objects have both, and enter them.
-    if _has(pidfile, "__enter__", "__exit__"):
-        pidfile.__enter__()
-    else:
-        pidfile.acquire()
-
-
-def _exit_pidfile(pidfile: Any) -> None:
-    if _has(pidfile, "__enter__", "__exit__"):
-        pidfile.__exit__(None, None, None)
-    else:
-        pidfile.release()
 
 
 def _describe(exc: BaseException) -> str:
