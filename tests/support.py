@@ -452,3 +452,34 @@ def python_snippets(page: Path) -> list[str]:
     import re
 
     return re.findall(r"```python\n(.*?)```", page.read_text(), re.S)
+
+
+def mypy_strict(directory: Path, sources: Mapping[str, str]) -> subprocess.CompletedProcess[str]:
+    """Run ``mypy --strict`` on ``sources`` (file name -> code), written to ``directory``.
+
+    As a user's checker would see aiodaemon: the checkout on MYPYPATH, a cache
+    of the test's own.
+    """
+    for name, code in sources.items():
+        (directory / name).write_text(code)
+    config = directory / "mypy.ini"
+    config.write_text("[mypy]\nstrict = True\n")
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mypy",
+            "--no-error-summary",
+            "--config-file",
+            str(config),
+            "--cache-dir",
+            str(directory / "cache"),
+            *sources,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        env=clean_env({"MYPYPATH": str(REPO)}),
+        cwd=directory,
+        check=False,
+    )

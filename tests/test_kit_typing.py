@@ -2,40 +2,11 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from .support import REPO, clean_env, python_snippets
-
-
-def mypy_strict(tmp_path: Path, sources: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    """Run mypy --strict on ``sources`` (file name -> code) in ``tmp_path``."""
-    for name, code in sources.items():
-        (tmp_path / name).write_text(code)
-    config = tmp_path / "mypy.ini"
-    config.write_text("[mypy]\nstrict = True\n")
-    return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "mypy",
-            "--no-error-summary",
-            "--config-file",
-            str(config),
-            "--cache-dir",
-            str(tmp_path / "cache"),
-            *sources,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=240,
-        env=clean_env({"MYPYPATH": str(REPO)}),
-        cwd=tmp_path,
-        check=False,
-    )
+from .support import REPO, mypy_strict, python_snippets
 
 
 @pytest.mark.timeout(300)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +12,7 @@ import pytest
 from aiodaemon import DaemonOptions
 from aiodaemon._config import parse_options
 from aiodaemon.exceptions import ConfigError
-from tests.support import REPO, clean_env
+from tests.support import mypy_strict
 
 PROGRAM = """\
 import aiodaemon
@@ -31,29 +30,7 @@ def good() -> None:
 
 def mypy(tmp_path: Path, bad: str) -> subprocess.CompletedProcess[str]:
     """Run mypy --strict on a small program that ends with ``bad``."""
-    program = tmp_path / "app.py"
-    program.write_text(PROGRAM.format(bad=bad))
-    config = tmp_path / "mypy.ini"
-    config.write_text("[mypy]\nstrict = True\n")
-    return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "mypy",
-            "--no-error-summary",
-            "--config-file",
-            str(config),
-            "--cache-dir",
-            str(tmp_path / "cache"),
-            str(program),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=240,
-        env=clean_env({"MYPYPATH": str(REPO)}),
-        cwd=tmp_path,
-        check=False,
-    )
+    return mypy_strict(tmp_path, {"app.py": PROGRAM.format(bad=bad)})
 
 
 def test_mypy_rejects_a_misspelt_and_a_mistyped_option(tmp_path: Path) -> None:

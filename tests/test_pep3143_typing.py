@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import signal
 import subprocess
-import sys
 from pathlib import Path
 from types import MappingProxyType
 
 from aiodaemon import pep3143
-from tests.support import REPO, clean_env
+from tests.support import mypy_strict
 
 PROGRAM = """\
 import signal
@@ -35,29 +34,7 @@ context.signal_map = {signal.SIGTERM: reload, signal.SIGHUP: "terminate"}
 
 def mypy(tmp_path: Path, bad: str = "") -> subprocess.CompletedProcess[str]:
     """Run mypy --strict on PROGRAM ending with ``bad``."""
-    program = tmp_path / "app.py"
-    program.write_text(PROGRAM.replace("{bad}", bad))
-    config = tmp_path / "mypy.ini"
-    config.write_text("[mypy]\nstrict = True\n")
-    return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "mypy",
-            "--no-error-summary",
-            "--config-file",
-            str(config),
-            "--cache-dir",
-            str(tmp_path / "cache"),
-            str(program),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=240,
-        env=clean_env({"MYPYPATH": str(REPO)}),
-        cwd=tmp_path,
-        check=False,
-    )
+    return mypy_strict(tmp_path, {"app.py": PROGRAM.replace("{bad}", bad)})
 
 
 def test_signal_map_is_changed_in_place_under_mypy_strict(tmp_path: Path) -> None:
