@@ -584,6 +584,7 @@ def test_a_daemon_whose_loop_is_blocked_gets_a_timeout_not_a_hang(app: App) -> N
 
 
 def _exchange(path: Path, payload: bytes) -> bytes:
+    """Send ``payload`` as one request, as root; everything the daemon answers."""
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
         conn.settimeout(20)
         conn.connect(str(path))

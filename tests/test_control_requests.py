@@ -3,28 +3,13 @@
 from __future__ import annotations
 
 import json
-import socket
-from pathlib import Path
 
 import pytest
 
 from .support import is_alive, read_json_lines
-from .test_control import App, app, start, status, stop
+from .test_control import App, _exchange, app, start, status, stop
 
 __all__ = ["app"]  # the fixture, re-exported for pytest
-
-
-def _exchange(path: Path, payload: bytes) -> bytes:
-    """Send ``payload`` as one request, as root; everything the daemon answers."""
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
-        conn.settimeout(20)
-        conn.connect(str(path))
-        conn.sendall(payload)
-        conn.shutdown(socket.SHUT_WR)
-        data = b""
-        while chunk := conn.recv(65536):
-            data += chunk
-        return data
 
 
 @pytest.mark.parametrize("loop", ["--uvloop", "--no-uvloop"])
