@@ -42,6 +42,10 @@ _RETRY_INTERVAL = 0.5
 #: one, or a burst overflows the queue (2,048 lost half of a 200,000-record
 #: burst, benchmarks/logging.py); the join and the write are C, ~1 ms.
 _BATCH = 16384
+#: Past this many waiting records, a record is copied to its own size as it is queued.
+_COMPACT_AFTER = 256
+#: Past this many waiting records, the logging thread hands the GIL to the writer now and then.
+_YIELD_AFTER = 4096
 
 
 #: What the writer thread writes to; each has write(records), reopen() and close().
@@ -87,9 +91,20 @@ class LogWriter:
     def put(self, severity: int, line: bytes) -> None:
         """Hand a rendered record to the writer; never blocks."""
         queue = self._queue
-        if len(queue) >= self._limit or self._closed:
+        waiting = len(queue)
+        if waiting >= self._limit or self._closed:
             self._refuse(line)
             return
+        if waiting > _YIELD_AFTER and not waiting % 1024:
+            # A thread logging flat out keeps the GIL but for one turn in each switch
+            # interval: the writer falls behind. Letting it have the GIL now and then
+            # (a GIL hand-over, never a wait on a sink) keeps the queue from overflowing.
+            time.sleep(0)
+        if waiting > _COMPACT_AFTER:
+            # orjson's bytes keep its whole output buffer (4 KB and more) however
+            # short the line: a full queue of them would hold 130-260 MB, not the
+            # few MB of its lines. Only a record that will wait pays for the copy.
+            line = bytes(memoryview(line))
         queue.append((severity, line))
         if self._idle:
             self._idle = False

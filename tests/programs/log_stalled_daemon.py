@@ -27,6 +27,8 @@ async def main() -> None:
             ticks += 1
             if ticks == 100:  # 2.5 MB logged: the socket buffer is long full
                 Path(sys.argv[3] + ".stalled").touch()
+            if ticks == 1000:  # 50,000 records: the writer's queue (32,768) is full too
+                Path(sys.argv[3] + ".full").touch()
     finally:
         Path(sys.argv[3]).write_text(json.dumps({"max_lag": lag, "ticks": ticks}))
 
