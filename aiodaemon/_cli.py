@@ -109,7 +109,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     daemon, program = _load_target(args.target)
     # As `start` does: another user's daemon makes the pidfile unopenable for
     # us ("Permission denied"), when "already running" is the answer.
-    if args.pidfile is not None and not _is_successor() and _report_running(args.pidfile):
+    if args.pidfile is not None and not _is_successor() and _report_running(args):
         return ExitCode.ALREADY_RUNNING
     return launch(daemon.hooks, program, options, explain=_explain_in_flags(args))
 
@@ -132,7 +132,7 @@ def _cmd_restart(args: argparse.Namespace) -> int:
     from ._stop import stop
 
     control = None if args.no_control else _control_path(args, args.pidfile)
-    code = stop(args.pidfile, args.timeout, control)
+    code = stop(args.pidfile, args.timeout, control, owner=_owner(args))
     if code != 0:
         return code
     return _start(daemon, program, options, args)
@@ -142,7 +142,7 @@ def _cmd_stop(args: argparse.Namespace) -> int:
     from ._stop import stop  # only `stop` and `restart` load it
 
     pidfile: str = args.pidfile
-    return stop(pidfile, args.timeout, _control_path(args, pidfile))
+    return stop(pidfile, args.timeout, _control_path(args, pidfile), owner=_owner(args))
 
 
 def _cmd_reload(args: argparse.Namespace) -> int:
@@ -150,7 +150,11 @@ def _cmd_reload(args: argparse.Namespace) -> int:
 
     pidfile: str = args.pidfile
     return reload(
-        pidfile, _control_path(args, pidfile), timeout=args.timeout, wait=not args.no_wait
+        pidfile,
+        _control_path(args, pidfile),
+        timeout=args.timeout,
+        wait=not args.no_wait,
+        owner=_owner(args),
     )
 
 
@@ -158,14 +162,28 @@ def _cmd_upgrade(args: argparse.Namespace) -> int:
     from ._upgrade_command import upgrade
 
     pidfile: str = args.pidfile
-    return upgrade(pidfile, _control_path(args, pidfile), args.timeout)
+    return upgrade(pidfile, _control_path(args, pidfile), args.timeout, owner=_owner(args))
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
     pidfile: str = args.pidfile
     return _control.status(
-        pidfile, _control_path(args, pidfile), as_json=args.json, timeout=args.timeout
+        pidfile,
+        _control_path(args, pidfile),
+        as_json=args.json,
+        timeout=args.timeout,
+        owner=_owner(args),
     )
+
+
+def _owner(args: argparse.Namespace) -> int | None:
+    """The uid ``--user`` names (the daemon's user), None without it."""
+    from ._pidfile_trust import user_id
+
+    try:
+        return None if args.user is None else user_id(args.user)
+    except ValueError as exc:
+        raise _UsageError(f"--user: {exc}") from None
 
 
 def _control_path(args: argparse.Namespace, pidfile: str) -> str:
@@ -183,7 +201,7 @@ def _start(
     explain = _explain_in_flags(args)
 
     # A successor is started while its predecessor holds the pidfile, on purpose.
-    if pidfile is not None and not _is_successor() and _report_running(pidfile):
+    if pidfile is not None and not _is_successor() and _report_running(args):
         return ExitCode.OK
 
     def on_ready(pid: int) -> None:
@@ -208,16 +226,25 @@ def _is_successor() -> bool:
     return handoff is not None and bool(handoff.is_successor())
 
 
-def _report_running(pidfile: str) -> bool:
-    held = _running_holder(pidfile)
+def _report_running(args: argparse.Namespace) -> bool:
+    held = _running_holder(args)
     if held is not None:
         error(f"{PROG}: {held}")
     return held is not None
 
 
-def _running_holder(pidfile: str) -> str | None:
-    """``already running (pid N, pidfile P)`` when a live daemon holds ``pidfile``, else None."""
+def _running_holder(args: argparse.Namespace) -> str | None:
+    """``already running (pid N, pidfile P)`` when a live daemon holds ``pidfile``, else None.
+
+    Also for a daemon still serving its control socket after its pidfile was
+    removed by hand: binding that socket would fail with a bare "Address already in use".
+    """
+    pidfile: str = args.pidfile
     state = read_pidfile(pidfile)
+    if state.status is PidfileStatus.ABSENT and not args.no_control:
+        from ._lost_pidfile import serving_without_pidfile
+
+        return serving_without_pidfile(pidfile, _control_path(args, pidfile), _owner(args))
     if state.status is not PidfileStatus.RUNNING:
         return None
     from ._sharedfile import is_planted
@@ -284,7 +311,7 @@ def _report_running_elsewhere(args: argparse.Namespace, exc: ConfigError) -> Non
     pidfile: str | None = args.pidfile
     if exc.option not in _CHECKED_AS_THE_CALLER or pidfile is None or _is_successor():
         return
-    held = _running_holder(pidfile)
+    held = _running_holder(args)
     if held is None:
         return
     if args.command == "restart":

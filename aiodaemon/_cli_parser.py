@@ -86,8 +86,9 @@ second SIGTERM would. Only the process holding the pidfile's lock is signalled,
 never a stale pid. A pidfile left by a dead daemon (nobody holds its lock) is
 removed with its stale control socket, and the command says so. Exit 0 once it
 is gone or when it was not running; 1 when the pidfile's holder cannot be
-verified; 4 when you may not signal it, or the pidfile is locked but holds no
-pid (nothing signalled).
+verified (nothing signalled); 4 when you may not signal it. A daemon whose pidfile was removed or emptied by hand
+is found through its control socket or the lock. In a shared sticky directory
+another user's pidfile is not believed (1) unless --user names that user.
 """,
     "reload": """\
 examples:
@@ -121,9 +122,11 @@ examples:
 Prints the state (starting, running, reloading, stopping), the pid, the uptime,
 the listening addresses, the last reload's result and aiodaemon's version.
 --json prints one object with the keys state, pid, uptime, sockets,
-last_reload and version. Exit status (LSB): 0 running (any of those states),
-1 dead but the pidfile exists, 3 not running, 4 unknown (unreadable pidfile,
-unverifiable holder, an untrusted or silent control socket).
+last_reload and version. Exit status (LSB): 0 running (any of those states,
+also with the pidfile removed or emptied while the daemon runs: a warning says
+so), 1 dead but the pidfile exists, 3 not running, 4 unknown (unreadable
+pidfile, unverifiable holder, an untrusted or silent control socket, another
+user's pidfile in a shared sticky directory unless --user names that user).
 """,
 }
 
@@ -247,11 +250,11 @@ def build_parser(
             epilog = _COMMON_EPILOG + "\n" + epilog
         usage = "TARGET [options]" if daemon_command else "--pidfile PATH"
         usage += {
-            "stop": " [--timeout S] [--control PATH]",
+            "stop": " [--timeout S] [--control PATH] [--user USER]",
             "restart": " [--timeout S]",
-            "reload": " [--timeout S] [--no-wait] [--control PATH]",
-            "status": " [--json] [--timeout S] [--control PATH]",
-            "upgrade": " [--timeout S] [--control PATH]",
+            "reload": " [--timeout S] [--no-wait] [--control PATH] [--user USER]",
+            "status": " [--json] [--timeout S] [--control PATH] [--user USER]",
+            "upgrade": " [--timeout S] [--control PATH] [--user USER]",
         }.get(name, "")
         sub = commands.add_parser(
             name,
@@ -282,6 +285,13 @@ def build_parser(
                 "--control",
                 metavar="PATH",
                 help="the daemon's control socket (default: the pidfile's path + .ctl)",
+            )
+        if not daemon_command:
+            sub.add_argument(
+                "--user",
+                metavar="USER",
+                help="the user the daemon runs as: its pidfile and control socket are "
+                "trusted in a shared sticky directory",
             )
         if name in ("reload", "status", "upgrade"):
             _add_client_options(sub, name)

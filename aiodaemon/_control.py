@@ -19,8 +19,17 @@ import time
 from ._control_client import ControlAbsent, ControlDenied, ControlError, ControlRefused
 from ._control_protocol import VERSION
 from ._control_trust import ControlUntrusted, ask_holder, say_ignored
+from ._lost_pidfile import (
+    Found,
+    find_lock_holder,
+    find_through_control,
+    names_no_pid,
+    wait_for_pid,
+    why_no_pid,
+)
 from ._messages import printable, say, write_line
 from ._pidfile import PidfileState, PidfileStatus, read_pidfile
+from ._pidfile_trust import untrusted_pidfile
 
 TYPE_CHECKING = False  # not typing's: see aiodaemon/__init__.py
 if TYPE_CHECKING:
@@ -30,9 +39,6 @@ if TYPE_CHECKING:
     StrPath: TypeAlias = str | os.PathLike[str]
 
 __all__ = ["ControlCode", "StatusCode", "status"]
-
-#: How long to wait for a pid to appear in a freshly locked pidfile.
-_STARTING_GRACE = 5.0
 
 
 class StatusCode(enum.IntEnum):
@@ -76,12 +82,29 @@ def _show(message: str) -> None:
     write_line(printable(message))
 
 
-def status(path: StrPath, control: StrPath | None, *, as_json: bool, timeout: float) -> int:
+def status(
+    path: StrPath,
+    control: StrPath | None,
+    *,
+    as_json: bool,
+    timeout: float,
+    owner: int | None = None,
+) -> int:
     """Print what the daemon of ``path`` is doing and return its LSB status code.
 
     Asks the control socket when there is one, else reads the pidfile alone.
+    ``owner`` is the daemon's uid when the caller said (``--user``).
     """
+    untrusted = untrusted_pidfile(path, owner)
+    if untrusted is not None:
+        _say(untrusted)
+        return _report(StatusCode.UNKNOWN, "unknown", None, f"unknown ({untrusted})", as_json)
     state = read_pidfile(path)
+    if names_no_pid(state):
+        code = _status_without_pid(path, control, state, as_json, timeout, owner)
+        if code is not None:
+            return code
+        state = read_pidfile(path)
     pid = state.running_pid
     if pid is not None and control is not None:
         try:
@@ -105,10 +128,10 @@ def status(path: StrPath, control: StrPath | None, *, as_json: bool, timeout: fl
             return _report_answer(answer, path, as_json)
     if state.status is PidfileStatus.RUNNING:
         if pid is None:
-            return _report(
-                StatusCode.RUNNING, "starting", None,
-                f"starting (pid not yet written, pidfile {path})", as_json,
-            )  # fmt: skip
+            # Locked, empty, no control socket answering, and no single holder
+            # found: a moment ago a pid could still come; now nobody can tell.
+            line = f"unknown (pidfile {path} is locked but holds no pid, and its holder is unknown)"
+            return _report(StatusCode.UNKNOWN, "unknown", None, line, as_json)
         line = f"running (pid {pid}, pidfile {path})"
         return _report(StatusCode.RUNNING, "running", pid, line, as_json, uptime=_uptime(pid))
     if state.status is PidfileStatus.ABSENT:
@@ -125,6 +148,46 @@ def status(path: StrPath, control: StrPath | None, *, as_json: bool, timeout: fl
     # never "not running" (a file we cannot read may well be a live daemon's).
     line = f"unknown ({state.detail})"
     return _report(StatusCode.UNKNOWN, "unknown", state.pid, line, as_json)
+
+
+def _status_without_pid(
+    path: StrPath,
+    control: StrPath | None,
+    state: PidfileState,
+    as_json: bool,
+    timeout: float,
+    owner: int | None,
+) -> int | None:
+    """Status of a daemon whose pidfile is missing or emptied, found anyway; None if none is.
+
+    A daemon running on is reported as running (0, LSB), with a warning that
+    its pidfile names no pid. A locked, empty pidfile is given the moment a
+    starting daemon takes to write its pid before its lock's holder is looked for.
+    """
+    found = None
+    if control is not None:
+        try:
+            found = find_through_control(path, control, owner=owner, timeout=timeout)
+        except ControlUntrusted as exc:
+            say_ignored(exc, "status from the pidfile")
+        except ControlError as exc:
+            _say(str(exc))
+            line = f"unknown ({why_no_pid(path, state)}; {exc})"
+            return _report(StatusCode.UNKNOWN, "unknown", None, line, as_json)
+    if found is None and state.status is PidfileStatus.RUNNING:
+        if wait_for_pid(path).pid is not None:
+            return None  # it was starting: read the pidfile again
+        pid = find_lock_holder(path)
+        found = None if pid is None else Found(pid, None)
+    if found is None:
+        return None
+    how = f"serves {control}" if found.answer is not None else "holds its lock"
+    _say(f"warning: {why_no_pid(path, state)}, but pid {found.pid} runs on and {how}")
+    if found.answer is not None:
+        return _report_answer(found.answer, path, as_json)
+    line = f"running (pid {found.pid}, holding the lock of pidfile {path})"
+    uptime = _uptime(found.pid)
+    return _report(StatusCode.RUNNING, "running", found.pid, line, as_json, uptime=uptime)
 
 
 def _check_status(answer: dict[str, Any]) -> None:
@@ -206,14 +269,43 @@ def _uptime(pid: int) -> float | None:
 
 
 def _holder(
-    path: StrPath, *, not_running: int, remove_stale: bool = False, control: StrPath | None = None
+    path: StrPath,
+    *,
+    not_running: int,
+    remove_stale: bool = False,
+    control: StrPath | None = None,
+    owner: int | None = None,
+    action: str | None = None,
 ) -> tuple[int, int] | int:
     """The verified lock holder's pid and a pidfd on it, or the exit code when there is none.
 
     With ``remove_stale``, a pidfile nobody holds is removed, with ``control``
-    (the socket beside it) when that is stale too.
+    (the socket beside it) when that is stale too. A pidfile removed or
+    emptied by hand while its daemon runs: the daemon is found through
+    ``control`` or its lock (see :mod:`._lost_pidfile`); ``action`` names a
+    command that refuses to act on it then (``upgrade``). ``owner``: the
+    daemon's uid, when the caller said.
     """
-    state = _wait_for_pid(path)
+    untrusted = untrusted_pidfile(path, owner)
+    if untrusted is not None:
+        _say(f"{untrusted}: nothing signalled, nothing removed")
+        return ControlCode.FAILURE
+    state = read_pidfile(path)
+    # A locked empty pidfile was given its moment to show a pid while looking.
+    waited = state.status is PidfileStatus.RUNNING and state.pid is None
+    if names_no_pid(state):
+        from ._lost_holder import find_without_pid
+
+        found = find_without_pid(path, state, control, owner)
+        if isinstance(found, int):
+            return found
+        if found is not None:
+            if action is not None:
+                _say(f"pid {found[0]} runs, but {why_no_pid(path, state)}; not {action}")
+                os.close(found[1])
+                return ControlCode.FAILURE
+            return found
+    state = read_pidfile(path) if waited else wait_for_pid(path)
     pid = state.running_pid
     if pid is None:
         if remove_stale and state.status is PidfileStatus.DEAD:
@@ -238,7 +330,7 @@ def _not_running(path: StrPath, state: PidfileState, code: int) -> int:
         if state.detail != "starting":
             _say(f"{state.detail}; nothing signalled")
             return ControlCode.FAILURE
-        _say(f"daemon holding {path} has not written its pid yet; nothing signalled")
+        _say(f"{path} is locked but holds no pid, and its holder is unknown; nothing signalled")
         return ControlCode.FAILURE
     if state.status is PidfileStatus.ABSENT:
         _say(f"not running (no pidfile {path})")
@@ -266,18 +358,6 @@ def _clean_stale(path: StrPath, state: PidfileState, code: int, control: StrPath
     else:
         _say(f"not running; stale pidfile {path} ({named}) could not be removed")
     return code
-
-
-def _wait_for_pid(path: StrPath) -> PidfileState:
-    """Read ``path``, giving a daemon that holds the lock a moment to write its pid."""
-    deadline = time.monotonic() + _STARTING_GRACE
-    while True:
-        state = read_pidfile(path)
-        if state.status is not PidfileStatus.RUNNING or state.pid is not None:
-            return state
-        if time.monotonic() > deadline:
-            return state
-        time.sleep(0.05)
 
 
 def _open_verified(path: StrPath, pid: int) -> int | None:

@@ -21,6 +21,7 @@ from ._control_socket import unix_address
 
 TYPE_CHECKING = False  # not typing's: see aiodaemon/__init__.py
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any, TypeAlias
 
     #: Paths stay plain strings here: importing pathlib costs a control command ~2 ms.
@@ -35,6 +36,7 @@ __all__ = [
     "ControlTimeout",
     "ControlUntrusted",
     "ask",
+    "exchange",
 ]
 
 _PEERCRED = struct.Struct("3i")
@@ -93,14 +95,43 @@ def ask(path: StrPath, request: dict[str, Any], *, holder: int, timeout: float) 
     Raises:
         ControlError: (or a subclass) with a one-line reason.
     """
-    deadline = time.monotonic() + timeout
     _check_file(path, holder)
+
+    def check_peer(pid: int, _uid: int) -> None:
+        if pid != holder:
+            raise ControlMismatch(
+                f"control socket {path} is served by pid {pid}, not by the daemon holding "
+                f"the pidfile (pid {holder}); not trusted",
+                pid,
+            )
+
+    return exchange(path, request, timeout=timeout, check_peer=check_peer, name=f"pid {holder}")
+
+
+def exchange(
+    path: StrPath,
+    request: dict[str, Any],
+    *,
+    timeout: float,
+    check_peer: Callable[[int, int], None],
+    name: str,
+) -> dict[str, Any]:
+    """Connect to ``path``, let ``check_peer(pid, uid)`` judge the server, then ask ``request``.
+
+    The caller has checked the socket file; ``check_peer`` raises (a
+    :class:`ControlUntrusted`) before a byte is sent to a server it refuses.
+    ``name`` says who is expected to answer, for the messages.
+
+    Raises:
+        ControlError: (or a subclass) with a one-line reason.
+    """
+    deadline = time.monotonic() + timeout
     address, dirfd = unix_address(path)
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
             sock.settimeout(max(0.001, deadline - time.monotonic()))
             _connect(sock, address, path, timeout)
-            _check_peer(sock, path, holder)
+            check_peer(*_peer(sock))
             try:
                 # A peer that answers before reading may close first: its answer
                 # (or its silence) is still what counts, not our broken pipe.
@@ -111,7 +142,7 @@ def ask(path: StrPath, request: dict[str, Any], *, holder: int, timeout: float) 
                     pass
                 data = _read_answer(sock, deadline)
             except TimeoutError:
-                raise ControlTimeout(f"no answer from pid {holder} within {timeout:g} s") from None
+                raise ControlTimeout(f"no answer from {name} within {timeout:g} s") from None
             except OSError as exc:
                 raise ControlError(
                     f"control socket {path}: connection lost: {exc.strerror or exc}"
@@ -120,7 +151,7 @@ def ask(path: StrPath, request: dict[str, Any], *, holder: int, timeout: float) 
         if dirfd is not None:
             os.close(dirfd)
     if not data:
-        raise ControlError(f"pid {holder} closed the control connection without an answer")
+        raise ControlError(f"{name} closed the control connection without an answer")
     if not data.endswith(b"\n"):
         raise ControlError(f"truncated answer on control socket {path}")
     try:
@@ -167,16 +198,12 @@ def _connect(sock: socket.socket, address: str, path: StrPath, timeout: float) -
         raise ControlError(f"control socket {path}: {exc.strerror or exc}") from None
 
 
-def _check_peer(sock: socket.socket, path: StrPath, holder: int) -> None:
-    pid, _uid, _gid = _PEERCRED.unpack(
+def _peer(sock: socket.socket) -> tuple[int, int]:
+    """The pid and uid of the process serving ``sock`` (``SO_PEERCRED``)."""
+    pid, uid, _gid = _PEERCRED.unpack(
         sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _PEERCRED.size)
     )
-    if pid != holder:
-        raise ControlMismatch(
-            f"control socket {path} is served by pid {pid}, not by the daemon holding "
-            f"the pidfile (pid {holder}); not trusted",
-            pid,
-        )
+    return pid, uid
 
 
 def _read_answer(sock: socket.socket, deadline: float) -> bytes:

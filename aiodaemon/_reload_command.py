@@ -37,7 +37,14 @@ _NOT_SERVING_GRACE = 2.0
 _ANSWER_GRACE = 2.0
 
 
-def reload(path: StrPath, control: StrPath | None, *, timeout: float, wait: bool) -> int:
+def reload(
+    path: StrPath,
+    control: StrPath | None,
+    *,
+    timeout: float,
+    wait: bool,
+    owner: int | None = None,
+) -> int:
     """Reload the daemon holding ``path`` and, with ``wait``, report how the reload went.
 
     Returns 0 when every reload hook succeeded (or, without ``wait`` or a
@@ -46,7 +53,7 @@ def reload(path: StrPath, control: StrPath | None, *, timeout: float, wait: bool
     """
     import signal  # here: `status` never signals, and the import costs it ~0.5 ms
 
-    holder = _holder(path, not_running=ControlCode.NOT_RUNNING)
+    holder = _holder(path, not_running=ControlCode.NOT_RUNNING, control=control, owner=owner)
     if isinstance(holder, int):
         return holder
     pid, pidfd = holder

@@ -46,13 +46,16 @@ class _Asked(enum.Enum):
     SIGNAL = "signal"  # no usable control socket: SIGTERM it
 
 
-def stop(path: StrPath, timeout: float, control: StrPath | None = None) -> int:
+def stop(
+    path: StrPath, timeout: float, control: StrPath | None = None, *, owner: int | None = None
+) -> int:
     """Stop the daemon holding ``path``, waiting ``timeout`` seconds before SIGKILL.
 
     Args:
         path: the pidfile.
         timeout: seconds from the request to SIGKILL.
         control: the daemon's control socket; None: signals only.
+        owner: the daemon's uid, when the caller said (``--user``).
 
     Returns:
         0 once the daemon is gone or when it was not running; 1 when it cannot
@@ -63,7 +66,9 @@ def stop(path: StrPath, timeout: float, control: StrPath | None = None) -> int:
     # Seen before the holder is verified: a socket gone by the time we ask was
     # removed by the daemon at the very end of its exit, not never there.
     had_socket = control is not None and os.path.lexists(control)
-    holder = _holder(path, not_running=ControlCode.OK, remove_stale=True, control=control)
+    holder = _holder(
+        path, not_running=ControlCode.OK, remove_stale=True, control=control, owner=owner
+    )
     if isinstance(holder, int):
         return holder
     pid, pidfd = holder

@@ -31,7 +31,7 @@ _HANDOVER_GRACE = 15.0
 _EXIT_WAIT = 2.0
 
 
-def upgrade(path: str, control: str | None, timeout: float) -> int:
+def upgrade(path: str, control: str | None, timeout: float, *, owner: int | None = None) -> int:
     """Replace the daemon holding ``path`` by a fresh process; print the new pid.
 
     Returns:
@@ -39,7 +39,10 @@ def upgrade(path: str, control: str | None, timeout: float) -> int:
         1 when the upgrade failed or was refused (the old daemon still runs);
         7 when no daemon runs; 4 when not allowed to ask it.
     """
-    holder = _control._holder(path, not_running=ControlCode.NOT_RUNNING)
+    # Without its pidfile the successor would be as lost as its parent: refused.
+    holder = _control._holder(
+        path, not_running=ControlCode.NOT_RUNNING, control=control, owner=owner, action="upgraded"
+    )
     if isinstance(holder, int):
         return holder
     pid, pidfd = holder

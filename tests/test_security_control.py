@@ -51,6 +51,9 @@ class Scene:
     reports: int
     #: The words of the warning that name why the socket was ignored.
     why: str
+    #: ``--user`` for a daemon that dropped to the intruder's account: its pidfile
+    #: in the sticky directory is the intruder's, which root trusts only so.
+    vouch: tuple[str, ...] = ()
 
     @property
     def control(self) -> Path:
@@ -59,7 +62,7 @@ class Scene:
     def cli(self, *args: str | os.PathLike[str]) -> subprocess.CompletedProcess[str]:
         """Run ``aiodaemon ARGS --pidfile P`` as root, from tests/programs."""
         return subprocess.run(
-            [str(SCRIPT), *map(str, args), "--pidfile", str(self.pidfile)],
+            [str(SCRIPT), *map(str, args), "--pidfile", str(self.pidfile), *self.vouch],
             capture_output=True,
             text=True,
             cwd=PROGRAMS,
@@ -144,7 +147,7 @@ def scene(request: pytest.FixtureRequest, arena: Path, intruder: User) -> Iterat
             else f"control socket {control} belongs to uid {intruder.uid}, not to the "
             "daemon's user (uid 0)"
         )
-        yield Scene(app, pidfile, daemon, impostor, reports, why)
+        yield Scene(app, pidfile, daemon, impostor, reports, why, tuple(extra))
     finally:
         kill_quietly(impostor)
         os.waitpid(impostor, 0)

@@ -1,0 +1,152 @@
+"""A pidfile removed or emptied by hand while its daemon runs (audit F4, F5): the truth.
+
+The daemon runs on and serves its control socket; ``status`` finds it there
+(or, for an emptied pidfile, as the holder of the lock), ``stop`` and
+``reload`` act on it, and ``start`` says what is in the way.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from .support import AIODAEMON, REPO, clean_env, is_alive, kill_quietly, read_pid, wait_gone
+
+TARGET = "tests.programs.security_daemon:main"
+
+
+def cli(*args: str | os.PathLike[str]) -> subprocess.CompletedProcess[str]:
+    """``aiodaemon ARGS`` run to completion from the repository, as text."""
+    return subprocess.run(
+        [str(AIODAEMON), *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env=clean_env(),
+        stdin=subprocess.DEVNULL,
+        timeout=60,
+        check=False,
+    )
+
+
+Start = Callable[..., int]
+
+
+@pytest.fixture
+def start(tmp_path: Path) -> Iterator[Start]:
+    """``aiodaemon start`` on ``tmp_path/app.pid``; returns the pid; killed at the end."""
+    pids: list[int] = []
+
+    def started(*extra: str) -> int:
+        result = cli("start", TARGET, "--pidfile", tmp_path / "app.pid", *extra)
+        assert result.returncode == 0, result.stderr
+        pids.append(int(result.stdout))
+        return pids[-1]
+
+    yield started
+    for pid in pids:
+        kill_quietly(pid)
+
+
+def test_status_finds_a_daemon_whose_pidfile_was_removed(tmp_path: Path, start: Start) -> None:
+    """`rm` of the pidfile: status still says running (0) with its pid, and why it had to look."""
+    pid = start()
+    pidfile = tmp_path / "app.pid"
+    pidfile.unlink()
+    result = cli("status", "--pidfile", pidfile, "--json")
+    assert result.returncode == 0, result.stderr
+    answer = json.loads(result.stdout)
+    assert (answer["state"], answer["pid"]) == ("running", pid)
+    assert result.stderr == (
+        f"aiodaemon: warning: pidfile {pidfile} was removed, but pid {pid} runs on "
+        f"and serves {pidfile}.ctl\n"
+    )
+
+
+def test_start_names_the_daemon_still_serving_its_control_socket(
+    tmp_path: Path, start: Start
+) -> None:
+    """`start` after the `rm`: "already running" naming pid and removed pidfile, not EADDRINUSE."""
+    pid = start()
+    pidfile = tmp_path / "app.pid"
+    pidfile.unlink()
+    result = cli("start", TARGET, "--pidfile", pidfile)
+    assert result.stdout == ""
+    assert result.stderr == (
+        f"aiodaemon: already running (pid {pid} still serves control socket {pidfile}.ctl, "
+        f"but its pidfile {pidfile} was removed; 'aiodaemon stop --pidfile {pidfile}' "
+        "finds it there)\n"
+    )
+    assert result.returncode == 0
+    assert not pidfile.exists()
+    assert is_alive(pid)
+
+
+def test_stop_and_reload_act_on_a_daemon_whose_pidfile_was_removed(
+    tmp_path: Path, start: Start
+) -> None:
+    """reload reaches it (0); upgrade refuses (1, it runs on); stop stops it, then start works."""
+    pid = start()
+    pidfile = tmp_path / "app.pid"
+    pidfile.unlink()
+    reload = cli("reload", "--pidfile", pidfile)
+    assert reload.returncode == 0, reload.stderr
+    assert reload.stderr.endswith(f"aiodaemon: reloaded (pid {pid})\n")
+    upgrade = cli("upgrade", "--pidfile", pidfile)
+    assert upgrade.returncode == 1, upgrade.stderr
+    assert f"pid {pid} runs, but pidfile {pidfile} was removed; not upgraded" in upgrade.stderr
+    assert is_alive(pid)
+    stop = cli("stop", "--pidfile", pidfile)
+    assert stop.returncode == 0, stop.stderr
+    assert stop.stderr == (
+        f"aiodaemon: pidfile {pidfile} was removed; pid {pid} found serving {pidfile}.ctl\n"
+        f"aiodaemon: stopped (pid {pid})\n"
+    )
+    wait_gone(pid)
+    assert not Path(f"{pidfile}.ctl").exists()
+    assert start() != pid
+
+
+def test_a_killed_daemons_socket_without_pidfile_is_not_running(
+    tmp_path: Path, start: Start
+) -> None:
+    """A leftover socket nobody serves, pidfile gone: still "not running" (3), and start works."""
+    pid = start()
+    pidfile = tmp_path / "app.pid"
+    os.kill(pid, signal.SIGKILL)
+    wait_gone(pid)
+    pidfile.unlink()
+    assert Path(f"{pidfile}.ctl").exists()
+    status = cli("status", "--pidfile", pidfile)
+    assert status.returncode == 3, status.stderr
+    assert status.stdout == f"not running (no pidfile {pidfile})\n"
+    assert start() != pid
+
+
+@pytest.mark.parametrize("control", [True, False], ids=["control", "no-control"])
+def test_an_emptied_pidfile_names_its_daemon(tmp_path: Path, start: Start, control: bool) -> None:
+    """`: > app.pid`: status says running with the pid (0), reload and stop reach the daemon."""
+    pid = start(*(() if control else ("--no-control",)))
+    pidfile = tmp_path / "app.pid"
+    assert read_pid(pidfile) == pid
+    pidfile.write_bytes(b"")
+    status = cli("status", "--pidfile", pidfile, "--json")
+    assert status.returncode == 0, status.stderr
+    answer = json.loads(status.stdout)
+    assert (answer["state"], answer["pid"]) == ("running", pid)
+    how = f"serves {pidfile}.ctl" if control else "holds its lock"
+    assert f"pidfile {pidfile} holds no pid (emptied?), but pid {pid} runs on and {how}" in (
+        status.stderr
+    )
+    reload = cli("reload", "--pidfile", pidfile)
+    assert reload.returncode == 0, reload.stderr
+    stop = cli("stop", "--pidfile", pidfile)
+    assert stop.returncode == 0, stop.stderr
+    assert stop.stderr.endswith(f"aiodaemon: stopped (pid {pid})\n")
+    wait_gone(pid)
