@@ -86,9 +86,10 @@ second SIGTERM would. Only the process holding the pidfile's lock is signalled,
 never a stale pid. A pidfile left by a dead daemon (nobody holds its lock) is
 removed with its stale control socket, and the command says so. Exit 0 once it
 is gone or when it was not running; 1 when the pidfile's holder cannot be
-verified (nothing signalled); 4 when you may not signal it. A daemon whose pidfile was removed or emptied by hand
-is found through its control socket or the lock. In a shared sticky directory
-another user's pidfile is not believed (1) unless --user names that user.
+verified (nothing signalled); 4 when you may not signal it. A daemon whose
+pidfile was removed or emptied by hand is found through its control socket or
+the lock. In a shared sticky directory another user's pidfile is not believed
+(1) unless --user names that user.
 """,
     "reload": """\
 examples:

@@ -168,6 +168,8 @@ def _status_without_pid(
     if control is not None:
         try:
             found = find_through_control(path, control, owner=owner, timeout=timeout)
+            if found is not None and found.answer is not None:
+                _check_status(found.answer)
         except ControlUntrusted as exc:
             say_ignored(exc, "status from the pidfile")
         except ControlError as exc:
