@@ -231,7 +231,8 @@ def _adopt_logs(handoff: Handoff, options: Options) -> LogTargets:
         StartupError: the file cannot be opened, or syslog cannot be reached.
     """
     from ._logging import LogTargets, open_log_targets
-    from ._logsinks import FileSink, open_syslog_sink
+    from ._logsinks import FileSink
+    from ._syslogsink import open_syslog_sink
 
     entry = None if options.log_file is None else handoff.entry("log", options.log_file)
     if entry is None:
@@ -241,8 +242,9 @@ def _adopt_logs(handoff: Handoff, options: Options) -> LogTargets:
     if not stat.S_ISREG(st.st_mode) or f"{st.st_dev}:{st.st_ino}" != entry.identity:
         raise StartupError(f"upgrade: inherited fd {fd} is not the log file {entry.name}")
     file = FileSink(fd, entry.name, entry.name)
+    owner = options.identity.uid if options.identity is not None else None
     try:
-        syslog = open_syslog_sink(options.syslog) if options.syslog is not None else None
+        syslog = open_syslog_sink(options.syslog, owner) if options.syslog is not None else None
     except StartupError:
         file.close()
         raise

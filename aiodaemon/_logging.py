@@ -28,14 +28,9 @@ from ._logchain import (
     set_pid,
     wants_colors,
 )
-from ._logsinks import (
-    FileSink,
-    StreamSink,
-    SyslogSink,
-    open_file_sink,
-    open_syslog_sink,
-)
+from ._logsinks import FileSink, StreamSink, open_file_sink
 from ._logwriter import DEFAULT_QUEUE_SIZE, LogWriter, Sink
+from ._syslogsink import SyslogSink, open_syslog_sink
 from .exceptions import StartupError
 
 if TYPE_CHECKING:
@@ -106,7 +101,7 @@ def open_log_targets(options: Options) -> LogTargets:
     owner = options.identity.uid if options.identity is not None else None
     file = open_file_sink(options.log_file, owner) if options.log_file is not None else None
     try:
-        syslog = open_syslog_sink(options.syslog) if options.syslog is not None else None
+        syslog = open_syslog_sink(options.syslog, owner) if options.syslog is not None else None
     except StartupError:
         if file is not None:
             file.close()

@@ -24,7 +24,8 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeAlias
 
-from ._logsinks import FileSink, Record, StreamSink, SyslogSink, write_all
+from ._logsinks import FileSink, Record, StreamSink, write_all
+from ._syslogsink import SyslogSink
 
 if TYPE_CHECKING:
     from ._logecho import TerminalEcho
@@ -186,6 +187,7 @@ class LogWriter:
             self._idle = False
             for sink in waiting:
                 sink.retry()
+            self._report_refusals()
 
     def _write(self, batch: list[Record], sinks: list[Sink] | None = None) -> None:
         if not batch:
@@ -293,6 +295,23 @@ class LogWriter:
         for sink in self.sinks:
             if id(sink) not in self._failing:
                 self._report_lost(sink)
+        self._report_refusals()
+
+    def _report_refusals(self) -> None:
+        """Say when a syslog path is no longer trusted at a reconnect (its records wait)."""
+        for sink in self.sinks:
+            if not isinstance(sink, SyslogSink):
+                continue
+            reason = sink.take_refusal()
+            if reason is not None:
+                self._alert(
+                    f"refusing to reconnect to {sink}: {reason}; its records wait",
+                    failing=sink,
+                    event="syslog socket refused",
+                    sink=repr(sink),
+                    error=reason,
+                    waiting=len(sink.backlog),
+                )
 
     def _report_lost(self, sink: Sink) -> None:
         """Tell ``sink`` itself how many records it lost, once it takes writes again.

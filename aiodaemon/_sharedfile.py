@@ -52,13 +52,14 @@ def open_in_directory(
     owner: int | None = None,
     refuse_open_directory: bool = False,
 ) -> int:
-    """``os.open(path, flags, mode)``, refusing a regular file planted by another user.
+    """``os.open(path, flags, mode)``, refusing a file or socket planted by another user.
 
     In a sticky directory writable by its group or by others, an existing
-    regular file is used only if it belongs to root, to us (our euid), to
-    the directory's owner or to ``owner``, the user the daemon runs as (its
-    own file from a previous run). A file this open created is ours, so
-    ``O_EXCL`` is not needed to tell the cases apart.
+    regular file (or socket, opened with ``O_PATH``) is used only if it
+    belongs to root, to us (our euid), to the directory's owner or to
+    ``owner``, the user the daemon runs as (its own file from a previous
+    run). A file this open created is ours, so ``O_EXCL`` is not needed to
+    tell the cases apart.
 
     Args:
         path: the file.
@@ -112,10 +113,13 @@ def is_planted(path: str | os.PathLike[str], owner: int | None = None) -> bool:
 
 
 def _foreign(st: os.stat_result, directory: os.stat_result, owner: int | None) -> bool:
-    """The ``fs.protected_regular=2`` rule: another user's regular file in a shared sticky dir."""
+    """The ``fs.protected_regular=2`` rule: another user's file or socket in a shared sticky dir."""
     shared = directory.st_mode & stat.S_ISVTX and directory.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
-    # Anything but a regular file is refused by the callers' type checks.
-    return bool(shared and stat.S_ISREG(st.st_mode)) and st.st_uid not in (
+    # A socket too: a planted one would receive what a daemon sends to a
+    # syslog path (the kernel's protected_regular leaves sockets alone).
+    # Anything else is refused by the callers' type checks.
+    kind = stat.S_ISREG(st.st_mode) or stat.S_ISSOCK(st.st_mode)
+    return bool(shared and kind) and st.st_uid not in (
         0,
         os.geteuid(),
         directory.st_uid,

@@ -66,6 +66,8 @@ LAYERS = [
         "_unixbind",
         "_control_socket",
         "_logsinks",
+        "_syslogsocket",
+        "_syslogsink",
         "_logchain",
         "_logecho",
         "_logwriter",
