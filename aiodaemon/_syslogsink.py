@@ -19,7 +19,6 @@ from collections import deque
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from ._syslogsocket import connect_unix, is_refusal
 from .exceptions import StartupError
 
 if TYPE_CHECKING:
@@ -149,6 +148,9 @@ class SyslogSink:
                     self.backlog.popleft()
                 return
             except OSError as exc:
+                # Loaded by open_syslog_sink, before any chroot or privilege drop.
+                from ._syslogsocket import is_refusal
+
                 # The syslog daemon restarted (a new /dev/log, a closed TCP
                 # connection, a refused datagram): connect again once now, then
                 # every _RETRY_INTERVAL. The records wait in the backlog; so do
@@ -197,6 +199,8 @@ class SyslogSink:
         if self.target.transport == "unix":
             # Checked at every reconnect, not only at start: the path may now
             # be another user's socket or a symlink to one (_syslogsocket).
+            from ._syslogsocket import connect_unix
+
             self.sock, self.stream = connect_unix(self.target.path, self.owner)
             return
         assert self.address is not None
@@ -263,6 +267,10 @@ def open_syslog_sink(target: SyslogTarget, owner: int | None = None) -> SyslogSi
         StartupError: the socket cannot be reached or is not trusted, or the
             host does not resolve.
     """
+    # Imported here, not at the top: a daemon without syslog never loads it, and
+    # one with syslog has it loaded before a chroot hides the package's files.
+    from ._syslogsocket import connect_unix
+
     if target.transport == "unix":
         try:
             sock, _ = connect_unix(target.path, owner)

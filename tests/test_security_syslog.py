@@ -116,12 +116,19 @@ class Collector:
             self.messages.append(sock.recv(70000))
 
     def close(self) -> None:
-        """Stop reading and close the socket, leaving the file."""
+        """Stop reading and close the socket, leaving the file; nothing accepted is dropped."""
         if self._thread is not None and self._sock is not None:
             os.write(self._quit_w, b"!")
             self._thread.join(10)
             for fd in (self._quit_r, self._quit_w):
                 os.close(fd)
+            # Closing drops what is queued: refuse new datagrams (the sender
+            # gets EPIPE), then read what was accepted, then close.
+            self._sock.shutdown(socket.SHUT_RD)
+            self._sock.setblocking(False)
+            with contextlib.suppress(BlockingIOError):
+                while message := self._sock.recv(70000):
+                    self.messages.append(message)
             self._sock.close()
         self._thread = self._sock = None
 
