@@ -28,13 +28,12 @@ from ._logchain import (
     set_pid,
     wants_colors,
 )
-from ._logsinks import FileSink, StreamSink, open_file_sink
+from ._logsinks import FileSink, StreamSink, is_syslog_sink, open_file_sink
 from ._logwriter import DEFAULT_QUEUE_SIZE, LogWriter, Sink
-from ._syslogsink import SyslogSink, open_syslog_sink
 from .exceptions import StartupError
 
 if TYPE_CHECKING:
-    pass
+    from ._syslogsink import SyslogSink
 
 __all__ = ["LogTargets", "open_log_targets", "start_logging"]
 
@@ -101,7 +100,11 @@ def open_log_targets(options: Options) -> LogTargets:
     owner = options.identity.uid if options.identity is not None else None
     file = open_file_sink(options.log_file, owner) if options.log_file is not None else None
     try:
-        syslog = open_syslog_sink(options.syslog, owner) if options.syslog is not None else None
+        syslog = None
+        if options.syslog is not None:
+            from ._syslogsink import open_syslog_sink  # only a daemon with syslog= loads it
+
+            syslog = open_syslog_sink(options.syslog, owner)
     except StartupError:
         if file is not None:
             file.close()
@@ -208,7 +211,7 @@ def _after_fork(writer: LogWriter) -> None:
     pid = os.getpid()
     set_pid(pid)
     for sink in writer.sinks:
-        if isinstance(sink, SyslogSink):
+        if is_syslog_sink(sink):
             sink.pid = pid
     writer._after_fork_in_child()
     mp_util = sys.modules.get("multiprocessing.util")

@@ -10,11 +10,28 @@ from __future__ import annotations
 
 import errno
 import os
+import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-__all__ = ["FileSink", "Record", "StreamSink", "open_file_sink", "write_all"]
+if TYPE_CHECKING:
+    from typing import TypeGuard
+
+    from ._syslogsink import SyslogSink
+
+__all__ = ["FileSink", "Record", "StreamSink", "is_syslog_sink", "open_file_sink", "write_all"]
 
 Record = tuple[int, bytes]
+
+
+def is_syslog_sink(sink: object) -> TypeGuard[SyslogSink]:
+    """Whether ``sink`` is a syslog sink, without loading their module for a daemon that has none.
+
+    ``_syslogsink`` (with its socket checks) is imported only when ``syslog=``
+    is set, so before that no sink can be one.
+    """
+    module = sys.modules.get("aiodaemon._syslogsink")
+    return module is not None and isinstance(sink, module.SyslogSink)
 
 
 def write_all(fd: int, data: bytes | memoryview) -> None:

@@ -24,11 +24,11 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeAlias
 
-from ._logsinks import FileSink, Record, StreamSink, write_all
-from ._syslogsink import SyslogSink
+from ._logsinks import FileSink, Record, StreamSink, is_syslog_sink, write_all
 
 if TYPE_CHECKING:
     from ._logecho import TerminalEcho
+    from ._syslogsink import SyslogSink
 
 __all__ = ["DEFAULT_QUEUE_SIZE", "LogWriter", "Sink"]
 
@@ -178,7 +178,7 @@ class LogWriter:
                 self._report()
                 continue
             self._idle = True
-            waiting = [sink for sink in self.sinks if isinstance(sink, SyslogSink) and sink.backlog]
+            waiting = [sink for sink in self.sinks if is_syslog_sink(sink) and sink.backlog]
             if not queue:
                 # Messages waiting for a syslog daemon that is down are retried
                 # even when nothing new is logged.
@@ -280,7 +280,7 @@ class LogWriter:
 
     def _report(self) -> None:
         dropped = self.dropped
-        lost = sum(sink.lost for sink in self.sinks if isinstance(sink, SyslogSink))
+        lost = sum(sink.lost for sink in self.sinks if is_syslog_sink(sink))
         if dropped > self._reported:
             self._log(
                 "warning",
@@ -300,7 +300,7 @@ class LogWriter:
     def _report_refusals(self) -> None:
         """Say when a syslog path is no longer trusted at a reconnect (its records wait)."""
         for sink in self.sinks:
-            if not isinstance(sink, SyslogSink):
+            if not is_syslog_sink(sink):
                 continue
             reason = sink.take_refusal()
             if reason is not None:

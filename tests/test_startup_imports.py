@@ -47,6 +47,8 @@ NOT_FOR_EVERYONE = {
     "aiodaemon._safeopen",
     "aiodaemon._sharedfile",
     "aiodaemon._sockets",
+    "aiodaemon._syslogsink",
+    "aiodaemon._syslogsocket",
     "aiodaemon._systemd",
     "aiodaemon._terminal",
     "aiodaemon._unixbind",
