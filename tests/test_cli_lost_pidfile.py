@@ -16,23 +16,21 @@ from pathlib import Path
 
 import pytest
 
-from .support import AIODAEMON, REPO, clean_env, is_alive, kill_quietly, read_pid, wait_gone
+from .support import (
+    REPO,
+    aiodaemon_cli,
+    is_alive,
+    kill_quietly,
+    read_pid,
+    wait_gone,
+)
 
 TARGET = "tests.programs.security_daemon:main"
 
 
 def cli(*args: str | os.PathLike[str]) -> subprocess.CompletedProcess[str]:
     """``aiodaemon ARGS`` run to completion from the repository, as text."""
-    return subprocess.run(
-        [str(AIODAEMON), *map(str, args)],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        env=clean_env(),
-        stdin=subprocess.DEVNULL,
-        timeout=60,
-        check=False,
-    )
+    return aiodaemon_cli(*args, cwd=REPO, timeout=60)
 
 
 Start = Callable[..., int]

@@ -10,66 +10,34 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import select
 import signal
 import socket
-import threading
 from pathlib import Path
-from typing import Any
 
 from .support import free_port, program, python, read_json_lines, read_pid, wait_for, wait_gone
+from .syslog_support import DatagramCollector
 
 
-class UdpCollector:
+class UdpCollector(DatagramCollector):
     """A syslog receiver on 127.0.0.1: a real UDP socket read by a thread."""
 
     def __init__(self, port: int) -> None:
+        super().__init__()
         self.port = port
-        self.messages: list[bytes] = []
-        self._sock: socket.socket | None = None
-        self._thread: threading.Thread | None = None
-        self._quit = (-1, -1)
 
-    def start(self) -> None:
-        """Bind the port and read until stopped."""
-        self._sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self._sock.bind(("127.0.0.1", self.port))
-        self._quit = os.pipe()
-        self._thread = threading.Thread(target=self._read, args=(self._sock, self._quit[0]))
-        self._thread.start()
+    def _bind(self) -> socket.socket:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.bind(("127.0.0.1", self.port))
+        return sock
 
-    def _read(self, sock: socket.socket, quit_r: int) -> None:
-        while True:
-            readable, _, _ = select.select([sock.fileno(), quit_r], [], [])
-            if quit_r in readable:
-                return
-            self.messages.append(sock.recv(70000))
+    def _refuse_new(self, sock: socket.socket) -> None:
+        # Connected elsewhere (the discard port), the socket refuses the
+        # daemon's datagrams (ICMP port unreachable) while what it accepted is read.
+        sock.connect(("127.0.0.1", 9))
 
     def stop(self) -> None:
-        """Close the port: datagrams to it are refused (ICMP port unreachable)."""
-        if self._thread is not None and self._sock is not None:
-            os.write(self._quit[1], b"!")
-            self._thread.join(10)
-            for fd in self._quit:
-                os.close(fd)
-            # Closing drops what is queued. Connected elsewhere (the discard
-            # port), the socket refuses the daemon's datagrams while what it
-            # accepted is read; then it closes.
-            self._sock.connect(("127.0.0.1", 9))
-            self._sock.setblocking(False)
-            with contextlib.suppress(BlockingIOError):
-                while True:
-                    self.messages.append(self._sock.recv(70000))
-            self._sock.close()
-        self._thread = self._sock = None
-
-    def records(self) -> list[dict[str, Any]]:
-        """The JSON records received (RFC 5424 header stripped)."""
-        return [json.loads(m[m.index(b"{") :]) for m in list(self.messages)]
-
-    def ticks(self) -> list[int]:
-        """The tick numbers received, in arrival order."""
-        return [int(r["n"]) for r in self.records() if r["event"] == "tick"]
+        """Close the port: datagrams to it are refused."""
+        self.close()
 
 
 def _ticks(log: Path) -> list[int]:

@@ -40,7 +40,14 @@ from .security_support import (
     shared_dir,
     wait_child,
 )
-from .support import AIODAEMON, REPO, clean_env, is_alive, kill_quietly, read_pid, wait_gone
+from .support import (
+    REPO,
+    aiodaemon_cli,
+    is_alive,
+    kill_quietly,
+    read_pid,
+    wait_gone,
+)
 
 pytestmark = pytest.mark.root
 
@@ -55,16 +62,7 @@ _PRELOADED_STOP = aiodaemon._stop
 
 def cli(*args: str | os.PathLike[str]) -> subprocess.CompletedProcess[str]:
     """``aiodaemon ARGS`` as root, from the repository, as text."""
-    return subprocess.run(
-        [str(AIODAEMON), *map(str, args)],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        env=clean_env(),
-        stdin=subprocess.DEVNULL,
-        timeout=60,
-        check=False,
-    )
+    return aiodaemon_cli(*args, cwd=REPO, timeout=60)
 
 
 def cli_as(user: User, *args: str | os.PathLike[str]) -> tuple[int, str, str]:

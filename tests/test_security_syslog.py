@@ -9,11 +9,9 @@ user is real and listens on its socket, and must receive nothing.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import select
 import socket
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -36,6 +34,7 @@ from .security_support import (
     wait_child,
 )
 from .support import read_pid, wait_for
+from .syslog_support import DatagramCollector
 
 pytestmark = pytest.mark.root
 
@@ -87,63 +86,29 @@ def impostor(user: User, path: Path) -> Iterator[Impostor]:
         os.close(ready_r)
 
 
-class Collector:
+class Collector(DatagramCollector):
     """The real collector: a root-owned datagram socket, read continuously by a thread."""
 
     def __init__(self, path: Path) -> None:
+        super().__init__()
         self.path = path
-        self.messages: list[bytes] = []
-        self._sock: socket.socket | None = None
-        self._thread: threading.Thread | None = None
-        self._quit_r, self._quit_w = -1, -1
 
-    def start(self) -> None:
-        """Bind (removing a stale file first, as rsyslogd does) and read until stopped."""
+    def _bind(self) -> socket.socket:
+        # A stale file goes first, as rsyslogd does.
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()
-        self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self._sock.bind(str(self.path))
-        self._quit_r, self._quit_w = os.pipe()
-        self._thread = threading.Thread(target=self._read, args=(self._sock, self._quit_r))
-        self._thread.start()
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        sock.bind(str(self.path))
+        return sock
 
-    def _read(self, sock: socket.socket, quit_r: int) -> None:
-        # A collector that stops reading would block the daemon's sends (and its exit).
-        while True:
-            readable, _, _ = select.select([sock.fileno(), quit_r], [], [])
-            if quit_r in readable:
-                return
-            self.messages.append(sock.recv(70000))
-
-    def close(self) -> None:
-        """Stop reading and close the socket, leaving the file; nothing accepted is dropped."""
-        if self._thread is not None and self._sock is not None:
-            os.write(self._quit_w, b"!")
-            self._thread.join(10)
-            for fd in (self._quit_r, self._quit_w):
-                os.close(fd)
-            # Closing drops what is queued: refuse new datagrams (the sender
-            # gets EPIPE), then read what was accepted, then close.
-            self._sock.shutdown(socket.SHUT_RD)
-            self._sock.setblocking(False)
-            with contextlib.suppress(BlockingIOError):
-                while message := self._sock.recv(70000):
-                    self.messages.append(message)
-            self._sock.close()
-        self._thread = self._sock = None
+    def _refuse_new(self, sock: socket.socket) -> None:
+        # The sender gets EPIPE; the socket file stays.
+        sock.shutdown(socket.SHUT_RD)
 
     def stop(self) -> None:
         """Go away and remove the socket file."""
         self.close()
         self.path.unlink()
-
-    def records(self) -> list[dict[str, Any]]:
-        """The JSON records received so far (syslog(3) framing stripped)."""
-        return [json.loads(m[m.index(b"{") :]) for m in list(self.messages)]
-
-    def ticks(self) -> list[int]:
-        """The tick numbers received."""
-        return [int(r["n"]) for r in self.records() if r["event"] == "tick"]
 
 
 def _refusal(user: User) -> str:
