@@ -206,15 +206,19 @@ def aiodaemon_cli(
     cwd: Path | None = None,
     module: bool = False,
     timeout: float = 45.0,
+    env: Mapping[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """Run ``aiodaemon ARGS`` (or ``python -m aiodaemon ARGS``) to completion, as text."""
+    """Run ``aiodaemon ARGS`` (or ``python -m aiodaemon ARGS``) to completion, as text.
+
+    ``env``: variables added to the test's clean environment.
+    """
     prefix = [PYTHON, "-m", "aiodaemon"] if module else [str(AIODAEMON)]
     return subprocess.run(
         [*prefix, *map(str, args)],
         capture_output=True,
         text=True,
         cwd=cwd,
-        env=clean_env(),
+        env=clean_env(env),
         stdin=subprocess.DEVNULL,
         timeout=timeout,
         check=False,

@@ -21,6 +21,7 @@ import pytest
 import aiodaemon
 
 from .support import (
+    aiodaemon_cli,
     clean_env,
     is_alive,
     kill_quietly,
@@ -77,15 +78,8 @@ def cli(
     app: App, *args: str | os.PathLike[str], timeout: float = 60.0
 ) -> subprocess.CompletedProcess[str]:
     """Run ``aiodaemon ARGS`` from tests/programs, steering files in ``app.dir``."""
-    return subprocess.run(
-        [str(SCRIPT), *map(str, args)],
-        capture_output=True,
-        text=True,
-        cwd=PROGRAMS,
-        env=clean_env({"CONTROL_APP_DIR": str(app.dir)}),
-        stdin=subprocess.DEVNULL,
-        timeout=timeout,
-        check=False,
+    return aiodaemon_cli(
+        *args, cwd=PROGRAMS, timeout=timeout, env={"CONTROL_APP_DIR": str(app.dir)}
     )
 
 

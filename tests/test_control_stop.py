@@ -17,7 +17,15 @@ import pytest
 
 import aiodaemon
 
-from .support import PROGRAMS, clean_env, kill_quietly, read_json_lines, read_pid, wait_for
+from .support import (
+    PROGRAMS,
+    aiodaemon_cli,
+    clean_env,
+    kill_quietly,
+    read_json_lines,
+    read_pid,
+    wait_for,
+)
 
 SCRIPT = Path(sys.executable).parent / "aiodaemon"
 
@@ -76,16 +84,7 @@ def make_daemon(tmp_path: Path) -> Iterator[list[Daemon]]:
 
 def cli(*args: str | os.PathLike[str], timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
     """``aiodaemon ARGS`` run to completion, output as text."""
-    return subprocess.run(
-        [str(SCRIPT), *map(str, args)],
-        capture_output=True,
-        text=True,
-        cwd=PROGRAMS,
-        env=clean_env(),
-        stdin=subprocess.DEVNULL,
-        timeout=timeout,
-        check=False,
-    )
+    return aiodaemon_cli(*args, cwd=PROGRAMS, timeout=timeout)
 
 
 def popen_cli(*args: str | os.PathLike[str]) -> subprocess.Popen[str]:

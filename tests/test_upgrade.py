@@ -23,6 +23,7 @@ import pytest
 from .support import (
     PYTHON,
     REPO,
+    aiodaemon_cli,
     clean_env,
     is_alive,
     kill_quietly,
@@ -113,15 +114,7 @@ class App:
 
 def cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     """Run the console script to completion."""
-    return subprocess.run(
-        [str(SCRIPT), *args],
-        env=clean_env(),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        stdin=subprocess.DEVNULL,
-        check=False,
-    )
+    return aiodaemon_cli(*args, timeout=timeout)
 
 
 @pytest.fixture(params=["script", "cli"])
