@@ -1,4 +1,4 @@
-"""Hangs in a shutdown hook; its forced exit pauses where a third signal can reach it.
+"""forced_exit_sockets' daemon, whose forced exit pauses where a third signal can reach it.
 
 argv: options (JSON), record, release. The forced exit's last step (its line on
 stderr) first records "forced exit" and waits for the file ``release``, so the
@@ -8,12 +8,11 @@ microseconds wide otherwise.
 
 from __future__ import annotations
 
-import asyncio
 import sys
 
 import aiodaemon
 import aiodaemon._forced
-from tests.programs.recorder import record, run, wait_for_file
+from tests.programs.recorder import record, wait_for_file
 
 say = aiodaemon._forced.say_nowait
 
@@ -27,15 +26,6 @@ def held_say(text: str) -> None:
 aiodaemon._forced.say_nowait = held_say
 
 
-@aiodaemon.on_shutdown
-async def hang() -> None:
-    record("stopping")
-    await asyncio.Event().wait()
-
-
-async def main(ctx: aiodaemon.Context) -> None:
-    record("main running")
-    await ctx.wait_stopping()
-
-
-run(main)
+# The same daemon as forced_exit_sockets (a shutdown hook that hangs), run with
+# the forced exit held: importing it registers its hooks and runs it.
+import tests.programs.forced_exit_sockets  # noqa: E402, F401
