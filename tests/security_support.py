@@ -236,6 +236,19 @@ def records(path: Path) -> list[dict[str, Any]]:
     return out
 
 
+def refused_reopen(old_file: Path) -> dict[str, Any]:
+    """Wait for the record of a refused log reopen, written to the file still in use."""
+
+    def refusal() -> dict[str, Any] | None:
+        for record in records(old_file):
+            if record["event"] == "cannot reopen log file, keeping the old one":
+                return record
+        return None
+
+    found: dict[str, Any] = wait_for(refusal, what="the refused reopen in the old file")
+    return found
+
+
 def shared_dir(path: Path, mode: int = 0o1777, group: int = 0) -> Path:
     """A root-owned sticky directory others may write to (like /tmp, or a group's spool)."""
     path.mkdir()

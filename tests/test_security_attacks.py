@@ -26,6 +26,7 @@ from .security_support import (
     make_victim,
     own_dir,
     records,
+    refused_reopen,
     running_daemon,
     start_daemon,
     stop_daemon,
@@ -89,13 +90,7 @@ def test_log_file_swapped_for_a_symlink_is_refused_at_reopen(
         as_user(intruder, swap)
         os.kill(pid, sig)
 
-        def refused() -> dict[str, object] | None:
-            for record in records(rotated):
-                if record["event"] == "cannot reopen log file, keeping the old one":
-                    return record
-            return None
-
-        record = wait_for(refused, what="the refused reopen in the old file")
+        record = refused_reopen(rotated)
         assert record["level"] == "error"
         assert "is a symlink; refusing to follow it" in str(record["error"])
         # Still writing to the old descriptor after the refusal.

@@ -27,6 +27,7 @@ from .security_support import (
     arena,
     make_victim,
     records,
+    refused_reopen,
     running_daemon,
     start_daemon,
     stop_daemon,
@@ -146,13 +147,7 @@ def test_reopen_refuses_a_trap_and_keeps_the_old_file(
         planted = _what_is_at(path)
         os.kill(pid, sig)
 
-        def refusal() -> dict[str, Any] | None:
-            for record in records(rotated):
-                if record["event"] == "cannot reopen log file, keeping the old one":
-                    return record
-            return None
-
-        record = wait_for(refusal, what="the refused reopen in the old file")
+        record = refused_reopen(rotated)
         assert record["level"] == "error"
         assert re.search(trap.words, str(record["error"])), record
         seen = len(records(rotated))

@@ -24,6 +24,7 @@ from .security_support import (
     intruder,
     planted,
     records,
+    refused_reopen,
     running_daemon,
     service_account,
     shared_dir,
@@ -131,13 +132,7 @@ def test_a_log_file_planted_after_rotation_is_refused_at_reopen(
         with planted(intruder, log):
             os.kill(pid, sig)
 
-            def refused() -> dict[str, Any] | None:
-                for record in records(rotated):
-                    if record["event"] == "cannot reopen log file, keeping the old one":
-                        return record
-                return None
-
-            record = wait_for(refused, what="the refused reopen in the old file")
+            record = refused_reopen(rotated)
             assert record["level"] == "error"
             assert _refusal(intruder) in str(record["error"]), record
             seen = len(records(rotated))
