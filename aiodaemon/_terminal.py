@@ -2,10 +2,11 @@
 
 A foreground daemon started from root's shell shares root's terminal. After
 the drop, the service account could push keystrokes into it (``TIOCSTI``),
-which root's shell runs once the daemon returns. The kernel allows that only
-on the process's *controlling* terminal, so the daemon gives it up first, as
-``su``/``runuser`` sessions do. Never imports asyncio (the drop runs before
-any loop exists).
+which root's shell runs once the daemon returns, and read what root types. The
+kernel allows the first only on the process's *controlling* terminal, so the
+daemon gives it up, as ``su``/``runuser`` sessions do; the second needs a
+readable descriptor of the terminal, so fds 0-2 keep only the writing half.
+Never imports asyncio (the drop runs before any loop exists).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ __all__ = ["give_up_terminal"]
 
 
 def give_up_terminal() -> None:
-    """Stop having a controlling terminal (``TIOCNOTTY``); nothing to do without one.
+    """Stop having a controlling terminal (``TIOCNOTTY``), and keep only write access to any.
 
     A process that is not its session's leader only loses its own link: it
     stays in the terminal's foreground process group, so Ctrl-C still reaches
@@ -30,11 +31,18 @@ def give_up_terminal() -> None:
     foreground group; that SIGHUP is consumed here, since it announces only
     the hangup we asked for, not a reload or the end of the session.
 
-    Call it before a chroot, which may hide ``/dev/tty``.
+    Call it before a chroot, which may hide ``/dev/tty``, and before the uid
+    changes: :func:`_write_only` reopens the terminal as root.
 
     Raises:
-        StartupError: the kernel would not let go of the terminal.
+        StartupError: the kernel would not let go of the terminal, or kept it readable.
     """
+    _take_away_terminal()
+    _write_only()
+
+
+def _take_away_terminal() -> None:
+    """``TIOCNOTTY`` on the controlling terminal, if there is one."""
     try:
         tty = os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
     except OSError as exc:
@@ -71,3 +79,30 @@ def _notty(fd: int, *, tolerate: bool) -> bool:
             signal.sigtimedwait([signal.SIGHUP], 0)
             signal.pthread_sigmask(signal.SIG_SETMASK, previous)
     return True
+
+
+def _write_only() -> None:
+    """Make fds 0-2 unable to read a terminal: stdin is ``/dev/null``, stdout and stderr write-only.
+
+    A terminal's descriptors are usually one ``O_RDWR`` open file shared by
+    fds 0-2, so even stdout reads root's keystrokes. Reopened here, as root,
+    write-only (the service account could not open root's terminal itself),
+    the daemon's output still shows on the terminal, colours and all.
+    """
+    for fd in (0, 1, 2):
+        if not os.isatty(fd):
+            continue
+        try:
+            if fd == 0:
+                # A daemon has no use for typed input; EOF, not a read of root's keys.
+                replacement = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+            else:
+                replacement = os.open(os.ttyname(fd), os.O_WRONLY | os.O_NOCTTY | os.O_CLOEXEC)
+        except OSError as exc:
+            raise StartupError(
+                f"cannot make fd {fd}, root's terminal, write-only: {exc.strerror or exc}"
+            ) from exc
+        try:
+            os.dup2(replacement, fd)
+        finally:
+            os.close(replacement)

@@ -2,8 +2,9 @@
 
 Root types into an interactive bash on a real pty, as an admin would; the
 daemon, once it runs as the service account, pushes a command into the
-terminal with ``TIOCSTI`` (on fd 0 and on ``/dev/tty``). Root's shell must
-run nothing, and Ctrl-C must still stop the daemon.
+terminal with ``TIOCSTI`` (on fds 0 and 1 and on ``/dev/tty``) and looks for a
+way to read what root types. Root's shell must run nothing, nothing may read
+the terminal, the daemon's output must still show, and Ctrl-C must still stop it.
 """
 
 from __future__ import annotations
@@ -135,6 +136,7 @@ def _injection_env(arena: Path, user: User) -> tuple[dict[str, str], Path, Path]
         {
             "TERM": "dumb",
             "TTY_COMMAND": f"touch {pwned}",
+            "TTY_GREETING": "__injector-still-writes__",
             "TTY_REPORT": str(out / "report.json"),
         }
     )
@@ -153,13 +155,18 @@ def test_a_dropped_foreground_daemon_cannot_type_into_roots_shell(
     env, pwned, report = _injection_env(arena, intruder)
     with root_shell(env) as shell:
         command = f"{PYTHON} -m aiodaemon run tests.programs.tty_injector:main"
-        assert shell.run(f"{command} --user {intruder.name} --log-level error") == 0
+        shell.type(f"{command} --user {intruder.name} --log-level error; echo __rc=$?__\n")
+        shell.expect(re.compile(rb"__injector-still-writes__"))
+        assert int(shell.expect(_RC).group(1)) == 0
         shell.settle()
     assert not pwned.exists(), "root's shell ran the service account's command"
     assert _report(report) == {
         "uid": intruder.uid,
-        "stdin": os.strerror(1),  # EPERM: not its controlling terminal any more
+        "stdin": os.strerror(25),  # ENOTTY: stdin is /dev/null, not root's terminal
+        "stdout": os.strerror(1),  # EPERM: not its controlling terminal any more
         "dev_tty": f"open: {os.strerror(6)}",  # ENXIO: it has none
+        "readable": [],  # no descriptor that reads root's keystrokes
+        "reopen": os.strerror(13),  # EACCES: root's pty is not the service account's
     }
 
 
@@ -182,7 +189,8 @@ def test_a_dropped_session_leader_loses_the_terminal_without_a_reload(
     finally:
         terminal.close()
     assert _report(report)["dev_tty"] == f"open: {os.strerror(6)}"
-    assert _report(report)["stdin"] == os.strerror(1)
+    assert _report(report)["stdout"] == os.strerror(1)
+    assert _report(report)["readable"] == []
     events = [r["event"] for r in records(log)]
     assert "main returned" in events
     assert not [e for e in events if "reload" in str(e)]
@@ -200,6 +208,7 @@ def test_pep3143_in_the_foreground_cannot_type_into_roots_shell(
     assert not pwned.exists(), "root's shell ran the service account's command"
     assert _report(report)["uid"] == intruder.uid
     assert _report(report)["dev_tty"] == f"open: {os.strerror(6)}"
+    assert _report(report)["readable"] == []
 
 
 def _tty_nr(pid: int) -> int:
