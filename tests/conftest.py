@@ -32,8 +32,16 @@ def rsyslog(tmp_path: Path) -> Iterator[Rsyslog]:
         server.stop()
 
 
+#: Variables a developer's shell may set that change what the programs under test
+#: do (an unbuffered stdout, no cached bytecode); CI has none of them.
+_CALLER_VARIABLES = ("PYTHONUNBUFFERED", "PYTHONDONTWRITEBYTECODE", "PYTHONPYCACHEPREFIX")
+
+
 def pytest_configure(config: pytest.Config) -> None:
     """Mark the run's environment (xdist workers inherit it from the controller)."""
+    # Every run as CI's: a test that needs one of these sets it itself.
+    for name in _CALLER_VARIABLES:
+        os.environ.pop(name, None)
     if not hasattr(config, "workerinput"):
         os.environ[SESSION_VARIABLE] = secrets.token_hex(8)
 

@@ -86,7 +86,13 @@ class App:
         path = self.directory / "upgrade_app.py"
         text = path.read_text()
         assert old in text
+        compiled = path.stat().st_mtime_ns
         path.write_text(text.replace(old, new))
+        # A deploy writes new code well after the old was compiled. Edited
+        # within the same second, the file keeps the mtime (whole seconds) and
+        # often the size Python checks its cached bytecode against: move it on.
+        later = compiled + 2_000_000_000
+        os.utime(path, ns=(later, later))
 
     def port(self) -> int:
         # The log is written by its own thread: the record may trail the readiness.

@@ -30,7 +30,7 @@ if pid == 0:
     try:
         drop_privileges(options)
     except StartupError as exc:
-        print(json.dumps({"error": str(exc)}))
+        print(json.dumps({"error": str(exc)}), flush=True)
         os._exit(1)
     try:
         os.setuid(0)
@@ -46,7 +46,7 @@ if pid == 0:
         "cwd": os.getcwd(),
         "root_listing": sorted(os.listdir("/")),
     }
-    print(json.dumps(report))
+    print(json.dumps(report), flush=True)
     os._exit(0)
 _, status = os.waitpid(pid, 0)
 sys.exit(os.waitstatus_to_exitcode(status))
