@@ -262,7 +262,13 @@ class DaemonCommands:
             return failure(f"still reloading after {timeout:g} s", timeout=True)
         except ReloadAbandoned as exc:
             return failure(str(exc))
-        return {"v": VERSION, "ok": True, "reload": result.as_json()}
+        reload = result.as_json()
+        if result.exiting is not None:
+            # Not in status's last_reload (whose keys are fixed): only this
+            # answer's reader, the `reload` command, needs to tell the daemon
+            # is shutting down rather than still running.
+            reload["exiting"] = result.exiting
+        return {"v": VERSION, "ok": True, "reload": reload}
 
     # --- stop ----------------------------------------------------------------------
 

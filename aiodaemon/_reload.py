@@ -17,7 +17,7 @@ import structlog
 
 from ._hooks import call_async, describe, in_own_context
 from ._state import Event, State
-from ._user_exit import EXIT_REQUESTS
+from ._user_exit import EXIT_REQUESTS, requested_status
 
 if TYPE_CHECKING:
     from ._runtime import Runtime
@@ -43,6 +43,7 @@ async def run_reload(rt: Runtime) -> None:
     _log.info("reload started")
     error = None
     exit_request: tuple[BaseException, str] | None = None
+    exiting: int | None = None
     for hook in rt.hooks.reload:
         try:
             # Each hook in its own contextvars Context (see in_own_context).
@@ -50,6 +51,8 @@ async def run_reload(rt: Runtime) -> None:
         except EXIT_REQUESTS as exc:
             # The program asks to end: this reload failed, the daemon stops.
             exit_request = exc, f"reload hook {describe(hook)}"
+            # Whoever waits for this reload hears the daemon is going, and with what.
+            exiting = requested_status(exc)[0]
             error = f"{type(exc).__name__}: {exc}".removesuffix(": ")
             break
         except asyncio.CancelledError:
@@ -64,7 +67,7 @@ async def run_reload(rt: Runtime) -> None:
             _log.exception("reload hook failed", hook=describe(hook))
             error = f"{type(exc).__name__}: {exc}"
             break
-    rt.reloads.finish(covers, error)
+    rt.reloads.finish(covers, error, exiting)
     if error is None:
         _log.info("reload finished", ok=True)
     else:

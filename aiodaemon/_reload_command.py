@@ -111,9 +111,13 @@ def _reload_and_wait(control: StrPath, pid: int, timeout: float) -> int | str:
         return ControlCode.FAILURE
     if not result["ok"]:
         error = str(result.get("error"))
+        exiting = result.get("exiting")
         if error.startswith("cancelled:"):
             # A stop cut the reload short: the daemon is on its way out.
             _say(f"reload {error} (pid {pid})")
+        elif isinstance(exiting, int) and not isinstance(exiting, bool):
+            # A hook's sys.exit(n): the daemon is not still running, it is leaving.
+            _say(f"reload failed (pid {pid}, shutting down with status {exiting}): {error}")
         else:
             _say(f"reload failed (pid {pid}, still running): {error}")
         return ControlCode.FAILURE

@@ -22,17 +22,23 @@ class ReloadResult:
 
     # A plain class, not a NamedTuple: every daemon loads this module before
     # ready, and a NamedTuple compiles a ForwardRef per field (~0.1 ms).
-    __slots__ = ("at", "error", "ok")
+    __slots__ = ("at", "error", "exiting", "ok")
 
-    def __init__(self, ok: bool, error: str | None, at: str) -> None:
+    def __init__(self, ok: bool, error: str | None, at: str, exiting: int | None = None) -> None:
         self.ok = ok
         #: ``Type: message`` of the hook that failed, None on success.
         self.error = error
         #: when the run finished, ISO 8601 UTC.
         self.at = at
+        #: the exit status a hook's ``sys.exit()`` asked for (the daemon is
+        #: shutting down with it), None when the daemon keeps running.
+        self.exiting = exiting
 
     def __repr__(self) -> str:
-        return f"ReloadResult(ok={self.ok!r}, error={self.error!r}, at={self.at!r})"
+        return (
+            f"ReloadResult(ok={self.ok!r}, error={self.error!r}, at={self.at!r}, "
+            f"exiting={self.exiting!r})"
+        )
 
     def as_json(self) -> dict[str, Any]:
         """The ``last_reload`` object of ``status``."""
@@ -73,13 +79,20 @@ class ReloadTracker:
         self._running = self._requested
         return self._requested
 
-    def finish(self, covers: int, error: str | None) -> ReloadResult:
-        """Record the end of the run that began with ``covers`` and answer its requests."""
+    def finish(self, covers: int, error: str | None, exiting: int | None = None) -> ReloadResult:
+        """Record the end of the run that began with ``covers`` and answer its requests.
+
+        Args:
+            covers: the token :meth:`begin` returned for this run.
+            error: ``Type: message`` of the hook that failed, None on success.
+            exiting: the exit status a hook asked for with ``sys.exit()``
+                (the daemon shuts down with it), None when it keeps running.
+        """
         at = datetime.datetime.now(datetime.UTC).isoformat(timespec="milliseconds")
         if error is not None:
             # One line: it ends up on an operator's terminal and in status.
             error = " ".join(error.split())
-        result = ReloadResult(error is None, error, at.replace("+00:00", "Z"))
+        result = ReloadResult(error is None, error, at.replace("+00:00", "Z"), exiting)
         self.last = result
         self._running = None
         # Only the askers still writing are kept: a long life of reloads leaves none.

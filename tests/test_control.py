@@ -257,6 +257,7 @@ def test_failed_reload_exits_1_with_the_hooks_error(app: App) -> None:
     result = cli(app, "reload", "--pidfile", app.pidfile)
     assert result.returncode == 1
     assert "ValueError: bad setting in app.toml" in one_line(result.stderr)
+    assert f"(pid {pid}, still running)" in result.stderr
     assert is_alive(pid)
     last = status(app)[1]["last_reload"]
     assert last == {"ok": False, "error": "ValueError: bad setting in app.toml", "at": last["at"]}  # type: ignore[index]
