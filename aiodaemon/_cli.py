@@ -213,6 +213,13 @@ def _start(
                 f"{PROG}: warning: started without --pidfile, so '{PROG} stop' cannot "
                 f"find it; stop it with: kill {pid}"
             )
+        if not any(options.get(name) for name in ("log_file", "syslog", "stderr")):
+            # Detached, the records would go to /dev/null: a daemon that dies
+            # after this line would leave no word of why (see logging.md).
+            error(
+                f"{PROG}: warning: started without --log-file, --syslog or --stderr, "
+                "so the daemon's log (even the error that may end it) goes nowhere"
+            )
 
     code = launch(daemon.hooks, program, options, on_ready=on_ready, explain=explain)
     # Only errors before the fork come back here; a lost race for the lock is

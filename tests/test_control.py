@@ -192,7 +192,8 @@ def test_without_a_writable_directory_the_daemon_starts_without_control(app: App
     # Immutable: not even root may create the control socket beside the pidfile.
     subprocess.run([chattr, "+i", str(run_dir)], check=True)
     try:
-        result = cli(app, "start", "control_app:main", "--pidfile", pidfile)
+        log = app.dir / "log.jsonl"  # a log: start's only warning is the control socket's
+        result = cli(app, "start", "control_app:main", "--pidfile", pidfile, "--log-file", log)
         assert result.returncode == 0, result.stderr
         assert "warning: no control socket" in one_line(result.stderr)
         pid = int(result.stdout)

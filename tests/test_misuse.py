@@ -106,9 +106,9 @@ def test_syslog_swallowing_target_gets_a_hint() -> None:
     assert "--syslog /dev/log" in line
 
 
-def test_start_without_pidfile_warns_and_says_how_to_stop_it() -> None:
+def test_start_without_pidfile_warns_and_says_how_to_stop_it(tmp_path: Path) -> None:
     """start without --pidfile still starts the daemon and prints ``kill <pid>`` on stderr."""
-    result = cli("start", "tests.programs.forever:main")
+    result = cli("start", "tests.programs.forever:main", "--log-file", str(tmp_path / "d.jsonl"))
     assert result.returncode == 0, result.stderr
     pid = int(result.stdout)
     try:
@@ -121,9 +121,9 @@ def test_start_without_pidfile_warns_and_says_how_to_stop_it() -> None:
 
 
 def test_start_with_a_pidfile_does_not_warn(tmp_path: Path) -> None:
-    """With --pidfile, start prints the pid and nothing on stderr."""
-    pidfile = tmp_path / "d.pid"
-    result = cli("start", "tests.programs.forever:main", "--pidfile", str(pidfile))
+    """With --pidfile (and a log), start prints the pid and nothing on stderr."""
+    pidfile, log = str(tmp_path / "d.pid"), str(tmp_path / "d.jsonl")
+    result = cli("start", "tests.programs.forever:main", "--pidfile", pidfile, "--log-file", log)
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""
     assert cli("stop", "--pidfile", str(pidfile)).returncode == 0
