@@ -377,7 +377,8 @@ def _add_daemon_options(sub: argparse.ArgumentParser) -> None:
         "--listen",
         action="append",
         metavar="NAME=ADDR",
-        help="bind a socket: NAME=HOST:PORT, NAME=[V6]:PORT or NAME=unix:/PATH (repeatable)",
+        help="bind a socket: NAME=HOST:PORT, NAME=:PORT (all addresses), NAME=[V6]:PORT "
+        "or NAME=unix:/PATH[?mode=0660] (repeatable)",
     )
     add("--user", help="user name or uid to drop to")
     add("--group", help="group name or gid to drop to")
