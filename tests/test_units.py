@@ -61,7 +61,7 @@ def test_echo_service_works_on_systemd_252() -> None:
     """echo.service uses Type=notify (252 rejects notify-reload); the variant sits beside it."""
     unit = (EXAMPLES / "echo.service").read_text()
     assert re.search(r"^Type=notify$", unit, re.M)
-    assert re.search(r"^ExecReload=/bin/kill -HUP \$MAINPID$", unit, re.M)
+    assert re.search(r"^ExecReload=\S+/aiodaemon reload --pidfile \S+$", unit, re.M)
     variant = (EXAMPLES / "echo.service.d" / "notify-reload.conf").read_text()
     assert re.search(r"^Type=notify-reload$", variant, re.M)
     assert re.search(r"^ExecReload=$", variant, re.M)

@@ -1,0 +1,130 @@
+"""The shipped units' ExecReload= reloads the daemon their ExecStart= started."""
+
+from __future__ import annotations
+
+import re
+import shlex
+import signal
+import socket
+import subprocess
+from pathlib import Path
+
+from tests.support import AIODAEMON, REPO, clean_env, free_port, read_json_lines, wait_for
+
+UNITS = REPO / "examples" / "systemd"
+
+
+def command(unit: str, key: str, tmp_path: Path, port: int) -> list[str]:
+    """The unit's ``key=`` command line, with the test's directories, port and aiodaemon."""
+    (line,) = re.findall(rf"^{key}=(.*)$", unit, re.M)
+    line = line.replace("127.0.0.1:8007", f"127.0.0.1:{port}")
+    line = line.replace("/run/", f"{tmp_path}/run/").replace("/var/log/", f"{tmp_path}/log/")
+    argv = shlex.split(line)
+    assert argv[0] == "/opt/aiodaemon/venv/bin/aiodaemon"
+    return [str(AIODAEMON), *argv[1:]]
+
+
+def prepare(unit: str, tmp_path: Path) -> None:
+    """What systemd does before ExecStart=: create RuntimeDirectory=; the log directory."""
+    (runtime,) = re.findall(r"^RuntimeDirectory=(.*)$", unit, re.M)
+    (tmp_path / "run" / runtime).mkdir(parents=True)
+    (tmp_path / "log").mkdir()
+    # WorkingDirectory=/opt/aiodaemon is a checkout: examples.echo is imported from there.
+    assert re.search(r"^WorkingDirectory=/opt/aiodaemon$", unit, re.M)
+
+
+def reload(unit: str, tmp_path: Path, port: int) -> subprocess.CompletedProcess[str]:
+    """Run the unit's ExecReload= as systemctl reload would."""
+    return subprocess.run(
+        command(unit, "ExecReload", tmp_path, port),
+        cwd=REPO,
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def echo(port: int) -> bytes:
+    """Send one line to the echo daemon and read it back."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as client:
+        client.sendall(b"hi\n")
+        return client.recv(64)
+
+
+def test_echo_service_reload_waits_for_the_daemon(tmp_path: Path) -> None:
+    """echo.service (Type=notify): ExecReload= asks the daemon ExecStart= runs, exit 0."""
+    unit = (UNITS / "echo.service").read_text()
+    prepare(unit, tmp_path)
+    port = free_port()
+    notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    notify.bind(str(tmp_path / "notify"))
+    notify.settimeout(20)
+    daemon = subprocess.Popen(
+        command(unit, "ExecStart", tmp_path, port),
+        cwd=REPO,
+        env=clean_env({"NOTIFY_SOCKET": str(tmp_path / "notify")}),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        while "READY=1" not in notify.recv(4096).decode().split("\n"):
+            pass
+        reloaded = reload(unit, tmp_path, port)
+        assert reloaded.returncode == 0, reloaded.stderr
+        assert reloaded.stderr == f"aiodaemon: reloaded (pid {daemon.pid})\n"
+        assert echo(port) == b"hi\n"
+    finally:
+        notify.close()
+        daemon.send_signal(signal.SIGTERM)
+        try:
+            _, journal = daemon.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            daemon.kill()
+            _, journal = daemon.communicate()
+    assert daemon.returncode == 0, journal
+    assert '"event":"reload finished"' in journal
+
+
+def test_echo_forking_service_reload_waits_for_the_daemon(tmp_path: Path) -> None:
+    """echo-forking.service: ExecStart= returns once ready, ExecReload= reloads it, exit 0."""
+    unit = (UNITS / "echo-forking.service").read_text()
+    prepare(unit, tmp_path)
+    port = free_port()
+    started = subprocess.run(
+        command(unit, "ExecStart", tmp_path, port),
+        cwd=REPO,
+        env=clean_env({"INVOCATION_ID": "0" * 32}),  # systemd sets it for every service
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert started.returncode == 0, started.stderr
+    pid = int(started.stdout)
+    (pidfile,) = re.findall(r"^PIDFile=(.*)$", unit, re.M)
+    pidfile = pidfile.replace("/run/", f"{tmp_path}/run/")
+    try:
+        reloaded = reload(unit, tmp_path, port)
+        assert reloaded.returncode == 0, reloaded.stderr
+        assert reloaded.stderr == f"aiodaemon: reloaded (pid {pid})\n"
+        assert echo(port) == b"hi\n"
+    finally:
+        stopped = subprocess.run(
+            [str(AIODAEMON), "stop", "--pidfile", pidfile],
+            env=clean_env(),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert stopped.returncode == 0, stopped.stderr
+    log = tmp_path / "log" / "aiodaemon-echo.jsonl"
+    finished = wait_for(
+        lambda: [r for r in read_json_lines(log) if r["event"] == "reload finished"],
+        what="the reload's record",
+    )
+    assert finished[0]["ok"] is True
