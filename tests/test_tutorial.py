@@ -78,6 +78,8 @@ def test_systemctl_reload_of_the_tutorial_unit_reaches_the_daemon(
         return [str(AIODAEMON), *argv[1:]]
 
     assert unit_setting(unit, "WorkingDirectory") == "/home/me/svc"
+    # The service is not root's: the page says whose it is and why.
+    assert unit_setting(unit, "User") not in ("", "root", "0")
     journal = tmp_path / "journal.log"
     with journal.open("w") as stderr:
         daemon = subprocess.Popen(

@@ -1,0 +1,41 @@
+"""Usage errors, as the CHANGELOG describes them: command-line mistakes point at --help."""
+
+from __future__ import annotations
+
+import pytest
+
+from .support import aiodaemon_cli
+
+
+@pytest.mark.parametrize(
+    ("args", "command"),
+    [
+        (["start", "--bogus", "x"], "start"),
+        (["start"], "start"),
+        (["stop"], "stop"),
+        (["bogus"], ""),
+    ],
+    ids=["unknown flag", "missing TARGET", "missing --pidfile", "unknown command"],
+)
+def test_a_command_line_mistake_ends_with_where_to_look(args: list[str], command: str) -> None:
+    """An unknown flag or command, a missing argument: one line, exit 2, ending with the hint."""
+    result = aiodaemon_cli(*args)
+    assert result.returncode == 2
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("aiodaemon: ")
+    assert line.endswith(f"(see '{' '.join(['aiodaemon', command]).strip()} --help')")
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["--umask", "8"], "aiodaemon: --umask: not an octal number: '8'"),
+        (["--pidfile", ""], "aiodaemon: --pidfile: must not be empty"),
+    ],
+)
+def test_a_bad_value_is_one_line_naming_its_flag(args: list[str], said: str) -> None:
+    """A bad option value: exactly the line run() would say, with the flag for the keyword."""
+    result = aiodaemon_cli("start", "tests.programs.forever:main", *args)
+    assert result.returncode == 2
+    assert result.stderr == said + "\n"
+    assert result.stdout == ""
