@@ -477,6 +477,9 @@ def test_notify_unit_runs_under_socket_activation(
     tool = require_tool("systemd-socket-activate")
     assert unit_setting("echo.socket", "FileDescriptorName") == "echo"
     port = free_port()
+    argv = exec_start("echo.service")
+    # RuntimeDirectory= would create /run/aiodaemon-echo: the test's directory stands in.
+    argv[argv.index("--pidfile") + 1] = str(tmp_path / "echo.pid")
     env = path_receiver.env(WATCHDOG_USEC="1000000", INVOCATION_ID=uuid.uuid4().hex)
     passthrough = [
         arg
@@ -490,7 +493,7 @@ def test_notify_unit_runs_under_socket_activation(
             "-l",
             f"127.0.0.1:{port}",
             "--fdname=echo",
-            *exec_start("echo.service"),
+            *argv,
         ],
         env=env,
         cwd=REPO,
