@@ -62,7 +62,10 @@ def test_status_probes_never_make_a_start_fail(tmp_path: Path) -> None:
     # More readers than cores: a reader preempted while it tests the lock is
     # what a start used to run into.
     result = race_starts(tmp_path, "pidfile_prober", 3)
-    assert result == {"starts": 20000, "refused": 0, "invisible": 0}
+    # Bounded by time (10 s), not by count: a loaded machine fits fewer starts
+    # (13,684 once, under a parallel run); what matters is that none failed.
+    assert result["starts"] >= 1000, result
+    assert (result["refused"], result["invisible"]) == (0, 0), result
 
 
 def test_stale_pidfile_cleanup_never_hides_a_start(tmp_path: Path) -> None:
