@@ -17,6 +17,7 @@ import structlog
 
 from ._config import HEALTH_SOCKET
 from ._services import RuntimeHandle, Service
+from ._state import Event
 
 if TYPE_CHECKING:
     from ._adopt import SuccessorChannel
@@ -286,4 +287,7 @@ def _upgrade(runtime: Runtime) -> Service:
         Upgrader(target),
         None if control is None else control.commands,
         cast("SuccessorChannel | None", successor),
+        # A SIGHUP during an upgrade reopens at once and reloads whoever serves after it.
+        reload=lambda: runtime.dispatch(Event.RELOAD),
+        reopen=lambda: runtime.dispatch(Event.REOPEN_LOGS),
     )

@@ -16,7 +16,14 @@ import os
 import select
 import time
 
-from ._control_client import ControlAbsent, ControlDenied, ControlError, ControlRefused
+from ._control_client import (
+    ControlAbsent,
+    ControlBusy,
+    ControlDenied,
+    ControlError,
+    ControlRefused,
+    ask_patiently,
+)
 from ._control_protocol import VERSION
 from ._control_trust import ControlUntrusted, ask_holder, say_ignored
 from ._lost_pidfile import (
@@ -65,6 +72,10 @@ class ControlCode(enum.IntEnum):
 
 _say = say
 
+#: Seconds ``status`` asks again a control socket that answers "busy" (within its
+#: --timeout) before it reports from the pidfile: a probe must not hang on it.
+BUSY_PATIENCE = 2.0
+
 
 def _stat_field(pid: int, index: int) -> int | None:
     """Field ``index`` of ``/proc/PID/stat`` after the command name (0 is the state).
@@ -108,9 +119,14 @@ def status(
     pid = state.running_pid
     if pid is not None and control is not None:
         try:
-            request = {"v": VERSION, "cmd": "status"}
-            answer, _ = ask_holder(control, request, holder=pid, timeout=timeout, follow=path)
+            answer = _ask_status(control, path, pid, timeout)
             _check_status(answer)
+        except ControlBusy as exc:
+            # Every control slot taken (slow reloads, hung clients): the daemon
+            # runs and holds its lock all the same, which the pidfile tells.
+            _say(f"warning: control socket {control} stayed {exc}; status from the pidfile")
+            state = read_pidfile(path)
+            pid = state.running_pid
         except (ControlAbsent, ControlRefused, ControlDenied):
             # No control socket, not served yet, or not ours to use (another
             # user asking): the pidfile still tells whether the daemon runs.
@@ -148,6 +164,23 @@ def status(
     # never "not running" (a file we cannot read may well be a live daemon's).
     line = f"unknown ({state.detail})"
     return _report(StatusCode.UNKNOWN, "unknown", state.pid, line, as_json)
+
+
+def _ask_status(control: StrPath, path: StrPath, pid: int, timeout: float) -> dict[str, Any]:
+    """The holder's status answer, asked again while it says "busy" (see :data:`BUSY_PATIENCE`).
+
+    Raises:
+        ControlBusy: still busy at the end of the patience.
+        ControlError: as :func:`._control_trust.ask_holder`.
+    """
+    request = {"v": VERSION, "cmd": "status"}
+    deadline = time.monotonic() + timeout
+
+    def ask_once() -> dict[str, Any]:
+        left = max(0.001, deadline - time.monotonic())
+        return ask_holder(control, request, holder=pid, timeout=left, follow=path)[0]
+
+    return ask_patiently(ask_once, until=time.monotonic() + min(timeout, BUSY_PATIENCE))
 
 
 def _status_without_pid(

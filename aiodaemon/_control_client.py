@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ControlAbsent",
+    "ControlBusy",
     "ControlDenied",
     "ControlError",
     "ControlMismatch",
@@ -36,7 +37,9 @@ __all__ = [
     "ControlTimeout",
     "ControlUntrusted",
     "ask",
+    "ask_patiently",
     "exchange",
+    "is_transient",
 ]
 
 _PEERCRED = struct.Struct("3i")
@@ -81,6 +84,19 @@ class ControlMismatch(ControlUntrusted):
 
 class ControlTimeout(ControlError):
     """The daemon did not answer in time."""
+
+
+class ControlBusy(ControlError):
+    """The daemon kept answering "not now" (see :func:`is_transient`) until the deadline.
+
+    The message is the daemon's last refusal ("busy: 32 control connections
+    open", "an upgrade to successor pid N is in progress"); nothing was done.
+    """
+
+
+#: First pause between two tries of a transient refusal; it doubles up to the longest.
+_FIRST_PAUSE = 0.05
+_LONGEST_PAUSE = 0.5
 
 
 def ask(path: StrPath, request: dict[str, Any], *, holder: int, timeout: float) -> dict[str, Any]:
@@ -158,6 +174,64 @@ def exchange(
         return decode(data)
     except ProtocolError as exc:
         raise ControlError(f"unreadable answer on control socket {path}: {exc}") from None
+
+
+def is_transient(answer: dict[str, Any]) -> bool:
+    """Whether ``answer`` refuses only for now, so that asking again later may succeed.
+
+    The daemon marks such refusals ``"transient": true`` (every control slot
+    taken; a reload during an upgrade); a daemon older than that mark says
+    ``busy: ...``.
+    """
+    if answer.get("ok") is not False:
+        return False
+    return answer.get("transient") is True or str(answer.get("error", "")).startswith("busy:")
+
+
+def ask_patiently(
+    ask_once: Callable[[], dict[str, Any]],
+    *,
+    until: float,
+    wait: Callable[[float], object] = time.sleep,
+    on_refusal: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """``ask_once()`` again, with a short growing pause, while the daemon answers "not now".
+
+    The one retry every command shares (``status``, ``reload``, ``upgrade``,
+    ``stop``): a refusal marked transient (:func:`is_transient`) is not the
+    daemon's verdict, only a moment when it could not take the request.
+
+    Args:
+        ask_once: one exchange; it may look again for whom to ask (a new
+            pidfile holder after an upgrade). What it raises goes through.
+        until: ``time.monotonic()`` after which no new try begins.
+        wait: sleeps the pause (``stop`` waits on the daemon's exit instead).
+        on_refusal: called once, with the daemon's error, at the first
+            transient refusal (a command that may wait long says why).
+
+    Returns:
+        The first answer that is not a transient refusal.
+
+    Raises:
+        ControlBusy: every answer until ``until`` was a transient refusal.
+    """
+    pause = _FIRST_PAUSE
+    told = False
+    while True:
+        answer = ask_once()
+        if not is_transient(answer):
+            return answer
+        error = " ".join(str(answer.get("error") or "busy").split())
+        left = until - time.monotonic()
+        if left <= 0:
+            raise ControlBusy(error)
+        if on_refusal is not None and not told:
+            told = True
+            on_refusal(error)
+        # Spread out: clients refused together must not all come back together.
+        spread = 0.5 + (time.monotonic_ns() // 1000 % 1000) / 1000
+        wait(min(left, pause * spread))
+        pause = min(2 * pause, _LONGEST_PAUSE)
 
 
 def _check_file(path: StrPath, holder: int) -> None:

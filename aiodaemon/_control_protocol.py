@@ -11,7 +11,11 @@ shutting down its write side):
     answer   {"v": 1, "ok": true, "reload": {"ok": false, "error": "E: msg", "at": "..."}}
 
     any      {"v": 1, "ok": false, "error": "one line"}   (plus "timeout": true when
-                                                           the wait ran out)
+                                                           the wait ran out, or
+                                                           "transient": true when
+                                                           asking again later may
+                                                           succeed: every slot taken,
+                                                           an upgrade under way)
 
 ``v`` is the protocol version: a daemon refuses a request of another version
 with ``ok: false``, so a client can tell "old daemon" from "broken daemon".

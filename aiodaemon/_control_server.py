@@ -110,8 +110,10 @@ class ControlServer:
                 self._refuse(peer)
                 return
             if len(self._active) >= MAX_CONNECTIONS or task is None:
-                # An allowed peer is told why (a few bytes, never waited on).
-                writer.write(encode(failure(f"busy: {MAX_CONNECTIONS} control connections open")))
+                # An allowed peer is told why (a few bytes, never waited on), and
+                # that it is for now: the CLI asks again (see ask_patiently).
+                busy = f"busy: {MAX_CONNECTIONS} control connections open"
+                writer.write(encode(failure(busy, transient=True)))
                 return
             self._active.add(task)
             try:

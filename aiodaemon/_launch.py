@@ -318,7 +318,7 @@ def _preload(options: Options) -> None:
         from . import _health  # noqa: F401
     if options.control is not None:
         # __version__ reads package metadata (for the control socket's status).
-        from . import __version__, _control_server  # noqa: F401
+        from . import __version__, _control_server, _upgrade_reloads  # noqa: F401
     if options.chroot is not None or options.identity is not None:
         import concurrent.futures.thread  # noqa: F401  (run_in_executor imports it lazily)
         import encodings.idna  # noqa: F401  (getaddrinfo on a str host)
@@ -326,8 +326,9 @@ def _preload(options: Options) -> None:
         import subprocess  # noqa: F401
         import traceback  # noqa: F401
 
-        # aiodaemon.sd_notify; the run phase imports _upgrade_service for SIGUSR2.
-        from . import _systemd, _upgrade_service  # noqa: F401
+        # aiodaemon.sd_notify; the run phase imports _upgrade_service for SIGUSR2
+        # (and _upgrade_reloads when an upgrade begins).
+        from . import _systemd, _upgrade_reloads, _upgrade_service  # noqa: F401
 
     if options.uvloop is not False:
         try:

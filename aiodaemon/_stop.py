@@ -15,7 +15,14 @@ import os
 import time
 
 from ._control import ControlCode, _holder, _say, _send, _wait_exit
-from ._control_client import ControlAbsent, ControlDenied, ControlError, ControlTimeout, ask
+from ._control_client import (
+    ControlAbsent,
+    ControlDenied,
+    ControlError,
+    ControlTimeout,
+    ask,
+    ask_patiently,
+)
 from ._control_protocol import VERSION
 from ._control_trust import ControlUntrusted, say_ignored
 from ._stale import remove_stale
@@ -106,7 +113,12 @@ def _ask(control: StrPath, pid: int, pidfd: int, timeout: float, *, had_socket: 
     deadline = time.monotonic() + _RETRY_GRACE
     while True:
         try:
-            answer = ask(control, request, holder=pid, timeout=answer_timeout)
+            # "busy" (every control slot taken) is asked again within the same grace.
+            answer = ask_patiently(
+                lambda: ask(control, request, holder=pid, timeout=answer_timeout),
+                until=deadline,
+                wait=lambda seconds: _wait_exit(pidfd, seconds),
+            )
         except ControlAbsent:
             if had_socket:
                 # Removed since we looked: the daemon is past its shutdown, on
@@ -139,10 +151,5 @@ def _ask(control: StrPath, pid: int, pidfd: int, timeout: float, *, had_socket: 
             continue
         if answer.get("ok"):
             return _Asked.ALREADY if answer.get("already_stopping") is True else _Asked.STOPPING
-        error = str(answer.get("error") or "")
-        if error.startswith("busy") and time.monotonic() <= deadline:
-            if _wait_exit(pidfd, _RETRY_PAUSE):
-                return _Asked.GONE
-            continue
         # A daemon older than the `stop` command ("unknown command"): SIGTERM.
         return _Asked.SIGNAL

@@ -17,11 +17,23 @@ import time
 
 from . import _control
 from ._control import ControlCode
-from ._control_client import ControlAbsent, ControlDenied, ControlError, ControlRefused, ask
+from ._control_client import (
+    ControlAbsent,
+    ControlBusy,
+    ControlDenied,
+    ControlError,
+    ControlRefused,
+    ask,
+    ask_patiently,
+)
 from ._control_protocol import VERSION
 from ._control_trust import ControlUntrusted, ask_holder, say_ignored
 from ._messages import say, write_line
 from ._pidfile import PidfileStatus, read_pidfile
+
+TYPE_CHECKING = False  # not typing's: see aiodaemon/__init__.py
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["upgrade"]
 
@@ -58,10 +70,23 @@ def upgrade(path: str, control: str | None, timeout: float, *, owner: int | None
 
 def _by_control(control: str, path: str, pid: int, pidfd: int, timeout: float) -> int | None:
     """Ask for the upgrade and its result; None when there is no control socket to ask."""
-    request = {"v": VERSION, "cmd": "upgrade", "timeout": timeout}
-    deadline = time.monotonic() + timeout + _HANDOVER_GRACE
+    started = time.monotonic()
+    deadline = started + timeout + _HANDOVER_GRACE
+
+    def ask_once() -> dict[str, Any]:
+        # The new process gets what is left of --timeout after waiting for a slot.
+        left = _left(started + timeout, timeout)
+        request = {"v": VERSION, "cmd": "upgrade", "timeout": left}
+        return ask_holder(control, request, holder=pid, timeout=left + _HANDOVER_GRACE)[0]
+
+    def say_waiting(error: str) -> None:
+        say(f"{error} (pid {pid}); trying again for up to {timeout:g} s")
+
     try:
-        answer, _ = ask_holder(control, request, holder=pid, timeout=timeout + _HANDOVER_GRACE)
+        answer = ask_patiently(ask_once, until=started + timeout, on_refusal=say_waiting)
+    except ControlBusy as exc:
+        say(f"upgrade failed: {exc} (pid {pid}); nothing started")
+        return ControlCode.FAILURE
     except (ControlAbsent, ControlRefused):
         return None
     except ControlUntrusted as exc:
@@ -90,6 +115,12 @@ def _by_control(control: str, path: str, pid: int, pidfd: int, timeout: float) -
     else:
         say(f"upgrade failed: {error}")
     return ControlCode.FAILURE
+
+
+def _left(deadline: float, timeout: float) -> float:
+    """Seconds left until ``deadline``, for a request: all of ``timeout`` at the first try."""
+    left = deadline - time.monotonic()
+    return timeout if left >= timeout - 0.05 else max(0.1, round(left, 1))
 
 
 def _after_death(path: str, control: str | None, old: int, deadline: float) -> int:

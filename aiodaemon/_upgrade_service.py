@@ -34,12 +34,16 @@ __all__ = ["UpgradeService", "await_handover", "upgrade_command"]
 _log = structlog.get_logger("aiodaemon")
 
 
-def upgrade_command(upgrader: Upgrader) -> Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]:
+def upgrade_command(
+    upgrader: Upgrader, run: Callable[[float], Awaitable[int]] | None = None
+) -> Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]:
     """The control socket's ``upgrade`` command: ``{"cmd": "upgrade", "timeout": S}``.
 
     Answers ``{"ok": true, "pid": <new pid>}`` once the successor took over, or
     ``{"ok": false, "error": ...}`` (``"refused": true`` when nothing was started).
+    ``run(timeout)`` performs the upgrade (``upgrader.upgrade`` by default).
     """
+    perform = upgrader.upgrade if run is None else run
     from ._control_protocol import MAX_WAIT, VERSION, failure
 
     async def upgrade(request: dict[str, Any]) -> dict[str, Any]:
@@ -52,7 +56,7 @@ def upgrade_command(upgrader: Upgrader) -> Callable[[dict[str, Any]], Awaitable[
             upgrader.reporters.add(task)
             task.add_done_callback(upgrader.reporters.discard)
         try:
-            pid = await upgrader.upgrade(min(float(within), MAX_WAIT))
+            pid = await perform(min(float(within), MAX_WAIT))
         except UpgradeRefused as exc:
             _log.warning("upgrade refused", reason=str(exc))
             return failure(str(exc), refused=True)
@@ -77,6 +81,8 @@ class UpgradeService(Service):
         upgrader: the old daemon's side, for this run.
         commands: the control server's commands (None without a control socket).
         successor: this run's channel to the old daemon, when an upgrade started it.
+        reload: begin a reload, as SIGHUP does (see :mod:`._upgrade_reloads`).
+        reopen: reopen the log files, as SIGUSR1 does.
     """
 
     name = "upgrade"
@@ -86,10 +92,15 @@ class UpgradeService(Service):
         upgrader: Upgrader,
         commands: dict[str, Any] | None,
         successor: SuccessorChannel | None = None,
+        *,
+        reload: Callable[[], object] | None = None,
+        reopen: Callable[[], object] | None = None,
     ) -> None:
         self.upgrader = upgrader
         self._commands = commands
         self._successor = successor
+        self._reload = reload
+        self._reopen = reopen
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
@@ -100,7 +111,31 @@ class UpgradeService(Service):
             watch_predecessor(self._successor)
         asyncio.get_running_loop().add_signal_handler(signal.SIGUSR2, self._on_signal)
         if self._commands is not None:
-            self._commands["upgrade"] = upgrade_command(self.upgrader)
+            from ._upgrade_reloads import refuse_during_upgrade
+
+            self._commands["upgrade"] = upgrade_command(self.upgrader, self._upgrade)
+            reload = self._commands.get("reload")
+            if reload is not None:
+                self._commands["reload"] = refuse_during_upgrade(
+                    lambda: self.upgrader.successor, reload
+                )
+
+    async def _upgrade(self, within: float = DEFAULT_TIMEOUT) -> int:
+        """Upgrade, holding SIGHUP's reload meanwhile (see :mod:`._upgrade_reloads`)."""
+        if self._reload is None or self._reopen is None or self.upgrader.successor is not None:
+            # No one to run a held reload, or refused: one upgrade already holds them.
+            return await self.upgrader.upgrade(within)
+        from ._upgrade_reloads import HeldReloads
+
+        held = HeldReloads(reload=self._reload, reopen=self._reopen)
+        held.begin()
+        try:
+            pid = await self.upgrader.upgrade(within)
+        except BaseException:
+            held.rolled_back()
+            raise
+        held.handed_over(pid)
+        return pid
 
     def _on_signal(self) -> None:
         _log.info("signal received", signal="SIGUSR2")
@@ -110,7 +145,7 @@ class UpgradeService(Service):
 
     async def _from_signal(self) -> None:
         try:
-            await self.upgrader.upgrade()
+            await self._upgrade()
         except UpgradeRefused as exc:
             _log.warning("upgrade refused", reason=str(exc))
         except UpgradeError:

@@ -1,10 +1,11 @@
 """A daemon steered by files in $CONTROL_APP_DIR, for the control socket's tests.
 
 ``startup`` holds "hang" (an await that never ends), "block" (a sync sleep that
-blocks the loop) or "wait" (until a file ``release`` appears). ``reload`` holds
-"fail:MESSAGE", "slow:SECONDS" or "block:SECONDS". Each reload run appends its
-mode to ``reloads``. ``shutdown`` holds "slow:SECONDS". A ``listen=`` socket
-named "echo" is served as an echo.
+blocks the loop), "wait" (until a file ``release`` appears) or "wait-fail" (the
+same, then it raises). ``reload`` holds "fail:MESSAGE", "slow:SECONDS",
+"block:SECONDS" or "wait" (until a file ``reload-release`` appears). Each
+reload run appends its mode to ``reloads``. ``shutdown`` holds "slow:SECONDS".
+A ``listen=`` socket named "echo" is served as an echo.
 """
 
 from __future__ import annotations
@@ -33,9 +34,15 @@ async def warm_up() -> None:
         await asyncio.Event().wait()
     elif mode == "block":
         time.sleep(3600)
-    elif mode == "wait":
-        while not (HERE / "release").exists():  # noqa: ASYNC110  (another process makes it)
-            await asyncio.sleep(0.02)
+    elif mode in ("wait", "wait-fail"):
+        await _until(HERE / "release")
+        if mode == "wait-fail":
+            raise RuntimeError("startup refused by the test")
+
+
+async def _until(path: Path) -> None:
+    while not path.exists():  # noqa: ASYNC110  (another process makes it)
+        await asyncio.sleep(0.02)
 
 
 @aiodaemon.on_reload
@@ -53,6 +60,8 @@ async def reload_config() -> None:
         await asyncio.sleep(float(arg))
     elif kind == "block":
         time.sleep(float(arg))
+    elif kind == "wait":
+        await _until(HERE / "reload-release")
 
 
 @aiodaemon.on_shutdown

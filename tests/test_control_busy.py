@@ -1,0 +1,128 @@
+"""Every control slot taken (32 waiting reloads): status, reload and upgrade stay truthful."""
+
+from __future__ import annotations
+
+import json
+import socket
+from collections.abc import Iterator
+
+import pytest
+
+from .control_support import ControlApp, open_control_app
+from .support import wait_for
+
+#: The control server's cap (aiodaemon._control_protocol.MAX_CONNECTIONS).
+SLOTS = 32
+BUSY = f"busy: {SLOTS} control connections open"
+
+
+def _is_busy(app: ControlApp) -> bool:
+    """Whether one more connection is told "busy" (else it was served: it leaves at once)."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        probe.settimeout(0.5)
+        probe.connect(str(app.control))
+        try:
+            answer = probe.recv(4096)
+        except TimeoutError:
+            return False
+    return b'"busy' in answer
+
+
+@pytest.fixture
+def control_app() -> Iterator[ControlApp]:
+    """A control_app daemon's directory, cleaned up after the test."""
+    with open_control_app() as app:
+        yield app
+
+
+@pytest.fixture
+def full(control_app: ControlApp) -> Iterator[tuple[ControlApp, int]]:
+    """A daemon whose 32 control slots are held by reloads waiting on a held hook.
+
+    As 32 parallel ``aiodaemon reload`` of a slow hook would: each waits, on its
+    connection, for the run that covers it. Leaving releases the hook.
+    """
+    app = control_app
+    pid = app.start()
+    app.steer("reload", "wait")
+    held = []
+    try:
+        for _ in range(SLOTS):
+            conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            conn.connect(str(app.control))
+            conn.sendall(b'{"v": 1, "cmd": "reload", "timeout": 600}\n')
+            held.append(conn)
+        wait_for(lambda: _is_busy(app), 30, "every control slot taken")
+        wait_for(lambda: app.reload_runs() == ["wait"], 30, "the held reload hook")
+        yield app, pid
+        # The slots were held all along: each waiter gets its answer once released.
+        app.steer("reload-release")
+        for conn in held:
+            conn.settimeout(30)
+            with conn.makefile("rb") as answers:
+                answer = json.loads(answers.readline())
+            assert answer["ok"] is True, answer
+            assert answer["reload"]["ok"] is True, answer
+    finally:
+        app.steer("reload-release")
+        for conn in held:
+            conn.close()
+
+
+def test_status_of_a_daemon_with_every_control_slot_taken_says_running(
+    full: tuple[ControlApp, int],
+) -> None:
+    """status exits 0 "running (pid N)" from the pidfile, warning that the socket stayed busy."""
+    app, pid = full
+    result = app.cli("status", "--pidfile", app.pidfile)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [f"running (pid {pid}, pidfile {app.pidfile})"]
+    assert result.stderr.splitlines() == [
+        f"aiodaemon: warning: control socket {app.control} stayed {BUSY}; status from the pidfile"
+    ]
+    result = app.cli("status", "--pidfile", app.pidfile, "--json")
+    assert result.returncode == 0, result.stderr
+    answer = json.loads(result.stdout)
+    assert (answer["state"], answer["pid"]) == ("running", pid)
+    assert BUSY in result.stderr
+
+
+def test_reload_waits_for_a_control_slot_and_reloads(full: tuple[ControlApp, int]) -> None:
+    """reload says it waits for a slot, then reloads once the 32 waiters are answered."""
+    app, pid = full
+    reload = app.watch("reload", "--pidfile", app.pidfile, "--timeout", "60")
+    try:
+        wait_for(lambda: reload.said(BUSY), 30, "reload told the daemon is busy")
+        assert reload.proc.poll() is None, reload.lines  # still trying, nothing given up
+        assert app.reload_runs() == ["wait"]
+        app.steer("reload-release")
+        code, _, lines = reload.finish()
+    finally:
+        reload.kill()
+    assert code == 0, lines
+    assert lines == [
+        f"aiodaemon: {BUSY} (pid {pid}); trying again for up to 60 s",
+        f"aiodaemon: reloaded (pid {pid})",
+    ]
+
+
+def test_reload_and_upgrade_busy_for_their_whole_timeout_start_nothing(
+    full: tuple[ControlApp, int],
+) -> None:
+    """Busy for all of --timeout: reload and upgrade exit 1 saying nothing was done."""
+    app, pid = full
+    result = app.cli("reload", "--pidfile", app.pidfile, "--timeout", "1")
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.splitlines() == [
+        f"aiodaemon: {BUSY} (pid {pid}); trying again for up to 1 s",
+        f"aiodaemon: {BUSY} (pid {pid}); nothing reloaded",
+    ]
+    result = app.cli("upgrade", "--pidfile", app.pidfile, "--timeout", "1")
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.splitlines() == [
+        f"aiodaemon: {BUSY} (pid {pid}); trying again for up to 1 s",
+        f"aiodaemon: upgrade failed: {BUSY} (pid {pid}); nothing started",
+    ]
+    # Neither asked for anything: the one reload run is the held one, no upgrade began.
+    assert app.reload_runs() == ["wait"]
+    assert app.records("upgrade started") == []

@@ -1,0 +1,115 @@
+"""A reload during an upgrade: it runs once, in whichever daemon serves after the upgrade."""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Iterator
+
+import pytest
+
+from .control_support import ControlApp, Watched, open_control_app
+from .support import wait_for
+
+#: How the upgrade ends: the successor takes over, or its startup fails.
+OUTCOMES = ["handed-over", "failed"]
+
+
+@pytest.fixture
+def control_app() -> Iterator[ControlApp]:
+    """A control_app daemon's directory, cleaned up after the test."""
+    with open_control_app() as app:
+        yield app
+
+
+class Upgrading:
+    """An ``aiodaemon upgrade`` whose successor waits, in its startup hook, for the test."""
+
+    def __init__(self, app: ControlApp, outcome: str) -> None:
+        self.app = app
+        self.outcome = outcome
+        self.old = app.start()
+        app.steer("startup", "wait" if outcome == "handed-over" else "wait-fail")
+        self.command: Watched = app.watch("upgrade", "--pidfile", app.pidfile, "--timeout", "60")
+        [record] = wait_for(lambda: app.records("upgrade started"), 30, "the upgrade to begin")
+        assert record["pid"] == self.old
+        self.successor = int(str(record["successor"]))
+
+    def release(self) -> tuple[int, str, list[str]]:
+        """Let the successor's startup end; the upgrade command's exit, stdout and stderr."""
+        self.app.steer("release")
+        return self.command.finish()
+
+
+@pytest.fixture
+def upgrading(request: pytest.FixtureRequest, control_app: ControlApp) -> Iterator[Upgrading]:
+    """A daemon being upgraded, the successor held in its startup; ending as the param says."""
+    upgrade = Upgrading(control_app, request.param)
+    try:
+        yield upgrade
+    finally:
+        upgrade.command.kill()
+
+
+def _check_upgrade(upgrade: Upgrading, result: tuple[int, str, list[str]]) -> int:
+    """The upgrade ended as asked; the pid that serves after it."""
+    code, out, lines = result
+    if upgrade.outcome == "handed-over":
+        assert (code, out.strip()) == (0, str(upgrade.successor)), lines
+        return upgrade.successor
+    assert code == 1, lines
+    assert lines == [
+        "aiodaemon: upgrade failed: startup failed: RuntimeError: startup refused by the test"
+    ]
+    return upgrade.old
+
+
+def _reloaded_once_by(app: ControlApp, pid: int) -> None:
+    """One reload run in all, by ``pid``, and it succeeded."""
+    [finished] = wait_for(lambda: app.records("reload finished"), 30, "the reload to finish")
+    assert (finished["pid"], finished["ok"]) == (pid, True)
+    assert [r["pid"] for r in app.records("reload started")] == [pid]
+    assert app.reload_runs() == ["ok"]
+
+
+@pytest.mark.parametrize("upgrading", OUTCOMES, indirect=True)
+def test_reload_during_an_upgrade_reloads_whoever_serves_after_it(upgrading: Upgrading) -> None:
+    """reload is told an upgrade runs, waits, then reloads the successor (or the old daemon)."""
+    app = upgrading.app
+    reload = app.watch("reload", "--pidfile", app.pidfile, "--timeout", "60")
+    try:
+        waiting = (
+            f"aiodaemon: an upgrade to successor pid {upgrading.successor} is in progress "
+            f"(pid {upgrading.old}); trying again for up to 60 s"
+        )
+        wait_for(lambda: reload.said(waiting), 30, "reload told an upgrade is in progress")
+        assert reload.proc.poll() is None, reload.lines
+        assert app.reload_runs() == []  # the old daemon, about to hand over, ran nothing
+        serving = _check_upgrade(upgrading, upgrading.release())
+        code, _, lines = reload.finish()
+    finally:
+        reload.kill()
+    assert code == 0, lines
+    assert lines == [waiting, f"aiodaemon: reloaded (pid {serving})"]
+    _reloaded_once_by(app, serving)
+    [refused] = app.records("reload refused")
+    assert (refused["pid"], refused["successor"]) == (upgrading.old, upgrading.successor)
+    assert app.cli("stop", "--pidfile", app.pidfile).returncode == 0
+
+
+@pytest.mark.parametrize("upgrading", OUTCOMES, indirect=True)
+def test_sighup_during_an_upgrade_reloads_whoever_serves_after_it(upgrading: Upgrading) -> None:
+    """SIGHUP is held by the old daemon, then run by it or forwarded to its successor."""
+    app = upgrading.app
+    os.kill(upgrading.old, signal.SIGHUP)
+    wait_for(lambda: app.records("reload held until the upgrade ends"), 30, "the held SIGHUP")
+    assert app.reload_runs() == []
+    serving = _check_upgrade(upgrading, upgrading.release())
+    _reloaded_once_by(app, serving)
+    if upgrading.outcome == "handed-over":
+        [forwarded] = app.records("reload held during the upgrade forwarded")
+        assert (forwarded["pid"], forwarded["successor"]) == (upgrading.old, serving)
+    else:
+        [released] = app.records("held reload released")
+        assert released["pid"] == serving
+    assert app.cli("stop", "--pidfile", app.pidfile).returncode == 0
