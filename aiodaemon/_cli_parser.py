@@ -100,8 +100,11 @@ Log files are reopened and reload hooks run; waits for the result over the
 control socket. Exit 0 when every reload hook succeeded; 1 with the failing
 hook's "Type: message" on stderr (the daemon keeps running), or "still
 reloading after S s" on --timeout; 7 when the daemon is not running; 4 when
-the control socket is the daemon user's and you are someone else. --no-wait,
-or a daemon without a control socket: only SIGHUP is sent (exit 0).
+the control socket is the daemon user's and you are someone else. A daemon
+that answers "busy" (every control slot taken) or is being upgraded is asked
+again within --timeout (the new process reloads once it took over); 1
+"...; nothing reloaded" if it never gets through. --no-wait, or a daemon
+without a control socket: only SIGHUP is sent (exit 0).
 """,
     "upgrade": """\
 examples:
@@ -113,7 +116,8 @@ new code read from disk) that inherits the listening sockets and the locked
 pidfile, waits until it is ready, then lets the old one drain and exit: no
 request is refused. Prints the new pid (exit 0); if the new process fails or is
 not ready within --timeout seconds it is killed, the old one keeps serving and
-the error is printed (exit 1). Exit 7 when the daemon is not running.
+the error is printed (exit 1). A control socket that answers "busy" is asked
+again within --timeout. Exit 7 when the daemon is not running.
 """,
     "status": """\
 examples:
@@ -128,6 +132,8 @@ also with the pidfile removed or emptied while the daemon runs: a warning says
 so), 1 dead but the pidfile exists, 3 not running, 4 unknown (unreadable
 pidfile, unverifiable holder, an untrusted or silent control socket, another
 user's pidfile in a shared sticky directory unless --user names that user).
+A control socket that stays "busy" for 2 s: running from the pidfile (0), with
+a warning.
 """,
 }
 

@@ -3,7 +3,10 @@
 Through the daemon's control socket the command learns how the reload went.
 A daemon without one (no socket at the path, one not served yet, or one that
 is not the daemon's: see :mod:`._control_trust`) gets SIGHUP, and the command
-says the result is not known. Synchronous and light, for the CLI.
+says the result is not known. A daemon that cannot take the request now
+(every control slot taken, an upgrade under way) is asked again within the
+timeout, the successor once an upgrade handed over; never SIGHUP instead.
+Synchronous and light, for the CLI.
 """
 
 from __future__ import annotations

@@ -113,3 +113,23 @@ def test_sighup_during_an_upgrade_reloads_whoever_serves_after_it(upgrading: Upg
         [released] = app.records("held reload released")
         assert released["pid"] == serving
     assert app.cli("stop", "--pidfile", app.pidfile).returncode == 0
+
+
+@pytest.mark.parametrize("upgrading", ["handed-over"], indirect=True)
+def test_sighup_to_the_old_daemon_while_it_drains_reloads_the_successor(
+    upgrading: Upgrading,
+) -> None:
+    """After the hand-over, a SIGHUP sent to the old pid (still draining) reaches the new one."""
+    app = upgrading.app
+    app.steer("shutdown", "wait")  # the old daemon's shutdown hook holds it after the hand-over
+    new = _check_upgrade(upgrading, upgrading.release())
+    wait_for(lambda: app.records("shutdown started"), 30, "the old daemon draining")
+    os.kill(upgrading.old, signal.SIGHUP)
+    [forwarded] = wait_for(lambda: app.records("reload forwarded"), 30, "the forwarded SIGHUP")
+    assert (forwarded["pid"], forwarded["successor"]) == (upgrading.old, new)
+    _reloaded_once_by(app, new)
+    app.steer("shutdown", "")
+    app.steer("shutdown-release")
+    [exited] = wait_for(lambda: app.records("exit"), 30, "the old daemon's exit")
+    assert (exited["pid"], exited["status"]) == (upgrading.old, 0)
+    assert app.cli("stop", "--pidfile", app.pidfile).returncode == 0

@@ -4,7 +4,8 @@
 blocks the loop), "wait" (until a file ``release`` appears) or "wait-fail" (the
 same, then it raises). ``reload`` holds "fail:MESSAGE", "slow:SECONDS",
 "block:SECONDS" or "wait" (until a file ``reload-release`` appears). Each
-reload run appends its mode to ``reloads``. ``shutdown`` holds "slow:SECONDS".
+reload run appends its mode to ``reloads``. ``shutdown`` holds "slow:SECONDS"
+or "wait" (until a file ``shutdown-release`` appears).
 A ``listen=`` socket named "echo" is served as an echo.
 """
 
@@ -69,6 +70,8 @@ async def close_up() -> None:
     kind, _, arg = _mode("shutdown").partition(":")
     if kind == "slow":
         await asyncio.sleep(float(arg))
+    elif kind == "wait":
+        await _until(HERE / "shutdown-release")
 
 
 async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
