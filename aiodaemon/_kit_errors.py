@@ -12,7 +12,7 @@ class LaunchError(Exception):
 
 
 class StartFailed(LaunchError):
-    """The daemon exited, or was not ready in time, instead of becoming ready.
+    """The daemon exited, or was not ready in time, instead of becoming ready (or right after).
 
     Attributes:
         status: the daemon's exit status (None if it was killed for being too slow).

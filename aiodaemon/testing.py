@@ -256,7 +256,21 @@ class DaemonProcess:
         return await terminate(self._process, timeout)
 
     async def _learn_sockets(self) -> None:
-        self._sockets = dict((await self.status())["sockets"])
+        sockets = (await self.status()).get("sockets")
+        if isinstance(sockets, dict):
+            self._sockets = dict(sockets)
+            return
+        # Ready, then gone before it could be asked (main raised at once, say):
+        # no daemon to hand over, so the start failed, with the daemon's reason.
+        status = await wait_exit(self._process, STOP_GRACE)
+        if status is None:
+            raise LaunchError(f"pid {self.pid} is ready but does not say its sockets")
+        stderr = self.stderr
+        raise StartFailed(
+            f"the daemon exited right after it was ready: {startup_error(stderr, status)}",
+            status,
+            stderr,
+        )
 
 
 class Launch(Protocol):

@@ -90,6 +90,19 @@ async def test_a_failing_start_raises_start_failed_with_the_daemons_error() -> N
     assert "Traceback" in failed.value.stderr
 
 
+async def test_a_daemon_gone_right_after_ready_raises_start_failed() -> None:
+    """main fails at once: launch() cannot hand the daemon over, and says why it ended."""
+    with pytest.raises(StartFailed) as failed:
+        async with launch(
+            PROGRAM, listen={"echo": "127.0.0.1:0"}, env={"KIT_FAIL_MAIN": "lost the database"}
+        ):
+            pytest.fail("the block must not run")
+    assert failed.value.message == (
+        "the daemon exited right after it was ready: main failed: RuntimeError: lost the database"
+    )
+    assert failed.value.status == 1
+
+
 async def test_a_bad_target_raises_start_failed() -> None:
     """An unknown module is the CLI's usage error, exit 2."""
     with pytest.raises(StartFailed, match="no module named 'no_such_module'") as failed:

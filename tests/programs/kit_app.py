@@ -6,6 +6,7 @@
 - ``KIT_CHILD``: start a long ``sleep`` child and never wait for it (a leftover to clean).
 - ``KIT_IGNORE_TERM``: shutdown hooks hang, so only SIGKILL ends it.
 - ``KIT_SLOW_STOP``: the shutdown hook takes that many seconds.
+- ``KIT_FAIL_MAIN``: ``main`` raises ``RuntimeError`` with that text as soon as it runs.
 """
 
 from __future__ import annotations
@@ -63,6 +64,8 @@ async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> 
 
 async def main(ctx: aiodaemon.Context) -> None:
     """Echo lines on the ``echo`` socket until shutdown."""
+    if message := os.environ.get("KIT_FAIL_MAIN"):
+        raise RuntimeError(message)
     server = await asyncio.start_server(handle, sock=ctx.sockets["echo"])
     async with server:
         print("main running", file=sys.stderr, flush=True)
