@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from ._context import Context
-from ._forced import ForcedExit
+from ._forced import ForcedExit, log_joined
 from ._hooks import Hooks, Lifespan, MainTarget, describe
 from ._loop import new_event_loop, sockname
 from ._outcome import Outcome
@@ -46,7 +46,7 @@ from ._shutdown import LIFECYCLE_TASK, Shutdown
 from ._signal_mask import ignoring_late_signals, loop_takes_over, release_signals, unhandled
 from ._startup import run_main, run_startup, start_services
 from ._state import HANDLED_SIGNALS, Action, Event, Lifecycle, State, event_for_signal
-from ._user_exit import EXIT_REQUESTS, requested_status, show_request
+from ._user_exit import EXIT_REQUESTS, on_loop_exception, requested_status, show_request
 from .exceptions import ExitCode, StartupError
 
 if TYPE_CHECKING:
@@ -305,7 +305,7 @@ class Runtime:
             stopping=self._stopping,
             serving=self.serving,
         )
-        loop.set_exception_handler(self._on_loop_exception)
+        loop.set_exception_handler(on_loop_exception)
         loop_takes_over()
         for signum in HANDLED_SIGNALS:
             loop.add_signal_handler(signum, self._on_signal, signum)
@@ -355,6 +355,8 @@ class Runtime:
         action = self.lifecycle.handle(event)
         if action is Action.BEGIN_SHUTDOWN:
             self._begin_shutdown(signum)
+        elif action is Action.JOIN_SHUTDOWN:
+            log_joined(None)
         elif action is Action.FORCE_EXIT:
             # Two stop signals read by the loop at once: the plain handler was
             # armed too late for the second.
@@ -389,7 +391,7 @@ class Runtime:
         if signum is not None and not self._ready:
             self.outcome.fail(f"stopped by {signal.Signals(signum).name} before it was ready")
         self.reloads.abandon(_NO_RELOAD_WHILE_STOPPING)
-        self.forced.arm(asyncio.get_running_loop().remove_signal_handler)
+        self.forced.arm(asyncio.get_running_loop(), self.lifecycle)
         self._stopping.set()
         self._stop_requested.set()
 
@@ -487,15 +489,3 @@ class Runtime:
             _log.error("internal task failed", task=task.get_name(), exc_info=exc)
             self.outcome.fail(f"{task.get_name()} failed: {type(exc).__name__}: {exc}", exc)
             self.dispatch(Event.SHUTDOWN)
-
-    def _on_loop_exception(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
-        exc = context.get("exception")
-        if isinstance(exc, EXIT_REQUESTS) and context.get("future") is not None:
-            # A task's sys.exit()/KeyboardInterrupt left the loop when raised and
-            # was taken as an exit request then (run_daemon): nothing unhandled.
-            return
-        _log.error(
-            "unhandled exception in event loop",
-            detail=context.get("message"),
-            exc_info=exc if isinstance(exc, BaseException) else None,
-        )

@@ -6,9 +6,14 @@ The runtime feeds every event through ``Lifecycle.handle`` and carries
 out the action that comes back; a pair missing from the table is a bug and
 raises ``InvalidTransition`` instead of silently doing nothing.
 
-One rule lives beside the table: reload requests that arrive while a reload
+Two rules live beside the table. Reload requests that arrive while a reload
 runs (or before the daemon runs) are remembered as a single pending reload,
-which begins as soon as the daemon is RUNNING again, so bursts coalesce.
+which begins as soon as the daemon is RUNNING again, so bursts coalesce. And
+stop signals are counted, not shutdowns: once stopping, the first SIGTERM or
+SIGINT the daemon receives joins the shutdown (one begun by ``main``
+returning, ``ctx.request_shutdown()``, ``aiodaemon stop`` or an upgrade's
+hand-over must not be cut short by, say, systemd signalling the unit's whole
+control group), and only a second stop signal forces the exit.
 """
 
 from __future__ import annotations
@@ -63,6 +68,8 @@ class Action(enum.Enum):
     END_RELOAD = "end-reload"  # a reload finished and none is pending
     REFUSE_RELOAD = "refuse-reload"  # stopping: the request is answered, nothing runs
     BEGIN_SHUTDOWN = "begin-shutdown"
+    #: the first stop signal while stopping (the shutdown was begun otherwise).
+    JOIN_SHUTDOWN = "join-shutdown"
     FORCE_EXIT = "force-exit"  # a second stop signal while stopping
     REOPEN_LOGS = "reopen-logs"
 
@@ -93,15 +100,17 @@ TRANSITIONS: dict[tuple[State, Event], tuple[State, Action]] = {
     # Startup ending (either way) after a stop request: the stop wins.
     (S.STOPPING, E.STARTED): (S.STOPPING, A.NOTHING),
     (S.STOPPING, E.STARTUP_FAILED): (S.STOPPING, A.NOTHING),
-    (S.STOPPING, E.TERMINATE): (S.STOPPING, A.FORCE_EXIT),
+    # Joins, if it is the first stop signal; forces the exit otherwise (see Lifecycle).
+    (S.STOPPING, E.TERMINATE): (S.STOPPING, A.JOIN_SHUTDOWN),
     (S.STOPPING, E.SHUTDOWN): (S.STOPPING, A.NOTHING),
     (S.STOPPING, E.RELOAD): (S.STOPPING, A.REFUSE_RELOAD),
     # A reload that was running when the stop came may still finish.
     (S.STOPPING, E.RELOADED): (S.STOPPING, A.NOTHING),
     (S.STOPPING, E.REOPEN_LOGS): (S.STOPPING, A.REOPEN_LOGS),
     (S.STOPPING, E.STOPPED): (S.STOPPED, A.NOTHING),
-    # Once stopped the loop is closing: late signals and requests are moot.
-    (S.STOPPED, E.TERMINATE): (S.STOPPED, A.NOTHING),
+    # Once stopped the loop is closing: late requests are moot, but the final
+    # log drain may still be cut short by a second stop signal.
+    (S.STOPPED, E.TERMINATE): (S.STOPPED, A.JOIN_SHUTDOWN),
     (S.STOPPED, E.SHUTDOWN): (S.STOPPED, A.NOTHING),
     (S.STOPPED, E.RELOAD): (S.STOPPED, A.REFUSE_RELOAD),
     (S.STOPPED, E.RELOADED): (S.STOPPED, A.NOTHING),
@@ -130,12 +139,14 @@ def event_for_signal(signum: int) -> Event:
 
 
 class Lifecycle:
-    """The daemon's state and its one pending-reload flag."""
+    """The daemon's state, its one pending-reload flag and its count of stop signals."""
 
     def __init__(self) -> None:
         self.state = State.STARTING
         #: a reload was requested that no running reload covers yet.
         self.reload_pending = False
+        #: SIGTERMs and SIGINTs received: the second one while stopping forces the exit.
+        self.stop_signals = 0
 
     def handle(self, event: Event) -> Action:
         """Apply ``event`` and return the action the runtime must take.
@@ -147,6 +158,10 @@ class Lifecycle:
             self.state, action = TRANSITIONS[self.state, event]
         except KeyError:
             raise InvalidTransition(f"{event.name} in state {self.state.name}") from None
+        if event is Event.TERMINATE:
+            self.stop_signals += 1
+            if action is Action.JOIN_SHUTDOWN and self.stop_signals > 1:
+                return Action.FORCE_EXIT
         if action is Action.QUEUE_RELOAD:
             self.reload_pending = True
         elif action is Action.BEGIN_SHUTDOWN:

@@ -8,8 +8,16 @@ way it ends on a signal or when ``main`` returns: through the shutdown sequence
 from __future__ import annotations
 
 import signal
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["EXIT_REQUESTS", "requested_status", "show_request"]
+import structlog
+
+if TYPE_CHECKING:
+    import asyncio
+
+__all__ = ["EXIT_REQUESTS", "on_loop_exception", "requested_status", "show_request"]
+
+_log = structlog.get_logger("aiodaemon")
 
 #: What a program raises to end (never caught by ``except Exception``).
 EXIT_REQUESTS = (SystemExit, KeyboardInterrupt)
@@ -37,3 +45,17 @@ def show_request(exc: BaseException) -> str:
     if isinstance(exc, SystemExit):
         return f"sys.exit({exc.code!r})" if exc.code is not None else "sys.exit()"
     return type(exc).__name__
+
+
+def on_loop_exception(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    """The run phase's loop exception handler: log what no task handled."""
+    exc = context.get("exception")
+    if isinstance(exc, EXIT_REQUESTS) and context.get("future") is not None:
+        # A task's sys.exit()/KeyboardInterrupt left the loop when raised and
+        # was taken as an exit request then (run_daemon): nothing unhandled.
+        return
+    _log.error(
+        "unhandled exception in event loop",
+        detail=context.get("message"),
+        exc_info=exc if isinstance(exc, BaseException) else None,
+    )

@@ -284,16 +284,16 @@ class ForegroundDaemon:
     """A foreground daemon from ``tests/programs`` in a child, with its log file and record.
 
     The program gets the options as JSON in argv[1] and the record file in argv[2]
-    (``tests/programs/recorder.py`` reads them).
+    (``tests/programs/recorder.py`` reads them), then ``args``.
     """
 
-    def __init__(self, tmp_path: Path, name: str, **options: Any) -> None:
+    def __init__(self, tmp_path: Path, name: str, *args: str, **options: Any) -> None:
         self.log = tmp_path / "log.jsonl"
         self.record = tmp_path / "record.txt"
         self.record.touch()
         options = {"detach": False, "log_file": str(self.log), **options}
         self.proc = subprocess.Popen(
-            [PYTHON, str(program(name)), json.dumps(options), str(self.record)],
+            [PYTHON, str(program(name)), json.dumps(options), str(self.record), *args],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,

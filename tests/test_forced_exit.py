@@ -32,6 +32,6 @@ def test_a_third_signal_does_not_replace_the_forced_exits_status(tmp_path: Path)
         kill_quietly(proc.pid)
         proc.wait()
     assert proc.returncode == 128 + signal.SIGTERM, err
-    assert "forced exit (second SIGTERM during shutdown), status 143" in err
+    assert "forced exit (second stop signal during shutdown: SIGTERM), status 143" in err
     assert record.read_text().splitlines().count("forced exit") == 1
     assert not pidfile.exists()

@@ -123,7 +123,7 @@ def test_forced_exit_releases_the_launcher_of_a_daemon_not_yet_ready(tmp_path: P
         kill_quietly(launcher.pid)
         release.touch()
     assert launcher.returncode == 128 + signal.SIGTERM
-    assert "forced exit (second SIGTERM during shutdown)" in err
+    assert "forced exit (second stop signal during shutdown: SIGTERM)" in err
     assert not pidfile.exists()
 
 

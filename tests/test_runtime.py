@@ -197,7 +197,7 @@ def test_second_signal_during_shutdown_exits_at_once(start: Any) -> None:
     # The hook sleeps a minute and shutdown_timeout is 30 s: only the forced exit ends it now.
     assert d.wait(timeout=10) == 128 + signal.SIGTERM
     # The handler does not log (it may interrupt the logger itself): stderr says why.
-    assert "forced exit (second SIGTERM during shutdown), status 143" in d.stderr()
+    assert "forced exit (second stop signal during shutdown: SIGTERM), status 143" in d.stderr()
 
 
 def test_second_signal_works_while_loop_is_blocked(start: Any) -> None:

@@ -47,7 +47,18 @@ def test_start_then_terminate_then_force() -> None:
     assert machine.handle(Event.TERMINATE) is Action.FORCE_EXIT
     assert machine.handle(Event.STOPPED) is Action.NOTHING
     assert state(machine) is State.STOPPED
-    assert machine.handle(Event.TERMINATE) is Action.NOTHING
+    assert machine.handle(Event.TERMINATE) is Action.FORCE_EXIT
+
+
+def test_first_signal_joins_a_shutdown_begun_otherwise() -> None:
+    """After main returned (or a stop request), the first TERM joins; only a second forces."""
+    for end in (None, Event.STOPPED):
+        machine = running()
+        assert machine.handle(Event.SHUTDOWN) is Action.BEGIN_SHUTDOWN
+        if end is not None:
+            machine.handle(end)
+        assert machine.handle(Event.TERMINATE) is Action.JOIN_SHUTDOWN
+        assert machine.handle(Event.TERMINATE) is Action.FORCE_EXIT
 
 
 def test_main_returning_during_shutdown_is_not_a_second_signal() -> None:

@@ -1,0 +1,41 @@
+"""A daemon whose shutdown hook waits for the test's go-ahead; what begins its shutdown is chosen.
+
+argv: options (JSON), record, release file, how ``main`` ends: ``return``,
+``raise``, ``request`` (``ctx.request_shutdown(5)``) or ``wait`` (until
+stopped from outside: ``aiodaemon stop``); a fifth argument ``block`` makes
+the hook wait in sync code, blocking the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+import aiodaemon
+from tests.programs.recorder import record, run, wait_for_file
+
+RELEASE, HOW = sys.argv[3], sys.argv[4]
+BLOCK = sys.argv[5:] == ["block"]
+
+
+@aiodaemon.on_shutdown
+async def slow_hook() -> None:
+    record("hook begin")
+    if BLOCK:
+        wait_for_file(RELEASE, timeout=60)
+    else:
+        await asyncio.to_thread(wait_for_file, RELEASE, 60)
+    record("hook end")
+
+
+async def main(ctx: aiodaemon.Context) -> None:
+    record("main begin")
+    if HOW == "raise":
+        raise RuntimeError("main failed")
+    if HOW == "request":
+        ctx.request_shutdown(5)
+    if HOW in ("request", "wait"):
+        await ctx.wait_stopping()
+
+
+run(main)
