@@ -280,6 +280,7 @@ def _upgrade(runtime: Runtime) -> Service:
         handed_over=handed_over,
         rollback=rollback,
         log_file=log_file,
+        logs=runtime.parts.logs,
     )
     # An upgrade's successor watches the old daemon from the start (see _takeover).
     successor = runtime.parts.pipe if hasattr(runtime.parts.pipe, "handoff") else None

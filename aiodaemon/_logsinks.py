@@ -131,6 +131,23 @@ class FileSink(_LineSink):
         old, self.fd = self.fd, new
         os.close(old)
 
+    def moved(self) -> bool:
+        """Whether the path no longer names the open file: renamed (a rotation) or replaced.
+
+        False when the path cannot be looked at (a directory closed to us
+        after a privilege drop): the file could not be reopened there either.
+        """
+        if self.reopen_path is None:
+            return False
+        try:
+            at_path = os.stat(self.reopen_path, follow_symlinks=False)
+        except PermissionError:
+            return False
+        except OSError:
+            return True  # gone, or the path is broken: the reopen says why
+        st = os.fstat(self.fd)
+        return (at_path.st_dev, at_path.st_ino) != (st.st_dev, st.st_ino)
+
     def close(self) -> None:
         """Close the file."""
         if self.fd >= 0:

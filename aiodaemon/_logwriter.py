@@ -53,6 +53,8 @@ _YIELD_AFTER = 4096
 Sink: TypeAlias = "FileSink | StreamSink | SyslogSink | TerminalEcho"
 
 _REOPEN = object()
+#: reopen only the files whose path names another file now (see follow_rename).
+_FOLLOW_RENAME = object()
 _STOP = object()
 
 
@@ -83,6 +85,9 @@ class LogWriter:
         self._lost_reported: dict[int, int] = {}
         #: failed reopens not yet told to a newly opened file.
         self._reopen_failures: list[str] = []
+        #: called on the caller's thread at each reopen requested here (a signal,
+        #: not one passed on by another process): an upgrade passes it on.
+        self.reopen_listeners: list[Callable[[], None]] = []
         self._thread = self._new_thread()
 
     def _new_thread(self) -> threading.Thread:
@@ -125,10 +130,29 @@ class LogWriter:
         self._idle = False
         self._wakeup.set()
 
-    def reopen(self) -> None:
-        """Reopen the log file after the records already queued; returns at once."""
+    def reopen(self, *, pass_on: bool = True) -> None:
+        """Reopen the log file after the records already queued; returns at once.
+
+        Args:
+            pass_on: tell :attr:`reopen_listeners`; False for a reopen that
+                another process passed on to us (it is not passed back).
+        """
+        if self._closed:
+            return
+        self._control(_REOPEN)
+        if pass_on:
+            for listener in tuple(self.reopen_listeners):
+                listener()
+
+    def follow_rename(self) -> None:
+        """Reopen, after the records already queued, each log file whose path names another file.
+
+        For a rotation this process may have missed (an upgrade's take-over):
+        a file still at its path is left alone, so a directory the daemon's
+        user cannot reopen in costs no warning.
+        """
         if not self._closed:
-            self._control(_REOPEN)
+            self._control(_FOLLOW_RENAME)
 
     def close(self, timeout: float) -> bool:
         """Write every accepted record, then stop the thread and close the sinks.
@@ -171,7 +195,7 @@ class LogWriter:
                         sink.close()
                     self._finished = True
                     return
-                self._reopen()
+                self._reopen(only_moved=item is _FOLLOW_RENAME)
             if batch:
                 self._write(batch)
                 batch = []
@@ -249,8 +273,10 @@ class LogWriter:
             finally:
                 self._notice_sinks = None
 
-    def _reopen(self) -> None:
+    def _reopen(self, *, only_moved: bool = False) -> None:
         for sink in self.sinks:
+            if only_moved and not (isinstance(sink, FileSink) and sink.moved()):
+                continue
             try:
                 sink.reopen()
             except OSError as exc:

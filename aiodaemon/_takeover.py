@@ -15,6 +15,12 @@ removes the files at exit like any daemon's. Readiness is still reported only
 when we are ready. A channel that ends while the old daemon lives is a
 rollback: it kills us, and we touch nothing.
 
+The channel is read from the start of the run, and kept open until the old
+daemon exits, for the log reopens the two pass on to each other (see
+:mod:`._upgrade_channel`). We inherited the log file's descriptor as it was
+when we were spawned: once the pidfile names us, we reopen the file if its
+path names another file by then (a rotation done while we started).
+
 See :mod:`._upgrade` for the old daemon's side.
 """
 
@@ -31,8 +37,10 @@ from ._handoff import write_pid_in_place
 
 if TYPE_CHECKING:
     from ._adopt import SuccessorChannel
+    from ._logwriter import LogWriter
+    from ._upgrade_channel import ChannelLines
 
-__all__ = ["hand_over", "watch_predecessor"]
+__all__ = ["close_channel", "hand_over", "watch_predecessor"]
 
 _log = structlog.get_logger("aiodaemon")
 
@@ -43,12 +51,23 @@ _EXIT_WAIT = 5.0
 class _TakeOver:
     """One successor's take-over; a process has at most one."""
 
-    def __init__(self, channel: SuccessorChannel) -> None:
+    def __init__(self, channel: SuccessorChannel, logs: LogWriter | None) -> None:
         self.channel = channel
+        self.logs = logs
+        #: the channel on the loop, open from the start of the run.
+        self.lines: ChannelLines | None = None
         #: set once the old daemon has exited.
         self.gone = asyncio.Event()
         self.claim: asyncio.Task[None] | None = None
         self.tasks: set[asyncio.Task[None]] = set()
+
+    def open_lines(self) -> ChannelLines:
+        """The channel on the loop (opened now if not yet), passing log reopens both ways."""
+        if self.lines is None:
+            from ._upgrade_channel import ChannelLines
+
+            self.lines = ChannelLines(self.channel.handoff.channel, self.logs)
+        return self.lines
 
     def watch(self) -> None:
         """Claim as soon as the old daemon exits (now, if it already has)."""
@@ -86,6 +105,10 @@ class _TakeOver:
 
         if channel.pidfile is not None:
             write_pid_in_place(channel.pidfile)
+        if self.logs is not None:
+            # Signals reach us from now on; one sent to the old daemon before
+            # may not have been passed on (we inherited a descriptor of the spawn).
+            self.logs.follow_rename()
         if channel.listeners is not None:
             channel.listeners.own_unix_files(unix_files(handoff))
         if channel.control is not None:
@@ -101,12 +124,13 @@ class _TakeOver:
     async def hand_over(self) -> None:
         """After ``R``: wait for ``G`` (or the old daemon's exit), claim, go live, answer ``W``."""
         channel = self.channel
-        reader, writer = await asyncio.open_unix_connection(sock=channel.handoff.channel)
+        lines = self.open_lines()
         try:
-            line = await _readline(reader)
+            line = await lines.readline()
             if line != b"G\n" and not await self._wait_gone():
                 # The old daemon rolled back and is killing us: nothing here is ours.
                 _log.warning("upgrade abandoned by the old daemon")
+                lines.close()
                 return
             await asyncio.shield(self.start_claim())
             if channel.notifier is not None:
@@ -114,10 +138,11 @@ class _TakeOver:
             _log.info("upgrade took over", predecessor=channel.handoff.parent)
             if line == b"G\n":
                 with contextlib.suppress(OSError):
-                    writer.write(b"W\n")
-                    await writer.drain()
+                    lines.send(b"W\n")
         finally:
-            writer.close()
+            # Nothing more to report on it; lines keeps the channel open while
+            # the old daemon drains (log reopens), with a descriptor of its own.
+            channel.close()
 
     async def _wait_gone(self) -> bool:
         """Whether the old daemon exited (its channel ends a moment before its pidfd says so)."""
@@ -129,15 +154,29 @@ class _TakeOver:
 _current: list[_TakeOver] = []
 
 
-def _take_over_for(channel: SuccessorChannel) -> _TakeOver:
+def _take_over_for(channel: SuccessorChannel, logs: LogWriter | None = None) -> _TakeOver:
     if not _current:
-        _current.append(_TakeOver(channel))
+        _current.append(_TakeOver(channel, logs))
     return _current[0]
 
 
-def watch_predecessor(channel: SuccessorChannel) -> None:
-    """From the start of the run: take over on our own if the old daemon exits first."""
-    _take_over_for(channel).watch()
+def watch_predecessor(channel: SuccessorChannel, logs: LogWriter | None) -> None:
+    """From the start of the run: read the channel, take over alone if the old daemon exits first.
+
+    Args:
+        channel: the channel to the old daemon.
+        logs: our log writer, whose reopens are passed on to the old daemon
+            (and its reopens to us) while both run.
+    """
+    takeover = _take_over_for(channel, logs)
+    takeover.open_lines()
+    takeover.watch()
+
+
+def close_channel() -> None:
+    """Stop reading the channel to the old daemon (our shutdown ends)."""
+    if _current and _current[0].lines is not None:
+        _current[0].lines.close()
 
 
 def hand_over(channel: SuccessorChannel) -> None:
@@ -146,11 +185,3 @@ def hand_over(channel: SuccessorChannel) -> None:
     task = asyncio.get_running_loop().create_task(takeover.hand_over(), name="aiodaemon-handover")
     takeover.tasks.add(task)
     task.add_done_callback(takeover.tasks.discard)
-
-
-async def _readline(reader: asyncio.StreamReader) -> bytes:
-    """One line from the channel; b"" when it ends or breaks."""
-    try:
-        return await reader.readline()
-    except (ConnectionError, ValueError):
-        return b""

@@ -8,7 +8,9 @@ the same locked file and answers ``W``; only then does the old daemon stop
 accepting, tell systemd ``MAINPID=<new>`` and begin its normal shutdown
 (without ``drain_delay``). If the successor fails, exits or is not ready in
 time, it is killed with its process group through its pidfd and the old
-daemon carries on as if nothing happened.
+daemon carries on as if nothing happened. Until it exits, the old daemon
+keeps the channel open: log reopens are passed on both ways over it (see
+:mod:`._upgrade_channel`).
 
 One upgrade at a time: a request during one is refused and starts nothing.
 """
@@ -37,9 +39,11 @@ from .exceptions import DaemonError
 
 if TYPE_CHECKING:
     from ._control_socket import ControlSocket
+    from ._logwriter import LogWriter
     from ._pidfile import Pidfile
     from ._sockets import Listeners
     from ._systemd import Notifier
+    from ._upgrade_channel import ChannelLines
 
 __all__ = [
     "DEFAULT_TIMEOUT",
@@ -95,6 +99,8 @@ class UpgradeTarget:
             control socket back.
         log_file: ``(path, fd)`` of the log file now (a reopen changes the fd),
             None without one.
+        logs: the log writer, whose reopens are passed on to the successor
+            (and the successor's to it) while both run.
     """
 
     # A plain class, not a dataclass: every daemon loads this module on its way
@@ -107,6 +113,7 @@ class UpgradeTarget:
         "listen",
         "listeners",
         "log_file",
+        "logs",
         "notifier",
         "pidfile",
         "rollback",
@@ -129,6 +136,7 @@ class UpgradeTarget:
         handed_over: Callable[[int], None],
         rollback: Callable[[], None],
         log_file: Callable[[], tuple[str, int] | None] | None = None,
+        logs: LogWriter | None = None,
     ) -> None:
         self.pidfile = pidfile
         self.listeners = listeners
@@ -140,6 +148,7 @@ class UpgradeTarget:
         self.state = state
         self.stop_accepting = stop_accepting
         self.log_file = log_file
+        self.logs = logs
         self.handed_over = handed_over
         self.rollback = rollback
 
@@ -156,6 +165,8 @@ class Upgrader:
         self._spawned: Spawned | None = None
         #: tasks that will report an upgrade's outcome (control connections).
         self.reporters: set[asyncio.Task[Any]] = set()
+        #: the channel to the successor we handed over to, open until we exit.
+        self.handed_to: ChannelLines | None = None
 
     def abort(self) -> None:
         """The daemon is stopping: kill a successor not yet in charge, hand nothing over."""
@@ -253,20 +264,22 @@ class Upgrader:
         tail = bytearray()
         pump = asyncio.create_task(_pump_stderr(spawned.stderr, tail), name="aiodaemon-upgrade")
         spawned.stderr = -1  # the pump's to close
-        writer: asyncio.StreamWriter | None = None
+        lines: ChannelLines | None = None
         told = False
         try:
-            reader, writer = await asyncio.open_unix_connection(sock=spawned.channel)
-            line = await _first(_readline(reader), exited, within, aborted)
+            from ._upgrade_channel import ChannelLines
+
+            lines = ChannelLines(spawned.channel, self.target.logs)
+            spawned.channel.close()  # lines has its own descriptor
+            line = await _first(lines.readline(), exited, within, aborted)
             self._check_aborted()
             if line != b"R\n":
                 await _settle(pump)
                 raise UpgradeError(self._failure(spawned, line, within, tail))
             ready_after = time.monotonic() - started
             told = True
-            writer.write(b"G\n")
-            await writer.drain()
-            line = await _first(_readline(reader), exited, _HANDOVER_WAIT, aborted)
+            lines.send(b"G\n")
+            line = await _first(lines.readline(), exited, _HANDOVER_WAIT, aborted)
             self._check_aborted()
             if line != b"W\n":
                 await _settle(pump)
@@ -274,8 +287,8 @@ class Upgrader:
         except BaseException:
             aborted.cancel()
             loop.remove_reader(spawned.pidfd)
-            if writer is not None:
-                writer.close()
+            if lines is not None:
+                lines.close()
             spawned.kill()
             if told:
                 # The successor may have written its pid, or listened on the
@@ -289,10 +302,14 @@ class Upgrader:
             raise
         aborted.cancel()
         loop.remove_reader(spawned.pidfd)
-        writer.close()
         os.close(spawned.pidfd)
         spawned.pidfd = -1
-        # From here on the successor owns the pidfile: we must step aside.
+        # From here on the successor owns the pidfile, and logrotate's signal
+        # reaches it alone: it passes the reopen on over the channel, kept
+        # open while we drain. A rename that no signal announced is followed now.
+        self.handed_to = lines
+        if self.target.logs is not None:
+            self.target.logs.follow_rename()
         await self.target.stop_accepting()
         cut_over = time.monotonic() - started
         notifier = self.target.notifier
@@ -334,14 +351,6 @@ class Upgrader:
         message = _plain(message)
         _log.error("upgrade failed", successor=pid, error=message)
         return message
-
-
-async def _readline(reader: asyncio.StreamReader) -> bytes:
-    """One line from the channel; b"" when it ends or breaks (the process is going)."""
-    try:
-        return await reader.readline()
-    except (ConnectionError, ValueError):
-        return b""
 
 
 def _set_once(future: asyncio.Future[None]) -> None:

@@ -108,7 +108,7 @@ class UpgradeService(Service):
         if self._successor is not None:
             from ._takeover import watch_predecessor
 
-            watch_predecessor(self._successor)
+            watch_predecessor(self._successor, self.upgrader.target.logs)
         asyncio.get_running_loop().add_signal_handler(signal.SIGUSR2, self._on_signal)
         if self._commands is not None:
             from ._upgrade_reloads import refuse_during_upgrade
@@ -166,6 +166,15 @@ class UpgradeService(Service):
         pending = [t for t in (*self.upgrader.reporters, *self._tasks) if not t.done()]
         if pending:
             await asyncio.wait(pending, timeout=REPORT_WAIT)
+
+    async def close(self) -> None:
+        """Close the channels to a successor or a predecessor still open (log reopens)."""
+        if self.upgrader.handed_to is not None:
+            self.upgrader.handed_to.close()
+        if self._successor is not None:
+            from ._takeover import close_channel
+
+            close_channel()
 
 
 def _refuse_while_stopping() -> None:

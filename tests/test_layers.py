@@ -89,6 +89,7 @@ LAYERS = [
         "_forced",
         "_signal_mask",
         "_user_exit",
+        "_upgrade_channel",
     },
     {
         "_loop",

@@ -1,0 +1,311 @@
+"""Log rotation during an upgrade: both processes follow it, and no record is lost.
+
+Real daemons, real files, real signals: the rotation is logrotate's documented
+recipe (rename, then ``pkill -USR1 -L -F PIDFILE``), which signals only the
+pidfile's holder: the old daemon until the successor writes its pid there, the
+successor from then on. Every process logs numbered ticks, counted across the
+rotated files at the end.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from .support import (
+    AIODAEMON,
+    PYTHON,
+    aiodaemon_cli,
+    children,
+    clean_env,
+    is_alive,
+    program,
+    read_json_lines,
+    require_tool,
+    wait_for,
+    wait_gone,
+)
+
+Record = dict[str, object]
+
+
+@dataclass
+class Daemon:
+    """``tests/programs/upgrade_rotate_app.py`` with its files in one directory."""
+
+    directory: Path
+    log_file: bool = True
+    commands: list[subprocess.Popen[str]] = field(default_factory=list)
+
+    @property
+    def pidfile(self) -> Path:
+        return self.directory / "app.pid"
+
+    @property
+    def log(self) -> Path:
+        return self.directory / "app.jsonl"
+
+    @property
+    def rotated(self) -> Path:
+        return self.directory / "app.jsonl.1"
+
+    @property
+    def hold(self) -> Path:
+        return self.directory / "hold"
+
+    def start(self) -> int:
+        """Start it detached; its pid once ready."""
+        env = {
+            "APP_PIDFILE": str(self.pidfile),
+            "APP_LOG": str(self.log) if self.log_file else "",
+            "APP_HOLD": str(self.hold),
+        }
+        result = subprocess.run(
+            [PYTHON, str(program("upgrade_rotate_app"))],
+            cwd=self.directory,
+            env=clean_env(env),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            stdin=subprocess.DEVNULL,
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr
+        return self.pid()
+
+    def pid(self) -> int:
+        return int(self.pidfile.read_text())
+
+    def upgrade(self) -> subprocess.Popen[str]:
+        """``aiodaemon upgrade``, running in the background."""
+        command = subprocess.Popen(
+            [str(AIODAEMON), "upgrade", "--pidfile", str(self.pidfile), "--timeout", "60"],
+            env=clean_env(),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self.commands.append(command)
+        return command
+
+    def rename(self) -> None:
+        """logrotate's first step: the file moves away; the daemons still hold it open."""
+        os.rename(self.log, self.rotated)
+
+    def signal_holder(self, sig: str = "USR1") -> None:
+        """logrotate's ``postrotate``: signal the pidfile's lock holder only."""
+        subprocess.run(
+            [require_tool("pkill"), f"-{sig}", "-L", "-F", str(self.pidfile)],
+            check=True,
+            timeout=30,
+        )
+
+    def records(self, path: Path, pid: int, event: str | None = None) -> list[Record]:
+        if not path.is_file():
+            return []
+        return [
+            r
+            for r in read_json_lines(path)
+            if r["pid"] == pid and (event is None or r["event"] == event)
+        ]
+
+    def ticks(self, path: Path, pid: int) -> list[int]:
+        return [int(str(r["seq"])) for r in self.records(path, pid, "tick")]
+
+    def held_successor(self, old: int) -> int:
+        """The successor's pid, once it logged ``held`` (in its startup hooks)."""
+        [held] = wait_for(
+            lambda: [r for r in read_json_lines(self.log) if r["event"] == "held"],
+            30,
+            "the successor to be held in its startup",
+        )
+        pid = held["pid"]
+        assert isinstance(pid, int)
+        assert pid != old
+        return pid
+
+    def port(self) -> int:
+        """The echo port, from the first ``starting`` record."""
+        starting = next(r for r in read_json_lines(self.log) if r["event"] == "starting")
+        sockets = starting["sockets"]
+        assert isinstance(sockets, dict)
+        return int(str(sockets["echo"]).rsplit(":", 1)[1])
+
+    def stop(self, pid: int) -> None:
+        result = aiodaemon_cli("stop", "--pidfile", self.pidfile, "--timeout", "20")
+        assert result.returncode == 0, result.stderr
+        wait_gone(pid, 30)
+
+
+@pytest.fixture
+def daemon(tmp_path: Path) -> Iterator[Daemon]:
+    """The test program; whatever still runs at the end is stopped."""
+    app = Daemon(tmp_path)
+    yield app
+    app.hold.unlink(missing_ok=True)
+    for command in app.commands:
+        if command.poll() is None:
+            command.kill()
+        command.communicate()
+    aiodaemon_cli("stop", "--pidfile", app.pidfile, "--timeout", "10")
+
+
+def _upgraded(upgrade: subprocess.Popen[str]) -> int:
+    """The new pid ``upgrade`` printed, once it exited 0."""
+    out, err = upgrade.communicate(timeout=90)
+    assert upgrade.returncode == 0, err
+    return int(out)
+
+
+def _in_order_and_complete(app: Daemon, pid: int, *, ticked_after: bool = True) -> None:
+    """``pid``'s ticks: none lost or written twice, none in the old file after the rotation.
+
+    ``ticked_after``: ``pid`` ticked after it reopened (an old daemon that
+    reopened at the hand-over may have exited before its next tick).
+    """
+    before, after = app.ticks(app.rotated, pid), app.ticks(app.log, pid)
+    assert sorted(before + after) == list(range(len(before) + len(after)))
+    assert after or not ticked_after, f"no tick of {pid} in the file at the configured path"
+    assert not before or not after or max(before) < min(after)
+
+
+def test_rotation_while_the_successor_starts_reaches_both(daemon: Daemon) -> None:
+    """A rotation signalled to the old daemon while its successor starts is followed by both."""
+    old = daemon.start()
+    daemon.hold.touch()
+    upgrade = daemon.upgrade()
+    successor = daemon.held_successor(old)
+    daemon.rename()
+    daemon.signal_holder()
+    # Passed on by the old daemon, while the successor is still in its startup hooks.
+    wait_for(
+        lambda: daemon.ticks(daemon.log, successor), 10, "the successor's ticks in the new file"
+    )
+    assert is_alive(successor)
+    assert not daemon.records(daemon.log, successor, "ready")
+    daemon.hold.unlink()
+    assert _upgraded(upgrade) == successor
+    wait_gone(old, 30)
+    wait_for(lambda: len(daemon.ticks(daemon.log, successor)) > 100, 10, "more ticks")
+    daemon.stop(successor)
+
+    for pid in (old, successor):
+        _in_order_and_complete(daemon, pid)
+    for event in ("ready", "upgrade took over", "exit"):
+        assert daemon.records(daemon.log, successor, event), event
+    for event in ("upgrade handed over", "shutdown finished", "exit"):
+        assert daemon.records(daemon.log, old, event), event
+    assert not daemon.records(daemon.rotated, successor, "ready")
+
+
+def test_rotation_while_the_old_daemon_drains_reaches_both(daemon: Daemon) -> None:
+    """A rotation signalled to the successor after the hand-over reaches the old one draining."""
+    old = daemon.start()
+    with socket.create_connection(("127.0.0.1", daemon.port()), timeout=10):
+        wait_for(lambda: daemon.records(daemon.log, old, "client connected"), 10, "the client")
+        successor = _upgraded(daemon.upgrade())
+        # The old daemon waits for our connection to finish.
+        wait_for(
+            lambda: daemon.records(daemon.log, old, "waiting for connections"), 10, "the drain"
+        )
+        assert is_alive(old)
+        assert daemon.pid() == successor
+        daemon.rename()
+        daemon.signal_holder()
+        wait_for(
+            lambda: daemon.ticks(daemon.log, old), 10, "the old daemon's ticks in the new file"
+        )
+        wait_for(lambda: daemon.ticks(daemon.log, successor), 10, "the successor's ticks there")
+        assert is_alive(old)
+    wait_gone(old, 30)
+    daemon.stop(successor)
+
+    for pid in (old, successor):
+        _in_order_and_complete(daemon, pid)
+    for event in ("connections finished", "shutdown finished", "exit"):
+        assert daemon.records(daemon.log, old, event), event
+
+
+def test_a_rename_nobody_signalled_is_followed_at_the_hand_over(daemon: Daemon) -> None:
+    """A file renamed while the successor starts, with no signal: both reopen at the hand-over."""
+    old = daemon.start()
+    daemon.hold.touch()
+    upgrade = daemon.upgrade()
+    successor = daemon.held_successor(old)
+    daemon.rename()
+    daemon.hold.unlink()
+    assert _upgraded(upgrade) == successor
+    wait_gone(old, 30)
+    wait_for(
+        lambda: daemon.ticks(daemon.log, successor), 10, "the successor's ticks in the new file"
+    )
+    daemon.stop(successor)
+
+    _in_order_and_complete(daemon, successor)
+    _in_order_and_complete(daemon, old, ticked_after=False)
+    assert daemon.records(daemon.log, successor, "upgrade took over")
+    assert daemon.records(daemon.log, old, "upgrade handed over")
+    assert daemon.records(daemon.log, old, "exit")
+
+
+def test_a_failed_reopen_at_the_take_over_keeps_the_old_file(daemon: Daemon) -> None:
+    """The path became a directory: the successor keeps its file, says so, and is upgraded."""
+    old = daemon.start()
+    daemon.hold.touch()
+    upgrade = daemon.upgrade()
+    successor = daemon.held_successor(old)
+    daemon.rename()
+    daemon.log.mkdir()
+    daemon.hold.unlink()
+    assert _upgraded(upgrade) == successor
+    [refused] = wait_for(
+        lambda: daemon.records(
+            daemon.rotated, successor, "cannot reopen log file, keeping the old one"
+        ),
+        10,
+        "the refused reopen",
+    )
+    assert "Is a directory" in str(refused["error"])
+    seen = len(daemon.ticks(daemon.rotated, successor))
+    wait_for(lambda: len(daemon.ticks(daemon.rotated, successor)) > seen, 10, "more ticks")
+    status = aiodaemon_cli("status", "--pidfile", daemon.pidfile)
+    assert status.returncode == 0
+    assert status.stdout.startswith(f"running (pid {successor},")
+    wait_gone(old, 30)
+    # Once the path is right again, the next reopen says what was missed.
+    daemon.log.rmdir()
+    daemon.signal_holder()
+    wait_for(
+        lambda: daemon.records(daemon.log, successor, "log file reopened after failed reopens"),
+        10,
+        "the reopen",
+    )
+    daemon.stop(successor)
+    _in_order_and_complete(daemon, successor)
+
+
+def test_rotation_during_an_upgrade_without_a_log_file(daemon: Daemon) -> None:
+    """Without a log file nothing is reopened; signals passed on disturb no upgrade."""
+    daemon.log_file = False
+    old = daemon.start()
+    daemon.hold.touch()
+    upgrade = daemon.upgrade()
+    [successor] = wait_for(lambda: children(old), 30, "the successor")
+    for sig in ("USR1", "HUP"):
+        daemon.signal_holder(sig)
+    daemon.hold.unlink()
+    assert _upgraded(upgrade) == successor
+    wait_gone(old, 30)
+    daemon.signal_holder()
+    status = aiodaemon_cli("status", "--pidfile", daemon.pidfile)
+    assert status.returncode == 0
+    assert status.stdout.startswith(f"running (pid {successor},")
+    daemon.stop(successor)
+    assert not daemon.log.exists()
