@@ -278,7 +278,8 @@ class Upgrader:
                 raise UpgradeError(self._failure(spawned, line, within, tail))
             ready_after = time.monotonic() - started
             told = True
-            lines.send(b"G\n")
+            with contextlib.suppress(OSError):
+                lines.send(b"G\n")  # if it is gone, the channel's end says so next
             line = await _first(lines.readline(), exited, _HANDOVER_WAIT, aborted)
             self._check_aborted()
             if line != b"W\n":
