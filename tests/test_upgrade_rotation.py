@@ -133,7 +133,12 @@ class Daemon:
 
     def port(self) -> int:
         """The echo port, from the first ``starting`` record."""
-        starting = next(r for r in read_json_lines(self.log) if r["event"] == "starting")
+        # The log is written by its own thread: the record may trail the readiness.
+        [starting, *_] = wait_for(
+            lambda: [r for r in read_json_lines(self.log) if r["event"] == "starting"],
+            30,
+            "the starting record",
+        )
         sockets = starting["sockets"]
         assert isinstance(sockets, dict)
         return int(str(sockets["echo"]).rsplit(":", 1)[1])
@@ -184,16 +189,17 @@ def test_rotation_while_the_successor_starts_reaches_both(daemon: Daemon) -> Non
     successor = daemon.held_successor(old)
     daemon.rename()
     daemon.signal_holder()
+    wait_for(lambda: daemon.ticks(daemon.log, old), 30, "the old daemon's ticks in the new file")
     # Passed on by the old daemon, while the successor is still in its startup hooks.
     wait_for(
-        lambda: daemon.ticks(daemon.log, successor), 10, "the successor's ticks in the new file"
+        lambda: daemon.ticks(daemon.log, successor), 30, "the successor's ticks in the new file"
     )
     assert is_alive(successor)
     assert not daemon.records(daemon.log, successor, "ready")
     daemon.hold.unlink()
     assert _upgraded(upgrade) == successor
     wait_gone(old, 30)
-    wait_for(lambda: len(daemon.ticks(daemon.log, successor)) > 100, 10, "more ticks")
+    wait_for(lambda: len(daemon.ticks(daemon.log, successor)) > 50, 30, "more ticks")
     daemon.stop(successor)
 
     for pid in (old, successor):
@@ -209,20 +215,20 @@ def test_rotation_while_the_old_daemon_drains_reaches_both(daemon: Daemon) -> No
     """A rotation signalled to the successor after the hand-over reaches the old one draining."""
     old = daemon.start()
     with socket.create_connection(("127.0.0.1", daemon.port()), timeout=10):
-        wait_for(lambda: daemon.records(daemon.log, old, "client connected"), 10, "the client")
+        wait_for(lambda: daemon.records(daemon.log, old, "client connected"), 30, "the client")
         successor = _upgraded(daemon.upgrade())
         # The old daemon waits for our connection to finish.
         wait_for(
-            lambda: daemon.records(daemon.log, old, "waiting for connections"), 10, "the drain"
+            lambda: daemon.records(daemon.log, old, "waiting for connections"), 30, "the drain"
         )
         assert is_alive(old)
         assert daemon.pid() == successor
         daemon.rename()
         daemon.signal_holder()
         wait_for(
-            lambda: daemon.ticks(daemon.log, old), 10, "the old daemon's ticks in the new file"
+            lambda: daemon.ticks(daemon.log, old), 30, "the old daemon's ticks in the new file"
         )
-        wait_for(lambda: daemon.ticks(daemon.log, successor), 10, "the successor's ticks there")
+        wait_for(lambda: daemon.ticks(daemon.log, successor), 30, "the successor's ticks there")
         assert is_alive(old)
     wait_gone(old, 30)
     daemon.stop(successor)
@@ -244,7 +250,7 @@ def test_a_rename_nobody_signalled_is_followed_at_the_hand_over(daemon: Daemon) 
     assert _upgraded(upgrade) == successor
     wait_gone(old, 30)
     wait_for(
-        lambda: daemon.ticks(daemon.log, successor), 10, "the successor's ticks in the new file"
+        lambda: daemon.ticks(daemon.log, successor), 30, "the successor's ticks in the new file"
     )
     daemon.stop(successor)
 
@@ -269,12 +275,12 @@ def test_a_failed_reopen_at_the_take_over_keeps_the_old_file(daemon: Daemon) -> 
         lambda: daemon.records(
             daemon.rotated, successor, "cannot reopen log file, keeping the old one"
         ),
-        10,
+        30,
         "the refused reopen",
     )
     assert "Is a directory" in str(refused["error"])
     seen = len(daemon.ticks(daemon.rotated, successor))
-    wait_for(lambda: len(daemon.ticks(daemon.rotated, successor)) > seen, 10, "more ticks")
+    wait_for(lambda: len(daemon.ticks(daemon.rotated, successor)) > seen, 30, "more ticks")
     status = aiodaemon_cli("status", "--pidfile", daemon.pidfile)
     assert status.returncode == 0
     assert status.stdout.startswith(f"running (pid {successor},")
@@ -284,9 +290,10 @@ def test_a_failed_reopen_at_the_take_over_keeps_the_old_file(daemon: Daemon) -> 
     daemon.signal_holder()
     wait_for(
         lambda: daemon.records(daemon.log, successor, "log file reopened after failed reopens"),
-        10,
+        30,
         "the reopen",
     )
+    wait_for(lambda: daemon.ticks(daemon.log, successor), 30, "ticks in the new file")
     daemon.stop(successor)
     _in_order_and_complete(daemon, successor)
 
