@@ -197,10 +197,10 @@ def _status_without_pid(
     its pidfile names no pid. A locked, empty pidfile is given the moment a
     starting daemon takes to write its pid before its lock's holder is looked for.
     """
-    found = None
+    found = served = None
     if control is not None:
         try:
-            found = find_through_control(path, control, owner=owner, timeout=timeout)
+            found = served = find_through_control(path, control, owner=owner, timeout=timeout)
             if found is not None and found.answer is not None:
                 _check_status(found.answer)
         except ControlUntrusted as exc:
@@ -216,11 +216,15 @@ def _status_without_pid(
         found = None if pid is None else Found(pid, None)
     if found is None:
         return None
-    how = f"serves {control}" if found.answer is not None else "holds its lock"
+    how = f"serves {control}" if found is served else "holds its lock"
+    if found is served and found.answer is None:
+        how += ", which stayed busy"
     _say(f"warning: {why_no_pid(path, state)}, but pid {found.pid} runs on and {how}")
     if found.answer is not None:
         return _report_answer(found.answer, path, as_json)
     line = f"running (pid {found.pid}, holding the lock of pidfile {path})"
+    if found is served:
+        line = f"running (pid {found.pid}, serving {control})"
     uptime = _uptime(found.pid)
     return _report(StatusCode.RUNNING, "running", found.pid, line, as_json, uptime=uptime)
 

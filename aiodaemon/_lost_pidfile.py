@@ -27,9 +27,11 @@ import time
 
 from ._control_client import (
     ControlAbsent,
+    ControlBusy,
     ControlError,
     ControlRefused,
     ControlUntrusted,
+    ask_patiently,
     exchange,
 )
 from ._control_protocol import VERSION
@@ -56,6 +58,8 @@ __all__ = [
 _STARTING_GRACE = 5.0
 #: Seconds ``start`` gives a control socket found without its pidfile to answer.
 _ASK_TIMEOUT = 5.0
+#: Seconds a control socket answering "busy" is asked again (as ``status`` does).
+_BUSY_PATIENCE = 2.0
 
 
 class Found:
@@ -133,13 +137,22 @@ def find_through_control(
         peers.append(pid)
 
     request = {"v": VERSION, "cmd": "status"}
+    name = f"control socket {control}"
     try:
-        name = f"control socket {control}"
-        answer = exchange(control, request, timeout=timeout, check_peer=check_peer, name=name)
+        # A daemon whose control slots are all taken answers "busy" for now.
+        answer = ask_patiently(
+            lambda: exchange(control, request, timeout=timeout, check_peer=check_peer, name=name),
+            until=time.monotonic() + min(timeout, _BUSY_PATIENCE),
+        )
     except (ControlAbsent, ControlRefused):
         return None  # a leftover of a killed daemon: nobody serves it
-    [peer] = peers
-    if answer.get("ok") is not True or answer.get("pid") != peer:
+    except ControlBusy:
+        if len(set(peers)) != 1:
+            raise
+        # Still busy: the peer passed every check above; only its answer is missing.
+        return Found(peers[0], None)
+    peer = peers[-1]
+    if len(set(peers)) != 1 or answer.get("ok") is not True or answer.get("pid") != peer:
         raise ControlUntrusted(
             f"control socket {control}: the answer does not name its server (pid {peer}); "
             "not trusted"

@@ -126,3 +126,23 @@ def test_reload_and_upgrade_busy_for_their_whole_timeout_start_nothing(
     # Neither asked for anything: the one reload run is the held one, no upgrade began.
     assert app.reload_runs() == ["wait"]
     assert app.records("upgrade started") == []
+
+
+def test_status_of_a_busy_daemon_whose_pidfile_was_removed_says_running(
+    full: tuple[ControlApp, int],
+) -> None:
+    """Pidfile removed and every slot taken: still "running", found as its socket's server."""
+    app, pid = full
+    app.pidfile.unlink()
+    result = app.cli("status", "--pidfile", app.pidfile)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [f"running (pid {pid}, serving {app.control})"]
+    assert result.stderr.splitlines() == [
+        f"aiodaemon: warning: pidfile {app.pidfile} was removed, but pid {pid} runs on "
+        f"and serves {app.control}, which stayed busy"
+    ]
+    # Found the same way once the slots are free: stopped, nothing left behind.
+    app.steer("reload-release")
+    result = app.cli("stop", "--pidfile", app.pidfile)
+    assert result.returncode == 0, result.stderr
+    assert not app.control.exists()
