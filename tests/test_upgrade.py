@@ -185,7 +185,8 @@ def test_failed_upgrade_rolls_back(app: App, mode: str, error: str) -> None:
     assert result.stdout == ""
     assert app.pid() == old
     assert app.get() == f"v1 {old}"
-    [failed] = app.records("upgrade failed")
+    # Logged by the writer thread: the record may trail the command's answer.
+    [failed] = wait_for(lambda: app.records("upgrade failed"), 10, "the upgrade failed record")
     successor = failed["successor"]
     assert isinstance(successor, int)
     wait_gone(successor)
@@ -223,7 +224,8 @@ def test_timed_out_upgrade_rolls_back(app: App) -> None:
     result = cli("upgrade", "--pidfile", str(app.pidfile), "--timeout", "2")
     assert result.returncode == 1
     assert "not ready after 2 s" in result.stderr
-    [failed] = app.records("upgrade failed")
+    # Logged by the writer thread: the record may trail the command's answer.
+    [failed] = wait_for(lambda: app.records("upgrade failed"), 10, "the upgrade failed record")
     successor = failed["successor"]
     assert isinstance(successor, int)
     wait_gone(successor)
