@@ -21,6 +21,7 @@ import structlog
 
 from ._hooks import call_async, check_hook, describe
 from ._services import Service
+from ._signal_mask import own_signal
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -164,6 +165,7 @@ class SignalService(Service):
         """Install the loop signal handlers (they only request runs)."""
         loop = asyncio.get_running_loop()
         for signum in self.runners:
+            own_signal(signum)
             loop.add_signal_handler(signum, self._deliver, signum)
 
     def _deliver(self, signum: int) -> None:

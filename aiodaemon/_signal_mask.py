@@ -24,11 +24,21 @@ signal would be delivered. Once the loop installs its handlers, CPython's C
 handler hands such a signal to the loop itself (its wakeup fd); the loop
 drops one it has no handler for yet, so a SIGUSR2 reaching a program thread
 before the upgrade service starts is lost (held in the main thread, it waits).
+
+A child the program forks without exec (``multiprocessing``'s default fork
+context on Linux, ``os.fork()``) would inherit all of this: the handlers, and
+through them the loop's wakeup fd, a socket it shares with the daemon, so a
+SIGTERM or SIGHUP sent to the child would stop or reload the daemon, and the
+child could not be stopped (``Process.terminate()`` hung the daemon's exit).
+So from the run phase on, a forked child starts detached from it (see
+:func:`_detach_forked_child`); the detach's own forks come before, and
+``subprocess`` (the upgrade's spawn) runs no at-fork hooks and execs anyway.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import threading
 from collections.abc import Iterable, Iterator
@@ -39,6 +49,7 @@ __all__ = [
     "ignoring_late_signals",
     "lifecycle_signals_held",
     "loop_takes_over",
+    "own_signal",
     "release_signals",
     "unhandled",
 ]
@@ -59,6 +70,11 @@ LATE_IGNORED = (signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2)
 _remembered: list[int] = []
 #: Set once the event loop installs its handlers (see :func:`loop_takes_over`).
 _loop_delivers = False
+#: Every signal the run phase handles: a forked child gets their default action.
+_owned: set[int] = {*LIFECYCLE_SIGNALS, signal.SIGCHLD}
+#: The forking thread's mask while it forks, by thread (see :func:`_hold_for_fork`).
+_mask_before_fork: dict[int, Iterable[int]] = {}
+_at_fork_registered = False
 
 
 def _remember(signum: int, frame: object) -> None:
@@ -88,6 +104,52 @@ def unhandled(signum: int) -> bool:
     return signal.getsignal(signum) in (signal.SIG_DFL, _remember)
 
 
+def own_signal(signum: int) -> None:
+    """``signum`` has a handler of the daemon's (``on_signal``): a forked child resets it."""
+    _owned.add(signum)
+
+
+def _hold_for_fork() -> None:
+    # From the fork until the child has dropped our handlers, a signal for the
+    # child (a process group's SIGTERM) would still reach the daemon's loop:
+    # held, it waits in the child for its default action.
+    _mask_before_fork[threading.get_ident()] = signal.pthread_sigmask(signal.SIG_BLOCK, _owned)
+
+
+def _restore_after_fork() -> None:
+    mask = _mask_before_fork.pop(threading.get_ident(), None)
+    if mask is not None:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+
+
+def _detach_forked_child() -> None:
+    """In a child forked from the daemon: a process of its own, as far as signals go.
+
+    No wakeup fd (the daemon's loop's), the default action for every signal the
+    daemon handles (SIGINT: KeyboardInterrupt, as in a fresh interpreter), none
+    of them blocked; runs before the log writer's own at-fork reset.
+    """
+    with contextlib.suppress(ValueError, OSError):
+        signal.set_wakeup_fd(-1)
+    for signum in _owned:
+        default = signal.default_int_handler if signum == signal.SIGINT else signal.SIG_DFL
+        with contextlib.suppress(ValueError, OSError):
+            signal.signal(signum, default)
+    _mask_before_fork.clear()
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, _owned)
+
+
+def _register_at_fork() -> None:
+    global _at_fork_registered
+    if not _at_fork_registered:
+        _at_fork_registered = True
+        os.register_at_fork(
+            before=_hold_for_fork,
+            after_in_parent=_restore_after_fork,
+            after_in_child=_detach_forked_child,
+        )
+
+
 def lifecycle_signals_held() -> contextlib.AbstractContextManager[None]:
     """The run phase, from before the pid is written: lifecycle signals wait, none is fatal.
 
@@ -95,8 +157,10 @@ def lifecycle_signals_held() -> contextlib.AbstractContextManager[None]:
     releases them once the loop's handlers exist (:func:`release_signals`).
     At the end, whatever happened, nothing is left held and SIGHUP, SIGUSR1
     and SIGUSR2 are ignored: after a failure before the loop ran (its handlers
-    never installed) a pending SIGHUP must not end the exit.
+    never installed) a pending SIGHUP must not end the exit. From here on, a
+    child the program forks is detached from the daemon's signals.
     """
+    _register_at_fork()
     return _held_then_late_ignored(LIFECYCLE_SIGNALS, remember=threading.active_count() > 1)
 
 
