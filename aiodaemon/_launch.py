@@ -327,8 +327,9 @@ def _preload(options: Options) -> None:
         import traceback  # noqa: F401
 
         # aiodaemon.sd_notify; the run phase imports _upgrade_service for SIGUSR2
-        # (and _upgrade_reloads when an upgrade begins).
-        from . import _systemd, _upgrade_reloads, _upgrade_service  # noqa: F401
+        # (and _upgrade_reloads when an upgrade begins), _terminal for a
+        # foreground daemon's SIGHUP (a hang-up is no reload).
+        from . import _systemd, _terminal, _upgrade_reloads, _upgrade_service  # noqa: F401
 
     if options.uvloop is not False:
         try:

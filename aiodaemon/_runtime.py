@@ -346,6 +346,16 @@ class Runtime:
     # --- events ---------------------------------------------------------------------
 
     def _on_signal(self, signum: int) -> None:
+        if signum == signal.SIGHUP and self.parts.foreground:
+            from ._terminal import terminal_hung_up
+
+            if terminal_hung_up():
+                # The kernel's hang-up, not a reload: the terminal is gone.
+                _log.info("signal received", signal="SIGHUP", terminal="hung up")
+                if not self._ready:
+                    self.outcome.fail("stopped by the terminal's hang-up before it was ready")
+                self.dispatch(Event.SHUTDOWN)
+                return
         _log.info("signal received", signal=signal.Signals(signum).name)
         self.dispatch(event_for_signal(signum), signum=signum)
 

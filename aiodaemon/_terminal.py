@@ -1,4 +1,4 @@
-"""Giving up the launcher's controlling terminal before a drop from root.
+"""The terminal of a foreground daemon: given up before a drop from root; its hang-up.
 
 A foreground daemon started from root's shell shares root's terminal. After
 the drop, the service account could push keystrokes into it (``TIOCSTI``),
@@ -7,6 +7,11 @@ kernel allows the first only on the process's *controlling* terminal, so the
 daemon gives it up, as ``su``/``runuser`` sessions do; the second needs a
 readable descriptor of the terminal, so fds 0-2 keep only the writing half.
 Never imports asyncio (the drop runs before any loop exists).
+
+A terminal that hangs up (its window closed, the ssh connection lost) sends
+SIGHUP, which aiodaemon otherwise takes as a reload: :func:`terminal_hung_up`
+tells the two apart, so that a foreground daemon ends with its terminal, as
+foreground programs do.
 """
 
 from __future__ import annotations
@@ -14,12 +19,14 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
+import select
 import signal
+import stat
 import termios
 
 from .exceptions import StartupError
 
-__all__ = ["give_up_terminal"]
+__all__ = ["give_up_terminal", "terminal_hung_up"]
 
 
 def give_up_terminal() -> None:
@@ -106,3 +113,21 @@ def _write_only() -> None:
             os.dup2(replacement, fd)
         finally:
             os.close(replacement)
+
+
+def terminal_hung_up() -> bool:
+    """Whether one of fds 0-2 is a terminal that has hung up.
+
+    A hung-up terminal polls ``POLLHUP`` (its reads and ioctls fail with
+    EIO); a live one, ``/dev/null``, a file or a pipe's writing end never do.
+    Only character devices are asked: a pipe on stdin whose writer left polls
+    ``POLLHUP`` too, and is no terminal.
+    """
+    poller = select.poll()
+    for fd in (0, 1, 2):
+        try:
+            if stat.S_ISCHR(os.fstat(fd).st_mode):
+                poller.register(fd, 0)  # POLLHUP is always reported
+        except OSError:
+            continue
+    return any(event & select.POLLHUP for _, event in poller.poll(0))

@@ -1,0 +1,67 @@
+"""A foreground daemon on a real terminal: the terminal's hang-up stops it, a plain SIGHUP reloads.
+
+Before, the kernel's SIGHUP at the hang-up (terminal window closed, ssh
+connection lost) was taken as a reload, and the daemon ran on with a dead
+terminal (audit-race R7).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import pty
+import select
+import signal
+from pathlib import Path
+
+from .support import PYTHON, clean_env, kill_quietly, program, read_json_lines, wait_for
+
+
+def test_hangup_stops_the_foreground_daemon(tmp_path: Path) -> None:
+    """`kill -HUP` reloads; closing the terminal then ends the daemon gracefully with 0."""
+    record, log = tmp_path / "record.txt", tmp_path / "log.jsonl"
+    record.touch()
+    options = {"detach": False, "log_file": str(log)}
+    argv = [PYTHON, str(program("terminal_hangup")), json.dumps(options), str(record)]
+    env = clean_env()
+    # pty.fork: the child leads a session whose controlling terminal is the pty,
+    # as a shell's foreground job does; closing our end hangs it up.
+    pid, controller = pty.fork()
+    if pid == 0:  # the child execs at once
+        os.execve(PYTHON, argv, env)
+    statuses: list[int] = []
+
+    def reaped() -> bool:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            statuses.append(os.waitstatus_to_exitcode(status))
+        return bool(done)
+
+    try:
+
+        def recorded(line: str) -> int:
+            # Read what the daemon shows on its terminal, as a terminal emulator does.
+            with contextlib.suppress(OSError):
+                while select.select([controller], [], [], 0)[0] and os.read(controller, 4096):
+                    pass
+            return record.read_text().splitlines().count(line)
+
+        wait_for(lambda: recorded("main"), what="main")
+        os.kill(pid, signal.SIGHUP)
+        wait_for(lambda: recorded("reload"), what="the reload")
+        os.close(controller)
+        controller = -1
+        wait_for(reaped, what="the exit after the hang-up")
+    finally:
+        if controller >= 0:
+            os.close(controller)
+        if not statuses:
+            kill_quietly(pid)
+            os.waitpid(pid, 0)
+    assert statuses == [0]
+    assert record.read_text().splitlines() == ["main", "reload", "shutdown"]
+    hangups = [r for r in read_json_lines(log) if r.get("terminal") == "hung up"]
+    assert hangups
+    assert hangups[0]["event"] == "signal received"
+    assert read_json_lines(log)[-1]["event"] == "exit"
