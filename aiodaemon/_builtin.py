@@ -259,12 +259,12 @@ def _upgrade(runtime: Runtime) -> Service:
         runtime.request_shutdown()
 
     def log_file() -> tuple[str, int] | None:
-        # Read at the spawn: a reopen (SIGUSR1) may have changed the fd.
+        # A copy made at the spawn: a reopen (SIGUSR1) may change the fd, even meanwhile.
         from ._logsinks import FileSink
 
         for sink in runtime.parts.logs.sinks:
             if isinstance(sink, FileSink):
-                return sink.path, sink.fd
+                return sink.path, sink.dup()
         return None
 
     target = UpgradeTarget(

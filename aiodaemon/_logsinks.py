@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import os
 import sys
+import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -108,6 +109,8 @@ class FileSink(_LineSink):
         self.reopen_path = reopen_path
         #: the uid the daemon drops to, whose file a reopen accepts in a shared sticky directory.
         self.owner = owner
+        #: held while the descriptor is swapped or closed (see :meth:`dup`).
+        self._swap = threading.Lock()
 
     def __repr__(self) -> str:
         return f"log_file {self.path}"
@@ -128,8 +131,20 @@ class FileSink(_LineSink):
         from ._safeopen import open_append
 
         new = open_append(self.reopen_path, owner=self.owner)
-        old, self.fd = self.fd, new
-        os.close(old)
+        with self._swap:
+            old, self.fd = self.fd, new
+            os.close(old)
+
+    def dup(self) -> int:
+        """A new descriptor of the file now, from any thread (an upgrade hands it on).
+
+        Raises:
+            OSError: the file is closed.
+        """
+        # Without the lock, a reopen on the writer thread could close the
+        # descriptor read here, and its number be reused, before the dup.
+        with self._swap:
+            return os.dup(self.fd)
 
     def moved(self) -> bool:
         """Whether the path no longer names the open file: renamed (a rotation) or replaced.
@@ -150,9 +165,10 @@ class FileSink(_LineSink):
 
     def close(self) -> None:
         """Close the file."""
-        if self.fd >= 0:
-            os.close(self.fd)
-            self.fd = -1
+        with self._swap:
+            if self.fd >= 0:
+                os.close(self.fd)
+                self.fd = -1
 
 
 def open_file_sink(path: str, owner: int | None = None) -> FileSink:

@@ -97,8 +97,8 @@ class UpgradeTarget:
             delay, keep socket files).
         rollback: after a successor failed once told to take over: claim the
             control socket back.
-        log_file: ``(path, fd)`` of the log file now (a reopen changes the fd),
-            None without one.
+        log_file: ``(path, fd)`` of a new descriptor of the log file, for the
+            upgrade to close once it started the successor; None without one.
         logs: the log writer, whose reopens are passed on to the successor
             (and the successor's to it) while both run.
     """
@@ -189,14 +189,20 @@ class Upgrader:
         self._busy = True
         self._abort = asyncio.Event()
         started = time.monotonic()
+        inherited: list[Inherited] = []
         try:
-            spawned = spawn_successor(self._inherited(), detached=self.target.detached)
-        except DaemonError as exc:
+            inherited = self._inherited()
+            spawned = spawn_successor(inherited, detached=self.target.detached)
+        except (DaemonError, OSError) as exc:
             self._busy = False
             self._abort = None
             message = _plain(str(exc))
             _log.error("upgrade failed", error=message)
             raise UpgradeError(message) from exc
+        finally:
+            for entry in inherited:
+                if entry.role == "log":
+                    os.close(entry.fd)  # our copy: the successor has its own
         self.successor = spawned.pid
         self._spawned = spawned
         _log.info("upgrade started", successor=spawned.pid, timeout=within)
@@ -305,9 +311,8 @@ class Upgrader:
         loop.remove_reader(spawned.pidfd)
         os.close(spawned.pidfd)
         spawned.pidfd = -1
-        # From here on the successor owns the pidfile, and logrotate's signal
-        # reaches it alone: it passes the reopen on over the channel, kept
-        # open while we drain. A rename that no signal announced is followed now.
+        # From here on the successor owns the pidfile and gets logrotate's signal:
+        # it passes reopens on over the channel; a rename nobody signalled is followed now.
         self.handed_to = lines
         if self.target.logs is not None:
             self.target.logs.follow_rename()

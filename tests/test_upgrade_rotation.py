@@ -4,19 +4,25 @@ Real daemons, real files, real signals: the rotation is logrotate's documented
 recipe (rename, then ``pkill -USR1 -L -F PIDFILE``), which signals only the
 pidfile's holder: the old daemon until the successor writes its pid there, the
 successor from then on. Every process logs numbered ticks, counted across the
-rotated files at the end.
+rotated files at the end. The log descriptor handed to a successor is also
+copied while real reopens run on another thread.
 """
 
 from __future__ import annotations
 
+import itertools
 import os
 import socket
+import stat
 import subprocess
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+
+from aiodaemon._logsinks import open_file_sink
 
 from .support import (
     AIODAEMON,
@@ -316,3 +322,47 @@ def test_rotation_during_an_upgrade_without_a_log_file(daemon: Daemon) -> None:
     assert status.stdout.startswith(f"running (pid {successor},")
     daemon.stop(successor)
     assert not daemon.log.exists()
+
+
+def test_the_log_descriptor_handed_on_is_live_while_another_thread_reopens(
+    tmp_path: Path,
+) -> None:
+    """An upgrade's copy of the log descriptor, taken during reopens, is always the log file's."""
+    path = tmp_path / "app.jsonl"
+    sink = open_file_sink(str(path))
+    done = threading.Event()
+    files: set[tuple[int, int]] = set()
+
+    def rotate() -> None:
+        # The writer thread's side: logrotate's rename, then the reopen.
+        for n in itertools.count():
+            if done.is_set():
+                return
+            st = os.stat(path)
+            files.add((st.st_dev, st.st_ino))
+            os.rename(path, tmp_path / f"app.jsonl.{n}")
+            sink.reopen()
+
+    rotator = threading.Thread(target=rotate)
+    rotator.start()
+    try:
+        for _ in range(3000):
+            fd = sink.dup()
+            try:
+                st = os.fstat(fd)
+            finally:
+                os.close(fd)
+            assert stat.S_ISREG(st.st_mode)
+            assert (st.st_dev, st.st_ino) in files | {_identity(path)}
+    finally:
+        done.set()
+        rotator.join()
+        sink.close()
+
+
+def _identity(path: Path) -> tuple[int, int]:
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return (-1, -1)
+    return (st.st_dev, st.st_ino)
