@@ -95,7 +95,9 @@ class Context:
 
         The whole shutdown sequence runs (not-ready, drain delay, stop
         accepting, connections finish, shutdown hooks); asking again changes
-        nothing.
+        nothing. Logged (``shutdown requested by the program``). Before ready
+        (in a startup hook) it ends the start as ``sys.exit(exit_code)`` would:
+        with that status, and a reason for the launcher naming the hook.
 
         Args:
             exit_code: the daemon's exit status once the shutdown is done.

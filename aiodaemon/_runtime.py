@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import functools
 import inspect
 import os
 import signal
@@ -44,9 +45,9 @@ from ._reloads import ReloadResult, ReloadTracker
 from ._serving import Serving
 from ._shutdown import LIFECYCLE_TASK, Shutdown
 from ._signal_mask import ignoring_late_signals, loop_takes_over, release_signals, unhandled
-from ._startup import run_main, run_startup, start_services
+from ._startup import request_shutdown_by_program, run_main, run_startup, start_services
 from ._state import HANDLED_SIGNALS, Action, Event, Lifecycle, State, event_for_signal
-from ._user_exit import EXIT_REQUESTS, on_loop_exception, requested_status, show_request
+from ._user_exit import EXIT_REQUESTS, note_exit_request, on_loop_exception
 from .exceptions import ExitCode, StartupError
 
 if TYPE_CHECKING:
@@ -240,29 +241,8 @@ class Runtime:
         return future
 
     def note_exit_request(self, exc: BaseException, by: str) -> None:
-        """``by`` raised SystemExit or KeyboardInterrupt: log it and record the status it asks for.
-
-        After ready, ``sys.exit(n)`` and ``KeyboardInterrupt`` (130) set the
-        exit status; ``sys.exit("text")`` is a failure with that message
-        (status 1). Before ready, the start ends with that status and that
-        message or one naming the request, for the launcher: ``sys.exit(0)``
-        in a startup hook ends it with 0 (nothing to run), not as a failure.
-        """
-        code, text = requested_status(exc)
-        if text is not None:
-            _log.error("exit requested", by=by, status=code, error=text)
-        else:
-            _log.info("exit requested", by=by, status=code, raised=show_request(exc))
-        if text is not None:
-            self.outcome.fail(text, None, code)
-        elif not self._ready:
-            reason = f"{show_request(exc)} in {by}"
-            if not code:
-                # The launcher exits 0: say that nothing is running.
-                reason = f"the daemon ended before it was ready ({reason})"
-            self.outcome.end_before_ready(code, reason)
-        else:
-            self.outcome.exit_with(code)
+        """``by`` raised SystemExit or KeyboardInterrupt: see ``_user_exit.note_exit_request``."""
+        note_exit_request(self.outcome, self._ready, exc, by)
 
     def exit_requested(self, exc: BaseException, by: str) -> None:
         """``by`` raised SystemExit or KeyboardInterrupt: a graceful shutdown with its status."""
@@ -300,7 +280,7 @@ class Runtime:
             state=lambda: self.lifecycle.state,
             ready=self.report_ready,
             status=self.set_status,
-            shutdown=self.request_shutdown,
+            shutdown=functools.partial(request_shutdown_by_program, self),
             reload=self.ask_reload,
             stopping=self._stopping,
             serving=self.serving,

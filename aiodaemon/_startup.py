@@ -16,15 +16,26 @@ import structlog
 
 from ._builtin import builtin_factories
 from ._hooks import Lifespan, call_async, describe, entry_name, in_own_context
-from ._state import Event
-from ._user_exit import EXIT_REQUESTS
+from ._state import Event, State
+from ._user_exit import EXIT_REQUESTS, note_shutdown_request
 
 if TYPE_CHECKING:
     from ._runtime import Runtime
 
-__all__ = ["run_main", "run_startup", "start_services"]
+__all__ = ["request_shutdown_by_program", "run_main", "run_startup", "start_services"]
 
 _log = structlog.get_logger("aiodaemon")
+
+#: Loop turns a stop that came while the last startup hook blocked the loop gets
+#: before "ready": a signal needs two (wake-up fd, handler), ``aiodaemon stop``
+#: five (accept, connection, task, read, answer) on asyncio, fewer on uvloop.
+#: Each turn costs ~1-2 µs when nothing is pending.
+_SETTLE_TURNS = 10
+
+#: The startup hook (or lifespan setup) whose task, or a task it started, runs.
+_startup_hook: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "aiodaemon_startup_hook", default=None
+)
 
 
 async def start_services(rt: Runtime) -> bool:
@@ -56,6 +67,8 @@ async def run_startup(rt: Runtime) -> None:
             # A hook swallowed the stop's cancellation: start nothing more.
             return
         name = entry_name(entry)
+        # Copied into the hook's own context: ctx.request_shutdown() can name it.
+        token = _startup_hook.set(name)
         try:
             if isinstance(entry, Lifespan):
                 context = contextvars.copy_context()
@@ -74,7 +87,38 @@ async def run_startup(rt: Runtime) -> None:
             rt.outcome.fail(f"startup failed: {type(exc).__name__}: {exc}", exc)
             rt.dispatch(Event.STARTUP_FAILED)
             return
+        finally:
+            _startup_hook.reset(token)
+    if await _stopped_while_starting(rt):
+        return
     rt.dispatch(Event.STARTED)
+
+
+async def _stopped_while_starting(rt: Runtime) -> bool:
+    """Whether a stop that was pending when the last hook returned has begun the shutdown.
+
+    A hook that blocks the loop (synchronous code) leaves a SIGTERM or an
+    ``aiodaemon stop`` waiting in the kernel; dispatching STARTED in the same
+    step would report ready (and run ``main``) before the stop is even read.
+    """
+    for _ in range(_SETTLE_TURNS):
+        await asyncio.sleep(0)
+        if rt.state is not State.STARTING:
+            return True
+    return False
+
+
+def request_shutdown_by_program(rt: Runtime, exit_code: int = 0) -> None:
+    """``ctx.request_shutdown(exit_code)``: logged with the hook that asked, if any.
+
+    Before ready it ends the start as ``sys.exit(exit_code)`` would, with a
+    reason for the launcher (see :func:`._user_exit.note_shutdown_request`).
+    """
+    if rt.state not in (State.STOPPING, State.STOPPED):
+        hook = _startup_hook.get()
+        by = None if hook is None else f"startup hook {hook}"
+        note_shutdown_request(rt.outcome, rt.ready, exit_code, by)
+    rt.request_shutdown(exit_code)
 
 
 async def run_main(rt: Runtime) -> None:

@@ -15,7 +15,16 @@ import structlog
 if TYPE_CHECKING:
     import asyncio
 
-__all__ = ["EXIT_REQUESTS", "on_loop_exception", "requested_status", "show_request"]
+    from ._outcome import Outcome
+
+__all__ = [
+    "EXIT_REQUESTS",
+    "note_exit_request",
+    "note_shutdown_request",
+    "on_loop_exception",
+    "requested_status",
+    "show_request",
+]
 
 _log = structlog.get_logger("aiodaemon")
 
@@ -59,3 +68,46 @@ def on_loop_exception(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) 
         detail=context.get("message"),
         exc_info=exc if isinstance(exc, BaseException) else None,
     )
+
+
+def note_exit_request(outcome: Outcome, ready: bool, exc: BaseException, by: str) -> None:
+    """``by`` raised SystemExit or KeyboardInterrupt: log it and record the status it asks for.
+
+    After ready, ``sys.exit(n)`` and ``KeyboardInterrupt`` (130) set the
+    exit status; ``sys.exit("text")`` is a failure with that message
+    (status 1). Before ready, the start ends with that status and that
+    message or one naming the request, for the launcher: ``sys.exit(0)``
+    in a startup hook ends it with 0 (nothing to run), not as a failure.
+    """
+    code, text = requested_status(exc)
+    if text is not None:
+        _log.error("exit requested", by=by, status=code, error=text)
+        outcome.fail(text, None, code)
+        return
+    _log.info("exit requested", by=by, status=code, raised=show_request(exc))
+    if not ready:
+        _end_before_ready(outcome, code, f"{show_request(exc)} in {by}")
+    else:
+        outcome.exit_with(code)
+
+
+def note_shutdown_request(outcome: Outcome, ready: bool, code: int, by: str | None) -> None:
+    """``ctx.request_shutdown(code)`` (``by``: the startup hook that called it, if known).
+
+    Logged; before ready it ends the start like ``sys.exit(code)``: 0 stays 0
+    (the program decided there is nothing to run), and the launcher is told why.
+    """
+    if by is None:
+        _log.info("shutdown requested by the program", status=code)
+    else:
+        _log.info("shutdown requested by the program", status=code, by=by)
+    if not ready:
+        asked = f"ctx.request_shutdown({code})" if code else "ctx.request_shutdown()"
+        _end_before_ready(outcome, code, f"{asked} in {by}" if by else asked)
+
+
+def _end_before_ready(outcome: Outcome, code: int, reason: str) -> None:
+    if not code:
+        # The launcher exits 0: say that nothing is running.
+        reason = f"the daemon ended before it was ready ({reason})"
+    outcome.end_before_ready(code, reason)

@@ -1,0 +1,166 @@
+"""A stop while the startup hooks run: it wins over "ready", and the launcher says why.
+
+The program is ``tests/programs/startup_stop.py``: its startup hook either
+blocks the event loop (synchronous code) until the test lets it return, or
+calls ``ctx.request_shutdown()``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from aiodaemon._control_protocol import VERSION, decode, encode
+
+from .support import PYTHON, clean_env, kill_quietly, program, read_json_lines, wait_for
+
+LOOPS = pytest.mark.parametrize("uvloop", [True, False], ids=["uvloop", "asyncio"])
+
+
+class Start:
+    """One run of the program, foreground or detached, with its pidfile, log and record."""
+
+    def __init__(self, tmp_path: Path, case: str, *, detach: bool, uvloop: bool = True) -> None:
+        self.pidfile, self.log = tmp_path / "d.pid", tmp_path / "log.jsonl"
+        self.record = tmp_path / "record.txt"
+        self.record.touch()
+        options = {
+            "detach": detach,
+            "pidfile": str(self.pidfile),
+            "log_file": str(self.log),
+            "uvloop": uvloop,
+        }
+        self.proc = subprocess.Popen(
+            [PYTHON, str(program("startup_stop")), json.dumps(options), str(self.record), case],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=clean_env(),
+        )
+        self.daemon_pid: int | None = None
+
+    def wait_blocking(self) -> int:
+        """Wait until the startup hook has begun blocking the loop; the daemon's pid."""
+        wait_for(lambda: "startup begun" in self.recorded(), 30, "the startup hook")
+        self.daemon_pid = int(self.pidfile.read_text())
+        return self.daemon_pid
+
+    def let_hook_return(self) -> None:
+        """Let the blocking startup hook return."""
+        Path(f"{self.record}.go").touch()
+
+    def finish(self) -> tuple[int, str, str]:
+        """The launcher's (or foreground daemon's) status, stdout and stderr."""
+        try:
+            out, err = self.proc.communicate(timeout=30)
+        finally:
+            kill_quietly(self.proc.pid)
+            self.proc.wait()
+        # Detached, the daemon outlives the launcher by its last steps.
+        wait_for(lambda: not self.pidfile.exists(), 30, "the daemon's exit")
+        wait_for(lambda: self.events()[-1:] == ["exit"], 30, "the exit record")
+        if self.daemon_pid is not None:
+            kill_quietly(self.daemon_pid)
+        return self.proc.returncode, out, err
+
+    def recorded(self) -> list[str]:
+        """What the program recorded: hooks begun and returned, main."""
+        return self.record.read_text().splitlines()
+
+    def records(self) -> list[dict[str, object]]:
+        """The daemon's log records."""
+        return read_json_lines(self.log) if self.log.exists() else []
+
+    def events(self) -> list[str]:
+        """The event of each log record."""
+        return [str(r["event"]) for r in self.records()]
+
+
+def _assert_stopped_before_ready(start: Start, status: int, err: str, message: str) -> None:
+    """Exit 1 with ``message``; never ready, main never ran, the shutdown hook ran."""
+    assert status == 1, err
+    assert err.strip().splitlines()[-1] == f"aiodaemon: {message}"
+    assert "ready" not in start.events()
+    assert start.recorded() == ["startup begun", "startup returned", "shutdown hook"]
+    assert start.records()[-1]["status"] == 1
+    assert start.records()[-1]["reason"] == message
+
+
+@LOOPS
+@pytest.mark.parametrize("detach", [True, False], ids=["detached", "foreground"])
+def test_sigterm_while_a_startup_hook_blocks_the_loop_wins_over_ready(
+    tmp_path: Path, detach: bool, uvloop: bool
+) -> None:
+    """SIGTERM while a hook blocks the loop: exit 1, "stopped by SIGTERM before it was ready"."""
+    start = Start(tmp_path, "block", detach=detach, uvloop=uvloop)
+    pid = start.wait_blocking()
+    # Delivered (the wake-up written) before the hook can see the go-ahead.
+    os.kill(pid, signal.SIGTERM)
+    start.let_hook_return()
+    status, out, err = start.finish()
+    _assert_stopped_before_ready(start, status, err, "stopped by SIGTERM before it was ready")
+    assert out == ""
+
+
+@LOOPS
+def test_a_stop_request_while_a_startup_hook_blocks_the_loop_wins_over_ready(
+    tmp_path: Path, uvloop: bool
+) -> None:
+    """``aiodaemon stop``'s request while a hook blocks the loop: the launcher exits 1, not 0.
+
+    The request is the one ``aiodaemon stop`` sends, written by the test so that
+    it is known to be waiting in the socket before the hook returns.
+    """
+    start = Start(tmp_path, "block", detach=True, uvloop=uvloop)
+    start.wait_blocking()
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(30)
+        sock.connect(f"{start.pidfile}.ctl")
+        sock.sendall(encode({"v": VERSION, "cmd": "stop"}))
+        sock.shutdown(socket.SHUT_WR)
+        start.let_hook_return()
+        answer = decode(sock.makefile("rb").readline())
+    assert answer["ok"] is True
+    assert answer["already_stopping"] is False
+    status, out, err = start.finish()
+    message = "stopped by `aiodaemon stop` before it was ready"
+    _assert_stopped_before_ready(start, status, err, message)
+    assert out == ""
+
+
+@pytest.mark.parametrize("detach", [True, False], ids=["detached", "foreground"])
+@pytest.mark.parametrize(
+    ("arg", "status", "message"),
+    [
+        ("", 0, "the daemon ended before it was ready (ctx.request_shutdown() in startup hook "),
+        ("7", 7, "ctx.request_shutdown(7) in startup hook "),
+    ],
+    ids=["status-0", "status-7"],
+)
+def test_request_shutdown_in_a_startup_hook_ends_the_start_with_a_reason(
+    tmp_path: Path, detach: bool, arg: str, status: int, message: str
+) -> None:
+    """``ctx.request_shutdown(n)`` in a startup hook: status n, said why, as ``sys.exit(n)`` is."""
+    start = Start(tmp_path, f"request:{arg}", detach=detach)
+    code, out, err = start.finish()
+    reason = f"{message}__main__.load_config" + (")" if not status else "")
+    assert code == status, err
+    assert err.strip().splitlines()[-1] == f"aiodaemon: {reason}"
+    assert "exited before it was ready" not in err
+    assert out == ""
+    assert start.recorded() == ["startup begun", "shutdown hook"]
+    events = start.events()
+    assert "ready" not in events
+    (request,) = [r for r in start.records() if r["event"] == "shutdown requested by the program"]
+    assert request["by"] == "startup hook __main__.load_config"
+    assert request["status"] == status
+    assert start.records()[-1]["event"] == "exit"
+    assert start.records()[-1]["status"] == status
+    assert start.records()[-1]["reason"] == reason
