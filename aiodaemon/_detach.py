@@ -13,7 +13,7 @@ import os
 import stat
 import sys
 
-from ._readiness import ReadinessPipe, stop_unready, wait_gone, wait_ready
+from ._readiness import ReadinessPipe, WaitInterrupted, stop_unready, wait_gone, wait_ready
 
 # Annotations only: aiodaemon.pep3143 imports this module into synchronous
 # programs, which should not pay for typing and pathlib.
@@ -123,6 +123,7 @@ def detach(
     on_failure: Callable[[LaunchResult], None],
     start_timeout: float | None = None,
     shutdown_timeout: float = 30.0,
+    pidfile: str | None = None,
 ) -> ReadinessPipe:
     """Double-fork into a daemon; only the daemon returns.
 
@@ -138,6 +139,7 @@ def detach(
         start_timeout: seconds the daemon has to become ready; then the launcher
             stops it (SIGTERM, SIGKILL after ``shutdown_timeout``) and fails.
         shutdown_timeout: the daemon's own, for that stop.
+        pidfile: the daemon's, named in how to stop it after a Ctrl-C.
 
     Returns:
         The daemon's end of the readiness pipe.
@@ -148,6 +150,7 @@ def detach(
         on_failure=on_failure,
         start_timeout=start_timeout,
         shutdown_timeout=shutdown_timeout,
+        pidfile=pidfile,
     )
     # Redirect first: the stdio files' own fds are among those closed next.
     redirect_stdio(stdout, stderr)
@@ -162,6 +165,7 @@ def fork_daemon(
     on_failure: Callable[[LaunchResult], None],
     start_timeout: float | None = None,
     shutdown_timeout: float = 30.0,
+    pidfile: str | None = None,
 ) -> ReadinessPipe:
     """Fork, ``setsid``, fork: only the daemon returns, holding its end of the readiness pipe.
 
@@ -181,7 +185,7 @@ def fork_daemon(
     first = os.fork()
     if first:
         os.close(write_fd)
-        _launcher(first, read_fd, on_ready, on_failure, start_timeout, shutdown_timeout)
+        _launcher(first, read_fd, on_ready, on_failure, (start_timeout, shutdown_timeout), pidfile)
     os.close(read_fd)
     # A new session: no controlling terminal, immune to the launcher's hangups.
     os.setsid()
@@ -201,9 +205,10 @@ def _launcher(
     read_fd: int,
     on_ready: Callable[[int], None],
     on_failure: Callable[[LaunchResult], None],
-    start_timeout: float | None,
-    shutdown_timeout: float,
+    timeouts: tuple[float | None, float],
+    pidfile: str | None,
 ) -> NoReturn:
+    start_timeout, shutdown_timeout = timeouts
     code = 1
     try:
         os.waitpid(child, 0)
@@ -218,9 +223,10 @@ def _launcher(
                 wait_gone(result.pid, timeout=2.0)
             on_failure(result)
             code = result.code
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         # The daemon is detached and goes on starting; only the wait was cut short.
-        print("aiodaemon: interrupted while waiting for the daemon to be ready", file=sys.stderr)
+        pid = exc.pid if isinstance(exc, WaitInterrupted) else None
+        print(f"aiodaemon: {_interrupted(pid, pidfile)}", file=sys.stderr)
         code = 130
     finally:
         sys.stdout.flush()
@@ -228,3 +234,14 @@ def _launcher(
         # The launcher owns nothing any more: atexit handlers and finalizers
         # (a listener's unlink, a pidfile's removal) belong to the daemon.
         os._exit(code)
+
+
+def _interrupted(pid: int | None, pidfile: str | None) -> str:
+    """What Ctrl-C on a waiting launcher did: not cancel the start, and how to stop it."""
+    daemon = "the daemon" if pid is None else f"the daemon (pid {pid})"
+    message = f"interrupted while waiting for the daemon to be ready; {daemon} goes on starting"
+    if pidfile is not None:
+        import shlex  # only on this rare path
+
+        return f"{message}; `aiodaemon stop --pidfile {shlex.quote(pidfile)}` stops it"
+    return message if pid is None else f"{message}; `kill {pid}` stops it"

@@ -173,6 +173,7 @@ def launch(
                 on_failure=on_failure,
                 start_timeout=options.start_timeout,
                 shutdown_timeout=options.shutdown_timeout,
+                pidfile=None if options.pidfile is None else str(options.pidfile),
             )
             # The stdio files are on fds 1 and 2 now; the detach closed the originals.
             acquired.stdout = acquired.stderr = None

@@ -20,6 +20,7 @@ import time
 __all__ = [
     "LaunchResult",
     "ReadinessPipe",
+    "WaitInterrupted",
     "hold_gc",
     "release_gc",
     "stop_unready",
@@ -148,8 +149,20 @@ class LaunchResult:
         )
 
 
+class WaitInterrupted(KeyboardInterrupt):
+    """Ctrl-C while the launcher waited; ``pid``: the daemon's, if it had announced it."""
+
+    def __init__(self, pid: int | None) -> None:
+        super().__init__()
+        self.pid = pid
+
+
 def wait_ready(fd: int, timeout: float | None = None) -> LaunchResult:
-    """Block until the daemon reports, its end of the pipe closes, or ``timeout`` passes."""
+    """Block until the daemon reports, its end of the pipe closes, or ``timeout`` passes.
+
+    Raises:
+        WaitInterrupted: on Ctrl-C (a KeyboardInterrupt), with the pid read so far.
+    """
     buffer = b""
     pid: int | None = None
     deadline = None if timeout is None else time.monotonic() + timeout
@@ -178,6 +191,8 @@ def wait_ready(fd: int, timeout: float | None = None) -> LaunchResult:
                     return LaunchResult(pid, False, code, message)
     except OSError:
         pass
+    except KeyboardInterrupt:
+        raise WaitInterrupted(pid) from None
     who = f"daemon (pid {pid})" if pid else "daemon"
     return LaunchResult(pid, False, 1, f"{who} exited before it was ready")
 

@@ -18,7 +18,15 @@ import pytest
 
 from aiodaemon._control_protocol import VERSION, decode, encode
 
-from .support import PYTHON, clean_env, kill_quietly, program, read_json_lines, wait_for
+from .support import (
+    PYTHON,
+    aiodaemon_cli,
+    clean_env,
+    kill_quietly,
+    program,
+    read_json_lines,
+    wait_for,
+)
 
 LOOPS = pytest.mark.parametrize("uvloop", [True, False], ids=["uvloop", "asyncio"])
 
@@ -164,3 +172,31 @@ def test_request_shutdown_in_a_startup_hook_ends_the_start_with_a_reason(
     assert start.records()[-1]["event"] == "exit"
     assert start.records()[-1]["status"] == status
     assert start.records()[-1]["reason"] == reason
+
+
+def test_ctrl_c_on_a_waiting_launcher_says_the_daemon_goes_on_and_how_to_stop_it(
+    tmp_path: Path,
+) -> None:
+    """SIGINT to the launcher before ready: exit 130, the daemon's pid and how to stop it."""
+    start = Start(tmp_path, "block", detach=True)
+    pid = start.wait_blocking()
+    os.kill(start.proc.pid, signal.SIGINT)
+    try:
+        out, err = start.proc.communicate(timeout=30)
+        assert start.proc.returncode == 128 + signal.SIGINT, err
+        assert out == ""
+        assert err.splitlines() == [
+            "aiodaemon: interrupted while waiting for the daemon to be ready; "
+            f"the daemon (pid {pid}) goes on starting; "
+            f"`aiodaemon stop --pidfile {start.pidfile}` stops it"
+        ]
+        # As said: it goes on starting, and the command given stops it.
+        start.let_hook_return()
+        wait_for(lambda: "main" in start.recorded(), 30, "main")
+        stop = aiodaemon_cli("stop", "--pidfile", start.pidfile)
+        assert stop.returncode == 0, stop.stderr
+        assert f"stopped (pid {pid})" in stop.stderr + stop.stdout
+        wait_for(lambda: start.events()[-1:] == ["exit"], 30, "the exit record")
+        assert start.records()[-1]["status"] == 0
+    finally:
+        kill_quietly(pid)
