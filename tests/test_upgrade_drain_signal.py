@@ -1,0 +1,63 @@
+"""An old daemon draining after an upgrade's hand-over takes one SIGTERM as joining its shutdown.
+
+systemd's default ``KillMode=control-group`` sends SIGTERM to every process of
+the unit on ``systemctl stop``, the old daemon still draining included: its
+requests in flight must still be answered (audit-race R8).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from .support import aiodaemon_cli, read_json_lines, wait_for, wait_gone
+
+
+@pytest.fixture
+def pidfile(tmp_path: Path) -> Iterator[Path]:
+    """The daemon's pidfile; whoever holds it is stopped at the end."""
+    path = tmp_path / "d.pid"
+    yield path
+    aiodaemon_cli("stop", "--pidfile", path, "--timeout", "5")
+
+
+def test_sigterm_to_the_draining_old_daemon_lets_its_request_finish(
+    tmp_path: Path, pidfile: Path
+) -> None:
+    """A request in flight on the old daemon, upgrade, SIGTERM to the old one: still answered."""
+    log, release = tmp_path / "d.jsonl", tmp_path / "release"
+    env = {"SLOW_RELEASE": str(release)}
+    started = aiodaemon_cli(
+        "start", "tests.programs.slow_answer:main", "--pidfile", pidfile,
+        "--listen", "http=127.0.0.1:0", "--log-file", log, "--shutdown-timeout", "30",
+        cwd=tmp_path, env=env,
+    )  # fmt: skip
+    assert started.returncode == 0, started.stderr
+    old = int(started.stdout)
+
+    def records(event: str, pid: int) -> list[dict[str, object]]:
+        lines = read_json_lines(log) if log.exists() else []
+        return [r for r in lines if r["event"] == event and r["pid"] == pid]
+
+    [starting] = wait_for(lambda: records("starting", old), what="the starting record")
+    sockets = starting["sockets"]
+    assert isinstance(sockets, dict)
+    port = int(str(sockets["http"]).rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as client:
+        client.sendall(b"slow\n")
+        upgrade = aiodaemon_cli("upgrade", "--pidfile", pidfile, cwd=tmp_path, env=env)
+        assert upgrade.returncode == 0, upgrade.stderr
+        assert int(upgrade.stdout) != old
+        wait_for(lambda: records("shutdown started", old), what="the old daemon's shutdown")
+        os.kill(old, signal.SIGTERM)
+        wait_for(lambda: records("already stopping", old), what="the SIGTERM joining it")
+        release.touch()
+        answer = client.makefile("rb").readline()
+    assert answer == b"done %d\n" % old
+    wait_gone(old)
+    assert records("exit", old)
