@@ -350,8 +350,9 @@ class Runtime:
         elif action is Action.FORCE_EXIT:
             # Two stop signals read by the loop at once: the plain handler was
             # armed too late for the second.
-            code = 128 + signum if signum else ExitCode.FAILURE
-            self.forced.exit(code, "second stop request during shutdown")
+            assert signum is not None  # only stop signals (TERMINATE) force
+            name = signal.Signals(signum).name
+            self.forced.exit(128 + signum, f"second stop signal during shutdown: {name}")
         elif action in (Action.BEGIN_RUNNING, Action.BEGIN_RUNNING_THEN_RELOAD):
             if self.options.ready == "startup":
                 self.report_ready()
