@@ -194,7 +194,7 @@ def launch(
                 split_init(forward=hooks.signals)
         acquired.stack.enter_context(pipe)
         enter_workdir(options.workdir if options.chroot is None else "/", options.umask)
-        return become_daemon(
+        code = become_daemon(
             hooks,
             main,
             options,
@@ -204,6 +204,15 @@ def launch(
             container=as_init,
             launch_directory=launch_directory,
         )
+    return end_daemon(code)
+
+
+def end_daemon(code: int) -> int:
+    """The daemon's last step, bounded by its shutdown budget (see ``_shutdown``)."""
+    # Loaded with the run phase, before any chroot or privilege drop.
+    from ._shutdown import end_process
+
+    return end_process(code)
 
 
 def _getcwd() -> str | None:

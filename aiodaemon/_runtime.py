@@ -45,7 +45,13 @@ from ._reloads import ReloadResult, ReloadTracker
 from ._serving import Serving
 from ._shutdown import LIFECYCLE_TASK, Shutdown
 from ._signal_mask import ignoring_late_signals, loop_takes_over, release_signals, unhandled
-from ._startup import request_shutdown_by_program, run_main, run_startup, start_services
+from ._startup import (
+    StartDeadline,
+    request_shutdown_by_program,
+    run_main,
+    run_startup,
+    start_services,
+)
 from ._state import HANDLED_SIGNALS, Action, Event, Lifecycle, State, event_for_signal
 from ._user_exit import EXIT_REQUESTS, note_exit_request, on_loop_exception
 from .exceptions import ExitCode, StartupError
@@ -174,8 +180,6 @@ class Runtime:
         self.started_at = time.time()
         self._state_listeners: list[Callable[[State, State], None]] = []
         self._ready = False
-        #: the loop's time when the run began (a successor's start_timeout counts from it).
-        self._live_since = 0.0
         self._context: Context | None = None
         self._stop_requested: asyncio.Event | None = None
         self._stopping: asyncio.Event | None = None
@@ -269,7 +273,6 @@ class Runtime:
     async def live(self) -> None:
         """Start, run until a stop is requested, then run the shutdown sequence."""
         loop = asyncio.get_running_loop()
-        self._live_since = loop.time()
         self._stop_requested = asyncio.Event()
         self._stopping = asyncio.Event()
         listeners: Mapping[str, socket.socket] = self.parts.listeners or {}
@@ -298,13 +301,8 @@ class Runtime:
             sockets={name: sockname(s) for name, s in (self.parts.listeners or {}).items()},
             options=self.options.summary(),
         )
-        if self.parts.foreground:
-            # Detached, the launcher enforces start_timeout (it outlives a hung loop).
-            loop.call_later(self.options.start_timeout, self._start_timed_out)
-        elif (takeover := getattr(self.parts.pipe, "on_takeover", None)) is not None:
-            # An upgrade's successor: its old daemon enforces the timeout, but
-            # one that vanished leaves us to do it (see _takeover).
-            takeover.append(self._time_start_alone)
+        # Detached, the launcher enforces start_timeout (it outlives a hung loop).
+        StartDeadline(self).start()
         notifier = self.parts.notifier
         if notifier is not None and notifier.watchdog_interval:
             from ._systemd import run_watchdog
@@ -398,20 +396,6 @@ class Runtime:
             self.parts.notifier.ready()
         _log.info("ready", pid=os.getpid())
 
-    async def _time_start_alone(self) -> None:
-        # Counted from the run's start, as the old daemon counted from the spawn.
-        loop = asyncio.get_running_loop()
-        left = self.options.start_timeout - (loop.time() - self._live_since)
-        loop.call_later(max(0.0, left), self._start_timed_out)
-
-    def _start_timed_out(self) -> None:
-        if self._ready or self.lifecycle.state in (State.STOPPING, State.STOPPED):
-            return
-        message = f"not ready after {self.options.start_timeout:g} s"
-        _log.error(message, start_timeout=self.options.start_timeout)
-        self.outcome.fail(message)
-        self.dispatch(Event.SHUTDOWN)
-
     def set_status(self, text: str) -> None:
         """Publish a one-line status to systemd and the log."""
         if self.parts.notifier is not None:
@@ -454,6 +438,7 @@ class Runtime:
             if self.outcome.exception is not None:
                 traceback.print_exception(self.outcome.exception, file=sys.stderr)
             print(f"aiodaemon: {failure}", file=sys.stderr, flush=True)
+        self.shutdown.wait_threads()
         # Draining the log queue (when the caller's stack closes) is the last
         # step of the shutdown budget.
         left = self.options.shutdown_timeout

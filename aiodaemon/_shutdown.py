@@ -18,19 +18,38 @@ Steps 3-7 share one budget, ``shutdown_timeout``, counted from the end of
 step 2; past it the stuck tasks are logged with their await chain and the
 daemon exits with status 4. A backstop thread does the same if sync code
 blocks the loop. A second stop signal exits at once (:mod:`._forced`).
+
+The process's own end stays within the same budget (plus a second's grace
+for the last log drain and ``atexit`` functions), whatever the program left:
+
+8. ``wait_threads`` — after the ``exit`` record, the program's non-daemon
+   threads (a ``threading.Thread``, a ``ThreadPoolExecutor`` of its own),
+   which the interpreter would join for ever, get what is left of the
+   budget; the ones still running then are logged with their stack;
+9. ``end_process`` — once everything acquired is released: if threads were
+   left, the ``atexit`` functions run and the process leaves at once with
+   status 4; else the interpreter exits as usual, and a backstop thread
+   ends it with status 4 if its exit (an ``atexit`` function, a thread
+   started meanwhile) outlasts the budget.
 """
 
 from __future__ import annotations
 
 import asyncio
+import atexit
+import contextlib
 import functools
+import os
+import sys
 import threading
 import time
+import traceback
 from collections.abc import Callable, Coroutine, Iterable
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import structlog
 
+from ._forced import say_nowait
 from ._hooks import HookError, Lifespan, call_async, entry_name, in_own_context
 from ._loop import await_chain
 from ._state import Event
@@ -41,7 +60,7 @@ if TYPE_CHECKING:
     from ._runtime import Runtime
     from ._services import Service
 
-__all__ = ["LIFECYCLE_TASK", "Shutdown"]
+__all__ = ["LIFECYCLE_TASK", "Shutdown", "end_process"]
 
 _log = structlog.get_logger("aiodaemon")
 
@@ -50,6 +69,8 @@ LIFECYCLE_TASK = "aiodaemon-lifecycle"
 _STOP_TASK = "aiodaemon-stop"
 #: Seconds a cancelled reload's waiters get to send their answer.
 _ANSWER_TIMEOUT = 1.0
+#: Seconds past the budget's end for the process's last steps (log drain, atexit).
+_EXIT_GRACE = 1.0
 
 
 class Shutdown:
@@ -169,6 +190,38 @@ class Shutdown:
             " (event loop blocked)",
         )
 
+    def wait_threads(self) -> None:
+        """Step 8: give the program's own threads what is left of the budget.
+
+        The interpreter joins every non-daemon thread before it exits, for as
+        long as they run. They are first told to end the way the interpreter
+        would (its thread exit functions: executors stop once their queue is
+        done), then joined until the budget's end; the ones still running are
+        logged, and :func:`end_process` does not wait for them.
+        """
+        timeout = self.runtime.options.shutdown_timeout
+        # No deadline: no shutdown sequence ran (the loop could not be created).
+        deadline = self.deadline if self.deadline is not None else time.monotonic() + timeout
+        _END.deadline, _END.timeout = deadline, timeout
+        threads = _program_threads()
+        if not threads:
+            return
+        _end_executors()
+        for thread in threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        stuck = [t for t in threads if t.is_alive()]
+        if not stuck:
+            return
+        frames = sys._current_frames()
+        for thread in stuck:
+            frame = frames.get(thread.ident) if thread.ident is not None else None
+            stack = "".join(traceback.format_stack(frame)).rstrip() if frame else ""
+            _log.error("thread still running at exit", thread=thread.name, stack=stack)
+        names = ", ".join(t.name for t in stuck)
+        reason = f"shutdown took longer than {timeout}s; threads still running: {names}"
+        _log.critical("forced exit", reason=reason, status=ExitCode.SHUTDOWN_TIMEOUT)
+        _END.forced = reason
+
     def exit_now(self, code: int, reason: str) -> NoReturn:
         """Leave after a timeout: log why, drain the log briefly, do the minimum, exit.
 
@@ -190,6 +243,101 @@ class Shutdown:
         if rt.parts.control is not None:
             rt.parts.control.close()
         rt.forced.exit(rt.outcome.code, reason)
+
+
+class _ProcessEnd:
+    """What the run leaves for the process's last step (:func:`end_process`)."""
+
+    __slots__ = ("deadline", "forced", "timeout")
+
+    def __init__(self) -> None:
+        #: the ``time.monotonic()`` end of the budget, None until the run ended.
+        self.deadline: float | None = None
+        self.timeout = 0.0
+        #: why the process leaves at once (threads still running), if it must.
+        self.forced: str | None = None
+
+
+# A process is one daemon: one end.
+_END = _ProcessEnd()
+
+
+def end_process(code: int) -> int:
+    """Step 9, once everything the daemon acquired is released: end within the budget.
+
+    Returns ``code`` for the interpreter's usual exit, with a backstop thread
+    that ends it (status 4) if that exit outlasts the budget: the interpreter
+    joins the threads started since step 8, then runs the ``atexit`` functions
+    (multiprocessing's joins its children). When step 8 left threads running,
+    it does not return: the ``atexit`` functions run here (bounded the same
+    way) and the process leaves at once with status 4, as the interpreter
+    would wait for those threads for ever.
+    """
+    end = _END
+    if end.deadline is None:
+        # The run phase never began: nothing of the program's ran.
+        return code
+    backstop = threading.Timer(
+        max(end.deadline - time.monotonic(), 0.0) + _EXIT_GRACE, _exit_overdue
+    )
+    backstop.name = "aiodaemon-exit-backstop"
+    backstop.daemon = True
+    backstop.start()
+    if end.forced is None:
+        return code
+    status = ExitCode.SHUTDOWN_TIMEOUT
+    _flush_stdio()
+    say_nowait(f"aiodaemon: forced exit ({end.forced}), status {status}\n")
+    atexit._run_exitfuncs()
+    _flush_stdio()
+    os._exit(status)
+
+
+def _exit_overdue() -> None:
+    # On the backstop thread, while the main thread is stuck in the interpreter's exit.
+    names = ", ".join(t.name for t in _program_threads())
+    what = f"threads still running: {names}" if names else "atexit functions still running"
+    status = ExitCode.SHUTDOWN_TIMEOUT
+    with contextlib.suppress(BaseException):
+        say_nowait(
+            f"aiodaemon: forced exit (shutdown took longer than {_END.timeout}s; {what}),"
+            f" status {status}\n"
+        )
+    os._exit(status)
+
+
+def _program_threads() -> list[threading.Thread]:
+    """The threads the interpreter would join before it exits (non-daemon ones)."""
+    me, main = threading.current_thread(), threading.main_thread()
+    return [t for t in threading.enumerate() if not t.daemon and t is not me and t is not main]
+
+
+def _end_executors() -> None:
+    # What the interpreter runs just before it joins the threads: there
+    # concurrent.futures tells the executors never shut down to finish their
+    # queue and stop. It then joins their workers without a timeout, so on a
+    # thread of its own; a second run at the interpreter's exit finds them done.
+    calls = list(getattr(threading, "_threading_atexits", ()))
+    if calls:
+        threading.Thread(
+            target=_call_each, args=(calls[::-1],), name="aiodaemon-end-executors", daemon=True
+        ).start()
+
+
+def _call_each(calls: list[Callable[[], object]]) -> None:
+    for call in calls:
+        try:
+            call()
+        except Exception:
+            _log.exception("thread exit function failed", function=repr(call))
+
+
+def _flush_stdio() -> None:
+    # os._exit skips the interpreter's flush of sys.stdout and sys.stderr.
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            if stream is not None:
+                stream.flush()
 
 
 async def cancel_all(tasks: Iterable[asyncio.Task[Any]]) -> None:

@@ -2,7 +2,8 @@
 
 The runtime runs these on its loop; each ends by feeding the outcome to the
 state machine (``STARTED``, ``STARTUP_FAILED``, or ``SHUTDOWN`` once ``main``
-is over), which decides what follows.
+is over), which decides what follows. :class:`StartDeadline` enforces
+``start_timeout`` where no launcher does.
 """
 
 from __future__ import annotations
@@ -10,6 +11,9 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import functools
+import os
+import select
+import threading
 from typing import TYPE_CHECKING
 
 import structlog
@@ -18,13 +22,23 @@ from ._builtin import builtin_factories
 from ._hooks import Lifespan, call_async, describe, entry_name, in_own_context
 from ._state import Event, State
 from ._user_exit import EXIT_REQUESTS, note_shutdown_request
+from .exceptions import ExitCode
 
 if TYPE_CHECKING:
     from ._runtime import Runtime
 
-__all__ = ["request_shutdown_by_program", "run_main", "run_startup", "start_services"]
+__all__ = [
+    "StartDeadline",
+    "request_shutdown_by_program",
+    "run_main",
+    "run_startup",
+    "start_services",
+]
 
 _log = structlog.get_logger("aiodaemon")
+
+#: How often a successor's start backstop looks whether its old daemon is gone.
+_PREDECESSOR_POLL_MS = 500
 
 #: Loop turns a stop that came while the last startup hook blocked the loop gets
 #: before "ready": a signal needs two (wake-up fd, handler), ``aiodaemon stop``
@@ -142,3 +156,96 @@ async def run_main(rt: Runtime) -> None:
         if not rt.ready:
             rt.outcome.fail("main returned before reporting ready")
         rt.dispatch(Event.SHUTDOWN)
+
+
+class StartDeadline:
+    """``start_timeout`` where no launcher enforces it: on the loop, and on a thread.
+
+    Detached, the launcher enforces it (it outlives a hung loop). In the
+    foreground, and for an upgrade's successor whose old daemon vanished, the
+    daemon does: a loop timer begins the shutdown at ``start_timeout`` ("not
+    ready after S s"), and, as the shutdown has, a backstop thread ends the
+    process at ``start_timeout + shutdown_timeout`` if the loop never got
+    there (sync code in a startup hook blocks it): the forced exit, status 1.
+    Once the shutdown has begun, its own deadline and backstop take over.
+    A successor's backstop waits while its old daemon lives: that one
+    enforces the upgrade's timeout (it kills us).
+    """
+
+    __slots__ = ("_over", "_rt", "_since")
+
+    def __init__(self, rt: Runtime) -> None:
+        self._rt = rt
+        #: the loop's time when the run began: the successor's count starts there.
+        self._since = asyncio.get_running_loop().time()
+        #: set once ready or stopping: the backstop has nothing left to do.
+        self._over = threading.Event()
+
+    def start(self) -> None:
+        """Arm what applies to this daemon (see the class docstring)."""
+        parts = self._rt.parts
+        handoff = getattr(parts.pipe, "handoff", None)
+        if parts.foreground:
+            self._arm()
+        elif (takeover := getattr(parts.pipe, "on_takeover", None)) is not None:
+            # An upgrade's successor: its old daemon enforces the timeout, but
+            # one that vanished leaves us to do it (see _takeover).
+            takeover.append(self._arm_alone)
+        if parts.foreground or handoff is not None:
+            pidfd = None if handoff is None else handoff.parent_pidfd
+            # Our own copy: the loop closes the handoff's once the old daemon is gone.
+            watch = None if pidfd is None else os.dup(pidfd)
+            self._rt.add_state_listener(self._on_state)
+            threading.Thread(
+                target=self._backstop, args=(watch,), name="aiodaemon-start-backstop", daemon=True
+            ).start()
+
+    def _arm(self) -> None:
+        loop = asyncio.get_running_loop()
+        left = self._rt.options.start_timeout - (loop.time() - self._since)
+        loop.call_later(max(0.0, left), self._timed_out)
+
+    async def _arm_alone(self) -> None:
+        # Counted from the run's start, as the old daemon counted from the spawn.
+        self._arm()
+
+    @property
+    def _message(self) -> str:
+        return f"not ready after {self._rt.options.start_timeout:g} s"
+
+    def _done(self) -> bool:
+        rt = self._rt
+        return rt.ready or rt.state in (State.STOPPING, State.STOPPED)
+
+    def _on_state(self, old: State, new: State) -> None:
+        if self._done():
+            self._over.set()
+
+    def _timed_out(self) -> None:
+        rt = self._rt
+        if self._done():
+            return
+        _log.error(self._message, start_timeout=rt.options.start_timeout)
+        rt.outcome.fail(self._message)
+        rt.dispatch(Event.SHUTDOWN)
+
+    def _backstop(self, predecessor: int | None) -> None:
+        # On its own thread: the loop may be blocked for good.
+        rt = self._rt
+        try:
+            if self._over.wait(rt.options.start_timeout + rt.options.shutdown_timeout):
+                return
+            if predecessor is not None:
+                poller = select.poll()
+                poller.register(predecessor, select.POLLIN)
+                while not poller.poll(_PREDECESSOR_POLL_MS):
+                    if self._over.is_set():
+                        return
+        finally:
+            if predecessor is not None:
+                os.close(predecessor)
+        if self._done():
+            return
+        _log.error(self._message, start_timeout=rt.options.start_timeout, loop="blocked")
+        rt.outcome.fail(self._message)
+        rt.shutdown.exit_now(ExitCode.FAILURE, f"{self._message}, event loop blocked")

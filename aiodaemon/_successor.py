@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from ._config import Options, parse_options
-from ._launch import become_daemon, check_main, close_main
+from ._launch import become_daemon, check_main, close_main, end_daemon
 from ._messages import say
 from .exceptions import ConfigError, DaemonError, StartupError
 
@@ -54,7 +54,7 @@ def succeed(
     with acquired:
         acquired.stack.enter_context(pipe)
         enter_workdir(options.workdir, options.umask)
-        return become_daemon(
+        code = become_daemon(
             hooks,
             main,
             options,
@@ -64,6 +64,7 @@ def succeed(
             handoff=handoff,
             launch_directory=launch_directory,
         )
+    return end_daemon(code)
 
 
 def _successor_options(raw: Mapping[str, Any]) -> Options:

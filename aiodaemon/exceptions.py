@@ -27,7 +27,8 @@ class ExitCode(enum.IntEnum):
     USAGE = 2
     #: the pidfile is locked by a live daemon.
     ALREADY_RUNNING = 3
-    #: the shutdown sequence did not finish within ``shutdown_timeout``.
+    #: the shutdown sequence did not finish within ``shutdown_timeout``, or the
+    #: threads or ``atexit`` functions the program left outlasted it.
     SHUTDOWN_TIMEOUT = 4
 
 

@@ -1,0 +1,70 @@
+"""A daemon that leaves something running at its end; argv[3] says what.
+
+argv: options (JSON), record, kind. Kinds:
+
+- ``thread``: a shutdown hook starts a non-daemon ``threading.Thread``
+  (named ``leftover-sleeper``) that sleeps an hour, and one
+  (``short-sleeper``) that ends after 0.3 s; ``main`` ran one short call in
+  a ``ThreadPoolExecutor`` of its own, left idle (the interpreter stops such
+  workers at once);
+- ``pool``: ``main`` runs an hour-long call in a ``ThreadPoolExecutor`` of
+  its own (threads ``own-pool_N``), never shut down;
+- ``atexit``: an ``atexit`` function sleeps an hour;
+- ``mp-child``: a startup hook starts a multiprocessing child (fork) that
+  ignores SIGTERM, so multiprocessing's own ``atexit`` joins it for ever.
+
+The program records ``main running`` (and ``child PID`` for ``mp-child``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import multiprocessing
+import signal
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import aiodaemon
+from tests.programs.recorder import record, run
+
+KIND = sys.argv[3] if len(sys.argv) > 3 else "thread"
+_POOL = ThreadPoolExecutor(max_workers=1, thread_name_prefix="own-pool")
+
+
+def _stubborn_child() -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    time.sleep(3600)
+
+
+@aiodaemon.on_startup
+async def begin() -> None:
+    if KIND == "atexit":
+        atexit.register(time.sleep, 3600)
+    elif KIND == "mp-child":
+        child = multiprocessing.get_context("fork").Process(target=_stubborn_child, daemon=True)
+        child.start()
+        record(f"child {child.pid}")
+
+
+@aiodaemon.on_shutdown
+async def leave_a_thread() -> None:
+    if KIND == "thread":
+        threading.Thread(target=time.sleep, args=(3600,), name="leftover-sleeper").start()
+        threading.Thread(target=time.sleep, args=(0.3,), name="short-sleeper").start()
+
+
+async def main(ctx: aiodaemon.Context) -> None:
+    loop = asyncio.get_running_loop()
+    if KIND == "thread":
+        await loop.run_in_executor(_POOL, time.sleep, 0.01)
+    elif KIND == "pool":
+        loop.run_in_executor(_POOL, time.sleep, 3600)
+    record("main running")
+    await ctx.wait_stopping()
+
+
+if __name__ == "__main__":
+    run(main)

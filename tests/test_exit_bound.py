@@ -1,0 +1,219 @@
+"""The daemon's end stays within its shutdown budget whatever the program left running.
+
+A non-daemon thread (a plain ``threading.Thread``, a ``ThreadPoolExecutor`` of
+the program's) would be joined by the interpreter for ever, an ``atexit``
+function (multiprocessing's joins its children) may never return: the
+process still ends, status 4, saying why. Real daemons, real signals.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .support import (
+    PYTHON,
+    aiodaemon_cli,
+    clean_env,
+    has_line,
+    kill_quietly,
+    program,
+    read_json_lines,
+    read_pid,
+    wait_for,
+    wait_gone,
+)
+
+#: How long a test waits for an exit that should come after about 1-2 s (the
+#: 1 s budget, the drain, a second's grace): generous for a loaded machine,
+#: far below the hour the program's leftovers would keep it alive.
+EXIT_BOUND = 30.0
+
+
+class Leftovers:
+    """``tests/programs/exit_leftovers.py KIND`` with a pidfile and a log file in ``tmp_path``."""
+
+    def __init__(self, tmp_path: Path, kind: str, **options: Any) -> None:
+        self.record, self.log = tmp_path / "record.txt", tmp_path / "log.jsonl"
+        self.pidfile = tmp_path / "d.pid"
+        self.record.touch()
+        self.options = {
+            "detach": False,
+            "pidfile": str(self.pidfile),
+            "log_file": str(self.log),
+            "shutdown_timeout": 1,
+            **options,
+        }
+        self.argv = [PYTHON, str(program("exit_leftovers")), json.dumps(self.options)]
+        self.argv += [str(self.record), kind]
+
+    def start(self) -> subprocess.Popen[str]:
+        """Start it; the process is the daemon (foreground) or its launcher (detached)."""
+        return subprocess.Popen(
+            self.argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=clean_env(),
+            cwd=self.pidfile.parent,
+        )
+
+    def wait_main(self) -> None:
+        wait_for(lambda: has_line(self.record, "main running"), 30, "main running")
+
+    def records(self, event: str) -> list[dict[str, object]]:
+        return [r for r in read_json_lines(self.log) if r["event"] == event]
+
+
+@pytest.fixture
+def procs() -> Iterator[list[subprocess.Popen[str]]]:
+    """Processes a test started: killed and reaped if it leaves any."""
+    started: list[subprocess.Popen[str]] = []
+    yield started
+    for proc in started:
+        kill_quietly(proc.pid)
+        proc.communicate()
+
+
+def _stop_foreground(
+    d: Leftovers, procs: list[subprocess.Popen[str]]
+) -> tuple[int, str, list[str]]:
+    """Start in the foreground, SIGTERM once main runs; the status, stderr and the log's events."""
+    proc = d.start()
+    procs.append(proc)
+    d.wait_main()
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=EXIT_BOUND)
+    return proc.returncode, err, [str(r["event"]) for r in read_json_lines(d.log)]
+
+
+def test_a_thread_left_by_a_shutdown_hook_cannot_keep_the_daemon_alive(
+    tmp_path: Path, procs: list[subprocess.Popen[str]]
+) -> None:
+    """An hour-long non-daemon thread: exit 4 within the budget, the thread named, pidfile gone.
+
+    The threads that end in time (a short one, an idle executor of the
+    program's) are waited for and not named.
+    """
+    d = Leftovers(tmp_path, "thread", shutdown_timeout=2)
+    status, err, events = _stop_foreground(d, procs)
+    assert status == 4, err
+    assert (
+        "aiodaemon: forced exit (shutdown took longer than 2.0s; "
+        "threads still running: leftover-sleeper), status 4"
+    ) in err
+    [stuck] = d.records("thread still running at exit")
+    assert stuck["thread"] == "leftover-sleeper"
+    assert "threading.py" in str(stuck["stack"])
+    assert events[-3:] == ["exit", "thread still running at exit", "forced exit"]
+    assert d.records("forced exit")[0]["status"] == 4
+    assert not d.pidfile.exists()
+    assert not (tmp_path / "d.pid.ctl").exists()
+
+
+def test_an_executor_of_the_program_cannot_keep_the_daemon_alive(
+    tmp_path: Path, procs: list[subprocess.Popen[str]]
+) -> None:
+    """main's hour-long call in its own ThreadPoolExecutor: exit 4 in the budget, worker named."""
+    d = Leftovers(tmp_path, "pool")
+    status, err, _ = _stop_foreground(d, procs)
+    assert status == 4, err
+    assert "threads still running: own-pool_0), status 4" in err
+    assert [r["thread"] for r in d.records("thread still running at exit")] == ["own-pool_0"]
+    assert not d.pidfile.exists()
+
+
+def test_an_atexit_function_that_never_returns_cannot_keep_the_daemon_alive(
+    tmp_path: Path, procs: list[subprocess.Popen[str]]
+) -> None:
+    """An hour-long atexit function: the process still ends, status 4, one line on stderr."""
+    d = Leftovers(tmp_path, "atexit")
+    status, err, events = _stop_foreground(d, procs)
+    assert status == 4, err
+    assert (
+        "aiodaemon: forced exit (shutdown took longer than 1.0s; "
+        "atexit functions still running), status 4"
+    ) in err
+    assert events[-1] == "exit"
+    assert not d.pidfile.exists()
+
+
+def test_a_multiprocessing_child_that_ignores_sigterm_cannot_keep_the_daemon_alive(
+    tmp_path: Path, procs: list[subprocess.Popen[str]]
+) -> None:
+    """multiprocessing's atexit joins a child that ignores its SIGTERM: bounded, status 4."""
+    d = Leftovers(tmp_path, "mp-child")
+    child = 0
+    try:
+        proc = d.start()
+        procs.append(proc)
+        d.wait_main()
+        [line] = [x for x in d.record.read_text().splitlines() if x.startswith("child ")]
+        child = int(line.split()[1])
+        proc.send_signal(signal.SIGTERM)
+        # Not communicate(): the child holds the daemon's stderr open.
+        proc.wait(timeout=EXIT_BOUND)
+    finally:
+        if child:
+            kill_quietly(child)
+    _, err = proc.communicate(timeout=EXIT_BOUND)
+    assert proc.returncode == 4, err
+    assert "atexit functions still running), status 4" in err
+    assert not d.pidfile.exists()
+
+
+def test_a_detached_daemon_with_a_thread_left_is_stopped_without_sigkill(
+    tmp_path: Path, procs: list[subprocess.Popen[str]]
+) -> None:
+    """`aiodaemon stop` of a detached daemon leaving a thread: it exits by itself, no SIGKILL."""
+    d = Leftovers(tmp_path, "thread", detach=True)
+    launcher = d.start()
+    procs.append(launcher)
+    _, err = launcher.communicate(timeout=60)
+    assert launcher.returncode == 0, err
+    pid = read_pid(d.pidfile)
+    d.wait_main()
+    try:
+        # Without the bound, stop waits its whole --timeout, then sends SIGKILL and says so.
+        result = aiodaemon_cli("stop", "--pidfile", d.pidfile, "--timeout", "20", timeout=60)
+        assert result.returncode == 0, result.stderr
+        assert "SIGKILL" not in result.stderr
+        wait_gone(pid, EXIT_BOUND)
+    finally:
+        kill_quietly(pid)
+    assert [r["thread"] for r in d.records("thread still running at exit")] == ["leftover-sleeper"]
+    assert not d.pidfile.exists()
+
+
+def test_an_upgraded_daemon_leaving_a_thread_still_exits(
+    tmp_path: Path, procs: list[subprocess.Popen[str]]
+) -> None:
+    """After an upgrade's hand-over, the old daemon's leftover thread cannot keep it alive."""
+    d = Leftovers(tmp_path, "thread", detach=True)
+    launcher = d.start()
+    procs.append(launcher)
+    _, err = launcher.communicate(timeout=60)
+    assert launcher.returncode == 0, err
+    old = read_pid(d.pidfile)
+    new = 0
+    try:
+        result = aiodaemon_cli("upgrade", "--pidfile", d.pidfile, "--timeout", "60", timeout=90)
+        assert result.returncode == 0, result.stderr
+        new = int(result.stdout.split()[0])
+        wait_gone(old, EXIT_BOUND)
+        stuck = d.records("thread still running at exit")
+        assert [(r["pid"], r["thread"]) for r in stuck] == [(old, "leftover-sleeper")]
+        stopped = aiodaemon_cli("stop", "--pidfile", d.pidfile, "--timeout", "20", timeout=60)
+        assert stopped.returncode == 0, stopped.stderr
+        wait_gone(new, EXIT_BOUND)
+    finally:
+        for pid in (old, new):
+            if pid:
+                kill_quietly(pid)
