@@ -129,7 +129,8 @@ def request_shutdown_by_program(rt: Runtime, exit_code: int = 0) -> None:
     reason for the launcher (see :func:`._user_exit.note_shutdown_request`).
     """
     if rt.state not in (State.STOPPING, State.STOPPED):
-        hook = _startup_hook.get()
+        # A task a startup hook started keeps the name after ready: not the hook then.
+        hook = _startup_hook.get() if rt.state is State.STARTING else None
         by = None if hook is None else f"startup hook {hook}"
         note_shutdown_request(rt.outcome, rt.ready, exit_code, by)
     rt.request_shutdown(exit_code)
