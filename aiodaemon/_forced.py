@@ -6,16 +6,16 @@ It asks the state machine what each stop signal means (a pure, lock-free
 call): the second stop signal the daemon receives forces the exit; the first,
 when the shutdown was begun otherwise (``main`` returned, ``aiodaemon stop``,
 an upgrade's hand-over), joins it and is handed to the loop to be logged
-(``call_soon_threadsafe``: a deque append and a one-byte write). And since it
-interrupts the main
-thread between any two bytecodes, possibly inside a lock, it only records
-and leaves (gunicorn's ``Arbiter.signal`` and trio's ``_signals.py`` are the
-models): no logging, no locks, no thread joins. It makes one non-blocking
-attempt at the minimum a person or a supervisor relies on — release the
-launcher with the status, remove the socket files we own (the steps
-:mod:`._builtin` registers) and the pidfile, one line on stderr if stderr
-can take it at once — then ``os._exit``. Records still queued for the log
-are lost: the person who asked twice asked for that.
+(``call_soon_threadsafe``: a deque append and a one-byte write). Since it
+interrupts the main thread between any two bytecodes, possibly inside a
+lock, it only records and leaves (gunicorn's ``Arbiter.signal`` and trio's
+``_signals.py`` are the models): no logging, no locks, no thread joins.
+Forcing the exit, it makes one non-blocking attempt at the minimum a person
+or a supervisor relies on — release the launcher with the status, remove the
+socket files we own (the steps :mod:`._builtin` registers) and the pidfile,
+one line on stderr if stderr can take it at once — then ``os._exit``.
+Records still queued for the log are lost: the person who asked twice asked
+for that.
 """
 
 from __future__ import annotations
