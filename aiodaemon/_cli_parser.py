@@ -116,8 +116,9 @@ new code read from disk) that inherits the listening sockets and the locked
 pidfile, waits until it is ready, then lets the old one drain and exit: no
 request is refused. Prints the new pid (exit 0); if the new process fails or is
 not ready within --timeout seconds it is killed, the old one keeps serving and
-the error is printed (exit 1). A control socket that answers "busy" is asked
-again within --timeout. Exit 7 when the daemon is not running.
+the error is printed (exit 1). A control socket that answers "busy", or a
+daemon still starting or reloading, is asked again within --timeout. Exit 7
+when the daemon is not running.
 """,
     "status": """\
 examples:

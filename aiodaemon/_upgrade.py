@@ -74,7 +74,15 @@ class UpgradeError(DaemonError):
 
 
 class UpgradeRefused(UpgradeError):
-    """The upgrade was not started (one already runs, PID 1, a chroot, not running)."""
+    """The upgrade was not started (one already runs, PID 1, a chroot, not running).
+
+    ``transient``: refused only for now (the daemon is starting or reloading),
+    so that ``aiodaemon upgrade`` asks again within its timeout.
+    """
+
+    def __init__(self, message: str, *, transient: bool = False) -> None:
+        super().__init__(message)
+        self.transient = transient
 
 
 class UpgradeTarget:
@@ -235,6 +243,9 @@ class Upgrader:
                 "cannot upgrade a chrooted daemon: its program is outside the chroot; use restart"
             )
         state = self.target.state()
+        if state in ("starting", "reloading"):
+            # Over in a moment, unlike a stop: the command waits for it.
+            raise UpgradeRefused(f"cannot upgrade while {state}", transient=True)
         if state != "running":
             raise UpgradeRefused(f"cannot upgrade while {state}; try again when running")
 

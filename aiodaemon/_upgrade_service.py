@@ -58,6 +58,11 @@ def upgrade_command(
         try:
             pid = await perform(min(float(within), MAX_WAIT))
         except UpgradeRefused as exc:
+            if exc.transient:
+                # The command asks again until its timeout: a record per try
+                # would flood the log (the command tells its user it waits).
+                _log.debug("upgrade deferred", reason=str(exc))
+                return failure(str(exc), refused=True, transient=True)
             _log.warning("upgrade refused", reason=str(exc))
             return failure(str(exc), refused=True)
         except UpgradeError as exc:

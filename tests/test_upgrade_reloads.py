@@ -8,6 +8,8 @@ from collections.abc import Iterator
 
 import pytest
 
+import aiodaemon
+
 from .control_support import ControlApp, Watched, open_control_app
 from .support import wait_for
 
@@ -132,4 +134,60 @@ def test_sighup_to_the_old_daemon_while_it_drains_reloads_the_successor(
     app.steer("shutdown-release")
     [exited] = wait_for(lambda: app.records("exit"), 30, "the old daemon's exit")
     assert (exited["pid"], exited["status"]) == (upgrading.old, 0)
+    assert app.cli("stop", "--pidfile", app.pidfile).returncode == 0
+
+
+def test_an_upgrade_during_a_reload_waits_for_it(control_app: ControlApp) -> None:
+    """upgrade is told a reload runs, asks again, and starts the new process once it ended."""
+    app = control_app
+    old = app.start()
+    app.steer("reload", "wait")
+    reload = app.watch("reload", "--pidfile", app.pidfile, "--timeout", "60")
+    upgrade: Watched | None = None
+    try:
+        wait_for(lambda: app.records("reload started"), 30, "the reload to begin")
+        upgrade = app.watch("upgrade", "--pidfile", app.pidfile, "--timeout", "60")
+        waiting = (
+            f"aiodaemon: cannot upgrade while reloading (pid {old}); trying again for up to 60 s"
+        )
+        wait_for(lambda: upgrade is not None and upgrade.said(waiting), 30, "upgrade told to wait")
+        assert app.records("upgrade started") == []  # nothing spawned while the hooks run
+        app.steer("reload-release")
+        assert reload.finish()[0] == 0
+        code, out, lines = upgrade.finish()
+    finally:
+        reload.kill()
+        if upgrade is not None:
+            upgrade.kill()
+    assert (code, lines) == (0, [waiting]), lines
+    new = int(out)
+    assert new != old
+    assert app.cli("status", "--pidfile", app.pidfile).returncode == 0
+    [started] = app.records("upgrade started")
+    assert (started["pid"], started["successor"]) == (old, new)
+    assert app.reload_runs() == ["wait"]  # the reload ran once, in the old daemon, to its end
+    assert app.cli("stop", "--pidfile", app.pidfile).returncode == 0
+
+
+def test_an_upgrade_that_outwaits_its_timeout_starts_nothing(control_app: ControlApp) -> None:
+    """A reload longer than upgrade's --timeout: exit 1, nothing started, the daemon serves on."""
+    app = control_app
+    old = app.start()
+    app.steer("reload", "wait")
+    reload = app.watch("reload", "--pidfile", app.pidfile, "--timeout", "60")
+    try:
+        wait_for(lambda: app.records("reload started"), 30, "the reload to begin")
+        result = app.cli("upgrade", "--pidfile", app.pidfile, "--timeout", "1")
+        app.steer("reload-release")
+        assert reload.finish()[0] == 0
+    finally:
+        reload.kill()
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        f"aiodaemon: cannot upgrade while reloading (pid {old}); trying again for up to 1 s",
+        f"aiodaemon: upgrade failed: cannot upgrade while reloading (pid {old}); nothing started",
+    ]
+    assert app.records("upgrade started") == []
+    assert app.records("upgrade refused") == []
+    assert aiodaemon.read_pidfile(app.pidfile).running_pid == old
     assert app.cli("stop", "--pidfile", app.pidfile).returncode == 0
