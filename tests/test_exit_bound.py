@@ -65,6 +65,16 @@ class Leftovers:
             cwd=self.pidfile.parent,
         )
 
+    def start_detached(self, procs: list[subprocess.Popen[str]]) -> int:
+        """Start it detached (``detach=True`` given); the daemon's pid once main runs."""
+        launcher = self.start()
+        procs.append(launcher)
+        _, err = launcher.communicate(timeout=60)
+        assert launcher.returncode == 0, err
+        pid = read_pid(self.pidfile)
+        self.wait_main()
+        return pid
+
     def wait_main(self) -> None:
         wait_for(lambda: has_line(self.record, "main running"), 30, "main running")
 
@@ -174,12 +184,7 @@ def test_a_detached_daemon_with_a_thread_left_is_stopped_without_sigkill(
 ) -> None:
     """`aiodaemon stop` of a detached daemon leaving a thread: it exits by itself, no SIGKILL."""
     d = Leftovers(tmp_path, "thread", detach=True)
-    launcher = d.start()
-    procs.append(launcher)
-    _, err = launcher.communicate(timeout=60)
-    assert launcher.returncode == 0, err
-    pid = read_pid(d.pidfile)
-    d.wait_main()
+    pid = d.start_detached(procs)
     try:
         # Without the bound, stop waits its whole --timeout, then sends SIGKILL and says so.
         result = aiodaemon_cli("stop", "--pidfile", d.pidfile, "--timeout", "20", timeout=60)
@@ -197,11 +202,7 @@ def test_an_upgraded_daemon_leaving_a_thread_still_exits(
 ) -> None:
     """After an upgrade's hand-over, the old daemon's leftover thread cannot keep it alive."""
     d = Leftovers(tmp_path, "thread", detach=True)
-    launcher = d.start()
-    procs.append(launcher)
-    _, err = launcher.communicate(timeout=60)
-    assert launcher.returncode == 0, err
-    old = read_pid(d.pidfile)
+    old = d.start_detached(procs)
     new = 0
     try:
         result = aiodaemon_cli("upgrade", "--pidfile", d.pidfile, "--timeout", "60", timeout=90)

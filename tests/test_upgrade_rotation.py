@@ -125,6 +125,12 @@ class Daemon:
     def ticks(self, path: Path, pid: int) -> list[int]:
         return [int(str(r["seq"])) for r in self.records(path, pid, "tick")]
 
+    def upgrade_held(self, old: int) -> tuple[subprocess.Popen[str], int]:
+        """``aiodaemon upgrade`` whose successor waits in its startup; the command, its pid."""
+        self.hold.touch()
+        upgrade = self.upgrade()
+        return upgrade, self.held_successor(old)
+
     def held_successor(self, old: int) -> int:
         """The successor's pid, once it logged ``held`` (in its startup hooks)."""
         [held] = wait_for(
@@ -190,9 +196,7 @@ def _in_order_and_complete(app: Daemon, pid: int, *, ticked_after: bool = True) 
 def test_rotation_while_the_successor_starts_reaches_both(daemon: Daemon) -> None:
     """A rotation signalled to the old daemon while its successor starts is followed by both."""
     old = daemon.start()
-    daemon.hold.touch()
-    upgrade = daemon.upgrade()
-    successor = daemon.held_successor(old)
+    upgrade, successor = daemon.upgrade_held(old)
     daemon.rename()
     daemon.signal_holder()
     wait_for(lambda: daemon.ticks(daemon.log, old), 30, "the old daemon's ticks in the new file")
@@ -248,9 +252,7 @@ def test_rotation_while_the_old_daemon_drains_reaches_both(daemon: Daemon) -> No
 def test_a_rename_nobody_signalled_is_followed_at_the_hand_over(daemon: Daemon) -> None:
     """A file renamed while the successor starts, with no signal: both reopen at the hand-over."""
     old = daemon.start()
-    daemon.hold.touch()
-    upgrade = daemon.upgrade()
-    successor = daemon.held_successor(old)
+    upgrade, successor = daemon.upgrade_held(old)
     daemon.rename()
     daemon.hold.unlink()
     assert _upgraded(upgrade) == successor
@@ -270,9 +272,7 @@ def test_a_rename_nobody_signalled_is_followed_at_the_hand_over(daemon: Daemon) 
 def test_a_failed_reopen_at_the_take_over_keeps_the_old_file(daemon: Daemon) -> None:
     """The path became a directory: the successor keeps its file, says so, and is upgraded."""
     old = daemon.start()
-    daemon.hold.touch()
-    upgrade = daemon.upgrade()
-    successor = daemon.held_successor(old)
+    upgrade, successor = daemon.upgrade_held(old)
     daemon.rename()
     daemon.log.mkdir()
     daemon.hold.unlink()
