@@ -277,20 +277,51 @@ def end_process(code: int) -> int:
     if end.deadline is None:
         # The run phase never began: nothing of the program's ran.
         return code
-    backstop = threading.Timer(
-        max(end.deadline - time.monotonic(), 0.0) + _EXIT_GRACE, _exit_overdue
-    )
-    backstop.name = "aiodaemon-exit-backstop"
-    backstop.daemon = True
-    backstop.start()
     if end.forced is None:
+        _arm_at_exit()
         return code
+    _start_backstop()
     status = ExitCode.SHUTDOWN_TIMEOUT
     _flush_stdio()
     say_nowait(f"aiodaemon: forced exit ({end.forced}), status {status}\n")
     atexit._run_exitfuncs()
     _flush_stdio()
     os._exit(status)
+
+
+def _arm_at_exit() -> None:
+    """Start the backstop when the interpreter begins to exit, not before.
+
+    A program may catch the ``SystemExit`` of ``run()`` and go on (a report to
+    upload, a second ``run()``): the bound is for the interpreter's exit, so it
+    is armed by the interpreter's own first exit step, before it joins the
+    threads (``threading._register_atexit``, private but there since 3.9).
+    Without it, the backstop starts now, as the next best thing.
+    """
+    global _ARMED
+    register = getattr(threading, "_register_atexit", None)
+    if register is None:
+        _start_backstop()
+        return
+    if not _ARMED:
+        # Once per process: it reads the last run's budget when it fires.
+        register(_start_backstop)
+        _ARMED = True
+
+
+def _start_backstop() -> None:
+    """End the process (status 4) if its exit outlasts the budget, and at least a grace."""
+    assert _END.deadline is not None
+    backstop = threading.Timer(
+        max(_END.deadline - time.monotonic(), 0.0) + _EXIT_GRACE, _exit_overdue
+    )
+    backstop.name = "aiodaemon-exit-backstop"
+    backstop.daemon = True
+    backstop.start()
+
+
+#: Whether the interpreter's exit starts the backstop (see _arm_at_exit).
+_ARMED = False
 
 
 def _exit_overdue() -> None:
@@ -300,8 +331,8 @@ def _exit_overdue() -> None:
     status = ExitCode.SHUTDOWN_TIMEOUT
     with contextlib.suppress(BaseException):
         say_nowait(
-            f"aiodaemon: forced exit (shutdown took longer than {_END.timeout}s; {what}),"
-            f" status {status}\n"
+            f"aiodaemon: forced exit (the process's exit took longer than the"
+            f" {_END.timeout}s shutdown budget; {what}), status {status}\n"
         )
     os._exit(status)
 

@@ -148,8 +148,8 @@ def test_an_atexit_function_that_never_returns_cannot_keep_the_daemon_alive(
     status, err, events = _stop_foreground(d, procs)
     assert status == 4, err
     assert (
-        "aiodaemon: forced exit (shutdown took longer than 1.0s; "
-        "atexit functions still running), status 4"
+        "aiodaemon: forced exit (the process's exit took longer than the 1.0s "
+        "shutdown budget; atexit functions still running), status 4"
     ) in err
     assert events[-1] == "exit"
     assert not d.pidfile.exists()
@@ -218,3 +218,30 @@ def test_an_upgraded_daemon_leaving_a_thread_still_exits(
         for pid in (old, new):
             if pid:
                 kill_quietly(pid)
+
+
+def test_a_program_may_go_on_after_run(tmp_path: Path) -> None:
+    """Work after run()'s SystemExit, and a second run(), outlast the budget: not cut short.
+
+    The exit's bound is for the interpreter's exit: before, it was armed when
+    run() returned, so both were killed a second past the first budget.
+    """
+    record = tmp_path / "record.txt"
+    options = {"detach": False, "shutdown_timeout": 1, "log_file": str(tmp_path / "log.jsonl")}
+    result = subprocess.run(
+        [PYTHON, str(program("after_run")), json.dumps(options), str(record), "2.5"],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        env=clean_env(),
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "forced exit" not in result.stderr
+    assert record.read_text().splitlines() == [
+        "run 1 ended 0",
+        "work after run 1 done",
+        "run 2 ended 0",
+        "done",
+    ]
