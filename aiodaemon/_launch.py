@@ -261,6 +261,10 @@ def become_daemon(
 
             remember_launch_directory(launch_directory)
             _preload(options)
+            # Before a drop gives it up: that terminal's hang-up is a stop, not a reload.
+            from ._stdfds import controlling_terminal
+
+            terminal = controlling_terminal() if foreground else None
             from ._services import load_factories
 
             factories = load_factories()
@@ -309,6 +313,7 @@ def become_daemon(
             log_targets=acquired.logs,
             foreground=foreground,
             factories=factories,
+            terminal=terminal,
         )
         return run_daemon(main, hooks, parts)
 

@@ -91,6 +91,7 @@ class DaemonParts:
         "options",
         "pidfile",
         "pipe",
+        "terminal",
     )
 
     def __init__(
@@ -105,6 +106,7 @@ class DaemonParts:
         foreground: bool,
         factories: list[ServiceFactory] | None = None,
         control: ControlSocket | None = None,
+        terminal: tuple[int, int] | None = None,
     ) -> None:
         self.options = options
         self.listeners = listeners
@@ -116,6 +118,8 @@ class DaemonParts:
         self.foreground = foreground
         self.factories: list[ServiceFactory] = [] if factories is None else factories
         self.control = control
+        #: a foreground daemon's controlling terminal at start: its hang-up is a stop.
+        self.terminal = terminal
 
 
 def run_daemon(main: MainTarget, hooks: Hooks, parts: DaemonParts) -> int:
@@ -324,10 +328,10 @@ class Runtime:
     # --- events ---------------------------------------------------------------------
 
     def _on_signal(self, signum: int) -> None:
-        if signum == signal.SIGHUP and self.parts.foreground:
+        if signum == signal.SIGHUP and self.parts.terminal is not None:
             from ._terminal import terminal_hung_up
 
-            if terminal_hung_up():
+            if terminal_hung_up(self.parts.terminal):
                 # The kernel's hang-up, not a reload: the terminal is gone.
                 _log.info("signal received", signal="SIGHUP", terminal="hung up")
                 if not self._ready:

@@ -14,7 +14,7 @@ import io
 import os
 import sys
 
-__all__ = ["fill_std_fds"]
+__all__ = ["controlling_terminal", "fill_std_fds"]
 
 
 def fill_std_fds() -> None:
@@ -42,3 +42,19 @@ def fill_std_fds() -> None:
         sys.stderr = io.TextIOWrapper(
             io.FileIO(2, "w", closefd=False), line_buffering=True, errors="backslashreplace"
         )
+
+
+def controlling_terminal() -> tuple[int, int] | None:
+    """The (major, minor) device of this process's controlling terminal; None without one.
+
+    Read from ``/proc/self/stat`` (``tty_nr``): ``/dev/tty`` would name itself.
+    """
+    try:
+        with open("/proc/self/stat", "rb") as f:
+            # After the command's ")": state, ppid, pgrp, session, tty_nr.
+            tty_nr = int(f.read().rsplit(b")", 1)[1].split()[4])
+    except (OSError, ValueError, IndexError):
+        return None
+    if tty_nr == 0:
+        return None
+    return (tty_nr >> 8) & 0xFFF, (tty_nr & 0xFF) | ((tty_nr >> 12) & 0xFFF00)

@@ -115,19 +115,22 @@ def _write_only() -> None:
             os.close(replacement)
 
 
-def terminal_hung_up() -> bool:
-    """Whether one of fds 0-2 is a terminal that has hung up.
+def terminal_hung_up(terminal: tuple[int, int]) -> bool:
+    """Whether ``terminal`` (major, minor), the daemon's at start, is on fds 0-2, hung up.
 
     A hung-up terminal polls ``POLLHUP`` (its reads and ioctls fail with
     EIO); a live one, ``/dev/null``, a file or a pipe's writing end never do.
-    Only character devices are asked: a pipe on stdin whose writer left polls
-    ``POLLHUP`` too, and is no terminal.
+    Only the terminal the daemon started with is asked: a pipe on stdin whose
+    writer left polls ``POLLHUP`` too, and a terminal that went away without
+    telling the daemon (it ran in a session of its own) says nothing of why a
+    later SIGHUP was sent.
     """
     poller = select.poll()
     for fd in (0, 1, 2):
         try:
-            if stat.S_ISCHR(os.fstat(fd).st_mode):
-                poller.register(fd, 0)  # POLLHUP is always reported
+            st = os.fstat(fd)
         except OSError:
             continue
+        if stat.S_ISCHR(st.st_mode) and (os.major(st.st_rdev), os.minor(st.st_rdev)) == terminal:
+            poller.register(fd, 0)  # POLLHUP is always reported
     return any(event & select.POLLHUP for _, event in poller.poll(0))

@@ -65,3 +65,45 @@ def test_hangup_stops_the_foreground_daemon(tmp_path: Path) -> None:
     assert hangups
     assert hangups[0]["event"] == "signal received"
     assert read_json_lines(log)[-1]["event"] == "exit"
+
+
+def test_a_daemon_in_a_session_of_its_own_still_reloads_after_its_terminal_went(
+    tmp_path: Path,
+) -> None:
+    """setsid from a terminal: no hang-up reaches it; a later SIGHUP is a reload, not a stop.
+
+    Its stdio is the dead terminal, but that was never its controlling
+    terminal: a `kill -HUP` after the terminal went is somebody's reload.
+    """
+    record, log = tmp_path / "record.txt", tmp_path / "log.jsonl"
+    record.touch()
+    options = {"detach": False, "log_file": str(log)}
+    argv = [PYTHON, str(program("terminal_hangup")), json.dumps(options), str(record)]
+    env = clean_env()
+    leader, controller = pty.fork()
+    if leader == 0:  # the terminal's session leader, like a login shell
+        if os.fork() == 0:
+            os.setsid()  # `setsid aiodaemon run ...`: stdio on the terminal, no terminal of its own
+            os.execve(PYTHON, argv, env)
+        os.wait()
+        os._exit(0)
+    daemon = 0
+    try:
+        wait_for(lambda: "main" in record.read_text().splitlines(), what="main")
+        daemon = int(str(read_json_lines(log)[0]["pid"]))
+        os.close(controller)  # the terminal goes away (an ssh connection dropped)
+        controller = -1
+        os.kill(daemon, signal.SIGHUP)
+        wait_for(lambda: "reload" in record.read_text().splitlines(), what="the reload")
+        assert not [r for r in read_json_lines(log) if r.get("terminal") == "hung up"]
+        os.kill(daemon, signal.SIGTERM)
+        wait_for(lambda: read_json_lines(log)[-1]["event"] == "exit", what="the exit")
+    finally:
+        if controller >= 0:
+            os.close(controller)
+        if daemon:
+            kill_quietly(daemon)
+        kill_quietly(leader)
+        os.waitpid(leader, 0)
+    assert record.read_text().splitlines() == ["main", "reload", "shutdown"]
+    assert read_json_lines(log)[-1]["status"] == 0
