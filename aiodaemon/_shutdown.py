@@ -23,9 +23,11 @@ The process's own end stays within the same budget (plus a second's grace
 for the last log drain and ``atexit`` functions), whatever the program left:
 
 8. ``wait_threads`` — after the ``exit`` record, the program's non-daemon
-   threads (a ``threading.Thread``, a ``ThreadPoolExecutor`` of its own),
-   which the interpreter would join for ever, get what is left of the
-   budget; the ones still running then are logged with their stack;
+   threads (a ``threading.Thread``), which the interpreter would join for
+   ever, get what is left of the budget; the ones still running then are
+   logged with their stack. Executor workers are left to the interpreter's
+   exit, which ends idle ones at once (a busy one meets the backstop): ending
+   them here would shut every executor of a program that goes on;
 9. ``end_process`` — once everything acquired is released: if threads were
    left, the ``atexit`` functions run and the process leaves at once with
    status 4; else the interpreter exits as usual, and a backstop thread
@@ -40,6 +42,7 @@ import atexit
 import contextlib
 import functools
 import os
+import signal
 import sys
 import threading
 import time
@@ -203,10 +206,10 @@ class Shutdown:
         # No deadline: no shutdown sequence ran (the loop could not be created).
         deadline = self.deadline if self.deadline is not None else time.monotonic() + timeout
         _END.deadline, _END.timeout = deadline, timeout
-        threads = _program_threads()
+        workers = _executor_workers()
+        threads = [t for t in _program_threads() if t not in workers]
         if not threads:
             return
-        _end_executors()
         for thread in threads:
             thread.join(max(0.0, deadline - time.monotonic()))
         stuck = [t for t in threads if t.is_alive()]
@@ -328,6 +331,11 @@ def _exit_overdue() -> None:
     # On the backstop thread, while the main thread is stuck in the interpreter's exit.
     names = ", ".join(t.name for t in _program_threads())
     what = f"threads still running: {names}" if names else "atexit functions still running"
+    # multiprocessing's exit function terminates its daemonic children; cut
+    # short, it would leave them running for ever (one that ignores SIGTERM).
+    killed = _kill_daemonic_children()
+    if killed:
+        what += f"; daemonic children killed: {', '.join(map(str, killed))}"
     status = ExitCode.SHUTDOWN_TIMEOUT
     with contextlib.suppress(BaseException):
         say_nowait(
@@ -343,24 +351,24 @@ def _program_threads() -> list[threading.Thread]:
     return [t for t in threading.enumerate() if not t.daemon and t is not me and t is not main]
 
 
-def _end_executors() -> None:
-    # What the interpreter runs just before it joins the threads: there
-    # concurrent.futures tells the executors never shut down to finish their
-    # queue and stop. It then joins their workers without a timeout, so on a
-    # thread of its own; a second run at the interpreter's exit finds them done.
-    calls = list(getattr(threading, "_threading_atexits", ()))
-    if calls:
-        threading.Thread(
-            target=_call_each, args=(calls[::-1],), name="aiodaemon-end-executors", daemon=True
-        ).start()
+def _executor_workers() -> set[threading.Thread]:
+    """The worker threads of ``concurrent.futures`` thread pools, idle or busy."""
+    module = sys.modules.get("concurrent.futures.thread")
+    # Its registry of workers, keyed by thread, which its own exit function joins.
+    registry = getattr(module, "_threads_queues", None)
+    return set(registry.keys()) if registry is not None else set()
 
 
-def _call_each(calls: list[Callable[[], object]]) -> None:
-    for call in calls:
-        try:
-            call()
-        except Exception:
-            _log.exception("thread exit function failed", function=repr(call))
+def _kill_daemonic_children() -> list[int]:
+    """SIGKILL the multiprocessing children marked ``daemon``: what its exit function would end."""
+    module = sys.modules.get("multiprocessing.process")
+    killed = []
+    for child in list(getattr(module, "_children", ())):
+        with contextlib.suppress(Exception):
+            if child.daemon and child.pid is not None:
+                os.kill(child.pid, signal.SIGKILL)
+                killed.append(child.pid)
+    return killed
 
 
 def _flush_stdio() -> None:
