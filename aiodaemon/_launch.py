@@ -261,10 +261,12 @@ def become_daemon(
 
             remember_launch_directory(launch_directory)
             _preload(options)
-            # Before a drop gives it up: that terminal's hang-up is a stop, not a reload.
+            # Before a drop gives it up: that terminal's hang-up is a stop, not a
+            # reload. Not an upgrade's successor's: its shell saw the foreground
+            # job end with the old process, so no hang-up of the terminal is its.
             from ._stdfds import controlling_terminal
 
-            terminal = controlling_terminal() if foreground else None
+            terminal = controlling_terminal() if foreground and handoff is None else None
             from ._services import load_factories
 
             factories = load_factories()

@@ -12,10 +12,22 @@ import json
 import os
 import pty
 import select
+import shlex
 import signal
 from pathlib import Path
 
-from .support import PYTHON, clean_env, kill_quietly, program, read_json_lines, wait_for
+from .support import (
+    PYTHON,
+    aiodaemon_cli,
+    clean_env,
+    is_alive,
+    kill_quietly,
+    program,
+    read_json_lines,
+    read_pid,
+    wait_for,
+    wait_gone,
+)
 
 
 def test_hangup_stops_the_foreground_daemon(tmp_path: Path) -> None:
@@ -107,3 +119,46 @@ def test_a_daemon_in_a_session_of_its_own_still_reloads_after_its_terminal_went(
         os.waitpid(leader, 0)
     assert record.read_text().splitlines() == ["main", "reload", "shutdown"]
     assert read_json_lines(log)[-1]["status"] == 0
+
+
+def test_the_successor_of_an_upgraded_foreground_daemon_reloads_on_sighup(
+    tmp_path: Path,
+) -> None:
+    """`aiodaemon run` upgraded from its terminal: the shell has its prompt back, the new process
+    runs on after the terminal closed, and a later SIGHUP is a reload, not the terminal's hang-up.
+    """
+    record, log = tmp_path / "record.txt", tmp_path / "log.jsonl"
+    pidfile = tmp_path / "d.pid"
+    record.touch()
+    options = {"detach": False, "log_file": str(log), "pidfile": str(pidfile)}
+    command = shlex.join(
+        [PYTHON, str(program("terminal_hangup")), json.dumps(options), str(record)]
+    )
+    shell, controller = pty.fork()
+    if shell == 0:  # a shell on the terminal runs the daemon, then waits on
+        os.execve("/bin/bash", ["bash", "-c", f"{command}; sleep 60"], clean_env())
+    successor = 0
+    try:
+        wait_for(lambda: "main" in record.read_text().splitlines(), what="main")
+        old = read_pid(pidfile)
+        upgrade = aiodaemon_cli("upgrade", "--pidfile", pidfile)
+        assert upgrade.returncode == 0, upgrade.stderr
+        successor = int(upgrade.stdout)
+        wait_gone(old)
+        os.close(controller)  # the terminal goes away
+        controller = -1
+        os.kill(successor, signal.SIGHUP)
+        wait_for(lambda: "reload" in record.read_text().splitlines(), what="the reload")
+        assert is_alive(successor)
+        assert not [r for r in read_json_lines(log) if r.get("terminal") == "hung up"]
+        os.kill(successor, signal.SIGTERM)
+        wait_gone(successor)
+    finally:
+        if controller >= 0:
+            os.close(controller)
+        if successor:
+            kill_quietly(successor)
+        kill_quietly(shell)
+        os.waitpid(shell, 0)
+    [exited] = [r for r in read_json_lines(log) if r["event"] == "exit" and r["pid"] == successor]
+    assert exited["status"] == 0
