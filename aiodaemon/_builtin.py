@@ -188,6 +188,7 @@ def _control(runtime: Runtime) -> Service | None:
         request_reload=runtime.ask_reload,
         version=__version__,
         request_stop=lambda: _request_stop(runtime),
+        stop_budget=lambda: _stop_budget(runtime),
     )
     server = ControlServer(control.sock, {os.geteuid()}, commands.commands())
     takeover = getattr(runtime.parts.pipe, "on_takeover", None)
@@ -200,6 +201,13 @@ def _request_stop(runtime: Runtime) -> None:
         # As after a SIGTERM: a daemon stopped before it was ready did not start.
         runtime.outcome.fail("stopped by `aiodaemon stop` before it was ready")
     runtime.request_shutdown()
+
+
+def _stop_budget(runtime: Runtime) -> float:
+    """Seconds from a stop request to the process's end at the latest."""
+    from ._shutdown import EXIT_GRACE  # loaded with the runtime already
+
+    return runtime.drain_delay + runtime.options.shutdown_timeout + EXIT_GRACE
 
 
 def _serving(runtime: Runtime) -> Service:

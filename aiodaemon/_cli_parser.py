@@ -80,7 +80,8 @@ examples:
 
 Asks the daemon over its control socket to stop (the graceful shutdown SIGTERM
 begins), or sends SIGTERM when it has no control socket; then SIGKILL after
---timeout seconds. A daemon already stopping is left to finish ("already
+--timeout seconds (without it: 30, or the daemon's own drain delay + shutdown
+timeout + 1 s, which it tells, when longer). A daemon already stopping is left to finish ("already
 stopping (pid N); waiting"): several stops at once never force its exit, as a
 second SIGTERM would. Only the process holding the pidfile's lock is signalled,
 never a stale pid. A pidfile left by a dead daemon (nobody holds its lock) is
@@ -284,9 +285,12 @@ def build_parser(
             sub.add_argument(
                 "--timeout",
                 type=seconds,
-                default=30.0,
+                default=None,
                 metavar="S",
-                help="seconds to wait after the stop request before SIGKILL (default: 30)",
+                help=(
+                    "seconds to wait after the stop request before SIGKILL (default: 30, or"
+                    " the daemon's drain delay + shutdown timeout + 1 when longer)"
+                ),
             )
         if name == "stop":
             sub.add_argument(

@@ -209,6 +209,8 @@ class DaemonCommands:
         request_reload: ask the lifecycle for a reload (as SIGHUP would).
         version: aiodaemon's version, read before any privilege drop.
         request_stop: ask for the graceful shutdown SIGTERM begins; None: no ``stop``.
+        stop_budget: seconds within which the process is gone once asked to stop
+            (drain delay, shutdown budget, exit grace), told in ``stop``'s answer.
     """
 
     state: Callable[[], str]
@@ -218,6 +220,7 @@ class DaemonCommands:
     version: str
     started: float = field(default_factory=time.monotonic)
     request_stop: Callable[[], None] | None = None
+    stop_budget: Callable[[], float] | None = None
 
     def commands(self) -> dict[str, Command]:
         """The commands to serve, by name."""
@@ -286,4 +289,13 @@ class DaemonCommands:
         if not already:
             _log.info("stop requested", by="control socket")
             self.request_stop()
-        return {"v": VERSION, "ok": True, "already_stopping": already, "pid": os.getpid()}
+        answer: dict[str, Any] = {
+            "v": VERSION,
+            "ok": True,
+            "already_stopping": already,
+            "pid": os.getpid(),
+        }
+        if self.stop_budget is not None:
+            # `aiodaemon stop` waits this long before its SIGKILL unless told otherwise.
+            answer["exits_within"] = self.stop_budget()
+        return answer

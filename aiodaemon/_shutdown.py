@@ -73,7 +73,7 @@ _STOP_TASK = "aiodaemon-stop"
 #: Seconds a cancelled reload's waiters get to send their answer.
 _ANSWER_TIMEOUT = 1.0
 #: Seconds past the budget's end for the process's last steps (log drain, atexit).
-_EXIT_GRACE = 1.0
+EXIT_GRACE = 1.0
 
 
 class Shutdown:
@@ -316,7 +316,7 @@ def _start_backstop() -> None:
     """End the process (status 4) if its exit outlasts the budget, and at least a grace."""
     assert _END.deadline is not None
     backstop = threading.Timer(
-        max(_END.deadline - time.monotonic(), 0.0) + _EXIT_GRACE, _exit_overdue
+        max(_END.deadline - time.monotonic(), 0.0) + EXIT_GRACE, _exit_overdue
     )
     backstop.name = "aiodaemon-exit-backstop"
     backstop.daemon = True

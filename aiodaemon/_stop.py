@@ -29,7 +29,7 @@ from ._stale import remove_stale
 
 TYPE_CHECKING = False  # not typing's: see aiodaemon/__init__.py
 if TYPE_CHECKING:
-    from typing import TypeAlias
+    from typing import Any, TypeAlias
 
     StrPath: TypeAlias = str | os.PathLike[str]
 
@@ -37,6 +37,10 @@ __all__ = ["stop"]
 
 #: How long to wait for the process to vanish after SIGKILL.
 _KILL_WAIT = 10.0
+#: Seconds ``stop`` waits before SIGKILL unless told (or the daemon's budget is longer).
+DEFAULT_TIMEOUT = 30.0
+#: Added to a daemon's stop budget: time to see its exit.
+_BUDGET_MARGIN = 1.0
 #: How long a control socket that refuses or drops connections is retried: a
 #: daemon not serving it yet, or closing it at the very end of its shutdown.
 _RETRY_GRACE = 2.0
@@ -54,13 +58,18 @@ class _Asked(enum.Enum):
 
 
 def stop(
-    path: StrPath, timeout: float, control: StrPath | None = None, *, owner: int | None = None
+    path: StrPath,
+    timeout: float | None,
+    control: StrPath | None = None,
+    *,
+    owner: int | None = None,
 ) -> int:
     """Stop the daemon holding ``path``, waiting ``timeout`` seconds before SIGKILL.
 
     Args:
         path: the pidfile.
-        timeout: seconds from the request to SIGKILL.
+        timeout: seconds from the request to SIGKILL; None: :data:`DEFAULT_TIMEOUT`,
+            or the daemon's own stop budget when it says its stop takes longer.
         control: the daemon's control socket; None: signals only.
         owner: the daemon's uid, when the caller said (``--user``).
 
@@ -81,16 +90,21 @@ def stop(
     pid, pidfd = holder
     note = ""
     try:
-        asked = _Asked.SIGNAL
+        asked, budget = _Asked.SIGNAL, None
+        wait = DEFAULT_TIMEOUT if timeout is None else timeout
         if control is not None:
-            asked = _ask(control, pid, pidfd, timeout, had_socket=had_socket)
+            asked, budget = _ask(control, pid, pidfd, wait, had_socket=had_socket)
+        if timeout is None and budget is not None:
+            # Its configured drain and shutdown are the daemon's to use up: a
+            # default SIGKILL at 30 s would cut a 60 s shutdown_timeout short.
+            wait = max(wait, budget + _BUDGET_MARGIN)
         if asked is _Asked.ALREADY:
             _say(f"already stopping (pid {pid}); waiting")
         elif asked is _Asked.SIGNAL and not _send(pidfd, pid, signal.SIGTERM):
             return ControlCode.NO_PERMISSION
-        if not _wait_exit(pidfd, timeout):
+        if not _wait_exit(pidfd, wait):
             how = "SIGTERM" if asked is _Asked.SIGNAL else "the stop request"
-            _say(f"pid {pid} still running {timeout:g}s after {how}; sending SIGKILL")
+            _say(f"pid {pid} still running {wait:g}s after {how}; sending SIGKILL")
             _send(pidfd, pid, signal.SIGKILL)
             if not _wait_exit(pidfd, _KILL_WAIT):
                 _say(f"pid {pid} did not exit after SIGKILL")
@@ -106,8 +120,28 @@ def stop(
     return ControlCode.OK
 
 
-def _ask(control: StrPath, pid: int, pidfd: int, timeout: float, *, had_socket: bool) -> _Asked:
-    """Send ``stop`` over the control socket; SIGNAL when SIGTERM must do instead."""
+def _ask(
+    control: StrPath, pid: int, pidfd: int, timeout: float, *, had_socket: bool
+) -> tuple[_Asked, float | None]:
+    """Send ``stop`` over the control socket: how it went, and the daemon's stop budget.
+
+    SIGNAL when SIGTERM must do instead; the budget (seconds to its end at
+    the latest) only when the daemon said it.
+    """
+    asked = _ask_once(control, pid, pidfd, timeout, had_socket=had_socket)
+    if isinstance(asked, _Asked):
+        return asked, None
+    budget = asked.get("exits_within")
+    if isinstance(budget, bool) or not isinstance(budget, int | float) or budget < 0:
+        budget = None
+    kind = _Asked.ALREADY if asked.get("already_stopping") is True else _Asked.STOPPING
+    return kind, budget
+
+
+def _ask_once(
+    control: StrPath, pid: int, pidfd: int, timeout: float, *, had_socket: bool
+) -> _Asked | dict[str, Any]:
+    """The daemon's ``ok`` answer to ``stop``, or how else it went."""
     request = {"v": VERSION, "cmd": "stop"}
     answer_timeout = min(_ANSWER_TIMEOUT, max(timeout, 1.0))
     deadline = time.monotonic() + _RETRY_GRACE
@@ -150,6 +184,6 @@ def _ask(control: StrPath, pid: int, pidfd: int, timeout: float, *, had_socket: 
                 return _Asked.SIGNAL
             continue
         if answer.get("ok"):
-            return _Asked.ALREADY if answer.get("already_stopping") is True else _Asked.STOPPING
+            return answer
         # A daemon older than the `stop` command ("unknown command"): SIGTERM.
         return _Asked.SIGNAL
