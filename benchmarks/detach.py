@@ -37,6 +37,7 @@ Run ``python benchmarks/detach.py [--runs 20] [--quick]``.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import time
@@ -162,12 +163,17 @@ def _sync_child(contender: str, fifo: str) -> None:
     global _detach_called
     import signal
 
+    context: contextlib.AbstractContextManager[object]
     if contender == "pep3143":
-        from aiodaemon import pep3143 as daemon
+        from aiodaemon import pep3143
+
+        context = pep3143.DaemonContext(detach_process=True)
     else:
         import daemon
+
+        context = daemon.DaemonContext(detach_process=True)
     _detach_called = time.monotonic()
-    with daemon.DaemonContext(detach_process=True):
+    with context:
         _report_ready(fifo)
         while True:
             signal.pause()
@@ -293,8 +299,8 @@ def main() -> None:
     """Run every contender at both limits, interleaved, and print the tables."""
     if sys.argv[1:2] == ["--child"]:
         # Before argparse, whose import every contender would otherwise pay.
-        contender, limit, fifo = sys.argv[2:5]
-        _child(contender, int(limit), fifo)
+        contender, limit_arg, fifo = sys.argv[2:5]
+        _child(contender, int(limit_arg), fifo)
         return
     import argparse
 

@@ -167,7 +167,11 @@ async def _load(port: int) -> dict[str, object]:
 def run_load(port: int) -> None:
     """Child process: load until stdin closes, then print the statistics as JSON."""
     import asyncio
+    from collections.abc import Callable, Coroutine
+    from typing import Any
 
+    # Either runner: their signatures differ only in options not used here.
+    runner: Callable[[Coroutine[Any, Any, dict[str, Any]]], dict[str, Any]]
     try:
         import uvloop
 
