@@ -17,6 +17,7 @@ import select
 import time
 
 from ._control_client import (
+    BUSY_PATIENCE,
     ControlAbsent,
     ControlBusy,
     ControlDenied,
@@ -71,10 +72,6 @@ class ControlCode(enum.IntEnum):
 
 
 _say = say
-
-#: Seconds ``status`` asks again a control socket that answers "busy" (within its
-#: --timeout) before it reports from the pidfile: a probe must not hang on it.
-BUSY_PATIENCE = 2.0
 
 
 def _stat_field(pid: int, index: int) -> int | None:
@@ -167,7 +164,7 @@ def status(
 
 
 def _ask_status(control: StrPath, path: StrPath, pid: int, timeout: float) -> dict[str, Any]:
-    """The holder's status answer, asked again while it says "busy" (see :data:`BUSY_PATIENCE`).
+    """The holder's status answer, asked again while it says "busy" (see ``BUSY_PATIENCE``).
 
     Raises:
         ControlBusy: still busy at the end of the patience.

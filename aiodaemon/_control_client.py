@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     StrPath: TypeAlias = str | os.PathLike[str]
 
 __all__ = [
+    "BUSY_PATIENCE",
     "ControlAbsent",
     "ControlBusy",
     "ControlDenied",
@@ -97,6 +98,9 @@ class ControlBusy(ControlError):
 #: First pause between two tries of a transient refusal; it doubles up to the longest.
 _FIRST_PAUSE = 0.05
 _LONGEST_PAUSE = 0.5
+#: Seconds a status request asks again a control socket that answers "busy"
+#: (within its timeout) before it reports without it: a probe must not hang on it.
+BUSY_PATIENCE = 2.0
 
 
 def ask(path: StrPath, request: dict[str, Any], *, holder: int, timeout: float) -> dict[str, Any]:

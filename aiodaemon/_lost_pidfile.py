@@ -26,6 +26,7 @@ import stat
 import time
 
 from ._control_client import (
+    BUSY_PATIENCE,
     ControlAbsent,
     ControlBusy,
     ControlError,
@@ -58,8 +59,6 @@ __all__ = [
 _STARTING_GRACE = 5.0
 #: Seconds ``start`` gives a control socket found without its pidfile to answer.
 _ASK_TIMEOUT = 5.0
-#: Seconds a control socket answering "busy" is asked again (as ``status`` does).
-_BUSY_PATIENCE = 2.0
 
 
 class Found:
@@ -142,7 +141,7 @@ def find_through_control(
         # A daemon whose control slots are all taken answers "busy" for now.
         answer = ask_patiently(
             lambda: exchange(control, request, timeout=timeout, check_peer=check_peer, name=name),
-            until=time.monotonic() + min(timeout, _BUSY_PATIENCE),
+            until=time.monotonic() + min(timeout, BUSY_PATIENCE),
         )
     except (ControlAbsent, ControlRefused):
         return None  # a leftover of a killed daemon: nobody serves it

@@ -197,10 +197,11 @@ class Shutdown:
         """Step 8: give the program's own threads what is left of the budget.
 
         The interpreter joins every non-daemon thread before it exits, for as
-        long as they run. They are first told to end the way the interpreter
-        would (its thread exit functions: executors stop once their queue is
-        done), then joined until the budget's end; the ones still running are
-        logged, and :func:`end_process` does not wait for them.
+        long as they run. They are joined here until the budget's end; the
+        ones still running are logged, and :func:`end_process` does not wait
+        for them. Executor workers are not waited for: the interpreter's exit
+        ends idle ones (under the backstop), and a program that goes on after
+        ``run()`` keeps its executors.
         """
         timeout = self.runtime.options.shutdown_timeout
         # No deadline: no shutdown sequence ran (the loop could not be created).

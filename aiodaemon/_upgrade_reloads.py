@@ -24,19 +24,19 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
 from ._control_protocol import failure
 
+if TYPE_CHECKING:
+    from ._control_server import Command
+
 __all__ = ["HeldReloads", "refuse_during_upgrade"]
 
 _log = structlog.get_logger("aiodaemon")
-
-#: An async function answering one decoded control request.
-Command = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
 
 
 def refuse_during_upgrade(successor: Callable[[], int | None], reload: Command) -> Command:

@@ -28,6 +28,7 @@ from ._upgrade import (
 
 if TYPE_CHECKING:
     from ._adopt import SuccessorChannel
+    from ._control_server import Command
 
 __all__ = ["UpgradeService", "await_handover", "upgrade_command"]
 
@@ -36,7 +37,7 @@ _log = structlog.get_logger("aiodaemon")
 
 def upgrade_command(
     upgrader: Upgrader, run: Callable[[float], Awaitable[int]] | None = None
-) -> Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]:
+) -> Command:
     """The control socket's ``upgrade`` command: ``{"cmd": "upgrade", "timeout": S}``.
 
     Answers ``{"ok": true, "pid": <new pid>}`` once the successor took over, or
