@@ -351,15 +351,8 @@ def test_upgrade_into_a_closed_pipe_still_reports_success(tmp_path: Path) -> Non
     """An upgrade whose stdout (the new pid) nobody reads: exit 0, no traceback, new daemon."""
     pidfile = tmp_path / "app.pid"
     env = {"SLOW_SHUTDOWN_SECONDS": "0"}
-    started = subprocess.run(
-        [str(SCRIPT), "start", "slow_shutdown:main", "--pidfile", str(pidfile)],
-        capture_output=True,
-        text=True,
-        cwd=PROGRAMS,
-        env=clean_env(env),
-        stdin=subprocess.DEVNULL,
-        timeout=60,
-        check=False,
+    started = aiodaemon_cli(
+        "start", "slow_shutdown:main", "--pidfile", pidfile, cwd=PROGRAMS, timeout=60, env=env
     )
     assert started.returncode == 0, started.stderr
     old = int(started.stdout)

@@ -20,7 +20,6 @@ import signal
 import socket
 import stat
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -31,13 +30,19 @@ import pytest
 import aiodaemon
 
 from .security_support import User, arena, fork_as, intruder, own_dir, wait_child
-from .support import PROGRAMS, clean_env, is_alive, kill_quietly, read_pid, wait_for, wait_gone
+from .support import (
+    PROGRAMS,
+    aiodaemon_cli,
+    is_alive,
+    kill_quietly,
+    read_pid,
+    wait_for,
+    wait_gone,
+)
 
 pytestmark = pytest.mark.root
 
 __all__ = ["arena", "intruder"]  # fixtures, re-exported for pytest
-
-SCRIPT = Path(sys.executable).parent / "aiodaemon"
 
 
 @dataclass
@@ -61,16 +66,10 @@ class Scene:
 
     def cli(self, *args: str | os.PathLike[str]) -> subprocess.CompletedProcess[str]:
         """Run ``aiodaemon ARGS --pidfile P`` as root, from tests/programs."""
-        return subprocess.run(
-            [str(SCRIPT), *map(str, args), "--pidfile", str(self.pidfile), *self.vouch],
-            capture_output=True,
-            text=True,
-            cwd=PROGRAMS,
-            env=clean_env({"CONTROL_APP_DIR": str(self.app)}),
-            stdin=subprocess.DEVNULL,
-            timeout=60,
-            check=False,
-        )
+        return aiodaemon_cli(
+            *args, "--pidfile", self.pidfile, *self.vouch,
+            cwd=PROGRAMS, timeout=60, env={"CONTROL_APP_DIR": str(self.app)},
+        )  # fmt: skip
 
     def heard(self) -> list[bytes]:
         """What the impostor received, one entry per connection accepted so far."""
@@ -127,11 +126,9 @@ def scene(request: pytest.FixtureRequest, arena: Path, intruder: User) -> Iterat
     app = own_dir(arena / "app", intruder) if dropped else arena / "app"
     app.mkdir(exist_ok=True)
     extra = ["--user", intruder.name] if dropped else []
-    started = subprocess.run(
-        [str(SCRIPT), "start", "control_app:main", "--pidfile", str(pidfile), "--no-control",
-         *extra],
-        capture_output=True, text=True, cwd=PROGRAMS, timeout=60, check=False,
-        env=clean_env({"CONTROL_APP_DIR": str(app)}), stdin=subprocess.DEVNULL,
+    started = aiodaemon_cli(
+        "start", "control_app:main", "--pidfile", pidfile, "--no-control", *extra,
+        cwd=PROGRAMS, timeout=60, env={"CONTROL_APP_DIR": str(app)},
     )  # fmt: skip
     assert started.returncode == 0, started.stderr
     daemon = read_pid(pidfile)
@@ -243,13 +240,10 @@ def test_a_symlink_planted_at_the_path_is_never_followed(arena: Path, intruder: 
     shared.chmod(0o1777)
     pidfile, app = shared / "s.pid", arena / "app"
     app.mkdir()
-    env = clean_env({"CONTROL_APP_DIR": str(app)})
+    env = {"CONTROL_APP_DIR": str(app)}
 
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [str(SCRIPT), *args, "--pidfile", str(pidfile)], capture_output=True, text=True,
-            cwd=PROGRAMS, env=env, timeout=60, check=False, stdin=subprocess.DEVNULL,
-        )  # fmt: skip
+        return aiodaemon_cli(*args, "--pidfile", pidfile, cwd=PROGRAMS, timeout=60, env=env)
 
     started = cli("start", "control_app:main", "--no-control")
     assert started.returncode == 0, started.stderr

@@ -31,7 +31,7 @@ from .security_support import (
     start_daemon,
     stop_daemon,
 )
-from .support import AIODAEMON, REPO, clean_env, kill_quietly, read_pid, wait_for, wait_gone
+from .support import REPO, aiodaemon_cli, kill_quietly, read_pid, wait_for, wait_gone
 
 pytestmark = pytest.mark.root
 
@@ -73,16 +73,10 @@ def test_a_planted_locked_pidfile_does_not_make_start_say_already_running(
     """A pre-locked planted pidfile: `start` fails naming it, not "already running" and 0."""
     pidfile = _sticky(arena, intruder, 0o1777) / "app.pid"
     with planted(intruder, pidfile, lock=True) as holder:
-        result = subprocess.run(
-            [str(AIODAEMON), "start", "tests.programs.security_daemon:main", "--pidfile", pidfile],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            env=clean_env(),
-            cwd=REPO,
-            stdin=subprocess.DEVNULL,
-            check=False,
-        )
+        result = aiodaemon_cli(
+            "start", "tests.programs.security_daemon:main", "--pidfile", pidfile,
+            cwd=REPO, timeout=60,
+        )  # fmt: skip
         assert result.stdout == ""
         assert result.stderr == f"aiodaemon: --pidfile: {pidfile} {_refusal(intruder)}\n"
         assert result.returncode == 1
@@ -183,26 +177,12 @@ def test_start_still_finds_its_own_running_daemon_in_a_sticky_directory(
 ) -> None:
     """`start --user svc` twice in /tmp-like: the second says "already running", exits 0."""
     pidfile = shared_dir(arena / "pub", 0o1777) / "app.pid"
-    argv = [
-        str(AIODAEMON),
-        "start",
-        "tests.programs.security_daemon:main",
-        "--pidfile",
-        str(pidfile),
-    ]
-    argv += ["--user", service_account.name]
 
     def start() -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            argv,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            env=clean_env(),
-            cwd=REPO,
-            stdin=subprocess.DEVNULL,
-            check=False,
-        )
+        return aiodaemon_cli(
+            "start", "tests.programs.security_daemon:main", "--pidfile", pidfile,
+            "--user", service_account.name, cwd=REPO, timeout=60,
+        )  # fmt: skip
 
     first = start()
     assert first.returncode == 0, first.stderr
