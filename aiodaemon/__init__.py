@@ -14,7 +14,6 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-    from ._context import Context
     from ._daemon import (
         Daemon,
         lifespan,
@@ -26,16 +25,11 @@ if TYPE_CHECKING:
         run,
     )
     from ._options import DaemonOptions
-    from ._pidfile import PidfileState, PidfileStatus, read_pidfile
-    from ._state import State
-    from ._systemd import notify as sd_notify
-    from .exceptions import (
-        AlreadyRunningError,
-        ConfigError,
-        DaemonError,
-        ExitCode,
-        StartupError,
-    )
+    from ._prefork._pidfile import PidfileState, PidfileStatus, read_pidfile
+    from ._run._context import Context
+    from ._run._state import State
+    from ._run._systemd import notify as sd_notify
+    from .exceptions import AlreadyRunningError, ConfigError, DaemonError, ExitCode, StartupError
 
     #: the installed distribution's version ("0+unknown" from a source tree).
     __version__: str
@@ -68,24 +62,24 @@ __all__ = [
 _EXPORTS: dict[str, tuple[str, str]] = {
     "AlreadyRunningError": ("exceptions", "AlreadyRunningError"),
     "ConfigError": ("exceptions", "ConfigError"),
-    "Context": ("_context", "Context"),
+    "Context": ("_run._context", "Context"),
     "Daemon": ("_daemon", "Daemon"),
     "DaemonError": ("exceptions", "DaemonError"),
     "DaemonOptions": ("_options", "DaemonOptions"),
     "ExitCode": ("exceptions", "ExitCode"),
-    "PidfileState": ("_pidfile", "PidfileState"),
-    "PidfileStatus": ("_pidfile", "PidfileStatus"),
+    "PidfileState": ("_prefork._pidfile", "PidfileState"),
+    "PidfileStatus": ("_prefork._pidfile", "PidfileStatus"),
     "StartupError": ("exceptions", "StartupError"),
-    "State": ("_state", "State"),
+    "State": ("_run._state", "State"),
     "lifespan": ("_daemon", "lifespan"),
     "on_reload": ("_daemon", "on_reload"),
     "on_shutdown": ("_daemon", "on_shutdown"),
     "on_signal": ("_daemon", "on_signal"),
     "on_startup": ("_daemon", "on_startup"),
-    "read_pidfile": ("_pidfile", "read_pidfile"),
+    "read_pidfile": ("_prefork._pidfile", "read_pidfile"),
     "readiness_check": ("_daemon", "readiness_check"),
     "run": ("_daemon", "run"),
-    "sd_notify": ("_systemd", "notify"),
+    "sd_notify": ("_run._systemd", "notify"),
 }
 
 

@@ -9,7 +9,9 @@ import asyncio
 from collections.abc import Callable
 from typing import TYPE_CHECKING, NoReturn, TypeVar
 
-from ._hooks import (
+from ._launch import close_main, launch
+from ._prefork._messages import say
+from ._run._hooks import (
     HookFunction,
     Hooks,
     Lifespan,
@@ -18,8 +20,6 @@ from ._hooks import (
     check_hook,
     check_lifespan,
 )
-from ._launch import close_main, launch
-from ._messages import say
 from .exceptions import ExitCode
 
 if TYPE_CHECKING:
@@ -191,7 +191,7 @@ class Daemon:
             TypeError: ``signum`` is not an int, or (from the decorator) the
                 handler is not an async function of zero or one argument.
         """
-        from ._signal_handlers import check_handler, check_signal
+        from ._run._signal_handlers import check_handler, check_signal
 
         check_signal(signum)
 

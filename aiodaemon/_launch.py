@@ -14,15 +14,15 @@ import threading
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from ._config import Options, parse_options
-from ._hooks import Hooks, MainTarget, check_hook
-from ._messages import say
-from ._readiness import LaunchResult, ReadinessPipe, hold_gc, release_gc
+from ._prefork._config import Options, parse_options
+from ._prefork._messages import say
+from ._prefork._readiness import LaunchResult, ReadinessPipe, hold_gc, release_gc
+from ._run._hooks import Hooks, MainTarget, check_hook
 from .exceptions import ConfigError, DaemonError, ExitCode, StartupError
 
 if TYPE_CHECKING:
-    from ._acquire import Acquired
-    from ._adopt import Handoff
+    from ._prefork._acquire import Acquired
+    from ._prefork._adopt import Handoff
 
 __all__ = ["TARGET_IMPORT", "TargetCallsRun", "close_main", "launch"]
 
@@ -91,7 +91,7 @@ def launch(
         TargetCallsRun: called while the CLI imports TARGET (nothing done yet).
     """
     _refuse_during_target_import(main)
-    from ._stdfds import fill_std_fds
+    from ._prefork._stdfds import fill_std_fds
 
     # Before anything is opened: nothing acquired may land on fds 0-2.
     fill_std_fds()
@@ -104,8 +104,8 @@ def launch(
     launch_directory = _getcwd()
     # Only a process started by an upgrade loads the hand-off code this early
     # (the CLI may have taken the variable already).
-    if "AIODAEMON_HANDOFF" in os.environ or "aiodaemon._adopt" in sys.modules:
-        from ._adopt import take_handoff
+    if "AIODAEMON_HANDOFF" in os.environ or "aiodaemon._prefork._adopt" in sys.modules:
+        from ._prefork._adopt import take_handoff
 
         try:
             handoff = take_handoff()
@@ -127,7 +127,7 @@ def launch(
                 t.name for t in threading.enumerate() if t is not threading.main_thread()
             )
             raise StartupError(f"cannot detach while other threads run ({names})")
-        from ._acquire import acquire
+        from ._prefork._acquire import acquire
 
         acquired = acquire(options)
     except DaemonError as exc:
@@ -142,18 +142,11 @@ def launch(
     # copy-on-write fault; loading them here costs the whole start ~1.5 ms less
     # CPU (benchmarks/detach.py --startup). _preload adds what options need;
     # every daemon's SIGUSR2 service loads _upgrade_service (with _upgrade, _handoff).
-    from . import (  # noqa: F401
-        _handoff,
-        _logging,
-        _privileges,
-        _runtime,
-        _services,
-        _signal_handlers,
-        _signal_mask,
-        _upgrade_service,
-    )
-    from ._detach import close_inherited_fds, enter_workdir, redirect_outputs
-    from ._detach import detach as detach_process
+    from ._logs import _logging  # noqa: F401
+    from ._prefork import _handoff, _privileges  # noqa: F401
+    from ._prefork._detach import close_inherited_fds, enter_workdir, redirect_outputs
+    from ._prefork._detach import detach as detach_process
+    from ._run import _runtime, _services, _signal_handlers, _signal_mask, _upgrade_service  # noqa: F401
 
     as_init = False
     # The one place the daemon gives back what it acquired, however it ends.
@@ -182,13 +175,13 @@ def launch(
             redirect_outputs(acquired.stdout, acquired.stderr)
             acquired.close_outputs()
             if _privileges.leaves_root(options):
-                from ._systemd import default_notifier_fds
+                from ._run._systemd import default_notifier_fds
 
                 # What root's launcher had open (an fd on /etc/shadow) must not
                 # pass to the service account: the detach closes it the same way.
                 close_inherited_fds([*acquired.keep_fds(), *default_notifier_fds()])
             if os.getpid() == 1:
-                from ._init import split_init
+                from ._prefork._init import split_init
 
                 as_init = True
                 split_init(forward=hooks.signals)
@@ -210,7 +203,7 @@ def launch(
 def end_daemon(code: int) -> int:
     """The daemon's last step, bounded by its shutdown budget (see ``_shutdown``)."""
     # Loaded with the run phase, before any chroot or privilege drop.
-    from ._shutdown import end_process
+    from ._run._shutdown import end_process
 
     return end_process(code)
 
@@ -235,12 +228,12 @@ def become_daemon(
     launch_directory: str | None = None,
 ) -> int:
     """Connect to the service manager, drop privileges, start logging, run: the exit status."""
-    from ._signal_mask import lifecycle_signals_held
+    from ._run._signal_mask import lifecycle_signals_held
 
     # From before the pid is written until the loop's handlers exist, a stop,
     # reload or reopen signal waits instead of killing us (see _signal_mask).
     with lifecycle_signals_held():
-        from ._runtime import DaemonParts, run_daemon
+        from ._run._runtime import DaemonParts, run_daemon
 
         try:
             notifier = None
@@ -248,7 +241,7 @@ def become_daemon(
             # before a chroot hides the socket's path; aiodaemon.sd_notify shares it
             # for the same reason.
             if os.environ.get("NOTIFY_SOCKET"):
-                from ._systemd import Notifier, SuccessorNotifier, set_default_notifier
+                from ._run._systemd import Notifier, SuccessorNotifier, set_default_notifier
 
                 if handoff is None:
                     notifier = Notifier.from_env()
@@ -257,20 +250,20 @@ def become_daemon(
                 if notifier is not None:
                     acquired.stack.enter_context(notifier)
                 set_default_notifier(notifier)
-            from ._handoff import remember_launch_directory
+            from ._prefork._handoff import remember_launch_directory
 
             remember_launch_directory(launch_directory)
             _preload(options)
             # Before a drop gives it up: that terminal's hang-up is a stop, not a
             # reload. Not an upgrade's successor's: its shell saw the foreground
             # job end with the old process, so no hang-up of the terminal is its.
-            from ._stdfds import controlling_terminal
+            from ._prefork._stdfds import controlling_terminal
 
             terminal = controlling_terminal() if foreground and handoff is None else None
-            from ._services import load_factories
+            from ._run._services import load_factories
 
             factories = load_factories()
-            from ._privileges import drop_privileges
+            from ._prefork._privileges import drop_privileges
 
             if acquired.pidfile is not None and options.chroot is not None:
                 acquired.pidfile.enter_chroot(options.chroot)
@@ -278,7 +271,7 @@ def become_daemon(
             if acquired.pidfile is not None and handoff is None:
                 # A successor writes its pid only at the hand-over (see _upgrade).
                 acquired.pidfile.write_pid()
-            from ._logging import start_logging
+            from ._logs._logging import start_logging
 
             assert acquired.logs is not None  # acquire() always opens the log targets
             logs = start_logging(
@@ -293,8 +286,8 @@ def become_daemon(
             close_main(main)
             return int(code)
         if handoff is not None:
-            from ._adopt import SuccessorChannel
-            from ._upgrade_service import await_handover
+            from ._prefork._adopt import SuccessorChannel
+            from ._run._upgrade_service import await_handover
 
             assert isinstance(pipe, SuccessorChannel)
             pipe.pidfile, pipe.listeners, pipe.notifier = (
@@ -329,13 +322,15 @@ def _preload(options: Options) -> None:
     import orjson  # noqa: F401
     import structlog  # noqa: F401
 
-    from . import _context, _logging, _runtime, _serving  # noqa: F401
+    from ._logs import _logging  # noqa: F401
+    from ._run import _context, _runtime, _serving  # noqa: F401
 
     if options.health is not None:
-        from . import _health  # noqa: F401
+        from ._run import _health  # noqa: F401
     if options.control is not None:
         # __version__ reads package metadata (for the control socket's status).
-        from . import __version__, _control_server, _upgrade_reloads  # noqa: F401
+        from . import __version__  # noqa: F401
+        from ._run import _control_server, _upgrade_reloads  # noqa: F401
     if options.chroot is not None or options.identity is not None:
         import concurrent.futures.thread  # noqa: F401  (run_in_executor imports it lazily)
         import encodings.idna  # noqa: F401  (getaddrinfo on a str host)
@@ -346,7 +341,8 @@ def _preload(options: Options) -> None:
         # aiodaemon.sd_notify; the run phase imports _upgrade_service for SIGUSR2
         # (and _upgrade_reloads when an upgrade begins), _terminal for a
         # foreground daemon's SIGHUP (a hang-up is no reload).
-        from . import _systemd, _terminal, _upgrade_reloads, _upgrade_service  # noqa: F401
+        from ._prefork import _terminal  # noqa: F401
+        from ._run import _systemd, _upgrade_reloads, _upgrade_service  # noqa: F401
 
     if options.uvloop is not False:
         try:
@@ -359,7 +355,7 @@ def _preload(options: Options) -> None:
 def _should_detach(options: Options) -> bool:
     if options.detach is not None:
         return options.detach
-    from ._detach import is_supervised
+    from ._prefork._detach import is_supervised
 
     return not is_supervised()
 

@@ -1,6 +1,6 @@
 """The keyword options of ``run()`` as a ``TypedDict``, so a type checker catches a typo.
 
-Only for type checkers and readers: ``aiodaemon._config.parse_options``
+Only for type checkers and readers: ``aiodaemon._prefork._config.parse_options``
 still validates every value at run time (the CLI and untyped callers go there).
 """
 

@@ -12,14 +12,14 @@ import os
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from ._config import Options, parse_options
 from ._launch import become_daemon, check_main, close_main, end_daemon
-from ._messages import say
+from ._prefork._config import Options, parse_options
+from ._prefork._messages import say
 from .exceptions import ConfigError, DaemonError, StartupError
 
 if TYPE_CHECKING:
-    from ._adopt import Handoff
-    from ._hooks import Hooks, MainTarget
+    from ._prefork._adopt import Handoff
+    from ._run._hooks import Hooks, MainTarget
 
 __all__ = ["succeed"]
 
@@ -32,15 +32,15 @@ def succeed(
     launch_directory: str | None,
 ) -> int:
     """Start as an upgrade's successor: adopt the old daemon's descriptors, no detach."""
-    from ._adopt import SuccessorChannel
-    from ._adopt_fds import adopt
-    from ._detach import enter_workdir
+    from ._prefork._adopt import SuccessorChannel
+    from ._prefork._adopt_fds import adopt
+    from ._prefork._detach import enter_workdir
 
     pipe = SuccessorChannel(handoff)
     try:
         options = _successor_options(raw)
         if options.identity is None:
-            from ._prctl import set_dumpable
+            from ._prefork._prctl import set_dumpable
 
             # As dumpable as the old daemon, which kept its identity (see take_handoff).
             set_dumpable(True)

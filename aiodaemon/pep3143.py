@@ -24,16 +24,16 @@ import os
 import pwd
 import signal
 
-from . import _detach, _privileges
-from ._messages import say
-from ._pep3143_pidfile import (
+from ._prefork import _detach, _privileges
+from ._prefork._messages import say
+from ._prefork._pep3143_pidfile import (
     check_pidfile_protocol,
     enter_pidfile,
     exit_pidfile,
     inside_chroot,
     pidfile_location,
 )
-from ._pidlock import PidFile
+from ._prefork._pidlock import PidFile
 from .exceptions import DaemonError, StartupError
 
 TYPE_CHECKING = False
@@ -42,7 +42,7 @@ if TYPE_CHECKING:
     from types import FrameType, TracebackType
     from typing import Any, Protocol, TypeAlias
 
-    from ._readiness import LaunchResult, ReadinessPipe
+    from ._prefork._readiness import LaunchResult, ReadinessPipe
 
     class HasFileno(Protocol):
         """A file, socket or anything else with an fd."""
@@ -381,7 +381,7 @@ class DaemonContext:
             if not self.detach_process and os.geteuid() == 0 and self.uid != 0:
                 # Before the chroot hides /dev/tty: the dropped program must not
                 # type into root's terminal (TIOCSTI); a detached one has setsid.
-                from ._terminal import give_up_terminal
+                from ._prefork._terminal import give_up_terminal
 
                 give_up_terminal()
             if own is not None and own.held is not None:

@@ -40,9 +40,9 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from ._kit_errors import LaunchError, ReloadFailed, StartFailed, last_message, startup_error
-from ._kit_options import command_flags
-from ._kit_process import (
+from ._kit._errors import LaunchError, ReloadFailed, StartFailed, last_message, startup_error
+from ._kit._options import command_flags
+from ._kit._process import (
     STOP_GRACE,
     Process,
     finish,

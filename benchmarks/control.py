@@ -46,8 +46,8 @@ from _common import REPO, child_env, median, percentile, print_table  # noqa: E4
 IDLE = REPO / "tests" / "programs" / "idle.py"
 
 OLD_PATH = (
-    "import sys, asyncio, structlog, aiodaemon._daemon, aiodaemon._runtime; "
-    "from aiodaemon._cli import main; sys.exit(main(sys.argv[1:]))"
+    "import sys, asyncio, structlog, aiodaemon._daemon, aiodaemon._run._runtime; "
+    "from aiodaemon._cli._main import main; sys.exit(main(sys.argv[1:]))"
 )
 
 

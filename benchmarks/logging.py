@@ -43,8 +43,9 @@ def _setup(contender: str, path: Path) -> tuple[Callable[[int], None], Callable[
     if contender == "aiodaemon":
         import structlog
 
-        from aiodaemon._config import parse_options
-        from aiodaemon._logging import open_log_targets, start_logging
+        from aiodaemon._logs._logging import start_logging
+        from aiodaemon._prefork._config import parse_options
+        from aiodaemon._prefork._logtargets import open_log_targets
 
         options = parse_options({"log_file": str(path)})
         writer = start_logging(open_log_targets(options), options, detached=True)
@@ -59,7 +60,7 @@ def _setup(contender: str, path: Path) -> tuple[Callable[[int], None], Callable[
         import orjson
         import structlog
 
-        from aiodaemon._logchain import processors, set_pid
+        from aiodaemon._logs._logchain import processors, set_pid
 
         set_pid(os.getpid())
         file = path.open("ab")

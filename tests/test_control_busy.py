@@ -11,7 +11,7 @@ import pytest
 from .control_support import ControlApp, open_control_app
 from .support import wait_for
 
-#: The control server's cap (aiodaemon._control_protocol.MAX_CONNECTIONS).
+#: The control server's cap (aiodaemon._prefork._control_protocol.MAX_CONNECTIONS).
 SLOTS = 32
 BUSY = f"busy: {SLOTS} control connections open"
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from aiodaemon._config import OPTION_NAMES, parse_options
+from aiodaemon._prefork._config import OPTION_NAMES, parse_options
 from aiodaemon.exceptions import ExitCode
 
 from .support import REPO, python, python_snippets, read_json_lines, wait_for
@@ -131,7 +131,7 @@ def test_signal_table_lists_the_signals_the_framework_owns() -> None:
     """docs/options.md's signal table names every signal on_signal refuses as the framework's."""
     import signal
 
-    from aiodaemon._signal_handlers import REFUSED
+    from aiodaemon._run._signal_handlers import REFUSED
 
     rows = table_rows(DOCS / "options.md", "## Signals")
     documented = {name for row in rows for name in re.findall(r"\bSIG[A-Z0-9]+\b", row[0])}

@@ -16,8 +16,8 @@ import pytest
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
-from aiodaemon._cli import main as cli_main
-from aiodaemon._config import OPTION_NAMES, Options, parse_options
+from aiodaemon._cli._main import main as cli_main
+from aiodaemon._prefork._config import OPTION_NAMES, Options, parse_options
 from aiodaemon.exceptions import ConfigError
 
 from .support import install_program, pids_with, python

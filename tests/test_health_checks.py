@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 import aiodaemon
-from aiodaemon._health import HealthServer
-from aiodaemon._hooks import HookFunction
-from aiodaemon._state import State
+from aiodaemon._run._health import HealthServer
+from aiodaemon._run._hooks import HookFunction
+from aiodaemon._run._state import State
 
 from .serving_support import PROGRAMS, Served, http_get
 from .support import PYTHON, clean_env

@@ -8,8 +8,8 @@ import socket
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aiodaemon._health import HealthServer
-from aiodaemon._state import State
+from aiodaemon._run._health import HealthServer
+from aiodaemon._run._state import State
 
 
 def answer(code: int, reason: str, body: bytes, headers: str = "") -> bytes:

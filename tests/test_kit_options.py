@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 
 from aiodaemon import DaemonOptions
-from aiodaemon._cli import _daemon_options
-from aiodaemon._cli_parser import COMMANDS, build_parser
-from aiodaemon._config import Options, parse_options
-from aiodaemon._kit_options import TRANSLATORS, command_flags
+from aiodaemon._cli._main import _daemon_options
+from aiodaemon._cli._parser import COMMANDS, build_parser
+from aiodaemon._kit._options import TRANSLATORS, command_flags
+from aiodaemon._prefork._config import Options, parse_options
 from aiodaemon.testing import LaunchError, ReloadFailed, launch
 
 from .support import REPO, is_alive

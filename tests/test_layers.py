@@ -1,4 +1,4 @@
-"""Architecture rules: the detach side never imports asyncio, layers only call downward.
+"""Architecture rules: the folders are the phases, the sync side never imports asyncio.
 
 The static checks read the imports; the others run real interpreters, so a lazy
 import or an import hidden in a dependency cannot slip past them.
@@ -17,128 +17,157 @@ from .support import PYTHON, REPO, clean_env, python, wait_for
 
 PACKAGE = Path(__file__).resolve().parent.parent / "aiodaemon"
 
-#: Modules of the synchronous, pre-fork side: no event loop may exist there.
-SYNC_SIDE = (
-    "_addresses",
-    "_identity",
-    "_messages",
-    "_config",
-    "_pidfile",
-    "_stdfds",
-    "_readiness",
-    "_detach",
-    "_init",
-    "_handoff",
-    "_adopt",
-    "_adopt_fds",
-    "_privileges",
-    "_terminal",
-    "_prctl",
-    "_sockets",
-    "_control_protocol",
-    "_control_socket",
-    "_control_client",
-    "_control_trust",
-    "_control",
-    "_lost_pidfile",
-    "_lost_holder",
-    "_pidfile_trust",
-    "_reload_command",
-    "_stale",
-    "_stop",
-    "_safeopen",
-    "_sharedfile",
-    "_unixbind",
-    "exceptions",
-    "_pidlock",
-    "_pep3143_pidfile",
-    "pep3143",
-)
+#: The package's folders in phase order (STYLE): a module may import only from its
+#: own folder or an earlier one. Top-level modules are ranked one by one.
+FOLDERS: dict[str, int] = {
+    "exceptions": 0,
+    "_options": 0,
+    "_prefork": 1,
+    "_logs": 2,
+    "_run": 3,
+    "_launch": 4,
+    "_successor": 4,
+    "_daemon": 4,
+    "pep3143": 4,
+    "__init__": 5,
+    "_cli": 6,
+    "__main__": 6,
+    "_kit": 7,
+    "testing": 7,
+}
 
-#: Phase order: a module may import only modules of its own or an earlier layer.
+#: The pre-fork folder and the synchronous public modules: no event loop may exist
+#: there, so nothing they import, even lazily, may import asyncio.
+PRE_FORK = ("_prefork",)
+SYNC_MODULES = ("exceptions", "pep3143")
+#: Folders whose modules load no asyncio when imported: the control commands (the
+#: CLI's run/start import the runtime only when they run a daemon).
+SYNC_AT_IMPORT = ("_prefork", "_cli")
+
+#: Phase order within and across the folders: a module may import only modules of
+#: its own or an earlier layer (config -> acquire -> detach -> drop -> run -> CLI).
 LAYERS = [
-    {"exceptions", "_messages", "_control_protocol", "_sharedfile"},
-    {"_addresses", "_safeopen", "_identity", "_prctl"},
-    {"_config", "_options"},
+    {"_prefork._control_protocol", "_prefork._messages", "_prefork._sharedfile", "exceptions"},
+    {"_prefork._addresses", "_prefork._identity", "_prefork._prctl", "_prefork._safeopen"},
+    {"_options", "_prefork._config"},
     {
-        "_pidfile",
-        "_sockets",
-        "_unixbind",
-        "_control_socket",
-        "_logsinks",
-        "_syslogsocket",
-        "_syslogsink",
-        "_logchain",
-        "_logecho",
-        "_logwriter",
-        "_logging",
-        "_readiness",
-        "_state",
-        "_outcome",
+        "_logs._logchain",
+        "_logs._logecho",
+        "_logs._logging",
+        "_logs._logwriter",
+        "_prefork._control_socket",
+        "_prefork._logsinks",
+        "_prefork._logtargets",
+        "_prefork._pidfile",
+        "_prefork._readiness",
+        "_prefork._sockets",
+        "_prefork._syslogsink",
+        "_prefork._syslogsocket",
+        "_prefork._unixbind",
+        "_run._outcome",
+        "_run._state",
     },
-    {"_stdfds", "_acquire", "_detach", "_init", "_handoff", "_adopt", "_adopt_fds"},
-    {"_privileges", "_terminal"},
-    {"_pidlock", "_pep3143_pidfile"},
+    {
+        "_prefork._acquire",
+        "_prefork._adopt",
+        "_prefork._adopt_fds",
+        "_prefork._detach",
+        "_prefork._handoff",
+        "_prefork._init",
+        "_prefork._stdfds",
+    },
+    {"_prefork._privileges", "_prefork._terminal"},
+    {"_prefork._pep3143_pidfile", "_prefork._pidlock"},
     {"pep3143"},
     {
-        "_systemd",
-        "_hooks",
-        "_context",
-        "_serving",
-        "_health",
-        "_forced",
-        "_signal_mask",
-        "_user_exit",
-        "_upgrade_channel",
+        "_run._context",
+        "_run._forced",
+        "_run._health",
+        "_run._hooks",
+        "_run._serving",
+        "_run._signal_mask",
+        "_run._systemd",
+        "_run._upgrade_channel",
+        "_run._user_exit",
     },
     {
-        "_loop",
-        "_reloads",
-        "_control_server",
-        "_services",
-        "_upgrade",
-        "_takeover",
-        "_upgrade_reloads",
+        "_run._control_server",
+        "_run._loop",
+        "_run._reloads",
+        "_run._services",
+        "_run._takeover",
+        "_run._upgrade",
+        "_run._upgrade_reloads",
     },
-    {"_upgrade_service"},
-    {"_signal_handlers"},
-    {"_runtime", "_shutdown", "_builtin", "_startup", "_reload"},
+    {"_run._upgrade_service"},
+    {"_run._signal_handlers"},
+    {"_run._builtin", "_run._reload", "_run._runtime", "_run._shutdown", "_run._startup"},
     {"_launch", "_successor"},
     {"_daemon"},
     {"__init__"},
     {
-        "_control_client",
-        "_control_trust",
-        "_pidfile_trust",
-        "_lost_pidfile",
-        "_control",
-        "_lost_holder",
-        "_reload_command",
-        "_stale",
-        "_stop",
-        "_upgrade_command",
-        "_importer",
-        "_cli_parser",
+        "_cli._control",
+        "_cli._control_client",
+        "_cli._control_trust",
+        "_cli._importer",
+        "_cli._lost_holder",
+        "_cli._lost_pidfile",
+        "_cli._parser",
+        "_cli._pidfile_trust",
+        "_cli._reload_command",
+        "_cli._stale",
+        "_cli._stop",
+        "_cli._upgrade_command",
     },
-    {"_cli", "__main__"},
+    {"__main__", "_cli._main"},
     # The testing kit drives a daemon from outside, like a user: it sits on top of everything.
-    {"_kit_errors", "_kit_options", "_kit_process", "testing", "_pytest_plugin"},
+    {"_kit._errors", "_kit._options", "_kit._process", "_kit._pytest_plugin", "testing"},
 ]
 
 
+def all_modules() -> list[str]:
+    """Every module of the package, dotted from the package (``_run._runtime``, ``_run``)."""
+    found = []
+    for path in PACKAGE.rglob("*.py"):
+        parts = list(path.relative_to(PACKAGE).with_suffix("").parts)
+        if parts[-1] == "__init__" and len(parts) > 1:
+            parts.pop()
+        found.append(".".join(parts))
+    return sorted(found)
+
+
+def source_of(module: str) -> Path:
+    """The file of a dotted package-relative module name."""
+    path = PACKAGE.joinpath(*module.split("."))
+    return path / "__init__.py" if path.is_dir() else path.with_suffix(".py")
+
+
+def folder_of(module: str) -> str:
+    """The folder (or top-level module) a module ranks with."""
+    return module.split(".")[0]
+
+
 def imports_of(module: str) -> set[str]:
-    """Top-level names of every module ``module`` imports, package-relative ones with a dot."""
-    tree = ast.parse((PACKAGE / f"{module}.py").read_text())
+    """What ``module`` imports: package modules dotted with a leading dot, others by top name."""
+    source = source_of(module)
+    tree = ast.parse(source.read_text())
+    is_package = source.name == "__init__.py" and module != "__init__"
+    here = module.split(".") if is_package else module.split(".")[:-1]
+    modules = set(all_modules())
     found: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             found.update(alias.name.split(".")[0] for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
             if node.level:
-                if node.module:
-                    found.add("." + node.module.split(".")[0])
-                else:
-                    found.update("." + alias.name for alias in node.names)
+                base = here[: len(here) - node.level + 1]
+                target = ".".join([*base, *(node.module.split(".") if node.module else [])])
+                for alias in node.names:
+                    child = f"{target}.{alias.name}" if target else alias.name
+                    if child in modules:
+                        found.add("." + child)
+                    elif target:
+                        found.add("." + target)
             elif node.module:
                 found.add(node.module.split(".")[0])
     return found
@@ -149,25 +178,47 @@ def closure(module: str) -> set[str]:
     seen, todo = set(), [module]
     while todo:
         current = todo.pop()
-        if current in seen or not (PACKAGE / f"{current}.py").exists():
+        if current in seen or not source_of(current).exists():
             continue
         seen.add(current)
         todo.extend(name[1:] for name in imports_of(current) if name.startswith("."))
     return seen
 
 
+def in_folders(folders: tuple[str, ...]) -> list[str]:
+    """Every module of ``folders``, and the synchronous top-level modules."""
+    return [m for m in all_modules() if folder_of(m) in folders] + list(SYNC_MODULES)
+
+
+def test_the_folders_are_the_phases() -> None:
+    """Every module sits in a ranked folder, and each folder holds more than one module."""
+    modules = all_modules()
+    assert {folder_of(m) for m in modules} == set(FOLDERS)
+    for folder in ("_prefork", "_logs", "_run", "_cli", "_kit"):
+        assert len([m for m in modules if m.startswith(folder + ".")]) > 1
+
+
 def test_detach_side_never_imports_asyncio() -> None:
     """No module of the pre-fork side, nor anything it imports, imports asyncio."""
-    for module in SYNC_SIDE:
+    for module in in_folders(PRE_FORK):
         for reached in closure(module):
-            assert "asyncio" not in imports_of(reached), f"{module} reaches asyncio via {reached}"
-            assert "uvloop" not in imports_of(reached), f"{module} reaches uvloop via {reached}"
+            for name in ("asyncio", "uvloop", "structlog"):
+                assert name not in imports_of(reached), f"{module} reaches {name} via {reached}"
+
+
+def test_folders_only_import_downward() -> None:
+    """A module imports only from its own folder or an earlier one."""
+    for module in all_modules():
+        for name in imports_of(module):
+            if name.startswith("."):
+                rank, own = FOLDERS[folder_of(name[1:])], FOLDERS[folder_of(module)]
+                assert rank <= own, f"{module} imports {name[1:]} of a later folder"
 
 
 def test_layers_only_import_downward() -> None:
     """Each module imports only modules of its own or an earlier phase."""
     rank = {name: i for i, layer in enumerate(LAYERS) for name in layer}
-    modules = sorted(p.stem for p in PACKAGE.glob("*.py"))
+    modules = [m for m in all_modules() if source_of(m).name != "__init__.py" or m == "__init__"]
     assert set(modules) <= set(rank), f"unranked modules: {set(modules) - set(rank)}"
     for module in modules:
         for name in imports_of(module):
@@ -178,14 +229,14 @@ def test_layers_only_import_downward() -> None:
 def test_the_testing_kit_uses_no_private_module() -> None:
     """aiodaemon.testing talks to daemons only through the command, signals and the log file."""
     kit = closure("testing")
-    assert kit == {"testing", "_kit_errors", "_kit_options", "_kit_process"}
+    assert kit == {"testing", "_kit._errors", "_kit._options", "_kit._process"}
     for module in kit:
         assert not [n for n in imports_of(module) if n.startswith(".") and n[1:] not in kit]
 
 
-@pytest.mark.parametrize("module", SYNC_SIDE)
+@pytest.mark.parametrize("module", in_folders(SYNC_AT_IMPORT))
 def test_importing_a_pre_fork_module_loads_no_asyncio(module: str) -> None:
-    """In a fresh interpreter, importing a pre-fork module (and aiodaemon) loads no asyncio."""
+    """In a fresh interpreter, a synchronous-side module (and aiodaemon) loads no asyncio."""
     code = (
         f"import sys, aiodaemon.{module}; "
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('asyncio', 'uvloop')))"

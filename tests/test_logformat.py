@@ -9,7 +9,7 @@ import signal
 import subprocess
 from pathlib import Path
 
-from aiodaemon._logchain import utc_timestamp
+from aiodaemon._logs._logchain import utc_timestamp
 from tests.support import (
     PYTHON,
     REPO,

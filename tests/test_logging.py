@@ -20,9 +20,9 @@ from typing import Any
 
 import pytest
 
-from aiodaemon._addresses import SyslogTarget
-from aiodaemon._config import Options
-from aiodaemon._logging import open_log_targets
+from aiodaemon._prefork._addresses import SyslogTarget
+from aiodaemon._prefork._config import Options
+from aiodaemon._prefork._logtargets import open_log_targets
 from aiodaemon.exceptions import StartupError
 from tests.support import (
     PYTHON,

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from aiodaemon import DaemonOptions
-from aiodaemon._config import parse_options
+from aiodaemon._prefork._config import parse_options
 from aiodaemon.exceptions import ConfigError
 from tests.support import mypy_strict
 

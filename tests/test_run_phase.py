@@ -289,8 +289,8 @@ def test_startup_errors_keep_the_system_error_and_its_errno(tmp_path: Path) -> N
     """An acquire failure keeps the OSError (and its errno) as its cause, in a one-line message."""
     import errno
 
-    from aiodaemon._outcome import Outcome
-    from aiodaemon._pidfile import acquire_pidfile
+    from aiodaemon._prefork._pidfile import acquire_pidfile
+    from aiodaemon._run._outcome import Outcome
     from aiodaemon.exceptions import StartupError
 
     with pytest.raises(StartupError) as caught:

@@ -24,11 +24,11 @@ from pathlib import Path
 
 import pytest
 
-import aiodaemon._cli
-import aiodaemon._lost_holder
-import aiodaemon._lost_pidfile
-import aiodaemon._reload_command
-import aiodaemon._stop
+import aiodaemon._cli._lost_holder
+import aiodaemon._cli._lost_pidfile
+import aiodaemon._cli._main
+import aiodaemon._cli._reload_command
+import aiodaemon._cli._stop
 
 from .security_support import (
     User,
@@ -56,8 +56,12 @@ __all__ = ["arena", "intruder", "service_account"]  # fixtures, re-exported for 
 TARGET = "tests.programs.security_daemon:main"
 # Loaded here: the CLI run as another user cannot read the interpreter's files
 # under /root, so whatever it imports must be imported before the fork.
-_PRELOADED = (aiodaemon._lost_holder, aiodaemon._lost_pidfile, aiodaemon._reload_command)
-_PRELOADED_STOP = aiodaemon._stop
+_PRELOADED = (
+    aiodaemon._cli._lost_holder,
+    aiodaemon._cli._lost_pidfile,
+    aiodaemon._cli._reload_command,
+)
+_PRELOADED_STOP = aiodaemon._cli._stop
 
 
 def cli(*args: str | os.PathLike[str]) -> subprocess.CompletedProcess[str]:
@@ -74,7 +78,7 @@ def cli_as(user: User, *args: str | os.PathLike[str]) -> tuple[int, str, str]:
         def run() -> None:
             out, err = io.StringIO(), io.StringIO()
             with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-                code = aiodaemon._cli.main([str(a) for a in args])
+                code = aiodaemon._cli._main.main([str(a) for a in args])
             result.write_text(json.dumps([code, out.getvalue(), err.getvalue()]))
 
         wait_child(fork_as(user, run), 60)

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from aiodaemon._addresses import parse_listen_address
-from aiodaemon._sockets import open_listeners
+from aiodaemon._prefork._addresses import parse_listen_address
+from aiodaemon._prefork._sockets import open_listeners
 from aiodaemon.exceptions import StartupError
 
 from .security_support import User, arena, intruder, own_dir

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from aiodaemon._serving import Serving
+from aiodaemon._run._serving import Serving
 
 
 class Closable:

@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from aiodaemon._addresses import ListenAddress, parse_listen_address
-from aiodaemon._sockets import Listeners, open_listeners
+from aiodaemon._prefork._addresses import ListenAddress, parse_listen_address
+from aiodaemon._prefork._sockets import Listeners, open_listeners
 from aiodaemon.exceptions import StartupError
 from tests.support import (
     PYTHON,

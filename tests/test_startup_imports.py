@@ -38,20 +38,20 @@ NOT_FOR_EVERYONE = {
     "ctypes",
     "grp",
     "pwd",
-    "aiodaemon._addresses",
-    "aiodaemon._control_socket",
-    "aiodaemon._health",
-    "aiodaemon._identity",
-    "aiodaemon._pidfile",
-    "aiodaemon._prctl",
-    "aiodaemon._safeopen",
-    "aiodaemon._sharedfile",
-    "aiodaemon._sockets",
-    "aiodaemon._syslogsink",
-    "aiodaemon._syslogsocket",
-    "aiodaemon._systemd",
-    "aiodaemon._terminal",
-    "aiodaemon._unixbind",
+    "aiodaemon._prefork._addresses",
+    "aiodaemon._prefork._control_socket",
+    "aiodaemon._run._health",
+    "aiodaemon._prefork._identity",
+    "aiodaemon._prefork._pidfile",
+    "aiodaemon._prefork._prctl",
+    "aiodaemon._prefork._safeopen",
+    "aiodaemon._prefork._sharedfile",
+    "aiodaemon._prefork._sockets",
+    "aiodaemon._prefork._syslogsink",
+    "aiodaemon._prefork._syslogsocket",
+    "aiodaemon._run._systemd",
+    "aiodaemon._prefork._terminal",
+    "aiodaemon._prefork._unixbind",
 }
 
 
@@ -60,7 +60,7 @@ def test_a_minimal_daemon_imports_nothing_it_does_not_use() -> None:
     result = python([REPO / "tests" / "programs" / "startup_modules.py"])
     assert result.returncode == 0, result.stderr
     loaded = set(result.stdout.split())
-    assert "aiodaemon._runtime" in loaded
+    assert "aiodaemon._run._runtime" in loaded
     assert loaded & NOT_FOR_EVERYONE == set()
 
 

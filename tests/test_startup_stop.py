@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from aiodaemon._control_protocol import VERSION, decode, encode
+from aiodaemon._prefork._control_protocol import VERSION, decode, encode
 
 from .support import (
     PYTHON,

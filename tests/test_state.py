@@ -6,7 +6,7 @@ import signal
 
 import pytest
 
-from aiodaemon._state import (
+from aiodaemon._run._state import (
     TRANSITIONS,
     Action,
     Event,

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from aiodaemon._systemd import Notifier, is_supervised
+from aiodaemon._run._systemd import Notifier, is_supervised
 from aiodaemon.exceptions import StartupError
 from tests.support import (
     PYTHON,
@@ -320,7 +320,7 @@ def test_is_supervised_as_pid_1() -> None:
             "--kill-child",
             PYTHON,
             "-c",
-            "import os; from aiodaemon._systemd import is_supervised;"
+            "import os; from aiodaemon._run._systemd import is_supervised;"
             "print(os.getpid(), is_supervised({}))",
         ],
         env=clean_env(),

@@ -208,14 +208,15 @@ def test_a_test_process_killed_hard_leaves_no_daemon(tmp_path: Path) -> None:
 def test_the_plugin_loads_nothing_of_the_runtime() -> None:
     """The pytest11 plugin and its fixture cost a suite that does not use them nothing."""
     code = (
-        "import sys, aiodaemon._pytest_plugin\n"
+        "import sys, aiodaemon._kit._pytest_plugin\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] in "
         "('aiodaemon', 'structlog', 'uvloop', 'orjson')))"
     )
     result = subprocess.run(
         [sys.executable, "-c", code], env=clean_env(), capture_output=True, text=True, check=True
     )
-    assert result.stdout.strip() == "['aiodaemon', 'aiodaemon._pytest_plugin']"
+    loaded = "['aiodaemon', 'aiodaemon._kit', 'aiodaemon._kit._pytest_plugin']"
+    assert result.stdout.strip() == loaded
 
 
 def test_the_plugin_is_registered_and_provides_the_fixture(tmp_path: Path) -> None:

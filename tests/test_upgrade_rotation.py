@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from aiodaemon._logsinks import open_file_sink
+from aiodaemon._prefork._logsinks import open_file_sink
 
 from .support import (
     AIODAEMON,

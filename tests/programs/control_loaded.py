@@ -8,9 +8,9 @@ from __future__ import annotations
 import json
 import sys
 
-from aiodaemon._cli import main
+from aiodaemon._cli._main import main
 
 main(sys.argv[2:])
-heavy = ("asyncio", "structlog", "uvloop", "orjson", "aiodaemon._runtime", "aiodaemon._daemon")
+heavy = ("asyncio", "structlog", "uvloop", "orjson", "aiodaemon._run._runtime", "aiodaemon._daemon")
 with open(sys.argv[1], "w") as f:
     json.dump([name for name in heavy if name in sys.modules], f)

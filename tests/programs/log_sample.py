@@ -8,8 +8,9 @@ import sys
 
 import structlog
 
-from aiodaemon._config import parse_options
-from aiodaemon._logging import open_log_targets, start_logging
+from aiodaemon._logs._logging import start_logging
+from aiodaemon._prefork._config import parse_options
+from aiodaemon._prefork._logtargets import open_log_targets
 
 options = parse_options(json.loads(sys.argv[1]))
 writer = start_logging(open_log_targets(options), options, detached=False)

@@ -13,9 +13,10 @@ import sys
 import time
 from typing import Any
 
-from aiodaemon._config import parse_options
-from aiodaemon._logging import open_log_targets, start_logging
-from aiodaemon._logwriter import LogWriter
+from aiodaemon._logs._logging import start_logging
+from aiodaemon._logs._logwriter import LogWriter
+from aiodaemon._prefork._config import parse_options
+from aiodaemon._prefork._logtargets import open_log_targets
 
 
 def start_child() -> LogWriter:

@@ -10,7 +10,7 @@ import os
 import sys
 import time
 
-from aiodaemon._stale import remove_stale
+from aiodaemon._cli._stale import remove_stale
 
 path, stop, seconds = sys.argv[1], sys.argv[2], float(sys.argv[3])
 deadline = time.monotonic() + seconds

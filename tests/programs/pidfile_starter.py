@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-from aiodaemon._pidfile import acquire_pidfile
+from aiodaemon._prefork._pidfile import acquire_pidfile
 from aiodaemon.exceptions import AlreadyRunningError
 
 path, count, seconds = Path(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])

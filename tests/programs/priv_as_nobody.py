@@ -5,6 +5,7 @@ from __future__ import annotations
 # The interpreter lives under /root here, closed to nobody: load what the
 # program imports while still root.
 import grp  # noqa: F401
+import importlib  # noqa: F401  (aiodaemon.__getattr__ loads the exports with it)
 import json  # noqa: F401
 import os
 import pwd  # noqa: F401
@@ -12,12 +13,13 @@ import resource  # noqa: F401
 import sys
 
 import aiodaemon
+import aiodaemon._daemon
 
 # The last three are loaded only for the options that need them.
-import aiodaemon._acquire
-import aiodaemon._pidfile
-import aiodaemon._safeopen
-import aiodaemon._sockets  # noqa: F401
+import aiodaemon._prefork._acquire
+import aiodaemon._prefork._pidfile
+import aiodaemon._prefork._safeopen
+import aiodaemon._prefork._sockets  # noqa: F401
 
 sys.argv = sys.argv[1:]
 with open(sys.argv[0]) as f:

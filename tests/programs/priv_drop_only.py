@@ -10,8 +10,8 @@ import os
 import resource
 import sys
 
-from aiodaemon._config import parse_options
-from aiodaemon._privileges import drop_privileges
+from aiodaemon._prefork._config import parse_options
+from aiodaemon._prefork._privileges import drop_privileges
 from aiodaemon.exceptions import StartupError
 
 options = parse_options(json.loads(sys.argv[1]))

@@ -7,10 +7,10 @@ import json
 import sys
 
 import aiodaemon
-from aiodaemon import _services
-from aiodaemon._reloads import ReloadAbandoned
-from aiodaemon._services import RuntimeHandle, Service
-from aiodaemon._state import State
+from aiodaemon._run import _services
+from aiodaemon._run._reloads import ReloadAbandoned
+from aiodaemon._run._services import RuntimeHandle, Service
+from aiodaemon._run._state import State
 
 RECORD = sys.argv[2]
 

@@ -12,8 +12,8 @@ import socket
 import subprocess
 import sys
 
-from aiodaemon._addresses import parse_listen_address
-from aiodaemon._sockets import open_listeners
+from aiodaemon._prefork._addresses import parse_listen_address
+from aiodaemon._prefork._sockets import open_listeners
 from aiodaemon.exceptions import StartupError
 
 # The addresses are what the program would bind without socket activation.

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aiodaemon._systemd import Notifier
+from aiodaemon._run._systemd import Notifier
 
 notifier = Notifier.from_env()
 assert notifier is not None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from aiodaemon._systemd import Notifier, run_watchdog
+from aiodaemon._run._systemd import Notifier, run_watchdog
 
 
 async def main() -> None:

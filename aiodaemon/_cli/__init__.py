@@ -1,0 +1,1 @@
+"""The ``aiodaemon`` command and the control client: synchronous, never imports asyncio."""

@@ -1,0 +1,316 @@
+"""The CLI's side of the control socket: one request, one verified answer.
+
+Nothing at the control path is trusted on sight: an unprivileged user may
+have planted a listener there. The answer counts only when the socket file
+belongs to root or the daemon's user and the peer that answers (its
+``SO_PEERCRED``) is the very process holding the pidfile's lock. Synchronous,
+no asyncio: ``aiodaemon status`` must cost little more than starting Python.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import socket
+import stat
+import struct
+import time
+
+from .._prefork._control_protocol import MAX_ANSWER, ProtocolError, decode, encode
+from .._prefork._control_socket import unix_address
+
+TYPE_CHECKING = False  # not typing's: see aiodaemon/__init__.py
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any, TypeAlias
+
+    #: Paths stay plain strings here: importing pathlib costs a control command ~2 ms.
+    StrPath: TypeAlias = str | os.PathLike[str]
+
+__all__ = [
+    "BUSY_PATIENCE",
+    "ControlAbsent",
+    "ControlBusy",
+    "ControlDenied",
+    "ControlError",
+    "ControlMismatch",
+    "ControlRefused",
+    "ControlTimeout",
+    "ControlUntrusted",
+    "ask",
+    "ask_patiently",
+    "exchange",
+    "is_transient",
+]
+
+_PEERCRED = struct.Struct("3i")
+
+
+class ControlError(Exception):
+    """No trustworthy answer came from the control socket; the message says why."""
+
+
+class ControlAbsent(ControlError):
+    """Nothing at the control path: the daemon runs without a control socket."""
+
+
+class ControlRefused(ControlError):
+    """A socket file nobody accepts on: a daemon not serving yet, or a leftover."""
+
+
+class ControlDenied(ControlError):
+    """We may not connect: the socket is the daemon user's and we are someone else."""
+
+
+class ControlUntrusted(ControlError):
+    """What is at the control path is not the daemon's socket; nothing was sent to it.
+
+    Another user's file, something that is not a socket, or a socket served by
+    another process than the pidfile's holder: the daemon has no control socket
+    there, so the commands fall back to the pidfile and signals.
+    """
+
+
+class ControlMismatch(ControlUntrusted):
+    """The peer is not the pidfile's holder: an impostor, or an upgrade handing over.
+
+    Attributes:
+        peer: the pid serving the socket.
+    """
+
+    def __init__(self, message: str, peer: int) -> None:
+        super().__init__(message)
+        self.peer = peer
+
+
+class ControlTimeout(ControlError):
+    """The daemon did not answer in time."""
+
+
+class ControlBusy(ControlError):
+    """The daemon kept answering "not now" (see :func:`is_transient`) until the deadline.
+
+    The message is the daemon's last refusal ("busy: 32 control connections
+    open", "an upgrade to successor pid N is in progress"); nothing was done.
+    """
+
+
+#: First pause between two tries of a transient refusal; it doubles up to the longest.
+_FIRST_PAUSE = 0.05
+_LONGEST_PAUSE = 0.5
+#: Seconds a status request asks again a control socket that answers "busy"
+#: (within its timeout) before it reports without it: a probe must not hang on it.
+BUSY_PATIENCE = 2.0
+
+
+def ask(path: StrPath, request: dict[str, Any], *, holder: int, timeout: float) -> dict[str, Any]:
+    """Send ``request`` to the control socket at ``path`` and return the daemon's answer.
+
+    Args:
+        path: the control socket.
+        request: one protocol message (``v`` and ``cmd``).
+        holder: the pid verified to hold the pidfile's lock; only it may answer.
+        timeout: seconds for the whole exchange.
+
+    Raises:
+        ControlError: (or a subclass) with a one-line reason.
+    """
+    _check_file(path, holder)
+
+    def check_peer(pid: int, _uid: int) -> None:
+        if pid != holder:
+            raise ControlMismatch(
+                f"control socket {path} is served by pid {pid}, not by the daemon holding "
+                f"the pidfile (pid {holder}); not trusted",
+                pid,
+            )
+
+    return exchange(path, request, timeout=timeout, check_peer=check_peer, name=f"pid {holder}")
+
+
+def exchange(
+    path: StrPath,
+    request: dict[str, Any],
+    *,
+    timeout: float,
+    check_peer: Callable[[int, int], None],
+    name: str,
+) -> dict[str, Any]:
+    """Connect to ``path``, let ``check_peer(pid, uid)`` judge the server, then ask ``request``.
+
+    The caller has checked the socket file; ``check_peer`` raises (a
+    :class:`ControlUntrusted`) before a byte is sent to a server it refuses.
+    ``name`` says who is expected to answer, for the messages.
+
+    Raises:
+        ControlError: (or a subclass) with a one-line reason.
+    """
+    deadline = time.monotonic() + timeout
+    address, dirfd = unix_address(path)
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(max(0.001, deadline - time.monotonic()))
+            _connect(sock, address, path, timeout)
+            check_peer(*_peer(sock))
+            try:
+                # A peer that answers before reading may close first: its answer
+                # (or its silence) is still what counts, not our broken pipe.
+                try:
+                    sock.sendall(encode(request))
+                    sock.shutdown(socket.SHUT_WR)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+                data = _read_answer(sock, deadline)
+            except TimeoutError:
+                raise ControlTimeout(f"no answer from {name} within {timeout:g} s") from None
+            except OSError as exc:
+                raise ControlError(
+                    f"control socket {path}: connection lost: {exc.strerror or exc}"
+                ) from None
+    finally:
+        if dirfd is not None:
+            os.close(dirfd)
+    if not data:
+        raise ControlError(f"{name} closed the control connection without an answer")
+    if not data.endswith(b"\n"):
+        raise ControlError(f"truncated answer on control socket {path}")
+    try:
+        return decode(data)
+    except ProtocolError as exc:
+        raise ControlError(f"unreadable answer on control socket {path}: {exc}") from None
+
+
+def is_transient(answer: dict[str, Any]) -> bool:
+    """Whether ``answer`` refuses only for now, so that asking again later may succeed.
+
+    The daemon marks such refusals ``"transient": true`` (every control slot
+    taken; a reload during an upgrade); a daemon older than that mark says
+    ``busy: ...``.
+    """
+    if answer.get("ok") is not False:
+        return False
+    return answer.get("transient") is True or str(answer.get("error", "")).startswith("busy:")
+
+
+def ask_patiently(
+    ask_once: Callable[[], dict[str, Any]],
+    *,
+    until: float,
+    wait: Callable[[float], object] = time.sleep,
+    on_refusal: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """``ask_once()`` again, with a short growing pause, while the daemon answers "not now".
+
+    The one retry every command shares (``status``, ``reload``, ``upgrade``,
+    ``stop``): a refusal marked transient (:func:`is_transient`) is not the
+    daemon's verdict, only a moment when it could not take the request.
+
+    Args:
+        ask_once: one exchange; it may look again for whom to ask (a new
+            pidfile holder after an upgrade). What it raises goes through.
+        until: ``time.monotonic()`` after which no new try begins.
+        wait: sleeps the pause (``stop`` waits on the daemon's exit instead).
+        on_refusal: called once, with the daemon's error, at the first
+            transient refusal (a command that may wait long says why).
+
+    Returns:
+        The first answer that is not a transient refusal.
+
+    Raises:
+        ControlBusy: every answer until ``until`` was a transient refusal.
+    """
+    pause = _FIRST_PAUSE
+    told = False
+    while True:
+        answer = ask_once()
+        if not is_transient(answer):
+            return answer
+        error = " ".join(str(answer.get("error") or "busy").split())
+        left = until - time.monotonic()
+        if left <= 0:
+            raise ControlBusy(error)
+        if on_refusal is not None and not told:
+            told = True
+            on_refusal(error)
+        # Spread out: clients refused together must not all come back together.
+        spread = 0.5 + (time.monotonic_ns() // 1000 % 1000) / 1000
+        wait(min(left, pause * spread))
+        pause = min(2 * pause, _LONGEST_PAUSE)
+
+
+def _check_file(path: StrPath, holder: int) -> None:
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        raise ControlAbsent(f"no control socket at {path}") from None
+    except OSError as exc:
+        raise ControlError(f"control socket {path}: {exc.strerror}") from None
+    if not stat.S_ISSOCK(st.st_mode):
+        raise ControlUntrusted(f"{path} is not a socket; not trusted")
+    owner = _euid_of(holder)
+    if st.st_uid != 0 and owner is not None and st.st_uid != owner:
+        raise ControlUntrusted(
+            f"control socket {path} belongs to uid {st.st_uid}, not to the daemon's user "
+            f"(uid {owner}); not trusted"
+        )
+
+
+def _connect(sock: socket.socket, address: str, path: StrPath, timeout: float) -> None:
+    try:
+        sock.connect(address)
+    except ConnectionRefusedError:
+        raise ControlRefused(f"nobody accepts on control socket {path}") from None
+    except FileNotFoundError:
+        raise ControlAbsent(f"no control socket at {path}") from None
+    except PermissionError:
+        raise ControlDenied(
+            f"not allowed to use control socket {path}: run as the daemon's user or as root"
+        ) from None
+    except TimeoutError:
+        raise ControlTimeout(
+            f"control socket {path} accepted nothing within {timeout:g} s"
+        ) from None
+    except OSError as exc:
+        if exc.errno == errno.EAGAIN:
+            raise ControlTimeout(f"control socket {path} is busy (backlog full)") from None
+        raise ControlError(f"control socket {path}: {exc.strerror or exc}") from None
+
+
+def _peer(sock: socket.socket) -> tuple[int, int]:
+    """The pid and uid of the process serving ``sock`` (``SO_PEERCRED``)."""
+    pid, uid, _gid = _PEERCRED.unpack(
+        sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _PEERCRED.size)
+    )
+    return pid, uid
+
+
+def _read_answer(sock: socket.socket, deadline: float) -> bytes:
+    data = b""
+    while not data.endswith(b"\n"):
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError
+        sock.settimeout(left)
+        try:
+            chunk = sock.recv(65536)
+        except ConnectionResetError:
+            # The peer closed without reading our request: the end of its answer.
+            break
+        if not chunk:
+            break
+        data += chunk
+        if len(data) > MAX_ANSWER:
+            raise ControlError(f"answer larger than {MAX_ANSWER} bytes; not read")
+    return data
+
+
+def _euid_of(pid: int) -> int | None:
+    """The effective uid ``pid`` runs as, None when /proc will not tell."""
+    try:
+        with open(f"/proc/{pid}/status", "rb") as f:
+            for line in f:
+                if line.startswith(b"Uid:"):
+                    return int(line.split()[2])
+    except (OSError, ValueError, IndexError):
+        pass
+    return None

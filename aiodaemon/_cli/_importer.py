@@ -1,0 +1,138 @@
+"""The CLI's TARGET: import ``MODULE:ATTR`` and check it is a program aiodaemon can run.
+
+In a module of its own, as uvicorn's ``importer.py``: the errors a user makes
+here (a typo in the module, a sync function, a missing ``main``) each get one
+line, never the import's traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+TYPE_CHECKING = False  # not typing's: see aiodaemon/__init__.py
+if TYPE_CHECKING:
+    from typing import Any
+
+    from .._daemon import Daemon
+    from .._run._hooks import HookFunction
+
+__all__ = ["TargetError", "load_target"]
+
+
+class TargetError(Exception):
+    """TARGET cannot be run: the one-line reason (a usage error, exit 2)."""
+
+
+def load_target(spec: str) -> tuple[Daemon, HookFunction]:
+    """Import ``MODULE:ATTR`` and return the daemon whose hooks apply and the program.
+
+    Raises:
+        TargetError: the module, the attribute or its type is wrong.
+    """
+    import functools
+
+    from .._daemon import Daemon, default_daemon
+
+    module_name, _, attr_path = spec.partition(":")
+    attr_path = attr_path or "main"
+    if module_name.endswith(".py") or "/" in module_name:
+        raise TargetError(_path_hint(module_name, attr_path))
+    if not module_name or not all(part.isidentifier() for part in module_name.split(".")):
+        raise TargetError(f"TARGET must be MODULE:ATTR, not {spec!r}")
+    if not all(part.isidentifier() for part in attr_path.split(".")):
+        raise TargetError(f"TARGET must be MODULE:ATTR, not {spec!r}")
+    module = _import(module_name)
+    try:
+        obj = functools.reduce(getattr, attr_path.split("."), module)
+    except AttributeError:
+        raise TargetError(f"module {module_name!r} has no attribute {attr_path!r}") from None
+    if isinstance(obj, Daemon):
+        program = getattr(obj, "main", None) or getattr(module, "main", None)
+        if program is None:
+            raise TargetError(
+                f"{spec} is a Daemon, but neither it nor module {module_name!r} has a `main`"
+            )
+        return obj, _check_program(f"{module_name}:main", program)
+    return default_daemon, _check_program(spec, obj)
+
+
+def _path_hint(path: str, attr_path: str) -> str:
+    """What to write instead of a file path given as TARGET (``app.py``, ``src/app.py``)."""
+    directory, name = os.path.split(path)
+    module = name.removesuffix(".py")
+    suggestion = f"{module}:{attr_path}"
+    if directory not in ("", "."):
+        # TARGET is imported from the current directory, not from a path.
+        suggestion += f", run from {directory}/"
+    return f"TARGET is MODULE:ATTR, not a file path {path!r}; did you mean {suggestion}?"
+
+
+def _import(module_name: str) -> Any:
+    import importlib
+
+    # The absolute current directory, not "": the daemon chdirs to its workdir,
+    # and imports made later must still find the program's own modules.
+    cwd = os.getcwd()
+    if cwd not in sys.path:
+        sys.path.insert(0, cwd)
+    from .._launch import TARGET_IMPORT, TargetCallsRun
+
+    TARGET_IMPORT.active, TARGET_IMPORT.called_at = True, None
+    try:
+        module = importlib.import_module(module_name)
+    except TargetCallsRun:
+        raise _calls_run(module_name, TARGET_IMPORT.called_at) from None
+    except ModuleNotFoundError as exc:
+        if exc.name is not None and (module_name + ".").startswith(exc.name + "."):
+            raise TargetError(f"no module named {module_name!r} (in {cwd} or sys.path)") from None
+        raise TargetError(f"importing {module_name!r} failed: {_describe(exc)}") from None
+    except Exception as exc:
+        raise TargetError(f"importing {module_name!r} failed: {_describe(exc)}") from None
+    finally:
+        TARGET_IMPORT.active = False
+    if TARGET_IMPORT.called_at is not None:
+        # The module caught the refusal's SystemExit and carried on: still wrong.
+        raise _calls_run(module_name, TARGET_IMPORT.called_at)
+    return module
+
+
+def _calls_run(module_name: str, called_at: str | None) -> TargetError:
+    """The error for a TARGET whose import calls ``aiodaemon.run()`` (no ``__main__`` guard)."""
+    where = f" ({called_at})" if called_at else ""
+    return TargetError(
+        f"TARGET {module_name} calls aiodaemon.run() when imported{where}; "
+        'put that call under `if __name__ == "__main__":`'
+    )
+
+
+def _describe(exc: BaseException) -> str:
+    """``Type: message (file:line)`` of the innermost frame, a traceback in one line."""
+    import traceback
+
+    text = f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, SyntaxError):
+        return text
+    frames = traceback.extract_tb(exc.__traceback__)
+    if frames:
+        text += f" ({frames[-1].filename}:{frames[-1].lineno})"
+    return text
+
+
+def _check_program(name: str, obj: object) -> HookFunction:
+    import inspect
+
+    from .._run._hooks import check_hook
+
+    if inspect.isfunction(obj) and not inspect.iscoroutinefunction(obj):
+        raise TargetError(f"{name} is a plain function; it must be an async function (async def)")
+    try:
+        check_hook(obj, name)
+    except TypeError:
+        kind = type(obj).__name__
+        if inspect.iscoroutinefunction(obj):
+            raise TargetError(f"{name} must take no argument or one Context") from None
+        raise TargetError(
+            f"{name} is not an async function or an aiodaemon.Daemon (it is a {kind})"
+        ) from None
+    return obj  # type: ignore[return-value]

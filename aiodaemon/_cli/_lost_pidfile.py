@@ -1,0 +1,255 @@
+"""Find the daemon of a pidfile that names no pid: removed or emptied by hand while it runs.
+
+An operator's ``rm`` or a tmp cleaner removes the pidfile, or ``: > app.pid``
+empties it, and the daemon runs on: it keeps its control socket and the
+lock on the (maybe deleted) file. Reporting "not running" then would be a lie
+(and ``start`` would fail on the bound control socket), so the commands look
+for the daemon in two places, trusting neither on sight:
+
+- the control socket beside the pidfile. Anybody may have created the file
+  in a shared directory, so it must be a socket whose owner could only have
+  put it there (any owner in a directory only its owner may write; in a
+  shared one root, us, the directory's owner or the daemon's ``--user``), it
+  must be served by a process running as that owner (or root), holding the
+  pidfile when there is one, and the answer must name that very process;
+- for a locked, emptied pidfile, the one process whose open file holds the
+  lock, found through ``/proc/PID/fdinfo`` (``/proc/locks`` names the process
+  that took the lock: the launcher, gone since the fork).
+
+Synchronous and light, for the CLI: no asyncio.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import time
+
+from .._prefork._control_protocol import VERSION
+from .._prefork._pidfile import PidfileState, PidfileStatus, _has_open, read_pidfile
+from .._prefork._sharedfile import is_open_to_all
+from ._control_client import (
+    BUSY_PATIENCE,
+    ControlAbsent,
+    ControlBusy,
+    ControlError,
+    ControlRefused,
+    ControlUntrusted,
+    ask_patiently,
+    exchange,
+)
+
+TYPE_CHECKING = False  # not typing's: see aiodaemon/__init__.py
+if TYPE_CHECKING:
+    from typing import Any, TypeAlias
+
+    StrPath: TypeAlias = str | os.PathLike[str]
+
+__all__ = [
+    "Found",
+    "find_lock_holder",
+    "find_through_control",
+    "names_no_pid",
+    "serving_without_pidfile",
+    "wait_for_pid",
+    "why_no_pid",
+]
+
+#: How long to wait for a pid to appear in a freshly locked pidfile.
+_STARTING_GRACE = 5.0
+#: Seconds ``start`` gives a control socket found without its pidfile to answer.
+_ASK_TIMEOUT = 5.0
+
+
+class Found:
+    """The daemon behind a pidfile that names no pid.
+
+    Attributes:
+        pid: its pid.
+        answer: its answer to ``status`` (None when found through the lock alone).
+    """
+
+    __slots__ = ("answer", "pid")
+
+    def __init__(self, pid: int, answer: dict[str, Any] | None) -> None:
+        self.pid = pid
+        self.answer = answer
+
+
+def names_no_pid(state: PidfileState) -> bool:
+    """Whether a reading is a missing pidfile, or a locked one holding no pid."""
+    return state.status is PidfileStatus.ABSENT or (
+        state.status is PidfileStatus.RUNNING and state.pid is None
+    )
+
+
+def why_no_pid(path: StrPath, state: PidfileState) -> str:
+    """How the pidfile's state is told beside the daemon found anyway."""
+    if state.status is PidfileStatus.ABSENT:
+        return f"pidfile {path} was removed"
+    return f"pidfile {path} holds no pid (emptied?)"
+
+
+def find_through_control(
+    path: StrPath, control: StrPath, *, owner: int | None, timeout: float
+) -> Found | None:
+    """Ask the socket at ``control`` for the daemon's status, trusting it only as the module says.
+
+    Args:
+        path: the pidfile (missing, or locked and empty).
+        control: the control socket beside it.
+        owner: the uid the daemon runs as, when the caller said (``--user``).
+        timeout: seconds for the exchange.
+
+    Returns:
+        The daemon, or None when nothing serves the path (no file, or a
+        leftover nobody accepts on).
+
+    Raises:
+        ControlUntrusted: what is at the path is not to be believed (nothing was sent).
+        ControlError: the daemon would not answer properly, or may not be asked by us.
+    """
+    try:
+        st = os.lstat(control)
+    except FileNotFoundError:
+        return None
+    if not stat.S_ISSOCK(st.st_mode):
+        raise ControlUntrusted(f"{control} is not a socket; not trusted")
+    _check_placed(control, st, owner)
+    try:
+        pidfile: os.stat_result | None = os.stat(path, follow_symlinks=False)
+    except OSError:
+        pidfile = None
+    peers: list[int] = []
+
+    def check_peer(pid: int, uid: int) -> None:
+        if uid not in (0, st.st_uid):
+            raise ControlUntrusted(
+                f"control socket {control} (uid {st.st_uid}'s) is served by pid {pid} "
+                f"running as uid {uid}; not trusted"
+            )
+        if pidfile is not None and _has_open(pid, pidfile) is False:
+            raise ControlUntrusted(
+                f"control socket {control} is served by pid {pid}, which does not hold "
+                f"the pidfile {path}; not trusted"
+            )
+        peers.append(pid)
+
+    request = {"v": VERSION, "cmd": "status"}
+    name = f"control socket {control}"
+    try:
+        # A daemon whose control slots are all taken answers "busy" for now.
+        answer = ask_patiently(
+            lambda: exchange(control, request, timeout=timeout, check_peer=check_peer, name=name),
+            until=time.monotonic() + min(timeout, BUSY_PATIENCE),
+        )
+    except (ControlAbsent, ControlRefused):
+        return None  # a leftover of a killed daemon: nobody serves it
+    except ControlBusy:
+        if len(set(peers)) != 1:
+            raise
+        # Still busy: the peer passed every check above; only its answer is missing.
+        return Found(peers[0], None)
+    peer = peers[-1]
+    if len(set(peers)) != 1 or answer.get("ok") is not True or answer.get("pid") != peer:
+        raise ControlUntrusted(
+            f"control socket {control}: the answer does not name its server (pid {peer}); "
+            "not trusted"
+        )
+    return Found(peer, answer)
+
+
+def _check_placed(control: StrPath, st: os.stat_result, owner: int | None) -> None:
+    """Refuse a socket another user could have put at the path (see the module's rules).
+
+    Raises:
+        ControlUntrusted: naming the owner and the directory's fault.
+    """
+    parent = os.path.dirname(os.fspath(control)) or "."
+    directory = os.stat(parent)
+    if is_open_to_all(directory.st_mode):
+        raise ControlUntrusted(
+            f"control socket {control} lies in a world-writable directory without the sticky "
+            "bit; not trusted"
+        )
+    shared = directory.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
+    if shared and st.st_uid not in (0, os.geteuid(), directory.st_uid, owner):
+        raise ControlUntrusted(
+            f"control socket {control} belongs to uid {st.st_uid} (another user) in a shared "
+            "directory (give --user when it is the daemon's user); not trusted"
+        )
+
+
+def find_lock_holder(path: StrPath) -> int | None:
+    """The one process whose open file holds ``path``'s ``flock``, None if not exactly one.
+
+    Only the processes we may look into are seen (all of them for root).
+    """
+    try:
+        st = os.stat(path, follow_symlinks=False)
+    except OSError:
+        return None
+    if not stat.S_ISREG(st.st_mode):
+        return None
+    holders = set()
+    for name in os.listdir("/proc"):
+        if name.isdigit() and _holds_lock(name, st):
+            holders.add(int(name))
+    if len(holders) != 1:
+        return None
+    [pid] = holders
+    return pid
+
+
+def _holds_lock(pid: str, st: os.stat_result) -> bool:
+    """Whether one of ``pid``'s descriptors is the open file holding the lock on ``st``."""
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return False
+    for fd in fds:
+        try:
+            other = os.stat(f"/proc/{pid}/fd/{fd}")
+            if (other.st_dev, other.st_ino) != (st.st_dev, st.st_ino):
+                continue
+            with open(f"/proc/{pid}/fdinfo/{fd}", "rb") as f:
+                info = f.read()
+        except OSError:
+            continue
+        # Listed only under descriptors of the open file that took the lock.
+        for line in info.splitlines():
+            fields = line.split()
+            if (
+                fields[:1] == [b"lock:"]
+                and b"FLOCK" in fields
+                and b"->" not in fields
+                and fields[-3].endswith(b":%d" % st.st_ino)
+            ):
+                return True
+    return False
+
+
+def wait_for_pid(path: StrPath) -> PidfileState:
+    """Read ``path``, giving a daemon that holds the lock a moment to write its pid."""
+    deadline = time.monotonic() + _STARTING_GRACE
+    while True:
+        state = read_pidfile(path)
+        if state.status is not PidfileStatus.RUNNING or state.pid is not None:
+            return state
+        if time.monotonic() > deadline:
+            return state
+        time.sleep(0.05)
+
+
+def serving_without_pidfile(pidfile: StrPath, control: StrPath, owner: int | None) -> str | None:
+    """What ``start`` says of a daemon serving ``control`` after its pidfile was removed."""
+    try:
+        found = find_through_control(pidfile, control, owner=owner, timeout=_ASK_TIMEOUT)
+    except ControlError:
+        return None  # nothing to believe: the start says what is in the way
+    if found is None:
+        return None
+    return (
+        f"already running (pid {found.pid} still serves control socket {control}, but its "
+        f"pidfile {pidfile} was removed; 'aiodaemon stop --pidfile {pidfile}' finds it there)"
+    )

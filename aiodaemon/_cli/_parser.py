@@ -1,0 +1,449 @@
+"""The ``aiodaemon`` command line: its parser, help texts and examples.
+
+Built for one command at a time (see :func:`build_parser`): an operator's
+``aiodaemon status`` should cost little more than starting Python.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import math
+import os
+import sys
+from collections.abc import Callable, Mapping, Sequence
+
+from .._prefork._messages import printable, write_line
+from ..exceptions import ExitCode
+
+TYPE_CHECKING = False  # not typing's: see aiodaemon/__init__.py
+if TYPE_CHECKING:
+    from typing import Any, NoReturn
+
+__all__ = ["COMMANDS", "PROG", "build_parser", "error"]
+
+PROG = "aiodaemon"
+
+#: Every command and its one-line help, in the order ``--help`` lists them.
+COMMANDS = {
+    "run": "run TARGET in the foreground (Ctrl-C stops it)",
+    "start": "start TARGET detached; print its pid when it is ready",
+    "stop": "stop the daemon holding --pidfile (TERM, wait, KILL)",
+    "restart": "stop the daemon holding --pidfile, then start TARGET",
+    "reload": "reload the daemon holding --pidfile and report the result",
+    "status": "tell what the daemon holding --pidfile is doing (LSB codes)",
+    "upgrade": "replace the daemon holding --pidfile by new code, no downtime",
+}
+
+_COMMON_EPILOG = """\
+TARGET is MODULE:ATTR (or MODULE, meaning MODULE:main), imported with the
+current directory on sys.path. ATTR is an async main function (hooks come from
+aiodaemon.on_startup etc.) or an aiodaemon.Daemon (its hooks are used, and its
+program is the Daemon's own `main` attribute if it has one, else MODULE's
+`main`). ATTR may be dotted: MODULE:obj.attr.
+
+where the log records go:
+  no --log-file/--syslog  stderr: console lines on a terminal in the foreground,
+                          else JSON lines; detached, the --stderr file or nowhere
+  --log-file F            F, as JSON lines (console lines with --log-format
+                          console); in the foreground, warnings and errors also
+                          show on stderr when it is a terminal
+  --syslog [WHERE]        syslog (with --log-file: both), JSON message bodies
+  --log-format FORMAT     json or console for every destination above
+"""
+
+_EXAMPLES = {
+    "run": """\
+examples:
+  aiodaemon run echo:main --listen tcp=127.0.0.1:8080
+  aiodaemon run app:daemon --log-level debug --log-format console
+  ExecStart=/usr/bin/aiodaemon run app:main      (systemd Type=notify)
+""",
+    "start": """\
+examples:
+  aiodaemon start echo:main --pidfile /run/echo.pid --log-file /var/log/echo.jsonl
+  aiodaemon start app:main --pidfile /run/app.pid --user app --listen http=:80
+
+Prints the daemon's pid once it is ready (exit 0). If the pidfile is held by a
+running daemon, says so and exits 0 starting nothing (LSB).
+""",
+    "restart": """\
+examples:
+  aiodaemon restart echo:main --pidfile /run/echo.pid --log-file /var/log/echo.jsonl
+
+Stops the daemon holding --pidfile (as `stop` does), then starts a new one.
+""",
+    "stop": """\
+examples:
+  aiodaemon stop --pidfile /run/echo.pid
+  aiodaemon stop --pidfile /run/echo.pid --timeout 5
+
+Asks the daemon over its control socket to stop (the graceful shutdown SIGTERM
+begins), or sends SIGTERM when it has no control socket; then SIGKILL after
+--timeout seconds (without it: 30, or the daemon's own drain delay + shutdown
+timeout + 1 s, which it tells, when longer). A daemon already stopping is left to finish ("already
+stopping (pid N); waiting"): several stops at once never force its exit, as a
+second SIGTERM would. Only the process holding the pidfile's lock is signalled,
+never a stale pid. A pidfile left by a dead daemon (nobody holds its lock) is
+removed with its stale control socket, and the command says so. Exit 0 once it
+is gone or when it was not running; 1 when the pidfile's holder cannot be
+verified (nothing signalled); 4 when you may not signal it. A daemon whose
+pidfile was removed or emptied by hand is found through its control socket or
+the lock. In a shared sticky directory another user's pidfile is not believed
+(1) unless --user names that user.
+""",
+    "reload": """\
+examples:
+  aiodaemon reload --pidfile /run/echo.pid
+  ExecReload=/usr/bin/aiodaemon reload --pidfile /run/echo.pid   (systemd)
+
+Log files are reopened and reload hooks run; waits for the result over the
+control socket. Exit 0 when every reload hook succeeded; 1 with the failing
+hook's "Type: message" on stderr (the daemon keeps running), or "still
+reloading after S s" on --timeout; 7 when the daemon is not running; 4 when
+the control socket is the daemon user's and you are someone else. A daemon
+that answers "busy" (every control slot taken) or is being upgraded is asked
+again within --timeout (the new process reloads once it took over); 1
+"...; nothing reloaded" if it never gets through. --no-wait, or a daemon
+without a control socket: only SIGHUP is sent (exit 0).
+""",
+    "upgrade": """\
+examples:
+  aiodaemon upgrade --pidfile /run/echo.pid
+  aiodaemon upgrade --pidfile /run/echo.pid --timeout 120
+
+Starts a fresh process of the same program (same command line and environment,
+new code read from disk) that inherits the listening sockets and the locked
+pidfile, waits until it is ready, then lets the old one drain and exit: no
+request is refused. Prints the new pid (exit 0); if the new process fails or is
+not ready within --timeout seconds it is killed, the old one keeps serving and
+the error is printed (exit 1). A control socket that answers "busy", or a
+daemon still starting or reloading, is asked again within --timeout. Exit 7
+when the daemon is not running.
+""",
+    "status": """\
+examples:
+  aiodaemon status --pidfile /run/echo.pid
+  aiodaemon status --pidfile /run/echo.pid --json
+
+Prints the state (starting, running, reloading, stopping), the pid, the uptime,
+the listening addresses, the last reload's result and aiodaemon's version.
+--json prints one object with the keys state, pid, uptime, sockets,
+last_reload and version. Exit status (LSB): 0 running (any of those states,
+also with the pidfile removed or emptied while the daemon runs: a warning says
+so), 1 dead but the pidfile exists, 3 not running, 4 unknown (unreadable
+pidfile, unverifiable holder, an untrusted or silent control socket, another
+user's pidfile in a shared sticky directory unless --user names that user).
+A control socket that stays "busy" for 2 s: running from the pidfile (0), with
+a warning.
+""",
+}
+
+
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    """argparse's formatter, sized without importing shutil.
+
+    argparse builds a formatter at every ``add_argument``, and its default one
+    imports shutil (with zlib, bz2, lzma) for the terminal width: a good part
+    of what ``aiodaemon status`` would cost.
+    """
+
+    def __init__(
+        self,
+        prog: str,
+        indent_increment: int = 2,
+        max_help_position: int = 24,
+        width: int | None = None,
+    ) -> None:
+        if width is None:
+            width = _terminal_columns() - 2
+        super().__init__(prog, indent_increment, max_help_position, width)
+
+
+def _terminal_columns() -> int:
+    """``$COLUMNS``, else the terminal's width, else 80 (what shutil would say)."""
+    try:
+        return int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        pass
+    try:
+        return os.get_terminal_size(1).columns or 80
+    except (ValueError, OSError):
+        return 80
+
+
+class Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line and exit 2, as every usage error here.
+
+    Every line reads ``aiodaemon: <what>: <message>``, as ``run()``'s errors do;
+    the command appears where it helps, in the pointer to its ``--help``.
+    """
+
+    def __init__(self, *args: Any, argv: Sequence[str] = (), **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        #: the command line, to explain an error argparse reports without context.
+        self.argv = list(argv)
+
+    def error(self, message: str) -> NoReturn:
+        if "TARGET" in message:
+            message = _explain_missing_target(self.prog, self.argv) or message
+        elif "COMMAND" in message and self.argv and self.argv[0].startswith("-"):
+            message = _explain_leading_option(self.argv)
+        error(f"{PROG}: {message} (see '{self.prog} --help')")
+        raise SystemExit(ExitCode.USAGE)
+
+
+def _explain_missing_target(prog: str, argv: Sequence[str]) -> str | None:
+    """Why TARGET is missing when ``--syslog`` (whose value is optional) swallowed it."""
+    for flag, value in itertools.pairwise(argv):
+        if flag == "--syslog" and ":" in value and not value.startswith(("/", "udp:", "tcp:")):
+            return (
+                f"TARGET required: --syslog took {value!r} as its value; "
+                f"write '{prog} {value} --syslog' or give --syslog a value (--syslog /dev/log)"
+            )
+    return None
+
+
+def _explain_leading_option(argv: Sequence[str]) -> str:
+    """Why COMMAND is missing when the line starts with an option (``aiodaemon -v``)."""
+    option = argv[0]
+    command = next((arg for arg in argv if arg in COMMANDS), None)
+    if command is not None:
+        return f"{option} goes after the command: {PROG} {command} {option} ..."
+    return f"unknown option {option!r}: give a COMMAND ({', '.join(COMMANDS)}) or --version"
+
+
+def error(line: str) -> None:
+    """Print one line on stderr (control characters made visible)."""
+    write_line(printable(line), sys.stderr)
+
+
+def seconds(text: str) -> float:
+    """A non-negative number of seconds, for ``type=`` of an option."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"must be a non-negative number of seconds: {text!r}")
+    return value
+
+
+def build_parser(
+    handlers: Mapping[str, Callable[[argparse.Namespace], int]], argv: Sequence[str] = ()
+) -> argparse.ArgumentParser:
+    """The parser of ``argv``'s command (of every command without a known one first).
+
+    Each command's namespace carries ``handler`` (from ``handlers``, by name)
+    and ``parser`` (its own, to report an error found after parsing).
+    """
+    parser = Parser(
+        argv=argv,
+        prog=PROG,
+        formatter_class=_Formatter,
+        description="Run an asyncio program as a Unix service, and control it.",
+        epilog="Run 'aiodaemon COMMAND --help' for each command's options and examples.",
+    )
+    parser.add_argument("--version", action=_VersionAction, nargs=0, help="print the version")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    # Only the command being run gets its parser: building every one would be
+    # a good part of what a control command such as `status` costs. Without a
+    # known command first (`aiodaemon --help`, a typo), all of them are built.
+    chosen = argv[0] if argv and argv[0] in COMMANDS else None
+    for name, help_text in COMMANDS.items():
+        if chosen is not None and name != chosen:
+            continue
+        daemon_command = name in ("run", "start", "restart")
+        epilog = _EXAMPLES[name]
+        if daemon_command:
+            epilog = _COMMON_EPILOG + "\n" + epilog
+        usage = "TARGET [options]" if daemon_command else "--pidfile PATH"
+        usage += {
+            "stop": " [--timeout S] [--control PATH] [--user USER]",
+            "restart": " [--timeout S]",
+            "reload": " [--timeout S] [--no-wait] [--control PATH] [--user USER]",
+            "status": " [--json] [--timeout S] [--control PATH] [--user USER]",
+            "upgrade": " [--timeout S] [--control PATH] [--user USER]",
+        }.get(name, "")
+        sub = commands.add_parser(
+            name,
+            argv=argv,
+            usage=f"{PROG} {name} {usage}",
+            help=help_text,
+            description=help_text[0].upper() + help_text[1:] + ".",
+            epilog=epilog,
+            formatter_class=_Formatter,
+        )
+        sub.set_defaults(handler=handlers[name], parser=sub)
+        if daemon_command:
+            _add_daemon_options(sub)
+        else:
+            sub.add_argument(
+                "--pidfile", required=True, metavar="PATH", help="the daemon's pidfile"
+            )
+        if name in ("stop", "restart"):
+            sub.add_argument(
+                "--timeout",
+                type=seconds,
+                default=None,
+                metavar="S",
+                help=(
+                    "seconds to wait after the stop request before SIGKILL (default: 30, or"
+                    " the daemon's drain delay + shutdown timeout + 1 when longer)"
+                ),
+            )
+        if name == "stop":
+            sub.add_argument(
+                "--control",
+                metavar="PATH",
+                help="the daemon's control socket (default: the pidfile's path + .ctl)",
+            )
+        if not daemon_command:
+            sub.add_argument(
+                "--user",
+                metavar="USER",
+                help="the user the daemon runs as: its pidfile and control socket are "
+                "trusted in a shared sticky directory",
+            )
+        if name in ("reload", "status", "upgrade"):
+            _add_client_options(sub, name)
+    return parser
+
+
+class _VersionAction(argparse.Action):
+    """``--version``, reading the package metadata only when asked (it is slow to import)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: object, **kwargs: object) -> None:
+        from .. import __version__
+
+        write_line(f"{PROG} {__version__}")
+        parser.exit()
+
+
+def _add_client_options(sub: argparse.ArgumentParser, name: str) -> None:
+    add = sub.add_argument
+    add(
+        "--control",
+        metavar="PATH",
+        help="the daemon's control socket (default: the pidfile's path + .ctl)",
+    )
+    if name == "reload":
+        add(
+            "--timeout",
+            type=seconds,
+            default=60.0,
+            metavar="S",
+            help="seconds to wait for the reload to finish (default: 60)",
+        )
+        add("--no-wait", action="store_true", help="only send SIGHUP; do not wait for the result")
+    elif name == "upgrade":
+        add(
+            "--timeout",
+            type=seconds,
+            default=60.0,
+            metavar="S",
+            help="seconds the new process has to become ready (default: 60)",
+        )
+    elif name == "status":
+        add("--json", action="store_true", help="print one JSON object")
+        add(
+            "--timeout",
+            type=seconds,
+            default=10.0,
+            metavar="S",
+            help="seconds to wait for the daemon's answer (default: 10)",
+        )
+
+
+def _add_daemon_options(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("target", metavar="TARGET", help="MODULE:ATTR, an async main or a Daemon")
+    add = sub.add_argument
+    add("--pidfile", metavar="PATH", help="pidfile to lock and write")
+    add(
+        "--log-file",
+        metavar="PATH",
+        help="log file, reopened on SIGUSR1/SIGHUP: JSON lines (console lines with "
+        "--log-format console); see 'where the log records go' below",
+    )
+    add(
+        "--syslog",
+        nargs="?",
+        const=True,
+        metavar="WHERE",
+        help="log to syslog: /dev/log (no value), a socket path, udp://H:P or tcp://H:P "
+        "(the value is optional: write TARGET before --syslog)",
+    )
+    add(
+        "--log-level",
+        choices=["debug", "info", "warning", "error", "critical"],
+        help="(default: info)",
+    )
+    add(
+        "--log-format",
+        choices=["json", "console"],
+        help="for stderr, --log-file and --syslog alike (default: console on a terminal "
+        "in the foreground, else json)",
+    )
+    add(
+        "--listen",
+        action="append",
+        metavar="NAME=ADDR",
+        help="bind a socket: NAME=HOST:PORT, NAME=:PORT (all addresses), NAME=[V6]:PORT "
+        "or NAME=unix:/PATH[?mode=0660] (repeatable)",
+    )
+    add("--user", help="user name or uid to drop to")
+    add("--group", help="group name or gid to drop to")
+    add("--workdir", metavar="DIR", help="working directory (default: /)")
+    add("--umask", metavar="OCTAL", help="file mode creation mask (default: 022)")
+    add("--stdout", metavar="PATH", help="append the daemon's stdout to PATH")
+    add("--stderr", metavar="PATH", help="append the daemon's stderr to PATH")
+    add(
+        "--shutdown-timeout",
+        type=seconds,
+        metavar="S",
+        help="seconds for the whole shutdown before a forced exit (default: 30)",
+    )
+    add("--chroot", metavar="DIR", help="chroot to DIR after acquiring")
+    add("--no-prevent-core", action="store_true", help="allow core dumps (default: RLIMIT_CORE=0)")
+    add(
+        "--allow-new-privileges",
+        action="store_true",
+        help="after dropping root, let setuid programs regain privileges (default: no_new_privs)",
+    )
+    add(
+        "--uvloop",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="require or refuse uvloop (default: use it when installed)",
+    )
+    add(
+        "--drain-delay",
+        type=seconds,
+        metavar="S",
+        help="seconds to keep accepting after a stop request while /readyz says 503 (default: 0)",
+    )
+    add(
+        "--health",
+        metavar="ADDR",
+        help="serve GET /livez and /readyz on HOST:PORT or unix:/PATH (socket name 'health')",
+    )
+    add(
+        "--ready",
+        choices=["startup", "manual"],
+        help="ready after startup hooks (default), or when the program calls ctx.notify_ready()",
+    )
+    add(
+        "--start-timeout",
+        type=seconds,
+        metavar="S",
+        help="seconds to become ready before the start fails and the daemon is stopped "
+        "(default: 90)",
+    )
+    # One or the other: with both, the last one would silently win.
+    control = sub.add_mutually_exclusive_group()
+    control.add_argument(
+        "--control",
+        metavar="PATH",
+        help="control socket for status and reload (default: the pidfile's path + .ctl)",
+    )
+    control.add_argument("--no-control", action="store_true", help="no control socket")

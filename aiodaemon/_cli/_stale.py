@@ -1,0 +1,122 @@
+"""What a killed daemon leaves: its pidfile and its control socket, removed safely.
+
+Removal happens under the pidfile's own lock (taken, never waited for): while
+we hold it no daemon can be starting on this pidfile, and a daemon binds its
+control socket only once it holds that lock, so the socket beside it cannot be
+a fresh one. Nothing is followed through a symlink, and a socket is removed
+only when it is one, belongs to the pidfile's owner (or to us) and nobody
+accepts on it. Synchronous and light, for the CLI: no asyncio.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import socket
+import stat
+
+from .._prefork._control_socket import unix_address
+
+TYPE_CHECKING = False  # not typing's: see aiodaemon/__init__.py
+if TYPE_CHECKING:
+    from typing import TypeAlias
+
+    StrPath: TypeAlias = str | os.PathLike[str]
+
+__all__ = ["StaleRemoval", "remove_stale"]
+
+#: A pidfile is a pid and a newline: read no more than this of one.
+_PIDFILE_MAX = 64
+#: Seconds a connect may take before the socket counts as served (a full backlog).
+_CONNECT_TIMEOUT = 1.0
+
+
+class StaleRemoval:
+    """What :func:`remove_stale` removed."""
+
+    __slots__ = ("control", "pidfile")
+
+    def __init__(self, pidfile: bool, control: bool) -> None:
+        self.pidfile = pidfile
+        self.control = control
+
+
+def remove_stale(path: StrPath, pid: int | None, *, control: StrPath | None = None) -> StaleRemoval:
+    """Unlink the pidfile ``path`` if nobody holds its lock and it still names ``pid``.
+
+    An emptied file counts as naming any pid (a daemon empties it when it may
+    not unlink it); a file holding anything else is not ours and is left.
+    ``control``, the socket beside it, goes with it when it is stale (see the
+    module's rules).
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NOCTTY | os.O_NONBLOCK)
+    except OSError:
+        return StaleRemoval(False, False)
+    try:
+        # Taking the lock first means a daemon starting right now cannot lose
+        # its fresh pidfile (or its control socket) to us.
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        st = os.fstat(fd)
+        current = os.stat(path, follow_symlinks=False)
+        data = os.pread(fd, _PIDFILE_MAX + 1, 0)
+        if (st.st_dev, st.st_ino) != (current.st_dev, current.st_ino) or not stat.S_ISREG(
+            st.st_mode
+        ):
+            return StaleRemoval(False, False)
+        if not _names(data, pid):
+            return StaleRemoval(False, False)
+        removed_control = control is not None and _remove_dead_socket(control, st.st_uid)
+        os.unlink(path)
+        return StaleRemoval(True, removed_control)
+    except OSError:
+        # Locked again by a new daemon, or not ours to remove: leave it.
+        return StaleRemoval(False, False)
+    finally:
+        os.close(fd)
+
+
+def _names(data: bytes, pid: int | None) -> bool:
+    """Whether a pidfile holding ``data`` is the stale file of ``pid``."""
+    first = data.split(b"\n", 1)[0].strip()
+    accepted = (b"",) if pid is None else (b"", str(pid).encode())
+    return first in accepted and data.strip() == first
+
+
+def _remove_dead_socket(path: StrPath, pidfile_owner: int) -> bool:
+    """Unlink the socket at ``path`` if nobody accepts on it and it is the daemon's or ours."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return False
+    if not stat.S_ISSOCK(st.st_mode) or st.st_uid not in (pidfile_owner, os.geteuid()):
+        return False
+    if not _refused(path):
+        return False
+    try:
+        # The same inode we tested, still not followed through a symlink.
+        again = os.lstat(path)
+        if (again.st_dev, again.st_ino) != (st.st_dev, st.st_ino):
+            return False
+        os.unlink(path)
+    except OSError:
+        return False
+    return True
+
+
+def _refused(path: StrPath) -> bool:
+    """Whether connecting to the socket at ``path`` is refused (nobody listens on it)."""
+    address, dirfd = unix_address(path)
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(_CONNECT_TIMEOUT)
+            try:
+                sock.connect(address)
+            except ConnectionRefusedError:
+                return True
+            except OSError:
+                return False  # busy, forbidden or gone: not ours to judge
+            return False
+    finally:
+        if dirfd is not None:
+            os.close(dirfd)

@@ -1,0 +1,189 @@
+"""``aiodaemon stop``: ask the daemon to stop, wait, SIGKILL at the deadline, clean up after.
+
+A daemon that already stops must be left to finish: a second SIGTERM means
+"exit at once" (hooks cut, records lost, files left). So when the daemon's
+control socket answers, ``stop`` asks over it: the ``stop`` command begins the
+graceful shutdown SIGTERM begins, and a daemon already stopping just goes on,
+however many ``stop`` ask at once. Without a control socket (or one that will
+not answer) it falls back to SIGTERM. Synchronous and light, for the CLI.
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+import time
+
+from .._prefork._control_protocol import VERSION
+from ._control import ControlCode, _holder, _say, _send, _wait_exit
+from ._control_client import (
+    ControlAbsent,
+    ControlDenied,
+    ControlError,
+    ControlTimeout,
+    ask,
+    ask_patiently,
+)
+from ._control_trust import ControlUntrusted, say_ignored
+from ._stale import remove_stale
+
+TYPE_CHECKING = False  # not typing's: see aiodaemon/__init__.py
+if TYPE_CHECKING:
+    from typing import Any, TypeAlias
+
+    StrPath: TypeAlias = str | os.PathLike[str]
+
+__all__ = ["stop"]
+
+#: How long to wait for the process to vanish after SIGKILL.
+_KILL_WAIT = 10.0
+#: Seconds ``stop`` waits before SIGKILL unless told (or the daemon's budget is longer).
+DEFAULT_TIMEOUT = 30.0
+#: Added to a daemon's stop budget: time to see its exit.
+_BUDGET_MARGIN = 1.0
+#: How long a control socket that refuses or drops connections is retried: a
+#: daemon not serving it yet, or closing it at the very end of its shutdown.
+_RETRY_GRACE = 2.0
+#: Pause between those tries (spent waiting for the daemon's exit).
+_RETRY_PAUSE = 0.05
+#: Longest wait for the daemon's answer; it answers at once unless its loop is stuck.
+_ANSWER_TIMEOUT = 5.0
+
+
+class _Asked(enum.Enum):
+    STOPPING = "stopping"  # the daemon began its shutdown at our request
+    ALREADY = "already"  # it was stopping already
+    GONE = "gone"  # it exited while we asked
+    SIGNAL = "signal"  # no usable control socket: SIGTERM it
+
+
+def stop(
+    path: StrPath,
+    timeout: float | None,
+    control: StrPath | None = None,
+    *,
+    owner: int | None = None,
+) -> int:
+    """Stop the daemon holding ``path``, waiting ``timeout`` seconds before SIGKILL.
+
+    Args:
+        path: the pidfile.
+        timeout: seconds from the request to SIGKILL; None: :data:`DEFAULT_TIMEOUT`,
+            or the daemon's own stop budget when it says its stop takes longer.
+        control: the daemon's control socket; None: signals only.
+        owner: the daemon's uid, when the caller said (``--user``).
+
+    Returns:
+        0 once the daemon is gone or when it was not running; 1 when it cannot
+        be told apart from a stranger or would not die; 4 when not allowed.
+    """
+    import signal  # here: `status` never signals, and the import costs it ~0.5 ms
+
+    # Seen before the holder is verified: a socket gone by the time we ask was
+    # removed by the daemon at the very end of its exit, not never there.
+    had_socket = control is not None and os.path.lexists(control)
+    holder = _holder(
+        path, not_running=ControlCode.OK, remove_stale=True, control=control, owner=owner
+    )
+    if isinstance(holder, int):
+        return holder
+    pid, pidfd = holder
+    note = ""
+    try:
+        asked, budget = _Asked.SIGNAL, None
+        wait = DEFAULT_TIMEOUT if timeout is None else timeout
+        if control is not None:
+            asked, budget = _ask(control, pid, pidfd, wait, had_socket=had_socket)
+        if timeout is None and budget is not None:
+            # Its configured drain and shutdown are the daemon's to use up: a
+            # default SIGKILL at 30 s would cut a 60 s shutdown_timeout short.
+            wait = max(wait, budget + _BUDGET_MARGIN)
+        if asked is _Asked.ALREADY:
+            _say(f"already stopping (pid {pid}); waiting")
+        elif asked is _Asked.SIGNAL and not _send(pidfd, pid, signal.SIGTERM):
+            return ControlCode.NO_PERMISSION
+        if not _wait_exit(pidfd, wait):
+            how = "SIGTERM" if asked is _Asked.SIGNAL else "the stop request"
+            _say(f"pid {pid} still running {wait:g}s after {how}; sending SIGKILL")
+            _send(pidfd, pid, signal.SIGKILL)
+            if not _wait_exit(pidfd, _KILL_WAIT):
+                _say(f"pid {pid} did not exit after SIGKILL")
+                return ControlCode.FAILURE
+            # A killed daemon had no chance to remove its pidfile or its socket.
+            removed = remove_stale(path, pid, control=control)
+            if removed.pidfile:
+                also = f" and control socket {control}" if removed.control else ""
+                note = f"; removed the pidfile{also} it left"
+    finally:
+        os.close(pidfd)
+    _say(f"stopped (pid {pid}{note})")
+    return ControlCode.OK
+
+
+def _ask(
+    control: StrPath, pid: int, pidfd: int, timeout: float, *, had_socket: bool
+) -> tuple[_Asked, float | None]:
+    """Send ``stop`` over the control socket: how it went, and the daemon's stop budget.
+
+    SIGNAL when SIGTERM must do instead; the budget (seconds to its end at
+    the latest) only when the daemon said it.
+    """
+    asked = _ask_once(control, pid, pidfd, timeout, had_socket=had_socket)
+    if isinstance(asked, _Asked):
+        return asked, None
+    budget = asked.get("exits_within")
+    if isinstance(budget, bool) or not isinstance(budget, int | float) or budget < 0:
+        budget = None
+    kind = _Asked.ALREADY if asked.get("already_stopping") is True else _Asked.STOPPING
+    return kind, budget
+
+
+def _ask_once(
+    control: StrPath, pid: int, pidfd: int, timeout: float, *, had_socket: bool
+) -> _Asked | dict[str, Any]:
+    """The daemon's ``ok`` answer to ``stop``, or how else it went."""
+    request = {"v": VERSION, "cmd": "stop"}
+    answer_timeout = min(_ANSWER_TIMEOUT, max(timeout, 1.0))
+    deadline = time.monotonic() + _RETRY_GRACE
+    while True:
+        try:
+            # "busy" (every control slot taken) is asked again within the same grace.
+            answer = ask_patiently(
+                lambda: ask(control, request, holder=pid, timeout=answer_timeout),
+                until=deadline,
+                wait=lambda seconds: _wait_exit(pidfd, seconds),
+            )
+        except ControlAbsent:
+            if had_socket:
+                # Removed since we looked: the daemon is past its shutdown, on
+                # its way out; a SIGTERM now would only force that exit.
+                return _Asked.ALREADY
+            return _Asked.SIGNAL  # run without a control socket: signals it is
+        except ControlDenied:
+            return _Asked.SIGNAL  # another user's daemon: SIGTERM says whether we may
+        except ControlTimeout as exc:
+            # A stuck loop: the holder still hears signals.
+            if _wait_exit(pidfd, 0):
+                return _Asked.GONE
+            _say(f"{exc}; sending SIGTERM")
+            return _Asked.SIGNAL
+        except ControlUntrusted as exc:
+            # Not the daemon's socket (a planted one, or an upgrade handing
+            # over): never asked again; the holder still hears signals.
+            if _wait_exit(pidfd, 0):
+                return _Asked.GONE
+            say_ignored(exc, "sending SIGTERM")
+            return _Asked.SIGNAL
+        except ControlError as exc:
+            # Not served yet, or closed at the very end of a shutdown: ask again
+            # while the daemon lives (a stop is idempotent), SIGTERM at the end.
+            if _wait_exit(pidfd, _RETRY_PAUSE):
+                return _Asked.GONE
+            if time.monotonic() > deadline:
+                _say(f"{exc}; sending SIGTERM")
+                return _Asked.SIGNAL
+            continue
+        if answer.get("ok"):
+            return answer
+        # A daemon older than the `stop` command ("unknown command"): SIGTERM.
+        return _Asked.SIGNAL

@@ -1,0 +1,197 @@
+"""``aiodaemon upgrade``: ask the daemon holding a pidfile to replace itself, and wait.
+
+Through the control socket the daemon answers with the successor's pid once it
+has handed over, or with the successor's error after rolling back. A daemon
+without a control socket of its own (none at the path, or one that is not the
+daemon's: see :mod:`._control_trust`) gets SIGUSR2 and the command watches the pidfile
+until it names a new lock holder; such a daemon cannot say why an upgrade
+failed (its log does).
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import signal
+import time
+
+from .._prefork._control_protocol import VERSION
+from .._prefork._messages import say, write_line
+from .._prefork._pidfile import PidfileStatus, read_pidfile
+from . import _control
+from ._control import ControlCode
+from ._control_client import (
+    ControlAbsent,
+    ControlBusy,
+    ControlDenied,
+    ControlError,
+    ControlRefused,
+    ask,
+    ask_patiently,
+)
+from ._control_trust import ControlUntrusted, ask_holder, say_ignored
+
+TYPE_CHECKING = False  # not typing's: see aiodaemon/__init__.py
+if TYPE_CHECKING:
+    from typing import Any
+
+__all__ = ["upgrade"]
+
+#: Seconds added to ``--timeout`` for the hand-over after the successor is ready.
+_HANDOVER_GRACE = 15.0
+#: Seconds a daemon that closed the connection without an answer may take to exit.
+_EXIT_WAIT = 2.0
+
+
+def upgrade(path: str, control: str | None, timeout: float, *, owner: int | None = None) -> int:
+    """Replace the daemon holding ``path`` by a fresh process; print the new pid.
+
+    Returns:
+        0 once the new process is ready and the old one has handed over;
+        1 when the upgrade failed or was refused (the old daemon still runs);
+        7 when no daemon runs; 4 when not allowed to ask it.
+    """
+    # Without its pidfile the successor would be as lost as its parent: refused.
+    holder = _control._holder(
+        path, not_running=ControlCode.NOT_RUNNING, control=control, owner=owner, action="upgraded"
+    )
+    if isinstance(holder, int):
+        return holder
+    pid, pidfd = holder
+    try:
+        if control is not None:
+            code = _by_control(control, path, pid, pidfd, timeout)
+            if code is not None:
+                return code
+        return _by_signal(path, pid, pidfd, timeout)
+    finally:
+        os.close(pidfd)
+
+
+def _by_control(control: str, path: str, pid: int, pidfd: int, timeout: float) -> int | None:
+    """Ask for the upgrade and its result; None when there is no control socket to ask."""
+    started = time.monotonic()
+    deadline = started + timeout + _HANDOVER_GRACE
+
+    def ask_once() -> dict[str, Any]:
+        # The new process gets what is left of --timeout after waiting for a slot.
+        left = _left(started + timeout, timeout)
+        request = {"v": VERSION, "cmd": "upgrade", "timeout": left}
+        return ask_holder(control, request, holder=pid, timeout=left + _HANDOVER_GRACE)[0]
+
+    def say_waiting(error: str) -> None:
+        say(f"{error} (pid {pid}); trying again for up to {timeout:g} s")
+
+    try:
+        answer = ask_patiently(ask_once, until=started + timeout, on_refusal=say_waiting)
+    except ControlBusy as exc:
+        say(f"upgrade failed: {exc} (pid {pid}); nothing started")
+        return ControlCode.FAILURE
+    except (ControlAbsent, ControlRefused):
+        return None
+    except ControlUntrusted as exc:
+        # Not the daemon's socket: it has none there, as with --no-control.
+        say_ignored(exc, f"sending SIGUSR2 to pid {pid}")
+        return None
+    except ControlDenied as exc:
+        say(str(exc))
+        return ControlCode.NO_PERMISSION
+    except ControlError as exc:
+        # A daemon that dies closes its connections a moment before its pidfd
+        # reports the exit: give the exit that moment.
+        if select.select([pidfd], [], [], _EXIT_WAIT)[0]:
+            return _after_death(path, control, pid, deadline)
+        say(f"{exc}; the daemon's log says what became of the upgrade")
+        return ControlCode.FAILURE
+    new = answer.get("pid")
+    if answer.get("ok") and isinstance(new, int) and not isinstance(new, bool):
+        write_line(str(new))
+        return ControlCode.OK
+    error = answer.get("error")
+    if not isinstance(error, str):
+        say("upgrade failed")
+    elif error.startswith("upgrade "):
+        say(error)  # "upgrade abandoned: the daemon is stopping"
+    else:
+        say(f"upgrade failed: {error}")
+    return ControlCode.FAILURE
+
+
+def _left(deadline: float, timeout: float) -> float:
+    """Seconds left until ``deadline``, for a request: all of ``timeout`` at the first try."""
+    left = deadline - time.monotonic()
+    return timeout if left >= timeout - 0.05 else max(0.1, round(left, 1))
+
+
+def _after_death(path: str, control: str | None, old: int, deadline: float) -> int:
+    """The old daemon exited before it handed over: tell whether its successor took over.
+
+    The successor claims the pidfile (whose lock it already shares) as soon as
+    the old daemon is gone, and reports running once its startup hooks are done
+    (asked on ``control``; without one, the claim is all we learn). Not a
+    hand-over, so never 0: requests the old daemon held died with it.
+    """
+    died = f"pid {old} exited during the upgrade, before it handed over"
+    new = None
+    state = "starting"
+    while (left := deadline - time.monotonic()) > 0:
+        reading = read_pidfile(path)
+        if reading.running_pid not in (None, old):
+            new = reading.running_pid
+            if control is None:
+                state = ""
+                break
+            state = _state_of(control, new, left) or state
+            if state != "starting":
+                break
+        elif reading.status in (PidfileStatus.ABSENT, PidfileStatus.DEAD):
+            # Nobody holds the lock: the successor is gone too.
+            state = "gone"
+            break
+        time.sleep(0.05)
+    if new is None or state == "gone":
+        say(f"{died}; no successor runs: not running")
+    elif state == "starting":
+        say(f"{died}; its successor (pid {new}) took over but is still starting")
+    elif not state:
+        say(f"{died}; its successor (pid {new}) took over")
+    else:
+        say(f"{died}; its successor (pid {new}) took over and is {state}")
+    return ControlCode.FAILURE
+
+
+def _state_of(control: str, pid: int, within: float) -> str | None:
+    """The state ``pid`` reports on the control socket; None when it does not answer (yet)."""
+    request = {"v": VERSION, "cmd": "status"}
+    try:
+        answer = ask(control, request, holder=pid, timeout=min(within, 2.0))
+    except ControlError:
+        return None
+    state = answer.get("state")
+    return state if isinstance(state, str) else None
+
+
+def _by_signal(path: str, pid: int, pidfd: int, timeout: float) -> int:
+    """SIGUSR2, then wait for another process to hold the pidfile."""
+    if not _control._send(pidfd, pid, signal.SIGUSR2):
+        return ControlCode.NO_PERMISSION
+    deadline = time.monotonic() + timeout + _HANDOVER_GRACE
+    while True:
+        state = read_pidfile(path)
+        new = state.running_pid
+        if new is not None and new != pid:
+            write_line(str(new))
+            return ControlCode.OK
+        left = deadline - time.monotonic()
+        if left <= 0:
+            say(
+                f"no hand-over from pid {pid} within {timeout:g} s; it keeps running "
+                "(without a control socket its log says why)"
+            )
+            return ControlCode.FAILURE
+        # Wakes at once if the old daemon exits; else polls the pidfile.
+        if select.select([pidfd], [], [], min(left, 0.02))[0]:
+            state = read_pidfile(path)
+            if state.running_pid is None or state.running_pid == pid:
+                # Killed, say: its successor may take over on its own.
+                return _after_death(path, None, pid, deadline)

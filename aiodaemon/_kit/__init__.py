@@ -1,0 +1,1 @@
+"""The testing kit's parts behind :mod:`aiodaemon.testing` and its pytest plugin."""

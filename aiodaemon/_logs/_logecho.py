@@ -1,0 +1,75 @@
+"""Warnings and errors of a foreground daemon that logs to a file, echoed on its terminal.
+
+Someone who runs ``aiodaemon run app:main --log-file F`` in a terminal would
+otherwise see nothing at all, not even why the program is failing. Only records
+of level warning and above are echoed, rendered for a person; the file keeps the
+complete record. Runs on the log writer thread, like every sink.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+import structlog
+
+from .._prefork._logsinks import Record, write_all
+
+__all__ = ["TerminalEcho"]
+
+#: syslog severities: 4 is warning, lower numbers are worse.
+_WARNING = 4
+
+
+class TerminalEcho:
+    """A sink that shows warning-and-worse records on a terminal's fd, never closing it."""
+
+    def __init__(self, fd: int, *, json_lines: bool, colors: bool) -> None:
+        """Echo on ``fd``.
+
+        Args:
+            fd: the terminal (fd 2 of a foreground daemon).
+            json_lines: records arrive as JSON lines, to be rendered as console lines.
+            colors: colour the console lines.
+        """
+        self.fd = fd
+        self._json_lines = json_lines
+        self._renderer = structlog.dev.ConsoleRenderer(colors=colors)
+
+    def __repr__(self) -> str:
+        return f"terminal fd {self.fd}"
+
+    def write(self, records: Sequence[Record]) -> None:
+        """Write the warning-and-worse records of ``records`` in one ``write``."""
+        lines = [self._render(line) for severity, line in records if severity <= _WARNING]
+        if lines:
+            write_all(self.fd, b"".join(lines))
+
+    def _render(self, line: bytes) -> bytes:
+        if not self._json_lines:
+            return line
+        try:
+            loaded: Any = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            return line
+        if not isinstance(loaded, dict):
+            return line
+        record: dict[str, Any] = loaded
+        record.pop("pid", None)
+        exceptions = record.pop("exception", None)
+        if isinstance(exceptions, list) and exceptions and isinstance(exceptions[-1], dict):
+            # The structured traceback is in the file; one line says what it was.
+            last = exceptions[-1]
+            record["exception"] = f"{last.get('exc_type')}: {last.get('exc_value')}"
+        text = line.decode("utf-8", "replace").rstrip("\n")
+        with contextlib.suppress(Exception):
+            text = str(self._renderer(None, str(record.get("level", "")), record))
+        return (text + "\n").encode("utf-8", "backslashreplace")
+
+    def reopen(self) -> None:
+        """Nothing to reopen: the terminal belongs to whoever started us."""
+
+    def close(self) -> None:
+        """Leave the terminal open: it is not ours."""

@@ -1,0 +1,157 @@
+"""Structured logging: structlog and stdlib ``logging`` to a file, syslog or stderr.
+
+Records are rendered on the thread that logs them (orjson is fast, and the
+bound context and exception are only valid there) and handed as bytes to a
+bounded queue; one writer thread (``_logwriter``), started after the last
+fork, batches them into the sinks. The event loop thread therefore never
+waits on a disk, a socket or a full pipe. The sinks are opened in the launching
+process (:mod:`aiodaemon._prefork._logtargets`); this module configures structlog and
+stdlib ``logging`` in the daemon.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import sys
+from typing import TYPE_CHECKING
+
+import structlog
+
+from .._prefork._config import Options
+from .._prefork._logsinks import StreamSink, is_syslog_sink
+from ._logchain import (
+    QueueLogger,
+    QueueLoggerFactory,
+    StdlibHandler,
+    processors,
+    set_pid,
+    wants_colors,
+)
+from ._logwriter import DEFAULT_QUEUE_SIZE, LogWriter, Sink
+
+if TYPE_CHECKING:
+    from .._prefork._logtargets import LogTargets
+
+__all__ = ["start_logging"]
+
+
+def _reopen_path(path: str, chroot: str | None) -> str | None:
+    """The log file's path as the daemon sees it after ``chroot``; None if outside it."""
+    if chroot is None:
+        return path
+    real, root = os.path.realpath(path), os.path.realpath(chroot)
+    if real == root:
+        return "/"
+    if not real.startswith(root.rstrip("/") + "/"):
+        return None
+    return "/" + os.path.relpath(real, root)
+
+
+def start_logging(
+    targets: LogTargets,
+    options: Options,
+    *,
+    detached: bool,
+    container: bool = False,
+    queue_size: int = DEFAULT_QUEUE_SIZE,
+) -> LogWriter:
+    """Configure structlog and stdlib logging and start the writer thread.
+
+    Called once in the daemon, after the last fork and the privilege drop and
+    before the event loop exists; takes ownership of ``targets``' sinks.
+
+    Args:
+        targets: what :func:`open_log_targets` opened in the launching process.
+        options: the daemon's options (``log_level``, ``log_format``, ``chroot``).
+        detached: whether stdio is no longer a terminal we were started from.
+        container: started as PID 1 (a container): stderr is the container's
+            log stream, read by a collector, even when it is a TTY (``-t``).
+        queue_size: records the queue holds before refusing more.
+    """
+    pid = os.getpid()
+    set_pid(pid)
+    sinks: list[Sink] = []
+    if targets.file is not None:
+        targets.file.reopen_path = _reopen_path(targets.file.path, options.chroot)
+        sinks.append(targets.file)
+    if targets.syslog is not None:
+        targets.syslog.pid = pid
+        sinks.append(targets.syslog)
+    # From here on the writer thread owns the sinks: targets.close() must not close them.
+    targets.file = targets.syslog = None
+    log_format = options.log_format
+    colors = False
+    if not sinks:
+        sinks.append(StreamSink(2))
+        on_terminal = not detached and not container and os.isatty(2)
+        if log_format is None and on_terminal:
+            log_format = "console"
+        # Colour codes only on stderr (a person's terminal, or FORCE_COLOR for
+        # a CI log viewer), never into a file or syslog.
+        colors = wants_colors(on_terminal)
+    elif not detached and os.isatty(2):
+        # A foreground daemon logging to a file still shows its warnings and
+        # errors to the person at the terminal.
+        from ._logecho import TerminalEcho
+
+        sinks.append(TerminalEcho(2, json_lines=log_format != "console", colors=wants_colors(True)))
+    chain = processors(log_format or "json", colors=colors)
+    writer = LogWriter(sinks, queue_size)
+
+    structlog.configure(
+        processors=chain,
+        wrapper_class=structlog.make_filtering_bound_logger(options.log_level),
+        logger_factory=QueueLoggerFactory(writer.put),
+        context_class=dict,
+        cache_logger_on_first_use=True,
+    )
+    root = logging.getLogger()
+    for old in root.handlers[:]:
+        root.removeHandler(old)
+        old.close()
+    root.addHandler(StdlibHandler(chain, writer.put, options.log_level))
+    root.setLevel(options.log_level)
+    # A detached daemon's stderr is /dev/null: warnings must reach the log too.
+    logging.captureWarnings(True)
+
+    # The writer's own notices (records dropped, a failed reopen) are written at
+    # once on its thread: queueing them could be refused, or land after a close.
+    writer._notice = structlog.wrap_logger(
+        QueueLogger("aiodaemon.logging", writer._write_now),
+        processors=chain,
+        wrapper_class=structlog.make_filtering_bound_logger(logging.DEBUG),
+    )
+    writer._start()
+    targets.writer = writer
+    os.register_at_fork(after_in_child=lambda: _after_fork(writer))
+    # Safety net for an exit that skips the runtime's close (sys.exit in a hook):
+    # accepted records are still written, within a bounded time.
+    atexit.register(_close_at_exit, writer)
+    return writer
+
+
+def _after_fork(writer: LogWriter) -> None:
+    pid = os.getpid()
+    set_pid(pid)
+    for sink in writer.sinks:
+        if is_syslog_sink(sink):
+            sink.pid = pid
+    writer._after_fork_in_child()
+    mp_util = sys.modules.get("multiprocessing.util")
+    if mp_util is not None:
+        # multiprocessing children leave through os._exit, skipping atexit, and
+        # clear the finalizers they inherit: register ours after that clearing.
+        mp_util.register_after_fork(writer, _drain_at_multiprocessing_exit)
+
+
+def _drain_at_multiprocessing_exit(writer: LogWriter) -> None:
+    import multiprocessing.util
+
+    multiprocessing.util.Finalize(writer, _close_at_exit, args=(writer,), exitpriority=-100)
+
+
+def _close_at_exit(writer: LogWriter) -> None:
+    if not writer._closed:
+        writer.close(5.0)

@@ -1,0 +1,399 @@
+"""The log writer: one thread and a bounded queue between the loggers and the sinks.
+
+Records arrive rendered (bytes) from whatever thread logs them; the writer
+batches them into the sinks (files, syslog, stderr), so the event loop never
+waits on a disk, a socket or a full pipe.
+
+Full-queue policy: a record that finds the queue full is refused at once
+(never blocking the caller) and counted in :attr:`LogWriter.dropped`; as soon
+as the writer has made room it logs one ``log records dropped`` warning with
+the count. Reopen and close requests are never refused: they are ordered
+within the record stream, so records logged before a reopen go to the old
+file and records logged after it to the new one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import stat
+import threading
+import time
+import traceback
+from collections import deque
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeAlias
+
+from .._prefork._logsinks import FileSink, Record, StreamSink, is_syslog_sink, write_all
+
+if TYPE_CHECKING:
+    from .._prefork._syslogsink import SyslogSink
+    from ._logecho import TerminalEcho
+
+__all__ = ["DEFAULT_QUEUE_SIZE", "LogWriter", "Sink"]
+
+#: Records the queue holds before refusing more (about 7 MB of 200-byte lines,
+#: half a second at 50,000 lines/s: enough to ride out a slow disk or a rotation).
+DEFAULT_QUEUE_SIZE = 32_768
+#: Seconds between retries of a syslog daemon that is down, when nothing new is logged.
+_RETRY_INTERVAL = 0.5
+#: At most this many records per write() (~3 MB of 200-byte lines). A loop logging
+#: flat out hands the GIL to this thread only every switch interval (5 ms): the
+#: batch must be large enough to drain in one turn what the loop queues in
+#: one, or a burst overflows the queue (2,048 lost half of a 200,000-record
+#: burst, benchmarks/logging.py); the join and the write are C, ~1 ms.
+_BATCH = 16384
+#: Past this many waiting records, a record is copied to its own size as it is queued.
+_COMPACT_AFTER = 256
+#: Past this many waiting records, the logging thread hands the GIL to the writer now and then.
+_YIELD_AFTER = 4096
+
+
+#: What the writer thread writes to; each has write(records), reopen() and close().
+Sink: TypeAlias = "FileSink | StreamSink | SyslogSink | TerminalEcho"
+
+_REOPEN = object()
+#: reopen only the files whose path names another file now (see follow_rename).
+_FOLLOW_RENAME = object()
+_STOP = object()
+
+
+class LogWriter:
+    """The writer thread and its bounded queue; owns the sinks once started."""
+
+    def __init__(self, sinks: list[Sink], queue_size: int) -> None:
+        self.sinks = sinks
+        #: records refused because the queue was full (or logged after a failed close).
+        self.dropped = 0
+        self._reported = 0
+        self._syslog_lost_reported = 0
+        self._last_failure = -float("inf")
+        self._limit = queue_size
+        # A deque is thread-safe for append/popleft without a lock; the event is
+        # only touched when the writer sleeps, not once per record.
+        self._queue: deque[object] = deque()
+        self._wakeup = threading.Event()
+        self._idle = False
+        self._closed = False
+        self._drained = False
+        self._finished = False
+        self._notice: Callable[..., Any] | None = None
+        #: where the writer's own notices go (None: every sink); set on the writer thread.
+        self._notice_sinks: list[Sink] | None = None
+        #: sinks whose last write failed; their losses are reported once one succeeds.
+        self._failing: set[int] = set()
+        self._lost_reported: dict[int, int] = {}
+        #: failed reopens not yet told to a newly opened file.
+        self._reopen_failures: list[str] = []
+        #: called on the caller's thread at each reopen requested here (a signal,
+        #: not one passed on by another process): an upgrade passes it on.
+        self.reopen_listeners: list[Callable[[], None]] = []
+        self._thread = self._new_thread()
+
+    def _new_thread(self) -> threading.Thread:
+        # A daemon thread: a sink stalled for good must not keep the process alive.
+        return threading.Thread(target=self._run, name="aiodaemon-log-writer", daemon=True)
+
+    def put(self, severity: int, line: bytes) -> None:
+        """Hand a rendered record to the writer; never blocks."""
+        queue = self._queue
+        waiting = len(queue)
+        if waiting >= self._limit or self._closed:
+            self._refuse(line)
+            return
+        if waiting > _YIELD_AFTER and not waiting % 1024:
+            # A thread logging flat out keeps the GIL but for one turn in each switch
+            # interval: the writer falls behind. Letting it have the GIL now and then
+            # (a GIL hand-over, never a wait on a sink) keeps the queue from overflowing.
+            time.sleep(0)
+        if waiting > _COMPACT_AFTER:
+            # orjson's bytes keep its whole output buffer (4 KB and more) however
+            # short the line: a full queue of them would hold 130-260 MB, not the
+            # few MB of its lines. Only a record that will wait pays for the copy.
+            line = bytes(memoryview(line))
+        queue.append((severity, line))
+        if self._idle:
+            self._idle = False
+            self._wakeup.set()
+
+    def _refuse(self, line: bytes) -> None:
+        if self._closed and self._drained:
+            # After a clean close (the loop is gone, the sinks kept up) a late
+            # record, such as one from interpreter shutdown, goes straight to fd 2.
+            with contextlib.suppress(OSError):
+                write_all(2, line)
+            return
+        self.dropped += 1
+
+    def _control(self, marker: object) -> None:
+        self._queue.append(marker)
+        self._idle = False
+        self._wakeup.set()
+
+    def reopen(self, *, pass_on: bool = True) -> None:
+        """Reopen the log file after the records already queued; returns at once.
+
+        Args:
+            pass_on: tell :attr:`reopen_listeners`; False for a reopen that
+                another process passed on to us (it is not passed back).
+        """
+        if self._closed:
+            return
+        self._control(_REOPEN)
+        if pass_on:
+            for listener in tuple(self.reopen_listeners):
+                listener()
+
+    def follow_rename(self) -> None:
+        """Reopen, after the records already queued, each log file whose path names another file.
+
+        For a rotation this process may have missed (an upgrade's take-over):
+        a file still at its path is left alone, so a directory the daemon's
+        user cannot reopen in costs no warning.
+        """
+        if not self._closed:
+            self._control(_FOLLOW_RENAME)
+
+    def close(self, timeout: float) -> bool:
+        """Write every accepted record, then stop the thread and close the sinks.
+
+        Args:
+            timeout: seconds to wait for the queue to drain.
+
+        Returns:
+            False when the writer did not finish in time (a stalled sink).
+        """
+        if not self._closed:
+            self._closed = True
+            self._control(_STOP)
+        self._thread.join(max(timeout, 0.0))
+        self._drained = self._finished
+        return self._drained
+
+    def _run(self) -> None:
+        try:
+            self._loop()
+        except BaseException:
+            # A bug here must not pass for a drained queue at close(): say it on fd 2.
+            with contextlib.suppress(OSError):
+                write_all(2, f"aiodaemon: log writer failed\n{traceback.format_exc()}".encode())
+
+    def _loop(self) -> None:
+        queue = self._queue
+        batch: list[Record] = []
+        while True:
+            while queue and len(batch) < _BATCH:
+                item = queue.popleft()
+                if type(item) is tuple:
+                    batch.append(item)
+                    continue
+                self._write(batch)
+                batch = []
+                if item is _STOP:
+                    self._report()
+                    for sink in self.sinks:
+                        sink.close()
+                    self._finished = True
+                    return
+                self._reopen(only_moved=item is _FOLLOW_RENAME)
+            if batch:
+                self._write(batch)
+                batch = []
+                self._report()
+                continue
+            self._idle = True
+            waiting = [sink for sink in self.sinks if is_syslog_sink(sink) and sink.backlog]
+            if not queue:
+                # Messages waiting for a syslog daemon that is down are retried
+                # even when nothing new is logged.
+                self._wakeup.wait(_RETRY_INTERVAL if waiting else None)
+            self._wakeup.clear()
+            self._idle = False
+            for sink in waiting:
+                sink.retry()
+            self._report_refusals()
+
+    def _write(self, batch: list[Record], sinks: list[Sink] | None = None) -> None:
+        if not batch:
+            return
+        for sink in self.sinks if sinks is None else sinks:
+            if sinks is None and id(sink) in self._failing:
+                # Before the first records it takes again, a sink that lost
+                # some says so: the file reads in order.
+                self._report_lost(sink)
+            try:
+                sink.write(batch)
+            except Exception as exc:
+                self._failing.add(id(sink))
+                self._sink_failed(sink, exc, len(batch))
+            else:
+                self._failing.discard(id(sink))
+
+    def _write_now(self, severity: int, line: bytes) -> None:
+        self._write([(severity, line)], self._notice_sinks)
+
+    def _sink_failed(self, sink: Sink, exc: Exception, count: int) -> None:
+        # The failing sink cannot carry its own error: tell the other sinks and
+        # a stderr someone reads, once a second.
+        now = time.monotonic()
+        if now - self._last_failure >= 1.0:
+            self._last_failure = now
+            self._alert(
+                f"cannot write to {sink}: {exc}; {count} records lost",
+                failing=sink,
+                event="cannot write to log sink",
+                sink=repr(sink),
+                error=str(exc),
+                records=count,
+            )
+
+    def _alert(
+        self, text: str, *, failing: Sink, event: str, to_failing: bool = False, **kw: Any
+    ) -> None:
+        """Say ``text`` where a person looks when ``failing`` cannot carry it.
+
+        That is every other sink (syslog, a terminal echo) and fd 2 when it is
+        a terminal or a file no sink already writes to: never a pipe, which
+        could stall the writer, nor /dev/null. ``to_failing`` logs it into the
+        failing sink as well.
+        """
+        others = [sink for sink in self.sinks if sink is not failing]
+        shown = any(
+            getattr(sink, "fd", None) == 2 and id(sink) not in self._failing for sink in others
+        )
+        if not shown and _stderr_is_watched():
+            with contextlib.suppress(OSError):
+                write_all(2, f"aiodaemon: {text}\n".encode(errors="backslashreplace"))
+        if to_failing:
+            others = self.sinks
+        if others:
+            self._notice_sinks = others
+            try:
+                self._log("error", event, **kw)
+            finally:
+                self._notice_sinks = None
+
+    def _reopen(self, *, only_moved: bool = False) -> None:
+        for sink in self.sinks:
+            if only_moved and not (isinstance(sink, FileSink) and sink.moved()):
+                continue
+            try:
+                sink.reopen()
+            except OSError as exc:
+                self._alert(
+                    f"cannot reopen {sink}, keeping the old one: {exc}",
+                    failing=sink,
+                    # Into the old file too: it may still be the one people read.
+                    to_failing=True,
+                    event="cannot reopen log file, keeping the old one",
+                    sink=repr(sink),
+                    error=str(exc),
+                )
+                if isinstance(sink, FileSink):
+                    self._reopen_failures.append(str(exc))
+            else:
+                if isinstance(sink, FileSink) and self._reopen_failures:
+                    # A file reopened after failed attempts (a log directory
+                    # removed, then recreated) says what was missed.
+                    failures, self._reopen_failures = self._reopen_failures, []
+                    self._log(
+                        "error",
+                        "log file reopened after failed reopens",
+                        sink=repr(sink),
+                        failed=len(failures),
+                        error=failures[-1],
+                    )
+
+    def _report(self) -> None:
+        dropped = self.dropped
+        lost = sum(sink.lost for sink in self.sinks if is_syslog_sink(sink))
+        if dropped > self._reported:
+            self._log(
+                "warning",
+                "log records dropped",
+                dropped=dropped - self._reported,
+                reason="queue full",
+            )
+            self._reported = dropped
+        if lost > self._syslog_lost_reported:
+            self._log("warning", "syslog records lost", lost=lost - self._syslog_lost_reported)
+            self._syslog_lost_reported = lost
+        for sink in self.sinks:
+            if id(sink) not in self._failing:
+                self._report_lost(sink)
+        self._report_refusals()
+
+    def _report_refusals(self) -> None:
+        """Say when a syslog path is no longer trusted at a reconnect (its records wait)."""
+        for sink in self.sinks:
+            if not is_syslog_sink(sink):
+                continue
+            reason = sink.take_refusal()
+            if reason is not None:
+                self._alert(
+                    f"refusing to reconnect to {sink}: {reason}; its records wait",
+                    failing=sink,
+                    event="syslog socket refused",
+                    sink=repr(sink),
+                    error=reason,
+                    waiting=len(sink.backlog),
+                )
+
+    def _report_lost(self, sink: Sink) -> None:
+        """Tell ``sink`` itself how many records it lost, once it takes writes again.
+
+        Written to that sink alone, ahead of the records that follow (see
+        ``_write``); if it fails there, the sink is still failing and the
+        notice is not counted among the program's lost records.
+        """
+        if not isinstance(sink, FileSink | StreamSink):
+            return
+        reported = self._lost_reported.get(id(sink), 0)
+        lost = sink.lost
+        if lost <= reported:
+            return
+        notice_sinks, self._notice_sinks = self._notice_sinks, [sink]
+        try:
+            # Writing works again (space came back on a full disk): one record
+            # in the log itself says how many records it is missing.
+            self._log(
+                "warning",
+                "log records lost",
+                lost=lost - reported,
+                sink=repr(sink),
+                error=str(sink.last_error),
+            )
+        finally:
+            self._notice_sinks = notice_sinks
+        if id(sink) in self._failing:
+            # Still failing: the notice is lost with the rest; say it next time.
+            self._lost_reported[id(sink)] = reported + (sink.lost - lost)
+        else:
+            self._lost_reported[id(sink)] = lost
+
+    def _log(self, level: str, event: str, **kw: Any) -> None:
+        if self._notice is not None:
+            with contextlib.suppress(Exception):
+                getattr(self._notice, level)(event, **kw)
+
+    def _start(self) -> None:
+        self._thread.start()
+
+    def _after_fork_in_child(self) -> None:
+        # A child forked later (multiprocessing) gets no writer thread and a copy
+        # of the parent's queue: start afresh so its records are written once.
+        self._queue.clear()
+        self._wakeup = threading.Event()
+        self._idle = False
+        self._thread = self._new_thread()
+        if not self._closed:
+            self._thread.start()
+
+
+def _stderr_is_watched() -> bool:
+    """Whether fd 2 is a terminal or a regular file: where a person would look."""
+    try:
+        mode = os.fstat(2).st_mode
+    except OSError:
+        return False
+    return stat.S_ISREG(mode) or os.isatty(2)

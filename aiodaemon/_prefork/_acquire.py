@@ -1,0 +1,191 @@
+"""Acquire phase: take everything that may fail or need root, still on the terminal.
+
+The pidfile lock first (so "already running" is the first thing said), then
+log targets, stdio files and listening sockets. Each resource is a context
+manager that owns its release, entered into one :class:`~contextlib.ExitStack`
+that travels with :class:`Acquired` through detach, drop and run and is
+closed once: by the daemon when it ends (``with acquired:`` in ``_daemon``),
+by the launcher after a failed start (:meth:`Acquired.release`), or here,
+at once, when acquiring something fails, so a failed start leaves nothing
+behind. A new resource: ``acquired.stack.enter_context(...)`` and, if its fd
+must survive the detach, a place in :meth:`Acquired.keep_fds`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from contextlib import ExitStack
+from typing import TYPE_CHECKING
+
+from ._config import HEALTH_SOCKET, Options
+from ._logtargets import LogTargets, open_log_targets
+from ._messages import say
+
+if TYPE_CHECKING:
+    from ._addresses import ListenAddress
+    from ._control_socket import ControlSocket
+    from ._pidfile import Pidfile
+    from ._sockets import Listeners
+
+__all__ = ["Acquired", "acquire"]
+
+
+class Acquired:
+    """What the launching process holds for the daemon, and the stack that releases it."""
+
+    # A plain class, not a dataclass: defining one costs every start ~0.3 ms.
+    __slots__ = (
+        "control",
+        "listeners",
+        "logs",
+        "pidfile",
+        "preserved",
+        "stack",
+        "stderr",
+        "stdout",
+    )
+
+    def __init__(self, preserved: tuple[int, ...] = ()) -> None:
+        self.stack = ExitStack()
+        self.pidfile: Pidfile | None = None
+        self.logs: LogTargets | None = None
+        self.listeners: Listeners | None = None
+        self.control: ControlSocket | None = None
+        self.stdout: int | None = None
+        self.stderr: int | None = None
+        self.preserved = preserved
+
+    def keep_fds(self) -> list[int]:
+        """Descriptors the detach must keep open (stdio files are dup'ed onto 1 and 2)."""
+        fds = [*self.preserved]
+        if self.pidfile is not None:
+            fds.append(self.pidfile.fd)
+        if self.logs is not None:
+            fds.extend(self.logs.keep_fds())
+        if self.listeners is not None:
+            fds.extend(self.listeners.keep_fds())
+        if self.control is not None:
+            fds.append(self.control.fileno())
+        return fds
+
+    def release(self, daemon_pid: int | None = None) -> None:
+        """Give back everything, once (later calls do nothing).
+
+        Args:
+            daemon_pid: in the launcher after a failed start, the daemon whose
+                pid the pidfile may hold (it is removed only then).
+        """
+        if daemon_pid is not None and self.pidfile is not None:
+            self.pidfile.owner = daemon_pid
+        self.stack.close()
+
+    def __enter__(self) -> Acquired:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.release()
+
+    def close_outputs(self) -> None:
+        """Close the ``stdout``/``stderr`` files not yet handed to fds 1 and 2."""
+        for fd in (self.stdout, self.stderr):
+            if fd is not None:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+        self.stdout = self.stderr = None
+
+
+def acquire(options: Options) -> Acquired:
+    """Take the pidfile lock, open logs and stdio files, bind listeners.
+
+    Raises:
+        AlreadyRunningError: the pidfile is locked by a live daemon.
+        StartupError: anything else could not be acquired.
+    """
+    acquired = Acquired(preserved=options.files_preserve)
+    identity = options.identity
+    # Everything created from here on (pidfile, log and stdio files, socket
+    # files) gets its mode from the daemon's umask, not from whatever umask the
+    # launching shell had (000 would make a 0777 socket). Restored afterwards:
+    # in the foreground the launcher carries on as the daemon and sets it again
+    # at the detach step; a failed start must leave the caller as it was.
+    launcher_umask = os.umask(options.umask)
+    # The user we drop to: its files from a previous run are ours in a shared
+    # sticky directory too (a restarted daemon finds its own log and pidfile).
+    user_uid = identity.uid if identity is not None else None
+    try:
+        with ExitStack() as stack:
+            # Each resource's module is loaded only by the daemons that use it.
+            if options.pidfile is not None:
+                from ._pidfile import acquire_pidfile
+
+                acquired.pidfile = stack.enter_context(
+                    acquire_pidfile(options.pidfile, owner=user_uid)
+                )
+                if identity is not None:
+                    acquired.pidfile.chown(identity.uid, identity.gid)
+            acquired.logs = stack.enter_context(open_log_targets(options))
+            if identity is not None:
+                acquired.logs.chown(identity.uid, identity.gid)
+            stack.callback(acquired.close_outputs)
+            if options.stdout is not None or options.stderr is not None:
+                from ._safeopen import open_output
+
+                if options.stdout is not None:
+                    acquired.stdout = open_output("stdout", options.stdout, owner=user_uid)
+                if options.stderr is not None:
+                    acquired.stderr = open_output("stderr", options.stderr, owner=user_uid)
+            if options.listen or options.health is not None:
+                from ._sockets import open_listeners
+
+                # Socket files are created owned by the daemon's user: group members
+                # may connect to 0660 sockets, and the daemon may remove its own
+                # files at exit after the drop (see _unixbind for why not chown).
+                owner = (identity.uid, identity.gid) if identity is not None else (None, None)
+                acquired.listeners = stack.enter_context(
+                    open_listeners(_sockets_to_open(options), owner=owner)
+                )
+            if options.control is not None and _control_wanted(options):
+                # Bound now, while the directory may still be root-only; given to
+                # the user we drop to, so the daemon can answer on it afterwards.
+                uid, gid = (identity.uid, identity.gid) if identity is not None else (None, None)
+                # Only daemons with a control socket pay for these imports.
+                from pathlib import Path
+
+                from ._control_socket import open_control_socket
+
+                acquired.control = stack.enter_context(
+                    open_control_socket(Path(options.control), uid, gid)
+                )
+            # Everything is held: from here the stack is the caller's to close.
+            acquired.stack = stack.pop_all()
+    finally:
+        os.umask(launcher_umask)
+    return acquired
+
+
+def _control_wanted(options: Options) -> bool:
+    """False (with a warning) when the implicit ``<pidfile>.ctl`` cannot be created.
+
+    A pidfile an administrator created in a directory we may not write to
+    used to be enough to start: the control socket it implies must not make
+    such a start fail. One given explicitly must work, or the start fails.
+    """
+    assert options.control is not None
+    pidfile = options.pidfile
+    implicit = pidfile is not None and options.control == pidfile + ".ctl"
+    if not implicit or os.access(os.path.dirname(options.control), os.W_OK | os.X_OK):
+        return True
+    say(
+        f"warning: no control socket: cannot create {options.control} (directory not "
+        "writable); status and reload fall back to the pidfile and signals"
+    )
+    return False
+
+
+def _sockets_to_open(options: Options) -> dict[str, ListenAddress]:
+    """``listen=`` plus the health socket: bound (or adopted from systemd) together."""
+    sockets = dict(options.listen)
+    if options.health is not None:
+        sockets[HEALTH_SOCKET] = options.health
+    return sockets

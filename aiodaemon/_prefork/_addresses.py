@@ -1,0 +1,136 @@
+"""Addresses in options: listening sockets and syslog targets, parsed and validated."""
+
+from __future__ import annotations
+
+import os
+from typing import Literal, NamedTuple
+
+from ..exceptions import ConfigError
+
+__all__ = [
+    "InetAddress",
+    "ListenAddress",
+    "SyslogTarget",
+    "UnixAddress",
+    "parse_listen_address",
+    "parse_syslog",
+]
+
+
+# NamedTuples, not dataclasses: as immutable, and far cheaper to define at import.
+
+
+class InetAddress(NamedTuple):
+    """A TCP listening address; ``host`` is an IP literal or a name, "" for all."""
+
+    host: str
+    port: int
+    ipv6: bool = False
+
+    def __str__(self) -> str:
+        return f"[{self.host}]:{self.port}" if self.ipv6 else f"{self.host}:{self.port}"
+
+
+class UnixAddress(NamedTuple):
+    """A Unix stream socket path, with the file mode to give it (None: umask decides)."""
+
+    path: str
+    mode: int | None = None
+
+    def __str__(self) -> str:
+        return f"unix:{self.path}"
+
+
+ListenAddress = InetAddress | UnixAddress
+
+
+class SyslogTarget(NamedTuple):
+    """Where syslog records go: a Unix datagram socket path, or UDP/TCP host and port."""
+
+    transport: Literal["unix", "udp", "tcp"]
+    path: str = ""
+    host: str = ""
+    port: int = 0
+
+    def __str__(self) -> str:
+        if self.transport == "unix":
+            return self.path
+        return f"{self.transport}://{self.host}:{self.port}"
+
+
+def parse_listen_address(option: str, text: object) -> ListenAddress:
+    """Parse ``host:port``, ``[v6]:port`` or ``unix:/path[?mode=0660]``.
+
+    Raises:
+        ConfigError: naming ``option`` when the address is malformed.
+    """
+    if not isinstance(text, str):
+        raise ConfigError(option, f"address must be a string, not {text!r}")
+    if text.startswith("unix:"):
+        path, _, query = text[5:].partition("?")
+        if not path.startswith("/") or "\0" in path:
+            raise ConfigError(option, f"unix socket path must be absolute: {text!r}")
+        if len(os.fsencode(path)) >= 108:
+            raise ConfigError(option, f"unix socket path is too long: {text!r}")
+        mode = None
+        if query:
+            key, _, raw_mode = query.partition("=")
+            try:
+                if key != "mode":
+                    raise ValueError(key)
+                mode = int(raw_mode, 8)
+            except ValueError:
+                raise ConfigError(
+                    option, f"expected ?mode=OCTAL after the path: {text!r}"
+                ) from None
+            if not 0 <= mode <= 0o777:
+                raise ConfigError(option, f"socket mode out of range: {text!r}")
+        if not os.path.isdir(os.path.dirname(path)):
+            raise ConfigError(option, f"directory does not exist for {text!r}")
+        return UnixAddress(path, mode)
+    host, sep, port_text = text.rpartition(":")
+    if not sep or not port_text.isdigit() or port_text != port_text.strip():
+        raise ConfigError(option, f"expected host:port, [v6]:port or unix:/path, not {text!r}")
+    port = int(port_text)
+    if port > 65535:
+        raise ConfigError(option, f"port out of range: {text!r}")
+    ipv6 = host.startswith("[") and host.endswith("]")
+    if ipv6:
+        host = host[1:-1]
+        # Only a bracketed literal needs it: ipaddress is not free to import.
+        import ipaddress
+
+        try:
+            ipaddress.IPv6Address(host.partition("%")[0])
+        except ValueError:
+            raise ConfigError(option, f"not an IPv6 address: {text!r}") from None
+    elif host in ("*", ""):
+        host = ""
+    elif ":" in host or not all(c.isalnum() or c in ".-_" for c in host):
+        raise ConfigError(option, f"bad host in {text!r} (IPv6 goes in brackets)")
+    return InetAddress(host, port, ipv6)
+
+
+def parse_syslog(value: object) -> SyslogTarget | None:
+    """Parse ``syslog=``: True (``/dev/log``), a socket path, or udp:// / tcp:// host:port.
+
+    Raises:
+        ConfigError: when the target is malformed.
+    """
+    if value is None or value is False:
+        return None
+    if value is True:
+        return SyslogTarget("unix", path="/dev/log")
+    if not isinstance(value, str) or not value or "\0" in value:
+        raise ConfigError(
+            "syslog", f"must be True, a socket path or udp://host:port, not {value!r}"
+        )
+    for scheme in ("udp", "tcp"):
+        if value.startswith(f"{scheme}://"):
+            address = parse_listen_address("syslog", value[len(scheme) + 3 :])
+            if not isinstance(address, InetAddress) or not address.host or address.port == 0:
+                raise ConfigError("syslog", f"expected {scheme}://host:port, not {value!r}")
+            return SyslogTarget(scheme, host=address.host, port=address.port)
+    if not value.startswith("/"):
+        raise ConfigError("syslog", f"must be an absolute socket path or udp://, tcp://: {value!r}")
+    return SyslogTarget("unix", path=value)

@@ -1,0 +1,307 @@
+"""Upgrade hand-off, the successor's side: verify what the old daemon handed over, and adopt it.
+
+The successor trusts nothing blindly: the channel's peer must be its parent
+(``SO_PEERCRED`` = ``getppid()``), that peer must send the one-time secret of
+the hand-off variable, and every fd must be what the variable claims (a
+listening stream socket on the recorded address; the pidfile's inode, still at
+its path, locked by this very open file). The variable is removed from the
+environment (and ``/proc/PID/environ``) before the program's own code can
+hand it on. The descriptors themselves are adopted by :mod:`._adopt_fds`. See
+:mod:`._handoff` for the old daemon's side.
+
+Synchronous and asyncio-free: the successor adopts before its loop exists.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import sys
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import TYPE_CHECKING, Any
+
+from ..exceptions import StartupError
+from ._handoff import HANDOFF_VARIABLE, VERSION, Inherited
+from ._pidfile import Pidfile
+from ._readiness import ReadinessPipe, release_gc
+from ._sockets import Listeners, _erase_from_exec_environment
+
+if TYPE_CHECKING:
+    from ._control_socket import ControlSocket
+
+__all__ = [
+    "Handoff",
+    "SuccessorChannel",
+    "is_successor",
+    "take_handoff",
+]
+
+#: Seconds the successor waits for its parent's secret on the channel.
+_SECRET_WAIT = 10.0
+
+
+class Handoff:
+    """What a verified predecessor handed us."""
+
+    __slots__ = (
+        "channel",
+        "claimed",
+        "detached",
+        "entries",
+        "gid",
+        "owns_watchdog",
+        "parent",
+        "parent_pidfd",
+        "real_stderr",
+        "uid",
+    )
+
+    def __init__(
+        self,
+        parent: int,
+        channel: socket.socket,
+        real_stderr: int,
+        detached: bool,
+        uid: int,
+        gid: int,
+        entries: list[Inherited] | None = None,
+        owns_watchdog: bool = False,
+        parent_pidfd: int | None = None,
+    ) -> None:
+        self.parent = parent
+        #: a pidfd on the old daemon, None once it is gone (see :mod:`aiodaemon._run._takeover`).
+        self.parent_pidfd = parent_pidfd
+        self.channel = channel
+        self.real_stderr = real_stderr
+        self.detached = detached
+        self.uid = uid
+        self.gid = gid
+        self.entries: list[Inherited] = [] if entries is None else entries
+        self.owns_watchdog = owns_watchdog
+        #: inherited fds adopted outside :func:`adopt` (control, health sockets).
+        self.claimed: set[int] = set()
+
+    def entry(self, role: str, name: str | None = None) -> Inherited | None:
+        """The inherited descriptor for ``role`` (and ``name``), if any."""
+        for item in self.entries:
+            if item.role == role and (name is None or item.name == name):
+                return item
+        return None
+
+    def close_unclaimed(self, claimed: set[int]) -> None:
+        """Close every inherited fd the new configuration no longer wants."""
+        for item in self.entries:
+            if item.fd not in claimed:
+                with contextlib.suppress(OSError):
+                    os.close(item.fd)
+
+
+_taken: list[Handoff | None] = []
+
+
+def take_handoff(env: MutableMapping[str, str] | None = None) -> Handoff | None:
+    """Remove the hand-off variables from the environment and verify what they claim.
+
+    Returns None when this process is not a successor. Only the first call
+    reads the environment; later ones return the same answer.
+
+    Raises:
+        StartupError: the variable is malformed, the parent or its secret do not
+            check out, or the channel is not a socketpair with our parent.
+    """
+    if _taken:
+        return _taken[0]
+    handoff = _take(os.environ if env is None else env)
+    _taken.append(handoff)
+    return handoff
+
+
+def is_successor() -> bool:
+    """Whether this process was started by an upgrade (the hand-off variable is or was set)."""
+    return bool(_taken and _taken[0]) or HANDOFF_VARIABLE in os.environ
+
+
+def _take(environ: MutableMapping[str, str]) -> Handoff | None:
+    raw = environ.pop(HANDOFF_VARIABLE, None)
+    watchdog = environ.pop(HANDOFF_VARIABLE + "_WATCHDOG", None) == "1"
+    for variable in (HANDOFF_VARIABLE, HANDOFF_VARIABLE + "_WATCHDOG"):
+        os.environ.pop(variable, None)
+    if raw is None:
+        return None
+    from ._prctl import set_dumpable
+
+    # First of all: the exec made us dumpable again, so any process of our
+    # user could ptrace us or take the inherited sockets (pidfd_getfd). The
+    # successor allows it again once its options show no user=/group=.
+    set_dumpable(False)
+    import json
+
+    # The secret must not stay readable in /proc/PID/environ either.
+    _erase_from_exec_environment((HANDOFF_VARIABLE,))
+    try:
+        data = json.loads(raw)
+        if data["v"] != VERSION:
+            raise StartupError(f"upgrade: hand-off version {data['v']!r}, expected {VERSION}")
+        parent, secret = int(data["parent"]), str(data["secret"])
+        channel_fd, real_stderr = int(data["channel"]), int(data["stderr"])
+        entries = [
+            Inherited(
+                str(e["role"]),
+                str(e["name"]),
+                int(e["fd"]),
+                str(e["configured"]),
+                str(e["identity"]),
+                str(e["unix_file"]),
+            )
+            for e in data["fds"]
+        ]
+        handoff_uid, handoff_gid = int(data["uid"]), int(data["gid"])
+        detached = bool(data["detached"])
+    except StartupError:
+        raise
+    except (ValueError, KeyError, TypeError) as exc:
+        raise StartupError(f"upgrade: malformed {HANDOFF_VARIABLE}: {exc}") from None
+    if parent != os.getppid():
+        raise StartupError(
+            f"upgrade: {HANDOFF_VARIABLE} names pid {parent}, but our parent is {os.getppid()}"
+        )
+    channel = _verify_channel(channel_fd, parent, secret)
+    if os.geteuid() != handoff_uid or os.getegid() != handoff_gid:
+        channel.close()
+        raise StartupError(
+            f"upgrade: running as {os.geteuid()}:{os.getegid()}, "
+            f"expected {handoff_uid}:{handoff_gid} like the old daemon"
+        )
+    for fd in (real_stderr, *(e.fd for e in entries)):
+        try:
+            os.set_inheritable(fd, False)
+        except OSError:
+            channel.close()
+            raise StartupError(f"upgrade: inherited fd {fd} is not open") from None
+    return Handoff(
+        parent,
+        channel,
+        real_stderr,
+        detached,
+        handoff_uid,
+        handoff_gid,
+        entries,
+        owns_watchdog=watchdog,
+        parent_pidfd=_open_parent(parent),
+    )
+
+
+def _open_parent(parent: int) -> int | None:
+    """A pidfd on our parent (the old daemon), None when it is already gone.
+
+    Opened while ``getppid()`` still names it: a parent that exits first has
+    reparented us by then, so the pidfd can never name a recycled pid.
+    """
+    try:
+        pidfd = os.pidfd_open(parent)
+    except OSError:
+        return None
+    if os.getppid() != parent:
+        os.close(pidfd)
+        return None
+    return pidfd
+
+
+def _verify_channel(fd: int, parent: int, secret: str) -> socket.socket:
+    """The channel socket, once its peer proved to be our parent holding the secret."""
+    import hmac
+
+    try:
+        channel = socket.socket(fileno=fd)
+    except OSError:
+        raise StartupError(f"upgrade: channel fd {fd} is not a socket") from None
+    try:
+        channel.set_inheritable(False)
+        if channel.family != socket.AF_UNIX or channel.type != socket.SOCK_STREAM:
+            raise StartupError(f"upgrade: channel fd {fd} is not a unix stream socket")
+        creds = channel.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12)
+        peer_pid = int.from_bytes(creds[0:4], sys.byteorder, signed=True)
+        if peer_pid != parent:
+            raise StartupError(f"upgrade: channel peer is pid {peer_pid}, not our parent {parent}")
+        channel.settimeout(_SECRET_WAIT)
+        line = _read_line(channel)
+        if not line.startswith(b"S") or not hmac.compare_digest(line[1:], secret.encode()):
+            raise StartupError("upgrade: the parent did not prove the hand-off secret")
+        channel.settimeout(None)
+    except BaseException:
+        channel.close()
+        raise
+    return channel
+
+
+def _read_line(sock: socket.socket, limit: int = 256) -> bytes:
+    data = b""
+    try:
+        while not data.endswith(b"\n") and len(data) < limit:
+            chunk = sock.recv(1)
+            if not chunk:
+                break
+            data += chunk
+    except TimeoutError:
+        raise StartupError("upgrade: no hand-off secret from the parent in time") from None
+    return data.rstrip(b"\n")
+
+
+class SuccessorChannel(ReadinessPipe):
+    """The successor's readiness pipe: the channel to the old daemon, kept after ``R``."""
+
+    def __init__(self, handoff: Handoff) -> None:
+        self.handoff = handoff
+        self._pending = True
+        # thaw: launch() froze the start-up's objects (see ReadinessPipe).
+        #: what the hand-over gives us; set by the launch once acquired.
+        self.pidfile: Pidfile | None = None
+        self.listeners: Listeners | None = None
+        self.control: ControlSocket | None = None
+        self.notifier: Any = None
+        #: run once the pidfile is ours, before ``W`` (the runtime starts its control server).
+        self.on_takeover: list[Callable[[], Awaitable[None]]] = []
+        #: called once ``R`` is sent, on the event loop (starts the hand-over wait).
+        self.on_ready: Callable[[SuccessorChannel], None] | None = None
+        super().__init__(handoff.channel.fileno(), thaw=True)
+
+    @property
+    def pending(self) -> bool:
+        return self._pending
+
+    def ready(self) -> None:
+        """Tell the old daemon we are ready; the hand-over itself follows (see _upgrade)."""
+        if not self._pending:
+            return
+        self._pending = False
+        self._write("R\n")
+        self._unfreeze()
+        if self.on_ready is not None:
+            self.on_ready(self)
+
+    def fail(self, code: int, message: str) -> None:
+        self._pending = False
+        super().fail(code, message)
+
+    def _write(self, text: str) -> None:
+        # Unlike a launcher's pipe, the channel stays open when its peer is gone
+        # (the old daemon was killed): the hand-over must still find it, see the
+        # end of file and take over (see _takeover).
+        if self.fd is None:
+            return
+        with contextlib.suppress(OSError):
+            self.handoff.channel.sendall(text.encode("utf-8", "replace"))
+
+    def close(self) -> None:
+        self._pending = False
+        if self.fd is not None:
+            self.fd = None
+            self.handoff.channel.close()
+        self._unfreeze()
+
+    def _unfreeze(self) -> None:
+        # What launch() froze for the start-up may be collected again.
+        if self._thaw:
+            self._thaw = False
+            release_gc()

@@ -1,0 +1,251 @@
+"""Upgrade hand-off, the successor's side: adopt the descriptors the old daemon handed over.
+
+Each inherited fd is checked against what the hand-off variable claims (a
+listening stream socket on the recorded address; the pidfile's inode, still at
+its path, locked by this very open file) and against this program's options:
+what an upgrade cannot change (the pidfile, the addresses) must be unchanged.
+The hand-off itself (variable, channel, secret) is verified by :mod:`._adopt`.
+
+Synchronous and asyncio-free: the successor adopts before its loop exists.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import stat
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from ..exceptions import StartupError
+from ._pidfile import Pidfile
+from ._sockets import Listeners
+
+if TYPE_CHECKING:
+    from ._acquire import Acquired
+    from ._adopt import Handoff
+    from ._config import Options
+    from ._control_socket import ControlSocket
+    from ._logtargets import LogTargets
+
+__all__ = [
+    "adopt",
+    "adopt_control",
+    "adopt_listeners",
+    "adopt_pidfile",
+    "adopt_socket",
+    "unix_files",
+]
+
+
+def adopt_pidfile(handoff: Handoff, path: str | None) -> Pidfile | None:
+    """The inherited locked pidfile, checked against ``path`` (this program's option).
+
+    Raises:
+        StartupError: the pidfile option changed, or the fd is not that file,
+            or this open file does not hold its lock.
+    """
+    entry = handoff.entry("pidfile")
+    if entry is None and path is None:
+        return None
+    old = None if entry is None else entry.name
+    if entry is None or path is None or entry.name != path:
+        raise StartupError(
+            f"upgrade: pidfile changed from {old} to {path}; "
+            "an upgrade keeps the pidfile (use restart to change it)"
+        )
+    fd = entry.fd
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode) or f"{st.st_dev}:{st.st_ino}" != entry.identity:
+        raise StartupError(f"upgrade: inherited fd {fd} is not the pidfile {path}")
+    try:
+        at_path = os.stat(path, follow_symlinks=False)
+    except PermissionError:
+        # A root-only directory after a drop: the kernel's own record of the
+        # open file tells whether it still has that name.
+        if os.readlink(f"/proc/self/fd/{fd}") != path or st.st_nlink == 0:
+            raise StartupError(f"upgrade: pidfile {path} was removed or replaced") from None
+    except OSError:
+        raise StartupError(f"upgrade: pidfile {path} was removed or replaced") from None
+    else:
+        if (at_path.st_dev, at_path.st_ino) != (st.st_dev, st.st_ino):
+            raise StartupError(f"upgrade: pidfile {path} was replaced by another file")
+    if not _holds_flock(fd):
+        raise StartupError(f"upgrade: inherited pidfile fd {fd} does not hold the lock")
+    return Pidfile(path, fd)
+
+
+def _holds_flock(fd: int) -> bool:
+    """Whether the open file behind ``fd`` holds an exclusive ``flock`` (its fdinfo says so)."""
+    try:
+        with open(f"/proc/self/fdinfo/{fd}") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return False
+    return any(
+        line.startswith("lock:") and "FLOCK" in line.split() and "WRITE" in line.split()
+        for line in lines
+    )
+
+
+def adopt_socket(handoff: Handoff, role: str, name: str, configured: str) -> socket.socket | None:
+    """The inherited listening socket for ``role``/``name``, or None if not inherited.
+
+    Raises:
+        StartupError: the configured address changed, or the fd is not the
+            listening socket the hand-off claims.
+    """
+    entry = handoff.entry(role, name)
+    if entry is None:
+        return None
+    label = f"listen[{name}]" if role == "listen" else role
+    if entry.configured != configured:
+        raise StartupError(
+            f"upgrade: {label} changed from {entry.configured} to {configured}; "
+            "an upgrade keeps the listening sockets (use restart to change them)"
+        )
+    try:
+        sock = socket.socket(fileno=entry.fd)
+    except OSError:
+        raise StartupError(f"upgrade: {label}: inherited fd {entry.fd} is not a socket") from None
+    try:
+        if sock.type != socket.SOCK_STREAM or not sock.getsockopt(
+            socket.SOL_SOCKET, socket.SO_ACCEPTCONN
+        ):
+            raise StartupError(f"upgrade: {label}: inherited fd {entry.fd} is not listening")
+        if repr(sock.getsockname()) != entry.identity:
+            raise StartupError(
+                f"upgrade: {label}: inherited fd {entry.fd} is bound to "
+                f"{sock.getsockname()!r}, not {entry.identity}"
+            )
+        sock.setblocking(False)
+        sock.set_inheritable(False)
+    except BaseException:
+        sock.detach()
+        raise
+    return sock
+
+
+def adopt_listeners(handoff: Handoff, listen: Mapping[str, object]) -> Listeners | None:
+    """The ``listen=`` sockets: inherited where the name and address are unchanged.
+
+    Names the new configuration adds are bound here; inherited ones it dropped
+    are closed by :meth:`Handoff.close_unclaimed`. Unix socket files stay the old
+    daemon's to remove until the hand-over (:func:`unix_files`).
+
+    Raises:
+        StartupError: an address changed, or an inherited fd is not what it claims.
+    """
+    if not listen:
+        return None
+    from ._sockets import open_listeners
+
+    sockets: dict[str, socket.socket] = {}
+    fresh: dict[str, Any] = {}
+    try:
+        for name, address in listen.items():
+            sock = adopt_socket(handoff, "listen", name, str(address))
+            if sock is None:
+                fresh[name] = address
+            else:
+                sockets[name] = sock
+        if fresh:
+            bound = open_listeners(fresh)
+            sockets.update(bound)
+    except BaseException:
+        for sock in sockets.values():
+            sock.detach()
+        raise
+    return Listeners(sockets)
+
+
+def unix_files(handoff: Handoff, role: str = "listen") -> dict[str, tuple[int, int]]:
+    """The unix socket files of ``role`` the old daemon created: ours to remove at exit."""
+    files: dict[str, tuple[int, int]] = {}
+    for entry in handoff.entries:
+        if entry.role == role and entry.unix_file:
+            dev, _, ino = entry.unix_file.partition(":")
+            files[entry.configured.removeprefix("unix:")] = (int(dev), int(ino))
+    return files
+
+
+def adopt_control(handoff: Handoff, path: str) -> ControlSocket | None:
+    """The inherited control socket at ``path``; None if the old daemon served none.
+
+    Its file stays the old daemon's to remove until the hand-over. A control
+    socket the old daemon did not have (option added, or its directory was not
+    writable) waits for a restart: binding it needs what the old daemon had.
+
+    Raises:
+        StartupError: the path changed, or the fd is not that listening socket.
+    """
+    from ._control_socket import ControlSocket
+
+    sock = adopt_socket(handoff, "control", "control", str(path))
+    from pathlib import Path
+
+    return None if sock is None else ControlSocket(Path(path), sock, None)
+
+
+def adopt(options: Options, handoff: Handoff) -> Acquired:
+    """What :func:`aiodaemon._prefork._acquire.acquire` would take, from the old daemon instead.
+
+    Log targets are opened again by path, as a reopen would; stdout and stderr
+    are already our fds 1 and 2.
+
+    Raises:
+        StartupError: an inherited fd is not what it claims, or an option that
+            an upgrade cannot change (pidfile, addresses) changed.
+    """
+    from contextlib import ExitStack
+
+    from ._acquire import Acquired, _sockets_to_open
+
+    acquired = Acquired(preserved=options.files_preserve)
+    with ExitStack() as stack:
+        acquired.pidfile = adopt_pidfile(handoff, options.pidfile)
+        if acquired.pidfile is not None:
+            stack.enter_context(acquired.pidfile)
+        acquired.listeners = adopt_listeners(handoff, _sockets_to_open(options))
+        if acquired.listeners is not None:
+            stack.enter_context(acquired.listeners)
+        acquired.logs = stack.enter_context(_adopt_logs(handoff, options))
+        if options.control is not None:
+            acquired.control = adopt_control(handoff, options.control)
+            if acquired.control is not None:
+                stack.enter_context(acquired.control)
+        # Everything is held: from here the stack is the caller's to close.
+        acquired.stack = stack.pop_all()
+    claimed = set(acquired.keep_fds())
+    handoff.close_unclaimed(claimed | handoff.claimed)
+    return acquired
+
+
+def _adopt_logs(handoff: Handoff, options: Options) -> LogTargets:
+    """The log targets: the inherited log file when the path is unchanged, else opened anew.
+
+    Inherited because its directory may be root-only: the old daemon opened it
+    before dropping privileges.
+
+    Raises:
+        StartupError: the file cannot be opened, or syslog cannot be reached.
+    """
+    from ._logsinks import FileSink
+    from ._logtargets import LogTargets, open_log_targets
+    from ._syslogsink import open_syslog_sink
+
+    entry = None if options.log_file is None else handoff.entry("log", options.log_file)
+    if entry is None:
+        return open_log_targets(options)
+    fd = entry.fd
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode) or f"{st.st_dev}:{st.st_ino}" != entry.identity:
+        raise StartupError(f"upgrade: inherited fd {fd} is not the log file {entry.name}")
+    file = FileSink(fd, entry.name, entry.name)
+    owner = options.identity.uid if options.identity is not None else None
+    try:
+        syslog = open_syslog_sink(options.syslog, owner) if options.syslog is not None else None
+    except StartupError:
+        file.close()
+        raise
+    return LogTargets(file, syslog)

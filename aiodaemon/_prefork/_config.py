@@ -1,0 +1,406 @@
+"""Configure phase: validate every option before anything is acquired or forked.
+
+Every bad input raises :class:`ConfigError` naming the option, so the launching
+process can print one line and exit non-zero with nothing started.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from collections.abc import Iterable, Mapping
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
+
+from ..exceptions import ConfigError
+
+if TYPE_CHECKING:
+    from ._addresses import ListenAddress, SyslogTarget
+    from ._identity import Identity
+
+__all__ = [
+    "HEALTH_SOCKET",
+    "OPTION_NAMES",
+    "Options",
+    "parse_options",
+]
+
+_LEVELS = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warning": logging.WARNING,
+    "warn": logging.WARNING,
+    "error": logging.ERROR,
+    "critical": logging.CRITICAL,
+}
+
+
+# A NamedTuple, not a dataclass, which every daemon's start-up would pay ~0.3 ms
+# to define: immutable all the same, with _replace and _fields.
+
+
+class Options(NamedTuple):
+    """Validated options of one daemon; built only by :func:`parse_options`."""
+
+    pidfile: str | None = None
+    detach: bool | None = None
+    workdir: str = "/"
+    umask: int = 0o022
+    stdout: str | None = None
+    stderr: str | None = None
+    log_file: str | None = None
+    syslog: SyslogTarget | None = None
+    log_level: int = logging.INFO
+    log_format: Literal["json", "console"] | None = None
+    listen: Mapping[str, ListenAddress] = MappingProxyType({})
+    identity: Identity | None = None
+    chroot: str | None = None
+    prevent_core: bool = True
+    #: after dropping root: PR_SET_NO_NEW_PRIVS and an empty capability bounding set.
+    no_new_privileges: bool = True
+    files_preserve: tuple[int, ...] = ()
+    shutdown_timeout: float = 30.0
+    uvloop: bool | None = None
+    ready: Literal["startup", "manual"] = "startup"
+    # --- serving (DESIGN section 4) ---
+    drain_delay: float = 0.0
+    health: ListenAddress | None = None
+    #: the control socket's path (None: no control socket); see :func:`_control`.
+    control: str | None = None
+    start_timeout: float = 90.0
+
+    def summary(self) -> dict[str, object]:
+        """The options not at their defaults, under their public names, as JSON values.
+
+        For the ``starting`` log line: short enough to read, and made only of
+        what the user could have written (``user``/``group``, not the resolved
+        identity; ``listen`` is left to the line's ``sockets``, which shows the
+        bound addresses).
+        """
+        result: dict[str, object] = {}
+        defaults = self._field_defaults
+        value: Any
+        for name, value in zip(self._fields, self, strict=True):
+            if name == "listen" or value == defaults[name]:
+                continue
+            if name == "control" and value == _control(None, self.pidfile):
+                continue  # the default derived from the pidfile
+            if name == "identity":
+                if value.uid is not None:
+                    result["user"] = value.user_name or value.uid
+                if value.gid is not None:
+                    result["group"] = value.gid
+                continue
+            if name in ("syslog", "health"):
+                value = str(value)
+            elif name == "umask":
+                value = f"{value:04o}"
+            elif name == "log_level":
+                value = logging.getLevelName(value).lower()
+            elif isinstance(value, tuple):
+                value = list(value)
+            result[name] = value
+        return result
+
+
+OPTION_NAMES = frozenset(Options._fields) - {"identity"} | {
+    "user",
+    "group",
+}
+
+
+def parse_options(raw: Mapping[str, Any]) -> Options:
+    """Validate keyword options as given to ``run()``.
+
+    Raises:
+        ConfigError: naming the first invalid option.
+    """
+    unknown = sorted(set(raw) - OPTION_NAMES)
+    if unknown:
+        name = unknown[0]
+        # repr() for odd names: a newline in a ** key must not split the error line.
+        raise ConfigError(name if name.isidentifier() else repr(name), "unknown option")
+    chroot = _opt_dir("chroot", raw.get("chroot"), must_be_absolute=True)
+    if chroot is not None and os.geteuid() != 0:
+        # Refused here like user=, not after the fork with a late exit 1.
+        raise ConfigError("chroot", "changing the root directory needs root")
+    workdir_raw = raw.get("workdir", "/")
+    workdir = _as_path("workdir", workdir_raw)
+    if workdir is None:
+        raise ConfigError("workdir", "must be a path, not None")
+    if chroot is not None:
+        # Inside a chroot the cwd of the launcher means nothing: "srv" and "/srv"
+        # both name <chroot>/srv.
+        workdir = _clean("/" + workdir.lstrip("/"))
+    real_workdir = _clean(f"{chroot}/{workdir}") if chroot else workdir
+    if not os.path.isdir(real_workdir):
+        raise ConfigError("workdir", f"not a directory: {real_workdir}")
+    pidfile = _opt_file("pidfile", raw.get("pidfile"))
+    if pidfile is not None:
+        check_pidfile_directory(pidfile)
+    return Options(
+        pidfile=pidfile,
+        detach=_opt_bool("detach", raw.get("detach"), allow_none=True),
+        workdir=workdir if os.path.isabs(workdir) else os.path.realpath(workdir),
+        umask=_umask(raw.get("umask", 0o022)),
+        stdout=_opt_file("stdout", raw.get("stdout")),
+        stderr=_opt_file("stderr", raw.get("stderr")),
+        log_file=_opt_file("log_file", raw.get("log_file")),
+        syslog=_syslog(raw.get("syslog")),
+        log_level=_log_level(raw.get("log_level", "info")),
+        log_format=_log_format(raw.get("log_format")),
+        listen=_listen(raw.get("listen")),
+        identity=_identity(raw.get("user"), raw.get("group")),
+        chroot=chroot,
+        prevent_core=bool(_opt_bool("prevent_core", raw.get("prevent_core", True))),
+        no_new_privileges=bool(_opt_bool("no_new_privileges", raw.get("no_new_privileges", True))),
+        files_preserve=_files_preserve(raw.get("files_preserve", ())),
+        shutdown_timeout=_timeout(raw.get("shutdown_timeout", 30.0)),
+        uvloop=_uvloop(raw.get("uvloop")),
+        ready=_ready(raw.get("ready", "startup")),
+        **_serving_options(raw),
+        control=_control(raw.get("control"), pidfile),
+        start_timeout=_timeout(raw.get("start_timeout", 90.0), "start_timeout"),
+    )
+
+
+def _clean(text: str) -> str:
+    """``text`` as ``str(pathlib.PurePosixPath(text))`` spells it, without pathlib's import.
+
+    Empty and "." components and trailing slashes go; ".." stays (it may cross
+    a symlink). Paths are plain strings here: the start-up of every daemon
+    would otherwise pay for importing pathlib (and urllib.parse, ipaddress).
+    """
+    head = "/" if text.startswith("/") else ""
+    if text.startswith("//") and not text.startswith("///"):
+        head = "//"  # POSIX leaves a leading "//" to the implementation
+    return head + "/".join(part for part in text.split("/") if part not in ("", ".")) or "."
+
+
+def _as_path(option: str, value: object) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str | os.PathLike):
+        raise ConfigError(option, f"must be a path, not {type(value).__name__}")
+    raw = os.fspath(value)
+    if not isinstance(raw, str):
+        raise ConfigError(option, "must be a str path, not bytes")
+    if not raw:
+        raise ConfigError(option, "must not be empty")
+    text = path = _clean(raw)
+    if "\0" in text:
+        raise ConfigError(option, "must not contain a NUL byte")
+    # A newline in a path would split the one-line error (and log lines) in two.
+    if any(ord(c) < 0x20 or c == "\x7f" for c in text):
+        raise ConfigError(option, f"must not contain control characters: {text!r}")
+    try:
+        encoded = os.fsencode(text)
+    except UnicodeEncodeError:
+        raise ConfigError(option, f"not encodable as a file name: {text!r}") from None
+    # Checked here, not left to stat(): ENAMETOOLONG would escape as OSError.
+    if len(encoded) >= 4096 or any(len(part) > 255 for part in encoded.split(b"/")):
+        raise ConfigError(option, f"path too long: {text[:40]!r}...")
+    return path
+
+
+def _opt_file(option: str, value: object) -> str | None:
+    """A file we create later: absolute, in an existing writable directory."""
+    path = _as_path(option, value)
+    if path is None:
+        return None
+    path = os.path.abspath(path)
+    parent, name = os.path.split(path)
+    if name in ("", ".", ".."):
+        raise ConfigError(option, f"not a file path: {path}")
+    if not os.path.isdir(parent):
+        raise ConfigError(option, f"directory does not exist: {parent}")
+    if os.path.isdir(path):
+        raise ConfigError(option, f"is a directory: {path}")
+    if not os.access(parent, os.W_OK | os.X_OK) and not os.access(path, os.W_OK):
+        raise ConfigError(option, f"directory is not writable: {parent}")
+    return path
+
+
+def _opt_dir(option: str, value: object, *, must_be_absolute: bool = False) -> str | None:
+    path = _as_path(option, value)
+    if path is None:
+        return None
+    if must_be_absolute and not os.path.isabs(path):
+        raise ConfigError(option, f"must be an absolute path: {path}")
+    if not os.path.isdir(path):
+        raise ConfigError(option, f"not a directory: {path}")
+    return path
+
+
+def _opt_bool(option: str, value: object, *, allow_none: bool = False) -> bool | None:
+    if value is None and allow_none:
+        return None
+    if not isinstance(value, bool):
+        expected = "True, False or None" if allow_none else "True or False"
+        raise ConfigError(option, f"must be {expected}, not {value!r}")
+    return value
+
+
+def _umask(value: object) -> int:
+    if isinstance(value, str):
+        try:
+            value = int(value, 8)
+        except ValueError:
+            raise ConfigError("umask", f"not an octal number: {value!r}") from None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError("umask", f"must be an int such as 0o022, not {value!r}")
+    if not 0 <= value <= 0o777:
+        raise ConfigError("umask", f"must be between 0o000 and 0o777, not {value:#o}")
+    return value
+
+
+def _log_level(value: object) -> int:
+    if isinstance(value, str) and value.lower() in _LEVELS:
+        return _LEVELS[value.lower()]
+    if isinstance(value, int) and not isinstance(value, bool) and value in _LEVELS.values():
+        return value
+    names = ", ".join(n for n in _LEVELS if n != "warn")
+    raise ConfigError("log_level", f"must be one of {names}, not {value!r}")
+
+
+def _log_format(value: object) -> Literal["json", "console"] | None:
+    if value is None or value == "json" or value == "console":
+        return value
+    raise ConfigError("log_format", f"must be 'json', 'console' or None, not {value!r}")
+
+
+def _ready(value: object) -> Literal["startup", "manual"]:
+    if value == "startup" or value == "manual":
+        return value
+    raise ConfigError("ready", f"must be 'startup' or 'manual', not {value!r}")
+
+
+def _timeout(value: object, option: str = "shutdown_timeout") -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigError(option, f"must be a number of seconds, not {value!r}")
+    if not math.isfinite(value) or value <= 0:
+        raise ConfigError(option, f"must be a positive number, not {value!r}")
+    return float(value)
+
+
+def _control(value: object, pidfile: str | None) -> str | None:
+    """The control socket's path: given, ``<pidfile>.ctl`` by default, or none (False)."""
+    if value is False:
+        return None
+    if value is None:
+        return None if pidfile is None else pidfile + ".ctl"
+    if value is True:
+        raise ConfigError("control", "must be a path, None or False, not True")
+    return _opt_file("control", value)
+
+
+def _uvloop(value: object) -> bool | None:
+    choice = _opt_bool("uvloop", value, allow_none=True)
+    if choice:
+        import importlib.util  # only uvloop=True asks
+
+        if importlib.util.find_spec("uvloop") is None:
+            raise ConfigError("uvloop", "uvloop=True but uvloop is not installed")
+    return choice
+
+
+def _files_preserve(value: object) -> tuple[int, ...]:
+    if isinstance(value, str | bytes) or not isinstance(value, Iterable):
+        raise ConfigError("files_preserve", f"must be a sequence of fds or files, not {value!r}")
+    fds: list[int] = []
+    for item in value:
+        if isinstance(item, int) and not isinstance(item, bool):
+            fd = item
+        elif callable(getattr(item, "fileno", None)):
+            try:
+                fd = item.fileno()
+            except (OSError, ValueError) as exc:
+                raise ConfigError(
+                    "files_preserve", f"{item!r} has no usable fileno: {exc}"
+                ) from None
+            if not isinstance(fd, int) or isinstance(fd, bool):
+                raise ConfigError("files_preserve", f"{item!r}.fileno() returned {fd!r}")
+        else:
+            raise ConfigError("files_preserve", f"not an fd or file: {item!r}")
+        try:
+            os.fstat(fd)
+        except (OSError, OverflowError):
+            raise ConfigError("files_preserve", f"fd {fd} is not open") from None
+        fds.append(fd)
+    return tuple(sorted(set(fds)))
+
+
+def _syslog(value: object) -> SyslogTarget | None:
+    if value is None:
+        return None
+    # Addresses are parsed by a module of their own, loaded only when one is given.
+    from ._addresses import parse_syslog
+
+    return parse_syslog(value)
+
+
+def _listen(value: object) -> dict[str, ListenAddress]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise ConfigError("listen", f"must be a mapping of name to address, not {value!r}")
+    from ._addresses import parse_listen_address
+
+    result: dict[str, ListenAddress] = {}
+    for name, address in value.items():
+        if not isinstance(name, str) or not name or not name.isprintable() or ":" in name:
+            raise ConfigError("listen", f"bad socket name {name!r}")
+        result[name] = parse_listen_address(f"listen[{name}]", address)
+    return result
+
+
+# --- serving: drain_delay, health (DESIGN section 4) ---------------------------------
+
+#: The ``listen=`` name the health socket takes: systemd socket activation passes
+#: it as the fd named "health" (``FileDescriptorName=health``).
+HEALTH_SOCKET = "health"
+
+
+def _serving_options(raw: Mapping[str, Any]) -> dict[str, Any]:
+    drain_delay = raw.get("drain_delay", 0.0)
+    if isinstance(drain_delay, bool) or not isinstance(drain_delay, int | float):
+        raise ConfigError("drain_delay", f"must be a number of seconds, not {drain_delay!r}")
+    if not math.isfinite(drain_delay) or drain_delay < 0:
+        raise ConfigError("drain_delay", f"must be zero or a positive number, not {drain_delay!r}")
+    health = raw.get("health")
+    if health is not None:
+        listen = raw.get("listen")
+        if isinstance(listen, Mapping) and HEALTH_SOCKET in listen:
+            raise ConfigError(
+                "health", f"listen name {HEALTH_SOCKET!r} is taken by the health socket"
+            )
+        from ._addresses import parse_listen_address
+
+        health = parse_listen_address("health", health)
+    return {"drain_delay": float(drain_delay), "health": health}
+
+
+def _identity(user: object, group: object) -> Identity | None:
+    if user is None and group is None:
+        return None
+    # The identity's module (and the user and group databases) only for a
+    # daemon that changes identity.
+    from ._identity import parse_identity
+
+    return parse_identity(user, group)
+
+
+def check_pidfile_directory(path: str | os.PathLike[str]) -> None:
+    """Refuse a pidfile in a world-writable directory without the sticky bit.
+
+    Raises:
+        ConfigError: anyone could replace the file under us there.
+    """
+    from ._sharedfile import is_open_to_all
+
+    parent = os.path.dirname(os.fspath(path))
+    if is_open_to_all(os.stat(parent).st_mode):
+        raise ConfigError(
+            "pidfile", f"directory is world-writable without the sticky bit: {parent}"
+        )

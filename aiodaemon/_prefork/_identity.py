@@ -1,0 +1,90 @@
+"""The identity to drop to: ``user``/``group`` options resolved to ids.
+
+Loaded only by a daemon that changes identity. Names are resolved in the
+launching process, while the user and group databases (and NSS) are readable:
+after a chroot they may not be.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from ..exceptions import ConfigError
+
+__all__ = ["Identity", "parse_identity"]
+
+
+class Identity:
+    """The user and group to drop to, resolved to ids while names still resolve."""
+
+    # A plain class, not a NamedTuple, which compiles a ForwardRef per field.
+
+    __slots__ = ("gid", "uid", "user_name")
+
+    def __init__(self, uid: int | None, gid: int | None, user_name: str | None) -> None:
+        self.uid = uid
+        self.gid = gid
+        #: the user's name, for ``initgroups``; None when only a group (or a bare
+        #: uid with no passwd entry) is given, which means no supplementary groups.
+        self.user_name = user_name
+
+    def __repr__(self) -> str:
+        return f"Identity(uid={self.uid!r}, gid={self.gid!r}, user_name={self.user_name!r})"
+
+
+def parse_identity(user: object, group: object) -> Identity | None:
+    """The ids for ``user=``/``group=``, None when neither is given.
+
+    Raises:
+        ConfigError: an unknown name, an id out of range, a uid without a
+            passwd entry and no group, or a change of identity without root.
+    """
+    if user is None and group is None:
+        return None
+    import grp
+    import pwd
+
+    uid = gid = None
+    user_name = None
+    if user is not None:
+        entry = _lookup("user", user, pwd.getpwnam, pwd.getpwuid)
+        if entry is None:
+            uid = _require_id("user", user)
+        else:
+            uid, gid, user_name = entry.pw_uid, entry.pw_gid, entry.pw_name
+    if group is not None:
+        gentry = _lookup("group", group, grp.getgrnam, grp.getgrgid)
+        gid = _require_id("group", group) if gentry is None else gentry.gr_gid
+    if uid is not None and gid is None:
+        # A uid with no passwd entry has no primary group: dropping the uid alone
+        # would leave the daemon in root's group.
+        raise ConfigError("user", f"uid {uid} has no passwd entry; give group= too")
+    if os.geteuid() != 0 and (
+        (uid is not None and uid != os.geteuid()) or (gid is not None and gid != os.getegid())
+    ):
+        raise ConfigError("user" if uid is not None else "group", "changing identity needs root")
+    return Identity(uid, gid, user_name)
+
+
+def _lookup(option: str, value: object, by_name: Any, by_id: Any) -> Any:
+    """The passwd/group entry for a name or id; None for an id with no entry."""
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise ConfigError(option, f"must be a name or a numeric id, not {value!r}")
+    # isascii: "²" and "١٢" are str.isdigit() but not ids (int("²") raises).
+    if isinstance(value, str) and not (value.isascii() and value.isdigit()):
+        try:
+            return by_name(value)
+        except (KeyError, ValueError):
+            raise ConfigError(option, f"unknown {option} {value!r}") from None
+    try:
+        return by_id(int(value))
+    except (KeyError, OverflowError, ValueError):
+        return None
+
+
+def _require_id(option: str, value: object) -> int:
+    number: int = int(value)  # type: ignore[call-overload]
+    if not 0 <= number < 2**32 - 1:
+        raise ConfigError(option, f"id out of range: {value!r}")
+    return number

@@ -1,0 +1,201 @@
+"""Where log records end up: a file or a stream (fd 2); syslog is :mod:`._syslogsink`.
+
+Sinks are opened in the launching process (so a bad path or an unreachable
+``/dev/log`` fails on the terminal, and so they survive a chroot and the
+privilege drop) and written to only by the writer thread of
+:mod:`aiodaemon._logs._logging`; nothing here is touched by the event loop thread.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import sys
+import threading
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from typing import TypeGuard
+
+    from ._syslogsink import SyslogSink
+
+__all__ = ["FileSink", "Record", "StreamSink", "is_syslog_sink", "open_file_sink", "write_all"]
+
+Record = tuple[int, bytes]
+
+
+def is_syslog_sink(sink: object) -> TypeGuard[SyslogSink]:
+    """Whether ``sink`` is a syslog sink, without loading their module for a daemon that has none.
+
+    ``_syslogsink`` (with its socket checks) is imported only when ``syslog=``
+    is set, so before that no sink can be one.
+    """
+    module = sys.modules.get("aiodaemon._prefork._syslogsink")
+    return module is not None and isinstance(sink, module.SyslogSink)
+
+
+def write_all(fd: int, data: bytes | memoryview) -> None:
+    """Write every byte of ``data``: pipes, FIFOs and terminals may take less per call."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+class _LineSink:
+    """Appends newline-terminated records to a descriptor, surviving failed writes whole.
+
+    A write that fails part-way (a full disk: ENOSPC, EDQUOT, EFBIG) may leave
+    a record cut short at the end of the file. The next write then starts with
+    a newline, so that fragment is never glued to the next record, and every
+    record not written whole is counted in :attr:`lost` for the log writer to
+    report once writing works again.
+    """
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        #: records not written whole, since the start.
+        self.lost = 0
+        #: the error of the last failed write.
+        self.last_error: OSError | None = None
+        #: the output ends inside a record cut short by a failed write.
+        self._mid_line = False
+
+    def write(self, records: Sequence[Record]) -> None:
+        """Append ``records`` in one ``write``: one syscall per batch, not per line.
+
+        Raises:
+            OSError: the write failed; the records not written whole are counted as lost.
+        """
+        lines = [line for _, line in records]
+        data = b"".join(lines)
+        head = b"\n" if self._mid_line else b""
+        view = memoryview(head + data if head else data)
+        total = len(view)
+        try:
+            while view:
+                view = view[os.write(self.fd, view) :]
+        except OSError as exc:
+            written = total - len(view)
+            self.last_error = exc
+            self.lost += _cut(lines, written - len(head))
+            if written > len(head):
+                self._mid_line = not data[: written - len(head)].endswith(b"\n")
+            elif head and written:
+                self._mid_line = False  # the fragment got its newline, nothing more
+            raise
+        self._mid_line = False
+
+
+def _cut(lines: Sequence[bytes], written: int) -> int:
+    """How many of ``lines`` are not whole within the first ``written`` bytes."""
+    end = 0
+    for index, line in enumerate(lines):
+        end += len(line)
+        if end > written:
+            return len(lines) - index
+    return 0
+
+
+class FileSink(_LineSink):
+    """An append-only log file that can be reopened by path after a rotation."""
+
+    def __init__(
+        self, fd: int, path: str, reopen_path: str | None, owner: int | None = None
+    ) -> None:
+        super().__init__(fd)
+        self.path = path
+        #: the path as seen after a chroot; None when the file is outside it.
+        self.reopen_path = reopen_path
+        #: the uid the daemon drops to, whose file a reopen accepts in a shared sticky directory.
+        self.owner = owner
+        #: held while the descriptor is swapped or closed (see :meth:`dup`).
+        self._swap = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"log_file {self.path}"
+
+    def reopen(self) -> None:
+        """Open the path again and close the old descriptor.
+
+        Raises:
+            OSError: the new file cannot be opened; the old descriptor is kept.
+        """
+        if self.reopen_path is None:
+            raise OSError(errno.ENOENT, "the log file is outside the chroot", str(self.path))
+        # The path may have been swapped for a symlink, FIFO or hard link since
+        # the last open (by whoever can write the log directory), or a file
+        # another user created there after a rotation: refused the same way as
+        # at start, and the caller keeps writing to the old fd.
+        # (Loaded since open_file_sink, before any chroot or privilege drop.)
+        from ._safeopen import open_append
+
+        new = open_append(self.reopen_path, owner=self.owner)
+        with self._swap:
+            old, self.fd = self.fd, new
+            os.close(old)
+
+    def dup(self) -> int:
+        """A new descriptor of the file now, from any thread (an upgrade hands it on).
+
+        Raises:
+            OSError: the file is closed.
+        """
+        # Without the lock, a reopen on the writer thread could close the
+        # descriptor read here, and its number be reused, before the dup.
+        with self._swap:
+            return os.dup(self.fd)
+
+    def moved(self) -> bool:
+        """Whether the path no longer names the open file: renamed (a rotation) or replaced.
+
+        False when the path cannot be looked at (a directory closed to us
+        after a privilege drop): the file could not be reopened there either.
+        """
+        if self.reopen_path is None:
+            return False
+        try:
+            at_path = os.stat(self.reopen_path, follow_symlinks=False)
+        except PermissionError:
+            return False
+        except OSError:
+            return True  # gone, or the path is broken: the reopen says why
+        st = os.fstat(self.fd)
+        return (at_path.st_dev, at_path.st_ino) != (st.st_dev, st.st_ino)
+
+    def close(self) -> None:
+        """Close the file."""
+        with self._swap:
+            if self.fd >= 0:
+                os.close(self.fd)
+                self.fd = -1
+
+
+def open_file_sink(path: str, owner: int | None = None) -> FileSink:
+    """Open ``path`` for appending, in the launching process.
+
+    Args:
+        path: the log file.
+        owner: the uid the daemon drops to, if any (its file is accepted at
+            every open, also in a shared sticky directory).
+
+    Raises:
+        StartupError: ``cannot open log_file PATH: reason``.
+    """
+    from ._safeopen import open_output
+
+    fd = open_output("log_file", path, owner=owner)
+    return FileSink(fd, path, path, owner)
+
+
+class StreamSink(_LineSink):
+    """An inherited descriptor (fd 2) that is written to but never closed nor reopened."""
+
+    def __repr__(self) -> str:
+        return f"fd {self.fd}"
+
+    def reopen(self) -> None:
+        """Nothing to reopen: the stream belongs to whoever started us."""
+
+    def close(self) -> None:
+        """Leave the stream open: it is not ours."""

@@ -1,0 +1,152 @@
+"""Where a PEP 3143 program's pidfile lives, and lockfile's stale-lock call, for ``pep3143``.
+
+python-daemon and pep3143daemon take their pidfile in the daemon, after the
+chroot and the chdir; aiodaemon locks its ``PidFile`` in the calling process,
+before both (so "already running" reaches the caller, and the file may sit in
+a root-only ``/run``). A relative path must still name the file the original
+libraries create, so it is resolved here, ahead of time, the way the daemon
+will see it. lockfile's ``break_lock()`` removes a file whoever holds it; an
+``flock`` ends only with its holder, so only a file nobody holds is broken.
+A program's own pidfile object may follow python-daemon's protocol (a context
+manager, as lockfile's are) or pep3143daemon's (``acquire``/``release``).
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import stat
+
+from ..exceptions import DaemonError
+
+TYPE_CHECKING = False  # not typing's: see aiodaemon/__init__.py
+if TYPE_CHECKING:
+    from typing import Any, TypeAlias
+
+    StrPath: TypeAlias = str | os.PathLike[str]
+
+__all__ = [
+    "break_stale_lock",
+    "check_pidfile_protocol",
+    "enter_pidfile",
+    "exit_pidfile",
+    "inside_chroot",
+    "pidfile_location",
+]
+
+
+def inside_chroot(root: StrPath, workdir: StrPath) -> str:
+    """``workdir`` as seen inside the chroot ``root``.
+
+    python-daemon takes it inside already; pep3143daemon takes a host path
+    under ``root`` (``/srv/jail/data`` for ``/data``): both are understood.
+    """
+    root_path = os.path.normpath(os.fspath(root))
+    path = os.path.normpath(os.fspath(workdir))
+    if root_path != "/" and (path == root_path or path.startswith(root_path + "/")):
+        return "/" + os.path.relpath(path, root_path).removeprefix(".")
+    return path
+
+
+def pidfile_location(path: StrPath, workdir: StrPath, root: StrPath | None) -> str:
+    """The path, valid in the calling process, of the file the daemon would open as ``path``.
+
+    An absolute ``path`` is a path of the calling process, as aiodaemon always
+    took it (so ``/run/foo.pid`` stays outside a chroot). A relative one is
+    under ``workdir``, inside ``root`` when there is one: where python-daemon
+    and pep3143daemon, which open it after their chroot and chdir, put it.
+
+    Args:
+        path: the ``PidFile``'s path.
+        workdir: the context's ``working_directory``.
+        root: the context's ``chroot_directory``, or None.
+
+    Raises:
+        OSError: a relative path's directory is missing or not a directory
+            (the error the chdir into ``workdir`` would give, before the lock).
+    """
+    path = os.fspath(path)
+    if os.path.isabs(path):
+        return path
+    if root is None:
+        location = os.path.join(os.getcwd(), workdir, path)
+    else:
+        # Lexically inside the jail: ".." stops at its root there, as the kernel
+        # stops it at the root of a chrooted process.
+        inside = os.path.normpath(os.path.join("/", inside_chroot(root, workdir), path))
+        location = os.path.join(os.getcwd(), root, inside.lstrip("/"))
+    directory = os.path.dirname(location)
+    if not stat.S_ISDIR(os.stat(directory).st_mode):
+        raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), directory)
+    return location
+
+
+def break_stale_lock(path: StrPath) -> None:
+    """Unlink the pidfile ``path`` when no process holds its ``flock``.
+
+    A held lock is left alone: the lock ends only with its holder, and
+    unlinking a live daemon's file would let a second daemon start beside it.
+
+    Raises:
+        OSError: the file cannot be opened (not for a missing one) or unlinked.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NOCTTY | os.O_NONBLOCK)
+    except FileNotFoundError:
+        return
+    try:
+        try:
+            # Held while unlinking: a daemon starting on this path now waits,
+            # then opens the path afresh (see _pidfile._lock_exclusive).
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return
+        st = os.fstat(fd)
+        try:
+            current = os.stat(path, follow_symlinks=False)
+        except FileNotFoundError:
+            return
+        if (current.st_dev, current.st_ino) != (st.st_dev, st.st_ino):
+            return  # replaced meanwhile: not the file we found unlocked
+        if not stat.S_ISREG(st.st_mode):
+            raise OSError(errno.EINVAL, "not a regular file; not removed", os.fspath(path))
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            return  # removed by someone else meanwhile: broken all the same
+    finally:
+        os.close(fd)
+
+
+def check_pidfile_protocol(pidfile: object) -> None:
+    """Refuse a ``pidfile`` that follows neither protocol.
+
+    Raises:
+        DaemonError: naming the object.
+    """
+    if not (_has(pidfile, "__enter__", "__exit__") or _has(pidfile, "acquire", "release")):
+        raise DaemonError(
+            f"pidfile: {pidfile!r} has neither __enter__/__exit__ nor acquire/release"
+        )
+
+
+def _has(obj: object, *names: str) -> bool:
+    return all(callable(getattr(obj, name, None)) for name in names)
+
+
+def enter_pidfile(pidfile: Any) -> None:
+    """Lock ``pidfile`` by whichever protocol it follows."""
+    # python-daemon's protocol first: lockfile objects have both, and enter them.
+    if _has(pidfile, "__enter__", "__exit__"):
+        pidfile.__enter__()
+    else:
+        pidfile.acquire()
+
+
+def exit_pidfile(pidfile: Any) -> None:
+    """Release ``pidfile`` by whichever protocol it follows."""
+    if _has(pidfile, "__enter__", "__exit__"):
+        pidfile.__exit__(None, None, None)
+    else:
+        pidfile.release()

@@ -1,0 +1,444 @@
+"""Pidfile: an ``flock``-held file with the daemon's pid, and its read side for the CLI.
+
+The lock, never ``kill(pid, 0)``, decides whether a daemon runs: a pid in a file
+outlives its process and may be reused by an unrelated one, a lock does not.
+"""
+
+from __future__ import annotations
+
+import enum
+import errno
+import fcntl
+import os
+import stat
+import time
+
+from ..exceptions import AlreadyRunningError, StartupError
+
+# Not typing.TYPE_CHECKING, and pathlib only for annotations: the control
+# commands read pidfiles and should not pay for importing either.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from pathlib import Path
+
+__all__ = ["Pidfile", "PidfileState", "PidfileStatus", "acquire_pidfile", "read_pidfile"]
+
+# O_NOFOLLOW: a symlink planted at the path must not redirect our write
+# (the classic /tmp symlink attack turns a root daemon into a file clobberer).
+# O_NONBLOCK: opening a FIFO planted at the path must not wait for a writer
+# forever; the file type is checked right after the open.
+_OPEN_FLAGS = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NOCTTY | os.O_NONBLOCK
+_READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NOCTTY | os.O_NONBLOCK
+
+#: How long a start waits for readers probing the lock (``status``, ``pkill -L``)
+#: to let go. A probe holds its shared lock for microseconds; only a storm of
+#: them could fill this.
+_PROBE_PATIENCE = 2.0
+#: How long an exclusive lock on a file naming no live holder may be someone's
+#: stale-file cleanup (preempted on a busy machine) rather than a starting daemon.
+_CLEANUP_GRACE = 0.5
+
+
+class Pidfile:
+    """A locked pidfile owned by this daemon; the lock lives as long as ``fd`` is open.
+
+    The fd is inherited across fork: the launching process takes the lock, the
+    daemon keeps it after the launcher exits.
+    """
+
+    def __init__(self, path: str | Path, fd: int) -> None:
+        self.path = path
+        self.fd = fd
+        #: the path as this process sees it: changed by a chroot, None when outside it.
+        self.visible_path: str | Path | None = path
+        #: whose pid the file may hold when it is removed; None: this process's.
+        self.owner: int | None = None
+
+    def __enter__(self) -> Pidfile:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.remove()
+
+    def write_pid(self, pid: int | None = None) -> None:
+        """Replace the contents with ``pid`` and a newline, durably."""
+        pid = os.getpid() if pid is None else pid
+        data = f"{pid}\n".encode()
+        os.ftruncate(self.fd, 0)
+        os.pwrite(self.fd, data, 0)
+        os.fsync(self.fd)
+
+    def chown(self, uid: int | None, gid: int | None) -> None:
+        """Give the file to the user we drop to, so it may unlink it in a sticky directory."""
+        if uid is not None or gid is not None:
+            os.fchown(self.fd, -1 if uid is None else uid, -1 if gid is None else gid)
+
+    def enter_chroot(self, root: str | Path) -> None:
+        """Record where the file is seen from inside ``root``; call just before the chroot."""
+        try:
+            from pathlib import Path
+
+            inside = Path(self.path).resolve().relative_to(Path(root).resolve())
+            self.visible_path = Path("/") / inside
+        except ValueError:
+            self.visible_path = None
+
+    def holds_our_pid(self, owner: int | None = None) -> bool:
+        """Whether the file at ``path`` is still our file and names ``owner`` (default: us)."""
+        if self.visible_path is None:
+            return False
+        try:
+            st = os.stat(self.visible_path, follow_symlinks=False)
+        except OSError:
+            return False
+        ours = os.fstat(self.fd)
+        if (st.st_dev, st.st_ino) != (ours.st_dev, ours.st_ino):
+            return False
+        owner = os.getpid() if owner is None else owner
+        return _parse_pid(os.pread(self.fd, 64, 0)) in (owner, None)
+
+    def remove(self, owner: int | None = None) -> None:
+        """Unlink the file if it is still ours (or ``owner``'s), then release the lock.
+
+        When the directory forbids the unlink (after a privilege drop), the file
+        is emptied instead, so no reader can mistake it for a live daemon's.
+        """
+        if self.fd < 0:
+            return
+        owner = self.owner if owner is None else owner
+        if self.holds_our_pid(owner):
+            assert self.visible_path is not None
+            try:
+                os.unlink(self.visible_path)
+            except FileNotFoundError:
+                pass
+            except PermissionError:
+                os.ftruncate(self.fd, 0)
+        elif self.visible_path is None and _parse_pid(os.pread(self.fd, 64, 0)) in (
+            owner or os.getpid(),
+            None,
+        ):
+            # Outside our chroot: unreachable by path, but the locked fd is still
+            # ours, so empty it rather than leave a pid that reads as "dead".
+            os.ftruncate(self.fd, 0)
+        self.close()
+
+    def close(self) -> None:
+        """Close the descriptor (which releases the lock) without touching the file."""
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+
+def acquire_pidfile(path: str | Path, *, owner: int | None = None) -> Pidfile:
+    """Open and lock ``path``, emptying it only once the lock is ours.
+
+    Args:
+        path: the pidfile.
+        owner: the uid the daemon drops to: its pidfile from a previous run
+            is accepted in a shared sticky directory, as root's and ours are.
+
+    Raises:
+        AlreadyRunningError: another live process holds the lock.
+        StartupError: the file cannot be opened (symlink, permissions, not a
+            file, another user's file in a shared sticky directory, a
+            world-writable directory without the sticky bit).
+    """
+    deadline = time.monotonic() + _PROBE_PATIENCE
+    while True:
+        fd = _open_pidfile(path, owner)
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                raise StartupError(_not_regular(path, _kind(st.st_mode)), option="pidfile")
+            if st.st_nlink > 1:
+                # A hard link planted in a sticky directory: truncating it would
+                # clobber the other name's file (fs.protected_hardlinks may be off).
+                raise StartupError(
+                    f"pidfile {path} has {st.st_nlink} hard links; refusing to use it",
+                    option="pidfile",
+                )
+            outcome = _lock_exclusive(fd, path, st, deadline)
+            if outcome is _Lock.HELD:
+                raise AlreadyRunningError(str(path), _parse_pid(os.pread(fd, 64, 0)))
+            if outcome is _Lock.TAKEN:
+                # Only now is the content ours to change; an empty locked file reads
+                # as "starting", never as the stale pid of a previous daemon.
+                os.ftruncate(fd, 0)
+                # 0644 minus the daemon's umask (set for the whole acquire phase): an
+                # existing file keeps no wider mode than a fresh one would get.
+                mask = os.umask(0o022)
+                os.umask(mask)
+                os.fchmod(fd, 0o644 & ~mask)
+                return Pidfile(path, fd)
+        except BaseException:
+            os.close(fd)
+            raise
+        # MOVED: a stale-pidfile cleanup (``stop``) unlinked the file after our
+        # open. A lock on it would hide this daemon from every command, and let
+        # a second one start: open the path again.
+        os.close(fd)
+        if time.monotonic() > deadline:
+            raise StartupError(
+                f"pidfile {path} keeps being removed while we start; try again", option="pidfile"
+            )
+
+
+def _open_pidfile(path: str | Path, owner: int | None) -> int:
+    # Loaded here, not at the top: `aiodaemon status` only reads pidfiles.
+    from ._sharedfile import ForeignFileError, OpenDirectoryError, open_in_directory
+
+    try:
+        # Checked on the directory the file is opened in (not only by the
+        # pidfile= option's early check), so PidFile of pep3143 gets it too.
+        return open_in_directory(path, _OPEN_FLAGS, 0o644, owner=owner, refuse_open_directory=True)
+    except OpenDirectoryError as exc:
+        raise StartupError(f"pidfile {path}: {exc.strerror}", option="pidfile") from exc
+    except ForeignFileError as exc:
+        # A planted file, maybe locked and naming a pid of the other user's
+        # choosing: adopting it would let that user decide what `stop` signals.
+        raise StartupError(f"pidfile {path} {exc.strerror}", option="pidfile") from exc
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise StartupError(
+                f"pidfile {path} is a symlink; refusing to follow it", option="pidfile"
+            ) from exc
+        kind = _special_kind(path)
+        if kind is not None:
+            raise StartupError(_not_regular(path, kind), option="pidfile") from exc
+        raise StartupError(f"cannot open pidfile {path}: {exc.strerror}", option="pidfile") from exc
+
+
+class _Lock(enum.Enum):
+    TAKEN = "taken"
+    #: held exclusively by another process for longer than a cleanup takes.
+    HELD = "held"
+    #: the file is no longer at the path.
+    MOVED = "moved"
+
+
+def _lock_exclusive(fd: int, path: str | Path, st: os.stat_result, deadline: float) -> _Lock:
+    """Take the exclusive lock of the file at ``path`` (opened as ``fd``, ``st``).
+
+    Other processes take the lock for an instant without running a daemon: a
+    reader testing it (our ``status``, ``pkill -L``) holds a shared lock, and
+    ``stop``'s stale-file cleanup an exclusive one before it unlinks the file.
+    Either would make a single non-blocking attempt fail as if a daemon ran, so
+    try again: while only shared holders remain (no daemon can hold the file
+    then), and for a moment while an exclusive holder may be such a cleanup.
+    The lock counts only if the file is still the one at ``path`` once held.
+
+    Raises:
+        StartupError: readers kept the file locked until ``deadline``.
+    """
+    delay = 0.0005
+    exclusive_since: float | None = None
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            pass
+        else:
+            return _Lock.TAKEN if _still_at(path, st) else _Lock.MOVED
+        if not _still_at(path, st):
+            return _Lock.MOVED
+        now = time.monotonic()
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            pid = _parse_pid(os.pread(fd, 64, 0))
+            if pid is not None and _has_open(pid, st):
+                return _Lock.HELD  # a daemon that has written its pid: no doubt
+            # Empty, or naming a pid that does not hold it: a daemon still
+            # starting, or a cleanup about to unlink the file.
+            exclusive_since = now if exclusive_since is None else exclusive_since
+            if now - exclusive_since > _CLEANUP_GRACE:
+                return _Lock.HELD
+        else:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            exclusive_since = None
+            if now > deadline:
+                raise StartupError(
+                    f"pidfile {path} stays locked by readers testing it; try again",
+                    option="pidfile",
+                )
+        time.sleep(delay)
+        delay = min(delay * 2, 0.005)
+
+
+def _still_at(path: str | Path, st: os.stat_result) -> bool:
+    """Whether ``path`` still names the file ``st`` describes."""
+    try:
+        current = os.stat(path, follow_symlinks=False)
+    except OSError:
+        return False
+    return (current.st_dev, current.st_ino) == (st.st_dev, st.st_ino)
+
+
+class PidfileStatus(enum.Enum):
+    """What a pidfile says about its daemon."""
+
+    RUNNING = "running"
+    #: the file exists but nobody holds its lock: the daemon died without cleaning up.
+    DEAD = "dead"
+    #: no file at all.
+    ABSENT = "absent"
+    #: the file cannot be read (permissions, not a regular file), its holder
+    #: cannot be verified, or it is locked while holding no pid.
+    UNKNOWN = "unknown"
+
+
+class PidfileState:
+    """A reading of a pidfile: its status and the pid it holds (None if empty or garbage)."""
+
+    # A plain class, not a dataclass: importing dataclasses (and inspect) would
+    # be most of what ``aiodaemon status`` costs.
+    __slots__ = ("detail", "pid", "status", "unparsable")
+
+    #: why it is UNKNOWN, or what unparsable data it holds instead of a pid.
+    detail: str
+    #: the file holds bytes that are not a pid (``detail`` shows them).
+    unparsable: bool
+
+    def __init__(
+        self, status: PidfileStatus, pid: int | None, detail: str = "", *, unparsable: bool = False
+    ) -> None:
+        self.status = status
+        self.pid = pid
+        self.detail = detail
+        self.unparsable = unparsable
+
+    def __repr__(self) -> str:
+        return f"PidfileState({self.status!r}, {self.pid!r}, {self.detail!r})"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, PidfileState):
+            return NotImplemented
+        return (self.status, self.pid, self.detail) == (other.status, other.pid, other.detail)
+
+    def __hash__(self) -> int:
+        return hash((self.status, self.pid, self.detail))
+
+    @property
+    def running_pid(self) -> int | None:
+        """The pid that may be signalled: only a verified lock holder's."""
+        return self.pid if self.status is PidfileStatus.RUNNING else None
+
+
+def read_pidfile(path: str | os.PathLike[str]) -> PidfileState:
+    """Read ``path`` and tell whether a live daemon holds it.
+
+    A pid counts as running only when the file is locked *and* that process
+    has this very file open, so a recycled pid is never taken for the daemon.
+    Anything but a regular file (a FIFO, socket, directory) is UNKNOWN, and
+    never waited on.
+    """
+    path = os.fspath(path)
+    try:
+        fd = os.open(path, _READ_FLAGS)
+    except FileNotFoundError:
+        return PidfileState(PidfileStatus.ABSENT, None)
+    except OSError as exc:
+        kind = _special_kind(path)
+        if kind is not None:
+            return PidfileState(PidfileStatus.UNKNOWN, None, _not_regular(path, kind))
+        return PidfileState(PidfileStatus.UNKNOWN, None, f"cannot open {path}: {exc.strerror}")
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            return PidfileState(PidfileStatus.UNKNOWN, None, _not_regular(path, _kind(st.st_mode)))
+        data = os.pread(fd, 64, 0)
+        pid = _parse_pid(data)
+        garbage = "" if pid is not None or not data.strip() else _garbage(path, data)
+        if not _is_locked(fd):
+            return PidfileState(PidfileStatus.DEAD, pid, garbage, unparsable=bool(garbage))
+        if garbage:
+            # Locked, yet no pid: whoever holds it is not a daemon of ours (one
+            # empties the file under the lock before anything else).
+            return PidfileState(PidfileStatus.UNKNOWN, None, garbage, unparsable=True)
+        if pid is None:
+            # Locked but empty: a daemon between taking the lock and writing its pid.
+            return PidfileState(PidfileStatus.RUNNING, None, "starting")
+        if _has_open(pid, st) is False:
+            return PidfileState(
+                PidfileStatus.UNKNOWN, pid, f"pid {pid} does not hold {path}'s lock"
+            )
+        return PidfileState(PidfileStatus.RUNNING, pid)
+    finally:
+        os.close(fd)
+
+
+def _kind(mode: int) -> str:
+    for test, name in (
+        (stat.S_ISDIR, "a directory"),
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISLNK, "a symlink"),
+    ):
+        if test(mode):
+            return name
+    return "not a regular file"
+
+
+def _special_kind(path: str | os.PathLike[str]) -> str | None:
+    """What ``path`` is when it exists and is not a regular file (after a failed open)."""
+    try:
+        mode = os.lstat(path).st_mode
+    except OSError:
+        return None
+    return None if stat.S_ISREG(mode) else _kind(mode)
+
+
+def _not_regular(path: str | os.PathLike[str], kind: str) -> str:
+    return f"pidfile {path} is {kind}, not a regular file"
+
+
+def _garbage(path: str | os.PathLike[str], data: bytes) -> str:
+    """How a pidfile holding no pid is described: its first bytes, escaped."""
+    excerpt = data[:32].decode("ascii", "backslashreplace")
+    excerpt = excerpt.encode("unicode_escape").decode("ascii").replace("\\\\x", "\\x")
+    more = "..." if len(data) > 32 else ""
+    return f"pidfile {path} holds no pid but unparsable data: '{excerpt}'{more}"
+
+
+def _is_locked(fd: int) -> bool:
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    fcntl.flock(fd, fcntl.LOCK_UN)
+    return False
+
+
+def _has_open(pid: int, st: os.stat_result) -> bool | None:
+    """Whether ``pid`` has the file open; None when /proc does not let us look."""
+    fd_dir = f"/proc/{pid}/fd"
+    try:
+        names = os.listdir(fd_dir)
+    except FileNotFoundError:
+        return False
+    except OSError:
+        return None
+    denied = False
+    for name in names:
+        # try/except, not contextlib.suppress: `aiodaemon status` need not import it.
+        try:
+            other = os.stat(f"{fd_dir}/{name}")
+        except OSError as exc:
+            # Listing another user's fds but not following them (CAP_DAC_READ_SEARCH
+            # without ptrace access): we could not look, which proves nothing.
+            denied = denied or exc.errno in (errno.EACCES, errno.EPERM)
+            continue
+        if (other.st_dev, other.st_ino) == (st.st_dev, st.st_ino):
+            return True
+    return None if denied else False
+
+
+def _parse_pid(data: bytes) -> int | None:
+    text = data.split(b"\n", 1)[0].strip()
+    if not text.isdigit() or len(text) > 10:
+        return None
+    pid = int(text)
+    return pid if pid > 0 else None

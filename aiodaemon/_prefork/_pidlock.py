@@ -1,0 +1,164 @@
+"""The flock pidfile of ``aiodaemon.pep3143`` (public there as ``PidFile``).
+
+On top of ``._pidfile``'s rules (``flock``, ``O_NOFOLLOW``, regular files
+only, removed only while it holds our pid), with the protocols PEP 3143
+programs use: ``acquire()``/``release()`` and the context manager.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from types import TracebackType
+
+    from ._pidfile import Pidfile
+
+__all__ = ["PidFile"]
+
+
+class PidFile:
+    """A pidfile locked with ``flock`` and holding the pid and a newline, mode 0644.
+
+    The lock, not the file's existence, says who runs: a file left by a crash
+    never blocks a start. Never followed through a symlink; refused in a
+    world-writable directory without the sticky bit, and when another user
+    created it in a shared sticky one (as the ``pidfile=`` option). Given to
+    ``DaemonContext``, it is locked in the calling process before the
+    fork (before a chroot or a privilege drop, so it may live in ``/run``) and
+    holds the daemon's pid once ``open()`` returns; it is removed by
+    ``close()`` if it still holds our pid. A relative path is the daemon's:
+    under the context's ``working_directory`` (inside its chroot), as with
+    python-daemon. Used alone, ``acquire()`` locks it and writes the current
+    pid.
+
+    Args:
+        path: the pidfile's path.
+        acquire_timeout: seconds to wait for a live holder to let go; None or
+            0 fails at once (python-daemon's ``TimeoutPIDLockFile`` waits
+            forever on None).
+        timeout: lockfile's default wait, used when ``acquire_timeout`` is None.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        acquire_timeout: float | None = None,
+        *,
+        timeout: float | None = None,
+    ) -> None:
+        self.path = os.fspath(path)
+        self.acquire_timeout = acquire_timeout
+        self.timeout = timeout
+        self._held: Pidfile | None = None
+
+    def __repr__(self) -> str:
+        return f"PidFile({self.path!r})"
+
+    def acquire(self, timeout: float | None = None) -> None:
+        """Lock the file and write our pid into it.
+
+        Raises:
+            AlreadyRunningError: a live process holds the lock (after ``timeout``).
+            StartupError: the file cannot be opened (symlink, permissions, not a file).
+        """
+        if self._held is None:
+            self.lock(timeout)
+        assert self._held is not None
+        self._held.write_pid()
+
+    def release(self) -> None:
+        """Remove the file if it still holds our pid, and unlock it."""
+        held, self._held = self._held, None
+        if held is not None:
+            held.remove()
+
+    def __enter__(self) -> PidFile:
+        self.acquire()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.release()
+
+    def read_pid(self) -> int | None:
+        """The pid in the file, None when absent, empty or garbage."""
+        from ._pidfile import read_pidfile
+
+        return read_pidfile(self.path).pid
+
+    def is_locked(self) -> bool:
+        """Whether a live process (perhaps this one) holds the lock."""
+        from ._pidfile import PidfileStatus, read_pidfile
+
+        if self._held is not None:
+            return True
+        return read_pidfile(self.path).status is PidfileStatus.RUNNING
+
+    def i_am_locking(self) -> bool:
+        """Whether this object holds the lock."""
+        return self._held is not None
+
+    def break_lock(self) -> None:
+        """Remove the file if no process holds its lock (lockfile's call for a stale lock).
+
+        Unlike lockfile, a held lock (this object's too) is left alone: an
+        ``flock`` ends only with its holder, and removing a live daemon's file
+        would let a second daemon start beside it.
+
+        Raises:
+            OSError: the file cannot be opened (a missing one is fine) or removed.
+        """
+        from ._pep3143_pidfile import break_stale_lock
+
+        if self._held is None:
+            break_stale_lock(self.path)
+
+    # --- DaemonContext's side: lock before the fork, write the pid after it ---
+
+    def lock(
+        self, timeout: float | None = None, *, at: str | None = None, owner: int | None = None
+    ) -> None:
+        """Take the lock (without writing a pid), waiting up to ``timeout`` for a live holder.
+
+        Args:
+            timeout: seconds to wait; None: ``acquire_timeout``.
+            at: the file to lock instead of ``path`` (``path`` resolved the
+                way the daemon will see it, by ``DaemonContext``).
+            owner: the uid the daemon will run as: its file from a previous
+                run is accepted in a shared sticky directory.
+
+        Raises:
+            AlreadyRunningError: the lock is still held when the time is up.
+            StartupError: the file cannot be opened.
+        """
+        from pathlib import Path
+
+        from ..exceptions import AlreadyRunningError
+        from ._pidfile import acquire_pidfile
+
+        wait = self.acquire_timeout if timeout is None else timeout
+        if wait is None:
+            wait = self.timeout
+        deadline = time.monotonic() + (wait or 0.0)
+        while True:
+            try:
+                self._held = acquire_pidfile(Path(self.path if at is None else at), owner=owner)
+            except AlreadyRunningError:
+                # flock cannot wait with a timeout; a short poll can.
+                if not wait or wait <= 0 or time.monotonic() >= deadline:
+                    raise
+                time.sleep(0.05)
+            else:
+                return
+
+    @property
+    def held(self) -> Pidfile | None:
+        """The locked file while this object holds it."""
+        return self._held

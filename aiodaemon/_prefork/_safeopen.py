@@ -1,0 +1,153 @@
+"""Open the files the daemon writes to without being redirected into someone else's file.
+
+Every file the daemon appends to (``log_file``, ``stdout``, ``stderr``) lies in a
+directory that somebody else may be able to write: a sticky ``/tmp``, or a log
+directory owned by the service account the daemon drops to. Whoever can write
+the directory can plant a symlink, a FIFO or a hard link at the path. So the
+path is opened without following a symlink, without blocking on a FIFO, and
+what was opened is checked through the descriptor (never by path again):
+only a regular file with a single link is written to, and not one another
+user planted in a shared sticky directory (:mod:`._sharedfile`). Used at
+start (as root, in the launching process) and at every reopen (SIGUSR1,
+SIGHUP) alike.
+Never imports asyncio: it runs before the fork too.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import stat
+
+from ..exceptions import StartupError
+from ._sharedfile import open_in_directory
+
+__all__ = [
+    "UnsafeFileError",
+    "describe_mode",
+    "open_append",
+    "open_output",
+    "verify_regular",
+]
+
+# O_NOFOLLOW: a symlink at the path (even a dangling one, which O_CREAT would
+# otherwise create at the attacker's chosen target) fails with ELOOP.
+# O_NONBLOCK: a FIFO without a reader would hang the open forever; it fails
+# with ENXIO instead, and a FIFO with a reader is refused by the type check.
+# O_NOCTTY: a terminal device must never become our controlling terminal.
+_APPEND_FLAGS = (
+    os.O_WRONLY
+    | os.O_APPEND
+    | os.O_CREAT
+    | os.O_CLOEXEC
+    | os.O_NOCTTY
+    | os.O_NOFOLLOW
+    | os.O_NONBLOCK
+)
+
+
+class UnsafeFileError(OSError):
+    """The path names something the daemon must not write to (symlink, FIFO, hard link...)."""
+
+
+def describe_mode(mode: int) -> str:
+    """What kind of file ``mode`` (an ``st_mode``) is, for an error message."""
+    kinds = (
+        (stat.S_ISLNK, "a symlink"),
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISDIR, "a directory"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+    )
+    for test, name in kinds:
+        if test(mode):
+            return name
+    return "a regular file" if stat.S_ISREG(mode) else "not a regular file"
+
+
+def verify_regular(fd: int, path: str | os.PathLike[str]) -> os.stat_result:
+    """Check that ``fd`` is a regular file with one link, and return its ``fstat``.
+
+    A second link means the inode is also reachable under another name, maybe
+    one the daemon must never write (a hard link planted to ``/etc/shadow`` on a
+    filesystem without ``fs.protected_hardlinks``).
+
+    Raises:
+        UnsafeFileError: not a regular file, or hard-linked elsewhere.
+    """
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        kind = describe_mode(st.st_mode)
+        raise UnsafeFileError(errno.EINVAL, f"is {kind}, not a regular file", str(path))
+    if st.st_nlink > 1:
+        raise UnsafeFileError(
+            errno.EMLINK,
+            f"has {st.st_nlink} hard links; refusing to write a file linked elsewhere",
+            str(path),
+        )
+    return st
+
+
+def open_append(
+    path: str | os.PathLike[str], mode: int = 0o666, *, owner: int | None = None
+) -> int:
+    """Open (or create, with ``mode`` minus the umask) a regular file for appending.
+
+    Returns a blocking, close-on-exec descriptor.
+
+    Args:
+        path: the file.
+        mode: for a created file.
+        owner: the uid the daemon drops to: its file in a shared sticky
+            directory is accepted (see :func:`._sharedfile.open_in_directory`).
+
+    Raises:
+        UnsafeFileError: the path is a symlink (dangling or not), a FIFO, a
+            socket, a device or a hard-linked file.
+        ForeignFileError: another user's file in a shared sticky directory.
+        OSError: the file cannot be opened for another reason (``strerror`` says why).
+    """
+    try:
+        fd = open_in_directory(path, _APPEND_FLAGS, mode, owner=owner)
+    except OSError as exc:
+        raise _explain(exc, path) from exc
+    try:
+        verify_regular(fd, path)
+        flags = fcntl.fcntl(fd, fcntl.F_GETFL)
+        fcntl.fcntl(fd, fcntl.F_SETFL, flags & ~os.O_NONBLOCK)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _explain(exc: OSError, path: str | os.PathLike[str]) -> OSError:
+    """Turn ELOOP/ENXIO from the open into what is really at the path."""
+    if exc.errno not in (errno.ELOOP, errno.ENXIO, errno.EWOULDBLOCK):
+        return exc
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return exc
+    if stat.S_ISLNK(st.st_mode):
+        return UnsafeFileError(exc.errno, "is a symlink; refusing to follow it", str(path))
+    if not stat.S_ISREG(st.st_mode):
+        kind = describe_mode(st.st_mode)
+        return UnsafeFileError(exc.errno, f"is {kind}, not a regular file", str(path))
+    return exc
+
+
+def open_output(option: str, path: str | os.PathLike[str], *, owner: int | None = None) -> int:
+    """:func:`open_append` for the launching process: failures become one-line startup errors.
+
+    Raises:
+        StartupError: ``cannot open OPTION PATH: reason``.
+    """
+    try:
+        return open_append(path, owner=owner)
+    except OSError as exc:
+        raise StartupError(
+            f"cannot open {option} {path}: {exc.strerror or exc}", option=option
+        ) from exc

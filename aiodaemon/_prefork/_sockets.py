@@ -1,0 +1,390 @@
+"""Acquire phase: the listening sockets of ``listen=``, bound or adopted from systemd.
+
+Runs in the launching process, before the detach and before privileges are
+dropped, so ports below 1024 work and "address in use" is reported on the
+terminal. Never imports asyncio: the sockets cross the fork as plain fds.
+
+Sockets are close-on-exec: the detach forks without exec, so nothing needs to be
+inheritable, and a program's own subprocesses must not hold our ports open.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import socket
+from collections.abc import Iterator, Mapping, MutableMapping
+
+from ..exceptions import StartupError
+from ._addresses import InetAddress, ListenAddress, UnixAddress
+from ._unixbind import bind_unix_listener, unlink_if_ours
+
+__all__ = ["LISTEN_VARIABLES", "Listeners", "open_listeners"]
+
+#: The socket-activation variables, removed from the environment once used.
+LISTEN_VARIABLES = ("LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES")
+
+#: sd_listen_fds(3): passed descriptors start right after stdio.
+_FIRST_PASSED_FD = 3
+
+#: Names systemd gives an fd nobody named: none at all, sd_listen_fds_with_names'
+#: "unknown", or the socket unit's own name ("echo.socket") when the unit has no
+#: FileDescriptorName=.
+_UNNAMED = ("", "unknown")
+
+#: errnos meaning "this address family or address does not exist here": the only
+#: bind failures after which another resolved address is worth trying.
+_TRY_NEXT = (errno.EAFNOSUPPORT, errno.EADDRNOTAVAIL, errno.EPROTONOSUPPORT)
+
+
+class Listeners(Mapping[str, socket.socket]):
+    """Read-only mapping from each ``listen=`` name to its listening socket."""
+
+    def __init__(
+        self,
+        sockets: Mapping[str, socket.socket] | None = None,
+        *,
+        unix_files: Mapping[str, tuple[int, int]] | None = None,
+        unclaimed: Mapping[str, tuple[int, ...]] | None = None,
+        activated: bool = False,
+    ) -> None:
+        self._sockets = dict(sockets or {})
+        # path -> (st_dev, st_ino) of each socket file we created ourselves.
+        self._unix_files = dict(unix_files or {})
+        #: fds systemd passed that no ``listen=`` name claims, by their name: left
+        #: open (systemd's file descriptor store passes things that are not
+        #: listeners, and closing them would lose them), close-on-exec.
+        self.unclaimed: Mapping[str, tuple[int, ...]] = dict(unclaimed or {})
+        #: True when the sockets came from the service manager (socket activation).
+        self.activated = activated
+
+    def __getitem__(self, name: str) -> socket.socket:
+        return self._sockets[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._sockets)
+
+    def __len__(self) -> int:
+        return len(self._sockets)
+
+    def __repr__(self) -> str:
+        items = ", ".join(f"{name!r}: {_describe(sock)}" for name, sock in self._sockets.items())
+        return f"<Listeners {{{items}}}{' activated' if self.activated else ''}>"
+
+    def __enter__(self) -> Listeners:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def keep_fds(self) -> list[int]:
+        """The descriptors the detach must keep open (sockets and unclaimed passed fds)."""
+        fds = [sock.fileno() for sock in self._sockets.values() if sock.fileno() >= 0]
+        fds.extend(fd for group in self.unclaimed.values() for fd in group)
+        return sorted(fds)
+
+    def owned_unix_files(self) -> dict[str, tuple[int, int]]:
+        """The Unix socket files we created: path -> (st_dev, st_ino)."""
+        return dict(self._unix_files)
+
+    def own_unix_files(self, files: Mapping[str, tuple[int, int]]) -> None:
+        """Take over removing ``files`` at exit (an upgrade's successor, after the hand-over)."""
+        self._unix_files.update(files)
+
+    def disown_unix_files(self) -> None:
+        """Leave the socket files at exit: an upgrade's successor serves on them now."""
+        self._unix_files.clear()
+
+    def close(self, *, unlink: bool = True) -> None:
+        """Close every socket and remove the Unix socket files we bound.
+
+        A file is removed only while it is still the inode we created: a new
+        instance may already have replaced it during a restart.
+
+        Args:
+            unlink: False in a process that must leave the files to another one
+                (the launching process after a successful detach).
+        """
+        for sock in self._sockets.values():
+            sock.close()
+        for group in self.unclaimed.values():
+            for fd in group:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+        self.unclaimed = {}
+        if unlink:
+            for path, identity in self._unix_files.items():
+                unlink_if_ours(path, identity)
+        self._unix_files.clear()
+
+
+def open_listeners(
+    listen: Mapping[str, ListenAddress],
+    *,
+    env: MutableMapping[str, str] | None = None,
+    owner: tuple[int | None, int | None] = (None, None),
+) -> Listeners:
+    """Bind every ``listen=`` address, or adopt the sockets systemd passed for them.
+
+    With ``LISTEN_FDS`` and ``LISTEN_PID`` equal to our pid (socket activation),
+    each name is matched to the passed fd of the same name in ``LISTEN_FDNAMES``
+    (a single unnamed fd matches a single entry) and nothing is bound; the
+    ``LISTEN_*`` variables are then removed from ``env`` and ``os.environ``.
+    With an empty ``listen=`` the passed fds and variables are left alone for
+    the program. Call :func:`aiodaemon._prefork._detach.is_supervised` before this.
+
+    Args:
+        listen: name -> address, as validated by the configure phase.
+        env: the environment to read and clean; ``os.environ`` by default.
+        owner: (uid, gid) the Unix socket files are created for (the user the
+            daemon drops to): group members may then connect to a 0660 socket,
+            and the daemon may remove its own files at exit.
+
+    Raises:
+        StartupError: naming the entry, when an address cannot be bound or the
+            passed sockets do not match; nothing acquired is left open.
+    """
+    environ: MutableMapping[str, str] = os.environ if env is None else env
+    if not listen:
+        return Listeners()
+    if _activation_is_ours(environ):
+        listeners = _adopt(listen, environ)
+        _forget_activation(environ)
+        return listeners
+    sockets: dict[str, socket.socket] = {}
+    unix_files: dict[str, tuple[int, int]] = {}
+    try:
+        for name, address in listen.items():
+            try:
+                if isinstance(address, UnixAddress):
+                    sock, identity = bind_unix_listener(
+                        address.path, mode=address.mode, owner=owner
+                    )
+                    unix_files[address.path] = identity
+                else:
+                    sock = _bind_inet(address)
+            except socket.gaierror as exc:
+                raise StartupError(
+                    f"listen[{name}]: cannot resolve {_show(address)}: {exc.strerror}"
+                ) from exc
+            except OSError as exc:
+                reason = exc.strerror or str(exc)
+                if (
+                    exc.errno == errno.EACCES
+                    and isinstance(address, InetAddress)
+                    and _is_privileged_port(address)
+                ):
+                    reason += (
+                        f" (port {address.port} is privileged: start as root and drop"
+                        " with user=/--user, use a port from 1024 up, systemd socket"
+                        " activation, or grant CAP_NET_BIND_SERVICE)"
+                    )
+                raise StartupError(
+                    f"listen[{name}]: cannot bind {_show(address)}: {reason}"
+                ) from exc
+            sockets[name] = sock
+    except BaseException:
+        Listeners(sockets, unix_files=unix_files).close()
+        raise
+    return Listeners(sockets, unix_files=unix_files)
+
+
+def _is_privileged_port(address: InetAddress) -> bool:
+    """Whether binding ``address`` needs root or CAP_NET_BIND_SERVICE."""
+    if address.port == 0:
+        return False
+    try:
+        with open("/proc/sys/net/ipv4/ip_unprivileged_port_start") as f:
+            first = int(f.read())
+    except (OSError, ValueError):
+        first = 1024
+    return address.port < first
+
+
+def _show(address: ListenAddress) -> str:
+    if isinstance(address, InetAddress) and not address.host:
+        return f"*:{address.port}"
+    return str(address)
+
+
+def _describe(sock: socket.socket) -> str:
+    try:
+        return repr(sock.getsockname())
+    except OSError:
+        return "closed"
+
+
+def _bind_inet(address: InetAddress) -> socket.socket:
+    """A listening TCP socket on the first usable address ``address`` resolves to."""
+    if not address.host:
+        # One socket for "all interfaces": dual-stack [::] reaches IPv4 clients
+        # too; hosts without IPv6 fall back to 0.0.0.0.
+        candidates: list[tuple[socket.AddressFamily, tuple[object, ...], bool]] = [
+            (socket.AF_INET6, ("::", address.port, 0, 0), False),
+            (socket.AF_INET, ("0.0.0.0", address.port), False),
+        ]
+    else:
+        family = socket.AF_INET6 if address.ipv6 else socket.AF_UNSPEC
+        infos = socket.getaddrinfo(
+            address.host,
+            address.port,
+            family,
+            socket.SOCK_STREAM,
+            0,
+            socket.AI_PASSIVE | socket.AI_NUMERICSERV,
+        )
+        candidates = [(info[0], info[4], True) for info in infos]
+    error: OSError | None = None
+    for family, sockaddr, v6only in candidates:
+        try:
+            return _listen_on(family, sockaddr, v6only)
+        except OSError as exc:
+            # "address in use" on [::1] must not quietly become 127.0.0.1.
+            if exc.errno not in _TRY_NEXT:
+                raise
+            error = exc
+    assert error is not None  # getaddrinfo never returns an empty list
+    raise error
+
+
+def _listen_on(
+    family: socket.AddressFamily, sockaddr: tuple[object, ...], v6only: bool
+) -> socket.socket:
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        # A restarted daemon must rebind while old connections sit in TIME_WAIT.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if family == socket.AF_INET6:
+            # Explicit either way: the net.ipv6.bindv6only sysctl differs between hosts.
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, int(v6only))
+        sock.bind(sockaddr)
+        sock.listen(socket.SOMAXCONN)
+        sock.setblocking(False)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def _activation_is_ours(env: Mapping[str, str]) -> bool:
+    """Whether the environment passes sockets to this very process (sd_listen_fds)."""
+    return "LISTEN_FDS" in env and env.get("LISTEN_PID", "").strip() == str(os.getpid())
+
+
+def _adopt(listen: Mapping[str, ListenAddress], env: Mapping[str, str]) -> Listeners:
+    """Match ``listen=`` names to the fds systemd passed, and take them over."""
+    count_text = env["LISTEN_FDS"].strip()
+    if not count_text.isdigit():
+        raise StartupError(f"listen: bad LISTEN_FDS={env['LISTEN_FDS']!r} from the service manager")
+    count = int(count_text)
+    names = env["LISTEN_FDNAMES"].split(":") if env.get("LISTEN_FDNAMES") else [""] * count
+    if len(names) != count:
+        raise StartupError(
+            f"listen: LISTEN_FDNAMES names {len(names)} sockets but LISTEN_FDS={count}"
+        )
+    by_name: dict[str, list[int]] = {}
+    for offset, fd_name in enumerate(names):
+        by_name.setdefault(fd_name, []).append(_FIRST_PASSED_FD + offset)
+    passed = ":".join(names) if any(names) else f"{count} unnamed" if count else "none"
+    wanted = list(listen)
+    if (
+        len(wanted) == 1
+        and count == 1
+        and wanted[0] not in by_name
+        and (names[0] in _UNNAMED or names[0].endswith(".socket"))
+    ):
+        by_name = {wanted[0]: by_name[names[0]]}
+    chosen: dict[str, int] = {}
+    for name in wanted:
+        fds = by_name.get(name, [])
+        if not fds:
+            raise StartupError(
+                f"listen[{name}]: the service manager passed no socket named {name!r} "
+                f"(passed: {passed}); set FileDescriptorName={name} in the .socket unit"
+            )
+        if len(fds) > 1:
+            raise StartupError(
+                f"listen[{name}]: the service manager passed {len(fds)} sockets named "
+                f"{name!r}; one socket per name is supported"
+            )
+        chosen[name] = fds[0]
+    sockets: dict[str, socket.socket] = {}
+    try:
+        for name, fd in chosen.items():
+            sockets[name] = _adopt_fd(name, fd)
+    except BaseException:
+        for sock in sockets.values():
+            sock.close()
+        raise
+    unclaimed = {fd_name: tuple(fds) for fd_name, fds in by_name.items() if fd_name not in chosen}
+    for group in unclaimed.values():
+        for fd in group:
+            with contextlib.suppress(OSError):
+                os.set_inheritable(fd, False)
+    return Listeners(sockets, unclaimed=unclaimed, activated=True)
+
+
+def _adopt_fd(name: str, fd: int) -> socket.socket:
+    """Wrap passed ``fd`` after checking it is a listening stream socket."""
+    try:
+        sock = socket.socket(fileno=fd)
+    except OSError as exc:
+        raise StartupError(
+            f"listen[{name}]: passed fd {fd} is not a usable socket: {exc.strerror or exc}"
+        ) from exc
+    try:
+        if sock.getsockopt(socket.SOL_SOCKET, socket.SO_TYPE) != socket.SOCK_STREAM:
+            raise StartupError(
+                f"listen[{name}]: passed fd {fd} is not a stream socket "
+                "(use ListenStream= in the .socket unit)"
+            )
+        if not sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN):
+            raise StartupError(
+                f"listen[{name}]: passed fd {fd} is not listening (Accept=no is required)"
+            )
+        sock.setblocking(False)
+        sock.set_inheritable(False)
+    except BaseException:
+        # Give the fd back untouched rather than closing what we were refused.
+        sock.detach()
+        raise
+    return sock
+
+
+def _forget_activation(env: MutableMapping[str, str]) -> None:
+    """Remove ``LISTEN_*`` so neither our children nor a later look see stale fds."""
+    for variable in LISTEN_VARIABLES:
+        env.pop(variable, None)
+        os.environ.pop(variable, None)
+    _erase_from_exec_environment(LISTEN_VARIABLES)
+
+
+def _erase_from_exec_environment(variables: tuple[str, ...]) -> None:
+    """Blank ``NAME=value`` strings in the environment block the kernel shows.
+
+    ``/proc/PID/environ`` (what ``ps e`` and monitoring read) is the memory
+    execve() filled, not libc's current environment: unsetenv() only drops the
+    pointers, so the strings would stay visible. The block is our own writable
+    memory and nothing points into it once the variables are unset, so its
+    entries are zeroed in place. Cosmetic, hence best effort.
+    """
+    # ctypes only here, on the rare socket-activation path: it is not cheap to import.
+    import ctypes
+
+    prefixes = tuple(f"{variable}=".encode() for variable in variables)
+    try:
+        with open("/proc/self/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
+        # proc(5): env_start and env_end are fields 50 and 51; index 0 is field 3.
+        start, end = int(fields[47]), int(fields[48])
+        if not 0 < start < end:
+            return
+        block = ctypes.string_at(start, end - start)
+    except (OSError, IndexError, ValueError):
+        return
+    offset = 0
+    for entry in block.split(b"\0"):
+        if entry.startswith(prefixes):
+            ctypes.memset(start + offset, 0, len(entry))
+        offset += len(entry) + 1

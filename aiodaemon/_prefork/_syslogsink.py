@@ -1,0 +1,293 @@
+"""Syslog as a log sink: RFC 5424 over UDP or TCP, the syslog(3) format on a Unix socket.
+
+Opened in the launching process (an unreachable or untrusted socket fails on
+the terminal) and written to only by the log writer thread. Records wait in
+a bounded backlog while the collector is down, and are counted when lost.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import re
+import select
+import socket
+import sys
+import time
+from collections import deque
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from ..exceptions import StartupError
+
+if TYPE_CHECKING:
+    from ._addresses import SyslogTarget
+    from ._logsinks import Record
+
+__all__ = ["SyslogSink", "open_syslog_sink"]
+
+#: facility ``daemon`` (RFC 5424 table 1).
+_FACILITY_DAEMON = 3
+#: Records waiting while syslog is unreachable; beyond this the oldest are lost (and counted).
+_SYSLOG_BACKLOG = 10_000
+#: Seconds between attempts to reach a syslog daemon that is down.
+_RETRY_INTERVAL = 0.5
+_TCP_TIMEOUT = 5.0
+#: Seconds a datagram sent on a new UDP socket waits for the ICMP "port
+#: unreachable" that says nobody listens (loopback answers at once; a LAN in
+#: well under a millisecond; beyond that a refusal surfaces at a later send).
+_UDP_PROBE = 0.2
+
+_MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+
+
+def _app_name() -> str:
+    name = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else "python"
+    if name in ("__main__.py", "-c", "-m", ""):
+        name = os.path.basename(sys.executable)
+    # APP-NAME is 1*48PRINTUSASCII (RFC 5424 section 6).
+    return re.sub(r"[^\x21-\x7e]", "_", name)[:48] or "-"
+
+
+class SyslogSink:
+    """Syslog messages: RFC 5424 over UDP or TCP (octet counting), syslog(3) format locally.
+
+    A record longer than ``max_message`` is sent as several messages, each
+    carrying ``[part@32473 seq="N" of="M" id="ID"]`` structured data, so it is
+    never cut short silently (rsyslog's default ``maxMessageSize`` is 8k).
+    """
+
+    def __init__(
+        self,
+        target: SyslogTarget,
+        sock: socket.socket | None,
+        address: tuple[int, Any] | None,
+        max_message: int = 8000,
+        owner: int | None = None,
+    ) -> None:
+        self.target = target
+        self.sock = sock
+        #: (family, sockaddr) resolved in the launching process, where DNS still works.
+        self.address = address
+        self.max_message = max_message
+        self.stream = sock is not None and sock.type == socket.SOCK_STREAM
+        self.hostname = re.sub(r"[^\x21-\x7e]", "_", socket.gethostname())[:255] or "-"
+        self.app_name = _app_name()
+        self.pid = os.getpid()
+        self.backlog: deque[bytes] = deque()
+        self.lost = 0
+        #: the uid the daemon drops to: its socket is trusted in a shared sticky directory.
+        self.owner = owner
+        #: why the path was not trusted at the last connect (None: it was, or not tried).
+        self.refused: str | None = None
+        self._refusal_told: str | None = None
+        self._retry_at = 0.0
+        self._next_id = 0
+
+    def __repr__(self) -> str:
+        return f"syslog {self.target}"
+
+    def write(self, records: Sequence[Record]) -> None:
+        """Send each record as one (or, if too long, several) syslog messages."""
+        for severity, line in records:
+            self.backlog.extend(self._messages(severity, line.rstrip(b"\n")))
+        while len(self.backlog) > _SYSLOG_BACKLOG:
+            self.backlog.popleft()
+            self.lost += 1
+        self._flush()
+
+    def _messages(self, severity: int, body: bytes) -> list[bytes]:
+        now = time.time()
+        pri = _FACILITY_DAEMON * 8 + severity
+        if self.target.transport == "unix":
+            # Local daemons (rsyslog's imuxsock, journald) parse the syslog(3)
+            # format and mangle RFC 5424 on /dev/log: speak theirs there.
+            t = time.localtime(now)
+            stamp = f"{_MONTHS[t.tm_mon - 1]} {t.tm_mday:2d} {time.strftime('%H:%M:%S', t)}"
+            head = f"<{pri}>{stamp} {self.app_name}[{self.pid}]: ".encode()
+            no_data = b""
+        else:
+            stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now))
+            head = (
+                f"<{pri}>1 {stamp}.{int(now % 1 * 1e6):06d}Z {self.hostname} {self.app_name} "
+                f"{self.pid} - "
+            ).encode()
+            no_data = b"- "
+        if len(head) + len(no_data) + len(body) <= self.max_message:
+            return [head + no_data + body]
+        self._next_id += 1
+        room = max(self.max_message - len(head) - 64, 256)
+        chunks = [body[i : i + room] for i in range(0, len(body), room)]
+        return [
+            head
+            + f'[part@32473 seq="{n}" of="{len(chunks)}" id="{self.pid}-{self._next_id}"] '.encode()
+            + chunk
+            for n, chunk in enumerate(chunks, 1)
+        ]
+
+    def retry(self) -> None:
+        """Try again to send what waits for a syslog daemon that was down."""
+        self._flush()
+
+    def _flush(self) -> None:
+        if self.sock is None and time.monotonic() < self._retry_at:
+            return
+        for attempt in range(2):
+            try:
+                probe = False
+                if self.sock is None:
+                    self._connect()
+                    self.refused = self._refusal_told = None
+                    probe = self.target.transport == "udp"
+                elif self.stream and self._peer_closed():
+                    raise ConnectionResetError(errno.ECONNRESET, "syslog closed the connection")
+                while self.backlog:
+                    self._send(self.backlog[0], probe)
+                    probe = False
+                    self.backlog.popleft()
+                return
+            except OSError as exc:
+                # Loaded by open_syslog_sink, before any chroot or privilege drop.
+                from ._syslogsocket import is_refusal
+
+                # The syslog daemon restarted (a new /dev/log, a closed TCP
+                # connection, a refused datagram): connect again once now, then
+                # every _RETRY_INTERVAL. The records wait in the backlog; so do
+                # they while the path is untrusted (the writer reports it).
+                self._disconnect()
+                if is_refusal(exc):
+                    self.refused = str(exc)
+                if attempt or is_refusal(exc):
+                    self._retry_at = time.monotonic() + _RETRY_INTERVAL
+                    return
+
+    def take_refusal(self) -> str | None:
+        """Why the syslog path is refused, once per new reason (for the writer to report)."""
+        if self.refused is None or self.refused == self._refusal_told:
+            return None
+        self._refusal_told = self.refused
+        return self.refused
+
+    def _send(self, message: bytes, probe: bool) -> None:
+        assert self.sock is not None
+        if self.stream:
+            # RFC 6587 octet counting: no delimiter can be confused with the payload.
+            self.sock.sendall(b"%d " % len(message) + message)
+            return
+        if self.target.transport != "udp":
+            self.sock.send(message)
+            return
+        try:
+            self.sock.send(message)
+        except ConnectionRefusedError:
+            # An ICMP "port unreachable" for an earlier datagram, which is lost
+            # (how many went before this one is unknown: at least one). This
+            # one was not sent and stays at the head of the backlog.
+            self.lost += 1
+            raise
+        _check_delivery(self.sock, probe)
+
+    def _peer_closed(self) -> bool:
+        # A syslog server never talks back, so a readable socket means EOF or an
+        # error: sending into it would lose the records without an error.
+        assert self.sock is not None
+        readable, _, _ = select.select([self.sock], [], [], 0)
+        return bool(readable)
+
+    def _connect(self) -> None:
+        if self.target.transport == "unix":
+            # Checked at every reconnect, not only at start: the path may now
+            # be another user's socket or a symlink to one (_syslogsocket).
+            from ._syslogsocket import connect_unix
+
+            self.sock, self.stream = connect_unix(self.target.path, self.owner)
+            return
+        assert self.address is not None
+        family, sockaddr = self.address
+        kind = socket.SOCK_STREAM if self.target.transport == "tcp" else socket.SOCK_DGRAM
+        sock = socket.socket(family, kind)
+        try:
+            sock.settimeout(_TCP_TIMEOUT)
+            sock.connect(sockaddr)
+        except OSError:
+            sock.close()
+            raise
+        self.sock, self.stream = sock, kind == socket.SOCK_STREAM
+
+    def _disconnect(self) -> None:
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
+
+    def reopen(self) -> None:
+        """Syslog connections are re-established on failure, not on signals."""
+
+    def close(self) -> None:
+        """Send what can still be sent, then close the socket."""
+        # One last attempt even within the retry interval: the collector may
+        # be back already, and what waits would otherwise go with the process.
+        self._retry_at = 0.0
+        with contextlib.suppress(OSError):
+            self._flush()
+        self._disconnect()
+
+
+def _check_delivery(sock: socket.socket, probe: bool) -> None:
+    """Raise ``ConnectionRefusedError`` if the datagram just sent was refused.
+
+    A connected UDP socket learns of an ICMP "port unreachable" only as a
+    pending error: read it now, so the refused datagram stays queued rather
+    than the next one failing in its place. ``probe``: the first datagram on
+    a new socket also waits up to _UDP_PROBE for that ICMP, so a collector
+    still down is not taken for one that is back.
+    """
+    if probe:
+        poller = select.poll()
+        poller.register(sock, select.POLLERR)
+        poller.poll(_UDP_PROBE * 1000)
+    error = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+    if error:
+        raise OSError(error, os.strerror(error))
+
+
+def open_syslog_sink(target: SyslogTarget, owner: int | None = None) -> SyslogSink:
+    """Connect (unix) or resolve (udp, tcp) a syslog target in the launching process.
+
+    A Unix socket is connected now so it keeps working after a chroot; a
+    network host is resolved now, while ``/etc/resolv.conf`` is still visible,
+    and connected by the writer thread.
+
+    Args:
+        target: the syslog target.
+        owner: the uid the daemon drops to, if any (its socket is trusted in a
+            shared sticky directory, at start and at every reconnect).
+
+    Raises:
+        StartupError: the socket cannot be reached or is not trusted, or the
+            host does not resolve.
+    """
+    # Imported here, not at the top: a daemon without syslog never loads it, and
+    # one with syslog has it loaded before a chroot hides the package's files.
+    from ._syslogsocket import connect_unix
+
+    if target.transport == "unix":
+        try:
+            sock, _ = connect_unix(target.path, owner)
+        except OSError as exc:
+            raise StartupError(
+                f"cannot connect to syslog {target}: {exc.strerror or exc}", option="syslog"
+            ) from exc
+        # Up to the kernel's datagram limit; long records are split by SyslogSink.
+        return SyslogSink(target, sock, None, owner=owner)
+    kind = socket.SOCK_STREAM if target.transport == "tcp" else socket.SOCK_DGRAM
+    try:
+        infos = socket.getaddrinfo(target.host, target.port, type=kind)
+    except OSError as exc:
+        raise StartupError(
+            f"cannot resolve syslog {target}: {exc.strerror or exc}", option="syslog"
+        ) from exc
+    family, _, _, _, sockaddr = infos[0]
+    # UDP datagrams above ~1400 bytes fragment; 8000 still arrives whole on loopback
+    # and on most LANs, and RFC 5426 receivers must accept 2048 at least.
+    return SyslogSink(target, None, (family, sockaddr), 8000, owner)

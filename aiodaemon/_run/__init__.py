@@ -1,0 +1,1 @@
+"""The run phase: the event loop, lifecycle state machine, hooks, services, shutdown, upgrade."""

@@ -1,0 +1,158 @@
+"""The Context handed to ``main`` and to hooks."""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from ._state import State
+
+if TYPE_CHECKING:
+    import asyncio
+
+    from .._prefork._config import Options
+    from ._serving import ClientConnected, Serving
+
+T = TypeVar("T")
+
+__all__ = ["Context"]
+
+
+class Context:
+    """The running daemon as the program sees it, given to ``main`` and to hooks.
+
+    A hook or ``main`` that takes one argument receives it; aiodaemon creates
+    it, programs never do.
+
+    Attributes:
+        sockets: read-only mapping of each ``listen=`` name to its listening socket
+            (bound before the detach, or passed by systemd socket activation).
+        options: the validated options the daemon runs with.
+
+    Examples:
+        ```python
+        async def main(ctx: aiodaemon.Context) -> None:
+            await ctx.start_server(handle, "http")  # drained at shutdown
+            ctx.set_status("serving")
+            await ctx.wait_stopping()
+        ```
+    """
+
+    def __init__(
+        self,
+        *,
+        options: Options,
+        sockets: Mapping[str, socket.socket],
+        state: Callable[[], State],
+        ready: Callable[[], None],
+        status: Callable[[str], None],
+        shutdown: Callable[[int], None],
+        reload: Callable[[], None],
+        stopping: asyncio.Event,
+        serving: Serving,
+    ) -> None:
+        self.options = options
+        self.sockets: Mapping[str, socket.socket] = MappingProxyType(dict(sockets))
+        self._state = state
+        self._ready = ready
+        self._status = status
+        self._shutdown = shutdown
+        self._reload = reload
+        self._stopping = stopping
+        self._serving = serving
+
+    @property
+    def state(self) -> State:
+        """The lifecycle state right now."""
+        return self._state()
+
+    @property
+    def pid(self) -> int:
+        """The daemon's process id."""
+        return os.getpid()
+
+    def notify_ready(self) -> None:
+        """Report readiness now; for ``ready="manual"`` programs that bind their own sockets.
+
+        Releases the launching process and sends ``READY=1`` to systemd. Calling
+        it again, or with ``ready="startup"`` after the hooks have, does nothing.
+        """
+        self._ready()
+
+    def set_status(self, text: str) -> None:
+        """Publish a one-line status (systemd ``STATUS=``, and the log).
+
+        Args:
+            text: one line, shown by ``systemctl status``.
+        """
+        self._status(text)
+
+    def request_shutdown(self, exit_code: int = 0) -> None:
+        """Begin a graceful shutdown, as SIGTERM would, ending with ``exit_code``.
+
+        The whole shutdown sequence runs (not-ready, drain delay, stop
+        accepting, connections finish, shutdown hooks); asking again changes
+        nothing. Logged (``shutdown requested by the program``). Before ready
+        (in a startup hook) it ends the start as ``sys.exit(exit_code)`` would:
+        with that status, and a reason for the launcher naming the hook.
+
+        Args:
+            exit_code: the daemon's exit status once the shutdown is done.
+        """
+        self._shutdown(exit_code)
+
+    def request_reload(self) -> None:
+        """Begin a reload, as SIGHUP would: reopen log files, run the reload hooks.
+
+        Returns at once; reloads never overlap, and a request during one
+        coalesces into one more run.
+        """
+        self._reload()
+
+    async def wait_stopping(self) -> None:
+        """Return once shutdown has begun: for loops in ``main`` that stop on their own."""
+        await self._stopping.wait()
+
+    async def start_server(
+        self, client_connected_cb: ClientConnected, name: str, **kwargs: Any
+    ) -> asyncio.Server:
+        """``asyncio.start_server`` on ``ctx.sockets[name]``, drained at shutdown.
+
+        The framework keeps the socket's backlog (``asyncio`` alone would shrink
+        it to 100) and tracks every connection: at shutdown, after the drain
+        delay, the server stops accepting (its listening socket is closed, so
+        new connections are refused), idle connections read end-of-stream, and
+        requests in flight finish before the shutdown hooks run.
+
+        Args:
+            client_connected_cb: ``(reader, writer)`` callback, as for
+                ``asyncio.start_server``; a coroutine function runs as a task.
+            name: a ``listen=`` name.
+            kwargs: ``limit`` and ``loop.create_server`` options (``ssl``...).
+
+        Raises:
+            KeyError: ``name`` is not a ``listen=`` name.
+            RuntimeError: the daemon is already stopping.
+        """
+        try:
+            sock = self.sockets[name]
+        except KeyError:
+            known = ", ".join(map(repr, self.sockets)) or "none"
+            raise KeyError(f"no listen= socket named {name!r} (known: {known})") from None
+        return await self._serving.start_server(client_connected_cb, sock, **kwargs)
+
+    def track(self, obj: T) -> T:
+        """Close ``obj`` when the daemon stops accepting, and await its ``wait_closed()``.
+
+        For servers and other resources the program created itself: anything
+        with ``close()`` (its result is awaited if awaitable) and optionally
+        ``wait_closed()``. Returns ``obj``.
+
+        Raises:
+            TypeError: ``obj`` has no ``close()`` method.
+        """
+        self._serving.track(obj)
+        return obj

@@ -1,0 +1,301 @@
+"""Run phase: the control socket served on the daemon's own event loop.
+
+Every connection is checked with ``SO_PEERCRED`` before a byte is read: a peer
+that is neither root nor in ``peer_uids`` is closed at once, without an answer.
+Requests are bounded in size (:data:`MAX_REQUEST`), in time
+(:data:`REQUEST_TIMEOUT`) and in number (:data:`MAX_CONNECTIONS` at once), so
+a slow or hostile client costs the daemon a few bytes and one timer, never its
+service. Nothing but bytes is ever sent: no descriptor reaches a peer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import struct
+import time
+from collections.abc import Awaitable, Callable, Collection, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+
+from .._prefork._control_protocol import (
+    MAX_CONNECTIONS,
+    MAX_REQUEST,
+    MAX_WAIT,
+    REQUEST_TIMEOUT,
+    VERSION,
+    ProtocolError,
+    decode,
+    encode,
+    failure,
+)
+from ._loop import sockname
+from ._reloads import ReloadAbandoned, ReloadTracker
+
+__all__ = ["Command", "ControlServer", "DaemonCommands"]
+
+_log = structlog.get_logger("aiodaemon")
+
+#: An async function answering one decoded request with one answer.
+Command = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
+
+_PEERCRED = struct.Struct("3i")
+#: Seconds an answer may take to leave (a client that never reads).
+_WRITE_TIMEOUT = 5.0
+#: At most one "refused" log line per this many seconds: a flood must not flood the log.
+_REFUSAL_LOG_INTERVAL = 10.0
+
+
+class ControlServer:
+    """Serve ``commands`` on ``sock`` (bound, not yet listening) to root and ``peer_uids``.
+
+    ``commands`` maps each ``cmd`` of the protocol to its :data:`Command`; it may
+    be extended (``server.commands["name"] = ...``) while the server runs.
+    """
+
+    def __init__(
+        self,
+        sock: socket.socket,
+        peer_uids: Collection[int],
+        commands: Mapping[str, Command],
+    ) -> None:
+        self._sock = sock
+        self._peer_uids = frozenset({0, *peer_uids})
+        self.commands: dict[str, Command] = dict(commands)
+        self._server: asyncio.AbstractServer | None = None
+        self._active: set[asyncio.Task[Any]] = set()
+        self._refused = 0
+        self._refusal_logged = -_REFUSAL_LOG_INTERVAL
+
+    async def start(self) -> None:
+        """Listen and serve; call in the daemon's own process (``SO_PEERCRED`` names it)."""
+        # listen() again on an inherited listening socket is fine: it refreshes
+        # the credentials clients see to this process's.
+        self._sock.listen(64)
+        self._server = await asyncio.start_unix_server(
+            self._serve, sock=self._sock, limit=MAX_REQUEST + 1
+        )
+
+    def stop_accepting(self) -> None:
+        """Close the listener, finishing the connections being served (an upgrade)."""
+        if self._server is not None:
+            self._server.close()
+            self._server = None
+
+    def claim_peer_credentials(self) -> None:
+        """``listen`` again, so clients see this process in ``SO_PEERCRED`` once more.
+
+        After a failed upgrade whose successor had listened on the shared socket.
+        """
+        self._sock.listen(64)
+
+    async def close(self) -> None:
+        """Stop accepting and end the connections being served."""
+        if self._server is not None:
+            self._server.close()
+            self._server = None
+        for task in list(self._active):
+            task.cancel()
+        if self._active:
+            await asyncio.wait(self._active, timeout=1.0)
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        try:
+            peer = _peer_credentials(writer)
+            if peer is None or peer[1] not in self._peer_uids:
+                self._refuse(peer)
+                return
+            if len(self._active) >= MAX_CONNECTIONS or task is None:
+                # An allowed peer is told why (a few bytes, never waited on), and
+                # that it is for now: the CLI asks again (see ask_patiently).
+                busy = f"busy: {MAX_CONNECTIONS} control connections open"
+                writer.write(encode(failure(busy, transient=True)))
+                return
+            self._active.add(task)
+            try:
+                answer = await self._answer(reader)
+                writer.write(encode(answer))
+                await asyncio.wait_for(writer.drain(), _WRITE_TIMEOUT)
+            finally:
+                self._active.discard(task)
+        except (OSError, TimeoutError):
+            pass  # the peer left or stalled: nobody to tell
+        except Exception:
+            # A bug in answering an allowed peer: the connection closes without
+            # an answer, but the log says why (nothing escapes unseen).
+            _log.exception("control request failed")
+        except asyncio.CancelledError:
+            # close() at the end of the shutdown ends the connections still open.
+            # This task is the connection's own and nobody awaits it: ending it
+            # quietly keeps Python 3.11's streams from logging the cancellation
+            # as an "unhandled exception in event loop".
+            pass
+        finally:
+            # abort(): no lingering close handshake for a peer that may never read.
+            writer.transport.abort()
+
+    async def _answer(self, reader: asyncio.StreamReader) -> dict[str, Any]:
+        try:
+            async with asyncio.timeout(REQUEST_TIMEOUT):
+                data = await _read_request(reader)
+        except TimeoutError:
+            return failure(f"no complete request within {REQUEST_TIMEOUT:g} s")
+        if data is None:
+            return failure(f"request longer than {MAX_REQUEST} bytes")
+        try:
+            request = decode(data)
+        except ProtocolError as exc:
+            return failure(f"bad request: {exc}")
+        name = request.get("cmd")
+        command = self.commands.get(name) if isinstance(name, str) else None
+        if command is None:
+            known = ", ".join(sorted(self.commands))
+            return failure(f"unknown command {name!r} (known: {known})")
+        try:
+            return await command(request)
+        except Exception as exc:
+            _log.exception("control command failed", command=name)
+            return failure(f"internal error: {type(exc).__name__}: {exc}")
+
+    def _refuse(self, peer: tuple[int, int, int] | None) -> None:
+        self._refused += 1
+        now = time.monotonic()
+        if now - self._refusal_logged >= _REFUSAL_LOG_INTERVAL:
+            self._refusal_logged = now
+            pid, uid = (peer[0], peer[1]) if peer is not None else (None, None)
+            _log.warning(
+                "control connection refused", peer_pid=pid, peer_uid=uid, refused=self._refused
+            )
+
+
+async def _read_request(reader: asyncio.StreamReader) -> bytes | None:
+    """The request line (or everything up to end of file); None when it is too long."""
+    data = b""
+    while b"\n" not in data:
+        chunk = await reader.read(MAX_REQUEST + 1 - len(data))
+        if not chunk:
+            break
+        data += chunk
+        if len(data) > MAX_REQUEST:
+            return None
+    return data.split(b"\n", 1)[0]
+
+
+def _peer_credentials(writer: asyncio.StreamWriter) -> tuple[int, int, int] | None:
+    """(pid, uid, gid) of the connected peer, None when the kernel will not say."""
+    sock = writer.get_extra_info("socket")
+    if sock is None:
+        return None
+    try:
+        raw = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _PEERCRED.size)
+    except OSError:
+        return None
+    pid, uid, gid = _PEERCRED.unpack(raw)
+    return pid, uid, gid
+
+
+@dataclass(slots=True)
+class DaemonCommands:
+    """The ``status``, ``reload`` and ``stop`` commands, answered from the daemon's own state.
+
+    Args:
+        state: the lifecycle state's name right now.
+        sockets: the ``listen=`` sockets and the health socket, by the name status shows.
+        reloads: where reload runs report their results.
+        request_reload: ask the lifecycle for a reload (as SIGHUP would).
+        version: aiodaemon's version, read before any privilege drop.
+        request_stop: ask for the graceful shutdown SIGTERM begins; None: no ``stop``.
+        stop_budget: seconds within which the process is gone once asked to stop
+            (drain delay, shutdown budget, exit grace), told in ``stop``'s answer.
+    """
+
+    state: Callable[[], str]
+    sockets: Mapping[str, socket.socket]
+    reloads: ReloadTracker
+    request_reload: Callable[[], None]
+    version: str
+    started: float = field(default_factory=time.monotonic)
+    request_stop: Callable[[], None] | None = None
+    stop_budget: Callable[[], float] | None = None
+
+    def commands(self) -> dict[str, Command]:
+        """The commands to serve, by name."""
+        commands: dict[str, Command] = {"status": self.status, "reload": self.reload}
+        if self.request_stop is not None:
+            commands["stop"] = self.stop
+        return commands
+
+    async def status(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Answer ``status``: state, pid, uptime, sockets, last reload, version."""
+        state = self.state()
+        last = self.reloads.last
+        return {
+            "v": VERSION,
+            "ok": True,
+            # "stopped" lasts only while the last steps of the exit run.
+            "state": "stopping" if state == "stopped" else state,
+            "pid": os.getpid(),
+            "uptime": round(time.monotonic() - self.started, 3),
+            "sockets": {name: sockname(sock) for name, sock in self.sockets.items()},
+            "last_reload": None if last is None else last.as_json(),
+            "version": self.version,
+        }
+
+    async def reload(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Answer ``reload``: run one (or join the queued one) and wait for its result."""
+        timeout = request.get("timeout", 60.0)
+        if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
+            return failure(f"timeout must be a positive number of seconds, not {timeout!r}")
+        timeout = min(float(timeout), MAX_WAIT)
+        if self.state() in ("stopping", "stopped"):
+            return failure("the daemon is stopping; nothing was reloaded")
+        future = self.reloads.request()
+        self.request_reload()
+        try:
+            result = await asyncio.wait_for(future, timeout)
+        except TimeoutError:
+            if self.state() == "starting":
+                # Queued until the startup hooks return: not a reload that hangs.
+                return failure(
+                    f"still starting after {timeout:g} s; the reload runs once it is ready",
+                    timeout=True,
+                )
+            return failure(f"still reloading after {timeout:g} s", timeout=True)
+        except ReloadAbandoned as exc:
+            return failure(str(exc))
+        reload = result.as_json()
+        if result.exiting is not None:
+            # Not in status's last_reload (whose keys are fixed): only this
+            # answer's reader, the `reload` command, needs to tell the daemon
+            # is shutting down rather than still running.
+            reload["exiting"] = result.exiting
+        return {"v": VERSION, "ok": True, "reload": reload}
+
+    # --- stop ----------------------------------------------------------------------
+
+    async def stop(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Answer ``stop``: begin the graceful shutdown, or say it has begun already.
+
+        Idempotent, unlike a second SIGTERM (which forces the exit): any number
+        of ``aiodaemon stop`` may ask, and the shutdown hooks still finish.
+        """
+        assert self.request_stop is not None  # served only with a requester
+        state = self.state()
+        already = state in ("stopping", "stopped")
+        if not already:
+            _log.info("stop requested", by="control socket")
+            self.request_stop()
+        answer: dict[str, Any] = {
+            "v": VERSION,
+            "ok": True,
+            "already_stopping": already,
+            "pid": os.getpid(),
+        }
+        if self.stop_budget is not None:
+            # `aiodaemon stop` waits this long before its SIGKILL unless told otherwise.
+            answer["exits_within"] = self.stop_budget()
+        return answer

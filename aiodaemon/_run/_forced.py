@@ -1,0 +1,144 @@
+"""The forced exit: what a second SIGTERM/SIGINT during shutdown may still do.
+
+Its handler, installed when the shutdown begins, is a plain ``signal.signal``
+handler, not a loop callback, so it runs even while sync code blocks the loop.
+It asks the state machine what each stop signal means (a pure, lock-free
+call): the second stop signal the daemon receives forces the exit; the first,
+when the shutdown was begun otherwise (``main`` returned, ``aiodaemon stop``,
+an upgrade's hand-over), joins it and is handed to the loop to be logged
+(``call_soon_threadsafe``: a deque append and a one-byte write). Since it
+interrupts the main thread between any two bytecodes, possibly inside a
+lock, it only records and leaves (gunicorn's ``Arbiter.signal`` and trio's
+``_signals.py`` are the models): no logging, no locks, no thread joins.
+Forcing the exit, it makes one non-blocking attempt at the minimum a person
+or a supervisor relies on — release the launcher with the status, remove the
+socket files we own (the steps :mod:`._builtin` registers) and the pidfile,
+one line on stderr if stderr can take it at once — then ``os._exit``.
+Records still queued for the log are lost: the person who asked twice asked
+for that.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import select
+import signal
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING, NoReturn
+
+import structlog
+
+from ._state import Action, Event
+
+if TYPE_CHECKING:
+    import asyncio
+
+    from .._prefork._pidfile import Pidfile
+    from .._prefork._readiness import ReadinessPipe
+    from ._state import Lifecycle
+
+__all__ = ["ForcedExit", "log_joined"]
+
+_log = structlog.get_logger("aiodaemon")
+
+#: The signals that force the exit once shutdown has begun.
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+class ForcedExit:
+    """The minimum done at a forced exit, and the handler that does it."""
+
+    def __init__(self, pipe: ReadinessPipe, pidfile: Pidfile | None) -> None:
+        self.pipe = pipe
+        self.pidfile = pidfile
+        #: extra non-blocking steps registered by services (see RuntimeHandle).
+        self.steps: list[Callable[[], None]] = []
+        # Taken by the first forced exit: a later signal must not replace its
+        # status (it may interrupt the handler itself, between any two bytecodes);
+        # only ever acquired without blocking, so safe inside a handler.
+        self._claim = threading.Lock()
+        self._lifecycle: Lifecycle | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def arm(self, loop: asyncio.AbstractEventLoop, lifecycle: Lifecycle) -> None:
+        """From now on the stop signals reach this handler, even if the loop is stuck.
+
+        The second stop signal (counted by ``lifecycle``) exits at once; a first
+        one, if the shutdown was begun otherwise, joins it.
+        """
+        self._lifecycle, self._loop = lifecycle, loop
+        # Between the loop's removal (the default action) and our handler, a
+        # stop signal would kill the daemon outright: held until ours is there.
+        held = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+        try:
+            for signum in STOP_SIGNALS:
+                with contextlib.suppress(RuntimeError, ValueError):
+                    loop.remove_signal_handler(signum)
+                signal.signal(signum, self._handle)
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, held)
+
+    def _handle(self, signum: int, frame: object) -> None:
+        if self._claim.locked():
+            # A forced exit is already on its way out (this signal interrupted
+            # it, or another thread's): returning lets it finish with its status.
+            return
+        lifecycle, loop = self._lifecycle, self._loop
+        assert lifecycle is not None
+        assert loop is not None
+        if lifecycle.handle(Event.TERMINATE) is not Action.FORCE_EXIT:
+            with contextlib.suppress(Exception):
+                # Closed once the shutdown is over: nothing to log it any more.
+                loop.call_soon_threadsafe(log_joined, signum)
+            return
+        if not self._claim.acquire(blocking=False):
+            return
+        name = signal.Signals(signum).name
+        self._exit(128 + signum, f"second stop signal during shutdown: {name}")
+
+    def exit(self, code: int, reason: str) -> NoReturn:
+        """Release the launcher, remove the pidfile, say why, and ``os._exit(code)``.
+
+        Safe inside a signal handler: system calls only, each attempted once.
+        If another forced exit is already under way, wait for it to end the process.
+        """
+        if not self._claim.acquire(blocking=False):
+            threading.Event().wait()
+        self._exit(code, reason)
+
+    def _exit(self, code: int, reason: str) -> NoReturn:
+        # Each step on its own: one failing (a vanished directory) must not
+        # keep the others, or the exit itself, from happening.
+        with contextlib.suppress(BaseException):
+            self.pipe.fail(code, f"forced exit ({reason})")
+        for step in self.steps:
+            with contextlib.suppress(BaseException):
+                step()
+        if self.pidfile is not None:
+            with contextlib.suppress(BaseException):
+                self.pidfile.remove()
+        with contextlib.suppress(BaseException):
+            say_nowait(f"aiodaemon: forced exit ({reason}), status {code}\n")
+        os._exit(code)
+
+
+def say_nowait(text: str) -> None:
+    """Write ``text`` to fd 2 only if that cannot block (a stalled pipe is skipped)."""
+    poller = select.poll()
+    poller.register(2, select.POLLOUT)
+    if poller.poll(0):
+        # Below PIPE_BUF a pipe write that poll allowed is atomic and immediate.
+        os.write(2, text.encode("utf-8", "replace")[: select.PIPE_BUF])
+
+
+def log_joined(signum: int | None) -> None:
+    """On the loop: a first stop signal joined a shutdown begun otherwise.
+
+    Args:
+        signum: the signal, if its "signal received" record is not written yet.
+    """
+    if signum is not None:
+        _log.info("signal received", signal=signal.Signals(signum).name)
+    _log.info("already stopping", detail="a second SIGTERM or SIGINT exits at once")

@@ -1,0 +1,60 @@
+"""The event loop: creating it, and describing what runs on it for the logs."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from typing import Any
+
+from ..exceptions import StartupError
+
+__all__ = ["await_chain", "new_event_loop", "sockname"]
+
+
+def new_event_loop(choice: bool | None) -> asyncio.AbstractEventLoop:
+    """A new loop: uvloop when installed (``None``), required (``True``) or never (``False``).
+
+    Raises:
+        StartupError: ``uvloop=True`` and it cannot be imported.
+    """
+    if choice is not False:
+        try:
+            import uvloop
+        except ImportError as exc:
+            if choice:
+                raise StartupError("uvloop=True but uvloop cannot be imported") from exc
+        else:
+            loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
+            return loop
+    return asyncio.new_event_loop()
+
+
+def await_chain(task: asyncio.Task[Any]) -> str:
+    """Where a suspended task waits, through every coroutine it awaits.
+
+    ``Task.get_stack`` stops at the task's own coroutine, which for a hook run
+    by the shutdown sequence would hide the hook that hangs.
+    """
+    lines = []
+    coro: Any = task.get_coro()
+    while coro is not None:
+        frame = getattr(coro, "cr_frame", None) or getattr(coro, "gi_frame", None)
+        if frame is None:
+            break
+        code = frame.f_code
+        lines.append(f'File "{code.co_filename}", line {frame.f_lineno}, in {code.co_name}')
+        coro = getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None)
+    return "\n".join(lines)
+
+
+def sockname(sock: socket.socket) -> str:
+    """``host:port``, ``[v6]:port`` or ``unix:/path``: how the daemon reports where it listens."""
+    try:
+        name = sock.getsockname()
+    except OSError:
+        return "closed"
+    if sock.family == socket.AF_INET6:
+        return f"[{name[0]}]:{name[1]}"
+    if sock.family == socket.AF_INET:
+        return f"{name[0]}:{name[1]}"
+    return f"unix:{name.decode() if isinstance(name, bytes) else name}"

@@ -1,0 +1,471 @@
+"""Run phase: the event loop, signals as lifecycle events, hooks, reload and shutdown.
+
+Every event (signal, request, hook result) goes through :meth:`Runtime.dispatch`,
+which asks the state machine (:mod:`._state`) and carries out its answer;
+nothing else changes the state. Loop signal handlers only feed events; once
+shutdown begins, a plain handler (:mod:`._forced`) makes a second stop signal
+exit at once.
+
+The run, in order: signal handlers; services (:mod:`._services`) built and
+started; startup hooks and lifespan setups in registration order; ready;
+``main``; then the shutdown sequence (:mod:`._shutdown`, its steps named there).
+A reload (SIGHUP, ``aiodaemon reload``) is one run of :mod:`._reload`.
+
+Extension points, for services (:class:`._services.RuntimeHandle`):
+:attr:`Runtime.drain_delay`, :meth:`Runtime.add_state_listener`,
+:meth:`Runtime.request_shutdown`, :meth:`Runtime.request_reload` (a future of
+the :class:`._reloads.ReloadResult` of the first run that started after
+the request, or :class:`._reloads.ReloadAbandoned` when the daemon stops first),
+:meth:`Runtime.spawn`, :meth:`Runtime.add_forced_exit_step`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import functools
+import inspect
+import os
+import signal
+import sys
+import time
+import traceback
+from collections.abc import AsyncGenerator, Callable, Coroutine, Mapping
+from typing import TYPE_CHECKING, Any
+
+import structlog
+
+from ..exceptions import ExitCode, StartupError
+from ._context import Context
+from ._forced import ForcedExit, log_joined
+from ._hooks import Hooks, Lifespan, MainTarget, describe
+from ._loop import new_event_loop, sockname
+from ._outcome import Outcome
+from ._reload import run_reload
+from ._reloads import ReloadResult, ReloadTracker
+from ._serving import Serving
+from ._shutdown import LIFECYCLE_TASK, Shutdown
+from ._signal_mask import ignoring_late_signals, loop_takes_over, release_signals, unhandled
+from ._startup import (
+    StartDeadline,
+    request_shutdown_by_program,
+    run_main,
+    run_startup,
+    start_services,
+)
+from ._state import HANDLED_SIGNALS, Action, Event, Lifecycle, State, event_for_signal
+from ._user_exit import EXIT_REQUESTS, note_exit_request, on_loop_exception
+
+if TYPE_CHECKING:
+    import socket
+
+    from .._logs._logwriter import LogWriter
+    from .._prefork._config import Options
+    from .._prefork._control_socket import ControlSocket
+    from .._prefork._logtargets import LogTargets
+    from .._prefork._pidfile import Pidfile
+    from .._prefork._readiness import ReadinessPipe
+    from .._prefork._sockets import Listeners
+    from ._services import Service, ServiceFactory
+    from ._systemd import Notifier
+
+__all__ = ["DaemonParts", "Hooks", "Runtime", "run_daemon"]
+
+_log = structlog.get_logger("aiodaemon")
+
+_NO_RELOAD_WHILE_STOPPING = "the daemon is stopping; the reload did not run"
+
+
+class DaemonParts:
+    """Everything acquired before the loop exists, handed to the run phase."""
+
+    # A plain class, not a dataclass: defining one costs every start ~0.3 ms.
+    __slots__ = (
+        "control",
+        "factories",
+        "foreground",
+        "listeners",
+        "log_targets",
+        "logs",
+        "notifier",
+        "options",
+        "pidfile",
+        "pipe",
+        "terminal",
+    )
+
+    def __init__(
+        self,
+        options: Options,
+        listeners: Listeners | None,
+        pidfile: Pidfile | None,
+        pipe: ReadinessPipe,
+        notifier: Notifier | None,
+        logs: LogWriter,
+        log_targets: LogTargets,
+        foreground: bool,
+        factories: list[ServiceFactory] | None = None,
+        control: ControlSocket | None = None,
+        terminal: tuple[int, int] | None = None,
+    ) -> None:
+        self.options = options
+        self.listeners = listeners
+        self.pidfile = pidfile
+        self.pipe = pipe
+        self.notifier = notifier
+        self.logs = logs
+        self.log_targets = log_targets
+        self.foreground = foreground
+        self.factories: list[ServiceFactory] = [] if factories is None else factories
+        self.control = control
+        #: a foreground daemon's controlling terminal at start: its hang-up is a stop.
+        self.terminal = terminal
+
+
+def run_daemon(main: MainTarget, hooks: Hooks, parts: DaemonParts) -> int:
+    """Run the program to its end and return the exit status.
+
+    Whatever happens, the launcher has its verdict when this returns; the
+    caller's stack then releases the rest (listeners, log drain, pidfile).
+    """
+    runtime = Runtime(main, hooks, parts)
+    try:
+        loop = new_event_loop(parts.options.uvloop)
+    except StartupError as exc:
+        _log.error("startup failed", error=str(exc))
+        runtime.outcome.fail(str(exc), exc, exc.exit_code)
+    else:
+        try:
+            asyncio.set_event_loop(loop)
+            task = loop.create_task(runtime.live(), name=LIFECYCLE_TASK)
+            while True:
+                try:
+                    loop.run_until_complete(task)
+                    break
+                except EXIT_REQUESTS as exc:
+                    # sys.exit() or KeyboardInterrupt in a task of the program:
+                    # asyncio lets it out of the loop; the life goes on to a
+                    # graceful shutdown with the status it asks for.
+                    if task.done():
+                        runtime.note_exit_request(exc, "a task")
+                        break
+                    loop.call_soon(runtime.exit_requested, exc, "a task")
+        except Exception as exc:
+            # A bug of ours must still end in a logged traceback, a released
+            # launcher and a removed pidfile, never in a silent death.
+            _log.exception("internal error")
+            runtime.outcome.fail(f"internal error: {type(exc).__name__}: {exc}", exc)
+        finally:
+            asyncio.set_event_loop(None)
+            # The loop's close gives its signals back their default action.
+            with ignoring_late_signals():
+                loop.close()
+    return runtime.finish()
+
+
+class Runtime:
+    """One run of the daemon on its event loop; see the module docstring."""
+
+    def __init__(self, main: MainTarget, hooks: Hooks, parts: DaemonParts) -> None:
+        self.main = main
+        self.hooks = hooks
+        self.parts = parts
+        self.options = parts.options
+        self.lifecycle = Lifecycle()
+        self.outcome = Outcome()
+        self.reloads = ReloadTracker()
+        self.forced = ForcedExit(parts.pipe, parts.pidfile)
+        self.services: list[Service] = []
+        #: seconds to keep accepting after a stop request (shutdown step 2).
+        self.drain_delay = self.options.drain_delay
+        #: ``ctx.start_server``/``ctx.track``: drained by a built-in service.
+        self.serving = Serving()
+        #: ``time.time()`` when the run phase began.
+        self.started_at = time.time()
+        self._state_listeners: list[Callable[[State, State], None]] = []
+        self._ready = False
+        self._context: Context | None = None
+        self._stop_requested: asyncio.Event | None = None
+        self._stopping: asyncio.Event | None = None
+        #: the startup hooks' task, None until startup began.
+        self.startup_task: asyncio.Task[None] | None = None
+        #: lifespans whose setup completed, with their suspended generators.
+        self.entered: dict[Lifespan, AsyncGenerator[Any, None]] = {}
+        #: the contextvars Context of each lifespan's setup, for its teardown.
+        self.lifespan_contexts: dict[Lifespan, contextvars.Context] = {}
+        #: the reload run under way (cancelled first at shutdown: see _shutdown).
+        self.reload_task: asyncio.Task[None] | None = None
+        # The loop keeps only weak references to tasks: ours must not vanish mid-run.
+        self._framework_tasks: set[asyncio.Task[Any]] = set()
+        self.service_tasks: set[asyncio.Task[Any]] = set()
+        self.shutdown = Shutdown(self)
+
+    # --- what services see (RuntimeHandle) ------------------------------------------
+
+    @property
+    def context(self) -> Context:
+        """The Context given to hooks and ``main``."""
+        assert self._context is not None, "the context exists once the loop runs"
+        return self._context
+
+    @property
+    def state(self) -> State:
+        """The lifecycle state right now."""
+        return self.lifecycle.state
+
+    @property
+    def ready(self) -> bool:
+        """Whether readiness has been reported."""
+        return self._ready
+
+    @property
+    def shutdown_deadline(self) -> float | None:
+        """The ``time.monotonic()`` end of the shutdown budget, once step 2 is over."""
+        return self.shutdown.deadline
+
+    @property
+    def last_reload(self) -> ReloadResult | None:
+        """The result of the last finished reload run."""
+        return self.reloads.last
+
+    def add_state_listener(self, listener: Callable[[State, State], None]) -> None:
+        """Call ``listener(old, new)`` after every state change."""
+        self._state_listeners.append(listener)
+
+    def request_shutdown(self, exit_code: int = 0) -> None:
+        """Begin a graceful shutdown ending with ``exit_code`` (unless a failure set one)."""
+        self.outcome.exit_with(exit_code)
+        self.dispatch(Event.SHUTDOWN)
+
+    def request_reload(self) -> asyncio.Future[ReloadResult]:
+        """Request a reload, as SIGHUP would.
+
+        Returns:
+            The result of the first run that starts after this request; it
+            fails with :class:`ReloadAbandoned` if the daemon stops first.
+        """
+        future = self.reloads.request()
+        self.dispatch(Event.RELOAD)
+        return future
+
+    def note_exit_request(self, exc: BaseException, by: str) -> None:
+        """``by`` raised SystemExit or KeyboardInterrupt: see ``_user_exit.note_exit_request``."""
+        note_exit_request(self.outcome, self._ready, exc, by)
+
+    def exit_requested(self, exc: BaseException, by: str) -> None:
+        """``by`` raised SystemExit or KeyboardInterrupt: a graceful shutdown with its status."""
+        self.note_exit_request(exc, by)
+        self.dispatch(Event.SHUTDOWN)
+
+    def ask_reload(self) -> None:
+        """Request a reload without waiting for its result (SIGHUP's way)."""
+        self.dispatch(Event.RELOAD)
+
+    def spawn(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
+        """Start a service task: kept until the services close; failing stops the daemon."""
+        task = asyncio.get_running_loop().create_task(coro, name=name)
+        self.service_tasks.add(task)
+        task.add_done_callback(self._framework_task_done)
+        return task
+
+    def add_forced_exit_step(self, step: Callable[[], None]) -> None:
+        """Run ``step()`` at a forced exit, inside a signal handler (see :mod:`._forced`)."""
+        self.forced.steps.append(step)
+
+    # --- the whole life -------------------------------------------------------------
+
+    async def live(self) -> None:
+        """Start, run until a stop is requested, then run the shutdown sequence."""
+        loop = asyncio.get_running_loop()
+        self._stop_requested = asyncio.Event()
+        self._stopping = asyncio.Event()
+        listeners: Mapping[str, socket.socket] = self.parts.listeners or {}
+        self._context = Context(
+            options=self.options,
+            # The health socket is the framework's, not the program's.
+            sockets={name: listeners[name] for name in self.options.listen},
+            state=lambda: self.lifecycle.state,
+            ready=self.report_ready,
+            status=self.set_status,
+            shutdown=functools.partial(request_shutdown_by_program, self),
+            reload=self.ask_reload,
+            stopping=self._stopping,
+            serving=self.serving,
+        )
+        loop.set_exception_handler(on_loop_exception)
+        loop_takes_over()
+        for signum in HANDLED_SIGNALS:
+            loop.add_signal_handler(signum, self._on_signal, signum)
+        # Held since before the pid was written (_launch): the pending ones run now.
+        release_signals(HANDLED_SIGNALS)
+        _log.info(
+            "starting",
+            loop=type(loop).__module__.split(".")[0],
+            detached=not self.parts.foreground,
+            sockets={name: sockname(s) for name, s in (self.parts.listeners or {}).items()},
+            options=self.options.summary(),
+        )
+        # Detached, the launcher enforces start_timeout (it outlives a hung loop).
+        StartDeadline(self).start()
+        notifier = self.parts.notifier
+        if notifier is not None and notifier.watchdog_interval:
+            from ._systemd import run_watchdog
+
+            self._spawn(run_watchdog(notifier, notifier.watchdog_interval), "aiodaemon-watchdog")
+        # A stop that came while the services started: startup never begins
+        # (and so no shutdown hook runs).
+        started = await start_services(self)
+        # SIGUSR2 is the upgrade service's (installed by its start); a daemon
+        # whose services failed before it has nothing to upgrade.
+        if unhandled(signal.SIGUSR2):
+            signal.signal(signal.SIGUSR2, signal.SIG_IGN)
+        release_signals((signal.SIGUSR2,))
+        if started and not self._stop_requested.is_set():
+            self.startup_task = loop.create_task(run_startup(self), name="aiodaemon-startup")
+        await self._stop_requested.wait()
+        await self.shutdown.run()
+
+    # --- events ---------------------------------------------------------------------
+
+    def _on_signal(self, signum: int) -> None:
+        if signum == signal.SIGHUP and self.parts.terminal is not None:
+            from .._prefork._terminal import terminal_hung_up
+
+            if terminal_hung_up(self.parts.terminal):
+                # The kernel's hang-up, not a reload: the terminal is gone.
+                _log.info("signal received", signal="SIGHUP", terminal="hung up")
+                if not self._ready:
+                    self.outcome.fail("stopped by the terminal's hang-up before it was ready")
+                self.dispatch(Event.SHUTDOWN)
+                return
+        _log.info("signal received", signal=signal.Signals(signum).name)
+        self.dispatch(event_for_signal(signum), signum=signum)
+
+    def dispatch(self, event: Event, *, signum: int | None = None) -> Action:
+        """Feed ``event`` to the state machine, carry out its answer and return it."""
+        old = self.lifecycle.state
+        action = self.lifecycle.handle(event)
+        if action is Action.BEGIN_SHUTDOWN:
+            self._begin_shutdown(signum)
+        elif action is Action.JOIN_SHUTDOWN:
+            log_joined(None)
+        elif action is Action.FORCE_EXIT:
+            # Two stop signals read by the loop at once: the plain handler was
+            # armed too late for the second.
+            assert signum is not None  # only stop signals (TERMINATE) force
+            name = signal.Signals(signum).name
+            self.forced.exit(128 + signum, f"second stop signal during shutdown: {name}")
+        elif action in (Action.BEGIN_RUNNING, Action.BEGIN_RUNNING_THEN_RELOAD):
+            if self.options.ready == "startup":
+                self.report_ready()
+            self._spawn(run_main(self), "aiodaemon-main")
+            if action is Action.BEGIN_RUNNING_THEN_RELOAD:
+                self._begin_reload()
+        elif action is Action.BEGIN_RELOAD:
+            self._begin_reload()
+        elif action is Action.QUEUE_RELOAD:
+            _log.info("reload queued")
+        elif action is Action.REFUSE_RELOAD:
+            self.reloads.abandon(_NO_RELOAD_WHILE_STOPPING)
+        elif action is Action.REOPEN_LOGS:
+            self.parts.logs.reopen()
+        new = self.lifecycle.state
+        if new is not old:
+            for listener in self._state_listeners:
+                try:
+                    listener(old, new)
+                except Exception:
+                    _log.exception("state listener failed", listener=describe(listener))
+        return action
+
+    def _begin_shutdown(self, signum: int | None) -> None:
+        assert self._stop_requested is not None
+        assert self._stopping is not None
+        if signum is not None and not self._ready:
+            self.outcome.fail(f"stopped by {signal.Signals(signum).name} before it was ready")
+        self.reloads.abandon(_NO_RELOAD_WHILE_STOPPING)
+        self.forced.arm(asyncio.get_running_loop(), self.lifecycle)
+        self._stopping.set()
+        self._stop_requested.set()
+
+    # --- readiness, status, reload --------------------------------------------------
+
+    def report_ready(self) -> None:
+        """Release the launcher and tell systemd; later calls do nothing."""
+        if self._ready or self.lifecycle.state in (State.STOPPING, State.STOPPED):
+            return
+        self._ready = True
+        self.parts.pipe.ready()
+        if self.parts.notifier is not None:
+            self.parts.notifier.ready()
+        _log.info("ready", pid=os.getpid())
+
+    def set_status(self, text: str) -> None:
+        """Publish a one-line status to systemd and the log."""
+        if self.parts.notifier is not None:
+            self.parts.notifier.status(text)
+        _log.info("status", status=text)
+
+    def _begin_reload(self) -> None:
+        self.reload_task = self._spawn(run_reload(self), "aiodaemon-reload")
+
+    # --- the end --------------------------------------------------------------------
+
+    def release_launcher(self) -> int:
+        """Send the verdict to a launcher still waiting (and systemd); return the final status."""
+        code = self.outcome.code
+        if not self._ready:
+            if not self.outcome.requested:
+                code = code or ExitCode.FAILURE
+            message = self.outcome.message or "daemon exited before it was ready"
+            if self.parts.notifier is not None:
+                self.parts.notifier.failed(message, self.outcome.errno)
+            self.parts.pipe.fail(code, message)
+        return int(code)
+
+    def finish(self) -> int:
+        """Give the launcher its verdict, say how it ended; return the final status."""
+        code = self.release_launcher()
+        if inspect.iscoroutine(self.main) and inspect.getcoroutinestate(self.main) == (
+            inspect.CORO_CREATED
+        ):
+            # A coroutine object that never ran is closed, not left to warn.
+            self.main.close()
+        if self.outcome.message is None:
+            _log.info("exit", status=code)
+        else:
+            # Some reasons (a stop before ready) have no record of their own.
+            _log.info("exit", status=code, reason=self.outcome.message)
+        failure = self.outcome.message
+        if self.parts.foreground and failure and (self.options.log_file or self.options.syslog):
+            # The log went elsewhere; the person at the terminal still sees why.
+            if self.outcome.exception is not None:
+                traceback.print_exception(self.outcome.exception, file=sys.stderr)
+            print(f"aiodaemon: {failure}", file=sys.stderr, flush=True)
+        self.shutdown.wait_threads()
+        # Draining the log queue (when the caller's stack closes) is the last
+        # step of the shutdown budget.
+        left = self.options.shutdown_timeout
+        if self.shutdown.deadline is not None:
+            left = self.shutdown.deadline - time.monotonic()
+        self.parts.log_targets.drain_timeout = max(0.5, left)
+        return code
+
+    # --- plumbing -------------------------------------------------------------------
+
+    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
+        task = asyncio.get_running_loop().create_task(coro, name=name)
+        self._framework_tasks.add(task)
+        task.add_done_callback(self._framework_task_done)
+        return task
+
+    def _framework_task_done(self, task: asyncio.Task[Any]) -> None:
+        self._framework_tasks.discard(task)
+        self.service_tasks.discard(task)
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if exc is not None:
+            _log.error("internal task failed", task=task.get_name(), exc_info=exc)
+            self.outcome.fail(f"{task.get_name()} failed: {type(exc).__name__}: {exc}", exc)
+            self.dispatch(Event.SHUTDOWN)

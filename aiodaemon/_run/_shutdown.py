@@ -1,0 +1,405 @@
+"""The shutdown sequence: named steps within one budget, whatever began it.
+
+Begun by a stop signal, a request, ``main`` returning or a failed startup hook:
+
+1. ``not_ready`` — ``STOPPING=1`` and every service's ``not_ready()``;
+2. ``drain_delay`` — keep accepting for the runtime's ``drain_delay`` seconds
+   (only once ready was reported: nobody was sent to a daemon never ready);
+3. ``stop_accepting`` — every service's ``stop_accepting()``, after the
+   startup hooks still running (a stop during startup) were cancelled;
+4. ``wait_finished`` — every service's ``wait_finished()``;
+5. ``hooks`` — shutdown hooks and lifespan exits in reverse registration
+   order (shutdown hooks whenever startup began; a lifespan's exit only if
+   its setup completed);
+6. ``cancel_rest`` — every remaining task is cancelled and awaited;
+7. ``close`` — every service's ``close()``, then the service tasks end.
+
+Steps 3-7 share one budget, ``shutdown_timeout``, counted from the end of
+step 2; past it the stuck tasks are logged with their await chain and the
+daemon exits with status 4. A backstop thread does the same if sync code
+blocks the loop. A second stop signal exits at once (:mod:`._forced`).
+
+The process's own end stays within the same budget (plus a second's grace
+for the last log drain and ``atexit`` functions), whatever the program left:
+
+8. ``wait_threads`` — after the ``exit`` record, the program's non-daemon
+   threads (a ``threading.Thread``), which the interpreter would join for
+   ever, get what is left of the budget; the ones still running then are
+   logged with their stack. Executor workers are left to the interpreter's
+   exit, which ends idle ones at once (a busy one meets the backstop): ending
+   them here would shut every executor of a program that goes on;
+9. ``end_process`` — once everything acquired is released: if threads were
+   left, the ``atexit`` functions run and the process leaves at once with
+   status 4; else the interpreter exits as usual, and a backstop thread
+   ends it with status 4 if its exit (an ``atexit`` function, a thread
+   started meanwhile) outlasts the budget.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import contextlib
+import functools
+import os
+import signal
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Callable, Coroutine, Iterable
+from typing import TYPE_CHECKING, Any, NoReturn
+
+import structlog
+
+from ..exceptions import ExitCode
+from ._forced import say_nowait
+from ._hooks import HookError, Lifespan, call_async, entry_name, in_own_context
+from ._loop import await_chain
+from ._state import Event
+from ._user_exit import EXIT_REQUESTS
+
+if TYPE_CHECKING:
+    from ._runtime import Runtime
+    from ._services import Service
+
+__all__ = ["LIFECYCLE_TASK", "Shutdown", "end_process"]
+
+_log = structlog.get_logger("aiodaemon")
+
+#: Names of the framework's own tasks, never cancelled by the sequence.
+LIFECYCLE_TASK = "aiodaemon-lifecycle"
+_STOP_TASK = "aiodaemon-stop"
+#: Seconds a cancelled reload's waiters get to send their answer.
+_ANSWER_TIMEOUT = 1.0
+#: Seconds past the budget's end for the process's last steps (log drain, atexit).
+EXIT_GRACE = 1.0
+
+
+class Shutdown:
+    """The shutdown sequence of one run."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        #: the ``time.monotonic()`` end of the budget, once step 2 is over.
+        self.deadline: float | None = None
+        # The loop thread and the backstop thread may both time out; one exits.
+        self._exit_claim = threading.Lock()
+
+    async def run(self) -> None:
+        """Steps 1 and 2, then the rest within ``shutdown_timeout``."""
+        rt = self.runtime
+        timeout = rt.options.shutdown_timeout
+        if rt.parts.notifier is not None:
+            rt.parts.notifier.stopping()
+        for service in rt.services:
+            _guard(service, "not_ready", service.not_ready)
+        drain = rt.drain_delay if rt.ready else 0.0
+        _log.info("shutdown started", timeout=timeout, drain_delay=drain)
+        # The in-loop deadline below cannot fire while sync code blocks the loop.
+        backstop = threading.Timer(drain + timeout + 1.0, self._backstop)
+        backstop.daemon = True
+        backstop.start()
+        if drain > 0:
+            await asyncio.sleep(drain)
+        self.deadline = time.monotonic() + timeout
+        sequence = asyncio.create_task(self._steps(), name=_STOP_TASK)
+        done, _ = await asyncio.wait([sequence], timeout=timeout)
+        if not done:
+            self._report_stuck()
+            self.exit_now(ExitCode.SHUTDOWN_TIMEOUT, f"shutdown took longer than {timeout}s")
+        backstop.cancel()
+        rt.dispatch(Event.STOPPED)
+        _log.info("shutdown finished")
+
+    async def _steps(self) -> None:
+        rt = self.runtime
+        startup = rt.startup_task
+        if startup is not None and not startup.done():
+            # A stop during startup: the hooks still running are cancelled
+            # within the one shutdown budget, then the shutdown hooks run.
+            startup.cancel()
+            await asyncio.wait([startup])
+        for service in rt.services:
+            await _guard_async(service, "stop_accepting", service.stop_accepting)
+        for service in rt.services:
+            await _guard_async(service, "wait_finished", service.wait_finished)
+        if startup is not None:
+            await self._run_hooks()
+        await self._cancel_rest()
+        for service in rt.services:
+            await _guard_async(service, "close", service.close)
+        await cancel_all(rt.service_tasks)
+        loop = asyncio.get_running_loop()
+        await loop.shutdown_asyncgens()
+        await loop.shutdown_default_executor()
+
+    async def _run_hooks(self) -> None:
+        rt = self.runtime
+        for entry in reversed(rt.hooks.shutdown):
+            name = entry_name(entry)
+            try:
+                # Each in its own contextvars Context (a lifespan: its setup's).
+                if isinstance(entry, Lifespan):
+                    gen = rt.entered.pop(entry, None)
+                    if gen is not None:
+                        context = rt.lifespan_contexts.pop(entry, None)
+                        await in_own_context(functools.partial(entry.exit, gen), name, context)
+                else:
+                    await in_own_context(functools.partial(call_async, entry, rt.context), name)
+            except EXIT_REQUESTS as exc:
+                # The program asks to end: it is ending; the other hooks still run.
+                rt.note_exit_request(exc, f"shutdown hook {name}")
+            except HookError as exc:
+                _log.error("lifespan failed", hook=entry_name(entry), error=str(exc))
+                rt.outcome.fail(str(exc), exc)
+            except Exception:
+                _log.exception("shutdown hook failed", hook=entry_name(entry))
+
+    async def _cancel_rest(self) -> None:
+        rt = self.runtime
+        reload = rt.reload_task
+        if reload is not None and not reload.done():
+            # First the reload under way: cancelled, it answers who waits for it
+            # ("cancelled: the daemon is stopping"), and they get to send that
+            # answer (a control connection) before the rest is cancelled.
+            await cancel_all([reload])
+            waiters = rt.reloads.take_answered()
+            if waiters:
+                await asyncio.wait(waiters, timeout=_ANSWER_TIMEOUT)
+        keep = {asyncio.current_task(), *self.runtime.service_tasks}
+        pending = [
+            t
+            for t in asyncio.all_tasks()
+            if t not in keep and t.get_name() not in (LIFECYCLE_TASK, _STOP_TASK)
+        ]
+        await cancel_all(pending)
+        for task in pending:
+            if not task.cancelled() and task.exception() is not None:
+                exc = task.exception()
+                _log.error("task failed during shutdown", task=task.get_name(), exc_info=exc)
+
+    def _report_stuck(self) -> None:
+        # The shutdown sequence's own stack names the hook that hangs.
+        for task in asyncio.all_tasks():
+            if task is asyncio.current_task():
+                continue
+            _log.error("task stuck at shutdown", task=task.get_name(), stack=await_chain(task))
+
+    def _backstop(self) -> None:
+        self.exit_now(
+            ExitCode.SHUTDOWN_TIMEOUT,
+            f"shutdown took longer than {self.runtime.options.shutdown_timeout}s"
+            " (event loop blocked)",
+        )
+
+    def wait_threads(self) -> None:
+        """Step 8: give the program's own threads what is left of the budget.
+
+        The interpreter joins every non-daemon thread before it exits, for as
+        long as they run. They are joined here until the budget's end; the
+        ones still running are logged, and :func:`end_process` does not wait
+        for them. Executor workers are not waited for: the interpreter's exit
+        ends idle ones (under the backstop), and a program that goes on after
+        ``run()`` keeps its executors.
+        """
+        timeout = self.runtime.options.shutdown_timeout
+        # No deadline: no shutdown sequence ran (the loop could not be created).
+        deadline = self.deadline if self.deadline is not None else time.monotonic() + timeout
+        _END.deadline, _END.timeout = deadline, timeout
+        workers = _executor_workers()
+        threads = [t for t in _program_threads() if t not in workers]
+        if not threads:
+            return
+        for thread in threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        stuck = [t for t in threads if t.is_alive()]
+        if not stuck:
+            return
+        frames = sys._current_frames()
+        for thread in stuck:
+            frame = frames.get(thread.ident) if thread.ident is not None else None
+            stack = "".join(traceback.format_stack(frame)).rstrip() if frame else ""
+            _log.error("thread still running at exit", thread=thread.name, stack=stack)
+        names = ", ".join(t.name for t in stuck)
+        reason = f"shutdown took longer than {timeout}s; threads still running: {names}"
+        _log.critical("forced exit", reason=reason, status=ExitCode.SHUTDOWN_TIMEOUT)
+        _END.forced = reason
+
+    def exit_now(self, code: int, reason: str) -> NoReturn:
+        """Leave after a timeout: log why, drain the log briefly, do the minimum, exit.
+
+        Never called from a signal handler: a stop signal arriving meanwhile
+        runs :class:`._forced.ForcedExit`, which shares no lock with this.
+        """
+        if not self._exit_claim.acquire(blocking=False):
+            # The other thread is already on its way out.
+            threading.Event().wait()
+        rt = self.runtime
+        _log.critical("forced exit", reason=reason, status=code)
+        rt.outcome.force(code, reason)
+        rt.release_launcher()
+        _log.info("exit", status=int(rt.outcome.code), reason=reason)
+        rt.parts.logs.close(min(1.0, rt.options.shutdown_timeout))
+        if rt.parts.listeners is not None:
+            # Not a signal handler: the unix socket files can go too.
+            rt.parts.listeners.close()
+        if rt.parts.control is not None:
+            rt.parts.control.close()
+        rt.forced.exit(rt.outcome.code, reason)
+
+
+class _ProcessEnd:
+    """What the run leaves for the process's last step (:func:`end_process`)."""
+
+    __slots__ = ("deadline", "forced", "timeout")
+
+    def __init__(self) -> None:
+        #: the ``time.monotonic()`` end of the budget, None until the run ended.
+        self.deadline: float | None = None
+        self.timeout = 0.0
+        #: why the process leaves at once (threads still running), if it must.
+        self.forced: str | None = None
+
+
+# A process is one daemon: one end.
+_END = _ProcessEnd()
+
+
+def end_process(code: int) -> int:
+    """Step 9, once everything the daemon acquired is released: end within the budget.
+
+    Returns ``code`` for the interpreter's usual exit, with a backstop thread
+    that ends it (status 4) if that exit outlasts the budget: the interpreter
+    joins the threads started since step 8, then runs the ``atexit`` functions
+    (multiprocessing's joins its children). When step 8 left threads running,
+    it does not return: the ``atexit`` functions run here (bounded the same
+    way) and the process leaves at once with status 4, as the interpreter
+    would wait for those threads for ever.
+    """
+    end = _END
+    if end.deadline is None:
+        # The run phase never began: nothing of the program's ran.
+        return code
+    if end.forced is None:
+        _arm_at_exit()
+        return code
+    _start_backstop()
+    status = ExitCode.SHUTDOWN_TIMEOUT
+    _flush_stdio()
+    say_nowait(f"aiodaemon: forced exit ({end.forced}), status {status}\n")
+    atexit._run_exitfuncs()
+    _flush_stdio()
+    os._exit(status)
+
+
+def _arm_at_exit() -> None:
+    """Start the backstop when the interpreter begins to exit, not before.
+
+    A program may catch the ``SystemExit`` of ``run()`` and go on (a report to
+    upload, a second ``run()``): the bound is for the interpreter's exit, so it
+    is armed by the interpreter's own first exit step, before it joins the
+    threads (``threading._register_atexit``, private but there since 3.9).
+    Without it, the backstop starts now, as the next best thing.
+    """
+    global _ARMED
+    register = getattr(threading, "_register_atexit", None)
+    if register is None:
+        _start_backstop()
+        return
+    if not _ARMED:
+        # Once per process: it reads the last run's budget when it fires.
+        register(_start_backstop)
+        _ARMED = True
+
+
+def _start_backstop() -> None:
+    """End the process (status 4) if its exit outlasts the budget, and at least a grace."""
+    assert _END.deadline is not None
+    backstop = threading.Timer(
+        max(_END.deadline - time.monotonic(), 0.0) + EXIT_GRACE, _exit_overdue
+    )
+    backstop.name = "aiodaemon-exit-backstop"
+    backstop.daemon = True
+    backstop.start()
+
+
+#: Whether the interpreter's exit starts the backstop (see _arm_at_exit).
+_ARMED = False
+
+
+def _exit_overdue() -> None:
+    # On the backstop thread, while the main thread is stuck in the interpreter's exit.
+    names = ", ".join(t.name for t in _program_threads())
+    what = f"threads still running: {names}" if names else "atexit functions still running"
+    # multiprocessing's exit function terminates its daemonic children; cut
+    # short, it would leave them running for ever (one that ignores SIGTERM).
+    killed = _kill_daemonic_children()
+    if killed:
+        what += f"; daemonic children killed: {', '.join(map(str, killed))}"
+    status = ExitCode.SHUTDOWN_TIMEOUT
+    with contextlib.suppress(BaseException):
+        say_nowait(
+            f"aiodaemon: forced exit (the process's exit took longer than the"
+            f" {_END.timeout}s shutdown budget; {what}), status {status}\n"
+        )
+    os._exit(status)
+
+
+def _program_threads() -> list[threading.Thread]:
+    """The threads the interpreter would join before it exits (non-daemon ones)."""
+    me, main = threading.current_thread(), threading.main_thread()
+    return [t for t in threading.enumerate() if not t.daemon and t is not me and t is not main]
+
+
+def _executor_workers() -> set[threading.Thread]:
+    """The worker threads of ``concurrent.futures`` thread pools, idle or busy."""
+    module = sys.modules.get("concurrent.futures.thread")
+    # Its registry of workers, keyed by thread, which its own exit function joins.
+    registry = getattr(module, "_threads_queues", None)
+    return set(registry.keys()) if registry is not None else set()
+
+
+def _kill_daemonic_children() -> list[int]:
+    """SIGKILL the multiprocessing children marked ``daemon``: what its exit function would end."""
+    module = sys.modules.get("multiprocessing.process")
+    killed = []
+    for child in list(getattr(module, "_children", ())):
+        with contextlib.suppress(Exception):
+            if child.daemon and child.pid is not None:
+                os.kill(child.pid, signal.SIGKILL)
+                killed.append(child.pid)
+    return killed
+
+
+def _flush_stdio() -> None:
+    # os._exit skips the interpreter's flush of sys.stdout and sys.stderr.
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            if stream is not None:
+                stream.flush()
+
+
+async def cancel_all(tasks: Iterable[asyncio.Task[Any]]) -> None:
+    """Cancel ``tasks`` and wait until each has ended."""
+    pending = [t for t in tasks if not t.done()]
+    for task in pending:
+        task.cancel()
+    if pending:
+        await asyncio.wait(pending)
+
+
+def _guard(service: Service, step: str, call: Callable[[], None]) -> None:
+    try:
+        call()
+    except Exception:
+        _log.exception("service step failed", service=service.name, step=step)
+
+
+async def _guard_async(
+    service: Service, step: str, call: Callable[[], Coroutine[Any, Any, None]]
+) -> None:
+    try:
+        await call()
+    except Exception:
+        _log.exception("service step failed", service=service.name, step=step)

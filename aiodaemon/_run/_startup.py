@@ -1,0 +1,252 @@
+"""Startup: services, then startup hooks and lifespan setups in order, then ``main``.
+
+The runtime runs these on its loop; each ends by feeding the outcome to the
+state machine (``STARTED``, ``STARTUP_FAILED``, or ``SHUTDOWN`` once ``main``
+is over), which decides what follows. :class:`StartDeadline` enforces
+``start_timeout`` where no launcher does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import functools
+import os
+import select
+import threading
+from typing import TYPE_CHECKING
+
+import structlog
+
+from ..exceptions import ExitCode
+from ._builtin import builtin_factories
+from ._hooks import Lifespan, call_async, describe, entry_name, in_own_context
+from ._state import Event, State
+from ._user_exit import EXIT_REQUESTS, note_shutdown_request
+
+if TYPE_CHECKING:
+    from ._runtime import Runtime
+
+__all__ = [
+    "StartDeadline",
+    "request_shutdown_by_program",
+    "run_main",
+    "run_startup",
+    "start_services",
+]
+
+_log = structlog.get_logger("aiodaemon")
+
+#: How often a successor's start backstop looks whether its old daemon is gone.
+_PREDECESSOR_POLL_MS = 500
+
+#: Loop turns a stop that came while the last startup hook blocked the loop gets
+#: before "ready": a signal needs two (wake-up fd, handler), ``aiodaemon stop``
+#: five (accept, connection, task, read, answer) on asyncio, fewer on uvloop.
+#: Each turn costs ~1-2 µs when nothing is pending.
+_SETTLE_TURNS = 10
+
+#: The startup hook (or lifespan setup) whose task, or a task it started, runs.
+_startup_hook: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "aiodaemon_startup_hook", default=None
+)
+
+
+async def start_services(rt: Runtime) -> bool:
+    """Build and start every service (built-in first); False when one failed to start."""
+    for factory in [*builtin_factories(), *rt.parts.factories]:
+        try:
+            service = factory(rt)
+            if service is None:
+                continue
+            rt.services.append(service)
+            await service.start()
+        except Exception as exc:
+            _log.exception("service failed to start", factory=describe(factory))
+            rt.outcome.fail(f"startup failed: {type(exc).__name__}: {exc}", exc)
+            rt.dispatch(Event.STARTUP_FAILED)
+            return False
+    return True
+
+
+async def run_startup(rt: Runtime) -> None:
+    """Run the startup hooks and lifespan setups in order; cancelled by a stop.
+
+    Each runs in its own copy of the contextvars Context (see ``in_own_context``);
+    a lifespan's setup and teardown share one.
+    """
+    me = asyncio.current_task()
+    for entry in rt.hooks.startup:
+        if me is not None and me.cancelling():
+            # A hook swallowed the stop's cancellation: start nothing more.
+            return
+        name = entry_name(entry)
+        # Copied into the hook's own context: ctx.request_shutdown() can name it.
+        token = _startup_hook.set(name)
+        try:
+            if isinstance(entry, Lifespan):
+                context = contextvars.copy_context()
+                rt.entered[entry] = await in_own_context(
+                    functools.partial(entry.enter, rt.context), name, context
+                )
+                rt.lifespan_contexts[entry] = context
+            else:
+                await in_own_context(functools.partial(call_async, entry, rt.context), name)
+        except EXIT_REQUESTS as exc:
+            rt.note_exit_request(exc, f"startup hook {name}")
+            rt.dispatch(Event.STARTUP_FAILED)
+            return
+        except Exception as exc:
+            _log.exception("startup hook failed", hook=entry_name(entry))
+            rt.outcome.fail(f"startup failed: {type(exc).__name__}: {exc}", exc)
+            rt.dispatch(Event.STARTUP_FAILED)
+            return
+        finally:
+            _startup_hook.reset(token)
+    if await _stopped_while_starting(rt):
+        return
+    rt.dispatch(Event.STARTED)
+
+
+async def _stopped_while_starting(rt: Runtime) -> bool:
+    """Whether a stop that was pending when the last hook returned has begun the shutdown.
+
+    A hook that blocks the loop (synchronous code) leaves a SIGTERM or an
+    ``aiodaemon stop`` waiting in the kernel; dispatching STARTED in the same
+    step would report ready (and run ``main``) before the stop is even read.
+    """
+    for _ in range(_SETTLE_TURNS):
+        await asyncio.sleep(0)
+        if rt.state is not State.STARTING:
+            return True
+    return False
+
+
+def request_shutdown_by_program(rt: Runtime, exit_code: int = 0) -> None:
+    """``ctx.request_shutdown(exit_code)``: logged with the hook that asked, if any.
+
+    Before ready it ends the start as ``sys.exit(exit_code)`` would, with a
+    reason for the launcher (see :func:`._user_exit.note_shutdown_request`).
+    """
+    if rt.state not in (State.STOPPING, State.STOPPED):
+        # A task a startup hook started keeps the name after ready: not the hook then.
+        hook = _startup_hook.get() if rt.state is State.STARTING else None
+        by = None if hook is None else f"startup hook {hook}"
+        note_shutdown_request(rt.outcome, rt.ready, exit_code, by)
+    rt.request_shutdown(exit_code)
+
+
+async def run_main(rt: Runtime) -> None:
+    """Run ``main``; when it returns or raises, the shutdown begins."""
+    main = rt.main
+    try:
+        # In a context of its own: what main binds stays out of "main returned".
+        if asyncio.iscoroutine(main):
+            await in_own_context(lambda: main, "main")
+        else:
+            await in_own_context(functools.partial(call_async, main, rt.context), "main")
+    except EXIT_REQUESTS as exc:
+        rt.note_exit_request(exc, "main")
+        rt.dispatch(Event.SHUTDOWN)
+    except Exception as exc:
+        _log.exception("main failed")
+        rt.outcome.fail(f"main failed: {type(exc).__name__}: {exc}", exc)
+        rt.dispatch(Event.SHUTDOWN)
+    else:
+        _log.info("main returned")
+        if not rt.ready:
+            rt.outcome.fail("main returned before reporting ready")
+        rt.dispatch(Event.SHUTDOWN)
+
+
+class StartDeadline:
+    """``start_timeout`` where no launcher enforces it: on the loop, and on a thread.
+
+    Detached, the launcher enforces it (it outlives a hung loop). In the
+    foreground, and for an upgrade's successor whose old daemon vanished, the
+    daemon does: a loop timer begins the shutdown at ``start_timeout`` ("not
+    ready after S s"), and, as the shutdown has, a backstop thread ends the
+    process at ``start_timeout + shutdown_timeout`` if the loop never got
+    there (sync code in a startup hook blocks it): the forced exit, status 1.
+    Once the shutdown has begun, its own deadline and backstop take over.
+    A successor's backstop waits while its old daemon lives: that one
+    enforces the upgrade's timeout (it kills us).
+    """
+
+    __slots__ = ("_over", "_rt", "_since")
+
+    def __init__(self, rt: Runtime) -> None:
+        self._rt = rt
+        #: the loop's time when the run began: the successor's count starts there.
+        self._since = asyncio.get_running_loop().time()
+        #: set once ready or stopping: the backstop has nothing left to do.
+        self._over = threading.Event()
+
+    def start(self) -> None:
+        """Arm what applies to this daemon (see the class docstring)."""
+        parts = self._rt.parts
+        handoff = getattr(parts.pipe, "handoff", None)
+        if parts.foreground:
+            self._arm()
+        elif (takeover := getattr(parts.pipe, "on_takeover", None)) is not None:
+            # An upgrade's successor: its old daemon enforces the timeout, but
+            # one that vanished leaves us to do it (see _takeover).
+            takeover.append(self._arm_alone)
+        if parts.foreground or handoff is not None:
+            pidfd = None if handoff is None else handoff.parent_pidfd
+            # Our own copy: the loop closes the handoff's once the old daemon is gone.
+            watch = None if pidfd is None else os.dup(pidfd)
+            self._rt.add_state_listener(self._on_state)
+            threading.Thread(
+                target=self._backstop, args=(watch,), name="aiodaemon-start-backstop", daemon=True
+            ).start()
+
+    def _arm(self) -> None:
+        loop = asyncio.get_running_loop()
+        left = self._rt.options.start_timeout - (loop.time() - self._since)
+        loop.call_later(max(0.0, left), self._timed_out)
+
+    async def _arm_alone(self) -> None:
+        # Counted from the run's start, as the old daemon counted from the spawn.
+        self._arm()
+
+    @property
+    def _message(self) -> str:
+        return f"not ready after {self._rt.options.start_timeout:g} s"
+
+    def _done(self) -> bool:
+        rt = self._rt
+        return rt.ready or rt.state in (State.STOPPING, State.STOPPED)
+
+    def _on_state(self, old: State, new: State) -> None:
+        if self._done():
+            self._over.set()
+
+    def _timed_out(self) -> None:
+        rt = self._rt
+        if self._done():
+            return
+        _log.error(self._message, start_timeout=rt.options.start_timeout)
+        rt.outcome.fail(self._message)
+        rt.dispatch(Event.SHUTDOWN)
+
+    def _backstop(self, predecessor: int | None) -> None:
+        # On its own thread: the loop may be blocked for good.
+        rt = self._rt
+        try:
+            if self._over.wait(rt.options.start_timeout + rt.options.shutdown_timeout):
+                return
+            if predecessor is not None:
+                poller = select.poll()
+                poller.register(predecessor, select.POLLIN)
+                while not poller.poll(_PREDECESSOR_POLL_MS):
+                    if self._over.is_set():
+                        return
+        finally:
+            if predecessor is not None:
+                os.close(predecessor)
+        if self._done():
+            return
+        _log.error(self._message, start_timeout=rt.options.start_timeout, loop="blocked")
+        rt.outcome.fail(self._message)
+        rt.shutdown.exit_now(ExitCode.FAILURE, f"{self._message}, event loop blocked")

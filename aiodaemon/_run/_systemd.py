@@ -1,0 +1,250 @@
+"""The service manager's side: sd_notify and the watchdog (supervision detection is in _detach).
+
+The notify protocol is small enough to speak directly (sd_notify(3)): one
+datagram per message, ``NAME=value`` assignments separated by newlines, sent
+to the AF_UNIX socket named by ``NOTIFY_SOCKET`` (a path, or ``@name`` for the
+abstract namespace). No libsystemd, so containers without it behave the same.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import time
+from collections.abc import Mapping
+
+from .._prefork._detach import is_supervised
+from ..exceptions import StartupError
+
+__all__ = [
+    "Notifier",
+    "SuccessorNotifier",
+    "is_supervised",
+    "notify",
+    "run_watchdog",
+    "set_default_notifier",
+]
+
+#: Longest blocking send: the receiver's queue (net.unix.max_dgram_qlen, 512
+#: datagrams) fills only while PID 1 is busy, and READY=1 is worth a short wait;
+#: a hung manager must not freeze our event loop for good.
+_SEND_TIMEOUT = 5.0
+
+#: sun_path holds 108 bytes including the terminating NUL.
+_MAX_PATH = 107
+
+
+class Notifier:
+    """A connected sd_notify socket; every method sends one datagram.
+
+    Sends never raise: a vanished manager socket only makes ``send``
+    return False (the manager restarting must not take the daemon down).
+    """
+
+    def __init__(self, address: str, *, watchdog_interval: float | None = None) -> None:
+        """Open a datagram socket and connect it to ``address``.
+
+        Args:
+            address: a filesystem path, or ``"\\0name"`` for an abstract socket.
+            watchdog_interval: seconds between ``WATCHDOG=1`` pings, None for no watchdog.
+        """
+        self.address = address
+        #: seconds between ``WATCHDOG=1`` pings (half of ``WATCHDOG_USEC``), or None.
+        self.watchdog_interval = watchdog_interval
+        # Python sockets are close-on-exec: the program's own subprocesses must
+        # not be able to speak for us.
+        self._sock: socket.socket | None = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self._sock.settimeout(_SEND_TIMEOUT)
+        # Connecting now resolves the path once, so sends keep working after a
+        # chroot or a privilege drop has hidden it from us.
+        self._connected = self._connect()
+
+    def __enter__(self) -> Notifier:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Notifier | None:
+        """The notifier ``NOTIFY_SOCKET`` asks for, or None when it is unset.
+
+        Raises:
+            StartupError: ``NOTIFY_SOCKET`` is not a path or an ``@abstract`` name,
+                so READY=1 could never reach the manager.
+        """
+        environ = os.environ if env is None else env
+        value = environ.get("NOTIFY_SOCKET", "")
+        if not value:
+            return None
+        if value.startswith("@") and len(value) > 1:
+            address = "\0" + value[1:]
+        elif value.startswith("/"):
+            address = value
+        else:
+            raise StartupError(
+                f"NOTIFY_SOCKET: unsupported address {value!r} (need /path or @name)"
+            )
+        if len(os.fsencode(address)) > _MAX_PATH:
+            raise StartupError(f"NOTIFY_SOCKET: address too long: {value!r}")
+        return cls(address, watchdog_interval=_watchdog_interval(environ))
+
+    def send(self, *assignments: str) -> bool:
+        """Send ``assignments`` (``"NAME=value"``) as one datagram; False if it did not go out."""
+        if self._sock is None:
+            return False
+        data = "\n".join(assignments).encode()
+        for _ in range(2):
+            if not self._connected:
+                self._connected = self._connect()
+                if not self._connected:
+                    return False
+            try:
+                self._sock.send(data, socket.MSG_NOSIGNAL)
+            except TimeoutError:
+                return False
+            except OSError:
+                # The manager's socket may have been replaced (daemon-reexec):
+                # connect again, once, to whatever the path names now.
+                self._connected = False
+            else:
+                return True
+        return False
+
+    def ready(self, status: str | None = None) -> None:
+        """Report startup (or a reload) complete; MAINPID names us for a forked daemon."""
+        extra = () if status is None else (f"STATUS={_one_line(status)}",)
+        self.send("READY=1", f"MAINPID={os.getpid()}", *extra)
+
+    def reloading(self) -> None:
+        """Report a reload starting, stamped with CLOCK_MONOTONIC (Type=notify-reload needs it)."""
+        usec = time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
+        self.send("RELOADING=1", f"MONOTONIC_USEC={usec}")
+
+    def stopping(self) -> None:
+        """Report the shutdown sequence starting."""
+        self.send("STOPPING=1")
+
+    def status(self, text: str) -> None:
+        """Set the free-form status ``systemctl status`` shows."""
+        self.send(f"STATUS={_one_line(text)}")
+
+    def failed(self, message: str, errno: int | None = None) -> None:
+        """Report a startup failure: its message as STATUS=, and ERRNO= when known."""
+        extra = () if errno is None else (f"ERRNO={errno}",)
+        self.send(f"STATUS={_one_line(message)}", *extra)
+
+    def watchdog(self) -> None:
+        """Tell the manager the daemon is alive (WatchdogSec=)."""
+        self.send("WATCHDOG=1")
+
+    def fileno(self) -> int:
+        """The socket's descriptor, -1 once closed."""
+        return -1 if self._sock is None else self._sock.fileno()
+
+    def close(self) -> None:
+        """Close the socket; later sends return False."""
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+
+    def _connect(self) -> bool:
+        assert self._sock is not None
+        try:
+            self._sock.connect(self.address)
+        except OSError:
+            return False
+        return True
+
+
+def _watchdog_interval(env: Mapping[str, str]) -> float | None:
+    """Half of ``WATCHDOG_USEC`` in seconds, when the watchdog is meant for this process."""
+    text = env.get("WATCHDOG_USEC", "").strip()
+    if not text.isdigit() or int(text) == 0:
+        return None
+    pid = env.get("WATCHDOG_PID", "").strip()
+    if pid and pid != str(os.getpid()):
+        # Set for another process (our launcher, before a detach): not ours to feed.
+        return None
+    # Half the timeout, as sd_watchdog_enabled(3) advises: one late ping is survivable.
+    return int(text) / 2_000_000
+
+
+def _one_line(text: str) -> str:
+    # A newline would end the assignment and let the rest pass as another one.
+    return " ".join(text.splitlines())
+
+
+async def run_watchdog(notifier: Notifier, interval: float) -> None:
+    """Send ``WATCHDOG=1`` now and every ``interval`` seconds, until cancelled.
+
+    Runs as a task on the daemon's own loop on purpose: if the loop is blocked,
+    the pings stop and the manager restarts the stuck daemon.
+    """
+    while True:
+        notifier.watchdog()
+        await asyncio.sleep(interval)
+
+
+class SuccessorNotifier(Notifier):
+    """An upgrade successor's sd_notify socket, silent until the hand-over.
+
+    Before it the old daemon is the service's main process: a READY=1 with our
+    MAINPID, or a STOPPING=1 of a failing successor, would mislead the manager
+    (with ``NotifyAccess=all`` it would believe them). See :mod:`._upgrade`.
+    """
+
+    held = True
+
+    def send(self, *assignments: str) -> bool:
+        if self.held:
+            return False
+        return super().send(*assignments)
+
+    def release(self) -> None:
+        """Speak from now on, starting with READY=1 and MAINPID=us."""
+        self.held = False
+        self.ready()
+
+    @classmethod
+    def for_successor(cls, owns_watchdog: bool) -> Notifier | None:
+        """From ``NOTIFY_SOCKET``; the watchdog is ours if it was the old daemon's."""
+        env = dict(os.environ)
+        if owns_watchdog:
+            env["WATCHDOG_PID"] = str(os.getpid())
+        return cls.from_env(env)
+
+
+_default: tuple[int, Notifier] | None = None
+
+
+def set_default_notifier(notifier: Notifier | None) -> None:
+    """Make ``notify`` use ``notifier`` in this process (connected before any chroot)."""
+    global _default
+    _default = None if notifier is None else (os.getpid(), notifier)
+
+
+def default_notifier_fds() -> list[int]:
+    """The socket ``notify`` already opened in this process, if any (called before ``run()``)."""
+    if _default is None or _default[0] != os.getpid() or _default[1].fileno() < 0:
+        return []
+    return [_default[1].fileno()]
+
+
+def notify(*assignments: str) -> bool:
+    """Send ``NAME=value`` assignments to the service manager, e.g. ``notify("STATUS=warm")``.
+
+    Exported as ``aiodaemon.sd_notify`` for a program's own messages. Returns
+    False when there is no ``NOTIFY_SOCKET`` or the message could not be sent.
+    """
+    global _default
+    if _default is None or _default[0] != os.getpid():
+        try:
+            notifier = Notifier.from_env()
+        except StartupError:
+            return False
+        if notifier is None:
+            return False
+        _default = (os.getpid(), notifier)
+    return _default[1].send(*assignments)

@@ -1,0 +1,187 @@
+"""Upgrade hand-over, the successor's side: become the daemon, at the old one's word or alone.
+
+Normally the old daemon says when: once we reported ready (``R``) it sends
+``G``; we claim what it handed us (write our pid into the locked pidfile,
+own the socket files, start serving control and health), speak to the
+service manager (``READY=1``, ``MAINPID``) and answer ``W``.
+
+The old daemon may also vanish (SIGKILL, the OOM killer) before it says so.
+Everything it handed over is already ours to keep: the pidfile's lock belongs
+to the open file we share, and so do the listening sockets. So we watch its
+pidfd from the start of the run and, the moment it exits, claim at once
+("old daemon vanished, taking over"): ``status`` and ``stop`` then work even
+while our startup hooks still run, and a startup that fails afterwards
+removes the files at exit like any daemon's. Readiness is still reported only
+when we are ready. A channel that ends while the old daemon lives is a
+rollback: it kills us, and we touch nothing.
+
+The channel is read from the start of the run, and kept open until the old
+daemon exits, for the log reopens the two pass on to each other (see
+:mod:`._upgrade_channel`). We inherited the log file's descriptor as it was
+when we were spawned: once the pidfile names us, we reopen the file if its
+path names another file by then (a rotation done while we started).
+
+See :mod:`._upgrade` for the old daemon's side.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from typing import TYPE_CHECKING
+
+import structlog
+
+from .._prefork._handoff import write_pid_in_place
+
+if TYPE_CHECKING:
+    from .._logs._logwriter import LogWriter
+    from .._prefork._adopt import SuccessorChannel
+    from ._upgrade_channel import ChannelLines
+
+__all__ = ["close_channel", "hand_over", "watch_predecessor"]
+
+_log = structlog.get_logger("aiodaemon")
+
+#: Seconds to wait, after the channel ended, for the old daemon's exit to show.
+_EXIT_WAIT = 5.0
+
+
+class _TakeOver:
+    """One successor's take-over; a process has at most one."""
+
+    def __init__(self, channel: SuccessorChannel, logs: LogWriter | None) -> None:
+        self.channel = channel
+        self.logs = logs
+        #: the channel on the loop, open from the start of the run.
+        self.lines: ChannelLines | None = None
+        #: set once the old daemon has exited.
+        self.gone = asyncio.Event()
+        self.claim: asyncio.Task[None] | None = None
+        self.tasks: set[asyncio.Task[None]] = set()
+
+    def open_lines(self) -> ChannelLines:
+        """The channel on the loop (opened now if not yet), passing log reopens both ways."""
+        if self.lines is None:
+            from ._upgrade_channel import ChannelLines
+
+            self.lines = ChannelLines(self.channel.handoff.channel, self.logs)
+        return self.lines
+
+    def watch(self) -> None:
+        """Claim as soon as the old daemon exits (now, if it already has)."""
+        pidfd = self.channel.handoff.parent_pidfd
+        if pidfd is None:
+            self._exited()
+        else:
+            asyncio.get_running_loop().add_reader(pidfd, self._exited)
+
+    def _exited(self) -> None:
+        handoff = self.channel.handoff
+        if handoff.parent_pidfd is not None:
+            asyncio.get_running_loop().remove_reader(handoff.parent_pidfd)
+            os.close(handoff.parent_pidfd)
+            handoff.parent_pidfd = None
+        self.gone.set()
+        if self.claim is None:
+            # It exits after our "W" in a normal hand-over: then this is nothing new.
+            _log.warning("old daemon vanished, taking over", predecessor=handoff.parent)
+            self.start_claim()
+
+    def start_claim(self) -> asyncio.Task[None]:
+        """The one claim of this process, started now if not yet."""
+        if self.claim is None:
+            self.claim = asyncio.get_running_loop().create_task(
+                self._claim(), name="aiodaemon-takeover"
+            )
+            self.tasks.add(self.claim)
+        return self.claim
+
+    async def _claim(self) -> None:
+        channel = self.channel
+        handoff = channel.handoff
+        from .._prefork._adopt_fds import unix_files
+
+        if channel.pidfile is not None:
+            write_pid_in_place(channel.pidfile)
+        if self.logs is not None:
+            # Signals reach us from now on; one sent to the old daemon before
+            # may not have been passed on (we inherited a descriptor of the spawn).
+            self.logs.follow_rename()
+        if channel.listeners is not None:
+            channel.listeners.own_unix_files(unix_files(handoff))
+        if channel.control is not None:
+            identity = unix_files(handoff, "control").get(str(channel.control.path))
+            if identity is not None:
+                channel.control.own_file(identity)
+        for step in channel.on_takeover:
+            await step()
+        # Our stderr was a pipe to the old daemon for its error report; it is ours now.
+        os.dup2(handoff.real_stderr, 2)
+        os.close(handoff.real_stderr)
+
+    async def hand_over(self) -> None:
+        """After ``R``: wait for ``G`` (or the old daemon's exit), claim, go live, answer ``W``."""
+        channel = self.channel
+        lines = self.open_lines()
+        try:
+            line = await lines.readline()
+            if line != b"G\n" and not await self._wait_gone():
+                # The old daemon rolled back and is killing us: nothing here is ours.
+                _log.warning("upgrade abandoned by the old daemon")
+                lines.close()
+                return
+            await asyncio.shield(self.start_claim())
+            if channel.notifier is not None:
+                channel.notifier.release()
+            _log.info("upgrade took over", predecessor=channel.handoff.parent)
+            if line == b"G\n":
+                with contextlib.suppress(OSError):
+                    lines.send(b"W\n")
+        finally:
+            # Nothing more to report on it; lines keeps the channel open while
+            # the old daemon drains (log reopens), with a descriptor of its own.
+            channel.close()
+
+    async def _wait_gone(self) -> bool:
+        """Whether the old daemon exited (its channel ends a moment before its pidfd says so)."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.gone.wait(), _EXIT_WAIT)
+        return self.gone.is_set()
+
+
+_current: list[_TakeOver] = []
+
+
+def _take_over_for(channel: SuccessorChannel, logs: LogWriter | None = None) -> _TakeOver:
+    if not _current:
+        _current.append(_TakeOver(channel, logs))
+    return _current[0]
+
+
+def watch_predecessor(channel: SuccessorChannel, logs: LogWriter | None) -> None:
+    """From the start of the run: read the channel, take over alone if the old daemon exits first.
+
+    Args:
+        channel: the channel to the old daemon.
+        logs: our log writer, whose reopens are passed on to the old daemon
+            (and its reopens to us) while both run.
+    """
+    takeover = _take_over_for(channel, logs)
+    takeover.open_lines()
+    takeover.watch()
+
+
+def close_channel() -> None:
+    """Stop reading the channel to the old daemon (our shutdown ends)."""
+    if _current and _current[0].lines is not None:
+        _current[0].lines.close()
+
+
+def hand_over(channel: SuccessorChannel) -> None:
+    """Once ready: start the hand-over (see the module docstring)."""
+    takeover = _take_over_for(channel)
+    task = asyncio.get_running_loop().create_task(takeover.hand_over(), name="aiodaemon-handover")
+    takeover.tasks.add(task)
+    task.add_done_callback(takeover.tasks.discard)

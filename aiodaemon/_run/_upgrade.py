@@ -1,0 +1,462 @@
+"""Zero-downtime upgrade, run side: start a successor, wait for it, hand over or roll back.
+
+The old daemon (:class:`Upgrader`) spawns the successor with every listening
+socket and the locked pidfile (see :mod:`aiodaemon._prefork._handoff`), keeps serving while the
+successor runs its startup hooks, and learns the outcome over the private
+channel. On ``R`` (ready) it sends ``G``, the successor writes its pid into
+the same locked file and answers ``W``; only then does the old daemon stop
+accepting, tell systemd ``MAINPID=<new>`` and begin its normal shutdown
+(without ``drain_delay``). If the successor fails, exits or is not ready in
+time, it is killed with its process group through its pidfd and the old
+daemon carries on as if nothing happened. Until it exits, the old daemon
+keeps the channel open: log reopens are passed on both ways over it (see
+:mod:`._upgrade_channel`).
+
+One upgrade at a time: a request during one is refused and starts nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+import structlog
+
+from .._prefork._handoff import (
+    Inherited,
+    Spawned,
+    describe_file,
+    describe_pidfile,
+    describe_socket,
+    spawn_successor,
+    write_pid_in_place,
+)
+from ..exceptions import DaemonError
+
+if TYPE_CHECKING:
+    from .._logs._logwriter import LogWriter
+    from .._prefork._control_socket import ControlSocket
+    from .._prefork._pidfile import Pidfile
+    from .._prefork._sockets import Listeners
+    from ._systemd import Notifier
+    from ._upgrade_channel import ChannelLines
+
+__all__ = [
+    "DEFAULT_TIMEOUT",
+    "REPORT_WAIT",
+    "STOPPING",
+    "UpgradeError",
+    "UpgradeRefused",
+    "UpgradeTarget",
+    "Upgrader",
+]
+
+_log = structlog.get_logger("aiodaemon")
+
+#: Default seconds the successor has to become ready.
+DEFAULT_TIMEOUT = 60.0
+#: Seconds the successor has to write its pid once told to.
+_HANDOVER_WAIT = 10.0
+#: Bytes of the successor's stderr kept for the error message.
+_STDERR_TAIL = 8192
+#: Seconds the shutdown waits for an abandoned upgrade's answer to go out.
+REPORT_WAIT = 5.0
+STOPPING = "the daemon is stopping"
+_ABANDONED = f"upgrade abandoned: {STOPPING}"
+
+
+class UpgradeError(DaemonError):
+    """The successor failed; the old daemon keeps serving."""
+
+
+class UpgradeRefused(UpgradeError):
+    """The upgrade was not started (one already runs, PID 1, a chroot, not running).
+
+    ``transient``: refused only for now (the daemon is starting or reloading),
+    so that ``aiodaemon upgrade`` asks again within its timeout.
+    """
+
+    def __init__(self, message: str, *, transient: bool = False) -> None:
+        super().__init__(message)
+        self.transient = transient
+
+
+class UpgradeTarget:
+    """What the old daemon hands over, and how it steps aside.
+
+    Args:
+        pidfile: the locked pidfile, if any.
+        listeners: the listening sockets, if any.
+        listen: the configured ``listen=`` addresses, by name.
+        control: the control socket, if any (whether its file is ours to
+            hand on is read at each spawn: a successor owns it only from its
+            take-over on).
+        notifier: the service manager's notifier, if any.
+        detached: whether the daemon detached.
+        chroot: whether the daemon is chrooted.
+        state: the lifecycle state's name ("running", ...).
+        stop_accepting: stop accepting on every listening socket (tracked
+            servers, control, health).
+        handed_over: begin the shutdown that follows a hand-over (no drain
+            delay, keep socket files).
+        rollback: after a successor failed once told to take over: claim the
+            control socket back.
+        log_file: ``(path, fd)`` of a new descriptor of the log file, for the
+            upgrade to close once it started the successor; None without one.
+        logs: the log writer, whose reopens are passed on to the successor
+            (and the successor's to it) while both run.
+    """
+
+    # A plain class, not a dataclass: every daemon loads this module on its way
+    # to ready (its SIGUSR2 service); a dataclass definition costs ~0.3 ms there.
+    __slots__ = (
+        "chroot",
+        "control",
+        "detached",
+        "handed_over",
+        "listen",
+        "listeners",
+        "log_file",
+        "logs",
+        "notifier",
+        "pidfile",
+        "rollback",
+        "state",
+        "stop_accepting",
+    )
+
+    def __init__(
+        self,
+        *,
+        pidfile: Pidfile | None,
+        listeners: Listeners | None,
+        listen: Mapping[str, object],
+        control: ControlSocket | None,
+        notifier: Notifier | None,
+        detached: bool,
+        chroot: bool,
+        state: Callable[[], str],
+        stop_accepting: Callable[[], Awaitable[None]],
+        handed_over: Callable[[int], None],
+        rollback: Callable[[], None],
+        log_file: Callable[[], tuple[str, int] | None] | None = None,
+        logs: LogWriter | None = None,
+    ) -> None:
+        self.pidfile = pidfile
+        self.listeners = listeners
+        self.listen = listen
+        self.control = control
+        self.notifier = notifier
+        self.detached = detached
+        self.chroot = chroot
+        self.state = state
+        self.stop_accepting = stop_accepting
+        self.log_file = log_file
+        self.logs = logs
+        self.handed_over = handed_over
+        self.rollback = rollback
+
+
+class Upgrader:
+    """The old daemon's side of an upgrade; at most one runs at a time."""
+
+    def __init__(self, target: UpgradeTarget) -> None:
+        self.target = target
+        self.successor: int | None = None
+        self._busy = False
+        #: set when the daemon begins to stop: an upgrade under way is abandoned.
+        self._abort: asyncio.Event | None = None
+        self._spawned: Spawned | None = None
+        #: tasks that will report an upgrade's outcome (control connections).
+        self.reporters: set[asyncio.Task[Any]] = set()
+        #: the channel to the successor we handed over to, open until we exit.
+        self.handed_to: ChannelLines | None = None
+
+    def abort(self) -> None:
+        """The daemon is stopping: kill a successor not yet in charge, hand nothing over."""
+        if self._abort is None:
+            return
+        self._abort.set()
+        # At once: the stop may cancel the upgrade's task before it sees the flag.
+        if self._spawned is not None:
+            _log.warning(_ABANDONED, successor=self.successor)
+            self._spawned.send_kill()
+
+    async def upgrade(self, within: float = DEFAULT_TIMEOUT) -> int:
+        """Replace this daemon by a fresh process of the same program; return its pid.
+
+        Raises:
+            UpgradeRefused: nothing was started (see the message).
+            UpgradeError: the successor failed and was killed; we keep serving.
+        """
+        self._check_allowed()
+        self._busy = True
+        self._abort = asyncio.Event()
+        started = time.monotonic()
+        inherited: list[Inherited] = []
+        try:
+            inherited = self._inherited()
+            spawned = spawn_successor(inherited, detached=self.target.detached)
+        except (DaemonError, OSError) as exc:
+            self._busy = False
+            self._abort = None
+            message = _plain(str(exc))
+            _log.error("upgrade failed", error=message)
+            raise UpgradeError(message) from exc
+        finally:
+            for entry in inherited:
+                if entry.role == "log":
+                    os.close(entry.fd)  # our copy: the successor has its own
+        self.successor = spawned.pid
+        self._spawned = spawned
+        _log.info("upgrade started", successor=spawned.pid, timeout=within)
+        try:
+            await self._run(spawned, within, started)
+        except BaseException:
+            self._busy = False
+            self.successor = None
+            raise
+        finally:
+            self._abort = None
+            self._spawned = None
+        return spawned.pid
+
+    def _check_allowed(self) -> None:
+        if self._busy:
+            raise UpgradeRefused(
+                f"an upgrade is already in progress (successor pid {self.successor}); "
+                "nothing started"
+            )
+        from .._prefork._init import under_container_init
+
+        if os.getpid() == 1 or under_container_init():
+            raise UpgradeRefused(
+                "cannot upgrade PID 1 of a container: its exit ends the container; "
+                "roll the container instead"
+            )
+        if self.target.chroot:
+            raise UpgradeRefused(
+                "cannot upgrade a chrooted daemon: its program is outside the chroot; use restart"
+            )
+        state = self.target.state()
+        if state in ("starting", "reloading"):
+            # Over in a moment, unlike a stop: the command waits for it.
+            raise UpgradeRefused(f"cannot upgrade while {state}", transient=True)
+        if state != "running":
+            raise UpgradeRefused(f"cannot upgrade while {state}; try again when running")
+
+    def _inherited(self) -> list[Inherited]:
+        target = self.target
+        entries: list[Inherited] = []
+        if target.pidfile is not None:
+            entries.append(describe_pidfile(target.pidfile))
+        if target.listeners is not None:
+            owned = target.listeners.owned_unix_files()
+            for name, sock in target.listeners.items():
+                configured = str(target.listen[name])
+                identity = owned.get(configured.removeprefix("unix:"))
+                entries.append(describe_socket("listen", name, sock, configured, identity))
+        if target.control is not None:
+            control = target.control
+            entries.append(
+                describe_socket(
+                    "control", "control", control.sock, str(control.path), control.identity
+                )
+            )
+        log_file = None if target.log_file is None else target.log_file()
+        if log_file is not None and log_file[1] >= 0:
+            entries.append(describe_file("log", *log_file))
+        return entries
+
+    async def _run(self, spawned: Spawned, within: float, started: float) -> None:
+        loop = asyncio.get_running_loop()
+        exited = loop.create_future()
+        loop.add_reader(spawned.pidfd, _set_once, exited)
+        assert self._abort is not None
+        aborted = asyncio.ensure_future(self._abort.wait())
+        tail = bytearray()
+        pump = asyncio.create_task(_pump_stderr(spawned.stderr, tail), name="aiodaemon-upgrade")
+        spawned.stderr = -1  # the pump's to close
+        lines: ChannelLines | None = None
+        told = False
+        try:
+            from ._upgrade_channel import ChannelLines
+
+            lines = ChannelLines(spawned.channel, self.target.logs)
+            spawned.channel.close()  # lines has its own descriptor
+            line = await _first(lines.readline(), exited, within, aborted)
+            self._check_aborted()
+            if line != b"R\n":
+                await _settle(pump)
+                raise UpgradeError(self._failure(spawned, line, within, tail))
+            ready_after = time.monotonic() - started
+            told = True
+            with contextlib.suppress(OSError):
+                lines.send(b"G\n")  # if it is gone, the channel's end says so next
+            line = await _first(lines.readline(), exited, _HANDOVER_WAIT, aborted)
+            self._check_aborted()
+            if line != b"W\n":
+                await _settle(pump)
+                raise UpgradeError(self._failure(spawned, line, _HANDOVER_WAIT, tail))
+        except BaseException:
+            aborted.cancel()
+            loop.remove_reader(spawned.pidfd)
+            if lines is not None:
+                lines.close()
+            spawned.kill()
+            if told:
+                # The successor may have written its pid, or listened on the
+                # control socket, before it failed: both are ours again.
+                if self.target.pidfile is not None:
+                    write_pid_in_place(self.target.pidfile)
+                self.target.rollback()
+            pump.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await pump
+            raise
+        aborted.cancel()
+        loop.remove_reader(spawned.pidfd)
+        os.close(spawned.pidfd)
+        spawned.pidfd = -1
+        # From here on the successor owns the pidfile and gets logrotate's signal:
+        # it passes reopens on over the channel; a rename nobody signalled is followed now.
+        self.handed_to = lines
+        if self.target.logs is not None:
+            self.target.logs.follow_rename()
+        await self.target.stop_accepting()
+        cut_over = time.monotonic() - started
+        notifier = self.target.notifier
+        if notifier is not None:
+            # Sent by us, the main pid, so NotifyAccess=main accepts it; after
+            # it nothing more from us may reach the manager (a STOPPING=1 would
+            # now stop the successor's service).
+            notifier.send(f"MAINPID={spawned.pid}")
+            notifier.close()
+        _log.info(
+            "upgrade handed over",
+            successor=spawned.pid,
+            ready_after=round(ready_after, 3),
+            cut_over=round(cut_over, 3),
+        )
+        # Once the caller has answered (the control command's reply is written
+        # in the same step as our return), the shutdown begins.
+        asyncio.get_running_loop().call_soon(self.target.handed_over, spawned.pid)
+
+    def _check_aborted(self) -> None:
+        # The kill that abort() sends may end the successor before the abort is seen.
+        if self._abort is not None and self._abort.is_set():
+            raise UpgradeError(_ABANDONED)
+
+    def _failure(
+        self, spawned: Spawned, line: bytes | None, timeout: float, tail: bytearray
+    ) -> str:
+        pid = spawned.pid
+        if line is None:
+            message = f"successor (pid {pid}) not ready after {timeout:g} s"
+        elif line.startswith(b"E"):
+            text = line[1:].decode("utf-8", "replace").strip()
+            message = text.partition(" ")[2] or f"successor (pid {pid}) failed"
+        else:
+            code = spawned.exit_status()
+            last = _last_error_line(tail)
+            status = "" if code is None else f" with status {code}"
+            message = last or f"successor (pid {pid}) exited{status} before it was ready"
+        message = _plain(message)
+        _log.error("upgrade failed", successor=pid, error=message)
+        return message
+
+
+def _set_once(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+async def _first(
+    read: Awaitable[bytes],
+    exited: asyncio.Future[None],
+    within: float,
+    aborted: asyncio.Future[Any],
+) -> bytes | None:
+    """A line from the successor, b"" if it exited first, None after ``within`` seconds.
+
+    Raises:
+        UpgradeError: the daemon began to stop meanwhile.
+    """
+    line_task = asyncio.ensure_future(read)
+    waiting: set[asyncio.Future[Any]] = {line_task, exited, aborted}
+    done, _ = await asyncio.wait(waiting, timeout=within, return_when=asyncio.FIRST_COMPLETED)
+    if aborted in done:
+        line_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await line_task
+        raise UpgradeError(_ABANDONED)
+    if line_task in done:
+        line = line_task.result()
+        if not line:
+            # The channel closes as the process exits, a moment before its
+            # exit status exists: wait for that, for the error message.
+            await asyncio.wait([exited], timeout=2.0)
+        return line
+    line_task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await line_task
+    return b"" if exited in done else None
+
+
+async def _pump_stderr(fd: int, tail: bytearray) -> None:
+    """Copy the successor's startup stderr to ours, keeping the end; close ``fd`` at the end."""
+    loop = asyncio.get_running_loop()
+    os.set_blocking(fd, False)
+    readable = asyncio.Event()
+    loop.add_reader(fd, readable.set)
+    try:
+        while True:
+            await readable.wait()
+            readable.clear()
+            try:
+                data = os.read(fd, 65536)
+            except BlockingIOError:
+                continue
+            if not data:
+                return
+            with contextlib.suppress(OSError):
+                os.write(2, data)
+            tail.extend(data)
+            del tail[:-_STDERR_TAIL]
+    finally:
+        loop.remove_reader(fd)
+        os.close(fd)
+
+
+async def _settle(pump: asyncio.Task[None]) -> None:
+    """Let the stderr pump catch up a moment after the successor exited."""
+    with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError, OSError):
+        await asyncio.wait_for(asyncio.shield(pump), 0.5)
+
+
+def _plain(message: str) -> str:
+    """``message`` without the prefixes it gathered on its way ("upgrade: ", "aiodaemon: ").
+
+    The CLI says "upgrade failed: " once; the successor's own messages, and its
+    last stderr line, name the program or the upgrade again.
+    """
+    while True:
+        for prefix in ("upgrade: ", "aiodaemon: "):
+            if message.startswith(prefix):
+                message = message[len(prefix) :]
+                break
+        else:
+            return message
+
+
+def _last_error_line(tail: bytearray) -> str:
+    """The last non-empty line of a traceback: ``Type: message``."""
+    for raw in reversed(bytes(tail).splitlines()):
+        line = raw.decode("utf-8", "replace").strip()
+        if line:
+            return line
+    return ""

@@ -1,0 +1,180 @@
+"""Zero-downtime upgrade, as a run-phase service: SIGUSR2 and the ``upgrade`` command.
+
+The mechanism (start a successor, hand over or roll back) is :mod:`._upgrade`;
+the successor's side of the hand-over is :mod:`._takeover`. This module plugs
+them into a run: the signal, the control command, and what a stop does to an
+upgrade under way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+import structlog
+
+from ._services import Service
+from ._upgrade import DEFAULT_TIMEOUT, REPORT_WAIT, STOPPING, UpgradeError, Upgrader, UpgradeRefused
+
+if TYPE_CHECKING:
+    from .._prefork._adopt import SuccessorChannel
+    from ._control_server import Command
+
+__all__ = ["UpgradeService", "await_handover", "upgrade_command"]
+
+_log = structlog.get_logger("aiodaemon")
+
+
+def upgrade_command(
+    upgrader: Upgrader, run: Callable[[float], Awaitable[int]] | None = None
+) -> Command:
+    """The control socket's ``upgrade`` command: ``{"cmd": "upgrade", "timeout": S}``.
+
+    Answers ``{"ok": true, "pid": <new pid>}`` once the successor took over, or
+    ``{"ok": false, "error": ...}`` (``"refused": true`` when nothing was started).
+    ``run(timeout)`` performs the upgrade (``upgrader.upgrade`` by default).
+    """
+    perform = upgrader.upgrade if run is None else run
+    from .._prefork._control_protocol import MAX_WAIT, VERSION, failure
+
+    async def upgrade(request: dict[str, Any]) -> dict[str, Any]:
+        within = request.get("timeout", DEFAULT_TIMEOUT)
+        if isinstance(within, bool) or not isinstance(within, int | float) or within <= 0:
+            return failure(f"timeout must be a positive number of seconds, not {within!r}")
+        task = asyncio.current_task()
+        if task is not None:
+            # A stop abandons the upgrade; the shutdown lets this answer go out first.
+            upgrader.reporters.add(task)
+            task.add_done_callback(upgrader.reporters.discard)
+        try:
+            pid = await perform(min(float(within), MAX_WAIT))
+        except UpgradeRefused as exc:
+            if exc.transient:
+                # The command asks again until its timeout: a record per try
+                # would flood the log (the command tells its user it waits).
+                _log.debug("upgrade deferred", reason=str(exc))
+                return failure(str(exc), refused=True, transient=True)
+            _log.warning("upgrade refused", reason=str(exc))
+            return failure(str(exc), refused=True)
+        except UpgradeError as exc:
+            return failure(str(exc))
+        return {"v": VERSION, "ok": True, "pid": pid}
+
+    return upgrade
+
+
+def await_handover(channel: SuccessorChannel) -> None:
+    """After reporting ready: wait for ``G`` (or the old daemon's exit) and take over."""
+    from ._takeover import hand_over  # only a successor gets here
+
+    hand_over(channel)
+
+
+class UpgradeService(Service):
+    """SIGUSR2 and the control socket's ``upgrade`` command, for the run they belong to.
+
+    Args:
+        upgrader: the old daemon's side, for this run.
+        commands: the control server's commands (None without a control socket).
+        successor: this run's channel to the old daemon, when an upgrade started it.
+        reload: begin a reload, as SIGHUP does (see :mod:`._upgrade_reloads`).
+        reopen: reopen the log files, as SIGUSR1 does.
+    """
+
+    name = "upgrade"
+
+    def __init__(
+        self,
+        upgrader: Upgrader,
+        commands: dict[str, Any] | None,
+        successor: SuccessorChannel | None = None,
+        *,
+        reload: Callable[[], object] | None = None,
+        reopen: Callable[[], object] | None = None,
+    ) -> None:
+        self.upgrader = upgrader
+        self._commands = commands
+        self._successor = successor
+        self._reload = reload
+        self._reopen = reopen
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> None:
+        """Answer SIGUSR2 and ``{"cmd": "upgrade"}`` from now on."""
+        if self._successor is not None:
+            from ._takeover import watch_predecessor
+
+            watch_predecessor(self._successor, self.upgrader.target.logs)
+        asyncio.get_running_loop().add_signal_handler(signal.SIGUSR2, self._on_signal)
+        if self._commands is not None:
+            from ._upgrade_reloads import refuse_during_upgrade
+
+            self._commands["upgrade"] = upgrade_command(self.upgrader, self._upgrade)
+            reload = self._commands.get("reload")
+            if reload is not None:
+                self._commands["reload"] = refuse_during_upgrade(
+                    lambda: self.upgrader.successor, reload
+                )
+
+    async def _upgrade(self, within: float = DEFAULT_TIMEOUT) -> int:
+        """Upgrade, holding SIGHUP's reload meanwhile (see :mod:`._upgrade_reloads`)."""
+        if self._reload is None or self._reopen is None or self.upgrader.successor is not None:
+            # No one to run a held reload, or refused: one upgrade already holds them.
+            return await self.upgrader.upgrade(within)
+        from ._upgrade_reloads import HeldReloads
+
+        held = HeldReloads(reload=self._reload, reopen=self._reopen)
+        held.begin()
+        try:
+            pid = await self.upgrader.upgrade(within)
+        except BaseException:
+            held.rolled_back()
+            raise
+        held.handed_over(pid)
+        return pid
+
+    def _on_signal(self) -> None:
+        _log.info("signal received", signal="SIGUSR2")
+        task = asyncio.get_running_loop().create_task(self._from_signal(), name="aiodaemon-usr2")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _from_signal(self) -> None:
+        try:
+            await self._upgrade()
+        except UpgradeRefused as exc:
+            _log.warning("upgrade refused", reason=str(exc))
+        except UpgradeError:
+            pass  # logged by the upgrader; we keep serving
+
+    def not_ready(self) -> None:
+        """A stop began: abandon an upgrade under way; SIGUSR2 is refused from now on.
+
+        The handler stays: removing it would restore SIGUSR2's default action,
+        which kills the process in the middle of its shutdown.
+        """
+        self.upgrader.abort()
+        with contextlib.suppress(RuntimeError, ValueError):
+            asyncio.get_running_loop().add_signal_handler(signal.SIGUSR2, _refuse_while_stopping)
+
+    async def wait_finished(self) -> None:
+        """Let an abandoned upgrade end, and its answer go out, before tasks are cancelled."""
+        pending = [t for t in (*self.upgrader.reporters, *self._tasks) if not t.done()]
+        if pending:
+            await asyncio.wait(pending, timeout=REPORT_WAIT)
+
+    async def close(self) -> None:
+        """Close the channels to a successor or a predecessor still open (log reopens)."""
+        if self.upgrader.handed_to is not None:
+            self.upgrader.handed_to.close()
+        if self._successor is not None:
+            from ._takeover import close_channel
+
+            close_channel()
+
+
+def _refuse_while_stopping() -> None:
+    _log.warning("upgrade refused", reason=STOPPING, signal="SIGUSR2")
