@@ -106,9 +106,11 @@ def _write_only() -> None:
             else:
                 replacement = os.open(os.ttyname(fd), os.O_WRONLY | os.O_NOCTTY | os.O_CLOEXEC)
         except OSError as exc:
-            raise StartupError(
-                f"cannot make fd {fd}, root's terminal, write-only: {exc.strerror or exc}"
-            ) from exc
+            if fd == 0:
+                what = "point fd 0, root's terminal, at /dev/null"
+            else:
+                what = f"make fd {fd}, root's terminal, write-only"
+            raise StartupError(f"cannot {what}: {exc.strerror or exc}") from exc
         try:
             os.dup2(replacement, fd)
         finally:
