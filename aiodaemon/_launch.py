@@ -91,10 +91,12 @@ def launch(
         TargetCallsRun: called while the CLI imports TARGET (nothing done yet).
     """
     _refuse_during_target_import(main)
+    from ._prefork._inherited import reset_inherited_signals
     from ._prefork._stdfds import fill_std_fds
 
     # Before anything is opened: nothing acquired may land on fds 0-2.
     fill_std_fds()
+    reset_inherited_signals()
 
     # Everything the program and the start-up build lives as long as the
     # process: no collection until ready (see hold_gc).
@@ -158,16 +160,22 @@ def launch(
                 acquired.release(daemon_pid=result.pid)
                 say(result.message)
 
-            pipe = detach_process(
-                keep=acquired.keep_fds(),
-                stdout=acquired.stdout,
-                stderr=acquired.stderr,
-                on_ready=on_ready or (lambda pid: None),
-                on_failure=on_failure,
-                start_timeout=options.start_timeout,
-                shutdown_timeout=options.shutdown_timeout,
-                pidfile=None if options.pidfile is None else str(options.pidfile),
-            )
+            try:
+                pipe = detach_process(
+                    keep=acquired.keep_fds(),
+                    stdout=acquired.stdout,
+                    stderr=acquired.stderr,
+                    on_ready=on_ready or (lambda pid: None),
+                    on_failure=on_failure,
+                    start_timeout=options.start_timeout,
+                    shutdown_timeout=options.shutdown_timeout,
+                    pidfile=None if options.pidfile is None else str(options.pidfile),
+                )
+            except StartupError as exc:  # no fork happened: nothing else to undo
+                release_gc()
+                close_main(main)
+                say(explain(exc))
+                return exc.exit_code
             # The stdio files are on fds 1 and 2 now; the detach closed the originals.
             acquired.stdout = acquired.stderr = None
         else:

@@ -74,6 +74,7 @@ LAYERS = [
         "_prefork._detach",
         "_prefork._handoff",
         "_prefork._init",
+        "_prefork._inherited",
         "_prefork._stdfds",
     },
     {"_prefork._privileges", "_prefork._terminal"},

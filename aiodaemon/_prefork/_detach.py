@@ -13,6 +13,7 @@ import os
 import stat
 import sys
 
+from ..exceptions import ExitCode, StartupError
 from ._readiness import ReadinessPipe, WaitInterrupted, stop_unready, wait_gone, wait_ready
 
 # Annotations only: aiodaemon.pep3143 imports this module into synchronous
@@ -176,20 +177,35 @@ def fork_daemon(
     # Text still buffered would be written twice, once by each process.
     sys.stdout.flush()
     sys.stderr.flush()
-    read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
+    try:
+        read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
+    except OSError as exc:
+        raise StartupError(f"cannot create the readiness pipe: {exc.strerror}") from exc
     # Every object the launcher made is frozen for the forks: a garbage
     # collection in the daemon would otherwise write to each of them, copying
     # page after page (copy-on-write) while the launcher waits, several ms on the
     # way to ready. The daemon thaws them once the launcher has its verdict.
     gc.freeze()
-    first = os.fork()
+    try:
+        first = os.fork()
+    except OSError as exc:  # EAGAIN: RLIMIT_NPROC or the pid limit; ENOMEM
+        gc.unfreeze()
+        os.close(read_fd)
+        os.close(write_fd)
+        raise StartupError(f"cannot fork the daemon: {exc.strerror}") from exc
     if first:
         os.close(write_fd)
         _launcher(first, read_fd, on_ready, on_failure, (start_timeout, shutdown_timeout), pidfile)
     os.close(read_fd)
     # A new session: no controlling terminal, immune to the launcher's hangups.
     os.setsid()
-    if os.fork():
+    try:
+        second = os.fork()
+    except OSError as exc:
+        # The launcher reads this verdict like the daemon's own.
+        ReadinessPipe(write_fd).fail(ExitCode.FAILURE, f"cannot fork the daemon: {exc.strerror}")
+        os._exit(1)
+    if second:
         # The session leader leaves at once; os._exit skips atexit handlers and
         # buffer flushes that belong to the launcher, not to this transient copy.
         os._exit(0)
@@ -211,7 +227,10 @@ def _launcher(
     start_timeout, shutdown_timeout = timeouts
     code = 1
     try:
-        os.waitpid(child, 0)
+        try:  # noqa: SIM105 (no contextlib on the pep3143 path)
+            os.waitpid(child, 0)
+        except ChildProcessError:
+            pass  # reaped already by the program's own SIGCHLD handler waiting for any child
         result = wait_ready(read_fd, start_timeout)
         if result.ready and result.pid is not None:
             on_ready(result.pid)

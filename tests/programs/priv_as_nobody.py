@@ -13,7 +13,10 @@ import resource  # noqa: F401
 import sys
 
 import aiodaemon
+
+# run(): asyncio, structlog and the launch phases, which it loads before the fork.
 import aiodaemon._daemon
+import aiodaemon._logs._logging
 
 # The last three are loaded only for the options that need them.
 import aiodaemon._prefork._acquire

@@ -1,0 +1,49 @@
+"""Signal state a careless starter leaves: a blocked mask and an ignored SIGCHLD (daemon(7))."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from pathlib import Path
+
+from .support import program, python, read_json_lines, wait_for, wait_gone
+
+
+def _mask(hexmask: str) -> set[int]:
+    """Signal numbers set in a /proc status mask."""
+    bits = int(hexmask, 16)
+    return {n for n in range(1, 65) if bits & (1 << (n - 1))}
+
+
+def test_a_daemon_started_with_signals_blocked_and_sigchld_ignored_works(tmp_path: Path) -> None:
+    """The launcher sees ready, subprocesses report their status, and SIGTERM stops the daemon."""
+    pidfile, log, report = tmp_path / "d.pid", tmp_path / "d.jsonl", tmp_path / "report.json"
+    options = {"detach": True, "pidfile": str(pidfile), "log_file": str(log)}
+    started = python(
+        [
+            program("careless_starter"),
+            program("inherited_signals"),
+            json.dumps(options),
+            report,
+        ]
+    )
+    assert started.returncode == 0, started.stderr
+    wait_for(report.exists, what="main's report")
+    seen = json.loads(report.read_text())
+    assert seen["child"] == 7
+    assert _mask(seen["SigBlk"]) == set()
+    assert signal.SIGCHLD not in _mask(seen["SigIgn"])
+    pid = int(pidfile.read_text())
+    os.kill(pid, signal.SIGTERM)
+    wait_gone(pid)
+    assert not pidfile.exists()
+    assert read_json_lines(log)[-1]["event"] == "exit"
+
+
+def test_a_fork_the_system_refuses_is_one_line() -> None:
+    """With no process left to fork (RLIMIT_NPROC), start fails with one line, no traceback."""
+    options = {"detach": True}
+    result = python([program("priv_as_nobody"), program("fork_refused"), json.dumps(options)])
+    assert result.returncode == 1
+    assert result.stderr == "aiodaemon: cannot fork the daemon: Resource temporarily unavailable\n"
