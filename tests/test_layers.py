@@ -82,6 +82,7 @@ LAYERS = [
     {"pep3143"},
     {
         "_run._context",
+        "_run._backstops",
         "_run._forced",
         "_run._health",
         "_run._hooks",

@@ -25,6 +25,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 from .._prefork._logsinks import FileSink, Record, StreamSink, is_syslog_sink, write_all
+from ..exceptions import StartupError
 
 if TYPE_CHECKING:
     from .._prefork._syslogsink import SyslogSink
@@ -377,7 +378,10 @@ class LogWriter:
                 getattr(self._notice, level)(event, **kw)
 
     def _start(self) -> None:
-        self._thread.start()
+        try:
+            self._thread.start()
+        except RuntimeError as exc:  # RLIMIT_NPROC, a cgroup's pids.max, no memory
+            raise StartupError(f"cannot start the log writer thread: {exc}") from exc
 
     def _after_fork_in_child(self) -> None:
         # A child forked later (multiprocessing) gets no writer thread and a copy

@@ -53,6 +53,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import structlog
 
 from ..exceptions import ExitCode
+from ._backstops import start_backstop
 from ._forced import say_nowait
 from ._hooks import HookError, Lifespan, call_async, entry_name, in_own_context
 from ._loop import await_chain
@@ -98,8 +99,9 @@ class Shutdown:
         _log.info("shutdown started", timeout=timeout, drain_delay=drain)
         # The in-loop deadline below cannot fire while sync code blocks the loop.
         backstop = threading.Timer(drain + timeout + 1.0, self._backstop)
+        backstop.name = "aiodaemon-shutdown-backstop"
         backstop.daemon = True
-        backstop.start()
+        start_backstop(backstop, "the shutdown's deadline while the loop is blocked")
         if drain > 0:
             await asyncio.sleep(drain)
         self.deadline = time.monotonic() + timeout
@@ -321,7 +323,8 @@ def _start_backstop() -> None:
     )
     backstop.name = "aiodaemon-exit-backstop"
     backstop.daemon = True
-    backstop.start()
+    if not start_backstop(backstop, "the exit's deadline", log=False):
+        say_nowait("aiodaemon: cannot start the exit backstop thread; the exit is unbounded\n")
 
 
 #: Whether the interpreter's exit starts the backstop (see _arm_at_exit).

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 import structlog
 
 from ..exceptions import ExitCode
+from ._backstops import start_backstop
 from ._builtin import builtin_factories
 from ._hooks import Lifespan, call_async, describe, entry_name, in_own_context
 from ._state import Event, State
@@ -197,9 +198,12 @@ class StartDeadline:
             # Our own copy: the loop closes the handoff's once the old daemon is gone.
             watch = None if pidfd is None else os.dup(pidfd)
             self._rt.add_state_listener(self._on_state)
-            threading.Thread(
+            backstop = threading.Thread(
                 target=self._backstop, args=(watch,), name="aiodaemon-start-backstop", daemon=True
-            ).start()
+            )
+            started = start_backstop(backstop, "start_timeout while the loop is blocked")
+            if not started and watch is not None:
+                os.close(watch)
 
     def _arm(self) -> None:
         loop = asyncio.get_running_loop()
