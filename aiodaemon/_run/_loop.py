@@ -3,20 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+import errno
+import os
 import socket
 from typing import Any
 
 from ..exceptions import StartupError
 
-__all__ = ["await_chain", "new_event_loop", "sockname"]
+__all__ = ["await_chain", "descriptor_limit", "new_event_loop", "out_of_descriptors", "sockname"]
 
 
 def new_event_loop(choice: bool | None) -> asyncio.AbstractEventLoop:
     """A new loop: uvloop when installed (``None``), required (``True``) or never (``False``).
 
     Raises:
-        StartupError: ``uvloop=True`` and it cannot be imported.
+        StartupError: ``uvloop=True`` and it cannot be imported, or too few
+            descriptors are left for a loop.
     """
+    _check_descriptors_left()
     if choice is not False:
         try:
             import uvloop
@@ -27,6 +31,49 @@ def new_event_loop(choice: bool | None) -> asyncio.AbstractEventLoop:
             loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
             return loop
     return asyncio.new_event_loop()
+
+
+#: Descriptors a loop takes for itself while it starts (epoll, io_uring, eventfd,
+#: its signal socketpair and wake-up pipes: 10 with uvloop), and a margin.
+LOOP_DESCRIPTORS = 16
+
+
+def _check_descriptors_left() -> None:
+    """Refuse to create a loop that would run out of descriptors while it starts.
+
+    libuv aborts the whole process (SIGABRT, nothing cleaned up) when a
+    descriptor it needs at start cannot be had; an error line is better. A dup
+    of fd 0 (always open, see _stdfds) stands for each of them.
+
+    Raises:
+        StartupError: fewer than :data:`LOOP_DESCRIPTORS` are left.
+    """
+    taken: list[int] = []
+    try:
+        for _ in range(LOOP_DESCRIPTORS):
+            taken.append(os.dup(0))
+    except OSError as exc:
+        if not out_of_descriptors(exc):
+            raise
+        raise StartupError(
+            f"cannot create the event loop: {len(taken)} file descriptors left,"
+            f" it needs {LOOP_DESCRIPTORS} ({descriptor_limit()})"
+        ) from exc
+    finally:
+        for fd in taken:
+            os.close(fd)
+
+
+def out_of_descriptors(exc: OSError) -> bool:
+    """Whether ``exc`` is the process (EMFILE) or the system (ENFILE) out of descriptors."""
+    return exc.errno in (errno.EMFILE, errno.ENFILE)
+
+
+def descriptor_limit() -> str:
+    """``RLIMIT_NOFILE N``, the soft limit, for an error line."""
+    import resource
+
+    return f"RLIMIT_NOFILE {resource.getrlimit(resource.RLIMIT_NOFILE)[0]}"
 
 
 def await_chain(task: asyncio.Task[Any]) -> str:

@@ -22,6 +22,7 @@ the request, or :class:`._reloads.ReloadAbandoned` when the daemon stops first),
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import functools
 import inspect
@@ -35,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from ..exceptions import ExitCode, StartupError
+from ..exceptions import DaemonError, ExitCode, StartupError
 from ._context import Context
 from ._forced import ForcedExit, log_joined
 from ._hooks import Hooks, Lifespan, MainTarget, describe
@@ -157,8 +158,9 @@ def run_daemon(main: MainTarget, hooks: Hooks, parts: DaemonParts) -> int:
             runtime.outcome.fail(f"internal error: {type(exc).__name__}: {exc}", exc)
         finally:
             asyncio.set_event_loop(None)
-            # The loop's close gives its signals back their default action.
-            with ignoring_late_signals():
+            # The loop's close gives its signals back their default action. A
+            # uvloop that failed to start stays "running" and refuses to close.
+            with ignoring_late_signals(), contextlib.suppress(RuntimeError):
                 loop.close()
     return runtime.finish()
 
@@ -439,7 +441,9 @@ class Runtime:
         failure = self.outcome.message
         if self.parts.foreground and failure and (self.options.log_file or self.options.syslog):
             # The log went elsewhere; the person at the terminal still sees why.
-            if self.outcome.exception is not None:
+            if self.outcome.exception is not None and not isinstance(
+                self.outcome.exception, DaemonError
+            ):
                 traceback.print_exception(self.outcome.exception, file=sys.stderr)
             print(f"aiodaemon: {failure}", file=sys.stderr, flush=True)
         self.shutdown.wait_threads()

@@ -1,0 +1,53 @@
+"""Too few file descriptors: one line on the terminal and nothing left behind, never an abort."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from .support import program, python
+
+
+def _run(tmp_path: Path, left: int, limit: int) -> tuple[int, str, list[str]]:
+    """Run a foreground daemon with ``left`` descriptors free under ``limit``."""
+    options = {
+        "detach": False,
+        "pidfile": str(tmp_path / "d.pid"),
+        "log_file": str(tmp_path / "log"),
+    }
+    result = python([program("fds_exhausted"), json.dumps(options), str(left), str(limit)])
+    leftovers = sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("d.pid"))
+    return result.returncode, result.stderr, leftovers
+
+
+def test_a_descriptor_limit_no_daemon_can_live_with_is_refused_on_the_terminal(
+    tmp_path: Path,
+) -> None:
+    """RLIMIT_NOFILE 16 is refused before anything is acquired, naming the limit and the fix."""
+    code, stderr, leftovers = _run(tmp_path, 8, 16)
+    assert code == 1
+    assert stderr == (
+        "aiodaemon: RLIMIT_NOFILE is 16: a daemon needs at least 32 open files;"
+        " raise it (ulimit -n, or LimitNOFILE= in a unit)\n"
+    )
+    assert leftovers == []
+
+
+def test_descriptors_used_up_by_the_program_fail_the_start_without_an_abort(
+    tmp_path: Path,
+) -> None:
+    """With too few left for the event loop, the start fails in one line, files removed."""
+    code, stderr, leftovers = _run(tmp_path, 6, 64)
+    assert code == 1
+    assert stderr.startswith("aiodaemon: cannot create the event loop: ")
+    assert stderr.endswith(" file descriptors left, it needs 16 (RLIMIT_NOFILE 64)\n")
+    assert stderr.count("\n") == 1
+    assert leftovers == []
+
+
+def test_enough_descriptors_left_run_the_program(tmp_path: Path) -> None:
+    """The check costs a daemon with room nothing: main runs."""
+    options = {"detach": False, "log_file": str(tmp_path / "log")}
+    result = python([program("fds_exhausted"), json.dumps(options), "24", "64"])
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "main ran\n"
