@@ -109,9 +109,42 @@ def _render_json(logger: Any, method_name: str, event_dict: MutableMapping[str, 
     try:
         return orjson.dumps(event_dict, default=repr, option=_JSON_OPTIONS)
     except TypeError:
-        # Integers beyond 64 bits, cycles, odd keys: a degraded line beats a lost one.
-        safe = {str(k): v if isinstance(v, str) else repr(v) for k, v in event_dict.items()}
-        return orjson.dumps(safe, option=orjson.OPT_APPEND_NEWLINE)
+        # A path with bytes that are not UTF-8, integers beyond 64 bits, cycles,
+        # odd keys: only what orjson refuses is rewritten, the rest keeps its type.
+        safe = _json_safe(dict(event_dict), 0)
+        return orjson.dumps(safe, default=repr, option=orjson.OPT_APPEND_NEWLINE)
+
+
+def _json_safe(value: Any, depth: int) -> Any:
+    """``value`` with what orjson refuses made printable; numbers, booleans and nesting kept."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            # Undecodable bytes of a file name (os.fsdecode's surrogates) show as \xNN.
+            raw = value.encode("utf-8", "surrogateescape" if _fs_only(value) else "surrogatepass")
+            return raw.decode("utf-8", "backslashreplace")
+        return value
+    if value is None or isinstance(value, (bool, float)):
+        return value
+    if isinstance(value, int):
+        return value if -(2**63) <= value < 2**64 else repr(value)
+    if depth > _MAX_DEPTH:
+        return repr(value)
+    if isinstance(value, dict):
+        return {str(_json_safe(k, depth + 1)): _json_safe(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v, depth + 1) for v in value]
+    return repr(value)
+
+
+#: Nesting kept in a degraded line; deeper (or a cycle) is written as its repr.
+_MAX_DEPTH = 16
+
+
+def _fs_only(text: str) -> bool:
+    """Whether every surrogate in ``text`` is one os.fsdecode makes of an undecodable byte."""
+    return all("\udc80" <= c <= "\udcff" for c in text if "\ud800" <= c <= "\udfff")
 
 
 def _encode_console(logger: Any, method_name: str, text: str) -> bytes:
