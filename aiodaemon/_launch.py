@@ -217,10 +217,25 @@ def end_daemon(code: int) -> int:
 
 
 def _getcwd() -> str | None:
+    """The directory we were started from, as the shell named it (``$PWD``) if it is this one.
+
+    A deploy that switches a ``current`` symlink to a new release must have the
+    upgrade start the new release: ``os.getcwd()`` resolves the symlink to the
+    old one (gunicorn's ``util.getcwd`` does the same).
+    """
     try:
-        return os.getcwd()
+        real = os.getcwd()
     except OSError:
         return None
+    logical = os.environ.get("PWD")
+    if logical and os.path.isabs(logical):
+        try:
+            same = os.path.samestat(os.stat(logical), os.stat(real))
+        except OSError:
+            same = False
+        if same:
+            return logical
+    return real
 
 
 def become_daemon(

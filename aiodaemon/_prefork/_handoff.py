@@ -254,7 +254,13 @@ def spawn_successor(
         ours.close()
         for fd in (err_read, real_stderr):
             os.close(fd)
-        raise StartupError(f"upgrade: cannot start {argv[0]}: {exc.strerror or exc}") from None
+        if exc.filename is not None and exc.filename == _launch_directory:
+            # Deleted or closed to us since the start: a deploy that replaced the
+            # release directory the daemon was started from, not a missing program.
+            what = f"cannot enter {_launch_directory}, the directory the daemon was started from"
+        else:
+            what = f"cannot start {argv[0]}"
+        raise StartupError(f"upgrade: {what}: {exc.strerror or exc}") from None
     finally:
         theirs.close()
         os.close(err_write)

@@ -1,0 +1,102 @@
+"""Upgrades and the directory the daemon was started from: a release symlink, a deleted release."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+from pathlib import Path
+
+from .support import AIODAEMON, REPO, aiodaemon_cli, clean_env, is_alive, read_json_lines, wait_for
+
+PROGRAM = REPO / "tests" / "programs" / "upgrade_app.py"
+
+
+def _release(root: Path, name: str, version: str) -> Path:
+    """A release directory holding the test program at ``version``."""
+    release = root / "releases" / name
+    release.mkdir(parents=True)
+    text = PROGRAM.read_text()
+    (release / "upgrade_app.py").write_text(
+        text.replace('VERSION = "v1"', f'VERSION = "{version}"')
+    )
+    return release
+
+
+def _start(cwd: Path, run: Path) -> int:
+    """``aiodaemon start`` from ``cwd`` as a shell there would (``$PWD`` set); the daemon's pid."""
+    pidfile, log = run / "app.pid", run / "app.log"
+    options = ["--log-file", str(log), "--listen", "http=127.0.0.1:0"]
+    started = subprocess.run(
+        [str(AIODAEMON), "start", "upgrade_app:main", "--pidfile", str(pidfile), *options],
+        cwd=cwd,
+        env=clean_env({"PWD": str(cwd)}),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+        check=False,
+    )
+    assert started.returncode == 0, started.stderr
+    return int(pidfile.read_text())
+
+
+def _answer(run: Path) -> str:
+    """One request to the daemon's http listener: ``<VERSION> <pid>``."""
+    [record, *_] = wait_for(
+        lambda: [r for r in read_json_lines(run / "app.log") if r["event"] == "starting"],
+        what="the starting record",
+    )
+    sockets = record["sockets"]
+    assert isinstance(sockets, dict)
+    port = int(str(sockets["http"]).rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(b"GET / HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+        data = b""
+        while chunk := sock.recv(4096):
+            data += chunk
+    return data.partition(b"\r\n\r\n")[2].decode().strip()
+
+
+def test_upgrade_starts_the_release_a_switched_symlink_names(tmp_path: Path) -> None:
+    """Started from ``current`` -> release 1; ``current`` switched to 2; the upgrade runs 2."""
+    run = tmp_path / "run"
+    run.mkdir()
+    _release(tmp_path, "1", "v1")
+    _release(tmp_path, "2", "v2")
+    current = tmp_path / "current"
+    current.symlink_to(tmp_path / "releases" / "1")
+    pid = _start(current, run)
+    try:
+        assert _answer(run) == f"v1 {pid}"
+        # The deploy: switch the symlink atomically, as capistrano-style tools do.
+        (tmp_path / "next").symlink_to(tmp_path / "releases" / "2")
+        os.replace(tmp_path / "next", current)
+        upgraded = aiodaemon_cli("upgrade", "--pidfile", str(run / "app.pid"), "--timeout", "30")
+        assert upgraded.returncode == 0, upgraded.stderr
+        successor = int((run / "app.pid").read_text())
+        assert successor != pid
+        assert _answer(run) == f"v2 {successor}"
+    finally:
+        aiodaemon_cli("stop", "--pidfile", str(run / "app.pid"), "--timeout", "10")
+
+
+def test_upgrade_from_a_deleted_launch_directory_names_the_directory(tmp_path: Path) -> None:
+    """The release directory a deploy removed is named, not the interpreter; the daemon runs on."""
+    run = tmp_path / "run"
+    run.mkdir()
+    release = _release(tmp_path, "1", "v1")
+    pid = _start(release, run)
+    try:
+        shutil.rmtree(release)
+        upgraded = aiodaemon_cli("upgrade", "--pidfile", str(run / "app.pid"), "--timeout", "30")
+        assert upgraded.returncode == 1
+        assert upgraded.stderr == (
+            f"aiodaemon: upgrade failed: cannot enter {release}, the directory the daemon"
+            " was started from: No such file or directory\n"
+        )
+        assert is_alive(pid)
+        assert _answer(run) == f"v1 {pid}"
+    finally:
+        aiodaemon_cli("stop", "--pidfile", str(run / "app.pid"), "--timeout", "10")
