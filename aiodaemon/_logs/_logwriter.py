@@ -222,11 +222,16 @@ class LogWriter:
                 # Before the first records it takes again, a sink that lost
                 # some says so: the file reads in order.
                 self._report_lost(sink)
+            lost = getattr(sink, "lost", None)
             try:
                 sink.write(batch)
             except Exception as exc:
                 self._failing.add(id(sink))
-                self._sink_failed(sink, exc, len(batch))
+                # A write cut short by a full disk or RLIMIT_FSIZE kept the
+                # records before the cut: only the sink knows how many it lost.
+                after = getattr(sink, "lost", None)
+                count = len(batch) if lost is None or after is None else after - lost
+                self._sink_failed(sink, exc, count)
             else:
                 self._failing.discard(id(sink))
 
