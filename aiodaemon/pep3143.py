@@ -21,28 +21,32 @@ from __future__ import annotations
 
 import atexit
 import os
-import pwd
 import signal
 
-from ._prefork import _detach, _privileges
-from ._prefork._messages import say
+from ._prefork import _detach, _pep3143_open
+from ._prefork._pep3143_open import (
+    describe,
+    fork_away,
+    lock_and_change_environment,
+    preserved_fds,
+    signal_handlers,
+    stream_fd,
+    supplementary_groups,
+)
 from ._prefork._pep3143_pidfile import (
     check_pidfile_protocol,
     enter_pidfile,
     exit_pidfile,
-    inside_chroot,
     pidfile_location,
 )
 from ._prefork._pidlock import PidFile
-from .exceptions import DaemonError, StartupError
+from .exceptions import DaemonError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping
     from types import FrameType, TracebackType
     from typing import Any, Protocol, TypeAlias
-
-    from ._prefork._readiness import LaunchResult, ReadinessPipe
 
     class HasFileno(Protocol):
         """A file, socket or anything else with an fd."""
@@ -65,13 +69,11 @@ __all__ = [
     "pidfile",
 ]
 
-
-class DaemonOSEnvironmentError(DaemonError, OSError):
-    """Setting up the daemon's environment (chroot, cwd, owner, limits, stdio) failed."""
-
-
-class DaemonProcessDetachError(DaemonError, OSError):
-    """Forking away from the calling process failed."""
+# The errors of open()'s steps, public here. Assigned, not imported: the API
+# reference (griffe reads the source) then shows this path, as __module__ does.
+DaemonOSEnvironmentError = _pep3143_open.DaemonOSEnvironmentError
+DaemonProcessDetachError = _pep3143_open.DaemonProcessDetachError
+DaemonOSEnvironmentError.__module__ = DaemonProcessDetachError.__module__ = __name__
 
 
 def make_default_signal_map() -> dict[int, SignalTarget]:
@@ -223,9 +225,9 @@ class DaemonContext:
         """
         if self._is_open:
             return
-        handlers = self._signal_handlers()
-        preserved = self._preserved_fds()
-        streams = [_stream_fd(name, getattr(self, name)) for name in ("stdin", "stdout", "stderr")]
+        handlers = signal_handlers(self)
+        preserved = preserved_fds(self)
+        streams = [stream_fd(name, getattr(self, name)) for name in ("stdin", "stdout", "stderr")]
         own = self.pidfile if isinstance(self.pidfile, PidFile) else None
         if self.pidfile is not None and own is None:
             check_pidfile_protocol(self.pidfile)
@@ -235,13 +237,13 @@ class DaemonContext:
             try:
                 own_at = pidfile_location(own.path, self.working_directory, self.chroot_directory)
             except OSError as exc:
-                raise DaemonOSEnvironmentError(exc.errno, _describe(exc)) from exc
-        groups = self._groups()
+                raise DaemonOSEnvironmentError(exc.errno, describe(exc)) from exc
+        groups = supplementary_groups(self)
         # /dev/null opened before a chroot, which may have none.
         null = os.open(os.devnull, os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
         try:
-            self._lock_and_change_environment(own, own_at, groups)
-            pipe = self._detach()
+            lock_and_change_environment(self, own, own_at, groups)
+            pipe = fork_away(self)
             try:
                 for signum, handler in handlers.items():
                     signal.signal(signum, handler)
@@ -266,7 +268,7 @@ class DaemonContext:
                     # Never written: no pidfile is left behind for a daemon that never ran.
                     own.release()
                 if pipe is not None:
-                    pipe.fail(1, _describe(exc))
+                    pipe.fail(1, describe(exc))
                 raise
         finally:
             if null >= 0:
@@ -289,168 +291,3 @@ class DaemonContext:
             self.pidfile.release()
         elif self.pidfile is not None:
             exit_pidfile(self.pidfile)
-
-    # --- the steps of open() ---
-
-    def _signal_handlers(self) -> dict[int, Any]:
-        """``signal_map`` resolved to what ``signal.signal`` takes, checked before any fork."""
-        handlers: dict[int, Any] = {}
-        for signum, target in self.signal_map.items():
-            try:
-                signal.getsignal(signum)
-            except (ValueError, TypeError) as exc:
-                raise DaemonError(f"signal_map: {signum!r} is not a signal number") from exc
-            if signum in (signal.SIGKILL, signal.SIGSTOP):
-                raise DaemonError(f"signal_map: {signal.Signals(signum).name} cannot be handled")
-            if target is None:
-                handlers[signum] = signal.SIG_IGN
-            elif isinstance(target, str):
-                handler = getattr(self, target, None)
-                if not callable(handler):
-                    raise DaemonError(
-                        f"signal_map: {target!r} is not a method of {type(self).__name__}"
-                    )
-                handlers[signum] = handler
-            elif callable(target) or target in (signal.SIG_IGN, signal.SIG_DFL):
-                handlers[signum] = target
-            else:
-                raise DaemonError(f"signal_map: {target!r} for {int(signum)} is not a handler")
-        return handlers
-
-    def _preserved_fds(self) -> list[int]:
-        fds = []
-        for item in self.files_preserve or ():
-            if item is None:
-                continue
-            fd = _fileno(item)
-            if not isinstance(fd, int):
-                raise TypeError(f"files_preserve: not a file descriptor: {item!r}")
-            fds.append(fd)
-        return fds
-
-    def _groups(self) -> list[int] | None:
-        """The supplementary groups to set, looked up while ``/etc/group`` is still visible.
-
-        None leaves them alone (not root, or staying root without ``initgroups``).
-        """
-        if self.initgroups:
-            try:
-                name = pwd.getpwuid(self.uid).pw_name
-            except KeyError:
-                # python-daemon's rule: no user name, no initgroups.
-                name = None
-            if name is not None:
-                try:
-                    return os.getgrouplist(name, self.gid)
-                except OSError as exc:
-                    raise DaemonOSEnvironmentError(
-                        exc.errno, f"cannot list groups of {name}: {exc.strerror}"
-                    ) from exc
-        if os.geteuid() == 0 and self.uid != 0:
-            # Dropping root must not keep root's groups (python-daemon keeps them).
-            return []
-        return None
-
-    def _lock_and_change_environment(
-        self, own: PidFile | None, own_at: str | None, groups: list[int] | None
-    ) -> None:
-        """Set the umask, lock the ``PidFile`` (at ``own_at``), then change the environment.
-
-        Undone on failure: the ``PidFile`` is released and the caller's umask restored.
-        """
-        # The context's umask from the pidfile's creation on, as run() does:
-        # with umask=0o077 the pidfile is 0600, not the caller's 0644.
-        caller_umask = os.umask(self.umask)
-        try:
-            if own is not None:
-                own.lock(at=own_at, owner=self.uid)
-            try:
-                self._change_environment(own, groups)
-            except BaseException:
-                if own is not None:
-                    own.release()
-                raise
-        except BaseException:
-            # Nothing started: the caller keeps the umask it had.
-            os.umask(caller_umask)
-            raise
-
-    def _change_environment(self, own: PidFile | None, groups: list[int] | None) -> None:
-        """Chroot, cwd, owner and core limit, in the calling process (errors reach it)."""
-        try:
-            if not self.detach_process and os.geteuid() == 0 and self.uid != 0:
-                # Before the chroot hides /dev/tty: the dropped program must not
-                # type into root's terminal (TIOCSTI); a detached one has setsid.
-                from ._prefork._terminal import give_up_terminal
-
-                give_up_terminal()
-            if own is not None and own.held is not None:
-                if os.geteuid() == 0 and (self.uid, self.gid) != (0, 0):
-                    # The dropped daemon must still be able to remove it in a sticky /run.
-                    own.held.chown(self.uid, self.gid)
-                if self.chroot_directory is not None:
-                    own.held.enter_chroot(_as_path(self.chroot_directory))
-            if self.chroot_directory is not None:
-                inside = inside_chroot(self.chroot_directory, self.working_directory)
-                _privileges.enter_chroot(self.chroot_directory, inside)
-            else:
-                os.chdir(self.working_directory)
-            _privileges.set_identity(self.uid, self.gid, groups)
-            if self.prevent_core:
-                _privileges.disable_core_dumps()
-        except StartupError as exc:
-            raise DaemonOSEnvironmentError(str(exc)) from exc
-        except OSError as exc:
-            raise DaemonOSEnvironmentError(exc.errno, _describe(exc)) from exc
-
-    def _detach(self) -> ReadinessPipe | None:
-        """Fork away if asked; in the daemon, return its end of the readiness pipe."""
-        if not self.detach_process:
-            return None
-        try:
-            return _detach.fork_daemon(on_ready=_nothing, on_failure=_report_failure)
-        except OSError as exc:
-            raise DaemonProcessDetachError(exc.errno, f"cannot fork: {exc.strerror}") from exc
-
-
-def _nothing(pid: int) -> None:
-    """The caller of a detached ``open()`` has nothing to say once the daemon is up."""
-
-
-def _report_failure(result: LaunchResult) -> None:
-    # Imported at the top: the caller may be inside its chroot by now.
-    say(result.message)
-
-
-def _fileno(item: object) -> object:
-    fileno = getattr(item, "fileno", None)
-    if fileno is None:
-        return item
-    try:
-        return fileno()
-    except (OSError, ValueError):
-        return None
-
-
-def _stream_fd(name: str, stream: HasFileno | None) -> int | None:
-    if stream is None:
-        return None
-    fd = _fileno(stream)
-    if not isinstance(fd, int) or fd < 0:
-        raise DaemonError(f"{name}: {stream!r} has no file descriptor for the daemon's {name}")
-    return fd
-
-
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, DaemonError):
-        return str(exc)
-    if isinstance(exc, OSError) and exc.strerror:
-        where = f" {exc.filename}" if exc.filename is not None else ""
-        return f"{exc.strerror}{where}"
-    return f"{type(exc).__name__}: {exc}"
-
-
-def _as_path(path: str | os.PathLike[str]) -> Any:
-    from pathlib import Path
-
-    return Path(path)

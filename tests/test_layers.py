@@ -79,7 +79,7 @@ LAYERS = [
     },
     {"_prefork._privileges", "_prefork._terminal"},
     {"_prefork._pep3143_pidfile", "_prefork._pidlock"},
-    {"pep3143"},
+    {"_prefork._pep3143_open", "pep3143"},
     {
         "_run._context",
         "_run._backstops",

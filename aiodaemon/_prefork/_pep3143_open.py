@@ -1,0 +1,265 @@
+"""The steps of ``DaemonContext.open()`` (``aiodaemon.pep3143``), and the errors they raise.
+
+``open()`` puts them in order; each is here. First every argument is checked
+and resolved, before anything changes: the ``signal_map`` to handlers, the fds
+to keep, the stdio streams' fds, the supplementary groups (looked up while
+``/etc/group`` is still visible). Then, in the calling process so that its
+errors reach the caller: the umask, the ``PidFile`` lock, chroot, working
+directory, owner and core limit. Then the fork. The two errors are public in
+``aiodaemon.pep3143``, which gives them its name.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import signal
+
+from ..exceptions import DaemonError, StartupError
+from . import _detach, _privileges
+from ._messages import say
+from ._pep3143_pidfile import inside_chroot
+
+TYPE_CHECKING = False  # not typing's: see aiodaemon/__init__.py
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping
+    from typing import Any, Protocol, TypeAlias
+
+    from ._pidlock import PidFile
+    from ._readiness import LaunchResult, ReadinessPipe
+
+    StrPath: TypeAlias = str | os.PathLike[str]
+
+    class Context(Protocol):
+        """What the steps read of a ``DaemonContext``: its arguments, as attributes."""
+
+        @property
+        def chroot_directory(self) -> StrPath | None: ...
+        @property
+        def working_directory(self) -> StrPath: ...
+        @property
+        def umask(self) -> int: ...
+        @property
+        def uid(self) -> int: ...
+        @property
+        def gid(self) -> int: ...
+        @property
+        def initgroups(self) -> bool: ...
+        @property
+        def prevent_core(self) -> bool: ...
+        @property
+        def detach_process(self) -> bool: ...
+        @property
+        def files_preserve(self) -> Iterable[object] | None: ...
+        @property
+        def signal_map(self) -> Mapping[int, object]: ...
+
+
+__all__ = [
+    "DaemonOSEnvironmentError",
+    "DaemonProcessDetachError",
+    "describe",
+    "fork_away",
+    "lock_and_change_environment",
+    "preserved_fds",
+    "signal_handlers",
+    "stream_fd",
+    "supplementary_groups",
+]
+
+
+class DaemonOSEnvironmentError(DaemonError, OSError):
+    """Setting up the daemon's environment (chroot, cwd, owner, limits, stdio) failed."""
+
+
+class DaemonProcessDetachError(DaemonError, OSError):
+    """Forking away from the calling process failed."""
+
+
+# --- checked before anything changes ---
+
+
+def signal_handlers(context: Context) -> dict[int, Any]:
+    """``signal_map`` resolved to what ``signal.signal`` takes, checked before any fork."""
+    handlers: dict[int, Any] = {}
+    for signum, target in context.signal_map.items():
+        try:
+            signal.getsignal(signum)
+        except (ValueError, TypeError) as exc:
+            raise DaemonError(f"signal_map: {signum!r} is not a signal number") from exc
+        if signum in (signal.SIGKILL, signal.SIGSTOP):
+            raise DaemonError(f"signal_map: {signal.Signals(signum).name} cannot be handled")
+        if target is None:
+            handlers[signum] = signal.SIG_IGN
+        elif isinstance(target, str):
+            handler = getattr(context, target, None)
+            if not callable(handler):
+                raise DaemonError(
+                    f"signal_map: {target!r} is not a method of {type(context).__name__}"
+                )
+            handlers[signum] = handler
+        elif callable(target) or target in (signal.SIG_IGN, signal.SIG_DFL):
+            handlers[signum] = target
+        else:
+            raise DaemonError(f"signal_map: {target!r} for {int(signum)} is not a handler")
+    return handlers
+
+
+def preserved_fds(context: Context) -> list[int]:
+    """The fds of ``files_preserve``.
+
+    Raises:
+        TypeError: an entry is not an fd.
+    """
+    fds = []
+    for item in context.files_preserve or ():
+        if item is None:
+            continue
+        fd = _fileno(item)
+        if not isinstance(fd, int):
+            raise TypeError(f"files_preserve: not a file descriptor: {item!r}")
+        fds.append(fd)
+    return fds
+
+
+def stream_fd(name: str, stream: object) -> int | None:
+    """The fd of the stream given as ``stdin``, ``stdout`` or ``stderr`` (``name``).
+
+    Raises:
+        DaemonError: the stream has no fd.
+    """
+    if stream is None:
+        return None
+    fd = _fileno(stream)
+    if not isinstance(fd, int) or fd < 0:
+        raise DaemonError(f"{name}: {stream!r} has no file descriptor for the daemon's {name}")
+    return fd
+
+
+def supplementary_groups(context: Context) -> list[int] | None:
+    """The supplementary groups to set, looked up while ``/etc/group`` is still visible.
+
+    None leaves them alone (not root, or staying root without ``initgroups``).
+    """
+    if context.initgroups:
+        try:
+            name = pwd.getpwuid(context.uid).pw_name
+        except KeyError:
+            # python-daemon's rule: no user name, no initgroups.
+            name = None
+        if name is not None:
+            try:
+                return os.getgrouplist(name, context.gid)
+            except OSError as exc:
+                raise DaemonOSEnvironmentError(
+                    exc.errno, f"cannot list groups of {name}: {exc.strerror}"
+                ) from exc
+    if os.geteuid() == 0 and context.uid != 0:
+        # Dropping root must not keep root's groups (python-daemon keeps them).
+        return []
+    return None
+
+
+def _fileno(item: object) -> object:
+    fileno = getattr(item, "fileno", None)
+    if fileno is None:
+        return item
+    try:
+        return fileno()
+    except (OSError, ValueError):
+        return None
+
+
+# --- the changes, in the calling process ---
+
+
+def lock_and_change_environment(
+    context: Context, own: PidFile | None, own_at: str | None, groups: list[int] | None
+) -> None:
+    """Set the umask, lock the ``PidFile`` (at ``own_at``), then change the environment.
+
+    Undone on failure: the ``PidFile`` is released and the caller's umask restored.
+    """
+    # The context's umask from the pidfile's creation on, as run() does:
+    # with umask=0o077 the pidfile is 0600, not the caller's 0644.
+    caller_umask = os.umask(context.umask)
+    try:
+        if own is not None:
+            own.lock(at=own_at, owner=context.uid)
+        try:
+            _change_environment(context, own, groups)
+        except BaseException:
+            if own is not None:
+                own.release()
+            raise
+    except BaseException:
+        # Nothing started: the caller keeps the umask it had.
+        os.umask(caller_umask)
+        raise
+
+
+def _change_environment(context: Context, own: PidFile | None, groups: list[int] | None) -> None:
+    """Chroot, cwd, owner and core limit, in the calling process (errors reach it)."""
+    try:
+        if not context.detach_process and os.geteuid() == 0 and context.uid != 0:
+            # Before the chroot hides /dev/tty: the dropped program must not
+            # type into root's terminal (TIOCSTI); a detached one has setsid.
+            from ._terminal import give_up_terminal
+
+            give_up_terminal()
+        if own is not None and own.held is not None:
+            if os.geteuid() == 0 and (context.uid, context.gid) != (0, 0):
+                # The dropped daemon must still be able to remove it in a sticky /run.
+                own.held.chown(context.uid, context.gid)
+            if context.chroot_directory is not None:
+                own.held.enter_chroot(_as_path(context.chroot_directory))
+        if context.chroot_directory is not None:
+            inside = inside_chroot(context.chroot_directory, context.working_directory)
+            _privileges.enter_chroot(context.chroot_directory, inside)
+        else:
+            os.chdir(context.working_directory)
+        _privileges.set_identity(context.uid, context.gid, groups)
+        if context.prevent_core:
+            _privileges.disable_core_dumps()
+    except StartupError as exc:
+        raise DaemonOSEnvironmentError(str(exc)) from exc
+    except OSError as exc:
+        raise DaemonOSEnvironmentError(exc.errno, describe(exc)) from exc
+
+
+def _as_path(path: str | os.PathLike[str]) -> Any:
+    from pathlib import Path
+
+    return Path(path)
+
+
+# --- the fork ---
+
+
+def fork_away(context: Context) -> ReadinessPipe | None:
+    """Fork away if asked; in the daemon, return its end of the readiness pipe."""
+    if not context.detach_process:
+        return None
+    try:
+        return _detach.fork_daemon(on_ready=_nothing, on_failure=_report_failure)
+    except OSError as exc:
+        raise DaemonProcessDetachError(exc.errno, f"cannot fork: {exc.strerror}") from exc
+
+
+def _nothing(pid: int) -> None:
+    """The caller of a detached ``open()`` has nothing to say once the daemon is up."""
+
+
+def _report_failure(result: LaunchResult) -> None:
+    # Imported at the top: the caller may be inside its chroot by now.
+    say(result.message)
+
+
+def describe(exc: BaseException) -> str:
+    """A failure of ``open()`` in a line: what the caller reports, or an ``OSError``'s text."""
+    if isinstance(exc, DaemonError):
+        return str(exc)
+    if isinstance(exc, OSError) and exc.strerror:
+        where = f" {exc.filename}" if exc.filename is not None else ""
+        return f"{exc.strerror}{where}"
+    return f"{type(exc).__name__}: {exc}"
