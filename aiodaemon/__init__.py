@@ -25,7 +25,7 @@ if TYPE_CHECKING:
         run,
     )
     from ._options import DaemonOptions
-    from ._prefork._pidfile import PidfileState, PidfileStatus, read_pidfile
+    from ._prefork._pidfile_status import PidfileState, PidfileStatus, read_pidfile
     from ._run._context import Context
     from ._run._state import State
     from ._run._systemd import notify as sd_notify
@@ -67,8 +67,8 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "DaemonError": ("exceptions", "DaemonError"),
     "DaemonOptions": ("_options", "DaemonOptions"),
     "ExitCode": ("exceptions", "ExitCode"),
-    "PidfileState": ("_prefork._pidfile", "PidfileState"),
-    "PidfileStatus": ("_prefork._pidfile", "PidfileStatus"),
+    "PidfileState": ("_prefork._pidfile_status", "PidfileState"),
+    "PidfileStatus": ("_prefork._pidfile_status", "PidfileStatus"),
     "StartupError": ("exceptions", "StartupError"),
     "State": ("_run._state", "State"),
     "lifespan": ("_daemon", "lifespan"),
@@ -76,7 +76,7 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "on_shutdown": ("_daemon", "on_shutdown"),
     "on_signal": ("_daemon", "on_signal"),
     "on_startup": ("_daemon", "on_startup"),
-    "read_pidfile": ("_prefork._pidfile", "read_pidfile"),
+    "read_pidfile": ("_prefork._pidfile_status", "read_pidfile"),
     "readiness_check": ("_daemon", "readiness_check"),
     "run": ("_daemon", "run"),
     "sd_notify": ("_run._systemd", "notify"),

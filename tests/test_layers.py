@@ -59,6 +59,7 @@ LAYERS = [
         "_prefork._logsinks",
         "_prefork._logtargets",
         "_prefork._pidfile",
+        "_prefork._pidfile_status",
         "_prefork._readiness",
         "_prefork._sockets",
         "_prefork._syslogsink",

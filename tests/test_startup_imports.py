@@ -43,6 +43,7 @@ NOT_FOR_EVERYONE = {
     "aiodaemon._run._health",
     "aiodaemon._prefork._identity",
     "aiodaemon._prefork._pidfile",
+    "aiodaemon._prefork._pidfile_status",
     "aiodaemon._prefork._prctl",
     "aiodaemon._prefork._safeopen",
     "aiodaemon._prefork._sharedfile",

@@ -18,7 +18,7 @@ import time
 
 from .._prefork._control_protocol import VERSION
 from .._prefork._messages import printable, say, write_line
-from .._prefork._pidfile import PidfileState, PidfileStatus, read_pidfile
+from .._prefork._pidfile_status import PidfileState, PidfileStatus, read_pidfile
 from ._control_client import (
     BUSY_PATIENCE,
     ControlAbsent,

@@ -15,7 +15,7 @@ import os
 import time
 
 from .._prefork._messages import say
-from .._prefork._pidfile import read_pidfile
+from .._prefork._pidfile_status import read_pidfile
 from ._control_client import ControlMismatch, ControlUntrusted, ask
 
 TYPE_CHECKING = False  # not typing's: see aiodaemon/__init__.py

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 
-from .._prefork._pidfile import PidfileState, PidfileStatus
+from .._prefork._pidfile_status import PidfileState, PidfileStatus
 from ._control import ControlCode, _say
 from ._control_client import ControlDenied, ControlError
 from ._control_trust import ControlUntrusted, say_ignored

@@ -26,7 +26,8 @@ import stat
 import time
 
 from .._prefork._control_protocol import VERSION
-from .._prefork._pidfile import PidfileState, PidfileStatus, _has_open, read_pidfile
+from .._prefork._pidfile import _has_open
+from .._prefork._pidfile_status import PidfileState, PidfileStatus, read_pidfile
 from .._prefork._sharedfile import is_open_to_all
 from ._control_client import (
     BUSY_PATIENCE,

@@ -16,7 +16,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from .._prefork._messages import silence, write_line
-from .._prefork._pidfile import PidfileStatus, read_pidfile
+from .._prefork._pidfile_status import PidfileStatus, read_pidfile
 from ..exceptions import ConfigError, DaemonError, ExitCode
 from . import _control
 from ._parser import PROG, build_parser, error

@@ -15,7 +15,7 @@ import os
 import time
 
 from .._prefork._control_protocol import VERSION
-from .._prefork._pidfile import read_pidfile
+from .._prefork._pidfile_status import read_pidfile
 from ._control import ControlCode, _holder, _open_verified, _say, _send
 from ._control_client import (
     ControlAbsent,

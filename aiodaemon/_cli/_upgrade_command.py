@@ -17,7 +17,7 @@ import time
 
 from .._prefork._control_protocol import VERSION
 from .._prefork._messages import say, write_line
-from .._prefork._pidfile import PidfileStatus, read_pidfile
+from .._prefork._pidfile_status import PidfileStatus, read_pidfile
 from . import _control
 from ._control import ControlCode
 from ._control_client import (

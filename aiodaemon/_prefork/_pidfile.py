@@ -1,7 +1,9 @@
-"""Pidfile: an ``flock``-held file with the daemon's pid, and its read side for the CLI.
+"""The daemon's pidfile: an ``flock``-held file with its pid, taken before the fork.
 
 The lock, never ``kill(pid, 0)``, decides whether a daemon runs: a pid in a file
 outlives its process and may be reused by an unrelated one, a lock does not.
+What the file holds and who holds it (``_parse_pid``, ``_has_open``) is checked
+here and by the read side for the control commands, :mod:`._pidfile_status`.
 """
 
 from __future__ import annotations
@@ -21,14 +23,13 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from pathlib import Path
 
-__all__ = ["Pidfile", "PidfileState", "PidfileStatus", "acquire_pidfile", "read_pidfile"]
+__all__ = ["Pidfile", "acquire_pidfile"]
 
 # O_NOFOLLOW: a symlink planted at the path must not redirect our write
 # (the classic /tmp symlink attack turns a root daemon into a file clobberer).
 # O_NONBLOCK: opening a FIFO planted at the path must not wait for a writer
 # forever; the file type is checked right after the open.
 _OPEN_FLAGS = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NOCTTY | os.O_NONBLOCK
-_READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NOCTTY | os.O_NONBLOCK
 
 #: How long a start waits for readers probing the lock (``status``, ``pkill -L``)
 #: to let go. A probe holds its shared lock for microseconds; only a storm of
@@ -275,99 +276,6 @@ def _still_at(path: str | Path, st: os.stat_result) -> bool:
     return (current.st_dev, current.st_ino) == (st.st_dev, st.st_ino)
 
 
-class PidfileStatus(enum.Enum):
-    """What a pidfile says about its daemon."""
-
-    RUNNING = "running"
-    #: the file exists but nobody holds its lock: the daemon died without cleaning up.
-    DEAD = "dead"
-    #: no file at all.
-    ABSENT = "absent"
-    #: the file cannot be read (permissions, not a regular file), its holder
-    #: cannot be verified, or it is locked while holding no pid.
-    UNKNOWN = "unknown"
-
-
-class PidfileState:
-    """A reading of a pidfile: its status and the pid it holds (None if empty or garbage)."""
-
-    # A plain class, not a dataclass: importing dataclasses (and inspect) would
-    # be most of what ``aiodaemon status`` costs.
-    __slots__ = ("detail", "pid", "status", "unparsable")
-
-    #: why it is UNKNOWN, or what unparsable data it holds instead of a pid.
-    detail: str
-    #: the file holds bytes that are not a pid (``detail`` shows them).
-    unparsable: bool
-
-    def __init__(
-        self, status: PidfileStatus, pid: int | None, detail: str = "", *, unparsable: bool = False
-    ) -> None:
-        self.status = status
-        self.pid = pid
-        self.detail = detail
-        self.unparsable = unparsable
-
-    def __repr__(self) -> str:
-        return f"PidfileState({self.status!r}, {self.pid!r}, {self.detail!r})"
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, PidfileState):
-            return NotImplemented
-        return (self.status, self.pid, self.detail) == (other.status, other.pid, other.detail)
-
-    def __hash__(self) -> int:
-        return hash((self.status, self.pid, self.detail))
-
-    @property
-    def running_pid(self) -> int | None:
-        """The pid that may be signalled: only a verified lock holder's."""
-        return self.pid if self.status is PidfileStatus.RUNNING else None
-
-
-def read_pidfile(path: str | os.PathLike[str]) -> PidfileState:
-    """Read ``path`` and tell whether a live daemon holds it.
-
-    A pid counts as running only when the file is locked *and* that process
-    has this very file open, so a recycled pid is never taken for the daemon.
-    Anything but a regular file (a FIFO, socket, directory) is UNKNOWN, and
-    never waited on.
-    """
-    path = os.fspath(path)
-    try:
-        fd = os.open(path, _READ_FLAGS)
-    except FileNotFoundError:
-        return PidfileState(PidfileStatus.ABSENT, None)
-    except OSError as exc:
-        kind = _special_kind(path)
-        if kind is not None:
-            return PidfileState(PidfileStatus.UNKNOWN, None, _not_regular(path, kind))
-        return PidfileState(PidfileStatus.UNKNOWN, None, f"cannot open {path}: {exc.strerror}")
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            return PidfileState(PidfileStatus.UNKNOWN, None, _not_regular(path, _kind(st.st_mode)))
-        data = os.pread(fd, 64, 0)
-        pid = _parse_pid(data)
-        garbage = "" if pid is not None or not data.strip() else _garbage(path, data)
-        if not _is_locked(fd):
-            return PidfileState(PidfileStatus.DEAD, pid, garbage, unparsable=bool(garbage))
-        if garbage:
-            # Locked, yet no pid: whoever holds it is not a daemon of ours (one
-            # empties the file under the lock before anything else).
-            return PidfileState(PidfileStatus.UNKNOWN, None, garbage, unparsable=True)
-        if pid is None:
-            # Locked but empty: a daemon between taking the lock and writing its pid.
-            return PidfileState(PidfileStatus.RUNNING, None, "starting")
-        if _has_open(pid, st) is False:
-            return PidfileState(
-                PidfileStatus.UNKNOWN, pid, f"pid {pid} does not hold {path}'s lock"
-            )
-        return PidfileState(PidfileStatus.RUNNING, pid)
-    finally:
-        os.close(fd)
-
-
 def _kind(mode: int) -> str:
     for test, name in (
         (stat.S_ISDIR, "a directory"),
@@ -393,23 +301,6 @@ def _special_kind(path: str | os.PathLike[str]) -> str | None:
 
 def _not_regular(path: str | os.PathLike[str], kind: str) -> str:
     return f"pidfile {path} is {kind}, not a regular file"
-
-
-def _garbage(path: str | os.PathLike[str], data: bytes) -> str:
-    """How a pidfile holding no pid is described: its first bytes, escaped."""
-    excerpt = data[:32].decode("ascii", "backslashreplace")
-    excerpt = excerpt.encode("unicode_escape").decode("ascii").replace("\\\\x", "\\x")
-    more = "..." if len(data) > 32 else ""
-    return f"pidfile {path} holds no pid but unparsable data: '{excerpt}'{more}"
-
-
-def _is_locked(fd: int) -> bool:
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    fcntl.flock(fd, fcntl.LOCK_UN)
-    return False
 
 
 def _has_open(pid: int, st: os.stat_result) -> bool | None:

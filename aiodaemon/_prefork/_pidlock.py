@@ -89,13 +89,13 @@ class PidFile:
 
     def read_pid(self) -> int | None:
         """The pid in the file, None when absent, empty or garbage."""
-        from ._pidfile import read_pidfile
+        from ._pidfile_status import read_pidfile
 
         return read_pidfile(self.path).pid
 
     def is_locked(self) -> bool:
         """Whether a live process (perhaps this one) holds the lock."""
-        from ._pidfile import PidfileStatus, read_pidfile
+        from ._pidfile_status import PidfileStatus, read_pidfile
 
         if self._held is not None:
             return True
@@ -142,6 +142,10 @@ class PidFile:
 
         from ..exceptions import AlreadyRunningError
         from ._pidfile import acquire_pidfile
+
+        # Loaded with the acquire side, before a DaemonContext's chroot or drop, in
+        # which read_pid() and is_locked() may run where an import can fail.
+        from ._pidfile_status import read_pidfile  # noqa: F401
 
         wait = self.acquire_timeout if timeout is None else timeout
         if wait is None:

@@ -10,7 +10,7 @@ import os
 import sys
 import time
 
-from aiodaemon._prefork._pidfile import read_pidfile
+from aiodaemon._prefork._pidfile_status import read_pidfile
 
 path, stop, seconds = sys.argv[1], sys.argv[2], float(sys.argv[3])
 deadline = time.monotonic() + seconds

@@ -1,0 +1,131 @@
+"""Reading a pidfile from outside: whether a live daemon holds it, and its pid.
+
+For the control commands (``aiodaemon status``, ``stop``...), ``PidFile`` of
+``pep3143`` and the public ``aiodaemon.read_pidfile``. Only reads: never takes
+the lock for longer than a test of it, never waits on what sits at the path.
+What a pid in the file looks like, and who has the file open, is :mod:`._pidfile`'s.
+"""
+
+from __future__ import annotations
+
+import enum
+import fcntl
+import os
+import stat
+
+from ._pidfile import _has_open, _kind, _not_regular, _parse_pid, _special_kind
+
+__all__ = ["PidfileState", "PidfileStatus", "read_pidfile"]
+
+# O_NOFOLLOW and O_NONBLOCK as for the acquire side (see ._pidfile).
+_READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NOCTTY | os.O_NONBLOCK
+
+
+class PidfileStatus(enum.Enum):
+    """What a pidfile says about its daemon."""
+
+    RUNNING = "running"
+    #: the file exists but nobody holds its lock: the daemon died without cleaning up.
+    DEAD = "dead"
+    #: no file at all.
+    ABSENT = "absent"
+    #: the file cannot be read (permissions, not a regular file), its holder
+    #: cannot be verified, or it is locked while holding no pid.
+    UNKNOWN = "unknown"
+
+
+class PidfileState:
+    """A reading of a pidfile: its status and the pid it holds (None if empty or garbage)."""
+
+    # A plain class, not a dataclass: importing dataclasses (and inspect) would
+    # be most of what ``aiodaemon status`` costs.
+    __slots__ = ("detail", "pid", "status", "unparsable")
+
+    #: why it is UNKNOWN, or what unparsable data it holds instead of a pid.
+    detail: str
+    #: the file holds bytes that are not a pid (``detail`` shows them).
+    unparsable: bool
+
+    def __init__(
+        self, status: PidfileStatus, pid: int | None, detail: str = "", *, unparsable: bool = False
+    ) -> None:
+        self.status = status
+        self.pid = pid
+        self.detail = detail
+        self.unparsable = unparsable
+
+    def __repr__(self) -> str:
+        return f"PidfileState({self.status!r}, {self.pid!r}, {self.detail!r})"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, PidfileState):
+            return NotImplemented
+        return (self.status, self.pid, self.detail) == (other.status, other.pid, other.detail)
+
+    def __hash__(self) -> int:
+        return hash((self.status, self.pid, self.detail))
+
+    @property
+    def running_pid(self) -> int | None:
+        """The pid that may be signalled: only a verified lock holder's."""
+        return self.pid if self.status is PidfileStatus.RUNNING else None
+
+
+def read_pidfile(path: str | os.PathLike[str]) -> PidfileState:
+    """Read ``path`` and tell whether a live daemon holds it.
+
+    A pid counts as running only when the file is locked *and* that process
+    has this very file open, so a recycled pid is never taken for the daemon.
+    Anything but a regular file (a FIFO, socket, directory) is UNKNOWN, and
+    never waited on.
+    """
+    path = os.fspath(path)
+    try:
+        fd = os.open(path, _READ_FLAGS)
+    except FileNotFoundError:
+        return PidfileState(PidfileStatus.ABSENT, None)
+    except OSError as exc:
+        kind = _special_kind(path)
+        if kind is not None:
+            return PidfileState(PidfileStatus.UNKNOWN, None, _not_regular(path, kind))
+        return PidfileState(PidfileStatus.UNKNOWN, None, f"cannot open {path}: {exc.strerror}")
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            return PidfileState(PidfileStatus.UNKNOWN, None, _not_regular(path, _kind(st.st_mode)))
+        data = os.pread(fd, 64, 0)
+        pid = _parse_pid(data)
+        garbage = "" if pid is not None or not data.strip() else _garbage(path, data)
+        if not _is_locked(fd):
+            return PidfileState(PidfileStatus.DEAD, pid, garbage, unparsable=bool(garbage))
+        if garbage:
+            # Locked, yet no pid: whoever holds it is not a daemon of ours (one
+            # empties the file under the lock before anything else).
+            return PidfileState(PidfileStatus.UNKNOWN, None, garbage, unparsable=True)
+        if pid is None:
+            # Locked but empty: a daemon between taking the lock and writing its pid.
+            return PidfileState(PidfileStatus.RUNNING, None, "starting")
+        if _has_open(pid, st) is False:
+            return PidfileState(
+                PidfileStatus.UNKNOWN, pid, f"pid {pid} does not hold {path}'s lock"
+            )
+        return PidfileState(PidfileStatus.RUNNING, pid)
+    finally:
+        os.close(fd)
+
+
+def _garbage(path: str | os.PathLike[str], data: bytes) -> str:
+    """How a pidfile holding no pid is described: its first bytes, escaped."""
+    excerpt = data[:32].decode("ascii", "backslashreplace")
+    excerpt = excerpt.encode("unicode_escape").decode("ascii").replace("\\\\x", "\\x")
+    more = "..." if len(data) > 32 else ""
+    return f"pidfile {path} holds no pid but unparsable data: '{excerpt}'{more}"
+
+
+def _is_locked(fd: int) -> bool:
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    fcntl.flock(fd, fcntl.LOCK_UN)
+    return False
