@@ -155,8 +155,9 @@ def detach(
     )
     # Redirect first: the stdio files' own fds are among those closed next.
     redirect_stdio(stdout, stderr)
-    assert pipe.fd is not None
-    close_inherited_fds([*keep, pipe.fd])
+    # No pipe left if the launcher died before our pid reached it (killed, or
+    # Ctrl-C: it said we go on starting): we do, with nobody to report to.
+    close_inherited_fds([*keep, *([] if pipe.fd is None else [pipe.fd])])
     return pipe
 
 

@@ -1,0 +1,37 @@
+"""A launcher killed before the daemon reports its pid: the daemon goes on, as Ctrl-C says."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+from pathlib import Path
+
+from .support import PYTHON, clean_env, is_alive, program, read_json_lines, wait_for, wait_gone
+
+
+def test_a_daemon_whose_launcher_died_before_its_pid_reached_it_goes_on(tmp_path: Path) -> None:
+    """It becomes ready, writes its pidfile and stops cleanly; no AssertionError kills it."""
+    pidfile, log, marker = tmp_path / "d.pid", tmp_path / "d.jsonl", tmp_path / "forked"
+    options = {"detach": True, "pidfile": str(pidfile), "log_file": str(log)}
+    launcher = subprocess.Popen(
+        [PYTHON, str(program("launcher_gone")), json.dumps(options), str(marker)],
+        env=clean_env(),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    wait_for(marker.exists, what="the daemon's fork")
+    launcher.kill()
+    assert launcher.wait(timeout=10) == -signal.SIGKILL
+    daemon = int(wait_for(lambda: marker.read_text(), what="the daemon's pid"))
+    wait_for(
+        lambda: pidfile.exists() and pidfile.read_text().strip() == str(daemon), what="pidfile"
+    )
+    wait_for(lambda: any(r["event"] == "ready" for r in read_json_lines(log)), what="ready")
+    assert is_alive(daemon)
+    os.kill(daemon, signal.SIGTERM)
+    wait_gone(daemon)
+    assert read_json_lines(log)[-1]["event"] == "exit"
+    assert not pidfile.exists()
