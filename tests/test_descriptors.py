@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
 from pathlib import Path
 
-from .support import program, python
+from .support import PYTHON, clean_env, program, python, require_tool, wait_gone
 
 
 def _run(tmp_path: Path, left: int, limit: int) -> tuple[int, str, list[str]]:
@@ -23,12 +26,12 @@ def _run(tmp_path: Path, left: int, limit: int) -> tuple[int, str, list[str]]:
 def test_a_descriptor_limit_no_daemon_can_live_with_is_refused_on_the_terminal(
     tmp_path: Path,
 ) -> None:
-    """RLIMIT_NOFILE 16 is refused before anything is acquired, naming the limit and the fix."""
+    """A hard RLIMIT_NOFILE of 16 is refused before anything is acquired, naming the fix."""
     code, stderr, leftovers = _run(tmp_path, 8, 16)
     assert code == 1
     assert stderr == (
         "aiodaemon: RLIMIT_NOFILE is 16: a daemon needs at least 32 open files;"
-        " raise it (ulimit -n, or LimitNOFILE= in a unit)\n"
+        " raise it (ulimit -Hn and -n, or LimitNOFILE= in a unit)\n"
     )
     assert leftovers == []
 
@@ -51,3 +54,27 @@ def test_enough_descriptors_left_run_the_program(tmp_path: Path) -> None:
     result = python([program("fds_exhausted"), json.dumps(options), "24", "64"])
     assert result.returncode == 0, result.stderr
     assert result.stdout == "main ran\n"
+
+
+def test_a_daemon_raises_its_soft_descriptor_limit_to_the_hard_one(tmp_path: Path) -> None:
+    """Started with the usual soft 1024 under a hard 4096, the daemon may use all 4096."""
+    pidfile = tmp_path / "d.pid"
+    options = {"detach": True, "pidfile": str(pidfile)}
+    prlimit = require_tool("prlimit")
+    started = subprocess.run(
+        [prlimit, "--nofile=1024:4096", PYTHON, program("idle"), json.dumps(options)],
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert started.returncode == 0, started.stderr
+    pid = int(pidfile.read_text())
+    try:
+        limits = Path(f"/proc/{pid}/limits").read_text()
+        (line,) = [x for x in limits.splitlines() if x.startswith("Max open files")]
+        assert line.split()[3:5] == ["4096", "4096"]
+    finally:
+        os.kill(pid, signal.SIGTERM)
+        wait_gone(pid)

@@ -18,10 +18,10 @@ import os
 from contextlib import ExitStack
 from typing import TYPE_CHECKING
 
-from ..exceptions import StartupError
 from ._config import HEALTH_SOCKET, Options
 from ._logtargets import LogTargets, open_log_targets
 from ._messages import say
+from ._nofile import raise_descriptor_limit
 
 if TYPE_CHECKING:
     from ._addresses import ListenAddress
@@ -103,7 +103,7 @@ def acquire(options: Options) -> Acquired:
         AlreadyRunningError: the pidfile is locked by a live daemon.
         StartupError: anything else could not be acquired.
     """
-    check_descriptor_limit()
+    raise_descriptor_limit()
     acquired = Acquired(preserved=options.files_preserve)
     identity = options.identity
     # Everything created from here on (pidfile, log and stdio files, socket
@@ -164,29 +164,6 @@ def acquire(options: Options) -> Acquired:
     finally:
         os.umask(launcher_umask)
     return acquired
-
-
-#: Descriptors below which no daemon can run: aiodaemon's own are ~17 at rest
-#: (stdio, pidfile, log, control socket, the loop's epoll, eventfd and signal
-#: pipes), and libuv aborts the process (SIGABRT, files left behind) when it
-#: runs out while the loop starts. 32 leaves the program a few of its own.
-MIN_NOFILE = 32
-
-
-def check_descriptor_limit() -> None:
-    """Refuse, on the terminal, a ``RLIMIT_NOFILE`` too low for any daemon.
-
-    Raises:
-        StartupError: the soft limit is below :data:`MIN_NOFILE`.
-    """
-    import resource
-
-    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
-    if soft != resource.RLIM_INFINITY and soft < MIN_NOFILE:
-        raise StartupError(
-            f"RLIMIT_NOFILE is {soft}: a daemon needs at least {MIN_NOFILE} open files;"
-            " raise it (ulimit -n, or LimitNOFILE= in a unit)"
-        )
 
 
 def _control_wanted(options: Options) -> bool:

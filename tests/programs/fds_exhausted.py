@@ -1,6 +1,6 @@
 """A program that uses up its descriptors before calling run(), leaving argv[2] of them.
 
-argv: options JSON, how many descriptors to leave free, the soft RLIMIT_NOFILE to set.
+argv: options JSON, how many descriptors to leave free, the RLIMIT_NOFILE to set (soft and hard).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import aiodaemon
 
 options = json.loads(sys.argv[1])
 left, limit = int(sys.argv[2]), int(sys.argv[3])
-resource.setrlimit(resource.RLIMIT_NOFILE, (limit, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))
 held = []
 try:
     while True:
