@@ -124,6 +124,13 @@ def launch(
         options = parse_options(raw)
         check_main(main)
         detach = _should_detach(options)
+        if detach and os.getpid() == 1:
+            # A container's entrypoint, or unshare --pid: the kernel kills
+            # every process of the namespace once its PID 1 exits.
+            raise StartupError(
+                "cannot detach as PID 1 (a container's entrypoint): the daemon would be"
+                " killed when this process exits; run it in the foreground (aiodaemon run)"
+            )
         if detach and threading.active_count() > 1:
             names = ", ".join(
                 t.name for t in threading.enumerate() if t is not threading.main_thread()
