@@ -62,12 +62,21 @@ class Pidfile:
         self.remove()
 
     def write_pid(self, pid: int | None = None) -> None:
-        """Replace the contents with ``pid`` and a newline, durably."""
+        """Replace the contents with ``pid`` and a newline, durably.
+
+        Raises:
+            StartupError: ``cannot write pidfile PATH: reason`` (a full disk).
+        """
         pid = os.getpid() if pid is None else pid
         data = f"{pid}\n".encode()
-        os.ftruncate(self.fd, 0)
-        os.pwrite(self.fd, data, 0)
-        os.fsync(self.fd)
+        try:
+            os.ftruncate(self.fd, 0)
+            os.pwrite(self.fd, data, 0)
+            os.fsync(self.fd)
+        except OSError as exc:
+            raise StartupError(
+                f"cannot write pidfile {self.path}: {exc.strerror}", option="pidfile"
+            ) from exc
 
     def chown(self, uid: int | None, gid: int | None) -> None:
         """Give the file to the user we drop to, so it may unlink it in a sticky directory."""
