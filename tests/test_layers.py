@@ -102,6 +102,7 @@ LAYERS = [
         "_run._takeover",
         "_run._upgrade",
         "_run._upgrade_reloads",
+        "_run._upgrade_watch",
     },
     {"_run._upgrade_service"},
     {"_run._signal_handlers"},

@@ -10,7 +10,8 @@ accepting, tell systemd ``MAINPID=<new>`` and begin its normal shutdown
 time, it is killed with its process group through its pidfd and the old
 daemon carries on as if nothing happened. Until it exits, the old daemon
 keeps the channel open: log reopens are passed on both ways over it (see
-:mod:`._upgrade_channel`).
+:mod:`._upgrade_channel`). Watching the successor start (its lines, its exit,
+its stderr) is :mod:`._upgrade_watch`'s; this module decides what follows.
 
 One upgrade at a time: a request during one is refused and starts nothing.
 """
@@ -28,7 +29,6 @@ import structlog
 
 from .._prefork._handoff import (
     Inherited,
-    Spawned,
     describe_file,
     describe_pidfile,
     describe_socket,
@@ -40,10 +40,12 @@ from ..exceptions import DaemonError
 if TYPE_CHECKING:
     from .._logs._logwriter import LogWriter
     from .._prefork._control_socket import ControlSocket
+    from .._prefork._handoff import Spawned
     from .._prefork._pidfile import Pidfile
     from .._prefork._sockets import Listeners
     from ._systemd import Notifier
     from ._upgrade_channel import ChannelLines
+    from ._upgrade_watch import SuccessorWatch
 
 __all__ = [
     "DEFAULT_TIMEOUT",
@@ -61,8 +63,6 @@ _log = structlog.get_logger("aiodaemon")
 DEFAULT_TIMEOUT = 60.0
 #: Seconds the successor has to write its pid once told to.
 _HANDOVER_WAIT = 10.0
-#: Bytes of the successor's stderr kept for the error message.
-_STDERR_TAIL = 8192
 #: Seconds the shutdown waits for an abandoned upgrade's answer to go out.
 REPORT_WAIT = 5.0
 STOPPING = "the daemon is stopping"
@@ -194,6 +194,9 @@ class Upgrader:
             UpgradeError: the successor failed and was killed; we keep serving.
         """
         self._check_allowed()
+        # Loaded at the first upgrade: a daemon that never upgrades starts without it.
+        from ._upgrade_watch import SuccessorWatch
+
         self._busy = True
         self._abort = asyncio.Event()
         started = time.monotonic()
@@ -215,7 +218,7 @@ class Upgrader:
         self._spawned = spawned
         _log.info("upgrade started", successor=spawned.pid, timeout=within)
         try:
-            await self._run(spawned, within, started)
+            await self._run(SuccessorWatch(spawned, self._abort), within, started)
         except BaseException:
             self._busy = False
             self.successor = None
@@ -272,59 +275,36 @@ class Upgrader:
             entries.append(describe_file("log", *log_file))
         return entries
 
-    async def _run(self, spawned: Spawned, within: float, started: float) -> None:
-        loop = asyncio.get_running_loop()
-        exited = loop.create_future()
-        loop.add_reader(spawned.pidfd, _set_once, exited)
-        assert self._abort is not None
-        aborted = asyncio.ensure_future(self._abort.wait())
-        tail = bytearray()
-        pump = asyncio.create_task(_pump_stderr(spawned.stderr, tail), name="aiodaemon-upgrade")
-        spawned.stderr = -1  # the pump's to close
-        lines: ChannelLines | None = None
+    async def _run(self, watch: SuccessorWatch, within: float, started: float) -> None:
+        spawned = watch.spawned
         told = False
         try:
-            from ._upgrade_channel import ChannelLines
-
-            lines = ChannelLines(spawned.channel, self.target.logs)
-            spawned.channel.close()  # lines has its own descriptor
-            line = await _first(lines.readline(), exited, within, aborted)
+            lines = watch.open_channel(self.target.logs)
+            line = await watch.next_line(within)
             self._check_aborted()
             if line != b"R\n":
-                await _settle(pump)
-                raise UpgradeError(self._failure(spawned, line, within, tail))
+                raise self._failed(spawned.pid, await watch.failure(line, within))
             ready_after = time.monotonic() - started
             told = True
             with contextlib.suppress(OSError):
                 lines.send(b"G\n")  # if it is gone, the channel's end says so next
-            line = await _first(lines.readline(), exited, _HANDOVER_WAIT, aborted)
+            line = await watch.next_line(_HANDOVER_WAIT)
             self._check_aborted()
             if line != b"W\n":
-                await _settle(pump)
-                raise UpgradeError(self._failure(spawned, line, _HANDOVER_WAIT, tail))
+                raise self._failed(spawned.pid, await watch.failure(line, _HANDOVER_WAIT))
         except BaseException:
-            aborted.cancel()
-            loop.remove_reader(spawned.pidfd)
-            if lines is not None:
-                lines.close()
-            spawned.kill()
+            watch.kill()
             if told:
                 # The successor may have written its pid, or listened on the
                 # control socket, before it failed: both are ours again.
                 if self.target.pidfile is not None:
                     write_pid_in_place(self.target.pidfile)
                 self.target.rollback()
-            pump.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await pump
+            await watch.stop_copying()
             raise
-        aborted.cancel()
-        loop.remove_reader(spawned.pidfd)
-        os.close(spawned.pidfd)
-        spawned.pidfd = -1
         # From here on the successor owns the pidfile and gets logrotate's signal:
         # it passes reopens on over the channel; a rename nobody signalled is followed now.
-        self.handed_to = lines
+        self.handed_to = watch.took_over()
         if self.target.logs is not None:
             self.target.logs.follow_rename()
         await self.target.stop_accepting()
@@ -351,91 +331,11 @@ class Upgrader:
         if self._abort is not None and self._abort.is_set():
             raise UpgradeError(_ABANDONED)
 
-    def _failure(
-        self, spawned: Spawned, line: bytes | None, timeout: float, tail: bytearray
-    ) -> str:
-        pid = spawned.pid
-        if line is None:
-            message = f"successor (pid {pid}) not ready after {timeout:g} s"
-        elif line.startswith(b"E"):
-            text = line[1:].decode("utf-8", "replace").strip()
-            message = text.partition(" ")[2] or f"successor (pid {pid}) failed"
-        else:
-            code = spawned.exit_status()
-            last = _last_error_line(tail)
-            status = "" if code is None else f" with status {code}"
-            message = last or f"successor (pid {pid}) exited{status} before it was ready"
+    def _failed(self, pid: int, message: str) -> UpgradeError:
+        """Log why the successor failed; the error to raise."""
         message = _plain(message)
         _log.error("upgrade failed", successor=pid, error=message)
-        return message
-
-
-def _set_once(future: asyncio.Future[None]) -> None:
-    if not future.done():
-        future.set_result(None)
-
-
-async def _first(
-    read: Awaitable[bytes],
-    exited: asyncio.Future[None],
-    within: float,
-    aborted: asyncio.Future[Any],
-) -> bytes | None:
-    """A line from the successor, b"" if it exited first, None after ``within`` seconds.
-
-    Raises:
-        UpgradeError: the daemon began to stop meanwhile.
-    """
-    line_task = asyncio.ensure_future(read)
-    waiting: set[asyncio.Future[Any]] = {line_task, exited, aborted}
-    done, _ = await asyncio.wait(waiting, timeout=within, return_when=asyncio.FIRST_COMPLETED)
-    if aborted in done:
-        line_task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await line_task
-        raise UpgradeError(_ABANDONED)
-    if line_task in done:
-        line = line_task.result()
-        if not line:
-            # The channel closes as the process exits, a moment before its
-            # exit status exists: wait for that, for the error message.
-            await asyncio.wait([exited], timeout=2.0)
-        return line
-    line_task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await line_task
-    return b"" if exited in done else None
-
-
-async def _pump_stderr(fd: int, tail: bytearray) -> None:
-    """Copy the successor's startup stderr to ours, keeping the end; close ``fd`` at the end."""
-    loop = asyncio.get_running_loop()
-    os.set_blocking(fd, False)
-    readable = asyncio.Event()
-    loop.add_reader(fd, readable.set)
-    try:
-        while True:
-            await readable.wait()
-            readable.clear()
-            try:
-                data = os.read(fd, 65536)
-            except BlockingIOError:
-                continue
-            if not data:
-                return
-            with contextlib.suppress(OSError):
-                os.write(2, data)
-            tail.extend(data)
-            del tail[:-_STDERR_TAIL]
-    finally:
-        loop.remove_reader(fd)
-        os.close(fd)
-
-
-async def _settle(pump: asyncio.Task[None]) -> None:
-    """Let the stderr pump catch up a moment after the successor exited."""
-    with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError, OSError):
-        await asyncio.wait_for(asyncio.shield(pump), 0.5)
+        return UpgradeError(message)
 
 
 def _plain(message: str) -> str:
@@ -451,12 +351,3 @@ def _plain(message: str) -> str:
                 break
         else:
             return message
-
-
-def _last_error_line(tail: bytearray) -> str:
-    """The last non-empty line of a traceback: ``Type: message``."""
-    for raw in reversed(bytes(tail).splitlines()):
-        line = raw.decode("utf-8", "replace").strip()
-        if line:
-            return line
-    return ""

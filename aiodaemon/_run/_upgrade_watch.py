@@ -1,0 +1,167 @@
+"""An upgrade's successor as the old daemon watches it start: its lines, its exit, its stderr.
+
+While the successor runs its startup hooks, the old daemon waits on three
+things at once (:meth:`SuccessorWatch.next_line`): the successor's next line on
+the private channel (:mod:`._upgrade_channel`), its exit (read through its
+pidfd) and the daemon's own stop. Meanwhile the successor's stderr is copied to
+ours, and its end kept: a successor that dies before it is ready is reported
+by its last error line (:meth:`SuccessorWatch.failure`).
+
+What the lines mean, and what follows them (hand-over or roll back), is
+:mod:`._upgrade`'s. Loaded only by a daemon that upgrades, at its first upgrade.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from typing import TYPE_CHECKING, Any
+
+from ._upgrade_channel import ChannelLines
+
+if TYPE_CHECKING:
+    from .._logs._logwriter import LogWriter
+    from .._prefork._handoff import Spawned
+
+__all__ = ["SuccessorWatch"]
+
+#: Bytes of the successor's stderr kept for the error message.
+_STDERR_TAIL = 8192
+
+
+class SuccessorWatch:
+    """One successor from its spawn until it took over or was killed.
+
+    Args:
+        spawned: the successor just started; its stderr is ours to copy from now on.
+        stop: set when the daemon begins to stop (an upgrade under way is abandoned).
+    """
+
+    def __init__(self, spawned: Spawned, stop: asyncio.Event) -> None:
+        self.spawned = spawned
+        loop = asyncio.get_running_loop()
+        self._exited: asyncio.Future[None] = loop.create_future()
+        loop.add_reader(spawned.pidfd, _set_once, self._exited)
+        self._stopped = asyncio.ensure_future(stop.wait())
+        self._tail = bytearray()
+        self._pump = asyncio.create_task(
+            _pump_stderr(spawned.stderr, self._tail), name="aiodaemon-upgrade"
+        )
+        spawned.stderr = -1  # the pump's to close
+        self._lines: ChannelLines | None = None
+
+    def open_channel(self, logs: LogWriter | None) -> ChannelLines:
+        """Read and write the channel from now on (log reopens passed on both ways)."""
+        self._lines = ChannelLines(self.spawned.channel, logs)
+        self.spawned.channel.close()  # lines has its own descriptor
+        return self._lines
+
+    async def next_line(self, within: float) -> bytes | None:
+        """A line from the successor, b"" if it exited first, None after ``within`` seconds.
+
+        None too as soon as ``stop`` is set: the caller looks at ``stop`` first.
+        """
+        assert self._lines is not None
+        line_task = asyncio.ensure_future(self._lines.readline())
+        waiting: set[asyncio.Future[Any]] = {line_task, self._exited, self._stopped}
+        done, _ = await asyncio.wait(waiting, timeout=within, return_when=asyncio.FIRST_COMPLETED)
+        if self._stopped in done:
+            line_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await line_task
+            return None
+        if line_task in done:
+            line = line_task.result()
+            if not line:
+                # The channel closes as the process exits, a moment before its
+                # exit status exists: wait for that, for the error message.
+                await asyncio.wait([self._exited], timeout=2.0)
+            return line
+        line_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await line_task
+        return b"" if self._exited in done else None
+
+    async def failure(self, line: bytes | None, waited: float) -> str:
+        """Why the successor is not ready, given what :meth:`next_line` returned instead.
+
+        Args:
+            line: what :meth:`next_line` returned.
+            waited: the ``within`` it was given.
+        """
+        # Let the stderr pump catch up a moment after the successor exited.
+        with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError, OSError):
+            await asyncio.wait_for(asyncio.shield(self._pump), 0.5)
+        pid = self.spawned.pid
+        if line is None:
+            return f"successor (pid {pid}) not ready after {waited:g} s"
+        if line.startswith(b"E"):
+            text = line[1:].decode("utf-8", "replace").strip()
+            return text.partition(" ")[2] or f"successor (pid {pid}) failed"
+        code = self.spawned.exit_status()
+        last = _last_error_line(self._tail)
+        status = "" if code is None else f" with status {code}"
+        return last or f"successor (pid {pid}) exited{status} before it was ready"
+
+    def kill(self) -> None:
+        """Stop watching, close the channel, and kill the successor with its process group."""
+        self._stopped.cancel()
+        asyncio.get_running_loop().remove_reader(self.spawned.pidfd)
+        if self._lines is not None:
+            self._lines.close()
+        self.spawned.kill()
+
+    async def stop_copying(self) -> None:
+        """After :meth:`kill`: stop copying its stderr, and wait until the copy has stopped."""
+        self._pump.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._pump
+
+    def took_over(self) -> ChannelLines:
+        """The successor is in charge: stop watching its exit; return the channel, still open."""
+        self._stopped.cancel()
+        asyncio.get_running_loop().remove_reader(self.spawned.pidfd)
+        os.close(self.spawned.pidfd)
+        self.spawned.pidfd = -1
+        assert self._lines is not None
+        return self._lines
+
+
+def _set_once(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+async def _pump_stderr(fd: int, tail: bytearray) -> None:
+    """Copy the successor's startup stderr to ours, keeping the end; close ``fd`` at the end."""
+    loop = asyncio.get_running_loop()
+    os.set_blocking(fd, False)
+    readable = asyncio.Event()
+    loop.add_reader(fd, readable.set)
+    try:
+        while True:
+            await readable.wait()
+            readable.clear()
+            try:
+                data = os.read(fd, 65536)
+            except BlockingIOError:
+                continue
+            if not data:
+                return
+            with contextlib.suppress(OSError):
+                os.write(2, data)
+            tail.extend(data)
+            del tail[:-_STDERR_TAIL]
+    finally:
+        loop.remove_reader(fd)
+        os.close(fd)
+
+
+def _last_error_line(tail: bytearray) -> str:
+    """The last non-empty line of a traceback: ``Type: message``."""
+    for raw in reversed(bytes(tail).splitlines()):
+        line = raw.decode("utf-8", "replace").strip()
+        if line:
+            return line
+    return ""
