@@ -155,7 +155,7 @@ def launch(
     from ._prefork import _handoff, _privileges  # noqa: F401
     from ._prefork._detach import close_inherited_fds, enter_workdir, redirect_outputs
     from ._prefork._detach import detach as detach_process
-    from ._run import _runtime, _services, _signal_handlers, _signal_mask, _upgrade_service  # noqa: F401
+    from ._run import _runner, _services, _signal_handlers, _signal_mask, _upgrade_service  # noqa: F401
 
     as_init = False
     # The one place the daemon gives back what it acquired, however it ends.
@@ -263,7 +263,7 @@ def become_daemon(
     # From before the pid is written until the loop's handlers exist, a stop,
     # reload or reopen signal waits instead of killing us (see _signal_mask).
     with lifecycle_signals_held():
-        from ._run._runtime import DaemonParts, run_daemon
+        from ._run._runner import DaemonParts, run_daemon
 
         try:
             notifier = None
@@ -353,7 +353,7 @@ def _preload(options: Options) -> None:
     import structlog  # noqa: F401
 
     from ._logs import _logging  # noqa: F401
-    from ._run import _context, _runtime, _serving  # noqa: F401
+    from ._run import _context, _runner, _serving  # noqa: F401
 
     if options.health is not None:
         from ._run import _health  # noqa: F401

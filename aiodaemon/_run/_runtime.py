@@ -1,4 +1,4 @@
-"""Run phase: the event loop, signals as lifecycle events, hooks, reload and shutdown.
+"""Run phase: the daemon's life on its loop: signals as lifecycle events, hooks, reload, shutdown.
 
 Every event (signal, request, hook result) goes through :meth:`Runtime.dispatch`,
 which asks the state machine (:mod:`._state`) and carries out its answer;
@@ -9,7 +9,8 @@ exit at once.
 The run, in order: signal handlers; services (:mod:`._services`) built and
 started; startup hooks and lifespan setups in registration order; ready;
 ``main``; then the shutdown sequence (:mod:`._shutdown`, its steps named there).
-A reload (SIGHUP, ``aiodaemon reload``) is one run of :mod:`._reload`.
+A reload (SIGHUP, ``aiodaemon reload``) is one run of :mod:`._reload`. The
+loop itself, and how the run's end is reported, are :mod:`._runner`'s.
 
 Extension points, for services (:class:`._services.RuntimeHandle`):
 :attr:`Runtime.drain_delay`, :meth:`Runtime.add_state_listener`,
@@ -22,31 +23,27 @@ the request, or :class:`._reloads.ReloadAbandoned` when the daemon stops first),
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import contextvars
 import functools
-import inspect
 import os
 import signal
-import sys
 import time
-import traceback
 from collections.abc import AsyncGenerator, Callable, Coroutine, Mapping
 from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from ..exceptions import DaemonError, ExitCode, StartupError
+from ..exceptions import ExitCode
 from ._context import Context
 from ._forced import ForcedExit, log_joined
 from ._hooks import Hooks, Lifespan, MainTarget, describe
-from ._loop import new_event_loop, sockname
+from ._loop import sockname
 from ._outcome import Outcome
 from ._reload import run_reload
 from ._reloads import ReloadResult, ReloadTracker
 from ._serving import Serving
-from ._shutdown import LIFECYCLE_TASK, Shutdown
-from ._signal_mask import ignoring_late_signals, loop_takes_over, release_signals, unhandled
+from ._shutdown import Shutdown
+from ._signal_mask import loop_takes_over, release_signals, unhandled
 from ._startup import (
     StartDeadline,
     request_shutdown_by_program,
@@ -55,114 +52,19 @@ from ._startup import (
     start_services,
 )
 from ._state import HANDLED_SIGNALS, Action, Event, Lifecycle, State, event_for_signal
-from ._user_exit import EXIT_REQUESTS, note_exit_request, on_loop_exception
+from ._user_exit import note_exit_request, on_loop_exception
 
 if TYPE_CHECKING:
     import socket
 
-    from .._logs._logwriter import LogWriter
-    from .._prefork._config import Options
-    from .._prefork._control_socket import ControlSocket
-    from .._prefork._logtargets import LogTargets
-    from .._prefork._pidfile import Pidfile
-    from .._prefork._readiness import ReadinessPipe
-    from .._prefork._sockets import Listeners
-    from ._services import Service, ServiceFactory
-    from ._systemd import Notifier
+    from ._runner import DaemonParts
+    from ._services import Service
 
-__all__ = ["DaemonParts", "Hooks", "Runtime", "run_daemon"]
+__all__ = ["Hooks", "Runtime"]
 
 _log = structlog.get_logger("aiodaemon")
 
 _NO_RELOAD_WHILE_STOPPING = "the daemon is stopping; the reload did not run"
-
-
-class DaemonParts:
-    """Everything acquired before the loop exists, handed to the run phase."""
-
-    # A plain class, not a dataclass: defining one costs every start ~0.3 ms.
-    __slots__ = (
-        "control",
-        "factories",
-        "foreground",
-        "listeners",
-        "log_targets",
-        "logs",
-        "notifier",
-        "options",
-        "pidfile",
-        "pipe",
-        "terminal",
-    )
-
-    def __init__(
-        self,
-        options: Options,
-        listeners: Listeners | None,
-        pidfile: Pidfile | None,
-        pipe: ReadinessPipe,
-        notifier: Notifier | None,
-        logs: LogWriter,
-        log_targets: LogTargets,
-        foreground: bool,
-        factories: list[ServiceFactory] | None = None,
-        control: ControlSocket | None = None,
-        terminal: tuple[int, int] | None = None,
-    ) -> None:
-        self.options = options
-        self.listeners = listeners
-        self.pidfile = pidfile
-        self.pipe = pipe
-        self.notifier = notifier
-        self.logs = logs
-        self.log_targets = log_targets
-        self.foreground = foreground
-        self.factories: list[ServiceFactory] = [] if factories is None else factories
-        self.control = control
-        #: a foreground daemon's controlling terminal at start: its hang-up is a stop.
-        self.terminal = terminal
-
-
-def run_daemon(main: MainTarget, hooks: Hooks, parts: DaemonParts) -> int:
-    """Run the program to its end and return the exit status.
-
-    Whatever happens, the launcher has its verdict when this returns; the
-    caller's stack then releases the rest (listeners, log drain, pidfile).
-    """
-    runtime = Runtime(main, hooks, parts)
-    try:
-        loop = new_event_loop(parts.options.uvloop)
-    except StartupError as exc:
-        _log.error("startup failed", error=str(exc))
-        runtime.outcome.fail(str(exc), exc, exc.exit_code)
-    else:
-        try:
-            asyncio.set_event_loop(loop)
-            task = loop.create_task(runtime.live(), name=LIFECYCLE_TASK)
-            while True:
-                try:
-                    loop.run_until_complete(task)
-                    break
-                except EXIT_REQUESTS as exc:
-                    # sys.exit() or KeyboardInterrupt in a task of the program:
-                    # asyncio lets it out of the loop; the life goes on to a
-                    # graceful shutdown with the status it asks for.
-                    if task.done():
-                        runtime.note_exit_request(exc, "a task")
-                        break
-                    loop.call_soon(runtime.exit_requested, exc, "a task")
-        except Exception as exc:
-            # A bug of ours must still end in a logged traceback, a released
-            # launcher and a removed pidfile, never in a silent death.
-            _log.exception("internal error")
-            runtime.outcome.fail(f"internal error: {type(exc).__name__}: {exc}", exc)
-        finally:
-            asyncio.set_event_loop(None)
-            # The loop's close gives its signals back their default action. A
-            # uvloop that failed to start stays "running" and refuses to close.
-            with ignoring_late_signals(), contextlib.suppress(RuntimeError):
-                loop.close()
-    return runtime.finish()
 
 
 class Runtime:
@@ -424,36 +326,6 @@ class Runtime:
                 self.parts.notifier.failed(message, self.outcome.errno)
             self.parts.pipe.fail(code, message)
         return int(code)
-
-    def finish(self) -> int:
-        """Give the launcher its verdict, say how it ended; return the final status."""
-        code = self.release_launcher()
-        if inspect.iscoroutine(self.main) and inspect.getcoroutinestate(self.main) == (
-            inspect.CORO_CREATED
-        ):
-            # A coroutine object that never ran is closed, not left to warn.
-            self.main.close()
-        if self.outcome.message is None:
-            _log.info("exit", status=code)
-        else:
-            # Some reasons (a stop before ready) have no record of their own.
-            _log.info("exit", status=code, reason=self.outcome.message)
-        failure = self.outcome.message
-        if self.parts.foreground and failure and (self.options.log_file or self.options.syslog):
-            # The log went elsewhere; the person at the terminal still sees why.
-            if self.outcome.exception is not None and not isinstance(
-                self.outcome.exception, DaemonError
-            ):
-                traceback.print_exception(self.outcome.exception, file=sys.stderr)
-            print(f"aiodaemon: {failure}", file=sys.stderr, flush=True)
-        self.shutdown.wait_threads()
-        # Draining the log queue (when the caller's stack closes) is the last
-        # step of the shutdown budget.
-        left = self.options.shutdown_timeout
-        if self.shutdown.deadline is not None:
-            left = self.shutdown.deadline - time.monotonic()
-        self.parts.log_targets.drain_timeout = max(0.5, left)
-        return code
 
     # --- plumbing -------------------------------------------------------------------
 

@@ -1,0 +1,162 @@
+"""The run phase's runner: the parts acquired before the loop in, the exit status out.
+
+Like :class:`asyncio.Runner`, :func:`run_daemon` makes the event loop, runs one
+:class:`._runtime.Runtime`'s life on it to the end and closes it. ``sys.exit()``
+or ``KeyboardInterrupt`` raised in a task of the program leaves the loop (asyncio
+lets them out): the runner takes it as a request to end (:mod:`._user_exit`) and
+runs the life on to its graceful end. Then it says how the run ended: the
+launcher's verdict, the ``exit`` record, the failure on the terminal when the
+log went elsewhere; and it leaves the log drain what is left of the shutdown
+budget.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import sys
+import time
+import traceback
+from typing import TYPE_CHECKING
+
+import structlog
+
+from ..exceptions import DaemonError, StartupError
+from ._loop import new_event_loop
+from ._runtime import Runtime
+from ._shutdown import LIFECYCLE_TASK
+from ._signal_mask import ignoring_late_signals
+from ._user_exit import EXIT_REQUESTS
+
+if TYPE_CHECKING:
+    from .._logs._logwriter import LogWriter
+    from .._prefork._config import Options
+    from .._prefork._control_socket import ControlSocket
+    from .._prefork._logtargets import LogTargets
+    from .._prefork._pidfile import Pidfile
+    from .._prefork._readiness import ReadinessPipe
+    from .._prefork._sockets import Listeners
+    from ._hooks import Hooks, MainTarget
+    from ._services import ServiceFactory
+    from ._systemd import Notifier
+
+__all__ = ["DaemonParts", "run_daemon"]
+
+_log = structlog.get_logger("aiodaemon")
+
+
+class DaemonParts:
+    """Everything acquired before the loop exists, handed to the run phase."""
+
+    # A plain class, not a dataclass: defining one costs every start ~0.3 ms.
+    __slots__ = (
+        "control",
+        "factories",
+        "foreground",
+        "listeners",
+        "log_targets",
+        "logs",
+        "notifier",
+        "options",
+        "pidfile",
+        "pipe",
+        "terminal",
+    )
+
+    def __init__(
+        self,
+        options: Options,
+        listeners: Listeners | None,
+        pidfile: Pidfile | None,
+        pipe: ReadinessPipe,
+        notifier: Notifier | None,
+        logs: LogWriter,
+        log_targets: LogTargets,
+        foreground: bool,
+        factories: list[ServiceFactory] | None = None,
+        control: ControlSocket | None = None,
+        terminal: tuple[int, int] | None = None,
+    ) -> None:
+        self.options = options
+        self.listeners = listeners
+        self.pidfile = pidfile
+        self.pipe = pipe
+        self.notifier = notifier
+        self.logs = logs
+        self.log_targets = log_targets
+        self.foreground = foreground
+        self.factories: list[ServiceFactory] = [] if factories is None else factories
+        self.control = control
+        #: a foreground daemon's controlling terminal at start: its hang-up is a stop.
+        self.terminal = terminal
+
+
+def run_daemon(main: MainTarget, hooks: Hooks, parts: DaemonParts) -> int:
+    """Run the program to its end and return the exit status.
+
+    Whatever happens, the launcher has its verdict when this returns; the
+    caller's stack then releases the rest (listeners, log drain, pidfile).
+    """
+    runtime = Runtime(main, hooks, parts)
+    try:
+        loop = new_event_loop(parts.options.uvloop)
+    except StartupError as exc:
+        _log.error("startup failed", error=str(exc))
+        runtime.outcome.fail(str(exc), exc, exc.exit_code)
+    else:
+        try:
+            asyncio.set_event_loop(loop)
+            task = loop.create_task(runtime.live(), name=LIFECYCLE_TASK)
+            while True:
+                try:
+                    loop.run_until_complete(task)
+                    break
+                except EXIT_REQUESTS as exc:
+                    # sys.exit() or KeyboardInterrupt in a task of the program:
+                    # asyncio lets it out of the loop; the life goes on to a
+                    # graceful shutdown with the status it asks for.
+                    if task.done():
+                        runtime.note_exit_request(exc, "a task")
+                        break
+                    loop.call_soon(runtime.exit_requested, exc, "a task")
+        except Exception as exc:
+            # A bug of ours must still end in a logged traceback, a released
+            # launcher and a removed pidfile, never in a silent death.
+            _log.exception("internal error")
+            runtime.outcome.fail(f"internal error: {type(exc).__name__}: {exc}", exc)
+        finally:
+            asyncio.set_event_loop(None)
+            # The loop's close gives its signals back their default action. A
+            # uvloop that failed to start stays "running" and refuses to close.
+            with ignoring_late_signals(), contextlib.suppress(RuntimeError):
+                loop.close()
+    return _finish(runtime)
+
+
+def _finish(runtime: Runtime) -> int:
+    """Give the launcher its verdict, say how it ended; return the final status."""
+    code = runtime.release_launcher()
+    main, outcome, options = runtime.main, runtime.outcome, runtime.options
+    if inspect.iscoroutine(main) and inspect.getcoroutinestate(main) == inspect.CORO_CREATED:
+        # A coroutine object that never ran is closed, not left to warn.
+        main.close()
+    if outcome.message is None:
+        _log.info("exit", status=code)
+    else:
+        # Some reasons (a stop before ready) have no record of their own.
+        _log.info("exit", status=code, reason=outcome.message)
+    failure = outcome.message
+    if runtime.parts.foreground and failure and (options.log_file or options.syslog):
+        # The log went elsewhere; the person at the terminal still sees why.
+        if outcome.exception is not None and not isinstance(outcome.exception, DaemonError):
+            traceback.print_exception(outcome.exception, file=sys.stderr)
+        print(f"aiodaemon: {failure}", file=sys.stderr, flush=True)
+    runtime.shutdown.wait_threads()
+    # Draining the log queue (when the caller's stack closes) is the last
+    # step of the shutdown budget.
+    left = options.shutdown_timeout
+    if runtime.shutdown.deadline is not None:
+        left = runtime.shutdown.deadline - time.monotonic()
+    runtime.parts.log_targets.drain_timeout = max(0.5, left)
+    return code
