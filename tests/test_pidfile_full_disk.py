@@ -1,13 +1,15 @@
-"""A pidfile on a full file system: the start fails in one line naming the option and the path."""
+"""A full file system: a pidfile that cannot be written fails the start, a log file is warned of."""
 
 from __future__ import annotations
 
 import json
+import os
+import signal
 from pathlib import Path
 
 import pytest
 
-from .support import program, python
+from .support import program, python, wait_gone
 from .test_logging_faults import fill, tiny_disk
 
 __all__ = ["tiny_disk"]  # the fixture, used by name below
@@ -25,3 +27,24 @@ def test_a_pidfile_that_cannot_be_written_names_itself(tmp_path: Path, tiny_disk
         f"aiodaemon: cannot write pidfile {pidfile}: No space left on device\n"
     )
     assert not pidfile.exists()
+
+
+@pytest.mark.root
+def test_a_log_file_on_a_full_file_system_is_warned_about(tmp_path: Path, tiny_disk: Path) -> None:
+    """The start goes on (the disk may free up), but the terminal is told the records are lost."""
+    log = tiny_disk / "app.log"
+    log.touch()
+    fill(tiny_disk / "filler")
+    pidfile = tmp_path / "d.pid"
+    options = {"detach": True, "pidfile": str(pidfile), "log_file": str(log)}
+    result = python([program("idle"), json.dumps(options)])
+    assert result.returncode == 0, result.stderr
+    try:
+        assert result.stderr == (
+            f"aiodaemon: warning: log_file {log}: its file system is full;"
+            " records are lost until space is freed\n"
+        )
+    finally:
+        pid = int(pidfile.read_text())
+        os.kill(pid, signal.SIGTERM)
+        wait_gone(pid)
