@@ -369,10 +369,12 @@ def _preload(options: Options) -> None:
         import traceback  # noqa: F401
 
         # aiodaemon.sd_notify; the run phase imports _upgrade_service for SIGUSR2
-        # (and _upgrade_reloads when an upgrade begins), _terminal for a
-        # foreground daemon's SIGHUP (a hang-up is no reload).
+        # (with the modules of an upgrade, loaded here rather than once it
+        # runs), _terminal for a foreground daemon's SIGHUP (a hang-up is no reload).
         from ._prefork import _terminal  # noqa: F401
-        from ._run import _systemd, _upgrade_reloads, _upgrade_service  # noqa: F401
+        from ._run import _systemd, _upgrade_service  # noqa: F401
+
+        _upgrade_service.load_upgrade_path()
 
     if options.uvloop is not False:
         try:

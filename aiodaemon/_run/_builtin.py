@@ -236,7 +236,7 @@ def _upgrade(runtime: Runtime) -> Service:
     """SIGUSR2 and the ``upgrade`` command (see :mod:`._upgrade`)."""
     from .._prefork._acquire import _sockets_to_open
     from ._upgrade import Upgrader, UpgradeTarget
-    from ._upgrade_service import UpgradeService
+    from ._upgrade_service import UpgradeService, preload_when_running
 
     by_name = {service.name: service for service in runtime.services}
     control_service = by_name.get("control")
@@ -290,6 +290,7 @@ def _upgrade(runtime: Runtime) -> Service:
         log_file=log_file,
         logs=runtime.parts.logs,
     )
+    runtime.add_state_listener(preload_when_running)
     # An upgrade's successor watches the old daemon from the start (see _takeover).
     successor = runtime.parts.pipe if hasattr(runtime.parts.pipe, "handoff") else None
     return UpgradeService(

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from ._services import Service
+from ._state import State
 from ._upgrade import DEFAULT_TIMEOUT, REPORT_WAIT, STOPPING, UpgradeError, Upgrader, UpgradeRefused
 
 if TYPE_CHECKING:
@@ -178,3 +179,30 @@ class UpgradeService(Service):
 
 def _refuse_while_stopping() -> None:
     _log.warning("upgrade refused", reason=STOPPING, signal="SIGUSR2")
+
+
+def load_upgrade_path() -> None:
+    """Import what an upgrade imports, so that the old daemon runs its own version of it.
+
+    An upgrade follows a deploy: a module first imported then would be the new
+    version's, run by the old daemon's older modules. Called once the daemon
+    runs (off the way to ready: :func:`preload_when_running`), or before a
+    privilege drop that could make the files unreadable (``_launch``).
+    """
+    from .._prefork import _init  # noqa: F401  (PID 1 refuses upgrades)
+    from . import _upgrade_channel, _upgrade_reloads, _upgrade_watch  # noqa: F401
+
+
+def preload_when_running(old: State, new: State) -> None:
+    """A state listener: once ``main`` runs, load the upgrade path on a later loop turn."""
+    if old is State.STARTING and new is State.RUNNING:
+        loop = asyncio.get_running_loop()
+        # Twice deferred: main's first step (queued just before) goes first.
+        loop.call_soon(loop.call_soon, _load_or_warn)
+
+
+def _load_or_warn() -> None:
+    try:
+        load_upgrade_path()
+    except Exception as exc:  # a broken deploy already on disk: the upgrade will say so
+        _log.warning("upgrade code not loaded", error=f"{type(exc).__name__}: {exc}")
