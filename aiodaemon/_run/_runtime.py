@@ -90,6 +90,8 @@ class Runtime:
         self._ready = False
         self._context: Context | None = None
         self._stop_requested: asyncio.Event | None = None
+        #: a stop signal's handler ran in this loop turn (see _on_signal).
+        self._stop_signal_read = False
         self._stopping: asyncio.Event | None = None
         #: the startup hooks' task, None until startup began.
         self.startup_task: asyncio.Task[None] | None = None
@@ -242,8 +244,22 @@ class Runtime:
                     self.outcome.fail("stopped by the terminal's hang-up before it was ready")
                 self.dispatch(Event.SHUTDOWN)
                 return
+        event = event_for_signal(signum)
+        if event is Event.TERMINATE:
+            if self._stop_signal_read:
+                # Read together with the stop signal just handled: one request
+                # delivered twice (GNU timeout signals its child, then the
+                # child's process group), not a second one that would force.
+                _log.info("signal received", signal=signal.Signals(signum).name, repeated=True)
+                return
+            self._stop_signal_read = True
+            asyncio.get_running_loop().call_soon(self._stop_signals_read)
         _log.info("signal received", signal=signal.Signals(signum).name)
-        self.dispatch(event_for_signal(signum), signum=signum)
+        self.dispatch(event, signum=signum)
+
+    def _stop_signals_read(self) -> None:
+        # Queued behind the handlers of every signal the loop read at once.
+        self._stop_signal_read = False
 
     def dispatch(self, event: Event, *, signum: int | None = None) -> Action:
         """Feed ``event`` to the state machine, carry out its answer and return it."""

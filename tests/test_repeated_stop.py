@@ -1,0 +1,43 @@
+"""A stop signal delivered twice (GNU timeout signals a child, then its group) is one request."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from pathlib import Path
+
+import pytest
+
+from .support import proc_status, program, python, read_json_lines, wait_for, wait_gone
+
+
+def _pending(pid: int, signum: int) -> bool:
+    """Whether ``signum`` waits, undelivered, for the process (its shared or own pending set)."""
+    status = proc_status(pid)
+    bit = 1 << (signum - 1)
+    return any(int(status[field], 16) & bit for field in ("ShdPnd", "SigPnd"))
+
+
+@pytest.mark.parametrize("uvloop", [True, False], ids=["uvloop", "asyncio"])
+def test_a_stop_signal_delivered_twice_before_the_loop_reads_it_is_one_request(
+    tmp_path: Path, uvloop: bool
+) -> None:
+    """Both SIGTERMs reach the daemon while its loop is busy: shutdown hooks run, exit 0."""
+    pidfile, log = tmp_path / "d.pid", tmp_path / "d.jsonl"
+    options = {"detach": True, "pidfile": str(pidfile), "log_file": str(log), "uvloop": uvloop}
+    started = python([program("double_stop"), json.dumps(options), tmp_path])
+    assert started.returncode == 0, started.stderr
+    pid = int(pidfile.read_text())
+    wait_for((tmp_path / "blocking").exists, what="main to block the loop")
+    os.kill(pid, signal.SIGTERM)
+    # Delivered (not merged with the next one), yet unread by the blocked loop.
+    wait_for(lambda: not _pending(pid, signal.SIGTERM), what="the first SIGTERM delivered")
+    os.kill(pid, signal.SIGTERM)
+    wait_gone(pid)
+    records = read_json_lines(log)
+    assert (tmp_path / "hook").read_text() == "done"
+    assert records[-1]["event"] == "exit"
+    assert records[-1]["status"] == 0
+    received = [r for r in records if r["event"] == "signal received"]
+    assert [r.get("repeated") for r in received] == [None, True]
