@@ -87,6 +87,13 @@ def drop_privileges(options: Options) -> None:
         set_identity(identity.uid, identity.gid, groups or [])
         if lock is not None:
             forbid_new_privileges(lock)
+        # Entered as root: the user must be able to use it, or every relative
+        # path fails later (and an upgrade cannot start the successor there).
+        if not os.access(".", os.X_OK):
+            who = identity.user_name or f"uid {os.getuid()}"
+            raise StartupError(
+                f"workdir {options.workdir}: {who} cannot enter it", option="workdir"
+            )
     if prctl is not None:
         # The uid change did this already; an upgrade's successor, a fresh exec
         # by the service account, must do it itself: else any process of that
