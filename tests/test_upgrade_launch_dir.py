@@ -5,10 +5,9 @@ from __future__ import annotations
 import os
 import shutil
 import socket
-import subprocess
 from pathlib import Path
 
-from .support import AIODAEMON, REPO, aiodaemon_cli, clean_env, is_alive, read_json_lines, wait_for
+from .support import REPO, aiodaemon_cli, is_alive, read_json_lines, wait_for
 
 PROGRAM = REPO / "tests" / "programs" / "upgrade_app.py"
 
@@ -28,15 +27,8 @@ def _start(cwd: Path, run: Path) -> int:
     """``aiodaemon start`` from ``cwd`` as a shell there would (``$PWD`` set); the daemon's pid."""
     pidfile, log = run / "app.pid", run / "app.log"
     options = ["--log-file", str(log), "--listen", "http=127.0.0.1:0"]
-    started = subprocess.run(
-        [str(AIODAEMON), "start", "upgrade_app:main", "--pidfile", str(pidfile), *options],
-        cwd=cwd,
-        env=clean_env({"PWD": str(cwd)}),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        stdin=subprocess.DEVNULL,
-        check=False,
+    started = aiodaemon_cli(
+        "start", "upgrade_app:main", "--pidfile", pidfile, *options, cwd=cwd, env={"PWD": str(cwd)}
     )
     assert started.returncode == 0, started.stderr
     return int(pidfile.read_text())

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 from pathlib import Path
 
-from .support import PYTHON, REPO, aiodaemon_cli, clean_env, read_json_lines, wait_for
+from .support import REPO, aiodaemon_cli, read_json_lines, wait_for
 
 
 def test_an_upgrade_uses_the_upgrade_code_the_daemon_started_with(tmp_path: Path) -> None:
@@ -19,17 +18,17 @@ def test_an_upgrade_uses_the_upgrade_code_the_daemon_started_with(tmp_path: Path
     )
     shutil.copy(REPO / "tests" / "programs" / "upgrade_app.py", site / "upgrade_app.py")
     pidfile, log = run / "app.pid", run / "app.log"
-    env = clean_env({"PYTHONPATH": str(site)})
     more = ["--log-file", str(log), "--listen", "http=127.0.0.1:0"]
-    started = subprocess.run(
-        [PYTHON, "-m", "aiodaemon", "start", "upgrade_app:main", "--pidfile", str(pidfile), *more],
+    # python -m from the copy's directory: the daemon (and its successor) import the copy.
+    started = aiodaemon_cli(
+        "start",
+        "upgrade_app:main",
+        "--pidfile",
+        pidfile,
+        *more,
         cwd=site,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        stdin=subprocess.DEVNULL,
-        check=False,
+        module=True,
+        env={"PYTHONPATH": str(site)},
     )
     assert started.returncode == 0, started.stderr
     old = int(pidfile.read_text())
