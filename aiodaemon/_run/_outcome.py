@@ -44,8 +44,9 @@ class Outcome:
     def end_before_ready(self, code: int, message: str) -> None:
         """The program asked to end (``sys.exit(code)``) before it was ready.
 
-        Unlike a failure, ``sys.exit(0)`` keeps its 0: the program decided
-        there was nothing to run, and the launcher exits 0 with ``message``.
+        Unlike a failure, ``sys.exit(0)`` keeps its 0 as the daemon's status:
+        the program decided there was nothing to run. A launcher still exits 1
+        with ``message``: no daemon runs (see ``Runtime.release_launcher``).
         """
         self.fail(message, None, code)
         if not self.code:

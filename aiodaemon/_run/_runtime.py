@@ -340,7 +340,9 @@ class Runtime:
             message = self.outcome.message or "daemon exited before it was ready"
             if self.parts.notifier is not None:
                 self.parts.notifier.failed(message, self.outcome.errno)
-            self.parts.pipe.fail(code, message)
+            # The launcher's status says whether a daemon now runs: none does,
+            # even when the program chose to end (sys.exit(0) in a startup hook).
+            self.parts.pipe.fail(code or ExitCode.FAILURE, message)
         return int(code)
 
     # --- plumbing -------------------------------------------------------------------

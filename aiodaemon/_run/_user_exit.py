@@ -77,7 +77,8 @@ def note_exit_request(outcome: Outcome, ready: bool, exc: BaseException, by: str
     exit status; ``sys.exit("text")`` is a failure with that message
     (status 1). Before ready, the start ends with that status and that
     message or one naming the request, for the launcher: ``sys.exit(0)``
-    in a startup hook ends it with 0 (nothing to run), not as a failure.
+    in a startup hook ends it with 0 (nothing to run), though a launcher
+    exits 1 (no daemon runs).
     """
     code, text = requested_status(exc)
     if text is not None:
@@ -94,8 +95,9 @@ def note_exit_request(outcome: Outcome, ready: bool, exc: BaseException, by: str
 def note_shutdown_request(outcome: Outcome, ready: bool, code: int, by: str | None) -> None:
     """``ctx.request_shutdown(code)`` (``by``: the startup hook that called it, if known).
 
-    Logged; before ready it ends the start like ``sys.exit(code)``: 0 stays 0
-    (the program decided there is nothing to run), and the launcher is told why.
+    Logged; before ready it ends the start like ``sys.exit(code)``: 0 stays the
+    daemon's 0 (the program decided there is nothing to run), and the launcher is
+    told why.
     """
     if by is None:
         _log.info("shutdown requested by the program", status=code)
