@@ -193,13 +193,14 @@ def test_notifier_sends_each_message_in_order(receiver: NotifyReceiver, tmp_path
     assert lines[0] == ["READY=1", f"MAINPID={proc.pid}", "STATUS=started"]
     assert lines[1][0] == "RELOADING=1"
     assert lines[1][1].startswith("MONOTONIC_USEC=")
+    assert lines[1][2] == "STATUS=reloading"
     assert before_usec <= int(received[1].fields["MONOTONIC_USEC"]) <= after_usec
     assert lines[2:] == [
-        ["READY=1", f"MAINPID={proc.pid}"],
+        ["READY=1", f"MAINPID={proc.pid}", "STATUS=running"],
         ["STATUS=two lines"],
         ["STATUS=database down", "ERRNO=111"],
         ["WATCHDOG=1"],
-        ["STOPPING=1"],
+        ["STOPPING=1", "STATUS=stopping"],
     ]
 
 
@@ -376,6 +377,32 @@ def test_daemon_reports_ready_reload_and_stop(
         assert path_receiver.receive_until("READY=1")[-1].pid == proc.pid
         os.kill(proc.pid, signal.SIGTERM)
         path_receiver.receive_until("STOPPING=1")
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_daemon_status_lines_follow_the_lifecycle(
+    path_receiver: NotifyReceiver, tmp_path: Path
+) -> None:
+    """STATUS= says running, reloading, a failed reload, stopping: what `systemctl status` shows."""
+    fail = tmp_path / "fail-reloads"
+    proc = subprocess.Popen(
+        [PYTHON, str(program("systemd_daemon")), str(tmp_path / "log.jsonl"), str(fail)],
+        env=path_receiver.env(),
+        stdin=subprocess.DEVNULL,
+    )
+    try:
+        assert path_receiver.receive_until("READY=1", timeout=30)[-1].fields["STATUS"] == "running"
+        fail.touch()
+        os.kill(proc.pid, signal.SIGHUP)
+        assert path_receiver.receive_until("RELOADING=1")[-1].fields["STATUS"] == "reloading"
+        after = path_receiver.receive_until("READY=1")[-1]
+        assert after.fields["STATUS"] == "running; last reload failed: RuntimeError: bad config"
+        os.kill(proc.pid, signal.SIGTERM)
+        assert path_receiver.receive_until("STOPPING=1")[-1].fields["STATUS"] == "stopping"
         assert proc.wait(timeout=30) == 0
     finally:
         if proc.poll() is None:

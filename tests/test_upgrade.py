@@ -571,7 +571,7 @@ def test_upgrade_under_systemd_moves_the_main_pid(tmp_path: Path) -> None:
     handed = seen.index((old, [f"MAINPID={new}"]))
     # Nothing more from the old daemon once it named its successor (no STOPPING=1).
     assert [lines for pid, lines in seen[handed + 1 :] if pid == old] == []
-    assert (new, ["READY=1", f"MAINPID={new}"]) in seen
+    assert (new, ["READY=1", f"MAINPID={new}", "STATUS=running"]) in seen
 
 
 def test_upgrade_of_python_m_restart(tmp_path: Path) -> None:

@@ -112,19 +112,21 @@ class Notifier:
                 return True
         return False
 
-    def ready(self, status: str | None = None) -> None:
+    # Each lifecycle message carries a STATUS= line: what ``systemctl status``
+    # shows until the next transition or the program's own ctx.set_status().
+
+    def ready(self, status: str = "running") -> None:
         """Report startup (or a reload) complete; MAINPID names us for a forked daemon."""
-        extra = () if status is None else (f"STATUS={_one_line(status)}",)
-        self.send("READY=1", f"MAINPID={os.getpid()}", *extra)
+        self.send("READY=1", f"MAINPID={os.getpid()}", f"STATUS={_one_line(status)}")
 
     def reloading(self) -> None:
         """Report a reload starting, stamped with CLOCK_MONOTONIC (Type=notify-reload needs it)."""
         usec = time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
-        self.send("RELOADING=1", f"MONOTONIC_USEC={usec}")
+        self.send("RELOADING=1", f"MONOTONIC_USEC={usec}", "STATUS=reloading")
 
     def stopping(self) -> None:
         """Report the shutdown sequence starting."""
-        self.send("STOPPING=1")
+        self.send("STOPPING=1", "STATUS=stopping")
 
     def status(self, text: str) -> None:
         """Set the free-form status ``systemctl status`` shows."""
