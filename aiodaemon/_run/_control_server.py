@@ -221,6 +221,12 @@ class DaemonCommands:
     started: float = field(default_factory=time.monotonic)
     request_stop: Callable[[], None] | None = None
     stop_budget: Callable[[], float] | None = None
+    #: where each socket listens, read while all are open: a draining daemon's
+    #: closed listener still reports its address, as status promises.
+    addresses: dict[str, str] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.addresses = {name: sockname(sock) for name, sock in self.sockets.items()}
 
     def commands(self) -> dict[str, Command]:
         """The commands to serve, by name."""
@@ -240,7 +246,7 @@ class DaemonCommands:
             "state": "stopping" if state == "stopped" else state,
             "pid": os.getpid(),
             "uptime": round(time.monotonic() - self.started, 3),
-            "sockets": {name: sockname(sock) for name, sock in self.sockets.items()},
+            "sockets": dict(self.addresses),
             "last_reload": None if last is None else last.as_json(),
             "version": self.version,
         }
