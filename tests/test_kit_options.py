@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 
 from aiodaemon import DaemonOptions
+from aiodaemon._cli._help import COMMANDS
 from aiodaemon._cli._main import _daemon_options
-from aiodaemon._cli._parser import COMMANDS, build_parser
+from aiodaemon._cli._parser import build_parser
 from aiodaemon._kit._options import TRANSLATORS, command_flags
 from aiodaemon._prefork._config import Options, parse_options
 from aiodaemon.testing import LaunchError, ReloadFailed, launch

@@ -121,6 +121,7 @@ LAYERS = [
         "_cli._control",
         "_cli._control_client",
         "_cli._control_trust",
+        "_cli._help",
         "_cli._importer",
         "_cli._lost_holder",
         "_cli._lost_pidfile",

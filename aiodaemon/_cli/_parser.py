@@ -1,6 +1,7 @@
-"""The ``aiodaemon`` command line: its parser, help texts and examples.
+"""The ``aiodaemon`` command line's parser: its commands, their options and usage errors.
 
-Built for one command at a time (see :func:`build_parser`): an operator's
+The texts it shows (one-line helps, examples) are in :mod:`._help`. Built for
+one command at a time (see :func:`build_parser`): an operator's
 ``aiodaemon status`` should cost little more than starting Python.
 """
 
@@ -15,129 +16,15 @@ from collections.abc import Callable, Mapping, Sequence
 
 from .._prefork._messages import printable, write_line
 from ..exceptions import ExitCode
+from ._help import COMMANDS, COMMON_EPILOG, EXAMPLES
 
 TYPE_CHECKING = False  # not typing's: see aiodaemon/__init__.py
 if TYPE_CHECKING:
     from typing import Any, NoReturn
 
-__all__ = ["COMMANDS", "PROG", "build_parser", "error"]
+__all__ = ["PROG", "build_parser", "error"]
 
 PROG = "aiodaemon"
-
-#: Every command and its one-line help, in the order ``--help`` lists them.
-COMMANDS = {
-    "run": "run TARGET in the foreground (Ctrl-C stops it)",
-    "start": "start TARGET detached; print its pid when it is ready",
-    "stop": "stop the daemon holding --pidfile (TERM, wait, KILL)",
-    "restart": "stop the daemon holding --pidfile, then start TARGET",
-    "reload": "reload the daemon holding --pidfile and report the result",
-    "status": "tell what the daemon holding --pidfile is doing (LSB codes)",
-    "upgrade": "replace the daemon holding --pidfile by new code, no downtime",
-}
-
-_COMMON_EPILOG = """\
-TARGET is MODULE:ATTR (or MODULE, meaning MODULE:main), imported with the
-current directory on sys.path. ATTR is an async main function (hooks come from
-aiodaemon.on_startup etc.) or an aiodaemon.Daemon (its hooks are used, and its
-program is the Daemon's own `main` attribute if it has one, else MODULE's
-`main`). ATTR may be dotted: MODULE:obj.attr.
-
-where the log records go:
-  no --log-file/--syslog  stderr: console lines on a terminal in the foreground,
-                          else JSON lines; detached, the --stderr file or nowhere
-  --log-file F            F, as JSON lines (console lines with --log-format
-                          console); in the foreground, warnings and errors also
-                          show on stderr when it is a terminal
-  --syslog [WHERE]        syslog (with --log-file: both), JSON message bodies
-  --log-format FORMAT     json or console for every destination above
-"""
-
-_EXAMPLES = {
-    "run": """\
-examples:
-  aiodaemon run echo:main --listen tcp=127.0.0.1:8080
-  aiodaemon run app:daemon --log-level debug --log-format console
-  ExecStart=/usr/bin/aiodaemon run app:main      (systemd Type=notify)
-""",
-    "start": """\
-examples:
-  aiodaemon start echo:main --pidfile /run/echo.pid --log-file /var/log/echo.jsonl
-  aiodaemon start app:main --pidfile /run/app.pid --user app --listen http=:80
-
-Prints the daemon's pid once it is ready (exit 0). If the pidfile is held by a
-running daemon, says so and exits 0 starting nothing (LSB).
-""",
-    "restart": """\
-examples:
-  aiodaemon restart echo:main --pidfile /run/echo.pid --log-file /var/log/echo.jsonl
-
-Stops the daemon holding --pidfile (as `stop` does), then starts a new one.
-""",
-    "stop": """\
-examples:
-  aiodaemon stop --pidfile /run/echo.pid
-  aiodaemon stop --pidfile /run/echo.pid --timeout 5
-
-Asks the daemon over its control socket to stop (the graceful shutdown SIGTERM
-begins), or sends SIGTERM when it has no control socket; then SIGKILL after
---timeout seconds (without it: 30, or the daemon's own drain delay + shutdown
-timeout + 1 s, which it tells, when longer). A daemon already stopping is left to finish ("already
-stopping (pid N); waiting"): several stops at once never force its exit, as a
-second SIGTERM would. Only the process holding the pidfile's lock is signalled,
-never a stale pid. A pidfile left by a dead daemon (nobody holds its lock) is
-removed with its stale control socket, and the command says so. Exit 0 once it
-is gone or when it was not running; 1 when the pidfile's holder cannot be
-verified (nothing signalled); 4 when you may not signal it. A daemon whose
-pidfile was removed or emptied by hand is found through its control socket or
-the lock. In a shared sticky directory another user's pidfile is not believed
-(1) unless --user names that user.
-""",
-    "reload": """\
-examples:
-  aiodaemon reload --pidfile /run/echo.pid
-  ExecReload=/usr/bin/aiodaemon reload --pidfile /run/echo.pid   (systemd)
-
-Log files are reopened and reload hooks run; waits for the result over the
-control socket. Exit 0 when every reload hook succeeded; 1 with the failing
-hook's "Type: message" on stderr (the daemon keeps running), or "still
-reloading after S s" on --timeout; 7 when the daemon is not running; 4 when
-the control socket is the daemon user's and you are someone else. A daemon
-that answers "busy" (every control slot taken) or is being upgraded is asked
-again within --timeout (the new process reloads once it took over); 1
-"...; nothing reloaded" if it never gets through. --no-wait, or a daemon
-without a control socket: only SIGHUP is sent (exit 0).
-""",
-    "upgrade": """\
-examples:
-  aiodaemon upgrade --pidfile /run/echo.pid
-  aiodaemon upgrade --pidfile /run/echo.pid --timeout 120
-
-Starts a fresh process of the same program (same command line and environment,
-new code read from disk) that inherits the listening sockets and the locked
-pidfile, waits until it is ready, then lets the old one drain and exit: no
-request is refused. Prints the new pid (exit 0); if the new process fails or is
-not ready within --timeout seconds it is killed, the old one keeps serving and
-the error is printed (exit 1). A control socket that answers "busy", or a
-daemon still starting or reloading, is asked again within --timeout. Exit 7
-when the daemon is not running.
-""",
-    "status": """\
-examples:
-  aiodaemon status --pidfile /run/echo.pid
-  aiodaemon status --pidfile /run/echo.pid --json
-
-Prints the state (starting, running, reloading, stopping), the pid, the uptime,
-the listening addresses, the last reload's result and aiodaemon's version.
---json prints one object with the keys state, pid, uptime, sockets,
-last_reload and version. Exit status (LSB): 0 running (any of those states,
-also with the pidfile removed or emptied while the daemon runs: a warning says
-so), 1 dead but the pidfile exists, 3 not running, 4 unknown (unreadable
-pidfile, unverifiable holder, an untrusted or silent control socket, another
-user's pidfile in a shared sticky directory unless --user names that user).
-A control socket that stays "busy" for 2 s: running from the pidfile (0), with
-a warning.
-""",
-}
 
 
 class _Formatter(argparse.RawDescriptionHelpFormatter):
@@ -254,9 +141,9 @@ def build_parser(
         if chosen is not None and name != chosen:
             continue
         daemon_command = name in ("run", "start", "restart")
-        epilog = _EXAMPLES[name]
+        epilog = EXAMPLES[name]
         if daemon_command:
-            epilog = _COMMON_EPILOG + "\n" + epilog
+            epilog = COMMON_EPILOG + "\n" + epilog
         usage = "TARGET [options]" if daemon_command else "--pidfile PATH"
         usage += {
             "stop": " [--timeout S] [--control PATH] [--user USER]",
