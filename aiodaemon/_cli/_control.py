@@ -1,61 +1,35 @@
-"""Control a running daemon through its pidfile and control socket: status, and the shared parts.
+"""Act on a running daemon through its pidfile: find its verified holder, signal it, wait.
 
-Only a verified lock holder is ever signalled (see :func:`read_pidfile`): a pid
-in a stale file may belong to an unrelated process by now. Signals go through
-a pidfd opened *before* the holder is verified a second time, so the process
-we signal is the one we verified even if the pid is recycled in between.
-The control socket (:mod:`._control_client`) is asked only on behalf of that
-same verified holder. Synchronous and light: no asyncio, structlog or runtime.
+The parts ``stop``, ``reload`` and ``upgrade`` share (``status`` only reads:
+:mod:`._status_command`). Only a verified lock holder is ever signalled (see
+:func:`read_pidfile`): a pid in a stale file may belong to an unrelated process
+by now. Signals go through a pidfd opened *before* the holder is verified a
+second time, so the process we signal is the one we verified even if the pid
+is recycled in between; the commands ask the control socket only on behalf of
+that same verified holder (:func:`._control_trust.ask_holder`). Synchronous and
+light: no asyncio, structlog or runtime.
 """
 
 from __future__ import annotations
 
 import enum
-import json
 import os
 import select
 import time
 
-from .._prefork._control_protocol import VERSION
-from .._prefork._messages import printable, say, write_line
+from .._prefork._messages import say
 from .._prefork._pidfile_status import PidfileState, PidfileStatus, read_pidfile
-from ._control_client import (
-    BUSY_PATIENCE,
-    ControlAbsent,
-    ControlBusy,
-    ControlDenied,
-    ControlError,
-    ControlRefused,
-    ask_patiently,
-)
-from ._control_trust import ControlUntrusted, ask_holder, say_ignored
-from ._lost_pidfile import (
-    Found,
-    find_lock_holder,
-    find_through_control,
-    names_no_pid,
-    wait_for_pid,
-    why_no_pid,
-)
+from ._lost_pidfile import names_no_pid, wait_for_pid, why_no_pid
 from ._pidfile_trust import untrusted_pidfile
 
 TYPE_CHECKING = False  # not typing's: see aiodaemon/__init__.py
 if TYPE_CHECKING:
-    from typing import Any, TypeAlias
+    from typing import TypeAlias
 
     #: Paths stay plain strings here: importing pathlib costs a control command ~2 ms.
     StrPath: TypeAlias = str | os.PathLike[str]
 
-__all__ = ["ControlCode", "StatusCode", "status"]
-
-
-class StatusCode(enum.IntEnum):
-    """LSB exit codes of ``aiodaemon status``."""
-
-    RUNNING = 0
-    DEAD = 1
-    NOT_RUNNING = 3
-    UNKNOWN = 4
+__all__ = ["ControlCode"]
 
 
 class ControlCode(enum.IntEnum):
@@ -72,236 +46,6 @@ class ControlCode(enum.IntEnum):
 
 
 _say = say
-
-
-def _stat_field(pid: int, index: int) -> int | None:
-    """Field ``index`` of ``/proc/PID/stat`` after the command name (0 is the state).
-
-    None once the process is gone or the field is unreadable.
-    """
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            return int(f.read().rsplit(b")", 1)[1].split()[index])
-    except (OSError, ValueError, IndexError):
-        return None
-
-
-def _show(message: str) -> None:
-    write_line(printable(message))
-
-
-def status(
-    path: StrPath,
-    control: StrPath | None,
-    *,
-    as_json: bool,
-    timeout: float,
-    owner: int | None = None,
-) -> int:
-    """Print what the daemon of ``path`` is doing and return its LSB status code.
-
-    Asks the control socket when there is one, else reads the pidfile alone.
-    ``owner`` is the daemon's uid when the caller said (``--user``).
-    """
-    untrusted = untrusted_pidfile(path, owner)
-    if untrusted is not None:
-        _say(untrusted)
-        return _report(StatusCode.UNKNOWN, "unknown", None, f"unknown ({untrusted})", as_json)
-    state = read_pidfile(path)
-    if names_no_pid(state):
-        code = _status_without_pid(path, control, state, as_json, timeout, owner)
-        if code is not None:
-            return code
-        state = read_pidfile(path)
-    pid = state.running_pid
-    if pid is not None and control is not None:
-        try:
-            answer = _ask_status(control, path, pid, timeout)
-            _check_status(answer)
-        except ControlBusy as exc:
-            # Every control slot taken (slow reloads, hung clients): the daemon
-            # runs and holds its lock all the same, which the pidfile tells.
-            _say(f"warning: control socket {control} stayed {exc}; status from the pidfile")
-            state = read_pidfile(path)
-            pid = state.running_pid
-        except (ControlAbsent, ControlRefused, ControlDenied):
-            # No control socket, not served yet, or not ours to use (another
-            # user asking): the pidfile still tells whether the daemon runs.
-            pass
-        except ControlUntrusted as exc:
-            # Not the daemon's socket (one planted beside a daemon run without
-            # its own): the daemon has none, and its pidfile tells the truth.
-            say_ignored(exc, "status from the pidfile")
-            state = read_pidfile(path)
-            pid = state.running_pid
-        except ControlError as exc:
-            _say(str(exc))
-            return _report(StatusCode.UNKNOWN, "unknown", pid, f"unknown ({exc})", as_json)
-        else:
-            return _report_answer(answer, path, as_json)
-    if state.status is PidfileStatus.RUNNING:
-        if pid is None:
-            # Locked, empty, no control socket answering, and no single holder
-            # found: a moment ago a pid could still come; now nobody can tell.
-            line = f"unknown (pidfile {path} is locked but holds no pid, and its holder is unknown)"
-            return _report(StatusCode.UNKNOWN, "unknown", None, line, as_json)
-        line = f"running (pid {pid}, pidfile {path})"
-        return _report(StatusCode.RUNNING, "running", pid, line, as_json, uptime=_uptime(pid))
-    if state.status is PidfileStatus.ABSENT:
-        return _report(StatusCode.NOT_RUNNING, "stopped", None,
-                       f"not running (no pidfile {path})", as_json)  # fmt: skip
-    if state.status is PidfileStatus.DEAD and not state.unparsable:
-        if state.pid is None:
-            # An empty unlocked file is what a daemon leaves when it may not unlink.
-            line = f"not running (empty pidfile {path})"
-            return _report(StatusCode.NOT_RUNNING, "stopped", None, line, as_json)
-        line = f"dead (pidfile {path} names pid {state.pid}, which does not hold it)"
-        return _report(StatusCode.DEAD, "dead", state.pid, line, as_json)
-    # Unreadable, unverifiable, or bytes that are not a pid: LSB's "unknown",
-    # never "not running" (a file we cannot read may well be a live daemon's).
-    line = f"unknown ({state.detail})"
-    return _report(StatusCode.UNKNOWN, "unknown", state.pid, line, as_json)
-
-
-def _ask_status(control: StrPath, path: StrPath, pid: int, timeout: float) -> dict[str, Any]:
-    """The holder's status answer, asked again while it says "busy" (see ``BUSY_PATIENCE``).
-
-    Raises:
-        ControlBusy: still busy at the end of the patience.
-        ControlError: as :func:`._control_trust.ask_holder`.
-    """
-    request = {"v": VERSION, "cmd": "status"}
-    deadline = time.monotonic() + timeout
-
-    def ask_once() -> dict[str, Any]:
-        left = max(0.001, deadline - time.monotonic())
-        return ask_holder(control, request, holder=pid, timeout=left, follow=path)[0]
-
-    return ask_patiently(ask_once, until=time.monotonic() + min(timeout, BUSY_PATIENCE))
-
-
-def _status_without_pid(
-    path: StrPath,
-    control: StrPath | None,
-    state: PidfileState,
-    as_json: bool,
-    timeout: float,
-    owner: int | None,
-) -> int | None:
-    """Status of a daemon whose pidfile is missing or emptied, found anyway; None if none is.
-
-    A daemon running on is reported as running (0, LSB), with a warning that
-    its pidfile names no pid. A locked, empty pidfile is given the moment a
-    starting daemon takes to write its pid before its lock's holder is looked for.
-    """
-    found = served = None
-    if control is not None:
-        try:
-            found = served = find_through_control(path, control, owner=owner, timeout=timeout)
-            if found is not None and found.answer is not None:
-                _check_status(found.answer)
-        except ControlUntrusted as exc:
-            say_ignored(exc, "status from the pidfile")
-        except ControlError as exc:
-            _say(str(exc))
-            line = f"unknown ({why_no_pid(path, state)}; {exc})"
-            return _report(StatusCode.UNKNOWN, "unknown", None, line, as_json)
-    if found is None and state.status is PidfileStatus.RUNNING:
-        if wait_for_pid(path).pid is not None:
-            return None  # it was starting: read the pidfile again
-        pid = find_lock_holder(path)
-        found = None if pid is None else Found(pid, None)
-    if found is None:
-        return None
-    how = f"serves {control}" if found is served else "holds its lock"
-    if found is served and found.answer is None:
-        how += ", which stayed busy"
-    _say(f"warning: {why_no_pid(path, state)}, but pid {found.pid} runs on and {how}")
-    if found.answer is not None:
-        return _report_answer(found.answer, path, as_json)
-    line = f"running (pid {found.pid}, holding the lock of pidfile {path})"
-    if found is served:
-        line = f"running (pid {found.pid}, serving {control})"
-    uptime = _uptime(found.pid)
-    return _report(StatusCode.RUNNING, "running", found.pid, line, as_json, uptime=uptime)
-
-
-def _check_status(answer: dict[str, Any]) -> None:
-    """Refuse an answer that does not have the shape ``status`` promises.
-
-    Raises:
-        ControlError: naming what is wrong.
-    """
-    if not answer.get("ok"):
-        raise ControlError(f"the daemon refused status: {answer.get('error')}")
-    state, pid, uptime = answer.get("state"), answer.get("pid"), answer.get("uptime")
-    sockets, last = answer.get("sockets"), answer.get("last_reload")
-    if (
-        not isinstance(state, str)
-        or not isinstance(pid, int)
-        or not isinstance(uptime, int | float)
-        or not isinstance(sockets, dict)
-        or not all(isinstance(v, str) for v in sockets.values())
-        or not (last is None or isinstance(last, dict))
-    ):
-        raise ControlError("unreadable status answer from the daemon")
-
-
-def _report_answer(answer: dict[str, Any], path: StrPath, as_json: bool) -> int:
-    keys = ("state", "pid", "uptime", "sockets", "last_reload", "version")
-    if as_json:
-        write_line(json.dumps({key: answer.get(key) for key in keys}))
-        return StatusCode.RUNNING
-    lines = [f"{answer['state']} (pid {answer['pid']}, pidfile {path})"]
-    lines.append(f"uptime: {_duration(answer['uptime'])}")
-    lines.extend(f"listening {name}: {address}" for name, address in answer["sockets"].items())
-    last = answer["last_reload"]
-    if last is None:
-        lines.append("last reload: none")
-    elif last.get("ok"):
-        lines.append(f"last reload: ok at {last.get('at')}")
-    else:
-        lines.append(f"last reload: failed at {last.get('at')}: {last.get('error')}")
-    lines.append(f"aiodaemon {answer.get('version')}")
-    for line in lines:
-        _show(line)
-    return StatusCode.RUNNING
-
-
-def _report(
-    code: int, state: str, pid: int | None, line: str, as_json: bool, uptime: float | None = None
-) -> int:
-    """Print a status known from the pidfile alone (no control socket)."""
-    if as_json:
-        # Same keys as a daemon's answer; null where only the daemon could tell.
-        fields = {"state": state, "pid": pid, "uptime": uptime, "sockets": None,
-                  "last_reload": None, "version": None}  # fmt: skip
-        write_line(json.dumps(fields))
-    else:
-        _show(line)
-    return code
-
-
-def _duration(seconds: float) -> str:
-    whole = int(seconds)
-    days, rest = divmod(whole, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, secs = divmod(rest, 60)
-    text = f"{hours:02d}:{minutes:02d}:{secs:02d}"
-    return f"{days}d {text}" if days else text
-
-
-def _uptime(pid: int) -> float | None:
-    """Seconds since ``pid`` started, from /proc; None when it will not tell."""
-    started = _stat_field(pid, 19)
-    if started is None:
-        return None
-    try:
-        with open("/proc/uptime", "rb") as f:
-            now = float(f.read().split()[0])
-    except (OSError, ValueError, IndexError):
-        return None
-    return round(max(0.0, now - started / os.sysconf("SC_CLK_TCK")), 3)
 
 
 def _holder(

@@ -18,7 +18,6 @@ from collections.abc import Callable, Sequence
 from .._prefork._messages import silence, write_line
 from .._prefork._pidfile_status import PidfileStatus, read_pidfile
 from ..exceptions import ConfigError, DaemonError, ExitCode
-from . import _control
 from ._parser import PROG, build_parser, error
 
 TYPE_CHECKING = False  # not typing's: see aiodaemon/__init__.py
@@ -166,8 +165,10 @@ def _cmd_upgrade(args: argparse.Namespace) -> int:
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
+    from ._status_command import status
+
     pidfile: str = args.pidfile
-    return _control.status(
+    return status(
         pidfile,
         _control_path(args, pidfile),
         as_json=args.json,
@@ -322,8 +323,10 @@ def _report_running_elsewhere(args: argparse.Namespace, exc: ConfigError) -> Non
     if held is None:
         return
     if args.command == "restart":
+        from ._control import ControlCode
+
         error(f"{PROG}: {held}; not restarted: {_flag_message(exc)}")
-        raise _Running(_control.ControlCode.NO_PERMISSION)
+        raise _Running(ControlCode.NO_PERMISSION)
     error(f"{PROG}: {held}")
     raise _Running(ExitCode.OK if args.command == "start" else ExitCode.ALREADY_RUNNING)
 
