@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from aiodaemon import DaemonOptions
+from aiodaemon._cli._flags import daemon_options
 from aiodaemon._cli._help import COMMANDS
-from aiodaemon._cli._main import _daemon_options
 from aiodaemon._cli._parser import build_parser
 from aiodaemon._kit._options import TRANSLATORS, command_flags
 from aiodaemon._prefork._config import Options, parse_options
@@ -72,7 +72,7 @@ def through_the_command_line(flags: list[str]) -> tuple[object, ...]:
         raise AssertionError("only parsed")
 
     args = build_parser(dict.fromkeys(COMMANDS, unused), argv).parse_args(argv)
-    return comparable(parse_options(_daemon_options(args, detach=False)))
+    return comparable(parse_options(daemon_options(args, detach=False)))
 
 
 def test_every_option_of_run_has_a_translation() -> None:

@@ -133,7 +133,7 @@ LAYERS = [
         "_cli._stop",
         "_cli._upgrade_command",
     },
-    {"__main__", "_cli._main"},
+    {"__main__", "_cli._args", "_cli._daemon_commands", "_cli._flags", "_cli._main"},
     # The testing kit drives a daemon from outside, like a user: it sits on top of everything.
     {"_kit._errors", "_kit._options", "_kit._process", "_kit._pytest_plugin", "testing"},
 ]

@@ -1,0 +1,216 @@
+"""``run``, ``start`` and ``restart``: launch the program TARGET names, unless it already runs.
+
+``run`` keeps it in the foreground; ``start`` detaches it and prints its pid
+once it is ready; ``restart`` stops the daemon holding ``--pidfile`` first (as
+``stop`` does). A live daemon holding the pidfile is "already running": exit 0
+for ``start`` (LSB), 3 for ``run``. Only these commands load the daemon's side
+(:mod:`aiodaemon._launch`, asyncio), and only when they launch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .._prefork._messages import write_line
+from .._prefork._pidfile_status import PidfileStatus, read_pidfile
+from ..exceptions import ConfigError, ExitCode
+from ._args import UsageError, control_path, owner
+from ._flags import daemon_options, explain_in_flags, flag_message
+from ._parser import PROG, error
+
+TYPE_CHECKING = False  # not typing's: see aiodaemon/__init__.py
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
+
+    from .._daemon import Daemon
+    from .._run._hooks import HookFunction
+
+__all__ = ["daemon_command"]
+
+
+class _Running(Exception):
+    """The daemon holding --pidfile runs, which was said: exit with ``code``."""
+
+    def __init__(self, code: int) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+def daemon_command(args: argparse.Namespace) -> int:
+    """Run ``args.command`` (run, start or restart) and return its exit status."""
+    try:
+        return _COMMANDS[args.command](args)
+    except _Running as exc:
+        return exc.code
+
+
+def _load_target(spec: str) -> tuple[Daemon, HookFunction]:
+    from ._importer import TargetError, load_target
+
+    try:
+        return load_target(spec)
+    except TargetError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from .._launch import launch
+
+    options = _daemon_options(args, detach=False)
+    daemon, program = _load_target(args.target)
+    # As `start` does: another user's daemon makes the pidfile unopenable for
+    # us ("Permission denied"), when "already running" is the answer.
+    if args.pidfile is not None and not _is_successor() and _report_running(args):
+        return ExitCode.ALREADY_RUNNING
+    return launch(daemon.hooks, program, options, explain=explain_in_flags(args))
+
+
+def _cmd_start(args: argparse.Namespace) -> int:
+    options = _daemon_options(args, detach=True)
+    daemon, program = _load_target(args.target)
+    return _start(daemon, program, options, args)
+
+
+def _cmd_restart(args: argparse.Namespace) -> int:
+    if args.pidfile is None:
+        raise UsageError("--pidfile is required: it tells which daemon to stop")
+    options = _daemon_options(args, detach=True)
+    daemon, program = _load_target(args.target)
+    if _is_successor():
+        # Started again by an upgrade of a daemon that `restart` launched: the
+        # daemon to stop is the one handing over to us.
+        return _start(daemon, program, options, args)
+    from ._stop import stop
+
+    control = None if args.no_control else control_path(args, args.pidfile)
+    code = stop(args.pidfile, args.timeout, control, owner=owner(args))
+    if code != 0:
+        return code
+    return _start(daemon, program, options, args)
+
+
+def _start(
+    daemon: Daemon, program: HookFunction, options: dict[str, Any], args: argparse.Namespace
+) -> int:
+    from .._launch import launch
+
+    pidfile: str | None = args.pidfile
+    explain = explain_in_flags(args)
+
+    # A successor is started while its predecessor holds the pidfile, on purpose.
+    if pidfile is not None and not _is_successor() and _report_running(args):
+        return ExitCode.OK
+
+    def on_ready(pid: int) -> None:
+        write_line(str(pid))
+        if pidfile is None:
+            # Nothing records this daemon: `stop`, `status` and `reload` need a
+            # pidfile, so say how to stop it while its pid is on the screen.
+            error(
+                f"{PROG}: warning: started without --pidfile, so '{PROG} stop' cannot "
+                f"find it; stop it with: kill {pid}"
+            )
+        if not any(options.get(name) for name in ("log_file", "syslog", "stderr")):
+            # Detached, the records would go to /dev/null: a daemon that dies
+            # after this line would leave no word of why (see logging.md).
+            error(
+                f"{PROG}: warning: started without --log-file, --syslog or --stderr, "
+                "so the daemon's log (even the error that may end it) goes nowhere"
+            )
+
+    code = launch(daemon.hooks, program, options, on_ready=on_ready, explain=explain)
+    # Only errors before the fork come back here; a lost race for the lock is
+    # still "already running", which LSB counts as a successful start.
+    return ExitCode.OK if code == ExitCode.ALREADY_RUNNING else code
+
+
+def _is_successor() -> bool:
+    """Whether an upgrade started this process (see :mod:`aiodaemon._prefork._adopt`)."""
+    handoff = sys.modules.get("aiodaemon._prefork._adopt")
+    return handoff is not None and bool(handoff.is_successor())
+
+
+def _report_running(args: argparse.Namespace) -> bool:
+    held = _running_holder(args)
+    if held is not None:
+        error(f"{PROG}: {held}")
+    return held is not None
+
+
+def _running_holder(args: argparse.Namespace) -> str | None:
+    """``already running (pid N, pidfile P)`` when a live daemon holds ``pidfile``, else None.
+
+    Also for a daemon still serving its control socket after its pidfile was
+    removed by hand: binding that socket would fail with a bare "Address already in use".
+    """
+    pidfile: str = args.pidfile
+    state = read_pidfile(pidfile)
+    if state.status is PidfileStatus.ABSENT and not args.no_control:
+        from ._lost_pidfile import serving_without_pidfile
+
+        return serving_without_pidfile(pidfile, control_path(args, pidfile), owner(args))
+    if state.status is not PidfileStatus.RUNNING:
+        return None
+    from .._prefork._sharedfile import is_planted
+
+    if is_planted(pidfile):
+        # Another user's file in a shared sticky directory, locked by a process
+        # of its choosing, proves nothing: the start refuses it with the reason.
+        return None
+    held = f"pid {state.pid}" if state.pid is not None else "pid not yet written"
+    return f"already running ({held}, pidfile {pidfile})"
+
+
+def _daemon_options(args: argparse.Namespace, *, detach: bool) -> dict[str, Any]:
+    """:func:`._flags.daemon_options`, or "already running" when that explains its error.
+
+    Raises:
+        UsageError: naming the command-line option at fault.
+        _Running: the daemon holding --pidfile runs, which was said.
+    """
+    try:
+        return daemon_options(args, detach=detach)
+    except ConfigError as exc:
+        _report_running_elsewhere(args, exc)
+        raise UsageError(flag_message(exc)) from None
+
+
+#: Options whose check depends on who runs the command (may this user create
+#: the file there?), not only on what was typed.
+_CHECKED_AS_THE_CALLER = frozenset({"pidfile", "log_file", "stdout", "stderr"})
+
+
+def _report_running_elsewhere(args: argparse.Namespace, exc: ConfigError) -> None:
+    """Say "already running" when the daemon holding --pidfile explains a failed check.
+
+    Another user's daemon (root's, say) holds the pidfile: this user may write
+    neither the file nor its directory, so the check fails, but "already
+    running" is the answer that matters. ``start`` then exits 0 (LSB), ``run``
+    3 as whenever it finds its daemon running; ``restart`` cannot stop another
+    user's daemon: 4, LSB's "insufficient privilege", as ``stop`` says.
+
+    Raises:
+        _Running: the daemon runs, and that was said.
+    """
+    pidfile: str | None = args.pidfile
+    if exc.option not in _CHECKED_AS_THE_CALLER or pidfile is None or _is_successor():
+        return
+    held = _running_holder(args)
+    if held is None:
+        return
+    if args.command == "restart":
+        from ._control import ControlCode
+
+        error(f"{PROG}: {held}; not restarted: {flag_message(exc)}")
+        raise _Running(ControlCode.NO_PERMISSION)
+    error(f"{PROG}: {held}")
+    raise _Running(ExitCode.OK if args.command == "start" else ExitCode.ALREADY_RUNNING)
+
+
+_COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "run": _cmd_run,
+    "start": _cmd_start,
+    "restart": _cmd_restart,
+}

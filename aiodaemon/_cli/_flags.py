@@ -1,0 +1,126 @@
+"""The daemon commands' options: the command line as ``run()``'s keywords, errors as flags.
+
+``run``, ``start`` and ``restart`` take ``run()``'s options as flags
+(``--log-file`` for ``log_file``), which ``run()``'s own parser checks; its
+errors name the keyword, so they are worded again with the flag the user typed
+(:func:`flag_message`, :func:`explain_in_flags`).
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+
+from ..exceptions import ConfigError, DaemonError
+from ._args import UsageError
+
+TYPE_CHECKING = False  # not typing's: see aiodaemon/__init__.py
+if TYPE_CHECKING:
+    from typing import Any
+
+__all__ = ["daemon_options", "explain_in_flags", "flag_message"]
+
+
+def daemon_options(args: argparse.Namespace, *, detach: bool) -> dict[str, Any]:
+    """Keyword options for ``run()`` from the command line, validated here.
+
+    Raises:
+        UsageError: a malformed ``--listen``.
+        ConfigError: an option ``run()`` refuses (:func:`flag_message` words it).
+    """
+    raw: dict[str, Any] = {"detach": detach, "listen": _listen(args.listen)}
+    for name in (
+        "pidfile", "log_file", "syslog", "log_level", "log_format", "user", "group",
+        "workdir", "umask", "stdout", "stderr", "shutdown_timeout", "chroot", "uvloop",
+        "ready", "drain_delay", "health", "start_timeout", "control",
+    ):  # fmt: skip
+        value = getattr(args, name)
+        if value is not None:
+            raw[name] = value
+    if args.no_prevent_core:
+        raw["prevent_core"] = False
+    if args.no_control:
+        raw["control"] = False
+    if args.allow_new_privileges:
+        raw["no_new_privileges"] = False
+    from .._prefork._config import parse_options
+
+    parse_options(raw)
+    return raw
+
+
+def flag_message(exc: ConfigError) -> str:
+    """Name the command-line flag rather than the keyword: ``--log-file`` for ``log_file``."""
+    message = str(exc).removeprefix(f"{exc.option}: ")
+    return _keywords_as_flags(f"{_flag(exc.option)}: {message}")
+
+
+def _flag(option: str) -> str:
+    """``--listen http`` for ``listen[http]``, ``--log-file`` for ``log_file``."""
+    name, _, key = option.partition("[")
+    flag = "--" + name.replace("_", "-")
+    return f"{flag} {key.rstrip(']')}" if key else flag
+
+
+def _keywords_as_flags(text: str) -> str:
+    """``--group`` for a ``group=`` a message suggests (``give group= too``)."""
+    if "=" not in text:
+        return text
+    import re
+
+    from .._prefork._config import OPTION_NAMES
+
+    return re.sub(
+        r"(?<![\w-])([a-z_]+)=(?=[\s;,.)]|$)",
+        lambda m: _flag(m[1]) if m[1] in OPTION_NAMES else m[0],
+        text,
+    )
+
+
+def explain_in_flags(args: argparse.Namespace) -> Callable[[DaemonError], str]:
+    """How ``launch`` words its errors for this command line (see :func:`_in_flags`)."""
+    health = getattr(args, "health", None) is not None
+    return lambda exc: _in_flags(exc, health=health)
+
+
+def _in_flags(exc: DaemonError, *, health: bool = False) -> str:
+    """An error of the configure or acquire phase, worded with the flag the user typed.
+
+    ``run()`` names its keyword options (``cannot open log_file PATH: ...``,
+    ``listen[http]: ...``); the CLI says ``--log-file: cannot open PATH: ...``
+    and ``--listen http: ...``, as it does for the options it validates itself.
+
+    Args:
+        exc: the error ``launch`` reports.
+        health: whether ``--health`` was given: its socket is ``listen[health]``.
+    """
+    from .._prefork._config import HEALTH_SOCKET, OPTION_NAMES
+
+    if isinstance(exc, ConfigError):
+        return flag_message(exc)
+    text = str(exc)
+    option = getattr(exc, "option", None)
+    if option is not None:
+        # The message names the option before its path: "cannot open log_file PATH: ...".
+        before, sep, after = text.partition(f"{option} ")
+        if sep:
+            return _keywords_as_flags(f"{_flag(option)}: {before}{after}")
+    option, sep, message = text.partition(": ")
+    if sep and option.partition("[")[0] in OPTION_NAMES:
+        flag = "--health" if health and option == f"listen[{HEALTH_SOCKET}]" else _flag(option)
+        return _keywords_as_flags(f"{flag}: {message}")
+    return _keywords_as_flags(text)
+
+
+def _listen(values: list[str] | None) -> dict[str, str]:
+    result: dict[str, str] = {}
+    for value in values or ():
+        name, sep, address = value.partition("=")
+        if not sep or not name or not address:
+            raise UsageError(
+                f"--listen: expected NAME=ADDRESS (e.g. http=127.0.0.1:8080), not {value!r}"
+            )
+        if name in result:
+            raise UsageError(f"--listen: name {name!r} given twice")
+        result[name] = address
+    return result
