@@ -1,4 +1,4 @@
-"""A workdir closed to the user the daemon drops to: refused at start, not found at an upgrade."""
+"""Directories closed to the user the daemon drops to: its workdir, its pidfile's."""
 
 from __future__ import annotations
 
@@ -6,13 +6,14 @@ import json
 import os
 import pwd
 import shutil
+import signal
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from .support import install_program, python
+from .support import aiodaemon_cli, install_program, python, wait_gone
 
 NOBODY = pwd.getpwnam("nobody")
 
@@ -41,3 +42,23 @@ def test_a_workdir_closed_to_the_user_fails_the_start(base: Path) -> None:
     assert result.stderr == f"aiodaemon: workdir {closed}: nobody cannot enter it\n"
     assert not pidfile.exists()
     assert not (base / "run" / "report.json").exists()
+
+
+@pytest.mark.root
+def test_a_pidfile_in_a_directory_closed_to_the_dropped_user_is_emptied_at_exit(
+    base: Path,
+) -> None:
+    """The daemon cannot reach it by path, so it empties it through its lock: "not running" (3)."""
+    closed = base / "closed"
+    closed.mkdir(mode=0o700)
+    pidfile = closed / "d.pid"
+    options = {"pidfile": str(pidfile), "user": "nobody", "workdir": str(base / "run")}
+    script = install_program("priv_daemon", base, "daemon_app.py")
+    started = python([script, json.dumps(options), str(base / "run" / "report.json")], cwd=base)
+    assert started.returncode == 0, started.stderr
+    pid = int(pidfile.read_text())
+    os.kill(pid, signal.SIGTERM)
+    wait_gone(pid)
+    assert pidfile.read_text() == ""
+    status = aiodaemon_cli("status", "--pidfile", pidfile)
+    assert status.returncode == 3, status.stdout

@@ -124,12 +124,10 @@ class Pidfile:
                 pass
             except PermissionError:
                 os.ftruncate(self.fd, 0)
-        elif self.visible_path is None and _parse_pid(os.pread(self.fd, 64, 0)) in (
-            owner or os.getpid(),
-            None,
-        ):
-            # Outside our chroot: unreachable by path, but the locked fd is still
-            # ours, so empty it rather than leave a pid that reads as "dead".
+        elif _parse_pid(os.pread(self.fd, 64, 0)) in (owner or os.getpid(), None):
+            # Unreachable by path (outside our chroot, or in a directory the user
+            # we dropped to cannot search), or no longer at it: the locked fd is
+            # still ours, so empty it rather than leave a pid that reads as "dead".
             os.ftruncate(self.fd, 0)
         self.close()
 
