@@ -534,17 +534,24 @@ def test_a_socket_owned_by_another_user_is_not_trusted(app: App) -> None:
 
 
 @pytest.mark.parametrize(
-    ("mode", "says"),
+    ("mode", "says", "code"),
     [
-        ("garbage", "unreadable answer"),
-        ("truncated", "truncated answer"),
-        ("close", "without an answer"),
-        ("silent", "no answer from pid"),
-        ("huge", "larger than"),
+        ("garbage", "unreadable answer", 4),
+        ("truncated", "truncated answer", 4),
+        # What a daemon out of descriptors does: status falls back to the pidfile.
+        ("close", "without an answer", 0),
+        ("silent", "no answer from pid", 4),
+        ("huge", "larger than", 4),
     ],
 )
-def test_a_broken_answer_is_one_line_and_a_documented_code(app: App, mode: str, says: str) -> None:
-    """Garbage, truncated, missing, late or endless answers: status 4 and reload 1, one line."""
+def test_a_broken_answer_is_one_line_and_a_documented_code(
+    app: App, mode: str, says: str, code: int
+) -> None:
+    """Garbage, truncated, late or endless answers: status 4; reload 1; one line each.
+
+    A connection closed unanswered is a daemon out of descriptors as often as a
+    broken one: status reports from the pidfile (0 here, the fake holds it).
+    """
     with subprocess.Popen(
         [sys.executable, str(PROGRAMS / "fake_control.py"), str(app.pidfile), mode],
         stdout=subprocess.PIPE,
@@ -557,7 +564,7 @@ def test_a_broken_answer_is_one_line_and_a_documented_code(app: App, mode: str, 
             reload = cli(app, "reload", "--pidfile", app.pidfile, "--timeout", "1")
         finally:
             fake.kill()
-    assert result.returncode == 4
+    assert result.returncode == code
     assert says in one_line(result.stderr)
     assert reload.returncode == 1
     line = one_line(reload.stderr)

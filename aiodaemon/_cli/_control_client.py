@@ -34,6 +34,7 @@ __all__ = [
     "ControlDenied",
     "ControlError",
     "ControlMismatch",
+    "ControlNoAnswer",
     "ControlRefused",
     "ControlTimeout",
     "ControlUntrusted",
@@ -85,6 +86,14 @@ class ControlMismatch(ControlUntrusted):
 
 class ControlTimeout(ControlError):
     """The daemon did not answer in time."""
+
+
+class ControlNoAnswer(ControlError):
+    """The daemon's socket took the connection and dropped it unanswered.
+
+    What a daemon out of descriptors does (libuv accepts and closes at
+    EMFILE), or one ending right then: it may well run on.
+    """
 
 
 class ControlBusy(ControlError):
@@ -163,6 +172,10 @@ def exchange(
                 data = _read_answer(sock, deadline)
             except TimeoutError:
                 raise ControlTimeout(f"no answer from {name} within {timeout:g} s") from None
+            except ConnectionResetError as exc:
+                raise ControlNoAnswer(
+                    f"control socket {path}: connection lost: {exc.strerror or exc}"
+                ) from None
             except OSError as exc:
                 raise ControlError(
                     f"control socket {path}: connection lost: {exc.strerror or exc}"
@@ -171,7 +184,7 @@ def exchange(
         if dirfd is not None:
             os.close(dirfd)
     if not data:
-        raise ControlError(f"{name} closed the control connection without an answer")
+        raise ControlNoAnswer(f"{name} closed the control connection without an answer")
     if not data.endswith(b"\n"):
         raise ControlError(f"truncated answer on control socket {path}")
     try:

@@ -24,6 +24,7 @@ from ._control_client import (
     ControlBusy,
     ControlDenied,
     ControlError,
+    ControlNoAnswer,
     ControlRefused,
     ask_patiently,
 )
@@ -105,6 +106,12 @@ def status(
             # Every control slot taken (slow reloads, hung clients): the daemon
             # runs and holds its lock all the same, which the pidfile tells.
             say(f"warning: control socket {control} stayed {exc}; status from the pidfile")
+            state = read_pidfile(path)
+            pid = state.running_pid
+        except ControlNoAnswer as exc:
+            # Out of descriptors (the socket accepts and drops) or ending now:
+            # whether it still holds its lock, the pidfile tells.
+            say(f"warning: {exc}; status from the pidfile")
             state = read_pidfile(path)
             pid = state.running_pid
         except (ControlAbsent, ControlRefused, ControlDenied):

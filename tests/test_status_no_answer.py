@@ -1,0 +1,29 @@
+"""``status`` of a daemon whose control socket drops connections unanswered (out of descriptors)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from pathlib import Path
+
+from .support import aiodaemon_cli, program, python, wait_for, wait_gone
+
+
+def test_a_daemon_out_of_descriptors_is_reported_running_from_its_pidfile(tmp_path: Path) -> None:
+    """Its lock says it runs: exit 0 (LSB running) with a warning, not "unknown" (4)."""
+    pidfile, marker = tmp_path / "d.pid", tmp_path / "full"
+    options = {"detach": True, "pidfile": str(pidfile), "log_file": str(tmp_path / "log")}
+    started = python([program("fds_gone_after_ready"), json.dumps(options), marker])
+    assert started.returncode == 0, started.stderr
+    pid = int(pidfile.read_text())
+    try:
+        wait_for(marker.exists, what="the daemon to use up its descriptors")
+        result = aiodaemon_cli("status", "--pidfile", pidfile)
+        assert result.returncode == 0, result.stderr
+        assert result.stdout == f"running (pid {pid}, pidfile {pidfile})\n"
+        assert result.stderr.startswith("aiodaemon: warning: ")
+        assert result.stderr.endswith("; status from the pidfile\n")
+    finally:
+        os.kill(pid, signal.SIGTERM)
+        wait_gone(pid)
