@@ -62,3 +62,25 @@ def test_a_pidfile_in_a_directory_closed_to_the_dropped_user_is_emptied_at_exit(
     assert pidfile.read_text() == ""
     status = aiodaemon_cli("status", "--pidfile", pidfile)
     assert status.returncode == 3, status.stdout
+
+
+@pytest.mark.root
+def test_stop_removes_what_a_dropped_daemon_could_not(base: Path) -> None:
+    """Root-owned directory, daemon as nobody: after `stop`, neither pidfile nor socket is left."""
+    root_only = base / "root-only"
+    root_only.mkdir(mode=0o755)
+    pidfile = root_only / "d.pid"
+    options = {"pidfile": str(pidfile), "user": "nobody", "workdir": str(base / "run")}
+    script = install_program("priv_daemon", base, "daemon_app.py")
+    started = python([script, json.dumps(options), str(base / "run" / "report.json")], cwd=base)
+    assert started.returncode == 0, started.stderr
+    pid = int(pidfile.read_text())
+    assert (root_only / "d.pid.ctl").exists()
+    stopped = aiodaemon_cli("stop", "--pidfile", pidfile)
+    assert stopped.returncode == 0, stopped.stderr
+    assert stopped.stderr == (
+        f"aiodaemon: stopped (pid {pid}; removed the emptied pidfile and control socket"
+        f" {pidfile}.ctl it could not)\n"
+    )
+    assert sorted(root_only.iterdir()) == []
+    assert aiodaemon_cli("status", "--pidfile", pidfile).returncode == 3

@@ -114,6 +114,13 @@ def stop(
             if removed.pidfile:
                 also = f" and control socket {control}" if removed.control else ""
                 note = f"; removed the pidfile{also} it left"
+        else:
+            # A daemon that dropped privileges may not unlink in a root-owned
+            # directory: it emptied its pidfile and left its socket there.
+            removed = remove_stale(path, pid, control=control)
+            if removed.pidfile:
+                also = f" and control socket {control}" if removed.control else ""
+                note = f"; removed the emptied pidfile{also} it could not"
     finally:
         os.close(pidfd)
     _say(f"stopped (pid {pid}{note})")
