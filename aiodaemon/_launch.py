@@ -103,7 +103,9 @@ def launch(
     hold_gc()
 
     # Where an upgrade starts this program again (``python app.py`` is relative).
-    launch_directory = _getcwd()
+    from ._prefork._handoff import started_from
+
+    launch_directory = started_from()
     # Only a process started by an upgrade loads the hand-off code this early
     # (the CLI may have taken the variable already).
     if "AIODAEMON_HANDOFF" in os.environ or "aiodaemon._prefork._adopt" in sys.modules:
@@ -221,28 +223,6 @@ def end_daemon(code: int) -> int:
     from ._run._shutdown import end_process
 
     return end_process(code)
-
-
-def _getcwd() -> str | None:
-    """The directory we were started from, as the shell named it (``$PWD``) if it is this one.
-
-    A deploy that switches a ``current`` symlink to a new release must have the
-    upgrade start the new release: ``os.getcwd()`` resolves the symlink to the
-    old one (gunicorn's ``util.getcwd`` does the same).
-    """
-    try:
-        real = os.getcwd()
-    except OSError:
-        return None
-    logical = os.environ.get("PWD")
-    if logical and os.path.isabs(logical):
-        try:
-            same = os.path.samestat(os.stat(logical), os.stat(real))
-        except OSError:
-            same = False
-        if same:
-            return logical
-    return real
 
 
 def become_daemon(

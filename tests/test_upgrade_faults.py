@@ -205,7 +205,7 @@ def test_old_daemon_killed_under_systemd_successor_reports_ready(tmp_path: Path)
         proc.wait(30)
         seen = receiver.receive_until("READY=1", 30)
         assert seen[-1].pid == successor
-        assert seen[-1].lines == ["READY=1", f"MAINPID={successor}"]
+        assert seen[-1].lines == ["READY=1", f"MAINPID={successor}", "STATUS=running"]
         # Nothing from the successor before it was ready (no STOPPING=1, no READY=1 early).
         assert [d.lines for d in seen[:-1] if d.pid == successor] == []
         upgrade.communicate(timeout=60)
