@@ -7,6 +7,7 @@ import os
 import pwd
 import shutil
 import signal
+import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,15 +30,20 @@ def base() -> Iterator[Path]:
     shutil.rmtree(path, ignore_errors=True)
 
 
+def start_as_nobody(base: Path, pidfile: Path, workdir: Path) -> subprocess.CompletedProcess[str]:
+    """Start ``priv_daemon`` as root dropping to nobody, with ``pidfile`` and ``workdir``."""
+    options = {"pidfile": str(pidfile), "user": "nobody", "workdir": str(workdir)}
+    script = install_program("priv_daemon", base, "daemon_app.py")
+    return python([script, json.dumps(options), str(base / "run" / "report.json")], cwd=base)
+
+
 @pytest.mark.root
 def test_a_workdir_closed_to_the_user_fails_the_start(base: Path) -> None:
     """Entered as root, closed to nobody: one line naming the option, the user and the directory."""
     closed = base / "closed"
     closed.mkdir(mode=0o700)
     pidfile = base / "run" / "d.pid"
-    options = {"pidfile": str(pidfile), "user": "nobody", "workdir": str(closed)}
-    script = install_program("priv_daemon", base, "daemon_app.py")
-    result = python([script, json.dumps(options), str(base / "run" / "report.json")], cwd=base)
+    result = start_as_nobody(base, pidfile, closed)
     assert result.returncode == 1
     assert result.stderr == f"aiodaemon: workdir {closed}: nobody cannot enter it\n"
     assert not pidfile.exists()
@@ -52,9 +58,7 @@ def test_a_pidfile_in_a_directory_closed_to_the_dropped_user_is_emptied_at_exit(
     closed = base / "closed"
     closed.mkdir(mode=0o700)
     pidfile = closed / "d.pid"
-    options = {"pidfile": str(pidfile), "user": "nobody", "workdir": str(base / "run")}
-    script = install_program("priv_daemon", base, "daemon_app.py")
-    started = python([script, json.dumps(options), str(base / "run" / "report.json")], cwd=base)
+    started = start_as_nobody(base, pidfile, base / "run")
     assert started.returncode == 0, started.stderr
     pid = int(pidfile.read_text())
     os.kill(pid, signal.SIGTERM)
@@ -70,9 +74,7 @@ def test_stop_removes_what_a_dropped_daemon_could_not(base: Path) -> None:
     root_only = base / "root-only"
     root_only.mkdir(mode=0o755)
     pidfile = root_only / "d.pid"
-    options = {"pidfile": str(pidfile), "user": "nobody", "workdir": str(base / "run")}
-    script = install_program("priv_daemon", base, "daemon_app.py")
-    started = python([script, json.dumps(options), str(base / "run" / "report.json")], cwd=base)
+    started = start_as_nobody(base, pidfile, base / "run")
     assert started.returncode == 0, started.stderr
     pid = int(pidfile.read_text())
     assert (root_only / "d.pid.ctl").exists()
