@@ -76,7 +76,6 @@ LAYERS = [
         "_prefork._handoff",
         "_prefork._init",
         "_prefork._inherited",
-        "_prefork._nofile",
         "_prefork._stdfds",
     },
     {"_prefork._privileges", "_prefork._terminal"},
@@ -84,7 +83,6 @@ LAYERS = [
     {"_prefork._pep3143_open", "pep3143"},
     {
         "_run._context",
-        "_run._backstops",
         "_run._forced",
         "_run._health",
         "_run._hooks",

@@ -19,9 +19,9 @@ from contextlib import ExitStack
 from typing import TYPE_CHECKING
 
 from ._config import HEALTH_SOCKET, Options
+from ._inherited import raise_descriptor_limit
 from ._logtargets import LogTargets, open_log_targets
 from ._messages import say
-from ._nofile import raise_descriptor_limit
 
 if TYPE_CHECKING:
     from ._addresses import ListenAddress

@@ -1,19 +1,30 @@
-"""Signal state inherited from whoever started us: a blocked mask, an ignored SIGCHLD.
+"""What a starter leaves a daemon: a blocked signal mask, an ignored SIGCHLD, a low fd limit.
 
-A signal mask and ignored dispositions survive ``exec``, so a daemon inherits
+Signals. A signal mask and ignored dispositions survive ``exec``, so a daemon inherits
 whatever its starter had (a shell's ``trap '' CHLD``, a supervisor written in a
 language that blocks signals in its threads, ``nohup``). daemon(7) resets both
 first thing. Left alone, a blocked SIGTERM stays pending for ever (``stop``
 ends in SIGKILL), a blocked SIGCHLD hangs uvloop's subprocess waits, and an
 ignored SIGCHLD makes the kernel reap children itself, so the launcher's own
 ``waitpid`` fails and ``asyncio`` subprocesses never learn their exit status.
+
+The open-files limit. The soft ``RLIMIT_NOFILE`` of 1024 that shells and
+systemd hand out is a compatibility default for programs using ``select()``;
+the hard limit (systemd: 524288) is what a service may use. A server at the
+soft limit loses connections silently under uvloop: libuv accepts and closes
+them at EMFILE and nothing is logged. So a daemon raises its soft limit to the
+hard one, as Go programs do since 1.19 and systemd's guidance asks of programs
+that need many descriptors ("File Descriptor Limits", Poettering 2021).
 """
 
 from __future__ import annotations
 
+import resource
 import signal
 
-__all__ = ["reset_inherited_signals"]
+from ..exceptions import StartupError
+
+__all__ = ["MIN_NOFILE", "raise_descriptor_limit", "reset_inherited_signals"]
 
 
 def reset_inherited_signals() -> None:
@@ -28,3 +39,44 @@ def reset_inherited_signals() -> None:
     signal.pthread_sigmask(signal.SIG_SETMASK, ())
     if signal.getsignal(signal.SIGCHLD) == signal.SIG_IGN:
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+
+
+#: Descriptors below which no daemon can run: aiodaemon's own are ~17 at rest
+#: (stdio, pidfile, log, control socket, the loop's epoll, eventfd and signal
+#: pipes), and libuv aborts the process (SIGABRT, files left behind) when it
+#: runs out while the loop starts. 32 leaves the program a few of its own.
+MIN_NOFILE = 32
+
+
+def raise_descriptor_limit() -> int:
+    """Raise the soft ``RLIMIT_NOFILE`` to the hard limit; refuse one too low for any daemon.
+
+    Returns:
+        The soft limit now in force.
+
+    Raises:
+        StartupError: even the hard limit is below :data:`MIN_NOFILE`.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = _kernel_maximum() if hard == resource.RLIM_INFINITY else hard
+    if soft != resource.RLIM_INFINITY and target is not None and soft < target:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (ValueError, OSError):
+            pass  # the kernel's fs.nr_open is lower: keep what we were given
+    if soft != resource.RLIM_INFINITY and soft < MIN_NOFILE:
+        raise StartupError(
+            f"RLIMIT_NOFILE is {soft}: a daemon needs at least {MIN_NOFILE} open files;"
+            " raise it (ulimit -Hn and -n, or LimitNOFILE= in a unit)"
+        )
+    return soft
+
+
+def _kernel_maximum() -> int | None:
+    """``fs.nr_open``, the most descriptors a process may have, for an unlimited hard limit."""
+    try:
+        with open("/proc/sys/fs/nr_open") as f:
+            return int(f.read())
+    except (OSError, ValueError):
+        return None

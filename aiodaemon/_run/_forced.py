@@ -1,4 +1,4 @@
-"""The forced exit: what a second SIGTERM/SIGINT during shutdown may still do.
+"""The forced exit: what a second SIGTERM/SIGINT during shutdown may still do, and backstops.
 
 Its handler, installed when the shutdown begins, is a plain ``signal.signal``
 handler, not a loop callback, so it runs even while sync code blocks the loop.
@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from .._prefork._readiness import ReadinessPipe
     from ._state import Lifecycle
 
-__all__ = ["ForcedExit", "log_joined"]
+__all__ = ["ForcedExit", "log_joined", "start_backstop"]
 
 _log = structlog.get_logger("aiodaemon")
 
@@ -142,3 +142,35 @@ def log_joined(signum: int | None) -> None:
     if signum is not None:
         _log.info("signal received", signal=signal.Signals(signum).name)
     _log.info("already stopping", detail="a second SIGTERM or SIGINT exits at once")
+
+
+# --- backstops ------------------------------------------------------------------------
+# Threads that force an exit when a deadline passes while sync code blocks the
+# loop (the start's, the shutdown's, the interpreter exit's). They guard against
+# a program that blocks; they are never the reason a daemon fails. When the
+# system refuses a thread (RLIMIT_NPROC, a cgroup's pids.max, no memory), the
+# work goes on unguarded and the log says so, instead of the shutdown aborting
+# half-way with in-flight requests cut and shutdown hooks skipped.
+
+
+def start_backstop(thread: threading.Thread, guards: str, *, log: bool = True) -> bool:
+    """Start ``thread``; if no thread can be started, say that ``guards`` goes unguarded.
+
+    Args:
+        thread: the backstop, not yet started.
+        guards: what it bounds, for the warning ("the shutdown's deadline").
+        log: warn in the log (False at the interpreter's exit, when the log is
+            closed: the caller tells stderr).
+
+    Returns:
+        Whether the thread runs.
+    """
+    try:
+        thread.start()
+    except RuntimeError as exc:  # "can't start new thread"
+        if log:
+            _log.warning(
+                "backstop not started", thread=thread.name, unguarded=guards, error=str(exc)
+            )
+        return False
+    return True

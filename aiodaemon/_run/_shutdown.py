@@ -53,8 +53,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import structlog
 
 from ..exceptions import ExitCode
-from ._backstops import start_backstop
-from ._forced import say_nowait
+from ._forced import say_nowait, start_backstop
 from ._hooks import HookError, Lifespan, call_async, entry_name, in_own_context
 from ._loop import await_chain
 from ._state import Event

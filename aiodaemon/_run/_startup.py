@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING
 import structlog
 
 from ..exceptions import ExitCode
-from ._backstops import start_backstop
 from ._builtin import builtin_factories
+from ._forced import start_backstop
 from ._hooks import Lifespan, call_async, describe, entry_name, in_own_context
 from ._state import Event, State
 from ._user_exit import EXIT_REQUESTS, note_shutdown_request
