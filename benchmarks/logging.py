@@ -45,7 +45,7 @@ def _setup(contender: str, path: Path) -> tuple[Callable[[int], None], Callable[
 
         from aiodaemon._logs._logging import start_logging
         from aiodaemon._prefork._config import parse_options
-        from aiodaemon._prefork._logtargets import open_log_targets
+        from aiodaemon._prefork._logsinks import open_log_targets
 
         options = parse_options({"log_file": str(path)})
         writer = start_logging(open_log_targets(options), options, detached=True)

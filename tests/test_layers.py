@@ -57,7 +57,6 @@ LAYERS = [
         "_logs._logwriter",
         "_prefork._control_socket",
         "_prefork._logsinks",
-        "_prefork._logtargets",
         "_prefork._pidfile",
         "_prefork._pidfile_status",
         "_prefork._readiness",

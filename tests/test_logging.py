@@ -22,7 +22,7 @@ import pytest
 
 from aiodaemon._prefork._addresses import SyslogTarget
 from aiodaemon._prefork._config import Options
-from aiodaemon._prefork._logtargets import open_log_targets
+from aiodaemon._prefork._logsinks import open_log_targets
 from aiodaemon.exceptions import StartupError
 from tests.support import (
     PYTHON,

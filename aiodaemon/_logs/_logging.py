@@ -5,7 +5,7 @@ bound context and exception are only valid there) and handed as bytes to a
 bounded queue; one writer thread (``_logwriter``), started after the last
 fork, batches them into the sinks. The event loop thread therefore never
 waits on a disk, a socket or a full pipe. The sinks are opened in the launching
-process (:mod:`aiodaemon._prefork._logtargets`); this module configures structlog and
+process (:mod:`aiodaemon._prefork._logsinks`); this module configures structlog and
 stdlib ``logging`` in the daemon.
 """
 
@@ -32,7 +32,7 @@ from ._logchain import (
 from ._logwriter import DEFAULT_QUEUE_SIZE, LogWriter, Sink
 
 if TYPE_CHECKING:
-    from .._prefork._logtargets import LogTargets
+    from .._prefork._logsinks import LogTargets
 
 __all__ = ["start_logging"]
 

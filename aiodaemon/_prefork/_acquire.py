@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 from ._config import HEALTH_SOCKET, Options
 from ._inherited import raise_descriptor_limit
-from ._logtargets import LogTargets, open_log_targets
+from ._logsinks import LogTargets, open_log_targets
 from ._messages import say
 
 if TYPE_CHECKING:

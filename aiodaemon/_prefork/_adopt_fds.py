@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from ._adopt import Handoff
     from ._config import Options
     from ._control_socket import ControlSocket
-    from ._logtargets import LogTargets
+    from ._logsinks import LogTargets
 
 __all__ = [
     "adopt",
@@ -230,8 +230,7 @@ def _adopt_logs(handoff: Handoff, options: Options) -> LogTargets:
     Raises:
         StartupError: the file cannot be opened, or syslog cannot be reached.
     """
-    from ._logsinks import FileSink
-    from ._logtargets import LogTargets, open_log_targets
+    from ._logsinks import FileSink, LogTargets, open_log_targets
     from ._syslogsink import open_syslog_sink
 
     entry = None if options.log_file is None else handoff.entry("log", options.log_file)

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from .._logs._logwriter import LogWriter
     from .._prefork._config import Options
     from .._prefork._control_socket import ControlSocket
-    from .._prefork._logtargets import LogTargets
+    from .._prefork._logsinks import LogTargets
     from .._prefork._pidfile import Pidfile
     from .._prefork._readiness import ReadinessPipe
     from .._prefork._sockets import Listeners

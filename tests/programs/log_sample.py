@@ -10,7 +10,7 @@ import structlog
 
 from aiodaemon._logs._logging import start_logging
 from aiodaemon._prefork._config import parse_options
-from aiodaemon._prefork._logtargets import open_log_targets
+from aiodaemon._prefork._logsinks import open_log_targets
 
 options = parse_options(json.loads(sys.argv[1]))
 writer = start_logging(open_log_targets(options), options, detached=False)

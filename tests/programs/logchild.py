@@ -16,7 +16,7 @@ from typing import Any
 from aiodaemon._logs._logging import start_logging
 from aiodaemon._logs._logwriter import LogWriter
 from aiodaemon._prefork._config import parse_options
-from aiodaemon._prefork._logtargets import open_log_targets
+from aiodaemon._prefork._logsinks import open_log_targets
 
 
 def start_child() -> LogWriter:
