@@ -2,7 +2,8 @@
 
 As PID 1 we fork once. The parent stays PID 1: it closes every descriptor
 but 0-2, reaps every child the kernel hands it (orphans included), forwards
-signals, and exits with the daemon's status. The daemon runs in the child,
+signals, and exits with the daemon's status. The daemon runs in a process
+group of its own, so each signal reaches it once, through the init. The daemon runs in the child,
 where asyncio and uvloop keep sole ownership of SIGCHLD and of their own
 subprocesses: a reaper inside the daemon's process would steal exit statuses
 from ``asyncio.create_subprocess_*``, and uvloop refuses
@@ -58,6 +59,10 @@ def split_init(forward: Iterable[int] = ()) -> None:
     child = os.fork()
     if child == 0:
         _split = True
+        # A group of its own: a signal sent to the init's group (Ctrl-C on the
+        # container's terminal, kill -TERM -PGID) reaches the daemon once, as the
+        # init forwards it, not twice, which would force its exit.
+        os.setpgid(0, 0)
         for signum in watched:
             signal.signal(signum, signal.SIG_DFL)
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
