@@ -281,6 +281,10 @@ def become_daemon(
             if acquired.pidfile is not None and handoff is None:
                 # A successor writes its pid only at the hand-over (see _upgrade).
                 acquired.pidfile.write_pid()
+            from ._prefork._detach import close_in_forked_children
+
+            for own in acquired.daemon_only_fds():
+                close_in_forked_children(own)
             from ._logs._logging import start_logging
 
             assert acquired.logs is not None  # acquire() always opens the log targets

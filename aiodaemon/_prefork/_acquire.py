@@ -70,6 +70,15 @@ class Acquired:
             fds.append(self.control.fileno())
         return fds
 
+    def daemon_only_fds(self) -> list[int]:
+        """What no child the program forks may keep: the pidfile's and control socket's fds."""
+        fds = []
+        if self.pidfile is not None:
+            fds.append(self.pidfile.fd)
+        if self.control is not None:
+            fds.append(self.control.fileno())
+        return fds
+
     def release(self, daemon_pid: int | None = None) -> None:
         """Give back everything, once (later calls do nothing).
 

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from ._readiness import LaunchResult
 
 __all__ = [
+    "close_in_forked_children",
     "close_inherited_fds",
     "detach",
     "enter_workdir",
@@ -107,6 +108,31 @@ def redirect_outputs(stdout: int | None, stderr: int | None) -> None:
         sys.stderr = io.TextIOWrapper(
             io.FileIO(2, "w", closefd=False), line_buffering=True, errors="backslashreplace"
         )
+
+
+def close_in_forked_children(fd: int) -> None:
+    """Close ``fd`` in every child this process forks from now on; it stays open here.
+
+    For what only the daemon may hold: its pidfile's lock and its control
+    socket. A child the program forks (multiprocessing's fork context,
+    ``os.fork``) that outlived the daemon kept both: the next ``start`` said
+    "already running" for a dead pid, and ``status`` found a daemon in the
+    child. The ``listen=`` sockets stay: handing them to forked workers is how
+    pre-fork servers work. An exec'd child never had them (close-on-exec).
+    """
+    st = os.fstat(fd)
+    identity = (st.st_dev, st.st_ino)
+
+    def close_copy() -> None:
+        # Still the same file (the daemon may have closed it and reused the number).
+        try:
+            now = os.fstat(fd)
+            if (now.st_dev, now.st_ino) == identity:
+                os.close(fd)
+        except OSError:
+            pass
+
+    os.register_at_fork(after_in_child=close_copy)
 
 
 def enter_workdir(workdir: str | os.PathLike[str], umask: int) -> None:

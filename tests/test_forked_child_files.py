@@ -1,0 +1,53 @@
+"""A child the program forks keeps neither the pidfile's lock nor the control socket."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from pathlib import Path
+
+from .support import aiodaemon_cli, kill_quietly, open_fds, program, python, wait_for, wait_gone
+
+
+def _unix_inode(path: Path) -> int:
+    """The inode of the listening unix socket bound at ``path`` (from /proc/net/unix)."""
+    for line in Path("/proc/net/unix").read_text().splitlines()[1:]:
+        fields = line.split()
+        if len(fields) >= 8 and fields[7] == str(path):
+            return int(fields[6])
+    raise AssertionError(f"nothing listens at {path}")
+
+
+def _child_of_daemon(child_file: Path) -> int:
+    """The pid the forked child wrote once it was running (its at-fork hooks done)."""
+    return int(wait_for(lambda: child_file.exists() and child_file.read_text(), what="the child"))
+
+
+def test_a_child_outliving_a_killed_daemon_does_not_block_the_next_start(tmp_path: Path) -> None:
+    """SIGKILLed daemon, its child lives on: `status` says dead, `start` starts a new daemon."""
+    pidfile = tmp_path / "d.pid"
+    options = json.dumps(
+        {"detach": True, "pidfile": str(pidfile), "log_file": str(tmp_path / "log")}
+    )
+    children: list[int] = []
+    try:
+        started = python([program("forks_a_lingering_child"), options, tmp_path / "child1"])
+        assert started.returncode == 0, started.stderr
+        daemon = int(pidfile.read_text())
+        children.append(_child_of_daemon(tmp_path / "child1"))
+        held = set(open_fds(children[0]).values())
+        assert str(pidfile) not in held
+        assert f"socket:[{_unix_inode(Path(str(pidfile) + '.ctl'))}]" not in held
+        os.kill(daemon, signal.SIGKILL)
+        wait_gone(daemon)
+        status = aiodaemon_cli("status", "--pidfile", pidfile)
+        assert status.returncode == 1, status.stdout  # LSB: dead, pidfile left
+        again = python([program("forks_a_lingering_child"), options, tmp_path / "child2"])
+        assert again.returncode == 0, again.stderr
+        assert int(pidfile.read_text()) not in (daemon, children[0])
+        children.append(_child_of_daemon(tmp_path / "child2"))
+    finally:
+        for child in children:
+            kill_quietly(child)
+        aiodaemon_cli("stop", "--pidfile", pidfile)
