@@ -63,8 +63,9 @@ class _LineSink:
     """Appends newline-terminated records to a descriptor, surviving failed writes whole.
 
     A write that fails part-way (a full disk: ENOSPC, EDQUOT, EFBIG) may leave
-    a record cut short at the end of the file. The next write then starts with
-    a newline, so that fragment is never glued to the next record, and every
+    a record cut short at the end of the file. The next write to that file then
+    starts with a newline, so that fragment is never glued to the next record
+    (a file reopened after a rotation starts with a record), and every
     record not written whole is counted in :attr:`lost` for the log writer to
     report once writing works again.
     """
@@ -150,6 +151,11 @@ class FileSink(_LineSink):
         new = open_append(self.reopen_path, owner=self.owner)
         with self._swap:
             old, self.fd = self.fd, new
+            if self._mid_line and not _same_file(old, new):
+                # The fragment a failed write left ends the old file (rotated
+                # away): the new one starts with a record, not with the newline
+                # meant for that fragment. Reopened in place, it still needs it.
+                self._mid_line = False
             os.close(old)
 
     def dup(self) -> int:
@@ -186,6 +192,12 @@ class FileSink(_LineSink):
             if self.fd >= 0:
                 os.close(self.fd)
                 self.fd = -1
+
+
+def _same_file(fd: int, other: int) -> bool:
+    """Whether two descriptors are open on the same file."""
+    st, st_other = os.fstat(fd), os.fstat(other)
+    return (st.st_dev, st.st_ino) == (st_other.st_dev, st_other.st_ino)
 
 
 def open_file_sink(path: str, owner: int | None = None) -> FileSink:
