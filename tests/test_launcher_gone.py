@@ -8,7 +8,16 @@ import signal
 import subprocess
 from pathlib import Path
 
-from .support import PYTHON, clean_env, is_alive, program, read_json_lines, wait_for, wait_gone
+from .support import (
+    PYTHON,
+    clean_env,
+    is_alive,
+    kill_quietly,
+    program,
+    read_json_lines,
+    wait_for,
+    wait_gone,
+)
 
 
 def test_a_daemon_whose_launcher_died_before_its_pid_reached_it_goes_on(tmp_path: Path) -> None:
@@ -34,4 +43,29 @@ def test_a_daemon_whose_launcher_died_before_its_pid_reached_it_goes_on(tmp_path
     os.kill(daemon, signal.SIGTERM)
     wait_gone(daemon)
     assert read_json_lines(log)[-1]["event"] == "exit"
+    assert not pidfile.exists()
+
+
+def test_without_its_launcher_a_daemon_still_keeps_its_start_timeout(tmp_path: Path) -> None:
+    """Its startup hangs and nobody is left to stop it: it ends itself at start_timeout."""
+    pidfile, log, marker = tmp_path / "d.pid", tmp_path / "d.jsonl", tmp_path / "forked"
+    options = {"detach": True, "pidfile": str(pidfile), "log_file": str(log), "start_timeout": 1.0}
+    launcher = subprocess.Popen(
+        [PYTHON, str(program("launcher_gone")), json.dumps(options), str(marker), "hang"],
+        env=clean_env(),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    wait_for(marker.exists, what="the daemon's fork")
+    launcher.kill()
+    launcher.wait(timeout=10)
+    daemon = int(wait_for(lambda: marker.read_text(), what="the daemon's pid"))
+    try:
+        wait_gone(daemon, timeout=30)
+    finally:
+        kill_quietly(daemon)
+    records = read_json_lines(log)
+    assert records[-1]["event"] == "exit"
+    assert records[-1]["reason"] == "not ready after 1 s"
     assert not pidfile.exists()

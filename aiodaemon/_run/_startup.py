@@ -163,7 +163,8 @@ async def run_main(rt: Runtime) -> None:
 class StartDeadline:
     """``start_timeout`` where no launcher enforces it: on the loop, and on a thread.
 
-    Detached, the launcher enforces it (it outlives a hung loop). In the
+    Detached, the launcher enforces it (it outlives a hung loop), and a loop
+    timer in the daemon too, for a launcher that was killed meanwhile. In the
     foreground, and for an upgrade's successor whose old daemon vanished, the
     daemon does: a loop timer begins the shutdown at ``start_timeout`` ("not
     ready after S s"), and, as the shutdown has, a backstop thread ends the
@@ -187,12 +188,14 @@ class StartDeadline:
         """Arm what applies to this daemon (see the class docstring)."""
         parts = self._rt.parts
         handoff = getattr(parts.pipe, "handoff", None)
-        if parts.foreground:
-            self._arm()
-        elif (takeover := getattr(parts.pipe, "on_takeover", None)) is not None:
+        if (takeover := getattr(parts.pipe, "on_takeover", None)) is not None:
             # An upgrade's successor: its old daemon enforces the timeout, but
             # one that vanished leaves us to do it (see _takeover).
             takeover.append(self._arm_alone)
+        else:
+            # Detached, the launcher enforces it as well: a launcher killed
+            # meanwhile (its Ctrl-C says the daemon goes on starting) leaves it to us.
+            self._arm()
         if parts.foreground or handoff is not None:
             pidfd = None if handoff is None else handoff.parent_pidfd
             # Our own copy: the loop closes the handoff's once the old daemon is gone.

@@ -1,11 +1,13 @@
 """A daemon whose launcher is killed in the instant before the daemon reports its pid.
 
-argv: options JSON, a marker path. Right after the second fork the daemon
-writes the marker and waits a second: the test kills the launcher meanwhile.
+argv: options JSON, a marker path, and "hang" for a startup hook that never
+returns. Right after the second fork the daemon writes the marker and waits a
+second: the test kills the launcher meanwhile.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import sys
@@ -28,6 +30,12 @@ def after_fork() -> None:
 
 
 os.register_at_fork(after_in_child=after_fork)
+
+
+@aiodaemon.on_startup
+async def maybe_hang() -> None:
+    if sys.argv[3:] == ["hang"]:
+        await asyncio.Event().wait()
 
 
 async def main(ctx: aiodaemon.Context) -> None:
