@@ -410,6 +410,46 @@ def test_daemon_status_lines_follow_the_lifecycle(
             proc.wait()
 
 
+def test_ready_keeps_the_status_a_hook_just_set(
+    path_receiver: NotifyReceiver, tmp_path: Path
+) -> None:
+    """A status a startup or reload hook set is not replaced by READY=1; a failed reload is said."""
+    fail = tmp_path / "fail-reloads"
+    proc = subprocess.Popen(
+        [PYTHON, str(program("systemd_own_status")), str(tmp_path / "log.jsonl"), str(fail)],
+        env=path_receiver.env(),
+        stdin=subprocess.DEVNULL,
+    )
+
+    def statuses(datagrams: list[Datagram]) -> list[str]:
+        return [d.fields["STATUS"] for d in datagrams if "STATUS" in d.fields]
+
+    try:
+        started = path_receiver.receive_until("READY=1", timeout=30)
+        assert "STATUS" not in started[-1].fields, started[-1].lines
+        assert statuses(started)[-1] == "loaded 42 rules"
+        os.kill(proc.pid, signal.SIGHUP)
+        reloaded = path_receiver.receive_until("READY=1")
+        assert "STATUS" not in reloaded[-1].fields, reloaded[-1].lines
+        assert statuses(reloaded) == ["reloading", "config v1 loaded"]
+        # A failed reload: the failure matters more than the hook's own word.
+        fail.touch()
+        os.kill(proc.pid, signal.SIGHUP)
+        failed = path_receiver.receive_until("READY=1")
+        assert statuses(failed) == [
+            "reloading",
+            "config v2 loaded",
+            "running; last reload failed: RuntimeError: bad config",
+        ]
+        os.kill(proc.pid, signal.SIGTERM)
+        assert path_receiver.receive_until("STOPPING=1")[-1].fields["STATUS"] == "stopping"
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
 def test_daemon_feeds_the_watchdog(path_receiver: NotifyReceiver, tmp_path: Path) -> None:
     """With WATCHDOG_USEC set, a running daemon sends WATCHDOG=1 again and again."""
     script = program("systemd_daemon")

@@ -76,5 +76,5 @@ async def run_reload(rt: Runtime) -> None:
         # Stopping first: a reload pending behind this one must not begin.
         rt.exit_requested(*exit_request)
     if notifier is not None and rt.lifecycle.state is State.RELOADING:
-        notifier.ready("running" if error is None else f"running; last reload failed: {error}")
+        notifier.ready(None if error is None else f"running; last reload failed: {error}")
     rt.dispatch(Event.RELOADED)

@@ -59,6 +59,8 @@ class Notifier:
         # Connecting now resolves the path once, so sends keep working after a
         # chroot or a privilege drop has hidden it from us.
         self._connected = self._connect()
+        #: whether the program set its own STATUS= since the last lifecycle message.
+        self.program_status_set = False
 
     def __enter__(self) -> Notifier:
         return self
@@ -114,23 +116,47 @@ class Notifier:
 
     # Each lifecycle message carries a STATUS= line: what ``systemctl status``
     # shows until the next transition or the program's own ctx.set_status().
+    # The one exception: a READY=1 ending a start or a reload keeps quiet about
+    # "running" when the program has just said something more telling.
 
-    def ready(self, status: str = "running") -> None:
-        """Report startup (or a reload) complete; MAINPID names us for a forked daemon."""
-        self.send("READY=1", f"MAINPID={os.getpid()}", f"STATUS={_one_line(status)}")
+    def ready(self, status: str | None = None) -> None:
+        """Report startup (or a reload) complete; MAINPID names us for a forked daemon.
+
+        Args:
+            status: the STATUS= to send in any case (a failed reload says so).
+                None: ``running``, unless the program set its own status since
+                the previous lifecycle message; then READY=1 carries no STATUS=
+                and the program's stays in ``systemctl status``.
+        """
+        assignments = ["READY=1", f"MAINPID={os.getpid()}"]
+        if status is not None:
+            assignments.append(f"STATUS={_one_line(status)}")
+        elif not self.program_status_set:
+            assignments.append("STATUS=running")
+        self.program_status_set = False
+        self.send(*assignments)
 
     def reloading(self) -> None:
         """Report a reload starting, stamped with CLOCK_MONOTONIC (Type=notify-reload needs it)."""
         usec = time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
+        self.program_status_set = False
         self.send("RELOADING=1", f"MONOTONIC_USEC={usec}", "STATUS=reloading")
 
     def stopping(self) -> None:
         """Report the shutdown sequence starting."""
+        self.program_status_set = False
         self.send("STOPPING=1", "STATUS=stopping")
 
     def status(self, text: str) -> None:
-        """Set the free-form status ``systemctl status`` shows."""
-        self.send(f"STATUS={_one_line(text)}")
+        """Set the free-form status ``systemctl status`` shows (the program's own)."""
+        self.program_says(f"STATUS={_one_line(text)}")
+
+    def program_says(self, *assignments: str) -> bool:
+        """Send the program's own ``assignments``, remembering a STATUS= among them."""
+        sent = self.send(*assignments)
+        if sent and any(a.startswith("STATUS=") for a in assignments):
+            self.program_status_set = True
+        return sent
 
     def failed(self, message: str, errno: int | None = None) -> None:
         """Report a startup failure: its message as STATUS=, and ERRNO= when known."""
@@ -249,4 +275,4 @@ def notify(*assignments: str) -> bool:
         if notifier is None:
             return False
         _default = (os.getpid(), notifier)
-    return _default[1].send(*assignments)
+    return _default[1].program_says(*assignments)
