@@ -29,6 +29,7 @@ from ._prefork._pep3143_open import (
     fork_away,
     lock_and_change_environment,
     preserved_fds,
+    refuse_detach_as_pid1,
     signal_handlers,
     stream_fd,
     supplementary_groups,
@@ -218,13 +219,16 @@ class DaemonContext:
         Raises:
             AlreadyRunningError: the ``PidFile`` is held by a live process.
             DaemonOSEnvironmentError: chroot, cwd, owner, umask or limit failed.
-            DaemonProcessDetachError: the fork failed.
+            DaemonProcessDetachError: the fork failed, or ``detach_process`` is
+                true in PID 1 (a container's entrypoint), whose exit would kill
+                the daemon: nothing is changed then.
             DaemonError: a stream has no fd, a pidfile object no known protocol,
                 or a ``signal_map`` entry is unusable.
             TypeError: a ``files_preserve`` entry is not an fd.
         """
         if self._is_open:
             return
+        refuse_detach_as_pid1(self)
         handlers = signal_handlers(self)
         preserved = preserved_fds(self)
         streams = [stream_fd(name, getattr(self, name)) for name in ("stdin", "stdout", "stderr")]

@@ -28,3 +28,37 @@ def test_start_as_pid1_is_refused_with_the_way_to_run_it(tmp_path: Path) -> None
         " would be killed when this process exits; run it in the foreground (aiodaemon run)\n"
     )
     assert not pidfile.exists()
+
+
+def _as_pid1(*command: str | Path) -> subprocess.CompletedProcess[str]:
+    namespace = [require_tool("unshare"), "--pid", "--fork", "--mount-proc", "--kill-child"]
+    return subprocess.run(
+        [*namespace, *map(str, command)],
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=30,
+        stdin=subprocess.DEVNULL,
+        check=False,
+    )
+
+
+def test_pep3143_open_with_detach_as_pid1_raises(tmp_path: Path) -> None:
+    """DaemonContext(detach_process=True).open() as PID 1: DaemonProcessDetachError, no fork."""
+    result = _as_pid1(PYTHON, PROGRAMS / "pep3143_pid1.py", "true", tmp_path)
+    assert result.returncode == 1, result.stderr
+    assert result.stderr == (
+        "DaemonProcessDetachError: cannot detach as PID 1 (a container's entrypoint):"
+        " the daemon would be killed when this process exits; run it in the foreground"
+        " (detach_process=False)\n"
+    )
+    assert not (tmp_path / "ran").exists()
+    assert not (tmp_path / "d.pid").exists()
+
+
+def test_pep3143_default_detach_as_pid1_stays_in_the_foreground(tmp_path: Path) -> None:
+    """detach_process=None as PID 1: the body runs in PID 1 itself, and exits 0."""
+    result = _as_pid1(PYTHON, PROGRAMS / "pep3143_pid1.py", "none", tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "ran").read_text() == "ran False as pid 1\n"
+    assert not (tmp_path / "d.pid").exists()

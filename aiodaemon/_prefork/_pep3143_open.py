@@ -62,6 +62,7 @@ __all__ = [
     "fork_away",
     "lock_and_change_environment",
     "preserved_fds",
+    "refuse_detach_as_pid1",
     "signal_handlers",
     "stream_fd",
     "supplementary_groups",
@@ -77,6 +78,23 @@ class DaemonProcessDetachError(DaemonError, OSError):
 
 
 # --- checked before anything changes ---
+
+
+def refuse_detach_as_pid1(context: Context) -> None:
+    """Refuse to fork away from PID 1: the kernel kills the namespace with it.
+
+    A container's entrypoint (or ``unshare --pid``) that detaches would exit 0
+    and take the daemon down with it, silently; ``run(detach=True)`` refuses
+    the same, in the same words.
+
+    Raises:
+        DaemonProcessDetachError: ``detach_process`` is true and we are PID 1.
+    """
+    if context.detach_process and os.getpid() == 1:
+        raise DaemonProcessDetachError(
+            "cannot detach as PID 1 (a container's entrypoint): the daemon would be"
+            " killed when this process exits; run it in the foreground (detach_process=False)"
+        )
 
 
 def signal_handlers(context: Context) -> dict[int, Any]:
