@@ -6,6 +6,10 @@ The phases ``run`` goes through are in ``_launch``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+import sys
+import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, NoReturn, TypeVar
 
@@ -255,6 +259,8 @@ class Daemon:
                 graceful shutdown, 1 on a failure, 2 on a bad option (one line
                 on stderr, nothing started), 3 when already running, 4 when the
                 shutdown timed out, 128 + n after a forced second signal n.
+                Called from a thread other than the main thread, it raises
+                nothing: one line on stderr, and the process exits 2 at once.
         """
         target = main if main is not None else self.main
         if _loop_is_running():
@@ -270,7 +276,32 @@ class Daemon:
         if target is None:
             say("main: no main given to run() nor to Daemon()")
             raise SystemExit(ExitCode.USAGE)
+        if threading.current_thread() is not threading.main_thread():
+            _refuse_from_a_thread(target)
         raise SystemExit(launch(self.hooks, target, options))
+
+
+def _refuse_from_a_thread(target: MainTarget) -> NoReturn:
+    """Refuse ``run()`` outside the main thread, before anything is acquired.
+
+    Signal handlers can only be set from the main thread, so the run phase
+    would fail after the pidfile, sockets and logs were taken. A SystemExit
+    here would end only this thread, silently, and let the main thread go on
+    as if a daemon ran: the process exits with status 2 instead, as ``run()``
+    refusing in the main thread makes it (stdio flushed; nothing was started,
+    so nothing else is left to clean).
+    """
+    close_main(target)
+    say(
+        f"run() was called from a thread other than the main thread"
+        f" ({threading.current_thread().name!r}); call aiodaemon.run(main) from the"
+        f" main thread (signal handling needs it)"
+    )
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            if stream is not None:
+                stream.flush()
+    os._exit(ExitCode.USAGE)
 
 
 def _loop_is_running() -> bool:

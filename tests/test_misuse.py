@@ -63,6 +63,20 @@ def test_run_inside_a_running_loop_says_to_call_it_at_the_top_level() -> None:
     assert "top level" in line
 
 
+def test_run_from_a_thread_is_refused_before_anything_is_acquired(tmp_path: Path) -> None:
+    """run() from a non-main thread: one line, exit 2, no pidfile, no traceback, no return."""
+    pidfile = tmp_path / "d.pid"
+    result = python([PROGRAMS / "run_in_thread.py", pidfile])
+    assert result.returncode == 2, result.stderr
+    assert result.stdout == ""
+    assert result.stderr == (
+        "aiodaemon: run() was called from a thread other than the main thread"
+        " ('starter'); call aiodaemon.run(main) from the main thread"
+        " (signal handling needs it)\n"
+    )
+    assert not pidfile.exists()
+
+
 def test_cli_and_run_report_a_bad_option_the_same_way() -> None:
     """``aiodaemon: <option>: <message>``: the flag from the CLI, the keyword from run()."""
     from_cli = cli("start", "tests.programs.noop:main", "--umask", "9")
