@@ -1,4 +1,8 @@
-"""A full file system: a pidfile that cannot be written fails the start, a log file is warned of."""
+"""A full file system: a pidfile that cannot be written fails the start, a log file is warned of.
+
+So are the ``stdout`` and ``stderr`` files: detached with neither ``log_file`` nor
+``syslog``, the records go to the ``stderr`` file.
+"""
 
 from __future__ import annotations
 
@@ -43,6 +47,30 @@ def test_a_log_file_on_a_full_file_system_is_warned_about(tmp_path: Path, tiny_d
         assert result.stderr == (
             f"aiodaemon: warning: log_file {log}: its file system is full;"
             " records are lost until space is freed\n"
+        )
+    finally:
+        pid = int(pidfile.read_text())
+        os.kill(pid, signal.SIGTERM)
+        wait_gone(pid)
+
+
+@pytest.mark.root
+@pytest.mark.parametrize("option", ["stderr", "stdout"])
+def test_a_stdio_file_on_a_full_file_system_is_warned_about(
+    tmp_path: Path, tiny_disk: Path, option: str
+) -> None:
+    """`--stderr` on a full disk (no log file: the records go there) is warned of as a log is."""
+    output = tiny_disk / f"app.{option}"
+    output.touch()
+    fill(tiny_disk / "filler")
+    pidfile = tmp_path / "d.pid"
+    options = {"detach": True, "pidfile": str(pidfile), option: str(output)}
+    result = python([program("idle"), json.dumps(options)])
+    assert result.returncode == 0, result.stderr
+    try:
+        assert result.stderr == (
+            f"aiodaemon: warning: {option} {output}: its file system is full;"
+            " output is lost until space is freed\n"
         )
     finally:
         pid = int(pidfile.read_text())

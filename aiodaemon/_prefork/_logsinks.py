@@ -213,31 +213,8 @@ def open_file_sink(path: str, owner: int | None = None) -> FileSink:
     """
     from ._safeopen import open_output
 
-    fd = open_output("log_file", path, owner=owner)
-    _warn_if_full(fd, path, owner)
+    fd = open_output("log_file", path, owner=owner)  # warns of a full file system
     return FileSink(fd, path, path, owner)
-
-
-def _warn_if_full(fd: int, path: str, owner: int | None) -> None:
-    """Say on the terminal that the log's file system is full: the start goes on regardless.
-
-    A detached daemon's records (``starting`` and ``ready`` too) would be lost
-    until space is freed, and nobody would be told: the failure notices go
-    to the log itself, or to a stderr that is ``/dev/null``. Root may still
-    write into the blocks reserved for it; the user we drop to may not.
-    """
-    try:
-        st = os.fstatvfs(fd)
-    except OSError:
-        return
-    free = st.f_bfree if owner is None and os.geteuid() == 0 else st.f_bavail
-    if st.f_blocks and free == 0:
-        from ._messages import say
-
-        say(
-            f"warning: log_file {path}: its file system is full;"
-            " records are lost until space is freed"
-        )
 
 
 class StreamSink(_LineSink):

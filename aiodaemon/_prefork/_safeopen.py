@@ -142,12 +142,39 @@ def _explain(exc: OSError, path: str | os.PathLike[str]) -> OSError:
 def open_output(option: str, path: str | os.PathLike[str], *, owner: int | None = None) -> int:
     """:func:`open_append` for the launching process: failures become one-line startup errors.
 
+    A file on a full file system is opened all the same, with a warning on
+    the terminal (:func:`_warn_if_full`).
+
     Raises:
         StartupError: ``cannot open OPTION PATH: reason``.
     """
     try:
-        return open_append(path, owner=owner)
+        fd = open_append(path, owner=owner)
     except OSError as exc:
         raise StartupError(
             f"cannot open {option} {path}: {exc.strerror or exc}", option=option
         ) from exc
+    _warn_if_full(fd, option, path, owner)
+    return fd
+
+
+def _warn_if_full(fd: int, option: str, path: str | os.PathLike[str], owner: int | None) -> None:
+    """Say on the terminal that the file's file system is full: the start goes on regardless.
+
+    What a detached daemon writes there (its records, ``starting`` and
+    ``ready`` too, in ``log_file`` or, with neither ``log_file`` nor
+    ``syslog``, in the ``stderr`` file) would be lost until space is freed,
+    and nobody would be told: the failure notices go to the log itself, or to
+    a stderr that is ``/dev/null``. Root may still write into the blocks
+    reserved for it; the user we drop to may not.
+    """
+    try:
+        st = os.fstatvfs(fd)
+    except OSError:
+        return
+    free = st.f_bfree if owner is None and os.geteuid() == 0 else st.f_bavail
+    if st.f_blocks and free == 0:
+        from ._messages import say
+
+        lost = "records are" if option == "log_file" else "output is"
+        say(f"warning: {option} {path}: its file system is full; {lost} lost until space is freed")
