@@ -1,4 +1,8 @@
-"""Paths whose bytes are not UTF-8 (legal on Linux) still make well-typed JSON log lines."""
+"""Paths whose bytes are not UTF-8 (legal on Linux) still make well-typed JSON log lines.
+
+Only the strings orjson refuses are rewritten: each byte that is not UTF-8 (and a
+lone surrogate) becomes U+FFFD; every other value reads as in a normal line.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,7 @@ from .support import program, python, read_json_lines, wait_gone
 
 
 def test_a_pidfile_path_that_is_not_utf8_keeps_the_starting_record_typed(tmp_path: Path) -> None:
-    """The undecodable byte shows as \\xe9; the pid stays a number and detached a boolean."""
+    """The undecodable byte shows as U+FFFD; the pid stays a number and detached a boolean."""
     odd = Path(os.fsdecode(bytes(tmp_path) + b"/caf\xe9"))
     odd.mkdir()
     pidfile, log = odd / "d.pid", tmp_path / "d.jsonl"
@@ -24,4 +28,33 @@ def test_a_pidfile_path_that_is_not_utf8_keeps_the_starting_record_typed(tmp_pat
     assert starting["pid"] == pid
     assert starting["detached"] is True
     assert isinstance(starting["options"], dict)
-    assert starting["options"]["pidfile"] == str(tmp_path) + "/caf\\xe9/d.pid"
+    assert starting["options"]["pidfile"] == str(tmp_path) + "/caf\ufffd/d.pid"
+
+
+def test_a_refused_record_keeps_every_other_value_and_tells_bytes_from_backslashes(
+    tmp_path: Path,
+) -> None:
+    """A datetime, UUID, enum, dataclass read as in a normal line; `\\xe9` in a name stays distinct.
+
+    The names ``caf<0xe9>`` (Latin-1) and ``caf\\xe9`` (a literal backslash,
+    x, e, 9) must not read the same, and a lone surrogate is not shown as
+    bytes that never existed.
+    """
+    names = tmp_path / "names"
+    names.mkdir()
+    (names / "caf\\xe9").touch()
+    (Path(os.fsdecode(bytes(names) + b"/caf\xe9"))).touch()
+    log = tmp_path / "d.jsonl"
+    options = {"detach": False, "log_file": str(log)}
+    ran = python([program("log_odd_values"), json.dumps(options), str(names)])
+    assert ran.returncode == 0, ran.stderr
+    records = {r["event"]: r for r in read_json_lines(log)}
+    plain, odd = records["plain"], records["odd"]
+    assert plain["when"] == "2026-01-02T03:04:05+00:00"
+    assert plain["id"] == "00000000-0000-0000-0000-000000000001"
+    assert plain["color"] == "red"
+    assert plain["point"] == {"x": 1, "y": 2}
+    for key in ("when", "id", "color", "point", "count", "nested"):
+        assert odd[key] == plain[key], key
+    assert odd["files"] == ["caf\\xe9", "caf\ufffd"]
+    assert odd["lone"] == "a\ufffdb"

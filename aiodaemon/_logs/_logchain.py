@@ -105,46 +105,80 @@ _JSON_OPTIONS = orjson.OPT_APPEND_NEWLINE | orjson.OPT_NON_STR_KEYS
 
 
 def _render_json(logger: Any, method_name: str, event_dict: MutableMapping[str, Any]) -> bytes:
-    """One JSON line as bytes; values orjson cannot encode are written as their ``repr``."""
+    """One JSON line as bytes; values orjson has no encoding for are written as their ``repr``.
+
+    A record orjson refuses (a string that is not valid Unicode, an integer
+    beyond 64 bits, a cycle, a key it cannot write) is written all the same,
+    with only the refused parts rewritten by :func:`_json_safe`.
+    """
     try:
         return orjson.dumps(event_dict, default=repr, option=_JSON_OPTIONS)
     except TypeError:
-        # A path with bytes that are not UTF-8, integers beyond 64 bits, cycles,
-        # odd keys: only what orjson refuses is rewritten, the rest keeps its type.
         safe = _json_safe(dict(event_dict), 0)
-        return orjson.dumps(safe, default=repr, option=orjson.OPT_APPEND_NEWLINE)
+        return orjson.dumps(safe, default=repr, option=_JSON_OPTIONS)
 
 
 def _json_safe(value: Any, depth: int) -> Any:
-    """``value`` with what orjson refuses made printable; numbers, booleans and nesting kept."""
+    """``value`` with what orjson refuses rewritten, everything else as in a normal line.
+
+    - A string that UTF-8 cannot encode has each surrogate code point in it
+      replaced by U+FFFD, the replacement character, which every UTF-8 decoder
+      shows for invalid input: a byte of a file name that is not UTF-8 (which
+      ``os.fsdecode`` turns into U+DC80-U+DCFF) or a lone surrogate. The rest
+      of the string, backslashes included, is kept, so ``\\xff`` in a name
+      still reads as those four characters and never as a byte.
+    - An integer beyond 64 bits is written as its decimal digits, a string.
+    - Dicts, lists and tuples are walked (to :data:`_MAX_DEPTH` levels; deeper,
+      or a cycle, is the ``repr``); a key orjson cannot write becomes its ``str``.
+    - Anything else is left to orjson, with ``default=repr``, as in a normal
+      line (a datetime stays ISO 8601, a UUID, enum or dataclass its usual
+      form); one it still refuses (a dataclass holding such a string) is
+      written as its ``repr``.
+    """
     if isinstance(value, str):
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            # Undecodable bytes of a file name (os.fsdecode's surrogates) show as \xNN.
-            raw = value.encode("utf-8", "surrogateescape" if _fs_only(value) else "surrogatepass")
-            return raw.decode("utf-8", "backslashreplace")
-        return value
+        return value.translate(_NO_SURROGATES) if _has_surrogate(value) else value
     if value is None or isinstance(value, (bool, float)):
         return value
     if isinstance(value, int):
         return value if -(2**63) <= value < 2**64 else repr(value)
-    if depth > _MAX_DEPTH:
-        return repr(value)
-    if isinstance(value, dict):
-        return {str(_json_safe(k, depth + 1)): _json_safe(v, depth + 1) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
+    if isinstance(value, (dict, list)) or type(value) is tuple:
+        # The containers orjson walks itself (a namedtuple is written as its repr).
+        if depth > _MAX_DEPTH:
+            return _json_safe(repr(value), depth)
+        if isinstance(value, dict):
+            return {_json_key(k): _json_safe(v, depth + 1) for k, v in value.items()}
         return [_json_safe(v, depth + 1) for v in value]
-    return repr(value)
+    try:
+        return orjson.Fragment(orjson.dumps(value, default=repr, option=orjson.OPT_NON_STR_KEYS))
+    except TypeError:
+        return _json_safe(repr(value), depth)
+
+
+def _json_key(key: Any) -> Any:
+    """A dict key orjson writes (with OPT_NON_STR_KEYS) as it would; any other as a string."""
+    if isinstance(key, str):
+        return _json_safe(key, 0)
+    try:
+        orjson.dumps({key: None}, option=orjson.OPT_NON_STR_KEYS)
+    except TypeError:
+        return _json_safe(str(key), 0)
+    return key
 
 
 #: Nesting kept in a degraded line; deeper (or a cycle) is written as its repr.
 _MAX_DEPTH = 16
 
+#: str.translate table: every surrogate code point to U+FFFD.
+_NO_SURROGATES = dict.fromkeys(range(0xD800, 0xE000), "\ufffd")
 
-def _fs_only(text: str) -> bool:
-    """Whether every surrogate in ``text`` is one os.fsdecode makes of an undecodable byte."""
-    return all("\udc80" <= c <= "\udcff" for c in text if "\ud800" <= c <= "\udfff")
+
+def _has_surrogate(text: str) -> bool:
+    """Whether ``text`` holds a code point UTF-8 cannot encode (a surrogate)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def _encode_console(logger: Any, method_name: str, text: str) -> bytes:

@@ -1,0 +1,48 @@
+"""A daemon whose main logs the same values in a record orjson takes and in one it refuses.
+
+argv[1]: the options as JSON; argv[2]: a directory whose file names are listed
+in the refused record (names that are not UTF-8 make orjson refuse it).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import enum
+import json
+import os
+import sys
+import uuid
+
+import structlog
+
+import aiodaemon
+
+
+class Color(enum.Enum):
+    RED = "red"
+
+
+@dataclasses.dataclass
+class Point:
+    x: int
+    y: int
+
+
+VALUES = {
+    "when": datetime.datetime(2026, 1, 2, 3, 4, 5, tzinfo=datetime.UTC),
+    "id": uuid.UUID(int=1),
+    "color": Color.RED,
+    "point": Point(1, 2),
+    "count": 7,
+    "nested": {"ok": True, "ratio": 0.5},
+}
+
+
+async def main() -> None:
+    log = structlog.get_logger()
+    log.info("plain", **VALUES)
+    log.info("odd", files=sorted(os.listdir(sys.argv[2])), lone="a\ud800b", **VALUES)
+
+
+aiodaemon.run(main, **json.loads(sys.argv[1]))
