@@ -20,12 +20,10 @@ from .support import (
 )
 
 
-def test_a_daemon_whose_launcher_died_before_its_pid_reached_it_goes_on(tmp_path: Path) -> None:
-    """It becomes ready, writes its pidfile and stops cleanly; no AssertionError kills it."""
-    pidfile, log, marker = tmp_path / "d.pid", tmp_path / "d.jsonl", tmp_path / "forked"
-    options = {"detach": True, "pidfile": str(pidfile), "log_file": str(log)}
+def _launcher_killed_at_fork(options: dict[str, object], marker: Path, *extra: str) -> int:
+    """Start ``launcher_gone``, SIGKILL its launcher before the daemon's pid reaches it: the pid."""
     launcher = subprocess.Popen(
-        [PYTHON, str(program("launcher_gone")), json.dumps(options), str(marker)],
+        [PYTHON, str(program("launcher_gone")), json.dumps(options), str(marker), *extra],
         env=clean_env(),
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
@@ -34,7 +32,14 @@ def test_a_daemon_whose_launcher_died_before_its_pid_reached_it_goes_on(tmp_path
     wait_for(marker.exists, what="the daemon's fork")
     launcher.kill()
     assert launcher.wait(timeout=10) == -signal.SIGKILL
-    daemon = int(wait_for(lambda: marker.read_text(), what="the daemon's pid"))
+    return int(wait_for(lambda: marker.read_text(), what="the daemon's pid"))
+
+
+def test_a_daemon_whose_launcher_died_before_its_pid_reached_it_goes_on(tmp_path: Path) -> None:
+    """It becomes ready, writes its pidfile and stops cleanly; no AssertionError kills it."""
+    pidfile, log, marker = tmp_path / "d.pid", tmp_path / "d.jsonl", tmp_path / "forked"
+    options = {"detach": True, "pidfile": str(pidfile), "log_file": str(log)}
+    daemon = _launcher_killed_at_fork(options, marker)
     wait_for(
         lambda: pidfile.exists() and pidfile.read_text().strip() == str(daemon), what="pidfile"
     )
@@ -50,17 +55,7 @@ def test_without_its_launcher_a_daemon_still_keeps_its_start_timeout(tmp_path: P
     """Its startup hangs and nobody is left to stop it: it ends itself at start_timeout."""
     pidfile, log, marker = tmp_path / "d.pid", tmp_path / "d.jsonl", tmp_path / "forked"
     options = {"detach": True, "pidfile": str(pidfile), "log_file": str(log), "start_timeout": 1.0}
-    launcher = subprocess.Popen(
-        [PYTHON, str(program("launcher_gone")), json.dumps(options), str(marker), "hang"],
-        env=clean_env(),
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    wait_for(marker.exists, what="the daemon's fork")
-    launcher.kill()
-    launcher.wait(timeout=10)
-    daemon = int(wait_for(lambda: marker.read_text(), what="the daemon's pid"))
+    daemon = _launcher_killed_at_fork(options, marker, "hang")
     try:
         wait_gone(daemon, timeout=30)
     finally:

@@ -8,12 +8,11 @@ from pathlib import Path
 from .support import PROGRAMS, PYTHON, clean_env, require_tool
 
 
-def test_start_as_pid1_is_refused_with_the_way_to_run_it(tmp_path: Path) -> None:
-    """`aiodaemon start` as a container's entrypoint: exit 1, one line naming `aiodaemon run`."""
-    pidfile = tmp_path / "d.pid"
+def _as_pid1(*command: str | Path) -> subprocess.CompletedProcess[str]:
+    """Run ``command`` as PID 1 of a pid namespace of its own, from the test programs' directory."""
     namespace = [require_tool("unshare"), "--pid", "--fork", "--mount-proc", "--kill-child"]
-    result = subprocess.run(
-        [*namespace, PYTHON, "-m", "aiodaemon", "start", "cli_app:main", "--pidfile", str(pidfile)],
+    return subprocess.run(
+        [*namespace, *map(str, command)],
         cwd=PROGRAMS,
         env=clean_env(),
         capture_output=True,
@@ -22,25 +21,18 @@ def test_start_as_pid1_is_refused_with_the_way_to_run_it(tmp_path: Path) -> None
         stdin=subprocess.DEVNULL,
         check=False,
     )
+
+
+def test_start_as_pid1_is_refused_with_the_way_to_run_it(tmp_path: Path) -> None:
+    """`aiodaemon start` as a container's entrypoint: exit 1, one line naming `aiodaemon run`."""
+    pidfile = tmp_path / "d.pid"
+    result = _as_pid1(PYTHON, "-m", "aiodaemon", "start", "cli_app:main", "--pidfile", pidfile)
     assert result.returncode == 1
     assert result.stderr == (
         "aiodaemon: cannot detach as PID 1 (a container's entrypoint): the daemon"
         " would be killed when this process exits; run it in the foreground (aiodaemon run)\n"
     )
     assert not pidfile.exists()
-
-
-def _as_pid1(*command: str | Path) -> subprocess.CompletedProcess[str]:
-    namespace = [require_tool("unshare"), "--pid", "--fork", "--mount-proc", "--kill-child"]
-    return subprocess.run(
-        [*namespace, *map(str, command)],
-        env=clean_env(),
-        capture_output=True,
-        text=True,
-        timeout=30,
-        stdin=subprocess.DEVNULL,
-        check=False,
-    )
 
 
 def test_pep3143_open_with_detach_as_pid1_raises(tmp_path: Path) -> None:

@@ -33,6 +33,18 @@ def test_a_pidfile_that_cannot_be_written_names_itself(tmp_path: Path, tiny_disk
     assert not pidfile.exists()
 
 
+def _start_warned(options: dict[str, object], pidfile: Path, warning: str) -> None:
+    """Start ``idle`` detached with ``options``: it starts, and says ``warning`` on stderr."""
+    result = python([program("idle"), json.dumps(options)])
+    assert result.returncode == 0, result.stderr
+    try:
+        assert result.stderr == f"aiodaemon: warning: {warning}\n"
+    finally:
+        pid = int(pidfile.read_text())
+        os.kill(pid, signal.SIGTERM)
+        wait_gone(pid)
+
+
 @pytest.mark.root
 def test_a_log_file_on_a_full_file_system_is_warned_about(tmp_path: Path, tiny_disk: Path) -> None:
     """The start goes on (the disk may free up), but the terminal is told the records are lost."""
@@ -41,17 +53,8 @@ def test_a_log_file_on_a_full_file_system_is_warned_about(tmp_path: Path, tiny_d
     fill(tiny_disk / "filler")
     pidfile = tmp_path / "d.pid"
     options = {"detach": True, "pidfile": str(pidfile), "log_file": str(log)}
-    result = python([program("idle"), json.dumps(options)])
-    assert result.returncode == 0, result.stderr
-    try:
-        assert result.stderr == (
-            f"aiodaemon: warning: log_file {log}: its file system is full;"
-            " records are lost until space is freed\n"
-        )
-    finally:
-        pid = int(pidfile.read_text())
-        os.kill(pid, signal.SIGTERM)
-        wait_gone(pid)
+    warning = f"log_file {log}: its file system is full; records are lost until space is freed"
+    _start_warned(options, pidfile, warning)
 
 
 @pytest.mark.root
@@ -65,14 +68,5 @@ def test_a_stdio_file_on_a_full_file_system_is_warned_about(
     fill(tiny_disk / "filler")
     pidfile = tmp_path / "d.pid"
     options = {"detach": True, "pidfile": str(pidfile), option: str(output)}
-    result = python([program("idle"), json.dumps(options)])
-    assert result.returncode == 0, result.stderr
-    try:
-        assert result.stderr == (
-            f"aiodaemon: warning: {option} {output}: its file system is full;"
-            " output is lost until space is freed\n"
-        )
-    finally:
-        pid = int(pidfile.read_text())
-        os.kill(pid, signal.SIGTERM)
-        wait_gone(pid)
+    warning = f"{option} {output}: its file system is full; output is lost until space is freed"
+    _start_warned(options, pidfile, warning)
