@@ -3,7 +3,9 @@
 As PID 1 we fork once. The parent stays PID 1: it closes every descriptor
 but 0-2, reaps every child the kernel hands it (orphans included), forwards
 signals, and exits with the daemon's status. The daemon runs in a process
-group of its own, so each signal reaches it once, through the init. The daemon runs in the child,
+group of its own, so each signal reaches it once, through the init; on a
+terminal (``docker run -t``) that group is the foreground one, so the daemon
+may read the terminal and Ctrl-C reaches it directly. The daemon runs in the child,
 where asyncio and uvloop keep sole ownership of SIGCHLD and of their own
 subprocesses: a reaper inside the daemon's process would steal exit statuses
 from ``asyncio.create_subprocess_*``, and uvloop refuses
@@ -63,6 +65,7 @@ def split_init(forward: Iterable[int] = ()) -> None:
         # container's terminal, kill -TERM -PGID) reaches the daemon once, as the
         # init forwards it, not twice, which would force its exit.
         os.setpgid(0, 0)
+        _take_the_terminal()
         for signum in watched:
             signal.signal(signum, signal.SIG_DFL)
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
@@ -72,6 +75,27 @@ def split_init(forward: Iterable[int] = ()) -> None:
     # into its backlog; the init itself needs only signals and waitpid.
     os.closerange(3, _fd_limit())
     _serve_as_init(child, watched)
+
+
+def _take_the_terminal() -> None:
+    """Make our group the terminal's foreground group, when stdin is the init's terminal.
+
+    Else the daemon, in a group of its own, would be a background job on it:
+    stopped (SIGTTIN, SIGTTOU) as soon as it reads the terminal or sets its
+    modes, and Ctrl-C would reach the init only (tini's ``isolate_child``).
+    """
+    try:
+        if os.tcgetpgrp(0) != os.getpgid(os.getppid()):
+            return
+    except OSError:
+        return  # not a terminal, or not the one we were started on
+    # A background group may take the terminal only with SIGTTOU blocked.
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTTOU})
+    try:
+        with contextlib.suppress(OSError):
+            os.tcsetpgrp(0, os.getpgrp())
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)
 
 
 def _fd_limit() -> int:
