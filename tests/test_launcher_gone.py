@@ -64,3 +64,21 @@ def test_without_its_launcher_a_daemon_still_keeps_its_start_timeout(tmp_path: P
     assert records[-1]["event"] == "exit"
     assert records[-1]["reason"] == "not ready after 1 s"
     assert not pidfile.exists()
+
+
+def test_without_its_launcher_a_blocked_start_still_ends(tmp_path: Path) -> None:
+    """A startup hook blocks the loop: the backstop ends it at start_timeout + shutdown_timeout."""
+    pidfile, log, marker = tmp_path / "d.pid", tmp_path / "d.jsonl", tmp_path / "forked"
+    options = {
+        "detach": True,
+        "pidfile": str(pidfile),
+        "log_file": str(log),
+        "start_timeout": 1.0,
+        "shutdown_timeout": 1.0,
+    }
+    daemon = _launcher_killed_at_fork(options, marker, "block")
+    try:
+        wait_gone(daemon, timeout=20)
+    finally:
+        kill_quietly(daemon)
+    assert not pidfile.exists()

@@ -196,7 +196,9 @@ class StartDeadline:
             # Detached, the launcher enforces it as well: a launcher killed
             # meanwhile (its Ctrl-C says the daemon goes on starting) leaves it to us.
             self._arm()
-        if parts.foreground or handoff is not None:
+        # Detached, the launcher outlives a blocked loop, unless it is gone already.
+        alone = getattr(parts.pipe, "fd", 0) is None
+        if parts.foreground or handoff is not None or alone:
             pidfd = None if handoff is None else handoff.parent_pidfd
             # Our own copy: the loop closes the handoff's once the old daemon is gone.
             watch = None if pidfd is None else os.dup(pidfd)

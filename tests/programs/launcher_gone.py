@@ -1,8 +1,9 @@
 """A daemon whose launcher is killed in the instant before the daemon reports its pid.
 
 argv: options JSON, a marker path, and "hang" for a startup hook that never
-returns. Right after the second fork the daemon writes the marker and waits a
-second: the test kills the launcher meanwhile.
+returns ("block": one that blocks the event loop for a minute). Right after the
+second fork the daemon writes the marker and waits a second: the test kills the
+launcher meanwhile.
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ os.register_at_fork(after_in_child=after_fork)
 async def maybe_hang() -> None:
     if sys.argv[3:] == ["hang"]:
         await asyncio.Event().wait()
+    if sys.argv[3:] == ["block"]:
+        time.sleep(60)  # sync code holding the loop: only a thread can end the start
 
 
 async def main(ctx: aiodaemon.Context) -> None:
