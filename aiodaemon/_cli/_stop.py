@@ -102,6 +102,10 @@ def stop(
             _say(f"already stopping (pid {pid}); waiting")
         elif asked is _Asked.SIGNAL and not _send(pidfd, pid, signal.SIGTERM):
             return ControlCode.NO_PERMISSION
+        # What is left to remove: a killed daemon had no chance to remove its
+        # pidfile or its socket; one that dropped privileges may not unlink in
+        # a root-owned directory, so it emptied its pidfile and left its socket.
+        left = "the emptied pidfile{also} it could not"
         if not _wait_exit(pidfd, wait):
             how = "SIGTERM" if asked is _Asked.SIGNAL else "the stop request"
             _say(f"pid {pid} still running {wait:g}s after {how}; sending SIGKILL")
@@ -109,18 +113,11 @@ def stop(
             if not _wait_exit(pidfd, _KILL_WAIT):
                 _say(f"pid {pid} did not exit after SIGKILL")
                 return ControlCode.FAILURE
-            # A killed daemon had no chance to remove its pidfile or its socket.
-            removed = remove_stale(path, pid, control=control)
-            if removed.pidfile:
-                also = f" and control socket {control}" if removed.control else ""
-                note = f"; removed the pidfile{also} it left"
-        else:
-            # A daemon that dropped privileges may not unlink in a root-owned
-            # directory: it emptied its pidfile and left its socket there.
-            removed = remove_stale(path, pid, control=control)
-            if removed.pidfile:
-                also = f" and control socket {control}" if removed.control else ""
-                note = f"; removed the emptied pidfile{also} it could not"
+            left = "the pidfile{also} it left"
+        removed = remove_stale(path, pid, control=control)
+        if removed.pidfile:
+            also = f" and control socket {control}" if removed.control else ""
+            note = "; removed " + left.format(also=also)
     finally:
         os.close(pidfd)
     _say(f"stopped (pid {pid}{note})")
