@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import array
+import contextlib
 import os
 import select
 import shlex
@@ -352,17 +353,29 @@ def test_sd_notify_helper_sends_program_status(path_receiver: NotifyReceiver) ->
 # -- end to end, through aiodaemon.run ----------------------------------------------------
 
 
+@contextlib.contextmanager
+def _notifying(
+    receiver: NotifyReceiver, name: str, *args: str | Path, **env: str
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Run program NAME with ARGS, ``NOTIFY_SOCKET`` at ``receiver``; killed if still running."""
+    proc = subprocess.Popen(
+        [PYTHON, str(program(name)), *map(str, args)],
+        env=receiver.env(**env),
+        stdin=subprocess.DEVNULL,
+    )
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
 def test_daemon_reports_ready_reload_and_stop(
     path_receiver: NotifyReceiver, tmp_path: Path
 ) -> None:
     """Under NOTIFY_SOCKET: READY=1, RELOADING=1+MONOTONIC_USEC then READY=1 on HUP, STOPPING=1."""
-    script = program("systemd_daemon")
-    proc = subprocess.Popen(
-        [PYTHON, str(script), str(tmp_path / "log.jsonl")],
-        env=path_receiver.env(),
-        stdin=subprocess.DEVNULL,
-    )
-    try:
+    with _notifying(path_receiver, "systemd_daemon", tmp_path / "log.jsonl") as proc:
         ready = path_receiver.receive_until("READY=1", timeout=30)[-1]
         # detach=None stays in the foreground under a service manager: the
         # process systemd started is the daemon itself.
@@ -378,10 +391,6 @@ def test_daemon_reports_ready_reload_and_stop(
         os.kill(proc.pid, signal.SIGTERM)
         path_receiver.receive_until("STOPPING=1")
         assert proc.wait(timeout=30) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
 
 
 def test_daemon_status_lines_follow_the_lifecycle(
@@ -389,12 +398,7 @@ def test_daemon_status_lines_follow_the_lifecycle(
 ) -> None:
     """STATUS= says running, reloading, a failed reload, stopping: what `systemctl status` shows."""
     fail = tmp_path / "fail-reloads"
-    proc = subprocess.Popen(
-        [PYTHON, str(program("systemd_daemon")), str(tmp_path / "log.jsonl"), str(fail)],
-        env=path_receiver.env(),
-        stdin=subprocess.DEVNULL,
-    )
-    try:
+    with _notifying(path_receiver, "systemd_daemon", tmp_path / "log.jsonl", fail) as proc:
         assert path_receiver.receive_until("READY=1", timeout=30)[-1].fields["STATUS"] == "running"
         fail.touch()
         os.kill(proc.pid, signal.SIGHUP)
@@ -404,10 +408,6 @@ def test_daemon_status_lines_follow_the_lifecycle(
         os.kill(proc.pid, signal.SIGTERM)
         assert path_receiver.receive_until("STOPPING=1")[-1].fields["STATUS"] == "stopping"
         assert proc.wait(timeout=30) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
 
 
 def test_ready_keeps_the_status_a_hook_just_set(
@@ -415,16 +415,11 @@ def test_ready_keeps_the_status_a_hook_just_set(
 ) -> None:
     """A status a startup or reload hook set is not replaced by READY=1; a failed reload is said."""
     fail = tmp_path / "fail-reloads"
-    proc = subprocess.Popen(
-        [PYTHON, str(program("systemd_own_status")), str(tmp_path / "log.jsonl"), str(fail)],
-        env=path_receiver.env(),
-        stdin=subprocess.DEVNULL,
-    )
 
     def statuses(datagrams: list[Datagram]) -> list[str]:
         return [d.fields["STATUS"] for d in datagrams if "STATUS" in d.fields]
 
-    try:
+    with _notifying(path_receiver, "systemd_own_status", tmp_path / "log.jsonl", fail) as proc:
         started = path_receiver.receive_until("READY=1", timeout=30)
         assert "STATUS" not in started[-1].fields, started[-1].lines
         assert statuses(started)[-1] == "loaded 42 rules"
@@ -444,27 +439,17 @@ def test_ready_keeps_the_status_a_hook_just_set(
         os.kill(proc.pid, signal.SIGTERM)
         assert path_receiver.receive_until("STOPPING=1")[-1].fields["STATUS"] == "stopping"
         assert proc.wait(timeout=30) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
 
 
 def test_daemon_feeds_the_watchdog(path_receiver: NotifyReceiver, tmp_path: Path) -> None:
     """With WATCHDOG_USEC set, a running daemon sends WATCHDOG=1 again and again."""
-    script = program("systemd_daemon")
-    env = path_receiver.env(WATCHDOG_USEC="400000")
-    proc = subprocess.Popen([PYTHON, str(script), str(tmp_path / "log.jsonl")], env=env)
-    try:
+    log = tmp_path / "log.jsonl"
+    with _notifying(path_receiver, "systemd_daemon", log, WATCHDOG_USEC="400000") as proc:
         path_receiver.receive_until("READY=1", timeout=30)
         for _ in range(3):
             assert path_receiver.receive_until("WATCHDOG=1")[-1].pid == proc.pid
         os.kill(proc.pid, signal.SIGTERM)
         assert proc.wait(timeout=30) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
 
 
 def test_failed_startup_is_reported_as_status(
