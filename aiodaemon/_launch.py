@@ -114,10 +114,7 @@ def launch(
         try:
             handoff = take_handoff()
         except DaemonError as exc:
-            release_gc()
-            close_main(main)
-            say(str(exc))
-            return exc.exit_code
+            return _give_up(main, str(exc), exc.exit_code)
         if handoff is not None:
             from ._successor import succeed
 
@@ -127,12 +124,9 @@ def launch(
         check_main(main)
         detach = _should_detach(options)
         if detach and os.getpid() == 1:
-            # A container's entrypoint, or unshare --pid: the kernel kills
-            # every process of the namespace once its PID 1 exits.
-            raise StartupError(
-                "cannot detach as PID 1 (a container's entrypoint): the daemon would be"
-                " killed when this process exits; run it in the foreground (aiodaemon run)"
-            )
+            from ._prefork._init import detach_refusal
+
+            raise StartupError(detach_refusal("aiodaemon run"))
         if detach and threading.active_count() > 1:
             names = ", ".join(
                 t.name for t in threading.enumerate() if t is not threading.main_thread()
@@ -142,10 +136,7 @@ def launch(
 
         acquired = acquire(options)
     except DaemonError as exc:
-        release_gc()
-        close_main(main)
-        say(explain(exc))
-        return exc.exit_code
+        return _give_up(main, explain(exc), exc.exit_code)
 
     # The run phase's modules, loaded before the fork rather than in the daemon:
     # an import after the fork writes to pages it shares with the waiting
@@ -181,10 +172,7 @@ def launch(
                     pidfile=None if options.pidfile is None else str(options.pidfile),
                 )
             except StartupError as exc:  # no fork happened: nothing else to undo
-                release_gc()
-                close_main(main)
-                say(explain(exc))
-                return exc.exit_code
+                return _give_up(main, explain(exc), exc.exit_code)
             # The stdio files are on fds 1 and 2 now; the detach closed the originals.
             acquired.stdout = acquired.stderr = None
         else:
@@ -215,6 +203,14 @@ def launch(
             launch_directory=launch_directory,
         )
     return end_daemon(code)
+
+
+def _give_up(main: MainTarget, line: str, code: int) -> int:
+    """Nothing was started: end the start's GC hold, close ``main``, say ``line``; ``code``."""
+    release_gc()
+    close_main(main)
+    say(line)
+    return code
 
 
 def end_daemon(code: int) -> int:

@@ -19,7 +19,7 @@ import os
 import signal
 from collections.abc import Iterable
 
-__all__ = ["FORWARDED_SIGNALS", "split_init", "under_container_init"]
+__all__ = ["FORWARDED_SIGNALS", "detach_refusal", "split_init", "under_container_init"]
 
 #: Signals PID 1 passes on to the daemon.
 FORWARDED_SIGNALS = (
@@ -31,6 +31,16 @@ FORWARDED_SIGNALS = (
     signal.SIGUSR2,
     signal.SIGWINCH,
 )
+
+
+def detach_refusal(instead: str) -> str:
+    """Why a detach as PID 1 is refused (run(), start, PEP 3143), and what to do ``instead``."""
+    # A container's entrypoint, or unshare --pid: the kernel kills every
+    # process of the namespace once its PID 1 exits.
+    return (
+        "cannot detach as PID 1 (a container's entrypoint): the daemon would be"
+        f" killed when this process exits; run it in the foreground ({instead})"
+    )
 
 
 def _ignore(signum: int, frame: object) -> None:

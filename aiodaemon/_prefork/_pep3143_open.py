@@ -91,10 +91,9 @@ def refuse_detach_as_pid1(context: Context) -> None:
         DaemonProcessDetachError: ``detach_process`` is true and we are PID 1.
     """
     if context.detach_process and os.getpid() == 1:
-        raise DaemonProcessDetachError(
-            "cannot detach as PID 1 (a container's entrypoint): the daemon would be"
-            " killed when this process exits; run it in the foreground (detach_process=False)"
-        )
+        from ._init import detach_refusal
+
+        raise DaemonProcessDetachError(detach_refusal("detach_process=False"))
 
 
 def signal_handlers(context: Context) -> dict[int, Any]:
