@@ -10,7 +10,7 @@ from typing import Any
 
 from ..exceptions import StartupError
 
-__all__ = ["await_chain", "descriptor_limit", "new_event_loop", "out_of_descriptors", "sockname"]
+__all__ = ["await_chain", "new_event_loop", "sockname"]
 
 
 def new_event_loop(choice: bool | None) -> asyncio.AbstractEventLoop:
@@ -53,27 +53,18 @@ def _check_descriptors_left() -> None:
         for _ in range(LOOP_DESCRIPTORS):
             taken.append(os.dup(0))
     except OSError as exc:
-        if not out_of_descriptors(exc):
+        if exc.errno not in (errno.EMFILE, errno.ENFILE):  # out of them: us, or the system
             raise
+        import resource
+
+        soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
         raise StartupError(
             f"cannot create the event loop: {len(taken)} file descriptors left,"
-            f" it needs {LOOP_DESCRIPTORS} ({descriptor_limit()})"
+            f" it needs {LOOP_DESCRIPTORS} (RLIMIT_NOFILE {soft})"
         ) from exc
     finally:
         for fd in taken:
             os.close(fd)
-
-
-def out_of_descriptors(exc: OSError) -> bool:
-    """Whether ``exc`` is the process (EMFILE) or the system (ENFILE) out of descriptors."""
-    return exc.errno in (errno.EMFILE, errno.ENFILE)
-
-
-def descriptor_limit() -> str:
-    """``RLIMIT_NOFILE N``, the soft limit, for an error line."""
-    import resource
-
-    return f"RLIMIT_NOFILE {resource.getrlimit(resource.RLIMIT_NOFILE)[0]}"
 
 
 def await_chain(task: asyncio.Task[Any]) -> str:
