@@ -333,8 +333,12 @@ def _preload(options: Options) -> None:
     import structlog  # noqa: F401
 
     from ._logs import _logging  # noqa: F401
+    from ._prefork._pinned import pin
     from ._run import _context, _runner, _serving  # noqa: F401
+    from ._run._upgrade_service import UPGRADE_PATH
 
+    # An upgrade's own modules: read now, run once main runs (see _pinned).
+    pin(UPGRADE_PATH)
     if options.health is not None:
         from ._run import _health  # noqa: F401
     if options.control is not None:
@@ -348,13 +352,10 @@ def _preload(options: Options) -> None:
         import subprocess  # noqa: F401
         import traceback  # noqa: F401
 
-        # aiodaemon.sd_notify; the run phase imports _upgrade_service for SIGUSR2
-        # (with the modules of an upgrade, loaded here rather than once it
-        # runs), _terminal for a foreground daemon's SIGHUP (a hang-up is no reload).
+        # aiodaemon.sd_notify; _terminal for a foreground daemon's SIGHUP (a
+        # hang-up is no reload).
         from ._prefork import _terminal  # noqa: F401
-        from ._run import _systemd, _upgrade_service  # noqa: F401
-
-        _upgrade_service.load_upgrade_path()
+        from ._run import _systemd  # noqa: F401
 
     if options.uvloop is not False:
         try:

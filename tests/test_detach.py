@@ -138,10 +138,6 @@ def test_inherited_fds_are_closed_except_kept_ones(
     for fd, target in fds.items():
         if fd <= 2 or target in (str(tmp_path / "keep"), str(tmp_path / "d.pid")):
             continue
-        if target.endswith((".py", ".pyc")):
-            # A module being imported right now (the upgrade code loads once main
-            # runs): the interpreter's own read, not a descriptor that leaked.
-            continue
         # Everything else is the event loop's own machinery, made after the fork.
         assert target.startswith(("anon_inode:", "pipe:", "socket:")), (fd, target)
     sockets = [t for t in targets if t.startswith("socket:")]

@@ -47,7 +47,13 @@ SYNC_AT_IMPORT = ("_prefork", "_cli")
 #: Phase order within and across the folders: a module may import only modules of
 #: its own or an earlier layer (config -> acquire -> detach -> drop -> run -> CLI).
 LAYERS = [
-    {"_prefork._control_protocol", "_prefork._messages", "_prefork._sharedfile", "exceptions"},
+    {
+        "_prefork._control_protocol",
+        "_prefork._messages",
+        "_prefork._pinned",
+        "_prefork._sharedfile",
+        "exceptions",
+    },
     {"_prefork._addresses", "_prefork._identity", "_prefork._prctl", "_prefork._safeopen"},
     {"_options", "_prefork._config"},
     {

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import signal
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
@@ -181,16 +182,32 @@ def _refuse_while_stopping() -> None:
     _log.warning("upgrade refused", reason=STOPPING, signal="SIGUSR2")
 
 
+_PACKAGE = __name__.split(".")[0]
+#: aiodaemon's modules an upgrade imports that nothing on the way to ready loads:
+#: pinned at the start (``_launch``), run once ``main`` runs (:func:`load_upgrade_path`).
+UPGRADE_PATH = tuple(
+    f"{_PACKAGE}.{name}"
+    for name in (
+        "_prefork._init",  # PID 1 refuses upgrades
+        "_prefork._control_protocol",
+        "_run._upgrade_channel",
+        "_run._upgrade_reloads",
+        "_run._upgrade_watch",
+    )
+)
+
+
 def load_upgrade_path() -> None:
     """Import what an upgrade imports, so that the old daemon runs its own version of it.
 
-    An upgrade follows a deploy: a module first imported then would be the new
-    version's, run by the old daemon's older modules. Called once the daemon
-    runs (off the way to ready: :func:`preload_when_running`), or before a
-    privilege drop that could make the files unreadable (``_launch``).
+    An upgrade follows a deploy: a module first read then would be the new
+    version's, run by the old daemon's older modules. Their code was read at
+    the start (:func:`._pinned.pin`, before any chroot or privilege drop);
+    running it waits until the daemon runs (off the way to ready:
+    :func:`preload_when_running`).
     """
-    from .._prefork import _init  # noqa: F401  (PID 1 refuses upgrades)
-    from . import _upgrade_channel, _upgrade_reloads, _upgrade_watch  # noqa: F401
+    for name in UPGRADE_PATH:
+        importlib.import_module(name)
 
 
 def preload_when_running(old: State, new: State) -> None:

@@ -5,7 +5,8 @@ disk between start and upgrade, so the code that runs after the upgrade is
 the file's new contents. ``MODE``: "" (normal), "raise" (a startup hook
 fails), "hang" (never ready), "exit" (the process dies during startup),
 "slow" (startup takes half a second), "sleep<seconds>" (startup takes that
-long). Started as ``python upgrade_app.py`` (options from the ``APP_*``
+long), "gate" (startup creates ``$APP_GATE.entered``, then waits for
+``$APP_GATE``). Started as ``python upgrade_app.py`` (options from the ``APP_*``
 environment variables) or as the console script's target ``upgrade_app:main``.
 """
 
@@ -31,6 +32,12 @@ async def prepare() -> None:
         os._exit(3)
     if MODE == "slow":
         await asyncio.sleep(0.5)
+    if MODE == "gate":
+        gate = os.environ["APP_GATE"]
+        with open(f"{gate}.entered", "w"):
+            pass
+        while not os.path.exists(gate):  # noqa: ASYNC110 (a file the test writes)
+            await asyncio.sleep(0.02)
     if MODE.startswith("sleep"):
         await asyncio.sleep(float(MODE.removeprefix("sleep")))
 
