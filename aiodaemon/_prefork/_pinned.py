@@ -68,7 +68,7 @@ def pin(names: Iterable[str]) -> None:
             if code is None or spec.origin is None:
                 raise ImportError(f"no code for {name}")
             loader = _PinnedLoader(name, spec.origin, code)
-        except (ImportError, OSError, SyntaxError, ValueError):
+        except (AttributeError, ImportError, KeyError, OSError, SyntaxError, ValueError):
             continue
         spec.loader = loader
         _finder.specs[name] = spec
