@@ -42,6 +42,7 @@ __all__ = [
     "ask_patiently",
     "exchange",
     "is_transient",
+    "request_timeout",
 ]
 
 _PEERCRED = struct.Struct("3i")
@@ -249,6 +250,16 @@ def ask_patiently(
         spread = 0.5 + (time.monotonic_ns() // 1000 % 1000) / 1000
         wait(min(left, pause * spread))
         pause = min(2 * pause, _LONGEST_PAUSE)
+
+
+def request_timeout(deadline: float, timeout: float) -> float:
+    """The wait to ask of the daemon: all of ``timeout`` at the first try, later what is left.
+
+    What is left until ``deadline`` (at least 0.1 s, in tenths: it is shown in
+    the daemon's messages) once a retry (:func:`ask_patiently`) used some of it.
+    """
+    left = deadline - time.monotonic()
+    return timeout if left >= timeout - 0.05 else max(0.1, round(left, 1))
 
 
 def _check_file(path: StrPath, holder: int) -> None:

@@ -25,6 +25,7 @@ from ._control_client import (
     ControlRefused,
     ControlTimeout,
     ask_patiently,
+    request_timeout,
 )
 from ._control_trust import ControlUntrusted, ask_holder, say_ignored
 
@@ -113,11 +114,10 @@ def _reload_and_wait(control: StrPath, target: _Target, timeout: float) -> int |
 
     def ask_once() -> dict[str, Any]:
         nonlocal retried
-        left = timeout
         if retried:
             target.follow()
-            left = max(0.1, round(deadline - time.monotonic(), 1))
         retried = True
+        left = request_timeout(deadline, timeout)
         request = {"v": VERSION, "cmd": "reload", "timeout": left}
         return _ask(control, target.pid, request, left + _ANSWER_GRACE)
 

@@ -28,6 +28,7 @@ from ._control_client import (
     ControlRefused,
     ask,
     ask_patiently,
+    request_timeout,
 )
 from ._control_trust import ControlUntrusted, ask_holder, say_ignored
 
@@ -75,7 +76,7 @@ def _by_control(control: str, path: str, pid: int, pidfd: int, timeout: float) -
 
     def ask_once() -> dict[str, Any]:
         # The new process gets what is left of --timeout after waiting for a slot.
-        left = _left(started + timeout, timeout)
+        left = request_timeout(started + timeout, timeout)
         request = {"v": VERSION, "cmd": "upgrade", "timeout": left}
         return ask_holder(control, request, holder=pid, timeout=left + _HANDOVER_GRACE)[0]
 
@@ -115,12 +116,6 @@ def _by_control(control: str, path: str, pid: int, pidfd: int, timeout: float) -
     else:
         say(f"upgrade failed: {error}")
     return ControlCode.FAILURE
-
-
-def _left(deadline: float, timeout: float) -> float:
-    """Seconds left until ``deadline``, for a request: all of ``timeout`` at the first try."""
-    left = deadline - time.monotonic()
-    return timeout if left >= timeout - 0.05 else max(0.1, round(left, 1))
 
 
 def _after_death(path: str, control: str | None, old: int, deadline: float) -> int:
