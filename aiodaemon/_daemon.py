@@ -245,7 +245,8 @@ class Daemon:
         (pidfile lock, sockets, log files, control socket), detach, drop
         privileges, run. In the launching process of a detached daemon, this
         exits 0 once the daemon is ready, or with the daemon's status and its
-        error on stderr if it fails first.
+        error on stderr if it fails first (1 when that status is 0: a daemon
+        that ended before ready by its own choice leaves nothing running).
 
         Args:
             main: the program: an async function taking no argument or a
@@ -258,8 +259,9 @@ class Daemon:
             SystemExit: always, with the exit status (``ExitCode``): 0 after a
                 graceful shutdown, 1 on a failure, 2 on a bad option (one line
                 on stderr, nothing started), 3 when already running, 4 when the
-                shutdown timed out, 128 + n after a forced second signal n.
-                Called from a thread other than the main thread, it raises
+                shutdown timed out, 128 + n after a forced second signal n,
+                n after ``sys.exit(n)`` in ``main``, a hook or a task. Called
+                from a thread other than the main thread, it raises
                 nothing: one line on stderr, and the process exits 2 at once.
         """
         target = main if main is not None else self.main

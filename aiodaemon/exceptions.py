@@ -21,7 +21,8 @@ class ExitCode(enum.IntEnum):
     """
 
     OK = 0
-    #: ``main`` or a startup hook raised, or the daemon died before it was ready.
+    #: ``main`` or a startup hook raised, the daemon died or was stopped before
+    #: it was ready, or it was not ready within ``start_timeout``.
     FAILURE = 1
     #: an invalid option or target: nothing was started.
     USAGE = 2
