@@ -226,3 +226,19 @@ def test_the_guard_check_finds_an_unguarded_call() -> None:
     assert unguarded_run_calls("def cli():\n    aiodaemon.run(main)\n") == []
     assert unguarded_run_calls("if True:\n    aiodaemon.run(main)\n") == [2]
     assert unguarded_run_calls("def f():\n    pass\naiodaemon.run(main)\n") == [3]
+
+
+def unwrapped(page: Path) -> str:
+    """A page's text with every run of whitespace as one space (quotes may wrap)."""
+    return " ".join(page.read_text().split())
+
+
+def test_quoted_messages_are_the_ones_printed() -> None:
+    """Lines the docs quote verbatim are the ones the code prints (their own tests run it)."""
+    from aiodaemon._prefork._init import detach_refusal
+
+    from .test_cli_log_warning import WARNING
+
+    assert WARNING.strip() in unwrapped(DOCS / "production.md")
+    refusal = f"aiodaemon: {detach_refusal('aiodaemon run')}"
+    assert refusal in unwrapped(DOCS / "kubernetes.md")
