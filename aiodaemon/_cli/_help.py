@@ -66,16 +66,17 @@ examples:
 Asks the daemon over its control socket to stop (the graceful shutdown SIGTERM
 begins), or sends SIGTERM when it has no control socket; then SIGKILL after
 --timeout seconds (without it: 30, or the daemon's own drain delay + shutdown
-timeout + 1 s, which it tells, when longer). A daemon already stopping is left to finish ("already
-stopping (pid N); waiting"): several stops at once never force its exit, as a
-second SIGTERM would. Only the process holding the pidfile's lock is signalled,
-never a stale pid. A pidfile left by a dead daemon (nobody holds its lock) is
-removed with its stale control socket, and the command says so. Exit 0 once it
-is gone or when it was not running; 1 when the pidfile's holder cannot be
-verified (nothing signalled); 4 when you may not signal it. A daemon whose
-pidfile was removed or emptied by hand is found through its control socket or
-the lock. In a shared sticky directory another user's pidfile is not believed
-(1) unless --user names that user.
+timeout + 1 s, which it tells, when longer). A daemon already stopping is left
+to finish ("already stopping (pid N); waiting"): several stops at once never
+force its exit, as a second SIGTERM would. Only the process holding the
+pidfile's lock is signalled, never a stale pid. A pidfile left by a dead daemon
+(nobody holds its lock) is removed with its stale control socket, and the
+command says so. Exit 0 once it is gone or when it was not running; 1 when the
+pidfile's holder cannot be verified (nothing signalled) or it survived SIGKILL;
+4 when you may not signal it. A daemon whose pidfile was removed or emptied by
+hand is found through its control socket or the lock. In a shared sticky
+directory another user's pidfile is not believed (1) unless --user names that
+user.
 """,
     "reload": """\
 examples:
@@ -117,9 +118,10 @@ the listening addresses, the last reload's result and aiodaemon's version.
 last_reload and version. Exit status (LSB): 0 running (any of those states,
 also with the pidfile removed or emptied while the daemon runs: a warning says
 so), 1 dead but the pidfile exists, 3 not running, 4 unknown (unreadable
-pidfile, unverifiable holder, an untrusted or silent control socket, another
-user's pidfile in a shared sticky directory unless --user names that user).
-A control socket that stays "busy" for 2 s: running from the pidfile (0), with
-a warning.
+pidfile, unverifiable holder, the daemon's control socket not answering within
+--timeout, another user's pidfile in a shared sticky directory unless --user
+names that user). A control socket that stays "busy" for 2 s, or one that is
+not the daemon's (another user's, or served by another process): running from
+the pidfile (0), with a warning.
 """,
 }
