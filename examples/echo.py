@@ -1,11 +1,12 @@
 """A TCP echo server run as a daemon by aiodaemon.
 
-    python examples/echo.py --pidfile /tmp/echo.pid --listen 127.0.0.1:8007 \\
+    .venv/bin/python examples/echo.py --pidfile /tmp/echo.pid --listen 127.0.0.1:8007 \\
         --log-file /tmp/echo.jsonl
     bash -c 'exec 3<>/dev/tcp/127.0.0.1/8007; echo hello >&3; head -n1 <&3'   # -> hello
-    aiodaemon stop --pidfile /tmp/echo.pid
+    .venv/bin/aiodaemon stop --pidfile /tmp/echo.pid
 
-Also a CLI target: ``aiodaemon start examples.echo:main --listen echo=127.0.0.1:8007``.
+(from a checkout, with the README's ``.venv``). Also a CLI target:
+``aiodaemon start examples.echo:main --listen echo=127.0.0.1:8007``.
 The listening socket is the framework's (``listen={"echo": ...}``), so it is bound
 before the detach, taken from systemd under socket activation, and survives a
 privilege drop; ``ctx.start_server`` serves it and drains it at shutdown, with no

@@ -6,7 +6,7 @@ reports not-ready (``/readyz`` 503 with ``--health``), keeps accepting for
 refused) and waits for every request in flight to get its full response before
 the shutdown hooks run. No module globals, no shutdown hook.
 
-    python examples/http_drain.py --listen 127.0.0.1:8080 --pidfile /tmp/drain.pid \\
+    .venv/bin/python examples/http_drain.py --listen 127.0.0.1:8080 --pidfile /tmp/drain.pid \\
         --health 127.0.0.1:8081 --drain-delay 2
 """
 

@@ -261,7 +261,7 @@ def default_notifier_fds() -> list[int]:
 
 
 def notify(*assignments: str) -> bool:
-    """Send ``NAME=value`` assignments to the service manager, e.g. ``notify("STATUS=warm")``.
+    """Send ``NAME=value`` assignments to the service manager, e.g. ``sd_notify("STATUS=warm")``.
 
     Exported as ``aiodaemon.sd_notify`` for a program's own messages. Returns
     False when there is no ``NOTIFY_SOCKET`` or the message could not be sent.
