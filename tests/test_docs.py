@@ -242,3 +242,14 @@ def test_quoted_messages_are_the_ones_printed() -> None:
     assert WARNING.strip() in unwrapped(DOCS / "production.md")
     refusal = f"aiodaemon: {detach_refusal('aiodaemon run')}"
     assert refusal in unwrapped(DOCS / "kubernetes.md")
+
+
+def test_health_bodies_are_quoted_byte_for_byte() -> None:
+    """docs/kubernetes.md's probe table shows the exact JSON bodies the health endpoint sends."""
+    from aiodaemon._run._health import _state_body
+    from aiodaemon._run._state import State
+
+    quoted = re.findall(r'`(\{"state":"(\w+)"\})`', (DOCS / "kubernetes.md").read_text())
+    assert {state for _, state in quoted} == {"starting", "stopping"}
+    for body, state in quoted:
+        assert _state_body(State(state)).decode() == body
