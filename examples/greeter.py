@@ -1,9 +1,11 @@
 """A tiny HTTP daemon whose greeting is reloaded from a file (the testing kit's example).
 
+    echo hello > /tmp/greeting.txt     # read at startup too: a missing file fails the start
     GREETER_FILE=/tmp/greeting.txt .venv/bin/python examples/greeter.py \\
         --listen 127.0.0.1:8080 --pidfile /tmp/greeter.pid
     python3 -c "import urllib.request; print(urllib.request.urlopen('http://127.0.0.1:8080/').read())"
     echo howdy > /tmp/greeting.txt && .venv/bin/aiodaemon reload --pidfile /tmp/greeter.pid
+    .venv/bin/aiodaemon stop --pidfile /tmp/greeter.pid
 
 Also a CLI target: ``aiodaemon start examples.greeter:main --listen http=127.0.0.1:8080``.
 A reload rereads ``$GREETER_FILE``; an empty file fails the reload (``aiodaemon reload``
