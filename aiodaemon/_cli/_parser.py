@@ -331,6 +331,9 @@ def _add_daemon_options(sub: argparse.ArgumentParser) -> None:
     control.add_argument(
         "--control",
         metavar="PATH",
-        help="control socket for status and reload (default: the pidfile's path + .ctl)",
+        help=(
+            "control socket for status, reload, stop and upgrade"
+            " (default: the pidfile's path + .ctl)"
+        ),
     )
     control.add_argument("--no-control", action="store_true", help="no control socket")
