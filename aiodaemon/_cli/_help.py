@@ -28,7 +28,8 @@ program is the Daemon's own `main` attribute if it has one, else MODULE's
 
 where the log records go:
   no --log-file/--syslog  stderr: console lines on a terminal in the foreground,
-                          else JSON lines; detached, the --stderr file or nowhere
+                          else JSON lines (always JSON as PID 1, a container);
+                          detached, the --stderr file or nowhere
   --log-file F            F, as JSON lines (console lines with --log-format
                           console); in the foreground, warnings and errors also
                           show on stderr when it is a terminal
