@@ -41,21 +41,25 @@ where the log records go:
 EXAMPLES = {
     "run": """\
 examples:
-  aiodaemon run echo:main --listen tcp=127.0.0.1:8080
+  aiodaemon run examples.echo:main --listen echo=127.0.0.1:8007
   aiodaemon run app:daemon --log-level debug --log-format console
   ExecStart=/usr/bin/aiodaemon run app:main      (systemd Type=notify)
 """,
     "start": """\
 examples:
-  aiodaemon start echo:main --pidfile /run/echo.pid --log-file /var/log/echo.jsonl
+  aiodaemon start examples.echo:main --pidfile /run/echo.pid --listen echo=:8007 \\
+      --log-file /var/log/echo.jsonl
   aiodaemon start app:main --pidfile /run/app.pid --user app --listen http=:80
 
-Prints the daemon's pid once it is ready (exit 0). If the pidfile is held by a
-running daemon, says so and exits 0 starting nothing (LSB).
+Prints the daemon's pid once it is ready (exit 0); if the start fails, the
+daemon's error and status (1 when it ended before ready by its own choice). If
+the pidfile is held by a running daemon, says so and exits 0 starting nothing
+(LSB).
 """,
     "restart": """\
 examples:
-  aiodaemon restart echo:main --pidfile /run/echo.pid --log-file /var/log/echo.jsonl
+  aiodaemon restart examples.echo:main --pidfile /run/echo.pid --listen echo=:8007 \\
+      --log-file /var/log/echo.jsonl
 
 Stops the daemon holding --pidfile (as `stop` does), then starts a new one.
 """,
