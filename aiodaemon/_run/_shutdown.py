@@ -295,38 +295,59 @@ def end_process(code: int) -> int:
 
 
 def _arm_at_exit() -> None:
-    """Start the backstop when the interpreter begins to exit, not before.
+    """Start the backstop's clock when the interpreter begins to exit, not before.
 
     A program may catch the ``SystemExit`` of ``run()`` and go on (a report to
     upload, a second ``run()``): the bound is for the interpreter's exit, so it
     is armed by the interpreter's own first exit step, before it joins the
     threads (``threading._register_atexit``, private but there since 3.9).
-    Without it, the backstop starts now, as the next best thing.
+    The thread is started now and parked until then: from that step on,
+    Python 3.12 refuses to start a thread ("can't create new thread at
+    interpreter shutdown"). Without the hook, the backstop starts now, as the
+    next best thing.
     """
     global _ARMED
     register = getattr(threading, "_register_atexit", None)
     if register is None:
         _start_backstop()
         return
-    if not _ARMED:
-        # Once per process: it reads the last run's budget when it fires.
-        register(_start_backstop)
-        _ARMED = True
+    if _ARMED:
+        # Once per process: it reads the last run's budget when the exit begins.
+        return
+    exiting = threading.Event()
+    parked = threading.Thread(
+        target=_backstop_from_exit, args=(exiting,), name="aiodaemon-exit-backstop", daemon=True
+    )
+    if not start_backstop(parked, "the exit's deadline", log=False):
+        say_nowait("aiodaemon: cannot start the exit backstop thread; the exit is unbounded\n")
+        return
+    register(exiting.set)
+    _ARMED = True
 
 
 def _start_backstop() -> None:
     """End the process (status 4) if its exit outlasts the budget, and at least a grace."""
-    assert _END.deadline is not None
-    backstop = threading.Timer(
-        max(_END.deadline - time.monotonic(), 0.0) + EXIT_GRACE, _exit_overdue
-    )
+    backstop = threading.Timer(_left_at_exit(), _exit_overdue)
     backstop.name = "aiodaemon-exit-backstop"
     backstop.daemon = True
     if not start_backstop(backstop, "the exit's deadline", log=False):
         say_nowait("aiodaemon: cannot start the exit backstop thread; the exit is unbounded\n")
 
 
-#: Whether the interpreter's exit starts the backstop (see _arm_at_exit).
+def _backstop_from_exit(exiting: threading.Event) -> None:
+    # The parked backstop of _arm_at_exit: its clock starts with the interpreter's exit.
+    exiting.wait()
+    time.sleep(_left_at_exit())
+    _exit_overdue()
+
+
+def _left_at_exit() -> float:
+    """Seconds the process's exit may still take: what is left of the budget, and a grace."""
+    assert _END.deadline is not None
+    return max(_END.deadline - time.monotonic(), 0.0) + EXIT_GRACE
+
+
+#: Whether the interpreter's exit starts the backstop's clock (see _arm_at_exit).
 _ARMED = False
 
 
