@@ -361,27 +361,36 @@ async def _wait_ready(
     daemon: DaemonProcess, process: Process, notify: socket.socket, limit: float
 ) -> None:
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + limit
+    ready: asyncio.Future[None] = loop.create_future()
+
+    def on_notify() -> None:
+        while not ready.done():
+            try:
+                message = notify.recv(4096)
+            except (BlockingIOError, InterruptedError):
+                return
+            if b"READY=1" in message.split(b"\n"):
+                ready.set_result(None)
+
     exited = asyncio.ensure_future(wait_exit(process, limit))
+    # A reader of our own, removed before we return, not a loop.sock_recv: a
+    # cancelled sock_recv unwatches its descriptor only on the loop's next turn,
+    # after the caller has closed the socket and the number went to another
+    # descriptor (on Python 3.12, create_subprocess_exec's pidfd: its wait hung).
+    loop.add_reader(notify, on_notify)
     try:
-        while True:
-            received = asyncio.ensure_future(loop.sock_recv(notify, 4096))
-            done, _ = await asyncio.wait(
-                [received, exited],
-                timeout=max(0.0, deadline - loop.time()),
-                return_when=asyncio.FIRST_COMPLETED,
-            )
-            if received in done:
-                if b"READY=1" in received.result().split(b"\n"):
-                    return
-                continue
-            received.cancel()
-            status = exited.result() if exited in done else None
-            if status is not None:
-                stderr = daemon.stderr
-                raise StartFailed(startup_error(stderr, status), status, stderr)
-            await terminate(process, STOP_GRACE)
+        done, _ = await asyncio.wait(
+            [ready, exited], timeout=limit, return_when=asyncio.FIRST_COMPLETED
+        )
+        if ready in done:
+            return
+        status = exited.result() if exited in done else None
+        if status is not None:
             stderr = daemon.stderr
-            raise StartFailed(f"not ready after {limit:g} s", None, stderr)
+            raise StartFailed(startup_error(stderr, status), status, stderr)
+        await terminate(process, STOP_GRACE)
+        stderr = daemon.stderr
+        raise StartFailed(f"not ready after {limit:g} s", None, stderr)
     finally:
+        loop.remove_reader(notify)
         exited.cancel()

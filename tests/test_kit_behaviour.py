@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import socket
 import subprocess
 import sys
 import time
@@ -73,3 +74,25 @@ async def test_a_slow_stop_does_not_stall_the_tests_event_loop() -> None:
     gaps = [b - a for a, b in itertools.pairwise(during)]
     assert len(during) > 10
     assert max(gaps) < 1.0, f"the loop stalled for {max(gaps):.2f} s"
+
+
+async def test_a_failed_start_leaves_the_tests_own_descriptors_watched() -> None:
+    """After StartFailed, a socket the test opens next is still watched by its loop.
+
+    The kit's notify socket is closed by then and its number is the next one
+    free: a wait on it left pending would unwatch the test's socket (on Python
+    3.12, the pidfd of ``asyncio.create_subprocess_exec``, whose wait then hangs).
+    """
+    with pytest.raises(StartFailed):
+        async with launch(PROGRAM, env={"KIT_FAIL_START": "no"}):
+            pytest.fail("the block must not run")
+    loop = asyncio.get_running_loop()
+    ours, peer = socket.socketpair()
+    with ours, peer:
+        readable: asyncio.Future[None] = loop.create_future()
+        loop.add_reader(ours, readable.set_result, None)
+        try:
+            peer.send(b"x")
+            await asyncio.wait_for(readable, 10)
+        finally:
+            loop.remove_reader(ours)
