@@ -75,7 +75,11 @@ class ControlServer:
         # listen() again on an inherited listening socket is fine: it refreshes
         # the credentials clients see to this process's.
         self._sock.listen(64)
-        self._server = await asyncio.start_unix_server(
+        # start_server, not start_unix_server: since Python 3.13 the latter stats
+        # the socket's bound path (PermissionError in a root-only directory once
+        # privileges are dropped) and unlinks it when the listener closes, which
+        # is ours to do (lstat first) and never at an upgrade's hand-over.
+        self._server = await asyncio.start_server(
             self._serve, sock=self._sock, limit=MAX_REQUEST + 1
         )
 
