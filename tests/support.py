@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import shutil
@@ -245,6 +246,71 @@ def clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     if extra:
         env.update(extra)
     return env
+
+
+#: The version under test, as in interpreter names (``python3.12``).
+_VERSION = f"{sys.version_info.major}.{sys.version_info.minor}"
+#: The environment variable naming a Python of the tested version that any account may run.
+SHARED_PYTHON_VARIABLE = "AIODAEMON_TEST_SHARED_PYTHON"
+
+
+@functools.cache
+def _shared_python() -> str | None:
+    version = _VERSION
+    candidates = [
+        os.environ.get(SHARED_PYTHON_VARIABLE),
+        sys.executable,
+        f"/usr/bin/python{version}",
+        f"/usr/local/bin/python{version}",
+    ]
+    for candidate in filter(None, candidates):
+        if not os.access(candidate, os.X_OK):
+            continue
+        # Run as nobody: the version it reports, if it may run at all.
+        try:
+            probe = subprocess.run(
+                [candidate, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+                capture_output=True,
+                text=True,
+                user=65534,
+                group=65534,
+                extra_groups=[],
+                env={"PATH": "/usr/bin:/bin"},
+                timeout=30,
+                check=False,
+            )
+        except OSError:  # exec refused: a directory on its path is closed to nobody
+            continue
+        if probe.returncode == 0 and probe.stdout.strip() == version:
+            return candidate
+    return None
+
+
+def shared_python() -> str:
+    """A Python of the version under test that every account may run, for daemons that drop.
+
+    Such a daemon runs (and an upgrade re-executes) the interpreter as its user, with
+    the test's site-packages, whose compiled modules (orjson, uvloop) load in the
+    same version only. The test interpreter qualifies unless it lives where other
+    accounts cannot enter (pyenv under /root); else ``/usr/bin/pythonX.Y``, or the
+    one ``AIODAEMON_TEST_SHARED_PYTHON`` names. Without one the test cannot run:
+    it fails under CI (whose Debian Python is such an interpreter), else it is
+    skipped saying what to provide.
+    """
+    import pytest
+
+    found = _shared_python()
+    if found is not None:
+        return found
+    version = _VERSION
+    reason = (
+        f"needs a Python {version} that any account may run (a daemon dropped to another"
+        f" user runs it): {sys.executable} is not one and /usr/bin/python{version} is"
+        f" missing; name one in {SHARED_PYTHON_VARIABLE}"
+    )
+    if os.environ.get("CI"):
+        pytest.fail(reason)
+    raise pytest.skip.Exception(reason)
 
 
 def read_json_lines(path: Path) -> list[dict[str, object]]:

@@ -18,16 +18,13 @@ from pathlib import Path
 import pytest
 
 from .security_support import User, arena, as_user, intruder, own_dir, stop_daemon
-from .support import REPO, clean_env, proc_status, read_pid, wait_gone
+from .support import REPO, clean_env, proc_status, read_pid, shared_python, wait_gone
 
 pytestmark = pytest.mark.root
 
 __all__ = ["arena", "intruder"]  # fixtures, re-exported for pytest
 
 PROGRAM = REPO / "tests" / "programs" / "upgrade_app.py"
-#: A Python the service account may run: the successor is its exec (the test
-#: interpreter may live under /root).
-SYSTEM_PYTHON = "/usr/bin/python3.11"
 #: pidfd_getfd(2) on x86_64 and aarch64 alike.
 _SYS_PIDFD_GETFD = 438
 #: Loaded here: the attacker's forked child can no longer read our interpreter's files.
@@ -58,14 +55,13 @@ def _attacker_gets_nothing(pid: int) -> None:
 
 
 def _start(arena: Path, env: dict[str, str], user: User | None = None) -> int:
-    """Start upgrade_app.py detached with the system Python (as ``user``); its pid once ready."""
-    if not os.access(SYSTEM_PYTHON, os.X_OK):
-        pytest.fail(f"{SYSTEM_PYTHON} is required (.ci/run installs python3)")
+    """Start upgrade_app.py detached with a Python ``user`` may run; its pid once ready."""
+    system_python = shared_python()
     app = arena / "app"
     app.mkdir(mode=0o755)
     shutil.copy(PROGRAM, app / "upgrade_app.py")
     started = subprocess.run(
-        [SYSTEM_PYTHON, "upgrade_app.py"],
+        [system_python, "upgrade_app.py"],
         cwd=app,
         env=env,
         capture_output=True,
@@ -84,7 +80,7 @@ def _start(arena: Path, env: dict[str, str], user: User | None = None) -> int:
 def _upgrade(env: dict[str, str], old: int) -> int:
     """``aiodaemon upgrade`` of the daemon that runs ``old``; the successor's pid."""
     upgraded = subprocess.run(
-        [SYSTEM_PYTHON, "-m", "aiodaemon", "upgrade", "--pidfile", env["APP_PIDFILE"]],
+        [shared_python(), "-m", "aiodaemon", "upgrade", "--pidfile", env["APP_PIDFILE"]],
         env=env,
         capture_output=True,
         text=True,

@@ -31,6 +31,7 @@ from .support import (
     proc_status,
     read_json_lines,
     require_tool,
+    shared_python,
     wait_for,
     wait_gone,
 )
@@ -427,10 +428,6 @@ def _holds(pid: int, path: Path) -> bool:
     return False
 
 
-#: A Python that ``nobody`` may run: the test interpreter lives under /root here.
-SYSTEM_PYTHON = "/usr/bin/python3.11"
-
-
 @pytest.fixture
 def shared_dir() -> Iterator[Path]:
     """A directory ``nobody`` can traverse (pytest's tmp_path is 0700)."""
@@ -443,8 +440,7 @@ def shared_dir() -> Iterator[Path]:
 
 def test_upgrade_of_a_daemon_dropped_to_nobody(shared_dir: Path) -> None:
     """Dropped to nobody, its pidfile and log in a root-only directory: upgraded without root."""
-    if not os.access(SYSTEM_PYTHON, os.X_OK):
-        pytest.fail(f"{SYSTEM_PYTHON} is required (.ci/run installs python3)")
+    system_python = shared_python()
     shutil.copy(PROGRAM, shared_dir / "upgrade_app.py")
     root_only = shared_dir / "root-only"
     root_only.mkdir(mode=0o700)
@@ -458,7 +454,7 @@ def test_upgrade_of_a_daemon_dropped_to_nobody(shared_dir: Path) -> None:
         PYTHONPATH=os.pathsep.join([str(REPO), str(site)]),
     )
     started = subprocess.run(
-        [SYSTEM_PYTHON, "upgrade_app.py"],
+        [system_python, "upgrade_app.py"],
         cwd=shared_dir,
         env=env,
         capture_output=True,
