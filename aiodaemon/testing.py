@@ -378,10 +378,9 @@ async def _wait_ready(
     # after the caller has closed the socket and the number went to another
     # descriptor (on Python 3.12, create_subprocess_exec's pidfd: its wait hung).
     loop.add_reader(notify, on_notify)
+    waiters: list[asyncio.Future[Any]] = [ready, exited]
     try:
-        done, _ = await asyncio.wait(
-            [ready, exited], timeout=limit, return_when=asyncio.FIRST_COMPLETED
-        )
+        done, _ = await asyncio.wait(waiters, timeout=limit, return_when=asyncio.FIRST_COMPLETED)
         if ready in done:
             return
         status = exited.result() if exited in done else None
