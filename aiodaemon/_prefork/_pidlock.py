@@ -20,7 +20,7 @@ __all__ = ["PidFile"]
 
 
 class PidFile:
-    """A pidfile locked with ``flock`` and holding the pid and a newline, mode 0644.
+    """A pidfile locked with ``flock`` and holding the pid and a newline, mode 0644 minus the umask.
 
     The lock, not the file's existence, says who runs: a file left by a crash
     never blocks a start. Never followed through a symlink; refused in a
@@ -29,7 +29,8 @@ class PidFile:
     ``DaemonContext``, it is locked in the calling process before the
     fork (before a chroot or a privilege drop, so it may live in ``/run``) and
     holds the daemon's pid once ``open()`` returns; it is removed by
-    ``close()`` if it still holds our pid. A relative path is the daemon's:
+    ``close()`` if it still holds our pid (emptied instead where the user
+    the context dropped to may not remove it). A relative path is the daemon's:
     under the context's ``working_directory`` (inside its chroot), as with
     python-daemon. Used alone, ``acquire()`` locks it and writes the current
     pid.
