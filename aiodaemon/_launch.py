@@ -91,6 +91,11 @@ def launch(
         TargetCallsRun: called while the CLI imports TARGET (nothing done yet).
     """
     _refuse_during_target_import(main)
+    # A run() before this one in this process parked the thread that bounds the
+    # interpreter's exit: ended, or this run could not detach ("other threads run").
+    earlier = sys.modules.get(f"{__package__}._run._shutdown")
+    if earlier is not None:
+        earlier.disarm_at_exit()
     from ._prefork._inherited import reset_inherited_signals
     from ._prefork._stdfds import fill_std_fds
 

@@ -22,6 +22,7 @@ from .support import (
     aiodaemon_cli,
     clean_env,
     has_line,
+    is_alive,
     kill_quietly,
     program,
     read_json_lines,
@@ -253,3 +254,29 @@ def test_a_program_may_go_on_after_run(tmp_path: Path) -> None:
         "run 2 ended 0",
         "done",
     ]
+
+
+def test_a_second_run_may_detach(tmp_path: Path) -> None:
+    """The exit bound parked by a first run() does not keep a second one from detaching.
+
+    Before, its thread was still there: "cannot detach while other threads run
+    (aiodaemon-exit-backstop)", exit 1.
+    """
+    pidfile = tmp_path / "second.pid"
+    result = subprocess.run(
+        [PYTHON, str(program("run_twice_detached")), str(pidfile)],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        env=clean_env(),
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    pid = read_pid(pidfile)
+    try:
+        assert is_alive(pid)
+        assert "cannot detach" not in result.stderr
+    finally:
+        kill_quietly(pid, signal.SIGTERM)
+        wait_gone(pid)

@@ -311,7 +311,7 @@ def _arm_at_exit() -> None:
     if register is None:
         _start_backstop()
         return
-    if _ARMED:
+    if _ARMED is not None:
         # Once per process: it reads the last run's budget when the exit begins.
         return
     exiting = threading.Event()
@@ -322,7 +322,23 @@ def _arm_at_exit() -> None:
         say_nowait("aiodaemon: cannot start the exit backstop thread; the exit is unbounded\n")
         return
     register(exiting.set)
-    _ARMED = True
+    _ARMED = parked, exiting
+
+
+def disarm_at_exit() -> None:
+    """A new ``run()`` in this process: end the exit backstop the last one parked.
+
+    Its thread would keep a detach from forking ("other threads run"); the new
+    run parks its own at its end.
+    """
+    global _ARMED
+    if _ARMED is None:
+        return
+    parked, exiting = _ARMED
+    _ARMED = None
+    _END.deadline = None  # woken without a budget: it leaves
+    exiting.set()
+    parked.join()
 
 
 def _start_backstop() -> None:
@@ -337,6 +353,8 @@ def _start_backstop() -> None:
 def _backstop_from_exit(exiting: threading.Event) -> None:
     # The parked backstop of _arm_at_exit: its clock starts with the interpreter's exit.
     exiting.wait()
+    if _END.deadline is None:
+        return  # disarmed for a new run (see disarm_at_exit)
     time.sleep(_left_at_exit())
     _exit_overdue()
 
@@ -347,8 +365,8 @@ def _left_at_exit() -> float:
     return max(_END.deadline - time.monotonic(), 0.0) + EXIT_GRACE
 
 
-#: Whether the interpreter's exit starts the backstop's clock (see _arm_at_exit).
-_ARMED = False
+#: The parked backstop and the event the interpreter's exit sets (see _arm_at_exit).
+_ARMED: tuple[threading.Thread, threading.Event] | None = None
 
 
 def _exit_overdue() -> None:
