@@ -194,7 +194,8 @@ def test_a_test_process_killed_hard_leaves_no_daemon(tmp_path: Path) -> None:
     pids_file = tmp_path / "pids"
     runner = subprocess.run(
         [sys.executable, str(REPO / "tests" / "programs" / "kit_killed_runner.py")],
-        env=clean_env({"KIT_PIDS": str(pids_file)}),
+        # Its temporary directory under tmp_path: nobody is left to remove it.
+        env=clean_env({"KIT_PIDS": str(pids_file), "TMPDIR": str(tmp_path)}),
         stdin=subprocess.DEVNULL,
         capture_output=True,
         timeout=120,
