@@ -149,13 +149,18 @@ async def test_livez_is_not_answered_while_the_loop_is_blocked(tmp_path: Path) -
     async with serve(tmp_path, "--health", "127.0.0.1:0") as app:
         health, address = await app.address("health"), await app.address("app")
         await app.wait_event("ready")
-        blocker = asyncio.create_task(exchange(address, ["BLOCK 3"]))
+        # Blocked until the test lets go: however late the probe leaves (a loaded
+        # machine), it reaches a loop that still stands still.
+        hold = app.dir / "hold-loop"
+        hold.touch()
+        blocker = asyncio.create_task(exchange(address, ["BLOCK 60"]))
         await app.wait_event("blocking")
         probe = asyncio.create_task(http_get(health, "/livez"))
         done, _ = await asyncio.wait([probe], timeout=1.5)
         assert not done, "answered /livez while the loop was blocked"
-        assert await asyncio.wait_for(blocker, timeout=10) == ["unblocked"]
-        assert (await asyncio.wait_for(probe, timeout=10))[0] == 200
+        hold.unlink()
+        assert await asyncio.wait_for(blocker, timeout=30) == ["unblocked"]
+        assert (await asyncio.wait_for(probe, timeout=30))[0] == 200
 
 
 async def ended_by_server(reader: asyncio.StreamReader) -> bool:

@@ -4,7 +4,8 @@ Each connection sends lines and gets one answer per line:
 
 * ``SLOW <id>`` -> ``done <id>`` after ``SERVING_DELAY`` seconds (default 1);
 * ``HANG`` -> never answers (until cancelled);
-* ``BLOCK <seconds>`` -> blocks the whole event loop, then ``unblocked``;
+* ``BLOCK <seconds>`` -> blocks the whole event loop while ``$SERVING_DIR/hold-loop``
+  exists (``<seconds>`` at most), then ``unblocked``;
 * ``QUIT`` -> ``bye``, then ``ctx.request_shutdown()``;
 * ``PING`` -> ``PONG`` at once.
 
@@ -87,9 +88,10 @@ async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> 
                 CONTEXT[0].request_shutdown()
             elif command == "BLOCK":
                 log.info("blocking", seconds=float(argument))
-                # CPU-bound work that forgets to yield: the loop stands still.
+                # CPU-bound work that forgets to yield: the loop stands still
+                # until the test removes the flag (a plain stat: no await here).
                 end = time.monotonic() + float(argument)
-                while time.monotonic() < end:
+                while time.monotonic() < end and (DIR / "hold-loop").exists():
                     pass
                 writer.write(b"unblocked\n")
             else:
