@@ -7,6 +7,7 @@ import or an import hidden in a dependency cannot slip past them.
 from __future__ import annotations
 
 import ast
+import functools
 import json
 import subprocess
 from pathlib import Path
@@ -164,7 +165,10 @@ def folder_of(module: str) -> str:
     return module.split(".")[0]
 
 
-def imports_of(module: str) -> set[str]:
+# Cached: the closures ask for the same modules hundreds of times, and parsing
+# each again made a CPU-bound test take a large part of its time limit on a busy machine.
+@functools.cache
+def imports_of(module: str) -> frozenset[str]:
     """What ``module`` imports: package modules dotted with a leading dot, others by top name."""
     source = source_of(module)
     tree = ast.parse(source.read_text())
@@ -187,7 +191,7 @@ def imports_of(module: str) -> set[str]:
                         found.add("." + target)
             elif node.module:
                 found.add(node.module.split(".")[0])
-    return found
+    return frozenset(found)
 
 
 def closure(module: str) -> set[str]:
