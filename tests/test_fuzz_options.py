@@ -241,6 +241,8 @@ def _assert_refused(result: Any, workdir: Path, marker: str) -> None:
     assert pids_with(marker) == [], "a process was left behind"
 
 
+# A child interpreter per example: more than the suite's 60 s on a busy machine.
+@pytest.mark.timeout(300)
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(option=st.sampled_from(_OPTION_LIST), data=st.data())
 def test_run_with_an_invalid_option_exits_2_with_one_line_and_starts_nothing(
@@ -345,6 +347,8 @@ def test_cli_with_bad_flags_exits_2_with_one_line(argv: list[str]) -> None:
     assert stdout.getvalue() == ""
 
 
+# A child interpreter per example: more than the suite's 60 s on a busy machine.
+@pytest.mark.timeout(300)
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(flag=st.sampled_from(_FLAGS_WITH_VALUE), value=_CLI_VALUES)
 def test_cli_start_with_a_bad_flag_value_starts_nothing(flag: str, value: str) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from .control_support import ControlApp, open_control_app
 
 
@@ -12,6 +14,9 @@ def _start(app: ControlApp, shutdown_timeout: str) -> int:
     return int(result.stdout)
 
 
+# A 31 s shutdown hook, plus a start and a stop on a busy machine: more than the
+# suite's 60 s per test would leave.
+@pytest.mark.timeout(180)
 def test_a_default_stop_leaves_a_long_shutdown_its_budget() -> None:
     """shutdown_timeout 40 and a 31 s shutdown hook: no SIGKILL at stop's usual 30 s."""
     with open_control_app() as app:
