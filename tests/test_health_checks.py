@@ -51,7 +51,7 @@ async def test_raising_or_slow_checks_make_readyz_503() -> None:
 
     for check in (raises, slow):
         async with health_with([check]) as address:
-            status, body, _ = await asyncio.wait_for(http_get(address, "/readyz"), timeout=3)
+            status, body, _ = await asyncio.wait_for(http_get(address, "/readyz"), timeout=30)
             assert (status, body) == (503, {"state": "running"})
             assert (await http_get(address, "/livez"))[0] == 200
 
