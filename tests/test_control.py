@@ -102,6 +102,11 @@ def status(app: App, *extra: str) -> tuple[int, dict[str, object]]:
     return result.returncode, json.loads(result.stdout)
 
 
+def _events(log: Path) -> list[object]:
+    """The ``event`` of every record of the daemon's log so far."""
+    return [r["event"] for r in read_json_lines(log)] if log.exists() else []
+
+
 def one_line(text: str) -> str:
     """The only line of ``text``; fails on more (a traceback, say)."""
     lines = text.strip().splitlines()
@@ -174,10 +179,13 @@ def test_status_says_starting_while_startup_hooks_run(app: App) -> None:
 def test_status_says_stopping_during_the_shutdown_hooks(app: App) -> None:
     """After SIGTERM, while shutdown hooks run, status says "stopping" (exit 0)."""
     pid = start(app, "--log-file", str(app.dir / "log.jsonl"))
-    app.steer("shutdown", "slow:3")
+    # Held until the test has looked: a hook of a few seconds could end before
+    # a status command even started on a busy machine.
+    app.steer("shutdown", "wait")
     os.kill(pid, signal.SIGTERM)
     wait_for(lambda: status(app)[1]["state"] == "stopping", what="state stopping")
     assert status(app)[0] == 0
+    app.steer("shutdown-release", "")
     wait_gone(pid)
     assert not app.control.exists()
 
@@ -271,11 +279,12 @@ def test_failed_reload_exits_1_with_the_hooks_error(app: App) -> None:
 def test_reload_timeout_says_still_reloading(app: App) -> None:
     """A reload longer than --timeout: exit 1 "still reloading after S s"; status says reloading."""
     start(app)
-    app.steer("reload", "slow:3")
+    app.steer("reload", "wait")
     result = cli(app, "reload", "--pidfile", app.pidfile, "--timeout", "0.5")
     assert result.returncode == 1
     assert "still reloading after 0.5 s" in one_line(result.stderr)
     assert status(app)[1]["state"] == "reloading"
+    app.steer("reload-release", "")
     wait_for(lambda: status(app)[1]["state"] == "running", what="the reload to finish")
     stop(app)
 
@@ -295,8 +304,11 @@ def test_reload_no_wait_only_sends_sighup(app: App) -> None:
 
 def test_coalesced_reloads_report_the_run_that_covered_them(app: App) -> None:
     """Requests made during a run get the next run's result, and share that one run."""
-    start(app)
-    app.steer("reload", "slow:1.5")
+    log = app.dir / "log.jsonl"
+    start(app, "--log-file", str(log))
+    # The first run lasts until both requests are queued behind it: a run of a
+    # fixed 1.5 s could end before two clients even started on a busy machine.
+    app.steer("reload", "wait")
     assert cli(app, "reload", "--pidfile", app.pidfile, "--no-wait").returncode == 0
     wait_for(lambda: status(app)[1]["state"] == "reloading", what="the first run")
     # Read by the next run only: the one under way started before these requests.
@@ -311,12 +323,14 @@ def test_coalesced_reloads_report_the_run_that_covered_them(app: App) -> None:
         )
         for _ in range(2)
     ]
+    wait_for(lambda: _events(log).count("reload queued") == 2, 30, "both requests queued")
+    app.steer("reload-release", "")
     for proc in waiting:
         _, err = proc.communicate(timeout=30)
         assert proc.returncode == 1
         assert "ValueError: second run" in one_line(err)
     # The first run and exactly one more, whatever the number of requests.
-    assert (app.dir / "reloads").read_text() == "slow:1.5\nfail:second run\n"
+    assert (app.dir / "reloads").read_text() == "wait\nfail:second run\n"
     stop(app)
 
 
@@ -574,12 +588,15 @@ def test_a_broken_answer_is_one_line_and_a_documented_code(
 def test_a_daemon_whose_loop_is_blocked_gets_a_timeout_not_a_hang(app: App) -> None:
     """status of a daemon stuck in a blocking reload hook: exit 4 after --timeout."""
     pid = start(app)
-    app.steer("reload", "block:4")
+    # Blocked until the test has asked: a fixed few seconds could be over before
+    # the status command even started on a busy machine.
+    app.steer("reload", "block-wait")
     os.kill(pid, signal.SIGHUP)
     wait_for(lambda: (app.dir / "reloads").exists(), what="the blocking hook")
     result = cli(app, "status", "--pidfile", app.pidfile, "--timeout", "0.5")
     assert result.returncode == 4
     assert "no answer from pid" in one_line(result.stderr)
+    app.steer("reload-release", "")
     stop(app)
 
 

@@ -3,7 +3,8 @@
 ``startup`` holds "hang" (an await that never ends), "block" (a sync sleep that
 blocks the loop), "wait" (until a file ``release`` appears) or "wait-fail" (the
 same, then it raises). ``reload`` holds "fail:MESSAGE", "slow:SECONDS",
-"block:SECONDS" or "wait" (until a file ``reload-release`` appears). Each
+"block:SECONDS", "wait" (until a file ``reload-release`` appears) or "block-wait"
+(the same with the loop blocked). Each
 reload run appends its mode to ``reloads``. ``shutdown`` holds "slow:SECONDS"
 or "wait" (until a file ``shutdown-release`` appears).
 A ``listen=`` socket named "echo" is served as an echo.
@@ -63,6 +64,11 @@ async def reload_config() -> None:
         time.sleep(float(arg))
     elif kind == "wait":
         await _until(HERE / "reload-release")
+    elif kind == "block-wait":
+        # Sync code that forgets to yield, for as long as the test needs (10 min at most).
+        deadline = time.monotonic() + 600
+        while not (HERE / "reload-release").exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
 
 
 @aiodaemon.on_shutdown
