@@ -10,7 +10,7 @@ import json
 import os
 from pathlib import Path
 
-from .support import program, python, read_json_lines, wait_gone
+from .support import program, python, read_json_lines, wait_for, wait_gone
 
 
 def test_a_pidfile_path_that_is_not_utf8_keeps_the_starting_record_typed(tmp_path: Path) -> None:
@@ -22,7 +22,11 @@ def test_a_pidfile_path_that_is_not_utf8_keeps_the_starting_record_typed(tmp_pat
     started = python([program("idle"), json.dumps(options)])
     assert started.returncode == 0, started.stderr
     pid = int(pidfile.read_text())
-    starting = next(r for r in read_json_lines(log) if r["event"] == "starting")
+    # Ready does not wait for the log's disk write: the record may still be on its way.
+    starting = wait_for(
+        lambda: next((r for r in read_json_lines(log) if r["event"] == "starting"), None),
+        what="the starting record",
+    )
     os.kill(pid, 15)
     wait_gone(pid)
     assert starting["pid"] == pid
