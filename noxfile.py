@@ -4,13 +4,23 @@ from __future__ import annotations
 
 import nox
 
-nox.options.sessions = ["tests", "lint", "typecheck"]
+#: The Pythons the whole suite passes on (CI runs the first; ``nox -s tests`` runs all).
+PYTHONS = ["3.11", "3.12", "3.13"]
+
+# The default run stays quick: the suite on one Python, then lint and types.
+nox.options.sessions = [f"tests-{PYTHONS[0]}", "lint", "typecheck"]
 nox.options.default_venv_backend = "venv"
 
 
-@nox.session(python="3.11")
+@nox.session(python=PYTHONS)
 def tests(session: nox.Session) -> None:
-    """The whole test suite (end-to-end tests start real daemons)."""
+    """The whole test suite (end-to-end tests start real daemons), once per Python.
+
+    Needs ``python3.X`` on PATH for each (with pyenv: ``PYENV_VERSION=3.11.7:3.12.1:3.13.0``).
+    The upgrade tests of daemons that drop privileges run the interpreter as
+    another account: where it is unreadable to others (pyenv under /root) they
+    are skipped, saying so, unless ``AIODAEMON_TEST_SHARED_PYTHON`` names one.
+    """
     session.install("-e", ".[test]")
     # As .ci/run: in parallel, each module's tests on one worker.
     session.run("pytest", "-n", "auto", "--dist", "loadfile", *session.posargs)
