@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import multiprocessing
+import multiprocessing.synchronize
 import signal
 import sys
 import threading
@@ -34,8 +35,9 @@ KIND = sys.argv[3] if len(sys.argv) > 3 else "thread"
 _POOL = ThreadPoolExecutor(max_workers=1, thread_name_prefix="own-pool")
 
 
-def _stubborn_child() -> None:
+def _stubborn_child(ignoring: multiprocessing.synchronize.Event) -> None:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    ignoring.set()
     time.sleep(3600)
 
 
@@ -44,8 +46,13 @@ async def begin() -> None:
     if KIND == "atexit":
         atexit.register(time.sleep, 3600)
     elif KIND == "mp-child":
-        child = multiprocessing.get_context("fork").Process(target=_stubborn_child, daemon=True)
+        context = multiprocessing.get_context("fork")
+        ignoring = context.Event()
+        child = context.Process(target=_stubborn_child, args=(ignoring,), daemon=True)
         child.start()
+        # Stubborn before the test may stop us: a SIGTERM that came first would end it.
+        if not ignoring.wait(30):
+            raise RuntimeError("the child did not start")
         record(f"child {child.pid}")
 
 
