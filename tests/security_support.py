@@ -14,6 +14,7 @@ import itertools
 import json
 import os
 import pwd
+import re
 import select
 import shutil
 import signal
@@ -31,6 +32,7 @@ from .support import (
     PYTHON,
     REPO,
     clean_env,
+    is_alive,
     kill_quietly,
     read_pid,
     require_tool,
@@ -65,6 +67,8 @@ def _retry_locked(argv: list[str]) -> None:
 
 
 _users = itertools.count()
+#: The names _session_user gives: the pid of the test process that made the user.
+_USER_NAME = re.compile(r"aiodsec(\d+)x\d+")
 
 
 @pytest.fixture(scope="session")
@@ -88,6 +92,7 @@ def _session_user() -> Iterator[User]:
     # Each test module that imports this fixture gets its own instance (and user).
     name = f"aiodsec{os.getpid()}x{next(_users)}"
     useradd, userdel = require_tool("useradd"), require_tool("userdel")
+    _remove_orphaned_users(userdel)
     _retry_locked(
         [useradd, "--system", "--user-group", "--no-create-home", "-s", "/usr/sbin/nologin", name]
     )
@@ -96,6 +101,25 @@ def _session_user() -> Iterator[User]:
         yield User(name, entry.pw_uid, entry.pw_gid)
     finally:
         _retry_locked([userdel, name])
+
+
+def _remove_orphaned_users(userdel: str) -> None:
+    """Remove the users of test processes that are gone without their cleanup (a killed run).
+
+    Best effort: another session may be removing the same user, or a process a
+    killed run left may still run as it.
+    """
+    for entry in pwd.getpwall():
+        match = _USER_NAME.fullmatch(entry.pw_name)
+        if match is None or is_alive(int(match[1])):
+            continue
+
+        def attempt(name: str = entry.pw_name) -> bool:
+            argv = [userdel, name]
+            result = subprocess.run(argv, capture_output=True, text=True, timeout=30, check=False)
+            return result.returncode == 0 or "lock" not in result.stderr
+
+        wait_for(attempt, 60, f"userdel {entry.pw_name} to get the passwd lock")
 
 
 @pytest.fixture
