@@ -94,8 +94,12 @@ def _old_killed_while_successor_starts(
     app: App, mode: str, *options: str
 ) -> Iterator[tuple[int, subprocess.Popen[str], int]]:
     """Start, upgrade to a successor in ``mode``, SIGKILL the old daemon as the successor
-    starts; yield (old pid, the upgrade command, successor pid); neither outlives the block."""
-    old = app.start(*options)
+    starts; yield (old pid, the upgrade command, successor pid); neither outlives the block.
+
+    In "gate" mode the successor's startup waits for the file ``gate`` in the app's
+    directory: the block opens it once the old daemon is dead.
+    """
+    old = app.start(*options, APP_GATE=str(app.directory / "gate"))
     app.edit('MODE = ""', f'MODE = "{mode}"')
     upgrade = _upgrade_in_background(app)
     successor = None
@@ -109,7 +113,10 @@ def _old_killed_while_successor_starts(
 
 def test_old_daemon_killed_mid_upgrade_successor_takes_over(app: App) -> None:
     """The old daemon SIGKILLed while its successor starts: the successor runs, managed."""
-    with _old_killed_while_successor_starts(app, "sleep1.0") as (old, upgrade, successor):
+    # The successor waits in its startup hook until the old daemon is dead: a
+    # startup of a fixed second could be over before the kill on a busy machine.
+    with _old_killed_while_successor_starts(app, "gate") as (old, upgrade, successor):
+        (app.directory / "gate").touch()
         _, stderr = upgrade.communicate(timeout=60)
         # Not a hand-over (what the old daemon held died with it), but the truth.
         assert upgrade.returncode == 1
@@ -149,15 +156,17 @@ def test_successor_left_alone_still_has_to_be_ready_within_start_timeout(app: Ap
 
 def test_old_daemon_killed_after_successor_ready_successor_takes_over(app: App) -> None:
     """The old daemon killed after its successor reported ready, before it said "go"."""
-    old = app.start()
-    app.edit('MODE = ""', 'MODE = "sleep1.0"')
+    gate = app.directory / "gate"
+    old = app.start(APP_GATE=str(gate))
+    app.edit('MODE = ""', 'MODE = "gate"')
     upgrade = _upgrade_in_background(app)
     successor = None
     try:
         successor = _successor_starting(app)
         # Frozen, the old daemon cannot answer the successor's "ready": killed then,
-        # it dies between the two.
+        # it dies between the two. The successor is ready only once it is frozen.
         os.kill(old, signal.SIGSTOP)
+        gate.touch()
         wait_for(
             lambda: [r for r in app.records("ready") if r["pid"] == successor],
             30,
@@ -182,13 +191,14 @@ def test_old_daemon_killed_under_systemd_successor_reports_ready(tmp_path: Path)
     receiver = NotifyReceiver(str(tmp_path / "notify.sock"))
     shutil.copy(PROGRAM, tmp_path / "upgrade_app.py")
     app = App(tmp_path, "cli")
+    gate = tmp_path / "gate"
     proc = subprocess.Popen(
         [
             *(str(SCRIPT), "run", "upgrade_app:main", "--pidfile", str(app.pidfile)),
             *("--listen", "http=127.0.0.1:0", "--log-file", str(app.log)),
         ],
         cwd=tmp_path,
-        env=receiver.env(),
+        env=receiver.env(APP_GATE=str(gate)),
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -198,11 +208,12 @@ def test_old_daemon_killed_under_systemd_successor_reports_ready(tmp_path: Path)
     try:
         [*_, ready] = receiver.receive_until("READY=1", 30)
         old = ready.pid
-        app.edit('MODE = ""', 'MODE = "sleep1.0"')
+        app.edit('MODE = ""', 'MODE = "gate"')
         upgrade = _upgrade_in_background(app)
         successor = _successor_starting(app)
         proc.kill()
         proc.wait(30)
+        gate.touch()
         seen = receiver.receive_until("READY=1", 30)
         assert seen[-1].pid == successor
         assert seen[-1].lines == ["READY=1", f"MAINPID={successor}", "STATUS=running"]
