@@ -11,10 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from .support import Rsyslog, proc_state, wait_for
+from .support import SESSION_VARIABLE, Rsyslog, proc_state, wait_for
 
-#: Set in the environment of the test run, so every process it starts carries it.
-SESSION_VARIABLE = "AIODAEMON_TEST_SESSION"
 #: Seconds a daemon stopped at the very end of a test gets to finish its exit.
 _GRACE = 5.0
 

@@ -23,6 +23,10 @@ REPO = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 #: The daemon programs tests start: real files, linted and type-checked.
 PROGRAMS = Path(__file__).resolve().parent / "programs"
+#: Set in the environment of the test run, so every process it starts carries it
+#: (conftest fails a run that leaves one behind). A tool that passes on only the
+#: variables it is told to (systemd-socket-activate -E) must be told this one.
+SESSION_VARIABLE = "AIODAEMON_TEST_SESSION"
 
 
 def wait_for(

@@ -21,6 +21,7 @@ from aiodaemon.exceptions import StartupError
 from tests.support import (
     PYTHON,
     REPO,
+    SESSION_VARIABLE,
     clean_env,
     free_port,
     program,
@@ -276,7 +277,7 @@ class Activated:
         tool = require_tool("systemd-socket-activate")
         script = program("sockets_activated")
         # The tool passes on only the variables named with -E (and PATH, HOME, TERM).
-        argv = [tool, "-E", "PYTHONPATH", *options]
+        argv = [tool, "-E", "PYTHONPATH", "-E", SESSION_VARIABLE, *options]
         for port in ports:
             argv += ["-l", f"127.0.0.1:{port}"]
         if fdnames is not None:
@@ -468,6 +469,8 @@ def test_echo_example_under_socket_activation(tmp_path: Path) -> None:
             tool,
             "-E",
             "PYTHONPATH",
+            "-E",
+            SESSION_VARIABLE,
             "-l",
             f"127.0.0.1:{port}",
             "--fdname=echo",

@@ -23,6 +23,7 @@ from aiodaemon.exceptions import StartupError
 from tests.support import (
     PYTHON,
     REPO,
+    SESSION_VARIABLE,
     clean_env,
     free_port,
     is_alive,
@@ -533,11 +534,8 @@ def test_notify_unit_runs_under_socket_activation(
     # RuntimeDirectory= would create /run/aiodaemon-echo: the test's directory stands in.
     argv[argv.index("--pidfile") + 1] = str(tmp_path / "echo.pid")
     env = path_receiver.env(WATCHDOG_USEC="1000000", INVOCATION_ID=uuid.uuid4().hex)
-    passthrough = [
-        arg
-        for name in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "INVOCATION_ID", "PYTHONPATH")
-        for arg in ("-E", name)
-    ]
+    names = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "INVOCATION_ID", "PYTHONPATH", SESSION_VARIABLE)
+    passthrough = [arg for name in names for arg in ("-E", name)]
     proc = subprocess.Popen(
         [
             tool,
