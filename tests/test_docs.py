@@ -40,6 +40,8 @@ def table_rows(page: Path, heading: str) -> list[list[str]]:
     return rows[1:]  # without the header row
 
 
+# A whole mkdocs build (allowed 120 s below) on a busy machine: more than the suite's 60 s.
+@pytest.mark.timeout(300)
 def test_site_builds_in_strict_mode(tmp_path: Path) -> None:
     """`mkdocs build --strict` (what `nox -s docs` runs) finishes without a warning."""
     try:

@@ -33,6 +33,8 @@ def mypy(tmp_path: Path, bad: str) -> subprocess.CompletedProcess[str]:
     return mypy_strict(tmp_path, {"app.py": PROGRAM.format(bad=bad)})
 
 
+# mypy, cold (a cache of its own), on a busy machine: more than the suite's 60 s.
+@pytest.mark.timeout(300)
 def test_mypy_rejects_a_misspelt_and_a_mistyped_option(tmp_path: Path) -> None:
     """pid_file= and shutdown_timeout="ten" are type errors, for run() and Daemon.run()."""
     result = mypy(
@@ -50,6 +52,7 @@ def test_mypy_rejects_a_misspelt_and_a_mistyped_option(tmp_path: Path) -> None:
     assert "log_format" in errors[2]
 
 
+@pytest.mark.timeout(300)
 def test_mypy_rejects_a_misspelt_public_name(tmp_path: Path) -> None:
     """The lazy exports do not make every attribute of aiodaemon an Any to a type checker."""
     result = mypy(
@@ -63,6 +66,7 @@ def test_mypy_rejects_a_misspelt_public_name(tmp_path: Path) -> None:
     assert 'Module has no attribute "runn"' in errors[0]
 
 
+@pytest.mark.timeout(300)
 def test_mypy_accepts_good_options(tmp_path: Path) -> None:
     """The same program with only well-typed options passes mypy --strict."""
     result = mypy(

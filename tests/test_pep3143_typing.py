@@ -7,6 +7,8 @@ import subprocess
 from pathlib import Path
 from types import MappingProxyType
 
+import pytest
+
 from aiodaemon import pep3143
 from tests.support import mypy_strict
 
@@ -37,6 +39,8 @@ def mypy(tmp_path: Path, bad: str = "") -> subprocess.CompletedProcess[str]:
     return mypy_strict(tmp_path, {"app.py": PROGRAM.replace("{bad}", bad)})
 
 
+# mypy, cold (a cache of its own), on a busy machine: more than the suite's 60 s.
+@pytest.mark.timeout(300)
 def test_signal_map_is_changed_in_place_under_mypy_strict(tmp_path: Path) -> None:
     """signal_map item assignment, del and update pass mypy --strict; a bad handler does not."""
     good = mypy(tmp_path)
