@@ -28,6 +28,21 @@ def median(values: Sequence[float]) -> float:
     return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
 
 
+def round_order(contenders: Sequence[str], round_: int) -> list[str]:
+    """The contenders in this round's order: shuffled, the same in every run of the benchmark.
+
+    A fixed order puts each contender after the same one every round, and a
+    start right after a heavy process exited is ~1 ms slower: in detach.py,
+    pep3143 was 1.02x python-daemon when it always came after the floor's
+    heavy exit, 0.97x when both did.
+    """
+    import random
+
+    order = list(contenders)
+    random.Random(round_).shuffle(order)
+    return order
+
+
 def percentile(values: Sequence[float], q: float) -> float:
     """The nearest-rank ``q``-th percentile (0 < q <= 100): a value that was actually measured."""
     ordered = sorted(values)

@@ -4,8 +4,8 @@ Operators script the control commands (deploy tools, cron checks, systemd's
 ``ExecReload=``), so each one should cost little more than starting Python.
 One daemon (tests/programs/idle.py, detached, with a pidfile and so a control
 socket) and a second one without a control socket run for the whole
-benchmark; the contenders are started in turn, round robin, so the machine's
-load hits them alike:
+benchmark; the contenders are started in turn, in a shuffled order each round
+(``_common.round_order``), so the machine's load hits them alike:
 
 * **python -c pass**: the floor, an interpreter that does nothing;
 * **status**: ``aiodaemon status --pidfile P`` (asks the control socket);
@@ -41,7 +41,7 @@ _HERE = os.path.dirname(os.path.abspath(__file__))
 if sys.path and os.path.abspath(sys.path[0]) == _HERE:
     sys.path.append(sys.path.pop(0))
 
-from _common import REPO, child_env, median, percentile, print_table  # noqa: E402
+from _common import REPO, child_env, median, percentile, print_table, round_order  # noqa: E402
 
 IDLE = REPO / "tests" / "programs" / "idle.py"
 
@@ -117,9 +117,9 @@ def main() -> None:
             cpu: dict[str, list[float]] = {name: [] for name in contenders}
             for command in contenders.values():
                 _time(command, env)  # fill the page cache and the bytecode cache
-            for _ in range(args.runs):
-                for name, command in contenders.items():
-                    wall, used = _time(command, env)
+            for round_ in range(args.runs):
+                for name in round_order(tuple(contenders), round_):
+                    wall, used = _time(contenders[name], env)
                     times[name].append(wall)
                     cpu[name].append(used)
         finally:
@@ -141,7 +141,7 @@ def main() -> None:
     ]
     print_table(
         [
-            f"Control commands of a running daemon, {args.runs} runs each, round robin",
+            f"Control commands of a running daemon, {args.runs} runs each, shuffled rounds",
             f"({sys.implementation.name} {sys.version.split()[0]}, {os.cpu_count()} CPUs)",
         ],
         ["command", "median ms", "p90 ms", "vs python -c pass", "cpu ms", "cpu vs pass"],

@@ -311,6 +311,7 @@ def main() -> None:
         percentile,
         print_table,
         ready_fifo,
+        round_order,
     )
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -340,7 +341,7 @@ def main() -> None:
         for round_ in range(runs):
             # Interleaved, so drift and other load hit every contender alike.
             for limit in limits:
-                for contender in _round_order(CONTENDERS + SYNC_CONTENDERS, round_):
+                for contender in round_order(CONTENDERS + SYNC_CONTENDERS, round_):
                     total, detach, used = _one_run(contender, limit, fifo, fifo_fd, err, pycache)
                     launch.setdefault((contender, limit), []).append(total)
                     inproc.setdefault((contender, limit), []).append(detach)
@@ -425,21 +426,6 @@ def main() -> None:
     print(f"aiodaemon {high:,} vs {LOW_LIMIT:,}: {change:+.1f}% ({verdict} the 10% goal)")
 
 
-def _round_order(contenders: tuple[str, ...], round_: int) -> list[str]:
-    """The contenders in this round's order: shuffled, the same in every run of the benchmark.
-
-    A fixed order puts each contender after the same one every round, and a
-    run right after a heavy process (the floor's, which exits with asyncio,
-    uvloop and structlog loaded) is ~1 ms slower: measured, pep3143 was 1.02x
-    python-daemon when it always came after the floor, 0.98x when both did.
-    """
-    import random
-
-    order = list(contenders)
-    random.Random(round_).shuffle(order)
-    return order
-
-
 def _task_cpu_ms(pid: int) -> float:
     """CPU time every thread of ``pid`` has run so far, from /proc (nanosecond counters)."""
     total = 0
@@ -479,7 +465,14 @@ def _startup_run(
 
 def _startup_ratio(runs: int) -> None:
     """aiodaemon against the compact reference and the floor, interleaved, at a low limit."""
-    from _common import become_subreaper, check_no_children, median, print_table, ready_fifo
+    from _common import (
+        become_subreaper,
+        check_no_children,
+        median,
+        print_table,
+        ready_fifo,
+        round_order,
+    )
 
     become_subreaper()
     wall: dict[str, list[float]] = {"aiodaemon": [], "compact": [], "floor": []}
@@ -488,7 +481,7 @@ def _startup_ratio(runs: int) -> None:
         for contender in wall:  # warm the caches, unmeasured
             _startup_run(contender, fifo, fifo_fd, err, pycache)
         for round_ in range(runs):
-            for contender in _round_order(tuple(wall), round_):
+            for contender in round_order(tuple(wall), round_):
                 took, used = _startup_run(contender, fifo, fifo_fd, err, pycache)
                 wall[contender].append(took)
                 cpu[contender].append(used)

@@ -55,7 +55,13 @@ LAYERS = [
         "_prefork._sharedfile",
         "exceptions",
     },
-    {"_prefork._addresses", "_prefork._identity", "_prefork._prctl", "_prefork._safeopen"},
+    {
+        "_prefork._addresses",
+        "_prefork._identity",
+        "_prefork._prctl",
+        "_prefork._safeopen",
+        "_prefork._sunpath",
+    },
     {"_options", "_prefork._config"},
     {
         "_logs._logchain",

@@ -9,15 +9,18 @@ no asyncio: ``aiodaemon status`` must cost little more than starting Python.
 
 from __future__ import annotations
 
+# The C module, not socket.py: that one imports selectors and builds enums of
+# every address family and socket type, ~2 ms of an ``aiodaemon status`` that
+# should cost little more than starting Python (benchmarks/control.py).
+import _socket
 import errno
 import os
-import socket
 import stat
 import struct
 import time
 
 from .._prefork._control_protocol import MAX_ANSWER, ProtocolError, decode, encode
-from .._prefork._control_socket import unix_address
+from .._prefork._sunpath import unix_address
 
 TYPE_CHECKING = False  # not typing's: see aiodaemon/__init__.py
 if TYPE_CHECKING:
@@ -158,7 +161,8 @@ def exchange(
     deadline = time.monotonic() + timeout
     address, dirfd = unix_address(path)
     try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+        try:
             sock.settimeout(max(0.001, deadline - time.monotonic()))
             _connect(sock, address, path, timeout)
             check_peer(*_peer(sock))
@@ -167,7 +171,7 @@ def exchange(
                 # (or its silence) is still what counts, not our broken pipe.
                 try:
                     sock.sendall(encode(request))
-                    sock.shutdown(socket.SHUT_WR)
+                    sock.shutdown(_socket.SHUT_WR)
                 except (BrokenPipeError, ConnectionResetError):
                     pass
                 data = _read_answer(sock, deadline)
@@ -181,6 +185,8 @@ def exchange(
                 raise ControlError(
                     f"control socket {path}: connection lost: {exc.strerror or exc}"
                 ) from None
+        finally:
+            sock.close()
     finally:
         if dirfd is not None:
             os.close(dirfd)
@@ -279,7 +285,7 @@ def _check_file(path: StrPath, holder: int) -> None:
         )
 
 
-def _connect(sock: socket.socket, address: str, path: StrPath, timeout: float) -> None:
+def _connect(sock: _socket.socket, address: str, path: StrPath, timeout: float) -> None:
     try:
         sock.connect(address)
     except ConnectionRefusedError:
@@ -300,15 +306,15 @@ def _connect(sock: socket.socket, address: str, path: StrPath, timeout: float) -
         raise ControlError(f"control socket {path}: {exc.strerror or exc}") from None
 
 
-def _peer(sock: socket.socket) -> tuple[int, int]:
+def _peer(sock: _socket.socket) -> tuple[int, int]:
     """The pid and uid of the process serving ``sock`` (``SO_PEERCRED``)."""
     pid, uid, _gid = _PEERCRED.unpack(
-        sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _PEERCRED.size)
+        sock.getsockopt(_socket.SOL_SOCKET, _socket.SO_PEERCRED, _PEERCRED.size)
     )
     return pid, uid
 
 
-def _read_answer(sock: socket.socket, deadline: float) -> bytes:
+def _read_answer(sock: _socket.socket, deadline: float) -> bytes:
     data = b""
     while not data.endswith(b"\n"):
         left = deadline - time.monotonic()

@@ -15,7 +15,7 @@ import os
 import socket
 import stat
 
-from .._prefork._control_socket import unix_address
+from .._prefork._sunpath import unix_address
 
 TYPE_CHECKING = False  # not typing's: see aiodaemon/__init__.py
 if TYPE_CHECKING:

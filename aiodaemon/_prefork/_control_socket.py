@@ -24,10 +24,7 @@ if TYPE_CHECKING:
     # Annotations only: the CLI's client imports this module and must start fast.
     from pathlib import Path
 
-__all__ = ["ControlSocket", "open_control_socket", "unix_address"]
-
-#: sun_path holds 108 bytes with the terminating NUL.
-_SUN_PATH_MAX = 107
+__all__ = ["ControlSocket", "open_control_socket"]
 
 
 class ControlSocket:
@@ -132,17 +129,3 @@ def open_control_socket(path: Path, uid: int | None, gid: int | None) -> Control
         sock.close()
         raise
     return ControlSocket(path, sock, identity)
-
-
-def unix_address(path: str | os.PathLike[str]) -> tuple[str, int | None]:
-    """An address ``connect``/``bind`` accept for ``path``, and a directory fd to close after.
-
-    Paths longer than sun_path are reached through ``/proc/self/fd`` of their
-    directory, so a deep pidfile directory never makes the control socket fail.
-    """
-    text = os.fsdecode(path)
-    if len(os.fsencode(text)) <= _SUN_PATH_MAX:
-        return text, None
-    directory, name = os.path.split(text)
-    dirfd = os.open(directory or ".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    return f"/proc/self/fd/{dirfd}/{name}", dirfd

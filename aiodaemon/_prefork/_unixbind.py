@@ -36,13 +36,12 @@ import stat
 from collections.abc import Iterator
 
 from ._safeopen import describe_mode
+from ._sunpath import SUN_PATH_MAX
 
 __all__ = ["bind_unix", "bind_unix_listener", "unlink_if_ours"]
 
 Owner = tuple[int | None, int | None]
 
-#: sun_path holds 108 bytes with the terminating NUL.
-_SUN_PATH_MAX = 107
 #: Seconds a stale-socket probe may wait for a listener whose backlog is full.
 _PROBE_TIMEOUT = 1.0
 
@@ -93,7 +92,7 @@ def bind_unix(
     try:
         # Through our directory fd when the path is too long for sun_path.
         address = (
-            path if len(os.fsencode(path)) <= _SUN_PATH_MAX else f"/proc/self/fd/{dirfd}/{name}"
+            path if len(os.fsencode(path)) <= SUN_PATH_MAX else f"/proc/self/fd/{dirfd}/{name}"
         )
         _remove_stale(dirfd, name, address)
         return _bind(sock, dirfd, name, address, mode, owner)

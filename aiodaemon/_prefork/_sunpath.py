@@ -1,0 +1,26 @@
+"""AF_UNIX addresses for socket files, however long their path.
+
+``sun_path`` holds 107 bytes of path; a longer one is reached through
+``/proc/self/fd`` of its directory, so a deep pidfile directory never makes a
+control socket (or a ``unix:`` listener) fail. No ``socket`` import: the CLI's
+control client needs only this.
+"""
+
+from __future__ import annotations
+
+import os
+
+__all__ = ["SUN_PATH_MAX", "unix_address"]
+
+#: sun_path holds 108 bytes with the terminating NUL.
+SUN_PATH_MAX = 107
+
+
+def unix_address(path: str | os.PathLike[str]) -> tuple[str, int | None]:
+    """An address ``connect``/``bind`` accept for ``path``, and a directory fd to close after."""
+    text = os.fsdecode(path)
+    if len(os.fsencode(text)) <= SUN_PATH_MAX:
+        return text, None
+    directory, name = os.path.split(text)
+    dirfd = os.open(directory or ".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    return f"/proc/self/fd/{dirfd}/{name}", dirfd
