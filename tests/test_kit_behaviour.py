@@ -73,7 +73,9 @@ async def test_a_slow_stop_does_not_stall_the_tests_event_loop() -> None:
     during = [t for t in ticks if leaving <= t <= left]
     gaps = [b - a for a, b in itertools.pairwise(during)]
     assert len(during) > 10
-    assert max(gaps) < 1.0, f"the loop stalled for {max(gaps):.2f} s"
+    # A stop that blocked the loop would leave one gap as long as the stop
+    # itself; half of it is a bound no scheduler delay comes near.
+    assert max(gaps) < (left - leaving) / 2, f"the loop stalled for {max(gaps):.2f} s"
 
 
 async def test_a_failed_start_leaves_the_tests_own_descriptors_watched() -> None:
