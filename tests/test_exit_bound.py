@@ -25,6 +25,7 @@ from .support import (
     is_alive,
     kill_quietly,
     program,
+    python,
     read_json_lines,
     read_pid,
     wait_for,
@@ -234,15 +235,7 @@ def test_a_program_may_go_on_after_run(tmp_path: Path) -> None:
     """
     record = tmp_path / "record.txt"
     options = {"detach": False, "shutdown_timeout": 1, "log_file": str(tmp_path / "log.jsonl")}
-    result = subprocess.run(
-        [PYTHON, str(program("after_run")), json.dumps(options), str(record), "2.5"],
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        env=clean_env(),
-        timeout=60,
-        check=False,
-    )
+    result = python([program("after_run"), json.dumps(options), record, "2.5"], timeout=60)
     assert result.returncode == 0, result.stderr
     assert "forced exit" not in result.stderr
     assert record.read_text().splitlines() == [
@@ -263,15 +256,7 @@ def test_a_second_run_may_detach(tmp_path: Path) -> None:
     (aiodaemon-exit-backstop)", exit 1.
     """
     pidfile = tmp_path / "second.pid"
-    result = subprocess.run(
-        [PYTHON, str(program("run_twice_detached")), str(pidfile)],
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        env=clean_env(),
-        timeout=60,
-        check=False,
-    )
+    result = python([program("run_twice_detached"), pidfile], timeout=60)
     assert result.returncode == 0, result.stderr
     pid = read_pid(pidfile)
     try:

@@ -3,23 +3,18 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import textwrap
 from pathlib import Path
 
-from .support import PYTHON, REPO, clean_env
+from .support import REPO, python
 
 
 def _run(tmp_path: Path, script: str) -> str:
     """Run ``script`` with ``tmp_path`` importable; its stdout."""
-    done = subprocess.run(
-        [PYTHON, "-c", textwrap.dedent(script)],
+    done = python(
+        ["-c", textwrap.dedent(script)],
         cwd=tmp_path,
-        env=clean_env({"PYTHONPATH": f"{tmp_path}{os.pathsep}{REPO}"}),
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
+        env={"PYTHONPATH": f"{tmp_path}{os.pathsep}{REPO}"},
     )
     assert done.returncode == 0, done.stderr
     return done.stdout
