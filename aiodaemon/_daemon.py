@@ -6,15 +6,13 @@ The phases ``run`` goes through are in ``_launch``.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
-import sys
 import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, NoReturn, TypeVar
 
 from ._launch import close_main, launch
-from ._prefork._messages import say
+from ._prefork._messages import flush_stdio, say
 from ._run._hooks import (
     HookFunction,
     Hooks,
@@ -299,10 +297,7 @@ def _refuse_from_a_thread(target: MainTarget) -> NoReturn:
         f" ({threading.current_thread().name!r}); call aiodaemon.run(main) from the"
         f" main thread (signal handling needs it)"
     )
-    for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(Exception):
-            if stream is not None:
-                stream.flush()
+    flush_stdio()
     os._exit(ExitCode.USAGE)
 
 

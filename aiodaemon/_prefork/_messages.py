@@ -9,7 +9,7 @@ TYPE_CHECKING = False  # not typing's: see aiodaemon/__init__.py
 if TYPE_CHECKING:
     from typing import TextIO
 
-__all__ = ["printable", "say", "write_line"]
+__all__ = ["flush_stdio", "printable", "say", "write_line"]
 
 
 def printable(text: str) -> str:
@@ -52,3 +52,17 @@ def silence(stream: TextIO) -> None:
         pass
     finally:
         os.close(devnull)
+
+
+def flush_stdio() -> None:
+    """Flush ``sys.stdout`` and ``sys.stderr`` before an ``os._exit``, which skips it.
+
+    Each on its own, and never raising: a closed or broken stream must not
+    keep the other from being flushed, nor the exit from happening.
+    """
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            if stream is not None:
+                stream.flush()
+        except Exception:  # nothing left to tell: the process is leaving
+            pass

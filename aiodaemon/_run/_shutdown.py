@@ -52,6 +52,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import structlog
 
+from .._prefork._messages import flush_stdio
 from ..exceptions import ExitCode
 from ._forced import say_nowait, start_backstop
 from ._hooks import HookError, Lifespan, call_async, entry_name, in_own_context
@@ -287,10 +288,10 @@ def end_process(code: int) -> int:
         return code
     _start_backstop()
     status = ExitCode.SHUTDOWN_TIMEOUT
-    _flush_stdio()
+    flush_stdio()
     say_nowait(f"aiodaemon: forced exit ({end.forced}), status {status}\n")
     atexit._run_exitfuncs()
-    _flush_stdio()
+    flush_stdio()
     os._exit(status)
 
 
@@ -318,8 +319,7 @@ def _arm_at_exit() -> None:
     parked = threading.Thread(
         target=_backstop_from_exit, args=(exiting,), name="aiodaemon-exit-backstop", daemon=True
     )
-    if not start_backstop(parked, "the exit's deadline", log=False):
-        say_nowait("aiodaemon: cannot start the exit backstop thread; the exit is unbounded\n")
+    if not _start_exit_backstop(parked):
         return
     register(exiting.set)
     _ARMED = parked, exiting
@@ -346,8 +346,15 @@ def _start_backstop() -> None:
     backstop = threading.Timer(_left_at_exit(), _exit_overdue)
     backstop.name = "aiodaemon-exit-backstop"
     backstop.daemon = True
-    if not start_backstop(backstop, "the exit's deadline", log=False):
-        say_nowait("aiodaemon: cannot start the exit backstop thread; the exit is unbounded\n")
+    _start_exit_backstop(backstop)
+
+
+def _start_exit_backstop(thread: threading.Thread) -> bool:
+    """Start the exit's backstop ``thread``; if it cannot start, say so on stderr (no log)."""
+    if start_backstop(thread, "the exit's deadline", log=False):
+        return True
+    say_nowait("aiodaemon: cannot start the exit backstop thread; the exit is unbounded\n")
+    return False
 
 
 def _backstop_from_exit(exiting: threading.Event) -> None:
@@ -411,14 +418,6 @@ def _kill_daemonic_children() -> list[int]:
                 os.kill(child.pid, signal.SIGKILL)
                 killed.append(child.pid)
     return killed
-
-
-def _flush_stdio() -> None:
-    # os._exit skips the interpreter's flush of sys.stdout and sys.stderr.
-    for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(Exception):
-            if stream is not None:
-                stream.flush()
 
 
 async def cancel_all(tasks: Iterable[asyncio.Task[Any]]) -> None:
