@@ -59,15 +59,11 @@ class Acquired:
 
     def keep_fds(self) -> list[int]:
         """Descriptors the detach must keep open (stdio files are dup'ed onto 1 and 2)."""
-        fds = [*self.preserved]
-        if self.pidfile is not None:
-            fds.append(self.pidfile.fd)
+        fds = [*self.preserved, *self.daemon_only_fds()]
         if self.logs is not None:
             fds.extend(self.logs.keep_fds())
         if self.listeners is not None:
             fds.extend(self.listeners.keep_fds())
-        if self.control is not None:
-            fds.append(self.control.fileno())
         return fds
 
     def daemon_only_fds(self) -> list[int]:

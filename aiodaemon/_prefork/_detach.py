@@ -120,14 +120,12 @@ def close_in_forked_children(fd: int) -> None:
     child. The ``listen=`` sockets stay: handing them to forked workers is how
     pre-fork servers work. An exec'd child never had them (close-on-exec).
     """
-    st = os.fstat(fd)
-    identity = (st.st_dev, st.st_ino)
+    opened = os.fstat(fd)
 
     def close_copy() -> None:
         # Still the same file (the daemon may have closed it and reused the number).
         try:
-            now = os.fstat(fd)
-            if (now.st_dev, now.st_ino) == identity:
+            if os.path.samestat(os.fstat(fd), opened):
                 os.close(fd)
         except OSError:
             pass

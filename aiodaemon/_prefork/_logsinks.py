@@ -151,7 +151,7 @@ class FileSink(_LineSink):
         new = open_append(self.reopen_path, owner=self.owner)
         with self._swap:
             old, self.fd = self.fd, new
-            if self._mid_line and not _same_file(old, new):
+            if self._mid_line and not os.path.samestat(os.fstat(old), os.fstat(new)):
                 # The fragment a failed write left ends the old file (rotated
                 # away): the new one starts with a record, not with the newline
                 # meant for that fragment. Reopened in place, it still needs it.
@@ -192,12 +192,6 @@ class FileSink(_LineSink):
             if self.fd >= 0:
                 os.close(self.fd)
                 self.fd = -1
-
-
-def _same_file(fd: int, other: int) -> bool:
-    """Whether two descriptors are open on the same file."""
-    st, st_other = os.fstat(fd), os.fstat(other)
-    return (st.st_dev, st.st_ino) == (st_other.st_dev, st_other.st_ino)
 
 
 def open_file_sink(path: str, owner: int | None = None) -> FileSink:
@@ -300,9 +294,7 @@ def open_log_targets(options: Options) -> LogTargets:
     try:
         syslog = None
         if options.syslog is not None:
-            from .._prefork._syslogsink import (
-                open_syslog_sink,
-            )  # only a daemon with syslog= loads it
+            from ._syslogsink import open_syslog_sink  # only a daemon with syslog= loads it
 
             syslog = open_syslog_sink(options.syslog, owner)
     except StartupError:
