@@ -153,7 +153,12 @@ def launch(
     from ._prefork import _handoff, _privileges  # noqa: F401
     from ._prefork._detach import close_inherited_fds, enter_workdir, redirect_outputs
     from ._prefork._detach import detach as detach_process
+    from ._prefork._pinned import pin
     from ._run import _runner, _services, _signal_handlers, _signal_mask, _upgrade_service  # noqa: F401
+
+    # The upgrade's own modules are read here too, for the same reason: read in
+    # the daemon, their ~40 KB of code cost it three times the CPU (see _pinned).
+    pin(_upgrade_service.UPGRADE_PATH)
 
     as_init = False
     # The one place the daemon gives back what it acquired, however it ends.
@@ -342,7 +347,8 @@ def _preload(options: Options) -> None:
     from ._run import _context, _runner, _serving  # noqa: F401
     from ._run._upgrade_service import UPGRADE_PATH
 
-    # An upgrade's own modules: read now, run once main runs (see _pinned).
+    # An upgrade's own modules: read now, run once main runs (see _pinned). The
+    # launcher read them before its fork; an upgrade's successor reads them here.
     pin(UPGRADE_PATH)
     if options.health is not None:
         from ._run import _health  # noqa: F401
