@@ -25,6 +25,7 @@ import os
 import select
 import signal
 import threading
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, NoReturn
 
@@ -39,12 +40,16 @@ if TYPE_CHECKING:
     from .._prefork._readiness import ReadinessPipe
     from ._state import Lifecycle
 
-__all__ = ["ForcedExit", "log_joined", "start_backstop"]
+__all__ = ["BackstopClock", "ForcedExit", "log_joined", "start_backstop"]
 
 _log = structlog.get_logger("aiodaemon")
 
 #: The signals that force the exit once shutdown has begun.
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+#: A backstop thread waking this many seconds after its time did not run meanwhile;
+#: a loop blocked in Python code leaves the other threads running.
+FROZEN_AFTER = 1.0
 
 
 class ForcedExit:
@@ -151,6 +156,41 @@ def log_joined(signum: int | None) -> None:
 # system refuses a thread (RLIMIT_NPROC, a cgroup's pids.max, no memory), the
 # work goes on unguarded and the log says so, instead of the shutdown aborting
 # half-way with in-flight requests cut and shutdown hooks skipped.
+
+
+class BackstopClock:
+    """When a backstop is due, and what a late wake says: a blocked loop, or no process running.
+
+    A backstop thread runs on time while the loop is blocked in Python code.
+    It runs late only when no thread of the process could run: the process
+    was stopped (SIGSTOP), frozen (a cgroup freezer such as ``docker pause``,
+    a suspended machine) or a call blocked holding the GIL. Its loop was not
+    simply blocked, and saying so would send the reader after the wrong cause.
+    """
+
+    __slots__ = ("cpu", "due", "started")
+
+    def __init__(self, seconds: float) -> None:
+        self.started = time.monotonic()
+        self.cpu = time.process_time()
+        #: ``time.monotonic()`` when the backstop should act.
+        self.due = self.started + seconds
+
+    def stopped(self) -> str | None:
+        """Why the backstop acts late, if the process did not run; None if it is on time."""
+        now = time.monotonic()
+        late = now - self.due
+        if late < FROZEN_AFTER:
+            return None
+        # A loop blocked in one long computing C call (holding the GIL) delays
+        # the backstop as well, but that process runs: its CPU time keeps pace.
+        idle = (now - self.started) - (time.process_time() - self.cpu)
+        if idle < late / 2:
+            return None
+        return (
+            f"process not running for at least {late:.1f}s:"
+            " stopped, frozen, or a call blocked holding the GIL"
+        )
 
 
 def start_backstop(thread: threading.Thread, guards: str, *, log: bool = True) -> bool:

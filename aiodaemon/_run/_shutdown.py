@@ -54,7 +54,7 @@ import structlog
 
 from .._prefork._messages import flush_stdio
 from ..exceptions import ExitCode
-from ._forced import say_nowait, start_backstop
+from ._forced import BackstopClock, say_nowait, start_backstop
 from ._hooks import HookError, Lifespan, call_async, entry_name, in_own_context
 from ._loop import await_chain
 from ._state import Event
@@ -84,6 +84,8 @@ class Shutdown:
         self.runtime = runtime
         #: the ``time.monotonic()`` end of the budget, once step 2 is over.
         self.deadline: float | None = None
+        #: the backstop thread's, once it is started.
+        self._backstop_clock = BackstopClock(float("inf"))
         # The loop thread and the backstop thread may both time out; one exits.
         self._exit_claim = threading.Lock()
 
@@ -101,6 +103,7 @@ class Shutdown:
         backstop = threading.Timer(drain + timeout + 1.0, self._backstop)
         backstop.name = "aiodaemon-shutdown-backstop"
         backstop.daemon = True
+        self._backstop_clock = BackstopClock(backstop.interval)
         start_backstop(backstop, "the shutdown's deadline while the loop is blocked")
         if drain > 0:
             await asyncio.sleep(drain)
@@ -108,8 +111,13 @@ class Shutdown:
         sequence = asyncio.create_task(self._steps(), name=_STOP_TASK)
         done, _ = await asyncio.wait([sequence], timeout=timeout)
         if not done:
+            reason = f"shutdown took longer than {timeout}s"
+            # Here after the backstop's own time: it could not run either.
+            stopped = self._backstop_clock.stopped()
+            if stopped is not None:
+                self.exit_now(ExitCode.SHUTDOWN_TIMEOUT, f"{reason} ({stopped})")
             self._report_stuck()
-            self.exit_now(ExitCode.SHUTDOWN_TIMEOUT, f"shutdown took longer than {timeout}s")
+            self.exit_now(ExitCode.SHUTDOWN_TIMEOUT, reason)
         backstop.cancel()
         rt.dispatch(Event.STOPPED)
         _log.info("shutdown finished")
@@ -189,10 +197,10 @@ class Shutdown:
             _log.error("task stuck at shutdown", task=task.get_name(), stack=await_chain(task))
 
     def _backstop(self) -> None:
+        cause = self._backstop_clock.stopped() or "event loop blocked"
         self.exit_now(
             ExitCode.SHUTDOWN_TIMEOUT,
-            f"shutdown took longer than {self.runtime.options.shutdown_timeout}s"
-            " (event loop blocked)",
+            f"shutdown took longer than {self.runtime.options.shutdown_timeout}s ({cause})",
         )
 
     def wait_threads(self) -> None:

@@ -20,7 +20,7 @@ import structlog
 
 from ..exceptions import ExitCode
 from ._builtin import builtin_factories
-from ._forced import start_backstop
+from ._forced import BackstopClock, start_backstop
 from ._hooks import Lifespan, call_async, describe, entry_name, in_own_context
 from ._state import Event, State
 from ._user_exit import EXIT_REQUESTS, note_shutdown_request
@@ -242,9 +242,12 @@ class StartDeadline:
     def _backstop(self, predecessor: int | None) -> None:
         # On its own thread: the loop may be blocked for good.
         rt = self._rt
+        clock = BackstopClock(rt.options.start_timeout + rt.options.shutdown_timeout)
         try:
-            if self._over.wait(rt.options.start_timeout + rt.options.shutdown_timeout):
+            if self._over.wait(clock.due - clock.started):
                 return
+            # Before waiting on the old daemon, which may end long after.
+            stopped = clock.stopped()
             if predecessor is not None:
                 poller = select.poll()
                 poller.register(predecessor, select.POLLIN)
@@ -256,6 +259,10 @@ class StartDeadline:
                 os.close(predecessor)
         if self._done():
             return
-        _log.error(self._message, start_timeout=rt.options.start_timeout, loop="blocked")
+        if stopped is None:
+            _log.error(self._message, start_timeout=rt.options.start_timeout, loop="blocked")
+        else:
+            _log.error(self._message, start_timeout=rt.options.start_timeout, process="stopped")
         rt.outcome.fail(self._message)
-        rt.shutdown.exit_now(ExitCode.FAILURE, f"{self._message}, event loop blocked")
+        cause = stopped or "event loop blocked"
+        rt.shutdown.exit_now(ExitCode.FAILURE, f"{self._message}, {cause}")
