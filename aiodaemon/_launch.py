@@ -211,6 +211,7 @@ def launch(
             foreground=not detach,
             container=as_init,
             launch_directory=launch_directory,
+            explain=explain,
         )
     return end_daemon(code)
 
@@ -242,8 +243,15 @@ def become_daemon(
     container: bool = False,
     handoff: Handoff | None = None,
     launch_directory: str | None = None,
+    explain: Callable[[DaemonError], str] = str,
 ) -> int:
-    """Connect to the service manager, drop privileges, start logging, run: the exit status."""
+    """Connect to the service manager, drop privileges, start logging, run: the exit status.
+
+    A failure before the run is worded by ``explain``, as ``launch`` words its
+    own (the CLI names its flags): a detached daemon, a fork of the launcher,
+    holds the same function and sends the worded line over the readiness pipe
+    for the launcher to print as it comes.
+    """
     from ._run._signal_mask import lifecycle_signals_held
 
     # From before the pid is written until the loop's handlers exist, a stop,
@@ -299,7 +307,9 @@ def become_daemon(
             )
         except Exception as exc:
             code = getattr(exc, "exit_code", ExitCode.FAILURE)
-            message = str(exc) if isinstance(exc, DaemonError) else f"{type(exc).__name__}: {exc}"
+            message = (
+                explain(exc) if isinstance(exc, DaemonError) else f"{type(exc).__name__}: {exc}"
+            )
             pipe.fail(code, message)
             if foreground:
                 say(message)

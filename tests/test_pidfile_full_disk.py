@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from .support import program, python, wait_gone
+from .support import aiodaemon_cli, install_program, program, python, wait_gone
 from .test_logging_faults import fill, tiny_disk
 
 __all__ = ["tiny_disk"]  # the fixture, used by name below
@@ -29,6 +29,24 @@ def test_a_pidfile_that_cannot_be_written_names_itself(tmp_path: Path, tiny_disk
     assert result.returncode == 1
     assert result.stderr == (
         f"aiodaemon: cannot write pidfile {pidfile}: No space left on device\n"
+    )
+    assert not pidfile.exists()
+
+
+@pytest.mark.root
+def test_the_cli_names_the_flag_of_a_pidfile_that_cannot_be_written(
+    tmp_path: Path, tiny_disk: Path
+) -> None:
+    """Written by the daemon after the fork, yet worded as the CLI's errors: `--pidfile: ...`."""
+    fill(tiny_disk / "filler")
+    pidfile = tiny_disk / "d.pid"
+    install_program("cli_app", tmp_path)
+    result = aiodaemon_cli(
+        "start", "app:main", "--pidfile", pidfile, "--log-file", tmp_path / "log", cwd=tmp_path
+    )
+    assert (result.returncode, result.stdout) == (1, "")
+    assert result.stderr == (
+        f"aiodaemon: --pidfile: cannot write {pidfile}: No space left on device\n"
     )
     assert not pidfile.exists()
 

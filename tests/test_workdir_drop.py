@@ -30,24 +30,50 @@ def base() -> Iterator[Path]:
     shutil.rmtree(path, ignore_errors=True)
 
 
-def start_as_nobody(base: Path, pidfile: Path, workdir: Path) -> subprocess.CompletedProcess[str]:
+def start_as_nobody(
+    base: Path, pidfile: Path, workdir: Path, *, detach: bool = True
+) -> subprocess.CompletedProcess[str]:
     """Start ``priv_daemon`` as root dropping to nobody, with ``pidfile`` and ``workdir``."""
-    options = {"pidfile": str(pidfile), "user": "nobody", "workdir": str(workdir)}
+    options = {
+        "pidfile": str(pidfile),
+        "user": "nobody",
+        "workdir": str(workdir),
+        "detach": detach,
+    }
     script = install_program("priv_daemon", base, "daemon_app.py")
     return python([script, json.dumps(options), str(base / "run" / "report.json")], cwd=base)
 
 
 @pytest.mark.root
-def test_a_workdir_closed_to_the_user_fails_the_start(base: Path) -> None:
+@pytest.mark.parametrize("detach", [True, False], ids=["detached", "foreground"])
+def test_a_workdir_closed_to_the_user_fails_the_start(base: Path, detach: bool) -> None:
     """Entered as root, closed to nobody: one line naming the option, the user and the directory."""
     closed = base / "closed"
     closed.mkdir(mode=0o700)
     pidfile = base / "run" / "d.pid"
-    result = start_as_nobody(base, pidfile, closed)
+    result = start_as_nobody(base, pidfile, closed, detach=detach)
     assert result.returncode == 1
     assert result.stderr == f"aiodaemon: workdir {closed}: nobody cannot enter it\n"
     assert not pidfile.exists()
     assert not (base / "run" / "report.json").exists()
+
+
+@pytest.mark.root
+@pytest.mark.parametrize("command", ["start", "run"])
+def test_the_cli_names_the_flag_of_a_workdir_closed_to_the_user(base: Path, command: str) -> None:
+    """Found by the daemon after the fork, yet worded as the CLI's errors: `--workdir: DIR: ...`."""
+    closed = base / "closed"
+    closed.mkdir(mode=0o700)
+    install_program("cli_app", base)
+    pidfile = base / "run" / "d.pid"
+    result = aiodaemon_cli(
+        command, "app:main", "--pidfile", pidfile, "--user", "nobody", "--workdir", closed,
+        cwd=base,
+    )  # fmt: skip
+    assert (result.returncode, result.stdout) == (1, "")
+    assert result.stderr == f"aiodaemon: --workdir: {closed}: nobody cannot enter it\n"
+    assert not pidfile.exists()
+    assert not (base / "started").exists()
 
 
 @pytest.mark.root

@@ -157,7 +157,8 @@ def enter_chroot(root: str | os.PathLike[str], workdir: str | os.PathLike[str]) 
     except OSError as exc:
         os.chdir("/")
         raise StartupError(
-            f"cannot enter workdir {inside} inside chroot {root}: {_reason(exc)}"
+            f"cannot enter workdir {inside} inside chroot {root}: {_reason(exc)}",
+            option="workdir",
         ) from exc
 
 
