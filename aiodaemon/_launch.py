@@ -142,6 +142,8 @@ def launch(
         acquired = acquire(options)
     except DaemonError as exc:
         return _give_up(main, explain(exc), exc.exit_code)
+    for warning in acquired.warnings:  # the start goes on: a full disk may free up
+        say(f"warning: {explain(warning)}")
 
     # The run phase's modules, loaded before the fork rather than in the daemon:
     # an import after the fork writes to pages it shares with the waiting

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -51,12 +52,32 @@ def test_the_cli_names_the_flag_of_a_pidfile_that_cannot_be_written(
     assert not pidfile.exists()
 
 
-def _start_warned(options: dict[str, object], pidfile: Path, warning: str) -> None:
-    """Start ``idle`` detached with ``options``: it starts, and says ``warning`` on stderr."""
-    result = python([program("idle"), json.dumps(options)])
-    assert result.returncode == 0, result.stderr
+def _start_warned(
+    options: dict[str, str], pidfile: Path, warning: str, cli_warnings: list[str]
+) -> None:
+    """Start a daemon with ``options``, through run() then the CLI: each starts, and warns.
+
+    ``run()`` says ``warning`` on stderr, ``aiodaemon start`` ``cli_warnings``.
+    """
+    started = python([program("idle"), json.dumps({"detach": True, **options})])
+    _stop_warned(started, pidfile, [warning])
+    args: list[str] = []
+    for option, value in options.items():
+        args += [f"--{option.replace('_', '-')}", value]
+    directory = pidfile.parent
+    install_program("cli_app", directory)
+    started = aiodaemon_cli("start", "app:main", *args, cwd=directory)
+    assert started.stdout.strip().isdigit(), started.stdout
+    _stop_warned(started, pidfile, cli_warnings)
+
+
+def _stop_warned(
+    started: subprocess.CompletedProcess[str], pidfile: Path, warnings: list[str]
+) -> None:
+    """Check that the start succeeded saying ``warnings`` only, then stop its daemon."""
+    assert started.returncode == 0, started.stderr
     try:
-        assert result.stderr == f"aiodaemon: warning: {warning}\n"
+        assert started.stderr.splitlines() == [f"aiodaemon: warning: {w}" for w in warnings]
     finally:
         pid = int(pidfile.read_text())
         os.kill(pid, signal.SIGTERM)
@@ -70,9 +91,9 @@ def test_a_log_file_on_a_full_file_system_is_warned_about(tmp_path: Path, tiny_d
     log.touch()
     fill(tiny_disk / "filler")
     pidfile = tmp_path / "d.pid"
-    options = {"detach": True, "pidfile": str(pidfile), "log_file": str(log)}
-    warning = f"log_file {log}: its file system is full; records are lost until space is freed"
-    _start_warned(options, pidfile, warning)
+    options = {"pidfile": str(pidfile), "log_file": str(log)}
+    lost = "its file system is full; records are lost until space is freed"
+    _start_warned(options, pidfile, f"log_file {log}: {lost}", [f"--log-file: {log}: {lost}"])
 
 
 @pytest.mark.root
@@ -85,6 +106,12 @@ def test_a_stdio_file_on_a_full_file_system_is_warned_about(
     output.touch()
     fill(tiny_disk / "filler")
     pidfile = tmp_path / "d.pid"
-    options = {"detach": True, "pidfile": str(pidfile), option: str(output)}
-    warning = f"{option} {output}: its file system is full; output is lost until space is freed"
-    _start_warned(options, pidfile, warning)
+    options = {"pidfile": str(pidfile), option: str(output)}
+    lost = "its file system is full; output is lost until space is freed"
+    cli_warnings = [f"--{option}: {output}: {lost}"]
+    if option == "stdout":  # the records go nowhere: `start` says so once the daemon is ready
+        cli_warnings.append(
+            "started without --log-file, --syslog or --stderr, so the daemon's log"
+            " (even the error that may end it) goes nowhere"
+        )
+    _start_warned(options, pidfile, f"{option} {output}: {lost}", cli_warnings)

@@ -24,6 +24,7 @@ from ._logsinks import LogTargets, open_log_targets
 from ._messages import say
 
 if TYPE_CHECKING:
+    from ..exceptions import StartupError
     from ._addresses import ListenAddress
     from ._control_socket import ControlSocket
     from ._pidfile import Pidfile
@@ -45,6 +46,7 @@ class Acquired:
         "stack",
         "stderr",
         "stdout",
+        "warnings",
     )
 
     def __init__(self, preserved: tuple[int, ...] = ()) -> None:
@@ -56,6 +58,9 @@ class Acquired:
         self.stdout: int | None = None
         self.stderr: int | None = None
         self.preserved = preserved
+        #: what the launcher should tell the terminal although the start goes
+        #: on, as errors naming their option (see :func:`._safeopen.full_disk_warning`).
+        self.warnings: list[StartupError] = []
 
     def keep_fds(self) -> list[int]:
         """Descriptors the detach must keep open (stdio files are dup'ed onto 1 and 2)."""
@@ -142,6 +147,7 @@ def acquire(options: Options) -> Acquired:
                     acquired.stdout = open_output("stdout", options.stdout, owner=user_uid)
                 if options.stderr is not None:
                     acquired.stderr = open_output("stderr", options.stderr, owner=user_uid)
+            acquired.warnings = _full_disks(acquired, options, user_uid)
             if options.listen or options.health is not None:
                 from ._sockets import open_listeners
 
@@ -169,6 +175,25 @@ def acquire(options: Options) -> Acquired:
     finally:
         os.umask(launcher_umask)
     return acquired
+
+
+def _full_disks(acquired: Acquired, options: Options, owner: int | None) -> list[StartupError]:
+    """A warning for each output file (log, stdout, stderr) whose file system is full."""
+    logs = acquired.logs
+    outputs = (
+        ("log_file", None if logs is None or logs.file is None else logs.file.fd, options.log_file),
+        ("stdout", acquired.stdout, options.stdout),
+        ("stderr", acquired.stderr, options.stderr),
+    )
+    warnings: list[StartupError] = []
+    for option, fd, path in outputs:
+        if fd is not None and path is not None:
+            from ._safeopen import full_disk_warning  # loaded already: it opened the file
+
+            warning = full_disk_warning(fd, option, path, owner=owner)
+            if warning is not None:
+                warnings.append(warning)
+    return warnings
 
 
 def _control_wanted(options: Options) -> bool:

@@ -207,7 +207,7 @@ def open_file_sink(path: str, owner: int | None = None) -> FileSink:
     """
     from ._safeopen import open_output
 
-    fd = open_output("log_file", path, owner=owner)  # warns of a full file system
+    fd = open_output("log_file", path, owner=owner)
     return FileSink(fd, path, path, owner)
 
 

@@ -26,6 +26,7 @@ from ._sharedfile import open_in_directory
 __all__ = [
     "UnsafeFileError",
     "describe_mode",
+    "full_disk_warning",
     "open_append",
     "open_output",
     "verify_regular",
@@ -142,39 +143,51 @@ def _explain(exc: OSError, path: str | os.PathLike[str]) -> OSError:
 def open_output(option: str, path: str | os.PathLike[str], *, owner: int | None = None) -> int:
     """:func:`open_append` for the launching process: failures become one-line startup errors.
 
-    A file on a full file system is opened all the same, with a warning on
-    the terminal (:func:`_warn_if_full`).
+    A file on a full file system is opened all the same (see :func:`full_disk_warning`).
 
     Raises:
         StartupError: ``cannot open OPTION PATH: reason``.
     """
     try:
-        fd = open_append(path, owner=owner)
+        return open_append(path, owner=owner)
     except OSError as exc:
         raise StartupError(
             f"cannot open {option} {path}: {exc.strerror or exc}", option=option
         ) from exc
-    _warn_if_full(fd, option, path, owner)
-    return fd
 
 
-def _warn_if_full(fd: int, option: str, path: str | os.PathLike[str], owner: int | None) -> None:
-    """Say on the terminal that the file's file system is full: the start goes on regardless.
+def full_disk_warning(
+    fd: int, option: str, path: str | os.PathLike[str], *, owner: int | None = None
+) -> StartupError | None:
+    """What to tell the terminal when ``fd``'s file system is full, else None.
 
-    What a detached daemon writes there (its records, ``starting`` and
-    ``ready`` too, in ``log_file`` or, with neither ``log_file`` nor
-    ``syslog``, in the ``stderr`` file) would be lost until space is freed,
-    and nobody would be told: the failure notices go to the log itself, or to
-    a stderr that is ``/dev/null``. Root may still write into the blocks
-    reserved for it; the user we drop to may not.
+    The start goes on regardless (space may be freed later), but what a
+    detached daemon writes there (its records, ``starting`` and ``ready``
+    too, in ``log_file`` or, with neither ``log_file`` nor ``syslog``, in the
+    ``stderr`` file) would be lost meanwhile, and nobody would be told: the
+    failure notices go to the log itself, or to a stderr that is
+    ``/dev/null``. Root may still write into the blocks reserved for it; the
+    user we drop to may not.
+
+    Returned, never raised, as an error naming ``option`` (``log_file PATH:
+    its file system is full; ...``): the launcher words it as it words its
+    errors, so the CLI names the flag the user typed.
+
+    Args:
+        fd: the opened file.
+        option: the keyword option that named it.
+        path: its path.
+        owner: the uid the daemon drops to, if any.
     """
     try:
         st = os.fstatvfs(fd)
     except OSError:
-        return
+        return None
     free = st.f_bfree if owner is None and os.geteuid() == 0 else st.f_bavail
-    if st.f_blocks and free == 0:
-        from ._messages import say
-
-        lost = "records are" if option == "log_file" else "output is"
-        say(f"warning: {option} {path}: its file system is full; {lost} lost until space is freed")
+    if not st.f_blocks or free:
+        return None
+    lost = "records are" if option == "log_file" else "output is"
+    return StartupError(
+        f"{option} {path}: its file system is full; {lost} lost until space is freed",
+        option=option,
+    )
