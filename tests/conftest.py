@@ -8,13 +8,35 @@ import secrets
 import signal
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from .support import SESSION_VARIABLE, Rsyslog, proc_state, wait_for
+from .support import SESSION_VARIABLE, ForegroundDaemon, Rsyslog, proc_state, wait_for
 
 #: Seconds a daemon stopped at the very end of a test gets to finish its exit.
 _GRACE = 5.0
+
+
+@pytest.fixture
+def daemons() -> Iterator[list[ForegroundDaemon]]:
+    """Daemons started by a test; killed if it leaves any behind."""
+    started: list[ForegroundDaemon] = []
+    yield started
+    for d in started:
+        d.kill()
+
+
+@pytest.fixture
+def foreground(tmp_path: Path, daemons: list[ForegroundDaemon]) -> Any:
+    """Start a foreground daemon from ``tests/programs/NAME.py`` (see recorder.py)."""
+
+    def starter(name: str, **options: Any) -> ForegroundDaemon:
+        d = ForegroundDaemon(tmp_path, name, **options)
+        daemons.append(d)
+        return d
+
+    return starter
 
 
 @pytest.fixture

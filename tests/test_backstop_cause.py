@@ -13,38 +13,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-import pytest
-
-from .support import ForegroundDaemon, wait_for
+from .support import ForegroundDaemon, proc_state, wait_for
 
 NOT_RUNNING = "process not running for at least"
-
-
-@pytest.fixture
-def daemon(tmp_path: Path) -> Any:
-    started: list[ForegroundDaemon] = []
-
-    def start(name: str, *args: str, **options: Any) -> ForegroundDaemon:
-        d = ForegroundDaemon(tmp_path, name, *args, **options)
-        started.append(d)
-        return d
-
-    yield start
-    for d in started:
-        if d.proc.poll() is None:
-            os.kill(d.pid, signal.SIGCONT)
-        d.kill()
-
-
-def _state(pid: int) -> str:
-    with open(f"/proc/{pid}/stat") as f:
-        return f.read().rsplit(")", 1)[1].split()[0]
 
 
 def _hold_stopped(pid: int, seconds: float) -> None:
     """SIGSTOP ``pid``, keep it stopped ``seconds`` (the scenario's length), SIGCONT it."""
     os.kill(pid, signal.SIGSTOP)
-    wait_for(lambda: _state(pid) == "T", what="the daemon stopped")
+    wait_for(lambda: proc_state(pid) == "T", what="the daemon stopped")
     time.sleep(seconds)  # not a synchronisation: how long the process stays stopped
     os.kill(pid, signal.SIGCONT)
 
@@ -53,9 +30,9 @@ def _forced_reason(d: ForegroundDaemon) -> str:
     return str(next(line["reason"] for line in d.lines() if line["event"] == "forced exit"))
 
 
-def test_a_daemon_stopped_through_its_shutdown_budget_is_said_not_running(daemon: Any) -> None:
+def test_a_daemon_stopped_through_its_shutdown_budget_is_said_not_running(foreground: Any) -> None:
     """TERM, then SIGSTOP past the 2 s budget: status 4, the reason names the stop, not the loop."""
-    d = daemon("rt_slow_shutdown", shutdown_timeout=2)
+    d = foreground("rt_slow_shutdown", shutdown_timeout=2)
     d.wait_event("ready")
     d.signal(signal.SIGTERM)
     wait_for(lambda: d.recorded() == ["slow hook"], what="the slow hook")
@@ -70,9 +47,9 @@ def test_a_daemon_stopped_through_its_shutdown_budget_is_said_not_running(daemon
     assert reason.endswith(": stopped, frozen, or a call blocked holding the GIL)")
 
 
-def test_a_loop_blocked_in_python_code_is_still_said_blocked(daemon: Any) -> None:
+def test_a_loop_blocked_in_python_code_is_still_said_blocked(foreground: Any) -> None:
     """A shutdown hook in time.sleep: the backstop runs on time and says "event loop blocked"."""
-    d = daemon("rt_blocking_shutdown", shutdown_timeout=1)
+    d = foreground("rt_blocking_shutdown", shutdown_timeout=1)
     d.wait_event("ready")
     d.signal(signal.SIGTERM)
     assert d.wait(timeout=30) == 4
@@ -80,9 +57,9 @@ def test_a_loop_blocked_in_python_code_is_still_said_blocked(daemon: Any) -> Non
     assert NOT_RUNNING not in d.stderr()
 
 
-def test_a_call_holding_the_gil_past_the_budget_is_said_not_running(daemon: Any) -> None:
+def test_a_call_holding_the_gil_past_the_budget_is_said_not_running(foreground: Any) -> None:
     """A hook blocked 4 s in C holding the GIL: no thread ran, and the reason allows for it."""
-    d = daemon("rt_gil_held_shutdown", shutdown_timeout=1)
+    d = foreground("rt_gil_held_shutdown", shutdown_timeout=1)
     d.wait_event("ready")
     d.signal(signal.SIGTERM)
     assert d.wait(timeout=30) == 4
@@ -93,11 +70,11 @@ def test_a_call_holding_the_gil_past_the_budget_is_said_not_running(daemon: Any)
 
 
 def test_a_daemon_stopped_through_its_start_budget_is_said_not_running(
-    daemon: Any, tmp_path: Path
+    foreground: Any, tmp_path: Path
 ) -> None:
     """A foreground start blocked in a hook, then SIGSTOP past start + shutdown timeout: exit 1."""
     (tmp_path / "record.txt.block").touch()
-    d = daemon("startup_blocks", start_timeout=1, shutdown_timeout=1)
+    d = foreground("startup_blocks", start_timeout=1, shutdown_timeout=1)
     wait_for(lambda: d.recorded()[:1] == [f"blocking {d.pid}"], what="the blocking hook")
     _hold_stopped(d.pid, 4.0)
     assert d.wait(timeout=30) == 1

@@ -4,39 +4,17 @@ from __future__ import annotations
 
 import json
 import signal
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from .support import ForegroundDaemon, wait_for
+from .support import wait_for
 
 
-@pytest.fixture
-def daemons() -> Iterator[list[ForegroundDaemon]]:
-    """Daemons started by a test; killed if it leaves any behind."""
-    started: list[ForegroundDaemon] = []
-    yield started
-    for d in started:
-        d.kill()
-
-
-@pytest.fixture
-def start(tmp_path: Path, daemons: list[ForegroundDaemon]) -> Any:
-    """Start a foreground daemon from ``tests/programs/NAME.py`` (see recorder.py)."""
-
-    def starter(name: str, **options: Any) -> ForegroundDaemon:
-        d = ForegroundDaemon(tmp_path, name, **options)
-        daemons.append(d)
-        return d
-
-    return starter
-
-
-def test_hook_order_and_graceful_exit(start: Any) -> None:
+def test_hook_order_and_graceful_exit(foreground: Any) -> None:
     """Startup hooks in order, then ready and main, shutdown hooks reversed, exit 0."""
-    d = start("rt_hooks")
+    d = foreground("rt_hooks")
     d.wait_event("ready")
     d.signal(signal.SIGTERM)
     assert d.wait() == 0
@@ -59,25 +37,25 @@ def test_hook_order_and_graceful_exit(start: Any) -> None:
     assert d.lines()[-1]["status"] == 0
 
 
-def test_sigint_is_graceful_too(start: Any) -> None:
+def test_sigint_is_graceful_too(foreground: Any) -> None:
     """SIGINT (Ctrl-C) runs the same graceful shutdown as SIGTERM."""
-    d = start("rt_hooks")
+    d = foreground("rt_hooks")
     d.wait_event("ready")
     d.signal(signal.SIGINT)
     assert d.wait() == 0
     assert d.recorded()[-3:] == ["shutdown c", "shutdown b", "shutdown a"]
 
 
-def test_main_returning_exits_zero_after_shutdown_hooks(start: Any) -> None:
+def test_main_returning_exits_zero_after_shutdown_hooks(foreground: Any) -> None:
     """When main returns the shutdown hooks still run, and the status is 0."""
-    d = start("rt_main_returns")
+    d = foreground("rt_main_returns")
     assert d.wait() == 0
     assert d.recorded() == ["main done", "shutdown"]
 
 
-def test_main_raising_exits_one_with_traceback_logged_once(start: Any) -> None:
+def test_main_raising_exits_one_with_traceback_logged_once(foreground: Any) -> None:
     """An exception escaping main: status 1, logged once with its traceback, on stderr too."""
-    d = start("rt_main_raises")
+    d = foreground("rt_main_raises")
     assert d.wait() == 1
     failures = [line for line in d.lines() if line["event"] == "main failed"]
     assert len(failures) == 1
@@ -88,9 +66,9 @@ def test_main_raising_exits_one_with_traceback_logged_once(start: Any) -> None:
     assert "never retrieved" not in d.log.read_text()
 
 
-def test_startup_hook_raising_exits_one(start: Any) -> None:
+def test_startup_hook_raising_exits_one(foreground: Any) -> None:
     """A failing startup hook: main never runs, status 1, the hook named in the log."""
-    d = start("rt_startup_fails")
+    d = foreground("rt_startup_fails")
     assert d.wait() == 1
     assert d.recorded() == []
     failed = [line for line in d.lines() if line["event"] == "startup hook failed"]
@@ -99,9 +77,9 @@ def test_startup_hook_raising_exits_one(start: Any) -> None:
     assert "startup failed: RuntimeError: config missing" in d.stderr()
 
 
-def test_hup_burst_coalesces_into_one_more_reload(start: Any) -> None:
+def test_hup_burst_coalesces_into_one_more_reload(foreground: Any) -> None:
     """20 HUPs during a reload: reloads never overlap and exactly one more follows."""
-    d = start("rt_slow_reload")
+    d = foreground("rt_slow_reload")
     d.wait_event("ready")
     d.signal(signal.SIGHUP)
     wait_for(lambda: d.recorded() == ["start 1"], what="the first reload to start")
@@ -118,9 +96,9 @@ def test_hup_burst_coalesces_into_one_more_reload(start: Any) -> None:
     assert d.recorded() == ["start 1", "end 1", "start 2", "end 2"]
 
 
-def test_failing_reload_hook_is_logged_and_daemon_keeps_running(start: Any) -> None:
+def test_failing_reload_hook_is_logged_and_daemon_keeps_running(foreground: Any) -> None:
     """A raising reload hook is logged with its traceback; the daemon stays up and reloads again."""
-    d = start("rt_reload_fails_once")
+    d = foreground("rt_reload_fails_once")
     d.wait_event("ready")
     d.signal(signal.SIGHUP)
     d.wait_event("reload finished")
@@ -136,9 +114,9 @@ def test_failing_reload_hook_is_logged_and_daemon_keeps_running(start: Any) -> N
     assert d.wait() == 0
 
 
-def test_hup_during_shutdown_is_ignored(start: Any) -> None:
+def test_hup_during_shutdown_is_ignored(foreground: Any) -> None:
     """A HUP while the shutdown hooks run starts no reload."""
-    d = start("rt_reload_and_slow_stop")
+    d = foreground("rt_reload_and_slow_stop")
     d.wait_event("ready")
     d.signal(signal.SIGTERM)
     wait_for(lambda: d.recorded() == ["stopping"], what="shutdown hook")
@@ -148,9 +126,9 @@ def test_hup_during_shutdown_is_ignored(start: Any) -> None:
     assert "reload started" not in d.events()
 
 
-def test_hanging_shutdown_hook_is_cut_off_by_timeout(start: Any) -> None:
+def test_hanging_shutdown_hook_is_cut_off_by_timeout(foreground: Any) -> None:
     """A shutdown hook that never ends: the timeout ends the daemon, status 4, the hang logged."""
-    d = start(
+    d = foreground(
         "rt_hanging_shutdown",
         shutdown_timeout=1,
     )
@@ -162,9 +140,9 @@ def test_hanging_shutdown_hook_is_cut_off_by_timeout(start: Any) -> None:
     assert d.events()[-1] == "exit"
 
 
-def test_blocking_shutdown_hook_cannot_hang_the_exit(start: Any) -> None:
+def test_blocking_shutdown_hook_cannot_hang_the_exit(foreground: Any) -> None:
     """A hook blocking the loop in sync code is still cut off (the backstop timer)."""
-    d = start(
+    d = foreground(
         "rt_blocking_shutdown",
         shutdown_timeout=1,
     )
@@ -173,9 +151,9 @@ def test_blocking_shutdown_hook_cannot_hang_the_exit(start: Any) -> None:
     assert d.wait(timeout=10) == 4
 
 
-def test_task_swallowing_cancellation_cannot_hang_the_exit(start: Any) -> None:
+def test_task_swallowing_cancellation_cannot_hang_the_exit(foreground: Any) -> None:
     """A task that ignores CancelledError is abandoned at the timeout, status 4."""
-    d = start(
+    d = foreground(
         "rt_swallows_cancel",
         shutdown_timeout=1,
     )
@@ -187,9 +165,9 @@ def test_task_swallowing_cancellation_cannot_hang_the_exit(start: Any) -> None:
     assert any(line["task"] == "stubborn" for line in stuck)
 
 
-def test_second_signal_during_shutdown_exits_at_once(start: Any) -> None:
+def test_second_signal_during_shutdown_exits_at_once(foreground: Any) -> None:
     """TERM, then TERM again while a hook runs: exit at once with 128+15."""
-    d = start("rt_slow_shutdown")
+    d = foreground("rt_slow_shutdown")
     d.wait_event("ready")
     d.signal(signal.SIGTERM)
     wait_for(lambda: d.recorded() == ["slow hook"], what="the slow hook")
@@ -200,9 +178,9 @@ def test_second_signal_during_shutdown_exits_at_once(start: Any) -> None:
     assert "forced exit (second stop signal during shutdown: SIGTERM), status 143" in d.stderr()
 
 
-def test_second_signal_works_while_loop_is_blocked(start: Any) -> None:
+def test_second_signal_works_while_loop_is_blocked(foreground: Any) -> None:
     """Even a hook stuck in sync code cannot stop a second SIGINT from forcing the exit."""
-    d = start("rt_blocking_shutdown")
+    d = foreground("rt_blocking_shutdown")
     d.wait_event("ready")
     d.signal(signal.SIGTERM)
     wait_for(lambda: d.recorded() == ["blocking"], what="the blocking hook")
@@ -210,43 +188,43 @@ def test_second_signal_works_while_loop_is_blocked(start: Any) -> None:
     assert d.wait(timeout=10) == 128 + signal.SIGINT
 
 
-def test_failing_shutdown_hook_does_not_stop_the_others(start: Any) -> None:
+def test_failing_shutdown_hook_does_not_stop_the_others(foreground: Any) -> None:
     """Each shutdown hook's exception is logged and the remaining hooks still run."""
-    d = start("rt_failing_shutdown_hook")
+    d = foreground("rt_failing_shutdown_hook")
     assert d.wait() == 0
     assert d.recorded() == ["first"]
     assert "shutdown hook failed" in d.events()
 
 
-def test_uvloop_choice(start: Any) -> None:
+def test_uvloop_choice(foreground: Any) -> None:
     """uvloop is used when installed, and never with uvloop=False."""
     body = "rt_loop_kind"
-    d = start(body)
+    d = foreground(body)
     assert d.wait() == 0
     assert d.recorded()[0].startswith("uvloop")
     d.record.write_text("")
-    d2 = start(body, uvloop=False)
+    d2 = foreground(body, uvloop=False)
     assert d2.wait() == 0
     assert d2.recorded()[0].startswith("asyncio")
 
 
-def test_context_is_passed_to_hooks_that_take_one(start: Any) -> None:
+def test_context_is_passed_to_hooks_that_take_one(foreground: Any) -> None:
     """Hooks and main get the Context when they accept an argument."""
-    d = start("rt_context_args")
+    d = foreground("rt_context_args")
     assert d.wait() == 5
     assert d.recorded() == ["hook Context True", "main running"]
 
 
-def test_coroutine_object_as_main(start: Any) -> None:
+def test_coroutine_object_as_main(foreground: Any) -> None:
     """main may be a coroutine object rather than a function."""
-    d = start("rt_coroutine_main")
+    d = foreground("rt_coroutine_main")
     assert d.wait() == 0
     assert d.recorded() == ["work 7"]
 
 
-def test_unhandled_task_exception_is_logged(start: Any) -> None:
+def test_unhandled_task_exception_is_logged(foreground: Any) -> None:
     """A user task's exception nobody awaits is logged as a structured error line."""
-    d = start("rt_unhandled_task")
+    d = foreground("rt_unhandled_task")
     assert d.wait() == 0
     errors = [line for line in d.lines() if line["level"] == "error"]
     assert any("lost" in json.dumps(line) for line in errors)
@@ -277,10 +255,10 @@ def test_sync_hook_is_refused_at_decoration() -> None:
     assert daemon.hooks.startup == daemon.hooks.reload == daemon.hooks.shutdown == []
 
 
-def test_unix_socket_file_is_removed_at_exit(start: Any, tmp_path: Path) -> None:
+def test_unix_socket_file_is_removed_at_exit(foreground: Any, tmp_path: Path) -> None:
     """A listen= unix socket serves during the run and its file is gone after exit."""
     path = tmp_path / "app.sock"
-    d = start(
+    d = foreground(
         "rt_unix_server",
         listen={"ctl": f"unix:{path}"},
     )
