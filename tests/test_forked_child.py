@@ -12,7 +12,6 @@ import json
 import os
 import signal
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -31,15 +30,6 @@ from .support import (
 
 #: The whole shutdown's budget: the daemon and its child must be gone within it.
 SHUTDOWN_TIMEOUT = 5
-
-
-@pytest.fixture
-def daemons() -> Iterator[list[ForegroundDaemon]]:
-    """Daemons started by the test, killed at its end if still running."""
-    started: list[ForegroundDaemon] = []
-    yield started
-    for d in started:
-        d.kill()
 
 
 def child_of(recorded: list[str]) -> int | None:

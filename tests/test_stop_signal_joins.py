@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import signal
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,15 +18,6 @@ from .support import AIODAEMON, ForegroundDaemon, clean_env, wait_for
 
 #: Long enough that no deadline but the test's own ends the hook.
 OPTIONS = {"shutdown_timeout": 60}
-
-
-@pytest.fixture
-def daemons() -> Iterator[list[ForegroundDaemon]]:
-    """Daemons started by the test, killed at its end if still running."""
-    started: list[ForegroundDaemon] = []
-    yield started
-    for d in started:
-        d.kill()
 
 
 def start(
