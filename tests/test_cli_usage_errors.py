@@ -39,3 +39,20 @@ def test_a_bad_value_is_one_line_naming_its_flag(args: list[str], said: str) -> 
     assert result.returncode == 2
     assert result.stderr == said + "\n"
     assert result.stdout == ""
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["--drain-delay", "x"], "aiodaemon: --drain-delay: not a number of seconds: 'x'"),
+        (["--shutdown-timeout", "ten"], "aiodaemon: --shutdown-timeout: not a number of seconds"),
+        (["--log-format", "xml"], "aiodaemon: --log-format: invalid choice: 'xml'"),
+    ],
+)
+def test_a_value_argparse_refuses_reads_like_the_others(args: list[str], said: str) -> None:
+    """A value refused by the parser itself: ``aiodaemon: --flag: ...``, no "argument" word."""
+    result = aiodaemon_cli("run", "tests.programs.forever:main", *args)
+    assert result.returncode == 2
+    (line,) = result.stderr.splitlines()
+    assert line.startswith(said), line
+    assert line.endswith("(see 'aiodaemon run --help')")

@@ -8,6 +8,8 @@ import signal
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from tests.support import PYTHON, REPO, clean_env, python, require_tool, wait_gone
 
 PROGRAMS = REPO / "tests" / "programs"
@@ -110,13 +112,14 @@ def test_a_privileged_port_as_non_root_says_what_to_do() -> None:
             assert way_out in line
 
 
-def test_syslog_swallowing_target_gets_a_hint() -> None:
-    """``run --syslog pr:main``: TARGET missing, and the line says --syslog took it."""
-    result = cli("run", "--syslog", "tests.programs.noop:main")
+@pytest.mark.parametrize("target", ["tests.programs.noop:main", "tests.programs.noop"])
+def test_syslog_swallowing_target_gets_a_hint(target: str) -> None:
+    """``run --syslog pr:main`` (or ``pr``): TARGET missing, and the line says --syslog took it."""
+    result = cli("run", "--syslog", target)
     assert result.returncode == 2
     (line,) = result.stderr.splitlines()
-    assert line.startswith("aiodaemon: TARGET required: --syslog took 'tests.programs.noop:main'")
-    assert "'aiodaemon run tests.programs.noop:main --syslog'" in line
+    assert line.startswith(f"aiodaemon: TARGET required: --syslog took '{target}'")
+    assert f"'aiodaemon run {target} --syslog'" in line
     assert "--syslog /dev/log" in line
 
 

@@ -76,14 +76,22 @@ class Parser(argparse.ArgumentParser):
             message = _explain_missing_target(self.prog, self.argv) or message
         elif "COMMAND" in message and self.argv and self.argv[0].startswith("-"):
             message = _explain_leading_option(self.argv)
+        # argparse says "argument --drain-delay: ..." where every other line,
+        # and run(), say "--umask: ...": one shape for all.
+        message = message.removeprefix("argument ")
         error(f"{PROG}: {message} (see '{self.prog} --help')")
         raise SystemExit(ExitCode.USAGE)
 
 
 def _explain_missing_target(prog: str, argv: Sequence[str]) -> str | None:
-    """Why TARGET is missing when ``--syslog`` (whose value is optional) swallowed it."""
+    """Why TARGET is missing when ``--syslog`` (whose value is optional) swallowed it.
+
+    A syslog target is a socket path or ``udp://``/``tcp://``, all with a
+    slash; a word without one after ``--syslog`` was meant as TARGET
+    (``MODULE:ATTR``, or ``MODULE``).
+    """
     for flag, value in itertools.pairwise(argv):
-        if flag == "--syslog" and ":" in value and not value.startswith(("/", "udp:", "tcp:")):
+        if flag == "--syslog" and "/" not in value and not value.startswith(("-", "udp:", "tcp:")):
             return (
                 f"TARGET required: --syslog took {value!r} as its value; "
                 f"write '{prog} {value} --syslog' or give --syslog a value (--syslog /dev/log)"
