@@ -28,6 +28,7 @@ __all__ = [
     "enter_chroot",
     "forbid_new_privileges",
     "leaves_root",
+    "load_unwinder",
     "set_identity",
 ]
 
@@ -145,6 +146,7 @@ def enter_chroot(root: str | os.PathLike[str], workdir: str | os.PathLike[str]) 
     Raises:
         StartupError: the chroot or the chdir failed.
     """
+    load_unwinder()
     try:
         os.chroot(root)
     except OSError as exc:
@@ -160,6 +162,25 @@ def enter_chroot(root: str | os.PathLike[str], workdir: str | os.PathLike[str]) 
             f"cannot enter workdir {inside} inside chroot {root}: {_reason(exc)}",
             option="workdir",
         ) from exc
+
+
+def load_unwinder() -> None:
+    """Load libgcc_s now, while the host's libraries are still reachable.
+
+    glibc loads it at the first unwinding of a thread (``pthread_exit``, which
+    CPython calls for a thread still running when the interpreter exits), and
+    aborts the process when it cannot: in a jail without it, every daemon
+    would end with SIGABRT (exit 134) instead of its own status. A system
+    without the library (musl, a static build) has nothing to load.
+    """
+    import contextlib
+
+    # OSError: musl or a static build, where nothing needs it. ImportError: a
+    # Python built without ctypes; the chroot itself must not fail for this.
+    with contextlib.suppress(ImportError, OSError):
+        import ctypes
+
+        ctypes.CDLL("libgcc_s.so.1")
 
 
 def set_identity(uid: int | None, gid: int | None, groups: list[int] | None) -> None:

@@ -1,0 +1,81 @@
+"""A daemon in a chroot ends with its own exit status, not glibc's abort.
+
+glibc loads libgcc_s the first time a thread unwinds (``pthread_exit``, which
+CPython calls for a thread still running at the interpreter's exit); inside an
+empty jail that load fails and glibc aborts the process: exit 134 and
+"libgcc_s.so.1 must be installed for pthread_exit to work" on stderr.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from .support import aiodaemon_cli, kill_quietly, read_json_lines, read_pid, wait_gone
+
+pytestmark = pytest.mark.root
+
+
+@pytest.fixture(autouse=True)
+def _need_root() -> None:
+    """chroot needs root."""
+    if os.geteuid() != 0:
+        pytest.fail("test_chroot_exit needs root: run the suite as root (as .ci/run does)")
+
+
+@pytest.fixture
+def base() -> Iterator[Path]:
+    """A directory nobody can traverse, holding an empty jail."""
+    path = Path(tempfile.mkdtemp(prefix="aiodaemon-jail-"))
+    path.chmod(0o755)
+    (path / "jail").mkdir(mode=0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.mark.parametrize(
+    ("target", "status"),
+    [("tests.programs.noop:main", 0), ("tests.programs.cli_fail_app:main", 1)],
+    ids=["main returns", "startup hook raises"],
+)
+@pytest.mark.parametrize("user", [[], ["--user", "nobody"]], ids=["root", "nobody"])
+def test_foreground_daemon_in_an_empty_jail_exits_with_its_status(
+    base: Path, target: str, status: int, user: list[str]
+) -> None:
+    """``aiodaemon run ... --chroot JAIL``: the daemon's exit status, no glibc abort on stderr."""
+    result = aiodaemon_cli("run", target, "--chroot", base / "jail", *user)
+    assert result.returncode == status, result.stderr
+    assert "libgcc_s" not in result.stderr
+    assert "pthread" not in result.stderr
+
+
+def test_detached_daemon_in_an_empty_jail_stops_without_an_abort(base: Path) -> None:
+    """A detached chrooted daemon stopped by ``aiodaemon stop``: no glibc abort in its stderr."""
+    pidfile, stderr, log = base / "d.pid", base / "stderr.txt", base / "d.jsonl"
+    started = aiodaemon_cli(
+        "start",
+        "tests.programs.forever:main",
+        "--chroot",
+        base / "jail",
+        "--pidfile",
+        pidfile,
+        "--stderr",
+        stderr,
+        "--log-file",
+        log,
+    )
+    assert started.returncode == 0, started.stderr
+    pid = read_pid(pidfile)
+    try:
+        stopped = aiodaemon_cli("stop", "--pidfile", pidfile)
+        assert stopped.returncode == 0, stopped.stderr
+        wait_gone(pid)
+    finally:
+        kill_quietly(pid)
+    assert read_json_lines(log)[-1]["event"] == "exit"
+    assert "libgcc_s" not in stderr.read_text()
