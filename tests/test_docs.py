@@ -15,7 +15,7 @@ import pytest
 from aiodaemon._prefork._config import OPTION_NAMES, parse_options
 from aiodaemon.exceptions import ExitCode
 
-from .support import REPO, python, python_snippets, read_json_lines, wait_for
+from .support import REPO, python, python_snippets, read_json_lines, require_tool, wait_for
 
 DOCS = REPO / "docs"
 PAGES = sorted(DOCS.glob("*.md"))
@@ -255,3 +255,46 @@ def test_health_bodies_are_quoted_byte_for_byte() -> None:
     assert {state for _, state in quoted} == {"starting", "stopping"}
     for body, state in quoted:
         assert _state_body(State(state)).decode() == body
+
+
+def logrotate_blocks() -> list[tuple[Path, str]]:
+    """Every logrotate configuration the docs show: a fenced block with a ``postrotate``."""
+    return [
+        (page, block)
+        for page in MARKDOWN
+        for _, block in re.findall(r"^```(\w*)\n(.*?)^```", page.read_text(), re.S | re.M)
+        if "postrotate" in block
+    ]
+
+
+def test_one_logrotate_recipe_everywhere(tmp_path: Path) -> None:
+    """Each logrotate recipe in the docs is the same safe one, and logrotate -d accepts it."""
+    logrotate = require_tool("logrotate")
+    blocks = logrotate_blocks()
+    assert {page.name for page, _ in blocks} >= {"logging.md", "production.md"}
+    recipes = set()
+    for page, block in blocks:
+        # pkill -L: only while a process holds the pidfile's lock, never a stale pid.
+        match = re.search(r"^\s*pkill -USR1 -L -F /run/(\w+)/\1\.pid \|\| true$", block, re.M)
+        assert match, f"{page.name}: {block}"
+        service = match.group(1)
+        recipe = re.sub(r"^# .*\n", "", block.replace(service, "NAME"))
+        recipes.add(recipe)
+        # As root: the docs' service accounts do not exist here.
+        config = tmp_path / f"{page.stem}.conf"
+        config.write_text(recipe.replace("create 0640 NAME NAME", "create 0640 root root"))
+        checked = subprocess.run(
+            [logrotate, "-d", "-s", str(tmp_path / "state"), str(config)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert checked.returncode == 0, checked.stderr
+        assert "error" not in checked.stderr, checked.stderr
+    assert len(recipes) == 1, recipes
+    # Recipes quoted inline (a table cell, a list item) are the same one.
+    for page in MARKDOWN:
+        for inline in re.findall(r"`postrotate ([^`]*)`", unwrapped(page)):
+            assert inline.startswith("pkill -USR1 -L -F "), f"{page.name}: {inline}"
+        for owner, group in re.findall(r"`create 0640 (\w+) (\w+)`", unwrapped(page)):
+            assert owner == group, f"{page.name}: create 0640 {owner} {group}"
