@@ -89,8 +89,8 @@ class Options(NamedTuple):
             if name == "identity":
                 if value.uid is not None:
                     result["user"] = value.user_name or value.uid
-                if value.gid is not None:
-                    result["group"] = value.gid
+                if value.group is not None:  # not the user's primary group, resolved
+                    result["group"] = value.group
                 continue
             if name in ("syslog", "health"):
                 value = str(value)

@@ -20,17 +20,29 @@ class Identity:
 
     # A plain class, not a NamedTuple, which compiles a ForwardRef per field.
 
-    __slots__ = ("gid", "uid", "user_name")
+    __slots__ = ("gid", "group", "uid", "user_name")
 
-    def __init__(self, uid: int | None, gid: int | None, user_name: str | None) -> None:
+    def __init__(
+        self,
+        uid: int | None,
+        gid: int | None,
+        user_name: str | None,
+        group: str | int | None = None,
+    ) -> None:
         self.uid = uid
+        #: the group to drop to: ``group=``'s, or else the user's primary group.
         self.gid = gid
         #: the user's name, for ``initgroups``; None when only a group (or a bare
         #: uid with no passwd entry) is given, which means no supplementary groups.
         self.user_name = user_name
+        #: ``group=`` as written (a name or an id), None when it was not given.
+        self.group = group
 
     def __repr__(self) -> str:
-        return f"Identity(uid={self.uid!r}, gid={self.gid!r}, user_name={self.user_name!r})"
+        return (
+            f"Identity(uid={self.uid!r}, gid={self.gid!r}, user_name={self.user_name!r},"
+            f" group={self.group!r})"
+        )
 
 
 def parse_identity(user: object, group: object) -> Identity | None:
@@ -64,7 +76,8 @@ def parse_identity(user: object, group: object) -> Identity | None:
         (uid is not None and uid != os.geteuid()) or (gid is not None and gid != os.getegid())
     ):
         raise ConfigError("user" if uid is not None else "group", "changing identity needs root")
-    return Identity(uid, gid, user_name)
+    written = group if isinstance(group, str | int) else None
+    return Identity(uid, gid, user_name, written)
 
 
 def _lookup(option: str, value: object, by_name: Any, by_id: Any) -> Any:
