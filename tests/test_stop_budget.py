@@ -39,7 +39,7 @@ def test_an_explicit_timeout_is_kept() -> None:
         assert stop.returncode == 0, stop.stderr
         assert stop.stderr.splitlines() == [
             f"aiodaemon: pid {pid} still running 1s after the stop request; sending SIGKILL",
-            f"aiodaemon: stopped (pid {pid}; removed the pidfile and control socket "
-            f"{app.control} it left)",
+            f"aiodaemon: stopped (pid {pid}); removed pidfile {app.pidfile}"
+            f" and control socket {app.control}, which the killed daemon left",
         ]
         assert not app.records("shutdown finished")

@@ -107,8 +107,8 @@ def test_stop_removes_what_a_dropped_daemon_could_not(base: Path) -> None:
     stopped = aiodaemon_cli("stop", "--pidfile", pidfile)
     assert stopped.returncode == 0, stopped.stderr
     assert stopped.stderr == (
-        f"aiodaemon: stopped (pid {pid}; removed the emptied pidfile and control socket"
-        f" {pidfile}.ctl it could not)\n"
+        f"aiodaemon: stopped (pid {pid}); removed pidfile {pidfile}"
+        f" and control socket {pidfile}.ctl, which the daemon could not remove\n"
     )
     assert sorted(root_only.iterdir()) == []
     assert aiodaemon_cli("status", "--pidfile", pidfile).returncode == 3

@@ -105,7 +105,7 @@ def stop(
         # What is left to remove: a killed daemon had no chance to remove its
         # pidfile or its socket; one that dropped privileges may not unlink in
         # a root-owned directory, so it emptied its pidfile and left its socket.
-        left = "the emptied pidfile{also} it could not"
+        left = "which the daemon could not remove"
         if not _wait_exit(pidfd, wait):
             how = "SIGTERM" if asked is _Asked.SIGNAL else "the stop request"
             _say(f"pid {pid} still running {wait:g}s after {how}; sending SIGKILL")
@@ -113,14 +113,16 @@ def stop(
             if not _wait_exit(pidfd, _KILL_WAIT):
                 _say(f"pid {pid} did not exit after SIGKILL")
                 return ControlCode.FAILURE
-            left = "the pidfile{also} it left"
+            left = "which the killed daemon left"
         removed = remove_stale(path, pid, control=control)
         if removed.pidfile:
-            also = f" and control socket {control}" if removed.control else ""
-            note = "; removed " + left.format(also=also)
+            files = f"pidfile {path}"
+            if removed.control:
+                files += f" and control socket {control}"
+            note = f"; removed {files}, {left}"
     finally:
         os.close(pidfd)
-    _say(f"stopped (pid {pid}{note})")
+    _say(f"stopped (pid {pid}){note}")
     return ControlCode.OK
 
 
