@@ -211,7 +211,7 @@ def _holds_lock(pid: str, st: os.stat_result) -> bool:
     for fd in fds:
         try:
             other = os.stat(f"/proc/{pid}/fd/{fd}")
-            if (other.st_dev, other.st_ino) != (st.st_dev, st.st_ino):
+            if not os.path.samestat(other, st):
                 continue
             with open(f"/proc/{pid}/fdinfo/{fd}", "rb") as f:
                 info = f.read()

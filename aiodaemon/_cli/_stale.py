@@ -60,9 +60,7 @@ def remove_stale(path: StrPath, pid: int | None, *, control: StrPath | None = No
         st = os.fstat(fd)
         current = os.stat(path, follow_symlinks=False)
         data = os.pread(fd, _PIDFILE_MAX + 1, 0)
-        if (st.st_dev, st.st_ino) != (current.st_dev, current.st_ino) or not stat.S_ISREG(
-            st.st_mode
-        ):
+        if not os.path.samestat(st, current) or not stat.S_ISREG(st.st_mode):
             return StaleRemoval(False, False)
         if not _names(data, pid):
             return StaleRemoval(False, False)
@@ -96,7 +94,7 @@ def _remove_dead_socket(path: StrPath, pidfile_owner: int) -> bool:
     try:
         # The same inode we tested, still not followed through a symlink.
         again = os.lstat(path)
-        if (again.st_dev, again.st_ino) != (st.st_dev, st.st_ino):
+        if not os.path.samestat(again, st):
             return False
         os.unlink(path)
     except OSError:

@@ -68,7 +68,7 @@ def adopt_pidfile(handoff: Handoff, path: str | None) -> Pidfile | None:
     except OSError:
         raise StartupError(f"upgrade: pidfile {path} was removed or replaced") from None
     else:
-        if (at_path.st_dev, at_path.st_ino) != (st.st_dev, st.st_ino):
+        if not os.path.samestat(at_path, st):
             raise StartupError(f"upgrade: pidfile {path} was replaced by another file")
     if not _holds_flock(fd):
         raise StartupError(f"upgrade: inherited pidfile fd {fd} does not hold the lock")

@@ -184,7 +184,7 @@ class FileSink(_LineSink):
         except OSError:
             return True  # gone, or the path is broken: the reopen says why
         st = os.fstat(self.fd)
-        return (at_path.st_dev, at_path.st_ino) != (st.st_dev, st.st_ino)
+        return not os.path.samestat(at_path, st)
 
     def close(self) -> None:
         """Close the file."""

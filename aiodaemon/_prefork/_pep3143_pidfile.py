@@ -107,7 +107,7 @@ def break_stale_lock(path: StrPath) -> None:
             current = os.stat(path, follow_symlinks=False)
         except FileNotFoundError:
             return
-        if (current.st_dev, current.st_ino) != (st.st_dev, st.st_ino):
+        if not os.path.samestat(current, st):
             return  # replaced meanwhile: not the file we found unlocked
         if not stat.S_ISREG(st.st_mode):
             raise OSError(errno.EINVAL, "not a regular file; not removed", os.fspath(path))

@@ -102,7 +102,7 @@ class Pidfile:
         except OSError:
             return False
         ours = os.fstat(self.fd)
-        if (st.st_dev, st.st_ino) != (ours.st_dev, ours.st_ino):
+        if not os.path.samestat(st, ours):
             return False
         owner = os.getpid() if owner is None else owner
         return _parse_pid(os.pread(self.fd, 64, 0)) in (owner, None)
@@ -280,7 +280,7 @@ def _still_at(path: str | Path, st: os.stat_result) -> bool:
         current = os.stat(path, follow_symlinks=False)
     except OSError:
         return False
-    return (current.st_dev, current.st_ino) == (st.st_dev, st.st_ino)
+    return os.path.samestat(current, st)
 
 
 def _kind(mode: int) -> str:
@@ -329,7 +329,7 @@ def _has_open(pid: int, st: os.stat_result) -> bool | None:
             # without ptrace access): we could not look, which proves nothing.
             denied = denied or exc.errno in (errno.EACCES, errno.EPERM)
             continue
-        if (other.st_dev, other.st_ino) == (st.st_dev, st.st_ino):
+        if os.path.samestat(other, st):
             return True
     return None if denied else False
 

@@ -123,7 +123,7 @@ def _proc_path(fd: int) -> str | None:
         seen, ours = os.stat(via), os.fstat(fd)
     except OSError:
         return None
-    return via if (seen.st_dev, seen.st_ino) == (ours.st_dev, ours.st_ino) else None
+    return via if os.path.samestat(seen, ours) else None
 
 
 def _check_same(fd: int, resolved: str, path: str) -> None:
@@ -133,5 +133,5 @@ def _check_same(fd: int, resolved: str, path: str) -> None:
     except OSError:
         now = None
     checked = os.fstat(fd)
-    if now is None or (now.st_dev, now.st_ino) != (checked.st_dev, checked.st_ino):
+    if now is None or not os.path.samestat(now, checked):
         raise UntrustedSocketError(errno.EAGAIN, "was replaced while connecting", path)

@@ -220,7 +220,7 @@ def _remove_stale(dirfd: int, name: str, path: str) -> None:
     # Only the very inode we looked at: if the entry changed since, leave it.
     with contextlib.suppress(FileNotFoundError):
         again = os.stat(name, dir_fd=dirfd, follow_symlinks=False)
-        if (again.st_dev, again.st_ino) == (st.st_dev, st.st_ino):
+        if os.path.samestat(again, st):
             os.unlink(name, dir_fd=dirfd)
 
 
