@@ -26,7 +26,7 @@ import stat
 import time
 
 from .._prefork._control_protocol import VERSION
-from .._prefork._pidfile import _has_open
+from .._prefork._pidfile import has_file_open
 from .._prefork._pidfile_status import PidfileState, PidfileStatus, read_pidfile
 from .._prefork._sharedfile import is_open_to_all
 from ._control_client import (
@@ -129,7 +129,7 @@ def find_through_control(
                 f"control socket {control} (uid {st.st_uid}'s) is served by pid {pid} "
                 f"running as uid {uid}; not trusted"
             )
-        if pidfile is not None and _has_open(pid, pidfile) is False:
+        if pidfile is not None and has_file_open(pid, pidfile) is False:
             raise ControlUntrusted(
                 f"control socket {control} is served by pid {pid}, which does not hold "
                 f"the pidfile {path}; not trusted"

@@ -2,7 +2,7 @@
 
 The lock, never ``kill(pid, 0)``, decides whether a daemon runs: a pid in a file
 outlives its process and may be reused by an unrelated one, a lock does not.
-What the file holds and who holds it (``_parse_pid``, ``_has_open``) is checked
+What the file holds and who holds it (``_parse_pid``, :func:`has_file_open`) is checked
 here and by the read side for the control commands, :mod:`._pidfile_status`.
 """
 
@@ -23,7 +23,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from pathlib import Path
 
-__all__ = ["Pidfile", "acquire_pidfile"]
+__all__ = ["Pidfile", "acquire_pidfile", "has_file_open"]
 
 # O_NOFOLLOW: a symlink planted at the path must not redirect our write
 # (the classic /tmp symlink attack turns a root daemon into a file clobberer).
@@ -255,7 +255,7 @@ def _lock_exclusive(fd: int, path: str | Path, st: os.stat_result, deadline: flo
             fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
         except BlockingIOError:
             pid = _parse_pid(os.pread(fd, 64, 0))
-            if pid is not None and _has_open(pid, st):
+            if pid is not None and has_file_open(pid, st):
                 return _Lock.HELD  # a daemon that has written its pid: no doubt
             # Empty, or naming a pid that does not hold it: a daemon still
             # starting, or a cleanup about to unlink the file.
@@ -310,8 +310,12 @@ def _not_regular(path: str | os.PathLike[str], kind: str) -> str:
     return f"pidfile {path} is {kind}, not a regular file"
 
 
-def _has_open(pid: int, st: os.stat_result) -> bool | None:
-    """Whether ``pid`` has the file open; None when /proc does not let us look."""
+def has_file_open(pid: int, st: os.stat_result) -> bool | None:
+    """Whether ``pid`` has the file ``st`` describes open; None when /proc does not let us look.
+
+    A pid written in a pidfile is the holder's only if it has the file open:
+    else it names a process that died, or a reused pid.
+    """
     fd_dir = f"/proc/{pid}/fd"
     try:
         names = os.listdir(fd_dir)

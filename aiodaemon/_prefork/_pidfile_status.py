@@ -13,7 +13,7 @@ import fcntl
 import os
 import stat
 
-from ._pidfile import _has_open, _kind, _not_regular, _parse_pid, _special_kind
+from ._pidfile import _kind, _not_regular, _parse_pid, _special_kind, has_file_open
 
 __all__ = ["PidfileState", "PidfileStatus", "read_pidfile"]
 
@@ -105,7 +105,7 @@ def read_pidfile(path: str | os.PathLike[str]) -> PidfileState:
         if pid is None:
             # Locked but empty: a daemon between taking the lock and writing its pid.
             return PidfileState(PidfileStatus.RUNNING, None, "starting")
-        if _has_open(pid, st) is False:
+        if has_file_open(pid, st) is False:
             return PidfileState(
                 PidfileStatus.UNKNOWN, pid, f"pid {pid} does not hold {path}'s lock"
             )
