@@ -138,9 +138,10 @@ def test_successor_left_alone_still_has_to_be_ready_within_start_timeout(app: Ap
         upgrade,
         successor,
     ):
-        # Managed meanwhile: the pidfile names it.
+        # Managed meanwhile: the pidfile names it (written by the claim the record
+        # announces, a loop turn after it: the record may reach the file first).
         wait_for(lambda: app.records("old daemon vanished, taking over"), 30, "the take-over")
-        assert app.pid() == successor
+        wait_for(lambda: app.pid() == successor, 10, "the successor's pid in the pidfile")
         _, stderr = upgrade.communicate(timeout=60)
         assert upgrade.returncode == 1, stderr
         # It waited for the successor's verdict: the start timed out (the exit may be
