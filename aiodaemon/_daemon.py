@@ -8,10 +8,10 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
-from collections.abc import Callable
-from typing import TYPE_CHECKING, NoReturn, TypeVar
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
-from ._launch import close_main, launch
+from ._launch import close_main, launch, start_warnings
 from ._prefork._messages import flush_stdio, say
 from ._run._hooks import (
     HookFunction,
@@ -278,7 +278,17 @@ class Daemon:
             raise SystemExit(ExitCode.USAGE)
         if threading.current_thread() is not threading.main_thread():
             _refuse_from_a_thread(target)
-        raise SystemExit(launch(self.hooks, target, options))
+        raise SystemExit(launch(self.hooks, target, options, on_ready=_warn_on_ready(options)))
+
+
+def _warn_on_ready(options: Mapping[str, Any]) -> Callable[[int], None]:
+    """Once a detached daemon is ready: the launcher's warnings (no pidfile, no log)."""
+
+    def on_ready(pid: int) -> None:
+        for warning in start_warnings(pid, options):
+            say(warning)
+
+    return on_ready
 
 
 def _refuse_from_a_thread(target: MainTarget) -> NoReturn:

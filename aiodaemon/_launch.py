@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from ._prefork._acquire import Acquired
     from ._prefork._adopt import Handoff
 
-__all__ = ["TARGET_IMPORT", "TargetCallsRun", "close_main", "launch"]
+__all__ = ["TARGET_IMPORT", "TargetCallsRun", "close_main", "launch", "start_warnings"]
 
 
 # --- the CLI's TARGET import (set by _importer) -------------------------------------
@@ -216,6 +216,27 @@ def launch(
             explain=explain,
         )
     return end_daemon(code)
+
+
+def start_warnings(pid: int, raw: Mapping[str, Any]) -> list[str]:
+    """What a detached start tells its terminal once ready (in ``run()``'s keywords).
+
+    Nothing records a daemon started without a pidfile (``stop``, ``status`` and
+    ``reload`` need one), so its pid is the only way to it; and detached, records
+    with nowhere to go end in ``/dev/null``, the error that may end it among them.
+    """
+    warnings = []
+    if raw.get("pidfile") is None:
+        warnings.append(
+            "warning: started without pidfile=, so 'aiodaemon stop' cannot find it;"
+            f" stop it with: kill {pid}"
+        )
+    if not any(raw.get(name) for name in ("log_file", "syslog", "stderr")):
+        warnings.append(
+            "warning: started without log_file=, syslog= or stderr=, so the daemon's log"
+            " (even the error that may end it) goes nowhere"
+        )
+    return warnings
 
 
 def _give_up(main: MainTarget, line: str, code: int) -> int:

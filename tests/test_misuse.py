@@ -137,6 +137,41 @@ def test_start_without_pidfile_warns_and_says_how_to_stop_it(tmp_path: Path) -> 
     wait_gone(pid)
 
 
+def test_run_detached_without_pidfile_warns_and_says_how_to_stop_it(tmp_path: Path) -> None:
+    """``aiodaemon.run(main)`` detached without pidfile= (or a log) warns as ``start`` does."""
+    result = python([PROGRAMS / "idle.py", json.dumps({"detach": True})])
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == ""
+    pidfile_warning, log_warning = result.stderr.splitlines()
+    assert pidfile_warning.startswith(
+        "aiodaemon: warning: started without pidfile=, so 'aiodaemon stop' cannot find it;"
+    )
+    pid = int(pidfile_warning.rpartition("kill ")[2])
+    try:
+        assert log_warning == (
+            "aiodaemon: warning: started without log_file=, syslog= or stderr=, so the"
+            " daemon's log (even the error that may end it) goes nowhere"
+        )
+        assert os.path.exists(f"/proc/{pid}")
+    finally:
+        os.kill(pid, signal.SIGTERM)
+    wait_gone(pid)
+
+
+def test_run_detached_with_a_pidfile_and_a_log_does_not_warn(tmp_path: Path) -> None:
+    """With pidfile= and log_file=, a detached run() prints nothing."""
+    pidfile = tmp_path / "d.pid"
+    options = {"detach": True, "pidfile": str(pidfile), "log_file": str(tmp_path / "d.jsonl")}
+    result = python([PROGRAMS / "idle.py", json.dumps(options)])
+    assert result.returncode == 0, result.stderr
+    pid = int(pidfile.read_text())
+    try:
+        assert (result.stdout, result.stderr) == ("", "")
+    finally:
+        os.kill(pid, signal.SIGTERM)
+    wait_gone(pid)
+
+
 def test_start_with_a_pidfile_does_not_warn(tmp_path: Path) -> None:
     """With --pidfile (and a log), start prints the pid and nothing on stderr."""
     pidfile, log = str(tmp_path / "d.pid"), str(tmp_path / "d.jsonl")

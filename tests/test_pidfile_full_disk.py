@@ -53,14 +53,14 @@ def test_the_cli_names_the_flag_of_a_pidfile_that_cannot_be_written(
 
 
 def _start_warned(
-    options: dict[str, str], pidfile: Path, warning: str, cli_warnings: list[str]
+    options: dict[str, str], pidfile: Path, warnings: list[str], cli_warnings: list[str]
 ) -> None:
     """Start a daemon with ``options``, through run() then the CLI: each starts, and warns.
 
-    ``run()`` says ``warning`` on stderr, ``aiodaemon start`` ``cli_warnings``.
+    ``run()`` says ``warnings`` on stderr, ``aiodaemon start`` ``cli_warnings``.
     """
     started = python([program("idle"), json.dumps({"detach": True, **options})])
-    _stop_warned(started, pidfile, [warning])
+    _stop_warned(started, pidfile, warnings)
     args: list[str] = []
     for option, value in options.items():
         args += [f"--{option.replace('_', '-')}", value]
@@ -93,7 +93,7 @@ def test_a_log_file_on_a_full_file_system_is_warned_about(tmp_path: Path, tiny_d
     pidfile = tmp_path / "d.pid"
     options = {"pidfile": str(pidfile), "log_file": str(log)}
     lost = "its file system is full; records are lost until space is freed"
-    _start_warned(options, pidfile, f"log_file {log}: {lost}", [f"--log-file: {log}: {lost}"])
+    _start_warned(options, pidfile, [f"log_file {log}: {lost}"], [f"--log-file: {log}: {lost}"])
 
 
 @pytest.mark.root
@@ -108,10 +108,9 @@ def test_a_stdio_file_on_a_full_file_system_is_warned_about(
     pidfile = tmp_path / "d.pid"
     options = {"pidfile": str(pidfile), option: str(output)}
     lost = "its file system is full; output is lost until space is freed"
-    cli_warnings = [f"--{option}: {output}: {lost}"]
-    if option == "stdout":  # the records go nowhere: `start` says so once the daemon is ready
-        cli_warnings.append(
-            "started without --log-file, --syslog or --stderr, so the daemon's log"
-            " (even the error that may end it) goes nowhere"
-        )
-    _start_warned(options, pidfile, f"{option} {output}: {lost}", cli_warnings)
+    warnings, cli_warnings = [f"{option} {output}: {lost}"], [f"--{option}: {output}: {lost}"]
+    if option == "stdout":  # the records go nowhere: both say so once the daemon is ready
+        nowhere = "so the daemon's log (even the error that may end it) goes nowhere"
+        warnings.append(f"started without log_file=, syslog= or stderr=, {nowhere}")
+        cli_warnings.append(f"started without --log-file, --syslog or --stderr, {nowhere}")
+    _start_warned(options, pidfile, warnings, cli_warnings)

@@ -16,7 +16,7 @@ from .._prefork._messages import write_line
 from .._prefork._pidfile_status import PidfileStatus, read_pidfile
 from ..exceptions import ConfigError, ExitCode
 from ._args import UsageError, control_path, owner
-from ._flags import daemon_options, explain_in_flags, flag_message
+from ._flags import daemon_options, explain_in_flags, flag_message, keywords_as_flags
 from ._parser import PROG, error
 
 TYPE_CHECKING = False  # not typing's: see aiodaemon/__init__.py
@@ -94,7 +94,7 @@ def _cmd_restart(args: argparse.Namespace) -> int:
 def _start(
     daemon: Daemon, program: HookFunction, options: dict[str, Any], args: argparse.Namespace
 ) -> int:
-    from .._launch import launch
+    from .._launch import launch, start_warnings
 
     pidfile: str | None = args.pidfile
     explain = explain_in_flags(args)
@@ -105,20 +105,8 @@ def _start(
 
     def on_ready(pid: int) -> None:
         write_line(str(pid))
-        if pidfile is None:
-            # Nothing records this daemon: `stop`, `status` and `reload` need a
-            # pidfile, so say how to stop it while its pid is on the screen.
-            error(
-                f"{PROG}: warning: started without --pidfile, so '{PROG} stop' cannot "
-                f"find it; stop it with: kill {pid}"
-            )
-        if not any(options.get(name) for name in ("log_file", "syslog", "stderr")):
-            # Detached, the records would go to /dev/null: a daemon that dies
-            # after this line would leave no word of why (see logging.md).
-            error(
-                f"{PROG}: warning: started without --log-file, --syslog or --stderr, "
-                "so the daemon's log (even the error that may end it) goes nowhere"
-            )
+        for warning in start_warnings(pid, options):
+            error(f"{PROG}: {keywords_as_flags(warning)}")
 
     code = launch(daemon.hooks, program, options, on_ready=on_ready, explain=explain)
     # Only errors before the fork come back here; a lost race for the lock is

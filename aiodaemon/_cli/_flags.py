@@ -18,7 +18,7 @@ TYPE_CHECKING = False  # not typing's: see aiodaemon/__init__.py
 if TYPE_CHECKING:
     from typing import Any
 
-__all__ = ["daemon_options", "explain_in_flags", "flag_message"]
+__all__ = ["daemon_options", "explain_in_flags", "flag_message", "keywords_as_flags"]
 
 
 def daemon_options(args: argparse.Namespace, *, detach: bool) -> dict[str, Any]:
@@ -52,7 +52,7 @@ def daemon_options(args: argparse.Namespace, *, detach: bool) -> dict[str, Any]:
 def flag_message(exc: ConfigError) -> str:
     """Name the command-line flag rather than the keyword: ``--log-file`` for ``log_file``."""
     message = str(exc).removeprefix(f"{exc.option}: ")
-    return _keywords_as_flags(f"{_flag(exc.option)}: {message}")
+    return keywords_as_flags(f"{_flag(exc.option)}: {message}")
 
 
 def _flag(option: str) -> str:
@@ -62,7 +62,7 @@ def _flag(option: str) -> str:
     return f"{flag} {key.rstrip(']')}" if key else flag
 
 
-def _keywords_as_flags(text: str) -> str:
+def keywords_as_flags(text: str) -> str:
     """``--group`` for a ``group=`` a message suggests (``give group= too``)."""
     if "=" not in text:
         return text
@@ -104,12 +104,12 @@ def _in_flags(exc: DaemonError, *, health: bool = False) -> str:
         # The message names the option before its path: "cannot open log_file PATH: ...".
         before, sep, after = text.partition(f"{option} ")
         if sep:
-            return _keywords_as_flags(f"{_flag(option)}: {before}{after}")
+            return keywords_as_flags(f"{_flag(option)}: {before}{after}")
     option, sep, message = text.partition(": ")
     if sep and option.partition("[")[0] in OPTION_NAMES:
         flag = "--health" if health and option == f"listen[{HEALTH_SOCKET}]" else _flag(option)
-        return _keywords_as_flags(f"{flag}: {message}")
-    return _keywords_as_flags(text)
+        return keywords_as_flags(f"{flag}: {message}")
+    return keywords_as_flags(text)
 
 
 def _listen(values: list[str] | None) -> dict[str, str]:
