@@ -45,6 +45,9 @@ __all__ = ["DaemonParts", "run_daemon"]
 
 _log = structlog.get_logger("aiodaemon")
 
+#: Seconds to wait for each released backstop thread at the end of a run.
+_BACKSTOP_JOIN = 1.0
+
 
 class DaemonParts:
     """Everything acquired before the loop exists, handed to the run phase."""
@@ -152,6 +155,11 @@ def _finish(runtime: Runtime) -> int:
         if outcome.exception is not None and not isinstance(outcome.exception, DaemonError):
             traceback.print_exception(outcome.exception, file=sys.stderr)
         print(f"aiodaemon: {failure}", file=sys.stderr, flush=True)
+    # Released by now (cancelled, or their watch over): each ends as soon as it
+    # runs. Joined, so that a later run() in this process finds no thread of
+    # this one (a detach refuses to fork while other threads run).
+    for backstop in runtime.backstops:
+        backstop.join(_BACKSTOP_JOIN)
     runtime.shutdown.wait_threads()
     # Draining the log queue (when the caller's stack closes) is the last
     # step of the shutdown budget.

@@ -56,6 +56,7 @@ from ._user_exit import note_exit_request, on_loop_exception
 
 if TYPE_CHECKING:
     import socket
+    import threading
 
     from ._runner import DaemonParts
     from ._services import Service
@@ -80,6 +81,8 @@ class Runtime:
         self.reloads = ReloadTracker()
         self.forced = ForcedExit(parts.pipe, parts.pidfile)
         self.services: list[Service] = []
+        #: the backstop threads this run started (see _finish: none outlives it).
+        self.backstops: list[threading.Thread] = []
         #: seconds to keep accepting after a stop request (shutdown step 2).
         self.drain_delay = self.options.drain_delay
         #: ``ctx.start_server``/``ctx.track``: drained by a built-in service.

@@ -104,7 +104,8 @@ class Shutdown:
         backstop.name = "aiodaemon-shutdown-backstop"
         backstop.daemon = True
         self._backstop_clock = BackstopClock(backstop.interval)
-        start_backstop(backstop, "the shutdown's deadline while the loop is blocked")
+        if start_backstop(backstop, "the shutdown's deadline while the loop is blocked"):
+            rt.backstops.append(backstop)
         if drain > 0:
             await asyncio.sleep(drain)
         self.deadline = time.monotonic() + timeout

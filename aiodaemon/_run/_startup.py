@@ -206,8 +206,9 @@ class StartDeadline:
             backstop = threading.Thread(
                 target=self._backstop, args=(watch,), name="aiodaemon-start-backstop", daemon=True
             )
-            started = start_backstop(backstop, "start_timeout while the loop is blocked")
-            if not started and watch is not None:
+            if start_backstop(backstop, "start_timeout while the loop is blocked"):
+                self._rt.backstops.append(backstop)
+            elif watch is not None:
                 os.close(watch)
 
     def _arm(self) -> None:
