@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import json
+import logging
 import os
 import shutil
 import signal
@@ -203,3 +204,49 @@ def test_a_full_disk_is_told_to_syslog_at_once(
     assert "No space left on device" in failure["error"]
     # syslog already carries it: stderr (a file here) gets the line as well.
     assert "No space left on device" in ticker.stderr()
+
+
+@pytest.mark.root
+@pytest.mark.parametrize("short", [0, 1, 2], ids=["whole", "newline-cut", "last-byte-cut"])
+def test_a_record_cut_before_its_newline_only_is_not_counted_lost(
+    tiny_disk: Path, short: int
+) -> None:
+    """A full disk that takes a record but its newline keeps the record whole, and says so.
+
+    tmpfs allocates whole pages: with the rest of the disk filled, a write fills
+    the log's last page and fails there. The record is sized to end ``short``
+    bytes past that page; its line is whole once the next write brings the newline.
+    """
+    from aiodaemon._prefork._logsinks import open_file_sink
+
+    log = tiny_disk / "app.log"
+    sink = open_file_sink(str(log))
+    try:
+        first = b'{"event":"first"}\n'
+        sink.write([(logging.INFO, first)])
+        fill(tiny_disk / "filler")
+        room = 4096 - len(first)
+        padding = room - len(b'{"event":"cut","pad":""}\n') + short
+        cut = b'{"event":"cut","pad":"' + b"x" * padding + b'"}\n'
+        if short:
+            with pytest.raises(OSError, match="No space left") as failed:
+                sink.write([(logging.INFO, cut)])
+            assert failed.value.errno == errno.ENOSPC
+        else:
+            sink.write([(logging.INFO, cut)])  # it just fits
+        # Only a record missing more than its newline is lost.
+        assert sink.lost == (1 if short > 1 else 0)
+        (tiny_disk / "filler").unlink()
+        sink.write([(logging.INFO, b'{"event":"after"}\n')])
+    finally:
+        sink.close()
+    lines = log.read_bytes().split(b"\n")
+    assert lines[-1] == b""
+    parsed = []
+    for line in lines[:-1]:
+        try:
+            parsed.append(json.loads(line)["event"])
+        except ValueError:
+            parsed.append("broken")
+    expected = {0: ["first", "cut", "after"], 1: ["first", "cut", "after"]}
+    assert parsed == expected.get(short, ["first", "broken", "after"])

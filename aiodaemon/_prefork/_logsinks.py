@@ -106,12 +106,17 @@ class _LineSink:
 
 
 def _cut(lines: Sequence[bytes], written: int) -> int:
-    """How many of ``lines`` are not whole within the first ``written`` bytes."""
+    """How many of ``lines`` are not whole within the first ``written`` bytes.
+
+    A line written but for its newline is whole: the next write starts with
+    that newline (see ``_mid_line``), and a reader takes it as it is.
+    """
     end = 0
     for index, line in enumerate(lines):
         end += len(line)
         if end > written:
-            return len(lines) - index
+            # Lost from this line on, or from the next one if only its newline is missing.
+            return len(lines) - index - (end - 1 == written)
     return 0
 
 
