@@ -437,12 +437,13 @@ def _task_cpu_ms(pid: int) -> float:
 
 def _startup_run(
     contender: str, fifo: str, fifo_fd: int, err: str, pycache: str
-) -> tuple[float, float]:
-    """One start as in :func:`_one_run`; return (wall ms, CPU ms of every process up to ready).
+) -> tuple[float, float, float]:
+    """One start as in :func:`_one_run`; return (wall ms, CPU ms to ready, of it the daemon's).
 
     CPU time is what the machine's load cannot inflate: the launcher's (with
     the intermediate child it reaped) from ``wait4``, plus what the daemon has
-    run when its ready line arrived.
+    run when its ready line arrived. The daemon's share tells work done before
+    the fork from work done after it (copy-on-write makes the latter dearer).
     """
 
     from _common import read_text, reap_children, stop_process
@@ -454,13 +455,15 @@ def _startup_run(
     launcher.returncode = os.waitstatus_to_exitcode(status)
     pid = int(line.split()[0])
     cpu = (usage.ru_utime + usage.ru_stime) * 1e3
+    daemon = 0.0
     if pid != launcher.pid:
-        cpu += _task_cpu_ms(pid)
+        daemon = _task_cpu_ms(pid)
+        cpu += daemon
         stop_process(pid)
     reap_children()
     if launcher.returncode != 0:
         raise SystemExit(f"{contender}: launcher exited {launcher.returncode}\n{read_text(err)}")
-    return launch_ms, cpu
+    return launch_ms, cpu, daemon
 
 
 def _startup_ratio(runs: int) -> None:
@@ -477,14 +480,16 @@ def _startup_ratio(runs: int) -> None:
     become_subreaper()
     wall: dict[str, list[float]] = {"aiodaemon": [], "compact": [], "floor": []}
     cpu: dict[str, list[float]] = {name: [] for name in wall}
+    after_fork: dict[str, list[float]] = {name: [] for name in wall}
     with ready_fifo() as (fifo, fifo_fd, err, pycache):
         for contender in wall:  # warm the caches, unmeasured
             _startup_run(contender, fifo, fifo_fd, err, pycache)
         for round_ in range(runs):
             for contender in round_order(tuple(wall), round_):
-                took, used = _startup_run(contender, fifo, fifo_fd, err, pycache)
+                took, used, daemon = _startup_run(contender, fifo, fifo_fd, err, pycache)
                 wall[contender].append(took)
                 cpu[contender].append(used)
+                after_fork[contender].append(daemon)
     check_no_children()
     floor, floor_cpu = median(wall["floor"]), median(cpu["floor"])
     print_table(
@@ -492,9 +497,18 @@ def _startup_ratio(runs: int) -> None:
             f"start to ready, {runs} runs each, interleaved, RLIMIT_NOFILE {LOW_LIMIT:,};",
             "floor = import asyncio, uvloop, structlog, run a uvloop loop, report ready;",
             "compact = the same with the smallest double-forking daemonizer (_compact.py);",
-            "cpu = CPU time of every process up to ready (unaffected by other load)",
+            "cpu = CPU time of every process up to ready (unaffected by other load);",
+            "after fork = the daemon's part of it (the floor does not fork: -)",
         ],
-        ["contender", "median ms", "min ms", "vs floor", "cpu median ms", "cpu vs floor"],
+        [
+            "contender",
+            "median ms",
+            "min ms",
+            "vs floor",
+            "cpu median ms",
+            "cpu vs floor",
+            "after fork ms",
+        ],
         [
             [
                 name,
@@ -503,6 +517,7 @@ def _startup_ratio(runs: int) -> None:
                 f"{median(times) / floor:.2f}",
                 f"{median(cpu[name]):.1f}",
                 f"{median(cpu[name]) / floor_cpu:.2f}",
+                f"{median(after_fork[name]):.1f}" if name != "floor" else "-",
             ]
             for name, times in wall.items()
         ],
