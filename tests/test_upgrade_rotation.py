@@ -65,12 +65,17 @@ class Daemon:
     def hold(self) -> Path:
         return self.directory / "hold"
 
+    @property
+    def import_hold(self) -> Path:
+        return self.directory / "import-hold"
+
     def start(self) -> int:
         """Start it detached; its pid once ready."""
         env = {
             "APP_PIDFILE": str(self.pidfile),
             "APP_LOG": str(self.log) if self.log_file else "",
             "APP_HOLD": str(self.hold),
+            "APP_IMPORT_HOLD": str(self.import_hold),
         }
         result = subprocess.run(
             [PYTHON, str(program("upgrade_rotate_app"))],
@@ -167,6 +172,7 @@ def daemon(tmp_path: Path) -> Iterator[Daemon]:
     app = Daemon(tmp_path)
     yield app
     app.hold.unlink(missing_ok=True)
+    app.import_hold.unlink(missing_ok=True)
     for command in app.commands:
         if command.poll() is None:
             command.kill()
@@ -219,6 +225,30 @@ def test_rotation_while_the_successor_starts_reaches_both(daemon: Daemon) -> Non
     for event in ("upgrade handed over", "shutdown finished", "exit"):
         assert daemon.records(daemon.log, old, event), event
     assert not daemon.records(daemon.rotated, successor, "ready")
+
+
+def test_a_rotation_while_the_successor_imports_moves_its_first_record(daemon: Daemon) -> None:
+    """Rotated while the successor still imports its program: its records start in the new file.
+
+    It still holds the file of its spawn then; with logrotate's delaycompress a
+    second rotation would compress that file, and lose what it wrote there.
+    """
+    old = daemon.start()
+    daemon.import_hold.touch()
+    upgrade = daemon.upgrade()
+    wait_for(Path(f"{daemon.import_hold}.seen").exists, 30, "the successor held in its import")
+    daemon.rename()
+    daemon.signal_holder()
+    wait_for(lambda: daemon.ticks(daemon.log, old), 30, "the old daemon's ticks in the new file")
+    daemon.import_hold.unlink()
+    successor = _upgraded(upgrade)
+    wait_gone(old, 30)
+    daemon.stop(successor)
+
+    assert daemon.records(daemon.log, successor, "starting")
+    assert not daemon.records(daemon.rotated, successor)
+    for pid in (old, successor):
+        _in_order_and_complete(daemon, pid)
 
 
 def test_rotation_while_the_old_daemon_drains_reaches_both(daemon: Daemon) -> None:

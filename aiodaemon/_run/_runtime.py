@@ -207,6 +207,12 @@ class Runtime:
             loop.add_signal_handler(signum, self._on_signal, signum)
         # Held since before the pid was written (_launch): the pending ones run now.
         release_signals(HANDLED_SIGNALS)
+        if hasattr(self.parts.pipe, "handoff"):
+            # An upgrade's successor writes to the log file of its spawn until it
+            # reads the reopens the old daemon passes on: a rotation made while we
+            # imported the program (seconds, for some) would take our first
+            # records to the rotated file, lost if a second rotation compresses it.
+            self.parts.logs.follow_rename()
         _log.info(
             "starting",
             loop=type(loop).__module__.split(".")[0],

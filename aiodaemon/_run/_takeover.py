@@ -18,8 +18,9 @@ rollback: it kills us, and we touch nothing.
 The channel is read from the start of the run, and kept open until the old
 daemon exits, for the log reopens the two pass on to each other (see
 :mod:`._upgrade_channel`). We inherited the log file's descriptor as it was
-when we were spawned: once the pidfile names us, we reopen the file if its
-path names another file by then (a rotation done while we started).
+when we were spawned: before our first record (see ``Runtime.live``) and
+once the pidfile names us, we reopen the file if its path names another file
+by then (a rotation done while we started).
 
 See :mod:`._upgrade` for the old daemon's side.
 """

@@ -11,7 +11,8 @@ draining after the hand-over. A reopen passed on is not passed back.
 
 A reopen that arrives before the channel is read here (the successor still
 importing its program) waits in the channel and is done once it is read; the
-take-over also reopens a file whose path names another file by then (see
+successor follows a rename before its first record, and the take-over
+reopens a file whose path names another file by then (see
 :meth:`._logwriter.LogWriter.follow_rename`), so no rotation is missed.
 
 Loaded only by a daemon that upgrades, or is an upgrade's successor.

@@ -7,7 +7,9 @@ While the file ``APP_HOLD`` exists, a starting process (an upgrade's
 successor: the test creates the file once the first one is ready) logs
 ``held`` once and stays in its startup hooks. A client connected to
 ``listen["echo"]`` is served until it closes, so a test holds an old
-daemon's drain (waiting for that connection) as long as it likes.
+daemon's drain (waiting for that connection) as long as it likes. While the
+file ``APP_IMPORT_HOLD`` exists, a process waits before it calls ``run()``
+(a program still importing), saying so with the file ``APP_IMPORT_HOLD.seen``.
 Options from the ``APP_*`` environment variables; ``APP_LOG`` empty: no log file.
 """
 
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 
 import structlog
 
@@ -66,6 +69,11 @@ async def main(ctx: aiodaemon.Context) -> None:
 
 
 if __name__ == "__main__":
+    import_hold = os.environ.get("APP_IMPORT_HOLD", "")
+    if import_hold and os.path.exists(import_hold):
+        open(import_hold + ".seen", "w").close()
+        while os.path.exists(import_hold):
+            time.sleep(0.01)
     options: dict[str, object] = {
         "pidfile": os.environ["APP_PIDFILE"],
         "listen": {"echo": "127.0.0.1:0"},
