@@ -27,6 +27,7 @@ the CLI imports this without asyncio.
 from __future__ import annotations
 
 import json
+import math
 
 TYPE_CHECKING = False  # not typing's: see aiodaemon/__init__.py
 if TYPE_CHECKING:
@@ -72,10 +73,11 @@ def decode(data: bytes) -> dict[str, Any]:
     """Parse one line into a message of this version.
 
     Raises:
-        ProtocolError: not UTF-8 JSON, not an object, or another version.
+        ProtocolError: not UTF-8 JSON (NaN and infinite numbers are not), not
+            an object, or another version (``v`` must be the integer 1).
     """
     try:
-        message = json.loads(data.decode("utf-8"))
+        message = json.loads(data.decode("utf-8"), parse_constant=_not_json, parse_float=_finite)
     except (UnicodeDecodeError, ValueError, RecursionError):
         # RecursionError: a few thousand nested "[" fit in a request, and the
         # decoder recurses once per level; that is malformed input too.
@@ -83,9 +85,24 @@ def decode(data: bytes) -> dict[str, Any]:
     if not isinstance(message, dict):
         raise ProtocolError("not a JSON object")
     version = message.get("v")
-    if version != VERSION:
+    # The integer 1, not True or 1.0 (both == 1): "v": true is no request of ours.
+    if type(version) is not int or version != VERSION:
         raise ProtocolError(f"protocol version {version!r} is not supported (this side speaks 1)")
     return message
+
+
+def _not_json(name: str) -> Any:
+    # NaN, Infinity and -Infinity: Python's extension, not JSON. A NaN timeout
+    # would pass every "> 0" check and then sit in the event loop's timer heap.
+    raise ValueError(f"{name} is not JSON")
+
+
+def _finite(text: str) -> float:
+    # 1e999 is valid JSON that Python reads as infinity: refused the same way.
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text} is out of range")
+    return value
 
 
 def failure(error: str, **extra: Any) -> dict[str, Any]:

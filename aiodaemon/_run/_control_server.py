@@ -179,14 +179,15 @@ class ControlServer:
 async def _read_request(reader: asyncio.StreamReader) -> bytes | None:
     """The request line (or everything up to end of file); None when it is too long."""
     data = b""
-    while b"\n" not in data:
+    while b"\n" not in data and len(data) <= MAX_REQUEST:
         chunk = await reader.read(MAX_REQUEST + 1 - len(data))
         if not chunk:
             break
         data += chunk
-        if len(data) > MAX_REQUEST:
-            return None
-    return data.split(b"\n", 1)[0]
+    # The line's own length counts, newline included: bytes after it (a second
+    # request, which is ignored) arriving in the same read do not make it too long.
+    line, newline, _ = data.partition(b"\n")
+    return None if len(line) + len(newline) > MAX_REQUEST else line
 
 
 def _peer_credentials(writer: asyncio.StreamWriter) -> tuple[int, int, int] | None:
@@ -260,7 +261,8 @@ class DaemonCommands:
         timeout = request.get("timeout", 60.0)
         if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
             return failure(f"timeout must be a positive number of seconds, not {timeout!r}")
-        timeout = min(float(timeout), MAX_WAIT)
+        # min() first: float() of a 400-digit integer overflows.
+        timeout = float(min(timeout, MAX_WAIT))
         if self.state() in ("stopping", "stopped"):
             return failure("the daemon is stopping; nothing was reloaded")
         future = self.reloads.request()
