@@ -248,6 +248,7 @@ def reload_runs(daemon: Daemon) -> int:
 @given(frames())
 @example((b'{"v": true, "cmd": "reload"}\n', "line"))  # a bool is not the version 1
 @example((b'{"v": 1.0, "cmd": "reload"}\n', "line"))  # nor is a float
+@example((b'{"v": true, "cmd": "stop"}\n', "line"))  # it stopped the daemon
 @example((b'{"v": 1, "cmd": "reload", "timeout": NaN}\n', "line"))  # NaN is not JSON
 @example((b'{"v": 1, "cmd": "reload", "timeout": 1e999}\n', "line"))  # nor is infinity
 @example((b'{"v": 1, "cmd": "reload", "timeout": ' + b"9" * 400 + b"}\n", "line"))
@@ -270,6 +271,8 @@ def test_any_frame_gets_one_well_formed_answer_and_changes_nothing(
         if answer["ok"]:
             assert request is not None, (data, answer)
             assert request["cmd"] in ("status", "reload"), (data, answer)
+        elif request == {"v": 1, "cmd": "status"}:
+            raise AssertionError(f"a status request refused: {answer}")
     elif answered is not None:
         # Nothing at all: only a frame refused before it was read (the daemon
         # closed with our bytes unread, dropping its answer), never a request.

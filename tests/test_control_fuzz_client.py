@@ -1,0 +1,314 @@
+"""The CLI against a control socket that answers hypothesis-generated garbage.
+
+A real process holds the pidfile's lock and listens on the control socket the
+test serves (tests/programs/control_holder.py), so the CLI trusts what the test
+writes: random bytes, JSON of wrong shapes, oversized lines, no newline before
+the close, half an answer and then silence, no answer at all. Properties, for
+``status``, ``status --json``, ``reload`` and ``stop``: the CLI never prints a
+traceback, exits with a documented LSB code, says what happened in a few
+printable lines (``status --json``: exactly one JSON object on stdout), and
+ends within its ``--timeout`` (the subprocess timeout bounds it).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import shutil
+import socket
+import subprocess
+import tempfile
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+
+from aiodaemon._cli._control import ControlCode
+from aiodaemon._cli._status_command import StatusCode
+from aiodaemon._prefork._control_protocol import MAX_ANSWER
+
+from .support import AIODAEMON, PROGRAMS, PYTHON, clean_env, is_alive
+
+FUZZ = settings(
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+STATUS_KEYS = {"state", "pid", "uptime", "sockets", "last_reload", "version"}
+#: The CLI's own --timeout in these tests; the subprocess gets this much more.
+TIMEOUT = 0.5
+#: reload waits its timeout plus 2 s of grace for the answer; stop retries a
+#: broken socket for 2 s, then SIGTERMs and waits; all well within this.
+MARGIN = 20.0
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What the fake daemon does with one connection once the request is read."""
+
+    data: bytes = b""
+    #: keep the connection open after ``data`` (the CLI must give up on its own).
+    hold: bool = False
+
+
+@dataclass
+class FakeDaemon:
+    """A pidfile held by a real process, and a control socket the test answers."""
+
+    dir: Path
+    holder: subprocess.Popen[str]
+    listener: socket.socket
+    answer: Answer = field(default_factory=Answer)
+    requests: list[bytes] = field(default_factory=list)
+    held: list[socket.socket] = field(default_factory=list)
+
+    @property
+    def pidfile(self) -> Path:
+        return self.dir / "app.pid"
+
+    def serve(self) -> None:
+        """Answer every connection with ``self.answer`` until the listener shuts down."""
+        while True:
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return
+            conn.settimeout(10)
+            try:
+                request = b""
+                while b"\n" not in request and (chunk := conn.recv(4096)):
+                    request += chunk
+                self.requests.append(request)
+                if self.answer.data:
+                    conn.sendall(self.answer.data)
+            except OSError:
+                pass  # the CLI gave up (a huge answer it refused to read)
+            if self.answer.hold:
+                self.held.append(conn)
+            else:
+                conn.close()
+
+    def release(self) -> None:
+        """Close the connections held open by the last example."""
+        while self.held:
+            self.held.pop().close()
+
+    def cli(self, *args: str, wait: float) -> subprocess.CompletedProcess[str]:
+        """``aiodaemon ARGS --pidfile P --timeout TIMEOUT``, bounded by ``wait`` more seconds."""
+        return subprocess.run(
+            [str(AIODAEMON), *args, "--pidfile", str(self.pidfile), "--timeout", str(TIMEOUT)],
+            capture_output=True,
+            text=True,
+            cwd=PROGRAMS,
+            env=clean_env(),
+            stdin=subprocess.DEVNULL,
+            timeout=TIMEOUT + wait,
+            check=False,
+        )
+
+
+@contextlib.contextmanager
+def open_fake_daemon(directory: Path) -> Iterator[FakeDaemon]:
+    """A lock holder and a served control socket in ``directory``; both gone at the end."""
+    control = directory / "app.pid.ctl"
+    control.unlink(missing_ok=True)
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(str(control))
+    holder = subprocess.Popen(
+        [
+            PYTHON,
+            str(PROGRAMS / "control_holder.py"),
+            directory / "app.pid",
+            str(listener.fileno()),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        pass_fds=[listener.fileno()],
+    )
+    fake = FakeDaemon(directory, holder, listener)
+    thread = threading.Thread(target=fake.serve, daemon=True)
+    try:
+        assert holder.stdout is not None
+        assert holder.stdout.readline() == "ready\n"
+        thread.start()
+        yield fake
+    finally:
+        with contextlib.suppress(OSError):
+            listener.shutdown(socket.SHUT_RDWR)
+        thread.join(10)
+        listener.close()
+        fake.release()
+        holder.kill()
+        holder.communicate()
+
+
+@pytest.fixture
+def workdir() -> Iterator[Path]:
+    """A short directory (a unix socket path has 108 bytes at most)."""
+    path = Path(tempfile.mkdtemp(prefix="aiodaemon-fz-"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def fake(workdir: Path) -> Iterator[FakeDaemon]:
+    """One fake daemon for a whole hypothesis run (status and reload never end it)."""
+    with open_fake_daemon(workdir) as daemon:
+        yield daemon
+
+
+# --- answers -----------------------------------------------------------------------
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+@st.composite
+def answers_like(draw: st.DrawFn) -> dict[str, Any]:
+    """Objects shaped like answers: right or wrong version, ok, and the keys of each command."""
+    answer: dict[str, Any] = {}
+    keys = st.sampled_from(
+        ["v", "ok", "error", "state", "pid", "uptime", "sockets", "last_reload", "version",
+         "reload", "already_stopping", "exits_within", "transient", "timeout"]
+    )  # fmt: skip
+    good: dict[str, Any] = {
+        "v": 1,
+        "ok": True,
+        "state": "running",
+        "pid": 1,
+        "uptime": 1.5,
+        "sockets": {"web": "127.0.0.1:80"},
+        "last_reload": None,
+        "version": "1",
+        "reload": {"ok": True, "error": None, "at": "2026-11-22T00:00:00Z"},
+    }
+    for key in draw(st.lists(keys, unique=True, max_size=14)):
+        answer[key] = good[key] if key in good and draw(st.booleans()) else draw(json_values)
+    return answer
+
+
+def line(message: object) -> bytes:
+    """``message`` as Python's json writes it (NaN and Infinity included), one line."""
+    return json.dumps(message).encode() + b"\n"
+
+
+answer_bytes = st.one_of(
+    st.binary(max_size=200),
+    st.binary(max_size=200).map(lambda b: b.replace(b"\n", b"") + b"\n"),
+    answers_like().map(line),
+    answers_like().map(lambda a: line(a)[:-1]),  # no newline, then the close
+    answers_like().map(lambda a: line(a)[: len(line(a)) // 2]),  # half of it
+    json_values.map(line),
+    st.sampled_from([b"\n", b"{}\n", b"null\n", b"[]\n", b'"ok"\n', b"\xff\xfe\n"]),
+)
+#: Rare: each costs the CLI its whole timeout, or a megabyte.
+slow_answers = st.one_of(
+    st.builds(Answer, answer_bytes, st.just(True)),  # then silence
+    st.just(Answer(b"x" * (MAX_ANSWER + 10))),  # more than a client reads
+    st.just(Answer(b"{" + b" " * MAX_ANSWER + b"\n")),  # a huge line
+)
+answers = st.integers(0, 9).flatmap(
+    lambda n: slow_answers if n == 0 else st.builds(Answer, answer_bytes)
+)
+
+#: Regression examples: answers that made the CLI fail before the protocol refused them.
+INFINITE_UPTIME = Answer(
+    b'{"v":1,"ok":true,"state":"running","pid":1,"uptime":Infinity,'
+    b'"sockets":{},"last_reload":null}\n'
+)
+NAN_UPTIME = Answer(INFINITE_UPTIME.data.replace(b"Infinity", b"NaN"))
+BIG_UPTIME = Answer(INFINITE_UPTIME.data.replace(b"Infinity", b"1e999"))
+
+
+# --- properties --------------------------------------------------------------------
+
+
+def check_output(result: subprocess.CompletedProcess[str], codes: set[int], lines: int) -> None:
+    """No traceback, a documented code, and at most ``lines`` printable lines on stderr."""
+    assert "Traceback" not in result.stderr + result.stdout, result.stderr
+    assert result.returncode in codes, (result.returncode, result.stderr)
+    said = result.stderr.splitlines()
+    assert len(said) <= lines, said
+    for text in said + result.stdout.splitlines():
+        assert text.isprintable(), text
+
+
+@settings(FUZZ, max_examples=40)
+@given(answers, st.booleans())
+@example(INFINITE_UPTIME, False)
+@example(INFINITE_UPTIME, True)
+@example(NAN_UPTIME, False)
+@example(BIG_UPTIME, False)
+@example(Answer(b"", hold=True), True)  # never answers
+def test_status_reports_a_documented_code_whatever_the_answer(
+    fake: FakeDaemon, answer: Answer, as_json: bool
+) -> None:
+    """status: an LSB code, no traceback, one line (or one JSON object), within its timeout."""
+    fake.answer = answer
+    fake.requests.clear()
+    try:
+        result = fake.cli("status", *(["--json"] if as_json else []), wait=MARGIN)
+    finally:
+        fake.release()
+    check_output(result, {code.value for code in StatusCode}, lines=1)
+    if as_json:
+        # Exactly one strict JSON object, whatever came over the socket.
+        assert result.stdout.count("\n") == 1, result.stdout
+        printed = json.loads(result.stdout, parse_constant=_not_json)
+        assert set(printed) == STATUS_KEYS
+    elif result.returncode != StatusCode.RUNNING:
+        assert result.stdout.count("\n") == 1, result.stdout
+    # Whatever it was answered, what the CLI asked was a status request and nothing else.
+    for request in fake.requests:
+        assert json.loads(request) == {"v": 1, "cmd": "status"}, request
+    assert is_alive(fake.holder.pid)
+
+
+def _not_json(name: str) -> object:
+    raise AssertionError(f"{name} is not JSON")
+
+
+@settings(FUZZ, max_examples=30)
+@given(answers)
+@example(Answer(b"", hold=True))
+@example(Answer(b'{"v":1,"ok":true,"reload":{"ok":NaN}}\n'))
+def test_reload_reports_a_documented_code_whatever_the_answer(
+    fake: FakeDaemon, answer: Answer
+) -> None:
+    """reload: 0, 1 or 4, no traceback, a line or two, no SIGHUP instead, within its timeout."""
+    fake.answer = answer
+    try:
+        result = fake.cli("reload", wait=MARGIN)
+    finally:
+        fake.release()
+    # Two lines at most: a transient refusal is said once, then the verdict.
+    check_output(result, {ControlCode.OK, ControlCode.FAILURE, ControlCode.NO_PERMISSION}, 2)
+    assert result.stderr, "reload says how it went"
+    # A daemon that has a control socket is never SIGHUPed instead (it would die of it).
+    assert is_alive(fake.holder.pid)
+
+
+@settings(FUZZ, max_examples=2)
+@given(answers)
+@example(Answer(b"", hold=True))
+@example(Answer(b'{"v":1,"ok":true,"already_stopping":true,"exits_within":1e308}\n'))
+def test_stop_reports_a_documented_code_whatever_the_answer(workdir: Path, answer: Answer) -> None:
+    """stop: 0, 1 or 4, no traceback, a few lines, the holder gone, within its timeout."""
+    with open_fake_daemon(workdir) as fake:
+        fake.answer = answer
+        result = fake.cli("stop", wait=MARGIN)
+        fake.release()
+        check_output(result, {ControlCode.OK, ControlCode.FAILURE, ControlCode.NO_PERMISSION}, 3)
+        assert fake.holder.wait(10) is not None
