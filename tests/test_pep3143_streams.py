@@ -1,0 +1,61 @@
+"""The daemon's ``sys.stdout`` and ``sys.stderr`` encode as python-daemon's do.
+
+aiodaemon.pep3143 gives the daemon new line-buffered text streams on fds 1
+and 2 (docs/migrating.md); they must keep the encoding and error handler
+Python chose for the old ones, or a daemon printing a file name that is not
+UTF-8 dies where it ran under python-daemon.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from .support import PYTHON, REPO, clean_env, read_pid, wait_gone
+
+PROGRAM = REPO / "tests" / "programs" / "pep3143_streams.py"
+MODULES = ("daemon", "aiodaemon.pep3143")
+
+
+def run_streams(module: str, directory: Path, env: dict[str, str]) -> bytes:
+    """Run the program with ``module``; the bytes its daemon wrote to out.log."""
+    directory.mkdir()
+    environment = clean_env()
+    for name in ("LANG", "LC_ALL", "LC_CTYPE", "PYTHONIOENCODING", "PYTHONUTF8"):
+        environment.pop(name, None)
+    environment.update(env)
+    launcher = subprocess.run(
+        [PYTHON, str(PROGRAM), module, str(directory)],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        env=environment,
+        timeout=30,
+        check=False,
+    )
+    assert launcher.returncode == 0, launcher.stderr
+    wait_gone(read_pid(directory / "done"))
+    return (directory / "out.log").read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("env", "found"),
+    [
+        # The C locale (systemd's, cron's): surrogateescape gives the name's own bytes.
+        ({"LC_ALL": "C"}, b"found caf\xe9.txt"),
+        (
+            {"LC_ALL": "C.UTF-8", "PYTHONIOENCODING": "latin-1:backslashreplace"},
+            b"found caf\\udce9.txt",
+        ),
+    ],
+    ids=["c-locale", "pythonioencoding"],
+)
+def test_streams_keep_pythons_encoding(tmp_path: Path, env: dict[str, str], found: bytes) -> None:
+    """A file name that is not UTF-8 prints as with python-daemon; PYTHONIOENCODING is honoured."""
+    theirs, ours = (run_streams(module, tmp_path / module, env) for module in MODULES)
+    # Line by line: ours are line-buffered, python-daemon's stdout is not (documented).
+    assert sorted(ours.splitlines()) == sorted(theirs.splitlines())
+    assert found in ours.splitlines()
+    assert b"Traceback" not in ours
