@@ -265,6 +265,7 @@ class DaemonContext:
                 null = -1  # closed with the rest (0-2 hold its copies)
                 if own is not None and own.held is not None:
                     own.held.write_pid()
+                    own.keep_from_forked_children()
                 elif self.pidfile is not None:
                     enter_pidfile(self.pidfile)
             except BaseException as exc:

@@ -69,6 +69,7 @@ class PidFile:
             self.lock(timeout)
         assert self._held is not None
         self._held.write_pid()
+        self.keep_from_forked_children()
 
     def release(self) -> None:
         """Remove the file if it still holds our pid, and unlock it."""
@@ -162,6 +163,34 @@ class PidFile:
                 time.sleep(0.05)
             else:
                 return
+
+    def keep_from_forked_children(self) -> None:
+        """Let every child this process forks from now on give up the lock at once.
+
+        A forked child (a prefork worker, multiprocessing's fork context)
+        shares the locked descriptor: outliving a killed daemon, it held the
+        lock, and the next start said "already running" for a dead pid. The
+        child closes its copy and forgets the file, so its ``close()`` (at
+        exit, by ``atexit``) leaves the daemon's pidfile alone.
+        """
+        held = self._held
+        if held is None:
+            return
+        opened = os.fstat(held.fd)
+
+        def forget() -> None:
+            if self._held is not held:
+                return  # released (or acquired again) before this fork
+            self._held = None
+            try:
+                # Still the same file: the descriptor may be closed and its number reused.
+                if os.path.samestat(os.fstat(held.fd), opened):
+                    os.close(held.fd)
+            except OSError:
+                pass
+            held.fd = -1
+
+        os.register_at_fork(after_in_child=forget)
 
     @property
     def held(self) -> Pidfile | None:
