@@ -350,3 +350,25 @@ def test_chroot_and_privilege_drop(tmp_path: Path, started: list[Run], initgroup
         outputs["aiodaemon.pep3143"]
         == f"cwd / ids {ids} {ids} {ours}\nroot files ['dev']\nTerminating on signal 15\n"
     )
+
+
+@pytest.mark.root
+def test_initgroups_sets_the_gid(tmp_path: Path, started: list[Run]) -> None:
+    """initgroups=True without a chroot: the user's groups in both; only aiodaemon sets the gid."""
+    if os.geteuid() != 0:
+        pytest.fail("this test needs root (setuid); CI runs it as root")
+    runs = {}
+    for module in MODULES:
+        (tmp_path / module).mkdir()
+        args = [str(NOBODY), str(NOBODY), "yes", "none"]
+        runs[module] = launch(
+            "pep3143_jail.py", module, tmp_path / module, args, started, ready="ready.tmp"
+        )
+    for run in runs.values():
+        run.observed = observe(run)
+        assert run.observed["uid"].split() == [str(NOBODY)] * 4
+        assert run.observed["groups"] == str(NOBODY)
+    # python-daemon's initgroups=True calls os.initgroups and setuid, never setgid.
+    compare(runs, {"umask": ("0000", "0022"), "gid": ("0\t0\t0\t0", "\t".join([str(NOBODY)] * 4))})
+    for run in runs.values():
+        stop(run)

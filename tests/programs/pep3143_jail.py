@@ -1,7 +1,8 @@
 """A chrooted daemon dropping to another user, run with python-daemon or aiodaemon.pep3143.
 
-Usage: ``pep3143_jail.py MODULE DIR UID GID INITGROUPS``; the jail is
-``DIR/root`` (which must hold ``dev/null``). Needs root.
+Usage: ``pep3143_jail.py MODULE DIR UID GID INITGROUPS [JAIL]``; the jail is
+``DIR/root`` (which must hold ``dev/null``), or none when JAIL is ``none``.
+Needs root.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import sys
 from typing import Any
 
 MODULE, DIR, UID, GID, INITGROUPS = sys.argv[1:6]
+JAIL = sys.argv[6] if len(sys.argv) > 6 else "root"
 daemon: Any = importlib.import_module(MODULE)
 
 
@@ -21,7 +23,7 @@ def main() -> None:
     log = open(os.path.join(DIR, "out.log"), "w+")  # noqa: SIM115 (kept for the daemon's life)
     ready = open(os.path.join(DIR, "ready.tmp"), "w")  # noqa: SIM115
     context = daemon.DaemonContext(
-        chroot_directory=os.path.join(DIR, "root"),
+        chroot_directory=None if JAIL == "none" else os.path.join(DIR, JAIL),
         working_directory="/",
         uid=int(UID),
         gid=int(GID),
