@@ -3,10 +3,10 @@
 A real process holds the pidfile's lock and listens on the control socket the
 test serves (tests/programs/control_holder.py), so the CLI trusts what the test
 writes: random bytes, JSON of wrong shapes, oversized lines, no newline before
-the close, half an answer and then silence, no answer at all. Properties, for
-``status``, ``status --json``, ``reload`` and ``stop``: the CLI never prints a
-traceback, exits with a documented LSB code, says what happened in a few
-printable lines (``status --json``: exactly one JSON object on stdout), and
+the close, half an answer and then silence, no answer at all. Properties,
+for ``status``, ``status --json``, ``reload``, ``upgrade`` and ``stop``: the
+CLI never prints a traceback, exits with a documented LSB code, says what
+happened in a few printable lines (``status --json``: exactly one JSON object on stdout), and
 ends within its ``--timeout`` (the subprocess timeout bounds it).
 """
 
@@ -30,7 +30,7 @@ from hypothesis import strategies as st
 
 from aiodaemon._cli._control import ControlCode
 from aiodaemon._cli._status_command import StatusCode
-from aiodaemon._prefork._control_protocol import MAX_ANSWER
+from aiodaemon._prefork._control_protocol import MAX_ANSWER, ProtocolError, decode
 
 from .support import AIODAEMON, PROGRAMS, PYTHON, clean_env, is_alive
 
@@ -297,6 +297,41 @@ def test_reload_reports_a_documented_code_whatever_the_answer(
     check_output(result, {ControlCode.OK, ControlCode.FAILURE, ControlCode.NO_PERMISSION}, 2)
     assert result.stderr, "reload says how it went"
     # A daemon that has a control socket is never SIGHUPed instead (it would die of it).
+    assert is_alive(fake.holder.pid)
+
+
+def decodes(data: bytes) -> bool:
+    """Whether the CLI reads ``data`` as an answer (an unreadable one costs upgrade 2 s)."""
+    try:
+        decode(data)
+    except ProtocolError:
+        return False
+    return True
+
+
+#: Readable answers of every shape: each unreadable one makes upgrade wait 2 s
+#: for an exit (a daemon dying mid-upgrade), so only the examples below have those.
+readable_answers = (
+    answers_like().map(lambda answer: line({**answer, "v": 1})).filter(decodes).map(Answer)
+)
+
+
+@settings(FUZZ, max_examples=20)
+@given(readable_answers)
+@example(Answer(b'{"v":1,"ok":true,"pid":true}\n'))
+@example(Answer(b"\x00garbage\n"))
+def test_upgrade_reports_a_documented_code_whatever_the_answer(
+    fake: FakeDaemon, answer: Answer
+) -> None:
+    """upgrade: 0 (printing a pid), 1 or 4, no traceback, a line or two, no SIGUSR2 instead."""
+    fake.answer = answer
+    result = fake.cli("upgrade", wait=MARGIN)
+    check_output(result, {ControlCode.OK, ControlCode.FAILURE, ControlCode.NO_PERMISSION}, 2)
+    if result.returncode == ControlCode.OK:
+        assert result.stdout.strip().isdigit(), result.stdout
+    else:
+        assert result.stderr, "upgrade says why it failed"
+    # The holder has a control socket: never signalled instead (SIGUSR2 would end it).
     assert is_alive(fake.holder.pid)
 
 
