@@ -69,7 +69,6 @@ class PidFile:
             self.lock(timeout)
         assert self._held is not None
         self._held.write_pid()
-        self.keep_from_forked_children()
 
     def release(self) -> None:
         """Remove the file if it still holds our pid, and unlock it."""
@@ -166,6 +165,10 @@ class PidFile:
 
     def keep_from_forked_children(self) -> None:
         """Let every child this process forks from now on give up the lock at once.
+
+        Called by ``DaemonContext.open()`` in the daemon, after its own forks
+        (not by ``acquire()``: a program that takes the lock and then forks
+        away by itself means the child to keep it).
 
         A forked child (a prefork worker, multiprocessing's fork context)
         shares the locked descriptor: outliving a killed daemon, it held the
