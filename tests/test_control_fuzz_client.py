@@ -230,6 +230,13 @@ INFINITE_UPTIME = Answer(
 )
 NAN_UPTIME = Answer(INFINITE_UPTIME.data.replace(b"Infinity", b"NaN"))
 BIG_UPTIME = Answer(INFINITE_UPTIME.data.replace(b"Infinity", b"1e999"))
+#: Shapes status must not pass on as the daemon's: a bool for a pid, a reload without a result.
+BOOL_PID = Answer(
+    INFINITE_UPTIME.data.replace(b'"pid":1', b'"pid":true').replace(b"Infinity", b"1")
+)
+EMPTY_RELOAD = Answer(
+    INFINITE_UPTIME.data.replace(b"Infinity", b"1").replace(b"null", b'{"ok":"yes"}')
+)
 
 
 # --- properties --------------------------------------------------------------------
@@ -251,6 +258,8 @@ def check_output(result: subprocess.CompletedProcess[str], codes: set[int], line
 @example(INFINITE_UPTIME, True)
 @example(NAN_UPTIME, False)
 @example(BIG_UPTIME, False)
+@example(BOOL_PID, True)
+@example(EMPTY_RELOAD, True)
 @example(Answer(b"", hold=True), True)  # never answers
 def test_status_reports_a_documented_code_whatever_the_answer(
     fake: FakeDaemon, answer: Answer, as_json: bool
@@ -268,12 +277,27 @@ def test_status_reports_a_documented_code_whatever_the_answer(
         assert result.stdout.count("\n") == 1, result.stdout
         printed = json.loads(result.stdout, parse_constant=_not_json)
         assert set(printed) == STATUS_KEYS
+        if result.returncode == StatusCode.RUNNING and printed["sockets"] is not None:
+            check_status_shape(printed)
     elif result.returncode != StatusCode.RUNNING:
         assert result.stdout.count("\n") == 1, result.stdout
     # Whatever it was answered, what the CLI asked was a status request and nothing else.
     for request in fake.requests:
         assert json.loads(request) == {"v": 1, "cmd": "status"}, request
     assert is_alive(fake.holder.pid)
+
+
+def check_status_shape(printed: dict[str, Any]) -> None:
+    """The types DESIGN.md promises for ``status --json`` of a daemon that answered."""
+    assert isinstance(printed["state"], str), printed
+    assert type(printed["pid"]) is int, printed
+    assert type(printed["uptime"]) in (int, float), printed
+    assert all(isinstance(value, str) for value in printed["sockets"].values()), printed
+    last = printed["last_reload"]
+    if last is not None:
+        assert isinstance(last.get("ok"), bool), printed
+        assert last.get("error") is None or isinstance(last["error"], str), printed
+        assert isinstance(last.get("at"), str), printed
 
 
 def _not_json(name: str) -> object:

@@ -228,13 +228,26 @@ def _check_status(answer: dict[str, Any]) -> None:
     sockets, last = answer.get("sockets"), answer.get("last_reload")
     if (
         not isinstance(state, str)
-        or not isinstance(pid, int)
-        or not isinstance(uptime, int | float)
+        # bool is an int: "pid": true would be printed as the daemon's pid.
+        or type(pid) is not int
+        or type(uptime) not in (int, float)
         or not isinstance(sockets, dict)
         or not all(isinstance(v, str) for v in sockets.values())
-        or not (last is None or isinstance(last, dict))
+        or not (last is None or _is_reload_result(last))
     ):
         raise ControlError("unreadable status answer from the daemon")
+
+
+def _is_reload_result(last: object) -> bool:
+    """Whether ``last`` is ``{"ok": bool, "error": str|null, "at": str}`` (more keys may come)."""
+    if not isinstance(last, dict):
+        return False
+    error = last.get("error")
+    return (
+        isinstance(last.get("ok"), bool)
+        and (error is None or isinstance(error, str))
+        and isinstance(last.get("at"), str)
+    )
 
 
 def _report_answer(answer: dict[str, Any], path: StrPath, as_json: bool) -> int:
