@@ -55,6 +55,8 @@ class Answer:
     data: bytes = b""
     #: keep the connection open after ``data`` (the CLI must give up on its own).
     hold: bool = False
+    #: then end the lock holder, as a daemon that stops does.
+    end_holder: bool = False
 
 
 @dataclass
@@ -93,22 +95,27 @@ class FakeDaemon:
                 self.held.append(conn)
             else:
                 conn.close()
+            if self.answer.end_holder and self.holder.stdin is not None:
+                self.holder.stdin.close()
 
     def release(self) -> None:
         """Close the connections held open by the last example."""
         while self.held:
             self.held.pop().close()
 
-    def cli(self, *args: str, wait: float) -> subprocess.CompletedProcess[str]:
+    def cli(
+        self, *args: str, wait: float, timeout: str | None = str(TIMEOUT)
+    ) -> subprocess.CompletedProcess[str]:
         """``aiodaemon ARGS --pidfile P --timeout TIMEOUT``, bounded by ``wait`` more seconds."""
+        given = [] if timeout is None else ["--timeout", timeout]
         return subprocess.run(
-            [str(AIODAEMON), *args, "--pidfile", str(self.pidfile), "--timeout", str(TIMEOUT)],
+            [str(AIODAEMON), *args, "--pidfile", str(self.pidfile), *given],
             capture_output=True,
             text=True,
             cwd=PROGRAMS,
             env=clean_env(),
             stdin=subprocess.DEVNULL,
-            timeout=TIMEOUT + wait,
+            timeout=TIMEOUT + wait,  # a huge --timeout is only given when the answer comes
             check=False,
         )
 
@@ -146,7 +153,10 @@ def open_fake_daemon(directory: Path) -> Iterator[FakeDaemon]:
         listener.close()
         fake.release()
         holder.kill()
-        holder.communicate()
+        holder.wait()
+        for pipe in (holder.stdin, holder.stdout):
+            if pipe is not None:
+                pipe.close()
 
 
 @pytest.fixture
@@ -371,3 +381,38 @@ def test_stop_reports_a_documented_code_whatever_the_answer(workdir: Path, answe
         fake.release()
         check_output(result, {ControlCode.OK, ControlCode.FAILURE, ControlCode.NO_PERMISSION}, 3)
         assert fake.holder.wait(10) is not None
+
+
+# --- waits too long for the kernel --------------------------------------------------
+
+
+def good_answer(pid: int) -> Answer:
+    """One answer that satisfies status, reload and upgrade (the new pid: ``pid``)."""
+    reload = {"ok": True, "error": None, "at": "x"}
+    status = {"state": "running", "pid": pid, "uptime": 1.0, "sockets": {}, "last_reload": None}
+    return Answer(line({"v": 1, "ok": True, **status, "version": "1", "reload": reload}))
+
+
+@settings(FUZZ, max_examples=4)
+@given(st.floats(min_value=1e9, max_value=1.7e308))
+@example(1e12)
+def test_a_huge_timeout_means_as_long_as_it_takes(fake: FakeDaemon, timeout: float) -> None:
+    """status, reload, upgrade --timeout 1e12 and more: no overflow, the answer as usual."""
+    fake.answer = good_answer(fake.holder.pid)
+    for command, code in (("status", StatusCode.RUNNING), ("reload", 0), ("upgrade", 0)):
+        result = fake.cli(command, wait=MARGIN, timeout=repr(timeout))
+        check_output(result, {code}, lines=1)
+
+
+@settings(FUZZ, max_examples=2)
+@given(st.floats(min_value=1e9, max_value=1.7e308))
+@example(1e300)
+def test_stop_takes_a_huge_timeout_or_stop_budget(workdir: Path, budget: float) -> None:
+    """stop: --timeout 1e300, or a daemon's stop budget of 1e300 s, is waited on: no overflow."""
+    for given_timeout in (repr(budget), None):
+        with open_fake_daemon(workdir) as fake:
+            answer = {"v": 1, "ok": True, "already_stopping": False, "exits_within": budget}
+            fake.answer = Answer(line(answer), end_holder=True)
+            result = fake.cli("stop", wait=MARGIN, timeout=given_timeout)
+            check_output(result, {ControlCode.OK}, lines=1)
+            assert fake.holder.wait(10) is not None

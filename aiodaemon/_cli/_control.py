@@ -174,7 +174,8 @@ def _wait_exit(pidfd: int, timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     while True:
         left = max(0.0, deadline - time.monotonic())
-        if select.select([pidfd], [], [], left)[0]:
+        # In slices: a daemon may ask for 1e300 s (its stop budget), which select refuses.
+        if select.select([pidfd], [], [], min(left, 3600.0))[0]:
             return True
         if left <= 0:
             return False

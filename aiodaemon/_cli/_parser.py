@@ -124,6 +124,16 @@ def seconds(text: str) -> float:
     return value
 
 
+#: The longest wait a control command's ``--timeout`` stands for: past ~9e9 s the
+#: kernel's timeouts (select, socket timeouts) overflow, and 1e9 s is 31 years.
+LONGEST_WAIT = 1e9
+
+
+def wait_seconds(text: str) -> float:
+    """:func:`seconds`, at most :data:`LONGEST_WAIT` (``--timeout 1e12``: as long as it takes)."""
+    return min(seconds(text), LONGEST_WAIT)
+
+
 def build_parser(
     handlers: Mapping[str, Callable[[argparse.Namespace], int]], argv: Sequence[str] = ()
 ) -> argparse.ArgumentParser:
@@ -179,7 +189,7 @@ def build_parser(
         if name in ("stop", "restart"):
             sub.add_argument(
                 "--timeout",
-                type=seconds,
+                type=wait_seconds,
                 default=None,
                 metavar="S",
                 help=(
@@ -225,7 +235,7 @@ def _add_client_options(sub: argparse.ArgumentParser, name: str) -> None:
     if name == "reload":
         add(
             "--timeout",
-            type=seconds,
+            type=wait_seconds,
             default=60.0,
             metavar="S",
             help="seconds to wait for the reload to finish (default: 60)",
@@ -234,7 +244,7 @@ def _add_client_options(sub: argparse.ArgumentParser, name: str) -> None:
     elif name == "upgrade":
         add(
             "--timeout",
-            type=seconds,
+            type=wait_seconds,
             default=60.0,
             metavar="S",
             help="seconds the new process has to become ready (default: 60)",
@@ -243,7 +253,7 @@ def _add_client_options(sub: argparse.ArgumentParser, name: str) -> None:
         add("--json", action="store_true", help="print one JSON object")
         add(
             "--timeout",
-            type=seconds,
+            type=wait_seconds,
             default=10.0,
             metavar="S",
             help="seconds to wait for the daemon's answer (default: 10)",
