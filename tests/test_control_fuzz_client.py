@@ -28,10 +28,12 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+import aiodaemon
 from aiodaemon._cli._control import ControlCode
 from aiodaemon._cli._status_command import StatusCode
 from aiodaemon._prefork._control_protocol import MAX_ANSWER, ProtocolError, decode
 
+from .control_support import open_control_app
 from .support import AIODAEMON, PROGRAMS, PYTHON, clean_env, is_alive
 
 FUZZ = settings(
@@ -416,3 +418,14 @@ def test_stop_takes_a_huge_timeout_or_stop_budget(workdir: Path, budget: float) 
             result = fake.cli("stop", wait=MARGIN, timeout=given_timeout)
             check_output(result, {ControlCode.OK}, lines=1)
             assert fake.holder.wait(10) is not None
+
+
+def test_start_with_a_huge_start_timeout_waits_for_ready() -> None:
+    """start --start-timeout 1e12: the launcher waits for ready (it exited 1, silently)."""
+    with open_control_app() as app:
+        result = app.cli("start", "control_app:main", "--pidfile", app.pidfile,
+                         "--log-file", app.log, "--start-timeout", "1e12")  # fmt: skip
+        assert (result.returncode, result.stderr) == (0, "")
+        assert int(result.stdout) == aiodaemon.read_pidfile(app.pidfile).running_pid
+        stopped = app.cli("stop", "--pidfile", app.pidfile, "--timeout", "20")
+        assert stopped.returncode == 0, stopped.stderr

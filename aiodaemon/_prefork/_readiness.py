@@ -157,6 +157,10 @@ class WaitInterrupted(KeyboardInterrupt):
         self.pid = pid
 
 
+#: Longest single select() of a wait: any timeout is waited in slices of this.
+_SLICE = 3600.0
+
+
 def wait_ready(fd: int, timeout: float | None = None) -> LaunchResult:
     """Block until the daemon reports, its end of the pipe closes, or ``timeout`` passes.
 
@@ -170,9 +174,13 @@ def wait_ready(fd: int, timeout: float | None = None) -> LaunchResult:
         while True:
             if deadline is not None:
                 left = deadline - time.monotonic()
-                if left <= 0 or not select.select([fd], [], [], left)[0]:
+                if left <= 0:
                     assert timeout is not None
                     return LaunchResult(pid, False, 1, f"not ready after {timeout:g} s", True)
+                # In slices: select refuses a wait past ~9e9 s (OverflowError), and
+                # start_timeout=1e12 is a valid "as long as it takes".
+                if not select.select([fd], [], [], min(left, _SLICE))[0]:
+                    continue
             chunk = os.read(fd, 4096)
             if not chunk:
                 break
@@ -225,7 +233,7 @@ def wait_gone(pid: int, timeout: float) -> None:
     try:
         deadline = time.monotonic() + timeout
         while (left := deadline - time.monotonic()) > 0:
-            if select.select([pidfd], [], [], left)[0]:
+            if select.select([pidfd], [], [], min(left, _SLICE))[0]:
                 return
         try:  # noqa: SIM105 (no contextlib: see the module docstring)
             signal.pidfd_send_signal(pidfd, signal.SIGKILL)
