@@ -23,7 +23,7 @@ import atexit
 import os
 import signal
 
-from ._prefork import _detach, _pep3143_open
+from ._prefork import _detach, _pep3143_open, _pidlock
 from ._prefork._pep3143_open import (
     describe,
     fork_away,
@@ -100,11 +100,12 @@ def is_detach_process_context_required() -> bool:
 class _Pidfile:
     """python-daemon's ``daemon.pidfile`` module: ``TimeoutPIDLockFile(path, timeout)`` works.
 
-    Both names make an aiodaemon ``PidFile`` (flock), not a lockfile.
+    Both names make an aiodaemon ``PidFile`` (flock), not a lockfile; each
+    takes its own signature (``PIDLockFile(path, threaded=False, timeout=None)``).
     """
 
     TimeoutPIDLockFile = PidFile
-    PIDLockFile = PidFile
+    PIDLockFile = _pidlock.PIDLockFile
 
 
 #: ``daemon.pidfile`` for programs written for python-daemon.

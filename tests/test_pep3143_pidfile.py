@@ -206,3 +206,18 @@ def test_pidfile_after_a_uid_drop_is_removed_or_emptied(
         for pid in pids:
             kill_quietly(pid)
         shutil.rmtree(base, ignore_errors=True)
+
+
+def test_pidlockfile_takes_lockfiles_signature(tmp_path: Path) -> None:
+    """``daemon.pidfile.PIDLockFile(path, threaded=False, timeout=T)``: accepted as lockfile's."""
+    import daemon.pidfile
+
+    path = tmp_path / "app.pid"
+    theirs = daemon.pidfile.PIDLockFile(str(path), threaded=False, timeout=0.3)
+    ours = pep3143.pidfile.PIDLockFile(path, threaded=False, timeout=0.3)
+    assert ours.timeout == theirs.timeout == 0.3
+    assert isinstance(pep3143.pidfile.PIDLockFile(path, True), pep3143.PidFile)
+    with ours:
+        assert path.read_text() == f"{os.getpid()}\n"
+        assert ours.i_am_locking()
+    assert not path.exists()

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
     from ._pidfile import Pidfile
 
-__all__ = ["PidFile"]
+__all__ = ["PIDLockFile", "PidFile"]
 
 
 class PidFile:
@@ -199,3 +199,16 @@ class PidFile:
     def held(self) -> Pidfile | None:
         """The locked file while this object holds it."""
         return self._held
+
+
+class PIDLockFile(PidFile):
+    """lockfile's ``PIDLockFile(path, threaded=False, timeout=None)``, as this ``PidFile``.
+
+    ``threaded`` only made lockfile's lock names unique per thread; a pid lock
+    has none, so it is accepted and ignored.
+    """
+
+    def __init__(
+        self, path: str | os.PathLike[str], threaded: bool = False, timeout: float | None = None
+    ) -> None:
+        super().__init__(path, timeout=timeout)
