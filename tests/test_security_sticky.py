@@ -22,6 +22,7 @@ from .security_support import (
     arena,
     as_user,
     intruder,
+    make_victim,
     planted,
     records,
     refused_reopen,
@@ -194,3 +195,47 @@ def test_start_still_finds_its_own_running_daemon_in_a_sticky_directory(
         assert second.returncode == 0
     finally:
         stop_daemon(pid)
+
+
+def test_a_symlink_planted_in_a_sticky_directory_is_named_at_start(
+    arena: Path, intruder: User
+) -> None:
+    """Another user's symlink at log_file in a /tmp-like directory: refused as a symlink.
+
+    A kernel may refuse the ``O_CREAT`` open with EACCES before ``O_NOFOLLOW``
+    says ELOOP; "Permission denied" would hide the planted link.
+    """
+    pub = _sticky(arena, intruder, 0o1777)
+    victim = make_victim(arena / "root-only")
+    log = pub / "app.log"
+    as_user(intruder, lambda: os.symlink(victim, log))
+    mark = arena / "started"
+    result = start_daemon(
+        {"detach": True, "pidfile": str(arena / "app.pid"), "log_file": str(log)}, mark
+    )
+    if result.returncode == 0:  # started through the link: do not leave the daemon behind
+        stop_daemon(read_pid(arena / "app.pid"))
+    assert result.returncode == 1, result.stderr
+    [line] = result.stderr.splitlines()
+    assert line.endswith(f"cannot open log_file {log}: is a symlink; refusing to follow it"), line
+    assert not mark.exists()
+    assert victim.read_bytes() == b"root's secret\n"
+
+
+def test_a_symlink_planted_after_rotation_in_a_sticky_directory_is_named_at_reopen(
+    arena: Path, intruder: User
+) -> None:
+    """Rotated, then another user plants a symlink at the log's path: the reopen says so."""
+    pub = _sticky(arena, intruder, 0o1777)
+    victim = make_victim(arena / "root-only")
+    log, rotated = pub / "app.log", pub / "app.log.1"
+    options = {"pidfile": str(pub / "app.pid"), "log_file": str(log), "umask": 0o077}
+    with running_daemon(options) as pid:
+        wait_for(lambda: len(records(log)) > 2, what="ticks in the log file")
+        log.rename(rotated)
+        as_user(intruder, lambda: os.symlink(victim, log))
+        os.kill(pid, signal.SIGUSR1)
+
+        record = refused_reopen(rotated)
+        assert "is a symlink; refusing to follow it" in str(record["error"]), record
+    assert victim.read_bytes() == b"root's secret\n"

@@ -125,8 +125,11 @@ def open_append(
 
 
 def _explain(exc: OSError, path: str | os.PathLike[str]) -> OSError:
-    """Turn ELOOP/ENXIO from the open into what is really at the path."""
-    if exc.errno not in (errno.ELOOP, errno.ENXIO, errno.EWOULDBLOCK):
+    """Turn ELOOP/ENXIO/EACCES from the open into what is really at the path."""
+    # EACCES: in a sticky directory others may write (/tmp), a kernel may refuse
+    # O_CREAT on another user's symlink before O_NOFOLLOW does; "Permission
+    # denied" would send the reader after the directory's modes, not the link.
+    if exc.errno not in (errno.ELOOP, errno.ENXIO, errno.EWOULDBLOCK, errno.EACCES):
         return exc
     try:
         st = os.lstat(path)
