@@ -246,6 +246,16 @@ def test_quoted_messages_are_the_ones_printed() -> None:
     assert refusal in unwrapped(DOCS / "kubernetes.md")
 
 
+def test_run_start_warnings_are_the_ones_printed() -> None:
+    """docs/production.md quotes the warnings of a detached ``run()`` as it words them."""
+    from aiodaemon._launch import start_warnings
+
+    no_pidfile, no_log = start_warnings(4242, {})
+    production = unwrapped(DOCS / "production.md")
+    assert no_pidfile.removeprefix("warning: ") in production
+    assert no_log.removeprefix("warning: ").split(", so")[0] in production
+
+
 def test_health_bodies_are_quoted_byte_for_byte() -> None:
     """docs/kubernetes.md's probe table shows the exact JSON bodies the health endpoint sends."""
     from aiodaemon._run._health import _state_body
