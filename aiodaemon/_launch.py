@@ -416,7 +416,8 @@ def _should_detach(options: Options) -> bool:
 
     if not is_supervised():
         return True
-    if _invocation_id_alone() and (os.isatty(0) or os.isatty(2)):
+    without_id = {k: v for k, v in os.environ.items() if k != "INVOCATION_ID"}
+    if not is_supervised(without_id) and (os.isatty(0) or os.isatty(2)):
         # systemd sets INVOCATION_ID for every unit, and a desktop terminal may
         # run as one: its shells inherit it. The contract keeps the foreground
         # then; a person at a terminal is at least told why, and what to write.
@@ -425,13 +426,6 @@ def _should_detach(options: Options) -> bool:
             " for a service, and some terminals pass it on); pass detach=True to detach"
         )
     return False
-
-
-def _invocation_id_alone() -> bool:
-    """Whether INVOCATION_ID is the only sign of a service manager (see ``is_supervised``)."""
-    environ = os.environ
-    others = environ.get("NOTIFY_SOCKET") or environ.get("LISTEN_FDS") or os.getpid() == 1
-    return bool(environ.get("INVOCATION_ID")) and not others
 
 
 def check_main(main: object) -> None:

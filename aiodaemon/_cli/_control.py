@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import enum
 import os
-import select
-import time
 
 from .._prefork._messages import say
 from .._prefork._pidfile_status import PidfileState, PidfileStatus, read_pidfile
@@ -167,15 +165,3 @@ def _send(pidfd: int, pid: int, signum: int) -> bool:
         _say(f"not allowed to send {name} to pid {pid}: run as its user or as root")
         return False
     return True
-
-
-def _wait_exit(pidfd: int, timeout: float) -> bool:
-    """Wait for the process behind ``pidfd`` (not our child) to exit."""
-    deadline = time.monotonic() + timeout
-    while True:
-        left = max(0.0, deadline - time.monotonic())
-        # In slices: a daemon may ask for 1e300 s (its stop budget), which select refuses.
-        if select.select([pidfd], [], [], min(left, 3600.0))[0]:
-            return True
-        if left <= 0:
-            return False

@@ -15,7 +15,8 @@ import os
 import time
 
 from .._prefork._control_protocol import VERSION
-from ._control import ControlCode, _holder, _say, _send, _wait_exit
+from .._prefork._readiness import wait_exited
+from ._control import ControlCode, _holder, _say, _send
 from ._control_client import (
     ControlAbsent,
     ControlDenied,
@@ -106,11 +107,11 @@ def stop(
         # pidfile or its socket; one that dropped privileges may not unlink in
         # a root-owned directory, so it emptied its pidfile and left its socket.
         left = "which the daemon could not remove"
-        if not _wait_exit(pidfd, wait):
+        if not wait_exited(pidfd, wait):
             how = "SIGTERM" if asked is _Asked.SIGNAL else "the stop request"
             _say(f"pid {pid} still running {wait:g}s after {how}; sending SIGKILL")
             _send(pidfd, pid, signal.SIGKILL)
-            if not _wait_exit(pidfd, _KILL_WAIT):
+            if not wait_exited(pidfd, _KILL_WAIT):
                 _say(f"pid {pid} did not exit after SIGKILL")
                 return ControlCode.FAILURE
             left = "which the killed daemon left"
@@ -157,7 +158,7 @@ def _ask_once(
             answer = ask_patiently(
                 lambda: ask(control, request, holder=pid, timeout=answer_timeout),
                 until=deadline,
-                wait=lambda seconds: _wait_exit(pidfd, seconds),
+                wait=lambda seconds: wait_exited(pidfd, seconds),
             )
         except ControlAbsent:
             if had_socket:
@@ -169,21 +170,21 @@ def _ask_once(
             return _Asked.SIGNAL  # another user's daemon: SIGTERM says whether we may
         except ControlTimeout as exc:
             # A stuck loop: the holder still hears signals.
-            if _wait_exit(pidfd, 0):
+            if wait_exited(pidfd, 0):
                 return _Asked.GONE
             _say(f"{exc}; sending SIGTERM")
             return _Asked.SIGNAL
         except ControlUntrusted as exc:
             # Not the daemon's socket (a planted one, or an upgrade handing
             # over): never asked again; the holder still hears signals.
-            if _wait_exit(pidfd, 0):
+            if wait_exited(pidfd, 0):
                 return _Asked.GONE
             say_ignored(exc, "sending SIGTERM")
             return _Asked.SIGNAL
         except ControlError as exc:
             # Not served yet, or closed at the very end of a shutdown: ask again
             # while the daemon lives (a stop is idempotent), SIGTERM at the end.
-            if _wait_exit(pidfd, _RETRY_PAUSE):
+            if wait_exited(pidfd, _RETRY_PAUSE):
                 return _Asked.GONE
             if time.monotonic() > deadline:
                 _say(f"{exc}; sending SIGTERM")

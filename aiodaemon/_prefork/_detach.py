@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from ._readiness import LaunchResult
 
 __all__ = [
+    "close_if_same",
     "close_in_forked_children",
     "close_inherited_fds",
     "detach",
@@ -151,16 +152,19 @@ def close_in_forked_children(fd: int) -> None:
     pre-fork servers work. An exec'd child never had them (close-on-exec).
     """
     opened = os.fstat(fd)
+    os.register_at_fork(after_in_child=lambda: close_if_same(fd, opened))
 
-    def close_copy() -> None:
-        # Still the same file (the daemon may have closed it and reused the number).
-        try:
-            if os.path.samestat(os.fstat(fd), opened):
-                os.close(fd)
-        except OSError:
-            pass
 
-    os.register_at_fork(after_in_child=close_copy)
+def close_if_same(fd: int, opened: os.stat_result) -> None:
+    """Close ``fd`` if it is still open on the file ``opened`` describes.
+
+    Its owner may have closed it since, and the number be reused for another file.
+    """
+    try:
+        if os.path.samestat(os.fstat(fd), opened):
+            os.close(fd)
+    except OSError:
+        pass
 
 
 def enter_workdir(workdir: str | os.PathLike[str], umask: int) -> None:

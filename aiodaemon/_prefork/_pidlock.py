@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 import time
 
+from ._detach import close_if_same
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from types import TracebackType
@@ -185,12 +187,7 @@ class PidFile:
             if self._held is not held:
                 return  # released (or acquired again) before this fork
             self._held = None
-            try:
-                # Still the same file: the descriptor may be closed and its number reused.
-                if os.path.samestat(os.fstat(held.fd), opened):
-                    os.close(held.fd)
-            except OSError:
-                pass
+            close_if_same(held.fd, opened)
             held.fd = -1
 
         os.register_at_fork(after_in_child=forget)

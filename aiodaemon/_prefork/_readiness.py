@@ -24,6 +24,7 @@ __all__ = [
     "hold_gc",
     "release_gc",
     "stop_unready",
+    "wait_exited",
     "wait_gone",
     "wait_ready",
 ]
@@ -221,6 +222,22 @@ def stop_unready(pid: int, shutdown_timeout: float) -> None:
     wait_gone(pid, shutdown_timeout + 1.0)
 
 
+def wait_exited(pidfd: int, timeout: float) -> bool:
+    """Whether the process behind ``pidfd`` (not our child) exits within ``timeout``.
+
+    Looked at once even when ``timeout`` is 0; waited in slices, so that any
+    timeout works (select refuses one past ~9e9 s: a daemon's stop budget of
+    1e300 s, ``start_timeout=1e12``).
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        left = max(0.0, deadline - time.monotonic())
+        if select.select([pidfd], [], [], min(left, _SLICE))[0]:
+            return True
+        if left <= 0:
+            return False
+
+
 def wait_gone(pid: int, timeout: float) -> None:
     """Wait up to ``timeout`` for ``pid`` (not our child) to exit, then SIGKILL it.
 
@@ -231,10 +248,8 @@ def wait_gone(pid: int, timeout: float) -> None:
     except ProcessLookupError:
         return
     try:
-        deadline = time.monotonic() + timeout
-        while (left := deadline - time.monotonic()) > 0:
-            if select.select([pidfd], [], [], min(left, _SLICE))[0]:
-                return
+        if wait_exited(pidfd, timeout):
+            return
         try:  # noqa: SIM105 (no contextlib: see the module docstring)
             signal.pidfd_send_signal(pidfd, signal.SIGKILL)
         except ProcessLookupError:

@@ -243,9 +243,10 @@ class StartDeadline:
     def _backstop(self, predecessor: int | None) -> None:
         # On its own thread: the loop may be blocked for good.
         rt = self._rt
-        clock = BackstopClock(rt.options.start_timeout + rt.options.shutdown_timeout)
+        budget = rt.options.start_timeout + rt.options.shutdown_timeout
+        clock = BackstopClock(budget)
         try:
-            if self._over.wait(clock.due - clock.started):
+            if self._over.wait(budget):
                 return
             # Before waiting on the old daemon, which may end long after.
             stopped = clock.stopped()
