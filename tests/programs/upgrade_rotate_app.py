@@ -72,7 +72,10 @@ if __name__ == "__main__":
     import_hold = os.environ.get("APP_IMPORT_HOLD", "")
     if import_hold and os.path.exists(import_hold):
         open(import_hold + ".seen", "w").close()
-        while os.path.exists(import_hold):
+        # A poll, not an event: no loop runs before run(). Bounded, so that a
+        # test that died holding the gate leaves no process spinning for ever.
+        deadline = time.monotonic() + 60.0
+        while os.path.exists(import_hold) and time.monotonic() < deadline:
             time.sleep(0.01)
     options: dict[str, object] = {
         "pidfile": os.environ["APP_PIDFILE"],
