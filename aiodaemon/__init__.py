@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from ._run._systemd import notify as sd_notify
     from .exceptions import AlreadyRunningError, ConfigError, DaemonError, ExitCode, StartupError
 
-    #: the installed distribution's version ("0+unknown" from a source tree).
+    #: the package's version (a literal: no package metadata is read).
     __version__: str
 
 __all__ = [
@@ -93,13 +93,9 @@ if not TYPE_CHECKING:
 
 def _load(name: str) -> Any:
     """Import the public ``name`` on first use and keep it in the module's namespace."""
+    value: Any
     if name == "__version__":
-        from importlib.metadata import PackageNotFoundError, version
-
-        try:
-            value: Any = version("aiodaemon")
-        except PackageNotFoundError:  # a source tree on sys.path, not installed
-            value = "0+unknown"
+        from ._version import __version__ as value
     elif name in _EXPORTS:
         module, attr = _EXPORTS[name]
         import importlib  # here: `aiodaemon status` imports the package but no export

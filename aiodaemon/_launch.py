@@ -386,8 +386,6 @@ def _preload(options: Options) -> None:
     if options.health is not None:
         from ._run import _health  # noqa: F401
     if options.control is not None:
-        # __version__ reads package metadata (for the control socket's status).
-        from . import __version__  # noqa: F401
         from ._run import _control_server, _upgrade_reloads  # noqa: F401
     if options.chroot is not None or options.identity is not None:
         import concurrent.futures.thread  # noqa: F401  (run_in_executor imports it lazily)

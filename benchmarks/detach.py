@@ -119,15 +119,18 @@ def _child(contender: str, limit: int, fifo: str) -> None:
         _report_ready(fifo)
         await asyncio.Event().wait()
 
-    if contender == "aiodaemon":
+    if contender in ("aiodaemon", "aiodaemon+pidfile"):
         import aiodaemon
 
         async def main(ctx: aiodaemon.Context) -> None:
             _report_ready(fifo)
             await ctx.wait_stopping()
 
+        # With a pidfile the daemon also locks it and serves a control socket
+        # beside it: what `aiodaemon start --pidfile` users run.
+        pidfile = os.path.join(os.path.dirname(fifo), "startup.pid")
         _detach_called = time.monotonic()
-        aiodaemon.run(main, detach=True)
+        aiodaemon.run(main, detach=True, pidfile=pidfile if contender != "aiodaemon" else None)
     elif contender == "compact":
         import _compact
 
@@ -321,7 +324,8 @@ def main() -> None:
     parser.add_argument(
         "--startup",
         action="store_true",
-        help="only aiodaemon, compact and the floor, at 1,024: the start-up cost ratio",
+        help="only aiodaemon (bare and with a pidfile), compact and the floor, at 1,024:"
+        " the start-up cost ratio",
     )
     args = parser.parse_args()
     runs = 5 if args.quick else args.runs
@@ -478,7 +482,12 @@ def _startup_ratio(runs: int) -> None:
     )
 
     become_subreaper()
-    wall: dict[str, list[float]] = {"aiodaemon": [], "compact": [], "floor": []}
+    wall: dict[str, list[float]] = {
+        "aiodaemon": [],
+        "aiodaemon+pidfile": [],
+        "compact": [],
+        "floor": [],
+    }
     cpu: dict[str, list[float]] = {name: [] for name in wall}
     after_fork: dict[str, list[float]] = {name: [] for name in wall}
     with ready_fifo() as (fifo, fifo_fd, err, pycache):
@@ -497,6 +506,7 @@ def _startup_ratio(runs: int) -> None:
             f"start to ready, {runs} runs each, interleaved, RLIMIT_NOFILE {LOW_LIMIT:,};",
             "floor = import asyncio, uvloop, structlog, run a uvloop loop, report ready;",
             "compact = the same with the smallest double-forking daemonizer (_compact.py);",
+            "aiodaemon+pidfile = with a pidfile, so also its lock and the control socket;",
             "cpu = CPU time of every process up to ready (unaffected by other load);",
             "after fork = the daemon's part of it (the floor does not fork: -)",
         ],

@@ -22,6 +22,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "aiodaemon"
 #: own folder or an earlier one. Top-level modules are ranked one by one.
 FOLDERS: dict[str, int] = {
     "exceptions": 0,
+    "_version": 0,
     "_options": 0,
     "_prefork": 1,
     "_logs": 2,
@@ -53,6 +54,7 @@ LAYERS = [
         "_prefork._messages",
         "_prefork._pinned",
         "_prefork._sharedfile",
+        "_version",
         "exceptions",
     },
     {

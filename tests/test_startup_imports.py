@@ -65,6 +65,27 @@ def test_a_minimal_daemon_imports_nothing_it_does_not_use() -> None:
     assert loaded & NOT_FOR_EVERYONE == set()
 
 
+def test_a_daemon_with_a_control_socket_reads_no_package_metadata(tmp_path: Path) -> None:
+    """The status answer's version is a literal: importlib.metadata cost ~15 ms to ready."""
+    result = python([REPO / "tests" / "programs" / "startup_modules.py", tmp_path / "d.pid"])
+    assert result.returncode == 0, result.stderr
+    loaded = set(result.stdout.split())
+    assert "aiodaemon._run._control_server" in loaded
+    assert "importlib.metadata" not in loaded
+
+
+def test_the_version_is_the_installed_distributions() -> None:
+    """``__version__``, ``--version`` and the installed metadata say the same."""
+    import importlib.metadata
+
+    import aiodaemon
+
+    result = python(["-m", "aiodaemon", "--version"])
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"aiodaemon {aiodaemon.__version__}\n"
+    assert aiodaemon.__version__ == importlib.metadata.version("aiodaemon")
+
+
 @pytest.mark.parametrize("collector", ["on", "off"])
 def test_the_collector_is_back_as_the_program_left_it_once_ready(
     tmp_path: Path, collector: str

@@ -216,10 +216,10 @@ def build_parser(
 
 
 class _VersionAction(argparse.Action):
-    """``--version``, reading the package metadata only when asked (it is slow to import)."""
+    """``--version``: the package's version, and exit."""
 
     def __call__(self, parser: argparse.ArgumentParser, *args: object, **kwargs: object) -> None:
-        from .. import __version__
+        from .._version import __version__
 
         write_line(f"{PROG} {__version__}")
         parser.exit()

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, cast
 import structlog
 
 from .._prefork._config import HEALTH_SOCKET
+from .._version import __version__
 from ._services import RuntimeHandle, Service
 from ._state import Event
 
@@ -173,7 +174,6 @@ def _control(runtime: Runtime) -> Service | None:
     control = runtime.parts.control
     if control is None:
         return None
-    from .. import __version__
     from ._control_server import ControlServer, DaemonCommands
 
     # status lists the health socket too (its real port), and `stop`

@@ -1,4 +1,7 @@
-"""A minimal foreground daemon that prints, once ready, the modules its start-up imported."""
+"""A minimal foreground daemon that prints, once ready, the modules its start-up imported.
+
+With an argument, that is its pidfile (and so it has a control socket beside it).
+"""
 
 from __future__ import annotations
 
@@ -19,4 +22,4 @@ async def main() -> None:
     os.write(1, (" ".join(sorted(set(sys.modules) - before)) + "\n").encode())
 
 
-aiodaemon.run(main, detach=False)
+aiodaemon.run(main, detach=False, pidfile=sys.argv[1] if len(sys.argv) > 1 else None)
