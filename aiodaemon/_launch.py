@@ -137,30 +137,26 @@ def launch(
                 t.name for t in threading.enumerate() if t is not threading.main_thread()
             )
             raise StartupError(f"cannot detach while other threads run ({names})")
+        # The run phase's modules, loaded before the fork rather than in the
+        # daemon: an import after the fork writes to pages it shares with the
+        # waiting launcher (module dicts, interned strings, pymalloc pools), each
+        # write a copy-on-write fault; loading them here costs the whole start
+        # ~1.5 ms less CPU (benchmarks/detach.py --startup), the control
+        # server's ~1 ms more. Before acquire: a broken install acquires nothing.
+        _preload(options)
         from ._prefork._acquire import acquire
 
         acquired = acquire(options)
     except DaemonError as exc:
         return _give_up(main, explain(exc), exc.exit_code)
+    except ImportError as exc:  # a broken uvloop build: as the daemon would say it
+        return _give_up(main, f"ImportError: {exc}", ExitCode.FAILURE)
     for warning in acquired.warnings:  # the start goes on: a full disk may free up
         say(f"warning: {explain(warning)}")
 
-    # The run phase's modules, loaded before the fork rather than in the daemon:
-    # an import after the fork writes to pages it shares with the waiting
-    # launcher (module dicts, interned strings, pymalloc pools), each write a
-    # copy-on-write fault; loading them here costs the whole start ~1.5 ms less
-    # CPU (benchmarks/detach.py --startup). _preload adds what options need;
-    # every daemon's SIGUSR2 service loads _upgrade_service (with _upgrade, _handoff).
-    from ._logs import _logging  # noqa: F401
-    from ._prefork import _handoff, _privileges  # noqa: F401
+    from ._prefork import _privileges
     from ._prefork._detach import close_inherited_fds, enter_workdir, redirect_outputs
     from ._prefork._detach import detach as detach_process
-    from ._prefork._pinned import pin
-    from ._run import _runner, _services, _signal_handlers, _signal_mask, _upgrade_service  # noqa: F401
-
-    # The upgrade's own modules are read here too, for the same reason: read in
-    # the daemon, their ~40 KB of code cost it three times the CPU (see _pinned).
-    pin(_upgrade_service.UPGRADE_PATH)
 
     as_init = False
     # The one place the daemon gives back what it acquired, however it ends.
@@ -376,12 +372,16 @@ def _preload(options: Options) -> None:
     import structlog  # noqa: F401
 
     from ._logs import _logging  # noqa: F401
+    from ._prefork import _handoff, _privileges  # noqa: F401
     from ._prefork._pinned import pin
-    from ._run import _context, _runner, _serving  # noqa: F401
+    from ._run import _context, _runner, _services, _serving, _signal_handlers, _signal_mask  # noqa: F401
+
+    # Every daemon's SIGUSR2 service loads _upgrade_service (with _upgrade and
+    # _handoff); an upgrade's own modules are read now and run once main runs
+    # (see _pinned): read in the daemon, their ~40 KB of code cost it three
+    # times the CPU.
     from ._run._upgrade_service import UPGRADE_PATH
 
-    # An upgrade's own modules: read now, run once main runs (see _pinned). The
-    # launcher read them before its fork; an upgrade's successor reads them here.
     pin(UPGRADE_PATH)
     if options.health is not None:
         from ._run import _health  # noqa: F401
