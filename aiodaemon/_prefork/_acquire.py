@@ -162,13 +162,11 @@ def acquire(options: Options) -> Acquired:
                 # Bound now, while the directory may still be root-only; given to
                 # the user we drop to, so the daemon can answer on it afterwards.
                 uid, gid = (identity.uid, identity.gid) if identity is not None else (None, None)
-                # Only daemons with a control socket pay for these imports.
-                from pathlib import Path
-
+                # Only daemons with a control socket pay for this import.
                 from ._control_socket import open_control_socket
 
                 acquired.control = stack.enter_context(
-                    open_control_socket(Path(options.control), uid, gid)
+                    open_control_socket(options.control, uid, gid)
                 )
             # Everything is held: from here the stack is the caller's to close.
             acquired.stack = stack.pop_all()

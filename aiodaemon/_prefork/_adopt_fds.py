@@ -181,10 +181,8 @@ def adopt_control(handoff: Handoff, path: str) -> ControlSocket | None:
     """
     from ._control_socket import ControlSocket
 
-    sock = adopt_socket(handoff, "control", "control", str(path))
-    from pathlib import Path
-
-    return None if sock is None else ControlSocket(Path(path), sock, None)
+    sock = adopt_socket(handoff, "control", "control", path)
+    return None if sock is None else ControlSocket(path, sock, None)
 
 
 def adopt(options: Options, handoff: Handoff) -> Acquired:

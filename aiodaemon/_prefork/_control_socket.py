@@ -19,18 +19,13 @@ import stat
 
 from ..exceptions import StartupError
 
-TYPE_CHECKING = False  # not typing's: see aiodaemon/__init__.py
-if TYPE_CHECKING:
-    # Annotations only: the CLI's client imports this module and must start fast.
-    from pathlib import Path
-
 __all__ = ["ControlSocket", "open_control_socket"]
 
 
 class ControlSocket:
     """The bound (not yet listening) control socket and the file we created for it."""
 
-    def __init__(self, path: Path, sock: socket.socket, identity: tuple[int, int] | None) -> None:
+    def __init__(self, path: str, sock: socket.socket, identity: tuple[int, int] | None) -> None:
         self.path = path
         self.sock = sock
         # (st_dev, st_ino) of our file: only that inode is ever unlinked (None: not ours).
@@ -50,7 +45,7 @@ class ControlSocket:
         self._identity = None
 
     @classmethod
-    def adopt(cls, path: Path, fd: int) -> ControlSocket:
+    def adopt(cls, path: str, fd: int) -> ControlSocket:
         """Take over an inherited control socket (an upgrade's successor).
 
         The file at ``path`` becomes ours to remove at exit. Serving it with
@@ -101,13 +96,13 @@ class ControlSocket:
             try:
                 st = os.lstat(self.path)
                 if (st.st_dev, st.st_ino) == self._identity:
-                    self.path.unlink()
+                    os.unlink(self.path)
             except OSError:
                 pass
         self._identity = None
 
 
-def open_control_socket(path: Path, uid: int | None, gid: int | None) -> ControlSocket:
+def open_control_socket(path: str, uid: int | None, gid: int | None) -> ControlSocket:
     """Bind a unix stream socket at ``path``, mode 0600, owned by ``uid``/``gid``.
 
     A stale socket file (nobody accepts on it: its daemon was killed) is
@@ -121,7 +116,7 @@ def open_control_socket(path: Path, uid: int | None, gid: int | None) -> Control
 
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
     try:
-        identity = bind_unix(sock, os.fsdecode(path), mode=0o600, owner=(uid, gid))
+        identity = bind_unix(sock, path, mode=0o600, owner=(uid, gid))
     except OSError as exc:
         sock.close()
         raise StartupError(f"control socket {path}: {exc.strerror or exc}") from exc

@@ -165,7 +165,7 @@ def _forced_exit_files(runtime: Runtime) -> None:
         def unlink_control() -> None:
             identity = control.identity
             if identity is not None:
-                unlink_if_ours(str(control.path), identity)
+                unlink_if_ours(control.path, identity)
 
         runtime.add_forced_exit_step(unlink_control)
 
@@ -192,7 +192,7 @@ def _control(runtime: Runtime) -> Service | None:
     )
     server = ControlServer(control.sock, {os.geteuid()}, commands.commands())
     takeover = getattr(runtime.parts.pipe, "on_takeover", None)
-    return ControlService(server, str(control.path), defer_to=takeover)
+    return ControlService(server, control.path, defer_to=takeover)
 
 
 def _request_stop(runtime: Runtime) -> None:

@@ -113,7 +113,7 @@ class _TakeOver:
         if channel.listeners is not None:
             channel.listeners.own_unix_files(unix_files(handoff))
         if channel.control is not None:
-            identity = unix_files(handoff, "control").get(str(channel.control.path))
+            identity = unix_files(handoff, "control").get(channel.control.path)
             if identity is not None:
                 channel.control.own_file(identity)
         for step in channel.on_takeover:

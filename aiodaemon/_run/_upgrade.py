@@ -266,9 +266,7 @@ class Upgrader:
         if target.control is not None:
             control = target.control
             entries.append(
-                describe_socket(
-                    "control", "control", control.sock, str(control.path), control.identity
-                )
+                describe_socket("control", "control", control.sock, control.path, control.identity)
             )
         log_file = None if target.log_file is None else target.log_file()
         if log_file is not None and log_file[1] >= 0:
