@@ -17,7 +17,7 @@ import socket
 from collections.abc import Iterator, Mapping, MutableMapping
 
 from ..exceptions import StartupError
-from ._addresses import InetAddress, ListenAddress, UnixAddress
+from ._addresses import InetAddress, ListenAddress, UnixAddress, encoded_host
 from ._unixbind import bind_unix_listener, unlink_if_ours
 
 __all__ = ["LISTEN_VARIABLES", "Listeners", "open_listeners"]
@@ -227,7 +227,7 @@ def _bind_inet(address: InetAddress) -> socket.socket:
     else:
         family = socket.AF_INET6 if address.ipv6 else socket.AF_UNSPEC
         infos = socket.getaddrinfo(
-            address.host,
+            encoded_host(address.host),
             address.port,
             family,
             socket.SOCK_STREAM,

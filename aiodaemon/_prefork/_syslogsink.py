@@ -282,7 +282,9 @@ def open_syslog_sink(target: SyslogTarget, owner: int | None = None) -> SyslogSi
         return SyslogSink(target, sock, None, owner=owner)
     kind = socket.SOCK_STREAM if target.transport == "tcp" else socket.SOCK_DGRAM
     try:
-        infos = socket.getaddrinfo(target.host, target.port, type=kind)
+        from ._addresses import encoded_host
+
+        infos = socket.getaddrinfo(encoded_host(target.host), target.port, type=kind)
     except OSError as exc:
         raise StartupError(
             f"cannot resolve syslog {target}: {exc.strerror or exc}", option="syslog"

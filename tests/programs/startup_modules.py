@@ -1,11 +1,12 @@
 """A minimal foreground daemon that prints, once ready, the modules its start-up imported.
 
-With an argument, that is its pidfile (and so it has a control socket beside it).
+An argument is a JSON object of more options (a pidfile, listening sockets...).
 """
 
 from __future__ import annotations
 
 import asyncio  # noqa: F401  (the floor: what any program on this stack imports)
+import json
 import os
 import sys
 
@@ -22,4 +23,4 @@ async def main() -> None:
     os.write(1, (" ".join(sorted(set(sys.modules) - before)) + "\n").encode())
 
 
-aiodaemon.run(main, detach=False, pidfile=sys.argv[1] if len(sys.argv) > 1 else None)
+aiodaemon.run(main, detach=False, **(json.loads(sys.argv[1]) if len(sys.argv) > 1 else {}))
