@@ -389,9 +389,8 @@ def _preload(options: Options) -> None:
         from ._run import _control_server, _upgrade_reloads  # noqa: F401
     if options.chroot is not None or options.identity is not None:
         import concurrent.futures.thread  # noqa: F401  (run_in_executor imports it lazily)
-        import encodings.idna  # noqa: F401  (getaddrinfo on a str host)
-        import secrets  # noqa: F401  (an upgrade's spawn imports these lazily)
-        import subprocess  # noqa: F401
+        import encodings.idna  # noqa: F401  (the program's getaddrinfo on a str host)
+        import subprocess  # noqa: F401  (an upgrade's spawn imports these lazily)
         import traceback  # noqa: F401
 
         # aiodaemon.sd_notify; _terminal for a foreground daemon's SIGHUP (a

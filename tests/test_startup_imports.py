@@ -102,6 +102,20 @@ def test_the_version_is_the_installed_distributions() -> None:
     assert aiodaemon.__version__ == importlib.metadata.version("aiodaemon")
 
 
+def test_a_privilege_dropping_daemon_loads_no_hashlib() -> None:
+    """What a dropped daemon may import later is loaded ahead, but not ``secrets``.
+
+    An upgrade's one-time secret is ``os.urandom`` in hex: ``secrets`` (with
+    hashlib, hmac and random) cost ~3 ms of every such start.
+    """
+    options = json.dumps({"user": "nobody"})
+    result = python([REPO / "tests" / "programs" / "startup_modules.py", options])
+    assert result.returncode == 0, result.stderr
+    loaded = set(result.stdout.split())
+    assert {"aiodaemon._prefork._identity", "aiodaemon._run._systemd", "pwd"} <= loaded
+    assert loaded & {"secrets", "hashlib", "hmac", "random"} == set()
+
+
 @pytest.mark.parametrize("collector", ["on", "off"])
 def test_the_collector_is_back_as_the_program_left_it_once_ready(
     tmp_path: Path, collector: str

@@ -233,14 +233,16 @@ def spawn_successor(
         StartupError: the program cannot be started again.
     """
     import json
-    import secrets
     import subprocess
 
     argv = list(sys.orig_argv)
     if not argv:
         raise StartupError("upgrade: the command line of this process is unknown")
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-    secret = secrets.token_hex(32)
+    # secrets.token_hex(32) is exactly this; importing secrets (hashlib, hmac,
+    # random) would cost every privilege-dropping daemon ~3 ms of its start,
+    # where it must be loaded ahead (see _launch._preload).
+    secret = os.urandom(32).hex()
     err_read, err_write = os.pipe2(os.O_CLOEXEC)
     # The successor's real stderr, switched back onto its fd 2 at the hand-over.
     real_stderr = os.dup(2)
