@@ -21,7 +21,12 @@ if TYPE_CHECKING:
     from ._prefork._adopt import Handoff
     from ._run._hooks import Hooks, MainTarget
 
-__all__ = ["succeed"]
+__all__ = ["INHERITED_FILES", "succeed"]
+
+#: Options naming files the old daemon opened and the successor inherits open:
+#: checked against those descriptors (see :func:`_successor_options`), never by
+#: path, which after a privilege drop may lie in a directory closed to us.
+INHERITED_FILES = frozenset({"pidfile", "control", "log_file", "stdout", "stderr"})
 
 
 def succeed(

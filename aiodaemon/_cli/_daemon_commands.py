@@ -159,7 +159,7 @@ def _daemon_options(args: argparse.Namespace, *, detach: bool) -> dict[str, Any]
         _Running: the daemon holding --pidfile runs, which was said.
     """
     try:
-        return daemon_options(args, detach=detach)
+        return daemon_options(args, detach=detach, successor=_is_successor())
     except ConfigError as exc:
         _report_running_elsewhere(args, exc)
         raise UsageError(flag_message(exc)) from None

@@ -21,8 +21,18 @@ if TYPE_CHECKING:
 __all__ = ["daemon_options", "explain_in_flags", "flag_message", "keywords_as_flags"]
 
 
-def daemon_options(args: argparse.Namespace, *, detach: bool) -> dict[str, Any]:
+def daemon_options(
+    args: argparse.Namespace, *, detach: bool, successor: bool = False
+) -> dict[str, Any]:
     """Keyword options for ``run()`` from the command line, validated here.
+
+    Args:
+        args: the parsed command line.
+        detach: the command's ``detach``.
+        successor: this process was started by an upgrade: the files the old
+            daemon opened are checked by the start, against the descriptors
+            handed over, not here by path (a daemon dropped to ``--user`` may
+            keep its log or pidfile in a directory that user cannot enter).
 
     Raises:
         UsageError: a malformed ``--listen``.
@@ -45,7 +55,12 @@ def daemon_options(args: argparse.Namespace, *, detach: bool) -> dict[str, Any]:
         raw["no_new_privileges"] = False
     from .._prefork._config import parse_options
 
-    parse_options(raw)
+    if successor:
+        from .._successor import INHERITED_FILES
+
+        parse_options({key: value for key, value in raw.items() if key not in INHERITED_FILES})
+    else:
+        parse_options(raw)
     return raw
 
 

@@ -1,0 +1,76 @@
+"""``aiodaemon start --user U`` with its files where only root may look, then ``upgrade``.
+
+The successor runs as the daemon's user from the start, and inherits the log
+file, the ``--stdout``/``--stderr`` files and the pidfile open: their
+directories may be closed to that user (``/var/log``, a root-only ``/run``),
+as they are to a daemon started with ``run()``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sysconfig
+from pathlib import Path
+
+import pytest
+
+from .security_support import User, arena, own_dir, service_account, stop_daemon
+from .support import REPO, clean_env, program, read_json_lines, read_pid, shared_python, wait_gone
+
+pytestmark = pytest.mark.root
+
+__all__ = ["arena", "service_account"]  # fixtures, re-exported for pytest
+
+
+def _cli(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """``python -m aiodaemon ARGS`` with a Python the service account may run too."""
+    site = Path(sysconfig.get_paths()["purelib"])
+    return subprocess.run(
+        [shared_python(), "-m", "aiodaemon", *map(str, args)],
+        cwd=cwd,
+        env=clean_env({"PYTHONPATH": os.pathsep.join([str(REPO), str(site)])}),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize("where", ["log_file", "stdout", "stderr", "pidfile"])
+def test_a_dropped_cli_daemon_upgrades_with_a_file_in_a_root_only_directory(
+    arena: Path, service_account: User, where: str
+) -> None:
+    """The successor adopts the inherited file, not refused by a path check as that user."""
+    app = arena / "app"
+    app.mkdir(mode=0o755)
+    shutil.copyfile(program("cli_app"), app / "app.py")
+    # cli_app records its starts next to itself, as the daemon's user.
+    os.chown(app, service_account.uid, service_account.gid)
+    closed = arena / "closed"
+    closed.mkdir(mode=0o700)
+    run = own_dir(arena / "run", service_account)
+    files = {
+        "log_file": run / "app.jsonl",
+        "stdout": run / "app.out",
+        "stderr": run / "app.err",
+        "pidfile": run / "app.pid",
+    }
+    files[where] = closed / files[where].name
+    pidfile = files["pidfile"]
+    flags = [f"--{name.replace('_', '-')}={path}" for name, path in files.items()]
+    started = _cli("start", "app:main", *flags, f"--user={service_account.name}", cwd=app)
+    assert started.returncode == 0, started.stderr
+    old = int(started.stdout)
+    try:
+        upgraded = _cli("upgrade", "--pidfile", pidfile, cwd=app)
+        assert upgraded.returncode == 0, upgraded.stderr
+        new = int(upgraded.stdout)
+        wait_gone(old, 30)
+        assert read_pid(pidfile) == new
+        ready = [r["pid"] for r in read_json_lines(files["log_file"]) if r["event"] == "ready"]
+        assert ready == [old, new]
+    finally:
+        stop_daemon(read_pid(pidfile))
