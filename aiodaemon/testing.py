@@ -106,7 +106,7 @@ class DaemonProcess:
     @property
     def stderr(self) -> str:
         """What the daemon wrote on its stderr so far."""
-        return self._stderr_path.read_text(errors="replace")
+        return self._stderr_path.read_text(encoding="locale", errors="replace")
 
     def address(self, name: str) -> tuple[str, int] | str:
         """Where the ``listen=`` socket ``name`` listens: ``(host, port)`` or a unix path.

@@ -53,6 +53,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return command(args)
     except UsageError as exc:
         error(f"{PROG}: {exc}")
+        _abandon_handoff(ExitCode.USAGE, str(exc))
         return ExitCode.USAGE
     except KeyboardInterrupt:
         # Ctrl-C while the CLI itself waits (stop, start before the fork).
@@ -63,6 +64,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         silence(sys.stdout)
         silence(sys.stderr)
         return ExitCode.FAILURE
+    finally:
+        # An upgrade's successor that ends here, whatever the reason, closes the
+        # channel its start did not use (the old daemon then sees it end).
+        _abandon_handoff()
+
+
+def _abandon_handoff(code: int | None = None, message: str = "") -> None:
+    """Tell an upgrading old daemon why we, its successor, end before our start (if we are)."""
+    adopt = sys.modules.get("aiodaemon._prefork._adopt")
+    if adopt is not None:
+        adopt.abandon_handoff(code, message)
 
 
 def _check_pidfile_arg(args: argparse.Namespace) -> None:

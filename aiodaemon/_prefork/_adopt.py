@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 __all__ = [
     "Handoff",
     "SuccessorChannel",
+    "abandon_handoff",
     "is_successor",
     "take_handoff",
 ]
@@ -115,6 +116,29 @@ def take_handoff(env: MutableMapping[str, str] | None = None) -> Handoff | None:
     handoff = _take(os.environ if env is None else env)
     _taken.append(handoff)
     return handoff
+
+
+def abandon_handoff(code: int | None = None, message: str = "") -> None:
+    """Give up a hand-off taken before the start could use it: say why, close the channel.
+
+    The ``aiodaemon`` command takes the hand-off first thing, before it parses
+    its arguments and imports the target; a usage error (a target that no
+    longer imports, an option the new code refuses) ends it before
+    :func:`aiodaemon._successor.succeed` could answer on the channel. The old
+    daemon then gets the error itself (``code`` and ``message``, as a start
+    failure), not the last line of our stderr; and the channel is closed, not
+    left to the garbage collector (whose ``ResourceWarning`` under ``-X dev``
+    would be that last line). A no-op when no hand-off was taken, or after the
+    start closed the channel.
+    """
+    handoff = _taken[0] if _taken else None
+    if handoff is None or handoff.channel.fileno() < 0:
+        return
+    if code is not None:
+        line = " ".join(message.split()) or "startup failed"
+        with contextlib.suppress(OSError):
+            handoff.channel.sendall(f"E{int(code)} {line}\n".encode("utf-8", "replace"))
+    handoff.channel.close()
 
 
 def is_successor() -> bool:

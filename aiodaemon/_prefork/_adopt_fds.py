@@ -78,7 +78,7 @@ def adopt_pidfile(handoff: Handoff, path: str | None) -> Pidfile | None:
 def _holds_flock(fd: int) -> bool:
     """Whether the open file behind ``fd`` holds an exclusive ``flock`` (its fdinfo says so)."""
     try:
-        with open(f"/proc/self/fdinfo/{fd}") as f:
+        with open(f"/proc/self/fdinfo/{fd}", encoding="ascii") as f:
             lines = f.read().splitlines()
     except OSError:
         return False

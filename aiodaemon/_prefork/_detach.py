@@ -138,7 +138,7 @@ def _text_stream(
             return io.TextIOWrapper(
                 raw, encoding=encoding, errors=handler, line_buffering=line_buffering
             )
-    return io.TextIOWrapper(raw, errors=errors, line_buffering=line_buffering)
+    return io.TextIOWrapper(raw, encoding="locale", errors=errors, line_buffering=line_buffering)
 
 
 def close_in_forked_children(fd: int) -> None:

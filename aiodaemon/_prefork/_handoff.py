@@ -157,20 +157,18 @@ def describe_pidfile(pidfile: Pidfile) -> Inherited:
 class Spawned:
     """A successor just started: its process, pidfd, our end of the channel, its stderr."""
 
-    __slots__ = ("channel", "pidfd", "process", "stderr")
+    __slots__ = ("channel", "pid", "pidfd", "process", "stderr")
 
     def __init__(
         self, process: subprocess.Popen[bytes], pidfd: int, channel: socket.socket, stderr: int
     ) -> None:
-        self.process = process
+        #: None once :meth:`release` let the successor go.
+        self.process: subprocess.Popen[bytes] | None = process
+        self.pid = process.pid
         self.pidfd = pidfd
         self.channel = channel
         #: read end of the pipe that is the successor's fd 2 until the hand-over.
         self.stderr = stderr
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
 
     def exit_status(self) -> int | None:
         """The exit code if the successor has exited, without reaping it (None if running).
@@ -195,8 +193,25 @@ class Spawned:
         pid nor its group id can name another process by then.
         """
         self.send_kill()
-        self.process.wait()
+        if self.process is not None:
+            self.process.wait()
         self.close()
+
+    def release(self) -> None:
+        """The successor is in charge and outlives us: drop its ``Popen``, knowingly.
+
+        A ``Popen`` collected while its child runs warns "subprocess N is still
+        running" (a ``ResourceWarning``: a log record under ``-X dev``, an
+        "Exception ignored" under ``-W error``). Here that is the point of the
+        upgrade, not a leak: our exit hands the successor to the init process.
+        """
+        import warnings
+
+        process, self.process = self.process, None
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ResourceWarning)
+            # The last reference: collected here, under the filter.
+            del process
 
     def send_kill(self) -> None:
         """SIGKILL the successor and its process group, leaving it unreaped."""

@@ -76,7 +76,7 @@ def raise_descriptor_limit() -> int:
 def _kernel_maximum() -> int | None:
     """``fs.nr_open``, the most descriptors a process may have, for an unlimited hard limit."""
     try:
-        with open("/proc/sys/fs/nr_open") as f:
+        with open("/proc/sys/fs/nr_open", encoding="ascii") as f:
             return int(f.read())
     except (OSError, ValueError):
         return None

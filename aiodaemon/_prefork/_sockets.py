@@ -195,7 +195,7 @@ def _is_privileged_port(address: InetAddress) -> bool:
     if address.port == 0:
         return False
     try:
-        with open("/proc/sys/net/ipv4/ip_unprivileged_port_start") as f:
+        with open("/proc/sys/net/ipv4/ip_unprivileged_port_start", encoding="ascii") as f:
             first = int(f.read())
     except (OSError, ValueError):
         first = 1024

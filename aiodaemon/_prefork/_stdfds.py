@@ -35,12 +35,17 @@ def fill_std_fds() -> None:
     # Python sets a stream to None when its fd was closed at start-up; code that
     # prints (a start's error line, a pid) must find a file there, not None.
     if sys.stdin is None:
-        sys.stdin = io.TextIOWrapper(io.FileIO(0, "r", closefd=False))
+        sys.stdin = io.TextIOWrapper(io.FileIO(0, "r", closefd=False), encoding="locale")
     if sys.stdout is None:
-        sys.stdout = io.TextIOWrapper(io.FileIO(1, "w", closefd=False), line_buffering=True)
+        sys.stdout = io.TextIOWrapper(
+            io.FileIO(1, "w", closefd=False), encoding="locale", line_buffering=True
+        )
     if sys.stderr is None:
         sys.stderr = io.TextIOWrapper(
-            io.FileIO(2, "w", closefd=False), line_buffering=True, errors="backslashreplace"
+            io.FileIO(2, "w", closefd=False),
+            encoding="locale",
+            line_buffering=True,
+            errors="backslashreplace",
         )
 
 

@@ -124,6 +124,7 @@ class SuccessorWatch:
         asyncio.get_running_loop().remove_reader(self.spawned.pidfd)
         os.close(self.spawned.pidfd)
         self.spawned.pidfd = -1
+        self.spawned.release()
         assert self._lines is not None
         return self._lines
 

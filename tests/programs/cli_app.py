@@ -12,12 +12,12 @@ HERE = Path(__file__).parent
 
 @aiodaemon.on_startup
 async def started() -> None:
-    (HERE / "started").write_text(str(os.getpid()))
+    (HERE / "started").write_text(str(os.getpid()), encoding="utf-8")
 
 
 @aiodaemon.on_reload
 async def reloaded() -> None:
-    with open(HERE / "reloads", "a") as f:
+    with open(HERE / "reloads", "a", encoding="utf-8") as f:
         f.write("reload\n")
 
 
