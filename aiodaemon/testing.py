@@ -300,7 +300,9 @@ async def launch(
         target: ``module:attr`` (imported with ``cwd`` on ``sys.path``) or the path of a
             script (``app.py`` or ``app.py:attr``; ``attr`` defaults to ``main``).
         env: extra environment variables for the daemon.
-        cwd: the directory to start it in (default: the current one).
+        cwd: the directory to start it in (default: the current one). Relative
+            paths (the script, ``pidfile``, ``log_file``, ``control``) are
+            relative to it, for the kit as for the daemon.
         **options: the options of ``aiodaemon.run`` (``listen``, ``log_level``,
             ``shutdown_timeout``...). ``pidfile`` and ``log_file`` default to files in a
             fresh temporary directory; the daemon always stays in the foreground.
@@ -320,13 +322,18 @@ async def launch(
             "launch() keeps the daemon's log as JSON lines for records(): "
             "log_format='console' is refused unless log_file= is given too"
         )
+    # Relative paths mean what they mean to the daemon, which starts in ``cwd``:
+    # the kit reads the same pidfile, log and control socket, and finds the script there.
+    base = Path.cwd() if cwd is None else Path.cwd() / cwd
+    if isinstance(given.get("control"), str | os.PathLike):
+        given["control"] = str(base / given["control"])
     flags = command_flags(given)
     directory = Path(tempfile.mkdtemp(prefix="aiodaemon-test-"))
     try:
         hand_directory_to(directory, given.get("user"), given.get("group"))
-        pidfile = Path(pidfile_option or directory / "daemon.pid")
-        log_file = Path(log_option or directory / "daemon.jsonl")
-        module, path_entry = _resolve_target(str(target))
+        pidfile = base / (pidfile_option or directory / "daemon.pid")
+        log_file = base / (log_option or directory / "daemon.jsonl")
+        module, path_entry = _resolve_target(str(target), base)
         argv = ["run", module, "--pidfile", str(pidfile), "--log-file", str(log_file), *flags]
         process, notify = spawn(argv, directory, env, cwd, path_entry)
         control = given.get("control")
@@ -346,11 +353,14 @@ async def launch(
         shutil.rmtree(directory, ignore_errors=True)
 
 
-def _resolve_target(target: str) -> tuple[str, str | None]:
-    """``module:attr`` for the CLI, and the directory to put on ``sys.path`` for a script."""
+def _resolve_target(target: str, base: Path) -> tuple[str, str | None]:
+    """``module:attr`` for the CLI, and the directory to put on ``sys.path`` for a script.
+
+    A relative script path is relative to ``base``, the daemon's directory.
+    """
     path, _, attr = target.partition(":")
     if path.endswith(".py"):
-        script = Path(path).resolve()
+        script = (base / path).resolve()
         if not script.is_file():
             raise StartFailed(f"no such script: {path}", None, "")
         return f"{script.stem}:{attr or 'main'}", str(script.parent)
