@@ -330,7 +330,7 @@ def _arm_at_exit() -> None:
     )
     if not _start_exit_backstop(parked):
         return
-    register(exiting.set)
+    register(functools.partial(_exit_begins, exiting))
     _ARMED = parked, exiting
 
 
@@ -375,6 +375,37 @@ def _backstop_from_exit(exiting: threading.Event) -> None:
     _exit_overdue()
 
 
+def _exit_begins(exiting: threading.Event) -> None:
+    """The interpreter's first exit step: start the parked backstop's clock.
+
+    Also put :func:`_run_exit_functions` first among the ``atexit`` functions
+    (they run last registered first), so that it runs all the others.
+    """
+    global _EXIT_FUNCTIONS_WRAPPED
+    exiting.set()
+    if not _EXIT_FUNCTIONS_WRAPPED:
+        _EXIT_FUNCTIONS_WRAPPED = True
+        atexit.register(_run_exit_functions)
+
+
+def _run_exit_functions() -> None:
+    """Run the ``atexit`` functions; if the backstop cut them short, leave the end to it.
+
+    The backstop kills multiprocessing's daemonic children, and so ends the
+    join of multiprocessing's exit function: the main thread would then go on
+    to the interpreter's usual end with the program's status (0), racing the
+    backstop's own exit with status 4 and often winning while the backstop
+    wrote its line. Once the backstop has begun, the main thread waits for it.
+    """
+    global _RUNNING_EXIT_FUNCTIONS
+    if _RUNNING_EXIT_FUNCTIONS:
+        return  # our own entry, met by the call below
+    _RUNNING_EXIT_FUNCTIONS = True
+    atexit._run_exitfuncs()
+    if _OVERDUE.is_set():
+        threading.Event().wait()
+
+
 def _left_at_exit() -> float:
     """Seconds the process's exit may still take: what is left of the budget, and a grace."""
     assert _END.deadline is not None
@@ -383,24 +414,36 @@ def _left_at_exit() -> float:
 
 #: The parked backstop and the event the interpreter's exit sets (see _arm_at_exit).
 _ARMED: tuple[threading.Thread, threading.Event] | None = None
+#: Set once the exit's backstop has begun to end the process (see _run_exit_functions).
+_OVERDUE = threading.Event()
+_EXIT_FUNCTIONS_WRAPPED = False
+_RUNNING_EXIT_FUNCTIONS = False
 
 
 def _exit_overdue() -> None:
     # On the backstop thread, while the main thread is stuck in the interpreter's exit.
-    names = ", ".join(t.name for t in _program_threads())
-    what = f"threads still running: {names}" if names else "atexit functions still running"
-    # multiprocessing's exit function terminates its daemonic children; cut
-    # short, it would leave them running for ever (one that ignores SIGTERM).
-    killed = _kill_daemonic_children()
-    if killed:
-        what += f"; daemonic children killed: {', '.join(map(str, killed))}"
+    _OVERDUE.set()
     status = ExitCode.SHUTDOWN_TIMEOUT
-    with contextlib.suppress(BaseException):
-        say_nowait(
-            f"aiodaemon: forced exit (the process's exit took longer than the"
-            f" {_END.timeout}s shutdown budget; {what}), status {status}\n"
-        )
-    os._exit(status)
+    try:
+        names = ", ".join(t.name for t in _program_threads())
+        what = f"threads still running: {names}" if names else "atexit functions still running"
+        # multiprocessing's exit function terminates its daemonic children; cut
+        # short, it would leave them running for ever (one that ignores SIGTERM).
+        children = _daemonic_children()
+        if children:
+            what += f"; daemonic children killed: {', '.join(map(str, children))}"
+        # Said before the kills: a killed child ends the main thread's join.
+        with contextlib.suppress(BaseException):
+            say_nowait(
+                f"aiodaemon: forced exit (the process's exit took longer than the"
+                f" {_END.timeout}s shutdown budget; {what}), status {status}\n"
+            )
+        for pid in children:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+    finally:
+        # Whatever failed above: the main thread waits for this exit.
+        os._exit(status)
 
 
 def _program_threads() -> list[threading.Thread]:
@@ -417,16 +460,15 @@ def _executor_workers() -> set[threading.Thread]:
     return set(registry.keys()) if registry is not None else set()
 
 
-def _kill_daemonic_children() -> list[int]:
-    """SIGKILL the multiprocessing children marked ``daemon``: what its exit function would end."""
+def _daemonic_children() -> list[int]:
+    """The pids of multiprocessing's daemonic children: what its exit function would end."""
     module = sys.modules.get("multiprocessing.process")
-    killed = []
+    pids = []
     for child in list(getattr(module, "_children", ())):
         with contextlib.suppress(Exception):
             if child.daemon and child.pid is not None:
-                os.kill(child.pid, signal.SIGKILL)
-                killed.append(child.pid)
-    return killed
+                pids.append(child.pid)
+    return pids
 
 
 async def cancel_all(tasks: Iterable[asyncio.Task[Any]]) -> None:
