@@ -31,7 +31,15 @@ def write_line(line: str, stream: TextIO | None = None) -> None:
     """
     stream = sys.stdout if stream is None else stream
     try:
-        print(line, file=stream, flush=True)
+        try:
+            print(line, file=stream, flush=True)
+        except UnicodeEncodeError:
+            # A terminal whose encoding cannot say it (LANG=en_US.ISO-8859-1,
+            # PYTHONIOENCODING=ascii) gets it escaped, as stderr always does,
+            # rather than a traceback and an exit status that means something else.
+            encoding = getattr(stream, "encoding", None) or "ascii"
+            escaped = line.encode(encoding, "backslashreplace").decode(encoding)
+            print(escaped, file=stream, flush=True)
     except BrokenPipeError:
         silence(stream)
 
