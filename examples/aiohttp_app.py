@@ -1,0 +1,161 @@
+"""An aiohttp application served by aiodaemon, drained on SIGTERM, upgraded without downtime.
+
+The application is an ordinary ``aiohttp.web.Application``; only the way it is
+started changes. Instead of ``web.run_app`` (which binds its own socket and
+installs its own SIGTERM handler), a startup hook serves it on the socket
+aiodaemon bound (``listen=``, or the one systemd passed), and ``ctx.track``
+hands its runner to aiodaemon's shutdown sequence:
+
+* the daemon is ready (``aiodaemon start`` returns, ``READY=1``, ``/readyz``
+  200) once the application's own ``on_startup`` has run and it serves;
+* on SIGTERM ``/readyz`` says 503 at once, the application keeps serving for
+  ``--drain-delay`` seconds, then its runner stops accepting (new connections
+  are refused) and every request in flight gets its full answer before the
+  shutdown hooks run;
+* ``aiodaemon reload`` (SIGHUP) rereads the greeting file;
+* ``aiodaemon upgrade`` starts the program anew from disk on the same socket and
+  the old process drains, with no failed request;
+* aiohttp's own records (``aiohttp.access``, ``aiohttp.server``) are stdlib
+  logging: they land in the daemon's JSON log with the rest.
+
+    aiodaemon start examples.aiohttp_app:main --pidfile /tmp/web.pid \\
+        --listen http=127.0.0.1:8080 --health 127.0.0.1:8081 --log-file /tmp/web.jsonl
+    curl http://127.0.0.1:8080/
+    aiodaemon upgrade --pidfile /tmp/web.pid
+    aiodaemon stop --pidfile /tmp/web.pid
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import socket
+from dataclasses import dataclass
+
+import structlog
+from aiohttp import web
+
+import aiodaemon
+
+log = structlog.get_logger("aiohttp_app")
+
+#: The file ``aiodaemon reload`` rereads the greeting from (none: "hello").
+GREETING_FILE = os.environ.get("GREETING_FILE")
+
+
+@dataclass
+class Settings:
+    """What a reload changes (a started aiohttp application is frozen: no new keys)."""
+
+    greeting: str = "hello"
+
+
+settings = Settings()
+SETTINGS = web.AppKey("settings", Settings)
+
+
+def read_greeting() -> str:
+    """The greeting: the first line of GREETING_FILE, or "hello" without one."""
+    if GREETING_FILE is None:
+        return "hello"
+    with open(GREETING_FILE) as f:
+        return f.readline().strip()
+
+
+async def hello(request: web.Request) -> web.Response:
+    """GET /: the greeting and the pid of the process that answered."""
+    return web.Response(text=f"{request.app[SETTINGS].greeting} from {os.getpid()}\n")
+
+
+async def slow(request: web.Request) -> web.Response:
+    """GET /slow?seconds=S: answers after S seconds (a request in flight at a stop)."""
+    seconds = float(request.query.get("seconds", "1"))
+    log.info("slow request", seconds=seconds)
+    await asyncio.sleep(seconds)
+    return web.Response(text=f"slept {seconds} in {os.getpid()}\n")
+
+
+def make_app() -> web.Application:
+    """The application, as it would be written for ``web.run_app``."""
+    app = web.Application()
+    app[SETTINGS] = settings
+    app.add_routes([web.get("/", hello), web.get("/slow", slow)])
+    return app
+
+
+#: Seconds a connection accepted just before the stop has to send its request.
+FIRST_REQUEST_GRACE = 0.5
+
+
+class RunnerCleanup:
+    """What ``ctx.track`` closes when the daemon stops accepting: the whole runner.
+
+    The site stops first (its listening socket is closed: new connections are
+    refused). ``AppRunner.cleanup()`` would then close at once every connection
+    that has no request yet, also one accepted an instant before whose request
+    is still on its way (an upgrade's cut-over, under load): such a client
+    would see its connection closed unanswered. So the requests on their way
+    get a moment to arrive first; then ``cleanup()`` closes idle keep-alive
+    connections, waits for the requests in flight and runs the application's
+    ``on_shutdown`` and ``on_cleanup``. aiodaemon awaits all of it before its
+    own shutdown hooks.
+    """
+
+    def __init__(self, runner: web.AppRunner) -> None:
+        self.runner = runner
+
+    async def close(self) -> None:
+        for site in self.runner.sites:
+            await site.stop()
+        server = self.runner.server
+        if server is not None and server.connections:
+            await asyncio.sleep(FIRST_REQUEST_GRACE)
+        await self.runner.cleanup()
+
+
+@aiodaemon.on_startup
+async def serve(ctx: aiodaemon.Context) -> None:
+    """Serve the application on the daemon's ``http`` socket; ready once it serves."""
+    settings.greeting = read_greeting()
+    app = make_app()
+    # aiodaemon gives tracked objects half its shutdown_timeout, then cancels them
+    # (on_cleanup would not run): aiohttp cuts slow requests itself before that.
+    runner = web.AppRunner(app, shutdown_timeout=ctx.options.shutdown_timeout / 3)
+    await runner.setup()  # the application's on_startup runs here, before ready
+    ctx.track(RunnerCleanup(runner))
+    # backlog: aiohttp's default (128) would shrink the backlog aiodaemon listened with.
+    site = web.SockSite(runner, ctx.sockets["http"], backlog=socket.SOMAXCONN)
+    await site.start()
+
+
+@aiodaemon.on_reload
+async def reread_greeting() -> None:
+    """SIGHUP or ``aiodaemon reload``: a new greeting, for the requests that follow."""
+    settings.greeting = read_greeting()
+    log.info("greeting changed", greeting=settings.greeting)
+
+
+async def main(ctx: aiodaemon.Context) -> None:
+    """The application runs on its own; ``main`` waits for the stop."""
+    await ctx.wait_stopping()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description="an aiohttp application under aiodaemon")
+    parser.add_argument("--listen", default="127.0.0.1:8080")
+    parser.add_argument("--pidfile", default=None)
+    parser.add_argument("--log-file", default=None)
+    parser.add_argument("--health", default=None, help="host:port for /livez and /readyz")
+    parser.add_argument("--drain-delay", type=float, default=0.0)
+    parser.add_argument("--foreground", action="store_true")
+    args = parser.parse_args()
+    aiodaemon.run(
+        main,
+        pidfile=args.pidfile,
+        listen={"http": args.listen},
+        log_file=args.log_file,
+        health=args.health,
+        drain_delay=args.drain_delay,
+        detach=False if args.foreground else None,
+    )

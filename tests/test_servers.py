@@ -1,0 +1,284 @@
+"""aiohttp and uvicorn (Starlette) under aiodaemon: examples/aiohttp_app.py, uvicorn_app.py.
+
+Each example runs as a user runs it (``aiodaemon run`` through the testing kit,
+``python examples/aiohttp_app.py``, ``aiodaemon start``) and is driven from
+outside: HTTP requests on loopback, ``/readyz``, ``aiodaemon reload``/``upgrade``/
+``stop``, signals; what is checked is what a user sees (answers, the health
+state, exit status, the JSON log).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import signal
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from aiodaemon.testing import launch
+
+from .support import (
+    AIODAEMON,
+    PYTHON,
+    REPO,
+    clean_env,
+    read_json_lines,
+    read_pid,
+    wait_for,
+    wait_gone,
+)
+
+EXAMPLES = {
+    "aiohttp": REPO / "examples" / "aiohttp_app.py",
+    "uvicorn": REPO / "examples" / "uvicorn_app.py",
+}
+#: The logger each server writes its access records with (stdlib logging).
+ACCESS_LOGGER = {"aiohttp": "aiohttp.access", "uvicorn": "uvicorn.access"}
+SERVERS = sorted(EXAMPLES)
+
+
+@dataclass
+class Answer:
+    """One HTTP response."""
+
+    status: int
+    body: str
+
+
+async def get(address: tuple[str, int], path: str) -> Answer:
+    """GET ``path`` on a new connection (``connection: close``), the whole answer."""
+    reader, writer = await asyncio.open_connection(*address)
+    try:
+        writer.write(f"GET {path} HTTP/1.1\r\nhost: test\r\nconnection: close\r\n\r\n".encode())
+        await writer.drain()
+        data = await reader.read()
+    finally:
+        writer.close()
+    head, _, body = data.partition(b"\r\n\r\n")
+    return Answer(int(head.split(b" ", 2)[1]), body.decode())
+
+
+def greeting_env(tmp_path: Path, greeting: str) -> tuple[Path, dict[str, str]]:
+    """A greeting file holding ``greeting``, and the environment that names it."""
+    path = tmp_path / "greeting.txt"
+    path.write_text(greeting + "\n")
+    return path, {"GREETING_FILE": str(path)}
+
+
+@pytest.mark.parametrize("server", SERVERS)
+async def test_serves_reloads_and_logs_to_the_daemon_log(server: str, tmp_path: Path) -> None:
+    """The app answers; `reload` changes its greeting; its own log records are JSON lines."""
+    greeting, env = greeting_env(tmp_path, "howdy")
+    async with launch(EXAMPLES[server], env=env, listen={"http": "127.0.0.1:0"}) as daemon:
+        address = daemon.inet_address("http")
+        assert await get(address, "/") == Answer(200, f"howdy from {daemon.pid}\n")
+        greeting.write_text("hi\n")
+        await daemon.reload()
+        assert await get(address, "/") == Answer(200, f"hi from {daemon.pid}\n")
+        # SIGHUP (kill -HUP, logrotate's postrotate) is the same reload.
+        greeting.write_text("hey\n")
+        daemon.signal(signal.SIGHUP)
+        await daemon.wait_for_record(
+            lambda r: r["event"] == "greeting changed" and r.get("greeting") == "hey"
+        )
+        assert await get(address, "/") == Answer(200, f"hey from {daemon.pid}\n")
+        # SIGUSR1 reopens the log (logrotate): the access records go to the new file.
+        rotated = tmp_path / "rotated.jsonl"
+        daemon.log_file.rename(rotated)
+        daemon.signal(signal.SIGUSR1)
+        await asyncio.to_thread(
+            wait_for,
+            lambda: any(r.get("signal") == "SIGUSR1" for r in read_json_lines(rotated)),
+            10,
+            "SIGUSR1 received",
+        )
+        assert (await get(address, "/after-rotation")).status == 404
+        access = await daemon.wait_for_record(
+            lambda r: r["logger"] == ACCESS_LOGGER[server] and "/after-rotation" in r["event"]
+        )
+        assert access["level"] == "info"
+        assert access["pid"] == daemon.pid
+        assert await daemon.stop() == 0
+    assert any(r["logger"] == ACCESS_LOGGER[server] for r in read_json_lines(rotated))
+
+
+@pytest.mark.parametrize("server", SERVERS)
+async def test_sigterm_drains_requests_in_flight(server: str) -> None:
+    """SIGTERM: /readyz 503 at once, served through the drain delay, in-flight answered, exit 0."""
+    async with launch(
+        EXAMPLES[server],
+        listen={"http": "127.0.0.1:0"},
+        health="127.0.0.1:0",
+        drain_delay=1.5,
+    ) as daemon:
+        address, health = daemon.inet_address("http"), daemon.inet_address("health")
+        assert await get(health, "/readyz") == Answer(200, '{"state":"running"}')
+        slow = [asyncio.create_task(get(address, f"/slow?seconds=2.5&n={i}")) for i in range(10)]
+        await daemon.wait_for_record(
+            lambda _: sum(r["event"] == "slow request" for r in daemon.records()) == 10
+        )
+        daemon.signal(signal.SIGTERM)
+        await daemon.wait_for_record("shutdown started")
+        assert await get(health, "/readyz") == Answer(503, '{"state":"stopping"}')
+        # The drain delay: load balancers still send requests; they are answered.
+        assert await get(address, "/") == Answer(200, f"hello from {daemon.pid}\n")
+        await daemon.wait_for_record("stopped accepting")
+        with pytest.raises(ConnectionRefusedError):
+            await get(address, "/late")
+        answers = await asyncio.wait_for(asyncio.gather(*slow), timeout=15)
+        assert answers == [Answer(200, f"slept 2.5 in {daemon.pid}\n")] * 10
+        assert await daemon.wait(timeout=15) == 0
+        events = [r["event"] for r in daemon.records()]
+        assert events.index("stopped accepting") < events.index("connections finished")
+        assert "exit" in events
+
+
+@dataclass
+class Load:
+    """Requests without pause on fresh and keep-alive connections, every failure counted.
+
+    A keep-alive connection the server closes while idle, before any byte of
+    the answer, is retried on a new connection, as HTTP clients do (RFC 9112,
+    9.3.1), and counted apart.
+    """
+
+    address: tuple[str, int]
+    ok: int = 0
+    retried: int = 0
+    pids: set[int] = field(default_factory=set)
+    failures: list[str] = field(default_factory=list)
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
+    #: set when ``ok`` reaches ``target`` (or a request failed).
+    reached: asyncio.Event = field(default_factory=asyncio.Event)
+    target: int = 0
+
+    async def worker(self, keep_alive: bool) -> None:
+        streams: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
+        while not self.stop.is_set():
+            reused = streams is not None
+            try:
+                async with asyncio.timeout(10):
+                    if streams is None:
+                        streams = await asyncio.open_connection(*self.address)
+                    streams = await self.request(*streams, keep_alive)
+            except (asyncio.IncompleteReadError, ConnectionResetError, BrokenPipeError) as exc:
+                partial = getattr(exc, "partial", b"")
+                if reused and not partial:
+                    self.retried += 1
+                else:
+                    self.fail(keep_alive, exc)
+                streams = self.close(streams)
+            except (OSError, TimeoutError) as exc:
+                self.fail(keep_alive, exc)
+                streams = self.close(streams)
+        self.close(streams)
+
+    async def request(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, keep_alive: bool
+    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | None:
+        close = b"" if keep_alive else b"connection: close\r\n"
+        writer.write(b"GET / HTTP/1.1\r\nhost: load\r\n" + close + b"\r\n")
+        head = await reader.readuntil(b"\r\n\r\n")
+        match = re.search(rb"(?i)\r\ncontent-length: *(\d+)", head)
+        assert match, head
+        body = await reader.readexactly(int(match.group(1)))
+        if not head.startswith(b"HTTP/1.1 200 "):
+            self.failures.append(f"answer: {head[:40]!r}")
+            self.reached.set()
+        else:
+            self.ok += 1
+            self.pids.add(int(body.split()[-1]))
+            if self.ok >= self.target:
+                self.reached.set()
+        if keep_alive and b"connection: close" not in head.lower():
+            return reader, writer
+        return self.close((reader, writer))
+
+    def fail(self, keep_alive: bool, exc: BaseException) -> None:
+        self.failures.append(f"{'keep-alive' if keep_alive else 'fresh'}: {exc!r}")
+        self.reached.set()
+
+    @staticmethod
+    def close(streams: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None) -> None:
+        if streams is not None:
+            streams[1].close()
+
+    async def wait_more(self, count: int) -> None:
+        """Wait (30 s at most) until ``count`` more requests succeeded."""
+        self.target = self.ok + count
+        self.reached.clear()
+        await asyncio.wait_for(self.reached.wait(), timeout=30)
+
+
+async def cli(*args: str | os.PathLike[str], cwd: Path = REPO) -> tuple[int, str, str]:
+    """Run ``aiodaemon ARGS`` without blocking the load on the same loop."""
+    return await command(str(AIODAEMON), *args, cwd=cwd)
+
+
+async def command(*argv: str | os.PathLike[str], cwd: Path = REPO) -> tuple[int, str, str]:
+    """Run a command to completion without blocking the loop: status, stdout, stderr."""
+    proc = await asyncio.create_subprocess_exec(
+        *map(str, argv),
+        cwd=cwd,
+        env=clean_env(),
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), timeout=90)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+def started_with(server: str, pidfile: Path, log: Path) -> Sequence[str | Path]:
+    """How each example is started for the upgrade: aiohttp's as a script (``run()``),
+    uvicorn's with ``aiodaemon start`` (both detach and come back when ready)."""
+    if server == "aiohttp":
+        return [PYTHON, EXAMPLES[server], "--listen", "127.0.0.1:0", "--pidfile", pidfile,
+                "--log-file", log]  # fmt: skip
+    return [AIODAEMON, "start", "examples.uvicorn_app:main", "--pidfile", pidfile,
+            "--listen", "http=127.0.0.1:0", "--log-file", log]  # fmt: skip
+
+
+@pytest.mark.parametrize("server", SERVERS)
+async def test_upgrade_under_load_fails_no_request(server: str, tmp_path: Path) -> None:
+    """Three `aiodaemon upgrade`s under load: not one failed request; the last pid serves."""
+    pidfile, log = tmp_path / "app.pid", tmp_path / "app.jsonl"
+    status, _, err = await command(*started_with(server, pidfile, log))
+    assert status == 0, err
+    pids = [read_pid(pidfile)]
+    try:
+        status, out, err = await cli("status", "--pidfile", pidfile, "--json")
+        assert status == 0, err
+        host, _, port = json.loads(out)["sockets"]["http"].rpartition(":")
+        load = Load((host, int(port)))
+        workers = [asyncio.create_task(load.worker(keep_alive=i % 2 == 1)) for i in range(6)]
+        try:
+            await load.wait_more(50)
+            for _ in range(3):
+                status, out, err = await cli("upgrade", "--pidfile", pidfile)
+                assert status == 0, err
+                pids.append(int(out))
+                assert read_pid(pidfile) == pids[-1]
+                await load.wait_more(50)
+        finally:
+            load.stop.set()
+            await asyncio.gather(*workers)
+        assert load.failures == []
+        # Every process served: the first, and each one an upgrade started.
+        assert load.pids == set(pids)
+    finally:
+        status, _, err = await cli("stop", "--pidfile", pidfile)
+    assert status == 0, err
+    for pid in pids:
+        await asyncio.to_thread(wait_gone, pid)
+    records = read_json_lines(log)
+    handed = [r for r in records if r["event"] == "upgrade handed over"]
+    assert len(handed) == 3
+    exits = {r["pid"]: r["status"] for r in records if r["event"] == "exit"}
+    assert exits == dict.fromkeys(pids, 0)
