@@ -76,11 +76,23 @@ async def slow(request: web.Request) -> web.Response:
     return web.Response(text=f"slept {seconds} in {os.getpid()}\n")
 
 
+async def on_startup(app: web.Application) -> None:
+    """The application's own startup (a database pool, say): it runs before ready."""
+    log.info("application startup")
+
+
+async def on_cleanup(app: web.Application) -> None:
+    """The application's own cleanup: it runs once the requests in flight are answered."""
+    log.info("application shutdown")
+
+
 def make_app() -> web.Application:
     """The application, as it would be written for ``web.run_app``."""
     app = web.Application()
     app[SETTINGS] = settings
     app.add_routes([web.get("/", hello), web.get("/slow", slow)])
+    app.on_startup.append(on_startup)
+    app.on_cleanup.append(on_cleanup)
     return app
 
 

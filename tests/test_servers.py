@@ -13,6 +13,7 @@ import asyncio
 import json
 import os
 import re
+import shutil
 import signal
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ from aiodaemon.testing import launch
 
 from .support import (
     AIODAEMON,
+    PROGRAMS,
     PYTHON,
     REPO,
     clean_env,
@@ -59,6 +61,8 @@ async def get(address: tuple[str, int], path: str) -> Answer:
         data = await reader.read()
     finally:
         writer.close()
+    if not data:
+        raise ConnectionResetError(f"GET {path}: the connection closed without an answer")
     head, _, body = data.partition(b"\r\n\r\n")
     return Answer(int(head.split(b" ", 2)[1]), body.decode())
 
@@ -136,6 +140,52 @@ async def test_sigterm_drains_requests_in_flight(server: str) -> None:
         events = [r["event"] for r in daemon.records()]
         assert events.index("stopped accepting") < events.index("connections finished")
         assert "exit" in events
+
+
+@pytest.mark.parametrize("server", SERVERS)
+async def test_second_sigterm_exits_at_once(server: str) -> None:
+    """A second SIGTERM while a request holds the drain exits at once, 143 (the server's
+    own signal handling does not swallow it)."""
+    async with launch(EXAMPLES[server], listen={"http": "127.0.0.1:0"}) as daemon:
+        slow = asyncio.create_task(get(daemon.inet_address("http"), "/slow?seconds=30"))
+        await daemon.wait_for_record("slow request")
+        daemon.signal(signal.SIGTERM)
+        await daemon.wait_for_record("stopped accepting")
+        daemon.signal(signal.SIGTERM)
+        assert await daemon.wait(timeout=10) == 128 + signal.SIGTERM
+        assert "second stop signal" in daemon.stderr
+        with pytest.raises(ConnectionResetError, match="without an answer"):
+            await slow  # the connection closed with the process
+
+
+async def test_uvicorn_left_as_is_ignores_the_drain_delay_and_the_log() -> None:
+    """Without the example's glue, uvicorn refuses connections during the drain delay
+    (its own SIGTERM handler) and its records miss the log file (its log_config)."""
+    async with launch(
+        PROGRAMS / "uvicorn_as_is.py",
+        listen={"http": "127.0.0.1:0"},
+        health="127.0.0.1:0",
+        drain_delay=2,
+    ) as daemon:
+        address = daemon.inet_address("http")
+        assert await get(address, "/") == Answer(200, "hello\n")
+        daemon.signal(signal.SIGTERM)
+        await daemon.wait_for_record("shutdown started")
+        assert await get(daemon.inet_address("health"), "/readyz") == Answer(
+            503, '{"state":"stopping"}'
+        )
+        # uvicorn stops accepting within its 0.1 s tick, long before the drain ends.
+        async with asyncio.timeout(1.5):
+            while True:
+                try:
+                    await get(address, "/")
+                except ConnectionRefusedError:
+                    break
+        events = [r["event"] for r in daemon.records()]
+        assert "stopped accepting" not in events
+        assert not [r for r in daemon.records() if str(r["logger"]).startswith("uvicorn")]
+        assert await daemon.wait(timeout=15) == 0
+        assert "Started server process" in daemon.stderr
 
 
 @dataclass
@@ -282,3 +332,37 @@ async def test_upgrade_under_load_fails_no_request(server: str, tmp_path: Path) 
     assert len(handed) == 3
     exits = {r["pid"]: r["status"] for r in records if r["event"] == "exit"}
     assert exits == dict.fromkeys(pids, 0)
+
+
+@pytest.mark.parametrize("server", SERVERS)
+async def test_upgrade_to_an_app_that_fails_its_startup(server: str, tmp_path: Path) -> None:
+    """New code whose application startup raises: `upgrade` exits 1 saying why, the old serves."""
+    shutil.copy(EXAMPLES[server], tmp_path / "app.py")
+    pidfile, log = tmp_path / "app.pid", tmp_path / "app.jsonl"
+    status, _, err = await cli(
+        "start", "app:main", "--pidfile", pidfile, "--listen", "http=127.0.0.1:0",
+        "--log-file", log, cwd=tmp_path,
+    )  # fmt: skip
+    assert status == 0, err
+    old = read_pid(pidfile)
+    try:
+        status, out, err = await cli("status", "--pidfile", pidfile, "--json")
+        host, _, port = json.loads(out)["sockets"]["http"].rpartition(":")
+        source = (tmp_path / "app.py").read_text()
+        startup = '    log.info("application startup")\n'
+        assert source.count(startup) == 1
+        broken = source.replace(startup, startup + '    raise RuntimeError("no database")\n')
+        (tmp_path / "app.py").write_text(broken)
+        status, out, err = await cli("upgrade", "--pidfile", pidfile)
+        assert status == 1
+        assert out == ""
+        expected = {
+            "aiohttp": "RuntimeError: no database",
+            "uvicorn": "RuntimeError: uvicorn did not start (status 3)",
+        }
+        assert expected[server] in err
+        assert read_pid(pidfile) == old
+        assert await get((host, int(port)), "/") == Answer(200, f"hello from {old}\n")
+    finally:
+        status, _, err = await cli("stop", "--pidfile", pidfile)
+    assert status == 0, err
