@@ -181,6 +181,8 @@ async def test_uvicorn_left_as_is_ignores_the_drain_delay_and_the_log() -> None:
                     await get(address, "/")
                 except ConnectionRefusedError:
                     break
+                except ConnectionResetError:
+                    continue  # accepted as uvicorn closed its listener: not answered
         events = [r["event"] for r in daemon.records()]
         assert "stopped accepting" not in events
         assert not [r for r in daemon.records() if str(r["logger"]).startswith("uvicorn")]
