@@ -73,8 +73,13 @@ def _import(module_name: str) -> Any:
 
     # The absolute current directory, not "": the daemon chdirs to its workdir,
     # and imports made later must still find the program's own modules.
-    cwd = os.getcwd()
-    if cwd not in sys.path:
+    try:
+        cwd: str | None = os.getcwd()
+    except OSError:
+        # A shell left in a directory that is gone (a deploy replaced the release
+        # it sat in): nothing to import there, an installed TARGET still imports.
+        cwd = None
+    if cwd is not None and cwd not in sys.path:
         sys.path.insert(0, cwd)
     from .._launch import TARGET_IMPORT, TargetCallsRun
 
@@ -85,7 +90,12 @@ def _import(module_name: str) -> Any:
         raise _calls_run(module_name, TARGET_IMPORT.called_at) from None
     except ModuleNotFoundError as exc:
         if exc.name is not None and (module_name + ".").startswith(exc.name + "."):
-            raise TargetError(f"no module named {module_name!r} (in {cwd} or sys.path)") from None
+            where = (
+                "sys.path; the current directory no longer exists"
+                if cwd is None
+                else f"{cwd} or sys.path"
+            )
+            raise TargetError(f"no module named {module_name!r} (in {where})") from None
         raise TargetError(f"importing {module_name!r} failed: {_describe(exc)}") from None
     except Exception as exc:
         raise TargetError(f"importing {module_name!r} failed: {_describe(exc)}") from None
