@@ -69,3 +69,29 @@ def test_start_with_a_standard_stream_closed(tmp_path: Path, closed: str) -> Non
     assert events(log)[0] == "starting"
     assert events(log)[-1] == "exit"
     assert not pidfile.exists()
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["start", "app:main", "--umask", "8"],
+        ["stop", "--pidfile", "missing.pid"],
+    ],
+    ids=["usage-error", "stop"],
+)
+def test_a_message_for_a_closed_stderr_never_lands_on_stdout(
+    tmp_path: Path, args: list[str]
+) -> None:
+    """With stderr closed, what the command would say there is dropped, not printed on stdout."""
+    install_program("cli_app", tmp_path, "app.py")
+    result = subprocess.run(
+        ["sh", "-c", 'exec "$@" 2>&-', "sh", str(AIODAEMON), *args],
+        cwd=tmp_path,
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=45,
+        check=False,
+    )
+    expected = {"start": 2, "stop": 0}[args[0]]
+    assert (result.returncode, result.stdout, result.stderr) == (expected, "", "")

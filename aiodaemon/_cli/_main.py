@@ -19,6 +19,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from .._prefork._messages import silence
+from .._prefork._stdfds import fill_std_fds
 from ..exceptions import DaemonError, ExitCode
 from ._args import UsageError, control_path, owner
 from ._parser import PROG, build_parser, error
@@ -32,6 +33,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     Returns:
         The exit status (see the help of each command).
     """
+    # A standard stream closed by the caller (`2>&-`, cron) is /dev/null to us:
+    # Python's print() would send a message meant for a closed stderr to stdout.
+    fill_std_fds()
     if "AIODAEMON_HANDOFF" in os.environ:
         from .._prefork._adopt import take_handoff
 
