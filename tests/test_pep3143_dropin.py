@@ -337,6 +337,7 @@ def test_chroot_and_privilege_drop(tmp_path: Path, started: list[Run], initgroup
     ours = "" if initgroups == "no" else str(NOBODY)
     # aiodaemon opens /dev/null before the chroot: a jail needs none.
     fds = {1: "<dir>/out.log", 2: "<dir>/out.log", 3: "<dir>/out.log"}
+    fds |= {4: "pipe", 5: "pipe"}  # the program's own, to wait for signals (signal_wait.py)
     null = ({0: "<dir>/root/dev/null", **fds}, {0: "/dev/null", **fds})
     compare(runs, {"umask": ("0000", "0022"), "groups": ("0 1", ours), "fds": null})
     outputs = {module: stop(run) for module, run in runs.items()}

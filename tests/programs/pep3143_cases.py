@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from aiodaemon import pep3143
+from tests.programs.signal_wait import wait_for_signals
 
 CASE, DIR = sys.argv[1], Path(sys.argv[2])
 
@@ -41,8 +42,7 @@ def detached() -> None:
     """A detached daemon with a PidFile, waiting for signals."""
     with pep3143.DaemonContext(working_directory=DIR, pidfile=pep3143.PidFile(DIR / "app.pid")):
         ready()
-        while True:
-            signal.pause()
+        wait_for_signals()
 
 
 def failing_pidfile() -> None:

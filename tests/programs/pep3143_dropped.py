@@ -7,10 +7,10 @@ Run as root; the daemon becomes nobody (65534), writes its pid into READY
 from __future__ import annotations
 
 import os
-import signal
 import sys
 
 from aiodaemon import pep3143 as daemon
+from tests.programs.signal_wait import wait_for_signals
 
 PIDFILE, READY = sys.argv[1:3]
 
@@ -27,8 +27,7 @@ def main() -> None:
     with context:
         ready.write(f"{os.getpid()}\n")
         ready.close()
-        while True:
-            signal.pause()
+        wait_for_signals()
 
 
 if __name__ == "__main__":

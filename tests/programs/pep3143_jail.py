@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import importlib
 import os
-import signal
 import sys
 from typing import Any
+
+from tests.programs.signal_wait import wait_for_signals
 
 MODULE, DIR, UID, GID, INITGROUPS = sys.argv[1:6]
 JAIL = sys.argv[6] if len(sys.argv) > 6 else "root"
@@ -37,8 +38,7 @@ def main() -> None:
         print("root files", sorted(os.listdir("/")))
         ready.write(f"{os.getpid()}\n")
         ready.close()
-        while True:
-            signal.pause()
+        wait_for_signals()
 
 
 if __name__ == "__main__":

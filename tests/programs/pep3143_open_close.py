@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import importlib
 import os
-import signal
 import sys
 from typing import Any
 
 import lockfile.pidlockfile
+
+from tests.programs.signal_wait import wait_for_signals
 
 MODULE, DIR = sys.argv[1:3]
 daemon: Any = importlib.import_module(MODULE)
@@ -40,8 +41,7 @@ def main() -> None:
     with open("ready.tmp", "w") as ready:
         ready.write(f"{os.getpid()}\n")
     os.rename("ready.tmp", "ready")
-    while True:
-        signal.pause()
+    wait_for_signals()
 
 
 if __name__ == "__main__":

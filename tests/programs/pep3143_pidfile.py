@@ -9,16 +9,15 @@ waits for SIGTERM.
 from __future__ import annotations
 
 import json
-import signal
 import sys
 from typing import Any
 
 from aiodaemon import pep3143
+from tests.programs.signal_wait import wait_for_signals
 
 settings: dict[str, Any] = json.loads(sys.argv[1])
 context = pep3143.DaemonContext(
     pidfile=pep3143.PidFile(settings.pop("pidfile")), detach_process=True, **settings
 )
 with context:
-    while True:
-        signal.pause()
+    wait_for_signals()

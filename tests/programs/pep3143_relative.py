@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import importlib
 import os
-import signal
 import sys
 from typing import Any
+
+from tests.programs.signal_wait import wait_for_signals
 
 LIBRARY, AIODAEMON, DIR, JAIL = sys.argv[1:5]
 
@@ -44,8 +45,7 @@ def main() -> None:
     with context:
         ready.write(f"{os.getpid()}\n")
         ready.close()
-        while True:
-            signal.pause()
+        wait_for_signals()
 
 
 if __name__ == "__main__":

@@ -17,6 +17,8 @@ import sys
 from types import FrameType
 from typing import Any
 
+from tests.programs.signal_wait import wait_for_signals
+
 MODULE, DIR, PIDFILE, SIGNALS, DETACH, UMASK = sys.argv[1:7]
 daemon: Any = importlib.import_module(MODULE)
 if MODULE == "daemon":
@@ -73,8 +75,7 @@ def main() -> None:
         with open("ready.tmp", "w") as ready:
             ready.write(f"{os.getpid()}\n")
         os.rename("ready.tmp", "ready")
-        while True:
-            signal.pause()
+        wait_for_signals()
 
 
 if __name__ == "__main__":

@@ -9,11 +9,11 @@ the lingering worker's pid into DIR/worker, then its own into DIR/ready.
 from __future__ import annotations
 
 import os
-import signal
 import sys
 from pathlib import Path
 
 from aiodaemon import pep3143
+from tests.programs.signal_wait import wait_for_signals
 
 DIR = Path(sys.argv[1])
 
@@ -24,10 +24,8 @@ with pep3143.DaemonContext(working_directory=DIR, pidfile=pep3143.PidFile(DIR / 
     os.waitpid(quitter, 0)
     lingering = os.fork()
     if lingering == 0:
-        while True:
-            signal.pause()
+        wait_for_signals()
     (DIR / "worker").write_text(f"{lingering}\n")
     (DIR / "ready.tmp").write_text(f"{os.getpid()}\n")
     os.rename(DIR / "ready.tmp", DIR / "ready")
-    while True:
-        signal.pause()
+    wait_for_signals()
