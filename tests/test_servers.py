@@ -28,9 +28,12 @@ from .support import (
     PROGRAMS,
     PYTHON,
     REPO,
+    SESSION_VARIABLE,
     clean_env,
+    free_port,
     read_json_lines,
     read_pid,
+    require_tool,
     wait_for,
     wait_gone,
 )
@@ -188,6 +191,49 @@ async def test_uvicorn_left_as_is_ignores_the_drain_delay_and_the_log() -> None:
         assert not [r for r in daemon.records() if str(r["logger"]).startswith("uvicorn")]
         assert await daemon.wait(timeout=15) == 0
         assert "Started server process" in daemon.stderr
+
+
+@pytest.mark.parametrize("server", SERVERS)
+async def test_socket_activation(server: str, tmp_path: Path) -> None:
+    """Under systemd-socket-activate, the first request starts the daemon on the passed
+    socket (named http) and is answered; SIGTERM stops it, exit 0."""
+    tool = require_tool("systemd-socket-activate")
+    port = free_port()
+    target = f"examples.{EXAMPLES[server].stem}:main"
+    argv = [AIODAEMON, "run", target, "--listen", f"http=127.0.0.1:{port}"]
+    argv += ["--pidfile", tmp_path / "app.pid", "--log-file", tmp_path / "app.jsonl"]
+    passthrough = ["-E", "PYTHONPATH", "-E", SESSION_VARIABLE]
+    proc = await asyncio.create_subprocess_exec(
+        *map(str, [tool, *passthrough, "-l", f"127.0.0.1:{port}", "--fdname=http", *argv]),
+        cwd=REPO,
+        env=clean_env(),
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    try:
+        async with asyncio.timeout(15):
+            while True:  # until the tool listens; then the daemon answers from its backlog
+                try:
+                    answer = await get(("127.0.0.1", port), "/")
+                    break
+                except ConnectionRefusedError:
+                    await asyncio.sleep(0.01)
+        # systemd-socket-activate execs the daemon in its own process.
+        assert answer == Answer(200, f"hello from {proc.pid}\n")
+        # The server answers from within its startup hook: ready comes a moment later.
+        await asyncio.to_thread(
+            wait_for,
+            lambda: any(r["event"] == "ready" for r in read_json_lines(tmp_path / "app.jsonl")),
+            15,
+            "ready",
+        )
+        proc.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(proc.wait(), timeout=15) == 0
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
 
 
 @dataclass
