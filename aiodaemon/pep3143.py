@@ -215,7 +215,8 @@ class DaemonContext:
         process: the ``PidFile`` lock, chroot, working directory, umask,
         owner, core limit; then the double fork (the caller exits 0 once this
         method has finished in the daemon, or with the daemon's error); then in
-        the daemon: signal handlers, stdio, closing every other fd, the pid.
+        the daemon: signal handlers (their signals unblocked), stdio, closing
+        every other fd, the pid.
 
         Raises:
             AlreadyRunningError: the ``PidFile`` is held by a live process.
@@ -252,6 +253,10 @@ class DaemonContext:
             try:
                 for signum, handler in handlers.items():
                     signal.signal(signum, handler)
+                # A starter's blocked mask survives fork and exec (a supervisor
+                # blocking signals in the thread that spawns): a blocked SIGTERM
+                # would wait for ever instead of reaching its handler.
+                signal.pthread_sigmask(signal.SIG_UNBLOCK, handlers)
                 _detach.redirect_stdio(
                     null if streams[1] is None else streams[1],
                     null if streams[2] is None else streams[2],
