@@ -169,6 +169,17 @@ async def serve(ctx: aiodaemon.Context) -> None:
         task.result()  # the startup's error, if it raised one
         raise RuntimeError("uvicorn stopped before it served")
 
+    def stopped(task: asyncio.Task[None]) -> None:
+        # uvicorn may end on its own (limit_max_requests, an error in the
+        # server): the daemon then ends too, instead of running on unserved.
+        # During the daemon's own shutdown this asks for nothing new.
+        error = None if task.cancelled() else task.exception()
+        if error is not None:
+            log.error("uvicorn failed", exc_info=error)
+        ctx.request_shutdown(0 if error is None else 1)
+
+    task.add_done_callback(stopped)
+
 
 @aiodaemon.on_reload
 async def reread_greeting() -> None:

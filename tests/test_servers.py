@@ -236,6 +236,17 @@ async def test_socket_activation(server: str, tmp_path: Path) -> None:
             await proc.wait()
 
 
+async def test_uvicorn_ending_on_its_own_ends_the_daemon() -> None:
+    """uvicorn stopping by itself (limit_max_requests) shuts the daemon down, exit 0."""
+    async with launch(PROGRAMS / "uvicorn_limited.py", listen={"http": "127.0.0.1:0"}) as daemon:
+        address = daemon.inet_address("http")
+        for _ in range(2):
+            assert await get(address, "/") == Answer(200, f"hello from {daemon.pid}\n")
+        assert await daemon.wait(timeout=15) == 0
+        requested = await daemon.wait_for_record("shutdown requested by the program")
+        assert requested["status"] == 0
+
+
 @dataclass
 class Load:
     """Requests without pause on fresh and keep-alive connections, every failure counted.
