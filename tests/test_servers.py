@@ -193,6 +193,20 @@ async def test_uvicorn_left_as_is_ignores_the_drain_delay_and_the_log() -> None:
         assert "Started server process" in daemon.stderr
 
 
+async def test_second_sigterm_still_forces_the_exit_after_uvicorns_own_handlers() -> None:
+    """uvicorn left with its own handlers restores stale ones when it stops; a second
+    SIGTERM during a shutdown hook after that still exits at once, 143."""
+    async with launch(
+        PROGRAMS / "uvicorn_as_is_slow_hook.py", listen={"http": "127.0.0.1:0"}
+    ) as daemon:
+        assert await get(daemon.inet_address("http"), "/") == Answer(200, "hello\n")
+        daemon.signal(signal.SIGTERM)
+        await daemon.wait_for_record("hook running")
+        daemon.signal(signal.SIGTERM)
+        assert await daemon.wait(timeout=10) == 128 + signal.SIGTERM
+        assert "second stop signal during shutdown: SIGTERM" in daemon.stderr
+
+
 @pytest.mark.parametrize("server", SERVERS)
 async def test_socket_activation(server: str, tmp_path: Path) -> None:
     """Under systemd-socket-activate, the first request starts the daemon on the passed

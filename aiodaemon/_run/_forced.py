@@ -85,6 +85,26 @@ class ForcedExit:
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, held)
 
+    def keep(self) -> None:
+        """Put the handler back where a library replaced it since :meth:`arm`.
+
+        A server that installs its own SIGTERM/SIGINT handlers for as long as it
+        runs restores, when it stops, the ones it found when it started
+        (uvicorn's ``capture_signals``): called after the servers stopped and
+        after the shutdown hooks, so a second stop signal still forces the exit.
+        """
+        if self._lifecycle is None:
+            return
+        for signum in STOP_SIGNALS:
+            found = signal.getsignal(signum)
+            if found != self._handle:
+                signal.signal(signum, self._handle)
+                _log.warning(
+                    "stop signal handler restored",
+                    signal=signal.Signals(signum).name,
+                    replaced_by=repr(found),
+                )
+
     def _handle(self, signum: int, frame: object) -> None:
         if self._claim.locked():
             # A forced exit is already on its way out (this signal interrupted

@@ -135,8 +135,12 @@ class Shutdown:
             await _guard_async(service, "stop_accepting", service.stop_accepting)
         for service in rt.services:
             await _guard_async(service, "wait_finished", service.wait_finished)
+        # A server that ran with signal handlers of its own may have put back
+        # stale ones as it stopped: a second stop signal must still force the exit.
+        rt.forced.keep()
         if startup is not None:
             await self._run_hooks()
+        rt.forced.keep()
         await self._cancel_rest()
         for service in rt.services:
             await _guard_async(service, "close", service.close)
