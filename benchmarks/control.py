@@ -74,11 +74,16 @@ def _stop(pidfile: Path, env: dict[str, str]) -> None:
     )
 
 
-def _time(command: list[str], env: dict[str, str]) -> tuple[float, float]:
-    """Wall time, and CPU time (user + system) of the command's process."""
+def _time(command: list[str], env: dict[str, str], cwd: str) -> tuple[float, float]:
+    """Wall time, and CPU time (user + system) of the command's process.
+
+    Run in ``cwd``, not where the benchmark was started: ``python -c`` puts the
+    current directory first on ``sys.path``, and this one's logging.py would
+    shadow the stdlib module.
+    """
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     began = time.perf_counter()
-    result = subprocess.run(command, env=env, capture_output=True, check=False, timeout=60)
+    result = subprocess.run(command, env=env, cwd=cwd, capture_output=True, check=False, timeout=60)
     elapsed = time.perf_counter() - began
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if result.returncode != 0:
@@ -116,10 +121,10 @@ def main() -> None:
             times: dict[str, list[float]] = {name: [] for name in contenders}
             cpu: dict[str, list[float]] = {name: [] for name in contenders}
             for command in contenders.values():
-                _time(command, env)  # fill the page cache and the bytecode cache
+                _time(command, env, tmp)  # fill the page cache and the bytecode cache
             for round_ in range(args.runs):
                 for name in round_order(tuple(contenders), round_):
-                    wall, used = _time(contenders[name], env)
+                    wall, used = _time(contenders[name], env, tmp)
                     times[name].append(wall)
                     cpu[name].append(used)
         finally:
