@@ -92,10 +92,13 @@ class SyslogSink:
         """Send each record as one (or, if too long, several) syslog messages."""
         for severity, line in records:
             self.backlog.extend(self._messages(severity, line.rstrip(b"\n")))
+        # The limit is on what still waits after this attempt: a batch larger
+        # than the backlog (the writer takes up to 16,384 records at once) goes
+        # to a collector that is up, none of it lost.
+        self._flush()
         while len(self.backlog) > _SYSLOG_BACKLOG:
             self.backlog.popleft()
             self.lost += 1
-        self._flush()
 
     def _messages(self, severity: int, body: bytes) -> list[bytes]:
         now = time.time()
