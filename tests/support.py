@@ -477,11 +477,12 @@ class Rsyslog:
     def messages(self) -> list[tuple[int, str, str, int, str, str]]:
         """(severity, facility, app, pid, structured data, msg) of every message received."""
         try:
-            lines = self.output.read_text().splitlines()
+            text = self.output.read_text()
         except FileNotFoundError:
             return []
         result = []
-        for line in lines:
+        # Not splitlines(): a message may hold U+2028 and the like, which it splits on.
+        for line in text.split("\n")[:-1]:
             sev, facility, app, pid, data, msg = line.split("|", 5)
             result.append((int(sev), facility, app, int(pid), data, msg.strip()))
         return result

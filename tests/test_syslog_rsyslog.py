@@ -9,12 +9,23 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import select
 import signal
 import subprocess
 from pathlib import Path
 
-from tests.support import PYTHON, Rsyslog, clean_env, program, wait_for
+import pytest
+
+from tests.support import (
+    PROGRAMS,
+    PYTHON,
+    Rsyslog,
+    aiodaemon_cli,
+    clean_env,
+    program,
+    wait_for,
+)
 
 
 def _read_line(proc: subprocess.Popen[str], timeout: float = 30.0) -> str:
@@ -26,8 +37,8 @@ def _read_line(proc: subprocess.Popen[str], timeout: float = 30.0) -> str:
 
 
 def _records(server: Rsyslog) -> list[dict[str, object]]:
-    """The JSON records rsyslogd wrote so far, in arrival order."""
-    return [json.loads(msg) for *_, msg in server.messages()]
+    """The JSON records rsyslogd wrote so far, in arrival order (parts of long ones left out)."""
+    return [json.loads(msg) for *_, data, msg in server.messages() if "part@" not in data + msg]
 
 
 def test_a_burst_held_back_by_a_stalled_rsyslogd_arrives_whole(
@@ -63,4 +74,69 @@ def test_a_burst_held_back_by_a_stalled_rsyslogd_arrives_whole(
     assert "syslog records lost" not in events
     assert "log records dropped" not in events
     assert [r["n"] for r in records if r["event"] == "tick"] == list(range(count))
+    assert events[-1] == "exit"
+
+
+@pytest.mark.parametrize(
+    ("transport", "module"), [("unix", False), ("udp", False), ("tcp", False), ("unix", True)]
+)
+def test_each_record_reaches_rsyslogd_once_with_its_level_tag_and_body(
+    tmp_path: Path, rsyslog: Rsyslog, transport: str, module: bool
+) -> None:
+    """`aiodaemon run` with --syslog: rsyslogd parses severity, tag and pid; bodies arrive whole.
+
+    ``module``: started as ``python -m aiodaemon run``, the tag is the same.
+    """
+    target = {
+        "unix": str(rsyslog.socket),
+        "udp": f"udp://127.0.0.1:{rsyslog.udp_port}",
+        "tcp": f"tcp://127.0.0.1:{rsyslog.tcp_port}",
+    }[transport]
+    result = aiodaemon_cli(
+        "run",
+        "syslog_levels:main",
+        "--syslog",
+        target,
+        "--log-level",
+        "debug",
+        cwd=PROGRAMS,
+        module=module,
+    )
+    assert result.returncode == 0, result.stderr
+    wait_for(lambda: any(r["event"] == "exit" for r in _records(rsyslog)), 30, "the exit record")
+    received = rsyslog.messages()
+    pid = int(json.loads(received[0][-1])["pid"])
+    # The tag is the TARGET's module, not "aiodaemon" for every service on the host.
+    assert {(facility, app, procid) for _, facility, app, procid, _, _ in received} == {
+        ("daemon", "syslog_levels", pid)
+    }
+    whole = [
+        (sev, json.loads(msg)) for sev, _, _, _, data, msg in received if "part@" not in data + msg
+    ]
+    by_event = {record["event"]: sev for sev, record in whole}
+    assert [
+        by_event[f"at {level}"] for level in ("debug", "info", "warning", "error", "critical")
+    ] == [7, 6, 4, 3, 2]
+    assert by_event["stdlib warning"] == 4
+    (odd,) = [r for _, r in whole if str(r["event"]).startswith("caf")]
+    assert odd["event"] == "caf\u00e9 \u65e5\u672c \u2028 end"
+    assert odd["text"] == "two\nlines"
+    # Above 8,000 bytes a record comes in parts (structured data on the network,
+    # a prefix of the message on the Unix socket) that join into its JSON line.
+    parts: dict[str, dict[int, str]] = {}
+    for _, _, _, _, data, msg in received:
+        text = msg if data == "-" else f"{data} {msg}"
+        found = re.match(r'\[part@32473 seq="(\d+)" of="\d+" id="([^"]+)"\] ?', text)
+        if found:
+            parts.setdefault(found[2], {})[int(found[1])] = text[found.end() :]
+    joined = [json.loads("".join(p[n] for n in sorted(p))) for p in parts.values()]
+    long = [r for _, r in whole if r["event"] == "long"] + joined
+    assert sorted((r["size"], r["blob"] == "y" * r["size"]) for r in long) == [
+        (1500, True),
+        (9000, True),
+        (70_000, True),
+    ]
+    # Each record once: no message duplicated by a retry.
+    events = [r["event"] for _, r in whole]
+    assert len(events) == len(set(events))
     assert events[-1] == "exit"

@@ -42,9 +42,28 @@ _UDP_PROBE = 0.2
 _MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
 
 
-def _app_name() -> str:
-    name = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else "python"
-    if name in ("__main__.py", "-c", "-m", ""):
+#: A CLI TARGET (``module:attr``), told from option values such as ``http=127.0.0.1:80``.
+_TARGET = re.compile(r"([A-Za-z_][\w.]*):[A-Za-z_][\w.]*")
+
+
+def _app_name(argv: Sequence[str] | None = None) -> str:
+    """The syslog APP-NAME (the tag): what an operator filters a service's messages by.
+
+    ``python app.py``: ``app.py``; ``python -m pkg``: ``pkg``; the CLI
+    (``aiodaemon run echo:main``, ``python -m aiodaemon run ...``): the
+    TARGET's module, ``echo``, not ``aiodaemon`` for every service on the host.
+    """
+    argv = sys.argv if argv is None else argv
+    path = argv[0] if argv and argv[0] else ""
+    name = os.path.basename(path)
+    if name == "__main__.py":
+        # `python -m pkg` runs pkg/__main__.py: the package says what runs.
+        name = os.path.basename(os.path.dirname(path))
+    if name == "aiodaemon" and argv[1:2] and argv[1] in ("run", "start", "restart"):
+        target = next(filter(None, map(_TARGET.fullmatch, argv[2:])), None)
+        if target is not None:
+            name = target[1]
+    if name in ("", "-c", "-m"):
         name = os.path.basename(sys.executable)
     # APP-NAME is 1*48PRINTUSASCII (RFC 5424 section 6).
     return re.sub(r"[^\x21-\x7e]", "_", name)[:48] or "-"
