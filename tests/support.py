@@ -323,7 +323,8 @@ def read_json_lines(path: Path) -> list[dict[str, object]]:
     # A daemon may be writing right now: a last line without its newline is
     # still in flight, left for the next read.
     complete = text[: text.rfind("\n") + 1]
-    return [json.loads(line) for line in complete.splitlines() if line.strip()]
+    # split, not splitlines: a JSON line may hold U+2028 and the like, which it splits on.
+    return [json.loads(line) for line in complete.split("\n") if line.strip()]
 
 
 def require_tool(name: str) -> str:

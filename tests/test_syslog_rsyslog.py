@@ -13,6 +13,7 @@ import re
 import select
 import signal
 import subprocess
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -24,6 +25,7 @@ from tests.support import (
     aiodaemon_cli,
     clean_env,
     program,
+    read_json_lines,
     wait_for,
 )
 
@@ -140,3 +142,43 @@ def test_each_record_reaches_rsyslogd_once_with_its_level_tag_and_body(
     events = [r["event"] for _, r in whole]
     assert len(events) == len(set(events))
     assert events[-1] == "exit"
+
+
+def test_records_waiting_for_rsyslogd_at_exit_are_counted_in_the_log_file(
+    tmp_path: Path, rsyslog: Rsyslog
+) -> None:
+    """A daemon stopped while rsyslogd is down says in its log file how many never reached it."""
+    log_file = tmp_path / "app.jsonl"
+    options = {"syslog": str(rsyslog.socket), "log_file": str(log_file)}
+    daemon = subprocess.Popen(
+        [PYTHON, str(program("syslog_ticker")), json.dumps(options)],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=clean_env(),
+    )
+    try:
+        wait_for(lambda: any(r["event"] == "tick" for r in _records(rsyslog)), 30, "a tick")
+        rsyslog.stop()
+        gone = datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+        delivered = len(_records(rsyslog))
+        # Ticks logged while rsyslogd is down wait for it in the daemon.
+        wait_for(lambda: len(read_json_lines(log_file)) > delivered + 20, 30, "20 more ticks")
+        daemon.send_signal(signal.SIGTERM)
+        _, stderr = daemon.communicate(timeout=30)
+    finally:
+        if daemon.poll() is None:
+            daemon.kill()
+            daemon.communicate()
+    assert daemon.returncode == 0, stderr
+    *written, notice = read_json_lines(log_file)
+    assert written[-1]["event"] == "exit"
+    assert notice["event"] == "syslog records lost"
+    # Every record logged once rsyslogd was gone is counted; so may be a few
+    # that its socket took just before it closed (lost with it, unseen).
+    after = [r for r in written if str(r["timestamp"]) > gone]
+    assert len(after) > 20
+    lost = notice["lost"]
+    assert isinstance(lost, int)
+    assert len(after) <= lost <= len(written) - len(_records(rsyslog))

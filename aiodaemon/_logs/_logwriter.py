@@ -191,6 +191,11 @@ class LogWriter:
                 self._write(batch)
                 batch = []
                 if item is _STOP:
+                    for sink in self.sinks:
+                        if is_syslog_sink(sink):
+                            # Messages still waiting for a collector that is down
+                            # go with the process: counted, and told in _report.
+                            sink.give_up()
                     self._report()
                     for sink in self.sinks:
                         sink.close()

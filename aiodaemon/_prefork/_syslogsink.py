@@ -242,6 +242,16 @@ class SyslogSink:
             self.sock.close()
             self.sock = None
 
+    def give_up(self) -> None:
+        """At exit: one last attempt to send what waits; what still waits is counted as lost."""
+        # The collector may be back already; if not, nothing will send these
+        # messages: count them, so the writer says so in the other sinks.
+        self._retry_at = 0.0
+        with contextlib.suppress(OSError):
+            self._flush()
+        self.lost += len(self.backlog)
+        self.backlog.clear()
+
     def reopen(self) -> None:
         """Syslog connections are re-established on failure, not on signals."""
 
