@@ -24,6 +24,7 @@ from tests.support import (
     Rsyslog,
     aiodaemon_cli,
     clean_env,
+    log_child_env,
     program,
     read_json_lines,
     wait_for,
@@ -182,3 +183,45 @@ def test_records_waiting_for_rsyslogd_at_exit_are_counted_in_the_log_file(
     lost = notice["lost"]
     assert isinstance(lost, int)
     assert len(after) <= lost <= len(written) - len(_records(rsyslog))
+
+
+def test_a_child_forked_while_records_wait_does_not_send_them_again(
+    tmp_path: Path, rsyslog: Rsyslog
+) -> None:
+    """Records waiting for rsyslogd when a child is forked reach it once (from the parent)."""
+    proc = subprocess.Popen(
+        [PYTHON, str(program("log_syslog_fork")), json.dumps({"syslog": str(rsyslog.socket)})],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=clean_env(log_child_env()),
+    )
+    try:
+        wait_for(lambda: any(r["event"] == "before" for r in _records(rsyslog)), 30, "before")
+        rsyslog.stop()
+        assert proc.stdin is not None
+        proc.stdin.write("go on\n")
+        proc.stdin.flush()
+        assert _read_line(proc) == "forked\n"
+        rsyslog.start()
+        proc.stdin.write("go on\n")
+        proc.stdin.flush()
+        result = json.loads(_read_line(proc))
+        _, stderr = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate()
+    assert proc.returncode == 0, stderr
+    assert result == {"closed": True, "child": result["child"], "status": 0}
+    wait_for(
+        lambda: any(r["event"] == "from the child" for r in _records(rsyslog)), 30, "the child"
+    )
+    records = _records(rsyslog)
+    assert [r["event"] for r in records if r["event"] != "while down"] == [
+        "before",
+        "from the child",
+    ]
+    assert [r["n"] for r in records if r["event"] == "while down"] == list(range(5))
+    assert [r["pid"] for r in records if r["event"] == "from the child"] == [result["child"]]

@@ -137,7 +137,7 @@ def _after_fork(writer: LogWriter) -> None:
     set_pid(pid)
     for sink in writer.sinks:
         if is_syslog_sink(sink):
-            sink.pid = pid
+            sink.forked(pid)
     writer._after_fork_in_child()
     mp_util = sys.modules.get("multiprocessing.util")
     if mp_util is not None:

@@ -242,6 +242,14 @@ class SyslogSink:
             self.sock.close()
             self.sock = None
 
+    def forked(self, pid: int) -> None:
+        """In a child forked after logging started: its own pid, none of the parent's messages."""
+        self.pid = pid
+        # What waits (for a collector that is down, or a send in progress at
+        # the fork) is the parent's to send: sent from here too, it would
+        # arrive twice.
+        self.backlog.clear()
+
     def give_up(self) -> None:
         """At exit: one last attempt to send what waits; what still waits is counted as lost."""
         # The collector may be back already; if not, nothing will send these
