@@ -1,7 +1,8 @@
-"""The shipped units' ExecReload= reloads the daemon their ExecStart= started."""
+"""The shipped units' ExecReload= and ExecStop= control the daemon their ExecStart= started."""
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 import signal
@@ -9,7 +10,16 @@ import socket
 import subprocess
 from pathlib import Path
 
-from tests.support import AIODAEMON, REPO, clean_env, free_port, read_json_lines, wait_for
+from tests.support import (
+    AIODAEMON,
+    REPO,
+    clean_env,
+    free_port,
+    is_alive,
+    kill_quietly,
+    read_json_lines,
+    wait_for,
+)
 
 UNITS = REPO / "examples" / "systemd"
 
@@ -128,3 +138,79 @@ def test_echo_forking_service_reload_waits_for_the_daemon(tmp_path: Path) -> Non
         what="the reload's record",
     )
     assert finished[0]["ok"] is True
+
+
+def notifications(notify: socket.socket) -> list[str]:
+    """The next datagram the daemon sent to its NOTIFY_SOCKET, as assignments."""
+    return notify.recv(4096).decode().split("\n")
+
+
+def test_echo_service_stop_stops_the_process_an_upgrade_started(tmp_path: Path) -> None:
+    """echo.service: after `aiodaemon upgrade`, ExecStop= drains the new process and exits 0.
+
+    systemd did not fork that process: without ExecStop= its stop sent SIGTERM
+    and then SIGKILL at once (seen on systemd 252), so the unit needs ExecStop=.
+    """
+    unit = (UNITS / "echo.service").read_text()
+    prepare(unit, tmp_path)
+    port = free_port()
+    notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    notify.bind(str(tmp_path / "notify"))
+    notify.settimeout(30)
+    journal = tmp_path / "journal"
+    pidfile = tmp_path / "run" / "aiodaemon-echo" / "echo.pid"
+    with journal.open("w") as stderr:
+        first = subprocess.Popen(
+            command(unit, "ExecStart", tmp_path, port),
+            cwd=REPO,
+            env=clean_env({"NOTIFY_SOCKET": str(tmp_path / "notify")}),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+        )
+    successor = None
+    try:
+        while "READY=1" not in notifications(notify):
+            pass
+        upgraded = subprocess.run(
+            [str(AIODAEMON), "upgrade", "--pidfile", str(pidfile)],
+            env=clean_env(),
+            capture_output=True,
+            text=True,
+            timeout=90,
+            check=False,
+        )
+        assert upgraded.returncode == 0, upgraded.stderr
+        successor = int(upgraded.stdout)
+        # What systemd hears: the old daemon hands the unit over, then exits 0.
+        while f"MAINPID={successor}" not in notifications(notify):
+            pass
+        assert first.wait(timeout=60) == 0, journal.read_text()
+        assert echo(port) == b"hi\n"
+
+        stopped = subprocess.run(
+            command(unit, "ExecStop", tmp_path, port),
+            cwd=REPO,
+            env=clean_env(),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert stopped.returncode == 0, stopped.stderr
+        assert stopped.stderr == f"aiodaemon: stopped (pid {successor})\n"
+        while "STOPPING=1" not in notifications(notify):
+            pass
+        assert not pidfile.exists()
+        assert not is_alive(successor)
+    finally:
+        notify.close()
+        if first.poll() is None:
+            first.kill()
+            first.wait()
+        if successor is not None:
+            kill_quietly(successor)
+    records = [
+        json.loads(line) for line in journal.read_text().splitlines() if line.startswith("{")
+    ]
+    assert {"event": "exit", "pid": successor, "status": 0}.items() <= records[-1].items()
