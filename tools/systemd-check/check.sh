@@ -68,6 +68,9 @@ check() { local name=$1; shift; if "$@"; then pass "$name"; else fail "$name"; f
 checkj() { local name=$1; shift; check "$name" wait_until 50 "$@"; }
 show() { c systemctl show "$1" -p "$2" --value; }
 echo_hi() { c timeout 10 bash -c 'exec 3<>/dev/tcp/127.0.0.1/8007; echo hi >&3; head -n1 <&3' 2>/dev/null; }
+# grep reading all its input: with pipefail, grep -q ending early would fail
+# the pipeline whenever journalctl then dies of SIGPIPE.
+contains() { grep "$@" >/dev/null; }
 journal() { c journalctl -u "$1" --no-pager -o cat "${@:2}"; }
 wait_until() { local n=$1; shift; for _ in $(seq "$n"); do "$@" && return 0; sleep 0.2; done; return 1; }
 mode() { echo "$1" >"/proc/$LEADER/root/run/checkapp-mode"; }
@@ -109,12 +112,12 @@ c systemctl daemon-reload
 c systemctl log-level debug   # "Got notification message from PID N (...)" in the journal
 
 echo "== Type=notify (examples/systemd/echo.service)"
-notified() { journal "$1" | grep -q "Got notification message from PID $2 ($3"; }
+notified() { journal "$1" | contains "Got notification message from PID $2 ($3"; }
 c systemctl start echo.service
 check "start returns once the daemon is ready (active, answers at once)" \
     test "$(show echo ActiveState)/$(echo_hi)" = active/hi
 check "status shows the daemon's STATUS=" test "$(show echo StatusText)" = running
-checkj "the JSON lines on stderr are in the journal" eval 'journal echo | grep -q "\"event\":\"ready\""'
+checkj "the JSON lines on stderr are in the journal" eval 'journal echo | contains "\"event\":\"ready\""'
 pid=$(show echo MainPID)
 check "reload waits for the daemon, exit 0" c systemctl reload echo.service
 checkj "... which sent RELOADING=1 with MONOTONIC_USEC=, then READY=1" \
@@ -123,6 +126,21 @@ check "stop through ExecStop=: exit 0" c systemctl stop echo.service
 check "... inactive, result success, exit status 0" \
     test "$(show echo ActiveState)/$(show echo Result)/$(show echo ExecMainStatus)" = inactive/success/0
 checkj "... the daemon sent STOPPING=1" notified echo "$pid" "STOPPING=1"
+
+echo "== examples/systemd/echo.service.d/notify-reload.conf"
+dropin=/proc/$LEADER/root/etc/systemd/system/echo.service.d
+mkdir -p "$dropin" && cp "$REPO/examples/systemd/echo.service.d/notify-reload.conf" "$dropin/"
+c systemctl daemon-reload
+c systemctl start echo.service
+version=$(c systemctl --version | awk 'NR == 1 {print $2}')
+if [ "$version" -lt 253 ]; then
+    check "systemd $version keeps Type=notify and has no reload with the drop-in, as it says" \
+        eval 'test "$(show echo Type)" = notify && ! c systemctl reload echo.service 2>/dev/null'
+else
+    check "Type=notify-reload: systemctl reload exits 0" c systemctl reload echo.service
+fi
+c systemctl stop echo.service
+rm -r "$dropin" && c systemctl daemon-reload
 
 echo "== reload hooks and the watchdog (checkapp.service: echo.service running tools/systemd-check/checkapp.py)"
 mode ""
@@ -133,14 +151,14 @@ check "a failing reload hook fails systemctl reload" eval '! c systemctl reload 
 check "... the daemon still runs, and its status says why" \
     test "$(show checkapp ActiveState)/$(show checkapp StatusText)" = "active/running; last reload failed: ValueError: bad config"
 checkj "... the journal has the hook's error" \
-    eval 'journal checkapp | grep -q "aiodaemon: reload failed (pid [0-9]*, still running): ValueError: bad config"'
+    eval 'journal checkapp | contains "aiodaemon: reload failed (pid [0-9]*, still running): ValueError: bad config"'
 mode block
 c systemctl kill --kill-who=main -s HUP checkapp.service   # the reload hook blocks the loop
 restarted() { test "$(show checkapp NRestarts)/$(show checkapp ActiveState)" = 1/active; }
 check "a blocked event loop is killed by the watchdog and restarted" wait_until 150 restarted
 mode ""
 checkj "... 'Failed with result watchdog', after PYTHONFAULTHANDLER's stack naming the blocking hook" \
-    eval 'journal checkapp | grep -q "Failed with result '"'"'watchdog'"'"'" && journal checkapp | grep -q "in reload_config"'
+    eval 'journal checkapp | contains "Failed with result '"'"'watchdog'"'"'" && journal checkapp | contains "in reload_config"'
 c systemctl stop checkapp.service
 
 echo "== syslog to journald (checkapp-syslog.service: --syslog)"
@@ -149,7 +167,7 @@ mode fail
 c systemctl reload checkapp-syslog.service 2>/dev/null
 mode ""
 checkj "records arrive as syslog messages tagged checkapp, an error at priority err" \
-    eval 'journal checkapp-syslog -t checkapp -p err | grep -q "\"event\":\"reload hook failed\""'
+    eval 'journal checkapp-syslog -t checkapp -p err | contains "\"event\":\"reload hook failed\""'
 c systemctl stop checkapp-syslog.service
 
 echo "== socket activation (examples/systemd/echo.socket)"
@@ -158,8 +176,8 @@ check "the socket alone does not start the service" test "$(show echo ActiveStat
 check "the first connection starts it, and it answers" test "$(echo_hi)" = hi
 checkj "... active, on systemd's socket (FileDescriptorName=echo), LISTEN_* removed" eval '
     test "$(show echo ActiveState)" = active &&
-    journal echo | grep "\"event\":\"starting\"" | tail -n1 | grep -q "\"sockets\":{\"echo\":\"127.0.0.1:8007\"}" &&
-    ! c cat "/proc/$(show echo MainPID)/environ" | tr "\0" "\n" | grep -q "^LISTEN_"'
+    journal echo | grep "\"event\":\"starting\"" | tail -n1 | contains "\"sockets\":{\"echo\":\"127.0.0.1:8007\"}" &&
+    ! c cat "/proc/$(show echo MainPID)/environ" | tr "\0" "\n" | contains "^LISTEN_"'
 c systemctl stop echo.socket echo.service
 
 echo "== Type=forking (examples/systemd/echo-forking.service)"
@@ -179,7 +197,7 @@ sleep 12   # longer than WatchdogSec=10s: the new process must feed the watchdog
 check "the unit stays active past WatchdogSec, no restart, answers" \
     test "$(show echo ActiveState)/$(show echo NRestarts)/$(echo_hi)" = active/0/hi
 check "systemctl reload exits 0" c systemctl reload echo.service
-checkj "... it reached the new process" eval 'journal echo | grep -q "reloaded (pid $new)"'
+checkj "... it reached the new process" eval 'journal echo | contains "reloaded (pid $new)"'
 check "stop drains the new process (ExecStop=)" c systemctl stop echo.service
 check "... inactive, result success, exit status 0 (no SIGKILL)" \
     test "$(show echo ActiveState)/$(show echo Result)/$(show echo ExecMainStatus)" = inactive/success/0
