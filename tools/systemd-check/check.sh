@@ -185,6 +185,10 @@ c systemctl start echo-forking.service
 check "start: active, MAINPID read from PIDFile=, answers" \
     test "$(show echo-forking ActiveState)/$(show echo-forking MainPID)/$(echo_hi)" = "active/$(c cat /run/aiodaemon-echo/echo.pid)/hi"
 check "reload waits for the daemon, exit 0" c systemctl reload echo-forking.service
+new=$(c $bin upgrade --pidfile /run/aiodaemon-echo/echo.pid)
+following() { test -n "$new" -a "$(show echo-forking MainPID)/$(show echo-forking ActiveState)" = "$new/active"; }
+check "aiodaemon upgrade: systemd follows PIDFile= to the new process, active" wait_until 50 following
+check "... which answers" test "$(echo_hi)" = hi
 check "stop: exit 0" c systemctl stop echo-forking.service
 check "... inactive, result success" test "$(show echo-forking ActiveState)/$(show echo-forking Result)" = inactive/success
 
