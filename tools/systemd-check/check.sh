@@ -161,6 +161,15 @@ checkj "... 'Failed with result watchdog', after PYTHONFAULTHANDLER's stack nami
     eval 'journal checkapp | contains "Failed with result '"'"'watchdog'"'"'" && journal checkapp | contains "in reload_config"'
 c systemctl stop checkapp.service
 
+mode startfail
+c systemctl reset-failed checkapp.service
+check "a failing startup hook fails systemctl start" eval '! c systemctl start checkapp.service 2>/dev/null'
+check "... with the error as the unit's status" \
+    test "$(show checkapp StatusText)" = "startup failed: KeyError: 'DATABASE_URL'"
+mode ""
+c systemctl stop checkapp.service
+c systemctl reset-failed checkapp.service
+
 echo "== syslog to journald (checkapp-syslog.service: --syslog)"
 c systemctl start checkapp-syslog.service
 mode fail
@@ -178,6 +187,10 @@ checkj "... active, on systemd's socket (FileDescriptorName=echo), LISTEN_* remo
     test "$(show echo ActiveState)" = active &&
     journal echo | grep "\"event\":\"starting\"" | tail -n1 | contains "\"sockets\":{\"echo\":\"127.0.0.1:8007\"}" &&
     ! c cat "/proc/$(show echo MainPID)/environ" | tr "\0" "\n" | contains "^LISTEN_"'
+new=$(c $bin upgrade --pidfile /run/aiodaemon-echo/echo.pid)
+check "aiodaemon upgrade of a socket-activated daemon: MAINPID follows, answers" \
+    test -n "$new" -a "$(show echo MainPID)/$(show echo ActiveState)/$(echo_hi)" = "$new/active/hi"
+check "... stop (ExecStop=): success" eval 'c systemctl stop echo.service && test "$(show echo Result)" = success'
 c systemctl stop echo.socket echo.service
 
 echo "== Type=forking (examples/systemd/echo-forking.service)"

@@ -6,7 +6,8 @@ the check can make a reload fail or block the event loop from outside:
 - ``/run/checkapp-mode`` absent or empty: reloads succeed;
 - ``fail``: the reload hook raises ``ValueError: bad config``;
 - ``block``: the reload hook blocks the event loop (``time.sleep``), which
-  starves the watchdog pings.
+  starves the watchdog pings;
+- ``startfail``: the startup hook raises ``KeyError: 'DATABASE_URL'``.
 
 A startup hook sets its own ``STATUS=``, as a program would.
 """
@@ -22,17 +23,19 @@ import aiodaemon
 MODE = pathlib.Path("/run/checkapp-mode")
 
 
-@aiodaemon.on_startup
-async def warm_up(ctx: aiodaemon.Context) -> None:
-    """Say what the startup is doing, in systemctl status."""
-    ctx.set_status("warming up")
-
-
 def _read_mode() -> str:
     try:
         return MODE.read_text().strip()
     except FileNotFoundError:
         return ""
+
+
+@aiodaemon.on_startup
+async def warm_up(ctx: aiodaemon.Context) -> None:
+    """Say what the startup is doing, in systemctl status; fail if asked to."""
+    ctx.set_status("warming up")
+    if await asyncio.to_thread(_read_mode) == "startfail":
+        raise KeyError("DATABASE_URL")
 
 
 @aiodaemon.on_reload
