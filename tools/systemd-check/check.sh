@@ -234,7 +234,34 @@ check "... MAINPID changed, active, answers" \
 check "... stop after the upgrade: inactive, success" \
     eval 'c systemctl stop doc-upgrade && test "$(show doc-upgrade ActiveState)/$(show doc-upgrade Result)" = inactive/success'
 
-check "no unit of ours failed" eval '! c systemctl --failed --plain --no-legend | grep -E "echo|checkapp|doc-"'
+echo "== the tutorial's unit (docs/tutorial.md, section 5), as written"
+python3 - "$REPO/docs/tutorial.md" "/proc/$LEADER/root" <<'EOF'
+import re, sys
+from pathlib import Path
+page, root = Path(sys.argv[1]).read_text(), Path(sys.argv[2])
+program = re.search(r"`~/svc/greeter.py`:\n\n```python\n(.*?)```", page, re.S)[1]
+(unit,) = [b for b in re.findall(r"```ini\n(.*?)```", page, re.S) if "[Service]" in b]
+(root / "home/me/svc").mkdir(parents=True)
+(root / "home/me/svc/greeter.py").write_text(program)
+(root / "etc/systemd/system/greeter.service").write_text(unit)
+EOF
+c sh -ec '
+    useradd --user-group --shell /bin/bash me
+    python3 -m venv /home/me/svc/venv
+    /home/me/svc/venv/bin/pip install -q --no-index --find-links /srv/wheels aiodaemon 2>&1 | grep -v "^WARNING" || true
+    chown -R me:me /home/me && chmod 0700 /home/me
+    systemctl daemon-reload'
+greet() { c timeout 10 bash -c 'exec 3<>/dev/tcp/127.0.0.1/8008; echo me >&3; head -n1 <&3' 2>/dev/null; }
+check "start: active, greets" eval 'c systemctl start greeter && test "$(show greeter ActiveState)/$(greet)" = "active/hello, me"'
+echo hi >"/proc/$LEADER/root/tmp/greeting.txt"
+check "reload rereads the greeting, exit 0" eval 'c systemctl reload greeter && test "$(greet)" = "hi, me"'
+rm "/proc/$LEADER/root/tmp/greeting.txt"
+check "reload without the file fails, the daemon keeps greeting hi" \
+    eval '! c systemctl reload greeter 2>/dev/null && test "$(show greeter ActiveState)/$(greet)" = "active/hi, me"'
+checkj "... the journal says FileNotFoundError" eval 'journal greeter | contains "reload failed (pid [0-9]*, still running): FileNotFoundError"'
+check "stop: inactive, success" eval 'c systemctl stop greeter && test "$(show greeter Result)" = success'
+
+check "no unit of ours failed" eval '! c systemctl --failed --plain --no-legend | grep -E "echo|checkapp|doc-|greeter"'
 
 if [ "$KEEP" -eq 1 ]; then
     echo "container kept: nsenter -t $LEADER -a bash   (stop it: kill $NSPAWN)"
