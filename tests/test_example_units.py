@@ -13,6 +13,7 @@ from pathlib import Path
 from tests.support import (
     AIODAEMON,
     REPO,
+    aiodaemon_cli,
     clean_env,
     free_port,
     is_alive,
@@ -43,17 +44,24 @@ def prepare(unit: str, tmp_path: Path) -> None:
     assert re.search(r"^WorkingDirectory=/opt/aiodaemon$", unit, re.M)
 
 
-def reload(unit: str, tmp_path: Path, port: int) -> subprocess.CompletedProcess[str]:
-    """Run the unit's ExecReload= as systemctl reload would."""
+def run_command(
+    unit: str, key: str, tmp_path: Path, port: int, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run the unit's ``key=`` command (ExecStart=, ExecReload=...) as systemd would."""
     return subprocess.run(
-        command(unit, "ExecReload", tmp_path, port),
+        command(unit, key, tmp_path, port),
         cwd=REPO,
-        env=clean_env(),
+        env=clean_env(env),
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
     )
+
+
+def reload(unit: str, tmp_path: Path, port: int) -> subprocess.CompletedProcess[str]:
+    """Run the unit's ExecReload= as systemctl reload would."""
+    return run_command(unit, "ExecReload", tmp_path, port)
 
 
 def echo(port: int) -> bytes:
@@ -104,15 +112,8 @@ def test_echo_forking_service_reload_waits_for_the_daemon(tmp_path: Path) -> Non
     unit = (UNITS / "echo-forking.service").read_text()
     prepare(unit, tmp_path)
     port = free_port()
-    started = subprocess.run(
-        command(unit, "ExecStart", tmp_path, port),
-        cwd=REPO,
-        env=clean_env({"INVOCATION_ID": "0" * 32}),  # systemd sets it for every service
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    # systemd sets INVOCATION_ID for every service.
+    started = run_command(unit, "ExecStart", tmp_path, port, {"INVOCATION_ID": "0" * 32})
     assert started.returncode == 0, started.stderr
     pid = int(started.stdout)
     (pidfile,) = re.findall(r"^PIDFile=(.*)$", unit, re.M)
@@ -123,14 +124,7 @@ def test_echo_forking_service_reload_waits_for_the_daemon(tmp_path: Path) -> Non
         assert reloaded.stderr == f"aiodaemon: reloaded (pid {pid})\n"
         assert echo(port) == b"hi\n"
     finally:
-        stopped = subprocess.run(
-            [str(AIODAEMON), "stop", "--pidfile", pidfile],
-            env=clean_env(),
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        stopped = aiodaemon_cli("stop", "--pidfile", pidfile, timeout=60)
     assert stopped.returncode == 0, stopped.stderr
     log = tmp_path / "log" / "aiodaemon-echo.jsonl"
     finished = wait_for(
@@ -172,14 +166,7 @@ def test_echo_service_stop_stops_the_process_an_upgrade_started(tmp_path: Path) 
     try:
         while "READY=1" not in notifications(notify):
             pass
-        upgraded = subprocess.run(
-            [str(AIODAEMON), "upgrade", "--pidfile", str(pidfile)],
-            env=clean_env(),
-            capture_output=True,
-            text=True,
-            timeout=90,
-            check=False,
-        )
+        upgraded = aiodaemon_cli("upgrade", "--pidfile", pidfile, timeout=90)
         assert upgraded.returncode == 0, upgraded.stderr
         successor = int(upgraded.stdout)
         # What systemd hears: the old daemon hands the unit over, then exits 0.
@@ -188,15 +175,7 @@ def test_echo_service_stop_stops_the_process_an_upgrade_started(tmp_path: Path) 
         assert first.wait(timeout=60) == 0, journal.read_text()
         assert echo(port) == b"hi\n"
 
-        stopped = subprocess.run(
-            command(unit, "ExecStop", tmp_path, port),
-            cwd=REPO,
-            env=clean_env(),
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        stopped = run_command(unit, "ExecStop", tmp_path, port)
         assert stopped.returncode == 0, stopped.stderr
         assert stopped.stderr == f"aiodaemon: stopped (pid {successor})\n"
         while "STOPPING=1" not in notifications(notify):
