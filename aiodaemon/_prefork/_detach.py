@@ -8,13 +8,13 @@ by threads that no longer exist.
 from __future__ import annotations
 
 import gc
-import io
 import os
 import stat
 import sys
 
 from ..exceptions import ExitCode, StartupError
 from ._readiness import ReadinessPipe, WaitInterrupted, stop_unready, wait_gone, wait_ready
+from ._stdfds import text_stream
 
 # Annotations only: aiodaemon.pep3143 imports this module into synchronous
 # programs, which should not pay for typing and pathlib.
@@ -89,7 +89,7 @@ def redirect_stdio(stdout: int | None, stderr: int | None, stdin: int | None = N
     # Only when needed: after a chroot there may be no /dev/null to open.
     null = os.open(os.devnull, os.O_RDWR | os.O_NOCTTY) if None in (stdin, stdout, stderr) else -1
     os.dup2(null if stdin is None else stdin, 0)
-    sys.stdin = _text_stream(0, "r", sys.stdin, sys.__stdin__)
+    sys.stdin = text_stream(0, "r", sys.stdin, sys.__stdin__)
     redirect_outputs(null if stdout is None else stdout, null if stderr is None else stderr)
     if null > 2:
         os.close(null)
@@ -103,42 +103,12 @@ def redirect_outputs(stdout: int | None, stderr: int | None) -> None:
     # to the new targets line by line, so a crash loses nothing.
     if stdout is not None:
         os.dup2(stdout, 1)
-        sys.stdout = _text_stream(1, "w", sys.stdout, sys.__stdout__, line_buffering=True)
+        sys.stdout = text_stream(1, "w", sys.stdout, sys.__stdout__, line_buffering=True)
     if stderr is not None:
         os.dup2(stderr, 2)
-        sys.stderr = _text_stream(
+        sys.stderr = text_stream(
             2, "w", sys.stderr, sys.__stderr__, line_buffering=True, errors="backslashreplace"
         )
-
-
-def _text_stream(
-    fd: int,
-    mode: str,
-    old: object,
-    original: object,
-    *,
-    line_buffering: bool = False,
-    errors: str = "strict",
-) -> io.TextIOWrapper:
-    """A text stream on ``fd`` that encodes as the stream it replaces did.
-
-    Python chose that stream's encoding and error handler from the locale,
-    ``PYTHONIOENCODING`` and UTF-8 mode: ``surrogateescape`` in the C locale
-    (systemd's, cron's), so that a file name that is not UTF-8 prints. A bare
-    ``TextIOWrapper`` would be strict and raise ``UnicodeEncodeError`` on it,
-    ending a daemon that python-daemon (which keeps the old objects) runs.
-    ``original`` (``sys.__stdout__`` and the like) answers when the program
-    replaced ``old`` by something without an encoding (a ``StringIO``).
-    """
-    raw = io.FileIO(fd, mode, closefd=False)
-    for stream in (old, original):
-        encoding = getattr(stream, "encoding", None)
-        handler = getattr(stream, "errors", None)
-        if isinstance(encoding, str) and isinstance(handler, str):
-            return io.TextIOWrapper(
-                raw, encoding=encoding, errors=handler, line_buffering=line_buffering
-            )
-    return io.TextIOWrapper(raw, encoding="locale", errors=errors, line_buffering=line_buffering)
 
 
 def close_in_forked_children(fd: int) -> None:

@@ -14,7 +14,7 @@ import io
 import os
 import sys
 
-__all__ = ["controlling_terminal", "fill_std_fds"]
+__all__ = ["controlling_terminal", "fill_std_fds", "text_stream"]
 
 
 def fill_std_fds() -> None:
@@ -34,19 +34,44 @@ def fill_std_fds() -> None:
             os.set_inheritable(fd, True)
     # Python sets a stream to None when its fd was closed at start-up; code that
     # prints (a start's error line, a pid) must find a file there, not None.
+    # No stream to take an encoding and error handler from: the locale's.
     if sys.stdin is None:
-        sys.stdin = io.TextIOWrapper(io.FileIO(0, "r", closefd=False), encoding="locale")
+        sys.stdin = text_stream(0, "r", None, None)
     if sys.stdout is None:
-        sys.stdout = io.TextIOWrapper(
-            io.FileIO(1, "w", closefd=False), encoding="locale", line_buffering=True
-        )
+        sys.stdout = text_stream(1, "w", None, None, line_buffering=True)
     if sys.stderr is None:
-        sys.stderr = io.TextIOWrapper(
-            io.FileIO(2, "w", closefd=False),
-            encoding="locale",
-            line_buffering=True,
-            errors="backslashreplace",
-        )
+        sys.stderr = text_stream(2, "w", None, None, line_buffering=True, errors="backslashreplace")
+
+
+def text_stream(
+    fd: int,
+    mode: str,
+    old: object,
+    original: object,
+    *,
+    line_buffering: bool = False,
+    errors: str = "strict",
+) -> io.TextIOWrapper:
+    """A text stream on ``fd`` that encodes as the stream it replaces did.
+
+    Python chose that stream's encoding and error handler from the locale,
+    ``PYTHONIOENCODING`` and UTF-8 mode: ``surrogateescape`` in the C locale
+    (systemd's, cron's), so that a file name that is not UTF-8 prints. A bare
+    ``TextIOWrapper`` would be strict and raise ``UnicodeEncodeError`` on it,
+    ending a daemon that python-daemon (which keeps the old objects) runs.
+    ``original`` (``sys.__stdout__`` and the like) answers when the program
+    replaced ``old`` by something without an encoding (a ``StringIO``). With
+    neither, the locale's encoding and ``errors``.
+    """
+    raw = io.FileIO(fd, mode, closefd=False)
+    for stream in (old, original):
+        encoding = getattr(stream, "encoding", None)
+        handler = getattr(stream, "errors", None)
+        if isinstance(encoding, str) and isinstance(handler, str):
+            return io.TextIOWrapper(
+                raw, encoding=encoding, errors=handler, line_buffering=line_buffering
+            )
+    return io.TextIOWrapper(raw, encoding="locale", errors=errors, line_buffering=line_buffering)
 
 
 def controlling_terminal() -> tuple[int, int] | None:
