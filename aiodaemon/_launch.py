@@ -140,9 +140,9 @@ def launch(
         # The run phase's modules, loaded before the fork rather than in the
         # daemon: an import after the fork writes to pages it shares with the
         # waiting launcher (module dicts, interned strings, pymalloc pools), each
-        # write a copy-on-write fault; loading them here costs the whole start
-        # ~1.5 ms less CPU (benchmarks/detach.py --startup), the control
-        # server's ~1 ms more. Before acquire: a broken install acquires nothing.
+        # write a copy-on-write fault; loading them here saves the whole start
+        # ~1.5 ms of CPU (benchmarks/detach.py --startup), and ~1 ms more with a
+        # control socket. Before acquire: a broken install acquires nothing.
         _preload(options)
         from ._prefork._acquire import acquire
 
@@ -296,7 +296,10 @@ def become_daemon(
             from ._prefork._handoff import remember_launch_directory
 
             remember_launch_directory(launch_directory)
-            _preload(options)
+            if handoff is not None:
+                # launch() loaded these before its fork; an upgrade's successor
+                # comes through succeed() and loads them here.
+                _preload(options)
             # Before a drop gives it up: that terminal's hang-up is a stop, not a
             # reload. Not an upgrade's successor's: its shell saw the foreground
             # job end with the old process, so no hang-up of the terminal is its.
