@@ -36,7 +36,9 @@ def table_rows(page: Path, heading: str) -> list[list[str]]:
         if line.startswith("#"):
             break
         if line.startswith("|") and not re.fullmatch(r"\|[-|: ]+\|", line):
-            rows.append([cell.strip() for cell in line.strip().strip("|").split("|")])
+            # A cell may hold an escaped pipe: `--ready startup\|manual`.
+            cells = re.split(r"(?<!\\)\|", line.strip().strip("|"))
+            rows.append([cell.strip() for cell in cells])
     return rows[1:]  # without the header row
 
 

@@ -280,8 +280,10 @@ def _add_daemon_options(sub: argparse.ArgumentParser) -> None:
     )
     add(
         "--log-level",
+        # Any case, as run()'s log_level: `--log-level DEBUG` is what many type.
+        type=str.lower,
         choices=["debug", "info", "warning", "error", "critical"],
-        help="(default: info)",
+        help="any case (default: info)",
     )
     add(
         "--log-format",
