@@ -334,8 +334,9 @@ def run(main: MainTarget, **options: Unpack[DaemonOptions]) -> NoReturn:
 
     The same as ``Daemon.run`` on the default ``Daemon``: validates every
     option, acquires the pidfile, sockets and log files, detaches (unless
-    supervised), drops privileges and runs ``main`` on uvloop until a signal or
-    its return; then exits. Call it at the top level of the program, never
+    supervised), drops privileges and runs ``main`` on the event loop (uvloop
+    when installed and not ``uvloop=False``) until a signal or its return;
+    then exits. Call it at the top level of the program, never
     from inside a running event loop.
 
     Args:

@@ -1,0 +1,58 @@
+"""Tables the docs repeat on several pages say what the code has: members, signals, exit codes."""
+
+from __future__ import annotations
+
+import re
+
+from aiodaemon._run._context import Context
+from aiodaemon.exceptions import ExitCode
+from aiodaemon.testing import DaemonProcess
+
+from .support import REPO
+from .test_docs import DOCS, table_rows
+
+
+def public_members(cls: type) -> set[str]:
+    """The public methods and properties of ``cls``."""
+    return {name for name in dir(cls) if not name.startswith("_")}
+
+
+def test_the_context_table_lists_every_member() -> None:
+    """docs/lifecycle.md's Context table has a row for each public member, and no other."""
+    rows = table_rows(DOCS / "lifecycle.md", "## Context")
+    documented = {name for row in rows for name in re.findall(r"ctx\.([a-z_]+)", row[0])}
+    # Attributes set by __init__ (not on the class).
+    assert documented == public_members(Context) | {"sockets", "options"}
+
+
+def test_the_handle_table_lists_every_member() -> None:
+    """docs/testing.md's handle table has a row for each public member of DaemonProcess."""
+    rows = table_rows(DOCS / "testing.md", "## The handle")
+    documented = {name for row in rows for name in re.findall(r"daemon\.([a-z_]+)", row[0])}
+    assert documented == public_members(DaemonProcess) | {"pid"}
+
+
+def exit_statuses(page: str, heading: str) -> set[str]:
+    """The statuses in the first column of the exit-status table under ``heading``."""
+    return {row[0] for row in table_rows(REPO / page, heading)}
+
+
+def test_every_exit_status_table_has_every_code() -> None:
+    """The README's and production.md's exit-status tables list each ExitCode, 128 + n and n."""
+    codes = {str(code.value) for code in ExitCode} | {"128 + n", "n"}
+    assert exit_statuses("README.md", "## Exit status (`aiodaemon.ExitCode`)") == codes
+    assert exit_statuses("docs/production.md", "### Of the daemon, and of `run`") == codes
+
+
+def signals_in(page: str, heading: str) -> set[str]:
+    """Every SIGxxx named in the first column of the signal table under ``heading``."""
+    rows = table_rows(REPO / page, heading)
+    return {name for row in rows for name in re.findall(r"\bSIG[A-Z0-9]+\b", row[0])}
+
+
+def test_signal_tables_agree() -> None:
+    """The README and production.md describe the signals docs/options.md's table lists."""
+    owned = signals_in("docs/options.md", "## Signals")
+    # The README leaves out SIGCHLD (PID 1 only); production.md adds SIGKILL (stop's last word).
+    assert signals_in("README.md", "## Signals") == owned - {"SIGCHLD"}
+    assert signals_in("docs/production.md", "## Signals") == owned | {"SIGKILL"}
