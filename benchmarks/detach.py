@@ -32,7 +32,10 @@ A second table compares the synchronous PEP 3143 API on the same sync program
 Limits: 1,024 and the highest the machine allows (1,048,576 is tried first;
 containers cap the hard limit, and then the hard limit is used).
 
-Run ``python benchmarks/detach.py [--runs 20] [--quick]``.
+Run ``python benchmarks/detach.py [--runs 20] [--quick]``; ``--startup`` for
+the start-up table alone (aiodaemon, with a pidfile, compact, floor), and
+``--instructions`` for the same four counted in instructions by valgrind's
+callgrind: slow, but the same on a loaded machine as on a quiet one.
 """
 
 from __future__ import annotations
@@ -53,6 +56,12 @@ _HERE = os.path.dirname(os.path.abspath(__file__))
 if sys.path and os.path.abspath(sys.path[0]) == _HERE:
     sys.path.append(sys.path.pop(0))
 
+#: A contender's process imports this file (its bytecode cached, as the
+#: contenders' is) rather than running it as a script, which would compile its
+#: ~700 lines at every start: ~6 ms the floor itself would then include. -P: no
+#: working directory on sys.path, where benchmarks/logging.py could shadow logging.
+_CHILD = f"import sys; sys.path.append({_HERE!r}); import detach; detach.main()"
+
 CONTENDERS = ("aiodaemon", "compact", "python-daemon", "fd-loop", "floor")
 #: aiodaemon's start-to-ready may cost at most this much more than the floor.
 FLOOR_GOAL = 1.10
@@ -63,6 +72,8 @@ LOW_LIMIT = 1_024
 
 #: When the launcher called the detach; inherited by the daemon across the forks.
 _detach_called = 0.0
+#: Set for --instructions: the process that reports ready ends right after it.
+_EXIT_AT_READY = "DETACH_BENCH_EXIT_AT_READY"
 
 
 # --- the launcher / daemon side (kept import-light: it is what is measured) ---
@@ -75,6 +86,10 @@ def _report_ready(fifo: str) -> None:
         os.write(fd, f"{os.getpid()} {time.monotonic() - _detach_called:.6f}\n".encode())
     finally:
         os.close(fd)
+    if os.environ.get(_EXIT_AT_READY):
+        # --instructions: callgrind writes its counts as the process ends, so
+        # it ends here and they hold the way to ready, and nothing after it.
+        os._exit(0)
 
 
 def _classic_detach() -> None:
@@ -107,7 +122,12 @@ def _child(contender: str, limit: int, fifo: str) -> None:
     global _detach_called
     import resource
 
-    resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))
+    hard = limit
+    if os.environ.get(_EXIT_AT_READY):
+        # valgrind keeps the top descriptors for itself and refuses to change
+        # the hard limit; the soft one is what a daemon closes up to.
+        hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    resource.setrlimit(resource.RLIMIT_NOFILE, (limit, hard))
     if contender in SYNC_CONTENDERS:
         _sync_child(contender, fifo)
         return
@@ -229,9 +249,21 @@ def _daemon_cpu_ms(pid: int) -> float:
 
 
 def _launch(
-    contender: str, limit: int, label: str, fifo: str, fifo_fd: int, err: str, pycache: str
+    contender: str,
+    limit: int,
+    label: str,
+    fifo: str,
+    fifo_fd: int,
+    err: str,
+    pycache: str,
+    wrapper: tuple[str, ...] = (),
+    env: dict[str, str] | None = None,
+    deadline: float = 30.0,
 ) -> tuple[subprocess.Popen[bytes], bytes, float]:
-    """Start ``contender``'s launcher and read its daemon's ready line (deadline 30 s).
+    """Start ``contender``'s launcher and read its daemon's ready line.
+
+    ``wrapper`` is a command the launcher runs under (valgrind), ``env`` more
+    environment, ``deadline`` in seconds.
 
     Returns:
         (the launcher, not yet reaped; the ready line; launch ms: from the spawn
@@ -244,15 +276,15 @@ def _launch(
     with open(err, "wb") as errfile:
         start = time.monotonic()
         launcher = subprocess.Popen(
-            [sys.executable, __file__, "--child", contender, str(limit), fifo],
+            [*wrapper, sys.executable, "-P", "-c", _CHILD, "--child", contender, str(limit), fifo],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=errfile,
-            env=child_env(pycache),
+            env=child_env(pycache) | (env or {}),
         )
         pidfd = os.pidfd_open(launcher.pid)
         try:
-            line, ready_at, exited_at = _read_line(fifo_fd, pidfd, start + 30.0)
+            line, ready_at, exited_at = _read_line(fifo_fd, pidfd, start + deadline)
         except TimeoutError as exc:
             launcher.kill()
             launcher.wait()
@@ -327,8 +359,17 @@ def main() -> None:
         help="only aiodaemon (bare and with a pidfile), compact and the floor, at 1,024:"
         " the start-up cost ratio",
     )
+    parser.add_argument(
+        "--instructions",
+        action="store_true",
+        help="with --startup: count each contender's instructions to ready once, under"
+        " valgrind's callgrind (slow, ~10 s each, but the same on a busy machine)",
+    )
     args = parser.parse_args()
     runs = 5 if args.quick else args.runs
+    if args.instructions:
+        _startup_instructions()
+        return
     if args.startup:
         _startup_ratio(runs)
         return
@@ -543,6 +584,92 @@ def _startup_ratio(runs: int) -> None:
         f"CPU to ready above the floor: compact +{shape - floor_cpu:.1f} ms (the shape), "
         f"aiodaemon +{ours - floor_cpu:.1f} ms (+{ours - shape:.1f} ms of its own)"
     )
+
+
+def _startup_instructions() -> None:
+    """The start-up contenders' user-space instructions to ready, counted by callgrind.
+
+    Wall and CPU time move with the machine's load and caches; an instruction
+    count does not (Python's hash seed is fixed, as it changes dict work). The
+    daemon's count includes its launcher's up to the fork (callgrind's counters
+    are copied with the process), so the ready process's count is the whole
+    way to ready, minus the kernel's work (forks, page faults), which callgrind
+    does not see and the wall-time table does.
+    """
+    import shutil
+    import tempfile
+
+    from _common import become_subreaper, print_table, ready_fifo
+
+    if shutil.which("valgrind") is None:
+        raise SystemExit("--instructions needs valgrind (Debian: apt-get install valgrind)")
+    become_subreaper()
+    names = ("aiodaemon", "aiodaemon+pidfile", "compact", "floor")
+    counts: dict[str, int] = {}
+    with ready_fifo() as (fifo, fifo_fd, err, pycache), tempfile.TemporaryDirectory() as out:
+        for contender in names:  # fill the bytecode cache, unmeasured
+            _startup_run(contender, fifo, fifo_fd, err, pycache)
+        for contender in names:
+            counts[contender] = _count_to_ready(contender, fifo, fifo_fd, err, pycache, out)
+    floor, compact = counts["floor"], counts["compact"]
+    print_table(
+        [
+            "user-space instructions from spawn to ready, one run each under callgrind,",
+            f"RLIMIT_NOFILE {LOW_LIMIT:,}, PYTHONHASHSEED=0;",
+            "the kernel's work (forks, page faults) is not counted",
+        ],
+        ["contender", "instructions (M)", "vs floor", "above compact (M)"],
+        [
+            [
+                name,
+                f"{count / 1e6:.1f}",
+                f"{count / floor:.3f}",
+                f"{(count - compact) / 1e6:+.1f}" if name != "floor" else "-",
+            ]
+            for name, count in counts.items()
+        ],
+    )
+
+
+def _count_to_ready(
+    contender: str, fifo: str, fifo_fd: int, err: str, pycache: str, out: str
+) -> int:
+    """Run ``contender`` once under callgrind; return its ready process's instruction count."""
+    from _common import read_text, reap_children
+
+    files = os.path.join(out, contender)
+    os.mkdir(files)
+    launcher, line, _ = _launch(
+        contender,
+        LOW_LIMIT,
+        contender,
+        fifo,
+        fifo_fd,
+        err,
+        pycache,
+        wrapper=("valgrind", "--tool=callgrind", f"--callgrind-out-file={files}/%p"),
+        env={_EXIT_AT_READY: "1", "PYTHONHASHSEED": "0"},
+        deadline=300.0,
+    )
+    launcher.wait()
+    pid = int(line.split()[0])
+    # The daemon ends right after its ready line (an aiodaemon launcher may
+    # then say it died before ready: its exit status means nothing here); as
+    # our adopted orphan it is ours to wait for, and callgrind has written
+    # its file once it is gone.
+    deadline = time.monotonic() + 120.0
+    while os.path.exists(f"/proc/{pid}") and time.monotonic() < deadline:
+        reap_children()
+        time.sleep(0.05)
+    reap_children()
+    try:
+        with open(os.path.join(files, str(pid))) as f:
+            for text in f:
+                if text.startswith("summary:"):
+                    return int(text.split()[1])
+    except FileNotFoundError:
+        pass
+    raise SystemExit(f"{contender}: no callgrind count for pid {pid}\n{read_text(err)}")
 
 
 if __name__ == "__main__":
