@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 from pathlib import Path
 
-from .support import kill_quietly, program, python, read_pid, wait_gone
+import pytest
+
+from .support import aiodaemon_cli, kill_quietly, program, python, read_pid, wait_gone
 
 
 def test_manual_readiness_releases_launcher_only_when_reported(tmp_path: Path) -> None:
@@ -60,3 +63,33 @@ def test_ready_daemon_pid_is_written_before_launcher_exits(tmp_path: Path) -> No
     pid = int(text)
     kill_quietly(pid, signal.SIGTERM)
     wait_gone(pid)
+
+
+@pytest.mark.parametrize("mode", ["startup", "manual"])
+def test_notify_ready_in_a_startup_hook_waits_for_the_other_hooks(
+    mode: str, tmp_path: Path
+) -> None:
+    """ctx.notify_ready() in a startup hook: a later hook's failure still fails the start."""
+    pidfile = tmp_path / "d.pid"
+    script = program("ready_in_startup_hook")
+    result = python([script, pidfile, "fail", mode])
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.strip() == "aiodaemon: startup failed: RuntimeError: database unreachable"
+    assert not pidfile.exists()
+
+
+@pytest.mark.parametrize("mode", ["startup", "manual"])
+def test_notify_ready_in_a_startup_hook_reports_ready_once_they_all_returned(
+    mode: str, tmp_path: Path
+) -> None:
+    """Released by a hook's ctx.notify_ready(), the launcher leaves a daemon already running."""
+    pidfile = tmp_path / "d.pid"
+    result = python([program("ready_in_startup_hook"), pidfile, "pass", mode])
+    assert result.returncode == 0, result.stderr
+    pid = read_pid(pidfile)
+    try:
+        status = aiodaemon_cli("status", "--pidfile", pidfile, "--json")
+        assert json.loads(status.stdout)["state"] == "running"
+    finally:
+        os.kill(pid, signal.SIGTERM)
+        wait_gone(pid)

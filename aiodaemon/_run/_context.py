@@ -77,8 +77,11 @@ class Context:
     def notify_ready(self) -> None:
         """Report readiness now; for ``ready="manual"`` programs that bind their own sockets.
 
-        Releases the launching process and sends ``READY=1`` to systemd. Calling
-        it again, or with ``ready="startup"`` after the hooks have, does nothing.
+        Releases the launching process and sends ``READY=1`` to systemd. Called
+        while startup hooks still run (from one of them), it takes effect once
+        they have all returned: a daemon is never ready before its startup
+        hooks are done. Calling it again, or with ``ready="startup"``, adds
+        nothing.
         """
         self._ready()
 

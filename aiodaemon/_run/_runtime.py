@@ -91,6 +91,8 @@ class Runtime:
         self.started_at = time.time()
         self._state_listeners: list[Callable[[State, State], None]] = []
         self._ready = False
+        #: ctx.notify_ready() came while startup hooks still ran (see report_ready).
+        self._ready_asked = False
         self._context: Context | None = None
         self._stop_requested: asyncio.Event | None = None
         #: a stop signal's handler ran in this loop turn (see _on_signal).
@@ -194,7 +196,7 @@ class Runtime:
             # The health socket is the framework's, not the program's.
             sockets={name: listeners[name] for name in self.options.listen},
             state=lambda: self.lifecycle.state,
-            ready=self.report_ready,
+            ready=self._program_ready,
             status=self.set_status,
             shutdown=functools.partial(request_shutdown_by_program, self),
             reload=self.ask_reload,
@@ -285,7 +287,7 @@ class Runtime:
             name = signal.Signals(signum).name
             self.forced.exit(128 + signum, f"second stop signal during shutdown: {name}")
         elif action in (Action.BEGIN_RUNNING, Action.BEGIN_RUNNING_THEN_RELOAD):
-            if self.options.ready == "startup":
+            if self.options.ready == "startup" or self._ready_asked:
                 self.report_ready()
             self._spawn(run_main(self), "aiodaemon-main")
             if action is Action.BEGIN_RUNNING_THEN_RELOAD:
@@ -318,6 +320,15 @@ class Runtime:
         self._stop_requested.set()
 
     # --- readiness, status, reload --------------------------------------------------
+
+    def _program_ready(self) -> None:
+        """``ctx.notify_ready()``: ready now, or once the startup hooks have all returned."""
+        if self.lifecycle.state is State.STARTING:
+            # A later startup hook may still fail: the launcher must not have
+            # said "ready" (exit 0) for a daemon whose start then fails.
+            self._ready_asked = True
+            return
+        self.report_ready()
 
     def report_ready(self) -> None:
         """Release the launcher and tell systemd; later calls do nothing."""
