@@ -58,3 +58,16 @@ def test_signal_tables_agree() -> None:
     # The README leaves out SIGCHLD (PID 1 only); production.md adds SIGKILL (stop's last word).
     assert signals_in("README.md", "## Signals") == owned - {"SIGCHLD"}
     assert signals_in("docs/production.md", "## Signals") == owned | {"SIGKILL"}
+
+
+def test_pid1_forwarded_signals_are_the_ones_forwarded() -> None:
+    """lifecycle.md and kubernetes.md name the signals PID 1 passes on to the daemon."""
+    import signal
+
+    from aiodaemon._prefork._init import FORWARDED_SIGNALS
+
+    forwarded = {signal.Signals(number).name for number in FORWARDED_SIGNALS}
+    for page in ("lifecycle.md", "kubernetes.md"):
+        text = " ".join((DOCS / page).read_text().split())
+        (listed,) = re.findall(r"forwards (SIG[A-Z0-9, ]+) and the program's `on_signal`", text)
+        assert set(re.findall(r"SIG[A-Z0-9]+", listed)) == forwarded, page
