@@ -160,6 +160,13 @@ def test_control_command_timeouts_say_their_default(command: str) -> None:
     assert match, action.help
     default = DEFAULT_TIMEOUT if action.default is None else action.default
     assert float(match.group(1)) == default
+    if action.default is None:  # stop's: longer when the daemon's stop budget is
+        from aiodaemon._cli._stop import _BUDGET_MARGIN
+        from aiodaemon._run._shutdown import EXIT_GRACE
+
+        # The daemon answers drain + shutdown + EXIT_GRACE; stop adds its margin.
+        (extra,) = re.findall(r"shutdown timeout \+ (\d+) when longer", action.help or "")
+        assert float(extra) == EXIT_GRACE + _BUDGET_MARGIN
 
 
 def test_log_level_takes_any_case_on_the_command_line_too(tmp_path: Path) -> None:

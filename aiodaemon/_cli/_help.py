@@ -71,7 +71,7 @@ examples:
 Asks the daemon over its control socket to stop (the graceful shutdown SIGTERM
 begins), or sends SIGTERM when it has no control socket; then SIGKILL after
 --timeout seconds (without it: 30, or the daemon's own drain delay + shutdown
-timeout + 1 s, which it tells, when longer). A daemon already stopping is left
+timeout + 2 s, from what it tells, when longer). A daemon already stopping is left
 to finish ("already stopping (pid N); waiting"): several stops at once never
 force its exit, as a second SIGTERM would. Only the process holding the
 pidfile's lock is signalled, never a stale pid. A pidfile left by a dead daemon

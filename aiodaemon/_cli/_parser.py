@@ -194,7 +194,7 @@ def build_parser(
                 metavar="S",
                 help=(
                     "seconds to wait after the stop request before SIGKILL (default: 30, or"
-                    " the daemon's drain delay + shutdown timeout + 1 when longer)"
+                    " the daemon's drain delay + shutdown timeout + 2 when longer)"
                 ),
             )
         if name == "stop":
