@@ -24,6 +24,7 @@ import orjson
 import structlog
 
 from ._hooks import HookFunction, call_async, describe
+from ._outcome import error_text
 from ._state import State
 
 if TYPE_CHECKING:
@@ -227,7 +228,7 @@ class HealthServer:
         except TimeoutError:
             return f"{describe(check)}: no answer within {CHECK_TIMEOUT}s"
         except Exception as exc:
-            return f"{describe(check)}: {type(exc).__name__}: {exc}"
+            return f"{describe(check)}: {error_text(exc)}"
         if result is False:
             return f"{describe(check)}: returned False"
         return None

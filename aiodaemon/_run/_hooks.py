@@ -8,6 +8,8 @@ import inspect
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar, cast
 
+from ._outcome import ProgramRaised
+
 if TYPE_CHECKING:
     from ._context import Context
 
@@ -174,6 +176,11 @@ async def in_own_context(
         name: the task's name (it shows in the stuck-task report).
         context: the Context to run in (a lifespan's setup and teardown share
             one); default a fresh copy of the current one.
+
+    Raises:
+        ProgramRaised: the hook ended with what ``except Exception`` misses:
+            GeneratorExit, a BaseException subclass, or a CancelledError while
+            the caller was not being cancelled.
     """
 
     async def run() -> T:
@@ -183,6 +190,12 @@ async def in_own_context(
             # Raised out of a task's step, these would also escape the event
             # loop itself (asyncio re-raises them there): carried to the caller.
             raise _Carried(exc) from None
+        except (Exception, asyncio.CancelledError):
+            raise
+        except BaseException as exc:
+            # GeneratorExit or the program's own BaseException: a failure like
+            # another, as an Exception (a task does not pass GeneratorExit on whole).
+            raise ProgramRaised(exc) from exc
 
     context = contextvars.copy_context() if context is None else context
     task = asyncio.get_running_loop().create_task(run(), name=name, context=context)
@@ -190,6 +203,13 @@ async def in_own_context(
         return await task
     except _Carried as carried:
         raise carried.request from None
+    except asyncio.CancelledError as exc:
+        me = asyncio.current_task()
+        if me is None or me.cancelling():
+            raise  # the daemon's cancellation (a stop during startup, the shutdown's last step)
+        # Raised by the program, or its own task.cancel(): a failure of this
+        # hook, not a cancellation of the caller, which would end nothing.
+        raise ProgramRaised(exc) from exc
 
 
 class _Carried(Exception):

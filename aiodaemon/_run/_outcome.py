@@ -4,7 +4,51 @@ from __future__ import annotations
 
 from ..exceptions import ExitCode
 
-__all__ = ["Outcome"]
+__all__ = ["Outcome", "ProgramRaised", "error_text", "raised"]
+
+#: Characters of a failure's message kept in its one-line summary (the launcher's
+#: line, the ``exit`` record's reason); the logged traceback keeps all of it.
+SUMMARY_LIMIT = 2000
+
+
+class ProgramRaised(Exception):
+    """A failure of the program's that ``except Exception`` would miss, as an Exception.
+
+    ``GeneratorExit``, a ``BaseException`` subclass of the program's, or a
+    ``CancelledError`` that ended a hook or ``main`` nothing of the daemon's
+    cancelled: each ends that hook or ``main`` as a failure like any other
+    (a CancelledError taken for the shutdown's own would end nothing, and
+    the daemon would wait for ever). ``raised`` is what the program raised
+    (also the ``__cause__``, whose traceback shows where).
+    """
+
+    def __init__(self, raised: BaseException) -> None:
+        super().__init__(raised)
+        self.raised = raised
+
+
+def raised(exc: BaseException) -> BaseException:
+    """What the program raised: ``exc`` itself, or the one a :class:`ProgramRaised` carries."""
+    return exc.raised if isinstance(exc, ProgramRaised) else exc
+
+
+def error_text(exc: BaseException) -> str:
+    """``Type: message`` for a failure's one-line summary, never raising.
+
+    What the program raised stands for its :class:`ProgramRaised`. A
+    ``__str__`` that raises gives ``<exception str() failed>``, as the
+    interpreter's traceback says; a message longer than ``SUMMARY_LIMIT`` is cut.
+    """
+    exc = raised(exc)
+    try:
+        message = str(exc)
+    except Exception:
+        message = "<exception str() failed>"
+    if len(message) > SUMMARY_LIMIT:
+        cut = len(message) - SUMMARY_LIMIT
+        message = f"{message[:SUMMARY_LIMIT]}... ({cut} more characters)"
+    name = type(exc).__name__
+    return f"{name}: {message}" if message else name
 
 
 class Outcome:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 import structlog
 
 from ._hooks import call_async, describe, in_own_context
+from ._outcome import error_text, raised
 from ._state import Event, State
 from ._user_exit import EXIT_REQUESTS, requested_status
 
@@ -53,7 +54,7 @@ async def run_reload(rt: Runtime) -> None:
             exit_request = exc, f"reload hook {describe(hook)}"
             # Whoever waits for this reload hears the daemon is going, and with what.
             exiting = requested_status(exc)[0]
-            error = f"{type(exc).__name__}: {exc}".removesuffix(": ")
+            error = error_text(exc)
             break
         except asyncio.CancelledError:
             # The shutdown cancels a reload still running (its step 6, first):
@@ -64,8 +65,8 @@ async def run_reload(rt: Runtime) -> None:
         except Exception as exc:
             # The program keeps its previous state: later hooks would
             # build on a step that did not happen.
-            _log.exception("reload hook failed", hook=describe(hook))
-            error = f"{type(exc).__name__}: {exc}"
+            _log.error("reload hook failed", hook=describe(hook), exc_info=raised(exc))
+            error = error_text(exc)
             break
     rt.reloads.finish(covers, error, exiting)
     if error is None:

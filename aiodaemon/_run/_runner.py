@@ -24,6 +24,7 @@ import structlog
 
 from ..exceptions import DaemonError, StartupError
 from ._loop import new_event_loop
+from ._outcome import error_text
 from ._runtime import Runtime
 from ._shutdown import LIFECYCLE_TASK
 from ._signal_mask import ignoring_late_signals
@@ -127,7 +128,7 @@ def run_daemon(main: MainTarget, hooks: Hooks, parts: DaemonParts) -> int:
             # A bug of ours must still end in a logged traceback, a released
             # launcher and a removed pidfile, never in a silent death.
             _log.exception("internal error")
-            runtime.outcome.fail(f"internal error: {type(exc).__name__}: {exc}", exc)
+            runtime.outcome.fail(f"internal error: {error_text(exc)}", exc)
         finally:
             asyncio.set_event_loop(None)
             # The loop's close gives its signals back their default action. A

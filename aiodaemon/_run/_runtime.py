@@ -38,7 +38,7 @@ from ._context import Context
 from ._forced import ForcedExit, log_joined
 from ._hooks import Hooks, Lifespan, MainTarget, describe
 from ._loop import sockname
-from ._outcome import Outcome
+from ._outcome import Outcome, error_text
 from ._reload import run_reload
 from ._reloads import ReloadResult, ReloadTracker
 from ._serving import Serving
@@ -381,5 +381,5 @@ class Runtime:
         exc = task.exception()
         if exc is not None:
             _log.error("internal task failed", task=task.get_name(), exc_info=exc)
-            self.outcome.fail(f"{task.get_name()} failed: {type(exc).__name__}: {exc}", exc)
+            self.outcome.fail(f"{task.get_name()} failed: {error_text(exc)}", exc)
             self.dispatch(Event.SHUTDOWN)

@@ -57,6 +57,7 @@ from ..exceptions import ExitCode
 from ._forced import BackstopClock, say_nowait, start_backstop
 from ._hooks import HookError, Lifespan, call_async, entry_name, in_own_context
 from ._loop import await_chain
+from ._outcome import raised
 from ._state import Event
 from ._user_exit import EXIT_REQUESTS
 
@@ -168,8 +169,8 @@ class Shutdown:
             except HookError as exc:
                 _log.error("lifespan failed", hook=entry_name(entry), error=str(exc))
                 rt.outcome.fail(str(exc), exc)
-            except Exception:
-                _log.exception("shutdown hook failed", hook=entry_name(entry))
+            except Exception as exc:
+                _log.error("shutdown hook failed", hook=entry_name(entry), exc_info=raised(exc))
 
     async def _cancel_rest(self) -> None:
         rt = self.runtime

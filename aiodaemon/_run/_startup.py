@@ -22,6 +22,7 @@ from ..exceptions import ExitCode
 from ._builtin import builtin_factories
 from ._forced import BackstopClock, start_backstop
 from ._hooks import Lifespan, call_async, describe, entry_name, in_own_context
+from ._outcome import error_text, raised
 from ._state import Event, State
 from ._user_exit import EXIT_REQUESTS, note_shutdown_request
 
@@ -64,7 +65,7 @@ async def start_services(rt: Runtime) -> bool:
             await service.start()
         except Exception as exc:
             _log.exception("service failed to start", factory=describe(factory))
-            rt.outcome.fail(f"startup failed: {type(exc).__name__}: {exc}", exc)
+            rt.outcome.fail(f"startup failed: {error_text(exc)}", exc)
             rt.dispatch(Event.STARTUP_FAILED)
             return False
     return True
@@ -98,8 +99,8 @@ async def run_startup(rt: Runtime) -> None:
             rt.dispatch(Event.STARTUP_FAILED)
             return
         except Exception as exc:
-            _log.exception("startup hook failed", hook=entry_name(entry))
-            rt.outcome.fail(f"startup failed: {type(exc).__name__}: {exc}", exc)
+            _log.error("startup hook failed", hook=entry_name(entry), exc_info=raised(exc))
+            rt.outcome.fail(f"startup failed: {error_text(exc)}", raised(exc))
             rt.dispatch(Event.STARTUP_FAILED)
             return
         finally:
@@ -150,8 +151,8 @@ async def run_main(rt: Runtime) -> None:
         rt.note_exit_request(exc, "main")
         rt.dispatch(Event.SHUTDOWN)
     except Exception as exc:
-        _log.exception("main failed")
-        rt.outcome.fail(f"main failed: {type(exc).__name__}: {exc}", exc)
+        _log.error("main failed", exc_info=raised(exc))
+        rt.outcome.fail(f"main failed: {error_text(exc)}", raised(exc))
         rt.dispatch(Event.SHUTDOWN)
     else:
         _log.info("main returned")
