@@ -124,6 +124,13 @@ def run_daemon(main: MainTarget, hooks: Hooks, parts: DaemonParts) -> int:
                         runtime.note_exit_request(exc, "a task")
                         break
                     loop.call_soon(runtime.exit_requested, exc, "a task")
+                except RuntimeError:
+                    if task.done() or loop.is_closed() or loop.is_running():
+                        raise
+                    # "Event loop stopped before Future completed": the program
+                    # called loop.stop(). The loop is the daemon's: the life goes
+                    # on to a graceful shutdown, a failure that says what to use.
+                    loop.call_soon(runtime.loop_stopped)
         except Exception as exc:
             # A bug of ours must still end in a logged traceback, a released
             # launcher and a removed pidfile, never in a silent death.

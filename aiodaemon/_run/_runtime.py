@@ -66,6 +66,10 @@ __all__ = ["Hooks", "Runtime"]
 _log = structlog.get_logger("aiodaemon")
 
 _NO_RELOAD_WHILE_STOPPING = "the daemon is stopping; the reload did not run"
+#: The failure of a program that called ``loop.stop()`` on the daemon's loop.
+LOOP_STOPPED = (
+    "the program stopped the event loop (loop.stop()); ctx.request_shutdown() ends the daemon"
+)
 
 
 class Runtime:
@@ -166,6 +170,12 @@ class Runtime:
     def exit_requested(self, exc: BaseException, by: str) -> None:
         """``by`` raised SystemExit or KeyboardInterrupt: a graceful shutdown with its status."""
         self.note_exit_request(exc, by)
+        self.dispatch(Event.SHUTDOWN)
+
+    def loop_stopped(self) -> None:
+        """The program stopped the event loop (``loop.stop()``): a failure, and the shutdown."""
+        _log.error("event loop stopped by the program", use="ctx.request_shutdown()")
+        self.outcome.fail(LOOP_STOPPED)
         self.dispatch(Event.SHUTDOWN)
 
     def ask_reload(self) -> None:
