@@ -100,6 +100,7 @@ LAYERS = [
         "_run._forced",
         "_run._health",
         "_run._hooks",
+        "_run._selector_loop",
         "_run._serving",
         "_run._signal_mask",
         "_run._systemd",

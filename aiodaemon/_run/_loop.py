@@ -9,8 +9,9 @@ import socket
 from typing import Any
 
 from ..exceptions import StartupError
+from ._selector_loop import SelectorEventLoop
 
-__all__ = ["await_chain", "new_event_loop", "sockname"]
+__all__ = ["await_chain", "loop_name", "new_event_loop", "sockname"]
 
 
 def new_event_loop(choice: bool | None) -> asyncio.AbstractEventLoop:
@@ -30,7 +31,13 @@ def new_event_loop(choice: bool | None) -> asyncio.AbstractEventLoop:
         else:
             loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
             return loop
-    return asyncio.new_event_loop()
+    return SelectorEventLoop()
+
+
+def loop_name(loop: asyncio.AbstractEventLoop) -> str:
+    """``uvloop`` or ``asyncio``: the loop the ``starting`` record names."""
+    # Ours, asyncio's own with one fix, is still asyncio's to a reader of the log.
+    return "asyncio" if isinstance(loop, SelectorEventLoop) else type(loop).__module__.split(".")[0]
 
 
 #: Descriptors a loop takes for itself while it starts (epoll, io_uring, eventfd,

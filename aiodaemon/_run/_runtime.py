@@ -37,7 +37,7 @@ from ..exceptions import ExitCode
 from ._context import Context
 from ._forced import ForcedExit, log_joined
 from ._hooks import Hooks, Lifespan, MainTarget, describe
-from ._loop import sockname
+from ._loop import loop_name, sockname
 from ._outcome import Outcome, error_text
 from ._reload import run_reload
 from ._reloads import ReloadResult, ReloadTracker
@@ -227,7 +227,7 @@ class Runtime:
             self.parts.logs.follow_rename()
         _log.info(
             "starting",
-            loop=type(loop).__module__.split(".")[0],
+            loop=loop_name(loop),
             detached=not self.parts.foreground,
             sockets={name: sockname(s) for name, s in (self.parts.listeners or {}).items()},
             options=self.options.summary(),

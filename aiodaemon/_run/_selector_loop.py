@@ -1,0 +1,65 @@
+"""asyncio's own event loop (``uvloop=False``), without its storm at the open-files limit.
+
+When ``accept()`` fails for want of descriptors or memory (EMFILE, ENFILE,
+ENOBUFS, ENOMEM), CPython's selector loop logs the error, stops watching the
+listener and retries in a second, as it should; but then it goes on with its
+accept loop, once per connection the backlog may hold (python/cpython#151615,
+fixed in 2026, too late for 3.11). With the ``SOMAXCONN`` backlog aiodaemon keeps for
+every server (4,096), one connection waiting while the daemon is out of
+descriptors cost 4,096 error records with tracebacks at once, and a second
+later 4,096 retries each ending the same way: ten thousand records a second
+and a busy core for as long as the descriptors stayed used up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import socket
+from typing import Any
+
+__all__ = ["SelectorEventLoop"]
+
+#: What ``accept()`` fails with when the daemon, or the machine, is out of resources.
+_RESOURCE_ERRORS = frozenset((errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM))
+
+
+class SelectorEventLoop(asyncio.SelectorEventLoop):
+    """The selector loop whose accept loop ends at the first resource error."""
+
+    def _accept_connection(self, protocol_factory: Any, sock: Any, *args: Any, **kw: Any) -> None:
+        # The loop's own retry passes the wrapper back in: wrap the socket once.
+        listener = sock.sock if isinstance(sock, _AcceptUntilExhausted) else sock
+        # A wrapper, not a copy of the private method: its signature differs
+        # between Python versions, and a fixed one returns where we would.
+        super()._accept_connection(  # type: ignore[misc]
+            protocol_factory, _AcceptUntilExhausted(listener), *args, **kw
+        )
+
+
+class _AcceptUntilExhausted:
+    """A listening socket that answers "nothing waiting" once ``accept()`` ran out of resources.
+
+    So the loop's pass over the backlog ends at its first resource error, as it
+    ends when the backlog is empty; the retry the loop scheduled comes a
+    second later. Everything else goes to the socket itself.
+    """
+
+    __slots__ = ("exhausted", "sock")
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.exhausted = False
+
+    def accept(self) -> tuple[socket.socket, Any]:
+        if self.exhausted:
+            raise BlockingIOError(errno.EAGAIN, "accept again after the loop's retry delay")
+        try:
+            return self.sock.accept()
+        except OSError as exc:
+            if exc.errno in _RESOURCE_ERRORS:
+                self.exhausted = True
+            raise
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.sock, name)
