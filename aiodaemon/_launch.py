@@ -144,8 +144,12 @@ def launch(
         # ~1.5 ms of CPU (benchmarks/detach.py --startup), and ~1 ms more with a
         # control socket. Before acquire: a broken install acquires nothing.
         _preload(options)
+        from ._prefork import _privileges
         from ._prefork._acquire import acquire
+        from ._prefork._detach import close_inherited_fds, enter_workdir, redirect_outputs
+        from ._prefork._detach import detach as detach_process
 
+        # Imported before acquire: what it binds may leave no descriptor to open a module with.
         acquired = acquire(options)
     except DaemonError as exc:
         return _give_up(main, explain(exc), exc.exit_code)
@@ -153,10 +157,6 @@ def launch(
         return _give_up(main, f"ImportError: {exc}", ExitCode.FAILURE)
     for warning in acquired.warnings:  # the start goes on: a full disk may free up
         say(f"warning: {explain(warning)}")
-
-    from ._prefork import _privileges
-    from ._prefork._detach import close_inherited_fds, enter_workdir, redirect_outputs
-    from ._prefork._detach import detach as detach_process
 
     as_init = False
     # The one place the daemon gives back what it acquired, however it ends.

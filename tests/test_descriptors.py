@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import signal
 import subprocess
 from pathlib import Path
+
+import pytest
 
 from .support import PYTHON, clean_env, program, python, require_tool, wait_gone
 
@@ -78,3 +81,52 @@ def test_a_daemon_raises_its_soft_descriptor_limit_to_the_hard_one(tmp_path: Pat
     finally:
         os.kill(pid, signal.SIGTERM)
         wait_gone(pid)
+
+
+def _start_under(tmp_path: Path, limit: int, control: bool) -> subprocess.CompletedProcess[str]:
+    """Start a detached daemon with many listeners under ``RLIMIT_NOFILE`` ``limit``."""
+    options = {
+        "detach": True,
+        "pidfile": str(tmp_path / "d.pid"),
+        "log_file": str(tmp_path / "log"),
+        # Enough that the first limit tried (32) runs out among them.
+        "listen": {f"s{i}": "127.0.0.1:0" for i in range(28)},
+        "health": "127.0.0.1:0",
+        "control": None if control else False,
+    }
+
+    def lower() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))
+
+    return subprocess.run(
+        [PYTHON, str(program("idle")), json.dumps(options)],
+        env=clean_env(),
+        preexec_fn=lower,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize("control", [True, False], ids=["control", "no-control"])
+def test_each_step_of_a_start_out_of_descriptors_fails_in_one_line(
+    tmp_path: Path, control: bool
+) -> None:
+    """Limits that run out at each step from the listeners to the loop: one line, nothing left.
+
+    A module imported after the sockets were bound (the control socket's, the
+    detach's) failed to open at EMFILE, with a traceback instead of a line.
+    """
+    errors = []
+    for limit in range(32, 64):
+        started = _start_under(tmp_path, limit, control)
+        assert started.returncode == 1, (limit, started.stderr)
+        assert started.stderr.startswith("aiodaemon: "), (limit, started.stderr)
+        assert started.stderr.count("\n") == 1, (limit, started.stderr)
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["log"], limit
+        errors.append(started.stderr)
+        if "cannot create the event loop" in started.stderr:
+            break  # the last step before the fork (see the tests above)
+    assert "cannot bind" in errors[0], errors
+    assert "cannot create the event loop" in errors[-1], errors

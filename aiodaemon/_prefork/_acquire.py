@@ -114,6 +114,7 @@ def acquire(options: Options) -> Acquired:
         StartupError: anything else could not be acquired.
     """
     raise_descriptor_limit()
+    _load_modules(options)
     acquired = Acquired(preserved=options.files_preserve)
     identity = options.identity
     # Everything created from here on (pidfile, log and stdio files, socket
@@ -173,6 +174,28 @@ def acquire(options: Options) -> Acquired:
     finally:
         os.umask(launcher_umask)
     return acquired
+
+
+def _load_modules(options: Options) -> None:
+    """Import what acquiring for ``options`` needs, before it takes a descriptor.
+
+    An import opens its module's file: one that found the descriptors used up
+    by the sockets just bound failed with a traceback (``OSError: Too many
+    open files: '.../_control_socket.py'``) where the step itself would have
+    said so in one line. Each module is still loaded only by the daemons that
+    use it.
+    """
+    # acquire()'s own lazy imports, and those of the modules it calls.
+    if options.log_file is not None or options.stdout is not None or options.stderr is not None:
+        from . import _safeopen  # noqa: F401  (by _logsinks)
+    if options.pidfile is not None:
+        from . import _pidfile  # noqa: F401
+    if options.syslog is not None:
+        from . import _syslogsink  # noqa: F401
+    if options.listen or options.health is not None:
+        from . import _sockets  # noqa: F401
+    if options.control is not None:
+        from . import _control_socket, _unixbind  # noqa: F401  (by _control_socket)
 
 
 def _full_disks(acquired: Acquired, options: Options, owner: int | None) -> list[StartupError]:

@@ -114,7 +114,10 @@ def open_control_socket(path: str, uid: int | None, gid: int | None) -> ControlS
     # Here, not at the top: the CLI's client imports this module and must start fast.
     from ._unixbind import bind_unix
 
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+    try:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+    except OSError as exc:  # EMFILE: the listeners just bound took the last descriptors
+        raise StartupError(f"control socket {path}: {exc.strerror or exc}") from exc
     try:
         identity = bind_unix(sock, path, mode=0o600, owner=(uid, gid))
     except OSError as exc:
