@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import signal
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from .support import aiodaemon_cli, install_program, program, python, wait_gone
+from .support import PYTHON, aiodaemon_cli, clean_env, install_program, program, python, wait_gone
 from .test_logging_faults import fill, tiny_disk
 
 __all__ = ["tiny_disk"]  # the fixture, used by name below
@@ -50,6 +51,34 @@ def test_the_cli_names_the_flag_of_a_pidfile_that_cannot_be_written(
         f"aiodaemon: --pidfile: cannot write {pidfile}: No space left on device\n"
     )
     assert not pidfile.exists()
+
+
+def test_a_pid_cut_short_by_the_file_size_limit_fails_the_start(tmp_path: Path) -> None:
+    """RLIMIT_FSIZE of 1 byte: the start fails, and no pidfile names a part of the pid.
+
+    The short write returned no error: the daemon ran with its pidfile naming
+    another pid (``243`` for 24306), so ``status`` said unknown and ``stop``
+    refused it; a failed start left that fragment behind.
+    """
+    pidfile = tmp_path / "d.pid"
+    options = {"detach": True, "pidfile": str(pidfile)}
+
+    def limit_file_size() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (1, resource.RLIM_INFINITY))
+
+    result = subprocess.run(
+        [PYTHON, str(program("idle")), json.dumps(options)],
+        # Modules first imported under the limit would leave cut .pyc files behind.
+        env=clean_env({"PYTHONDONTWRITEBYTECODE": "1"}),
+        preexec_fn=limit_file_size,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert result.stderr == f"aiodaemon: cannot write pidfile {pidfile}: File too large\n"
+    assert sorted(tmp_path.iterdir()) == []
 
 
 def _start_warned(

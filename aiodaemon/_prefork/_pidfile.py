@@ -71,9 +71,19 @@ class Pidfile:
         data = f"{pid}\n".encode()
         try:
             os.ftruncate(self.fd, 0)
-            os.pwrite(self.fd, data, 0)
+            written = 0
+            while written < len(data):
+                # A short write is RLIMIT_FSIZE cutting the file: the next one fails (EFBIG).
+                written += os.pwrite(self.fd, data[written:], written)
             os.fsync(self.fd)
         except OSError as exc:
+            # A part of a pid would name another process: leave the file empty,
+            # as one the release then removes. (try, not contextlib.suppress:
+            # `aiodaemon status` need not import it.)
+            try:  # noqa: SIM105
+                os.ftruncate(self.fd, 0)
+            except OSError:
+                pass
             raise StartupError(
                 f"cannot write pidfile {self.path}: {exc.strerror}", option="pidfile"
             ) from exc
