@@ -17,7 +17,8 @@ PROGRAM = """\
 import sys, aiodaemon
 async def main(ctx):
     import asyncio
-    print(type(asyncio.get_running_loop()).__module__)
+    kinds = [c.__module__ for c in type(asyncio.get_running_loop()).__mro__]
+    print(next(k for k in kinds if k.split(".")[0] in ("asyncio", "uvloop")))
 aiodaemon.run(main, detach=False, pidfile=sys.argv[1], uvloop={uvloop})
 """
 
