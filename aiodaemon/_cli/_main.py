@@ -62,6 +62,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         # Ctrl-C while the CLI itself waits (stop, start before the fork).
         return 128 + 2
+    except MemoryError as exc:
+        # Loading the program or the runtime under a low RLIMIT_AS: a traceback
+        # through importlib says less than the line that asked for the memory.
+        _out_of_memory(exc)
+        _abandon_handoff(ExitCode.FAILURE, "out of memory")
+        return ExitCode.FAILURE
     except BrokenPipeError:
         # Output nobody reads any more (`| head -1`) where write_line was not
         # used: no traceback; the command's own writes go through write_line.
@@ -79,6 +85,45 @@ def _abandon_handoff(code: int | None = None, message: str = "") -> None:
     adopt = sys.modules.get("aiodaemon._prefork._adopt")
     if adopt is not None:
         adopt.abandon_handoff(code, message)
+
+
+def _out_of_memory(exc: MemoryError) -> None:
+    """Say that the start ran out of memory, where, and under which limit, in one line."""
+    try:
+        error(f"{PROG}: out of memory while starting{_where(exc)}{_address_space_limit()}")
+    except MemoryError:
+        # So close to the limit that even the line could not be built: a
+        # constant needs no allocation (nor an import, as contextlib would).
+        try:  # noqa: SIM105
+            os.write(2, b"aiodaemon: out of memory while starting\n")
+        except OSError:
+            pass
+
+
+def _where(exc: BaseException) -> str:
+    """`` (at FILE, line N)``: the innermost frame of ``exc`` outside the import machinery."""
+    where = ""
+    tb = exc.__traceback__
+    # Walked by hand: the traceback module may not load without memory.
+    while tb is not None:
+        filename = tb.tb_frame.f_code.co_filename
+        if not filename.startswith("<frozen "):
+            where = f" (at {filename}, line {tb.tb_lineno})"
+        tb = tb.tb_next
+    return where
+
+
+def _address_space_limit() -> str:
+    """``; RLIMIT_AS is N MiB (ulimit -v)`` when the process has a finite one, else nothing."""
+    try:
+        import resource
+
+        limit = resource.getrlimit(resource.RLIMIT_AS)[0]
+    except (ImportError, MemoryError):  # no room left to load it: say what we know
+        return ""
+    if limit == resource.RLIM_INFINITY:
+        return ""
+    return f"; RLIMIT_AS is {limit >> 20} MiB (ulimit -v, LimitAS= in a unit)"
 
 
 def _check_pidfile_arg(args: argparse.Namespace) -> None:
