@@ -81,6 +81,31 @@ def test_a_pid_cut_short_by_the_file_size_limit_fails_the_start(tmp_path: Path) 
     assert sorted(tmp_path.iterdir()) == []
 
 
+def test_a_log_file_at_the_file_size_limit_is_warned_about(tmp_path: Path) -> None:
+    """A log already as large as RLIMIT_FSIZE: the start goes on, and says its records are lost."""
+    log, pidfile = tmp_path / "app.log", tmp_path / "d.pid"
+    log.write_bytes(b"x" * 4096)
+    options = {"detach": True, "pidfile": str(pidfile), "log_file": str(log)}
+
+    def limit_file_size() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (4096, resource.RLIM_INFINITY))
+
+    started = subprocess.run(
+        [PYTHON, str(program("idle")), json.dumps(options)],
+        env=clean_env({"PYTHONDONTWRITEBYTECODE": "1"}),
+        preexec_fn=limit_file_size,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    lost = "it has reached the file-size limit (4096 bytes, ulimit -f)"
+    _stop_warned(
+        started, pidfile, [f"log_file {log}: {lost}; records are lost until it is rotated"]
+    )
+    assert log.stat().st_size == 4096
+
+
 def _start_warned(
     options: dict[str, str], pidfile: Path, warnings: list[str], cli_warnings: list[str]
 ) -> None:

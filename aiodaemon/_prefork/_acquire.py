@@ -199,7 +199,7 @@ def _load_modules(options: Options) -> None:
 
 
 def _full_disks(acquired: Acquired, options: Options, owner: int | None) -> list[StartupError]:
-    """A warning for each output file (log, stdout, stderr) whose file system is full."""
+    """A warning for each output file (log, stdout, stderr) whose disk or size limit is full."""
     logs = acquired.logs
     outputs = (
         ("log_file", None if logs is None or logs.file is None else logs.file.fd, options.log_file),
@@ -209,9 +209,11 @@ def _full_disks(acquired: Acquired, options: Options, owner: int | None) -> list
     warnings: list[StartupError] = []
     for option, fd, path in outputs:
         if fd is not None and path is not None:
-            from ._safeopen import full_disk_warning  # loaded already: it opened the file
+            from ._safeopen import full_disk_warning, size_limit_warning  # loaded: it opened it
 
-            warning = full_disk_warning(fd, option, path, owner=owner)
+            warning = full_disk_warning(fd, option, path, owner=owner) or size_limit_warning(
+                fd, option, path
+            )
             if warning is not None:
                 warnings.append(warning)
     return warnings

@@ -29,6 +29,7 @@ __all__ = [
     "full_disk_warning",
     "open_append",
     "open_output",
+    "size_limit_warning",
     "verify_regular",
 ]
 
@@ -192,5 +193,31 @@ def full_disk_warning(
     lost = "records are" if option == "log_file" else "output is"
     return StartupError(
         f"{option} {path}: its file system is full; {lost} lost until space is freed",
+        option=option,
+    )
+
+
+def size_limit_warning(fd: int, option: str, path: str | os.PathLike[str]) -> StartupError | None:
+    """What to tell the terminal when ``fd``'s file has reached ``RLIMIT_FSIZE``, else None.
+
+    Every write past the limit fails (EFBIG; Python ignores SIGXFSZ), so what
+    the daemon writes there is lost until the file is rotated, as on a full
+    disk (see :func:`full_disk_warning`), and told only in that file.
+    """
+    import resource  # loaded already (_inherited)
+
+    limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+    if limit == resource.RLIM_INFINITY:
+        return None
+    try:
+        size = os.fstat(fd).st_size
+    except OSError:
+        return None
+    if size < limit:
+        return None
+    lost = "records are" if option == "log_file" else "output is"
+    return StartupError(
+        f"{option} {path}: it has reached the file-size limit ({limit} bytes, ulimit -f);"
+        f" {lost} lost until it is rotated",
         option=option,
     )
