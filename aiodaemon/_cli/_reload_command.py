@@ -6,6 +6,8 @@ is not the daemon's: see :mod:`._control_trust`) gets SIGHUP, and the command
 says the result is not known. A daemon that cannot take the request now
 (every control slot taken, an upgrade under way) is asked again within the
 timeout, the successor once an upgrade handed over; never SIGHUP instead.
+A daemon that exits while the command waits (its control socket removed on
+its way out, or left by a kill) reloaded nothing, and the command says so.
 Synchronous and light, for the CLI.
 """
 
@@ -16,6 +18,7 @@ import time
 
 from .._prefork._control_protocol import VERSION
 from .._prefork._pidfile_status import read_pidfile
+from .._prefork._readiness import wait_exited
 from ._control import ControlCode, _holder, _open_verified, _say, _send
 from ._control_client import (
     ControlAbsent,
@@ -60,6 +63,9 @@ def reload(
     """
     import signal  # here: `status` never signals, and the import costs it ~0.5 ms
 
+    # Seen before the holder is verified: a socket gone by the time we ask was
+    # removed by the daemon at the very end of its exit, not never there.
+    had_socket = control is not None and os.path.lexists(control)
     holder = _holder(path, not_running=ControlCode.NOT_RUNNING, control=control, owner=owner)
     if isinstance(holder, int):
         return holder
@@ -67,10 +73,14 @@ def reload(
     note = ""
     try:
         if wait and control is not None:
-            code = _reload_and_wait(control, target, timeout)
+            code = _reload_and_wait(control, target, timeout, had_socket=had_socket)
             if isinstance(code, int):
                 return code
             note = f"; {code}, so the result is not known"
+        if wait_exited(target.pidfd, 0):
+            # SIGHUP would reach nobody: "reload requested", exit 0, would be a lie.
+            _say(f"pid {target.pid} exited; nothing reloaded")
+            return ControlCode.FAILURE
         if not _send(target.pidfd, target.pid, signal.SIGHUP):
             return ControlCode.NO_PERMISSION
     finally:
@@ -103,11 +113,14 @@ class _Target:
             self.pid, self.pidfd = current, pidfd
 
 
-def _reload_and_wait(control: StrPath, target: _Target, timeout: float) -> int | str:
+def _reload_and_wait(
+    control: StrPath, target: _Target, timeout: float, *, had_socket: bool
+) -> int | str:
     """Ask for a reload over the control socket: the exit code, or why SIGHUP must do.
 
     A transient refusal (every control slot taken, an upgrade under way) is
     asked again until ``timeout``; the reload's own wait is what is left of it.
+    ``had_socket``: the socket was there when the command began.
     """
     deadline = time.monotonic() + timeout
     retried = False
@@ -119,7 +132,7 @@ def _reload_and_wait(control: StrPath, target: _Target, timeout: float) -> int |
         retried = True
         left = request_timeout(deadline, timeout)
         request = {"v": VERSION, "cmd": "reload", "timeout": left}
-        return _ask(control, target.pid, request, left + _ANSWER_GRACE)
+        return _ask(control, target, request, left + _ANSWER_GRACE, had_socket=had_socket)
 
     def say_waiting(error: str) -> None:
         _say(f"{error} (pid {target.pid}); trying again for up to {timeout:g} s")
@@ -143,12 +156,15 @@ class _NoAnswer(Exception):
         self.code = code
 
 
-def _ask(control: StrPath, pid: int, request: dict[str, Any], within: float) -> dict[str, Any]:
-    """One reload request to ``pid``'s control socket, waiting for one not served yet.
+def _ask(
+    control: StrPath, target: _Target, request: dict[str, Any], within: float, *, had_socket: bool
+) -> dict[str, Any]:
+    """One reload request to the target's control socket, waiting for one not served yet.
 
     Raises:
         _NoAnswer: with the exit code, or why SIGHUP must do.
     """
+    pid = target.pid
     deadline = time.monotonic() + _NOT_SERVING_GRACE
     absent = f"no control socket served at {control}"
     while True:
@@ -156,6 +172,12 @@ def _ask(control: StrPath, pid: int, request: dict[str, Any], within: float) -> 
             # Never `follow`: the SIGHUP of a fallback goes to the verified `pid`.
             return ask_holder(control, request, holder=pid, timeout=within)[0]
         except ControlAbsent:
+            if had_socket:
+                # Removed since we looked (while we waited for a slot, say): the
+                # daemon is past its shutdown, and refuses reloads there.
+                how = "exited" if wait_exited(target.pidfd, 0) else "is stopping"
+                _say(f"pid {pid} {how} (its control socket is gone); nothing reloaded")
+                raise _NoAnswer(ControlCode.FAILURE) from None
             raise _NoAnswer(absent) from None
         except ControlRefused:
             # Bound but not listening yet: a daemon on its way to its event loop.
