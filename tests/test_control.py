@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 import aiodaemon
+from aiodaemon._prefork._control_protocol import MAX_CONNECTIONS
 
 from .support import (
     aiodaemon_cli,
@@ -672,7 +673,7 @@ def test_a_flood_of_idle_and_bad_connections_does_not_stop_the_service(app: App)
 
 
 def test_past_the_connection_cap_an_allowed_peer_is_told_busy(app: App) -> None:
-    """32 silent connections fill the cap: the next is answered "busy"; then all is well."""
+    """40 silent connections fill the cap: the next is answered "busy"; then all is well."""
     start(app)
     held = []
 
@@ -683,11 +684,11 @@ def test_past_the_connection_cap_an_allowed_peer_is_told_busy(app: App) -> None:
             try:
                 answer = probe.recv(4096)
             except TimeoutError:
-                return False  # served as one of the 32: it frees its slot as it closes
+                return False  # served as one of the 40: it frees its slot as it closes
         return b'"busy' in answer
 
     try:
-        for _ in range(32):
+        for _ in range(MAX_CONNECTIONS):
             conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             conn.connect(str(app.control))
             held.append(conn)

@@ -1,19 +1,24 @@
-"""Every control slot taken (32 waiting reloads): status, reload and upgrade stay truthful."""
+"""Every control slot taken (32 waiting reloads, hung clients): the commands stay truthful."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 from collections.abc import Iterator
 
 import pytest
 
+from aiodaemon._prefork._control_protocol import MAX_CONNECTIONS, MAX_WAITING
+
 from .control_support import ControlApp, open_control_app
 from .support import wait_for
 
-#: The control server's cap (aiodaemon._prefork._control_protocol.MAX_CONNECTIONS).
-SLOTS = 32
+#: The control server's cap on connections waiting for a result.
+SLOTS = MAX_WAITING
 BUSY = f"busy: {SLOTS} control connections open"
+#: What a connection past every slot (MAX_CONNECTIONS) is told.
+JAMMED = f"busy: {MAX_CONNECTIONS} control connections open"
 
 
 def _is_busy(app: ControlApp) -> bool:
@@ -37,7 +42,7 @@ def control_app() -> Iterator[ControlApp]:
 
 @pytest.fixture
 def full(control_app: ControlApp) -> Iterator[tuple[ControlApp, int]]:
-    """A daemon whose 32 control slots are held by reloads waiting on a held hook.
+    """A daemon whose 32 waiting slots are held by reloads waiting on a held hook.
 
     As 32 parallel ``aiodaemon reload`` of a slow hook would: each waits, on its
     connection, for the run that covers it. Leaving releases the hook.
@@ -52,8 +57,9 @@ def full(control_app: ControlApp) -> Iterator[tuple[ControlApp, int]]:
             conn.connect(str(app.control))
             conn.sendall(b'{"v": 1, "cmd": "reload", "timeout": 600}\n')
             held.append(conn)
-        wait_for(lambda: _is_busy(app), 30, "every control slot taken")
         wait_for(lambda: app.reload_runs() == ["wait"], 30, "the held reload hook")
+        # Every request taken in: one runs the held hook, the others wait for the next run.
+        wait_for(lambda: len(app.records("reload queued")) >= SLOTS - 1, 30, "32 waiters")
         yield app, pid
         # The slots were held all along: each waiter gets its answer once released.
         app.steer("reload-release")
@@ -69,22 +75,51 @@ def full(control_app: ControlApp) -> Iterator[tuple[ControlApp, int]]:
             conn.close()
 
 
+@contextlib.contextmanager
+def _jammed(app: ControlApp) -> Iterator[None]:
+    """The slots left beside the 32 waiters held too, by clients that never send a request.
+
+    The daemon drops each after the request timeout (5 s): the test's
+    commands must be done by then (they run with ``--timeout 1``).
+    """
+    held = []
+    try:
+        for _ in range(MAX_CONNECTIONS - SLOTS):
+            conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            conn.connect(str(app.control))
+            held.append(conn)
+        wait_for(lambda: _is_busy(app), 5, "every control slot taken")
+        yield
+    finally:
+        for conn in held:
+            conn.close()
+
+
 def test_status_of_a_daemon_with_every_control_slot_taken_says_running(
     full: tuple[ControlApp, int],
 ) -> None:
     """status exits 0 "running (pid N)" from the pidfile, warning that the socket stayed busy."""
     app, pid = full
-    result = app.cli("status", "--pidfile", app.pidfile)
+    with _jammed(app):
+        result = app.cli("status", "--pidfile", app.pidfile, "--timeout", "1")
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == [f"running (pid {pid}, pidfile {app.pidfile})"]
     assert result.stderr.splitlines() == [
-        f"aiodaemon: warning: control socket {app.control} stayed {BUSY}; status from the pidfile"
+        f"aiodaemon: warning: control socket {app.control} stayed {JAMMED}; status from the pidfile"
     ]
-    result = app.cli("status", "--pidfile", app.pidfile, "--json")
+
+
+def test_status_json_of_a_daemon_with_every_control_slot_taken_says_running(
+    full: tuple[ControlApp, int],
+) -> None:
+    """status --json prints the pidfile's "running" object, the warning on stderr."""
+    app, pid = full
+    with _jammed(app):
+        result = app.cli("status", "--pidfile", app.pidfile, "--json", "--timeout", "1")
     assert result.returncode == 0, result.stderr
     answer = json.loads(result.stdout)
     assert (answer["state"], answer["pid"]) == ("running", pid)
-    assert BUSY in result.stderr
+    assert JAMMED in result.stderr
 
 
 def test_reload_waits_for_a_control_slot_and_reloads(full: tuple[ControlApp, int]) -> None:
@@ -134,7 +169,8 @@ def test_status_of_a_busy_daemon_whose_pidfile_was_removed_says_running(
     """Pidfile removed and every slot taken: still "running", found as its socket's server."""
     app, pid = full
     app.pidfile.unlink()
-    result = app.cli("status", "--pidfile", app.pidfile)
+    with _jammed(app):
+        result = app.cli("status", "--pidfile", app.pidfile, "--timeout", "1")
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == [f"running (pid {pid}, serving {app.control})"]
     assert result.stderr.splitlines() == [

@@ -76,3 +76,37 @@ def test_reload_waiting_for_a_slot_of_a_daemon_stopped_meanwhile_says_nothing_re
     ), lines
     assert not any("SIGHUP" in line for line in lines), lines
     assert [r.get("signal") for r in app.records("signal received")] in ([], ["SIGTERM"])
+
+
+def test_two_stops_of_a_daemon_whose_reload_waiters_fill_the_slots_stop_it_gracefully(
+    full: tuple[ControlApp, int],
+) -> None:
+    """Two stops at once, 32 reloads waiting: asked over the socket, no forcing second SIGTERM."""
+    app, pid = full
+    app.steer("shutdown", "slow:0.5")
+    stops = [app.watch("stop", "--pidfile", app.pidfile) for _ in range(2)]
+    try:
+        results = [stop.finish() for stop in stops]
+    finally:
+        for stop in stops:
+            stop.kill()
+    for code, _, lines in results:
+        assert code == 0, lines
+        assert lines[-1] == f"aiodaemon: stopped (pid {pid})", lines
+        assert not any("SIGTERM" in line for line in lines), lines
+    assert not is_alive(pid)
+    # The shutdown hook ran to its end and the daemon left with 0, not forced out.
+    assert app.records("signal received") == []
+    assert app.records("forced exit") == []
+    assert [r.get("status") for r in app.records("exit")] == [0]
+
+
+def test_status_of_a_daemon_whose_reload_waiters_fill_the_slots_is_the_daemons(
+    full: tuple[ControlApp, int],
+) -> None:
+    """32 reloads waiting: status is still answered by the daemon, "reloading", no warning."""
+    app, pid = full
+    result = app.cli("status", "--pidfile", app.pidfile)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[0] == f"reloading (pid {pid}, pidfile {app.pidfile})"
+    assert result.stderr == ""

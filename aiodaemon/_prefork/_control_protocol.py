@@ -38,6 +38,8 @@ __all__ = [
     "MAX_CONNECTIONS",
     "MAX_REQUEST",
     "MAX_WAIT",
+    "MAX_WAITING",
+    "PROMPT_COMMANDS",
     "REQUEST_TIMEOUT",
     "VERSION",
     "ProtocolError",
@@ -57,7 +59,13 @@ REQUEST_TIMEOUT = 5.0
 #: Longest wait a request may ask for (``timeout`` of ``reload``).
 MAX_WAIT = 24 * 3600.0
 #: Connections served at once; an allowed peer past it gets a "busy" failure.
-MAX_CONNECTIONS = 32
+MAX_CONNECTIONS = 40
+#: Of those, how many may wait for a result (``reload``, ``upgrade``): the
+#: rest stay free for the commands answered at once (:data:`PROMPT_COMMANDS`),
+#: so reloads waiting on a slow hook never lock ``stop`` or ``status`` out.
+MAX_WAITING = 32
+#: The commands answered at once, which :data:`MAX_WAITING` does not limit.
+PROMPT_COMMANDS = frozenset({"status", "stop"})
 
 
 class ProtocolError(ValueError):

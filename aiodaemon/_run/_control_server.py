@@ -3,9 +3,11 @@
 Every connection is checked with ``SO_PEERCRED`` before a byte is read: a peer
 that is neither root nor in ``peer_uids`` is closed at once, without an answer.
 Requests are bounded in size (:data:`MAX_REQUEST`), in time
-(:data:`REQUEST_TIMEOUT`) and in number (:data:`MAX_CONNECTIONS` at once), so
-a slow or hostile client costs the daemon a few bytes and one timer, never its
-service. Nothing but bytes is ever sent: no descriptor reaches a peer.
+(:data:`REQUEST_TIMEOUT`) and in number (:data:`MAX_CONNECTIONS` at once, of
+which :data:`MAX_WAITING` may wait for a result), so a slow or hostile client
+costs the daemon a few bytes and one timer, never its service, and clients
+waiting on a slow reload never keep ``stop`` or ``status`` out. Nothing but
+bytes is ever sent: no descriptor reaches a peer.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ from .._prefork._control_protocol import (
     MAX_CONNECTIONS,
     MAX_REQUEST,
     MAX_WAIT,
+    MAX_WAITING,
+    PROMPT_COMMANDS,
     REQUEST_TIMEOUT,
     VERSION,
     ProtocolError,
@@ -67,6 +71,8 @@ class ControlServer:
         self.commands: dict[str, Command] = dict(commands)
         self._server: asyncio.AbstractServer | None = None
         self._active: set[asyncio.Task[Any]] = set()
+        #: connections running a command that is not prompt (see MAX_WAITING).
+        self._waiting = 0
         self._refused = 0
         self._refusal_logged = -_REFUSAL_LOG_INTERVAL
 
@@ -159,11 +165,20 @@ class ControlServer:
         if command is None:
             known = ", ".join(sorted(self.commands))
             return failure(f"unknown command {name!r} (known: {known})")
+        prompt = name in PROMPT_COMMANDS
+        if not prompt:
+            if self._waiting >= MAX_WAITING:
+                busy = f"busy: {MAX_WAITING} control connections open"
+                return failure(busy, transient=True)
+            self._waiting += 1
         try:
             return await command(request)
         except Exception as exc:
             _log.exception("control command failed", command=name)
             return failure(f"internal error: {type(exc).__name__}: {exc}")
+        finally:
+            if not prompt:
+                self._waiting -= 1
 
     def _refuse(self, peer: tuple[int, int, int] | None) -> None:
         self._refused += 1
