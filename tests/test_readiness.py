@@ -93,3 +93,23 @@ def test_notify_ready_in_a_startup_hook_reports_ready_once_they_all_returned(
     finally:
         os.kill(pid, signal.SIGTERM)
         wait_gone(pid)
+
+
+def test_a_pid_announced_before_a_ctrl_c_is_read_without_waiting() -> None:
+    """The launcher cut short before reading the pipe still finds the daemon's announced pid."""
+    from aiodaemon._prefork._readiness import announced_pid
+
+    read_fd, write_fd = os.pipe()
+    try:
+        assert announced_pid(read_fd) is None  # nothing yet: answered at once, not waited for
+        os.write(write_fd, b"P4242\n")
+        assert announced_pid(read_fd) == 4242
+        os.write(write_fd, b"P4243\n")
+        os.close(write_fd)
+        write_fd = -1
+        assert announced_pid(read_fd) == 4243
+        assert announced_pid(read_fd) is None  # the daemon's end closed: nothing more
+    finally:
+        os.close(read_fd)
+        if write_fd >= 0:
+            os.close(write_fd)

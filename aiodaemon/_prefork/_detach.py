@@ -13,7 +13,14 @@ import stat
 import sys
 
 from ..exceptions import ExitCode, StartupError
-from ._readiness import ReadinessPipe, WaitInterrupted, stop_unready, wait_gone, wait_ready
+from ._readiness import (
+    ReadinessPipe,
+    WaitInterrupted,
+    announced_pid,
+    stop_unready,
+    wait_gone,
+    wait_ready,
+)
 from ._stdfds import text_stream
 
 # Annotations only: aiodaemon.pep3143 imports this module into synchronous
@@ -274,6 +281,9 @@ def _launcher(
     except KeyboardInterrupt as exc:
         # The daemon is detached and goes on starting; only the wait was cut short.
         pid = exc.pid if isinstance(exc, WaitInterrupted) else None
+        if pid is None:
+            # Cut short before the pipe was read (reaping the intermediate child).
+            pid = announced_pid(read_fd)
         print(f"aiodaemon: {_interrupted(pid, pidfile)}", file=sys.stderr)
         code = 130
     finally:

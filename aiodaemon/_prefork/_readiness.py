@@ -21,6 +21,7 @@ __all__ = [
     "LaunchResult",
     "ReadinessPipe",
     "WaitInterrupted",
+    "announced_pid",
     "hold_gc",
     "release_gc",
     "stop_unready",
@@ -204,6 +205,28 @@ def wait_ready(fd: int, timeout: float | None = None) -> LaunchResult:
         raise WaitInterrupted(pid) from None
     who = f"daemon (pid {pid})" if pid else "daemon"
     return LaunchResult(pid, False, 1, f"{who} exited before it was ready")
+
+
+def announced_pid(fd: int) -> int | None:
+    """The pid the daemon announced on the pipe so far, read without waiting; None if none yet.
+
+    For a Ctrl-C that cut the launcher short before :func:`wait_ready` read
+    the announcement (while it still reaped the intermediate child, on a
+    loaded machine): the daemon may well have written its pid long before.
+    """
+    buffer = b""
+    try:
+        while len(buffer) < 65536 and select.select([fd], [], [], 0)[0]:
+            chunk = os.read(fd, 4096)
+            if not chunk:
+                break
+            buffer += chunk
+    except OSError:
+        pass
+    for raw in buffer.split(b"\n"):
+        if raw.startswith(b"P") and raw[1:].isdigit():
+            return int(raw[1:])
+    return None
 
 
 def stop_unready(pid: int, shutdown_timeout: float) -> None:
