@@ -69,6 +69,7 @@ LAYERS = [
         "_logs._logchain",
         "_logs._logecho",
         "_logs._logging",
+        "_logs._outputs",
         "_logs._logwriter",
         "_prefork._control_socket",
         "_prefork._logsinks",

@@ -31,6 +31,7 @@ from .support import (
     children,
     clean_env,
     is_alive,
+    open_fds,
     program,
     read_json_lines,
     require_tool,
@@ -47,6 +48,8 @@ class Daemon:
 
     directory: Path
     log_file: bool = True
+    #: the log goes to the ``stderr`` file at ``log`` instead (with ``log_file`` False).
+    stderr: bool = False
     commands: list[subprocess.Popen[str]] = field(default_factory=list)
 
     @property
@@ -76,6 +79,7 @@ class Daemon:
             "APP_LOG": str(self.log) if self.log_file else "",
             "APP_HOLD": str(self.hold),
             "APP_IMPORT_HOLD": str(self.import_hold),
+            "APP_STDERR": str(self.log) if self.stderr else "",
         }
         result = subprocess.run(
             [PYTHON, str(program("upgrade_rotate_app"))],
@@ -225,6 +229,32 @@ def test_rotation_while_the_successor_starts_reaches_both(daemon: Daemon) -> Non
     for event in ("upgrade handed over", "shutdown finished", "exit"):
         assert daemon.records(daemon.log, old, event), event
     assert not daemon.records(daemon.rotated, successor, "ready")
+
+
+def test_a_stderr_file_rotated_while_the_successor_starts_is_followed_at_the_take_over(
+    daemon: Daemon,
+) -> None:
+    """The ``stderr`` file (the log) rotated while the successor starts is its fd 2 once it serves.
+
+    Until the take-over the successor's fd 2 is a pipe to the old daemon; the
+    file it puts back then is the new one, not the one of its spawn.
+    """
+    daemon.log_file, daemon.stderr = False, True
+    old = daemon.start()
+    upgrade, successor = daemon.upgrade_held(old)
+    daemon.rename()
+    daemon.signal_holder()
+    wait_for(lambda: daemon.ticks(daemon.log, old), 30, "the old daemon's ticks in the new file")
+    daemon.hold.unlink()
+    assert _upgraded(upgrade) == successor
+    wait_gone(old, 30)
+    assert open_fds(successor)[2] == str(daemon.log)
+    wait_for(lambda: len(daemon.ticks(daemon.log, successor)) > 50, 30, "more ticks")
+    daemon.stop(successor)
+
+    for pid in (old, successor):
+        _in_order_and_complete(daemon, pid)
+    assert daemon.records(daemon.log, successor, "upgrade took over")
 
 
 def test_a_rotation_while_the_successor_imports_moves_its_first_record(daemon: Daemon) -> None:

@@ -30,6 +30,7 @@ from ._logchain import (
     wants_colors,
 )
 from ._logwriter import DEFAULT_QUEUE_SIZE, LogWriter, Sink
+from ._outputs import OutputFile
 
 if TYPE_CHECKING:
     from .._prefork._logsinks import LogTargets
@@ -38,7 +39,7 @@ __all__ = ["start_logging"]
 
 
 def _reopen_path(path: str, chroot: str | None) -> str | None:
-    """The log file's path as the daemon sees it after ``chroot``; None if outside it."""
+    """A log or output file's path as the daemon sees it after ``chroot``; None if outside it."""
     if chroot is None:
         return path
     real, root = os.path.realpath(path), os.path.realpath(chroot)
@@ -99,6 +100,11 @@ def start_logging(
         sinks.append(TerminalEcho(2, json_lines=log_format != "console", colors=wants_colors(True)))
     chain = processors(log_format or "json", colors=colors)
     writer = LogWriter(sinks, queue_size)
+    owner = options.identity.uid if options.identity is not None else None
+    for fd, option, path in ((1, "stdout", options.stdout), (2, "stderr", options.stderr)):
+        if path is not None:
+            reopen_path = _reopen_path(path, options.chroot)
+            writer.outputs.append(OutputFile(fd, option, path, reopen_path, owner))
 
     structlog.configure(
         processors=chain,

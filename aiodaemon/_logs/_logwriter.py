@@ -30,6 +30,7 @@ from ..exceptions import StartupError
 if TYPE_CHECKING:
     from .._prefork._syslogsink import SyslogSink
     from ._logecho import TerminalEcho
+    from ._outputs import OutputFile
 
 __all__ = ["DEFAULT_QUEUE_SIZE", "LogWriter", "Sink"]
 
@@ -89,6 +90,8 @@ class LogWriter:
         #: called on the caller's thread at each reopen requested here (a signal,
         #: not one passed on by another process): an upgrade passes it on.
         self.reopen_listeners: list[Callable[[], None]] = []
+        #: the ``stdout``/``stderr`` files, moved to the new file at a reopen after a rotation.
+        self.outputs: list[OutputFile] = []
         self._thread = self._new_thread()
 
     def _new_thread(self) -> threading.Thread:
@@ -259,7 +262,13 @@ class LogWriter:
             )
 
     def _alert(
-        self, text: str, *, failing: Sink, event: str, to_failing: bool = False, **kw: Any
+        self,
+        text: str,
+        *,
+        failing: Sink | OutputFile,
+        event: str,
+        to_failing: bool = False,
+        **kw: Any,
     ) -> None:
         """Say ``text`` where a person looks when ``failing`` cannot carry it.
 
@@ -314,6 +323,20 @@ class LogWriter:
                         failed=len(failures),
                         error=failures[-1],
                     )
+        for output in self.outputs:
+            # Only a file rotated away (see OutputFile): one still in place stays.
+            if not output.moved():
+                continue
+            try:
+                output.reopen()
+            except OSError as exc:
+                self._alert(
+                    f"cannot reopen {output}, keeping the old one: {exc}",
+                    failing=output,
+                    event="cannot reopen output file, keeping the old one",
+                    file=repr(output),
+                    error=str(exc),
+                )
 
     def _report(self) -> None:
         dropped = self.dropped

@@ -119,8 +119,18 @@ class _TakeOver:
         for step in channel.on_takeover:
             await step()
         # Our stderr was a pipe to the old daemon for its error report; it is ours now.
-        os.dup2(handoff.real_stderr, 2)
+        outputs = [] if self.logs is None else self.logs.outputs
+        stderr = next((output for output in outputs if output.fd == 2), None)
+        if stderr is None:
+            os.dup2(handoff.real_stderr, 2)
+        else:
+            # The stderr file a rotation moved during our startup (the look
+            # above saw the pipe on fd 2) is followed as it is put back.
+            stderr.put_back(handoff.real_stderr)
         os.close(handoff.real_stderr)
+        if stderr is not None and self.logs is not None:
+            # A new file put_back could not open is tried again, and the failure logged.
+            self.logs.follow_rename()
 
     async def hand_over(self) -> None:
         """After ``R``: wait for ``G`` (or the old daemon's exit), claim, go live, answer ``W``."""

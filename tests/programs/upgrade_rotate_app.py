@@ -10,7 +10,8 @@ successor: the test creates the file once the first one is ready) logs
 daemon's drain (waiting for that connection) as long as it likes. While the
 file ``APP_IMPORT_HOLD`` exists, a process waits before it calls ``run()``
 (a program still importing), saying so with the file ``APP_IMPORT_HOLD.seen``.
-Options from the ``APP_*`` environment variables; ``APP_LOG`` empty: no log file.
+Options from the ``APP_*`` environment variables; ``APP_LOG`` empty: no log file;
+``APP_STDERR`` (optional): the ``stderr`` file (the log, without a log file).
 """
 
 from __future__ import annotations
@@ -84,4 +85,6 @@ if __name__ == "__main__":
     }
     if os.environ["APP_LOG"]:
         options["log_file"] = os.environ["APP_LOG"]
+    if os.environ.get("APP_STDERR"):
+        options["stderr"] = os.environ["APP_STDERR"]
     aiodaemon.run(main, **options)  # type: ignore[arg-type]

@@ -1,0 +1,112 @@
+"""The ``stdout`` and ``stderr`` files follow a log rotation, as ``log_file`` does.
+
+A detached daemon without ``log_file`` or ``syslog`` logs to its ``stderr``
+file, and a program's prints and tracebacks land in ``stdout``/``stderr`` in
+any case: logrotate's ``create`` + ``postrotate`` recipe must move them to the
+new file too, or the daemon writes into the rotated one for ever (and, once
+logrotate deletes it, into a deleted file that still fills the disk). nginx
+does the same with its error log at SIGUSR1.
+
+Unlike the log file, a standard stream is reopened only when its path names
+another file now (or none): a file still in place is left alone, so a daemon
+that dropped privileges and cannot reopen root's file in a root-only directory
+costs no warning at every SIGHUP. The new file is opened with the same rules
+as at start (``O_NOFOLLOW``, a regular file, not planted by another user) and
+put onto fd 1 or 2 with ``dup2``, so everything writing there (the log writer,
+``print``, the interpreter's tracebacks, child processes started later) moves
+with it.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+
+__all__ = ["OutputFile"]
+
+
+class OutputFile:
+    """A ``stdout`` or ``stderr`` file on fd 1 or 2, moved to the file at its path after a rotation.
+
+    Args:
+        fd: 1 or 2.
+        option: ``"stdout"`` or ``"stderr"`` (for messages).
+        path: the configured path.
+        reopen_path: the path as seen after a chroot; None when the file is outside it.
+        owner: the uid the daemon drops to (its file is accepted in a shared sticky directory).
+    """
+
+    def __init__(
+        self, fd: int, option: str, path: str, reopen_path: str | None, owner: int | None
+    ) -> None:
+        self.fd = fd
+        self.option = option
+        self.path = path
+        self.reopen_path = reopen_path
+        self.owner = owner
+
+    def __repr__(self) -> str:
+        return f"{self.option} {self.path}"
+
+    def moved(self, fd: int | None = None) -> bool:
+        """Whether the fd (or ``fd``) holds a regular file that the path no longer names.
+
+        False while it holds anything else: an upgrade's successor has a pipe
+        to the old daemon on fd 2 until it takes over (see :meth:`put_back`).
+        False when the path cannot be looked at (outside the chroot, or a
+        directory closed to us).
+        """
+        if self.reopen_path is None:
+            return False
+        try:
+            held = os.fstat(self.fd if fd is None else fd)
+        except OSError:
+            return False
+        if not stat.S_ISREG(held.st_mode):
+            return False
+        try:
+            at_path = os.stat(self.reopen_path, follow_symlinks=False)
+        except PermissionError:
+            return False
+        except OSError:
+            return True  # gone (logrotate without `create`): created anew by the reopen
+        return not os.path.samestat(at_path, held)
+
+    def reopen(self) -> None:
+        """Open the file at the path and put it on the fd; the old file is closed.
+
+        Raises:
+            OSError: the file cannot be opened or is refused; the fd keeps the old file.
+        """
+        assert self.reopen_path is not None  # only after moved()
+        # Loaded by acquire when it opened the file, before any chroot or
+        # privilege drop (an upgrade's successor, refused under a chroot, reads
+        # it from the package it was started from): a daemon without these
+        # options never pays for it.
+        from .._prefork._safeopen import open_append
+
+        new = open_append(self.reopen_path, owner=self.owner)
+        try:
+            # Atomic for every thread writing to the fd: each write lands whole
+            # in the old file or in the new one. Standard fds stay inheritable.
+            os.dup2(new, self.fd)
+        finally:
+            os.close(new)
+
+    def put_back(self, held: int) -> None:
+        """Put ``held``, this stream's file when it was inherited, back on the fd.
+
+        For an upgrade's successor taking over (its stderr was a pipe to the old
+        daemon meanwhile): if a rotation moved the file since, the file at the
+        path instead, in one ``dup2``, so no record lands in the rotated file
+        after others reached the new one. A file that cannot be opened leaves
+        ``held`` on the fd; the writer's next look at the path says why.
+        """
+        if self.moved(held):
+            try:
+                self.reopen()
+            except OSError:
+                pass
+            else:
+                return
+        os.dup2(held, self.fd)

@@ -1,0 +1,113 @@
+"""The ``stdout`` and ``stderr`` files follow logrotate's rotation, as the log file does.
+
+A detached daemon without a log file logs to its ``stderr`` file: with
+logrotate's ``create`` + ``postrotate`` recipe it must move to the new file,
+or it writes into the rotated one for ever (and into a deleted file once
+logrotate drops it). Real daemons, the real logrotate, real signals; upgrades
+are in ``test_upgrade_rotation``.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from .support import (
+    aiodaemon_cli,
+    install_program,
+    open_fds,
+    read_json_lines,
+    require_tool,
+    run_logrotate,
+    wait_for,
+    wait_gone,
+)
+
+#: logrotate runs; each is checked to leave exactly its round's lines in its file.
+ROUNDS = 6
+
+
+@pytest.fixture
+def app(tmp_path: Path) -> Iterator[Path]:
+    """``tests/programs/output_rotation.py`` as app.py; stopped at the end if still running."""
+    install_program("output_rotation", tmp_path)
+    yield tmp_path
+    aiodaemon_cli("stop", "--pidfile", tmp_path / "app.pid", "--timeout", "10", cwd=tmp_path)
+
+
+def start(app: Path, *options: str | os.PathLike[str]) -> int:
+    """``aiodaemon start app:main`` with ``options``; its pid once ready."""
+    result = aiodaemon_cli("start", "app:main", "--pidfile", app / "app.pid", *options, cwd=app)
+    assert result.returncode == 0, result.stderr
+    return int(result.stdout)
+
+
+def numbered(path: Path) -> list[object]:
+    """The numbers of the ``numbered`` records in ``path``."""
+    return [r["n"] for r in read_json_lines(path) if r["event"] == "numbered"]
+
+
+def test_logrotate_moves_stdout_and_stderr_to_the_new_files(app: Path) -> None:
+    """Each rotation moves fds 1 and 2 to the new files: every round's lines are in its own file."""
+    out, err = app / "out.log", app / "err.log"
+    pid = start(app, "--stdout", out, "--stderr", err)
+    config = app / "logrotate.conf"
+    config.write_text(
+        f"{out} {err} {{\n    rotate {ROUNDS + 1}\n    create 0640\n"
+        f"    postrotate\n        {require_tool('pkill')} -USR1 -L -F {app / 'app.pid'}\n"
+        "    endscript\n}\n"
+    )
+    for n in range(1, ROUNDS + 1):
+        reloaded = aiodaemon_cli("reload", "--pidfile", app / "app.pid", cwd=app)
+        assert reloaded.returncode == 0, reloaded.stderr
+        # Written by the log writer's thread: in the file a moment after the reload's answer.
+        assert wait_for(lambda: numbered(err), 30, f"the record in {err}") == [n]
+        run_logrotate(config, app / "logrotate.state")
+        wait_for(
+            lambda: (fds := open_fds(pid)).get(1) == str(out) and fds.get(2) == str(err),
+            30,
+            "stdout and stderr on the new files",
+        )
+        # Every rotated file was closed: none is held, however many rotations.
+        held = sorted(path for path in open_fds(pid).values() if path.startswith(str(app)))
+        assert held == sorted([str(app / "app.pid"), str(err), str(out)])
+    assert aiodaemon_cli("stop", "--pidfile", app / "app.pid", cwd=app).returncode == 0
+    wait_gone(pid)
+
+    for k in range(1, ROUNDS + 1):
+        n = ROUNDS + 1 - k  # .1 is the last round's file
+        assert out.with_name(f"out.log.{k}").read_text() == f"print {n}\n"
+        assert numbered(err.with_name(f"err.log.{k}")) == [n]
+    assert out.read_text() == ""
+    events = [r["event"] for r in read_json_lines(err)]
+    assert "shutdown finished" in events
+    assert "numbered" not in events
+
+
+def test_a_refused_new_stderr_file_keeps_the_old_one_and_says_so(app: Path) -> None:
+    """A symlink planted where the rotated stderr file was is refused; the old file says why."""
+    err, rotated, target = app / "err.log", app / "err.log.1", app / "elsewhere"
+    pid = start(app, "--stderr", err)
+    os.rename(err, rotated)
+    err.symlink_to(target)
+    os.kill(pid, signal.SIGUSR1)
+    refused = wait_for(
+        lambda: [
+            r
+            for r in read_json_lines(rotated)
+            if r["event"] == "cannot reopen output file, keeping the old one"
+        ],
+        30,
+        "the refusal in the old file",
+    )
+    assert "symlink" in str(refused[0]["error"])
+    assert open_fds(pid)[2] == str(rotated)
+    assert not target.exists()
+    # Once the path is a proper file again, the next rotation signal moves there.
+    err.unlink()
+    os.kill(pid, signal.SIGUSR1)
+    wait_for(lambda: open_fds(pid).get(2) == str(err), 30, "stderr on the new file")
