@@ -152,7 +152,9 @@ class Context:
 
         For servers and other resources the program created itself: anything
         with ``close()`` (its result is awaited if awaitable) and optionally
-        ``wait_closed()``. Returns ``obj``.
+        ``wait_closed()``. An object whose ``is_closing()`` returns True (a
+        ``StreamWriter`` the program closed) is forgotten in time, so tracking
+        one per connection or per reload does not grow for ever. Returns ``obj``.
 
         Raises:
             TypeError: ``obj`` has no ``close()`` method.

@@ -38,6 +38,8 @@ _log = structlog.get_logger("aiodaemon")
 
 #: ``asyncio.start_server``'s own default read buffer limit.
 _DEFAULT_LIMIT = 2**16
+#: Tracked objects held before track() first looks for closed ones to forget.
+_PRUNE_MIN = 64
 
 #: What ``start_server`` calls for each connection: a coroutine function or a plain one.
 ClientConnected = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None] | None]
@@ -124,6 +126,8 @@ class Serving:
     def __init__(self) -> None:
         self._servers: list[asyncio.Server] = []
         self._tracked: list[object] = []
+        #: the length of _tracked past which track() drops the closed ones (see _prune).
+        self._prune_at = _PRUNE_MIN
         #: handler task -> its reader, for every connection being served.
         self._connections: dict[asyncio.Future[Any], _DrainingReader] = {}
         #: tracked objects' close() results and wait_closed(), awaited by wait_closed().
@@ -147,6 +151,20 @@ class Serving:
         if not self._accepting:
             self._close(obj)
         self._tracked.append(obj)
+        if len(self._tracked) > self._prune_at:
+            self._prune()
+
+    def _prune(self) -> None:
+        """Forget the tracked objects that say they are closed: nothing is left to close.
+
+        A program that tracks an object per connection or per reload (a
+        ``StreamWriter``, a pool it replaces) would otherwise keep every one
+        for the daemon's whole life. Only ``is_closing()`` (asyncio's
+        transports and writers, asyncpg's pools) is believed; anything else is
+        kept. Run when the list has doubled since, so tracking stays O(1).
+        """
+        self._tracked = [obj for obj in self._tracked if not _is_closing(obj)]
+        self._prune_at = max(_PRUNE_MIN, 2 * len(self._tracked))
 
     async def start_server(
         self,
@@ -307,6 +325,17 @@ class Serving:
         for future in pending:
             future.cancel()
         await asyncio.wait(pending, timeout=_CANCEL_GRACE)
+        return False
+
+
+def _is_closing(obj: object) -> bool:
+    """Whether ``obj.is_closing()`` says True (a raising or missing one: no)."""
+    is_closing = getattr(obj, "is_closing", None)
+    if not callable(is_closing):
+        return False
+    try:
+        return is_closing() is True
+    except Exception:
         return False
 
 
