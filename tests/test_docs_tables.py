@@ -71,3 +71,22 @@ def test_pid1_forwarded_signals_are_the_ones_forwarded() -> None:
         text = " ".join((DOCS / page).read_text().split())
         (listed,) = re.findall(r"forwards (SIG[A-Z0-9, ]+) and the program's `on_signal`", text)
         assert set(re.findall(r"SIG[A-Z0-9]+", listed)) == forwarded, page
+
+
+def test_the_readme_names_every_option_with_its_default() -> None:
+    """The README's option list names every run() option; each default it gives is the real one."""
+    import ast
+
+    from aiodaemon._prefork._config import OPTION_NAMES, parse_options
+
+    text = (REPO / "README.md").read_text().split("\n## Options\n", 1)[1].split("\n## ", 1)[0]
+    text = " ".join(text.split())
+    assert set(re.findall(r"`([a-z_]+)`", text)) >= set(OPTION_NAMES)
+    baseline = parse_options({})
+    defaults = re.findall(r"`([a-z_]+)` \(([^()]+)\)", text)
+    assert len(defaults) >= 10, defaults
+    for name, said in defaults:
+        # `detach` (None: detach unless ...), `ready` ("startup" or "manual"): the first.
+        default = said.split(":")[0].split(" or ")[0]
+        value = ast.literal_eval(default)
+        assert parse_options({name: value}) == baseline, f"README: {name} ({default})"
