@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
+import shutil
 import socket
+import subprocess
+import tempfile
+import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from .control_support import ControlApp, open_control_app
-from .support import is_alive, kill_quietly, wait_for
+from .support import PROGRAMS, PYTHON, aiodaemon_cli, is_alive, kill_quietly, wait_for
 
 #: The control server's cap (aiodaemon._prefork._control_protocol.MAX_CONNECTIONS).
 SLOTS = 32
@@ -110,3 +117,114 @@ def test_status_of_a_daemon_whose_reload_waiters_fill_the_slots_is_the_daemons(
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[0] == f"reloading (pid {pid}, pidfile {app.pidfile})"
     assert result.stderr == ""
+
+
+class _RacedStart:
+    """A lock holder whose pidfile appears only as a command first connects to its socket.
+
+    What a command sees when a start races it: no pidfile when it reads it,
+    then a daemon serving the control socket beside it, and by then a pidfile
+    naming that daemon. Made deterministic: the test moves the holder's
+    pidfile away and serves its control socket (tests/programs/control_holder.py
+    lends it the holder's credentials), moving the file back at the first
+    connection.
+    """
+
+    def __init__(self, directory: Path) -> None:
+        self.pidfile = directory / "app.pid"
+        self.away = directory / "app.pid.away"
+        control = directory / "app.pid.ctl"
+        self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.listener.bind(str(control))
+        self.holder = subprocess.Popen(
+            [
+                PYTHON,
+                str(PROGRAMS / "control_holder.py"),
+                self.pidfile,
+                str(self.listener.fileno()),
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            pass_fds=[self.listener.fileno()],
+        )
+        assert self.holder.stdout is not None
+        assert self.holder.stdout.readline() == "ready\n"
+        self.pid = self.holder.pid
+        self.pidfile.rename(self.away)
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return  # closed: the test is over
+            with conn:
+                if self.away.exists():
+                    self.away.rename(self.pidfile)
+                line = conn.makefile("rb").readline()
+                if not line:
+                    continue  # a probe that sent nothing
+                request = json.loads(line)
+                answer: dict[str, object] = {"v": 1, "ok": True, "pid": self.pid}
+                if request["cmd"] == "status":
+                    answer.update(state="running", uptime=1.0, sockets={}, last_reload=None,
+                                  version="0.1.0")  # fmt: skip
+                elif request["cmd"] == "stop":
+                    answer["already_stopping"] = False
+                    # It removes its pidfile and exits, as a daemon asked to stop does.
+                    self.pidfile.unlink()
+                    assert self.holder.stdin is not None
+                    self.holder.stdin.close()
+                conn.sendall(json.dumps(answer).encode() + b"\n")
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.listener.shutdown(socket.SHUT_RDWR)
+        self.listener.close()
+        self.thread.join(10)
+        self.holder.kill()
+        self.holder.wait()
+        for pipe in (self.holder.stdin, self.holder.stdout):
+            if pipe is not None:
+                pipe.close()
+
+
+@pytest.fixture
+def raced() -> Iterator[_RacedStart]:
+    """A _RacedStart in a short directory (a unix socket path has 108 bytes at most)."""
+    directory = Path(tempfile.mkdtemp(prefix="aiodaemon-race-"))
+    fake = _RacedStart(directory)
+    try:
+        yield fake
+    finally:
+        fake.close()
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def test_start_racing_another_start_says_already_running_not_pidfile_removed(
+    raced: _RacedStart,
+) -> None:
+    """start that read no pidfile, then met the racing start's daemon: plain "already running"."""
+    result = aiodaemon_cli("start", "control_app:main", "--pidfile", raced.pidfile, cwd=PROGRAMS)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.splitlines() == [
+        f"aiodaemon: already running (pid {raced.pid}, pidfile {raced.pidfile})"
+    ]
+
+
+def test_status_racing_a_start_reports_it_without_a_pidfile_warning(raced: _RacedStart) -> None:
+    """status that read no pidfile, then found the starting daemon: no "was removed" warning."""
+    result = aiodaemon_cli("status", "--pidfile", raced.pidfile)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[0] == f"running (pid {raced.pid}, pidfile {raced.pidfile})"
+    assert result.stderr == ""
+
+
+def test_stop_racing_a_start_stops_it_without_a_pidfile_warning(raced: _RacedStart) -> None:
+    """stop that read no pidfile, then found the starting daemon: stopped, nothing "removed"."""
+    result = aiodaemon_cli("stop", "--pidfile", raced.pidfile)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.splitlines() == [f"aiodaemon: stopped (pid {raced.pid})"]

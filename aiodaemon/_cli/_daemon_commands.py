@@ -138,7 +138,13 @@ def _running_holder(args: argparse.Namespace) -> str | None:
     if state.status is PidfileStatus.ABSENT and not args.no_control:
         from ._lost_pidfile import serving_without_pidfile
 
-        return serving_without_pidfile(pidfile, control_path(args, pidfile), owner(args))
+        lost = serving_without_pidfile(pidfile, control_path(args, pidfile), owner(args))
+        if lost is None:
+            return None
+        # Or a daemon whose start raced ours: it created the pidfile meanwhile.
+        state = read_pidfile(pidfile)
+        if state.status is not PidfileStatus.RUNNING:
+            return lost
     if state.status is not PidfileStatus.RUNNING:
         return None
     from .._prefork._sharedfile import is_planted

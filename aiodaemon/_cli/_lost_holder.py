@@ -13,7 +13,13 @@ from .._prefork._pidfile_status import PidfileState, PidfileStatus
 from ._control import ControlCode, _say
 from ._control_client import ControlDenied, ControlError
 from ._control_trust import ControlUntrusted, say_ignored
-from ._lost_pidfile import find_lock_holder, find_through_control, wait_for_pid, why_no_pid
+from ._lost_pidfile import (
+    find_lock_holder,
+    find_through_control,
+    reappeared,
+    wait_for_pid,
+    why_no_pid,
+)
 
 TYPE_CHECKING = False  # not typing's: see aiodaemon/__init__.py
 if TYPE_CHECKING:
@@ -51,6 +57,8 @@ def find_without_pid(
             _say(f"{why_no_pid(path, state)}, and {exc}; nothing signalled")
             return ControlCode.FAILURE
         else:
+            if found is not None and reappeared(path, found.pid):
+                return None  # a start that raced ours wrote the pid meanwhile: the pidfile tells
             if found is not None:
                 pidfd = _open_found(found.pid, lambda: _served_by(path, control, owner))
                 if pidfd is not None:

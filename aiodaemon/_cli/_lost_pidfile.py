@@ -51,6 +51,7 @@ __all__ = [
     "find_lock_holder",
     "find_through_control",
     "names_no_pid",
+    "reappeared",
     "serving_without_pidfile",
     "wait_for_pid",
     "why_no_pid",
@@ -82,6 +83,17 @@ def names_no_pid(state: PidfileState) -> bool:
     return state.status is PidfileStatus.ABSENT or (
         state.status is PidfileStatus.RUNNING and state.pid is None
     )
+
+
+def reappeared(path: StrPath, pid: int) -> bool:
+    """Whether ``path`` names ``pid`` now, after it was read as naming no pid.
+
+    A daemon found serving its control socket a moment after its pidfile was
+    read as missing is, more often than not, one whose start raced ours: it
+    created the pidfile in between. Saying that the pidfile "was removed"
+    would send the operator looking for who removed it.
+    """
+    return read_pidfile(path).running_pid == pid
 
 
 def why_no_pid(path: StrPath, state: PidfileState) -> str:

@@ -34,6 +34,7 @@ from ._lost_pidfile import (
     find_lock_holder,
     find_through_control,
     names_no_pid,
+    reappeared,
     wait_for_pid,
     why_no_pid,
 )
@@ -201,8 +202,8 @@ def _status_without_pid(
             return None  # it was starting: read the pidfile again
         pid = find_lock_holder(path)
         found = None if pid is None else Found(pid, None)
-    if found is None:
-        return None
+    if found is None or reappeared(path, found.pid):
+        return None  # nothing found, or a start that raced ours wrote the pid meanwhile
     how = f"serves {control}" if found is served else "holds its lock"
     if found is served and found.answer is None:
         how += ", which stayed busy"
