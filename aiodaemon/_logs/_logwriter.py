@@ -39,6 +39,9 @@ __all__ = ["DEFAULT_QUEUE_SIZE", "LogWriter", "Sink"]
 DEFAULT_QUEUE_SIZE = 32_768
 #: Seconds between retries of a syslog daemon that is down, when nothing new is logged.
 _RETRY_INTERVAL = 0.5
+#: Seconds between two ``syslog records lost`` warnings while the losses go on: each
+#: warning is a record too, which a full syslog backlog makes room for by dropping one.
+_SYSLOG_LOSS_INTERVAL = 10.0
 #: At most this many records per write() (~3 MB of 200-byte lines). A loop logging
 #: flat out hands the GIL to this thread only every switch interval (5 ms): the
 #: batch must be large enough to drain in one turn what the loop queues in
@@ -69,6 +72,7 @@ class LogWriter:
         self.dropped = 0
         self._reported = 0
         self._syslog_lost_reported = 0
+        self._syslog_lost_at = -float("inf")
         self._last_failure = -float("inf")
         self._limit = queue_size
         # A deque is thread-safe for append/popleft without a lock; the event is
@@ -199,7 +203,7 @@ class LogWriter:
                             # Messages still waiting for a collector that is down
                             # go with the process: counted, and told in _report.
                             sink.give_up()
-                    self._report()
+                    self._report(final=True)
                     for sink in self.sinks:
                         sink.close()
                     self._finished = True
@@ -338,9 +342,10 @@ class LogWriter:
                     error=str(exc),
                 )
 
-    def _report(self) -> None:
+    def _report(self, *, final: bool = False) -> None:
         dropped = self.dropped
         lost = sum(sink.lost for sink in self.sinks if is_syslog_sink(sink))
+        now = time.monotonic()
         if dropped > self._reported:
             self._log(
                 "warning",
@@ -349,9 +354,15 @@ class LogWriter:
                 reason="queue full",
             )
             self._reported = dropped
-        if lost > self._syslog_lost_reported:
+        # While the collector stays down every batch pushes older messages out
+        # of the full backlog, this warning among them: one per batch would
+        # double the log for as long. The count adds up; the rest is told at exit.
+        if lost > self._syslog_lost_reported and (
+            final or now - self._syslog_lost_at >= _SYSLOG_LOSS_INTERVAL
+        ):
             self._log("warning", "syslog records lost", lost=lost - self._syslog_lost_reported)
             self._syslog_lost_reported = lost
+            self._syslog_lost_at = now
         for sink in self.sinks:
             if id(sink) not in self._failing:
                 self._report_lost(sink)

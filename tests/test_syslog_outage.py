@@ -1,0 +1,46 @@
+"""A syslog collector that stays down: the log file keeps every record and says what
+syslog lost without repeating itself at every batch.
+
+While the 10,000-message backlog is full, each batch pushes older messages
+out; the ``syslog records lost`` warning was written after every batch (itself
+one more message pushed out), a third of a busy daemon's log for as long as
+the outage lasted. A real daemon, a real TCP port nobody listens on.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+from .support import PYTHON, clean_env, free_port, program, read_json_lines
+
+
+def test_a_long_syslog_outage_is_told_once_not_at_every_batch(tmp_path: Path) -> None:
+    """300 batches past a full backlog: every record in the file, one or two loss warnings."""
+    log_file = tmp_path / "app.jsonl"
+    # Nothing listens there: every connect is refused at once.
+    options = {"syslog": f"tcp://127.0.0.1:{free_port()}", "log_file": str(log_file)}
+    result = subprocess.run(
+        [PYTHON, str(program("syslog_outage")), json.dumps(options)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=clean_env(),
+        stdin=subprocess.DEVNULL,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    records = read_json_lines(log_file)
+    events = [r["event"] for r in records]
+    assert events.count("burst") == 12_000
+    assert events.count("trickle") == 300
+    notices = [r for r in records if r["event"] == "syslog records lost"]
+    # When the backlog first overflowed, and the rest at the exit (last in the file);
+    # one more per 10 s of outage on a slow machine.
+    assert 1 <= len(notices) <= 3, [r["lost"] for r in notices]
+    assert records[-1]["event"] == "syslog records lost"
+    # Nothing reached syslog: every message it was given is counted.
+    lost = [r["lost"] for r in notices]
+    assert all(isinstance(n, int) for n in lost)
+    assert sum(n for n in lost if isinstance(n, int)) >= 12_300
