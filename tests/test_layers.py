@@ -99,6 +99,7 @@ LAYERS = [
     {
         "_run._context",
         "_run._forced",
+        "_run._forked_child",
         "_run._health",
         "_run._hooks",
         "_run._selector_loop",

@@ -8,6 +8,7 @@ import inspect
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar, cast
 
+from ._forked_child import end_if_forked
 from ._outcome import ProgramRaised
 
 if TYPE_CHECKING:
@@ -185,17 +186,21 @@ async def in_own_context(
 
     async def run() -> T:
         try:
-            return await make()
-        except (SystemExit, KeyboardInterrupt) as exc:
-            # Raised out of a task's step, these would also escape the event
-            # loop itself (asyncio re-raises them there): carried to the caller.
-            raise _Carried(exc) from None
-        except (Exception, asyncio.CancelledError):
-            raise
+            result = await make()
         except BaseException as exc:
+            # A child the program forked in the hook ends here, not in our code.
+            end_if_forked(name, exc)
+            if isinstance(exc, (SystemExit, KeyboardInterrupt)):
+                # Raised out of a task's step, these would also escape the event
+                # loop itself (asyncio re-raises them there): carried to the caller.
+                raise _Carried(exc) from None
+            if isinstance(exc, (Exception, asyncio.CancelledError)):
+                raise
             # GeneratorExit or the program's own BaseException: a failure like
             # another, as an Exception (a task does not pass GeneratorExit on whole).
             raise ProgramRaised(exc) from exc
+        end_if_forked(name, None)
+        return result
 
     context = contextvars.copy_context() if context is None else context
     task = asyncio.get_running_loop().create_task(run(), name=name, context=context)

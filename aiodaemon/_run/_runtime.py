@@ -36,6 +36,7 @@ import structlog
 from ..exceptions import ExitCode
 from ._context import Context
 from ._forced import ForcedExit, log_joined
+from ._forked_child import watch_forks
 from ._hooks import Hooks, Lifespan, MainTarget, describe
 from ._loop import loop_name, sockname
 from ._outcome import Outcome, error_text
@@ -214,6 +215,7 @@ class Runtime:
             serving=self.serving,
         )
         loop.set_exception_handler(on_loop_exception)
+        watch_forks(loop, self.parts.logs)
         loop_takes_over()
         for signum in HANDLED_SIGNALS:
             loop.add_signal_handler(signum, self._on_signal, signum)

@@ -1,0 +1,154 @@
+"""A child the program forks from the daemon (no exec) that comes back into the daemon's code.
+
+After ``os.fork()`` in ``main`` or a hook, the child runs on in the same
+coroutine: if it returns or raises from there, it would go on in the daemon's
+code on a copy of the daemon's event loop (whose epoll instance it shares with
+the daemon, and which asyncio refuses to run in another process), and it
+hung there for ever, its parent waiting in ``waitpid``. It ends instead, the
+moment it comes back: returned, status 0; ``sys.exit(n)``, n;
+``KeyboardInterrupt``, 130; an exception, its traceback and status 1. It runs
+no hook of the daemon's, writes no ``exit`` record and removes no file of
+the daemon's (it leaves by ``os._exit``, after its log records are written),
+and says so in one line on stderr and a record in the log.
+
+A child forked in a task of the program's own, or in a callback, comes back
+to the event loop instead: a callback queued in the child at the fork ends
+it there, with the status of the task that forked (0 after a callback; 1
+while the task awaits: a forked child cannot use the daemon's loop).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import sys
+import threading
+import traceback
+from typing import TYPE_CHECKING, Any, NoReturn
+
+import structlog
+
+from .._prefork._messages import flush_stdio
+from ._outcome import error_text
+from ._user_exit import requested_status, show_request
+
+if TYPE_CHECKING:
+    from .._logs._logwriter import LogWriter
+
+__all__ = ["end_if_forked", "watch_forks"]
+
+_log = structlog.get_logger("aiodaemon")
+
+#: Seconds a leaving child gives its log writer to write its last records.
+_DRAIN_TIMEOUT = 1.0
+
+
+class _Watch:
+    """The daemon being watched: its pid, loop, loop thread and log writer."""
+
+    __slots__ = ("forking_task", "logs", "loop", "pid", "thread")
+
+    def __init__(self) -> None:
+        self.pid: int | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.thread: int | None = None
+        self.logs: LogWriter | None = None
+        #: the task that called ``os.fork()`` on the loop's thread (None: a callback).
+        self.forking_task: asyncio.Task[Any] | None = None
+
+
+_watch = _Watch()
+_registered = False
+
+
+def watch_forks(loop: asyncio.AbstractEventLoop, logs: LogWriter) -> None:
+    """From now on, a child forked from this process ends when it comes back into our code.
+
+    Called on the loop's thread, once the loop runs; a later run in the
+    same process replaces what this one watched.
+    """
+    global _registered
+    _watch.pid = os.getpid()
+    _watch.loop = loop
+    _watch.thread = threading.get_ident()
+    _watch.logs = logs
+    if not _registered:
+        _registered = True
+        os.register_at_fork(before=_before_fork, after_in_child=_after_fork_in_child)
+
+
+def end_if_forked(where: str, exc: BaseException | None) -> None:
+    """In a forked child, end it: ``where`` (main or a hook) returned, or raised ``exc``.
+
+    Returns at once in the daemon's own process.
+    """
+    if _watch.pid is None or os.getpid() == _watch.pid:
+        return
+    _end_child(where, exc)
+
+
+def _before_fork() -> None:
+    _watch.forking_task = None
+    if _watch.pid == os.getpid() and threading.get_ident() == _watch.thread:
+        # RuntimeError: the loop is not running (before or after the run).
+        with contextlib.suppress(RuntimeError):
+            _watch.forking_task = asyncio.current_task()
+
+
+def _after_fork_in_child() -> None:
+    loop = _watch.loop
+    if _watch.pid is None or threading.get_ident() != _watch.thread or loop is None:
+        return  # not forked from the daemon's loop thread: nothing comes back to it
+    if loop.is_closed() or not loop.is_running():
+        return
+    loop.call_soon(_back_in_loop, _watch.forking_task)
+
+
+def _back_in_loop(task: asyncio.Task[Any] | None) -> NoReturn:
+    # Queued in the child at the fork: its first turn of the daemon's loop.
+    if task is None:
+        _end_child("a callback", None)
+    where = f"task {task.get_name()!r}"
+    if not task.done():
+        _end_child(where, None, still_running=True)
+    if task.cancelled():
+        _end_child(where, asyncio.CancelledError())
+    _end_child(where, task.exception())
+
+
+def _end_child(where: str, exc: BaseException | None, *, still_running: bool = False) -> NoReturn:
+    pid = os.getpid()
+    failed = exc is not None and not isinstance(exc, (SystemExit, KeyboardInterrupt))
+    if still_running:
+        status, how = 1, f"{where} awaits on the daemon's event loop"
+    elif exc is None:
+        status, how = 0, f"{where} returned"
+    elif not failed:
+        status, how = requested_status(exc)[0], f"{show_request(exc)} in {where}"
+    else:
+        status, how = 1, f"{where} raised {error_text(exc)}"
+    status &= 0xFF
+    _log.error(
+        "forked child came back into the daemon",
+        child=pid,
+        where=where,
+        status=status,
+        exc_info=exc if failed else None,
+    )
+    try:
+        if failed:
+            traceback.print_exception(exc, file=sys.stderr)
+        print(
+            f"aiodaemon: forked child {pid} came back into the daemon's code ({how}):"
+            f" it exits with status {status}; a child forked without exec ends with os._exit()",
+            file=sys.stderr,
+        )
+    except Exception:  # a closed stderr: the log has it
+        pass
+    flush_stdio()
+    if _watch.logs is not None:
+        _watch.logs.close(_DRAIN_TIMEOUT)
+    # Not SystemExit: unwinding would run the daemon's own cleanup (the
+    # pidfile, the sockets, the shutdown) in the child.
+    os._exit(status)
