@@ -178,3 +178,48 @@ def test_a_startup_hook_asking_to_exit_ends_the_detached_start_with_its_status(
     wait_for(lambda: [r["event"] for r in read_json_lines(log)][-1:] == ["exit"], what="exit")
     assert read_json_lines(log)[-1]["status"] == status
     assert record.read_text().splitlines() == ["startup hook", "shutdown hook"]
+
+
+@pytest.mark.parametrize(
+    ("case", "status"),
+    [("main:256", 1), ("main:-1", 255), ("main:1027", 3), ("request:512", 1)],
+    ids=["exit-256", "exit-minus-1", "exit-1027", "request_shutdown-512"],
+)
+def test_a_status_outside_0_255_is_the_one_the_process_exits_with(
+    tmp_path: Path, case: str, status: int
+) -> None:
+    """sys.exit(n)/ctx.request_shutdown(n) outside 0-255: its low byte, never 0 for n != 0.
+
+    The records say the status the process exits with (not n, which the
+    kernel would cut: 256 read as a clean exit 0).
+    """
+    run = Run(tmp_path, case)
+    code, err = run.finish()
+    assert code == status, err
+    _assert_graceful(run, status, err)
+    asked = [
+        r
+        for r in run.records()
+        if r["event"] in ("exit requested", "shutdown requested by the program")
+    ]
+    assert [r["status"] for r in asked] == [status]
+
+
+def test_a_startup_hook_exiting_256_fails_the_detached_start(tmp_path: Path) -> None:
+    """sys.exit(256) in a startup hook, detached: the launcher exits 1, not the kernel's 0."""
+    pidfile, log, record = tmp_path / "d.pid", tmp_path / "log.jsonl", tmp_path / "record.txt"
+    record.touch()
+    options = {"detach": True, "pidfile": str(pidfile), "log_file": str(log)}
+    launcher = subprocess.run(
+        [PYTHON, str(program("exit_request")), json.dumps(options), str(record), "startup:256"],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        env=clean_env(),
+        timeout=30,
+        check=False,
+    )
+    assert launcher.returncode == 1, launcher.stderr
+    assert launcher.stderr == "aiodaemon: sys.exit(256) in startup hook __main__.startup\n"
+    wait_for(lambda: [r["event"] for r in read_json_lines(log)][-1:] == ["exit"], what="exit")
+    assert read_json_lines(log)[-1]["status"] == 1

@@ -103,7 +103,11 @@ class Context:
         with that status, and a reason for the launcher naming the hook.
 
         Args:
-            exit_code: the daemon's exit status once the shutdown is done.
+            exit_code: the daemon's exit status once the shutdown is done
+                (outside 0-255: its low byte, and 1 where that is 0).
+
+        Raises:
+            TypeError: ``exit_code`` is not an int.
         """
         self._shutdown(exit_code)
 

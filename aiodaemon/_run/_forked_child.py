@@ -128,7 +128,6 @@ def _end_child(where: str, exc: BaseException | None, *, still_running: bool = F
         status, how = requested_status(exc)[0], f"{show_request(exc)} in {where}"
     else:
         status, how = 1, f"{where} raised {error_text(exc)}"
-    status &= 0xFF
     _log.error(
         "forked child came back into the daemon",
         child=pid,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..exceptions import ExitCode
 
-__all__ = ["Outcome", "ProgramRaised", "error_text", "raised"]
+__all__ = ["Outcome", "ProgramRaised", "error_text", "exit_status", "raised"]
 
 #: Characters of a failure's message kept in its one-line summary (the launcher's
 #: line, the ``exit`` record's reason); the logged traceback keeps all of it.
@@ -25,6 +25,20 @@ class ProgramRaised(Exception):
     def __init__(self, raised: BaseException) -> None:
         super().__init__(raised)
         self.raised = raised
+
+
+def exit_status(code: int) -> int:
+    """The status a process asking for ``code`` exits with, and that the ``exit`` record says.
+
+    An exit status is one byte: the kernel keeps the low 8 bits of any other
+    number (``sys.exit(-1)`` exits 255). A non-zero request never reads as
+    success, though: 256, 512 and the like exit 1, where the kernel would
+    make them 0 and a supervisor would see a clean stop.
+    """
+    code = int(code)
+    if 0 <= code <= 255:
+        return code
+    return code & 0xFF or ExitCode.FAILURE
 
 
 def raised(exc: BaseException) -> BaseException:

@@ -22,7 +22,7 @@ from ..exceptions import ExitCode
 from ._builtin import builtin_factories
 from ._forced import BackstopClock, start_backstop
 from ._hooks import Lifespan, call_async, describe, entry_name, in_own_context
-from ._outcome import error_text, raised
+from ._outcome import error_text, exit_status, raised
 from ._state import Event, State
 from ._user_exit import EXIT_REQUESTS, note_shutdown_request
 
@@ -129,13 +129,19 @@ def request_shutdown_by_program(rt: Runtime, exit_code: int = 0) -> None:
 
     Before ready it ends the start as ``sys.exit(exit_code)`` would, with a
     reason for the launcher (see :func:`._user_exit.note_shutdown_request`).
+
+    Raises:
+        TypeError: ``exit_code`` is not an int (at the call, not at the exit).
     """
+    if not isinstance(exit_code, int):
+        raise TypeError(f"exit_code must be an int, not {type(exit_code).__name__}")
+    code = exit_status(exit_code)
     if rt.state not in (State.STOPPING, State.STOPPED):
         # A task a startup hook started keeps the name after ready: not the hook then.
         hook = _startup_hook.get() if rt.state is State.STARTING else None
         by = None if hook is None else f"startup hook {hook}"
-        note_shutdown_request(rt.outcome, rt.ready, exit_code, by)
-    rt.request_shutdown(exit_code)
+        note_shutdown_request(rt.outcome, rt.ready, code, by)
+    rt.request_shutdown(code)
 
 
 async def run_main(rt: Runtime) -> None:

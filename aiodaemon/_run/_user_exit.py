@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
+from ._outcome import exit_status
+
 if TYPE_CHECKING:
     import asyncio
 
@@ -35,7 +37,8 @@ EXIT_REQUESTS = (SystemExit, KeyboardInterrupt)
 def requested_status(exc: BaseException) -> tuple[int, str | None]:
     """The exit status ``exc`` asks for and its message, as the interpreter reads them.
 
-    ``sys.exit()``/``sys.exit(None)`` → 0; ``sys.exit(n)`` → n;
+    ``sys.exit()``/``sys.exit(None)`` → 0; ``sys.exit(n)`` → n (outside
+    0-255, see :func:`._outcome.exit_status`);
     ``sys.exit("text")`` → 1 with the message "text"; ``KeyboardInterrupt`` →
     130, like the SIGINT it stands for.
     """
@@ -45,8 +48,11 @@ def requested_status(exc: BaseException) -> tuple[int, str | None]:
     if code is None:
         return 0, None
     if isinstance(code, int):
-        return code, None
-    return 1, str(code)
+        return exit_status(code), None
+    try:
+        return 1, str(code)
+    except Exception:
+        return 1, "<exit message str() failed>"
 
 
 def show_request(exc: BaseException) -> str:

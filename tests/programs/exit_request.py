@@ -1,9 +1,10 @@
 """Raises SystemExit or KeyboardInterrupt where the test says.
 
 argv: options (JSON), record, case ``WHERE:WHAT``. WHERE is main, startup,
-reload, shutdown, task (a task main creates and keeps) or orphan (one it
-does not keep); WHAT is ``interrupt``
-(KeyboardInterrupt), ``none`` (``sys.exit()``), a number (``sys.exit(n)``),
+reload, shutdown, task (a task main creates and keeps), orphan (one it
+does not keep) or request (main calls ``ctx.request_shutdown(n)``, WHAT a
+number); WHAT is ``interrupt``
+(KeyboardInterrupt), ``none`` (``sys.exit()``), a number (``sys.exit(n)``, n may be negative),
 ``hang`` (the hook never returns) or any other text (``sys.exit(text)``).
 Every hook records that it ran; main binds a structlog context variable
 (``request_id``) and logs once.
@@ -29,7 +30,7 @@ def request_exit() -> NoReturn:
         raise KeyboardInterrupt
     if WHAT == "none":
         sys.exit()
-    if WHAT.isdigit():
+    if WHAT.lstrip("-").isdigit():
         sys.exit(int(WHAT))
     sys.exit(WHAT)
 
@@ -74,6 +75,8 @@ async def main(ctx: aiodaemon.Context) -> None:
     if WHERE == "orphan":
         # No reference kept: the task is collected once it ended.
         asyncio.get_running_loop().create_task(in_task())
+    if WHERE == "request":
+        ctx.request_shutdown(int(WHAT))
     if WHERE == "shutdown":
         return
     await ctx.wait_stopping()
