@@ -15,6 +15,7 @@ import atexit
 import logging
 import os
 import sys
+import threading
 from typing import TYPE_CHECKING
 
 import structlog
@@ -119,8 +120,11 @@ def start_logging(
         old.close()
     root.addHandler(StdlibHandler(chain, writer.put, options.log_level))
     root.setLevel(options.log_level)
-    # A detached daemon's stderr is /dev/null: warnings must reach the log too.
+    # A detached daemon's stderr is /dev/null: warnings must reach the log too,
+    # and so must a thread's uncaught exception (unless the program has a hook).
     logging.captureWarnings(True)
+    if threading.excepthook is threading.__excepthook__:
+        threading.excepthook = _log_thread_exception
 
     # The writer's own notices (records dropped, a failed reopen) are written at
     # once on its thread: queueing them could be refused, or land after a close.
@@ -136,6 +140,20 @@ def start_logging(
     # accepted records are still written, within a bounded time.
     atexit.register(_close_at_exit, writer)
     return writer
+
+
+def _log_thread_exception(args: threading.ExceptHookArgs) -> None:
+    """``threading.excepthook``: a thread's uncaught exception as an error record.
+
+    SystemExit ends its thread without a word, as with Python's own hook.
+    """
+    if args.exc_type is SystemExit:
+        return
+    thread = args.thread.name if args.thread is not None else None
+    exc_info = (args.exc_type, args.exc_value, args.exc_traceback)
+    structlog.get_logger("aiodaemon").error(
+        "unhandled exception in thread", thread=thread, exc_info=exc_info
+    )
 
 
 def _after_fork(writer: LogWriter) -> None:

@@ -1,0 +1,56 @@
+"""A thread's uncaught exception reaches the daemon's log.
+
+Before, Python's default hook wrote it on stderr only: ``/dev/null`` for a
+detached daemon, so the error was lost.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+from .support import PYTHON, clean_env, program, read_json_lines, wait_for
+
+
+def start(tmp_path: Path, case: str) -> tuple[subprocess.CompletedProcess[str], Path, Path]:
+    """Start ``thread_fail`` detached; the launcher's result, the log and the record file."""
+    log, record, pidfile = tmp_path / "log.jsonl", tmp_path / "record.txt", tmp_path / "d.pid"
+    record.touch()
+    options = {"detach": True, "pidfile": str(pidfile), "log_file": str(log)}
+    launcher = subprocess.run(
+        [PYTHON, str(program("thread_fail")), json.dumps(options), str(record), case],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        env=clean_env(),
+        timeout=30,
+        check=False,
+    )
+    assert launcher.returncode == 0, launcher.stderr
+    wait_for(lambda: [r["event"] for r in read_json_lines(log)][-1:] == ["exit"], what="exit")
+    assert not pidfile.exists()
+    return launcher, log, record
+
+
+def test_a_detached_daemons_thread_exception_is_logged(tmp_path: Path) -> None:
+    """ValueError in a thread: an error record with the thread's name and traceback; exit 0."""
+    _, log, record = start(tmp_path, "plain")
+    assert record.read_text() == "threads ended\n"
+    records = read_json_lines(log)
+    (failed,) = [r for r in records if r["event"] == "unhandled exception in thread"]
+    assert failed["level"] == "error"
+    assert failed["thread"] == "failing"
+    assert "the thread's error" in json.dumps(failed["exception"])
+    assert records[-1]["status"] == 0
+
+
+def test_the_programs_own_excepthook_is_kept(tmp_path: Path) -> None:
+    """A program that set threading.excepthook keeps it: aiodaemon adds no record."""
+    _, log, record = start(tmp_path, "own-hook")
+    assert record.read_text().splitlines() == [
+        "own hook ValueError",
+        "own hook SystemExit",
+        "threads ended",
+    ]
+    assert "unhandled exception in thread" not in [r["event"] for r in read_json_lines(log)]
