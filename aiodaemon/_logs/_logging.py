@@ -12,6 +12,7 @@ stdlib ``logging`` in the daemon.
 from __future__ import annotations
 
 import atexit
+import gc
 import logging
 import os
 import sys
@@ -107,6 +108,9 @@ def start_logging(
             reopen_path = _reopen_path(path, options.chroot)
             writer.outputs.append(OutputFile(fd, option, path, reopen_path, owner))
 
+    if _runs.started:
+        _forget_cached_loggers()
+    _runs.started = True
     structlog.configure(
         processors=chain,
         wrapper_class=structlog.make_filtering_bound_logger(options.log_level),
@@ -140,6 +144,39 @@ def start_logging(
     # accepted records are still written, within a bounded time.
     atexit.register(_close_at_exit, writer)
     return writer
+
+
+class _Runs:
+    """Whether a run of this process has configured logging already."""
+
+    started = False
+
+
+_runs = _Runs()
+
+
+def _forget_cached_loggers() -> None:
+    """A second ``run()`` in this process: no logger may write through the first's.
+
+    structlog's ``get_logger()`` proxies (aiodaemon's own and the program's, made
+    at import) keep the logger they built on first use (``cache_logger_on_first_use``):
+    the first run's writer, closed by now (its records went to fd 2 instead of
+    the second run's log file), level and format. Forgetting it makes the next
+    call build one from the new configuration. Rare, so a walk over every
+    object is affordable; the start-up's frozen objects (see ``hold_gc``) are
+    thawed for it and frozen again, as they were.
+    """
+    proxy_type = type(structlog.get_logger())
+    frozen = gc.get_freeze_count()
+    if frozen:
+        gc.unfreeze()
+    try:
+        for obj in gc.get_objects():
+            if type(obj) is proxy_type and "bind" in vars(obj):
+                del obj.bind
+    finally:
+        if frozen:
+            gc.freeze()
 
 
 def _log_thread_exception(args: threading.ExceptHookArgs) -> None:
