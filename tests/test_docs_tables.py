@@ -90,3 +90,15 @@ def test_the_readme_names_every_option_with_its_default() -> None:
         default = said.split(":")[0].split(" or ")[0]
         value = ast.literal_eval(default)
         assert parse_options({name: value}) == baseline, f"README: {name} ({default})"
+
+
+def test_lifecycle_names_every_signal_on_signal_refuses() -> None:
+    """docs/lifecycle.md's "Refused when decorated" paragraph names exactly the refused signals."""
+    import signal
+
+    from aiodaemon._run._signal_handlers import REFUSED
+
+    text = " ".join((DOCS / "lifecycle.md").read_text().split())
+    paragraph = text.split("Refused when decorated", 1)[1].split(" As PID 1", 1)[0]
+    named = set(re.findall(r"\bSIG[A-Z0-9]+\b", paragraph))
+    assert named == {signal.Signals(number).name for number in REFUSED}
