@@ -24,6 +24,10 @@ from ..exceptions import DaemonError, ExitCode
 from ._args import UsageError, control_path, owner
 from ._parser import PROG, build_parser, error
 
+TYPE_CHECKING = False  # not typing's: see aiodaemon/__init__.py
+if TYPE_CHECKING:
+    from typing import NoReturn
+
 __all__ = ["main"]
 
 
@@ -66,8 +70,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Loading the program or the runtime under a low RLIMIT_AS: a traceback
         # through importlib says less than the line that asked for the memory.
         _out_of_memory(exc)
-        _abandon_handoff(ExitCode.FAILURE, "out of memory")
-        return ExitCode.FAILURE
     except BrokenPipeError:
         # Output nobody reads any more (`| head -1`) where write_line was not
         # used: no traceback; the command's own writes go through write_line.
@@ -87,10 +89,17 @@ def _abandon_handoff(code: int | None = None, message: str = "") -> None:
         adopt.abandon_handoff(code, message)
 
 
-def _out_of_memory(exc: MemoryError) -> None:
-    """Say that the start ran out of memory, where, and under which limit, in one line."""
+def _out_of_memory(exc: MemoryError) -> NoReturn:
+    """Say that the start ran out of memory, where, and under which limit, in one line; exit 1.
+
+    Through ``os._exit``: an interpreter out of memory cannot tear itself down
+    quietly (a screenful of "Exception ignored ... MemoryError" would follow),
+    and what the start acquired is released already (the launch's stack).
+    """
     try:
+        _abandon_handoff(ExitCode.FAILURE, "out of memory")
         error(f"{PROG}: out of memory while starting{_where(exc)}{_address_space_limit()}")
+        sys.stdout.flush()
     except MemoryError:
         # So close to the limit that even the line could not be built: a
         # constant needs no allocation (nor an import, as contextlib would).
@@ -98,6 +107,7 @@ def _out_of_memory(exc: MemoryError) -> None:
             os.write(2, b"aiodaemon: out of memory while starting\n")
         except OSError:
             pass
+    os._exit(ExitCode.FAILURE)
 
 
 def _where(exc: BaseException) -> str:
@@ -114,16 +124,14 @@ def _where(exc: BaseException) -> str:
 
 
 def _address_space_limit() -> str:
-    """``; RLIMIT_AS is N MiB (ulimit -v)`` when the process has a finite one, else nothing."""
+    """``; RLIMIT_AS is N MiB (...)`` when the process has a finite one, else nothing."""
     try:
-        import resource
+        from .._prefork._inherited import address_space_limit
 
-        limit = resource.getrlimit(resource.RLIMIT_AS)[0]
+        limit = address_space_limit()
     except (ImportError, MemoryError):  # no room left to load it: say what we know
         return ""
-    if limit == resource.RLIM_INFINITY:
-        return ""
-    return f"; RLIMIT_AS is {limit >> 20} MiB (ulimit -v, LimitAS= in a unit)"
+    return f"; {limit}" if limit else ""
 
 
 def _check_pidfile_arg(args: argparse.Namespace) -> None:

@@ -24,7 +24,12 @@ import signal
 
 from ..exceptions import StartupError
 
-__all__ = ["MIN_NOFILE", "raise_descriptor_limit", "reset_inherited_signals"]
+__all__ = [
+    "MIN_NOFILE",
+    "address_space_limit",
+    "raise_descriptor_limit",
+    "reset_inherited_signals",
+]
 
 
 def reset_inherited_signals() -> None:
@@ -80,3 +85,11 @@ def _kernel_maximum() -> int | None:
             return int(f.read())
     except (OSError, ValueError):
         return None
+
+
+def address_space_limit() -> str:
+    """``RLIMIT_AS is N MiB (...)``: what an out-of-memory message adds when the limit is finite."""
+    limit = resource.getrlimit(resource.RLIMIT_AS)[0]
+    if limit == resource.RLIM_INFINITY:
+        return ""
+    return f"RLIMIT_AS is {limit >> 20} MiB (ulimit -v, LimitAS= in a unit)"

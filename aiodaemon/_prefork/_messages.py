@@ -14,7 +14,9 @@ __all__ = ["flush_stdio", "printable", "say", "write_line"]
 
 def printable(text: str) -> str:
     """``text`` with control characters escaped: a message stays one line on a terminal."""
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+    # A list, not a generator: out of memory, a generator's failure is also
+    # reported ("Exception ignored in: <generator ...>") as it is collected.
+    return "".join([c if c.isprintable() else repr(c)[1:-1] for c in text])
 
 
 def say(message: str) -> None:

@@ -8,6 +8,7 @@ import os
 import socket
 from typing import Any
 
+from .._prefork._inherited import address_space_limit
 from ..exceptions import StartupError
 from ._selector_loop import SelectorEventLoop
 
@@ -18,20 +19,28 @@ def new_event_loop(choice: bool | None) -> asyncio.AbstractEventLoop:
     """A new loop: uvloop when installed (``None``), required (``True``) or never (``False``).
 
     Raises:
-        StartupError: ``uvloop=True`` and it cannot be imported, or too few
-            descriptors are left for a loop.
+        StartupError: ``uvloop=True`` and it cannot be imported, too few
+            descriptors are left for a loop, or too little memory.
     """
     _check_descriptors_left()
-    if choice is not False:
-        try:
-            import uvloop
-        except ImportError as exc:
-            if choice:
-                raise StartupError("uvloop=True but uvloop cannot be imported") from exc
-        else:
-            loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
-            return loop
-    return SelectorEventLoop()
+    try:
+        if choice is not False:
+            try:
+                import uvloop
+            except ImportError as exc:
+                if choice:
+                    raise StartupError("uvloop=True but uvloop cannot be imported") from exc
+            else:
+                loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
+                return loop
+        return SelectorEventLoop()
+    except MemoryError as exc:
+        # A low RLIMIT_AS: libuv allocates its loop (and io_uring's rings) here.
+        # Uncaught, it ended the daemon before ready with no word to the launcher.
+        limit = address_space_limit()
+        raise StartupError(
+            "cannot create the event loop: out of memory" + (f"; {limit}" if limit else "")
+        ) from exc
 
 
 def loop_name(loop: asyncio.AbstractEventLoop) -> str:
