@@ -223,7 +223,11 @@ class LogWriter:
             self._wakeup.clear()
             self._idle = False
             for sink in waiting:
-                sink.retry()
+                try:
+                    sink.retry()
+                except Exception as exc:
+                    # As a failed write: said, and the thread (every sink's) goes on.
+                    self._sink_failed(sink, exc, 0)
             self._report_refusals()
 
     def _write(self, batch: list[Record], sinks: list[Sink] | None = None) -> None:

@@ -213,9 +213,12 @@ class SyslogSink:
     def _peer_closed(self) -> bool:
         # A syslog server never talks back, so a readable socket means EOF or an
         # error: sending into it would lose the records without an error.
+        # poll(), not select(): a busy daemon's socket may be past fd 1023,
+        # which select() refuses (ValueError), and the writer lost syslog for good.
         assert self.sock is not None
-        readable, _, _ = select.select([self.sock], [], [], 0)
-        return bool(readable)
+        poller = select.poll()
+        poller.register(self.sock, select.POLLIN)
+        return bool(poller.poll(0))
 
     def _connect(self) -> None:
         if self.target.transport == "unix":
