@@ -228,3 +228,56 @@ def test_stop_racing_a_start_stops_it_without_a_pidfile_warning(raced: _RacedSta
     result = aiodaemon_cli("stop", "--pidfile", raced.pidfile)
     assert result.returncode == 0, result.stderr
     assert result.stderr.splitlines() == [f"aiodaemon: stopped (pid {raced.pid})"]
+
+
+def test_start_racing_a_stop_waits_for_the_exit_then_starts() -> None:
+    """start while the daemon runs its shutdown: waits for the exit, starts, prints the new pid."""
+    with open_control_app() as app:
+        old = app.start()
+        app.steer("shutdown", "wait")
+        stop = app.watch("stop", "--pidfile", app.pidfile)
+        start = None
+        try:
+            wait_for(lambda: app.records("shutdown started"), 30, "the shutdown")
+            start = app.watch("start", "control_app:main", "--pidfile", app.pidfile,
+                              "--log-file", app.log, "--shutdown-timeout", "10")  # fmt: skip
+            waiting = f"aiodaemon: pid {old} is stopping; starting once it has exited"
+            wait_for(lambda: start.said(waiting), 30, "start waiting for the stopping daemon")
+            assert start.proc.poll() is None  # nothing said "already running" and left
+            (app.dir / "shutdown").unlink()  # the new daemon's shutdown is not held
+            app.steer("shutdown-release")
+            assert stop.finish()[0] == 0
+            code, out, lines = start.finish()
+        finally:
+            stop.kill()
+            if start is not None:
+                start.kill()
+        assert (code, lines) == (0, [waiting]), lines
+        new = int(out)
+        assert new != old
+        assert is_alive(new)
+        status = app.cli("status", "--pidfile", app.pidfile)
+        assert status.stdout.splitlines()[0] == f"running (pid {new}, pidfile {app.pidfile})"
+
+
+def test_start_racing_a_stop_that_outlasts_its_budget_starts_nothing() -> None:
+    """The stopping daemon outlasts the new one's stop budget: exit 1, said, nothing started."""
+    with open_control_app() as app:
+        old = app.start()
+        app.steer("shutdown", "wait")
+        stop = app.watch("stop", "--pidfile", app.pidfile)
+        try:
+            wait_for(lambda: app.records("shutdown started"), 30, "the shutdown")
+            result = app.cli("start", "control_app:main", "--pidfile", app.pidfile,
+                             "--shutdown-timeout", "0.5")  # fmt: skip
+            assert result.returncode == 1, result.stderr
+            assert result.stdout == ""
+            assert result.stderr.splitlines() == [
+                f"aiodaemon: pid {old} is stopping; starting once it has exited",
+                f"aiodaemon: pid {old} still stopping after 2.5 s; nothing started",
+            ]
+            assert len(app.records("starting")) == 1
+        finally:
+            app.steer("shutdown-release")
+            stop.finish()
+            stop.kill()

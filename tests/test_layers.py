@@ -144,6 +144,7 @@ LAYERS = [
         "_cli._pidfile_trust",
         "_cli._reload_command",
         "_cli._stale",
+        "_cli._start_after_stop",
         "_cli._status_command",
         "_cli._stop",
         "_cli._upgrade_command",

@@ -62,7 +62,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     daemon, program = _load_target(args.target)
     # As `start` does: another user's daemon makes the pidfile unopenable for
     # us ("Permission denied"), when "already running" is the answer.
-    if args.pidfile is not None and not _is_successor() and _report_running(args):
+    if args.pidfile is not None and not _is_successor() and _report_running(args, options):
         return ExitCode.ALREADY_RUNNING
     return launch(daemon.hooks, program, options, explain=explain_in_flags(args))
 
@@ -100,7 +100,7 @@ def _start(
     explain = explain_in_flags(args)
 
     # A successor is started while its predecessor holds the pidfile, on purpose.
-    if pidfile is not None and not _is_successor() and _report_running(args):
+    if pidfile is not None and not _is_successor() and _report_running(args, options):
         return ExitCode.OK
 
     def on_ready(pid: int) -> None:
@@ -120,8 +120,21 @@ def _is_successor() -> bool:
     return handoff is not None and bool(handoff.is_successor())
 
 
-def _report_running(args: argparse.Namespace) -> bool:
+def _report_running(args: argparse.Namespace, options: dict[str, Any]) -> bool:
+    """Say "already running" when a daemon holds --pidfile; one that is stopping is waited for.
+
+    Raises:
+        _Running: a stopping daemon did not exit in time (said): exit 1.
+    """
     held = _running_holder(args)
+    if held is not None and not args.no_control:
+        from ._start_after_stop import StillStopping, wait_for_stopping_daemon
+
+        try:
+            if wait_for_stopping_daemon(args.pidfile, control_path(args, args.pidfile), options):
+                held = _running_holder(args)  # gone: unless another start raced us
+        except StillStopping:
+            raise _Running(ExitCode.FAILURE) from None
     if held is not None:
         error(f"{PROG}: {held}")
     return held is not None

@@ -1,0 +1,79 @@
+"""``start`` (and ``run``) of a daemon that is stopping: wait for its exit, then start.
+
+A daemon in its shutdown still holds its pidfile, so a ``start`` racing a
+``stop`` (an operator's, a deploy script's, a health checker's) found it
+"already running", exited 0 and started nothing: a moment later nothing ran.
+As systemd queues a start job behind a stop job, the command waits for the
+stopping daemon to exit (within the new daemon's own stop budget) and then
+starts. Only a daemon whose control socket says ``stopping`` is waited for:
+over the pidfile alone nobody can tell. Synchronous and light, for the CLI.
+"""
+
+from __future__ import annotations
+
+import os
+
+from .._prefork._control_protocol import VERSION
+from .._prefork._messages import say
+from .._prefork._pidfile_status import read_pidfile
+from .._prefork._readiness import wait_exited
+from ._control import _open_verified
+from ._control_client import ControlError
+from ._control_trust import ask_holder
+
+TYPE_CHECKING = False  # not typing's: see aiodaemon/__init__.py
+if TYPE_CHECKING:
+    from typing import Any
+
+__all__ = ["StillStopping", "wait_for_stopping_daemon"]
+
+#: Seconds to wait for the holder's status answer: it answers at once unless stuck.
+_ASK_TIMEOUT = 2.0
+#: Added to the stop budget: time to see the exit.
+_MARGIN = 2.0
+
+
+class StillStopping(Exception):
+    """The stopping daemon did not exit within the wait; nothing was started (said)."""
+
+
+def wait_for_stopping_daemon(pidfile: str, control: str, options: dict[str, Any]) -> bool:
+    """Wait for the daemon holding ``pidfile`` to exit if it says it is stopping.
+
+    Args:
+        pidfile: the pidfile.
+        control: its daemon's control socket.
+        options: the new daemon's options; its ``drain_delay`` and
+            ``shutdown_timeout`` bound the wait (the same program's stop).
+
+    Returns:
+        True once a stopping holder has exited; False when the holder is not
+        stopping, or cannot tell (the caller reports it as running).
+
+    Raises:
+        StillStopping: it was stopping and did not exit in time (said on stderr).
+    """
+    pid = read_pidfile(pidfile).running_pid
+    if pid is None:
+        return False
+    try:
+        answer = ask_holder(
+            control, {"v": VERSION, "cmd": "status"}, holder=pid, timeout=_ASK_TIMEOUT
+        )[0]
+    except ControlError:
+        return False  # cannot tell: it runs, as far as anyone knows
+    if answer.get("state") != "stopping":
+        return False
+    pidfd = _open_verified(pidfile, pid)
+    if pidfd is None:
+        return True  # gone already
+    budget = float(options.get("drain_delay") or 0.0)
+    budget += float(options.get("shutdown_timeout", 30.0)) + _MARGIN
+    try:
+        say(f"pid {pid} is stopping; starting once it has exited")
+        if not wait_exited(pidfd, budget):
+            say(f"pid {pid} still stopping after {budget:g} s; nothing started")
+            raise StillStopping(pid)
+        return True
+    finally:
+        os.close(pidfd)
