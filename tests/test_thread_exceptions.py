@@ -29,7 +29,8 @@ def start(tmp_path: Path, case: str) -> tuple[subprocess.CompletedProcess[str], 
     )
     assert launcher.returncode == 0, launcher.stderr
     wait_for(lambda: [r["event"] for r in read_json_lines(log)][-1:] == ["exit"], what="exit")
-    assert not pidfile.exists()
+    # Removed after the exit record is written: waited for, on a loaded machine.
+    wait_for(lambda: not pidfile.exists(), what="the pidfile removed at exit")
     return launcher, log, record
 
 
