@@ -29,6 +29,12 @@ def _start_under(tmp_path: Path, limit: int) -> subprocess.CompletedProcess[str]
             tmp_path / "d.pid",
             "--listen",
             "a=127.0.0.1:0",
+            # Just past the log writer's thread, CPython may hang the start for
+            # good: a thread that dies of MemoryError before it says it started.
+            "--start-timeout",
+            "2",
+            "--shutdown-timeout",
+            "1",
         ],
         cwd=tmp_path,
         # No .pyc from a start that may run out of memory half-way through an import.
