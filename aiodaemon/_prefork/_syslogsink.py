@@ -34,6 +34,10 @@ _SYSLOG_BACKLOG = 10_000
 #: Seconds between attempts to reach a syslog daemon that is down.
 _RETRY_INTERVAL = 0.5
 _TCP_TIMEOUT = 5.0
+#: Seconds a flush waits for a new TCP connection before leaving it under way: a
+#: collector whose host drops the handshake (a firewall, a host that is down)
+#: must not hold the writer thread, and with it the log file, for _TCP_TIMEOUT.
+_CONNECT_WAIT = 0.05
 #: Seconds a datagram sent on a new UDP socket waits for the ICMP "port
 #: unreachable" that says nobody listens (loopback answers at once; a LAN in
 #: well under a millisecond; beyond that a refusal surfaces at a later send).
@@ -103,6 +107,8 @@ class SyslogSink:
         self._refusal_told: str | None = None
         self._retry_at = 0.0
         self._next_id = 0
+        #: a TCP connect under way and when it is given up, None when none is.
+        self._connecting: tuple[socket.socket, float] | None = None
 
     def __repr__(self) -> str:
         return f"syslog {self.target}"
@@ -153,13 +159,14 @@ class SyslogSink:
         self._flush()
 
     def _flush(self) -> None:
-        if self.sock is None and time.monotonic() < self._retry_at:
+        if self.sock is None and self._connecting is None and time.monotonic() < self._retry_at:
             return
         for attempt in range(2):
             try:
                 probe = False
                 if self.sock is None:
-                    self._connect()
+                    if not self._connect():
+                        return  # a TCP connect still under way: the records wait for it
                     self.refused = self._refusal_told = None
                     probe = self.target.transport == "udp"
                 elif self.stream and self._peer_closed():
@@ -220,30 +227,66 @@ class SyslogSink:
         poller.register(self.sock, select.POLLIN)
         return bool(poller.poll(0))
 
-    def _connect(self) -> None:
+    def _connect(self) -> bool:
+        """Connect, or go on with a TCP connect under way; False while it still is.
+
+        Raises:
+            OSError: the connection failed (or got no answer within _TCP_TIMEOUT).
+        """
         if self.target.transport == "unix":
             # Checked at every reconnect, not only at start: the path may now
             # be another user's socket or a symlink to one (_syslogsocket).
             from ._syslogsocket import connect_unix
 
             self.sock, self.stream = connect_unix(self.target.path, self.owner)
-            return
+            return True
         assert self.address is not None
         family, sockaddr = self.address
-        kind = socket.SOCK_STREAM if self.target.transport == "tcp" else socket.SOCK_DGRAM
-        sock = socket.socket(family, kind)
-        try:
-            sock.settimeout(_TCP_TIMEOUT)
-            sock.connect(sockaddr)
-        except OSError:
+        wait = 0.0
+        if self._connecting is None:
+            if self.target.transport == "udp":
+                sock = socket.socket(family, socket.SOCK_DGRAM)
+                try:
+                    sock.settimeout(_TCP_TIMEOUT)
+                    sock.connect(sockaddr)  # no handshake: at once
+                except OSError:
+                    sock.close()
+                    raise
+                self.sock, self.stream = sock, False
+                return True
+            sock = socket.socket(family, socket.SOCK_STREAM)
+            sock.setblocking(False)
+            error = sock.connect_ex(sockaddr)
+            if error not in (0, errno.EINPROGRESS):
+                sock.close()
+                raise OSError(error, os.strerror(error))
+            self._connecting = sock, time.monotonic() + _TCP_TIMEOUT
+            wait = _CONNECT_WAIT
+        sock, deadline = self._connecting
+        poller = select.poll()
+        poller.register(sock, select.POLLOUT)
+        if not poller.poll(wait * 1000):
+            if time.monotonic() < deadline:
+                return False
+            self._connecting = None
             sock.close()
-            raise
-        self.sock, self.stream = sock, kind == socket.SOCK_STREAM
+            raise TimeoutError(errno.ETIMEDOUT, f"no answer within {_TCP_TIMEOUT:g} s")
+        self._connecting = None
+        error = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        if error:
+            sock.close()
+            raise OSError(error, os.strerror(error))
+        sock.settimeout(_TCP_TIMEOUT)
+        self.sock, self.stream = sock, True
+        return True
 
     def _disconnect(self) -> None:
         if self.sock is not None:
             self.sock.close()
             self.sock = None
+        if self._connecting is not None:
+            self._connecting[0].close()
+            self._connecting = None
 
     def forked(self, pid: int) -> None:
         """In a child forked after logging started: its own pid, none of the parent's messages."""
@@ -252,6 +295,10 @@ class SyslogSink:
         # the fork) is the parent's to send: sent from here too, it would
         # arrive twice.
         self.backlog.clear()
+        if self._connecting is not None:
+            # The parent's to finish; this process connects on its own if it logs.
+            self._connecting[0].close()
+            self._connecting = None
 
     def give_up(self) -> None:
         """At exit: one last attempt to send what waits; what still waits is counted as lost."""
