@@ -17,7 +17,7 @@ from .support import PYTHON, clean_env, free_port, program, read_json_lines
 
 
 def test_a_long_syslog_outage_is_told_once_not_at_every_batch(tmp_path: Path) -> None:
-    """300 batches past a full backlog: every record in the file, one or two loss warnings."""
+    """300 batches past a full backlog: every record in the file, a loss warning per 10 s."""
     log_file = tmp_path / "app.jsonl"
     # Nothing listens there: every connect is refused at once.
     options = {"syslog": f"tcp://127.0.0.1:{free_port()}", "log_file": str(log_file)}
@@ -37,8 +37,8 @@ def test_a_long_syslog_outage_is_told_once_not_at_every_batch(tmp_path: Path) ->
     assert events.count("trickle") == 300
     notices = [r for r in records if r["event"] == "syslog records lost"]
     # When the backlog first overflowed, and the rest at the exit (last in the file);
-    # one more per 10 s of outage on a slow machine.
-    assert 1 <= len(notices) <= 3, [r["lost"] for r in notices]
+    # one more per 10 s of outage on a slow machine (one per batch before: 306).
+    assert 1 <= len(notices) <= 6, [r["lost"] for r in notices]
     assert records[-1]["event"] == "syslog records lost"
     # Nothing reached syslog: every message it was given is counted.
     lost = [r["lost"] for r in notices]
