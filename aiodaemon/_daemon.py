@@ -102,6 +102,7 @@ class Daemon:
             TypeError: ``fn`` is not an async function of zero or one argument.
         """
         check_hook(fn, "on_startup hook")
+        self.hooks.refuse_while_running("on_startup hook", fn)
         self.hooks.startup.append(fn)
         return fn
 
@@ -199,6 +200,7 @@ class Daemon:
 
         def register(fn: F) -> F:
             number = check_handler(signum, fn)
+            self.hooks.refuse_while_running("on_signal handler", fn)
             self.hooks.signals.setdefault(number, []).append(fn)
             return fn
 
@@ -231,6 +233,7 @@ class Daemon:
             ```
         """
         check_lifespan(fn)
+        self.hooks.refuse_while_running("lifespan", fn)
         span = Lifespan(fn)
         self.hooks.startup.append(span)
         self.hooks.shutdown.append(span)

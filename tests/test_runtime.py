@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import signal
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -252,6 +253,13 @@ def test_sync_hook_is_refused_at_decoration() -> None:
 
     with pytest.raises(TypeError, match="no argument or one Context"):
         daemon.on_shutdown(two)
+
+    async def spans() -> AsyncIterator[None]:
+        yield
+
+    generator: Any = spans  # what an untyped caller could pass
+    with pytest.raises(TypeError, match=r"not the async generator function .*spans \(@aiodaemon"):
+        daemon.on_startup(generator)
     assert daemon.hooks.startup == daemon.hooks.reload == daemon.hooks.shutdown == []
 
 

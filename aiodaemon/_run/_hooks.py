@@ -92,9 +92,11 @@ class Hooks:
     """
 
     # A plain class, not a dataclass: defining one costs every start ~0.3 ms.
-    __slots__ = ("readiness", "reload", "shutdown", "signals", "startup")
+    __slots__ = ("readiness", "reload", "running", "shutdown", "signals", "startup")
 
     def __init__(self) -> None:
+        #: a run of these hooks is under way (see :meth:`refuse_while_running`).
+        self.running = False
         self.startup: list[HookFunction | Lifespan] = []
         self.reload: list[HookFunction] = []
         self.shutdown: list[HookFunction | Lifespan] = []
@@ -103,6 +105,22 @@ class Hooks:
         #: ``@on_signal`` handlers by signal number (see :mod:`._signal_handlers`).
         self.signals: dict[int, list[HookFunction]] = {}
 
+    def refuse_while_running(self, what: str, fn: object) -> None:
+        """Refuse a startup hook, lifespan or signal handler registered during a run.
+
+        The run reads them as it starts: registered later (by ``main``, or a
+        module it imports), one would never run, without a word.
+
+        Raises:
+            RuntimeError: a run is under way.
+        """
+        if self.running:
+            raise RuntimeError(
+                f"{what} {describe(fn)} registered while the daemon runs: startup hooks,"
+                f" lifespans and signal handlers are read when it starts; register them"
+                f" before run() (at import)"
+            )
+
 
 def check_hook(fn: object, what: str = "hook") -> None:
     """Refuse anything that is not an async function of zero or one argument.
@@ -110,6 +128,12 @@ def check_hook(fn: object, what: str = "hook") -> None:
     Raises:
         TypeError: at decoration time, so a sync hook never reaches a running daemon.
     """
+    if inspect.isasyncgenfunction(fn):
+        raise TypeError(
+            f"{what} must be an async function (async def without yield), not the async"
+            f" generator function {describe(fn)} (@aiodaemon.lifespan takes a setup, one"
+            f" yield and a teardown)"
+        )
     if not callable(fn) or not inspect.iscoroutinefunction(fn):
         raise TypeError(f"{what} must be an async function (async def), not {fn!r}")
     _wants_context(fn, what)

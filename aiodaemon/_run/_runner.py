@@ -103,6 +103,17 @@ def run_daemon(main: MainTarget, hooks: Hooks, parts: DaemonParts) -> int:
     caller's stack then releases the rest (listeners, log drain, pidfile).
     """
     runtime = Runtime(main, hooks, parts)
+    # Startup hooks and signal handlers registered from now on would never run.
+    hooks.running = True
+    try:
+        return _live_on_a_loop(runtime)
+    finally:
+        hooks.running = False
+
+
+def _live_on_a_loop(runtime: Runtime) -> int:
+    """Make the loop, run the life on it to its end, close it; the exit status."""
+    parts = runtime.parts
     try:
         loop = new_event_loop(parts.options.uvloop)
     except StartupError as exc:
