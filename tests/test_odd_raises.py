@@ -11,6 +11,7 @@ traceback on the terminal and named the wrong error.
 
 from __future__ import annotations
 
+import json
 import signal
 from pathlib import Path
 
@@ -103,3 +104,20 @@ def test_a_shutdown_hook_raising_it_is_logged(tmp_path: Path, what: str) -> None
     (failed,) = [r for r in d.lines() if r["event"] == "shutdown hook failed"]
     assert failed["hook"] == "__main__.shutdown"
     assert "exception" in failed
+
+
+@pytest.mark.parametrize("what", ["cancelled", "generatorexit", "base"])
+def test_an_on_signal_handler_raising_it_is_logged(tmp_path: Path, what: str) -> None:
+    """An on_signal handler ends with it: "signal handler failed", and the daemon runs on."""
+    d = ForegroundDaemon(tmp_path, "odd_raise", f"signal:{what}")
+    try:
+        d.wait_event("signal handler failed")
+        d.signal(signal.SIGTERM)
+        code, err = finish(d)
+    finally:
+        d.kill()
+    assert code == 0, err
+    assert_no_internal_failure(d, err)
+    (failed,) = [r for r in d.lines() if r["event"] == "signal handler failed"]
+    assert failed["handler"] == "__main__.winch"
+    assert RAISED[what].split(":")[0] in json.dumps(failed["exception"])

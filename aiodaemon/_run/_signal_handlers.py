@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import signal
 from typing import TYPE_CHECKING
 
 import structlog
 
-from ._hooks import call_async, check_hook, describe
+from ._hooks import call_async, check_hook, describe, in_own_context
+from ._outcome import raised
 from ._services import Service
 from ._signal_mask import own_signal
 
@@ -122,13 +124,16 @@ class _Runner:
     async def _run(self) -> None:
         while True:
             try:
-                await call_async(self.fn, self.runtime.context)
-            except Exception:
+                # As a hook: a CancelledError or GeneratorExit it raises is its failure.
+                call = functools.partial(call_async, self.fn, self.runtime.context)
+                await in_own_context(call, describe(self.fn))
+            except Exception as exc:
                 # Like a failing reload hook: logged, and the daemon goes on.
-                _log.exception(
+                _log.error(
                     "signal handler failed",
                     signal=signal_name(self.signum),
                     handler=describe(self.fn),
+                    exc_info=raised(exc),
                 )
             if not self.again:
                 return

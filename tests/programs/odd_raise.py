@@ -1,8 +1,9 @@
 """Raises what ``except Exception`` misses, or an exception that cannot be printed.
 
 argv: options (JSON), record, case ``WHERE:WHAT``. WHERE is main, startup,
-reload (main asks for one reload, then waits for the stop) or shutdown (main
-returns at once); WHAT is
+reload (main asks for one reload, then waits for the stop), signal (an
+``on_signal(SIGWINCH)`` handler; main sends itself SIGWINCH, then waits for
+the stop) or shutdown (main returns at once); WHAT is
 ``cancelled`` (CancelledError, nothing cancelled the hook), ``self-cancel``
 (the hook's task cancels itself), ``generatorexit``, ``base`` (a BaseException
 subclass), ``badstr`` (an Exception whose ``__str__`` raises) or ``huge`` (a
@@ -13,6 +14,8 @@ records that it ran.
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import sys
 from typing import NoReturn
 
@@ -64,6 +67,13 @@ async def reload() -> None:
         await fail()
 
 
+@aiodaemon.on_signal(signal.SIGWINCH)
+async def winch() -> None:
+    record("signal handler")
+    if WHERE == "signal":
+        await fail()
+
+
 @aiodaemon.on_shutdown
 async def shutdown() -> None:
     record("shutdown hook")
@@ -77,6 +87,9 @@ async def main(ctx: aiodaemon.Context) -> None:
         await fail()
     if WHERE == "reload":
         ctx.request_reload()
+        await ctx.wait_stopping()
+    if WHERE == "signal":
+        os.kill(os.getpid(), signal.SIGWINCH)
         await ctx.wait_stopping()
 
 
