@@ -223,3 +223,15 @@ def test_a_startup_hook_exiting_256_fails_the_detached_start(tmp_path: Path) -> 
     assert launcher.stderr == "aiodaemon: sys.exit(256) in startup hook __main__.startup\n"
     wait_for(lambda: [r["event"] for r in read_json_lines(log)][-1:] == ["exit"], what="exit")
     assert read_json_lines(log)[-1]["status"] == 1
+
+
+def test_a_value_main_returns_is_no_exit_status(tmp_path: Path) -> None:
+    """main returning 1 (as for sys.exit(main())): exit 0, and a warning saying what sets it."""
+    run = Run(tmp_path, "return:1")
+    code, err = run.finish()
+    assert code == 0, err
+    _assert_graceful(run, 0, err)
+    (returned,) = [r for r in run.records() if r["event"] == "main returned"]
+    assert returned["level"] == "warning"
+    assert returned["value"] == "1"
+    assert returned["ignored"] == "sys.exit(n) or ctx.request_shutdown(n) sets the exit status"

@@ -12,6 +12,7 @@ import asyncio
 import contextvars
 import functools
 import os
+import reprlib
 import select
 import threading
 from typing import TYPE_CHECKING
@@ -150,9 +151,9 @@ async def run_main(rt: Runtime) -> None:
     try:
         # In a context of its own: what main binds stays out of "main returned".
         if asyncio.iscoroutine(main):
-            await in_own_context(lambda: main, "main")
+            result = await in_own_context(lambda: main, "main")
         else:
-            await in_own_context(functools.partial(call_async, main, rt.context), "main")
+            result = await in_own_context(functools.partial(call_async, main, rt.context), "main")
     except EXIT_REQUESTS as exc:
         rt.note_exit_request(exc, "main")
         rt.dispatch(Event.SHUTDOWN)
@@ -161,7 +162,15 @@ async def run_main(rt: Runtime) -> None:
         rt.outcome.fail(f"main failed: {error_text(exc)}", raised(exc))
         rt.dispatch(Event.SHUTDOWN)
     else:
-        _log.info("main returned")
+        if result is None:
+            _log.info("main returned")
+        else:
+            # `return 1` as in `sys.exit(main())`: the contract's status is 0.
+            _log.warning(
+                "main returned",
+                value=reprlib.repr(result),
+                ignored="sys.exit(n) or ctx.request_shutdown(n) sets the exit status",
+            )
         if not rt.ready:
             rt.outcome.fail("main returned before reporting ready")
         rt.dispatch(Event.SHUTDOWN)

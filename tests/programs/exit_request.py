@@ -2,8 +2,8 @@
 
 argv: options (JSON), record, case ``WHERE:WHAT``. WHERE is main, startup,
 reload, shutdown, task (a task main creates and keeps), orphan (one it
-does not keep) or request (main calls ``ctx.request_shutdown(n)``, WHAT a
-number); WHAT is ``interrupt``
+does not keep), request (main calls ``ctx.request_shutdown(n)``, WHAT a
+number) or return (main returns the number WHAT); WHAT is ``interrupt``
 (KeyboardInterrupt), ``none`` (``sys.exit()``), a number (``sys.exit(n)``, n may be negative),
 ``hang`` (the hook never returns) or any other text (``sys.exit(text)``).
 Every hook records that it ran; main binds a structlog context variable
@@ -63,7 +63,7 @@ async def in_task() -> None:
     request_exit()
 
 
-async def main(ctx: aiodaemon.Context) -> None:
+async def main(ctx: aiodaemon.Context) -> int | None:
     structlog.contextvars.bind_contextvars(request_id="r-1")
     structlog.get_logger("app").info("handling")
     record("main")
@@ -75,11 +75,14 @@ async def main(ctx: aiodaemon.Context) -> None:
     if WHERE == "orphan":
         # No reference kept: the task is collected once it ended.
         asyncio.get_running_loop().create_task(in_task())
+    if WHERE == "return":
+        return int(WHAT)
     if WHERE == "request":
         ctx.request_shutdown(int(WHAT))
     if WHERE == "shutdown":
-        return
+        return None
     await ctx.wait_stopping()
+    return None
 
 
 run(main)
