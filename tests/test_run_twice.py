@@ -1,8 +1,11 @@
-"""A second ``run()`` in one process logs to its own log file.
+"""A second ``run()`` in one process runs as the first: its own log file, its own pidfile.
 
 Before, structlog's loggers (aiodaemon's and the program's module-level ones)
 kept what they built in the first run: the second run's records went to the
-first run's closed writer, which put them on stderr, not in its log file.
+first run's closed writer, which put them on stderr, not in its log file. And
+the first run's fork hook, closing its pidfile in forked children, closed a
+later detached run's pidfile in its daemon whenever the new file got the freed
+inode: "cannot write pidfile ...: Invalid argument".
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ import json
 import subprocess
 from pathlib import Path
 
-from .support import PYTHON, clean_env, program, read_json_lines
+from .support import PYTHON, clean_env, program, read_json_lines, wait_for
 
 
 def test_each_run_writes_its_own_log_file(tmp_path: Path) -> None:
@@ -45,3 +48,31 @@ def test_each_run_writes_its_own_log_file(tmp_path: Path) -> None:
         (main,) = [r for r in records if r["event"] == "main ran"]
         assert main["run"] == run
     assert not (tmp_path / "d.pid").exists()
+
+
+def test_a_detached_run_after_foreground_ones_keeps_its_pidfile(tmp_path: Path) -> None:
+    """Five foreground runs, then a detached one: each starts, and its daemon writes its pidfile."""
+    record = tmp_path / "record.txt"
+    record.touch()
+    # Files created and removed in turn in one directory: a freed inode is soon reused.
+    pidfiles = [tmp_path / f"{i}.pid" for i in range(6)]
+    result = subprocess.run(
+        [PYTHON, str(program("run_again")), "{}", str(record), *map(str, pidfiles)],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        env=clean_env(),
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    assert record.read_text().splitlines() == [f"run {i} ended 0" for i in range(5)]
+    daemon_log = pidfiles[-1].with_name("5.pid.jsonl")
+    wait_for(lambda: [r["event"] for r in read_json_lines(daemon_log)][-1:] == ["exit"])
+    wait_for(lambda: not pidfiles[-1].exists(), what="the daemon's pidfile removed")
+    for pidfile in pidfiles:
+        log = read_json_lines(pidfile.with_name(f"{pidfile.name}.jsonl"))
+        assert [r["event"] for r in log][-1] == "exit"
+        assert log[-1]["status"] == 0
+        assert not pidfile.exists()

@@ -19,6 +19,7 @@ from contextlib import ExitStack
 from typing import TYPE_CHECKING
 
 from ._config import HEALTH_SOCKET, Options
+from ._detach import stop_closing_in_forked_children
 from ._inherited import raise_descriptor_limit
 from ._logsinks import LogTargets, open_log_targets
 from ._messages import say
@@ -89,6 +90,7 @@ class Acquired:
         """
         if daemon_pid is not None and self.pidfile is not None:
             self.pidfile.owner = daemon_pid
+        stop_closing_in_forked_children(self.daemon_only_fds())
         self.stack.close()
 
     def __enter__(self) -> Acquired:

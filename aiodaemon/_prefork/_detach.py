@@ -43,6 +43,7 @@ __all__ = [
     "redirect_outputs",
     "redirect_stdio",
     "stdin_is_socket",
+    "stop_closing_in_forked_children",
 ]
 
 #: Highest fd number ``close_range`` is asked to reach: far beyond any RLIMIT_NOFILE.
@@ -128,8 +129,34 @@ def close_in_forked_children(fd: int) -> None:
     child. The ``listen=`` sockets stay: handing them to forked workers is how
     pre-fork servers work. An exec'd child never had them (close-on-exec).
     """
-    opened = os.fstat(fd)
-    os.register_at_fork(after_in_child=lambda: close_if_same(fd, opened))
+    global _daemon_only_registered
+    _daemon_only[fd] = os.fstat(fd)
+    if not _daemon_only_registered:
+        _daemon_only_registered = True
+        os.register_at_fork(after_in_child=_close_daemon_only)
+
+
+def stop_closing_in_forked_children(fds: Iterable[int]) -> None:
+    """Forget ``fds`` (see :func:`close_in_forked_children`), as they are closed here.
+
+    A fork hook cannot be removed: a hook of a run that ended closed, in every
+    child of a later ``run()`` in the process (its detach's fork included), the
+    fd that took the number of the earlier pidfile, when that file was created
+    on the freed inode (the same ``fstat``): the second daemon's pidfile.
+    """
+    for fd in fds:
+        _daemon_only.pop(fd, None)
+
+
+#: fd -> the file it was opened on, for :func:`close_in_forked_children`.
+_daemon_only: dict[int, os.stat_result] = {}
+_daemon_only_registered = False
+
+
+def _close_daemon_only() -> None:
+    for fd, opened in _daemon_only.items():
+        close_if_same(fd, opened)
+    _daemon_only.clear()
 
 
 def close_if_same(fd: int, opened: os.stat_result) -> None:
