@@ -281,3 +281,47 @@ def test_start_racing_a_stop_that_outlasts_its_budget_starts_nothing() -> None:
             app.steer("shutdown-release")
             stop.finish()
             stop.kill()
+
+
+def test_start_meeting_a_daemon_in_its_last_steps_starts_once_it_is_gone() -> None:
+    """The holder's control socket drops start's question (a daemon's last steps): start waits.
+
+    A fake holder (tests/programs/control_holder.py) whose socket the test
+    serves by dropping the connection, then ends; a real daemon starts then.
+    """
+    with open_control_app() as app:
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        listener.bind(str(app.control))
+        holder = subprocess.Popen(
+            [PYTHON, str(PROGRAMS / "control_holder.py"), app.pidfile, str(listener.fileno())],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            pass_fds=[listener.fileno()],
+        )
+        start = None
+        try:
+            assert holder.stdout is not None
+            assert holder.stdout.readline() == "ready\n"
+            start = app.watch("start", "control_app:main", "--pidfile", app.pidfile,
+                              "--log-file", app.log, "--shutdown-timeout", "10")  # fmt: skip
+            listener.settimeout(30)
+            conn, _ = listener.accept()
+            conn.close()  # dropped unanswered, as a control socket closing at exit does
+            listener.close()
+            assert holder.stdin is not None
+            holder.stdin.close()  # the holder exits, leaving its pidfile and socket file
+            holder.wait(30)
+            code, out, lines = start.finish()
+        finally:
+            listener.close()
+            holder.kill()
+            holder.wait()
+            if holder.stdout is not None:
+                holder.stdout.close()
+            if start is not None:
+                start.kill()
+        assert code == 0, lines
+        assert lines == []
+        assert is_alive(int(out))
+        assert [r["pid"] for r in app.records("ready")] == [int(out)]

@@ -5,8 +5,10 @@ A daemon in its shutdown still holds its pidfile, so a ``start`` racing a
 "already running", exited 0 and started nothing: a moment later nothing ran.
 As systemd queues a start job behind a stop job, the command waits for the
 stopping daemon to exit (within the new daemon's own stop budget) and then
-starts. Only a daemon whose control socket says ``stopping`` is waited for:
-over the pidfile alone nobody can tell. Synchronous and light, for the CLI.
+starts. Only a daemon whose control socket says ``stopping`` is waited for
+(over the pidfile alone nobody can tell), and, briefly, one whose socket was
+there but is gone, not accepted on or dropping us: what a daemon's very last
+steps do to it. Synchronous and light, for the CLI.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from .._prefork._messages import say
 from .._prefork._pidfile_status import read_pidfile
 from .._prefork._readiness import wait_exited
 from ._control import _open_verified
-from ._control_client import ControlError
+from ._control_client import ControlAbsent, ControlError, ControlNoAnswer, ControlRefused
 from ._control_trust import ask_holder
 
 TYPE_CHECKING = False  # not typing's: see aiodaemon/__init__.py
@@ -31,6 +33,8 @@ __all__ = ["StillStopping", "wait_for_stopping_daemon"]
 _ASK_TIMEOUT = 2.0
 #: Added to the stop budget: time to see the exit.
 _MARGIN = 2.0
+#: How long a daemon whose control socket just went quiet is given to exit.
+_END_GRACE = 2.0
 
 
 class StillStopping(Exception):
@@ -53,27 +57,38 @@ def wait_for_stopping_daemon(pidfile: str, control: str, options: dict[str, Any]
     Raises:
         StillStopping: it was stopping and did not exit in time (said on stderr).
     """
+    # Seen before asking: a daemon run without a control socket is never waited for.
+    had_socket = os.path.lexists(control)
     pid = read_pidfile(pidfile).running_pid
-    if pid is None:
+    if pid is None or not had_socket:
         return False
     try:
         answer = ask_holder(
             control, {"v": VERSION, "cmd": "status"}, holder=pid, timeout=_ASK_TIMEOUT
         )[0]
+    except (ControlAbsent, ControlRefused, ControlNoAnswer):
+        # The socket removed, closed or dropping us: the daemon's last steps
+        # (or a stuck one, which the grace leaves "already running").
+        return _exits(pidfile, pid, _END_GRACE)
     except ControlError:
         return False  # cannot tell: it runs, as far as anyone knows
     if answer.get("state") != "stopping":
         return False
+    budget = float(options.get("drain_delay") or 0.0)
+    budget += float(options.get("shutdown_timeout", 30.0)) + _MARGIN
+    say(f"pid {pid} is stopping; starting once it has exited")
+    if not _exits(pidfile, pid, budget):
+        say(f"pid {pid} still stopping after {budget:g} s; nothing started")
+        raise StillStopping(pid)
+    return True
+
+
+def _exits(pidfile: str, pid: int, timeout: float) -> bool:
+    """Whether the verified holder ``pid`` of ``pidfile`` is gone within ``timeout``."""
     pidfd = _open_verified(pidfile, pid)
     if pidfd is None:
         return True  # gone already
-    budget = float(options.get("drain_delay") or 0.0)
-    budget += float(options.get("shutdown_timeout", 30.0)) + _MARGIN
     try:
-        say(f"pid {pid} is stopping; starting once it has exited")
-        if not wait_exited(pidfd, budget):
-            say(f"pid {pid} still stopping after {budget:g} s; nothing started")
-            raise StillStopping(pid)
-        return True
+        return wait_exited(pidfd, timeout)
     finally:
         os.close(pidfd)
