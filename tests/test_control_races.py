@@ -325,3 +325,36 @@ def test_start_meeting_a_daemon_in_its_last_steps_starts_once_it_is_gone() -> No
         assert lines == []
         assert is_alive(int(out))
         assert [r["pid"] for r in app.records("ready")] == [int(out)]
+
+
+def test_two_stops_of_a_daemon_without_control_socket_send_one_sigterm() -> None:
+    """Over signals alone, a stop while another one waits does not send the forcing SIGTERM."""
+    with open_control_app() as app:
+        result = app.cli("start", "control_app:main", "--pidfile", app.pidfile, "--no-control",
+                         "--log-file", app.log, "--shutdown-timeout", "10")  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        pid = int(result.stdout)
+        app.steer("shutdown", "wait")
+        first = app.watch("stop", "--pidfile", app.pidfile)
+        second = None
+        try:
+            wait_for(lambda: app.records("shutdown started"), 30, "the first stop's SIGTERM")
+            second = app.watch("stop", "--pidfile", app.pidfile)
+            waiting = (
+                f"aiodaemon: already stopping (pid {pid}; `aiodaemon stop` pid {first.proc.pid}"
+            )
+            wait_for(lambda: second.said(waiting), 30, "the second stop waiting")
+            app.steer("shutdown-release")
+            results = [first.finish(), second.finish()]
+        finally:
+            app.steer("shutdown-release")
+            first.kill()
+            if second is not None:
+                second.kill()
+        for code, _, lines in results:
+            assert code == 0, lines
+            assert lines[-1] == f"aiodaemon: stopped (pid {pid})"
+        # One SIGTERM: the shutdown hooks ran to their end, exit 0, nothing forced.
+        assert len(app.records("signal received")) == 1
+        assert app.records("forced exit") == []
+        assert [r.get("status") for r in app.records("exit")] == [0]

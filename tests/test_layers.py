@@ -147,6 +147,7 @@ LAYERS = [
         "_cli._start_after_stop",
         "_cli._status_command",
         "_cli._stop",
+        "_cli._stop_claim",
         "_cli._upgrade_command",
     },
     {"__main__", "_cli._args", "_cli._daemon_commands", "_cli._flags", "_cli._main"},

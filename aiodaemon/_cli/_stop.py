@@ -90,6 +90,7 @@ def stop(
         return holder
     pid, pidfd = holder
     note = ""
+    claim = None
     try:
         asked, budget = _Asked.SIGNAL, None
         wait = DEFAULT_TIMEOUT if timeout is None else timeout
@@ -99,10 +100,18 @@ def stop(
             # Its configured drain and shutdown are the daemon's to use up: a
             # default SIGKILL at 30 s would cut a 60 s shutdown_timeout short.
             wait = max(wait, budget + _BUDGET_MARGIN)
-        if asked is _Asked.ALREADY:
+        if asked is _Asked.SIGNAL:
+            from ._stop_claim import claim_stop
+
+            # Another `stop` signalling at the same time would force the exit.
+            claim = claim_stop(pid)
+            if isinstance(claim, int):
+                by = f"`aiodaemon stop` pid {claim} sent SIGTERM"
+                _say(f"already stopping (pid {pid}; {by}); waiting")
+            elif not _send(pidfd, pid, signal.SIGTERM):
+                return ControlCode.NO_PERMISSION
+        elif asked is _Asked.ALREADY:
             _say(f"already stopping (pid {pid}); waiting")
-        elif asked is _Asked.SIGNAL and not _send(pidfd, pid, signal.SIGTERM):
-            return ControlCode.NO_PERMISSION
         # What is left to remove: a killed daemon had no chance to remove its
         # pidfile or its socket; one that dropped privileges may not unlink in
         # a root-owned directory, so it emptied its pidfile and left its socket.
@@ -123,6 +132,8 @@ def stop(
             note = f"; removed {files}, {left}"
     finally:
         os.close(pidfd)
+        if claim is not None and not isinstance(claim, int):
+            claim.close()
     _say(f"stopped (pid {pid}){note}")
     return ControlCode.OK
 

@@ -1,0 +1,84 @@
+"""One SIGTERM per daemon from concurrent ``aiodaemon stop``: the first claims it, the rest wait.
+
+Without a control socket ``stop`` falls back to SIGTERM, and a second SIGTERM
+during the shutdown forces the exit (hooks cut short). Two ``stop`` at once
+(an operator's and a deploy script's) would each send one. So the one about
+to signal first binds an abstract unix socket named after the daemon (its pid
+and start time: a recycled pid names another); while it is bound, another
+``stop`` finds it taken, checks with ``SO_PEERCRED`` that root or our own uid
+holds it (a stranger squatting the name is ignored: we signal anyway), and
+waits for the exit instead. The kernel frees the name when the claimer exits,
+however it exits. Synchronous and light, for the CLI.
+"""
+
+from __future__ import annotations
+
+import _socket
+import errno
+import os
+import struct
+
+__all__ = ["claim_stop"]
+
+_PEERCRED = struct.Struct("3i")
+
+
+class Claim:
+    """The claim on sending the daemon its SIGTERM; release by closing (or exiting)."""
+
+    def __init__(self, sock: _socket.socket | None) -> None:
+        self._sock = sock
+
+    def close(self) -> None:
+        """Release the claim."""
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+
+
+def claim_stop(pid: int) -> Claim | int:
+    """Claim the SIGTERM of ``pid``, or the pid of the ``stop`` that claimed it first.
+
+    Returns:
+        A :class:`Claim` (signal, then close it once done), or the pid of the
+        trusted process that holds the claim (do not signal: wait).
+    """
+    started = _start_time(pid)
+    if started is None:
+        return Claim(None)  # gone, or /proc will not tell: nothing to share
+    name = f"\0aiodaemon-stop-{pid}-{started}"
+    sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+    try:
+        sock.bind(name)
+        sock.listen(1)
+    except OSError as exc:
+        sock.close()
+        if exc.errno != errno.EADDRINUSE:
+            return Claim(None)
+        holder = _holder_of(name)
+        return Claim(None) if holder is None else holder
+    return Claim(sock)
+
+
+def _holder_of(name: str) -> int | None:
+    """The pid holding the abstract ``name``, if it is root or our own uid."""
+    probe = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+    try:
+        probe.settimeout(1.0)
+        probe.connect(name)
+        raw = probe.getsockopt(_socket.SOL_SOCKET, _socket.SO_PEERCRED, _PEERCRED.size)
+    except OSError:
+        return None  # released meanwhile, or not a listener: signal
+    finally:
+        probe.close()
+    holder, uid, _gid = _PEERCRED.unpack(raw)
+    return holder if uid in (0, os.geteuid()) else None
+
+
+def _start_time(pid: int) -> int | None:
+    """Field 22 of ``/proc/PID/stat`` (start time in clock ticks), None once gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return int(f.read().rsplit(b")", 1)[1].split()[19])
+    except (OSError, ValueError, IndexError):
+        return None
