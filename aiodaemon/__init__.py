@@ -98,9 +98,21 @@ def _load(name: str) -> Any:
         from ._version import __version__ as value
     elif name in _EXPORTS:
         module, attr = _EXPORTS[name]
+        import gc
         import importlib  # here: `aiodaemon status` imports the package but no export
 
-        value = getattr(importlib.import_module(f".{module}", __name__), attr)
+        # No collection while aiodaemon's modules load: every object they make
+        # lives as long as the process, so a collection finds nothing, yet
+        # whether one falls here (a full one scans every object the program
+        # has made, ~1 ms) is decided by allocation counts, and one module more
+        # or less decided it (see hold_gc, which holds it from run() until ready).
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            value = getattr(importlib.import_module(f".{module}", __name__), attr)
+        finally:
+            if collecting:
+                gc.enable()
         if isinstance(value, type) and value.__module__.startswith(f"{__name__}."):
             # Tracebacks, reprs and the API reference show the public path.
             value.__module__ = __name__

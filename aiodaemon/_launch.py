@@ -401,12 +401,18 @@ def _preload(options: Options) -> None:
         from ._prefork import _terminal  # noqa: F401
         from ._run import _systemd  # noqa: F401
 
-    if options.uvloop is not False:
+    if options.stdout is not None or options.stderr is not None:
+        from ._logs import _outputs  # noqa: F401  (reopened at a rotation)
+    asyncio_loop = options.uvloop is False
+    if not asyncio_loop:
         try:
             import uvloop  # noqa: F401
         except ImportError:
             if options.uvloop:
                 raise
+            asyncio_loop = True
+    if asyncio_loop:
+        from ._run import _selector_loop  # noqa: F401  (asyncio's loop, in uvloop's place)
 
 
 def _should_detach(options: Options) -> bool:

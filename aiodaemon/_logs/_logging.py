@@ -32,7 +32,6 @@ from ._logchain import (
     wants_colors,
 )
 from ._logwriter import DEFAULT_QUEUE_SIZE, LogWriter, Sink
-from ._outputs import OutputFile
 
 if TYPE_CHECKING:
     from .._prefork._logsinks import LogTargets
@@ -105,6 +104,10 @@ def start_logging(
     owner = options.identity.uid if options.identity is not None else None
     for fd, option, path in ((1, "stdout", options.stdout), (2, "stderr", options.stderr)):
         if path is not None:
+            # Loaded here, not at import: a bare daemon has no output file
+            # (launch's _preload loads it, before a chroot or a drop, when one has).
+            from ._outputs import OutputFile
+
             reopen_path = _reopen_path(path, options.chroot)
             writer.outputs.append(OutputFile(fd, option, path, reopen_path, owner))
 

@@ -10,7 +10,6 @@ from typing import Any
 
 from .._prefork._inherited import address_space_limit
 from ..exceptions import StartupError
-from ._selector_loop import SelectorEventLoop
 
 __all__ = ["await_chain", "loop_name", "new_event_loop", "sockname"]
 
@@ -33,6 +32,10 @@ def new_event_loop(choice: bool | None) -> asyncio.AbstractEventLoop:
             else:
                 loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
                 return loop
+        # Loaded here, not at import: with uvloop it is never needed (launch's
+        # _preload loads it, before a chroot or a drop, when it will be).
+        from ._selector_loop import SelectorEventLoop
+
         return SelectorEventLoop()
     except MemoryError as exc:
         # A low RLIMIT_AS: libuv allocates its loop (and io_uring's rings) here.
@@ -46,7 +49,11 @@ def new_event_loop(choice: bool | None) -> asyncio.AbstractEventLoop:
 def loop_name(loop: asyncio.AbstractEventLoop) -> str:
     """``uvloop`` or ``asyncio``: the loop the ``starting`` record names."""
     # Ours, asyncio's own with one fix, is still asyncio's to a reader of the log.
-    return "asyncio" if isinstance(loop, SelectorEventLoop) else type(loop).__module__.split(".")[0]
+    return (
+        "asyncio"
+        if isinstance(loop, asyncio.SelectorEventLoop)
+        else type(loop).__module__.split(".")[0]
+    )
 
 
 #: Descriptors a loop takes for itself while it starts (epoll, io_uring, eventfd,
