@@ -54,6 +54,23 @@ def test_foreground_daemon_in_an_empty_jail_exits_with_its_status(
     assert "pthread" not in result.stderr
 
 
+def test_modules_loaded_only_for_some_options_are_loaded_before_the_chroot(base: Path) -> None:
+    """asyncio's loop (``--no-uvloop``) and a ``--stderr`` file's reopener load lazily.
+
+    Lazily, but before the chroot: inside the empty jail an import would fail.
+    """
+    stderr = base / "stderr.txt"
+    result = aiodaemon_cli(
+        "run", "tests.programs.noop:main", "--chroot", base / "jail", "--no-uvloop",
+        "--stderr", stderr, "--log-file", base / "d.jsonl",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    records = read_json_lines(base / "d.jsonl")
+    assert records[0]["event"] == "starting"
+    assert records[0]["loop"] == "asyncio"
+    assert [r["event"] for r in records if r["level"] in ("error", "critical")] == []
+
+
 def test_detached_daemon_in_an_empty_jail_stops_without_an_abort(base: Path) -> None:
     """A detached chrooted daemon stopped by ``aiodaemon stop``: no glibc abort in its stderr."""
     pidfile, stderr, log = base / "d.pid", base / "stderr.txt", base / "d.jsonl"

@@ -26,7 +26,7 @@ from tests.support import (
 
 #: Imported only by configurations that need them (a pidfile, listening or
 #: syslog addresses, stdio files, a control socket, health, a service manager,
-#: a chroot or a privilege drop), never by a minimal daemon.
+#: a chroot or a privilege drop, asyncio's loop), never by a minimal daemon.
 NOT_FOR_EVERYONE = {
     "pathlib",
     "urllib.parse",
@@ -53,6 +53,8 @@ NOT_FOR_EVERYONE = {
     "aiodaemon._run._systemd",
     "aiodaemon._prefork._terminal",
     "aiodaemon._prefork._unixbind",
+    "aiodaemon._run._selector_loop",
+    "aiodaemon._logs._outputs",
 }
 
 
