@@ -396,6 +396,9 @@ def _preload(options: Options) -> None:
         import subprocess  # noqa: F401  (an upgrade's spawn imports these lazily)
         import traceback  # noqa: F401
 
+        # A foreground daemon logging to a file echoes its warnings to a terminal.
+        from ._logs import _logecho  # noqa: F401
+
         # aiodaemon.sd_notify; _terminal for a foreground daemon's SIGHUP (a
         # hang-up is no reload).
         from ._prefork import _terminal  # noqa: F401

@@ -16,7 +16,15 @@ from pathlib import Path
 
 import pytest
 
-from .support import aiodaemon_cli, kill_quietly, read_json_lines, read_pid, wait_gone
+from .support import (
+    PYTHON,
+    aiodaemon_cli,
+    kill_quietly,
+    read_json_lines,
+    read_pid,
+    run_on_terminal,
+    wait_gone,
+)
 
 pytestmark = pytest.mark.root
 
@@ -69,6 +77,22 @@ def test_modules_loaded_only_for_some_options_are_loaded_before_the_chroot(base:
     assert records[0]["event"] == "starting"
     assert records[0]["loop"] == "asyncio"
     assert [r["event"] for r in records if r["level"] in ("error", "critical")] == []
+
+
+def test_a_foreground_daemon_on_a_terminal_logging_to_a_file_runs_in_the_jail(
+    base: Path,
+) -> None:
+    """Its warnings echoed to the terminal: the echo's module is loaded before the chroot.
+
+    It was imported after it, from the empty jail: ModuleNotFoundError, exit 1.
+    """
+    output, status = run_on_terminal(
+        [PYTHON, "-m", "aiodaemon", "run", "tests.programs.noop:main",
+         "--chroot", base / "jail", "--log-file", base / "d.jsonl"]
+    )  # fmt: skip
+    assert status == 0, output
+    assert "ModuleNotFoundError" not in output
+    assert read_json_lines(base / "d.jsonl")[0]["event"] == "starting"
 
 
 def test_detached_daemon_in_an_empty_jail_stops_without_an_abort(base: Path) -> None:
