@@ -392,9 +392,12 @@ def _preload(options: Options) -> None:
         from ._run import _control_server, _upgrade_reloads  # noqa: F401
     if options.chroot is not None or options.identity is not None:
         import concurrent.futures.thread  # noqa: F401  (run_in_executor imports it lazily)
-        import encodings.idna  # noqa: F401  (the program's getaddrinfo on a str host)
         import subprocess  # noqa: F401  (an upgrade's spawn imports these lazily)
         import traceback  # noqa: F401
+
+        # The program's getaddrinfo on a str host; idna looks punycode up for a
+        # non-ASCII label.
+        from encodings import idna, punycode  # noqa: F401
 
         # A foreground daemon logging to a file echoes its warnings to a terminal.
         from ._logs import _logecho  # noqa: F401

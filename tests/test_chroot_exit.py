@@ -95,6 +95,20 @@ def test_a_foreground_daemon_on_a_terminal_logging_to_a_file_runs_in_the_jail(
     assert read_json_lines(base / "d.jsonl")[0]["event"] == "starting"
 
 
+@pytest.mark.parametrize("user", [[], ["--user", "nobody"]], ids=["root", "nobody"])
+def test_a_non_ascii_host_name_encodes_in_the_jail(base: Path, user: list[str]) -> None:
+    """The idna codec's ``punycode`` lookup is loaded before the chroot.
+
+    It was looked up in the empty jail: ``LookupError: unknown encoding: punycode``
+    from the program's ``getaddrinfo`` on any non-ASCII host name.
+    """
+    result = aiodaemon_cli(
+        "run", "tests.programs.jail_idna:main", "--chroot", base / "jail", *user
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "xn--bcher-kva.example\n"
+
+
 def test_detached_daemon_in_an_empty_jail_stops_without_an_abort(base: Path) -> None:
     """A detached chrooted daemon stopped by ``aiodaemon stop``: no glibc abort in its stderr."""
     pidfile, stderr, log = base / "d.pid", base / "stderr.txt", base / "d.jsonl"
