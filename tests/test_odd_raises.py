@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
 from pathlib import Path
 
 import pytest
@@ -121,3 +122,27 @@ def test_an_on_signal_handler_raising_it_is_logged(tmp_path: Path, what: str) ->
     (failed,) = [r for r in d.lines() if r["event"] == "signal handler failed"]
     assert failed["handler"] == "__main__.winch"
     assert RAISED[what].split(":")[0] in json.dumps(failed["exception"])
+
+
+@pytest.mark.parametrize("what", ["cancelled", "generatorexit", "base"])
+def test_a_readiness_check_raising_it_fails_readyz_with_a_reason(tmp_path: Path, what: str) -> None:
+    """A readiness check ends with it: /readyz 503 and "readiness check failed" naming it."""
+    health = tmp_path / "health.sock"
+    d = ForegroundDaemon(tmp_path, "odd_raise", f"readiness:{what}", health=f"unix:{health}")
+    try:
+        d.wait_event("ready")
+        with socket.socket(socket.AF_UNIX) as probe:
+            probe.settimeout(10)
+            probe.connect(str(health))
+            probe.sendall(b"GET /readyz HTTP/1.1\r\nHost: d\r\n\r\n")
+            answer = b"".join(iter(lambda: probe.recv(4096), b""))
+        assert answer.startswith(b"HTTP/1.1 503 ")
+        d.wait_event("readiness check failed")
+        (failed,) = [r for r in d.lines() if r["event"] == "readiness check failed"]
+        assert failed["reason"] == f"__main__.check: {RAISED[what]}"
+        d.signal(signal.SIGTERM)
+        code, err = finish(d)
+    finally:
+        d.kill()
+    assert code == 0, err
+    assert_no_internal_failure(d, err)

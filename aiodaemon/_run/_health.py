@@ -227,7 +227,16 @@ class HealthServer:
                 result = await call_async(check, context)
         except TimeoutError:
             return f"{describe(check)}: no answer within {CHECK_TIMEOUT}s"
-        except Exception as exc:
+        except (SystemExit, KeyboardInterrupt):
+            raise  # the program asks to end (see _user_exit)
+        except asyncio.CancelledError as exc:
+            task = asyncio.current_task()
+            if task is None or task.cancelling():
+                raise  # the evaluation's own cancellation
+            return f"{describe(check)}: {error_text(exc)}"
+        except BaseException as exc:
+            # GeneratorExit or a BaseException of the program's fails the check as
+            # an Exception does, instead of ending the evaluation without a word.
             return f"{describe(check)}: {error_text(exc)}"
         if result is False:
             return f"{describe(check)}: returned False"

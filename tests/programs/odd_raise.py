@@ -3,7 +3,8 @@
 argv: options (JSON), record, case ``WHERE:WHAT``. WHERE is main, startup,
 reload (main asks for one reload, then waits for the stop), signal (an
 ``on_signal(SIGWINCH)`` handler; main sends itself SIGWINCH, then waits for
-the stop) or shutdown (main returns at once); WHAT is
+the stop), readiness (a readiness check; main waits for the stop) or shutdown
+(main returns at once); WHAT is
 ``cancelled`` (CancelledError, nothing cancelled the hook), ``self-cancel``
 (the hook's task cancels itself), ``generatorexit``, ``base`` (a BaseException
 subclass), ``badstr`` (an Exception whose ``__str__`` raises) or ``huge`` (a
@@ -74,6 +75,13 @@ async def winch() -> None:
         await fail()
 
 
+@aiodaemon.readiness_check
+async def check() -> bool:
+    if WHERE == "readiness":
+        await fail()
+    return True
+
+
 @aiodaemon.on_shutdown
 async def shutdown() -> None:
     record("shutdown hook")
@@ -90,6 +98,8 @@ async def main(ctx: aiodaemon.Context) -> None:
         await ctx.wait_stopping()
     if WHERE == "signal":
         os.kill(os.getpid(), signal.SIGWINCH)
+        await ctx.wait_stopping()
+    if WHERE == "readiness":
         await ctx.wait_stopping()
 
 
