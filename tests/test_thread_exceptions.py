@@ -1,6 +1,6 @@
-"""A thread's uncaught exception reaches the daemon's log.
+"""A thread's uncaught exception, and one Python ignores (in a ``__del__``), reach the log.
 
-Before, Python's default hook wrote it on stderr only: ``/dev/null`` for a
+Before, Python's default hooks wrote them on stderr only: ``/dev/null`` for a
 detached daemon, so the error was lost.
 """
 
@@ -43,15 +43,22 @@ def test_a_detached_daemons_thread_exception_is_logged(tmp_path: Path) -> None:
     assert failed["level"] == "error"
     assert failed["thread"] == "failing"
     assert "the thread's error" in json.dumps(failed["exception"])
+    (ignored,) = [r for r in records if r["event"] == "exception ignored"]
+    assert ignored["level"] == "error"
+    assert str(ignored["object"]).startswith("<function Leaky.__del__ at ")
+    assert "the finaliser's error" in json.dumps(ignored["exception"])
     assert records[-1]["status"] == 0
 
 
-def test_the_programs_own_excepthook_is_kept(tmp_path: Path) -> None:
-    """A program that set threading.excepthook keeps it: aiodaemon adds no record."""
+def test_the_programs_own_hooks_are_kept(tmp_path: Path) -> None:
+    """A program that set threading.excepthook or sys.unraisablehook keeps them: no record."""
     _, log, record = start(tmp_path, "own-hook")
     assert record.read_text().splitlines() == [
         "own hook ValueError",
         "own hook SystemExit",
+        "own unraisable hook RuntimeError",
         "threads ended",
     ]
-    assert "unhandled exception in thread" not in [r["event"] for r in read_json_lines(log)]
+    events = [r["event"] for r in read_json_lines(log)]
+    assert "unhandled exception in thread" not in events
+    assert "exception ignored" not in events

@@ -34,6 +34,8 @@ from ._logchain import (
 from ._logwriter import DEFAULT_QUEUE_SIZE, LogWriter, Sink
 
 if TYPE_CHECKING:
+    from sys import UnraisableHookArgs
+
     from .._prefork._logsinks import LogTargets
 
 __all__ = ["start_logging"]
@@ -128,10 +130,13 @@ def start_logging(
     root.addHandler(StdlibHandler(chain, writer.put, options.log_level))
     root.setLevel(options.log_level)
     # A detached daemon's stderr is /dev/null: warnings must reach the log too,
-    # and so must a thread's uncaught exception (unless the program has a hook).
+    # and so must a thread's uncaught exception and one Python can only ignore
+    # (in a __del__, a callback of the collector), unless the program has a hook.
     logging.captureWarnings(True)
     if threading.excepthook is threading.__excepthook__:
         threading.excepthook = _log_thread_exception
+    if sys.unraisablehook is sys.__unraisablehook__:
+        sys.unraisablehook = _log_unraisable
 
     # The writer's own notices (records dropped, a failed reopen) are written at
     # once on its thread: queueing them could be refused, or land after a close.
@@ -193,6 +198,25 @@ def _log_thread_exception(args: threading.ExceptHookArgs) -> None:
     exc_info = (args.exc_type, args.exc_value, args.exc_traceback)
     structlog.get_logger("aiodaemon").error(
         "unhandled exception in thread", thread=thread, exc_info=exc_info
+    )
+
+
+#: Characters of the ``object`` an ignored exception names (a function, most often).
+_OBJECT_REPR_LIMIT = 500
+
+
+def _log_unraisable(unraisable: UnraisableHookArgs) -> None:
+    """``sys.unraisablehook``: an exception Python ignores (in a ``__del__``) as a record."""
+    try:
+        where = repr(unraisable.object)[:_OBJECT_REPR_LIMIT]
+    except Exception:
+        where = f"<{type(unraisable.object).__name__} object>"
+    exc_info = (unraisable.exc_type, unraisable.exc_value, unraisable.exc_traceback)
+    structlog.get_logger("aiodaemon").error(
+        "exception ignored",
+        detail=unraisable.err_msg or "Exception ignored in",
+        object=where,
+        exc_info=exc_info if unraisable.exc_value is not None else None,
     )
 
 
