@@ -140,9 +140,13 @@ class Context:
             name: a ``listen=`` name.
             kwargs: ``limit`` and ``loop.create_server`` options (``ssl``...).
 
+        Once the daemon stopped accepting (a stop came while ``main`` was
+        still getting ready), it does not return: the caller is cancelled at
+        the shutdown's last step, as if the stop had found it at its previous
+        ``await``, and the exit status is the stop's.
+
         Raises:
             KeyError: ``name`` is not a ``listen=`` name.
-            RuntimeError: the daemon is already stopping.
         """
         try:
             sock = self.sockets[name]

@@ -184,12 +184,18 @@ class Serving:
             kwargs: passed on to ``loop.create_server`` (``ssl``,
                 ``ssl_handshake_timeout``, ``backlog``...).
 
-        Raises:
-            RuntimeError: the daemon already stopped accepting.
+        Called once the daemon stopped accepting (a stop came while ``main``
+        was still getting ready, and the shutdown hooks run), it does not
+        return: a server now would accept nothing, and the caller is
+        cancelled with what is left at the shutdown's last step, as if the
+        stop had found it at its previous ``await``.
         """
-        if not self._accepting:
-            raise RuntimeError("the daemon is stopping: it no longer accepts connections")
         loop = asyncio.get_running_loop()
+        if not self._accepting:
+            # Not an error of the program's: main failing here made a stop that
+            # raced its start end with status 1 and a traceback.
+            never: asyncio.Future[asyncio.Server] = loop.create_future()
+            return await never
         # The framework listened with SOMAXCONN; asyncio would listen() again with 100.
         kwargs.setdefault("backlog", socket.SOMAXCONN)
 
