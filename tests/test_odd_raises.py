@@ -146,3 +146,13 @@ def test_a_readiness_check_raising_it_fails_readyz_with_a_reason(tmp_path: Path,
         d.kill()
     assert code == 0, err
     assert_no_internal_failure(d, err)
+
+
+def test_a_failure_after_main_closed_stderr_is_in_the_log_only(tmp_path: Path) -> None:
+    """main closes sys.stderr, then raises: exit 1, the log says why, nothing on fd 2."""
+    d = ForegroundDaemon(tmp_path, "odd_raise", "main:closed-stderr")
+    code, err = finish(d)
+    assert code == 1
+    assert err == ""
+    assert_no_internal_failure(d, err)
+    assert d.lines()[-1]["reason"] == "main failed: ValueError: after closing stderr"

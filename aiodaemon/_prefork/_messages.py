@@ -29,7 +29,7 @@ def write_line(line: str, stream: TextIO | None = None) -> None:
 
     A reader that went away (``aiodaemon status | head -1``) is not an error
     of the command: the rest of its output is dropped, the command goes on
-    and keeps its exit status.
+    and keeps its exit status. So is a stream the program closed.
     """
     stream = sys.stdout if stream is None else stream
     try:
@@ -44,6 +44,8 @@ def write_line(line: str, stream: TextIO | None = None) -> None:
             print(escaped, file=stream, flush=True)
     except BrokenPipeError:
         silence(stream)
+    except ValueError:
+        pass  # the program closed the stream (sys.stderr.close()): nowhere to say it
 
 
 def silence(stream: TextIO) -> None:

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import structlog
 
-from .._prefork._messages import flush_stdio
+from .._prefork._messages import flush_stdio, say
 from ._outcome import error_text
 from ._user_exit import requested_status, show_request
 
@@ -135,16 +135,13 @@ def _end_child(where: str, exc: BaseException | None, *, still_running: bool = F
         status=status,
         exc_info=exc if failed else None,
     )
-    try:
-        if failed:
+    if failed:
+        with contextlib.suppress(ValueError, OSError):  # a closed stderr: the log has it
             traceback.print_exception(exc, file=sys.stderr)
-        print(
-            f"aiodaemon: forked child {pid} came back into the daemon's code ({how}):"
-            f" it exits with status {status}; a child forked without exec ends with os._exit()",
-            file=sys.stderr,
-        )
-    except Exception:  # a closed stderr: the log has it
-        pass
+    say(
+        f"forked child {pid} came back into the daemon's code ({how}):"
+        f" it exits with status {status}; a child forked without exec ends with os._exit()"
+    )
     flush_stdio()
     if _watch.logs is not None:
         _watch.logs.close(_DRAIN_TIMEOUT)

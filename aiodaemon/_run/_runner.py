@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 
 import structlog
 
+from .._prefork._messages import write_line
 from ..exceptions import DaemonError, StartupError
 from ._loop import new_event_loop
 from ._outcome import error_text
@@ -172,8 +173,11 @@ def _finish(runtime: Runtime) -> int:
     if runtime.parts.foreground and failure and (options.log_file or options.syslog):
         # The log went elsewhere; the person at the terminal still sees why.
         if outcome.exception is not None and not isinstance(outcome.exception, DaemonError):
-            traceback.print_exception(outcome.exception, file=sys.stderr)
-        print(f"aiodaemon: {failure}", file=sys.stderr, flush=True)
+            # A stderr the program closed cannot take it; the log has it.
+            with contextlib.suppress(ValueError, OSError):
+                traceback.print_exception(outcome.exception, file=sys.stderr)
+        # As written (a multi-line message stays whole, as the kit reads it).
+        write_line(f"aiodaemon: {failure}", sys.stderr)
     # Released by now (cancelled, or their watch over): each ends as soon as it
     # runs. Joined, so that a later run() in this process finds no thread of
     # this one (a detach refuses to fork while other threads run).

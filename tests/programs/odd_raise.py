@@ -8,7 +8,8 @@ the stop), readiness (a readiness check; main waits for the stop) or shutdown
 ``cancelled`` (CancelledError, nothing cancelled the hook), ``self-cancel``
 (the hook's task cancels itself), ``generatorexit``, ``base`` (a BaseException
 subclass), ``badstr`` (an Exception whose ``__str__`` raises) or ``huge`` (a
-ValueError with a message of 100,000 characters). Every hook
+ValueError with a message of 100,000 characters) or ``closed-stderr`` (closes
+``sys.stderr``, then raises ValueError). Every hook
 records that it ran.
 """
 
@@ -51,6 +52,9 @@ async def fail() -> NoReturn:
         raise ProgramBase("the program's own")
     if WHAT == "huge":
         raise ValueError("x" * 100_000)
+    if WHAT == "closed-stderr":
+        sys.stderr.close()
+        raise ValueError("after closing stderr")
     raise Unprintable
 
 
