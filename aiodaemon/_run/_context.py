@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
+import threading
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -53,6 +55,7 @@ class Context:
         reload: Callable[[], None],
         stopping: asyncio.Event,
         serving: Serving,
+        loop: asyncio.AbstractEventLoop,
     ) -> None:
         self.options = options
         self.sockets: Mapping[str, socket.socket] = MappingProxyType(dict(sockets))
@@ -63,6 +66,26 @@ class Context:
         self._reload = reload
         self._stopping = stopping
         self._serving = serving
+        self._loop = loop
+        #: the loop's thread: the Context is made there.
+        self._loop_thread = threading.get_ident()
+
+    def _on_loop(self, request: Callable[..., None], *args: Any) -> None:
+        """Carry out ``request(*args)`` on the daemon's loop thread, from any thread.
+
+        Run there by a thread of the program's, the request changed the state
+        but could not begin the shutdown (no running loop in that thread): the
+        daemon stopped for nothing, SIGTERM included. Handed to the loop
+        instead; once the loop is closed (the run is over) there is nothing
+        left to ask.
+        """
+        if self._loop.is_closed():
+            return
+        if threading.get_ident() == self._loop_thread:
+            request(*args)
+            return
+        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+            self._loop.call_soon_threadsafe(request, *args)
 
     @property
     def state(self) -> State:
@@ -81,9 +104,9 @@ class Context:
         while startup hooks still run (from one of them), it takes effect once
         they have all returned: a daemon is never ready before its startup
         hooks are done. Calling it again, or with ``ready="startup"``, adds
-        nothing.
+        nothing. Like the other requests, it may be called from any thread.
         """
-        self._ready()
+        self._on_loop(self._ready)
 
     def set_status(self, text: str) -> None:
         """Publish a one-line status (systemd ``STATUS=``, and the log).
@@ -91,7 +114,7 @@ class Context:
         Args:
             text: one line, shown by ``systemctl status``.
         """
-        self._status(text)
+        self._on_loop(self._status, text)
 
     def request_shutdown(self, exit_code: int = 0) -> None:
         """Begin a graceful shutdown, as SIGTERM would, ending with ``exit_code``.
@@ -107,9 +130,11 @@ class Context:
                 (outside 0-255: its low byte, and 1 where that is 0).
 
         Raises:
-            TypeError: ``exit_code`` is not an int.
+            TypeError: ``exit_code`` is not an int (at the call, not at the exit).
         """
-        self._shutdown(exit_code)
+        if not isinstance(exit_code, int):
+            raise TypeError(f"exit_code must be an int, not {type(exit_code).__name__}")
+        self._on_loop(self._shutdown, exit_code)
 
     def request_reload(self) -> None:
         """Begin a reload, as SIGHUP would: reopen log files, run the reload hooks.
@@ -117,7 +142,7 @@ class Context:
         Returns at once; reloads never overlap, and a request during one
         coalesces into one more run.
         """
-        self._reload()
+        self._on_loop(self._reload)
 
     async def wait_stopping(self) -> None:
         """Return once shutdown has begun: for loops in ``main`` that stop on their own."""

@@ -213,6 +213,7 @@ class Runtime:
             reload=self.ask_reload,
             stopping=self._stopping,
             serving=self.serving,
+            loop=loop,
         )
         loop.set_exception_handler(on_loop_exception)
         watch_forks(loop, self.parts.logs)

@@ -130,12 +130,7 @@ def request_shutdown_by_program(rt: Runtime, exit_code: int = 0) -> None:
 
     Before ready it ends the start as ``sys.exit(exit_code)`` would, with a
     reason for the launcher (see :func:`._user_exit.note_shutdown_request`).
-
-    Raises:
-        TypeError: ``exit_code`` is not an int (at the call, not at the exit).
     """
-    if not isinstance(exit_code, int):
-        raise TypeError(f"exit_code must be an int, not {type(exit_code).__name__}")
     code = exit_status(exit_code)
     if rt.state not in (State.STOPPING, State.STOPPED):
         # A task a startup hook started keeps the name after ready: not the hook then.
