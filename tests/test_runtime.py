@@ -254,6 +254,12 @@ def test_sync_hook_is_refused_at_decoration() -> None:
     with pytest.raises(TypeError, match="no argument or one Context"):
         daemon.on_shutdown(two)
 
+    async def keyword_only(*, ctx: aiodaemon.Context) -> None:
+        pass
+
+    with pytest.raises(TypeError, match="keyword_only must take no argument or one Context"):
+        daemon.on_startup(keyword_only)
+
     async def spans() -> AsyncIterator[None]:
         yield
 

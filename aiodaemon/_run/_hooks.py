@@ -160,7 +160,9 @@ def _wants_context(fn: Callable[..., object], what: str) -> bool:
     positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
     required = [p for p in positional if p.default is p.empty]
     variadic = any(p.kind is p.VAR_POSITIONAL for p in params)
-    if len(required) > 1:
+    # A required keyword-only parameter could never be given: it failed at run time.
+    keyword = [p for p in params if p.kind is p.KEYWORD_ONLY and p.default is p.empty]
+    if len(required) > 1 or keyword:
         raise TypeError(f"{what} {describe(fn)} must take no argument or one Context")
     # Only a required parameter receives the context: ``def hook(name=name)``
     # is the loop-variable idiom, not a request for one.
