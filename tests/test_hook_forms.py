@@ -50,3 +50,21 @@ def test_what_only_returns_a_coroutine_is_refused_at_decoration(hook: Any) -> No
     with pytest.raises(TypeError, match=r"must be an async function \(async def\), not "):
         daemon.on_startup(hook)
     assert daemon.hooks.startup == []
+
+
+def test_a_method_decorated_in_its_class_body_is_refused() -> None:
+    """@on_startup on a method in its class: TypeError saying to register the bound method."""
+    daemon = aiodaemon.Daemon()
+    with pytest.raises(TypeError, match=r"App.start is a method registered without its instance"):
+
+        class App:
+            @daemon.on_startup
+            async def start(self) -> None:
+                pass
+
+    class Service:
+        async def start(self, ctx: aiodaemon.Context) -> None:
+            pass
+
+    daemon.on_startup(Service().start)  # bound: accepted
+    assert len(daemon.hooks.startup) == 1

@@ -158,6 +158,13 @@ def _wants_context(fn: Callable[..., object], what: str) -> bool:
     except (TypeError, ValueError):
         return False
     positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    if positional and positional[0].name in ("self", "cls") and _in_class_body(fn):
+        # Decorated in its class body: it would get the Context as ``self``.
+        raise TypeError(
+            f"{what} {describe(fn)} is a method registered without its instance (it"
+            f" would get the Context as {positional[0].name}): register the bound method"
+            f" once the object exists, e.g. daemon.on_startup(app.start)"
+        )
     required = [p for p in positional if p.default is p.empty]
     variadic = any(p.kind is p.VAR_POSITIONAL for p in params)
     # A required keyword-only parameter could never be given: it failed at run time.
@@ -167,6 +174,14 @@ def _wants_context(fn: Callable[..., object], what: str) -> bool:
     # Only a required parameter receives the context: ``def hook(name=name)``
     # is the loop-variable idiom, not a request for one.
     return bool(required) or (variadic and not positional)
+
+
+def _in_class_body(fn: Callable[..., object]) -> bool:
+    """Whether ``fn`` is a plain function defined in a class body (``App.start``)."""
+    if inspect.ismethod(fn):
+        return False  # bound: its self is given
+    owner, _, _ = getattr(fn, "__qualname__", "").rpartition(".")
+    return bool(owner) and not owner.endswith("<locals>")
 
 
 def call_async(fn: HookFunction, ctx: Context) -> Awaitable[Any]:
