@@ -261,7 +261,8 @@ class Daemon:
                 graceful shutdown, 1 on a failure, 2 on a bad option (one line
                 on stderr, nothing started), 3 when already running, 4 when the
                 shutdown timed out, 128 + n after a forced second signal n,
-                n after ``sys.exit(n)`` in ``main``, a hook or a task. Called
+                n after ``sys.exit(n)`` in ``main``, a hook or a task (outside
+                0-255 its low byte, and 1 where that would be 0). Called
                 from a thread other than the main thread, it raises
                 nothing: one line on stderr, and the process exits 2 at once.
         """
