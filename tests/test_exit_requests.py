@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from .support import PYTHON, clean_env, kill_quietly, program, read_json_lines, wait_for
+from .support import PYTHON, clean_env, kill_quietly, program, python, read_json_lines, wait_for
 
 
 class Run:
@@ -162,14 +162,8 @@ def test_a_startup_hook_asking_to_exit_ends_the_detached_start_with_its_status(
     pidfile, log, record = tmp_path / "d.pid", tmp_path / "log.jsonl", tmp_path / "record.txt"
     record.touch()
     options = {"detach": True, "pidfile": str(pidfile), "log_file": str(log)}
-    launcher = subprocess.run(
-        [PYTHON, str(program("exit_request")), json.dumps(options), str(record), f"startup:{what}"],
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        env=clean_env(),
-        timeout=30,
-        check=False,
+    launcher = python(
+        [str(program("exit_request")), json.dumps(options), str(record), f"startup:{what}"]
     )
     assert launcher.returncode == (status or 1), launcher.stderr
     assert message in launcher.stderr
@@ -210,14 +204,8 @@ def test_a_startup_hook_exiting_256_fails_the_detached_start(tmp_path: Path) -> 
     pidfile, log, record = tmp_path / "d.pid", tmp_path / "log.jsonl", tmp_path / "record.txt"
     record.touch()
     options = {"detach": True, "pidfile": str(pidfile), "log_file": str(log)}
-    launcher = subprocess.run(
-        [PYTHON, str(program("exit_request")), json.dumps(options), str(record), "startup:256"],
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        env=clean_env(),
-        timeout=30,
-        check=False,
+    launcher = python(
+        [str(program("exit_request")), json.dumps(options), str(record), "startup:256"]
     )
     assert launcher.returncode == 1, launcher.stderr
     assert launcher.stderr == "aiodaemon: sys.exit(256) in startup hook __main__.startup\n"

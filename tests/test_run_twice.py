@@ -11,10 +11,9 @@ inode: "cannot write pidfile ...: Invalid argument".
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
-from .support import PYTHON, clean_env, program, read_json_lines, wait_for
+from .support import program, python, read_json_lines, wait_for
 
 
 def test_each_run_writes_its_own_log_file(tmp_path: Path) -> None:
@@ -22,21 +21,14 @@ def test_each_run_writes_its_own_log_file(tmp_path: Path) -> None:
     record, first, second = tmp_path / "record.txt", tmp_path / "1.jsonl", tmp_path / "2.jsonl"
     record.touch()
     options = {"detach": False, "pidfile": str(tmp_path / "d.pid")}
-    result = subprocess.run(
+    result = python(
         [
-            PYTHON,
             str(program("run_twice")),
             json.dumps(options),
             str(record),
             str(first),
             str(second),
-        ],
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        env=clean_env(),
-        timeout=30,
-        check=False,
+        ]
     )
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""
@@ -56,15 +48,7 @@ def test_a_detached_run_after_foreground_ones_keeps_its_pidfile(tmp_path: Path) 
     record.touch()
     # Files created and removed in turn in one directory: a freed inode is soon reused.
     pidfiles = [tmp_path / f"{i}.pid" for i in range(6)]
-    result = subprocess.run(
-        [PYTHON, str(program("run_again")), "{}", str(record), *map(str, pidfiles)],
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        env=clean_env(),
-        timeout=60,
-        check=False,
-    )
+    result = python([str(program("run_again")), "{}", str(record), *map(str, pidfiles)], timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""
     assert record.read_text().splitlines() == [f"run {i} ended 0" for i in range(5)]

@@ -10,7 +10,7 @@ import json
 import subprocess
 from pathlib import Path
 
-from .support import PYTHON, clean_env, program, read_json_lines, wait_for
+from .support import program, python, read_json_lines, wait_for
 
 
 def start(tmp_path: Path, case: str) -> tuple[subprocess.CompletedProcess[str], Path, Path]:
@@ -18,15 +18,7 @@ def start(tmp_path: Path, case: str) -> tuple[subprocess.CompletedProcess[str], 
     log, record, pidfile = tmp_path / "log.jsonl", tmp_path / "record.txt", tmp_path / "d.pid"
     record.touch()
     options = {"detach": True, "pidfile": str(pidfile), "log_file": str(log)}
-    launcher = subprocess.run(
-        [PYTHON, str(program("thread_fail")), json.dumps(options), str(record), case],
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        env=clean_env(),
-        timeout=30,
-        check=False,
-    )
+    launcher = python([str(program("thread_fail")), json.dumps(options), str(record), case])
     assert launcher.returncode == 0, launcher.stderr
     wait_for(lambda: [r["event"] for r in read_json_lines(log)][-1:] == ["exit"], what="exit")
     # Removed after the exit record is written: waited for, on a loaded machine.
