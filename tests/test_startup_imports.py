@@ -42,6 +42,7 @@ NOT_FOR_EVERYONE = {
     "aiodaemon._prefork._control_socket",
     "aiodaemon._run._health",
     "aiodaemon._prefork._identity",
+    "aiodaemon._prefork._lockholder",
     "aiodaemon._prefork._pidfile",
     "aiodaemon._prefork._pidfile_status",
     "aiodaemon._prefork._prctl",

@@ -196,50 +196,23 @@ def _check_placed(control: StrPath, st: os.stat_result, owner: int | None) -> No
 def find_lock_holder(path: StrPath) -> int | None:
     """The one process whose open file holds ``path``'s ``flock``, None if not exactly one.
 
-    Only the processes we may look into are seen (all of them for root).
+    Only the processes we may look into are seen (all of them for root);
+    another user's process that locked the file is never the one (see
+    :mod:`.._prefork._lockholder`).
     """
+    from .._prefork._lockholder import foreign_holder, lock_holders
+
     try:
         st = os.stat(path, follow_symlinks=False)
     except OSError:
         return None
     if not stat.S_ISREG(st.st_mode):
         return None
-    holders = set()
-    for name in os.listdir("/proc"):
-        if name.isdigit() and _holds_lock(name, st):
-            holders.add(int(name))
+    holders = lock_holders(st)
     if len(holders) != 1:
         return None
     [pid] = holders
-    return pid
-
-
-def _holds_lock(pid: str, st: os.stat_result) -> bool:
-    """Whether one of ``pid``'s descriptors is the open file holding the lock on ``st``."""
-    try:
-        fds = os.listdir(f"/proc/{pid}/fd")
-    except OSError:
-        return False
-    for fd in fds:
-        try:
-            other = os.stat(f"/proc/{pid}/fd/{fd}")
-            if not os.path.samestat(other, st):
-                continue
-            with open(f"/proc/{pid}/fdinfo/{fd}", "rb") as f:
-                info = f.read()
-        except OSError:
-            continue
-        # Listed only under descriptors of the open file that took the lock.
-        for line in info.splitlines():
-            fields = line.split()
-            if (
-                fields[:1] == [b"lock:"]
-                and b"FLOCK" in fields
-                and b"->" not in fields
-                and fields[-3].endswith(b":%d" % st.st_ino)
-            ):
-                return True
-    return False
+    return None if foreign_holder(pid, st) is not None else pid
 
 
 def wait_for_pid(path: StrPath) -> PidfileState:

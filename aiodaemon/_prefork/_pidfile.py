@@ -266,12 +266,12 @@ def _lock_exclusive(fd: int, path: str | Path, st: os.stat_result, deadline: flo
         except BlockingIOError:
             pid = _parse_pid(os.pread(fd, 64, 0))
             if pid is not None and has_file_open(pid, st):
-                return _Lock.HELD  # a daemon that has written its pid: no doubt
+                return _held_by_daemon(path, st)  # a daemon that has written its pid
             # Empty, or naming a pid that does not hold it: a daemon still
             # starting, or a cleanup about to unlink the file.
             exclusive_since = now if exclusive_since is None else exclusive_since
             if now - exclusive_since > _CLEANUP_GRACE:
-                return _Lock.HELD
+                return _held_by_daemon(path, st)
         else:
             fcntl.flock(fd, fcntl.LOCK_UN)
             exclusive_since = None
@@ -282,6 +282,25 @@ def _lock_exclusive(fd: int, path: str | Path, st: os.stat_result, deadline: flo
                 )
         time.sleep(delay)
         delay = min(delay * 2, 0.005)
+
+
+def _held_by_daemon(path: str | Path, st: os.stat_result) -> _Lock:
+    """HELD, once no holder of the lock is another user's process.
+
+    Raises:
+        StartupError: a process no daemon of this pidfile could be holds the
+            lock (see :mod:`._lockholder`): "already running" would be a lie.
+    """
+    from ._lockholder import foreign_holder, lock_holders
+
+    for pid in sorted(lock_holders(st)):
+        foreign = foreign_holder(pid, st)
+        if foreign is not None:
+            raise StartupError(
+                f"pidfile {path}: {foreign} (keep pidfiles where only the daemon's user may enter)",
+                option="pidfile",
+            )
+    return _Lock.HELD
 
 
 def _still_at(path: str | Path, st: os.stat_result) -> bool:

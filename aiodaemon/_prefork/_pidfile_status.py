@@ -103,15 +103,38 @@ def read_pidfile(path: str | os.PathLike[str]) -> PidfileState:
             # empties the file under the lock before anything else).
             return PidfileState(PidfileStatus.UNKNOWN, None, garbage, unparsable=True)
         if pid is None:
-            # Locked but empty: a daemon between taking the lock and writing its pid.
+            # Locked but empty: a daemon between taking the lock and writing its
+            # pid, or another user's process locking a file it may only read.
+            foreign = _foreign_locker(st)
+            if foreign is not None:
+                return PidfileState(PidfileStatus.UNKNOWN, None, f"pidfile {path}: {foreign}")
             return PidfileState(PidfileStatus.RUNNING, None, "starting")
         if has_file_open(pid, st) is False:
             return PidfileState(
                 PidfileStatus.UNKNOWN, pid, f"pid {pid} does not hold {path}'s lock"
             )
+        from ._lockholder import foreign_holder
+
+        # A recycled pid can be another user's process that locked the file.
+        foreign = foreign_holder(pid, st)
+        if foreign is not None:
+            return PidfileState(PidfileStatus.UNKNOWN, pid, f"pidfile {path}: {foreign}")
         return PidfileState(PidfileStatus.RUNNING, pid)
     finally:
         os.close(fd)
+
+
+def _foreign_locker(st: os.stat_result) -> str | None:
+    """Why a process locking the empty pidfile ``st`` is not its daemon; or None."""
+    from ._lockholder import foreign_holder, lock_holders
+
+    # Any one: a stranger's lock may be shared with a child it started (a
+    # setuid program too), as a daemon's is with its launcher for a moment.
+    for pid in sorted(lock_holders(st)):
+        foreign = foreign_holder(pid, st)
+        if foreign is not None:
+            return foreign
+    return None
 
 
 def _garbage(path: str | os.PathLike[str], data: bytes) -> str:

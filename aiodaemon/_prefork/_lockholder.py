@@ -1,0 +1,90 @@
+"""Who holds a pidfile's lock, and whether that process may be its daemon.
+
+An ``flock`` needs no write access: anyone who can open the pidfile for
+reading (``0644``, the usual mode, in a directory others may enter, such as
+``/run`` itself) can lock it from a process of their own. So a locked
+pidfile proves a daemon only if the holder is one that could have written
+it: every uid of the holder (real, effective, saved, file system) is root,
+the pidfile's owner (the daemon's user: the acquire gives it the file) or
+the caller's. Otherwise another user could make ``start`` say
+"already running" with nothing started, ``status`` say "running", and
+``stop`` signal a process of their choosing (a recycled pid written in the
+file, or the holder of an emptied one). Never imports asyncio.
+"""
+
+from __future__ import annotations
+
+import os
+
+__all__ = ["foreign_holder", "lock_holders"]
+
+
+def lock_holders(st: os.stat_result) -> set[int]:
+    """The pids whose open file holds the ``flock`` of the file ``st`` describes.
+
+    Only the processes we may look into are seen (all of them for root).
+    """
+    holders = set()
+    for name in os.listdir("/proc"):
+        if name.isdigit() and _holds_lock(name, st):
+            holders.add(int(name))
+    return holders
+
+
+def foreign_holder(pid: int, st: os.stat_result) -> str | None:
+    """Why ``pid``, holding the lock of the pidfile ``st`` describes, is not its daemon; or None.
+
+    None too when ``pid`` is gone or /proc does not tell (the callers'
+    other checks decide then).
+    """
+    uids = _uids(pid)
+    if uids is None:
+        return None
+    allowed = {0, st.st_uid, os.geteuid()}
+    strangers = sorted(set(uids) - allowed)
+    if not strangers:
+        return None
+    return (
+        f"pid {pid} of uid {strangers[0]} holds its lock, but neither root nor the "
+        f"pidfile's owner (uid {st.st_uid}) runs it; not trusted"
+    )
+
+
+def _uids(pid: int) -> tuple[int, ...] | None:
+    """The real, effective, saved and file-system uids of ``pid``, None if unknown."""
+    try:
+        with open(f"/proc/{pid}/status", "rb") as f:
+            for line in f:
+                if line.startswith(b"Uid:"):
+                    return tuple(int(field) for field in line.split()[1:])
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+def _holds_lock(pid: str, st: os.stat_result) -> bool:
+    """Whether one of ``pid``'s descriptors is the open file holding the lock on ``st``."""
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return False
+    for fd in fds:
+        try:
+            other = os.stat(f"/proc/{pid}/fd/{fd}")
+            if not os.path.samestat(other, st):
+                continue
+            with open(f"/proc/{pid}/fdinfo/{fd}", "rb") as f:
+                info = f.read()
+        except OSError:
+            continue
+        # Listed only under descriptors of the open file that took the lock.
+        for line in info.splitlines():
+            fields = line.split()
+            if (
+                fields[:1] == [b"lock:"]
+                and b"FLOCK" in fields
+                and b"->" not in fields
+                and fields[-3].endswith(b":%d" % st.st_ino)
+            ):
+                return True
+    return False

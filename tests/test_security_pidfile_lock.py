@@ -1,0 +1,118 @@
+"""Another user's lock on a pidfile it may only read proves no daemon.
+
+``flock`` needs no write access: with the pidfile ``0644`` in a directory
+others may enter (``/run`` itself), anyone can lock it. A daemon that dropped
+to its account and could not remove its pidfile from a root-owned directory
+leaves it empty; an intruder locking it made root's ``start`` say "already
+running" (exit 0, nothing started), ``status`` say "running" and ``stop``
+signal the intruder's process. The same with a pid in the file that the
+intruder's process has come to bear (a recycled pid).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import select
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from .security_support import User, arena, fork_as, intruder, service_account, wait_child
+from .support import REPO, aiodaemon_cli, is_alive
+
+pytestmark = pytest.mark.root
+
+__all__ = ["arena", "intruder", "service_account"]  # fixtures, re-exported for pytest
+
+TARGET = "tests.programs.security_daemon:main"
+
+
+def cli(*args: str | os.PathLike[str]) -> subprocess.CompletedProcess[str]:
+    """``aiodaemon ARGS`` as root, from the repository, as text."""
+    return aiodaemon_cli(*args, cwd=REPO, timeout=60)
+
+
+@contextmanager
+def locked_by(user: User, path: Path) -> Iterator[int]:
+    """``user`` opens ``path`` read-only and holds its ``flock``; yields that process's pid."""
+    ready_r, ready_w = os.pipe()
+    release_r, release_w = os.pipe()
+
+    def hold() -> None:
+        os.close(ready_r)
+        os.close(release_w)
+        fd = os.open(path, os.O_RDONLY)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        os.write(ready_w, b"!")
+        os.read(release_r, 1)  # EOF when the test closes its end
+
+    holder = fork_as(user, hold)
+    os.close(ready_w)
+    os.close(release_r)
+    try:
+        readable, _, _ = select.select([ready_r], [], [], 30)
+        assert readable, "the intruder never locked the pidfile"
+        assert os.read(ready_r, 1) == b"!", "the intruder's lock failed"
+        yield holder
+    finally:
+        os.close(ready_r)
+        os.close(release_w)
+        wait_child(holder)
+
+
+def _left_pidfile(arena: Path, owner: User, content: str) -> Path:
+    """A pidfile as a daemon dropped to ``owner`` leaves it in root's run directory."""
+    run = arena / "run"
+    run.mkdir(mode=0o755)
+    pidfile = run / "app.pid"
+    pidfile.write_text(content)
+    os.chown(pidfile, owner.uid, owner.gid)
+    pidfile.chmod(0o644)
+    return pidfile
+
+
+def test_an_intruders_lock_on_an_emptied_pidfile_is_no_daemon(
+    arena: Path, intruder: User, service_account: User
+) -> None:
+    """status unknown (4), stop signals nothing (1), start fails saying why (1), never 'running'."""
+    pidfile = _left_pidfile(arena, service_account, "")
+    with locked_by(intruder, pidfile) as holder:
+        status = cli("status", "--pidfile", pidfile)
+        stop = cli("stop", "--pidfile", pidfile, "--timeout", "1")
+        start = cli("start", TARGET, "--pidfile", pidfile, "--user", service_account.name)
+        assert is_alive(holder)
+    why = (
+        f"pidfile {pidfile}: pid {holder} of uid {intruder.uid} holds its lock, but neither"
+        f" root nor the pidfile's owner (uid {service_account.uid}) runs it; not trusted"
+    )
+    assert status.returncode == 4, status.stdout
+    assert status.stdout == f"unknown ({why})\n"
+    assert stop.returncode == 1, stop.stderr
+    assert "nothing signalled" in stop.stderr
+    assert why in stop.stderr
+    assert start.returncode == 1, start.stderr
+    assert "already running" not in start.stderr
+    assert f"pid {holder} of uid {intruder.uid} holds its lock" in start.stderr
+    assert pidfile.read_text() == ""
+
+
+def test_an_intruders_process_bearing_the_pid_in_a_pidfile_is_no_daemon(
+    arena: Path, intruder: User, service_account: User
+) -> None:
+    """A recycled pid (the intruder's locking process): unknown (4), never signalled."""
+    pidfile = _left_pidfile(arena, service_account, "")
+    with locked_by(intruder, pidfile) as holder:
+        # The dead daemon's pid, now the intruder's process's (written here: the
+        # intruder cannot write the file, only wait for its pid to come round).
+        pidfile.write_text(f"{holder}\n")
+        status = cli("status", "--pidfile", pidfile)
+        stop = cli("stop", "--pidfile", pidfile, "--timeout", "1")
+        assert is_alive(holder)
+    assert status.returncode == 4, status.stdout
+    assert f"pid {holder} of uid {intruder.uid} holds its lock" in status.stdout
+    assert stop.returncode == 1, stop.stderr
+    assert "nothing signalled" in stop.stderr
