@@ -1,0 +1,85 @@
+"""Another user squatting the abstract name of ``stop``'s SIGTERM claim is ignored.
+
+Over signals alone, the first ``stop`` claims the daemon's SIGTERM by binding
+an abstract unix socket named after the daemon's pid and start time; the
+others wait instead of forcing the exit. No file mode guards an abstract
+name: anyone may bind it first. A ``stop`` believes a claim only when
+``SO_PEERCRED`` says root or its own uid holds it; a stranger's listener
+there must neither keep root's ``stop`` from sending SIGTERM nor make it say
+another ``stop`` did.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from .security_support import User, arena, fork_as, intruder, wait_child
+from .support import REPO, aiodaemon_cli, kill_quietly, read_pid, wait_gone
+
+pytestmark = pytest.mark.root
+
+__all__ = ["arena", "intruder"]  # fixtures, re-exported for pytest
+
+TARGET = "tests.programs.security_daemon:main"
+
+
+def cli(*args: str | os.PathLike[str]) -> subprocess.CompletedProcess[str]:
+    """``aiodaemon ARGS`` as root, from the repository, as text."""
+    return aiodaemon_cli(*args, cwd=REPO, timeout=60)
+
+
+def _claim_name(pid: int) -> str:
+    with open(f"/proc/{pid}/stat", "rb") as f:
+        started = int(f.read().rsplit(b")", 1)[1].split()[19])
+    return f"\0aiodaemon-stop-{pid}-{started}"
+
+
+def test_a_strangers_claim_does_not_keep_roots_stop_from_sigterm(
+    arena: Path, intruder: User
+) -> None:
+    """root's stop sends SIGTERM itself (0, 'stopped'), never 'already stopping', at once."""
+    pidfile = arena / "app.pid"
+    started = cli("start", TARGET, "--pidfile", pidfile, "--no-control")
+    assert started.returncode == 0, started.stderr
+    pid = read_pid(pidfile)
+    name = _claim_name(pid)
+    ready_r, ready_w = os.pipe()
+    release_r, release_w = os.pipe()
+
+    def squat() -> None:
+        os.close(ready_r)
+        os.close(release_w)
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.bind(name)
+        sock.listen(8)
+        os.write(ready_w, b"!")
+        os.read(release_r, 1)  # EOF when the test closes its end
+
+    squatter = fork_as(intruder, squat)
+    os.close(ready_w)
+    os.close(release_r)
+    try:
+        readable, _, _ = select.select([ready_r], [], [], 30)
+        assert readable, "the intruder never bound the name"
+        assert os.read(ready_r, 1) == b"!", "the intruder's bind failed"
+        begun = time.monotonic()
+        stop = cli("stop", "--pidfile", pidfile, "--timeout", "20")
+        took = time.monotonic() - begun
+    finally:
+        os.close(ready_r)
+        os.close(release_w)
+        wait_child(squatter)
+        kill_quietly(pid)
+    assert stop.returncode == 0, stop.stderr
+    assert stop.stderr == f"aiodaemon: stopped (pid {pid})\n"
+    assert "already stopping" not in stop.stderr
+    wait_gone(pid, 5)
+    # Its own SIGTERM: not a wait for another stop's, cut short by SIGKILL at 20 s.
+    assert took < 10, took
