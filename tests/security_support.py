@@ -261,11 +261,15 @@ def records(path: Path) -> list[dict[str, Any]]:
 
 
 def refused_reopen(old_file: Path) -> dict[str, Any]:
-    """Wait for the record of a refused log reopen, written to the file still in use."""
+    """Wait for the record of a refused log (or stderr file) reopen, in the file still in use."""
+    refusals = (
+        "cannot reopen log file, keeping the old one",
+        "cannot reopen output file, keeping the old one",
+    )
 
     def refusal() -> dict[str, Any] | None:
         for record in records(old_file):
-            if record["event"] == "cannot reopen log file, keeping the old one":
+            if record["event"] in refusals:
                 return record
         return None
 

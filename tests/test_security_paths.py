@@ -56,7 +56,8 @@ PATH_OPTIONS = [
     PathOption("pidfile", lambda p: {"pidfile": str(p)}),
     PathOption("log_file", lambda p: {"log_file": str(p)}, reopened=True),
     PathOption("stdout", lambda p: {"stdout": str(p)}),
-    PathOption("stderr", lambda p: {"stderr": str(p)}),
+    # Reopened after a rotation; a detached daemon without log_file logs there.
+    PathOption("stderr", lambda p: {"stderr": str(p)}, reopened=True),
     PathOption("listen[app]", lambda p: {"listen": {"app": f"unix:{p}"}}),
     PathOption("health", lambda p: {"health": f"unix:{p}"}),
     PathOption("control", lambda p: {"control": str(p)}),

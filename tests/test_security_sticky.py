@@ -113,14 +113,19 @@ def test_a_planted_output_file_is_refused_at_start(
         assert os.stat(path).st_uid == intruder.uid
 
 
+@pytest.mark.parametrize("option", ["log_file", "stderr"])
 @pytest.mark.parametrize("sig", [signal.SIGUSR1, signal.SIGHUP], ids=["SIGUSR1", "SIGHUP"])
 def test_a_log_file_planted_after_rotation_is_refused_at_reopen(
-    arena: Path, intruder: User, sig: signal.Signals
+    arena: Path, intruder: User, sig: signal.Signals, option: str
 ) -> None:
-    """Rotated, then another user wins the race to create the log: reopen refused, old file kept."""
+    """Rotated, then another user wins the race to create the log: reopen refused, old file kept.
+
+    The same for a stderr file (reopened after a rotation too), where a
+    detached daemon without ``log_file`` logs.
+    """
     pub = _sticky(arena, intruder, 0o1777)
     log, rotated = pub / "app.log", pub / "app.log.1"
-    options = {"pidfile": str(pub / "app.pid"), "log_file": str(log), "umask": 0o077}
+    options = {"pidfile": str(pub / "app.pid"), option: str(log), "umask": 0o077}
     with running_daemon(options) as pid:
         wait_for(lambda: len(records(log)) > 2, what="ticks in the log file")
         log.rename(rotated)
