@@ -1,0 +1,96 @@
+"""A daemon in an empty chroot, dropped to nobody, imports nothing once main runs.
+
+In the jail the interpreter's files are gone (and nobody may not read them
+anyway): a module imported late fails there. ``tests/programs/jail_imports.py``
+says every import after its main began; this test runs its daemon through
+what a program and its operator do at run time, and finds none.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from .support import (
+    aiodaemon_cli,
+    has_line,
+    kill_quietly,
+    read_json_lines,
+    read_pid,
+    wait_for,
+    wait_gone,
+)
+
+pytestmark = pytest.mark.root
+
+
+@pytest.fixture(autouse=True)
+def _need_root() -> None:
+    """chroot needs root."""
+    if os.geteuid() != 0:
+        pytest.fail("test_jail_imports needs root: run the suite as root (as .ci/run does)")
+
+
+@pytest.fixture
+def base() -> Iterator[Path]:
+    """A directory holding an empty jail and the daemon's files outside it."""
+    path = Path(tempfile.mkdtemp(prefix="aiodaemon-jail-"))
+    path.chmod(0o755)
+    (path / "jail").mkdir(mode=0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def _readyz(path: Path) -> bytes:
+    with socket.socket(socket.AF_UNIX) as s:
+        s.settimeout(10)
+        s.connect(str(path))
+        s.sendall(b"GET /readyz HTTP/1.0\r\n\r\n")
+        answer = b""
+        while chunk := s.recv(4096):
+            answer += chunk
+    return answer
+
+
+@pytest.mark.parametrize("loop", ["--uvloop", "--no-uvloop"])
+def test_a_jailed_daemon_imports_nothing_once_main_runs(base: Path, loop: str) -> None:
+    """No ``late import`` line on its stderr, through reloads, rotation, probes and the stop."""
+    pidfile, stderr, log = base / "d.pid", base / "stderr.txt", base / "d.jsonl"
+    started = aiodaemon_cli(
+        "start", "tests.programs.jail_imports:main", "--chroot", base / "jail",
+        "--user", "nobody", "--pidfile", pidfile, "--stderr", stderr, "--log-file", log,
+        "--health", f"unix:{base / 'health.sock'}", "--listen", f"web=unix:{base / 'web.sock'}",
+        loop,
+    )  # fmt: skip
+    assert started.returncode == 0, started.stderr
+    pid = read_pid(pidfile)
+    try:
+        wait_for(lambda: has_line(stderr, "main ran"), timeout=10)
+        assert aiodaemon_cli("status", "--pidfile", pidfile).returncode == 0
+        assert aiodaemon_cli("reload", "--pidfile", pidfile).returncode == 0
+        assert aiodaemon_cli("reload", "--pidfile", pidfile).returncode == 1  # the hook fails
+        assert _readyz(base / "health.sock").startswith(b"HTTP/1.1 200")
+        os.kill(pid, signal.SIGUSR1)
+        os.kill(pid, signal.SIGWINCH)
+        wait_for(
+            lambda: any(r["event"] == "signal handler failed" for r in read_json_lines(log)),
+            timeout=10,
+        )
+        stopped = aiodaemon_cli("stop", "--pidfile", pidfile)
+        assert stopped.returncode == 0, stopped.stderr
+        wait_gone(pid)
+    finally:
+        kill_quietly(pid)
+    lines = stderr.read_text().splitlines()
+    assert [line for line in lines if line.startswith(("late import", "error"))] == []
+    events = [r["event"] for r in read_json_lines(log)]
+    for event in ("unhandled exception in thread", "unhandled exception in event loop"):
+        assert event in events
+    assert events[-1] == "exit"
