@@ -19,11 +19,13 @@ from pathlib import Path
 import pytest
 
 from .support import (
+    PYTHON,
     aiodaemon_cli,
     has_line,
     kill_quietly,
     read_json_lines,
     read_pid,
+    run_on_terminal,
     wait_for,
     wait_gone,
 )
@@ -94,3 +96,20 @@ def test_a_jailed_daemon_imports_nothing_once_main_runs(base: Path, loop: str) -
     for event in ("unhandled exception in thread", "unhandled exception in event loop"):
         assert event in events
     assert events[-1] == "exit"
+
+
+@pytest.mark.parametrize("log_file", [False, True], ids=["console", "log file"])
+def test_a_jailed_foreground_daemon_on_a_terminal_imports_nothing_once_main_runs(
+    base: Path, log_file: bool
+) -> None:
+    """Its console records on the terminal, or the errors a log file's daemon echoes there."""
+    logs: list[str | Path] = ["--log-file", base / "d.jsonl"] if log_file else []
+    output, status = run_on_terminal(
+        [PYTHON, "-m", "aiodaemon", "run", "tests.programs.jail_imports:main",
+         "--chroot", base / "jail", "--user", "nobody", *logs],
+        env={"JAIL_IMPORTS_RETURN": "1"},
+    )  # fmt: skip
+    assert status == 0, output
+    assert "main ran" in output
+    assert "late import" not in output
+    assert "this thread fails" in output  # an error record, shown on the terminal
