@@ -11,15 +11,23 @@ intruder's process has come to bear (a recycled pid).
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
+import io
+import json
 import os
 import select
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+
+import aiodaemon._cli._main
+import aiodaemon._cli._status_command
+import aiodaemon._prefork._lockholder
 
 from .security_support import User, arena, fork_as, intruder, service_account, wait_child
 from .support import REPO, aiodaemon_cli, is_alive
@@ -29,11 +37,31 @@ pytestmark = pytest.mark.root
 __all__ = ["arena", "intruder", "service_account"]  # fixtures, re-exported for pytest
 
 TARGET = "tests.programs.security_daemon:main"
+# Loaded here: the CLI run as another user cannot read the interpreter's files
+# under /root, so whatever it imports must be imported before the fork.
+_PRELOADED = (aiodaemon._cli._status_command, aiodaemon._prefork._lockholder)
 
 
 def cli(*args: str | os.PathLike[str]) -> subprocess.CompletedProcess[str]:
     """``aiodaemon ARGS`` as root, from the repository, as text."""
     return aiodaemon_cli(*args, cwd=REPO, timeout=60)
+
+
+def cli_as(user: User, *args: str | os.PathLike[str]) -> tuple[int, str]:
+    """The CLI's ``main(ARGS)`` run as ``user`` in a forked child: exit status and stdout."""
+    with tempfile.TemporaryDirectory() as scratch:
+        result = Path(scratch) / "result.json"
+        os.chown(scratch, user.uid, user.gid)
+
+        def run() -> None:
+            out = io.StringIO()
+            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
+                code = aiodaemon._cli._main.main([str(a) for a in args])
+            result.write_text(json.dumps([code, out.getvalue()]))
+
+        wait_child(fork_as(user, run), 60)
+        code, out = json.loads(result.read_text())
+    return int(code), str(out)
 
 
 @contextmanager
@@ -86,8 +114,8 @@ def test_an_intruders_lock_on_an_emptied_pidfile_is_no_daemon(
         start = cli("start", TARGET, "--pidfile", pidfile, "--user", service_account.name)
         assert is_alive(holder)
     why = (
-        f"pidfile {pidfile}: pid {holder} of uid {intruder.uid} holds its lock, but neither"
-        f" root nor the pidfile's owner (uid {service_account.uid}) runs it; not trusted"
+        f"pidfile {pidfile}: pid {holder} of uid {intruder.uid} holds its lock through a"
+        " descriptor that cannot write it (anyone who may read a file may lock it); not trusted"
     )
     assert status.returncode == 4, status.stdout
     assert status.stdout == f"unknown ({why})\n"
@@ -116,3 +144,19 @@ def test_an_intruders_process_bearing_the_pid_in_a_pidfile_is_no_daemon(
     assert f"pid {holder} of uid {intruder.uid} holds its lock" in status.stdout
     assert stop.returncode == 1, stop.stderr
     assert "nothing signalled" in stop.stderr
+
+
+def test_the_accounts_own_status_does_not_take_an_intruders_process_for_its_daemon(
+    arena: Path, intruder: User, service_account: User
+) -> None:
+    """Not root, it cannot see the intruder's descriptors: the locker's uid tells (unknown, 4)."""
+    pidfile = _left_pidfile(arena, service_account, "")
+    with locked_by(intruder, pidfile) as holder:
+        pidfile.write_text(f"{holder}\n")  # a recycled pid, as above
+        code, out = cli_as(service_account, "status", "--pidfile", pidfile)
+    assert code == 4, out
+    assert out == (
+        f"unknown (pidfile {pidfile}: pid {holder} of uid {intruder.uid} holds its lock, but"
+        f" neither root nor the pidfile's owner (uid {service_account.uid}) runs it;"
+        " not trusted)\n"
+    )

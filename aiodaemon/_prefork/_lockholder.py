@@ -2,14 +2,16 @@
 
 An ``flock`` needs no write access: anyone who can open the pidfile for
 reading (``0644``, the usual mode, in a directory others may enter, such as
-``/run`` itself) can lock it from a process of their own. So a locked
-pidfile proves a daemon only if the holder is one that could have written
-it: every uid of the holder (real, effective, saved, file system) is root,
-the pidfile's owner (the daemon's user: the acquire gives it the file) or
-the caller's. Otherwise another user could make ``start`` say
-"already running" with nothing started, ``status`` say "running", and
-``stop`` signal a process of their choosing (a recycled pid written in the
-file, or the holder of an emptied one). Never imports asyncio.
+``/run`` itself) can lock it from a process of their own. So a lock proves
+a daemon only if it was taken through a descriptor that can write the file,
+as every daemon's is (it writes its pid there). Where the holder's
+descriptors cannot be seen (another user's process, for a caller not root),
+its uids tell instead: each of them must be root, the pidfile's owner (the
+daemon's user: the acquire gives it the file) or the caller's. Otherwise
+another user could make ``start`` say "already running" with nothing
+started, ``status`` say "running", and ``stop`` signal a process of their
+choosing (a recycled pid written in the file, or the holder of an emptied
+one). Never imports asyncio.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ def lock_holders(st: os.stat_result) -> set[int]:
     """
     holders = set()
     for name in os.listdir("/proc"):
-        if name.isdigit() and _holds_lock(name, st):
+        if name.isdigit() and _locking_modes(name, st):
             holders.add(int(name))
     return holders
 
@@ -40,8 +42,15 @@ def foreign_holder(pid: int, st: os.stat_result) -> str | None:
     uids = _uids(pid)
     if uids is None:
         return None
-    allowed = {0, st.st_uid, os.geteuid()}
-    strangers = sorted(set(uids) - allowed)
+    modes = _locking_modes(str(pid), st)
+    if modes:
+        if any(mode != os.O_RDONLY for mode in modes):
+            return None
+        return (
+            f"pid {pid} of uid {uids[0]} holds its lock through a descriptor that cannot"
+            " write it (anyone who may read a file may lock it); not trusted"
+        )
+    strangers = sorted(set(uids) - {0, st.st_uid, os.geteuid()})
     if not strangers:
         return None
     return (
@@ -62,12 +71,16 @@ def _uids(pid: int) -> tuple[int, ...] | None:
     return None
 
 
-def _holds_lock(pid: str, st: os.stat_result) -> bool:
-    """Whether one of ``pid``'s descriptors is the open file holding the lock on ``st``."""
+def _locking_modes(pid: str, st: os.stat_result) -> list[int]:
+    """The access modes (``O_RDONLY``...) of ``pid``'s descriptors holding the lock on ``st``.
+
+    Empty when it holds none, or we may not look.
+    """
     try:
         fds = os.listdir(f"/proc/{pid}/fd")
     except OSError:
-        return False
+        return []
+    modes = []
     for fd in fds:
         try:
             other = os.stat(f"/proc/{pid}/fd/{fd}")
@@ -77,14 +90,20 @@ def _holds_lock(pid: str, st: os.stat_result) -> bool:
                 info = f.read()
         except OSError:
             continue
-        # Listed only under descriptors of the open file that took the lock.
+        flags = None
+        locked = False
         for line in info.splitlines():
             fields = line.split()
-            if (
+            if fields[:1] == [b"flags:"] and len(fields) > 1:
+                flags = int(fields[1], 8)
+            # Listed only under descriptors of the open file that took the lock.
+            elif (
                 fields[:1] == [b"lock:"]
                 and b"FLOCK" in fields
                 and b"->" not in fields
                 and fields[-3].endswith(b":%d" % st.st_ino)
             ):
-                return True
-    return False
+                locked = True
+        if locked and flags is not None:
+            modes.append(flags & os.O_ACCMODE)
+    return modes
