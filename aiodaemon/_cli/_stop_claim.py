@@ -50,7 +50,10 @@ def claim_stop(pid: int) -> Claim | int:
     sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
     try:
         sock.bind(name)
-        sock.listen(1)
+        # Never accepted from: each other stop's look at the claim stays queued
+        # until we exit. With a short queue the third found it full, could not
+        # tell who held the claim, and signalled (forcing the exit).
+        sock.listen(_socket.SOMAXCONN)
     except OSError as exc:
         sock.close()
         if exc.errno != errno.EADDRINUSE:
