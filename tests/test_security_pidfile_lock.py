@@ -65,7 +65,7 @@ def cli_as(user: User, *args: str | os.PathLike[str]) -> tuple[int, str]:
 
 
 @contextmanager
-def locked_by(user: User, path: Path) -> Iterator[int]:
+def locked_by(user: User, path: Path, how: int = fcntl.LOCK_EX) -> Iterator[int]:
     """``user`` opens ``path`` read-only and holds its ``flock``; yields that process's pid."""
     ready_r, ready_w = os.pipe()
     release_r, release_w = os.pipe()
@@ -74,7 +74,7 @@ def locked_by(user: User, path: Path) -> Iterator[int]:
         os.close(ready_r)
         os.close(release_w)
         fd = os.open(path, os.O_RDONLY)
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        fcntl.flock(fd, how)
         os.write(ready_w, b"!")
         os.read(release_r, 1)  # EOF when the test closes its end
 
@@ -160,3 +160,17 @@ def test_the_accounts_own_status_does_not_take_an_intruders_process_for_its_daem
         f" neither root nor the pidfile's owner (uid {service_account.uid}) runs it;"
         " not trusted)\n"
     )
+
+
+def test_an_intruders_shared_lock_is_named_when_it_blocks_the_start(
+    arena: Path, intruder: User, service_account: User
+) -> None:
+    """A shared lock held for good: start fails (1) naming it, not 'try again' alone."""
+    pidfile = _left_pidfile(arena, service_account, "")
+    with locked_by(intruder, pidfile, fcntl.LOCK_SH) as holder:
+        start = cli("start", TARGET, "--pidfile", pidfile, "--user", service_account.name)
+    assert start.returncode == 1, start.stderr
+    assert f"pid {holder} of uid {intruder.uid} holds its lock through a descriptor" in (
+        start.stderr
+    )
+    assert pidfile.read_text() == ""

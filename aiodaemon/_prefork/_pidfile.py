@@ -276,6 +276,9 @@ def _lock_exclusive(fd: int, path: str | Path, st: os.stat_result, deadline: flo
             fcntl.flock(fd, fcntl.LOCK_UN)
             exclusive_since = None
             if now > deadline:
+                # Another user's process keeping a shared lock is named, as an
+                # exclusive one is: "try again" would never help.
+                _held_by_daemon(path, st)
                 raise StartupError(
                     f"pidfile {path} stays locked by readers testing it; try again",
                     option="pidfile",
@@ -285,7 +288,7 @@ def _lock_exclusive(fd: int, path: str | Path, st: os.stat_result, deadline: flo
 
 
 def _held_by_daemon(path: str | Path, st: os.stat_result) -> _Lock:
-    """HELD, once no holder of the lock is another user's process.
+    """HELD, once no holder of the lock (exclusive or shared) is another user's process.
 
     Raises:
         StartupError: a process no daemon of this pidfile could be holds the
