@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import re
 
 from aiodaemon._run._context import Context
@@ -14,9 +15,10 @@ from .test_docs import DOCS, table_rows
 
 def public_members(cls: type) -> set[str]:
     """The public methods and properties of ``cls``, and the attributes its docstring lists."""
-    doc = cls.__doc__ or ""
+    # cleandoc: Python 3.13 already strips docstrings' indentation when compiling.
+    doc = inspect.cleandoc(cls.__doc__ or "")
     attributes = doc.partition("Attributes:\n")[2]
-    listed = set(re.findall(r"^ {8}([a-z_]+): ", attributes, re.M))
+    listed = set(re.findall(r"^ {4}([a-z_]+): ", attributes, re.M))
     return listed | {name for name in dir(cls) if not name.startswith("_")}
 
 
