@@ -82,6 +82,12 @@ def start_logging(
         sinks.append(targets.file)
     if targets.syslog is not None:
         targets.syslog.pid = pid
+        if targets.syslog.target.transport == "unix":
+            # A syslog daemon's restart makes a new socket: the jail's own (an
+            # extra rsyslog socket in the chroot) is found at its path inside.
+            # Any other path is tried as given: the jail may have a /dev/log.
+            syslog_path = targets.syslog.target.path
+            targets.syslog.path = _reopen_path(syslog_path, options.chroot) or syslog_path
         sinks.append(targets.syslog)
     # From here on the writer thread owns the sinks: targets.close() must not close them.
     targets.file = targets.syslog = None

@@ -90,6 +90,8 @@ class SyslogSink:
         owner: int | None = None,
     ) -> None:
         self.target = target
+        #: the Unix socket's path for a reconnect, as the daemon sees it (after a chroot).
+        self.path = target.path
         self.sock = sock
         #: (family, sockaddr) resolved in the launching process, where DNS still works.
         self.address = address
@@ -238,7 +240,7 @@ class SyslogSink:
             # be another user's socket or a symlink to one (_syslogsocket).
             from ._syslogsocket import connect_unix
 
-            self.sock, self.stream = connect_unix(self.target.path, self.owner)
+            self.sock, self.stream = connect_unix(self.path, self.owner)
             return True
         assert self.address is not None
         family, sockaddr = self.address
