@@ -313,6 +313,8 @@ def become_daemon(
 
             if acquired.pidfile is not None and options.chroot is not None:
                 acquired.pidfile.enter_chroot(options.chroot)
+            if acquired.listeners is not None and options.chroot is not None:
+                acquired.listeners.enter_chroot(options.chroot)
             drop_privileges(options)
             if acquired.pidfile is not None and handoff is None:
                 # A successor writes its pid only at the hand-over (see _upgrade).

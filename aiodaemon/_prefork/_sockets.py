@@ -92,6 +92,21 @@ class Listeners(Mapping[str, socket.socket]):
         """Take over removing ``files`` at exit (an upgrade's successor, after the hand-over)."""
         self._unix_files.update(files)
 
+    def enter_chroot(self, root: str) -> None:
+        """Remove the socket files at exit by their paths inside ``root``; call before the chroot.
+
+        A file outside the jail cannot be reached from it and is left.
+        """
+        jail = os.path.realpath(root).rstrip("/") + "/"
+        inside = {}
+        for path, identity in self._unix_files.items():
+            # The directory resolved, not the file: unlink_if_ours checks that one.
+            directory, name = os.path.split(path)
+            real = os.path.join(os.path.realpath(directory), name)
+            if real.startswith(jail):
+                inside["/" + real.removeprefix(jail)] = identity
+        self._unix_files = inside
+
     def disown_unix_files(self) -> None:
         """Leave the socket files at exit: an upgrade's successor serves on them now."""
         self._unix_files.clear()

@@ -1,0 +1,58 @@
+"""A chrooted daemon removes its unix socket files inside the jail at exit, as the pidfile.
+
+It removed them by their host paths, which do not exist inside the jail: every
+``listen=`` and ``health=`` socket file stayed behind after a stop.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from .support import aiodaemon_cli, kill_quietly, read_pid, wait_gone
+
+pytestmark = pytest.mark.root
+
+
+@pytest.fixture(autouse=True)
+def _need_root() -> None:
+    """chroot needs root."""
+    if os.geteuid() != 0:
+        pytest.fail("test_jail_sockets needs root: run the suite as root (as .ci/run does)")
+
+
+@pytest.fixture
+def base() -> Iterator[Path]:
+    """A directory holding a jail with a ``run`` directory nobody may write."""
+    path = Path(tempfile.mkdtemp(prefix="aiodaemon-jail-"))
+    path.chmod(0o755)
+    (path / "jail" / "run").mkdir(parents=True)
+    (path / "jail" / "run").chmod(0o1777)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.mark.parametrize("user", [[], ["--user", "nobody"]], ids=["root", "nobody"])
+def test_the_socket_files_inside_the_jail_are_removed_at_exit(base: Path, user: list[str]) -> None:
+    """``listen=`` and ``health=`` unix sockets in the jail are gone once ``stop`` returns."""
+    run, pidfile = base / "jail" / "run", base / "d.pid"
+    started = aiodaemon_cli(
+        "start", "tests.programs.forever:main", "--chroot", base / "jail", *user,
+        "--pidfile", pidfile, "--listen", f"web=unix:{run / 'web.sock'}",
+        "--health", f"unix:{run / 'health.sock'}",
+    )  # fmt: skip
+    assert started.returncode == 0, started.stderr
+    pid = read_pid(pidfile)
+    try:
+        assert sorted(p.name for p in run.iterdir()) == ["health.sock", "web.sock"]
+        stopped = aiodaemon_cli("stop", "--pidfile", pidfile)
+        assert stopped.returncode == 0, stopped.stderr
+        wait_gone(pid)
+    finally:
+        kill_quietly(pid)
+    assert list(run.iterdir()) == []
