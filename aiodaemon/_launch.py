@@ -315,6 +315,8 @@ def become_daemon(
                 acquired.pidfile.enter_chroot(options.chroot)
             if acquired.listeners is not None and options.chroot is not None:
                 acquired.listeners.enter_chroot(options.chroot)
+            if acquired.control is not None and options.chroot is not None:
+                acquired.control.enter_chroot(options.chroot)
             drop_privileges(options)
             if acquired.pidfile is not None and handoff is None:
                 # A successor writes its pid only at the hand-over (see _upgrade).

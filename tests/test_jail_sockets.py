@@ -1,12 +1,14 @@
 """A chrooted daemon removes its unix socket files inside the jail at exit, as the pidfile.
 
 It removed them by their host paths, which do not exist inside the jail: every
-``listen=`` and ``health=`` socket file stayed behind after a stop.
+``listen=`` and ``health=`` socket file, and the control socket next to a
+pidfile in the jail, stayed behind after a stop.
 """
 
 from __future__ import annotations
 
 import os
+import pwd
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -28,19 +30,20 @@ def _need_root() -> None:
 
 @pytest.fixture
 def base() -> Iterator[Path]:
-    """A directory holding a jail with a ``run`` directory nobody may write."""
+    """A directory holding a jail with a ``run`` directory of nobody's."""
     path = Path(tempfile.mkdtemp(prefix="aiodaemon-jail-"))
     path.chmod(0o755)
     (path / "jail" / "run").mkdir(parents=True)
-    (path / "jail" / "run").chmod(0o1777)
+    os.chown(path / "jail" / "run", pwd.getpwnam("nobody").pw_uid, -1)
     yield path
     shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.mark.parametrize("user", [[], ["--user", "nobody"]], ids=["root", "nobody"])
 def test_the_socket_files_inside_the_jail_are_removed_at_exit(base: Path, user: list[str]) -> None:
-    """``listen=`` and ``health=`` unix sockets in the jail are gone once ``stop`` returns."""
-    run, pidfile = base / "jail" / "run", base / "d.pid"
+    """``listen=``, ``health=`` and control sockets in the jail are gone once ``stop`` returns."""
+    run = base / "jail" / "run"
+    pidfile = run / "d.pid"
     started = aiodaemon_cli(
         "start", "tests.programs.forever:main", "--chroot", base / "jail", *user,
         "--pidfile", pidfile, "--listen", f"web=unix:{run / 'web.sock'}",
@@ -49,7 +52,9 @@ def test_the_socket_files_inside_the_jail_are_removed_at_exit(base: Path, user: 
     assert started.returncode == 0, started.stderr
     pid = read_pid(pidfile)
     try:
-        assert sorted(p.name for p in run.iterdir()) == ["health.sock", "web.sock"]
+        assert sorted(p.name for p in run.iterdir()) == [
+            "d.pid", "d.pid.ctl", "health.sock", "web.sock"
+        ]  # fmt: skip
         stopped = aiodaemon_cli("stop", "--pidfile", pidfile)
         assert stopped.returncode == 0, stopped.stderr
         wait_gone(pid)

@@ -27,6 +27,8 @@ class ControlSocket:
 
     def __init__(self, path: str, sock: socket.socket, identity: tuple[int, int] | None) -> None:
         self.path = path
+        #: the file's path as this process sees it: changed by a chroot, None when outside it.
+        self.visible_path: str | None = path
         self.sock = sock
         # (st_dev, st_ino) of our file: only that inode is ever unlinked (None: not ours).
         self._identity: tuple[int, int] | None = identity
@@ -35,6 +37,12 @@ class ControlSocket:
     def identity(self) -> tuple[int, int] | None:
         """(st_dev, st_ino) of the file this process will remove at exit, if any."""
         return self._identity
+
+    def enter_chroot(self, root: str) -> None:
+        """Remove the file at exit by its path inside ``root``; call just before the chroot."""
+        from ._unixbind import seen_from  # loaded by open_control_socket's bind
+
+        self.visible_path = seen_from(root, self.path)
 
     def own_file(self, identity: tuple[int, int]) -> None:
         """Remove the file ``identity`` names at exit (an upgrade's successor, once in charge)."""
@@ -92,11 +100,11 @@ class ControlSocket:
             self.sock.close()
         except OSError:
             pass
-        if unlink and self._identity is not None:
+        if unlink and self._identity is not None and self.visible_path is not None:
             try:
-                st = os.lstat(self.path)
+                st = os.lstat(self.visible_path)
                 if (st.st_dev, st.st_ino) == self._identity:
-                    os.unlink(self.path)
+                    os.unlink(self.visible_path)
             except OSError:
                 pass
         self._identity = None

@@ -18,7 +18,7 @@ from collections.abc import Iterator, Mapping, MutableMapping
 
 from ..exceptions import StartupError
 from ._addresses import InetAddress, ListenAddress, UnixAddress, encoded_host
-from ._unixbind import bind_unix_listener, unlink_if_ours
+from ._unixbind import bind_unix_listener, seen_from, unlink_if_ours
 
 __all__ = ["LISTEN_VARIABLES", "Listeners", "open_listeners"]
 
@@ -97,14 +97,11 @@ class Listeners(Mapping[str, socket.socket]):
 
         A file outside the jail cannot be reached from it and is left.
         """
-        jail = os.path.realpath(root).rstrip("/") + "/"
         inside = {}
         for path, identity in self._unix_files.items():
-            # The directory resolved, not the file: unlink_if_ours checks that one.
-            directory, name = os.path.split(path)
-            real = os.path.join(os.path.realpath(directory), name)
-            if real.startswith(jail):
-                inside["/" + real.removeprefix(jail)] = identity
+            seen = seen_from(root, path)
+            if seen is not None:
+                inside[seen] = identity
         self._unix_files = inside
 
     def disown_unix_files(self) -> None:

@@ -163,9 +163,9 @@ def _forced_exit_files(runtime: Runtime) -> None:
     if control is not None:
 
         def unlink_control() -> None:
-            identity = control.identity
-            if identity is not None:
-                unlink_if_ours(control.path, identity)
+            identity, path = control.identity, control.visible_path
+            if identity is not None and path is not None:
+                unlink_if_ours(path, identity)
 
         runtime.add_forced_exit_step(unlink_control)
 
