@@ -5,10 +5,13 @@ from __future__ import annotations
 import contextlib
 import json
 import socket
+import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
+from aiodaemon._cli._control_client import ControlBusy, ask_patiently
 from aiodaemon._prefork._control_protocol import MAX_CONNECTIONS, MAX_WAITING
 
 from .control_support import ControlApp, open_control_app
@@ -182,3 +185,23 @@ def test_status_of_a_busy_daemon_whose_pidfile_was_removed_says_running(
     result = app.cli("stop", "--pidfile", app.pidfile)
     assert result.returncode == 0, result.stderr
     assert not app.control.exists()
+
+
+def test_no_try_begins_once_the_patience_is_over() -> None:
+    """Told "busy" until the end: the refusal is reported, no last try with no time left.
+
+    The pause before a try could run to the end of the patience; the try made
+    then had ~0 s and failed as "no answer within 0.001 s" (seen on a loaded
+    machine), hiding that the daemon had said it was busy.
+    """
+    tries: list[float] = []
+
+    def ask_once() -> dict[str, Any]:
+        tries.append(time.monotonic())
+        return {"ok": False, "error": JAMMED, "transient": True}
+
+    until = time.monotonic() + 0.3
+    with pytest.raises(ControlBusy, match=JAMMED):
+        ask_patiently(ask_once, until=until)
+    assert len(tries) >= 2
+    assert max(tries) < until

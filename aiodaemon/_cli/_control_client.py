@@ -256,6 +256,10 @@ def ask_patiently(
         spread = 0.5 + (time.monotonic_ns() // 1000 % 1000) / 1000
         wait(min(left, pause * spread))
         pause = min(2 * pause, _LONGEST_PAUSE)
+        if time.monotonic() >= until:
+            # A pause that ran to the end leaves no time for a try: one begun
+            # then failed as "no answer within 0.001 s", hiding the refusal.
+            raise ControlBusy(error)
 
 
 def request_timeout(deadline: float, timeout: float) -> float:
