@@ -5,7 +5,9 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import shutil
 import signal
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -37,6 +39,23 @@ def foreground(tmp_path: Path, daemons: list[ForegroundDaemon]) -> Any:
         return d
 
     return starter
+
+
+@pytest.fixture
+def jail_base(request: pytest.FixtureRequest) -> Iterator[Path]:
+    """A directory any account may enter, holding an empty ``jail`` for ``chroot=``.
+
+    Outside tmp_path, whose parents only root may enter: a daemon dropped to
+    nobody keeps its files beside the jail. chroot needs root.
+    """
+    if os.geteuid() != 0:
+        name = request.module.__name__.rpartition(".")[2]
+        pytest.fail(f"{name} needs root: run the suite as root (as .ci/run does)")
+    path = Path(tempfile.mkdtemp(prefix="aiodaemon-jail-"))
+    path.chmod(0o755)
+    (path / "jail").mkdir(mode=0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture

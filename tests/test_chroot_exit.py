@@ -8,10 +8,6 @@ empty jail that load fails and glibc aborts the process: exit 134 and
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -29,23 +25,6 @@ from .support import (
 pytestmark = pytest.mark.root
 
 
-@pytest.fixture(autouse=True)
-def _need_root() -> None:
-    """chroot needs root."""
-    if os.geteuid() != 0:
-        pytest.fail("test_chroot_exit needs root: run the suite as root (as .ci/run does)")
-
-
-@pytest.fixture
-def base() -> Iterator[Path]:
-    """A directory nobody can traverse, holding an empty jail."""
-    path = Path(tempfile.mkdtemp(prefix="aiodaemon-jail-"))
-    path.chmod(0o755)
-    (path / "jail").mkdir(mode=0o755)
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
-
-
 @pytest.mark.parametrize(
     ("target", "status"),
     [("tests.programs.noop:main", 0), ("tests.programs.cli_fail_app:main", 1)],
@@ -53,34 +32,34 @@ def base() -> Iterator[Path]:
 )
 @pytest.mark.parametrize("user", [[], ["--user", "nobody"]], ids=["root", "nobody"])
 def test_foreground_daemon_in_an_empty_jail_exits_with_its_status(
-    base: Path, target: str, status: int, user: list[str]
+    jail_base: Path, target: str, status: int, user: list[str]
 ) -> None:
     """``aiodaemon run ... --chroot JAIL``: the daemon's exit status, no glibc abort on stderr."""
-    result = aiodaemon_cli("run", target, "--chroot", base / "jail", *user)
+    result = aiodaemon_cli("run", target, "--chroot", jail_base / "jail", *user)
     assert result.returncode == status, result.stderr
     assert "libgcc_s" not in result.stderr
     assert "pthread" not in result.stderr
 
 
-def test_modules_loaded_only_for_some_options_are_loaded_before_the_chroot(base: Path) -> None:
+def test_modules_loaded_only_for_some_options_are_loaded_before_the_chroot(jail_base: Path) -> None:
     """asyncio's loop (``--no-uvloop``) and a ``--stderr`` file's reopener load lazily.
 
     Lazily, but before the chroot: inside the empty jail an import would fail.
     """
-    stderr = base / "stderr.txt"
+    stderr = jail_base / "stderr.txt"
     result = aiodaemon_cli(
-        "run", "tests.programs.noop:main", "--chroot", base / "jail", "--no-uvloop",
-        "--stderr", stderr, "--log-file", base / "d.jsonl",
+        "run", "tests.programs.noop:main", "--chroot", jail_base / "jail", "--no-uvloop",
+        "--stderr", stderr, "--log-file", jail_base / "d.jsonl",
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
-    records = read_json_lines(base / "d.jsonl")
+    records = read_json_lines(jail_base / "d.jsonl")
     assert records[0]["event"] == "starting"
     assert records[0]["loop"] == "asyncio"
     assert [r["event"] for r in records if r["level"] in ("error", "critical")] == []
 
 
 def test_a_foreground_daemon_on_a_terminal_logging_to_a_file_runs_in_the_jail(
-    base: Path,
+    jail_base: Path,
 ) -> None:
     """Its warnings echoed to the terminal: the echo's module is loaded before the chroot.
 
@@ -88,35 +67,35 @@ def test_a_foreground_daemon_on_a_terminal_logging_to_a_file_runs_in_the_jail(
     """
     output, status = run_on_terminal(
         [PYTHON, "-m", "aiodaemon", "run", "tests.programs.noop:main",
-         "--chroot", base / "jail", "--log-file", base / "d.jsonl"]
+         "--chroot", jail_base / "jail", "--log-file", jail_base / "d.jsonl"]
     )  # fmt: skip
     assert status == 0, output
     assert "ModuleNotFoundError" not in output
-    assert read_json_lines(base / "d.jsonl")[0]["event"] == "starting"
+    assert read_json_lines(jail_base / "d.jsonl")[0]["event"] == "starting"
 
 
 @pytest.mark.parametrize("user", [[], ["--user", "nobody"]], ids=["root", "nobody"])
-def test_a_non_ascii_host_name_encodes_in_the_jail(base: Path, user: list[str]) -> None:
+def test_a_non_ascii_host_name_encodes_in_the_jail(jail_base: Path, user: list[str]) -> None:
     """The idna codec's ``punycode`` lookup is loaded before the chroot.
 
     It was looked up in the empty jail: ``LookupError: unknown encoding: punycode``
     from the program's ``getaddrinfo`` on any non-ASCII host name.
     """
     result = aiodaemon_cli(
-        "run", "tests.programs.jail_idna:main", "--chroot", base / "jail", *user
+        "run", "tests.programs.jail_idna:main", "--chroot", jail_base / "jail", *user
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert result.stdout == "xn--bcher-kva.example\n"
 
 
-def test_detached_daemon_in_an_empty_jail_stops_without_an_abort(base: Path) -> None:
+def test_detached_daemon_in_an_empty_jail_stops_without_an_abort(jail_base: Path) -> None:
     """A detached chrooted daemon stopped by ``aiodaemon stop``: no glibc abort in its stderr."""
-    pidfile, stderr, log = base / "d.pid", base / "stderr.txt", base / "d.jsonl"
+    pidfile, stderr, log = jail_base / "d.pid", jail_base / "stderr.txt", jail_base / "d.jsonl"
     started = aiodaemon_cli(
         "start",
         "tests.programs.forever:main",
         "--chroot",
-        base / "jail",
+        jail_base / "jail",
         "--pidfile",
         pidfile,
         "--stderr",

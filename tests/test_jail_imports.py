@@ -9,11 +9,8 @@ what a program and its operator do at run time, and finds none.
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import socket
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -33,23 +30,6 @@ from .support import (
 pytestmark = pytest.mark.root
 
 
-@pytest.fixture(autouse=True)
-def _need_root() -> None:
-    """chroot needs root."""
-    if os.geteuid() != 0:
-        pytest.fail("test_jail_imports needs root: run the suite as root (as .ci/run does)")
-
-
-@pytest.fixture
-def base() -> Iterator[Path]:
-    """A directory holding an empty jail and the daemon's files outside it."""
-    path = Path(tempfile.mkdtemp(prefix="aiodaemon-jail-"))
-    path.chmod(0o755)
-    (path / "jail").mkdir(mode=0o755)
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
-
-
 def _readyz(path: Path) -> bytes:
     with socket.socket(socket.AF_UNIX) as s:
         s.settimeout(10)
@@ -62,13 +42,14 @@ def _readyz(path: Path) -> bytes:
 
 
 @pytest.mark.parametrize("loop", ["--uvloop", "--no-uvloop"])
-def test_a_jailed_daemon_imports_nothing_once_main_runs(base: Path, loop: str) -> None:
+def test_a_jailed_daemon_imports_nothing_once_main_runs(jail_base: Path, loop: str) -> None:
     """No ``late import`` line on its stderr, through reloads, rotation, probes and the stop."""
-    pidfile, stderr, log = base / "d.pid", base / "stderr.txt", base / "d.jsonl"
+    pidfile, stderr, log = jail_base / "d.pid", jail_base / "stderr.txt", jail_base / "d.jsonl"
     started = aiodaemon_cli(
-        "start", "tests.programs.jail_imports:main", "--chroot", base / "jail",
+        "start", "tests.programs.jail_imports:main", "--chroot", jail_base / "jail",
         "--user", "nobody", "--pidfile", pidfile, "--stderr", stderr, "--log-file", log,
-        "--health", f"unix:{base / 'health.sock'}", "--listen", f"web=unix:{base / 'web.sock'}",
+        "--health", f"unix:{jail_base / 'health.sock'}",
+        "--listen", f"web=unix:{jail_base / 'web.sock'}",
         loop,
     )  # fmt: skip
     assert started.returncode == 0, started.stderr
@@ -78,7 +59,7 @@ def test_a_jailed_daemon_imports_nothing_once_main_runs(base: Path, loop: str) -
         assert aiodaemon_cli("status", "--pidfile", pidfile).returncode == 0
         assert aiodaemon_cli("reload", "--pidfile", pidfile).returncode == 0
         assert aiodaemon_cli("reload", "--pidfile", pidfile).returncode == 1  # the hook fails
-        assert _readyz(base / "health.sock").startswith(b"HTTP/1.1 200")
+        assert _readyz(jail_base / "health.sock").startswith(b"HTTP/1.1 200")
         os.kill(pid, signal.SIGUSR1)
         os.kill(pid, signal.SIGWINCH)
         wait_for(
@@ -100,13 +81,13 @@ def test_a_jailed_daemon_imports_nothing_once_main_runs(base: Path, loop: str) -
 
 @pytest.mark.parametrize("log_file", [False, True], ids=["console", "log file"])
 def test_a_jailed_foreground_daemon_on_a_terminal_imports_nothing_once_main_runs(
-    base: Path, log_file: bool
+    jail_base: Path, log_file: bool
 ) -> None:
     """Its console records on the terminal, or the errors a log file's daemon echoes there."""
-    logs: list[str | Path] = ["--log-file", base / "d.jsonl"] if log_file else []
+    logs: list[str | Path] = ["--log-file", jail_base / "d.jsonl"] if log_file else []
     output, status = run_on_terminal(
         [PYTHON, "-m", "aiodaemon", "run", "tests.programs.jail_imports:main",
-         "--chroot", base / "jail", "--user", "nobody", *logs],
+         "--chroot", jail_base / "jail", "--user", "nobody", *logs],
         env={"JAIL_IMPORTS_RETURN": "1"},
     )  # fmt: skip
     assert status == 0, output

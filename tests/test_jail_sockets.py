@@ -9,9 +9,6 @@ from __future__ import annotations
 
 import os
 import pwd
-import shutil
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,22 +18,12 @@ from .support import aiodaemon_cli, kill_quietly, read_pid, wait_gone
 pytestmark = pytest.mark.root
 
 
-@pytest.fixture(autouse=True)
-def _need_root() -> None:
-    """chroot needs root."""
-    if os.geteuid() != 0:
-        pytest.fail("test_jail_sockets needs root: run the suite as root (as .ci/run does)")
-
-
 @pytest.fixture
-def base() -> Iterator[Path]:
+def base(jail_base: Path) -> Path:
     """A directory holding a jail with a ``run`` directory of nobody's."""
-    path = Path(tempfile.mkdtemp(prefix="aiodaemon-jail-"))
-    path.chmod(0o755)
-    (path / "jail" / "run").mkdir(parents=True)
-    os.chown(path / "jail" / "run", pwd.getpwnam("nobody").pw_uid, -1)
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
+    (jail_base / "jail" / "run").mkdir()
+    os.chown(jail_base / "jail" / "run", pwd.getpwnam("nobody").pw_uid, -1)
+    return jail_base
 
 
 @pytest.mark.parametrize("user", [[], ["--user", "nobody"]], ids=["root", "nobody"])

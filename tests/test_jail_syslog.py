@@ -10,11 +10,7 @@ and its records no longer went anywhere.
 
 from __future__ import annotations
 
-import os
-import shutil
 import socket
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -24,21 +20,11 @@ from .support import aiodaemon_cli, kill_quietly, read_pid, wait_gone
 pytestmark = pytest.mark.root
 
 
-@pytest.fixture(autouse=True)
-def _need_root() -> None:
-    """chroot needs root."""
-    if os.geteuid() != 0:
-        pytest.fail("test_jail_syslog needs root: run the suite as root (as .ci/run does)")
-
-
 @pytest.fixture
-def base() -> Iterator[Path]:
+def base(jail_base: Path) -> Path:
     """A directory holding a jail with a ``dev`` directory, and the daemon's files outside it."""
-    path = Path(tempfile.mkdtemp(prefix="aiodaemon-jail-"))
-    path.chmod(0o755)
-    (path / "jail" / "dev").mkdir(mode=0o755, parents=True)
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
+    (jail_base / "jail" / "dev").mkdir(mode=0o755)
+    return jail_base
 
 
 def _syslog_socket(path: Path) -> socket.socket:
