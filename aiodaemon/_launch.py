@@ -317,6 +317,9 @@ def become_daemon(
                 acquired.listeners.enter_chroot(options.chroot)
             if acquired.control is not None and options.chroot is not None:
                 acquired.control.enter_chroot(options.chroot)
+            if acquired.logs is not None and options.chroot is not None:
+                outputs = [path for path in (options.stdout, options.stderr) if path is not None]
+                acquired.logs.enter_chroot(options.chroot, outputs)
             drop_privileges(options)
             if acquired.pidfile is not None and handoff is None:
                 # A successor writes its pid only at the hand-over (see _upgrade).

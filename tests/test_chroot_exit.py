@@ -8,6 +8,8 @@ empty jail that load fails and glibc aborts the process: exit 134 and
 
 from __future__ import annotations
 
+import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -19,6 +21,7 @@ from .support import (
     read_json_lines,
     read_pid,
     run_on_terminal,
+    wait_for,
     wait_gone,
 )
 
@@ -113,3 +116,32 @@ def test_detached_daemon_in_an_empty_jail_stops_without_an_abort(jail_base: Path
         kill_quietly(pid)
     assert read_json_lines(log)[-1]["event"] == "exit"
     assert "libgcc_s" not in stderr.read_text()
+
+
+def test_files_named_through_a_symlink_follow_a_rotation_in_the_jail(jail_base: Path) -> None:
+    """The log and stderr files, in the jail but named through a symlinked directory, reopen.
+
+    Where they are inside the jail was worked out after the chroot, where the
+    host's symlink does not exist: they were taken for files outside the jail
+    ('cannot reopen log file ... outside the chroot') and never rotated.
+    """
+    jail, link = jail_base / "jail", jail_base / "link"
+    link.symlink_to(jail_base)
+    pidfile, log, err = jail_base / "d.pid", jail / "d.jsonl", jail / "err.log"
+    started = aiodaemon_cli(
+        "start", "tests.programs.forever:main", "--chroot", jail, "--pidfile", pidfile,
+        "--log-file", link / "jail" / "d.jsonl", "--stderr", link / "jail" / "err.log",
+    )  # fmt: skip
+    assert started.returncode == 0, started.stderr
+    pid = read_pid(pidfile)
+    try:
+        log.rename(jail / "d.jsonl.1")
+        err.rename(jail / "err.log.1")
+        os.kill(pid, signal.SIGUSR1)
+        wait_for(lambda: log.exists() and err.exists(), what="the log and stderr files reopened")
+    finally:
+        kill_quietly(pid, signal.SIGTERM)
+    wait_gone(pid)
+    assert [r["event"] for r in read_json_lines(log)][-1] == "exit"
+    events = [r["event"] for r in read_json_lines(jail / "d.jsonl.1")]
+    assert "cannot reopen log file, keeping the old one" not in events

@@ -41,18 +41,6 @@ if TYPE_CHECKING:
 __all__ = ["start_logging"]
 
 
-def _reopen_path(path: str, chroot: str | None) -> str | None:
-    """A log or output file's path as the daemon sees it after ``chroot``; None if outside it."""
-    if chroot is None:
-        return path
-    real, root = os.path.realpath(path), os.path.realpath(chroot)
-    if real == root:
-        return "/"
-    if not real.startswith(root.rstrip("/") + "/"):
-        return None
-    return "/" + os.path.relpath(real, root)
-
-
 def start_logging(
     targets: LogTargets,
     options: Options,
@@ -68,7 +56,7 @@ def start_logging(
 
     Args:
         targets: what :func:`open_log_targets` opened in the launching process.
-        options: the daemon's options (``log_level``, ``log_format``, ``chroot``).
+        options: the daemon's options (``log_level``, ``log_format``, the output files).
         detached: whether stdio is no longer a terminal we were started from.
         container: started as PID 1 (a container): stderr is the container's
             log stream, read by a collector, even when it is a TTY (``-t``).
@@ -78,7 +66,7 @@ def start_logging(
     set_pid(pid)
     sinks: list[Sink] = []
     if targets.file is not None:
-        targets.file.reopen_path = _reopen_path(targets.file.path, options.chroot)
+        targets.file.reopen_path = targets.seen(targets.file.path)
         sinks.append(targets.file)
     if targets.syslog is not None:
         targets.syslog.pid = pid
@@ -87,7 +75,7 @@ def start_logging(
             # extra rsyslog socket in the chroot) is found at its path inside.
             # Any other path is tried as given: the jail may have a /dev/log.
             syslog_path = targets.syslog.target.path
-            targets.syslog.path = _reopen_path(syslog_path, options.chroot) or syslog_path
+            targets.syslog.path = targets.seen(syslog_path) or syslog_path
         sinks.append(targets.syslog)
     # From here on the writer thread owns the sinks: targets.close() must not close them.
     targets.file = targets.syslog = None
@@ -116,8 +104,7 @@ def start_logging(
             # (launch's _preload loads it, before a chroot or a drop, when one has).
             from ._outputs import OutputFile
 
-            reopen_path = _reopen_path(path, options.chroot)
-            writer.outputs.append(OutputFile(fd, option, path, reopen_path, owner))
+            writer.outputs.append(OutputFile(fd, option, path, targets.seen(path), owner))
 
     if _runs.started:
         _forget_cached_loggers()

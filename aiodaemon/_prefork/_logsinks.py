@@ -17,7 +17,7 @@ import errno
 import os
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Protocol
 
 from ..exceptions import StartupError
@@ -235,6 +235,15 @@ class _Writer(Protocol):
     def close(self, timeout: float) -> object: ...
 
 
+def _in_jail(real: str, root: str) -> str | None:
+    """The real path ``real`` as a process chrooted to the real path ``root`` names it."""
+    if real == root:
+        return "/"
+    if not real.startswith(root.rstrip("/") + "/"):
+        return None
+    return "/" + os.path.relpath(real, root)
+
+
 class LogTargets:
     """Log sinks opened in the launching process, before the fork and the privilege drop."""
 
@@ -245,12 +254,32 @@ class LogTargets:
         self.writer: _Writer | None = None
         #: seconds the writer may take to drain its queue at :meth:`close`.
         self.drain_timeout = 5.0
+        #: paths as the daemon sees them inside its chroot (see :meth:`enter_chroot`).
+        self._jailed: dict[str, str | None] = {}
 
     def __enter__(self) -> LogTargets:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+    def enter_chroot(self, root: str, outputs: Iterable[str]) -> None:
+        """Record where the log file, a unix syslog socket and ``outputs`` are seen from ``root``.
+
+        Called just before the chroot: their real paths (through any symlink
+        on the way) can only be resolved on the host's file system.
+        """
+        paths = list(outputs)
+        if self.file is not None:
+            paths.append(self.file.path)
+        if self.syslog is not None and self.syslog.target.transport == "unix":
+            paths.append(self.syslog.target.path)
+        real_root = os.path.realpath(root)
+        self._jailed = {path: _in_jail(os.path.realpath(path), real_root) for path in paths}
+
+    def seen(self, path: str) -> str | None:
+        """``path`` as the daemon sees it: inside its chroot (None: outside it), else as given."""
+        return self._jailed.get(path, path)
 
     def keep_fds(self) -> list[int]:
         """Descriptors that must survive the detach's close-all."""
