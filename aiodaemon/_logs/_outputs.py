@@ -22,6 +22,8 @@ from __future__ import annotations
 import os
 import stat
 
+from .._prefork._logsinks import names_another
+
 __all__ = ["OutputFile"]
 
 
@@ -62,15 +64,7 @@ class OutputFile:
             held = os.fstat(self.fd if fd is None else fd)
         except OSError:
             return False
-        if not stat.S_ISREG(held.st_mode):
-            return False
-        try:
-            at_path = os.stat(self.reopen_path, follow_symlinks=False)
-        except PermissionError:
-            return False
-        except OSError:
-            return True  # gone (logrotate without `create`): created anew by the reopen
-        return not os.path.samestat(at_path, held)
+        return stat.S_ISREG(held.st_mode) and names_another(self.reopen_path, held)
 
     def reopen(self) -> None:
         """Open the file at the path and put it on the fd; the old file is closed.

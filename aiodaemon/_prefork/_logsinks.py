@@ -34,6 +34,7 @@ __all__ = [
     "Record",
     "StreamSink",
     "is_syslog_sink",
+    "names_another",
     "open_file_sink",
     "open_log_targets",
     "write_all",
@@ -103,6 +104,23 @@ class _LineSink:
                 self._mid_line = False  # the fragment got its newline, nothing more
             raise
         self._mid_line = False
+
+
+def names_another(path: str, held: os.stat_result) -> bool:
+    """Whether ``path`` no longer names the file ``held`` (its ``fstat``): renamed or replaced.
+
+    True when nothing is there (a rotation without ``create``, or a broken
+    path: the reopen says why); False when the path cannot be looked at (a
+    directory closed to us after a privilege drop): it could not be reopened
+    there either.
+    """
+    try:
+        at_path = os.stat(path, follow_symlinks=False)
+    except PermissionError:
+        return False
+    except OSError:
+        return True
+    return not os.path.samestat(at_path, held)
 
 
 def _cut(lines: Sequence[bytes], written: int) -> int:
@@ -180,16 +198,7 @@ class FileSink(_LineSink):
         False when the path cannot be looked at (a directory closed to us
         after a privilege drop): the file could not be reopened there either.
         """
-        if self.reopen_path is None:
-            return False
-        try:
-            at_path = os.stat(self.reopen_path, follow_symlinks=False)
-        except PermissionError:
-            return False
-        except OSError:
-            return True  # gone, or the path is broken: the reopen says why
-        st = os.fstat(self.fd)
-        return not os.path.samestat(at_path, st)
+        return self.reopen_path is not None and names_another(self.reopen_path, os.fstat(self.fd))
 
     def close(self) -> None:
         """Close the file."""
