@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 
+from .._prefork._config import Options
 from .._prefork._control_protocol import VERSION
 from .._prefork._messages import say
 from .._prefork._pidfile_status import read_pidfile
@@ -74,8 +75,9 @@ def wait_for_stopping_daemon(pidfile: str, control: str, options: dict[str, Any]
         return False  # cannot tell: it runs, as far as anyone knows
     if answer.get("state") != "stopping":
         return False
-    budget = float(options.get("drain_delay") or 0.0)
-    budget += float(options.get("shutdown_timeout", 30.0)) + _MARGIN
+    defaults = Options._field_defaults  # what the daemon has for an option not given
+    budget = float(options.get("drain_delay") or defaults["drain_delay"])
+    budget += float(options.get("shutdown_timeout", defaults["shutdown_timeout"])) + _MARGIN
     say(f"pid {pid} is stopping; starting once it has exited")
     if not _exits(pidfile, pid, budget):
         say(f"pid {pid} still stopping after {budget:g} s; nothing started")
