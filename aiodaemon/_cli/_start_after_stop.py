@@ -75,9 +75,11 @@ def wait_for_stopping_daemon(pidfile: str, control: str, options: dict[str, Any]
         return False  # cannot tell: it runs, as far as anyone knows
     if answer.get("state") != "stopping":
         return False
-    defaults = Options._field_defaults  # what the daemon has for an option not given
-    budget = float(options.get("drain_delay") or defaults["drain_delay"])
-    budget += float(options.get("shutdown_timeout", defaults["shutdown_timeout"])) + _MARGIN
+    # What the daemon has for an option not given.
+    drain_delay: float = Options._field_defaults["drain_delay"]
+    shutdown_timeout: float = Options._field_defaults["shutdown_timeout"]
+    budget = float(options.get("drain_delay") or drain_delay)
+    budget += float(options.get("shutdown_timeout", shutdown_timeout)) + _MARGIN
     say(f"pid {pid} is stopping; starting once it has exited")
     if not _exits(pidfile, pid, budget):
         say(f"pid {pid} still stopping after {budget:g} s; nothing started")
