@@ -28,7 +28,7 @@ from ._control_client import (
     ControlRefused,
     ask_patiently,
 )
-from ._control_trust import ControlUntrusted, ask_holder, say_ignored
+from ._control_trust import ControlUntrusted, ask_holder, say_ignored, stat_field
 from ._lost_pidfile import (
     Found,
     find_lock_holder,
@@ -57,18 +57,6 @@ class StatusCode(enum.IntEnum):
     DEAD = 1
     NOT_RUNNING = 3
     UNKNOWN = 4
-
-
-def _stat_field(pid: int, index: int) -> int | None:
-    """Field ``index`` of ``/proc/PID/stat`` after the command name (0 is the state).
-
-    None once the process is gone or the field is unreadable.
-    """
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            return int(f.read().rsplit(b")", 1)[1].split()[index])
-    except (OSError, ValueError, IndexError):
-        return None
 
 
 def _show(message: str) -> None:
@@ -297,7 +285,7 @@ def _duration(seconds: float) -> str:
 
 def _uptime(pid: int) -> float | None:
     """Seconds since ``pid`` started, from /proc; None when it will not tell."""
-    started = _stat_field(pid, 19)
+    started = stat_field(pid, 19)
     if started is None:
         return None
     try:

@@ -16,11 +16,11 @@ from __future__ import annotations
 import _socket
 import errno
 import os
-import struct
+
+from ._control_client import _peer
+from ._control_trust import stat_field
 
 __all__ = ["claim_stop"]
-
-_PEERCRED = struct.Struct("3i")
 
 
 class Claim:
@@ -43,7 +43,7 @@ def claim_stop(pid: int) -> Claim | int:
         A :class:`Claim` (signal, then close it once done), or the pid of the
         trusted process that holds the claim (do not signal: wait).
     """
-    started = _start_time(pid)
+    started = stat_field(pid, 19)  # the start time: a reused pid is another name
     if started is None:
         return Claim(None)  # gone, or /proc will not tell: nothing to share
     name = f"\0aiodaemon-stop-{pid}-{started}"
@@ -69,19 +69,9 @@ def _holder_of(name: str) -> int | None:
     try:
         probe.settimeout(1.0)
         probe.connect(name)
-        raw = probe.getsockopt(_socket.SOL_SOCKET, _socket.SO_PEERCRED, _PEERCRED.size)
+        holder, uid = _peer(probe)
     except OSError:
         return None  # released meanwhile, or not a listener: signal
     finally:
         probe.close()
-    holder, uid, _gid = _PEERCRED.unpack(raw)
     return holder if uid in (0, os.geteuid()) else None
-
-
-def _start_time(pid: int) -> int | None:
-    """Field 22 of ``/proc/PID/stat`` (start time in clock ticks), None once gone."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            return int(f.read().rsplit(b")", 1)[1].split()[19])
-    except (OSError, ValueError, IndexError):
-        return None
