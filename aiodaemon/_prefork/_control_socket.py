@@ -40,7 +40,7 @@ class ControlSocket:
 
     def enter_chroot(self, root: str) -> None:
         """Remove the file at exit by its path inside ``root``; call just before the chroot."""
-        from ._unixbind import seen_from  # loaded by open_control_socket's bind
+        from ._jailpath import seen_from
 
         self.visible_path = seen_from(root, self.path)
 

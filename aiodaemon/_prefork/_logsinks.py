@@ -244,15 +244,6 @@ class _Writer(Protocol):
     def close(self, timeout: float) -> object: ...
 
 
-def _in_jail(real: str, root: str) -> str | None:
-    """The real path ``real`` as a process chrooted to the real path ``root`` names it."""
-    if real == root:
-        return "/"
-    if not real.startswith(root.rstrip("/") + "/"):
-        return None
-    return "/" + os.path.relpath(real, root)
-
-
 class LogTargets:
     """Log sinks opened in the launching process, before the fork and the privilege drop."""
 
@@ -278,13 +269,16 @@ class LogTargets:
         Called just before the chroot: their real paths (through any symlink
         on the way) can only be resolved on the host's file system.
         """
-        paths = list(outputs)
+        from ._jailpath import seen_from
+
+        # Files are reopened without following a symlink; the socket is connected through one.
+        files = list(outputs)
         if self.file is not None:
-            paths.append(self.file.path)
+            files.append(self.file.path)
+        self._jailed = {path: seen_from(root, path) for path in files}
         if self.syslog is not None and self.syslog.target.transport == "unix":
-            paths.append(self.syslog.target.path)
-        real_root = os.path.realpath(root)
-        self._jailed = {path: _in_jail(os.path.realpath(path), real_root) for path in paths}
+            path = self.syslog.target.path
+            self._jailed[path] = seen_from(root, path, follow=True)
 
     def seen(self, path: str) -> str | None:
         """``path`` as the daemon sees it: inside its chroot (None: outside it), else as given."""

@@ -51,7 +51,7 @@ class Pidfile:
         self.path = path
         self.fd = fd
         #: the path as this process sees it: changed by a chroot, None when outside it.
-        self.visible_path: str | Path | None = path
+        self.visible_path: str | None = os.fspath(path)
         #: whose pid the file may hold when it is removed; None: this process's.
         self.owner: int | None = None
 
@@ -95,13 +95,9 @@ class Pidfile:
 
     def enter_chroot(self, root: str | Path) -> None:
         """Record where the file is seen from inside ``root``; call just before the chroot."""
-        try:
-            from pathlib import Path
+        from ._jailpath import seen_from
 
-            inside = Path(self.path).resolve().relative_to(Path(root).resolve())
-            self.visible_path = Path("/") / inside
-        except ValueError:
-            self.visible_path = None
+        self.visible_path = seen_from(os.fspath(root), os.fspath(self.path))
 
     def holds_our_pid(self, owner: int | None = None) -> bool:
         """Whether the file at ``path`` is still our file and names ``owner`` (default: us)."""

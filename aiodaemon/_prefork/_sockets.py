@@ -18,7 +18,7 @@ from collections.abc import Iterator, Mapping, MutableMapping
 
 from ..exceptions import StartupError
 from ._addresses import InetAddress, ListenAddress, UnixAddress, encoded_host
-from ._unixbind import bind_unix_listener, seen_from, unlink_if_ours
+from ._unixbind import bind_unix_listener, unlink_if_ours
 
 __all__ = ["LISTEN_VARIABLES", "Listeners", "open_listeners"]
 
@@ -97,6 +97,8 @@ class Listeners(Mapping[str, socket.socket]):
 
         A file outside the jail cannot be reached from it and is left.
         """
+        from ._jailpath import seen_from
+
         inside = {}
         for path, identity in self._unix_files.items():
             seen = seen_from(root, path)

@@ -38,7 +38,7 @@ from collections.abc import Iterator
 from ._safeopen import describe_mode
 from ._sunpath import SUN_PATH_MAX
 
-__all__ = ["bind_unix", "bind_unix_listener", "seen_from", "unlink_if_ours"]
+__all__ = ["bind_unix", "bind_unix_listener", "unlink_if_ours"]
 
 Owner = tuple[int | None, int | None]
 
@@ -234,14 +234,3 @@ def unlink_if_ours(path: str, identity: tuple[int, int]) -> None:
         st = os.lstat(path)
         if (st.st_dev, st.st_ino) == identity and stat.S_ISSOCK(st.st_mode):
             os.unlink(path)
-
-
-def seen_from(root: str, path: str) -> str | None:
-    """``path`` as a process chrooted to ``root`` names it; None when outside ``root``.
-
-    Its directory is resolved, not the file: :func:`unlink_if_ours` checks that.
-    """
-    jail = os.path.realpath(root).rstrip("/") + "/"
-    directory, name = os.path.split(path)
-    real = os.path.join(os.path.realpath(directory), name)
-    return "/" + real.removeprefix(jail) if real.startswith(jail) else None
