@@ -53,6 +53,7 @@ LAYERS = [
         "_prefork._control_protocol",
         "_prefork._messages",
         "_prefork._pinned",
+        "_prefork._procfs",
         "_prefork._sharedfile",
         "_version",
         "exceptions",

@@ -20,6 +20,7 @@ import struct
 import time
 
 from .._prefork._control_protocol import MAX_ANSWER, ProtocolError, decode, encode
+from .._prefork._procfs import uids
 from .._prefork._sunpath import unix_address
 
 TYPE_CHECKING = False  # not typing's: see aiodaemon/__init__.py
@@ -281,7 +282,8 @@ def _check_file(path: StrPath, holder: int) -> None:
         raise ControlError(f"control socket {path}: {exc.strerror}") from None
     if not stat.S_ISSOCK(st.st_mode):
         raise ControlUntrusted(f"{path} is not a socket; not trusted")
-    owner = _euid_of(holder)
+    ids = uids(holder)
+    owner = None if ids is None else ids[1]  # the effective uid
     if st.st_uid != 0 and owner is not None and st.st_uid != owner:
         raise ControlUntrusted(
             f"control socket {path} belongs to uid {st.st_uid}, not to the daemon's user "
@@ -336,15 +338,3 @@ def _read_answer(sock: _socket.socket, deadline: float) -> bytes:
         if len(data) > MAX_ANSWER:
             raise ControlError(f"answer larger than {MAX_ANSWER} bytes; not read")
     return data
-
-
-def _euid_of(pid: int) -> int | None:
-    """The effective uid ``pid`` runs as, None when /proc will not tell."""
-    try:
-        with open(f"/proc/{pid}/status", "rb") as f:
-            for line in f:
-                if line.startswith(b"Uid:"):
-                    return int(line.split()[2])
-    except (OSError, ValueError, IndexError):
-        pass
-    return None

@@ -16,6 +16,7 @@ import time
 
 from .._prefork._messages import say
 from .._prefork._pidfile_status import read_pidfile
+from .._prefork._procfs import stat_field
 from ._control_client import ControlMismatch, ControlUntrusted, ask
 
 TYPE_CHECKING = False  # not typing's: see aiodaemon/__init__.py
@@ -86,16 +87,3 @@ def _related(peer: int, holder: int) -> bool:
 def _parent_of(pid: int) -> int | None:
     """The parent pid of ``pid``, None once it is gone."""
     return stat_field(pid, 1)
-
-
-def stat_field(pid: int, index: int) -> int | None:
-    """Field ``index`` of ``/proc/PID/stat`` after the command name (0 is the state).
-
-    1 is the parent pid, 19 the start time in clock ticks. None once the
-    process is gone or the field is unreadable.
-    """
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            return int(f.read().rsplit(b")", 1)[1].split()[index])
-    except (OSError, ValueError, IndexError):
-        return None

@@ -18,6 +18,7 @@ import time
 from .._prefork._control_protocol import VERSION
 from .._prefork._messages import printable, say, write_line
 from .._prefork._pidfile_status import PidfileState, PidfileStatus, read_pidfile
+from .._prefork._procfs import stat_field
 from ._control_client import (
     BUSY_PATIENCE,
     ControlAbsent,
@@ -28,7 +29,7 @@ from ._control_client import (
     ControlRefused,
     ask_patiently,
 )
-from ._control_trust import ControlUntrusted, ask_holder, say_ignored, stat_field
+from ._control_trust import ControlUntrusted, ask_holder, say_ignored
 from ._lost_pidfile import (
     Found,
     find_lock_holder,

@@ -17,8 +17,8 @@ import _socket
 import errno
 import os
 
+from .._prefork._procfs import stat_field
 from ._control_client import _peer
-from ._control_trust import stat_field
 
 __all__ = ["claim_stop"]
 

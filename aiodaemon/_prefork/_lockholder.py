@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import os
 
+from ._procfs import uids as _uids
+
 __all__ = ["foreign_holder", "lock_holders"]
 
 
@@ -57,18 +59,6 @@ def foreign_holder(pid: int, st: os.stat_result) -> str | None:
         f"pid {pid} of uid {strangers[0]} holds its lock, but neither root nor the "
         f"pidfile's owner (uid {st.st_uid}) runs it; not trusted"
     )
-
-
-def _uids(pid: int) -> tuple[int, ...] | None:
-    """The real, effective, saved and file-system uids of ``pid``, None if unknown."""
-    try:
-        with open(f"/proc/{pid}/status", "rb") as f:
-            for line in f:
-                if line.startswith(b"Uid:"):
-                    return tuple(int(field) for field in line.split()[1:])
-    except (OSError, ValueError):
-        pass
-    return None
 
 
 def _locking_modes(pid: str, st: os.stat_result) -> list[int]:
