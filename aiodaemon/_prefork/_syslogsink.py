@@ -148,7 +148,7 @@ class SyslogSink:
             return [head + no_data + body]
         self._next_id += 1
         room = max(self.max_message - len(head) - 64, 256)
-        chunks = [body[i : i + room] for i in range(0, len(body), room)]
+        chunks = _utf8_chunks(body, room)
         return [
             head
             + f'[part@32473 seq="{n}" of="{len(chunks)}" id="{self.pid}-{self._next_id}"] '.encode()
@@ -323,6 +323,26 @@ class SyslogSink:
         with contextlib.suppress(OSError):
             self._flush()
         self._disconnect()
+
+
+def _utf8_chunks(body: bytes, room: int) -> list[bytes]:
+    """``body`` (UTF-8) in pieces of at most ``room`` bytes, never one cut inside a character.
+
+    Each piece is a message of its own: one that is not UTF-8 is a blob to
+    journald (``[N blob data]``) and garbage to a reader decoding lines.
+    """
+    chunks = []
+    start = 0
+    while start < len(body):
+        end = cut = start + room
+        # Back off the continuation bytes (0b10xxxxxx) of a character the cut
+        # would split: a character has at most three, so bytes that are not
+        # UTF-8 after all are still cut, never looped on.
+        while end < len(body) and cut - end < 3 and body[end] & 0xC0 == 0x80:
+            end -= 1
+        chunks.append(body[start:end])
+        start = end
+    return chunks
 
 
 def _check_delivery(sock: socket.socket, probe: bool) -> None:
