@@ -312,6 +312,50 @@ class StdlibHandler(logging.Handler):
         except Exception:
             self.handleError(record)
 
+    def handleError(self, record: logging.LogRecord) -> None:
+        """Write a record that failed to render unformatted, with its arguments and why.
+
+        The stdlib prints ``--- Logging error ---`` on stderr instead: /dev/null
+        in a detached daemon, so ``log.warning("%s from %s", user)`` vanished
+        without a word. Only values that cannot fail are used here (the
+        ``extra=`` fields are left out: one of them may be the cause).
+        """
+        error = sys.exc_info()[1]
+        try:
+            args = record.args
+            shown_args = (
+                [_safe_repr(arg) for arg in args] if isinstance(args, tuple) else _safe_repr(args)
+            )
+            event_dict: Any = {
+                "event": record.msg if isinstance(record.msg, str) else _safe_repr(record.msg),
+                "level": record.levelname.lower(),
+                "logger": record.name,
+                "args": shown_args,
+                "logging_error": f"{type(error).__name__}: {_safe_str(error)}",
+            }
+            method_name = event_dict["level"]
+            for processor in self._processors:
+                event_dict = processor(None, method_name, event_dict)
+            self._put(severity_of(record.levelno), event_dict)
+        except Exception:
+            super().handleError(record)
+
+
+def _safe_repr(value: object) -> str:
+    """``repr(value)``, or ``<Type object>`` when its ``__repr__`` raises."""
+    try:
+        return repr(value)
+    except Exception:
+        return f"<{type(value).__name__} object>"
+
+
+def _safe_str(value: object) -> str:
+    """``str(value)``, or its :func:`_safe_repr` when its ``__str__`` raises."""
+    try:
+        return str(value)
+    except Exception:
+        return _safe_repr(value)
+
 
 def severity_of(levelno: int) -> int:
     """The syslog severity (RFC 5424) of a stdlib level."""

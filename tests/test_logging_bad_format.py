@@ -1,0 +1,37 @@
+"""A stdlib record that fails to format is written all the same, never lost in silence.
+
+The stdlib's own handlers print ``--- Logging error ---`` on stderr instead,
+which is /dev/null in a detached daemon: the record vanished without a word.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from .support import program, python, read_json_lines, wait_for
+
+
+def test_a_record_with_too_few_arguments_reaches_the_log_file_unformatted(
+    tmp_path: Path,
+) -> None:
+    """Each failed record is in the file with its level, logger, arguments and why."""
+    log = tmp_path / "d.jsonl"
+    options = {"detach": True, "pidfile": str(tmp_path / "d.pid"), "log_file": str(log)}
+    started = python([program("log_bad_format"), json.dumps(options)])
+    assert started.returncode == 0, started.stderr
+    wait_for(lambda: any(r["event"] == "exit" for r in read_json_lines(log)), what="the exit")
+    records = [r for r in read_json_lines(log) if r["logger"] == "shop"]
+    assert [(r["level"], r["event"]) for r in records] == [
+        ("warning", "%s logged in from %s"),
+        ("error", "<Unprintable object>"),
+        ("info", "after them"),
+    ]
+    unformatted, unprintable, _ = records
+    assert unformatted["args"] == ["'ann'"]
+    assert unformatted["logging_error"] == "TypeError: not enough arguments for format string"
+    assert unprintable["args"] == []
+    assert unprintable["logging_error"] == "RuntimeError: no str"
+    exit_record = read_json_lines(log)[-1]
+    assert exit_record["event"] == "exit"
+    assert exit_record["status"] == 0
