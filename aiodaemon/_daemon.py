@@ -14,11 +14,12 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 from ._launch import close_main, launch, start_warnings
 from ._prefork._messages import flush_stdio, say
 from ._run._hooks import (
-    HookFunction,
     Hooks,
     Lifespan,
-    LifespanFunction,
     MainTarget,
+    UserHook,
+    UserLifespan,
+    UserMain,
     check_hook,
     check_lifespan,
 )
@@ -41,8 +42,8 @@ __all__ = [
     "run",
 ]
 
-F = TypeVar("F", bound=HookFunction)
-L = TypeVar("L", bound=LifespanFunction)
+F = TypeVar("F", bound=UserHook)
+L = TypeVar("L", bound=UserLifespan)
 
 
 class Daemon:
@@ -70,7 +71,7 @@ class Daemon:
         ```
     """
 
-    def __init__(self, main: MainTarget | None = None) -> None:
+    def __init__(self, main: UserMain | None = None) -> None:
         """Create a daemon, optionally with its ``main`` (what the CLI runs for a Daemon target).
 
         Args:
@@ -239,7 +240,7 @@ class Daemon:
         self.hooks.shutdown.append(span)
         return fn
 
-    def run(self, main: MainTarget | None = None, **options: Unpack[DaemonOptions]) -> NoReturn:
+    def run(self, main: UserMain | None = None, **options: Unpack[DaemonOptions]) -> NoReturn:
         """Run ``main`` (default: the one given at construction) and exit with its status.
 
         Carries out every phase: configure (validate the options), acquire
@@ -333,7 +334,7 @@ readiness_check = default_daemon.readiness_check
 on_signal = default_daemon.on_signal
 
 
-def run(main: MainTarget, **options: Unpack[DaemonOptions]) -> NoReturn:
+def run(main: UserMain, **options: Unpack[DaemonOptions]) -> NoReturn:
     """Run ``main`` as a daemon with the hooks of the module-level decorators.
 
     The same as ``Daemon.run`` on the default ``Daemon``: validates every

@@ -58,7 +58,7 @@ def test_a_method_decorated_in_its_class_body_is_refused() -> None:
     with pytest.raises(TypeError, match=r"App.start is a method registered without its instance"):
 
         class App:
-            @daemon.on_startup
+            @daemon.on_startup  # type: ignore[type-var]  # refused by mypy too
             async def start(self) -> None:
                 pass
 

@@ -21,6 +21,9 @@ __all__ = [
     "Lifespan",
     "LifespanFunction",
     "MainTarget",
+    "UserHook",
+    "UserLifespan",
+    "UserMain",
     "call_async",
     "check_hook",
     "check_lifespan",
@@ -37,6 +40,19 @@ HookFunction: TypeAlias = Callable[..., Awaitable[Any]]
 LifespanFunction: TypeAlias = Callable[..., AsyncIterator[Any]]
 #: What ``run()`` accepts as ``main``.
 MainTarget: TypeAlias = HookFunction | Coroutine[Any, Any, Any]
+
+# The public signatures' narrower forms of the three above: what check_hook and
+# check_lifespan let through, so a user's type checker refuses a hook taking two
+# arguments (or python-daemon's ``(signum, frame)``) before the TypeError at
+# decoration. Strings: Context is imported for type checkers only.
+#: An async function taking no argument or one Context.
+UserHook: TypeAlias = "Callable[[], Awaitable[Any]] | Callable[[Context], Awaitable[Any]]"
+#: An async generator function taking no argument or one Context.
+UserLifespan: TypeAlias = (
+    "Callable[[], AsyncIterator[Any]] | Callable[[Context], AsyncIterator[Any]]"
+)
+#: ``main`` as ``run()`` and ``Daemon()`` take it.
+UserMain: TypeAlias = "UserHook | Coroutine[Any, Any, Any]"
 
 
 class HookError(Exception):
