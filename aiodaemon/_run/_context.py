@@ -14,11 +14,19 @@ from ._state import State
 
 if TYPE_CHECKING:
     import asyncio
+    from typing import Protocol
 
     from .._prefork._config import Options
     from ._serving import ClientConnected, Serving
 
-T = TypeVar("T")
+    class _Closable(Protocol):
+        """What ``track()`` takes: ``close()`` is called (its result awaited if awaitable)."""
+
+        def close(self) -> object: ...
+
+
+# Bound, so a type checker refuses what track() refuses at run time (no close()).
+T = TypeVar("T", bound="_Closable")
 
 __all__ = ["Context"]
 

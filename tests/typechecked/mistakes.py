@@ -47,8 +47,13 @@ async def two_mains(config: str, retries: int) -> None: ...
 async def reader_only(reader: asyncio.StreamReader) -> None: ...
 
 
+class Pool:
+    async def aclose(self) -> None: ...
+
+
 async def main(ctx: Context) -> None:
     await ctx.start_server(reader_only, "http")  # type: ignore[arg-type]
+    ctx.track(Pool())  # type: ignore[type-var]  # no close(): TypeError at the call
 
 
 def start() -> None:
