@@ -29,6 +29,7 @@ from tests.support import (
     is_alive,
     program,
     python,
+    read_json_lines,
     require_tool,
     wait_for,
     wait_gone,
@@ -451,6 +452,26 @@ def test_daemon_feeds_the_watchdog(path_receiver: NotifyReceiver, tmp_path: Path
             assert path_receiver.receive_until("WATCHDOG=1")[-1].pid == proc.pid
         os.kill(proc.pid, signal.SIGTERM)
         assert proc.wait(timeout=30) == 0
+
+
+def test_children_of_the_daemon_do_not_speak_for_it(
+    path_receiver: NotifyReceiver, tmp_path: Path
+) -> None:
+    """The program's children inherit neither NOTIFY_SOCKET nor WATCHDOG_*: a child that is a
+    daemon itself sends the manager nothing (no READY=1, MAINPID= or STOPPING=1 of its own)."""
+    log = tmp_path / "log.jsonl"
+    with _notifying(path_receiver, "notify_children", log, WATCHDOG_USEC="10000000") as proc:
+        seen = path_receiver.receive_until("READY=1", timeout=30)
+        assert seen[-1].fields["MAINPID"] == str(proc.pid)
+        os.kill(proc.pid, signal.SIGTERM)
+        seen += path_receiver.receive_until("STOPPING=1")
+        assert proc.wait(timeout=30) == 0
+    assert {datagram.pid for datagram in seen} == {proc.pid}
+    assert ["STATUS=children saw []"] in [datagram.lines for datagram in seen]
+    # The child daemon did run, in the foreground, to its end.
+    child_events = [record["event"] for record in read_json_lines(Path(f"{log}.child"))]
+    assert "ready" in child_events
+    assert "exit" in child_events
 
 
 def test_failed_startup_is_reported_as_status(

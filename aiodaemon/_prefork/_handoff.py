@@ -41,6 +41,7 @@ __all__ = [
     "remember_launch_directory",
     "spawn_successor",
     "started_from",
+    "withhold_from_children",
     "write_pid_in_place",
 ]
 
@@ -50,6 +51,9 @@ HANDOFF_VARIABLE = "AIODAEMON_HANDOFF"
 VERSION = 1
 
 _launch_directory: str | None = None
+#: Variables taken out of the environment so that the program's children do
+#: not inherit them, given back to the successor (see withhold_from_children).
+_withheld: dict[str, str] = {}
 
 
 def started_from() -> str | None:
@@ -82,6 +86,19 @@ def remember_launch_directory(directory: str | None) -> None:
     """
     global _launch_directory
     _launch_directory = directory
+
+
+def withhold_from_children(names: Sequence[str]) -> None:
+    """Remove ``names`` from this process's environment, keeping them for the successor.
+
+    For what belongs to this process alone (the service manager's
+    ``NOTIFY_SOCKET``, its watchdog's variables): a child inheriting them would
+    speak for the service. The successor is this daemon again, so it gets them.
+    """
+    for name in names:
+        value = os.environ.pop(name, None)
+        if value is not None:
+            _withheld[name] = value
 
 
 # Plain classes, not dataclasses nor NamedTuples: every daemon loads this
@@ -272,7 +289,7 @@ def spawn_successor(
         "gid": os.getegid(),
         "fds": [entry.to_json() for entry in inherited],
     }
-    environ = dict(os.environ if env is None else env)
+    environ = {**(os.environ if env is None else env), **_withheld}
     environ[HANDOFF_VARIABLE] = json.dumps(payload, separators=(",", ":"))
     if environ.get("WATCHDOG_PID", "").strip() == str(os.getpid()):
         # Ours to feed, hence the successor's once it takes over.

@@ -15,6 +15,7 @@ import time
 from collections.abc import Mapping
 
 from .._prefork._detach import is_supervised
+from .._prefork._handoff import withhold_from_children
 from ..exceptions import StartupError
 
 __all__ = [
@@ -247,10 +248,24 @@ class SuccessorNotifier(Notifier):
 _default: tuple[int, Notifier] | None = None
 
 
+#: The manager's variables meant for the daemon alone (sd_notify(3)'s
+#: ``unset_environment``): a child inheriting them would speak for the service.
+_DAEMON_ONLY_VARIABLES = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID")
+
+
 def set_default_notifier(notifier: Notifier | None) -> None:
-    """Make ``notify`` use ``notifier`` in this process (connected before any chroot)."""
+    """Make ``notify`` use ``notifier`` in this process (connected before any chroot).
+
+    The daemon's notifier takes ``NOTIFY_SOCKET`` and the watchdog's variables
+    out of the environment: a child the program starts (a helper that is itself
+    a notify user, another aiodaemon daemon) would otherwise send its own
+    ``READY=1``, ``MAINPID=`` and ``STOPPING=1`` to the service's manager, which
+    believes them under ``NotifyAccess=all``.
+    """
     global _default
     _default = None if notifier is None else (os.getpid(), notifier)
+    if notifier is not None:
+        withhold_from_children(_DAEMON_ONLY_VARIABLES)
 
 
 def default_notifier_fds() -> list[int]:
@@ -269,7 +284,9 @@ def notify(*assignments: str) -> bool:
     global _default
     if _default is None or _default[0] != os.getpid():
         try:
-            notifier = Notifier.from_env()
+            # A child the daemon forked (multiprocessing) finds NOTIFY_SOCKET
+            # withheld: it speaks to the daemon's manager as the daemon did.
+            notifier = Notifier.from_env() if _default is None else Notifier(_default[1].address)
         except StartupError:
             return False
         if notifier is None:
