@@ -43,10 +43,16 @@ def user_id(user: str) -> int:
     """The uid of ``user``, a name or a number (``--user``).
 
     Raises:
-        ValueError: no such user.
+        ValueError: no such user, or a uid out of range.
     """
-    if user.isdigit():
-        return int(user)
+    # isascii: "²" and the Arabic-Indic digits are str.isdigit() but no uid
+    # (int("²") raises), as run()'s user= reads them (_identity).
+    if user.isascii() and user.isdigit():
+        uid = int(user)
+        # 2**32 - 1 is the kernel's "no uid" (-1), never a process's.
+        if uid >= 2**32 - 1:
+            raise ValueError(f"uid out of range: {user!r}")
+        return uid
     import pwd
 
     try:
