@@ -43,7 +43,10 @@ class DaemonOptions(TypedDict, total=False):
     log_file: StrPath | None
     #: True (``/dev/log``), a socket path, ``udp://host:port`` or ``tcp://host:port``.
     syslog: bool | str | None
-    log_level: Literal["debug", "info", "warning", "error", "critical"] | int
+    #: "debug", "info", "warning", "error" or "critical" in any case, or ``logging.DEBUG``...
+    #: A str, not a Literal: "INFO" is as valid, and a level read from the environment
+    #: or a config file is a str (run() refuses a bad one with a one-line error).
+    log_level: str | int
     log_format: Literal["json", "console"] | None
     #: name -> "host:port", "[v6]:port" or "unix:/path".
     listen: Mapping[str, str] | None

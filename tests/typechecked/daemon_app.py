@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import sys
 from collections.abc import AsyncGenerator, AsyncIterator
@@ -208,6 +209,10 @@ def start_with_every_option() -> None:
         drain_delay=1,
         health="127.0.0.1:9000",
     )
+
+
+def start_configured_by_the_environment() -> None:
+    aiodaemon.run(main, log_level=os.environ.get("LOG_LEVEL", "INFO"))
 
 
 def start_from_a_dict() -> None:

@@ -47,7 +47,7 @@ async def test_with_the_fixture(aiodaemon_launch: Launch, tmp_path: Path) -> Non
 
 async def test_with_the_function() -> None:
     try:
-        async with launch("app:main", log_level="debug", shutdown_timeout=3) as daemon:
+        async with launch("app:main", log_level="DEBUG", shutdown_timeout=3) as daemon:
             assert await daemon.wait(timeout=5) == 0
     except StartFailed as exc:
         assert_type(exc.status, int | None)
