@@ -289,9 +289,22 @@ def _activation_is_ours(env: Mapping[str, str]) -> bool:
 def _adopt(listen: Mapping[str, ListenAddress], env: Mapping[str, str]) -> Listeners:
     """Match ``listen=`` names to the fds systemd passed, and take them over."""
     count_text = env["LISTEN_FDS"].strip()
-    if not count_text.isdigit():
-        raise StartupError(f"listen: bad LISTEN_FDS={env['LISTEN_FDS']!r} from the service manager")
+    # isascii: "²" is str.isdigit() but int() refuses it. The bound: passed fds
+    # are open in this process, so below its descriptor limit; a larger count
+    # is garbage, and one name per fd would have filled the memory.
+    if not (count_text.isascii() and count_text.isdigit()) or len(count_text) > 10:
+        shown = env["LISTEN_FDS"]
+        shown = repr(shown) if len(shown) <= 32 else f"{shown[:32]!r}... ({len(shown)} characters)"
+        raise StartupError(f"listen: bad LISTEN_FDS={shown} from the service manager")
     count = int(count_text)
+    import resource  # loaded already (_inherited)
+
+    limit = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    if limit != resource.RLIM_INFINITY and count > limit - _FIRST_PASSED_FD:
+        raise StartupError(
+            f"listen: bad LISTEN_FDS={count} from the service manager: more descriptors"
+            f" than this process may have open ({limit}, ulimit -Hn)"
+        )
     names = env["LISTEN_FDNAMES"].split(":") if env.get("LISTEN_FDNAMES") else [""] * count
     if len(names) != count:
         raise StartupError(

@@ -190,7 +190,9 @@ class Notifier:
 def _watchdog_interval(env: Mapping[str, str]) -> float | None:
     """Half of ``WATCHDOG_USEC`` in seconds, when the watchdog is meant for this process."""
     text = env.get("WATCHDOG_USEC", "").strip()
-    if not text.isdigit() or int(text) == 0:
+    # What sd_watchdog_enabled(3) takes: a uint64 in ASCII digits ("²" is
+    # str.isdigit() but int() refuses it, as it refuses 5,000 digits).
+    if not (text.isascii() and text.isdigit()) or len(text) > 20 or not 0 < int(text) < 2**64:
         return None
     pid = env.get("WATCHDOG_PID", "").strip()
     if pid and pid != str(os.getpid()):

@@ -1,0 +1,110 @@
+"""The service manager's variables (LISTEN_FDS, WATCHDOG_USEC) with generated garbage in them.
+
+systemd writes ASCII digits; anything else must end in the documented one-line
+startup error (socket activation) or be ignored (the watchdog), never in
+``int()``'s ValueError, nor in a list sized by the number.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+from pathlib import Path
+
+import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
+from aiodaemon._prefork._addresses import parse_listen_address
+from aiodaemon._prefork._sockets import open_listeners
+from aiodaemon._run._systemd import Notifier
+from aiodaemon.exceptions import StartupError
+
+from .support import AIODAEMON, clean_env, install_program, python
+from .test_systemd import NotifyReceiver
+
+_NUMBERS = st.one_of(
+    st.text(max_size=12),
+    st.integers(-(2**70), 2**70).map(str),
+    st.integers(1, 4000).map(lambda n: "9" * n),
+    st.sampled_from(["²", "\u0661", "\uff11", " 1 ", "+1", "1_0", "0x1", "1e3", "", "00"]),
+)
+
+
+@settings(max_examples=300, deadline=None, derandomize=True, database=None)
+@given(_NUMBERS)
+@example("²")
+@example("99999999999")
+def test_any_listen_fds_matching_no_name_is_a_one_line_startup_error(count: str) -> None:
+    """LISTEN_FDS of any text: a StartupError of one line naming listen, never anything else."""
+    # Two names and no LISTEN_FDNAMES: no passed fd can match, so none of ours is touched.
+    listen = {name: parse_listen_address(name, "127.0.0.1:0") for name in ("a", "b")}
+    env = {"LISTEN_FDS": count, "LISTEN_PID": str(os.getpid())}
+    with pytest.raises(StartupError) as caught:
+        open_listeners(listen, env=env)
+    message = str(caught.value)
+    assert message.startswith("listen"), message
+    assert "\n" not in message
+    assert len(message) < 300, message
+
+
+@pytest.mark.parametrize("count", ["²", "99999999999"])
+def test_garbage_listen_fds_fails_the_start_in_one_line(tmp_path: Path, count: str) -> None:
+    """aiodaemon run under LISTEN_FDS=² or 99999999999: exit 1, one line, no pidfile."""
+    install_program("noop", tmp_path)
+    pidfile = tmp_path / "app.pid"
+    # LISTEN_PID must name the daemon itself: the shell's pid, kept by exec.
+    command = (
+        f"LISTEN_PID=$$ exec {shlex.quote(str(AIODAEMON))} run app:main"
+        f" --pidfile {shlex.quote(str(pidfile))} --listen http=127.0.0.1:0"
+    )
+    result = subprocess.run(
+        ["sh", "-c", command],
+        cwd=tmp_path,
+        env=clean_env({"LISTEN_FDS": count}),
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 1, result.stderr
+    assert result.stderr == (
+        f"aiodaemon: --listen: bad LISTEN_FDS={count!r} from the service manager\n"
+    )
+    assert not pidfile.exists()
+    assert not Path(f"{pidfile}.ctl").exists()
+
+
+@settings(max_examples=200, deadline=None, derandomize=True, database=None)
+@given(_NUMBERS)
+@example("²")
+@example("9" * 5000)
+def test_any_watchdog_usec_is_a_uint64_or_ignored(usec: str) -> None:
+    """WATCHDOG_USEC of any text: half of it when a uint64 above 0, else no watchdog."""
+    notifier = Notifier.from_env({"NOTIFY_SOCKET": "/nonexistent/notify", "WATCHDOG_USEC": usec})
+    assert notifier is not None
+    try:
+        text = usec.strip()
+        plain = text.isascii() and text.isdigit() and len(text) <= 20
+        value = int(text) if plain else 0
+        expected = value / 2_000_000 if 0 < value < 2**64 else None
+        assert notifier.watchdog_interval == expected
+    finally:
+        notifier.close()
+
+
+def test_a_daemon_with_garbage_watchdog_usec_runs(tmp_path: Path) -> None:
+    """WATCHDOG_USEC=² under systemd: the daemon starts, says READY=1 and exits 0."""
+    install_program("noop", tmp_path)
+    receiver = NotifyReceiver(str(tmp_path / "notify.sock"))
+    try:
+        result = python(
+            ["-m", "aiodaemon", "run", "app:main", "--log-file", tmp_path / "log.jsonl"],
+            cwd=tmp_path,
+            env={"NOTIFY_SOCKET": receiver.env_value, "WATCHDOG_USEC": "²"},
+        )
+        assert result.returncode == 0, result.stderr
+        assert "READY=1" in receiver.receive().lines
+    finally:
+        receiver.close()
