@@ -53,7 +53,7 @@ async def main(ctx: aiodaemon.Context) -> None:
 
 def cli() -> None:
     """Parse a few flags and hand over to aiodaemon.run()."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     parser.add_argument("--listen", default="127.0.0.1:8007", help="host:port to serve on")
     parser.add_argument("--pidfile", default="/tmp/aiodaemon-echo.pid")
     parser.add_argument("--log-file", default="/tmp/aiodaemon-echo.jsonl")

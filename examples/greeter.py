@@ -76,7 +76,7 @@ async def main(ctx: aiodaemon.Context) -> None:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n", 1)[0])
     parser.add_argument("--listen", default="127.0.0.1:8080")
     parser.add_argument("--pidfile", default="/tmp/aiodaemon-greeter.pid")
     parser.add_argument("--log-file", default="/tmp/aiodaemon-greeter.jsonl")

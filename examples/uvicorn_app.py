@@ -30,7 +30,7 @@ import asyncio
 import contextlib
 import os
 import socket
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, Generator
 from dataclasses import dataclass
 
 import structlog
@@ -80,7 +80,7 @@ async def slow(request: Request) -> PlainTextResponse:
 
 
 @contextlib.asynccontextmanager
-async def lifespan(app: Starlette) -> AsyncIterator[None]:
+async def lifespan(app: Starlette) -> AsyncGenerator[None, None]:
     """The application's own lifespan (a database pool, say): uvicorn runs it."""
     log.info("application startup")
     yield
@@ -98,7 +98,7 @@ class Server(uvicorn.Server):
         self.serving = asyncio.Event()
 
     @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
+    def capture_signals(self) -> Generator[None, None, None]:
         # aiodaemon owns SIGTERM and SIGINT (drain delay, a second signal
         # forcing the exit, upgrades); uvicorn's handlers would replace them.
         yield

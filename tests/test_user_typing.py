@@ -15,6 +15,15 @@ from .support import REPO, clean_env, mypy_strict
 PROGRAMS = Path(__file__).parent / "typechecked"
 
 
+def user_programs() -> dict[str, str]:
+    """File name -> code: tests/typechecked's programs and the examples users copy."""
+    examples = REPO / "examples"
+    files = [*PROGRAMS.glob("[!_]*.py"), *examples.glob("*.py")]
+    sources = {path.name: path.read_text() for path in sorted(files)}
+    sources["kubernetes_app.py"] = (examples / "kubernetes" / "app.py").read_text()
+    return sources
+
+
 def pyright_strict(directory: Path, sources: dict[str, str]) -> subprocess.Popen[str]:
     """Start ``pyright --strict`` on ``sources`` in ``directory``: the checkout on its path.
 
@@ -44,9 +53,9 @@ def pyright_strict(directory: Path, sources: dict[str, str]) -> subprocess.Popen
 # Two checkers, cold, on a busy machine: more than the suite's 60 s.
 @pytest.mark.timeout(300)
 def test_user_programs_pass_both_checkers_and_their_mistakes_fail(tmp_path: Path) -> None:
-    """tests/typechecked passes mypy and pyright --strict; each marked mistake fails both."""
-    sources = {p.name: p.read_text() for p in sorted(PROGRAMS.glob("[!_]*.py"))}
-    assert len(sources) >= 4
+    """tests/typechecked and examples/ pass mypy and pyright --strict; each marked mistake fails."""
+    sources = user_programs()
+    assert len(sources) >= 10
     pyright = pyright_strict(tmp_path / "pyright", sources)
     try:
         (tmp_path / "mypy").mkdir()
