@@ -1,13 +1,25 @@
-"""A child the program forks keeps neither the pidfile's lock nor the control socket."""
+"""A child the program forks keeps neither the pidfile's lock nor the control or health socket."""
 
 from __future__ import annotations
 
 import json
 import os
 import signal
+import socket
 from pathlib import Path
 
-from .support import aiodaemon_cli, kill_quietly, open_fds, program, python, wait_for, wait_gone
+import pytest
+
+from .support import (
+    aiodaemon_cli,
+    free_port,
+    kill_quietly,
+    open_fds,
+    program,
+    python,
+    wait_for,
+    wait_gone,
+)
 
 
 def _unix_inode(path: Path) -> int:
@@ -48,6 +60,37 @@ def test_a_child_outliving_a_killed_daemon_does_not_block_the_next_start(tmp_pat
         again = python([program("forks_a_lingering_child"), options, tmp_path / "child2"])
         assert again.returncode == 0, again.stderr
         assert int(pidfile.read_text()) not in (daemon, children[0])
+        children.append(_child_of_daemon(tmp_path / "child2"))
+    finally:
+        for child in children:
+            kill_quietly(child)
+        aiodaemon_cli("stop", "--pidfile", pidfile)
+
+
+def test_a_child_outliving_the_daemon_keeps_no_health_socket(tmp_path: Path) -> None:
+    """Daemon stopped, its child lives on: probes are refused and the next start binds the port."""
+    pidfile = tmp_path / "d.pid"
+    port = free_port()
+    options = json.dumps(
+        {
+            "detach": True,
+            "pidfile": str(pidfile),
+            "log_file": str(tmp_path / "log"),
+            "health": f"127.0.0.1:{port}",
+        }
+    )
+    children: list[int] = []
+    try:
+        started = python([program("forks_a_lingering_child"), options, tmp_path / "child1"])
+        assert started.returncode == 0, started.stderr
+        children.append(_child_of_daemon(tmp_path / "child1"))
+        stopped = aiodaemon_cli("stop", "--pidfile", pidfile)
+        assert stopped.returncode == 0, stopped.stderr
+        # Not queued unanswered in a backlog the child keeps: nobody listens.
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection(("127.0.0.1", port), timeout=5).close()
+        again = python([program("forks_a_lingering_child"), options, tmp_path / "child2"])
+        assert again.returncode == 0, again.stderr
         children.append(_child_of_daemon(tmp_path / "child2"))
     finally:
         for child in children:

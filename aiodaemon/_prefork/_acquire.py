@@ -73,12 +73,19 @@ class Acquired:
         return fds
 
     def daemon_only_fds(self) -> list[int]:
-        """What no child the program forks may keep: the pidfile's and control socket's fds."""
+        """What no child the program forks may keep: the pidfile, control and health sockets.
+
+        The health socket is served by the daemon's own loop alone: kept by a
+        child outliving the daemon, probes would hang in its backlog and the
+        next start could not bind it.
+        """
         fds = []
         if self.pidfile is not None:
             fds.append(self.pidfile.fd)
         if self.control is not None:
             fds.append(self.control.fileno())
+        if self.listeners is not None and HEALTH_SOCKET in self.listeners:
+            fds.append(self.listeners[HEALTH_SOCKET].fileno())
         return fds
 
     def release(self, daemon_pid: int | None = None) -> None:
