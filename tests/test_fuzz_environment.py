@@ -1,19 +1,22 @@
-"""The service manager's variables (LISTEN_FDS, WATCHDOG_USEC) with generated garbage in them.
+"""Environment variables aiodaemon reads, with generated garbage in them.
 
-systemd writes ASCII digits; anything else must end in the documented one-line
-startup error (socket activation) or be ignored (the watchdog), never in
-``int()``'s ValueError, nor in a list sized by the number.
+systemd writes ASCII digits in LISTEN_FDS and WATCHDOG_USEC; anything else
+must end in the documented one-line startup error (socket activation) or be
+ignored (the watchdog), never in ``int()``'s ValueError, nor in a list sized
+by the number. AIODAEMON_HANDOFF (an upgrade's) that is not what an old daemon
+writes is one line too.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import subprocess
 from pathlib import Path
 
 import pytest
-from hypothesis import example, given, settings
+from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
 from aiodaemon._prefork._addresses import parse_listen_address
@@ -21,7 +24,7 @@ from aiodaemon._prefork._sockets import open_listeners
 from aiodaemon._run._systemd import Notifier
 from aiodaemon.exceptions import StartupError
 
-from .support import AIODAEMON, clean_env, install_program, python
+from .support import AIODAEMON, aiodaemon_cli, clean_env, install_program, python
 from .test_systemd import NotifyReceiver
 
 _NUMBERS = st.one_of(
@@ -108,3 +111,61 @@ def test_a_daemon_with_garbage_watchdog_usec_runs(tmp_path: Path) -> None:
         assert "READY=1" in receiver.receive().lines
     finally:
         receiver.close()
+
+
+# --- AIODAEMON_HANDOFF: an upgrade's hand-off, set by hand or left over -------------------
+
+_JSON_JUNK = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**70), 2**70),
+    st.floats(),  # Infinity and NaN too: Python's json writes and reads them
+    st.text(max_size=6),
+    st.lists(st.integers(), max_size=2),
+    st.dictionaries(st.text(max_size=4), st.integers(), max_size=2),
+)
+
+
+@st.composite
+def _handoffs(draw: st.DrawFn) -> str:
+    """Hand-off variables shaped like the old daemon's, with any field wrong."""
+    kind = draw(st.sampled_from(["object", "text", "nested"]))
+    if kind == "text":
+        return draw(st.text(max_size=30).filter(lambda t: "\0" not in t))
+    if kind == "nested":
+        depth = draw(st.integers(1, 30_000))
+        return "[" * depth + "]" * depth
+    # The real parent (this test), so the checks go on past "our parent is".
+    fields: dict[str, object] = {
+        "v": 1,
+        "parent": os.getpid(),
+        "secret": "0" * 64,
+        "channel": 3,
+        "stderr": 2,
+        "detached": False,
+        "uid": os.geteuid(),
+        "gid": os.getegid(),
+        "fds": [],
+    }
+    for key in draw(st.lists(st.sampled_from(sorted(fields)), min_size=1, max_size=3)):
+        fields[key] = draw(_JSON_JUNK)
+    if draw(st.booleans()):
+        fd: dict[str, object] = {"role": "listen", "name": "http", "fd": draw(_JSON_JUNK)}
+        fields["fds"] = [{**fd, "configured": "", "identity": "", "unix_file": ""}]
+    return json.dumps(fields)
+
+
+# A child interpreter per example: a few seconds in all.
+@settings(max_examples=25, deadline=None, derandomize=True, database=None)
+@given(_handoffs())
+@example('{"v": 1, "parent": Infinity}')
+@example("[" * 50_000 + "]" * 50_000)
+def test_any_handoff_variable_is_a_one_line_error(value: str) -> None:
+    """AIODAEMON_HANDOFF garbage: exit 1 and one line saying what is wrong, no traceback."""
+    assume(value.strip())
+    result = aiodaemon_cli(
+        "status", "--pidfile", "/nonexistent/app.pid", env={"AIODAEMON_HANDOFF": value}
+    )
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.startswith("aiodaemon: upgrade: "), result.stderr
+    assert result.stderr.count("\n") == 1, result.stderr

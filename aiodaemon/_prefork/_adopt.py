@@ -165,26 +165,29 @@ def _take(environ: MutableMapping[str, str]) -> Handoff | None:
     _erase_from_exec_environment((HANDOFF_VARIABLE,))
     try:
         data = json.loads(raw)
+        if not isinstance(data, dict):
+            raise ValueError("not a JSON object")
         if data["v"] != VERSION:
             raise StartupError(f"upgrade: hand-off version {data['v']!r}, expected {VERSION}")
-        parent, secret = int(data["parent"]), str(data["secret"])
-        channel_fd, real_stderr = int(data["channel"]), int(data["stderr"])
+        parent, secret = _number(data, "parent", _PID_END), str(data["secret"])
+        channel_fd, real_stderr = _number(data, "channel"), _number(data, "stderr")
         entries = [
             Inherited(
                 str(e["role"]),
                 str(e["name"]),
-                int(e["fd"]),
+                _number(e, "fd"),
                 str(e["configured"]),
                 str(e["identity"]),
                 str(e["unix_file"]),
             )
             for e in data["fds"]
         ]
-        handoff_uid, handoff_gid = int(data["uid"]), int(data["gid"])
+        handoff_uid, handoff_gid = _number(data, "uid", _ID_END), _number(data, "gid", _ID_END)
         detached = bool(data["detached"])
     except StartupError:
         raise
-    except (ValueError, KeyError, TypeError) as exc:
+    # RecursionError: brackets nested past the parser's depth.
+    except (ValueError, KeyError, TypeError, RecursionError) as exc:
         raise StartupError(f"upgrade: malformed {HANDOFF_VARIABLE}: {exc}") from None
     if parent != os.getppid():
         raise StartupError(
@@ -214,6 +217,25 @@ def _take(environ: MutableMapping[str, str]) -> Handoff | None:
         owns_watchdog=watchdog,
         parent_pidfd=_open_parent(parent),
     )
+
+
+#: exclusive bounds of what the hand-off's numbers may be: fds and pids are C ints, ids 32 bits.
+_FD_END = _PID_END = 2**31
+_ID_END = 2**32
+
+
+def _number(data: Any, key: str, end: int = _FD_END) -> int:
+    """``data[key]``, a JSON integer from 0 up to ``end`` (exclusive), as the old daemon wrote it.
+
+    Raises:
+        ValueError: anything else (a float such as Infinity, a string, a number
+            past the range): no descriptor, pid or id, and socket() would raise.
+        KeyError, TypeError: no such key, or ``data`` is no object.
+    """
+    value = data[key]
+    if type(value) is not int or not 0 <= value < end:
+        raise ValueError(f"{key!r} is not an integer from 0 to {end - 1}")
+    return value
 
 
 def _open_parent(parent: int) -> int | None:
