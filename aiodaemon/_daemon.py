@@ -17,6 +17,7 @@ from ._run._hooks import (
     Hooks,
     Lifespan,
     MainTarget,
+    UserCheck,
     UserHook,
     UserLifespan,
     UserMain,
@@ -44,6 +45,7 @@ __all__ = [
 
 F = TypeVar("F", bound=UserHook)
 L = TypeVar("L", bound=UserLifespan)
+C = TypeVar("C", bound=UserCheck)
 
 
 class Daemon:
@@ -152,7 +154,7 @@ class Daemon:
         self.hooks.shutdown.append(fn)
         return fn
 
-    def readiness_check(self, fn: F) -> F:
+    def readiness_check(self, fn: C) -> C:
         """Register an async readiness check, run on each ``GET /readyz`` of ``health=``.
 
         Returning False or raising makes ``/readyz`` answer 503; each check has

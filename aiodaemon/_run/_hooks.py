@@ -21,6 +21,7 @@ __all__ = [
     "Lifespan",
     "LifespanFunction",
     "MainTarget",
+    "UserCheck",
     "UserHook",
     "UserLifespan",
     "UserMain",
@@ -53,6 +54,11 @@ UserLifespan: TypeAlias = (
 )
 #: ``main`` as ``run()`` and ``Daemon()`` take it.
 UserMain: TypeAlias = "UserHook | Coroutine[Any, Any, Any]"
+#: A readiness check: only False fails it, so a check returning 0 or "" (an int
+#: or str) would pass where its author meant "not ready"; a checker refuses it.
+UserCheck: TypeAlias = (
+    "Callable[[], Awaitable[bool | None]] | Callable[[Context], Awaitable[bool | None]]"
+)
 
 
 class HookError(Exception):

@@ -31,6 +31,12 @@ async def keyword_only(*, ctx: Context) -> bool:
     return True
 
 
+# Only False fails a check: no free connection (0) would answer "ready".
+@aiodaemon.readiness_check  # type: ignore[type-var]
+async def free_connections() -> int:
+    return 0
+
+
 # python-daemon's handler signature: on_signal handlers take no argument or a Context.
 @aiodaemon.on_signal(signal.SIGWINCH)  # type: ignore[type-var]
 async def signal_style(signum: int, frame: FrameType | None) -> None: ...
