@@ -47,7 +47,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping
     from types import FrameType, TracebackType
-    from typing import Any, Protocol, TypeAlias
+    from typing import Any, Protocol, Self, TypeAlias
 
     class HasFileno(Protocol):
         """A file, socket or anything else with an fd."""
@@ -188,7 +188,7 @@ class DaemonContext:
         """Whether ``open`` has run and ``close`` not yet."""
         return self._is_open
 
-    def __enter__(self) -> DaemonContext:
+    def __enter__(self) -> Self:  # a subclass's ``with`` target keeps its type
         self.open()
         return self
 

@@ -15,6 +15,7 @@ from ._detach import close_if_same
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from types import TracebackType
+    from typing import Self
 
     from ._pidfile import Pidfile
 
@@ -78,7 +79,7 @@ class PidFile:
         if held is not None:
             held.remove()
 
-    def __enter__(self) -> PidFile:
+    def __enter__(self) -> Self:
         self.acquire()
         return self
 

@@ -6,6 +6,7 @@ import logging
 import signal
 import sys
 from types import FrameType
+from typing import assert_type
 
 from aiodaemon import pep3143 as daemon
 from aiodaemon.pep3143 import DaemonContext, DaemonError, PidFile
@@ -54,3 +55,24 @@ other = DaemonContext(pidfile=PidFile("/run/bar.pid"), detach_process=False)
 other.open()
 other.terminate(signal.SIGTERM, None)
 other.close()
+
+
+class AppContext(DaemonContext):
+    """python-daemon programs subclass the context (to end otherwise, say)."""
+
+    def terminate(self, signal_number: int, stack_frame: FrameType | None) -> None:
+        self.flush_queues()
+        super().terminate(signal_number, stack_frame)
+
+    def flush_queues(self) -> None: ...
+
+
+class AppPidFile(PidFile):
+    def holder(self) -> int | None:
+        return self.read_pid()
+
+
+with AppContext(pidfile=AppPidFile("/run/app.pid")) as app_context:
+    app_context.flush_queues()
+with AppPidFile("/run/app.pid") as lock:
+    assert_type(lock.holder(), int | None)
