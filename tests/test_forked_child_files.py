@@ -1,4 +1,4 @@
-"""A child the program forks keeps neither the pidfile's lock nor the control or health socket."""
+"""A child the program forks keeps none of the daemon's own descriptors: pidfile, sockets, pipe."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import pytest
 from .support import (
     aiodaemon_cli,
     free_port,
+    is_alive,
     kill_quietly,
     open_fds,
     program,
@@ -96,3 +97,26 @@ def test_a_child_outliving_the_daemon_keeps_no_health_socket(tmp_path: Path) -> 
         for child in children:
             kill_quietly(child)
         aiodaemon_cli("stop", "--pidfile", pidfile)
+
+
+def test_a_child_forked_before_ready_does_not_hide_the_daemon_s_death(tmp_path: Path) -> None:
+    """Daemon killed before ready, the child its startup hook forked lives on: start fails now."""
+    pidfile = tmp_path / "d.pid"
+    options = json.dumps(
+        {
+            "detach": True,
+            "pidfile": str(pidfile),
+            "log_file": str(tmp_path / "log"),
+            "start_timeout": 60,
+        }
+    )
+    child_file = tmp_path / "child"
+    try:
+        # Not the start timeout's "not ready after 60 s", nor waiting for the child.
+        started = python([program("forks_then_dies"), options, child_file], timeout=30)
+        assert started.returncode == 1
+        assert "exited before it was ready" in started.stderr
+        assert is_alive(_child_of_daemon(child_file))
+    finally:
+        if child_file.exists():
+            kill_quietly(int(child_file.read_text()))

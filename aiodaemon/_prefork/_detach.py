@@ -122,8 +122,8 @@ def redirect_outputs(stdout: int | None, stderr: int | None) -> None:
 def close_in_forked_children(fd: int) -> None:
     """Close ``fd`` in every child this process forks from now on; it stays open here.
 
-    For what only the daemon may hold: its pidfile's lock and its control
-    socket. A child the program forks (multiprocessing's fork context,
+    For what only the daemon may hold: its pidfile's lock, its control and
+    health sockets, the readiness pipe. A child the program forks (multiprocessing's fork context,
     ``os.fork``) that outlived the daemon kept both: the next ``start`` said
     "already running" for a dead pid, and ``status`` found a daemon in the
     child. The ``listen=`` sockets stay: handing them to forked workers is how
@@ -275,6 +275,10 @@ def fork_daemon(
     # The daemon is not a session leader, so opening a tty can never make it
     # the controlling terminal again.
     pipe = ReadinessPipe(write_fd, thaw=True)
+    # The launcher learns that the daemon died before ready from the end of
+    # file: a child the program forks meanwhile (a worker pool started in a
+    # startup hook) must not hold the write end open for as long as it lives.
+    close_in_forked_children(write_fd)
     pipe.announce(os.getpid())
     return pipe
 
