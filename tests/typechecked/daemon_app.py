@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import signal
@@ -99,6 +100,21 @@ class App:
 app = App()
 on_startup(app.start)
 on_shutdown(app.stop)
+
+
+async def connect_with(ctx: Context, retries: int) -> None: ...
+
+
+async def load(path: str) -> None: ...
+
+
+async def optional_context(ctx: Context | None = None) -> None: ...
+
+
+# A partial leaving the Context (or nothing) to give, and a Context with a default.
+on_startup(functools.partial(connect_with, retries=3))
+on_reload(functools.partial(load, "/etc/app.toml"))
+on_shutdown(optional_context)
 
 
 async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
