@@ -182,7 +182,7 @@ def _control(runtime: Runtime) -> Service | None:
     if runtime.options.health is not None and runtime.parts.listeners is not None:
         sockets[HEALTH_SOCKET] = runtime.parts.listeners[HEALTH_SOCKET]
     commands = DaemonCommands(
-        state=lambda: runtime.state.value,
+        state=lambda: runtime.reported_state.value,
         sockets=sockets,
         reloads=runtime.reloads,
         request_reload=runtime.ask_reload,
@@ -223,7 +223,7 @@ def _health(runtime: Runtime) -> Service | None:
     return HealthService(
         HealthServer(
             runtime.parts.listeners[HEALTH_SOCKET],
-            state=lambda: runtime.state,
+            state=lambda: runtime.reported_state,
             reported_ready=lambda: runtime.ready,
             checks=runtime.hooks.readiness,
             context=runtime.context,
@@ -283,7 +283,7 @@ def _upgrade(runtime: Runtime) -> Service:
         notifier=runtime.parts.notifier,
         detached=not runtime.parts.foreground,
         chroot=runtime.options.chroot is not None,
-        state=lambda: runtime.state.value,
+        state=lambda: runtime.reported_state.value,
         stop_accepting=stop_accepting,
         handed_over=handed_over,
         rollback=rollback,

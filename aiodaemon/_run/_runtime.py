@@ -135,6 +135,18 @@ class Runtime:
         return self._ready
 
     @property
+    def reported_state(self) -> State:
+        """The state ``status``, ``/readyz`` and ``upgrade`` go by: STARTING until ready.
+
+        With ``ready="manual"``, ``main`` runs (RUNNING) before it calls
+        ``ctx.notify_ready()``; until then its launcher still waits, so to the
+        outside the daemon is still starting (and an upgrade, whose hand-over
+        would end the old daemon before it ever was ready, waits too).
+        """
+        state = self.lifecycle.state
+        return State.STARTING if state is State.RUNNING and not self._ready else state
+
+    @property
     def shutdown_deadline(self) -> float | None:
         """The ``time.monotonic()`` end of the shutdown budget, once step 2 is over."""
         return self.shutdown.deadline

@@ -6,7 +6,9 @@ same, then it raises). ``reload`` holds "fail:MESSAGE", "slow:SECONDS",
 "block:SECONDS", "wait" (until a file ``reload-release`` appears) or "block-wait"
 (the same with the loop blocked). Each
 reload run appends its mode to ``reloads``. ``shutdown`` holds "slow:SECONDS"
-or "wait" (until a file ``shutdown-release`` appears).
+or "wait" (until a file ``shutdown-release`` appears). ``main`` holds
+"notify" (with ``--ready manual``: ``main`` calls ``ctx.notify_ready()`` once a
+file ``ready-release`` appears).
 A ``listen=`` socket named "echo" is served as an echo.
 """
 
@@ -88,6 +90,9 @@ async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> No
 
 
 async def main(ctx: aiodaemon.Context) -> None:
+    if _mode("main") == "notify":
+        await _until(HERE / "ready-release")
+        ctx.notify_ready()
     if "echo" in ctx.sockets:
         server = await asyncio.start_server(echo, sock=ctx.sockets["echo"])
         async with server:
