@@ -140,6 +140,20 @@ def test_a_shutdown_hook_asking_to_exit_is_logged_and_the_shutdown_goes_on(
     assert "shutdown finished" in run.events()
 
 
+def test_a_shutdown_request_while_stopping_sets_the_status_and_says_so(tmp_path: Path) -> None:
+    """ctx.request_shutdown(7) after a SIGTERM: exit 7, logged as the program's request."""
+    run = Run(tmp_path, "stopping:7")
+    wait_for(lambda: "main" in run.recorded(), what="main running")
+    run.proc.send_signal(signal.SIGTERM)
+    code, err = run.finish()
+    assert code == 7, err
+    _assert_graceful(run, 7, err)
+    events = run.events()
+    assert events.index("signal received") < events.index("shutdown requested by the program")
+    (request,) = [r for r in run.records() if r["event"] == "shutdown requested by the program"]
+    assert request["status"] == 7
+
+
 @pytest.mark.parametrize(
     ("what", "message", "status"),
     [

@@ -132,7 +132,11 @@ def request_shutdown_by_program(rt: Runtime, exit_code: int = 0) -> None:
     reason for the launcher (see :func:`._user_exit.note_shutdown_request`).
     """
     code = exit_status(exit_code)
-    if rt.state not in (State.STOPPING, State.STOPPED):
+    if rt.state in (State.STOPPING, State.STOPPED):
+        # No start left to end, but the status it asks for still counts (as a
+        # sys.exit(n) then does): the log says where the exit status came from.
+        _log.info("shutdown requested by the program", status=code)
+    else:
         # A task a startup hook started keeps the name after ready: not the hook then.
         hook = _startup_hook.get() if rt.state is State.STARTING else None
         by = None if hook is None else f"startup hook {hook}"

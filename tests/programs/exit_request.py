@@ -3,7 +3,8 @@
 argv: options (JSON), record, case ``WHERE:WHAT``. WHERE is main, startup,
 reload, shutdown, task (a task main creates and keeps), orphan (one it
 does not keep), request (main calls ``ctx.request_shutdown(n)``, WHAT a
-number) or return (main returns the number WHAT); WHAT is ``interrupt``
+number), stopping (the same once the daemon is stopping) or return (main
+returns the number WHAT); WHAT is ``interrupt``
 (KeyboardInterrupt), ``none`` (``sys.exit()``), a number (``sys.exit(n)``, n may be negative),
 ``hang`` (the hook never returns) or any other text (``sys.exit(text)``).
 Every hook records that it ran; main binds a structlog context variable
@@ -82,6 +83,8 @@ async def main(ctx: aiodaemon.Context) -> int | None:
     if WHERE == "shutdown":
         return None
     await ctx.wait_stopping()
+    if WHERE == "stopping":
+        ctx.request_shutdown(int(WHAT))
     return None
 
 
