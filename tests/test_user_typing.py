@@ -9,10 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from .support import REPO, clean_env, mypy_strict
+from .support import REPO, clean_env, mypy_strict, python_snippets
 
 #: Programs written as users write theirs (see its __init__.py).
 PROGRAMS = Path(__file__).parent / "typechecked"
+
+
+#: The pages whose first Python block is a whole program (the others show fragments).
+WHOLE_PROGRAMS = ("README.md", "docs/index.md", "docs/tutorial.md", "docs/logging.md")
 
 
 def user_programs() -> dict[str, str]:
@@ -21,6 +25,10 @@ def user_programs() -> dict[str, str]:
     files = [*PROGRAMS.glob("[!_]*.py"), *examples.glob("*.py")]
     sources = {path.name: path.read_text() for path in sorted(files)}
     sources["kubernetes_app.py"] = (examples / "kubernetes" / "app.py").read_text()
+    for page in WHOLE_PROGRAMS:
+        program = python_snippets(REPO / page)[0]
+        assert "aiodaemon.run(" in program, f"{page}'s first block is no longer its program"
+        sources[f"page_{Path(page).stem.lower()}.py"] = program
     return sources
 
 
@@ -53,7 +61,7 @@ def pyright_strict(directory: Path, sources: dict[str, str]) -> subprocess.Popen
 # Two checkers, cold, on a busy machine: more than the suite's 60 s.
 @pytest.mark.timeout(300)
 def test_user_programs_pass_both_checkers_and_their_mistakes_fail(tmp_path: Path) -> None:
-    """tests/typechecked and examples/ pass mypy and pyright --strict; each marked mistake fails."""
+    """Our user programs, examples and docs pass mypy and pyright --strict; marked mistakes fail."""
     sources = user_programs()
     assert len(sources) >= 10
     pyright = pyright_strict(tmp_path / "pyright", sources)
