@@ -69,6 +69,7 @@ LAYERS = [
     },
     {"_options", "_prefork._config"},
     {
+        "_logs._console",
         "_logs._logchain",
         "_logs._logecho",
         "_logs._logging",

@@ -18,6 +18,8 @@ from typing import Any
 import orjson
 import structlog
 
+from ._console import console_renderer
+
 __all__ = [
     "QueueLogger",
     "QueueLoggerFactory",
@@ -209,7 +211,7 @@ def processors(log_format: str, *, colors: bool) -> list[Any]:
         return [
             structlog.contextvars.merge_contextvars,
             _add_meta_console,
-            structlog.dev.ConsoleRenderer(colors=colors),
+            console_renderer(colors),
             _encode_console,
         ]
     return [

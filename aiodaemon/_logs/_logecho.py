@@ -13,9 +13,9 @@ from collections.abc import Sequence
 from typing import Any
 
 import orjson
-import structlog
 
 from .._prefork._logsinks import Record, write_all
+from ._console import console_renderer
 
 __all__ = ["TerminalEcho"]
 
@@ -36,7 +36,7 @@ class TerminalEcho:
         """
         self.fd = fd
         self._json_lines = json_lines
-        self._renderer = structlog.dev.ConsoleRenderer(colors=colors)
+        self._renderer = console_renderer(colors)
 
     def __repr__(self) -> str:
         return f"terminal fd {self.fd}"
