@@ -443,6 +443,28 @@ def test_ready_keeps_the_status_a_hook_just_set(
         assert proc.wait(timeout=30) == 0
 
 
+def test_a_status_with_an_undecodable_byte_and_a_nul_is_sent_escaped(
+    path_receiver: NotifyReceiver, tmp_path: Path
+) -> None:
+    """A file name's byte 0xE9 and a NUL in STATUS=: escaped; the failed reload keeps it running.
+
+    systemd ignores a whole message holding a NUL (the READY=1 ending the
+    reload with it); a surrogate made the send raise, and the daemon exit 1.
+    """
+    with _notifying(path_receiver, "systemd_odd_status", tmp_path / "log.jsonl") as proc:
+        started = path_receiver.receive_until(r"STATUS=serving caf\udce9", timeout=30)
+        assert any("READY=1" in datagram.lines for datagram in started)
+        os.kill(proc.pid, signal.SIGHUP)
+        after = path_receiver.receive_until("READY=1")[-1]
+        assert after.fields["STATUS"] == (
+            r"running; last reload failed: RuntimeError: bad config caf\udce9\x00"
+        )
+        assert proc.poll() is None
+        os.kill(proc.pid, signal.SIGTERM)
+        path_receiver.receive_until("STOPPING=1")
+        assert proc.wait(timeout=30) == 0
+
+
 def test_daemon_feeds_the_watchdog(path_receiver: NotifyReceiver, tmp_path: Path) -> None:
     """With WATCHDOG_USEC set, a running daemon sends WATCHDOG=1 again and again."""
     log = tmp_path / "log.jsonl"

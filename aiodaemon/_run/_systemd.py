@@ -16,6 +16,7 @@ from collections.abc import Mapping
 
 from .._prefork._detach import is_supervised
 from .._prefork._handoff import withhold_from_children
+from .._prefork._messages import printable
 from ..exceptions import StartupError
 
 __all__ = [
@@ -97,7 +98,9 @@ class Notifier:
         """Send ``assignments`` (``"NAME=value"``) as one datagram; False if it did not go out."""
         if self._sock is None:
             return False
-        data = "\n".join(assignments).encode()
+        # A program's own STATUS= may hold a file name's undecodable byte (a
+        # surrogate): escaped, not a UnicodeEncodeError in place of the message.
+        data = "\n".join(assignments).encode("utf-8", "backslashreplace")
         for _ in range(2):
             if not self._connected:
                 self._connected = self._connect()
@@ -204,7 +207,9 @@ def _watchdog_interval(env: Mapping[str, str]) -> float | None:
 
 def _one_line(text: str) -> str:
     # A newline would end the assignment and let the rest pass as another one.
-    return " ".join(text.splitlines())
+    # systemd ignores a whole message holding a NUL (a READY=1 with it), and a
+    # STATUS= that is not UTF-8: controls and undecodable bytes go escaped.
+    return printable(" ".join(text.splitlines()))
 
 
 async def run_watchdog(notifier: Notifier, interval: float) -> None:
