@@ -30,6 +30,8 @@ def test_a_console_log_file_shows_each_control_character_escaped(tmp_path: Path)
     assert f"GET {shown}" in line
     assert r"x\x1b[31m='red\x1b[0m'" in line
     assert f"path='{shown}'" in line
+    (odd,) = [line for line in text.splitlines() if "odd key" in line]
+    assert "404='not found'" in odd
     # A traceback keeps its line breaks, the message's too, as Python prints it.
     assert r"ValueError: no route /\x1b]0;owned\x07\x1b[2J\rfake" in text.splitlines()
 

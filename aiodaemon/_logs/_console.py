@@ -45,11 +45,15 @@ class _Shown:
         return self._text
 
 
-def _escape_record(event_dict: MutableMapping[str, Any]) -> dict[Any, Any]:
-    """The record with controls escaped in its keys, its event, its logger and its string values."""
+def _escape_record(event_dict: MutableMapping[Any, Any]) -> dict[Any, Any]:
+    """The record with str keys, controls escaped in them, the event, logger and values."""
     escaped: dict[Any, Any] = {}
     for key, value in event_dict.items():
-        if isinstance(key, str) and _HAS_CONTROL(key):
+        if not isinstance(key, str):
+            # A stdlib extra={404: ...}: the renderer sorts the keys, and an int
+            # among strings made it raise (the record lost its fields).
+            key = str(key)
+        if _HAS_CONTROL(key):
             key = escape_controls(key)
         if isinstance(value, str) and _HAS_CONTROL(value):
             if key in ("event", "logger", "exception"):
