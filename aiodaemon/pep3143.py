@@ -58,6 +58,11 @@ if TYPE_CHECKING:
     SignalTarget: TypeAlias = (
         "Callable[[int, FrameType | None], Any] | int | signal.Handlers | str | None"
     )
+    #: What ``signal_map`` is given as. Any keys: a Mapping's are invariant, so
+    #: ``Mapping[int, ...]`` refuses a prepared ``{signal.SIGHUP: f}`` (Signals keys),
+    #: and mypy infers a literal mixing ``"terminate"`` and a handler against neither
+    #: member of a union of both; ``open()`` refuses a key that is no signal number.
+    SignalMap: TypeAlias = "Mapping[Any, SignalTarget]"
 
 __all__ = [
     "DaemonContext",
@@ -156,9 +161,7 @@ class DaemonContext:
         stdin: HasFileno | None = None,
         stdout: HasFileno | None = None,
         stderr: HasFileno | None = None,
-        signal_map: Mapping[int, SignalTarget]
-        | Mapping[signal.Signals, SignalTarget]
-        | None = None,
+        signal_map: SignalMap | None = None,
     ) -> None:
         self.chroot_directory = chroot_directory
         self.working_directory = working_directory
@@ -175,13 +178,20 @@ class DaemonContext:
         self.stdin = stdin
         self.stdout = stdout
         self.stderr = stderr
-        # A dict, as programs change it in place (``signal_map[SIGHUP] = f``); the
-        # given dict itself, as python-daemon keeps it. Signals keys are ints.
-        given: Mapping[Any, SignalTarget] = (
-            make_default_signal_map() if signal_map is None else signal_map
-        )
-        self.signal_map: dict[int, SignalTarget] = given if isinstance(given, dict) else dict(given)
+        self.signal_map = make_default_signal_map() if signal_map is None else signal_map
         self._is_open = False
+
+    @property
+    def signal_map(self) -> dict[int, SignalTarget]:
+        """Signal number → target: a dict, changed in place (``signal_map[SIGHUP] = f``)."""
+        return self._signal_map
+
+    @signal_map.setter
+    def signal_map(self, value: SignalMap) -> None:
+        # Set as the constructor takes it (a prepared ``{signal.SIGHUP: reload}``
+        # too, which a dict[int, ...] attribute refused to a type checker). The
+        # given dict itself, as python-daemon keeps it; Signals keys are ints.
+        self._signal_map = value if isinstance(value, dict) else dict(value)
 
     @property
     def is_open(self) -> bool:

@@ -30,7 +30,7 @@ context = daemon.DaemonContext(
     files_preserve=[handler.stream, 5],
     stdout=open("/var/log/foo.out", "a"),  # noqa: SIM115 (kept open for the daemon)
     stderr=sys.stderr,
-    signal_map={signal.SIGHUP: reload_program_config, signal.SIGTSTP: None},
+    signal_map={signal.SIGTERM: "terminate", signal.SIGHUP: reload_program_config},
     uid=1000,
     gid=1000,
     initgroups=True,
@@ -42,6 +42,8 @@ context.signal_map = {
     signal.SIGUSR1: reload_program_config,
 }
 context.signal_map[signal.SIGUSR2] = signal.SIG_IGN
+prepared = {signal.SIGHUP: reload_program_config}
+context.signal_map = prepared
 context.files_preserve = [handler.stream]
 context.pidfile = daemon.pidfile.PIDLockFile("/run/foo.pid")
 try:
