@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 import structlog
 
-from ._console import console_renderer
+from ._console import console_encoder, console_renderer
 
 __all__ = [
     "QueueLogger",
@@ -183,10 +183,6 @@ def _has_surrogate(text: str) -> bool:
     return False
 
 
-def _encode_console(logger: Any, method_name: str, text: str) -> bytes:
-    return (text + "\n").encode("utf-8", "backslashreplace")
-
-
 #: Structured tracebacks without local variables: they would copy secrets into the log.
 _DICT_TRACEBACKS = structlog.processors.ExceptionRenderer(
     structlog.tracebacks.ExceptionDictTransformer(show_locals=False)
@@ -206,13 +202,14 @@ def wants_colors(on_terminal: bool) -> bool:
     return on_terminal and os.environ.get("TERM") != "dumb"
 
 
-def processors(log_format: str, *, colors: bool) -> list[Any]:
+def processors(log_format: str, *, colors: bool, encoding: str = "utf-8") -> list[Any]:
+    """The chain for ``log_format``; console lines are encoded in ``encoding`` (JSON: UTF-8)."""
     if log_format == "console":
         return [
             structlog.contextvars.merge_contextvars,
             _add_meta_console,
             console_renderer(colors),
-            _encode_console,
+            console_encoder(encoding),
         ]
     return [
         structlog.contextvars.merge_contextvars,

@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 
 from .._prefork._logsinks import Record, write_all
-from ._console import console_renderer
+from ._console import console_encoder, console_renderer
 
 __all__ = ["TerminalEcho"]
 
@@ -26,17 +26,19 @@ _WARNING = 4
 class TerminalEcho:
     """A sink that shows warning-and-worse records on a terminal's fd, never closing it."""
 
-    def __init__(self, fd: int, *, json_lines: bool, colors: bool) -> None:
+    def __init__(self, fd: int, *, json_lines: bool, colors: bool, encoding: str) -> None:
         """Echo on ``fd``.
 
         Args:
             fd: the terminal (fd 2 of a foreground daemon).
             json_lines: records arrive as JSON lines, to be rendered as console lines.
             colors: colour the console lines.
+            encoding: the terminal's, which the lines are written in.
         """
         self.fd = fd
         self._json_lines = json_lines
         self._renderer = console_renderer(colors)
+        self._encode = console_encoder(encoding)
 
     def __repr__(self) -> str:
         return f"terminal fd {self.fd}"
@@ -49,7 +51,8 @@ class TerminalEcho:
 
     def _render(self, line: bytes) -> bytes:
         if not self._json_lines:
-            return line
+            # Console lines made for the log file: in UTF-8, not the terminal's encoding.
+            return self._encode(None, "", line.decode("utf-8", "replace").rstrip("\n"))
         try:
             loaded: Any = orjson.loads(line)
         except orjson.JSONDecodeError:
@@ -66,7 +69,7 @@ class TerminalEcho:
         text = line.decode("utf-8", "replace").rstrip("\n")
         with contextlib.suppress(Exception):
             text = str(self._renderer(None, str(record.get("level", "")), record))
-        return (text + "\n").encode("utf-8", "backslashreplace")
+        return self._encode(None, "", text)
 
     def reopen(self) -> None:
         """Nothing to reopen: the terminal belongs to whoever started us."""

@@ -23,6 +23,7 @@ import structlog
 
 from .._prefork._config import Options
 from .._prefork._logsinks import StreamSink, is_syslog_sink
+from ._console import terminal_encoding
 from ._logchain import (
     QueueLogger,
     QueueLoggerFactory,
@@ -81,8 +82,12 @@ def start_logging(
     targets.file = targets.syslog = None
     log_format = options.log_format
     colors = False
+    # Files and syslog get UTF-8; console lines on stderr are for a person, in
+    # the encoding Python would write stderr in.
+    encoding = "utf-8"
     if not sinks:
         sinks.append(StreamSink(2))
+        encoding = terminal_encoding()
         on_terminal = not detached and not container and os.isatty(2)
         if log_format is None and on_terminal:
             log_format = "console"
@@ -94,8 +99,14 @@ def start_logging(
         # errors to the person at the terminal.
         from ._logecho import TerminalEcho
 
-        sinks.append(TerminalEcho(2, json_lines=log_format != "console", colors=wants_colors(True)))
-    chain = processors(log_format or "json", colors=colors)
+        echo = TerminalEcho(
+            2,
+            json_lines=log_format != "console",
+            colors=wants_colors(True),
+            encoding=terminal_encoding(),
+        )
+        sinks.append(echo)
+    chain = processors(log_format or "json", colors=colors, encoding=encoding)
     writer = LogWriter(sinks, queue_size)
     owner = options.identity.uid if options.identity is not None else None
     for fd, option, path in ((1, "stdout", options.stdout), (2, "stderr", options.stderr)):
