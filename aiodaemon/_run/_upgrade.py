@@ -250,7 +250,8 @@ class Upgrader:
             # Over in a moment, unlike a stop: the command waits for it.
             raise UpgradeRefused(f"cannot upgrade while {state}", transient=True)
         if state != "running":
-            raise UpgradeRefused(f"cannot upgrade while {state}; try again when running")
+            # Stopping: it never runs again, so no "later" to try.
+            raise UpgradeRefused(f"{STOPPING}; nothing started")
 
     def _inherited(self) -> list[Inherited]:
         target = self.target
