@@ -1,7 +1,7 @@
 """A syslog collector that stays down: the log file keeps every record and says what
 syslog lost without repeating itself at every batch.
 
-While the 10,000-message backlog is full, each batch pushes older messages
+While the 32,768-message backlog is full, each batch pushes older messages
 out; the ``syslog records lost`` warning was written after every batch (itself
 one more message pushed out), a third of a busy daemon's log for as long as
 the outage lasted. A real daemon, a real TCP port nobody listens on.
@@ -33,7 +33,7 @@ def test_a_long_syslog_outage_is_told_once_not_at_every_batch(tmp_path: Path) ->
     assert result.returncode == 0, result.stderr
     records = read_json_lines(log_file)
     events = [r["event"] for r in records]
-    assert events.count("burst") == 12_000
+    assert events.count("burst") == 40_000
     assert events.count("trickle") == 300
     notices = [r for r in records if r["event"] == "syslog records lost"]
     # When the backlog first overflowed, and the rest at the exit (last in the file);
@@ -43,4 +43,4 @@ def test_a_long_syslog_outage_is_told_once_not_at_every_batch(tmp_path: Path) ->
     # Nothing reached syslog: every message it was given is counted.
     lost = [r["lost"] for r in notices]
     assert all(isinstance(n, int) for n in lost)
-    assert sum(n for n in lost if isinstance(n, int)) >= 12_300
+    assert sum(n for n in lost if isinstance(n, int)) >= 40_300

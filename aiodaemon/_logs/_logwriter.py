@@ -39,6 +39,8 @@ __all__ = ["DEFAULT_QUEUE_SIZE", "LogWriter", "Sink"]
 DEFAULT_QUEUE_SIZE = 32_768
 #: Seconds between retries of a syslog daemon that is down, when nothing new is logged.
 _RETRY_INTERVAL = 0.5
+#: The same for one that is up but reads slowly (its socket's buffer was full).
+_BLOCKED_RETRY = 0.02
 #: Seconds between two ``syslog records lost`` warnings while the losses go on: each
 #: warning is a record too, which a full syslog backlog makes room for by dropping one.
 _SYSLOG_LOSS_INTERVAL = 10.0
@@ -219,7 +221,9 @@ class LogWriter:
             if not queue:
                 # Messages waiting for a syslog daemon that is down are retried
                 # even when nothing new is logged.
-                self._wakeup.wait(_RETRY_INTERVAL if waiting else None)
+                slow = any(sink.blocked for sink in waiting)
+                retry = _BLOCKED_RETRY if slow else _RETRY_INTERVAL
+                self._wakeup.wait(retry if waiting else None)
             self._wakeup.clear()
             self._idle = False
             for sink in waiting:

@@ -3,6 +3,12 @@
 Opened in the launching process (an unreachable or untrusted socket fails on
 the terminal) and written to only by the log writer thread. Records wait in
 a bounded backlog while the collector is down, and are counted when lost.
+
+Every send is non-blocking: a collector that stops reading (journald or
+rsyslog stuck on a disk, a remote one overloaded) fills the socket's buffer,
+and a blocking send would then hold the writer thread, and with it the log
+file and every other sink, until the loop's queue overflowed. Its records
+wait in the backlog instead, like those of a collector that is down.
 """
 
 from __future__ import annotations
@@ -29,11 +35,15 @@ __all__ = ["SyslogSink", "open_syslog_sink"]
 
 #: facility ``daemon`` (RFC 5424 table 1).
 _FACILITY_DAEMON = 3
-#: Records waiting while syslog is unreachable; beyond this the oldest are lost (and counted).
-_SYSLOG_BACKLOG = 10_000
+#: Records waiting while syslog is unreachable or not reading; beyond this the oldest
+#: are lost (and counted). As many as the writer's queue holds: a burst that a
+#: blocking send would have left in that queue waits here instead.
+_SYSLOG_BACKLOG = 32_768
 #: Seconds between attempts to reach a syslog daemon that is down.
 _RETRY_INTERVAL = 0.5
 _TCP_TIMEOUT = 5.0
+#: Seconds the last attempt at exit waits for a collector that reads slowly.
+_EXIT_PATIENCE = 1.0
 #: Seconds a flush waits for a new TCP connection before leaving it under way: a
 #: collector whose host drops the handshake (a firewall, a host that is down)
 #: must not hold the writer thread, and with it the log file, for _TCP_TIMEOUT.
@@ -93,6 +103,8 @@ class SyslogSink:
         #: the Unix socket's path for a reconnect, as the daemon sees it (after a chroot).
         self.path = target.path
         self.sock = sock
+        if sock is not None:
+            sock.setblocking(False)
         #: (family, sockaddr) resolved in the launching process, where DNS still works.
         self.address = address
         self.max_message = max_message
@@ -111,6 +123,10 @@ class SyslogSink:
         self._next_id = 0
         #: a TCP connect under way and when it is given up, None when none is.
         self._connecting: tuple[socket.socket, float] | None = None
+        #: bytes of the backlog's first message a stream socket has taken (a partial send).
+        self._head_sent = 0
+        #: whether the last flush stopped at a full socket buffer (the collector is slow).
+        self.blocked = False
 
     def __repr__(self) -> str:
         return f"syslog {self.target}"
@@ -124,7 +140,12 @@ class SyslogSink:
         # to a collector that is up, none of it lost.
         self._flush()
         while len(self.backlog) > _SYSLOG_BACKLOG:
-            self.backlog.popleft()
+            if self._head_sent:
+                # The first message is partly sent: its rest must come next.
+                head = self.backlog.popleft()
+                self.backlog[0] = head
+            else:
+                self.backlog.popleft()
             self.lost += 1
 
     def _messages(self, severity: int, body: bytes) -> list[bytes]:
@@ -160,9 +181,12 @@ class SyslogSink:
         """Try again to send what waits for a syslog daemon that was down."""
         self._flush()
 
-    def _flush(self) -> None:
+    def _flush(self, patience: float = 0.0) -> None:
+        """Send what waits; for up to ``patience`` seconds while the socket's buffer is full."""
         if self.sock is None and self._connecting is None and time.monotonic() < self._retry_at:
             return
+        self.blocked = False
+        deadline = time.monotonic() + patience
         for attempt in range(2):
             try:
                 probe = False
@@ -174,7 +198,11 @@ class SyslogSink:
                 elif self.stream and self._peer_closed():
                     raise ConnectionResetError(errno.ECONNRESET, "syslog closed the connection")
                 while self.backlog:
-                    self._send(self.backlog[0], probe)
+                    if not self._send(self.backlog[0], probe):
+                        if not self._writable(deadline):
+                            self.blocked = True
+                            return
+                        continue
                     probe = False
                     self.backlog.popleft()
                 return
@@ -200,24 +228,47 @@ class SyslogSink:
         self._refusal_told = self.refused
         return self.refused
 
-    def _send(self, message: bytes, probe: bool) -> None:
+    def _send(self, message: bytes, probe: bool) -> bool:
+        """Send ``message``; False if the socket's buffer is full (on a stream: for its rest)."""
         assert self.sock is not None
         if self.stream:
             # RFC 6587 octet counting: no delimiter can be confused with the payload.
-            self.sock.sendall(b"%d " % len(message) + message)
-            return
-        if self.target.transport != "udp":
-            self.sock.send(message)
-            return
+            # A partial send leaves the rest for the next try: nothing else may
+            # be sent in between, or the frame would be corrupt.
+            framed = b"%d " % len(message) + message
+            try:
+                self._head_sent += self.sock.send(framed[self._head_sent :])
+            except BlockingIOError:
+                return False
+            if self._head_sent < len(framed):
+                return False
+            self._head_sent = 0
+            return True
         try:
             self.sock.send(message)
+        except BlockingIOError:
+            return False
         except ConnectionRefusedError:
+            if self.target.transport != "udp":
+                raise
             # An ICMP "port unreachable" for an earlier datagram, which is lost
             # (how many went before this one is unknown: at least one). This
             # one was not sent and stays at the head of the backlog.
             self.lost += 1
             raise
-        _check_delivery(self.sock, probe)
+        if self.target.transport == "udp":
+            _check_delivery(self.sock, probe)
+        return True
+
+    def _writable(self, deadline: float) -> bool:
+        """Wait until the socket takes more, at most until ``deadline``; whether it does."""
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return False
+        assert self.sock is not None
+        poller = select.poll()
+        poller.register(self.sock, select.POLLOUT)
+        return bool(poller.poll(left * 1000))
 
     def _peer_closed(self) -> bool:
         # A syslog server never talks back, so a readable socket means EOF or an
@@ -241,6 +292,7 @@ class SyslogSink:
             from ._syslogsocket import connect_unix
 
             self.sock, self.stream = connect_unix(self.path, self.owner)
+            self.sock.setblocking(False)
             return True
         assert self.address is not None
         family, sockaddr = self.address
@@ -254,6 +306,7 @@ class SyslogSink:
                 except OSError:
                     sock.close()
                     raise
+                sock.setblocking(False)
                 self.sock, self.stream = sock, False
                 return True
             sock = socket.socket(family, socket.SOCK_STREAM)
@@ -278,11 +331,13 @@ class SyslogSink:
         if error:
             sock.close()
             raise OSError(error, os.strerror(error))
-        sock.settimeout(_TCP_TIMEOUT)
         self.sock, self.stream = sock, True
         return True
 
     def _disconnect(self) -> None:
+        # A message cut short goes whole over the next connection: the
+        # collector drops the incomplete frame with the old one.
+        self._head_sent = 0
         if self.sock is not None:
             self.sock.close()
             self.sock = None
@@ -297,6 +352,11 @@ class SyslogSink:
         # the fork) is the parent's to send: sent from here too, it would
         # arrive twice.
         self.backlog.clear()
+        if self.stream:
+            # Both processes writing one stream would cut into each other's
+            # frames (a send may now be partial): this one gets its own
+            # connection. Closing our copy leaves the parent's open.
+            self._disconnect()
         if self._connecting is not None:
             # The parent's to finish; this process connects on its own if it logs.
             self._connecting[0].close()
@@ -308,9 +368,10 @@ class SyslogSink:
         # messages: count them, so the writer says so in the other sinks.
         self._retry_at = 0.0
         with contextlib.suppress(OSError):
-            self._flush()
+            self._flush(patience=_EXIT_PATIENCE)
         self.lost += len(self.backlog)
         self.backlog.clear()
+        self._head_sent = 0
 
     def reopen(self) -> None:
         """Syslog connections are re-established on failure, not on signals."""
