@@ -42,7 +42,7 @@ class DaemonOptions(TypedDict, total=False):
     #: JSON-lines log file, reopened on SIGUSR1 and SIGHUP.
     log_file: StrPath | None
     #: True (``/dev/log``), a socket path, ``udp://host:port`` or ``tcp://host:port``.
-    syslog: bool | str | None
+    syslog: bool | StrPath | None
     #: "debug", "info", "warning", "error" or "critical" in any case, or ``logging.DEBUG``...
     #: A str, not a Literal: "INFO" is as valid, and a level read from the environment
     #: or a config file is a str (run() refuses a bad one with a one-line error).

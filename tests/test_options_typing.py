@@ -133,3 +133,10 @@ PENDING: set[str] = set()
 def test_parse_options_accepts_every_typed_option(option: str, tmp_path: Path) -> None:
     """Each key a type checker allows is one run() accepts, with a well-typed value."""
     parse_options({option: sample_values(tmp_path)[option]})
+
+
+def test_syslog_takes_a_path_object_as_the_other_path_options_do() -> None:
+    """syslog=Path("/dev/log") is the same target as "/dev/log", not "must be a socket path"."""
+    by_path = parse_options({"syslog": Path("/dev/log")}).syslog
+    assert by_path is not None
+    assert by_path == parse_options({"syslog": "/dev/log"}).syslog

@@ -155,6 +155,9 @@ def parse_syslog(value: object) -> SyslogTarget | None:
         return None
     if value is True:
         return SyslogTarget("unix", path="/dev/log")
+    if isinstance(value, os.PathLike):
+        # A socket path as every other path option takes it (``Path("/dev/log")``).
+        value = os.fspath(value)
     if not isinstance(value, str) or not value or "\0" in value:
         raise ConfigError(
             "syslog", f"must be True, a socket path or udp://host:port, not {value!r}"

@@ -245,3 +245,7 @@ def start_the_daemon_object() -> None:
 
 def start_the_other_daemon() -> None:
     daemon.run(plain_main, syslog=True, log_format=None)
+
+
+def start_logging_to_the_journal() -> None:
+    daemon.run(plain_main, syslog=Path("/run/systemd/journal/syslog"))
