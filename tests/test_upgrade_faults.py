@@ -256,10 +256,13 @@ def test_sigusr2_while_stopping_is_refused(tmp_path: Path) -> None:
     assert daemon.recorded() == ["hook started", "hook done"]
 
 
-def _readyz(port: int) -> str:
-    """One probe of /readyz: the status line, or the error that ended it."""
+def _readyz(address: int | Path) -> str:
+    """One probe of /readyz on a local port or unix socket: the status line, or the error."""
+    unix = isinstance(address, Path)
     try:
-        with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        with socket.socket(socket.AF_UNIX if unix else socket.AF_INET) as sock:
+            sock.settimeout(5)
+            sock.connect(str(address) if unix else ("127.0.0.1", address))
             sock.sendall(b"GET /readyz HTTP/1.1\r\nhost: x\r\n\r\n")
             data = b""
             while chunk := sock.recv(4096):
@@ -363,3 +366,36 @@ def test_successor_import_error_is_one_clean_line(app: App) -> None:
     app.edit("import aiodaemon\n", "import aiodaemon\nimport no_such_module\n")
     line = _one_clean_line(cli("upgrade", "--pidfile", str(app.pidfile)))
     assert "no_such_module" in line
+
+
+@pytest.mark.parametrize(
+    ("mode", "why"),
+    [("main-raise", ": main failed: RuntimeError: main of v1 failed\n"), ("main-return", "\n")],
+)
+def test_successor_whose_main_ends_at_once_is_rolled_back(app: App, mode: str, why: str) -> None:
+    """New code whose ``main`` raises or returns at once: upgrade fails, the old one serves on."""
+    directory = app.directory
+    old = app.start(
+        "--listen", f"u=unix:{directory}/u.sock", "--health", f"unix:{directory}/h.sock"
+    )
+    app.edit('MODE = ""', f'MODE = "{mode}"')
+    result = cli("upgrade", "--pidfile", str(app.pidfile), "--timeout", "30")
+    assert result.returncode == 1
+    assert result.stdout == ""
+    [failed] = wait_for(lambda: app.records("upgrade failed"), 10, "the upgrade failed record")
+    successor = failed["successor"]
+    assert isinstance(successor, int)
+    assert result.stderr == (
+        f"aiodaemon: upgrade failed: successor (pid {successor}) stopped before it took over{why}"
+    )
+    wait_gone(successor)
+    # Nothing was handed over, nothing removed: the old daemon runs as before.
+    assert app.pid() == old
+    assert app.get() == f"v1 {old}"
+    status = cli("status", "--pidfile", str(app.pidfile))
+    assert status.returncode == 0, status.stderr
+    assert status.stdout.startswith(f"running (pid {old},")
+    assert _leftovers(directory) == ["app.pid", "app.pid.ctl", "h.sock", "u.sock"]
+    assert _readyz(directory / "h.sock") == "HTTP/1.1 200 OK"
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.connect(str(directory / "u.sock"))  # still listening (nothing serves it here)

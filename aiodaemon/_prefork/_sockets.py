@@ -14,7 +14,7 @@ import contextlib
 import errno
 import os
 import socket
-from collections.abc import Iterator, Mapping, MutableMapping
+from collections.abc import Iterable, Iterator, Mapping, MutableMapping
 
 from ..exceptions import StartupError
 from ._addresses import InetAddress, ListenAddress, UnixAddress, encoded_host
@@ -106,9 +106,17 @@ class Listeners(Mapping[str, socket.socket]):
                 inside[seen] = identity
         self._unix_files = inside
 
-    def disown_unix_files(self) -> None:
-        """Leave the socket files at exit: an upgrade's successor serves on them now."""
-        self._unix_files.clear()
+    def disown_unix_files(self, files: Iterable[str] | None = None) -> None:
+        """Leave the socket files at exit: an upgrade's successor serves on them now.
+
+        Args:
+            files: only these paths (a successor giving back what it took
+                over); None: every one.
+        """
+        if files is None:
+            self._unix_files.clear()
+        for path in files or ():
+            self._unix_files.pop(path, None)
 
     def close(self, *, unlink: bool = True) -> None:
         """Close every socket and remove the Unix socket files we bound.

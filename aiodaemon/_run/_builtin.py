@@ -293,11 +293,15 @@ def _upgrade(runtime: Runtime) -> Service:
     runtime.add_state_listener(preload_when_running)
     # An upgrade's successor watches the old daemon from the start (see _takeover).
     successor = runtime.parts.pipe if hasattr(runtime.parts.pipe, "handoff") else None
-    return UpgradeService(
+    service = UpgradeService(
         Upgrader(target),
         None if control is None else control.commands,
         cast("SuccessorChannel | None", successor),
         # A SIGHUP during an upgrade reopens at once and reloads whoever serves after it.
         reload=lambda: runtime.dispatch(Event.RELOAD),
         reopen=lambda: runtime.dispatch(Event.REOPEN_LOGS),
+        failure=lambda: runtime.outcome.message,
     )
+    if successor is not None:
+        runtime.add_state_listener(service.state_changed)
+    return service

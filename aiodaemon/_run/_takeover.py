@@ -15,6 +15,12 @@ removes the files at exit like any daemon's. Readiness is still reported only
 when we are ready. A channel that ends while the old daemon lives is a
 rollback: it kills us, and we touch nothing.
 
+A run that begins to stop after ``R`` but before ``W`` (``main`` raised or
+returned at once, a SIGTERM) takes nothing over: it gives back what it
+claimed, if anything, and answers ``E`` with why (:func:`refuse_takeover`),
+so the old daemon rolls back and keeps serving instead of handing its
+clients to a process on its way out.
+
 The channel is read from the start of the run, and kept open until the old
 daemon exits, for the log reopens the two pass on to each other (see
 :mod:`._upgrade_channel`). We inherited the log file's descriptor as it was
@@ -41,12 +47,16 @@ if TYPE_CHECKING:
     from .._prefork._adopt import SuccessorChannel
     from ._upgrade_channel import ChannelLines
 
-__all__ = ["close_channel", "hand_over", "watch_predecessor"]
+__all__ = ["close_channel", "hand_over", "refuse_takeover", "watch_predecessor"]
 
 _log = structlog.get_logger("aiodaemon")
 
 #: Seconds to wait, after the channel ended, for the old daemon's exit to show.
 _EXIT_WAIT = 5.0
+#: Loop turns let pass before ``W``: ``main`` is started just after ``R`` (a
+#: task that starts its own), so one that fails at its first step has begun the
+#: stop by then.
+_MAIN_FIRST_STEP = 5
 
 
 class _TakeOver:
@@ -61,6 +71,10 @@ class _TakeOver:
         self.gone = asyncio.Event()
         self.claim: asyncio.Task[None] | None = None
         self.tasks: set[asyncio.Task[None]] = set()
+        #: why our run stops, once it began to stop before we answered ``W``.
+        self.refusal: str | None = None
+        #: set once ``W`` or ``E`` went out: the old daemon knows.
+        self.answered = False
 
     def open_lines(self) -> ChannelLines:
         """The channel on the loop (opened now if not yet), passing log reopens both ways."""
@@ -102,6 +116,8 @@ class _TakeOver:
     async def _claim(self) -> None:
         channel = self.channel
         handoff = channel.handoff
+        if self.refusal is not None and not self.gone.is_set():
+            return  # refused before this task's first step: nothing to take
         from .._prefork._adopt_fds import unix_files
 
         if channel.pidfile is not None:
@@ -138,22 +154,67 @@ class _TakeOver:
         lines = self.open_lines()
         try:
             line = await lines.readline()
+            if self.answered:
+                return  # we refused (see refuse): the old daemon kills us
             if line != b"G\n" and not await self._wait_gone():
                 # The old daemon rolled back and is killing us: nothing here is ours.
                 _log.warning("upgrade abandoned by the old daemon")
                 lines.close()
                 return
             await asyncio.shield(self.start_claim())
+            if line == b"G\n":
+                for _ in range(_MAIN_FIRST_STEP):
+                    await asyncio.sleep(0)
+                if self.refusal is not None:
+                    return  # we refused meanwhile, and said so (see refuse)
             if channel.notifier is not None:
                 channel.notifier.release()
             _log.info("upgrade took over", predecessor=channel.handoff.parent)
             if line == b"G\n":
+                self.answered = True
                 with contextlib.suppress(OSError):
                     lines.send(b"W\n")
         finally:
             # Nothing more to report on it; lines keeps the channel open while
             # the old daemon drains (log reopens), with a descriptor of its own.
             channel.close()
+
+    def refuse(self, reason: str | None) -> None:
+        """Our run began to stop (``reason``: its failure, if any): take nothing over.
+
+        What the claim took is given back first. Nothing to do before ``R``
+        (a start that fails is reported at our exit, as any daemon's), after
+        ``W``, or once the old daemon is gone (all is ours, whatever follows).
+        """
+        if self.answered or self.refusal is not None or self.channel.pending:
+            return
+        if self.lines is None or self.gone.is_set():
+            return
+        why = f"successor (pid {os.getpid()}) stopped before it took over"
+        self.refusal = f"{why}: {reason}" if reason else why
+        _log.warning("upgrade refused: stopping before the take-over", reason=reason)
+        if self.claim is not None:
+            # Now, not when the hand-over resumes: our exit may come first,
+            # and would remove the files and the pidfile naming us.
+            self._give_back()
+        self.answered = True
+        line = f"E1 {' '.join(self.refusal.split())}\n"
+        with contextlib.suppress(OSError):
+            self.lines.send(line.encode("utf-8", "replace"))
+
+    def _give_back(self) -> None:
+        """Undo the claim: the pidfile names the old daemon again, its files are its own."""
+        channel = self.channel
+        handoff = channel.handoff
+        from .._prefork._adopt_fds import unix_files
+
+        if channel.pidfile is not None:
+            # Before our exit could see our pid in it and remove the file.
+            write_pid_in_place(channel.pidfile, handoff.parent)
+        if channel.listeners is not None:
+            channel.listeners.disown_unix_files(unix_files(handoff))
+        if channel.control is not None:
+            channel.control.disown_file()
 
     async def _wait_gone(self) -> bool:
         """Whether the old daemon exited (its channel ends a moment before its pidfd says so)."""
@@ -182,6 +243,12 @@ def watch_predecessor(channel: SuccessorChannel, logs: LogWriter | None) -> None
     takeover = _take_over_for(channel, logs)
     takeover.open_lines()
     takeover.watch()
+
+
+def refuse_takeover(reason: str | None) -> None:
+    """Our run began to stop before the take-over (see :meth:`_TakeOver.refuse`)."""
+    if _current:
+        _current[0].refuse(reason)
 
 
 def close_channel() -> None:

@@ -84,6 +84,8 @@ class UpgradeService(Service):
         successor: this run's channel to the old daemon, when an upgrade started it.
         reload: begin a reload, as SIGHUP does (see :mod:`._upgrade_reloads`).
         reopen: reopen the log files, as SIGUSR1 does.
+        failure: why the run is stopping, if it failed (a successor says it
+            when its run ends before the take-over).
     """
 
     name = "upgrade"
@@ -96,12 +98,14 @@ class UpgradeService(Service):
         *,
         reload: Callable[[], object] | None = None,
         reopen: Callable[[], object] | None = None,
+        failure: Callable[[], str | None] | None = None,
     ) -> None:
         self.upgrader = upgrader
         self._commands = commands
         self._successor = successor
         self._reload = reload
         self._reopen = reopen
+        self._failure = failure
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
@@ -161,6 +165,17 @@ class UpgradeService(Service):
         self.upgrader.abort()
         with contextlib.suppress(RuntimeError, ValueError):
             asyncio.get_running_loop().add_signal_handler(signal.SIGUSR2, _refuse_while_stopping)
+
+    def state_changed(self, old: State, new: State) -> None:
+        """A state listener: a successor that begins to stop before its take-over takes nothing.
+
+        At the state change itself, not at the shutdown's first step: the old
+        daemon's "go" may be read in between (see :mod:`._takeover`).
+        """
+        if new is State.STOPPING and self._successor is not None:
+            from ._takeover import refuse_takeover
+
+            refuse_takeover(None if self._failure is None else self._failure())
 
     async def wait_finished(self) -> None:
         """Let an abandoned upgrade end, and its answer go out, before tasks are cancelled."""

@@ -6,7 +6,8 @@ the file's new contents. ``MODE``: "" (normal), "raise" (a startup hook
 fails), "hang" (never ready), "exit" (the process dies during startup),
 "slow" (startup takes half a second), "sleep<seconds>" (startup takes that
 long), "gate" (startup creates ``$APP_GATE.entered``, then waits for
-``$APP_GATE``). Started as ``python upgrade_app.py`` (options from the ``APP_*``
+``$APP_GATE``), "main-raise" / "main-return" (``main`` raises or returns at
+once, after a ready start). Started as ``python upgrade_app.py`` (options from the ``APP_*``
 environment variables) or as the console script's target ``upgrade_app:main``.
 """
 
@@ -64,6 +65,10 @@ async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> 
 
 async def main(ctx: aiodaemon.Context) -> None:
     """Serve on ``listen["http"]`` until the daemon stops."""
+    if MODE == "main-raise":
+        raise RuntimeError(f"main of {VERSION} failed")
+    if MODE == "main-return":
+        return
     await ctx.start_server(handle, "http")
     await ctx.wait_stopping()
 
