@@ -229,7 +229,7 @@ class Daemon:
         Examples:
             ```python
             @aiodaemon.lifespan
-            async def database(ctx: aiodaemon.Context):
+            async def database(ctx: aiodaemon.Context) -> AsyncIterator[None]:
                 pool = await open_pool()
                 yield
                 await pool.close()  # only if open_pool() succeeded
