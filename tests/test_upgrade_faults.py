@@ -399,3 +399,31 @@ def test_successor_whose_main_ends_at_once_is_rolled_back(app: App, mode: str, w
     assert _readyz(directory / "h.sock") == "HTTP/1.1 200 OK"
     with socket.socket(socket.AF_UNIX) as sock:
         sock.connect(str(directory / "u.sock"))  # still listening (nothing serves it here)
+
+
+@pytest.mark.parametrize(
+    ("mode", "how"),
+    [
+        ("gate", "was killed by SIGKILL before it was ready"),
+        ("main-exit", "exited with status 5 before it took over"),
+    ],
+)
+def test_successor_that_dies_says_how_and_when(app: App, mode: str, how: str) -> None:
+    """SIGKILLed in its startup hook, or dead in ``main`` once ready: upgrade says which."""
+    old = app.start(APP_GATE=str(app.directory / "gate"))
+    app.edit('MODE = ""', f'MODE = "{mode}"')
+    upgrade = _upgrade_in_background(app)
+    successor = None
+    try:
+        successor = _successor_starting(app)
+        if mode == "gate":
+            wait_for(lambda: (app.directory / "gate.entered").exists(), 30, "the startup hook")
+            os.kill(successor, signal.SIGKILL)
+        _, stderr = upgrade.communicate(timeout=60)
+    finally:
+        _end_what_is_left(upgrade, successor)
+    assert upgrade.returncode == 1
+    assert stderr == f"aiodaemon: upgrade failed: successor (pid {successor}) {how}\n"
+    wait_gone(successor)
+    assert app.pid() == old
+    assert app.get() == f"v1 {old}"

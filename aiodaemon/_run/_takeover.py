@@ -53,9 +53,9 @@ _log = structlog.get_logger("aiodaemon")
 
 #: Seconds to wait, after the channel ended, for the old daemon's exit to show.
 _EXIT_WAIT = 5.0
-#: Loop turns let pass before ``W``: ``main`` is started just after ``R`` (a
-#: task that starts its own), so one that fails at its first step has begun the
-#: stop by then.
+#: Loop turns let pass before the claim: ``main`` is started just after ``R``
+#: (a task that starts its own), so one that fails at its first step has begun
+#: the stop by then.
 _MAIN_FIRST_STEP = 5
 
 
@@ -154,6 +154,11 @@ class _TakeOver:
         lines = self.open_lines()
         try:
             line = await lines.readline()
+            if line == b"G\n":
+                # Before the claim: a refusal then has nothing to give back, and
+                # no probe meets our control or health server while we stop.
+                for _ in range(_MAIN_FIRST_STEP):
+                    await asyncio.sleep(0)
             if self.answered:
                 return  # we refused (see refuse): the old daemon kills us
             if line != b"G\n" and not await self._wait_gone():
@@ -162,11 +167,8 @@ class _TakeOver:
                 lines.close()
                 return
             await asyncio.shield(self.start_claim())
-            if line == b"G\n":
-                for _ in range(_MAIN_FIRST_STEP):
-                    await asyncio.sleep(0)
-                if self.refusal is not None:
-                    return  # we refused meanwhile, and said so (see refuse)
+            if self.refusal is not None:
+                return  # we refused during the claim, and said so (see refuse)
             if channel.notifier is not None:
                 channel.notifier.release()
             _log.info("upgrade took over", predecessor=channel.handoff.parent)

@@ -290,7 +290,8 @@ class Upgrader:
             line = await watch.next_line(_HANDOVER_WAIT)
             self._check_aborted()
             if line != b"W\n":
-                raise self._failed(spawned.pid, await watch.failure(line, _HANDOVER_WAIT))
+                why = await watch.failure(line, _HANDOVER_WAIT, ready=True)
+                raise self._failed(spawned.pid, why)
         except BaseException:
             watch.kill()
             if told:

@@ -83,26 +83,28 @@ class SuccessorWatch:
             await line_task
         return b"" if self._exited in done else None
 
-    async def failure(self, line: bytes | None, waited: float) -> str:
+    async def failure(self, line: bytes | None, waited: float, *, ready: bool = False) -> str:
         """Why the successor is not ready, given what :meth:`next_line` returned instead.
 
         Args:
             line: what :meth:`next_line` returned.
             waited: the ``within`` it was given.
+            ready: it had reported ready (it failed before it took over).
         """
         # Let the stderr pump catch up a moment after the successor exited.
         with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError, OSError):
             await asyncio.wait_for(asyncio.shield(self._pump), 0.5)
         pid = self.spawned.pid
+        before = "before it took over" if ready else "before it was ready"
         if line is None:
+            if ready:
+                return f"successor (pid {pid}) did not take over within {waited:g} s"
             return f"successor (pid {pid}) not ready after {waited:g} s"
         if line.startswith(b"E"):
             text = line[1:].decode("utf-8", "replace").strip()
             return text.partition(" ")[2] or f"successor (pid {pid}) failed"
-        code = self.spawned.exit_status()
         last = _last_error_line(self._tail)
-        status = "" if code is None else f" with status {code}"
-        return last or f"successor (pid {pid}) exited{status} before it was ready"
+        return last or f"successor (pid {pid}) {_ended(self.spawned.exit_status())} {before}"
 
     def kill(self) -> None:
         """Stop watching, close the channel, and kill the successor with its process group."""
@@ -127,6 +129,20 @@ class SuccessorWatch:
         self.spawned.release()
         assert self._lines is not None
         return self._lines
+
+
+def _ended(code: int | None) -> str:
+    """How a process ended, from :meth:`Spawned.exit_status`: "was killed by SIGKILL"..."""
+    if code is None:
+        return "exited"
+    if code < 0:
+        import signal
+
+        try:
+            return f"was killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"was killed by signal {-code}"
+    return f"exited with status {code}"
 
 
 def _set_once(future: asyncio.Future[None]) -> None:

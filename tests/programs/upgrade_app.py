@@ -6,8 +6,9 @@ the file's new contents. ``MODE``: "" (normal), "raise" (a startup hook
 fails), "hang" (never ready), "exit" (the process dies during startup),
 "slow" (startup takes half a second), "sleep<seconds>" (startup takes that
 long), "gate" (startup creates ``$APP_GATE.entered``, then waits for
-``$APP_GATE``), "main-raise" / "main-return" (``main`` raises or returns at
-once, after a ready start). Started as ``python upgrade_app.py`` (options from the ``APP_*``
+``$APP_GATE``), "main-raise" / "main-return" / "main-exit" (``main`` raises,
+returns, or ends the process with status 5 at once, after a ready start).
+Started as ``python upgrade_app.py`` (options from the ``APP_*``
 environment variables) or as the console script's target ``upgrade_app:main``.
 """
 
@@ -69,6 +70,8 @@ async def main(ctx: aiodaemon.Context) -> None:
         raise RuntimeError(f"main of {VERSION} failed")
     if MODE == "main-return":
         return
+    if MODE == "main-exit":
+        os._exit(5)
     await ctx.start_server(handle, "http")
     await ctx.wait_stopping()
 
