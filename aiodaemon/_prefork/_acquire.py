@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from ._addresses import ListenAddress
     from ._control_socket import ControlSocket
     from ._pidfile import Pidfile
+    from ._safeopen import CreatedFiles
     from ._sockets import Listeners
 
 __all__ = ["Acquired", "acquire"]
@@ -135,6 +136,11 @@ def acquire(options: Options) -> Acquired:
     # The user we drop to: its files from a previous run are ours in a shared
     # sticky directory too (a restarted daemon finds its own log and pidfile).
     user_uid = identity.uid if identity is not None else None
+    created: CreatedFiles | None = None
+    if options.log_file is not None or options.stdout is not None or options.stderr is not None:
+        from ._safeopen import CreatedFiles  # loaded (_load_modules) only for these
+
+        created = CreatedFiles()
     try:
         with ExitStack() as stack:
             # Each resource's module is loaded only by the daemons that use it.
@@ -146,7 +152,7 @@ def acquire(options: Options) -> Acquired:
                 )
                 if identity is not None:
                     acquired.pidfile.chown(identity.uid, identity.gid)
-            acquired.logs = stack.enter_context(open_log_targets(options))
+            acquired.logs = stack.enter_context(open_log_targets(options, created))
             if identity is not None:
                 acquired.logs.chown(identity.uid, identity.gid)
             stack.callback(acquired.close_outputs)
@@ -154,9 +160,13 @@ def acquire(options: Options) -> Acquired:
                 from ._safeopen import open_output
 
                 if options.stdout is not None:
-                    acquired.stdout = open_output("stdout", options.stdout, owner=user_uid)
+                    acquired.stdout = open_output(
+                        "stdout", options.stdout, owner=user_uid, created=created
+                    )
                 if options.stderr is not None:
-                    acquired.stderr = open_output("stderr", options.stderr, owner=user_uid)
+                    acquired.stderr = open_output(
+                        "stderr", options.stderr, owner=user_uid, created=created
+                    )
             acquired.warnings = _full_disks(acquired, options, user_uid)
             if options.listen or options.health is not None:
                 from ._sockets import open_listeners
@@ -180,6 +190,12 @@ def acquire(options: Options) -> Acquired:
                 )
             # Everything is held: from here the stack is the caller's to close.
             acquired.stack = stack.pop_all()
+    except BaseException:
+        # After the stack closed them: a refused start leaves no empty log
+        # or stdio file of its own making behind either.
+        if created is not None:
+            created.remove()
+        raise
     finally:
         os.umask(launcher_umask)
     return acquired

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from typing import TypeGuard
 
     from ._config import Options
+    from ._safeopen import CreatedFiles
     from ._syslogsink import SyslogSink
 
 __all__ = [
@@ -208,20 +209,23 @@ class FileSink(_LineSink):
                 self.fd = -1
 
 
-def open_file_sink(path: str, owner: int | None = None) -> FileSink:
+def open_file_sink(
+    path: str, owner: int | None = None, created: CreatedFiles | None = None
+) -> FileSink:
     """Open ``path`` for appending, in the launching process.
 
     Args:
         path: the log file.
         owner: the uid the daemon drops to, if any (its file is accepted at
             every open, also in a shared sticky directory).
+        created: where to note the file if this open created it.
 
     Raises:
         StartupError: ``cannot open log_file PATH: reason``.
     """
     from ._safeopen import open_output
 
-    fd = open_output("log_file", path, owner=owner)
+    fd = open_output("log_file", path, owner=owner, created=created)
     return FileSink(fd, path, path, owner)
 
 
@@ -320,14 +324,20 @@ class LogTargets:
             self.syslog = None
 
 
-def open_log_targets(options: Options) -> LogTargets:
+def open_log_targets(options: Options, created: CreatedFiles | None = None) -> LogTargets:
     """Open ``log_file`` and connect a Unix ``syslog`` socket, failing on the terminal.
+
+    Args:
+        options: the daemon's options.
+        created: where to note the log file if this open created it.
 
     Raises:
         StartupError: ``cannot open log_file PATH: reason`` or an unreachable syslog.
     """
     owner = options.identity.uid if options.identity is not None else None
-    file = open_file_sink(options.log_file, owner) if options.log_file is not None else None
+    file = None
+    if options.log_file is not None:
+        file = open_file_sink(options.log_file, owner, created)
     try:
         syslog = None
         if options.syslog is not None:

@@ -15,6 +15,7 @@ Never imports asyncio: it runs before the fork too.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import os
@@ -24,6 +25,7 @@ from ..exceptions import StartupError
 from ._sharedfile import open_in_directory
 
 __all__ = [
+    "CreatedFiles",
     "UnsafeFileError",
     "describe_mode",
     "full_disk_warning",
@@ -92,8 +94,41 @@ def verify_regular(fd: int, path: str | os.PathLike[str]) -> os.stat_result:
     return st
 
 
+class CreatedFiles:
+    """The files a start created, removed again if the start fails before it ends.
+
+    A start refused in the acquire phase (a port in use, an unreachable
+    syslog) must leave nothing behind: not the empty log or stdout file it
+    created on its way either. Only a file still ours is removed: the same
+    inode (never a file put at the path since), still empty.
+    """
+
+    def __init__(self) -> None:
+        self._files: list[tuple[str, int, int]] = []
+
+    def add(self, path: str | os.PathLike[str], st: os.stat_result) -> None:
+        """Note that this start created ``path``, the file ``st`` describes."""
+        self._files.append((os.fspath(path), st.st_dev, st.st_ino))
+
+    def remove(self) -> None:
+        """Remove each noted file that is still the one created, and empty (best effort)."""
+        for path, dev, ino in self._files:
+            try:
+                st = os.lstat(path)
+                ours = stat.S_ISREG(st.st_mode) and (st.st_dev, st.st_ino) == (dev, ino)
+                if ours and st.st_size == 0:
+                    os.unlink(path)
+            except OSError:
+                pass
+        self._files.clear()
+
+
 def open_append(
-    path: str | os.PathLike[str], mode: int = 0o666, *, owner: int | None = None
+    path: str | os.PathLike[str],
+    mode: int = 0o666,
+    *,
+    owner: int | None = None,
+    created: CreatedFiles | None = None,
 ) -> int:
     """Open (or create, with ``mode`` minus the umask) a regular file for appending.
 
@@ -104,6 +139,7 @@ def open_append(
         mode: for a created file.
         owner: the uid the daemon drops to: its file in a shared sticky
             directory is accepted (see :func:`._sharedfile.open_in_directory`).
+        created: where to note the file if this open created it.
 
     Raises:
         UnsafeFileError: the path is a symlink (dangling or not), a FIFO, a
@@ -111,17 +147,27 @@ def open_append(
         ForeignFileError: another user's file in a shared sticky directory.
         OSError: the file cannot be opened for another reason (``strerror`` says why).
     """
+    fd = None
     try:
-        fd = open_in_directory(path, _APPEND_FLAGS, mode, owner=owner)
+        if created is not None:
+            # O_EXCL first: only an open that created the file knows it is ours
+            # to remove (a symlink there fails with EEXIST too, then ELOOP below).
+            with contextlib.suppress(FileExistsError):
+                fd = open_in_directory(path, _APPEND_FLAGS | os.O_EXCL, mode, owner=owner)
+        new = fd is not None
+        if fd is None:
+            fd = open_in_directory(path, _APPEND_FLAGS, mode, owner=owner)
     except OSError as exc:
         raise _explain(exc, path) from exc
     try:
-        verify_regular(fd, path)
+        st = verify_regular(fd, path)
         flags = fcntl.fcntl(fd, fcntl.F_GETFL)
         fcntl.fcntl(fd, fcntl.F_SETFL, flags & ~os.O_NONBLOCK)
     except BaseException:
         os.close(fd)
         raise
+    if new and created is not None:
+        created.add(path, st)
     return fd
 
 
@@ -144,7 +190,13 @@ def _explain(exc: OSError, path: str | os.PathLike[str]) -> OSError:
     return exc
 
 
-def open_output(option: str, path: str | os.PathLike[str], *, owner: int | None = None) -> int:
+def open_output(
+    option: str,
+    path: str | os.PathLike[str],
+    *,
+    owner: int | None = None,
+    created: CreatedFiles | None = None,
+) -> int:
     """:func:`open_append` for the launching process: failures become one-line startup errors.
 
     A file on a full file system is opened all the same (see :func:`full_disk_warning`).
@@ -153,7 +205,7 @@ def open_output(option: str, path: str | os.PathLike[str], *, owner: int | None 
         StartupError: ``cannot open OPTION PATH: reason``.
     """
     try:
-        return open_append(path, owner=owner)
+        return open_append(path, owner=owner, created=created)
     except OSError as exc:
         raise StartupError(
             f"cannot open {option} {path}: {exc.strerror or exc}", option=option

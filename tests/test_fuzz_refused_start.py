@@ -1,0 +1,73 @@
+"""A start refused in the acquire phase leaves nothing behind, whatever outputs it was given.
+
+The acquire phase opens the log and stdio files before it binds sockets and
+connects to syslog; when a later step fails, the files it created on the way
+(still empty) go with the pidfile and sockets. Files that were there before
+stay, as they were.
+"""
+
+from __future__ import annotations
+
+import socket
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from .support import aiodaemon_cli, install_program
+
+#: flag -> file name, for each output the acquire phase opens before it binds.
+OUTPUTS = {"--log-file": "app.jsonl", "--stdout": "out.txt", "--stderr": "err.txt"}
+
+#: what makes the acquire phase fail after the outputs are open.
+FAILURES = ("listen in use", "health in use", "syslog unreachable")
+
+
+@contextmanager
+def _port_in_use() -> Iterator[int]:
+    """A port something listens on for the duration."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        yield sock.getsockname()[1]
+
+
+def _failing_flags(failure: str, port: int, directory: Path) -> list[str]:
+    if failure == "listen in use":
+        return ["--listen", f"http=127.0.0.1:{port}"]
+    if failure == "health in use":
+        return ["--health", f"127.0.0.1:{port}"]
+    return ["--syslog", str(directory / "no-syslog-here")]
+
+
+# A real start per example: a few seconds in all.
+@settings(max_examples=8, deadline=None, derandomize=True, database=None)
+@given(
+    outputs=st.lists(st.sampled_from(sorted(OUTPUTS)), min_size=1, unique=True),
+    existing=st.sets(st.sampled_from(sorted(OUTPUTS))),
+    failure=st.sampled_from(FAILURES),
+)
+def test_a_refused_start_leaves_only_what_was_there(
+    outputs: list[str], existing: set[str], failure: str
+) -> None:
+    """start refused after opening its outputs: exit 1, one line, no file it created remains."""
+    with tempfile.TemporaryDirectory(prefix="aiodaemon-fuzz-") as tmp, _port_in_use() as port:
+        directory = Path(tmp)
+        install_program("noop", directory)
+        before: dict[str, str] = {}
+        for flag in existing & set(outputs):
+            path = directory / OUTPUTS[flag]
+            path.write_text("" if flag == "--stderr" else "kept\n")
+            before[path.name] = path.read_text()
+        argv = ["start", "app:main", "--pidfile", str(directory / "app.pid")]
+        for flag in outputs:
+            argv += [flag, str(directory / OUTPUTS[flag])]
+        result = aiodaemon_cli(*argv, *_failing_flags(failure, port, directory), cwd=directory)
+        assert result.returncode == 1, result.stderr
+        assert result.stderr.count("\n") == 1, result.stderr
+        left = {p.name for p in directory.iterdir()} - {"app.py", "__pycache__"}
+        assert left == set(before), result.stderr
+        assert {name: (directory / name).read_text() for name in left} == before
