@@ -90,11 +90,13 @@ def parse_listen_address(option: str, text: object) -> ListenAddress:
             raise ConfigError(option, f"directory does not exist for {text!r}")
         return UnixAddress(path, mode)
     host, sep, port_text = text.rpartition(":")
-    if not sep or not port_text.isdigit() or port_text != port_text.strip():
+    # ASCII digits: "²" and "①" are str.isdigit() but int() refuses them.
+    if not sep or not (port_text.isascii() and port_text.isdigit()):
         raise ConfigError(option, f"expected host:port, [v6]:port or unix:/path, not {text!r}")
-    port = int(port_text)
-    if port > 65535:
+    # Counted first: int() refuses thousands of digits.
+    if len(port_text.lstrip("0")) > 5 or int(port_text) > 65535:
         raise ConfigError(option, f"port out of range: {text!r}")
+    port = int(port_text)
     ipv6 = host.startswith("[") and host.endswith("]")
     if ipv6:
         host = host[1:-1]

@@ -97,6 +97,9 @@ def _lookup(option: str, value: object, by_name: Any, by_id: Any) -> Any:
 
 
 def _require_id(option: str, value: object) -> int:
+    # Counted first: int() refuses thousands of digits (a ValueError traceback).
+    if isinstance(value, str) and len(value.lstrip("0")) > 10:
+        raise ConfigError(option, f"id out of range: {value!r}")
     number: int = int(value)  # type: ignore[call-overload]
     if not 0 <= number < 2**32 - 1:
         raise ConfigError(option, f"id out of range: {value!r}")

@@ -1,0 +1,89 @@
+"""Numbers written as text in options: digits of every script, and more of them than int() takes.
+
+``str.isdigit()`` is true for "²" and "①", which ``int()`` refuses, and
+``int()`` refuses more than 4,300 digits: a check by ``isdigit()`` followed by
+``int()`` (ports in ``listen``, ``health`` and ``syslog``; ids in ``user`` and
+``group``) was a ValueError traceback instead of the option's one-line error.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
+from aiodaemon._prefork._addresses import InetAddress
+from aiodaemon._prefork._config import parse_options
+from aiodaemon.exceptions import ConfigError
+
+from .support import aiodaemon_cli, install_program
+
+#: digits and digit-like characters of every script (superscripts, circled, Arabic-Indic...).
+_DIGIT_LIKE = st.characters(categories=["Nd", "No"])
+
+_NUMBER_TEXT = st.one_of(
+    st.text(_DIGIT_LIKE, min_size=1, max_size=6),
+    st.integers(4000, 6000).map(lambda n: "1" * n),
+    st.text(st.one_of(_DIGIT_LIKE, st.sampled_from("0123456789")), min_size=1, max_size=6),
+)
+
+
+def _as_option(kind: str, number: str, tmp: str) -> dict[str, object]:
+    """``number`` where ``kind`` of option takes one."""
+    options: dict[str, dict[str, object]] = {
+        "listen port": {"listen": {"h": f"127.0.0.1:{number}"}},
+        "listen v6 port": {"listen": {"h": f"[::1]:{number}"}},
+        "health port": {"health": f":{number}"},
+        "syslog port": {"syslog": f"udp://localhost:{number}"},
+        "socket mode": {"listen": {"h": f"unix:{tmp}/s?mode={number}"}},
+        "umask": {"umask": number},
+        "user": {"user": number},
+        "group": {"group": number},
+        "shutdown_timeout": {"shutdown_timeout": number},
+    }
+    return options[kind]
+
+
+_KINDS = ["listen port", "listen v6 port", "health port", "syslog port", "socket mode"]
+_KINDS += ["umask", "user", "group", "shutdown_timeout"]
+
+
+@settings(max_examples=400, deadline=None, derandomize=True, database=None)
+@given(kind=st.sampled_from(_KINDS), number=_NUMBER_TEXT)
+@example(kind="listen port", number="²")
+@example(kind="syslog port", number="①")
+@example(kind="health port", number="1" * 5000)
+@example(kind="group", number="1" * 5000)
+def test_a_number_in_any_digits_is_taken_or_a_config_error(kind: str, number: str) -> None:
+    """Any digit-like text where an option takes a number: accepted sanely, or a ConfigError."""
+    raw = _as_option(kind, number, "/tmp")
+    error: ConfigError | None = None
+    try:
+        options = parse_options(raw)
+    except ConfigError as exc:
+        error = exc
+    if error is not None:
+        assert "\n" not in str(error)
+        return
+    # What was taken is what the digits say, within range.
+    addresses = [*options.listen.values(), options.health]
+    assert all(0 <= a.port <= 65535 for a in addresses if isinstance(a, InetAddress))
+    assert 0 <= options.umask <= 0o777
+    assert math.isfinite(options.shutdown_timeout)
+
+
+@pytest.mark.parametrize(
+    "flags",
+    [["--listen", "h=:²"], ["--health", "127.0.0.1:①"], ["--syslog", "udp://localhost:²"]],
+)
+def test_a_port_in_digits_int_refuses_is_one_line(tmp_path: Path, flags: list[str]) -> None:
+    """aiodaemon run, a port in superscript or circled digits: exit 2, one line naming the flag."""
+    install_program("noop", tmp_path)
+    result = aiodaemon_cli("run", "app:main", "--pidfile", tmp_path / "app.pid", *flags)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith(f"aiodaemon: {flags[0]}"), result.stderr
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert not (tmp_path / "app.pid").exists()
