@@ -47,6 +47,12 @@ def load_target(spec: str) -> tuple[Daemon, HookFunction]:
         obj = functools.reduce(getattr, attr_path.split("."), module)
     except AttributeError:
         raise TargetError(f"module {module_name!r} has no attribute {attr_path!r}") from None
+    except Exception as exc:
+        # A module __getattr__ (PEP 562: a lazy import) or a property that fails
+        # is the program's error, as one that fails at import.
+        raise TargetError(
+            f"getting {attr_path!r} from {module_name!r} failed: {_describe(exc)}"
+        ) from None
     if isinstance(obj, Daemon):
         program = getattr(obj, "main", None) or getattr(module, "main", None)
         if program is None:
@@ -123,7 +129,16 @@ def _describe(exc: BaseException) -> str:
     text = f"{type(exc).__name__}: {exc}"
     if isinstance(exc, SyntaxError):
         return text
-    frames = traceback.extract_tb(exc.__traceback__)
+    import importlib
+
+    # The import machinery's own frames (importlib.import_module in a module
+    # __getattr__) say nothing of where the program went wrong.
+    machinery = os.path.dirname(importlib.__file__) + os.sep
+    frames = [
+        frame
+        for frame in traceback.extract_tb(exc.__traceback__)
+        if not frame.filename.startswith(("<frozen ", machinery))
+    ]
     if frames:
         text += f" ({frames[-1].filename}:{frames[-1].lineno})"
     return text
@@ -134,6 +149,11 @@ def _check_program(name: str, obj: object) -> HookFunction:
 
     from .._run._hooks import check_hook
 
+    if inspect.isasyncgenfunction(obj):
+        raise TargetError(
+            f"{name} is an async generator function (async def with yield); it must be an"
+            " async function without yield (@aiodaemon.lifespan takes one with a yield)"
+        )
     if inspect.isfunction(obj) and not inspect.iscoroutinefunction(obj):
         raise TargetError(f"{name} is a plain function; it must be an async function (async def)")
     try:
