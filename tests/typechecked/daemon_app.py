@@ -10,7 +10,7 @@ import signal
 import sys
 from collections.abc import AsyncGenerator, AsyncIterator
 from pathlib import Path
-from typing import assert_type
+from typing import NoReturn, Unpack, assert_type
 
 import aiodaemon
 from aiodaemon import (
@@ -195,6 +195,12 @@ options: DaemonOptions = {
     "log_level": logging.DEBUG,
     "shutdown_timeout": 10,
 }
+
+
+def start(**given: Unpack[DaemonOptions]) -> NoReturn:
+    """A program's own front door, passing run()'s options on."""
+    given.setdefault("log_level", "info")
+    aiodaemon.run(main, **given)
 
 
 def start_with_every_option() -> None:

@@ -69,3 +69,7 @@ def start() -> None:
 
 def start_mistyped() -> None:
     aiodaemon.run(two_mains)  # type: ignore[arg-type]
+
+
+def start_misspelt() -> None:
+    aiodaemon.runn(main)  # type: ignore[attr-defined]  # the lazy exports are no Any
