@@ -134,14 +134,25 @@ class _TakeOver:
                 channel.control.own_file(identity)
         for step in channel.on_takeover:
             await step()
-        # Our stderr was a pipe to the old daemon for its error report; it is ours now.
+
+    def take_stderr(self) -> None:
+        """Put our real stderr back on fd 2, before the program's code runs.
+
+        Until the run starts, fd 2 is a pipe to the old daemon, which reports
+        a crash there (an import error of the new code) as the upgrade's
+        error; past this point failures come over the channel. A child a
+        startup hook starts inherits fd 2: left on the pipe, it lost its
+        stderr, and died of SIGPIPE at its next write, once the old daemon
+        that read the pipe had exited.
+        """
+        handoff = self.channel.handoff
         outputs = [] if self.logs is None else self.logs.outputs
         stderr = next((output for output in outputs if output.fd == 2), None)
         if stderr is None:
             os.dup2(handoff.real_stderr, 2)
         else:
-            # The stderr file a rotation moved during our startup (the look
-            # above saw the pipe on fd 2) is followed as it is put back.
+            # The stderr file a rotation moved since we were spawned (the look
+            # at start saw the pipe on fd 2) is followed as it is put back.
             stderr.put_back(handoff.real_stderr)
         os.close(handoff.real_stderr)
         if stderr is not None and self.logs is not None:
@@ -243,6 +254,7 @@ def watch_predecessor(channel: SuccessorChannel, logs: LogWriter | None) -> None
             (and its reopens to us) while both run.
     """
     takeover = _take_over_for(channel, logs)
+    takeover.take_stderr()
     takeover.open_lines()
     takeover.watch()
 
