@@ -71,7 +71,7 @@ def parse_listen_address(option: str, text: object) -> ListenAddress:
         path, _, query = text[5:].partition("?")
         if not path.startswith("/") or "\0" in path:
             raise ConfigError(option, f"unix socket path must be absolute: {text!r}")
-        if len(os.fsencode(path)) >= 108:
+        if len(_path_bytes(option, path, text)) >= 108:
             raise ConfigError(option, f"unix socket path is too long: {text!r}")
         mode = None
         if query:
@@ -172,4 +172,21 @@ def parse_syslog(value: object) -> SyslogTarget | None:
             return SyslogTarget(scheme, host=address.host, port=address.port)
     if not value.startswith("/"):
         raise ConfigError("syslog", f"must be an absolute socket path or udp://, tcp://: {value!r}")
+    _path_bytes("syslog", value, value)
     return SyslogTarget("unix", path=value)
+
+
+def _path_bytes(option: str, path: str, text: str) -> bytes:
+    """``path`` as the file name it is, checked as the other path options are (_config).
+
+    Raises:
+        ConfigError: ``path`` holds a control character (a newline would split
+            the one-line error and log lines in two), or a lone surrogate no
+            file name can hold (a traceback from ``bind`` otherwise).
+    """
+    if any(ord(c) < 0x20 or c == "\x7f" for c in path):
+        raise ConfigError(option, f"must not contain control characters: {text!r}")
+    try:
+        return os.fsencode(path)
+    except UnicodeEncodeError:
+        raise ConfigError(option, f"not encodable as a file name: {text!r}") from None
