@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +22,7 @@ from .support import (
     PYTHON,
     aiodaemon_cli,
     clean_env,
+    free_port,
     has_line,
     is_alive,
     kill_quietly,
@@ -128,6 +130,37 @@ def test_a_thread_left_by_a_shutdown_hook_cannot_keep_the_daemon_alive(
     assert d.records("forced exit")[0]["status"] == 4
     assert not d.pidfile.exists()
     assert not (tmp_path / "d.pid.ctl").exists()
+
+
+def test_a_daemon_waiting_for_a_leftover_thread_holds_nothing_any_more(
+    tmp_path: Path, procs: list[subprocess.Popen[str]]
+) -> None:
+    """After the exit record, while the thread is waited for: no pidfile, no socket, no listener.
+
+    They were held until the budget's end: `start` said "already running"
+    and started nothing, and clients queued in the listener, never answered.
+    """
+    port = free_port()
+    health = tmp_path / "health.sock"
+    d = Leftovers(tmp_path, "thread", shutdown_timeout=5,
+                  listen={"app": f"127.0.0.1:{port}"}, health=f"unix:{health}")  # fmt: skip
+    proc = d.start()
+    procs.append(proc)
+    d.wait_main()
+    control = tmp_path / "d.pid.ctl"
+    assert [f.exists() for f in (d.pidfile, control, health)] == [True, True, True]
+    proc.send_signal(signal.SIGTERM)
+    wait_for(lambda: d.records("exit"), EXIT_BOUND, "the exit record")
+    assert [f.exists() for f in (d.pidfile, control, health)] == [False, False, False]
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", port), timeout=5).close()
+    status = aiodaemon_cli("status", "--pidfile", d.pidfile)
+    assert status.returncode == 3, status.stdout
+    # All that while the process waited for its thread (within its budget).
+    assert proc.poll() is None
+    _, err = proc.communicate(timeout=EXIT_BOUND)
+    assert proc.returncode == 4, err
+    assert "threads still running: leftover-sleeper), status 4" in err
 
 
 def test_an_executor_of_the_program_cannot_keep_the_daemon_alive(

@@ -227,6 +227,11 @@ class Shutdown:
         threads = [t for t in _program_threads() if t not in workers]
         if not threads:
             return
+        # The run is over; only the program's threads keep the process. What
+        # the daemon claimed goes now, not when they end: a pidfile held that
+        # long makes `start` say "already running" and start nothing, and a
+        # listener left open queues clients nobody will answer.
+        self._release_claims()
         for thread in threads:
             thread.join(max(0.0, deadline - time.monotonic()))
         stuck = [t for t in threads if t.is_alive()]
@@ -241,6 +246,24 @@ class Shutdown:
         reason = f"shutdown took longer than {timeout}s; threads still running: {names}"
         _log.critical("forced exit", reason=reason, status=ExitCode.SHUTDOWN_TIMEOUT)
         _END.forced = reason
+
+    def _release_claims(self) -> None:
+        """Close the listeners and the control socket, remove their files and the pidfile.
+
+        Each only if still ours, as the release at the process's end does (which
+        then finds them done): never a file an upgrade's successor serves on.
+        """
+        parts = self.runtime.parts
+        for release in (
+            None if parts.listeners is None else parts.listeners.close,
+            None if parts.control is None else parts.control.close,
+            None if parts.pidfile is None else parts.pidfile.remove,
+        ):
+            if release is not None:
+                try:
+                    release()
+                except OSError:
+                    _log.exception("internal error")
 
     def exit_now(self, code: int, reason: str) -> NoReturn:
         """Leave after a timeout: log why, drain the log briefly, do the minimum, exit.
