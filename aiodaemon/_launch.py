@@ -406,8 +406,9 @@ def _preload(options: Options) -> None:
         # non-ASCII label.
         from encodings import idna, punycode  # noqa: F401
 
-        # A foreground daemon logging to a file echoes its warnings to a terminal.
-        from ._logs import _logecho  # noqa: F401
+        # A foreground daemon logging to a file echoes its warnings to a terminal;
+        # one on a terminal, or with log_format="console", writes console lines.
+        from ._logs import _console, _logecho  # noqa: F401
 
         # aiodaemon.sd_notify; _terminal for a foreground daemon's SIGHUP (a
         # hang-up is no reload).

@@ -11,14 +11,13 @@ reason; here every control character the program logs is shown as ``\\x1b``,
 from __future__ import annotations
 
 import re
-import sys
 from collections.abc import Callable, MutableMapping
 from io import StringIO
 from typing import Any
 
 import structlog
 
-__all__ = ["console_encoder", "console_renderer", "escape_controls", "terminal_encoding"]
+__all__ = ["console_encoder", "console_renderer", "escape_controls"]
 
 #: C0 (but the tab, harmless on a terminal), DEL and C1, each to its escape as in repr().
 _CONTROLS = {c: repr(chr(c))[1:-1] for c in (*range(0x20), *range(0x7F, 0xA0)) if c != 0x09}
@@ -99,16 +98,6 @@ def console_renderer(colors: bool) -> Callable[[Any, str, MutableMapping[str, An
         return str(renderer(logger, method_name, _escape_record(event_dict)))
 
     return render
-
-
-def terminal_encoding() -> str:
-    """The encoding Python writes stderr in (the locale's, or ``PYTHONIOENCODING``'s).
-
-    Console lines on fd 2 are for the person at that terminal: a Latin-1 or
-    ASCII one shows UTF-8 bytes as ``caf\u00c3\u00a9``. Its codec is loaded
-    at interpreter start, so it is still found after a chroot.
-    """
-    return getattr(sys.stderr, "encoding", None) or "utf-8"
 
 
 def console_encoder(encoding: str) -> Callable[[Any, str, str], bytes]:

@@ -18,8 +18,6 @@ from typing import Any
 import orjson
 import structlog
 
-from ._console import console_encoder, console_renderer
-
 __all__ = [
     "QueueLogger",
     "QueueLoggerFactory",
@@ -205,6 +203,10 @@ def wants_colors(on_terminal: bool) -> bool:
 def processors(log_format: str, *, colors: bool, encoding: str = "utf-8") -> list[Any]:
     """The chain for ``log_format``; console lines are encoded in ``encoding`` (JSON: UTF-8)."""
     if log_format == "console":
+        # Only for console lines (_launch's _preload loads it before a chroot or a
+        # drop): a JSON daemon's start does not pay for it.
+        from ._console import console_encoder, console_renderer
+
         return [
             structlog.contextvars.merge_contextvars,
             _add_meta_console,

@@ -23,7 +23,6 @@ import structlog
 
 from .._prefork._config import Options
 from .._prefork._logsinks import StreamSink, is_syslog_sink
-from ._console import terminal_encoding
 from ._logchain import (
     QueueLogger,
     QueueLoggerFactory,
@@ -247,3 +246,13 @@ def _drain_at_multiprocessing_exit(writer: LogWriter) -> None:
 def _close_at_exit(writer: LogWriter) -> None:
     if not writer._closed:
         writer.close(5.0)
+
+
+def terminal_encoding() -> str:
+    """The encoding Python writes stderr in (the locale's, or ``PYTHONIOENCODING``'s).
+
+    Console lines on fd 2 are for the person at that terminal: a Latin-1 or
+    ASCII one shows UTF-8 bytes as ``caf\u00c3\u00a9``. Its codec is loaded
+    at interpreter start, so it is still found after a chroot.
+    """
+    return getattr(sys.stderr, "encoding", None) or "utf-8"
