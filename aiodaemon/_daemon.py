@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
 import threading
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
@@ -270,6 +271,15 @@ class Daemon:
                 nothing: one line on stderr, and the process exits 2 at once.
         """
         target = main if main is not None else self.main
+        if _importing_main_for_multiprocessing():
+            # Run on, it would start a second daemon in a pool's worker.
+            close_main(target)
+            say(
+                "run() was called while multiprocessing imported the main module again in"
+                " a child process it starts (spawn or forkserver start method); guard the"
+                ' call with if __name__ == "__main__":'
+            )
+            raise SystemExit(ExitCode.USAGE)
         if _loop_is_running():
             # Forking, or blocking this thread on a second loop, under a running
             # loop cannot work: say so before anything starts.
@@ -316,6 +326,17 @@ def _refuse_from_a_thread(target: MainTarget) -> NoReturn:
     )
     flush_stdio()
     os._exit(ExitCode.USAGE)
+
+
+def _importing_main_for_multiprocessing() -> bool:
+    """Whether this is a multiprocessing child importing the program's main module again.
+
+    The spawn and forkserver start methods run the main script as
+    ``__mp_main__`` in each new process, with this flag set, before the
+    process's own target: an unguarded ``run()`` there would start a daemon.
+    """
+    process = sys.modules.get("multiprocessing.process")
+    return process is not None and bool(getattr(process.current_process(), "_inheriting", False))
 
 
 def _loop_is_running() -> bool:
