@@ -141,3 +141,15 @@ def test_a_user_that_is_no_uid_is_a_usage_error(tmp_path: Path, user: str) -> No
         f"aiodaemon: --user: uid out of range: {user!r}\n",
     )
     assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("command", ["status", "reload", "upgrade"])
+@pytest.mark.parametrize("timeout", ["0", "-0", "0.0", "0e5"])
+def test_no_time_to_answer_is_a_usage_error(tmp_path: Path, command: str, timeout: str) -> None:
+    """status/reload/upgrade --timeout 0: exit 2 naming --timeout (the daemon refused it: 1)."""
+    result = aiodaemon_cli(command, "--pidfile", tmp_path / "app.pid", "--timeout", timeout)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr == (
+        f"aiodaemon: --timeout: must be a positive number of seconds: {timeout!r}"
+        f" (see 'aiodaemon {command} --help')\n"
+    )

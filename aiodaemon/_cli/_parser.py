@@ -134,6 +134,18 @@ def wait_seconds(text: str) -> float:
     return min(seconds(text), LONGEST_WAIT)
 
 
+def answer_seconds(text: str) -> float:
+    """:func:`wait_seconds` above 0: how long a command waits for the daemon's answer.
+
+    ``stop --timeout 0`` means SIGKILL at once; ``status``, ``reload`` or
+    ``upgrade`` with no time to answer could only fail (the daemon refused it).
+    """
+    value = wait_seconds(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds: {text!r}")
+    return value
+
+
 def build_parser(
     handlers: Mapping[str, Callable[[argparse.Namespace], int]], argv: Sequence[str] = ()
 ) -> argparse.ArgumentParser:
@@ -235,7 +247,7 @@ def _add_client_options(sub: argparse.ArgumentParser, name: str) -> None:
     if name == "reload":
         add(
             "--timeout",
-            type=wait_seconds,
+            type=answer_seconds,
             default=60.0,
             metavar="S",
             help="seconds to wait for the reload to finish (default: 60)",
@@ -244,7 +256,7 @@ def _add_client_options(sub: argparse.ArgumentParser, name: str) -> None:
     elif name == "upgrade":
         add(
             "--timeout",
-            type=wait_seconds,
+            type=answer_seconds,
             default=60.0,
             metavar="S",
             help="seconds the new process has to become ready (default: 60)",
@@ -253,7 +265,7 @@ def _add_client_options(sub: argparse.ArgumentParser, name: str) -> None:
         add("--json", action="store_true", help="print one JSON object")
         add(
             "--timeout",
-            type=wait_seconds,
+            type=answer_seconds,
             default=10.0,
             metavar="S",
             help="seconds to wait for the daemon's answer (default: 10)",
