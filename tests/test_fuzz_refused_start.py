@@ -1,4 +1,4 @@
-"""A start refused in the acquire phase leaves nothing behind, whatever outputs it was given.
+"""A refused start leaves nothing behind, whatever outputs it was given.
 
 The acquire phase opens the log and stdio files before it binds sockets and
 connects to syslog; when a later step fails, the files it created on the way
@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -71,3 +72,25 @@ def test_a_refused_start_leaves_only_what_was_there(
         left = {p.name for p in directory.iterdir()} - {"app.py", "__pycache__"}
         assert left == set(before), result.stderr
         assert {name: (directory / name).read_text() for name in left} == before
+
+
+@pytest.mark.parametrize("flag", sorted(OUTPUTS))
+@pytest.mark.parametrize("spelling", ["same", "dot segments", "symlinked directory"])
+def test_an_output_that_is_the_pidfile_is_refused(tmp_path: Path, flag: str, spelling: str) -> None:
+    """--log-file/--stdout/--stderr naming the pidfile: exit 2, one line, nothing created.
+
+    Accepted, the daemon's records went into its pidfile, removed at exit.
+    """
+    install_program("noop", tmp_path)
+    pidfile = tmp_path / "app.pid"
+    (tmp_path / "link").symlink_to(tmp_path)
+    same = {
+        "same": str(pidfile),
+        "dot segments": f"{tmp_path}/./app.pid",
+        "symlinked directory": str(tmp_path / "link" / "app.pid"),
+    }[spelling]
+    result = aiodaemon_cli("start", "app:main", "--pidfile", pidfile, flag, same, cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    said = f"aiodaemon: {flag}: is the pidfile {pidfile}, which holds the pid and goes at exit\n"
+    assert result.stderr == said
+    assert not pidfile.exists()

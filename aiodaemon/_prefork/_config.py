@@ -139,14 +139,16 @@ def parse_options(raw: Mapping[str, Any]) -> Options:
     pidfile = _opt_file("pidfile", raw.get("pidfile"))
     if pidfile is not None:
         check_pidfile_directory(pidfile)
+    outputs = {name: _opt_file(name, raw.get(name)) for name in ("stdout", "stderr", "log_file")}
+    _check_not_pidfile(pidfile, outputs)
     return Options(
         pidfile=pidfile,
         detach=_opt_bool("detach", raw.get("detach"), allow_none=True),
         workdir=workdir if os.path.isabs(workdir) else os.path.realpath(workdir),
         umask=_umask(raw.get("umask", 0o022)),
-        stdout=_opt_file("stdout", raw.get("stdout")),
-        stderr=_opt_file("stderr", raw.get("stderr")),
-        log_file=_opt_file("log_file", raw.get("log_file")),
+        stdout=outputs["stdout"],
+        stderr=outputs["stderr"],
+        log_file=outputs["log_file"],
         syslog=_syslog(raw.get("syslog")),
         log_level=_log_level(raw.get("log_level", "info")),
         log_format=_log_format(raw.get("log_format")),
@@ -220,6 +222,22 @@ def _opt_file(option: str, value: object) -> str | None:
     if not os.access(parent, os.W_OK | os.X_OK) and not os.access(path, os.W_OK):
         raise ConfigError(option, f"directory is not writable: {parent}")
     return path
+
+
+def _check_not_pidfile(pidfile: str | None, outputs: Mapping[str, str | None]) -> None:
+    """Refuse an output file that is the pidfile: its records would be removed with it at exit."""
+    if pidfile is None:
+        return
+    for name, path in outputs.items():
+        if path is not None and _real(path) == _real(pidfile):
+            raise ConfigError(
+                name, f"is the pidfile {pidfile}, which holds the pid and goes at exit"
+            )
+
+
+def _real(path: str) -> tuple[str, str]:
+    """``path``'s directory resolved, and its name: a symlinked directory names the same file."""
+    return os.path.realpath(os.path.dirname(path)), os.path.basename(path)
 
 
 def _opt_dir(option: str, value: object, *, must_be_absolute: bool = False) -> str | None:
