@@ -58,6 +58,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DaemonOSEnvironmentError",
     "DaemonProcessDetachError",
+    "check_numbers",
     "describe",
     "fork_away",
     "lock_and_change_environment",
@@ -122,8 +123,34 @@ def signal_handlers(context: Context) -> dict[int, Any]:
     return handlers
 
 
+def check_numbers(context: Context) -> None:
+    """Refuse a ``umask``, ``uid`` or ``gid`` the system calls would, before anything changes.
+
+    ``os.umask("027")`` and ``setresuid(-5)`` raise TypeError and OverflowError,
+    the latter only once the chroot and the working directory were changed.
+
+    Raises:
+        DaemonOSEnvironmentError: naming the attribute, as python-daemon names
+            the step whose call failed.
+    """
+    for name, end in (("umask", 0o1000), ("uid", 2**32 - 1), ("gid", 2**32 - 1)):
+        value = getattr(context, name)
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < end:
+            limit = "0o777" if name == "umask" else str(end - 1)
+            raise DaemonOSEnvironmentError(
+                f"{name}: must be an int from 0 to {limit}, not {value!r}"
+            )
+
+
+#: past a C int: no descriptor, and the fd closing after the fork would overflow.
+_FD_END = 2**31
+
+
 def preserved_fds(context: Context) -> list[int]:
     """The fds of ``files_preserve``.
+
+    A negative one (a closed socket's ``fileno()`` is -1) is skipped as
+    python-daemon skips it: nothing is open there to keep.
 
     Raises:
         TypeError: an entry is not an fd.
@@ -133,9 +160,10 @@ def preserved_fds(context: Context) -> list[int]:
         if item is None:
             continue
         fd = _fileno(item)
-        if not isinstance(fd, int):
+        if isinstance(fd, bool) or not isinstance(fd, int) or fd >= _FD_END:
             raise TypeError(f"files_preserve: not a file descriptor: {item!r}")
-        fds.append(fd)
+        if fd >= 0:
+            fds.append(fd)
     return fds
 
 
