@@ -60,6 +60,26 @@ def test_reload_waiting_for_a_slot_of_a_daemon_killed_meanwhile_says_nothing_rel
     assert lines[-1] == f"aiodaemon: pid {pid} exited; nothing reloaded"
 
 
+def test_reload_answered_by_a_daemon_killed_meanwhile_says_it_exited() -> None:
+    """A reload whose daemon is killed mid-hook: "exited; nothing reloaded", exit 1.
+
+    The connection drops a moment before the pidfd says the process is gone;
+    the reload said "closed the control connection without an answer" then.
+    """
+    with open_control_app() as app:
+        pid = app.start()
+        app.steer("reload", "wait")
+        reload = app.watch("reload", "--pidfile", app.pidfile, "--timeout", "60")
+        try:
+            wait_for(lambda: app.reload_runs() == ["wait"], 30, "the held reload hook")
+            kill_quietly(pid)
+            code, _, lines = reload.finish()
+        finally:
+            reload.kill()
+    assert code == 1, lines
+    assert lines[-1] == f"aiodaemon: pid {pid} exited; nothing reloaded", lines
+
+
 def test_reload_waiting_for_a_slot_of_a_daemon_stopped_meanwhile_says_nothing_reloaded(
     full: tuple[ControlApp, int],
 ) -> None:

@@ -25,6 +25,7 @@ from ._control_client import (
     ControlBusy,
     ControlDenied,
     ControlError,
+    ControlNoAnswer,
     ControlRefused,
     ControlTimeout,
     ask_patiently,
@@ -43,6 +44,9 @@ __all__ = ["reload"]
 #: How long ``reload`` retries a control socket that is not served yet (a
 #: daemon between its acquire and its event loop) before falling back to SIGHUP.
 _NOT_SERVING_GRACE = 2.0
+#: Seconds a daemon that dropped the request unanswered has to be seen gone: one
+#: killed right then closes its sockets a moment before its pidfd says so.
+_EXIT_GRACE = 1.0
 #: Seconds ``reload`` gives the daemon's answer beyond the reload's own timeout.
 _ANSWER_GRACE = 2.0
 
@@ -194,6 +198,12 @@ def _ask(
         except ControlDenied as exc:
             _say(str(exc))
             raise _NoAnswer(ControlCode.NO_PERMISSION) from None
+        except ControlNoAnswer as exc:
+            # Ending right then (killed while we asked), or out of descriptors
+            # and running on: which one, its pidfd tells.
+            ended = wait_exited(target.pidfd, _EXIT_GRACE)
+            _say(f"pid {pid} exited; nothing reloaded" if ended else str(exc))
+            raise _NoAnswer(ControlCode.FAILURE) from None
         except ControlError as exc:
             _say(str(exc))
             raise _NoAnswer(ControlCode.FAILURE) from None
