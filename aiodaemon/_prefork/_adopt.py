@@ -137,7 +137,7 @@ def abandon_handoff(code: int | None = None, message: str = "") -> None:
     if code is not None:
         line = " ".join(message.split()) or "startup failed"
         with contextlib.suppress(OSError):
-            handoff.channel.sendall(f"E{int(code)} {line}\n".encode("utf-8", "replace"))
+            handoff.channel.sendall(f"E{int(code)} {line}\n".encode("utf-8", "backslashreplace"))
     handoff.channel.close()
 
 
@@ -337,7 +337,7 @@ class SuccessorChannel(ReadinessPipe):
         if self.fd is None:
             return
         with contextlib.suppress(OSError):
-            self.handoff.channel.sendall(text.encode("utf-8", "replace"))
+            self.handoff.channel.sendall(text.encode("utf-8", "backslashreplace"))
 
     def close(self) -> None:
         self._pending = False

@@ -117,7 +117,7 @@ class ReadinessPipe:
     def _write(self, text: str) -> None:
         if self.fd is None:
             return
-        data = text.encode("utf-8", "replace")
+        data = text.encode("utf-8", "backslashreplace")
         # Short messages on a pipe are atomic below PIPE_BUF; loop for long errors.
         try:
             while data:

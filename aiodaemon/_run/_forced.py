@@ -155,7 +155,7 @@ def say_nowait(text: str) -> None:
     poller.register(2, select.POLLOUT)
     if poller.poll(0):
         # Below PIPE_BUF a pipe write that poll allowed is atomic and immediate.
-        os.write(2, text.encode("utf-8", "replace")[: select.PIPE_BUF])
+        os.write(2, text.encode("utf-8", "backslashreplace")[: select.PIPE_BUF])
 
 
 def log_joined(signum: int | None) -> None:

@@ -213,7 +213,7 @@ class _TakeOver:
         self.answered = True
         line = f"E1 {' '.join(self.refusal.split())}\n"
         with contextlib.suppress(OSError):
-            self.lines.send(line.encode("utf-8", "replace"))
+            self.lines.send(line.encode("utf-8", "backslashreplace"))
 
     def _give_back(self) -> None:
         """Undo the claim: the pidfile names the old daemon again, its files are its own."""
