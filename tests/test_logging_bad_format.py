@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from .support import program, python, read_json_lines, wait_for
 
 
@@ -24,7 +26,7 @@ def test_a_record_with_too_few_arguments_reaches_the_log_file_unformatted(
     records = [r for r in read_json_lines(log) if r["logger"] == "shop"]
     assert [(r["level"], r["event"]) for r in records] == [
         ("warning", "%s logged in from %s"),
-        ("error", "<Unprintable object>"),
+        ("error", "<Unprintable object; repr() raised RuntimeError>"),
         ("info", "after them"),
     ]
     unformatted, unprintable, _ = records
@@ -35,3 +37,25 @@ def test_a_record_with_too_few_arguments_reaches_the_log_file_unformatted(
     exit_record = read_json_lines(log)[-1]
     assert exit_record["event"] == "exit"
     assert exit_record["status"] == 0
+
+
+@pytest.mark.parametrize("log_format", ["json", "console"])
+def test_a_value_whose_repr_raises_is_named_and_the_rest_kept(
+    tmp_path: Path, log_format: str
+) -> None:
+    """The log call does not raise (``main`` returns, exit 0); the value says what failed."""
+    log = tmp_path / "d.log"
+    options = {"detach": False, "log_file": str(log), "log_format": log_format}
+    ran = python([program("log_bad_repr"), json.dumps(options)])
+    assert ran.returncode == 0, ran.stderr
+    shown = "<HalfBuilt object; repr() raised AttributeError>"
+    if log_format == "json":
+        records = {r["event"]: r for r in read_json_lines(log) if r["logger"] == "shop"}
+        assert list(records) == ["with a broken value", "after it"]
+        assert records["with a broken value"]["order"] == shown
+        assert records["with a broken value"]["total"] == 42
+    else:
+        (line,) = [line for line in log.read_text().splitlines() if "with a broken value" in line]
+        assert f"order={shown}" in line
+        assert "total=42" in line
+        assert "after it" in log.read_text()

@@ -17,6 +17,8 @@ from typing import Any
 
 import structlog
 
+from .._prefork._messages import safe_repr, safe_str
+
 __all__ = ["console_encoder", "console_renderer", "escape_controls"]
 
 #: C0 (but the tab, harmless on a terminal), DEL and C1, each to its escape as in repr().
@@ -55,14 +57,21 @@ def _escape_record(event_dict: MutableMapping[Any, Any]) -> dict[Any, Any]:
             key = str(key)
         if _HAS_CONTROL(key):
             key = escape_controls(key)
-        if isinstance(value, str) and _HAS_CONTROL(value):
-            if key in ("event", "logger", "exception"):
+        if isinstance(value, str):
+            if not _HAS_CONTROL(value):
+                pass
+            elif key in ("event", "logger", "exception"):
                 # Written as they are, not as a repr: escaped once here.
                 value = escape_controls(value)
             else:
                 # The renderer writes a string without a space or quote as it is,
                 # and the repr of one with: repr() escapes every control, once.
                 value = _Shown(repr(value))
+        elif key not in ("exc_info", "exception", "stack"):
+            # Rendered here, not by the renderer: a __repr__ that raises failed
+            # the log call and lost the record; a custom one may write controls.
+            text = safe_str(value) if key in ("event", "logger") else safe_repr(value)
+            value = _Shown(escape_controls(text))
         escaped[key] = value
     return escaped
 

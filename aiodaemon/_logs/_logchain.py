@@ -18,6 +18,8 @@ from typing import Any
 import orjson
 import structlog
 
+from .._prefork._messages import safe_repr, safe_str
+
 __all__ = [
     "QueueLogger",
     "QueueLoggerFactory",
@@ -144,14 +146,14 @@ def _json_safe(value: Any, depth: int) -> Any:
     if isinstance(value, (dict, list)) or type(value) is tuple:
         # The containers orjson walks itself (a namedtuple is written as its repr).
         if depth > _MAX_DEPTH:
-            return _json_safe(repr(value), depth)
+            return _json_safe(safe_repr(value), depth)
         if isinstance(value, dict):
             return {_json_key(k): _json_safe(v, depth + 1) for k, v in value.items()}
         return [_json_safe(v, depth + 1) for v in value]
     try:
         return orjson.Fragment(orjson.dumps(value, default=repr, option=orjson.OPT_NON_STR_KEYS))
     except TypeError:
-        return _json_safe(repr(value), depth)
+        return _json_safe(safe_repr(value), depth)
 
 
 def _json_key(key: Any) -> Any:
@@ -325,14 +327,14 @@ class StdlibHandler(logging.Handler):
         try:
             args = record.args
             shown_args = (
-                [_safe_repr(arg) for arg in args] if isinstance(args, tuple) else _safe_repr(args)
+                [safe_repr(arg) for arg in args] if isinstance(args, tuple) else safe_repr(args)
             )
             event_dict: Any = {
-                "event": record.msg if isinstance(record.msg, str) else _safe_repr(record.msg),
+                "event": record.msg if isinstance(record.msg, str) else safe_repr(record.msg),
                 "level": record.levelname.lower(),
                 "logger": record.name,
                 "args": shown_args,
-                "logging_error": f"{type(error).__name__}: {_safe_str(error)}",
+                "logging_error": f"{type(error).__name__}: {safe_str(error)}",
             }
             method_name = event_dict["level"]
             for processor in self._processors:
@@ -340,22 +342,6 @@ class StdlibHandler(logging.Handler):
             self._put(severity_of(record.levelno), event_dict)
         except Exception:
             super().handleError(record)
-
-
-def _safe_repr(value: object) -> str:
-    """``repr(value)``, or ``<Type object>`` when its ``__repr__`` raises."""
-    try:
-        return repr(value)
-    except Exception:
-        return f"<{type(value).__name__} object>"
-
-
-def _safe_str(value: object) -> str:
-    """``str(value)``, or its :func:`_safe_repr` when its ``__str__`` raises."""
-    try:
-        return str(value)
-    except Exception:
-        return _safe_repr(value)
 
 
 def severity_of(levelno: int) -> int:

@@ -9,7 +9,7 @@ TYPE_CHECKING = False  # not typing's: see aiodaemon/__init__.py
 if TYPE_CHECKING:
     from typing import TextIO
 
-__all__ = ["flush_stdio", "printable", "say", "write_line"]
+__all__ = ["flush_stdio", "printable", "safe_repr", "safe_str", "say", "write_line"]
 
 
 def printable(text: str) -> str:
@@ -17,6 +17,22 @@ def printable(text: str) -> str:
     # A list, not a generator: out of memory, a generator's failure is also
     # reported ("Exception ignored in: <generator ...>") as it is collected.
     return "".join([c if c.isprintable() else repr(c)[1:-1] for c in text])
+
+
+def safe_repr(value: object) -> str:
+    """``repr(value)``, or its type and that its ``__repr__`` raised: logging never fails on it."""
+    try:
+        return repr(value)
+    except Exception as exc:
+        return f"<{type(value).__name__} object; repr() raised {type(exc).__name__}>"
+
+
+def safe_str(value: object) -> str:
+    """``str(value)``, or :func:`safe_repr` when its ``__str__`` raises."""
+    try:
+        return str(value)
+    except Exception:
+        return safe_repr(value)
 
 
 def say(message: str) -> None:
