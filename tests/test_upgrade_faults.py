@@ -427,3 +427,34 @@ def test_successor_that_dies_says_how_and_when(app: App, mode: str, how: str) ->
     wait_gone(successor)
     assert app.pid() == old
     assert app.get() == f"v1 {old}"
+
+
+def test_failed_upgrade_without_control_socket_is_said_at_once(app: App) -> None:
+    """--no-control: a new process that fails ends ``upgrade`` with exit 1, not a long wait."""
+    old = app.start("--no-control")
+    app.edit('MODE = ""', 'MODE = "raise"')
+    result = cli("upgrade", "--pidfile", str(app.pidfile), "--timeout", "30")
+    assert result.returncode == 1
+    [failed] = wait_for(lambda: app.records("upgrade failed"), 10, "the upgrade failed record")
+    new = failed["successor"]
+    assert result.stderr == (
+        f"aiodaemon: upgrade failed: the new process (pid {new}) ended before it took over; "
+        f"pid {old} serves on (without a control socket its log says why)\n"
+    )
+    assert app.pid() == old
+    assert app.get() == f"v1 {old}"
+
+
+def test_upgrade_without_control_socket_enforces_its_timeout(app: App) -> None:
+    """--no-control: a new process not ready within --timeout is killed; the old one serves on."""
+    old = app.start("--no-control")
+    app.edit('MODE = ""', 'MODE = "hang"')
+    result = cli("upgrade", "--pidfile", str(app.pidfile), "--timeout", "1")
+    assert result.returncode == 1
+    [failed] = wait_for(lambda: app.records("upgrade failed"), 10, "the upgrade failed record")
+    new = failed["successor"]
+    assert isinstance(new, int)
+    assert f"the new process (pid {new}) was not ready after 1 s: killed it" in result.stderr
+    wait_gone(new)
+    assert app.pid() == old
+    assert app.get() == f"v1 {old}"

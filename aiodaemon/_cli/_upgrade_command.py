@@ -4,15 +4,15 @@ Through the control socket the daemon answers with the successor's pid once it
 has handed over, or with the successor's error after rolling back. A daemon
 without a control socket of its own (none at the path, or one that is not the
 daemon's: see :mod:`._control_trust`) gets SIGUSR2 and the command watches the pidfile
-until it names a new lock holder; such a daemon cannot say why an upgrade
-failed (its log does).
+until it names a new lock holder, and the new process from outside (see
+:mod:`._signalled_upgrade`); such a daemon cannot say why an upgrade failed
+(its log does).
 """
 
 from __future__ import annotations
 
 import os
 import select
-import signal
 import time
 
 from .._prefork._control_protocol import VERSION
@@ -31,6 +31,7 @@ from ._control_client import (
     request_timeout,
 )
 from ._control_trust import ControlUntrusted, ask_holder, say_ignored
+from ._signalled_upgrade import HANDOVER_GRACE, upgrade_by_signal
 
 TYPE_CHECKING = False  # not typing's: see aiodaemon/__init__.py
 if TYPE_CHECKING:
@@ -38,8 +39,6 @@ if TYPE_CHECKING:
 
 __all__ = ["upgrade"]
 
-#: Seconds added to ``--timeout`` for the hand-over after the successor is ready.
-_HANDOVER_GRACE = 15.0
 #: Seconds a daemon that closed the connection without an answer may take to exit.
 _EXIT_WAIT = 2.0
 
@@ -64,7 +63,7 @@ def upgrade(path: str, control: str | None, timeout: float, *, owner: int | None
             code = _by_control(control, path, pid, pidfd, timeout)
             if code is not None:
                 return code
-        return _by_signal(path, pid, pidfd, timeout)
+        return upgrade_by_signal(path, pid, pidfd, timeout, _after_death)
     finally:
         os.close(pidfd)
 
@@ -72,13 +71,13 @@ def upgrade(path: str, control: str | None, timeout: float, *, owner: int | None
 def _by_control(control: str, path: str, pid: int, pidfd: int, timeout: float) -> int | None:
     """Ask for the upgrade and its result; None when there is no control socket to ask."""
     started = time.monotonic()
-    deadline = started + timeout + _HANDOVER_GRACE
+    deadline = started + timeout + HANDOVER_GRACE
 
     def ask_once() -> dict[str, Any]:
         # The new process gets what is left of --timeout after waiting for a slot.
         left = request_timeout(started + timeout, timeout)
         request = {"v": VERSION, "cmd": "upgrade", "timeout": left}
-        return ask_holder(control, request, holder=pid, timeout=left + _HANDOVER_GRACE)[0]
+        return ask_holder(control, request, holder=pid, timeout=left + HANDOVER_GRACE)[0]
 
     def say_waiting(error: str) -> None:
         say(f"{error} (pid {pid}); trying again for up to {timeout:g} s")
@@ -164,29 +163,3 @@ def _state_of(control: str, pid: int, within: float) -> str | None:
         return None
     state = answer.get("state")
     return state if isinstance(state, str) else None
-
-
-def _by_signal(path: str, pid: int, pidfd: int, timeout: float) -> int:
-    """SIGUSR2, then wait for another process to hold the pidfile."""
-    if not _control._send(pidfd, pid, signal.SIGUSR2):
-        return ControlCode.NO_PERMISSION
-    deadline = time.monotonic() + timeout + _HANDOVER_GRACE
-    while True:
-        state = read_pidfile(path)
-        new = state.running_pid
-        if new is not None and new != pid:
-            write_line(str(new))
-            return ControlCode.OK
-        left = deadline - time.monotonic()
-        if left <= 0:
-            say(
-                f"no hand-over from pid {pid} within {timeout:g} s; it keeps running "
-                "(without a control socket its log says why)"
-            )
-            return ControlCode.FAILURE
-        # Wakes at once if the old daemon exits; else polls the pidfile.
-        if select.select([pidfd], [], [], min(left, 0.02))[0]:
-            state = read_pidfile(path)
-            if state.running_pid is None or state.running_pid == pid:
-                # Killed, say: its successor may take over on its own.
-                return _after_death(path, None, pid, deadline)

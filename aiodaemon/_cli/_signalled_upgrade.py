@@ -1,0 +1,181 @@
+"""``aiodaemon upgrade`` without a control socket: SIGUSR2, then the new process seen from outside.
+
+A daemon without a control socket cannot answer how its upgrade went, and a
+signal carries no ``--timeout`` (the daemon gives its new process its own
+60 s). What the command sees from outside is enough to end in time, though:
+the new process is a child of the daemon that leads its own process group and
+runs the daemon's command line (see ``_prefork._handoff.spawn_successor``),
+started after our signal. Once it is seen, a new process that ends while the
+pidfile still names the daemon is a failed upgrade, said at once (not when
+the wait runs out), and one not in charge after ``--timeout`` is killed
+through a pidfd: the daemon takes that for a failed start and serves on.
+Synchronous and light, for the CLI.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import select
+import signal
+import time
+
+from .._prefork._messages import say, write_line
+from .._prefork._pidfile_status import read_pidfile
+from .._prefork._procfs import stat_field
+from . import _control
+from ._control import ControlCode
+
+TYPE_CHECKING = False  # not typing's: see aiodaemon/__init__.py
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+__all__ = ["upgrade_by_signal"]
+
+#: Seconds added to ``--timeout`` for the hand-over after the new process is ready.
+HANDOVER_GRACE = 15.0
+#: Seconds the daemon has to reap a new process we killed and write its pid back.
+_ROLLBACK_WAIT = 5.0
+#: Seconds between two looks at the pidfile and the daemon's children.
+_POLL = 0.02
+_LOG_SAYS = "without a control socket its log says why"
+
+
+class NewProcess:
+    """The new process an upgrade of ``parent`` starts, once seen among its children."""
+
+    def __init__(self, parent: int) -> None:
+        self.parent = parent
+        self._command = _cmdline(parent)
+        #: its children before the signal: none of them is the new process.
+        self._before = _children(parent)
+        self.pid: int | None = None
+        self._pidfd: int | None = None
+
+    def look(self) -> None:
+        """Find the new process among the daemon's children (once)."""
+        if self.pid is not None or self._command is None:
+            return
+        for child in sorted(_children(self.parent) - self._before):
+            if stat_field(child, 2) != child or _cmdline(child) != self._command:
+                continue  # not its own group leader, or another program
+            try:
+                pidfd = os.pidfd_open(child)
+            except OSError:
+                continue
+            # Checked once the pidfd pins it: the pid may have been recycled.
+            if stat_field(child, 1) != self.parent:
+                os.close(pidfd)
+                continue
+            self.pid, self._pidfd = child, pidfd
+            return
+
+    def ended(self, within: float = 0.0) -> bool:
+        """Whether the new process (seen) has ended, waiting up to ``within`` seconds."""
+        if self._pidfd is None:
+            return False
+        return bool(select.select([self._pidfd], [], [], within)[0])
+
+    def kill(self) -> None:
+        """SIGKILL the new process (seen); the daemon rolls back as for any failed start."""
+        if self._pidfd is not None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                signal.pidfd_send_signal(self._pidfd, signal.SIGKILL)
+
+    def close(self) -> None:
+        if self._pidfd is not None:
+            os.close(self._pidfd)
+            self._pidfd = None
+
+
+def upgrade_by_signal(
+    path: str,
+    pid: int,
+    pidfd: int,
+    timeout: float,
+    after_death: Callable[[str, str | None, int, float], int],
+) -> int:
+    """SIGUSR2, then wait for another process to hold the pidfile, or for the upgrade to fail.
+
+    Args:
+        path: the pidfile.
+        pid: its verified holder, the daemon.
+        pidfd: a pidfd on ``pid``.
+        timeout: seconds the new process has to be ready.
+        after_death: what to say when the daemon itself exits meanwhile.
+    """
+    new = NewProcess(pid)
+    try:
+        if not _control._send(pidfd, pid, signal.SIGUSR2):
+            return ControlCode.NO_PERMISSION
+        return _wait(path, pid, pidfd, timeout, new, after_death)
+    finally:
+        new.close()
+
+
+def _wait(
+    path: str,
+    pid: int,
+    pidfd: int,
+    timeout: float,
+    new: NewProcess,
+    after_death: Callable[[str, str | None, int, float], int],
+) -> int:
+    started = time.monotonic()
+    deadline = started + timeout + HANDOVER_GRACE
+    killed = False
+    while True:
+        new.look()
+        # Looked at before the pidfile: a new process that took over, then
+        # ended, is still found in charge (or the daemon's end says so).
+        ended = new.ended()
+        holder = read_pidfile(path).running_pid
+        if holder is not None and holder != pid:
+            write_line(str(holder))
+            return ControlCode.OK
+        if ended:
+            if killed:
+                why = f"was not ready after {timeout:g} s: killed it"
+            else:
+                why = "ended before it took over"
+            what = f"the new process (pid {new.pid}) {why}"
+            say(f"upgrade failed: {what}; pid {pid} serves on ({_LOG_SAYS})")
+            return ControlCode.FAILURE
+        now = time.monotonic()
+        if new.pid is not None and not killed and now - started >= timeout:
+            new.kill()
+            killed = True
+            if new.ended(_ROLLBACK_WAIT):
+                continue  # the daemon rolls back: its pid stays in the pidfile
+        left = deadline - now
+        if left <= 0:
+            say(f"no hand-over from pid {pid} within {timeout:g} s; it keeps running ({_LOG_SAYS})")
+            return ControlCode.FAILURE
+        # Wakes at once if the old daemon exits; else polls.
+        if select.select([pidfd], [], [], min(left, _POLL))[0]:
+            holder = read_pidfile(path).running_pid
+            if holder is None or holder == pid:
+                # Killed, say: its successor may take over on its own.
+                return after_death(path, None, pid, deadline)
+
+
+def _children(pid: int) -> set[int]:
+    """The children of every thread of ``pid``; empty once it is gone."""
+    found: set[int] = set()
+    with contextlib.suppress(OSError):
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with (
+                contextlib.suppress(OSError, ValueError),
+                open(f"/proc/{pid}/task/{task}/children", "rb") as f,
+            ):
+                found.update(int(child) for child in f.read().split())
+    return found
+
+
+def _cmdline(pid: int) -> bytes | None:
+    """The command line of ``pid``, None once it is gone or unreadable."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read() or None
+    except OSError:
+        return None
