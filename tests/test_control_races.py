@@ -344,7 +344,9 @@ def test_start_meeting_a_daemon_in_its_last_steps_starts_once_it_is_gone() -> No
         assert code == 0, lines
         assert lines == []
         assert is_alive(int(out))
-        assert [r["pid"] for r in app.records("ready")] == [int(out)]
+        # Written by the log's own thread: the record may trail the launcher's exit.
+        ready = wait_for(lambda: app.records("ready"), 10, "the ready record")
+        assert [r["pid"] for r in ready] == [int(out)]
 
 
 def test_two_stops_of_a_daemon_without_control_socket_send_one_sigterm() -> None:
