@@ -18,7 +18,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from .support import aiodaemon_cli, install_program
+from .support import aiodaemon_cli, install_program, pids_with
 
 #: flag -> file name, for each output the acquire phase opens before it binds.
 OUTPUTS = {"--log-file": "app.jsonl", "--stdout": "out.txt", "--stderr": "err.txt"}
@@ -94,3 +94,29 @@ def test_an_output_that_is_the_pidfile_is_refused(tmp_path: Path, flag: str, spe
     said = f"aiodaemon: {flag}: is the pidfile {pidfile}, which holds the pid and goes at exit\n"
     assert result.stderr == said
     assert not pidfile.exists()
+
+
+@pytest.mark.parametrize("timeout", ["1e-09", "0.001"])
+def test_a_start_timeout_shorter_than_the_fork_leaves_no_daemon(
+    tmp_path: Path, timeout: str
+) -> None:
+    """start --start-timeout 1e-9: exit 1 "not ready", and no daemon outlives the verdict.
+
+    The time ran out before the launcher had read the daemon's pid: it stopped
+    nothing, and the daemon went on (to ready, at times) without its pidfile.
+    """
+    install_program("forever", tmp_path)
+    for _ in range(3):
+        result = aiodaemon_cli(
+            "start",
+            "app:main",
+            "--pidfile",
+            tmp_path / "app.pid",
+            "--start-timeout",
+            timeout,
+            cwd=tmp_path,
+        )
+        assert result.returncode == 1, result.stderr
+        assert result.stderr == f"aiodaemon: not ready after {float(timeout):g} s\n"
+        assert pids_with(str(tmp_path)) == []
+        assert not (tmp_path / "app.pid").exists()

@@ -269,6 +269,11 @@ def fork_daemon(
         ReadinessPipe(write_fd).fail(ExitCode.FAILURE, f"cannot fork the daemon: {exc.strerror}")
         os._exit(1)
     if second:
+        # The daemon's pid is announced here, before the launcher reaps us: a
+        # start_timeout that runs out before the daemon was scheduled must
+        # still find whom to stop (unstopped, it went on to ready, its pidfile
+        # removed by the launcher that had reported it failed).
+        ReadinessPipe(write_fd).announce(second)
         # The session leader leaves at once; os._exit skips atexit handlers and
         # buffer flushes that belong to the launcher, not to this transient copy.
         os._exit(0)
@@ -279,6 +284,8 @@ def fork_daemon(
     # file: a child the program forks meanwhile (a worker pool started in a
     # startup hook) must not hold the write end open for as long as it lives.
     close_in_forked_children(write_fd)
+    # Again, from the daemon itself: a launcher killed meanwhile shows here
+    # (EPIPE), and the daemon then keeps its start_timeout on its own.
     pipe.announce(os.getpid())
     return pipe
 

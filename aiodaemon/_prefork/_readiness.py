@@ -176,12 +176,14 @@ def wait_ready(fd: int, timeout: float | None = None) -> LaunchResult:
         while True:
             if deadline is not None:
                 left = deadline - time.monotonic()
-                if left <= 0:
-                    assert timeout is not None
-                    return LaunchResult(pid, False, 1, f"not ready after {timeout:g} s", True)
                 # In slices: select refuses a wait past ~9e9 s (OverflowError), and
-                # start_timeout=1e12 is a valid "as long as it takes".
-                if not select.select([fd], [], [], min(left, _SLICE))[0]:
+                # start_timeout=1e12 is a valid "as long as it takes". Looked at
+                # even when the time is up: what is on the pipe (the pid to stop,
+                # a verdict) is read before the timeout is.
+                if not select.select([fd], [], [], max(0.0, min(left, _SLICE)))[0]:
+                    if left <= 0:
+                        assert timeout is not None
+                        return LaunchResult(pid, False, 1, f"not ready after {timeout:g} s", True)
                     continue
             chunk = os.read(fd, 4096)
             if not chunk:
