@@ -458,3 +458,39 @@ def test_upgrade_without_control_socket_enforces_its_timeout(app: App) -> None:
     wait_gone(new)
     assert app.pid() == old
     assert app.get() == f"v1 {old}"
+
+
+def test_sigusr2_to_a_successor_not_yet_in_charge_starts_nothing(app: App) -> None:
+    """A SIGUSR2 reaching the new process before it took over is refused: one daemon after."""
+    gate = app.directory / "gate"
+    old = app.start(APP_GATE=str(gate))
+    app.edit('MODE = ""', 'MODE = "gate"')
+    upgrade = _upgrade_in_background(app)
+    successor = None
+    try:
+        successor = _successor_starting(app)
+        wait_for((app.directory / "gate.entered").exists, 30, "the startup hook")
+        # Stopped, the old daemon cannot say "go": the new one stays ready, not in charge.
+        os.kill(old, signal.SIGSTOP)
+        try:
+            gate.touch()
+            ready = [successor]
+            wait_for(lambda: [r for r in app.records("ready") if r["pid"] in ready], 30, "ready")
+            os.kill(successor, signal.SIGUSR2)
+            [refused] = wait_for(lambda: app.records("upgrade refused"), 30, "the refusal")
+        finally:
+            os.kill(old, signal.SIGCONT)
+        out, stderr = upgrade.communicate(timeout=60)
+    except BaseException:
+        _end_what_is_left(upgrade, successor)
+        raise
+    assert refused["pid"] == successor
+    assert refused["reason"] == f"cannot upgrade while still taking over from pid {old}"
+    assert upgrade.returncode == 0, stderr
+    assert out == f"{successor}\n"
+    assert [r["pid"] for r in app.records("upgrade started")] == [old]
+    wait_gone(old)
+    assert app.pid() == successor
+    assert app.get() == f"v1 {successor}"
+    status = cli("status", "--pidfile", str(app.pidfile))
+    assert status.stdout.startswith(f"running (pid {successor},")

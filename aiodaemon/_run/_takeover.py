@@ -47,7 +47,7 @@ if TYPE_CHECKING:
     from .._prefork._adopt import SuccessorChannel
     from ._upgrade_channel import ChannelLines
 
-__all__ = ["close_channel", "hand_over", "refuse_takeover", "watch_predecessor"]
+__all__ = ["close_channel", "hand_over", "not_in_charge", "refuse_takeover", "watch_predecessor"]
 
 _log = structlog.get_logger("aiodaemon")
 
@@ -257,6 +257,22 @@ def watch_predecessor(channel: SuccessorChannel, logs: LogWriter | None) -> None
     takeover.take_stderr()
     takeover.open_lines()
     takeover.watch()
+
+
+def not_in_charge() -> str | None:
+    """Why this successor may not start an upgrade of its own yet; None once it took over.
+
+    Until then the old daemon is the one in charge: a successor of ours would
+    be handed the pidfile and sockets while the old daemon still serves, and
+    left running beside it if the old one rolls back (a ``pkill -USR2`` that
+    reached both, say).
+    """
+    if not _current:
+        return None
+    takeover = _current[0]
+    if takeover.claim is not None and takeover.claim.done() and takeover.refusal is None:
+        return None
+    return f"still taking over from pid {takeover.channel.handoff.parent}"
 
 
 def refuse_takeover(reason: str | None) -> None:

@@ -127,6 +127,11 @@ class UpgradeService(Service):
 
     async def _upgrade(self, within: float = DEFAULT_TIMEOUT) -> int:
         """Upgrade, holding SIGHUP's reload meanwhile (see :mod:`._upgrade_reloads`)."""
+        if self._successor is not None:
+            from ._takeover import not_in_charge
+
+            if (why := not_in_charge()) is not None:
+                raise UpgradeRefused(f"cannot upgrade while {why}", transient=True)
         if self._reload is None or self._reopen is None or self.upgrader.successor is not None:
             # No one to run a held reload, or refused: one upgrade already holds them.
             return await self.upgrader.upgrade(within)
