@@ -465,6 +465,27 @@ def test_a_status_with_an_undecodable_byte_and_a_nul_is_sent_escaped(
         assert proc.wait(timeout=30) == 0
 
 
+def test_a_long_reload_error_leaves_the_ready_message_under_systemds_limit(
+    path_receiver: NotifyReceiver, tmp_path: Path
+) -> None:
+    """2,000 Chinese characters (6,000 bytes): READY=1 fits in PIPE_BUF, STATUS= cut with "…".
+
+    systemd ignores a whole notify message of 4096 bytes or more: the reload
+    that failed would never have ended for it.
+    """
+    with _notifying(path_receiver, "systemd_long_error", tmp_path / "log.jsonl") as proc:
+        path_receiver.receive_until("READY=1", timeout=30)
+        os.kill(proc.pid, signal.SIGHUP)
+        after = path_receiver.receive_until("READY=1")[-1]
+        assert len("\n".join(after.lines).encode()) < 4096
+        status = after.fields["STATUS"]
+        assert status.startswith("running; last reload failed: RuntimeError: 配置无效 字段值不合法")
+        assert status.endswith("\u2026")
+        os.kill(proc.pid, signal.SIGTERM)
+        path_receiver.receive_until("STOPPING=1")
+        assert proc.wait(timeout=30) == 0
+
+
 def test_daemon_feeds_the_watchdog(path_receiver: NotifyReceiver, tmp_path: Path) -> None:
     """With WATCHDOG_USEC set, a running daemon sends WATCHDOG=1 again and again."""
     log = tmp_path / "log.jsonl"

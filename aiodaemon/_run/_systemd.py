@@ -36,6 +36,11 @@ _SEND_TIMEOUT = 5.0
 #: sun_path holds 108 bytes including the terminating NUL.
 _MAX_PATH = 107
 
+#: Bytes of a STATUS= text. systemd ignores a whole notify message of PIPE_BUF
+#: (4096) bytes or more, the READY=1 ending a reload with it, and a status over
+#: 3 KiB; this leaves room for the other assignments of a message.
+_STATUS_MAX = 2048
+
 
 class Notifier:
     """A connected sd_notify socket; every method sends one datagram.
@@ -209,7 +214,13 @@ def _one_line(text: str) -> str:
     # A newline would end the assignment and let the rest pass as another one.
     # systemd ignores a whole message holding a NUL (a READY=1 with it), and a
     # STATUS= that is not UTF-8: controls and undecodable bytes go escaped.
-    return printable(" ".join(text.splitlines()))
+    line = printable(" ".join(text.splitlines()))
+    encoded = line.encode("utf-8", "backslashreplace")
+    if len(encoded) <= _STATUS_MAX:
+        return line
+    # A long error (a validation report listing every field) is cut, between
+    # characters: systemd ignores a message of PIPE_BUF bytes or more whole.
+    return encoded[: _STATUS_MAX - 3].decode("utf-8", "ignore") + "\u2026"
 
 
 async def run_watchdog(notifier: Notifier, interval: float) -> None:
