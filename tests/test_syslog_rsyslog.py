@@ -24,6 +24,7 @@ from tests.support import (
     Rsyslog,
     aiodaemon_cli,
     clean_env,
+    install_program,
     log_child_env,
     program,
     read_json_lines,
@@ -225,3 +226,14 @@ def test_a_child_forked_while_records_wait_does_not_send_them_again(
     ]
     assert [r["n"] for r in records if r["event"] == "while down"] == list(range(5))
     assert [r["pid"] for r in records if r["event"] == "from the child"] == [result["child"]]
+
+
+def test_a_target_named_in_another_script_is_still_the_tag(
+    tmp_path: Path, rsyslog: Rsyslog
+) -> None:
+    """``aiodaemon run été:main`` tags ``_t_`` (ASCII, as RFC 5424 asks), not ``aiodaemon``."""
+    install_program("syslog_levels", tmp_path, "été.py")
+    result = aiodaemon_cli("run", "été:main", "--syslog", str(rsyslog.socket), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    wait_for(lambda: any(r["event"] == "exit" for r in _records(rsyslog)), 30, "the exit record")
+    assert {app for _, _, app, _, _, _ in rsyslog.messages()} == {"_t_"}

@@ -57,7 +57,8 @@ _MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct",
 
 
 #: A CLI TARGET (``module:attr``), told from option values such as ``http=127.0.0.1:80``.
-_TARGET = re.compile(r"([A-Za-z_][\w.]*):[A-Za-z_][\w.]*")
+#: Names start as Python identifiers do: with a letter of any script or ``_``.
+_TARGET = re.compile(r"([^\W\d][\w.]*):[^\W\d][\w.]*")
 
 
 def _app_name(argv: Sequence[str] | None = None) -> str:
