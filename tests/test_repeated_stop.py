@@ -5,11 +5,26 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
 
-from .support import proc_status, program, python, read_json_lines, wait_for, wait_gone
+from aiodaemon._run._forced import REPEAT_WINDOW
+
+from .support import (
+    PYTHON,
+    clean_env,
+    has_line,
+    kill_quietly,
+    proc_status,
+    program,
+    python,
+    read_json_lines,
+    wait_for,
+    wait_gone,
+)
 
 
 def _pending(pid: int, signum: int) -> bool:
@@ -41,3 +56,44 @@ def test_a_stop_signal_delivered_twice_before_the_loop_reads_it_is_one_request(
     assert records[-1]["status"] == 0
     received = [r for r in records if r["event"] == "signal received"]
     assert [r.get("repeated") for r in received] == [None, True]
+
+
+@pytest.mark.parametrize("uvloop", [True, False], ids=["uvloop", "asyncio"])
+def test_a_second_stop_signal_while_a_startup_hook_blocks_the_loop_forces_the_exit(
+    tmp_path: Path, uvloop: bool
+) -> None:
+    """Ctrl-C, then Ctrl-C again a second later, while sync code blocks the loop: exit 130 at once.
+
+    Both waited for the loop, which read them as one (or never, for code that
+    does not return): the second press did nothing.
+    """
+    record, pidfile = tmp_path / "record.txt", tmp_path / "d.pid"
+    record.touch()
+    options = {"detach": False, "pidfile": str(pidfile), "uvloop": uvloop}
+    proc = subprocess.Popen(
+        [PYTHON, str(program("startup_stop")), json.dumps(options), str(record), "block"],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=clean_env(),
+    )
+    try:
+        wait_for(lambda: has_line(record, "startup begun"), what="the hook to block the loop")
+        proc.send_signal(signal.SIGINT)
+        sent = time.monotonic()
+        wait_for(lambda: not _pending(proc.pid, signal.SIGINT), what="the first SIGINT delivered")
+        # Not a wait for an event: what makes it a second request is the time between.
+        time.sleep(max(0.0, sent + REPEAT_WINDOW + 0.1 - time.monotonic()))
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=10)
+    finally:
+        kill_quietly(proc.pid)
+        proc.communicate()
+    assert proc.returncode == 128 + signal.SIGINT, err
+    assert (
+        "aiodaemon: forced exit (second stop signal while the event loop was blocked: SIGINT),"
+        " status 130"
+    ) in err
+    assert not has_line(record, "startup returned")
+    assert not pidfile.exists()

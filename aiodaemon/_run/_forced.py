@@ -51,6 +51,11 @@ STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 #: a loop blocked in Python code leaves the other threads running.
 FROZEN_AFTER = 1.0
 
+#: Seconds within which a second stop signal the blocked loop has not read yet is
+#: the first one delivered twice (GNU ``timeout`` signals its child, then the
+#: child's process group, microseconds apart), not a second request.
+REPEAT_WINDOW = 1.0
+
 
 class ForcedExit:
     """The minimum done at a forced exit, and the handler that does it."""
@@ -66,6 +71,34 @@ class ForcedExit:
         self._claim = threading.Lock()
         self._lifecycle: Lifecycle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        #: ``time.monotonic()`` when a stop signal came before the shutdown began.
+        self._first_arrival: float | None = None
+
+    def arm_early(self) -> None:
+        """Before the shutdown: count the stop signals as they arrive, beside the loop.
+
+        The loop's own handlers stay: it reads each stop signal when it next
+        turns and begins the shutdown, where :meth:`arm` puts its handler in
+        their place. Sync code that blocks the loop (a startup hook in a
+        blocking connect) would keep a second stop signal waiting with the
+        first, and the loop would take both for one request delivered twice:
+        Ctrl-C, then Ctrl-C again, did nothing until the code returned. So a
+        second one at least :data:`REPEAT_WINDOW` after the first forces the
+        exit here, as it does during the shutdown.
+        """
+        for signum in STOP_SIGNALS:
+            # Only the Python-level handler: CPython's C handler still writes
+            # the signal to the loop's wakeup fd, so the loop gets it as before.
+            signal.signal(signum, self._arrived)
+
+    def _arrived(self, signum: int, frame: object) -> None:
+        now = time.monotonic()
+        first = self._first_arrival
+        if first is None:
+            self._first_arrival = now
+        elif now - first >= REPEAT_WINDOW and self._claim.acquire(blocking=False):
+            name = signal.Signals(signum).name
+            self._exit(128 + signum, f"second stop signal while the event loop was blocked: {name}")
 
     def arm(self, loop: asyncio.AbstractEventLoop, lifecycle: Lifecycle) -> None:
         """From now on the stop signals reach this handler, even if the loop is stuck.

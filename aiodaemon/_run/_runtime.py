@@ -232,6 +232,7 @@ class Runtime:
         loop_takes_over()
         for signum in HANDLED_SIGNALS:
             loop.add_signal_handler(signum, self._on_signal, signum)
+        self.forced.arm_early()
         # Held since before the pid was written (_launch): the pending ones run now.
         release_signals(HANDLED_SIGNALS)
         if hasattr(self.parts.pipe, "handoff"):
