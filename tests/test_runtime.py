@@ -17,6 +17,8 @@ def test_hook_order_and_graceful_exit(foreground: Any) -> None:
     """Startup hooks in order, then ready and main, shutdown hooks reversed, exit 0."""
     d = foreground("rt_hooks")
     d.wait_event("ready")
+    # "ready" is written before main's first step: a SIGTERM then would find it stopping.
+    wait_for(lambda: "main running" in d.recorded(), what="main running")
     d.signal(signal.SIGTERM)
     assert d.wait() == 0
     assert d.recorded() == [
