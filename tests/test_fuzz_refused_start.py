@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from .support import aiodaemon_cli, install_program, pids_with
@@ -120,3 +120,39 @@ def test_a_start_timeout_shorter_than_the_fork_leaves_no_daemon(
         assert result.stderr == f"aiodaemon: not ready after {float(timeout):g} s\n"
         assert pids_with(str(tmp_path)) == []
         assert not (tmp_path / "app.pid").exists()
+
+
+def _not_a_pid(data: bytes) -> bool:
+    """Whether ``data`` is something else than a pidfile's (blank, or a number and spaces)."""
+    text = data.strip()
+    return bool(text) and not (text.isdigit() and len(data) <= 64)
+
+
+# A real start per example: a few seconds in all.
+@settings(max_examples=8, deadline=None, derandomize=True, database=None)
+@given(
+    st.one_of(
+        st.binary(min_size=1, max_size=200),
+        st.text(min_size=1, max_size=80).map(str.encode),
+        st.sampled_from([b"1\n2\n", b"import asyncio\n", b"9" * 100, "\u0663\n".encode()]),
+    ).filter(_not_a_pid)
+)
+@example(b"async def main() -> None:\n    ...\n")
+def test_a_file_that_is_no_pidfile_is_never_overwritten(data: bytes) -> None:
+    """start --pidfile naming a file that holds no pid: exit 1, one line, the file as it was.
+
+    A mistyped --pidfile (app.py) was truncated to the pid, then removed at exit.
+    """
+    with tempfile.TemporaryDirectory(prefix="aiodaemon-fuzz-") as tmp:
+        directory = Path(tmp)
+        install_program("forever", directory)
+        notes = directory / "notes.txt"
+        notes.write_bytes(data)
+        result = aiodaemon_cli("start", "app:main", "--pidfile", notes, cwd=directory)
+        assert result.returncode == 1, result.stderr
+        assert result.stderr.startswith(f"aiodaemon: --pidfile: {notes} holds something other"), (
+            result.stderr
+        )
+        assert result.stderr.count("\n") == 1
+        assert notes.read_bytes() == data
+        assert pids_with(tmp) == []

@@ -176,6 +176,7 @@ def acquire_pidfile(path: str | Path, *, owner: int | None = None) -> Pidfile:
             if outcome is _Lock.HELD:
                 raise AlreadyRunningError(str(path), _parse_pid(os.pread(fd, 64, 0)))
             if outcome is _Lock.TAKEN:
+                _refuse_other_content(fd, path)
                 # Only now is the content ours to change; an empty locked file reads
                 # as "starting", never as the stale pid of a previous daemon.
                 os.ftruncate(fd, 0)
@@ -196,6 +197,30 @@ def acquire_pidfile(path: str | Path, *, owner: int | None = None) -> Pidfile:
             raise StartupError(
                 f"pidfile {path} keeps being removed while we start; try again", option="pidfile"
             )
+
+
+def _refuse_other_content(fd: int, path: str | Path) -> None:
+    """Refuse a file holding anything but a pid: a mistyped ``--pidfile`` may name any file.
+
+    ``stop`` leaves such a file alone; the start truncated it (``--pidfile
+    app.py``: the program's source gone, then the file removed at exit).
+
+    Raises:
+        StartupError: the file holds bytes other than ASCII digits and whitespace.
+    """
+    data = os.pread(fd, _PID_TEXT_MAX + 1, 0)
+    if len(data) <= _PID_TEXT_MAX and (not data.strip() or data.strip().isdigit()):
+        return
+    size = os.fstat(fd).st_size
+    raise StartupError(
+        f"pidfile {path} holds something other than a pid ({size} bytes; not a pidfile?):"
+        " refusing to overwrite it",
+        option="pidfile",
+    )
+
+
+#: the most a pidfile holds: a pid (at most 10 digits) and a newline, with room for spaces.
+_PID_TEXT_MAX = 64
 
 
 def _open_pidfile(path: str | Path, owner: int | None) -> int:
