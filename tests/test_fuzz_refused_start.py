@@ -156,3 +156,35 @@ def test_a_file_that_is_no_pidfile_is_never_overwritten(data: bytes) -> None:
         assert result.stderr.count("\n") == 1
         assert notes.read_bytes() == data
         assert pids_with(tmp) == []
+
+
+def test_a_typo_beside_a_running_daemon_is_a_usage_error(tmp_path: Path) -> None:
+    """run/start/restart, a --log-file in no directory, the daemon running: exit 2, it runs on.
+
+    restart said "already running; not restarted" and exited 4, LSB's "insufficient
+    privilege", which is for another user's daemon, not for a typo.
+    """
+    install_program("forever", tmp_path)
+    pidfile = tmp_path / "app.pid"
+    started = aiodaemon_cli("start", "app:main", "--pidfile", pidfile, cwd=tmp_path)
+    assert started.returncode == 0, started.stderr
+    daemon = int(started.stdout)
+    try:
+        for command in ("restart", "start", "run"):
+            result = aiodaemon_cli(
+                command,
+                "app:main",
+                "--pidfile",
+                pidfile,
+                "--log-file",
+                tmp_path / "no" / "x.log",
+                cwd=tmp_path,
+            )
+            assert result.returncode == 2, (command, result.stderr)
+            assert (
+                result.stderr == f"aiodaemon: --log-file: directory does not exist: {tmp_path}/no\n"
+            )
+            assert pids_with(str(tmp_path)) == [daemon]
+    finally:
+        stopped = aiodaemon_cli("stop", "--pidfile", pidfile)
+    assert stopped.returncode == 0, stopped.stderr

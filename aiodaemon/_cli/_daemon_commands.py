@@ -10,6 +10,7 @@ for ``start`` (LSB), 3 for ``run``. Only these commands load the daemon's side
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from .._prefork._messages import write_line
@@ -189,6 +190,14 @@ def _daemon_options(args: argparse.Namespace, *, detach: bool) -> dict[str, Any]
 _CHECKED_AS_THE_CALLER = frozenset({"pidfile", "log_file", "stdout", "stderr"})
 
 
+def _denied_to_the_caller(path: object) -> bool:
+    """Whether ``path``'s directory exists but this user may not create files in it."""
+    if not isinstance(path, str):
+        return False
+    parent = os.path.dirname(os.path.abspath(path))
+    return os.path.isdir(parent) and not os.access(parent, os.W_OK | os.X_OK)
+
+
 def _report_running_elsewhere(args: argparse.Namespace, exc: ConfigError) -> None:
     """Say "already running" when the daemon holding --pidfile explains a failed check.
 
@@ -203,6 +212,10 @@ def _report_running_elsewhere(args: argparse.Namespace, exc: ConfigError) -> Non
     """
     pidfile: str | None = args.pidfile
     if exc.option not in _CHECKED_AS_THE_CALLER or pidfile is None or _is_successor():
+        return
+    if not _denied_to_the_caller(getattr(args, exc.option, None)):
+        # A typo (a directory that does not exist) is the error to report,
+        # not a privilege the caller lacks (restart: 4).
         return
     held = _running_holder(args)
     if held is None:
