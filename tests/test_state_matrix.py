@@ -211,3 +211,24 @@ def test_each_state_answers_every_input_truthfully(control_app: ControlApp, name
             assert app.reload_runs() == []
     finally:
         run.kill()
+
+
+@pytest.mark.parametrize("name", list(HELD))
+def test_a_sighup_in_each_state_reopens_the_log_at_once(control_app: ControlApp, name: str) -> None:
+    """The log renamed (a rotation), then SIGHUP: a new file at once, whether hooks run or not.
+
+    Starting, reloading or stopping, the reload's hooks wait (or never run):
+    the reopen waited with them, and the records went to the rotated file.
+    """
+    app = control_app
+    run, pid = _hold(app, name)
+    try:
+        rotated = app.log.with_name("log.jsonl.1")
+        app.log.rename(rotated)
+        os.kill(pid, signal.SIGHUP)
+        wait_for(app.log.exists, 10, "the reopened log file")
+        assert is_alive(pid)
+        # No reload hook ran for it: only the one under way, when reloading.
+        assert app.reload_runs() == (["wait"] if name == "reloading" else [])
+    finally:
+        run.kill()

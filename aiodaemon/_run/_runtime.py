@@ -321,8 +321,14 @@ class Runtime:
         elif action is Action.BEGIN_RELOAD:
             self._begin_reload()
         elif action is Action.QUEUE_RELOAD:
+            # The hooks wait for their turn, the log files cannot: a rotation's
+            # SIGHUP would leave records going to the rotated file meanwhile.
+            self.parts.logs.reopen()
             _log.info("reload queued")
         elif action is Action.REFUSE_RELOAD:
+            if self.lifecycle.state is State.STOPPING:
+                # No hook runs any more; the log files still follow a rotation.
+                self.parts.logs.reopen()
             self.reloads.abandon(_NO_RELOAD_WHILE_STOPPING)
         elif action is Action.REOPEN_LOGS:
             self.parts.logs.reopen()

@@ -64,9 +64,11 @@ class Action(enum.Enum):
     #: a reload was requested during startup: report ready, then reload once.
     BEGIN_RUNNING_THEN_RELOAD = "begin-running-then-reload"
     BEGIN_RELOAD = "begin-reload"
-    QUEUE_RELOAD = "queue-reload"  # a reload is running (or cannot yet): one more after it
+    #: a reload is running (or cannot yet): one more after it; the log files reopen now.
+    QUEUE_RELOAD = "queue-reload"
     END_RELOAD = "end-reload"  # a reload finished and none is pending
-    REFUSE_RELOAD = "refuse-reload"  # stopping: the request is answered, nothing runs
+    #: stopping: the request is answered, no hook runs; the log files reopen.
+    REFUSE_RELOAD = "refuse-reload"
     BEGIN_SHUTDOWN = "begin-shutdown"
     #: the first stop signal while stopping (the shutdown was begun otherwise).
     JOIN_SHUTDOWN = "join-shutdown"
