@@ -153,6 +153,7 @@ LAYERS = [
         "_cli._status_command",
         "_cli._stop",
         "_cli._stop_claim",
+        "_cli._taken_over",
         "_cli._upgrade_command",
     },
     {"__main__", "_cli._args", "_cli._daemon_commands", "_cli._flags", "_cli._main"},

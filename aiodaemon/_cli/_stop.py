@@ -27,9 +27,11 @@ from ._control_client import (
 )
 from ._control_trust import ControlUntrusted, say_ignored
 from ._stale import remove_stale
+from ._taken_over import lock_of, taken_over
 
 TYPE_CHECKING = False  # not typing's: see aiodaemon/__init__.py
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any, TypeAlias
 
     StrPath: TypeAlias = str | os.PathLike[str]
@@ -56,6 +58,7 @@ class _Asked(enum.Enum):
     ALREADY = "already"  # it was stopping already
     GONE = "gone"  # it exited while we asked
     SIGNAL = "signal"  # no usable control socket: SIGTERM it
+    HANDED = "handed"  # an upgrade's new process took the pidfile over meanwhile
 
 
 def stop(
@@ -89,64 +92,88 @@ def stop(
     if isinstance(holder, int):
         return holder
     pid, pidfd = holder
+    # Seen while it holds it: an upgrade's new process that takes over meanwhile keeps it.
+    lock = lock_of(path)
     note = ""
     claim = None
+    successor: int | None = None
     try:
         asked, budget = _Asked.SIGNAL, None
         wait = DEFAULT_TIMEOUT if timeout is None else timeout
         if control is not None:
-            asked, budget = _ask(control, pid, pidfd, wait, had_socket=had_socket)
-        if timeout is None and budget is not None:
-            # Its configured drain and shutdown are the daemon's to use up: a
-            # default SIGKILL at 30 s would cut a 60 s shutdown_timeout short.
-            wait = max(wait, budget + _BUDGET_MARGIN)
-        if asked is _Asked.SIGNAL:
-            from ._stop_claim import claim_stop
 
-            # Another `stop` signalling at the same time would force the exit.
-            claim = claim_stop(pid)
-            if isinstance(claim, int):
-                by = f"`aiodaemon stop` pid {claim} sent SIGTERM"
-                _say(f"already stopping (pid {pid}; {by}); waiting")
-            elif not _send(pidfd, pid, signal.SIGTERM):
-                return ControlCode.NO_PERMISSION
-        elif asked is _Asked.ALREADY:
-            _say(f"already stopping (pid {pid}); waiting")
-        # What is left to remove: a killed daemon had no chance to remove its
-        # pidfile or its socket; one that dropped privileges may not unlink in
-        # a root-owned directory, so it emptied its pidfile and left its socket.
-        left = "which the daemon could not remove"
-        if not wait_exited(pidfd, wait):
-            how = "SIGTERM" if asked is _Asked.SIGNAL else "the stop request"
-            _say(f"pid {pid} still running {wait:g}s after {how}; sending SIGKILL")
-            _send(pidfd, pid, signal.SIGKILL)
-            if not wait_exited(pidfd, _KILL_WAIT):
-                _say(f"pid {pid} did not exit after SIGKILL")
-                return ControlCode.FAILURE
-            left = "which the killed daemon left"
-        removed = remove_stale(path, pid, control=control)
-        if removed.pidfile:
-            files = f"pidfile {path}"
-            if removed.control:
-                files += f" and control socket {control}"
-            note = f"; removed {files}, {left}"
+            def handed() -> bool:
+                return taken_over(path, pid, lock) is not None
+
+            asked, budget = _ask(control, pid, pidfd, wait, had_socket=had_socket, handed=handed)
+        if asked is _Asked.HANDED:
+            # It handed over and stops on its own: its new process is the daemon now.
+            successor = taken_over(path, pid, lock)
+        else:
+            if timeout is None and budget is not None:
+                # Its configured drain and shutdown are the daemon's to use up: a
+                # default SIGKILL at 30 s would cut a 60 s shutdown_timeout short.
+                wait = max(wait, budget + _BUDGET_MARGIN)
+            if asked is _Asked.SIGNAL:
+                from ._stop_claim import claim_stop
+
+                # Another `stop` signalling at the same time would force the exit.
+                claim = claim_stop(pid)
+                if isinstance(claim, int):
+                    by = f"`aiodaemon stop` pid {claim} sent SIGTERM"
+                    _say(f"already stopping (pid {pid}; {by}); waiting")
+                elif not _send(pidfd, pid, signal.SIGTERM):
+                    return ControlCode.NO_PERMISSION
+            elif asked is _Asked.ALREADY:
+                _say(f"already stopping (pid {pid}); waiting")
+            # What is left to remove: a killed daemon had no chance to remove its
+            # pidfile or its socket; one that dropped privileges may not unlink in
+            # a root-owned directory, so it emptied its pidfile and left its socket.
+            left = "which the daemon could not remove"
+            if not wait_exited(pidfd, wait):
+                how = "SIGTERM" if asked is _Asked.SIGNAL else "the stop request"
+                _say(f"pid {pid} still running {wait:g}s after {how}; sending SIGKILL")
+                _send(pidfd, pid, signal.SIGKILL)
+                if not wait_exited(pidfd, _KILL_WAIT):
+                    _say(f"pid {pid} did not exit after SIGKILL")
+                    return ControlCode.FAILURE
+                left = "which the killed daemon left"
+            successor = taken_over(path, pid, lock)
+            if successor is None:
+                removed = remove_stale(path, pid, control=control)
+                if removed.pidfile:
+                    files = f"pidfile {path}"
+                    if removed.control:
+                        files += f" and control socket {control}"
+                    note = f"; removed {files}, {left}"
     finally:
         os.close(pidfd)
         if claim is not None and not isinstance(claim, int):
             claim.close()
+    if successor is not None:
+        # Our look at the pidfile came before an upgrade's hand-over, our
+        # request after it: the new process serves on, and is stopped too.
+        _say(f"pid {pid} handed over to pid {successor} (an upgrade) meanwhile; stopping it")
+        return stop(path, timeout, control, owner=owner)
     _say(f"stopped (pid {pid}){note}")
     return ControlCode.OK
 
 
 def _ask(
-    control: StrPath, pid: int, pidfd: int, timeout: float, *, had_socket: bool
+    control: StrPath,
+    pid: int,
+    pidfd: int,
+    timeout: float,
+    *,
+    had_socket: bool,
+    handed: Callable[[], bool],
 ) -> tuple[_Asked, float | None]:
     """Send ``stop`` over the control socket: how it went, and the daemon's stop budget.
 
     SIGNAL when SIGTERM must do instead; the budget (seconds to its end at
     the latest) only when the daemon said it.
     """
-    asked = _ask_once(control, pid, pidfd, timeout, had_socket=had_socket)
+    asked = _ask_once(control, pid, pidfd, timeout, had_socket=had_socket, handed=handed)
     if isinstance(asked, _Asked):
         return asked, None
     budget = asked.get("exits_within")
@@ -157,9 +184,18 @@ def _ask(
 
 
 def _ask_once(
-    control: StrPath, pid: int, pidfd: int, timeout: float, *, had_socket: bool
+    control: StrPath,
+    pid: int,
+    pidfd: int,
+    timeout: float,
+    *,
+    had_socket: bool,
+    handed: Callable[[], bool],
 ) -> _Asked | dict[str, Any]:
-    """The daemon's ``ok`` answer to ``stop``, or how else it went."""
+    """The daemon's ``ok`` answer to ``stop``, or how else it went.
+
+    ``handed()``: whether an upgrade's new process took the pidfile over meanwhile.
+    """
     request = {"v": VERSION, "cmd": "stop"}
     answer_timeout = min(_ANSWER_TIMEOUT, max(timeout, 1.0))
     deadline = time.monotonic() + _RETRY_GRACE
@@ -188,6 +224,8 @@ def _ask_once(
         except ControlUntrusted as exc:
             # Not the daemon's socket (a planted one, or an upgrade handing
             # over): never asked again; the holder still hears signals.
+            if handed():
+                return _Asked.HANDED  # the new process answered: ours to stop next
             if wait_exited(pidfd, 0):
                 return _Asked.GONE
             say_ignored(exc, "sending SIGTERM")

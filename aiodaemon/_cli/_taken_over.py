@@ -1,0 +1,61 @@
+"""Whether the daemon ``stop`` waited for handed its pidfile on to an upgrade's new process.
+
+An upgrade that completes while ``stop`` runs (after its look at the pidfile,
+before its request lands) leaves ``stop`` waiting for the old daemon, which
+exits having handed everything over: the new one serves on. The pidfile's
+lock tells them apart from a daemon started afresh since: an ``flock``
+belongs to the open file that took it, and ``/proc/locks`` names the process
+that took it for as long as any process holds that open file. An upgrade's
+new process inherits that very open file, so the lock outlives the old daemon
+unchanged; a daemon started afresh takes a lock of its own. Synchronous and
+light, for the CLI.
+"""
+
+from __future__ import annotations
+
+import os
+
+from .._prefork._pidfile_status import read_pidfile
+
+TYPE_CHECKING = False  # not typing's: see aiodaemon/__init__.py
+if TYPE_CHECKING:
+    from typing import TypeAlias
+
+    StrPath: TypeAlias = str | os.PathLike[str]
+
+__all__ = ["lock_of", "taken_over"]
+
+
+def lock_of(path: StrPath) -> tuple[int, int, int] | None:
+    """The ``flock`` on ``path``: (device, inode, pid that took it); None if none is seen."""
+    try:
+        st = os.stat(path, follow_symlinks=False)
+        with open("/proc/locks", "rb") as f:
+            table = f.read()
+    except OSError:
+        return None
+    where = b"%02x:%02x:%d" % (os.major(st.st_dev), os.minor(st.st_dev), st.st_ino)
+    for line in table.splitlines():
+        fields = line.split()
+        # "1: FLOCK  ADVISORY  WRITE 4242 fe:00:1234 0 EOF"; waiters show "->".
+        if len(fields) >= 6 and fields[1] == b"FLOCK" and fields[5] == where:
+            taker = int(fields[4]) if fields[4].isdigit() else 0
+            # Not ours to see (another pid namespace): it tells nothing.
+            return (st.st_dev, st.st_ino, taker) if taker > 0 else None
+    return None
+
+
+def taken_over(path: StrPath, pid: int, lock: tuple[int, int, int] | None) -> int | None:
+    """The process holding ``lock`` on ``path`` now that ``pid`` exited, if another one does.
+
+    Args:
+        path: the pidfile.
+        pid: the daemon that held it, gone now.
+        lock: :func:`lock_of` while ``pid`` held it.
+    """
+    if lock is None:
+        return None
+    holder = read_pidfile(path).running_pid
+    if holder is None or holder == pid:
+        return None
+    return holder if lock_of(path) == lock else None

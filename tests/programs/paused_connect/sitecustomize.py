@@ -1,0 +1,35 @@
+"""Pause a command just before its first connection to a control socket (``*.ctl``).
+
+Put on ``PYTHONPATH`` by tests whose command must look at the pidfile before
+an event (an upgrade's hand-over) and send its request after it: it creates
+``$AIODAEMON_TEST_PAUSE/paused``, then waits (30 s at most) for
+``$AIODAEMON_TEST_PAUSE/go``. A slow machine does the same, unasked.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+_DIRECTORY = os.environ.get("AIODAEMON_TEST_PAUSE")
+_paused: list[bool] = []
+
+
+def _before_connect(event: str, args: tuple[object, ...]) -> None:
+    if event != "socket.connect" or _paused or _DIRECTORY is None:
+        return
+    address = args[1]
+    if not (isinstance(address, str) and address.endswith(".ctl")):
+        return
+    _paused.append(True)
+    with open(os.path.join(_DIRECTORY, "paused"), "w"):
+        pass
+    deadline = time.monotonic() + 30
+    go = os.path.join(_DIRECTORY, "go")
+    while not os.path.exists(go) and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
+if _DIRECTORY is not None:
+    sys.addaudithook(_before_connect)
