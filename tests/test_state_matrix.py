@@ -232,3 +232,27 @@ def test_a_sighup_in_each_state_reopens_the_log_at_once(control_app: ControlApp,
         assert app.reload_runs() == (["wait"] if name == "reloading" else [])
     finally:
         run.kill()
+
+
+def test_a_reload_failing_after_a_stop_began_says_stopping(control_app: ControlApp) -> None:
+    """A reload hook raising after a SIGTERM: `reload` says the daemon is stopping.
+
+    It said "still running", of a daemon on its way out.
+    """
+    app = control_app
+    app.steer("reload", "wait-fail:bad port")
+    app.steer("shutdown", "wait")
+    pid = app.start()
+    reload = app.watch("reload", "--pidfile", app.pidfile)
+    try:
+        wait_for(lambda: app.records("reload started"), 20, "the reload")
+        os.kill(pid, signal.SIGTERM)
+        wait_for(lambda: app.records("shutdown started"), 20, "the shutdown")
+        app.steer("reload-release")
+        code, _, err = reload.finish(30)
+    finally:
+        reload.kill()
+    assert code == 1
+    assert err == [f"aiodaemon: reload failed (pid {pid}, stopping): ValueError: bad port"]
+    app.steer("shutdown-release")
+    wait_for(lambda: app.records("exit"), 20, "the exit")

@@ -227,6 +227,9 @@ def _report(answer: dict[str, Any], pid: int) -> int:
         elif isinstance(exiting, int) and not isinstance(exiting, bool):
             # A hook's sys.exit(n): the daemon is not still running, it is leaving.
             _say(f"reload failed (pid {pid}, shutting down with status {exiting}): {error}")
+        elif result.get("stopping") is True:
+            # Stopped from outside while the hooks ran: it is leaving too.
+            _say(f"reload failed (pid {pid}, stopping): {error}")
         else:
             _say(f"reload failed (pid {pid}, still running): {error}")
         return ControlCode.FAILURE

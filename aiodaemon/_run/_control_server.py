@@ -300,6 +300,9 @@ class DaemonCommands:
             # answer's reader, the `reload` command, needs to tell the daemon
             # is shutting down rather than still running.
             reload["exiting"] = result.exiting
+        elif self.state() in ("stopping", "stopped"):
+            # A stop began while the hooks ran: the daemon is not "still running".
+            reload["stopping"] = True
         return {"v": VERSION, "ok": True, "reload": reload}
 
     # --- stop ----------------------------------------------------------------------

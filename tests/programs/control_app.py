@@ -3,8 +3,8 @@
 ``startup`` holds "hang" (an await that never ends), "block" (a sync sleep that
 blocks the loop), "wait" (until a file ``release`` appears) or "wait-fail" (the
 same, then it raises). ``reload`` holds "fail:MESSAGE", "slow:SECONDS",
-"block:SECONDS", "wait" (until a file ``reload-release`` appears) or "block-wait"
-(the same with the loop blocked). Each
+"block:SECONDS", "wait" (until a file ``reload-release`` appears), "wait-fail:MESSAGE"
+(the same, then it raises) or "block-wait" (the same with the loop blocked). Each
 reload run appends its mode to ``reloads``. ``shutdown`` holds "slow:SECONDS"
 or "wait" (until a file ``shutdown-release`` appears). ``main`` holds
 "notify" (with ``--ready manual``: ``main`` calls ``ctx.notify_ready()`` once a
@@ -64,8 +64,10 @@ async def reload_config() -> None:
         await asyncio.sleep(float(arg))
     elif kind == "block":
         time.sleep(float(arg))
-    elif kind == "wait":
+    elif kind in ("wait", "wait-fail"):
         await _until(HERE / "reload-release")
+        if kind == "wait-fail":
+            raise ValueError(arg)
     elif kind == "block-wait":
         # Sync code that forgets to yield, for as long as the test needs (10 min at most).
         deadline = time.monotonic() + 600
