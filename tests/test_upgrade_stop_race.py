@@ -1,9 +1,8 @@
-"""``stop`` racing an upgrade's hand-over: whoever serves after it is stopped."""
+"""Commands racing an upgrade's hand-over: they act on whoever serves after it."""
 
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 from pathlib import Path
 
@@ -15,44 +14,57 @@ from .test_upgrade_faults import app as app
 PAUSED_CONNECT = REPO / "tests" / "programs" / "paused_connect"
 
 
-def test_stop_that_read_the_old_pid_before_the_hand_over_stops_the_new_daemon(
-    app: App, tmp_path: Path
-) -> None:
-    """``stop`` saw the old pid, the hand-over came before its request: nothing runs after."""
+def _paused_command(app: App, pause: Path, *args: str) -> subprocess.Popen[str]:
+    """``aiodaemon ARGS --pidfile P``, paused before its request (see paused_connect)."""
+    pause.mkdir()
+    pythonpath = os.pathsep.join([str(PAUSED_CONNECT), str(REPO)])
+    return subprocess.Popen(
+        [str(AIODAEMON), *args, "--pidfile", str(app.pidfile)],
+        env=clean_env({"PYTHONPATH": pythonpath, "AIODAEMON_TEST_PAUSE": str(pause)}),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _hand_over_while_paused(app: App, pause: Path, *args: str) -> tuple[int, int, str, str]:
+    """Start an upgrade; run ``aiodaemon ARGS`` once the new process starts, paused after its
+    look at the pidfile until the hand-over is done. (old pid, new pid, its stdout, stderr)."""
     gate = app.directory / "gate"
     old = app.start(APP_GATE=str(gate))
     app.edit('MODE = ""', 'MODE = "gate"')
     upgrade = _upgrade_in_background(app)
     successor = None
-    stop = None
+    command = None
     try:
         successor = _successor_starting(app)
         wait_for((app.directory / "gate.entered").exists, 30, "the startup hook")
-        pause = tmp_path / "pause"
-        pause.mkdir()
-        pythonpath = os.pathsep.join([str(PAUSED_CONNECT), str(REPO)])
-        stop = subprocess.Popen(
-            [str(AIODAEMON), "stop", "--pidfile", str(app.pidfile)],
-            env=clean_env({"PYTHONPATH": pythonpath, "AIODAEMON_TEST_PAUSE": str(pause)}),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        # stop has read the pidfile (the old pid); the hand-over completes now.
-        wait_for((pause / "paused").exists, 30, "stop to look at the pidfile")
+        command = _paused_command(app, pause, *args)
+        wait_for((pause / "paused").exists, 30, "the command to look at the pidfile")
         gate.touch()
         out, err = upgrade.communicate(timeout=60)
         assert upgrade.returncode == 0, err
         assert out == f"{successor}\n"
+        # A deploy after the first upgrade read its code: the command's own would run it.
+        app.edit('VERSION = "v1"', 'VERSION = "v2"')
+        app.edit('MODE = "gate"', 'MODE = ""')
         (pause / "go").touch()
-        _, said = stop.communicate(timeout=60)
+        said, said_err = command.communicate(timeout=60)
     except BaseException:
         _end_what_is_left(upgrade, successor)
-        if stop is not None and stop.poll() is None:
-            stop.send_signal(signal.SIGKILL)
-            stop.communicate()
+        if command is not None and command.poll() is None:
+            command.kill()
+            command.communicate()
         raise
-    assert stop.returncode == 0, said
+    assert command.returncode == 0, said_err
+    return old, successor, said, said_err
+
+
+def test_stop_that_read_the_old_pid_before_the_hand_over_stops_the_new_daemon(
+    app: App, tmp_path: Path
+) -> None:
+    """``stop`` saw the old pid, the hand-over came before its request: nothing runs after."""
+    old, successor, _, said = _hand_over_while_paused(app, tmp_path / "pause", "stop")
     assert said == (
         f"aiodaemon: pid {old} handed over to pid {successor} (an upgrade) meanwhile; stopping it\n"
         f"aiodaemon: stopped (pid {successor})\n"
@@ -61,3 +73,19 @@ def test_stop_that_read_the_old_pid_before_the_hand_over_stops_the_new_daemon(
     wait_gone(old)
     assert not app.pidfile.exists()
     assert cli("status", "--pidfile", str(app.pidfile)).returncode == 3
+
+
+def test_upgrade_that_read_the_old_pid_before_another_hand_over_upgrades_the_new_daemon(
+    app: App, tmp_path: Path
+) -> None:
+    """A second ``upgrade`` racing the first one's hand-over replaces its new process in turn."""
+    old, successor, out, said = _hand_over_while_paused(app, tmp_path / "pause", "upgrade")
+    assert (
+        said
+        == f"aiodaemon: pid {old} was upgraded to pid {successor} meanwhile; upgrading that one\n"
+    )
+    third = int(out)
+    assert third not in (old, successor)
+    wait_gone(successor)
+    assert app.pid() == third
+    assert app.get() == f"v2 {third}"

@@ -32,6 +32,7 @@ from ._control_client import (
 )
 from ._control_trust import ControlUntrusted, ask_holder, say_ignored
 from ._signalled_upgrade import HANDOVER_GRACE, upgrade_by_signal
+from ._taken_over import lock_of, taken_over
 
 TYPE_CHECKING = False  # not typing's: see aiodaemon/__init__.py
 if TYPE_CHECKING:
@@ -58,18 +59,48 @@ def upgrade(path: str, control: str | None, timeout: float, *, owner: int | None
     if isinstance(holder, int):
         return holder
     pid, pidfd = holder
+    # Seen while it holds it: the new process of another upgrade that takes over meanwhile keeps it.
+    lock = lock_of(path)
     try:
         if control is not None:
-            code = _by_control(control, path, pid, pidfd, timeout)
+            code = _by_control(control, path, pid, pidfd, timeout, lock)
             if code is not None:
                 return code
         return upgrade_by_signal(path, pid, pidfd, timeout, _after_death)
+    except _UpgradedMeanwhile as moved:
+        successor = moved.pid
     finally:
         os.close(pidfd)
+    # Another upgrade handed over between our look at the pidfile and our
+    # request: its new process may run older code than is on disk now (two
+    # deploys a moment apart), so ours replaces it in turn.
+    say(f"pid {pid} was upgraded to pid {successor} meanwhile; upgrading that one")
+    return upgrade(path, control, timeout, owner=owner)
 
 
-def _by_control(control: str, path: str, pid: int, pidfd: int, timeout: float) -> int | None:
-    """Ask for the upgrade and its result; None when there is no control socket to ask."""
+class _UpgradedMeanwhile(Exception):
+    """The daemon asked had handed over to another upgrade's new process: ``pid``."""
+
+    def __init__(self, pid: int) -> None:
+        super().__init__(pid)
+        self.pid = pid
+
+
+def _by_control(
+    control: str,
+    path: str,
+    pid: int,
+    pidfd: int,
+    timeout: float,
+    lock: tuple[int, int, int] | None,
+) -> int | None:
+    """Ask for the upgrade and its result; None when there is no control socket to ask.
+
+    Raises:
+        _UpgradedMeanwhile: the socket is served by the new process of another
+            upgrade, which took over meanwhile (``lock``: the pidfile's, seen
+            while ``pid`` held it).
+    """
     started = time.monotonic()
     deadline = started + timeout + HANDOVER_GRACE
 
@@ -90,6 +121,9 @@ def _by_control(control: str, path: str, pid: int, pidfd: int, timeout: float) -
     except (ControlAbsent, ControlRefused):
         return None
     except ControlUntrusted as exc:
+        successor = taken_over(path, pid, lock)
+        if successor is not None:
+            raise _UpgradedMeanwhile(successor) from None
         # Not the daemon's socket: it has none there, as with --no-control.
         say_ignored(exc, f"sending SIGUSR2 to pid {pid}")
         return None
