@@ -177,6 +177,30 @@ def test_an_executor_of_the_program_cannot_keep_the_daemon_alive(
     assert not d.pidfile.exists()
 
 
+def test_an_idle_process_pool_of_the_program_ends_with_the_daemon(
+    tmp_path: Path, procs: list[subprocess.Popen[str]]
+) -> None:
+    """A ProcessPoolExecutor never shut down: exit 0 at once, its worker processes gone."""
+    d = Leftovers(tmp_path, "process-pool", shutdown_timeout=5)
+    proc = d.start()
+    procs.append(proc)
+    d.wait_main()
+    lines = d.record.read_text().splitlines()
+    workers = [int(line.split()[1]) for line in lines if line.startswith("worker ")]
+    assert workers
+    try:
+        proc.send_signal(signal.SIGTERM)
+        # Not communicate(): a worker left running would hold the stderr pipe open.
+        assert proc.wait(timeout=EXIT_BOUND) == 0
+        events = [str(r["event"]) for r in read_json_lines(d.log)]
+        assert "thread still running at exit" not in events
+        assert "forced exit" not in events
+        assert not [pid for pid in workers if is_alive(pid)]
+    finally:
+        for pid in workers:
+            kill_quietly(pid)
+
+
 def test_an_atexit_function_that_never_returns_cannot_keep_the_daemon_alive(
     tmp_path: Path, procs: list[subprocess.Popen[str]]
 ) -> None:

@@ -215,9 +215,11 @@ class Shutdown:
         The interpreter joins every non-daemon thread before it exits, for as
         long as they run. They are joined here until the budget's end; the
         ones still running are logged, and :func:`end_process` does not wait
-        for them. Executor workers are not waited for: the interpreter's exit
-        ends idle ones (under the backstop), and a program that goes on after
-        ``run()`` keeps its executors.
+        for them. Executor threads are not waited for: the interpreter's exit
+        ends idle ones (under the backstop), a process pool's manager thread
+        with the pool's worker processes (joined here, never told to stop, it
+        kept the daemon for the whole budget and its workers outlived it), and
+        a program that goes on after ``run()`` keeps its executors.
         """
         timeout = self.runtime.options.shutdown_timeout
         # No deadline: no shutdown sequence ran (the loop could not be created).
@@ -480,12 +482,24 @@ def _program_threads() -> list[threading.Thread]:
     return [t for t in threading.enumerate() if not t.daemon and t is not me and t is not main]
 
 
+#: Each ``concurrent.futures`` module's registry of its pools' threads, keyed
+#: by thread: its exit function (run as the interpreter exits) wakes and joins
+#: them. A process pool's manager thread ends its worker processes as it goes.
+_EXECUTOR_REGISTRIES = (
+    ("concurrent.futures.thread", "_threads_queues"),
+    ("concurrent.futures.process", "_threads_wakeups"),
+)
+
+
 def _executor_workers() -> set[threading.Thread]:
-    """The worker threads of ``concurrent.futures`` thread pools, idle or busy."""
-    module = sys.modules.get("concurrent.futures.thread")
-    # Its registry of workers, keyed by thread, which its own exit function joins.
-    registry = getattr(module, "_threads_queues", None)
-    return set(registry.keys()) if registry is not None else set()
+    """The threads of ``concurrent.futures`` pools, idle or busy: thread pool
+    workers, and the manager threads of process pools."""
+    threads: set[threading.Thread] = set()
+    for name, attribute in _EXECUTOR_REGISTRIES:
+        registry = getattr(sys.modules.get(name), attribute, None)
+        if registry is not None:
+            threads.update(list(registry.keys()))
+    return threads
 
 
 def _daemonic_children() -> list[int]:

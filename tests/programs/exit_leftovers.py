@@ -11,9 +11,13 @@ argv: options (JSON), record, kind. Kinds:
   its own (threads ``own-pool_N``), never shut down;
 - ``atexit``: an ``atexit`` function sleeps an hour;
 - ``mp-child``: a startup hook starts a multiprocessing child (fork) that
-  ignores SIGTERM, so multiprocessing's own ``atexit`` joins it for ever.
+  ignores SIGTERM, so multiprocessing's own ``atexit`` joins it for ever;
+- ``process-pool``: ``main`` ran one short call in a ``ProcessPoolExecutor``
+  of its own (the default start method), kept in a global and left idle,
+  never shut down (the interpreter's exit stops its workers).
 
-The program records ``main running`` (and ``child PID`` for ``mp-child``).
+The program records ``main running`` (and ``child PID`` for ``mp-child``,
+``worker PID`` for each of the pool's processes).
 """
 
 from __future__ import annotations
@@ -22,17 +26,19 @@ import asyncio
 import atexit
 import multiprocessing
 import multiprocessing.synchronize
+import os
 import signal
 import sys
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 
 import aiodaemon
 from tests.programs.recorder import record, run
 
 KIND = sys.argv[3] if len(sys.argv) > 3 else "thread"
 _POOL = ThreadPoolExecutor(max_workers=1, thread_name_prefix="own-pool")
+_PROCESS_POOLS: list[ProcessPoolExecutor] = []
 
 
 def _stubborn_child(ignoring: multiprocessing.synchronize.Event) -> None:
@@ -69,6 +75,11 @@ async def main(ctx: aiodaemon.Context) -> None:
         await loop.run_in_executor(_POOL, time.sleep, 0.01)
     elif KIND == "pool":
         loop.run_in_executor(_POOL, time.sleep, 3600)
+    elif KIND == "process-pool":
+        _PROCESS_POOLS.append(ProcessPoolExecutor(max_workers=2))
+        await loop.run_in_executor(_PROCESS_POOLS[0], os.getpid)
+        for child in multiprocessing.active_children():
+            record(f"worker {child.pid}")
     record("main running")
     await ctx.wait_stopping()
 
