@@ -89,3 +89,13 @@ def test_upgrade_that_read_the_old_pid_before_another_hand_over_upgrades_the_new
     wait_gone(successor)
     assert app.pid() == third
     assert app.get() == f"v2 {third}"
+
+
+def test_reload_that_read_the_old_pid_before_the_hand_over_reloads_the_new_daemon(
+    app: App, tmp_path: Path
+) -> None:
+    """``reload`` racing the hand-over reloads the new process, and reports its result."""
+    _, successor, _, said = _hand_over_while_paused(app, tmp_path / "pause", "reload")
+    assert said == f"aiodaemon: reloaded (pid {successor})\n"
+    [reloaded] = wait_for(lambda: app.records("reload finished"), 10, "the reload")
+    assert reloaded["pid"] == successor

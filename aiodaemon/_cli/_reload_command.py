@@ -32,6 +32,7 @@ from ._control_client import (
     request_timeout,
 )
 from ._control_trust import ControlUntrusted, ask_holder, say_ignored
+from ._taken_over import lock_of, taken_over
 
 TYPE_CHECKING = False  # not typing's: see aiodaemon/__init__.py
 if TYPE_CHECKING:
@@ -105,6 +106,12 @@ class _Target:
         self.path = path
         self.pid = pid
         self.pidfd = pidfd
+        #: the pidfile's lock while ``pid`` holds it: an upgrade's new process shares it.
+        self.lock = lock_of(path)
+
+    def handed_over(self) -> bool:
+        """Whether an upgrade's new process took the pidfile over since we looked."""
+        return taken_over(self.path, self.pid, self.lock) is not None
 
     def follow(self) -> None:
         """Move on to the pidfile's holder now, if it is another verified process."""
@@ -189,6 +196,13 @@ def _ask(
                 raise _NoAnswer(absent) from None
             time.sleep(0.05)
         except ControlUntrusted as exc:
+            if target.handed_over():
+                # Served by an upgrade's new process that took over since we
+                # looked (the old daemon drains): that one is the daemon now.
+                target.follow()
+                if target.pid != pid:
+                    pid = target.pid
+                    continue
             # Not the daemon's socket: it has none there, as with --no-control.
             say_ignored(exc, f"sending SIGHUP to pid {pid}")
             raise _NoAnswer(f"no trusted control socket at {control}") from None
