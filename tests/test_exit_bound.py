@@ -201,6 +201,31 @@ def test_an_idle_process_pool_of_the_program_ends_with_the_daemon(
             kill_quietly(pid)
 
 
+def test_a_busy_process_pool_cannot_outlive_the_daemon(
+    tmp_path: Path, procs: list[subprocess.Popen[str]]
+) -> None:
+    """An hour-long call in the program's process pool: exit 4 in the budget, no worker left."""
+    d = Leftovers(tmp_path, "busy-process-pool")
+    proc = d.start()
+    procs.append(proc)
+    d.wait_main()
+    lines = d.record.read_text().splitlines()
+    workers = [int(line.split()[1]) for line in lines if line.startswith("worker ")]
+    assert workers
+    try:
+        proc.send_signal(signal.SIGTERM)
+        # Not communicate(): a worker left running would hold the stderr pipe open.
+        assert proc.wait(timeout=EXIT_BOUND) == 4
+        wait_for(lambda: not [pid for pid in workers if is_alive(pid)], 10, "the workers' end")
+    finally:
+        for pid in workers:
+            kill_quietly(pid)
+    assert proc.stderr is not None
+    err = proc.stderr.read()
+    assert "process pool workers killed: " in err
+    assert all(str(pid) in err for pid in workers)
+
+
 def test_an_atexit_function_that_never_returns_cannot_keep_the_daemon_alive(
     tmp_path: Path, procs: list[subprocess.Popen[str]]
 ) -> None:

@@ -462,13 +462,18 @@ def _exit_overdue() -> None:
         children = _daemonic_children()
         if children:
             what += f"; daemonic children killed: {', '.join(map(str, children))}"
+        # So do a process pool's workers, whose manager the exit was joining:
+        # left, they would wait for work for ever.
+        workers = _pool_workers()
+        if workers:
+            what += f"; process pool workers killed: {', '.join(map(str, workers))}"
         # Said before the kills: a killed child ends the main thread's join.
         with contextlib.suppress(BaseException):
             say_nowait(
                 f"aiodaemon: forced exit (the process's exit took longer than the"
                 f" {_END.timeout}s shutdown budget; {what}), status {status}\n"
             )
-        for pid in children:
+        for pid in [*children, *workers]:
             with contextlib.suppress(OSError):
                 os.kill(pid, signal.SIGKILL)
     finally:
@@ -510,6 +515,16 @@ def _daemonic_children() -> list[int]:
         with contextlib.suppress(Exception):
             if child.daemon and child.pid is not None:
                 pids.append(child.pid)
+    return pids
+
+
+def _pool_workers() -> list[int]:
+    """The pids of the worker processes of ``concurrent.futures`` process pools."""
+    registry = getattr(sys.modules.get("concurrent.futures.process"), "_threads_wakeups", None)
+    pids: list[int] = []
+    for manager in list(registry.keys()) if registry is not None else []:
+        with contextlib.suppress(Exception):
+            pids.extend(pid for pid in list(manager.processes) if isinstance(pid, int))
     return pids
 
 

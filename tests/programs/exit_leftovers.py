@@ -14,7 +14,8 @@ argv: options (JSON), record, kind. Kinds:
   ignores SIGTERM, so multiprocessing's own ``atexit`` joins it for ever;
 - ``process-pool``: ``main`` ran one short call in a ``ProcessPoolExecutor``
   of its own (the default start method), kept in a global and left idle,
-  never shut down (the interpreter's exit stops its workers).
+  never shut down (the interpreter's exit stops its workers);
+- ``busy-process-pool``: the same pool, running an hour-long call.
 
 The program records ``main running`` (and ``child PID`` for ``mp-child``,
 ``worker PID`` for each of the pool's processes).
@@ -75,9 +76,11 @@ async def main(ctx: aiodaemon.Context) -> None:
         await loop.run_in_executor(_POOL, time.sleep, 0.01)
     elif KIND == "pool":
         loop.run_in_executor(_POOL, time.sleep, 3600)
-    elif KIND == "process-pool":
+    elif KIND in ("process-pool", "busy-process-pool"):
         _PROCESS_POOLS.append(ProcessPoolExecutor(max_workers=2))
         await loop.run_in_executor(_PROCESS_POOLS[0], os.getpid)
+        if KIND == "busy-process-pool":
+            loop.run_in_executor(_PROCESS_POOLS[0], time.sleep, 3600)
         for child in multiprocessing.active_children():
             record(f"worker {child.pid}")
     record("main running")
