@@ -46,3 +46,25 @@ def test_a_foreground_daemon_echoes_a_warning_on_its_terminal_escaped(tmp_path: 
     shown = output.replace("\r\n", "\n")
     assert not _CONTROL.search(shown), repr(output)
     assert r"GET /\x1b]0;owned\x07\x1b[2J\rfake\nline" in shown
+
+
+def test_a_console_log_shows_the_stuck_tasks_await_chains(tmp_path: Path) -> None:
+    """A shutdown past its budget reports each stuck task's await chain, one frame a line."""
+    log = tmp_path / "d.log"
+    options = {
+        "detach": False,
+        "log_file": str(log),
+        "log_format": "console",
+        "shutdown_timeout": 0.5,
+    }
+    ran = python([program("console_stuck_shutdown"), json.dumps(options)])
+    assert ran.returncode == 4, ran.stderr
+    lines = log.read_text().splitlines()
+    assert not [line for line in lines if "internal error" in line], lines
+    stuck = [i for i, line in enumerate(lines) if "task stuck at shutdown" in line]
+    assert stuck, lines
+    # The hook's own frame, on a line of its own below one of the records.
+    assert any(
+        "console_stuck_shutdown.py" in line and "in close_pool" in line
+        for line in lines[stuck[0] :]
+    ), lines

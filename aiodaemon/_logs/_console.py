@@ -60,9 +60,13 @@ def _escape_record(event_dict: MutableMapping[Any, Any]) -> dict[Any, Any]:
         if isinstance(value, str):
             if not _HAS_CONTROL(value):
                 pass
-            elif key in ("event", "logger", "exception"):
+            elif key in ("event", "logger"):
                 # Written as they are, not as a repr: escaped once here.
                 value = escape_controls(value)
+            elif key in ("exception", "stack"):
+                # Text the renderer writes as it is below the line (a str only:
+                # it concatenates them), its line breaks kept as a traceback's.
+                value = escape_controls(value, "\n")
             else:
                 # The renderer writes a string without a space or quote as it is,
                 # and the repr of one with: repr() escapes every control, once.
