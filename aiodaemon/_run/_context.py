@@ -25,8 +25,12 @@ if TYPE_CHECKING:
         def close(self) -> object: ...
 
 
-# Bound, so a type checker refuses what track() refuses at run time (no close()).
-T = TypeVar("T", bound="_Closable")
+if TYPE_CHECKING:
+    # Bound, so a type checker refuses what track() refuses at run time (no close()).
+    T = TypeVar("T", bound=_Closable)
+else:
+    # Unbound at run time: a string bound is compiled (a ForwardRef) at every start.
+    T = TypeVar("T")
 
 __all__ = ["Context"]
 
