@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BUSY_PATIENCE",
+    "NOTHING_THERE",
     "ControlAbsent",
     "ControlBusy",
     "ControlDenied",
@@ -50,6 +51,10 @@ __all__ = [
 ]
 
 _PEERCRED = struct.Struct("3i")
+
+#: What ``lstat`` of a path nothing can be at fails with: no such path, a file
+#: for a directory, a name too long, a symlink loop. As absent as a missing file.
+NOTHING_THERE = frozenset({errno.ENOENT, errno.ENOTDIR, errno.ENAMETOOLONG, errno.ELOOP})
 
 
 class ControlError(Exception):
@@ -276,9 +281,9 @@ def request_timeout(deadline: float, timeout: float) -> float:
 def _check_file(path: StrPath, holder: int) -> None:
     try:
         st = os.lstat(path)
-    except FileNotFoundError:
-        raise ControlAbsent(f"no control socket at {path}") from None
     except OSError as exc:
+        if exc.errno in NOTHING_THERE:
+            raise ControlAbsent(f"no control socket at {path}") from None
         raise ControlError(f"control socket {path}: {exc.strerror}") from None
     if not stat.S_ISSOCK(st.st_mode):
         raise ControlUntrusted(f"{path} is not a socket; not trusted")

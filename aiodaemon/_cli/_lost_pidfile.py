@@ -21,7 +21,6 @@ Synchronous and light, for the CLI: no asyncio.
 
 from __future__ import annotations
 
-import errno
 import os
 import stat
 import time
@@ -32,6 +31,7 @@ from .._prefork._pidfile_status import PidfileState, PidfileStatus, read_pidfile
 from .._prefork._sharedfile import is_open_to_all
 from ._control_client import (
     BUSY_PATIENCE,
+    NOTHING_THERE,
     ControlAbsent,
     ControlBusy,
     ControlError,
@@ -104,10 +104,6 @@ def why_no_pid(path: StrPath, state: PidfileState) -> str:
     return f"pidfile {path} holds no pid (emptied?)"
 
 
-#: what ``lstat`` of a path nothing can be found at fails with.
-_NOTHING_THERE = frozenset({errno.ENOENT, errno.ENOTDIR, errno.ENAMETOOLONG, errno.ELOOP})
-
-
 def find_through_control(
     path: StrPath, control: StrPath, *, owner: int | None, timeout: float
 ) -> Found | None:
@@ -130,9 +126,7 @@ def find_through_control(
     try:
         st = os.lstat(control)
     except OSError as exc:
-        # No such path, or one nothing can be at (a file for a directory, too
-        # long, a symlink loop): as absent as a missing file.
-        if exc.errno in _NOTHING_THERE:
+        if exc.errno in NOTHING_THERE:
             return None
         raise ControlError(f"control socket {control}: {exc.strerror or exc}") from None
     if not stat.S_ISSOCK(st.st_mode):
