@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import array
 import contextlib
+import json
 import os
 import select
 import shlex
@@ -515,6 +516,28 @@ def test_children_of_the_daemon_do_not_speak_for_it(
     child_events = [record["event"] for record in read_json_lines(Path(f"{log}.child"))]
     assert "ready" in child_events
     assert "exit" in child_events
+
+
+def test_a_second_run_in_the_process_speaks_to_the_manager_too(
+    path_receiver: NotifyReceiver, tmp_path: Path
+) -> None:
+    """Two run() calls under NOTIFY_SOCKET: each sends READY=1, then STOPPING=1.
+
+    The first run withheld the variable from the program's children and kept
+    it withheld: the second run found no service manager and told it nothing.
+    """
+    record = tmp_path / "record.txt"
+    record.touch()
+    logs = [tmp_path / "1.jsonl", tmp_path / "2.jsonl"]
+    options = json.dumps({"detach": False})
+    with _notifying(path_receiver, "run_twice", options, record, *logs) as proc:
+        seen = path_receiver.receive_until("STOPPING=1", timeout=30)
+        seen += path_receiver.receive_until("STOPPING=1", timeout=30)
+        assert proc.wait(timeout=30) == 0
+    assert record.read_text().splitlines() == ["run ended 0", "run ended 0"]
+    said = [line for datagram in seen for line in datagram.lines if line.endswith("=1")]
+    assert said == ["READY=1", "STOPPING=1", "READY=1", "STOPPING=1"]
+    assert {datagram.pid for datagram in seen} == {proc.pid}
 
 
 def test_failed_startup_is_reported_as_status(

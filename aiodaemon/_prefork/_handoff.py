@@ -38,6 +38,7 @@ __all__ = [
     "describe_file",
     "describe_pidfile",
     "describe_socket",
+    "give_back_withheld",
     "remember_launch_directory",
     "spawn_successor",
     "started_from",
@@ -99,6 +100,18 @@ def withhold_from_children(names: Sequence[str]) -> None:
         value = os.environ.pop(name, None)
         if value is not None:
             _withheld[name] = value
+
+
+def give_back_withheld() -> None:
+    """Put what :func:`withhold_from_children` took back into the environment.
+
+    For when the daemon's run is over: what the program does next (a second
+    ``run()`` under the same service manager) finds the variables as the first
+    run did. One the program has set again since is left as it is.
+    """
+    while _withheld:
+        name, value = _withheld.popitem()
+        os.environ.setdefault(name, value)
 
 
 # Plain classes, not dataclasses nor NamedTuples: every daemon loads this

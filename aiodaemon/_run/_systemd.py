@@ -15,7 +15,7 @@ import time
 from collections.abc import Mapping
 
 from .._prefork._detach import is_supervised
-from .._prefork._handoff import withhold_from_children
+from .._prefork._handoff import give_back_withheld, withhold_from_children
 from .._prefork._messages import printable
 from ..exceptions import StartupError
 
@@ -181,10 +181,18 @@ class Notifier:
         return -1 if self._sock is None else self._sock.fileno()
 
     def close(self) -> None:
-        """Close the socket; later sends return False."""
+        """Close the socket; later sends return False.
+
+        The daemon's notifier (see :func:`set_default_notifier`) gives the
+        variables it withheld back to the environment: the run is over, and a
+        second ``run()`` in this process (which looks for ``NOTIFY_SOCKET``)
+        speaks to the service manager as the first did.
+        """
         if self._sock is not None:
             self._sock.close()
             self._sock = None
+        if _default is not None and _default[1] is self:
+            give_back_withheld()
 
     def _connect(self) -> bool:
         assert self._sock is not None
