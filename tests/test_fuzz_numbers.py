@@ -9,6 +9,8 @@
 from __future__ import annotations
 
 import math
+import signal
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -19,7 +21,14 @@ from aiodaemon._prefork._addresses import InetAddress
 from aiodaemon._prefork._config import parse_options
 from aiodaemon.exceptions import ConfigError
 
-from .support import aiodaemon_cli, install_program
+from .support import (
+    AIODAEMON,
+    aiodaemon_cli,
+    clean_env,
+    install_program,
+    read_json_lines,
+    wait_for,
+)
 
 #: digits and digit-like characters of every script (superscripts, circled, Arabic-Indic...).
 _DIGIT_LIKE = st.characters(categories=["Nd", "No"])
@@ -87,3 +96,45 @@ def test_a_port_in_digits_int_refuses_is_one_line(tmp_path: Path, flags: list[st
     assert result.stderr.startswith(f"aiodaemon: {flags[0]}"), result.stderr
     assert result.stderr.count("\n") == 1, result.stderr
     assert not (tmp_path / "app.pid").exists()
+
+
+def test_seconds_past_31_years_mean_as_long_as_it_takes() -> None:
+    """shutdown_timeout, start_timeout and drain_delay of 1e12 or 1e300 are taken as 1e9 s."""
+    options = parse_options(
+        {"shutdown_timeout": 1e300, "start_timeout": 1e12, "drain_delay": 9.3e9}
+    )
+    assert (options.shutdown_timeout, options.start_timeout, options.drain_delay) == (1e9,) * 3
+    assert parse_options({"shutdown_timeout": 12.5}).shutdown_timeout == 12.5
+
+
+def test_a_daemon_with_huge_timeouts_starts_and_stops_cleanly(tmp_path: Path) -> None:
+    """run --shutdown-timeout 1e11 --start-timeout 1e300: no thread dies, SIGTERM exits 0.
+
+    Their backstop threads died of OverflowError (logged as unhandled), and the
+    exit ended in a traceback from the log writer's join(1e11).
+    """
+    install_program("forever", tmp_path)
+    log = tmp_path / "log.jsonl"
+    argv = ["run", "app:main", "--log-file", str(log), "--no-control"]
+    argv += ["--shutdown-timeout", "1e11", "--start-timeout", "1e300"]
+    proc = subprocess.Popen(
+        [str(AIODAEMON), *argv],
+        cwd=tmp_path,
+        env=clean_env(),
+        stdin=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_for(lambda: log.exists() and any(r["event"] == "ready" for r in read_json_lines(log)))
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, stderr
+    assert "Traceback" not in stderr
+    events = [record["event"] for record in read_json_lines(log)]
+    assert "unhandled exception in thread" not in events
+    assert events[-1] == "exit"

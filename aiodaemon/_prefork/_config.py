@@ -294,12 +294,18 @@ def _ready(value: object) -> Literal["startup", "manual"]:
     raise ConfigError("ready", f"must be 'startup' or 'manual', not {value!r}")
 
 
+#: The longest a timeout or delay stands for: 1e9 s is 31 years, "as long as it
+#: takes"; past ~9.2e9 s a thread's wait overflows (OverflowError: the backstop
+#: threads died, and the exit ended in a traceback).
+_LONGEST_SECONDS = 1e9
+
+
 def _timeout(value: object, option: str = "shutdown_timeout") -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ConfigError(option, f"must be a number of seconds, not {value!r}")
     if not math.isfinite(value) or value <= 0:
         raise ConfigError(option, f"must be a positive number, not {value!r}")
-    return float(value)
+    return min(float(value), _LONGEST_SECONDS)
 
 
 def _control(value: object, pidfile: str | None) -> str | None:
@@ -396,7 +402,7 @@ def _serving_options(raw: Mapping[str, Any]) -> dict[str, Any]:
         from ._addresses import parse_listen_address
 
         health = parse_listen_address("health", health)
-    return {"drain_delay": float(drain_delay), "health": health}
+    return {"drain_delay": min(float(drain_delay), _LONGEST_SECONDS), "health": health}
 
 
 def _identity(user: object, group: object) -> Identity | None:
