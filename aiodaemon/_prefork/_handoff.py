@@ -283,68 +283,73 @@ def spawn_successor(
     argv = list(sys.orig_argv)
     if not argv:
         raise StartupError("upgrade: the command line of this process is unknown")
-    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-    # secrets.token_hex(32) is exactly this; importing secrets (hashlib, hmac,
-    # random) would cost every privilege-dropping daemon ~3 ms of its start,
-    # where it must be loaded ahead (see _launch._preload).
-    secret = os.urandom(32).hex()
-    err_read, err_write = os.pipe2(os.O_CLOEXEC)
-    # The successor's real stderr, switched back onto its fd 2 at the hand-over.
-    real_stderr = os.dup(2)
-    payload = {
-        "v": VERSION,
-        "parent": os.getpid(),
-        "secret": secret,
-        "channel": theirs.fileno(),
-        "stderr": real_stderr,
-        "detached": detached,
-        "uid": os.geteuid(),
-        "gid": os.getegid(),
-        "fds": [entry.to_json() for entry in inherited],
-    }
-    environ = {**(os.environ if env is None else env), **_withheld}
-    environ[HANDOFF_VARIABLE] = json.dumps(payload, separators=(",", ":"))
-    if environ.get("WATCHDOG_PID", "").strip() == str(os.getpid()):
-        # Ours to feed, hence the successor's once it takes over.
-        environ[HANDOFF_VARIABLE + "_WATCHDOG"] = "1"
-    pass_fds = sorted({theirs.fileno(), real_stderr, *(entry.fd for entry in inherited)})
-    try:
-        process = subprocess.Popen(
-            argv,
-            executable=sys.executable if _is_interpreter(argv[0]) else None,
-            pass_fds=pass_fds,
-            env=environ,
-            cwd=_launch_directory,
-            stdin=subprocess.DEVNULL,
-            stderr=err_write,
-            # Its own process group: a failed successor is killed with its children.
-            process_group=0,
-        )
-    except OSError as exc:
-        ours.close()
-        for fd in (err_read, real_stderr):
-            os.close(fd)
-        if exc.filename is not None and exc.filename == _launch_directory:
-            # Deleted or closed to us since the start: a deploy that replaced the
-            # release directory the daemon was started from, not a missing program.
-            what = f"cannot enter {_launch_directory}, the directory the daemon was started from"
-        else:
-            what = f"cannot start {argv[0]}"
-        raise StartupError(f"upgrade: {what}: {exc.strerror or exc}") from None
-    finally:
-        theirs.close()
-        os.close(err_write)
-    os.close(real_stderr)
-    try:
+    # Everything is closed again if a step fails (EMFILE near the fd limit,
+    # say): a daemon retrying its upgrade must not run out of descriptors.
+    # ``always``: the successor's ends and copies, ours to close once it has them.
+    with contextlib.ExitStack() as always, contextlib.ExitStack() as on_failure:
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        on_failure.callback(ours.close)
+        always.callback(theirs.close)
+        # secrets.token_hex(32) is exactly this; importing secrets (hashlib, hmac,
+        # random) would cost every privilege-dropping daemon ~3 ms of its start,
+        # where it must be loaded ahead (see _launch._preload).
+        secret = os.urandom(32).hex()
+        err_read, err_write = os.pipe2(os.O_CLOEXEC)
+        on_failure.callback(os.close, err_read)
+        always.callback(os.close, err_write)
+        # The successor's real stderr, switched back onto its fd 2 at the hand-over.
+        real_stderr = os.dup(2)
+        always.callback(os.close, real_stderr)
+        payload = {
+            "v": VERSION,
+            "parent": os.getpid(),
+            "secret": secret,
+            "channel": theirs.fileno(),
+            "stderr": real_stderr,
+            "detached": detached,
+            "uid": os.geteuid(),
+            "gid": os.getegid(),
+            "fds": [entry.to_json() for entry in inherited],
+        }
+        environ = {**(os.environ if env is None else env), **_withheld}
+        environ[HANDOFF_VARIABLE] = json.dumps(payload, separators=(",", ":"))
+        if environ.get("WATCHDOG_PID", "").strip() == str(os.getpid()):
+            # Ours to feed, hence the successor's once it takes over.
+            environ[HANDOFF_VARIABLE + "_WATCHDOG"] = "1"
+        pass_fds = sorted({theirs.fileno(), real_stderr, *(entry.fd for entry in inherited)})
+        try:
+            process = subprocess.Popen(
+                argv,
+                executable=sys.executable if _is_interpreter(argv[0]) else None,
+                pass_fds=pass_fds,
+                env=environ,
+                cwd=_launch_directory,
+                stdin=subprocess.DEVNULL,
+                stderr=err_write,
+                # Its own process group: a failed successor is killed with its children.
+                process_group=0,
+            )
+        except OSError as exc:
+            if exc.filename is not None and exc.filename == _launch_directory:
+                # Deleted or closed to us since the start: a deploy that replaced the
+                # release directory the daemon was started from, not a missing program.
+                what = (
+                    f"cannot enter {_launch_directory}, the directory the daemon was started from"
+                )
+            else:
+                what = f"cannot start {argv[0]}"
+            raise StartupError(f"upgrade: {what}: {exc.strerror or exc}") from None
+        on_failure.callback(_end, process)
         pidfd = os.pidfd_open(process.pid)
-    except OSError:
-        process.kill()
-        process.wait()
-        ours.close()
-        os.close(err_read)
-        raise
-    ours.sendall(f"S{secret}\n".encode())
+        ours.sendall(f"S{secret}\n".encode())
+        on_failure.pop_all()
     return Spawned(process, pidfd, ours, err_read)
+
+
+def _end(process: subprocess.Popen[bytes]) -> None:
+    """Kill and reap a successor the spawn could not complete."""
+    process.kill()
+    process.wait()
 
 
 def _is_interpreter(argv0: str) -> bool:
