@@ -310,13 +310,15 @@ async def launch(
     Raises:
         StartFailed: the daemon exited, or was not ready within ``start_timeout``
             (default 90 s), instead of becoming ready.
-        TypeError: an option ``aiodaemon.run`` does not have.
+        TypeError: an option ``aiodaemon.run`` does not have, or a value of a
+            type it refuses (``umask=True``, ``control=5``).
         ValueError: an option the kit cannot pass on (``detach=True``,
             ``files_preserve``, ``control=False``, ``log_format="console"`` for the
             kit's own log file).
     """
     given: dict[str, Any] = dict(options)
     pidfile_option, log_option = given.pop("pidfile", None), given.pop("log_file", None)
+    _check_kit_types(pidfile_option, log_option, given)
     if log_option is None and given.get("log_format") == "console":
         raise ValueError(
             "launch() keeps the daemon's log as JSON lines for records(): "
@@ -351,6 +353,28 @@ async def launch(
             await finish(process)
     finally:
         shutil.rmtree(directory, ignore_errors=True)
+
+
+def _check_kit_types(pidfile: object, log_file: object, options: dict[str, Any]) -> None:
+    """Refuse values of a type ``run()`` refuses where the kit itself uses them.
+
+    The kit joins the paths, reads ``start_timeout`` and looks ``user`` up
+    before the daemon would say so: a wrong type failed there with Python's
+    words (``unsupported operand type(s) for /``, ``getpwnam() argument``).
+
+    Raises:
+        TypeError: naming the option.
+    """
+    for name, value in (("pidfile", pidfile), ("log_file", log_file)):
+        if value is not None and not isinstance(value, str | os.PathLike):
+            raise TypeError(f"launch(): {name} must be a path, not {value!r}")
+    timeout = options.get("start_timeout", 90.0)
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float):
+        raise TypeError(f"launch(): start_timeout must be a number of seconds, not {timeout!r}")
+    for name in ("user", "group"):
+        value = options.get(name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, str | int)):
+            raise TypeError(f"launch(): {name} must be a name or a numeric id, not {value!r}")
 
 
 def _resolve_target(target: str, base: Path) -> tuple[str, str | None]:

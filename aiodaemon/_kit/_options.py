@@ -19,10 +19,31 @@ Translator = Callable[[str, Any], list[str]]
 _LEVEL_NAMES = {10: "debug", 20: "info", 30: "warning", 40: "error", 50: "critical"}
 
 
+def _refuse(name: str, value: Any, expected: str) -> TypeError:
+    """The error for a value of the wrong type, as ``run()`` words its own."""
+    return TypeError(f"launch(): {name} must be {expected}, not {value!r}")
+
+
 def _text(name: str, value: Any) -> list[str]:
     if value is None:
         return []
+    # str() of anything would pass a list or a bool on as a word the daemon
+    # might take (control=5 bound a socket named "5").
+    if isinstance(value, bool) or not isinstance(value, str | os.PathLike | int | float):
+        raise _refuse(name, value, "a string, a path or a number")
     return [_flag(name), os.fspath(value) if isinstance(value, os.PathLike) else str(value)]
+
+
+def _path(name: str, value: Any) -> list[str]:
+    if value is not None and not isinstance(value, str | os.PathLike):
+        raise _refuse(name, value, "a path")
+    return _text(name, value)
+
+
+def _seconds(name: str, value: Any) -> list[str]:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+        raise _refuse(name, value, "a number of seconds")
+    return _text(name, value)
 
 
 def _off_switch(flag: str) -> Translator:
@@ -39,6 +60,8 @@ def _off_switch(flag: str) -> Translator:
 
 
 def _uvloop(name: str, value: Any) -> list[str]:
+    if value is not None and not isinstance(value, bool):
+        raise _refuse(name, value, "True, False or None")
     return [] if value is None else ["--uvloop" if value else "--no-uvloop"]
 
 
@@ -50,6 +73,8 @@ def _syslog(name: str, value: Any) -> list[str]:
 
 
 def _listen(name: str, value: Any) -> list[str]:
+    if value is not None and not isinstance(value, Mapping):
+        raise _refuse(name, value, "a mapping of names to addresses")
     flags: list[str] = []
     for key, address in dict(value or {}).items():
         flags += ["--listen", f"{key}={address}"]
@@ -57,6 +82,8 @@ def _listen(name: str, value: Any) -> list[str]:
 
 
 def _umask(name: str, value: Any) -> list[str]:
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise _refuse(name, value, "an int such as 0o022 or an octal string")
     return ["--umask", value if isinstance(value, str) else f"{value:o}"]
 
 
@@ -76,12 +103,14 @@ def _control(name: str, value: Any) -> list[str]:
             "launch() needs the daemon's control socket: reload() reports the hooks' "
             "result and address() the bound ports through it; control=False is refused"
         )
-    return _text(name, value)
+    return _path(name, value)
 
 
 def _detach(name: str, value: Any) -> list[str]:
     if value is True:
         raise ValueError("launch() cannot pass detach=True: it runs the daemon in the foreground")
+    if value is not None and value is not False:
+        raise _refuse(name, value, "True, False or None")
     return []
 
 
@@ -96,29 +125,29 @@ def _files_preserve(name: str, value: Any) -> list[str]:
 
 #: Every option of ``aiodaemon.run()`` and how the command line says it.
 TRANSLATORS: Mapping[str, Translator] = {
-    "pidfile": _text,
+    "pidfile": _path,
     "detach": _detach,
-    "workdir": _text,
+    "workdir": _path,
     "umask": _umask,
-    "stdout": _text,
-    "stderr": _text,
-    "log_file": _text,
+    "stdout": _path,
+    "stderr": _path,
+    "log_file": _path,
     "syslog": _syslog,
     "log_level": _log_level,
     "log_format": _text,
     "listen": _listen,
     "user": _text,
     "group": _text,
-    "chroot": _text,
+    "chroot": _path,
     "prevent_core": _off_switch("--no-prevent-core"),
     "no_new_privileges": _off_switch("--allow-new-privileges"),
     "files_preserve": _files_preserve,
-    "shutdown_timeout": _text,
+    "shutdown_timeout": _seconds,
     "uvloop": _uvloop,
     "ready": _text,
     "control": _control,
-    "start_timeout": _text,
-    "drain_delay": _text,
+    "start_timeout": _seconds,
+    "drain_delay": _seconds,
     "health": _text,
 }
 
