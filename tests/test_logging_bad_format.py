@@ -51,11 +51,14 @@ def test_a_value_whose_repr_raises_is_named_and_the_rest_kept(
     shown = "<HalfBuilt object; repr() raised AttributeError>"
     if log_format == "json":
         records = {r["event"]: r for r in read_json_lines(log) if r["logger"] == "shop"}
-        assert list(records) == ["with a broken value", "after it"]
+        assert list(records) == ["with a broken value", "with a broken key", "after it"]
         assert records["with a broken value"]["order"] == shown
         assert records["with a broken value"]["total"] == 42
+        assert records["with a broken key"]["totals"] == {shown: 42}
     else:
         (line,) = [line for line in log.read_text().splitlines() if "with a broken value" in line]
         assert f"order={shown}" in line
         assert "total=42" in line
+        (line,) = [line for line in log.read_text().splitlines() if "with a broken key" in line]
+        assert "totals=<dict object; repr() raised AttributeError>" in line
         assert "after it" in log.read_text()

@@ -163,7 +163,9 @@ def _json_key(key: Any) -> Any:
     try:
         orjson.dumps({key: None}, option=orjson.OPT_NON_STR_KEYS)
     except TypeError:
-        return _json_safe(str(key), 0)
+        # safe_str: a key whose __repr__ raises (str() falls back to it) would
+        # fail the log call, as such a value did.
+        return _json_safe(safe_str(key), 0)
     return key
 
 
