@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 from aiodaemon._cli._main import main as cli_main
 
-from .support import aiodaemon_cli
+from .support import aiodaemon_cli, install_program, pids_with
 from .test_docs_flags import flags_of
 
 CONTROL_COMMANDS = ("stop", "status", "reload", "upgrade")
@@ -153,3 +153,31 @@ def test_no_time_to_answer_is_a_usage_error(tmp_path: Path, command: str, timeou
         f"aiodaemon: --timeout: must be a positive number of seconds: {timeout!r}"
         f" (see 'aiodaemon {command} --help')\n"
     )
+
+
+#: a regular file no read succeeds on (EIO at offset 0), as on a failing disk or NFS.
+UNREADABLE = "/proc/self/mem"
+
+
+@pytest.mark.parametrize("command", CONTROL_COMMANDS)
+def test_a_pidfile_that_cannot_be_read_is_unknown(command: str) -> None:
+    """status/stop/reload/upgrade, a pidfile whose read fails (EIO): one line, no traceback."""
+    result = aiodaemon_cli(command, "--pidfile", UNREADABLE)
+    reason = f"cannot read {UNREADABLE}: Input/output error"
+    if command == "status":
+        assert result.returncode == 4, result.stderr
+        assert result.stdout == f"unknown ({reason})\n"
+    else:
+        assert result.returncode == 1, result.stderr
+        assert result.stderr == (
+            f"aiodaemon: cannot tell whether the daemon runs, nothing signalled: {reason}\n"
+        )
+
+
+def test_a_start_on_a_pidfile_that_cannot_be_read_fails_in_one_line(tmp_path: Path) -> None:
+    """start --pidfile naming a file whose read fails (EIO): exit 1, one line naming --pidfile."""
+    install_program("forever", tmp_path)
+    result = aiodaemon_cli("start", "app:main", "--pidfile", UNREADABLE, cwd=tmp_path)
+    assert result.returncode == 1, result.stderr
+    assert result.stderr == f"aiodaemon: --pidfile: cannot use {UNREADABLE}: Input/output error\n"
+    assert pids_with(str(tmp_path)) == []

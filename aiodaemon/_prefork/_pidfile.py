@@ -186,6 +186,13 @@ def acquire_pidfile(path: str | Path, *, owner: int | None = None) -> Pidfile:
                 os.umask(mask)
                 os.fchmod(fd, 0o644 & ~mask)
                 return Pidfile(path, fd)
+        except OSError as exc:
+            # EIO from a failing disk or network file system (or /proc/PID/mem,
+            # a "regular file" no read succeeds on): one line, not a traceback.
+            os.close(fd)
+            raise StartupError(
+                f"cannot use pidfile {path}: {exc.strerror or exc}", option="pidfile"
+            ) from exc
         except BaseException:
             os.close(fd)
             raise

@@ -93,7 +93,11 @@ def read_pidfile(path: str | os.PathLike[str]) -> PidfileState:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
             return PidfileState(PidfileStatus.UNKNOWN, None, _not_regular(path, _kind(st.st_mode)))
-        data = os.pread(fd, 64, 0)
+        try:
+            data = os.pread(fd, 64, 0)
+        except OSError as exc:
+            # EIO: a failing disk or network file system (or /proc/PID/mem).
+            return PidfileState(PidfileStatus.UNKNOWN, None, f"cannot read {path}: {exc.strerror}")
         pid = _parse_pid(data)
         garbage = "" if pid is not None or not data.strip() else _garbage(path, data)
         if not _is_locked(fd):
