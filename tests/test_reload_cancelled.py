@@ -7,7 +7,14 @@ import signal
 import subprocess
 from pathlib import Path
 
-from .support import AIODAEMON, PYTHON, clean_env, kill_quietly, program, read_json_lines, wait_for
+from .support import (
+    AIODAEMON,
+    clean_env,
+    kill_quietly,
+    read_json_lines,
+    spawn_program,
+    wait_for,
+)
 
 
 def test_a_hung_reload_cancelled_by_a_stop_is_reported_as_cancelled(tmp_path: Path) -> None:
@@ -15,14 +22,7 @@ def test_a_hung_reload_cancelled_by_a_stop_is_reported_as_cancelled(tmp_path: Pa
     pidfile, log, record = tmp_path / "d.pid", tmp_path / "log.jsonl", tmp_path / "record.txt"
     record.touch()
     options = {"detach": False, "pidfile": str(pidfile), "log_file": str(log)}
-    daemon = subprocess.Popen(
-        [PYTHON, str(program("exit_request")), json.dumps(options), str(record), "reload:hang"],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=clean_env(),
-    )
+    daemon = spawn_program("exit_request", json.dumps(options), str(record), "reload:hang")
     reload = None
     try:
         wait_for(lambda: "main" in record.read_text().splitlines(), what="main running")

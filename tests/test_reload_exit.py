@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from .support import (
-    PYTHON,
     aiodaemon_cli,
-    clean_env,
     kill_quietly,
-    program,
     read_json_lines,
+    spawn_program,
     wait_for,
 )
 
@@ -30,14 +27,7 @@ def test_reload_says_the_daemon_shuts_down_with_the_hooks_status(
     pidfile, log, record = tmp_path / "d.pid", tmp_path / "log.jsonl", tmp_path / "record.txt"
     record.touch()
     options = {"detach": False, "pidfile": str(pidfile), "log_file": str(log)}
-    daemon = subprocess.Popen(
-        [PYTHON, str(program("exit_request")), json.dumps(options), str(record), f"reload:{what}"],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=clean_env(),
-    )
+    daemon = spawn_program("exit_request", json.dumps(options), str(record), f"reload:{what}")
     try:
         wait_for(lambda: "main" in record.read_text().splitlines(), what="main running")
         reload = aiodaemon_cli("reload", "--pidfile", pidfile, "--timeout", "30")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
 import time
 from pathlib import Path
 
@@ -14,14 +13,13 @@ import pytest
 from aiodaemon._run._forced import REPEAT_WINDOW
 
 from .support import (
-    PYTHON,
-    clean_env,
     has_line,
     kill_quietly,
     proc_status,
     program,
     python,
     read_json_lines,
+    spawn_program,
     wait_for,
     wait_gone,
 )
@@ -70,14 +68,7 @@ def test_a_second_stop_signal_while_a_startup_hook_blocks_the_loop_forces_the_ex
     record, pidfile = tmp_path / "record.txt", tmp_path / "d.pid"
     record.touch()
     options = {"detach": False, "pidfile": str(pidfile), "uvloop": uvloop}
-    proc = subprocess.Popen(
-        [PYTHON, str(program("startup_stop")), json.dumps(options), str(record), "block"],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=clean_env(),
-    )
+    proc = spawn_program("startup_stop", json.dumps(options), str(record), "block")
     try:
         wait_for(lambda: has_line(record, "startup begun"), what="the hook to block the loop")
         proc.send_signal(signal.SIGINT)

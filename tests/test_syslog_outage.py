@@ -10,10 +10,9 @@ the outage lasted. A real daemon, a real TCP port nobody listens on.
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
-from .support import PYTHON, clean_env, free_port, program, read_json_lines
+from .support import free_port, program, python, read_json_lines
 
 
 def test_a_long_syslog_outage_is_told_once_not_at_every_batch(tmp_path: Path) -> None:
@@ -21,15 +20,7 @@ def test_a_long_syslog_outage_is_told_once_not_at_every_batch(tmp_path: Path) ->
     log_file = tmp_path / "app.jsonl"
     # Nothing listens there: every connect is refused at once.
     options = {"syslog": f"tcp://127.0.0.1:{free_port()}", "log_file": str(log_file)}
-    result = subprocess.run(
-        [PYTHON, str(program("syslog_outage")), json.dumps(options)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=clean_env(),
-        stdin=subprocess.DEVNULL,
-        check=False,
-    )
+    result = python([program("syslog_outage"), json.dumps(options)], timeout=60)
     assert result.returncode == 0, result.stderr
     records = read_json_lines(log_file)
     events = [r["event"] for r in records]

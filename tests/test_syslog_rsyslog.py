@@ -28,6 +28,7 @@ from tests.support import (
     log_child_env,
     program,
     read_json_lines,
+    spawn_program,
     wait_for,
 )
 
@@ -152,14 +153,7 @@ def test_records_waiting_for_rsyslogd_at_exit_are_counted_in_the_log_file(
     """A daemon stopped while rsyslogd is down says in its log file how many never reached it."""
     log_file = tmp_path / "app.jsonl"
     options = {"syslog": str(rsyslog.socket), "log_file": str(log_file)}
-    daemon = subprocess.Popen(
-        [PYTHON, str(program("syslog_ticker")), json.dumps(options)],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=clean_env(),
-    )
+    daemon = spawn_program("syslog_ticker", json.dumps(options))
     try:
         wait_for(lambda: any(r["event"] == "tick" for r in _records(rsyslog)), 30, "a tick")
         rsyslog.stop()

@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import json
 import socket
-import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
-from .support import PYTHON, clean_env, program, read_json_lines
+from .support import program, python, read_json_lines
 
 
 @contextmanager
@@ -45,19 +44,8 @@ def test_a_collector_that_stops_reading_costs_the_log_file_nothing(
     """40,300 records: every one in the file, in time, and what syslog lost is told."""
     log_file = tmp_path / "app.jsonl"
     with _deaf_collector(transport, tmp_path) as target:
-        result = subprocess.run(
-            [
-                PYTHON,
-                str(program("syslog_outage")),
-                json.dumps({"syslog": target, "log_file": str(log_file)}),
-            ],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            env=clean_env(),
-            stdin=subprocess.DEVNULL,
-            check=False,
-        )
+        options = {"syslog": target, "log_file": str(log_file)}
+        result = python([program("syslog_outage"), json.dumps(options)], timeout=60)
     assert result.returncode == 0, result.stderr
     records = read_json_lines(log_file)
     events = [r["event"] for r in records]

@@ -14,12 +14,11 @@ from __future__ import annotations
 import json
 import signal
 import socket
-import subprocess
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
-from .support import PYTHON, clean_env, program, read_json_lines, wait_for
+from .support import read_json_lines, spawn_program, wait_for
 
 
 @contextmanager
@@ -54,14 +53,7 @@ def test_an_unanswered_collector_holds_up_neither_the_log_file_nor_the_exit(
             "log_file": str(log_file),
             "shutdown_timeout": 2.0,
         }
-        daemon = subprocess.Popen(
-            [PYTHON, str(program("syslog_ticker")), json.dumps(options)],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=clean_env(),
-        )
+        daemon = spawn_program("syslog_ticker", json.dumps(options))
         try:
             wait_for(
                 lambda: log_file.exists() and log_file.read_text().count('"tick"') >= 20,
