@@ -221,3 +221,24 @@ def test_pidlockfile_takes_lockfiles_signature(tmp_path: Path) -> None:
         assert path.read_text() == f"{os.getpid()}\n"
         assert ours.i_am_locking()
     assert not path.exists()
+
+
+@pytest.mark.parametrize("way", ["acquire", "open"])
+@pytest.mark.parametrize("library", ["python-daemon", "aiodaemon"])
+def test_lockfile_errors_are_caught_as_with_python_daemon(
+    tmp_path: Path, library: str, way: str
+) -> None:
+    """``except lockfile.AlreadyLocked`` / ``LockTimeout`` / ``LockFailed`` catch our errors."""
+    path = tmp_path / "app.pid"
+    caught: dict[str, int] = {}
+    with pep3143.PidFile(path):  # a live holder, for lockfile (a file) and flock alike
+        for timeout in ("none", "0.2"):
+            ran = python([PROGRAMS / "pep3143_lockfile.py", library, way, path, timeout])
+            caught[timeout] = ran.returncode
+            assert "Traceback" not in ran.stderr, ran.stderr
+    missing = tmp_path / "missing" / "app.pid"
+    caught["cannot create"] = python(
+        [PROGRAMS / "pep3143_lockfile.py", library, way, missing, "none"]
+    ).returncode
+    # lockfile's AlreadyLocked, LockTimeout and LockFailed, as the program's exit status.
+    assert caught == {"none": 4, "0.2": 5, "cannot create": 6}

@@ -1,4 +1,4 @@
-"""Where a PEP 3143 program's pidfile lives, and lockfile's stale-lock call, for ``pep3143``.
+"""Where a PEP 3143 program's pidfile lives, and lockfile's calls and errors, for ``pep3143``.
 
 python-daemon and pep3143daemon take their pidfile in the daemon, after the
 chroot and the chdir; aiodaemon locks its ``PidFile`` in the calling process,
@@ -17,8 +17,9 @@ import errno
 import fcntl
 import os
 import stat
+import sys
 
-from ..exceptions import DaemonError
+from ..exceptions import AlreadyRunningError, DaemonError
 
 TYPE_CHECKING = False  # not typing's: see aiodaemon/__init__.py
 if TYPE_CHECKING:
@@ -33,6 +34,7 @@ __all__ = [
     "exit_pidfile",
     "inside_chroot",
     "pidfile_location",
+    "widen_to_lockfile_error",
 ]
 
 
@@ -117,6 +119,45 @@ def break_stale_lock(path: StrPath) -> None:
             return  # removed by someone else meanwhile: broken all the same
     finally:
         os.close(fd)
+
+
+#: (our error's class, lockfile's) → a class deriving from both, made once each.
+_LOCKFILE_FLAVOURS: dict[tuple[type[DaemonError], type[Exception]], type[Any]] = {}
+
+
+def widen_to_lockfile_error(exc: DaemonError, waited: bool) -> None:
+    """Make ``exc`` also lockfile's error for it, when the program imported lockfile.
+
+    Programs written for python-daemon catch what its lockfile pidfiles raise
+    around ``open()`` or ``acquire()``: ``AlreadyLocked`` (a holder, no
+    timeout), ``LockTimeout`` (still held after the timeout), ``LockFailed``
+    (the file cannot be made). Ours then passed through their ``except`` as a
+    traceback. Only a program that imported lockfile can name its classes, so
+    lockfile is never imported here; the class keeps its name, module and
+    ``except AlreadyRunningError`` still catches it.
+
+    Args:
+        exc: an ``AlreadyRunningError`` or a ``StartupError`` of the pidfile.
+        waited: a timeout above 0 ran out (lockfile's ``LockTimeout``).
+    """
+    lockfile = sys.modules.get("lockfile")
+    name = "LockFailed"
+    if isinstance(exc, AlreadyRunningError):
+        name = "LockTimeout" if waited else "AlreadyLocked"
+    base = getattr(lockfile, name, None)
+    if not (isinstance(base, type) and issubclass(base, Exception)) or isinstance(exc, base):
+        return
+    ours = type(exc)
+    flavour = _LOCKFILE_FLAVOURS.get((ours, base))
+    if flavour is None:
+        try:
+            flavour = type(ours.__name__, (ours, base), {"__module__": ours.__module__})
+        except TypeError:
+            return  # an unrelated module named lockfile whose class cannot be mixed in
+        flavour.__qualname__ = ours.__qualname__
+        _LOCKFILE_FLAVOURS[ours, base] = flavour
+    # The same object, its traceback and cause kept: only its class widens.
+    exc.__class__ = flavour
 
 
 def check_pidfile_protocol(pidfile: object) -> None:

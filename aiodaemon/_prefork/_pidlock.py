@@ -41,9 +41,11 @@ class PidFile:
     Args:
         path: the pidfile's path.
         acquire_timeout: seconds to wait for a live holder to let go; None or
-            0 fails at once (python-daemon's ``TimeoutPIDLockFile`` waits
-            forever on None).
+            0 fails at once (as python-daemon's ``TimeoutPIDLockFile``).
         timeout: lockfile's default wait, used when ``acquire_timeout`` is None.
+
+    Where the program imported ``lockfile``, its failures are also lockfile's
+    ``AlreadyLocked``, ``LockTimeout`` (a wait ran out) or ``LockFailed``.
     """
 
     def __init__(
@@ -144,7 +146,8 @@ class PidFile:
         """
         from pathlib import Path
 
-        from ..exceptions import AlreadyRunningError
+        from ..exceptions import AlreadyRunningError, StartupError
+        from ._pep3143_pidfile import widen_to_lockfile_error
         from ._pidfile import acquire_pidfile
 
         # Loaded with the acquire side, before a DaemonContext's chroot or drop, in
@@ -158,11 +161,15 @@ class PidFile:
         while True:
             try:
                 self._held = acquire_pidfile(Path(self.path if at is None else at), owner=owner)
-            except AlreadyRunningError:
+            except AlreadyRunningError as exc:
                 # flock cannot wait with a timeout; a short poll can.
                 if not wait or wait <= 0 or time.monotonic() >= deadline:
+                    widen_to_lockfile_error(exc, waited=bool(wait and wait > 0))
                     raise
                 time.sleep(0.05)
+            except StartupError as exc:
+                widen_to_lockfile_error(exc, waited=False)
+                raise
             else:
                 return
 
