@@ -71,6 +71,7 @@ __all__ = [
     "DaemonOSEnvironmentError",
     "DaemonProcessDetachError",
     "PidFile",
+    "daemon",
     "is_detach_process_context_required",
     "make_default_signal_map",
     "pidfile",
@@ -314,3 +315,22 @@ class DaemonContext:
             self.pidfile.release()
         elif self.pidfile is not None:
             exit_pidfile(self.pidfile)
+
+
+class _Daemon:
+    """python-daemon's ``daemon.daemon`` module: ``except daemon.daemon.DaemonError`` works.
+
+    Such a clause is evaluated only when an error passes: without this it
+    raised ``AttributeError`` over the program's own error handling.
+    """
+
+    DaemonContext = DaemonContext
+    DaemonError = DaemonError
+    DaemonOSEnvironmentError = DaemonOSEnvironmentError
+    DaemonProcessDetachError = DaemonProcessDetachError
+    make_default_signal_map = staticmethod(make_default_signal_map)
+    is_detach_process_context_required = staticmethod(is_detach_process_context_required)
+
+
+#: ``daemon.daemon`` for programs written for python-daemon.
+daemon = _Daemon

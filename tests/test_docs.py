@@ -131,8 +131,12 @@ def test_every_public_name_is_in_the_api_reference() -> None:
         for name in module.__all__
         if not name.startswith("__") and f"::: {module.__name__}.{name}\n" not in reference
     ]
-    # Aliases, named in a sentence: aiodaemon.DaemonError, python-daemon's module.
-    for alias in ("aiodaemon.pep3143.DaemonError", "aiodaemon.pep3143.pidfile"):
+    # Aliases, named in a sentence: aiodaemon.DaemonError, python-daemon's modules.
+    for alias in (
+        "aiodaemon.pep3143.DaemonError",
+        "aiodaemon.pep3143.pidfile",
+        "aiodaemon.pep3143.daemon",
+    ):
         assert f"`{alias}`" in reference
         missing.remove(alias)
     assert not missing, f"not in the API reference: {missing}"

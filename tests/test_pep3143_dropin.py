@@ -29,6 +29,7 @@ from .support import (
     open_fds,
     proc_stat_fields,
     proc_status,
+    python,
     read_pid,
     wait_for,
     wait_gone,
@@ -373,3 +374,12 @@ def test_initgroups_sets_the_gid(tmp_path: Path, started: list[Run]) -> None:
     compare(runs, {"umask": ("0000", "0022"), "gid": ("0\t0\t0\t0", "\t".join([str(NOBODY)] * 4))})
     for run in runs.values():
         stop(run)
+
+
+@pytest.mark.parametrize("library", ["python-daemon", "aiodaemon"])
+def test_daemon_daemon_errors_are_caught(library: str) -> None:
+    """``except daemon.daemon.DaemonOSEnvironmentError`` still catches open()'s error."""
+    ran = python([PROGRAMS / "pep3143_daemon_module.py", library])
+    assert ran.returncode == 1, ran.stderr
+    assert ran.stderr.startswith("error while daemonizing: "), ran.stderr
+    assert "No such file or directory" in ran.stderr
