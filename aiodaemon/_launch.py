@@ -179,7 +179,8 @@ def launch(
                     shutdown_timeout=options.shutdown_timeout,
                     pidfile=None if options.pidfile is None else str(options.pidfile),
                 )
-            except StartupError as exc:  # no fork happened: nothing else to undo
+            except StartupError as exc:  # no fork happened: only what we acquired to undo
+                acquired.refuse()
                 return _give_up(main, explain(exc), exc.exit_code)
             # The stdio files are on fds 1 and 2 now; the detach closed the originals.
             acquired.stdout = acquired.stderr = None

@@ -427,6 +427,20 @@ def test_pidfile_in_world_writable_directory_without_sticky_bit_is_refused(base:
     assert list(open_dir.iterdir()) == []
 
 
+def test_a_start_whose_fork_fails_leaves_no_file_it_created(run_dir: Path) -> None:
+    """No process left to fork: the log and stdout files the start created are gone again.
+
+    Refused in the acquire phase, a start removed them; refused by the fork
+    just after, it left them empty behind.
+    """
+    log, out = run_dir / "d.log", run_dir / "out.txt"
+    options = {"detach": True, "log_file": str(log), "stdout": str(out)}
+    result = python([program("priv_as_nobody"), program("fork_refused"), json.dumps(options)])
+    assert result.returncode == 1
+    assert result.stderr == "aiodaemon: cannot fork the daemon: Resource temporarily unavailable\n"
+    assert list(run_dir.iterdir()) == []
+
+
 def test_non_root_asking_for_another_user_fails_before_any_fork(base: Path, run_dir: Path) -> None:
     """Started as nobody with user=daemon: exit 2, one line, nothing started, no pidfile."""
     marker = f"marker-{os.urandom(6).hex()}"

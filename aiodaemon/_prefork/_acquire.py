@@ -41,6 +41,7 @@ class Acquired:
     # A plain class, not a dataclass: defining one costs every start ~0.3 ms.
     __slots__ = (
         "control",
+        "created",
         "listeners",
         "logs",
         "pidfile",
@@ -63,6 +64,8 @@ class Acquired:
         #: what the launcher should tell the terminal although the start goes
         #: on, as errors naming their option (see :func:`._safeopen.full_disk_warning`).
         self.warnings: list[StartupError] = []
+        #: the log and stdio files this start created (None: it opened none).
+        self.created: CreatedFiles | None = None
 
     def keep_fds(self) -> list[int]:
         """Descriptors the detach must keep open (stdio files are dup'ed onto 1 and 2)."""
@@ -100,6 +103,12 @@ class Acquired:
             self.pidfile.owner = daemon_pid
         stop_closing_in_forked_children(self.daemon_only_fds())
         self.stack.close()
+
+    def refuse(self) -> None:
+        """Release everything after the start failed before any fork, files it created too."""
+        self.release()
+        if self.created is not None:
+            self.created.remove()
 
     def __enter__(self) -> Acquired:
         return self
@@ -190,6 +199,7 @@ def acquire(options: Options) -> Acquired:
                 )
             # Everything is held: from here the stack is the caller's to close.
             acquired.stack = stack.pop_all()
+            acquired.created = created
     except BaseException:
         # After the stack closed them: a refused start leaves no empty log
         # or stdio file of its own making behind either.
