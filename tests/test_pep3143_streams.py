@@ -8,12 +8,13 @@ UTF-8 dies where it ran under python-daemon.
 
 from __future__ import annotations
 
+import signal
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from .support import PYTHON, REPO, clean_env, read_pid, wait_gone
+from .support import PYTHON, REPO, clean_env, kill_quietly, read_pid, wait_gone
 
 PROGRAM = REPO / "tests" / "programs" / "pep3143_streams.py"
 MODULES = ("daemon", "aiodaemon.pep3143")
@@ -59,3 +60,30 @@ def test_streams_keep_pythons_encoding(tmp_path: Path, env: dict[str, str], foun
     assert sorted(ours.splitlines()) == sorted(theirs.splitlines())
     assert found in ours.splitlines()
     assert b"Traceback" not in ours
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_unbuffered_python_writes_through(tmp_path: Path, module: str) -> None:
+    """Under ``python -u`` a partial line reaches the stdout file at once, as with python-daemon."""
+    launcher = subprocess.run(
+        [
+            PYTHON,
+            "-u",
+            str(REPO / "tests" / "programs" / "pep3143_unbuffered.py"),
+            module,
+            tmp_path,
+        ],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        env=clean_env(),
+        timeout=30,
+        check=False,
+    )
+    assert launcher.returncode == 0, launcher.stderr
+    pid = read_pid(tmp_path / "ready")
+    try:
+        assert (tmp_path / "out.log").read_text() == "progress: "
+    finally:
+        kill_quietly(pid, signal.SIGTERM)
+    wait_gone(pid)

@@ -52,7 +52,7 @@ def text_stream(
     line_buffering: bool = False,
     errors: str = "strict",
 ) -> io.TextIOWrapper:
-    """A text stream on ``fd`` that encodes as the stream it replaces did.
+    """A text stream on ``fd`` that encodes, and writes through, as the stream it replaces did.
 
     Python chose that stream's encoding and error handler from the locale,
     ``PYTHONIOENCODING`` and UTF-8 mode: ``surrogateescape`` in the C locale
@@ -61,7 +61,10 @@ def text_stream(
     ending a daemon that python-daemon (which keeps the old objects) runs.
     ``original`` (``sys.__stdout__`` and the like) answers when the program
     replaced ``old`` by something without an encoding (a ``StringIO``). With
-    neither, the locale's encoding and ``errors``.
+    neither, the locale's encoding and ``errors``. Under ``python -u`` (or
+    ``PYTHONUNBUFFERED``) Python's streams write through, a partial line
+    included (a progress indicator): so does the new one, as python-daemon's
+    old object did.
     """
     raw = io.FileIO(fd, mode, closefd=False)
     for stream in (old, original):
@@ -69,7 +72,11 @@ def text_stream(
         handler = getattr(stream, "errors", None)
         if isinstance(encoding, str) and isinstance(handler, str):
             return io.TextIOWrapper(
-                raw, encoding=encoding, errors=handler, line_buffering=line_buffering
+                raw,
+                encoding=encoding,
+                errors=handler,
+                line_buffering=line_buffering,
+                write_through=getattr(stream, "write_through", False) is True,
             )
     return io.TextIOWrapper(raw, encoding="locale", errors=errors, line_buffering=line_buffering)
 
