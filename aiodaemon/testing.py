@@ -48,6 +48,7 @@ from ._kit._process import (
     finish,
     hand_directory_to,
     peek,
+    receive_notification,
     run_command,
     spawn,
     terminate,
@@ -400,10 +401,10 @@ async def _wait_ready(
     def on_notify() -> None:
         while not ready.done():
             try:
-                message = notify.recv(4096)
+                message = receive_notification(notify, process.pid)
             except (BlockingIOError, InterruptedError):
                 return
-            if b"READY=1" in message.split(b"\n"):
+            if message is not None and b"READY=1" in message.split(b"\n"):
                 ready.set_result(None)
 
     exited = asyncio.ensure_future(wait_exit(process, limit))

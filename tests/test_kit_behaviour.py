@@ -7,6 +7,7 @@ import itertools
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -98,3 +99,19 @@ async def test_a_failed_start_leaves_the_tests_own_descriptors_watched() -> None
             await asyncio.wait_for(readable, 10)
         finally:
             loop.remove_reader(ours)
+
+
+async def test_a_temporary_directory_too_deep_for_a_unix_socket_still_launches(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Under a TMPDIR whose paths exceed sun_path, launch() starts, reloads and stops."""
+    deep = tmp_path / ("d" * 60) / ("e" * 60)
+    deep.mkdir(parents=True)
+    monkeypatch.setattr(tempfile, "tempdir", str(deep))
+    async with launch(PROGRAM, listen={"echo": "127.0.0.1:0"}) as daemon:
+        assert daemon.directory.parent == deep
+        assert len(bytes(daemon.pidfile) + b".ctl") > 107  # the control socket too
+        await daemon.reload()
+        assert (await daemon.status())["pid"] == daemon.pid
+        assert await daemon.stop() == 0
+    assert not daemon.directory.exists()

@@ -16,6 +16,7 @@ import pwd
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
 from collections.abc import Mapping
@@ -27,6 +28,7 @@ __all__ = [
     "hand_directory_to",
     "kill_group",
     "peek",
+    "receive_notification",
     "run_command",
     "spawn",
     "terminate",
@@ -48,13 +50,16 @@ def spawn(
 ) -> tuple[Process, socket.socket]:
     """Start ``aiodaemon ARGV`` in a session of its own; return it and its notify socket."""
     notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    notify_path = directory / "notify"
-    notify.bind(str(notify_path))
+    # An abstract name the kernel picks (autobind): no file, so a long TMPDIR
+    # cannot push it past sun_path's 108 bytes. Anyone may send to an abstract
+    # socket: the credentials let receive_notification() hear only the daemon.
+    notify.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
+    notify.bind("")
     notify.setblocking(False)
     environment = {k: v for k, v in os.environ.items() if not _is_service_manager_variable(k)}
     environment.update(env or {})
     # The notify protocol tells us when it is ready, exactly as systemd would learn it.
-    environment["NOTIFY_SOCKET"] = str(notify_path)
+    environment["NOTIFY_SOCKET"] = "@" + notify.getsockname()[1:].decode()
     if path_entry is not None:
         environment["PYTHONPATH"] = os.pathsep.join(
             filter(None, [path_entry, environment.get("PYTHONPATH")])
@@ -73,6 +78,24 @@ def spawn(
         )
     _running.add(process)
     return process, notify
+
+
+def receive_notification(notify: socket.socket, pid: int) -> bytes | None:
+    """The next datagram on ``notify`` if process ``pid`` sent it, else None (dropped).
+
+    Raises:
+        BlockingIOError: nothing is waiting.
+    """
+    message, ancillary, _, _ = notify.recvmsg(4096, socket.CMSG_SPACE(_UCRED.size))
+    for level, kind, data in ancillary:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_CREDENTIALS:
+            sender, _, _ = _UCRED.unpack(data[: _UCRED.size])
+            return message if sender == pid else None
+    return None
+
+
+#: ``struct ucred``: the sender's pid, uid and gid, as SCM_CREDENTIALS carries them.
+_UCRED = struct.Struct("iII")
 
 
 def hand_directory_to(directory: Path, user: str | int | None, group: str | int | None) -> None:
