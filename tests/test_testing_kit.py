@@ -284,3 +284,12 @@ def test_the_documented_example_test_fails_when_its_assertion_is_wrong(tmp_path:
     result = run_user_tests(tmp_path, wrong)
     assert result.returncode == 1, result.stdout + result.stderr
     assert "1 failed, 1 passed" in result.stdout
+
+
+async def test_a_main_that_returns_at_once_is_a_start_that_worked() -> None:
+    """main returns right after ready (listen= given): the block runs and wait() says 0."""
+    async with launch(
+        PROGRAM, listen={"echo": "127.0.0.1:0"}, env={"KIT_RETURN_MAIN": "1"}
+    ) as daemon:
+        assert await daemon.wait(10) == 0
+    assert daemon.returncode == 0

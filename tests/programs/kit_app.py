@@ -7,6 +7,7 @@
 - ``KIT_IGNORE_TERM``: shutdown hooks hang, so only SIGKILL ends it.
 - ``KIT_SLOW_STOP``: the shutdown hook takes that many seconds.
 - ``KIT_FAIL_MAIN``: ``main`` raises ``RuntimeError`` with that text as soon as it runs.
+- ``KIT_RETURN_MAIN``: ``main`` returns as soon as it runs (exit status 0).
 """
 
 from __future__ import annotations
@@ -66,6 +67,8 @@ async def main(ctx: aiodaemon.Context) -> None:
     """Echo lines on the ``echo`` socket until shutdown."""
     if message := os.environ.get("KIT_FAIL_MAIN"):
         raise RuntimeError(message)
+    if os.environ.get("KIT_RETURN_MAIN"):
+        return
     server = await asyncio.start_server(handle, sock=ctx.sockets["echo"])
     async with server:
         print("main running", file=sys.stderr, flush=True)
