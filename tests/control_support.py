@@ -23,13 +23,15 @@ class ControlApp:
         self.pidfile = directory / "app.pid"
         self.control = directory / "app.pid.ctl"
         self.log = directory / "log.jsonl"
+        #: variables added to the environment of the daemon and of the commands.
+        self.extra_env: dict[str, str] = {}
 
     def steer(self, name: str, mode: str = "") -> None:
         """Write a steering file of tests/programs/control_app.py (empty: just make it)."""
         (self.dir / name).write_text(mode)
 
     def env(self) -> dict[str, str]:
-        return {"CONTROL_APP_DIR": str(self.dir)}
+        return {"CONTROL_APP_DIR": str(self.dir), **self.extra_env}
 
     def cli(self, *args: str | Path, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
         """``aiodaemon ARGS`` to completion, from tests/programs."""

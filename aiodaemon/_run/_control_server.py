@@ -218,6 +218,16 @@ def _peer_credentials(writer: asyncio.StreamWriter) -> tuple[int, int, int] | No
     return pid, uid, gid
 
 
+def boot_clock() -> float:
+    """Seconds since boot, suspended time included, untouched by steps of the system clock.
+
+    ``uptime`` agrees with the pidfile fallback of ``status`` (from /proc,
+    counted the same way) and with ``ps -o etime``; an NTP step or ``date -s``
+    moves neither.
+    """
+    return time.clock_gettime(time.CLOCK_BOOTTIME)
+
+
 @dataclass(slots=True)
 class DaemonCommands:
     """The ``status``, ``reload`` and ``stop`` commands, answered from the daemon's own state.
@@ -238,7 +248,8 @@ class DaemonCommands:
     reloads: ReloadTracker
     request_reload: Callable[[], None]
     version: str
-    started: float = field(default_factory=time.monotonic)
+    #: the boot clock when the daemon began to run (see :func:`boot_clock`).
+    started: float = field(default_factory=boot_clock)
     request_stop: Callable[[], None] | None = None
     stop_budget: Callable[[], float] | None = None
     #: where each socket listens, read while all are open: a draining daemon's
@@ -265,7 +276,7 @@ class DaemonCommands:
             # "stopped" lasts only while the last steps of the exit run.
             "state": "stopping" if state == "stopped" else state,
             "pid": os.getpid(),
-            "uptime": round(time.monotonic() - self.started, 3),
+            "uptime": round(boot_clock() - self.started, 3),
             "sockets": dict(self.addresses),
             "last_reload": None if last is None else last.as_json(),
             "version": self.version,

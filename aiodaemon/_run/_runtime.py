@@ -27,7 +27,6 @@ import contextvars
 import functools
 import os
 import signal
-import time
 from collections.abc import AsyncGenerator, Callable, Coroutine, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -92,8 +91,6 @@ class Runtime:
         self.drain_delay = self.options.drain_delay
         #: ``ctx.start_server``/``ctx.track``: drained by a built-in service.
         self.serving = Serving()
-        #: ``time.time()`` when the run phase began.
-        self.started_at = time.time()
         self._state_listeners: list[Callable[[State, State], None]] = []
         self._ready = False
         #: ctx.notify_ready() came while startup hooks still ran (see report_ready).

@@ -55,8 +55,6 @@ class RuntimeHandle(Protocol):
     #: seconds to keep accepting after a stop request (step 2); a service may
     #: change it (serving sets ``drain_delay``, an upgrade sets 0).
     drain_delay: float
-    #: ``time.time()`` when the run phase began (for ``uptime``).
-    started_at: float
     #: what the program registered (hooks, ``on_signal`` handlers, checks).
     hooks: Hooks
 
