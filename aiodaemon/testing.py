@@ -95,6 +95,9 @@ class DaemonProcess:
         self._control = ["--control", control] if control else []
         #: ``listen=`` name -> address as ``status`` says it, learnt once ready.
         self._sockets: dict[str, str] = {}
+        #: The kit directory's stderr and log, read before the block removes it.
+        self._kept_stderr: str | None = None
+        self._kept_log: bytes | None = None
 
     def __repr__(self) -> str:
         return f"<DaemonProcess pid={self.pid} returncode={self._process.returncode}>"
@@ -106,7 +109,9 @@ class DaemonProcess:
 
     @property
     def stderr(self) -> str:
-        """What the daemon wrote on its stderr so far."""
+        """What the daemon wrote on its stderr so far (all of it, after the block)."""
+        if self._kept_stderr is not None:
+            return self._kept_stderr
         return self._stderr_path.read_text(encoding="locale", errors="replace")
 
     def address(self, name: str) -> tuple[str, int] | str:
@@ -207,7 +212,7 @@ class DaemonProcess:
             LaunchError: the log holds a line that is not JSON (``log_format="console"``).
         """
         try:
-            data = self.log_file.read_bytes()
+            data = self._kept_log if self._kept_log is not None else self.log_file.read_bytes()
         except FileNotFoundError:
             return []
         lines = data.split(b"\n")[:-1]  # the part after the last newline is incomplete
@@ -255,6 +260,18 @@ class DaemonProcess:
     async def stop(self, timeout: float = STOP_GRACE) -> int:  # noqa: ASYNC109 (grace before SIGKILL)
         """SIGTERM, wait up to ``timeout`` seconds, then SIGKILL; return the exit status."""
         return await terminate(self._process, timeout)
+
+    def _keep_output(self) -> None:
+        """Read the stderr and the log out of the kit's directory before it is removed.
+
+        A test asserts on them after the block too (the shutdown hooks log
+        while the block is left): they must not turn into nothing then.
+        """
+        with contextlib.suppress(FileNotFoundError):
+            self._kept_stderr = self.stderr
+        if self.log_file.is_relative_to(self.directory):
+            with contextlib.suppress(FileNotFoundError):
+                self._kept_log = self.log_file.read_bytes()
 
     async def _learn_sockets(self) -> None:
         sockets = (await self.status()).get("sockets")
@@ -355,7 +372,10 @@ async def launch(
             yield daemon
         finally:
             notify.close()
-            await finish(process)
+            try:
+                await finish(process)
+            finally:
+                daemon._keep_output()
     finally:
         shutil.rmtree(directory, ignore_errors=True)
 

@@ -293,3 +293,14 @@ async def test_a_main_that_returns_at_once_is_a_start_that_worked() -> None:
     ) as daemon:
         assert await daemon.wait(10) == 0
     assert daemon.returncode == 0
+
+
+async def test_records_and_stderr_outlive_the_block() -> None:
+    """After the block, records() has the shutdown hook's record and stderr is readable."""
+    async with launch(PROGRAM, listen={"echo": "127.0.0.1:0"}) as daemon:
+        await daemon.wait_for_record("ready")
+    assert daemon.returncode == 0
+    assert not daemon.directory.exists()
+    events = [record["event"] for record in daemon.records()]
+    assert "shutdown finished" in events, events
+    assert "main running" in daemon.stderr
