@@ -75,6 +75,28 @@ def local_timestamp(ns: int) -> str:
     return f"{prefix}.{nanos // 1000:06d}"
 
 
+#: The event_dict key of a stdlib record's creation time (ns), which the
+#: timestamp then shows: a record handed on by a ``QueueListener`` or rebuilt by
+#: a socket receiver reaches the handler well after it was made.
+_CREATED_NS = "_aiodaemon_created_ns"
+
+
+#: Years 1 to 9999: what an ISO 8601 timestamp can say.
+_CREATED_RANGE = (-62_135_596_800.0, 253_402_300_800.0)
+
+
+def _created_ns(record: logging.LogRecord) -> int | None:
+    """``record.created`` in nanoseconds, to the nearest microsecond; None if it is no time."""
+    created = record.created
+    if not isinstance(created, int | float) or not (
+        _CREATED_RANGE[0] <= created < _CREATED_RANGE[1]
+    ):
+        return None  # a hand-made record (makeLogRecord) may hold anything: then "now"
+    # Integer arithmetic from here on: x.9999996 becomes the next whole second,
+    # never a 60th second or a seven-digit fraction.
+    return round(created * 1_000_000) * 1000
+
+
 def _meta(stamp: Callable[[int], str]) -> Callable[..., Any]:
     def add_meta(logger: Any, method_name: str, event_dict: MutableMapping[str, Any]) -> Any:
         """Put ``timestamp``, ``level``, ``event``, ``logger`` first, then ``pid``, then the rest.
@@ -84,8 +106,9 @@ def _meta(stamp: Callable[[int], str]) -> Callable[..., Any]:
         """
         level = event_dict.pop("level", None) or _METHOD_LEVEL.get(method_name, method_name)
         name = event_dict.pop("logger", None) or getattr(logger, "name", "root")
+        created = event_dict.pop(_CREATED_NS, None)
         ordered = {
-            "timestamp": stamp(time.time_ns()),
+            "timestamp": stamp(time.time_ns() if created is None else created),
             "level": level,
             "event": event_dict.pop("event", None),
             "logger": name,
@@ -302,6 +325,7 @@ class StdlibHandler(logging.Handler):
                 "event": record.getMessage(),
                 "level": record.levelname.lower(),
                 "logger": record.name,
+                _CREATED_NS: _created_ns(record),
             }
             for key, value in record.__dict__.items():
                 if key not in _RECORD_ATTRS:
@@ -337,6 +361,7 @@ class StdlibHandler(logging.Handler):
                 "logger": record.name,
                 "args": shown_args,
                 "logging_error": f"{type(error).__name__}: {safe_str(error)}",
+                _CREATED_NS: _created_ns(record),
             }
             method_name = event_dict["level"]
             for processor in self._processors:
