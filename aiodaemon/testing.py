@@ -366,7 +366,7 @@ async def launch(
         )
         try:
             start_timeout = float(given.get("start_timeout", 90.0))
-            await _wait_ready(daemon, process, notify, start_timeout + STOP_GRACE)
+            await _wait_ready(daemon, process, notify, start_timeout)
             if given.get("listen") or given.get("health"):
                 await daemon._learn_sockets()
             yield daemon
@@ -417,8 +417,17 @@ def _resolve_target(target: str, base: Path) -> tuple[str, str | None]:
 
 
 async def _wait_ready(
-    daemon: DaemonProcess, process: Process, notify: socket.socket, limit: float
+    daemon: DaemonProcess, process: Process, notify: socket.socket, start_timeout: float
 ) -> None:
+    """Return once the daemon says READY=1.
+
+    Raises:
+        StartFailed: it exited first, or is still not ready a grace period after
+            its ``start_timeout`` (in which it fails the start itself, when its
+            loop still runs); the message names ``start_timeout``, as the
+            daemon's own does.
+    """
+    limit = start_timeout + STOP_GRACE
     loop = asyncio.get_running_loop()
     ready: asyncio.Future[None] = loop.create_future()
 
@@ -448,7 +457,7 @@ async def _wait_ready(
             raise StartFailed(startup_error(stderr, status), status, stderr)
         await terminate(process, STOP_GRACE)
         stderr = daemon.stderr
-        raise StartFailed(f"not ready after {limit:g} s", None, stderr)
+        raise StartFailed(f"not ready after {start_timeout:g} s", None, stderr)
     finally:
         loop.remove_reader(notify)
         exited.cancel()

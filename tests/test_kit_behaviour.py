@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+import aiodaemon.testing
 from aiodaemon.testing import StartFailed, launch
 
 from .support import REPO, clean_env, is_alive
@@ -115,3 +116,16 @@ async def test_a_temporary_directory_too_deep_for_a_unix_socket_still_launches(
         assert (await daemon.status())["pid"] == daemon.pid
         assert await daemon.stop() == 0
     assert not daemon.directory.exists()
+
+
+async def test_a_daemon_too_stuck_to_time_out_fails_naming_its_start_timeout(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A startup hook blocking the loop: StartFailed says "not ready after <start_timeout> s"."""
+    # The kit's grace beyond start_timeout, and before SIGKILL, shortened to keep this fast.
+    monkeypatch.setattr(aiodaemon.testing, "STOP_GRACE", 1.0)
+    with pytest.raises(StartFailed) as failed:
+        async with launch(PROGRAM, env={"KIT_BLOCK_START": "1"}, start_timeout=0.5):
+            pytest.fail("the block must not run")
+    assert failed.value.message == "not ready after 0.5 s"
+    assert failed.value.status is None

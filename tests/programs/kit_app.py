@@ -7,6 +7,8 @@
 - ``KIT_IGNORE_TERM``: shutdown hooks hang, so only SIGKILL ends it.
 - ``KIT_SLOW_STOP``: the shutdown hook takes that many seconds.
 - ``KIT_FAIL_MAIN``: ``main`` raises ``RuntimeError`` with that text as soon as it runs.
+- ``KIT_BLOCK_START``: the startup hook blocks the event loop (``time.sleep``), so
+  the daemon cannot even enforce its own ``start_timeout``.
 - ``KIT_RETURN_MAIN``: ``main`` returns as soon as it runs (exit status 0).
 """
 
@@ -15,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+import time
 from pathlib import Path
 
 import structlog
@@ -30,6 +33,8 @@ async def start() -> None:
     """Fail, or start a child, as the environment says."""
     if message := os.environ.get("KIT_FAIL_START"):
         raise RuntimeError(message)
+    if os.environ.get("KIT_BLOCK_START"):
+        time.sleep(3600)
     if os.environ.get("KIT_CHILD"):
         child = await asyncio.create_subprocess_exec("sleep", "300")
         _children.append(child)
