@@ -304,3 +304,13 @@ async def test_records_and_stderr_outlive_the_block() -> None:
     events = [record["event"] for record in daemon.records()]
     assert "shutdown finished" in events, events
     assert "main running" in daemon.stderr
+
+
+@pytest.mark.timeout(300)
+def test_the_documented_module_scoped_fixture_shares_one_daemon(tmp_path: Path) -> None:
+    """docs/testing.md's module-scoped fixture on aiodaemon_launch runs (no ScopeMismatch)."""
+    blocks = python_snippets(REPO / "docs" / "testing.md")
+    shared = next(b for b in blocks if b.startswith('"""One greeter daemon shared'))
+    result = run_user_tests(tmp_path, shared)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "2 passed" in result.stdout

@@ -14,9 +14,14 @@ if TYPE_CHECKING:
     from aiodaemon.testing import Launch
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def aiodaemon_launch() -> Launch:
-    """:func:`aiodaemon.testing.launch`: ``async with aiodaemon_launch("app:main") as d:``."""
+    """:func:`aiodaemon.testing.launch`: ``async with aiodaemon_launch("app:main") as d:``.
+
+    Session-scoped (it holds no state: each ``launch`` owns its daemon), so a
+    module- or session-scoped fixture can share one daemon between tests, and
+    Hypothesis' ``@given`` tests may use it.
+    """
     from aiodaemon.testing import launch
 
     return launch
