@@ -307,6 +307,9 @@ def become_daemon(
             from ._prefork._stdfds import controlling_terminal
 
             terminal = controlling_terminal() if foreground and handoff is None else None
+            if foreground and acquired.logs is not None:
+                # Before a chroot or a drop: a descriptor of its own for the echo.
+                acquired.logs.open_echo()
             from ._run._services import load_factories
 
             factories = load_factories()

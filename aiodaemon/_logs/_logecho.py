@@ -4,17 +4,24 @@ Someone who runs ``aiodaemon run app:main --log-file F`` in a terminal would
 otherwise see nothing at all, not even why the program is failing. Only records
 of level warning and above are echoed, rendered for a person; the file keeps the
 complete record. Runs on the log writer thread, like every sink.
+
+The terminal is written through a non-blocking descriptor of its own
+(``LogTargets.open_echo``): a terminal that stops reading (Ctrl-S, a stalled
+ssh connection) must not hold the writer thread, which the log file shares.
+Lines that do not fit are skipped and counted, and the terminal is told how
+many once it reads again; the file has them all.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Sequence
 from typing import Any
 
 import orjson
 
-from .._prefork._logsinks import Record, write_all
+from .._prefork._logsinks import Record, lines_not_whole, write_all
 from ._console import console_encoder, console_renderer
 
 __all__ = ["TerminalEcho"]
@@ -26,7 +33,9 @@ _WARNING = 4
 class TerminalEcho:
     """A sink that shows warning-and-worse records on a terminal's fd, never closing it."""
 
-    def __init__(self, fd: int, *, json_lines: bool, colors: bool, encoding: str) -> None:
+    def __init__(
+        self, fd: int, *, json_lines: bool, colors: bool, encoding: str, out: int | None = None
+    ) -> None:
         """Echo on ``fd``.
 
         Args:
@@ -34,8 +43,16 @@ class TerminalEcho:
             json_lines: records arrive as JSON lines, to be rendered as console lines.
             colors: colour the console lines.
             encoding: the terminal's, which the lines are written in.
+            out: a non-blocking descriptor of that terminal, owned (closed) by
+                the echo; None: write to ``fd`` itself, blocking.
         """
+        #: the terminal shown on: the log writer's own notices need not go to it twice.
         self.fd = fd
+        self._out = out
+        #: lines not shown since the terminal last took one.
+        self.skipped = 0
+        #: the terminal ends inside a line cut short.
+        self._mid_line = False
         self._json_lines = json_lines
         self._renderer = console_renderer(colors)
         self._encode = console_encoder(encoding)
@@ -46,8 +63,31 @@ class TerminalEcho:
     def write(self, records: Sequence[Record]) -> None:
         """Write the warning-and-worse records of ``records`` in one ``write``."""
         lines = [self._render(line) for severity, line in records if severity <= _WARNING]
-        if lines:
+        if not lines:
+            return
+        if self._out is None:
             write_all(self.fd, b"".join(lines))
+            return
+        head = b"\n" if self._mid_line else b""
+        if self.skipped:
+            head += self._encode(
+                None,
+                "",
+                f"aiodaemon: {self.skipped} warnings and errors not shown here while the"
+                " terminal was not reading; the log has them",
+            )
+        data = head + b"".join(lines)
+        try:
+            written = os.write(self._out, data)
+        except BlockingIOError:
+            written = 0
+        if written:
+            self._mid_line = data[written - 1] != ord("\n")
+        if written < len(head):
+            self.skipped += len(lines)
+            return
+        # A line cut short is skipped; the next write starts on a fresh line.
+        self.skipped = lines_not_whole(lines, written - len(head))
 
     def _render(self, line: bytes) -> bytes:
         if not self._json_lines:
@@ -75,4 +115,7 @@ class TerminalEcho:
         """Nothing to reopen: the terminal belongs to whoever started us."""
 
     def close(self) -> None:
-        """Leave the terminal open: it is not ours."""
+        """Close the echo's own descriptor; fd 2 stays open: it is not ours."""
+        if self._out is not None:
+            os.close(self._out)
+            self._out = None

@@ -103,7 +103,9 @@ def start_logging(
             json_lines=log_format != "console",
             colors=wants_colors(True),
             encoding=terminal_encoding(),
+            out=targets.echo,
         )
+        targets.echo = None  # the echo owns it now
         sinks.append(echo)
     chain = processors(log_format or "json", colors=colors, encoding=encoding)
     writer = LogWriter(sinks, queue_size)

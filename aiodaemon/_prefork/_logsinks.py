@@ -35,6 +35,7 @@ __all__ = [
     "Record",
     "StreamSink",
     "is_syslog_sink",
+    "lines_not_whole",
     "names_another",
     "open_file_sink",
     "open_log_targets",
@@ -98,7 +99,7 @@ class _LineSink:
         except OSError as exc:
             written = total - len(view)
             self.last_error = exc
-            self.lost += _cut(lines, written - len(head))
+            self.lost += lines_not_whole(lines, written - len(head))
             if written > len(head):
                 self._mid_line = not data[: written - len(head)].endswith(b"\n")
             elif head and written:
@@ -124,7 +125,7 @@ def names_another(path: str, held: os.stat_result) -> bool:
     return not os.path.samestat(at_path, held)
 
 
-def _cut(lines: Sequence[bytes], written: int) -> int:
+def lines_not_whole(lines: Sequence[bytes], written: int) -> int:
     """How many of ``lines`` are not whole within the first ``written`` bytes.
 
     A line written but for its newline is whole: the next write starts with
@@ -254,6 +255,8 @@ class LogTargets:
     def __init__(self, file: FileSink | None, syslog: SyslogSink | None) -> None:
         self.file = file
         self.syslog = syslog
+        #: a non-blocking descriptor of the terminal on fd 2 (see :meth:`open_echo`).
+        self.echo: int | None = None
         #: the writer :func:`start_logging` handed the sinks to; closed with them.
         self.writer: _Writer | None = None
         #: seconds the writer may take to drain its queue at :meth:`close`.
@@ -288,6 +291,30 @@ class LogTargets:
         """``path`` as the daemon sees it: inside its chroot (None: outside it), else as given."""
         return self._jailed.get(path, path)
 
+    def open_echo(self) -> None:
+        """Open the terminal on fd 2 again, write-only and non-blocking, for the echo of warnings.
+
+        A foreground daemon logging to a file or syslog shows its warnings on
+        its terminal too (``_logs._logecho``). Written through fd 2, which it
+        shares with the shell (where ``O_NONBLOCK`` cannot be set), a terminal
+        that stops reading (Ctrl-S, a stalled ssh connection, a pager that
+        paused) would hold the log writer thread and with it the log file:
+        records lost. Through a descriptor of its own, a line that does not
+        fit is skipped instead. Opened before a chroot may hide the terminal
+        and before a drop to a user who may not open it; without it (the
+        kernel refused), the echo writes to fd 2 as before.
+        """
+        if self.echo is not None or (self.file is None and self.syslog is None):
+            return
+        try:
+            if not os.isatty(2):
+                return
+            self.echo = os.open(
+                os.ttyname(2), os.O_WRONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
+            )
+        except OSError:
+            pass
+
     def keep_fds(self) -> list[int]:
         """Descriptors that must survive the detach's close-all."""
         fds = []
@@ -316,6 +343,9 @@ class LogTargets:
         """Drain and stop the writer if logging started, else close the sinks themselves."""
         if self.writer is not None:
             self.writer.close(self.drain_timeout)
+        if self.echo is not None:
+            os.close(self.echo)
+            self.echo = None
         if self.file is not None:
             self.file.close()
             self.file = None

@@ -1,0 +1,77 @@
+"""A terminal that stops reading never holds the log file of a foreground daemon.
+
+Before, the echo of warnings on the terminal wrote to fd 2 blocking: after
+Ctrl-S (or a stalled ssh connection) the log writer thread waited on the
+terminal, the log file got nothing more, and a stop lost every record queued
+since (audit-jobctl).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import pty
+import re
+import select
+import signal
+from pathlib import Path
+
+from .support import PYTHON, clean_env, kill_quietly, program, read_json_lines, wait_for
+
+#: tests/programs/terminal_flood.py's count of warnings.
+FLOOD = 4000
+
+
+def test_a_stopped_terminal_skips_echoed_lines_and_the_log_file_gets_every_record(
+    tmp_path: Path,
+) -> None:
+    """Ctrl-S: the log file gets every record; after Ctrl-Q the terminal says what it missed."""
+    log = tmp_path / "log.jsonl"
+    options = {"detach": False, "log_file": str(log)}
+    argv = [PYTHON, str(program("terminal_flood")), json.dumps(options), str(tmp_path / "r")]
+    env = clean_env({"NO_COLOR": "1"})
+    pid, controller = pty.fork()
+    if pid == 0:  # the child execs at once
+        os.execve(PYTHON, argv, env)
+    status: list[int] = []
+    shown = b""
+    try:
+        os.write(controller, b"\x13")  # Ctrl-S: the terminal stops showing output
+
+        def events() -> list[object]:
+            return [record["event"] for record in read_json_lines(log)] if log.exists() else []
+
+        wait_for(lambda: "flood done" in events(), what="every record in the log file")
+        assert events().count("flood") == FLOOD
+        # Ctrl-Q: the terminal shows output again; once it echoes what is typed next,
+        # it has taken the Ctrl-Q in (the line discipline reads input on its own time).
+        os.write(controller, b"\x11ok")
+
+        def read() -> bytes:
+            with contextlib.suppress(OSError):
+                if select.select([controller], [], [], 10)[0]:
+                    return os.read(controller, 65536)
+            return b""
+
+        while b"ok" not in shown:
+            shown += read()
+        os.kill(pid, signal.SIGTERM)  # its shutdown hook logs a warning
+        while not status:
+            shown += read()  # up to the daemon's exit (EIO once it closed the terminal)
+            done, code = os.waitpid(pid, os.WNOHANG)
+            if done:
+                status.append(os.waitstatus_to_exitcode(code))
+    finally:
+        os.close(controller)
+        if not status:
+            kill_quietly(pid)
+            os.waitpid(pid, 0)
+    assert status == [0]
+    text = shown.decode()
+    # Each notice counts the lines skipped since the terminal last took one.
+    skipped = re.findall(r"aiodaemon: (\d+) warnings and errors not shown here", text)
+    whole = len(re.findall(r"flood +n=\d+ pad=x{120}\r\n", text))
+    assert skipped
+    assert sum(map(int, skipped)) + whole == FLOOD
+    assert "stopping" in text.rpartition("not shown here")[2]
