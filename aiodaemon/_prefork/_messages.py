@@ -45,7 +45,8 @@ def write_line(line: str, stream: TextIO | None = None) -> None:
 
     A reader that went away (``aiodaemon status | head -1``) is not an error
     of the command: the rest of its output is dropped, the command goes on
-    and keeps its exit status. So is a stream the program closed.
+    and keeps its exit status. So is a stream the program closed, and one
+    that fails (``> /dev/full``), which stderr then says.
     """
     stream = sys.stdout if stream is None else stream
     try:
@@ -60,6 +61,15 @@ def write_line(line: str, stream: TextIO | None = None) -> None:
             print(escaped, file=stream, flush=True)
     except BrokenPipeError:
         silence(stream)
+    except OSError as exc:
+        # A stream that cannot take it (`> /dev/full`: ENOSPC; a terminal that
+        # hung up: EIO) loses this and the rest, as a reader that went away
+        # does; the command's work and exit status stand (`start`'s daemon
+        # runs). Said on stderr, since the output is missing.
+        silence(stream)
+        if stream is not sys.stderr:
+            name = "stdout" if stream is sys.stdout else "the output"
+            say(f"cannot write to {name}: {exc.strerror or exc}")
     except ValueError:
         pass  # the program closed the stream (sys.stderr.close()): nowhere to say it
 
