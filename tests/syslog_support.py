@@ -8,6 +8,7 @@ import os
 import select
 import socket
 import threading
+from pathlib import Path
 from typing import Any
 
 
@@ -67,3 +68,50 @@ class DatagramCollector:
     def ticks(self) -> list[int]:
         """The tick numbers received, in arrival order."""
         return [int(r["n"]) for r in self.records() if r["event"] == "tick"]
+
+
+class UdpCollector(DatagramCollector):
+    """A syslog receiver on 127.0.0.1: a real UDP socket read by a thread."""
+
+    def __init__(self, port: int) -> None:
+        super().__init__()
+        self.port = port
+
+    def _bind(self) -> socket.socket:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.bind(("127.0.0.1", self.port))
+        return sock
+
+    def _refuse_new(self, sock: socket.socket) -> None:
+        # Connected elsewhere (the discard port), the socket refuses the
+        # daemon's datagrams (ICMP port unreachable) while what it accepted is read.
+        sock.connect(("127.0.0.1", 9))
+
+    def stop(self) -> None:
+        """Close the port: datagrams to it are refused."""
+        self.close()
+
+
+class UnixCollector(DatagramCollector):
+    """A syslog receiver on a unix datagram socket (a /dev/log), read by a thread."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__()
+        self.path = path
+
+    def _bind(self) -> socket.socket:
+        # A stale file goes first, as rsyslogd does.
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        sock.bind(str(self.path))
+        return sock
+
+    def _refuse_new(self, sock: socket.socket) -> None:
+        # The sender gets EPIPE; the socket file stays.
+        sock.shutdown(socket.SHUT_RD)
+
+    def stop(self) -> None:
+        """Go away and remove the socket file."""
+        self.close()
+        self.path.unlink()

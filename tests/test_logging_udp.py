@@ -15,29 +15,7 @@ import socket
 from pathlib import Path
 
 from .support import free_port, program, python, read_json_lines, read_pid, wait_for, wait_gone
-from .syslog_support import DatagramCollector
-
-
-class UdpCollector(DatagramCollector):
-    """A syslog receiver on 127.0.0.1: a real UDP socket read by a thread."""
-
-    def __init__(self, port: int) -> None:
-        super().__init__()
-        self.port = port
-
-    def _bind(self) -> socket.socket:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        sock.bind(("127.0.0.1", self.port))
-        return sock
-
-    def _refuse_new(self, sock: socket.socket) -> None:
-        # Connected elsewhere (the discard port), the socket refuses the
-        # daemon's datagrams (ICMP port unreachable) while what it accepted is read.
-        sock.connect(("127.0.0.1", 9))
-
-    def stop(self) -> None:
-        """Close the port: datagrams to it are refused."""
-        self.close()
+from .syslog_support import UdpCollector
 
 
 def _ticks(log: Path) -> list[int]:

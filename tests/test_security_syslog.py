@@ -34,7 +34,7 @@ from .security_support import (
     wait_child,
 )
 from .support import read_pid, wait_for
-from .syslog_support import DatagramCollector
+from .syslog_support import UnixCollector
 
 pytestmark = pytest.mark.root
 
@@ -84,31 +84,6 @@ def impostor(user: User, path: Path) -> Iterator[Impostor]:
         wait_child(child)
         result.received = int(os.read(ready_r, 64) or b"-1")
         os.close(ready_r)
-
-
-class Collector(DatagramCollector):
-    """The real collector: a root-owned datagram socket, read continuously by a thread."""
-
-    def __init__(self, path: Path) -> None:
-        super().__init__()
-        self.path = path
-
-    def _bind(self) -> socket.socket:
-        # A stale file goes first, as rsyslogd does.
-        with contextlib.suppress(FileNotFoundError):
-            self.path.unlink()
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        sock.bind(str(self.path))
-        return sock
-
-    def _refuse_new(self, sock: socket.socket) -> None:
-        # The sender gets EPIPE; the socket file stays.
-        sock.shutdown(socket.SHUT_RD)
-
-    def stop(self) -> None:
-        """Go away and remove the socket file."""
-        self.close()
-        self.path.unlink()
 
 
 def _refusal(user: User) -> str:
@@ -163,7 +138,7 @@ def test_a_socket_planted_while_the_collector_restarts_gets_nothing(
     pub = shared_dir(arena / "pub", 0o1777)
     den = own_dir(arena / "den", intruder)
     path, log = pub / "syslog.sock", arena / "app.log"
-    collector = Collector(path)
+    collector = UnixCollector(path)
     collector.start()
     options = {"pidfile": str(arena / "app.pid"), "syslog": str(path), "log_file": str(log)}
     with contextlib.closing(collector), running_daemon(options):
@@ -198,7 +173,7 @@ def test_a_socket_planted_while_the_collector_restarts_gets_nothing(
 def test_a_trusted_symlink_like_dev_log_is_followed(arena: Path) -> None:
     """/dev/log -> /run/systemd/journal/dev-log: a root symlink in a root directory works."""
     dev, run = own_dir(arena / "dev", _root()), own_dir(arena / "run", _root())
-    collector = Collector(run / "dev-log")
+    collector = UnixCollector(run / "dev-log")
     collector.start()
     (dev / "log").symlink_to(run / "dev-log")
     with (

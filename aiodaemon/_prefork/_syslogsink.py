@@ -13,6 +13,7 @@ wait in the backlog instead, like those of a collector that is down.
 
 from __future__ import annotations
 
+import calendar
 import contextlib
 import errno
 import os
@@ -52,6 +53,10 @@ _CONNECT_WAIT = 0.05
 #: unreachable" that says nobody listens (loopback answers at once; a LAN in
 #: well under a millisecond; beyond that a refusal surfaces at a later send).
 _UDP_PROBE = 0.2
+
+#: The start of a JSON log line: its own ``timestamp`` (group 1), whose whole
+#: second (group 2) the syslog header repeats.
+_JSON_STAMP = re.compile(rb'\{"timestamp":"((\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d))\.\d{6}Z"')
 
 _MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
 
@@ -121,6 +126,8 @@ class SyslogSink:
         self.refused: str | None = None
         self._refusal_told: str | None = None
         self._retry_at = 0.0
+        #: the last JSON line's whole second and its local time (see _local_stamp).
+        self._local_second: tuple[bytes, time.struct_time] = (b"", time.localtime(0))
         self._next_id = 0
         #: a TCP connect under way and when it is given up, None when none is.
         self._connecting: tuple[socket.socket, float] | None = None
@@ -150,21 +157,23 @@ class SyslogSink:
             self.lost += 1
 
     def _messages(self, severity: int, body: bytes) -> list[bytes]:
-        now = time.time()
+        # The header tells when the record was made, as its JSON line does: the
+        # writer thread sends it later (after a burst, a stall, an outage).
+        own = _JSON_STAMP.match(body)
         pri = _FACILITY_DAEMON * 8 + severity
         if self.target.transport == "unix":
             # Local daemons (rsyslog's imuxsock, journald) parse the syslog(3)
             # format and mangle RFC 5424 on /dev/log: speak theirs there.
-            t = time.localtime(now)
-            stamp = f"{_MONTHS[t.tm_mon - 1]} {t.tm_mday:2d} {time.strftime('%H:%M:%S', t)}"
-            head = f"<{pri}>{stamp} {self.app_name}[{self.pid}]: ".encode()
+            head = f"<{pri}>{self._local_stamp(own)} {self.app_name}[{self.pid}]: ".encode()
             no_data = b""
         else:
-            stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now))
-            head = (
-                f"<{pri}>1 {stamp}.{int(now % 1 * 1e6):06d}Z {self.hostname} {self.app_name} "
-                f"{self.pid} - "
-            ).encode()
+            if own is not None:
+                stamp = own[0][14:-1].decode()
+            else:
+                seconds, nanos = divmod(time.time_ns(), 1_000_000_000)
+                stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
+                stamp = f"{stamp}.{nanos // 1000:06d}Z"
+            head = f"<{pri}>1 {stamp} {self.hostname} {self.app_name} {self.pid} - ".encode()
             no_data = b"- "
         if len(head) + len(no_data) + len(body) <= self.max_message:
             return [head + no_data + body]
@@ -181,6 +190,18 @@ class SyslogSink:
     def retry(self) -> None:
         """Try again to send what waits for a syslog daemon that was down."""
         self._flush()
+
+    def _local_stamp(self, own: re.Match[bytes] | None) -> str:
+        """syslog(3)'s ``Mmm dd HH:MM:SS`` in local time, of the JSON line's own second if any."""
+        if own is None:
+            t = time.localtime()
+        elif own[1] == self._local_second[0]:
+            t = self._local_second[1]
+        else:
+            # Once a second at most: the whole second in UTC, back to local time.
+            t = time.localtime(calendar.timegm(tuple(int(field) for field in own.groups()[1:])))
+            self._local_second = (own[1], t)
+        return f"{_MONTHS[t.tm_mon - 1]} {t.tm_mday:2d} {time.strftime('%H:%M:%S', t)}"
 
     def _flush(self, patience: float = 0.0) -> None:
         """Send what waits; for up to ``patience`` seconds while the socket's buffer is full."""

@@ -2,12 +2,13 @@
 
 Records from multiprocessing workers (through a queue) or from a
 ``SocketHandler`` (rebuilt with ``makeLogRecord``) reach the daemon's handlers
-later than they were made; each carries its own ``created``. argv[1]: the log
-file.
+later than they were made; each carries its own ``created``. argv[1]: the
+options as JSON (``log_file`` or ``syslog``).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import logging.handlers
 import queue
@@ -46,4 +47,4 @@ async def main() -> None:
     listener.stop()
 
 
-aiodaemon.run(main, log_file=sys.argv[1], detach=False)
+aiodaemon.run(main, detach=False, **json.loads(sys.argv[1]))
