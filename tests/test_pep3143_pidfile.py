@@ -242,3 +242,34 @@ def test_lockfile_errors_are_caught_as_with_python_daemon(
     ).returncode
     # lockfile's AlreadyLocked, LockTimeout and LockFailed, as the program's exit status.
     assert caught == {"none": 4, "0.2": 5, "cannot create": 6}
+
+
+def test_a_running_python_daemon_version_is_not_started_beside(tmp_path: Path) -> None:
+    """A lockfile pidfile naming a live python-daemon daemon: open() says "already running"."""
+    (tmp_path / "wd").mkdir()
+    old = python([PROGRAMS / "pep3143_relative.py", "python-daemon", "no", tmp_path, "no"])
+    assert old.returncode == 0, old.stderr
+    pid = read_pid(tmp_path / "ready.tmp")
+    try:
+        new = python([PROGRAMS / "pep3143_relative.py", "python-daemon", "yes", tmp_path, "no"])
+        assert new.returncode != 0
+        assert f"already running (pid {pid}, pidfile " in new.stderr, new.stderr
+        assert read_pid(tmp_path / "wd" / "app.pid") == pid
+    finally:
+        kill_quietly(pid, signal.SIGTERM)
+    wait_gone(pid)
+
+
+def test_a_pidfile_older_than_the_live_process_it_names_is_stale(tmp_path: Path) -> None:
+    """A recycled pid (the process started after the file was written) never blocks a start."""
+    path = tmp_path / "app.pid"
+    sleeper = subprocess.Popen([PYTHON, "-c", "import time; time.sleep(60)"])
+    try:
+        path.write_text(f"{sleeper.pid}\n")
+        long_ago = time.time() - 3600
+        os.utime(path, (long_ago, long_ago))
+        with pep3143.PidFile(path):
+            assert path.read_text() == f"{os.getpid()}\n"
+    finally:
+        sleeper.kill()
+        sleeper.wait()

@@ -18,6 +18,7 @@ import fcntl
 import os
 import stat
 import sys
+import time
 
 from ..exceptions import AlreadyRunningError, DaemonError
 
@@ -33,6 +34,7 @@ __all__ = [
     "enter_pidfile",
     "exit_pidfile",
     "inside_chroot",
+    "lockfile_holder",
     "pidfile_location",
     "widen_to_lockfile_error",
 ]
@@ -119,6 +121,42 @@ def break_stale_lock(path: StrPath) -> None:
             return  # removed by someone else meanwhile: broken all the same
     finally:
         os.close(fd)
+
+
+def lockfile_holder(path: StrPath) -> int | None:
+    """The pid of a live lockfile daemon (python-daemon's) named by the unlocked ``path``; or None.
+
+    lockfile takes no ``flock``: its daemon is known only by the pid it wrote.
+    While the python-daemon version of a program still runs, the first start
+    of its aiodaemon version found the file unlocked and started beside it.
+    The pid counts only when that process runs our interpreter and is older
+    than the file's last write (it may have written it): a recycled pid
+    starts after its daemon died, and after a reboot (clocks perhaps not yet
+    set) is mostly another program's. Anything /proc will not tell: None.
+    """
+    from ._pidfile_status import PidfileStatus, read_pidfile
+    from ._procfs import stat_field
+
+    state = read_pidfile(path)
+    pid = state.pid
+    if state.status is not PidfileStatus.DEAD or pid is None or pid == os.getpid():
+        return None
+    started = stat_field(pid, 19)
+    try:
+        written = os.stat(path, follow_symlinks=False).st_mtime
+        if started is None or os.readlink(f"/proc/{pid}/exe") != os.path.realpath(sys.executable):
+            return None
+        with open("/proc/uptime", "rb") as f:
+            uptime = float(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    age = uptime - started / os.sysconf("SC_CLK_TCK")
+    return pid if age + _AGE_SLACK > time.time() - written else None
+
+
+#: seconds of doubt in a process's age: /proc counts its start and the uptime
+#: in hundredths, and lockfile writes the pid a few milliseconds after the fork.
+_AGE_SLACK = 0.05
 
 
 #: (our error's class, lockfile's) → a class deriving from both, made once each.

@@ -141,13 +141,14 @@ class PidFile:
                 run is accepted in a shared sticky directory.
 
         Raises:
-            AlreadyRunningError: the lock is still held when the time is up.
+            AlreadyRunningError: the lock is still held when the time is up, or
+                the file names a live lockfile daemon (``lockfile_holder``).
             StartupError: the file cannot be opened.
         """
         from pathlib import Path
 
         from ..exceptions import AlreadyRunningError, StartupError
-        from ._pep3143_pidfile import widen_to_lockfile_error
+        from ._pep3143_pidfile import lockfile_holder, widen_to_lockfile_error
         from ._pidfile import acquire_pidfile
 
         # Loaded with the acquire side, before a DaemonContext's chroot or drop, in
@@ -159,8 +160,12 @@ class PidFile:
             wait = self.timeout
         deadline = time.monotonic() + (wait or 0.0)
         while True:
+            target = self.path if at is None else at
             try:
-                self._held = acquire_pidfile(Path(self.path if at is None else at), owner=owner)
+                legacy = lockfile_holder(target)
+                if legacy is not None:
+                    raise AlreadyRunningError(target, legacy)
+                self._held = acquire_pidfile(Path(target), owner=owner)
             except AlreadyRunningError as exc:
                 # flock cannot wait with a timeout; a short poll can.
                 if not wait or wait <= 0 or time.monotonic() >= deadline:
