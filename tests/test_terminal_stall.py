@@ -75,3 +75,45 @@ def test_a_stopped_terminal_skips_echoed_lines_and_the_log_file_gets_every_recor
     assert skipped
     assert sum(map(int, skipped)) + whole == FLOOD
     assert "stopping" in text.rpartition("not shown here")[2]
+
+
+def test_closing_the_terminal_is_no_log_sink_failure(tmp_path: Path) -> None:
+    """The hang-up stops the daemon; its last warning is in the file, no "records lost" error."""
+    log = tmp_path / "log.jsonl"
+    options = {"detach": False, "log_file": str(log)}
+    argv = [PYTHON, str(program("terminal_flood")), json.dumps(options), str(tmp_path / "r")]
+    pid, controller = pty.fork()
+    if pid == 0:  # the child execs at once
+        os.execve(PYTHON, argv, clean_env())
+    status: list[int] = []
+    try:
+
+        def events() -> list[object]:
+            return [record["event"] for record in read_json_lines(log)] if log.exists() else []
+
+        wait_for(lambda: "flood done" in events(), what="the flood in the log file")
+        os.close(controller)  # the terminal goes away; the shutdown hook logs a warning
+        controller = -1
+
+        def reaped() -> bool:
+            done, code = os.waitpid(pid, os.WNOHANG)
+            if done:
+                status.append(os.waitstatus_to_exitcode(code))
+            return bool(done)
+
+        wait_for(reaped, what="the exit after the hang-up")
+    finally:
+        if controller >= 0:
+            os.close(controller)
+        if not status:
+            kill_quietly(pid)
+            os.waitpid(pid, 0)
+    assert status == [0]
+    records = read_json_lines(log)
+    assert [r["event"] for r in records][-4:] == [
+        "main returned",
+        "stopping",
+        "shutdown finished",
+        "exit",
+    ]
+    assert not [r for r in records if r["level"] == "error"]

@@ -15,6 +15,7 @@ many once it reads again; the file has them all.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 from collections.abc import Sequence
 from typing import Any
@@ -51,6 +52,8 @@ class TerminalEcho:
         self._out = out
         #: lines not shown since the terminal last took one.
         self.skipped = 0
+        #: the terminal hung up: nothing more is echoed.
+        self.hung_up = False
         #: the terminal ends inside a line cut short.
         self._mid_line = False
         self._json_lines = json_lines
@@ -62,9 +65,23 @@ class TerminalEcho:
 
     def write(self, records: Sequence[Record]) -> None:
         """Write the warning-and-worse records of ``records`` in one ``write``."""
+        if self.hung_up:
+            return
         lines = [self._render(line) for severity, line in records if severity <= _WARNING]
         if not lines:
             return
+        try:
+            self._show(lines)
+        except OSError as exc:
+            if exc.errno != errno.EIO:
+                raise
+            # The terminal hung up (its window closed, the ssh connection lost):
+            # nobody is left to show them to, and the log has them. Not a
+            # failure to report as records lost, nor to retry at each record.
+            self.hung_up = True
+
+    def _show(self, lines: list[bytes]) -> None:
+        """Write ``lines``, skipping (and counting) what a terminal that is not read cannot take."""
         if self._out is None:
             write_all(self.fd, b"".join(lines))
             return
