@@ -245,7 +245,7 @@ def test_lockfile_errors_are_caught_as_with_python_daemon(
 
 
 def test_a_running_python_daemon_version_is_not_started_beside(tmp_path: Path) -> None:
-    """A lockfile pidfile naming a live python-daemon daemon: open() says "already running"."""
+    """A live python-daemon daemon's pidfile: open() says "already running", it is locked, kept."""
     (tmp_path / "wd").mkdir()
     old = python([PROGRAMS / "pep3143_relative.py", "python-daemon", "no", tmp_path, "no"])
     assert old.returncode == 0, old.stderr
@@ -254,6 +254,9 @@ def test_a_running_python_daemon_version_is_not_started_beside(tmp_path: Path) -
         new = python([PROGRAMS / "pep3143_relative.py", "python-daemon", "yes", tmp_path, "no"])
         assert new.returncode != 0
         assert f"already running (pid {pid}, pidfile " in new.stderr, new.stderr
+        theirs = pep3143.PidFile(tmp_path / "wd" / "app.pid")
+        theirs.break_lock()  # pecan's "if stale: break_lock()": not a live daemon's file
+        assert theirs.is_locked()
         assert read_pid(tmp_path / "wd" / "app.pid") == pid
     finally:
         kill_quietly(pid, signal.SIGTERM)

@@ -100,12 +100,19 @@ class PidFile:
         return read_pidfile(self.path).pid
 
     def is_locked(self) -> bool:
-        """Whether a live process (perhaps this one) holds the lock."""
+        """Whether a live process (perhaps this one) holds the lock, or a lockfile daemon the file.
+
+        The latter (python-daemon's, which takes no lock) is the one
+        ``acquire()`` refuses to start beside (see ``lockfile_holder``).
+        """
+        from ._pep3143_pidfile import lockfile_holder
         from ._pidfile_status import PidfileStatus, read_pidfile
 
         if self._held is not None:
             return True
-        return read_pidfile(self.path).status is PidfileStatus.RUNNING
+        if read_pidfile(self.path).status is PidfileStatus.RUNNING:
+            return True
+        return lockfile_holder(self.path) is not None
 
     def i_am_locking(self) -> bool:
         """Whether this object holds the lock."""
@@ -116,14 +123,15 @@ class PidFile:
 
         Unlike lockfile, a held lock (this object's too) is left alone: an
         ``flock`` ends only with its holder, and removing a live daemon's file
-        would let a second daemon start beside it.
+        would let a second daemon start beside it. So is the file of a live
+        lockfile daemon (``is_locked()``), python-daemon's.
 
         Raises:
             OSError: the file cannot be opened (a missing one is fine) or removed.
         """
-        from ._pep3143_pidfile import break_stale_lock
+        from ._pep3143_pidfile import break_stale_lock, lockfile_holder
 
-        if self._held is None:
+        if self._held is None and lockfile_holder(self.path) is None:
             break_stale_lock(self.path)
 
     # --- DaemonContext's side: lock before the fork, write the pid after it ---
