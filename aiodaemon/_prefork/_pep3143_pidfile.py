@@ -135,12 +135,13 @@ def lockfile_holder(path: StrPath) -> int | None:
     set) is mostly another program's. Anything /proc will not tell: None.
     """
     from ._pidfile_status import PidfileStatus, read_pidfile
-    from ._procfs import stat_field
 
     state = read_pidfile(path)
     pid = state.pid
     if state.status is not PidfileStatus.DEAD or pid is None or pid == os.getpid():
         return None
+    from ._procfs import stat_field
+
     started = stat_field(pid, 19)
     try:
         written = os.stat(path, follow_symlinks=False).st_mtime
