@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import json
 import os
 import re
@@ -85,6 +86,8 @@ class DaemonProcess:
         pidfile: Path,
         log_file: Path,
         control: str | None = None,
+        stderr_file: Path | None = None,
+        stderr_start: int = 0,
     ) -> None:
         self._process = process
         self.pid = process.pid
@@ -92,6 +95,10 @@ class DaemonProcess:
         self.pidfile = pidfile
         self.log_file = log_file
         self._stderr_path = directory / "stderr"
+        #: The ``stderr=`` file the daemon moves its stderr to, and its size before
+        #: the launch: the daemon appends, and only what it wrote is this run's.
+        self._stderr_file = stderr_file
+        self._stderr_start = stderr_start
         self._control = ["--control", control] if control else []
         #: ``listen=`` name -> address as ``status`` says it, learnt once ready.
         self._sockets: dict[str, str] = {}
@@ -109,10 +116,20 @@ class DaemonProcess:
 
     @property
     def stderr(self) -> str:
-        """What the daemon wrote on its stderr so far (all of it, after the block)."""
+        """What the daemon wrote on its stderr so far (all of it, after the block).
+
+        With ``stderr=`` a file, what it wrote there since the launch follows what
+        it wrote before it moved its stderr there (an early error stays on the kit's).
+        """
         if self._kept_stderr is not None:
             return self._kept_stderr
-        return self._stderr_path.read_text(encoding="locale", errors="replace")
+        text = self._stderr_path.read_text(encoding="locale", errors="replace")
+        if self._stderr_file is not None:
+            with contextlib.suppress(FileNotFoundError), open(self._stderr_file, "rb") as raw:
+                raw.seek(self._stderr_start)
+                with io.TextIOWrapper(raw, encoding="locale", errors="replace") as own:
+                    text += own.read()
+        return text
 
     def address(self, name: str) -> tuple[str, int] | str:
         """Where the ``listen=`` socket ``name`` listens: ``(host, port)`` or a unix path.
@@ -359,10 +376,19 @@ async def launch(
         log_file = base / (log_option or directory / "daemon.jsonl")
         module, path_entry = _resolve_target(str(target), base)
         argv = ["run", module, "--pidfile", str(pidfile), "--log-file", str(log_file), *flags]
+        stderr_option = given.get("stderr")
+        stderr_file = None if stderr_option is None else base / stderr_option
+        start = _size(stderr_file)
         process, notify = spawn(argv, directory, env, cwd, path_entry)
         control = given.get("control")
         daemon = DaemonProcess(
-            process, directory, pidfile, log_file, None if control is None else str(control)
+            process,
+            directory,
+            pidfile,
+            log_file,
+            None if control is None else str(control),
+            stderr_file,
+            start,
         )
         try:
             start_timeout = float(given.get("start_timeout", 90.0))
@@ -378,6 +404,14 @@ async def launch(
                 daemon._keep_output()
     finally:
         shutil.rmtree(directory, ignore_errors=True)
+
+
+def _size(path: Path | None) -> int:
+    """The size of ``path`` (0 if it is None or does not exist)."""
+    try:
+        return 0 if path is None else path.stat().st_size
+    except FileNotFoundError:
+        return 0
 
 
 def _check_kit_types(pidfile: object, log_file: object, options: dict[str, Any]) -> None:

@@ -129,3 +129,15 @@ async def test_a_daemon_too_stuck_to_time_out_fails_naming_its_start_timeout(
             pytest.fail("the block must not run")
     assert failed.value.message == "not ready after 0.5 s"
     assert failed.value.status is None
+
+
+async def test_a_failed_start_with_a_stderr_file_says_the_daemons_error(tmp_path: Path) -> None:
+    """With stderr= a file the daemon moves its stderr to, StartFailed still has its error."""
+    errors = tmp_path / "errors.txt"
+    errors.write_text("aiodaemon: startup failed: RuntimeError: an earlier run\n")
+    with pytest.raises(StartFailed) as failed:
+        async with launch(PROGRAM, env={"KIT_FAIL_START": "no database"}, stderr=errors):
+            pytest.fail("the block must not run")
+    assert failed.value.message == "startup failed: RuntimeError: no database"
+    assert "an earlier run" not in failed.value.stderr
+    assert "Traceback" in failed.value.stderr
