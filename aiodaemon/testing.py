@@ -399,7 +399,7 @@ async def launch(
         finally:
             notify.close()
             try:
-                await finish(process)
+                await finish(process, pidfile)
             finally:
                 daemon._keep_output()
     finally:

@@ -314,3 +314,16 @@ def test_the_documented_module_scoped_fixture_shares_one_daemon(tmp_path: Path) 
     result = run_user_tests(tmp_path, shared)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "2 passed" in result.stdout
+
+
+async def test_an_upgrades_successor_is_stopped_with_the_block() -> None:
+    """After SIGUSR2 the new daemon (not the kit's child) is stopped gracefully with the block."""
+    async with launch(PROGRAM, listen={"echo": "127.0.0.1:0"}) as daemon:
+        daemon.signal(signal.SIGUSR2)
+        assert await daemon.wait(30) == 0  # the old one handed over
+        successor = (await daemon.status())["pid"]
+        assert successor != daemon.pid
+        assert await echo(daemon, b"still served\n") == b"still served\n"
+    assert not is_alive(successor)
+    finished = [r for r in daemon.records() if r["event"] == "shutdown finished"]
+    assert [r["pid"] for r in finished] == [daemon.pid, successor]

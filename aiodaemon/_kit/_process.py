@@ -165,9 +165,19 @@ async def wait_exit(process: Process, limit: float | None) -> int | None:
     status = peek(process)
     if status is not None:
         return status
+    pidfd = os.pidfd_open(process.pid)
+    try:
+        if not await _wait_pidfd(pidfd, limit):
+            return None
+    finally:
+        os.close(pidfd)
+    return peek(process)
+
+
+async def _wait_pidfd(pidfd: int, limit: float | None) -> bool:
+    """Wait until the process of ``pidfd`` exits; False after ``limit`` seconds."""
     loop = asyncio.get_running_loop()
     # A pidfd turns readable when the process exits: the loop watches it like a socket.
-    pidfd = os.pidfd_open(process.pid)
     exited: asyncio.Future[None] = loop.create_future()
 
     def on_exit() -> None:
@@ -178,11 +188,10 @@ async def wait_exit(process: Process, limit: float | None) -> int | None:
     try:
         await asyncio.wait_for(exited, limit)
     except TimeoutError:
-        return None
+        return False
     finally:
         loop.remove_reader(pidfd)
-        os.close(pidfd)
-    return peek(process)
+    return True
 
 
 async def terminate(process: Process, grace: float) -> int:
@@ -198,14 +207,16 @@ async def terminate(process: Process, grace: float) -> int:
     return status
 
 
-async def finish(process: Process) -> None:
-    """Stop ``process`` gracefully, then kill what is left of its group and reap it.
+async def finish(process: Process, pidfile: Path) -> None:
+    """Stop ``process`` gracefully, then kill what is left of its session and reap it.
 
-    If the wait is cancelled (a second Ctrl-C, a test's timeout), the daemon is
-    killed at once: nothing may outlive the test.
+    A successor that took over in an upgrade (named by ``pidfile``) is stopped
+    gracefully too. If the wait is cancelled (a second Ctrl-C, a test's
+    timeout), everything is killed at once: nothing may outlive the test.
     """
     try:
         await terminate(process, STOP_GRACE)
+        await _stop_successor(process, pidfile)
     finally:
         # Its own children must not outlive it either.
         kill_group(process)
@@ -214,10 +225,64 @@ async def finish(process: Process) -> None:
         _running.discard(process)
 
 
+async def _stop_successor(process: Process, pidfile: Path) -> None:
+    """SIGTERM the daemon an upgrade put in our daemon's place, and wait for it.
+
+    It is not our child but our daemon's, in its session, with a process
+    group of its own: the kit would miss it, and it would outlive the test.
+    """
+    pidfd = _successor_pidfd(process, pidfile)
+    if pidfd is None:
+        return
+    try:
+        with contextlib.suppress(ProcessLookupError):
+            signal.pidfd_send_signal(pidfd, signal.SIGTERM)
+        await _wait_pidfd(pidfd, STOP_GRACE)
+    finally:
+        os.close(pidfd)
+
+
+def _successor_pidfd(process: Process, pidfile: Path) -> int | None:
+    """A pidfd of the process ``pidfile`` names, if another of our daemon's session."""
+    try:
+        pid = int(pidfile.read_bytes())
+    except (OSError, ValueError):
+        return None
+    return _session_pidfd(process, pid)
+
+
 def kill_group(process: Process) -> None:
-    """SIGKILL what is left of the daemon's session."""
+    """SIGKILL what is left of the daemon's session: its group, and every other group
+    in it (an upgrade's successor, children that made groups of their own)."""
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(process.pid, signal.SIGKILL)
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and (pidfd := _session_pidfd(process, int(entry))) is not None:
+            with contextlib.suppress(ProcessLookupError):
+                signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+            os.close(pidfd)
+
+
+def _session_pidfd(process: Process, pid: int) -> int | None:
+    """A pidfd of ``pid`` if it is another process of ``process``'s session, else None.
+
+    The session's id is our unreaped daemon's pid, so it cannot name a stranger's
+    session; the pidfd, taken before the check, cannot reach a process that
+    reused ``pid`` after it.
+    """
+    if pid == process.pid:
+        return None
+    try:
+        pidfd = os.pidfd_open(pid)
+    except OSError:  # gone, or not a pid at all
+        return None
+    try:
+        if os.getsid(pid) == process.pid:
+            return pidfd
+    except OSError:
+        pass
+    os.close(pidfd)
+    return None
 
 
 #: Daemons started and not yet reaped, for the atexit safety net.
