@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sysconfig
+from pathlib import Path
+
 import pytest
 
 from aiodaemon.testing import launch
 
-from .security_support import User, intruder
-from .support import REPO, proc_status
+from .security_support import User, arena, intruder
+from .support import REPO, clean_env, proc_status, shared_python
 
-__all__ = ["intruder"]  # a fixture, re-exported for pytest
+__all__ = ["arena", "intruder"]  # fixtures, re-exported for pytest
 
 PROGRAM = REPO / "tests" / "programs" / "kit_app.py"
 
@@ -37,3 +42,39 @@ async def test_no_new_privileges_reaches_a_launched_daemon(
         PROGRAM, listen={"echo": "127.0.0.1:0"}, user=intruder.name, no_new_privileges=value
     ) as daemon:
         assert proc_status(daemon.pid)["NoNewPrivs"] == flag
+
+
+def test_a_test_run_without_root_gets_the_daemons_own_error_for_user(
+    intruder: User, arena: Path
+) -> None:
+    """Not root, launch(user=...) fails with the daemon's "needs root", not the kit's EPERM."""
+    script = arena / "kit_run.py"
+    script.write_text(
+        "import asyncio\n"
+        "from aiodaemon.testing import StartFailed, launch\n"
+        "async def main() -> None:\n"
+        "    try:\n"
+        f"        async with launch({str(PROGRAM)!r}, user='root'):\n"
+        "            print('started')\n"
+        "    except StartFailed as failed:\n"
+        "        print(failed.message)\n"
+        "asyncio.run(main())\n",
+        encoding="utf-8",
+    )
+    script.chmod(0o644)
+    site = Path(sysconfig.get_paths()["purelib"])
+    ran = subprocess.run(
+        [shared_python(), str(script)],
+        cwd="/",
+        env=clean_env({"PYTHONPATH": os.pathsep.join([str(REPO), str(site)])}),
+        user=intruder.uid,
+        group=intruder.gid,
+        extra_groups=[],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+        check=False,
+    )
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stdout == "--user: changing identity needs root\n"
