@@ -3,8 +3,16 @@
 from __future__ import annotations
 
 import json
+import logging
+import re
 import socket
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
+from aiodaemon._logs._logchain import StdlibHandler, processors
 
 from .support import free_port, program, python, read_json_lines
 from .syslog_support import UdpCollector, UnixCollector
@@ -72,3 +80,20 @@ def test_local_syslog_header_is_the_record_time_in_the_daemon_zone(tmp_path: Pat
     # 01:46:40 UTC is 07:31:40 in Kathmandu (UTC+05:45).
     assert heads["a quarter past"].startswith(b"<28>Sep  9 07:31:40 ")
     assert heads["just before the next second"].startswith(b"<28>Sep  9 07:31:41 ")
+
+
+@settings(max_examples=1000, deadline=None, derandomize=True, database=None)
+@given(created=st.floats(min_value=0, max_value=253_402_300_799.999))
+@example(created=1_000_000_000.9999996)
+@example(created=1_000_000_000.0)
+def test_a_record_time_prints_as_one_valid_utc_instant(created: float) -> None:
+    """Any ``created`` prints six digits, a second below 60, within half a microsecond."""
+    lines: list[bytes] = []
+    handler = StdlibHandler(processors("json", colors=False), lambda _, line: lines.append(line), 0)
+    record = {"msg": "m", "levelno": logging.INFO, "levelname": "INFO", "created": created}
+    handler.handle(logging.makeLogRecord(record))
+    stamp = str(json.loads(lines[0])["timestamp"])
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:[0-5]\d:[0-5]\d\.\d{6}Z", stamp), stamp
+    shown = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+    exact = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=round(created * 1e6))
+    assert shown == exact
