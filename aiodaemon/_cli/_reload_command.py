@@ -32,7 +32,7 @@ from ._control_client import (
     request_timeout,
 )
 from ._control_trust import ControlUntrusted, ask_holder, say_ignored
-from ._taken_over import lock_of, taken_over
+from ._taken_over import taken_over
 
 TYPE_CHECKING = False  # not typing's: see aiodaemon/__init__.py
 if TYPE_CHECKING:
@@ -106,12 +106,10 @@ class _Target:
         self.path = path
         self.pid = pid
         self.pidfd = pidfd
-        #: the pidfile's lock while ``pid`` holds it: an upgrade's new process shares it.
-        self.lock = lock_of(path)
 
     def handed_over(self) -> bool:
         """Whether an upgrade's new process took the pidfile over since we looked."""
-        return taken_over(self.path, self.pid, self.lock) is not None
+        return taken_over(self.path, self.pid) is not None
 
     def follow(self) -> None:
         """Move on to the pidfile's holder now, if it is another verified process."""

@@ -27,7 +27,7 @@ from ._control_client import (
 )
 from ._control_trust import ControlUntrusted, say_ignored
 from ._stale import remove_stale
-from ._taken_over import lock_of, taken_over
+from ._taken_over import taken_over
 
 TYPE_CHECKING = False  # not typing's: see aiodaemon/__init__.py
 if TYPE_CHECKING:
@@ -92,8 +92,6 @@ def stop(
     if isinstance(holder, int):
         return holder
     pid, pidfd = holder
-    # Seen while it holds it: an upgrade's new process that takes over meanwhile keeps it.
-    lock = lock_of(path)
     note = ""
     claim = None
     successor: int | None = None
@@ -103,12 +101,12 @@ def stop(
         if control is not None:
 
             def handed() -> bool:
-                return taken_over(path, pid, lock) is not None
+                return taken_over(path, pid) is not None
 
             asked, budget = _ask(control, pid, pidfd, wait, had_socket=had_socket, handed=handed)
         if asked is _Asked.HANDED:
             # It handed over and stops on its own: its new process is the daemon now.
-            successor = taken_over(path, pid, lock)
+            successor = taken_over(path, pid)
         else:
             if timeout is None and budget is not None:
                 # Its configured drain and shutdown are the daemon's to use up: a
@@ -138,7 +136,7 @@ def stop(
                     _say(f"pid {pid} did not exit after SIGKILL")
                     return ControlCode.FAILURE
                 left = "which the killed daemon left"
-            successor = taken_over(path, pid, lock)
+            successor = taken_over(path, pid)
             if successor is None:
                 removed = remove_stale(path, pid, control=control)
                 if removed.pidfile:

@@ -32,7 +32,7 @@ from ._control_client import (
 )
 from ._control_trust import ControlUntrusted, ask_holder, say_ignored
 from ._signalled_upgrade import HANDOVER_GRACE, upgrade_by_signal
-from ._taken_over import lock_of, taken_over
+from ._taken_over import taken_over
 
 TYPE_CHECKING = False  # not typing's: see aiodaemon/__init__.py
 if TYPE_CHECKING:
@@ -59,11 +59,9 @@ def upgrade(path: str, control: str | None, timeout: float, *, owner: int | None
     if isinstance(holder, int):
         return holder
     pid, pidfd = holder
-    # Seen while it holds it: the new process of another upgrade that takes over meanwhile keeps it.
-    lock = lock_of(path)
     try:
         if control is not None:
-            code = _by_control(control, path, pid, pidfd, timeout, lock)
+            code = _by_control(control, path, pid, pidfd, timeout)
             if code is not None:
                 return code
         return upgrade_by_signal(path, pid, pidfd, timeout, _after_death)
@@ -92,14 +90,12 @@ def _by_control(
     pid: int,
     pidfd: int,
     timeout: float,
-    lock: tuple[int, int, int] | None,
 ) -> int | None:
     """Ask for the upgrade and its result; None when there is no control socket to ask.
 
     Raises:
         _UpgradedMeanwhile: the socket is served by the new process of another
-            upgrade, which took over meanwhile (``lock``: the pidfile's, seen
-            while ``pid`` held it).
+            upgrade, which took over meanwhile.
     """
     started = time.monotonic()
     deadline = started + timeout + HANDOVER_GRACE
@@ -121,7 +117,7 @@ def _by_control(
     except (ControlAbsent, ControlRefused):
         return None
     except ControlUntrusted as exc:
-        successor = taken_over(path, pid, lock)
+        successor = taken_over(path, pid)
         if successor is not None:
             raise _UpgradedMeanwhile(successor) from None
         # Not the daemon's socket: it has none there, as with --no-control.
