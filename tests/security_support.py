@@ -286,11 +286,11 @@ def shared_dir(path: Path, mode: int = 0o1777, group: int = 0) -> Path:
 
 
 @contextlib.contextmanager
-def planted(user: User, path: Path, *, lock: bool = False) -> Iterator[int]:
-    """``user`` creates ``path`` (mode 0666) and keeps it open, maybe locked with its pid in it.
+def holding(user: User, take: Callable[[], object], what: str) -> Iterator[int]:
+    """A process of ``user`` runs ``take`` (opening, locking...), then keeps what it took.
 
-    Yields the pid of ``user``'s process holding the descriptor, once the file
-    is in place; the process lets go when the block ends.
+    Yields that process's pid once ``take`` returned there; the process lets go
+    when the block ends. ``what`` names the step in the failure messages.
     """
     ready_r, ready_w = os.pipe()
     release_r, release_w = os.pipe()
@@ -298,11 +298,7 @@ def planted(user: User, path: Path, *, lock: bool = False) -> Iterator[int]:
     def hold() -> None:
         os.close(ready_r)
         os.close(release_w)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
-        os.fchmod(fd, 0o666)
-        if lock:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        take()
         os.write(ready_w, b"!")
         os.read(release_r, 1)  # EOF when the test closes its end
 
@@ -311,10 +307,29 @@ def planted(user: User, path: Path, *, lock: bool = False) -> Iterator[int]:
     os.close(release_r)
     try:
         readable, _, _ = select.select([ready_r], [], [], 30)
-        assert readable, "the planted file never appeared"
-        assert os.read(ready_r, 1) == b"!", "the planting process failed"
+        assert readable, f"{what} never happened"
+        assert os.read(ready_r, 1) == b"!", f"{what} failed"
         yield holder
     finally:
         os.close(ready_r)
         os.close(release_w)
         wait_child(holder)
+
+
+@contextlib.contextmanager
+def planted(user: User, path: Path, *, lock: bool = False) -> Iterator[int]:
+    """``user`` creates ``path`` (mode 0666) and keeps it open, maybe locked with its pid in it.
+
+    Yields the pid of ``user``'s process holding the descriptor, once the file
+    is in place; the process lets go when the block ends.
+    """
+
+    def plant() -> None:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        os.fchmod(fd, 0o666)
+        if lock:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+
+    with holding(user, plant, "the planting of the file") as holder:
+        yield holder

@@ -16,7 +16,6 @@ import fcntl
 import io
 import json
 import os
-import select
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -29,7 +28,7 @@ import aiodaemon._cli._main
 import aiodaemon._cli._status_command
 import aiodaemon._prefork._lockholder
 
-from .security_support import User, arena, fork_as, intruder, service_account, wait_child
+from .security_support import User, arena, fork_as, holding, intruder, service_account, wait_child
 from .support import REPO, aiodaemon_cli, is_alive
 
 pytestmark = pytest.mark.root
@@ -67,29 +66,12 @@ def cli_as(user: User, *args: str | os.PathLike[str]) -> tuple[int, str]:
 @contextmanager
 def locked_by(user: User, path: Path, how: int = fcntl.LOCK_EX) -> Iterator[int]:
     """``user`` opens ``path`` read-only and holds its ``flock``; yields that process's pid."""
-    ready_r, ready_w = os.pipe()
-    release_r, release_w = os.pipe()
 
-    def hold() -> None:
-        os.close(ready_r)
-        os.close(release_w)
-        fd = os.open(path, os.O_RDONLY)
-        fcntl.flock(fd, how)
-        os.write(ready_w, b"!")
-        os.read(release_r, 1)  # EOF when the test closes its end
+    def lock() -> None:
+        fcntl.flock(os.open(path, os.O_RDONLY), how)
 
-    holder = fork_as(user, hold)
-    os.close(ready_w)
-    os.close(release_r)
-    try:
-        readable, _, _ = select.select([ready_r], [], [], 30)
-        assert readable, "the intruder never locked the pidfile"
-        assert os.read(ready_r, 1) == b"!", "the intruder's lock failed"
+    with holding(user, lock, "the intruder's lock") as holder:
         yield holder
-    finally:
-        os.close(ready_r)
-        os.close(release_w)
-        wait_child(holder)
 
 
 def _left_pidfile(arena: Path, owner: User, content: str) -> Path:
