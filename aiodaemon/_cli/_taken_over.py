@@ -27,11 +27,11 @@ if TYPE_CHECKING:
 
     StrPath: TypeAlias = str | os.PathLike[str]
 
-__all__ = ["lock_of", "taken_over"]
+__all__ = ["lock_taker", "taken_over"]
 
 
-def lock_of(path: StrPath) -> tuple[int, int, int] | None:
-    """The ``flock`` on ``path``: (device, inode, pid that took it); None if none is seen."""
+def lock_taker(path: StrPath) -> int | None:
+    """The pid that took the ``flock`` on ``path``; None if none is seen."""
     try:
         st = os.stat(path, follow_symlinks=False)
         with open("/proc/locks", "rb") as f:
@@ -45,7 +45,7 @@ def lock_of(path: StrPath) -> tuple[int, int, int] | None:
         if len(fields) >= 6 and fields[1] == b"FLOCK" and fields[5] == where:
             taker = int(fields[4]) if fields[4].isdigit() else 0
             # Not ours to see (another pid namespace): it tells nothing.
-            return (st.st_dev, st.st_ino, taker) if taker > 0 else None
+            return taker if taker > 0 else None
     return None
 
 
@@ -59,6 +59,6 @@ def taken_over(path: StrPath, pid: int) -> int | None:
     holder = read_pidfile(path).running_pid
     if holder is None or holder == pid:
         return None
-    lock = lock_of(path)
+    taker = lock_taker(path)
     # Held by one process, taken by another: inherited through an upgrade.
-    return holder if lock is not None and lock[2] != holder else None
+    return holder if taker is not None and taker != holder else None
