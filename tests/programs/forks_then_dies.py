@@ -20,14 +20,17 @@ child_file = sys.argv[2]
 
 @aiodaemon.on_startup
 async def fork_then_die() -> None:
+    said_r, said_w = os.pipe()
     if os.fork() == 0:
+        os.close(said_r)
         with open(child_file + ".tmp", "w") as f:
             f.write(str(os.getpid()))
         os.rename(child_file + ".tmp", child_file)
+        os.close(said_w)  # the daemon may die now: the test knows the child
         while True:
-            time.sleep(3600)
-    while not os.path.exists(child_file):
-        time.sleep(0.01)
+            time.sleep(3600)  # lingers until the test kills it
+    os.close(said_w)
+    os.read(said_r, 1)  # EOF once the child has written its pid file
     os.kill(os.getpid(), signal.SIGKILL)
 
 
