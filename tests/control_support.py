@@ -37,9 +37,9 @@ class ControlApp:
         """``aiodaemon ARGS`` to completion, from tests/programs."""
         return aiodaemon_cli(*args, cwd=PROGRAMS, timeout=timeout, env=self.env())
 
-    def start(self) -> int:
-        """``aiodaemon start control_app:main`` with a log file; the daemon's pid."""
-        result = self.cli("start", "control_app:main", "--pidfile", self.pidfile,
+    def start(self, *extra: str) -> int:
+        """``aiodaemon start control_app:main EXTRA`` with a log file; the daemon's pid."""
+        result = self.cli("start", "control_app:main", "--pidfile", self.pidfile, *extra,
                           "--log-file", self.log, "--shutdown-timeout", "10")  # fmt: skip
         assert result.returncode == 0, result.stderr
         return int(result.stdout)

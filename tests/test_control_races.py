@@ -352,10 +352,7 @@ def test_start_meeting_a_daemon_in_its_last_steps_starts_once_it_is_gone() -> No
 def test_two_stops_of_a_daemon_without_control_socket_send_one_sigterm() -> None:
     """Over signals alone, a stop while another one waits does not send the forcing SIGTERM."""
     with open_control_app() as app:
-        result = app.cli("start", "control_app:main", "--pidfile", app.pidfile, "--no-control",
-                         "--log-file", app.log, "--shutdown-timeout", "10")  # fmt: skip
-        assert result.returncode == 0, result.stderr
-        pid = int(result.stdout)
+        pid = app.start("--no-control")
         app.steer("shutdown", "wait")
         first = app.watch("stop", "--pidfile", app.pidfile)
         second = None

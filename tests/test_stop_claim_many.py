@@ -16,10 +16,7 @@ from .support import wait_for
 def test_four_stops_of_a_daemon_without_control_socket_send_one_sigterm() -> None:
     """One SIGTERM: the shutdown hooks run to their end, exit 0, every stop says 'stopped'."""
     with open_control_app() as app:
-        result = app.cli("start", "control_app:main", "--pidfile", app.pidfile, "--no-control",
-                         "--log-file", app.log, "--shutdown-timeout", "10")  # fmt: skip
-        assert result.returncode == 0, result.stderr
-        pid = int(result.stdout)
+        pid = app.start("--no-control")
         app.steer("shutdown", "wait")
         first = app.watch("stop", "--pidfile", app.pidfile)
         others = []
