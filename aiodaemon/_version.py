@@ -5,4 +5,4 @@ metadata imports about 40 modules (email, zipfile, csv, tempfile...), ~15 ms
 that every daemon with a control socket paid on its way to ready.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0.dev0"

@@ -85,6 +85,21 @@ def pytest_configure(config: pytest.Config) -> None:
         os.environ[SESSION_VARIABLE] = secrets.token_hex(8)
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Skip the tests marked ``root`` for a user who is not root, saying why.
+
+    They drop privileges, chroot or enter namespaces: as anyone else they fail
+    on the setup, not on aiodaemon. Under CI (``CI`` set) they run and fail,
+    as a missing outside program does: a CI that is not root must not pass.
+    """
+    if os.geteuid() == 0 or os.environ.get("CI"):
+        return
+    skip = pytest.mark.skip(reason="needs root (privilege drop, chroot, namespaces): run as root")
+    for item in items:
+        if item.get_closest_marker("root") is not None:
+            item.add_marker(skip)
+
+
 def pytest_sessionfinish(session: pytest.Session) -> None:
     """Fail the run if a daemon a test started outlives it (and kill what is left).
 

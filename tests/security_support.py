@@ -19,6 +19,7 @@ import select
 import shutil
 import signal
 import subprocess
+import sysconfig
 import tempfile
 import traceback
 from collections.abc import Callable, Iterator
@@ -36,6 +37,7 @@ from .support import (
     kill_quietly,
     read_pid,
     require_tool,
+    shared_python,
     wait_for,
     wait_gone,
 )
@@ -199,6 +201,31 @@ class Snapshot:
         """Take the snapshot of ``path`` (not following a symlink at it)."""
         st = os.lstat(path)
         return cls(path.read_bytes(), st.st_uid, st.st_gid, st.st_mode)
+
+
+def shared_python_as(
+    user: User | None, *args: str | os.PathLike[str], cwd: Path | str, timeout: float = 120.0
+) -> subprocess.CompletedProcess[str]:
+    """``python ARGS`` run to completion as ``user`` (None: as root), output as text.
+
+    The interpreter is one any account may run (:func:`shared_python`), with this
+    checkout and the test's site-packages importable; ``user`` gets no
+    supplementary groups.
+    """
+    site = Path(sysconfig.get_paths()["purelib"])
+    return subprocess.run(
+        [shared_python(), *map(str, args)],
+        cwd=cwd,
+        env=clean_env({"PYTHONPATH": os.pathsep.join([str(REPO), str(site)])}),
+        user=None if user is None else user.uid,
+        group=None if user is None else user.gid,
+        extra_groups=None if user is None else [],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+        check=False,
+    )
 
 
 def make_victim(directory: Path, name: str = "victim") -> Path:

@@ -152,6 +152,18 @@ def free_port(kind: int = socket.SOCK_STREAM) -> int:
         return int(sock.getsockname()[1])
 
 
+def free_privileged_port() -> int:
+    """A port below 1024 on 127.0.0.1 that nothing listens on right now."""
+    for port in range(900, 1000):
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise AssertionError("no free port between 900 and 999")
+
+
 def cmdline(pid: int) -> str:
     """The NUL-separated command line of ``pid``, empty once it is gone."""
     try:

@@ -30,6 +30,7 @@ def run_dir() -> Iterator[Path]:
     shutil.rmtree(base, ignore_errors=True)
 
 
+@pytest.mark.root
 def test_a_shutdown_without_a_backstop_thread_still_runs_its_hooks(run_dir: Path) -> None:
     """No thread can start at SIGTERM: the shutdown hooks run and the exit is 0, with a warning."""
     pidfile, log = run_dir / "d.pid", run_dir / "d.jsonl"

@@ -284,6 +284,7 @@ def cli_as_other_user(*args: str | os.PathLike[str], cwd: Path) -> subprocess.Co
     )
 
 
+@pytest.mark.root
 @pytest.mark.parametrize(
     ("command", "status", "tail"),
     [
@@ -317,6 +318,7 @@ def test_other_user_is_told_already_running(
     wait_gone(pid)
 
 
+@pytest.mark.root
 def test_other_user_with_no_daemon_running_gets_the_option_error(shared_dir: Path) -> None:
     """Another user's start with root's directory and no daemon: the --pidfile error, exit 2."""
     pidfile = shared_dir / "app.pid"
@@ -328,6 +330,7 @@ def test_other_user_with_no_daemon_running_gets_the_option_error(shared_dir: Pat
     assert not pidfile.exists()
 
 
+@pytest.mark.root
 @pytest.mark.parametrize(("command", "status"), [("start", 0), ("run", 3)], ids=["start", "run"])
 def test_other_user_in_a_sticky_directory_is_told_already_running(
     shared_dir: Path, command: str, status: int

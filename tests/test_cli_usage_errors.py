@@ -56,3 +56,29 @@ def test_a_value_argparse_refuses_reads_like_the_others(args: list[str], said: s
     (line,) = result.stderr.splitlines()
     assert line.startswith(said), line
     assert line.endswith("(see 'aiodaemon run --help')")
+
+
+@pytest.mark.parametrize("user", ["no-such-user-here", "4294967295", "1" * 5000])
+def test_a_bad_user_reads_the_same_for_every_command(user: str) -> None:
+    """--user naming no user: status, stop, reload, upgrade say exactly what start says, exit 2."""
+    started = aiodaemon_cli("start", "tests.programs.forever:main", "--user", user)
+    assert started.returncode == 2
+    assert started.stderr.startswith("aiodaemon: --user: ")
+    for command in ("status", "stop", "reload", "upgrade"):
+        asked = aiodaemon_cli(command, "--pidfile", "/nonexistent/app.pid", "--user", user)
+        assert (asked.returncode, asked.stderr) == (2, started.stderr), command
+
+
+@pytest.mark.parametrize("flag", ["--shutdown-timeout", "--start-timeout"])
+def test_a_timeout_of_zero_reads_like_a_negative_one(flag: str) -> None:
+    """--shutdown-timeout 0 and -1 are refused in the same words (-1 said "non-negative")."""
+    said = []
+    for value in ("0", "-1"):
+        result = aiodaemon_cli("run", "tests.programs.forever:main", flag, value)
+        assert result.returncode == 2
+        said.append(result.stderr)
+    assert said == [
+        f"aiodaemon: {flag}: must be a positive number of seconds: {value!r} "
+        "(see 'aiodaemon run --help')\n"
+        for value in ("0", "-1")
+    ]

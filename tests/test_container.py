@@ -12,6 +12,8 @@ import subprocess
 import threading
 from pathlib import Path
 
+import pytest
+
 from .serving_support import PROGRAMS, exchange, http_get
 from .support import PYTHON, clean_env, require_tool, wait_for
 
@@ -57,6 +59,7 @@ def child_of(pid: int) -> int | None:
     return None
 
 
+@pytest.mark.root
 def test_pid1_logs_json_on_a_tty_and_drains_on_sigterm(tmp_path: Path) -> None:
     """PID 1 with a TTY stderr: JSON lines; probes answer; SIGTERM drains a request; exit 0."""
     unshare = require_tool("unshare")

@@ -191,6 +191,7 @@ def test_status_says_stopping_during_the_shutdown_hooks(app: App) -> None:
     assert not app.control.exists()
 
 
+@pytest.mark.root
 def test_without_a_writable_directory_the_daemon_starts_without_control(app: App) -> None:
     """A pre-created pidfile in a directory nobody may write to: a warning, not a failed start."""
     chattr = require_tool("chattr")
@@ -535,6 +536,7 @@ def _bytes_sent_to(server: socket.socket) -> list[bytes]:
             got.append(conn.recv(65536))
 
 
+@pytest.mark.root
 def test_a_socket_owned_by_another_user_is_not_trusted(app: App) -> None:
     """A control socket file owned by a uid that is neither root nor the daemon's: never used."""
     pid = start(app, "--no-control")
@@ -731,6 +733,7 @@ def root_only(app: App) -> Path:
     return path
 
 
+@pytest.mark.root
 def test_daemon_dropped_to_nobody_answers_root_on_its_control_socket(
     app: App, root_only: Path
 ) -> None:
@@ -766,6 +769,7 @@ def test_daemon_dropped_to_nobody_answers_root_on_its_control_socket(
             kill_quietly(holder)
 
 
+@pytest.mark.root
 def test_a_peer_of_another_uid_learns_nothing(app: App) -> None:
     """Even through a socket opened up to everyone, a stranger (nobody) gets no byte back."""
     if os.geteuid() != 0:
@@ -791,6 +795,7 @@ def test_a_peer_of_another_uid_learns_nothing(app: App) -> None:
     stop(app)
 
 
+@pytest.mark.root
 def test_the_cli_as_a_stranger_falls_back_to_the_pidfile(app: App) -> None:
     """aiodaemon status run by nobody cannot use the 0600 socket and reads the pidfile instead."""
     if os.geteuid() != 0:

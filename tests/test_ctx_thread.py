@@ -23,10 +23,11 @@ def test_request_shutdown_from_a_thread_stops_the_daemon(tmp_path: Path) -> None
     finally:
         d.kill()
     assert d.proc.returncode == 3, err
-    # The thread and main record in either order.
-    *before, last = d.recorded()
-    assert sorted(before) == ["main saw stopping", "thread asked"]
-    assert last == "shutdown hook"
+    # The thread records after its request returns: a loaded machine may run
+    # the whole shutdown (main, then the hook) before the thread's next line.
+    recorded = d.recorded()
+    assert sorted(recorded) == ["main saw stopping", "shutdown hook", "thread asked"]
+    assert recorded.index("main saw stopping") < recorded.index("shutdown hook")
     (asked,) = [r for r in d.lines() if r["event"] == "shutdown requested by the program"]
     assert asked["status"] == 3
     assert d.events()[-1] == "exit"

@@ -102,13 +102,19 @@ def option_set_by(flag: str, tmp: Path) -> str:
 
 @pytest.mark.parametrize(
     ("option", "flag"),
-    [(option, flag) for option, flags in documented_flags().items() for flag in flags],
+    [
+        # --chroot is refused unless root, before it sets anything.
+        pytest.param(option, flag, marks=pytest.mark.root) if option == "chroot" else (option, flag)
+        for option, flags in documented_flags().items()
+        for flag in flags
+    ],
 )
 def test_each_documented_flag_sets_its_option(option: str, flag: str, tmp_path: Path) -> None:
     """The flag docs/options.md gives an option sets that option, to a value run() accepts."""
     assert option_set_by(flag, tmp_path) == option
 
 
+@pytest.mark.root  # --chroot is refused unless root, before it sets anything
 def test_production_flag_table_names_the_option_each_flag_sets(tmp_path: Path) -> None:
     """docs/production.md's flag table pairs each flag with the run() option it sets."""
     rows = table_rows(DOCS / "production.md", "### Options")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import shlex
+import shutil
 import signal
 import socket
 import subprocess
@@ -193,3 +194,54 @@ def test_echo_service_stop_stops_the_process_an_upgrade_started(tmp_path: Path) 
         json.loads(line) for line in journal.read_text().splitlines() if line.startswith("{")
     ]
     assert {"event": "exit", "pid": successor, "status": 0}.items() <= records[-1].items()
+
+
+def test_echo_template_instances_are_controlled_one_by_one(tmp_path: Path) -> None:
+    """echo@.service: two instances; reload and stop reach only their own, the other runs on.
+
+    systemd removes a stopped instance's RuntimeDirectory=: the other instance's
+    pidfile and control socket are in a directory of their own and stay.
+    """
+    template = (UNITS / "echo@.service").read_text()
+    (tmp_path / "log").mkdir()
+    ports = [free_port(), free_port()]
+    units = {port: template.replace("%i", str(port)) for port in ports}
+    daemons: dict[int, subprocess.Popen[str]] = {}
+    try:
+        for port, unit in units.items():
+            (runtime,) = re.findall(r"^RuntimeDirectory=(.*)$", unit, re.M)
+            (tmp_path / "run" / runtime).mkdir(parents=True)
+            with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as notify:
+                notify.bind(str(tmp_path / f"notify-{port}"))
+                notify.settimeout(20)
+                daemons[port] = subprocess.Popen(
+                    command(unit, "ExecStart", tmp_path, port),
+                    cwd=REPO,
+                    env=clean_env({"NOTIFY_SOCKET": str(tmp_path / f"notify-{port}")}),
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                    text=True,
+                )
+                while "READY=1" not in notifications(notify):
+                    pass
+        first, second = ports
+        for port in ports:
+            reloaded = reload(units[port], tmp_path, port)
+            assert reloaded.stderr == f"aiodaemon: reloaded (pid {daemons[port].pid})\n"
+        stopped = run_command(units[first], "ExecStop", tmp_path, first)
+        assert stopped.stderr == f"aiodaemon: stopped (pid {daemons[first].pid})\n"
+        assert daemons[first].wait(timeout=30) == 0
+        (runtime,) = re.findall(r"^RuntimeDirectory=(.*)$", units[first], re.M)
+        shutil.rmtree(tmp_path / "run" / runtime)  # as systemd does after the stop
+        assert echo(second) == b"hi\n"
+        reloaded = reload(units[second], tmp_path, second)
+        assert reloaded.stderr == f"aiodaemon: reloaded (pid {daemons[second].pid})\n"
+        stopped = run_command(units[second], "ExecStop", tmp_path, second)
+        assert stopped.stderr == f"aiodaemon: stopped (pid {daemons[second].pid})\n"
+        assert daemons[second].wait(timeout=30) == 0
+    finally:
+        for daemon in daemons.values():
+            if daemon.poll() is None:
+                daemon.kill()
+                daemon.wait()

@@ -137,8 +137,8 @@ def test_a_user_that_is_no_uid_is_a_usage_error(tmp_path: Path, user: str) -> No
     result = aiodaemon_cli("status", "--pidfile", tmp_path / "app.pid", "--user", user)
     assert result.returncode == 2, result.stderr
     assert result.stderr in (
-        f"aiodaemon: --user: no such user: {user!r}\n",
-        f"aiodaemon: --user: uid out of range: {user!r}\n",
+        f"aiodaemon: --user: unknown user {user!r}\n",
+        f"aiodaemon: --user: id out of range: {user!r}\n",
     )
     assert os.listdir(tmp_path) == []
 

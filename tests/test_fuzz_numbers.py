@@ -77,6 +77,8 @@ def test_a_number_in_any_digits_is_taken_or_a_config_error(kind: str, number: st
     if error is not None:
         assert "\n" not in str(error)
         return
+    # Only ASCII digits are numbers: int() would read Arabic-Indic "022" as 0o22.
+    assert number.isascii(), (kind, number)
     # What was taken is what the digits say, within range.
     addresses = [*options.listen.values(), options.health]
     assert all(0 <= a.port <= 65535 for a in addresses if isinstance(a, InetAddress))
@@ -98,6 +100,32 @@ def test_a_port_in_digits_int_refuses_is_one_line(tmp_path: Path, flags: list[st
     assert not (tmp_path / "app.pid").exists()
 
 
+@pytest.mark.parametrize(
+    ("flags", "named"),
+    [
+        (["run", "app:main", "--umask", "\u0660\u0662\u0662"], "--umask"),
+        (["run", "app:main", "--listen", "h=unix:{tmp}/s?mode=\u0666\u0660\u0660"], "--listen"),
+        (["run", "app:main", "--shutdown-timeout", "\uff11\uff10"], "--shutdown-timeout"),
+        (["stop", "--pidfile", "{tmp}/app.pid", "--timeout", "\u0661"], "--timeout"),
+    ],
+)
+def test_digits_of_other_scripts_are_refused_like_a_port(
+    tmp_path: Path, flags: list[str], named: str
+) -> None:
+    """A umask, socket mode or seconds in Arabic-Indic or fullwidth digits: exit 2, one line.
+
+    int() and float() read them (``--umask ٠٢٢`` was taken as 022) while a port
+    or a user id in the same digits was refused.
+    """
+    install_program("noop", tmp_path)
+    argv = [flag.replace("{tmp}", str(tmp_path)) for flag in flags]
+    result = aiodaemon_cli(*argv)
+    assert result.returncode == 2, result.stderr
+    assert named in result.stderr, result.stderr
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert not (tmp_path / "app.pid").exists()
+
+
 def test_seconds_past_31_years_mean_as_long_as_it_takes() -> None:
     """shutdown_timeout, start_timeout and drain_delay of 1e12 or 1e300 are taken as 1e9 s."""
     options = parse_options(
@@ -105,6 +133,18 @@ def test_seconds_past_31_years_mean_as_long_as_it_takes() -> None:
     )
     assert (options.shutdown_timeout, options.start_timeout, options.drain_delay) == (1e9,) * 3
     assert parse_options({"shutdown_timeout": 12.5}).shutdown_timeout == 12.5
+
+
+def test_infinity_is_as_long_as_it_takes_too(tmp_path: Path) -> None:
+    """math.inf, or ``inf`` on the command line, is 1e9 s as 1e12 is; it was "not positive"."""
+    inf = math.inf
+    options = parse_options({"shutdown_timeout": inf, "start_timeout": inf, "drain_delay": inf})
+    assert (options.shutdown_timeout, options.start_timeout, options.drain_delay) == (1e9,) * 3
+    with pytest.raises(ConfigError, match="shutdown_timeout: must be a positive number"):
+        parse_options({"shutdown_timeout": math.nan})
+    result = aiodaemon_cli("stop", "--pidfile", tmp_path / "app.pid", "--timeout", "inf")
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == f"aiodaemon: not running (no pidfile {tmp_path / 'app.pid'})\n"
 
 
 def test_a_daemon_with_huge_timeouts_starts_and_stops_cleanly(tmp_path: Path) -> None:

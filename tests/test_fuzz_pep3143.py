@@ -12,6 +12,7 @@ import json
 import tempfile
 from pathlib import Path
 
+import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
@@ -34,6 +35,7 @@ def _settings(draw: st.DrawFn) -> dict[str, object]:
 
 
 # A child interpreter per example: a few seconds in all.
+@pytest.mark.root  # uid=0 is a valid value only for root
 @settings(max_examples=20, deadline=None, derandomize=True, database=None)
 @given(_settings())
 @example({"uid": -5})

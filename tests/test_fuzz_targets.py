@@ -52,12 +52,13 @@ def test_any_target_loads_or_is_a_one_line_target_error(spec: str) -> None:
         ("lazy", "getting 'lazy' from 'tests.programs.odd_targets' failed: ModuleNotFoundError"),
         ("broken.main", "failed: RuntimeError: broken property"),
         ("stream", "is an async generator function (async def with yield)"),
+        ("number", "is not an async function or an aiodaemon.Daemon (it is an int)"),
     ],
 )
 def test_a_target_that_fails_when_read_is_one_line(attr: str, said: str) -> None:
-    """run, a TARGET whose lookup raises or an async generator: exit 2, one line, no traceback."""
+    """run, a TARGET whose lookup raises, an async generator or a number: exit 2, one line."""
     result = aiodaemon_cli("run", f"{MODULE}:{attr}", "--no-control")
     assert result.returncode == 2, result.stderr
     assert result.stderr.count("\n") == 1, result.stderr
     assert said in result.stderr
-    assert "odd_targets.py" in result.stderr or attr == "stream"
+    assert "odd_targets.py" in result.stderr or attr in ("stream", "number")

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from .serving_support import exchange, http_get, serve
-from .support import PYTHON, clean_env, require_tool
+from .support import PYTHON, clean_env, free_privileged_port, require_tool
 
 
 def free_ports(count: int) -> list[int]:
@@ -72,15 +72,15 @@ async def test_readiness_check_decides_readyz(tmp_path: Path) -> None:
         assert "readiness checks pass again" in events
 
 
-async def test_anything_else_is_404_405_or_400_and_never_echoed(tmp_path: Path) -> None:
-    """Unknown paths get 404, other methods 405, garbage and oversized requests 400; no echo."""
+async def test_anything_else_is_404_or_400_and_never_echoed(tmp_path: Path) -> None:
+    """Unknown paths and other methods get 404, garbage and oversized requests 400; no echo."""
     marker = "zq7marker"
     async with serve(tmp_path, "--health", "127.0.0.1:0") as app:
         health = await app.address("health")
         await app.wait_event("ready")
         cases = {
             f"GET /{marker} HTTP/1.1\r\n\r\n".encode(): 404,
-            f"POST /livez HTTP/1.1\r\nX: {marker}\r\n\r\n".encode(): 405,
+            f"POST /livez HTTP/1.1\r\nX: {marker}\r\n\r\n".encode(): 404,
             f"POST /{marker} HTTP/1.1\r\n\r\n".encode(): 404,
             f"{marker}\r\n\r\n".encode(): 400,
             f"GET /livez SPDY/{marker}\r\n\r\n".encode(): 400,
@@ -99,8 +99,8 @@ async def test_anything_else_is_404_405_or_400_and_never_echoed(tmp_path: Path) 
         assert app.proc.returncode is None
 
 
-async def test_other_methods_on_the_probes_get_405_naming_get_and_head(tmp_path: Path) -> None:
-    """POST, PUT or DELETE of /livez or /readyz: 405 with `Allow: GET, HEAD`; GET still 200."""
+async def test_other_methods_on_the_probes_are_anything_else_404(tmp_path: Path) -> None:
+    """POST, PUT, DELETE or OPTIONS of /livez or /readyz: 404, as DESIGN says; GET still 200."""
     async with serve(tmp_path, "--health", "127.0.0.1:0") as app:
         health = await app.address("health")
         await app.wait_event("ready")
@@ -108,11 +108,9 @@ async def test_other_methods_on_the_probes_get_405_naming_get_and_head(tmp_path:
             for path in ("/livez", "/readyz"):
                 request = f"{method} {path} HTTP/1.1\r\nContent-Length: 0\r\n\r\n".encode()
                 status, body, response = await http_get(health, "", raw=request)
-                assert status == 405, (method, path)
-                assert response.startswith(b"HTTP/1.1 405 Method Not Allowed\r\n")
-                headers = response.partition(b"\r\n\r\n")[0].split(b"\r\n")[1:]
-                assert b"Allow: GET, HEAD" in headers
-                assert body == {"error": "method not allowed"}
+                assert status == 404, (method, path)
+                assert response.startswith(b"HTTP/1.1 404 Not Found\r\n")
+                assert body == {"error": "not found"}
         assert (await http_get(health, "/livez"))[:2] == (200, {"state": "running"})
         assert (await http_get(health, "/readyz"))[:2] == (200, {"state": "running"})
         assert app.proc.returncode is None
@@ -179,18 +177,6 @@ async def refused(address: tuple[str, int]) -> bool:
         return True
     writer.close()
     return False
-
-
-def free_privileged_port() -> int:
-    """A port below 1024 on 127.0.0.1 that nothing listens on right now."""
-    for port in range(900, 1000):
-        with socket.socket() as sock:
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise AssertionError("no free port between 900 and 999")
 
 
 @pytest.mark.root

@@ -7,6 +7,8 @@ import os
 import signal
 from pathlib import Path
 
+import pytest
+
 from .support import program, python, read_json_lines, wait_for, wait_gone
 
 
@@ -41,6 +43,7 @@ def test_a_daemon_started_with_signals_blocked_and_sigchld_ignored_works(tmp_pat
     assert read_json_lines(log)[-1]["event"] == "exit"
 
 
+@pytest.mark.root
 def test_a_fork_the_system_refuses_is_one_line() -> None:
     """With no process left to fork (RLIMIT_NPROC), start fails with one line, no traceback."""
     options = {"detach": True}

@@ -13,7 +13,7 @@ from .support import REPO, mypy_strict, python_snippets
 def test_the_pages_kit_examples_pass_mypy_strict(tmp_path: Path) -> None:
     """Every Python example of docs/testing.md using the kit type-checks under --strict."""
     blocks = [b for b in python_snippets(REPO / "docs" / "testing.md") if "aiodaemon.testing" in b]
-    assert len(blocks) == 5
+    assert len(blocks) == 6
     result = mypy_strict(tmp_path, {f"example_{i}.py": b for i, b in enumerate(blocks)})
     assert result.returncode == 0, result.stdout + result.stderr
 

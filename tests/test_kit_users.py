@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sysconfig
 from pathlib import Path
 
 import pytest
 
 from aiodaemon.testing import launch
 
-from .security_support import User, arena, intruder
-from .support import REPO, clean_env, proc_status, shared_python
+from .security_support import User, arena, intruder, shared_python_as
+from .support import REPO, proc_status
+
+pytestmark = pytest.mark.root  # the daemon drops to another user
 
 __all__ = ["arena", "intruder"]  # fixtures, re-exported for pytest
 
@@ -62,19 +61,6 @@ def test_a_test_run_without_root_gets_the_daemons_own_error_for_user(
         encoding="utf-8",
     )
     script.chmod(0o644)
-    site = Path(sysconfig.get_paths()["purelib"])
-    ran = subprocess.run(
-        [shared_python(), str(script)],
-        cwd="/",
-        env=clean_env({"PYTHONPATH": os.pathsep.join([str(REPO), str(site)])}),
-        user=intruder.uid,
-        group=intruder.gid,
-        extra_groups=[],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        stdin=subprocess.DEVNULL,
-        check=False,
-    )
+    ran = shared_python_as(intruder, script, cwd="/", timeout=60)
     assert ran.returncode == 0, ran.stderr
     assert ran.stdout == "--user: changing identity needs root\n"

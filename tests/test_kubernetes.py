@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import kubernetes_validate
+import pytest
 import yaml
 
 from .serving_support import http_get
@@ -88,6 +89,7 @@ def test_dockerfile_is_slim_non_root_and_runs_aiodaemon() -> None:
     assert deployment()["spec"]["template"]["spec"]["securityContext"]["runAsUser"] == uid
 
 
+@pytest.mark.root
 def test_the_container_command_serves_probes_and_drains(tmp_path: Path) -> None:
     """The manifest's command as PID 1: its probe paths answer, SIGTERM turns /readyz 503."""
     unshare = require_tool("unshare")

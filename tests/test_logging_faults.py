@@ -250,3 +250,33 @@ def test_a_record_cut_before_its_newline_only_is_not_counted_lost(
             parsed.append("broken")
     expected = {0: ["first", "cut", "after"], 1: ["first", "cut", "after"]}
     assert parsed == expected.get(short, ["first", "broken", "after"])
+
+
+@pytest.mark.root
+def test_the_loss_is_told_before_the_records_after_it_when_space_comes_back(
+    tmp_path: Path, tiny_disk: Path
+) -> None:
+    """Space freed between the notice's failed write and the next: the notice still comes first.
+
+    Written apart, the notice failed on the full disk, the batch after it got
+    through, and the notice followed that batch (failed once in a loaded run).
+    """
+    log = tiny_disk / "app.log"
+    script = install_program("log_disk_freed", tmp_path, "child.py")
+    result = subprocess.run(
+        [PYTHON, str(script), json.dumps({"log_file": str(log)}), str(tiny_disk / "filler")],
+        env=clean_env(log_child_env()),
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    parsed, broken = records(log)
+    assert broken == []
+    # Ticks 0 and 1 went with the full disk (the notice too, in the write with 1).
+    assert [(r["event"], r.get("n"), r.get("lost")) for r in parsed] == [
+        ("log records lost", None, 2),
+        ("tick", 2, None),
+    ]
+    assert json.loads(result.stdout) == {"closed": True, "lost": 3}

@@ -5,7 +5,11 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from .support import PROGRAMS, PYTHON, clean_env, require_tool
+
+pytestmark = pytest.mark.root  # a PID namespace of its own (unshare --pid)
 
 
 def _as_pid1(*command: str | Path) -> subprocess.CompletedProcess[str]:

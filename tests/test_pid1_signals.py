@@ -8,10 +8,13 @@ import signal
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from .support import PYTHON, clean_env, program, read_json_lines, require_tool, wait_for
 from .test_container import child_of
 
 
+@pytest.mark.root
 def test_a_stop_signal_to_the_inits_group_is_one_request(tmp_path: Path) -> None:
     """kill -TERM -PGID of PID 1: the daemon (in a group of its own) stops gracefully, exit 0."""
     log, release = tmp_path / "log.jsonl", tmp_path / "release"

@@ -9,6 +9,8 @@ import subprocess
 import termios
 from pathlib import Path
 
+import pytest
+
 from .support import PYTHON, clean_env, program, read_json_lines, require_tool, wait_for
 from .test_container import PtyLines
 
@@ -18,6 +20,7 @@ def _take_as_controlling_terminal() -> None:
     fcntl.ioctl(0, termios.TIOCSCTTY, 0)
 
 
+@pytest.mark.root
 def test_a_pid1_daemon_reads_its_terminal_and_ctrl_c_stops_it(tmp_path: Path) -> None:
     """Not stopped by SIGTTIN as a background job: it reads a line; Ctrl-C ends it with 0."""
     log = tmp_path / "log.jsonl"

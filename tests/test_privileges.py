@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 
 from .support import (
+    PYTHON,
     clean_env,
     install_program,
     kill_quietly,
@@ -335,6 +336,55 @@ def test_daemon_environment_has_no_framework_variables(
     in_proc = {item.split(b"=", 1)[0].decode() for item in raw if item}
     assert in_proc == given
     assert set(report["environ"]) == given
+    stop_daemon(pid)
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        # root's own values, as a root shell or sudo -i has them: the service account's.
+        (
+            {"HOME": "/root", "USER": "root", "LOGNAME": "root"},
+            {"HOME": NOBODY.pw_dir, "USER": "nobody", "LOGNAME": "nobody"},
+        ),
+        # Given on purpose for the daemon: kept. Absent: not added.
+        ({"HOME": "/srv/app", "USER": "app"}, {"HOME": "/srv/app", "USER": "app", "LOGNAME": None}),
+    ],
+)
+def test_a_drop_names_the_new_user_in_home_user_and_logname(
+    base: Path,
+    run_dir: Path,
+    daemons: list[int],
+    given: dict[str, str],
+    expected: dict[str, str | None],
+) -> None:
+    """user=nobody started by root: HOME, USER, LOGNAME that were root's are nobody's.
+
+    Left as root's, a child tool of the service account read /root (git: "unable
+    to read config file '/root/.gitconfig'"). Values given on purpose stay.
+    """
+    options = {"pidfile": str(run_dir / "d.pid"), "user": "nobody", "workdir": str(run_dir)}
+    script = install_program("priv_daemon", base, "daemon_app.py")
+    report = run_dir / "report.json"
+    env = {k: v for k, v in clean_env().items() if k not in ("HOME", "USER", "LOGNAME")}
+    result = subprocess.run(
+        [PYTHON, script, json.dumps(options), report],
+        cwd=base,
+        env=env | given,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    pid = read_pid(run_dir / "d.pid")
+    daemons.append(pid)
+    data = wait_for(
+        lambda: report.exists() and json.loads(report.read_text() or "null"),
+        what="the daemon's report",
+    )
+    assert data["identity_variables"] == expected
+    assert data["child_home"] == f"{expected['HOME']} {expected['USER']}"
     stop_daemon(pid)
 
 

@@ -24,11 +24,13 @@ from pathlib import Path
 
 import pytest
 
+import aiodaemon._cli._daemon_commands
 import aiodaemon._cli._lost_holder
 import aiodaemon._cli._lost_pidfile
 import aiodaemon._cli._main
 import aiodaemon._cli._reload_command
 import aiodaemon._cli._stop
+import aiodaemon._cli._upgrade_command
 
 from .security_support import (
     User,
@@ -60,6 +62,8 @@ _PRELOADED = (
     aiodaemon._cli._lost_holder,
     aiodaemon._cli._lost_pidfile,
     aiodaemon._cli._reload_command,
+    aiodaemon._cli._upgrade_command,
+    aiodaemon._cli._daemon_commands,
 )
 _PRELOADED_STOP = aiodaemon._cli._stop
 
@@ -117,7 +121,10 @@ def test_stop_never_removes_a_planted_stale_pidfile(arena: Path, intruder: User)
     """An unlocked pidfile of another user naming a dead pid: stop leaves it (1), not "stale"."""
     pidfile = shared_dir(arena / "pub") / "app.pid"
     with planted(intruder, pidfile):
-        pidfile.write_text("999999\n")
+        # Not write_text(): its O_CREAT is refused to root too by fs.protected_regular.
+        fd = os.open(pidfile, os.O_WRONLY | os.O_TRUNC)
+        os.write(fd, b"999999\n")
+        os.close(fd)
         stop = cli("stop", "--pidfile", pidfile)
         assert stop.returncode == 1, stop.stderr
         assert "nothing removed" in stop.stderr
@@ -212,3 +219,28 @@ def test_another_users_socket_beside_a_removed_pidfile_is_not_believed(
     assert stop.stderr.startswith(warning), stop.stderr
     assert start.returncode == 1, start.stderr  # the stranger's socket is in the way
     assert "already running" not in start.stderr
+
+
+@pytest.mark.parametrize("command", ["stop", "reload", "upgrade", "restart"])
+def test_a_pidfile_private_to_the_daemons_user_is_not_allowed_to_others(
+    arena: Path, service_account: User, intruder: User, command: str
+) -> None:
+    """umask 077 makes the pidfile private to svc: others are not allowed (4), nothing signalled."""
+    pidfile = arena / "app.pid"
+    started = cli(
+        "start", TARGET, "--pidfile", pidfile, "--user", service_account.name, "--umask", "077"
+    )
+    assert started.returncode == 0, started.stderr
+    pid = read_pid(pidfile)
+    try:
+        assert os.stat(pidfile).st_mode & 0o777 == 0o600
+        target = [TARGET] if command == "restart" else []
+        code, out, err = cli_as(intruder, command, *target, "--pidfile", pidfile)
+        assert code == 4, err
+        assert out == ""
+        assert err.startswith(f"aiodaemon: not allowed: cannot open {pidfile}: Permission denied;")
+        assert read_pid(pidfile) == pid
+        assert is_alive(pid)
+    finally:
+        assert cli("stop", "--pidfile", pidfile).returncode == 0
+    wait_gone(pid)

@@ -1,7 +1,9 @@
 """Files another user planted in a shared sticky directory (audit M1, M2): never adopted.
 
-The kernel's ``fs.protected_regular`` may be off (it is on the test VM), so
-the daemon applies the rule itself: in a sticky directory writable by group or
+The kernel's ``fs.protected_regular`` may be off (when on, as Debian's 2, it
+refuses root's ``O_CREAT`` of the daemon's own files from the last run too,
+which the daemon must then open without it), so the daemon applies the rule
+itself: in a sticky directory writable by group or
 others, an existing file is used only if root, the daemon's own user or the
 directory's owner owns it. The planting user is real and keeps its
 descriptor open, as an attacker would, to read or rewrite the file later.
@@ -135,6 +137,56 @@ def test_a_log_file_planted_after_rotation_is_refused_at_reopen(
             record = refused_reopen(rotated)
             assert record["level"] == "error"
             assert _refusal(intruder) in str(record["error"]), record
+            seen = len(records(rotated))
+            wait_for(lambda: len(records(rotated)) > seen + 2, what="ticks after the refusal")
+            assert log.read_bytes() == b""
+
+
+@pytest.mark.parametrize("option", ["log_file", "stdout", "stderr"])
+def test_an_output_file_in_a_directory_open_to_all_is_refused(arena: Path, option: str) -> None:
+    """A log or stdio file in a world-writable directory without the sticky bit: exit 2, one line.
+
+    Anyone may replace any file there; the root daemon's next reopen adopted
+    the planted one, whose owner then read and forged its logs. Refused as the
+    pidfile is there.
+    """
+    open_dir = arena / "open"
+    open_dir.mkdir()
+    open_dir.chmod(0o777)
+    (arena / "run").mkdir()
+    options = {
+        "detach": True,
+        "pidfile": str(arena / "run" / "app.pid"),
+        option: str(open_dir / "x"),
+    }
+    mark = arena / "started"
+    result = start_daemon(options, mark)
+    if result.returncode == 0:
+        stop_daemon(read_pid(arena / "run" / "app.pid"))
+    assert result.returncode == 2, result.stderr
+    assert result.stderr == (
+        f"aiodaemon: {option}: directory is world-writable without the sticky bit: {open_dir}\n"
+    )
+    assert not mark.exists()
+    assert list(open_dir.iterdir()) == []
+
+
+def test_a_log_directory_opened_to_all_later_is_refused_at_reopen(
+    arena: Path, intruder: User
+) -> None:
+    """Opened to all (no sticky bit) after the start, then rotated and planted: not adopted."""
+    logs = arena / "logs"
+    logs.mkdir()
+    log, rotated = logs / "app.log", logs / "app.log.1"
+    options = {"pidfile": str(arena / "app.pid"), "log_file": str(log), "umask": 0o077}
+    with running_daemon(options) as pid:
+        wait_for(lambda: len(records(log)) > 2, what="ticks in the log file")
+        logs.chmod(0o777)
+        log.rename(rotated)
+        with planted(intruder, log):
+            os.kill(pid, signal.SIGUSR1)
+            record = refused_reopen(rotated)
+            assert "world-writable without the sticky bit" in str(record["error"]), record
             seen = len(records(rotated))
             wait_for(lambda: len(records(rotated)) > seen + 2, what="ticks after the refusal")
             assert log.read_bytes() == b""

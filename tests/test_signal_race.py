@@ -166,3 +166,32 @@ def test_a_signal_after_the_loop_closed_does_not_change_the_exit(
     assert proc.returncode == 0, err
     assert recorded("released")
     assert not pidfile.exists()
+
+
+@pytest.mark.parametrize(
+    ("sig", "run"),
+    [(signal.SIGHUP, "once"), (signal.SIGTERM, "once"), (signal.SIGTERM, "again")],
+    ids=["HUP", "TERM", "TERM-second-run"],
+)
+def test_a_signal_while_asyncio_installs_its_handlers_is_handled(
+    tmp_path: Path, sig: signal.Signals, run: str
+) -> None:
+    """Sent to a program thread as asyncio's loop begins installing its handlers: not lost."""
+    pidfile, log = tmp_path / "d.pid", tmp_path / "d.jsonl"
+    options = {"detach": False, "pidfile": str(pidfile), "log_file": str(log), "uvloop": False}
+    with spawn_program("signal_in_handler_setup", json.dumps(options), sig.name, run) as proc:
+        try:
+            wait_for(lambda: _has_event(log, "ready") or proc.poll() is not None, 20, "the start")
+            wait_for(lambda: _has_event(log, "signal received"), 10, "the signal's record")
+            if sig == signal.SIGHUP:
+                wait_for(lambda: _has_event(log, "reload finished"), 10, "the reload")
+                proc.send_signal(signal.SIGTERM)
+            _, err = proc.communicate(timeout=30)
+        finally:
+            kill_quietly(proc.pid)
+    if sig == signal.SIGTERM:
+        assert proc.returncode == 1
+        assert err.splitlines()[-1] == "aiodaemon: stopped by SIGTERM before it was ready"
+    else:
+        assert proc.returncode == 0, err
+    assert read_json_lines(log)[-1]["event"] == "exit"

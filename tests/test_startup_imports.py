@@ -164,6 +164,7 @@ def test_the_version_is_the_installed_distributions() -> None:
     assert aiodaemon.__version__ == importlib.metadata.version("aiodaemon")
 
 
+@pytest.mark.root
 def test_a_privilege_dropping_daemon_loads_no_hashlib() -> None:
     """What a dropped daemon may import later is loaded ahead, but not ``secrets``.
 

@@ -27,3 +27,25 @@ def test_a_daemon_out_of_descriptors_is_reported_running_from_its_pidfile(tmp_pa
     finally:
         os.kill(pid, signal.SIGTERM)
         wait_gone(pid)
+
+
+def test_on_asyncio_s_loop_a_daemon_out_of_descriptors_is_unknown(tmp_path: Path) -> None:
+    """asyncio leaves the request in the backlog: no answer, exit 4 (LSB unknown), as documented."""
+    pidfile, marker = tmp_path / "d.pid", tmp_path / "full"
+    options = {
+        "detach": True,
+        "pidfile": str(pidfile),
+        "log_file": str(tmp_path / "log"),
+        "uvloop": False,
+    }
+    started = python([program("fds_gone_after_ready"), json.dumps(options), marker])
+    assert started.returncode == 0, started.stderr
+    pid = int(pidfile.read_text())
+    try:
+        wait_for(marker.exists, what="the daemon to use up its descriptors")
+        result = aiodaemon_cli("status", "--pidfile", pidfile, "--timeout", "1")
+        assert result.returncode == 4, result.stderr
+        assert result.stdout == f"unknown (no answer from pid {pid} within 1 s)\n"
+    finally:
+        os.kill(pid, signal.SIGTERM)
+        wait_gone(pid)

@@ -129,6 +129,7 @@ def path_receiver(tmp_path: Path) -> Iterator[NotifyReceiver]:
 # -- the receiver, checked against systemd's own sender ---------------------------------
 
 
+@pytest.mark.root
 def test_receiver_records_systemd_notify(receiver: NotifyReceiver) -> None:
     """The real systemd-notify's READY=1 and STATUS= arrive as one datagram, with credentials."""
     tool = require_tool("systemd-notify")
@@ -314,6 +315,7 @@ def test_is_supervised_reads_service_manager_variables(
     assert is_supervised(env) is expected
 
 
+@pytest.mark.root
 def test_is_supervised_as_pid_1() -> None:
     """As PID 1 of a new PID namespace (a container's init) the process is supervised."""
     unshare = require_tool("unshare")

@@ -242,8 +242,8 @@ def docs_example() -> str:
     return next(b for b in blocks if b.startswith('"""The greeter example'))
 
 
-def run_user_tests(tmp_path: Path, source: str) -> subprocess.CompletedProcess[str]:
-    """Run ``source`` with pytest as the page says: in a project directory of the user's.
+def run_user_tests(tmp_path: Path, source: str, *options: str) -> subprocess.CompletedProcess[str]:
+    """Run ``source`` with pytest (and ``options``) as the page says: in a project of the user's.
 
     The directory, outside the repository, holds a copy of examples/greeter.py, the
     page's ``pyproject.toml`` and the test file; aiodaemon's own pytest configuration
@@ -257,7 +257,7 @@ def run_user_tests(tmp_path: Path, source: str) -> subprocess.CompletedProcess[s
     (project / "pyproject.toml").write_text(config)
     (project / "test_greeter.py").write_text(source)
     return subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *options],
         cwd=project,
         env=clean_env(),
         capture_output=True,
@@ -327,3 +327,13 @@ async def test_an_upgrades_successor_is_stopped_with_the_block() -> None:
     assert not is_alive(successor)
     finished = [r for r in daemon.records() if r["event"] == "shutdown finished"]
     assert [r["pid"] for r in finished] == [daemon.pid, successor]
+
+
+@pytest.mark.timeout(300)
+def test_the_documented_greeters_run_side_by_side_under_xdist(tmp_path: Path) -> None:
+    """docs/testing.md's three-greeter tests pass under pytest -n 3: nine daemons, none shared."""
+    blocks = python_snippets(REPO / "docs" / "testing.md")
+    several = next(b for b in blocks if b.startswith('"""Three greeters in each test'))
+    result = run_user_tests(tmp_path, several, "-n", "3")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "3 passed" in result.stdout

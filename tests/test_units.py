@@ -45,13 +45,15 @@ def verify(tmp_path: Path, units: dict[str, str]) -> subprocess.CompletedProcess
 
 
 def test_example_units_verify_cleanly(tmp_path: Path) -> None:
-    """echo.service, echo.socket and echo-forking.service: no error and no warning."""
+    """echo.service, echo@.service, echo.socket and echo-forking.service: no error, no warning."""
     units = {
         path.name: path.read_text()
         for path in sorted(EXAMPLES.iterdir())
         if path.suffix in (".service", ".socket")
     }
-    assert set(units) == {"echo.service", "echo.socket", "echo-forking.service"}
+    assert set(units) == {"echo.service", "echo@.service", "echo.socket", "echo-forking.service"}
+    # An instance of the template, so that its specifiers are expanded and checked too.
+    units["echo@8007.service"] = units["echo@.service"]
     result = verify(tmp_path, units)
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""
@@ -109,6 +111,6 @@ def test_a_unit_controls_the_daemon_through_the_pidfile_it_started_it_with(name:
     assert controlled <= started, f"{name}: {controlled} not given to the daemon ({started})"
     created = set(re.findall(r"^RuntimeDirectory=(.*)$", unit, re.M))
     for path in started:
-        match = re.fullmatch(r"/run/([^/]+)/[^/]+", path)
+        match = re.fullmatch(r"/run/(.+)/[^/]+", path)
         if match:
             assert match[1] in created, f"{name}: nothing creates /run/{match[1]} ({path})"

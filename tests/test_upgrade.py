@@ -479,6 +479,7 @@ def test_upgrade_of_a_daemon_dropped_to_nobody(shared_dir: Path) -> None:
     assert wait_for(lambda: [r for r in app.records("upgrade took over") if r["pid"] == new])
 
 
+@pytest.mark.root
 def test_upgrade_as_pid_1_is_refused(tmp_path: Path) -> None:
     """As PID 1 of a container the upgrade is refused, saying to roll the container instead."""
     unshare = require_tool("unshare")

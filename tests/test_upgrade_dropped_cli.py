@@ -11,13 +11,12 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sysconfig
 from pathlib import Path
 
 import pytest
 
-from .security_support import User, arena, own_dir, service_account, stop_daemon
-from .support import REPO, clean_env, program, read_json_lines, read_pid, shared_python, wait_gone
+from .security_support import User, arena, own_dir, service_account, shared_python_as, stop_daemon
+from .support import program, read_json_lines, read_pid, wait_gone
 
 pytestmark = pytest.mark.root
 
@@ -25,18 +24,8 @@ __all__ = ["arena", "service_account"]  # fixtures, re-exported for pytest
 
 
 def _cli(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess[str]:
-    """``python -m aiodaemon ARGS`` with a Python the service account may run too."""
-    site = Path(sysconfig.get_paths()["purelib"])
-    return subprocess.run(
-        [shared_python(), "-m", "aiodaemon", *map(str, args)],
-        cwd=cwd,
-        env=clean_env({"PYTHONPATH": os.pathsep.join([str(REPO), str(site)])}),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        stdin=subprocess.DEVNULL,
-        check=False,
-    )
+    """``python -m aiodaemon ARGS`` as root, with a Python the service account may run too."""
+    return shared_python_as(None, "-m", "aiodaemon", *args, cwd=cwd)
 
 
 @pytest.mark.parametrize("where", ["log_file", "stdout", "stderr", "pidfile"])

@@ -98,6 +98,12 @@ def _holder(
 
 def _not_running(path: StrPath, state: PidfileState, code: int) -> int:
     """Report a pidfile with no live holder; UNKNOWN is never treated as "not running"."""
+    if state.denied:
+        # A pidfile the daemon's umask made private to its user (or a private
+        # run directory): the caller lacks the privilege, as when the file is
+        # readable but the signal is refused (4), whatever the daemon's umask.
+        _say(f"not allowed: {state.detail}; nothing signalled: run as the daemon's user or as root")
+        return ControlCode.NO_PERMISSION
     if state.status is PidfileStatus.UNKNOWN:
         _say(f"cannot tell whether the daemon runs, nothing signalled: {state.detail}")
         # Locked, yet no pid in it: `status` says "unknown" (4); for an action

@@ -182,7 +182,10 @@ def exchange(
                     pass
                 data = _read_answer(sock, deadline)
             except TimeoutError:
-                raise ControlTimeout(f"no answer from {name} within {timeout:g} s") from None
+                # Callers pass what is left of the user's --timeout (0.999997 of
+                # its 1 s): the message names the user's figure.
+                waited = round(timeout, 2)
+                raise ControlTimeout(f"no answer from {name} within {waited:g} s") from None
             except ConnectionResetError as exc:
                 raise ControlNoAnswer(
                     f"control socket {path}: connection lost: {exc.strerror or exc}"

@@ -83,6 +83,7 @@ def _cmd_restart(args: argparse.Namespace) -> int:
         # Started again by an upgrade of a daemon that `restart` launched: the
         # daemon to stop is the one handing over to us.
         return _start(daemon, program, options, args)
+    _keep_what_cannot_be_replaced(args, options)
     from ._stop import stop
 
     control = None if args.no_control else control_path(args, args.pidfile)
@@ -90,6 +91,50 @@ def _cmd_restart(args: argparse.Namespace) -> int:
     if code != 0:
         return code
     return _start(daemon, program, options, args)
+
+
+def _keep_what_cannot_be_replaced(args: argparse.Namespace, options: dict[str, Any]) -> None:
+    """Leave a running daemon alone when its successor could not bind its port.
+
+    See :mod:`._restart_ports`: not root, a restart of a daemon root started
+    on a port below 1024 would stop it and fail to start the new one.
+
+    Raises:
+        _Running: such a daemon runs, which was said: exit 4 (LSB's
+            "insufficient privilege"), nothing stopped.
+    """
+    if os.geteuid() == 0:
+        return
+    from .._prefork._config import HEALTH_SOCKET, parse_options
+    from ._restart_ports import unbindable_port
+
+    parsed = parse_options(options)
+    listen = dict(parsed.listen)
+    if parsed.health is not None:
+        listen[HEALTH_SOCKET] = parsed.health
+    found = unbindable_port(listen)
+    held = None if found is None else _running_holder(args)
+    if found is None or held is None:
+        return  # with nothing running, the start says why it cannot bind
+    name, address = found
+    # "health" is refused as a listen= name: it can only be the health socket.
+    flag = "--health" if name == HEALTH_SOCKET else f"--listen {name}"
+    import signal
+
+    from .._prefork._procfs import signal_ends
+    from ._control import ControlCode
+
+    pid = read_pidfile(args.pidfile).running_pid
+    if pid is not None and signal_ends(pid, signal.SIGUSR2):
+        # Its upgrade would be refused, saying to restart: never send the user in a circle.
+        instead = "it predates upgrades (aiodaemon 0.1.0): only root can restart it"
+    else:
+        instead = "'aiodaemon upgrade' replaces the daemon and keeps its sockets"
+    error(
+        f"{PROG}: {held}; not restarted: {flag}: port {address.port} is privileged (only root"
+        f" or CAP_NET_BIND_SERVICE may bind it); {instead}"
+    )
+    raise _Running(ControlCode.NO_PERMISSION)
 
 
 def _start(
@@ -219,6 +264,13 @@ def _report_running_elsewhere(args: argparse.Namespace, exc: ConfigError) -> Non
         return
     held = _running_holder(args)
     if held is None:
+        state = read_pidfile(pidfile)
+        if args.command == "restart" and state.denied:
+            from ._control import ControlCode
+
+            # A pidfile private to another user: `stop` exits 4 on it too.
+            error(f"{PROG}: not allowed: {state.detail}; not restarted: {flag_message(exc)}")
+            raise _Running(ControlCode.NO_PERMISSION)
         return
     if args.command == "restart":
         from ._control import ControlCode

@@ -78,8 +78,8 @@ pidfile's lock is signalled, never a stale pid. A pidfile left by a dead daemon
 (nobody holds its lock) is removed with its stale control socket, and the
 command says so. Exit 0 once it is gone or when it was not running; 1 when the
 pidfile's holder cannot be verified (nothing signalled) or it survived SIGKILL;
-4 when you may not signal it. A daemon whose pidfile was removed or emptied by
-hand is found through its control socket or the lock. In a shared sticky
+4 when you may not signal it (or read its pidfile). A daemon whose pidfile was
+removed or emptied by hand is found through its control socket or the lock. In a shared sticky
 directory another user's pidfile is not believed (1) unless --user names that
 user.
 """,
@@ -92,11 +92,11 @@ Log files are reopened and reload hooks run; waits for the result over the
 control socket. Exit 0 when every reload hook succeeded; 1 with the failing
 hook's "Type: message" on stderr (the daemon keeps running), or "still
 reloading after S s" on --timeout; 7 when the daemon is not running; 4 when
-the control socket is the daemon user's and you are someone else. A daemon
-that answers "busy" (every control slot taken) or is being upgraded is asked
-again within --timeout (the new process reloads once it took over); 1
-"...; nothing reloaded" if it never gets through. --no-wait, or a daemon
-without a control socket: only SIGHUP is sent (exit 0).
+the control socket (or a pidfile private to it) is the daemon user's and you
+are someone else. A daemon that answers "busy" (every control slot taken) or
+is being upgraded is asked again within --timeout (the new process reloads
+once it took over); 1 "...; nothing reloaded" if it never gets through.
+--no-wait, or a daemon without a control socket: only SIGHUP is sent (exit 0).
 """,
     "upgrade": """\
 examples:
@@ -110,7 +110,8 @@ request is refused. Prints the new pid (exit 0); if the new process fails or is
 not ready within --timeout seconds it is killed, the old one keeps serving and
 the error is printed (exit 1). A control socket that answers "busy", or a
 daemon still starting or reloading, is asked again within --timeout. Exit 7
-when the daemon is not running.
+when the daemon is not running; 4 when you may not use its control socket (or
+read its pidfile).
 """,
     "status": """\
 examples:

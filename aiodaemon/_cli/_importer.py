@@ -99,7 +99,7 @@ def _import(module_name: str) -> Any:
             where = (
                 "sys.path; the current directory no longer exists"
                 if cwd is None
-                else f"{cwd} or sys.path"
+                else f"{_unreadable(cwd)} or sys.path"
             )
             raise TargetError(f"no module named {module_name!r} (in {where})") from None
         raise TargetError(f"importing {module_name!r} failed: {_describe(exc)}") from None
@@ -111,6 +111,20 @@ def _import(module_name: str) -> Any:
         # The module caught the refusal's SystemExit and carried on: still wrong.
         raise _calls_run(module_name, TARGET_IMPORT.called_at)
     return module
+
+
+def _unreadable(directory: str) -> str:
+    """``directory``, saying so when we may not list it, so its modules cannot be found.
+
+    ``sudo -u svc aiodaemon start app:main`` typed in a home directory closed
+    to ``svc`` leaves ``svc`` in a directory it cannot read: "no module named
+    'app'" while app.py is right there would send the reader after a typo.
+    """
+    if os.access(directory, os.R_OK | os.X_OK):
+        return directory
+    from .._prefork._identity import effective_user
+
+    return f"{directory}, which {effective_user()} may not read,"
 
 
 def _calls_run(module_name: str, called_at: str | None) -> TargetError:
@@ -162,7 +176,8 @@ def _check_program(name: str, obj: object) -> HookFunction:
         kind = type(obj).__name__
         if inspect.iscoroutinefunction(obj):
             raise TargetError(f"{name} must take no argument or one Context") from None
+        article = "an" if kind[:1].lower() in ("a", "e", "i", "o", "u") else "a"
         raise TargetError(
-            f"{name} is not an async function or an aiodaemon.Daemon (it is a {kind})"
+            f"{name} is not an async function or an aiodaemon.Daemon (it is {article} {kind})"
         ) from None
     return obj  # type: ignore[return-value]

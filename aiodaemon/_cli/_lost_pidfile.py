@@ -28,6 +28,7 @@ import time
 from .._prefork._control_protocol import VERSION
 from .._prefork._pidfile import has_file_open
 from .._prefork._pidfile_status import PidfileState, PidfileStatus, read_pidfile
+from .._prefork._procfs import any_open_file
 from .._prefork._sharedfile import is_open_to_all
 from ._control_client import (
     BUSY_PATIENCE,
@@ -151,6 +152,17 @@ def find_through_control(
             )
         peers.append(pid)
 
+    def check_pidfile(pid: int) -> None:
+        # Asked after the answer, not before: a daemon whose start raced our
+        # read of the path may only now show its pidfile there.
+        if pidfile is None and _opened_from(pid, path) is False:
+            # Another daemon, whose control= happens to be this pidfile's
+            # socket path: stopping it would stop the wrong instance.
+            raise ControlUntrusted(
+                f"control socket {control} is served by pid {pid}, which has no pidfile "
+                f"{path} open (another daemon's socket?); not trusted"
+            )
+
     request = {"v": VERSION, "cmd": "status"}
     name = f"control socket {control}"
     try:
@@ -165,6 +177,7 @@ def find_through_control(
         if len(set(peers)) != 1:
             raise
         # Still busy: the peer passed every check above; only its answer is missing.
+        check_pidfile(peers[0])
         return Found(peers[0], None)
     peer = peers[-1]
     if len(set(peers)) != 1 or answer.get("ok") is not True or answer.get("pid") != peer:
@@ -172,7 +185,22 @@ def find_through_control(
             f"control socket {control}: the answer does not name its server (pid {peer}); "
             "not trusted"
         )
+    check_pidfile(peer)
     return Found(peer, answer)
+
+
+def _opened_from(pid: int, path: StrPath) -> bool | None:
+    """Whether ``pid`` has a file opened at ``path`` open (now removed, or there again).
+
+    A daemon keeps its pidfile open (and locked) as long as it runs: after an
+    ``rm`` the kernel names that descriptor by the file's canonical path plus
+    `` (deleted)``; a daemon whose start raced our read of the path shows the
+    path itself. None when /proc will not tell.
+    """
+    directory, name = os.path.split(os.path.abspath(path))
+    canonical = os.path.join(os.path.realpath(directory), name)
+    shown_as = (canonical, canonical + " (deleted)")
+    return any_open_file(pid, lambda fd: os.readlink(fd) in shown_as)
 
 
 def _check_placed(control: StrPath, st: os.stat_result, owner: int | None) -> None:

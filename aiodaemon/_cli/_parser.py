@@ -113,35 +113,41 @@ def error(line: str) -> None:
     write_line(printable(line), sys.stderr)
 
 
+#: The longest wait a number of seconds stands for: past ~9e9 s the kernel's
+#: timeouts (select, socket timeouts) overflow, and 1e9 s is 31 years.
+LONGEST_WAIT = 1e9
+
+
+def _number_of_seconds(text: str) -> float:
+    """``text`` as a float, at most :data:`LONGEST_WAIT` (``1e12`` or ``inf``: no end)."""
+    # isascii: float() also reads fullwidth or Arabic-Indic "10" as 10; ports refuse them.
+    try:
+        value = float(text) if text.isascii() else math.nan
+    except ValueError:
+        value = math.nan
+    if math.isnan(value):
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}")
+    return min(value, LONGEST_WAIT)
+
+
 def seconds(text: str) -> float:
     """A non-negative number of seconds, for ``type=`` of an option."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
-    if not math.isfinite(value) or value < 0:
+    value = _number_of_seconds(text)
+    if value < 0:
         raise argparse.ArgumentTypeError(f"must be a non-negative number of seconds: {text!r}")
     return value
 
 
-#: The longest wait a control command's ``--timeout`` stands for: past ~9e9 s the
-#: kernel's timeouts (select, socket timeouts) overflow, and 1e9 s is 31 years.
-LONGEST_WAIT = 1e9
-
-
-def wait_seconds(text: str) -> float:
-    """:func:`seconds`, at most :data:`LONGEST_WAIT` (``--timeout 1e12``: as long as it takes)."""
-    return min(seconds(text), LONGEST_WAIT)
-
-
-def answer_seconds(text: str) -> float:
-    """:func:`wait_seconds` above 0: how long a command waits for the daemon's answer.
+def positive_seconds(text: str) -> float:
+    """A number of seconds above 0: a timeout that must leave some time.
 
     ``stop --timeout 0`` means SIGKILL at once; ``status``, ``reload`` or
-    ``upgrade`` with no time to answer could only fail (the daemon refused it).
+    ``upgrade`` with no time to answer could only fail (the daemon refused it),
+    and the daemon's options refuse a ``--shutdown-timeout`` or
+    ``--start-timeout`` of 0: said here, in the words ``-1`` gets.
     """
-    value = wait_seconds(text)
-    if value == 0:
+    value = _number_of_seconds(text)
+    if value <= 0:
         raise argparse.ArgumentTypeError(f"must be a positive number of seconds: {text!r}")
     return value
 
@@ -201,7 +207,7 @@ def build_parser(
         if name in ("stop", "restart"):
             sub.add_argument(
                 "--timeout",
-                type=wait_seconds,
+                type=seconds,
                 default=None,
                 metavar="S",
                 help=(
@@ -247,7 +253,7 @@ def _add_client_options(sub: argparse.ArgumentParser, name: str) -> None:
     if name == "reload":
         add(
             "--timeout",
-            type=answer_seconds,
+            type=positive_seconds,
             default=60.0,
             metavar="S",
             help="seconds to wait for the reload to finish (default: 60)",
@@ -256,7 +262,7 @@ def _add_client_options(sub: argparse.ArgumentParser, name: str) -> None:
     elif name == "upgrade":
         add(
             "--timeout",
-            type=answer_seconds,
+            type=positive_seconds,
             default=60.0,
             metavar="S",
             help="seconds the new process has to become ready (default: 60)",
@@ -265,7 +271,7 @@ def _add_client_options(sub: argparse.ArgumentParser, name: str) -> None:
         add("--json", action="store_true", help="print one JSON object")
         add(
             "--timeout",
-            type=answer_seconds,
+            type=positive_seconds,
             default=10.0,
             metavar="S",
             help="seconds to wait for the daemon's answer (default: 10)",
@@ -318,7 +324,7 @@ def _add_daemon_options(sub: argparse.ArgumentParser) -> None:
     add("--stderr", metavar="PATH", help="append the daemon's stderr to PATH")
     add(
         "--shutdown-timeout",
-        type=seconds,
+        type=positive_seconds,
         metavar="S",
         help="seconds for the whole shutdown before a forced exit (default: 30)",
     )
@@ -353,7 +359,7 @@ def _add_daemon_options(sub: argparse.ArgumentParser) -> None:
     )
     add(
         "--start-timeout",
-        type=seconds,
+        type=positive_seconds,
         metavar="S",
         help="seconds to become ready before the start fails and the daemon is stopped "
         "(default: 90)",

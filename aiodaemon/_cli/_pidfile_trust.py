@@ -43,19 +43,20 @@ def user_id(user: str) -> int:
     """The uid of ``user``, a name or a number (``--user``).
 
     Raises:
-        ValueError: no such user, or a uid out of range.
+        ValueError: no such user, or a uid out of range, in the words the
+            daemon's ``--user`` check uses (``start`` and ``stop`` say the same).
     """
     # isascii: "²" and the Arabic-Indic digits are str.isdigit() but no uid
     # (int("²") raises), as run()'s user= reads them (_identity).
     if user.isascii() and user.isdigit():
-        uid = int(user)
+        # Counted first: int() refuses thousands of digits in words of its own.
         # 2**32 - 1 is the kernel's "no uid" (-1), never a process's.
-        if uid >= 2**32 - 1:
-            raise ValueError(f"uid out of range: {user!r}")
-        return uid
+        if len(user.lstrip("0")) > 10 or int(user) >= 2**32 - 1:
+            raise ValueError(f"id out of range: {user!r}")
+        return int(user)
     import pwd
 
     try:
         return pwd.getpwnam(user).pw_uid
     except KeyError:
-        raise ValueError(f"no such user: {user!r}") from None
+        raise ValueError(f"unknown user {user!r}") from None

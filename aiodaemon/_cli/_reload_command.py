@@ -18,6 +18,7 @@ import time
 
 from .._prefork._control_protocol import VERSION
 from .._prefork._pidfile_status import read_pidfile
+from .._prefork._procfs import signal_ends
 from .._prefork._readiness import wait_exited
 from ._control import ControlCode, _holder, _open_verified, _say, _send
 from ._control_client import (
@@ -85,6 +86,13 @@ def reload(
         if wait_exited(target.pidfd, 0):
             # SIGHUP would reach nobody: "reload requested", exit 0, would be a lie.
             _say(f"pid {target.pid} exited; nothing reloaded")
+            return ControlCode.FAILURE
+        if signal_ends(target.pid, signal.SIGHUP):
+            # Its default action: "reload requested", exit 0, and the daemon gone.
+            _say(
+                f"not reloaded: pid {target.pid} has no handler for SIGHUP, which would end it; "
+                "nothing sent"
+            )
             return ControlCode.FAILURE
         if not _send(target.pidfd, target.pid, signal.SIGHUP):
             return ControlCode.NO_PERMISSION

@@ -22,7 +22,7 @@ import time
 
 from .._prefork._messages import say, write_line
 from .._prefork._pidfile_status import read_pidfile
-from .._prefork._procfs import stat_field
+from .._prefork._procfs import signal_ends, stat_field
 from . import _control
 from ._control import ControlCode
 
@@ -97,6 +97,8 @@ def upgrade_by_signal(
 ) -> int:
     """SIGUSR2, then wait for another process to hold the pidfile, or for the upgrade to fail.
 
+    Refused, nothing sent, when the daemon has no handler for SIGUSR2.
+
     Args:
         path: the pidfile.
         pid: its verified holder, the daemon.
@@ -104,6 +106,14 @@ def upgrade_by_signal(
         timeout: seconds the new process has to be ready.
         after_death: what to say when the daemon itself exits meanwhile.
     """
+    if signal_ends(pid, signal.SIGUSR2):
+        # Its default action: the daemon would be gone, not upgraded.
+        say(
+            f"upgrade refused: pid {pid} has no handler for SIGUSR2, which would end it "
+            "(a daemon of aiodaemon 0.1.0 has none: it predates upgrades); "
+            "nothing sent: use 'aiodaemon restart'"
+        )
+        return ControlCode.FAILURE
     new = NewProcess(pid)
     try:
         if not _control._send(pidfd, pid, signal.SIGUSR2):

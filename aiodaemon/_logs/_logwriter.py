@@ -88,6 +88,8 @@ class LogWriter:
         self._notice: Callable[..., Any] | None = None
         #: where the writer's own notices go (None: every sink); set on the writer thread.
         self._notice_sinks: list[Sink] | None = None
+        #: where the writer's own notices go instead, while one is rendered for a later write.
+        self._capture: list[Record] | None = None
         #: sinks whose last write failed; their losses are reported once one succeeds.
         self._failing: set[int] = set()
         self._lost_reported: dict[int, int] = {}
@@ -238,24 +240,35 @@ class LogWriter:
         if not batch:
             return
         for sink in self.sinks if sinks is None else sinks:
+            notice: list[Record] = []
+            reported = self._lost_reported.get(id(sink), 0)
             if sinks is None and id(sink) in self._failing:
                 # Before the first records it takes again, a sink that lost
-                # some says so: the file reads in order.
-                self._report_lost(sink)
+                # some says so, in the same write: the file reads in order.
+                # Written apart, a notice that failed while the batch after it
+                # got through (space freed in between) came after that batch.
+                notice = self._lost_notice(sink)
             lost = getattr(sink, "lost", None)
             try:
-                sink.write(batch)
+                sink.write([*notice, *batch] if notice else batch)
             except Exception as exc:
                 self._failing.add(id(sink))
                 # A write cut short by a full disk or RLIMIT_FSIZE kept the
                 # records before the cut: only the sink knows how many it lost.
                 after = getattr(sink, "lost", None)
                 count = len(batch) if lost is None or after is None else after - lost
+                if notice and count > len(batch):
+                    # The notice went with them: said next time, its own loss not counted.
+                    count -= 1
+                    self._lost_reported[id(sink)] = reported + 1
                 self._sink_failed(sink, exc, count)
             else:
                 self._failing.discard(id(sink))
 
     def _write_now(self, severity: int, line: bytes) -> None:
+        if self._capture is not None:
+            self._capture.append((severity, line))
+            return
         self._write([(severity, line)], self._notice_sinks)
 
     def _sink_failed(self, sink: Sink, exc: Exception, count: int) -> None:
@@ -392,6 +405,31 @@ class LogWriter:
                     waiting=len(sink.backlog),
                 )
 
+    def _lost_notice(self, sink: Sink) -> list[Record]:
+        """The ``log records lost`` record ``sink`` owes, rendered (none if it owes none).
+
+        Counted as told: the caller writes it ahead of its batch, in one write.
+        """
+        if not isinstance(sink, FileSink | StreamSink):
+            return []
+        lost = sink.lost
+        if lost <= self._lost_reported.get(id(sink), 0):
+            return []
+        rendered: list[Record] = []
+        capture, self._capture = self._capture, rendered
+        try:
+            self._log(
+                "warning",
+                "log records lost",
+                lost=lost - self._lost_reported.get(id(sink), 0),
+                sink=repr(sink),
+                error=str(sink.last_error),
+            )
+        finally:
+            self._capture = capture
+        self._lost_reported[id(sink)] = lost
+        return rendered
+
     def _report_lost(self, sink: Sink) -> None:
         """Tell ``sink`` itself how many records it lost, once it takes writes again.
 
@@ -403,26 +441,15 @@ class LogWriter:
             return
         reported = self._lost_reported.get(id(sink), 0)
         lost = sink.lost
-        if lost <= reported:
+        # Writing works again (space came back on a full disk): one record
+        # in the log itself says how many records it is missing.
+        notice = self._lost_notice(sink)
+        if not notice:
             return
-        notice_sinks, self._notice_sinks = self._notice_sinks, [sink]
-        try:
-            # Writing works again (space came back on a full disk): one record
-            # in the log itself says how many records it is missing.
-            self._log(
-                "warning",
-                "log records lost",
-                lost=lost - reported,
-                sink=repr(sink),
-                error=str(sink.last_error),
-            )
-        finally:
-            self._notice_sinks = notice_sinks
+        self._write(notice, [sink])
         if id(sink) in self._failing:
             # Still failing: the notice is lost with the rest; say it next time.
             self._lost_reported[id(sink)] = reported + (sink.lost - lost)
-        else:
-            self._lost_reported[id(sink)] = lost
 
     def _log(self, level: str, event: str, **kw: Any) -> None:
         if self._notice is not None:

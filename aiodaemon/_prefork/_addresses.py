@@ -22,11 +22,16 @@ __all__ = [
 
 
 class InetAddress(NamedTuple):
-    """A TCP listening address; ``host`` is an IP literal or a name, "" for all."""
+    """A TCP listening address; ``host`` is an IP literal or a name, "" for all.
+
+    ``reuse_port``: bind with ``SO_REUSEPORT`` (``?reuseport``), so that several
+    daemons of one user can share the port, the kernel spreading connections.
+    """
 
     host: str
     port: int
     ipv6: bool = False
+    reuse_port: bool = False
 
     def __str__(self) -> str:
         return f"[{self.host}]:{self.port}" if self.ipv6 else f"{self.host}:{self.port}"
@@ -60,7 +65,7 @@ class SyslogTarget(NamedTuple):
 
 
 def parse_listen_address(option: str, text: object) -> ListenAddress:
-    """Parse ``host:port``, ``[v6]:port`` or ``unix:/path[?mode=0660]``.
+    """Parse ``host:port[?reuseport]``, ``[v6]:port[?reuseport]`` or ``unix:/path[?mode=0660]``.
 
     Raises:
         ConfigError: naming ``option`` when the address is malformed.
@@ -77,7 +82,9 @@ def parse_listen_address(option: str, text: object) -> ListenAddress:
         if query:
             key, _, raw_mode = query.partition("=")
             try:
-                if key != "mode":
+                # isascii: int() also reads "٦٠٠" (Arabic-Indic digits) as 600,
+                # which no one means; the port and ids refuse them too.
+                if key != "mode" or not raw_mode.isascii():
                     raise ValueError(key)
                 mode = int(raw_mode, 8)
             except ValueError:
@@ -89,7 +96,10 @@ def parse_listen_address(option: str, text: object) -> ListenAddress:
         if not os.path.isdir(os.path.dirname(path)):
             raise ConfigError(option, f"directory does not exist for {text!r}")
         return UnixAddress(path, mode)
-    host, sep, port_text = text.rpartition(":")
+    address, mark, query = text.partition("?")
+    if mark and query != "reuseport":
+        raise ConfigError(option, f"expected ?reuseport after the port: {text!r}")
+    host, sep, port_text = address.rpartition(":")
     # ASCII digits: "²" and "①" are str.isdigit() but int() refuses them.
     if not sep or not (port_text.isascii() and port_text.isdigit()):
         raise ConfigError(option, f"expected host:port, [v6]:port or unix:/path, not {text!r}")
@@ -113,7 +123,7 @@ def parse_listen_address(option: str, text: object) -> ListenAddress:
         raise ConfigError(option, f"bad host in {text!r} (IPv6 goes in brackets)")
     elif not ipv6:
         _check_name(option, text, host)
-    return InetAddress(host, port, ipv6)
+    return InetAddress(host, port, ipv6, reuse_port=bool(mark))
 
 
 def _check_name(option: str, text: str, host: str) -> None:

@@ -19,7 +19,7 @@ import os
 import socket
 import sys
 from collections.abc import Awaitable, Callable, MutableMapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from ..exceptions import StartupError
 from ._handoff import HANDOFF_VARIABLE, VERSION, Inherited
@@ -167,10 +167,21 @@ def _take(environ: MutableMapping[str, str]) -> Handoff | None:
         data = json.loads(raw)
         if not isinstance(data, dict):
             raise ValueError("not a JSON object")
-        if data["v"] != VERSION:
-            raise StartupError(f"upgrade: hand-off version {data['v']!r}, expected {VERSION}")
+        # The envelope, the same in every version of the hand-off (see _handoff).
+        version = data["v"]
         parent, secret = _number(data, "parent", _PID_END), str(data["secret"])
-        channel_fd, real_stderr = _number(data, "channel"), _number(data, "stderr")
+        channel_fd = _number(data, "channel")
+    # RecursionError: brackets nested past the parser's depth.
+    except (ValueError, KeyError, TypeError, RecursionError) as exc:
+        raise StartupError(f"upgrade: malformed {HANDOFF_VARIABLE}: {exc}") from None
+    if parent != os.getppid():
+        raise StartupError(
+            f"upgrade: {HANDOFF_VARIABLE} names pid {parent}, but our parent is {os.getppid()}"
+        )
+    if type(version) is not int or version != VERSION:
+        _refuse_version(version, channel_fd, parent, secret)
+    try:
+        real_stderr = _number(data, "stderr")
         entries = [
             Inherited(
                 str(e["role"]),
@@ -184,15 +195,8 @@ def _take(environ: MutableMapping[str, str]) -> Handoff | None:
         ]
         handoff_uid, handoff_gid = _number(data, "uid", _ID_END), _number(data, "gid", _ID_END)
         detached = bool(data["detached"])
-    except StartupError:
-        raise
-    # RecursionError: brackets nested past the parser's depth.
-    except (ValueError, KeyError, TypeError, RecursionError) as exc:
+    except (ValueError, KeyError, TypeError) as exc:
         raise StartupError(f"upgrade: malformed {HANDOFF_VARIABLE}: {exc}") from None
-    if parent != os.getppid():
-        raise StartupError(
-            f"upgrade: {HANDOFF_VARIABLE} names pid {parent}, but our parent is {os.getppid()}"
-        )
     channel = _verify_channel(channel_fd, parent, secret)
     if os.geteuid() != handoff_uid or os.getegid() != handoff_gid:
         channel.close()
@@ -252,6 +256,26 @@ def _open_parent(parent: int) -> int | None:
         os.close(pidfd)
         return None
     return pidfd
+
+
+def _refuse_version(version: object, channel_fd: int, parent: int, secret: str) -> NoReturn:
+    """Answer a hand-off of a version we do not take with the one we take, then fail.
+
+    Said on the verified channel (``V1``), so the old daemon reports it as such
+    (a later one may start us again with a version we take), not as a new
+    process that never read the hand-off.
+
+    Raises:
+        StartupError: always, saying what to do instead.
+    """
+    channel = _verify_channel(channel_fd, parent, secret)
+    with contextlib.suppress(OSError):
+        channel.sendall(f"V{VERSION}\n".encode())
+    channel.close()
+    raise StartupError(
+        f"upgrade: the running daemon hands over with version {version!r} of the hand-off; "
+        f"this program's aiodaemon takes version {VERSION} only: use 'aiodaemon restart'"
+    )
 
 
 def _verify_channel(fd: int, parent: int, secret: str) -> socket.socket:

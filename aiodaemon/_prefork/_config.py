@@ -164,9 +164,8 @@ def parse_options(raw: Mapping[str, Any]) -> Options:
     real_workdir = _clean(f"{chroot}/{workdir}") if chroot else workdir
     if not os.path.isdir(real_workdir):
         raise ConfigError("workdir", f"not a directory: {real_workdir}")
+    _check_enterable(real_workdir)
     pidfile = _opt_file("pidfile", raw.get("pidfile"))
-    if pidfile is not None:
-        check_pidfile_directory(pidfile)
     outputs = {name: _opt_file(name, raw.get(name)) for name in ("stdout", "stderr", "log_file")}
     _check_not_pidfile(pidfile, outputs)
     return Options(
@@ -208,6 +207,24 @@ def _clean(text: str) -> str:
     return head + "/".join(part for part in text.split("/") if part not in ("", ".")) or "."
 
 
+def _check_enterable(workdir: str) -> None:
+    """Refuse a workdir this process may not enter, before the fork hides why.
+
+    Only a user who is not root meets this (root enters any directory; a
+    daemon that drops to ``user=`` is checked as that user after the drop).
+    Found later, the daemon's ``chdir`` failed after the detach, where its
+    error reached no one: the launcher said only that the daemon exited.
+
+    Raises:
+        ConfigError: the directory denies search permission to our effective ids.
+    """
+    if os.access(workdir, os.X_OK, effective_ids=True):
+        return
+    from ._identity import effective_user
+
+    raise ConfigError("workdir", f"{workdir}: {effective_user()} cannot enter it")
+
+
 def _as_path(option: str, value: object) -> str | None:
     if value is None:
         return None
@@ -235,7 +252,7 @@ def _as_path(option: str, value: object) -> str | None:
 
 
 def _opt_file(option: str, value: object) -> str | None:
-    """A file we create later: absolute, in an existing writable directory."""
+    """A file we create later: absolute, in an existing writable directory anyone may not empty."""
     path = _as_path(option, value)
     if path is None:
         return None
@@ -249,6 +266,7 @@ def _opt_file(option: str, value: object) -> str | None:
         raise ConfigError(option, f"is a directory: {path}")
     if not os.access(parent, os.W_OK | os.X_OK) and not os.access(path, os.W_OK):
         raise ConfigError(option, f"directory is not writable: {parent}")
+    check_open_directory(option, parent)
     return path
 
 
@@ -291,6 +309,9 @@ def _opt_bool(option: str, value: object, *, allow_none: bool = False) -> bool |
 def _umask(value: object) -> int:
     if isinstance(value, str):
         try:
+            # isascii: int() also reads "٠٢٢" as 0o22; ports and ids refuse such digits.
+            if not value.isascii():
+                raise ValueError(value)
             value = int(value, 8)
         except ValueError:
             raise ConfigError("umask", f"not an octal number: {value!r}") from None
@@ -322,8 +343,8 @@ def _ready(value: object) -> Literal["startup", "manual"]:
     raise ConfigError("ready", f"must be 'startup' or 'manual', not {value!r}")
 
 
-#: The longest a timeout or delay stands for: 1e9 s is 31 years, "as long as it
-#: takes"; past ~9.2e9 s a thread's wait overflows (OverflowError: the backstop
+#: The longest a timeout or delay stands for (infinity too): 1e9 s is 31 years,
+#: "as long as it takes"; past ~9.2e9 s a thread's wait overflows (OverflowError: the backstop
 #: threads died, and the exit ended in a traceback).
 _LONGEST_SECONDS = 1e9
 
@@ -331,8 +352,8 @@ _LONGEST_SECONDS = 1e9
 def _timeout(value: object, option: str = "shutdown_timeout") -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ConfigError(option, f"must be a number of seconds, not {value!r}")
-    if not math.isfinite(value) or value <= 0:
-        raise ConfigError(option, f"must be a positive number, not {value!r}")
+    if math.isnan(value) or value <= 0:
+        raise ConfigError(option, f"must be a positive number of seconds, not {value!r}")
     return min(float(value), _LONGEST_SECONDS)
 
 
@@ -418,7 +439,7 @@ def _serving_options(raw: Mapping[str, Any]) -> dict[str, Any]:
     drain_delay = raw.get("drain_delay", 0.0)
     if isinstance(drain_delay, bool) or not isinstance(drain_delay, int | float):
         raise ConfigError("drain_delay", f"must be a number of seconds, not {drain_delay!r}")
-    if not math.isfinite(drain_delay) or drain_delay < 0:
+    if math.isnan(drain_delay) or drain_delay < 0:
         raise ConfigError("drain_delay", f"must be zero or a positive number, not {drain_delay!r}")
     health = raw.get("health")
     if health is not None:
@@ -427,9 +448,12 @@ def _serving_options(raw: Mapping[str, Any]) -> dict[str, Any]:
             raise ConfigError(
                 "health", f"listen name {HEALTH_SOCKET!r} is taken by the health socket"
             )
-        from ._addresses import parse_listen_address
+        from ._addresses import InetAddress, parse_listen_address
 
-        health = parse_listen_address("health", health)
+        text, health = health, parse_listen_address("health", health)
+        if isinstance(health, InetAddress) and health.reuse_port:
+            # A probe must reach the daemon it asks about, not any one sharing the port.
+            raise ConfigError("health", f"?reuseport is for listen= sockets only: {text!r}")
     return {"drain_delay": min(float(drain_delay), _LONGEST_SECONDS), "health": health}
 
 
@@ -443,16 +467,19 @@ def _identity(user: object, group: object) -> Identity | None:
     return parse_identity(user, group)
 
 
-def check_pidfile_directory(path: str | os.PathLike[str]) -> None:
-    """Refuse a pidfile in a world-writable directory without the sticky bit.
+def check_open_directory(option: str, directory: str) -> None:
+    """Refuse a daemon file in a world-writable directory without the sticky bit.
+
+    Anyone may rename or remove any file there and put their own in its place:
+    a pidfile whose pid ``stop`` then signals, or a log file the daemon's next
+    reopen (SIGUSR1) adopts, which its planter reads and forges.
 
     Raises:
-        ConfigError: anyone could replace the file under us there.
+        ConfigError: ``directory`` is such a directory.
     """
     from ._sharedfile import is_open_to_all
 
-    parent = os.path.dirname(os.fspath(path))
-    if is_open_to_all(os.stat(parent).st_mode):
+    if is_open_to_all(os.stat(directory).st_mode):
         raise ConfigError(
-            "pidfile", f"directory is world-writable without the sticky bit: {parent}"
+            option, f"directory is world-writable without the sticky bit: {directory}"
         )

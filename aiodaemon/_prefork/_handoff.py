@@ -11,6 +11,18 @@ checks all of it before trusting any (see :mod:`._adopt`).
 Channel lines: old → new ``S<secret>`` then ``G`` (you own the pidfile now);
 new → old ``R`` (ready), ``E<code> <message>`` (failed) or ``W`` (pid written).
 
+Across versions: the old daemon's aiodaemon speaks to the new code's, either of
+them the later. The variable's ``v`` (:data:`VERSION`) changes only with a
+change an earlier successor cannot take; keys and fd roles may be added
+without it (a successor ignores keys it does not know and closes the fds of
+roles it does not claim). The envelope (``v``, ``parent``, ``secret``,
+``channel``) and the lines ``S`` and ``E`` are the same in every version, so
+a successor that does not take ``v`` verifies the channel and answers
+``V<the version it takes>`` before it exits: the old daemon can say why (or,
+later, start it again with that version). A successor that never reads the
+channel (aiodaemon 0.1.0 knows no hand-off) leaves the secret unread, which the
+old daemon sees as the channel's reset (see :mod:`aiodaemon._run._upgrade_channel`).
+
 Synchronous and asyncio-free.
 """
 

@@ -1,6 +1,7 @@
 """The identity to drop to: ``user``/``group`` options resolved to ids.
 
-Loaded only by a daemon that changes identity. Names are resolved in the
+Loaded only by a daemon that changes identity (and by errors naming the
+user who runs us: :func:`effective_user`). Names are resolved in the
 launching process, while the user and group databases (and NSS) are readable:
 after a chroot they may not be.
 """
@@ -12,7 +13,7 @@ from typing import Any
 
 from ..exceptions import ConfigError
 
-__all__ = ["Identity", "parse_identity"]
+__all__ = ["Identity", "effective_user", "parse_identity"]
 
 
 class Identity:
@@ -72,12 +73,28 @@ def parse_identity(user: object, group: object) -> Identity | None:
         # A uid with no passwd entry has no primary group: dropping the uid alone
         # would leave the daemon in root's group.
         raise ConfigError("user", f"uid {uid} has no passwd entry; give group= too")
-    if os.geteuid() != 0 and (
-        (uid is not None and uid != os.geteuid()) or (gid is not None and gid != os.getegid())
-    ):
-        raise ConfigError("user" if uid is not None else "group", "changing identity needs root")
+    if os.geteuid() != 0:
+        if uid is not None and uid != os.geteuid():
+            raise ConfigError("user", "changing identity needs root")
+        if gid is not None and gid != os.getegid():
+            # Our own user= is fine: the group is what would change (group=, or
+            # the user's primary group after a `newgrp`), so name that.
+            raise ConfigError(
+                "group" if group is not None else "user",
+                f"changing identity needs root (to group {gid}; we run as group {os.getegid()})",
+            )
     written = group if isinstance(group, str | int) else None
     return Identity(uid, gid, user_name, written)
+
+
+def effective_user() -> str:
+    """Our effective user's name for messages, or ``uid N`` when it has no passwd entry."""
+    import pwd
+
+    try:
+        return pwd.getpwuid(os.geteuid()).pw_name
+    except KeyError:
+        return f"uid {os.geteuid()}"
 
 
 def _lookup(option: str, value: object, by_name: Any, by_id: Any) -> Any:

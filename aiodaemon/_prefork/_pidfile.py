@@ -376,26 +376,9 @@ def has_file_open(pid: int, st: os.stat_result) -> bool | None:
     A pid written in a pidfile is the holder's only if it has the file open:
     else it names a process that died, or a reused pid.
     """
-    fd_dir = f"/proc/{pid}/fd"
-    try:
-        names = os.listdir(fd_dir)
-    except FileNotFoundError:
-        return False
-    except OSError:
-        return None
-    denied = False
-    for name in names:
-        # try/except, not contextlib.suppress: `aiodaemon status` need not import it.
-        try:
-            other = os.stat(f"{fd_dir}/{name}")
-        except OSError as exc:
-            # Listing another user's fds but not following them (CAP_DAC_READ_SEARCH
-            # without ptrace access): we could not look, which proves nothing.
-            denied = denied or exc.errno in (errno.EACCES, errno.EPERM)
-            continue
-        if os.path.samestat(other, st):
-            return True
-    return None if denied else False
+    from ._procfs import any_open_file
+
+    return any_open_file(pid, lambda fd: os.path.samestat(os.stat(fd), st))
 
 
 def _parse_pid(data: bytes) -> int | None:

@@ -39,20 +39,29 @@ class PidfileState:
 
     # A plain class, not a dataclass: importing dataclasses (and inspect) would
     # be most of what ``aiodaemon status`` costs.
-    __slots__ = ("detail", "pid", "status", "unparsable")
+    __slots__ = ("denied", "detail", "pid", "status", "unparsable")
 
     #: why it is UNKNOWN, or what unparsable data it holds instead of a pid.
     detail: str
     #: the file holds bytes that are not a pid (``detail`` shows them).
     unparsable: bool
+    #: UNKNOWN because the caller may not open the file (or search its directory).
+    denied: bool
 
     def __init__(
-        self, status: PidfileStatus, pid: int | None, detail: str = "", *, unparsable: bool = False
+        self,
+        status: PidfileStatus,
+        pid: int | None,
+        detail: str = "",
+        *,
+        unparsable: bool = False,
+        denied: bool = False,
     ) -> None:
         self.status = status
         self.pid = pid
         self.detail = detail
         self.unparsable = unparsable
+        self.denied = denied
 
     def __repr__(self) -> str:
         return f"PidfileState({self.status!r}, {self.pid!r}, {self.detail!r})"
@@ -88,7 +97,12 @@ def read_pidfile(path: str | os.PathLike[str]) -> PidfileState:
         kind = _special_kind(path)
         if kind is not None:
             return PidfileState(PidfileStatus.UNKNOWN, None, _not_regular(path, kind))
-        return PidfileState(PidfileStatus.UNKNOWN, None, f"cannot open {path}: {exc.strerror}")
+        return PidfileState(
+            PidfileStatus.UNKNOWN,
+            None,
+            f"cannot open {path}: {exc.strerror}",
+            denied=isinstance(exc, PermissionError),
+        )
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):

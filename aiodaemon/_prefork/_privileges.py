@@ -73,6 +73,10 @@ def drop_privileges(options: Options) -> None:
 
         prctl = load_prctl()
     lock = prctl if leaving and options.no_new_privileges else None
+    # Looked up before the chroot hides /etc/passwd; applied once the ids changed.
+    renamed: dict[str, str] = {}
+    if leaving and identity is not None and identity.uid is not None:
+        renamed = _identity_variables(identity.uid)
     if leaving:
         from ._terminal import give_up_terminal
 
@@ -86,6 +90,7 @@ def drop_privileges(options: Options) -> None:
             # CAP_SETPCAP is needed for this: before the uid change takes it away.
             empty_bounding_set(lock)
         set_identity(identity.uid, identity.gid, groups or [])
+        os.environ.update(renamed)
         if lock is not None:
             forbid_new_privileges(lock)
         # Entered as root: the user must be able to use it, or every relative
@@ -104,6 +109,29 @@ def drop_privileges(options: Options) -> None:
         set_dumpable(False, prctl)
     if options.prevent_core:
         disable_core_dumps()
+
+
+def _identity_variables(uid: int) -> dict[str, str]:
+    """``HOME``, ``USER`` and ``LOGNAME`` for the user we drop to, where they describe root.
+
+    Left as root had them, they sent the service account's tools to ``/root``
+    (``git``: "unable to read config file '/root/.gitconfig'"). Only a variable
+    that is set and holds the launching user's own value is changed, as
+    ``su``, ``runuser`` and systemd's ``User=`` do: a ``HOME`` given on purpose
+    (``env HOME=/srv/app aiodaemon start --user app``) stays, and none is added.
+    """
+    import pwd
+
+    try:
+        old, new = pwd.getpwuid(os.geteuid()), pwd.getpwuid(uid)
+    except KeyError:
+        return {}  # a bare uid with no passwd entry: nothing to name it by
+    pairs = {
+        "HOME": (old.pw_dir, new.pw_dir),
+        "USER": (old.pw_name, new.pw_name),
+        "LOGNAME": (old.pw_name, new.pw_name),
+    }
+    return {name: now for name, (was, now) in pairs.items() if os.environ.get(name) == was}
 
 
 def empty_bounding_set(prctl: Prctl) -> None:

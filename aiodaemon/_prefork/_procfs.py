@@ -1,4 +1,4 @@
-"""What ``/proc`` tells about another process: its parent, start time and uids.
+"""What ``/proc`` tells about another process: parent, start time, uids, signals, open files.
 
 Each reader answers None once the process is gone or the entry cannot be read
 (another user's process under ``hidepid``), so callers decide on what they know.
@@ -6,7 +6,14 @@ Each reader answers None once the process is gone or the entry cannot be read
 
 from __future__ import annotations
 
-__all__ = ["stat_field", "uids"]
+import errno
+import os
+
+TYPE_CHECKING = False  # not typing's: see aiodaemon/__init__.py
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+__all__ = ["any_open_file", "effective_capabilities", "signal_ends", "stat_field", "uids"]
 
 
 def stat_field(pid: int, index: int) -> int | None:
@@ -22,14 +29,83 @@ def stat_field(pid: int, index: int) -> int | None:
         return None
 
 
-def uids(pid: int) -> tuple[int, int, int, int] | None:
-    """The real, effective, saved and file-system uids of ``pid``."""
+def _status(pid: int | str, *names: bytes) -> dict[bytes, list[bytes]] | None:
+    """The ``names`` lines of ``/proc/PID/status`` found, each as its fields after the name."""
+    wanted = {name + b":": name for name in names}
+    found: dict[bytes, list[bytes]] = {}
     try:
         with open(f"/proc/{pid}/status", "rb") as f:
             for line in f:
-                if line.startswith(b"Uid:"):
-                    real, effective, saved, fs = (int(field) for field in line.split()[1:5])
-                    return real, effective, saved, fs
-    except (OSError, ValueError):
-        pass
-    return None
+                fields = line.split()
+                if fields and fields[0] in wanted:
+                    found[wanted[fields[0]]] = fields[1:]
+    except OSError:
+        return None
+    return found
+
+
+def uids(pid: int) -> tuple[int, int, int, int] | None:
+    """The real, effective, saved and file-system uids of ``pid``."""
+    lines = _status(pid, b"Uid")
+    if lines is None or b"Uid" not in lines:
+        return None
+    try:
+        real, effective, saved, fs = (int(field) for field in lines[b"Uid"][:4])
+    except ValueError:
+        return None
+    return real, effective, saved, fs
+
+
+def effective_capabilities(pid: int | str = "self") -> int | None:
+    """The effective capability set of ``pid`` (ours by default), as a bit mask."""
+    fields = (_status(pid, b"CapEff") or {}).get(b"CapEff")
+    try:
+        return None if not fields else int(fields[0], 16)
+    except ValueError:
+        return None
+
+
+def signal_ends(pid: int, signum: int) -> bool | None:
+    """Whether ``signum`` sent to ``pid`` now would end it: neither caught, ignored nor blocked.
+
+    SIGHUP and SIGUSR2 end a process that has no handler for them: a daemon
+    of aiodaemon 0.1.0 (no upgrade, hence no SIGUSR2 handler) or a program
+    that is no aiodaemon daemon (``aiodaemon.pep3143`` handles no SIGHUP).
+    A blocked signal waits for the handler the daemon is about to install.
+    None when ``/proc`` cannot tell (the process is gone, or hidden).
+    """
+    bit = 1 << (signum - 1)
+    lines = _status(pid, b"SigBlk", b"SigIgn", b"SigCgt")
+    if lines is None or len(lines) != 3:
+        return None
+    try:
+        masks = [int(fields[0], 16) for fields in lines.values()]
+    except (ValueError, IndexError):
+        return None
+    return not any(mask & bit for mask in masks)
+
+
+def any_open_file(pid: int, matches: Callable[[str], bool]) -> bool | None:
+    """Whether ``matches`` holds for one of ``pid``'s descriptors, given as ``/proc/PID/fd/N``.
+
+    False once the process is gone; None when none matched but some could not
+    be looked at (another user's process, one no longer dumpable after its
+    drop, or listed but not followed with CAP_DAC_READ_SEARCH), which proves
+    nothing. ``matches`` may raise OSError for a descriptor it cannot look at.
+    """
+    fd_dir = f"/proc/{pid}/fd"
+    try:
+        names = os.listdir(fd_dir)
+    except FileNotFoundError:
+        return False
+    except OSError:
+        return None
+    denied = False
+    for name in names:
+        # try/except, not contextlib.suppress: `aiodaemon status` need not import it.
+        try:
+            if matches(f"{fd_dir}/{name}"):
+                return True
+        except OSError as exc:
+            denied = denied or exc.errno in (errno.EACCES, errno.EPERM)
+    return None if denied else False

@@ -153,10 +153,10 @@ def open_append(
             # O_EXCL first: only an open that created the file knows it is ours
             # to remove (a symlink there fails with EEXIST too, then ELOOP below).
             with contextlib.suppress(FileExistsError):
-                fd = open_in_directory(path, _APPEND_FLAGS | os.O_EXCL, mode, owner=owner)
+                fd = _open(path, _APPEND_FLAGS | os.O_EXCL, mode, owner)
         new = fd is not None
         if fd is None:
-            fd = open_in_directory(path, _APPEND_FLAGS, mode, owner=owner)
+            fd = _open(path, _APPEND_FLAGS, mode, owner)
     except OSError as exc:
         raise _explain(exc, path) from exc
     try:
@@ -169,6 +169,12 @@ def open_append(
     if new and created is not None:
         created.add(path, st)
     return fd
+
+
+def _open(path: str | os.PathLike[str], flags: int, mode: int, owner: int | None) -> int:
+    # Also at a reopen: a directory made world-writable since the start lets
+    # anyone put their own file at the path, which the daemon would adopt.
+    return open_in_directory(path, flags, mode, owner=owner, refuse_open_directory=True)
 
 
 def _explain(exc: OSError, path: str | os.PathLike[str]) -> OSError:

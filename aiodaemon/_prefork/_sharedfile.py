@@ -88,7 +88,17 @@ def open_in_directory(
                 f"directory is world-writable without the sticky bit: {parent or '.'}",
                 os.fspath(path),
             )
-        fd = os.open(name, flags, mode, dir_fd=dir_fd)
+        try:
+            fd = os.open(name, flags, mode, dir_fd=dir_fd)
+        except PermissionError as exc:
+            reopened = _open_existing(dir_fd, name, flags, directory, owner)
+            if reopened is None:
+                # Refused by the file's modes (we are not root) or by the kernel's
+                # own fs.protected_regular: "Permission denied" would send the
+                # reader after the directory, when another user's file is the cause.
+                _name_the_owner(dir_fd, name, directory, path, owner, exc)
+                raise
+            fd = reopened
     finally:
         os.close(dir_fd)
     try:
@@ -125,6 +135,60 @@ def _foreign(st: os.stat_result, directory: os.stat_result, owner: int | None) -
         directory.st_uid,
         owner,
     )
+
+
+def _open_existing(
+    dir_fd: int, name: str, flags: int, directory: os.stat_result, owner: int | None
+) -> int | None:
+    """Open without ``O_CREAT`` a file our rule accepts but the kernel's refused; None if not.
+
+    ``fs.protected_regular`` (2 on Debian, 1 where systemd sets it) refuses
+    ``O_CREAT`` of an existing file in a sticky directory to anyone, root too,
+    who owns neither the file nor the directory: root restarting a ``user=``
+    daemon met that user's own log or pidfile from the last run in ``/tmp``
+    and could not start. Without ``O_CREAT`` the kernel lets the open through;
+    the caller then checks the owner of the very inode opened.
+    """
+    if not flags & os.O_CREAT:
+        return None
+    try:
+        st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+        if not stat.S_ISREG(st.st_mode) or _foreign(st, directory, owner):
+            return None
+        return os.open(name, flags & ~(os.O_CREAT | os.O_EXCL), dir_fd=dir_fd)
+    except OSError:
+        return None
+
+
+def _name_the_owner(
+    dir_fd: int,
+    name: str,
+    directory: os.stat_result,
+    path: str | os.PathLike[str],
+    owner: int | None,
+    refused: OSError,
+) -> None:
+    """Name the other user whose file made the open fail, if one did.
+
+    Raises:
+        ForeignFileError: another user's file planted in a shared sticky directory.
+        PermissionError: another user's file (root's last run in ``/tmp``, say)
+            that our ids may not write, its owner named.
+    """
+    try:
+        st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    except OSError:
+        return
+    try:
+        _check_owner(st, directory, path, owner)
+    except ForeignFileError as exc:
+        raise exc from refused
+    if stat.S_ISREG(st.st_mode) and st.st_uid != os.geteuid():
+        raise PermissionError(
+            refused.errno,
+            f"{refused.strerror} (owned by uid {st.st_uid}, another user)",
+            os.fspath(path),
+        ) from refused
 
 
 def _check_owner(

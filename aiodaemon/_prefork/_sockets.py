@@ -20,7 +20,7 @@ from ..exceptions import StartupError
 from ._addresses import InetAddress, ListenAddress, UnixAddress, encoded_host
 from ._unixbind import bind_unix_listener, unlink_if_ours
 
-__all__ = ["LISTEN_VARIABLES", "Listeners", "open_listeners"]
+__all__ = ["LISTEN_VARIABLES", "Listeners", "is_privileged_port", "open_listeners"]
 
 #: The socket-activation variables, removed from the environment once used.
 LISTEN_VARIABLES = ("LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES")
@@ -195,7 +195,7 @@ def open_listeners(
                 if (
                     exc.errno == errno.EACCES
                     and isinstance(address, InetAddress)
-                    and _is_privileged_port(address)
+                    and is_privileged_port(address)
                 ):
                     reason += (
                         f" (port {address.port} is privileged: start as root and drop"
@@ -212,7 +212,7 @@ def open_listeners(
     return Listeners(sockets, unix_files=unix_files)
 
 
-def _is_privileged_port(address: InetAddress) -> bool:
+def is_privileged_port(address: InetAddress) -> bool:
     """Whether binding ``address`` needs root or CAP_NET_BIND_SERVICE."""
     if address.port == 0:
         return False
@@ -260,7 +260,7 @@ def _bind_inet(address: InetAddress) -> socket.socket:
     error: OSError | None = None
     for family, sockaddr, v6only in candidates:
         try:
-            return _listen_on(family, sockaddr, v6only)
+            return _listen_on(family, sockaddr, v6only, address.reuse_port)
         except OSError as exc:
             # "address in use" on [::1] must not quietly become 127.0.0.1.
             if exc.errno not in _TRY_NEXT:
@@ -271,12 +271,18 @@ def _bind_inet(address: InetAddress) -> socket.socket:
 
 
 def _listen_on(
-    family: socket.AddressFamily, sockaddr: tuple[object, ...], v6only: bool
+    family: socket.AddressFamily, sockaddr: tuple[object, ...], v6only: bool, reuse_port: bool
 ) -> socket.socket:
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
         # A restarted daemon must rebind while old connections sit in TIME_WAIT.
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            # Only when asked: it lets another socket of the same uid share the
+            # port, which is what several instances want and a lone daemon must
+            # refuse. (The kernel admits only sockets created by our uid: root's,
+            # for a daemon that binds before dropping to its user.)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         if family == socket.AF_INET6:
             # Explicit either way: the net.ipv6.bindv6only sysctl differs between hosts.
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, int(v6only))

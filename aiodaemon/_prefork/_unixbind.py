@@ -208,20 +208,45 @@ def _remove_stale(dirfd: int, name: str, path: str) -> None:
             pass
         except TimeoutError:
             # A listener whose backlog stays full: somebody owns it.
-            raise OSError(errno.EADDRINUSE, os.strerror(errno.EADDRINUSE)) from None
+            raise _in_use(st) from None
         except OSError as exc:
             # EPROTOTYPE: a live socket of another type; EAGAIN: a listener whose
             # backlog is full. Either way somebody owns it.
             if exc.errno in (errno.EPROTOTYPE, errno.EAGAIN):
-                raise OSError(errno.EADDRINUSE, os.strerror(errno.EADDRINUSE)) from None
-            raise
+                raise _in_use(st) from None
+            raise _explain_refusal(exc, st) from exc
         else:
-            raise OSError(errno.EADDRINUSE, os.strerror(errno.EADDRINUSE))
+            raise _in_use(st)
     # Only the very inode we looked at: if the entry changed since, leave it.
     with contextlib.suppress(FileNotFoundError):
         again = os.stat(name, dir_fd=dirfd, follow_symlinks=False)
         if os.path.samestat(again, st):
-            os.unlink(name, dir_fd=dirfd)
+            try:
+                os.unlink(name, dir_fd=dirfd)
+            except PermissionError as exc:
+                raise _explain_refusal(exc, st) from exc
+
+
+def _in_use(st: os.stat_result) -> OSError:
+    """EADDRINUSE for the live socket ``st`` describes, naming its owner when it is not us."""
+    reason = os.strerror(errno.EADDRINUSE)
+    if st.st_uid != os.geteuid():
+        reason += f" (a socket owned by uid {st.st_uid}, another user)"
+    return OSError(errno.EADDRINUSE, reason)
+
+
+def _explain_refusal(exc: OSError, st: os.stat_result) -> OSError:
+    """Name the owner of a socket file we may not probe or remove, when it is another user's.
+
+    A user who is not root meets another user's leftover in ``/tmp``: connecting
+    to it (mode 0600) or removing it (the sticky bit) is denied, and a bare
+    "Permission denied" would point at the directory rather than at the file.
+    """
+    if not isinstance(exc, PermissionError) or st.st_uid == os.geteuid():
+        return exc
+    return OSError(
+        errno.EACCES, f"is a socket owned by uid {st.st_uid} (another user); refusing to replace it"
+    )
 
 
 def unlink_if_ours(path: str, identity: tuple[int, int]) -> None:

@@ -58,25 +58,20 @@ _REASONS = {
     200: b"OK",
     400: b"Bad Request",
     404: b"Not Found",
-    405: b"Method Not Allowed",
     503: b"Service Unavailable",
 }
 
 
-def _answer(code: int, body: bytes, *, head: bool = False, headers: bytes = b"") -> bytes:
+def _answer(code: int, body: bytes, *, head: bool = False) -> bytes:
     return (
-        b"HTTP/1.1 %d %s\r\n%sContent-Type: application/json\r\nContent-Length: %d\r\n"
+        b"HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
         b"Cache-Control: no-store\r\nConnection: close\r\n\r\n%s"
-        % (code, _REASONS[code], headers, len(body), b"" if head else body)
+        % (code, _REASONS[code], len(body), b"" if head else body)
     )
 
 
 _BAD_REQUEST = _answer(400, b'{"error":"bad request"}')
 _NOT_FOUND = _answer(404, b'{"error":"not found"}')
-# RFC 9110 15.5.6: a 405 names the methods the resource does allow.
-_METHOD_NOT_ALLOWED = _answer(
-    405, b'{"error":"method not allowed"}', headers=b"Allow: GET, HEAD\r\n"
-)
 
 
 class HealthServer:
@@ -315,11 +310,10 @@ class _HealthProtocol(asyncio.Protocol):
         method, target, _ = parts
         path = target.split(b"?", 1)[0]
         head = method == b"HEAD"
-        if path not in (b"/livez", b"/readyz"):
+        # DESIGN: GET of the two paths, "anything else -> 404" (POST /livez too,
+        # where HTTP would allow a 405). HEAD is GET without the body (RFC 9110).
+        if path not in (b"/livez", b"/readyz") or method not in (b"GET", b"HEAD"):
             self._send(_NOT_FOUND)
-            return
-        if method not in (b"GET", b"HEAD"):
-            self._send(_METHOD_NOT_ALLOWED)
             return
         if path == b"/livez":
             code, body = self._server.livez()

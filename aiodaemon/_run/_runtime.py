@@ -226,9 +226,9 @@ class Runtime:
         )
         loop.set_exception_handler(on_loop_exception)
         watch_forks(loop, self.parts.logs)
-        loop_takes_over()
         for signum in HANDLED_SIGNALS:
             loop.add_signal_handler(signum, self._on_signal, signum)
+        loop_takes_over()
         self.forced.arm_early()
         # Held since before the pid was written (_launch): the pending ones run now.
         release_signals(HANDLED_SIGNALS)

@@ -9,6 +9,9 @@ every server (4,096), one connection waiting while the daemon is out of
 descriptors cost 4,096 error records with tracebacks at once, and a second
 later 4,096 retries each ending the same way: ten thousand records a second
 and a busy core for as long as the descriptors stayed used up.
+
+It also serves a connection accepted in the loop turn in which its server
+closes (see :meth:`SelectorEventLoop._accept_connection2`).
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ _RESOURCE_ERRORS = frozenset((errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.E
 
 
 class SelectorEventLoop(asyncio.SelectorEventLoop):
-    """The selector loop whose accept loop ends at the first resource error."""
+    """The selector loop: its accept loop ends at a resource error; all it accepts is served."""
 
     def _accept_connection(self, protocol_factory: Any, sock: Any, *args: Any, **kw: Any) -> None:
         # The loop's own retry passes the wrapper back in: wrap the socket once.
@@ -34,6 +37,29 @@ class SelectorEventLoop(asyncio.SelectorEventLoop):
         # between Python versions, and a fixed one returns where we would.
         super()._accept_connection(  # type: ignore[misc]
             protocol_factory, _AcceptUntilExhausted(listener), *args, **kw
+        )
+
+    async def _accept_connection2(
+        self,
+        protocol_factory: Any,
+        conn: Any,
+        extra: Any,
+        sslcontext: Any = None,
+        server: Any = None,
+        *args: Any,
+        **kw: Any,
+    ) -> None:
+        # The accept runs in one loop turn, the transport is made in the next:
+        # a server closed in between (a stop, an upgrade's hand-over) made
+        # asyncio's transport fail to attach to it (an assertion it swallows),
+        # and the connection was closed with the client's request unread, a
+        # reset, where the successor would have served it from the shared
+        # backlog. Served unattached: ctx.start_server tracks its handler
+        # itself; the closed server's wait_closed() does not wait for it.
+        if server is not None and not server.is_serving():
+            server = None
+        await super()._accept_connection2(  # type: ignore[misc]
+            protocol_factory, conn, extra, sslcontext, server, *args, **kw
         )
 
 

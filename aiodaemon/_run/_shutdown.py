@@ -62,6 +62,8 @@ from ._state import Event
 from ._user_exit import EXIT_REQUESTS
 
 if TYPE_CHECKING:
+    from types import FrameType
+
     from ._runtime import Runtime
     from ._services import Service
 
@@ -201,6 +203,19 @@ class Shutdown:
             if task is asyncio.current_task():
                 continue
             _log.error("task stuck at shutdown", task=task.get_name(), stack=await_chain(task))
+        # A task that awaited run_in_executor() was cancelled, but its call runs
+        # on (a subprocess.run() waiting for its child, a blocking read): the
+        # sequence's stack ends in asyncio's shutdown_default_executor, and only
+        # the worker's own stack says which call of the program's it waits for.
+        frames = sys._current_frames()
+        for thread in _executor_workers():
+            frame = frames.get(thread.ident) if thread.ident is not None else None
+            if frame is not None and _runs_a_call(frame):
+                _log.error(
+                    "executor call still running at shutdown",
+                    thread=thread.name,
+                    stack=_stack(frame),
+                )
 
     def _backstop(self) -> None:
         cause = self._backstop_clock.stopped() or "event loop blocked"
@@ -242,7 +257,7 @@ class Shutdown:
         frames = sys._current_frames()
         for thread in stuck:
             frame = frames.get(thread.ident) if thread.ident is not None else None
-            stack = "".join(traceback.format_stack(frame)).rstrip() if frame else ""
+            stack = _stack(frame) if frame else ""
             _log.error("thread still running at exit", thread=thread.name, stack=stack)
         names = ", ".join(t.name for t in stuck)
         reason = f"shutdown took longer than {timeout}s; threads still running: {names}"
@@ -505,6 +520,26 @@ def _executor_workers() -> set[threading.Thread]:
         if registry is not None:
             threads.update(list(registry.keys()))
     return threads
+
+
+def _runs_a_call(frame: FrameType) -> bool:
+    """Whether a thread pool worker at ``frame`` runs a submitted call (else it is idle)."""
+    here: FrameType | None = frame
+    while here is not None:
+        code = here.f_code
+        if code.co_name == "run" and code.co_filename.endswith(_WORK_ITEM_FILE):
+            return True
+        here = here.f_back
+    return False
+
+
+#: Where ``concurrent.futures``' ``_WorkItem.run`` calls what was submitted.
+_WORK_ITEM_FILE = os.path.join("concurrent", "futures", "thread.py")
+
+
+def _stack(frame: FrameType) -> str:
+    """A thread's stack at ``frame``, innermost call last, as a traceback shows it."""
+    return "".join(traceback.format_stack(frame)).rstrip()
 
 
 def _daemonic_children() -> list[int]:

@@ -89,11 +89,17 @@ def _remember(signum: int, frame: object) -> None:
 
 
 def loop_takes_over() -> None:
-    """Called just before the loop's signal handlers are installed.
+    """Called once the loop's signal handlers are installed.
 
     From then on a signal that reaches a program thread is written to the
     loop's wakeup fd by CPython's C handler, whichever Python handler is
     still registered: only the ones remembered before are raised again.
+    Not sooner: asyncio sets its wakeup fd in its first
+    ``add_signal_handler()``, and a signal tripped before that was written
+    nowhere, so dropped here too it was lost (the daemon ran on after a
+    SIGTERM). One tripped while the loop installs them may be both
+    remembered and written: the loop reads both in one turn, which it takes
+    for one signal delivered twice.
     """
     global _loop_delivers
     _loop_delivers = True
@@ -160,7 +166,10 @@ def lifecycle_signals_held() -> contextlib.AbstractContextManager[None]:
     never installed) a pending SIGHUP must not end the exit. From here on, a
     child the program forks is detached from the daemon's signals.
     """
+    global _loop_delivers
     _register_at_fork()
+    # A second run() in this process: its loop has no handlers yet.
+    _loop_delivers = False
     return _held_then_late_ignored(LIFECYCLE_SIGNALS, remember=threading.active_count() > 1)
 
 

@@ -61,6 +61,9 @@ class ChannelLines:
         self._lines: asyncio.Queue[bytes] = asyncio.Queue()
         self._loop = asyncio.get_running_loop()
         self._open = True
+        self._sent = False
+        #: the other process ended without reading the channel at all (see :meth:`_readable`).
+        self.never_read = False
         self._loop.add_reader(self._sock.fileno(), self._readable)
         if logs is not None:
             logs.reopen_listeners.append(self._pass_on)
@@ -81,6 +84,12 @@ class ChannelLines:
         if not self._open:
             raise BrokenPipeError("the upgrade channel is closed")
         self._sock.send(line)
+        self._sent = True
+
+    def poll(self) -> None:
+        """Read what the channel holds now, without waiting for the loop to see it."""
+        if self._open:
+            self._readable()
 
     def close(self) -> None:
         """Stop reading and passing reopens on, and close our duplicate."""
@@ -91,6 +100,13 @@ class ChannelLines:
             data = self._sock.recv(4096)
         except (BlockingIOError, InterruptedError):
             return
+        except ConnectionResetError:
+            # The other process closed its end with bytes unread. Before any
+            # line of ours, those are the secret the old daemon sent at the
+            # spawn: a successor that never took the hand-off (an aiodaemon
+            # older than upgrades, or a program that ended before calling it).
+            self.never_read = not self._sent
+            data = b""
         except OSError:
             data = b""
         if not data:

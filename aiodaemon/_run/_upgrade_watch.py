@@ -18,6 +18,7 @@ import contextlib
 import os
 from typing import TYPE_CHECKING, Any
 
+from .._prefork._handoff import VERSION
 from ._upgrade_channel import ChannelLines
 
 if TYPE_CHECKING:
@@ -100,11 +101,27 @@ class SuccessorWatch:
             if ready:
                 return f"successor (pid {pid}) did not take over within {waited:g} s"
             return f"successor (pid {pid}) not ready after {waited:g} s"
+        if line.startswith(b"V"):
+            takes = line[1:].decode("ascii", "replace").strip()
+            return (
+                f"successor (pid {pid}) takes version {takes} of the hand-off, not {VERSION}: "
+                "its aiodaemon cannot take over from this one; use 'aiodaemon restart'"
+            )
         if line.startswith(b"E"):
             text = line[1:].decode("utf-8", "replace").strip()
             return text.partition(" ")[2] or f"successor (pid {pid}) failed"
         last = _last_error_line(self._tail)
-        return last or f"successor (pid {pid}) {_ended(self.spawned.exit_status())} {before}"
+        why = last or f"successor (pid {pid}) {_ended(self.spawned.exit_status())} {before}"
+        assert self._lines is not None
+        self._lines.poll()
+        if self._lines.never_read:
+            # Its error alone misleads: 0.1.0 says "already running", of us.
+            why += (
+                f"; the new process (pid {pid}) ended without taking the hand-over: "
+                "a program that failed before calling aiodaemon, or one whose "
+                "aiodaemon predates upgrades (0.1.0: use 'aiodaemon restart')"
+            )
+        return why
 
     def kill(self) -> None:
         """Stop watching, close the channel, and kill the successor with its process group."""

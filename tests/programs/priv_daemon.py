@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import resource
+import subprocess
 import sys
 
 import aiodaemon
@@ -34,6 +35,13 @@ async def report() -> None:
         "cwd": os.getcwd(),
         "mode": os.stat("created-by-daemon").st_mode & 0o777,
         "environ": sorted(os.environ),
+        "identity_variables": {k: os.environ.get(k) for k in ("HOME", "USER", "LOGNAME")},
+        # What a child the daemon runs sees (git, ssh, pip read ~ from HOME); a jail has no shell.
+        "child_home": subprocess.run(
+            ["/bin/sh", "-c", 'echo "$HOME $USER"'], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        if os.path.exists("/bin/sh")
+        else None,
     }
     with open(report_path, "w") as f:
         json.dump(data, f)

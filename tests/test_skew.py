@@ -1,0 +1,243 @@
+"""Version skew: today's CLI against a daemon an older aiodaemon started, and the reverse.
+
+An operator upgrades the package (``pip install -U``) while daemons started by
+the old version run, then drives them with the new ``aiodaemon``. The suite
+cannot build an old tree (no git history in every checkout), so the old
+daemons are recorded as programs that show the CLI what those did (see
+tests/programs/handlerless_holder.py).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import signal
+import socket
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .security_support import User, arena, holding, intruder, own_dir, shared_python_as
+from .support import (
+    PYTHON,
+    aiodaemon_cli,
+    clean_env,
+    free_privileged_port,
+    install_program,
+    is_alive,
+    kill_quietly,
+    program,
+    python,
+    read_json_lines,
+    read_pid,
+    wait_for,
+)
+
+__all__ = ["arena", "intruder"]  # fixtures, re-exported for pytest
+
+
+class Holder:
+    """A running tests/programs/handlerless_holder.py, its pidfile and its stdout."""
+
+    def __init__(self, directory: Path, kind: str) -> None:
+        self.pidfile = directory / "app.pid"
+        self.output = directory / "out.txt"
+        with open(self.output, "w") as out:
+            self.process = subprocess.Popen(
+                [PYTHON, str(program("handlerless_holder")), str(self.pidfile), kind],
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                env=clean_env(),
+            )
+        self.pid = read_pid(self.pidfile)
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """``aiodaemon ARGS --pidfile`` this holder's pidfile."""
+        return aiodaemon_cli(*args, "--pidfile", str(self.pidfile))
+
+
+@pytest.fixture
+def holders(tmp_path: Path) -> Iterator[list[Holder]]:
+    started: list[Holder] = []
+    yield started
+    for holder in started:
+        kill_quietly(holder.process.pid)
+        holder.process.wait()
+
+
+def test_upgrade_of_a_0_1_0_daemon_is_refused_and_it_serves_on(
+    tmp_path: Path, holders: list[Holder]
+) -> None:
+    """No SIGUSR2 handler (0.1.0 predates upgrades): refused, one line, the daemon lives."""
+    holders.append(old := Holder(tmp_path, "v010"))
+    result = old.cli("upgrade", "--timeout", "5")
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert result.stderr == (
+        f"aiodaemon: upgrade refused: pid {old.pid} has no handler for SIGUSR2, which would "
+        "end it (a daemon of aiodaemon 0.1.0 has none: it predates upgrades); "
+        "nothing sent: use 'aiodaemon restart'\n"
+    )
+    assert is_alive(old.pid)
+    assert read_pid(old.pidfile) == old.pid
+    # What the message says to do instead: stop (then start) works on it.
+    stopped = old.cli("stop")
+    assert stopped.returncode == 0, stopped.stderr
+    assert old.process.wait(10) == 0
+
+
+def test_reload_of_a_0_1_0_daemon_still_sends_sighup(tmp_path: Path, holders: list[Holder]) -> None:
+    """0.1.0 handles SIGHUP: reload falls back to it, as before."""
+    holders.append(old := Holder(tmp_path, "v010"))
+    result = old.cli("reload")
+    assert result.returncode == 0, result.stderr
+    wait_for(lambda: old.output.read_text() == "ready\nreloaded\n", 10, "the reload")
+    assert is_alive(old.pid)
+
+
+def test_reload_of_a_holder_without_a_sighup_handler_is_refused(
+    tmp_path: Path, holders: list[Holder]
+) -> None:
+    """SIGHUP would end it (an aiodaemon.pep3143 daemon): not sent, exit 1, it lives."""
+    holders.append(bare := Holder(tmp_path, "bare"))
+    result = bare.cli("reload")
+    assert result.returncode == 1
+    assert result.stderr == (
+        f"aiodaemon: not reloaded: pid {bare.pid} has no handler for SIGHUP, which would "
+        "end it; nothing sent\n"
+    )
+    assert is_alive(bare.pid)
+    assert read_pid(bare.pidfile) == bare.pid
+
+
+@contextlib.contextmanager
+def _failed_upgrade(
+    tmp_path: Path, successor: str
+) -> Iterator[tuple[Path, int, subprocess.CompletedProcess[str], dict[str, Any]]]:
+    """Today's daemon, upgraded to the recorded program ``successor``, which fails.
+
+    Yields the pidfile, the old daemon's pid, ``upgrade``'s result and the old
+    daemon's ``upgrade failed`` record; the old daemon is stopped after.
+    """
+    install_program("upgrade_app", tmp_path, "upgrade_app.py")
+    pidfile, log = tmp_path / "app.pid", tmp_path / "app.log"
+    env = {"APP_PIDFILE": str(pidfile), "APP_LOG": str(log)}
+    started = python(["upgrade_app.py"], env=env, cwd=tmp_path)
+    assert started.returncode == 0, started.stderr
+    old = read_pid(pidfile)
+    try:
+        install_program(successor, tmp_path, "upgrade_app.py")
+        result = aiodaemon_cli("upgrade", "--pidfile", pidfile, "--timeout", "20")
+        assert result.returncode == 1
+        [failed] = wait_for(
+            lambda: [r for r in read_json_lines(log) if r["event"] == "upgrade failed"],
+            10,
+            "the upgrade failed record",
+        )
+        yield pidfile, old, result, failed
+    finally:
+        stopped = aiodaemon_cli("stop", "--pidfile", pidfile)
+        assert stopped.returncode == 0, stopped.stderr
+
+
+def test_upgrade_to_code_of_aiodaemon_0_1_0_says_why_it_failed(tmp_path: Path) -> None:
+    """A rollback to 0.1.0 code: its 'already running' is explained, the old daemon serves on."""
+    with _failed_upgrade(tmp_path, "v010_successor") as (pidfile, old, result, failed):
+        new = failed["successor"]
+        assert result.stderr == (
+            f"aiodaemon: upgrade failed: already running (pid {old}, pidfile {pidfile}); "
+            f"the new process (pid {new}) ended without taking the hand-over: a program that "
+            "failed before calling aiodaemon, or one whose aiodaemon predates upgrades "
+            "(0.1.0: use 'aiodaemon restart')\n"
+        )
+        status = aiodaemon_cli("status", "--pidfile", pidfile)
+        assert status.returncode == 0
+        assert status.stdout.startswith(f"running (pid {old},")
+
+
+def test_a_successor_that_takes_another_hand_off_version_says_so(tmp_path: Path) -> None:
+    """Today's daemon, new code taking only version 2: upgrade says so, the old one serves on."""
+    with _failed_upgrade(tmp_path, "v2_successor") as (pidfile, old, result, failed):
+        assert result.stderr == (
+            f"aiodaemon: upgrade failed: successor (pid {failed['successor']}) takes version 2 "
+            "of the hand-off, not 1: its aiodaemon cannot take over from this one; "
+            "use 'aiodaemon restart'\n"
+        )
+        assert read_pid(pidfile) == old
+
+
+def test_a_hand_off_of_a_later_version_is_answered_with_the_one_taken(tmp_path: Path) -> None:
+    """A later daemon hands over with version 2: today's successor answers V1 and exits."""
+    install_program("upgrade_app", tmp_path, "upgrade_app.py")
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    secret = os.urandom(16).hex()
+    # A later version's variable: only its envelope is promised (see _handoff).
+    envelope = {"v": 2, "parent": os.getpid(), "secret": secret, "channel": theirs.fileno()}
+    env = {
+        "APP_PIDFILE": str(tmp_path / "app.pid"),
+        "APP_LOG": str(tmp_path / "app.log"),
+        "AIODAEMON_HANDOFF": json.dumps(envelope),
+    }
+    with ours, theirs:
+        successor = subprocess.Popen(
+            [PYTHON, "upgrade_app.py"],
+            cwd=tmp_path,
+            env=clean_env(env),
+            stdin=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            pass_fds=[theirs.fileno()],
+        )
+        theirs.close()
+        ours.sendall(f"S{secret}\n".encode())
+        ours.settimeout(30)
+        answer = b""
+        while chunk := ours.recv(64):
+            answer += chunk
+        _, stderr = successor.communicate(timeout=30)
+    assert answer == b"V1\n"
+    assert successor.returncode != 0
+    assert stderr.splitlines()[-1] == (
+        "aiodaemon: upgrade: the running daemon hands over with version 2 of the hand-off; "
+        "this program's aiodaemon takes version 1 only: use 'aiodaemon restart'"
+    )
+    assert not (tmp_path / "app.pid").exists()
+
+
+@pytest.mark.root  # root only creates the user; the commands run as that user
+def test_a_restart_refused_for_a_privileged_port_does_not_suggest_upgrading_0_1_0(
+    arena: Path, intruder: User
+) -> None:
+    """Not root, a port < 1024, a 0.1.0 daemon (no upgrade): the advice is root's restart."""
+    project = own_dir(arena / "project", intruder)
+    install_program("cli_app", project)
+    pidfile = project / "d.pid"
+    kept: list[int] = []
+
+    def take() -> None:
+        # What a 0.1.0 daemon root started with --user shows: its account's
+        # process holding the pidfile, with no handler for SIGUSR2.
+        signal.signal(signal.SIGUSR2, signal.SIG_DFL)
+        fd = os.open(pidfile, os.O_RDWR | os.O_CREAT, 0o644)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        kept.append(fd)
+
+    port = free_privileged_port()
+    with holding(intruder, take, "the 0.1.0 daemon's lock") as pid:
+        result = shared_python_as(
+            intruder, "-m", "aiodaemon", "restart", "app:main", "--pidfile", pidfile,
+            "--listen", f"http=127.0.0.1:{port}", cwd=project,
+        )  # fmt: skip
+        assert (result.returncode, result.stdout) == (4, "")
+        assert result.stderr == (
+            f"aiodaemon: already running (pid {pid}, pidfile {pidfile}); not restarted:"
+            f" --listen http: port {port} is privileged (only root or CAP_NET_BIND_SERVICE may"
+            " bind it); it predates upgrades (aiodaemon 0.1.0): only root can restart it\n"
+        )
+        assert is_alive(pid)
