@@ -352,4 +352,6 @@ def test_status_works_after_the_fuzzing(daemon: Daemon) -> None:
     assert result.returncode == 0, result.stderr
     answer = json.loads(result.stdout)
     assert (answer["state"], answer["pid"]) == ("running", daemon.pid)
-    assert fd_count(daemon.pid) == daemon.fds
+    # The command exits once it has read the answer, which the daemon writes
+    # before it closes its end: the descriptor goes a moment later.
+    wait_for(lambda: fd_count(daemon.pid) == daemon.fds, what="the fd baseline")
