@@ -19,6 +19,7 @@ import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -217,6 +218,10 @@ def _tty_nr(pid: int) -> int:
         return int(f.read().rsplit(")", 1)[1].split()[4])
 
 
+def _ready(log: Path) -> list[dict[str, Any]]:
+    return [record for record in records(log) if record["event"] == "ready"]
+
+
 def test_ctrl_c_still_stops_a_dropped_foreground_daemon(arena: Path, intruder: User) -> None:
     """Ctrl-C in root's shell stops aiodaemon run --user gracefully; it has no terminal itself."""
     own_dir(arena / "log", intruder)
@@ -226,8 +231,9 @@ def test_ctrl_c_still_stops_a_dropped_foreground_daemon(arena: Path, intruder: U
             f"{PYTHON} -m aiodaemon run tests.programs.security_daemon:main"
             f" --user {intruder.name} --log-file {log}; echo __rc=$?__\n"
         )
-        [first] = wait_for(lambda: log.exists() and records(log)[:1], 30, "the daemon to run")
-        pid = int(first["pid"])
+        # Ready, not just started: a Ctrl-C before ready is a failed start (exit 1).
+        [ready] = wait_for(lambda: log.exists() and _ready(log), 30, "the daemon to be ready")
+        pid = int(ready["pid"])
         try:
             assert _tty_nr(pid) == 0, "the dropped daemon still has root's terminal"
             shell.type("\x03")
