@@ -249,6 +249,20 @@ def test_daemon_dying_before_ready_is_reported(tmp_path: Path) -> None:
     assert not pidfile.exists()
 
 
+def test_start_timeout_counts_from_the_fork(tmp_path: Path) -> None:
+    """A launcher held up past start_timeout: exit 1 "not ready", though the daemon got ready.
+
+    Its deadline used to start once it had reaped the first child, and it read
+    whatever was on the pipe: a ready written past the start_timeout passed
+    for one in time (exit 0, now and then on a loaded machine).
+    """
+    pidfile = tmp_path / "d.pid"
+    result = python([program("descheduled_launcher"), pidfile, "0.6"])
+    assert (result.returncode, result.stderr) == (1, "aiodaemon: not ready after 0.3 s\n")
+    assert not pidfile.exists()
+    assert not pids_with(str(pidfile))
+
+
 def test_symlinked_pidfile_is_refused(tmp_path: Path, launcher: Path) -> None:
     """A symlink at the pidfile path is refused and its target left untouched."""
     target = tmp_path / "precious"

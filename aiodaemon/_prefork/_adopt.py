@@ -340,15 +340,19 @@ class SuccessorChannel(ReadinessPipe):
     def pending(self) -> bool:
         return self._pending
 
-    def ready(self) -> None:
-        """Tell the old daemon we are ready; the hand-over itself follows (see _upgrade)."""
+    def ready(self) -> bool:
+        """Tell the old daemon we are ready; the hand-over itself follows (see _upgrade).
+
+        Always in time: the old daemon enforces the upgrade's own timeout.
+        """
         if not self._pending:
-            return
+            return True
         self._pending = False
         self._write("R\n")
         self._unfreeze()
         if self.on_ready is not None:
             self.on_ready(self)
+        return True
 
     def fail(self, code: int, message: str) -> None:
         self._pending = False

@@ -11,6 +11,7 @@ import gc
 import os
 import stat
 import sys
+import time
 
 from ..exceptions import ExitCode, StartupError
 from ._readiness import (
@@ -199,8 +200,9 @@ def detach(
         stderr: fd for the daemon's fd 2, or None for ``/dev/null``.
         on_ready: run in the launcher once the daemon is ready.
         on_failure: run in the launcher when the daemon failed or died first.
-        start_timeout: seconds the daemon has to become ready; then the launcher
-            stops it (SIGTERM, SIGKILL after ``shutdown_timeout``) and fails.
+        start_timeout: seconds the daemon has to become ready, from the fork;
+            then the launcher stops it (SIGTERM, SIGKILL after
+            ``shutdown_timeout``) and fails.
         shutdown_timeout: the daemon's own, for that stop.
         pidfile: the daemon's, named in how to stop it after a Ctrl-C.
 
@@ -249,6 +251,9 @@ def fork_daemon(
     # page after page (copy-on-write) while the launcher waits, several ms on the
     # way to ready. The daemon thaws them once the launcher has its verdict.
     gc.freeze()
+    # The start timeout runs from here, for the launcher and the daemon alike.
+    since = time.monotonic()
+    deadline = None if start_timeout is None else since + start_timeout
     try:
         first = os.fork()
     except OSError as exc:  # EAGAIN: RLIMIT_NPROC or the pid limit; ENOMEM
@@ -258,7 +263,8 @@ def fork_daemon(
         raise StartupError(f"cannot fork the daemon: {exc.strerror}") from exc
     if first:
         os.close(write_fd)
-        _launcher(first, read_fd, on_ready, on_failure, (start_timeout, shutdown_timeout), pidfile)
+        timeouts = (start_timeout, since, shutdown_timeout)
+        _launcher(first, read_fd, on_ready, on_failure, timeouts, pidfile)
     os.close(read_fd)
     # A new session: no controlling terminal, immune to the launcher's hangups.
     os.setsid()
@@ -279,7 +285,7 @@ def fork_daemon(
         os._exit(0)
     # The daemon is not a session leader, so opening a tty can never make it
     # the controlling terminal again.
-    pipe = ReadinessPipe(write_fd, thaw=True)
+    pipe = ReadinessPipe(write_fd, thaw=True, deadline=deadline)
     # The launcher learns that the daemon died before ready from the end of
     # file: a child the program forks meanwhile (a worker pool started in a
     # startup hook) must not hold the write end open for as long as it lives.
@@ -295,17 +301,17 @@ def _launcher(
     read_fd: int,
     on_ready: Callable[[int], None],
     on_failure: Callable[[LaunchResult], None],
-    timeouts: tuple[float | None, float],
+    timeouts: tuple[float | None, float, float],
     pidfile: str | None,
 ) -> NoReturn:
-    start_timeout, shutdown_timeout = timeouts
+    start_timeout, since, shutdown_timeout = timeouts
     code = 1
     try:
         try:  # noqa: SIM105 (no contextlib on the pep3143 path)
             os.waitpid(child, 0)
         except ChildProcessError:
             pass  # reaped already by the program's own SIGCHLD handler waiting for any child
-        result = wait_ready(read_fd, start_timeout)
+        result = wait_ready(read_fd, start_timeout, since)
         if result.ready and result.pid is not None:
             on_ready(result.pid)
             code = 0

@@ -64,15 +64,21 @@ def release_gc() -> None:
 class ReadinessPipe:
     """The daemon's end of the handshake; every method is a no-op once reported."""
 
-    def __init__(self, fd: int | None, *, thaw: bool = False) -> None:
+    def __init__(
+        self, fd: int | None, *, thaw: bool = False, deadline: float | None = None
+    ) -> None:
         """The write end ``fd`` (None: no launcher waits, as in the foreground).
 
         Args:
             fd: the pipe's write end, or None.
             thaw: undo the start-up's :func:`hold_gc` once the verdict is given.
+            deadline: the launcher's ``time.monotonic()`` deadline for ready,
+                taken before the fork; None: no start timeout.
         """
         self.fd = fd
         self._thaw = thaw
+        #: when the start times out (``time.monotonic()``); None: never, or not ours.
+        self.deadline = deadline
 
     def __enter__(self) -> ReadinessPipe:
         return self
@@ -89,10 +95,21 @@ class ReadinessPipe:
         """Tell the launcher which process is the daemon."""
         self._write(f"P{pid}\n")
 
-    def ready(self) -> None:
-        """Release the launcher with success."""
+    def ready(self) -> bool:
+        """Release the launcher with success; False if its deadline has passed.
+
+        A launcher descheduled past its deadline still reads what is on the
+        pipe, so an ``R`` written late would pass for one in time. Past the
+        deadline nothing is written and the verdict is still owed: the start
+        timeout (due by now, see ``StartDeadline``) sends "not ready". The
+        monotonic clock is the same in both processes.
+        """
+        late = self.deadline is not None and time.monotonic() > self.deadline
+        if late and self.fd is not None:
+            return False
         self._write("R\n")
         self.close()
+        return True
 
     def fail(self, code: int, message: str) -> None:
         """Release the launcher with ``code`` and a one-line ``message`` for its stderr."""
@@ -163,15 +180,20 @@ class WaitInterrupted(KeyboardInterrupt):
 _SLICE = 3600.0
 
 
-def wait_ready(fd: int, timeout: float | None = None) -> LaunchResult:
+def wait_ready(fd: int, timeout: float | None = None, since: float | None = None) -> LaunchResult:
     """Block until the daemon reports, its end of the pipe closes, or ``timeout`` passes.
+
+    ``since``: the ``time.monotonic()`` the timeout runs from (the fork, given
+    to the daemon too: see :meth:`ReadinessPipe.ready`); now if None.
 
     Raises:
         WaitInterrupted: on Ctrl-C (a KeyboardInterrupt), with the pid read so far.
     """
     buffer = b""
     pid: int | None = None
-    deadline = None if timeout is None else time.monotonic() + timeout
+    deadline = None
+    if timeout is not None:
+        deadline = (time.monotonic() if since is None else since) + timeout
     try:
         while True:
             if deadline is not None:

@@ -363,8 +363,11 @@ class Runtime:
         """Release the launcher and tell systemd; later calls do nothing."""
         if self._ready or self.lifecycle.state in (State.STOPPING, State.STOPPED):
             return
+        if not self.parts.pipe.ready():
+            # Past the launcher's start_timeout: not ready after all. The start
+            # deadline's timer, due by now, ends the start with its verdict.
+            return
         self._ready = True
-        self.parts.pipe.ready()
         if self.parts.notifier is not None:
             self.parts.notifier.ready()
         _log.info("ready", pid=os.getpid())

@@ -15,6 +15,7 @@ import os
 import reprlib
 import select
 import threading
+import time
 from typing import TYPE_CHECKING
 
 import structlog
@@ -179,7 +180,8 @@ class StartDeadline:
     """``start_timeout`` where no launcher enforces it: on the loop, and on a thread.
 
     Detached, the launcher enforces it (it outlives a hung loop), and a loop
-    timer in the daemon too, for a launcher that was killed meanwhile. In the
+    timer in the daemon too, for a launcher that was killed meanwhile and for
+    a ready come too late (both count from the fork). In the
     foreground, and for an upgrade's successor whose old daemon vanished, the
     daemon does: a loop timer begins the shutdown at ``start_timeout`` ("not
     ready after S s"), and, as the shutdown has, a backstop thread ends the
@@ -228,7 +230,13 @@ class StartDeadline:
 
     def _arm(self) -> None:
         loop = asyncio.get_running_loop()
-        left = self._rt.options.start_timeout - (loop.time() - self._since)
+        deadline = self._rt.parts.pipe.deadline
+        if deadline is not None:
+            # Detached: the launcher's deadline, taken before the fork, so that
+            # both give the same verdict (see ReadinessPipe.ready).
+            left = deadline - time.monotonic()
+        else:
+            left = self._rt.options.start_timeout - (loop.time() - self._since)
         loop.call_later(max(0.0, left), self._timed_out)
 
     async def _arm_alone(self) -> None:
