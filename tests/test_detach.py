@@ -15,8 +15,10 @@ import pytest
 
 from .support import (
     PYTHON,
+    aiodaemon_cli,
     clean_env,
     cmdline,
+    install_program,
     is_alive,
     kill_quietly,
     open_fds,
@@ -261,6 +263,32 @@ def test_start_timeout_counts_from_the_fork(tmp_path: Path) -> None:
     assert (result.returncode, result.stderr) == (1, "aiodaemon: not ready after 0.3 s\n")
     assert not pidfile.exists()
     assert not pids_with(str(pidfile))
+
+
+def test_the_first_child_never_undoes_the_daemons_start(tmp_path: Path) -> None:
+    """The first child interrupted once it forked: the daemon keeps its pidfile and sockets.
+
+    The first child unwound the launcher's stack on a KeyboardInterrupt (a
+    Ctrl-C, or a MemoryError, as it announced the daemon), and the cleanups
+    there removed the pidfile, the control socket and the unix listener of the
+    daemon it had just forked: `start` said 0, `status` "not running".
+    """
+    install_program("interrupted_first_child", tmp_path)
+    pidfile, sock = tmp_path / "app.pid", tmp_path / "u.sock"
+    argv: list[str | Path] = ["--pidfile", pidfile]
+    result = aiodaemon_cli("start", "app:main", *argv, "--listen", f"u=unix:{sock}", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    pid = int(result.stdout)
+    try:
+        assert read_pid(pidfile) == pid
+        assert sock.is_socket()
+        status = aiodaemon_cli("status", *argv)
+        assert status.returncode == 0, status.stdout + status.stderr
+        assert status.stdout.startswith(f"running (pid {pid},")
+        assert aiodaemon_cli("stop", *argv).returncode == 0
+    finally:
+        kill_quietly(pid)
+    assert not pidfile.exists()
 
 
 def test_symlinked_pidfile_is_refused(tmp_path: Path, launcher: Path) -> None:

@@ -254,6 +254,10 @@ def fork_daemon(
     # The start timeout runs from here, for the launcher and the daemon alike.
     since = time.monotonic()
     deadline = None if start_timeout is None else since + start_timeout
+    # Made before the fork: the launcher and the first child must not fail
+    # between it and their os._exit (see _first_child).
+    timeouts = (start_timeout, since, shutdown_timeout)
+    pipe = ReadinessPipe(write_fd, thaw=True, deadline=deadline)
     try:
         first = os.fork()
     except OSError as exc:  # EAGAIN: RLIMIT_NPROC or the pid limit; ENOMEM
@@ -262,43 +266,71 @@ def fork_daemon(
         os.close(write_fd)
         raise StartupError(f"cannot fork the daemon: {exc.strerror}") from exc
     if first:
-        os.close(write_fd)
-        timeouts = (start_timeout, since, shutdown_timeout)
-        _launcher(first, read_fd, on_ready, on_failure, timeouts, pidfile)
-    os.close(read_fd)
-    # A new session: no controlling terminal, immune to the launcher's hangups.
-    os.setsid()
+        _launcher(first, read_fd, write_fd, on_ready, on_failure, timeouts, pidfile)
+    _first_child(read_fd, pipe)
+    # The daemon is not a session leader, so opening a tty can never make it
+    # the controlling terminal again.
     try:
-        second = os.fork()
-    except OSError as exc:
-        # The launcher reads this verdict like the daemon's own.
-        ReadinessPipe(write_fd).fail(ExitCode.FAILURE, f"cannot fork the daemon: {exc.strerror}")
-        os._exit(1)
-    if second:
+        # The launcher learns that the daemon died before ready from the end of
+        # file: a child the program forks meanwhile (a worker pool started in a
+        # startup hook) must not hold the write end open for as long as it lives.
+        close_in_forked_children(write_fd)
+        # Again, from the daemon itself: a launcher killed meanwhile shows here
+        # (EPIPE), and the daemon then keeps its start_timeout on its own.
+        pipe.announce(os.getpid())
+    except BaseException as exc:
+        _end_fork_copy(write_fd, exc, verdict=True)
+    return pipe
+
+
+def _first_child(read_fd: int, pipe: ReadinessPipe) -> None:
+    """Start a new session and fork the daemon; return only in the daemon."""
+    try:
+        os.close(read_fd)
+        # A new session: no controlling terminal, immune to the launcher's hangups.
+        os.setsid()
+        try:
+            second = os.fork()
+        except OSError as exc:
+            # The launcher reads this verdict like the daemon's own.
+            pipe.fail(ExitCode.FAILURE, f"cannot fork the daemon: {exc.strerror}")
+            os._exit(1)
+        if not second:
+            return
         # The daemon's pid is announced here, before the launcher reaps us: a
         # start_timeout that runs out before the daemon was scheduled must
         # still find whom to stop (unstopped, it went on to ready, its pidfile
         # removed by the launcher that had reported it failed).
-        ReadinessPipe(write_fd).announce(second)
-        # The session leader leaves at once; os._exit skips atexit handlers and
-        # buffer flushes that belong to the launcher, not to this transient copy.
-        os._exit(0)
-    # The daemon is not a session leader, so opening a tty can never make it
-    # the controlling terminal again.
-    pipe = ReadinessPipe(write_fd, thaw=True, deadline=deadline)
-    # The launcher learns that the daemon died before ready from the end of
-    # file: a child the program forks meanwhile (a worker pool started in a
-    # startup hook) must not hold the write end open for as long as it lives.
-    close_in_forked_children(write_fd)
-    # Again, from the daemon itself: a launcher killed meanwhile shows here
-    # (EPIPE), and the daemon then keeps its start_timeout on its own.
-    pipe.announce(os.getpid())
-    return pipe
+        pipe.announce(second)
+    except BaseException as exc:
+        # The daemon, if forked, announces itself and gives its own verdict.
+        _end_fork_copy(pipe.fd, exc, verdict=False)
+    # The session leader leaves at once; os._exit skips atexit handlers and
+    # buffer flushes that belong to the launcher, not to this transient copy.
+    os._exit(0)
+
+
+def _end_fork_copy(write_fd: int | None, exc: BaseException, *, verdict: bool) -> NoReturn:
+    """End a forked copy that failed before it could report (out of memory, a Ctrl-C).
+
+    It must not unwind the launcher's stack, whose cleanups (a pidfile's
+    removal, a socket's unlink) belong to the daemon, nor print on the
+    launcher's terminal: the launcher words the end. ``verdict``: this copy
+    is the daemon, so its failure is the start's.
+    """
+    if verdict and write_fd is not None and isinstance(exc, MemoryError):
+        try:  # noqa: SIM105 (no contextlib: see _readiness)
+            # A constant: no memory needed.
+            os.write(write_fd, b"E1 out of memory while starting the daemon\n")
+        except OSError:
+            pass
+    os._exit(1)
 
 
 def _launcher(
     child: int,
     read_fd: int,
+    write_fd: int,
     on_ready: Callable[[int], None],
     on_failure: Callable[[LaunchResult], None],
     timeouts: tuple[float | None, float, float],
@@ -307,6 +339,7 @@ def _launcher(
     start_timeout, since, shutdown_timeout = timeouts
     code = 1
     try:
+        os.close(write_fd)
         try:  # noqa: SIM105 (no contextlib on the pep3143 path)
             os.waitpid(child, 0)
         except ChildProcessError:
