@@ -55,7 +55,8 @@ def _started(tmp_path: Path, limit: int) -> tuple[bool, str]:
         os.kill(pid, signal.SIGTERM)
         wait_gone(pid)
         return True, ""
-    what = (limit // KIB, result.stderr)
+    # In full on a failure (a tuple's repr is cut short): the one clue to what printed.
+    what = f"under {limit // KIB} KiB, exit {result.returncode}, stderr:\n{result.stderr}"
     # The daemon's own error comes back, not the launcher's guess.
     assert "exited before it was ready" not in result.stderr, what
     assert not (tmp_path / "d.pid").exists(), what
