@@ -251,30 +251,38 @@ def test_reload_when_not_running(app_dir: Path, pidfile: Path) -> None:
 # --- run in the foreground ------------------------------------------------------------
 
 
+def _has_record(path: Path, event: str) -> bool:
+    """Whether the JSON-lines log at ``path`` holds a record of ``event``."""
+    return any(record["event"] == event for record in read_json_lines(path))
+
+
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_run_stays_in_the_foreground(app_dir: Path, pidfile: Path, sig: int) -> None:
     """run keeps the daemon in the launching process; SIGINT or SIGTERM ends it with 0."""
-    proc = subprocess.Popen(
-        [SCRIPT, "run", "app:main", "--pidfile", pidfile, "--log-format", "json"],
-        cwd=app_dir,
-        env=clean_env(),
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    output = app_dir / "stderr.jsonl"
+    with output.open("w") as err:
+        proc = subprocess.Popen(
+            [SCRIPT, "run", "app:main", "--pidfile", pidfile, "--log-format", "json"],
+            cwd=app_dir,
+            env=clean_env(),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+        )
     try:
         assert read_pid(pidfile) == proc.pid
-        wait_for(lambda: (app_dir / "started").exists(), what="startup hook")
+        # Ready, not just in its startup hook (which writes "started" before it
+        # returns): a stop signal before ready is a failed start, exit 1.
+        wait_for(lambda: _has_record(output, "ready"), what="the ready record")
         status = cli("status", "--pidfile", pidfile, cwd=app_dir)
         assert status.returncode == 0
         proc.send_signal(sig)
-        _, err = proc.communicate(timeout=30)
+        proc.wait(timeout=30)
     finally:
         if proc.poll() is None:
             proc.kill()
-            proc.communicate()
-    assert proc.returncode == 0, err
+            proc.wait()
+    assert proc.returncode == 0, output.read_text()
     assert not pidfile.exists()
 
 
