@@ -248,7 +248,9 @@ def test_a_stderr_file_rotated_while_the_successor_starts_is_followed_at_the_tak
     daemon.hold.unlink()
     assert _upgraded(upgrade) == successor
     wait_gone(old, 30)
-    assert open_fds(successor)[2] == str(daemon.log)
+    # Moved by the successor's log writer thread (the reopen passed on by the old
+    # daemon, or the follow_rename its claim queued): a moment after the answer.
+    wait_for(lambda: open_fds(successor).get(2) == str(daemon.log), 30, "fd 2 on the new file")
     wait_for(lambda: len(daemon.ticks(daemon.log, successor)) > 50, 30, "more ticks")
     daemon.stop(successor)
 
