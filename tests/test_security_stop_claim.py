@@ -15,7 +15,6 @@ import os
 import select
 import socket
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -69,9 +68,9 @@ def test_a_strangers_claim_does_not_keep_roots_stop_from_sigterm(
         readable, _, _ = select.select([ready_r], [], [], 30)
         assert readable, "the intruder never bound the name"
         assert os.read(ready_r, 1) == b"!", "the intruder's bind failed"
-        begun = time.monotonic()
+        # Its own SIGTERM, not a wait for another stop's cut short by SIGKILL
+        # at 20 s: that one would also say "sending SIGKILL".
         stop = cli("stop", "--pidfile", pidfile, "--timeout", "20")
-        took = time.monotonic() - begun
     finally:
         os.close(ready_r)
         os.close(release_w)
@@ -81,5 +80,3 @@ def test_a_strangers_claim_does_not_keep_roots_stop_from_sigterm(
     assert stop.stderr == f"aiodaemon: stopped (pid {pid})\n"
     assert "already stopping" not in stop.stderr
     wait_gone(pid, 5)
-    # Its own SIGTERM: not a wait for another stop's, cut short by SIGKILL at 20 s.
-    assert took < 10, took
