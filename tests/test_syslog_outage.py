@@ -35,3 +35,26 @@ def test_a_long_syslog_outage_is_told_once_not_at_every_batch(tmp_path: Path) ->
     lost = [r["lost"] for r in notices]
     assert all(isinstance(n, int) for n in lost)
     assert sum(n for n in lost if isinstance(n, int)) >= 40_300
+
+
+def test_the_backlog_is_bounded_in_bytes_too(tmp_path: Path) -> None:
+    """400 records of 64 KiB for a collector that is down: 16 MiB wait, not all 26.
+
+    The backlog was bounded only in messages (32,768 of up to 8,000 bytes:
+    256 MiB held through an outage); these 3,600 messages then all waited, the
+    loss told only at the exit. Now the oldest go once 16 MiB wait, and the
+    loss is told while the outage lasts.
+    """
+    log_file = tmp_path / "app.jsonl"
+    options = {"syslog": f"tcp://127.0.0.1:{free_port()}", "log_file": str(log_file)}
+    result = python([program("syslog_big_records"), json.dumps(options)], timeout=60)
+    assert result.returncode == 0, result.stderr
+    records = read_json_lines(log_file)
+    events = [r["event"] for r in records]
+    assert events.count("big") == 400
+    done = events.index("done")
+    during = [r for r in records[:done] if r["event"] == "syslog records lost"]
+    assert during, "no loss told before the exit"
+    # Every message is counted in the end: 9 per record at least, and done's.
+    lost = [r["lost"] for r in records if r["event"] == "syslog records lost"]
+    assert sum(n for n in lost if isinstance(n, int)) >= 400 * 9

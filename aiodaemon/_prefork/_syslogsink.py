@@ -40,6 +40,9 @@ _FACILITY_DAEMON = 3
 #: are lost (and counted). As many as the writer's queue holds: a burst that a
 #: blocking send would have left in that queue waits here instead.
 _SYSLOG_BACKLOG = 32_768
+#: ... and at most this many bytes of them: 32,768 messages of up to 8,000 bytes
+#: (a traceback's, a long record's parts) would hold 256 MiB through an outage.
+_SYSLOG_BACKLOG_BYTES = 16 << 20
 #: Seconds between attempts to reach a syslog daemon that is down.
 _RETRY_INTERVAL = 0.5
 _TCP_TIMEOUT = 5.0
@@ -119,6 +122,8 @@ class SyslogSink:
         self.app_name = _app_name()
         self.pid = os.getpid()
         self.backlog: deque[bytes] = deque()
+        #: the backlog's size in bytes.
+        self._backlog_bytes = 0
         self.lost = 0
         #: the uid the daemon drops to: its socket is trusted in a shared sticky directory.
         self.owner = owner
@@ -142,18 +147,21 @@ class SyslogSink:
     def write(self, records: Sequence[Record]) -> None:
         """Send each record as one (or, if too long, several) syslog messages."""
         for severity, line in records:
-            self.backlog.extend(self._messages(severity, line.rstrip(b"\n")))
+            for message in self._messages(severity, line.rstrip(b"\n")):
+                self.backlog.append(message)
+                self._backlog_bytes += len(message)
         # The limit is on what still waits after this attempt: a batch larger
         # than the backlog (the writer takes up to 16,384 records at once) goes
         # to a collector that is up, none of it lost.
         self._flush()
-        while len(self.backlog) > _SYSLOG_BACKLOG:
+        while len(self.backlog) > _SYSLOG_BACKLOG or self._backlog_bytes > _SYSLOG_BACKLOG_BYTES:
             if self._head_sent:
                 # The first message is partly sent: its rest must come next.
                 head = self.backlog.popleft()
+                self._backlog_bytes -= len(self.backlog[0])
                 self.backlog[0] = head
             else:
-                self.backlog.popleft()
+                self._backlog_bytes -= len(self.backlog.popleft())
             self.lost += 1
 
     def _messages(self, severity: int, body: bytes) -> list[bytes]:
@@ -226,7 +234,7 @@ class SyslogSink:
                             return
                         continue
                     probe = False
-                    self.backlog.popleft()
+                    self._backlog_bytes -= len(self.backlog.popleft())
                 return
             except OSError as exc:
                 # Loaded by open_syslog_sink, before any chroot or privilege drop.
@@ -374,6 +382,7 @@ class SyslogSink:
         # the fork) is the parent's to send: sent from here too, it would
         # arrive twice.
         self.backlog.clear()
+        self._backlog_bytes = 0
         if self.stream:
             # Both processes writing one stream would cut into each other's
             # frames (a send may now be partial): this one gets its own
@@ -393,6 +402,7 @@ class SyslogSink:
             self._flush(patience=_EXIT_PATIENCE)
         self.lost += len(self.backlog)
         self.backlog.clear()
+        self._backlog_bytes = 0
         self._head_sent = 0
 
     def reopen(self) -> None:
