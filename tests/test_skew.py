@@ -115,6 +115,31 @@ def test_reload_of_a_holder_without_a_sighup_handler_is_refused(
     assert read_pid(bare.pidfile) == bare.pid
 
 
+def test_reload_and_upgrade_of_a_holder_ignoring_their_signals_are_refused(
+    tmp_path: Path, holders: list[Holder]
+) -> None:
+    """SIGHUP and SIGUSR2 ignored (nohup): nothing would happen, so nothing is sent, exit 1.
+
+    ``reload`` said "reload requested", exit 0, and ``upgrade`` waited out its
+    whole timeout for a new process nothing would start.
+    """
+    holders.append(deaf := Holder(tmp_path, "deaf"))
+    reload = deaf.cli("reload")
+    assert (reload.returncode, reload.stderr) == (
+        1,
+        f"aiodaemon: not reloaded: pid {deaf.pid} ignores SIGHUP; nothing sent\n",
+    )
+    upgrade = deaf.cli("upgrade", "--timeout", "30")
+    assert (upgrade.returncode, upgrade.stderr) == (
+        1,
+        f"aiodaemon: upgrade refused: pid {deaf.pid} ignores SIGUSR2; nothing sent: "
+        "use 'aiodaemon restart'\n",
+    )
+    assert is_alive(deaf.pid)
+    assert read_pid(deaf.pidfile) == deaf.pid
+    assert deaf.output.read_text() == "ready\n"
+
+
 @contextlib.contextmanager
 def _failed_upgrade(
     tmp_path: Path, successor: str

@@ -18,7 +18,7 @@ import time
 
 from .._prefork._control_protocol import VERSION
 from .._prefork._pidfile_status import read_pidfile
-from .._prefork._procfs import signal_ends
+from .._prefork._procfs import signal_meets
 from .._prefork._readiness import wait_exited
 from ._control import ControlCode, _holder, _open_verified, _say, _send
 from ._control_client import (
@@ -87,12 +87,17 @@ def reload(
             # SIGHUP would reach nobody: "reload requested", exit 0, would be a lie.
             _say(f"pid {target.pid} exited; nothing reloaded")
             return ControlCode.FAILURE
-        if signal_ends(target.pid, signal.SIGHUP):
+        meets = signal_meets(target.pid, signal.SIGHUP)
+        if meets == "default":
             # Its default action: "reload requested", exit 0, and the daemon gone.
             _say(
                 f"not reloaded: pid {target.pid} has no handler for SIGHUP, which would end it; "
                 "nothing sent"
             )
+            return ControlCode.FAILURE
+        if meets == "ignored":
+            # Started with SIGHUP ignored (nohup) and none of its own: nothing would happen.
+            _say(f"not reloaded: pid {target.pid} ignores SIGHUP; nothing sent")
             return ControlCode.FAILURE
         if not _send(target.pidfd, target.pid, signal.SIGHUP):
             return ControlCode.NO_PERMISSION

@@ -22,7 +22,7 @@ import time
 
 from .._prefork._messages import say, write_line
 from .._prefork._pidfile_status import read_pidfile
-from .._prefork._procfs import signal_ends, stat_field
+from .._prefork._procfs import signal_meets, stat_field
 from . import _control
 from ._control import ControlCode
 
@@ -106,13 +106,18 @@ def upgrade_by_signal(
         timeout: seconds the new process has to be ready.
         after_death: what to say when the daemon itself exits meanwhile.
     """
-    if signal_ends(pid, signal.SIGUSR2):
+    meets = signal_meets(pid, signal.SIGUSR2)
+    if meets == "default":
         # Its default action: the daemon would be gone, not upgraded.
         say(
             f"upgrade refused: pid {pid} has no handler for SIGUSR2, which would end it "
             "(a daemon of aiodaemon 0.1.0 has none: it predates upgrades); "
             "nothing sent: use 'aiodaemon restart'"
         )
+        return ControlCode.FAILURE
+    if meets == "ignored":
+        # Nothing would answer: the wait would last the whole timeout for nothing.
+        say(f"upgrade refused: pid {pid} ignores SIGUSR2; nothing sent: use 'aiodaemon restart'")
         return ControlCode.FAILURE
     new = NewProcess(pid)
     try:

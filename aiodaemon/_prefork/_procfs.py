@@ -13,7 +13,14 @@ TYPE_CHECKING = False  # not typing's: see aiodaemon/__init__.py
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-__all__ = ["any_open_file", "effective_capabilities", "signal_ends", "stat_field", "uids"]
+__all__ = [
+    "any_open_file",
+    "effective_capabilities",
+    "signal_ends",
+    "signal_meets",
+    "stat_field",
+    "uids",
+]
 
 
 def stat_field(pid: int, index: int) -> int | None:
@@ -74,15 +81,33 @@ def signal_ends(pid: int, signum: int) -> bool | None:
     A blocked signal waits for the handler the daemon is about to install.
     None when ``/proc`` cannot tell (the process is gone, or hidden).
     """
+    meets = signal_meets(pid, signum)
+    return None if meets is None else meets == "default"
+
+
+#: /proc/PID/status's signal masks, in the order signal_meets reads them.
+_SIGNAL_MASKS = (b"SigBlk", b"SigIgn", b"SigCgt")
+
+
+def signal_meets(pid: int, signum: int) -> str | None:
+    """What ``signum`` sent to ``pid`` now would meet: "caught", "blocked", "ignored" or "default".
+
+    A blocked signal waits for a handler the daemon is about to install, so
+    it counts before "ignored". None when ``/proc`` cannot tell.
+    """
     bit = 1 << (signum - 1)
-    lines = _status(pid, b"SigBlk", b"SigIgn", b"SigCgt")
-    if lines is None or len(lines) != 3:
+    lines = _status(pid, *_SIGNAL_MASKS)
+    if lines is None:
         return None
     try:
-        masks = [int(fields[0], 16) for fields in lines.values()]
-    except (ValueError, IndexError):
+        blocked, ignored, caught = (int(lines[key][0], 16) & bit for key in _SIGNAL_MASKS)
+    except (KeyError, ValueError, IndexError):
         return None
-    return not any(mask & bit for mask in masks)
+    if caught:
+        return "caught"
+    if blocked:
+        return "blocked"
+    return "ignored" if ignored else "default"
 
 
 def any_open_file(pid: int, matches: Callable[[str], bool]) -> bool | None:

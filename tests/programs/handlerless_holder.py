@@ -6,8 +6,10 @@ test suite cannot build that tree: the pidfile locked with ``flock`` and
 holding its pid, handlers for SIGHUP (a reload: "reloaded" on stdout) and
 SIGTERM (exit 0), none for SIGUSR2 (it predates upgrades), and no control
 socket. KIND ``bare``: only SIGTERM, as an ``aiodaemon.pep3143`` daemon's
-default signal map. Prints "ready" once its pid is written, then waits for
-signals. Plain Python, no aiodaemon.
+default signal map. KIND ``deaf``: SIGTERM, and SIGHUP and SIGUSR2 ignored (a
+program started under ``nohup`` ignores SIGHUP). What is not handled is set to
+its default, whatever the test runner ignores. Prints "ready" once its pid is
+written, then waits for signals. Plain Python, no aiodaemon.
 """
 
 from __future__ import annotations
@@ -37,8 +39,9 @@ def main() -> None:
     fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     signal.signal(signal.SIGTERM, terminate)
-    if kind == "v010":
-        signal.signal(signal.SIGHUP, reloaded)
+    unhandled = signal.SIG_IGN if kind == "deaf" else signal.SIG_DFL
+    signal.signal(signal.SIGUSR2, unhandled)
+    signal.signal(signal.SIGHUP, reloaded if kind == "v010" else unhandled)
     os.ftruncate(fd, 0)
     os.write(fd, f"{os.getpid()}\n".encode())
     print("ready", flush=True)
