@@ -76,11 +76,25 @@ def rsyslog(tmp_path: Path) -> Iterator[Rsyslog]:
 _CALLER_VARIABLES = ("PYTHONUNBUFFERED", "PYTHONDONTWRITEBYTECODE", "PYTHONPYCACHEPREFIX")
 
 
+#: What an interactive shell's foreground command starts with.
+_TERMINAL_DISPOSITIONS = (
+    (signal.SIGINT, signal.default_int_handler),
+    (signal.SIGQUIT, signal.SIG_DFL),
+    (signal.SIGHUP, signal.SIG_DFL),
+)
+
+
 def pytest_configure(config: pytest.Config) -> None:
     """Mark the run's environment (xdist workers inherit it from the controller)."""
     # Every run as CI's: a test that needs one of these sets it itself.
     for name in _CALLER_VARIABLES:
         os.environ.pop(name, None)
+    # Every daemon started with the signal dispositions a terminal gives: a
+    # suite run in a script's background (no job control: SIGINT and SIGQUIT
+    # ignored) or under nohup (SIGHUP) would pass its ignored ones on to each.
+    for signum, default in _TERMINAL_DISPOSITIONS:
+        if signal.getsignal(signum) == signal.SIG_IGN:
+            signal.signal(signum, default)
     if not hasattr(config, "workerinput"):
         os.environ[SESSION_VARIABLE] = secrets.token_hex(8)
 
