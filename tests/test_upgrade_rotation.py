@@ -236,8 +236,9 @@ def test_a_stderr_file_rotated_while_the_successor_starts_is_followed_at_the_tak
 ) -> None:
     """The ``stderr`` file (the log) rotated while the successor starts is its fd 2 once it serves.
 
-    Until the take-over the successor's fd 2 is a pipe to the old daemon; the
-    file it puts back then is the new one, not the one of its spawn.
+    The successor's fd 2 is the file of its spawn (put back as its run
+    begins); the reopen the old daemon passes on, or the ``follow_rename`` its
+    claim queues, moves it to the new file, not left on the rotated one.
     """
     daemon.log_file, daemon.stderr = False, True
     old = daemon.start()
