@@ -252,11 +252,10 @@ def fork_daemon(
     # way to ready. The daemon thaws them once the launcher has its verdict.
     gc.freeze()
     # The start timeout runs from here, for the launcher and the daemon alike.
-    since = time.monotonic()
-    deadline = None if start_timeout is None else since + start_timeout
+    deadline = None if start_timeout is None else time.monotonic() + start_timeout
     # Made before the fork: the launcher and the first child must not fail
     # between it and their os._exit (see _first_child).
-    timeouts = (start_timeout, since, shutdown_timeout)
+    timeouts = (start_timeout, deadline, shutdown_timeout)
     pipe = ReadinessPipe(write_fd, thaw=True, deadline=deadline)
     try:
         first = os.fork()
@@ -279,7 +278,7 @@ def fork_daemon(
         # (EPIPE), and the daemon then keeps its start_timeout on its own.
         pipe.announce(os.getpid())
     except BaseException as exc:
-        _end_fork_copy(write_fd, exc, verdict=True)
+        _end_fork_copy(exc, verdict_fd=write_fd)
     return pipe
 
 
@@ -304,24 +303,24 @@ def _first_child(read_fd: int, pipe: ReadinessPipe) -> None:
         pipe.announce(second)
     except BaseException as exc:
         # The daemon, if forked, announces itself and gives its own verdict.
-        _end_fork_copy(pipe.fd, exc, verdict=False)
+        _end_fork_copy(exc)
     # The session leader leaves at once; os._exit skips atexit handlers and
     # buffer flushes that belong to the launcher, not to this transient copy.
     os._exit(0)
 
 
-def _end_fork_copy(write_fd: int | None, exc: BaseException, *, verdict: bool) -> NoReturn:
+def _end_fork_copy(exc: BaseException, verdict_fd: int | None = None) -> NoReturn:
     """End a forked copy that failed before it could report (out of memory, a Ctrl-C).
 
     It must not unwind the launcher's stack, whose cleanups (a pidfile's
     removal, a socket's unlink) belong to the daemon, nor print on the
-    launcher's terminal: the launcher words the end. ``verdict``: this copy
-    is the daemon, so its failure is the start's.
+    launcher's terminal: the launcher words the end. ``verdict_fd``: given
+    by the daemon, whose failure is the start's, to tell the launcher why.
     """
-    if verdict and write_fd is not None and isinstance(exc, MemoryError):
+    if verdict_fd is not None and isinstance(exc, MemoryError):
         try:  # noqa: SIM105 (no contextlib: see _readiness)
             # A constant: no memory needed.
-            os.write(write_fd, b"E1 out of memory while starting the daemon\n")
+            os.write(verdict_fd, b"E1 out of memory while starting the daemon\n")
         except OSError:
             pass
     os._exit(1)
@@ -333,10 +332,10 @@ def _launcher(
     write_fd: int,
     on_ready: Callable[[int], None],
     on_failure: Callable[[LaunchResult], None],
-    timeouts: tuple[float | None, float, float],
+    timeouts: tuple[float | None, float | None, float],
     pidfile: str | None,
 ) -> NoReturn:
-    start_timeout, since, shutdown_timeout = timeouts
+    start_timeout, deadline, shutdown_timeout = timeouts
     code = 1
     try:
         os.close(write_fd)
@@ -344,7 +343,7 @@ def _launcher(
             os.waitpid(child, 0)
         except ChildProcessError:
             pass  # reaped already by the program's own SIGCHLD handler waiting for any child
-        result = wait_ready(read_fd, start_timeout, since)
+        result = wait_ready(read_fd, start_timeout, deadline)
         if result.ready and result.pid is not None:
             on_ready(result.pid)
             code = 0

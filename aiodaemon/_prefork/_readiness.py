@@ -180,20 +180,18 @@ class WaitInterrupted(KeyboardInterrupt):
 _SLICE = 3600.0
 
 
-def wait_ready(fd: int, timeout: float | None = None, since: float | None = None) -> LaunchResult:
-    """Block until the daemon reports, its end of the pipe closes, or ``timeout`` passes.
+def wait_ready(fd: int, timeout: float | None, deadline: float | None) -> LaunchResult:
+    """Block until the daemon reports, its end of the pipe closes, or ``deadline`` passes.
 
-    ``since``: the ``time.monotonic()`` the timeout runs from (the fork, given
-    to the daemon too: see :meth:`ReadinessPipe.ready`); now if None.
+    ``deadline``: the ``time.monotonic()`` at which ``timeout`` (the start
+    timeout, named in the verdict) runs out, taken before the fork and given
+    to the daemon too (see :meth:`ReadinessPipe.ready`); None with no timeout.
 
     Raises:
         WaitInterrupted: on Ctrl-C (a KeyboardInterrupt), with the pid read so far.
     """
     buffer = b""
     pid: int | None = None
-    deadline = None
-    if timeout is not None:
-        deadline = (time.monotonic() if since is None else since) + timeout
     try:
         while True:
             if deadline is not None:
