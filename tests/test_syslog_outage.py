@@ -15,14 +15,19 @@ from pathlib import Path
 from .support import free_port, program, python, read_json_lines
 
 
-def test_a_long_syslog_outage_is_told_once_not_at_every_batch(tmp_path: Path) -> None:
-    """300 batches past a full backlog: every record in the file, a loss warning per 10 s."""
+def _run_with_syslog_down(tmp_path: Path, name: str) -> list[dict[str, object]]:
+    """Run tests/programs/NAME.py to its exit, syslog down; its log file's records."""
     log_file = tmp_path / "app.jsonl"
     # Nothing listens there: every connect is refused at once.
     options = {"syslog": f"tcp://127.0.0.1:{free_port()}", "log_file": str(log_file)}
-    result = python([program("syslog_outage"), json.dumps(options)], timeout=60)
+    result = python([program(name), json.dumps(options)], timeout=60)
     assert result.returncode == 0, result.stderr
-    records = read_json_lines(log_file)
+    return read_json_lines(log_file)
+
+
+def test_a_long_syslog_outage_is_told_once_not_at_every_batch(tmp_path: Path) -> None:
+    """300 batches past a full backlog: every record in the file, a loss warning per 10 s."""
+    records = _run_with_syslog_down(tmp_path, "syslog_outage")
     events = [r["event"] for r in records]
     assert events.count("burst") == 40_000
     assert events.count("trickle") == 300
@@ -45,11 +50,7 @@ def test_the_backlog_is_bounded_in_bytes_too(tmp_path: Path) -> None:
     loss told only at the exit. Now the oldest go once 16 MiB wait, and the
     loss is told while the outage lasts.
     """
-    log_file = tmp_path / "app.jsonl"
-    options = {"syslog": f"tcp://127.0.0.1:{free_port()}", "log_file": str(log_file)}
-    result = python([program("syslog_big_records"), json.dumps(options)], timeout=60)
-    assert result.returncode == 0, result.stderr
-    records = read_json_lines(log_file)
+    records = _run_with_syslog_down(tmp_path, "syslog_big_records")
     events = [r["event"] for r in records]
     assert events.count("big") == 400
     done = events.index("done")
