@@ -366,6 +366,77 @@ def test_successor_refusal_is_one_clean_line(script: App) -> None:
     assert line.startswith("aiodaemon: upgrade failed: pidfile changed from ")
 
 
+@pytest.mark.parametrize(
+    ("started", "edited", "was", "now"),
+    [
+        ("unix:{d}/u.sock", "unix:{d}/v.sock", "unix:{d}/u.sock", "unix:{d}/v.sock"),
+        (
+            "unix:{d}/u.sock?mode=0600",
+            "unix:{d}/u.sock?mode=0660",
+            "unix:{d}/u.sock?mode=0600",
+            "unix:{d}/u.sock?mode=0660",
+        ),
+        (
+            "unix:{d}/u.sock",
+            "unix:{d}/u.sock?mode=0660",
+            "unix:{d}/u.sock",
+            "unix:{d}/u.sock?mode=0660",
+        ),
+        ("127.0.0.1:0", "127.0.0.1:0?reuseport", "127.0.0.1:0", "127.0.0.1:0?reuseport"),
+        ("127.0.0.1:0?reuseport", "127.0.0.1:0", "127.0.0.1:0?reuseport", "127.0.0.1:0"),
+    ],
+    ids=["path", "mode", "mode-added", "reuseport-added", "reuseport-dropped"],
+)
+def test_listen_address_or_its_options_changed_is_refused(
+    script: App, started: str, edited: str, was: str, now: str
+) -> None:
+    """New code with another ``listen=`` address, ``?mode`` or ``?reuseport``: refused.
+
+    The inherited socket keeps its old options: a successor taking it silently
+    would run with a mode or a port sharing its configuration does not say.
+    """
+    directory = script.directory
+    address = started.format(d=directory)
+    old = script.start(APP_LISTEN=address)
+    script.edit(
+        '"listen": {"http": os.environ.get("APP_LISTEN", "127.0.0.1:0")},',
+        f'"listen": {{"http": {edited.format(d=directory)!r}}},',
+    )
+    line = _one_clean_line(cli("upgrade", "--pidfile", str(script.pidfile)))
+    assert line == (
+        f"aiodaemon: upgrade failed: listen[http] changed from {was.format(d=directory)}"
+        f" to {now.format(d=directory)}; an upgrade keeps the listening sockets"
+        " (use restart to change them)"
+    )
+    assert script.pid() == old
+    status = cli("status", "--pidfile", str(script.pidfile))
+    assert status.returncode == 0, status.stderr
+    assert status.stdout.startswith(f"running (pid {old},")
+    if address.startswith("unix:"):
+        path = Path(address.removeprefix("unix:").partition("?")[0])
+        # The old daemon's socket file, mode untouched, still takes connections.
+        assert stat.S_ISSOCK(path.lstat().st_mode)
+        if "?mode=" in address:
+            assert stat.S_IMODE(path.lstat().st_mode) == 0o600
+        with socket.socket(socket.AF_UNIX) as sock:
+            sock.connect(str(path))
+
+
+def test_unchanged_options_are_kept_by_an_upgrade(script: App) -> None:
+    """The same ``unix:...?mode=0600`` in the new code: the upgrade takes the socket as it is."""
+    path = script.directory / "u.sock"
+    old = script.start(APP_LISTEN=f"unix:{path}?mode=0600")
+    script.edit('VERSION = "v1"', 'VERSION = "v2"')
+    result = cli("upgrade", "--pidfile", str(script.pidfile))
+    assert result.returncode == 0, result.stderr
+    new = int(result.stdout)
+    wait_gone(old)
+    assert script.pid() == new
+    assert stat.S_IMODE(path.lstat().st_mode) == 0o600
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.connect(str(path))
+
+
 def test_successor_import_error_is_one_clean_line(app: App) -> None:
     """A successor whose target no longer imports: one line, one prefix, the import error."""
     app.start()

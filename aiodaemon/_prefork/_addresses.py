@@ -36,6 +36,10 @@ class InetAddress(NamedTuple):
     def __str__(self) -> str:
         return f"[{self.host}]:{self.port}" if self.ipv6 else f"{self.host}:{self.port}"
 
+    def query(self) -> str:
+        """The options as written after the address: ``?reuseport`` or ""."""
+        return "?reuseport" if self.reuse_port else ""
+
 
 class UnixAddress(NamedTuple):
     """A Unix stream socket path, with the file mode to give it (None: umask decides)."""
@@ -45,6 +49,10 @@ class UnixAddress(NamedTuple):
 
     def __str__(self) -> str:
         return f"unix:{self.path}"
+
+    def query(self) -> str:
+        """The options as written after the path: ``?mode=0660`` or ""."""
+        return "" if self.mode is None else f"?mode={self.mode:04o}"
 
 
 ListenAddress = InetAddress | UnixAddress

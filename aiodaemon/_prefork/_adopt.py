@@ -190,6 +190,8 @@ def _take(environ: MutableMapping[str, str]) -> Handoff | None:
                 str(e["configured"]),
                 str(e["identity"]),
                 str(e["unix_file"]),
+                # Added later: an old daemon's entries do not say (None).
+                None if e.get("options") is None else str(e["options"]),
             )
             for e in data["fds"]
         ]

@@ -23,6 +23,7 @@ from ._sockets import Listeners
 
 if TYPE_CHECKING:
     from ._acquire import Acquired
+    from ._addresses import ListenAddress
     from ._adopt import Handoff
     from ._config import Options
     from ._control_socket import ControlSocket
@@ -88,20 +89,27 @@ def _holds_flock(fd: int) -> bool:
     )
 
 
-def adopt_socket(handoff: Handoff, role: str, name: str, configured: str) -> socket.socket | None:
+def adopt_socket(
+    handoff: Handoff, role: str, name: str, configured: str, options: str = ""
+) -> socket.socket | None:
     """The inherited listening socket for ``role``/``name``, or None if not inherited.
 
+    ``options``: the address's ``?reuseport`` or ``?mode=OCTAL``, which must not
+    change either: the inherited socket keeps the old ones.
+
     Raises:
-        StartupError: the configured address changed, or the fd is not the
-            listening socket the hand-off claims.
+        StartupError: the configured address or its options changed, or the fd
+            is not the listening socket the hand-off claims.
     """
     entry = handoff.entry(role, name)
     if entry is None:
         return None
     label = f"listen[{name}]" if role == "listen" else role
-    if entry.configured != configured:
+    # An old daemon that did not say its options (None): only the address is known.
+    was = entry.options if entry.options is not None else options
+    if (entry.configured, was) != (configured, options):
         raise StartupError(
-            f"upgrade: {label} changed from {entry.configured} to {configured}; "
+            f"upgrade: {label} changed from {entry.configured}{was} to {configured}{options}; "
             "an upgrade keeps the listening sockets (use restart to change them)"
         )
     try:
@@ -126,15 +134,16 @@ def adopt_socket(handoff: Handoff, role: str, name: str, configured: str) -> soc
     return sock
 
 
-def adopt_listeners(handoff: Handoff, listen: Mapping[str, object]) -> Listeners | None:
-    """The ``listen=`` sockets: inherited where the name and address are unchanged.
+def adopt_listeners(handoff: Handoff, listen: Mapping[str, ListenAddress]) -> Listeners | None:
+    """The ``listen=`` sockets: inherited where the name, address and options are unchanged.
 
     Names the new configuration adds are bound here; inherited ones it dropped
     are closed by :meth:`Handoff.close_unclaimed`. Unix socket files stay the old
     daemon's to remove until the hand-over (:func:`unix_files`).
 
     Raises:
-        StartupError: an address changed, or an inherited fd is not what it claims.
+        StartupError: an address or its options changed, or an inherited fd is
+            not what it claims.
     """
     if not listen:
         return None
@@ -144,7 +153,7 @@ def adopt_listeners(handoff: Handoff, listen: Mapping[str, object]) -> Listeners
     fresh: dict[str, Any] = {}
     try:
         for name, address in listen.items():
-            sock = adopt_socket(handoff, "listen", name, str(address))
+            sock = adopt_socket(handoff, "listen", name, str(address), address.query())
             if sock is None:
                 fresh[name] = address
             else:

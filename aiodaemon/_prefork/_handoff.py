@@ -132,7 +132,7 @@ def give_back_withheld() -> None:
 class Inherited:
     """One descriptor handed to the successor: its role, name, number and identity."""
 
-    __slots__ = ("configured", "fd", "identity", "name", "role", "unix_file")
+    __slots__ = ("configured", "fd", "identity", "name", "options", "role", "unix_file")
 
     def __init__(
         self,
@@ -142,6 +142,7 @@ class Inherited:
         configured: str = "",
         identity: str = "",
         unix_file: str = "",
+        options: str | None = "",
     ) -> None:
         #: "pidfile", "listen", or another listening socket's role ("control", "health").
         self.role = role
@@ -154,6 +155,9 @@ class Inherited:
         self.identity = identity
         #: for a unix listener file the old daemon created: ``"dev:ino"`` of that file.
         self.unix_file = unix_file
+        #: for ``listen=`` sockets: the address's options (``?reuseport``,
+        #: ``?mode=0660``, or ""); None from an old daemon that did not say.
+        self.options = options
 
     def __repr__(self) -> str:
         return f"Inherited({self.role!r}, {self.name!r}, fd={self.fd})"
@@ -166,6 +170,7 @@ class Inherited:
             "configured": self.configured,
             "identity": self.identity,
             "unix_file": self.unix_file,
+            "options": self.options,
         }
 
 
@@ -175,10 +180,12 @@ def describe_socket(
     sock: socket.socket,
     configured: str,
     unix_file: tuple[int, int] | None = None,
+    options: str = "",
 ) -> Inherited:
     """The :class:`Inherited` entry for a listening socket we hand over."""
     owned = "" if unix_file is None else f"{unix_file[0]}:{unix_file[1]}"
-    return Inherited(role, name, sock.fileno(), configured, repr(sock.getsockname()), owned)
+    identity = repr(sock.getsockname())
+    return Inherited(role, name, sock.fileno(), configured, identity, owned, options)
 
 
 def describe_file(role: str, path: str, fd: int) -> Inherited:

@@ -39,6 +39,7 @@ from ..exceptions import DaemonError
 
 if TYPE_CHECKING:
     from .._logs._logwriter import LogWriter
+    from .._prefork._addresses import ListenAddress
     from .._prefork._control_socket import ControlSocket
     from .._prefork._handoff import Spawned
     from .._prefork._pidfile import Pidfile
@@ -134,7 +135,7 @@ class UpgradeTarget:
         *,
         pidfile: Pidfile | None,
         listeners: Listeners | None,
-        listen: Mapping[str, object],
+        listen: Mapping[str, ListenAddress],
         control: ControlSocket | None,
         notifier: Notifier | None,
         detached: bool,
@@ -261,9 +262,12 @@ class Upgrader:
         if target.listeners is not None:
             owned = target.listeners.owned_unix_files()
             for name, sock in target.listeners.items():
-                configured = str(target.listen[name])
+                address = target.listen[name]
+                configured = str(address)
                 identity = owned.get(configured.removeprefix("unix:"))
-                entries.append(describe_socket("listen", name, sock, configured, identity))
+                entries.append(
+                    describe_socket("listen", name, sock, configured, identity, address.query())
+                )
         if target.control is not None:
             control = target.control
             entries.append(
