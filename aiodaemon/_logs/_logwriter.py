@@ -32,11 +32,15 @@ if TYPE_CHECKING:
     from ._logecho import TerminalEcho
     from ._outputs import OutputFile
 
-__all__ = ["DEFAULT_QUEUE_SIZE", "LogWriter", "Sink"]
+__all__ = ["DEFAULT_QUEUE_SIZE", "QUEUE_BYTES", "LogWriter", "Sink"]
 
 #: Records the queue holds before refusing more (about 7 MB of 200-byte lines,
 #: half a second at 50,000 lines/s: enough to ride out a slow disk or a rotation).
 DEFAULT_QUEUE_SIZE = 32_768
+#: Bytes of lines the queue holds before refusing more, whatever their number: a
+#: stalled sink while every request logs a 20 KB traceback would otherwise hold
+#: 32,768 of them (640 MB) and invite the OOM killer to take the whole daemon.
+QUEUE_BYTES = 32 << 20
 #: Seconds between retries of a syslog daemon that is down, when nothing new is logged.
 _RETRY_INTERVAL = 0.5
 #: The same for one that is up but reads slowly (its socket's buffer was full).
@@ -77,6 +81,11 @@ class LogWriter:
         self._syslog_lost_at = -float("inf")
         self._last_failure = -float("inf")
         self._limit = queue_size
+        # Bytes queued are _bytes_in - _bytes_out, each written by one side only:
+        # a lock per record would cost more than the count. Two loggers racing on
+        # _bytes_in lose an update now and then, which only makes the bound looser.
+        self._bytes_in = 0
+        self._bytes_out = 0
         # A deque is thread-safe for append/popleft without a lock; the event is
         # only touched when the writer sleeps, not once per record.
         self._queue: deque[object] = deque()
@@ -110,9 +119,15 @@ class LogWriter:
         """Hand a rendered record to the writer; never blocks."""
         queue = self._queue
         waiting = len(queue)
-        if waiting >= self._limit or self._closed:
+        size = len(line)
+        if (
+            waiting >= self._limit
+            or self._closed
+            or (self._bytes_in - self._bytes_out + size > QUEUE_BYTES and waiting)
+        ):
             self._refuse(line)
             return
+        self._bytes_in += size
         if waiting > _YIELD_AFTER and not waiting % 1024:
             # A thread logging flat out keeps the GIL but for one turn in each switch
             # interval: the writer falls behind. Letting it have the GIL now and then
@@ -198,6 +213,7 @@ class LogWriter:
                 item = queue.popleft()
                 if type(item) is tuple:
                     batch.append(item)
+                    self._bytes_out += len(item[1])
                     continue
                 self._write(batch)
                 batch = []
@@ -466,6 +482,7 @@ class LogWriter:
         # A child forked later (multiprocessing) gets no writer thread and a copy
         # of the parent's queue: start afresh so its records are written once.
         self._queue.clear()
+        self._bytes_out = self._bytes_in
         self._wakeup = threading.Event()
         self._idle = False
         self._thread = self._new_thread()
