@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 
 import aiodaemon
-from aiodaemon._run._health import HealthServer
+from aiodaemon._run._health import CHECK_TIMEOUT, HealthServer
 from aiodaemon._run._hooks import HookFunction
 from aiodaemon._run._state import State
 
-from .serving_support import PROGRAMS, Served, http_get
+from .serving_support import PROGRAMS, Served, http_get, serve
 from .support import PYTHON, clean_env
 
 
@@ -127,6 +127,29 @@ async def test_a_daemon_objects_readiness_check_is_used(tmp_path: Path) -> None:
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
+
+
+async def test_a_checks_own_timeout_is_its_error_not_the_bound(tmp_path: Path) -> None:
+    """A check raising TimeoutError itself is logged with its error, not as "no answer within 1s".
+
+    A database client's connect that gets ETIMEDOUT raises TimeoutError (an
+    OSError) at once: the log said the check had not answered within the
+    bound, sending the operator after a slow check instead of the network.
+    """
+    async with serve(tmp_path, "--health", "127.0.0.1:0") as app:
+        health = await app.address("health")
+        await app.wait_event("ready")
+        (tmp_path / "not-ready").write_text("timed out")
+        assert (await http_get(health, "/readyz"))[:2] == (503, {"state": "running"})
+        await app.wait_event("readiness check failed")
+        (tmp_path / "not-ready").write_text("hang")
+        assert (await http_get(health, "/readyz"))[:2] == (503, {"state": "running"})
+        await app.wait_event("readiness check failed", count=2)
+        reasons = [r["reason"] for r in app.records() if r["event"] == "readiness check failed"]
+        assert reasons == [
+            "serving_app.not_ready_flag: TimeoutError: [Errno 110] Connection timed out",
+            f"serving_app.not_ready_flag: no answer within {CHECK_TIMEOUT}s",
+        ]
 
 
 def test_readiness_check_refuses_a_sync_function() -> None:

@@ -217,11 +217,16 @@ class HealthServer:
     async def _run_check(self, check: HookFunction) -> str | None:
         # The runtime always gives a context; tests of the responder alone may not.
         context = cast("Context", self._context)
+        bound = asyncio.timeout(CHECK_TIMEOUT)
         try:
-            async with asyncio.timeout(CHECK_TIMEOUT):
+            async with bound:
                 result = await call_async(check, context)
-        except TimeoutError:
-            return f"{describe(check)}: no answer within {CHECK_TIMEOUT}s"
+        except TimeoutError as exc:
+            if bound.expired():
+                return f"{describe(check)}: no answer within {CHECK_TIMEOUT}s"
+            # The check's own TimeoutError (its wait_for ran out, a connect got
+            # ETIMEDOUT) is its failure, said as such: not our 1 s bound.
+            return f"{describe(check)}: {error_text(exc)}"
         except (SystemExit, KeyboardInterrupt):
             raise  # the program asks to end (see _user_exit)
         except asyncio.CancelledError as exc:

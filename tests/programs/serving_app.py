@@ -9,15 +9,17 @@ Each connection sends lines and gets one answer per line:
 * ``QUIT`` -> ``bye``, then ``ctx.request_shutdown()``;
 * ``PING`` -> ``PONG`` at once.
 
-The readiness check fails while ``$SERVING_DIR/not-ready`` exists; the startup
-hook waits while ``$SERVING_DIR/hold-startup`` exists, the reload hook while
-``$SERVING_DIR/hold-reload`` exists, the shutdown hook while
-``$SERVING_DIR/hold-shutdown`` exists. Run as ``aiodaemon run serving_app:main``.
+The readiness check fails while ``$SERVING_DIR/not-ready`` exists (raising
+``TimeoutError`` when it says ``timed out``, never answering when it says
+``hang``); the startup hook waits while ``$SERVING_DIR/hold-startup`` exists,
+the reload hook while ``$SERVING_DIR/hold-reload`` exists, the shutdown hook
+while ``$SERVING_DIR/hold-shutdown`` exists. Run as ``aiodaemon run serving_app:main``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
 import itertools
 import os
 import time
@@ -58,7 +60,16 @@ async def shutdown_hook() -> None:
 
 @aiodaemon.readiness_check
 async def not_ready_flag() -> bool:
-    return not await asyncio.to_thread((DIR / "not-ready").exists)
+    try:
+        how = await asyncio.to_thread((DIR / "not-ready").read_text)
+    except FileNotFoundError:
+        return True
+    if how == "timed out":
+        # What a database client raises when its connect gets ETIMEDOUT.
+        raise TimeoutError(errno.ETIMEDOUT, os.strerror(errno.ETIMEDOUT))
+    if how == "hang":
+        await asyncio.Event().wait()
+    return False
 
 
 class Resource:
