@@ -262,7 +262,13 @@ class DaemonContext:
         null = os.open(os.devnull, os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
         try:
             lock_and_change_environment(self, own, own_at, groups)
-            pipe = fork_away(self)
+            try:
+                pipe = fork_away(self)
+            except BaseException:
+                if own is not None:
+                    # Nothing forked: the locked, still empty file goes, as below.
+                    own.release()
+                raise
             try:
                 for signum, handler in handlers.items():
                     signal.signal(signum, handler)

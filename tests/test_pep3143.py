@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
+import shutil
 import signal
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -13,7 +16,17 @@ import pytest
 from aiodaemon import pep3143
 from aiodaemon.exceptions import AlreadyRunningError
 
-from .support import PYTHON, REPO, clean_env, kill_quietly, python, read_pid, wait_for, wait_gone
+from .support import (
+    PYTHON,
+    REPO,
+    clean_env,
+    kill_quietly,
+    program,
+    python,
+    read_pid,
+    wait_for,
+    wait_gone,
+)
 
 CASES = REPO / "tests" / "programs" / "pep3143_cases.py"
 
@@ -153,6 +166,32 @@ def test_failure_after_the_fork_reaches_the_caller(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert result.stderr == "aiodaemon: RuntimeError: the lock server is down\n"
     assert not (tmp_path / "ready").exists()
+
+
+@pytest.mark.root
+def test_a_fork_the_system_refuses_is_a_detach_error_and_leaves_no_pidfile() -> None:
+    """No process left to fork: open() raises DaemonProcessDetachError, the PidFile is gone.
+
+    It raised aiodaemon's StartupError, which a python-daemon program's
+    ``except daemon.daemon.DaemonProcessDetachError`` let through as a
+    traceback, and left the locked, empty pidfile behind.
+    """
+    base = Path(tempfile.mkdtemp(prefix="aiodaemon-pep3143-"))
+    try:
+        base.chmod(0o755)
+        run_dir = base / "run"
+        run_dir.mkdir(mode=0o755)
+        nobody = pwd.getpwnam("nobody")
+        os.chown(run_dir, nobody.pw_uid, nobody.pw_gid)
+        result = python([program("pep3143_fork_refused"), run_dir])
+        assert (result.returncode, result.stderr) == (0, "")
+        assert result.stdout == (
+            "DaemonProcessDetachError: [Errno 11] cannot fork the daemon:"
+            " Resource temporarily unavailable\n"
+        )
+        assert list(run_dir.iterdir()) == []
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
 
 
 @pytest.mark.parametrize(

@@ -287,8 +287,14 @@ def fork_away(context: Context) -> ReadinessPipe | None:
         return None
     try:
         return _detach.fork_daemon(on_ready=_nothing, on_failure=_report_failure)
-    except OSError as exc:
-        raise DaemonProcessDetachError(exc.errno, f"cannot fork: {exc.strerror}") from exc
+    except StartupError as exc:
+        # fork_daemon says why (the readiness pipe or the fork, EAGAIN at
+        # RLIMIT_NPROC) as a StartupError, which a python-daemon program's
+        # ``except DaemonProcessDetachError`` let through as a traceback.
+        cause = exc.__cause__
+        if isinstance(cause, OSError) and cause.errno is not None:
+            raise DaemonProcessDetachError(cause.errno, str(exc)) from exc
+        raise DaemonProcessDetachError(str(exc)) from exc
 
 
 def _nothing(pid: int) -> None:
