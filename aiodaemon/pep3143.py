@@ -263,7 +263,7 @@ class DaemonContext:
         try:
             lock_and_change_environment(self, own, own_at, groups)
             try:
-                pipe = fork_away(self)
+                pipe = fork_away(self, own)
             except BaseException:
                 if own is not None:
                     # Nothing forked: the locked, still empty file goes, as below.

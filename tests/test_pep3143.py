@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import pwd
 import shutil
 import signal
 import subprocess
@@ -169,26 +168,32 @@ def test_failure_after_the_fork_reaches_the_caller(tmp_path: Path) -> None:
 
 
 @pytest.mark.root
-def test_a_fork_the_system_refuses_is_a_detach_error_and_leaves_no_pidfile() -> None:
-    """No process left to fork: open() raises DaemonProcessDetachError, the PidFile is gone.
+@pytest.mark.parametrize("fork", ["first", "second"])
+def test_a_fork_the_system_refuses_fails_open_and_leaves_no_pidfile(fork: str) -> None:
+    """No process left to fork (RLIMIT_NPROC): open() fails plainly and the PidFile is gone.
 
-    It raised aiodaemon's StartupError, which a python-daemon program's
-    ``except daemon.daemon.DaemonProcessDetachError`` let through as a
-    traceback, and left the locked, empty pidfile behind.
+    The first fork refused raised aiodaemon's StartupError, which a
+    python-daemon program's ``except daemon.daemon.DaemonProcessDetachError``
+    let through as a traceback; refused either fork, the locked, empty
+    pidfile stayed behind.
     """
     base = Path(tempfile.mkdtemp(prefix="aiodaemon-pep3143-"))
+    # A uid of its own: RLIMIT_NPROC counts every process of the user.
+    uid = 200_000 + os.getpid() % 100_000
     try:
         base.chmod(0o755)
         run_dir = base / "run"
         run_dir.mkdir(mode=0o755)
-        nobody = pwd.getpwnam("nobody")
-        os.chown(run_dir, nobody.pw_uid, nobody.pw_gid)
-        result = python([program("pep3143_fork_refused"), run_dir])
-        assert (result.returncode, result.stderr) == (0, "")
-        assert result.stdout == (
-            "DaemonProcessDetachError: [Errno 11] cannot fork the daemon:"
-            " Resource temporarily unavailable\n"
-        )
+        os.chown(run_dir, uid, 65534)
+        nproc = 1 if fork == "first" else 2
+        result = python([program("pep3143_fork_refused"), run_dir, str(uid), str(nproc)])
+        refused = "cannot fork the daemon: Resource temporarily unavailable"
+        if fork == "first":
+            assert (result.returncode, result.stderr) == (0, "")
+            assert result.stdout == f"DaemonProcessDetachError: [Errno 11] {refused}\n"
+        else:
+            # In the first child: the caller reports it and exits 1, as run() does.
+            assert (result.returncode, result.stderr) == (1, f"aiodaemon: {refused}\n")
         assert list(run_dir.iterdir()) == []
     finally:
         shutil.rmtree(base, ignore_errors=True)

@@ -281,12 +281,22 @@ def _as_path(path: str | os.PathLike[str]) -> Any:
 # --- the fork ---
 
 
-def fork_away(context: Context) -> ReadinessPipe | None:
-    """Fork away if asked; in the daemon, return its end of the readiness pipe."""
+def fork_away(context: Context, own: PidFile | None) -> ReadinessPipe | None:
+    """Fork away if asked; in the daemon, return its end of the readiness pipe.
+
+    Args:
+        context: the context being opened.
+        own: its ``PidFile``, locked: the caller removes it when the start
+            fails (see :func:`_report_failure`).
+    """
     if not context.detach_process:
         return None
+
+    def report_failure(result: LaunchResult) -> None:
+        _report_failure(result, own)
+
     try:
-        return _detach.fork_daemon(on_ready=_nothing, on_failure=_report_failure)
+        return _detach.fork_daemon(on_ready=_nothing, on_failure=report_failure)
     except StartupError as exc:
         # fork_daemon says why (the readiness pipe or the fork, EAGAIN at
         # RLIMIT_NPROC) as a StartupError, which a python-daemon program's
@@ -301,9 +311,22 @@ def _nothing(pid: int) -> None:
     """The caller of a detached ``open()`` has nothing to say once the daemon is up."""
 
 
-def _report_failure(result: LaunchResult) -> None:
+def _report_failure(result: LaunchResult, own: PidFile | None) -> None:
+    """In the caller, once the daemon failed: say why, and remove the ``PidFile``.
+
+    The daemon removes it when its ``open()`` fails; but the second fork
+    refused, or a daemon killed before its ``open()`` ended, left it behind
+    (empty, or with a dead pid), as ``run()``'s launcher does not.
+    """
     # Imported at the top: the caller may be inside its chroot by now.
     say(result.message)
+    held = None if own is None else own.held
+    if held is not None:
+        try:  # noqa: SIM105 (no contextlib on the pep3143 path)
+            # Only while it is still the daemon's file (or empty): see Pidfile.remove.
+            held.remove(owner=result.pid)
+        except OSError:
+            pass  # the exit status and the message above are what the caller has to say
 
 
 def describe(exc: BaseException) -> str:
