@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import subprocess
+import tempfile
 from pathlib import Path
 
-from .support import aiodaemon_cli, install_program, read_pid, wait_gone
+import pytest
+
+from .support import PROGRAMS, aiodaemon_cli, install_program, read_pid, wait_gone
 
 
 def test_control_commands_reach_a_socket_whose_path_exceeds_sun_path(tmp_path: Path) -> None:
@@ -36,3 +42,66 @@ def test_control_commands_reach_a_socket_whose_path_exceeds_sun_path(tmp_path: P
     assert stopped.returncode == 0, stopped.stderr
     wait_gone(pid)
     assert not control.exists()
+
+
+#: The account the daemon drops to; the CLI runs as it too.
+NOBODY = 65534
+#: /usr/bin/python3 with the worktree on PYTHONPATH: the test interpreter may live
+#: under /root, which nobody cannot read.
+SYSTEM_PYTHON = "/usr/bin/python3"
+
+
+@pytest.mark.root
+def test_the_daemons_user_reaches_a_long_path_through_a_directory_it_may_only_enter() -> None:
+    """A deep pidfile directory of mode 0711 (root's): its daemon's user gets status, no traceback.
+
+    The directory may be entered but not listed, as /run/NAME or a home directory
+    often is; the socket path is reached through it all the same.
+    """
+    if os.geteuid() != 0:
+        pytest.fail("this test needs root: run the suite as root (as .ci/run does)")
+    # Not tmp_path itself (0700): nobody must be able to enter every parent.
+    base = Path(tempfile.mkdtemp(prefix="aiodaemon-long-"))
+    base.chmod(0o755)
+    deep = base / ("d" * 60) / ("e" * 60)
+    deep.mkdir(parents=True)
+    deep.chmod(0o711)
+    deep.parent.chmod(0o711)
+    pidfile = deep / "app.pid"
+    started = aiodaemon_cli(
+        "start", "control_app:main", "--pidfile", pidfile, "--user", "nobody", "--workdir", "/",
+        cwd=PROGRAMS, env={"CONTROL_APP_DIR": str(base)},
+    )  # fmt: skip
+    assert started.returncode == 0, started.stderr
+    pid = read_pid(pidfile)
+    repo = Path(__file__).resolve().parent.parent
+    try:
+        assert len(bytes(Path(f"{pidfile}.ctl"))) > 107
+        results = {
+            command: subprocess.run(
+                [SYSTEM_PYTHON, "-m", "aiodaemon", command, "--pidfile", str(pidfile), *extra],
+                capture_output=True,
+                text=True,
+                timeout=30,
+                user=NOBODY,
+                group=NOBODY,
+                extra_groups=[],
+                env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(repo)},
+                check=False,
+            )
+            for command, extra in (("status", ["--json"]), ("reload", []))
+        }
+        status = results["status"]
+        assert status.returncode == 0, status.stderr
+        answer = json.loads(status.stdout)
+        # Only the daemon's answer carries its version: the control socket answered.
+        assert (answer["pid"], answer["state"]) == (pid, "running")
+        assert answer["version"] is not None, answer
+        reloaded = results["reload"]
+        assert reloaded.returncode == 0, reloaded.stderr
+        assert reloaded.stderr == f"aiodaemon: reloaded (pid {pid})\n"
+    finally:
+        stopped = aiodaemon_cli("stop", "--pidfile", pidfile)
+        shutil.rmtree(base, ignore_errors=True)
+    assert stopped.returncode == 0, stopped.stderr
+    wait_gone(pid)

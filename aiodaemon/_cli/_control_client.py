@@ -165,7 +165,13 @@ def exchange(
         ControlError: (or a subclass) with a one-line reason.
     """
     deadline = time.monotonic() + timeout
-    address, dirfd = unix_address(path)
+    try:
+        address, dirfd = unix_address(path)
+    except OSError as exc:
+        # A long path's directory, removed or closed to us since the socket's lstat.
+        if exc.errno in NOTHING_THERE:
+            raise ControlAbsent(f"no control socket at {path}") from None
+        raise ControlError(f"control socket {path}: {exc.strerror or exc}") from None
     try:
         sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
         try:

@@ -17,10 +17,17 @@ SUN_PATH_MAX = 107
 
 
 def unix_address(path: str | os.PathLike[str]) -> tuple[str, int | None]:
-    """An address ``connect``/``bind`` accept for ``path``, and a directory fd to close after."""
+    """An address ``connect``/``bind`` accept for ``path``, and a directory fd to close after.
+
+    Raises:
+        OSError: the directory of a long ``path`` cannot be reached.
+    """
     text = os.fsdecode(path)
     if len(os.fsencode(text)) <= SUN_PATH_MAX:
         return text, None
     directory, name = os.path.split(text)
-    dirfd = os.open(directory or ".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    # O_PATH: a directory one may enter but not list (0711, like many /run/NAME
+    # and home directories) is reached as ``bind``/``connect`` by path would reach
+    # it; O_RDONLY would need read permission on it.
+    dirfd = os.open(directory or ".", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     return f"/proc/self/fd/{dirfd}/{name}", dirfd
