@@ -14,9 +14,14 @@ import pty
 import select
 import shlex
 import signal
+import subprocess
 from pathlib import Path
 
+import pytest
+
 from .support import (
+    AIODAEMON,
+    PROGRAMS,
     PYTHON,
     aiodaemon_cli,
     clean_env,
@@ -162,3 +167,74 @@ def test_the_successor_of_an_upgraded_foreground_daemon_reloads_on_sighup(
         os.waitpid(shell, 0)
     [exited] = [r for r in read_json_lines(log) if r["event"] == "exit" and r["pid"] == successor]
     assert exited["status"] == 0
+
+
+@pytest.mark.parametrize("when", ["during", "after"])
+def test_hangup_during_or_after_a_failed_upgrade_stops_the_foreground_daemon(
+    tmp_path: Path, when: str
+) -> None:
+    """`aiodaemon run` on a terminal, upgraded: closing the terminal while the new process
+    starts, or once its start failed, ends the daemon gracefully with 0; nothing reloads.
+
+    The upgrade holds SIGHUP's reload while it runs and gives SIGHUP back when
+    it fails; a hang-up must be told from a reload all the same.
+    """
+    log, pidfile = tmp_path / "log.jsonl", tmp_path / "d.pid"
+    argv = [str(AIODAEMON), "run", "control_app:main", "--pidfile", str(pidfile),
+            "--log-file", str(log)]  # fmt: skip
+    env = clean_env({"CONTROL_APP_DIR": str(tmp_path)})
+    # The daemon leads the terminal's session, as in the first test: it gets the hang-up.
+    pid, controller = pty.fork()
+    if pid == 0:
+        os.chdir(PROGRAMS)
+        os.execve(argv[0], argv, env)
+    statuses: list[int] = []
+
+    def reaped() -> bool:
+        # Drain what it shows on its terminal meanwhile, as a terminal emulator does.
+        with contextlib.suppress(OSError):
+            while (
+                controller >= 0
+                and select.select([controller], [], [], 0)[0]
+                and os.read(controller, 4096)
+            ):
+                pass
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            statuses.append(os.waitstatus_to_exitcode(status))
+        return bool(done)
+
+    def events() -> list[object]:
+        reaped()
+        return [r["event"] for r in read_json_lines(log)] if log.exists() else []
+
+    try:
+        wait_for(lambda: "ready" in events(), what="ready")
+        # The successor (the same program) waits in its startup hook, then fails.
+        (tmp_path / "startup").write_text("wait-fail")
+        upgrade = subprocess.Popen(
+            [str(AIODAEMON), "upgrade", "--pidfile", str(pidfile), "--timeout", "60"],
+            cwd=PROGRAMS, env=env, stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        wait_for(lambda: "upgrade started" in events(), what="the upgrade to begin")
+        if when == "after":
+            (tmp_path / "release").touch()
+            upgrade.wait(timeout=60)
+            assert "upgrade failed" in events()
+        os.close(controller)  # the terminal goes away
+        controller = -1
+        wait_for(reaped, what="the exit after the hang-up")
+        _out, err = upgrade.communicate(timeout=60)
+        assert upgrade.returncode == 1, err
+    finally:
+        if controller >= 0:
+            os.close(controller)
+        if not statuses:
+            kill_quietly(pid)
+            os.waitpid(pid, 0)
+    assert statuses == [0]
+    records = read_json_lines(log)
+    assert [r for r in records if r.get("terminal") == "hung up"], records
+    assert not (tmp_path / "reloads").exists()
+    assert records[-1]["event"] == "exit"

@@ -300,6 +300,9 @@ def _upgrade(runtime: Runtime) -> Service:
         # A SIGHUP during an upgrade reopens at once and reloads whoever serves after it.
         reload=lambda: runtime.dispatch(Event.RELOAD),
         reopen=lambda: runtime.dispatch(Event.REOPEN_LOGS),
+        # Given back when an upgrade fails; a terminal's hang-up is no reload to hold.
+        sighup=runtime.on_sighup,
+        hung_up=runtime.terminal_hung_up,
         failure=lambda: runtime.outcome.message,
     )
     if successor is not None:

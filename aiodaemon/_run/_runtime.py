@@ -267,17 +267,26 @@ class Runtime:
 
     # --- events ---------------------------------------------------------------------
 
-    def _on_signal(self, signum: int) -> None:
-        if signum == signal.SIGHUP and self.parts.terminal is not None:
-            from .._prefork._terminal import terminal_hung_up
+    def on_sighup(self) -> None:
+        """SIGHUP as the daemon takes it: the terminal's hang-up, or a reload."""
+        self._on_signal(signal.SIGHUP)
 
-            if terminal_hung_up(self.parts.terminal):
-                # The kernel's hang-up, not a reload: the terminal is gone.
-                _log.info("signal received", signal="SIGHUP", terminal="hung up")
-                if not self._ready:
-                    self.outcome.fail("stopped by the terminal's hang-up before it was ready")
-                self.dispatch(Event.SHUTDOWN)
-                return
+    def terminal_hung_up(self) -> bool:
+        """Whether the terminal this foreground daemon started on has hung up."""
+        if self.parts.terminal is None:
+            return False
+        from .._prefork._terminal import terminal_hung_up
+
+        return terminal_hung_up(self.parts.terminal)
+
+    def _on_signal(self, signum: int) -> None:
+        if signum == signal.SIGHUP and self.terminal_hung_up():
+            # The kernel's hang-up, not a reload: the terminal is gone.
+            _log.info("signal received", signal="SIGHUP", terminal="hung up")
+            if not self._ready:
+                self.outcome.fail("stopped by the terminal's hang-up before it was ready")
+            self.dispatch(Event.SHUTDOWN)
+            return
         event = event_for_signal(signum)
         if event is Event.TERMINATE:
             if self._stop_signal_read:

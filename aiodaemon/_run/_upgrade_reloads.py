@@ -14,7 +14,8 @@ under way:
 - SIGHUP, which nobody answers, reopens the log files at once as always, and
   its reload is held (:class:`HeldReloads`): a failed upgrade runs it here; a
   hand-over forwards SIGHUP to the successor through a pidfd, and so do the
-  SIGHUPs that reach this daemon while it drains.
+  SIGHUPs that reach this daemon while it drains. The SIGHUP of a foreground
+  daemon's terminal hanging up is no reload: it stops the daemon, as always.
 
 Loaded only by a daemon with a control socket, or when an upgrade begins.
 """
@@ -68,11 +69,23 @@ class HeldReloads:
     Args:
         reload: begin a reload here, as SIGHUP does.
         reopen: reopen the log files, as SIGUSR1 does.
+        sighup: the daemon's own SIGHUP handler, given back when the upgrade fails.
+        hung_up: whether the terminal of a foreground daemon hung up: its SIGHUP
+            is the kernel's, a stop for ``sighup`` to begin, not a reload to hold.
     """
 
-    def __init__(self, *, reload: Callable[[], object], reopen: Callable[[], object]) -> None:
+    def __init__(
+        self,
+        *,
+        reload: Callable[[], object],
+        reopen: Callable[[], object],
+        sighup: Callable[[], object],
+        hung_up: Callable[[], bool],
+    ) -> None:
         self._reload = reload
         self._reopen = reopen
+        self._sighup = sighup
+        self._hung_up = hung_up
         self._held = 0
         self._successor: tuple[int, int] | None = None
 
@@ -82,7 +95,8 @@ class HeldReloads:
 
     def rolled_back(self) -> None:
         """The upgrade failed: this daemon serves on and runs the reload it held."""
-        asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self._here)
+        # Its own handler, not a plain reload: a terminal's hang-up stops it again.
+        asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self._sighup)
         if self._held:
             _log.info("held reload released", held=self._held)
             self._held = 0
@@ -106,14 +120,15 @@ class HeldReloads:
             self._send_on("reload held during the upgrade forwarded")
 
     def _hold(self) -> None:
+        if self._hung_up():
+            # The kernel's, at the terminal's hang-up: the daemon stops (which
+            # abandons the upgrade), as it would outside one.
+            self._sighup()
+            return
         _log.info("signal received", signal="SIGHUP")
         self._held += 1
         self._reopen()
         _log.info("reload held until the upgrade ends", reason="an upgrade is in progress")
-
-    def _here(self) -> None:
-        _log.info("signal received", signal="SIGHUP")
-        self._reload()
 
     def _forward(self) -> None:
         _log.info("signal received", signal="SIGHUP")

@@ -84,6 +84,8 @@ class UpgradeService(Service):
         successor: this run's channel to the old daemon, when an upgrade started it.
         reload: begin a reload, as SIGHUP does (see :mod:`._upgrade_reloads`).
         reopen: reopen the log files, as SIGUSR1 does.
+        sighup: the daemon's own SIGHUP handler, given back after a failed upgrade.
+        hung_up: whether a foreground daemon's terminal hung up (its SIGHUP is a stop).
         failure: why the run is stopping, if it failed (a successor says it
             when its run ends before the take-over).
     """
@@ -98,6 +100,8 @@ class UpgradeService(Service):
         *,
         reload: Callable[[], object] | None = None,
         reopen: Callable[[], object] | None = None,
+        sighup: Callable[[], object] | None = None,
+        hung_up: Callable[[], bool] | None = None,
         failure: Callable[[], str | None] | None = None,
     ) -> None:
         self.upgrader = upgrader
@@ -105,6 +109,8 @@ class UpgradeService(Service):
         self._successor = successor
         self._reload = reload
         self._reopen = reopen
+        self._sighup = sighup
+        self._hung_up = hung_up
         self._failure = failure
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -132,12 +138,19 @@ class UpgradeService(Service):
 
             if (why := not_in_charge()) is not None:
                 raise UpgradeRefused(f"cannot upgrade while {why}", transient=True)
-        if self._reload is None or self._reopen is None or self.upgrader.successor is not None:
+        reload, reopen, sighup, hung_up = self._reload, self._reopen, self._sighup, self._hung_up
+        if (
+            reload is None
+            or reopen is None
+            or sighup is None
+            or hung_up is None
+            or self.upgrader.successor is not None
+        ):
             # No one to run a held reload, or refused: one upgrade already holds them.
             return await self.upgrader.upgrade(within)
         from ._upgrade_reloads import HeldReloads
 
-        held = HeldReloads(reload=self._reload, reopen=self._reopen)
+        held = HeldReloads(reload=reload, reopen=reopen, sighup=sighup, hung_up=hung_up)
         held.begin()
         try:
             pid = await self.upgrader.upgrade(within)
