@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+import signal
 import socket
 import time
 from collections.abc import Iterator
@@ -164,6 +166,90 @@ def test_reload_and_upgrade_busy_for_their_whole_timeout_start_nothing(
     # Neither asked for anything: the one reload run is the held one, no upgrade began.
     assert app.reload_runs() == ["wait"]
     assert app.records("upgrade started") == []
+
+
+#: What a command is told when the control socket's listen backlog refuses it.
+BACKLOG = "busy: the control socket's backlog is full"
+
+
+@pytest.fixture
+def backlogged(control_app: ControlApp) -> Iterator[tuple[ControlApp, int]]:
+    """A daemon whose loop a reload hook holds up, its control socket's backlog full.
+
+    What sync code that forgets to yield, with clients piling up, leaves: the
+    kernel queues connections nobody accepts until the backlog refuses more.
+    Leaving releases the loop.
+    """
+    app = control_app
+    pid = app.start()
+    app.steer("reload", "block-wait")
+    held: list[socket.socket] = []
+    try:
+        os.kill(pid, signal.SIGHUP)
+        wait_for(lambda: app.reload_runs() == ["block-wait"], 30, "the loop held up")
+        while True:
+            conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            conn.setblocking(False)
+            try:
+                conn.connect(str(app.control))
+            except BlockingIOError:
+                conn.close()
+                break
+            held.append(conn)
+            assert len(held) < 10_000, "the backlog never filled"
+        yield app, pid
+    finally:
+        app.steer("reload-release")
+        for conn in held:
+            conn.close()
+
+
+def test_a_full_backlog_is_busy_for_reload_upgrade_and_status(
+    backlogged: tuple[ControlApp, int],
+) -> None:
+    """Refused by the backlog for all of --timeout: "busy", not "still reloading"; nothing done."""
+    app, pid = backlogged
+    result = app.cli("reload", "--pidfile", app.pidfile, "--timeout", "1")
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.splitlines() == [
+        f"aiodaemon: {BACKLOG} (pid {pid}); trying again for up to 1 s",
+        f"aiodaemon: {BACKLOG} (pid {pid}); nothing reloaded",
+    ]
+    result = app.cli("upgrade", "--pidfile", app.pidfile, "--timeout", "1")
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.splitlines() == [
+        f"aiodaemon: {BACKLOG} (pid {pid}); trying again for up to 1 s",
+        f"aiodaemon: upgrade failed: {BACKLOG} (pid {pid}); nothing started",
+    ]
+    result = app.cli("status", "--pidfile", app.pidfile, "--timeout", "1")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [f"running (pid {pid}, pidfile {app.pidfile})"]
+    assert result.stderr.splitlines() == [
+        f"aiodaemon: warning: control socket {app.control} stayed {BACKLOG}; "
+        "status from the pidfile"
+    ]
+    assert app.reload_runs() == ["block-wait"]
+
+
+def test_reload_waits_out_a_full_backlog_and_reloads(
+    backlogged: tuple[ControlApp, int],
+) -> None:
+    """The loop freed within --timeout: the reload it waited for runs, exit 0."""
+    app, pid = backlogged
+    reload = app.watch("reload", "--pidfile", app.pidfile, "--timeout", "60")
+    try:
+        wait_for(lambda: reload.said(BACKLOG), 30, "reload told the backlog is full")
+        assert reload.proc.poll() is None, reload.lines  # still trying, nothing given up
+        app.steer("reload-release")
+        code, _, lines = reload.finish()
+    finally:
+        reload.kill()
+    assert code == 0, lines
+    assert lines == [
+        f"aiodaemon: {BACKLOG} (pid {pid}); trying again for up to 60 s",
+        f"aiodaemon: reloaded (pid {pid})",
+    ]
+    assert app.reload_runs() == ["block-wait", "block-wait"]
 
 
 def test_status_of_a_busy_daemon_whose_pidfile_was_removed_says_running(

@@ -35,6 +35,7 @@ __all__ = [
     "BUSY_PATIENCE",
     "NOTHING_THERE",
     "ControlAbsent",
+    "ControlBacklogFull",
     "ControlBusy",
     "ControlDenied",
     "ControlError",
@@ -103,6 +104,14 @@ class ControlNoAnswer(ControlError):
 
     What a daemon out of descriptors does (libuv accepts and closes at
     EMFILE), or one ending right then: it may well run on.
+    """
+
+
+class ControlBacklogFull(ControlError):
+    """The socket's backlog is full: nobody accepts right now (the daemon's loop is held up).
+
+    A "not now" like the daemon's own "busy" refusals: :func:`ask_patiently`
+    asks again until its deadline.
     """
 
 
@@ -238,11 +247,12 @@ def ask_patiently(
 
     The one retry every command shares (``status``, ``reload``, ``upgrade``,
     ``stop``): a refusal marked transient (:func:`is_transient`) is not the
-    daemon's verdict, only a moment when it could not take the request.
+    daemon's verdict, only a moment when it could not take the request; nor
+    is a connection its full backlog refused (:class:`ControlBacklogFull`).
 
     Args:
         ask_once: one exchange; it may look again for whom to ask (a new
-            pidfile holder after an upgrade). What it raises goes through.
+            pidfile holder after an upgrade). What else it raises goes through.
         until: ``time.monotonic()`` after which no new try begins.
         wait: sleeps the pause (``stop`` waits on the daemon's exit instead).
         on_refusal: called once, with the daemon's error, at the first
@@ -252,12 +262,16 @@ def ask_patiently(
         The first answer that is not a transient refusal.
 
     Raises:
-        ControlBusy: every answer until ``until`` was a transient refusal.
+        ControlBusy: every try until ``until`` was refused for now.
     """
     pause = _FIRST_PAUSE
     told = False
     while True:
-        answer = ask_once()
+        try:
+            answer = ask_once()
+        except ControlBacklogFull as exc:
+            # Refused before a word, not an answer: "not now" all the same.
+            answer = {"ok": False, "transient": True, "error": str(exc)}
         if not is_transient(answer):
             return answer
         error = " ".join(str(answer.get("error") or "busy").split())
@@ -322,7 +336,9 @@ def _connect(sock: _socket.socket, address: str, path: StrPath, timeout: float) 
         ) from None
     except OSError as exc:
         if exc.errno == errno.EAGAIN:
-            raise ControlTimeout(f"control socket {path} is busy (backlog full)") from None
+            # Every place in the listen backlog taken: the loop accepts nothing
+            # now (sync code holding it), which may end within our time.
+            raise ControlBacklogFull("busy: the control socket's backlog is full") from None
         raise ControlError(f"control socket {path}: {exc.strerror or exc}") from None
 
 

@@ -23,6 +23,7 @@ from .._prefork._readiness import wait_exited
 from ._control import ControlCode, _holder, _open_verified, _say, _send
 from ._control_client import (
     ControlAbsent,
+    ControlBacklogFull,
     ControlBusy,
     ControlDenied,
     ControlError,
@@ -217,6 +218,8 @@ def _ask(
             # Not the daemon's socket: it has none there, as with --no-control.
             say_ignored(exc, f"sending SIGHUP to pid {pid}")
             raise _NoAnswer(f"no trusted control socket at {control}") from None
+        except ControlBacklogFull:
+            raise  # "not now": asked again (see ask_patiently)
         except ControlTimeout:
             _say(f"still reloading after {request['timeout']:g} s (pid {pid} did not answer)")
             raise _NoAnswer(ControlCode.FAILURE) from None
