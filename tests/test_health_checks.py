@@ -56,6 +56,32 @@ async def test_raising_or_slow_checks_make_readyz_503() -> None:
             assert (await http_get(address, "/livez"))[0] == 200
 
 
+async def test_a_request_completed_late_still_gets_its_verdict() -> None:
+    """A request whose last byte comes 1.5 s in, and a check using its whole second: answered.
+
+    The 2 s limit is for the request to arrive; the checks' verdict, which takes
+    up to a second more, is owed once it has (the connection was cut unanswered).
+    """
+
+    async def slow() -> bool:
+        await asyncio.sleep(30)
+        return True
+
+    async with health_with([slow]) as address:
+        reader, writer = await asyncio.open_connection(*address)
+        try:
+            writer.write(b"GET /readyz HTTP/1.1\r\nHost: probe\r\n")
+            await writer.drain()
+            # A slow client (a loaded prober, a long path): not a synchronisation.
+            await asyncio.sleep(1.5)
+            writer.write(b"\r\n")
+            await writer.drain()
+            answer = await asyncio.wait_for(reader.read(), timeout=30)
+        finally:
+            writer.close()
+    assert answer.startswith(b"HTTP/1.1 503 "), answer
+
+
 async def test_passing_checks_and_none_count_as_ready() -> None:
     """Checks returning True or None (no opinion) leave /readyz at 200."""
 

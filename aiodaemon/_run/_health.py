@@ -42,7 +42,8 @@ _log = structlog.get_logger("aiodaemon")
 
 #: Longest request (request line and headers) read, in bytes.
 MAX_REQUEST = 4096
-#: Seconds from accept to the end of the request headers before the connection is dropped.
+#: Seconds from accept to the end of the request headers before the connection is
+#: dropped; and again from there for the answer (the checks take at most CHECK_TIMEOUT).
 REQUEST_TIMEOUT = 2.0
 #: Connections open at once; a new one evicts the oldest still unanswered.
 MAX_CONNECTIONS = 128
@@ -267,7 +268,7 @@ class _HealthProtocol(asyncio.Protocol):
         # uvloop's transports implement asyncio.Transport without subclassing it.
         self._transport = cast(asyncio.Transport, transport)
         self._server._opened(self)
-        self._timer = asyncio.get_running_loop().call_later(REQUEST_TIMEOUT, self.abort)
+        self._rearm(REQUEST_TIMEOUT)
 
     def data_received(self, data: bytes) -> None:
         if self._complete:
@@ -279,6 +280,9 @@ class _HealthProtocol(asyncio.Protocol):
             end = self._buffer.find(b"\n\n")
         if end >= 0:
             self._complete = True
+            # The request is in: its answer is owed, though the checks may take
+            # up to CHECK_TIMEOUT more; the connection's time starts again.
+            self._rearm(REQUEST_TIMEOUT)
             self._dispatch(bytes(self._buffer[:end]))
         elif len(data) > room:
             self._complete = True
@@ -351,6 +355,10 @@ class _HealthProtocol(asyncio.Protocol):
         transport.write(response)
         if transport.can_write_eof():
             transport.write_eof()
+        self._rearm(_LINGER)
+
+    def _rearm(self, seconds: float) -> None:
+        """Drop the connection ``seconds`` from now, instead of when it was due."""
         if self._timer is not None:
             self._timer.cancel()
-        self._timer = asyncio.get_running_loop().call_later(_LINGER, self.abort)
+        self._timer = asyncio.get_running_loop().call_later(seconds, self.abort)
