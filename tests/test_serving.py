@@ -157,3 +157,31 @@ def test_bad_serving_options_are_one_line(tmp_path: Path) -> None:
         lines = result.stderr.strip().splitlines()
         assert len(lines) == 1, (args, result.stderr)
         assert "--drain-delay" in lines[0] or "--health" in lines[0], lines
+
+
+async def test_a_connection_accepted_as_the_stop_begins_is_drained(tmp_path: Path) -> None:
+    """A client the loop accepts in the turn the stop begins gets its answer, not a reset.
+
+    The loop is held while the client connects and sends its request, then the
+    program asks to stop in the same step that frees the loop: asyncio accepts
+    the client in the stop's own turn and starts its handler two turns later,
+    after the drain had counted the connections, and the request was cut at
+    the shutdown's last step.
+    """
+    (tmp_path / "hold-loop").touch()
+    async with serve(tmp_path, "--no-uvloop", env={"SERVING_DELAY": "0.5"}) as app:
+        address = await app.address("app")
+        _, holder = await asyncio.open_connection(*address)
+        holder.write(b"BLOCK 30\nQUIT\n")
+        await app.wait_event("blocking")
+        # Completes in the kernel's backlog while the loop stands still.
+        reader, writer = await asyncio.open_connection(*address)
+        writer.write(b"SLOW late\n")
+        await writer.drain()
+        (tmp_path / "hold-loop").unlink()
+        assert await asyncio.wait_for(reader.readline(), timeout=10) == b"done late\n"
+        writer.close()
+        holder.close()
+        assert await asyncio.wait_for(app.proc.wait(), timeout=15) == 0
+        events = app.events()
+        assert events.index("request") < events.index("connections finished")
