@@ -24,6 +24,7 @@ __all__ = [
     "QueueLogger",
     "QueueLoggerFactory",
     "StdlibHandler",
+    "import_bound_processors",
     "local_timestamp",
     "processors",
     "set_pid",
@@ -296,6 +297,49 @@ class QueueLoggerFactory:
         # Like structlog.stdlib: get_logger() is named after the calling module.
         name = args[0] if args and isinstance(args[0], str) else _caller_module()
         return QueueLogger(name, self._put)
+
+
+#: The level of each structlog method name (a level's own name, as ``log(level, ...)`` gives).
+_METHOD_NUMBER = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "msg": logging.INFO,
+    "warning": logging.WARNING,
+    "warn": logging.WARNING,
+    "error": logging.ERROR,
+    "exception": logging.ERROR,
+    "critical": logging.CRITICAL,
+    "fatal": logging.CRITICAL,
+}
+
+
+def import_bound_processors(
+    chain: list[Any], put: Callable[[int, bytes], None], level: int
+) -> list[Any]:
+    """The processors of the loggers a program bound before logging started.
+
+    ``log = structlog.get_logger().bind(...)`` at import builds its logger from
+    structlog's defaults there and then: a ``PrintLogger`` on stdout (a detached
+    daemon's /dev/null), unfiltered, holding the defaults' processor list. That
+    list, given these processors, sends their records through ``chain`` to the
+    writer like any other, filtered at ``level``; their ``logger`` is the
+    calling module (the ``PrintLogger`` kept no name).
+    """
+
+    def gate(logger: Any, method_name: str, event_dict: MutableMapping[str, Any]) -> Any:
+        # Their wrapper class filters nothing (structlog's default is NOTSET).
+        if _METHOD_NUMBER.get(method_name, logging.INFO) < level:
+            raise structlog.DropEvent
+        if "logger" not in event_dict:
+            event_dict["logger"] = _caller_module()
+        return event_dict
+
+    def queue(logger: Any, method_name: str, line: bytes) -> Any:
+        put(severity_of(_METHOD_NUMBER.get(method_name, logging.INFO)), line)
+        # Written: the PrintLogger behind it must print nothing.
+        raise structlog.DropEvent
+
+    return [gate, *chain, queue]
 
 
 #: LogRecord attributes that are not ``extra=`` fields.

@@ -17,7 +17,7 @@ import logging
 import os
 import sys
 import threading
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
@@ -27,6 +27,7 @@ from ._logchain import (
     QueueLogger,
     QueueLoggerFactory,
     StdlibHandler,
+    import_bound_processors,
     processors,
     set_pid,
     wants_colors,
@@ -120,6 +121,10 @@ def start_logging(
 
     if _runs.started:
         _forget_cached_loggers()
+    elif not structlog.is_configured():
+        # The loggers the program bound at import, from structlog's defaults,
+        # hold this very list: filled in below, it sends their records here.
+        _runs.import_bound = structlog.get_config()["processors"]
     _runs.started = True
     structlog.configure(
         processors=chain,
@@ -128,6 +133,9 @@ def start_logging(
         context_class=dict,
         cache_logger_on_first_use=True,
     )
+    if _runs.import_bound is not None:
+        # In place, at every run: those loggers cannot be found and rebuilt.
+        _runs.import_bound[:] = import_bound_processors(chain, writer.put, options.log_level)
     root = logging.getLogger()
     for old in root.handlers[:]:
         root.removeHandler(old)
@@ -163,6 +171,8 @@ class _Runs:
     """Whether a run of this process has configured logging already."""
 
     started = False
+    #: structlog's default processor list, if it was still unconfigured at the first run.
+    import_bound: list[Any] | None = None
 
 
 _runs = _Runs()
