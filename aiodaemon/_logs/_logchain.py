@@ -105,17 +105,19 @@ def _meta(stamp: Callable[[int], str]) -> Callable[..., Any]:
         One processor instead of four, and a fixed key order: a person scanning
         the file finds the same columns at the start of every line.
         """
-        level = event_dict.pop("level", None) or _METHOD_LEVEL.get(method_name, method_name)
         name = event_dict.pop("logger", None) or getattr(logger, "name", "root")
         created = event_dict.pop(_CREATED_NS, None)
         ordered = {
             "timestamp": stamp(time.time_ns() if created is None else created),
-            "level": level,
+            # The method's, never a key the program logged (a tank's level=0.5):
+            # the column must say what the syslog severity and the echo go by.
+            "level": _METHOD_LEVEL.get(method_name, method_name),
             "event": event_dict.pop("event", None),
             "logger": name,
             "pid": _pid,
         }
         event_dict.pop("timestamp", None)
+        event_dict.pop("level", None)
         event_dict.pop("pid", None)
         ordered.update(event_dict)
         return ordered
@@ -367,7 +369,6 @@ class StdlibHandler(logging.Handler):
         try:
             event_dict: Any = {
                 "event": record.getMessage(),
-                "level": record.levelname.lower(),
                 "logger": record.name,
                 _CREATED_NS: _created_ns(record),
             }
@@ -378,7 +379,7 @@ class StdlibHandler(logging.Handler):
                 event_dict["exc_info"] = record.exc_info
             if record.stack_info:
                 event_dict["stack_info"] = record.stack_info
-            method_name = event_dict["level"]
+            method_name = record.levelname.lower()
             for processor in self._processors:
                 event_dict = processor(None, method_name, event_dict)
             self._put(severity_of(record.levelno), event_dict)
@@ -401,13 +402,12 @@ class StdlibHandler(logging.Handler):
             )
             event_dict: Any = {
                 "event": record.msg if isinstance(record.msg, str) else safe_repr(record.msg),
-                "level": record.levelname.lower(),
                 "logger": record.name,
                 "args": shown_args,
                 "logging_error": f"{type(error).__name__}: {safe_str(error)}",
                 _CREATED_NS: _created_ns(record),
             }
-            method_name = event_dict["level"]
+            method_name = record.levelname.lower()
             for processor in self._processors:
                 event_dict = processor(None, method_name, event_dict)
             self._put(severity_of(record.levelno), event_dict)

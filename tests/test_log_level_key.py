@@ -1,0 +1,28 @@
+"""A record's ``level`` column is its own level, whatever keys the program logs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests.support import install_program, log_child_env, python, read_json_lines
+
+
+def test_a_level_key_does_not_replace_the_records_level(tmp_path: Path) -> None:
+    """``log.info("tank filled", level=0.5)``: the line says info, as its syslog severity does.
+
+    The program's ``level`` (a keyword, a bound contextvar, stdlib ``extra=``)
+    took the column's place when it was truthy (``"level":0.5``, an info record
+    shown as ``critical``) and was dropped when it was not (``level=0``).
+    """
+    log_file = tmp_path / "d.log"
+    app = install_program("log_level_key", tmp_path, "child.py")
+    result = python([app, json.dumps({"log_file": str(log_file)})], env=log_child_env())
+    assert result.returncode == 0, result.stderr
+    levels = {r["event"]: r["level"] for r in read_json_lines(log_file)}
+    assert levels == {
+        "tank filled": "info",
+        "tank empty": "error",
+        "bound level": "warning",
+        "pump started": "info",
+    }
