@@ -101,6 +101,11 @@ def launch(
 
     # Before anything is opened: nothing acquired may land on fds 0-2.
     fill_std_fds()
+    if os.getpid() == 1:
+        from ._prefork._init import end_on_early_signals
+
+        # Before the unblock: a stop held by the starter's mask ends us too.
+        end_on_early_signals()
     reset_inherited_signals()
 
     # Everything the program and the start-up build lives as long as the

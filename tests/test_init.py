@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -11,10 +12,13 @@ from pathlib import Path
 import pytest
 
 from .support import (
+    AIODAEMON,
     PYTHON,
     children,
     clean_env,
     free_port,
+    has_line,
+    install_program,
     open_fds,
     proc_state,
     program,
@@ -103,3 +107,41 @@ def test_pid1_holds_none_of_the_daemons_descriptors(tmp_path: Path) -> None:
     finally:
         proc.kill()
         proc.wait()
+
+
+@pytest.mark.root
+def test_pid1_a_sigterm_while_the_program_imports_ends_the_container(tmp_path: Path) -> None:
+    """As PID 1, SIGTERM before the daemon exists ends the start (143), as for any process."""
+    unshare = require_tool("unshare")
+    install_program("init_slow_import", tmp_path, "slowimport.py")
+    record = tmp_path / "record.txt"
+    record.touch()
+    gate = tmp_path / "gate"
+    os.mkfifo(gate)
+    env = clean_env({"RECORD": str(record), "GATE": str(gate)})
+    env["PYTHONPATH"] = os.pathsep.join([str(tmp_path), env["PYTHONPATH"]])
+    proc = subprocess.Popen(
+        [unshare, "--pid", "--fork", "--kill-child", str(AIODAEMON), "run", "slowimport:main"],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        init = wait_for(lambda: children(proc.pid), what="the namespace's init")[0]
+        wait_for(lambda: has_line(record, "importing"), what="the program's import")
+        # docker stop, a deleted pod: the kernel drops it for an init without a handler.
+        os.kill(init, signal.SIGTERM)
+        # The import goes on, if the signal was dropped, to a daemon that runs on.
+        # Non-blocking: a program the signal ended no longer has the FIFO open.
+        with contextlib.suppress(OSError):
+            os.close(os.open(gate, os.O_WRONLY | os.O_NONBLOCK))
+        assert proc.wait(timeout=15) == 128 + signal.SIGTERM
+        assert not has_line(record, "running")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        _, err = proc.communicate()
+    assert "Traceback" not in err

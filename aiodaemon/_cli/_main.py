@@ -40,6 +40,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     # A standard stream closed by the caller (`2>&-`, cron) is /dev/null to us:
     # Python's print() would send a message meant for a closed stderr to stdout.
     fill_std_fds()
+    if os.getpid() == 1:
+        from .._prefork._init import end_on_early_signals
+
+        # A container's entrypoint: a SIGTERM while TARGET imports (seconds,
+        # for some programs) must end the start, not be dropped by the kernel.
+        end_on_early_signals()
     if "AIODAEMON_HANDOFF" in os.environ:
         from .._prefork._adopt import take_handoff
 

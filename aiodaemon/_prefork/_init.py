@@ -19,7 +19,13 @@ import os
 import signal
 from collections.abc import Iterable
 
-__all__ = ["FORWARDED_SIGNALS", "detach_refusal", "split_init", "under_container_init"]
+__all__ = [
+    "FORWARDED_SIGNALS",
+    "detach_refusal",
+    "end_on_early_signals",
+    "split_init",
+    "under_container_init",
+]
 
 #: Signals PID 1 passes on to the daemon.
 FORWARDED_SIGNALS = (
@@ -31,6 +37,38 @@ FORWARDED_SIGNALS = (
     signal.SIGUSR2,
     signal.SIGWINCH,
 )
+
+#: The forwarded signals whose default action ends a process (SIGINT has
+#: Python's own handler, SIGWINCH is ignored by default).
+_ENDING_SIGNALS = (
+    signal.SIGHUP,
+    signal.SIGQUIT,
+    signal.SIGTERM,
+    signal.SIGUSR1,
+    signal.SIGUSR2,
+)
+
+
+def end_on_early_signals() -> None:
+    """As PID 1, let a stop signal end us before :func:`split_init`, as it ends any process.
+
+    The kernel drops a signal sent to a namespace's init that has no handler
+    for it, so a ``docker stop`` or a deleted pod's SIGTERM while the program
+    still imports was lost: the daemon started anyway and the runtime killed
+    it at the end of its grace period. Only signals left at their default
+    action are taken: a handler the program installed stays its own.
+    """
+    if os.getpid() != 1:
+        return
+    for signum in _ENDING_SIGNALS:
+        if signal.getsignal(signum) == signal.SIG_DFL:
+            signal.signal(signum, _end)
+
+
+def _end(signum: int, frame: object) -> None:
+    """The default action the kernel does not take for an init: exit, with a shell's status."""
+    # No cleanup, as for a killed process: nothing runs yet that needs any.
+    os._exit(128 + signum)
 
 
 def detach_refusal(instead: str) -> str:
