@@ -27,7 +27,7 @@ from ._control_client import (
 )
 from ._control_trust import ControlUntrusted, say_ignored
 from ._stale import remove_stale
-from ._taken_over import taken_over
+from ._taken_over import lock_of, taken_over
 
 TYPE_CHECKING = False  # not typing's: see aiodaemon/__init__.py
 if TYPE_CHECKING:
@@ -92,21 +92,30 @@ def stop(
     if isinstance(holder, int):
         return holder
     pid, pidfd = holder
+    taker: int | None = None
+
+    def handed_to() -> int | None:
+        return None if taker is None else taken_over(path, pid, taker=taker)
+
     note = ""
     claim = None
     successor: int | None = None
     try:
+        # Whose lock the daemon holds: an upgrade's new process inherits it, a
+        # daemon started since (a `start` racing us) holds another. None: no
+        # hand-over to follow (a pidfile removed or emptied is never upgraded).
+        taker = lock_of(path, pid)
         asked, budget = _Asked.SIGNAL, None
         wait = DEFAULT_TIMEOUT if timeout is None else timeout
         if control is not None:
 
             def handed() -> bool:
-                return taken_over(path, pid) is not None
+                return handed_to() is not None
 
             asked, budget = _ask(control, pid, pidfd, wait, had_socket=had_socket, handed=handed)
         if asked is _Asked.HANDED:
             # It handed over and stops on its own: its new process is the daemon now.
-            successor = taken_over(path, pid)
+            successor = handed_to()
         else:
             if timeout is None and budget is not None:
                 # Its configured drain and shutdown are the daemon's to use up: a
@@ -136,7 +145,7 @@ def stop(
                     _say(f"pid {pid} did not exit after SIGKILL")
                     return ControlCode.FAILURE
                 left = "which the killed daemon left"
-            successor = taken_over(path, pid)
+            successor = handed_to()
             if successor is None:
                 removed = remove_stale(path, pid, control=control)
                 if removed.pidfile:

@@ -7,8 +7,13 @@ lock tells them apart from a daemon started afresh since: an ``flock``
 belongs to the open file that took it, and ``/proc/locks`` names the process
 that took it for as long as any process holds that open file. An upgrade's
 new process inherits that very open file, so the lock still names the
-daemon that first took it (the old one, or the first of a chain of upgrades);
-a daemon started afresh takes a lock of its own, in its own name.
+process that first took it (the old daemon, its launcher, or the first of a
+chain of upgrades); a daemon started afresh takes a lock of its own. Under
+``run`` that lock is in its own name, but ``start`` takes it in the launcher
+before the fork: named after another process than its holder, as an
+inherited one is. Only the taker seen while the old daemon held the lock
+(:func:`lock_of`) tells the two apart; without it, a ``stop`` racing a fresh
+``start`` stopped the new daemon too, "handed over ... (an upgrade)".
 
 Read only when a command meets another holder than the one it asked:
 reading ``/proc/locks`` costs ~10 ms of waiting in the kernel, which every
@@ -27,7 +32,7 @@ if TYPE_CHECKING:
 
     StrPath: TypeAlias = str | os.PathLike[str]
 
-__all__ = ["lock_taker", "taken_over"]
+__all__ = ["lock_of", "lock_taker", "taken_over"]
 
 
 def lock_taker(path: StrPath) -> int | None:
@@ -49,16 +54,31 @@ def lock_taker(path: StrPath) -> int | None:
     return None
 
 
-def taken_over(path: StrPath, pid: int) -> int | None:
+def lock_of(path: StrPath, pid: int) -> int | None:
+    """The taker of the lock ``pid`` holds on ``path`` (for :func:`taken_over`); None if unseen."""
+    taker = lock_taker(path)
+    # Read before the check: still pid's lock then, so the taker read was its
+    # (a fresh start's, had pid exited just before, would pass its daemon for pid's successor).
+    return taker if read_pidfile(path).running_pid == pid else None
+
+
+def taken_over(path: StrPath, pid: int, *, taker: int | None = None) -> int | None:
     """The process holding ``pid``'s lock on ``path``, if another one does now (its successor).
 
     Args:
         path: the pidfile.
         pid: the daemon that held it.
+        taker: :func:`lock_of` ``pid``, read while it held the lock: then a
+            successor is only a holder of that very lock. Without it, any lock
+            taken by another process than its holder counts, a detached
+            start's too.
     """
     holder = read_pidfile(path).running_pid
     if holder is None or holder == pid:
         return None
-    taker = lock_taker(path)
+    now = lock_taker(path)
+    if taker is not None:
+        # The same lock, inherited; a fresh start's launcher took another one.
+        return holder if now == taker else None
     # Held by one process, taken by another: inherited through an upgrade.
-    return holder if taker is not None and taker != holder else None
+    return holder if now is not None and now != holder else None
