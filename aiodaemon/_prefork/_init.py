@@ -103,9 +103,12 @@ def split_init(forward: Iterable[int] = ()) -> None:
     """
     global _split
     watched = {*FORWARDED_SIGNALS, *forward, signal.SIGCHLD}
+    # Blocked first: a blocked signal stays pending, even for an init, until the
+    # init waits for it; one arriving before the block, with _ignore in place,
+    # would have run _ignore and been lost.
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, watched)
     for signum in watched:
         signal.signal(signum, _ignore)
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, watched)
     child = os.fork()
     if child == 0:
         _split = True
