@@ -146,23 +146,28 @@ def test_reload_waits_for_a_control_slot_and_reloads(full: tuple[ControlApp, int
     ]
 
 
+def _reload_and_upgrade_refused(app: ControlApp, pid: int, why: str) -> None:
+    """``reload`` and ``upgrade --timeout 1``: ``why`` twice (waiting, then giving up), exit 1."""
+    result = app.cli("reload", "--pidfile", app.pidfile, "--timeout", "1")
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.splitlines() == [
+        f"aiodaemon: {why} (pid {pid}); trying again for up to 1 s",
+        f"aiodaemon: {why} (pid {pid}); nothing reloaded",
+    ]
+    result = app.cli("upgrade", "--pidfile", app.pidfile, "--timeout", "1")
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.splitlines() == [
+        f"aiodaemon: {why} (pid {pid}); trying again for up to 1 s",
+        f"aiodaemon: upgrade failed: {why} (pid {pid}); nothing started",
+    ]
+
+
 def test_reload_and_upgrade_busy_for_their_whole_timeout_start_nothing(
     full: tuple[ControlApp, int],
 ) -> None:
     """Busy for all of --timeout: reload and upgrade exit 1 saying nothing was done."""
     app, pid = full
-    result = app.cli("reload", "--pidfile", app.pidfile, "--timeout", "1")
-    assert result.returncode == 1, result.stderr
-    assert result.stderr.splitlines() == [
-        f"aiodaemon: {BUSY} (pid {pid}); trying again for up to 1 s",
-        f"aiodaemon: {BUSY} (pid {pid}); nothing reloaded",
-    ]
-    result = app.cli("upgrade", "--pidfile", app.pidfile, "--timeout", "1")
-    assert result.returncode == 1, result.stderr
-    assert result.stderr.splitlines() == [
-        f"aiodaemon: {BUSY} (pid {pid}); trying again for up to 1 s",
-        f"aiodaemon: upgrade failed: {BUSY} (pid {pid}); nothing started",
-    ]
+    _reload_and_upgrade_refused(app, pid, BUSY)
     # Neither asked for anything: the one reload run is the held one, no upgrade began.
     assert app.reload_runs() == ["wait"]
     assert app.records("upgrade started") == []
@@ -209,18 +214,7 @@ def test_a_full_backlog_is_busy_for_reload_upgrade_and_status(
 ) -> None:
     """Refused by the backlog for all of --timeout: "busy", not "still reloading"; nothing done."""
     app, pid = backlogged
-    result = app.cli("reload", "--pidfile", app.pidfile, "--timeout", "1")
-    assert result.returncode == 1, result.stderr
-    assert result.stderr.splitlines() == [
-        f"aiodaemon: {BACKLOG} (pid {pid}); trying again for up to 1 s",
-        f"aiodaemon: {BACKLOG} (pid {pid}); nothing reloaded",
-    ]
-    result = app.cli("upgrade", "--pidfile", app.pidfile, "--timeout", "1")
-    assert result.returncode == 1, result.stderr
-    assert result.stderr.splitlines() == [
-        f"aiodaemon: {BACKLOG} (pid {pid}); trying again for up to 1 s",
-        f"aiodaemon: upgrade failed: {BACKLOG} (pid {pid}); nothing started",
-    ]
+    _reload_and_upgrade_refused(app, pid, BACKLOG)
     result = app.cli("status", "--pidfile", app.pidfile, "--timeout", "1")
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == [f"running (pid {pid}, pidfile {app.pidfile})"]
