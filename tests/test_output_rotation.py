@@ -9,6 +9,7 @@ are in ``test_upgrade_rotation``.
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 from collections.abc import Iterator
@@ -118,3 +119,41 @@ def test_a_refused_new_stderr_file_keeps_the_old_one_and_says_so(app: Path) -> N
     err.unlink()
     os.kill(pid, signal.SIGUSR1)
     wait_for(lambda: open_fds(pid).get(2) == str(err), 30, "stderr on the new file")
+
+
+def numbered_record(path: Path, n: int) -> dict[str, object] | None:
+    """The ``numbered`` record of reload ``n`` in ``path``, None before it is there."""
+    found = [r for r in read_json_lines(path) if r["event"] == "numbered" and r["n"] == n]
+    return found[0] if found else None
+
+
+def test_a_reload_hook_started_by_the_rotations_sighup_writes_to_the_new_files(
+    tmp_path: Path,
+) -> None:
+    """A hook of the reload a rotation's SIGHUP begins prints, and starts helpers, on the new files.
+
+    The daemon is busy logging when the signal comes: the log writer, which
+    moves fds 1 and 2, still has records to write when the reload begins. A
+    hook that ran before the move printed into the rotated file, and a helper
+    it started inherited that file for good (and kept it on disk once deleted).
+    """
+    install_program("busy_reload_child", tmp_path)
+    log, out, err = tmp_path / "app.jsonl", tmp_path / "out.log", tmp_path / "err.log"
+    pid = start(tmp_path, "--log-file", log, "--stdout", out, "--stderr", err)
+    try:
+        for n in (1, 2):
+            # logrotate's create, without its postrotate: the daemon sends itself the SIGHUP.
+            for path in (log, out, err):
+                os.rename(path, path.with_name(f"{path.name}.{n}"))
+                path.touch()
+            os.kill(pid, signal.SIGWINCH)
+            record = wait_for(
+                functools.partial(numbered_record, log, n), 30, f"reload {n} in the new log"
+            )
+            assert out.read_text() == f"print {n}\n"
+            helper = int(str(record["helper"]))
+            fds = open_fds(helper)
+            assert (fds[1], fds[2]) == (str(out), str(err))
+    finally:
+        aiodaemon_cli("stop", "--pidfile", tmp_path / "app.pid", "--timeout", "10", cwd=tmp_path)
+    wait_gone(pid)

@@ -69,6 +69,15 @@ _FOLLOW_RENAME = object()
 _STOP = object()
 
 
+class _Reopen:
+    """A reopen whose caller is told (``done()``) once the writer carried it out."""
+
+    __slots__ = ("done",)
+
+    def __init__(self, done: Callable[[], object]) -> None:
+        self.done = done
+
+
 class LogWriter:
     """The writer thread and its bounded queue; owns the sinks once started."""
 
@@ -157,16 +166,22 @@ class LogWriter:
         self._idle = False
         self._wakeup.set()
 
-    def reopen(self, *, pass_on: bool = True) -> None:
+    def reopen(self, *, pass_on: bool = True, done: Callable[[], object] | None = None) -> None:
         """Reopen the log file after the records already queued; returns at once.
 
         Args:
             pass_on: tell :attr:`reopen_listeners`; False for a reopen that
                 another process passed on to us (it is not passed back).
+            done: called on the writer's thread once the files are reopened
+                (or refused), and the ``stdout``/``stderr`` files moved: a
+                reload waits for it (see ``_run._reload``). Called at once
+                when the writer is closed.
         """
         if self._closed:
+            if done is not None:
+                done()
             return
-        self._control(_REOPEN)
+        self._control(_REOPEN if done is None else _Reopen(done))
         if pass_on:
             for listener in tuple(self.reopen_listeners):
                 listener()
@@ -229,6 +244,11 @@ class LogWriter:
                     self._finished = True
                     return
                 self._reopen(only_moved=item is _FOLLOW_RENAME)
+                if type(item) is _Reopen:
+                    # The caller's (a call into a loop that may be closed by now):
+                    # whatever it raises must not end the writer.
+                    with contextlib.suppress(Exception):
+                        item.done()
             if batch:
                 self._write(batch)
                 batch = []

@@ -10,6 +10,7 @@ state.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 from typing import TYPE_CHECKING
 
@@ -29,6 +30,9 @@ _log = structlog.get_logger("aiodaemon")
 
 #: The error of a reload run the shutdown cancelled (its hooks did begin).
 RELOAD_CANCELLED = "cancelled: the daemon is stopping"
+#: Seconds the hooks wait, at most, for the log writer to reopen the files: one
+#: stalled on a sink (a stderr pipe nobody reads) must not hold reloads back.
+REOPEN_WAIT = 1.0
 
 
 async def run_reload(rt: Runtime) -> None:
@@ -39,7 +43,7 @@ async def run_reload(rt: Runtime) -> None:
     notifier = rt.parts.notifier if rt.ready else None
     if notifier is not None:
         notifier.reloading()
-    rt.parts.logs.reopen()
+    await _reopen_logs(rt)
     covers = rt.reloads.begin()
     _log.info("reload started")
     error = None
@@ -79,3 +83,24 @@ async def run_reload(rt: Runtime) -> None:
     if notifier is not None and rt.lifecycle.state is State.RELOADING:
         notifier.ready(None if error is None else f"running; last reload failed: {error}")
     rt.dispatch(Event.RELOADED)
+
+
+async def _reopen_logs(rt: Runtime) -> None:
+    """Reopen the log files and wait (up to :data:`REOPEN_WAIT`) until the writer has.
+
+    The writer thread moves fds 1 and 2 to the ``stdout``/``stderr`` files a
+    rotation created, behind the records already queued (a busy daemon has
+    thousands). A hook run before that would print into the rotated file, and
+    a helper it starts would inherit that file for good.
+    """
+    loop = asyncio.get_running_loop()
+    reopened: asyncio.Future[None] = loop.create_future()
+
+    def settle() -> None:
+        if not reopened.done():
+            reopened.set_result(None)
+
+    rt.parts.logs.reopen(done=functools.partial(loop.call_soon_threadsafe, settle))
+    # Past it the hooks run all the same; the files follow once the writer gets there.
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(reopened, REOPEN_WAIT)
