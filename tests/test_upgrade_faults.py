@@ -15,7 +15,15 @@ from pathlib import Path
 
 import pytest
 
-from .support import ForegroundDaemon, clean_env, is_alive, kill_quietly, wait_for, wait_gone
+from .support import (
+    ForegroundDaemon,
+    clean_env,
+    is_alive,
+    kill_quietly,
+    open_fds,
+    wait_for,
+    wait_gone,
+)
 from .test_upgrade import PROGRAM, SCRIPT, App, cli
 
 
@@ -504,6 +512,45 @@ def test_successor_that_dies_says_how_and_when(app: App, mode: str, how: str) ->
     assert upgrade.returncode == 1
     assert stderr == f"aiodaemon: upgrade failed: successor (pid {successor}) {how}\n"
     wait_gone(successor)
+    assert app.pid() == old
+    assert app.get() == f"v1 {old}"
+
+
+def test_successor_dying_after_its_run_began_is_not_named_by_what_it_printed_at_import(
+    app: App,
+) -> None:
+    """A line the new code printed at import (a library's warning) is no error: once the
+    successor's run began, its stderr is its own, and its death is said as such."""
+    old = app.start(APP_GATE=str(app.directory / "gate"))
+    # As a library deprecated at import says so on stderr, before the run begins.
+    app.edit(
+        "import aiodaemon\n",
+        "import aiodaemon\nimport warnings\n\n"
+        'warnings.warn("pkg_resources is deprecated as an API", UserWarning, stacklevel=1)\n',
+    )
+    app.edit('MODE = ""', 'MODE = "gate"')
+    pipes_before = {t for t in open_fds(old).values() if t.startswith("pipe:")}
+    upgrade = _upgrade_in_background(app)
+    successor = None
+    try:
+        successor = _successor_pid(app)
+        wait_for(lambda: (app.directory / "gate.entered").exists(), 30, "the startup hook")
+        # The old daemon has read the end of the successor's startup stderr (the
+        # successor put its own stderr back as its run began): the pipe is closed.
+        wait_for(
+            lambda: {t for t in open_fds(old).values() if t.startswith("pipe:")} <= pipes_before,
+            30,
+            "the old daemon to see the successor's stderr end",
+        )
+        os.kill(successor, signal.SIGKILL)
+        _, stderr = upgrade.communicate(timeout=60)
+    finally:
+        _end_what_is_left(upgrade, successor)
+    assert upgrade.returncode == 1
+    assert stderr == (
+        f"aiodaemon: upgrade failed: successor (pid {successor}) was killed by SIGKILL "
+        "before it was ready\n"
+    )
     assert app.pid() == old
     assert app.get() == f"v1 {old}"
 

@@ -29,6 +29,9 @@ __all__ = ["SuccessorWatch"]
 
 #: Bytes of the successor's stderr kept for the error message.
 _STDERR_TAIL = 8192
+#: ``PF_EXITING`` in the flags of ``/proc/PID/stat``: set as a process begins
+#: to exit, before its descriptors are closed.
+_PF_EXITING = 0x4
 
 
 class SuccessorWatch:
@@ -47,7 +50,7 @@ class SuccessorWatch:
         self._stopped = asyncio.ensure_future(stop.wait())
         self._tail = bytearray()
         self._pump = asyncio.create_task(
-            _pump_stderr(spawned.stderr, self._tail), name="aiodaemon-upgrade"
+            _pump_stderr(spawned.stderr, self._tail, spawned.pid), name="aiodaemon-upgrade"
         )
         spawned.stderr = -1  # the pump's to close
         self._lines: ChannelLines | None = None
@@ -167,8 +170,13 @@ def _set_once(future: asyncio.Future[None]) -> None:
         future.set_result(None)
 
 
-async def _pump_stderr(fd: int, tail: bytearray) -> None:
-    """Copy the successor's startup stderr to ours, keeping the end; close ``fd`` at the end."""
+async def _pump_stderr(fd: int, tail: bytearray, pid: int) -> None:
+    """Copy the successor's startup stderr to ours, keeping the end; close ``fd`` at the end.
+
+    The end kept is dropped when the successor (``pid``) closed its end alive:
+    it put its own stderr back as its run began, and what it wrote before (a
+    warning of the new code at import, say) cannot be why it dies later.
+    """
     loop = asyncio.get_running_loop()
     os.set_blocking(fd, False)
     readable = asyncio.Event()
@@ -182,6 +190,8 @@ async def _pump_stderr(fd: int, tail: bytearray) -> None:
             except BlockingIOError:
                 continue
             if not data:
+                if _closed_alive(pid):
+                    tail.clear()
                 return
             with contextlib.suppress(OSError):
                 os.write(2, data)
@@ -190,6 +200,22 @@ async def _pump_stderr(fd: int, tail: bytearray) -> None:
     finally:
         loop.remove_reader(fd)
         os.close(fd)
+
+
+def _closed_alive(pid: int) -> bool:
+    """Whether ``pid``, not reaped yet, is neither exiting nor dead.
+
+    Deterministic at the pipe's end of file: a process that exits is flagged
+    as exiting before its descriptors close. Read here, not with
+    :mod:`aiodaemon._prefork._procfs`: a running daemon loads no more of aiodaemon's files.
+    """
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            # The command name may hold spaces and parentheses: split at the last ")".
+            flags = int(f.read().rsplit(b")", 1)[1].split()[6])
+    except (OSError, ValueError, IndexError):
+        return False  # unknown: the end kept may be its last words
+    return not flags & _PF_EXITING
 
 
 def _last_error_line(tail: bytearray) -> str:
