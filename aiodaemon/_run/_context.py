@@ -125,7 +125,15 @@ class Context:
 
         Args:
             text: one line, shown by ``systemctl status``.
+
+        Raises:
+            TypeError: ``text`` is not a str (at the call, under systemd or not).
         """
+        if not isinstance(text, str):
+            # Checked here, not where it is sent: only a notify socket's sender
+            # needs a str, so a daemon that ran in development failed its main
+            # under systemd, or (called from a thread) failed in the loop instead.
+            raise TypeError(f"text must be a str, not {type(text).__name__}")
         self._on_loop(self._status, text)
 
     def request_shutdown(self, exit_code: int = 0) -> None:

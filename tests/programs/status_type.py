@@ -1,0 +1,39 @@
+"""A program that hands ``ctx.set_status()`` an int, from main or from a thread.
+
+argv: options (JSON), record, case: ``main`` (main calls ``ctx.set_status(42)``)
+or ``thread`` (a thread of the program's does, records the error it gets, then
+asks for the shutdown).
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+from typing import Any
+
+import aiodaemon
+from tests.programs.recorder import record, run
+
+CASE = sys.argv[3]
+#: What the program passes: a count where a text was meant (typed Any, as from a dict).
+COUNT: Any = 42
+
+
+def worker(ctx: aiodaemon.Context) -> None:
+    try:
+        ctx.set_status(COUNT)
+    except TypeError as exc:
+        record(f"TypeError: {exc}")
+    ctx.request_shutdown()
+
+
+async def main(ctx: aiodaemon.Context) -> None:
+    if CASE == "main":
+        ctx.set_status(COUNT)
+        record("status set")  # main then returns: exit 0 without the TypeError
+        return
+    threading.Thread(target=worker, args=(ctx,), name="worker").start()
+    await ctx.wait_stopping()
+
+
+run(main)
