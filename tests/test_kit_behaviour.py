@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
+import os
 import socket
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -141,3 +144,32 @@ async def test_a_failed_start_with_a_stderr_file_says_the_daemons_error(tmp_path
     assert failed.value.message == "startup failed: RuntimeError: no database"
     assert "an earlier run" not in failed.value.stderr
     assert "Traceback" in failed.value.stderr
+
+
+@pytest.mark.parametrize(
+    ("cwd", "env", "error"),
+    [("missing", None, FileNotFoundError), (None, {"KIT_NUMBER": 5}, TypeError)],
+    ids=["missing-cwd", "env-not-str"],
+)
+async def test_a_launch_that_cannot_start_the_process_leaves_no_socket_open(
+    tmp_path: Path, cwd: str | None, env: Any, error: type[Exception]
+) -> None:
+    """Popen refused (a missing cwd, an env value not a str): the kit's notify socket is closed."""
+    before = _open_sockets()
+    with pytest.raises(error) as failed:
+        async with launch(PROGRAM, cwd=None if cwd is None else tmp_path / cwd, env=env):
+            pytest.fail("the block must not run")
+    # The traceback held in ``failed`` keeps the kit's frames (and what they
+    # hold) alive: a socket left open is still open here, not collected.
+    assert failed.traceback
+    assert _open_sockets() == before
+
+
+def _open_sockets() -> set[str]:
+    """The socket inodes this process holds open."""
+    fds = Path("/proc/self/fd")
+    targets = set()
+    for fd in fds.iterdir():
+        with contextlib.suppress(FileNotFoundError):
+            targets.add(os.readlink(fd))
+    return {target for target in targets if target.startswith("socket:")}

@@ -64,18 +64,24 @@ def spawn(
         environment["PYTHONPATH"] = os.pathsep.join(
             filter(None, [path_entry, environment.get("PYTHONPATH")])
         )
-    with open(directory / "stderr", "wb") as stderr, open(directory / "stdout", "wb") as stdout:
-        # A session of its own: Ctrl-C in the test's terminal reaches the test, not the
-        # daemon, and the whole group (the daemon's children too) can be killed at the end.
-        process = subprocess.Popen(
-            [*_die_with_us(), *_command(), *argv],
-            stdin=subprocess.DEVNULL,
-            stdout=stdout,
-            stderr=stderr,
-            env=environment,
-            cwd=cwd,
-            start_new_session=True,
-        )
+    try:
+        with open(directory / "stderr", "wb") as stderr, open(directory / "stdout", "wb") as stdout:
+            # A session of its own: Ctrl-C in the test's terminal reaches the test, not the
+            # daemon, and the whole group (the daemon's children too) can be killed at the end.
+            process = subprocess.Popen(
+                [*_die_with_us(), *_command(), *argv],
+                stdin=subprocess.DEVNULL,
+                stdout=stdout,
+                stderr=stderr,
+                env=environment,
+                cwd=cwd,
+                start_new_session=True,
+            )
+    except BaseException:
+        # Nothing started (a cwd that does not exist, an env value that is not a
+        # str): the caller never gets the socket to close, so it is closed here.
+        notify.close()
+        raise
     _running.add(process)
     return process, notify
 
