@@ -144,6 +144,46 @@ def test_old_daemon_killed_mid_upgrade_successor_takes_over(app: App) -> None:
     assert _leftovers(app.directory) == []
 
 
+def test_old_daemon_killed_while_the_successor_imports_successor_takes_over(
+    script: App,
+) -> None:
+    """SIGKILLed before the new code reached run() (a long import): the successor takes over.
+
+    Reparented by then, it refused the hand-off as not its parent's, and nothing ran.
+    """
+    gate = script.directory / "gate"
+    old = script.start()
+    script.edit(
+        "import aiodaemon\n",
+        "import aiodaemon\nimport time\n\n"
+        "if os.environ.get('AIODAEMON_HANDOFF'):\n"
+        f"    open({str(gate)!r} + '.importing', 'w').close()\n"
+        f"    while not os.path.exists({str(gate)!r}):\n"
+        "        time.sleep(0.02)\n",
+    )
+    upgrade = _upgrade_in_background(script)
+    successor: int | None = None
+    try:
+        wait_for(lambda: Path(f"{gate}.importing").exists(), 30, "the new code importing")
+        [started] = wait_for(lambda: script.records("upgrade started"), 10, "upgrade started")
+        named = started["successor"]
+        assert isinstance(named, int)
+        successor = named
+        os.kill(old, signal.SIGKILL)
+        wait_gone(old)
+        gate.touch()
+        _, stderr = upgrade.communicate(timeout=60)
+        assert upgrade.returncode == 1
+        assert f"pid {old} exited during the upgrade" in stderr
+        assert f"successor (pid {successor}) took over and is running" in stderr
+        wait_for(lambda: script.pid() == successor, 30, "the successor's pid in the pidfile")
+        status = cli("status", "--pidfile", str(script.pidfile))
+        assert status.returncode == 0, status.stderr
+        assert status.stdout.startswith(f"running (pid {successor},")
+    finally:
+        _end_what_is_left(upgrade, successor)
+
+
 def test_successor_left_alone_still_has_to_be_ready_within_start_timeout(app: App) -> None:
     """The old daemon killed while its successor's startup hangs: the successor, alone,
     enforces its own start_timeout (nobody else would), and leaves nothing behind."""

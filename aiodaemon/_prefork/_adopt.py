@@ -1,7 +1,8 @@
 """Upgrade hand-off, the successor's side: verify what the old daemon handed over, and adopt it.
 
 The successor trusts nothing blindly: the channel's peer must be its parent
-(``SO_PEERCRED`` = ``getppid()``), that peer must send the one-time secret of
+(``SO_PEERCRED`` = ``getppid()``; or, once that parent died and closed its
+end, the pid the variable names), that peer must send the one-time secret of
 the hand-off variable, and every fd must be what the variable claims (a
 listening stream socket on the recorded address; the pidfile's inode, still at
 its path, locked by this very open file). The variable is removed from the
@@ -174,10 +175,6 @@ def _take(environ: MutableMapping[str, str]) -> Handoff | None:
     # RecursionError: brackets nested past the parser's depth.
     except (ValueError, KeyError, TypeError, RecursionError) as exc:
         raise StartupError(f"upgrade: malformed {HANDOFF_VARIABLE}: {exc}") from None
-    if parent != os.getppid():
-        raise StartupError(
-            f"upgrade: {HANDOFF_VARIABLE} names pid {parent}, but our parent is {os.getppid()}"
-        )
     if type(version) is not int or version != VERSION:
         _refuse_version(version, channel_fd, parent, secret)
     try:
@@ -200,6 +197,15 @@ def _take(environ: MutableMapping[str, str]) -> Handoff | None:
     except (ValueError, KeyError, TypeError) as exc:
         raise StartupError(f"upgrade: malformed {HANDOFF_VARIABLE}: {exc}") from None
     channel = _verify_channel(channel_fd, parent, secret)
+    if parent != os.getppid() and not _peer_closed(channel):
+        # Reparented, yet the old daemon's end is open: someone else stands
+        # between us (it runs on, and two daemons would serve). An old daemon
+        # that died while we imported closed its end: we take over alone
+        # (see _open_parent), as when it dies later.
+        channel.close()
+        raise StartupError(
+            f"upgrade: {HANDOFF_VARIABLE} names pid {parent}, but our parent is {os.getppid()}"
+        )
     if os.geteuid() != handoff_uid or os.getegid() != handoff_gid:
         channel.close()
         raise StartupError(
@@ -305,6 +311,15 @@ def _verify_channel(fd: int, parent: int, secret: str) -> socket.socket:
         channel.close()
         raise
     return channel
+
+
+def _peer_closed(channel: socket.socket) -> bool:
+    """Whether every holder of the channel's other end closed it (the old daemon died)."""
+    import select
+
+    poller = select.poll()
+    poller.register(channel, select.POLLRDHUP)
+    return any(events & (select.POLLHUP | select.POLLRDHUP) for _, events in poller.poll(0))
 
 
 def _read_line(sock: socket.socket, limit: int = 256) -> bytes:
