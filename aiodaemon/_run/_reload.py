@@ -94,13 +94,8 @@ async def _reopen_logs(rt: Runtime) -> None:
     a helper it starts would inherit that file for good.
     """
     loop = asyncio.get_running_loop()
-    reopened: asyncio.Future[None] = loop.create_future()
-
-    def settle() -> None:
-        if not reopened.done():
-            reopened.set_result(None)
-
-    rt.parts.logs.reopen(done=functools.partial(loop.call_soon_threadsafe, settle))
+    reopened = asyncio.Event()
+    rt.parts.logs.reopen(done=functools.partial(loop.call_soon_threadsafe, reopened.set))
     # Past it the hooks run all the same; the files follow once the writer gets there.
     with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(reopened, REOPEN_WAIT)
+        await asyncio.wait_for(reopened.wait(), REOPEN_WAIT)
