@@ -301,20 +301,6 @@ class QueueLoggerFactory:
         return QueueLogger(name, self._put)
 
 
-#: The level of each structlog method name (a level's own name, as ``log(level, ...)`` gives).
-_METHOD_NUMBER = {
-    "debug": logging.DEBUG,
-    "info": logging.INFO,
-    "msg": logging.INFO,
-    "warning": logging.WARNING,
-    "warn": logging.WARNING,
-    "error": logging.ERROR,
-    "exception": logging.ERROR,
-    "critical": logging.CRITICAL,
-    "fatal": logging.CRITICAL,
-}
-
-
 def import_bound_processors(
     chain: list[Any], put: Callable[[int, bytes], None], level: int
 ) -> list[Any]:
@@ -327,17 +313,22 @@ def import_bound_processors(
     writer like any other, filtered at ``level``; their ``logger`` is the
     calling module (the ``PrintLogger`` kept no name).
     """
+    numbers = logging.getLevelNamesMapping()
+
+    def number(method_name: str) -> int:
+        """The stdlib level of a structlog method (its alias resolved as for the column)."""
+        return numbers.get(_METHOD_LEVEL.get(method_name, method_name).upper(), logging.INFO)
 
     def gate(logger: Any, method_name: str, event_dict: MutableMapping[str, Any]) -> Any:
         # Their wrapper class filters nothing (structlog's default is NOTSET).
-        if _METHOD_NUMBER.get(method_name, logging.INFO) < level:
+        if number(method_name) < level:
             raise structlog.DropEvent
         if "logger" not in event_dict:
             event_dict["logger"] = _caller_module()
         return event_dict
 
     def queue(logger: Any, method_name: str, line: bytes) -> Any:
-        put(severity_of(_METHOD_NUMBER.get(method_name, logging.INFO)), line)
+        put(severity_of(number(method_name)), line)
         # Written: the PrintLogger behind it must print nothing.
         raise structlog.DropEvent
 
