@@ -15,9 +15,11 @@ inherited one is. Only the taker seen while the old daemon held the lock
 (:func:`lock_of`) tells the two apart; without it, a ``stop`` racing a fresh
 ``start`` stopped the new daemon too, "handed over ... (an upgrade)".
 
-Read only when a command meets another holder than the one it asked:
-reading ``/proc/locks`` costs ~10 ms of waiting in the kernel, which every
-``reload`` paid (half its time) while it looked up front.
+Read only when a command meets another holder than the one it asked, and by
+``stop`` once up front (:func:`lock_of`, which must be read while the old
+daemon holds the lock; a stop waits for an exit anyway): reading
+``/proc/locks`` costs ~10 ms of waiting in the kernel, which every ``reload``
+paid (half its time) while it looked up front.
 """
 
 from __future__ import annotations
