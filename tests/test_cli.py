@@ -256,19 +256,25 @@ def _has_record(path: Path, event: str) -> bool:
     return any(record["event"] == event for record in read_json_lines(path))
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
-def test_run_stays_in_the_foreground(app_dir: Path, pidfile: Path, sig: int) -> None:
-    """run keeps the daemon in the launching process; SIGINT or SIGTERM ends it with 0."""
+def _run(app_dir: Path, *argv: str | Path) -> tuple[subprocess.Popen[bytes], Path]:
+    """``aiodaemon run ARGV`` in ``app_dir``, its stderr (the log) in a file: both."""
     output = app_dir / "stderr.jsonl"
     with output.open("w") as err:
         proc = subprocess.Popen(
-            [SCRIPT, "run", "app:main", "--pidfile", pidfile, "--log-format", "json"],
+            [SCRIPT, "run", *argv],
             cwd=app_dir,
             env=clean_env(),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=err,
         )
+    return proc, output
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_run_stays_in_the_foreground(app_dir: Path, pidfile: Path, sig: int) -> None:
+    """run keeps the daemon in the launching process; SIGINT or SIGTERM ends it with 0."""
+    proc, output = _run(app_dir, "app:main", "--pidfile", pidfile, "--log-format", "json")
     try:
         assert read_pid(pidfile) == proc.pid
         # Ready, not just in its startup hook (which writes "started" before it
@@ -288,16 +294,7 @@ def test_run_stays_in_the_foreground(app_dir: Path, pidfile: Path, sig: int) -> 
 
 def test_run_second_ctrl_c_forces_the_exit(app_dir: Path, pidfile: Path) -> None:
     """run: a second SIGINT during a stuck shutdown exits at once with 130."""
-    output = app_dir / "stderr.jsonl"
-    with output.open("w") as err:
-        proc = subprocess.Popen(
-            [SCRIPT, "run", "stuckapp:main", "--pidfile", pidfile, "--shutdown-timeout", "50"],
-            cwd=app_dir,
-            env=clean_env(),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=err,
-        )
+    proc, output = _run(app_dir, "stuckapp:main", "--pidfile", pidfile, "--shutdown-timeout", "50")
     try:
         assert read_pid(pidfile) == proc.pid
         wait_for(lambda: '"ready"' in output.read_text(), what="ready")
