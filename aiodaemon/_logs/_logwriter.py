@@ -448,8 +448,8 @@ class LogWriter:
         """
         if not isinstance(sink, FileSink | StreamSink):
             return []
-        lost = sink.lost
-        if lost <= self._lost_reported.get(id(sink), 0):
+        lost, reported = sink.lost, self._lost_reported.get(id(sink), 0)
+        if lost <= reported:
             return []
         rendered: list[Record] = []
         capture, self._capture = self._capture, rendered
@@ -457,7 +457,7 @@ class LogWriter:
             self._log(
                 "warning",
                 "log records lost",
-                lost=lost - self._lost_reported.get(id(sink), 0),
+                lost=lost - reported,
                 sink=repr(sink),
                 error=str(sink.last_error),
             )
