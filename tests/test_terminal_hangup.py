@@ -35,48 +35,74 @@ from .support import (
 )
 
 
+class _TerminalJob:
+    """A program exec'd as the session leader of a new pty, as a shell's foreground job is.
+
+    Its controlling terminal is the pty: closing our end (:meth:`hang_up`) hangs it up.
+    """
+
+    def __init__(self, argv: list[str], env: dict[str, str], cwd: Path | None = None) -> None:
+        self.pid, self.controller = pty.fork()
+        if self.pid == 0:  # the child execs at once
+            if cwd is not None:
+                os.chdir(cwd)
+            os.execve(argv[0], argv, env)
+        #: its exit status, once reaped
+        self.statuses: list[int] = []
+
+    def drain(self) -> None:
+        """Read what it shows on its terminal, as a terminal emulator does."""
+        with contextlib.suppress(OSError):
+            while (
+                self.controller >= 0
+                and select.select([self.controller], [], [], 0)[0]
+                and os.read(self.controller, 4096)
+            ):
+                pass
+
+    def reaped(self) -> bool:
+        """Whether it has exited (its status then in :attr:`statuses`); drains meanwhile."""
+        self.drain()
+        done, status = os.waitpid(self.pid, os.WNOHANG)
+        if done:
+            self.statuses.append(os.waitstatus_to_exitcode(status))
+        return bool(done)
+
+    def hang_up(self) -> None:
+        """The terminal goes away (its window closed, an ssh connection lost)."""
+        os.close(self.controller)
+        self.controller = -1
+
+    def close(self) -> None:
+        """Close our end and reap the job, killed if it still runs."""
+        if self.controller >= 0:
+            os.close(self.controller)
+        if not self.statuses:
+            kill_quietly(self.pid)
+            os.waitpid(self.pid, 0)
+
+
 def test_hangup_stops_the_foreground_daemon(tmp_path: Path) -> None:
     """`kill -HUP` reloads; closing the terminal then ends the daemon gracefully with 0."""
     record, log = tmp_path / "record.txt", tmp_path / "log.jsonl"
     record.touch()
     options = {"detach": False, "log_file": str(log)}
     argv = [PYTHON, str(program("terminal_hangup")), json.dumps(options), str(record)]
-    env = clean_env()
-    # pty.fork: the child leads a session whose controlling terminal is the pty,
-    # as a shell's foreground job does; closing our end hangs it up.
-    pid, controller = pty.fork()
-    if pid == 0:  # the child execs at once
-        os.execve(PYTHON, argv, env)
-    statuses: list[int] = []
+    job = _TerminalJob(argv, clean_env())
 
-    def reaped() -> bool:
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            statuses.append(os.waitstatus_to_exitcode(status))
-        return bool(done)
+    def recorded(line: str) -> int:
+        job.drain()
+        return record.read_text().splitlines().count(line)
 
     try:
-
-        def recorded(line: str) -> int:
-            # Read what the daemon shows on its terminal, as a terminal emulator does.
-            with contextlib.suppress(OSError):
-                while select.select([controller], [], [], 0)[0] and os.read(controller, 4096):
-                    pass
-            return record.read_text().splitlines().count(line)
-
         wait_for(lambda: recorded("main"), what="main")
-        os.kill(pid, signal.SIGHUP)
+        os.kill(job.pid, signal.SIGHUP)
         wait_for(lambda: recorded("reload"), what="the reload")
-        os.close(controller)
-        controller = -1
-        wait_for(reaped, what="the exit after the hang-up")
+        job.hang_up()
+        wait_for(job.reaped, what="the exit after the hang-up")
     finally:
-        if controller >= 0:
-            os.close(controller)
-        if not statuses:
-            kill_quietly(pid)
-            os.waitpid(pid, 0)
-    assert statuses == [0]
+        job.close()
+    assert job.statuses == [0]
     assert record.read_text().splitlines() == ["main", "reload", "shutdown"]
     hangups = [r for r in read_json_lines(log) if r.get("terminal") == "hung up"]
     assert hangups
@@ -184,28 +210,10 @@ def test_hangup_during_or_after_a_failed_upgrade_stops_the_foreground_daemon(
             "--log-file", str(log)]  # fmt: skip
     env = clean_env({"CONTROL_APP_DIR": str(tmp_path)})
     # The daemon leads the terminal's session, as in the first test: it gets the hang-up.
-    pid, controller = pty.fork()
-    if pid == 0:
-        os.chdir(PROGRAMS)
-        os.execve(argv[0], argv, env)
-    statuses: list[int] = []
-
-    def reaped() -> bool:
-        # Drain what it shows on its terminal meanwhile, as a terminal emulator does.
-        with contextlib.suppress(OSError):
-            while (
-                controller >= 0
-                and select.select([controller], [], [], 0)[0]
-                and os.read(controller, 4096)
-            ):
-                pass
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            statuses.append(os.waitstatus_to_exitcode(status))
-        return bool(done)
+    job = _TerminalJob(argv, env, cwd=PROGRAMS)
 
     def events() -> list[object]:
-        reaped()
+        job.reaped()
         return [r["event"] for r in read_json_lines(log)] if log.exists() else []
 
     try:
@@ -222,18 +230,13 @@ def test_hangup_during_or_after_a_failed_upgrade_stops_the_foreground_daemon(
             (tmp_path / "release").touch()
             upgrade.wait(timeout=60)
             assert "upgrade failed" in events()
-        os.close(controller)  # the terminal goes away
-        controller = -1
-        wait_for(reaped, what="the exit after the hang-up")
+        job.hang_up()
+        wait_for(job.reaped, what="the exit after the hang-up")
         _out, err = upgrade.communicate(timeout=60)
         assert upgrade.returncode == 1, err
     finally:
-        if controller >= 0:
-            os.close(controller)
-        if not statuses:
-            kill_quietly(pid)
-            os.waitpid(pid, 0)
-    assert statuses == [0]
+        job.close()
+    assert job.statuses == [0]
     records = read_json_lines(log)
     assert [r for r in records if r.get("terminal") == "hung up"], records
     assert not (tmp_path / "reloads").exists()
