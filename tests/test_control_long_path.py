@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 import tempfile
 from pathlib import Path
 
 import pytest
 
+from .security_support import User, shared_python_as
 from .support import PROGRAMS, aiodaemon_cli, install_program, read_pid, wait_gone
 
 
@@ -45,10 +45,7 @@ def test_control_commands_reach_a_socket_whose_path_exceeds_sun_path(tmp_path: P
 
 
 #: The account the daemon drops to; the CLI runs as it too.
-NOBODY = 65534
-#: /usr/bin/python3 with the worktree on PYTHONPATH: the test interpreter may live
-#: under /root, which nobody cannot read.
-SYSTEM_PYTHON = "/usr/bin/python3"
+NOBODY = User("nobody", 65534, 65534)
 
 
 @pytest.mark.root
@@ -74,20 +71,11 @@ def test_the_daemons_user_reaches_a_long_path_through_a_directory_it_may_only_en
     )  # fmt: skip
     assert started.returncode == 0, started.stderr
     pid = read_pid(pidfile)
-    repo = Path(__file__).resolve().parent.parent
     try:
         assert len(bytes(Path(f"{pidfile}.ctl"))) > 107
         results = {
-            command: subprocess.run(
-                [SYSTEM_PYTHON, "-m", "aiodaemon", command, "--pidfile", str(pidfile), *extra],
-                capture_output=True,
-                text=True,
-                timeout=30,
-                user=NOBODY,
-                group=NOBODY,
-                extra_groups=[],
-                env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(repo)},
-                check=False,
+            command: shared_python_as(
+                NOBODY, "-m", "aiodaemon", command, "--pidfile", pidfile, *extra, cwd="/"
             )
             for command, extra in (("status", ["--json"]), ("reload", []))
         }
