@@ -54,6 +54,10 @@ class User:
     gid: int
 
 
+#: Debian's nobody (and nogroup): an account every system has, owning nothing.
+NOBODY = User("nobody", 65534, 65534)
+
+
 def _retry_locked(argv: list[str]) -> None:
     """Run a shadow-utils command, retrying while another one holds /etc/passwd's lock."""
 

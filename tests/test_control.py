@@ -21,6 +21,7 @@ import pytest
 import aiodaemon
 from aiodaemon._prefork._control_protocol import MAX_CONNECTIONS
 
+from .security_support import NOBODY, shared_python_as
 from .support import (
     aiodaemon_cli,
     clean_env,
@@ -717,12 +718,6 @@ def test_a_client_that_never_sends_is_dropped(app: App) -> None:
 # --- privileges: a daemon dropped to nobody, a stranger's connection ----------------
 
 
-NOBODY = 65534
-#: /usr/bin/python3 with the worktree on PYTHONPATH: the test interpreter may live
-#: under /root, which nobody cannot read.
-SYSTEM_PYTHON = "/usr/bin/python3"
-
-
 @pytest.fixture
 def root_only(app: App) -> Path:
     """A root-only directory (0700) for the pidfile, like /run/NAME owned by root."""
@@ -748,7 +743,7 @@ def test_daemon_dropped_to_nobody_answers_root_on_its_control_socket(
     pid = int(result.stdout)
     try:
         st = os.lstat(control)
-        assert (st.st_uid, stat.S_IMODE(st.st_mode)) == (NOBODY, 0o600)
+        assert (st.st_uid, stat.S_IMODE(st.st_mode)) == (NOBODY.uid, 0o600)
         answer = json.loads(cli(app, "status", "--pidfile", pidfile, "--json").stdout)
         assert (answer["state"], answer["pid"]) == ("running", pid)
         reload = cli(app, "reload", "--pidfile", pidfile)
@@ -777,17 +772,7 @@ def test_a_peer_of_another_uid_learns_nothing(app: App) -> None:
     start(app)
     # The mode is the first barrier; SO_PEERCRED must hold without it.
     os.chmod(app.control, 0o666)
-    result = subprocess.run(
-        [SYSTEM_PYTHON, str(program("control_stranger")), str(app.control)],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        user=NOBODY,
-        group=NOBODY,
-        extra_groups=[],
-        env={"PATH": "/usr/bin:/bin"},
-        check=False,
-    )
+    result = shared_python_as(NOBODY, program("control_stranger"), app.control, cwd="/", timeout=30)
     assert result.returncode == 0, result.stderr
     assert result.stdout == "b''"
     # The owner still gets its answer.
@@ -801,17 +786,8 @@ def test_the_cli_as_a_stranger_falls_back_to_the_pidfile(app: App) -> None:
     if os.geteuid() != 0:
         pytest.fail("this test needs root: run the suite as root (as .ci/run does)")
     pid = start(app)
-    repo = Path(__file__).resolve().parent.parent
-    result = subprocess.run(
-        [SYSTEM_PYTHON, "-m", "aiodaemon", "status", "--pidfile", str(app.pidfile)],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        user=NOBODY,
-        group=NOBODY,
-        extra_groups=[],
-        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(repo)},
-        check=False,
+    result = shared_python_as(
+        NOBODY, "-m", "aiodaemon", "status", "--pidfile", app.pidfile, cwd="/", timeout=30
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith(f"running (pid {pid}")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from .security_support import User, shared_python_as
+from .security_support import NOBODY, shared_python_as
 from .support import PROGRAMS, aiodaemon_cli, install_program, read_pid, wait_gone
 
 
@@ -42,10 +42,6 @@ def test_control_commands_reach_a_socket_whose_path_exceeds_sun_path(tmp_path: P
     assert stopped.returncode == 0, stopped.stderr
     wait_gone(pid)
     assert not control.exists()
-
-
-#: The account the daemon drops to; the CLI runs as it too.
-NOBODY = User("nobody", 65534, 65534)
 
 
 @pytest.mark.root
