@@ -161,3 +161,49 @@ def test_pid1_forwards_the_handled_signals(tmp_path: Path) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+#: Sends SIGALRM and SIGRTMIN+1 (both fatal by default) to argv[1] every ~50 µs until it is gone.
+_FLOOD = """
+import os, signal, sys, time
+pid = int(sys.argv[1])
+try:
+    while True:
+        os.kill(pid, signal.SIGALRM)
+        os.kill(pid, signal.SIGRTMIN + 1)
+        until = time.perf_counter() + 50e-6
+        while time.perf_counter() < until:
+            pass
+except ProcessLookupError:
+    pass
+"""
+
+
+def _stopped_under_flood(run_dir: Path) -> tuple[int, str]:
+    """Start the on_signal program, flood it, SIGTERM it: its exit status and last event."""
+    running = ForegroundDaemon(run_dir, "on_signal_app")
+    flood = None
+    try:
+        running.wait_event("ready")
+        flood = subprocess.Popen([PYTHON, "-c", _FLOOD, str(running.pid)], env=clean_env())
+        wait_for(lambda: "alarm ok" in running.recorded(), what="the flood's first alarms")
+        running.signal(signal.SIGTERM)
+        return running.wait(), running.events()[-1]
+    finally:
+        running.kill()
+        if flood is not None:
+            flood.kill()
+            flood.wait()
+
+
+def test_handled_signals_never_kill_the_daemon_while_it_stops(tmp_path: Path) -> None:
+    """A flood of on_signal's signals through the whole shutdown: every stop still exits 0.
+
+    Their default action ends the process; the moment the loop gives a
+    handler back must not be one in which they have it.
+    """
+    for attempt in range(12):
+        run_dir = tmp_path / str(attempt)
+        run_dir.mkdir()
+        assert _stopped_under_flood(run_dir) == (0, "exit"), f"attempt {attempt}"
+

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import stat
 import threading
 import time
@@ -213,6 +214,10 @@ class LogWriter:
         return self._drained
 
     def _run(self) -> None:
+        # No signal is ever this thread's: one the main thread holds back while
+        # its handler changes (the loop's close) would otherwise come here and
+        # meet the default action, which for most is the end of the process.
+        signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
         try:
             self._loop()
         except BaseException:

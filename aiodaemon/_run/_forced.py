@@ -258,6 +258,9 @@ def start_backstop(thread: threading.Thread, guards: str, *, log: bool = True) -
     Returns:
         Whether the thread runs.
     """
+    # Started with every signal blocked, which it keeps: a signal the main
+    # thread holds back must not reach it (see the log writer's thread).
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
     try:
         thread.start()
     except RuntimeError as exc:  # "can't start new thread"
@@ -266,4 +269,6 @@ def start_backstop(thread: threading.Thread, guards: str, *, log: bool = True) -
                 "backstop not started", thread=thread.name, unguarded=guards, error=str(exc)
             )
         return False
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
     return True

@@ -189,11 +189,13 @@ class SignalService(Service):
         await asyncio.gather(*(r.cancel() for rs in self.runners.values() for r in rs))
 
     async def close(self) -> None:
-        """Ignore these signals from now on: the default action of most is to kill."""
-        loop = asyncio.get_running_loop()
-        for signum in self.runners:
-            loop.remove_signal_handler(signum)
-            signal.signal(signum, signal.SIG_IGN)
+        """Nothing to undo: the loop's handlers stay, and start no run any more.
+
+        Removing one would give its signal back its default action, which for
+        most is to end the process, until ``SIG_IGN`` was set: a signal in
+        between killed a stopping daemon. They go with the loop's close, where
+        they are held back and then ignored (``ignoring_late_signals``).
+        """
 
 
 def signal_service(runtime: RuntimeHandle) -> SignalService | None:

@@ -10,7 +10,8 @@ the process. Two windows would let one do that to a running daemon:
 - after the loop has closed (its handlers gone, back to the default action)
   until the process exits: the final log drain and the pidfile's removal.
   There SIGHUP, SIGUSR1 and SIGUSR2 are *ignored*: nothing can reload,
-  reopen or upgrade any more. SIGTERM and SIGINT keep the forced-exit
+  reopen or upgrade any more; so are the ``on_signal`` ones, whose loop
+  handlers start no run once the shutdown began. SIGTERM and SIGINT keep the forced-exit
   handler armed at the start of the shutdown (:mod:`._forced`).
 
 Threads started while the signals are blocked (the log writer) inherit the
@@ -64,6 +65,8 @@ LIFECYCLE_SIGNALS = (
 )
 #: Ignored once the loop has closed (SIGTERM/SIGINT have the forced-exit handler).
 LATE_IGNORED = (signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2)
+#: Owned signals never ignored at the end: the forced exit's, and the child watcher's.
+_NOT_LATE_IGNORED = frozenset({signal.SIGTERM, signal.SIGINT, signal.SIGCHLD, *LATE_IGNORED})
 
 
 #: Held signals that reached a thread of the program's while held (see the docstring).
@@ -174,13 +177,16 @@ def lifecycle_signals_held() -> contextlib.AbstractContextManager[None]:
 
 
 def ignoring_late_signals() -> contextlib.AbstractContextManager[None]:
-    """Around the loop's close: afterwards SIGHUP, SIGUSR1 and SIGUSR2 are ignored.
+    """Around the loop's close: afterwards SIGHUP, SIGUSR1, SIGUSR2 and ``on_signal``'s are ignored.
 
     Blocked while the loop puts back their default action, then ignored (one
     pending meanwhile is discarded), then unblocked: never a moment in which
-    one would end the process.
+    one would end the process. Blocked here, one goes to another thread:
+    aiodaemon's own block every signal, a program's thread still running
+    then is the program's risk.
     """
-    return _held_then_late_ignored(LATE_IGNORED)
+    late = (*LATE_IGNORED, *(s for s in _owned if s not in _NOT_LATE_IGNORED))
+    return _held_then_late_ignored(late, ignored=late)
 
 
 def release_signals(signals: Iterable[int]) -> None:
@@ -197,15 +203,17 @@ def release_signals(signals: Iterable[int]) -> None:
 
 
 @contextlib.contextmanager
-def _held_then_late_ignored(held: tuple[int, ...], *, remember: bool = False) -> Iterator[None]:
-    """Block ``held`` (and, with ``remember``, catch it); at the end ignore LATE_IGNORED,
+def _held_then_late_ignored(
+    held: tuple[int, ...], *, remember: bool = False, ignored: tuple[int, ...] = LATE_IGNORED
+) -> Iterator[None]:
+    """Block ``held`` (and, with ``remember``, catch it); at the end ignore ``ignored``,
     then unblock ``held``."""
     signal.pthread_sigmask(signal.SIG_BLOCK, held)
     previous = {signum: signal.signal(signum, _remember) for signum in held} if remember else {}
     try:
         yield
     finally:
-        for signum in LATE_IGNORED:
+        for signum in ignored:
             signal.signal(signum, signal.SIG_IGN)
         for caught, handler in previous.items():
             # The run never installed its own (it failed before the loop ran).
