@@ -207,3 +207,25 @@ def test_handled_signals_never_kill_the_daemon_while_it_stops(tmp_path: Path) ->
         run_dir.mkdir()
         assert _stopped_under_flood(run_dir) == (0, "exit"), f"attempt {attempt}"
 
+
+def test_a_stop_signal_is_not_lost_after_a_thousand_others(tmp_path: Path) -> None:
+    """Sync code holds the loop while 1,000 handled signals queue up; a SIGTERM after them stops it.
+
+    Each signal is a byte in the loop's wakeup socket, which holds a few
+    hundred: the SIGTERM's byte is lost, the signal must not be.
+    """
+    running = ForegroundDaemon(tmp_path, "on_signal_blocked_app")
+    try:
+        running.wait_event("ready")
+        running.signal(signal.SIGWINCH)
+        wait_for(lambda: running.recorded() == ["blocked"], what="the loop held")
+        for _ in range(1000):
+            running.signal(signal.SIGRTMIN + 1)
+        running.signal(signal.SIGTERM)
+        (tmp_path / "gate").touch()
+        assert running.wait() == 0
+        (received,) = [line for line in running.lines() if line["event"] == "signal received"]
+        assert received["signal"] == "SIGTERM"
+        assert running.events()[-1] == "exit"
+    finally:
+        running.kill()

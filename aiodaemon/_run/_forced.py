@@ -73,6 +73,8 @@ class ForcedExit:
         self._loop: asyncio.AbstractEventLoop | None = None
         #: ``time.monotonic()`` when a stop signal came before the shutdown began.
         self._first_arrival: float | None = None
+        #: the loop's Python-level handlers :meth:`arm_early` took the place of.
+        self._loop_handlers: dict[int, object] = {}
 
     def arm_early(self) -> None:
         """Before the shutdown: count the stop signals as they arrive, beside the loop.
@@ -89,9 +91,16 @@ class ForcedExit:
         for signum in STOP_SIGNALS:
             # Only the Python-level handler: CPython's C handler still writes
             # the signal to the loop's wakeup fd, so the loop gets it as before.
-            signal.signal(signum, self._arrived)
+            # The loop's own Python-level handler is still called: uvloop's
+            # records the signal, and so gets it when its wakeup fd was full
+            # (a few hundred signals unread: a flood of on_signal's, say),
+            # where the byte is lost; replaced, it lost the SIGTERM for good.
+            self._loop_handlers[signum] = signal.signal(signum, self._arrived)
 
     def _arrived(self, signum: int, frame: object) -> None:
+        loop_handler = self._loop_handlers.get(signum)
+        if callable(loop_handler):
+            loop_handler(signum, frame)
         now = time.monotonic()
         first = self._first_arrival
         if first is None:
