@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 from pathlib import Path
 
 import pytest
 
-from .support import is_alive, kill_quietly, read_json_lines, spawn_program, wait_for
+from .support import (
+    ForegroundDaemon,
+    is_alive,
+    kill_quietly,
+    read_json_lines,
+    spawn_program,
+    wait_for,
+)
 
 
 @pytest.mark.parametrize("uvloop", [None, False], ids=["default-loop", "asyncio"])
@@ -46,3 +54,23 @@ def test_a_subprocess_run_in_an_executor_past_the_timeout_is_logged_with_its_sta
     finally:
         if child:
             kill_quietly(child)
+
+
+@pytest.mark.root
+def test_a_shutdown_step_that_fails_is_a_failed_exit(tmp_path: Path) -> None:
+    """No thread left to shut the default executor down: logged, and the exit is 1, not 0."""
+    uid = 200_000 + os.getpid() % 100_000
+    running = ForegroundDaemon(tmp_path, "no_thread_at_shutdown", user=str(uid), group="65534")
+    try:
+        running.wait_event("limited")
+        running.signal(signal.SIGTERM)
+        assert running.wait() == 1
+        (failed,) = [line for line in running.lines() if line["event"] == "shutdown failed"]
+        assert failed["level"] == "error"
+        assert "can't start new thread" in json.dumps(failed["exception"])
+        exit_line = running.lines()[-1]
+        assert exit_line["event"] == "exit"
+        assert exit_line["status"] == 1
+        assert str(exit_line["reason"]).startswith("shutdown failed: ")
+    finally:
+        running.kill()

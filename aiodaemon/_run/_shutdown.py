@@ -57,7 +57,7 @@ from ..exceptions import ExitCode
 from ._forced import BackstopClock, say_nowait, start_backstop
 from ._hooks import HookError, Lifespan, call_async, entry_name, in_own_context
 from ._loop import await_chain
-from ._outcome import raised
+from ._outcome import error_text, raised
 from ._state import Event
 from ._user_exit import EXIT_REQUESTS
 
@@ -123,6 +123,12 @@ class Shutdown:
             self._report_stuck()
             self.exit_now(ExitCode.SHUTDOWN_TIMEOUT, reason)
         backstop.cancel()
+        failed = None if sequence.cancelled() else sequence.exception()
+        if failed is not None:
+            # A step of ours raised (no thread left to shut the executor down):
+            # the steps after it never ran, and the exit must not say all went well.
+            _log.error("shutdown failed", exc_info=raised(failed))
+            rt.outcome.fail(f"shutdown failed: {error_text(failed)}", failed)
         rt.dispatch(Event.STOPPED)
         _log.info("shutdown finished")
 
