@@ -275,6 +275,8 @@ class Daemon:
                 0-255 its low byte, and 1 where that would be 0). Called
                 from a thread other than the main thread, it raises
                 nothing: one line on stderr, and the process exits 2 at once.
+            RuntimeError: called from another thread while this process runs
+                a daemon (from a thread of ``main``, say): the daemon goes on.
         """
         target = main if main is not None else self.main
         if _importing_main_for_multiprocessing():
@@ -301,7 +303,13 @@ class Daemon:
             raise SystemExit(ExitCode.USAGE)
         if threading.current_thread() is not threading.main_thread():
             _refuse_from_a_thread(target)
-        raise SystemExit(launch(self.hooks, target, options, on_ready=_warn_on_ready(options)))
+        global _run_under_way
+        _run_under_way = True
+        try:
+            status = launch(self.hooks, target, options, on_ready=_warn_on_ready(options))
+        finally:
+            _run_under_way = False
+        raise SystemExit(status)
 
 
 def _warn_on_ready(options: Mapping[str, Any]) -> Callable[[int], None]:
@@ -312,6 +320,10 @@ def _warn_on_ready(options: Mapping[str, Any]) -> Callable[[int], None]:
             say(warning)
 
     return on_ready
+
+
+#: Whether a ``run()`` is under way in this process (its launcher or its daemon).
+_run_under_way = False
 
 
 def _refuse_from_a_thread(target: MainTarget) -> NoReturn:
@@ -325,6 +337,13 @@ def _refuse_from_a_thread(target: MainTarget) -> NoReturn:
     so nothing else is left to clean).
     """
     close_main(target)
+    if _run_under_way:
+        # Ending the process here would kill the daemon this process runs,
+        # with no shutdown and its pidfile left: the caller's thread gets it.
+        raise RuntimeError(
+            "run() was called from a thread while this process runs a daemon;"
+            " a process is one daemon"
+        )
     say(
         f"run() was called from a thread other than the main thread"
         f" ({threading.current_thread().name!r}); call aiodaemon.run(main) from the"

@@ -10,7 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import PYTHON, REPO, clean_env, python, require_tool, wait_gone
+from tests.support import (
+    PYTHON,
+    REPO,
+    clean_env,
+    python,
+    read_json_lines,
+    require_tool,
+    wait_gone,
+)
 
 PROGRAMS = REPO / "tests" / "programs"
 
@@ -77,6 +85,23 @@ def test_run_from_a_thread_is_refused_before_anything_is_acquired(tmp_path: Path
         " (signal handling needs it)\n"
     )
     assert not pidfile.exists()
+
+
+def test_run_from_a_thread_of_a_running_daemon_raises_there(tmp_path: Path) -> None:
+    """run() from a thread while this process runs a daemon: a RuntimeError in that thread.
+
+    Ending the process at once, as outside a daemon, would kill the running
+    daemon with no shutdown and leave its pidfile behind.
+    """
+    pidfile, log = tmp_path / "d.pid", tmp_path / "log.jsonl"
+    result = python([PROGRAMS / "run_in_thread_of_daemon.py", pidfile, log])
+    assert result.returncode == 1, result.stderr
+    assert not pidfile.exists()
+    lines = read_json_lines(log)
+    (failed,) = [line for line in lines if line["event"] == "main failed"]
+    assert "RuntimeError" in json.dumps(failed["exception"])
+    assert "run() was called from a thread while this process runs a daemon" in result.stderr
+    assert [line["event"] for line in lines][-2:] == ["shutdown finished", "exit"]
 
 
 def test_cli_and_run_report_a_bad_option_the_same_way() -> None:
