@@ -27,3 +27,17 @@ def test_deeply_nested_json_is_an_ordinary_bad_request(app: App, loop: str) -> N
     stop(app)
     errors = [r for r in read_json_lines(log) if r["level"] in ("error", "critical")]
     assert errors == []
+
+
+def test_an_upgrade_timeout_of_400_digits_is_the_longest_wait(app: App) -> None:
+    """``"timeout": 10**400`` is valid JSON: the upgrade runs (it was an internal error)."""
+    log = app.dir / "log.jsonl"
+    old = start(app, "--uvloop", "--log-file", str(log))
+    request = b'{"v": 1, "cmd": "upgrade", "timeout": ' + b"9" * 400 + b"}\n"
+    answer = json.loads(_exchange(app.control, request))
+    assert answer["ok"] is True, answer
+    assert answer["pid"] != old
+    code, state = status(app)
+    assert (code, state["pid"]) == (0, answer["pid"])
+    stop(app)
+    assert not any(r["event"] == "control command failed" for r in read_json_lines(log))

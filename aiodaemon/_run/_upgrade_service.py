@@ -52,7 +52,8 @@ def upgrade_command(
             upgrader.reporters.add(task)
             task.add_done_callback(upgrader.reporters.discard)
         try:
-            pid = await perform(min(float(within), MAX_WAIT))
+            # min() first: float() of a 400-digit integer overflows.
+            pid = await perform(float(min(within, MAX_WAIT)))
         except UpgradeRefused as exc:
             if exc.transient:
                 # The command asks again until its timeout: a record per try
