@@ -285,3 +285,54 @@ def test_no_try_begins_once_the_patience_is_over() -> None:
         ask_patiently(ask_once, until=until)
     assert len(tries) >= 2
     assert max(tries) < until
+
+
+def _reload_request(app: ControlApp) -> socket.socket:
+    """A connection that asked for a reload (waiting up to 600 s for it)."""
+    conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    conn.connect(str(app.control))
+    conn.sendall(b'{"v": 1, "cmd": "reload", "timeout": 600}\n')
+    return conn
+
+
+def _reload_is_taken_in(app: ControlApp) -> bool:
+    """Whether a reload asked now waits for its run (else it was told "busy")."""
+    with _reload_request(app) as probe:
+        probe.settimeout(0.5)
+        try:
+            answer = probe.recv(4096)
+        except TimeoutError:
+            return True
+    assert BUSY in answer.decode(), answer
+    return False
+
+
+def test_reload_clients_that_hang_up_give_their_slots_back(control_app: ControlApp) -> None:
+    """32 clients waiting for a held reload close their sockets: the next reload is taken in.
+
+    One that only ended its writing half still waits, and gets its answer.
+    """
+    app = control_app
+    app.start()
+    app.steer("reload", "wait")
+    half_closed = _reload_request(app)
+    half_closed.shutdown(socket.SHUT_WR)
+    gone = [_reload_request(app) for _ in range(SLOTS - 1)]
+    try:
+        wait_for(lambda: app.reload_runs() == ["wait"], 30, "the held reload hook")
+        wait_for(lambda: len(app.records("reload queued")) >= SLOTS - 1, 30, "32 waiters")
+        assert not _reload_is_taken_in(app)
+        for conn in gone:
+            conn.close()
+        wait_for(lambda: _reload_is_taken_in(app), 10, "a waiting slot given back")
+        app.steer("reload-release")
+        half_closed.settimeout(30)
+        with half_closed.makefile("rb") as answers:
+            answer = json.loads(answers.readline())
+        assert answer["ok"] is True, answer
+        assert answer["reload"]["ok"] is True, answer
+    finally:
+        app.steer("reload-release")
+        half_closed.close()
+        for conn in gone:
+            conn.close()

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from typing import Any
 
 __all__ = [
+    "LEFT_WHEN_HUNG_UP",
     "MAX_ANSWER",
     "MAX_CONNECTIONS",
     "MAX_REQUEST",
@@ -66,6 +67,10 @@ MAX_CONNECTIONS = 40
 MAX_WAITING = 32
 #: The commands answered at once, which :data:`MAX_WAITING` does not limit.
 PROMPT_COMMANDS = frozenset({"status", "stop"})
+#: The commands whose wait ends when the client hangs up: the reload runs on,
+#: but a client gone (an interrupted ``reload --timeout 86400``) must not keep
+#: its slot. Not ``upgrade``: one asked for is never left half-done.
+LEFT_WHEN_HUNG_UP = frozenset({"reload"})
 
 
 class ProtocolError(ValueError):

@@ -6,14 +6,16 @@ Requests are bounded in size (:data:`MAX_REQUEST`), in time
 (:data:`REQUEST_TIMEOUT`) and in number (:data:`MAX_CONNECTIONS` at once, of
 which :data:`MAX_WAITING` may wait for a result), so a slow or hostile client
 costs the daemon a few bytes and one timer, never its service, and clients
-waiting on a slow reload never keep ``stop`` or ``status`` out. Nothing but
-bytes is ever sent: no descriptor reaches a peer.
+waiting on a slow reload never keep ``stop`` or ``status`` out; one that
+hangs up while it waits gives its place back. Nothing but bytes is ever sent:
+no descriptor reaches a peer.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import select
 import socket
 import struct
 import time
@@ -24,6 +26,7 @@ from typing import Any
 import structlog
 
 from .._prefork._control_protocol import (
+    LEFT_WHEN_HUNG_UP,
     MAX_CONNECTIONS,
     MAX_REQUEST,
     MAX_WAIT,
@@ -51,6 +54,8 @@ _PEERCRED = struct.Struct("3i")
 _WRITE_TIMEOUT = 5.0
 #: At most one "refused" log line per this many seconds: a flood must not flood the log.
 _REFUSAL_LOG_INTERVAL = 10.0
+#: Seconds between looks at whether a client waiting for a reload is still there.
+_HANG_UP_CHECK = 0.5
 
 
 class ControlServer:
@@ -127,7 +132,7 @@ class ControlServer:
                 return
             self._active.add(task)
             try:
-                answer = await self._answer(reader)
+                answer = await self._answer(reader, writer.get_extra_info("socket").fileno())
                 writer.write(encode(answer))
                 await asyncio.wait_for(writer.drain(), _WRITE_TIMEOUT)
             finally:
@@ -148,7 +153,7 @@ class ControlServer:
             # abort(): no lingering close handshake for a peer that may never read.
             writer.transport.abort()
 
-    async def _answer(self, reader: asyncio.StreamReader) -> dict[str, Any]:
+    async def _answer(self, reader: asyncio.StreamReader, fd: int) -> dict[str, Any]:
         try:
             async with asyncio.timeout(REQUEST_TIMEOUT):
                 data = await _read_request(reader)
@@ -172,6 +177,8 @@ class ControlServer:
                 return failure(busy, transient=True)
             self._waiting += 1
         try:
+            if name in LEFT_WHEN_HUNG_UP:
+                return await _unless_hung_up(command(request), fd)
             return await command(request)
         except Exception as exc:
             _log.exception("control command failed", command=name)
@@ -189,6 +196,30 @@ class ControlServer:
             _log.warning(
                 "control connection refused", peer_pid=pid, peer_uid=uid, refused=self._refused
             )
+
+
+async def _unless_hung_up(work: Awaitable[dict[str, Any]], fd: int) -> dict[str, Any]:
+    """Await ``work``, or cancel it once the client on ``fd`` has hung up.
+
+    Hung up is ``POLLHUP``: the client closed its end. A client that only
+    shut down its writing half (end of its request) still waits for the answer.
+    """
+    task = asyncio.ensure_future(work)
+    poller = select.poll()
+    # No event asked for: POLLHUP is reported anyway.
+    poller.register(fd, 0)
+    try:
+        while True:
+            done, _ = await asyncio.wait([task], timeout=_HANG_UP_CHECK)
+            if done:
+                return task.result()
+            if poller.poll(0):
+                return failure("the client hung up")
+    finally:
+        if not task.done():
+            task.cancel()
+            # wait(), not await: the task's own CancelledError is not ours to raise.
+            await asyncio.wait([task])
 
 
 async def _read_request(reader: asyncio.StreamReader) -> bytes | None:
