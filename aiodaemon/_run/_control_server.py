@@ -199,27 +199,38 @@ class ControlServer:
 
 
 async def _unless_hung_up(work: Awaitable[dict[str, Any]], fd: int) -> dict[str, Any]:
-    """Await ``work``, or cancel it once the client on ``fd`` has hung up.
+    """Await ``work``, or stop awaiting it once the client on ``fd`` has hung up.
 
     Hung up is ``POLLHUP``: the client closed its end. A client that only
     shut down its writing half (end of its request) still waits for the answer.
+    ``work`` runs in this task, the connection's: the reload tracker waits for
+    it to write its answer at a shutdown.
     """
-    task = asyncio.ensure_future(work)
-    poller = select.poll()
-    # No event asked for: POLLHUP is reported anyway.
-    poller.register(fd, 0)
+    connection = asyncio.current_task()
+    assert connection is not None
+    hung_up = False
+
+    async def watch() -> None:
+        nonlocal hung_up
+        poller = select.poll()
+        # No event asked for: POLLHUP is reported anyway.
+        poller.register(fd, 0)
+        # A poll: the transport owns the fd's reader, and no loop event says POLLHUP.
+        while not poller.poll(0):  # noqa: ASYNC110
+            await asyncio.sleep(_HANG_UP_CHECK)
+        hung_up = True
+        connection.cancel()
+
+    watcher = asyncio.get_running_loop().create_task(watch(), name="aiodaemon-control-hang-up")
     try:
-        while True:
-            done, _ = await asyncio.wait([task], timeout=_HANG_UP_CHECK)
-            if done:
-                return task.result()
-            if poller.poll(0):
-                return failure("the client hung up")
+        return await work
+    except asyncio.CancelledError:
+        # Ours alone (not also the shutdown's): the client is gone, nobody to answer.
+        if hung_up and connection.uncancel() == 0:
+            return failure("the client hung up")
+        raise
     finally:
-        if not task.done():
-            task.cancel()
-            # wait(), not await: the task's own CancelledError is not ours to raise.
-            await asyncio.wait([task])
+        watcher.cancel()
 
 
 async def _read_request(reader: asyncio.StreamReader) -> bytes | None:
