@@ -374,12 +374,21 @@ def _loop_is_running() -> bool:
 
 default_daemon = Daemon()
 
+# The module-level decorators are the default Daemon's methods. Each string below
+# is what the API reference shows for the name (griffe reads attribute
+# docstrings, not the bound method's); the contract is the method's docstring.
 on_startup = default_daemon.on_startup
+"""Register an async startup hook, run in registration order before ready: ``Daemon.on_startup``."""
 on_reload = default_daemon.on_reload
+"""Register an async reload hook, run in registration order on SIGHUP: ``Daemon.on_reload``."""
 on_shutdown = default_daemon.on_shutdown
+"""Register an async shutdown hook, run in reverse registration order: ``Daemon.on_shutdown``."""
 lifespan = default_daemon.lifespan
+"""Register an async generator: setup before its ``yield``, teardown after: ``Daemon.lifespan``."""
 readiness_check = default_daemon.readiness_check
+"""Register an async check run on each ``GET /readyz``: ``Daemon.readiness_check``."""
 on_signal = default_daemon.on_signal
+"""Register an async handler for a signal the framework does not own: ``Daemon.on_signal``."""
 
 
 def run(main: UserMain, **options: Unpack[DaemonOptions]) -> NoReturn:

@@ -20,17 +20,20 @@ class ExitCode(enum.IntEnum):
     (143 and 130), the shell's convention for "killed by a signal".
     """
 
+    # Attribute docstrings, not ``#:`` comments: the API reference shows these.
     OK = 0
-    #: ``main`` or a startup hook raised, the daemon died or was stopped before
-    #: it was ready, or it was not ready within ``start_timeout``.
+    """A graceful shutdown, or ``main`` returned."""
     FAILURE = 1
-    #: an invalid option or target: nothing was started.
+    """``main`` or a startup hook raised, the daemon died or was stopped before
+    it was ready, it was not ready within ``start_timeout``, or a step of the
+    shutdown sequence itself failed."""
     USAGE = 2
-    #: the pidfile is locked by a live daemon.
+    """An invalid option or target: nothing was started."""
     ALREADY_RUNNING = 3
-    #: the shutdown sequence did not finish within ``shutdown_timeout``, or the
-    #: threads or ``atexit`` functions the program left outlasted it.
+    """The pidfile is locked by a live daemon."""
     SHUTDOWN_TIMEOUT = 4
+    """The shutdown sequence did not finish within ``shutdown_timeout``, or the
+    threads or ``atexit`` functions the program left outlasted it."""
 
 
 class DaemonError(Exception):

@@ -78,9 +78,12 @@ __all__ = [
 ]
 
 # The errors of open()'s steps, public here. Assigned, not imported: the API
-# reference (griffe reads the source) then shows this path, as __module__ does.
+# reference (griffe reads the source) then shows this path, as __module__ does,
+# with the string under each as its description (an alias has no docstring).
 DaemonOSEnvironmentError = _pep3143_open.DaemonOSEnvironmentError
+"""Setting up the daemon's environment (chroot, cwd, owner, limits, stdio) failed."""
 DaemonProcessDetachError = _pep3143_open.DaemonProcessDetachError
+"""Forking away from the calling process failed (or ``detach_process`` as PID 1)."""
 DaemonOSEnvironmentError.__module__ = DaemonProcessDetachError.__module__ = __name__
 
 

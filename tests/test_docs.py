@@ -42,16 +42,16 @@ def table_rows(page: Path, heading: str) -> list[list[str]]:
     return rows[1:]  # without the header row
 
 
-# A whole mkdocs build (allowed 120 s below) on a busy machine: more than the suite's 60 s.
-@pytest.mark.timeout(300)
-def test_site_builds_in_strict_mode(tmp_path: Path) -> None:
-    """`mkdocs build --strict` (what `nox -s docs` runs) finishes without a warning."""
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The documentation site, built once with `mkdocs build --strict` (what `nox -s docs` runs)."""
     try:
         import mkdocs  # noqa: F401
     except ImportError:
         pytest.fail("mkdocs is not installed: run `bash .ci/venv test` (the test extra has it)")
+    site = tmp_path_factory.mktemp("site")
     result = subprocess.run(
-        [sys.executable, "-m", "mkdocs", "build", "--strict", "-d", str(tmp_path / "site")],
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "-d", str(site)],
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -61,8 +61,41 @@ def test_site_builds_in_strict_mode(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "WARNING" not in result.stderr, result.stderr
-    reference = (tmp_path / "site" / "reference" / "index.html").read_text()
+    return site
+
+
+# A whole mkdocs build (allowed 120 s above) on a busy machine: more than the suite's 60 s.
+@pytest.mark.timeout(300)
+def test_site_builds_in_strict_mode(site: Path) -> None:
+    """`mkdocs build --strict` (what `nox -s docs` runs) finishes without a warning."""
+    reference = (site / "reference" / "index.html").read_text()
     assert "Context" in reference
+
+
+@pytest.mark.timeout(300)
+def test_the_api_reference_describes_every_name(site: Path) -> None:
+    """Each `:::` entry of the API reference shows a description, and each enum its members.
+
+    An alias (``on_startup = default_daemon.on_startup``) has no docstring of its
+    own, and griffe ignores ``#:`` comments: either showed only a bare name.
+    """
+    import enum
+    import importlib
+
+    page = (site / "reference" / "index.html").read_text()
+    blank = []
+    for name in re.findall(r"^::: (\S+)$", (DOCS / "reference.md").read_text(), re.M):
+        heading = page.index(f'id="{name}"')
+        body = page.index('<div class="doc doc-contents first">', heading)
+        own = re.split(r"<div|</div>", page[body:].split(">", 1)[1], maxsplit=1)[0]
+        if "<p>" not in own:
+            blank.append(name)
+        module, attr = name.rsplit(".", 1)
+        obj = getattr(importlib.import_module(module), attr)
+        if isinstance(obj, type) and issubclass(obj, enum.Enum):
+            for member in obj:
+                assert f'id="{name}.{member.name}"' in page, f"{name}.{member.name} not listed"
+    assert not blank, f"shown without a description: {blank}"
 
 
 @pytest.mark.parametrize("page", MARKDOWN, ids=lambda p: p.name)

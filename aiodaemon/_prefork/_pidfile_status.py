@@ -24,14 +24,16 @@ _READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NOCTTY | os.O_NO
 class PidfileStatus(enum.Enum):
     """What a pidfile says about its daemon."""
 
+    # Attribute docstrings, not ``#:`` comments: the API reference shows these.
     RUNNING = "running"
-    #: the file exists but nobody holds its lock: the daemon died without cleaning up.
+    """A live daemon holds the file's lock and has the file open."""
     DEAD = "dead"
-    #: no file at all.
+    """The file exists but nobody holds its lock: the daemon died without cleaning up."""
     ABSENT = "absent"
-    #: the file cannot be read (permissions, not a regular file), its holder
-    #: cannot be verified, or it is locked while holding no pid.
+    """No file at all."""
     UNKNOWN = "unknown"
+    """The file cannot be read (permissions, not a regular file), its holder
+    cannot be verified, or it is locked while holding no pid."""
 
 
 class PidfileState:
