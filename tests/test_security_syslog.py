@@ -110,6 +110,25 @@ def test_a_planted_syslog_socket_is_refused_at_start(
     assert planted.received == 0
 
 
+def test_a_syslog_socket_in_a_world_writable_directory_is_refused_at_start(
+    arena: Path, intruder: User
+) -> None:
+    """Without the sticky bit anyone may replace the socket: refused, the planter gets nothing."""
+    pub = shared_dir(arena / "pub", 0o777)
+    path, pidfile = pub / "syslog.sock", arena / "app.pid"
+    with impostor(intruder, path) as planted:
+        result = start_daemon({"detach": True, "pidfile": str(pidfile), "syslog": str(path)})
+        if result.returncode == 0:
+            stop_daemon(read_pid(pidfile))
+        assert result.returncode == 1, result.stderr
+        [line] = result.stderr.splitlines()
+        assert line.endswith(
+            f"cannot connect to syslog {path}: "
+            f"directory is world-writable without the sticky bit: {pub}"
+        ), line
+    assert planted.received == 0
+
+
 def test_a_planted_symlink_at_the_syslog_path_is_refused_at_start(
     arena: Path, intruder: User
 ) -> None:
@@ -130,11 +149,18 @@ def test_a_planted_symlink_at_the_syslog_path_is_refused_at_start(
     assert planted.received == 0
 
 
-@pytest.mark.parametrize("plant", ["socket", "symlink"])
+@pytest.mark.parametrize(
+    ("plant", "mode"),
+    [("socket", 0o1777), ("symlink", 0o1777), ("socket", 0o777)],
+    ids=["socket", "symlink", "socket-unsticky"],
+)
 def test_a_socket_planted_while_the_collector_restarts_gets_nothing(
-    arena: Path, intruder: User, plant: str
+    arena: Path, intruder: User, plant: str, mode: int
 ) -> None:
-    """Collector down, another user plants: the reconnect is refused and said, records wait."""
+    """Collector down, another user plants: the reconnect is refused and said, records wait.
+
+    ``socket-unsticky``: the directory lost its sticky bit since the start.
+    """
     pub = shared_dir(arena / "pub", 0o1777)
     den = own_dir(arena / "den", intruder)
     path, log = pub / "syslog.sock", arena / "app.log"
@@ -144,6 +170,7 @@ def test_a_socket_planted_while_the_collector_restarts_gets_nothing(
     with contextlib.closing(collector), running_daemon(options):
         wait_for(lambda: len(collector.ticks()) > 2, what="ticks at the collector")
         collector.stop()
+        pub.chmod(mode)
         with impostor(intruder, den / "s.sock" if plant == "symlink" else path) as planted:
             if plant == "symlink":
                 as_user(intruder, lambda: path.symlink_to(den / "s.sock"))
@@ -161,6 +188,7 @@ def test_a_socket_planted_while_the_collector_restarts_gets_nothing(
             seen = _last_tick(log)
             wait_for(lambda: _last_tick(log) > seen + 5, what="ticks while refused")
             path.unlink()  # the real collector comes back and replaces what it finds
+        pub.chmod(0o1777)
         assert planted.received == 0
         collector.start()
         seen = _last_tick(log)

@@ -6,7 +6,8 @@ would then receive a root daemon's records, or by a symlink to one, planted
 while the real collector restarts. So at every connect, at start and at each
 reconnect, the socket file is opened with ``O_PATH | O_NOFOLLOW`` through its
 directory and checked on that descriptor (a socket, not planted by another
-user: the rule of :mod:`._sharedfile`), and the connect goes through
+user, not in a world-writable directory without the sticky bit: the rules of
+:mod:`._sharedfile`), and the connect goes through
 ``/proc/self/fd/N``, which names that very inode: nothing can be swapped
 between the check and the connect. Without /proc (a chroot lacking it) the
 connect is by path, and the path is checked again afterwards; a swap and a
@@ -25,7 +26,7 @@ import os
 import socket
 import stat
 
-from ._sharedfile import ForeignFileError, open_in_directory
+from ._sharedfile import ForeignFileError, OpenDirectoryError, open_in_directory
 
 __all__ = ["UntrustedSocketError", "connect_unix", "is_refusal"]
 
@@ -40,7 +41,7 @@ class UntrustedSocketError(OSError):
 
 def is_refusal(exc: BaseException) -> bool:
     """Whether ``exc`` is a refusal to trust the path (not a collector that is down)."""
-    return isinstance(exc, UntrustedSocketError | ForeignFileError)
+    return isinstance(exc, UntrustedSocketError | ForeignFileError | OpenDirectoryError)
 
 
 def connect_unix(path: str, owner: int | None = None) -> tuple[socket.socket, bool]:
@@ -57,6 +58,7 @@ def connect_unix(path: str, owner: int | None = None) -> tuple[socket.socket, bo
     Raises:
         UntrustedSocketError: a symlink that may not be followed, or not a socket.
         ForeignFileError: another user's socket in a shared sticky directory.
+        OpenDirectoryError: a socket in a world-writable directory without the sticky bit.
         OSError: the socket cannot be reached.
     """
     fd, resolved = _open_socket(path, owner)
@@ -85,8 +87,10 @@ def _open_socket(path: str, owner: int | None) -> tuple[int, str]:
     """An ``O_PATH`` descriptor of the trusted socket at ``path``, and its path."""
     current = path
     for _ in range(_MAX_LINKS + 1):
-        # Refuses another user's socket in a shared sticky directory.
-        fd = open_in_directory(current, _PATH_FLAGS, owner=owner)
+        # Refuses another user's socket in a shared sticky directory, and any
+        # socket in a world-writable one without the sticky bit: there anyone
+        # may have replaced the collector's socket with their own.
+        fd = open_in_directory(current, _PATH_FLAGS, owner=owner, refuse_open_directory=True)
         try:
             st = os.fstat(fd)
             if stat.S_ISSOCK(st.st_mode):
