@@ -18,7 +18,8 @@ from aiodaemon._prefork._addresses import parse_listen_address
 from aiodaemon._prefork._sockets import open_listeners
 from aiodaemon.exceptions import StartupError
 
-from .security_support import User, arena, intruder, own_dir
+from .security_support import User, arena, intruder, own_dir, start_daemon, stop_daemon
+from .support import read_pid
 
 pytestmark = pytest.mark.root
 
@@ -105,3 +106,36 @@ def test_a_stale_socket_is_replaced_but_a_symlink_to_one_is_not(arena: Path) -> 
     finally:
         listeners.close()
     assert not (arena / "dead.sock").exists()
+
+
+@pytest.mark.parametrize(
+    ("option", "named"), [("listen", "listen[app]"), ("health", "health")], ids=["listen", "health"]
+)
+def test_a_socket_in_a_directory_open_to_all_is_refused(
+    arena: Path, option: str, named: str
+) -> None:
+    """A unix socket in a world-writable directory without the sticky bit: exit 2, one line.
+
+    Anyone may remove the socket file there and bind their own at the path,
+    taking the daemon's clients. Refused as the control socket is there.
+    """
+    open_dir = arena / "open"
+    open_dir.mkdir()
+    open_dir.chmod(0o777)
+    (arena / "run").mkdir()
+    address = f"unix:{open_dir}/app.sock"
+    options = {
+        "detach": True,
+        "pidfile": str(arena / "run" / "app.pid"),
+        option: {"app": address} if option == "listen" else address,
+    }
+    mark = arena / "started"
+    result = start_daemon(options, mark)
+    if result.returncode == 0:
+        stop_daemon(read_pid(arena / "run" / "app.pid"))
+    assert result.returncode == 2, result.stderr
+    assert result.stderr == (
+        f"aiodaemon: {named}: directory is world-writable without the sticky bit: {open_dir}\n"
+    )
+    assert not mark.exists()
+    assert list(open_dir.iterdir()) == []

@@ -101,8 +101,19 @@ def parse_listen_address(option: str, text: object) -> ListenAddress:
                 ) from None
             if not 0 <= mode <= 0o777:
                 raise ConfigError(option, f"socket mode out of range: {text!r}")
-        if not os.path.isdir(os.path.dirname(path)):
+        directory = os.path.dirname(path)
+        if not os.path.isdir(directory):
             raise ConfigError(option, f"directory does not exist for {text!r}")
+        # Only unix addresses load it (a small module, needed by acquire anyway).
+        from ._sharedfile import is_open_to_all
+
+        if is_open_to_all(os.stat(directory).st_mode):
+            # Anyone may remove the socket file there and bind their own at the
+            # path: the daemon's clients would then talk to them (the rule of
+            # the pidfile, log files and control socket).
+            raise ConfigError(
+                option, f"directory is world-writable without the sticky bit: {directory}"
+            )
         return UnixAddress(path, mode)
     address, mark, query = text.partition("?")
     if mark and query != "reuseport":
