@@ -18,7 +18,17 @@ from aiodaemon._prefork._addresses import parse_listen_address
 from aiodaemon._prefork._sockets import open_listeners
 from aiodaemon.exceptions import StartupError
 
-from .security_support import User, arena, intruder, own_dir, start_daemon, stop_daemon
+from .security_support import (
+    User,
+    arena,
+    as_user,
+    intruder,
+    own_dir,
+    running_daemon,
+    shared_dir,
+    start_daemon,
+    stop_daemon,
+)
 from .support import read_pid
 
 pytestmark = pytest.mark.root
@@ -139,3 +149,52 @@ def test_a_socket_in_a_directory_open_to_all_is_refused(
     )
     assert not mark.exists()
     assert list(open_dir.iterdir()) == []
+
+
+def _dead_socket(path: Path) -> None:
+    """Bind a socket file at ``path`` and close it: the leftover of a killed daemon."""
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.bind(str(path))
+
+
+@pytest.mark.parametrize("option", ["listen", "control"])
+def test_another_users_dead_socket_in_a_sticky_directory_is_left(
+    arena: Path, intruder: User, option: str
+) -> None:
+    """Another user's leftover socket in /tmp: root's start fails naming it, and leaves it."""
+    pub = shared_dir(arena / "pub", 0o1777)
+    path = pub / "app.sock"
+    as_user(intruder, lambda: _dead_socket(path))
+    options: dict[str, object] = {"detach": True, "pidfile": str(arena / "app.pid")}
+    if option == "listen":
+        options["listen"] = {"app": f"unix:{path}"}
+        named = f"listen[app]: cannot bind unix:{path}"
+    else:
+        options["control"] = str(path)
+        named = f"control socket {path}"
+    result = start_daemon(options)
+    if result.returncode == 0:
+        stop_daemon(read_pid(arena / "app.pid"))
+    assert result.returncode == 1, result.stderr
+    assert result.stderr == (
+        f"aiodaemon: {named}: is a socket owned by uid {intruder.uid} (another user); "
+        "refusing to replace it\n"
+    )
+    st = os.lstat(path)
+    assert stat.S_ISSOCK(st.st_mode)
+    assert st.st_uid == intruder.uid
+
+
+def test_the_daemon_users_own_dead_socket_in_a_sticky_directory_is_replaced(
+    arena: Path, intruder: User
+) -> None:
+    """The leftover of the daemon's own ``user=`` from its last run: replaced, the start works."""
+    pub = shared_dir(arena / "pub", 0o1777)
+    path = pub / "app.sock"
+    as_user(intruder, lambda: _dead_socket(path))
+    options = {"pidfile": str(arena / "app.pid"), "listen": {"app": f"unix:{path}"}}
+    with (
+        running_daemon({**options, "user": intruder.name}),
+        socket.socket(socket.AF_UNIX) as client,
+    ):
+        client.connect(str(path))

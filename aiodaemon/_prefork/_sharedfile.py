@@ -21,6 +21,7 @@ import stat
 __all__ = [
     "ForeignFileError",
     "OpenDirectoryError",
+    "is_foreign",
     "is_open_to_all",
     "is_planted",
     "open_in_directory",
@@ -117,12 +118,12 @@ def is_planted(path: str | os.PathLike[str], owner: int | None = None) -> bool:
     """
     parent = os.path.dirname(os.fspath(path)) or "."
     try:
-        return _foreign(os.lstat(path), os.stat(parent), owner)
+        return is_foreign(os.lstat(path), os.stat(parent), owner)
     except OSError:
         return False
 
 
-def _foreign(st: os.stat_result, directory: os.stat_result, owner: int | None) -> bool:
+def is_foreign(st: os.stat_result, directory: os.stat_result, owner: int | None) -> bool:
     """The ``fs.protected_regular=2`` rule: another user's file or socket in a shared sticky dir."""
     shared = directory.st_mode & stat.S_ISVTX and directory.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
     # A socket too: a planted one would receive what a daemon sends to a
@@ -153,7 +154,7 @@ def _open_existing(
         return None
     try:
         st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
-        if not stat.S_ISREG(st.st_mode) or _foreign(st, directory, owner):
+        if not stat.S_ISREG(st.st_mode) or is_foreign(st, directory, owner):
             return None
         return os.open(name, flags & ~(os.O_CREAT | os.O_EXCL), dir_fd=dir_fd)
     except OSError:
@@ -197,7 +198,7 @@ def _check_owner(
     path: str | os.PathLike[str],
     owner: int | None,
 ) -> None:
-    if not _foreign(st, directory, owner):
+    if not is_foreign(st, directory, owner):
         return
     raise ForeignFileError(
         errno.EACCES,

@@ -36,6 +36,7 @@ import stat
 from collections.abc import Iterator
 
 from ._safeopen import describe_mode
+from ._sharedfile import is_foreign
 from ._sunpath import SUN_PATH_MAX
 
 __all__ = ["bind_unix", "bind_unix_listener", "unlink_if_ours"]
@@ -94,7 +95,7 @@ def bind_unix(
         address = (
             path if len(os.fsencode(path)) <= SUN_PATH_MAX else f"/proc/self/fd/{dirfd}/{name}"
         )
-        _remove_stale(dirfd, name, address)
+        _remove_stale(dirfd, name, address, owner[0])
         return _bind(sock, dirfd, name, address, mode, owner)
     finally:
         os.close(dirfd)
@@ -185,11 +186,19 @@ def _effective_ids(uid: int | None, gid: int | None) -> Iterator[None]:
             os.setegid(saved_gid)
 
 
-def _remove_stale(dirfd: int, name: str, path: str) -> None:
+def _remove_stale(dirfd: int, name: str, path: str, owner: int | None) -> None:
     """Remove a socket file nobody accepts on; refuse a live socket or any other file.
 
+    Args:
+        dirfd: the directory the socket file is in.
+        name: its name there.
+        path: the address to probe it at.
+        owner: the uid the daemon drops to: its leftover in a shared sticky
+            directory is ours to remove, as root's and ours are.
+
     Raises:
-        OSError: EADDRINUSE for a live socket, EEXIST for a file that is not a socket.
+        OSError: EADDRINUSE for a live socket, EEXIST for a file that is not a
+            socket, EACCES for another user's socket in a shared sticky directory.
     """
     try:
         st = os.stat(name, dir_fd=dirfd, follow_symlinks=False)
@@ -217,6 +226,10 @@ def _remove_stale(dirfd: int, name: str, path: str) -> None:
             raise _explain_refusal(exc, st) from exc
         else:
             raise _in_use(st)
+    if is_foreign(st, os.fstat(dirfd), owner):
+        # Root may remove it (the sticky bit does not bind root), but another
+        # user's file is not ours to remove: refused, as their pidfile there is.
+        raise _not_ours(st)
     # Only the very inode we looked at: if the entry changed since, leave it.
     with contextlib.suppress(FileNotFoundError):
         again = os.stat(name, dir_fd=dirfd, follow_symlinks=False)
@@ -244,6 +257,11 @@ def _explain_refusal(exc: OSError, st: os.stat_result) -> OSError:
     """
     if not isinstance(exc, PermissionError) or st.st_uid == os.geteuid():
         return exc
+    return _not_ours(st)
+
+
+def _not_ours(st: os.stat_result) -> OSError:
+    """EACCES naming the other user whose socket file ``st`` describes."""
     return OSError(
         errno.EACCES, f"is a socket owned by uid {st.st_uid} (another user); refusing to replace it"
     )
