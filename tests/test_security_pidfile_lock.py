@@ -28,7 +28,16 @@ import aiodaemon._cli._main
 import aiodaemon._cli._status_command
 import aiodaemon._prefork._lockholder
 
-from .security_support import User, arena, fork_as, holding, intruder, service_account, wait_child
+from .security_support import (
+    User,
+    arena,
+    fork_as,
+    holding,
+    intruder,
+    running_daemon,
+    service_account,
+    wait_child,
+)
 from .support import REPO, aiodaemon_cli, is_alive
 
 pytestmark = pytest.mark.root
@@ -156,3 +165,48 @@ def test_an_intruders_shared_lock_is_named_when_it_blocks_the_start(
         start.stderr
     )
     assert pidfile.read_text() == ""
+
+
+def test_a_root_daemon_takes_back_the_pidfile_its_last_user_run_left(
+    arena: Path, service_account: User
+) -> None:
+    """Restarted without user=: the file is root's, so the account's pid in it is not believed.
+
+    The account kept a descriptor of its file from the last run and writes
+    its own process's pid there once the root daemon runs: ``stop`` signalled
+    that process, said "stopped", and left the daemon running.
+    """
+    pidfile = _left_pidfile(arena, service_account, "")
+    go_r, go_w = os.pipe()
+    done_r, done_w = os.pipe()
+
+    def keep_and_rewrite() -> None:
+        fd = os.open(pidfile, os.O_RDWR)
+        os.close(go_w)
+        os.close(done_r)
+        os.read(go_r, 1)  # the root daemon runs now
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        os.write(done_w, b"!")
+        os.read(go_r, 1)  # EOF when the test is done
+
+    account = fork_as(service_account, keep_and_rewrite)
+    os.close(go_r)
+    os.close(done_w)
+    try:
+        with running_daemon({"pidfile": str(pidfile), "control": False}) as daemon:
+            os.write(go_w, b"!")
+            assert os.read(done_r, 1) == b"!", "the account could not rewrite the pid"
+            status = cli("status", "--pidfile", pidfile)
+            stop = cli("stop", "--pidfile", pidfile, "--timeout", "1")
+            assert is_alive(account), stop.stderr
+            assert is_alive(daemon)
+            assert os.lstat(pidfile).st_uid == 0
+    finally:
+        os.close(go_w)
+        os.close(done_r)
+        wait_child(account)
+    assert status.returncode == 4, status.stdout
+    assert f"pid {account} of uid {service_account.uid} holds its lock" in status.stdout
+    assert stop.returncode == 1, stop.stderr
+    assert "nothing signalled" in stop.stderr

@@ -185,6 +185,13 @@ def acquire_pidfile(path: str | Path, *, owner: int | None = None) -> Pidfile:
                 mask = os.umask(0o022)
                 os.umask(mask)
                 os.fchmod(fd, 0o644 & ~mask)
+                if os.geteuid() == 0 and st.st_uid != 0:
+                    # Left by a run that dropped to user= (or planted by the
+                    # directory's owner): that user could write any pid into
+                    # root's pidfile, and readers trust the file's owner's
+                    # processes as its holders: `stop` would signal theirs.
+                    # Taken back; a drop gives it to its user again afterwards.
+                    os.fchown(fd, 0, os.getegid())
                 return Pidfile(path, fd)
         except OSError as exc:
             # EIO from a failing disk or network file system (or /proc/PID/mem,
