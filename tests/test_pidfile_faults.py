@@ -151,3 +151,62 @@ def test_a_pidfile_holding_garbage_is_called_so(
     assert "\x1b" not in output
     # status: LSB "unknown"; stop: an unlocked file is stale, removed (exit 0).
     assert result.returncode == (4 if command == "status" else 0)
+
+
+#: Files that are no pidfile though they start like one: a pid line with more after
+#: it, a pid no process can have, more bytes than a pidfile holds.
+NOT_A_PIDFILE = {
+    "garbage after the pid line": b"123\nxyz",
+    "a second number": b"123\n456\n",
+    "pid 0": b"0\n",
+    "eleven digits": b"99999999999\n",
+    "oversized": b"123\n" + b" " * 64 + b"x",
+}
+#: Pidfiles as a daemon (or a hand) writes them: each names pid 123.
+A_PIDFILE = {"no newline": b"123", "leading zeros": b"00123\n", "crlf": b" 123 \r\n"}
+
+
+@pytest.mark.parametrize("content", NOT_A_PIDFILE.values(), ids=NOT_A_PIDFILE)
+def test_status_stop_and_start_agree_a_file_is_no_pidfile(tmp_path: Path, content: bytes) -> None:
+    """status says unknown (4), stop leaves it (0), start refuses it (1): the file as it was."""
+    install_program("forever", tmp_path)
+    path = tmp_path / "d.pid"
+    path.write_bytes(content)
+    status = aiodaemon_cli("status", "--pidfile", path, timeout=DEADLINE)
+    assert (status.returncode, status.stdout.split(" ")[0]) == (4, "unknown"), status.stdout
+    assert "holds no pid but unparsable data" in status.stdout
+    stop = aiodaemon_cli("stop", "--pidfile", path, timeout=DEADLINE)
+    assert stop.returncode == 0
+    assert f"{path} is not a pidfile" in stop.stderr
+    assert stop.stderr.endswith("left alone\n")
+    start = aiodaemon_cli("start", "app:main", "--pidfile", path, cwd=tmp_path, timeout=DEADLINE)
+    assert start.returncode == 1, start.stdout
+    assert f"{path} holds something other than a pid" in start.stderr
+    assert path.read_bytes() == content
+    assert pids_with(str(tmp_path)) == []
+
+
+@pytest.mark.parametrize("content", A_PIDFILE.values(), ids=A_PIDFILE)
+def test_status_stop_and_start_agree_a_file_names_a_dead_pid(
+    tmp_path: Path, content: bytes
+) -> None:
+    """status says dead (1) naming the pid, stop removes the file (0), start takes it over."""
+    install_program("forever", tmp_path)
+    path = tmp_path / "d.pid"
+    path.write_bytes(content)
+    status = aiodaemon_cli("status", "--pidfile", path, timeout=DEADLINE)
+    assert status.returncode == 1, status.stdout
+    assert "names pid 123," in status.stdout
+    stop = aiodaemon_cli("stop", "--pidfile", path, timeout=DEADLINE)
+    assert stop.returncode == 0
+    removed = f"aiodaemon: not running; removed stale pidfile {path} (it named pid 123)\n"
+    assert stop.stderr == removed
+    assert not path.exists()
+    path.write_bytes(content)
+    start = aiodaemon_cli("start", "app:main", "--pidfile", path, cwd=tmp_path, timeout=DEADLINE)
+    assert start.returncode == 0, start.stderr
+    try:
+        assert path.read_text() == f"{int(start.stdout)}\n"
+    finally:
+        stopped = aiodaemon_cli("stop", "--pidfile", path, timeout=DEADLINE)
+    assert stopped.returncode == 0, stopped.stderr

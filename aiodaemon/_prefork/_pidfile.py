@@ -223,7 +223,7 @@ def _refuse_other_content(fd: int, path: str | Path) -> None:
         StartupError: the file holds bytes other than ASCII digits and whitespace.
     """
     data = os.pread(fd, _PID_TEXT_MAX + 1, 0)
-    if len(data) <= _PID_TEXT_MAX and (not data.strip() or data.strip().isdigit()):
+    if not data.strip() or _parse_pid(data) is not None:
         return
     size = os.fstat(fd).st_size
     raise StartupError(
@@ -389,8 +389,14 @@ def has_file_open(pid: int, st: os.stat_result) -> bool | None:
 
 
 def _parse_pid(data: bytes) -> int | None:
-    text = data.split(b"\n", 1)[0].strip()
-    if not text.isdigit() or len(text) > 10:
+    """The pid a pidfile's bytes name: one number above 0, blanks around it; else None.
+
+    Anything more (``123\nxyz``, a second line, more than a pidfile holds) is
+    no file aiodaemon wrote, so no pid: ``status``, ``stop`` and the start all
+    read a file through this, and so agree on what it is.
+    """
+    text = data.strip()
+    if len(data) > _PID_TEXT_MAX or not text.isdigit() or len(text) > 10:
         return None
     pid = int(text)
     return pid if pid > 0 else None

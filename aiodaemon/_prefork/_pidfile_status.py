@@ -13,7 +13,14 @@ import fcntl
 import os
 import stat
 
-from ._pidfile import _kind, _not_regular, _parse_pid, _special_kind, has_file_open
+from ._pidfile import (
+    _PID_TEXT_MAX,
+    _kind,
+    _not_regular,
+    _parse_pid,
+    _special_kind,
+    has_file_open,
+)
 
 __all__ = ["PidfileState", "PidfileStatus", "read_pidfile"]
 
@@ -110,7 +117,8 @@ def read_pidfile(path: str | os.PathLike[str]) -> PidfileState:
         if not stat.S_ISREG(st.st_mode):
             return PidfileState(PidfileStatus.UNKNOWN, None, _not_regular(path, _kind(st.st_mode)))
         try:
-            data = os.pread(fd, 64, 0)
+            # One byte more than a pidfile holds: a longer file is none.
+            data = os.pread(fd, _PID_TEXT_MAX + 1, 0)
         except OSError as exc:
             # EIO: a failing disk or network file system (or /proc/PID/mem).
             return PidfileState(PidfileStatus.UNKNOWN, None, f"cannot read {path}: {exc.strerror}")
