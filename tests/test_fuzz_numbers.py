@@ -8,7 +8,9 @@
 
 from __future__ import annotations
 
+import base64
 import math
+import pickle
 import signal
 import subprocess
 from pathlib import Path
@@ -26,6 +28,7 @@ from .support import (
     aiodaemon_cli,
     clean_env,
     install_program,
+    python,
     read_json_lines,
     wait_for,
 )
@@ -178,3 +181,29 @@ def test_a_daemon_with_huge_timeouts_starts_and_stops_cleanly(tmp_path: Path) ->
     events = [record["event"] for record in read_json_lines(log)]
     assert "unhandled exception in thread" not in events
     assert events[-1] == "exit"
+
+
+@pytest.mark.parametrize("option", ["shutdown_timeout", "start_timeout", "drain_delay"])
+def test_an_int_past_any_float_is_seconds_too(tmp_path: Path, option: str) -> None:
+    """run(..., option=10**400) is taken as 1e300 is; -10**400 is refused in one line, exit 2.
+
+    float() of such an int raises OverflowError: run() ended in its traceback.
+    """
+    assert parse_options({option: 10**400})._asdict()[option] == 1e9
+    script = install_program("fuzz_launch", tmp_path)
+    ran = tmp_path / "main-ran"
+    # A drain of 1e9 s after main returns would be waited out: only the timeouts run.
+    values = [-(10**400)] if option == "drain_delay" else [-(10**400), 10**400]
+    for value in values:
+        options = {"detach": False, "log_file": str(tmp_path / "log.jsonl"), option: value}
+        payload = base64.b64encode(pickle.dumps(options)).decode()
+        result = python([script, payload, ran, "fuzz-numbers"], cwd=tmp_path)
+        assert "Traceback" not in result.stderr
+        if value > 0:
+            assert result.returncode == 0, result.stderr
+            assert ran.exists()
+        else:
+            assert result.returncode == 2, result.stderr
+            assert result.stderr.startswith(f"aiodaemon: {option}: must be "), result.stderr
+            assert result.stderr.count("\n") == 1, result.stderr
+            assert not ran.exists()

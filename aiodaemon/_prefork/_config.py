@@ -352,9 +352,18 @@ _LONGEST_SECONDS = 1e9
 def _timeout(value: object, option: str = "shutdown_timeout") -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ConfigError(option, f"must be a number of seconds, not {value!r}")
-    if math.isnan(value) or value <= 0:
+    seconds = _as_float(value)
+    if math.isnan(seconds) or seconds <= 0:
         raise ConfigError(option, f"must be a positive number of seconds, not {value!r}")
-    return min(float(value), _LONGEST_SECONDS)
+    return min(seconds, _LONGEST_SECONDS)
+
+
+def _as_float(value: int | float) -> float:
+    """``value`` as a float: an int past the largest one (10**400) is an infinity."""
+    try:
+        return float(value)
+    except OverflowError:  # not a traceback from run(): as long as it takes, or negative
+        return math.inf if value > 0 else -math.inf
 
 
 def _control(value: object, pidfile: str | None) -> str | None:
@@ -439,7 +448,8 @@ def _serving_options(raw: Mapping[str, Any]) -> dict[str, Any]:
     drain_delay = raw.get("drain_delay", 0.0)
     if isinstance(drain_delay, bool) or not isinstance(drain_delay, int | float):
         raise ConfigError("drain_delay", f"must be a number of seconds, not {drain_delay!r}")
-    if math.isnan(drain_delay) or drain_delay < 0:
+    delay = _as_float(drain_delay)
+    if math.isnan(delay) or delay < 0:
         raise ConfigError("drain_delay", f"must be zero or a positive number, not {drain_delay!r}")
     health = raw.get("health")
     if health is not None:
@@ -454,7 +464,7 @@ def _serving_options(raw: Mapping[str, Any]) -> dict[str, Any]:
         if isinstance(health, InetAddress) and health.reuse_port:
             # A probe must reach the daemon it asks about, not any one sharing the port.
             raise ConfigError("health", f"?reuseport is for listen= sockets only: {text!r}")
-    return {"drain_delay": min(float(drain_delay), _LONGEST_SECONDS), "health": health}
+    return {"drain_delay": min(delay, _LONGEST_SECONDS), "health": health}
 
 
 def _identity(user: object, group: object) -> Identity | None:
