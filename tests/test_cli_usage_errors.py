@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
-from .support import aiodaemon_cli
+from .support import aiodaemon_cli, install_program
 
 
 @pytest.mark.parametrize(
@@ -82,3 +85,31 @@ def test_a_timeout_of_zero_reads_like_a_negative_one(flag: str) -> None:
         "(see 'aiodaemon run --help')\n"
         for value in ("0", "-1")
     ]
+
+
+def test_an_empty_control_path_reads_the_same_for_every_command(tmp_path: Path) -> None:
+    """--control "" (an unset variable): every command refuses it as start does, exit 2.
+
+    status, stop, reload and upgrade took it for a socket nobody serves: reload
+    sent a bare SIGHUP ("no control socket served at , ..."), upgrade replaced
+    the daemon by SIGUSR2, stop sent SIGTERM.
+    """
+    install_program("forever", tmp_path)
+    pidfile = tmp_path / "app.pid"
+    refused = aiodaemon_cli(
+        "start", "app:main", "--pidfile", pidfile, "--control", "", cwd=tmp_path
+    )
+    assert (refused.returncode, refused.stderr) == (2, "aiodaemon: --control: must not be empty\n")
+    started = aiodaemon_cli("start", "app:main", "--pidfile", pidfile, cwd=tmp_path)
+    assert started.returncode == 0, started.stderr
+    try:
+        for command in ("status", "reload", "upgrade", "stop"):
+            asked = aiodaemon_cli(command, "--pidfile", pidfile, "--control", "")
+            assert (asked.returncode, asked.stderr) == (2, refused.stderr), command
+            assert asked.stdout == "", command
+        assert pidfile.read_text() == started.stdout, "the daemon was replaced or stopped"
+        status = aiodaemon_cli("status", "--pidfile", pidfile, "--json")
+        assert json.loads(status.stdout)["last_reload"] is None, "the daemon was reloaded"
+    finally:
+        stopped = aiodaemon_cli("stop", "--pidfile", pidfile)
+    assert stopped.returncode == 0, stopped.stderr

@@ -63,7 +63,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.parser.error(f"unrecognized arguments: {' '.join(extra)}")
     command: Callable[[argparse.Namespace], int] = args.handler
     try:
-        _check_pidfile_arg(args)
+        _check_path_args(args)
         return command(args)
     except UsageError as exc:
         error(f"{PROG}: {exc}")
@@ -140,10 +140,15 @@ def _address_space_limit() -> str:
     return f"; {limit}" if limit else ""
 
 
-def _check_pidfile_arg(args: argparse.Namespace) -> None:
-    """``--pidfile ""`` names no file: refused by every command, as ``start`` refuses it."""
-    if getattr(args, "pidfile", None) == "":
-        raise UsageError("--pidfile: must not be empty")
+def _check_path_args(args: argparse.Namespace) -> None:
+    """``--pidfile ""`` or ``--control ""`` names no file: every command refuses it, as ``start``.
+
+    An unset variable (``--control "$CTL"``) would otherwise be a socket nobody
+    serves: ``reload`` and ``upgrade`` fell back to their bare signals.
+    """
+    for flag in ("pidfile", "control"):
+        if getattr(args, flag, None) == "":
+            raise UsageError(f"--{flag}: must not be empty")
 
 
 # --- commands -----------------------------------------------------------------------
