@@ -444,6 +444,29 @@ def test_bad_import_is_one_line(app_dir: Path, pidfile: Path) -> None:
     assert not pidfile.exists()
 
 
+@pytest.mark.parametrize("command", ["start", "restart"])
+def test_an_import_that_exits_is_a_failed_start(app_dir: Path, pidfile: Path, command: str) -> None:
+    """A module whose import calls sys.exit(0): one line saying where, exit 2, nothing replaced.
+
+    start exited 0, its "ready" status, having started nothing; restart too,
+    having stopped nothing.
+    """
+    install_program("cli_exits_at_import", app_dir, "quits.py")
+    pid = start(app_dir, pidfile) if command == "restart" else None
+    result = cli(command, "quits:main", "--pidfile", pidfile, cwd=app_dir)
+    assert result.returncode == 2
+    assert result.stdout == ""
+    line = one_line(result.stderr)
+    assert line.startswith("aiodaemon: importing 'quits' failed: SystemExit: 0 ("), line
+    assert line.endswith("quits.py:4)"), line
+    if pid is None:
+        assert not pidfile.exists()
+    else:
+        assert is_alive(pid)
+        assert read_pid(pidfile) == pid
+        assert cli("stop", "--pidfile", pidfile, cwd=app_dir).returncode == 0
+
+
 @pytest.mark.parametrize(
     "args",
     [[], ["frobnicate"], ["stop"], ["status"], ["reload"], ["restart", "app:main"], ["start"]],

@@ -103,7 +103,9 @@ def _import(module_name: str) -> Any:
             )
             raise TargetError(f"no module named {module_name!r} (in {where})") from None
         raise TargetError(f"importing {module_name!r} failed: {_describe(exc)}") from None
-    except Exception as exc:
+    except (Exception, SystemExit) as exc:
+        # SystemExit too (a guard, the script's own argument parsing): start
+        # would exit with its status, 0 saying "started" when nothing runs.
         raise TargetError(f"importing {module_name!r} failed: {_describe(exc)}") from None
     finally:
         TARGET_IMPORT.active = False
@@ -140,7 +142,8 @@ def _describe(exc: BaseException) -> str:
     """``Type: message (file:line)`` of the innermost frame, a traceback in one line."""
     import traceback
 
-    text = f"{type(exc).__name__}: {exc}"
+    # No ": " after a bare type (``raise RuntimeError``, ``sys.exit()``).
+    text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
     if isinstance(exc, SyntaxError):
         return text
     import importlib
