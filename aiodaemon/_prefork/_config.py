@@ -112,7 +112,7 @@ class Options(_Record):
         for name, value in zip(self._fields, self, strict=True):
             if name == "listen" or value == defaults[name]:
                 continue
-            if name == "control" and value == _control(None, self.pidfile):
+            if name == "control" and self.pidfile is not None and value == self.pidfile + ".ctl":
                 continue  # the default derived from the pidfile
             if name == "identity":
                 if value.uid is not None:
@@ -371,10 +371,41 @@ def _control(value: object, pidfile: str | None) -> str | None:
     if value is False:
         return None
     if value is None:
-        return None if pidfile is None else pidfile + ".ctl"
+        if pidfile is None:
+            return None
+        return _check_socket_name(
+            pidfile + ".ctl", "(the pidfile's path + .ctl) ", "; give a shorter one, or none"
+        )
     if value is True:
         raise ConfigError("control", "must be a path, None or False, not True")
-    return _opt_file("control", value)
+    path = _opt_file("control", value)
+    return None if path is None else _check_socket_name(path)
+
+
+def _check_socket_name(path: str, what: str = "", advice: str = "") -> str:
+    """``path``, once sure a control socket can be bound there (see :mod:`._sunpath`).
+
+    A path past ``sun_path`` is reached as ``/proc/self/fd/N/NAME``, which still
+    has to fit: found later, the bind failed in the acquire phase with
+    "AF_UNIX path too long", naming no option, for a long ``pidfile`` name.
+
+    Raises:
+        ConfigError: the socket's file name is too long even so.
+    """
+    from ._sunpath import SUN_PATH_MAX
+
+    if len(os.fsencode(path)) <= SUN_PATH_MAX:
+        return path
+    name = os.fsencode(os.path.basename(path))
+    # N is the directory's fd, below the descriptor limit.
+    longest = SUN_PATH_MAX - len(f"/proc/self/fd/{max(os.sysconf('SC_OPEN_MAX'), 0)}/")
+    if len(name) > longest:
+        raise ConfigError(
+            "control",
+            f"{path} {what}has a file name too long for a unix socket"
+            f" ({len(name)} bytes, at most {longest}){advice}",
+        )
+    return path
 
 
 def _uvloop(value: object) -> bool | None:
