@@ -113,3 +113,23 @@ def test_an_empty_control_path_reads_the_same_for_every_command(tmp_path: Path) 
     finally:
         stopped = aiodaemon_cli("stop", "--pidfile", pidfile)
     assert stopped.returncode == 0, stopped.stderr
+
+
+@pytest.mark.parametrize("flag", ["--pidfile", "--log-file", "--stdout", "--control"])
+@pytest.mark.parametrize("tail", ["/", "/."])
+def test_a_file_path_ending_as_a_directory_is_refused(tmp_path: Path, flag: str, tail: str) -> None:
+    """start --pidfile /run/app.pid/: exit 2 naming the flag, no file made at /run/app.pid.
+
+    The slash was dropped: the daemon ran with its pidfile at /run/app.pid,
+    where `status --pidfile /run/app.pid/` (the same argument) could not look:
+    "unknown (cannot open ...: Not a directory)", exit 4; stop exited 1.
+    """
+    install_program("forever", tmp_path)
+    path = f"{tmp_path / 'app.file'}{tail}"
+    args = ["--pidfile", str(tmp_path / "app.pid")] if flag != "--pidfile" else []
+    result = aiodaemon_cli("start", "app:main", *args, flag, path, cwd=tmp_path)
+    assert (result.returncode, result.stderr) == (
+        2,
+        f"aiodaemon: {flag}: not a file path: {path}\n",
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["app.py"]

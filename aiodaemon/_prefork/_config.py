@@ -256,6 +256,11 @@ def _opt_file(option: str, value: object) -> str | None:
     path = _as_path(option, value)
     if path is None:
         return None
+    raw = os.fspath(value) if isinstance(value, str | os.PathLike) else path
+    if os.path.basename(raw) in ("", "."):
+        # "app.pid/" names a directory: the file made at "app.pid" was one the
+        # same argument could not reach (`status --pidfile app.pid/`: ENOTDIR).
+        raise ConfigError(option, f"not a file path: {raw}")
     path = os.path.abspath(path)
     parent, name = os.path.split(path)
     if name in ("", ".", ".."):
