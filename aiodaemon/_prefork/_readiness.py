@@ -176,8 +176,19 @@ class WaitInterrupted(KeyboardInterrupt):
         self.pid = pid
 
 
-#: Longest single select() of a wait: any timeout is waited in slices of this.
+#: Longest single poll() of a wait: any timeout is waited in slices of this.
 _SLICE = 3600.0
+
+
+def _readable(fd: int, timeout: float) -> bool:
+    """Whether ``fd`` is readable (or at its end) within ``timeout`` seconds.
+
+    poll, not select: a launcher that holds over 1,024 descriptors gets the
+    pipe (and a pidfd) above select's FD_SETSIZE, where it raises ValueError.
+    """
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    return bool(poller.poll(timeout * 1000))
 
 
 def wait_ready(fd: int, timeout: float | None, deadline: float | None) -> LaunchResult:
@@ -196,11 +207,11 @@ def wait_ready(fd: int, timeout: float | None, deadline: float | None) -> Launch
         while True:
             if deadline is not None:
                 left = deadline - time.monotonic()
-                # In slices: select refuses a wait past ~9e9 s (OverflowError), and
+                # In slices: poll refuses a wait past ~24 days (OverflowError), and
                 # start_timeout=1e12 is a valid "as long as it takes". Looked at
                 # even when the time is up: what is on the pipe (the pid to stop,
                 # a verdict) is read before the timeout is.
-                if not select.select([fd], [], [], max(0.0, min(left, _SLICE)))[0]:
+                if not _readable(fd, max(0.0, min(left, _SLICE))):
                     if left <= 0:
                         assert timeout is not None
                         return LaunchResult(pid, False, 1, f"not ready after {timeout:g} s", True)
@@ -238,7 +249,7 @@ def announced_pid(fd: int) -> int | None:
     """
     buffer = b""
     try:
-        while len(buffer) < 65536 and select.select([fd], [], [], 0)[0]:
+        while len(buffer) < 65536 and _readable(fd, 0):
             chunk = os.read(fd, 4096)
             if not chunk:
                 break
@@ -271,13 +282,13 @@ def wait_exited(pidfd: int, timeout: float) -> bool:
     """Whether the process behind ``pidfd`` (not our child) exits within ``timeout``.
 
     Looked at once even when ``timeout`` is 0; waited in slices, so that any
-    timeout works (select refuses one past ~9e9 s: a daemon's stop budget of
+    timeout works (poll refuses one past ~24 days: a daemon's stop budget of
     1e300 s, ``start_timeout=1e12``).
     """
     deadline = time.monotonic() + timeout
     while True:
         left = max(0.0, deadline - time.monotonic())
-        if select.select([pidfd], [], [], min(left, _SLICE))[0]:
+        if _readable(pidfd, min(left, _SLICE)):
             return True
         if left <= 0:
             return False
@@ -299,6 +310,6 @@ def wait_gone(pid: int, timeout: float) -> None:
             signal.pidfd_send_signal(pidfd, signal.SIGKILL)
         except ProcessLookupError:
             pass
-        select.select([pidfd], [], [], 5.0)
+        _readable(pidfd, 5.0)
     finally:
         os.close(pidfd)
