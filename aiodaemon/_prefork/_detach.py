@@ -14,6 +14,7 @@ import sys
 import time
 
 from ..exceptions import ExitCode, StartupError
+from ._messages import flush_stdio
 from ._readiness import (
     ReadinessPipe,
     WaitInterrupted,
@@ -106,8 +107,9 @@ def redirect_stdio(stdout: int | None, stderr: int | None, stdin: int | None = N
 
 def redirect_outputs(stdout: int | None, stderr: int | None) -> None:
     """Point fd 1 and/or fd 2 at the given fds (None leaves that one alone)."""
-    sys.stdout.flush()
-    sys.stderr.flush()
+    # Never raising: a stream the program closed, or one whose target fails
+    # (a reader gone, a full disk), must not end the start it is being replaced for.
+    flush_stdio()
     # The old wrappers may buffer text for the terminal; new ones write through
     # to the new targets line by line, so a crash loses nothing.
     if stdout is not None:
@@ -239,9 +241,10 @@ def fork_daemon(
     (see :func:`detach`, also for the timeouts). Descriptors and stdio are left
     as they are.
     """
-    # Text still buffered would be written twice, once by each process.
-    sys.stdout.flush()
-    sys.stderr.flush()
+    # Text still buffered would be written twice, once by each process. A
+    # stream that cannot take it (closed, a reader gone, a full disk) keeps it:
+    # the launcher ends with os._exit, the daemon replaces the stream.
+    flush_stdio()
     try:
         read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
     except OSError as exc:
@@ -363,8 +366,8 @@ def _launcher(
         print(f"aiodaemon: {_interrupted(pid, pidfile)}", file=sys.stderr)
         code = 130
     finally:
-        sys.stdout.flush()
-        sys.stderr.flush()
+        # Never raising: an exception here would skip the os._exit.
+        flush_stdio()
         # The launcher owns nothing any more: atexit handlers and finalizers
         # (a listener's unlink, a pidfile's removal) belong to the daemon.
         os._exit(code)
