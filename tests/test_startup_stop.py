@@ -23,8 +23,10 @@ from .support import (
     aiodaemon_cli,
     clean_env,
     kill_quietly,
+    open_fds,
     program,
     read_json_lines,
+    read_pid,
     wait_for,
 )
 
@@ -201,3 +203,57 @@ def test_ctrl_c_on_a_waiting_launcher_says_the_daemon_goes_on_and_how_to_stop_it
         assert start.records()[-1]["status"] == 0
     finally:
         kill_quietly(pid)
+
+
+def test_ctrl_c_while_the_launcher_stops_a_timed_out_daemon_says_it_failed(
+    tmp_path: Path,
+) -> None:
+    """SIGINT while a daemon not ready in time stops: its verdict, not "goes on starting"."""
+    pidfile, log, release = tmp_path / "d.pid", tmp_path / "log.jsonl", tmp_path / "release"
+    options = {
+        "detach": True,
+        "pidfile": str(pidfile),
+        "log_file": str(log),
+        # Long enough for a loaded machine to bring the daemon to its loop, whose
+        # handler turns the launcher's SIGTERM into a shutdown.
+        "start_timeout": 3,
+    }
+    proc = subprocess.Popen(
+        [PYTHON, str(program("slow_start_held_stop")), json.dumps(options), str(release)],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=clean_env(),
+    )
+    pid = None
+    try:
+
+        def events() -> list[object]:
+            return [r["event"] for r in read_json_lines(log)] if log.exists() else []
+
+        pid = read_pid(pidfile)
+        # Past the start timeout the launcher stops the daemon and waits on a
+        # pidfd for its end (the daemon's shutdown hook is held meanwhile).
+        wait_for(
+            lambda: "anon_inode:[pidfd]" in open_fds(proc.pid).values(),
+            30,
+            "the launcher's wait for the daemon's end",
+        )
+        os.kill(proc.pid, signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+        assert (proc.returncode, out) == (128 + signal.SIGINT, "")
+        assert err.splitlines() == [
+            f"aiodaemon: not ready after 3 s; interrupted while the daemon (pid {pid}) stops; "
+            f"`aiodaemon stop --pidfile {pidfile}` ends it if it does not"
+        ]
+        # As said: it stops, by itself.
+        release.touch()
+        wait_for(lambda: events()[-1:] == ["exit"], 30, "the exit record")
+        assert read_json_lines(log)[-1]["reason"] == "not ready after 3 s"
+        wait_for(lambda: not pidfile.exists(), 30, "the pidfile's removal")
+    finally:
+        proc.kill()
+        proc.communicate()
+        if pid is not None:
+            kill_quietly(pid)

@@ -14,7 +14,7 @@ import sys
 import time
 
 from ..exceptions import ExitCode, StartupError
-from ._messages import flush_stdio
+from ._messages import flush_stdio, say
 from ._readiness import (
     ReadinessPipe,
     WaitInterrupted,
@@ -340,6 +340,7 @@ def _launcher(
 ) -> NoReturn:
     start_timeout, deadline, shutdown_timeout = timeouts
     code = 1
+    result: LaunchResult | None = None
     try:
         os.close(write_fd)
         try:  # noqa: SIM105 (no contextlib on the pep3143 path)
@@ -358,12 +359,17 @@ def _launcher(
             on_failure(result)
             code = result.code
     except KeyboardInterrupt as exc:
-        # The daemon is detached and goes on starting; only the wait was cut short.
-        pid = exc.pid if isinstance(exc, WaitInterrupted) else None
-        if pid is None:
-            # Cut short before the pipe was read (reaping the intermediate child).
-            pid = announced_pid(read_fd)
-        print(f"aiodaemon: {_interrupted(pid, pidfile)}", file=sys.stderr)
+        if result is not None and not result.ready:
+            # The start had failed: the daemon is stopping (a timed-out one was
+            # sent SIGTERM), it does not go on starting.
+            say(_interrupted(result.pid, pidfile, result.message))
+        else:
+            # The daemon is detached and goes on starting; only the wait was cut short.
+            pid = exc.pid if isinstance(exc, WaitInterrupted) else None
+            if pid is None:
+                # Cut short before the pipe was read (reaping the intermediate child).
+                pid = announced_pid(read_fd)
+            say(_interrupted(pid, pidfile))
         code = 130
     finally:
         # Never raising: an exception here would skip the os._exit.
@@ -373,12 +379,21 @@ def _launcher(
         os._exit(code)
 
 
-def _interrupted(pid: int | None, pidfile: str | None) -> str:
-    """What Ctrl-C on a waiting launcher did: not cancel the start, and how to stop it."""
+def _interrupted(pid: int | None, pidfile: str | None, failure: str | None = None) -> str:
+    """What Ctrl-C on a waiting launcher did: not cancel the start, and how to stop it.
+
+    ``failure``: the failed start's verdict, when the Ctrl-C cut short the
+    wait for its daemon to stop (one blocking its loop may never stop by itself).
+    """
     daemon = "the daemon" if pid is None else f"the daemon (pid {pid})"
-    message = f"interrupted while waiting for the daemon to be ready; {daemon} goes on starting"
+    if failure is None:
+        message = f"interrupted while waiting for the daemon to be ready; {daemon} goes on starting"
+        stops = "stops it"
+    else:
+        message = f"{failure}; interrupted while {daemon} stops"
+        stops = "ends it if it does not"
     if pidfile is not None:
         import shlex  # only on this rare path
 
-        return f"{message}; `aiodaemon stop --pidfile {shlex.quote(pidfile)}` stops it"
-    return message if pid is None else f"{message}; `kill {pid}` stops it"
+        return f"{message}; `aiodaemon stop --pidfile {shlex.quote(pidfile)}` {stops}"
+    return message if pid is None else f"{message}; `kill {pid}` {stops}"
