@@ -11,7 +11,16 @@ from pathlib import Path
 
 import pytest
 
-from .support import PYTHON, aiodaemon_cli, clean_env, install_program, pids_with, program
+from .support import (
+    PYTHON,
+    aiodaemon_cli,
+    clean_env,
+    install_program,
+    pids_with,
+    program,
+    read_pid,
+    require_tool,
+)
 
 #: Every command must answer within this, whatever sits at the pidfile path.
 DEADLINE = 20.0
@@ -210,3 +219,35 @@ def test_status_stop_and_start_agree_a_file_names_a_dead_pid(
     finally:
         stopped = aiodaemon_cli("stop", "--pidfile", path, timeout=DEADLINE)
     assert stopped.returncode == 0, stopped.stderr
+
+
+@pytest.mark.root
+def test_a_pidfile_that_cannot_be_removed_nor_emptied_leaves_a_clean_stop(
+    tmp_path: Path,
+) -> None:
+    """Made immutable while the daemon runs: the stop still ends in status 0, no traceback."""
+    chattr = require_tool("chattr")
+    pidfile = tmp_path / "d.pid"
+    options = {"detach": False, "pidfile": str(pidfile), "log_file": str(tmp_path / "log")}
+    proc = subprocess.Popen(
+        [PYTHON, str(program("idle")), json.dumps(options)],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=clean_env(),
+    )
+    try:
+        assert read_pid(pidfile) == proc.pid
+        # Neither unlinked nor truncated, by root either (as on a disk gone bad).
+        subprocess.run([chattr, "+i", str(pidfile)], check=True)
+        proc.terminate()
+        out, err = proc.communicate(timeout=DEADLINE)
+        assert (proc.returncode, out, err) == (0, "", "")
+        # Left unlocked, it reads as a dead daemon's: the next start is not refused.
+        state = aiodaemon_cli("status", "--pidfile", pidfile)
+        assert state.returncode == 1, state.stdout + state.stderr
+    finally:
+        subprocess.run([chattr, "-i", str(pidfile)], check=False)
+        proc.kill()
+        proc.communicate()

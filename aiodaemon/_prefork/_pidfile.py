@@ -118,24 +118,32 @@ class Pidfile:
 
         When the directory forbids the unlink (after a privilege drop), the file
         is emptied instead, so no reader can mistake it for a live daemon's.
+        Best effort, as for the sockets: a file that can be neither (immutable,
+        a failing disk) stays, unlocked, as a dead daemon's, which blocks no start.
         """
         if self.fd < 0:
             return
         owner = self.owner if owner is None else owner
-        if self.holds_our_pid(owner):
-            assert self.visible_path is not None
-            try:
-                os.unlink(self.visible_path)
-            except FileNotFoundError:
-                pass
-            except PermissionError:
+        try:
+            if self.holds_our_pid(owner):
+                assert self.visible_path is not None
+                try:
+                    os.unlink(self.visible_path)
+                except FileNotFoundError:
+                    pass
+                except PermissionError:
+                    os.ftruncate(self.fd, 0)
+            elif _parse_pid(os.pread(self.fd, 64, 0)) in (owner or os.getpid(), None):
+                # Unreachable by path (outside our chroot, or in a directory the user
+                # we dropped to cannot search), or no longer at it: the locked fd is
+                # still ours, so empty it rather than leave a pid that reads as "dead".
                 os.ftruncate(self.fd, 0)
-        elif _parse_pid(os.pread(self.fd, 64, 0)) in (owner or os.getpid(), None):
-            # Unreachable by path (outside our chroot, or in a directory the user
-            # we dropped to cannot search), or no longer at it: the locked fd is
-            # still ours, so empty it rather than leave a pid that reads as "dead".
-            os.ftruncate(self.fd, 0)
-        self.close()
+        except OSError:
+            # Raised here, it ended a graceful stop in a traceback and status 1,
+            # and took a failed start's error from its launcher.
+            pass
+        finally:
+            self.close()
 
     def close(self) -> None:
         """Close the descriptor (which releases the lock) without touching the file."""
