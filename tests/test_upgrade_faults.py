@@ -16,11 +16,13 @@ from pathlib import Path
 import pytest
 
 from .support import (
+    AIODAEMON,
     ForegroundDaemon,
     clean_env,
     is_alive,
     kill_quietly,
     open_fds,
+    python,
     wait_for,
     wait_gone,
 )
@@ -609,6 +611,31 @@ def test_failed_upgrade_without_control_socket_is_said_at_once(app: App) -> None
     )
     assert app.pid() == old
     assert app.get() == f"v1 {old}"
+
+
+#: Runs argv[1:] holding 1,100 more inherited descriptors: its own get numbers above 1,024.
+_MANY_FDS = """
+import os, resource, sys
+resource.setrlimit(resource.RLIMIT_NOFILE, (2048, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+null = os.open(os.devnull, os.O_RDONLY)
+for _ in range(1100):
+    os.set_inheritable(os.dup(null), True)
+os.execv(sys.argv[1], sys.argv[1:])
+"""
+
+
+def test_upgrade_without_control_socket_from_a_parent_holding_many_descriptors(
+    app: App,
+) -> None:
+    """Its pidfds lie above select()'s reach (1,024): the upgrade still waits and succeeds."""
+    app.start("--no-control")
+    app.edit('VERSION = "v1"', 'VERSION = "v2"')
+    command = [str(AIODAEMON), "upgrade", "--pidfile", str(app.pidfile), "--timeout", "30"]
+    result = python(["-c", _MANY_FDS, *command])
+    assert (result.returncode, result.stderr) == (0, ""), result.stderr
+    new = int(result.stdout)
+    assert app.pid() == new
+    assert app.get() == f"v2 {new}"
 
 
 def test_upgrade_without_control_socket_enforces_its_timeout(app: App) -> None:

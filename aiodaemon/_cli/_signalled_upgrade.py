@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import contextlib
 import os
-import select
 import signal
 import time
 
 from .._prefork._messages import say, write_line
 from .._prefork._pidfile_status import read_pidfile
 from .._prefork._procfs import signal_meets, stat_field
+from .._prefork._readiness import readable
 from . import _control
 from ._control import ControlCode
 
@@ -74,7 +74,7 @@ class NewProcess:
         """Whether the new process (seen) has ended, waiting up to ``within`` seconds."""
         if self._pidfd is None:
             return False
-        return bool(select.select([self._pidfd], [], [], within)[0])
+        return readable(self._pidfd, within)
 
     def kill(self) -> None:
         """SIGKILL the new process (seen); the daemon rolls back as for any failed start."""
@@ -167,7 +167,7 @@ def _wait(
             say(f"no hand-over from pid {pid} within {timeout:g} s; it keeps running ({_LOG_SAYS})")
             return ControlCode.FAILURE
         # Wakes at once if the old daemon exits; else polls.
-        if select.select([pidfd], [], [], min(left, _POLL))[0]:
+        if readable(pidfd, min(left, _POLL)):
             holder = read_pidfile(path).running_pid
             if holder is None or holder == pid:
                 # Killed, say: its successor may take over on its own.

@@ -12,12 +12,12 @@ until it names a new lock holder, and the new process from outside (see
 from __future__ import annotations
 
 import os
-import select
 import time
 
 from .._prefork._control_protocol import VERSION
 from .._prefork._messages import say, write_line
 from .._prefork._pidfile_status import PidfileStatus, read_pidfile
+from .._prefork._readiness import readable
 from . import _control
 from ._control import ControlCode
 from ._control_client import (
@@ -129,7 +129,7 @@ def _by_control(
     except ControlError as exc:
         # A daemon that dies closes its connections a moment before its pidfd
         # reports the exit: give the exit that moment.
-        if select.select([pidfd], [], [], _EXIT_WAIT)[0]:
+        if readable(pidfd, _EXIT_WAIT):
             return _after_death(path, control, pid, deadline)
         say(f"{exc}; the daemon's log says what became of the upgrade")
         return ControlCode.FAILURE

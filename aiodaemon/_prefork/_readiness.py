@@ -23,6 +23,7 @@ __all__ = [
     "WaitInterrupted",
     "announced_pid",
     "hold_gc",
+    "readable",
     "release_gc",
     "stop_unready",
     "wait_exited",
@@ -180,11 +181,12 @@ class WaitInterrupted(KeyboardInterrupt):
 _SLICE = 3600.0
 
 
-def _readable(fd: int, timeout: float) -> bool:
+def readable(fd: int, timeout: float) -> bool:
     """Whether ``fd`` is readable (or at its end) within ``timeout`` seconds.
 
     poll, not select: a launcher that holds over 1,024 descriptors gets the
     pipe (and a pidfd) above select's FD_SETSIZE, where it raises ValueError.
+    ``timeout`` is at most about 24 days (poll's limit): wait longer in slices.
     """
     poller = select.poll()
     poller.register(fd, select.POLLIN)
@@ -211,7 +213,7 @@ def wait_ready(fd: int, timeout: float | None, deadline: float | None) -> Launch
                 # start_timeout=1e12 is a valid "as long as it takes". Looked at
                 # even when the time is up: what is on the pipe (the pid to stop,
                 # a verdict) is read before the timeout is.
-                if not _readable(fd, max(0.0, min(left, _SLICE))):
+                if not readable(fd, max(0.0, min(left, _SLICE))):
                     if left <= 0:
                         assert timeout is not None
                         return LaunchResult(pid, False, 1, f"not ready after {timeout:g} s", True)
@@ -249,7 +251,7 @@ def announced_pid(fd: int) -> int | None:
     """
     buffer = b""
     try:
-        while len(buffer) < 65536 and _readable(fd, 0):
+        while len(buffer) < 65536 and readable(fd, 0):
             chunk = os.read(fd, 4096)
             if not chunk:
                 break
@@ -288,7 +290,7 @@ def wait_exited(pidfd: int, timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     while True:
         left = max(0.0, deadline - time.monotonic())
-        if _readable(pidfd, min(left, _SLICE)):
+        if readable(pidfd, min(left, _SLICE)):
             return True
         if left <= 0:
             return False
@@ -310,6 +312,6 @@ def wait_gone(pid: int, timeout: float) -> None:
             signal.pidfd_send_signal(pidfd, signal.SIGKILL)
         except ProcessLookupError:
             pass
-        _readable(pidfd, 5.0)
+        readable(pidfd, 5.0)
     finally:
         os.close(pidfd)
