@@ -6,6 +6,7 @@ import errno
 import json
 import logging
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -20,9 +21,13 @@ from .support import (
     Rsyslog,
     clean_env,
     install_program,
+    kill_quietly,
     log_child_env,
+    program,
+    python,
     require_tool,
     wait_for,
+    wait_gone,
 )
 
 
@@ -280,3 +285,44 @@ def test_the_loss_is_told_before_the_records_after_it_when_space_comes_back(
         ("tick", 2, None),
     ]
     assert json.loads(result.stdout) == {"closed": True, "lost": 3}
+
+
+@pytest.mark.root
+def test_records_a_full_disk_takes_just_before_the_exit_are_counted_on_stderr(
+    tmp_path: Path, tiny_disk: Path
+) -> None:
+    """Each loss is told on stderr, those of the stop a moment after the first warning too.
+
+    The warnings come at most once a second, and each counted only its own
+    write: losses in between, and those of the final writes, went untold.
+    """
+    log, stderr, pidfile = tiny_disk / "app.log", tmp_path / "stderr", tmp_path / "d.pid"
+    options = {"detach": True, "pidfile": str(pidfile), "log_file": str(log), "stderr": str(stderr)}
+    started = python([program("idle"), json.dumps(options)])
+    assert started.returncode == 0, started.stderr
+    pid = int(pidfile.read_text())
+    try:
+        fill(tiny_disk / "filler")
+        # The log's last page still takes a few records: reload until one is lost.
+        reloads = 0
+
+        def written_or_lost() -> bool:
+            return count(log, "reload finished") == reloads or "records lost" in stderr.read_text()
+
+        while "records lost" not in stderr.read_text():
+            reloads += 1
+            os.kill(pid, signal.SIGHUP)
+            wait_for(written_or_lost, what="a reload's records, or their loss")
+        os.kill(pid, signal.SIGTERM)
+        wait_gone(pid)
+    finally:
+        kill_quietly(pid)
+    parsed, _ = records(log)
+    events = [r["event"] for r in parsed]
+    # After "ready": per reload "signal received", "reload started", "reload
+    # finished"; then "signal received", "shutdown started", "shutdown
+    # finished", "exit". A record cut short by the full disk is lost too.
+    lost = 3 * reloads + 4 - len(events[events.index("ready") + 1 :])
+    told = [int(n) for n in re.findall(r"; (\d+) records lost$", stderr.read_text(), re.M)]
+    assert "exit" not in events
+    assert sum(told) == lost, stderr.read_text()

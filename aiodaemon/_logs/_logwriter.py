@@ -90,6 +90,8 @@ class LogWriter:
         self._syslog_lost_reported = 0
         self._syslog_lost_at = -float("inf")
         self._last_failure = -float("inf")
+        #: records lost by each failing sink since its last warning, and the last error.
+        self._untold: dict[int, tuple[int, Exception]] = {}
         self._limit = queue_size
         # Bytes queued are _bytes_in - _bytes_out, each written by one side only:
         # a lock per record would cost more than the count. Two loggers racing on
@@ -245,6 +247,11 @@ class LogWriter:
                             sink.give_up()
                     self._report(final=True)
                     for sink in self.sinks:
+                        # No later warning will come: the losses of the last second are told now.
+                        count, exc = self._untold.get(id(sink), (0, None))
+                        if count and exc is not None:
+                            self._sink_failed(sink, exc, 0, final=True)
+                    for sink in self.sinks:
                         sink.close()
                     self._finished = True
                     return
@@ -305,6 +312,8 @@ class LogWriter:
                 self._sink_failed(sink, exc, count)
             else:
                 self._failing.discard(id(sink))
+                # Taking writes again, the sink tells its losses itself (_lost_notice).
+                self._untold.pop(id(sink), None)
 
     def _write_now(self, severity: int, line: bytes) -> None:
         if self._capture is not None:
@@ -312,11 +321,17 @@ class LogWriter:
             return
         self._write([(severity, line)], self._notice_sinks)
 
-    def _sink_failed(self, sink: Sink, exc: Exception, count: int) -> None:
+    def _sink_failed(self, sink: Sink, exc: Exception, count: int, *, final: bool = False) -> None:
         # The failing sink cannot carry its own error: tell the other sinks and
-        # a stderr someone reads, once a second.
+        # a stderr someone reads, once a second, with every record lost since
+        # the last time (told at the close if no other failure comes).
+        untold = self._untold.pop(id(sink), None)
+        if untold is not None:
+            count += untold[0]
         now = time.monotonic()
-        if now - self._last_failure >= 1.0:
+        if not final and now - self._last_failure < 1.0:
+            self._untold[id(sink)] = (count, exc)
+        else:
             self._last_failure = now
             self._alert(
                 f"cannot write to {sink}: {exc}; {count} records lost",
