@@ -116,13 +116,17 @@ def any_open_file(pid: int, matches: Callable[[str], bool]) -> bool | None:
     False once the process is gone; None when none matched but some could not
     be looked at (another user's process, one no longer dumpable after its
     drop, or listed but not followed with CAP_DAC_READ_SEARCH), which proves
-    nothing. ``matches`` may raise OSError for a descriptor it cannot look at.
+    nothing, or when /proc does not show the process at all (``hidepid=2``
+    hides such a process; /proc may not be mounted). ``matches`` may raise
+    OSError for a descriptor it cannot look at.
     """
     fd_dir = f"/proc/{pid}/fd"
     try:
         names = os.listdir(fd_dir)
     except FileNotFoundError:
-        return False
+        # Shown in /proc, the process is gone (a zombie has no descriptors);
+        # missing from it, only the kernel says whether it lives.
+        return None if not os.path.exists(f"/proc/{pid}") and _exists(pid) else False
     except OSError:
         return None
     denied = False
@@ -134,3 +138,14 @@ def any_open_file(pid: int, matches: Callable[[str], bool]) -> bool | None:
         except OSError as exc:
             denied = denied or exc.errno in (errno.EACCES, errno.EPERM)
     return None if denied else False
+
+
+def _exists(pid: int) -> bool:
+    """Whether ``pid`` exists, asked of the kernel (signal 0 sends nothing)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # another user's: it exists
+    return True
