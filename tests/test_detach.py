@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import resource
 import signal
@@ -28,6 +29,7 @@ from .support import (
     program,
     python,
     read_pid,
+    require_tool,
     wait_for,
     wait_gone,
 )
@@ -289,6 +291,42 @@ def test_the_first_child_never_undoes_the_daemons_start(tmp_path: Path) -> None:
     finally:
         kill_quietly(pid)
     assert not pidfile.exists()
+
+
+@pytest.mark.root
+@pytest.mark.parametrize(
+    ("null", "error"),
+    [
+        ("missing", "cannot open /dev/null: No such file or directory"),
+        ("regular", "cannot use /dev/null: not a character device"),
+    ],
+)
+def test_a_start_without_a_usable_dev_null_fails_in_one_line(
+    tmp_path: Path, null: str, error: str
+) -> None:
+    """A bare /dev (a container's): one line from the launcher, no traceback, nothing left.
+
+    /dev/null was opened by the daemon after the fork: a FileNotFoundError
+    traceback, then "daemon exited before it was ready"; a regular file there
+    kept every byte the daemon was to discard.
+    """
+    pidfile, log = tmp_path / "d.pid", tmp_path / "d.jsonl"
+    options = {"detach": True, "pidfile": str(pidfile), "log_file": str(log)}
+    make = "" if null == "missing" else " && touch /dev/null"
+    bare_dev = f'mount -t tmpfs -o size=64k none /dev{make} && exec "$@"'
+    unshare = [require_tool("unshare"), "--mount", "--propagation", "private", "--"]
+    result = subprocess.run(
+        [*unshare, "sh", "-c", bare_dev, "sh", PYTHON, str(program("idle")), json.dumps(options)],
+        capture_output=True,
+        text=True,
+        env=clean_env(),
+        stdin=subprocess.DEVNULL,
+        timeout=30,
+        check=False,
+    )
+    assert (result.returncode, result.stderr) == (1, f"aiodaemon: {error}\n")
+    assert list(tmp_path.iterdir()) == []
+    assert not pids_with(str(pidfile))
 
 
 def test_symlinked_pidfile_is_refused(tmp_path: Path, launcher: Path) -> None:

@@ -105,6 +105,23 @@ def redirect_stdio(stdout: int | None, stderr: int | None, stdin: int | None = N
         os.close(null)
 
 
+def _open_devnull() -> int:
+    """``/dev/null``, opened for reading and writing (close-on-exec).
+
+    Raises:
+        StartupError: it is missing, or is not a character device (a regular
+            file there would keep what the daemon discards, filling the disk).
+    """
+    try:
+        fd = os.open(os.devnull, os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+    except OSError as exc:
+        raise StartupError(f"cannot open {os.devnull}: {exc.strerror or exc}") from exc
+    if not stat.S_ISCHR(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise StartupError(f"cannot use {os.devnull}: not a character device")
+    return fd
+
+
 def redirect_outputs(stdout: int | None, stderr: int | None) -> None:
     """Point fd 1 and/or fd 2 at the given fds (None leaves that one alone)."""
     # Never raising: a stream the program closed, or one whose target fails
@@ -212,15 +229,23 @@ def detach(
         The daemon's end of the readiness pipe.
     """
     keep = list(keep)
-    pipe = fork_daemon(
-        on_ready=on_ready,
-        on_failure=on_failure,
-        start_timeout=start_timeout,
-        shutdown_timeout=shutdown_timeout,
-        pidfile=pidfile,
-    )
+    # Opened before the fork: without a /dev/null (a bare /dev in a container)
+    # the start fails here, in one line, with nothing started.
+    null = _open_devnull()
+    try:
+        pipe = fork_daemon(
+            on_ready=on_ready,
+            on_failure=on_failure,
+            start_timeout=start_timeout,
+            shutdown_timeout=shutdown_timeout,
+            pidfile=pidfile,
+        )
+    except BaseException:
+        os.close(null)
+        raise
     # Redirect first: the stdio files' own fds are among those closed next.
-    redirect_stdio(stdout, stderr)
+    redirect_stdio(null if stdout is None else stdout, null if stderr is None else stderr, null)
+    os.close(null)
     # No pipe left if the launcher died before our pid reached it (killed, or
     # Ctrl-C: it said we go on starting): we do, with nobody to report to.
     close_inherited_fds([*keep, *([] if pipe.fd is None else [pipe.fd])])
