@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -17,12 +18,15 @@ import pytest
 
 from .support import (
     AIODAEMON,
+    PYTHON,
     ForegroundDaemon,
     clean_env,
     is_alive,
     kill_quietly,
     open_fds,
+    program,
     python,
+    require_tool,
     wait_for,
     wait_gone,
 )
@@ -687,3 +691,40 @@ def test_sigusr2_to_a_successor_not_yet_in_charge_starts_nothing(app: App) -> No
     assert app.get() == f"v1 {successor}"
     status = cli("status", "--pidfile", str(app.pidfile))
     assert status.stdout.startswith(f"running (pid {successor},")
+
+
+@pytest.mark.root
+def test_an_upgrade_after_dev_null_was_removed_names_it(tmp_path: Path) -> None:
+    """``/dev/null`` removed under a running daemon: the upgrade's error names it, not Python.
+
+    The successor's stdin is opened on it: its ENOENT read ``upgrade failed:
+    cannot start /usr/bin/python3: No such file or directory``, sending the
+    operator after an interpreter that was there all along.
+    """
+    pidfile = tmp_path / "d.pid"
+    options = json.dumps({"detach": True, "pidfile": str(pidfile)})
+    # In a mount namespace of its own, with a /dev whose null can be removed.
+    steps = f"""
+        mount -t tmpfs -o size=64k none /dev && mknod -m 666 /dev/null c 1 3 || exit 9
+        "$0" {program("idle")} '{options}' 2>/dev/null || exit 9
+        rm /dev/null
+        "$0" -m aiodaemon upgrade --pidfile {pidfile}; echo "upgrade=$?" >&2
+        "$0" -m aiodaemon stop --pidfile {pidfile}; echo "stop=$?" >&2
+    """
+    unshare = [require_tool("unshare"), "--mount", "--propagation", "private"]
+    result = subprocess.run(
+        [*unshare, "sh", "-c", steps, PYTHON],
+        capture_output=True,
+        text=True,
+        env=clean_env(),
+        stdin=subprocess.DEVNULL,
+        timeout=60,
+        check=False,
+    )
+    upgrade, upgraded, stop, stopped = result.stderr.splitlines()
+    assert upgrade == "aiodaemon: upgrade failed: cannot open /dev/null: No such file or directory"
+    assert upgraded == "upgrade=1"
+    # The old daemon served on, and stops as ever.
+    assert stop.startswith("aiodaemon: stopped (pid "), result.stderr
+    assert stopped == "stop=0"
+    assert not pidfile.exists()

@@ -355,6 +355,9 @@ def spawn_successor(
                 what = (
                     f"cannot enter {_launch_directory}, the directory the daemon was started from"
                 )
+            elif exc.filename == os.devnull:
+                # The successor's stdin: removed since the start, not a missing program.
+                what = f"cannot open {os.devnull}"
             else:
                 what = f"cannot start {argv[0]}"
             raise StartupError(f"upgrade: {what}: {exc.strerror or exc}") from None
