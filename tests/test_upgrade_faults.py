@@ -642,6 +642,27 @@ def test_upgrade_without_control_socket_from_a_parent_holding_many_descriptors(
     assert app.get() == f"v2 {new}"
 
 
+@pytest.mark.root
+def test_a_successor_that_cannot_write_its_whole_pid_leaves_the_old_one_serving(app: App) -> None:
+    """An RLIMIT_FSIZE of 3 bytes (inherited): refused in one line, the pidfile unchanged.
+
+    A short write had left a pid made of both (8814 and 8820 gave 8824) and
+    reported the upgrade done.
+    """
+    old = app.start()
+    prlimit = require_tool("prlimit")
+    subprocess.run([prlimit, "--pid", str(old), "--fsize=3:3"], check=True)
+    app.edit('VERSION = "v1"', 'VERSION = "v2"')
+    result = cli("upgrade", "--pidfile", str(app.pidfile), "--timeout", "30")
+    assert result.returncode == 1, result.stdout
+    assert result.stderr.endswith(
+        f"stopped before it took over: cannot write pidfile {app.pidfile}:"
+        " File too large (RLIMIT_FSIZE 3)\n"
+    ), result.stderr
+    assert app.pid() == old
+    assert app.get() == f"v1 {old}"
+
+
 def test_upgrade_without_control_socket_enforces_its_timeout(app: App) -> None:
     """--no-control: a new process not ready within --timeout is killed; the old one serves on."""
     old = app.start("--no-control")

@@ -29,6 +29,7 @@ Synchronous and asyncio-free.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import socket
 import sys
@@ -381,8 +382,29 @@ def _is_interpreter(argv0: str) -> bool:
 
 
 def write_pid_in_place(pidfile: Pidfile, pid: int | None = None) -> None:
-    """Overwrite the pid without ever leaving the file empty (readers see old or new)."""
+    """Overwrite the pid without ever leaving the file empty (readers see old or new).
+
+    Raises:
+        StartupError: the file cannot take the whole pid (an ``RLIMIT_FSIZE``
+            shorter than it, checked before a byte is written: a part written
+            over the old pid would name a third process, "8824" from 8814 and
+            8820), or the write fails.
+    """
+    import resource  # only an upgrade writes in place
+
     data = f"{os.getpid() if pid is None else pid}\n".encode()
-    os.pwrite(pidfile.fd, data, 0)
-    os.ftruncate(pidfile.fd, len(data))
-    os.fsync(pidfile.fd)
+    try:
+        if os.pread(pidfile.fd, len(data) + 1, 0) == data:
+            return  # already ours (a rollback after a claim that never wrote)
+        limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+        if limit != resource.RLIM_INFINITY and limit < len(data):
+            raise OSError(errno.EFBIG, f"{os.strerror(errno.EFBIG)} (RLIMIT_FSIZE {limit})")
+        if os.pwrite(pidfile.fd, data, 0) < len(data):
+            # The file was shorter and no block was left for the rest: a full disk.
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        os.ftruncate(pidfile.fd, len(data))
+        os.fsync(pidfile.fd)
+    except OSError as exc:
+        raise StartupError(
+            f"cannot write pidfile {pidfile.path}: {exc.strerror}", option="pidfile"
+        ) from exc

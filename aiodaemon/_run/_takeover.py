@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING
 import structlog
 
 from .._prefork._handoff import write_pid_in_place
+from ..exceptions import StartupError
 
 if TYPE_CHECKING:
     from .._logs._logwriter import LogWriter
@@ -75,6 +76,8 @@ class _TakeOver:
         self.refusal: str | None = None
         #: set once ``W`` or ``E`` went out: the old daemon knows.
         self.answered = False
+        #: set once the pidfile names us (the claim's first step).
+        self.pid_written = False
 
     def open_lines(self) -> ChannelLines:
         """The channel on the loop (opened now if not yet), passing log reopens both ways."""
@@ -121,7 +124,15 @@ class _TakeOver:
         from .._prefork._adopt_fds import unix_files
 
         if channel.pidfile is not None:
-            write_pid_in_place(channel.pidfile)
+            try:
+                write_pid_in_place(channel.pidfile)
+            except StartupError as exc:
+                # Nothing is ours yet: the old daemon rolls back and serves on.
+                self.refuse(str(exc))
+                if self.refusal is None:
+                    raise  # alone (the old daemon is gone): our run fails
+                return
+            self.pid_written = True
         if self.logs is not None:
             # Signals reach us from now on; one sent to the old daemon before
             # may not have been passed on (we inherited a descriptor of the spawn).
@@ -221,7 +232,7 @@ class _TakeOver:
         handoff = channel.handoff
         from .._prefork._adopt_fds import unix_files
 
-        if channel.pidfile is not None:
+        if channel.pidfile is not None and self.pid_written:
             # Before our exit could see our pid in it and remove the file.
             write_pid_in_place(channel.pidfile, handoff.parent)
         if channel.listeners is not None:

@@ -35,7 +35,7 @@ from .._prefork._handoff import (
     spawn_successor,
     write_pid_in_place,
 )
-from ..exceptions import DaemonError
+from ..exceptions import DaemonError, StartupError
 
 if TYPE_CHECKING:
     from .._logs._logwriter import LogWriter
@@ -302,7 +302,11 @@ class Upgrader:
                 # The successor may have written its pid, or listened on the
                 # control socket, before it failed: both are ours again.
                 if self.target.pidfile is not None:
-                    write_pid_in_place(self.target.pidfile)
+                    try:
+                        write_pid_in_place(self.target.pidfile)
+                    except StartupError as exc:
+                        # The rest of the rollback still runs: we serve on.
+                        _log.error("pidfile not restored", error=str(exc))
                 self.target.rollback()
             await watch.stop_copying()
             raise
