@@ -280,8 +280,9 @@ def become_daemon(
     from ._run._signal_mask import lifecycle_signals_held
 
     # From before the pid is written until the loop's handlers exist, a stop,
-    # reload or reopen signal waits instead of killing us (see _signal_mask).
-    with lifecycle_signals_held():
+    # reload or reopen signal, or one of on_signal's, waits instead of killing
+    # us (see _signal_mask).
+    with lifecycle_signals_held(hooks.signals):
         from ._run._runner import DaemonParts, run_daemon
 
         try:

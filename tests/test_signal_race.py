@@ -28,11 +28,13 @@ STARTS = 20
 MANY_STARTS = pytest.mark.timeout(300)
 
 
-def _start_and_signal(tmp_path: Path, n: int, sig: int) -> tuple[subprocess.Popen[str], int, Path]:
+def _start_and_signal(
+    tmp_path: Path, n: int, sig: int, name: str = "idle"
+) -> tuple[subprocess.Popen[str], int, Path]:
     """Start a detached daemon and send ``sig`` as soon as its pidfile holds a pid."""
     pidfile, log = tmp_path / f"d{n}.pid", tmp_path / f"d{n}.jsonl"
     options = {"detach": True, "pidfile": str(pidfile), "log_file": str(log), "control": False}
-    launcher = spawn_program("idle", json.dumps(options))
+    launcher = spawn_program(name, json.dumps(options))
     deadline = time.monotonic() + 20
     pid = 0
     # A busy poll, as a logrotate postrotate racing a restart would be: the
@@ -70,6 +72,26 @@ def test_a_reload_or_reopen_signal_right_after_the_pid_is_written_is_survived(
         events = [r["event"] for r in read_json_lines(log)]
         assert "signal received" in events, f"start {n}: {events}"
         assert events[-1] == "exit", f"start {n}: {events}"
+
+
+@MANY_STARTS
+def test_an_on_signal_signal_right_after_the_pid_is_written_is_handled(tmp_path: Path) -> None:
+    """SIGALRM, the program's on_signal, sent the instant the pidfile is written: never a death.
+
+    Its default action ends the process; it waits until its handler exists.
+    """
+    for n in range(STARTS):
+        launcher, pid, log = _start_and_signal(tmp_path, n, signal.SIGALRM, "idle_on_signal")
+        try:
+            _, err = launcher.communicate(timeout=30)
+            assert launcher.returncode == 0, f"start {n}: {err}"
+            wait_for(lambda: _has_event(log, "alarm handled"), 10, f"start {n}: the handler")  # noqa: B023
+            assert is_alive(pid), f"start {n}: the daemon died"
+            kill_quietly(pid, signal.SIGTERM)
+            wait_gone(pid)
+        finally:
+            kill_quietly(pid)
+        assert read_json_lines(log)[-1]["event"] == "exit", f"start {n}"
 
 
 @MANY_STARTS

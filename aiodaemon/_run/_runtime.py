@@ -255,11 +255,14 @@ class Runtime:
         # A stop that came while the services started: startup never begins
         # (and so no shutdown hook runs).
         started = await start_services(self)
-        # SIGUSR2 is the upgrade service's (installed by its start); a daemon
-        # whose services failed before it has nothing to upgrade.
-        if unhandled(signal.SIGUSR2):
-            signal.signal(signal.SIGUSR2, signal.SIG_IGN)
-        release_signals((signal.SIGUSR2,))
+        # SIGUSR2 is the upgrade service's, the on_signal ones their service's
+        # (installed by their start); a daemon whose services failed before
+        # them has nothing to upgrade, and runs no handler any more.
+        service_signals = (signal.SIGUSR2, *self.hooks.signals)
+        for number in service_signals:
+            if unhandled(number):
+                signal.signal(number, signal.SIG_IGN)
+        release_signals(service_signals)
         if started and not self._stop_requested.is_set():
             self.startup_task = loop.create_task(run_startup(self), name="aiodaemon-startup")
         await self._stop_requested.wait()

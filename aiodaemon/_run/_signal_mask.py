@@ -6,7 +6,9 @@ the process. Two windows would let one do that to a running daemon:
 - between writing the pid (from then on anyone may signal us: a logrotate
   ``postrotate`` racing a restart, a stop right after a start) and the
   event loop's handlers: the signals are *blocked* there, so they wait,
-  pending, and are handled normally once the loop's handlers exist;
+  pending, and are handled normally once the loop's handlers exist; so are
+  the ``on_signal`` ones, whose default action is mostly to end the process
+  too (SIGALRM, SIGPWR, the real-time signals), until their service starts;
 - after the loop has closed (its handlers gone, back to the default action)
   until the process exits: the final log drain and the pidfile's removal.
   There SIGHUP, SIGUSR1 and SIGUSR2 are *ignored*: nothing can reload,
@@ -159,7 +161,7 @@ def _register_at_fork() -> None:
         )
 
 
-def lifecycle_signals_held() -> contextlib.AbstractContextManager[None]:
+def lifecycle_signals_held(handled: Iterable[int] = ()) -> contextlib.AbstractContextManager[None]:
     """The run phase, from before the pid is written: lifecycle signals wait, none is fatal.
 
     Blocked in this thread (and the threads it starts) until the runtime
@@ -168,12 +170,20 @@ def lifecycle_signals_held() -> contextlib.AbstractContextManager[None]:
     and SIGUSR2 are ignored: after a failure before the loop ran (its handlers
     never installed) a pending SIGHUP must not end the exit. From here on, a
     child the program forks is detached from the daemon's signals.
+
+    Args:
+        handled: the ``on_signal`` signals: held and ignored at the end as well.
     """
     global _loop_delivers
     _register_at_fork()
     # A second run() in this process: its loop has no handlers yet.
     _loop_delivers = False
-    return _held_then_late_ignored(LIFECYCLE_SIGNALS, remember=threading.active_count() > 1)
+    handled = tuple(handled)
+    return _held_then_late_ignored(
+        (*LIFECYCLE_SIGNALS, *handled),
+        remember=threading.active_count() > 1,
+        ignored=(*LATE_IGNORED, *handled),
+    )
 
 
 def ignoring_late_signals() -> contextlib.AbstractContextManager[None]:
