@@ -11,10 +11,13 @@ import socket
 import stat
 import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from aiodaemon._run._forced import REPEAT_WINDOW
 
 from .support import (
     AIODAEMON,
@@ -749,3 +752,35 @@ def test_an_upgrade_after_dev_null_was_removed_names_it(tmp_path: Path) -> None:
     assert stop.startswith("aiodaemon: stopped (pid "), result.stderr
     assert stopped == "stop=0"
     assert not pidfile.exists()
+
+
+def test_a_forced_exit_during_an_upgrade_kills_the_successor(tmp_path: Path) -> None:
+    """SIGTERM twice while sync code holds the old daemon's loop mid-upgrade: both end.
+
+    The successor, still starting, took the old daemon's forced exit for a
+    vanished predecessor and took over, its pidfile removed: a daemon nobody
+    could find any more.
+    """
+    shutil.copy(PROGRAM.with_name("upgrade_blocking.py"), tmp_path / "upgrade_app.py")
+    app = App(tmp_path, "script")
+    old = app.start()
+    (tmp_path / "slow").touch()
+    os.kill(old, signal.SIGUSR2)
+    successor = None
+    try:
+        successor = _successor_starting(app)
+        os.kill(old, signal.SIGWINCH)
+        wait_for((tmp_path / "blocked").exists, what="the old daemon's loop held")
+        os.kill(old, signal.SIGTERM)
+        sent = time.monotonic()
+        # Not a wait for an event: what makes it a second request is the time between.
+        time.sleep(max(0.0, sent + REPEAT_WINDOW + 0.1 - time.monotonic()))
+        os.kill(old, signal.SIGTERM)
+        wait_gone(old)
+        wait_gone(successor)
+    finally:
+        (tmp_path / "release").touch()
+        _end_what_is_left(None, successor)
+        kill_quietly(old)
+    assert not app.records("old daemon vanished, taking over")
+    assert not app.pidfile.exists()

@@ -290,11 +290,13 @@ def _upgrade(runtime: Runtime) -> Service:
         log_file=log_file,
         logs=runtime.parts.logs,
     )
+    upgrader = Upgrader(target)
+    runtime.add_forced_exit_step(upgrader.kill_at_forced_exit)
     runtime.add_state_listener(preload_when_running)
     # An upgrade's successor watches the old daemon from the start (see _takeover).
     successor = runtime.parts.pipe if hasattr(runtime.parts.pipe, "handoff") else None
     service = UpgradeService(
-        Upgrader(target),
+        upgrader,
         None if control is None else control.commands,
         cast("SuccessorChannel | None", successor),
         # A SIGHUP during an upgrade reopens at once and reloads whoever serves after it.

@@ -187,6 +187,17 @@ class Upgrader:
             _log.warning(_ABANDONED, successor=self.successor)
             self._spawned.send_kill()
 
+    def kill_at_forced_exit(self) -> None:
+        """A forced exit: kill a successor not yet in charge (runs inside a signal handler).
+
+        Left alive, it took the exit for a vanished old daemon and took over,
+        though the person who forced the exit asked for no daemon, and the
+        exit had removed the pidfile: a daemon nobody could find.
+        """
+        spawned = self._spawned
+        if spawned is not None and self.handed_to is None:
+            spawned.send_kill()
+
     async def upgrade(self, within: float = DEFAULT_TIMEOUT) -> int:
         """Replace this daemon by a fresh process of the same program; return its pid.
 
