@@ -282,6 +282,31 @@ def stop_daemon(pid: int) -> None:
         kill_quietly(pid)
 
 
+def assert_refused_in_open_directory(
+    arena: Path, named: str, option: Callable[[Path], dict[str, Any]]
+) -> None:
+    """A start whose ``option(directory)`` is in a world-writable directory without the sticky bit.
+
+    Asserts the refusal a user sees: exit 2, one line naming ``named``,
+    nothing started, nothing made in the directory.
+    """
+    open_dir = arena / "open"
+    open_dir.mkdir()
+    open_dir.chmod(0o777)
+    (arena / "run").mkdir()
+    options = {"detach": True, "pidfile": str(arena / "run" / "app.pid"), **option(open_dir)}
+    mark = arena / "started"
+    result = start_daemon(options, mark)
+    if result.returncode == 0:
+        stop_daemon(read_pid(arena / "run" / "app.pid"))
+    assert result.returncode == 2, result.stderr
+    assert result.stderr == (
+        f"aiodaemon: {named}: directory is world-writable without the sticky bit: {open_dir}\n"
+    )
+    assert not mark.exists()
+    assert list(open_dir.iterdir()) == []
+
+
 def records(path: Path) -> list[dict[str, Any]]:
     """The JSON records of a log file so far (a partial last line is skipped)."""
     out = []

@@ -22,6 +22,7 @@ from .security_support import (
     User,
     arena,
     as_user,
+    assert_refused_in_open_directory,
     intruder,
     own_dir,
     running_daemon,
@@ -129,26 +130,12 @@ def test_a_socket_in_a_directory_open_to_all_is_refused(
     Anyone may remove the socket file there and bind their own at the path,
     taking the daemon's clients. Refused as the control socket is there.
     """
-    open_dir = arena / "open"
-    open_dir.mkdir()
-    open_dir.chmod(0o777)
-    (arena / "run").mkdir()
-    address = f"unix:{open_dir}/app.sock"
-    options = {
-        "detach": True,
-        "pidfile": str(arena / "run" / "app.pid"),
-        option: {"app": address} if option == "listen" else address,
-    }
-    mark = arena / "started"
-    result = start_daemon(options, mark)
-    if result.returncode == 0:
-        stop_daemon(read_pid(arena / "run" / "app.pid"))
-    assert result.returncode == 2, result.stderr
-    assert result.stderr == (
-        f"aiodaemon: {named}: directory is world-writable without the sticky bit: {open_dir}\n"
-    )
-    assert not mark.exists()
-    assert list(open_dir.iterdir()) == []
+
+    def socket_in(directory: Path) -> dict[str, object]:
+        address = f"unix:{directory}/app.sock"
+        return {option: {"app": address} if option == "listen" else address}
+
+    assert_refused_in_open_directory(arena, named, socket_in)
 
 
 def _dead_socket(path: Path) -> None:

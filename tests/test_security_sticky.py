@@ -23,6 +23,7 @@ from .security_support import (
     User,
     arena,
     as_user,
+    assert_refused_in_open_directory,
     intruder,
     make_victim,
     planted,
@@ -150,25 +151,7 @@ def test_an_output_file_in_a_directory_open_to_all_is_refused(arena: Path, optio
     the planted one, whose owner then read and forged its logs. Refused as the
     pidfile is there.
     """
-    open_dir = arena / "open"
-    open_dir.mkdir()
-    open_dir.chmod(0o777)
-    (arena / "run").mkdir()
-    options = {
-        "detach": True,
-        "pidfile": str(arena / "run" / "app.pid"),
-        option: str(open_dir / "x"),
-    }
-    mark = arena / "started"
-    result = start_daemon(options, mark)
-    if result.returncode == 0:
-        stop_daemon(read_pid(arena / "run" / "app.pid"))
-    assert result.returncode == 2, result.stderr
-    assert result.stderr == (
-        f"aiodaemon: {option}: directory is world-writable without the sticky bit: {open_dir}\n"
-    )
-    assert not mark.exists()
-    assert list(open_dir.iterdir()) == []
+    assert_refused_in_open_directory(arena, option, lambda path: {option: str(path / "x")})
 
 
 def test_a_log_directory_opened_to_all_later_is_refused_at_reopen(
