@@ -93,12 +93,9 @@ def _refusal(user: User) -> str:
     )
 
 
-@pytest.mark.parametrize("mode", [0o1777, 0o1770], ids=["world", "group"])
-def test_a_planted_syslog_socket_is_refused_at_start(
-    arena: Path, intruder: User, mode: int
-) -> None:
-    """Another user's socket at the syslog path: the start fails, it receives nothing."""
-    pub = shared_dir(arena / "pub", mode, intruder.gid if mode == 0o1770 else 0)
+def _start_is_refused(arena: Path, intruder: User, pub: Path, reason: str) -> None:
+    """A start with ``syslog=`` an intruder's socket in ``pub``: exit 1, one line ending
+    in ``reason``, and the socket receives nothing."""
     path, pidfile = pub / "syslog.sock", arena / "app.pid"
     with impostor(intruder, path) as planted:
         result = start_daemon({"detach": True, "pidfile": str(pidfile), "syslog": str(path)})
@@ -106,8 +103,17 @@ def test_a_planted_syslog_socket_is_refused_at_start(
             stop_daemon(read_pid(pidfile))
         assert result.returncode == 1, result.stderr
         [line] = result.stderr.splitlines()
-        assert line.endswith(f"cannot connect to syslog {path}: {_refusal(intruder)}"), line
+        assert line.endswith(f"cannot connect to syslog {path}: {reason}"), line
     assert planted.received == 0
+
+
+@pytest.mark.parametrize("mode", [0o1777, 0o1770], ids=["world", "group"])
+def test_a_planted_syslog_socket_is_refused_at_start(
+    arena: Path, intruder: User, mode: int
+) -> None:
+    """Another user's socket at the syslog path: the start fails, it receives nothing."""
+    pub = shared_dir(arena / "pub", mode, intruder.gid if mode == 0o1770 else 0)
+    _start_is_refused(arena, intruder, pub, _refusal(intruder))
 
 
 def test_a_syslog_socket_in_a_world_writable_directory_is_refused_at_start(
@@ -115,18 +121,8 @@ def test_a_syslog_socket_in_a_world_writable_directory_is_refused_at_start(
 ) -> None:
     """Without the sticky bit anyone may replace the socket: refused, the planter gets nothing."""
     pub = shared_dir(arena / "pub", 0o777)
-    path, pidfile = pub / "syslog.sock", arena / "app.pid"
-    with impostor(intruder, path) as planted:
-        result = start_daemon({"detach": True, "pidfile": str(pidfile), "syslog": str(path)})
-        if result.returncode == 0:
-            stop_daemon(read_pid(pidfile))
-        assert result.returncode == 1, result.stderr
-        [line] = result.stderr.splitlines()
-        assert line.endswith(
-            f"cannot connect to syslog {path}: "
-            f"directory is world-writable without the sticky bit: {pub}"
-        ), line
-    assert planted.received == 0
+    reason = f"directory is world-writable without the sticky bit: {pub}"
+    _start_is_refused(arena, intruder, pub, reason)
 
 
 def test_a_planted_symlink_at_the_syslog_path_is_refused_at_start(
