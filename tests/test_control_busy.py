@@ -45,6 +45,23 @@ def control_app() -> Iterator[ControlApp]:
         yield app
 
 
+def _reload_request(app: ControlApp) -> socket.socket:
+    """A connection that asked for a reload (waiting up to 600 s for it)."""
+    conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    conn.connect(str(app.control))
+    conn.sendall(b'{"v": 1, "cmd": "reload", "timeout": 600}\n')
+    return conn
+
+
+def _assert_reloaded(conn: socket.socket) -> None:
+    """Read the answer a reload client gets once its run ends: a successful reload."""
+    conn.settimeout(30)
+    with conn.makefile("rb") as answers:
+        answer = json.loads(answers.readline())
+    assert answer["ok"] is True, answer
+    assert answer["reload"]["ok"] is True, answer
+
+
 @pytest.fixture
 def full(control_app: ControlApp) -> Iterator[tuple[ControlApp, int]]:
     """A daemon whose 32 waiting slots are held by reloads waiting on a held hook.
@@ -58,10 +75,7 @@ def full(control_app: ControlApp) -> Iterator[tuple[ControlApp, int]]:
     held = []
     try:
         for _ in range(SLOTS):
-            conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            conn.connect(str(app.control))
-            conn.sendall(b'{"v": 1, "cmd": "reload", "timeout": 600}\n')
-            held.append(conn)
+            held.append(_reload_request(app))
         wait_for(lambda: app.reload_runs() == ["wait"], 30, "the held reload hook")
         # Every request taken in: one runs the held hook, the others wait for the next run.
         wait_for(lambda: len(app.records("reload queued")) >= SLOTS - 1, 30, "32 waiters")
@@ -69,11 +83,7 @@ def full(control_app: ControlApp) -> Iterator[tuple[ControlApp, int]]:
         # The slots were held all along: each waiter gets its answer once released.
         app.steer("reload-release")
         for conn in held:
-            conn.settimeout(30)
-            with conn.makefile("rb") as answers:
-                answer = json.loads(answers.readline())
-            assert answer["ok"] is True, answer
-            assert answer["reload"]["ok"] is True, answer
+            _assert_reloaded(conn)
     finally:
         app.steer("reload-release")
         for conn in held:
@@ -287,14 +297,6 @@ def test_no_try_begins_once_the_patience_is_over() -> None:
     assert max(tries) < until
 
 
-def _reload_request(app: ControlApp) -> socket.socket:
-    """A connection that asked for a reload (waiting up to 600 s for it)."""
-    conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    conn.connect(str(app.control))
-    conn.sendall(b'{"v": 1, "cmd": "reload", "timeout": 600}\n')
-    return conn
-
-
 def _reload_is_taken_in(app: ControlApp) -> bool:
     """Whether a reload asked now waits for its run (else it was told "busy")."""
     with _reload_request(app) as probe:
@@ -326,11 +328,7 @@ def test_reload_clients_that_hang_up_give_their_slots_back(control_app: ControlA
             conn.close()
         wait_for(lambda: _reload_is_taken_in(app), 10, "a waiting slot given back")
         app.steer("reload-release")
-        half_closed.settimeout(30)
-        with half_closed.makefile("rb") as answers:
-            answer = json.loads(answers.readline())
-        assert answer["ok"] is True, answer
-        assert answer["reload"]["ok"] is True, answer
+        _assert_reloaded(half_closed)
     finally:
         app.steer("reload-release")
         half_closed.close()
