@@ -177,16 +177,23 @@ def test_request_shutdown_in_a_startup_hook_ends_the_start_with_a_reason(
     assert start.records()[-1]["reason"] == reason
 
 
+@pytest.mark.parametrize(
+    "signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP], ids=["INT", "TERM", "HUP"]
+)
 def test_ctrl_c_on_a_waiting_launcher_says_the_daemon_goes_on_and_how_to_stop_it(
-    tmp_path: Path,
+    tmp_path: Path, signum: signal.Signals
 ) -> None:
-    """SIGINT to the launcher before ready: exit 130, the daemon's pid and how to stop it."""
+    """A signal to the launcher before ready: 128+n, the daemon's pid and how to stop it.
+
+    SIGTERM (``timeout 60 aiodaemon start``) and SIGHUP (a closed terminal)
+    too: they killed the launcher silently, the daemon still starting.
+    """
     start = Start(tmp_path, "block", detach=True)
     pid = start.wait_blocking()
-    os.kill(start.proc.pid, signal.SIGINT)
+    os.kill(start.proc.pid, signum)
     try:
         out, err = start.proc.communicate(timeout=30)
-        assert start.proc.returncode == 128 + signal.SIGINT, err
+        assert start.proc.returncode == 128 + signum, err
         assert out == ""
         assert err.splitlines() == [
             "aiodaemon: interrupted while waiting for the daemon to be ready; "

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gc
 import os
+import signal
 import stat
 import sys
 import time
@@ -368,6 +369,7 @@ def _launcher(
     result: LaunchResult | None = None
     try:
         os.close(write_fd)
+        _interrupt_on(signal.SIGTERM, signal.SIGHUP)
         try:  # noqa: SIM105 (no contextlib on the pep3143 path)
             os.waitpid(child, 0)
         except ChildProcessError:
@@ -395,13 +397,39 @@ def _launcher(
                 # Cut short before the pipe was read (reaping the intermediate child).
                 pid = announced_pid(read_fd)
             say(_interrupted(pid, pidfile))
-        code = 130
+        code = 128 + (_interrupted_by or signal.SIGINT)
     finally:
         # Never raising: an exception here would skip the os._exit.
         flush_stdio()
         # The launcher owns nothing any more: atexit handlers and finalizers
         # (a listener's unlink, a pidfile's removal) belong to the daemon.
         os._exit(code)
+
+
+#: The signal that interrupted the launcher's wait, when not SIGINT (see _interrupt_on).
+_interrupted_by: int | None = None
+
+
+def _interrupt_on(*signals: int) -> None:
+    """Make ``signals`` end the launcher's wait as Ctrl-C does, with the same words.
+
+    Killed silently (``timeout 60 aiodaemon start``, a closed terminal), the
+    launcher left its user with a daemon still starting and no word of it.
+    A signal the program ignores (``nohup``) or handles stays so.
+    """
+
+    def interrupt(signum: int, frame: object) -> None:
+        global _interrupted_by
+        if _interrupted_by is None:  # a second one must not cut the message short
+            _interrupted_by = signum
+            raise KeyboardInterrupt
+
+    for signum in signals:
+        if signal.getsignal(signum) == signal.SIG_DFL:
+            try:
+                signal.signal(signum, interrupt)
+            except ValueError:
+                return  # forked from a thread (pep3143): only the main thread may
 
 
 def _interrupted(pid: int | None, pidfile: str | None, failure: str | None = None) -> str:
