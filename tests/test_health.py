@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import pickle
 import pwd
 import resource
 import signal
@@ -13,7 +15,14 @@ from pathlib import Path
 import pytest
 
 from .serving_support import exchange, http_get, serve
-from .support import PYTHON, clean_env, free_privileged_port, require_tool
+from .support import (
+    PYTHON,
+    clean_env,
+    free_privileged_port,
+    install_program,
+    python,
+    require_tool,
+)
 
 
 def free_ports(count: int) -> list[int]:
@@ -257,3 +266,24 @@ async def test_health_socket_from_socket_activation(tmp_path: Path) -> None:
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
+
+
+def test_run_names_the_health_option_when_its_port_is_taken(tmp_path: Path) -> None:
+    """run(health=) on a taken port: ``health: cannot bind ...``, as the CLI says ``--health``.
+
+    It said ``listen[health]: ...``, sending the user after a listen= entry they never wrote.
+    """
+    script = install_program("fuzz_launch", tmp_path)
+    ran = tmp_path / "main-ran"
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        options = {"detach": False, "health": f"127.0.0.1:{port}"}
+        payload = base64.b64encode(pickle.dumps(options)).decode()
+        result = python([script, payload, ran, "health-taken"], cwd=tmp_path)
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.splitlines()[-1] == (
+        f"aiodaemon: health: cannot bind 127.0.0.1:{port}: Address already in use"
+    )
+    assert not ran.exists()
