@@ -207,3 +207,32 @@ def test_an_int_past_any_float_is_seconds_too(tmp_path: Path, option: str) -> No
             assert result.stderr.startswith(f"aiodaemon: {option}: must be "), result.stderr
             assert result.stderr.count("\n") == 1, result.stderr
             assert not ran.exists()
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "shown"),
+    [
+        ("drain_delay", -(10**400), "-1e+400"),
+        ("umask", -(10**400), "-1e+400"),
+        ("group", -(10**5000), "-1e+5000"),
+        ("log_level", 10**5000, "1e+5000"),
+        ("start_timeout", "9" * 1000, "'" + "9" * 79 + "..."),
+    ],
+    ids=["drain_delay", "umask", "group", "log_level", "long-text"],
+)
+def test_an_absurd_value_is_shown_short_in_its_error(
+    tmp_path: Path, option: str, value: object, shown: str
+) -> None:
+    """-(10**400) is -1e+400 in run()'s one-line error, not 400 digits.
+
+    Past 4,300 digits repr() raises: run() ended in a ValueError traceback.
+    """
+    script = install_program("fuzz_launch", tmp_path)
+    ran = tmp_path / "main-ran"
+    payload = base64.b64encode(pickle.dumps({"detach": False, option: value})).decode()
+    result = python([script, payload, ran, "fuzz-numbers"], cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith(f"aiodaemon: {option}: "), result.stderr
+    assert result.stderr.endswith(f" {shown}\n"), result.stderr
+    assert result.stderr.count("\n") == 1
+    assert not ran.exists()

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 
+from .._prefork._messages import shown
 from .._prefork._sharedfile import is_planted
 
 __all__ = ["untrusted_pidfile", "user_id"]
@@ -52,11 +53,11 @@ def user_id(user: str) -> int:
         # Counted first: int() refuses thousands of digits in words of its own.
         # 2**32 - 1 is the kernel's "no uid" (-1), never a process's.
         if len(user.lstrip("0")) > 10 or int(user) >= 2**32 - 1:
-            raise ValueError(f"id out of range: {user!r}")
+            raise ValueError(f"id out of range: {shown(user)}")
         return int(user)
     import pwd
 
     try:
         return pwd.getpwnam(user).pw_uid
     except KeyError:
-        raise ValueError(f"unknown user {user!r}") from None
+        raise ValueError(f"unknown user {shown(user)}") from None

@@ -6,6 +6,7 @@ import os
 from typing import Literal, NamedTuple
 
 from ..exceptions import ConfigError
+from ._messages import shown
 
 __all__ = [
     "InetAddress",
@@ -79,13 +80,13 @@ def parse_listen_address(option: str, text: object) -> ListenAddress:
         ConfigError: naming ``option`` when the address is malformed.
     """
     if not isinstance(text, str):
-        raise ConfigError(option, f"address must be a string, not {text!r}")
+        raise ConfigError(option, f"address must be a string, not {shown(text)}")
     if text.startswith("unix:"):
         path, _, query = text[5:].partition("?")
         if not path.startswith("/") or "\0" in path:
             raise ConfigError(option, f"unix socket path must be absolute: {text!r}")
         if len(_path_bytes(option, path, text)) >= 108:
-            raise ConfigError(option, f"unix socket path is too long: {text!r}")
+            raise ConfigError(option, f"unix socket path is too long: {shown(text)}")
         mode = None
         if query:
             key, _, raw_mode = query.partition("=")
@@ -97,10 +98,10 @@ def parse_listen_address(option: str, text: object) -> ListenAddress:
                 mode = int(raw_mode, 8)
             except ValueError:
                 raise ConfigError(
-                    option, f"expected ?mode=OCTAL after the path: {text!r}"
+                    option, f"expected ?mode=OCTAL after the path: {shown(text)}"
                 ) from None
             if not 0 <= mode <= 0o777:
-                raise ConfigError(option, f"socket mode out of range: {text!r}")
+                raise ConfigError(option, f"socket mode out of range: {shown(text)}")
         directory = os.path.dirname(path)
         if not os.path.isdir(directory):
             raise ConfigError(option, f"directory does not exist for {text!r}")
@@ -117,14 +118,14 @@ def parse_listen_address(option: str, text: object) -> ListenAddress:
         return UnixAddress(path, mode)
     address, mark, query = text.partition("?")
     if mark and query != "reuseport":
-        raise ConfigError(option, f"expected ?reuseport after the port: {text!r}")
+        raise ConfigError(option, f"expected ?reuseport after the port: {shown(text)}")
     host, sep, port_text = address.rpartition(":")
     # ASCII digits: "²" and "①" are str.isdigit() but int() refuses them.
     if not sep or not (port_text.isascii() and port_text.isdigit()):
-        raise ConfigError(option, f"expected host:port, [v6]:port or unix:/path, not {text!r}")
+        raise ConfigError(option, f"expected host:port, [v6]:port or unix:/path, not {shown(text)}")
     # Counted first: int() refuses thousands of digits.
     if len(port_text.lstrip("0")) > 5 or int(port_text) > 65535:
-        raise ConfigError(option, f"port out of range: {text!r}")
+        raise ConfigError(option, f"port out of range: {shown(text)}")
     port = int(port_text)
     ipv6 = host.startswith("[") and host.endswith("]")
     if ipv6:
@@ -135,11 +136,11 @@ def parse_listen_address(option: str, text: object) -> ListenAddress:
         try:
             ipaddress.IPv6Address(host.partition("%")[0])
         except ValueError:
-            raise ConfigError(option, f"not an IPv6 address: {text!r}") from None
+            raise ConfigError(option, f"not an IPv6 address: {shown(text)}") from None
     elif host in ("*", ""):
         host = ""
     elif ":" in host or not all(c.isalnum() or c in ".-_" for c in host):
-        raise ConfigError(option, f"bad host in {text!r} (IPv6 goes in brackets)")
+        raise ConfigError(option, f"bad host in {shown(text)} (IPv6 goes in brackets)")
     elif not ipv6:
         _check_name(option, text, host)
     return InetAddress(host, port, ipv6, reuse_port=bool(mark))
@@ -154,12 +155,13 @@ def _check_name(option: str, text: str, host: str) -> None:
     try:
         name = encoded_host(host)
     except UnicodeError:
-        raise ConfigError(option, f"not a valid host name in {text!r}") from None
+        raise ConfigError(option, f"not a valid host name in {shown(text)}") from None
     labels = name.removesuffix(b".").split(b".")
     if len(name) > 253 or not all(1 <= len(label) <= 63 for label in labels):
         raise ConfigError(
             option,
-            f"bad host name in {text!r}: at most 253 characters, each dot-separated part 1 to 63",
+            f"bad host name in {shown(text)}: at most 253 characters,"
+            " each dot-separated part 1 to 63",
         )
 
 
@@ -191,16 +193,18 @@ def parse_syslog(value: object) -> SyslogTarget | None:
         value = os.fspath(value)
     if not isinstance(value, str) or not value or "\0" in value:
         raise ConfigError(
-            "syslog", f"must be True, a socket path or udp://host:port, not {value!r}"
+            "syslog", f"must be True, a socket path or udp://host:port, not {shown(value)}"
         )
     for scheme in ("udp", "tcp"):
         if value.startswith(f"{scheme}://"):
             address = parse_listen_address("syslog", value[len(scheme) + 3 :])
             if not isinstance(address, InetAddress) or not address.host or address.port == 0:
-                raise ConfigError("syslog", f"expected {scheme}://host:port, not {value!r}")
+                raise ConfigError("syslog", f"expected {scheme}://host:port, not {shown(value)}")
             return SyslogTarget(scheme, host=address.host, port=address.port)
     if not value.startswith("/"):
-        raise ConfigError("syslog", f"must be an absolute socket path or udp://, tcp://: {value!r}")
+        raise ConfigError(
+            "syslog", f"must be an absolute socket path or udp://, tcp://: {shown(value)}"
+        )
     _path_bytes("syslog", value, value)
     return SyslogTarget("unix", path=value)
 

@@ -15,6 +15,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Literal
 
 from ..exceptions import ConfigError
+from ._messages import shown
 
 if TYPE_CHECKING:
     from typing import NamedTuple as _Record
@@ -307,7 +308,7 @@ def _opt_bool(option: str, value: object, *, allow_none: bool = False) -> bool |
         return None
     if not isinstance(value, bool):
         expected = "True, False or None" if allow_none else "True or False"
-        raise ConfigError(option, f"must be {expected}, not {value!r}")
+        raise ConfigError(option, f"must be {expected}, not {shown(value)}")
     return value
 
 
@@ -319,11 +320,12 @@ def _umask(value: object) -> int:
                 raise ValueError(value)
             value = int(value, 8)
         except ValueError:
-            raise ConfigError("umask", f"not an octal number: {value!r}") from None
+            raise ConfigError("umask", f"not an octal number: {shown(value)}") from None
     if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigError("umask", f"must be an int such as 0o022, not {value!r}")
+        raise ConfigError("umask", f"must be an int such as 0o022, not {shown(value)}")
     if not 0 <= value <= 0o777:
-        raise ConfigError("umask", f"must be between 0o000 and 0o777, not {value:#o}")
+        octal = shown(value) if value.bit_length() > 64 else f"{value:#o}"
+        raise ConfigError("umask", f"must be between 0o000 and 0o777, not {octal}")
     return value
 
 
@@ -333,19 +335,19 @@ def _log_level(value: object) -> int:
     if isinstance(value, int) and not isinstance(value, bool) and value in _LEVELS.values():
         return value
     names = ", ".join(n for n in _LEVELS if n != "warn")
-    raise ConfigError("log_level", f"must be one of {names}, not {value!r}")
+    raise ConfigError("log_level", f"must be one of {names}, not {shown(value)}")
 
 
 def _log_format(value: object) -> Literal["json", "console"] | None:
     if value is None or value == "json" or value == "console":
         return value
-    raise ConfigError("log_format", f"must be 'json', 'console' or None, not {value!r}")
+    raise ConfigError("log_format", f"must be 'json', 'console' or None, not {shown(value)}")
 
 
 def _ready(value: object) -> Literal["startup", "manual"]:
     if value == "startup" or value == "manual":
         return value
-    raise ConfigError("ready", f"must be 'startup' or 'manual', not {value!r}")
+    raise ConfigError("ready", f"must be 'startup' or 'manual', not {shown(value)}")
 
 
 #: The longest a timeout or delay stands for (infinity too): 1e9 s is 31 years,
@@ -356,10 +358,10 @@ _LONGEST_SECONDS = 1e9
 
 def _timeout(value: object, option: str = "shutdown_timeout") -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ConfigError(option, f"must be a number of seconds, not {value!r}")
+        raise ConfigError(option, f"must be a number of seconds, not {shown(value)}")
     seconds = _as_float(value)
     if math.isnan(seconds) or seconds <= 0:
-        raise ConfigError(option, f"must be a positive number of seconds, not {value!r}")
+        raise ConfigError(option, f"must be a positive number of seconds, not {shown(value)}")
     return min(seconds, _LONGEST_SECONDS)
 
 
@@ -425,7 +427,9 @@ def _uvloop(value: object) -> bool | None:
 
 def _files_preserve(value: object) -> tuple[int, ...]:
     if isinstance(value, str | bytes) or not isinstance(value, Iterable):
-        raise ConfigError("files_preserve", f"must be a sequence of fds or files, not {value!r}")
+        raise ConfigError(
+            "files_preserve", f"must be a sequence of fds or files, not {shown(value)}"
+        )
     fds: list[int] = []
     for item in value:
         if isinstance(item, int) and not isinstance(item, bool):
@@ -435,16 +439,16 @@ def _files_preserve(value: object) -> tuple[int, ...]:
                 fd = item.fileno()
             except (OSError, ValueError) as exc:
                 raise ConfigError(
-                    "files_preserve", f"{item!r} has no usable fileno: {exc}"
+                    "files_preserve", f"{shown(item)} has no usable fileno: {exc}"
                 ) from None
             if not isinstance(fd, int) or isinstance(fd, bool):
-                raise ConfigError("files_preserve", f"{item!r}.fileno() returned {fd!r}")
+                raise ConfigError("files_preserve", f"{shown(item)}.fileno() returned {shown(fd)}")
         else:
-            raise ConfigError("files_preserve", f"not an fd or file: {item!r}")
+            raise ConfigError("files_preserve", f"not an fd or file: {shown(item)}")
         try:
             os.fstat(fd)
         except (OSError, OverflowError):
-            raise ConfigError("files_preserve", f"fd {fd} is not open") from None
+            raise ConfigError("files_preserve", f"fd {shown(fd)} is not open") from None
         fds.append(fd)
     return tuple(sorted(set(fds)))
 
@@ -462,13 +466,13 @@ def _listen(value: object) -> dict[str, ListenAddress]:
     if value is None:
         return {}
     if not isinstance(value, Mapping):
-        raise ConfigError("listen", f"must be a mapping of name to address, not {value!r}")
+        raise ConfigError("listen", f"must be a mapping of name to address, not {shown(value)}")
     from ._addresses import parse_listen_address
 
     result: dict[str, ListenAddress] = {}
     for name, address in value.items():
         if not isinstance(name, str) or not name or not name.isprintable() or ":" in name:
-            raise ConfigError("listen", f"bad socket name {name!r}")
+            raise ConfigError("listen", f"bad socket name {shown(name)}")
         result[name] = parse_listen_address(f"listen[{name}]", address)
     return result
 
@@ -483,10 +487,12 @@ HEALTH_SOCKET = "health"
 def _serving_options(raw: Mapping[str, Any]) -> dict[str, Any]:
     drain_delay = raw.get("drain_delay", 0.0)
     if isinstance(drain_delay, bool) or not isinstance(drain_delay, int | float):
-        raise ConfigError("drain_delay", f"must be a number of seconds, not {drain_delay!r}")
+        raise ConfigError("drain_delay", f"must be a number of seconds, not {shown(drain_delay)}")
     delay = _as_float(drain_delay)
     if math.isnan(delay) or delay < 0:
-        raise ConfigError("drain_delay", f"must be zero or a positive number, not {drain_delay!r}")
+        raise ConfigError(
+            "drain_delay", f"must be zero or a positive number, not {shown(drain_delay)}"
+        )
     health = raw.get("health")
     if health is not None:
         listen = raw.get("listen")
@@ -499,7 +505,7 @@ def _serving_options(raw: Mapping[str, Any]) -> dict[str, Any]:
         text, health = health, parse_listen_address("health", health)
         if isinstance(health, InetAddress) and health.reuse_port:
             # A probe must reach the daemon it asks about, not any one sharing the port.
-            raise ConfigError("health", f"?reuseport is for listen= sockets only: {text!r}")
+            raise ConfigError("health", f"?reuseport is for listen= sockets only: {shown(text)}")
     return {"drain_delay": min(delay, _LONGEST_SECONDS), "health": health}
 
 

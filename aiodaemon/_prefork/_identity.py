@@ -12,6 +12,7 @@ import os
 from typing import Any
 
 from ..exceptions import ConfigError
+from ._messages import shown
 
 __all__ = ["Identity", "effective_user", "parse_identity"]
 
@@ -100,13 +101,13 @@ def effective_user() -> str:
 def _lookup(option: str, value: object, by_name: Any, by_id: Any) -> Any:
     """The passwd/group entry for a name or id; None for an id with no entry."""
     if isinstance(value, bool) or not isinstance(value, str | int):
-        raise ConfigError(option, f"must be a name or a numeric id, not {value!r}")
+        raise ConfigError(option, f"must be a name or a numeric id, not {shown(value)}")
     # isascii: "²" and "١٢" are str.isdigit() but not ids (int("²") raises).
     if isinstance(value, str) and not (value.isascii() and value.isdigit()):
         try:
             return by_name(value)
         except (KeyError, ValueError):
-            raise ConfigError(option, f"unknown {option} {value!r}") from None
+            raise ConfigError(option, f"unknown {option} {shown(value)}") from None
     try:
         return by_id(int(value))
     except (KeyError, OverflowError, ValueError):
@@ -116,8 +117,8 @@ def _lookup(option: str, value: object, by_name: Any, by_id: Any) -> Any:
 def _require_id(option: str, value: object) -> int:
     # Counted first: int() refuses thousands of digits (a ValueError traceback).
     if isinstance(value, str) and len(value.lstrip("0")) > 10:
-        raise ConfigError(option, f"id out of range: {value!r}")
+        raise ConfigError(option, f"id out of range: {shown(value)}")
     number: int = int(value)  # type: ignore[call-overload]
     if not 0 <= number < 2**32 - 1:
-        raise ConfigError(option, f"id out of range: {value!r}")
+        raise ConfigError(option, f"id out of range: {shown(value)}")
     return number

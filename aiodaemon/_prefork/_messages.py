@@ -9,7 +9,7 @@ TYPE_CHECKING = False  # not typing's: see aiodaemon/__init__.py
 if TYPE_CHECKING:
     from typing import TextIO
 
-__all__ = ["flush_stdio", "printable", "safe_repr", "safe_str", "say", "write_line"]
+__all__ = ["flush_stdio", "printable", "safe_repr", "safe_str", "say", "shown", "write_line"]
 
 
 def printable(text: str) -> str:
@@ -25,6 +25,25 @@ def safe_repr(value: object) -> str:
         return repr(value)
     except Exception as exc:
         return f"<{type(value).__name__} object; repr() raised {type(exc).__name__}>"
+
+
+#: The most of a value's repr() a one-line message shows.
+_SHOWN = 80
+
+
+def shown(value: object) -> str:
+    """``repr(value)`` for a one-line message, absurd values cut short.
+
+    A huge int is shown as ``-1e+400``, not in its 400 digits (past 4,300,
+    ``repr`` raises: a traceback instead of the message); any other repr by
+    its first 80 characters.
+    """
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 64:
+        import decimal  # only for such a number
+
+        return f"{decimal.Context(prec=6).create_decimal(value).normalize():e}"
+    text = safe_repr(value)
+    return text if len(text) <= _SHOWN else f"{text[:_SHOWN]}..."
 
 
 def safe_str(value: object) -> str:
