@@ -63,3 +63,25 @@ def test_names_within_the_limits_are_taken(name: str) -> None:
     from aiodaemon._prefork._addresses import InetAddress, parse_listen_address
 
     assert parse_listen_address("listen", f"{name}:80") == InetAddress(name, 80)
+
+
+@pytest.mark.parametrize(
+    ("address", "said"),
+    [
+        ("[::ffff:127.0.0.1]:0", "IPv4-mapped address '[::ffff:127.0.0.1]:0': write 127.0.0.1:0"),
+        ("[::1%lo]:0", "a zone (%lo) is for link-local addresses only: '[::1%lo]:0'"),
+        ("[fe80::1%]:0", "expected an interface after %: '[fe80::1%]:0'"),
+        ("[ff02::1]:0", "a multicast address cannot listen: '[ff02::1]:0'"),
+    ],
+    ids=["v4-mapped", "zone-not-link-local", "empty-zone", "multicast"],
+)
+@pytest.mark.parametrize("option", ["listen", "health"])
+def test_an_ipv6_literal_no_socket_can_listen_on_is_one_line_exit_2(
+    option: str, address: str, said: str
+) -> None:
+    """Refused with the options, not by bind ("Invalid argument") or the resolver, exit 1."""
+    value = f"{{'web': {address!r}}}" if option == "listen" else repr(address)
+    code, stderr = _run(option, value)
+    assert code == 2, stderr
+    label = "listen[web]" if option == "listen" else "health"
+    assert stderr == f"aiodaemon: {label}: {said}\n"

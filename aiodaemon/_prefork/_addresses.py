@@ -133,10 +133,26 @@ def parse_listen_address(option: str, text: object) -> ListenAddress:
         # Only a bracketed literal needs it: ipaddress is not free to import.
         import ipaddress
 
+        literal, zone, zone_id = host.partition("%")
         try:
-            ipaddress.IPv6Address(host.partition("%")[0])
+            address_v6 = ipaddress.IPv6Address(literal)
         except ValueError:
             raise ConfigError(option, f"not an IPv6 address: {shown(text)}") from None
+        # Refused here, not by bind's "Invalid argument" or the resolver's "Name
+        # or service not known" at start, exit 1, which did not say what was wrong.
+        if address_v6.ipv4_mapped is not None:
+            raise ConfigError(
+                option,
+                f"IPv4-mapped address {shown(text)}: write {address_v6.ipv4_mapped}:{port}",
+            )
+        if address_v6.is_multicast:
+            raise ConfigError(option, f"a multicast address cannot listen: {shown(text)}")
+        if zone and not zone_id:
+            raise ConfigError(option, f"expected an interface after %: {shown(text)}")
+        if zone and not address_v6.is_link_local:
+            raise ConfigError(
+                option, f"a zone (%{zone_id}) is for link-local addresses only: {shown(text)}"
+            )
     elif host in ("*", ""):
         host = ""
     elif ":" in host or not all(c.isalnum() or c in ".-_" for c in host):
