@@ -133,3 +133,15 @@ def test_a_file_path_ending_as_a_directory_is_refused(tmp_path: Path, flag: str,
         f"aiodaemon: {flag}: not a file path: {path}\n",
     )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["app.py"]
+
+
+@pytest.mark.parametrize("level", ["warn", "WARN", "warning"])
+def test_log_level_warn_is_taken_as_run_takes_it(tmp_path: Path, level: str) -> None:
+    """``--log-level warn`` is ``warning``, as ``run(log_level="warn")`` is (it was refused)."""
+    (tmp_path / "app.py").write_text("async def main(ctx):\n    pass\n", encoding="utf-8")
+    log = tmp_path / "log.jsonl"
+    result = aiodaemon_cli("run", "app:main", "--log-level", level, "--log-file", log, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    # At warning, none of a clean run's info records (starting, ready, exit).
+    levels = [json.loads(line)["level"] for line in log.read_text().splitlines()]
+    assert "info" not in levels

@@ -233,6 +233,12 @@ def build_parser(
     return parser
 
 
+def _log_level(text: str) -> str:
+    """``--log-level``'s value as one of its choices: lower case, ``warn`` as ``warning``."""
+    level = text.lower()
+    return "warning" if level == "warn" else level
+
+
 class _VersionAction(argparse.Action):
     """``--version``: the package's version, and exit."""
 
@@ -298,8 +304,9 @@ def _add_daemon_options(sub: argparse.ArgumentParser) -> None:
     )
     add(
         "--log-level",
-        # Any case, as run()'s log_level: `--log-level DEBUG` is what many type.
-        type=str.lower,
+        # Any case, and "warn" for "warning", as run()'s log_level: `--log-level
+        # DEBUG` is what many type. The alias stays out of the choices --help lists.
+        type=_log_level,
         choices=["debug", "info", "warning", "error", "critical"],
         help="any case (default: info)",
     )
