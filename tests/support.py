@@ -70,6 +70,13 @@ def proc_status(pid: int) -> dict[str, str]:
         return dict(line.rstrip("\n").split(":\t", 1) for line in f if ":\t" in line)
 
 
+def signal_pending(pid: int, signum: int) -> bool:
+    """Whether ``signum`` waits, undelivered, for the process (its shared or own pending set)."""
+    status = proc_status(pid)
+    bit = 1 << (signum - 1)
+    return any(int(status[field], 16) & bit for field in ("ShdPnd", "SigPnd"))
+
+
 def proc_stat_fields(pid: int) -> list[str]:
     """Fields of ``/proc/PID/stat`` after the command name (state is index 0)."""
     with open(f"/proc/{pid}/stat", errors="surrogateescape") as f:
