@@ -20,6 +20,8 @@ import pytest
 from .support import (
     aiodaemon_cli,
     install_program,
+    is_alive,
+    kill_quietly,
     open_fds,
     read_json_lines,
     require_tool,
@@ -140,6 +142,7 @@ def test_a_reload_hook_started_by_the_rotations_sighup_writes_to_the_new_files(
     install_program("busy_reload_child", tmp_path)
     log, out, err = tmp_path / "app.jsonl", tmp_path / "out.log", tmp_path / "err.log"
     pid = start(tmp_path, "--log-file", log, "--stdout", out, "--stderr", err)
+    helpers = []
     try:
         for n in (1, 2):
             # logrotate's create, without its postrotate: the daemon sends itself the SIGHUP.
@@ -152,8 +155,18 @@ def test_a_reload_hook_started_by_the_rotations_sighup_writes_to_the_new_files(
             )
             assert out.read_text() == f"print {n}\n"
             helper = int(str(record["helper"]))
+            helpers.append(helper)
             fds = open_fds(helper)
             assert (fds[1], fds[2]) == (str(out), str(err))
     finally:
-        aiodaemon_cli("stop", "--pidfile", tmp_path / "app.pid", "--timeout", "10", cwd=tmp_path)
-    wait_gone(pid)
+        stopped = aiodaemon_cli(
+            "stop", "--pidfile", tmp_path / "app.pid", "--timeout", "10", cwd=tmp_path
+        )
+        wait_gone(pid)
+        # Its shutdown hook ends them: none may outlive the daemon.
+        left = [helper for helper in helpers if is_alive(helper)]
+        for helper in left:
+            kill_quietly(helper)
+    assert stopped.returncode == 0, stopped.stderr
+    assert left == []
+    assert not [line for line in read_json_lines(log) if line["event"] == "shutdown hook failed"]

@@ -5,7 +5,7 @@ Copied as app.py and started with ``aiodaemon start app:main --log-file F
 daemon SIGHUP: the log writer still has the burst to write when the reload
 begins. Reload number N prints ``print N`` and starts a ``sleep`` that
 inherits stdout and stderr, whose pid the record ``numbered`` (``n=N``)
-gives; the helpers are killed at the stop.
+gives; a shutdown hook kills the helpers.
 """
 
 from __future__ import annotations
@@ -47,9 +47,20 @@ async def restart_helper() -> None:
     _log.info("numbered", n=n, helper=helper.pid)
 
 
-async def main(ctx: aiodaemon.Context) -> None:
-    """Wait for the stop; then end the helpers."""
-    await ctx.wait_stopping()
+@aiodaemon.on_shutdown
+async def end_helpers() -> None:
+    """The helpers end with the daemon.
+
+    A shutdown hook, not code after ``wait_stopping()`` in ``main``: that is
+    cancelled at the shutdown's step for ``main``, and a helper not yet killed
+    by then outlived the daemon (docs/lifecycle.md).
+    """
     for helper in _helpers:
         helper.kill()
+    for helper in _helpers:
         await helper.wait()
+
+
+async def main(ctx: aiodaemon.Context) -> None:
+    """Wait for the stop."""
+    await ctx.wait_stopping()
