@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import shutil
+import socket
 import subprocess
 import tempfile
 import threading
@@ -11,8 +12,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import aiodaemon
+from aiodaemon._prefork._control_protocol import MAX_WAITING
 
-from .support import AIODAEMON, PROGRAMS, aiodaemon_cli, clean_env, kill_quietly, read_json_lines
+from .support import (
+    AIODAEMON,
+    PROGRAMS,
+    aiodaemon_cli,
+    clean_env,
+    kill_quietly,
+    read_json_lines,
+    wait_for,
+)
 
 
 class ControlApp:
@@ -120,3 +130,33 @@ def open_control_app() -> Iterator[ControlApp]:
         if holder is not None:
             kill_quietly(holder)
         shutil.rmtree(path, ignore_errors=True)
+
+
+def reload_request(app: ControlApp) -> socket.socket:
+    """A connection that asked for a reload (waiting up to 600 s for it)."""
+    conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    conn.connect(str(app.control))
+    conn.sendall(b'{"v": 1, "cmd": "reload", "timeout": 600}\n')
+    return conn
+
+
+@contextlib.contextmanager
+def reloads_waiting(app: ControlApp) -> Iterator[list[socket.socket]]:
+    """Every waiting slot held by a reload of a held hook; yields their connections.
+
+    As 32 parallel ``aiodaemon reload`` of a slow hook would: each waits, on its
+    connection, for the run that covers it. Leaving releases the hook.
+    """
+    app.steer("reload", "wait")
+    held: list[socket.socket] = []
+    try:
+        for _ in range(MAX_WAITING):
+            held.append(reload_request(app))
+        wait_for(lambda: app.reload_runs() == ["wait"], 30, "the held reload hook")
+        # Every request taken in: one runs the held hook, the others wait for the next run.
+        wait_for(lambda: len(app.records("reload queued")) >= MAX_WAITING - 1, 30, "32 waiters")
+        yield held
+    finally:
+        app.steer("reload-release")
+        for conn in held:
+            conn.close()

@@ -16,7 +16,7 @@ import pytest
 from aiodaemon._cli._control_client import ControlBusy, ask_patiently
 from aiodaemon._prefork._control_protocol import MAX_CONNECTIONS, MAX_WAITING
 
-from .control_support import ControlApp, open_control_app
+from .control_support import ControlApp, open_control_app, reload_request, reloads_waiting
 from .support import wait_for
 
 #: The control server's cap on connections waiting for a result.
@@ -45,14 +45,6 @@ def control_app() -> Iterator[ControlApp]:
         yield app
 
 
-def _reload_request(app: ControlApp) -> socket.socket:
-    """A connection that asked for a reload (waiting up to 600 s for it)."""
-    conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    conn.connect(str(app.control))
-    conn.sendall(b'{"v": 1, "cmd": "reload", "timeout": 600}\n')
-    return conn
-
-
 def _assert_reloaded(conn: socket.socket) -> None:
     """Read the answer a reload client gets once its run ends: a successful reload."""
     conn.settimeout(30)
@@ -64,30 +56,15 @@ def _assert_reloaded(conn: socket.socket) -> None:
 
 @pytest.fixture
 def full(control_app: ControlApp) -> Iterator[tuple[ControlApp, int]]:
-    """A daemon whose 32 waiting slots are held by reloads waiting on a held hook.
-
-    As 32 parallel ``aiodaemon reload`` of a slow hook would: each waits, on its
-    connection, for the run that covers it. Leaving releases the hook.
-    """
+    """A daemon whose 32 waiting slots are held by reloads waiting on a held hook."""
     app = control_app
     pid = app.start()
-    app.steer("reload", "wait")
-    held = []
-    try:
-        for _ in range(SLOTS):
-            held.append(_reload_request(app))
-        wait_for(lambda: app.reload_runs() == ["wait"], 30, "the held reload hook")
-        # Every request taken in: one runs the held hook, the others wait for the next run.
-        wait_for(lambda: len(app.records("reload queued")) >= SLOTS - 1, 30, "32 waiters")
+    with reloads_waiting(app) as held:
         yield app, pid
         # The slots were held all along: each waiter gets its answer once released.
         app.steer("reload-release")
         for conn in held:
             _assert_reloaded(conn)
-    finally:
-        app.steer("reload-release")
-        for conn in held:
-            conn.close()
 
 
 @contextlib.contextmanager
@@ -304,7 +281,7 @@ def _reload_is_taken_in(app: ControlApp) -> bool:
     machine would pass for one that took the request in.
     """
     queued = len(app.records("reload queued"))
-    with _reload_request(app) as probe:
+    with reload_request(app) as probe:
         probe.setblocking(False)
 
         def verdict() -> bytes | None:
@@ -330,9 +307,9 @@ def test_reload_clients_that_hang_up_give_their_slots_back(control_app: ControlA
     app = control_app
     app.start()
     app.steer("reload", "wait")
-    half_closed = _reload_request(app)
+    half_closed = reload_request(app)
     half_closed.shutdown(socket.SHUT_WR)
-    gone = [_reload_request(app) for _ in range(SLOTS - 1)]
+    gone = [reload_request(app) for _ in range(SLOTS - 1)]
     try:
         wait_for(lambda: app.reload_runs() == ["wait"], 30, "the held reload hook")
         wait_for(lambda: len(app.records("reload queued")) >= SLOTS - 1, 30, "32 waiters")

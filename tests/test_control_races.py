@@ -14,12 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from .control_support import ControlApp, open_control_app
+from aiodaemon._prefork._control_protocol import MAX_WAITING
+
+from .control_support import ControlApp, open_control_app, reloads_waiting
 from .support import PROGRAMS, PYTHON, aiodaemon_cli, is_alive, kill_quietly, wait_for
 
-#: The control server's cap (aiodaemon._prefork._control_protocol.MAX_CONNECTIONS).
-SLOTS = 32
-BUSY = f"busy: {SLOTS} control connections open"
+#: What a reload is told while every waiting slot is taken.
+BUSY = f"busy: {MAX_WAITING} control connections open"
 
 
 @pytest.fixture
@@ -27,21 +28,8 @@ def full() -> Iterator[tuple[ControlApp, int]]:
     """A daemon whose 32 control slots are held by reloads waiting on a held reload hook."""
     with open_control_app() as app:
         pid = app.start()
-        app.steer("reload", "wait")
-        held = []
-        try:
-            for _ in range(SLOTS):
-                conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-                conn.connect(str(app.control))
-                conn.sendall(b'{"v": 1, "cmd": "reload", "timeout": 600}\n')
-                held.append(conn)
-            wait_for(lambda: app.reload_runs() == ["wait"], 30, "the held reload hook")
-            wait_for(lambda: len(app.records("reload queued")) >= SLOTS - 1, 30, "32 waiters")
+        with reloads_waiting(app):
             yield app, pid
-        finally:
-            app.steer("reload-release")
-            for conn in held:
-                conn.close()
 
 
 def test_reload_waiting_for_a_slot_of_a_daemon_killed_meanwhile_says_nothing_reloaded(
