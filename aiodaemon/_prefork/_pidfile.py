@@ -111,7 +111,7 @@ class Pidfile:
         if not os.path.samestat(st, ours):
             return False
         owner = os.getpid() if owner is None else owner
-        return _parse_pid(os.pread(self.fd, 64, 0)) in (owner, None)
+        return _read_pid(self.fd) in (owner, None)
 
     def remove(self, owner: int | None = None) -> None:
         """Unlink the file if it is still ours (or ``owner``'s), then release the lock.
@@ -133,7 +133,7 @@ class Pidfile:
                     pass
                 except PermissionError:
                     os.ftruncate(self.fd, 0)
-            elif _parse_pid(os.pread(self.fd, 64, 0)) in (owner or os.getpid(), None):
+            elif _read_pid(self.fd) in (owner or os.getpid(), None):
                 # Unreachable by path (outside our chroot, or in a directory the user
                 # we dropped to cannot search), or no longer at it: the locked fd is
                 # still ours, so empty it rather than leave a pid that reads as "dead".
@@ -182,7 +182,7 @@ def acquire_pidfile(path: str | Path, *, owner: int | None = None) -> Pidfile:
                 )
             outcome = _lock_exclusive(fd, path, st, deadline)
             if outcome is _Lock.HELD:
-                raise AlreadyRunningError(str(path), _parse_pid(os.pread(fd, 64, 0)))
+                raise AlreadyRunningError(str(path), _read_pid(fd))
             if outcome is _Lock.TAKEN:
                 _refuse_other_content(fd, path)
                 # Only now is the content ours to change; an empty locked file reads
@@ -307,7 +307,7 @@ def _lock_exclusive(fd: int, path: str | Path, st: os.stat_result, deadline: flo
         try:
             fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
         except BlockingIOError:
-            pid = _parse_pid(os.pread(fd, 64, 0))
+            pid = _read_pid(fd)
             if pid is not None and has_file_open(pid, st):
                 return _held_by_daemon(path, st)  # a daemon that has written its pid
             # Empty, or naming a pid that does not hold it: a daemon still
@@ -394,6 +394,12 @@ def has_file_open(pid: int, st: os.stat_result) -> bool | None:
     from ._procfs import any_open_file
 
     return any_open_file(pid, lambda fd: os.path.samestat(os.stat(fd), st))
+
+
+def _read_pid(fd: int) -> int | None:
+    """The pid the pidfile open on ``fd`` names (see :func:`_parse_pid`)."""
+    # One byte more than a pidfile holds: a longer file is none.
+    return _parse_pid(os.pread(fd, _PID_TEXT_MAX + 1, 0))
 
 
 def _parse_pid(data: bytes) -> int | None:
