@@ -480,6 +480,25 @@ def test_listen_address_or_its_options_changed_is_refused(
             sock.connect(str(path))
 
 
+def test_health_address_changed_is_refused_naming_health(script: App) -> None:
+    """New code with another ``health=``: refused, naming ``health``, not ``listen[health]``.
+
+    The user gave ``health=``; a ``listen[health]`` sent them after a ``listen=``
+    entry they never wrote.
+    """
+    old = script.start(APP_HEALTH="127.0.0.1:0")
+    script.edit(
+        'options["health"] = os.environ["APP_HEALTH"]',
+        'options["health"] = "127.0.0.2:0"',
+    )
+    line = _one_clean_line(cli("upgrade", "--pidfile", str(script.pidfile)))
+    assert line == (
+        "aiodaemon: upgrade failed: health changed from 127.0.0.1:0 to 127.0.0.2:0;"
+        " an upgrade keeps the listening sockets (use restart to change them)"
+    )
+    assert script.pid() == old
+
+
 def test_unchanged_options_are_kept_by_an_upgrade(script: App) -> None:
     """The same ``unix:...?mode=0600`` in the new code: the upgrade takes the socket as it is."""
     path = script.directory / "u.sock"

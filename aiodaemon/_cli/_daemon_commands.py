@@ -17,7 +17,7 @@ from .._prefork._messages import write_line
 from .._prefork._pidfile_status import PidfileStatus, read_pidfile
 from ..exceptions import ConfigError, ExitCode
 from ._args import UsageError, control_path, owner
-from ._flags import daemon_options, explain_in_flags, flag_message, keywords_as_flags
+from ._flags import daemon_options, flag_message, in_flags, keywords_as_flags
 from ._parser import PROG, error
 
 TYPE_CHECKING = False  # not typing's: see aiodaemon/__init__.py
@@ -65,7 +65,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     # us ("Permission denied"), when "already running" is the answer.
     if args.pidfile is not None and not _is_successor() and _report_running(args, options):
         return ExitCode.ALREADY_RUNNING
-    return launch(daemon.hooks, program, options, explain=explain_in_flags(args))
+    return launch(daemon.hooks, program, options, explain=in_flags)
 
 
 def _cmd_start(args: argparse.Namespace) -> int:
@@ -143,7 +143,6 @@ def _start(
     from .._launch import launch, start_warnings
 
     pidfile: str | None = args.pidfile
-    explain = explain_in_flags(args)
 
     # A successor is started while its predecessor holds the pidfile, on purpose.
     if pidfile is not None and not _is_successor() and _report_running(args, options):
@@ -154,7 +153,7 @@ def _start(
         for warning in start_warnings(pid, options):
             error(f"{PROG}: {keywords_as_flags(warning)}")
 
-    code = launch(daemon.hooks, program, options, on_ready=on_ready, explain=explain)
+    code = launch(daemon.hooks, program, options, on_ready=on_ready, explain=in_flags)
     # Only errors before the fork come back here; a lost race for the lock is
     # still "already running", which LSB counts as a successful start.
     return ExitCode.OK if code == ExitCode.ALREADY_RUNNING else code

@@ -3,13 +3,12 @@
 ``run``, ``start`` and ``restart`` take ``run()``'s options as flags
 (``--log-file`` for ``log_file``), which ``run()``'s own parser checks; its
 errors name the keyword, so they are worded again with the flag the user typed
-(:func:`flag_message`, :func:`explain_in_flags`).
+(:func:`flag_message`, :func:`in_flags`).
 """
 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
 
 from ..exceptions import ConfigError, DaemonError
 from ._args import UsageError
@@ -18,7 +17,7 @@ TYPE_CHECKING = False  # not typing's: see aiodaemon/__init__.py
 if TYPE_CHECKING:
     from typing import Any
 
-__all__ = ["daemon_options", "explain_in_flags", "flag_message", "keywords_as_flags"]
+__all__ = ["daemon_options", "flag_message", "in_flags", "keywords_as_flags"]
 
 
 def daemon_options(
@@ -92,13 +91,7 @@ def keywords_as_flags(text: str) -> str:
     )
 
 
-def explain_in_flags(args: argparse.Namespace) -> Callable[[DaemonError], str]:
-    """How ``launch`` words its errors for this command line (see :func:`_in_flags`)."""
-    health = getattr(args, "health", None) is not None
-    return lambda exc: _in_flags(exc, health=health)
-
-
-def _in_flags(exc: DaemonError, *, health: bool = False) -> str:
+def in_flags(exc: DaemonError) -> str:
     """An error of the configure or acquire phase, worded with the flag the user typed.
 
     ``run()`` names its keyword options (``cannot open log_file PATH: ...``,
@@ -107,9 +100,8 @@ def _in_flags(exc: DaemonError, *, health: bool = False) -> str:
 
     Args:
         exc: the error ``launch`` reports.
-        health: whether ``--health`` was given: its socket is ``listen[health]``.
     """
-    from .._prefork._config import HEALTH_SOCKET, OPTION_NAMES
+    from .._prefork._config import OPTION_NAMES
 
     if isinstance(exc, ConfigError):
         return flag_message(exc)
@@ -122,8 +114,7 @@ def _in_flags(exc: DaemonError, *, health: bool = False) -> str:
             return keywords_as_flags(f"{_flag(option)}: {before}{after}")
     option, sep, message = text.partition(": ")
     if sep and option.partition("[")[0] in OPTION_NAMES:
-        flag = "--health" if health and option == f"listen[{HEALTH_SOCKET}]" else _flag(option)
-        return keywords_as_flags(f"{flag}: {message}")
+        return keywords_as_flags(f"{_flag(option)}: {message}")
     return keywords_as_flags(text)
 
 

@@ -184,12 +184,9 @@ def acquire(options: Options) -> Acquired:
                 # may connect to 0660 sockets, and the daemon may remove its own
                 # files at exit after the drop (see _unixbind for why not chown).
                 owner = (identity.uid, identity.gid) if identity is not None else (None, None)
-                try:
-                    acquired.listeners = stack.enter_context(
-                        open_listeners(_sockets_to_open(options), owner=owner)
-                    )
-                except StartupError as exc:
-                    raise _named_as_health(exc, options) from exc.__cause__
+                acquired.listeners = stack.enter_context(
+                    open_listeners(_sockets_to_open(options), owner=owner)
+                )
             if options.control is not None and _control_wanted(options):
                 # Bound now, while the directory may still be root-only; given to
                 # the user we drop to, so the daemon can answer on it afterwards.
@@ -274,19 +271,6 @@ def _control_wanted(options: Options) -> bool:
         "writable); status and reload fall back to the pidfile and signals"
     )
     return False
-
-
-def _named_as_health(exc: StartupError, options: Options) -> StartupError:
-    """``exc``, naming ``health`` where it says ``listen[health]`` of the health socket.
-
-    The user gave ``health=``, not a ``listen=`` entry: "listen[health]: cannot
-    bind ..." sent them looking for one (the CLI already said ``--health``).
-    """
-    prefix = f"listen[{HEALTH_SOCKET}]: "
-    text = str(exc)
-    if options.health is None or not text.startswith(prefix):
-        return exc
-    return StartupError(f"health: {text.removeprefix(prefix)}")
 
 
 def _sockets_to_open(options: Options) -> dict[str, ListenAddress]:

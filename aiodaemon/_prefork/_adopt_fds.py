@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from ..exceptions import StartupError
+from ._config import socket_label
 from ._pidfile import Pidfile
 from ._sockets import Listeners
 
@@ -104,7 +105,7 @@ def adopt_socket(
     entry = handoff.entry(role, name)
     if entry is None:
         return None
-    label = f"listen[{name}]" if role == "listen" else role
+    label = socket_label(name) if role == "listen" else role
     # An old daemon that did not say its options (None): only the address is known.
     was = entry.options if entry.options is not None else options
     if (entry.configured, was) != (configured, options):

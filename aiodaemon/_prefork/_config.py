@@ -28,6 +28,7 @@ __all__ = [
     "OPTION_NAMES",
     "Options",
     "parse_options",
+    "socket_label",
 ]
 
 _LEVELS = {
@@ -482,6 +483,16 @@ def _listen(value: object) -> dict[str, ListenAddress]:
 #: The ``listen=`` name the health socket takes: systemd socket activation passes
 #: it as the fd named "health" (``FileDescriptorName=health``).
 HEALTH_SOCKET = "health"
+
+
+def socket_label(name: str) -> str:
+    """How messages name socket ``name``: ``health`` for the health socket, else ``listen[NAME]``.
+
+    The user gave ``health=``, not a ``listen=`` entry ("health" is refused as a
+    ``listen=`` name), so "listen[health]: cannot bind ..." would send them
+    looking for one.
+    """
+    return "health" if name == HEALTH_SOCKET else f"listen[{name}]"
 
 
 def _serving_options(raw: Mapping[str, Any]) -> dict[str, Any]:

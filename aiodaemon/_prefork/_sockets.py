@@ -18,6 +18,7 @@ from collections.abc import Iterable, Iterator, Mapping, MutableMapping
 
 from ..exceptions import StartupError
 from ._addresses import InetAddress, ListenAddress, UnixAddress, encoded_host
+from ._config import socket_label
 from ._unixbind import bind_unix_listener, unlink_if_ours
 
 __all__ = ["LISTEN_VARIABLES", "Listeners", "is_privileged_port", "open_listeners"]
@@ -188,7 +189,7 @@ def open_listeners(
                     sock = _bind_inet(address)
             except socket.gaierror as exc:
                 raise StartupError(
-                    f"listen[{name}]: cannot resolve {_show(address)}: {exc.strerror}"
+                    f"{socket_label(name)}: cannot resolve {_show(address)}: {exc.strerror}"
                 ) from exc
             except OSError as exc:
                 reason = exc.strerror or str(exc)
@@ -203,7 +204,7 @@ def open_listeners(
                         " activation, or grant CAP_NET_BIND_SERVICE)"
                     )
                 raise StartupError(
-                    f"listen[{name}]: cannot bind {_show(address)}: {reason}"
+                    f"{socket_label(name)}: cannot bind {_show(address)}: {reason}"
                 ) from exc
             sockets[name] = sock
     except BaseException:
@@ -341,12 +342,12 @@ def _adopt(listen: Mapping[str, ListenAddress], env: Mapping[str, str]) -> Liste
         fds = by_name.get(name, [])
         if not fds:
             raise StartupError(
-                f"listen[{name}]: the service manager passed no socket named {name!r} "
+                f"{socket_label(name)}: the service manager passed no socket named {name!r} "
                 f"(passed: {passed}); set FileDescriptorName={name} in the .socket unit"
             )
         if len(fds) > 1:
             raise StartupError(
-                f"listen[{name}]: the service manager passed {len(fds)} sockets named "
+                f"{socket_label(name)}: the service manager passed {len(fds)} sockets named "
                 f"{name!r}; one socket per name is supported"
             )
         chosen[name] = fds[0]
@@ -372,17 +373,17 @@ def _adopt_fd(name: str, fd: int) -> socket.socket:
         sock = socket.socket(fileno=fd)
     except OSError as exc:
         raise StartupError(
-            f"listen[{name}]: passed fd {fd} is not a usable socket: {exc.strerror or exc}"
+            f"{socket_label(name)}: passed fd {fd} is not a usable socket: {exc.strerror or exc}"
         ) from exc
     try:
         if sock.getsockopt(socket.SOL_SOCKET, socket.SO_TYPE) != socket.SOCK_STREAM:
             raise StartupError(
-                f"listen[{name}]: passed fd {fd} is not a stream socket "
+                f"{socket_label(name)}: passed fd {fd} is not a stream socket "
                 "(use ListenStream= in the .socket unit)"
             )
         if not sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN):
             raise StartupError(
-                f"listen[{name}]: passed fd {fd} is not listening (Accept=no is required)"
+                f"{socket_label(name)}: passed fd {fd} is not listening (Accept=no is required)"
             )
         sock.setblocking(False)
         sock.set_inheritable(False)
