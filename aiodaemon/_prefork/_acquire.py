@@ -176,7 +176,7 @@ def acquire(options: Options) -> Acquired:
                     acquired.stderr = open_output(
                         "stderr", options.stderr, owner=user_uid, created=created
                     )
-            acquired.warnings = _full_disks(acquired, options, user_uid)
+            acquired.warnings = _output_warnings(acquired, options, user_uid)
             if options.listen or options.health is not None:
                 from ._sockets import open_listeners
 
@@ -233,8 +233,8 @@ def _load_modules(options: Options) -> None:
         from . import _control_socket, _unixbind  # noqa: F401  (by _control_socket)
 
 
-def _full_disks(acquired: Acquired, options: Options, owner: int | None) -> list[StartupError]:
-    """A warning for each output file (log, stdout, stderr) whose disk or size limit is full."""
+def _output_warnings(acquired: Acquired, options: Options, owner: int | None) -> list[StartupError]:
+    """A warning for each output file (log, stdout, stderr) another account owns or that is full."""
     logs = acquired.logs
     outputs = (
         ("log_file", None if logs is None or logs.file is None else logs.file.fd, options.log_file),
@@ -244,13 +244,16 @@ def _full_disks(acquired: Acquired, options: Options, owner: int | None) -> list
     warnings: list[StartupError] = []
     for option, fd, path in outputs:
         if fd is not None and path is not None:
-            from ._safeopen import full_disk_warning, size_limit_warning  # loaded: it opened it
+            # loaded: it opened the file
+            from ._safeopen import foreign_owner_warning, full_disk_warning, size_limit_warning
 
-            warning = full_disk_warning(fd, option, path, owner=owner) or size_limit_warning(
-                fd, option, path
-            )
-            if warning is not None:
-                warnings.append(warning)
+            for warning in (
+                foreign_owner_warning(fd, option, path, owner=owner),
+                full_disk_warning(fd, option, path, owner=owner)
+                or size_limit_warning(fd, option, path),
+            ):
+                if warning is not None:
+                    warnings.append(warning)
     return warnings
 
 

@@ -28,6 +28,7 @@ __all__ = [
     "CreatedFiles",
     "UnsafeFileError",
     "describe_mode",
+    "foreign_owner_warning",
     "full_disk_warning",
     "open_append",
     "open_output",
@@ -251,6 +252,47 @@ def full_disk_warning(
     lost = "records are" if option == "log_file" else "output is"
     return StartupError(
         f"{option} {path}: its file system is full; {lost} lost until space is freed",
+        option=option,
+    )
+
+
+def foreign_owner_warning(
+    fd: int, option: str, path: str | os.PathLike[str], *, owner: int | None = None
+) -> StartupError | None:
+    """What to tell the terminal when another account owns ``fd``'s file, else None.
+
+    An existing file is appended to whoever owns it (an administrator may have
+    set one up for a log shipper), but its owner can read all the daemon writes
+    there and rewrite it: say a root daemon's log left owned by the account an
+    earlier run dropped to with ``user=``, which DESIGN's threat model says may
+    be compromised. The daemon's own files and root's are fine.
+
+    Args:
+        fd: the opened file.
+        option: the keyword option that named it.
+        path: its path.
+        owner: the uid the daemon drops to, if any.
+    """
+    try:
+        uid = os.fstat(fd).st_uid
+    except OSError:
+        return None
+    daemon_uid = os.geteuid() if owner is None else owner
+    if uid in (0, daemon_uid):
+        return None
+    import pwd
+
+    def name(uid: int) -> str | None:
+        try:
+            return pwd.getpwuid(uid).pw_name
+        except KeyError:
+            return None
+
+    holder = f"{name(uid)} (uid {uid})" if name(uid) else f"uid {uid}"
+    return StartupError(
+        f"{option} {path} is owned by {holder}, not by the daemon's user"
+        f" {name(daemon_uid) or daemon_uid}: that account can read and rewrite what the"
+        " daemon writes there (chown the file)",
         option=option,
     )
 
