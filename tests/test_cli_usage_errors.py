@@ -145,3 +145,33 @@ def test_log_level_warn_is_taken_as_run_takes_it(tmp_path: Path, level: str) -> 
     # At warning, none of a clean run's info records (starting, ready, exit).
     levels = [json.loads(line)["level"] for line in log.read_text().splitlines()]
     assert "info" not in levels
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["run", "tests.programs.forever:main", "--shutdown-timeout"],
+        ["start", "tests.programs.forever:main", "--start-timeout"],
+        ["restart", "tests.programs.forever:main", "--drain-delay"],
+        ["run", "tests.programs.forever:main", "--umask"],
+        ["restart", "tests.programs.forever:main", "--timeout"],
+        ["stop", "--pidfile", "/nonexistent/app.pid", "--timeout"],
+        ["reload", "--pidfile", "/nonexistent/app.pid", "--timeout"],
+        ["status", "--pidfile", "/nonexistent/app.pid", "--timeout"],
+        ["upgrade", "--pidfile", "/nonexistent/app.pid", "--timeout"],
+    ],
+    ids=lambda command: f"{command[0]} {command[-1]}",
+)
+def test_a_negative_number_is_refused_as_its_flag_refuses_it(command: list[str]) -> None:
+    """``--timeout -inf`` says what ``--timeout=-inf`` says ("expected one argument" before).
+
+    argparse took only ``-1`` and ``-0.5`` for values: ``-inf``, ``-nan`` or
+    ``-1e3`` looked like an unknown option, so the flag seemed to lack its value.
+    """
+    for value in ("-1", "-0.5", "-inf", "-nan", "-1e3", "-Infinity"):
+        spaced = aiodaemon_cli(*command, value)
+        joined = aiodaemon_cli(*command[:-1], f"{command[-1]}={value}")
+        assert (spaced.returncode, spaced.stderr) == (2, joined.stderr), value
+        (line,) = spaced.stderr.splitlines()
+        assert line.startswith(f"aiodaemon: {command[-1]}: "), line
+        assert repr(value)[1:-1] in line or "-0o1" in line, line

@@ -11,6 +11,7 @@ import argparse
 import itertools
 import math
 import os
+import re
 import sys
 from collections.abc import Callable, Mapping, Sequence
 
@@ -59,6 +60,13 @@ def _terminal_columns() -> int:
         return 80
 
 
+#: What ``float()`` reads with a leading minus (no option here looks like one).
+_NEGATIVE_NUMBER = re.compile(
+    r"^-(?:(?:\d[\d_]*\.?[\d_]*|\.\d[\d_]*)(?:e[+-]?\d[\d_]*)?|inf(?:inity)?|nan)$",
+    re.IGNORECASE,
+)
+
+
 class Parser(argparse.ArgumentParser):
     """An ArgumentParser whose errors are one line and exit 2, as every usage error here.
 
@@ -68,6 +76,10 @@ class Parser(argparse.ArgumentParser):
 
     def __init__(self, *args: Any, argv: Sequence[str] = (), **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        # argparse takes only "-1" and "-.5" for negative numbers: "-inf", "-nan"
+        # or "-1e3" after a flag looked like an unknown option, and the flag
+        # was said to lack its value instead of its value being refused.
+        self._negative_number_matcher = _NEGATIVE_NUMBER
         #: the command line, to explain an error argparse reports without context.
         self.argv = list(argv)
 
