@@ -255,6 +255,7 @@ class DaemonContext:
             check_pidfile_protocol(self.pidfile)
         own_at: str | None = None
         if own is not None:
+            own.check_path()
             # Where the daemon would open a relative path (python-daemon's file).
             try:
                 own_at = pidfile_location(own.path, self.working_directory, self.chroot_directory)

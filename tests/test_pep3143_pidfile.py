@@ -276,3 +276,30 @@ def test_a_pidfile_older_than_the_live_process_it_names_is_stale(tmp_path: Path)
     finally:
         sleeper.kill()
         sleeper.wait()
+
+
+@pytest.mark.parametrize(("path", "said"), [("", "must not be empty"), ("a\0b", "NUL byte")])
+def test_an_empty_pidfile_path_is_named_as_such(tmp_path: Path, path: str, said: str) -> None:
+    """``PidFile("")``: open() and acquire() say the path is empty ("/ is a directory" before)."""
+    code = (
+        "import os, sys\n"
+        "from aiodaemon import pep3143 as daemon\n"
+        "from aiodaemon.exceptions import StartupError\n"
+        f"path = {path!r}\n"
+        "context = daemon.DaemonContext(\n"
+        "    working_directory='/', pidfile=daemon.PidFile(path), detach_process=False\n"
+        ")\n"
+        "for step in (context.open, daemon.PidFile(path).acquire):\n"
+        "    try:\n"
+        "        step()\n"
+        "    except StartupError as exc:\n"
+        "        print(exc, os.getcwd() == sys.argv[2], context.is_open)\n"
+    )
+    result = python(["-c", code, "", tmp_path], cwd=tmp_path)
+    lines = result.stdout.splitlines()
+    assert len(lines) == 2, result.stderr
+    for line in lines:
+        assert line.startswith("pidfile: "), line
+        assert line.endswith(" True False"), line  # nothing changed, nothing opened
+        assert said in line, line
+    assert list(tmp_path.iterdir()) == []

@@ -163,6 +163,7 @@ class PidFile:
         # which read_pid() and is_locked() may run where an import can fail.
         from ._pidfile_status import read_pidfile  # noqa: F401
 
+        self.check_path()
         wait = self.acquire_timeout if timeout is None else timeout
         if wait is None:
             wait = self.timeout
@@ -185,6 +186,28 @@ class PidFile:
                 raise
             else:
                 return
+
+    def check_path(self) -> None:
+        """Refuse a path that can name no file, in the words ``run(pidfile=...)`` uses.
+
+        An empty one was taken for the current directory ("pidfile / is a
+        directory"), and a NUL byte raised Python's own ValueError.
+
+        Raises:
+            StartupError: the path is empty or holds a NUL byte.
+        """
+        from ..exceptions import StartupError
+        from ._pep3143_pidfile import widen_to_lockfile_error
+
+        problem = None
+        if not self.path:
+            problem = "must not be empty"
+        elif "\0" in os.fsdecode(self.path):  # bytes: refused later, as before
+            problem = f"must not contain a NUL byte: {self.path!r}"
+        if problem is not None:
+            exc = StartupError(f"pidfile: {problem}")
+            widen_to_lockfile_error(exc, waited=False)
+            raise exc
 
     def keep_from_forked_children(self) -> None:
         """Let every child this process forks from now on give up the lock at once.
