@@ -26,6 +26,7 @@ import signal
 from ._prefork import _detach, _pep3143_open, _pidlock
 from ._prefork._pep3143_open import (
     check_numbers,
+    check_paths,
     describe,
     fork_away,
     lock_and_change_environment,
@@ -247,6 +248,7 @@ class DaemonContext:
             return
         refuse_detach_as_pid1(self)
         check_numbers(self)
+        check_paths(self)
         handlers = signal_handlers(self)
         preserved = preserved_fds(self)
         streams = [stream_fd(name, getattr(self, name)) for name in ("stdin", "stdout", "stderr")]

@@ -255,3 +255,37 @@ def test_working_directory_under_the_chroot_given_as_a_host_path(tmp_path: Path)
     result = run_case("chroot_host_workdir", tmp_path)
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "report").read_text() == "/data ['data']\n"
+
+
+#: fd numbers a test child has not opened (subprocess closes what it does not pass).
+_CLOSED_FD = 700
+
+
+@pytest.mark.parametrize(
+    ("settings", "said"),
+    [
+        ({"stdin": _CLOSED_FD}, f"[Errno 9] stdin: {_CLOSED_FD} is not an open file descriptor"),
+        ({"stderr": _CLOSED_FD}, f"[Errno 9] stderr: {_CLOSED_FD} is not an open file descriptor"),
+        ({"stdout": 2**40}, f"stdout: {2**40} has no file descriptor for the daemon's stdout"),
+        ({"working_directory": None}, "working_directory: must be a path, not None"),
+        ({"working_directory": ""}, "working_directory: must not be empty"),
+        (
+            {"working_directory": "/tm\0p"},
+            "working_directory: must not contain a NUL byte: '/tm\\x00p'",
+        ),
+        ({"chroot_directory": 5}, "chroot_directory: must be a path, not int"),
+        ({"chroot_directory": ""}, "chroot_directory: must not be empty"),
+    ],
+)
+def test_unusable_streams_and_directories_are_refused_before_anything_changes(
+    tmp_path: Path, settings: dict[str, object], said: str
+) -> None:
+    """A closed stdin fd, ``working_directory=None``: DaemonOSEnvironmentError, nothing changed.
+
+    They raised a bare OSError (EBADF, after the fork when detached), TypeError
+    or ValueError, which python-daemon wraps (``working_directory=None``) or
+    a program's ``except daemon.DaemonError`` cannot catch.
+    """
+    result = python([program("pep3143_settings"), json.dumps(settings), "say"], cwd=tmp_path)
+    assert (result.returncode, result.stderr) == (0, "")
+    assert result.stdout == f"DaemonError {tmp_path} False\n{said}\n"

@@ -59,6 +59,7 @@ __all__ = [
     "DaemonOSEnvironmentError",
     "DaemonProcessDetachError",
     "check_numbers",
+    "check_paths",
     "describe",
     "fork_away",
     "lock_and_change_environment",
@@ -142,6 +143,33 @@ def check_numbers(context: Context) -> None:
             )
 
 
+def check_paths(context: Context) -> None:
+    """Refuse a ``working_directory`` or ``chroot_directory`` no system call takes.
+
+    ``working_directory=None`` raised chdir's TypeError (python-daemon's
+    DaemonOSEnvironmentError), a NUL byte a ValueError, an empty path "No
+    such file or directory" naming nothing.
+
+    Raises:
+        DaemonOSEnvironmentError: naming the attribute, as :func:`check_numbers`.
+    """
+    for name in ("working_directory", "chroot_directory"):
+        value = getattr(context, name)
+        if value is None and name == "chroot_directory":
+            continue
+        # chdir also takes a directory's fd (python-daemon passes it through); chroot does not.
+        if name == "working_directory" and isinstance(value, int) and not isinstance(value, bool):
+            continue
+        if not isinstance(value, str | bytes | os.PathLike):
+            what = "None" if value is None else type(value).__name__
+            raise DaemonOSEnvironmentError(f"{name}: must be a path, not {what}")
+        text = os.fsdecode(value)
+        if not text:
+            raise DaemonOSEnvironmentError(f"{name}: must not be empty")
+        if "\0" in text:
+            raise DaemonOSEnvironmentError(f"{name}: must not contain a NUL byte: {text!r}")
+
+
 #: past a C int: no descriptor, and the fd closing after the fork would overflow.
 _FD_END = 2**31
 
@@ -172,12 +200,20 @@ def stream_fd(name: str, stream: object) -> int | None:
 
     Raises:
         DaemonError: the stream has no fd.
+        DaemonOSEnvironmentError: its fd is not open (``dup2`` failed with
+            EBADF after the fork, where the caller never saw it).
     """
     if stream is None:
         return None
     fd = _fileno(stream)
-    if not isinstance(fd, int) or fd < 0:
+    if isinstance(fd, bool) or not isinstance(fd, int) or not 0 <= fd < _FD_END:
         raise DaemonError(f"{name}: {stream!r} has no file descriptor for the daemon's {name}")
+    try:
+        os.fstat(fd)
+    except OSError as exc:
+        raise DaemonOSEnvironmentError(
+            exc.errno, f"{name}: {stream!r} is not an open file descriptor"
+        ) from exc
     return fd
 
 
