@@ -62,6 +62,8 @@ def test_defaults_follow_the_pep_except_umask() -> None:
         ("{signal.SIGUSR1: 42}", "signal_map: 42 for 10 is not a handler"),
         ("{signal.SIGKILL: None}", "signal_map: SIGKILL cannot be handled"),
         ("{0: None}", "signal_map: 0 is not a signal number"),
+        # Below SIGRTMIN, reserved by glibc for its threads: signal.signal() says EINVAL.
+        ("{32: None}", "signal_map: signal 32 cannot be handled"),
     ],
 )
 def test_unusable_signal_map_is_refused_before_anything_changes(

@@ -108,6 +108,10 @@ def signal_handlers(context: Context) -> dict[int, Any]:
             raise DaemonError(f"signal_map: {signum!r} is not a signal number") from exc
         if signum in (signal.SIGKILL, signal.SIGSTOP):
             raise DaemonError(f"signal_map: {signal.Signals(signum).name} cannot be handled")
+        if signum not in signal.valid_signals():
+            # 32 and 33, below SIGRTMIN: glibc keeps them for its threads, and
+            # signal.signal() raised EINVAL once open() had changed the cwd.
+            raise DaemonError(f"signal_map: signal {int(signum)} cannot be handled")
         if target is None:
             handlers[signum] = signal.SIG_IGN
         elif isinstance(target, str):
