@@ -168,10 +168,10 @@ def test_a_negative_number_is_refused_as_its_flag_refuses_it(command: list[str])
     argparse took only ``-1`` and ``-0.5`` for values: ``-inf``, ``-nan`` or
     ``-1e3`` looked like an unknown option, so the flag seemed to lack its value.
     """
-    for value in ("-1", "-0.5", "-inf", "-nan", "-1e3", "-Infinity"):
+    for value in ("-1", "-0.5", "-inf", "-nan", "-1e3", "-Infinity", "-0o22"):
         spaced = aiodaemon_cli(*command, value)
         joined = aiodaemon_cli(*command[:-1], f"{command[-1]}={value}")
         assert (spaced.returncode, spaced.stderr) == (2, joined.stderr), value
         (line,) = spaced.stderr.splitlines()
         assert line.startswith(f"aiodaemon: {command[-1]}: "), line
-        assert repr(value)[1:-1] in line or "-0o1" in line, line
+        assert value in line or "-0o1" in line, line

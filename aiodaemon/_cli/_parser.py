@@ -60,9 +60,11 @@ def _terminal_columns() -> int:
         return 80
 
 
-#: What ``float()`` reads with a leading minus (no option here looks like one).
+#: What ``float()`` or ``int(text, 0)`` (``--umask -0o22``) reads with a leading
+#: minus; no option here looks like one.
 _NEGATIVE_NUMBER = re.compile(
-    r"^-(?:(?:\d[\d_]*\.?[\d_]*|\.\d[\d_]*)(?:e[+-]?\d[\d_]*)?|inf(?:inity)?|nan)$",
+    r"^-(?:(?:\d[\d_]*\.?[\d_]*|\.\d[\d_]*)(?:e[+-]?\d[\d_]*)?"
+    r"|0[box][\da-f_]+|inf(?:inity)?|nan)$",
     re.IGNORECASE,
 )
 
