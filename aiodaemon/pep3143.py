@@ -236,7 +236,8 @@ class DaemonContext:
 
         Raises:
             AlreadyRunningError: the ``PidFile`` is held by a live process.
-            DaemonOSEnvironmentError: chroot, cwd, owner, umask or limit failed.
+            DaemonOSEnvironmentError: chroot, cwd, owner, umask or limit failed,
+                a directory is no path, or a stream's fd is not open.
             DaemonProcessDetachError: the fork failed, or ``detach_process`` is
                 true in PID 1 (a container's entrypoint), whose exit would kill
                 the daemon: nothing is changed then.
