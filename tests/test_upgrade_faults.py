@@ -524,6 +524,38 @@ def test_successor_import_error_is_one_clean_line(app: App) -> None:
 
 @pytest.mark.parametrize(
     ("mode", "why"),
+    [
+        ("raise", "startup failed: RuntimeError: cannot start v1"),
+        ("main-raise", "main failed: RuntimeError: main of v1 failed"),
+    ],
+)
+def test_failed_successor_logs_its_exit_before_it_is_killed(app: App, mode: str, why: str) -> None:
+    """A successor that fails and says so ends its run and logs its ``exit``, as any daemon."""
+    directory = app.directory
+    old = app.start("--listen", f"u=unix:{directory}/u.sock")
+    app.edit('MODE = ""', f'MODE = "{mode}"')
+    result = cli("upgrade", "--pidfile", str(app.pidfile), "--timeout", "30")
+    assert result.returncode == 1
+    assert why in result.stderr
+    [failed] = wait_for(lambda: app.records("upgrade failed"), 10, "the upgrade failed record")
+    successor = failed["successor"]
+    assert isinstance(successor, int)
+    wait_gone(successor)
+    # Gone: whatever its log writer had to write is in the file by now.
+    assert [r for r in app.records("shutdown finished") if r["pid"] == successor]
+    [exited] = [r for r in app.records("exit") if r["pid"] == successor]
+    assert exited["status"] == 1
+    assert exited["reason"] == why
+    # Its own end touched nothing of the old daemon's, which serves on.
+    assert _leftovers(directory) == ["app.pid", "app.pid.ctl", "u.sock"]
+    assert app.pid() == old
+    assert app.get() == f"v1 {old}"
+    status = cli("status", "--pidfile", str(app.pidfile))
+    assert status.stdout.startswith(f"running (pid {old},")
+
+
+@pytest.mark.parametrize(
+    ("mode", "why"),
     [("main-raise", ": main failed: RuntimeError: main of v1 failed\n"), ("main-return", "\n")],
 )
 def test_successor_whose_main_ends_at_once_is_rolled_back(app: App, mode: str, why: str) -> None:

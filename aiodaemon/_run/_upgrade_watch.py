@@ -29,6 +29,9 @@ __all__ = ["SuccessorWatch"]
 
 #: Bytes of the successor's stderr kept for the error message.
 _STDERR_TAIL = 8192
+#: Seconds a successor that said why it fails is given to end on its own before
+#: the kill: its last records (its ``exit``, its shutdown hooks') are written then.
+_END_GRACE = 5.0
 #: ``PF_EXITING`` in the flags of ``/proc/PID/stat``: set as a process begins
 #: to exit, before its descriptors are closed.
 _PF_EXITING = 0x4
@@ -95,6 +98,12 @@ class SuccessorWatch:
             waited: the ``within`` it was given.
             ready: it had reported ready (it failed before it took over).
         """
+        if line is not None and line.startswith(b"E"):
+            # It said why and is on its way out, as a failed start's daemon
+            # whose launcher has its verdict: killed at once, it lost the end
+            # of its log (its "exit" record, records still queued to write).
+            ending: set[asyncio.Future[Any]] = {self._exited, self._stopped}
+            await asyncio.wait(ending, timeout=_END_GRACE, return_when=asyncio.FIRST_COMPLETED)
         # Let the stderr pump catch up a moment after the successor exited.
         with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError, OSError):
             await asyncio.wait_for(asyncio.shield(self._pump), 0.5)
