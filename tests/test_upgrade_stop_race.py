@@ -12,12 +12,15 @@ from .test_upgrade_faults import _end_what_is_left, _successor_starting, _upgrad
 from .test_upgrade_faults import app as app
 
 PAUSED_CONNECT = REPO / "tests" / "programs" / "paused_connect"
+PAUSED_LOCK_LOOK = REPO / "tests" / "programs" / "paused_lock_look"
 
 
-def _paused_command(app: App, pause: Path, *args: str) -> subprocess.Popen[str]:
-    """``aiodaemon ARGS --pidfile P``, paused before its request (see paused_connect)."""
+def _paused_command(
+    app: App, pause: Path, *args: str, pauser: Path = PAUSED_CONNECT
+) -> subprocess.Popen[str]:
+    """``aiodaemon ARGS --pidfile P``, paused before its request (see ``pauser``)."""
     pause.mkdir()
-    pythonpath = os.pathsep.join([str(PAUSED_CONNECT), str(REPO)])
+    pythonpath = os.pathsep.join([str(pauser), str(REPO)])
     return subprocess.Popen(
         [str(AIODAEMON), *args, "--pidfile", str(app.pidfile)],
         env=clean_env({"PYTHONPATH": pythonpath, "AIODAEMON_TEST_PAUSE": str(pause)}),
@@ -27,7 +30,9 @@ def _paused_command(app: App, pause: Path, *args: str) -> subprocess.Popen[str]:
     )
 
 
-def _hand_over_while_paused(app: App, pause: Path, *args: str) -> tuple[int, int, str, str]:
+def _hand_over_while_paused(
+    app: App, pause: Path, *args: str, pauser: Path = PAUSED_CONNECT
+) -> tuple[int, int, str, str]:
     """Start an upgrade; run ``aiodaemon ARGS`` once the new process starts, paused after its
     look at the pidfile until the hand-over is done. (old pid, new pid, its stdout, stderr)."""
     gate = app.directory / "gate"
@@ -39,7 +44,7 @@ def _hand_over_while_paused(app: App, pause: Path, *args: str) -> tuple[int, int
     try:
         successor = _successor_starting(app)
         wait_for((app.directory / "gate.entered").exists, 30, "the startup hook")
-        command = _paused_command(app, pause, *args)
+        command = _paused_command(app, pause, *args, pauser=pauser)
         wait_for((pause / "paused").exists, 30, "the command to look at the pidfile")
         gate.touch()
         out, err = upgrade.communicate(timeout=60)
@@ -69,6 +74,21 @@ def test_stop_that_read_the_old_pid_before_the_hand_over_stops_the_new_daemon(
         f"aiodaemon: pid {old} handed over to pid {successor} (an upgrade) meanwhile; stopping it\n"
         f"aiodaemon: stopped (pid {successor})\n"
     )
+    wait_gone(successor)
+    wait_gone(old)
+    assert not app.pidfile.exists()
+    assert cli("status", "--pidfile", str(app.pidfile)).returncode == 3
+
+
+def test_stop_that_verified_the_old_pid_before_the_hand_over_stops_the_new_daemon(
+    app: App, tmp_path: Path
+) -> None:
+    """``stop`` verified the old pid, the hand-over came before it read the lock's taker."""
+    pause = tmp_path / "pause"
+    old, successor, _, said = _hand_over_while_paused(app, pause, "stop", pauser=PAUSED_LOCK_LOOK)
+    # Whether it follows the hand-over or meets the new process first, it stops
+    # the new process: it said "stopped (pid OLD)", exit 0, and the new one served on.
+    assert said.endswith(f"aiodaemon: stopped (pid {successor})\n"), said
     wait_gone(successor)
     wait_gone(old)
     assert not app.pidfile.exists()

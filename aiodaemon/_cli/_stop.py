@@ -27,7 +27,7 @@ from ._control_client import (
 )
 from ._control_trust import ControlUntrusted, say_ignored
 from ._stale import remove_stale
-from ._taken_over import lock_of, taken_over
+from ._taken_over import lock_taker, taken_over
 
 TYPE_CHECKING = False  # not typing's: see aiodaemon/__init__.py
 if TYPE_CHECKING:
@@ -86,13 +86,19 @@ def stop(
     # Seen before the holder is verified: a socket gone by the time we ask was
     # removed by the daemon at the very end of its exit, not never there.
     had_socket = control is not None and os.path.lexists(control)
+    # Whose lock the daemon holds: an upgrade's new process inherits it, a
+    # daemon started since (a `start` racing us) holds another. Read before
+    # the holder is verified, so that it is the verified holder's lock (or an
+    # older one, which follows nothing): read after, a hand-over done in
+    # between left nothing to follow, and the new process serving on.
+    # None: no hand-over to follow (a pidfile removed or emptied is never upgraded).
+    taker = lock_taker(path)
     holder = _holder(
         path, not_running=ControlCode.OK, remove_stale=True, control=control, owner=owner
     )
     if isinstance(holder, int):
         return holder
     pid, pidfd = holder
-    taker: int | None = None
 
     def handed_to() -> int | None:
         return None if taker is None else taken_over(path, pid, taker=taker)
@@ -101,10 +107,6 @@ def stop(
     claim = None
     successor: int | None = None
     try:
-        # Whose lock the daemon holds: an upgrade's new process inherits it, a
-        # daemon started since (a `start` racing us) holds another. None: no
-        # hand-over to follow (a pidfile removed or emptied is never upgraded).
-        taker = lock_of(path, pid)
         asked, budget = _Asked.SIGNAL, None
         wait = DEFAULT_TIMEOUT if timeout is None else timeout
         if control is not None:

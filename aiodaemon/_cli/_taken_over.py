@@ -12,12 +12,13 @@ chain of upgrades); a daemon started afresh takes a lock of its own. Under
 ``run`` that lock is in its own name, but ``start`` takes it in the launcher
 before the fork: named after another process than its holder, as an
 inherited one is. Only the taker seen while the old daemon held the lock
-(:func:`lock_of`) tells the two apart; without it, a ``stop`` racing a fresh
-``start`` stopped the new daemon too, "handed over ... (an upgrade)".
+(:func:`lock_taker`, read by ``stop`` before it verifies the holder) tells the
+two apart; without it, a ``stop`` racing a fresh ``start`` stopped the new
+daemon too, "handed over ... (an upgrade)".
 
 Read only when a command meets another holder than the one it asked, and by
-``stop`` once up front (:func:`lock_of`, which must be read while the old
-daemon holds the lock; a stop waits for an exit anyway): reading
+``stop`` once up front (before it verifies the holder, so that the lock is the
+holder's; a stop waits for an exit anyway): reading
 ``/proc/locks`` costs ~10 ms of waiting in the kernel, which every ``reload``
 paid (half its time) while it looked up front.
 """
@@ -34,7 +35,7 @@ if TYPE_CHECKING:
 
     StrPath: TypeAlias = str | os.PathLike[str]
 
-__all__ = ["lock_of", "lock_taker", "taken_over"]
+__all__ = ["lock_taker", "taken_over"]
 
 
 def lock_taker(path: StrPath) -> int | None:
@@ -56,21 +57,13 @@ def lock_taker(path: StrPath) -> int | None:
     return None
 
 
-def lock_of(path: StrPath, pid: int) -> int | None:
-    """The taker of the lock ``pid`` holds on ``path`` (for :func:`taken_over`); None if unseen."""
-    taker = lock_taker(path)
-    # Read before the check: still pid's lock then, so the taker read was its
-    # (a fresh start's, had pid exited just before, would pass its daemon for pid's successor).
-    return taker if read_pidfile(path).running_pid == pid else None
-
-
 def taken_over(path: StrPath, pid: int, *, taker: int | None = None) -> int | None:
     """The process holding ``pid``'s lock on ``path``, if another one does now (its successor).
 
     Args:
         path: the pidfile.
         pid: the daemon that held it.
-        taker: :func:`lock_of` ``pid``, read while it held the lock: then a
+        taker: :func:`lock_taker` of ``path``, read while ``pid`` held it: then a
             successor is only a holder of that very lock. Without it, any lock
             taken by another process than its holder counts, a detached
             start's too.
