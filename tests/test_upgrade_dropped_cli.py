@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from .security_support import User, arena, own_dir, service_account, shared_python_as, stop_daemon
-from .support import program, read_json_lines, read_pid, wait_gone
+from .support import is_alive, program, read_json_lines, read_pid, wait_for, wait_gone
 
 pytestmark = pytest.mark.root
 
@@ -63,3 +63,47 @@ def test_a_dropped_cli_daemon_upgrades_with_a_file_in_a_root_only_directory(
         assert ready == [old, new]
     finally:
         stop_daemon(read_pid(pidfile))
+
+
+def test_a_restart_while_the_upgraded_daemon_drains_starts_the_program(
+    arena: Path, service_account: User
+) -> None:
+    """Its pidfile in a root-only directory: the old daemon, draining, does not keep it locked."""
+    app = arena / "app"
+    app.mkdir(mode=0o755)
+    shutil.copyfile(program("held_drain"), app / "app.py")
+    run = arena / "run"
+    run.mkdir(mode=0o755)  # root's: the daemon's user empties its pidfile, cannot remove it
+    logs = own_dir(arena / "logs", service_account)
+    pidfile, log = run / "app.pid", logs / "app.jsonl"
+    flags = [f"--pidfile={pidfile}", f"--log-file={log}", f"--user={service_account.name}"]
+    started = _cli("start", "app:main", *flags, cwd=app)
+    assert started.returncode == 0, started.stderr
+    old = int(started.stdout)
+    hold = app / f"hold-{old}"
+    hold.touch()
+    pids = [old]
+    try:
+        upgraded = _cli("upgrade", "--pidfile", pidfile, cwd=app)
+        assert upgraded.returncode == 0, upgraded.stderr
+        pids.append(int(upgraded.stdout))
+
+        def draining() -> bool:
+            records = read_json_lines(log)
+            return any(r["event"] == "shutdown started" and r["pid"] == old for r in records)
+
+        wait_for(draining, 30, "the old daemon to drain")
+        restarted = _cli("restart", "app:main", *flags, cwd=app)
+        assert restarted.returncode == 0, restarted.stderr
+        assert restarted.stdout.strip().isdigit(), restarted.stderr
+        pids.append(int(restarted.stdout))
+        assert is_alive(old)  # still draining: the restart did not wait for it
+        hold.unlink()
+        wait_gone(old, 30)
+        status = _cli("status", "--pidfile", pidfile, cwd=app)
+        assert status.returncode == 0, status.stderr
+        assert status.stdout.startswith(f"running (pid {pids[-1]},")
+    finally:
+        hold.unlink(missing_ok=True)
+        for pid in pids:
+            stop_daemon(pid)

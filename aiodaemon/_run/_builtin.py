@@ -235,6 +235,7 @@ def _health(runtime: Runtime) -> Service | None:
 def _upgrade(runtime: Runtime) -> Service:
     """SIGUSR2 and the ``upgrade`` command (see :mod:`._upgrade`)."""
     from .._prefork._acquire import _sockets_to_open
+    from .._prefork._detach import stop_closing_in_forked_children
     from ._upgrade import Upgrader, UpgradeTarget
     from ._upgrade_service import UpgradeService, preload_when_running
 
@@ -262,6 +263,14 @@ def _upgrade(runtime: Runtime) -> Service:
             runtime.parts.listeners.disown_unix_files()
         if runtime.parts.control is not None:
             runtime.parts.control.disown_file()
+        pidfile = runtime.parts.pidfile
+        if pidfile is not None and pidfile.fd >= 0:
+            # The lock is the successor's now (the open file we share): our
+            # share kept it locked while we drained. A successor stopped
+            # meanwhile that could only empty the file (a root-only directory)
+            # left it locked and empty: "already running", nothing started.
+            stop_closing_in_forked_children([pidfile.fd])
+            pidfile.close()
         # The successor already accepts: no load balancer needs the delay.
         runtime.drain_delay = 0.0
         runtime.request_shutdown()
