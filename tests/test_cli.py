@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import re
 import signal
 import subprocess
 from collections.abc import Iterator
@@ -486,6 +487,16 @@ def test_help_has_examples(app_dir: Path, command: str) -> None:
     assert result.returncode == 0
     assert "examples:" in result.stdout
     assert f"aiodaemon {command}" in result.stdout
+
+
+@pytest.mark.parametrize("command", ["start", "stop", "restart", "reload", "status", "upgrade"])
+def test_help_says_the_exit_statuses(app_dir: Path, command: str) -> None:
+    """An init-script action's --help says what its exit status tells, 0 and failures alike."""
+    result = cli(command, "--help", cwd=app_dir)
+    assert result.returncode == 0
+    epilog = " ".join(result.stdout.partition("examples:")[2].split())
+    assert re.search(r"exit( status \(LSB\):)? 0", epilog, re.IGNORECASE), epilog
+    assert re.search(r"\b(1|4) (when|dead)\b", epilog), epilog
 
 
 # --- interoperability with Debian's start-stop-daemon -----------------------------------
