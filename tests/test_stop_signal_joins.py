@@ -121,3 +121,18 @@ def test_one_signal_while_the_loop_is_blocked_is_logged_later(
     assert events.index("signal received") < events.index("already stopping")
     assert events[-1] == "exit"
     assert d.recorded()[-1] == "hook end"
+
+
+@pytest.mark.parametrize("uvloop", [True, False], ids=["uvloop", "asyncio"])
+def test_a_stop_signal_unread_when_the_shutdown_begins_joins_it(
+    tmp_path: Path, daemons: list[ForegroundDaemon], uvloop: bool
+) -> None:
+    """SIGTERM unread when main requests the shutdown: logged as joined, the next one forces 143."""
+    d, _ = start(tmp_path, daemons, "signalled-request", uvloop=uvloop)
+    hook_begun(d)
+    d.wait_event("already stopping")
+    assert [r.get("signal") for r in d.lines() if r["event"] == "signal received"] == ["SIGTERM"]
+    d.signal(signal.SIGTERM)
+    assert d.wait() == 128 + signal.SIGTERM
+    assert "forced exit (second stop signal during shutdown: SIGTERM), status 143" in d.stderr()
+    assert "hook end" not in d.recorded()

@@ -75,6 +75,11 @@ class ForcedExit:
         self._first_arrival: float | None = None
         #: the loop's Python-level handlers :meth:`arm_early` took the place of.
         self._loop_handlers: dict[int, object] = {}
+        #: stop signals :meth:`_arrived` saw that the loop has not read yet
+        #: (appended in a handler, popped on the loop: both single C calls).
+        self._unread: list[int] = []
+        #: :meth:`arm` has put :meth:`_handle` in place of :meth:`_arrived`.
+        self._armed = False
 
     def arm_early(self) -> None:
         """Before the shutdown: count the stop signals as they arrive, beside the loop.
@@ -101,6 +106,11 @@ class ForcedExit:
         loop_handler = self._loop_handlers.get(signum)
         if callable(loop_handler):
             loop_handler(signum, frame)
+        if not self._armed:
+            # Once armed, only a library that put back the handler it found
+            # (uvicorn) calls this, with the signal it caught and raises again:
+            # that one was read already.
+            self._unread.append(signum)
         now = time.monotonic()
         first = self._first_arrival
         if first is None:
@@ -113,11 +123,38 @@ class ForcedExit:
         """From now on the stop signals reach this handler, even if the loop is stuck.
 
         The second stop signal (counted by ``lifecycle``) exits at once; a first
-        one, if the shutdown was begun otherwise, joins it.
+        one, if the shutdown was begun otherwise, joins it. The loop keeps its
+        own handlers until it closes (:meth:`release_loop`): a stop signal that
+        arrived just before, its byte still unread on the loop's wakeup fd,
+        must still reach it (removed, the loop dropped it, and the next signal
+        counted as the first); :meth:`loop_reads` tells the loop which ones
+        this handler has already counted.
         """
         self._lifecycle, self._loop = lifecycle, loop
+        for signum in STOP_SIGNALS:
+            signal.signal(signum, self._handle)
+        self._armed = True
+
+    def loop_reads(self) -> bool:
+        """Whether the loop is to take the stop signal it read (False: counted here already)."""
+        try:
+            self._unread.pop()
+        except IndexError:
+            # Not seen by _arrived: after arm(), _handle counted it. Before,
+            # one of two delivered at once, which CPython's handler merged.
+            return not self._armed
+        return True
+
+    def release_loop(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Before the loop closes: take its stop signal handlers away, keeping ours.
+
+        Its close would give them back their default action, and a signal
+        then would end the daemon in the middle of its final log drain.
+        """
+        if self._lifecycle is None:
+            return
         # Between the loop's removal (the default action) and our handler, a
-        # stop signal would kill the daemon outright: held until ours is there.
+        # stop signal would kill the daemon outright: held until ours is back.
         held = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
         try:
             for signum in STOP_SIGNALS:

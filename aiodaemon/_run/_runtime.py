@@ -292,6 +292,9 @@ class Runtime:
             return
         event = event_for_signal(signum)
         if event is Event.TERMINATE:
+            if not self.forced.loop_reads():
+                # Arrived once the shutdown began: the forced-exit handler counted it.
+                return
             if self._stop_signal_read:
                 # Read together with the stop signal just handled: one request
                 # delivered twice (GNU timeout signals its child, then the
@@ -316,8 +319,8 @@ class Runtime:
         elif action is Action.JOIN_SHUTDOWN:
             log_joined(None)
         elif action is Action.FORCE_EXIT:
-            # Two stop signals read by the loop at once: the plain handler was
-            # armed too late for the second.
+            # A stop signal that arrived before the plain handler was armed,
+            # read by the loop after another one.
             assert signum is not None  # only stop signals (TERMINATE) force
             name = signal.Signals(signum).name
             self.forced.exit(128 + signum, f"second stop signal during shutdown: {name}")

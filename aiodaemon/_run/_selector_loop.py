@@ -68,8 +68,9 @@ class SelectorEventLoop(asyncio.SelectorEventLoop):
         the handler can run, so a byte of it still in flight would be read then,
         and no signal is handled twice (the second of two SIGTERMs forces the
         exit). The one exception, a signal caught by another thread in the
-        instant between its note and its byte, cannot force it: the first
-        SIGTERM handled removes the loop's handler, which drops the second.
+        instant between its note and its byte, cannot force it: the daemon
+        takes one stop signal from the loop per arrival its forced-exit handler
+        saw (``ForcedExit.loop_reads``), and drops the second.
         """
         unmatched: set[int] = set()
         data = self._read_all_from_self()
