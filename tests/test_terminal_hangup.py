@@ -241,3 +241,53 @@ def test_hangup_during_or_after_a_failed_upgrade_stops_the_foreground_daemon(
     assert [r for r in records if r.get("terminal") == "hung up"], records
     assert not (tmp_path / "reloads").exists()
     assert records[-1]["event"] == "exit"
+
+
+def test_hangup_while_the_old_daemon_drains_after_an_upgrade_reloads_nothing(
+    tmp_path: Path,
+) -> None:
+    """`aiodaemon run` on a terminal, upgraded, its terminal closed while it drains: the old
+    process ends as it would, 0, and the new one, which has no terminal, is not reloaded.
+    """
+    log, pidfile = tmp_path / "log.jsonl", tmp_path / "d.pid"
+    argv = [str(AIODAEMON), "run", "control_app:main", "--pidfile", str(pidfile),
+            "--log-file", str(log)]  # fmt: skip
+    env = clean_env({"CONTROL_APP_DIR": str(tmp_path)})
+    job = _TerminalJob(argv, env, cwd=PROGRAMS)
+    successor = 0
+
+    def exited() -> bool:
+        return bool(job.statuses) or job.reaped()
+
+    def records() -> list[dict[str, object]]:
+        exited()
+        return read_json_lines(log) if log.exists() else []
+
+    try:
+        wait_for(lambda: "ready" in [r["event"] for r in records()], what="ready")
+        # The old process drains until the test says so.
+        (tmp_path / "shutdown").write_text("wait")
+        upgrade = aiodaemon_cli("upgrade", "--pidfile", pidfile, cwd=PROGRAMS, env=env)
+        assert upgrade.returncode == 0, upgrade.stderr
+        successor = int(upgrade.stdout)
+        wait_for(
+            lambda: any(r["event"] == "upgrade handed over" for r in records()),
+            what="the hand-over",
+        )
+        job.hang_up()
+        wait_for(
+            lambda: any(r.get("terminal") == "hung up" for r in records()),
+            what="the hang-up in the old process's log",
+        )
+        (tmp_path / "shutdown-release").touch()
+        wait_for(exited, what="the old process's exit")
+        assert job.statuses == [0]
+        assert is_alive(successor)
+        assert not (tmp_path / "reloads").exists()
+        assert not [r for r in records() if str(r["event"]).startswith("reload")]
+        os.kill(successor, signal.SIGTERM)
+        wait_gone(successor)
+    finally:
+        job.close()
+        if successor:
+            kill_quietly(successor)

@@ -15,7 +15,8 @@ under way:
   its reload is held (:class:`HeldReloads`): a failed upgrade runs it here; a
   hand-over forwards SIGHUP to the successor through a pidfd, and so do the
   SIGHUPs that reach this daemon while it drains. The SIGHUP of a foreground
-  daemon's terminal hanging up is no reload: it stops the daemon, as always.
+  daemon's terminal hanging up is no reload: it stops the daemon, as always,
+  and is never forwarded.
 
 Loaded only by a daemon with a control socket, or when an upgrade begins.
 """
@@ -131,6 +132,11 @@ class HeldReloads:
         _log.info("reload held until the upgrade ends", reason="an upgrade is in progress")
 
     def _forward(self) -> None:
+        if self._hung_up():
+            # The terminal this process leaves behind hung up: no reload for the
+            # successor, which has no terminal; this one is stopping already.
+            self._sighup()
+            return
         _log.info("signal received", signal="SIGHUP")
         # Our last records go to the new file too (logrotate's postrotate HUP).
         self._reopen()
