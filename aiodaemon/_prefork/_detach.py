@@ -286,15 +286,21 @@ def fork_daemon(
     # between it and their os._exit (see _first_child).
     timeouts = (start_timeout, deadline, shutdown_timeout)
     pipe = ReadinessPipe(write_fd, thaw=True, deadline=deadline)
+    # Held from here in the launcher until it waits (see _launcher): one
+    # arriving before its handlers are in place would end it without a word.
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, _WAIT_SIGNALS)
     try:
         first = os.fork()
     except OSError as exc:  # EAGAIN: RLIMIT_NPROC or the pid limit; ENOMEM
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         gc.unfreeze()
         os.close(read_fd)
         os.close(write_fd)
         raise StartupError(f"cannot fork the daemon: {exc.strerror}") from exc
     if first:
-        _launcher(first, read_fd, write_fd, on_ready, on_failure, timeouts, pidfile)
+        _launcher(first, read_fd, write_fd, on_ready, on_failure, timeouts, pidfile, mask)
+    # The children start with nothing pending (a fork's pending set is empty).
+    signal.pthread_sigmask(signal.SIG_SETMASK, mask)
     _first_child(read_fd, pipe)
     # The daemon is not a session leader, so opening a tty can never make it
     # the controlling terminal again.
@@ -363,7 +369,14 @@ def _launcher(
     on_failure: Callable[[LaunchResult], None],
     timeouts: tuple[float | None, float | None, float],
     pidfile: str | None,
+    mask: Iterable[int],
 ) -> NoReturn:
+    """Wait for the verdict and exit with it; ``mask``: the signal mask from before the fork.
+
+    SIGINT, SIGTERM and SIGHUP are held, except while it waits: one that came
+    before its handlers, or with the verdict, is raised in the wait or just
+    after the verdict was read, never in between, so what it says holds.
+    """
     start_timeout, deadline, shutdown_timeout = timeouts
     code = 1
     result: LaunchResult | None = None
@@ -374,7 +387,9 @@ def _launcher(
             os.waitpid(child, 0)
         except ChildProcessError:
             pass  # reaped already by the program's own SIGCHLD handler waiting for any child
-        result = wait_ready(read_fd, start_timeout, deadline)
+        result = wait_ready(read_fd, start_timeout, deadline, mask=mask)
+        # The verdict is in: a signal from now on interrupts only what follows.
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         if result.ready and result.pid is not None:
             on_ready(result.pid)
             code = 0
@@ -386,7 +401,10 @@ def _launcher(
             on_failure(result)
             code = result.code
     except KeyboardInterrupt as exc:
-        if result is not None and not result.ready:
+        if result is not None and result.ready:
+            # Printing the pid, say: the daemon runs, and it is not "starting".
+            say(_interrupted(result.pid, pidfile, ready=True))
+        elif result is not None:
             # The start had failed: the daemon is stopping (a timed-out one was
             # sent SIGTERM), it does not go on starting.
             say(_interrupted(result.pid, pidfile, result.message))
@@ -405,6 +423,9 @@ def _launcher(
         # (a listener's unlink, a pidfile's removal) belong to the daemon.
         os._exit(code)
 
+
+#: What interrupts the launcher's wait: Ctrl-C, a kill (``timeout``), a closed terminal.
+_WAIT_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 #: The signal that interrupted the launcher's wait, when not SIGINT (see _interrupt_on).
 _interrupted_by: int | None = None
@@ -432,14 +453,20 @@ def _interrupt_on(*signals: int) -> None:
                 return  # forked from a thread (pep3143): only the main thread may
 
 
-def _interrupted(pid: int | None, pidfile: str | None, failure: str | None = None) -> str:
+def _interrupted(
+    pid: int | None, pidfile: str | None, failure: str | None = None, *, ready: bool = False
+) -> str:
     """What Ctrl-C on a waiting launcher did: not cancel the start, and how to stop it.
 
     ``failure``: the failed start's verdict, when the Ctrl-C cut short the
     wait for its daemon to stop (one blocking its loop may never stop by itself).
+    ``ready``: the daemon was ready when it came (it cut short what followed).
     """
     daemon = "the daemon" if pid is None else f"the daemon (pid {pid})"
-    if failure is None:
+    if ready:
+        message = f"interrupted after {daemon} was ready; it runs"
+        stops = "stops it"
+    elif failure is None:
         message = f"interrupted while waiting for the daemon to be ready; {daemon} goes on starting"
         stops = "stops it"
     else:

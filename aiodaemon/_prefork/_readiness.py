@@ -17,6 +17,11 @@ import select
 import signal
 import time
 
+# Annotations only: aiodaemon.pep3143 imports this module into synchronous programs.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
 __all__ = [
     "LaunchResult",
     "ReadinessPipe",
@@ -193,12 +198,30 @@ def readable(fd: int, timeout: float) -> bool:
     return bool(poller.poll(timeout * 1000))
 
 
-def wait_ready(fd: int, timeout: float | None, deadline: float | None) -> LaunchResult:
+def _readable_with(fd: int, timeout: float, mask: Iterable[int] | None) -> bool:
+    """:func:`readable`, with the signal mask ``mask`` while it waits (None: as it is)."""
+    if mask is None:
+        return readable(fd, timeout)
+    held = signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+    try:
+        return readable(fd, timeout)
+    finally:
+        # Python's handler of a signal that came meanwhile runs in this call,
+        # so its KeyboardInterrupt is raised here, before anything is read.
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)
+
+
+def wait_ready(
+    fd: int, timeout: float | None, deadline: float | None, *, mask: Iterable[int] | None = None
+) -> LaunchResult:
     """Block until the daemon reports, its end of the pipe closes, or ``deadline`` passes.
 
     ``deadline``: the ``time.monotonic()`` at which ``timeout`` (the start
     timeout, named in the verdict) runs out, taken before the fork and given
     to the daemon too (see :meth:`ReadinessPipe.ready`); None with no timeout.
+    ``mask``: the signal mask to wait with, for a caller that holds the
+    signals that interrupt it at other times: one arriving as the verdict
+    comes is then raised before the verdict is read, or not at all here.
 
     Raises:
         WaitInterrupted: on Ctrl-C (a KeyboardInterrupt), with the pid read so far.
@@ -207,17 +230,16 @@ def wait_ready(fd: int, timeout: float | None, deadline: float | None) -> Launch
     pid: int | None = None
     try:
         while True:
-            if deadline is not None:
-                left = deadline - time.monotonic()
-                # In slices: poll refuses a wait past ~24 days (OverflowError), and
-                # start_timeout=1e12 is a valid "as long as it takes". Looked at
-                # even when the time is up: what is on the pipe (the pid to stop,
-                # a verdict) is read before the timeout is.
-                if not readable(fd, max(0.0, min(left, _SLICE))):
-                    if left <= 0:
-                        assert timeout is not None
-                        return LaunchResult(pid, False, 1, f"not ready after {timeout:g} s", True)
-                    continue
+            left = _SLICE if deadline is None else deadline - time.monotonic()
+            # In slices: poll refuses a wait past ~24 days (OverflowError), and
+            # start_timeout=1e12 is a valid "as long as it takes". Looked at
+            # even when the time is up: what is on the pipe (the pid to stop,
+            # a verdict) is read before the timeout is.
+            if not _readable_with(fd, max(0.0, min(left, _SLICE)), mask):
+                if deadline is not None and left <= 0:
+                    assert timeout is not None
+                    return LaunchResult(pid, False, 1, f"not ready after {timeout:g} s", True)
+                continue
             chunk = os.read(fd, 4096)
             if not chunk:
                 break
