@@ -243,3 +243,35 @@ def test_ctrl_c_still_stops_a_dropped_foreground_daemon(arena: Path, intruder: U
     exit_records = [r for r in records(log) if r["event"] == "exit"]
     assert [r["status"] for r in exit_records] == [0]
     assert [r for r in records(log) if r["event"] == "shutdown finished"]
+
+
+def test_a_sighup_held_when_a_session_leader_gives_up_its_terminal_still_reloads(
+    arena: Path, intruder: User
+) -> None:
+    """A reload's SIGHUP pending as the terminal is given up: the daemon still reloads once."""
+    env, _, _ = _injection_env(arena, intruder)
+    own_dir(arena / "log", intruder)
+    log = arena / "log" / "app.log"
+    terminal = Terminal(
+        [
+            *(PYTHON, "-m", "aiodaemon", "run", "tests.programs.held_sighup_drop:main"),
+            *("--user", intruder.name, "--log-file", str(log)),
+        ],
+        env,
+    )
+    try:
+
+        def events() -> list[object]:
+            terminal._read(0)
+            return [r["event"] for r in records(log)] if log.exists() else []
+
+        wait_for(lambda: "reload finished" in events(), what="the held SIGHUP's reload")
+        os.kill(terminal.pid, signal.SIGTERM)
+        assert terminal.wait_exit() == 0
+    finally:
+        terminal.close()
+    received = [r for r in records(log) if r["event"] == "signal received"]
+    assert [(r["signal"], r.get("terminal")) for r in received] == [
+        ("SIGHUP", None),
+        ("SIGTERM", None),
+    ]

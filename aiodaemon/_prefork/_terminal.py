@@ -73,6 +73,10 @@ def _notty(fd: int, *, tolerate: bool) -> bool:
     # Blocked so that the hangup waits to be consumed instead of ending us
     # (its default action) or reaching a handler as a reload request.
     previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGHUP}) if leader else None
+    # The kernel signals the terminal's foreground process group only, and
+    # into a SIGHUP already pending (a reload asked for while the run phase
+    # held it) its own merges: consumed then, that request was lost.
+    kernels = leader and signal.SIGHUP not in signal.sigpending() and _in_foreground(fd)
     try:
         fcntl.ioctl(fd, termios.TIOCNOTTY)
     except OSError as exc:
@@ -83,9 +87,18 @@ def _notty(fd: int, *, tolerate: bool) -> bool:
         ) from exc
     finally:
         if previous is not None:
-            signal.sigtimedwait([signal.SIGHUP], 0)
+            if kernels:
+                signal.sigtimedwait([signal.SIGHUP], 0)
             signal.pthread_sigmask(signal.SIG_SETMASK, previous)
     return True
+
+
+def _in_foreground(fd: int) -> bool:
+    """Whether our process group is the foreground one of the terminal on ``fd`` (in doubt: yes)."""
+    try:
+        return os.tcgetpgrp(fd) == os.getpgrp()
+    except OSError:
+        return True
 
 
 def _write_only() -> None:
