@@ -47,3 +47,34 @@ def test_a_stop_signal_to_the_inits_group_is_one_request(tmp_path: Path) -> None
     received = [r for r in read_json_lines(log) if r["event"] == "signal received"]
     assert [r["signal"] for r in received] == ["SIGTERM"]
     assert read_json_lines(log)[-1]["status"] == 0
+
+
+@pytest.mark.root
+def test_a_reload_signal_just_after_the_split_waits_for_the_daemon(tmp_path: Path) -> None:
+    """SIGHUP forwarded to the daemon before its run phase: it reloads once and runs, not killed."""
+    log = tmp_path / "log.jsonl"
+    namespace = [require_tool("unshare"), "--pid", "--fork", "--mount-proc", "--kill-child"]
+    argv = [PYTHON, str(program("init_early_signal")), json.dumps({"log_file": str(log)})]
+    proc = subprocess.Popen(
+        [*namespace, *argv], env=clean_env(), stdin=subprocess.DEVNULL, start_new_session=True
+    )
+    try:
+
+        def reloaded_or_gone() -> bool:
+            if proc.poll() is not None:
+                return True
+            return log.exists() and any(
+                r["event"] == "reload finished" for r in read_json_lines(log)
+            )
+
+        wait_for(reloaded_or_gone, what="the reload")
+        assert proc.poll() is None, f"exit status {proc.returncode}"
+        init = wait_for(lambda: child_of(proc.pid), what="PID 1")
+        os.kill(init, signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    received = [r["signal"] for r in read_json_lines(log) if r["event"] == "signal received"]
+    assert received == ["SIGHUP", "SIGTERM"]

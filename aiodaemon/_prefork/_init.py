@@ -49,6 +49,16 @@ _ENDING_SIGNALS = (
 )
 
 
+#: The forwarded signals the run phase handles (``_run._signal_mask.LIFECYCLE_SIGNALS``).
+_RUN_PHASE_SIGNALS = (
+    signal.SIGHUP,
+    signal.SIGINT,
+    signal.SIGTERM,
+    signal.SIGUSR1,
+    signal.SIGUSR2,
+)
+
+
 def end_on_early_signals() -> None:
     """As PID 1, let a stop signal end us before :func:`split_init`, as it ends any process.
 
@@ -102,6 +112,7 @@ def split_init(forward: Iterable[int] = ()) -> None:
             daemon's ``on_signal`` ones).
     """
     global _split
+    forward = tuple(forward)
     watched = {*FORWARDED_SIGNALS, *forward, signal.SIGCHLD}
     # Blocked first: a blocked signal stays pending, even for an init, until the
     # init waits for it; one arriving before the block, with _ignore in place,
@@ -119,7 +130,12 @@ def split_init(forward: Iterable[int] = ()) -> None:
         _take_the_terminal()
         for signum in watched:
             signal.signal(signum, signal.SIG_DFL)
+        # The ones the run phase handles stay blocked: it blocks them again and
+        # lets them in once its loop handles them. Unblocked here, one the init
+        # forwarded meanwhile (a reload's SIGHUP) took its default action and
+        # ended the daemon.
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+        signal.pthread_sigmask(signal.SIG_BLOCK, (*_RUN_PHASE_SIGNALS, *forward))
         return
     # The daemon owns what was acquired (listeners, pidfile, log files). A copy
     # kept here would keep a listener the daemon closed accepting connections
