@@ -74,12 +74,15 @@ async def test_instances_share_a_port_only_when_asked(tmp_path: Path) -> None:
 
 
 def test_reuseport_is_refused_where_it_cannot_mean_anything(tmp_path: Path) -> None:
-    """A misspelt query and ?reuseport on the health socket are usage errors (exit 2)."""
+    """A misspelt query, and any query on the health socket, are usage errors (exit 2)."""
     install_program("upgrade_app", tmp_path, "upgrade_app.py")
     port = free_port()
     for option, address, message in (
         ("--listen", f"http=127.0.0.1:{port}?reuse", "expected ?reuseport after the port"),
         ("--health", f"127.0.0.1:{port}?reuseport", "?reuseport is for --listen sockets only"),
+        # Not "expected ?reuseport after the port": the health socket refuses that too.
+        ("--health", f"127.0.0.1:{port}?mode=0600", "takes nothing after the port"),
+        ("--health", f"[::1]:{port}?", "takes nothing after the port"),
     ):
         result = aiodaemon_cli(
             "run",
@@ -92,4 +95,5 @@ def test_reuseport_is_refused_where_it_cannot_mean_anything(tmp_path: Path) -> N
         )
         assert result.returncode == 2, result.stderr
         assert message in result.stderr
+        assert "expected ?reuseport" not in result.stderr or option == "--listen"
         assert not (tmp_path / "x.pid").exists()

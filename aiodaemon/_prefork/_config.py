@@ -511,12 +511,18 @@ def _serving_options(raw: Mapping[str, Any]) -> dict[str, Any]:
             raise ConfigError(
                 "health", f"listen name {HEALTH_SOCKET!r} is taken by the health socket"
             )
-        from ._addresses import InetAddress, parse_listen_address
+        from ._addresses import parse_listen_address
 
-        text, health = health, parse_listen_address("health", health)
-        if isinstance(health, InetAddress) and health.reuse_port:
-            # A probe must reach the daemon it asks about, not any one sharing the port.
-            raise ConfigError("health", f"?reuseport is for listen= sockets only: {shown(text)}")
+        if isinstance(health, str) and not health.startswith("unix:") and "?" in health:
+            if health.endswith("?reuseport"):
+                # A probe must reach the daemon it asks about, not any one sharing the port.
+                raise ConfigError(
+                    "health", f"?reuseport is for listen= sockets only: {shown(health)}"
+                )
+            # Checked before the listen= parser, whose "expected ?reuseport after
+            # the port" would send the user to the option refused just above.
+            raise ConfigError("health", f"takes nothing after the port: {shown(health)}")
+        health = parse_listen_address("health", health)
     return {"drain_delay": min(delay, _LONGEST_SECONDS), "health": health}
 
 
