@@ -1,4 +1,4 @@
-"""docs/testing.md's first example test passes as written, in a project of the user's."""
+"""docs/testing.md's example tests pass as written, in a project of the user's."""
 
 from __future__ import annotations
 
@@ -15,18 +15,15 @@ from .support import PROGRAMS, REPO, clean_env, python_snippets
 PAGE = REPO / "docs" / "testing.md"
 
 
-@pytest.mark.timeout(300)
-def test_the_first_example_passes_verbatim(tmp_path: Path) -> None:
-    """The page's `test_app` against a small app.py, with the page's pyproject.toml: 1 passed."""
-    (first, *_) = python_snippets(PAGE)
-    assert "async def test_app()" in first
+def run_in_project(tmp_path: Path, program: str, test: str) -> subprocess.CompletedProcess[str]:
+    """pytest run on ``test`` beside ``program`` as ``app.py`` and the page's pyproject.toml."""
     project = tmp_path / "project"
     project.mkdir()
-    shutil.copy(PROGRAMS / "docs_testing_app.py", project / "app.py")
+    shutil.copy(PROGRAMS / program, project / "app.py")
     (config,) = re.findall(r"```toml\n(.*?)```", PAGE.read_text(), re.S)
     (project / "pyproject.toml").write_text(config)
-    (project / "test_app.py").write_text(first)
-    result = subprocess.run(
+    (project / "test_app.py").write_text(test)
+    return subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
         cwd=project,
         env=clean_env(),
@@ -35,6 +32,27 @@ def test_the_first_example_passes_verbatim(tmp_path: Path) -> None:
         timeout=240,
         check=False,
     )
+
+
+@pytest.mark.timeout(300)
+def test_the_first_example_passes_verbatim(tmp_path: Path) -> None:
+    """The page's `test_app` against a small app.py, with the page's pyproject.toml: 1 passed."""
+    (first, *_) = python_snippets(PAGE)
+    assert "async def test_app()" in first
+    result = run_in_project(tmp_path, "docs_testing_app.py", first)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "1 passed" in result.stdout
     assert "Warning" not in result.stdout + result.stderr
+
+
+@pytest.mark.timeout(300)
+def test_the_after_the_block_example_passes_verbatim(tmp_path: Path) -> None:
+    """`test_closes_the_database`, copied as a file of its own, runs and passes.
+
+    It once lacked pytest-asyncio's mark: pytest failed it with "async def
+    functions are not natively supported" before it started anything.
+    """
+    (example,) = [s for s in python_snippets(PAGE) if "def test_closes_the_database" in s]
+    result = run_in_project(tmp_path, "docs_testing_db_app.py", example)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "1 passed" in result.stdout
