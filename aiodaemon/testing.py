@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.machinery
 import io
 import json
 import os
@@ -348,7 +349,9 @@ async def launch(
 
     Raises:
         StartFailed: the daemon exited, or was not ready within ``start_timeout``
-            (default 90 s), instead of becoming ready.
+            (default 90 s), instead of becoming ready; or the script does not
+            exist, or would not be imported as itself (a name that is not a
+            module name, a module of its name in ``cwd``).
         TypeError: an option ``aiodaemon.run`` does not have, or a value of a
             type it refuses (``umask=True``, ``control=5``).
         ValueError: an option the kit cannot pass on (``detach=True``,
@@ -446,8 +449,42 @@ def _resolve_target(target: str, base: Path) -> tuple[str, str | None]:
         script = (base / path).resolve()
         if not script.is_file():
             raise StartFailed(f"no such script: {path}", None, "")
+        _check_importable(path, script, base)
         return f"{script.stem}:{attr or 'main'}", str(script.parent)
     return target, None
+
+
+def _check_importable(path: str, script: Path, base: Path) -> None:
+    """Refuse a script the daemon would not import as itself.
+
+    ``aiodaemon run`` imports it as module ``script.stem``, with the script's
+    directory on ``PYTHONPATH`` but the daemon's own directory first on
+    ``sys.path``: a module of that name there would run in its place.
+
+    Raises:
+        StartFailed: naming the script, and why.
+    """
+    name = script.stem
+    if not name.isidentifier():
+        suggestion = re.sub(r"\W", "_", name)
+        raise StartFailed(
+            f"script {path} cannot be imported: {name!r} is not a module name (the daemon "
+            f"imports the script as a module; rename it, e.g. {suggestion}.py)",
+            None,
+            "",
+        )
+    if base.resolve() == script.parent:
+        return
+    found = importlib.machinery.PathFinder.find_spec(name, [str(base)])
+    origin = None if found is None else found.origin
+    if origin is not None and Path(origin).resolve() != script:
+        raise StartFailed(
+            f"script {path} cannot run in {base}: the daemon imports it as module {name!r}, "
+            f"and {origin} would be imported instead (launch it with cwd= its directory, "
+            "or rename one of them)",
+            None,
+            "",
+        )
 
 
 async def _wait_ready(
