@@ -89,6 +89,7 @@ class DaemonProcess:
         control: str | None = None,
         stderr_file: Path | None = None,
         stderr_start: int = 0,
+        log_start: tuple[int, int, int] | None = None,
     ) -> None:
         self._process = process
         self.pid = process.pid
@@ -100,6 +101,9 @@ class DaemonProcess:
         #: the launch: the daemon appends, and only what it wrote is this run's.
         self._stderr_file = stderr_file
         self._stderr_start = stderr_start
+        #: The log file's device, inode and size before the launch: the daemon
+        #: appends to a ``log_file=`` that exists, and only what it wrote is this run's.
+        self._log_start = log_start
         self._control = ["--control", control] if control else []
         #: ``listen=`` name -> address as ``status`` says it, learnt once ready.
         self._sockets: dict[str, str] = {}
@@ -224,13 +228,15 @@ class DaemonProcess:
             os.kill(self.pid, signum)
 
     def records(self) -> list[Record]:
-        """Every JSON record in the daemon's log file so far (not a line still being written).
+        """Every JSON record the daemon wrote to its log so far (not a line still being written).
+
+        With a ``log_file=`` that already held lines, only those this launch added.
 
         Raises:
             LaunchError: the log holds a line that is not JSON (``log_format="console"``).
         """
         try:
-            data = self._kept_log if self._kept_log is not None else self.log_file.read_bytes()
+            data = self._kept_log if self._kept_log is not None else self._read_log()
         except FileNotFoundError:
             return []
         lines = data.split(b"\n")[:-1]  # the part after the last newline is incomplete
@@ -241,6 +247,20 @@ class DaemonProcess:
                 f"{self.log_file} is not a JSON-lines log (log_format='console'?): "
                 "records() reads JSON records only"
             ) from None
+
+    def _read_log(self) -> bytes:
+        """What the daemon wrote to its log file since the launch.
+
+        A file that is not the one the launch found (rotated: renamed and
+        reopened), or is shorter than it was (truncated), is new: read whole.
+        """
+        with open(self.log_file, "rb") as log:
+            if self._log_start is not None:
+                device, inode, size = self._log_start
+                now = os.fstat(log.fileno())
+                if (now.st_dev, now.st_ino) == (device, inode) and now.st_size >= size:
+                    log.seek(size)
+            return log.read()
 
     async def wait_for_record(
         self,
@@ -289,7 +309,7 @@ class DaemonProcess:
             self._kept_stderr = self.stderr
         if self.log_file.is_relative_to(self.directory):
             with contextlib.suppress(FileNotFoundError):
-                self._kept_log = self.log_file.read_bytes()
+                self._kept_log = self._read_log()
 
     async def _learn_sockets(self) -> None:
         sockets = (await self.status()).get("sockets")
@@ -382,6 +402,7 @@ async def launch(
         stderr_option = given.get("stderr")
         stderr_file = None if stderr_option is None else base / stderr_option
         start = _size(stderr_file)
+        log_start = _position(log_file)
         process, notify = spawn(argv, directory, env, cwd, path_entry)
         control = given.get("control")
         daemon = DaemonProcess(
@@ -392,6 +413,7 @@ async def launch(
             None if control is None else str(control),
             stderr_file,
             start,
+            log_start,
         )
         try:
             start_timeout = float(given.get("start_timeout", 90.0))
@@ -415,6 +437,15 @@ def _size(path: Path | None) -> int:
         return 0 if path is None else path.stat().st_size
     except FileNotFoundError:
         return 0
+
+
+def _position(path: Path) -> tuple[int, int, int] | None:
+    """The device, inode and size of ``path``, or None if it does not exist yet."""
+    try:
+        info = path.stat()
+    except OSError:  # absent, or out of our reach: the daemon says why, if it matters
+        return None
+    return info.st_dev, info.st_ino, info.st_size
 
 
 def _check_kit_types(pidfile: object, log_file: object, options: dict[str, Any]) -> None:
