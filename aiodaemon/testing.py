@@ -178,8 +178,12 @@ class DaemonProcess:
     async def status(self, timeout: float = 10.0) -> dict[str, Any]:  # noqa: ASYNC109
         """``aiodaemon status --json``: state, pid, uptime, sockets, last reload, version.
 
+        What the command says, never an error for the daemon's state: one that
+        does not answer within ``timeout`` seconds (its loop blocked) is
+        ``"unknown"``, with its pid; one that exited is ``"stopped"``.
+
         Raises:
-            LaunchError: the daemon does not answer within ``timeout`` seconds.
+            LaunchError: the command gave no JSON answer (its error is the message).
         """
         _, out, err = await run_command(
             "status",
