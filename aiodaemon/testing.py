@@ -88,8 +88,8 @@ class DaemonProcess:
         log_file: Path,
         control: str | None = None,
         stderr_file: Path | None = None,
-        stderr_start: int = 0,
-        log_start: tuple[int, int, int] | None = None,
+        stderr_start: _Position | None = None,
+        log_start: _Position | None = None,
     ) -> None:
         self._process = process
         self.pid = process.pid
@@ -97,12 +97,11 @@ class DaemonProcess:
         self.pidfile = pidfile
         self.log_file = log_file
         self._stderr_path = directory / "stderr"
-        #: The ``stderr=`` file the daemon moves its stderr to, and its size before
-        #: the launch: the daemon appends, and only what it wrote is this run's.
+        #: The ``stderr=`` file the daemon moves its stderr to, and where it and
+        #: the log file ended before the launch: the daemon appends to files that
+        #: exist, and only what it wrote is this run's.
         self._stderr_file = stderr_file
         self._stderr_start = stderr_start
-        #: The log file's device, inode and size before the launch: the daemon
-        #: appends to a ``log_file=`` that exists, and only what it wrote is this run's.
         self._log_start = log_start
         self._control = ["--control", control] if control else []
         #: ``listen=`` name -> address as ``status`` says it, learnt once ready.
@@ -130,10 +129,9 @@ class DaemonProcess:
             return self._kept_stderr
         text = self._stderr_path.read_text(encoding="locale", errors="replace")
         if self._stderr_file is not None:
-            with contextlib.suppress(FileNotFoundError), open(self._stderr_file, "rb") as raw:
-                raw.seek(self._stderr_start)
-                with io.TextIOWrapper(raw, encoding="locale", errors="replace") as own:
-                    text += own.read()
+            with contextlib.suppress(FileNotFoundError):
+                own = io.BytesIO(_read_since(self._stderr_file, self._stderr_start))
+                text += io.TextIOWrapper(own, encoding="locale", errors="replace").read()
         return text
 
     def address(self, name: str) -> tuple[str, int] | str:
@@ -240,7 +238,11 @@ class DaemonProcess:
             LaunchError: the log holds a line that is not JSON (``log_format="console"``).
         """
         try:
-            data = self._kept_log if self._kept_log is not None else self._read_log()
+            data = (
+                self._kept_log
+                if self._kept_log is not None
+                else _read_since(self.log_file, self._log_start)
+            )
         except FileNotFoundError:
             return []
         lines = data.split(b"\n")[:-1]  # the part after the last newline is incomplete
@@ -251,20 +253,6 @@ class DaemonProcess:
                 f"{self.log_file} is not a JSON-lines log (log_format='console'?): "
                 "records() reads JSON records only"
             ) from None
-
-    def _read_log(self) -> bytes:
-        """What the daemon wrote to its log file since the launch.
-
-        A file that is not the one the launch found (rotated: renamed and
-        reopened), or is shorter than it was (truncated), is new: read whole.
-        """
-        with open(self.log_file, "rb") as log:
-            if self._log_start is not None:
-                device, inode, size = self._log_start
-                now = os.fstat(log.fileno())
-                if (now.st_dev, now.st_ino) == (device, inode) and now.st_size >= size:
-                    log.seek(size)
-            return log.read()
 
     async def wait_for_record(
         self,
@@ -313,7 +301,7 @@ class DaemonProcess:
             self._kept_stderr = self.stderr
         if self.log_file.is_relative_to(self.directory):
             with contextlib.suppress(FileNotFoundError):
-                self._kept_log = self._read_log()
+                self._kept_log = _read_since(self.log_file, self._log_start)
 
     async def _learn_sockets(self) -> None:
         sockets = (await self.status()).get("sockets")
@@ -405,7 +393,7 @@ async def launch(
         argv = ["run", module, "--pidfile", str(pidfile), "--log-file", str(log_file), *flags]
         stderr_option = given.get("stderr")
         stderr_file = None if stderr_option is None else base / stderr_option
-        start = _size(stderr_file)
+        stderr_start = None if stderr_file is None else _position(stderr_file)
         log_start = _position(log_file)
         process, notify = spawn(argv, directory, env, cwd, path_entry)
         control = given.get("control")
@@ -416,7 +404,7 @@ async def launch(
             log_file,
             None if control is None else str(control),
             stderr_file,
-            start,
+            stderr_start,
             log_start,
         )
         try:
@@ -435,21 +423,32 @@ async def launch(
         shutil.rmtree(directory, ignore_errors=True)
 
 
-def _size(path: Path | None) -> int:
-    """The size of ``path`` (0 if it is None or does not exist)."""
-    try:
-        return 0 if path is None else path.stat().st_size
-    except FileNotFoundError:
-        return 0
+#: A file's device, inode and size: where a launch found it ending.
+_Position = tuple[int, int, int]
 
 
-def _position(path: Path) -> tuple[int, int, int] | None:
+def _position(path: Path) -> _Position | None:
     """The device, inode and size of ``path``, or None if it does not exist yet."""
     try:
         info = path.stat()
     except OSError:  # absent, or out of our reach: the daemon says why, if it matters
         return None
     return info.st_dev, info.st_ino, info.st_size
+
+
+def _read_since(path: Path, start: _Position | None) -> bytes:
+    """What was appended to ``path`` since it was at ``start``.
+
+    A file that is not the one found then (rotated: renamed, and reopened by
+    the daemon), or is shorter than it was (truncated), is new: read whole.
+    """
+    with open(path, "rb") as file:
+        if start is not None:
+            device, inode, size = start
+            now = os.fstat(file.fileno())
+            if (now.st_dev, now.st_ino) == (device, inode) and now.st_size >= size:
+                file.seek(size)
+        return file.read()
 
 
 def _check_kit_types(pidfile: object, log_file: object, options: dict[str, Any]) -> None:

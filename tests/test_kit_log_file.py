@@ -45,3 +45,26 @@ async def test_a_rotated_log_file_is_read_from_its_start(tmp_path: Path) -> None
         reloaded = await daemon.wait_for_record("reloaded")
         assert reloaded["pid"] == daemon.pid
         assert all(record["pid"] == daemon.pid for record in daemon.records())
+
+
+async def test_a_rotated_stderr_file_is_read_from_its_start(tmp_path: Path) -> None:
+    """After the test rotates a ``stderr=`` file (rename, reload), ``stderr`` has the new file.
+
+    It once read the new file from the old one's size at the launch: past its
+    end, so what the daemon wrote there was missing.
+    """
+    errors = tmp_path / "errors.txt"
+    errors.write_text("an earlier run\n" * 300)
+    async with launch(
+        PROGRAM,
+        listen={"echo": "127.0.0.1:0"},
+        stderr=errors,
+        env={"KIT_RELOAD_STDERR": "written after the rotation"},
+    ) as daemon:
+        await daemon.wait_for_record("ready")
+        os.rename(errors, tmp_path / "errors.txt.1")
+        await daemon.reload()  # reopens the stderr file, then the hook writes there
+        await daemon.wait_for_record("reloaded")
+        assert "written after the rotation" in daemon.stderr
+    assert "written after the rotation" in daemon.stderr
+    assert "an earlier run" not in daemon.stderr

@@ -10,6 +10,7 @@
 - ``KIT_BLOCK_START``: the startup hook blocks the event loop (``time.sleep``), so
   the daemon cannot even enforce its own ``start_timeout``.
 - ``KIT_RETURN_MAIN``: ``main`` returns as soon as it runs (exit status 0).
+- ``KIT_RELOAD_STDERR``: the reload hook writes that text on stderr.
 """
 
 from __future__ import annotations
@@ -47,6 +48,8 @@ async def reload() -> None:
     path = os.environ.get("KIT_RELOAD_ERROR")
     if path and (text := (await asyncio.to_thread(Path(path).read_text)).strip()):
         raise ValueError(text)
+    if message := os.environ.get("KIT_RELOAD_STDERR"):
+        print(message, file=sys.stderr, flush=True)
     log.info("reloaded")
 
 
