@@ -532,7 +532,9 @@ async def _wait_ready(
             loop still runs); the message names ``start_timeout``, as the
             daemon's own does.
     """
-    limit = start_timeout + STOP_GRACE
+    # A value the daemon refuses (NaN, not above 0) has it exit at once with its
+    # own error: no deadline of ours may kill it first, nor reach the loop's timer.
+    limit = start_timeout + STOP_GRACE if start_timeout > 0 else None
     loop = asyncio.get_running_loop()
     ready: asyncio.Future[None] = loop.create_future()
 

@@ -173,3 +173,19 @@ def _open_sockets() -> set[str]:
         with contextlib.suppress(FileNotFoundError):
             targets.add(os.readlink(fd))
     return {target for target in targets if target.startswith("socket:")}
+
+
+@pytest.mark.parametrize("value", [float("nan"), -20.0], ids=["nan", "minus-20"])
+async def test_a_start_timeout_the_daemon_refuses_fails_with_its_error(value: float) -> None:
+    """``start_timeout`` NaN or far below 0: StartFailed with the daemon's refusal, exit 2.
+
+    The kit once waited ``start_timeout`` + its grace for readiness itself: no
+    time at all for these, so it killed the daemon before it could say why
+    ("not ready after nan s"), or failed on a uvloop test loop with
+    ``ValueError: cannot convert float NaN to integer``.
+    """
+    with pytest.raises(StartFailed) as failed:
+        async with launch(PROGRAM, start_timeout=value):
+            pytest.fail("the block must not run")
+    assert failed.value.status == 2
+    assert failed.value.message.startswith("--start-timeout: "), failed.value.message
