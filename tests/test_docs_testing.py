@@ -56,3 +56,26 @@ def test_the_after_the_block_example_passes_verbatim(tmp_path: Path) -> None:
     result = run_in_project(tmp_path, "docs_testing_db_app.py", example)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "1 passed" in result.stdout
+
+
+@pytest.mark.timeout(300)
+def test_the_example_without_pytest_runs_verbatim(tmp_path: Path) -> None:
+    """`smoke_test()` beside a copy of examples/greeter.py prints the pid and the real port."""
+    (example,) = [s for s in python_snippets(PAGE) if "async def smoke_test()" in s]
+    project = tmp_path / "project"
+    project.mkdir()
+    shutil.copy(REPO / "examples" / "greeter.py", project / "greeter.py")
+    (project / "smoke.py").write_text(example)
+    result = subprocess.run(
+        [sys.executable, "smoke.py"],
+        cwd=project,
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    printed = re.fullmatch(r"ready: (\d+) \('127\.0\.0\.1', (\d+)\)\n", result.stdout)
+    assert printed is not None, result.stdout
+    assert int(printed[2]) > 0
