@@ -6,6 +6,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -79,3 +80,21 @@ def test_the_example_without_pytest_runs_verbatim(tmp_path: Path) -> None:
     printed = re.fullmatch(r"ready: (\d+) \('127\.0\.0\.1', (\d+)\)\n", result.stdout)
     assert printed is not None, result.stdout
     assert int(printed[2]) > 0
+
+
+def test_the_pytest_asyncio_named_for_the_examples_runs_them() -> None:
+    """The install line and the test extra ask for the pytest-asyncio the examples need.
+
+    The examples use ``loop_scope`` and ``asyncio_default_fixture_loop_scope``,
+    new in pytest-asyncio 0.24: under 0.23, which both once allowed, the shared
+    fixture failed with ``TypeError: fixture() got an unexpected keyword
+    argument 'loop_scope'`` and the pyproject.toml with ``Unknown config option``.
+    """
+    page = PAGE.read_text()
+    assert 'loop_scope="module"' in page
+    assert "asyncio_default_fixture_loop_scope" in page
+    (install,) = re.findall(r"```sh\n(pip install .*?)\n```", page)
+    assert '"pytest-asyncio>=0.24"' in install.split()
+    extras = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    requirements = [r for r in extras["optional-dependencies"]["test"] if "asyncio" in r]
+    assert requirements == ["pytest-asyncio>=0.24"]
