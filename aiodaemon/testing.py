@@ -32,6 +32,7 @@ import contextlib
 import importlib.machinery
 import io
 import json
+import math
 import os
 import re
 import shutil
@@ -264,6 +265,7 @@ class DaemonProcess:
         Raises:
             TimeoutError: no such record within ``timeout`` seconds.
         """
+        _check_timeout("wait_for_record", timeout)
         predicate = match if callable(match) else (lambda r: r.get("event") == match)
         deadline = time.monotonic() + timeout
         delay = 0.005
@@ -282,6 +284,7 @@ class DaemonProcess:
         Raises:
             TimeoutError: it still runs after ``timeout`` seconds.
         """
+        _check_timeout("wait", timeout)
         status = await wait_exit(self._process, timeout)
         if status is None:
             raise TimeoutError(f"pid {self.pid} still running after {timeout}s")
@@ -289,6 +292,7 @@ class DaemonProcess:
 
     async def stop(self, timeout: float = STOP_GRACE) -> int:  # noqa: ASYNC109 (grace before SIGKILL)
         """SIGTERM, wait up to ``timeout`` seconds, then SIGKILL; return the exit status."""
+        _check_timeout("stop", timeout)
         return await terminate(self._process, timeout)
 
     def _keep_output(self) -> None:
@@ -421,6 +425,16 @@ async def launch(
                 daemon._keep_output()
     finally:
         shutil.rmtree(directory, ignore_errors=True)
+
+
+def _check_timeout(method: str, timeout: float | None) -> None:
+    """Refuse a NaN ``timeout``: no deadline compares with it, and uvloop's timers reject it.
+
+    Raises:
+        ValueError: naming the method.
+    """
+    if timeout is not None and math.isnan(timeout):
+        raise ValueError(f"{method}(): timeout must be a number of seconds, not {timeout!r}")
 
 
 #: A file's device, inode and size: where a launch found it ending.

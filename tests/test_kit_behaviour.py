@@ -11,6 +11,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -189,3 +190,24 @@ async def test_a_start_timeout_the_daemon_refuses_fails_with_its_error(value: fl
             pytest.fail("the block must not run")
     assert failed.value.status == 2
     assert failed.value.message.startswith("--start-timeout: "), failed.value.message
+
+
+@pytest.mark.parametrize("method", ["wait", "stop", "wait_for_record"])
+async def test_a_nan_timeout_is_refused_clearly(method: str) -> None:
+    """``timeout=nan``: a ValueError naming it, the daemon untouched.
+
+    NaN once waited for ever on asyncio's loop (no comparison with it is
+    true), and failed on uvloop's with ``cannot convert float NaN to integer``.
+    """
+    nan = float("nan")
+    async with launch(PROGRAM, listen={"echo": "127.0.0.1:0"}) as daemon:
+        calls: dict[str, Callable[[], Awaitable[object]]] = {
+            "wait": lambda: daemon.wait(nan),
+            "stop": lambda: daemon.stop(nan),
+            "wait_for_record": lambda: daemon.wait_for_record("never", timeout=nan),
+        }
+        refused = rf"^{method}\(\): timeout must be a number of seconds"
+        with pytest.raises(ValueError, match=refused):
+            await asyncio.wait_for(calls[method](), 30)
+        assert daemon.returncode is None
+        assert is_alive(daemon.pid)
