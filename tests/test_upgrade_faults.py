@@ -705,6 +705,9 @@ def test_a_successor_that_cannot_write_its_whole_pid_leaves_the_old_one_serving(
     reported the upgrade done.
     """
     old = app.start()
+    # Its "starting" record (which get() reads the port from) may trail the
+    # readiness: written once the limit is on, it would be lost.
+    app.port()
     prlimit = require_tool("prlimit")
     subprocess.run([prlimit, "--pid", str(old), "--fsize=3:3"], check=True)
     app.edit('VERSION = "v1"', 'VERSION = "v2"')
