@@ -43,10 +43,13 @@ class ControlService(Service):
         path: str,
         *,
         defer_to: list[Callable[[], Awaitable[None]]] | None = None,
+        budget_end: Callable[[], float | None] | None = None,
     ) -> None:
         self.server = server
         self.path = path
         self._serving = False
+        #: the ``time.monotonic()`` end of the shutdown budget, once known.
+        self._budget_end = budget_end
         # An upgrade's successor: clients must see the old daemon in SO_PEERCRED
         # (listen() decides it) until the pidfile names us.
         self._defer_to = defer_to
@@ -68,9 +71,16 @@ class ControlService(Service):
         self._serving = True
 
     async def close(self) -> None:
-        """Stop answering: the last step of the shutdown sequence."""
+        """Answer the requests already made, then stop: the last step of the shutdown sequence."""
         if self._serving:
-            await self.server.close()
+            from ._control_server import CLOSE_GRACE
+
+            end = None if self._budget_end is None else self._budget_end()
+            grace = CLOSE_GRACE
+            if end is not None:
+                # Half of what is left at most: the steps after this one need the rest.
+                grace = max(0.0, min(grace, (end - time.monotonic()) / 2))
+            await self.server.close(grace)
 
 
 class ServingService(Service):
@@ -192,7 +202,9 @@ def _control(runtime: Runtime) -> Service | None:
     )
     server = ControlServer(control.sock, {os.geteuid()}, commands.commands())
     takeover = getattr(runtime.parts.pipe, "on_takeover", None)
-    return ControlService(server, control.path, defer_to=takeover)
+    return ControlService(
+        server, control.path, defer_to=takeover, budget_end=lambda: runtime.shutdown_deadline
+    )
 
 
 def _request_stop(runtime: Runtime) -> None:

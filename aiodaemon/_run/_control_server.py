@@ -41,8 +41,9 @@ from .._prefork._control_protocol import (
 )
 from ._loop import sockname
 from ._reloads import ReloadAbandoned, ReloadTracker
+from ._services import CONTROL_CONNECTION
 
-__all__ = ["Command", "ControlServer", "DaemonCommands"]
+__all__ = ["CLOSE_GRACE", "Command", "ControlServer", "DaemonCommands"]
 
 _log = structlog.get_logger("aiodaemon")
 
@@ -56,6 +57,10 @@ _WRITE_TIMEOUT = 5.0
 _REFUSAL_LOG_INTERVAL = 10.0
 #: Seconds between looks at whether a client waiting for a reload is still there.
 _HANG_UP_CHECK = 0.5
+#: Seconds the close at the shutdown's end gives requests already made to be answered.
+CLOSE_GRACE = 0.5
+#: Loop turns that let the loop accept what waits in the backlog and start its tasks.
+_SETTLE_TURNS = 3
 
 
 class ControlServer:
@@ -76,6 +81,8 @@ class ControlServer:
         self.commands: dict[str, Command] = dict(commands)
         self._server: asyncio.AbstractServer | None = None
         self._active: set[asyncio.Task[Any]] = set()
+        #: every connection's task, from its accept to its end.
+        self._connections: set[asyncio.Task[None]] = set()
         #: connections running a command that is not prompt (see MAX_WAITING).
         self._waiting = 0
         self._refused = 0
@@ -91,7 +98,7 @@ class ControlServer:
         # privileges are dropped) and unlinks it when the listener closes, which
         # is ours to do (lstat first) and never at an upgrade's hand-over.
         self._server = await asyncio.start_server(
-            self._serve, sock=self._sock, limit=MAX_REQUEST + 1
+            self._connected, sock=self._sock, limit=MAX_REQUEST + 1
         )
 
     def stop_accepting(self) -> None:
@@ -107,15 +114,49 @@ class ControlServer:
         """
         self._sock.listen(64)
 
-    async def close(self) -> None:
-        """Stop accepting and end the connections being served."""
+    async def close(self, grace: float = CLOSE_GRACE) -> None:
+        """Answer the requests already made (within ``grace`` s), stop accepting, end the rest.
+
+        Requests queued while the loop was held up, and those being answered,
+        get their answer ("stopping"): cut, ``status`` fell back to the
+        pidfile, which says "running".
+        """
+        await self._answer_made(grace)
         if self._server is not None:
             self._server.close()
             self._server = None
-        for task in list(self._active):
+        for task in list(self._connections):
             task.cancel()
-        if self._active:
-            await asyncio.wait(self._active, timeout=1.0)
+        if self._connections:
+            await asyncio.wait(self._connections, timeout=1.0)
+
+    async def _answer_made(self, grace: float) -> None:
+        """Wait until no connection is open or queued in the backlog, for ``grace`` s at most."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
+        while True:
+            for _ in range(_SETTLE_TURNS):
+                await asyncio.sleep(0)
+            open_now = {task for task in self._connections if not task.done()}
+            queued = self._server is not None and _has_pending(self._sock)
+            left = deadline - loop.time()
+            if not (open_now or queued) or left <= 0:
+                return
+            if open_now:
+                await asyncio.wait(open_now, timeout=left)
+            else:
+                # Not accepted yet (asyncio's loop pauses accepting at EMFILE): look again.
+                await asyncio.sleep(min(left, 0.01))
+
+    def _connected(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        # The task is made here rather than by start_server: known from the
+        # accept on, so that the close can answer it, and named, so that the
+        # shutdown's cancel step leaves it to the close.
+        task = asyncio.get_running_loop().create_task(
+            self._serve(reader, writer), name=CONTROL_CONNECTION
+        )
+        self._connections.add(task)
+        task.add_done_callback(self._connections.discard)
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
@@ -245,6 +286,13 @@ async def _read_request(reader: asyncio.StreamReader) -> bytes | None:
     # request, which is ignored) arriving in the same read do not make it too long.
     line, newline, _ = data.partition(b"\n")
     return None if len(line) + len(newline) > MAX_REQUEST else line
+
+
+def _has_pending(sock: socket.socket) -> bool:
+    """Whether a connection waits in the listening ``sock``'s backlog."""
+    poller = select.poll()
+    poller.register(sock.fileno(), select.POLLIN)
+    return bool(poller.poll(0))
 
 
 def _peer_credentials(writer: asyncio.StreamWriter) -> tuple[int, int, int] | None:

@@ -41,10 +41,21 @@ if TYPE_CHECKING:
     from ._reloads import ReloadResult
     from ._state import State
 
-__all__ = ["SERVICE_FACTORIES", "RuntimeHandle", "Service", "ServiceFactory", "load_factories"]
+__all__ = [
+    "CONTROL_CONNECTION",
+    "SERVICE_FACTORIES",
+    "RuntimeHandle",
+    "Service",
+    "ServiceFactory",
+    "load_factories",
+]
 
 #: ``"module:function"`` of every service factory, in start order. Add yours here.
 SERVICE_FACTORIES: tuple[str, ...] = ("aiodaemon._run._signal_handlers:signal_service",)
+#: The name of a control connection's task. Step 6 leaves these to the control
+#: service's :meth:`~Service.close`, which answers them first: a ``status``
+#: cut there fell back to the pidfile, which said "running" while stopping.
+CONTROL_CONNECTION = "aiodaemon-control-connection"
 
 
 class RuntimeHandle(Protocol):

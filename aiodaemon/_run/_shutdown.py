@@ -58,6 +58,7 @@ from ._forced import BackstopClock, say_nowait, start_backstop
 from ._hooks import HookError, Lifespan, call_async, entry_name, in_own_context
 from ._loop import await_chain
 from ._outcome import error_text, raised
+from ._services import CONTROL_CONNECTION
 from ._state import Event
 from ._user_exit import EXIT_REQUESTS
 
@@ -192,11 +193,8 @@ class Shutdown:
             if waiters:
                 await asyncio.wait(waiters, timeout=_ANSWER_TIMEOUT)
         keep = {asyncio.current_task(), *self.runtime.service_tasks}
-        pending = [
-            t
-            for t in asyncio.all_tasks()
-            if t not in keep and t.get_name() not in (LIFECYCLE_TASK, _STOP_TASK)
-        ]
+        ours = (LIFECYCLE_TASK, _STOP_TASK, CONTROL_CONNECTION)
+        pending = [t for t in asyncio.all_tasks() if t not in keep and t.get_name() not in ours]
         await cancel_all(pending)
         for task in pending:
             if not task.cancelled() and task.exception() is not None:
