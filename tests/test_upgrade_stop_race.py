@@ -1,4 +1,4 @@
-"""Commands racing an upgrade's hand-over: they act on whoever serves after it."""
+"""Commands racing an upgrade's hand-over, or a restart: they act on whoever serves after it."""
 
 from __future__ import annotations
 
@@ -119,3 +119,59 @@ def test_reload_that_read_the_old_pid_before_the_hand_over_reloads_the_new_daemo
     assert said == f"aiodaemon: reloaded (pid {successor})\n"
     [reloaded] = wait_for(lambda: app.records("reload finished"), 10, "the reload")
     assert reloaded["pid"] == successor
+
+
+def _replaced_while_paused(app: App, pause: Path, *start: str) -> tuple[int, int, str, str, int]:
+    """Run ``aiodaemon upgrade``, paused after its look at the pidfile while its daemon is
+    stopped and a fresh one started (``start``: its extra options); the old pid, the
+    fresh one, the upgrade's stdout and stderr, and its exit status."""
+    old = app.start()
+    command = _paused_command(app, pause, "upgrade")
+    fresh = None
+    try:
+        wait_for((pause / "paused").exists, 30, "the upgrade to look at the pidfile")
+        stopped = cli("stop", "--pidfile", str(app.pidfile))
+        assert stopped.returncode == 0, stopped.stderr
+        wait_gone(old)
+        fresh = app.start(*start)
+        (pause / "go").touch()
+        out, err = command.communicate(timeout=60)
+    except BaseException:
+        if command.poll() is None:
+            command.kill()
+            command.communicate()
+        _end_what_is_left(None, fresh)
+        raise
+    return old, fresh, out, err, command.returncode
+
+
+def test_upgrade_whose_daemon_was_replaced_by_a_fresh_start_says_so(
+    app: App, tmp_path: Path
+) -> None:
+    """Not "upgraded meanwhile": the daemon it looked at stopped, the fresh one is upgraded."""
+    old, fresh, out, err, code = _replaced_while_paused(app, tmp_path / "pause")
+    assert (code, err) == (
+        0,
+        f"aiodaemon: pid {old} exited meanwhile and pid {fresh} was started since; "
+        "upgrading that one\n",
+    )
+    new = int(out)
+    assert new not in (old, fresh)
+    wait_gone(fresh)
+    assert app.pid() == new
+
+
+def test_upgrade_whose_daemon_was_replaced_by_one_without_control_socket_says_so(
+    app: App, tmp_path: Path
+) -> None:
+    """A fresh daemon without a control socket: the same, by SIGUSR2 (not "no handler")."""
+    old, fresh, out, err, code = _replaced_while_paused(app, tmp_path / "pause", "--no-control")
+    assert (code, err) == (
+        0,
+        f"aiodaemon: pid {old} exited meanwhile and pid {fresh} was started since; "
+        "upgrading that one\n",
+    )
+    new = int(out)
+    assert new not in (old, fresh)
+    wait_gone(fresh)
+    assert app.pid() == new

@@ -32,7 +32,7 @@ from ._control_client import (
 )
 from ._control_trust import ControlUntrusted, ask_holder, say_ignored
 from ._signalled_upgrade import HANDOVER_GRACE, upgrade_by_signal
-from ._taken_over import taken_over
+from ._taken_over import lock_of, taken_over
 
 TYPE_CHECKING = False  # not typing's: see aiodaemon/__init__.py
 if TYPE_CHECKING:
@@ -59,29 +59,56 @@ def upgrade(path: str, control: str | None, timeout: float, *, owner: int | None
     if isinstance(holder, int):
         return holder
     pid, pidfd = holder
+    # Read while it holds the lock: an upgrade's new process inherits that very
+    # lock, a daemon started since takes one of its own (see _taken_over).
+    taker = lock_of(path, pid)
     try:
         if control is not None:
-            code = _by_control(control, path, pid, pidfd, timeout)
+            code = _by_control(control, path, pid, pidfd, timeout, taker)
             if code is not None:
                 return code
+        moved = _moved_on(path, pid, pidfd, taker)
+        if moved is not None:
+            raise moved
         return upgrade_by_signal(path, pid, pidfd, timeout, _after_death)
-    except _UpgradedMeanwhile as moved:
-        successor = moved.pid
+    except _MovedOn as moved:
+        how = moved.how
     finally:
         os.close(pidfd)
     # Another upgrade handed over between our look at the pidfile and our
-    # request: its new process may run older code than is on disk now (two
-    # deploys a moment apart), so ours replaces it in turn.
-    say(f"pid {pid} was upgraded to pid {successor} meanwhile; upgrading that one")
+    # request, or the daemon was stopped and another started: the new process
+    # may run older code than is on disk now (two deploys a moment apart), so
+    # ours replaces it in turn.
+    say(f"{how}; upgrading that one")
     return upgrade(path, control, timeout, owner=owner)
 
 
-class _UpgradedMeanwhile(Exception):
-    """The daemon asked had handed over to another upgrade's new process: ``pid``."""
+class _MovedOn(Exception):
+    """The pidfile names another daemon than the one asked; ``how`` says how it came."""
 
-    def __init__(self, pid: int) -> None:
-        super().__init__(pid)
-        self.pid = pid
+    def __init__(self, how: str) -> None:
+        super().__init__(how)
+        self.how = how
+
+
+def _moved_on(path: str, pid: int, pidfd: int, taker: int | None) -> _MovedOn | None:
+    """Whether the pidfile moved on from ``pid`` to another daemon since we looked, and how.
+
+    ``taker``: :func:`._taken_over.lock_of` ``pid``. Without it, a holder of
+    another lock than its own is taken for an upgrade's new process only
+    while ``pid`` still runs (it keeps its lock until it exits).
+    """
+    holder = read_pidfile(path).running_pid
+    if holder is None or holder == pid:
+        return None
+    exited = readable(pidfd, 0)
+    if taken_over(path, pid, taker=taker) == holder and (taker is not None or not exited):
+        return _MovedOn(f"pid {pid} was upgraded to pid {holder} meanwhile")
+    if not exited:
+        return None
+    # Stopped (or dead), and another daemon took the pidfile since.
+    since = "was started since" if taker is not None else "holds the pidfile now"
+    return _MovedOn(f"pid {pid} exited meanwhile and pid {holder} {since}")
 
 
 def _by_control(
@@ -90,12 +117,13 @@ def _by_control(
     pid: int,
     pidfd: int,
     timeout: float,
+    taker: int | None,
 ) -> int | None:
     """Ask for the upgrade and its result; None when there is no control socket to ask.
 
     Raises:
-        _UpgradedMeanwhile: the socket is served by the new process of another
-            upgrade, which took over meanwhile.
+        _MovedOn: the socket is served by another daemon than ``pid``, which
+            the pidfile names now (see :func:`_moved_on`).
     """
     started = time.monotonic()
     deadline = started + timeout + HANDOVER_GRACE
@@ -117,9 +145,9 @@ def _by_control(
     except (ControlAbsent, ControlRefused):
         return None
     except ControlUntrusted as exc:
-        successor = taken_over(path, pid)
-        if successor is not None:
-            raise _UpgradedMeanwhile(successor) from None
+        moved = _moved_on(path, pid, pidfd, taker)
+        if moved is not None:
+            raise moved from None
         # Not the daemon's socket: it has none there, as with --no-control.
         say_ignored(exc, f"sending SIGUSR2 to pid {pid}")
         return None
