@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sysconfig
 import tempfile
@@ -114,3 +115,45 @@ def test_status_reload_and_stop_find_a_daemon_proc_does_not_show(run_dir: Path, 
         wait_gone(pid)
     wait_for(lambda: not pidfile.exists(), what="the daemon to remove its pidfile")
     assert [r["event"] for r in read_json_lines(log)][-1] == "exit"
+
+
+def test_upgrade_of_a_daemon_without_proc_is_refused_for_that_reason(tmp_path: Path) -> None:
+    """The new process cannot verify the pidfile's lock: it says /proc, not "does not hold"."""
+    if os.geteuid() != 0:
+        pytest.fail("the daemon runs where /proc is mounted anew: run as root")
+    pidfile, log = tmp_path / "d.pid", tmp_path / "d.jsonl"
+    options = {"detach": True, "pidfile": str(pidfile), "log_file": str(log)}
+    unshare = [require_tool("unshare"), "--mount", "--propagation", "private", "--"]
+    mount = "mount -t tmpfs -o size=4k none /proc"
+    daemon = [shared_python(), str(program("idle")), json.dumps(options)]
+    started = subprocess.run(
+        [*unshare, "sh", "-c", f'{mount} && exec "$@"', "sh", *daemon],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        stdin=subprocess.DEVNULL,
+        timeout=30,
+        check=False,
+    )
+    assert started.returncode == 0, started.stderr
+    pid = int(pidfile.read_text())
+    try:
+        upgrade = subprocess.run(
+            [shared_python(), "-m", "aiodaemon", "upgrade", "--pidfile", str(pidfile)],
+            capture_output=True,
+            text=True,
+            env=_env(),
+            stdin=subprocess.DEVNULL,
+            timeout=60,
+            check=False,
+        )
+        assert upgrade.returncode == 1, upgrade
+        assert upgrade.stderr.startswith(
+            "aiodaemon: upgrade failed: cannot check that inherited pidfile fd "
+        ), upgrade.stderr
+        assert "(an upgrade needs /proc; use restart)" in upgrade.stderr
+        assert int(pidfile.read_text()) == pid
+        assert is_alive(pid)
+    finally:
+        kill_quietly(pid, signal.SIGTERM)
+        wait_gone(pid)

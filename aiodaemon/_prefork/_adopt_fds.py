@@ -72,18 +72,30 @@ def adopt_pidfile(handoff: Handoff, path: str | None) -> Pidfile | None:
     else:
         if not os.path.samestat(at_path, st):
             raise StartupError(f"upgrade: pidfile {path} was replaced by another file")
-    if not _holds_flock(fd):
+    holds = _holds_flock(fd)
+    if isinstance(holds, OSError):
+        # Unverifiable is refused too, but for what it is: not a lock lost.
+        why = holds.strerror or str(holds)
+        raise StartupError(
+            f"upgrade: cannot check that inherited pidfile fd {fd} holds the lock: "
+            f"/proc/self/fdinfo/{fd}: {why} (an upgrade needs /proc; use restart)"
+        )
+    if not holds:
         raise StartupError(f"upgrade: inherited pidfile fd {fd} does not hold the lock")
     return Pidfile(path, fd)
 
 
-def _holds_flock(fd: int) -> bool:
-    """Whether the open file behind ``fd`` holds an exclusive ``flock`` (its fdinfo says so)."""
+def _holds_flock(fd: int) -> bool | OSError:
+    """Whether the open file behind ``fd`` holds an exclusive ``flock`` (its fdinfo says so).
+
+    Returns:
+        The error reading the fdinfo when /proc will not say (none mounted).
+    """
     try:
         with open(f"/proc/self/fdinfo/{fd}", encoding="ascii") as f:
             lines = f.read().splitlines()
-    except OSError:
-        return False
+    except OSError as exc:
+        return exc
     return any(
         line.startswith("lock:") and "FLOCK" in line.split() and "WRITE" in line.split()
         for line in lines
