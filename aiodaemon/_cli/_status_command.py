@@ -51,6 +51,13 @@ if TYPE_CHECKING:
 __all__ = ["StatusCode", "status"]
 
 
+#: Seconds a lock held by a process that cannot be the daemon is given to go
+#: (a ``stop`` removing a stale pidfile holds it while it checks the control
+#: socket beside, at most a second) before the status is "unknown".
+_CONTESTED_PATIENCE = 1.0
+_CONTESTED_PAUSE = 0.02
+
+
 class StatusCode(enum.IntEnum):
     """LSB exit codes of ``aiodaemon status``."""
 
@@ -82,6 +89,8 @@ def status(
         say(untrusted)
         return _report(StatusCode.UNKNOWN, "unknown", None, f"unknown ({untrusted})", as_json)
     state = read_pidfile(path)
+    if state.contested:
+        state = _uncontested(path, state, min(timeout, _CONTESTED_PATIENCE))
     if names_no_pid(state):
         code = _status_without_pid(path, control, state, as_json, timeout, owner)
         if code is not None:
@@ -141,6 +150,20 @@ def status(
     # never "not running" (a file we cannot read may well be a live daemon's).
     line = f"unknown ({state.detail})"
     return _report(StatusCode.UNKNOWN, "unknown", state.pid, line, as_json)
+
+
+def _uncontested(path: StrPath, state: PidfileState, patience: float) -> PidfileState:
+    """The pidfile read again until no stranger holds its lock, for ``patience`` s at most.
+
+    A ``stop`` removing a stale pidfile holds its lock for a moment: read
+    then, it said "unknown" (4) of a daemon that is dead (1) and a moment
+    later not running (3).
+    """
+    deadline = time.monotonic() + patience
+    while state.contested and time.monotonic() < deadline:
+        time.sleep(_CONTESTED_PAUSE)
+        state = read_pidfile(path)
+    return state
 
 
 def _ask_status(control: StrPath, path: StrPath, pid: int, timeout: float) -> dict[str, Any]:

@@ -48,7 +48,7 @@ class PidfileState:
 
     # A plain class, not a dataclass: importing dataclasses (and inspect) would
     # be most of what ``aiodaemon status`` costs.
-    __slots__ = ("denied", "detail", "pid", "status", "unparsable")
+    __slots__ = ("contested", "denied", "detail", "pid", "status", "unparsable")
 
     #: why it is UNKNOWN, or what unparsable data it holds instead of a pid.
     detail: str
@@ -56,6 +56,10 @@ class PidfileState:
     unparsable: bool
     #: UNKNOWN because the caller may not open the file (or search its directory).
     denied: bool
+    #: UNKNOWN because the lock is held by a process that cannot be the daemon
+    #: named (or, empty, any daemon): a stranger, or for a moment a command
+    #: removing a stale file (``aiodaemon stop``), which locks it to do so.
+    contested: bool
 
     def __init__(
         self,
@@ -65,12 +69,14 @@ class PidfileState:
         *,
         unparsable: bool = False,
         denied: bool = False,
+        contested: bool = False,
     ) -> None:
         self.status = status
         self.pid = pid
         self.detail = detail
         self.unparsable = unparsable
         self.denied = denied
+        self.contested = contested
 
     def __repr__(self) -> str:
         return f"PidfileState({self.status!r}, {self.pid!r}, {self.detail!r})"
@@ -135,18 +141,19 @@ def read_pidfile(path: str | os.PathLike[str]) -> PidfileState:
             # pid, or another user's process locking a file it may only read.
             foreign = _foreign_locker(st)
             if foreign is not None:
-                return PidfileState(PidfileStatus.UNKNOWN, None, f"pidfile {path}: {foreign}")
+                detail = f"pidfile {path}: {foreign}"
+                return PidfileState(PidfileStatus.UNKNOWN, None, detail, contested=True)
             return PidfileState(PidfileStatus.RUNNING, None, "starting")
         if has_file_open(pid, st) is False:
-            return PidfileState(
-                PidfileStatus.UNKNOWN, pid, f"pid {pid} does not hold {path}'s lock"
-            )
+            detail = f"pid {pid} does not hold {path}'s lock"
+            return PidfileState(PidfileStatus.UNKNOWN, pid, detail, contested=True)
         from ._lockholder import foreign_holder
 
         # A recycled pid can be another user's process that locked the file.
         foreign = foreign_holder(pid, st)
         if foreign is not None:
-            return PidfileState(PidfileStatus.UNKNOWN, pid, f"pidfile {path}: {foreign}")
+            detail = f"pidfile {path}: {foreign}"
+            return PidfileState(PidfileStatus.UNKNOWN, pid, detail, contested=True)
         return PidfileState(PidfileStatus.RUNNING, pid)
     finally:
         os.close(fd)
