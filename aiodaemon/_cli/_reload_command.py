@@ -221,7 +221,12 @@ def _ask(
         except ControlBacklogFull:
             raise  # "not now": asked again (see ask_patiently)
         except ControlTimeout:
-            _say(f"still reloading after {request['timeout']:g} s (pid {pid} did not answer)")
+            # Not even the daemon's own "still reloading" came: its loop has not
+            # read the request, which waits in the socket and runs once read.
+            _say(
+                f"still reloading after {request['timeout']:g} s (pid {pid} did not answer: "
+                "its event loop is held up; the reload runs once it reads the request)"
+            )
             raise _NoAnswer(ControlCode.FAILURE) from None
         except ControlDenied as exc:
             _say(str(exc))
