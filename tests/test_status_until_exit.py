@@ -15,7 +15,18 @@ from pathlib import Path
 
 import pytest
 
-from .support import AIODAEMON, clean_env, program, python, require_tool, wait_for, wait_gone
+from .control_support import Watched
+from .support import (
+    AIODAEMON,
+    aiodaemon_cli,
+    clean_env,
+    program,
+    python,
+    read_json_lines,
+    require_tool,
+    wait_for,
+    wait_gone,
+)
 
 #: Status commands queued on the control socket while the loop is held.
 CLIENTS = 4
@@ -80,3 +91,53 @@ def test_status_queued_during_a_late_shutdown_step_is_told_stopping(
                 client.kill()
             client.communicate()
         wait_gone(pid)
+
+
+def test_status_while_the_executor_shuts_down_is_told_stopping(tmp_path: Path) -> None:
+    """An executor call holding up the shutdown's end: `status` says "stopping", not "running"."""
+    pidfile = tmp_path / "d.pid"
+    options = {"detach": True, "pidfile": str(pidfile), "log_file": str(tmp_path / "log")}
+    started = python([program("executor_at_stop"), json.dumps(options), tmp_path])
+    assert started.returncode == 0, started.stderr
+    pid = int(pidfile.read_text())
+    try:
+        os.kill(pid, signal.SIGTERM)
+        # main cancelled: the rest of the sequence waits for the executor's call.
+        wait_for((tmp_path / "main-ended").exists, what="main to be cancelled")
+        status = aiodaemon_cli("status", "--pidfile", pidfile, "--json")
+        assert (status.returncode, status.stderr) == (0, "")
+        answer = json.loads(status.stdout)
+        assert (answer["state"], answer["pid"]) == ("stopping", pid)
+    finally:
+        (tmp_path / "release").touch()
+        wait_gone(pid)
+    assert aiodaemon_cli("status", "--pidfile", pidfile).returncode == 3
+
+
+def test_stop_while_the_executor_shuts_down_waits_and_forces_nothing(tmp_path: Path) -> None:
+    """A second `stop` then is told "already stopping" and waits: no SIGTERM forcing the exit."""
+    pidfile, log = tmp_path / "d.pid", tmp_path / "log"
+    options = {"detach": True, "pidfile": str(pidfile), "log_file": str(log)}
+    started = python([program("executor_at_stop"), json.dumps(options), tmp_path])
+    assert started.returncode == 0, started.stderr
+    pid = int(pidfile.read_text())
+    stop = None
+    try:
+        os.kill(pid, signal.SIGTERM)
+        wait_for((tmp_path / "main-ended").exists, what="main to be cancelled")
+        stop = Watched([str(AIODAEMON), "stop", "--pidfile", str(pidfile)], {})
+        said = ("already stopping", "sending SIGTERM")
+        wait_for(lambda: any(map(stop.said, said)) or stop.proc.poll() is not None, 30, "the stop")
+        (tmp_path / "release").touch()
+        code, _, lines = stop.finish(30)
+    finally:
+        (tmp_path / "release").touch()
+        if stop is not None:
+            stop.kill()
+        wait_gone(pid)
+    assert (code, lines) == (
+        0,
+        [f"aiodaemon: already stopping (pid {pid}); waiting", f"aiodaemon: stopped (pid {pid})"],
+    )
+    exits = [r for r in read_json_lines(log) if r.get("event") == "exit"]
+    assert [r["status"] for r in exits] == [0]

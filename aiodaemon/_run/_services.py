@@ -13,8 +13,9 @@ hand-off, ``on_signal`` handlers) is built by a factory listed in
   registration order: :meth:`~Service.not_ready` (step 1, the instant
   shutdown begins), :meth:`~Service.stop_accepting` (step 3, after the drain
   delay), :meth:`~Service.wait_finished` (step 4), then the shutdown hooks
-  and lifespan exits run (step 5), what is left is cancelled (step 6), and
-  last :meth:`~Service.close`. Steps 3 to the end share ``shutdown_timeout``.
+  and lifespan exits run (step 5), what is left is cancelled and the
+  default executor shut down (step 6), and last :meth:`~Service.close`.
+  Steps 3 to the end share ``shutdown_timeout``.
 * Tasks a service starts with :meth:`RuntimeHandle.spawn` survive step 6 and
   are cancelled after :meth:`~Service.close`: a control socket answers
   ``status`` until the very end.

@@ -11,7 +11,9 @@ Begun by a stop signal, a request, ``main`` returning or a failed startup hook:
 5. ``hooks`` — shutdown hooks and lifespan exits in reverse registration
    order (shutdown hooks whenever startup began; a lifespan's exit only if
    its setup completed);
-6. ``cancel_rest`` — every remaining task is cancelled and awaited;
+6. ``cancel_rest`` — every remaining task is cancelled and awaited, then
+   async generators are closed and the default executor shut down (which
+   waits for the calls still running in it);
 7. ``close`` — every service's ``close()``, then the service tasks end.
 
 Steps 3-7 share one budget, ``shutdown_timeout``, counted from the end of
@@ -152,12 +154,15 @@ class Shutdown:
             await self._run_hooks()
         rt.forced.keep()
         await self._cancel_rest()
-        for service in rt.services:
-            await _guard_async(service, "close", service.close)
-        await cancel_all(rt.service_tasks)
+        # Before the services close: an executor call the program left running
+        # may hold the end up for long, and meanwhile the control socket still
+        # says "stopping" (closed, `status` read "running" from the pidfile).
         loop = asyncio.get_running_loop()
         await loop.shutdown_asyncgens()
         await loop.shutdown_default_executor()
+        for service in rt.services:
+            await _guard_async(service, "close", service.close)
+        await cancel_all(rt.service_tasks)
 
     async def _run_hooks(self) -> None:
         rt = self.runtime
