@@ -32,7 +32,7 @@ from ._control_client import (
 )
 from ._control_trust import ControlUntrusted, ask_holder, say_ignored
 from ._signalled_upgrade import HANDOVER_GRACE, upgrade_by_signal
-from ._taken_over import lock_of, taken_over
+from ._taken_over import lock_taker, taken_over
 
 TYPE_CHECKING = False  # not typing's: see aiodaemon/__init__.py
 if TYPE_CHECKING:
@@ -52,6 +52,11 @@ def upgrade(path: str, control: str | None, timeout: float, *, owner: int | None
         1 when the upgrade failed or was refused (the old daemon still runs);
         7 when no daemon runs; 4 when not allowed to ask it.
     """
+    # Whose lock the daemon holds: an upgrade's new process inherits that very
+    # lock, a daemon started since takes one of its own (see _taken_over). Read
+    # before the holder is verified, as stop reads it: then it is the verified
+    # holder's lock, or an older one, which follows nothing.
+    taker = lock_taker(path)
     # Without its pidfile the successor would be as lost as its parent: refused.
     holder = _control._holder(
         path, not_running=ControlCode.NOT_RUNNING, control=control, owner=owner, action="upgraded"
@@ -59,9 +64,6 @@ def upgrade(path: str, control: str | None, timeout: float, *, owner: int | None
     if isinstance(holder, int):
         return holder
     pid, pidfd = holder
-    # Read while it holds the lock: an upgrade's new process inherits that very
-    # lock, a daemon started since takes one of its own (see _taken_over).
-    taker = lock_of(path, pid)
     try:
         if control is not None:
             code = _by_control(control, path, pid, pidfd, timeout, taker)
@@ -94,7 +96,8 @@ class _MovedOn(Exception):
 def _moved_on(path: str, pid: int, pidfd: int, taker: int | None) -> _MovedOn | None:
     """Whether the pidfile moved on from ``pid`` to another daemon since we looked, and how.
 
-    ``taker``: :func:`._taken_over.lock_of` ``pid``. Without it, a holder of
+    ``taker``: :func:`._taken_over.lock_taker` of ``path``, read before ``pid``
+    was verified as its holder. Without it, a holder of
     another lock than its own is taken for an upgrade's new process only
     while ``pid`` still runs (it keeps its lock until it exits).
     """
