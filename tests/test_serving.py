@@ -61,6 +61,54 @@ async def test_idle_connection_ends_at_shutdown(tmp_path: Path) -> None:
         assert "connections cancelled after the drain timeout" not in app.events()
 
 
+async def test_a_request_whose_body_is_still_arriving_is_served(tmp_path: Path) -> None:
+    """SIGTERM between a request's head and its body: the body is read, the request answered.
+
+    Its handler waited for data with nothing buffered, as an idle keep-alive
+    connection's does: it read end-of-stream, the request was lost and the
+    handler failed (``IncompleteReadError``).
+    """
+    async with serve(tmp_path, "--shutdown-timeout", "60") as app:
+        address = await app.address("app")
+        reader, writer = await asyncio.open_connection(*address)
+        writer.write(b"PING\n")  # answered: the next bytes begin a request
+        assert await reader.readline() == b"PONG\n"
+        writer.write(b"POST 10\n")
+        await app.wait_event("request")
+        app.proc.send_signal(signal.SIGTERM)
+        await app.wait_event("stopped accepting")
+        writer.write(b"0123456789")
+        assert await asyncio.wait_for(reader.readline(), timeout=10) == b"got 10\n"
+        # Answered, and waiting for a next request: ended at once, as an idle one.
+        assert await asyncio.wait_for(reader.read(), timeout=10) == b""
+        writer.close()
+        assert await asyncio.wait_for(app.proc.wait(), timeout=10) == 0
+        events = app.events()
+        assert "connection handler failed" not in events
+        assert "connections cancelled after the drain timeout" not in events
+
+
+async def test_an_upload_read_to_its_end_is_not_cut_short(tmp_path: Path) -> None:
+    """SIGTERM in the middle of an upload read up to the client's end: all of it is read.
+
+    The handler's read() returned the first half as if the client had ended,
+    and the upload was taken for whole.
+    """
+    async with serve(tmp_path, "--shutdown-timeout", "60") as app:
+        address = await app.address("app")
+        reader, writer = await asyncio.open_connection(*address)
+        writer.write(b"UPLOAD\n" + b"x" * 1000)
+        await app.wait_event("request")
+        app.proc.send_signal(signal.SIGTERM)
+        await app.wait_event("stopped accepting")
+        writer.write(b"y" * 1000)
+        writer.write_eof()
+        assert await asyncio.wait_for(reader.readline(), timeout=10) == b"got 2000\n"
+        writer.close()
+        assert await asyncio.wait_for(app.proc.wait(), timeout=10) == 0
+        assert "connection handler failed" not in app.events()
+
+
 async def test_drain_delay_keeps_accepting_while_not_ready(tmp_path: Path) -> None:
     """During drain_delay /readyz says 503 and new connections are still served."""
     # The test's four requests must fit in the delay: seconds of room on a busy machine.

@@ -7,6 +7,8 @@ Each connection sends lines and gets one answer per line:
 * ``BLOCK <seconds>`` -> blocks the whole event loop while ``$SERVING_DIR/hold-loop``
   exists (``<seconds>`` at most), then ``unblocked``;
 * ``QUIT`` -> ``bye``, then ``ctx.request_shutdown()``;
+* ``POST <n>`` -> reads ``<n>`` bytes more (the body), then ``got <n>``;
+* ``UPLOAD`` -> reads up to the client's end-of-stream, then ``got <bytes read>``;
 * ``PING`` -> ``PONG`` at once.
 
 The readiness check fails while ``$SERVING_DIR/not-ready`` exists (raising
@@ -94,6 +96,14 @@ async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> 
             elif command == "HANG":
                 log.info("request", id="hang")
                 await asyncio.Event().wait()
+            elif command == "POST":
+                log.info("request", id="post")
+                body = await reader.readexactly(int(argument))
+                writer.write(f"got {len(body)}\n".encode())
+            elif command == "UPLOAD":
+                log.info("request", id="upload")
+                data = await reader.read()
+                writer.write(f"got {len(data)}\n".encode())
             elif command == "QUIT":
                 writer.write(b"bye\n")
                 CONTEXT[0].request_shutdown()
