@@ -17,7 +17,7 @@ import pytest
 
 from .support import AIODAEMON, REPO, clean_env, wait_for
 
-PAUSED_CONNECT = REPO / "tests" / "programs" / "paused_connect"
+PAUSED_CONNECT = REPO / "tests" / "programs" / "paused"
 REREAD_MARKER = REPO / "tests" / "programs" / "reread_marker"
 
 

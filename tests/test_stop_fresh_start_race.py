@@ -27,7 +27,7 @@ from .support import (
     wait_gone,
 )
 
-PAUSED_CONNECT = REPO / "tests" / "programs" / "paused_connect"
+PAUSED_CONNECT = REPO / "tests" / "programs" / "paused"
 
 
 def _start(directory: Path, pidfile: Path) -> int:

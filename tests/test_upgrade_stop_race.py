@@ -11,19 +11,20 @@ from .test_upgrade import App, cli
 from .test_upgrade_faults import _end_what_is_left, _successor_starting, _upgrade_in_background
 from .test_upgrade_faults import app as app
 
-PAUSED_CONNECT = REPO / "tests" / "programs" / "paused_connect"
-PAUSED_LOCK_LOOK = REPO / "tests" / "programs" / "paused_lock_look"
+#: tests/programs/paused: pauses a command where $AIODAEMON_TEST_PAUSE_AT says.
+PAUSED = REPO / "tests" / "programs" / "paused"
 
 
 def _paused_command(
-    app: App, pause: Path, *args: str, pauser: Path = PAUSED_CONNECT
+    app: App, pause: Path, *args: str, at: str = "control"
 ) -> subprocess.Popen[str]:
-    """``aiodaemon ARGS --pidfile P``, paused before its request (see ``pauser``)."""
+    """``aiodaemon ARGS --pidfile P``, paused before its request (``at``: see ``PAUSED``)."""
     pause.mkdir()
-    pythonpath = os.pathsep.join([str(pauser), str(REPO)])
+    pythonpath = os.pathsep.join([str(PAUSED), str(REPO)])
+    paused = {"AIODAEMON_TEST_PAUSE": str(pause), "AIODAEMON_TEST_PAUSE_AT": at}
     return subprocess.Popen(
         [str(AIODAEMON), *args, "--pidfile", str(app.pidfile)],
-        env=clean_env({"PYTHONPATH": pythonpath, "AIODAEMON_TEST_PAUSE": str(pause)}),
+        env=clean_env({"PYTHONPATH": pythonpath, **paused}),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -31,7 +32,7 @@ def _paused_command(
 
 
 def _hand_over_while_paused(
-    app: App, pause: Path, *args: str, pauser: Path = PAUSED_CONNECT
+    app: App, pause: Path, *args: str, at: str = "control"
 ) -> tuple[int, int, str, str]:
     """Start an upgrade; run ``aiodaemon ARGS`` once the new process starts, paused after its
     look at the pidfile until the hand-over is done. (old pid, new pid, its stdout, stderr)."""
@@ -44,7 +45,7 @@ def _hand_over_while_paused(
     try:
         successor = _successor_starting(app)
         wait_for((app.directory / "gate.entered").exists, 30, "the startup hook")
-        command = _paused_command(app, pause, *args, pauser=pauser)
+        command = _paused_command(app, pause, *args, at=at)
         wait_for((pause / "paused").exists, 30, "the command to look at the pidfile")
         gate.touch()
         out, err = upgrade.communicate(timeout=60)
@@ -85,7 +86,7 @@ def test_stop_that_verified_the_old_pid_before_the_hand_over_stops_the_new_daemo
 ) -> None:
     """``stop`` verified the old pid, the hand-over came before it read the lock's taker."""
     pause = tmp_path / "pause"
-    old, successor, _, said = _hand_over_while_paused(app, pause, "stop", pauser=PAUSED_LOCK_LOOK)
+    old, successor, _, said = _hand_over_while_paused(app, pause, "stop", at="locks")
     # Whether it follows the hand-over or meets the new process first, it stops
     # the new process: it said "stopped (pid OLD)", exit 0, and the new one served on.
     assert said.endswith(f"aiodaemon: stopped (pid {successor})\n"), said
