@@ -1,8 +1,15 @@
-"""A reload hook taking 0.3 s, recording its start and end with a counter."""
+"""A reload hook recording its start and end with a counter.
+
+The first reload lasts until the test creates ``go`` beside the record file
+(30 s at most), so that a burst of HUPs surely comes while it runs; later ones
+take 0.3 s.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
 
 import aiodaemon
 from tests.programs.recorder import record, run
@@ -16,7 +23,14 @@ async def slow_reload() -> None:
     counter += 1
     n = counter
     record(f"start {n}")
-    await asyncio.sleep(0.3)
+    if n == 1:
+        go = os.path.join(os.path.dirname(sys.argv[2]), "go")
+        for _ in range(3000):
+            if os.path.exists(go):
+                break
+            await asyncio.sleep(0.01)
+    else:
+        await asyncio.sleep(0.3)
     record(f"end {n}")
 
 
