@@ -11,7 +11,6 @@ import argparse
 import itertools
 import math
 import os
-import re
 import sys
 from collections.abc import Callable, Mapping, Sequence
 
@@ -60,13 +59,27 @@ def _terminal_columns() -> int:
         return 80
 
 
-#: What ``float()`` or ``int(text, 0)`` (``--umask -0o22``) reads with a leading
-#: minus; no option here looks like one.
-_NEGATIVE_NUMBER = re.compile(
-    r"^-(?:(?:\d[\d_]*\.?[\d_]*|\.\d[\d_]*)(?:e[+-]?\d[\d_]*)?"
-    r"|0[box][\da-f_]+|inf(?:inity)?|nan)$",
-    re.IGNORECASE,
-)
+class _NegativeNumber:
+    """argparse's negative-number matcher: what ``float()`` or ``int(text, 0)`` reads after a minus.
+
+    ``--umask -0o22`` too; no option here looks like one. Not a regular
+    expression: compiling one cost every command ~0.35 ms.
+    """
+
+    @staticmethod
+    def match(text: str) -> bool:
+        number = text[1:]
+        # "--5", "-+5", "- 5": no number float() or int() reads after one minus.
+        if not text.startswith("-") or number[:1] in ("", "-", "+") or number != number.strip():
+            return False
+        try:
+            float(number)
+        except ValueError:
+            try:
+                int(number, 0)
+            except ValueError:
+                return False
+        return True
 
 
 class Parser(argparse.ArgumentParser):
@@ -81,7 +94,8 @@ class Parser(argparse.ArgumentParser):
         # argparse takes only "-1" and "-.5" for negative numbers: "-inf", "-nan"
         # or "-1e3" after a flag looked like an unknown option, and the flag
         # was said to lack its value instead of its value being refused.
-        self._negative_number_matcher = _NEGATIVE_NUMBER
+        # (Typed as a Pattern; argparse only tests the truth of its .match().)
+        self._negative_number_matcher = _NegativeNumber  # type: ignore[assignment]
         #: the command line, to explain an error argparse reports without context.
         self.argv = list(argv)
 
