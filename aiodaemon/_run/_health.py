@@ -7,10 +7,11 @@ probe, which is what a probe is for.
 Built to be exposed to anything that can connect (DESIGN section 6): a request
 is at most :data:`MAX_REQUEST` bytes and must arrive within
 :data:`REQUEST_TIMEOUT`; at most :data:`MAX_CONNECTIONS` are open, the oldest
-unanswered one giving way to a new one (so slow clients cannot starve the
-probes); answers are fixed templates that never echo what the client sent; one
-request per connection (``Connection: close``). No task is created per
-connection: a protocol object, a timer and a small buffer is all one costs.
+one still open (answered and closing, or the slowest client) giving way to a new
+one (so slow clients cannot starve the probes); answers are fixed templates
+that never echo what the client sent; one request per connection
+(``Connection: close``). No task is created per connection: a protocol object,
+a timer and a small buffer is all one costs.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ MAX_REQUEST = 4096
 #: Seconds from accept to the end of the request headers before the connection is
 #: dropped; and again from there for the answer (the checks take at most CHECK_TIMEOUT).
 REQUEST_TIMEOUT = 2.0
-#: Connections open at once; a new one evicts the oldest still unanswered.
+#: Connections open at once; a new one evicts the oldest still open.
 MAX_CONNECTIONS = 128
 #: Seconds each readiness check may take before it counts as failed.
 CHECK_TIMEOUT = 1.0
