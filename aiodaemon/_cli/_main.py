@@ -71,6 +71,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return ExitCode.USAGE
     except KeyboardInterrupt:
         # Ctrl-C while the CLI itself waits (stop, start before the fork).
+        _say_interrupted(args)
         return 128 + 2
     except MemoryError as exc:
         # Loading the program or the runtime under a low RLIMIT_AS: a traceback
@@ -86,6 +87,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         # An upgrade's successor that ends here, whatever the reason, closes the
         # channel its start did not use (the old daemon then sees it end).
         _abandon_handoff()
+
+
+#: What goes on in the daemon when the command waiting for it is interrupted.
+_GOES_ON = {"reload": "a reload", "upgrade": "an upgrade"}
+
+
+def _say_interrupted(args: argparse.Namespace) -> None:
+    """Tell what Ctrl-C on a waiting ``reload`` or ``upgrade`` did not stop, as ``start`` does.
+
+    The daemon carries on with a request it took in: exiting without a word
+    left the user to guess whether it was cancelled.
+    """
+    what = _GOES_ON.get(args.command)
+    pidfile = getattr(args, "pidfile", None)
+    if what is None or pidfile is None:
+        return
+    import shlex  # only on this rare path
+
+    error(
+        f"{PROG}: interrupted; {what} the daemon took in goes on:"
+        f" `{PROG} status --pidfile {shlex.quote(pidfile)}` tells how it ends"
+    )
 
 
 def _abandon_handoff(code: int | None = None, message: str = "") -> None:

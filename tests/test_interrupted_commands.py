@@ -1,0 +1,65 @@
+"""Ctrl-C on a ``reload`` or ``upgrade`` that waits: the daemon carries on, and the command says so.
+
+Both exited 130 without a word, leaving the user to guess whether the reload
+or the upgrade was cancelled (``start`` already said that its daemon goes on).
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+
+from .control_support import open_control_app
+from .support import wait_for, wait_gone
+from .test_upgrade import App, cli
+from .test_upgrade_faults import _end_what_is_left, _successor_starting, _upgrade_in_background
+from .test_upgrade_faults import app as app
+
+GOES_ON = (
+    "interrupted; {} the daemon took in goes on: `aiodaemon status --pidfile {}` tells how it ends"
+)
+
+
+def test_ctrl_c_on_a_waiting_reload_says_the_reload_goes_on() -> None:
+    """The reload hook still runs to its end, and ``status`` then tells its result."""
+    with open_control_app() as app:
+        pid = app.start()
+        app.steer("reload", "wait")
+        reload = app.watch("reload", "--pidfile", app.pidfile)
+        try:
+            wait_for(lambda: app.reload_runs() == ["wait"], what="the reload hook to run")
+            reload.proc.send_signal(signal.SIGINT)
+            code, _, lines = reload.finish()
+        finally:
+            reload.kill()
+        assert code == 130
+        assert lines == [f"aiodaemon: {GOES_ON.format('a reload', app.pidfile)}"]
+        app.steer("reload-release")
+        wait_for(lambda: app.records("reload finished"), what="the reload to finish")
+        status = app.cli("status", "--pidfile", app.pidfile)
+        assert status.returncode == 0, status.stderr
+        assert f"running (pid {pid}," in status.stdout
+        assert "last reload: ok" in status.stdout, status.stdout
+
+
+def test_ctrl_c_on_a_waiting_upgrade_says_the_upgrade_goes_on(app: App) -> None:
+    """The new process takes over once its startup hook ends, as it would have."""
+    gate = app.directory / "gate"
+    old = app.start(APP_GATE=str(gate))
+    app.edit('MODE = ""', 'MODE = "gate"')
+    upgrade: subprocess.Popen[str] | None = _upgrade_in_background(app)
+    successor = None
+    try:
+        successor = _successor_starting(app)
+        assert upgrade is not None
+        upgrade.send_signal(signal.SIGINT)
+        _, err = upgrade.communicate(timeout=30)
+        assert upgrade.returncode == 130
+        assert err.splitlines() == [f"aiodaemon: {GOES_ON.format('an upgrade', app.pidfile)}"]
+        upgrade = None
+        gate.touch()
+        wait_gone(old)
+        assert app.pid() == successor
+        assert cli("status", "--pidfile", str(app.pidfile)).returncode == 0
+    finally:
+        _end_what_is_left(upgrade, successor)
