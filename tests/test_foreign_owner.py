@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from .security_support import arena  # noqa: F401  (fixture)
-from .support import aiodaemon_cli, install_program, program, python, wait_gone
+from .support import aiodaemon_cli, install_program, program, python, wait_for, wait_gone
 
 pytestmark = pytest.mark.root
 
@@ -80,3 +80,30 @@ def test_the_daemons_own_and_roots_files_are_not_warned_of(arena: Path) -> None:
     os.chown(log, 0, 0)
     as_root = {"detach": True, "pidfile": str(pidfile), "log_file": str(log)}
     assert _stopped(python([program("idle"), json.dumps(as_root)]), pidfile) == []
+
+
+def test_a_reopen_that_finds_another_accounts_file_logs_a_warning_in_it(
+    arena: Path,  # noqa: F811
+) -> None:
+    """SIGUSR1 after a rotation whose new file nobody owns: written to, with a warning first."""
+    log, pidfile = arena / "app.log", arena / "d.pid"
+    options = {"detach": True, "pidfile": str(pidfile), "log_file": str(log)}
+    started = python([program("idle"), json.dumps(options)])
+    assert started.returncode == 0, started.stderr
+    pid = int(pidfile.read_text())
+    try:
+        log.rename(arena / "app.log.1")
+        _owned_by_nobody(log)
+        os.kill(pid, signal.SIGUSR1)
+        owned = "log file owned by another account"
+        wait_for(lambda: owned in log.read_text(), 10, "the warning in the new file")
+    finally:
+        os.kill(pid, signal.SIGTERM)
+        wait_gone(pid)
+    [warning] = [r for r in map(json.loads, log.read_text().splitlines()) if r["event"] == owned]
+    assert warning["level"] == "warning"
+    assert warning["error"] == (
+        f"log_file {log} is owned by nobody (uid {NOBODY.pw_uid}), not by the daemon's user root:"
+        " that account can read and rewrite what the daemon writes there (chown the file)"
+    )
+    assert log.stat().st_uid == NOBODY.pw_uid

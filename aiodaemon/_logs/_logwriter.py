@@ -393,6 +393,8 @@ class LogWriter:
                 if isinstance(sink, FileSink):
                     self._reopen_failures.append(str(exc))
             else:
+                if isinstance(sink, FileSink):
+                    self._warn_if_foreign(sink)
                 if isinstance(sink, FileSink) and self._reopen_failures:
                     # A file reopened after failed attempts (a log directory
                     # removed, then recreated) says what was missed.
@@ -418,6 +420,21 @@ class LogWriter:
                     file=repr(output),
                     error=str(exc),
                 )
+
+    def _warn_if_foreign(self, sink: FileSink) -> None:
+        """Log a warning when the file a reopen found is another account's (see _safeopen).
+
+        A rotation can leave one there (logrotate's ``create`` with another
+        owner): as at the start, it is written to, and its owner can read and
+        rewrite what the daemon writes there.
+        """
+        from .._prefork._safeopen import foreign_owner_warning  # loaded: it opened the file
+
+        warning = foreign_owner_warning(sink.fd, "log_file", sink.path)
+        if warning is not None:
+            self._log(
+                "warning", "log file owned by another account", sink=repr(sink), error=str(warning)
+            )
 
     def _report(self, *, final: bool = False) -> None:
         dropped = self.dropped
