@@ -395,17 +395,17 @@ class LogWriter:
             else:
                 if isinstance(sink, FileSink):
                     self._warn_if_foreign(sink)
-                if isinstance(sink, FileSink) and self._reopen_failures:
-                    # A file reopened after failed attempts (a log directory
-                    # removed, then recreated) says what was missed.
-                    failures, self._reopen_failures = self._reopen_failures, []
-                    self._log(
-                        "error",
-                        "log file reopened after failed reopens",
-                        sink=repr(sink),
-                        failed=len(failures),
-                        error=failures[-1],
-                    )
+                    if self._reopen_failures:
+                        # A file reopened after failed attempts (a log directory
+                        # removed, then recreated) says what was missed.
+                        failures, self._reopen_failures = self._reopen_failures, []
+                        self._log(
+                            "error",
+                            "log file reopened after failed reopens",
+                            sink=repr(sink),
+                            failed=len(failures),
+                            error=failures[-1],
+                        )
         for output in self.outputs:
             # Only a file rotated away (see OutputFile): one still in place stays.
             if not output.moved():

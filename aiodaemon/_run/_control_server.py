@@ -39,6 +39,7 @@ from .._prefork._control_protocol import (
     encode,
     failure,
 )
+from .._prefork._readiness import readable
 from ._loop import sockname
 from ._reloads import ReloadAbandoned, ReloadTracker
 from ._services import CONTROL_CONNECTION
@@ -138,7 +139,8 @@ class ControlServer:
             for _ in range(_SETTLE_TURNS):
                 await asyncio.sleep(0)
             open_now = {task for task in self._connections if not task.done()}
-            queued = self._server is not None and _has_pending(self._sock)
+            # Readable: a connection waits in the listening socket's backlog.
+            queued = self._server is not None and readable(self._sock.fileno(), 0)
             left = deadline - loop.time()
             if not (open_now or queued) or left <= 0:
                 return
@@ -286,13 +288,6 @@ async def _read_request(reader: asyncio.StreamReader) -> bytes | None:
     # request, which is ignored) arriving in the same read do not make it too long.
     line, newline, _ = data.partition(b"\n")
     return None if len(line) + len(newline) > MAX_REQUEST else line
-
-
-def _has_pending(sock: socket.socket) -> bool:
-    """Whether a connection waits in the listening ``sock``'s backlog."""
-    poller = select.poll()
-    poller.register(sock.fileno(), select.POLLIN)
-    return bool(poller.poll(0))
 
 
 def _peer_credentials(writer: asyncio.StreamWriter) -> tuple[int, int, int] | None:
