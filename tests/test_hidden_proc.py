@@ -59,6 +59,19 @@ def run_dir() -> Iterator[Path]:
         shutil.rmtree(base, ignore_errors=True)
 
 
+def _run(argv: list[str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """``argv`` to completion, its output captured, in the tests' environment."""
+    return subprocess.run(
+        argv,
+        capture_output=True,
+        text=True,
+        env=_env(),
+        stdin=subprocess.DEVNULL,
+        timeout=timeout,
+        check=False,
+    )
+
+
 def _cli_under(proc: str, *args: str) -> subprocess.CompletedProcess[str]:
     """``aiodaemon ARGS`` in a mount namespace of its own whose /proc is ``proc``.
 
@@ -74,15 +87,7 @@ def _cli_under(proc: str, *args: str) -> subprocess.CompletedProcess[str]:
         mount, user = "mount -t tmpfs -o size=4k none /proc", []
     unshare = [require_tool("unshare"), "--mount", "--propagation", "private", "--"]
     command = [*user, shared_python(), "-m", "aiodaemon", *args]
-    return subprocess.run(
-        [*unshare, "sh", "-c", f'{mount} && exec "$@"', "sh", *command],
-        capture_output=True,
-        text=True,
-        env=_env(),
-        stdin=subprocess.DEVNULL,
-        timeout=60,
-        check=False,
-    )
+    return _run([*unshare, "sh", "-c", f'{mount} && exec "$@"', "sh", *command])
 
 
 @pytest.mark.parametrize("proc", ["hidepid", "unmounted"])
@@ -90,15 +95,7 @@ def test_status_reload_and_stop_find_a_daemon_proc_does_not_show(run_dir: Path, 
     """Each finds the daemon through its control socket and acts: 0, as with /proc."""
     pidfile, log = run_dir / "d.pid", run_dir / "d.jsonl"
     options = {"detach": True, "pidfile": str(pidfile), "log_file": str(log), "user": "nobody"}
-    started = subprocess.run(
-        [shared_python(), str(program("idle")), json.dumps(options)],
-        capture_output=True,
-        text=True,
-        env=_env(),
-        stdin=subprocess.DEVNULL,
-        timeout=30,
-        check=False,
-    )
+    started = _run([shared_python(), str(program("idle")), json.dumps(options)], timeout=30)
     assert started.returncode == 0, started.stderr
     pid = int(pidfile.read_text())
     try:
@@ -126,27 +123,11 @@ def test_upgrade_of_a_daemon_without_proc_is_refused_for_that_reason(tmp_path: P
     unshare = [require_tool("unshare"), "--mount", "--propagation", "private", "--"]
     mount = "mount -t tmpfs -o size=4k none /proc"
     daemon = [shared_python(), str(program("idle")), json.dumps(options)]
-    started = subprocess.run(
-        [*unshare, "sh", "-c", f'{mount} && exec "$@"', "sh", *daemon],
-        capture_output=True,
-        text=True,
-        env=_env(),
-        stdin=subprocess.DEVNULL,
-        timeout=30,
-        check=False,
-    )
+    started = _run([*unshare, "sh", "-c", f'{mount} && exec "$@"', "sh", *daemon], timeout=30)
     assert started.returncode == 0, started.stderr
     pid = int(pidfile.read_text())
     try:
-        upgrade = subprocess.run(
-            [shared_python(), "-m", "aiodaemon", "upgrade", "--pidfile", str(pidfile)],
-            capture_output=True,
-            text=True,
-            env=_env(),
-            stdin=subprocess.DEVNULL,
-            timeout=60,
-            check=False,
-        )
+        upgrade = _run([shared_python(), "-m", "aiodaemon", "upgrade", "--pidfile", str(pidfile)])
         assert upgrade.returncode == 1, upgrade
         assert upgrade.stderr.startswith(
             "aiodaemon: upgrade failed: cannot check that inherited pidfile fd "
