@@ -6,6 +6,8 @@ import os
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from .support import AIODAEMON, REPO, clean_env, wait_for, wait_gone
 from .test_upgrade import App, cli
 from .test_upgrade_faults import _end_what_is_left, _successor_starting, _upgrade_in_background
@@ -146,27 +148,15 @@ def _replaced_while_paused(app: App, pause: Path, *start: str) -> tuple[int, int
     return old, fresh, out, err, command.returncode
 
 
+@pytest.mark.parametrize("start", [(), ("--no-control",)], ids=["control", "no-control"])
 def test_upgrade_whose_daemon_was_replaced_by_a_fresh_start_says_so(
-    app: App, tmp_path: Path
+    app: App, tmp_path: Path, start: tuple[str, ...]
 ) -> None:
-    """Not "upgraded meanwhile": the daemon it looked at stopped, the fresh one is upgraded."""
-    old, fresh, out, err, code = _replaced_while_paused(app, tmp_path / "pause")
-    assert (code, err) == (
-        0,
-        f"aiodaemon: pid {old} exited meanwhile and pid {fresh} was started since; "
-        "upgrading that one\n",
-    )
-    new = int(out)
-    assert new not in (old, fresh)
-    wait_gone(fresh)
-    assert app.pid() == new
+    """Not "upgraded meanwhile": the daemon it looked at stopped, the fresh one is upgraded.
 
-
-def test_upgrade_whose_daemon_was_replaced_by_one_without_control_socket_says_so(
-    app: App, tmp_path: Path
-) -> None:
-    """A fresh daemon without a control socket: the same, by SIGUSR2 (not "no handler")."""
-    old, fresh, out, err, code = _replaced_while_paused(app, tmp_path / "pause", "--no-control")
+    A fresh daemon without a control socket the same, by SIGUSR2 (not "no handler").
+    """
+    old, fresh, out, err, code = _replaced_while_paused(app, tmp_path / "pause", *start)
     assert (code, err) == (
         0,
         f"aiodaemon: pid {old} exited meanwhile and pid {fresh} was started since; "
