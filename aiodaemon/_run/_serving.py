@@ -79,17 +79,11 @@ class _DrainingReader(asyncio.StreamReader):
     #: that waits then waits for a next request, not for the rest of this one.
     _answered = True
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        # Intercepts the first chunk only, then the class's own method again.
-        self.feed_data = self._first_data  # type: ignore[method-assign]
-
-    def _first_data(self, data: Iterable[SupportsIndex]) -> None:
+    def first_bytes(self) -> None:
+        """The client's first bytes are arriving (told by :class:`_NotingProtocol`)."""
         self._received = True
-        del self.feed_data
         if self._draining:
             self._wait_for_data = self._wait_or_end
-        self.feed_data(data)
 
     def drain(self) -> None:
         """From now on an idle read ends the stream; end it now if a read already waits."""
@@ -132,6 +126,9 @@ class _DrainingReader(asyncio.StreamReader):
 class _NotingProtocol(asyncio.StreamReaderProtocol):
     """asyncio's StreamReaderProtocol, with a writer and a reader that tell an idle connection.
 
+    It tells the reader of every chunk the client sends: its first (see
+    :attr:`_DrainingReader._received`) and that its handler has not answered yet.
+
     Made without asyncio's connected callback (as for a client's stream), so
     that it builds the handler's :class:`_AnsweringWriter` itself: a writer
     whose class were swapped afterwards would lose CPython's specialised
@@ -162,9 +159,11 @@ class _NotingProtocol(asyncio.StreamReaderProtocol):
         self._connected(reader, writer)
 
     def data_received(self, data: bytes) -> None:
-        # asyncio's own body and one store more: no frame more per chunk.
+        # asyncio's own body, a test and a store more: no frame more per chunk.
         reader: _DrainingReader | None = self._stream_reader  # type: ignore[attr-defined]
         if reader is not None:
+            if not reader._received:
+                reader.first_bytes()
             reader._answered = False
             reader.feed_data(data)
 
