@@ -21,7 +21,11 @@ Contenders:
   aiodaemon's gap to it, what aiodaemon's own code adds;
 * **floor**: no daemon at all: import asyncio, uvloop and structlog, report
   ready from a uvloop loop and ``os._exit(0)``. What any program on that stack
-  pays; the goal is aiodaemon within 1.10x of it.
+  pays; the goal is aiodaemon within 1.10x of it;
+* **floor+imports** (start-up tables only): the floor, having first imported
+  every module the bare aiodaemon daemon had loaded at its ready line (listed
+  by its unmeasured warm-up run): what aiodaemon's code costs to load, apart
+  from what it does.
 
 A second table compares the synchronous PEP 3143 API on the same sync program
 (no event loop: ``with DaemonContext(detach_process=True): ready; pause``):
@@ -33,7 +37,7 @@ Limits: 1,024 and the highest the machine allows (1,048,576 is tried first;
 containers cap the hard limit, and then the hard limit is used).
 
 Run ``python benchmarks/detach.py [--runs 20] [--quick]``; ``--startup`` for
-the start-up table alone (aiodaemon, with a pidfile, compact, floor), and
+the start-up table alone (aiodaemon, with a pidfile, compact, floor+imports, floor), and
 ``--instructions`` for the same four counted in instructions by valgrind's
 callgrind: slow, but the same on a loaded machine as on a quiet one.
 """
@@ -74,6 +78,8 @@ LOW_LIMIT = 1_024
 _detach_called = 0.0
 #: Set for --instructions: the process that reports ready ends right after it.
 _EXIT_AT_READY = "DETACH_BENCH_EXIT_AT_READY"
+#: A file the ready process lists its loaded modules in (floor+imports reads it).
+_MODULES = "DETACH_BENCH_MODULES"
 
 
 # --- the launcher / daemon side (kept import-light: it is what is measured) ---
@@ -86,6 +92,10 @@ def _report_ready(fifo: str) -> None:
         os.write(fd, f"{os.getpid()} {time.monotonic() - _detach_called:.6f}\n".encode())
     finally:
         os.close(fd)
+    listing = os.environ.get(_MODULES)
+    if listing and not os.path.exists(listing):  # the warm-up run of the bare aiodaemon
+        with open(listing, "w") as f:
+            f.write("\n".join(sorted(sys.modules)))
     if os.environ.get(_EXIT_AT_READY):
         # --instructions: callgrind writes its counts as the process ends, so
         # it ends here and they hold the way to ready, and nothing after it.
@@ -159,8 +169,16 @@ def _child(contender: str, limit: int, fifo: str) -> None:
 
         _detach_called = time.monotonic()
         _compact.run(started)
-    elif contender == "floor":
+    elif contender in ("floor", "floor+imports"):
         import structlog  # noqa: F401  (part of the floor: aiodaemon's stack)
+
+        if contender == "floor+imports":
+            import importlib
+
+            with open(os.environ[_MODULES]) as f:
+                for name in f.read().split():
+                    if name not in sys.modules and name != "__main__":
+                        importlib.import_module(name)
 
         async def ready() -> None:
             _report_ready(fifo)
@@ -356,8 +374,8 @@ def main() -> None:
     parser.add_argument(
         "--startup",
         action="store_true",
-        help="only aiodaemon (bare and with a pidfile), compact and the floor, at 1,024:"
-        " the start-up cost ratio",
+        help="only aiodaemon (bare and with a pidfile), compact, floor+imports and the floor,"
+        " at 1,024: the start-up cost ratio",
     )
     parser.add_argument(
         "--instructions",
@@ -494,7 +512,7 @@ def _startup_run(
     from _common import read_text, reap_children, stop_process
 
     launcher, line, launch_ms = _launch(
-        contender, LOW_LIMIT, contender, fifo, fifo_fd, err, pycache
+        contender, LOW_LIMIT, contender, fifo, fifo_fd, err, pycache, env=_modules_env(fifo)
     )
     _, status, usage = os.wait4(launcher.pid, 0)
     launcher.returncode = os.waitstatus_to_exitcode(status)
@@ -509,6 +527,11 @@ def _startup_run(
     if launcher.returncode != 0:
         raise SystemExit(f"{contender}: launcher exited {launcher.returncode}\n{read_text(err)}")
     return launch_ms, cpu, daemon
+
+
+def _modules_env(fifo: str) -> dict[str, str]:
+    """Where the bare aiodaemon's warm-up run lists its modules for floor+imports."""
+    return {_MODULES: os.path.join(os.path.dirname(fifo), "modules")}
 
 
 def _startup_ratio(runs: int) -> None:
@@ -527,6 +550,7 @@ def _startup_ratio(runs: int) -> None:
         "aiodaemon": [],
         "aiodaemon+pidfile": [],
         "compact": [],
+        "floor+imports": [],
         "floor": [],
     }
     cpu: dict[str, list[float]] = {name: [] for name in wall}
@@ -548,6 +572,7 @@ def _startup_ratio(runs: int) -> None:
             "floor = import asyncio, uvloop, structlog, run a uvloop loop, report ready;",
             "compact = the same with the smallest double-forking daemonizer (_compact.py);",
             "aiodaemon+pidfile = with a pidfile, so also its lock and the control socket;",
+            "floor+imports = the floor after importing the modules the bare aiodaemon loads;",
             "cpu = CPU time of every process up to ready (unaffected by other load);",
             "after fork = the daemon's part of it (the floor does not fork: -)",
         ],
@@ -568,7 +593,7 @@ def _startup_ratio(runs: int) -> None:
                 f"{median(times) / floor:.2f}",
                 f"{median(cpu[name]):.1f}",
                 f"{median(cpu[name]) / floor_cpu:.2f}",
-                f"{median(after_fork[name]):.1f}" if name != "floor" else "-",
+                f"{median(after_fork[name]):.1f}" if not name.startswith("floor") else "-",
             ]
             for name, times in wall.items()
         ],
@@ -580,9 +605,11 @@ def _startup_ratio(runs: int) -> None:
         verdict = "meets" if ratio <= FLOOR_GOAL else "does NOT meet"
         print(f"aiodaemon vs floor, {what}: {ratio:.2f}x ({verdict} the {FLOOR_GOAL:.2f}x goal)")
     ours, shape = median(cpu["aiodaemon"]), median(cpu["compact"])
+    loading = median(cpu["floor+imports"])
     print(
-        f"CPU to ready above the floor: compact +{shape - floor_cpu:.1f} ms (the shape), "
-        f"aiodaemon +{ours - floor_cpu:.1f} ms (+{ours - shape:.1f} ms of its own)"
+        f"CPU to ready above the floor: compact {shape - floor_cpu:+.1f} ms (the shape), "
+        f"aiodaemon {ours - floor_cpu:+.1f} ms ({ours - shape:+.1f} ms of its own); "
+        f"loading aiodaemon's modules alone {loading - floor_cpu:+.1f} ms"
     )
 
 
@@ -604,7 +631,7 @@ def _startup_instructions() -> None:
     if shutil.which("valgrind") is None:
         raise SystemExit("--instructions needs valgrind (Debian: apt-get install valgrind)")
     become_subreaper()
-    names = ("aiodaemon", "aiodaemon+pidfile", "compact", "floor")
+    names = ("aiodaemon", "aiodaemon+pidfile", "compact", "floor+imports", "floor")
     counts: dict[str, int] = {}
     with ready_fifo() as (fifo, fifo_fd, err, pycache), tempfile.TemporaryDirectory() as out:
         for contender in names:  # fill the bytecode cache, unmeasured
@@ -648,7 +675,7 @@ def _count_to_ready(
         err,
         pycache,
         wrapper=("valgrind", "--tool=callgrind", f"--callgrind-out-file={files}/%p"),
-        env={_EXIT_AT_READY: "1", "PYTHONHASHSEED": "0"},
+        env={_EXIT_AT_READY: "1", "PYTHONHASHSEED": "0"} | _modules_env(fifo),
         deadline=300.0,
     )
     launcher.wait()
