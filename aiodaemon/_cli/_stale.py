@@ -15,7 +15,7 @@ import os
 import socket
 import stat
 
-from .._prefork._pidfile import _PID_TEXT_MAX, _parse_pid
+from .._prefork._pidfile import parse_pid, read_pid_text
 from .._prefork._sunpath import unix_address
 
 TYPE_CHECKING = False  # not typing's: see aiodaemon/__init__.py
@@ -58,7 +58,7 @@ def remove_stale(path: StrPath, pid: int | None, *, control: StrPath | None = No
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         st = os.fstat(fd)
         current = os.stat(path, follow_symlinks=False)
-        data = os.pread(fd, _PID_TEXT_MAX + 1, 0)
+        data = read_pid_text(fd)
         if not os.path.samestat(st, current) or not stat.S_ISREG(st.st_mode):
             return StaleRemoval(False, False)
         if not _names(data, pid):
@@ -76,7 +76,7 @@ def remove_stale(path: StrPath, pid: int | None, *, control: StrPath | None = No
 def _names(data: bytes, pid: int | None) -> bool:
     """Whether a pidfile holding ``data`` is the stale file of ``pid``."""
     # Read as `status` read it (``00123`` names 123), not compared as text.
-    return not data.strip() or (pid is not None and _parse_pid(data) == pid)
+    return not data.strip() or (pid is not None and parse_pid(data) == pid)
 
 
 def _remove_dead_socket(path: StrPath, pidfile_owner: int) -> bool:

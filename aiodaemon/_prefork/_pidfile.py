@@ -2,7 +2,7 @@
 
 The lock, never ``kill(pid, 0)``, decides whether a daemon runs: a pid in a file
 outlives its process and may be reused by an unrelated one, a lock does not.
-What the file holds and who holds it (``_parse_pid``, :func:`has_file_open`) is checked
+What the file holds and who holds it (:func:`parse_pid`, :func:`has_file_open`) is checked
 here and by the read side for the control commands, :mod:`._pidfile_status`.
 """
 
@@ -23,7 +23,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from pathlib import Path
 
-__all__ = ["Pidfile", "acquire_pidfile", "has_file_open"]
+__all__ = ["Pidfile", "acquire_pidfile", "has_file_open", "parse_pid", "read_pid_text"]
 
 # O_NOFOLLOW: a symlink planted at the path must not redirect our write
 # (the classic /tmp symlink attack turns a root daemon into a file clobberer).
@@ -230,8 +230,8 @@ def _refuse_other_content(fd: int, path: str | Path) -> None:
     Raises:
         StartupError: the file holds bytes other than ASCII digits and whitespace.
     """
-    data = os.pread(fd, _PID_TEXT_MAX + 1, 0)
-    if not data.strip() or _parse_pid(data) is not None:
+    data = read_pid_text(fd)
+    if not data.strip() or parse_pid(data) is not None:
         return
     size = os.fstat(fd).st_size
     raise StartupError(
@@ -397,12 +397,17 @@ def has_file_open(pid: int, st: os.stat_result) -> bool | None:
 
 
 def _read_pid(fd: int) -> int | None:
-    """The pid the pidfile open on ``fd`` names (see :func:`_parse_pid`)."""
+    """The pid the pidfile open on ``fd`` names (see :func:`parse_pid`)."""
+    return parse_pid(read_pid_text(fd))
+
+
+def read_pid_text(fd: int) -> bytes:
+    """The bytes of the pidfile open on ``fd``, for :func:`parse_pid`."""
     # One byte more than a pidfile holds: a longer file is none.
-    return _parse_pid(os.pread(fd, _PID_TEXT_MAX + 1, 0))
+    return os.pread(fd, _PID_TEXT_MAX + 1, 0)
 
 
-def _parse_pid(data: bytes) -> int | None:
+def parse_pid(data: bytes) -> int | None:
     """The pid a pidfile's bytes name: one number above 0, blanks around it; else None.
 
     Anything more (``123\nxyz``, a second line, more than a pidfile holds) is

@@ -14,12 +14,12 @@ import os
 import stat
 
 from ._pidfile import (
-    _PID_TEXT_MAX,
     _kind,
     _not_regular,
-    _parse_pid,
     _special_kind,
     has_file_open,
+    parse_pid,
+    read_pid_text,
 )
 
 __all__ = ["PidfileState", "PidfileStatus", "read_pidfile"]
@@ -123,12 +123,11 @@ def read_pidfile(path: str | os.PathLike[str]) -> PidfileState:
         if not stat.S_ISREG(st.st_mode):
             return PidfileState(PidfileStatus.UNKNOWN, None, _not_regular(path, _kind(st.st_mode)))
         try:
-            # One byte more than a pidfile holds: a longer file is none.
-            data = os.pread(fd, _PID_TEXT_MAX + 1, 0)
+            data = read_pid_text(fd)
         except OSError as exc:
             # EIO: a failing disk or network file system (or /proc/PID/mem).
             return PidfileState(PidfileStatus.UNKNOWN, None, f"cannot read {path}: {exc.strerror}")
-        pid = _parse_pid(data)
+        pid = parse_pid(data)
         garbage = "" if pid is not None or not data.strip() else _garbage(path, data)
         if not _is_locked(fd):
             return PidfileState(PidfileStatus.DEAD, pid, garbage, unparsable=bool(garbage))
