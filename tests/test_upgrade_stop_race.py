@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 from pathlib import Path
 
@@ -166,3 +167,40 @@ def test_upgrade_whose_daemon_was_replaced_by_a_fresh_start_says_so(
     assert new not in (old, fresh)
     wait_gone(fresh)
     assert app.pid() == new
+
+
+@pytest.mark.parametrize("start", [(), ("--no-control",)], ids=["control", "no-control"])
+def test_upgrade_whose_daemon_died_before_a_fresh_start_names_no_successor(
+    app: App, start: tuple[str, ...]
+) -> None:
+    """The daemon and its new process killed mid-upgrade, another started afresh: exit 1,
+    the fresh daemon named as such, not as the upgrade's successor (nor printed as upgraded).
+
+    The command is held (SIGSTOP) from the kill until the fresh daemon holds the pidfile.
+    """
+    old = app.start(*start, APP_GATE=str(app.directory / "gate"))
+    app.edit('MODE = ""', 'MODE = "gate"')
+    upgrade = _upgrade_in_background(app)
+    successor = fresh = None
+    try:
+        successor = _successor_starting(app)
+        upgrade.send_signal(signal.SIGSTOP)
+        os.kill(old, signal.SIGKILL)
+        os.kill(successor, signal.SIGKILL)
+        wait_gone(old)
+        wait_gone(successor)
+        app.edit('MODE = "gate"', 'MODE = ""')
+        fresh = app.start(*start)
+        upgrade.send_signal(signal.SIGCONT)
+        out, err = upgrade.communicate(timeout=60)
+    except BaseException:
+        if upgrade.poll() is None:
+            upgrade.send_signal(signal.SIGCONT)
+        _end_what_is_left(upgrade, fresh)
+        raise
+    assert (upgrade.returncode, out) == (1, "")
+    assert err == (
+        f"aiodaemon: pid {old} exited during the upgrade, before it handed over; "
+        f"no successor took over: pid {fresh} was started afresh since, not upgraded\n"
+    )
+    assert app.pid() == fresh

@@ -25,10 +25,16 @@ from .._prefork._procfs import signal_meets, stat_field
 from .._prefork._readiness import readable
 from . import _control
 from ._control import ControlCode
+from ._taken_over import inherited
 
 TYPE_CHECKING = False  # not typing's: see aiodaemon/__init__.py
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from typing import TypeAlias
+
+    #: What to say when the daemon exits before it handed over:
+    #: (pidfile, control socket, the daemon's pid, deadline, lock taker) -> exit code.
+    AfterDeath: TypeAlias = Callable[[str, str | None, int, float, int | None], int]
 
 __all__ = ["upgrade_by_signal"]
 
@@ -93,7 +99,8 @@ def upgrade_by_signal(
     pid: int,
     pidfd: int,
     timeout: float,
-    after_death: Callable[[str, str | None, int, float], int],
+    taker: int | None,
+    after_death: AfterDeath,
 ) -> int:
     """SIGUSR2, then wait for another process to hold the pidfile, or for the upgrade to fail.
 
@@ -104,7 +111,11 @@ def upgrade_by_signal(
         pid: its verified holder, the daemon.
         pidfd: a pidfd on ``pid``.
         timeout: seconds the new process has to be ready.
-        after_death: what to say when the daemon itself exits meanwhile.
+        taker: :func:`._taken_over.lock_taker` of ``path``, read before ``pid``
+            was verified: the new process inherits that lock, a daemon
+            started afresh since takes one of its own.
+        after_death: what to say when the daemon itself exits meanwhile
+            (``path``, no control socket, ``pid``, the deadline, ``taker``).
     """
     meets = signal_meets(pid, signal.SIGUSR2)
     if meets == "default":
@@ -123,7 +134,7 @@ def upgrade_by_signal(
     try:
         if not _control._send(pidfd, pid, signal.SIGUSR2):
             return ControlCode.NO_PERMISSION
-        return _wait(path, pid, pidfd, timeout, new, after_death)
+        return _wait(path, pid, pidfd, timeout, taker, new, after_death)
     finally:
         new.close()
 
@@ -133,8 +144,9 @@ def _wait(
     pid: int,
     pidfd: int,
     timeout: float,
+    taker: int | None,
     new: NewProcess,
-    after_death: Callable[[str, str | None, int, float], int],
+    after_death: AfterDeath,
 ) -> int:
     started = time.monotonic()
     deadline = started + timeout + HANDOVER_GRACE
@@ -146,8 +158,13 @@ def _wait(
         ended = new.ended()
         holder = read_pidfile(path).running_pid
         if holder is not None and holder != pid:
-            write_line(str(holder))
-            return ControlCode.OK
+            if inherited(path, taker):
+                write_line(str(holder))
+                return ControlCode.OK
+            if readable(pidfd, 0):
+                # A lock of its own: the daemon exited (stopped, or killed with
+                # its new process) and a daemon started afresh took the pidfile.
+                return after_death(path, None, pid, deadline, taker)
         if ended:
             if killed:
                 why = f"was not ready after {timeout:g} s: killed it"
@@ -171,7 +188,7 @@ def _wait(
             holder = read_pidfile(path).running_pid
             if holder is None or holder == pid:
                 # Killed, say: its successor may take over on its own.
-                return after_death(path, None, pid, deadline)
+                return after_death(path, None, pid, deadline, taker)
 
 
 def _children(pid: int) -> set[int]:

@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 
     StrPath: TypeAlias = str | os.PathLike[str]
 
-__all__ = ["lock_taker", "taken_over"]
+__all__ = ["inherited", "lock_taker", "taken_over"]
 
 
 def lock_taker(path: StrPath) -> int | None:
@@ -77,3 +77,16 @@ def taken_over(path: StrPath, pid: int, *, taker: int | None = None) -> int | No
         return holder if now == taker else None
     # Held by one process, taken by another: inherited through an upgrade.
     return holder if now is not None and now != holder else None
+
+
+def inherited(path: StrPath, taker: int | None) -> bool:
+    """Whether the lock on ``path`` is still the one ``taker`` took: an upgrade's new process.
+
+    Args:
+        path: the pidfile, held by another process than the daemon asked.
+        taker: :func:`lock_taker` of ``path``, read while that daemon held it.
+            None (no ``/proc/locks`` to read): nothing tells a fresh start
+            apart, and the holder is taken for the new process, as it was
+            before locks were read.
+    """
+    return taker is None or lock_taker(path) == taker

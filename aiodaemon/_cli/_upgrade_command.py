@@ -32,7 +32,7 @@ from ._control_client import (
 )
 from ._control_trust import ControlUntrusted, ask_holder, say_ignored
 from ._signalled_upgrade import HANDOVER_GRACE, upgrade_by_signal
-from ._taken_over import lock_taker, taken_over
+from ._taken_over import inherited, lock_taker, taken_over
 
 TYPE_CHECKING = False  # not typing's: see aiodaemon/__init__.py
 if TYPE_CHECKING:
@@ -72,7 +72,7 @@ def upgrade(path: str, control: str | None, timeout: float, *, owner: int | None
         moved = _moved_on(path, pid, pidfd, taker)
         if moved is not None:
             raise moved
-        return upgrade_by_signal(path, pid, pidfd, timeout, _after_death)
+        return upgrade_by_signal(path, pid, pidfd, timeout, taker, _after_death)
     except _MovedOn as moved:
         how = moved.how
     finally:
@@ -161,7 +161,7 @@ def _by_control(
         # A daemon that dies closes its connections a moment before its pidfd
         # reports the exit: give the exit that moment.
         if readable(pidfd, _EXIT_WAIT):
-            return _after_death(path, control, pid, deadline)
+            return _after_death(path, control, pid, deadline, taker)
         say(f"{exc}; the daemon's log says what became of the upgrade")
         return ControlCode.FAILURE
     new = answer.get("pid")
@@ -178,13 +178,17 @@ def _by_control(
     return ControlCode.FAILURE
 
 
-def _after_death(path: str, control: str | None, old: int, deadline: float) -> int:
+def _after_death(
+    path: str, control: str | None, old: int, deadline: float, taker: int | None
+) -> int:
     """The old daemon exited before it handed over: tell whether its successor took over.
 
-    The successor claims the pidfile (whose lock it already shares) as soon as
-    the old daemon is gone, and reports running once its startup hooks are done
-    (asked on ``control``; without one, the claim is all we learn). Not a
-    hand-over, so never 0: requests the old daemon held died with it.
+    The successor claims the pidfile (whose lock it already shares: ``taker``,
+    see :func:`._taken_over.inherited`) as soon as the old daemon is gone, and
+    reports running once its startup hooks are done (asked on ``control``;
+    without one, the claim is all we learn). A holder of another lock is a
+    daemon started afresh since, not the successor. Not a hand-over, so never
+    0: requests the old daemon held died with it.
     """
     died = f"pid {old} exited during the upgrade, before it handed over"
     new = None
@@ -192,6 +196,9 @@ def _after_death(path: str, control: str | None, old: int, deadline: float) -> i
     while (left := deadline - time.monotonic()) > 0:
         reading = read_pidfile(path)
         if reading.running_pid not in (None, old):
+            if reading.running_pid != new and not inherited(path, taker):
+                new, state = reading.running_pid, "fresh"
+                break
             new = reading.running_pid
             if control is None:
                 state = ""
@@ -204,7 +211,9 @@ def _after_death(path: str, control: str | None, old: int, deadline: float) -> i
             state = "gone"
             break
         time.sleep(0.05)
-    if new is None or state == "gone":
+    if state == "fresh":
+        say(f"{died}; no successor took over: pid {new} was started afresh since, not upgraded")
+    elif new is None or state == "gone":
         say(f"{died}; no successor runs: not running")
     elif state == "starting":
         say(f"{died}; its successor (pid {new}) took over but is still starting")
