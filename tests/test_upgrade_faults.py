@@ -672,6 +672,38 @@ def test_failed_upgrade_without_control_socket_is_said_at_once(app: App) -> None
     assert app.get() == f"v1 {old}"
 
 
+def test_second_upgrade_without_control_socket_is_refused(app: App) -> None:
+    """--no-control: a second ``upgrade`` during one exits 1 saying so, sending nothing;
+    only the first prints the new pid."""
+    old = app.start("--no-control", APP_GATE=str(app.directory / "gate"))
+    app.edit('MODE = ""', 'MODE = "gate"')
+    first = _upgrade_in_background(app)
+    second = None
+    try:
+        successor = _successor_starting(app)
+        second = _upgrade_in_background(app)
+        # Its SIGUSR2, had it sent one, is refused in the log: the gate opens after either.
+        wait_for(
+            lambda: second.poll() is not None or app.records("upgrade refused"),
+            30,
+            "the second upgrade to end or signal",
+        )
+        (app.directory / "gate").touch()
+        out, err = second.communicate(timeout=60)
+        first_out, first_err = first.communicate(timeout=60)
+    finally:
+        _end_what_is_left(first, None)
+        _end_what_is_left(second, None)
+    assert (first.returncode, first_out) == (0, f"{successor}\n"), first_err
+    assert (second.returncode, out) == (1, "")
+    assert err == (
+        "aiodaemon: upgrade failed: an upgrade is already in progress "
+        f"(`aiodaemon upgrade` pid {first.pid} signalled pid {old}); nothing sent\n"
+    )
+    assert app.records("upgrade refused") == []
+    assert len(app.records("upgrade started")) == 1
+
+
 #: Runs argv[1:] holding 1,100 more inherited descriptors: its own get numbers above 1,024.
 _MANY_FDS = """
 import os, resource, sys

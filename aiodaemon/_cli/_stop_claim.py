@@ -1,14 +1,17 @@
-"""One SIGTERM per daemon from concurrent ``aiodaemon stop``: the first claims it, the rest wait.
+"""One signal per daemon from concurrent commands: the first claims it, the rest do not send.
 
 Without a control socket ``stop`` falls back to SIGTERM, and a second SIGTERM
 during the shutdown forces the exit (hooks cut short). Two ``stop`` at once
 (an operator's and a deploy script's) would each send one. So the one about
 to signal first binds an abstract unix socket named after the daemon (its pid
-and start time: a recycled pid names another); while it is bound, another
-``stop`` finds it taken, checks with ``SO_PEERCRED`` that root or our own uid
-holds it (a stranger squatting the name is ignored: we signal anyway), and
-waits for the exit instead. The kernel frees the name when the claimer exits,
-however it exits. Synchronous and light, for the CLI.
+and start time: a recycled pid names another) and the action; while it is
+bound, another ``stop`` finds it taken, checks with ``SO_PEERCRED`` that root
+or our own uid holds it (a stranger squatting the name is ignored: we signal
+anyway), and waits for the exit instead. The kernel frees the name when the
+claimer exits, however it exits. ``upgrade`` without a control socket claims
+its SIGUSR2 the same way: the daemon refuses a second upgrade during one only
+in its log, and both commands would then see the one new process take over
+and report it as their own. Synchronous and light, for the CLI.
 """
 
 from __future__ import annotations
@@ -20,11 +23,11 @@ import os
 from .._prefork._procfs import stat_field
 from ._control_client import _peer
 
-__all__ = ["claim_stop"]
+__all__ = ["claim_signal", "claim_stop"]
 
 
 class Claim:
-    """The claim on sending the daemon its SIGTERM; release by closing (or exiting)."""
+    """The claim on sending the daemon its signal; release by closing (or exiting)."""
 
     def __init__(self, sock: _socket.socket | None) -> None:
         self._sock = sock
@@ -43,10 +46,24 @@ def claim_stop(pid: int) -> Claim | int:
         A :class:`Claim` (signal, then close it once done), or the pid of the
         trusted process that holds the claim (do not signal: wait).
     """
+    return claim_signal(pid, "stop")
+
+
+def claim_signal(pid: int, action: str) -> Claim | int:
+    """Claim the signal that begins ``action`` in ``pid``, or the pid of the command that did.
+
+    Args:
+        pid: the daemon.
+        action: the command's name ("stop", "upgrade"): one claim each.
+
+    Returns:
+        A :class:`Claim` (signal, then close it once done with what followed),
+        or the pid of the trusted process that holds the claim (do not signal).
+    """
     started = stat_field(pid, 19)  # the start time: a reused pid is another name
     if started is None:
         return Claim(None)  # gone, or /proc will not tell: nothing to share
-    name = f"\0aiodaemon-stop-{pid}-{started}"
+    name = f"\0aiodaemon-{action}-{pid}-{started}"
     sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
     try:
         sock.bind(name)

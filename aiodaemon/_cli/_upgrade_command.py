@@ -69,10 +69,7 @@ def upgrade(path: str, control: str | None, timeout: float, *, owner: int | None
             code = _by_control(control, path, pid, pidfd, timeout, taker)
             if code is not None:
                 return code
-        moved = _moved_on(path, pid, pidfd, taker)
-        if moved is not None:
-            raise moved
-        return upgrade_by_signal(path, pid, pidfd, timeout, taker, _after_death)
+        return _by_signal(path, pid, pidfd, timeout, taker)
     except _MovedOn as moved:
         how = moved.how
     finally:
@@ -112,6 +109,31 @@ def _moved_on(path: str, pid: int, pidfd: int, taker: int | None) -> _MovedOn | 
     # Stopped (or dead), and another daemon took the pidfile since.
     since = "was started since" if taker is not None else "holds the pidfile now"
     return _MovedOn(f"pid {pid} exited meanwhile and pid {holder} {since}")
+
+
+def _by_signal(path: str, pid: int, pidfd: int, timeout: float, taker: int | None) -> int:
+    """SIGUSR2 and its outcome (see :mod:`._signalled_upgrade`), one command per daemon at once.
+
+    Raises:
+        _MovedOn: the pidfile names another daemon than ``pid`` by now.
+    """
+    from ._stop_claim import claim_signal
+
+    # The daemon refuses a second upgrade during one only in its log: each
+    # command would see the one new process take over and call it its own.
+    claim = claim_signal(pid, "upgrade")
+    if isinstance(claim, int):
+        by = f"`aiodaemon upgrade` pid {claim} signalled pid {pid}"
+        say(f"upgrade failed: an upgrade is already in progress ({by}); nothing sent")
+        return ControlCode.FAILURE
+    try:
+        # Looked at once the claim is ours: an upgrade that held it may have handed over.
+        moved = _moved_on(path, pid, pidfd, taker)
+        if moved is not None:
+            raise moved
+        return upgrade_by_signal(path, pid, pidfd, timeout, taker, _after_death)
+    finally:
+        claim.close()
 
 
 def _by_control(
