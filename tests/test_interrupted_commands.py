@@ -16,8 +16,11 @@ from .test_upgrade_faults import _end_what_is_left, _successor_starting, _upgrad
 from .test_upgrade_faults import app as app
 
 GOES_ON = (
-    "interrupted; {} the daemon took in goes on: `aiodaemon status --pidfile {}` tells how it ends"
+    "interrupted; {} the daemon took in goes on{}:"
+    " `aiodaemon status --pidfile {}` tells how it ends"
 )
+#: An upgrade the daemon has not read when its command leaves is never started.
+UNREAD = " (one it had not read yet is not started)"
 
 
 def test_ctrl_c_on_a_waiting_reload_says_the_reload_goes_on() -> None:
@@ -33,7 +36,7 @@ def test_ctrl_c_on_a_waiting_reload_says_the_reload_goes_on() -> None:
         finally:
             reload.kill()
         assert code == 130
-        assert lines == [f"aiodaemon: {GOES_ON.format('a reload', app.pidfile)}"]
+        assert lines == [f"aiodaemon: {GOES_ON.format('a reload', '', app.pidfile)}"]
         app.steer("reload-release")
         wait_for(lambda: app.records("reload finished"), what="the reload to finish")
         status = app.cli("status", "--pidfile", app.pidfile)
@@ -55,7 +58,9 @@ def test_ctrl_c_on_a_waiting_upgrade_says_the_upgrade_goes_on(app: App) -> None:
         upgrade.send_signal(signal.SIGINT)
         _, err = upgrade.communicate(timeout=30)
         assert upgrade.returncode == 130
-        assert err.splitlines() == [f"aiodaemon: {GOES_ON.format('an upgrade', app.pidfile)}"]
+        assert err.splitlines() == [
+            f"aiodaemon: {GOES_ON.format('an upgrade', UNREAD, app.pidfile)}"
+        ]
         upgrade = None
         gate.touch()
         wait_gone(old)

@@ -89,8 +89,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         _abandon_handoff()
 
 
-#: What goes on in the daemon when the command waiting for it is interrupted.
-_GOES_ON = {"reload": "a reload", "upgrade": "an upgrade"}
+#: What goes on in the daemon when the command waiting for it is interrupted:
+#: a reload it has not read yet runs once read; an upgrade is not started once
+#: nobody waits for it (see the control protocol's ``NOT_BEGUN_WHEN_HUNG_UP``).
+_GOES_ON = {
+    "reload": "a reload the daemon took in goes on",
+    "upgrade": "an upgrade the daemon took in goes on (one it had not read yet is not started)",
+}
 
 
 def _say_interrupted(args: argparse.Namespace) -> None:
@@ -106,7 +111,7 @@ def _say_interrupted(args: argparse.Namespace) -> None:
     import shlex  # only on this rare path
 
     error(
-        f"{PROG}: interrupted; {what} the daemon took in goes on:"
+        f"{PROG}: interrupted; {what}:"
         f" `{PROG} status --pidfile {shlex.quote(pidfile)}` tells how it ends"
     )
 

@@ -26,6 +26,7 @@ from ._control_client import (
     ControlDenied,
     ControlError,
     ControlRefused,
+    ControlTimeout,
     ask,
     ask_patiently,
     request_timeout,
@@ -42,6 +43,9 @@ __all__ = ["upgrade"]
 
 #: Seconds a daemon that closed the connection without an answer may take to exit.
 _EXIT_WAIT = 2.0
+#: What becomes of a request the command no longer waits for (see the daemon's
+#: ``NOT_BEGUN_WHEN_HUNG_UP``).
+_UNREAD = "an upgrade it had not read yet is not started, one under way goes on"
 
 
 def upgrade(path: str, control: str | None, timeout: float, *, owner: int | None = None) -> int:
@@ -184,7 +188,12 @@ def _by_control(
         # reports the exit: give the exit that moment.
         if readable(pidfd, _EXIT_WAIT):
             return _after_death(path, control, pid, deadline, taker)
-        say(f"{exc}; the daemon's log says what became of the upgrade")
+        if isinstance(exc, ControlTimeout):
+            # Its loop held up, say: a request it reads once we have left is
+            # dropped (nobody waits for it), one it began runs to its end.
+            say(f"{exc}; {_UNREAD}: the daemon's log says what became of it")
+        else:
+            say(f"{exc}; the daemon's log says what became of the upgrade")
         return ControlCode.FAILURE
     new = answer.get("pid")
     if answer.get("ok") and isinstance(new, int) and not isinstance(new, bool):

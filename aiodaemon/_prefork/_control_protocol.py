@@ -40,6 +40,7 @@ __all__ = [
     "MAX_REQUEST",
     "MAX_WAIT",
     "MAX_WAITING",
+    "NOT_BEGUN_WHEN_HUNG_UP",
     "PROMPT_COMMANDS",
     "REQUEST_TIMEOUT",
     "VERSION",
@@ -71,6 +72,11 @@ PROMPT_COMMANDS = frozenset({"status", "stop"})
 #: but a client gone (an interrupted ``reload --timeout 86400``) must not keep
 #: its slot. Not ``upgrade``: one asked for is never left half-done.
 LEFT_WHEN_HUNG_UP = frozenset({"reload"})
+#: The commands not begun when their client has hung up before the daemon
+#: read the request (a loop held up meanwhile): an upgrade nobody waits for any
+#: more (the command timed out, was interrupted or killed) is not started
+#: behind its user's back. One begun runs to its end, its outcome in the log.
+NOT_BEGUN_WHEN_HUNG_UP = frozenset({"upgrade"})
 
 
 class ProtocolError(ValueError):

@@ -31,6 +31,7 @@ from .._prefork._control_protocol import (
     MAX_REQUEST,
     MAX_WAIT,
     MAX_WAITING,
+    NOT_BEGUN_WHEN_HUNG_UP,
     PROMPT_COMMANDS,
     REQUEST_TIMEOUT,
     VERSION,
@@ -213,6 +214,10 @@ class ControlServer:
         if command is None:
             known = ", ".join(sorted(self.commands))
             return failure(f"unknown command {name!r} (known: {known})")
+        if name in NOT_BEGUN_WHEN_HUNG_UP and _hung_up(fd):
+            why = "its client hung up before the request was read"
+            _log.warning(f"{name} not started", reason=why)
+            return failure("the client hung up")
         prompt = name in PROMPT_COMMANDS
         if not prompt:
             if self._waiting >= MAX_WAITING:
@@ -239,6 +244,13 @@ class ControlServer:
             _log.warning(
                 "control connection refused", peer_pid=pid, peer_uid=uid, refused=self._refused
             )
+
+
+def _hung_up(fd: int) -> bool:
+    """Whether the client on ``fd`` has closed its end (POLLHUP, as in :func:`_unless_hung_up`)."""
+    poller = select.poll()
+    poller.register(fd, 0)
+    return bool(poller.poll(0))
 
 
 async def _unless_hung_up(work: Awaitable[dict[str, Any]], fd: int) -> dict[str, Any]:
