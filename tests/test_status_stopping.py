@@ -1,13 +1,26 @@
-"""``status`` of a stopping daemon whose listener is closed still names its address."""
+"""``status`` of a stopping daemon: its closed listener's address, and "stopping" to the end."""
 
 from __future__ import annotations
 
 import json
 import os
 import signal
+import subprocess
 from pathlib import Path
 
-from .support import aiodaemon_cli, program, python, wait_for, wait_gone
+import pytest
+
+from .control_support import Watched
+from .support import (
+    AIODAEMON,
+    PYTHON,
+    aiodaemon_cli,
+    clean_env,
+    program,
+    python,
+    wait_for,
+    wait_gone,
+)
 
 
 def test_a_stopping_daemons_closed_listener_is_reported_by_its_address(tmp_path: Path) -> None:
@@ -40,3 +53,85 @@ def test_a_stopping_daemons_closed_listener_is_reported_by_its_address(tmp_path:
     finally:
         release.touch()
         wait_gone(pid)
+
+
+def _draining(tmp_path: Path, control: bool) -> tuple[subprocess.Popen[bytes], Path]:
+    """A foreground daemon of ``drain_at_stop`` (ready), and its pidfile."""
+    pidfile = tmp_path / "d.pid"
+    options = {"pidfile": str(pidfile), "control": None if control else False}
+    daemon = subprocess.Popen(
+        [PYTHON, program("drain_at_stop"), json.dumps(options)],
+        env=clean_env(),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        # Read until ready, then no more: its shutdown's records fill the pipe.
+        assert daemon.stderr is not None
+        while b'"event":"ready"' not in daemon.stderr.readline():
+            assert daemon.poll() is None, "the daemon ended before it was ready"
+    except BaseException:
+        daemon.kill()
+        daemon.communicate()
+        raise
+    return daemon, pidfile
+
+
+def _status_from_the_pidfile(pidfile: Path) -> dict[str, object] | None:
+    """``status --json`` once it no longer comes from the control socket (no sockets)."""
+    answer = json.loads(aiodaemon_cli("status", "--pidfile", pidfile, "--json").stdout)
+    return answer if answer["sockets"] is None else None
+
+
+@pytest.mark.parametrize("control", [True, False], ids=["control-closed", "no-control"])
+def test_status_while_the_last_log_drain_waits_says_stopping(tmp_path: Path, control: bool) -> None:
+    """Control socket closed (or none), the log writer's drain held: "stopping", exit 0.
+
+    It said "running" from the pidfile, which the daemon still holds.
+    """
+    daemon, pidfile = _draining(tmp_path, control)
+    try:
+        daemon.send_signal(signal.SIGTERM)
+        answer = wait_for(
+            lambda: _status_from_the_pidfile(pidfile), 30, "the control socket closed"
+        )
+        assert (answer["state"], answer["pid"]) == ("stopping", daemon.pid)
+        plain = aiodaemon_cli("status", "--pidfile", pidfile)
+        assert plain.returncode == 0
+        assert plain.stdout == f"stopping (pid {daemon.pid}, pidfile {pidfile})\n"
+    finally:
+        _, err = daemon.communicate(timeout=60)
+    assert daemon.returncode == 0
+    assert b'"event":"exit"' in err
+    assert aiodaemon_cli("status", "--pidfile", pidfile).returncode == 3
+
+
+@pytest.mark.parametrize("control", [True, False], ids=["control-closed", "no-control"])
+def test_stop_while_the_last_log_drain_waits_forces_nothing(tmp_path: Path, control: bool) -> None:
+    """``stop`` then waits ("already stopping"): no SIGTERM cutting the drain (exit 143)."""
+    daemon, pidfile = _draining(tmp_path, control)
+    stop = None
+    try:
+        daemon.send_signal(signal.SIGTERM)
+        wait_for(lambda: _status_from_the_pidfile(pidfile), 30, "the control socket closed")
+        stop = Watched([str(AIODAEMON), "stop", "--pidfile", str(pidfile)], {})
+        said = ("already stopping", "SIGTERM")
+        wait_for(lambda: any(map(stop.said, said)) or stop.proc.poll() is not None, 30, "the stop")
+        _, err = daemon.communicate(timeout=60)
+        code, _, lines = stop.finish(30)
+    finally:
+        if daemon.poll() is None:
+            daemon.kill()
+            daemon.communicate()
+        if stop is not None:
+            stop.kill()
+    assert (code, lines) == (
+        0,
+        [
+            f"aiodaemon: already stopping (pid {daemon.pid}); waiting",
+            f"aiodaemon: stopped (pid {daemon.pid})",
+        ],
+    )
+    assert daemon.returncode == 0
+    assert b'"event":"exit"' in err

@@ -17,7 +17,7 @@ import time
 
 from .._prefork._control_protocol import VERSION
 from .._prefork._messages import printable, say, write_line
-from .._prefork._pidfile_status import PidfileState, PidfileStatus, read_pidfile
+from .._prefork._pidfile_status import PidfileState, PidfileStatus, read_pidfile, says_stopping
 from .._prefork._procfs import stat_field
 from ._control_client import (
     BUSY_PATIENCE,
@@ -134,8 +134,11 @@ def status(
             # found: a moment ago a pid could still come; now nobody can tell.
             line = f"unknown (pidfile {path} is locked but holds no pid, and its holder is unknown)"
             return _report(StatusCode.UNKNOWN, "unknown", None, line, as_json)
-        line = f"running (pid {pid}, pidfile {path})"
-        return _report(StatusCode.RUNNING, "running", pid, line, as_json, uptime=_uptime(pid))
+        # Past its control socket's close (the log drain, the release), or with
+        # none: the daemon's stopping mark tells a stop from a run.
+        word = "stopping" if says_stopping(pid) else "running"
+        line = f"{word} (pid {pid}, pidfile {path})"
+        return _report(StatusCode.RUNNING, word, pid, line, as_json, uptime=_uptime(pid))
     if state.status is PidfileStatus.ABSENT:
         return _report(StatusCode.NOT_RUNNING, "stopped", None,
                        f"not running (no pidfile {path})", as_json)  # fmt: skip

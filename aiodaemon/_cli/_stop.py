@@ -15,6 +15,7 @@ import os
 import time
 
 from .._prefork._control_protocol import VERSION
+from .._prefork._pidfile_status import says_stopping
 from .._prefork._readiness import wait_exited
 from ._control import ControlCode, _holder, _say, _send
 from ._control_client import (
@@ -131,6 +132,10 @@ def stop(
                 if isinstance(claim, int):
                     by = f"`aiodaemon stop` pid {claim} sent SIGTERM"
                     _say(f"already stopping (pid {pid}; {by}); waiting")
+                elif says_stopping(pid):
+                    # Stopping already (a `kill -TERM`, or its control socket
+                    # closed at the end): a SIGTERM now would force its exit.
+                    _say(f"already stopping (pid {pid}); waiting")
                 elif not _send(pidfd, pid, signal.SIGTERM):
                     return ControlCode.NO_PERMISSION
             elif asked is _Asked.ALREADY:
@@ -242,6 +247,8 @@ def _ask_once(
         except ControlError as exc:
             # Not served yet, or closed at the very end of a shutdown: ask again
             # while the daemon lives (a stop is idempotent), SIGTERM at the end.
+            if says_stopping(pid):
+                return _Asked.ALREADY  # closed: what is left is its log drain and release
             if wait_exited(pidfd, _RETRY_PAUSE):
                 return _Asked.GONE
             if time.monotonic() > deadline:

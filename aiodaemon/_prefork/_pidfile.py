@@ -21,9 +21,17 @@ from ..exceptions import AlreadyRunningError, StartupError
 # commands read pidfiles and should not pay for importing either.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import _socket
     from pathlib import Path
 
-__all__ = ["Pidfile", "acquire_pidfile", "has_file_open", "parse_pid", "read_pid_text"]
+__all__ = [
+    "Pidfile",
+    "acquire_pidfile",
+    "has_file_open",
+    "parse_pid",
+    "read_pid_text",
+    "stopping_mark",
+]
 
 # O_NOFOLLOW: a symlink planted at the path must not redirect our write
 # (the classic /tmp symlink attack turns a root daemon into a file clobberer).
@@ -54,6 +62,8 @@ class Pidfile:
         self.visible_path: str | None = os.fspath(path)
         #: whose pid the file may hold when it is removed; None: this process's.
         self.owner: int | None = None
+        #: the stopping mark's listening socket (see :meth:`mark_stopping`), if bound.
+        self._mark: _socket.socket | None = None
 
     def __enter__(self) -> Pidfile:
         return self
@@ -150,6 +160,46 @@ class Pidfile:
         if self.fd >= 0:
             os.close(self.fd)
             self.fd = -1
+        if self._mark is not None:
+            # After the lock: nobody reads "stopping" of a daemon that is gone.
+            self._mark.close()
+            self._mark = None
+
+    def mark_stopping(self) -> None:
+        """Tell ``status`` from now on that the daemon holding the file is stopping.
+
+        Binds the abstract socket :func:`stopping_mark` names, listening and
+        never accepting, until :meth:`close`: the control socket, which says
+        "stopping" meanwhile, closes before the log drain and the release, and
+        a daemon may have none. Best effort: a name taken (by anyone) leaves
+        ``status`` to say "running", as it did.
+        """
+        if self.fd < 0 or self._mark is not None:
+            return
+        # Loaded by now (asyncio imports it): no import from disk at the end of a run.
+        import _socket
+
+        try:
+            mark = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC)
+        except OSError:
+            return
+        try:
+            mark.bind(stopping_mark(os.getpid()))
+            # Each look stays queued until we exit: room for every `status` meanwhile.
+            mark.listen(_socket.SOMAXCONN)
+        except OSError:
+            mark.close()
+            return
+        self._mark = mark
+
+
+def stopping_mark(pid: int) -> str:
+    """The abstract unix socket name the stopping daemon ``pid`` listens on (see ``status``).
+
+    Anyone may bind a name in the abstract namespace: a reader trusts it only
+    when ``SO_PEERCRED`` names ``pid``, the verified holder of the pidfile's lock.
+    """
+    return f"\0aiodaemon-stopping-{pid}"
 
 
 def acquire_pidfile(path: str | Path, *, owner: int | None = None) -> Pidfile:

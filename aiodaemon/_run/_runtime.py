@@ -359,6 +359,9 @@ class Runtime:
         if signum is not None and not self._ready:
             self.outcome.fail(f"stopped by {signal.Signals(signum).name} before it was ready")
         self.reloads.abandon(_NO_RELOAD_WHILE_STOPPING)
+        if self.parts.pidfile is not None:
+            # Said by the control socket until it closes, by the pidfile's mark to the end.
+            self.parts.pidfile.mark_stopping()
         self.forced.arm(asyncio.get_running_loop(), self.lifecycle)
         self._stopping.set()
         self._stop_requested.set()
