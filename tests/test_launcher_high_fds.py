@@ -35,6 +35,6 @@ def test_a_launcher_with_many_descriptors_waits_for_ready(tmp_path: Path) -> Non
 def test_a_launcher_with_many_descriptors_reports_a_failed_start(tmp_path: Path) -> None:
     """A start that times out is stopped and named on stderr, exit 1, no daemon left."""
     code, stderr = _start(tmp_path, start_timeout=1e-6)
-    assert (code, stderr) == (1, "aiodaemon: not ready after 1e-06 s\n")
+    assert (code, stderr) == (1, "aiodaemon: not ready after 0.000001 s\n")
     assert [pid for pid in pids_with(str(tmp_path / "d.pid")) if is_alive(pid)] == []
     assert not (tmp_path / "d.pid").exists()

@@ -20,6 +20,7 @@ import struct
 import time
 
 from .._prefork._control_protocol import MAX_ANSWER, ProtocolError, decode, encode
+from .._prefork._messages import seconds_shown
 from .._prefork._procfs import uids
 from .._prefork._sunpath import unix_address
 
@@ -131,7 +132,14 @@ _LONGEST_PAUSE = 0.5
 BUSY_PATIENCE = 2.0
 
 
-def ask(path: StrPath, request: dict[str, Any], *, holder: int, timeout: float) -> dict[str, Any]:
+def ask(
+    path: StrPath,
+    request: dict[str, Any],
+    *,
+    holder: int,
+    timeout: float,
+    said: float | None = None,
+) -> dict[str, Any]:
     """Send ``request`` to the control socket at ``path`` and return the daemon's answer.
 
     Args:
@@ -139,6 +147,7 @@ def ask(path: StrPath, request: dict[str, Any], *, holder: int, timeout: float) 
         request: one protocol message (``v`` and ``cmd``).
         holder: the pid verified to hold the pidfile's lock; only it may answer.
         timeout: seconds for the whole exchange.
+        said: the seconds a timeout names (see :func:`exchange`).
 
     Raises:
         ControlError: (or a subclass) with a one-line reason.
@@ -153,7 +162,8 @@ def ask(path: StrPath, request: dict[str, Any], *, holder: int, timeout: float) 
                 pid,
             )
 
-    return exchange(path, request, timeout=timeout, check_peer=check_peer, name=f"pid {holder}")
+    name = f"pid {holder}"
+    return exchange(path, request, timeout=timeout, check_peer=check_peer, name=name, said=said)
 
 
 def exchange(
@@ -163,17 +173,24 @@ def exchange(
     timeout: float,
     check_peer: Callable[[int, int], None],
     name: str,
+    said: float | None = None,
 ) -> dict[str, Any]:
     """Connect to ``path``, let ``check_peer(pid, uid)`` judge the server, then ask ``request``.
 
     The caller has checked the socket file; ``check_peer`` raises (a
     :class:`ControlUntrusted`) before a byte is sent to a server it refuses.
-    ``name`` says who is expected to answer, for the messages.
+    ``name`` says who is expected to answer, for the messages; ``said``, the
+    seconds they name when the wait runs out (the user's ``--timeout``, of
+    which ``timeout`` may be what is left), else ``timeout``.
 
     Raises:
         ControlError: (or a subclass) with a one-line reason.
     """
     deadline = time.monotonic() + timeout
+    # Callers that do not say pass what is left of the user's --timeout
+    # (0.999997 of its 1 s): to the hundredth, that is the user's figure, unless
+    # that is 0 (then the figure itself: "within 0 s" was no wait at all).
+    waited = seconds_shown(said if said is not None else round(timeout, 2) or timeout)
     try:
         address, dirfd = unix_address(path)
     except OSError as exc:
@@ -185,7 +202,7 @@ def exchange(
         sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
         try:
             sock.settimeout(max(0.001, deadline - time.monotonic()))
-            _connect(sock, address, path, timeout)
+            _connect(sock, address, path, waited)
             check_peer(*_peer(sock))
             try:
                 # A peer that answers before reading may close first: its answer
@@ -197,10 +214,7 @@ def exchange(
                     pass
                 data = _read_answer(sock, deadline)
             except TimeoutError:
-                # Callers pass what is left of the user's --timeout (0.999997 of
-                # its 1 s): the message names the user's figure.
-                waited = round(timeout, 2)
-                raise ControlTimeout(f"no answer from {name} within {waited:g} s") from None
+                raise ControlTimeout(f"no answer from {name} within {waited} s") from None
             except ConnectionResetError as exc:
                 raise ControlNoAnswer(
                     f"control socket {path}: connection lost: {exc.strerror or exc}"
@@ -319,7 +333,7 @@ def _check_file(path: StrPath, holder: int) -> None:
         )
 
 
-def _connect(sock: _socket.socket, address: str, path: StrPath, timeout: float) -> None:
+def _connect(sock: _socket.socket, address: str, path: StrPath, waited: str) -> None:
     try:
         sock.connect(address)
     except ConnectionRefusedError:
@@ -331,9 +345,7 @@ def _connect(sock: _socket.socket, address: str, path: StrPath, timeout: float) 
             f"not allowed to use control socket {path}: run as the daemon's user or as root"
         ) from None
     except TimeoutError:
-        raise ControlTimeout(
-            f"control socket {path} accepted nothing within {timeout:g} s"
-        ) from None
+        raise ControlTimeout(f"control socket {path} accepted nothing within {waited} s") from None
     except OSError as exc:
         if exc.errno == errno.EAGAIN:
             # Every place in the listen backlog taken: the loop accepts nothing

@@ -41,6 +41,7 @@ def ask_holder(
     holder: int,
     timeout: float,
     follow: StrPath | None = None,
+    said: float | None = None,
 ) -> tuple[dict[str, Any], int]:
     """Send ``request`` to ``holder``'s control socket, waiting out an upgrade's hand-over.
 
@@ -51,6 +52,7 @@ def ask_holder(
         timeout: seconds for the exchange (and at most the hand-over wait).
         follow: the pidfile, to ask its new holder when the lock passes on
             meanwhile; None keeps asking ``holder`` (a caller that signals it).
+        said: the seconds a timeout names (see :func:`._control_client.exchange`).
 
     Returns:
         The answer and the pid that gave it.
@@ -62,7 +64,7 @@ def ask_holder(
     handover_ends = time.monotonic() + min(HANDOVER_GRACE, timeout)
     while True:
         try:
-            return ask(control, request, holder=holder, timeout=timeout), holder
+            return ask(control, request, holder=holder, timeout=timeout, said=said), holder
         except ControlMismatch as exc:
             if not _related(exc.peer, holder) or time.monotonic() > handover_ends:
                 raise

@@ -17,6 +17,7 @@ import os
 import time
 
 from .._prefork._control_protocol import VERSION
+from .._prefork._messages import seconds_shown
 from .._prefork._pidfile_status import read_pidfile
 from .._prefork._procfs import signal_meets
 from .._prefork._readiness import wait_exited
@@ -158,7 +159,7 @@ def _reload_and_wait(
         return _ask(control, target, request, left + _ANSWER_GRACE, had_socket=had_socket)
 
     def say_waiting(error: str) -> None:
-        _say(f"{error} (pid {target.pid}); trying again for up to {timeout:g} s")
+        _say(f"{error} (pid {target.pid}); trying again for up to {seconds_shown(timeout)} s")
 
     try:
         answer = ask_patiently(ask_once, until=deadline, on_refusal=say_waiting)
@@ -223,8 +224,9 @@ def _ask(
         except ControlTimeout:
             # Not even the daemon's own "still reloading" came: its loop has not
             # read the request, which waits in the socket and runs once read.
+            after = seconds_shown(request["timeout"])
             _say(
-                f"still reloading after {request['timeout']:g} s (pid {pid} did not answer: "
+                f"still reloading after {after} s (pid {pid} did not answer: "
                 "its event loop is held up; the reload runs once it reads the request)"
             )
             raise _NoAnswer(ControlCode.FAILURE) from None

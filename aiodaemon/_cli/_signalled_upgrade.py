@@ -19,7 +19,7 @@ import os
 import signal
 import time
 
-from .._prefork._messages import say, write_line
+from .._prefork._messages import say, seconds_shown, write_line
 from .._prefork._pidfile_status import read_pidfile
 from .._prefork._procfs import signal_meets, stat_field
 from .._prefork._readiness import readable
@@ -167,7 +167,7 @@ def _wait(
                 return after_death(path, None, pid, deadline, taker)
         if ended:
             if killed:
-                why = f"was not ready after {timeout:g} s: killed it"
+                why = f"was not ready after {seconds_shown(timeout)} s: killed it"
             else:
                 why = "ended before it took over"
             what = f"the new process (pid {new.pid}) {why}"
@@ -181,7 +181,8 @@ def _wait(
                 continue  # the daemon rolls back: its pid stays in the pidfile
         left = deadline - now
         if left <= 0:
-            say(f"no hand-over from pid {pid} within {timeout:g} s; it keeps running ({_LOG_SAYS})")
+            within = seconds_shown(timeout)
+            say(f"no hand-over from pid {pid} within {within} s; it keeps running ({_LOG_SAYS})")
             return ControlCode.FAILURE
         # Wakes at once if the old daemon exits; else polls.
         if readable(pidfd, min(left, _POLL)):

@@ -17,7 +17,7 @@ import os
 
 from .._prefork._config import Options
 from .._prefork._control_protocol import VERSION
-from .._prefork._messages import say
+from .._prefork._messages import say, seconds_shown
 from .._prefork._pidfile_status import read_pidfile
 from .._prefork._readiness import wait_exited
 from ._control import _open_verified
@@ -82,7 +82,7 @@ def wait_for_stopping_daemon(pidfile: str, control: str, options: dict[str, Any]
     budget += float(options.get("shutdown_timeout", shutdown_timeout)) + _MARGIN
     say(f"pid {pid} is stopping; starting once it has exited")
     if not _exits(pidfile, pid, budget):
-        say(f"pid {pid} still stopping after {budget:g} s; nothing started")
+        say(f"pid {pid} still stopping after {seconds_shown(budget)} s; nothing started")
         raise StillStopping(pid)
     return True
 

@@ -181,7 +181,7 @@ def _ask_status(control: StrPath, path: StrPath, pid: int, timeout: float) -> di
 
     def ask_once() -> dict[str, Any]:
         left = max(0.001, deadline - time.monotonic())
-        return ask_holder(control, request, holder=pid, timeout=left, follow=path)[0]
+        return ask_holder(control, request, holder=pid, timeout=left, follow=path, said=timeout)[0]
 
     return ask_patiently(ask_once, until=time.monotonic() + min(timeout, BUSY_PATIENCE))
 

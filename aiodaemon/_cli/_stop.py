@@ -15,6 +15,7 @@ import os
 import time
 
 from .._prefork._control_protocol import VERSION
+from .._prefork._messages import seconds_shown
 from .._prefork._pidfile_status import says_stopping
 from .._prefork._readiness import wait_exited
 from ._control import ControlCode, _holder, _say, _send
@@ -146,7 +147,7 @@ def stop(
             left = "which the daemon could not remove"
             if not wait_exited(pidfd, wait):
                 how = "SIGTERM" if asked is _Asked.SIGNAL else "the stop request"
-                _say(f"pid {pid} still running {wait:g}s after {how}; sending SIGKILL")
+                _say(f"pid {pid} still running {seconds_shown(wait)}s after {how}; sending SIGKILL")
                 _send(pidfd, pid, signal.SIGKILL)
                 if not wait_exited(pidfd, _KILL_WAIT):
                     _say(f"pid {pid} did not exit after SIGKILL")

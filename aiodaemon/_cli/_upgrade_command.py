@@ -15,7 +15,7 @@ import os
 import time
 
 from .._prefork._control_protocol import VERSION
-from .._prefork._messages import say, write_line
+from .._prefork._messages import say, seconds_shown, write_line
 from .._prefork._pidfile_status import PidfileStatus, read_pidfile
 from .._prefork._readiness import readable
 from . import _control
@@ -161,10 +161,11 @@ def _by_control(
         # The new process gets what is left of --timeout after waiting for a slot.
         left = request_timeout(started + timeout, timeout)
         request = {"v": VERSION, "cmd": "upgrade", "timeout": left}
-        return ask_holder(control, request, holder=pid, timeout=left + HANDOVER_GRACE)[0]
+        waited = left + HANDOVER_GRACE
+        return ask_holder(control, request, holder=pid, timeout=waited, said=waited)[0]
 
     def say_waiting(error: str) -> None:
-        say(f"{error} (pid {pid}); trying again for up to {timeout:g} s")
+        say(f"{error} (pid {pid}); trying again for up to {seconds_shown(timeout)} s")
 
     try:
         answer = ask_patiently(ask_once, until=started + timeout, on_refusal=say_waiting)

@@ -9,7 +9,16 @@ TYPE_CHECKING = False  # not typing's: see aiodaemon/__init__.py
 if TYPE_CHECKING:
     from typing import TextIO
 
-__all__ = ["flush_stdio", "printable", "safe_repr", "safe_str", "say", "shown", "write_line"]
+__all__ = [
+    "flush_stdio",
+    "printable",
+    "safe_repr",
+    "safe_str",
+    "say",
+    "seconds_shown",
+    "shown",
+    "write_line",
+]
 
 
 def printable(text: str) -> str:
@@ -44,6 +53,30 @@ def shown(value: object) -> str:
         return f"{decimal.Context(prec=6).create_decimal(value).normalize():e}"
     text = safe_repr(value)
     return text if len(text) <= _SHOWN else f"{text[:_SHOWN]}..."
+
+
+#: The most decimals a number of seconds is written out with; a tinier one stays ``1e-20``.
+_MOST_DECIMALS = 15
+
+
+def seconds_shown(value: float) -> str:
+    """A number of seconds as messages write it: the figure itself, never rounded to 0.
+
+    Every digit the figure has (Python's shortest repr: ``:g`` cut
+    ``1234567.891`` to ``1.23457e+06``, and rounding ``1e-9`` to two places
+    said "within 0 s"), written out (``0.000000001``, not ``1e-09``), with no
+    ``.0`` after a whole number.
+    """
+    # 15 significant digits, all a double keeps exactly: a sum (a timeout and
+    # its grace) shows no binary noise (0.30000000000000004).
+    value = float(f"{float(value):.15g}")
+    text = repr(value)
+    mantissa, _, exponent = text.partition("e")
+    if exponent:
+        decimals = len(mantissa.partition(".")[2]) - int(exponent)
+        if 0 <= decimals <= _MOST_DECIMALS:
+            text = f"{value:.{decimals}f}"
+    return text.removesuffix(".0")
 
 
 def safe_str(value: object) -> str:

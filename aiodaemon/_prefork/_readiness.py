@@ -17,6 +17,8 @@ import select
 import signal
 import time
 
+from ._messages import seconds_shown
+
 # Annotations only: aiodaemon.pep3143 imports this module into synchronous programs.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -238,7 +240,8 @@ def wait_ready(
             if not _readable_with(fd, max(0.0, min(left, _SLICE)), mask):
                 if deadline is not None and left <= 0:
                     assert timeout is not None
-                    return LaunchResult(pid, False, 1, f"not ready after {timeout:g} s", True)
+                    why = f"not ready after {seconds_shown(timeout)} s"
+                    return LaunchResult(pid, False, 1, why, True)
                 continue
             chunk = os.read(fd, 4096)
             if not chunk:

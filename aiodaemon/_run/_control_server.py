@@ -40,6 +40,7 @@ from .._prefork._control_protocol import (
     encode,
     failure,
 )
+from .._prefork._messages import seconds_shown
 from .._prefork._readiness import readable
 from ._loop import sockname
 from ._reloads import ReloadAbandoned, ReloadTracker
@@ -395,11 +396,12 @@ class DaemonCommands:
         except TimeoutError:
             if self.state() == "starting":
                 # Queued until the startup hooks return: not a reload that hangs.
+                after = seconds_shown(timeout)
                 return failure(
-                    f"still starting after {timeout:g} s; the reload runs once it is ready",
+                    f"still starting after {after} s; the reload runs once it is ready",
                     timeout=True,
                 )
-            return failure(f"still reloading after {timeout:g} s", timeout=True)
+            return failure(f"still reloading after {seconds_shown(timeout)} s", timeout=True)
         except ReloadAbandoned as exc:
             return failure(str(exc))
         reload = result.as_json()

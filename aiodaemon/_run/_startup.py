@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 import structlog
 
+from .._prefork._messages import seconds_shown
 from ..exceptions import ExitCode
 from ._builtin import builtin_factories
 from ._forced import BackstopClock, start_backstop
@@ -245,7 +246,7 @@ class StartDeadline:
 
     @property
     def _message(self) -> str:
-        return f"not ready after {self._rt.options.start_timeout:g} s"
+        return f"not ready after {seconds_shown(self._rt.options.start_timeout)} s"
 
     def _done(self) -> bool:
         rt = self._rt

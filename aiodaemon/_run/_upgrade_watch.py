@@ -19,6 +19,7 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from .._prefork._handoff import VERSION
+from .._prefork._messages import seconds_shown
 from ._upgrade_channel import ChannelLines
 
 if TYPE_CHECKING:
@@ -111,8 +112,8 @@ class SuccessorWatch:
         before = "before it took over" if ready else "before it was ready"
         if line is None:
             if ready:
-                return f"successor (pid {pid}) did not take over within {waited:g} s"
-            return f"successor (pid {pid}) not ready after {waited:g} s"
+                return f"successor (pid {pid}) did not take over within {seconds_shown(waited)} s"
+            return f"successor (pid {pid}) not ready after {seconds_shown(waited)} s"
         if line.startswith(b"V"):
             takes = line[1:].decode("ascii", "replace").strip()
             return (
