@@ -204,3 +204,44 @@ def test_upgrade_whose_daemon_died_before_a_fresh_start_names_no_successor(
         f"no successor took over: pid {fresh} was started afresh since, not upgraded\n"
     )
     assert app.pid() == fresh
+
+
+def test_stop_of_a_new_process_not_yet_serving_its_socket_waits_for_it(
+    app: App, tmp_path: Path
+) -> None:
+    """``stop`` meets the new process in the pidfile, its parent still on the control socket:
+    no "not trusted" warning nor SIGTERM (which rolled the upgrade back); it stops the new one.
+
+    The new process is held after writing its pid; ``stop`` is held before it asks again.
+    """
+    held = tmp_path / "held"
+    held.mkdir()
+    pythonpath = os.pathsep.join([str(PAUSED), str(REPO)])
+    taking_over = {"AIODAEMON_TEST_PAUSE": str(held), "AIODAEMON_TEST_PAUSE_AT": "takeover"}
+    old = app.start(PYTHONPATH=pythonpath, **taking_over)
+    upgrade = _upgrade_in_background(app)
+    successor = None
+    stop = None
+    try:
+        wait_for((held / "paused").exists, 30, "the new process to write its pid")
+        successor = app.pid()
+        assert successor != old
+        pause = tmp_path / "pause"
+        stop = _paused_command(app, pause, "stop", at="control-again")
+        wait_for(lambda: (pause / "paused").exists() or stop.poll() is not None, 30, "the stop")
+        (held / "go").touch()
+        out, err = upgrade.communicate(timeout=60)
+        assert (upgrade.returncode, out) == (0, f"{successor}\n"), err
+        (pause / "go").touch()
+        _, said = stop.communicate(timeout=60)
+    except BaseException:
+        (held / "go").touch()
+        _end_what_is_left(upgrade, successor)
+        if stop is not None and stop.poll() is None:
+            stop.kill()
+            stop.communicate()
+        raise
+    assert (stop.returncode, said) == (0, f"aiodaemon: stopped (pid {successor})\n")
+    wait_gone(successor)
+    wait_gone(old)
+    assert not app.pidfile.exists()

@@ -17,12 +17,14 @@ import time
 from .._prefork._control_protocol import VERSION
 from .._prefork._messages import seconds_shown
 from .._prefork._pidfile_status import says_stopping
+from .._prefork._procfs import stat_field
 from .._prefork._readiness import wait_exited
 from ._control import ControlCode, _holder, _say, _send
 from ._control_client import (
     ControlAbsent,
     ControlDenied,
     ControlError,
+    ControlMismatch,
     ControlTimeout,
     ask,
     ask_patiently,
@@ -238,11 +240,22 @@ def _ask_once(
             return _Asked.SIGNAL
         except ControlUntrusted as exc:
             # Not the daemon's socket (a planted one, or an upgrade handing
-            # over): never asked again; the holder still hears signals.
+            # over): the holder still hears signals.
             if handed():
                 return _Asked.HANDED  # the new process answered: ours to stop next
             if wait_exited(pidfd, 0):
                 return _Asked.GONE
+            if (
+                isinstance(exc, ControlMismatch)
+                and exc.peer == stat_field(pid, 1)
+                and time.monotonic() < deadline
+            ):
+                # The holder is an upgrade's new process, which wrote its pid and
+                # serves the socket a moment later: until then its parent, the
+                # old daemon, does. A SIGTERM now would stop it before it took
+                # over, and the old one would roll back and serve on: ask again.
+                wait_exited(pidfd, _RETRY_PAUSE)
+                continue
             say_ignored(exc, "sending SIGTERM")
             return _Asked.SIGNAL
         except ControlError as exc:

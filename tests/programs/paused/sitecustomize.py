@@ -3,9 +3,12 @@
 Put on ``PYTHONPATH`` by tests whose command must look at the pidfile before an
 event (an upgrade's hand-over) and go on after it. Where
 ``$AIODAEMON_TEST_PAUSE_AT`` says (``control``, the default: just before its
-first connection to a control socket, ``*.ctl``; ``locks``: just before its
-first look at ``/proc/locks``, which tells whose lock the pidfile holds), it
-creates ``$AIODAEMON_TEST_PAUSE/paused``, then waits (30 s at most) for
+first connection to a control socket, ``*.ctl``; ``control-again``: just
+before its second one; ``locks``: just before its first look at
+``/proc/locks``, which tells whose lock the pidfile holds; ``takeover``, for a
+daemon whose upgrade's new process inherits it: that process once its pid is
+in the pidfile, before it serves the control socket), it creates
+``$AIODAEMON_TEST_PAUSE/paused``, then waits (30 s at most) for
 ``$AIODAEMON_TEST_PAUSE/go``. A slow machine does the same, unasked.
 """
 
@@ -20,10 +23,21 @@ _AT = os.environ.get("AIODAEMON_TEST_PAUSE_AT", "control")
 _paused: list[bool] = []
 
 
+_connects: list[bool] = []
+
+
 def _is_the_pause_point(event: str, args: tuple[object, ...]) -> bool:
     if _AT == "locks":
         return event == "open" and args[0] == "/proc/locks"
-    return event == "socket.connect" and isinstance(args[1], str) and args[1].endswith(".ctl")
+    if _AT == "takeover":
+        # An upgrade's new process past the pid it wrote over its parent's
+        # (then trimmed: a start truncates to 0 instead), before it serves.
+        return event == "os.truncate" and isinstance(args[1], int) and args[1] > 0
+    if event != "socket.connect" or not isinstance(args[1], str) or not args[1].endswith(".ctl"):
+        return False
+    _connects.append(True)
+    # "control-again": before the second connection, once the first met no answer it took.
+    return len(_connects) == (2 if _AT == "control-again" else 1)
 
 
 def _pause(event: str, args: tuple[object, ...]) -> None:
