@@ -162,6 +162,53 @@ def test_the_accounts_restart_keeps_a_daemon_on_a_port_only_root_binds(
         stop_daemon(pid)
 
 
+def test_the_accounts_restart_keeps_a_daemon_whose_control_socket_only_root_binds(
+    app: Path, arena: Path, intruder: User
+) -> None:
+    """Root started it, dropped to the user, its files in a root-only directory: the user's
+    restart is refused (4), the daemon keeps its control socket; the user's upgrade works.
+
+    It stopped the daemon, and the one it started ran without a control socket: the old one
+    could not remove its socket file there, nor the new one replace it.
+    """
+    run = arena / "run"
+    run.mkdir(mode=0o755)  # root's, as /run is
+    pidfile = run / "d.pid"
+    options = ["app:main", "--user", intruder.name, "--pidfile", str(pidfile)]
+    started = shared_python_as(None, "-m", "aiodaemon", "start", *options, cwd=app)
+    assert started.returncode == 0, started.stderr
+    pid = int(started.stdout)
+    new = None
+    try:
+        result = shared_python_as(intruder, "-m", "aiodaemon", "restart", *options, cwd=app)
+        assert (result.returncode, result.stdout) == (4, "")
+        assert result.stderr == (
+            f"aiodaemon: already running (pid {pid}, pidfile {pidfile}); not restarted:"
+            f" control socket {pidfile}.ctl: directory {run} is not writable, so the new daemon"
+            " would have no control socket (only root may replace it there);"
+            " 'aiodaemon upgrade' replaces the daemon and keeps its sockets\n"
+        )
+        status = shared_python_as(
+            intruder, "-m", "aiodaemon", "status", "--pidfile", pidfile, cwd=app
+        )
+        assert status.stdout.startswith(f"running (pid {pid}, pidfile {pidfile})\nuptime: ")
+        upgrade = shared_python_as(
+            intruder, "-m", "aiodaemon", "upgrade", "--pidfile", pidfile, cwd=app
+        )
+        assert upgrade.returncode == 0, upgrade.stderr
+        new = int(upgrade.stdout)
+        status = shared_python_as(
+            intruder, "-m", "aiodaemon", "status", "--pidfile", pidfile, cwd=app
+        )
+        assert status.stdout.startswith(f"running (pid {new}, pidfile {pidfile})\nuptime: ")
+    finally:
+        # Whoever holds the pidfile now (a restart that went ahead started one).
+        shared_python_as(None, "-m", "aiodaemon", "stop", "--pidfile", pidfile, cwd=app)
+        stop_daemon(pid)
+        if new is not None:
+            stop_daemon(new)
+
+
 def test_another_group_with_our_own_user_names_the_group(
     app: Path, intruder: User, service_account: User
 ) -> None:

@@ -94,10 +94,13 @@ def _cmd_restart(args: argparse.Namespace) -> int:
 
 
 def _keep_what_cannot_be_replaced(args: argparse.Namespace, options: dict[str, Any]) -> None:
-    """Leave a running daemon alone when its successor could not bind its port.
+    """Leave a running daemon alone when its successor could not have what it has.
 
-    See :mod:`._restart_ports`: not root, a restart of a daemon root started
-    on a port below 1024 would stop it and fail to start the new one.
+    Not root, a restart of a daemon root started would stop it and then fail
+    to bind its port below 1024 (see :mod:`._restart_ports`), or start it
+    without its control socket: one root bound in a directory only root may
+    write (``/run``), which the daemon, dropped to this account, could not
+    remove at its exit, nor could the new daemon replace.
 
     Raises:
         _Running: such a daemon runs, which was said: exit 4 (LSB's
@@ -113,12 +116,20 @@ def _keep_what_cannot_be_replaced(args: argparse.Namespace, options: dict[str, A
     if parsed.health is not None:
         listen[HEALTH_SOCKET] = parsed.health
     found = unbindable_port(listen)
-    held = None if found is None else _running_holder(args)
-    if found is None or held is None:
+    why: str | None
+    if found is not None:
+        name, address = found
+        # "health" is refused as a listen= name: it can only be the health socket.
+        flag = "--health" if name == HEALTH_SOCKET else f"--listen {name}"
+        why = (
+            f"{flag}: port {address.port} is privileged"
+            " (only root or CAP_NET_BIND_SERVICE may bind it)"
+        )
+    else:
+        why = _unreplaceable_control(parsed.control)
+    held = None if why is None else _running_holder(args)
+    if why is None or held is None:
         return  # with nothing running, the start says why it cannot bind
-    name, address = found
-    # "health" is refused as a listen= name: it can only be the health socket.
-    flag = "--health" if name == HEALTH_SOCKET else f"--listen {name}"
     import signal
 
     from .._prefork._procfs import signal_ends
@@ -130,11 +141,25 @@ def _keep_what_cannot_be_replaced(args: argparse.Namespace, options: dict[str, A
         instead = "it predates upgrades (aiodaemon 0.1.0): only root can restart it"
     else:
         instead = "'aiodaemon upgrade' replaces the daemon and keeps its sockets"
-    error(
-        f"{PROG}: {held}; not restarted: {flag}: port {address.port} is privileged (only root"
-        f" or CAP_NET_BIND_SERVICE may bind it); {instead}"
-    )
+    error(f"{PROG}: {held}; not restarted: {why}; {instead}")
     raise _Running(ControlCode.NO_PERMISSION)
+
+
+def _unreplaceable_control(control: str | None) -> str | None:
+    """Why a control socket file at ``control`` could not be bound again by us, if it could not.
+
+    A socket file is replaced by unlinking it, which its directory's write
+    permission decides; a daemon that has none there loses nothing.
+    """
+    if control is None or not os.path.lexists(control):
+        return None
+    directory = os.path.dirname(os.path.abspath(control))
+    if os.access(directory, os.W_OK | os.X_OK):
+        return None
+    return (
+        f"control socket {control}: directory {directory} is not writable, so the new"
+        " daemon would have no control socket (only root may replace it there)"
+    )
 
 
 def _start(
