@@ -16,6 +16,8 @@ import subprocess
 import threading
 from pathlib import Path
 
+import pytest
+
 from .support import (
     AIODAEMON,
     aiodaemon_cli,
@@ -68,23 +70,28 @@ def _in_write(pid: int) -> bool:
         return False
 
 
+def _full_pipe() -> tuple[int, int]:
+    """A pipe whose reader reads nothing yet: full, so a write to it blocks."""
+    read_end, write_end = os.pipe()
+    fcntl.fcntl(write_end, fcntl.F_SETPIPE_SZ, 4096)
+    os.set_blocking(write_end, False)
+    while True:
+        try:
+            os.write(write_end, b"x" * 4096)
+        except BlockingIOError:
+            break
+    os.set_blocking(write_end, True)
+    return read_end, write_end
+
+
 def test_a_signal_once_the_daemon_is_ready_does_not_say_it_goes_on_starting(
     tmp_path: Path,
 ) -> None:
     """`start` stuck printing the pid to a full pipe, then SIGTERM: 143, "it runs"."""
     install_program("cli_app", tmp_path, "app.py")
     pidfile = tmp_path / "app.pid"
-    read_end, write_end = os.pipe()
+    read_end, write_end = _full_pipe()
     try:
-        # A reader that reads nothing yet: the pipe filled, the pid's line blocks.
-        fcntl.fcntl(write_end, fcntl.F_SETPIPE_SZ, 4096)
-        os.set_blocking(write_end, False)
-        while True:
-            try:
-                os.write(write_end, b"x" * 4096)
-            except BlockingIOError:
-                break
-        os.set_blocking(write_end, True)
         start = subprocess.Popen(
             [str(AIODAEMON), "start", "app:main", "--pidfile", str(pidfile),
              "--log-file", str(tmp_path / "log")],
@@ -119,3 +126,85 @@ def test_a_signal_once_the_daemon_is_ready_does_not_say_it_goes_on_starting(
         os.close(read_end)
         if write_end >= 0:
             os.close(write_end)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["TERM", "INT"])
+@pytest.mark.parametrize("stderr_too", [False, True], ids=["stdout", "stdout-and-stderr"])
+def test_a_signal_ends_a_start_stuck_on_an_output_nobody_reads(
+    tmp_path: Path, signum: int, stderr_too: bool
+) -> None:
+    """`start` stuck printing the pid to a pipe never read: one signal ends it, 128+N."""
+    install_program("cli_app", tmp_path, "app.py")
+    pidfile = tmp_path / "app.pid"
+    err_file = tmp_path / "err"
+    read_end, write_end = _full_pipe()
+    try:
+        with err_file.open("w") as err:
+            start = subprocess.Popen(
+                [str(AIODAEMON), "start", "app:main", "--pidfile", str(pidfile),
+                 "--log-file", str(tmp_path / "log")],
+                stdout=write_end, stderr=write_end if stderr_too else err,
+                stdin=subprocess.DEVNULL, cwd=tmp_path, env=clean_env(),
+            )  # fmt: skip
+        pid = read_pid(pidfile)
+        try:
+            wait_for(lambda: _in_write(start.pid), what="the launcher to print the pid")
+            start.send_signal(signum)
+            assert start.wait(timeout=10) == 128 + signum
+            if not stderr_too:
+                assert err_file.read_text().splitlines() == [
+                    f"aiodaemon: interrupted after the daemon (pid {pid}) was ready; it runs; "
+                    f"`aiodaemon stop --pidfile {pidfile}` stops it"
+                ]
+            # The launcher left the daemon's files alone: the control socket answers.
+            status = aiodaemon_cli("status", "--pidfile", pidfile, "--json", cwd=tmp_path)
+            assert status.returncode == 0, status.stderr
+            assert json.loads(status.stdout)["pid"] == pid
+            stopped = aiodaemon_cli("stop", "--pidfile", pidfile, cwd=tmp_path)
+            assert stopped.returncode == 0, stopped.stderr
+            wait_gone(pid)
+        finally:
+            kill_quietly(start.pid)
+            start.wait()
+            kill_quietly(pid)
+    finally:
+        os.close(read_end)
+        os.close(write_end)
+
+
+def test_a_second_ctrl_c_on_a_stuck_start_leaves_the_daemon_its_control_socket(
+    tmp_path: Path,
+) -> None:
+    """Ctrl-C twice on `start` stuck printing: 130, and the running daemon keeps its socket."""
+    install_program("cli_app", tmp_path, "app.py")
+    pidfile = tmp_path / "app.pid"
+    read_end, write_end = _full_pipe()
+    try:
+        start = subprocess.Popen(
+            [str(AIODAEMON), "start", "app:main", "--pidfile", str(pidfile),
+             "--log-file", str(tmp_path / "log")],
+            stdout=write_end, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+            text=True, cwd=tmp_path, env=clean_env(),
+        )  # fmt: skip
+        pid = read_pid(pidfile)
+        try:
+            wait_for(lambda: _in_write(start.pid), what="the launcher to print the pid")
+            start.send_signal(signal.SIGINT)
+            assert start.stderr is not None
+            assert "was ready; it runs" in start.stderr.readline()
+            start.send_signal(signal.SIGINT)
+            assert start.wait(timeout=10) == 128 + signal.SIGINT
+            assert (tmp_path / "app.pid.ctl").exists()
+            status = aiodaemon_cli("status", "--pidfile", pidfile, "--json", cwd=tmp_path)
+            assert status.returncode == 0, status.stderr
+            assert json.loads(status.stdout)["state"] == "running"
+            stopped = aiodaemon_cli("stop", "--pidfile", pidfile, cwd=tmp_path)
+            assert stopped.returncode == 0, stopped.stderr
+            wait_gone(pid)
+        finally:
+            kill_quietly(start.pid)
+            start.communicate()
+            kill_quietly(pid)
+    finally:
+        os.close(read_end)
+        os.close(write_end)

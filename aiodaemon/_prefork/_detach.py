@@ -15,7 +15,7 @@ import sys
 import time
 
 from ..exceptions import ExitCode, StartupError
-from ._messages import flush_stdio, say
+from ._messages import flush_stdio, say, silence
 from ._readiness import (
     ReadinessPipe,
     WaitInterrupted,
@@ -401,6 +401,8 @@ def _launcher(
             on_failure(result)
             code = result.code
     except KeyboardInterrupt as exc:
+        code = 128 + (_interrupted_by or signal.SIGINT)
+        _bound_last_words()
         if result is not None and result.ready:
             # Printing the pid, say: the daemon runs, and it is not "starting".
             say(_interrupted(result.pid, pidfile, ready=True))
@@ -415,10 +417,14 @@ def _launcher(
                 # Cut short before the pipe was read (reaping the intermediate child).
                 pid = announced_pid(read_fd)
             say(_interrupted(pid, pidfile))
-        code = 128 + (_interrupted_by or signal.SIGINT)
     finally:
-        # Never raising: an exception here would skip the os._exit.
-        flush_stdio()
+        try:
+            flush_stdio()
+        except KeyboardInterrupt:
+            # Another Ctrl-C while an output nobody reads held the flush: the
+            # exit asked for, not an unwinding of the stack that releases the
+            # daemon's files (its control socket was unlinked).
+            code = 128 + (_interrupted_by or signal.SIGINT)
         # The launcher owns nothing any more: atexit handlers and finalizers
         # (a listener's unlink, a pidfile's removal) belong to the daemon.
         os._exit(code)
@@ -451,6 +457,31 @@ def _interrupt_on(*signals: int) -> None:
                 signal.signal(signum, interrupt)
             except ValueError:
                 return  # forked from a thread (pep3143): only the main thread may
+
+
+#: Seconds an interrupted launcher's last words may wait for a stuck output.
+_LAST_WORDS = 1.0
+
+
+def _bound_last_words() -> None:
+    """Give the interrupted launcher's outputs :data:`_LAST_WORDS` s, then /dev/null them.
+
+    Stuck printing the pid (``aiodaemon start | reader`` whose reader stopped
+    reading), the launcher could not be ended but by SIGKILL: its words, and
+    the line still buffered, waited for the reader. The timer's signal
+    interrupts that write, which then goes to /dev/null; stderr says the pid.
+    """
+
+    def give_up(signum: int, frame: object) -> None:
+        for stream in (sys.stdout, sys.stderr):
+            if stream is not None:
+                silence(stream)
+
+    try:
+        signal.signal(signal.SIGALRM, give_up)
+    except ValueError:
+        return  # forked from a thread (pep3143): only the main thread may
+    signal.setitimer(signal.ITIMER_REAL, _LAST_WORDS)
 
 
 def _interrupted(
