@@ -136,6 +136,22 @@ def spawn_program(name: str, *args: str | os.PathLike[str]) -> subprocess.Popen[
     )
 
 
+def full_pipe() -> tuple[int, int]:
+    """A pipe (read end, write end) whose reader reads nothing yet: full, so a write blocks."""
+    import fcntl  # only these tests
+
+    read_end, write_end = os.pipe()
+    fcntl.fcntl(write_end, fcntl.F_SETPIPE_SZ, 4096)
+    os.set_blocking(write_end, False)
+    while True:
+        try:
+            os.write(write_end, b"x" * 4096)
+        except BlockingIOError:
+            break
+    os.set_blocking(write_end, True)
+    return read_end, write_end
+
+
 def has_line(path: Path, line: str) -> bool:
     """Whether the file ``path`` (a program's record of what it did) holds ``line``."""
     return line in path.read_text().splitlines()

@@ -8,7 +8,6 @@ arriving once the daemon was ready (the launcher printing its pid) said
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import signal
@@ -22,6 +21,7 @@ from .support import (
     AIODAEMON,
     aiodaemon_cli,
     clean_env,
+    full_pipe,
     install_program,
     kill_quietly,
     program,
@@ -70,27 +70,13 @@ def _in_write(pid: int) -> bool:
         return False
 
 
-def _full_pipe() -> tuple[int, int]:
-    """A pipe whose reader reads nothing yet: full, so a write to it blocks."""
-    read_end, write_end = os.pipe()
-    fcntl.fcntl(write_end, fcntl.F_SETPIPE_SZ, 4096)
-    os.set_blocking(write_end, False)
-    while True:
-        try:
-            os.write(write_end, b"x" * 4096)
-        except BlockingIOError:
-            break
-    os.set_blocking(write_end, True)
-    return read_end, write_end
-
-
 def test_a_signal_once_the_daemon_is_ready_does_not_say_it_goes_on_starting(
     tmp_path: Path,
 ) -> None:
     """`start` stuck printing the pid to a full pipe, then SIGTERM: 143, "it runs"."""
     install_program("cli_app", tmp_path, "app.py")
     pidfile = tmp_path / "app.pid"
-    read_end, write_end = _full_pipe()
+    read_end, write_end = full_pipe()
     try:
         start = subprocess.Popen(
             [str(AIODAEMON), "start", "app:main", "--pidfile", str(pidfile),
@@ -137,7 +123,7 @@ def test_a_signal_ends_a_start_stuck_on_an_output_nobody_reads(
     install_program("cli_app", tmp_path, "app.py")
     pidfile = tmp_path / "app.pid"
     err_file = tmp_path / "err"
-    read_end, write_end = _full_pipe()
+    read_end, write_end = full_pipe()
     try:
         with err_file.open("w") as err:
             start = subprocess.Popen(
@@ -178,7 +164,7 @@ def test_a_second_ctrl_c_on_a_stuck_start_leaves_the_daemon_its_control_socket(
     """Ctrl-C twice on `start` stuck printing: 130, and the running daemon keeps its socket."""
     install_program("cli_app", tmp_path, "app.py")
     pidfile = tmp_path / "app.pid"
-    read_end, write_end = _full_pipe()
+    read_end, write_end = full_pipe()
     try:
         start = subprocess.Popen(
             [str(AIODAEMON), "start", "app:main", "--pidfile", str(pidfile),

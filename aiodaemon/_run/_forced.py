@@ -145,14 +145,18 @@ class ForcedExit:
             return not self._armed
         return True
 
-    def release_loop(self, loop: asyncio.AbstractEventLoop) -> None:
+    def release_loop(self, loop: asyncio.AbstractEventLoop, lifecycle: Lifecycle) -> None:
         """Before the loop closes: take its stop signal handlers away, keeping ours.
 
         Its close would give them back their default action, and a signal
-        then would end the daemon in the middle of its final log drain.
+        then would end the daemon in the middle of its final log drain. Armed
+        now if no shutdown armed it: a life cut short by an internal error
+        drains its log too (its traceback among the records), and a first
+        stop signal then joins the end as it does any shutdown's.
         """
         if self._lifecycle is None:
-            return
+            self._lifecycle, self._loop = lifecycle, loop
+            self._armed = True
         # Between the loop's removal (the default action) and our handler, a
         # stop signal would kill the daemon outright: held until ours is back.
         held = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)

@@ -150,7 +150,7 @@ def _live_on_a_loop(runtime: Runtime) -> int:
             runtime.outcome.fail(f"internal error: {error_text(exc)}", exc)
         finally:
             asyncio.set_event_loop(None)
-            runtime.forced.release_loop(loop)
+            runtime.forced.release_loop(loop, runtime.lifecycle)
             # The loop's close gives its signals back their default action. A
             # uvloop that failed to start stays "running" and refuses to close.
             with ignoring_late_signals(), contextlib.suppress(RuntimeError):
