@@ -113,6 +113,33 @@ def test_cli_and_run_report_a_bad_option_the_same_way() -> None:
     assert from_run.stderr == "aiodaemon: umask: not an octal number: '9'\n"
 
 
+@pytest.mark.parametrize("umask", ["-0", "+022", "-0o0", " 022", "0_22"])
+def test_a_signed_or_spaced_umask_is_refused_like_other_bad_umasks(
+    tmp_path: Path, umask: str
+) -> None:
+    """``--umask -0``, ``+022``: not octal numbers; exit 2, one line, nothing started."""
+    pidfile = tmp_path / "d.pid"
+    from_cli = cli("start", "tests.programs.noop:main", "--pidfile", str(pidfile), "--umask", umask)
+    options = {"detach": False, "umask": umask, "pidfile": str(pidfile)}
+    from_run = python([PROGRAMS / "idle.py", json.dumps(options)])
+    assert from_cli.returncode == from_run.returncode == 2
+    assert from_cli.stderr == f"aiodaemon: --umask: not an octal number: {umask!r}\n"
+    assert from_run.stderr == f"aiodaemon: umask: not an octal number: {umask!r}\n"
+    assert from_cli.stdout == from_run.stdout == ""
+    assert not pidfile.exists()
+
+
+@pytest.mark.parametrize("mode", ["-0", "+660"])
+def test_a_signed_socket_mode_is_refused(tmp_path: Path, mode: str) -> None:
+    """``--listen h=unix:PATH?mode=+660``: refused as any mode that is no octal number."""
+    address = f"unix:{tmp_path / 's'}?mode={mode}"
+    result = cli("start", "tests.programs.noop:main", "--listen", f"h={address}")
+    assert result.returncode == 2
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("aiodaemon: --listen h: expected ?mode=OCTAL after the path: "), line
+    assert not (tmp_path / "s").exists()
+
+
 def test_chroot_as_non_root_is_refused_early_like_user() -> None:
     """--chroot without root: one line and exit 2 before anything starts, as --user."""
     chroot = cli("run", "tests.programs.noop:main", "--chroot", "/tmp", as_nobody=True)

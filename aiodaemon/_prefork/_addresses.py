@@ -1,4 +1,4 @@
-"""Addresses in options: listening sockets and syslog targets, parsed and validated."""
+"""Addresses in options: listening sockets and syslog targets, parsed and validated; octal modes."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ __all__ = [
     "UnixAddress",
     "encoded_host",
     "parse_listen_address",
+    "parse_octal",
     "parse_syslog",
 ]
 
@@ -73,6 +74,22 @@ class SyslogTarget(NamedTuple):
         return f"{self.transport}://{self.host}:{self.port}"
 
 
+def parse_octal(text: str) -> int:
+    """``text`` as an octal number: ASCII octal digits, after an optional ``0o``.
+
+    Not ``int(text, 8)`` alone, which also reads a sign (``-0``, ``+022``),
+    spaces, underscores and other scripts' digits (``٠٢٢``): ports and ids
+    refuse them all, and a mode or umask written so is a mistake.
+
+    Raises:
+        ValueError: anything else.
+    """
+    digits = text[2:] if text[:2] in ("0o", "0O") else text
+    if not (digits.isascii() and digits.isdigit()):
+        raise ValueError(text)
+    return int(digits, 8)
+
+
 def parse_listen_address(option: str, text: object) -> ListenAddress:
     """Parse ``host:port[?reuseport]``, ``[v6]:port[?reuseport]`` or ``unix:/path[?mode=0660]``.
 
@@ -91,11 +108,9 @@ def parse_listen_address(option: str, text: object) -> ListenAddress:
         if query:
             key, _, raw_mode = query.partition("=")
             try:
-                # isascii: int() also reads "٦٠٠" (Arabic-Indic digits) as 600,
-                # which no one means; the port and ids refuse them too.
-                if key != "mode" or not raw_mode.isascii():
+                if key != "mode":
                     raise ValueError(key)
-                mode = int(raw_mode, 8)
+                mode = parse_octal(raw_mode)
             except ValueError:
                 raise ConfigError(
                     option, f"expected ?mode=OCTAL after the path: {shown(text)}"

@@ -315,11 +315,11 @@ def _opt_bool(option: str, value: object, *, allow_none: bool = False) -> bool |
 
 def _umask(value: object) -> int:
     if isinstance(value, str):
+        # Only a string loads it (the CLI's --umask; run() is given ints).
+        from ._addresses import parse_octal
+
         try:
-            # isascii: int() also reads "٠٢٢" as 0o22; ports and ids refuse such digits.
-            if not value.isascii():
-                raise ValueError(value)
-            value = int(value, 8)
+            value = parse_octal(value)
         except ValueError:
             raise ConfigError("umask", f"not an octal number: {shown(value)}") from None
     if isinstance(value, bool) or not isinstance(value, int):
