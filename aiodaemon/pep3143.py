@@ -154,8 +154,8 @@ class DaemonContext:
 
     def __init__(
         self,
-        chroot_directory: str | os.PathLike[str] | None = None,
-        working_directory: str | os.PathLike[str] = "/",
+        chroot_directory: str | bytes | os.PathLike[str] | os.PathLike[bytes] | None = None,
+        working_directory: str | bytes | os.PathLike[str] | os.PathLike[bytes] = "/",
         umask: int = 0o022,
         uid: int | None = None,
         gid: int | None = None,

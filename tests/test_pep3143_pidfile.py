@@ -42,14 +42,16 @@ def _pidfiles(directory: Path) -> dict[str, str]:
     return {str(p.relative_to(directory)): p.read_text() for p in directory.rglob("app.pid")}
 
 
-def _run_relative(directory: Path, library: str, aiodaemon: str, jail: str) -> dict[str, object]:
+def _run_relative(
+    directory: Path, library: str, aiodaemon: str, jail: str, *extra: str
+) -> dict[str, object]:
     """Start pep3143_relative.py from DIR/caller; what is seen while it runs and after SIGTERM."""
     (directory / "caller").mkdir(parents=True)
     (directory / "wd").mkdir()
     if jail == "yes":
         _jail(directory)
     launcher = subprocess.Popen(
-        [PYTHON, PROGRAMS / "pep3143_relative.py", library, aiodaemon, directory, jail],
+        [PYTHON, PROGRAMS / "pep3143_relative.py", library, aiodaemon, directory, jail, *extra],
         cwd=directory / "caller",
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
@@ -88,6 +90,25 @@ def test_relative_pidfile_is_under_the_working_directory_and_removed(
         pytest.fail("this test needs root (chroot); CI runs it as root")
     seen = {
         aiodaemon: _run_relative(tmp_path / aiodaemon, library, aiodaemon, jail)
+        for aiodaemon in ("no", "yes")
+    }
+    where = "root/data/app.pid" if jail == "yes" else "wd/app.pid"
+    assert seen["no"] == {"running": {where: "<pid>\n"}, "after exit": {}}
+    assert seen["yes"] == seen["no"]
+
+
+@pytest.mark.parametrize("jail", ["no", pytest.param("yes", marks=pytest.mark.root)])
+@pytest.mark.parametrize("library", ["python-daemon", "pep3143daemon"])
+def test_bytes_paths_are_taken_as_the_original_libraries_take_them(
+    tmp_path: Path, library: str, jail: str
+) -> None:
+    """Directories and a PidFile path given as bytes: taken as the original libraries take them."""
+    if importlib.util.find_spec("pep3143daemon") is None:
+        pytest.fail("pep3143daemon is missing: run `bash .ci/venv test` (it is in the test extra)")
+    if jail == "yes" and os.geteuid() != 0:
+        pytest.fail("this test needs root (chroot); CI runs it as root")
+    seen = {
+        aiodaemon: _run_relative(tmp_path / aiodaemon, library, aiodaemon, jail, "bytes")
         for aiodaemon in ("no", "yes")
     }
     where = "root/data/app.pid" if jail == "yes" else "wd/app.pid"

@@ -28,7 +28,8 @@ if TYPE_CHECKING:
     from ._pidlock import PidFile
     from ._readiness import LaunchResult, ReadinessPipe
 
-    StrPath: TypeAlias = str | os.PathLike[str]
+    #: bytes too, as python-daemon and pep3143daemon take them (see _change_environment).
+    StrPath: TypeAlias = str | bytes | os.PathLike[str] | os.PathLike[bytes]
 
     class Context(Protocol):
         """What the steps read of a ``DaemonContext``: its arguments, as attributes."""
@@ -297,12 +298,15 @@ def _change_environment(context: Context, own: PidFile | None, groups: list[int]
                 # The dropped daemon must still be able to remove it in a sticky /run.
                 own.held.chown(context.uid, context.gid)
             if context.chroot_directory is not None:
-                own.held.enter_chroot(_as_path(context.chroot_directory))
+                own.held.enter_chroot(_as_path(os.fsdecode(context.chroot_directory)))
         if context.chroot_directory is not None:
-            inside = inside_chroot(context.chroot_directory, context.working_directory)
-            _privileges.enter_chroot(context.chroot_directory, inside)
+            # Decoded as the system calls would take bytes: errors name the path, not b'...'.
+            root = os.fsdecode(context.chroot_directory)
+            _privileges.enter_chroot(root, inside_chroot(root, context.working_directory))
         else:
-            os.chdir(context.working_directory)
+            workdir = context.working_directory
+            # A directory's fd passes through, as python-daemon passes it.
+            os.chdir(workdir if isinstance(workdir, int) else os.fsdecode(workdir))
         _privileges.set_identity(context.uid, context.gid, groups)
         if context.prevent_core:
             _privileges.disable_core_dumps()

@@ -27,6 +27,9 @@ if TYPE_CHECKING:
     from typing import Any, TypeAlias
 
     StrPath: TypeAlias = str | os.PathLike[str]
+    #: a context's directories as python-daemon and pep3143daemon take them:
+    #: bytes too (the system calls do).
+    AnyPath: TypeAlias = str | bytes | os.PathLike[str] | os.PathLike[bytes]
 
 __all__ = [
     "break_stale_lock",
@@ -40,20 +43,20 @@ __all__ = [
 ]
 
 
-def inside_chroot(root: StrPath, workdir: StrPath) -> str:
+def inside_chroot(root: AnyPath, workdir: AnyPath) -> str:
     """``workdir`` as seen inside the chroot ``root``.
 
     python-daemon takes it inside already; pep3143daemon takes a host path
     under ``root`` (``/srv/jail/data`` for ``/data``): both are understood.
     """
-    root_path = os.path.normpath(os.fspath(root))
-    path = os.path.normpath(os.fspath(workdir))
+    root_path = os.path.normpath(os.fsdecode(root))
+    path = os.path.normpath(os.fsdecode(workdir))
     if root_path != "/" and (path == root_path or path.startswith(root_path + "/")):
         return "/" + os.path.relpath(path, root_path).removeprefix(".")
     return path
 
 
-def pidfile_location(path: StrPath, workdir: StrPath, root: StrPath | None) -> str:
+def pidfile_location(path: AnyPath, workdir: AnyPath, root: AnyPath | None) -> str:
     """The path, valid in the calling process, of the file the daemon would open as ``path``.
 
     An absolute ``path`` is a path of the calling process, as aiodaemon always
@@ -70,16 +73,16 @@ def pidfile_location(path: StrPath, workdir: StrPath, root: StrPath | None) -> s
         OSError: a relative path's directory is missing or not a directory
             (the error the chdir into ``workdir`` would give, before the lock).
     """
-    path = os.fspath(path)
+    path = os.fsdecode(path)
     if os.path.isabs(path):
         return path
     if root is None:
-        location = os.path.join(os.getcwd(), workdir, path)
+        location = os.path.join(os.getcwd(), os.fsdecode(workdir), path)
     else:
         # Lexically inside the jail: ".." stops at its root there, as the kernel
         # stops it at the root of a chrooted process.
         inside = os.path.normpath(os.path.join("/", inside_chroot(root, workdir), path))
-        location = os.path.join(os.getcwd(), root, inside.lstrip("/"))
+        location = os.path.join(os.getcwd(), os.fsdecode(root), inside.lstrip("/"))
     directory = os.path.dirname(location)
     if not stat.S_ISDIR(os.stat(directory).st_mode):
         raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), directory)

@@ -36,7 +36,7 @@ class PidFile:
     the context dropped to may not remove it). A relative path is the daemon's:
     under the context's ``working_directory`` (inside its chroot), as with
     python-daemon. Used alone, ``acquire()`` locks it and writes the current
-    pid.
+    pid. A bytes path is taken as pep3143daemon's ``PidFile`` takes it.
 
     Args:
         path: the pidfile's path.
@@ -50,12 +50,14 @@ class PidFile:
 
     def __init__(
         self,
-        path: str | os.PathLike[str],
+        path: str | bytes | os.PathLike[str] | os.PathLike[bytes],
         acquire_timeout: float | None = None,
         *,
         timeout: float | None = None,
     ) -> None:
-        self.path = os.fspath(path)
+        # Bytes as pep3143daemon's PidFile takes them (open() does), decoded
+        # as the system calls would: every message names the path as text.
+        self.path = os.fsdecode(path)
         self.acquire_timeout = acquire_timeout
         self.timeout = timeout
         self._held: Pidfile | None = None
@@ -202,7 +204,7 @@ class PidFile:
         problem = None
         if not self.path:
             problem = "must not be empty"
-        elif "\0" in os.fsdecode(self.path):  # bytes: refused later, as before
+        elif "\0" in self.path:
             problem = f"must not contain a NUL byte: {self.path!r}"
         if problem is not None:
             exc = StartupError(f"pidfile: {problem}")
