@@ -201,9 +201,10 @@ def launch(
                 close_inherited_fds([*acquired.keep_fds(), *default_notifier_fds()])
             if os.getpid() == 1:
                 from ._prefork._init import split_init
+                from ._run._signal_mask import LIFECYCLE_SIGNALS  # loaded by _preload
 
                 as_init = True
-                split_init(forward=hooks.signals)
+                split_init(LIFECYCLE_SIGNALS, forward=hooks.signals)
         acquired.stack.enter_context(pipe)
         enter_workdir(options.workdir if options.chroot is None else "/", options.umask)
         code = become_daemon(

@@ -145,11 +145,3 @@ def test_pid1_a_sigterm_while_the_program_imports_ends_the_container(tmp_path: P
             proc.wait()
         _, err = proc.communicate()
     assert "Traceback" not in err
-
-
-def test_the_split_holds_what_the_run_phase_handles() -> None:
-    """The daemon half keeps blocked exactly the signals the run phase blocks and lets in."""
-    from aiodaemon._prefork._init import _RUN_PHASE_SIGNALS
-    from aiodaemon._run._signal_mask import LIFECYCLE_SIGNALS
-
-    assert set(_RUN_PHASE_SIGNALS) == set(LIFECYCLE_SIGNALS)

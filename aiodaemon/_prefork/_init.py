@@ -49,16 +49,6 @@ _ENDING_SIGNALS = (
 )
 
 
-#: The forwarded signals the run phase handles (``_run._signal_mask.LIFECYCLE_SIGNALS``).
-_RUN_PHASE_SIGNALS = (
-    signal.SIGHUP,
-    signal.SIGINT,
-    signal.SIGTERM,
-    signal.SIGUSR1,
-    signal.SIGUSR2,
-)
-
-
 def end_on_early_signals() -> None:
     """As PID 1, let a stop signal end us before :func:`split_init`, as it ends any process.
 
@@ -104,12 +94,15 @@ def under_container_init() -> bool:
     return _split
 
 
-def split_init(forward: Iterable[int] = ()) -> None:
+def split_init(held: Iterable[int], forward: Iterable[int] = ()) -> None:
     """Fork; return in the child (the daemon), never return in the parent (init).
 
     Args:
+        held: the signals the run phase handles (its ``LIFECYCLE_SIGNALS``):
+            the child keeps them blocked until its loop lets them in. Given
+            by the caller: this side never imports the run phase.
         forward: signals to pass on besides :data:`FORWARDED_SIGNALS` (the
-            daemon's ``on_signal`` ones).
+            daemon's ``on_signal`` ones), held in the child as well.
     """
     global _split
     forward = tuple(forward)
@@ -135,7 +128,7 @@ def split_init(forward: Iterable[int] = ()) -> None:
         # forwarded meanwhile (a reload's SIGHUP) took its default action and
         # ended the daemon.
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
-        signal.pthread_sigmask(signal.SIG_BLOCK, (*_RUN_PHASE_SIGNALS, *forward))
+        signal.pthread_sigmask(signal.SIG_BLOCK, (*held, *forward))
         return
     # The daemon owns what was acquired (listeners, pidfile, log files). A copy
     # kept here would keep a listener the daemon closed accepting connections
