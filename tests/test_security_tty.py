@@ -245,11 +245,17 @@ def test_ctrl_c_still_stops_a_dropped_foreground_daemon(arena: Path, intruder: U
     assert [r for r in records(log) if r["event"] == "shutdown finished"]
 
 
+@pytest.mark.parametrize("at", ["open", "ioctl"])
 def test_a_sighup_held_when_a_session_leader_gives_up_its_terminal_still_reloads(
-    arena: Path, intruder: User
+    arena: Path, intruder: User, at: str
 ) -> None:
-    """A reload's SIGHUP pending as the terminal is given up: the daemon still reloads once."""
+    """A reload's SIGHUP pending as the terminal is given up: the daemon still reloads once.
+
+    ``ioctl``: sent by another process in the instant between the daemon's look
+    at what is pending and the kernel's own hang-up, which merges into it.
+    """
     env, _, _ = _injection_env(arena, intruder)
+    env["AIODAEMON_TEST_SIGHUP_AT"] = at
     own_dir(arena / "log", intruder)
     log = arena / "log" / "app.log"
     terminal = Terminal(

@@ -73,10 +73,9 @@ def _notty(fd: int, *, tolerate: bool) -> bool:
     # Blocked so that the hangup waits to be consumed instead of ending us
     # (its default action) or reaching a handler as a reload request.
     previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGHUP}) if leader else None
-    # The kernel signals the terminal's foreground process group only, and
-    # into a SIGHUP already pending (a reload asked for while the run phase
-    # held it) its own merges: consumed then, that request was lost.
-    kernels = leader and signal.SIGHUP not in signal.sigpending() and _in_foreground(fd)
+    # Into a SIGHUP already pending (a reload asked for while the run phase
+    # held it) the kernel's merges: consumed then, that request was lost.
+    asked = leader and signal.SIGHUP in signal.sigpending()
     try:
         fcntl.ioctl(fd, termios.TIOCNOTTY)
     except OSError as exc:
@@ -87,18 +86,30 @@ def _notty(fd: int, *, tolerate: bool) -> bool:
         ) from exc
     finally:
         if previous is not None:
-            if kernels:
-                signal.sigtimedwait([signal.SIGHUP], 0)
+            _consume_hangup(asked)
             signal.pthread_sigmask(signal.SIG_SETMASK, previous)
     return True
 
 
-def _in_foreground(fd: int) -> bool:
-    """Whether our process group is the foreground one of the terminal on ``fd`` (in doubt: yes)."""
-    try:
-        return os.tcgetpgrp(fd) == os.getpgrp()
-    except OSError:
-        return True
+def _consume_hangup(asked: bool) -> None:
+    """Consume the SIGHUP the kernel sent at ``TIOCNOTTY``, and only that one.
+
+    The kernel's is sent as by ``kill()`` from us (the ioctl's caller): its
+    ``si_pid`` is our pid. A pending SIGHUP keeps the sender of the first
+    one, so another ``si_pid`` is a request that came first, after ``asked``
+    was looked at (or one while we were not in the terminal's foreground
+    group, which the kernel does not signal): it is put back, to run as a
+    reload. One sent after the kernel's, before this call, merges into it
+    unseen (the kernel keeps one of each standard signal): an instant no
+    system call closes, short of steering the hang-up to another process.
+
+    Args:
+        asked: a SIGHUP was pending before the ioctl: a request, kept too.
+    """
+    info = signal.sigtimedwait([signal.SIGHUP], 0)
+    if info is not None and (asked or info.si_pid != os.getpid()):
+        # Blocked still: pending again until the run phase lets it in.
+        os.kill(os.getpid(), signal.SIGHUP)
 
 
 def _write_only() -> None:
