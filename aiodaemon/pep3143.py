@@ -155,7 +155,7 @@ class DaemonContext:
     def __init__(
         self,
         chroot_directory: str | bytes | os.PathLike[str] | os.PathLike[bytes] | None = None,
-        working_directory: str | bytes | os.PathLike[str] | os.PathLike[bytes] = "/",
+        working_directory: str | bytes | os.PathLike[str] | os.PathLike[bytes] | int = "/",
         umask: int = 0o022,
         uid: int | None = None,
         gid: int | None = None,

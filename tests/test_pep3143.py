@@ -277,6 +277,11 @@ _CLOSED_FD = 700
         ),
         ({"chroot_directory": 5}, "chroot_directory: must be a path, not int"),
         ({"chroot_directory": ""}, "chroot_directory: must not be empty"),
+        (
+            {"working_directory": 0, "chroot_directory": "/"},
+            "working_directory: a descriptor (0) would lead out of chroot_directory;"
+            " give the directory's path inside it",
+        ),
     ],
 )
 def test_unusable_streams_and_directories_are_refused_before_anything_changes(

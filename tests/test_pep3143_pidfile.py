@@ -116,6 +116,21 @@ def test_bytes_paths_are_taken_as_the_original_libraries_take_them(
     assert seen["yes"] == seen["no"]
 
 
+@pytest.mark.parametrize("library", ["python-daemon", "pep3143daemon"])
+def test_a_working_directory_given_as_a_descriptor_holds_a_relative_pidfile(
+    tmp_path: Path, library: str
+) -> None:
+    """working_directory=<fd>, which os.chdir takes: the relative pidfile is in its directory."""
+    if importlib.util.find_spec("pep3143daemon") is None:
+        pytest.fail("pep3143daemon is missing: run `bash .ci/venv test` (it is in the test extra)")
+    seen = {
+        aiodaemon: _run_relative(tmp_path / aiodaemon, library, aiodaemon, "no", "fd")
+        for aiodaemon in ("no", "yes")
+    }
+    assert seen["no"] == {"running": {"wd/app.pid": "<pid>\n"}, "after exit": {}}
+    assert seen["yes"] == seen["no"]
+
+
 def test_relative_pidfile_with_a_missing_working_directory(tmp_path: Path) -> None:
     """A missing working_directory is a DaemonOSEnvironmentError, as without a pidfile."""
     code = (

@@ -37,7 +37,7 @@ if TYPE_CHECKING:
         @property
         def chroot_directory(self) -> StrPath | None: ...
         @property
-        def working_directory(self) -> StrPath: ...
+        def working_directory(self) -> StrPath | int: ...
         @property
         def umask(self) -> int: ...
         @property
@@ -164,6 +164,12 @@ def check_paths(context: Context) -> None:
             continue
         # chdir also takes a directory's fd (python-daemon passes it through); chroot does not.
         if name == "working_directory" and isinstance(value, int) and not isinstance(value, bool):
+            if context.chroot_directory is not None:
+                # python-daemon's fchdir after its chroot leaves the process outside the jail.
+                raise DaemonOSEnvironmentError(
+                    f"{name}: a descriptor ({value}) would lead out of chroot_directory;"
+                    " give the directory's path inside it"
+                )
             continue
         if not isinstance(value, str | bytes | os.PathLike):
             what = "None" if value is None else type(value).__name__
@@ -302,7 +308,9 @@ def _change_environment(context: Context, own: PidFile | None, groups: list[int]
         if context.chroot_directory is not None:
             # Decoded as the system calls would take bytes: errors name the path, not b'...'.
             root = os.fsdecode(context.chroot_directory)
-            _privileges.enter_chroot(root, inside_chroot(root, context.working_directory))
+            workdir = context.working_directory
+            assert not isinstance(workdir, int)  # refused by check_paths: it leads out
+            _privileges.enter_chroot(root, inside_chroot(root, workdir))
         else:
             workdir = context.working_directory
             # A directory's fd passes through, as python-daemon passes it.

@@ -56,7 +56,14 @@ def inside_chroot(root: AnyPath, workdir: AnyPath) -> str:
     return path
 
 
-def pidfile_location(path: AnyPath, workdir: AnyPath, root: AnyPath | None) -> str:
+def _directory(workdir: AnyPath | int) -> str:
+    """``workdir`` as a path: a directory's fd (chdir takes one) by the path /proc gives it."""
+    if isinstance(workdir, int):
+        return os.readlink(f"/proc/self/fd/{workdir}")
+    return os.fsdecode(workdir)
+
+
+def pidfile_location(path: AnyPath, workdir: AnyPath | int, root: AnyPath | None) -> str:
     """The path, valid in the calling process, of the file the daemon would open as ``path``.
 
     An absolute ``path`` is a path of the calling process, as aiodaemon always
@@ -66,7 +73,7 @@ def pidfile_location(path: AnyPath, workdir: AnyPath, root: AnyPath | None) -> s
 
     Args:
         path: the ``PidFile``'s path.
-        workdir: the context's ``working_directory``.
+        workdir: the context's ``working_directory`` (a path, or a directory's fd).
         root: the context's ``chroot_directory``, or None.
 
     Raises:
@@ -77,10 +84,12 @@ def pidfile_location(path: AnyPath, workdir: AnyPath, root: AnyPath | None) -> s
     if os.path.isabs(path):
         return path
     if root is None:
-        location = os.path.join(os.getcwd(), os.fsdecode(workdir), path)
+        location = os.path.join(os.getcwd(), _directory(workdir), path)
     else:
         # Lexically inside the jail: ".." stops at its root there, as the kernel
         # stops it at the root of a chrooted process.
+        # (check_paths refuses a directory's fd with a chroot: it leads out of the jail.)
+        assert not isinstance(workdir, int)
         inside = os.path.normpath(os.path.join("/", inside_chroot(root, workdir), path))
         location = os.path.join(os.getcwd(), os.fsdecode(root), inside.lstrip("/"))
     directory = os.path.dirname(location)

@@ -1,6 +1,6 @@
 """A daemon whose pidfile path is relative, run with an original library or aiodaemon.pep3143.
 
-Usage: ``pep3143_relative.py LIBRARY AIODAEMON DIR JAIL [bytes]``. LIBRARY is
+Usage: ``pep3143_relative.py LIBRARY AIODAEMON DIR JAIL [bytes|fd]``. LIBRARY is
 ``python-daemon`` (``daemon.pidfile.TimeoutPIDLockFile("app.pid", 2)``) or
 ``pep3143daemon`` (``PidFile("app.pid")``); with AIODAEMON ``yes`` only the
 import changes. The working directory is DIR/wd, or with JAIL ``yes`` the
@@ -9,6 +9,8 @@ each take it). The daemon writes its pid into DIR/ready.tmp and waits for
 SIGTERM, which ends it through the library's ``terminate``. With ``bytes`` the
 directories (and pep3143daemon's pidfile path; lockfile refuses bytes) are
 given as bytes, which both original libraries pass to the system as they are.
+With ``fd`` (no jail) the working directory is an open descriptor of DIR/wd,
+which both pass to ``os.chdir`` as it is.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from tests.programs.signal_wait import wait_for_signals
 
 LIBRARY, AIODAEMON, DIR, JAIL = sys.argv[1:5]
 AS_BYTES = sys.argv[5:] == ["bytes"]
+AS_FD = sys.argv[5:] == ["fd"]
 
 
 def path(text: str) -> str | bytes:
@@ -33,6 +36,8 @@ def main() -> None:
     """Open the context the library's way, with nothing but its import changed."""
     ready = open(os.path.join(DIR, "ready.tmp"), "w")  # noqa: SIM115 (written by the daemon)
     options: dict[str, Any] = {"files_preserve": [ready], "working_directory": path(f"{DIR}/wd")}
+    if AS_FD:
+        options["working_directory"] = os.open(f"{DIR}/wd", os.O_RDONLY | os.O_DIRECTORY)
     if JAIL == "yes":
         options["chroot_directory"] = path(f"{DIR}/root")
         # pep3143daemon's idiom is a host path under the jail, python-daemon's a path inside.
