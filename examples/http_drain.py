@@ -21,6 +21,11 @@ import aiodaemon
 
 log = structlog.get_logger("http_drain")
 DELAY = 1.0
+#: The answer to a request line or header longer than the reader's limit (64 KiB).
+TOO_LARGE = (
+    b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
+    b"Content-Length: 0\r\nConnection: close\r\n\r\n"
+)
 
 
 async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -39,6 +44,10 @@ async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> 
             b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nConnection: close\r\n"
             b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body
         )
+        await writer.drain()
+    except ValueError:
+        # readline() past the reader's limit (64 KiB): say so, and close.
+        writer.write(TOO_LARGE)
         await writer.drain()
     finally:
         writer.close()

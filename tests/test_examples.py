@@ -109,3 +109,15 @@ async def test_http_drain_completes_in_flight_requests() -> None:
             assert response.startswith(b"HTTP/1.1 200 OK\r\n")
             assert response.endswith(f"done /r{i}\n".encode())
         assert await daemon.wait(timeout=15) == 0
+
+
+async def test_http_drain_answers_a_header_over_64_kib_with_431() -> None:
+    """A header over the reader's 64 KiB limit gets a 431 and a close, and no error is logged."""
+    async with launch(REPO / "examples/http_drain.py", listen={"http": "127.0.0.1:0"}) as daemon:
+        reader, writer = await asyncio.open_connection(*daemon.inet_address("http"))
+        writer.write(b"GET / HTTP/1.1\r\nX-Big: " + b"a" * 70_000 + b"\r\n\r\n")
+        answer = await asyncio.wait_for(reader.read(), 10)
+        writer.close()
+        assert answer.startswith(b"HTTP/1.1 431 Request Header Fields Too Large\r\n"), answer
+        assert await daemon.stop() == 0
+    assert [r for r in daemon.records() if r["level"] in ("error", "critical")] == []

@@ -16,6 +16,8 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from aiodaemon.testing import launch
+
 from .serving_support import http_get
 from .support import PYTHON, REPO, clean_env, require_tool, wait_for
 
@@ -149,3 +151,33 @@ def test_the_container_command_serves_probes_and_drains(tmp_path: Path) -> None:
             proc.wait()
         reader.join(timeout=10)
         proc.stderr.close()
+
+
+async def send_and_read(address: tuple[str, int], data: bytes) -> bytes:
+    """Send ``data`` and end the sending side; every byte the server answers until it closes."""
+    reader, writer = await asyncio.open_connection(*address)
+    try:
+        writer.write(data)
+        writer.write_eof()
+        return await asyncio.wait_for(reader.read(), 10)
+    finally:
+        writer.close()
+
+
+@pytest.mark.parametrize(
+    "request_head",
+    [
+        pytest.param(b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: %s\r\n\r\n", id="header"),
+        pytest.param(b"GET /%s HTTP/1.1\r\nHost: x\r\n\r\n", id="request-line"),
+    ],
+)
+async def test_the_app_answers_a_line_over_64_kib_with_431(request_head: bytes) -> None:
+    """A request line or header over the reader's 64 KiB: a 431 answer, closed, no traceback."""
+    async with launch(EXAMPLE / "app.py", listen={"http": "127.0.0.1:0"}) as daemon:
+        address = daemon.inet_address("http")
+        answer = await send_and_read(address, request_head % (b"a" * 70_000))
+        assert answer.startswith(b"HTTP/1.1 431 Request Header Fields Too Large\r\n"), answer
+        answer = await send_and_read(address, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert answer.startswith(b"HTTP/1.1 200 OK\r\n"), answer
+        assert await daemon.stop() == 0
+    assert [r for r in daemon.records() if r["level"] in ("error", "critical")] == []

@@ -16,6 +16,12 @@ import aiodaemon
 
 log = structlog.get_logger("app")
 
+#: The answer to a request line or header longer than the reader's limit (64 KiB).
+TOO_LARGE = (
+    b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
+    b"Content-Length: 0\r\nConnection: close\r\n\r\n"
+)
+
 
 async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     """Answer each HTTP/1.1 request on the connection (keep-alive) with a short text."""
@@ -30,6 +36,11 @@ async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> 
             )
             await writer.drain()
             log.debug("request", line=request_line.decode("latin-1").strip())
+    except ValueError:
+        # readline() past the limit: say so, as HTTP servers do, and close
+        # (the rest of that request is not read).
+        writer.write(TOO_LARGE)
+        await writer.drain()
     finally:
         writer.close()
 
