@@ -5,11 +5,14 @@ from __future__ import annotations
 import asyncio
 import signal
 import socket
+import ssl
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from .serving_support import exchange, http_get, serve
-from .support import PYTHON, clean_env
+from .support import PYTHON, clean_env, require_tool
 
 
 async def refused(address: tuple[str, int]) -> bool:
@@ -59,6 +62,46 @@ async def test_idle_connection_ends_at_shutdown(tmp_path: Path) -> None:
         # Well before the 30 s the connections could have taken.
         assert await asyncio.wait_for(app.proc.wait(), timeout=10) == 0
         assert "connections cancelled after the drain timeout" not in app.events()
+
+
+@pytest.mark.parametrize("loop", ["--uvloop", "--no-uvloop"])
+async def test_writer_start_tls_makes_the_server_side_of_tls(tmp_path: Path, loop: str) -> None:
+    """A handler's writer.start_tls() answers a client's TLS handshake; drained as any.
+
+    The framework's connections told asyncio they were a client's: the
+    handler's start_tls() failed (``Cannot create a client socket with a
+    PROTOCOL_TLS_SERVER context``) and the client's handshake was reset.
+    """
+    make_certificate(tmp_path)
+    client_context = ssl.create_default_context(cafile=tmp_path / "cert.pem")
+    async with serve(tmp_path, "--shutdown-timeout", "60", loop) as app:
+        address = await app.address("app")
+        reader, writer = await asyncio.open_connection(*address)
+        writer.write(b"STARTTLS\n")
+        assert await reader.readline() == b"go\n"
+        await asyncio.wait_for(writer.start_tls(client_context, server_hostname="localhost"), 10)
+        writer.write(b"PING\n")
+        assert await asyncio.wait_for(reader.readline(), 10) == b"PONG\n"
+        app.proc.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(reader.read(), timeout=10) == b""
+        writer.close()
+        assert await asyncio.wait_for(app.proc.wait(), timeout=10) == 0
+        assert "connection handler failed" not in app.events()
+
+
+def make_certificate(directory: Path) -> None:
+    """A self-signed certificate for localhost: ``cert.pem`` and ``key.pem`` in ``directory``."""
+    subprocess.run(
+        [
+            require_tool("openssl"),
+            *("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"),
+            *("-nodes", "-days", "1", "-subj", "/CN=localhost"),
+            *("-addext", "subjectAltName=DNS:localhost"),
+            *("-keyout", str(directory / "key.pem"), "-out", str(directory / "cert.pem")),
+        ],
+        check=True,
+        capture_output=True,
+    )
 
 
 async def test_a_request_whose_body_is_still_arriving_is_served(tmp_path: Path) -> None:

@@ -156,6 +156,9 @@ class _NotingProtocol(asyncio.StreamReaderProtocol):
         stream = cast(asyncio.WriteTransport, transport)
         writer = _AnsweringWriter(stream, self, reader, self._loop)  # type: ignore[attr-defined]
         self._stream_writer = writer
+        # What writer.start_tls() reads to know a server's stream from a
+        # client's (asyncio calls it only from connection_made, done above).
+        self._client_connected_cb = self._connected
         self._connected(reader, writer)
 
     def data_received(self, data: bytes) -> None:

@@ -9,6 +9,8 @@ Each connection sends lines and gets one answer per line:
 * ``QUIT`` -> ``bye``, then ``ctx.request_shutdown()``;
 * ``POST <n>`` -> reads ``<n>`` bytes more (the body), then ``got <n>``;
 * ``UPLOAD`` -> reads up to the client's end-of-stream, then ``got <bytes read>``;
+* ``STARTTLS`` -> ``go``, then the connection goes on in TLS (``writer.start_tls``
+  with ``$SERVING_DIR/cert.pem`` and ``key.pem``);
 * ``PING`` -> ``PONG`` at once.
 
 The readiness check fails while ``$SERVING_DIR/not-ready`` exists (raising
@@ -24,6 +26,7 @@ import asyncio
 import errno
 import itertools
 import os
+import ssl
 import time
 from pathlib import Path
 
@@ -115,6 +118,11 @@ async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> 
                 while time.monotonic() < end and (DIR / "hold-loop").exists():
                     pass
                 writer.write(b"unblocked\n")
+            elif command == "STARTTLS":
+                writer.write(b"go\n")
+                context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+                context.load_cert_chain(DIR / "cert.pem", DIR / "key.pem")
+                await writer.start_tls(context)
             else:
                 writer.write(b"PONG\n")
             await writer.drain()
