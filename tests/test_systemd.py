@@ -25,6 +25,7 @@ from tests.support import (
     PYTHON,
     REPO,
     SESSION_VARIABLE,
+    aiodaemon_cli,
     clean_env,
     free_port,
     is_alive,
@@ -658,6 +659,51 @@ def test_notify_unit_runs_under_socket_activation(
         path_receiver.receive_until("READY=1")
         os.kill(proc.pid, signal.SIGTERM)
         path_receiver.receive_until("STOPPING=1")
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_an_abstract_socket_is_shown_as_at_name(tmp_path: Path) -> None:
+    """An activated abstract socket reads ``unix:@name`` in the log and ``status``, no NUL."""
+    tool = require_tool("systemd-socket-activate")
+    name = f"aiodaemon-test-{uuid.uuid4().hex[:12]}"
+    pidfile, log = tmp_path / "app.pid", tmp_path / "app.jsonl"
+    proc = subprocess.Popen(
+        [
+            *(tool, "-E", "PYTHONPATH", "-l", f"@{name}", "--fdname=app"),
+            *(PYTHON, "-m", "aiodaemon", "run", "serving_app:main", "--listen", "app=127.0.0.1:0"),
+            *("--pidfile", str(pidfile), "--log-file", str(log)),
+        ],
+        env=clean_env({"SERVING_DIR": str(tmp_path)}),
+        cwd=REPO / "tests" / "programs",
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+
+        def answer() -> bytes | None:
+            with socket.socket(socket.AF_UNIX) as client:
+                client.settimeout(10)
+                try:
+                    client.connect(f"\0{name}")
+                except ConnectionRefusedError:
+                    return None
+                client.sendall(b"PING\n")
+                return client.recv(100)
+
+        # The first connection starts the service; it is answered from the backlog.
+        assert wait_for(answer, 15, "the activated service") == b"PONG\n"
+        status = aiodaemon_cli("status", "--pidfile", pidfile, "--json", module=True)
+        assert json.loads(status.stdout)["sockets"] == {"app": f"unix:@{name}"}
+        plain = aiodaemon_cli("status", "--pidfile", pidfile, module=True)
+        assert f"listening app: unix:@{name}\n" in plain.stdout
+        starting = next(r for r in read_json_lines(log) if r["event"] == "starting")
+        assert starting["sockets"] == {"app": f"unix:@{name}"}
+        os.kill(proc.pid, signal.SIGTERM)
         assert proc.wait(timeout=30) == 0
     finally:
         if proc.poll() is None:

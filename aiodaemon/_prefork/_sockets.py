@@ -19,6 +19,7 @@ from collections.abc import Iterable, Iterator, Mapping, MutableMapping
 from ..exceptions import StartupError
 from ._addresses import InetAddress, ListenAddress, UnixAddress, encoded_host
 from ._config import socket_label
+from ._sunpath import shown_unix_name
 from ._unixbind import bind_unix_listener, unlink_if_ours
 
 __all__ = ["LISTEN_VARIABLES", "Listeners", "is_privileged_port", "open_listeners"]
@@ -233,9 +234,12 @@ def _show(address: ListenAddress) -> str:
 
 def _describe(sock: socket.socket) -> str:
     try:
-        return repr(sock.getsockname())
+        name = sock.getsockname()
     except OSError:
         return "closed"
+    if sock.family == socket.AF_UNIX:
+        return repr(f"unix:{shown_unix_name(name)}")
+    return repr(name)
 
 
 def _bind_inet(address: InetAddress) -> socket.socket:

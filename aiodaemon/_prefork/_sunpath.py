@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 
-__all__ = ["SUN_PATH_MAX", "unix_address"]
+__all__ = ["SUN_PATH_MAX", "shown_unix_name", "unix_address"]
 
 #: sun_path holds 108 bytes with the terminating NUL.
 SUN_PATH_MAX = 107
@@ -31,3 +31,15 @@ def unix_address(path: str | os.PathLike[str]) -> tuple[str, int | None]:
     # it; O_RDONLY would need read permission on it.
     dirfd = os.open(directory or ".", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     return f"/proc/self/fd/{dirfd}/{name}", dirfd
+
+
+def shown_unix_name(name: str | bytes) -> str:
+    """A unix socket's ``getsockname()`` as the daemon shows it: its path, or ``@name``.
+
+    An abstract name (a leading NUL, as systemd's ``ListenStream=@name`` binds
+    it) is written with ``@``, as ``ss`` and systemd write it, not as a NUL.
+    """
+    text = name.decode(errors="backslashreplace") if isinstance(name, bytes) else name
+    if text.startswith("\0"):
+        return "@" + text[1:]
+    return text

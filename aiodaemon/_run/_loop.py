@@ -109,7 +109,7 @@ def await_chain(task: asyncio.Task[Any]) -> str:
 
 
 def sockname(sock: socket.socket) -> str:
-    """``host:port``, ``[v6]:port`` or ``unix:/path``: how the daemon reports where it listens."""
+    """``host:port``, ``[v6]:port``, ``unix:/path`` or ``unix:@name``: where the daemon listens."""
     try:
         name = sock.getsockname()
     except OSError:
@@ -118,4 +118,6 @@ def sockname(sock: socket.socket) -> str:
         return f"[{name[0]}]:{name[1]}"
     if sock.family == socket.AF_INET:
         return f"{name[0]}:{name[1]}"
-    return f"unix:{name.decode() if isinstance(name, bytes) else name}"
+    from .._prefork._sunpath import shown_unix_name
+
+    return f"unix:{shown_unix_name(name)}"
