@@ -37,6 +37,7 @@ import os
 import re
 import shutil
 import socket
+import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -367,7 +368,8 @@ async def launch(
         StartFailed: the daemon exited, or was not ready within ``start_timeout``
             (default 90 s), instead of becoming ready; or the script does not
             exist, or would not be imported as itself (a name that is not a
-            module name, a module of its name in ``cwd``).
+            module name, a module of its name in ``cwd``, the name of a module
+            the daemon imports itself: ``json.py``, ``structlog.py``).
         TypeError: an option ``aiodaemon.run`` does not have, or a value of a
             type it refuses (``umask=True``, ``control=5``).
         ValueError: an option the kit cannot pass on (``detach=True``,
@@ -521,6 +523,14 @@ def _check_importable(path: str, script: Path, base: Path) -> None:
             None,
             "",
         )
+    owner = _owner_of_module_name(name)
+    if owner is not None:
+        raise StartFailed(
+            f"script {path} cannot be imported as itself: its module name {name!r} is "
+            f"{owner} {name} (rename it, e.g. {name}_app.py)",
+            None,
+            "",
+        )
     if base.resolve() == script.parent:
         return
     found = importlib.machinery.PathFinder.find_spec(name, [str(base)])
@@ -533,6 +543,25 @@ def _check_importable(path: str, script: Path, base: Path) -> None:
             None,
             "",
         )
+
+
+#: Modules the daemon's runtime imports besides the standard library's.
+_RUNTIME_MODULES = frozenset({"aiodaemon", "orjson", "structlog", "uvloop"})
+
+
+def _owner_of_module_name(name: str) -> str | None:
+    """Whose module ``name`` is, when the daemon imports one of that name itself.
+
+    A script of that name cannot be imported as itself there: a built-in or
+    already imported module runs in its place (``module 'time' has no
+    attribute 'main'``), or the script, first on the path, takes the module's
+    place for the whole daemon (``module 'json' has no attribute 'dumps'``).
+    """
+    if name in sys.stdlib_module_names:
+        return "the standard library's"
+    if name in _RUNTIME_MODULES:
+        return "a module aiodaemon itself imports:"
+    return None
 
 
 async def _wait_ready(

@@ -78,3 +78,31 @@ async def test_a_script_whose_name_is_no_module_name_is_refused(tmp_path: Path) 
         " (the daemon imports the script as a module; rename it, e.g. my_app.py)"
     )
     assert failed.value.status is None
+
+
+@pytest.mark.parametrize(
+    ("name", "owner"),
+    [
+        ("json", "the standard library's"),  # would shadow it for the whole daemon
+        ("time", "the standard library's"),  # built in: would run instead of the script
+        ("structlog", "a module aiodaemon itself imports:"),
+    ],
+)
+async def test_a_script_named_like_a_module_the_daemon_imports_is_refused(
+    tmp_path: Path, name: str, owner: str
+) -> None:
+    """``json.py`` is refused naming the clash; neither it nor the standard module runs as it.
+
+    The daemon imports the script as module ``json``: the standard library's
+    ran instead (``module 'time' has no attribute 'main'``), or the script took
+    its place for the whole daemon (``module 'json' has no attribute 'dumps'``).
+    """
+    shutil.copyfile(PROGRAM, tmp_path / f"{name}.py")
+    with pytest.raises(StartFailed) as failed:
+        async with launch(tmp_path / f"{name}.py", listen={"echo": "127.0.0.1:0"}):
+            pytest.fail("the block must not run")
+    assert failed.value.message == (
+        f"script {tmp_path / name}.py cannot be imported as itself: its module name {name!r}"
+        f" is {owner} {name} (rename it, e.g. {name}_app.py)"
+    )
+    assert failed.value.status is None
