@@ -22,7 +22,8 @@ production. Nothing here blocks the test's event loop.
 Nothing outlives a test: leaving the ``async with`` block stops the daemon (SIGTERM,
 then SIGKILL of its whole process group), also when the test fails or is
 interrupted with Ctrl-C; a test runner killed outright takes the daemon along
-(parent-death signal), and an ``atexit`` safety net kills whatever is left.
+(parent-death signal) and its session (a watchdog process that outlives the
+runner), and an ``atexit`` safety net kills whatever is left.
 """
 
 from __future__ import annotations

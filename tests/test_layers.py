@@ -159,7 +159,14 @@ LAYERS = [
     },
     {"__main__", "_cli._args", "_cli._daemon_commands", "_cli._flags", "_cli._main"},
     # The testing kit drives a daemon from outside, like a user: it sits on top of everything.
-    {"_kit._errors", "_kit._options", "_kit._process", "_kit._pytest_plugin", "testing"},
+    {
+        "_kit._errors",
+        "_kit._options",
+        "_kit._process",
+        "_kit._pytest_plugin",
+        "_kit._watchdog",
+        "testing",
+    },
 ]
 
 

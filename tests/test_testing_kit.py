@@ -14,7 +14,15 @@ import pytest
 
 from aiodaemon.testing import DaemonProcess, ReloadFailed, StartFailed, launch
 
-from .support import REPO, clean_env, is_alive, python_snippets, require_tool, wait_for
+from .support import (
+    REPO,
+    clean_env,
+    is_alive,
+    kill_quietly,
+    python_snippets,
+    require_tool,
+    wait_for,
+)
 
 PROGRAM = REPO / "tests" / "programs" / "kit_app.py"
 
@@ -190,7 +198,11 @@ def test_ctrl_c_during_a_test_leaves_no_process(tmp_path: Path) -> None:
 
 
 def test_a_test_process_killed_hard_leaves_no_daemon(tmp_path: Path) -> None:
-    """A runner that dies without any cleanup (os._exit, SIGKILL) takes its daemon along."""
+    """A runner that dies without any cleanup (os._exit, SIGKILL) takes its daemon along.
+
+    The daemon's own children too: only the daemon had a parent-death signal,
+    and its children outlived the run.
+    """
     pids_file = tmp_path / "pids"
     runner = subprocess.run(
         [sys.executable, str(REPO / "tests" / "programs" / "kit_killed_runner.py")],
@@ -202,8 +214,13 @@ def test_a_test_process_killed_hard_leaves_no_daemon(tmp_path: Path) -> None:
         check=False,
     )
     assert runner.returncode == 7, runner.stderr
-    pid = int(pids_file.read_text())
-    wait_for(lambda: not is_alive(pid), 30, "the orphaned daemon to be killed")
+    pids = [int(pid) for pid in pids_file.read_text().split()]
+    assert len(pids) == 2
+    try:
+        wait_for(lambda: not any(map(is_alive, pids)), 30, "the orphaned daemon and its child")
+    finally:
+        for pid in pids:
+            kill_quietly(pid)
 
 
 def test_the_plugin_loads_nothing_of_the_runtime() -> None:

@@ -83,6 +83,7 @@ def spawn(
         notify.close()
         raise
     _running.add(process)
+    _watch(process)
     return process, notify
 
 
@@ -229,6 +230,8 @@ async def finish(process: Process, pidfile: Path) -> None:
     finally:
         # Its own children must not outlive it either.
         kill_group(process)
+        # Before it is reaped: its session id cannot have been reused yet.
+        _unwatch(process)
         # Instant once it has exited; only a cancelled stop waits here, for a SIGKILL.
         process.wait()
         _running.discard(process)
@@ -303,7 +306,78 @@ def _kill_leftovers() -> None:
     for process in list(_running):
         if process.returncode is None:
             kill_group(process)
+            _unwatch(process)
             process.wait()
+
+
+class _Watchdog:
+    """This test process's watchdog process, and the pipe it reads (see _watchdog.py)."""
+
+    def __init__(self) -> None:
+        #: the test process that started it (a forked one starts its own).
+        self.owner = os.getpid()
+        #: the sessions registered with it, registered again should it be restarted.
+        self.sessions: set[int] = set()
+        read, self.pipe = os.pipe()  # both close-on-exec: no daemon holds them
+        try:
+            self.process = subprocess.Popen(
+                [sys.executable, "-I", "-S", str(Path(__file__).with_name("_watchdog.py"))],
+                stdin=read,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                # Out of the test's session and process group: what kills those
+                # (a CI job's timeout, a terminal's hangup) must not kill it first.
+                start_new_session=True,
+            )
+        except BaseException:
+            os.close(self.pipe)
+            raise
+        finally:
+            os.close(read)
+
+    def send(self, line: str) -> bool:
+        """Write ``line``; False if the watchdog is gone."""
+        try:
+            os.write(self.pipe, line.encode())
+        except BrokenPipeError:
+            return False
+        return True
+
+
+_watchdog: _Watchdog | None = None
+
+
+def _watch(process: Process) -> None:
+    """Have the watchdog kill ``process``'s session should this test process die first.
+
+    The parent-death signal (see _die_with_us) kills the daemon alone: the
+    processes it started (a subprocess, an upgrade's successor) would outlive
+    a test runner killed outright.
+    """
+    global _watchdog
+    old = _watchdog
+    if old is not None and old.owner != os.getpid():
+        # A copy forked with this process: only the test process that started
+        # that watchdog may hold its pipe, or its death would go unseen.
+        os.close(old.pipe)
+        old = None
+    if old is not None and old.send(f"+{process.pid}\n"):
+        old.sessions.add(process.pid)
+        return
+    _watchdog = _Watchdog()
+    if old is not None:  # it died: the new one guards what it guarded
+        os.close(old.pipe)
+        old.process.poll()
+        _watchdog.sessions = old.sessions
+    _watchdog.sessions.add(process.pid)
+    _watchdog.send("".join(f"+{sid}\n" for sid in sorted(_watchdog.sessions)))
+
+
+def _unwatch(process: Process) -> None:
+    """The test is done with ``process``: the watchdog forgets its session."""
+    if _watchdog is not None and _watchdog.owner == os.getpid():
+        _watchdog.sessions.discard(process.pid)
+        _watchdog.send(f"-{process.pid}\n")
 
 
 async def run_command(*args: str, timeout: float) -> tuple[int, str, str]:  # noqa: ASYNC109

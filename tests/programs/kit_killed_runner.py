@@ -1,7 +1,8 @@
 """A test runner that dies hard while its daemon runs: no cleanup, no atexit.
 
-Writes the daemon's pid to $KIT_PIDS, then ends with ``os._exit`` (as
-pytest-timeout does, or as a SIGKILL would).
+Writes the daemon's pid and its child's (``KIT_CHILD``: a ``sleep`` it never
+stops) to $KIT_PIDS, then ends with ``os._exit`` (as pytest-timeout does, or
+as a SIGKILL would).
 """
 
 from __future__ import annotations
@@ -16,9 +17,11 @@ PROGRAM = Path(__file__).with_name("kit_app.py")
 
 
 async def main() -> None:
-    """Launch, report the pid, die without leaving the block."""
-    async with launch(PROGRAM, listen={"echo": "127.0.0.1:0"}) as daemon:
-        await asyncio.to_thread(Path(os.environ["KIT_PIDS"]).write_text, f"{daemon.pid}\n")
+    """Launch, report the pids, die without leaving the block."""
+    async with launch(PROGRAM, listen={"echo": "127.0.0.1:0"}, env={"KIT_CHILD": "1"}) as daemon:
+        child = (await daemon.wait_for_record("child started"))["child"]
+        pids = f"{daemon.pid} {child}\n"
+        await asyncio.to_thread(Path(os.environ["KIT_PIDS"]).write_text, pids)
         os._exit(7)
 
 
