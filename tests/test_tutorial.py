@@ -127,3 +127,62 @@ def test_systemctl_reload_of_the_tutorial_unit_reaches_the_daemon(
             daemon.kill()
             daemon.wait()
     assert daemon.returncode == 0, journal.read_text()
+
+
+def test_section_4_commands_do_what_the_page_says(tmp_path: Path) -> None:
+    """Section 4's commands, run as written: each exits 0, and a second start is as the page says.
+
+    The page gave a second ``start`` as an example of a failing one, with a
+    non-zero status: it exits 0, having started nothing (LSB).
+    """
+    text = TUTORIAL.read_text()
+    section = text[text.index("## 4. ") : text.index("## 5. ")]
+    (block,) = re.findall(r"```sh\n(.*?)```", section, re.S)
+    workdir = tmp_path / "svc"
+    workdir.mkdir()
+    program = python_snippets(TUTORIAL)[0]
+    (workdir / "greeter.py").write_text(program.replace("/tmp/", f"{tmp_path}/"))
+    port = free_port()
+
+    def run(line: str) -> subprocess.CompletedProcess[str]:
+        """One command of the page, with the test's paths, port and aiodaemon."""
+        line = line.replace("/tmp/", f"{tmp_path}/").replace("127.0.0.1:8008", f"127.0.0.1:{port}")
+        argv = shlex.split(line.replace("venv/bin/aiodaemon", str(AIODAEMON)), comments=True)
+        if argv[0] == "echo":  # echo TEXT > FILE
+            assert argv[-2] == ">"
+            Path(argv[-1]).write_text(" ".join(argv[1:-2]) + "\n")
+            return subprocess.CompletedProcess(argv, 0, "", "")
+        return subprocess.run(
+            argv,
+            cwd=workdir,
+            env=clean_env(),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+    lines = block.replace("\\\n", " ").strip().split("\n")
+    assert [line.split()[:2] for line in lines] == [
+        ["venv/bin/aiodaemon", "start"],
+        ["venv/bin/aiodaemon", "status"],
+        ["echo", "howdy"],
+        ["venv/bin/aiodaemon", "reload"],
+        ["venv/bin/aiodaemon", "stop"],
+    ]
+    *before_stop, stop = lines
+    try:
+        results = [run(line) for line in before_stop]
+        assert [r.returncode for r in results] == [0, 0, 0, 0], [r.stderr for r in results]
+        pid = int(results[0].stdout)  # "prints the pid"
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as client:
+            client.sendall(b"ada\n")
+            assert client.recv(64) == b"howdy, ada\n"
+        said = re.search(r"`start`\s+says `(already running[^`]*)`\s+and exits (\d)", section)
+        assert said is not None, "section 4 says what a second start does"
+        again = run(lines[0])
+        message = said[1].replace("pid N", f"pid {pid}").replace("/tmp/", f"{tmp_path}/")
+        assert (again.returncode, again.stderr) == (int(said[2]), f"aiodaemon: {message}\n")
+    finally:
+        stopped = run(stop)
+    assert stopped.returncode == 0, stopped.stderr
