@@ -46,6 +46,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ._kit._errors import LaunchError, ReloadFailed, StartFailed, last_message, startup_error
+from ._kit._files import create_output, open_regular, read_whole
 from ._kit._options import command_flags
 from ._kit._process import (
     STOP_GRACE,
@@ -93,13 +94,17 @@ class DaemonProcess:
         stderr_file: Path | None = None,
         stderr_start: _Position | None = None,
         log_start: _Position | None = None,
+        *,
+        stderr_fd: int,
     ) -> None:
         self._process = process
         self.pid = process.pid
         self.directory = directory
         self.pidfile = pidfile
         self.log_file = log_file
-        self._stderr_path = directory / "stderr"
+        #: The kit's own file behind the daemon's stderr, read through this
+        #: descriptor (not its path, in a directory the daemon's account may write).
+        self._stderr_fd = stderr_fd
         #: The ``stderr=`` file the daemon moves its stderr to, and where it and
         #: the log file ended before the launch: the daemon appends to files that
         #: exist, and only what it wrote is this run's.
@@ -130,11 +135,11 @@ class DaemonProcess:
         """
         if self._kept_stderr is not None:
             return self._kept_stderr
-        text = self._stderr_path.read_text(encoding="locale", errors="replace")
+        text = _decode(read_whole(self._stderr_fd))
         if self._stderr_file is not None:
-            with contextlib.suppress(FileNotFoundError):
-                own = io.BytesIO(_read_since(self._stderr_file, self._stderr_start))
-                text += io.TextIOWrapper(own, encoding="locale", errors="replace").read()
+            # LaunchError: not a regular file any more (see _kit._files); not read.
+            with contextlib.suppress(FileNotFoundError, LaunchError):
+                text += _decode(_read_since(self._stderr_file, self._stderr_start))
         return text
 
     def address(self, name: str) -> tuple[str, int] | str:
@@ -303,10 +308,11 @@ class DaemonProcess:
         A test asserts on them after the block too (the shutdown hooks log
         while the block is left): they must not turn into nothing then.
         """
-        with contextlib.suppress(FileNotFoundError):
-            self._kept_stderr = self.stderr
+        self._kept_stderr = self.stderr
         if self.log_file.is_relative_to(self.directory):
-            with contextlib.suppress(FileNotFoundError):
+            # LaunchError: replaced by something the kit does not read; records() says so
+            # while the block lasts, and finds nothing after it.
+            with contextlib.suppress(FileNotFoundError, LaunchError):
                 self._kept_log = _read_since(self.log_file, self._log_start)
 
     async def _learn_sockets(self) -> None:
@@ -392,7 +398,11 @@ async def launch(
         given["control"] = str(base / given["control"])
     flags = command_flags(given)
     directory = Path(tempfile.mkdtemp(prefix="aiodaemon-test-"))
+    outputs: list[int] = []
     try:
+        # Created before the directory is handed to the daemon's account, which
+        # could plant a symlink there for us to truncate (see _kit._files).
+        outputs += [create_output(directory / "stdout"), create_output(directory / "stderr")]
         hand_directory_to(directory, given.get("user"), given.get("group"))
         pidfile = base / (pidfile_option or directory / "daemon.pid")
         log_file = base / (log_option or directory / "daemon.jsonl")
@@ -402,7 +412,7 @@ async def launch(
         stderr_file = None if stderr_option is None else base / stderr_option
         stderr_start = None if stderr_file is None else _position(stderr_file)
         log_start = _position(log_file)
-        process, notify = spawn(argv, directory, env, cwd, path_entry)
+        process, notify = spawn(argv, (outputs[0], outputs[1]), env, cwd, path_entry)
         control = given.get("control")
         daemon = DaemonProcess(
             process,
@@ -413,6 +423,7 @@ async def launch(
             stderr_file,
             stderr_start,
             log_start,
+            stderr_fd=outputs[1],
         )
         try:
             start_timeout = float(given.get("start_timeout", 90.0))
@@ -427,6 +438,8 @@ async def launch(
             finally:
                 daemon._keep_output()
     finally:
+        for fd in outputs:
+            os.close(fd)
         shutil.rmtree(directory, ignore_errors=True)
 
 
@@ -458,14 +471,25 @@ def _read_since(path: Path, start: _Position | None) -> bytes:
 
     A file that is not the one found then (rotated: renamed, and reopened by
     the daemon), or is shorter than it was (truncated), is new: read whole.
+
+    Raises:
+        FileNotFoundError: there is no file at ``path``.
+        LaunchError: what is there is not a regular file of one link (see
+            ``_kit._files``); nothing was read.
     """
-    with open(path, "rb") as file:
+    # Not followed, not waited on: the directory may be the daemon's account's.
+    with open(open_regular(path), "rb") as file:
         if start is not None:
             device, inode, size = start
             now = os.fstat(file.fileno())
             if (now.st_dev, now.st_ino) == (device, inode) and now.st_size >= size:
                 file.seek(size)
         return file.read()
+
+
+def _decode(data: bytes) -> str:
+    """The daemon's stderr as text, as a text file in the locale's encoding reads it."""
+    return io.TextIOWrapper(io.BytesIO(data), encoding="locale", errors="replace").read()
 
 
 def _check_kit_types(pidfile: object, log_file: object, options: dict[str, Any]) -> None:

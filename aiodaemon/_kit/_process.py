@@ -22,6 +22,9 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
+from ._errors import LaunchError
+from ._files import open_regular
+
 __all__ = [
     "STOP_GRACE",
     "finish",
@@ -43,12 +46,15 @@ Process = subprocess.Popen[bytes]
 
 def spawn(
     argv: list[str],
-    directory: Path,
+    outputs: tuple[int, int],
     env: Mapping[str, str] | None,
     cwd: str | os.PathLike[str] | None,
     path_entry: str | None,
 ) -> tuple[Process, socket.socket]:
-    """Start ``aiodaemon ARGV`` in a session of its own; return it and its notify socket."""
+    """Start ``aiodaemon ARGV`` in a session of its own; return it and its notify socket.
+
+    ``outputs``: the descriptors of the files its stdout and stderr go to.
+    """
     notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     # An abstract name the kernel picks (autobind): no file, so a long TMPDIR
     # cannot push it past sun_path's 108 bytes. Anyone may send to an abstract
@@ -65,18 +71,17 @@ def spawn(
             filter(None, [path_entry, environment.get("PYTHONPATH")])
         )
     try:
-        with open(directory / "stderr", "wb") as stderr, open(directory / "stdout", "wb") as stdout:
-            # A session of its own: Ctrl-C in the test's terminal reaches the test, not the
-            # daemon, and the whole group (the daemon's children too) can be killed at the end.
-            process = subprocess.Popen(
-                [*_die_with_us(), *_command(), *argv],
-                stdin=subprocess.DEVNULL,
-                stdout=stdout,
-                stderr=stderr,
-                env=environment,
-                cwd=cwd,
-                start_new_session=True,
-            )
+        # A session of its own: Ctrl-C in the test's terminal reaches the test, not the
+        # daemon, and the whole group (the daemon's children too) can be killed at the end.
+        process = subprocess.Popen(
+            [*_die_with_us(), *_command(), *argv],
+            stdin=subprocess.DEVNULL,
+            stdout=outputs[0],
+            stderr=outputs[1],
+            env=environment,
+            cwd=cwd,
+            start_new_session=True,
+        )
     except BaseException:
         # Nothing started (a cwd that does not exist, an env value that is not a
         # str): the caller never gets the socket to close, so it is closed here.
@@ -257,9 +262,16 @@ async def _stop_successor(process: Process, pidfile: Path) -> None:
 def _successor_pidfd(process: Process, pidfile: Path) -> int | None:
     """A pidfd of the process ``pidfile`` names, if another of our daemon's session."""
     try:
-        pid = int(pidfile.read_bytes())
+        # In the directory the daemon's account may write: not followed, not waited on.
+        fd = open_regular(pidfile)
+    except (OSError, LaunchError):
+        return None
+    try:
+        pid = int(os.pread(fd, 32, 0))
     except (OSError, ValueError):
         return None
+    finally:
+        os.close(fd)
     return _session_pidfd(process, pid)
 
 
