@@ -4,6 +4,12 @@ One pipe, written by the daemon, read by the launcher. Messages are lines:
 ``P<pid>`` (the daemon exists), ``R`` (ready), ``E<code> <message>`` (it
 ended before ready: a failure, or ``E0`` when the program chose to end with
 ``sys.exit(0)``). End of file with no ``R`` or ``E`` means the daemon died first.
+
+Only the first ``P`` counts: the intermediate child writes it as root, before
+it exits and before the daemon runs any of the program's code. The daemon
+keeps the write end through its startup hooks, which run as the account it
+dropped to; a ``P`` written then (a compromised account naming root's sshd)
+would have root's launcher stop or SIGKILL that process instead of the daemon.
 Synchronous and asyncio-free: the launcher never runs an event loop. No
 ``contextlib`` either: ``aiodaemon.pep3143`` imports this module into
 synchronous programs, where importing it would cost ~0.4 ms of their start.
@@ -251,7 +257,9 @@ def wait_ready(
             for raw in lines:
                 line = raw.decode("utf-8", "replace")
                 if line.startswith("P") and line[1:].isdigit():
-                    pid = int(line[1:])
+                    # The first: the pid the daemon's own fork gave (see the module docstring).
+                    if pid is None:
+                        pid = int(line[1:])
                 elif line == "R":
                     return LaunchResult(pid, True, 0, "")
                 elif line.startswith("E"):

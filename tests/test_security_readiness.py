@@ -1,0 +1,62 @@
+"""The launcher's readiness pipe against the account its daemon drops to.
+
+The daemon keeps the pipe's write end until it is ready, through its startup
+hooks, which run as the service account: a compromised account can write on
+it. Root's launcher must never act, on its word, on a process that is not
+the daemon it forked.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from .security_support import User, arena, intruder, own_dir
+from .support import PYTHON, REPO, clean_env, is_alive, kill_quietly, wait_gone
+
+pytestmark = pytest.mark.root  # the daemon drops to another user
+
+__all__ = ["arena", "intruder"]  # fixtures, re-exported for pytest
+
+PROGRAM = REPO / "tests" / "programs" / "forged_readiness.py"
+
+
+@pytest.mark.parametrize("mode", ["fail", "hang"])
+def test_a_pid_forged_on_the_readiness_pipe_is_never_signalled(
+    arena: Path, intruder: User, mode: str
+) -> None:
+    """Root's process named on the pipe by the dropped daemon lives on; the start fails (1)."""
+    run = own_dir(arena / "run", intruder)
+    options = {
+        "detach": True,
+        "pidfile": str(run / "app.pid"),
+        "user": intruder.name,
+        "start_timeout": 1.0,
+        "shutdown_timeout": 1.0,
+    }
+    mark = run / "daemon-pid"  # written by the daemon, as the account
+    victim = subprocess.Popen(["sleep", "300"], stdin=subprocess.DEVNULL)
+    try:
+        started = subprocess.run(
+            [PYTHON, str(PROGRAM), json.dumps(options), str(victim.pid), mode, str(mark)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=clean_env(),
+            stdin=subprocess.DEVNULL,
+            check=False,
+        )
+        assert started.returncode == 1, started.stderr
+        assert victim.poll() is None, f"root's process was signalled: {victim.returncode}"
+        # The daemon itself is the one stopped: gone by the time the launcher exits.
+        daemon = int(mark.read_text())
+        assert not is_alive(daemon)
+    finally:
+        victim.kill()
+        victim.wait()
+        if mark.exists():
+            kill_quietly(int(mark.read_text()))
+            wait_gone(int(mark.read_text()))
