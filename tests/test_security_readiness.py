@@ -60,3 +60,43 @@ def test_a_pid_forged_on_the_readiness_pipe_is_never_signalled(
         if mark.exists():
             kill_quietly(int(mark.read_text()))
             wait_gone(int(mark.read_text()))
+
+
+@pytest.mark.parametrize(
+    ("mode", "start_timeout", "said"),
+    [
+        # Not "not ready after 20 s": the launcher kept up with the flood.
+        ("flood", 20.0, "startup failed: RuntimeError: failing after the forgery"),
+        # A line that never ends does not keep the start from timing out.
+        ("endless", 1.0, "not ready after 1 s"),
+    ],
+)
+def test_a_flood_on_the_readiness_pipe_is_read_within_bounds(
+    arena: Path, intruder: User, mode: str, start_timeout: float, said: str
+) -> None:
+    """A 64 MiB or endless line from the dropped daemon: the launcher keeps up, and says why."""
+    run = own_dir(arena / "run", intruder)
+    options = {
+        "detach": True,
+        "pidfile": str(run / "app.pid"),
+        "user": intruder.name,
+        "start_timeout": start_timeout,
+        "shutdown_timeout": 1.0,
+    }
+    mark = run / "daemon-pid"  # written by the daemon, as the account
+    try:
+        started = subprocess.run(
+            [PYTHON, str(PROGRAM), json.dumps(options), "0", mode, str(mark)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=clean_env(),
+            stdin=subprocess.DEVNULL,
+            check=False,
+        )
+        assert started.returncode == 1, started.stderr[-300:]
+        assert started.stderr == f"aiodaemon: {said}\n", started.stderr[-300:]
+    finally:
+        if mark.exists():
+            kill_quietly(int(mark.read_text()))
+            wait_gone(int(mark.read_text()))

@@ -219,6 +219,12 @@ def _readable_with(fd: int, timeout: float, mask: Iterable[int] | None) -> bool:
         signal.pthread_sigmask(signal.SIG_SETMASK, held)
 
 
+#: The longest message line the launcher reads; the rest of a longer one is dropped.
+_LINE_MAX = 65536
+#: What the launcher still reads once the start timeout is up: the most a pipe holds.
+_LATE_MAX = 1 << 20
+
+
 def wait_ready(
     fd: int, timeout: float | None, deadline: float | None, *, mask: Iterable[int] | None = None
 ) -> LaunchResult:
@@ -234,26 +240,39 @@ def wait_ready(
     Raises:
         WaitInterrupted: on Ctrl-C (a KeyboardInterrupt), with the pid read so far.
     """
-    buffer = b""
+    buffer = bytearray()
     pid: int | None = None
+    #: bytes read since the deadline passed.
+    late = 0
     try:
         while True:
             left = _SLICE if deadline is None else deadline - time.monotonic()
             # In slices: poll refuses a wait past ~24 days (OverflowError), and
             # start_timeout=1e12 is a valid "as long as it takes". Looked at
             # even when the time is up: what is on the pipe (the pid to stop,
-            # a verdict) is read before the timeout is.
-            if not _readable_with(fd, max(0.0, min(left, _SLICE)), mask):
-                if deadline is not None and left <= 0:
-                    assert timeout is not None
-                    why = f"not ready after {seconds_shown(timeout)} s"
-                    return LaunchResult(pid, False, 1, why, True)
+            # a verdict) is read before the timeout is; but no more than a
+            # pipe holds, or a daemon that never stops writing never times out.
+            readable_now = _readable_with(fd, max(0.0, min(left, _SLICE)), mask)
+            if deadline is not None and left <= 0 and (not readable_now or late > _LATE_MAX):
+                assert timeout is not None
+                why = f"not ready after {seconds_shown(timeout)} s"
+                return LaunchResult(pid, False, 1, why, True)
+            if not readable_now:
                 continue
             chunk = os.read(fd, 4096)
+            if deadline is not None and left <= 0:
+                late += len(chunk)
             if not chunk:
                 break
             buffer += chunk
-            *lines, buffer = buffer.split(b"\n")
+            if b"\n" not in chunk:
+                # A line past its bound is cut there: what the daemon's
+                # account writes (its hooks hold the pipe) may not grow root's
+                # launcher, nor have it scan a growing line at every read.
+                del buffer[_LINE_MAX:]
+                continue
+            *lines, rest = bytes(buffer).split(b"\n")
+            buffer = bytearray(rest[:_LINE_MAX])
             for raw in lines:
                 line = raw.decode("utf-8", "replace")
                 if line.startswith("P") and line[1:].isdigit():
@@ -263,7 +282,7 @@ def wait_ready(
                 elif line == "R":
                     return LaunchResult(pid, True, 0, "")
                 elif line.startswith("E"):
-                    code_text, _, message = line[1:].partition(" ")
+                    code_text, _, message = line[1:_LINE_MAX].partition(" ")
                     # E0: the program ended itself before ready (sys.exit(0)).
                     code = int(code_text) if code_text.isdigit() else 1
                     return LaunchResult(pid, False, code, message)
