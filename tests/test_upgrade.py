@@ -533,6 +533,8 @@ def test_upgrade_under_systemd_moves_the_main_pid(tmp_path: Path) -> None:
     app = App(tmp_path, "cli")
     proc = subprocess.Popen(
         [
+            # As systemd does: WATCHDOG_PID names the main process (the exec keeps $$).
+            *("sh", "-c", 'WATCHDOG_PID=$$ exec "$@"', "sh"),
             *(str(SCRIPT), "run", "upgrade_app:main", "--pidfile", str(app.pidfile)),
             *("--listen", "http=127.0.0.1:0", "--log-file", str(app.log)),
         ],
@@ -556,6 +558,7 @@ def test_upgrade_under_systemd_moves_the_main_pid(tmp_path: Path) -> None:
         while not any(pid == new and "WATCHDOG=1" in lines for pid, lines in seen):
             datagram = receiver.receive(10)
             seen.append((datagram.pid, datagram.lines))
+        environ = Path(f"/proc/{new}/environ").read_bytes()
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -569,6 +572,8 @@ def test_upgrade_under_systemd_moves_the_main_pid(tmp_path: Path) -> None:
     # Nothing more from the old daemon once it named its successor (no STOPPING=1).
     assert [lines for pid, lines in seen[handed + 1 :] if pid == old] == []
     assert (new, ["READY=1", f"MAINPID={new}", "STATUS=running"]) in seen
+    # Nor its watchdog flag: docs/security.md says aiodaemon adds no variable there.
+    assert b"AIODAEMON_HANDOFF" not in environ
 
 
 def test_upgrade_of_python_m_restart(tmp_path: Path) -> None:

@@ -147,10 +147,14 @@ def is_successor() -> bool:
     return bool(_taken and _taken[0]) or HANDOFF_VARIABLE in os.environ
 
 
+#: Set beside the hand-off when the old daemon fed systemd's watchdog (see _handoff).
+_WATCHDOG_VARIABLE = HANDOFF_VARIABLE + "_WATCHDOG"
+
+
 def _take(environ: MutableMapping[str, str]) -> Handoff | None:
     raw = environ.pop(HANDOFF_VARIABLE, None)
-    watchdog = environ.pop(HANDOFF_VARIABLE + "_WATCHDOG", None) == "1"
-    for variable in (HANDOFF_VARIABLE, HANDOFF_VARIABLE + "_WATCHDOG"):
+    watchdog = environ.pop(_WATCHDOG_VARIABLE, None) == "1"
+    for variable in (HANDOFF_VARIABLE, _WATCHDOG_VARIABLE):
         os.environ.pop(variable, None)
     if raw is None:
         return None
@@ -162,8 +166,9 @@ def _take(environ: MutableMapping[str, str]) -> Handoff | None:
     set_dumpable(False)
     import json
 
-    # The secret must not stay readable in /proc/PID/environ either.
-    _erase_from_exec_environment((HANDOFF_VARIABLE,))
+    # The secret must not stay readable in /proc/PID/environ either, nor the
+    # flag: aiodaemon adds no variable there (docs/security.md).
+    _erase_from_exec_environment((HANDOFF_VARIABLE, _WATCHDOG_VARIABLE))
     try:
         data = json.loads(raw)
         if not isinstance(data, dict):
