@@ -135,3 +135,26 @@ def test_stop_while_the_last_log_drain_waits_forces_nothing(tmp_path: Path, cont
     )
     assert daemon.returncode == 0
     assert b'"event":"exit"' in err
+
+
+@pytest.mark.parametrize("command", ["reload", "upgrade"])
+@pytest.mark.parametrize("control", [True, False], ids=["control-closed", "no-control"])
+def test_reload_and_upgrade_while_the_last_log_drain_waits_say_it_is_stopping(
+    tmp_path: Path, command: str, control: bool
+) -> None:
+    """Nothing sent, exit 1, "is stopping": it said "ignores SIGHUP" (or reload requested, 0)."""
+    daemon, pidfile = _draining(tmp_path, control)
+    try:
+        daemon.send_signal(signal.SIGTERM)
+        wait_for(lambda: _status_from_the_pidfile(pidfile), 30, "the control socket closed")
+        result = aiodaemon_cli(command, "--pidfile", pidfile)
+    finally:
+        _, err = daemon.communicate(timeout=60)
+    what = "not reloaded" if command == "reload" else "upgrade refused"
+    assert (result.returncode, result.stdout, result.stderr) == (
+        1,
+        "",
+        f"aiodaemon: {what}: pid {daemon.pid} is stopping; nothing sent\n",
+    )
+    assert daemon.returncode == 0
+    assert b'"event":"exit"' in err

@@ -18,7 +18,7 @@ import time
 
 from .._prefork._control_protocol import VERSION
 from .._prefork._messages import seconds_shown
-from .._prefork._pidfile_status import read_pidfile
+from .._prefork._pidfile_status import read_pidfile, says_stopping
 from .._prefork._procfs import signal_meets
 from .._prefork._readiness import wait_exited
 from ._control import ControlCode, _holder, _open_verified, _say, _send
@@ -88,6 +88,10 @@ def reload(
         if wait_exited(target.pidfd, 0):
             # SIGHUP would reach nobody: "reload requested", exit 0, would be a lie.
             _say(f"pid {target.pid} exited; nothing reloaded")
+            return ControlCode.FAILURE
+        if says_stopping(target.pid):
+            # Its loop refuses reloads now, or is gone with its SIGHUP handler.
+            _say(f"not reloaded: pid {target.pid} is stopping; nothing sent")
             return ControlCode.FAILURE
         meets = signal_meets(target.pid, signal.SIGHUP)
         if meets == "default":

@@ -20,7 +20,7 @@ import signal
 import time
 
 from .._prefork._messages import say, seconds_shown, write_line
-from .._prefork._pidfile_status import read_pidfile
+from .._prefork._pidfile_status import read_pidfile, says_stopping
 from .._prefork._procfs import signal_meets, stat_field
 from .._prefork._readiness import readable
 from . import _control
@@ -117,6 +117,10 @@ def upgrade_by_signal(
         after_death: what to say when the daemon itself exits meanwhile
             (``path``, no control socket, ``pid``, the deadline, ``taker``).
     """
+    if says_stopping(pid):
+        # Its loop abandons upgrades now, or is gone with its SIGUSR2 handler.
+        say(f"upgrade refused: pid {pid} is stopping; nothing sent")
+        return ControlCode.FAILURE
     meets = signal_meets(pid, signal.SIGUSR2)
     if meets == "default":
         # Its default action: the daemon would be gone, not upgraded.
