@@ -158,3 +158,39 @@ def test_reload_and_upgrade_while_the_last_log_drain_waits_say_it_is_stopping(
     )
     assert daemon.returncode == 0
     assert b'"event":"exit"' in err
+
+
+@pytest.mark.parametrize("command", ["reload", "upgrade"])
+def test_reload_and_upgrade_of_a_daemon_without_control_socket_in_its_shutdown_hooks(
+    tmp_path: Path, command: str
+) -> None:
+    """Over signals alone, while a shutdown hook runs: "is stopping", exit 1.
+
+    `reload` said "reload requested", exit 0, for a reload the stopping daemon never runs.
+    """
+    pidfile, release = tmp_path / "d.pid", tmp_path / "release"
+    options = {
+        "detach": True,
+        "pidfile": str(pidfile),
+        "control": False,
+        "log_file": str(tmp_path / "log"),
+        "listen": {"http": "127.0.0.1:0"},
+    }
+    started = python([program("held_shutdown"), json.dumps(options), release])
+    assert started.returncode == 0, started.stderr
+    pid = int(pidfile.read_text())
+    try:
+        os.kill(pid, signal.SIGTERM)
+        wait_for(
+            lambda: aiodaemon_cli("status", "--pidfile", pidfile).stdout.startswith("stopping"),
+            what="the stopping state",
+        )
+        result = aiodaemon_cli(command, "--pidfile", pidfile)
+    finally:
+        release.touch()
+        wait_gone(pid)
+    what = "not reloaded" if command == "reload" else "upgrade refused"
+    assert (result.returncode, result.stderr) == (
+        1,
+        f"aiodaemon: {what}: pid {pid} is stopping; nothing sent\n",
+    )
