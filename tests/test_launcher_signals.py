@@ -14,6 +14,7 @@ import signal
 import subprocess
 import threading
 from pathlib import Path
+from typing import IO
 
 import pytest
 
@@ -70,25 +71,44 @@ def _in_write(pid: int) -> bool:
         return False
 
 
+def _start_stuck_printing(
+    tmp_path: Path, stdout: int, stderr: int | IO[str]
+) -> tuple[subprocess.Popen[str], int, Path]:
+    """`aiodaemon start` with its stdout on a full pipe, once stuck printing the daemon's pid.
+
+    Returns the launcher, the daemon's pid and its pidfile.
+    """
+    install_program("cli_app", tmp_path, "app.py")
+    pidfile = tmp_path / "app.pid"
+    start = subprocess.Popen(
+        [str(AIODAEMON), "start", "app:main", "--pidfile", str(pidfile),
+         "--log-file", str(tmp_path / "log")],
+        stdout=stdout, stderr=stderr, stdin=subprocess.DEVNULL,
+        text=True, cwd=tmp_path, env=clean_env(),
+    )  # fmt: skip
+    pid = 0
+    try:
+        pid = read_pid(pidfile)
+        wait_for(lambda: _in_write(start.pid), what="the launcher to print the pid")
+    except BaseException:
+        kill_quietly(start.pid)
+        start.communicate()
+        if pid:
+            kill_quietly(pid)
+        raise
+    return start, pid, pidfile
+
+
 def test_a_signal_once_the_daemon_is_ready_does_not_say_it_goes_on_starting(
     tmp_path: Path,
 ) -> None:
     """`start` stuck printing the pid to a full pipe, then SIGTERM: 143, "it runs"."""
-    install_program("cli_app", tmp_path, "app.py")
-    pidfile = tmp_path / "app.pid"
     read_end, write_end = full_pipe()
     try:
-        start = subprocess.Popen(
-            [str(AIODAEMON), "start", "app:main", "--pidfile", str(pidfile),
-             "--log-file", str(tmp_path / "log")],
-            stdout=write_end, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
-            text=True, cwd=tmp_path, env=clean_env(),
-        )  # fmt: skip
+        start, pid, pidfile = _start_stuck_printing(tmp_path, write_end, subprocess.PIPE)
         os.close(write_end)
         write_end = -1
-        pid = read_pid(pidfile)
         try:
-            wait_for(lambda: _in_write(start.pid), what="the launcher to print the pid")
             start.send_signal(signal.SIGTERM)
             wait_for(lambda: not signal_pending(start.pid, signal.SIGTERM), what="its delivery")
             # Now the reader reads: what the launcher still writes goes through.
@@ -120,21 +140,13 @@ def test_a_signal_ends_a_start_stuck_on_an_output_nobody_reads(
     tmp_path: Path, signum: int, stderr_too: bool
 ) -> None:
     """`start` stuck printing the pid to a pipe never read: one signal ends it, 128+N."""
-    install_program("cli_app", tmp_path, "app.py")
-    pidfile = tmp_path / "app.pid"
     err_file = tmp_path / "err"
     read_end, write_end = full_pipe()
     try:
         with err_file.open("w") as err:
-            start = subprocess.Popen(
-                [str(AIODAEMON), "start", "app:main", "--pidfile", str(pidfile),
-                 "--log-file", str(tmp_path / "log")],
-                stdout=write_end, stderr=write_end if stderr_too else err,
-                stdin=subprocess.DEVNULL, cwd=tmp_path, env=clean_env(),
-            )  # fmt: skip
-        pid = read_pid(pidfile)
+            stderr = write_end if stderr_too else err
+            start, pid, pidfile = _start_stuck_printing(tmp_path, write_end, stderr)
         try:
-            wait_for(lambda: _in_write(start.pid), what="the launcher to print the pid")
             start.send_signal(signum)
             assert start.wait(timeout=10) == 128 + signum
             if not stderr_too:
@@ -162,19 +174,10 @@ def test_a_second_ctrl_c_on_a_stuck_start_leaves_the_daemon_its_control_socket(
     tmp_path: Path,
 ) -> None:
     """Ctrl-C twice on `start` stuck printing: 130, and the running daemon keeps its socket."""
-    install_program("cli_app", tmp_path, "app.py")
-    pidfile = tmp_path / "app.pid"
     read_end, write_end = full_pipe()
     try:
-        start = subprocess.Popen(
-            [str(AIODAEMON), "start", "app:main", "--pidfile", str(pidfile),
-             "--log-file", str(tmp_path / "log")],
-            stdout=write_end, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
-            text=True, cwd=tmp_path, env=clean_env(),
-        )  # fmt: skip
-        pid = read_pid(pidfile)
+        start, pid, pidfile = _start_stuck_printing(tmp_path, write_end, subprocess.PIPE)
         try:
-            wait_for(lambda: _in_write(start.pid), what="the launcher to print the pid")
             start.send_signal(signal.SIGINT)
             assert start.stderr is not None
             assert "was ready; it runs" in start.stderr.readline()
