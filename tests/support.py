@@ -29,6 +29,19 @@ PROGRAMS = Path(__file__).resolve().parent / "programs"
 SESSION_VARIABLE = "AIODAEMON_TEST_SESSION"
 
 
+def past_duplicate_window() -> None:
+    """Let a stop signal the daemon was seen to take age past ``DUPLICATE_WINDOW``.
+
+    The same stop signal again within it is that one delivered twice (GNU
+    ``timeout`` signals the child, then its group), not a second request that
+    forces the exit. Not a wait for an event: what makes the next signal a
+    second request is the time between the two.
+    """
+    from aiodaemon._run._forced import DUPLICATE_WINDOW
+
+    time.sleep(DUPLICATE_WINDOW + 0.01)
+
+
 def wait_for(
     predicate: Callable[[], T | bool | None], timeout: float = 10.0, what: str = "condition"
 ) -> T:

@@ -19,6 +19,7 @@ from .support import (
     install_program,
     is_alive,
     kill_quietly,
+    past_duplicate_window,
     read_json_lines,
     read_pid,
     require_tool,
@@ -301,6 +302,7 @@ def test_run_second_ctrl_c_forces_the_exit(app_dir: Path, pidfile: Path) -> None
         wait_for(lambda: '"ready"' in output.read_text(), what="ready")
         proc.send_signal(signal.SIGINT)
         wait_for(lambda: '"shutdown started"' in output.read_text(), what="shutdown")
+        past_duplicate_window()
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=30)
     finally:

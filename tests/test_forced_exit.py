@@ -6,7 +6,7 @@ import json
 import signal
 from pathlib import Path
 
-from .support import has_line, kill_quietly, spawn_program, wait_for
+from .support import has_line, kill_quietly, past_duplicate_window, spawn_program, wait_for
 
 
 def test_a_third_signal_does_not_replace_the_forced_exits_status(tmp_path: Path) -> None:
@@ -23,6 +23,7 @@ def test_a_third_signal_does_not_replace_the_forced_exits_status(tmp_path: Path)
         wait_for(lambda: recorded("main running"), what="main running")
         proc.send_signal(signal.SIGTERM)
         wait_for(lambda: recorded("stopping"), what="the hanging shutdown hook")
+        past_duplicate_window()
         proc.send_signal(signal.SIGTERM)
         wait_for(lambda: recorded("forced exit"), what="the forced exit")
         proc.send_signal(signal.SIGINT)

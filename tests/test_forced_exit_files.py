@@ -8,7 +8,7 @@ import socket
 from collections.abc import Callable
 from pathlib import Path
 
-from .support import has_line, kill_quietly, spawn_program, wait_for
+from .support import has_line, kill_quietly, past_duplicate_window, spawn_program, wait_for
 
 
 def _force_exit(
@@ -42,6 +42,7 @@ def _force_exit(
         wait_for(lambda: recorded("stopping"), what="the hanging shutdown hook")
         if before_second is not None:
             before_second(files)
+        past_duplicate_window()
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=30)
     finally:

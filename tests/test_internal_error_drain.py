@@ -24,6 +24,7 @@ from .support import (
     clean_env,
     full_pipe,
     kill_quietly,
+    past_duplicate_window,
     program,
     signal_pending,
     wait_for,
@@ -113,6 +114,7 @@ def test_a_second_stop_signal_during_that_drain_forces_the_exit(tmp_path: Path) 
                 what="its delivery",
             )
             assert proc.poll() is None
+            past_duplicate_window()
             proc.send_signal(signal.SIGTERM)
             assert proc.wait(timeout=10) == 128 + signal.SIGTERM
         finally:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import signal
+import subprocess
 import time
 from pathlib import Path
 
@@ -13,16 +15,23 @@ import pytest
 from aiodaemon._run._forced import REPEAT_WINDOW
 
 from .support import (
+    PYTHON,
+    REPO,
+    clean_env,
     has_line,
     kill_quietly,
     program,
     python,
     read_json_lines,
+    require_tool,
     signal_pending,
     spawn_program,
     wait_for,
     wait_gone,
 )
+
+#: Pauses a daemon where $AIODAEMON_TEST_PAUSE_AT says (its sitecustomize).
+PAUSED = REPO / "tests" / "programs" / "paused"
 
 
 @pytest.mark.parametrize("uvloop", [True, False], ids=["uvloop", "asyncio"])
@@ -43,6 +52,53 @@ def test_a_stop_signal_delivered_twice_before_the_loop_reads_it_is_one_request(
     wait_gone(pid)
     records = read_json_lines(log)
     assert (tmp_path / "hook").read_text() == "done"
+    assert records[-1]["event"] == "exit"
+    assert records[-1]["status"] == 0
+    received = [r for r in records if r["event"] == "signal received"]
+    assert [r.get("repeated") for r in received] == [None, True]
+
+
+@pytest.mark.parametrize("uvloop", [True, False], ids=["uvloop", "asyncio"])
+def test_a_stop_signal_delivered_again_while_the_loop_begins_the_shutdown_is_one_request(
+    tmp_path: Path, uvloop: bool
+) -> None:
+    """The loop took the first SIGTERM, the second arrived before its shutdown began: exit 0.
+
+    GNU ``timeout`` (killed itself, or its time up) signals its child, then the
+    child's group, microseconds apart: the loop often read the first alone, and
+    took the second for a second request (forced exit 143, no shutdown hook).
+    """
+    pidfile, log, release, pause = (tmp_path / n for n in ("d.pid", "d.jsonl", "release", "p"))
+    pause.mkdir()
+    options = {
+        "detach": True,
+        "pidfile": str(pidfile),
+        "log_file": str(log),
+        "uvloop": uvloop,
+        "listen": {"http": "127.0.0.1:0"},
+    }
+    pythonpath = os.pathsep.join([str(PAUSED), str(REPO)])
+    paused = {"AIODAEMON_TEST_PAUSE": str(pause), "AIODAEMON_TEST_PAUSE_AT": "stopping"}
+    started = subprocess.run(
+        [PYTHON, program("held_shutdown"), json.dumps(options), release],
+        env=clean_env({"PYTHONPATH": pythonpath, **paused}),
+        stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert started.returncode == 0, started.stderr
+    pid = int(pidfile.read_text())
+    try:
+        os.kill(pid, signal.SIGTERM)
+        wait_for((pause / "paused").exists, what="the loop to take the first SIGTERM")
+        os.kill(pid, signal.SIGTERM)
+        wait_for(lambda: not signal_pending(pid, signal.SIGTERM), what="the second delivered")
+        (pause / "go").touch()
+        release.touch()
+        wait_gone(pid)
+    finally:
+        (pause / "go").touch()
+        release.touch()
+        kill_quietly(pid)
+    records = read_json_lines(log)
     assert records[-1]["event"] == "exit"
     assert records[-1]["status"] == 0
     received = [r for r in records if r["event"] == "signal received"]
@@ -83,3 +139,32 @@ def test_a_second_stop_signal_while_a_startup_hook_blocks_the_loop_forces_the_ex
     ) in err
     assert not has_line(record, "startup returned")
     assert not pidfile.exists()
+
+
+def test_a_daemon_under_gnu_timeout_stopped_by_killing_timeout_runs_its_shutdown(
+    tmp_path: Path,
+) -> None:
+    """`timeout 60 daemon`, then `kill <timeout>`: its two SIGTERMs are one request, each time.
+
+    The second came a moment after the loop took the first, often after the
+    shutdown began: 3 to 9 runs in 20 ended in a forced exit (143), no hook run.
+    """
+    require_tool("timeout")
+    for run in range(8):
+        record = tmp_path / f"record{run}"
+        record.touch()
+        options = {"detach": False, "log_file": str(tmp_path / f"log{run}")}
+        wrapper = subprocess.Popen(
+            ["timeout", "60", PYTHON, program("timeout_wrapped"), json.dumps(options), record],
+            env=clean_env(), stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        try:
+            wait_for(functools.partial(has_line, record, "ready"), what="the daemon under timeout")
+            wrapper.send_signal(signal.SIGTERM)
+            _, err = wrapper.communicate(timeout=30)
+        finally:
+            kill_quietly(wrapper.pid)
+            wrapper.communicate()
+        assert (run, wrapper.returncode, err) == (run, 0, "")
+        assert record.read_text().splitlines() == ["ready", "hook done"]

@@ -16,7 +16,15 @@ from typing import Any
 
 import pytest
 
-from .support import PYTHON, REPO, clean_env, kill_quietly, read_json_lines, wait_for
+from .support import (
+    PYTHON,
+    REPO,
+    clean_env,
+    kill_quietly,
+    past_duplicate_window,
+    read_json_lines,
+    wait_for,
+)
 from .test_systemd import NotifyReceiver
 
 PROGRAMS = REPO / "tests" / "programs"
@@ -89,6 +97,7 @@ def test_stop_signals_end_the_daemon_even_with_a_stalled_log(programs: Any, tmp_
     d.wait_recorded("main running")
     d.proc.send_signal(signal.SIGTERM)
     d.wait_recorded("stopping")
+    past_duplicate_window()
     d.proc.send_signal(signal.SIGTERM)
     # The forced exit removes the pidfile first; before the fix it then drained
     # the stalled log, and this INT re-entered it there and hung it for good.
@@ -117,6 +126,7 @@ def test_forced_exit_releases_the_launcher_of_a_daemon_not_yet_ready(tmp_path: P
         pid = int(wait_for(lambda: pidfile.read_text().strip(), what="the daemon's pid"))
         os.kill(pid, signal.SIGTERM)
         wait_for(lambda: "cancel ignored" in record.read_text(), what="the ignored cancel")
+        past_duplicate_window()
         os.kill(pid, signal.SIGTERM)
         _, err = launcher.communicate(timeout=15)
     finally:

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from .support import wait_for
+from .support import past_duplicate_window, wait_for
 
 
 def test_hook_order_and_graceful_exit(foreground: Any) -> None:
@@ -176,6 +176,7 @@ def test_second_signal_during_shutdown_exits_at_once(foreground: Any) -> None:
     d.wait_event("ready")
     d.signal(signal.SIGTERM)
     wait_for(lambda: d.recorded() == ["slow hook"], what="the slow hook")
+    past_duplicate_window()
     d.signal(signal.SIGTERM)
     # The hook sleeps a minute and shutdown_timeout is 30 s: only the forced exit ends it now.
     assert d.wait(timeout=10) == 128 + signal.SIGTERM

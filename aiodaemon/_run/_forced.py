@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     from .._prefork._readiness import ReadinessPipe
     from ._state import Lifecycle
 
-__all__ = ["BackstopClock", "ForcedExit", "log_joined", "start_backstop"]
+__all__ = ["BackstopClock", "ForcedExit", "log_joined", "log_repeated", "start_backstop"]
 
 _log = structlog.get_logger("aiodaemon")
 
@@ -55,6 +55,12 @@ FROZEN_AFTER = 1.0
 #: the first one delivered twice (GNU ``timeout`` signals its child, then the
 #: child's process group, microseconds apart), not a second request.
 REPEAT_WINDOW = 1.0
+#: Seconds after the arrival of the stop signal that began (or joined) the
+#: shutdown within which the same signal again is that one delivered twice, not
+#: a second request: GNU ``timeout`` signals its child, then the child's process
+#: group, and may be preempted in between by the daemon it woke. Far below a
+#: second press of Ctrl-C, which takes a tenth of a second at the very least.
+DUPLICATE_WINDOW = 0.05
 
 
 class ForcedExit:
@@ -75,9 +81,13 @@ class ForcedExit:
         self._first_arrival: float | None = None
         #: the loop's Python-level handlers :meth:`arm_early` took the place of.
         self._loop_handlers: dict[int, object] = {}
-        #: stop signals :meth:`_arrived` saw that the loop has not read yet
-        #: (appended in a handler, popped on the loop: both single C calls).
-        self._unread: list[int] = []
+        #: the stop signals :meth:`_arrived` saw that the loop has not read yet,
+        #: with their arrival times (appended in a handler, which may run while
+        #: the loop searches the list: harmless, a list grows under its iterator).
+        self._unread: list[tuple[int, float]] = []
+        #: which stop signal the lifecycle last counted, and when it arrived
+        #: (see DUPLICATE_WINDOW).
+        self._counted: tuple[int, float] | None = None
         #: :meth:`arm` has put :meth:`_handle` in place of :meth:`_arrived`.
         self._armed = False
 
@@ -106,12 +116,12 @@ class ForcedExit:
         loop_handler = self._loop_handlers.get(signum)
         if callable(loop_handler):
             loop_handler(signum, frame)
+        now = time.monotonic()
         if not self._armed:
             # Once armed, only a library that put back the handler it found
             # (uvicorn) calls this, with the signal it caught and raises again:
             # that one was read already.
-            self._unread.append(signum)
-        now = time.monotonic()
+            self._unread.append((signum, now))
         first = self._first_arrival
         if first is None:
             self._first_arrival = now
@@ -135,14 +145,29 @@ class ForcedExit:
             signal.signal(signum, self._handle)
         self._armed = True
 
-    def loop_reads(self) -> bool:
-        """Whether the loop is to take the stop signal it read (False: counted here already)."""
-        try:
-            self._unread.pop()
-        except IndexError:
-            # Not seen by _arrived: after arm(), _handle counted it. Before,
-            # one of two delivered at once, which CPython's handler merged.
-            return not self._armed
+    def loop_reads(self, signum: int, lifecycle: Lifecycle) -> bool | None:
+        """What the loop is to do with the stop signal ``signum`` it read.
+
+        Returns:
+            True: take it (the lifecycle counts it); None: it is the stop
+            signal that began the shutdown delivered again (see
+            :data:`DUPLICATE_WINDOW`); False: :meth:`_handle` counted it.
+        """
+        arrival = next((entry for entry in self._unread if entry[0] == signum), None)
+        if arrival is not None:
+            self._unread.remove(arrival)
+            arrived = arrival[1]
+        elif self._armed:
+            # Not seen by _arrived: after arm(), _handle counted it.
+            return False
+        else:
+            # One of two delivered at once, which CPython's handler merged.
+            arrived = time.monotonic()
+        if lifecycle.stop_signals and self._armed:
+            # Arrived before the shutdown a stop signal began (arm() came
+            # after it): that request again, whenever the loop reads it.
+            return None
+        self._counted = (signum, arrived)
         return True
 
     def release_loop(self, loop: asyncio.AbstractEventLoop, lifecycle: Lifecycle) -> None:
@@ -196,9 +221,16 @@ class ForcedExit:
         lifecycle, loop = self._lifecycle, self._loop
         assert lifecycle is not None
         assert loop is not None
-        if lifecycle.handle(Event.TERMINATE) is not Action.FORCE_EXIT:
+        now = time.monotonic()
+        counted = self._counted
+        if counted is not None and counted[0] == signum and now - counted[1] < DUPLICATE_WINDOW:
             with contextlib.suppress(Exception):
                 # Closed once the shutdown is over: nothing to log it any more.
+                loop.call_soon_threadsafe(log_repeated, signum)
+            return
+        if lifecycle.handle(Event.TERMINATE) is not Action.FORCE_EXIT:
+            self._counted = (signum, now)
+            with contextlib.suppress(Exception):
                 loop.call_soon_threadsafe(log_joined, signum)
             return
         if not self._claim.acquire(blocking=False):
@@ -239,6 +271,11 @@ def say_nowait(text: str) -> None:
     if poller.poll(0):
         # Below PIPE_BUF a pipe write that poll allowed is atomic and immediate.
         os.write(2, text.encode("utf-8", "backslashreplace")[: select.PIPE_BUF])
+
+
+def log_repeated(signum: int) -> None:
+    """On the loop: the stop signal that began the shutdown, delivered again."""
+    _log.info("signal received", signal=signal.Signals(signum).name, repeated=True)
 
 
 def log_joined(signum: int | None) -> None:

@@ -34,7 +34,7 @@ import structlog
 
 from ..exceptions import ExitCode
 from ._context import Context
-from ._forced import ForcedExit, log_joined
+from ._forced import ForcedExit, log_joined, log_repeated
 from ._forked_child import watch_forks
 from ._hooks import Hooks, Lifespan, MainTarget, describe
 from ._loop import loop_name, sockname
@@ -97,8 +97,6 @@ class Runtime:
         self._ready_asked = False
         self._context: Context | None = None
         self._stop_requested: asyncio.Event | None = None
-        #: a stop signal's handler ran in this loop turn (see _on_signal).
-        self._stop_signal_read = False
         self._stopping: asyncio.Event | None = None
         #: the startup hooks' task, None until startup began.
         self.startup_task: asyncio.Task[None] | None = None
@@ -292,23 +290,18 @@ class Runtime:
             return
         event = event_for_signal(signum)
         if event is Event.TERMINATE:
-            if not self.forced.loop_reads():
+            taken = self.forced.loop_reads(signum, self.lifecycle)
+            if taken is None:
+                # One request delivered twice (GNU timeout signals its child,
+                # then the child's process group), read together with the
+                # first or one by one: never a second request.
+                log_repeated(signum)
+                return
+            if not taken:
                 # Arrived once the shutdown began: the forced-exit handler counted it.
                 return
-            if self._stop_signal_read:
-                # Read together with the stop signal just handled: one request
-                # delivered twice (GNU timeout signals its child, then the
-                # child's process group), not a second one that would force.
-                _log.info("signal received", signal=signal.Signals(signum).name, repeated=True)
-                return
-            self._stop_signal_read = True
-            asyncio.get_running_loop().call_soon(self._stop_signals_read)
         _log.info("signal received", signal=signal.Signals(signum).name)
         self.dispatch(event, signum=signum)
-
-    def _stop_signals_read(self) -> None:
-        # Queued behind the handlers of every signal the loop read at once.
-        self._stop_signal_read = False
 
     def dispatch(self, event: Event, *, signum: int | None = None) -> Action:
         """Feed ``event`` to the state machine, carry out its answer and return it."""
