@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import time
 
+from .._prefork._control_protocol import HANDOVER_WAIT
 from .._prefork._messages import say
 from .._prefork._pidfile_status import read_pidfile
 from .._prefork._procfs import stat_field
@@ -29,8 +30,11 @@ __all__ = ["ControlUntrusted", "ask_holder", "say_ignored"]
 
 #: How long a command keeps asking while the pidfile and the control socket
 #: name a parent and its child: an upgrade hands them over a moment apart,
-#: longer on a loaded machine; an impostor is neither, and fails at once.
-HANDOVER_GRACE = 2.0
+#: longer on a loaded machine or when the new process is held up (stopped,
+#: descheduled, in a slow ``fsync``), which the old daemon waits out for
+#: HANDOVER_WAIT seconds before it kills it and takes the pidfile back; the
+#: second more is for that rollback. An impostor is neither, and fails at once.
+HANDOVER_GRACE = HANDOVER_WAIT + 1.0
 _HANDOVER_PAUSE = 0.02
 
 

@@ -29,7 +29,7 @@ from ._control_client import (
     ask,
     ask_patiently,
 )
-from ._control_trust import ControlUntrusted, say_ignored
+from ._control_trust import HANDOVER_GRACE, ControlUntrusted, say_ignored
 from ._stale import remove_stale
 from ._taken_over import lock_taker, taken_over
 
@@ -216,6 +216,8 @@ def _ask_once(
     request = {"v": VERSION, "cmd": "stop"}
     answer_timeout = min(_ANSWER_TIMEOUT, max(timeout, 1.0))
     deadline = time.monotonic() + _RETRY_GRACE
+    # Longer: the old daemon gives its new process that long before it rolls back.
+    handover_ends = time.monotonic() + min(HANDOVER_GRACE, timeout)
     while True:
         try:
             # "busy" (every control slot taken) is asked again within the same grace.
@@ -248,7 +250,7 @@ def _ask_once(
             if (
                 isinstance(exc, ControlMismatch)
                 and exc.peer == stat_field(pid, 1)
-                and time.monotonic() < deadline
+                and time.monotonic() < handover_ends
             ):
                 # The holder is an upgrade's new process, which wrote its pid and
                 # serves the socket a moment later: until then its parent, the

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from typing import Any
 
 __all__ = [
+    "HANDOVER_WAIT",
     "LEFT_WHEN_HUNG_UP",
     "MAX_ANSWER",
     "MAX_CONNECTIONS",
@@ -77,6 +78,11 @@ LEFT_WHEN_HUNG_UP = frozenset({"reload"})
 #: more (the command timed out, was interrupted or killed) is not started
 #: behind its user's back. One begun runs to its end, its outcome in the log.
 NOT_BEGUN_WHEN_HUNG_UP = frozenset({"upgrade"})
+#: Seconds an upgrade's new process has, once told to take over, to write its
+#: pid and serve the control socket; then the old daemon kills it and takes the
+#: pidfile back. Meanwhile the pidfile names the new process and its parent
+#: answers on the socket: the commands wait that out (within their timeout).
+HANDOVER_WAIT = 10.0
 
 
 class ProtocolError(ValueError):

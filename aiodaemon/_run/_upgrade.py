@@ -62,8 +62,6 @@ _log = structlog.get_logger("aiodaemon")
 
 #: Default seconds the successor has to become ready.
 DEFAULT_TIMEOUT = 60.0
-#: Seconds the successor has to write its pid once told to.
-_HANDOVER_WAIT = 10.0
 #: Seconds the shutdown waits for an abandoned upgrade's answer to go out.
 REPORT_WAIT = 5.0
 STOPPING = "the daemon is stopping"
@@ -290,6 +288,10 @@ class Upgrader:
         return entries
 
     async def _run(self, watch: SuccessorWatch, within: float, started: float) -> None:
+        # The seconds the successor has to write its pid once told to: the
+        # commands that meet it meanwhile wait as long (shared with the CLI).
+        from .._prefork._control_protocol import HANDOVER_WAIT
+
         spawned = watch.spawned
         told = False
         try:
@@ -302,10 +304,10 @@ class Upgrader:
             told = True
             with contextlib.suppress(OSError):
                 lines.send(b"G\n")  # if it is gone, the channel's end says so next
-            line = await watch.next_line(_HANDOVER_WAIT)
+            line = await watch.next_line(HANDOVER_WAIT)
             self._check_aborted()
             if line != b"W\n":
-                why = await watch.failure(line, _HANDOVER_WAIT, ready=True)
+                why = await watch.failure(line, HANDOVER_WAIT, ready=True)
                 raise self._failed(spawned.pid, why)
         except BaseException:
             watch.kill()

@@ -7,9 +7,10 @@ first connection to a control socket, ``*.ctl``; ``control-again``: just
 before its second one; ``locks``: just before its first look at
 ``/proc/locks``, which tells whose lock the pidfile holds; ``takeover``, for a
 daemon whose upgrade's new process inherits it: that process once its pid is
-in the pidfile, before it serves the control socket; ``stopping``, for a
-daemon: once its loop took a stop signal, just before its shutdown binds the
-stopping mark and arms the forced exit), it creates
+in the pidfile, before it serves the control socket; never the old daemon,
+whose rollback writes its pid back the same way; ``stopping``, for a daemon:
+once its loop took a stop signal, just before its shutdown binds the stopping
+mark and arms the forced exit), it creates
 ``$AIODAEMON_TEST_PAUSE/paused``, then waits (30 s at most) for
 ``$AIODAEMON_TEST_PAUSE/go``. A slow machine does the same, unasked.
 """
@@ -23,6 +24,8 @@ import time
 _DIRECTORY = os.environ.get("AIODAEMON_TEST_PAUSE")
 _AT = os.environ.get("AIODAEMON_TEST_PAUSE_AT", "control")
 _paused: list[bool] = []
+#: Started as an upgrade's new process (the variable leaves the environment at once).
+_SUCCESSOR = "AIODAEMON_HANDOFF" in os.environ
 
 
 _connects: list[bool] = []
@@ -34,7 +37,7 @@ def _is_the_pause_point(event: str, args: tuple[object, ...]) -> bool:
     if _AT == "takeover":
         # An upgrade's new process past the pid it wrote over its parent's
         # (then trimmed: a start truncates to 0 instead), before it serves.
-        return event == "os.truncate" and isinstance(args[1], int) and args[1] > 0
+        return _SUCCESSOR and event == "os.truncate" and isinstance(args[1], int) and args[1] > 0
     if _AT == "stopping":
         return event == "socket.bind" and "aiodaemon-stopping-" in str(args[1])
     if event != "socket.connect" or not isinstance(args[1], str) or not args[1].endswith(".ctl"):
