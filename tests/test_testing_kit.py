@@ -223,6 +223,34 @@ def test_a_test_process_killed_hard_leaves_no_daemon(tmp_path: Path) -> None:
             kill_quietly(pid)
 
 
+def test_a_test_process_killed_hard_after_a_fork_leaves_no_daemon(tmp_path: Path) -> None:
+    """A runner that forked a helper outliving it (a multiprocessing worker) before dying:
+    the daemon and its child still go at once, not when the helper ends.
+
+    The helper inherited the runner's end of the watchdog's pipe, which then
+    stayed open: the watchdog saw no death.
+    """
+    pids_file = tmp_path / "pids"
+    runner = subprocess.run(
+        [sys.executable, str(REPO / "tests" / "programs" / "kit_killed_runner.py")],
+        env=clean_env({"KIT_PIDS": str(pids_file), "TMPDIR": str(tmp_path), "KIT_FORK": "1"}),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
+    assert runner.returncode == 7, runner.stderr
+    pids = [int(pid) for pid in pids_file.read_text().split()]
+    assert len(pids) == 3
+    *daemon_and_child, helper = pids
+    try:
+        wait_for(lambda: not any(map(is_alive, daemon_and_child)), 30, "the daemon and its child")
+        assert is_alive(helper)  # not the kit's: it lives on, as it would have
+    finally:
+        for pid in pids:
+            kill_quietly(pid)
+
+
 def test_the_plugin_loads_nothing_of_the_runtime() -> None:
     """The pytest11 plugin and its fixture cost a suite that does not use them nothing."""
     code = (

@@ -357,6 +357,8 @@ class _Watchdog:
 
 
 _watchdog: _Watchdog | None = None
+#: Whether _forget_at_fork is registered to run in every forked copy of this process.
+_forgets_at_fork = False
 
 
 def _watch(process: Process) -> None:
@@ -366,16 +368,15 @@ def _watch(process: Process) -> None:
     processes it started (a subprocess, an upgrade's successor) would outlive
     a test runner killed outright.
     """
-    global _watchdog
+    global _watchdog, _forgets_at_fork
     old = _watchdog
-    if old is not None and old.owner != os.getpid():
-        # A copy forked with this process: only the test process that started
-        # that watchdog may hold its pipe, or its death would go unseen.
-        os.close(old.pipe)
-        old = None
     if old is not None and old.send(f"+{process.pid}\n"):
         old.sessions.add(process.pid)
         return
+    if not _forgets_at_fork:
+        # Once (a forked copy inherits it), before the first pipe: see _forget_at_fork.
+        os.register_at_fork(after_in_child=_forget_at_fork)
+        _forgets_at_fork = True
     _watchdog = _Watchdog()
     if old is not None:  # it died: the new one guards what it guarded
         os.close(old.pipe)
@@ -383,6 +384,21 @@ def _watch(process: Process) -> None:
         _watchdog.sessions = old.sessions
     _watchdog.sessions.add(process.pid)
     _watchdog.send("".join(f"+{sid}\n" for sid in sorted(_watchdog.sessions)))
+
+
+def _forget_at_fork() -> None:
+    """In a process forked from a test process: let go of its watchdog's pipe.
+
+    Only the test process that started the watchdog may hold the pipe: a
+    forked copy (a multiprocessing worker, a server a fixture forked) that
+    outlived it kept the pipe open, and the watchdog did not see the test
+    process die. The copy starts a watchdog of its own if it launches.
+    """
+    global _watchdog
+    if _watchdog is not None:
+        with contextlib.suppress(OSError):
+            os.close(_watchdog.pipe)
+        _watchdog = None
 
 
 def _unwatch(process: Process) -> None:
