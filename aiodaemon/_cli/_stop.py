@@ -17,7 +17,7 @@ import time
 from .._prefork._control_protocol import VERSION
 from .._prefork._messages import seconds_shown
 from .._prefork._pidfile_status import says_stopping
-from .._prefork._procfs import stat_field
+from .._prefork._procfs import is_suspended, stat_field
 from .._prefork._readiness import wait_exited
 from ._control import ControlCode, _holder, _say, _send
 from ._control_client import (
@@ -143,6 +143,12 @@ def stop(
                     return ControlCode.NO_PERMISSION
             elif asked is _Asked.ALREADY:
                 _say(f"already stopping (pid {pid}); waiting")
+            if is_suspended(pid):
+                # Stopped (SIGSTOP, job control): the SIGTERM or the stop request
+                # waits until it runs again, and only the SIGKILL at the deadline
+                # would reach it, cutting its shutdown. Continued, as systemd
+                # continues what it sends its KillSignal= to.
+                _send(pidfd, pid, signal.SIGCONT)
             # What is left to remove: a killed daemon had no chance to remove its
             # pidfile or its socket; one that dropped privileges may not unlink in
             # a root-owned directory, so it emptied its pidfile and left its socket.

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 __all__ = [
     "any_open_file",
     "effective_capabilities",
+    "is_suspended",
     "signal_ends",
     "signal_meets",
     "stat_field",
@@ -34,6 +35,15 @@ def stat_field(pid: int, index: int) -> int | None:
             return int(f.read().rsplit(b")", 1)[1].split()[index])
     except (OSError, ValueError, IndexError):
         return None
+
+
+def is_suspended(pid: int) -> bool:
+    """Whether ``pid`` is stopped by a signal (SIGSTOP, SIGTSTP: state ``T``)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[0] == b"T"
+    except (OSError, IndexError):
+        return False
 
 
 def _status(pid: int | str, *names: bytes) -> dict[bytes, list[bytes]] | None:
