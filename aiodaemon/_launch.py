@@ -335,6 +335,9 @@ def become_daemon(
             if acquired.pidfile is not None and handoff is None:
                 # A successor writes its pid only at the hand-over (see _upgrade).
                 acquired.pidfile.write_pid()
+            if acquired.pidfile is not None:
+                # Now, while descriptors are free: one may be short when it stops.
+                acquired.pidfile.reserve_mark()
             from ._prefork._detach import close_in_forked_children
 
             for own in acquired.daemon_only_fds():

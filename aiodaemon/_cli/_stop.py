@@ -244,6 +244,10 @@ def _ask_once(
             # A stuck loop: the holder still hears signals.
             if wait_exited(pidfd, 0):
                 return _Asked.GONE
+            if says_stopping(pid):
+                # Stopping already (its loop held up, or out of descriptors to
+                # take our connection): a SIGTERM now would force its exit.
+                return _Asked.ALREADY
             _say(f"{exc}; sending SIGTERM")
             return _Asked.SIGNAL
         except ControlUntrusted as exc:

@@ -77,7 +77,8 @@ class Acquired:
         return fds
 
     def daemon_only_fds(self) -> list[int]:
-        """What no child the program forks may keep: the pidfile, control and health sockets.
+        """What no child the program forks may keep: the pidfile (and its stopping mark),
+        control and health sockets.
 
         The health socket is served by the daemon's own loop alone: kept by a
         child outliving the daemon, probes would hang in its backlog and the
@@ -86,6 +87,9 @@ class Acquired:
         fds = []
         if self.pidfile is not None:
             fds.append(self.pidfile.fd)
+            mark = self.pidfile.mark_fileno()
+            if mark is not None:
+                fds.append(mark)
         if self.control is not None:
             fds.append(self.control.fileno())
         if self.listeners is not None and HEALTH_SOCKET in self.listeners:

@@ -62,8 +62,10 @@ class Pidfile:
         self.visible_path: str | None = os.fspath(path)
         #: whose pid the file may hold when it is removed; None: this process's.
         self.owner: int | None = None
-        #: the stopping mark's listening socket (see :meth:`mark_stopping`), if bound.
+        #: the stopping mark's socket (see :meth:`mark_stopping`), once reserved or bound.
         self._mark: _socket.socket | None = None
+        #: whether the mark is bound and listening.
+        self._marked = False
 
     def __enter__(self) -> Pidfile:
         return self
@@ -164,6 +166,24 @@ class Pidfile:
             # After the lock: nobody reads "stopping" of a daemon that is gone.
             self._mark.close()
             self._mark = None
+            self._marked = False
+
+    def reserve_mark(self) -> int | None:
+        """Open the stopping mark's socket now, for :meth:`mark_stopping` to bind; its fd.
+
+        A daemon out of descriptors when it begins to stop (a leak in the
+        program, a low ``RLIMIT_NOFILE``) could not open it then: ``status``
+        said "running" for its whole shutdown, and a ``stop`` meanwhile sent
+        the second SIGTERM that forces the exit. None if it cannot be opened
+        (then :meth:`mark_stopping` tries again).
+        """
+        if self.fd >= 0 and self._mark is None:
+            self._mark = _open_mark()
+        return self.mark_fileno()
+
+    def mark_fileno(self) -> int | None:
+        """The stopping mark's fd, once reserved or bound; None before."""
+        return None if self._mark is None else self._mark.fileno()
 
     def mark_stopping(self) -> None:
         """Tell ``status`` from now on that the daemon holding the file is stopping.
@@ -174,15 +194,15 @@ class Pidfile:
         a daemon may have none. Best effort: a name taken (by anyone) leaves
         ``status`` to say "running", as it did.
         """
-        if self.fd < 0 or self._mark is not None:
+        if self.fd < 0 or self._marked:
+            return
+        mark = self._mark if self._mark is not None else _open_mark()
+        self._mark = None
+        if mark is None:
             return
         # Loaded by now (asyncio imports it): no import from disk at the end of a run.
         import _socket
 
-        try:
-            mark = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC)
-        except OSError:
-            return
         try:
             mark.bind(stopping_mark(os.getpid()))
             # Each look stays queued until we exit: room for every `status` meanwhile.
@@ -191,6 +211,18 @@ class Pidfile:
             mark.close()
             return
         self._mark = mark
+        self._marked = True
+
+
+def _open_mark() -> _socket.socket | None:
+    """A new, unbound socket for the stopping mark; None if none can be opened."""
+    # Loaded by now (asyncio imports it): no import from disk in a run.
+    import _socket
+
+    try:
+        return _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC)
+    except OSError:
+        return None
 
 
 def stopping_mark(pid: int) -> str:
