@@ -194,3 +194,32 @@ def test_reload_and_upgrade_of_a_daemon_without_control_socket_in_its_shutdown_h
         1,
         f"aiodaemon: {what}: pid {pid} is stopping; nothing sent\n",
     )
+
+
+def test_status_of_a_stopping_daemon_whose_loop_is_held_says_stopping(tmp_path: Path) -> None:
+    """Its control socket unanswered (a shutdown hook's sync code): "stopping", exit 0.
+
+    It said ``unknown (no answer from pid N within S s)``, exit 4, though the
+    daemon's stopping mark said what it was doing.
+    """
+    pidfile, log, release = tmp_path / "d.pid", tmp_path / "d.jsonl", tmp_path / "release"
+    options = {"detach": True, "pidfile": str(pidfile), "log_file": str(log)}
+    started = python([program("held_loop_shutdown"), json.dumps(options), release])
+    assert started.returncode == 0, started.stderr
+    pid = int(pidfile.read_text())
+    try:
+        os.kill(pid, signal.SIGTERM)
+        wait_for(lambda: b'"event":"loop held"' in log.read_bytes(), 30, "the hook to hold")
+        plain = aiodaemon_cli("status", "--pidfile", pidfile, "--timeout", "1")
+        assert (plain.returncode, plain.stdout, plain.stderr) == (
+            0,
+            f"stopping (pid {pid}, pidfile {pidfile})\n",
+            f"aiodaemon: warning: no answer from pid {pid} within 1 s; status from the pidfile\n",
+        )
+        as_json = aiodaemon_cli("status", "--pidfile", pidfile, "--timeout", "1", "--json")
+        assert as_json.returncode == 0
+        answer = json.loads(as_json.stdout)
+        assert (answer["state"], answer["pid"]) == ("stopping", pid)
+    finally:
+        release.touch()
+        wait_gone(pid, 30)

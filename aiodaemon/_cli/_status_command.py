@@ -27,6 +27,7 @@ from ._control_client import (
     ControlError,
     ControlNoAnswer,
     ControlRefused,
+    ControlTimeout,
     ask_patiently,
 )
 from ._control_trust import ControlUntrusted, ask_holder, say_ignored
@@ -124,8 +125,14 @@ def status(
             state = read_pidfile(path)
             pid = state.running_pid
         except ControlError as exc:
-            say(str(exc))
-            return _report(StatusCode.UNKNOWN, "unknown", pid, f"unknown ({exc})", as_json)
+            if not (isinstance(exc, ControlTimeout) and says_stopping(pid)):
+                say(str(exc))
+                return _report(StatusCode.UNKNOWN, "unknown", pid, f"unknown ({exc})", as_json)
+            # Its loop held up in its shutdown (sync code in a hook or a task it
+            # cancels): the stopping mark, which needs no loop, says what it does.
+            say(f"warning: {exc}; status from the pidfile")
+            state = read_pidfile(path)
+            pid = state.running_pid
         else:
             return _report_answer(answer, path, as_json)
     if state.status is PidfileStatus.RUNNING:
