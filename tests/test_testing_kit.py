@@ -19,6 +19,7 @@ from .support import (
     clean_env,
     is_alive,
     kill_quietly,
+    proc_state,
     python_snippets,
     require_tool,
     wait_for,
@@ -164,6 +165,19 @@ async def test_a_daemon_that_ignores_sigterm_is_killed() -> None:
     ) as daemon:
         assert await daemon.stop(timeout=0.5) == -signal.SIGKILL
     assert not is_alive(daemon.pid)
+
+
+async def test_a_suspended_daemon_stops_gracefully() -> None:
+    """A daemon a test suspended (SIGSTOP) and left so: stop() continues it, status 0.
+
+    Its SIGTERM stayed pending in a process that never ran: stop() waited its
+    whole grace period and SIGKILLed it (-9), its shutdown hooks never run.
+    """
+    async with launch(PROGRAM, listen={"echo": "127.0.0.1:0"}) as daemon:
+        daemon.signal(signal.SIGSTOP)
+        wait_for(lambda: proc_state(daemon.pid) == "T", 10, "the daemon to be stopped")
+        assert await daemon.stop(timeout=30) == 0
+        assert [r["event"] for r in daemon.records()][-1] == "exit"
 
 
 # Two Python processes start under whatever load the machine has: generous deadlines.
