@@ -1,0 +1,38 @@
+"""A stop when memory has run out (``RLIMIT_AS``): the shutdown ends, it does not hang.
+
+The shutdown starts a backstop thread that bounds it while sync code blocks the
+loop. CPython's ``Thread.start()`` waits, without a limit, for the new thread to
+begin: one created (its stack reused from a thread that ended) that cannot
+allocate what it needs to begin never does, and the shutdown waited for it for
+ever, as did an upgraded daemon's, after its hand-over: only SIGKILL ended it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import signal
+from pathlib import Path
+
+from .support import kill_quietly, program, python, read_json_lines, wait_for, wait_gone
+
+
+def test_a_stop_with_no_memory_left_ends(tmp_path: Path) -> None:
+    """SIGTERM with RLIMIT_AS below what the daemon uses: it exits, its last record logged."""
+    pidfile, log, marker = tmp_path / "d.pid", tmp_path / "d.jsonl", tmp_path / "ran"
+    options = {"detach": True, "pidfile": str(pidfile), "log_file": str(log)}
+    started = python([program("starved_stop"), json.dumps(options), marker])
+    assert started.returncode == 0, started.stderr
+    pid = int(pidfile.read_text())
+    try:
+        wait_for(marker.exists, what="the daemon's own thread to have run")
+        _, hard = resource.prlimit(pid, resource.RLIMIT_AS)
+        resource.prlimit(pid, resource.RLIMIT_AS, (16 << 20, hard))
+        os.kill(pid, signal.SIGTERM)
+        wait_gone(pid, 20)
+    finally:
+        kill_quietly(pid)
+    [end] = [record for record in read_json_lines(log) if record["event"] == "exit"]
+    assert end["status"] == 0
+    assert not pidfile.exists()
