@@ -31,6 +31,7 @@ from .support import (
     SESSION_VARIABLE,
     clean_env,
     free_port,
+    past_duplicate_window,
     read_json_lines,
     read_pid,
     require_tool,
@@ -154,6 +155,7 @@ async def test_second_sigterm_exits_at_once(server: str) -> None:
         await daemon.wait_for_record("slow request")
         daemon.signal(signal.SIGTERM)
         await daemon.wait_for_record("stopped accepting")
+        past_duplicate_window()
         daemon.signal(signal.SIGTERM)
         assert await daemon.wait(timeout=10) == 128 + signal.SIGTERM
         assert "second stop signal" in daemon.stderr
@@ -203,6 +205,7 @@ async def test_second_sigterm_still_forces_the_exit_after_uvicorns_own_handlers(
         assert await get(daemon.inet_address("http"), "/") == Answer(200, "hello\n")
         daemon.signal(signal.SIGTERM)
         await daemon.wait_for_record("hook running")
+        past_duplicate_window()
         daemon.signal(signal.SIGTERM)
         assert await daemon.wait(timeout=10) == 128 + signal.SIGTERM
         assert "second stop signal during shutdown: SIGTERM" in daemon.stderr
