@@ -20,8 +20,8 @@ import _socket
 import errno
 import os
 
+from .._prefork._pidfile_status import abstract_listener
 from .._prefork._procfs import stat_field
-from ._control_client import _peer
 
 __all__ = ["claim_signal", "claim_stop"]
 
@@ -82,13 +82,8 @@ def claim_signal(pid: int, action: str) -> Claim | int:
 
 def _holder_of(name: str) -> int | None:
     """The pid holding the abstract ``name``, if it is root or our own uid."""
-    probe = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
-    try:
-        probe.settimeout(1.0)
-        probe.connect(name)
-        holder, uid = _peer(probe)
-    except OSError:
+    listener = abstract_listener(name, wait=1.0)
+    if listener is None:
         return None  # released meanwhile, or not a listener: signal
-    finally:
-        probe.close()
+    holder, uid = listener
     return holder if uid in (0, os.geteuid()) else None

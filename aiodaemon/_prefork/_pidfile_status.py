@@ -24,7 +24,7 @@ from ._pidfile import (
     stopping_mark,
 )
 
-__all__ = ["PidfileState", "PidfileStatus", "read_pidfile", "says_stopping"]
+__all__ = ["PidfileState", "PidfileStatus", "abstract_listener", "read_pidfile", "says_stopping"]
 
 # O_NOFOLLOW and O_NONBLOCK as for the acquire side (see ._pidfile).
 _READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NOCTTY | os.O_NONBLOCK
@@ -196,17 +196,29 @@ def says_stopping(pid: int) -> bool:
     It listens on its stopping mark from its shutdown's start to its exit (see
     :meth:`._pidfile.Pidfile.mark_stopping`); whoever else listens there is not it.
     """
+    # Never waits: nobody listens there (it runs), or its queue is full: False.
+    listener = abstract_listener(stopping_mark(pid))
+    return listener is not None and listener[0] == pid
+
+
+def abstract_listener(name: str, wait: float = 0.0) -> tuple[int, int] | None:
+    """The pid and uid of the process listening on the abstract unix socket ``name``.
+
+    Anyone may bind such a name: callers judge the pid and uid (``SO_PEERCRED``).
+    None when nobody listens, or its queue stays full for ``wait`` seconds (0:
+    a unix connect is queued at once, or refused).
+    """
     import _socket  # as the control client's: socket.py costs a status ~2 ms
 
     probe = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC)
     try:
-        # Never waits: a unix connect is queued at once, or refused.
-        probe.setblocking(False)
-        probe.connect(stopping_mark(pid))
-        # (pid, uid, gid) as native ints: the listener's pid comes first.
+        probe.settimeout(wait)
+        probe.connect(name)
+        # (pid, uid, gid) as native ints.
         creds = probe.getsockopt(_socket.SOL_SOCKET, _socket.SO_PEERCRED, 12)
     except OSError:
-        return False  # nobody listens there (it runs), or its queue is full
+        return None
     finally:
         probe.close()
-    return int.from_bytes(creds[:4], sys.byteorder, signed=True) == pid
+    pid, uid = (int.from_bytes(creds[i : i + 4], sys.byteorder, signed=True) for i in (0, 4))
+    return pid, uid
