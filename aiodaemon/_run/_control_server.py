@@ -248,10 +248,21 @@ class ControlServer:
 
 
 def _hung_up(fd: int) -> bool:
-    """Whether the client on ``fd`` has closed its end (POLLHUP, as in :func:`_unless_hung_up`)."""
+    """Whether the client on ``fd`` has closed its end (see :func:`_hang_up_poller`)."""
+    return bool(_hang_up_poller(fd).poll(0))
+
+
+def _hang_up_poller(fd: int) -> select.poll:
+    """A poll object whose ``poll()`` reports ``POLLHUP`` on ``fd``: the client closed its end.
+
+    A client that only shut down its writing half (end of its request) has
+    not hung up. A poll: the transport owns the fd's reader, and no loop event
+    says POLLHUP.
+    """
     poller = select.poll()
+    # No event asked for: POLLHUP is reported anyway.
     poller.register(fd, 0)
-    return bool(poller.poll(0))
+    return poller
 
 
 async def _unless_hung_up(work: Awaitable[dict[str, Any]], fd: int) -> dict[str, Any]:
@@ -268,10 +279,7 @@ async def _unless_hung_up(work: Awaitable[dict[str, Any]], fd: int) -> dict[str,
 
     async def watch() -> None:
         nonlocal hung_up
-        poller = select.poll()
-        # No event asked for: POLLHUP is reported anyway.
-        poller.register(fd, 0)
-        # A poll: the transport owns the fd's reader, and no loop event says POLLHUP.
+        poller = _hang_up_poller(fd)
         while not poller.poll(0):  # noqa: ASYNC110
             await asyncio.sleep(_HANG_UP_CHECK)
         hung_up = True
