@@ -12,9 +12,11 @@ upgrade back.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from .support import AIODAEMON, REPO, clean_env, wait_for, wait_gone
@@ -53,31 +55,61 @@ def _finish(command: subprocess.Popen[str]) -> tuple[int, str, str]:
     return command.returncode, out, err
 
 
-def test_status_and_reload_wait_for_a_slow_hand_over(app: App, tmp_path: Path) -> None:
-    """Held 3 s after writing its pid: ``status`` and ``reload`` answer from the new daemon."""
+class _HandOver:
+    """An upgrade in the background whose new process is held once its pid is written."""
+
+    def __init__(self, app: App, held: Path, old: int, upgrade: subprocess.Popen[str]) -> None:
+        self.held, self.old, self.upgrade = held, old, upgrade
+        #: the new process, whose pid is in the pidfile.
+        self.successor = app.pid()
+        #: commands run meanwhile (see :meth:`command`).
+        self.commands: list[subprocess.Popen[str]] = []
+
+    def command(self, app: App, *args: str) -> subprocess.Popen[str]:
+        """Run ``aiodaemon ARGS`` meanwhile (killed if the test fails)."""
+        self.commands.append(_command(app, *args))
+        return self.commands[-1]
+
+    def go_on(self) -> None:
+        """Let the new process go on (its take-over)."""
+        (self.held / "go").touch()
+
+
+@contextlib.contextmanager
+def _held_hand_over(app: App, tmp_path: Path) -> Iterator[_HandOver]:
+    """Start the daemon, upgrade it, and hold its new process once its pid is in the pidfile.
+
+    On a failure the new process goes on, and nothing started outlives the test.
+    """
     held = tmp_path / "held"
     old = _start_held(app, held)
     upgrade = _upgrade_in_background(app)
-    successor = None
-    commands: list[subprocess.Popen[str]] = []
+    hand_over = None
     try:
         wait_for((held / "paused").exists, 30, "the new process to write its pid")
-        successor = app.pid()
-        assert successor != old
-        commands = [_command(app, "status"), _command(app, "reload")]
-        # The fault: the new process does not go on for a while (SIGSTOP, a slow fsync).
-        time.sleep(HELD)
-        (held / "go").touch()
-        assert _finish(upgrade) == (0, f"{successor}\n", "")
-        status, reload = map(_finish, commands)
+        hand_over = _HandOver(app, held, old, upgrade)
+        yield hand_over
     except BaseException:
         (held / "go").touch()
-        _end_what_is_left(upgrade, successor)
-        for command in commands:
+        _end_what_is_left(upgrade, None if hand_over is None else hand_over.successor)
+        for command in [] if hand_over is None else hand_over.commands:
             if command.poll() is None:
                 command.kill()
                 command.communicate()
         raise
+
+
+def test_status_and_reload_wait_for_a_slow_hand_over(app: App, tmp_path: Path) -> None:
+    """Held 3 s after writing its pid: ``status`` and ``reload`` answer from the new daemon."""
+    with _held_hand_over(app, tmp_path) as hand_over:
+        successor = hand_over.successor
+        assert successor != hand_over.old
+        commands = [hand_over.command(app, "status"), hand_over.command(app, "reload")]
+        # The fault: the new process does not go on for a while (SIGSTOP, a slow fsync).
+        time.sleep(HELD)
+        hand_over.go_on()
+        assert _finish(hand_over.upgrade) == (0, f"{successor}\n", "")
+        status, reload = map(_finish, commands)
     assert status[0] == 0, status
     # The reload asked at the same time may be running when status is answered.
     state, _, rest = status[1].partition(" ")
@@ -90,26 +122,13 @@ def test_status_and_reload_wait_for_a_slow_hand_over(app: App, tmp_path: Path) -
 
 def test_stop_during_a_slow_hand_over_leaves_the_upgrade_done(app: App, tmp_path: Path) -> None:
     """``stop`` meanwhile: no "not trusted", no SIGTERM rolling the upgrade back; both end."""
-    held = tmp_path / "held"
-    old = _start_held(app, held)
-    upgrade = _upgrade_in_background(app)
-    successor = None
-    stop = None
-    try:
-        wait_for((held / "paused").exists, 30, "the new process to write its pid")
-        successor = app.pid()
-        stop = _command(app, "stop")
+    with _held_hand_over(app, tmp_path) as hand_over:
+        old, successor = hand_over.old, hand_over.successor
+        stop = hand_over.command(app, "stop")
         time.sleep(HELD)
-        (held / "go").touch()
-        upgraded = _finish(upgrade)
+        hand_over.go_on()
+        upgraded = _finish(hand_over.upgrade)
         stopped = _finish(stop)
-    except BaseException:
-        (held / "go").touch()
-        _end_what_is_left(upgrade, successor)
-        if stop is not None and stop.poll() is None:
-            stop.kill()
-            stop.communicate()
-        raise
     assert upgraded == (0, f"{successor}\n", "")
     assert stopped == (0, "", f"aiodaemon: stopped (pid {successor})\n")
     wait_gone(successor)
@@ -122,24 +141,11 @@ def test_reload_during_a_hand_over_that_rolls_back_reloads_the_old_daemon(
 ) -> None:
     """Held past the old daemon's 10 s: it is killed, and the waiting ``reload`` reloads the
     old daemon, which serves on (not a SIGHUP to the process being killed, exit 0)."""
-    held = tmp_path / "held"
-    old = _start_held(app, held)
-    upgrade = _upgrade_in_background(app)
-    successor = None
-    reload = None
-    try:
-        wait_for((held / "paused").exists, 30, "the new process to write its pid")
-        successor = app.pid()
-        reload = _command(app, "reload")
-        upgraded = _finish(upgrade)
+    with _held_hand_over(app, tmp_path) as hand_over:
+        old, successor = hand_over.old, hand_over.successor
+        reload = hand_over.command(app, "reload")
+        upgraded = _finish(hand_over.upgrade)
         reloaded = _finish(reload)
-    except BaseException:
-        (held / "go").touch()
-        _end_what_is_left(upgrade, successor)
-        if reload is not None and reload.poll() is None:
-            reload.kill()
-            reload.communicate()
-        raise
     assert upgraded == (
         1,
         "",
