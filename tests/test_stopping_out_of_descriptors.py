@@ -35,7 +35,7 @@ def test_a_daemon_stopping_out_of_descriptors_is_stopping(tmp_path: Path, uvloop
     pidfile, log = tmp_path / "d.pid", tmp_path / "d.jsonl"
     marker, gate = tmp_path / "full", tmp_path / "gate"
     options = {"detach": True, "pidfile": str(pidfile), "log_file": str(log), "uvloop": uvloop}
-    started = python([program("fds_gone_at_stop"), json.dumps(options), marker, gate])
+    started = python([program("fds_gone_after_ready"), json.dumps(options), marker, gate])
     assert started.returncode == 0, started.stderr
     pid = int(pidfile.read_text())
     try:
