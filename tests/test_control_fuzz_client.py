@@ -193,7 +193,7 @@ def answers_like(draw: st.DrawFn) -> dict[str, Any]:
     answer: dict[str, Any] = {}
     keys = st.sampled_from(
         ["v", "ok", "error", "state", "pid", "uptime", "sockets", "last_reload", "version",
-         "reload", "already_stopping", "exits_within", "transient", "timeout"]
+         "reload", "already_stopping", "exits_within", "socket_files", "transient", "timeout"]
     )  # fmt: skip
     good: dict[str, Any] = {
         "v": 1,
@@ -205,8 +205,9 @@ def answers_like(draw: st.DrawFn) -> dict[str, Any]:
         "last_reload": None,
         "version": "1",
         "reload": {"ok": True, "error": None, "at": "2026-11-22T00:00:00Z"},
+        "socket_files": {"/nonexistent/aiodaemon.sock": [1, 2]},
     }
-    for key in draw(st.lists(keys, unique=True, max_size=14)):
+    for key in draw(st.lists(keys, unique=True, max_size=15)):
         answer[key] = good[key] if key in good and draw(st.booleans()) else draw(json_values)
     return answer
 

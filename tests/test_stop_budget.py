@@ -7,8 +7,8 @@ import pytest
 from .control_support import ControlApp, open_control_app
 
 
-def _start(app: ControlApp, shutdown_timeout: str) -> int:
-    result = app.cli("start", "control_app:main", "--pidfile", app.pidfile,
+def _start(app: ControlApp, shutdown_timeout: str, *extra: str) -> int:
+    result = app.cli("start", "control_app:main", "--pidfile", app.pidfile, *extra,
                      "--log-file", app.log, "--shutdown-timeout", shutdown_timeout)  # fmt: skip
     assert result.returncode == 0, result.stderr
     return int(result.stdout)
@@ -43,3 +43,20 @@ def test_an_explicit_timeout_is_kept() -> None:
             f" and control socket {app.control}, which the killed daemon left",
         ]
         assert not app.records("shutdown finished")
+
+
+def test_a_killed_daemon_s_unix_socket_files_are_removed() -> None:
+    """SIGKILLed at --timeout: stop removes its listen= and health socket files too."""
+    with open_control_app() as app:
+        echo, health = app.dir / "echo.sock", app.dir / "health.sock"
+        pid = _start(app, "40", "--listen", f"echo=unix:{echo}", "--health", f"unix:{health}")
+        app.steer("shutdown", "slow:31")
+        stop = app.cli("stop", "--pidfile", app.pidfile, "--timeout", "1", timeout=60)
+        assert stop.returncode == 0, stop.stderr
+        assert stop.stderr.splitlines()[-1] == (
+            f"aiodaemon: stopped (pid {pid}); removed pidfile {app.pidfile},"
+            f" control socket {app.control}, socket file {echo} and socket file {health},"
+            " which the killed daemon left"
+        )
+        assert not echo.exists()
+        assert not health.exists()

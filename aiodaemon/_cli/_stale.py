@@ -1,11 +1,15 @@
-"""What a killed daemon leaves: its pidfile and its control socket, removed safely.
+"""What a killed daemon leaves: its pidfile and its socket files, removed safely.
 
 Removal happens under the pidfile's own lock (taken, never waited for): while
 we hold it no daemon can be starting on this pidfile, and a daemon binds its
 control socket only once it holds that lock, so the socket beside it cannot be
 a fresh one. Nothing is followed through a symlink, and a socket is removed
 only when it is one, belongs to the pidfile's owner (or to us) and nobody
-accepts on it. Synchronous and light, for the CLI: no asyncio.
+accepts on it. The daemon's ``listen=`` and ``health`` socket files, which
+another daemon may bind as soon as they are gone, are removed only when they
+are still the very inodes the daemon said it made (in its answer to ``stop``),
+looked up and unlinked through one descriptor of their directory.
+Synchronous and light, for the CLI: no asyncio.
 """
 
 from __future__ import annotations
@@ -16,10 +20,11 @@ import socket
 import stat
 
 from .._prefork._pidfile import parse_pid, read_pid_text
-from .._prefork._sunpath import unix_address
+from .._prefork._sunpath import SUN_PATH_MAX, unix_address
 
 TYPE_CHECKING = False  # not typing's: see aiodaemon/__init__.py
 if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
     from typing import TypeAlias
 
     StrPath: TypeAlias = str | os.PathLike[str]
@@ -33,20 +38,31 @@ _CONNECT_TIMEOUT = 1.0
 class StaleRemoval:
     """What :func:`remove_stale` removed."""
 
-    __slots__ = ("control", "pidfile")
+    __slots__ = ("control", "pidfile", "sockets")
 
-    def __init__(self, pidfile: bool, control: bool) -> None:
+    def __init__(self, pidfile: bool, control: bool, sockets: Sequence[str] = ()) -> None:
         self.pidfile = pidfile
         self.control = control
+        #: the paths of the other socket files removed.
+        self.sockets = list(sockets)
 
 
-def remove_stale(path: StrPath, pid: int | None, *, control: StrPath | None = None) -> StaleRemoval:
+def remove_stale(
+    path: StrPath,
+    pid: int | None,
+    *,
+    control: StrPath | None = None,
+    sockets: Mapping[str, tuple[int, int]] | None = None,
+    owner: int | None = None,
+) -> StaleRemoval:
     """Unlink the pidfile ``path`` if nobody holds its lock and it still names ``pid``.
 
     An emptied file counts as naming any pid (a daemon empties it when it may
     not unlink it); a file holding anything else is not ours and is left.
     ``control``, the socket beside it, goes with it when it is stale (see the
-    module's rules).
+    module's rules), and so does each of ``sockets`` (path -> (st_dev,
+    st_ino), as the daemon ``pid`` told them) that is still that inode, owned
+    by ``owner`` (the daemon's uid) or by us, with nobody accepting on it.
     """
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NOCTTY | os.O_NONBLOCK)
@@ -64,8 +80,14 @@ def remove_stale(path: StrPath, pid: int | None, *, control: StrPath | None = No
         if not _names(data, pid):
             return StaleRemoval(False, False)
         removed_control = control is not None and _remove_dead_socket(control, st.st_uid)
+        owners = {os.geteuid()} if owner is None else {owner, os.geteuid()}
+        removed = [
+            socket_path
+            for socket_path, inode in (sockets or {}).items()
+            if _remove_socket_file(socket_path, inode, owners)
+        ]
         os.unlink(path)
-        return StaleRemoval(True, removed_control)
+        return StaleRemoval(True, removed_control, removed)
     except OSError:
         # Locked again by a new daemon, or not ours to remove: leave it.
         return StaleRemoval(False, False)
@@ -97,6 +119,39 @@ def _remove_dead_socket(path: StrPath, pidfile_owner: int) -> bool:
         os.unlink(path)
     except OSError:
         return False
+    return True
+
+
+def _remove_socket_file(path: str, inode: tuple[int, int], owners: set[int]) -> bool:
+    """Unlink ``path`` if it is the socket ``inode``, one of ``owners``', nobody accepting on it.
+
+    Looked up and unlinked through one descriptor of its directory: a
+    directory its account controls cannot be swapped for a symlink in
+    between, to have another file of that name removed.
+    """
+    directory, name = os.path.split(path)
+    try:
+        dirfd = os.open(directory or "/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        st = os.stat(name, dir_fd=dirfd, follow_symlinks=False)
+        if (
+            (st.st_dev, st.st_ino) != inode
+            or not stat.S_ISSOCK(st.st_mode)
+            or st.st_uid not in owners
+        ):
+            return False
+        # The inode alone does not say the daemon is its only listener: a
+        # process it forked may still accept on the socket.
+        address = f"/proc/self/fd/{dirfd}/{name}"
+        if len(os.fsencode(address)) > SUN_PATH_MAX or not _refused(address):
+            return False
+        os.unlink(name, dir_fd=dirfd)
+    except OSError:
+        return False
+    finally:
+        os.close(dirfd)
     return True
 
 

@@ -17,7 +17,7 @@ import time
 from .._prefork._control_protocol import VERSION
 from .._prefork._messages import seconds_shown
 from .._prefork._pidfile_status import says_stopping
-from .._prefork._procfs import is_suspended, stat_field
+from .._prefork._procfs import is_suspended, stat_field, uids
 from .._prefork._readiness import wait_exited
 from ._control import ControlCode, _holder, _say, _send
 from ._control_client import (
@@ -103,6 +103,8 @@ def stop(
     if isinstance(holder, int):
         return holder
     pid, pidfd = holder
+    # Whose its socket files may be (read while it lives): see remove_stale.
+    daemon_uid = None if (ids := uids(pid)) is None else ids[1]
 
     def handed_to() -> int | None:
         return None if taker is None else taken_over(path, pid, taker=taker)
@@ -112,13 +114,16 @@ def stop(
     successor: int | None = None
     try:
         asked, budget = _Asked.SIGNAL, None
+        sockets: dict[str, tuple[int, int]] = {}
         wait = DEFAULT_TIMEOUT if timeout is None else timeout
         if control is not None:
 
             def handed() -> bool:
                 return handed_to() is not None
 
-            asked, budget = _ask(control, pid, pidfd, wait, had_socket=had_socket, handed=handed)
+            asked, budget, sockets = _ask(
+                control, pid, pidfd, wait, had_socket=had_socket, handed=handed
+            )
         if asked is _Asked.HANDED:
             # It handed over and stops on its own: its new process is the daemon now.
             successor = handed_to()
@@ -163,12 +168,15 @@ def stop(
                 left = "which the killed daemon left"
             successor = handed_to()
             if successor is None:
-                removed = remove_stale(path, pid, control=control)
+                removed = remove_stale(
+                    path, pid, control=control, sockets=sockets, owner=daemon_uid
+                )
                 if removed.pidfile:
-                    files = f"pidfile {path}"
+                    files = [f"pidfile {path}"]
                     if removed.control:
-                        files += f" and control socket {control}"
-                    note = f"; removed {files}, {left}"
+                        files.append(f"control socket {control}")
+                    files += [f"socket file {socket}" for socket in removed.sockets]
+                    note = f"; removed {_listed(files)}, {left}"
     finally:
         os.close(pidfd)
         if claim is not None and not isinstance(claim, int):
@@ -182,6 +190,11 @@ def stop(
     return ControlCode.OK
 
 
+def _listed(items: list[str]) -> str:
+    """``a``, ``a and b``, ``a, b and c``."""
+    return " and ".join([", ".join(items[:-1]), items[-1]] if items[1:] else items)
+
+
 def _ask(
     control: StrPath,
     pid: int,
@@ -190,20 +203,48 @@ def _ask(
     *,
     had_socket: bool,
     handed: Callable[[], bool],
-) -> tuple[_Asked, float | None]:
-    """Send ``stop`` over the control socket: how it went, and the daemon's stop budget.
+) -> tuple[_Asked, float | None, dict[str, tuple[int, int]]]:
+    """Send ``stop`` over the control socket: how it went, the daemon's stop budget, its files.
 
     SIGNAL when SIGTERM must do instead; the budget (seconds to its end at
-    the latest) only when the daemon said it.
+    the latest) and the unix socket files it would remove at its exit only
+    when the daemon said them.
     """
     asked = _ask_once(control, pid, pidfd, timeout, had_socket=had_socket, handed=handed)
     if isinstance(asked, _Asked):
-        return asked, None
+        return asked, None, {}
     budget = asked.get("exits_within")
     if isinstance(budget, bool) or not isinstance(budget, int | float) or budget < 0:
         budget = None
     kind = _Asked.ALREADY if asked.get("already_stopping") is True else _Asked.STOPPING
-    return kind, budget
+    return kind, budget, _socket_files(asked.get("socket_files"))
+
+
+def _socket_files(told: object) -> dict[str, tuple[int, int]]:
+    """The daemon's unix socket files from its answer: path -> (st_dev, st_ino)."""
+    files: dict[str, tuple[int, int]] = {}
+    if not isinstance(told, dict):
+        return files
+    for path, inode in told.items():
+        if (
+            _is_path(path)
+            and isinstance(inode, list)
+            and len(inode) == 2
+            and all(type(number) is int and number >= 0 for number in inode)
+        ):
+            files[path] = (inode[0], inode[1])
+    return files
+
+
+def _is_path(text: object) -> bool:
+    """Whether ``text`` is an absolute path the file system can be asked about."""
+    if not isinstance(text, str) or not text.startswith("/") or "\0" in text:
+        return False
+    try:
+        os.fsencode(text)
+    except UnicodeError:
+        return False
+    return True
 
 
 def _ask_once(

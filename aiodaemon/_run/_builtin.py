@@ -199,6 +199,7 @@ def _control(runtime: Runtime) -> Service | None:
         version=__version__,
         request_stop=lambda: _request_stop(runtime),
         stop_budget=lambda: _stop_budget(runtime),
+        socket_files=lambda: _socket_files(runtime),
     )
     server = ControlServer(control.sock, {os.geteuid()}, commands.commands())
     takeover = getattr(runtime.parts.pipe, "on_takeover", None)
@@ -220,6 +221,14 @@ def _stop_budget(runtime: Runtime) -> float:
     from ._shutdown import EXIT_GRACE  # loaded with the runtime already
 
     return runtime.drain_delay + runtime.options.shutdown_timeout + EXIT_GRACE
+
+
+def _socket_files(runtime: Runtime) -> dict[str, tuple[int, int]]:
+    """The unix socket files this process removes at its exit, by their paths on the host."""
+    listeners = runtime.parts.listeners
+    if listeners is None or runtime.options.chroot is not None:
+        return {}  # a chrooted daemon knows them by their paths inside the jail
+    return listeners.owned_unix_files()
 
 
 def _serving(runtime: Runtime) -> Service:

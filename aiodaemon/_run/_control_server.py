@@ -347,6 +347,9 @@ class DaemonCommands:
         request_stop: ask for the graceful shutdown SIGTERM begins; None: no ``stop``.
         stop_budget: seconds within which the process is gone once asked to stop
             (drain delay, shutdown budget, exit grace), told in ``stop``'s answer.
+        socket_files: the unix socket files the daemon would remove at its exit
+            (path -> (st_dev, st_ino)), told in ``stop``'s answer: a ``stop``
+            that has to SIGKILL it removes them instead.
     """
 
     state: Callable[[], str]
@@ -358,6 +361,7 @@ class DaemonCommands:
     started: float = field(default_factory=boot_clock)
     request_stop: Callable[[], None] | None = None
     stop_budget: Callable[[], float] | None = None
+    socket_files: Callable[[], Mapping[str, tuple[int, int]]] | None = None
     #: where each socket listens, read while all are open: a draining daemon's
     #: closed listener still reports its address, as status promises.
     addresses: dict[str, str] = field(init=False)
@@ -446,4 +450,8 @@ class DaemonCommands:
         if self.stop_budget is not None:
             # `aiodaemon stop` waits this long before its SIGKILL unless told otherwise.
             answer["exits_within"] = self.stop_budget()
+        if self.socket_files is not None:
+            files = self.socket_files()
+            if files:
+                answer["socket_files"] = {path: list(inode) for path, inode in files.items()}
         return answer
