@@ -265,6 +265,32 @@ def test_a_test_process_killed_hard_after_a_fork_leaves_no_daemon(tmp_path: Path
             kill_quietly(pid)
 
 
+def test_a_killed_watchdog_is_replaced_at_the_next_launch(tmp_path: Path) -> None:
+    """The kit's watchdog killed, then a second launch: the first daemon's child still goes.
+
+    The new watchdog is handed every daemon still running, not only the new one.
+    """
+    pids_file = tmp_path / "pids"
+    runner = subprocess.run(
+        [sys.executable, str(REPO / "tests" / "programs" / "kit_killed_runner.py")],
+        env=clean_env(
+            {"KIT_PIDS": str(pids_file), "TMPDIR": str(tmp_path), "KIT_KILL_WATCHDOG": "1"}
+        ),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
+    assert runner.returncode == 7, runner.stderr
+    pids = [int(pid) for pid in pids_file.read_text().split()]
+    assert len(pids) == 3
+    try:
+        wait_for(lambda: not any(map(is_alive, pids)), 30, "both daemons and the first's child")
+    finally:
+        for pid in pids:
+            kill_quietly(pid)
+
+
 def test_the_plugin_loads_nothing_of_the_runtime() -> None:
     """The pytest11 plugin and its fixture cost a suite that does not use them nothing."""
     code = (
