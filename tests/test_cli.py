@@ -447,6 +447,20 @@ def test_bad_import_is_one_line(app_dir: Path, pidfile: Path) -> None:
     assert not pidfile.exists()
 
 
+def test_a_hook_refused_at_import_points_at_the_program(app_dir: Path, pidfile: Path) -> None:
+    """A sync hook refused by its decorator: the line names the program's decorator line.
+
+    It named the line in aiodaemon's own module that raised the TypeError.
+    """
+    install_program("cli_bad_hook", app_dir, "bad_hook.py")
+    result = cli("start", "bad_hook:main", "--pidfile", pidfile, cwd=app_dir)
+    assert result.returncode == 2
+    line = one_line(result.stderr)
+    assert line.startswith("aiodaemon: importing 'bad_hook' failed: TypeError: on_startup "), line
+    assert line.endswith(f"({app_dir / 'bad_hook.py'}:6)"), line
+    assert not pidfile.exists()
+
+
 @pytest.mark.parametrize("command", ["start", "restart"])
 def test_an_import_that_exits_is_a_failed_start(app_dir: Path, pidfile: Path, command: str) -> None:
     """A module whose import calls sys.exit(0): one line saying where, exit 2, nothing replaced.

@@ -149,13 +149,17 @@ def _describe(exc: BaseException) -> str:
     import importlib
 
     # The import machinery's own frames (importlib.import_module in a module
-    # __getattr__) say nothing of where the program went wrong.
+    # __getattr__) say nothing of where the program went wrong, nor do
+    # aiodaemon's when it refuses what the program asked of it (a sync hook
+    # given to @aiodaemon.on_startup): the program's line is the one to fix.
     machinery = os.path.dirname(importlib.__file__) + os.sep
+    ours = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
     frames = [
         frame
         for frame in traceback.extract_tb(exc.__traceback__)
         if not frame.filename.startswith(("<frozen ", machinery))
     ]
+    frames = [frame for frame in frames if not frame.filename.startswith(ours)] or frames
     if frames:
         text += f" ({frames[-1].filename}:{frames[-1].lineno})"
     return text
