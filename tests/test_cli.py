@@ -461,6 +461,27 @@ def test_a_hook_refused_at_import_points_at_the_program(app_dir: Path, pidfile: 
     assert not pidfile.exists()
 
 
+@pytest.mark.parametrize("name", ["json", "queue"])
+def test_a_target_named_like_a_standard_module_is_refused(
+    app_dir: Path, pidfile: Path, name: str
+) -> None:
+    """A program file named like a standard module: one line naming the file, exit 2.
+
+    ``json`` said "module 'json' has no attribute 'main'" with json.py right
+    there; ``queue`` started, its file in the standard queue's place for the whole
+    daemon, and main failed at its first thread (no attribute 'SimpleQueue').
+    """
+    install_program("cli_named_like_stdlib", app_dir, f"{name}.py")
+    result = cli("start", f"{name}:main", "--pidfile", pidfile, cwd=app_dir)
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert one_line(result.stderr) == (
+        f"aiodaemon: {app_dir / name}.py cannot be imported as itself: its module name "
+        f"{name!r} is the standard library's {name} (rename it, e.g. {name}_app.py)"
+    )
+    assert not pidfile.exists()
+
+
 @pytest.mark.parametrize("command", ["start", "restart"])
 def test_an_import_that_exits_is_a_failed_start(app_dir: Path, pidfile: Path, command: str) -> None:
     """A module whose import calls sys.exit(0): one line saying where, exit 2, nothing replaced.

@@ -85,8 +85,10 @@ def _import(module_name: str) -> Any:
         # A shell left in a directory that is gone (a deploy replaced the release
         # it sat in): nothing to import there, an installed TARGET still imports.
         cwd = None
-    if cwd is not None and cwd not in sys.path:
-        sys.path.insert(0, cwd)
+    if cwd is not None:
+        _check_own_name(module_name, cwd)
+        if cwd not in sys.path:
+            sys.path.insert(0, cwd)
     from .._launch import TARGET_IMPORT, TargetCallsRun
 
     TARGET_IMPORT.active, TARGET_IMPORT.called_at = True, None
@@ -113,6 +115,51 @@ def _import(module_name: str) -> Any:
         # The module caught the refusal's SystemExit and carried on: still wrong.
         raise _calls_run(module_name, TARGET_IMPORT.called_at)
     return module
+
+
+#: Modules the daemon's runtime imports besides the standard library's (the
+#: testing kit, which uses no private module, keeps its own list).
+_RUNTIME_MODULES = frozenset({"aiodaemon", "orjson", "structlog", "uvloop"})
+
+
+def _owner_of_module_name(name: str) -> str | None:
+    """Whose module ``name`` is, when the daemon imports one of that name itself.
+
+    A program of that name cannot be imported as itself there: a built-in or
+    already imported module runs in its place (``module 'time' has no
+    attribute 'main'``), or the program, first on the path, takes the module's
+    place for the whole daemon (``module 'json' has no attribute 'dumps'``).
+    """
+    if name in sys.stdlib_module_names:
+        return "the standard library's"
+    if name in _RUNTIME_MODULES:
+        return "a module aiodaemon itself imports:"
+    return None
+
+
+def _check_own_name(module_name: str, cwd: str) -> None:
+    """Refuse a TARGET in ``cwd`` named like a module the daemon imports itself.
+
+    Raises:
+        TargetError: naming the program's file and the module it clashes with.
+    """
+    top = module_name.partition(".")[0]
+    owner = _owner_of_module_name(top)
+    if owner is None:
+        return
+    loaded = getattr(sys.modules.get(top), "__file__", None)
+    for path, rename in (
+        (os.path.join(cwd, top + ".py"), f"{top}_app.py"),
+        (os.path.join(cwd, top, "__init__.py"), f"{top}_app/"),
+    ):
+        # aiodaemon's own checkout is the aiodaemon that runs: no clash there.
+        if os.path.isfile(path) and not (
+            loaded and os.path.realpath(loaded) == os.path.realpath(path)
+        ):
+            raise TargetError(
+                f"{path} cannot be imported as itself: its module name {top!r} is "
+                f"{owner} {top} (rename it, e.g. {rename})"
+            )
 
 
 def _unreadable(directory: str) -> str:
