@@ -461,18 +461,21 @@ def test_a_hook_refused_at_import_points_at_the_program(app_dir: Path, pidfile: 
     assert not pidfile.exists()
 
 
+@pytest.mark.parametrize("module", [False, True], ids=["command", "python-m"])
 @pytest.mark.parametrize("name", ["json", "queue"])
 def test_a_target_named_like_a_standard_module_is_refused(
-    app_dir: Path, pidfile: Path, name: str
+    app_dir: Path, pidfile: Path, name: str, module: bool
 ) -> None:
     """A program file named like a standard module: one line naming the file, exit 2.
 
     ``json`` said "module 'json' has no attribute 'main'" with json.py right
     there; ``queue`` started, its file in the standard queue's place for the whole
     daemon, and main failed at its first thread (no attribute 'SimpleQueue').
+    ``python -m aiodaemon``, whose current directory Python puts first on the
+    path, gave structlog's traceback over json.py (no attribute 'dumps').
     """
     install_program("cli_named_like_stdlib", app_dir, f"{name}.py")
-    result = cli("start", f"{name}:main", "--pidfile", pidfile, cwd=app_dir)
+    result = cli("start", f"{name}:main", "--pidfile", pidfile, cwd=app_dir, module=module)
     assert result.returncode == 2
     assert result.stdout == ""
     assert one_line(result.stderr) == (
