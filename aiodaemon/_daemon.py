@@ -24,6 +24,7 @@ from ._run._hooks import (
     UserMain,
     check_hook,
     check_lifespan,
+    describe,
 )
 from .exceptions import ExitCode
 
@@ -303,6 +304,9 @@ class Daemon:
             raise SystemExit(ExitCode.USAGE)
         if threading.current_thread() is not threading.main_thread():
             _refuse_from_a_thread(target)
+        stray = stray_hooks_warning(self)
+        if stray is not None:
+            say(stray)
         global _run_under_way
         _run_under_way = True
         try:
@@ -310,6 +314,56 @@ class Daemon:
         finally:
             _run_under_way = False
         raise SystemExit(status)
+
+
+def stray_hooks_warning(daemon: Daemon, module: object = None) -> str | None:
+    """A warning naming hooks registered on a Daemon other than ``daemon``, the one run.
+
+    The module-level decorators register on ``default_daemon``, and a
+    ``Daemon()`` of the program's own keeps its hooks to itself: beside the
+    other one, what they registered never runs, and nothing else would say so.
+    ``module``, the program's (for ``aiodaemon start MODULE:ATTR``): its own
+    Daemon objects too.
+    """
+    others: dict[int, tuple[Daemon, str]] = {}
+    if daemon is not default_daemon:
+        others[id(default_daemon)] = (
+            default_daemon,
+            "the default Daemon (the module-level decorators, aiodaemon.on_startup"
+            " and the like), not the one this program runs; register them with its own",
+        )
+    name = getattr(module, "__name__", None)
+    for attr, value in vars(module).items() if module is not None else ():
+        if isinstance(value, Daemon) and value is not daemon and id(value) not in others:
+            others[id(value)] = (
+                value,
+                f"{name}.{attr}, not the Daemon TARGET runs; run {name}:{attr}",
+            )
+    parts = [
+        f"{_registered(other.hooks)} are registered on {where}"
+        for other, where in others.values()
+        if _registered(other.hooks)
+    ]
+    return f"warning: hooks that will not run: {'; '.join(parts)}" if parts else None
+
+
+def _registered(hooks: Hooks) -> str:
+    """``app.setup (on_startup), app.db (lifespan)``: what ``hooks`` holds, each once."""
+    kinds: dict[str, str] = {}
+    for kind, registered in (
+        ("on_startup", hooks.startup),
+        ("on_reload", hooks.reload),
+        ("on_shutdown", hooks.shutdown),
+        ("readiness_check", hooks.readiness),
+        ("on_signal", [fn for handlers in hooks.signals.values() for fn in handlers]),
+    ):
+        for fn in registered:
+            # A lifespan sits in both startup and shutdown: named once.
+            named, what = (
+                (fn.name, "lifespan") if isinstance(fn, Lifespan) else (describe(fn), kind)
+            )
+            kinds.setdefault(named, what)
+    return ", ".join(f"{named} ({what})" for named, what in kinds.items())
 
 
 def _warn_on_ready(options: Mapping[str, Any]) -> Callable[[int], None]:

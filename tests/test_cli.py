@@ -461,6 +461,30 @@ def test_a_hook_refused_at_import_points_at_the_program(app_dir: Path, pidfile: 
     assert not pidfile.exists()
 
 
+def test_a_function_target_beside_a_daemon_with_hooks_names_the_daemon_to_run(
+    app_dir: Path, pidfile: Path
+) -> None:
+    """TARGET module:main where the module's hooks are on its own Daemon: a warning, still started.
+
+    The default Daemon ran main, and the module's Daemon's startup hook never
+    ran, without a word.
+    """
+    result = cli("start", "daemonapp:main", "--pidfile", pidfile, cwd=app_dir)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.splitlines()[0] == (
+        "aiodaemon: warning: hooks that will not run: daemonapp.started (on_startup) are"
+        " registered on daemonapp.daemon, not the Daemon TARGET runs; run daemonapp:daemon"
+    )
+    assert not (app_dir / "daemon-started").exists()
+    assert cli("stop", "--pidfile", pidfile, cwd=app_dir).returncode == 0
+    # Given as the warning says, the hook runs and nothing is said.
+    result = cli("start", "daemonapp:daemon", "--pidfile", pidfile, cwd=app_dir)
+    assert result.returncode == 0, result.stderr
+    assert "hooks that will not run" not in result.stderr
+    assert (app_dir / "daemon-started").read_text() == result.stdout.strip()
+    assert cli("stop", "--pidfile", pidfile, cwd=app_dir).returncode == 0
+
+
 @pytest.mark.parametrize("module", [False, True], ids=["command", "python-m"])
 @pytest.mark.parametrize("name", ["json", "queue"])
 def test_a_target_named_like_a_standard_module_is_refused(

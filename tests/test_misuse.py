@@ -73,6 +73,23 @@ def test_run_inside_a_running_loop_says_to_call_it_at_the_top_level() -> None:
     assert "top level" in line
 
 
+def test_hooks_of_the_default_daemon_beside_an_own_daemon_are_named_before_it_runs() -> None:
+    """Daemon().run() beside @aiodaemon.on_startup: a warning naming the hook that will not run.
+
+    The module-level decorators register on the default Daemon; the hook was
+    dropped without a word.
+    """
+    result = python([PROGRAMS / "stray_hooks.py"])
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "main ran\nown hook ran\n"
+    (line,) = [line for line in result.stderr.splitlines() if line.startswith("aiodaemon: ")]
+    assert line == (
+        "aiodaemon: warning: hooks that will not run: __main__.announce (on_startup) are"
+        " registered on the default Daemon (the module-level decorators, aiodaemon.on_startup"
+        " and the like), not the one this program runs; register them with its own"
+    )
+
+
 def test_run_from_a_thread_is_refused_before_anything_is_acquired(tmp_path: Path) -> None:
     """run() from a non-main thread: one line, exit 2, no pidfile, no traceback, no return."""
     pidfile = tmp_path / "d.pid"

@@ -51,9 +51,15 @@ def _load_target(spec: str) -> tuple[Daemon, HookFunction]:
     from ._importer import TargetError, load_target
 
     try:
-        return load_target(spec)
+        daemon, program = load_target(spec)
     except TargetError as exc:
         raise UsageError(str(exc)) from None
+    from .._daemon import stray_hooks_warning
+
+    stray = stray_hooks_warning(daemon, sys.modules.get(spec.partition(":")[0]))
+    if stray is not None:
+        error(f"{PROG}: {stray}")
+    return daemon, program
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
