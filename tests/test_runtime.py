@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import signal
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -246,7 +247,11 @@ def test_sync_hook_is_refused_at_decoration() -> None:
         pass
 
     sync: Any = not_async  # what an untyped caller could pass
-    with pytest.raises(TypeError, match="must be an async function"):
+    # Named as the other hook errors name a function (not <function ... at 0x7f...>).
+    shown = f"the function {__name__}.{not_async.__qualname__}"
+    with pytest.raises(
+        TypeError, match=re.escape(f"must be an async function (async def), not {shown}")
+    ):
         daemon.on_startup(sync)
     with pytest.raises(TypeError, match="must be an async function"):
         daemon.on_reload(sync)

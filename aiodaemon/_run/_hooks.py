@@ -157,7 +157,7 @@ def check_hook(fn: object, what: str = "hook") -> None:
             f" yield and a teardown)"
         )
     if not callable(fn) or not inspect.iscoroutinefunction(fn):
-        raise TypeError(f"{what} must be an async function (async def), not {fn!r}")
+        raise TypeError(f"{what} must be an async function (async def), not {_shown(fn)}")
     _wants_context(fn, what)
 
 
@@ -169,9 +169,19 @@ def check_lifespan(fn: object) -> None:
     """
     if not callable(fn) or not inspect.isasyncgenfunction(fn):
         raise TypeError(
-            f"lifespan must be an async generator function (async def with one yield), not {fn!r}"
+            "lifespan must be an async generator function (async def with one yield),"
+            f" not {_shown(fn)}"
         )
     _wants_context(fn, "lifespan")
+
+
+def _shown(fn: object) -> str:
+    """A refused hook as its error names it: a function by its name, as the other errors do."""
+    if inspect.isfunction(fn) or inspect.ismethod(fn):
+        # Not repr()'s <function open_db at 0x7f...>: which module's open_db?
+        kind = "async function" if inspect.iscoroutinefunction(fn) else "function"
+        return f"the {kind} {describe(fn)}"
+    return repr(fn)
 
 
 def _wants_context(fn: Callable[..., object], what: str) -> bool:
