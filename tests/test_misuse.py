@@ -192,6 +192,22 @@ def test_syslog_swallowing_target_gets_a_hint(target: str) -> None:
     assert "--syslog /dev/log" in line
 
 
+@pytest.mark.parametrize(
+    "target",
+    ["udp://localhost", "tcp://unix:/dev/log", "udp://localhost:514?reuseport", "udp://h:"],
+)
+def test_a_syslog_address_without_its_port_says_what_it_takes(target: str) -> None:
+    """--syslog udp://localhost: one line asking for udp://host:port.
+
+    It said "expected host:port, [v6]:port or unix:/path", listen='s forms,
+    which do not apply inside udp:// or tcp://.
+    """
+    result = cli("run", "tests.programs.noop:main", "--syslog", target)
+    assert result.returncode == 2
+    scheme = target.partition(":")[0]
+    assert result.stderr == f"aiodaemon: --syslog: expected {scheme}://host:port, not {target!r}\n"
+
+
 def test_start_without_pidfile_warns_and_says_how_to_stop_it(tmp_path: Path) -> None:
     """start without --pidfile still starts the daemon and prints ``kill <pid>`` on stderr."""
     result = cli("start", "tests.programs.forever:main", "--log-file", str(tmp_path / "d.jsonl"))

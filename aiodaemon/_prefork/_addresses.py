@@ -228,9 +228,21 @@ def parse_syslog(value: object) -> SyslogTarget | None:
         )
     for scheme in ("udp", "tcp"):
         if value.startswith(f"{scheme}://"):
-            address = parse_listen_address("syslog", value[len(scheme) + 3 :])
+            expected = ConfigError("syslog", f"expected {scheme}://host:port, not {shown(value)}")
+            inner = value[len(scheme) + 3 :]
+            _, colon, port = inner.rpartition(":")
+            if (
+                inner.startswith("unix:")
+                or "?" in inner
+                or not colon
+                or not (port.isascii() and port.isdigit())
+            ):
+                # Not the listen= forms parse_listen_address would name (unix:/path,
+                # ?reuseport): neither applies inside udp:// or tcp://.
+                raise expected
+            address = parse_listen_address("syslog", inner)
             if not isinstance(address, InetAddress) or not address.host or address.port == 0:
-                raise ConfigError("syslog", f"expected {scheme}://host:port, not {shown(value)}")
+                raise expected
             return SyslogTarget(scheme, host=address.host, port=address.port)
     if not value.startswith("/"):
         raise ConfigError(
