@@ -326,3 +326,28 @@ def test_records_a_full_disk_takes_just_before_the_exit_are_counted_on_stderr(
     told = [int(n) for n in re.findall(r"; (\d+) records lost$", stderr.read_text(), re.M)]
     assert "exit" not in events
     assert sum(told) == lost, stderr.read_text()
+
+
+def test_a_log_writer_out_of_memory_goes_on_and_says_so(tmp_path: Path) -> None:
+    """A MemoryError in the writer thread (a SIGUSR1 reopen) is logged; later records still are."""
+    pidfile, log, marker = tmp_path / "d.pid", tmp_path / "d.jsonl", tmp_path / "starved"
+    options = {"detach": True, "pidfile": str(pidfile), "log_file": str(log)}
+    started = python([program("log_writer_starved"), json.dumps(options), marker])
+    assert started.returncode == 0, started.stderr
+    pid = int(pidfile.read_text())
+    try:
+        os.kill(pid, signal.SIGUSR1)
+        wait_for(marker.exists, what="the writer to have run out of memory")
+        wait_for(lambda: count(log, "after") == 3, what="the records logged after it")
+        os.kill(pid, signal.SIGTERM)
+        wait_gone(pid)
+    finally:
+        kill_quietly(pid)
+    parsed, broken = records(log)
+    assert broken == []
+    (failed,) = [r for r in parsed if r["event"] == "log writer failed"]
+    assert failed["level"] == "error"
+    assert failed["error"] == "MemoryError"
+    assert failed["dropped"] == 0
+    assert parsed.index(failed) < [r["event"] for r in parsed].index("after")
+    assert parsed[-1]["event"] == "exit"

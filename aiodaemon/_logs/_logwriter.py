@@ -59,6 +59,8 @@ _BATCH = 16384
 _COMPACT_AFTER = 256
 #: Past this many waiting records, the logging thread hands the GIL to the writer now and then.
 _YIELD_AFTER = 4096
+#: Seconds the writer pauses after an error of its own (out of memory) before it goes on.
+_FAILURE_PAUSE = 0.1
 
 
 #: What the writer thread writes to; each has write(records), reopen() and close().
@@ -116,6 +118,14 @@ class LogWriter:
         self._lost_reported: dict[int, int] = {}
         #: failed reopens not yet told to a newly opened file.
         self._reopen_failures: list[str] = []
+        #: the batch being written and the request being carried out, for _recover.
+        self._batch: list[Record] = []
+        self._request: object = None
+        #: the request _recover queued again: tried twice, it is given up.
+        self._retried: object = None
+        #: the first error of the writer's own (out of memory) not yet logged, and
+        #: the records of the batches it and the later ones struck.
+        self._failure: tuple[Exception, int] | None = None
         #: called on the caller's thread at each reopen requested here (a signal,
         #: not one passed on by another process): an upgrade passes it on.
         self.reopen_listeners: list[Callable[[], None]] = []
@@ -221,15 +231,42 @@ class LogWriter:
         # meet the default action, which for most is the end of the process.
         signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
         try:
-            self._loop()
+            while not self._finished:
+                try:
+                    self._loop()
+                except Exception as exc:
+                    # Out of memory (RLIMIT_AS), any allocation here may fail: a
+                    # writer that ended would lose every later record, the exit's
+                    # too, with nothing said in the log.
+                    self._recover(exc)
         except BaseException:
             # A bug here must not pass for a drained queue at close(): say it on fd 2.
             with contextlib.suppress(OSError):
                 write_all(2, f"aiodaemon: log writer failed\n{traceback.format_exc()}".encode())
 
+    def _recover(self, exc: Exception) -> None:
+        """After an error of the writer's own: count the batch it struck, retry its request once."""
+        dropped, self._batch = len(self._batch), []
+        request, self._request = self._request, None
+        first, before = self._failure or (exc, 0)
+        self._failure = first, before + dropped
+        if request is _STOP or (request is not None and request is not self._retried):
+            # The stop must still drain and close the sinks; a reopen is tried once more.
+            self._retried = request
+            self._queue.appendleft(request)
+        elif type(request) is _Reopen:
+            with contextlib.suppress(Exception):
+                request.done()
+        # Memory may come back meanwhile; a fault that stays must not spin the CPU.
+        time.sleep(_FAILURE_PAUSE)
+
     def _loop(self) -> None:
         queue = self._queue
+        if self._failure is not None:
+            # Ahead of the records logged since, so the log reads in order.
+            self._report_failure(*self._failure)
         batch: list[Record] = []
+        self._batch = batch
         while True:
             while queue and len(batch) < _BATCH:
                 item = queue.popleft()
@@ -237,8 +274,9 @@ class LogWriter:
                     batch.append(item)
                     self._bytes_out += len(item[1])
                     continue
+                self._request = item
                 self._write(batch)
-                batch = []
+                self._batch = batch = []
                 if item is _STOP:
                     for sink in self.sinks:
                         if is_syslog_sink(sink):
@@ -256,6 +294,7 @@ class LogWriter:
                     self._finished = True
                     return
                 self._reopen(only_moved=item is _FOLLOW_RENAME)
+                self._request = self._retried = None
                 if type(item) is _Reopen:
                     # The caller's (a call into a loop that may be closed by now):
                     # whatever it raises must not end the writer.
@@ -263,7 +302,7 @@ class LogWriter:
                         item.done()
             if batch:
                 self._write(batch)
-                batch = []
+                self._batch = batch = []
                 self._report()
                 continue
             self._idle = True
@@ -437,6 +476,8 @@ class LogWriter:
             )
 
     def _report(self, *, final: bool = False) -> None:
+        if self._failure is not None:
+            self._report_failure(*self._failure)
         dropped = self.dropped
         lost = sum(sink.lost for sink in self.sinks if is_syslog_sink(sink))
         now = time.monotonic()
@@ -461,6 +502,13 @@ class LogWriter:
             if id(sink) not in self._failing:
                 self._report_lost(sink)
         self._report_refusals()
+
+    def _report_failure(self, exc: Exception, dropped: int) -> None:
+        """Log the writer's own error, with how many records the batches it struck held."""
+        error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        # Still short of memory, it is told after the next batch.
+        if self._log("error", "log writer failed", error=error, dropped=dropped, exc_info=exc):
+            self._failure = None
 
     def _report_refusals(self) -> None:
         """Say when a syslog path is no longer trusted at a reconnect (its records wait)."""
@@ -524,10 +572,14 @@ class LogWriter:
             # Still failing: the notice is lost with the rest; say it next time.
             self._lost_reported[id(sink)] = reported + (sink.lost - lost)
 
-    def _log(self, level: str, event: str, **kw: Any) -> None:
+    def _log(self, level: str, event: str, **kw: Any) -> bool:
+        """Log one of the writer's own records at once; False if that failed (no memory)."""
         if self._notice is not None:
-            with contextlib.suppress(Exception):
+            try:
                 getattr(self._notice, level)(event, **kw)
+            except Exception:
+                return False
+        return True
 
     def _start(self) -> None:
         try:
