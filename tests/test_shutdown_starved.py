@@ -1,10 +1,12 @@
-"""A stop when memory has run out (``RLIMIT_AS``): the shutdown ends, it does not hang.
+"""A start or a stop when memory has run out (``RLIMIT_AS``): it ends, it does not hang.
 
-The shutdown starts a backstop thread that bounds it while sync code blocks the
-loop. CPython's ``Thread.start()`` waits, without a limit, for the new thread to
-begin: one created (its stack reused from a thread that ended) that cannot
-allocate what it needs to begin never does, and the shutdown waited for it for
-ever, as did an upgraded daemon's, after its hand-over: only SIGKILL ended it.
+The start begins the log writer's thread, and the shutdown a backstop thread
+that bounds it while sync code blocks the loop. CPython's ``Thread.start()``
+waits, without a limit, for the new thread to begin: one created (its stack
+reused from a thread that ended) that cannot allocate what it needs to begin
+never does. The shutdown waited for it for ever, as did an upgraded daemon's,
+after its hand-over: only SIGKILL ended it; so did a start, past its
+``start_timeout``, with nothing said.
 """
 
 from __future__ import annotations
@@ -36,3 +38,13 @@ def test_a_stop_with_no_memory_left_ends(tmp_path: Path) -> None:
     [end] = [record for record in read_json_lines(log) if record["event"] == "exit"]
     assert end["status"] == 0
     assert not pidfile.exists()
+
+
+def test_a_start_with_no_memory_for_the_log_writer_fails_in_one_line() -> None:
+    """The writer thread cannot begin: the foreground start fails with why, it does not hang."""
+    started = python([program("writer_starved_start"), json.dumps({"start_timeout": 60})])
+    assert started.returncode == 1, started.stderr
+    assert started.stderr.splitlines()[-1] == (
+        "aiodaemon: cannot start the log writer thread:"
+        " its thread did not begin within 2s (out of memory?)"
+    )

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from ._logecho import TerminalEcho
     from ._outputs import OutputFile
 
-__all__ = ["DEFAULT_QUEUE_SIZE", "QUEUE_BYTES", "LogWriter", "Sink"]
+__all__ = ["BEGIN_WAIT", "DEFAULT_QUEUE_SIZE", "QUEUE_BYTES", "LogWriter", "Sink", "start_bounded"]
 
 #: Records the queue holds before refusing more (about 7 MB of 200-byte lines,
 #: half a second at 50,000 lines/s: enough to ride out a slow disk or a rotation).
@@ -61,6 +61,11 @@ _COMPACT_AFTER = 256
 _YIELD_AFTER = 4096
 #: Seconds the writer pauses after an error of its own (out of memory) before it goes on.
 _FAILURE_PAUSE = 0.1
+
+
+#: Seconds a thread of aiodaemon's (this writer, a backstop) has to begin once created
+#: (it does in microseconds).
+BEGIN_WAIT = 2.0
 
 
 #: What the writer thread writes to; each has write(records), reopen() and close().
@@ -583,7 +588,7 @@ class LogWriter:
 
     def _start(self) -> None:
         try:
-            self._thread.start()
+            start_bounded(self._thread)
         except RuntimeError as exc:  # RLIMIT_NPROC, a cgroup's pids.max, no memory
             raise StartupError(f"cannot start the log writer thread: {exc}") from exc
 
@@ -596,7 +601,35 @@ class LogWriter:
         self._idle = False
         self._thread = self._new_thread()
         if not self._closed:
-            self._thread.start()
+            start_bounded(self._thread)
+
+
+class _BoundedBegin(threading.Event):
+    """A ``Thread._started`` that ``Thread.start()`` waits on at most BEGIN_WAIT.
+
+    CPython's ``Thread.start()`` waits for the new thread to begin without a
+    limit. Out of memory (``RLIMIT_AS``), a thread may be created (its stack
+    reused from one that ended, or mapped in the last space left) and fail
+    before it begins, on an allocation: the start of a daemon waited for ever
+    on its log writer, a shutdown on the very backstop meant to bound it.
+    """
+
+    def wait(self, timeout: float | None = None) -> bool:
+        return super().wait(BEGIN_WAIT if timeout is None else timeout)
+
+
+def start_bounded(thread: threading.Thread) -> None:
+    """Start ``thread``, waiting at most BEGIN_WAIT for it to begin.
+
+    Raises:
+        RuntimeError: no thread can be started (RLIMIT_NPROC, a cgroup's
+            pids.max, no memory), or it did not begin in time.
+    """
+    # The event start() waits on (the same private name in CPython 3.11 to 3.13).
+    thread._started = _BoundedBegin()  # type: ignore[attr-defined]
+    thread.start()
+    if not thread.is_alive():
+        raise RuntimeError(f"its thread did not begin within {BEGIN_WAIT:g}s (out of memory?)")
 
 
 def _stderr_is_watched() -> bool:

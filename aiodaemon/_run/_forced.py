@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, NoReturn
 
 import structlog
 
+from .._logs._logwriter import start_bounded
 from ._state import Action, Event
 
 if TYPE_CHECKING:
@@ -333,23 +334,6 @@ class BackstopClock:
         )
 
 
-#: Seconds a backstop thread has to begin once created (it does in microseconds).
-BEGIN_WAIT = 2.0
-
-
-class _BoundedBegin(threading.Event):
-    """A backstop's ``Thread._started``: ``Thread.start()`` waits on it at most BEGIN_WAIT.
-
-    CPython's ``Thread.start()`` waits for the new thread to begin without a
-    limit. Out of memory (``RLIMIT_AS``), a thread may be created (its stack
-    reused from one that ended) and fail before it begins, on an allocation:
-    the shutdown then waited for ever on the very thread meant to bound it.
-    """
-
-    def wait(self, timeout: float | None = None) -> bool:
-        return super().wait(BEGIN_WAIT if timeout is None else timeout)
-
-
 def start_backstop(thread: threading.Thread, guards: str, *, log: bool = True) -> bool:
     """Start ``thread``; if no thread can be started, say that ``guards`` goes unguarded.
 
@@ -365,12 +349,8 @@ def start_backstop(thread: threading.Thread, guards: str, *, log: bool = True) -
     # Started with every signal blocked, which it keeps: a signal the main
     # thread holds back must not reach it (see the log writer's thread).
     mask = signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
-    # The event start() waits on (the same private name in CPython 3.11 to 3.13).
-    thread._started = _BoundedBegin()  # type: ignore[attr-defined]
     try:
-        thread.start()
-        if not thread.is_alive():
-            raise RuntimeError(f"its thread did not begin within {BEGIN_WAIT:g}s (out of memory?)")
+        start_bounded(thread)
     except RuntimeError as exc:  # "can't start new thread"
         if log:
             _log.warning(
