@@ -407,6 +407,17 @@ def _preload(options: Options) -> None:
     from ._run._upgrade_service import UPGRADE_PATH
 
     pin(UPGRADE_PATH)
+    import resource
+
+    if any(
+        resource.getrlimit(limit)[0] != resource.RLIM_INFINITY
+        for limit in (resource.RLIMIT_AS, resource.RLIMIT_DATA)
+    ):
+        # A daemon that can run out of address space must not learn it at its
+        # exit: glibc maps libgcc_s when the interpreter's exit first ends a
+        # thread, and aborts the process (SIGABRT, after an `exit` record of
+        # status 0) when it cannot. Not for every daemon: ctypes costs ~3 ms.
+        _privileges.load_unwinder()
     if options.health is not None:
         from ._run import _health  # noqa: F401
     if options.control is not None:

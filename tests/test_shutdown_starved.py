@@ -15,9 +15,20 @@ import json
 import os
 import resource
 import signal
+import subprocess
 from pathlib import Path
 
-from .support import kill_quietly, program, python, read_json_lines, wait_for, wait_gone
+from .support import (
+    PYTHON,
+    clean_env,
+    kill_quietly,
+    program,
+    python,
+    read_json_lines,
+    read_pid,
+    wait_for,
+    wait_gone,
+)
 
 
 def test_a_stop_with_no_memory_left_ends(tmp_path: Path) -> None:
@@ -48,3 +59,51 @@ def test_a_start_with_no_memory_for_the_log_writer_fails_in_one_line() -> None:
         "aiodaemon: cannot start the log writer thread:"
         " its thread did not begin within 2s (out of memory?)"
     )
+
+
+def _mapped(pid: int) -> int:
+    """The address space ``pid`` maps now (``VmSize``), in bytes."""
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmSize:"):
+                return int(line.split()[1]) * 1024
+    raise AssertionError(f"no VmSize in /proc/{pid}/status")
+
+
+def test_a_daemon_with_an_address_space_limit_that_runs_out_exits_with_its_own_status(
+    tmp_path: Path,
+) -> None:
+    """Started under ``RLIMIT_AS`` (``LimitAS=``), stopped once it is used up: exit 0, not SIGABRT.
+
+    The interpreter's exit ends the threads still running with
+    ``pthread_exit``, for which glibc loads libgcc_s the first time, and aborts
+    the process when it cannot map it.
+    """
+    pidfile, log = tmp_path / "d.pid", tmp_path / "d.jsonl"
+    options = {"detach": False, "pidfile": str(pidfile), "log_file": str(log)}
+
+    def limited() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (4 << 30, resource.RLIM_INFINITY))
+
+    proc = subprocess.Popen(
+        [PYTHON, program("idle"), json.dumps(options)],
+        env=clean_env(),
+        preexec_fn=limited,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        pid = read_pid(pidfile)
+        wait_for(lambda: any(r["event"] == "ready" for r in read_json_lines(log)), what="ready")
+        resource.prlimit(pid, resource.RLIMIT_AS, (_mapped(pid), resource.RLIM_INFINITY))
+        os.kill(pid, signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert "libgcc_s" not in stderr
+    assert proc.returncode == 0, stderr
+    assert read_json_lines(log)[-1]["status"] == 0

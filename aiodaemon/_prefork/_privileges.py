@@ -197,9 +197,10 @@ def load_unwinder() -> None:
 
     glibc loads it at the first unwinding of a thread (``pthread_exit``, which
     CPython calls for a thread still running when the interpreter exits), and
-    aborts the process when it cannot: in a jail without it, every daemon
-    would end with SIGABRT (exit 134) instead of its own status. A system
-    without the library (musl, a static build) has nothing to load.
+    aborts the process when it cannot: in a jail without it, or out of address
+    space (``RLIMIT_AS``), every daemon would end with SIGABRT (exit 134)
+    instead of its own status. A system without the library (musl, a static
+    build) has nothing to load.
     """
     import contextlib
 
