@@ -75,6 +75,8 @@ _REOPEN = object()
 #: reopen only the files whose path names another file now (see follow_rename).
 _FOLLOW_RENAME = object()
 _STOP = object()
+#: the sinks are being closed: an error there is not tried again (a descriptor closed twice).
+_CLOSING = object()
 
 
 class _Reopen:
@@ -243,6 +245,8 @@ class LogWriter:
                     # Out of memory (RLIMIT_AS), any allocation here may fail: a
                     # writer that ended would lose every later record, the exit's
                     # too, with nothing said in the log.
+                    if self._request is _CLOSING:
+                        raise
                     self._recover(exc)
         except BaseException:
             # A bug here must not pass for a drained queue at close(): say it on fd 2.
@@ -294,6 +298,7 @@ class LogWriter:
                         count, exc = self._untold.get(id(sink), (0, None))
                         if count and exc is not None:
                             self._sink_failed(sink, exc, 0, final=True)
+                    self._request = _CLOSING
                     for sink in self.sinks:
                         sink.close()
                     self._finished = True
