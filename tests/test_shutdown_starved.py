@@ -51,6 +51,29 @@ def test_a_stop_with_no_memory_left_ends(tmp_path: Path) -> None:
     assert not pidfile.exists()
 
 
+def test_a_stop_with_no_memory_to_shut_the_executor_down_ends(tmp_path: Path) -> None:
+    """The thread that shuts the default executor down cannot begin: the stop fails, status 1."""
+    pidfile, log, marker = tmp_path / "d.pid", tmp_path / "d.jsonl", tmp_path / "ran"
+    options = {"detach": True, "pidfile": str(pidfile), "log_file": str(log)}
+    started = python([program("starved_executor_stop"), json.dumps(options), marker])
+    assert started.returncode == 0, started.stderr
+    pid = int(pidfile.read_text())
+    try:
+        wait_for(marker.exists, what="the daemon's own threads to have run")
+        _, hard = resource.prlimit(pid, resource.RLIMIT_AS)
+        resource.prlimit(pid, resource.RLIMIT_AS, (16 << 20, hard))
+        os.kill(pid, signal.SIGTERM)
+        wait_gone(pid, 20)
+    finally:
+        kill_quietly(pid)
+    [end] = [record for record in read_json_lines(log) if record["event"] == "exit"]
+    assert end["status"] == 1
+    assert end["reason"] == (
+        "shutdown failed: RuntimeError: its thread did not begin within 2s (out of memory?)"
+    )
+    assert not pidfile.exists()
+
+
 def test_a_start_with_no_memory_for_the_log_writer_fails_in_one_line() -> None:
     """The writer thread cannot begin: the foreground start fails with why, it does not hang."""
     started = python([program("writer_starved_start"), json.dumps({"start_timeout": 60})])

@@ -631,9 +631,10 @@ def start_bounded(thread: threading.Thread) -> None:
             pids.max, no memory), or it did not begin in time.
     """
     # The event start() waits on (the same private name in CPython 3.11 to 3.13).
-    thread._started = _BoundedBegin()  # type: ignore[attr-defined]
+    begun = thread._started = _BoundedBegin()  # type: ignore[attr-defined]
     thread.start()
-    if not thread.is_alive():
+    # Not is_alive(): a thread may have begun and already ended.
+    if not begun.is_set():
         raise RuntimeError(f"its thread did not begin within {BEGIN_WAIT:g}s (out of memory?)")
 
 

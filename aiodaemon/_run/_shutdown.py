@@ -54,6 +54,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import structlog
 
+from .._logs._logwriter import start_bounded
 from .._prefork._messages import flush_stdio
 from ..exceptions import ExitCode
 from ._forced import BackstopClock, say_nowait, start_backstop
@@ -159,6 +160,8 @@ class Shutdown:
         # says "stopping" (closed, `status` read "running" from the pidfile).
         loop = asyncio.get_running_loop()
         await loop.shutdown_asyncgens()
+        if _executor_workers():
+            _check_threads_begin()
         await loop.shutdown_default_executor()
         for service in rt.services:
             await _guard_async(service, "close", service.close)
@@ -529,6 +532,29 @@ def _executor_workers() -> set[threading.Thread]:
         if registry is not None:
             threads.update(list(registry.keys()))
     return threads
+
+
+def _check_threads_begin() -> None:
+    """Start a thread that does nothing and join it; raise if it cannot begin.
+
+    The loop's ``shutdown_default_executor()`` starts a thread with
+    ``Thread.start()``, which waits for it to begin without a limit, the loop
+    held meanwhile (its shutdown timeout with it). Out of memory (``RLIMIT_AS``)
+    a thread may be created but never begin, and with the backstop in the same
+    state the stop waited for ever. A thread that begins now leaves its stack
+    and memory to the next one.
+
+    Raises:
+        RuntimeError: no thread can be started, or it did not begin in time.
+    """
+    probe = threading.Thread(target=lambda: None, name="aiodaemon-thread-probe", daemon=True)
+    # Every signal blocked, as in the backstops: one the main thread holds back must not land here.
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
+    try:
+        start_bounded(probe)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+    probe.join()
 
 
 def _runs_a_call(frame: FrameType) -> bool:
