@@ -31,31 +31,14 @@ from .support import (
 )
 
 
-def test_a_stop_with_no_memory_left_ends(tmp_path: Path) -> None:
-    """SIGTERM with RLIMIT_AS below what the daemon uses: it exits, its last record logged."""
+def _starved_stop(tmp_path: Path, name: str) -> dict[str, object]:
+    """Start program ``name``, take away its memory (RLIMIT_AS 16 MiB), SIGTERM it: its exit record.
+
+    The pidfile is checked gone: every stop, failed or not, releases it.
+    """
     pidfile, log, marker = tmp_path / "d.pid", tmp_path / "d.jsonl", tmp_path / "ran"
     options = {"detach": True, "pidfile": str(pidfile), "log_file": str(log)}
-    started = python([program("starved_stop"), json.dumps(options), marker])
-    assert started.returncode == 0, started.stderr
-    pid = int(pidfile.read_text())
-    try:
-        wait_for(marker.exists, what="the daemon's own thread to have run")
-        _, hard = resource.prlimit(pid, resource.RLIMIT_AS)
-        resource.prlimit(pid, resource.RLIMIT_AS, (16 << 20, hard))
-        os.kill(pid, signal.SIGTERM)
-        wait_gone(pid, 20)
-    finally:
-        kill_quietly(pid)
-    [end] = [record for record in read_json_lines(log) if record["event"] == "exit"]
-    assert end["status"] == 0
-    assert not pidfile.exists()
-
-
-def test_a_stop_with_no_memory_to_shut_the_executor_down_ends(tmp_path: Path) -> None:
-    """The thread that shuts the default executor down cannot begin: the stop fails, status 1."""
-    pidfile, log, marker = tmp_path / "d.pid", tmp_path / "d.jsonl", tmp_path / "ran"
-    options = {"detach": True, "pidfile": str(pidfile), "log_file": str(log)}
-    started = python([program("starved_executor_stop"), json.dumps(options), marker])
+    started = python([program(name), json.dumps(options), marker])
     assert started.returncode == 0, started.stderr
     pid = int(pidfile.read_text())
     try:
@@ -66,12 +49,23 @@ def test_a_stop_with_no_memory_to_shut_the_executor_down_ends(tmp_path: Path) ->
         wait_gone(pid, 20)
     finally:
         kill_quietly(pid)
+    assert not pidfile.exists()
     [end] = [record for record in read_json_lines(log) if record["event"] == "exit"]
+    return end
+
+
+def test_a_stop_with_no_memory_left_ends(tmp_path: Path) -> None:
+    """SIGTERM with RLIMIT_AS below what the daemon uses: it exits, its last record logged."""
+    assert _starved_stop(tmp_path, "starved_stop")["status"] == 0
+
+
+def test_a_stop_with_no_memory_to_shut_the_executor_down_ends(tmp_path: Path) -> None:
+    """The thread that shuts the default executor down cannot begin: the stop fails, status 1."""
+    end = _starved_stop(tmp_path, "starved_executor_stop")
     assert end["status"] == 1
     assert end["reason"] == (
         "shutdown failed: RuntimeError: its thread did not begin within 2s (out of memory?)"
     )
-    assert not pidfile.exists()
 
 
 def test_a_start_with_no_memory_for_the_log_writer_fails_in_one_line() -> None:
