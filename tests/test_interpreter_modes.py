@@ -15,6 +15,7 @@ from pathlib import Path
 from .support import (
     aiodaemon_cli,
     install_program,
+    program,
     python,
     read_json_lines,
     read_pid,
@@ -115,3 +116,16 @@ def test_the_kit_s_stderr_with_encoding_warnings_as_errors(tmp_path: Path) -> No
     ran = python([*ENCODING_ERRORS, script], cwd=tmp_path)
     assert ran.returncode == 0, ran.stderr
     assert ran.stdout.splitlines()[-1] == "0"
+
+
+def test_a_kit_user_s_forked_copy_with_warnings_as_errors() -> None:
+    """A test process forked while its daemon runs (a multiprocessing worker) warns nothing.
+
+    The copy let go of the kit's watchdog by dropping its ``Popen``, whose child
+    still ran: "Exception ignored in Popen.__del__ ... ResourceWarning: subprocess
+    N is still running" under ``-W error``, in every such copy.
+    """
+    ran = python(["-W", "error", program("kit_forked_copy")])
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stdout.split() == ["0", "0"]
+    assert ran.stderr == ""

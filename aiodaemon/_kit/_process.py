@@ -19,6 +19,7 @@ import socket
 import struct
 import subprocess
 import sys
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -412,7 +413,13 @@ def _forget_at_fork() -> None:
     if _watchdog is not None:
         with contextlib.suppress(OSError):
             os.close(_watchdog.pipe)
-        _watchdog = None
+        forgotten, _watchdog = _watchdog, None
+        # Not this copy's child: its Popen, collected while the watchdog runs, warns
+        # "subprocess N is still running" ("Exception ignored" under -W error).
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ResourceWarning)
+            # The last reference: collected here, under the filter.
+            del forgotten
 
 
 def _unwatch(process: Process) -> None:
