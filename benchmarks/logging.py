@@ -30,7 +30,7 @@ import statistics
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -139,16 +139,18 @@ async def _lag_at(emit: Callable[[int], None], rate: int, seconds: float) -> dic
 
 
 def _child(contender: str, mode: str, path: Path, args: argparse.Namespace) -> dict[str, Any]:
+    run: Callable[[Coroutine[Any, Any, Any]], Any] = asyncio.run
     if args.uvloop:
         import uvloop
 
-        uvloop.install()
+        # Not uvloop.install(): deprecated from Python 3.12, as event-loop policies are from 3.14.
+        run = uvloop.run
     emit, finish = _setup(contender, path)
     if mode == "max":
-        rate = asyncio.run(_max_rate(emit, finish, args.lines))
+        rate = run(_max_rate(emit, finish, args.lines))
         written = sum(1 for _ in path.open("rb"))
         return {"max": rate, "written": written}
-    result = asyncio.run(_lag_at(emit, args.rate, args.seconds))
+    result = run(_lag_at(emit, args.rate, args.seconds))
     finish()
     return result
 
