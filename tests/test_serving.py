@@ -11,8 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from aiodaemon.testing import launch
+
 from .serving_support import exchange, http_get, serve
-from .support import PYTHON, clean_env, require_tool
+from .support import PROGRAMS, PYTHON, clean_env, require_tool
 
 
 async def refused(address: tuple[str, int]) -> bool:
@@ -276,3 +278,28 @@ async def test_a_connection_accepted_as_the_stop_begins_is_drained(tmp_path: Pat
         assert await asyncio.wait_for(app.proc.wait(), timeout=15) == 0
         events = app.events()
         assert events.index("request") < events.index("connections finished")
+
+
+@pytest.mark.parametrize("uvloop", [True, False])
+async def test_a_plain_server_s_idle_client_at_a_stop(uvloop: bool) -> None:
+    """``async with server: await server.serve_forever()``, a client connected: exit 0, no error.
+
+    The stop's last step cancels the handler; the done callback asyncio gives it
+    asked the cancelled task for its exception (Python 3.11.7 and 3.12.1): an
+    "unhandled exception in event loop" record, CancelledError, at every such
+    stop, and on 3.12.1's own loop the transport stayed open, so the server's
+    ``wait_closed()`` held ``main`` until the forced exit (status 4).
+    """
+    listen = {"echo": "127.0.0.1:0"}
+    program = PROGRAMS / "serve_forever.py"
+    async with launch(program, listen=listen, uvloop=uvloop, shutdown_timeout=5.0) as daemon:
+        address = daemon.address("echo")
+        assert isinstance(address, tuple)
+        reader, writer = await asyncio.open_connection(*address)
+        writer.write(b"hello\n")
+        assert await reader.readline() == b"hello\n"
+        assert await daemon.stop() == 0
+        assert await asyncio.wait_for(reader.read(), timeout=10) == b""
+        writer.close()
+        errors = [r for r in daemon.records() if r["level"] in ("error", "critical")]
+    assert errors == []

@@ -8,6 +8,7 @@ way it ends on a signal or when ``main`` returns: through the shutdown sequence
 from __future__ import annotations
 
 import signal
+from asyncio import CancelledError
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -69,11 +70,40 @@ def on_loop_exception(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) 
         # A task's sys.exit()/KeyboardInterrupt left the loop when raised and
         # was taken as an exit request then (run_daemon): nothing unhandled.
         return
+    if isinstance(exc, CancelledError) and _closed_cancelled_stream(context.get("handle")):
+        return
     _log.error(
         "unhandled exception in event loop",
         detail=context.get("message"),
         exc_info=exc if isinstance(exc, BaseException) else None,
     )
+
+
+#: The done callback asyncio.start_server() gives each handler's task (asyncio.streams).
+_STREAM_HANDLER_DONE = "StreamReaderProtocol.connection_made.<locals>.callback"
+
+
+def _closed_cancelled_stream(handle: object) -> bool:
+    """Whether ``handle`` ran asyncio's done callback of a cancelled stream handler (then closed).
+
+    Before python/cpython#113538 (Python 3.11.7 and 3.12.1 still lack it) that
+    callback asked a cancelled handler's task for its exception: the
+    CancelledError was logged at every stop that cancelled a client's handler,
+    and the transport stayed open, so on 3.12 a server's ``wait_closed()``
+    (``async with server``) waited for it until the forced exit. As Python does
+    since: the transport is closed, nothing logged. uvloop's handle shows its
+    callback only in its repr, and its server does not wait for the transport.
+    """
+    callback = getattr(handle, "_callback", None)
+    if callback is None:
+        return _STREAM_HANDLER_DONE in repr(handle)
+    if getattr(callback, "__qualname__", None) != _STREAM_HANDLER_DONE:
+        return False
+    code = getattr(callback, "__code__", None)
+    cells = dict(zip(getattr(code, "co_freevars", ()), callback.__closure__ or (), strict=True))
+    if "transport" in cells:
+        cells["transport"].cell_contents.close()
+    return True
 
 
 def note_exit_request(outcome: Outcome, ready: bool, exc: BaseException, by: str) -> None:
