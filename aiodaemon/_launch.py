@@ -106,7 +106,10 @@ def launch(
 
         # Before the unblock: a stop held by the starter's mask ends us too.
         end_on_early_signals()
-    reset_inherited_signals()
+    # Only a process started by an upgrade loads the hand-off code this early
+    # (the CLI may have taken the variable already).
+    successor = "AIODAEMON_HANDOFF" in os.environ or "aiodaemon._prefork._adopt" in sys.modules
+    reset_inherited_signals(successor=successor)
 
     # Everything the program and the start-up build lives as long as the
     # process: no collection until ready (see hold_gc).
@@ -116,9 +119,7 @@ def launch(
     from ._prefork._handoff import started_from
 
     launch_directory = started_from()
-    # Only a process started by an upgrade loads the hand-off code this early
-    # (the CLI may have taken the variable already).
-    if "AIODAEMON_HANDOFF" in os.environ or "aiodaemon._prefork._adopt" in sys.modules:
+    if successor:
         from ._prefork._adopt import take_handoff
 
         try:
@@ -129,6 +130,7 @@ def launch(
             from ._successor import succeed
 
             return succeed(hooks, main, raw, handoff, launch_directory)
+        reset_inherited_signals()  # not one after all: nothing stays held
     try:
         options = parse_options(raw)
         check_main(main)

@@ -804,6 +804,47 @@ def test_sigusr2_to_a_successor_not_yet_in_charge_starts_nothing(app: App) -> No
     assert status.stdout.startswith(f"running (pid {successor},")
 
 
+def test_signals_to_a_successor_still_importing_wait_for_its_handlers(script: App) -> None:
+    """SIGUSR2 and SIGHUP reaching the new process while its code imports (a ``pkill``
+    reaching both) wait for its handlers: refused and reloaded, the upgrade goes through."""
+    gate = script.directory / "gate"
+    old = script.start()
+    script.edit(
+        "import aiodaemon\n",
+        "import aiodaemon\nimport time\n\n"
+        "if os.environ.get('AIODAEMON_HANDOFF'):\n"
+        f"    open({str(gate)!r} + '.importing', 'w').close()\n"
+        f"    while not os.path.exists({str(gate)!r}):\n"
+        "        time.sleep(0.02)\n",
+    )
+    upgrade = _upgrade_in_background(script)
+    successor: int | None = None
+    try:
+        wait_for(lambda: Path(f"{gate}.importing").exists(), 30, "the new code importing")
+        successor = _successor_pid(script)
+        os.kill(successor, signal.SIGUSR2)
+        os.kill(successor, signal.SIGHUP)
+        gate.touch()
+        out, stderr = upgrade.communicate(timeout=60)
+    except BaseException:
+        _end_what_is_left(upgrade, successor)
+        raise
+    assert upgrade.returncode == 0, stderr
+    assert out == f"{successor}\n"
+    [refused] = script.records("upgrade refused")
+    assert refused["pid"] == successor
+    assert refused["reason"] == f"cannot upgrade while still taking over from pid {old}"
+    assert [r["pid"] for r in script.records("upgrade started")] == [old]
+    wait_for(
+        lambda: [r for r in script.records("reload finished") if r["pid"] == successor],
+        30,
+        "the held reload",
+    )
+    wait_gone(old)
+    assert script.pid() == successor
+    assert script.get() == f"v1 {successor}"
+
+
 @pytest.mark.root
 def test_an_upgrade_after_dev_null_was_removed_names_it(tmp_path: Path) -> None:
     """``/dev/null`` removed under a running daemon: the upgrade's error names it, not Python.

@@ -31,12 +31,14 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import signal
 import socket
 import sys
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..exceptions import StartupError
+from ._inherited import LIFECYCLE_SIGNALS
 
 if TYPE_CHECKING:
     import subprocess
@@ -337,6 +339,11 @@ def spawn_successor(
             # Ours to feed, hence the successor's once it takes over.
             environ[HANDOFF_VARIABLE + "_WATCHDOG"] = "1"
         pass_fds = sorted({theirs.fileno(), real_stderr, *(entry.fd for entry in inherited)})
+        # Held across the exec (the new process inherits our mask) until its
+        # loop handles them: a SIGUSR2 or SIGHUP reaching it while its code
+        # imports (a `pkill` meant for both) waits, instead of ending it with
+        # its default action. Ours wait the same instant, then reach our loop.
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, LIFECYCLE_SIGNALS)
         try:
             process = subprocess.Popen(
                 argv,
@@ -362,6 +369,8 @@ def spawn_successor(
             else:
                 what = f"cannot start {argv[0]}"
             raise StartupError(f"upgrade: {what}: {exc.strerror or exc}") from None
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         on_failure.callback(_end, process)
         pidfd = os.pidfd_open(process.pid)
         ours.sendall(f"S{secret}\n".encode())

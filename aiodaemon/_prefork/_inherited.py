@@ -25,6 +25,7 @@ import signal
 from ..exceptions import StartupError
 
 __all__ = [
+    "LIFECYCLE_SIGNALS",
     "MIN_NOFILE",
     "address_space_limit",
     "raise_descriptor_limit",
@@ -32,16 +33,32 @@ __all__ = [
 ]
 
 
-def reset_inherited_signals() -> None:
+#: Every signal the run phase handles on its loop (SIGUSR2: the upgrade service).
+LIFECYCLE_SIGNALS = (
+    signal.SIGTERM,
+    signal.SIGINT,
+    signal.SIGHUP,
+    signal.SIGUSR1,
+    signal.SIGUSR2,
+)
+
+
+def reset_inherited_signals(*, successor: bool = False) -> None:
     """Unblock every signal in this thread and give an ignored SIGCHLD its default.
 
     Other ignored dispositions stay: the program may have chosen them before
     calling ``run()``, and the ones aiodaemon relies on (SIGTERM, SIGINT,
     SIGHUP, SIGUSR1, SIGUSR2) get handlers of their own. Python itself ignores
     SIGPIPE and SIGXFSZ, on purpose.
+
+    Args:
+        successor: an upgrade's new process: its old daemon held
+            :data:`LIFECYCLE_SIGNALS` across the exec (see
+            ``_handoff.spawn_successor``), and they stay held until the run
+            phase handles them; one sent meanwhile waits instead of ending it.
     """
     # Nothing of aiodaemon's own is held yet (see _run._signal_mask).
-    signal.pthread_sigmask(signal.SIG_SETMASK, ())
+    signal.pthread_sigmask(signal.SIG_SETMASK, LIFECYCLE_SIGNALS if successor else ())
     if signal.getsignal(signal.SIGCHLD) == signal.SIG_IGN:
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
 

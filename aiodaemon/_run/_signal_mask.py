@@ -46,6 +46,8 @@ import signal
 import threading
 from collections.abc import Iterable, Iterator
 
+from .._prefork._inherited import LIFECYCLE_SIGNALS
+
 __all__ = [
     "LATE_IGNORED",
     "LIFECYCLE_SIGNALS",
@@ -57,14 +59,6 @@ __all__ = [
     "unhandled",
 ]
 
-#: Every signal the run phase handles on its loop (SIGUSR2: the upgrade service).
-LIFECYCLE_SIGNALS = (
-    signal.SIGTERM,
-    signal.SIGINT,
-    signal.SIGHUP,
-    signal.SIGUSR1,
-    signal.SIGUSR2,
-)
 #: Ignored once the loop has closed (SIGTERM/SIGINT have the forced-exit handler).
 LATE_IGNORED = (signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2)
 #: Owned signals never ignored at the end: the forced exit's, and the child watcher's.
