@@ -3,19 +3,21 @@
 The removal locks the pidfile (through a descriptor that cannot write it) while
 it checks the control socket beside: ``status`` read then took the lock for a
 stranger's and said "unknown" (4) of a daemon that was dead, a moment later
-not running.
+not running. So it did of a daemon killed while ``status`` asked it.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
+import signal
 import socket
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from .support import AIODAEMON, REPO, clean_env, wait_for
+from .support import AIODAEMON, PYTHON, REPO, clean_env, kill_quietly, wait_for
 
 PAUSED_CONNECT = REPO / "tests" / "programs" / "paused"
 REREAD_MARKER = REPO / "tests" / "programs" / "reread_marker"
@@ -75,3 +77,55 @@ def test_status_during_a_stale_removal_says_what_the_file_becomes(
     assert stop.returncode == 0, stop_err
     assert "removed stale pidfile" in stop_err
     assert (status.returncode, out, err) == (3, f"not running (no pidfile {pidfile})\n", "")
+
+
+def _control_connections(control: Path) -> int:
+    """Sockets at ``control`` in /proc/net/unix: its listener, and one per connection made."""
+    with open("/proc/net/unix") as table:
+        return sum(1 for line in table if line.rstrip("\n").endswith(f" {control}"))
+
+
+def test_status_of_a_daemon_killed_while_it_asked_says_dead(tmp_path: Path) -> None:
+    """Killed (SIGKILL, the OOM killer) with the request unanswered: "dead" (1), not "unknown".
+
+    The kernel releases a killed process's lock after its descriptor table is gone,
+    and a ``start`` or a ``stop`` may take it a moment later: the pidfile read
+    again after the dropped connection found a lock the dead pid did not hold.
+    """
+    shutil.copy(REPO / "tests" / "programs" / "upgrade_blocking.py", tmp_path / "app.py")
+    pidfile, control = tmp_path / "app.pid", tmp_path / "app.pid.ctl"
+    env = clean_env({"APP_PIDFILE": str(pidfile), "APP_LOG": str(tmp_path / "log")})
+    started = subprocess.run([PYTHON, "app.py"], cwd=tmp_path, env=env, capture_output=True,
+                             text=True, timeout=60, check=False)  # fmt: skip
+    assert started.returncode == 0, started.stderr
+    pid = int(pidfile.read_text())
+    locker = status = None
+    try:
+        # Its loop held up in sync code: the request waits unanswered.
+        os.kill(pid, signal.SIGWINCH)
+        wait_for((tmp_path / "blocked").exists, 30, "the daemon's loop to be held up")
+        # Waits for the lock (a start, a stop's stale removal), holds it half a second.
+        locker = subprocess.Popen([PYTHON, "-c", _LOCKER, str(pidfile)], text=True,
+                                  stdout=subprocess.PIPE)  # fmt: skip
+        status = _command(["status", "--pidfile", str(pidfile)], REPO, {})
+        wait_for(lambda: _control_connections(control) > 1, 30, "the status to connect")
+        os.kill(pid, signal.SIGKILL)
+        out, err = status.communicate(timeout=30)
+        assert locker.communicate(timeout=30)[0] == "locked\n"
+    finally:
+        kill_quietly(pid)
+        for command in (locker, status):
+            if command is not None and command.poll() is None:
+                command.kill()
+                command.communicate()
+    assert status.returncode == 1, (out, err)
+    assert out == f"dead (pidfile {pidfile} names pid {pid}, which does not hold it)\n"
+
+
+_LOCKER = """\
+import fcntl, os, sys, time
+fd = os.open(sys.argv[1], os.O_RDONLY)
+fcntl.flock(fd, fcntl.LOCK_EX)
+print("locked", flush=True)
+time.sleep(0.5)
+"""

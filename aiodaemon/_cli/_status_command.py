@@ -89,9 +89,12 @@ def status(
     if untrusted is not None:
         say(untrusted)
         return _report(StatusCode.UNKNOWN, "unknown", None, f"unknown ({untrusted})", as_json)
-    state = read_pidfile(path)
-    if state.contested:
-        state = _uncontested(path, state, min(timeout, _CONTESTED_PATIENCE))
+
+    def reread() -> PidfileState:
+        # Each time: after a dropped connection too (a daemon killed as we asked).
+        return _uncontested(path, read_pidfile(path), min(timeout, _CONTESTED_PATIENCE))
+
+    state = reread()
     if names_no_pid(state):
         code = _status_without_pid(path, control, state, as_json, timeout, owner)
         if code is not None:
@@ -106,13 +109,13 @@ def status(
             # Every control slot taken (slow reloads, hung clients): the daemon
             # runs and holds its lock all the same, which the pidfile tells.
             say(f"warning: control socket {control} stayed {exc}; status from the pidfile")
-            state = read_pidfile(path)
+            state = reread()
             pid = state.running_pid
         except ControlNoAnswer as exc:
             # Out of descriptors (the socket accepts and drops) or ending now:
             # whether it still holds its lock, the pidfile tells.
             say(f"warning: {exc}; status from the pidfile")
-            state = read_pidfile(path)
+            state = reread()
             pid = state.running_pid
         except (ControlAbsent, ControlRefused, ControlDenied):
             # No control socket, not served yet, or not ours to use (another
@@ -122,7 +125,7 @@ def status(
             # Not the daemon's socket (one planted beside a daemon run without
             # its own): the daemon has none, and its pidfile tells the truth.
             say_ignored(exc, "status from the pidfile")
-            state = read_pidfile(path)
+            state = reread()
             pid = state.running_pid
         except ControlError as exc:
             if not (isinstance(exc, ControlTimeout) and says_stopping(pid)):
@@ -131,7 +134,7 @@ def status(
             # Its loop held up in its shutdown (sync code in a hook or a task it
             # cancels): the stopping mark, which needs no loop, says what it does.
             say(f"warning: {exc}; status from the pidfile")
-            state = read_pidfile(path)
+            state = reread()
             pid = state.running_pid
         else:
             return _report_answer(answer, path, as_json)
@@ -167,7 +170,9 @@ def _uncontested(path: StrPath, state: PidfileState, patience: float) -> Pidfile
 
     A ``stop`` removing a stale pidfile holds its lock for a moment: read
     then, it said "unknown" (4) of a daemon that is dead (1) and a moment
-    later not running (3).
+    later not running (3). So does a daemon killed (SIGKILL, the OOM killer)
+    while it was asked: the kernel lets go of its lock only after its
+    descriptor table, and a ``start`` or a ``stop`` may take it then.
     """
     deadline = time.monotonic() + patience
     while state.contested and time.monotonic() < deadline:
