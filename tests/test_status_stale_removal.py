@@ -129,3 +129,42 @@ fcntl.flock(fd, fcntl.LOCK_EX)
 print("locked", flush=True)
 time.sleep(0.5)
 """
+
+
+def test_status_of_a_daemon_killed_before_it_asked_says_dead(tmp_path: Path) -> None:
+    """Killed between the pidfile's reading and the connection (refused): "dead" (1).
+
+    It said "running (pid N, ...)", exit 0, from the reading made while the daemon lived.
+    """
+    pidfile, pause = tmp_path / "d.pid", tmp_path / "pause"
+    pause.mkdir()
+    started = subprocess.run(
+        [str(AIODAEMON), "start", "forever:main", "--pidfile", str(pidfile)],
+        cwd=REPO / "tests" / "programs",
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert started.returncode == 0, started.stderr
+    pid = int(pidfile.read_text())
+    status = None
+    try:
+        # Paused once it has read the pidfile, just before it connects to the socket.
+        status = _command(["status", "--pidfile", str(pidfile)], PAUSED_CONNECT,
+                          {"AIODAEMON_TEST_PAUSE": str(pause)})  # fmt: skip
+        wait_for((pause / "paused").exists, 30, "the status to read the pidfile")
+        os.kill(pid, signal.SIGKILL)
+        wait_for(lambda: not os.path.exists(f"/proc/{pid}"), 30, "the daemon to be gone")
+        (pause / "go").touch()
+        out, err = status.communicate(timeout=30)
+    finally:
+        kill_quietly(pid)
+        (pause / "go").touch()
+        if status is not None and status.poll() is None:
+            status.kill()
+            status.communicate()
+    assert (status.returncode, out, err) == (
+        1, f"dead (pidfile {pidfile} names pid {pid}, which does not hold it)\n", ""
+    )  # fmt: skip

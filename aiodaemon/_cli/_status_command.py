@@ -119,8 +119,10 @@ def status(
             pid = state.running_pid
         except (ControlAbsent, ControlRefused, ControlDenied):
             # No control socket, not served yet, or not ours to use (another
-            # user asking): the pidfile still tells whether the daemon runs.
-            pass
+            # user asking): the pidfile still tells whether the daemon runs,
+            # read again (killed since the first reading, it refuses too).
+            state = reread()
+            pid = state.running_pid
         except ControlUntrusted as exc:
             # Not the daemon's socket (one planted beside a daemon run without
             # its own): the daemon has none, and its pidfile tells the truth.
