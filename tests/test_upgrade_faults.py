@@ -915,3 +915,37 @@ def test_a_forced_exit_during_an_upgrade_kills_the_successor(tmp_path: Path) -> 
         kill_quietly(old)
     assert not app.records("old daemon vanished, taking over")
     assert not app.pidfile.exists()
+
+
+def test_upgrade_of_a_daemon_still_starting_without_control_socket_ends_at_its_timeout(
+    tmp_path: Path,
+) -> None:
+    """--no-control, the daemon in its startup hooks: exit 1 at --timeout, saying none started.
+
+    The daemon refuses the SIGUSR2 (its log says so) and starts no new process;
+    ``upgrade`` waited --timeout plus the hand-over grace (17 s for --timeout 2),
+    then said "no hand-over within 2 s".
+    """
+    shutil.copy(program("cli_slow_app"), tmp_path / "slowapp.py")
+    pidfile, log = tmp_path / "app.pid", tmp_path / "app.log"
+    argv = [str(AIODAEMON), "start", "slowapp:main", "--pidfile", str(pidfile), "--no-control"]
+    argv += ["--log-file", str(log), "--start-timeout", "60"]
+    starting = subprocess.Popen(argv, cwd=tmp_path, env=clean_env(), stdout=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: pidfile.exists() and pidfile.read_text().strip(), 30, "the pid written")
+        pid = int(pidfile.read_text())
+        result = cli("upgrade", "--pidfile", str(pidfile), "--timeout", "1")
+        assert result.returncode == 1
+        assert result.stderr == (
+            f"aiodaemon: no new process from pid {pid} within 1 s (a daemon still starting"
+            " refuses an upgrade); it keeps running (without a control socket its log says why)\n"
+        )
+        assert is_alive(pid)
+        wait_for(
+            lambda: '"event":"upgrade refused"' in log.read_text(), 10, "the refusal in the log"
+        )
+    finally:
+        starting.kill()
+        starting.wait()
+        if pidfile.exists() and pidfile.read_text().strip():
+            kill_quietly(int(pidfile.read_text()))

@@ -58,6 +58,15 @@ class NewProcess:
         self.pid: int | None = None
         self._pidfd: int | None = None
 
+    def none_started(self) -> bool:
+        """Whether the daemon has started no process at all since the signal (as far as seen).
+
+        False when its children cannot be read, or a new one is not recognised
+        by its command line (a program that sets its process title): it may be
+        the new process.
+        """
+        return self._command is not None and not (_children(self.parent) - self._before)
+
     def look(self) -> None:
         """Find the new process among the daemon's children (once)."""
         if self.pid is not None or self._command is None:
@@ -178,6 +187,14 @@ def _wait(
             say(f"upgrade failed: {what}; pid {pid} serves on ({_LOG_SAYS})")
             return ControlCode.FAILURE
         now = time.monotonic()
+        if now - started >= timeout and new.none_started():
+            # Nothing to wait for: the grace is for a new process handing over. A
+            # daemon refuses SIGUSR2 while it starts, or while it upgrades already.
+            say(
+                f"no new process from pid {pid} within {seconds_shown(timeout)} s (a daemon"
+                f" still starting refuses an upgrade); it keeps running ({_LOG_SAYS})"
+            )
+            return ControlCode.FAILURE
         if new.pid is not None and not killed and now - started >= timeout:
             new.kill()
             killed = True
