@@ -211,24 +211,30 @@ def test_ctrl_c_during_a_test_leaves_no_process(tmp_path: Path) -> None:
     wait_for(lambda: not any(is_alive(pid) for pid in pids), 30, "the daemon and its child")
 
 
-def test_a_test_process_killed_hard_leaves_no_daemon(tmp_path: Path) -> None:
-    """A runner that dies without any cleanup (os._exit, SIGKILL) takes its daemon along.
-
-    The daemon's own children too: only the daemon had a parent-death signal,
-    and its children outlived the run.
-    """
+def _killed_runner(tmp_path: Path, **mode: str) -> list[int]:
+    """Run tests/programs/kit_killed_runner.py (``mode``: its KIT_* variables) to its
+    ``os._exit(7)``, no cleanup: the pids it wrote (daemons, their children, a helper)."""
     pids_file = tmp_path / "pids"
     runner = subprocess.run(
         [sys.executable, str(REPO / "tests" / "programs" / "kit_killed_runner.py")],
         # Its temporary directory under tmp_path: nobody is left to remove it.
-        env=clean_env({"KIT_PIDS": str(pids_file), "TMPDIR": str(tmp_path)}),
+        env=clean_env({"KIT_PIDS": str(pids_file), "TMPDIR": str(tmp_path), **mode}),
         stdin=subprocess.DEVNULL,
         capture_output=True,
         timeout=120,
         check=False,
     )
     assert runner.returncode == 7, runner.stderr
-    pids = [int(pid) for pid in pids_file.read_text().split()]
+    return [int(pid) for pid in pids_file.read_text().split()]
+
+
+def test_a_test_process_killed_hard_leaves_no_daemon(tmp_path: Path) -> None:
+    """A runner that dies without any cleanup (os._exit, SIGKILL) takes its daemon along.
+
+    The daemon's own children too: only the daemon had a parent-death signal,
+    and its children outlived the run.
+    """
+    pids = _killed_runner(tmp_path)
     assert len(pids) == 2
     try:
         wait_for(lambda: not any(map(is_alive, pids)), 30, "the orphaned daemon and its child")
@@ -244,17 +250,7 @@ def test_a_test_process_killed_hard_after_a_fork_leaves_no_daemon(tmp_path: Path
     The helper inherited the runner's end of the watchdog's pipe, which then
     stayed open: the watchdog saw no death.
     """
-    pids_file = tmp_path / "pids"
-    runner = subprocess.run(
-        [sys.executable, str(REPO / "tests" / "programs" / "kit_killed_runner.py")],
-        env=clean_env({"KIT_PIDS": str(pids_file), "TMPDIR": str(tmp_path), "KIT_FORK": "1"}),
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        timeout=120,
-        check=False,
-    )
-    assert runner.returncode == 7, runner.stderr
-    pids = [int(pid) for pid in pids_file.read_text().split()]
+    pids = _killed_runner(tmp_path, KIT_FORK="1")
     assert len(pids) == 3
     *daemon_and_child, helper = pids
     try:
@@ -270,19 +266,7 @@ def test_a_killed_watchdog_is_replaced_at_the_next_launch(tmp_path: Path) -> Non
 
     The new watchdog is handed every daemon still running, not only the new one.
     """
-    pids_file = tmp_path / "pids"
-    runner = subprocess.run(
-        [sys.executable, str(REPO / "tests" / "programs" / "kit_killed_runner.py")],
-        env=clean_env(
-            {"KIT_PIDS": str(pids_file), "TMPDIR": str(tmp_path), "KIT_KILL_WATCHDOG": "1"}
-        ),
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        timeout=120,
-        check=False,
-    )
-    assert runner.returncode == 7, runner.stderr
-    pids = [int(pid) for pid in pids_file.read_text().split()]
+    pids = _killed_runner(tmp_path, KIT_KILL_WATCHDOG="1")
     assert len(pids) == 3
     try:
         wait_for(lambda: not any(map(is_alive, pids)), 30, "both daemons and the first's child")

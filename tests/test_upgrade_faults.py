@@ -104,6 +104,18 @@ def _successor_runs_then_stops(app: App, successor: int) -> None:
     wait_gone(successor)
 
 
+def _hold_the_new_code_at_import(script: App, gate: Path) -> None:
+    """Edit the program: a new process's import waits for ``gate`` (``gate.importing`` says so)."""
+    script.edit(
+        "import aiodaemon\n",
+        "import aiodaemon\nimport time\n\n"
+        "if os.environ.get('AIODAEMON_HANDOFF'):\n"
+        f"    open({str(gate)!r} + '.importing', 'w').close()\n"
+        f"    while not os.path.exists({str(gate)!r}):\n"
+        "        time.sleep(0.02)\n",
+    )
+
+
 def _leftovers(directory: Path) -> list[str]:
     """Pidfiles and socket files left in ``directory``."""
     return sorted(
@@ -163,14 +175,7 @@ def test_old_daemon_killed_while_the_successor_imports_successor_takes_over(
     """
     gate = script.directory / "gate"
     old = script.start()
-    script.edit(
-        "import aiodaemon\n",
-        "import aiodaemon\nimport time\n\n"
-        "if os.environ.get('AIODAEMON_HANDOFF'):\n"
-        f"    open({str(gate)!r} + '.importing', 'w').close()\n"
-        f"    while not os.path.exists({str(gate)!r}):\n"
-        "        time.sleep(0.02)\n",
-    )
+    _hold_the_new_code_at_import(script, gate)
     upgrade = _upgrade_in_background(script)
     successor: int | None = None
     try:
@@ -809,14 +814,7 @@ def test_signals_to_a_successor_still_importing_wait_for_its_handlers(script: Ap
     reaching both) wait for its handlers: refused and reloaded, the upgrade goes through."""
     gate = script.directory / "gate"
     old = script.start()
-    script.edit(
-        "import aiodaemon\n",
-        "import aiodaemon\nimport time\n\n"
-        "if os.environ.get('AIODAEMON_HANDOFF'):\n"
-        f"    open({str(gate)!r} + '.importing', 'w').close()\n"
-        f"    while not os.path.exists({str(gate)!r}):\n"
-        "        time.sleep(0.02)\n",
-    )
+    _hold_the_new_code_at_import(script, gate)
     upgrade = _upgrade_in_background(script)
     successor: int | None = None
     try:
