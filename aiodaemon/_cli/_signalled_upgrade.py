@@ -187,14 +187,6 @@ def _wait(
             say(f"upgrade failed: {what}; pid {pid} serves on ({_LOG_SAYS})")
             return ControlCode.FAILURE
         now = time.monotonic()
-        if now - started >= timeout and new.none_started():
-            # Nothing to wait for: the grace is for a new process handing over. A
-            # daemon refuses SIGUSR2 while it starts, or while it upgrades already.
-            say(
-                f"no new process from pid {pid} within {seconds_shown(timeout)} s (a daemon"
-                f" still starting refuses an upgrade); it keeps running ({_LOG_SAYS})"
-            )
-            return ControlCode.FAILURE
         if new.pid is not None and not killed and now - started >= timeout:
             new.kill()
             killed = True
@@ -202,6 +194,15 @@ def _wait(
                 continue  # the daemon rolls back: its pid stays in the pidfile
         left = deadline - now
         if left <= 0:
+            if new.none_started():
+                # Waited out in full all the same: a daemon whose loop was held
+                # may start its new process late, and it would take over unseen.
+                within = seconds_shown(timeout + HANDOVER_GRACE)
+                say(
+                    f"no new process from pid {pid} within {within} s (a daemon still"
+                    f" starting refuses an upgrade); it keeps running ({_LOG_SAYS})"
+                )
+                return ControlCode.FAILURE
             within = seconds_shown(timeout)
             say(f"no hand-over from pid {pid} within {within} s; it keeps running ({_LOG_SAYS})")
             return ControlCode.FAILURE
