@@ -90,6 +90,20 @@ def test_hooks_of_the_default_daemon_beside_an_own_daemon_are_named_before_it_ru
     )
 
 
+def test_a_detach_while_a_thread_runs_is_refused_before_anything_is_taken(tmp_path: Path) -> None:
+    """run(detach=True) with a thread of the program running: one line naming it, exit 1.
+
+    A fork would copy only the calling thread, leaving whatever locks the
+    others held taken for ever in the daemon (docs/lifecycle.md says so).
+    """
+    pidfile = tmp_path / "d.pid"
+    result = python([PROGRAMS / "detach_with_thread.py", pidfile])
+    assert result.returncode == 1, result.stderr
+    assert result.stdout == ""
+    assert result.stderr == "aiodaemon: cannot detach while other threads run (busy)\n"
+    assert not pidfile.exists()
+
+
 def test_run_from_a_thread_is_refused_before_anything_is_acquired(tmp_path: Path) -> None:
     """run() from a non-main thread: one line, exit 2, no pidfile, no traceback, no return."""
     pidfile = tmp_path / "d.pid"
