@@ -25,6 +25,7 @@ from .support import (
     full_pipe,
     kill_quietly,
     past_duplicate_window,
+    proc_status,
     program,
     signal_pending,
     wait_for,
@@ -37,11 +38,36 @@ RECORDS = 200
 def _ignores(pid: int, signum: int) -> bool:
     """Whether ``pid`` ignores ``signum`` (SigIgn in /proc)."""
     try:
-        status = Path(f"/proc/{pid}/status").read_text()
+        ignored = proc_status(pid)["SigIgn"]
     except OSError:
         return False
-    mask = next(line for line in status.splitlines() if line.startswith("SigIgn:"))
-    return bool(int(mask.split()[1], 16) & (1 << (signum - 1)))
+    return bool(int(ignored, 16) & (1 << (signum - 1)))
+
+
+def _signalled_in_the_drain(
+    tmp_path: Path, uvloop: bool | None, stderr: int, signum: int
+) -> subprocess.Popen[bytes]:
+    """Start tests/programs/internal_error.py with ``stderr`` (a full pipe); once its loop has
+    closed and its final drain blocks there, send ``signum`` and wait for its delivery."""
+    options = {"detach": False, "log_format": "json", "shutdown_timeout": 60, "uvloop": uvloop}
+    proc = subprocess.Popen(
+        [PYTHON, program("internal_error"), json.dumps(options), tmp_path / "record"],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr, env=clean_env(),
+    )  # fmt: skip
+    try:
+        # The loop has closed (SIGHUP ignored from then on): the final drain,
+        # blocked on the full pipe.
+        wait_for(lambda: _ignores(proc.pid, signal.SIGHUP), what="the loop's close")
+        proc.send_signal(signum)
+        wait_for(
+            lambda: proc.poll() is not None or not signal_pending(proc.pid, signum),
+            what="its delivery",
+        )
+    except BaseException:
+        kill_quietly(proc.pid)
+        proc.wait()
+        raise
+    return proc
 
 
 def _read_all(fd: int, into: bytearray) -> None:
@@ -56,26 +82,13 @@ def test_a_stop_signal_during_the_drain_after_an_internal_error_loses_no_record(
     tmp_path: Path, signum: int, uvloop: bool | None
 ) -> None:
     """Internal error, then SIGTERM during the final drain: every record written, status 1."""
-    options = {"detach": False, "log_format": "json", "shutdown_timeout": 60, "uvloop": uvloop}
     read_end, write_end = full_pipe()
     try:
-        proc = subprocess.Popen(
-            [PYTHON, program("internal_error"), json.dumps(options), tmp_path / "record"],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=write_end,
-            env=clean_env(),
-        )  # fmt: skip
+        proc = _signalled_in_the_drain(tmp_path, uvloop, write_end, signum)
         os.close(write_end)
         write_end = -1
         output = bytearray()
         try:
-            # The loop has closed (SIGHUP ignored from then on): the final drain,
-            # blocked on the full pipe.
-            wait_for(lambda: _ignores(proc.pid, signal.SIGHUP), what="the loop's close")
-            proc.send_signal(signum)
-            wait_for(
-                lambda: proc.poll() is not None or not signal_pending(proc.pid, signum),
-                what="its delivery",
-            )
             reader = threading.Thread(target=_read_all, args=(read_end, output))
             reader.start()
             assert proc.wait(timeout=30) == 1
@@ -98,21 +111,10 @@ def test_a_stop_signal_during_the_drain_after_an_internal_error_loses_no_record(
 
 def test_a_second_stop_signal_during_that_drain_forces_the_exit(tmp_path: Path) -> None:
     """Internal error, then two SIGTERMs during the final drain: the second exits at once, 143."""
-    options = {"detach": False, "log_format": "json", "shutdown_timeout": 60, "uvloop": False}
     read_end, write_end = full_pipe()
     try:
-        proc = subprocess.Popen(
-            [PYTHON, program("internal_error"), json.dumps(options), tmp_path / "record"],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=write_end,
-            env=clean_env(),
-        )  # fmt: skip
+        proc = _signalled_in_the_drain(tmp_path, False, write_end, signal.SIGTERM)
         try:
-            wait_for(lambda: _ignores(proc.pid, signal.SIGHUP), what="the loop's close")
-            proc.send_signal(signal.SIGTERM)
-            wait_for(
-                lambda: proc.poll() is not None or not signal_pending(proc.pid, signal.SIGTERM),
-                what="its delivery",
-            )
             assert proc.poll() is None
             past_duplicate_window()
             proc.send_signal(signal.SIGTERM)
