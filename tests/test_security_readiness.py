@@ -8,8 +8,10 @@ the daemon it forked.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -24,42 +26,57 @@ __all__ = ["arena", "intruder"]  # fixtures, re-exported for pytest
 PROGRAM = REPO / "tests" / "programs" / "forged_readiness.py"
 
 
-@pytest.mark.parametrize("mode", ["fail", "hang"])
-def test_a_pid_forged_on_the_readiness_pipe_is_never_signalled(
-    arena: Path, intruder: User, mode: str
-) -> None:
-    """Root's process named on the pipe by the dropped daemon lives on; the start fails (1)."""
+@contextlib.contextmanager
+def _forging(
+    arena: Path, intruder: User, mode: str, start_timeout: float, victim: int = 0
+) -> Iterator[tuple[subprocess.CompletedProcess[str], Path]]:
+    """Start tests/programs/forged_readiness.py as root, dropping to ``intruder``, whose
+    hooks forge ``mode`` on the pipe: the launcher's outcome, and the file the daemon
+    writes its pid to (as the account). Whatever daemon is left is ended afterwards."""
     run = own_dir(arena / "run", intruder)
     options = {
         "detach": True,
         "pidfile": str(run / "app.pid"),
         "user": intruder.name,
-        "start_timeout": 1.0,
+        "start_timeout": start_timeout,
         "shutdown_timeout": 1.0,
     }
     mark = run / "daemon-pid"  # written by the daemon, as the account
-    victim = subprocess.Popen(["sleep", "300"], stdin=subprocess.DEVNULL)
     try:
-        started = subprocess.run(
-            [PYTHON, str(PROGRAM), json.dumps(options), str(victim.pid), mode, str(mark)],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            env=clean_env(),
-            stdin=subprocess.DEVNULL,
-            check=False,
+        yield (
+            subprocess.run(
+                [PYTHON, str(PROGRAM), json.dumps(options), str(victim), mode, str(mark)],
+                capture_output=True,
+                text=True,
+                timeout=60,
+                env=clean_env(),
+                stdin=subprocess.DEVNULL,
+                check=False,
+            ),
+            mark,
         )
-        assert started.returncode == 1, started.stderr
-        assert victim.poll() is None, f"root's process was signalled: {victim.returncode}"
-        # The daemon itself is the one stopped: gone by the time the launcher exits.
-        daemon = int(mark.read_text())
-        assert not is_alive(daemon)
     finally:
-        victim.kill()
-        victim.wait()
         if mark.exists():
             kill_quietly(int(mark.read_text()))
             wait_gone(int(mark.read_text()))
+
+
+@pytest.mark.parametrize("mode", ["fail", "hang"])
+def test_a_pid_forged_on_the_readiness_pipe_is_never_signalled(
+    arena: Path, intruder: User, mode: str
+) -> None:
+    """Root's process named on the pipe by the dropped daemon lives on; the start fails (1)."""
+    victim = subprocess.Popen(["sleep", "300"], stdin=subprocess.DEVNULL)
+    try:
+        with _forging(arena, intruder, mode, 1.0, victim.pid) as (started, mark):
+            assert started.returncode == 1, started.stderr
+            assert victim.poll() is None, f"root's process was signalled: {victim.returncode}"
+            # The daemon itself is the one stopped: gone by the time the launcher exits.
+            daemon = int(mark.read_text())
+            assert not is_alive(daemon)
+    finally:
+        victim.kill()
+        victim.wait()
 
 
 @pytest.mark.parametrize(
@@ -75,28 +92,6 @@ def test_a_flood_on_the_readiness_pipe_is_read_within_bounds(
     arena: Path, intruder: User, mode: str, start_timeout: float, said: str
 ) -> None:
     """A 64 MiB or endless line from the dropped daemon: the launcher keeps up, and says why."""
-    run = own_dir(arena / "run", intruder)
-    options = {
-        "detach": True,
-        "pidfile": str(run / "app.pid"),
-        "user": intruder.name,
-        "start_timeout": start_timeout,
-        "shutdown_timeout": 1.0,
-    }
-    mark = run / "daemon-pid"  # written by the daemon, as the account
-    try:
-        started = subprocess.run(
-            [PYTHON, str(PROGRAM), json.dumps(options), "0", mode, str(mark)],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            env=clean_env(),
-            stdin=subprocess.DEVNULL,
-            check=False,
-        )
+    with _forging(arena, intruder, mode, start_timeout) as (started, _):
         assert started.returncode == 1, started.stderr[-300:]
         assert started.stderr == f"aiodaemon: {said}\n", started.stderr[-300:]
-    finally:
-        if mark.exists():
-            kill_quietly(int(mark.read_text()))
-            wait_gone(int(mark.read_text()))
