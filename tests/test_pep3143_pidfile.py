@@ -78,23 +78,30 @@ def _run_relative(
     }
 
 
+def _seen_both_ways(tmp_path: Path, library: str, jail: str, *extra: str) -> dict[str, object]:
+    """:func:`_run_relative` with ``library`` itself and with aiodaemon's drop-in for it:
+    what both saw, checked the same."""
+    if importlib.util.find_spec("pep3143daemon") is None:
+        pytest.fail("pep3143daemon is missing: run `bash .ci/venv test` (it is in the test extra)")
+    if jail == "yes" and os.geteuid() != 0:
+        pytest.fail("this test needs root (chroot); CI runs it as root")
+    seen = {
+        aiodaemon: _run_relative(tmp_path / aiodaemon, library, aiodaemon, jail, *extra)
+        for aiodaemon in ("no", "yes")
+    }
+    assert seen["yes"] == seen["no"]
+    return seen["no"]
+
+
 @pytest.mark.parametrize("jail", ["no", pytest.param("yes", marks=pytest.mark.root)])
 @pytest.mark.parametrize("library", ["python-daemon", "pep3143daemon"])
 def test_relative_pidfile_is_under_the_working_directory_and_removed(
     tmp_path: Path, library: str, jail: str
 ) -> None:
     """A relative pidfile path lands where the original library puts it, and goes at exit."""
-    if importlib.util.find_spec("pep3143daemon") is None:
-        pytest.fail("pep3143daemon is missing: run `bash .ci/venv test` (it is in the test extra)")
-    if jail == "yes" and os.geteuid() != 0:
-        pytest.fail("this test needs root (chroot); CI runs it as root")
-    seen = {
-        aiodaemon: _run_relative(tmp_path / aiodaemon, library, aiodaemon, jail)
-        for aiodaemon in ("no", "yes")
-    }
     where = "root/data/app.pid" if jail == "yes" else "wd/app.pid"
-    assert seen["no"] == {"running": {where: "<pid>\n"}, "after exit": {}}
-    assert seen["yes"] == seen["no"]
+    seen = _seen_both_ways(tmp_path, library, jail)
+    assert seen == {"running": {where: "<pid>\n"}, "after exit": {}}
 
 
 @pytest.mark.parametrize("jail", ["no", pytest.param("yes", marks=pytest.mark.root)])
@@ -103,17 +110,9 @@ def test_bytes_paths_are_taken_as_the_original_libraries_take_them(
     tmp_path: Path, library: str, jail: str
 ) -> None:
     """Directories and a PidFile path given as bytes: taken as the original libraries take them."""
-    if importlib.util.find_spec("pep3143daemon") is None:
-        pytest.fail("pep3143daemon is missing: run `bash .ci/venv test` (it is in the test extra)")
-    if jail == "yes" and os.geteuid() != 0:
-        pytest.fail("this test needs root (chroot); CI runs it as root")
-    seen = {
-        aiodaemon: _run_relative(tmp_path / aiodaemon, library, aiodaemon, jail, "bytes")
-        for aiodaemon in ("no", "yes")
-    }
     where = "root/data/app.pid" if jail == "yes" else "wd/app.pid"
-    assert seen["no"] == {"running": {where: "<pid>\n"}, "after exit": {}}
-    assert seen["yes"] == seen["no"]
+    seen = _seen_both_ways(tmp_path, library, jail, "bytes")
+    assert seen == {"running": {where: "<pid>\n"}, "after exit": {}}
 
 
 @pytest.mark.parametrize("library", ["python-daemon", "pep3143daemon"])
@@ -121,14 +120,8 @@ def test_a_working_directory_given_as_a_descriptor_holds_a_relative_pidfile(
     tmp_path: Path, library: str
 ) -> None:
     """working_directory=<fd>, which os.chdir takes: the relative pidfile is in its directory."""
-    if importlib.util.find_spec("pep3143daemon") is None:
-        pytest.fail("pep3143daemon is missing: run `bash .ci/venv test` (it is in the test extra)")
-    seen = {
-        aiodaemon: _run_relative(tmp_path / aiodaemon, library, aiodaemon, "no", "fd")
-        for aiodaemon in ("no", "yes")
-    }
-    assert seen["no"] == {"running": {"wd/app.pid": "<pid>\n"}, "after exit": {}}
-    assert seen["yes"] == seen["no"]
+    seen = _seen_both_ways(tmp_path, library, "no", "fd")
+    assert seen == {"running": {"wd/app.pid": "<pid>\n"}, "after exit": {}}
 
 
 def test_relative_pidfile_with_a_missing_working_directory(tmp_path: Path) -> None:
