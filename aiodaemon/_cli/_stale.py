@@ -79,12 +79,12 @@ def remove_stale(
             return StaleRemoval(False, False)
         if not _names(data, pid):
             return StaleRemoval(False, False)
-        removed_control = control is not None and _remove_dead_socket(control, st.st_uid)
+        removed_control = control is not None and _remove_socket(control, {st.st_uid, os.geteuid()})
         owners = {os.geteuid()} if owner is None else {owner, os.geteuid()}
         removed = [
             socket_path
             for socket_path, inode in (sockets or {}).items()
-            if _remove_socket_file(socket_path, inode, owners)
+            if _remove_socket(socket_path, owners, inode)
         ]
         os.unlink(path)
         return StaleRemoval(True, removed_control, removed)
@@ -101,51 +101,34 @@ def _names(data: bytes, pid: int | None) -> bool:
     return not data.strip() or (pid is not None and parse_pid(data) == pid)
 
 
-def _remove_dead_socket(path: StrPath, pidfile_owner: int) -> bool:
-    """Unlink the socket at ``path`` if nobody accepts on it and it is the daemon's or ours."""
-    try:
-        st = os.lstat(path)
-    except OSError:
-        return False
-    if not stat.S_ISSOCK(st.st_mode) or st.st_uid not in (pidfile_owner, os.geteuid()):
-        return False
-    if not _refused(path):
-        return False
-    try:
-        # The same inode we tested, still not followed through a symlink.
-        again = os.lstat(path)
-        if not os.path.samestat(again, st):
-            return False
-        os.unlink(path)
-    except OSError:
-        return False
-    return True
+def _remove_socket(path: StrPath, owners: set[int], inode: tuple[int, int] | None = None) -> bool:
+    """Unlink the socket at ``path`` if it is one of ``owners``' and nobody accepts on it.
 
-
-def _remove_socket_file(path: str, inode: tuple[int, int], owners: set[int]) -> bool:
-    """Unlink ``path`` if it is the socket ``inode``, one of ``owners``', nobody accepting on it.
-
-    Looked up and unlinked through one descriptor of its directory: a
-    directory its account controls cannot be swapped for a symlink in
-    between, to have another file of that name removed.
+    ``inode`` (st_dev, st_ino): only if it is still that very file. Looked up,
+    checked again once the connection was refused, and unlinked through one
+    descriptor of its directory: a directory its account controls cannot be
+    swapped for a symlink in between, to have another file of that name
+    removed, nor the socket for a new one bound there meanwhile.
     """
-    directory, name = os.path.split(path)
+    directory, name = os.path.split(os.fsdecode(path))
     try:
-        dirfd = os.open(directory or "/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        dirfd = os.open(directory or ".", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     except OSError:
         return False
     try:
         st = os.stat(name, dir_fd=dirfd, follow_symlinks=False)
         if (
-            (st.st_dev, st.st_ino) != inode
+            (inode is not None and (st.st_dev, st.st_ino) != inode)
             or not stat.S_ISSOCK(st.st_mode)
             or st.st_uid not in owners
         ):
             return False
-        # The inode alone does not say the daemon is its only listener: a
+        # The inode alone does not say its daemon was the only listener: a
         # process it forked may still accept on the socket.
         address = f"/proc/self/fd/{dirfd}/{name}"
-        if len(os.fsencode(address)) > SUN_PATH_MAX or not _refused(address):
+        if not _refused(address if len(os.fsencode(address)) <= SUN_PATH_MAX else path):
+            return False
+        if not os.path.samestat(os.stat(name, dir_fd=dirfd, follow_symlinks=False), st):
             return False
         os.unlink(name, dir_fd=dirfd)
     except OSError:
