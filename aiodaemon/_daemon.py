@@ -24,7 +24,7 @@ from ._run._hooks import (
     UserMain,
     check_hook,
     check_lifespan,
-    describe,
+    entry_name,
 )
 from .exceptions import ExitCode
 
@@ -325,24 +325,23 @@ def stray_hooks_warning(daemon: Daemon, module: object = None) -> str | None:
     ``module``, the program's (for ``aiodaemon start MODULE:ATTR``): its own
     Daemon objects too.
     """
-    others: dict[int, tuple[Daemon, str]] = {}
+    others: list[tuple[Daemon, str]] = []
     if daemon is not default_daemon:
-        others[id(default_daemon)] = (
+        others.append((
             default_daemon,
             "the default Daemon (the module-level decorators, aiodaemon.on_startup"
             " and the like), not the one this program runs; register them with its own",
-        )
+        ))  # fmt: skip
     name = getattr(module, "__name__", None)
     for attr, value in vars(module).items() if module is not None else ():
-        if isinstance(value, Daemon) and value is not daemon and id(value) not in others:
-            others[id(value)] = (
-                value,
-                f"{name}.{attr}, not the Daemon TARGET runs; run {name}:{attr}",
-            )
+        # Each Daemon once, though the module may name one twice (or the default one).
+        known = (daemon, *(other for other, _ in others))
+        if isinstance(value, Daemon) and all(value is not other for other in known):
+            others.append((value, f"{name}.{attr}, not the Daemon TARGET runs; run {name}:{attr}"))
     parts = [
-        f"{_registered(other.hooks)} are registered on {where}"
-        for other, where in others.values()
-        if _registered(other.hooks)
+        f"{listed} are registered on {where}"
+        for other, where in others
+        if (listed := _registered(other.hooks))
     ]
     return f"warning: hooks that will not run: {'; '.join(parts)}" if parts else None
 
@@ -359,10 +358,7 @@ def _registered(hooks: Hooks) -> str:
     ):
         for fn in registered:
             # A lifespan sits in both startup and shutdown: named once.
-            named, what = (
-                (fn.name, "lifespan") if isinstance(fn, Lifespan) else (describe(fn), kind)
-            )
-            kinds.setdefault(named, what)
+            kinds.setdefault(entry_name(fn), "lifespan" if isinstance(fn, Lifespan) else kind)
     return ", ".join(f"{named} ({what})" for named, what in kinds.items())
 
 
