@@ -109,26 +109,18 @@ def status(
             # Every control slot taken (slow reloads, hung clients): the daemon
             # runs and holds its lock all the same, which the pidfile tells.
             say(f"warning: control socket {control} stayed {exc}; status from the pidfile")
-            state = reread()
-            pid = state.running_pid
         except ControlNoAnswer as exc:
             # Out of descriptors (the socket accepts and drops) or ending now:
             # whether it still holds its lock, the pidfile tells.
             say(f"warning: {exc}; status from the pidfile")
-            state = reread()
-            pid = state.running_pid
         except (ControlAbsent, ControlRefused, ControlDenied):
             # No control socket, not served yet, or not ours to use (another
-            # user asking): the pidfile still tells whether the daemon runs,
-            # read again (killed since the first reading, it refuses too).
-            state = reread()
-            pid = state.running_pid
+            # user asking): the pidfile still tells whether the daemon runs.
+            pass
         except ControlUntrusted as exc:
             # Not the daemon's socket (one planted beside a daemon run without
             # its own): the daemon has none, and its pidfile tells the truth.
             say_ignored(exc, "status from the pidfile")
-            state = reread()
-            pid = state.running_pid
         except ControlError as exc:
             if not (isinstance(exc, ControlTimeout) and says_stopping(pid)):
                 say(str(exc))
@@ -136,10 +128,12 @@ def status(
             # Its loop held up in its shutdown (sync code in a hook or a task it
             # cancels): the stopping mark, which needs no loop, says what it does.
             say(f"warning: {exc}; status from the pidfile")
-            state = reread()
-            pid = state.running_pid
         else:
             return _report_answer(answer, path, as_json)
+        # Whatever failed, the pidfile tells: read again, as a daemon killed since
+        # the first reading refuses or drops the connection too.
+        state = reread()
+        pid = state.running_pid
     if state.status is PidfileStatus.RUNNING:
         if pid is None:
             # Locked, empty, no control socket answering, and no single holder
