@@ -245,3 +245,45 @@ def test_stop_of_a_new_process_not_yet_serving_its_socket_waits_for_it(
     wait_gone(successor)
     wait_gone(old)
     assert not app.pidfile.exists()
+
+
+def test_stop_while_a_refusing_new_process_still_serves_the_socket_waits_for_the_rollback(
+    app: App, tmp_path: Path
+) -> None:
+    """``stop`` meets the old daemon in the pidfile, its new process still on the control
+    socket (it took over, began to stop and gave the pidfile back): no "not trusted"
+    warning nor SIGTERM; once the old daemon rolled back, it stops it.
+
+    The new process is held once it gave the pidfile back; ``stop`` is held before it asks
+    again. Without uvloop: there its take-over lets ``main`` run once it serves the socket.
+    """
+    held = tmp_path / "held"
+    held.mkdir()
+    pythonpath = os.pathsep.join([str(PAUSED), str(REPO)])
+    giving_back = {"AIODAEMON_TEST_PAUSE": str(held), "AIODAEMON_TEST_PAUSE_AT": "giveback"}
+    old = app.start("--no-uvloop", PYTHONPATH=pythonpath, **giving_back)
+    app.edit('MODE = ""', 'MODE = "main-raise-serving"')
+    upgrade = _upgrade_in_background(app)
+    stop = None
+    try:
+        wait_for((held / "paused").exists, 30, "the new process to give the pidfile back")
+        assert app.pid() == old
+        pause = tmp_path / "pause"
+        stop = _paused_command(app, pause, "stop", at="control-again")
+        wait_for(lambda: (pause / "paused").exists() or stop.poll() is not None, 30, "the stop")
+        (held / "go").touch()
+        _, err = upgrade.communicate(timeout=60)
+        (pause / "go").touch()
+        _, said = stop.communicate(timeout=60)
+    except BaseException:
+        (held / "go").touch()
+        _end_what_is_left(upgrade, None)
+        if stop is not None and stop.poll() is None:
+            stop.kill()
+            stop.communicate()
+        raise
+    assert (stop.returncode, said) == (0, f"aiodaemon: stopped (pid {old})\n")
+    assert upgrade.returncode == 1
+    assert "failed while taking over" in err
+    wait_gone(old)
+    assert not app.pidfile.exists()

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
     StrPath: TypeAlias = str | os.PathLike[str]
 
-__all__ = ["ControlUntrusted", "ask_holder", "say_ignored"]
+__all__ = ["ControlUntrusted", "ask_holder", "related", "say_ignored"]
 
 #: How long a command keeps asking while the pidfile and the control socket
 #: name a parent and its child: an upgrade hands them over a moment apart,
@@ -70,7 +70,7 @@ def ask_holder(
         try:
             return ask(control, request, holder=holder, timeout=timeout, said=said), holder
         except ControlMismatch as exc:
-            if not _related(exc.peer, holder) or time.monotonic() > handover_ends:
+            if not related(exc.peer, holder) or time.monotonic() > handover_ends:
                 raise
             time.sleep(_HANDOVER_PAUSE)
             if follow is not None:
@@ -85,7 +85,7 @@ def say_ignored(exc: ControlUntrusted, instead: str) -> None:
     say(f"warning: {exc}, so it is ignored; {instead}")
 
 
-def _related(peer: int, holder: int) -> bool:
+def related(peer: int, holder: int) -> bool:
     """Whether ``peer`` and ``holder`` are parent and child (an upgrade handing over)."""
     return peer == _parent_of(holder) or _parent_of(peer) == holder
 

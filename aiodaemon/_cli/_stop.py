@@ -17,7 +17,7 @@ import time
 from .._prefork._control_protocol import VERSION
 from .._prefork._messages import seconds_shown
 from .._prefork._pidfile_status import says_stopping
-from .._prefork._procfs import is_suspended, stat_field, uids
+from .._prefork._procfs import is_suspended, uids
 from .._prefork._readiness import wait_exited
 from ._control import ControlCode, _holder, _say, _send
 from ._control_client import (
@@ -29,7 +29,7 @@ from ._control_client import (
     ask,
     ask_patiently,
 )
-from ._control_trust import HANDOVER_GRACE, ControlUntrusted, say_ignored
+from ._control_trust import HANDOVER_GRACE, ControlUntrusted, related, say_ignored
 from ._stale import remove_stale
 from ._taken_over import lock_taker, taken_over
 
@@ -300,13 +300,15 @@ def _ask_once(
                 return _Asked.GONE
             if (
                 isinstance(exc, ControlMismatch)
-                and exc.peer == stat_field(pid, 1)
+                and related(exc.peer, pid)
                 and time.monotonic() < handover_ends
             ):
-                # The holder is an upgrade's new process, which wrote its pid and
-                # serves the socket a moment later: until then its parent, the
-                # old daemon, does. A SIGTERM now would stop it before it took
-                # over, and the old one would roll back and serve on: ask again.
+                # An upgrade handing over: the holder is its new process, which
+                # wrote its pid and serves the socket a moment later (until then
+                # its parent, the old daemon, does), or the old daemon, whose new
+                # process gave the pidfile back and serves on until the old one
+                # rolls back. A SIGTERM now would stop the new process before it
+                # took over, or the old one mid-rollback: ask again.
                 wait_exited(pidfd, _RETRY_PAUSE)
                 continue
             say_ignored(exc, "sending SIGTERM")

@@ -7,7 +7,9 @@ fails), "hang" (never ready), "exit" (the process dies during startup),
 "slow" (startup takes half a second), "sleep<seconds>" (startup takes that
 long), "gate" (startup creates ``$APP_GATE.entered``, then waits for
 ``$APP_GATE``), "main-raise" / "main-return" / "main-exit" (``main`` raises,
-returns, or ends the process with status 5 at once, after a ready start).
+returns, or ends the process with status 5 at once, after a ready start),
+"main-raise-serving" (``main`` raises once the control socket names this
+process: an upgrade's new process that began its take-over).
 Started as ``python upgrade_app.py`` (options from the ``APP_*``
 environment variables) or as the console script's target ``upgrade_app:main``.
 """
@@ -16,6 +18,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
+import struct
 
 import aiodaemon
 
@@ -64,6 +68,15 @@ async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> 
         writer.close()
 
 
+def _control_peer() -> int:
+    """The pid ``SO_PEERCRED`` names on the control socket (the last to listen on it)."""
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.connect(os.environ["APP_PIDFILE"] + ".ctl")
+        creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    pid: int = struct.unpack("3i", creds)[0]
+    return pid
+
+
 async def main(ctx: aiodaemon.Context) -> None:
     """Serve on ``listen["http"]`` until the daemon stops."""
     if MODE == "main-raise":
@@ -72,6 +85,11 @@ async def main(ctx: aiodaemon.Context) -> None:
         return
     if MODE == "main-exit":
         os._exit(5)
+    if MODE == "main-raise-serving":
+        # Checked at every loop turn: raises at the first its take-over gives away.
+        while _control_peer() != os.getpid():  # noqa: ASYNC110 (no event to wait on)
+            await asyncio.sleep(0)
+        raise RuntimeError(f"main of {VERSION} failed while taking over")
     await ctx.start_server(handle, "http")
     await ctx.wait_stopping()
 

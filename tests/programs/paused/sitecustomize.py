@@ -8,7 +8,10 @@ before its second one; ``locks``: just before its first look at
 ``/proc/locks``, which tells whose lock the pidfile holds; ``takeover``, for a
 daemon whose upgrade's new process inherits it: that process once its pid is
 in the pidfile, before it serves the control socket; never the old daemon,
-whose rollback writes its pid back the same way; ``stopping``, for a daemon:
+whose rollback writes its pid back the same way; ``giveback``, the same
+process once it gave the pidfile back (its second pid written in place: it
+began to stop during its take-over), before the old daemon hears of it and
+listens on the control socket again; ``stopping``, for a daemon:
 once its loop took a stop signal, just before its shutdown binds the stopping
 mark and arms the forced exit), it creates
 ``$AIODAEMON_TEST_PAUSE/paused``, then waits (30 s at most) for
@@ -29,6 +32,7 @@ _SUCCESSOR = "AIODAEMON_HANDOFF" in os.environ
 
 
 _connects: list[bool] = []
+_writes: list[bool] = []
 
 
 def _is_the_pause_point(event: str, args: tuple[object, ...]) -> bool:
@@ -38,6 +42,11 @@ def _is_the_pause_point(event: str, args: tuple[object, ...]) -> bool:
         # An upgrade's new process past the pid it wrote over its parent's
         # (then trimmed: a start truncates to 0 instead), before it serves.
         return _SUCCESSOR and event == "os.truncate" and isinstance(args[1], int) and args[1] > 0
+    if _AT == "giveback":
+        if not (_SUCCESSOR and event == "os.truncate" and isinstance(args[1], int) and args[1] > 0):
+            return False
+        _writes.append(True)
+        return len(_writes) == 2
     if _AT == "stopping":
         return event == "socket.bind" and "aiodaemon-stopping-" in str(args[1])
     if event != "socket.connect" or not isinstance(args[1], str) or not args[1].endswith(".ctl"):
