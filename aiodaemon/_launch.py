@@ -172,7 +172,13 @@ def launch(
         if detach:
 
             def on_failure(result: LaunchResult) -> None:
-                acquired.release(daemon_pid=result.pid)
+                if result.timed_out and result.pid is None:
+                    # Never heard of, the daemon may still start and write to its files.
+                    acquired.release()
+                else:
+                    # Gone (waited for, or killed): it may have died before its first
+                    # record (no thread to start), leaving the files it never wrote.
+                    acquired.refuse(daemon_pid=result.pid)
                 say(result.message)
 
             try:

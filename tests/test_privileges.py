@@ -33,6 +33,7 @@ from .support import (
     python,
     read_json_lines,
     read_pid,
+    require_tool,
     wait_for,
     wait_gone,
 )
@@ -488,6 +489,34 @@ def test_a_start_whose_fork_fails_leaves_no_file_it_created(run_dir: Path) -> No
     result = python([program("priv_as_nobody"), program("fork_refused"), json.dumps(options)])
     assert result.returncode == 1
     assert result.stderr == "aiodaemon: cannot fork the daemon: Resource temporarily unavailable\n"
+    assert list(run_dir.iterdir()) == []
+
+
+def test_a_start_whose_daemon_cannot_start_a_thread_leaves_no_file_it_created(
+    run_dir: Path,
+) -> None:
+    """No thread left to start once dropped to nobody: the start fails, its files are gone.
+
+    The daemon dies before its first record; the log and stdout files it
+    would have written stayed behind empty.
+    """
+    log, out, pidfile = run_dir / "d.log", run_dir / "out.txt", run_dir / "d.pid"
+    options = {"detach": True, "log_file": str(log), "stdout": str(out), "pidfile": str(pidfile)}
+    options["user"] = "nobody"
+    prlimit = require_tool("prlimit")
+    # Root's launcher may fork past the limit; the daemon, nobody by then, not even a thread.
+    result = subprocess.run(
+        [prlimit, "--nproc=1", PYTHON, program("idle"), json.dumps(options)],
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert (result.returncode, result.stderr) == (
+        1,
+        "aiodaemon: cannot start the log writer thread: can't start new thread\n",
+    )
     assert list(run_dir.iterdir()) == []
 
 

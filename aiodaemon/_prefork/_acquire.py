@@ -108,9 +108,14 @@ class Acquired:
         stop_closing_in_forked_children(self.daemon_only_fds())
         self.stack.close()
 
-    def refuse(self) -> None:
-        """Release everything after the start failed before any fork, files it created too."""
-        self.release()
+    def refuse(self, daemon_pid: int | None = None) -> None:
+        """Release everything after the start failed, files it created (still empty) too.
+
+        Args:
+            daemon_pid: in the launcher, the daemon that failed (see :meth:`release`),
+                gone by then: what it never wrote to is no more than a refused start's.
+        """
+        self.release(daemon_pid)
         if self.created is not None:
             self.created.remove()
 
