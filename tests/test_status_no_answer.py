@@ -7,6 +7,8 @@ import os
 import signal
 from pathlib import Path
 
+import pytest
+
 from .support import aiodaemon_cli, program, python, wait_for, wait_gone
 
 
@@ -46,6 +48,37 @@ def test_on_asyncio_s_loop_a_daemon_out_of_descriptors_is_unknown(tmp_path: Path
         result = aiodaemon_cli("status", "--pidfile", pidfile, "--timeout", "1")
         assert result.returncode == 4, result.stderr
         assert result.stdout == f"unknown (no answer from pid {pid} within 1 s)\n"
+    finally:
+        os.kill(pid, signal.SIGTERM)
+        wait_gone(pid)
+
+
+@pytest.mark.parametrize("uvloop", [True, False], ids=["uvloop", "asyncio"])
+def test_reload_of_a_daemon_out_of_descriptors_says_so(tmp_path: Path, uvloop: bool) -> None:
+    """Not a bare "closed the control connection without an answer" (uvloop) nor "its event
+    loop is held up" (asyncio's loop): the CLI says the daemon is out of descriptors."""
+    pidfile, marker = tmp_path / "d.pid", tmp_path / "full"
+    options = {
+        "detach": True,
+        "pidfile": str(pidfile),
+        "log_file": str(tmp_path / "log"),
+        "uvloop": uvloop,
+    }
+    started = python([program("fds_gone_after_ready"), json.dumps(options), marker])
+    assert started.returncode == 0, started.stderr
+    pid = int(pidfile.read_text())
+    try:
+        wait_for(marker.exists, what="the daemon to use up its descriptors")
+        result = aiodaemon_cli("reload", "--pidfile", pidfile, "--timeout", "1")
+        assert result.returncode == 1, result.stderr
+        full = "it is out of file descriptors: 64 open, its RLIMIT_NOFILE is 64"
+        if uvloop:
+            said = f"pid {pid} closed the control connection without an answer ({full}); "
+            said += "nothing reloaded"
+        else:
+            said = f"still reloading after 1 s (pid {pid} did not answer: {full}; "
+            said += "the reload runs once it reads the request)"
+        assert result.stderr == f"aiodaemon: {said}\n"
     finally:
         os.kill(pid, signal.SIGTERM)
         wait_gone(pid)

@@ -21,7 +21,7 @@ import time
 
 from .._prefork._control_protocol import MAX_ANSWER, ProtocolError, decode, encode
 from .._prefork._messages import seconds_shown
-from .._prefork._procfs import uids
+from .._prefork._procfs import descriptors, uids
 from .._prefork._sunpath import unix_address
 
 TYPE_CHECKING = False  # not typing's: see aiodaemon/__init__.py
@@ -49,6 +49,7 @@ __all__ = [
     "ask_patiently",
     "exchange",
     "is_transient",
+    "out_of_descriptors",
     "request_timeout",
 ]
 
@@ -105,7 +106,12 @@ class ControlNoAnswer(ControlError):
 
     What a daemon out of descriptors does (libuv accepts and closes at
     EMFILE), or one ending right then: it may well run on.
+    ``out_of_descriptors``: /proc showed every descriptor it may have open.
     """
+
+    def __init__(self, message: str, *, out_of_descriptors: bool = False) -> None:
+        super().__init__(message)
+        self.out_of_descriptors = out_of_descriptors
 
 
 class ControlBacklogFull(ControlError):
@@ -203,7 +209,8 @@ def exchange(
         try:
             sock.settimeout(max(0.001, deadline - time.monotonic()))
             _connect(sock, address, path, waited)
-            check_peer(*_peer(sock))
+            peer = _peer(sock)
+            check_peer(*peer)
             try:
                 # A peer that answers before reading may close first: its answer
                 # (or its silence) is still what counts, not our broken pipe.
@@ -229,7 +236,14 @@ def exchange(
         if dirfd is not None:
             os.close(dirfd)
     if not data:
-        raise ControlNoAnswer(f"{name} closed the control connection without an answer")
+        # The usual cause in a daemon that lives: no descriptor left to take the
+        # connection with (uvloop accepts and closes it, and logs nothing).
+        why = out_of_descriptors(peer[0])
+        raise ControlNoAnswer(
+            f"{name} closed the control connection without an answer"
+            + ("" if why is None else f" ({why})"),
+            out_of_descriptors=why is not None,
+        )
     if not data.endswith(b"\n"):
         raise ControlError(f"truncated answer on control socket {path}")
     try:
@@ -352,6 +366,14 @@ def _connect(sock: _socket.socket, address: str, path: StrPath, waited: str) -> 
             # now (sync code holding it), which may end within our time.
             raise ControlBacklogFull("busy: the control socket's backlog is full") from None
         raise ControlError(f"control socket {path}: {exc.strerror or exc}") from None
+
+
+def out_of_descriptors(pid: int) -> str | None:
+    """Says so when ``pid`` has every descriptor its ``RLIMIT_NOFILE`` allows open; else None."""
+    used = descriptors(pid)
+    if used is None or used[0] < used[1]:
+        return None
+    return f"it is out of file descriptors: {used[0]} open, its RLIMIT_NOFILE is {used[1]}"
 
 
 def _peer(sock: _socket.socket) -> tuple[int, int]:

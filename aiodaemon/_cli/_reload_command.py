@@ -32,6 +32,7 @@ from ._control_client import (
     ControlRefused,
     ControlTimeout,
     ask_patiently,
+    out_of_descriptors,
     request_timeout,
 )
 from ._control_trust import ControlUntrusted, ask_holder, say_ignored
@@ -229,9 +230,11 @@ def _ask(
             # Not even the daemon's own "still reloading" came: its loop has not
             # read the request, which waits in the socket and runs once read.
             after = seconds_shown(request["timeout"])
+            # Or out of descriptors: asyncio's loop leaves the connection in the backlog.
+            why = out_of_descriptors(pid) or "its event loop is held up"
             _say(
                 f"still reloading after {after} s (pid {pid} did not answer: "
-                "its event loop is held up; the reload runs once it reads the request)"
+                f"{why}; the reload runs once it reads the request)"
             )
             raise _NoAnswer(ControlCode.FAILURE) from None
         except ControlDenied as exc:
@@ -241,7 +244,11 @@ def _ask(
             # Ending right then (killed while we asked), or out of descriptors
             # and running on: which one, its pidfd tells.
             ended = wait_exited(target.pidfd, _EXIT_GRACE)
-            _say(f"pid {pid} exited; nothing reloaded" if ended else str(exc))
+            if ended:
+                _say(f"pid {pid} exited; nothing reloaded")
+            else:
+                # Out of descriptors, it dropped the connection before reading a byte.
+                _say(f"{exc}; nothing reloaded" if exc.out_of_descriptors else str(exc))
             raise _NoAnswer(ControlCode.FAILURE) from None
         except ControlError as exc:
             _say(str(exc))

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "any_open_file",
+    "descriptors",
     "effective_capabilities",
     "is_suspended",
     "signal_ends",
@@ -148,6 +149,23 @@ def any_open_file(pid: int, matches: Callable[[str], bool]) -> bool | None:
         except OSError as exc:
             denied = denied or exc.errno in (errno.EACCES, errno.EPERM)
     return None if denied else False
+
+
+def descriptors(pid: int) -> tuple[int, int] | None:
+    """How many descriptors ``pid`` has open, and its soft ``RLIMIT_NOFILE``.
+
+    None when either cannot be read (another user's process, one no longer
+    dumpable after its drop, gone) or the limit is unlimited.
+    """
+    try:
+        count = len(os.listdir(f"/proc/{pid}/fd"))
+        with open(f"/proc/{pid}/limits", "rb") as f:
+            for line in f:
+                if line.startswith(b"Max open files"):
+                    return count, int(line.split()[3])
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
 
 
 def _exists(pid: int) -> bool:
