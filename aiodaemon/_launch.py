@@ -144,6 +144,8 @@ def launch(
                 t.name for t in threading.enumerate() if t is not threading.main_thread()
             )
             raise StartupError(f"cannot detach while other threads run ({names})")
+        if detach:
+            _warn_unseen_threads()
         # The run phase's modules, loaded before the fork rather than in the
         # daemon: an import after the fork writes to pages it shares with the
         # waiting launcher (module dicts, interned strings, pymalloc pools), each
@@ -248,6 +250,27 @@ def start_warnings(pid: int, raw: Mapping[str, Any]) -> list[str]:
             " (even the error that may end it) goes nowhere"
         )
     return warnings
+
+
+def _warn_unseen_threads() -> None:
+    """Warn of threads Python does not know of (a C library's): the fork leaves them behind.
+
+    Not refused as Python's are: OpenBLAS under numpy starts them at import,
+    and most such programs would never start (docs/lifecycle.md).
+    """
+    try:
+        unseen = len(os.listdir("/proc/self/task")) - threading.active_count()
+    except OSError:
+        return  # no /proc: nothing to tell them by
+    if unseen > 0:
+        one = unseen == 1
+        threads, it = ("1 thread", "it") if one else (f"{unseen} threads", "they")
+        say(
+            f"warning: {threads} Python does not know of {'runs' if one else 'run'}"
+            " (a C library's, started at its import); the detach's fork leaves"
+            f" {'it' if one else 'them'} behind, and the daemon may hang on a lock {it}"
+            " held: import that library in a startup hook, after the detach"
+        )
 
 
 def _give_up(main: MainTarget, line: str, code: int) -> int:

@@ -104,6 +104,22 @@ def test_a_detach_while_a_thread_runs_is_refused_before_anything_is_taken(tmp_pa
     assert not pidfile.exists()
 
 
+def test_a_detach_while_a_native_thread_runs_warns(tmp_path: Path) -> None:
+    """A thread Python does not know of (a C library's) cannot be refused: it is warned of.
+
+    The fork leaves it behind, with whatever it held; the line says how many
+    and what to do. The start goes on (docs/lifecycle.md).
+    """
+    pidfile = tmp_path / "d.pid"
+    result = python([PROGRAMS / "detach_with_native_thread.py", pidfile])
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == (
+        "aiodaemon: warning: 1 thread Python does not know of runs (a C library's, started"
+        " at its import); the detach's fork leaves it behind, and the daemon may hang on a"
+        " lock it held: import that library in a startup hook, after the detach\n"
+    )
+
+
 def test_run_from_a_thread_is_refused_before_anything_is_acquired(tmp_path: Path) -> None:
     """run() from a non-main thread: one line, exit 2, no pidfile, no traceback, no return."""
     pidfile = tmp_path / "d.pid"
