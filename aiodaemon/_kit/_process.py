@@ -335,6 +335,10 @@ def _kill_leftovers() -> None:
             kill_group(process)
             _unwatch(process)
             process.wait()
+    # The watchdog runs until our exit closes its pipe: its Popen, collected as
+    # the interpreter ends, warned "subprocess N is still running" (an
+    # "Exception ignored" under -W error, in each xdist worker on 3.12+).
+    _drop_watchdog()
 
 
 class _Watchdog:
@@ -409,17 +413,21 @@ def _forget_at_fork() -> None:
     outlived it kept the pipe open, and the watchdog did not see the test
     process die. The copy starts a watchdog of its own if it launches.
     """
-    global _watchdog
     if _watchdog is not None:
         with contextlib.suppress(OSError):
             os.close(_watchdog.pipe)
-        forgotten, _watchdog = _watchdog, None
         # Not this copy's child: its Popen, collected while the watchdog runs, warns
         # "subprocess N is still running" ("Exception ignored" under -W error).
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ResourceWarning)
-            # The last reference: collected here, under the filter.
-            del forgotten
+        _drop_watchdog()
+
+
+def _drop_watchdog() -> None:
+    """Let go of the watchdog's Popen while its process runs, without its ResourceWarning."""
+    global _watchdog
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        # The last reference: collected here, under the filter.
+        _watchdog = None
 
 
 def _unwatch(process: Process) -> None:
