@@ -24,6 +24,7 @@ from .support import (
     PYTHON,
     ForegroundDaemon,
     clean_env,
+    full_pipe,
     is_alive,
     kill_quietly,
     open_fds,
@@ -948,3 +949,47 @@ def test_upgrade_of_a_daemon_still_starting_without_control_socket_says_none_sta
         starting.wait()
         if pidfile.exists() and pidfile.read_text().strip():
             kill_quietly(int(pidfile.read_text()))
+
+
+def test_a_stalled_stderr_pipe_does_not_hold_the_old_daemon_during_an_upgrade(
+    script: App,
+) -> None:
+    """New code that prints at import, a foreground daemon's stderr a pipe nobody reads: served.
+
+    The old daemon copies its successor's start-up stderr to its own on the
+    event loop: the write to a full pipe held the loop, so neither the upgrade
+    nor any request was answered until someone read the pipe.
+    """
+    read_end, write_end = full_pipe()
+    argv = [str(AIODAEMON), "run", "upgrade_app:main", "--pidfile", str(script.pidfile)]
+    argv += ["--listen", "http=127.0.0.1:0", "--log-file", str(script.log)]
+    try:
+        daemon = subprocess.Popen(
+            argv,
+            cwd=script.directory,
+            env=clean_env(),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=write_end,
+        )
+    finally:
+        os.close(write_end)
+    try:
+        wait_for(lambda: script.records("ready"), 30, "the daemon to be ready")
+        script.edit(
+            "import aiodaemon\n",
+            "import aiodaemon\nimport sys\n\nprint('new code', file=sys.stderr, flush=True)\n",
+        )
+        result = cli("upgrade", "--pidfile", str(script.pidfile), "--timeout", "10", timeout=60)
+        assert result.returncode == 0, result.stderr
+        new = int(result.stdout)
+        assert script.get() == f"v1 {new}"
+        [lost] = script.records("successor stderr not copied")
+        assert lost["pid"] == daemon.pid
+        assert lost["bytes"] == len("new code\n")
+        assert daemon.wait(timeout=30) == 0
+    finally:
+        os.close(read_end)
+        if daemon.poll() is None:
+            daemon.kill()
+            daemon.wait()

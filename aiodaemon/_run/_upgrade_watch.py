@@ -16,7 +16,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import select
 from typing import TYPE_CHECKING, Any
+
+import structlog
 
 from .._prefork._handoff import VERSION
 from .._prefork._messages import seconds_shown
@@ -27,6 +30,8 @@ if TYPE_CHECKING:
     from .._prefork._handoff import Spawned
 
 __all__ = ["SuccessorWatch"]
+
+_log = structlog.get_logger("aiodaemon")
 
 #: Bytes of the successor's stderr kept for the error message.
 _STDERR_TAIL = 8192
@@ -186,11 +191,14 @@ async def _pump_stderr(fd: int, tail: bytearray, pid: int) -> None:
     The end kept is dropped when the successor (``pid``) closed its end alive:
     it put its own stderr back as its run began, and what it wrote before (a
     warning of the new code at import, say) cannot be why it dies later.
+    What our stderr cannot take without blocking (a pipe nobody reads) is
+    not copied, and the log says how much: a wait there would hold the loop.
     """
     loop = asyncio.get_running_loop()
     os.set_blocking(fd, False)
     readable = asyncio.Event()
     loop.add_reader(fd, readable.set)
+    lost = 0
     try:
         while True:
             await readable.wait()
@@ -203,13 +211,32 @@ async def _pump_stderr(fd: int, tail: bytearray, pid: int) -> None:
                 if _closed_alive(pid):
                     tail.clear()
                 return
-            with contextlib.suppress(OSError):
-                os.write(2, data)
+            lost += _write_nowait(data)
             tail.extend(data)
             del tail[:-_STDERR_TAIL]
     finally:
         loop.remove_reader(fd)
         os.close(fd)
+        if lost:
+            _log.warning("successor stderr not copied", successor=pid, bytes=lost)
+
+
+def _write_nowait(data: bytes) -> int:
+    """Write ``data`` to fd 2 as far as that cannot block; how many bytes it did not take.
+
+    Our fd 2 is shared (a supervisor's pipe): it stays blocking, and each
+    write is one that ``poll`` allows, at most ``PIPE_BUF`` bytes (which a
+    pipe takes whole and at once when it has room).
+    """
+    poller = select.poll()
+    poller.register(2, select.POLLOUT)
+    view = memoryview(data)
+    try:
+        while view and any(events & select.POLLOUT for _, events in poller.poll(0)):
+            view = view[os.write(2, view[: select.PIPE_BUF]) :]
+    except OSError:
+        pass  # closed, or its reader gone: nobody to copy to
+    return len(view)
 
 
 def _closed_alive(pid: int) -> bool:
