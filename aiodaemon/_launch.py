@@ -109,7 +109,7 @@ def launch(
     # Only a process started by an upgrade loads the hand-off code this early
     # (the CLI may have taken the variable already).
     successor = "AIODAEMON_HANDOFF" in os.environ or "aiodaemon._prefork._adopt" in sys.modules
-    reset_inherited_signals(successor=successor)
+    reset_inherited_signals(successor=successor, handled=hooks.signals)
 
     # Everything the program and the start-up build lives as long as the
     # process: no collection until ready (see hold_gc).

@@ -993,3 +993,40 @@ def test_a_stalled_stderr_pipe_does_not_hold_the_old_daemon_during_an_upgrade(
         if daemon.poll() is None:
             daemon.kill()
             daemon.wait()
+
+
+def test_an_on_signal_signal_to_a_successor_still_importing_waits_for_its_handler(
+    script: App,
+) -> None:
+    """A signal of ``on_signal`` reaching the new process while its code imports (a
+    ``pkill`` reaching both) waits for its handler: handled there, the upgrade goes through.
+
+    Only the lifecycle signals were held for it: SIGPWR's default action ended
+    it, and the upgrade failed.
+    """
+    script.edit(
+        "import aiodaemon\n",
+        "import aiodaemon\nimport signal\n\n\n"
+        "@aiodaemon.on_signal(signal.SIGPWR)\n"
+        "async def power() -> None:\n"
+        "    directory = os.path.dirname(os.environ['APP_LOG'])\n"
+        "    open(os.path.join(directory, f'power.{os.getpid()}'), 'w').close()\n",
+    )
+    gate = script.directory / "gate"
+    script.start()
+    _hold_the_new_code_at_import(script, gate)
+    upgrade = _upgrade_in_background(script)
+    successor: int | None = None
+    try:
+        wait_for(lambda: Path(f"{gate}.importing").exists(), 30, "the new code importing")
+        successor = _successor_pid(script)
+        os.kill(successor, signal.SIGPWR)
+        gate.touch()
+        out, stderr = upgrade.communicate(timeout=60)
+    except BaseException:
+        _end_what_is_left(upgrade, successor)
+        raise
+    assert upgrade.returncode == 0, stderr
+    assert out == f"{successor}\n"
+    wait_for((script.directory / f"power.{successor}").exists, 30, "the held signal handled")
+    assert script.get() == f"v1 {successor}"

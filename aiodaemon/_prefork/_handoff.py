@@ -34,7 +34,7 @@ import os
 import signal
 import socket
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..exceptions import StartupError
@@ -287,7 +287,11 @@ class Spawned:
 
 
 def spawn_successor(
-    inherited: Sequence[Inherited], *, detached: bool, env: Mapping[str, str] | None = None
+    inherited: Sequence[Inherited],
+    *,
+    detached: bool,
+    env: Mapping[str, str] | None = None,
+    signals: Collection[int] = (),
 ) -> Spawned:
     """Start the successor: this program again, with ``inherited`` at the same fd numbers.
 
@@ -295,6 +299,7 @@ def spawn_successor(
         inherited: every descriptor to hand over.
         detached: whether this daemon is detached (the successor behaves the same).
         env: the environment to start from; ``os.environ`` by default.
+        signals: the ``on_signal`` signals, held across the exec with the lifecycle ones.
 
     Raises:
         StartupError: the program cannot be started again.
@@ -340,10 +345,11 @@ def spawn_successor(
             environ[HANDOFF_VARIABLE + "_WATCHDOG"] = "1"
         pass_fds = sorted({theirs.fileno(), real_stderr, *(entry.fd for entry in inherited)})
         # Held across the exec (the new process inherits our mask) until its
-        # loop handles them: a SIGUSR2 or SIGHUP reaching it while its code
-        # imports (a `pkill` meant for both) waits, instead of ending it with
-        # its default action. Ours wait the same instant, then reach our loop.
-        mask = signal.pthread_sigmask(signal.SIG_BLOCK, LIFECYCLE_SIGNALS)
+        # loop handles them: a SIGUSR2, SIGHUP or on_signal signal (SIGPWR, a
+        # real-time one) reaching it while its code imports (a `pkill` meant
+        # for both) waits, instead of ending it with its default action. Ours
+        # wait the same instant, then reach our loop.
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, {*LIFECYCLE_SIGNALS, *signals})
         try:
             process = subprocess.Popen(
                 argv,

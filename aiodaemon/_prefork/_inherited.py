@@ -24,6 +24,10 @@ import signal
 
 from ..exceptions import StartupError
 
+TYPE_CHECKING = False  # not typing's: see aiodaemon/__init__.py
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
 __all__ = [
     "LIFECYCLE_SIGNALS",
     "MIN_NOFILE",
@@ -43,7 +47,7 @@ LIFECYCLE_SIGNALS = (
 )
 
 
-def reset_inherited_signals(*, successor: bool = False) -> None:
+def reset_inherited_signals(*, successor: bool = False, handled: Iterable[int] = ()) -> None:
     """Unblock every signal in this thread and give an ignored SIGCHLD its default.
 
     Other ignored dispositions stay: the program may have chosen them before
@@ -56,9 +60,12 @@ def reset_inherited_signals(*, successor: bool = False) -> None:
             :data:`LIFECYCLE_SIGNALS` across the exec (see
             ``_handoff.spawn_successor``), and they stay held until the run
             phase handles them; one sent meanwhile waits instead of ending it.
+        handled: the program's ``on_signal`` signals: for a successor, held
+            as well (the old daemon held its own); any other is released.
     """
     # Nothing of aiodaemon's own is held yet (see _run._signal_mask).
-    signal.pthread_sigmask(signal.SIG_SETMASK, LIFECYCLE_SIGNALS if successor else ())
+    held = (*LIFECYCLE_SIGNALS, *handled) if successor else ()
+    signal.pthread_sigmask(signal.SIG_SETMASK, held)
     if signal.getsignal(signal.SIGCHLD) == signal.SIG_IGN:
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
 

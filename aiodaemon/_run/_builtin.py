@@ -319,6 +319,7 @@ def _upgrade(runtime: Runtime) -> Service:
         rollback=rollback,
         log_file=log_file,
         logs=runtime.parts.logs,
+        signals=tuple(runtime.hooks.signals),
     )
     upgrader = Upgrader(target)
     runtime.add_forced_exit_step(upgrader.kill_at_forced_exit)

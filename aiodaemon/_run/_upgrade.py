@@ -22,7 +22,7 @@ import asyncio
 import contextlib
 import os
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -108,6 +108,8 @@ class UpgradeTarget:
             upgrade to close once it started the successor; None without one.
         logs: the log writer, whose reopens are passed on to the successor
             (and the successor's to it) while both run.
+        signals: the ``on_signal`` signals, held in the successor with the
+            lifecycle ones until it handles them.
     """
 
     # A plain class, not a dataclass: every daemon loads this module on its way
@@ -124,6 +126,7 @@ class UpgradeTarget:
         "notifier",
         "pidfile",
         "rollback",
+        "signals",
         "state",
         "stop_accepting",
     )
@@ -144,6 +147,7 @@ class UpgradeTarget:
         rollback: Callable[[], None],
         log_file: Callable[[], tuple[str, int] | None] | None = None,
         logs: LogWriter | None = None,
+        signals: Collection[int] = (),
     ) -> None:
         self.pidfile = pidfile
         self.listeners = listeners
@@ -156,6 +160,7 @@ class UpgradeTarget:
         self.stop_accepting = stop_accepting
         self.log_file = log_file
         self.logs = logs
+        self.signals = signals
         self.handed_over = handed_over
         self.rollback = rollback
 
@@ -213,7 +218,8 @@ class Upgrader:
         inherited: list[Inherited] = []
         try:
             inherited = self._inherited()
-            spawned = spawn_successor(inherited, detached=self.target.detached)
+            target = self.target
+            spawned = spawn_successor(inherited, detached=target.detached, signals=target.signals)
         except (DaemonError, OSError) as exc:
             self._busy = False
             self._abort = None
