@@ -351,3 +351,34 @@ def test_a_log_writer_out_of_memory_goes_on_and_says_so(tmp_path: Path) -> None:
     assert failed["dropped"] == 0
     assert parsed.index(failed) < [r["event"] for r in parsed].index("after")
     assert parsed[-1]["event"] == "exit"
+
+
+def test_a_reopen_after_one_given_up_out_of_memory_is_retried_too(tmp_path: Path) -> None:
+    """A reopen (SIGUSR1) that failed twice is given up; the next one that fails once is retried.
+
+    The writer remembered the reopen it had retried: the next SIGUSR1, the
+    same request, was taken for it and given up at its first failure, so
+    that rotation was missed and the records went on into the rotated file.
+    """
+    pidfile, log, rotated = tmp_path / "d.pid", tmp_path / "d.jsonl", tmp_path / "d.jsonl.1"
+    options = {"detach": True, "pidfile": str(pidfile), "log_file": str(log)}
+    started = python([program("log_writer_starved_reopens"), json.dumps(options)])
+    assert started.returncode == 0, started.stderr
+    pid = int(pidfile.read_text())
+
+    def failures() -> int:
+        return sum(count(path, "log writer failed") for path in (log, rotated) if path.exists())
+
+    try:
+        os.kill(pid, signal.SIGUSR1)
+        wait_for(lambda: failures() == 2, what="the first reopen given up")
+        log.rename(rotated)
+        os.kill(pid, signal.SIGUSR1)
+        wait_for(lambda: failures() == 3, what="the second reopen's failure")
+        os.kill(pid, signal.SIGTERM)
+        wait_gone(pid)
+    finally:
+        kill_quietly(pid)
+    parsed, broken = records(log)
+    assert broken == []
+    assert parsed[-1]["event"] == "exit"

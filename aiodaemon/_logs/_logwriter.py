@@ -263,9 +263,13 @@ class LogWriter:
             # The stop must still drain and close the sinks; a reopen is tried once more.
             self._retried = request
             self._queue.appendleft(request)
-        elif type(request) is _Reopen:
-            with contextlib.suppress(Exception):
-                request.done()
+        elif request is not None:
+            # Given up. Forgotten too: a SIGUSR1's reopen is one object, and the
+            # next one would be taken for this one, given up at its first error.
+            self._retried = None
+            if type(request) is _Reopen:
+                with contextlib.suppress(Exception):
+                    request.done()
         # Memory may come back meanwhile; a fault that stays must not spin the CPU.
         time.sleep(_FAILURE_PAUSE)
 
