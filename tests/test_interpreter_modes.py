@@ -129,3 +129,15 @@ def test_a_kit_user_s_forked_copy_with_warnings_as_errors() -> None:
     assert ran.returncode == 0, ran.stderr
     assert ran.stdout.split() == ["0", "0"]
     assert ran.stderr == ""
+
+
+def test_a_kit_user_s_forked_copy_ending_through_the_exit_handlers() -> None:
+    """A forked copy that leaves through the interpreter's exit leaves the daemon running.
+
+    The kit's exit handler, inherited by the copy, killed the daemons its test
+    process had launched: the copy's exit stopped the runner's daemon (-9).
+    """
+    ran = python(["-W", "error", program("kit_forked_copy"), "atexit"])
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stdout.split() == ["0", "0"]
+    assert ran.stderr == ""

@@ -412,7 +412,10 @@ def _forget_at_fork() -> None:
     forked copy (a multiprocessing worker, a server a fixture forked) that
     outlived it kept the pipe open, and the watchdog did not see the test
     process die. The copy starts a watchdog of its own if it launches.
+    Nor are the test process's daemons the copy's: its exit (the inherited
+    atexit _kill_leftovers) killed them.
     """
+    _running.clear()
     if _watchdog is not None:
         with contextlib.suppress(OSError):
             os.close(_watchdog.pipe)
