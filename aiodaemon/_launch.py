@@ -146,6 +146,12 @@ def launch(
             raise StartupError(f"cannot detach while other threads run ({names})")
         if detach:
             _warn_unseen_threads()
+        if os.environ.get("NOTIFY_SOCKET"):
+            from ._run._systemd import notify_address
+
+            # Refused before anything is acquired: found by the daemon, it left
+            # the log and stdio files it had created.
+            notify_address(os.environ)
         # The run phase's modules, loaded before the fork rather than in the
         # daemon: an import after the fork writes to pages it shares with the
         # waiting launcher (module dicts, interned strings, pymalloc pools), each

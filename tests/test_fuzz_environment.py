@@ -13,6 +13,7 @@ import json
 import os
 import shlex
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -169,3 +170,56 @@ def test_any_handoff_variable_is_a_one_line_error(value: str) -> None:
     assert result.returncode == 1, result.stderr
     assert result.stderr.startswith("aiodaemon: upgrade: "), result.stderr
     assert result.stderr.count("\n") == 1, result.stderr
+
+
+# --- NOTIFY_SOCKET that names no socket systemd could have made ----------------------------
+
+_NOTIFY_VALUES = st.one_of(
+    st.sampled_from(["@", "relative", " /run/notify", "@" + "n" * 120, "/" + "n" * 200]),
+    st.text(st.characters(blacklist_characters="\0/@"), min_size=1, max_size=20),
+    # An abstract name past sun_path's 107 bytes.
+    st.text(st.characters(blacklist_characters="\0"), min_size=1, max_size=20).map(
+        lambda t: "@" + t * (110 // len(t) + 1)
+    ),
+)
+
+
+def _refused_notify_start(tmp_path: Path, value: str) -> subprocess.CompletedProcess[str]:
+    """``aiodaemon start`` with log and stdio files under NOTIFY_SOCKET=``value``."""
+    install_program("noop", tmp_path)
+    return aiodaemon_cli(
+        "start",
+        "app:main",
+        *("--pidfile", tmp_path / "app.pid", "--log-file", tmp_path / "log.jsonl"),
+        *("--stdout", tmp_path / "out", "--stderr", tmp_path / "err"),
+        cwd=tmp_path,
+        env={"NOTIFY_SOCKET": value},
+    )
+
+
+def _left(directory: Path) -> set[str]:
+    """What a start left in ``directory`` besides the program (and its bytecode)."""
+    return {p.name for p in directory.iterdir()} - {"app.py", "__pycache__"}
+
+
+@pytest.mark.parametrize("value", ["relative", "@" + "n" * 120])
+def test_a_bad_notify_socket_fails_the_start_leaving_nothing(tmp_path: Path, value: str) -> None:
+    """NOTIFY_SOCKET=relative or too long: exit 1, one line, no log or stdio file left."""
+    result = _refused_notify_start(tmp_path, value)
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.startswith("aiodaemon: NOTIFY_SOCKET: "), result.stderr
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert _left(tmp_path) == set()
+
+
+# A child interpreter per example: a few seconds in all.
+@settings(max_examples=10, deadline=None, derandomize=True, database=None)
+@given(_NOTIFY_VALUES)
+def test_any_notify_socket_systemd_cannot_set_leaves_nothing(value: str) -> None:
+    """NOTIFY_SOCKET of text that is no /path or @name that fits: one line, nothing on disk."""
+    with tempfile.TemporaryDirectory(prefix="aiodaemon-fuzz-") as tmp:
+        result = _refused_notify_start(Path(tmp), value)
+        assert result.returncode == 1, result.stderr
+        assert result.stderr.startswith("aiodaemon: NOTIFY_SOCKET: "), result.stderr
+        assert result.stderr.count("\n") == 1, result.stderr
+        assert _left(Path(tmp)) == set()

@@ -24,6 +24,7 @@ __all__ = [
     "SuccessorNotifier",
     "is_supervised",
     "notify",
+    "notify_address",
     "run_watchdog",
     "set_default_notifier",
 ]
@@ -84,19 +85,9 @@ class Notifier:
                 so READY=1 could never reach the manager.
         """
         environ = os.environ if env is None else env
-        value = environ.get("NOTIFY_SOCKET", "")
-        if not value:
+        address = notify_address(environ)
+        if address is None:
             return None
-        if value.startswith("@") and len(value) > 1:
-            address = "\0" + value[1:]
-        elif value.startswith("/"):
-            address = value
-        else:
-            raise StartupError(
-                f"NOTIFY_SOCKET: unsupported address {value!r} (need /path or @name)"
-            )
-        if len(os.fsencode(address)) > _MAX_PATH:
-            raise StartupError(f"NOTIFY_SOCKET: address too long: {value!r}")
         return cls(address, watchdog_interval=_watchdog_interval(environ))
 
     def send(self, *assignments: str) -> bool:
@@ -201,6 +192,27 @@ class Notifier:
         except OSError:
             return False
         return True
+
+
+def notify_address(env: Mapping[str, str]) -> str | None:
+    """The socket address ``NOTIFY_SOCKET`` names (``"\\0name"`` for ``@name``), None if unset.
+
+    Raises:
+        StartupError: it is not a path or an ``@abstract`` name that fits in
+            ``sun_path``, so READY=1 could never reach the manager.
+    """
+    value = env.get("NOTIFY_SOCKET", "")
+    if not value:
+        return None
+    if value.startswith("@") and len(value) > 1:
+        address = "\0" + value[1:]
+    elif value.startswith("/"):
+        address = value
+    else:
+        raise StartupError(f"NOTIFY_SOCKET: unsupported address {value!r} (need /path or @name)")
+    if len(os.fsencode(address)) > _MAX_PATH:
+        raise StartupError(f"NOTIFY_SOCKET: address too long: {value!r}")
+    return address
 
 
 def _watchdog_interval(env: Mapping[str, str]) -> float | None:
