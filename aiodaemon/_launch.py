@@ -517,6 +517,15 @@ def check_main(main: object) -> None:
         ConfigError: naming ``main``.
     """
     if asyncio.iscoroutine(main):
+        # A coroutine object runs once: given again after a run awaited it, it
+        # failed in the daemon, after a detached start had reported it ready.
+        if getattr(main, "cr_frame", True) is None or getattr(main, "cr_suspended", False):
+            name = getattr(main, "__qualname__", "main")
+            raise ConfigError(
+                "main",
+                f"the coroutine {name}() was already awaited or closed and cannot run"
+                " again; pass the async function itself",
+            )
         return
     try:
         check_hook(main, "main")

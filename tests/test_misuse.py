@@ -294,3 +294,20 @@ def test_start_with_a_pidfile_does_not_warn(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""
     assert cli("stop", "--pidfile", str(pidfile)).returncode == 0
+
+
+def test_a_coroutine_that_has_run_is_refused_before_anything_is_taken(tmp_path: Path) -> None:
+    """run() given again the coroutine object it has awaited: one line, exit 2, no daemon.
+
+    It can never run again: a detached start reported ready (exit 0) for a
+    daemon whose main then failed at once.
+    """
+    pidfile = tmp_path / "d.pid"
+    result = python([PROGRAMS / "spent_coroutine.py", pidfile, tmp_path / "first.jsonl"])
+    assert result.returncode == 2, result.stderr
+    assert result.stdout == "first run ended 0\n"
+    assert result.stderr == (
+        "aiodaemon: main: the coroutine work() was already awaited or closed and cannot run"
+        " again; pass the async function itself\n"
+    )
+    assert not pidfile.exists()
