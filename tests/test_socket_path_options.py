@@ -8,10 +8,19 @@ other path option refuses it: now one line naming the option, exit 2.
 from __future__ import annotations
 
 import json
+import tempfile
+from pathlib import Path
+from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from .support import aiodaemon_cli, program, python
+from aiodaemon._prefork._addresses import UnixAddress
+from aiodaemon._prefork._config import parse_options
+from aiodaemon.exceptions import ConfigError
+
+from .support import aiodaemon_cli, install_program, program, python
 
 #: No file name holds a lone surrogate (os.fsencode refuses it).
 _ODD = "/tmp/\ud800"
@@ -52,3 +61,89 @@ def test_the_cli_refuses_a_socket_path_with_a_control_character(args: list[str],
     assert result.returncode == 2
     assert result.stderr == f"aiodaemon: {said}\n"
     assert result.stdout == ""
+
+
+# --- a socket path another of the daemon's files or sockets takes -------------------------
+
+_OWN = "each of the daemon's files and sockets needs a path of its own"
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (
+            ["--pidfile", "@/d.pid", "--control", "@/d.pid"],
+            "--control: @/d.pid is also the pidfile",
+        ),
+        (
+            ["--log-file", "@/log", "--control", "@/log"],
+            "--control: @/log is also the log file",
+        ),
+        (
+            ["--pidfile", "@/d.pid", "--listen", "a=unix:@/d.pid.ctl"],
+            "--listen a: @/d.pid.ctl is also the control socket",
+        ),
+        (
+            ["--listen", "a=unix:@/s", "--listen", "b=unix:@/s"],
+            "--listen b: @/s is also listen socket 'a'",
+        ),
+        (
+            ["--listen", "a=unix:@/s", "--health", "unix:@/s"],
+            "--health: @/s is also listen socket 'a'",
+        ),
+        (
+            ["--stderr", "@/err", "--health", "unix:@/err"],
+            "--health: @/err is also the stderr file",
+        ),
+    ],
+    ids=["control-pidfile", "control-log", "listen-control", "listen-listen", "health", "stderr"],
+)
+def test_a_socket_at_another_files_path_is_a_usage_error(
+    tmp_path: Path, args: list[str], said: str
+) -> None:
+    """Two of the daemon's files or sockets at one path: exit 2, one line, nothing left.
+
+    Found by the bind, this was exit 1 with "Address already in use" or "file
+    exists and is a regular file", for a file the same start had just made.
+    """
+    install_program("noop", tmp_path)
+    args = [arg.replace("@", str(tmp_path)) for arg in args]
+    result = aiodaemon_cli("start", "app:main", *args, cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr == f"aiodaemon: {said.replace('@', str(tmp_path))}; {_OWN}\n"
+    assert {p.name for p in tmp_path.iterdir()} - {"__pycache__"} == {"app.py"}
+
+
+_PATH_OPTIONS = ("pidfile", "log_file", "stdout", "stderr", "control", "health", "a", "b")
+
+
+@settings(max_examples=300, deadline=None, derandomize=True, database=None)
+@given(st.dictionaries(st.sampled_from(_PATH_OPTIONS), st.sampled_from("xyz"), min_size=2))
+def test_a_socket_path_is_never_taken_twice(chosen: dict[str, str]) -> None:
+    """Any options sharing a few names: refused, or every socket at a path of its own."""
+    with tempfile.TemporaryDirectory(prefix="aiodaemon-fuzz-") as tmp:
+        raw: dict[str, Any] = {"listen": {}}
+        for option, name in chosen.items():
+            path = f"{tmp}/{name}"
+            if option in ("a", "b"):
+                raw["listen"][option] = f"unix:{path}"
+            elif option == "health":
+                raw["health"] = f"unix:{path}"
+            else:
+                raw[option] = path
+        try:
+            options = parse_options(raw)
+        except ConfigError as exc:
+            refused = str(exc)
+        else:
+            refused = ""
+        if refused:
+            assert "\n" not in refused
+            return
+        addresses = [*options.listen.values(), options.health]
+        sockets = [address.path for address in addresses if isinstance(address, UnixAddress)]
+        if options.control is not None:
+            sockets.append(options.control)
+        files = {options.pidfile, options.log_file, options.stdout, options.stderr} - {None}
+        assert len(set(sockets)) == len(sockets), options
+        assert not set(sockets) & files, options

@@ -170,7 +170,7 @@ def parse_options(raw: Mapping[str, Any]) -> Options:
     pidfile = _opt_file("pidfile", raw.get("pidfile"))
     outputs = {name: _opt_file(name, raw.get(name)) for name in ("stdout", "stderr", "log_file")}
     _check_not_pidfile(pidfile, outputs)
-    return Options(
+    options = Options(
         pidfile=pidfile,
         detach=_opt_bool("detach", raw.get("detach"), allow_none=True),
         workdir=workdir if os.path.isabs(workdir) else os.path.realpath(workdir),
@@ -194,6 +194,46 @@ def parse_options(raw: Mapping[str, Any]) -> Options:
         control=_control(raw.get("control"), pidfile),
         start_timeout=_timeout(raw.get("start_timeout", 90.0), "start_timeout"),
     )
+    if options.control is not None or options.listen or options.health is not None:
+        _check_socket_paths(options)
+    return options
+
+
+def _check_socket_paths(options: Options) -> None:
+    """Refuse a socket path that another of the daemon's files or sockets has.
+
+    Found by the bind, it was "Address already in use" or "file exists and is
+    a regular file" (exit 1) for a file the same start had just made. Paths
+    are compared as written (normalised), without a system call: two spellings
+    through a symlinked directory are still refused by the bind.
+
+    Raises:
+        ConfigError: naming the socket's option.
+    """
+    files = (
+        (options.pidfile, "the pidfile"),
+        (options.log_file, "the log file"),
+        (options.stdout, "the stdout file"),
+        (options.stderr, "the stderr file"),
+    )
+    taken = {os.path.normpath(path): what for path, what in files if path is not None}
+    sockets = [("control", options.control, "the control socket")]
+    for name, address in options.listen.items():
+        sockets.append(
+            (f"listen[{name}]", getattr(address, "path", None), f"listen socket {name!r}")
+        )
+    sockets.append(("health", getattr(options.health, "path", None), "the health socket"))
+    for option, path, what in sockets:
+        if path is None:
+            continue
+        key = os.path.normpath(path)
+        if key in taken:
+            raise ConfigError(
+                option,
+                f"{path} is also {taken[key]}; each of the daemon's files and sockets"
+                " needs a path of its own",
+            )
+        taken[key] = what
 
 
 def _clean(text: str) -> str:
