@@ -7,9 +7,14 @@ over-long label; the options now apply DNS's limits themselves.
 
 from __future__ import annotations
 
-import pytest
+import socket
+from pathlib import Path
 
-from tests.support import python
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tests.support import python, read_json_lines
 
 LONG_LABEL = "a" * 64 + ".example"
 BAD_NAMES = ["a..b", LONG_LABEL, ".lead", "x." * 127 + "y", "ä" * 70]
@@ -85,3 +90,44 @@ def test_an_ipv6_literal_no_socket_can_listen_on_is_one_line_exit_2(
     assert code == 2, stderr
     label = "listen[web]" if option == "listen" else "health"
     assert stderr == f"aiodaemon: {label}: {said}\n"
+
+
+_V6 = st.sampled_from(["::1", "fe80::1%lo", "2001:db8::5", "::"])
+_HOSTS = st.one_of(_V6.map(lambda host: f"[{host}]"), st.sampled_from(["127.0.0.1", "localhost"]))
+
+
+@settings(max_examples=100, deadline=None, derandomize=True, database=None)
+@given(scheme=st.sampled_from(["udp", "tcp"]), host=_HOSTS, port=st.integers(1, 65535))
+def test_a_syslog_address_is_shown_as_it_is_written(scheme: str, host: str, port: int) -> None:
+    """syslog= as messages and the ``starting`` record show it: as written, read back alike."""
+    from aiodaemon._prefork._addresses import parse_syslog
+
+    written = f"{scheme}://{host}:{port}"
+    target = parse_syslog(written)
+    assert str(target) == written
+    assert parse_syslog(str(target)) == target
+
+
+def test_the_starting_record_shows_an_ipv6_syslog_in_brackets(tmp_path: Path) -> None:
+    """syslog=udp://[::1]:PORT: the ``starting`` record says so, not udp://::1:PORT.
+
+    Written without its brackets, the address was one the option itself refuses.
+    """
+    collector = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    with collector:
+        collector.bind(("::1", 0))
+        syslog = f"udp://[::1]:{collector.getsockname()[1]}"
+        log_file = tmp_path / "log.jsonl"
+        result = python(
+            [
+                "-c",
+                "import sys, aiodaemon\n"
+                "async def main(ctx): pass\n"
+                "aiodaemon.run(main, detach=False, log_file=sys.argv[1], syslog=sys.argv[2])\n",
+                log_file,
+                syslog,
+            ]
+        )
+    assert result.returncode == 0, result.stderr
+    (starting,) = [r for r in read_json_lines(log_file) if r["event"] == "starting"]
+    assert starting["options"] == {"detach": False, "log_file": str(log_file), "syslog": syslog}

@@ -71,7 +71,9 @@ class SyslogTarget(NamedTuple):
     def __str__(self) -> str:
         if self.transport == "unix":
             return self.path
-        return f"{self.transport}://{self.host}:{self.port}"
+        # As written: only an IPv6 literal holds a colon, and only in brackets is it taken.
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{self.transport}://{host}:{self.port}"
 
 
 def parse_octal(text: str) -> int:
