@@ -120,3 +120,36 @@ def test_a_child_forked_before_ready_does_not_hide_the_daemon_s_death(tmp_path: 
     finally:
         if child_file.exists():
             kill_quietly(int(child_file.read_text()))
+
+
+def _tcp_inode(port: int) -> int:
+    """The inode of the TCP socket listening on 127.0.0.1:``port`` (from /proc/net/tcp)."""
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if fields[1] == f"0100007F:{port:04X}" and fields[3] == "0A":  # 0A: LISTEN
+            return int(fields[9])
+    raise AssertionError(f"nothing listens on 127.0.0.1:{port}")
+
+
+def test_a_listen_socket_named_health_is_the_programs_to_share(tmp_path: Path) -> None:
+    """listen={"health": ...} without health=: a forked child keeps it, as every listen= socket.
+
+    The name alone made it the health socket, which no child keeps: a pre-fork
+    worker found it closed.
+    """
+    pidfile = tmp_path / "d.pid"
+    web, health = free_port(), free_port()
+    listen = {"web": f"127.0.0.1:{web}", "health": f"127.0.0.1:{health}"}
+    options = json.dumps({"detach": True, "pidfile": str(pidfile), "listen": listen})
+    child = None
+    try:
+        started = python([program("forks_a_lingering_child"), options, tmp_path / "child"])
+        assert started.returncode == 0, started.stderr
+        child = _child_of_daemon(tmp_path / "child")
+        held = set(open_fds(child).values())
+        assert f"socket:[{_tcp_inode(web)}]" in held
+        assert f"socket:[{_tcp_inode(health)}]" in held
+    finally:
+        if child is not None:
+            kill_quietly(child)
+        aiodaemon_cli("stop", "--pidfile", pidfile)

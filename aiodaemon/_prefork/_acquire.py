@@ -42,6 +42,7 @@ class Acquired:
     __slots__ = (
         "control",
         "created",
+        "health",
         "listeners",
         "logs",
         "pidfile",
@@ -52,8 +53,11 @@ class Acquired:
         "warnings",
     )
 
-    def __init__(self, preserved: tuple[int, ...] = ()) -> None:
+    def __init__(self, preserved: tuple[int, ...] = (), *, health: bool = False) -> None:
         self.stack = ExitStack()
+        #: whether ``listeners`` holds a ``health=`` socket: without one, a
+        #: ``listen=`` entry named like it is the program's, for its children too.
+        self.health = health
         self.pidfile: Pidfile | None = None
         self.logs: LogTargets | None = None
         self.listeners: Listeners | None = None
@@ -92,7 +96,7 @@ class Acquired:
                 fds.append(mark)
         if self.control is not None:
             fds.append(self.control.fileno())
-        if self.listeners is not None and HEALTH_SOCKET in self.listeners:
+        if self.health and self.listeners is not None and HEALTH_SOCKET in self.listeners:
             fds.append(self.listeners[HEALTH_SOCKET].fileno())
         return fds
 
@@ -143,7 +147,7 @@ def acquire(options: Options) -> Acquired:
     """
     raise_descriptor_limit()
     _load_modules(options)
-    acquired = Acquired(preserved=options.files_preserve)
+    acquired = Acquired(preserved=options.files_preserve, health=options.health is not None)
     identity = options.identity
     # Everything created from here on (pidfile, log and stdio files, socket
     # files) gets its mode from the daemon's umask, not from whatever umask the

@@ -221,7 +221,7 @@ def adopt(options: Options, handoff: Handoff) -> Acquired:
 
     from ._acquire import Acquired, _sockets_to_open
 
-    acquired = Acquired(preserved=options.files_preserve)
+    acquired = Acquired(preserved=options.files_preserve, health=options.health is not None)
     with ExitStack() as stack:
         acquired.pidfile = adopt_pidfile(handoff, options.pidfile)
         if acquired.pidfile is not None:
