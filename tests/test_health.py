@@ -17,6 +17,7 @@ import pytest
 from .serving_support import exchange, http_get, serve
 from .support import (
     PYTHON,
+    aiodaemon_cli,
     clean_env,
     free_privileged_port,
     install_program,
@@ -287,3 +288,33 @@ def test_run_names_the_health_option_when_its_port_is_taken(tmp_path: Path) -> N
         f"aiodaemon: health: cannot bind 127.0.0.1:{port}: Address already in use"
     )
     assert not ran.exists()
+
+
+@pytest.mark.parametrize("cli", [False, True], ids=["run", "cli"])
+def test_a_listen_socket_named_health_is_named_as_a_listen_socket(
+    tmp_path: Path, cli: bool
+) -> None:
+    """A listen= socket named health (no health=) on a taken port is named as a listen= socket.
+
+    It said ``health: ...`` (``--health: ...``), naming an option the program never gave.
+    """
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        if cli:
+            install_program("noop", tmp_path)
+            result = aiodaemon_cli(
+                "run", "app:main", "--listen", f"health=127.0.0.1:{port}", cwd=tmp_path
+            )
+            said = "--listen health"
+        else:
+            script = install_program("fuzz_launch", tmp_path)
+            options = {"detach": False, "listen": {"health": f"127.0.0.1:{port}"}}
+            payload = base64.b64encode(pickle.dumps(options)).decode()
+            result = python([script, payload, tmp_path / "ran", "named-health"], cwd=tmp_path)
+            said = "listen[health]"
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.splitlines()[-1] == (
+        f"aiodaemon: {said}: cannot bind 127.0.0.1:{port}: Address already in use"
+    )

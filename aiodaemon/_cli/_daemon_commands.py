@@ -125,8 +125,9 @@ def _keep_what_cannot_be_replaced(args: argparse.Namespace, options: dict[str, A
     why: str | None
     if found is not None:
         name, address = found
-        # "health" is refused as a listen= name: it can only be the health socket.
-        flag = "--health" if name == HEALTH_SOCKET else f"--listen {name}"
+        # "health" is refused as a listen= name beside --health only.
+        health = name == HEALTH_SOCKET and parsed.health is not None
+        flag = "--health" if health else f"--listen {name}"
         why = (
             f"{flag}: port {address.port} is privileged"
             " (only root or CAP_NET_BIND_SERVICE may bind it)"

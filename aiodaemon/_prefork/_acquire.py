@@ -198,7 +198,7 @@ def acquire(options: Options) -> Acquired:
                 # files at exit after the drop (see _unixbind for why not chown).
                 owner = (identity.uid, identity.gid) if identity is not None else (None, None)
                 acquired.listeners = stack.enter_context(
-                    open_listeners(_sockets_to_open(options), owner=owner)
+                    open_listeners(_sockets_to_open(options), owner=owner, health=acquired.health)
                 )
             if options.control is not None and _control_wanted(options):
                 # Bound now, while the directory may still be root-only; given to

@@ -525,14 +525,19 @@ def _listen(value: object) -> dict[str, ListenAddress]:
 HEALTH_SOCKET = "health"
 
 
-def socket_label(name: str) -> str:
+def socket_label(name: str, health: bool = True) -> str:
     """How messages name socket ``name``: ``health`` for the health socket, else ``listen[NAME]``.
 
     The user gave ``health=``, not a ``listen=`` entry ("health" is refused as a
-    ``listen=`` name), so "listen[health]: cannot bind ..." would send them
-    looking for one.
+    ``listen=`` name beside it), so "listen[health]: cannot bind ..." would send
+    them looking for one.
+
+    Args:
+        name: the socket's name.
+        health: whether a socket named ``health`` is the ``health=`` one; without
+            ``health=``, it is a ``listen=`` entry of that name.
     """
-    return "health" if name == HEALTH_SOCKET else f"listen[{name}]"
+    return "health" if health and name == HEALTH_SOCKET else f"listen[{name}]"
 
 
 def _serving_options(raw: Mapping[str, Any]) -> dict[str, Any]:

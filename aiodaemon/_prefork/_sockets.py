@@ -148,6 +148,7 @@ def open_listeners(
     *,
     env: MutableMapping[str, str] | None = None,
     owner: tuple[int | None, int | None] = (None, None),
+    health: bool = True,
 ) -> Listeners:
     """Bind every ``listen=`` address, or adopt the sockets systemd passed for them.
 
@@ -164,6 +165,8 @@ def open_listeners(
         owner: (uid, gid) the Unix socket files are created for (the user the
             daemon drops to): group members may then connect to a 0660 socket,
             and the daemon may remove its own files at exit.
+        health: whether the socket named ``health`` is ``health=``'s (so named
+            in errors) rather than a ``listen=`` entry of that name.
 
     Raises:
         StartupError: naming the entry, when an address cannot be bound or the
@@ -173,7 +176,7 @@ def open_listeners(
     if not listen:
         return Listeners()
     if _activation_is_ours(environ):
-        listeners = _adopt(listen, environ)
+        listeners = _adopt(listen, environ, health)
         _forget_activation(environ)
         return listeners
     sockets: dict[str, socket.socket] = {}
@@ -190,7 +193,7 @@ def open_listeners(
                     sock = _bind_inet(address)
             except socket.gaierror as exc:
                 raise StartupError(
-                    f"{socket_label(name)}: cannot resolve {_show(address)}: {exc.strerror}"
+                    f"{socket_label(name, health)}: cannot resolve {_show(address)}: {exc.strerror}"
                 ) from exc
             except OSError as exc:
                 reason = exc.strerror or str(exc)
@@ -205,7 +208,7 @@ def open_listeners(
                         " activation, or grant CAP_NET_BIND_SERVICE)"
                     )
                 raise StartupError(
-                    f"{socket_label(name)}: cannot bind {_show(address)}: {reason}"
+                    f"{socket_label(name, health)}: cannot bind {_show(address)}: {reason}"
                 ) from exc
             sockets[name] = sock
     except BaseException:
@@ -305,7 +308,7 @@ def _activation_is_ours(env: Mapping[str, str]) -> bool:
     return "LISTEN_FDS" in env and env.get("LISTEN_PID", "").strip() == str(os.getpid())
 
 
-def _adopt(listen: Mapping[str, ListenAddress], env: Mapping[str, str]) -> Listeners:
+def _adopt(listen: Mapping[str, ListenAddress], env: Mapping[str, str], health: bool) -> Listeners:
     """Match ``listen=`` names to the fds systemd passed, and take them over."""
     count_text = env["LISTEN_FDS"].strip()
     # isascii: "²" is str.isdigit() but int() refuses it. The bound: passed fds
@@ -344,21 +347,22 @@ def _adopt(listen: Mapping[str, ListenAddress], env: Mapping[str, str]) -> Liste
     chosen: dict[str, int] = {}
     for name in wanted:
         fds = by_name.get(name, [])
+        label = socket_label(name, health)
         if not fds:
             raise StartupError(
-                f"{socket_label(name)}: the service manager passed no socket named {name!r} "
+                f"{label}: the service manager passed no socket named {name!r} "
                 f"(passed: {passed}); set FileDescriptorName={name} in the .socket unit"
             )
         if len(fds) > 1:
             raise StartupError(
-                f"{socket_label(name)}: the service manager passed {len(fds)} sockets named "
+                f"{label}: the service manager passed {len(fds)} sockets named "
                 f"{name!r}; one socket per name is supported"
             )
         chosen[name] = fds[0]
     sockets: dict[str, socket.socket] = {}
     try:
         for name, fd in chosen.items():
-            sockets[name] = _adopt_fd(name, fd)
+            sockets[name] = _adopt_fd(socket_label(name, health), fd)
     except BaseException:
         for sock in sockets.values():
             sock.close()
@@ -371,24 +375,22 @@ def _adopt(listen: Mapping[str, ListenAddress], env: Mapping[str, str]) -> Liste
     return Listeners(sockets, unclaimed=unclaimed, activated=True)
 
 
-def _adopt_fd(name: str, fd: int) -> socket.socket:
+def _adopt_fd(label: str, fd: int) -> socket.socket:
     """Wrap passed ``fd`` after checking it is a listening stream socket."""
     try:
         sock = socket.socket(fileno=fd)
     except OSError as exc:
         raise StartupError(
-            f"{socket_label(name)}: passed fd {fd} is not a usable socket: {exc.strerror or exc}"
+            f"{label}: passed fd {fd} is not a usable socket: {exc.strerror or exc}"
         ) from exc
     try:
         if sock.getsockopt(socket.SOL_SOCKET, socket.SO_TYPE) != socket.SOCK_STREAM:
             raise StartupError(
-                f"{socket_label(name)}: passed fd {fd} is not a stream socket "
+                f"{label}: passed fd {fd} is not a stream socket "
                 "(use ListenStream= in the .socket unit)"
             )
         if not sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN):
-            raise StartupError(
-                f"{socket_label(name)}: passed fd {fd} is not listening (Accept=no is required)"
-            )
+            raise StartupError(f"{label}: passed fd {fd} is not listening (Accept=no is required)")
         sock.setblocking(False)
         sock.set_inheritable(False)
     except BaseException:
