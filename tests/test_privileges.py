@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 
 from .support import (
+    PROGRAMS,
     PYTHON,
     clean_env,
     install_program,
@@ -535,4 +536,43 @@ def test_non_root_asking_for_another_user_fails_before_any_fork(base: Path, run_
     assert result.returncode == 2
     assert result.stderr == "aiodaemon: user: changing identity needs root\n"
     assert nothing_started(marker)
+    assert not pidfile.exists()
+
+
+@pytest.mark.parametrize(
+    ("flag", "refusal"),
+    [
+        (
+            ["--user", "nobody"],
+            "--user: uid 65534 is not mapped in this user namespace (/proc/self/uid_map)",
+        ),
+        (
+            ["--group", "nogroup"],
+            "--group: gid 65534 is not mapped in this user namespace (/proc/self/gid_map)",
+        ),
+    ],
+)
+def test_an_id_outside_the_user_namespace_is_refused_in_one_line(
+    tmp_path: Path, flag: list[str], refusal: str
+) -> None:
+    """Root of ``unshare -r`` asking for an unmapped id: exit 2, one line, no pidfile.
+
+    Nothing could take or be given that id there: the pidfile's chown ended
+    in an ``OSError: [Errno 22] Invalid argument`` traceback.
+    """
+    pidfile = tmp_path / "d.pid"
+    unshare = [require_tool("unshare"), "--user", "--map-root-user", "--"]
+    cli = [PYTHON, "-m", "aiodaemon", "run", "cli_app:main", "--pidfile", str(pidfile), *flag]
+    result = subprocess.run(
+        [*unshare, *cli],
+        capture_output=True,
+        text=True,
+        cwd=PROGRAMS,
+        env=clean_env(),
+        stdin=subprocess.DEVNULL,
+        timeout=30,
+        check=False,
+    )
+    assert (result.returncode, result.stdout) == (2, ""), result
+    assert result.stderr == f"aiodaemon: {refusal}\n"
     assert not pidfile.exists()

@@ -52,7 +52,8 @@ def parse_identity(user: object, group: object) -> Identity | None:
 
     Raises:
         ConfigError: an unknown name, an id out of range, a uid without a
-            passwd entry and no group, or a change of identity without root.
+            passwd entry and no group, a change of identity without root, or an
+            id outside this user namespace.
     """
     if user is None and group is None:
         return None
@@ -84,8 +85,30 @@ def parse_identity(user: object, group: object) -> Identity | None:
                 "group" if group is not None else "user",
                 f"changing identity needs root (to group {gid}; we run as group {os.getegid()})",
             )
+    # In a user namespace (``unshare -r``, a rootless container) an id outside
+    # its map cannot be taken, nor given a file: each later step failed with
+    # EINVAL, the pidfile's chown as a traceback.
+    if uid is not None and not _mapped("uid", uid):
+        raise ConfigError(
+            "user", f"uid {uid} is not mapped in this user namespace (/proc/self/uid_map)"
+        )
+    if gid is not None and not _mapped("gid", gid):
+        raise ConfigError(
+            "group" if group is not None else "user",
+            f"gid {gid} is not mapped in this user namespace (/proc/self/gid_map)",
+        )
     written = group if isinstance(group, str | int) else None
     return Identity(uid, gid, user_name, written)
+
+
+def _mapped(kind: str, number: int) -> bool:
+    """Whether ``number`` is in ``/proc/self/{kind}_map`` (True when it cannot be read)."""
+    try:
+        with open(f"/proc/self/{kind}_map", "rb") as f:
+            ranges = [[int(field) for field in line.split()] for line in f]
+        return any(first <= number < first + count for first, _, count in ranges)
+    except (OSError, ValueError):
+        return True  # no /proc: the drop itself says what fails
 
 
 def effective_user() -> str:
