@@ -26,6 +26,7 @@ from .support import (
     clean_env,
     is_alive,
     kill_quietly,
+    proc_state,
     program,
     read_json_lines,
     require_tool,
@@ -112,6 +113,35 @@ def test_status_reload_and_stop_find_a_daemon_proc_does_not_show(run_dir: Path, 
         wait_gone(pid)
     wait_for(lambda: not pidfile.exists(), what="the daemon to remove its pidfile")
     assert [r["event"] for r in read_json_lines(log)][-1] == "exit"
+
+
+@pytest.mark.parametrize("proc", ["hidepid", "unmounted"])
+def test_stop_continues_a_suspended_daemon_proc_does_not_show(run_dir: Path, proc: str) -> None:
+    """SIGSTOPped and hidden: ``stop`` continues it, and it stops gracefully (exit 0).
+
+    Whether it was suspended was read from /proc only: hidden, it was taken
+    for running, left stopped with the SIGTERM pending, and SIGKILLed at the
+    deadline, its shutdown and last records lost.
+    """
+    pidfile, log = run_dir / "d.pid", run_dir / "d.jsonl"
+    options = {"detach": True, "pidfile": str(pidfile), "log_file": str(log), "user": "nobody"}
+    started = _run([shared_python(), str(program("idle")), json.dumps(options)], timeout=30)
+    assert started.returncode == 0, started.stderr
+    pid = int(pidfile.read_text())
+    try:
+        os.kill(pid, signal.SIGSTOP)
+        wait_for(lambda: proc_state(pid) == "T", what="the daemon to be stopped")
+        stop = _cli_under(proc, "stop", "--pidfile", str(pidfile), "--timeout", "2")
+        assert stop.returncode == 0, stop
+        assert stop.stderr == (
+            f"aiodaemon: no answer from pid {pid} within 2 s; sending SIGTERM\n"
+            f"aiodaemon: stopped (pid {pid})\n"
+        )
+    finally:
+        kill_quietly(pid)
+        wait_gone(pid)
+    [end] = [r for r in read_json_lines(log) if r["event"] == "exit"]
+    assert end["status"] == 0
 
 
 def test_upgrade_of_a_daemon_without_proc_is_refused_for_that_reason(tmp_path: Path) -> None:

@@ -148,11 +148,13 @@ def stop(
                     return ControlCode.NO_PERMISSION
             elif asked is _Asked.ALREADY:
                 _say(f"already stopping (pid {pid}); waiting")
-            if is_suspended(pid):
+            if is_suspended(pid) is not False:
                 # Stopped (SIGSTOP, job control): the SIGTERM or the stop request
                 # waits until it runs again, and only the SIGKILL at the deadline
                 # would reach it, cutting its shutdown. Continued, as systemd
-                # continues what it sends its KillSignal= to.
+                # continues what it sends its KillSignal= to; also when /proc
+                # hides its state (hidepid=2, none mounted): a running process
+                # takes no notice of SIGCONT.
                 _send(pidfd, pid, signal.SIGCONT)
             # What is left to remove: a killed daemon had no chance to remove its
             # pidfile or its socket; one that dropped privileges may not unlink in

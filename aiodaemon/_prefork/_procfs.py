@@ -38,12 +38,17 @@ def stat_field(pid: int, index: int) -> int | None:
         return None
 
 
-def is_suspended(pid: int) -> bool:
-    """Whether ``pid`` is stopped by a signal (SIGSTOP, SIGTSTP: state ``T``)."""
+def is_suspended(pid: int) -> bool | None:
+    """Whether ``pid`` is stopped by a signal (SIGSTOP, SIGTSTP: state ``T``).
+
+    None when ``/proc`` cannot tell (the process is gone, or hidden).
+    """
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
             return f.read().rsplit(b")", 1)[1].split()[0] == b"T"
-    except (OSError, IndexError):
+    except OSError:
+        return None
+    except IndexError:
         return False
 
 
