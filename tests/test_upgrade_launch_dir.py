@@ -1,13 +1,15 @@
-"""Upgrades and the directory the daemon was started from: a release symlink, a deleted release."""
+"""Upgrades and how the daemon was started: from a release symlink, a deleted release, no PATH."""
 
 from __future__ import annotations
 
 import os
 import shutil
 import socket
+import subprocess
+import sysconfig
 from pathlib import Path
 
-from .support import REPO, aiodaemon_cli, is_alive, read_json_lines, wait_for
+from .support import PYTHON, REPO, aiodaemon_cli, clean_env, is_alive, read_json_lines, wait_for
 
 PROGRAM = REPO / "tests" / "programs" / "upgrade_app.py"
 
@@ -92,3 +94,40 @@ def test_upgrade_from_a_deleted_launch_directory_names_the_directory(tmp_path: P
         assert _answer(run) == f"v1 {pid}"
     finally:
         aiodaemon_cli("stop", "--pidfile", str(run / "app.pid"), "--timeout", "10")
+
+
+def test_upgrade_of_a_daemon_started_by_a_bare_name_without_path(tmp_path: Path) -> None:
+    """``env -i python3 -m aiodaemon start``: the upgrade starts the same interpreter again.
+
+    Python found no ``sys.executable`` there (empty): the upgrade failed,
+    ``cannot start python3: Permission denied``.
+    """
+    run = tmp_path / "run"
+    run.mkdir()
+    release = _release(tmp_path, "1", "v1")
+    pidfile, log = run / "app.pid", run / "app.log"
+    # Its site-packages by PYTHONPATH: without sys.executable no venv is found either.
+    env = clean_env({"PYTHONPATH": os.pathsep.join([str(REPO), sysconfig.get_paths()["purelib"]])})
+    del env["PATH"]
+    options = ["--pidfile", str(pidfile), "--log-file", str(log), "--listen", "http=127.0.0.1:0"]
+    started = subprocess.run(
+        ["python3", "-m", "aiodaemon", "start", "upgrade_app:main", *options],
+        executable=PYTHON,
+        capture_output=True,
+        text=True,
+        cwd=release,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        timeout=45,
+        check=False,
+    )
+    assert started.returncode == 0, started.stderr
+    pid = int(pidfile.read_text())
+    try:
+        upgraded = aiodaemon_cli("upgrade", "--pidfile", str(pidfile), "--timeout", "30")
+        assert upgraded.returncode == 0, upgraded.stderr
+        successor = int(pidfile.read_text())
+        assert successor != pid
+        assert _answer(run) == f"v1 {successor}"
+    finally:
+        aiodaemon_cli("stop", "--pidfile", str(pidfile), "--timeout", "10")

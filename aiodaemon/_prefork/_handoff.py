@@ -353,7 +353,7 @@ def spawn_successor(
         try:
             process = subprocess.Popen(
                 argv,
-                executable=sys.executable if _is_interpreter(argv[0]) else None,
+                executable=_interpreter() if _is_interpreter(argv[0]) else None,
                 pass_fds=pass_fds,
                 env=environ,
                 cwd=_launch_directory,
@@ -388,6 +388,22 @@ def _end(process: subprocess.Popen[bytes]) -> None:
     """Kill and reap a successor the spawn could not complete."""
     process.kill()
     process.wait()
+
+
+def _interpreter() -> str | None:
+    """This interpreter's binary: ``sys.executable``, else the one the kernel runs.
+
+    Started by a bare name with no ``PATH`` to find it by (``env -i python3``,
+    a supervisor's empty environment), Python leaves ``sys.executable`` empty,
+    which ``subprocess`` joins to each directory of ``os.defpath``: "cannot
+    start python3: Permission denied" (``/bin/`` is no program).
+    """
+    if sys.executable:
+        return sys.executable
+    try:
+        return os.readlink("/proc/self/exe").removesuffix(" (deleted)")
+    except OSError:
+        return None  # no /proc: argv[0], searched for in PATH
 
 
 def _is_interpreter(argv0: str) -> bool:
