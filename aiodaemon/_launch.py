@@ -100,7 +100,10 @@ def launch(
     from ._prefork._stdfds import fill_std_fds
 
     # Before anything is opened: nothing acquired may land on fds 0-2.
-    fill_std_fds()
+    try:
+        fill_std_fds()
+    except DaemonError as exc:
+        return _give_up(main, explain(exc), exc.exit_code)
     if os.getpid() == 1:
         from ._prefork._init import end_on_early_signals
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 
@@ -9,13 +10,17 @@ import pytest
 
 from .support import (
     AIODAEMON,
+    PYTHON,
     aiodaemon_cli,
     clean_env,
     install_program,
     kill_quietly,
     open_fds,
+    pids_with,
+    program,
     read_json_lines,
     read_pid,
+    require_tool,
     wait_for,
     wait_gone,
 )
@@ -95,3 +100,50 @@ def test_a_message_for_a_closed_stderr_never_lands_on_stdout(
     )
     expected = {"start": 2, "stop": 0}[args[0]]
     assert (result.returncode, result.stdout, result.stderr) == (expected, "", "")
+
+
+@pytest.mark.parametrize(
+    ("closed", "said"),
+    [
+        (
+            "<&-",
+            "aiodaemon: cannot open /dev/null for the closed fd 0: No such file or directory\n",
+        ),
+        (
+            ">&-",
+            "aiodaemon: cannot open /dev/null for the closed fd 1: No such file or directory\n",
+        ),
+        ("2>&-", ""),
+    ],
+    ids=["stdin", "stdout", "stderr"],
+)
+def test_a_closed_standard_stream_and_no_dev_null_is_one_line(
+    tmp_path: Path, closed: str, said: str
+) -> None:
+    """A bare /dev and a closed fd: start and run() exit 1, status 4 (unknown), one line each.
+
+    Nothing could be opened onto the closed fd: a FileNotFoundError traceback.
+    """
+    install_program("cli_app", tmp_path, "app.py")
+    pidfile = tmp_path / "app.pid"
+    bare_dev = f'mount -t tmpfs -o size=64k none /dev && exec "$@" {closed}'
+    unshare = [require_tool("unshare"), "--mount", "--propagation", "private", "--"]
+    commands = {
+        "start": [str(AIODAEMON), "start", "app:main", "--pidfile", str(pidfile)],
+        "run()": [PYTHON, str(program("idle")), json.dumps({"pidfile": str(pidfile)})],
+        "status": [str(AIODAEMON), "status", "--pidfile", str(pidfile)],
+    }
+    for name, command in commands.items():
+        result = subprocess.run(
+            [*unshare, "sh", "-c", bare_dev, "sh", *command],
+            cwd=tmp_path,
+            env=clean_env(),
+            capture_output=True,
+            text=True,
+            timeout=45,
+            check=False,
+        )
+        expected = 4 if name == "status" else 1
+        assert (result.returncode, result.stdout, result.stderr) == (expected, "", said), name
+    assert list(tmp_path.iterdir()) == [tmp_path / "app.py"]
+    assert not pids_with(str(pidfile))

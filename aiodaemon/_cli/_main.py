@@ -39,7 +39,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     # A standard stream closed by the caller (`2>&-`, cron) is /dev/null to us:
     # Python's print() would send a message meant for a closed stderr to stdout.
-    fill_std_fds()
+    unfilled: DaemonError | None = None
+    try:
+        fill_std_fds()
+    except DaemonError as exc:
+        unfilled = exc  # said once the command is known: its exit status depends on it
     if os.getpid() == 1:
         from .._prefork._init import end_on_early_signals
 
@@ -63,6 +67,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.parser.error(f"unrecognized arguments: {' '.join(extra)}")
     command: Callable[[argparse.Namespace], int] = args.handler
     try:
+        if unfilled is not None:
+            error(f"{PROG}: {unfilled}")
+            if args.command == "status":
+                from ._status_command import StatusCode
+
+                return StatusCode.UNKNOWN  # its 1 would say "dead, pidfile left"
+            return unfilled.exit_code
         _check_path_args(args)
         return command(args)
     except UsageError as exc:

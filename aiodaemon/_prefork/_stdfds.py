@@ -14,11 +14,17 @@ import io
 import os
 import sys
 
+from ..exceptions import StartupError
+
 __all__ = ["controlling_terminal", "fill_std_fds", "text_stream"]
 
 
 def fill_std_fds() -> None:
-    """Open /dev/null onto each closed fd of 0, 1 and 2, and give Python its streams back."""
+    """Open /dev/null onto each closed fd of 0, 1 and 2, and give Python its streams back.
+
+    Raises:
+        StartupError: one is closed and /dev/null cannot be opened (a bare ``/dev``).
+    """
     for fd in (0, 1, 2):
         try:
             os.fstat(fd)
@@ -26,7 +32,15 @@ def fill_std_fds() -> None:
             if exc.errno != errno.EBADF:
                 raise
             # The lowest free descriptor: this very fd, as the lower ones are open.
-            null = os.open(os.devnull, os.O_RDWR | os.O_NOCTTY)
+            try:
+                null = os.open(os.devnull, os.O_RDWR | os.O_NOCTTY)
+            except OSError as failed:
+                if sys.stderr is None:
+                    # Closed too: print() would take the line to stdout instead.
+                    sys.stderr = io.StringIO()
+                raise StartupError(
+                    f"cannot open {os.devnull} for the closed fd {fd}: {failed.strerror}"
+                ) from None
             if null != fd:
                 os.dup2(null, fd)
                 os.close(null)
