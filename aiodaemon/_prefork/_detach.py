@@ -86,7 +86,20 @@ def close_inherited_fds(keep: Iterable[int]) -> None:
         if fd > low:
             os.closerange(low, fd)
         low = fd + 1
-    os.closerange(low, _FD_CEILING)
+    os.closerange(low, _past_open_fds())
+
+
+def _past_open_fds() -> int:
+    """One past the highest descriptor open here (``/proc/self/fd``); without /proc, the ceiling.
+
+    Where ``close_range`` is refused (a container's seccomp profile, a kernel
+    before 5.9), ``os.closerange`` closes each number in turn: up to
+    :data:`_FD_CEILING`, minutes, and a detached start failed "not ready".
+    """
+    try:
+        return min(max(map(int, os.listdir("/proc/self/fd"))) + 1, _FD_CEILING)
+    except (OSError, ValueError):
+        return _FD_CEILING
 
 
 def redirect_stdio(stdout: int | None, stderr: int | None, stdin: int | None = None) -> None:

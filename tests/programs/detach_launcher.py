@@ -1,6 +1,7 @@
 """A daemon that opens things before run() which it must NOT keep, and one it must.
 
-argv: KEY=VALUE pairs: pidfile, leak, keep, and optionally workdir, stdout, stderr, umask.
+argv: KEY=VALUE pairs: pidfile, leak, keep, and optionally workdir, stdout, stderr, umask,
+start_timeout.
 """
 
 from __future__ import annotations
@@ -40,4 +41,6 @@ for name in ("workdir", "stdout", "stderr"):
         options[name] = args[name]
 if "umask" in args:
     options["umask"] = int(args["umask"], 8)
+if "start_timeout" in args:
+    options["start_timeout"] = float(args["start_timeout"])
 aiodaemon.run(main, **options)
