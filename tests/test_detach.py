@@ -138,7 +138,7 @@ def test_inherited_fds_are_closed_except_kept_ones(
     """
     wrapper: list[str | Path] = []
     if close_range == "refused":
-        wrapper = [program("without_close_range"), PYTHON]
+        wrapper = [program("without_syscall"), "436", PYTHON]
     result = start(launcher, tmp_path, wrapper=wrapper, start_timeout="10")
     assert result.returncode == 0, result.stderr
     pid = read_pid(tmp_path / "d.pid")

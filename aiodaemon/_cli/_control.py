@@ -17,6 +17,7 @@ import os
 
 from .._prefork._messages import say
 from .._prefork._pidfile_status import PidfileState, PidfileStatus, read_pidfile
+from .._prefork._readiness import open_pidfd
 from ._lost_pidfile import names_no_pid, wait_for_pid, why_no_pid
 from ._pidfile_trust import untrusted_pidfile
 
@@ -146,9 +147,8 @@ def _clean_stale(path: StrPath, state: PidfileState, code: int, control: StrPath
 
 def _open_verified(path: StrPath, pid: int) -> int | None:
     """A pidfd for ``pid``, only if that very process holds the pidfile lock."""
-    try:
-        pidfd = os.pidfd_open(pid)
-    except ProcessLookupError:
+    pidfd = open_pidfd(pid)
+    if pidfd is None:
         return None
     # Verified after the pidfd exists: if the pid was recycled before
     # pidfd_open, the new process does not hold the lock and we refuse.

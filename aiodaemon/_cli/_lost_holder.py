@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 
 from .._prefork._pidfile_status import PidfileState, PidfileStatus
+from .._prefork._readiness import open_pidfd
 from ._control import ControlCode, _say
 from ._control_client import ControlDenied, ControlError
 from ._control_trust import ControlUntrusted, say_ignored
@@ -84,9 +85,8 @@ def _served_by(path: StrPath, control: StrPath, owner: int | None) -> int | None
 
 def _open_found(pid: int, find_again: Callable[[], int | None]) -> int | None:
     """A pidfd for ``pid``, only if ``find_again()`` still finds that very process."""
-    try:
-        pidfd = os.pidfd_open(pid)
-    except ProcessLookupError:
+    pidfd = open_pidfd(pid)
+    if pidfd is None:
         return None
     # Found again after the pidfd exists: a pid recycled before pidfd_open
     # is not the daemon any more, and we refuse.

@@ -68,14 +68,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     command: Callable[[argparse.Namespace], int] = args.handler
     try:
         if unfilled is not None:
-            error(f"{PROG}: {unfilled}")
-            if args.command == "status":
-                from ._status_command import StatusCode
-
-                return StatusCode.UNKNOWN  # its 1 would say "dead, pidfile left"
-            return unfilled.exit_code
+            return _failed(args, unfilled)
         _check_path_args(args)
         return command(args)
+    except DaemonError as exc:
+        # What the system refuses every command alike (no pidfd_open on an old
+        # kernel or under a strict seccomp profile): one line, not a traceback.
+        return _failed(args, exc)
     except UsageError as exc:
         error(f"{PROG}: {exc}")
         _abandon_handoff(ExitCode.USAGE, str(exc))
@@ -177,6 +176,16 @@ def _address_space_limit() -> str:
     except (ImportError, MemoryError):  # no room left to load it: say what we know
         return ""
     return f"; {limit}" if limit else ""
+
+
+def _failed(args: argparse.Namespace, exc: DaemonError) -> int:
+    """Say ``exc`` in one line; the exit status it means for this command."""
+    error(f"{PROG}: {exc}")
+    if args.command == "status":
+        from ._status_command import StatusCode
+
+        return StatusCode.UNKNOWN  # its 1 would say "dead, pidfile left"
+    return exc.exit_code
 
 
 def _check_path_args(args: argparse.Namespace) -> None:

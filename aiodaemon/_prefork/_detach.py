@@ -407,10 +407,14 @@ def _launcher(
             on_ready(result.pid)
             code = 0
         else:
-            if result.timed_out and result.pid is not None:
-                stop_unready(result.pid, shutdown_timeout)
-            elif result.pid is not None:
-                wait_gone(result.pid, timeout=2.0)
+            try:
+                if result.timed_out and result.pid is not None:
+                    stop_unready(result.pid, shutdown_timeout)
+                elif result.pid is not None:
+                    wait_gone(result.pid, timeout=2.0)
+            except StartupError as exc:
+                # The daemon's own failure is what the start says; this adds to it.
+                say(f"warning: {exc}; it may still run")
             on_failure(result)
             code = result.code
     except KeyboardInterrupt as exc:

@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..exceptions import StartupError
 from ._inherited import LIFECYCLE_SIGNALS
+from ._readiness import open_pidfd
 
 if TYPE_CHECKING:
     import subprocess
@@ -378,7 +379,9 @@ def spawn_successor(
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         on_failure.callback(_end, process)
-        pidfd = os.pidfd_open(process.pid)
+        pidfd = open_pidfd(process.pid)
+        if pidfd is None:  # never: our child, not yet reaped, keeps its pid
+            raise StartupError(f"upgrade: new process {process.pid} vanished")
         ours.sendall(f"S{secret}\n".encode())
         on_failure.pop_all()
     return Spawned(process, pidfd, ours, err_read)

@@ -17,12 +17,14 @@ synchronous programs, where importing it would cost ~0.4 ms of their start.
 
 from __future__ import annotations
 
+import errno
 import gc
 import os
 import select
 import signal
 import time
 
+from ..exceptions import StartupError
 from ._messages import seconds_shown
 
 # Annotations only: aiodaemon.pep3143 imports this module into synchronous programs.
@@ -36,6 +38,7 @@ __all__ = [
     "WaitInterrupted",
     "announced_pid",
     "hold_gc",
+    "open_pidfd",
     "readable",
     "release_gc",
     "stop_unready",
@@ -316,11 +319,32 @@ def announced_pid(fd: int) -> int | None:
     return None
 
 
+def open_pidfd(pid: int) -> int | None:
+    """A pidfd for ``pid``, or None when it is gone.
+
+    Every signal aiodaemon sends to a process it did not start goes through
+    one, so that a pid recycled meanwhile is never hit: where the kernel has
+    none, the command fails in one line rather than signal by number.
+
+    Raises:
+        StartupError: ``pidfd_open`` is refused (Linux before 5.3, a seccomp
+            profile that does not know it) or no descriptor is left.
+    """
+    try:
+        return os.pidfd_open(pid)
+    except ProcessLookupError:
+        return None
+    except OSError as exc:
+        why = exc.strerror or str(exc)
+        if exc.errno in (errno.ENOSYS, errno.EPERM):
+            why += " (pidfd_open: Linux 5.3 or later, and a seccomp profile that allows it)"
+        raise StartupError(f"cannot watch pid {pid}: {why}") from exc
+
+
 def stop_unready(pid: int, shutdown_timeout: float) -> None:
     """Stop a daemon that never became ready: SIGTERM, then SIGKILL after ``shutdown_timeout``."""
-    try:
-        pidfd = os.pidfd_open(pid)
-    except ProcessLookupError:
+    pidfd = open_pidfd(pid)
+    if pidfd is None:
         return
     try:
         signal.pidfd_send_signal(pidfd, signal.SIGTERM)
@@ -352,10 +376,23 @@ def wait_gone(pid: int, timeout: float) -> None:
     """Wait up to ``timeout`` for ``pid`` (not our child) to exit, then SIGKILL it.
 
     A daemon that reported failure must not outlive the launcher's verdict.
+
+    Raises:
+        StartupError: no pidfd (see :func:`open_pidfd`) and ``pid`` still
+            runs at ``timeout``: it is not signalled by number.
     """
     try:
-        pidfd = os.pidfd_open(pid)
-    except ProcessLookupError:
+        pidfd = open_pidfd(pid)
+    except StartupError:
+        # Without a pidfd the waiting can still be done, by number: a pid
+        # recycled meanwhile only makes it wait longer, never signalled.
+        deadline = time.monotonic() + timeout
+        while _exists(pid):
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+        return
+    if pidfd is None:
         return
     try:
         if wait_exited(pidfd, timeout):
@@ -367,3 +404,14 @@ def wait_gone(pid: int, timeout: float) -> None:
         readable(pidfd, 5.0)
     finally:
         os.close(pidfd)
+
+
+def _exists(pid: int) -> bool:
+    """Whether some process has pid ``pid`` (signal 0 sends nothing)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # one of another account: it exists
+    return True
