@@ -576,6 +576,56 @@ def test_upgrade_under_systemd_moves_the_main_pid(tmp_path: Path) -> None:
     assert b"AIODAEMON_HANDOFF" not in environ
 
 
+def test_watchdog_fed_after_upgrades(tmp_path: Path) -> None:
+    """Under systemd's watchdog every generation feeds it: the third one too, after two upgrades."""
+    from .test_systemd import NotifyReceiver
+
+    receiver = NotifyReceiver(str(tmp_path / "notify.sock"))
+    shutil.copy(PROGRAM, tmp_path / "upgrade_app.py")
+    app = App(tmp_path, "cli")
+    proc = subprocess.Popen(
+        [
+            # As systemd does: WATCHDOG_PID names the main process (the exec keeps $$).
+            *("sh", "-c", 'WATCHDOG_PID=$$ exec "$@"', "sh"),
+            *(str(SCRIPT), "run", "upgrade_app:main", "--pidfile", str(app.pidfile)),
+            *("--listen", "http=127.0.0.1:0", "--log-file", str(app.log)),
+        ],
+        cwd=tmp_path,
+        env=receiver.env(WATCHDOG_USEC="400000"),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    generations: list[int] = []
+    try:
+        receiver.receive_until("READY=1", 30)
+        for _ in range(2):
+            result = cli("upgrade", "--pidfile", str(app.pidfile))
+            assert result.returncode == 0, result.stderr
+            generations.append(int(result.stdout))
+        third = generations[-1]
+        fed_by: set[int] = set()
+        # A ping every 0.2 s: the third generation's come within seconds or never.
+        deadline = time.monotonic() + 10
+        while third not in fed_by and time.monotonic() < deadline:
+            if receiver.pending():
+                datagram = receiver.receive()
+                if "WATCHDOG=1" in datagram.lines:
+                    fed_by.add(datagram.pid)
+            else:
+                time.sleep(0.02)
+        assert third in fed_by, f"no WATCHDOG=1 from pid {third} (fed by {sorted(fed_by)})"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+        for pid in generations:
+            # Nobody's child here: stop them, or they outlive the test.
+            kill_quietly(pid, signal.SIGTERM)
+            wait_gone(pid, 30)
+        receiver.close()
+
+
 def test_upgrade_of_python_m_restart(tmp_path: Path) -> None:
     """Started by ``python -m aiodaemon restart``: the new process starts, it stops nothing."""
     shutil.copy(PROGRAM, tmp_path / "upgrade_app.py")

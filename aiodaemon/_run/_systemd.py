@@ -277,10 +277,12 @@ class SuccessorNotifier(Notifier):
     @classmethod
     def for_successor(cls, owns_watchdog: bool) -> Notifier | None:
         """From ``NOTIFY_SOCKET``; the watchdog is ours if it was the old daemon's."""
-        env = dict(os.environ)
         if owns_watchdog:
-            env["WATCHDOG_PID"] = str(os.getpid())
-        return cls.from_env(env)
+            # In the environment, not only in our notifier: our own upgrade hands
+            # the watchdog on only if WATCHDOG_PID names us, and the old daemon's
+            # pid left there made the generation after next stop feeding it.
+            os.environ["WATCHDOG_PID"] = str(os.getpid())
+        return cls.from_env()
 
 
 _default: tuple[int, Notifier] | None = None
