@@ -312,6 +312,40 @@ def test_rotation_while_the_old_daemon_drains_reaches_both(daemon: Daemon) -> No
         assert daemon.records(daemon.log, old, event), event
 
 
+def test_rotation_reaches_every_old_daemon_still_draining(daemon: Daemon) -> None:
+    """Upgraded twice while both old daemons drain: a rotation reaches all three processes."""
+    first = daemon.start()
+    with socket.create_connection(("127.0.0.1", daemon.port()), timeout=10) as client:
+        wait_for(lambda: daemon.records(daemon.log, first, "client connected"), 30, "a client")
+        # A request begun, never answered: the drain waits for it as long as we like.
+        client.sendall(b"x")
+        second = _upgraded(daemon.upgrade())
+        with socket.create_connection(("127.0.0.1", daemon.port()), timeout=10) as other:
+            wait_for(lambda: daemon.records(daemon.log, second, "client connected"), 30, "a client")
+            other.sendall(b"x")
+            third = _upgraded(daemon.upgrade())
+            wait_for(
+                lambda: daemon.records(daemon.log, second, "waiting for connections"),
+                30,
+                "the second daemon's drain",
+            )
+            assert is_alive(first)
+            daemon.rename()
+            daemon.signal_holder()
+            for pid in (third, second, first):
+                wait_for(
+                    lambda pid=pid: daemon.ticks(daemon.log, pid),  # type: ignore[misc]
+                    30,
+                    f"the ticks of pid {pid} in the new file",
+                )
+    for pid in (first, second):
+        wait_gone(pid, 30)
+    daemon.stop(third)
+
+    for pid in (first, second, third):
+        _in_order_and_complete(daemon, pid)
+
+
 def test_a_rename_nobody_signalled_is_followed_at_the_hand_over(daemon: Daemon) -> None:
     """A file renamed while the successor starts, with no signal: both reopen at the hand-over."""
     old = daemon.start()

@@ -7,7 +7,8 @@ which is the old daemon until the successor writes its pid there, and the
 successor from then on. So each process passes its own reopens on to the
 other over the private channel (a line ``O``) for as long as both have it
 open: the successor starting while the old daemon serves, and the old daemon
-draining after the hand-over. A reopen passed on is not passed back.
+draining after the hand-over. A reopen passed on is not passed back, but on
+to a third process: a successor upgraded while its own old daemon drains.
 
 A reopen that arrives before the channel is read here (the successor still
 importing its program) waits in the channel and is done once it is read; the
@@ -120,6 +121,11 @@ class ChannelLines:
                 # The other process's signal: the same rotation, for our descriptor.
                 if self._logs is not None:
                     self._logs.reopen(pass_on=False)
+                    # And for a third process: upgraded again while our own old
+                    # daemon still drains, we are the only one that reaches it.
+                    for listener in tuple(self._logs.reopen_listeners):
+                        if listener != self._pass_on:
+                            listener()
             else:
                 self._lines.put_nowait(line)
         if len(self._buffer) > _LINE_LIMIT:
