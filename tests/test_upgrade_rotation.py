@@ -346,6 +346,31 @@ def test_rotation_reaches_every_old_daemon_still_draining(daemon: Daemon) -> Non
         _in_order_and_complete(daemon, pid)
 
 
+def test_rotation_reaches_an_old_daemon_draining_after_its_successor_left(daemon: Daemon) -> None:
+    """Upgraded twice, the middle one gone first: the first, still draining, follows a rotation."""
+    first = daemon.start()
+    with socket.create_connection(("127.0.0.1", daemon.port()), timeout=10) as client:
+        wait_for(lambda: daemon.records(daemon.log, first, "client connected"), 30, "a client")
+        # A request begun, never answered: the drain waits for it as long as we like.
+        client.sendall(b"x")
+        second = _upgraded(daemon.upgrade())
+        third = _upgraded(daemon.upgrade())
+        # Nothing held the second one's drain: no process is left to pass a reopen on to us.
+        wait_gone(second, 30)
+        assert is_alive(first)
+        daemon.rename()
+        daemon.signal_holder()
+        wait_for(lambda: daemon.ticks(daemon.log, third), 30, "the newest process's ticks there")
+        wait_for(lambda: daemon.ticks(daemon.log, first), 30, "the old daemon's ticks there")
+    wait_gone(first, 30)
+    daemon.stop(third)
+
+    for pid in (first, third):
+        _in_order_and_complete(daemon, pid)
+    for event in ("shutdown finished", "exit"):
+        assert daemon.records(daemon.log, first, event), event
+
+
 def test_a_rename_nobody_signalled_is_followed_at_the_hand_over(daemon: Daemon) -> None:
     """A file renamed while the successor starts, with no signal: both reopen at the hand-over."""
     old = daemon.start()

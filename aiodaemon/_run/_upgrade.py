@@ -334,6 +334,7 @@ class Upgrader:
         self.handed_to = watch.took_over()
         if self.target.logs is not None:
             self.target.logs.follow_rename()
+            lines.follow_renames_alone()
         await self.target.stop_accepting()
         cut_over = time.monotonic() - started
         notifier = self.target.notifier

@@ -35,6 +35,8 @@ __all__ = ["REOPEN", "ChannelLines"]
 REOPEN = b"O\n"
 #: Bytes of a line past which the channel is taken as broken (an ``E`` line is one).
 _LINE_LIMIT = 65536
+#: Seconds between an old daemon's own looks for a renamed log file (see follow_renames_alone).
+_RENAME_LOOK = 1.0
 
 
 class ChannelLines:
@@ -65,6 +67,9 @@ class ChannelLines:
         self._sent = False
         #: the other process ended without reading the channel at all (see :meth:`_readable`).
         self.never_read = False
+        #: the other process closed the channel (exited), not we.
+        self._peer_gone = False
+        self._alone = False
         self._loop.add_reader(self._sock.fileno(), self._readable)
         if logs is not None:
             logs.reopen_listeners.append(self._pass_on)
@@ -96,6 +101,22 @@ class ChannelLines:
         """Stop reading and passing reopens on, and close our duplicate."""
         self._end()
 
+    def follow_renames_alone(self) -> None:
+        """Once the other process is gone, look for a renamed log file ourselves now and then.
+
+        For an old daemon after its hand-over: the successor passes rotations
+        on, but may exit first (upgraded in turn, its drain shorter than ours),
+        and then nothing tells us of one. We exit within ``shutdown_timeout``.
+        """
+        self._alone = True
+        if self._peer_gone:
+            self._look_for_rename()
+
+    def _look_for_rename(self) -> None:
+        if self._logs is not None:
+            self._logs.follow_rename()
+            self._loop.call_later(_RENAME_LOOK, self._look_for_rename)
+
     def _readable(self) -> None:
         try:
             data = self._sock.recv(4096)
@@ -111,7 +132,10 @@ class ChannelLines:
         except OSError:
             data = b""
         if not data:
+            self._peer_gone = self._open
             self._end()
+            if self._alone and self._peer_gone:
+                self._look_for_rename()
             return
         self._buffer += data
         while (end := self._buffer.find(b"\n")) >= 0:
