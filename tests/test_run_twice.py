@@ -60,3 +60,15 @@ def test_a_detached_run_after_foreground_ones_keeps_its_pidfile(tmp_path: Path) 
         assert [r["event"] for r in log][-1] == "exit"
         assert log[-1]["status"] == 0
         assert not pidfile.exists()
+
+
+def test_runs_in_a_row_keep_nothing_of_the_earlier_ones(tmp_path: Path) -> None:
+    """Six foreground runs leave one log writer, pidfile and loop alive: the last run's.
+
+    Each run registered fork and exit hooks holding its own writer, so every
+    finished run's writer (and what it held) stayed for the process's life.
+    """
+    result = python([str(program("runs_left_behind")), str(tmp_path), "6"])
+    assert result.returncode == 0, result.stderr
+    writers, pidfiles, loops = result.stdout.split()
+    assert (writers, pidfiles, loops) == ("1", "1", "1")

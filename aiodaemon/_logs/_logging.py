@@ -160,10 +160,15 @@ def start_logging(
     )
     writer._start()
     targets.writer = writer
-    os.register_at_fork(after_in_child=lambda: _after_fork(writer))
-    # Safety net for an exit that skips the runtime's close (sys.exit in a hook):
-    # accepted records are still written, within a bounded time.
-    atexit.register(_close_at_exit, writer)
+    if _runs.writer is None:
+        # Once per process, for the writer of the latest run: registered for
+        # each, they kept every run's writer alive (a test suite's thousand
+        # foreground runs: ~25 kB each).
+        os.register_at_fork(after_in_child=_after_fork_latest)
+        # Safety net for an exit that skips the runtime's close (sys.exit in a
+        # hook): accepted records are still written, within a bounded time.
+        atexit.register(_close_latest_at_exit)
+    _runs.writer = writer
     return writer
 
 
@@ -173,6 +178,8 @@ class _Runs:
     started = False
     #: structlog's default processor list, if it was still unconfigured at the first run.
     import_bound: list[Any] | None = None
+    #: the latest run's writer (an earlier one is closed), for the fork and exit hooks.
+    writer: LogWriter | None = None
 
 
 _runs = _Runs()
@@ -233,6 +240,16 @@ def _log_unraisable(unraisable: UnraisableHookArgs) -> None:
         object=where,
         exc_info=exc_info if unraisable.exc_value is not None else None,
     )
+
+
+def _after_fork_latest() -> None:
+    if _runs.writer is not None:
+        _after_fork(_runs.writer)
+
+
+def _close_latest_at_exit() -> None:
+    if _runs.writer is not None:
+        _close_at_exit(_runs.writer)
 
 
 def _after_fork(writer: LogWriter) -> None:
