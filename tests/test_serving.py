@@ -303,3 +303,25 @@ async def test_a_plain_server_s_idle_client_at_a_stop(uvloop: bool) -> None:
         writer.close()
         errors = [r for r in daemon.records() if r["level"] in ("error", "critical")]
     assert errors == []
+
+
+@pytest.mark.parametrize("target", ["main", "tracked"])
+async def test_serve_forever_on_a_server_the_stop_closes_ends_with_status_0(target: str) -> None:
+    """``await server.serve_forever()`` on a ctx.start_server or tracked server: a stop exits 0.
+
+    asyncio's ``Server.close()`` (uvloop's does not) cancels the ``serve_forever()``
+    ``main`` awaits: the stop's own closing of the servers, which ended main
+    with ``main failed: CancelledError`` and status 1.
+    """
+    listen = {"echo": "127.0.0.1:0"}
+    program = f"{PROGRAMS / 'served_forever.py'}:{target}"
+    async with launch(program, listen=listen, uvloop=False, shutdown_timeout=5.0) as daemon:
+        address = daemon.address("echo")
+        assert isinstance(address, tuple)
+        reader, writer = await asyncio.open_connection(*address)
+        writer.write(b"hello\n")
+        assert await reader.readline() == b"hello\n"
+        writer.close()
+        assert await daemon.stop() == 0
+        errors = [r for r in daemon.records() if r["level"] in ("error", "critical")]
+    assert errors == []

@@ -220,6 +220,11 @@ class Serving:
         """How many connections are being served right now."""
         return len(self._connections)
 
+    @property
+    def accepting(self) -> bool:
+        """False once :meth:`stop_accepting` has closed the servers and tracked objects."""
+        return self._accepting
+
     def track(self, obj: object) -> None:
         """Close ``obj`` when the daemon stops accepting, then await its ``wait_closed()``.
 

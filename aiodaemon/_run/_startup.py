@@ -159,6 +159,12 @@ async def run_main(rt: Runtime) -> None:
         rt.note_exit_request(exc, "main")
         rt.dispatch(Event.SHUTDOWN)
     except Exception as exc:
+        if isinstance(raised(exc), asyncio.CancelledError) and not rt.serving.accepting:
+            # asyncio's Server.close() cancels the serve_forever() main awaits:
+            # the daemon closed that server (the stop's step 3, an upgrade's
+            # hand-over), so this is the daemon's cancellation, not main's failure.
+            rt.dispatch(Event.SHUTDOWN)
+            return
         _log.error("main failed", exc_info=raised(exc))
         rt.outcome.fail(f"main failed: {error_text(exc)}", raised(exc))
         rt.dispatch(Event.SHUTDOWN)
