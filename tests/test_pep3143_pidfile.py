@@ -332,3 +332,34 @@ def test_an_empty_pidfile_path_is_named_as_such(tmp_path: Path, path: str, said:
         assert line.endswith(" True False"), line  # nothing changed, nothing opened
         assert said in line, line
     assert list(tmp_path.iterdir()) == []
+
+
+def test_an_acquire_that_cannot_write_the_pid_gives_the_lock_back(tmp_path: Path) -> None:
+    """``acquire()`` failing to write the pid (a full disk): the lock is not kept, another takes it.
+
+    The failed call kept the file locked and empty for the rest of the
+    program's life: every other start said "already running (pid not yet
+    written)", and ``i_am_locking()`` said True after the error.
+    """
+    path = tmp_path / "app.pid"
+    program = subprocess.Popen(
+        [PYTHON, PROGRAMS / "pep3143_unwritten_pid.py", path],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        # Modules first imported under the limit would leave cut .pyc files behind.
+        env=clean_env({"PYTHONDONTWRITEBYTECODE": "1"}),
+    )
+    assert program.stdin is not None
+    assert program.stdout is not None
+    try:
+        said = program.stdout.readline()
+        assert said == f"cannot write pidfile {path}: File too large False\n"
+        other = pep3143.PidFile(path)
+        other.acquire()
+        assert path.read_text() == f"{os.getpid()}\n"
+        other.release()
+    finally:
+        program.stdin.close()
+        assert program.wait(timeout=30) == 0
+        program.stdout.close()

@@ -72,10 +72,18 @@ class PidFile:
             AlreadyRunningError: a live process holds the lock (after ``timeout``).
             StartupError: the file cannot be opened (symlink, permissions, not a file).
         """
-        if self._held is None:
+        locked_here = self._held is None
+        if locked_here:
             self.lock(timeout)
         assert self._held is not None
-        self._held.write_pid()
+        try:
+            self._held.write_pid()
+        except BaseException:
+            if locked_here:
+                # The caller sees a failure, so it holds nothing: a lock kept on
+                # the empty file said "already running" to every start until it exited.
+                self.release()
+            raise
 
     def release(self) -> None:
         """Remove the file if it still holds our pid, and unlock it."""
