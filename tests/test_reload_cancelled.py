@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
+import socket
 import subprocess
+import threading
 from pathlib import Path
 
 from .support import (
     AIODAEMON,
+    PYTHON,
     clean_env,
+    full_pipe,
     kill_quietly,
+    program,
     read_json_lines,
     spawn_program,
     wait_for,
@@ -54,3 +60,65 @@ def test_a_hung_reload_cancelled_by_a_stop_is_reported_as_cancelled(tmp_path: Pa
     assert cancelled["hook"] == "__main__.reload"
     assert cancelled["error"] == "cancelled: the daemon is stopping"
     assert records[-1]["event"] == "exit"
+
+
+def _ask(control: Path, request: bytes) -> socket.socket:
+    """A connection to the control socket that sent ``request``."""
+    conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    conn.connect(str(control))
+    conn.sendall(request)
+    return conn
+
+
+def _state(control: Path) -> str:
+    """The daemon's state, asked on its control socket."""
+    with _ask(control, b'{"v": 1, "cmd": "status"}\n') as conn:
+        answer = json.loads(conn.makefile("rb").readline())
+    return str(answer["state"])
+
+
+def test_a_reload_whose_hooks_had_not_begun_at_the_stop_runs_none(tmp_path: Path) -> None:
+    """A stop while the reload waits for the log files to reopen: no reload hook runs after it.
+
+    The waiting ``reload`` is told the reload did not run, and so it must be: the
+    hooks began once the reopen was over (a stalled stderr: a second), during the
+    drain delay, beside a stopping daemon, after the stop had refused the reload.
+    """
+    pidfile, record = tmp_path / "d.pid", tmp_path / "record.txt"
+    record.touch()
+    control = tmp_path / "d.pid.ctl"
+    options = {"detach": False, "pidfile": str(pidfile), "drain_delay": 3.0}
+    # Logging to stderr, a pipe nobody reads: the log writer is stuck, and the
+    # reload waits (up to a second) for it to reopen the files before its hooks.
+    read_end, write_end = full_pipe()
+    reader = threading.Thread(target=_read_all, args=(read_end,))
+    daemon = subprocess.Popen(
+        [PYTHON, str(program("exit_request")), json.dumps(options), str(record), "idle:none"],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=write_end,
+        env=clean_env(),
+    )
+    os.close(write_end)
+    try:
+        wait_for(lambda: "main" in record.read_text().splitlines(), what="main running")
+        with _ask(control, b'{"v": 1, "cmd": "reload", "timeout": 60}\n') as reload:
+            wait_for(lambda: _state(control) == "reloading", what="the reload requested")
+            daemon.send_signal(signal.SIGTERM)
+            answer = json.loads(reload.makefile("rb").readline())
+        reader.start()
+        assert daemon.wait(timeout=30) == 0
+    finally:
+        kill_quietly(daemon.pid)
+        daemon.wait()
+        if reader.is_alive():
+            reader.join(30)
+        os.close(read_end)
+    assert answer["error"] == "the daemon is stopping; the reload did not run", answer
+    assert record.read_text().splitlines() == ["startup hook", "main", "shutdown hook"]
+
+
+def _read_all(fd: int) -> None:
+    """Read ``fd`` until its writers are gone: the daemon's log drains at its exit."""
+    while os.read(fd, 65536):
+        pass

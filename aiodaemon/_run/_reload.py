@@ -44,6 +44,10 @@ async def run_reload(rt: Runtime) -> None:
     if notifier is not None:
         notifier.reloading()
     await _reopen_logs(rt)
+    if rt.lifecycle.state is not State.RELOADING:
+        # A stop came while the files reopened: it told the requests this run
+        # covers that no hook ran, and none begins once the daemon is stopping.
+        return
     covers = rt.reloads.begin()
     _log.info("reload started")
     error = None
