@@ -21,6 +21,7 @@ from .support import (
     proc_status,
     program,
     require_tool,
+    signal_pending,
     wait_for,
 )
 
@@ -130,6 +131,30 @@ def test_running_handler_is_cancelled_before_shutdown_hooks(daemon: ForegroundDa
     assert daemon.wait() == 0
     assert daemon.recorded() == ["start 1 RUNNING", "cancelled 1", "shutdown hook"]
     assert "signal handler cancelled" in daemon.events()
+
+
+def test_a_run_coalesced_before_the_stop_does_not_start_after_it(tmp_path: Path) -> None:
+    """A signal during a run, then SIGTERM: that run ends, the one more it asked for never starts.
+
+    The run it coalesced into began once the first ended, during the drain delay
+    ("Once shutdown begins no run starts"), and was cancelled at its end.
+    """
+    daemon = ForegroundDaemon(tmp_path, "on_signal_app", drain_delay=2.0)
+    try:
+        gate = daemon.record.with_name("gate")
+        daemon.wait_event("ready")
+        daemon.signal(signal.SIGWINCH)
+        wait_for(lambda: daemon.recorded() == ["start 1 RUNNING"], what="the first run")
+        daemon.signal(signal.SIGWINCH)
+        # Taken before the SIGTERM, so that it coalesces with the run going on.
+        wait_for(lambda: not signal_pending(daemon.pid, signal.SIGWINCH), what="the signal taken")
+        daemon.signal(signal.SIGTERM)
+        daemon.wait_event("shutdown started")
+        gate.touch()
+        assert daemon.wait() == 0
+    finally:
+        daemon.kill()
+    assert daemon.recorded() == ["start 1 RUNNING", "end 1", "shutdown hook"]
 
 
 @pytest.mark.root

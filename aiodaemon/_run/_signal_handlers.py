@@ -180,8 +180,13 @@ class SignalService(Service):
             runner.request()
 
     def not_ready(self) -> None:
-        """Shutdown began: signals from now on start no run."""
+        """Shutdown began: signals from now on start no run, nor do those coalesced before."""
         self.accepting = False
+        for runners in self.runners.values():
+            for runner in runners:
+                # The one more run a signal during a run asked for would begin
+                # when that run ends, after the stop (in the drain delay, say).
+                runner.again = False
 
     async def stop_accepting(self) -> None:
         """Cancel the runs still going, before the shutdown hooks close what they use."""
