@@ -374,6 +374,26 @@ def test_readyz_stays_ready_during_an_upgrade(script: App) -> None:
     assert script.pid() == new
 
 
+def test_a_silent_probe_at_the_hand_over_leaves_the_old_daemon_its_budget(app: App) -> None:
+    """A connection to the health port that sends nothing, open at the hand-over: the old exits 0.
+
+    The old daemon waited up to 4 s for that connection's request, whatever its
+    budget: with ``--shutdown-timeout 1`` it was forced out (status 4,
+    ``task stuck at shutdown``) after an upgrade that had gone well.
+    """
+    old = app.start("--health", "127.0.0.1:0", "--shutdown-timeout", "1")
+    [record, *_] = wait_for(lambda: app.records("starting"), 10, "the starting record")
+    sockets = record["sockets"]
+    assert isinstance(sockets, dict)
+    port = int(str(sockets["health"]).rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=10):
+        result = cli("upgrade", "--pidfile", str(app.pidfile))
+        assert result.returncode == 0, result.stderr
+        wait_gone(old, 30)
+    [ended] = [r for r in app.records("exit") if r["pid"] == old]
+    assert ended["status"] == 0, ended
+
+
 def test_two_upgrades_then_stop_leave_nothing(script: App) -> None:
     """start, upgrade, upgrade, stop: no pidfile, no control socket, no unix socket file left."""
     directory = script.directory

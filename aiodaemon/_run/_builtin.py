@@ -114,12 +114,15 @@ class HealthService(Service):
         server: HealthServer,
         *,
         defer_to: list[Callable[[], Awaitable[None]]] | None = None,
+        budget_end: Callable[[], float | None] | None = None,
     ) -> None:
         self.server = server
         # An upgrade's successor: probes of the shared socket go to the old
         # daemon, which is ready, until the hand-over (its "starting" 503s
         # would take a serving address out of rotation).
         self._defer_to = defer_to
+        #: the ``time.monotonic()`` end of the shutdown budget, once known.
+        self._budget_end = budget_end
 
     async def start(self) -> None:
         """Begin answering (``/readyz`` says 503 until ready)."""
@@ -129,11 +132,17 @@ class HealthService(Service):
         await self.server.start()
 
     async def wait_finished(self) -> None:
-        """After an upgrade's hand-over: probes already connected get their answer."""
+        """After an upgrade's hand-over: probes already connected get their answer, in budget."""
         from ._health import REQUEST_TIMEOUT
 
+        wait = 2 * REQUEST_TIMEOUT
+        end = None if self._budget_end is None else self._budget_end()
+        if end is not None:
+            # Half of what is left at most, as for the control socket's close: a
+            # probe that never sends its request must not take the hooks' time.
+            wait = max(0.0, min(wait, (end - time.monotonic()) / 2))
         with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(2 * REQUEST_TIMEOUT):
+            async with asyncio.timeout(wait):
                 await self.server.wait_answered()
 
     async def close(self) -> None:
@@ -250,6 +259,7 @@ def _health(runtime: Runtime) -> Service | None:
             context=runtime.context,
         ),
         defer_to=getattr(runtime.parts.pipe, "on_takeover", None),
+        budget_end=lambda: runtime.shutdown_deadline,
     )
 
 
