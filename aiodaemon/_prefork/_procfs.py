@@ -17,6 +17,7 @@ __all__ = [
     "any_open_file",
     "descriptors",
     "effective_capabilities",
+    "exists",
     "is_suspended",
     "signal_ends",
     "signal_meets",
@@ -142,7 +143,7 @@ def any_open_file(pid: int, matches: Callable[[str], bool]) -> bool | None:
     except FileNotFoundError:
         # Shown in /proc, the process is gone (a zombie has no descriptors);
         # missing from it, only the kernel says whether it lives.
-        return None if not os.path.exists(f"/proc/{pid}") and _exists(pid) else False
+        return None if not os.path.exists(f"/proc/{pid}") and exists(pid) else False
     except OSError:
         return None
     denied = False
@@ -173,7 +174,7 @@ def descriptors(pid: int) -> tuple[int, int] | None:
     return None
 
 
-def _exists(pid: int) -> bool:
+def exists(pid: int) -> bool:
     """Whether ``pid`` exists, asked of the kernel (signal 0 sends nothing)."""
     try:
         os.kill(pid, 0)

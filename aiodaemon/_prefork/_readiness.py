@@ -384,10 +384,12 @@ def wait_gone(pid: int, timeout: float) -> None:
     try:
         pidfd = open_pidfd(pid)
     except StartupError:
+        from ._procfs import exists  # only where the kernel has no pidfd
+
         # Without a pidfd the waiting can still be done, by number: a pid
         # recycled meanwhile only makes it wait longer, never signalled.
         deadline = time.monotonic() + timeout
-        while _exists(pid):
+        while exists(pid):
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.01)
@@ -404,14 +406,3 @@ def wait_gone(pid: int, timeout: float) -> None:
         readable(pidfd, 5.0)
     finally:
         os.close(pidfd)
-
-
-def _exists(pid: int) -> bool:
-    """Whether some process has pid ``pid`` (signal 0 sends nothing)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass  # one of another account: it exists
-    return True
