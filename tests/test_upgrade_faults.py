@@ -830,19 +830,20 @@ def test_sigusr2_to_a_successor_not_yet_in_charge_starts_nothing(app: App) -> No
     assert status.stdout.startswith(f"running (pid {successor},")
 
 
-def test_signals_to_a_successor_still_importing_wait_for_its_handlers(script: App) -> None:
-    """SIGUSR2 and SIGHUP reaching the new process while its code imports (a ``pkill``
-    reaching both) wait for its handlers: refused and reloaded, the upgrade goes through."""
+def _upgrade_signalling_the_importing_successor(script: App, *signals: int) -> int:
+    """Upgrade, sending ``signals`` to the new process while its code imports; its pid.
+
+    The upgrade must go through (exit 0, the new pid on stdout).
+    """
     gate = script.directory / "gate"
-    old = script.start()
     _hold_the_new_code_at_import(script, gate)
     upgrade = _upgrade_in_background(script)
     successor: int | None = None
     try:
         wait_for(lambda: Path(f"{gate}.importing").exists(), 30, "the new code importing")
         successor = _successor_pid(script)
-        os.kill(successor, signal.SIGUSR2)
-        os.kill(successor, signal.SIGHUP)
+        for signum in signals:
+            os.kill(successor, signum)
         gate.touch()
         out, stderr = upgrade.communicate(timeout=60)
     except BaseException:
@@ -850,6 +851,14 @@ def test_signals_to_a_successor_still_importing_wait_for_its_handlers(script: Ap
         raise
     assert upgrade.returncode == 0, stderr
     assert out == f"{successor}\n"
+    return successor
+
+
+def test_signals_to_a_successor_still_importing_wait_for_its_handlers(script: App) -> None:
+    """SIGUSR2 and SIGHUP reaching the new process while its code imports (a ``pkill``
+    reaching both) wait for its handlers: refused and reloaded, the upgrade goes through."""
+    old = script.start()
+    successor = _upgrade_signalling_the_importing_successor(script, signal.SIGUSR2, signal.SIGHUP)
     [refused] = script.records("upgrade refused")
     assert refused["pid"] == successor
     assert refused["reason"] == f"cannot upgrade while still taking over from pid {old}"
@@ -1033,21 +1042,7 @@ def test_an_on_signal_signal_to_a_successor_still_importing_waits_for_its_handle
         "    directory = os.path.dirname(os.environ['APP_LOG'])\n"
         "    open(os.path.join(directory, f'power.{os.getpid()}'), 'w').close()\n",
     )
-    gate = script.directory / "gate"
     script.start()
-    _hold_the_new_code_at_import(script, gate)
-    upgrade = _upgrade_in_background(script)
-    successor: int | None = None
-    try:
-        wait_for(lambda: Path(f"{gate}.importing").exists(), 30, "the new code importing")
-        successor = _successor_pid(script)
-        os.kill(successor, signal.SIGPWR)
-        gate.touch()
-        out, stderr = upgrade.communicate(timeout=60)
-    except BaseException:
-        _end_what_is_left(upgrade, successor)
-        raise
-    assert upgrade.returncode == 0, stderr
-    assert out == f"{successor}\n"
+    successor = _upgrade_signalling_the_importing_successor(script, signal.SIGPWR)
     wait_for((script.directory / f"power.{successor}").exists, 30, "the held signal handled")
     assert script.get() == f"v1 {successor}"
