@@ -91,14 +91,19 @@ def _cli_under(proc: str, *args: str) -> subprocess.CompletedProcess[str]:
     return _run([*unshare, "sh", "-c", f'{mount} && exec "$@"', "sh", *command])
 
 
-@pytest.mark.parametrize("proc", ["hidepid", "unmounted"])
-def test_status_reload_and_stop_find_a_daemon_proc_does_not_show(run_dir: Path, proc: str) -> None:
-    """Each finds the daemon through its control socket and acts: 0, as with /proc."""
+def _start_as_nobody(run_dir: Path) -> tuple[Path, Path, int]:
+    """A detached daemon dropped to nobody: (its pidfile, its log file, its pid)."""
     pidfile, log = run_dir / "d.pid", run_dir / "d.jsonl"
     options = {"detach": True, "pidfile": str(pidfile), "log_file": str(log), "user": "nobody"}
     started = _run([shared_python(), str(program("idle")), json.dumps(options)], timeout=30)
     assert started.returncode == 0, started.stderr
-    pid = int(pidfile.read_text())
+    return pidfile, log, int(pidfile.read_text())
+
+
+@pytest.mark.parametrize("proc", ["hidepid", "unmounted"])
+def test_status_reload_and_stop_find_a_daemon_proc_does_not_show(run_dir: Path, proc: str) -> None:
+    """Each finds the daemon through its control socket and acts: 0, as with /proc."""
+    pidfile, log, pid = _start_as_nobody(run_dir)
     try:
         status = _cli_under(proc, "status", "--pidfile", str(pidfile))
         assert (status.returncode, status.stderr) == (0, ""), status
@@ -123,11 +128,7 @@ def test_stop_continues_a_suspended_daemon_proc_does_not_show(run_dir: Path, pro
     for running, left stopped with the SIGTERM pending, and SIGKILLed at the
     deadline, its shutdown and last records lost.
     """
-    pidfile, log = run_dir / "d.pid", run_dir / "d.jsonl"
-    options = {"detach": True, "pidfile": str(pidfile), "log_file": str(log), "user": "nobody"}
-    started = _run([shared_python(), str(program("idle")), json.dumps(options)], timeout=30)
-    assert started.returncode == 0, started.stderr
-    pid = int(pidfile.read_text())
+    pidfile, log, pid = _start_as_nobody(run_dir)
     try:
         os.kill(pid, signal.SIGSTOP)
         wait_for(lambda: proc_state(pid) == "T", what="the daemon to be stopped")
