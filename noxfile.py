@@ -19,7 +19,7 @@ def tests(session: nox.Session) -> None:
     """The whole test suite (end-to-end tests start real daemons), once per Python.
 
     Needs ``python3.X`` on PATH for each (with pyenv: ``PYENV_VERSION=3.11.7:3.12.1:3.13.0``).
-    About twenty tests run the interpreter as another account (the CLI as an
+    About thirty tests run the interpreter as another account (the CLI as an
     unprivileged user, daemons that drop privileges and their upgrades): where it
     is unreadable to others (pyenv under /root) they are skipped, saying so,
     unless ``AIODAEMON_TEST_SHARED_PYTHON`` names one.
