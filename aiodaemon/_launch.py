@@ -11,6 +11,7 @@ import asyncio
 import os
 import sys
 import threading
+import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +26,10 @@ if TYPE_CHECKING:
     from ._prefork._adopt import Handoff
 
 __all__ = ["TARGET_IMPORT", "TargetCallsRun", "close_main", "launch", "start_warnings"]
+
+#: Seconds a task left by a thread just joined gets to end before it is taken
+#: for a C library's thread (see _warn_unseen_threads); paid only when one is seen.
+_TASK_END_WAIT = 0.1
 
 
 # --- the CLI's TARGET import (set by _importer) -------------------------------------
@@ -267,10 +272,14 @@ def _warn_unseen_threads() -> None:
     Not refused as Python's are: OpenBLAS under numpy starts them at import,
     and most such programs would never start (docs/lifecycle.md).
     """
-    try:
-        unseen = len(os.listdir("/proc/self/task")) - threading.active_count()
-    except OSError:
-        return  # no /proc: nothing to tell them by
+    unseen = _unseen_threads()
+    # A thread joined a moment ago (the program's own, an earlier run's
+    # backstop) lets go of its kernel task a moment after join() returns:
+    # counted then, it was taken for a C library's. Such a task ends at once.
+    deadline = time.monotonic() + _TASK_END_WAIT
+    while unseen > 0 and time.monotonic() < deadline:
+        time.sleep(0.002)
+        unseen = _unseen_threads()
     if unseen > 0:
         one = unseen == 1
         threads, it = ("1 thread", "it") if one else (f"{unseen} threads", "they")
@@ -280,6 +289,14 @@ def _warn_unseen_threads() -> None:
             f" {'it' if one else 'them'} behind, and the daemon may hang on a lock {it}"
             " held: import that library in a startup hook, after the detach"
         )
+
+
+def _unseen_threads() -> int:
+    """How many of this process's tasks are no thread of Python's (0 without /proc)."""
+    try:
+        return len(os.listdir("/proc/self/task")) - threading.active_count()
+    except OSError:
+        return 0  # no /proc: nothing to tell them by
 
 
 def _give_up(main: MainTarget, line: str, code: int) -> int:

@@ -405,20 +405,6 @@ def disarm_at_exit() -> None:
     _END.deadline = None  # woken without a budget: it leaves
     exiting.set()
     parked.join()
-    _wait_task_gone(parked)
-
-
-def _wait_task_gone(thread: threading.Thread) -> None:
-    """After ``join()``, wait (a second at most) until the thread's kernel task is gone too.
-
-    ``join()`` returns once the thread let go of its state, a moment before the
-    kernel ends its task: a detach right after counted that task among the
-    threads Python does not know of, and warned of a C library's thread.
-    """
-    task = f"/proc/self/task/{thread.native_id}"
-    deadline = time.monotonic() + 1.0
-    while os.path.exists(task) and time.monotonic() < deadline:
-        time.sleep(0.001)
 
 
 def _start_backstop() -> None:
