@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -35,6 +36,9 @@ from .support import (
     wait_for,
     wait_gone,
 )
+
+if TYPE_CHECKING:
+    from .test_systemd import NotifyReceiver
 
 SCRIPT = Path(sys.executable).parent / "aiodaemon"
 PROGRAM = REPO / "tests" / "programs" / "upgrade_app.py"
@@ -523,12 +527,10 @@ def _child_of(pid: int) -> int | None:
     return None
 
 
-def test_upgrade_under_systemd_moves_the_main_pid(tmp_path: Path) -> None:
-    """Type=notify: the old daemon names the new one MAINPID, then falls silent; the new one
-    reports READY=1 and feeds the watchdog."""
-    from .test_systemd import NotifyReceiver
-
-    receiver = NotifyReceiver(str(tmp_path / "notify.sock"))
+def _run_under_systemd(
+    tmp_path: Path, receiver: NotifyReceiver, *, watchdog_usec: int
+) -> tuple[App, subprocess.Popen[bytes]]:
+    """``aiodaemon run`` as a Type=notify service with a watchdog: the app, its process."""
     shutil.copy(PROGRAM, tmp_path / "upgrade_app.py")
     app = App(tmp_path, "cli")
     proc = subprocess.Popen(
@@ -539,11 +541,21 @@ def test_upgrade_under_systemd_moves_the_main_pid(tmp_path: Path) -> None:
             *("--listen", "http=127.0.0.1:0", "--log-file", str(app.log)),
         ],
         cwd=tmp_path,
-        env=receiver.env(WATCHDOG_USEC="1000000"),
+        env=receiver.env(WATCHDOG_USEC=str(watchdog_usec)),
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+    return app, proc
+
+
+def test_upgrade_under_systemd_moves_the_main_pid(tmp_path: Path) -> None:
+    """Type=notify: the old daemon names the new one MAINPID, then falls silent; the new one
+    reports READY=1 and feeds the watchdog."""
+    from .test_systemd import NotifyReceiver
+
+    receiver = NotifyReceiver(str(tmp_path / "notify.sock"))
+    app, proc = _run_under_systemd(tmp_path, receiver, watchdog_usec=1_000_000)
     new: int | None = None
     try:
         [*_, ready] = receiver.receive_until("READY=1", 30)
@@ -581,21 +593,7 @@ def test_watchdog_fed_after_upgrades(tmp_path: Path) -> None:
     from .test_systemd import NotifyReceiver
 
     receiver = NotifyReceiver(str(tmp_path / "notify.sock"))
-    shutil.copy(PROGRAM, tmp_path / "upgrade_app.py")
-    app = App(tmp_path, "cli")
-    proc = subprocess.Popen(
-        [
-            # As systemd does: WATCHDOG_PID names the main process (the exec keeps $$).
-            *("sh", "-c", 'WATCHDOG_PID=$$ exec "$@"', "sh"),
-            *(str(SCRIPT), "run", "upgrade_app:main", "--pidfile", str(app.pidfile)),
-            *("--listen", "http=127.0.0.1:0", "--log-file", str(app.log)),
-        ],
-        cwd=tmp_path,
-        env=receiver.env(WATCHDOG_USEC="400000"),
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    app, proc = _run_under_systemd(tmp_path, receiver, watchdog_usec=400_000)
     generations: list[int] = []
     try:
         receiver.receive_until("READY=1", 30)
