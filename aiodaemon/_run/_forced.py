@@ -266,12 +266,27 @@ class ForcedExit:
 
 
 def say_nowait(text: str) -> None:
-    """Write ``text`` to fd 2 only if that cannot block (a stalled pipe is skipped)."""
+    """Write ``text`` (its first ``PIPE_BUF`` bytes) to fd 2 only if that cannot block."""
+    write_nowait(text.encode("utf-8", "backslashreplace")[: select.PIPE_BUF])
+
+
+def write_nowait(data: bytes) -> int:
+    """Write ``data`` to fd 2 as far as that cannot block; how many bytes it did not take.
+
+    Our fd 2 is shared (a supervisor's pipe): it stays blocking, and each
+    write is one that ``poll`` allows, at most ``PIPE_BUF`` bytes (which a
+    pipe takes whole and at once when it has room). A stalled pipe, a closed
+    fd 2 or a reader gone take nothing: there is nobody to tell.
+    """
     poller = select.poll()
     poller.register(2, select.POLLOUT)
-    if poller.poll(0):
-        # Below PIPE_BUF a pipe write that poll allowed is atomic and immediate.
-        os.write(2, text.encode("utf-8", "backslashreplace")[: select.PIPE_BUF])
+    view = memoryview(data)
+    try:
+        while view and any(events & select.POLLOUT for _, events in poller.poll(0)):
+            view = view[os.write(2, view[: select.PIPE_BUF]) :]
+    except OSError:
+        pass
+    return len(view)
 
 
 def log_repeated(signum: int) -> None:

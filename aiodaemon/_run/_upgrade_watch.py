@@ -16,13 +16,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import select
 from typing import TYPE_CHECKING, Any
 
 import structlog
 
 from .._prefork._handoff import VERSION
 from .._prefork._messages import seconds_shown
+from ._forced import write_nowait
 from ._upgrade_channel import ChannelLines
 
 if TYPE_CHECKING:
@@ -211,7 +211,7 @@ async def _pump_stderr(fd: int, tail: bytearray, pid: int) -> None:
                 if _closed_alive(pid):
                     tail.clear()
                 return
-            lost += _write_nowait(data)
+            lost += write_nowait(data)
             tail.extend(data)
             del tail[:-_STDERR_TAIL]
     finally:
@@ -219,24 +219,6 @@ async def _pump_stderr(fd: int, tail: bytearray, pid: int) -> None:
         os.close(fd)
         if lost:
             _log.warning("successor stderr not copied", successor=pid, bytes=lost)
-
-
-def _write_nowait(data: bytes) -> int:
-    """Write ``data`` to fd 2 as far as that cannot block; how many bytes it did not take.
-
-    Our fd 2 is shared (a supervisor's pipe): it stays blocking, and each
-    write is one that ``poll`` allows, at most ``PIPE_BUF`` bytes (which a
-    pipe takes whole and at once when it has room).
-    """
-    poller = select.poll()
-    poller.register(2, select.POLLOUT)
-    view = memoryview(data)
-    try:
-        while view and any(events & select.POLLOUT for _, events in poller.poll(0)):
-            view = view[os.write(2, view[: select.PIPE_BUF]) :]
-    except OSError:
-        pass  # closed, or its reader gone: nobody to copy to
-    return len(view)
 
 
 def _closed_alive(pid: int) -> bool:
