@@ -129,6 +129,20 @@ def test_a_reload_hook_asking_to_exit_fails_the_reload_and_stops(tmp_path: Path)
     assert finished["error"] == "SystemExit: 4"
 
 
+def test_a_signal_handler_asking_to_exit_is_named_and_stops(tmp_path: Path) -> None:
+    """sys.exit(5) in an on_signal handler: graceful, status 5, the handler named as asking."""
+    run = Run(tmp_path, "signal:5")
+    wait_for(lambda: "main" in run.recorded(), what="main running")
+    run.proc.send_signal(signal.SIGWINCH)
+    code, err = run.finish()
+    assert code == 5, err
+    _assert_graceful(run, 5, err)
+    assert "signal handler" in run.recorded()
+    (request,) = [r for r in run.records() if r["event"] == "exit requested"]
+    assert request["by"] == "signal handler __main__.on_winch"
+    assert "signal handler failed" not in run.events()
+
+
 def test_a_shutdown_hook_asking_to_exit_is_logged_and_the_shutdown_goes_on(
     tmp_path: Path,
 ) -> None:

@@ -96,6 +96,9 @@ class RuntimeHandle(Protocol):
     def request_shutdown(self, exit_code: int = 0) -> None:
         """Begin a graceful shutdown, as SIGTERM would, ending with ``exit_code``."""
 
+    def exit_requested(self, exc: BaseException, by: str) -> None:
+        """``by`` raised SystemExit or KeyboardInterrupt: a graceful shutdown with its status."""
+
     def request_reload(self) -> asyncio.Future[ReloadResult]:
         """Request a reload, as SIGHUP would.
 

@@ -24,6 +24,7 @@ from ._hooks import call_async, check_hook, describe, in_own_context
 from ._outcome import raised
 from ._services import Service
 from ._signal_mask import own_signal
+from ._user_exit import EXIT_REQUESTS
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -127,6 +128,11 @@ class _Runner:
                 # As a hook: a CancelledError or GeneratorExit it raises is its failure.
                 call = functools.partial(call_async, self.fn, self.runtime.context)
                 await in_own_context(call, describe(self.fn))
+            except EXIT_REQUESTS as exc:
+                # sys.exit() in the handler: a graceful shutdown, the handler named
+                # as asking (left to the loop, it would be "a task").
+                self.runtime.exit_requested(exc, f"signal handler {describe(self.fn)}")
+                return
             except Exception as exc:
                 # Like a failing reload hook: logged, and the daemon goes on.
                 _log.error(

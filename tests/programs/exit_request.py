@@ -1,7 +1,8 @@
 """Raises SystemExit or KeyboardInterrupt where the test says.
 
 argv: options (JSON), record, case ``WHERE:WHAT``. WHERE is main, startup,
-reload, shutdown, task (a task main creates and keeps), orphan (one it
+reload, shutdown, signal (an ``on_signal(SIGWINCH)`` handler; the test
+sends the signal), task (a task main creates and keeps), orphan (one it
 does not keep), request (main calls ``ctx.request_shutdown(n)``, WHAT a
 number), stopping (the same once the daemon is stopping) or return (main
 returns the number WHAT); WHAT is ``interrupt``
@@ -14,6 +15,7 @@ Every hook records that it ran; main binds a structlog context variable
 from __future__ import annotations
 
 import asyncio
+import signal
 import sys
 from typing import NoReturn
 
@@ -49,6 +51,13 @@ async def reload() -> None:
     if WHERE == "reload" and WHAT == "hang":
         await asyncio.Event().wait()
     if WHERE == "reload":
+        request_exit()
+
+
+@aiodaemon.on_signal(signal.SIGWINCH)
+async def on_winch() -> None:
+    record("signal handler")
+    if WHERE == "signal":
         request_exit()
 
 
