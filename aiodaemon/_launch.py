@@ -10,8 +10,6 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
-import threading
-import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -26,11 +24,6 @@ if TYPE_CHECKING:
     from ._prefork._adopt import Handoff
 
 __all__ = ["TARGET_IMPORT", "TargetCallsRun", "close_main", "launch", "start_warnings"]
-
-#: Seconds a task left by a thread just joined gets to end before it is taken
-#: for a C library's thread (see _warn_unseen_threads); paid only when one is seen.
-_TASK_END_WAIT = 0.1
-
 
 # --- the CLI's TARGET import (set by _importer) -------------------------------------
 
@@ -147,13 +140,13 @@ def launch(
             from ._prefork._init import detach_refusal
 
             raise StartupError(detach_refusal("aiodaemon run"))
-        if detach and threading.active_count() > 1:
-            names = ", ".join(
-                t.name for t in threading.enumerate() if t is not threading.main_thread()
-            )
-            raise StartupError(f"cannot detach while other threads run ({names})")
         if detach:
-            _warn_unseen_threads()
+            from ._prefork._threads import python_threads, warn_unseen_threads
+
+            names = python_threads()
+            if names:
+                raise StartupError(f"cannot detach while other threads run ({', '.join(names)})")
+            warn_unseen_threads("in a startup hook, after the detach")
         if os.environ.get("NOTIFY_SOCKET"):
             from ._run._systemd import notify_address
 
@@ -264,39 +257,6 @@ def start_warnings(pid: int, raw: Mapping[str, Any]) -> list[str]:
             " (even the error that may end it) goes nowhere"
         )
     return warnings
-
-
-def _warn_unseen_threads() -> None:
-    """Warn of threads Python does not know of (a C library's): the fork leaves them behind.
-
-    Not refused as Python's are: OpenBLAS under numpy starts them at import,
-    and most such programs would never start (docs/lifecycle.md).
-    """
-    unseen = _unseen_threads()
-    # A thread joined a moment ago (the program's own, an earlier run's
-    # backstop) lets go of its kernel task a moment after join() returns:
-    # counted then, it was taken for a C library's. Such a task ends at once.
-    deadline = time.monotonic() + _TASK_END_WAIT
-    while unseen > 0 and time.monotonic() < deadline:
-        time.sleep(0.002)
-        unseen = _unseen_threads()
-    if unseen > 0:
-        one = unseen == 1
-        threads, it = ("1 thread", "it") if one else (f"{unseen} threads", "they")
-        say(
-            f"warning: {threads} Python does not know of {'runs' if one else 'run'}"
-            " (a C library's, started at its import); the detach's fork leaves"
-            f" {'it' if one else 'them'} behind, and the daemon may hang on a lock {it}"
-            " held: import that library in a startup hook, after the detach"
-        )
-
-
-def _unseen_threads() -> int:
-    """How many of this process's tasks are no thread of Python's (0 without /proc)."""
-    try:
-        return len(os.listdir("/proc/self/task")) - threading.active_count()
-    except OSError:
-        return 0  # no /proc: nothing to tell them by
 
 
 def _give_up(main: MainTarget, line: str, code: int) -> int:

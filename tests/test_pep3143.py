@@ -296,3 +296,34 @@ def test_unusable_streams_and_directories_are_refused_before_anything_changes(
     result = python([program("pep3143_settings"), json.dumps(settings), "say"], cwd=tmp_path)
     assert (result.returncode, result.stderr) == (0, "")
     assert result.stdout == f"DaemonError {tmp_path} False\n{said}\n"
+
+
+@pytest.mark.parametrize(
+    ("kind", "warning"),
+    [
+        (
+            "python",
+            "aiodaemon: warning: threads run beside the main one (busy); the detach's fork"
+            " leaves them behind, and the daemon may hang on a lock they held: start them"
+            " after open()\n",
+        ),
+        (
+            "native",
+            "aiodaemon: warning: 1 thread Python does not know of runs (a C library's,"
+            " started at its import); the detach's fork leaves it behind, and the daemon"
+            " may hang on a lock it held: import that library after open()\n",
+        ),
+    ],
+)
+def test_a_detach_while_a_thread_runs_warns_and_goes_on(
+    tmp_path: Path, kind: str, warning: str
+) -> None:
+    """A thread running at a detached open() (python-daemon forks silently): one warning
+    line on the caller's terminal, and the daemon starts (refusing would break programs
+    that worked)."""
+    result = python([program("pep3143_threads"), kind, tmp_path])
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == warning
+    opened = tmp_path / "opened"
+    wait_for(opened.exists, what="the daemon's open()")
+    assert int(opened.read_text()) != 0

@@ -343,6 +343,7 @@ def fork_away(context: Context, own: PidFile | None) -> ReadinessPipe | None:
     """
     if not context.detach_process:
         return None
+    _warn_threads()
 
     def report_failure(result: LaunchResult) -> None:
         _report_failure(result, own)
@@ -357,6 +358,22 @@ def fork_away(context: Context, own: PidFile | None) -> ReadinessPipe | None:
         if isinstance(cause, OSError) and cause.errno is not None:
             raise DaemonProcessDetachError(cause.errno, str(exc)) from exc
         raise DaemonProcessDetachError(str(exc)) from exc
+
+
+def _warn_threads() -> None:
+    """Warn of the threads the fork leaves behind (python-daemon forks silently)."""
+    from ._threads import python_threads, warn_unseen_threads
+
+    names = python_threads()
+    if names:
+        # Warned, not refused as run() refuses them: python-daemon programs
+        # that start one (a library's) before open() worked, and still do.
+        say(
+            f"warning: threads run beside the main one ({', '.join(names)}); the detach's"
+            " fork leaves them behind, and the daemon may hang on a lock they held:"
+            " start them after open()"
+        )
+    warn_unseen_threads("after open()")
 
 
 def _nothing(pid: int) -> None:
