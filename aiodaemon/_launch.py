@@ -141,7 +141,7 @@ def launch(
 
             raise StartupError(detach_refusal("aiodaemon run"))
         if detach:
-            from ._prefork._threads import python_threads, warn_unseen_threads
+            from ._prefork._detach import python_threads, warn_unseen_threads
 
             names = python_threads()
             if names:

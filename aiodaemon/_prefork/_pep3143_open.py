@@ -362,9 +362,7 @@ def fork_away(context: Context, own: PidFile | None) -> ReadinessPipe | None:
 
 def _warn_threads() -> None:
     """Warn of the threads the fork leaves behind (python-daemon forks silently)."""
-    from ._threads import python_threads, warn_unseen_threads
-
-    names = python_threads()
+    names = _detach.python_threads()
     if names:
         # Warned, not refused as run() refuses them: python-daemon programs
         # that start one (a library's) before open() worked, and still do.
@@ -373,7 +371,7 @@ def _warn_threads() -> None:
             " fork leaves them behind, and the daemon may hang on a lock they held:"
             " start them after open()"
         )
-    warn_unseen_threads("after open()")
+    _detach.warn_unseen_threads("after open()")
 
 
 def _nothing(pid: int) -> None:
