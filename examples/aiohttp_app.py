@@ -98,6 +98,8 @@ def make_app() -> web.Application:
 
 #: Seconds a connection accepted just before the stop has to send its request.
 FIRST_REQUEST_GRACE = 0.5
+#: Loop turns from an accept to its connection's handler (see RunnerCleanup.close).
+_TURNS_TO_A_HANDLER = 3
 
 
 class RunnerCleanup:
@@ -120,6 +122,14 @@ class RunnerCleanup:
     async def close(self) -> None:
         for site in self.runner.sites:
             await site.stop()
+        # A connection accepted in the turn the site stopped is not among the
+        # connections yet: its protocol is made a loop turn later (asyncio: two),
+        # and its handler starts one more turn on. Counted before that, it got no
+        # grace, and cleanup() marked it closing before its handler began: the
+        # handler then waited for a request aiohttp drops, unanswered for the
+        # runner's whole shutdown_timeout.
+        for _ in range(_TURNS_TO_A_HANDLER):
+            await asyncio.sleep(0)
         server = self.runner.server
         if server is not None and server.connections:
             await asyncio.sleep(FIRST_REQUEST_GRACE)

@@ -118,6 +118,8 @@ class Server(uvicorn.Server):
 
 #: Seconds a connection accepted just before the stop has to send its request.
 FIRST_REQUEST_GRACE = 0.5
+#: Loop turns from an accept to its connection's protocol (see UvicornService.close).
+_TURNS_TO_A_PROTOCOL = 3
 
 
 class UvicornService:
@@ -142,6 +144,11 @@ class UvicornService:
             return  # it never served, or already stopped
         for listener in getattr(self.server, "servers", []):  # none before it served
             listener.close()
+        # A connection accepted in the turn the listeners closed is not among the
+        # connections yet (its protocol is made a loop turn later, asyncio: two):
+        # counted before that, it got no grace, and the shutdown closed it unanswered.
+        for _ in range(_TURNS_TO_A_PROTOCOL):
+            await asyncio.sleep(0)
         if self.server.server_state.connections:
             await asyncio.sleep(FIRST_REQUEST_GRACE)
         self.server.should_exit = True
