@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.support import install_program, log_child_env, python, read_json_lines
+from tests.support import install_program, log_child_env, program, python, read_json_lines
 
 
 def test_a_level_key_does_not_replace_the_records_level(tmp_path: Path) -> None:
@@ -26,3 +26,15 @@ def test_a_level_key_does_not_replace_the_records_level(tmp_path: Path) -> None:
         "bound level": "warning",
         "pump started": "info",
     }
+
+
+def test_an_extra_named_event_does_not_replace_the_stdlib_message(tmp_path: Path) -> None:
+    """``extra={"event": "login"}``: the line's ``event`` is still the record's message."""
+    log_file = tmp_path / "d.log"
+    options = {"log_file": str(log_file), "detach": False}
+    result = python([program("log_event_key"), json.dumps(options)])
+    assert result.returncode == 0, result.stderr
+    audit = [r for r in read_json_lines(log_file) if r["logger"] == "audit"]
+    assert [(r["event"], r["level"], r["user"]) for r in audit] == [
+        ("alice logged in", "info", "alice")
+    ]

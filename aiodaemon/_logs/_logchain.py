@@ -335,8 +335,14 @@ def import_bound_processors(
     return [gate, *chain, queue]
 
 
-#: LogRecord attributes that are not ``extra=`` fields.
-_RECORD_ATTRS = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "taskName"}
+#: LogRecord attributes that are not ``extra=`` fields, and ``event``: the
+#: column holds the record's message, which an ``extra={"event": ...}`` replaced.
+_RECORD_ATTRS = frozenset(logging.makeLogRecord({}).__dict__) | {
+    "message",
+    "asctime",
+    "taskName",
+    "event",
+}
 
 
 class StdlibHandler(logging.Handler):
