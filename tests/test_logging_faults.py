@@ -382,3 +382,31 @@ def test_a_reopen_after_one_given_up_out_of_memory_is_retried_too(tmp_path: Path
     parsed, broken = records(log)
     assert broken == []
     assert parsed[-1]["event"] == "exit"
+
+
+def test_a_stderr_made_non_blocking_by_a_child_loses_no_record(tmp_path: Path) -> None:
+    """A child leaves the shared stderr pipe O_NONBLOCK: a burst larger than the pipe arrives whole.
+
+    A full pipe then answered the writer with EAGAIN, taken for a failed
+    write: of 3,000 records about 200 arrived, the last one cut short, and
+    no ``exit`` record, with nothing said anywhere.
+    """
+    marker = tmp_path / "logged"
+    daemon = subprocess.Popen(
+        [PYTHON, program("log_nonblocking_stderr"), marker],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env=clean_env(),
+    )
+    try:
+        # Nobody reads the pipe until the burst is logged: it fills.
+        wait_for(marker.exists, what="the burst to be logged")
+        _, err = daemon.communicate(timeout=30)
+    finally:
+        kill_quietly(daemon.pid)
+        daemon.wait()
+    assert daemon.returncode == 0
+    records = [json.loads(line) for line in err.decode().splitlines()]
+    assert [r["n"] for r in records if r["event"] == "tick"] == list(range(3000))
+    assert records[-1]["event"] == "exit"

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import errno
 import os
+import select
 import sys
 import threading
 from collections.abc import Iterable, Sequence
@@ -40,6 +41,7 @@ __all__ = [
     "open_file_sink",
     "open_log_targets",
     "write_all",
+    "write_waiting",
 ]
 
 Record = tuple[int, bytes]
@@ -59,7 +61,24 @@ def write_all(fd: int, data: bytes | memoryview) -> None:
     """Write every byte of ``data``: pipes, FIFOs and terminals may take less per call."""
     view = memoryview(data)
     while view:
-        view = view[os.write(fd, view) :]
+        view = view[write_waiting(fd, view) :]
+
+
+def write_waiting(fd: int, data: bytes | memoryview) -> int:
+    """``os.write``, waiting for room as a blocking descriptor would; how many bytes it took.
+
+    fd 2 is shared with whoever started us and with our children: one that
+    sets ``O_NONBLOCK`` on it (node.js does on the stdio pipes it inherits)
+    sets it for us too, and a full pipe then answers EAGAIN, which is no
+    failure of the sink: its records were lost, the last one cut short.
+    """
+    while True:
+        try:
+            return os.write(fd, data)
+        except BlockingIOError:
+            poller = select.poll()
+            poller.register(fd, select.POLLOUT)
+            poller.poll()
 
 
 class _LineSink:
@@ -95,7 +114,7 @@ class _LineSink:
         total = len(view)
         try:
             while view:
-                view = view[os.write(self.fd, view) :]
+                view = view[write_waiting(self.fd, view) :]
         except OSError as exc:
             written = total - len(view)
             self.last_error = exc
