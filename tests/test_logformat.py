@@ -194,3 +194,21 @@ def test_help_says_where_records_go() -> None:
     assert "where the log records go" in help_text
     assert "console lines with --log-format console" in help_text
     assert "warnings and errors also show on stderr when it is a terminal" in help_text
+
+
+def test_the_terminal_echo_names_the_exception_logged_not_its_cause(tmp_path: Path) -> None:
+    """``raise RuntimeError(...) from exc``: the echo names the RuntimeError, as Python does last.
+
+    It showed the innermost cause (``ConnectionRefusedError: port 5432
+    refused``), the first exception of the chain, not the one the program
+    caught and logged.
+    """
+    log = tmp_path / "app.jsonl"
+    program = PROGRAMS / "log_chained_error.py"
+    text, status = run_on_terminal([PYTHON, program, log], {"TERM": "xterm", "NO_COLOR": "1"})
+    assert status == 0
+    lines = text.splitlines()
+    assert "cannot serve" in lines[0]
+    assert lines[1:] == ["RuntimeError: database unavailable"]
+    exception = next(r for r in read_json_lines(log) if r["event"] == "cannot serve")["exception"]
+    assert [e["exc_type"] for e in exception] == ["RuntimeError", "ConnectionRefusedError"]

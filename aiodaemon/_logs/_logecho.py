@@ -119,10 +119,12 @@ class TerminalEcho:
         record: dict[str, Any] = loaded
         record.pop("pid", None)
         exceptions = record.pop("exception", None)
-        if isinstance(exceptions, list) and exceptions and isinstance(exceptions[-1], dict):
+        if isinstance(exceptions, list) and exceptions and isinstance(exceptions[0], dict):
             # The structured traceback is in the file; one line says what it was.
-            last = exceptions[-1]
-            record["exception"] = f"{last.get('exc_type')}: {last.get('exc_value')}"
+            # structlog lists the chain from the exception logged to its first
+            # cause: the first is the one Python's traceback ends with.
+            logged = exceptions[0]
+            record["exception"] = f"{logged.get('exc_type')}: {logged.get('exc_value')}"
         text = line.decode("utf-8", "replace").rstrip("\n")
         with contextlib.suppress(Exception):
             text = str(self._renderer(None, str(record.get("level", "")), record))
