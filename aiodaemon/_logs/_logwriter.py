@@ -61,6 +61,8 @@ _COMPACT_AFTER = 256
 _YIELD_AFTER = 4096
 #: Seconds the writer pauses after an error of its own (out of memory) before it goes on.
 _FAILURE_PAUSE = 0.1
+#: Seconds between a forked child's looks, while it logs, for a log file rotated away.
+_CHILD_LOOK = 1.0
 
 
 #: Seconds a thread of aiodaemon's (this writer, a backstop) has to begin once created
@@ -138,6 +140,8 @@ class LogWriter:
         self.reopen_listeners: list[Callable[[], None]] = []
         #: the ``stdout``/``stderr`` files, moved to the new file at a reopen after a rotation.
         self.outputs: list[OutputFile] = []
+        #: in a forked child, when it next looks for a rotated log file (see _follow_rotation).
+        self._look_at: float | None = None
         self._thread = self._new_thread()
 
     def _new_thread(self) -> threading.Thread:
@@ -315,6 +319,8 @@ class LogWriter:
                     with contextlib.suppress(Exception):
                         item.done()
             if batch:
+                if self._look_at is not None:
+                    self._follow_rotation()
                 self._write(batch)
                 self._batch = batch = []
                 self._report()
@@ -474,6 +480,28 @@ class LogWriter:
                     error=str(exc),
                 )
 
+    def _follow_rotation(self) -> None:
+        """In a forked child: at most once a second, move to the log file now at its path.
+
+        logrotate's signal reaches the daemon alone: a worker forked from it
+        wrote into the rotated file for as long as it lived, and into nothing
+        once that file was compressed away. The child follows the file the
+        daemon (or logrotate's ``create``) put at the path, never making one
+        itself; a reopen refused keeps the old file, as the daemon's own
+        reopen said why.
+        """
+        assert self._look_at is not None
+        now = time.monotonic()
+        if now < self._look_at:
+            return
+        self._look_at = now + _CHILD_LOOK
+        for sink in self.sinks:
+            if not isinstance(sink, FileSink) or sink.reopen_path is None:
+                continue
+            if os.path.lexists(sink.reopen_path) and sink.moved():
+                with contextlib.suppress(OSError):
+                    sink.reopen()
+
     def _warn_if_foreign(self, sink: FileSink) -> None:
         """Log a warning when the file a reopen found is another account's (see _safeopen).
 
@@ -608,6 +636,7 @@ class LogWriter:
         self._bytes_out = self._bytes_in
         self._wakeup = threading.Event()
         self._idle = False
+        self._look_at = 0.0
         self._thread = self._new_thread()
         if not self._closed:
             start_bounded(self._thread)
