@@ -210,5 +210,7 @@ def test_the_terminal_echo_names_the_exception_logged_not_its_cause(tmp_path: Pa
     lines = text.splitlines()
     assert "cannot serve" in lines[0]
     assert lines[1:] == ["RuntimeError: database unavailable"]
-    exception = next(r for r in read_json_lines(log) if r["event"] == "cannot serve")["exception"]
-    assert [e["exc_type"] for e in exception] == ["RuntimeError", "ConnectionRefusedError"]
+    record = next(r for r in read_json_lines(log) if r["event"] == "cannot serve")
+    chain = record["exception"]
+    assert isinstance(chain, list)
+    assert [e["exc_type"] for e in chain] == ["RuntimeError", "ConnectionRefusedError"]
