@@ -33,8 +33,8 @@ def daemons() -> Iterator[list[ForegroundDaemon]]:
 def foreground(tmp_path: Path, daemons: list[ForegroundDaemon]) -> Any:
     """Start a foreground daemon from ``tests/programs/NAME.py`` (see recorder.py)."""
 
-    def starter(name: str, **options: Any) -> ForegroundDaemon:
-        d = ForegroundDaemon(tmp_path, name, **options)
+    def starter(name: str, *args: str, **options: Any) -> ForegroundDaemon:
+        d = ForegroundDaemon(tmp_path, name, *args, **options)
         daemons.append(d)
         return d
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import signal
 from collections.abc import AsyncIterator
@@ -11,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from .support import past_duplicate_window, wait_for
+from .support import past_duplicate_window, pids_with, wait_for
 
 
 def test_hook_order_and_graceful_exit(foreground: Any) -> None:
@@ -169,6 +170,22 @@ def test_task_swallowing_cancellation_cannot_hang_the_exit(foreground: Any) -> N
     assert "swallowed" in d.recorded()
     stuck = [line for line in d.lines() if line["event"] == "task stuck at shutdown"]
     assert any(line["task"] == "stubborn" for line in stuck)
+
+
+@pytest.mark.parametrize("uvloop", [None, False], ids=["default-loop", "asyncio"])
+def test_a_subprocess_still_starting_at_the_last_step_is_cancelled(
+    foreground: Any, uvloop: bool | None
+) -> None:
+    """A task in create_subprocess_exec at the cancel step: cancelled, its child killed, exit 0."""
+    duration = f"59.{os.getpid()}"  # a command line no other test's process has
+    d = foreground("rt_subprocess_at_stop", duration, shutdown_timeout=3, uvloop=uvloop)
+    wait_for(lambda: "running" in d.recorded(), what="main running")
+    d.signal(signal.SIGTERM)
+    # On asyncio's loop this waited for the whole timeout, then status 4.
+    assert d.wait(timeout=10) == 0
+    assert "task stuck at shutdown" not in d.events()
+    assert d.lines()[-1]["event"] == "exit"
+    assert pids_with(duration) == []
 
 
 def test_second_signal_during_shutdown_exits_at_once(foreground: Any) -> None:

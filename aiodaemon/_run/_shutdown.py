@@ -49,6 +49,7 @@ import sys
 import threading
 import time
 import traceback
+from asyncio import base_subprocess
 from collections.abc import Callable, Coroutine, Iterable
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -203,7 +204,15 @@ class Shutdown:
         keep = {asyncio.current_task(), *self.runtime.service_tasks}
         ours = (LIFECYCLE_TASK, _STOP_TASK, CONTROL_CONNECTION)
         pending = [t for t in asyncio.all_tasks() if t not in keep and t.get_name() not in ours]
-        await cancel_all(pending)
+        # asyncio's own task connecting a new subprocess's pipes ends by itself
+        # within a few loop turns. Cancelled beside the task that started the
+        # subprocess (found in create_subprocess_exec), it never connected them,
+        # and that task's cleanup waited for the child's exit for ever (CPython
+        # gh-125502, asyncio's loop): the stop ended at its timeout, status 4.
+        spared = [t for t in pending if _connects_pipes(t)]
+        await cancel_all(t for t in pending if t not in spared)
+        if spared:
+            await asyncio.wait(spared)
         for task in pending:
             if not task.cancelled() and task.exception() is not None:
                 exc = task.exception()
@@ -605,6 +614,15 @@ async def cancel_all(tasks: Iterable[asyncio.Task[Any]]) -> None:
         task.cancel()
     if pending:
         await asyncio.wait(pending)
+
+
+def _connects_pipes(task: asyncio.Task[Any]) -> bool:
+    """Whether ``task`` is asyncio's own, connecting a new subprocess's pipes."""
+    return getattr(task.get_coro(), "cr_code", None) is _CONNECT_PIPES
+
+
+#: The code of the coroutine asyncio runs as a task to connect a subprocess's pipes.
+_CONNECT_PIPES = base_subprocess.BaseSubprocessTransport._connect_pipes.__code__
 
 
 def _guard(service: Service, step: str, call: Callable[[], None]) -> None:
