@@ -6,6 +6,7 @@ import json
 import os
 import re
 import signal
+import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -311,4 +312,27 @@ def test_unix_socket_file_is_removed_at_exit(foreground: Any, tmp_path: Path) ->
         assert client.recv(16) == b"hi\n"
     d.signal(signal.SIGTERM)
     assert d.wait() == 0
+    assert not path.exists()
+
+
+@pytest.mark.parametrize("uvloop", [None, False], ids=["default-loop", "asyncio"])
+def test_a_listener_the_program_closed_itself_ends_cleanly(
+    foreground: Any, tmp_path: Path, uvloop: bool | None
+) -> None:
+    """A server that owned the listener's fd (hypercorn's fd://) closed it: exit 0, files gone."""
+    path = tmp_path / "app.sock"
+    d = foreground(
+        "rt_fd_server",
+        listen={"http": "127.0.0.1:0", "ctl": f"unix:{path}"},
+        uvloop=uvloop,
+    )
+    d.wait_event("ready")
+    (port,) = [int(str(line["sockets"]["http"]).rsplit(":", 1)[1]) for line in d.lines()[:1]]
+    with socket.create_connection(("127.0.0.1", port)) as client:
+        assert client.recv(16) == b"hi\n"
+    d.signal(signal.SIGTERM)
+    # The daemon's own close of that descriptor failed (EBADF): status 1, a
+    # traceback on stderr, and the unix socket file left behind.
+    assert d.wait() == 0
+    assert "Traceback" not in d.stderr()
     assert not path.exists()

@@ -52,6 +52,8 @@ class Listeners(Mapping[str, socket.socket]):
         activated: bool = False,
     ) -> None:
         self._sockets = dict(sockets or {})
+        #: each socket's (st_dev, st_ino): close() closes a descriptor only while it is still ours.
+        self._identities = {name: _identity(sock) for name, sock in self._sockets.items()}
         # path -> (st_dev, st_ino) of each socket file we created ourselves.
         self._unix_files = dict(unix_files or {})
         #: fds systemd passed that no ``listen=`` name claims, by their name: left
@@ -130,7 +132,15 @@ class Listeners(Mapping[str, socket.socket]):
             unlink: False in a process that must leave the files to another one
                 (the launching process after a successful detach).
         """
-        for sock in self._sockets.values():
+        for name, sock in self._sockets.items():
+            if sock.fileno() < 0:
+                continue
+            if _identity(sock) != self._identities[name]:
+                # The program closed the descriptor itself (a server given its
+                # number, such as hypercorn's fd://, owns it): closing it again
+                # failed with EBADF, or closed a file opened since on that number.
+                sock.detach()
+                continue
             sock.close()
         for group in self.unclaimed.values():
             for fd in group:
@@ -141,6 +151,15 @@ class Listeners(Mapping[str, socket.socket]):
             for path, identity in self._unix_files.items():
                 unlink_if_ours(path, identity)
         self._unix_files.clear()
+
+
+def _identity(sock: socket.socket) -> tuple[int, int] | None:
+    """The (st_dev, st_ino) of the file ``sock``'s descriptor names, None when it names none."""
+    try:
+        st = os.fstat(sock.fileno())
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
 
 
 def open_listeners(
