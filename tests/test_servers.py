@@ -26,6 +26,9 @@ from typing import Any
 
 import pytest
 import uvloop
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosedOK
+from websockets.frames import CloseCode
 
 from aiodaemon._run._selector_loop import SelectorEventLoop
 from aiodaemon.testing import launch
@@ -530,3 +533,51 @@ async def test_upgrade_to_an_app_that_fails_its_startup(server: str, tmp_path: P
     finally:
         status, _, err = await cli("stop", "--pidfile", pidfile)
     assert status == 0, err
+
+
+async def test_websockets_clients_are_told_to_go_away_at_an_upgrade_and_a_stop(
+    tmp_path: Path,
+) -> None:
+    """examples/websockets_app.py: open connections get 1001 at the hand-over and at the stop."""
+    pidfile, log = tmp_path / "ws.pid", tmp_path / "ws.jsonl"
+    status, _, err = await cli(
+        "start", "examples.websockets_app:main", "--pidfile", pidfile,
+        "--listen", "ws=127.0.0.1:0", "--log-file", log,
+    )  # fmt: skip
+    assert status == 0, err
+    pids = [read_pid(pidfile)]
+    try:
+        status, out, err = await cli("status", "--pidfile", pidfile, "--json")
+        assert status == 0, err
+        url = f"ws://{json.loads(out)['sockets']['ws']}"
+        async with connect(url) as websocket:
+            await websocket.send("before")
+            assert await websocket.recv() == f"before from {pids[0]}"
+            status, out, err = await cli("upgrade", "--pidfile", pidfile)
+            assert status == 0, err
+            pids.append(int(out))
+            with pytest.raises(ConnectionClosedOK) as closed:
+                await asyncio.wait_for(websocket.recv(), timeout=10)
+            assert closed.value.rcvd is not None
+            assert closed.value.rcvd.code == CloseCode.GOING_AWAY
+        # The client reconnects: the new process answers on the same address.
+        async with connect(url) as websocket:
+            await websocket.send("after")
+            assert await websocket.recv() == f"after from {pids[1]}"
+            status, _, err = await cli("stop", "--pidfile", pidfile)
+            assert status == 0, err
+            with pytest.raises(ConnectionClosedOK) as closed:
+                await asyncio.wait_for(websocket.recv(), timeout=10)
+            assert closed.value.rcvd is not None
+            assert closed.value.rcvd.code == CloseCode.GOING_AWAY
+    finally:
+        await cli("stop", "--pidfile", pidfile)
+    for pid in pids:
+        await asyncio.to_thread(wait_gone, pid)
+    records = read_json_lines(log)
+    exits = {r["pid"]: r["status"] for r in records if r["event"] == "exit"}
+    assert exits == dict.fromkeys(pids, 0)
+    # websockets' own records are in the daemon's log.
+    opened = [r for r in records if r["event"] == "connection open"]
+    assert [r["pid"] for r in opened] == pids
+    assert {r["logger"] for r in opened} == {"websockets.server"}
