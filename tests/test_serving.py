@@ -14,7 +14,7 @@ import pytest
 from aiodaemon.testing import launch
 
 from .serving_support import exchange, http_get, serve
-from .support import PROGRAMS, PYTHON, clean_env, require_tool
+from .support import PROGRAMS, PYTHON, clean_env, program, require_tool
 
 
 async def refused(address: tuple[str, int]) -> bool:
@@ -325,3 +325,40 @@ async def test_serve_forever_on_a_server_the_stop_closes_ends_with_status_0(targ
         assert await daemon.stop() == 0
         errors = [r for r in daemon.records() if r["level"] in ("error", "critical")]
     assert errors == []
+
+
+async def test_a_reload_gives_new_connections_a_new_certificate(tmp_path: Path) -> None:
+    """docs/lifecycle.md: certificates loaded again into the server's SSLContext at a reload.
+
+    The connection made before goes on with the old one; the daemon never stops
+    listening (a server closed to start another closes the listening socket).
+    """
+    make_certificate(tmp_path)
+    first = (tmp_path / "cert.pem").read_text()
+    async with launch(
+        program("tls_reload"), listen={"tls": "127.0.0.1:0"}, env={"TLS_DIR": str(tmp_path)}
+    ) as daemon:
+        address = daemon.inet_address("tls")
+        before = await tls_client(address, tmp_path)
+        make_certificate(tmp_path)
+        second = (tmp_path / "cert.pem").read_text()
+        assert second != first
+        await daemon.reload()
+        after = await tls_client(address, tmp_path)
+        for (reader, writer), pem in ((before, first), (after, second)):
+            peer = writer.get_extra_info("ssl_object").getpeercert(binary_form=True)
+            assert ssl.DER_cert_to_PEM_cert(peer).split() == pem.split()
+            writer.write(b"PING\n")
+            assert await asyncio.wait_for(reader.readline(), 10) == b"PING\n"
+            writer.close()
+        assert await daemon.stop() == 0
+
+
+async def tls_client(
+    address: tuple[str, int], directory: Path
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A TLS connection to ``address`` trusting the certificate in ``directory`` now."""
+    context = ssl.create_default_context(cafile=directory / "cert.pem")
+    return await asyncio.wait_for(
+        asyncio.open_connection(*address, ssl=context, server_hostname="localhost"), 10
+    )
