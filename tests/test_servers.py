@@ -581,3 +581,31 @@ async def test_websockets_clients_are_told_to_go_away_at_an_upgrade_and_a_stop(
     opened = [r for r in records if r["event"] == "connection open"]
     assert [r["pid"] for r in opened] == pids
     assert {r["logger"] for r in opened} == {"websockets.server"}
+
+
+@pytest.mark.parametrize("uvloop", [None, False], ids=["default-loop", "asyncio"])
+async def test_hypercorn_as_docs_servers_shows_it(uvloop: bool | None) -> None:
+    """hypercorn on fd://: drained as the others, its records in the log, exit 0 on both loops."""
+    async with launch(
+        PROGRAMS / "hypercorn_app.py",
+        listen={"http": "127.0.0.1:0"},
+        health="127.0.0.1:0",
+        drain_delay=1,
+        uvloop=uvloop,
+    ) as daemon:
+        address, health = daemon.inet_address("http"), daemon.inet_address("health")
+        assert await get(address, "/") == Answer(200, f"hello from {daemon.pid}\n")
+        slow = asyncio.create_task(get(address, "/slow?seconds=2"))
+        await daemon.wait_for_record("slow request")
+        daemon.signal(signal.SIGTERM)
+        await daemon.wait_for_record("shutdown started")
+        assert await get(health, "/readyz") == Answer(503, '{"state":"stopping"}')
+        # hypercorn's own signal handlers would have stopped it at once.
+        assert await get(address, "/") == Answer(200, f"hello from {daemon.pid}\n")
+        await daemon.wait_for_record("stopped accepting")
+        with pytest.raises(ConnectionRefusedError):
+            await get(address, "/late")
+        assert await asyncio.wait_for(slow, 15) == Answer(200, f"slept 2.0 in {daemon.pid}\n")
+        assert await daemon.wait(timeout=15) == 0
+        loggers = {r.get("logger") for r in daemon.records()}
+        assert {"hypercorn.access", "hypercorn.error"} <= loggers
