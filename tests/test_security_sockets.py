@@ -25,12 +25,13 @@ from .security_support import (
     assert_refused_in_open_directory,
     intruder,
     own_dir,
+    records,
     running_daemon,
     shared_dir,
     start_daemon,
     stop_daemon,
 )
-from .support import read_pid
+from .support import REPO, aiodaemon_cli, is_alive, kill_quietly, read_pid, wait_for, wait_gone
 
 pytestmark = pytest.mark.root
 
@@ -185,3 +186,44 @@ def test_the_daemon_users_own_dead_socket_in_a_sticky_directory_is_replaced(
         socket.socket(socket.AF_UNIX) as client,
     ):
         client.connect(str(path))
+
+
+def test_stop_leaves_a_socket_file_the_daemon_named_that_is_not_its_users(
+    arena: Path, intruder: User
+) -> None:
+    """A daemon whose account was taken over names root's socket file in its stop answer.
+
+    root's ``stop`` SIGKILLs it at --timeout and removes the daemon's own
+    listener file, but root's socket (bound, not yet listening, in a directory
+    the account cannot write) stays.
+    """
+    run = own_dir(arena / "run", intruder)
+    (arena / "root").mkdir(mode=0o755)
+    victim = arena / "root" / "api.sock"
+    pidfile, log, echo = run / "app.pid", run / "app.log", run / "echo.sock"
+    with socket.socket(socket.AF_UNIX) as held:
+        held.bind(str(victim))  # a root service between its bind() and listen()
+        started = aiodaemon_cli(
+            "start", "tests.programs.forged_socket_files:main", "--pidfile", pidfile,
+            "--user", intruder.name, "--log-file", log, "--listen", f"echo=unix:{echo}",
+            "--shutdown-timeout", "60", cwd=REPO, timeout=60, env={"FORGED_SOCKET": str(victim)},
+        )  # fmt: skip
+        assert started.returncode == 0, started.stderr
+        pid = int(started.stdout)
+        try:
+            wait_for(lambda: [r for r in records(log) if r["event"] == "forged"], 30, "the forgery")
+            stop = aiodaemon_cli(
+                "stop", "--pidfile", pidfile, "--timeout", "1", cwd=REPO, timeout=60
+            )
+        finally:
+            if is_alive(pid):
+                kill_quietly(pid)
+                wait_gone(pid, 20)
+        assert stop.returncode == 0, stop.stderr
+        assert stop.stderr.splitlines()[-1] == (
+            f"aiodaemon: stopped (pid {pid}); removed pidfile {pidfile},"
+            f" control socket {pidfile}.ctl and socket file {echo}, which the killed daemon left"
+        )
+        st = os.lstat(victim)
+        assert stat.S_ISSOCK(st.st_mode)
+        assert st.st_uid == 0

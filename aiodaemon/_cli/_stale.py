@@ -7,8 +7,9 @@ a fresh one. Nothing is followed through a symlink, and a socket is removed
 only when it is one, belongs to the pidfile's owner (or to us) and nobody
 accepts on it. The daemon's ``listen=`` and ``health`` socket files, which
 another daemon may bind as soon as they are gone, are removed only when they
-are still the very inodes the daemon said it made (in its answer to ``stop``),
-looked up and unlinked through one descriptor of their directory.
+are still the very inodes the daemon said it made (in its answer to ``stop``)
+and belong to its user (a daemon taken over may name any file), looked up and
+unlinked through one descriptor of their directory.
 Synchronous and light, for the CLI: no asyncio.
 """
 
@@ -62,7 +63,7 @@ def remove_stale(
     ``control``, the socket beside it, goes with it when it is stale (see the
     module's rules), and so does each of ``sockets`` (path -> (st_dev,
     st_ino), as the daemon ``pid`` told them) that is still that inode, owned
-    by ``owner`` (the daemon's uid) or by us, with nobody accepting on it.
+    by ``owner`` (the daemon's uid; None: by us), with nobody accepting on it.
     """
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NOCTTY | os.O_NONBLOCK)
@@ -80,7 +81,9 @@ def remove_stale(
         if not _names(data, pid):
             return StaleRemoval(False, False)
         removed_control = control is not None and _remove_socket(control, {st.st_uid, os.geteuid()})
-        owners = {os.geteuid()} if owner is None else {owner, os.geteuid()}
+        # The daemon's word alone names these files: one its account took over
+        # could name another's socket, which only the daemon's uid rules out.
+        owners = {os.geteuid()} if owner is None else {owner}
         removed = [
             socket_path
             for socket_path, inode in (sockets or {}).items()
