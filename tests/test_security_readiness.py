@@ -17,13 +17,14 @@ from pathlib import Path
 import pytest
 
 from .security_support import User, arena, intruder, own_dir
-from .support import PYTHON, REPO, clean_env, is_alive, kill_quietly, wait_gone
+from .support import PYTHON, REPO, clean_env, is_alive, kill_quietly, require_tool, wait_gone
 
 pytestmark = pytest.mark.root  # the daemon drops to another user
 
 __all__ = ["arena", "intruder"]  # fixtures, re-exported for pytest
 
 PROGRAM = REPO / "tests" / "programs" / "forged_readiness.py"
+RECYCLED = REPO / "tests" / "programs" / "recycled_pid.py"
 
 
 @contextlib.contextmanager
@@ -95,3 +96,34 @@ def test_a_flood_on_the_readiness_pipe_is_read_within_bounds(
     with _forging(arena, intruder, mode, start_timeout) as (started, _):
         assert started.returncode == 1, started.stderr[-300:]
         assert started.stderr == f"aiodaemon: {said}\n", started.stderr[-300:]
+
+
+def test_the_daemons_pid_taken_by_another_process_is_never_signalled(
+    arena: Path, intruder: User
+) -> None:
+    """A dropped daemon exits with its pipe held open; root's ``sleep`` takes its pid.
+
+    The start fails ('exited before it was ready') and the launcher goes after
+    the daemon: the ``sleep`` that now has its number lives on. Run in a new pid
+    namespace, where the test alone gives out pids.
+    """
+    here = own_dir(arena / "run", intruder)
+    unshare = [require_tool("unshare"), "--pid", "--fork", "--mount-proc", "--"]
+    result = subprocess.run(
+        [*unshare, PYTHON, str(RECYCLED), "init", intruder.name, str(here)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=clean_env(),
+        stdin=subprocess.DEVNULL,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["victim"] == report["daemon"]  # the number was taken again
+    assert report["launcher"] == 1, report["stderr"]
+    assert (
+        report["stderr"]
+        == f"aiodaemon: daemon (pid {report['daemon']}) exited before it was ready\n"
+    )
+    assert report["victim_alive"], "root's process with the daemon's old pid was killed"

@@ -463,9 +463,9 @@ def _launcher(
         else:
             try:
                 if result.timed_out and result.pid is not None:
-                    stop_unready(result.pid, shutdown_timeout)
+                    stop_unready(result.pid, shutdown_timeout, result.pidfd)
                 elif result.pid is not None:
-                    wait_gone(result.pid, timeout=2.0)
+                    wait_gone(result.pid, 2.0, result.pidfd)
             except StartupError as exc:
                 # The daemon's own failure is what the start says; this adds to it.
                 say(f"warning: {exc}; it may still run")

@@ -10,6 +10,11 @@ it exits and before the daemon runs any of the program's code. The daemon
 keeps the write end through its startup hooks, which run as the account it
 dropped to; a ``P`` written then (a compromised account naming root's sshd)
 would have root's launcher stop or SIGKILL that process instead of the daemon.
+For the same reason the launcher takes a pidfd of that pid as soon as it reads
+it, while the daemon, not yet past its fork, holds the number: an account
+that made the daemon exit early (its pipe kept open by a child) would
+otherwise have its number free for another process by the time the start
+fails, and the launcher stop that one.
 Synchronous and asyncio-free: the launcher never runs an event loop. No
 ``contextlib`` either: ``aiodaemon.pep3143`` imports this module into
 synchronous programs, where importing it would cost ~0.4 ms of their start.
@@ -31,6 +36,11 @@ from ._messages import seconds_shown
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterable
+    from typing import TypeAlias
+
+    #: A pidfd taken when the daemon announced itself; None: it was gone by
+    #: then (nothing to stop); a StartupError: the kernel gives none.
+    Pidfd: TypeAlias = "int | StartupError | None"
 
 __all__ = [
     "LaunchResult",
@@ -166,10 +176,17 @@ class LaunchResult:
 
     # A plain class, not a dataclass: importing dataclasses (and inspect with
     # it) would cost aiodaemon.pep3143's synchronous programs ~5 ms.
-    __slots__ = ("code", "message", "pid", "ready", "timed_out")
+    __slots__ = ("code", "message", "pid", "pidfd", "ready", "timed_out")
 
     def __init__(
-        self, pid: int | None, ready: bool, code: int, message: str, timed_out: bool = False
+        self,
+        pid: int | None,
+        ready: bool,
+        code: int,
+        message: str,
+        timed_out: bool = False,
+        *,
+        pidfd: Pidfd = None,
     ) -> None:
         self.pid = pid
         self.ready = ready
@@ -177,6 +194,8 @@ class LaunchResult:
         self.message = message
         #: the daemon did not report within ``start_timeout``: it still runs.
         self.timed_out = timed_out
+        #: a pidfd of ``pid`` taken when it was announced (see :func:`wait_ready`).
+        self.pidfd = pidfd
 
     def __repr__(self) -> str:
         return (
@@ -240,11 +259,15 @@ def wait_ready(
     signals that interrupt it at other times: one arriving as the verdict
     comes is then raised before the verdict is read, or not at all here.
 
+    The result's ``pidfd`` is the daemon's, taken when its pid was read: the
+    caller stops or waits for the daemon through it (the launcher's exit closes it).
+
     Raises:
         WaitInterrupted: on Ctrl-C (a KeyboardInterrupt), with the pid read so far.
     """
     buffer = bytearray()
     pid: int | None = None
+    watched: Pidfd = None
     #: bytes read since the deadline passed.
     late = 0
     try:
@@ -259,7 +282,7 @@ def wait_ready(
             if deadline is not None and left <= 0 and (not readable_now or late > _LATE_MAX):
                 assert timeout is not None
                 why = f"not ready after {seconds_shown(timeout)} s"
-                return LaunchResult(pid, False, 1, why, True)
+                return LaunchResult(pid, False, 1, why, True, pidfd=watched)
             if not readable_now:
                 continue
             chunk = os.read(fd, 4096)
@@ -282,19 +305,30 @@ def wait_ready(
                     # The first: the pid the daemon's own fork gave (see the module docstring).
                     if pid is None:
                         pid = int(line[1:])
+                        watched = _watch(pid)
                 elif line == "R":
-                    return LaunchResult(pid, True, 0, "")
+                    return LaunchResult(pid, True, 0, "", pidfd=watched)
                 elif line.startswith("E"):
                     code_text, _, message = line[1:_LINE_MAX].partition(" ")
                     # E0: the program ended itself before ready (sys.exit(0)).
                     code = int(code_text) if code_text.isdigit() else 1
-                    return LaunchResult(pid, False, code, message)
+                    return LaunchResult(pid, False, code, message, pidfd=watched)
     except OSError:
         pass
     except KeyboardInterrupt:
+        if isinstance(watched, int):
+            os.close(watched)
         raise WaitInterrupted(pid) from None
     who = f"daemon (pid {pid})" if pid else "daemon"
-    return LaunchResult(pid, False, 1, f"{who} exited before it was ready")
+    return LaunchResult(pid, False, 1, f"{who} exited before it was ready", pidfd=watched)
+
+
+def _watch(pid: int) -> Pidfd:
+    """A pidfd of the daemon just announced, None if it is gone, or why the kernel has none."""
+    try:
+        return open_pidfd(pid)
+    except StartupError as exc:
+        return exc
 
 
 def announced_pid(fd: int) -> int | None:
@@ -341,19 +375,24 @@ def open_pidfd(pid: int) -> int | None:
         raise StartupError(f"cannot watch pid {pid}: {why}") from exc
 
 
-def stop_unready(pid: int, shutdown_timeout: float) -> None:
-    """Stop a daemon that never became ready: SIGTERM, then SIGKILL after ``shutdown_timeout``."""
-    pidfd = open_pidfd(pid)
+def stop_unready(pid: int, shutdown_timeout: float, pidfd: Pidfd) -> None:
+    """Stop a daemon that never became ready: SIGTERM, then SIGKILL after ``shutdown_timeout``.
+
+    ``pidfd``: as :attr:`LaunchResult.pidfd`.
+
+    Raises:
+        StartupError: the kernel gives no pidfd (it is not signalled by number).
+    """
+    if isinstance(pidfd, StartupError):
+        raise pidfd
     if pidfd is None:
         return
-    try:
+    try:  # noqa: SIM105 (no contextlib: see the module docstring)
         signal.pidfd_send_signal(pidfd, signal.SIGTERM)
     except ProcessLookupError:
         pass
-    finally:
-        os.close(pidfd)
     # Its own shutdown is bounded by shutdown_timeout; the second is for its exit.
-    wait_gone(pid, shutdown_timeout + 1.0)
+    wait_gone(pid, shutdown_timeout + 1.0, pidfd)
 
 
 def wait_exited(pidfd: int, timeout: float) -> bool:
@@ -372,18 +411,17 @@ def wait_exited(pidfd: int, timeout: float) -> bool:
             return False
 
 
-def wait_gone(pid: int, timeout: float) -> None:
+def wait_gone(pid: int, timeout: float, pidfd: Pidfd) -> None:
     """Wait up to ``timeout`` for ``pid`` (not our child) to exit, then SIGKILL it.
 
     A daemon that reported failure must not outlive the launcher's verdict.
+    ``pidfd``: as :attr:`LaunchResult.pidfd`.
 
     Raises:
         StartupError: no pidfd (see :func:`open_pidfd`) and ``pid`` still
             runs at ``timeout``: it is not signalled by number.
     """
-    try:
-        pidfd = open_pidfd(pid)
-    except StartupError:
+    if isinstance(pidfd, StartupError):
         from ._procfs import exists  # only where the kernel has no pidfd
 
         # Without a pidfd the waiting can still be done, by number: a pid
@@ -391,18 +429,13 @@ def wait_gone(pid: int, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while exists(pid):
             if time.monotonic() > deadline:
-                raise
+                raise pidfd
             time.sleep(0.01)
         return
-    if pidfd is None:
+    if pidfd is None or wait_exited(pidfd, timeout):
         return
-    try:
-        if wait_exited(pidfd, timeout):
-            return
-        try:  # noqa: SIM105 (no contextlib: see the module docstring)
-            signal.pidfd_send_signal(pidfd, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        readable(pidfd, 5.0)
-    finally:
-        os.close(pidfd)
+    try:  # noqa: SIM105 (no contextlib: see the module docstring)
+        signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    readable(pidfd, 5.0)
