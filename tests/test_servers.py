@@ -31,7 +31,7 @@ from websockets.exceptions import ConnectionClosedOK
 from websockets.frames import CloseCode
 
 from aiodaemon._run._selector_loop import SelectorEventLoop
-from aiodaemon.testing import launch
+from aiodaemon.testing import DaemonProcess, launch
 
 from .support import (
     AIODAEMON,
@@ -88,6 +88,20 @@ def greeting_env(tmp_path: Path, greeting: str) -> tuple[Path, dict[str, str]]:
     return path, {"GREETING_FILE": str(path)}
 
 
+async def sigterm_drains(
+    daemon: DaemonProcess, address: tuple[str, int], health: tuple[str, int]
+) -> None:
+    """SIGTERM: /readyz says 503 at once, requests are answered through the drain
+    delay (load balancers still send them), then new connections are refused."""
+    daemon.signal(signal.SIGTERM)
+    await daemon.wait_for_record("shutdown started")
+    assert await get(health, "/readyz") == Answer(503, '{"state":"stopping"}')
+    assert await get(address, "/") == Answer(200, f"hello from {daemon.pid}\n")
+    await daemon.wait_for_record("stopped accepting")
+    with pytest.raises(ConnectionRefusedError):
+        await get(address, "/late")
+
+
 @pytest.mark.parametrize("server", SERVERS)
 async def test_serves_reloads_and_logs_to_the_daemon_log(server: str, tmp_path: Path) -> None:
     """The app answers; `reload` changes its greeting; its own log records are JSON lines."""
@@ -140,14 +154,7 @@ async def test_sigterm_drains_requests_in_flight(server: str) -> None:
         await daemon.wait_for_record(
             lambda _: sum(r["event"] == "slow request" for r in daemon.records()) == 10
         )
-        daemon.signal(signal.SIGTERM)
-        await daemon.wait_for_record("shutdown started")
-        assert await get(health, "/readyz") == Answer(503, '{"state":"stopping"}')
-        # The drain delay: load balancers still send requests; they are answered.
-        assert await get(address, "/") == Answer(200, f"hello from {daemon.pid}\n")
-        await daemon.wait_for_record("stopped accepting")
-        with pytest.raises(ConnectionRefusedError):
-            await get(address, "/late")
+        await sigterm_drains(daemon, address, health)
         answers = await asyncio.wait_for(asyncio.gather(*slow), timeout=15)
         assert answers == [Answer(200, f"slept 2.5 in {daemon.pid}\n")] * 10
         assert await daemon.wait(timeout=15) == 0
@@ -597,14 +604,8 @@ async def test_hypercorn_as_docs_servers_shows_it(uvloop: bool | None) -> None:
         assert await get(address, "/") == Answer(200, f"hello from {daemon.pid}\n")
         slow = asyncio.create_task(get(address, "/slow?seconds=2"))
         await daemon.wait_for_record("slow request")
-        daemon.signal(signal.SIGTERM)
-        await daemon.wait_for_record("shutdown started")
-        assert await get(health, "/readyz") == Answer(503, '{"state":"stopping"}')
         # hypercorn's own signal handlers would have stopped it at once.
-        assert await get(address, "/") == Answer(200, f"hello from {daemon.pid}\n")
-        await daemon.wait_for_record("stopped accepting")
-        with pytest.raises(ConnectionRefusedError):
-            await get(address, "/late")
+        await sigterm_drains(daemon, address, health)
         assert await asyncio.wait_for(slow, 15) == Answer(200, f"slept 2.0 in {daemon.pid}\n")
         assert await daemon.wait(timeout=15) == 0
         loggers = {r.get("logger") for r in daemon.records()}
