@@ -204,11 +204,12 @@ def _report_running(args: argparse.Namespace, options: dict[str, Any]) -> bool:
         _Running: a stopping daemon did not exit in time (said): exit 1.
     """
     held = _running_holder(args)
-    if held is not None and not args.no_control:
+    if held is not None:
         from ._start_after_stop import StillStopping, wait_for_stopping_daemon
 
+        control = None if args.no_control else control_path(args, args.pidfile)
         try:
-            if wait_for_stopping_daemon(args.pidfile, control_path(args, args.pidfile), options):
+            if wait_for_stopping_daemon(args.pidfile, control, options):
                 held = _running_holder(args)  # gone: unless another start raced us
         except StillStopping:
             raise _Running(ExitCode.FAILURE) from None

@@ -5,10 +5,11 @@ A daemon in its shutdown still holds its pidfile, so a ``start`` racing a
 "already running", exited 0 and started nothing: a moment later nothing ran.
 As systemd queues a start job behind a stop job, the command waits for the
 stopping daemon to exit (within the new daemon's own stop budget) and then
-starts. Only a daemon whose control socket says ``stopping`` is waited for
-(over the pidfile alone nobody can tell), and, briefly, one whose socket was
-there but is gone, not accepted on or dropping us: what a daemon's very last
-steps do to it. Synchronous and light, for the CLI.
+starts. Only a daemon that says it is stopping is waited for: its stopping
+mark says so (see :func:`.._prefork._pidfile_status.says_stopping`; a daemon
+without a control socket has one too), or its control socket; and, briefly,
+one whose socket was there but is gone, not accepted on or dropping us: what
+a daemon's very last steps do to it. Synchronous and light, for the CLI.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import os
 from .._prefork._config import Options
 from .._prefork._control_protocol import VERSION
 from .._prefork._messages import say, seconds_shown
-from .._prefork._pidfile_status import read_pidfile
+from .._prefork._pidfile_status import read_pidfile, says_stopping
 from .._prefork._readiness import wait_exited
 from ._control import _open_verified
 from ._control_client import ControlAbsent, ControlError, ControlNoAnswer, ControlRefused
@@ -42,12 +43,12 @@ class StillStopping(Exception):
     """The stopping daemon did not exit within the wait; nothing was started (said)."""
 
 
-def wait_for_stopping_daemon(pidfile: str, control: str, options: dict[str, Any]) -> bool:
+def wait_for_stopping_daemon(pidfile: str, control: str | None, options: dict[str, Any]) -> bool:
     """Wait for the daemon holding ``pidfile`` to exit if it says it is stopping.
 
     Args:
         pidfile: the pidfile.
-        control: its daemon's control socket.
+        control: its daemon's control socket; None: its stopping mark alone tells.
         options: the new daemon's options; its ``drain_delay`` and
             ``shutdown_timeout`` bound the wait (the same program's stop).
 
@@ -58,23 +59,28 @@ def wait_for_stopping_daemon(pidfile: str, control: str, options: dict[str, Any]
     Raises:
         StillStopping: it was stopping and did not exit in time (said on stderr).
     """
-    # Seen before asking: a daemon run without a control socket is never waited for.
-    had_socket = os.path.lexists(control)
+    # Seen before asking: a socket gone since was removed by the daemon's exit.
+    had_socket = control is not None and os.path.lexists(control)
     pid = read_pidfile(pidfile).running_pid
-    if pid is None or not had_socket:
+    if pid is None:
         return False
-    try:
-        answer = ask_holder(
-            control, {"v": VERSION, "cmd": "status"}, holder=pid, timeout=_ASK_TIMEOUT
-        )[0]
-    except (ControlAbsent, ControlRefused, ControlNoAnswer):
-        # The socket removed, closed or dropping us: the daemon's last steps
-        # (or a stuck one, which the grace leaves "already running").
-        return _exits(pidfile, pid, _END_GRACE)
-    except ControlError:
-        return False  # cannot tell: it runs, as far as anyone knows
-    if answer.get("state") != "stopping":
-        return False
+    # Its stopping mark first: a daemon run without a control socket has one
+    # too, and so has one whose socket closed while its last records drain.
+    if not says_stopping(pid):
+        if control is None or not had_socket:
+            return False
+        try:
+            answer = ask_holder(
+                control, {"v": VERSION, "cmd": "status"}, holder=pid, timeout=_ASK_TIMEOUT
+            )[0]
+        except (ControlAbsent, ControlRefused, ControlNoAnswer):
+            # The socket removed, closed or dropping us: the daemon's last steps
+            # (or a stuck one, which the grace leaves "already running").
+            return _exits(pidfile, pid, _END_GRACE)
+        except ControlError:
+            return False  # cannot tell: it runs, as far as anyone knows
+        if answer.get("state") != "stopping":
+            return False
     # What the daemon has for an option not given.
     drain_delay: float = Options._field_defaults["drain_delay"]
     shutdown_timeout: float = Options._field_defaults["shutdown_timeout"]
