@@ -148,3 +148,41 @@ def test_an_emptied_pidfile_names_its_daemon(tmp_path: Path, start: Start, contr
     assert stop.returncode == 0, stop.stderr
     assert stop.stderr.endswith(f"aiodaemon: stopped (pid {pid})\n")
     wait_gone(pid)
+
+
+def test_a_pidfile_replaced_by_a_copy_names_its_daemon(tmp_path: Path, start: Start) -> None:
+    """A copy moved over the pidfile (an editor's save, `sed -i`): the daemon is still found.
+
+    The copy is a new file nobody locks: status said "dead" (1) of the running
+    daemon, reload "not running" (7), and start failed on the control socket.
+    """
+    pid = start()
+    pidfile = tmp_path / "app.pid"
+    copy = tmp_path / "app.pid.new"
+    copy.write_bytes(pidfile.read_bytes())
+    copy.replace(pidfile)
+    why = f"pidfile {pidfile} was replaced (nobody holds its lock)"
+    status = cli("status", "--pidfile", pidfile, "--json")
+    assert status.returncode == 0, status.stderr
+    answer = json.loads(status.stdout)
+    assert (answer["state"], answer["pid"]) == ("running", pid)
+    assert status.stderr == (
+        f"aiodaemon: warning: {why}, but pid {pid} runs on and serves {pidfile}.ctl\n"
+    )
+    reload = cli("reload", "--pidfile", pidfile)
+    assert reload.returncode == 0, reload.stderr
+    assert reload.stderr.endswith(f"aiodaemon: reloaded (pid {pid})\n")
+    started = cli("start", TARGET, "--pidfile", pidfile)
+    assert (started.returncode, started.stdout) == (0, "")
+    assert started.stderr == (
+        f"aiodaemon: already running (pid {pid} still serves control socket {pidfile}.ctl, "
+        f"but its {why}; 'aiodaemon stop --pidfile {pidfile}' finds it there)\n"
+    )
+    stop = cli("stop", "--pidfile", pidfile)
+    assert stop.returncode == 0, stop.stderr
+    assert stop.stderr.splitlines()[0] == (
+        f"aiodaemon: {why}; pid {pid} found serving {pidfile}.ctl"
+    )
+    wait_gone(pid)
+    assert cli("status", "--pidfile", pidfile).returncode == 3
+    assert start() != pid

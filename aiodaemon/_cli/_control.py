@@ -72,7 +72,8 @@ def _holder(
     state = read_pidfile(path)
     # A locked empty pidfile was given its moment to show a pid while looking.
     waited = state.status is PidfileStatus.RUNNING and state.pid is None
-    if names_no_pid(state):
+    # DEAD too: a pidfile replaced while its daemon runs on (see find_replaced).
+    if names_no_pid(state) or state.status is PidfileStatus.DEAD:
         from ._lost_holder import find_without_pid
 
         found = find_without_pid(path, state, control, owner)

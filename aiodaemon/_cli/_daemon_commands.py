@@ -222,14 +222,18 @@ def _running_holder(args: argparse.Namespace) -> str | None:
     """``already running (pid N, pidfile P)`` when a live daemon holds ``pidfile``, else None.
 
     Also for a daemon still serving its control socket after its pidfile was
-    removed by hand: binding that socket would fail with a bare "Address already in use".
+    removed or replaced by hand: binding that socket would fail with a bare
+    "Address already in use".
     """
     pidfile: str = args.pidfile
     state = read_pidfile(pidfile)
-    if state.status is PidfileStatus.ABSENT and not args.no_control:
+    lost_pidfile = state.status is PidfileStatus.ABSENT or (
+        state.status is PidfileStatus.DEAD and not state.unparsable
+    )
+    if lost_pidfile and not args.no_control:
         from ._lost_pidfile import serving_without_pidfile
 
-        lost = serving_without_pidfile(pidfile, control_path(args, pidfile), owner(args))
+        lost = serving_without_pidfile(pidfile, control_path(args, pidfile), owner(args), state)
         if lost is None:
             return None
         # Or a daemon whose start raced ours: it created the pidfile meanwhile.

@@ -1,4 +1,4 @@
-"""``stop`` and ``reload`` of a daemon whose pidfile was removed or emptied by hand.
+"""``stop`` and ``reload`` of a daemon whose pidfile was removed, emptied or replaced by hand.
 
 The daemon is found as :mod:`._lost_pidfile` says, then a pidfd is opened on
 it and it is found again, so the process signalled or asked is the one found
@@ -16,6 +16,7 @@ from ._control_client import ControlDenied, ControlError
 from ._control_trust import ControlUntrusted, say_ignored
 from ._lost_pidfile import (
     find_lock_holder,
+    find_replaced,
     find_through_control,
     reappeared,
     wait_for_pid,
@@ -41,11 +42,22 @@ def find_without_pid(
     """The daemon of a pidfile naming no pid and a pidfd on it, an exit code, or None.
 
     Args:
-        path: the pidfile, missing or locked and empty (``state``).
+        path: the pidfile, missing, locked and empty, or held by nobody (``state``).
         state: its reading.
         control: the control socket beside it, if the daemon has one.
         owner: the daemon's uid, when the caller said (``--user``).
     """
+    if state.status is PidfileStatus.DEAD:
+        # Nobody holds it: a daemon that passes every check counts, else nothing is said.
+        replaced = find_replaced(path, state, control, owner=owner, timeout=_FIND_TIMEOUT)
+        if replaced is None or control is None:
+            return None
+        served = control
+        pidfd = _open_found(replaced.pid, lambda: _served_by(path, served, owner))
+        if pidfd is None:
+            return None
+        _say(f"{why_no_pid(path, state)}; pid {replaced.pid} found serving {control}")
+        return replaced.pid, pidfd
     if control is not None:
         try:
             found = find_through_control(path, control, owner=owner, timeout=_FIND_TIMEOUT)

@@ -1,8 +1,9 @@
-"""Find the daemon of a pidfile that names no pid: removed or emptied by hand while it runs.
+"""Find the daemon of a pidfile that names no pid: removed, emptied or replaced while it runs.
 
-An operator's ``rm`` or a tmp cleaner removes the pidfile, or ``: > app.pid``
-empties it, and the daemon runs on: it keeps its control socket and the
-lock on the (maybe deleted) file. Reporting "not running" then would be a lie
+An operator's ``rm`` or a tmp cleaner removes the pidfile, ``: > app.pid``
+empties it, or a copy is moved over it (an editor's save, ``sed -i``), and
+the daemon runs on: it keeps its control socket and the lock on the (maybe
+deleted) file it opened. Reporting "not running" then would be a lie
 (and ``start`` would fail on the bound control socket), so the commands look
 for the daemon in two places, trusting neither on sight:
 
@@ -51,6 +52,7 @@ if TYPE_CHECKING:
 __all__ = [
     "Found",
     "find_lock_holder",
+    "find_replaced",
     "find_through_control",
     "names_no_pid",
     "reappeared",
@@ -102,7 +104,45 @@ def why_no_pid(path: StrPath, state: PidfileState) -> str:
     """How the pidfile's state is told beside the daemon found anyway."""
     if state.status is PidfileStatus.ABSENT:
         return f"pidfile {path} was removed"
+    if state.status is PidfileStatus.DEAD:
+        return f"pidfile {path} was replaced (nobody holds its lock)"
     return f"pidfile {path} holds no pid (emptied?)"
+
+
+def find_replaced(
+    path: StrPath,
+    state: PidfileState,
+    control: StrPath | None,
+    *,
+    owner: int | None,
+    timeout: float,
+) -> Found | None:
+    """The daemon still serving ``control`` though nobody holds its pidfile ``path``: replaced.
+
+    A copy moved over the pidfile is a new file nobody locks, read as a dead
+    daemon's; the daemon runs on with the file it opened, deleted since, as
+    after an ``rm``. Looked for only when the pid the file names has a file
+    opened at ``path`` open (its own, replaced since): a killed daemon's
+    file, or one naming any other process, is not even asked about, as no
+    socket without a lock holder is. Only that pid, serving a socket that
+    passes every check of :func:`find_through_control`, counts: anything
+    else leaves the pidfile's verdict, unsaid.
+    """
+    pid = state.pid
+    if (
+        state.status is not PidfileStatus.DEAD
+        or pid is None
+        or control is None
+        or _opened_from(pid, path) is not True
+    ):
+        return None
+    try:
+        found = find_through_control(path, control, owner=owner, timeout=timeout)
+    except ControlError:
+        return None
+    if found is None or found.pid != pid or reappeared(path, pid):
+        return None
+    return found
 
 
 def find_through_control(
@@ -136,6 +176,10 @@ def find_through_control(
     try:
         pidfile: os.stat_result | None = os.stat(path, follow_symlinks=False)
     except OSError:
+        pidfile = None
+    if pidfile is not None and read_pidfile(path).status is PidfileStatus.DEAD:
+        # Nobody holds it: not the daemon's file (a copy moved over it), which
+        # it no more has open than a removed one's path.
         pidfile = None
     peers: list[int] = []
 
@@ -258,15 +302,23 @@ def wait_for_pid(path: StrPath) -> PidfileState:
         time.sleep(0.05)
 
 
-def serving_without_pidfile(pidfile: StrPath, control: StrPath, owner: int | None) -> str | None:
-    """What ``start`` says of a daemon serving ``control`` after its pidfile was removed."""
-    try:
-        found = find_through_control(pidfile, control, owner=owner, timeout=_ASK_TIMEOUT)
-    except ControlError:
-        return None  # nothing to believe: the start says what is in the way
+def serving_without_pidfile(
+    pidfile: StrPath, control: StrPath, owner: int | None, state: PidfileState
+) -> str | None:
+    """What ``start`` says of a daemon serving ``control``, its pidfile removed or replaced.
+
+    ``state``: the pidfile's reading (absent, or held by nobody).
+    """
+    if state.status is PidfileStatus.DEAD:
+        found = find_replaced(pidfile, state, control, owner=owner, timeout=_ASK_TIMEOUT)
+    else:
+        try:
+            found = find_through_control(pidfile, control, owner=owner, timeout=_ASK_TIMEOUT)
+        except ControlError:
+            return None  # nothing to believe: the start says what is in the way
     if found is None:
         return None
     return (
         f"already running (pid {found.pid} still serves control socket {control}, but its "
-        f"pidfile {pidfile} was removed; 'aiodaemon stop --pidfile {pidfile}' finds it there)"
+        f"{why_no_pid(pidfile, state)}; 'aiodaemon stop --pidfile {pidfile}' finds it there)"
     )

@@ -34,6 +34,7 @@ from ._control_trust import ControlUntrusted, ask_holder, say_ignored
 from ._lost_pidfile import (
     Found,
     find_lock_holder,
+    find_replaced,
     find_through_control,
     names_no_pid,
     reappeared,
@@ -100,6 +101,8 @@ def status(
         if code is not None:
             return code
         state = read_pidfile(path)
+    elif (found := find_replaced(path, state, control, owner=owner, timeout=timeout)) is not None:
+        return _report_found(path, control, state, found, as_json, served=True)
     pid = state.running_pid
     if pid is not None and control is not None:
         try:
@@ -227,14 +230,27 @@ def _status_without_pid(
         found = None if pid is None else Found(pid, None)
     if found is None or reappeared(path, found.pid):
         return None  # nothing found, or a start that raced ours wrote the pid meanwhile
-    how = f"serves {control}" if found is served else "holds its lock"
-    if found is served and found.answer is None:
+    return _report_found(path, control, state, found, as_json, served=found is served)
+
+
+def _report_found(
+    path: StrPath,
+    control: StrPath | None,
+    state: PidfileState,
+    found: Found,
+    as_json: bool,
+    *,
+    served: bool,
+) -> int:
+    """Report the daemon found though its pidfile names no pid (``served``: on ``control``)."""
+    how = f"serves {control}" if served else "holds its lock"
+    if served and found.answer is None:
         how += ", which stayed busy"
     say(f"warning: {why_no_pid(path, state)}, but pid {found.pid} runs on and {how}")
     if found.answer is not None:
         return _report_answer(found.answer, path, as_json)
     line = f"running (pid {found.pid}, holding the lock of pidfile {path})"
-    if found is served:
+    if served:
         line = f"running (pid {found.pid}, serving {control})"
     uptime = _uptime(found.pid)
     return _report(StatusCode.RUNNING, "running", found.pid, line, as_json, uptime=uptime)
