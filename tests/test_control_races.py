@@ -275,6 +275,41 @@ def test_start_racing_a_stop_waits_for_the_exit_then_starts(control: list[str]) 
         assert status.stdout.splitlines()[0] == f"running (pid {new}, pidfile {app.pidfile})"
 
 
+def test_start_racing_a_stop_of_a_daemon_whose_pidfile_was_removed_waits_then_starts() -> None:
+    """Its pidfile removed while its shutdown runs: start waits for the exit, then starts.
+
+    start said "already running (pid N still serves control socket ...)",
+    exit 0, and a moment later nothing ran.
+    """
+    with open_control_app() as app:
+        old = app.start()
+        app.steer("shutdown", "wait")
+        stop = app.watch("stop", "--pidfile", app.pidfile)
+        start = None
+        try:
+            wait_for(lambda: app.records("shutdown started"), 30, "the shutdown")
+            app.pidfile.unlink()
+            start = app.watch("start", "control_app:main", "--pidfile", app.pidfile,
+                              "--log-file", app.log, "--shutdown-timeout", "10")  # fmt: skip
+            waiting = f"aiodaemon: pid {old} is stopping; starting once it has exited"
+            wait_for(lambda: start.said(waiting) or start.proc.poll() is not None, 30, "the start")
+            assert start.proc.poll() is None, start.lines  # not "already running", exit 0
+            (app.dir / "shutdown").unlink()  # the new daemon's shutdown is not held
+            app.steer("shutdown-release")
+            assert stop.finish()[0] == 0
+            code, out, lines = start.finish()
+        finally:
+            stop.kill()
+            if start is not None:
+                start.kill()
+        assert (code, lines) == (0, [waiting]), lines
+        new = int(out)
+        assert new != old
+        assert is_alive(new)
+        status = app.cli("status", "--pidfile", app.pidfile)
+        assert status.stdout.splitlines()[0] == f"running (pid {new}, pidfile {app.pidfile})"
+
+
 def test_start_racing_a_stop_that_outlasts_its_budget_starts_nothing() -> None:
     """The stopping daemon outlasts the new one's stop budget: exit 1, said, nothing started."""
     with open_control_app() as app:

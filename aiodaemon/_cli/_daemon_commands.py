@@ -209,7 +209,7 @@ def _report_running(args: argparse.Namespace, options: dict[str, Any]) -> bool:
 
         control = None if args.no_control else control_path(args, args.pidfile)
         try:
-            if wait_for_stopping_daemon(args.pidfile, control, options):
+            if wait_for_stopping_daemon(args.pidfile, control, options, owner=owner(args)):
                 held = _running_holder(args)  # gone: unless another start raced us
         except StillStopping:
             raise _Running(ExitCode.FAILURE) from None

@@ -9,7 +9,10 @@ starts. Only a daemon that says it is stopping is waited for: its stopping
 mark says so (see :func:`.._prefork._pidfile_status.says_stopping`; a daemon
 without a control socket has one too), or its control socket; and, briefly,
 one whose socket was there but is gone, not accepted on or dropping us: what
-a daemon's very last steps do to it. Synchronous and light, for the CLI.
+a daemon's very last steps do to it. A daemon whose pidfile was removed or
+replaced while it stops is found over its control socket (see
+:mod:`._lost_pidfile`) and waited for the same way. Synchronous and light,
+for the CLI.
 """
 
 from __future__ import annotations
@@ -19,11 +22,12 @@ import os
 from .._prefork._config import Options
 from .._prefork._control_protocol import VERSION
 from .._prefork._messages import say, seconds_shown
-from .._prefork._pidfile_status import read_pidfile, says_stopping
-from .._prefork._readiness import wait_exited
+from .._prefork._pidfile_status import PidfileState, PidfileStatus, read_pidfile, says_stopping
+from .._prefork._readiness import open_pidfd, wait_exited
 from ._control import _open_verified
 from ._control_client import ControlAbsent, ControlError, ControlNoAnswer, ControlRefused
 from ._control_trust import ask_holder
+from ._lost_pidfile import _opened_from, find_replaced, find_through_control
 
 TYPE_CHECKING = False  # not typing's: see aiodaemon/__init__.py
 if TYPE_CHECKING:
@@ -43,7 +47,9 @@ class StillStopping(Exception):
     """The stopping daemon did not exit within the wait; nothing was started (said)."""
 
 
-def wait_for_stopping_daemon(pidfile: str, control: str | None, options: dict[str, Any]) -> bool:
+def wait_for_stopping_daemon(
+    pidfile: str, control: str | None, options: dict[str, Any], *, owner: int | None = None
+) -> bool:
     """Wait for the daemon holding ``pidfile`` to exit if it says it is stopping.
 
     Args:
@@ -51,6 +57,7 @@ def wait_for_stopping_daemon(pidfile: str, control: str | None, options: dict[st
         control: its daemon's control socket; None: its stopping mark alone tells.
         options: the new daemon's options; its ``drain_delay`` and
             ``shutdown_timeout`` bound the wait (the same program's stop).
+        owner: the daemon's uid, when the caller said (``--user``).
 
     Returns:
         True once a stopping holder has exited; False when the holder is not
@@ -61,12 +68,18 @@ def wait_for_stopping_daemon(pidfile: str, control: str | None, options: dict[st
     """
     # Seen before asking: a socket gone since was removed by the daemon's exit.
     had_socket = control is not None and os.path.lexists(control)
-    pid = read_pidfile(pidfile).running_pid
+    state = read_pidfile(pidfile)
+    pid = state.running_pid
+    lost = pid is None
     if pid is None:
-        return False
+        # Its pidfile removed or replaced (an `rm` while its shutdown runs):
+        # the daemon serving its control socket says whether it stops.
+        pid = _lost_stopping(pidfile, state, control, owner)
+        if pid is None:
+            return False
     # Its stopping mark first: a daemon run without a control socket has one
     # too, and so has one whose socket closed while its last records drain.
-    if not says_stopping(pid):
+    if not lost and not says_stopping(pid):
         if control is None or not had_socket:
             return False
         try:
@@ -87,15 +100,46 @@ def wait_for_stopping_daemon(pidfile: str, control: str | None, options: dict[st
     budget = float(options.get("drain_delay") or drain_delay)
     budget += float(options.get("shutdown_timeout", shutdown_timeout)) + _MARGIN
     say(f"pid {pid} is stopping; starting once it has exited")
-    if not _exits(pidfile, pid, budget):
+    if not _exits(pidfile, pid, budget, lost=lost):
         say(f"pid {pid} still stopping after {seconds_shown(budget)} s; nothing started")
         raise StillStopping(pid)
     return True
 
 
-def _exits(pidfile: str, pid: int, timeout: float) -> bool:
-    """Whether the verified holder ``pid`` of ``pidfile`` is gone within ``timeout``."""
-    pidfd = _open_verified(pidfile, pid)
+def _lost_stopping(
+    pidfile: str, state: PidfileState, control: str | None, owner: int | None
+) -> int | None:
+    """The pid of the stopping daemon found serving ``control``, its pidfile lost; else None."""
+    if control is None:
+        return None
+    try:
+        if state.status is PidfileStatus.DEAD:
+            found = find_replaced(pidfile, state, control, owner=owner, timeout=_ASK_TIMEOUT)
+        elif state.status is PidfileStatus.ABSENT:
+            found = find_through_control(pidfile, control, owner=owner, timeout=_ASK_TIMEOUT)
+        else:
+            return None
+    except ControlError:
+        return None  # cannot tell: it runs, as far as anyone knows
+    if found is None or found.answer is None or found.answer.get("state") != "stopping":
+        return None
+    return found.pid
+
+
+def _exits(pidfile: str, pid: int, timeout: float, *, lost: bool = False) -> bool:
+    """Whether the verified holder ``pid`` of ``pidfile`` is gone within ``timeout``.
+
+    ``lost``: ``pid`` was found without its pidfile; it still has that file
+    (removed or replaced since) open.
+    """
+    if lost:
+        pidfd = open_pidfd(pid)
+        # Checked after the pidfd exists: a pid recycled before is not the daemon.
+        if pidfd is not None and _opened_from(pid, pidfile) is not True:
+            os.close(pidfd)
+            pidfd = None
+    else:
+        pidfd = _open_verified(pidfile, pid)
     if pidfd is None:
         return True  # gone already
     try:
