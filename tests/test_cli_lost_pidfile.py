@@ -7,16 +7,24 @@ The daemon runs on and serves its control socket; ``status`` finds it there
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import shutil
 import signal
+import socket
 import subprocess
+import tempfile
+import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from .support import (
+    PROGRAMS,
+    PYTHON,
     REPO,
     aiodaemon_cli,
     is_alive,
@@ -186,3 +194,70 @@ def test_a_pidfile_replaced_by_a_copy_names_its_daemon(tmp_path: Path, start: St
     wait_gone(pid)
     assert cli("status", "--pidfile", pidfile).returncode == 3
     assert start() != pid
+
+
+def test_status_of_a_daemon_busy_then_silent_gives_up_within_its_timeout() -> None:
+    """Its pidfile removed, its control socket busy, then silent: unknown (4) after --timeout.
+
+    Each try had all of --timeout: one begun late in the busy retries ran
+    that long again: `status --timeout 4` took 5 s or more.
+    """
+    directory = Path(tempfile.mkdtemp(prefix="aiodaemon-lost-"))
+    pidfile, control = directory / "app.pid", directory / "app.pid.ctl"
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(str(control))
+    # A real process holds the pidfile and lends the listener its credentials.
+    holder = subprocess.Popen(
+        [PYTHON, str(PROGRAMS / "control_holder.py"), pidfile, str(listener.fileno())],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        pass_fds=[listener.fileno()],
+    )
+    busy = b'{"v":1,"ok":false,"transient":true,"error":"busy: 32 control connections open"}\n'
+    first: list[float] = []
+    held: list[socket.socket] = []
+
+    def serve() -> None:
+        # "busy" for 1 s from the first request (well within the 2 s of busy
+        # retries), then no answer at all.
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            first.append(time.monotonic())
+            if first[-1] - first[0] < 1.0:
+                with conn:
+                    conn.recv(4096)
+                    conn.sendall(busy)
+            else:
+                held.append(conn)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    try:
+        assert holder.stdout is not None
+        assert holder.stdout.readline() == "ready\n"
+        thread.start()
+        pidfile.unlink()
+        result = aiodaemon_cli("status", "--pidfile", pidfile, "--timeout", "4", timeout=60)
+        took = time.monotonic() - first[0]
+    finally:
+        with contextlib.suppress(OSError):
+            listener.shutdown(socket.SHUT_RDWR)
+        thread.join(10)
+        listener.close()
+        for conn in held:
+            conn.close()
+        holder.kill()
+        holder.wait()
+        for pipe in (holder.stdin, holder.stdout):
+            if pipe is not None:
+                pipe.close()
+        shutil.rmtree(directory, ignore_errors=True)
+    assert result.returncode == 4, result.stderr
+    assert result.stdout == (
+        f"unknown (pidfile {pidfile} was removed; no answer from control socket {control}"
+        " within 4 s)\n"
+    )
+    assert took < 4.5, took

@@ -209,12 +209,18 @@ def find_through_control(
 
     request = {"v": VERSION, "cmd": "status"}
     name = f"control socket {control}"
+    deadline = time.monotonic() + timeout
+
+    def ask_once() -> dict[str, Any]:
+        # What is left: a try begun late in the busy retries must not wait all of it again.
+        left = max(0.001, deadline - time.monotonic())
+        return exchange(
+            control, request, timeout=left, check_peer=check_peer, name=name, said=timeout
+        )
+
     try:
         # A daemon whose control slots are all taken answers "busy" for now.
-        answer = ask_patiently(
-            lambda: exchange(control, request, timeout=timeout, check_peer=check_peer, name=name),
-            until=time.monotonic() + min(timeout, BUSY_PATIENCE),
-        )
+        answer = ask_patiently(ask_once, until=time.monotonic() + min(timeout, BUSY_PATIENCE))
     except (ControlAbsent, ControlRefused):
         return None  # a leftover of a killed daemon: nobody serves it
     except ControlBusy:
