@@ -261,3 +261,29 @@ def test_status_of_a_daemon_busy_then_silent_gives_up_within_its_timeout() -> No
         " within 4 s)\n"
     )
     assert took < 4.5, took
+
+
+def test_reload_of_a_suspended_daemon_whose_pidfile_was_removed_gives_up_in_time(
+    tmp_path: Path, start: Start
+) -> None:
+    """reload --timeout 1 gives up within its --timeout and 2 s more, as documented.
+
+    The daemon found over its control socket had 5 s to answer whatever --timeout said.
+    """
+    pid = start()
+    pidfile = tmp_path / "app.pid"
+    pidfile.unlink()
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        began = time.monotonic()
+        reload = cli("reload", "--pidfile", pidfile, "--timeout", "1")
+        took = time.monotonic() - began
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    assert reload.returncode == 1, reload.stderr
+    assert reload.stderr == (
+        f"aiodaemon: pidfile {pidfile} was removed, and no answer from control socket"
+        f" {pidfile}.ctl within 3 s; nothing signalled\n"
+    )
+    assert took < 4.8, took
+    assert is_alive(pid)

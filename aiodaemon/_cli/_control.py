@@ -55,6 +55,7 @@ def _holder(
     control: StrPath | None = None,
     owner: int | None = None,
     action: str | None = None,
+    find_timeout: float | None = None,
 ) -> tuple[int, int] | int:
     """The verified lock holder's pid and a pidfd on it, or the exit code when there is none.
 
@@ -63,7 +64,8 @@ def _holder(
     emptied by hand while its daemon runs: the daemon is found through
     ``control`` or its lock (see :mod:`._lost_pidfile`); ``action`` names a
     command that refuses to act on it then (``upgrade``). ``owner``: the
-    daemon's uid, when the caller said.
+    daemon's uid, when the caller said. ``find_timeout``: seconds the daemon
+    found over ``control`` has to answer, when shorter than the default.
     """
     untrusted = untrusted_pidfile(path, owner)
     if untrusted is not None:
@@ -76,7 +78,7 @@ def _holder(
     if names_no_pid(state) or state.status is PidfileStatus.DEAD:
         from ._lost_holder import find_without_pid
 
-        found = find_without_pid(path, state, control, owner)
+        found = find_without_pid(path, state, control, owner, timeout=find_timeout)
         if isinstance(found, int):
             return found
         if found is not None:

@@ -37,7 +37,12 @@ _FIND_TIMEOUT = 5.0
 
 
 def find_without_pid(
-    path: StrPath, state: PidfileState, control: StrPath | None, owner: int | None
+    path: StrPath,
+    state: PidfileState,
+    control: StrPath | None,
+    owner: int | None,
+    *,
+    timeout: float | None = None,
 ) -> tuple[int, int] | int | None:
     """The daemon of a pidfile naming no pid and a pidfd on it, an exit code, or None.
 
@@ -46,10 +51,13 @@ def find_without_pid(
         state: its reading.
         control: the control socket beside it, if the daemon has one.
         owner: the daemon's uid, when the caller said (``--user``).
+        timeout: seconds for the control socket's answer, at most
+            :data:`_FIND_TIMEOUT` (its default).
     """
+    wait = _FIND_TIMEOUT if timeout is None else min(timeout, _FIND_TIMEOUT)
     if state.status is PidfileStatus.DEAD:
         # Nobody holds it: a daemon that passes every check counts, else nothing is said.
-        replaced = find_replaced(path, state, control, owner=owner, timeout=_FIND_TIMEOUT)
+        replaced = find_replaced(path, state, control, owner=owner, timeout=wait)
         if replaced is None or control is None:
             return None
         served = control
@@ -60,7 +68,7 @@ def find_without_pid(
         return replaced.pid, pidfd
     if control is not None:
         try:
-            found = find_through_control(path, control, owner=owner, timeout=_FIND_TIMEOUT)
+            found = find_through_control(path, control, owner=owner, timeout=wait)
         except ControlUntrusted as exc:
             say_ignored(exc, "the pidfile tells")
         except ControlDenied as exc:

@@ -75,7 +75,14 @@ def reload(
     # Seen before the holder is verified: a socket gone by the time we ask was
     # removed by the daemon at the very end of its exit, not never there.
     had_socket = control is not None and os.path.lexists(control)
-    holder = _holder(path, not_running=ControlCode.NOT_RUNNING, control=control, owner=owner)
+    # A daemon found without its pidfile answers within the bound the docs give.
+    holder = _holder(
+        path,
+        not_running=ControlCode.NOT_RUNNING,
+        control=control,
+        owner=owner,
+        find_timeout=timeout + _ANSWER_GRACE,
+    )
     if isinstance(holder, int):
         return holder
     target = _Target(path, *holder)
