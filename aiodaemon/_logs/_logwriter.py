@@ -115,6 +115,7 @@ class LogWriter:
         self._wakeup = threading.Event()
         self._idle = False
         self._closed = False
+        #: set by the writer as it takes its last records: later ones go to fd 2.
         self._drained = False
         self._finished = False
         self._notice: Callable[..., Any] | None = None
@@ -171,13 +172,23 @@ class LogWriter:
             # short the line: a full queue of them would hold 130-260 MB, not the
             # few MB of its lines. Only a record that will wait pays for the copy.
             line = bytes(memoryview(line))
-        queue.append((severity, line))
+        record = (severity, line)
+        queue.append(record)
+        if self._drained:
+            # Queued as the writer took its last records (another thread's, at exit):
+            # taken back, unless the writer already had it, to go to fd 2.
+            try:
+                queue.remove(record)
+            except ValueError:
+                return
+            self._refuse(line)
+            return
         if self._idle:
             self._idle = False
             self._wakeup.set()
 
     def _refuse(self, line: bytes) -> None:
-        if self._closed and self._drained:
+        if self._drained:
             # After a clean close (the loop is gone, the sinks kept up) a late
             # record, such as one from interpreter shutdown, goes straight to fd 2.
             with contextlib.suppress(OSError):
@@ -233,8 +244,7 @@ class LogWriter:
             self._closed = True
             self._control(_STOP)
         self._thread.join(max(timeout, 0.0))
-        self._drained = self._finished
-        return self._drained
+        return self._finished
 
     def _run(self) -> None:
         # No signal is ever this thread's: one the main thread holds back while
@@ -300,6 +310,16 @@ class LogWriter:
                             # Messages still waiting for a collector that is down
                             # go with the process: counted, and told in _report.
                             sink.give_up()
+                    # From here a record goes to fd 2 (see _refuse), not counted
+                    # after the count was told; those queued behind the stop (a
+                    # thread that found the writer open) are written first.
+                    self._drained = True
+                    while queue:
+                        late = queue.popleft()
+                        if type(late) is tuple:
+                            batch.append(late)
+                    self._write(batch)
+                    self._batch = batch = []
                     self._report(final=True)
                     for sink in self.sinks:
                         # No later warning will come: the losses of the last second are told now.
