@@ -33,6 +33,8 @@ def test_a_record_handled_later_keeps_the_time_it_was_made(tmp_path: Path) -> No
         "a quarter past": "2001-09-09T01:46:40.250000Z",
         "just before the next second": "2001-09-09T01:46:41.000000Z",
         "%s and %s": "2001-09-09T01:46:43.500000Z",
+        # Four digits, as ISO 8601 has them: not "385-07-25...".
+        "before the year 1000": "0385-07-25T07:06:40.000000Z",
     }
 
 
@@ -83,9 +85,10 @@ def test_local_syslog_header_is_the_record_time_in_the_daemon_zone(tmp_path: Pat
 
 
 @settings(max_examples=1000, deadline=None, derandomize=True, database=None)
-@given(created=st.floats(min_value=0, max_value=253_402_300_799.999))
+@given(created=st.floats(min_value=-62_135_596_800.0, max_value=253_402_300_799.999))
 @example(created=1_000_000_000.9999996)
 @example(created=1_000_000_000.0)
+@example(created=-50_000_000_000.0)
 def test_a_record_time_prints_as_one_valid_utc_instant(created: float) -> None:
     """Any ``created`` prints six digits, a second below 60, within half a microsecond."""
     lines: list[bytes] = []

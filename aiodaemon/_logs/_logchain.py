@@ -60,7 +60,9 @@ def utc_timestamp(ns: int) -> str:
     seconds, nanos = divmod(ns, 1_000_000_000)
     cached, prefix = _utc_second
     if cached != seconds:
-        prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
+        t = time.gmtime(seconds)
+        # Not %Y: it gives "385" for a year before 1000, no ISO 8601 year.
+        prefix = f"{t.tm_year:04d}{time.strftime('-%m-%dT%H:%M:%S', t)}"
         _utc_second = (seconds, prefix)
     return f"{prefix}.{nanos // 1000:06d}Z"
 
@@ -71,7 +73,8 @@ def local_timestamp(ns: int) -> str:
     seconds, nanos = divmod(ns, 1_000_000_000)
     cached, prefix = _local_second
     if cached != seconds:
-        prefix = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(seconds))
+        t = time.localtime(seconds)
+        prefix = f"{t.tm_year:04d}{time.strftime('-%m-%d %H:%M:%S', t)}"
         _local_second = (seconds, prefix)
     return f"{prefix}.{nanos // 1000:06d}"
 

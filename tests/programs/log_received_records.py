@@ -22,6 +22,7 @@ RECORDS = [
     (1_000_000_000.25, "a quarter past", ()),
     (1_000_000_000.9999996, "just before the next second", ()),
     (1_000_000_003.5, "%s and %s", ("one",)),
+    (-50_000_000_000.0, "before the year 1000", ()),
     ("yesterday", "no time at all", ()),
     (1e300, "past the year 9999", ()),
 ]
