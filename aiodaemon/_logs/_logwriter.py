@@ -117,6 +117,8 @@ class LogWriter:
         self._closed = False
         #: set by the writer as it takes its last records: later ones go to fd 2.
         self._drained = False
+        #: no record is queued any more: the writer took its last, or close() gave up on it.
+        self._shut = False
         self._finished = False
         self._notice: Callable[..., Any] | None = None
         #: where the writer's own notices go (None: every sink); set on the writer thread.
@@ -156,7 +158,7 @@ class LogWriter:
         size = len(line)
         if (
             waiting >= self._limit
-            or self._closed
+            or self._shut
             or (self._bytes_in - self._bytes_out + size > QUEUE_BYTES and waiting)
         ):
             self._refuse(line)
@@ -244,6 +246,10 @@ class LogWriter:
             self._closed = True
             self._control(_STOP)
         self._thread.join(max(timeout, 0.0))
+        if not self._finished:
+            # A stalled sink: what is logged from now on is counted, not queued for
+            # nothing (what raced in now is lost with the rest of the queue).
+            self._shut = True
         return self._finished
 
     def _run(self) -> None:
@@ -311,9 +317,9 @@ class LogWriter:
                             # go with the process: counted, and told in _report.
                             sink.give_up()
                     # From here a record goes to fd 2 (see _refuse), not counted
-                    # after the count was told; those queued behind the stop (a
-                    # thread that found the writer open) are written first.
-                    self._drained = True
+                    # after the count was told; those queued behind the stop
+                    # (another thread's, logged during the drain) are written first.
+                    self._drained = self._shut = True
                     while queue:
                         late = queue.popleft()
                         if type(late) is tuple:
@@ -660,6 +666,9 @@ class LogWriter:
         self._thread = self._new_thread()
         if not self._closed:
             start_bounded(self._thread)
+        else:
+            # No writer here to take them: refused and counted.
+            self._shut = True
 
 
 class _BoundedBegin(threading.Event):
