@@ -240,12 +240,19 @@ def test_stop_racing_a_start_stops_it_without_a_pidfile_warning(raced: _RacedSta
     assert result.stderr.splitlines() == [f"aiodaemon: stopped (pid {raced.pid})"]
 
 
-@pytest.mark.parametrize("control", [[], ["--no-control"]], ids=["control", "no-control"])
-def test_start_racing_a_stop_waits_for_the_exit_then_starts(control: list[str]) -> None:
+@pytest.mark.parametrize(
+    ("control", "remove_pidfile"),
+    [([], False), (["--no-control"], False), ([], True)],
+    ids=["control", "no-control", "pidfile-removed"],
+)
+def test_start_racing_a_stop_waits_for_the_exit_then_starts(
+    control: list[str], remove_pidfile: bool
+) -> None:
     """start while the daemon runs its shutdown: waits for the exit, starts, prints the new pid.
 
-    Without a control socket the stopping mark tells; start said "already
-    running", exit 0, and a moment later nothing ran.
+    Without a control socket the stopping mark tells; with the pidfile removed
+    meanwhile, the daemon found over its control socket. In both start said
+    "already running", exit 0, and a moment later nothing ran.
     """
     with open_control_app() as app:
         old = app.start(*control)
@@ -254,42 +261,9 @@ def test_start_racing_a_stop_waits_for_the_exit_then_starts(control: list[str]) 
         start = None
         try:
             wait_for(lambda: app.records("shutdown started"), 30, "the shutdown")
+            if remove_pidfile:
+                app.pidfile.unlink()
             start = app.watch("start", "control_app:main", "--pidfile", app.pidfile, *control,
-                              "--log-file", app.log, "--shutdown-timeout", "10")  # fmt: skip
-            waiting = f"aiodaemon: pid {old} is stopping; starting once it has exited"
-            wait_for(lambda: start.said(waiting) or start.proc.poll() is not None, 30, "the start")
-            assert start.proc.poll() is None, start.lines  # not "already running", exit 0
-            (app.dir / "shutdown").unlink()  # the new daemon's shutdown is not held
-            app.steer("shutdown-release")
-            assert stop.finish()[0] == 0
-            code, out, lines = start.finish()
-        finally:
-            stop.kill()
-            if start is not None:
-                start.kill()
-        assert (code, lines) == (0, [waiting]), lines
-        new = int(out)
-        assert new != old
-        assert is_alive(new)
-        status = app.cli("status", "--pidfile", app.pidfile)
-        assert status.stdout.splitlines()[0] == f"running (pid {new}, pidfile {app.pidfile})"
-
-
-def test_start_racing_a_stop_of_a_daemon_whose_pidfile_was_removed_waits_then_starts() -> None:
-    """Its pidfile removed while its shutdown runs: start waits for the exit, then starts.
-
-    start said "already running (pid N still serves control socket ...)",
-    exit 0, and a moment later nothing ran.
-    """
-    with open_control_app() as app:
-        old = app.start()
-        app.steer("shutdown", "wait")
-        stop = app.watch("stop", "--pidfile", app.pidfile)
-        start = None
-        try:
-            wait_for(lambda: app.records("shutdown started"), 30, "the shutdown")
-            app.pidfile.unlink()
-            start = app.watch("start", "control_app:main", "--pidfile", app.pidfile,
                               "--log-file", app.log, "--shutdown-timeout", "10")  # fmt: skip
             waiting = f"aiodaemon: pid {old} is stopping; starting once it has exited"
             wait_for(lambda: start.said(waiting) or start.proc.poll() is not None, 30, "the start")

@@ -275,28 +275,16 @@ def test_a_full_queue_refuses_records_and_then_says_how_many(tmp_path: Path) -> 
     assert records[-1]["event"] == "after the stall"
 
 
-def test_a_thread_logging_through_the_exit_loses_no_record_unsaid(tmp_path: Path) -> None:
-    """Each record of a thread logging flat out through the exit is written, or counted and said."""
+def test_a_thread_logging_through_the_exit_loses_no_record(tmp_path: Path) -> None:
+    """Each record of a thread logging flat out through the exit is written: to the file,
+    or to fd 2 once the queue was drained (docs/logging.md).
+
+    Hundreds were lost unsaid in the writer's last milliseconds, and hundreds
+    more refused as "queue full" while it drained the queue.
+    """
     log_file = tmp_path / "app.jsonl"
-    # The records lost came in the writer's last milliseconds: most runs, not every one.
+    # The writer's last milliseconds: most runs hit the window, not every one.
     for _ in range(5):
-        log_file.unlink(missing_ok=True)
-        result = python([program("log_flood_at_exit"), log_file])
-        assert result.returncode == 0, result.stderr[-2000:]
-        # A record logged once the queue was drained goes to fd 2 (docs/logging.md).
-        late = [json.loads(line) for line in result.stderr.splitlines() if line.startswith("{")]
-        records = read_json_lines(log_file) + late
-        seen = {r["n"] for r in records if r["logger"] == "flood"}
-        said = sum(int(r["dropped"]) for r in records if r["event"] == "log records dropped")
-        # Hundreds were neither in the file nor on fd 2 nor in a count.
-        missing = max(seen) + 1 - len(seen)
-        assert missing <= said, (missing, said)
-
-
-def test_records_logged_while_the_exit_drains_the_queue_are_written(tmp_path: Path) -> None:
-    """A thread's records logged during the final drain are written, not refused as queue full."""
-    log_file = tmp_path / "app.jsonl"
-    for _ in range(3):
         log_file.unlink(missing_ok=True)
         result = python([program("log_flood_at_exit"), log_file])
         assert result.returncode == 0, result.stderr[-2000:]
