@@ -52,6 +52,7 @@ if TYPE_CHECKING:
 __all__ = [
     "Found",
     "find_lock_holder",
+    "find_lost",
     "find_replaced",
     "find_through_control",
     "names_no_pid",
@@ -143,6 +144,26 @@ def find_replaced(
     if found is None or found.pid != pid or reappeared(path, pid):
         return None
     return found
+
+
+def find_lost(
+    path: StrPath, state: PidfileState, control: StrPath, *, owner: int | None, timeout: float
+) -> Found | None:
+    """The daemon serving ``control`` whose pidfile ``path`` was removed or replaced.
+
+    ``state``: the pidfile's reading; absent, the daemon is looked for over
+    ``control`` (see :func:`find_through_control`), held by nobody as
+    :func:`find_replaced` says. None when nothing is found or believed, or the
+    pidfile is neither.
+    """
+    if state.status is PidfileStatus.DEAD:
+        return find_replaced(path, state, control, owner=owner, timeout=timeout)
+    if state.status is not PidfileStatus.ABSENT:
+        return None
+    try:
+        return find_through_control(path, control, owner=owner, timeout=timeout)
+    except ControlError:
+        return None  # nothing to believe
 
 
 def find_through_control(
@@ -315,15 +336,9 @@ def serving_without_pidfile(
 
     ``state``: the pidfile's reading (absent, or held by nobody).
     """
-    if state.status is PidfileStatus.DEAD:
-        found = find_replaced(pidfile, state, control, owner=owner, timeout=_ASK_TIMEOUT)
-    else:
-        try:
-            found = find_through_control(pidfile, control, owner=owner, timeout=_ASK_TIMEOUT)
-        except ControlError:
-            return None  # nothing to believe: the start says what is in the way
+    found = find_lost(pidfile, state, control, owner=owner, timeout=_ASK_TIMEOUT)
     if found is None:
-        return None
+        return None  # nothing to believe: the start says what is in the way
     return (
         f"already running (pid {found.pid} still serves control socket {control}, but its "
         f"{why_no_pid(pidfile, state)}; 'aiodaemon stop --pidfile {pidfile}' finds it there)"

@@ -22,12 +22,12 @@ import os
 from .._prefork._config import Options
 from .._prefork._control_protocol import VERSION
 from .._prefork._messages import say, seconds_shown
-from .._prefork._pidfile_status import PidfileState, PidfileStatus, read_pidfile, says_stopping
+from .._prefork._pidfile_status import PidfileState, read_pidfile, says_stopping
 from .._prefork._readiness import open_pidfd, wait_exited
 from ._control import _open_verified
 from ._control_client import ControlAbsent, ControlError, ControlNoAnswer, ControlRefused
 from ._control_trust import ask_holder
-from ._lost_pidfile import _opened_from, find_replaced, find_through_control
+from ._lost_pidfile import _opened_from, find_lost
 
 TYPE_CHECKING = False  # not typing's: see aiodaemon/__init__.py
 if TYPE_CHECKING:
@@ -112,15 +112,7 @@ def _lost_stopping(
     """The pid of the stopping daemon found serving ``control``, its pidfile lost; else None."""
     if control is None:
         return None
-    try:
-        if state.status is PidfileStatus.DEAD:
-            found = find_replaced(pidfile, state, control, owner=owner, timeout=_ASK_TIMEOUT)
-        elif state.status is PidfileStatus.ABSENT:
-            found = find_through_control(pidfile, control, owner=owner, timeout=_ASK_TIMEOUT)
-        else:
-            return None
-    except ControlError:
-        return None  # cannot tell: it runs, as far as anyone knows
+    found = find_lost(pidfile, state, control, owner=owner, timeout=_ASK_TIMEOUT)
     if found is None or found.answer is None or found.answer.get("state") != "stopping":
         return None
     return found.pid
