@@ -75,12 +75,19 @@ class ControlService(Service):
         if self._serving:
             from ._control_server import CLOSE_GRACE
 
-            end = None if self._budget_end is None else self._budget_end()
-            grace = CLOSE_GRACE
-            if end is not None:
-                # Half of what is left at most: the steps after this one need the rest.
-                grace = max(0.0, min(grace, (end - time.monotonic()) / 2))
-            await self.server.close(grace)
+            await self.server.close(_within_half_left(CLOSE_GRACE, self._budget_end))
+
+
+def _within_half_left(wait: float, budget_end: Callable[[], float | None] | None) -> float:
+    """``wait``, or half of what is left of the shutdown budget if that is less.
+
+    For a last wait on clients (the control socket's, the health port's after a
+    hand-over): the steps after it need the rest.
+    """
+    end = None if budget_end is None else budget_end()
+    if end is None:
+        return wait
+    return max(0.0, min(wait, (end - time.monotonic()) / 2))
 
 
 class ServingService(Service):
@@ -135,12 +142,8 @@ class HealthService(Service):
         """After an upgrade's hand-over: probes already connected get their answer, in budget."""
         from ._health import REQUEST_TIMEOUT
 
-        wait = 2 * REQUEST_TIMEOUT
-        end = None if self._budget_end is None else self._budget_end()
-        if end is not None:
-            # Half of what is left at most, as for the control socket's close: a
-            # probe that never sends its request must not take the hooks' time.
-            wait = max(0.0, min(wait, (end - time.monotonic()) / 2))
+        # A probe that never sends its request must not take the hooks' time.
+        wait = _within_half_left(2 * REQUEST_TIMEOUT, self._budget_end)
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(wait):
                 await self.server.wait_answered()
