@@ -56,6 +56,7 @@ __all__ = [
     "find_replaced",
     "find_through_control",
     "names_no_pid",
+    "opened_from",
     "reappeared",
     "serving_without_pidfile",
     "wait_for_pid",
@@ -134,7 +135,7 @@ def find_replaced(
         state.status is not PidfileStatus.DEAD
         or pid is None
         or control is None
-        or _opened_from(pid, path) is not True
+        or opened_from(pid, path) is not True
     ):
         return None
     try:
@@ -220,7 +221,7 @@ def find_through_control(
     def check_pidfile(pid: int) -> None:
         # Asked after the answer, not before: a daemon whose start raced our
         # read of the path may only now show its pidfile there.
-        if pidfile is None and _opened_from(pid, path) is False:
+        if pidfile is None and opened_from(pid, path) is False:
             # Another daemon, whose control= happens to be this pidfile's
             # socket path: stopping it would stop the wrong instance.
             raise ControlUntrusted(
@@ -260,7 +261,7 @@ def find_through_control(
     return Found(peer, answer)
 
 
-def _opened_from(pid: int, path: StrPath) -> bool | None:
+def opened_from(pid: int, path: StrPath) -> bool | None:
     """Whether ``pid`` has a file opened at ``path`` open (now removed, or there again).
 
     A daemon keeps its pidfile open (and locked) as long as it runs: after an

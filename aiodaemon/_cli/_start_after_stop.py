@@ -27,7 +27,7 @@ from .._prefork._readiness import open_pidfd, wait_exited
 from ._control import _open_verified
 from ._control_client import ControlAbsent, ControlError, ControlNoAnswer, ControlRefused
 from ._control_trust import ask_holder
-from ._lost_pidfile import _opened_from, find_lost
+from ._lost_pidfile import find_lost, opened_from
 
 TYPE_CHECKING = False  # not typing's: see aiodaemon/__init__.py
 if TYPE_CHECKING:
@@ -127,7 +127,7 @@ def _exits(pidfile: str, pid: int, timeout: float, *, lost: bool = False) -> boo
     if lost:
         pidfd = open_pidfd(pid)
         # Checked after the pidfd exists: a pid recycled before is not the daemon.
-        if pidfd is not None and _opened_from(pid, pidfile) is not True:
+        if pidfd is not None and opened_from(pid, pidfile) is not True:
             os.close(pidfd)
             pidfd = None
     else:
