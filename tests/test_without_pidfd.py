@@ -11,6 +11,7 @@ from pathlib import Path
 
 from tests.support import (
     AIODAEMON,
+    PYTHON,
     aiodaemon_cli,
     children,
     install_program,
@@ -62,6 +63,21 @@ def test_a_failed_start_says_the_daemon_s_own_error(tmp_path: Path) -> None:
     assert code == 1
     assert err == "aiodaemon: startup failed: RuntimeError: the database is on fire\n"
     assert not pidfile.exists()
+
+
+def test_a_failed_start_counts_its_exited_unreaped_daemon_as_gone(tmp_path: Path) -> None:
+    """Orphaned, the exited daemon waits for a slow init to reap it: it is gone, no warning.
+
+    Counted alive by number while a zombie, it made the start add "cannot
+    watch pid N ...; it may still run" after 2 s (CI, under load).
+    """
+    install_program("cli_fail_app", tmp_path, "failapp.py")
+    pidfile = tmp_path / "d.pid"
+    argv: list[str | Path] = [program("slow_reaper"), PYTHON, program("without_syscall")]
+    argv += [PIDFD_OPEN, AIODAEMON]
+    ran = python([*argv, "start", "failapp:main", "--pidfile", pidfile], cwd=tmp_path)
+    assert ran.returncode == 1
+    assert ran.stderr == "aiodaemon: startup failed: RuntimeError: the database is on fire\n"
 
 
 def test_an_upgrade_fails_in_one_line_and_the_daemon_serves_on(tmp_path: Path) -> None:

@@ -19,6 +19,7 @@ __all__ = [
     "effective_capabilities",
     "exists",
     "is_suspended",
+    "is_zombie",
     "signal_ends",
     "signal_meets",
     "stat_field",
@@ -44,13 +45,24 @@ def is_suspended(pid: int) -> bool | None:
 
     None when ``/proc`` cannot tell (the process is gone, or hidden).
     """
+    state = _state(pid)
+    return None if state is None else state == b"T"
+
+
+def is_zombie(pid: int) -> bool:
+    """Whether ``pid`` has exited and waits to be reaped (state ``Z``); False if unknown."""
+    return _state(pid) == b"Z"
+
+
+def _state(pid: int) -> bytes | None:
+    """``pid``'s state letter in ``/proc/PID/stat``; None when ``/proc`` cannot tell."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
-            return f.read().rsplit(b")", 1)[1].split()[0] == b"T"
+            fields = f.read().rsplit(b")", 1)[1].split()
     except OSError:
         return None
-    except IndexError:
-        return False
+    # The command name may hold spaces and parentheses: split at the last ")".
+    return fields[0] if fields else b""
 
 
 def _status(pid: int | str, *names: bytes) -> dict[bytes, list[bytes]] | None:

@@ -422,12 +422,14 @@ def wait_gone(pid: int, timeout: float, pidfd: Pidfd) -> None:
             runs at ``timeout``: it is not signalled by number.
     """
     if isinstance(pidfd, StartupError):
-        from ._procfs import exists  # only where the kernel has no pidfd
+        from ._procfs import exists, is_zombie  # only where the kernel has no pidfd
 
         # Without a pidfd the waiting can still be done, by number: a pid
-        # recycled meanwhile only makes it wait longer, never signalled.
+        # recycled meanwhile only makes it wait longer, never signalled. An
+        # exited daemon is gone, though not reaped yet: orphaned, it waits for
+        # init, which may take a second or more (a container's or a VM's).
         deadline = time.monotonic() + timeout
-        while exists(pid):
+        while exists(pid) and not is_zombie(pid):
             if time.monotonic() > deadline:
                 raise pidfd
             time.sleep(0.01)
