@@ -279,7 +279,55 @@ def test_reload_of_a_suspended_daemon_whose_pidfile_was_removed_gives_up_in_time
         os.kill(pid, signal.SIGCONT)
     assert reload.returncode == 1, reload.stderr
     assert reload.stderr == (
-        f"aiodaemon: pidfile {pidfile} was removed, and no answer from control socket"
-        f" {pidfile}.ctl within 3 s; nothing signalled\n"
+        f"aiodaemon: pidfile {pidfile} was removed; pid {pid} found serving {pidfile}.ctl\n"
+        f"aiodaemon: still reloading after 1 s (pid {pid} did not answer: it is suspended"
+        " (SIGSTOP); the reload runs once it is continued and reads the request)\n"
     )
+    assert is_alive(pid)
+
+
+def test_stop_continues_and_stops_a_suspended_daemon_whose_pidfile_was_removed(
+    tmp_path: Path, start: Start
+) -> None:
+    """stop finds a SIGSTOPped daemon over its socket, continues it, and it stops cleanly.
+
+    It cannot answer while stopped: the stop said "no answer ... within 5 s;
+    nothing signalled" (exit 1) and left it running, where the same daemon
+    with its pidfile is continued and stopped within --timeout.
+    """
+    pid = start()
+    pidfile = tmp_path / "app.pid"
+    pidfile.unlink()
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        stop = cli("stop", "--pidfile", pidfile, "--timeout", "3")
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGCONT)
+    assert stop.returncode == 0, stop.stderr
+    lines = stop.stderr.splitlines()
+    assert (
+        lines[0]
+        == f"aiodaemon: pidfile {pidfile} was removed; pid {pid} found serving {pidfile}.ctl"
+    )
+    assert lines[-1] == f"aiodaemon: stopped (pid {pid})"
+    assert "SIGKILL" not in stop.stderr  # continued in time for its own shutdown
+    wait_gone(pid)
+
+
+def test_start_says_a_suspended_daemon_whose_pidfile_was_removed_runs(
+    tmp_path: Path, start: Start
+) -> None:
+    """start beside a SIGSTOPped daemon found over its socket: "already running" (0), not a bind error."""
+    pid = start()
+    pidfile = tmp_path / "app.pid"
+    pidfile.unlink()
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        again = cli("start", TARGET, "--pidfile", pidfile)
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    assert again.returncode == 0, again.stderr
+    assert f"already running (pid {pid} still serves control socket {pidfile}.ctl" in again.stderr
+    assert not pidfile.exists()  # nothing else started
     assert is_alive(pid)

@@ -57,18 +57,20 @@ def find_without_pid(
     wait = _FIND_TIMEOUT if timeout is None else min(timeout, _FIND_TIMEOUT)
     if state.status is PidfileStatus.DEAD:
         # Nobody holds it: a daemon that passes every check counts, else nothing is said.
-        replaced = find_replaced(path, state, control, owner=owner, timeout=wait)
+        replaced = find_replaced(path, state, control, owner=owner, timeout=wait, unanswered=True)
         if replaced is None or control is None:
             return None
         served = control
-        pidfd = _open_found(replaced.pid, lambda: _served_by(path, served, owner))
+        pidfd = _open_found(replaced.pid, lambda: _served_by(path, served, owner, wait))
         if pidfd is None:
             return None
         _say(f"{why_no_pid(path, state)}; pid {replaced.pid} found serving {control}")
         return replaced.pid, pidfd
     if control is not None:
         try:
-            found = find_through_control(path, control, owner=owner, timeout=wait)
+            # Suspended or held up, it is found all the same: `stop` continues
+            # and signals it, `reload` says why it cannot answer.
+            found = find_through_control(path, control, owner=owner, timeout=wait, unanswered=True)
         except ControlUntrusted as exc:
             say_ignored(exc, "the pidfile tells")
         except ControlDenied as exc:
@@ -81,7 +83,7 @@ def find_without_pid(
             if found is not None and reappeared(path, found.pid):
                 return None  # a start that raced ours wrote the pid meanwhile: the pidfile tells
             if found is not None:
-                pidfd = _open_found(found.pid, lambda: _served_by(path, control, owner))
+                pidfd = _open_found(found.pid, lambda: _served_by(path, control, owner, wait))
                 if pidfd is not None:
                     _say(f"{why_no_pid(path, state)}; pid {found.pid} found serving {control}")
                     return found.pid, pidfd
@@ -95,9 +97,9 @@ def find_without_pid(
     return None
 
 
-def _served_by(path: StrPath, control: StrPath, owner: int | None) -> int | None:
+def _served_by(path: StrPath, control: StrPath, owner: int | None, wait: float) -> int | None:
     try:
-        found = find_through_control(path, control, owner=owner, timeout=_FIND_TIMEOUT)
+        found = find_through_control(path, control, owner=owner, timeout=wait, unanswered=True)
     except ControlError:
         return None
     return None if found is None else found.pid

@@ -29,7 +29,7 @@ import time
 from .._prefork._control_protocol import VERSION
 from .._prefork._pidfile import has_file_open
 from .._prefork._pidfile_status import PidfileState, PidfileStatus, read_pidfile
-from .._prefork._procfs import any_open_file
+from .._prefork._procfs import any_open_file, is_suspended
 from .._prefork._sharedfile import is_open_to_all
 from ._control_client import (
     BUSY_PATIENCE,
@@ -38,6 +38,7 @@ from ._control_client import (
     ControlBusy,
     ControlError,
     ControlRefused,
+    ControlTimeout,
     ControlUntrusted,
     ask_patiently,
     exchange,
@@ -67,6 +68,10 @@ __all__ = [
 _STARTING_GRACE = 5.0
 #: Seconds ``start`` gives a control socket found without its pidfile to answer.
 _ASK_TIMEOUT = 5.0
+
+
+class _Suspended(Exception):
+    """The server passed every check, and is stopped by a signal (see find_through_control)."""
 
 
 class Found:
@@ -118,6 +123,7 @@ def find_replaced(
     *,
     owner: int | None,
     timeout: float,
+    unanswered: bool = False,
 ) -> Found | None:
     """The daemon still serving ``control`` though nobody holds its pidfile ``path``: replaced.
 
@@ -128,7 +134,7 @@ def find_replaced(
     file, or one naming any other process, is not even asked about, as no
     socket without a lock holder is. Only that pid, serving a socket that
     passes every check of :func:`find_through_control`, counts: anything
-    else leaves the pidfile's verdict, unsaid.
+    else leaves the pidfile's verdict, unsaid. ``unanswered``: as there.
     """
     pid = state.pid
     if (
@@ -139,7 +145,9 @@ def find_replaced(
     ):
         return None
     try:
-        found = find_through_control(path, control, owner=owner, timeout=timeout)
+        found = find_through_control(
+            path, control, owner=owner, timeout=timeout, unanswered=unanswered
+        )
     except ControlError:
         return None
     if found is None or found.pid != pid or reappeared(path, pid):
@@ -155,20 +163,26 @@ def find_lost(
     ``state``: the pidfile's reading; absent, the daemon is looked for over
     ``control`` (see :func:`find_through_control`), held by nobody as
     :func:`find_replaced` says. None when nothing is found or believed, or the
-    pidfile is neither.
+    pidfile is neither. A daemon that passes every check but does not answer
+    (suspended, or its loop held up) is found, with no answer: it runs.
     """
     if state.status is PidfileStatus.DEAD:
-        return find_replaced(path, state, control, owner=owner, timeout=timeout)
+        return find_replaced(path, state, control, owner=owner, timeout=timeout, unanswered=True)
     if state.status is not PidfileStatus.ABSENT:
         return None
     try:
-        return find_through_control(path, control, owner=owner, timeout=timeout)
+        return find_through_control(path, control, owner=owner, timeout=timeout, unanswered=True)
     except ControlError:
         return None  # nothing to believe
 
 
 def find_through_control(
-    path: StrPath, control: StrPath, *, owner: int | None, timeout: float
+    path: StrPath,
+    control: StrPath,
+    *,
+    owner: int | None,
+    timeout: float,
+    unanswered: bool = False,
 ) -> Found | None:
     """Ask the socket at ``control`` for the daemon's status, trusting it only as the module says.
 
@@ -177,6 +191,10 @@ def find_through_control(
         control: the control socket beside it.
         owner: the uid the daemon runs as, when the caller said (``--user``).
         timeout: seconds for the exchange.
+        unanswered: a server that passes every check but does not answer is
+            found all the same, with no answer, for the commands that act on
+            it (``stop`` signals it, ``start`` says it runs); one stopped by a
+            signal, which cannot answer before it is continued, at once.
 
     Returns:
         The daemon, or None when nothing serves the path (no file, or a
@@ -217,6 +235,8 @@ def find_through_control(
                 f"the pidfile {path}; not trusted"
             )
         peers.append(pid)
+        if unanswered and is_suspended(pid):
+            raise _Suspended  # nothing to wait for: it reads nothing until continued
 
     def check_pidfile(pid: int) -> None:
         # Asked after the answer, not before: a daemon whose start raced our
@@ -245,10 +265,11 @@ def find_through_control(
         answer = ask_patiently(ask_once, until=time.monotonic() + min(timeout, BUSY_PATIENCE))
     except (ControlAbsent, ControlRefused):
         return None  # a leftover of a killed daemon: nobody serves it
-    except ControlBusy:
-        if len(set(peers)) != 1:
+    except (ControlBusy, ControlTimeout, _Suspended) as exc:
+        if len(set(peers)) != 1 or (not unanswered and not isinstance(exc, ControlBusy)):
             raise
-        # Still busy: the peer passed every check above; only its answer is missing.
+        # Busy, suspended or held up: the peer passed every check above; only
+        # its answer is missing.
         check_pidfile(peers[0])
         return Found(peers[0], None)
     peer = peers[-1]

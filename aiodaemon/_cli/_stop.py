@@ -98,7 +98,14 @@ def stop(
     # None: no hand-over to follow (a pidfile removed or emptied is never upgraded).
     taker = lock_taker(path)
     holder = _holder(
-        path, not_running=ControlCode.OK, remove_stale=True, control=control, owner=owner
+        path,
+        not_running=ControlCode.OK,
+        remove_stale=True,
+        control=control,
+        owner=owner,
+        # A daemon found over its socket, its pidfile removed, that does not answer
+        # (its loop held up) is signalled within --timeout too, not after 5 s.
+        find_timeout=timeout,
     )
     if isinstance(holder, int):
         return holder
