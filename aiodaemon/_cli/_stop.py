@@ -119,6 +119,7 @@ def stop(
     note = ""
     claim = None
     successor: int | None = None
+    undone = False
     try:
         asked, budget = _Asked.SIGNAL, None
         sockets: dict[str, tuple[int, int]] = {}
@@ -134,6 +135,9 @@ def stop(
         if asked is _Asked.HANDED:
             # It handed over and stops on its own: its new process is the daemon now.
             successor = handed_to()
+            # Unless the hand-over was undone since (the new process died, the
+            # old one rolled back): our request reached neither; ask again.
+            undone = successor is None
         else:
             if timeout is None and budget is not None:
                 # Its configured drain and shutdown are the daemon's to use up: a
@@ -194,6 +198,8 @@ def stop(
         # Our look at the pidfile came before an upgrade's hand-over, our
         # request after it: the new process serves on, and is stopped too.
         _say(f"pid {pid} handed over to pid {successor} (an upgrade) meanwhile; stopping it")
+        return stop(path, timeout, control, owner=owner)
+    if undone:
         return stop(path, timeout, control, owner=owner)
     _say(f"stopped (pid {pid}){note}")
     return ControlCode.OK
