@@ -86,6 +86,11 @@ def start(tmp_path: Path, *extra: str) -> tuple[str, Path, Path]:
     return address, pidfile, log
 
 
+def wait_for_record(log: Path, event: str) -> None:
+    """Wait until the daemon's log holds a record of ``event``."""
+    wait_for(lambda: any(r["event"] == event for r in read_json_lines(log)), 20, event)
+
+
 async def readyz(health: tuple[str, int]) -> bytes:
     """The first line of ``GET /readyz``."""
     reader, writer = await asyncio.open_connection(*health)
@@ -107,21 +112,12 @@ async def test_a_stop_drains_and_answers_the_rpc_in_flight(tmp_path: Path) -> No
         async with grpc.aio.insecure_channel(address) as channel:
             assert await say(channel, b"hi") == f"hi from {pid}".encode()
             slow = asyncio.create_task(say(channel, b"slow?delay=2"))
-            await asyncio.to_thread(
-                wait_for,
-                lambda: any(r["event"] == "slow request" for r in read_json_lines(log)),
-                20,
-                "the slow RPC to start",
-            )
+            await asyncio.to_thread(wait_for_record, log, "slow request")
             os.kill(pid, signal.SIGTERM)
+            await asyncio.to_thread(wait_for_record, log, "shutdown started")
             assert await readyz(health) == b"HTTP/1.1 503 Service Unavailable"
             assert await say(channel, b"draining") == f"draining from {pid}".encode()
-            await asyncio.to_thread(
-                wait_for,
-                lambda: any(r["event"] == "stopped accepting" for r in read_json_lines(log)),
-                20,
-                "the drain delay to end",
-            )
+            await asyncio.to_thread(wait_for_record, log, "stopped accepting")
             async with grpc.aio.insecure_channel(address) as late:
                 with pytest.raises(grpc.aio.AioRpcError) as refused:
                     await say(late, b"late")
