@@ -318,7 +318,7 @@ def test_stop_continues_and_stops_a_suspended_daemon_whose_pidfile_was_removed(
 def test_start_says_a_suspended_daemon_whose_pidfile_was_removed_runs(
     tmp_path: Path, start: Start
 ) -> None:
-    """start beside a SIGSTOPped daemon found over its socket: "already running" (0), not a bind error."""
+    """start beside a SIGSTOPped daemon found over its socket: "already running", 0."""
     pid = start()
     pidfile = tmp_path / "app.pid"
     pidfile.unlink()

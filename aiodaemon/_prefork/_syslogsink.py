@@ -262,10 +262,16 @@ class SyslogSink:
         """Send ``message``; False if the socket's buffer is full (on a stream: for its rest)."""
         assert self.sock is not None
         if self.stream:
-            # RFC 6587 octet counting: no delimiter can be confused with the payload.
             # A partial send leaves the rest for the next try: nothing else may
             # be sent in between, or the frame would be corrupt.
-            framed = b"%d " % len(message) + message
+            if self.target.transport == "unix":
+                # As syslog(3) frames it on a stream socket (syslog-ng's
+                # unix-stream() /dev/log): a NUL ends each message, which a JSON
+                # line never holds (it escapes one as \u0000).
+                framed = message + b"\0"
+            else:
+                # RFC 6587 octet counting: no delimiter can be confused with the payload.
+                framed = b"%d " % len(message) + message
             try:
                 self._head_sent += self.sock.send(framed[self._head_sent :])
             except BlockingIOError:
