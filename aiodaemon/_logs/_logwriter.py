@@ -117,6 +117,11 @@ class LogWriter:
         self._closed = False
         #: set by the writer as it takes its last records: later ones go to fd 2.
         self._drained = False
+        # Taken only by a refusal and once as the writer drains: a record refused
+        # as the writer told its last count would be counted and never told, and
+        # two threads refusing at once would lose a count. Reentrant: a signal
+        # handler that logs may interrupt a refusal on the main thread.
+        self._refusing = threading.RLock()
         #: no record is queued any more: the writer took its last, or close() gave up on it.
         self._shut = False
         self._finished = False
@@ -190,13 +195,14 @@ class LogWriter:
             self._wakeup.set()
 
     def _refuse(self, line: bytes) -> None:
-        if self._drained:
-            # After a clean close (the loop is gone, the sinks kept up) a late
-            # record, such as one from interpreter shutdown, goes straight to fd 2.
-            with contextlib.suppress(OSError):
-                write_all(2, line)
-            return
-        self.dropped += 1
+        with self._refusing:
+            if not self._drained:
+                self.dropped += 1
+                return
+        # After a clean close (the loop is gone, the sinks kept up) a late
+        # record, such as one from interpreter shutdown, goes straight to fd 2.
+        with contextlib.suppress(OSError):
+            write_all(2, line)
 
     def _control(self, marker: object) -> None:
         self._queue.append(marker)
@@ -319,7 +325,8 @@ class LogWriter:
                     # From here a record goes to fd 2 (see _refuse), not counted
                     # after the count was told; those queued behind the stop
                     # (another thread's, logged during the drain) are written first.
-                    self._drained = self._shut = True
+                    with self._refusing:
+                        self._drained = self._shut = True
                     while queue:
                         late = queue.popleft()
                         if type(late) is tuple:
