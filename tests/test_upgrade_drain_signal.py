@@ -7,6 +7,7 @@ requests in flight must still be answered (audit-race R8).
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -61,3 +62,46 @@ def test_sigterm_to_the_draining_old_daemon_lets_its_request_finish(
     assert answer == b"done %d\n" % old
     wait_gone(old)
     assert records("exit", old)
+
+
+def test_a_new_process_upgraded_again_while_the_old_one_drains_is_reaped(
+    tmp_path: Path, pidfile: Path
+) -> None:
+    """Two upgrades while the first daemon still answers a request: the middle one,
+    the first's child, is reaped when it exits, not left a zombie until the first exits."""
+    log, release = tmp_path / "d.jsonl", tmp_path / "release"
+    env = {"SLOW_RELEASE": str(release)}
+    started = aiodaemon_cli(
+        "start", "tests.programs.slow_answer:main", "--pidfile", pidfile,
+        "--listen", "http=127.0.0.1:0", "--log-file", log, "--shutdown-timeout", "30",
+        cwd=tmp_path, env=env,
+    )  # fmt: skip
+    assert started.returncode == 0, started.stderr
+    first = int(started.stdout)
+    status = aiodaemon_cli("status", "--pidfile", pidfile, "--json")
+    port = int(json.loads(status.stdout)["sockets"]["http"].rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as client:
+        client.sendall(b"slow\n")
+        middle = aiodaemon_cli("upgrade", "--pidfile", pidfile, cwd=tmp_path, env=env)
+        assert middle.returncode == 0, middle.stderr
+        last = aiodaemon_cli("upgrade", "--pidfile", pidfile, cwd=tmp_path, env=env)
+        assert last.returncode == 0, last.stderr
+        # Gone from /proc: reaped (a zombie keeps its entry, and its pid).
+        wait_for(
+            lambda: not os.path.exists(f"/proc/{int(middle.stdout)}"),
+            30,
+            "the middle process to be reaped",
+        )
+        assert _state(first) not in ("Z", None)  # still draining: the request waits
+        release.touch()
+        answer = client.makefile("rb").readline()
+    assert answer == b"done %d\n" % first
+    wait_gone(first)
+
+
+def _state(pid: int) -> str | None:
+    """``pid``'s state letter, None when it is gone."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return None

@@ -156,12 +156,26 @@ class SuccessorWatch:
             await self._pump
 
     def took_over(self) -> ChannelLines:
-        """The successor is in charge: stop watching its exit; return the channel, still open."""
+        """The successor is in charge: reap it if it exits first; return the channel, still open.
+
+        It is our child: when it hands over to an upgrade of its own while we
+        still drain (a long request in flight), it would stay a zombie until we
+        exit. Its pidfd, readable once it has exited, says when to reap it.
+        """
         self._stopped.cancel()
-        asyncio.get_running_loop().remove_reader(self.spawned.pidfd)
-        os.close(self.spawned.pidfd)
+        loop = asyncio.get_running_loop()
+        pidfd, pid = self.spawned.pidfd, self.spawned.pid
+        loop.remove_reader(pidfd)
         self.spawned.pidfd = -1
         self.spawned.release()
+
+        def reap() -> None:
+            loop.remove_reader(pidfd)
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, os.WNOHANG)
+            os.close(pidfd)
+
+        loop.add_reader(pidfd, reap)
         assert self._lines is not None
         return self._lines
 
