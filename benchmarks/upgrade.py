@@ -92,8 +92,7 @@ async def _one(
             except asyncio.IncompleteReadError as exc:
                 if reused and not exc.partial:
                     counts["retried"] += 1
-                    writer.close()
-                    return None
+                    return await _dropped(conn)
                 raise ConnectionResetError("connection closed mid-answer") from None
             length = 0
             for line in head.split(b"\r\n"):
@@ -102,10 +101,10 @@ async def _one(
             await reader.readexactly(length)
     except ConnectionRefusedError:
         counts["refused"] += 1
-        return None
+        return await _dropped(conn)
     except TimeoutError:
         counts["unanswered"] += 1
-        return None
+        return await _dropped(conn)
     except (ConnectionResetError, BrokenPipeError, asyncio.IncompleteReadError) as exc:
         if reused and isinstance(exc, ConnectionResetError | BrokenPipeError):
             # Reset before any byte of the answer on a reused connection: the
@@ -113,10 +112,10 @@ async def _one(
             counts["retried"] += 1
         else:
             counts["reset"] += 1
-        return None
+        return await _dropped(conn)
     except OSError:
         counts["reset"] += 1
-        return None
+        return await _dropped(conn)
     latencies.append(time.perf_counter() - start)
     if not head.startswith(b"HTTP/1.1 2"):
         counts["non-2xx"] += 1
@@ -126,6 +125,19 @@ async def _one(
         writer.close()
         return None
     return conn
+
+
+async def _dropped(conn: tuple[object, object] | None) -> None:
+    """Close a failed connection and take its error: asyncio logs "Future exception was
+    never retrieved" for a reset one left to the garbage collector."""
+    import asyncio
+
+    if conn is not None:
+        writer = conn[1]
+        assert isinstance(writer, asyncio.StreamWriter)
+        writer.close()
+        with contextlib.suppress(Exception):
+            await writer.wait_closed()
 
 
 async def _worker(port: int, keep: bool, stop: object, stats: dict[str, object]) -> None:
