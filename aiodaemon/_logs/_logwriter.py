@@ -668,6 +668,8 @@ class LogWriter:
         self._queue.clear()
         self._bytes_out = self._bytes_in
         self._wakeup = threading.Event()
+        # Held by another thread at the fork, it would never be released here.
+        self._refusing = threading.RLock()
         self._idle = False
         self._look_at = 0.0
         self._thread = self._new_thread()
