@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Mapping
-from typing import Literal, Protocol, TypeAlias, TypedDict
+from typing import TYPE_CHECKING, Literal, Protocol, TypeAlias, TypedDict
 
-__all__ = ["DaemonOptions", "HasFileno", "StrPath"]
+if TYPE_CHECKING:
+    import ssl
+
+__all__ = ["DaemonOptions", "HasFileno", "ServerOptions", "StrPath"]
 
 #: A path as ``open()`` takes it, minus bytes (paths go into JSON log lines).
 StrPath: TypeAlias = str | os.PathLike[str]
@@ -73,3 +76,20 @@ class DaemonOptions(TypedDict, total=False):
     drain_delay: float
     #: "host:port" or "unix:/path" serving ``/livez`` and ``/readyz``.
     health: str | None
+
+
+class ServerOptions(TypedDict, total=False):
+    """Options of ``Context.start_server``: ``asyncio.start_server``'s on a bound socket.
+
+    Without ``host``, ``port``, ``family``, ``flags`` or ``reuse_*``: the socket
+    is the framework's, already bound (they would be refused or ignored).
+    """
+
+    #: the StreamReader buffer limit.
+    limit: int
+    #: the listen() backlog (default: the framework's, ``socket.SOMAXCONN``).
+    backlog: int
+    ssl: ssl.SSLContext | None
+    ssl_handshake_timeout: float | None
+    ssl_shutdown_timeout: float | None
+    start_serving: bool

@@ -14,8 +14,9 @@ from ._state import State
 
 if TYPE_CHECKING:
     import asyncio
-    from typing import Protocol
+    from typing import Protocol, Unpack
 
+    from .._options import ServerOptions
     from .._prefork._config import Options
     from ._serving import ClientConnected, Serving
 
@@ -169,7 +170,7 @@ class Context:
         await self._stopping.wait()
 
     async def start_server(
-        self, client_connected_cb: ClientConnected, name: str, **kwargs: Any
+        self, client_connected_cb: ClientConnected, name: str, **kwargs: Unpack[ServerOptions]
     ) -> asyncio.Server:
         """``asyncio.start_server`` on ``ctx.sockets[name]``, drained at shutdown.
 
@@ -183,7 +184,8 @@ class Context:
             client_connected_cb: ``(reader, writer)`` callback, as for
                 ``asyncio.start_server``; a coroutine function runs as a task.
             name: a ``listen=`` name.
-            kwargs: ``limit`` and ``loop.create_server`` options (``ssl``...).
+            kwargs: ``limit`` and the ``loop.create_server`` options that apply
+                to a bound socket (``ssl``, ``backlog``...), typed by ``ServerOptions``.
 
         Once the daemon stopped accepting (a stop came while ``main`` was
         still getting ready), it does not return: the caller is cancelled at

@@ -7,6 +7,7 @@ import functools
 import logging
 import os
 import signal
+import ssl
 import sys
 from collections.abc import AsyncGenerator, AsyncIterator
 from pathlib import Path
@@ -131,6 +132,10 @@ async def main(ctx: Context) -> None:
     server = await ctx.start_server(handle, "http", limit=2**16)
     assert_type(server, asyncio.Server)
     await ctx.start_server(handle_sync, "admin")
+    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    await ctx.start_server(
+        handle, "tls", ssl=tls, ssl_handshake_timeout=5, ssl_shutdown_timeout=None, backlog=8
+    )
     own = await asyncio.start_server(handle, "127.0.0.1", 0)
     assert_type(ctx.track(own), asyncio.Server)
     await ctx.wait_stopping()

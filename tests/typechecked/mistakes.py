@@ -53,12 +53,18 @@ async def two_mains(config: str, retries: int) -> None: ...
 async def reader_only(reader: asyncio.StreamReader) -> None: ...
 
 
+async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None: ...
+
+
 class Pool:
     async def aclose(self) -> None: ...
 
 
 async def main(ctx: Context) -> None:
     await ctx.start_server(reader_only, "http")  # type: ignore[arg-type]
+    # Options loop.create_server does not take, or of the wrong type: TypeError in main.
+    await ctx.start_server(handle, "http", ssl_handshake_timout=5.0)  # type: ignore[call-arg]
+    await ctx.start_server(handle, "http", backlog="many")  # type: ignore[arg-type]
     ctx.track(Pool())  # type: ignore[type-var]  # no close(): TypeError at the call
 
 
