@@ -1,9 +1,11 @@
-"""``ctx.set_status()`` refuses a text that is not a str at the call, under systemd or not.
+"""``ctx.set_status()`` and ``aiodaemon.sd_notify()`` refuse a non-str at the call, systemd or not.
 
 Before, only the notify socket's sender needed a str: ``ctx.set_status(42)``
 logged ``status`` and ran on in development, and failed ``main`` under systemd
 with an ``AttributeError`` from aiodaemon's own code; from a thread it failed in
-the event loop, where the caller never heard of it.
+the event loop, where the caller never heard of it. ``aiodaemon.sd_notify()``
+given bytes returned False in development and failed under systemd with
+``sequence item 0: expected str instance, bytes found``.
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ def _run(tmp_path: Path, case: str, env: dict[str, str]) -> tuple[int, str, list
         timeout=30,
     )
     events = [str(line["event"]) for line in read_json_lines(log)]
-    assert record.read_text().splitlines() == ([] if case == "main" else [ERROR]), proc.stderr
+    assert record.read_text().splitlines() == ([ERROR] if case == "thread" else []), proc.stderr
     return proc.returncode, proc.stderr, events
 
 
@@ -66,3 +68,15 @@ def test_an_int_status_from_a_thread_raises_in_the_thread(
     assert code == 0, err
     assert "unhandled exception in event loop" not in events
     assert "status" not in events
+
+
+def test_a_bytes_message_fails_main_at_the_sd_notify_call(
+    tmp_path: Path, notify_env: dict[str, str]
+) -> None:
+    """sd_notify(b"STATUS=...") in main: main failed with a TypeError, with systemd or not."""
+    code, err, _ = _run(tmp_path, "sd_notify", notify_env)
+    assert code == 1, err
+    assert err.splitlines()[-1] == (
+        "aiodaemon: main failed: TypeError: sd_notify: each assignment must be a str"
+        " ('NAME=value'), not bytes"
+    )

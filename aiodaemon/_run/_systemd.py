@@ -320,7 +320,18 @@ def notify(*assignments: str) -> bool:
 
     Exported as ``aiodaemon.sd_notify`` for a program's own messages. Returns
     False when there is no ``NOTIFY_SOCKET`` or the message could not be sent.
+
+    Raises:
+        TypeError: an assignment is not a str (at the call, under systemd or not).
     """
+    for assignment in assignments:
+        if not isinstance(assignment, str):
+            # Checked before NOTIFY_SOCKET is looked at: only the sender needs a
+            # str, so bytes passed in development and failed under systemd.
+            raise TypeError(
+                f"sd_notify: each assignment must be a str ('NAME=value'),"
+                f" not {type(assignment).__name__}"
+            )
     global _default
     if _default is None or _default[0] != os.getpid():
         try:
