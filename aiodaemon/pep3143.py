@@ -48,6 +48,7 @@ from .exceptions import DaemonError
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping
+    from contextlib import AbstractContextManager
     from types import FrameType, TracebackType
     from typing import Any, Protocol, Self, TypeAlias
 
@@ -55,6 +56,17 @@ if TYPE_CHECKING:
         """A file, socket or anything else with an fd."""
 
         def fileno(self) -> int: ...
+
+    class AcquiresLock(Protocol):
+        """pep3143daemon's pidfile protocol."""
+
+        def acquire(self) -> object: ...
+
+        def release(self) -> object: ...
+
+    #: What ``pidfile`` takes: python-daemon's lockfile protocol or pep3143daemon's
+    #: (not a path: ``open()`` refuses a str, so a type checker does too).
+    PidfileLock: TypeAlias = "AbstractContextManager[Any] | AcquiresLock"
 
     #: ``None`` (ignore), a method name of the context, or what ``signal.signal`` takes.
     SignalTarget: TypeAlias = (
@@ -163,7 +175,7 @@ class DaemonContext:
         prevent_core: bool = True,
         detach_process: bool | None = None,
         files_preserve: Iterable[int | HasFileno | None] | None = None,
-        pidfile: object = None,
+        pidfile: PidfileLock | None = None,
         stdin: HasFileno | None = None,
         stdout: HasFileno | None = None,
         stderr: HasFileno | None = None,

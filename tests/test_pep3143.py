@@ -216,6 +216,19 @@ def test_bad_settings_are_refused_before_the_fork(tmp_path: Path, case: str, mes
     assert result.stdout.endswith(message)
 
 
+def test_a_path_given_as_the_pidfile_is_refused_before_anything_changes(tmp_path: Path) -> None:
+    """pidfile=Path(...) or a str: DaemonError saying to give a PidFile, not a daemon without."""
+    result = run_case("path_pidfile", tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == (
+        "refused: pidfile: PosixPath('DIR/app.pid') is a path, not a lock object:"
+        " give pidfile=PidFile(path)\n"
+        "refused: pidfile: 'DIR/app.pid' is a path, not a lock object:"
+        " give pidfile=PidFile(path)\n"
+    )
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_acquire_release_protocol(tmp_path: Path) -> None:
     """A pidfile with only acquire()/release() (pep3143daemon): acquired in the daemon, released."""
     result = run_case("acquire_release", tmp_path)

@@ -217,6 +217,12 @@ def check_pidfile_protocol(pidfile: object) -> None:
     Raises:
         DaemonError: naming the object.
     """
+    if isinstance(pidfile, str | bytes | os.PathLike):
+        # run()'s pidfile= is a path, so one lands here; a Path is even a
+        # do-nothing context manager before Python 3.13: no lock, no file.
+        raise DaemonError(
+            f"pidfile: {pidfile!r} is a path, not a lock object: give pidfile=PidFile(path)"
+        )
     if not (_has(pidfile, "__enter__", "__exit__") or _has(pidfile, "acquire", "release")):
         raise DaemonError(
             f"pidfile: {pidfile!r} has neither __enter__/__exit__ nor acquire/release"

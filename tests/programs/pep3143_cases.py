@@ -16,6 +16,10 @@ from pathlib import Path
 from aiodaemon import pep3143
 from tests.programs.signal_wait import wait_for_signals
 
+TYPE_CHECKING = False  # not typing's: case "modules" reports whether typing was loaded
+if TYPE_CHECKING:
+    from typing import Any
+
 CASE, DIR = sys.argv[1], Path(sys.argv[2])
 
 
@@ -76,6 +80,23 @@ def bad_stream() -> None:
         print(f"refused: {exc}")
 
 
+def path_pidfile() -> None:
+    """A path where a lock object is needed, as run()'s pidfile= takes it; nothing left behind."""
+    # A Path is a (do-nothing) context manager until Python 3.13: Any, as a type
+    # checker lets it through as python-daemon's lockfile protocol.
+    path: Any
+    for path in (DIR / "app.pid", str(DIR / "app.pid")):
+        context = pep3143.DaemonContext(
+            pidfile=path, detach_process=False, stdout=sys.stdout, stderr=sys.stderr
+        )
+        try:
+            context.open()
+        except pep3143.DaemonError as exc:
+            print(f"refused: {exc}".replace(str(DIR), "DIR"))
+        else:
+            print(f"open, with {sorted(os.listdir(DIR))}")
+
+
 def acquire_release() -> None:
     """pep3143daemon's protocol: acquire() in the daemon after the fork, release() at close()."""
 
@@ -128,6 +149,7 @@ CASES = {
     "failing_pidfile": failing_pidfile,
     "bad_signal_map": bad_signal_map,
     "bad_stream": bad_stream,
+    "path_pidfile": path_pidfile,
     "acquire_release": acquire_release,
     "open_close": open_close,
     "chroot_host_workdir": chroot_host_workdir,

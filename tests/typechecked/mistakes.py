@@ -7,7 +7,7 @@ import signal
 from types import FrameType
 
 import aiodaemon
-from aiodaemon import Context
+from aiodaemon import Context, pep3143
 
 
 @aiodaemon.on_startup  # type: ignore[type-var]  # two arguments: TypeError at decoration
@@ -79,3 +79,8 @@ def start_mistyped() -> None:
 
 def start_misspelt() -> None:
     aiodaemon.runn(main)  # type: ignore[attr-defined]  # the lazy exports are no Any
+
+
+def open_with_a_path() -> None:
+    # A path where a lock object is needed (run()'s pidfile= is a path): DaemonError at open().
+    pep3143.DaemonContext(pidfile="/run/foo.pid")  # type: ignore[arg-type]

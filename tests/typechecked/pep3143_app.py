@@ -78,3 +78,15 @@ with AppContext(pidfile=AppPidFile("/run/app.pid")) as app_context:
     app_context.flush_queues()
 with AppPidFile("/run/app.pid") as lock:
     assert_type(lock.holder(), int | None)
+
+
+class AcquiredLock:
+    """pep3143daemon's pidfile protocol: acquire() and release()."""
+
+    def acquire(self) -> None: ...
+
+    def release(self) -> None: ...
+
+
+third = DaemonContext(pidfile=AcquiredLock(), detach_process=False)
+third.pidfile = None
