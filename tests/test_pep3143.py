@@ -338,5 +338,9 @@ def test_a_detach_while_a_thread_runs_warns_and_goes_on(
     assert result.returncode == 0, result.stderr
     assert result.stderr == warning
     opened = tmp_path / "opened"
-    wait_for(opened.exists, what="the daemon's open()")
-    assert int(opened.read_text()) != 0
+    # The whole line: write_text() creates the file before it writes the pid.
+    line = wait_for(
+        lambda: opened.exists() and opened.read_text().endswith("\n") and opened.read_text(),
+        what="the daemon's open()",
+    )
+    assert int(line) != 0
