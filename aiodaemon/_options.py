@@ -7,11 +7,9 @@ still validates every value at run time (the CLI and untyped callers go there).
 from __future__ import annotations
 
 import os
+import ssl  # not for type checkers alone: get_type_hints(ServerOptions); asyncio loads it anyway
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Literal, Protocol, TypeAlias, TypedDict
-
-if TYPE_CHECKING:
-    import ssl
+from typing import Literal, Protocol, TypeAlias, TypedDict
 
 __all__ = ["DaemonOptions", "HasFileno", "ServerOptions", "StrPath"]
 

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import os
+import ssl
 import subprocess
+import typing
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from aiodaemon import DaemonOptions
+from aiodaemon._options import ServerOptions
 from aiodaemon._prefork._config import parse_options
 from aiodaemon.exceptions import ConfigError
 from tests.support import mypy_strict
@@ -140,3 +143,9 @@ def test_syslog_takes_a_path_object_as_the_other_path_options_do() -> None:
     by_path = parse_options({"syslog": Path("/dev/log")}).syslog
     assert by_path is not None
     assert by_path == parse_options({"syslog": "/dev/log"}).syslog
+
+
+def test_the_typed_options_resolve_at_run_time() -> None:
+    """typing.get_type_hints of run()'s and start_server()'s options names real types."""
+    assert set(typing.get_type_hints(DaemonOptions)) == DaemonOptions.__optional_keys__
+    assert typing.get_type_hints(ServerOptions)["ssl"] == ssl.SSLContext | None
