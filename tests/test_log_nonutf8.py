@@ -62,3 +62,18 @@ def test_a_refused_record_keeps_every_other_value_and_tells_bytes_from_backslash
         assert odd[key] == plain[key], key
     assert odd["files"] == ["caf\\xe9", "caf\ufffd"]
     assert odd["lone"] == "a\ufffdb"
+
+
+def test_names_that_read_the_same_once_replaced_keep_their_own_values(tmp_path: Path) -> None:
+    """``caf<0xe8>`` and ``caf<0xe9>`` as keys: both stay, the second with its byte escaped."""
+    names = tmp_path / "names"
+    names.mkdir()
+    for name in (b"caf\xe8", b"caf\xe9"):
+        Path(os.fsdecode(bytes(names) + b"/" + name)).touch()
+    log = tmp_path / "d.jsonl"
+    ran = python(
+        [program("log_odd_values"), json.dumps({"detach": False, "log_file": str(log)}), str(names)]
+    )
+    assert ran.returncode == 0, ran.stderr
+    (record,) = [r for r in read_json_lines(log) if r["event"] == "by name"]
+    assert record["index"] == {"caf\ufffd": 0, "caf\\udce9": 1}

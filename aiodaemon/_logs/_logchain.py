@@ -160,7 +160,8 @@ def _json_safe(value: Any, depth: int) -> Any:
       still reads as those four characters and never as a byte.
     - An integer beyond 64 bits is written as its decimal digits, a string.
     - Dicts, lists and tuples are walked (to :data:`_MAX_DEPTH` levels; deeper,
-      or a cycle, is the ``repr``); a key orjson cannot write becomes its ``str``.
+      or a cycle, is the ``repr``); a key orjson cannot write becomes its ``str``,
+      and one that then reads as another key of its dict is made distinct.
     - Anything else is left to orjson, with ``default=repr``, as in a normal
       line (a datetime stays ISO 8601, a UUID, enum or dataclass its usual
       form); one it still refuses (a dataclass holding such a string) is
@@ -177,7 +178,13 @@ def _json_safe(value: Any, depth: int) -> Any:
         if depth > _MAX_DEPTH:
             return _json_safe(safe_repr(value), depth)
         if isinstance(value, dict):
-            return {_json_key(k): _json_safe(v, depth + 1) for k, v in value.items()}
+            safe: dict[Any, Any] = {}
+            for k, v in value.items():
+                key = _json_key(k)
+                if key in safe:
+                    key = _distinct_key(k, safe)
+                safe[key] = _json_safe(v, depth + 1)
+            return safe
         return [_json_safe(v, depth + 1) for v in value]
     try:
         return orjson.Fragment(orjson.dumps(value, default=repr, option=orjson.OPT_NON_STR_KEYS))
@@ -196,6 +203,22 @@ def _json_key(key: Any) -> Any:
         # fail the log call, as such a value did.
         return _json_safe(safe_str(key), 0)
     return key
+
+
+def _distinct_key(key: Any, taken: dict[Any, Any]) -> str:
+    """A key for ``key`` whose rewritten form is already one of ``taken``'s.
+
+    File names ``caf<0xe8>`` and ``caf<0xe9>`` both read ``caf`` and U+FFFD:
+    the second is written escaped as Python shows it (``caf\\udce9``), and
+    numbered should even that be taken, so that no value is lost.
+    """
+    text = key if isinstance(key, str) else safe_str(key)
+    text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    distinct, n = text, 1
+    while distinct in taken:
+        n += 1
+        distinct = f"{text} ({n})"
+    return distinct
 
 
 #: Nesting kept in a degraded line; deeper (or a cycle) is written as its repr.

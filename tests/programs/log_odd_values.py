@@ -1,7 +1,8 @@
 """A daemon whose main logs the same values in a record orjson takes and in one it refuses.
 
 argv[1]: the options as JSON; argv[2]: a directory whose file names are listed
-in the refused record (names that are not UTF-8 make orjson refuse it).
+in the refused record (names that are not UTF-8 make orjson refuse it), and
+mapped to their index in sorted order in a third one.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ async def main() -> None:
     log = structlog.get_logger()
     log.info("plain", **VALUES)
     log.info("odd", files=sorted(os.listdir(sys.argv[2])), lone="a\ud800b", **VALUES)
+    log.info("by name", index={name: i for i, name in enumerate(sorted(os.listdir(sys.argv[2])))})
 
 
 aiodaemon.run(main, **json.loads(sys.argv[1]))
