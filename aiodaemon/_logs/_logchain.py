@@ -8,10 +8,11 @@ bytes with the newline appended, and a wrapped logger whose methods only queue.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import sys
 import time
-from collections.abc import Callable, MutableMapping
+from collections.abc import Callable, Iterable, MutableMapping
 from types import FrameType
 from typing import Any
 
@@ -140,13 +141,42 @@ def _render_json(logger: Any, method_name: str, event_dict: MutableMapping[str, 
 
     A record orjson refuses (a string that is not valid Unicode, an integer
     beyond 64 bits, a cycle, a key it cannot write) is written all the same,
-    with only the refused parts rewritten by :func:`_json_safe`.
+    with only the refused parts rewritten by :func:`_json_safe`; so is one
+    holding a NaN or an infinity, which orjson would write as null.
     """
     try:
-        return orjson.dumps(event_dict, default=repr, option=_JSON_OPTIONS)
+        line = orjson.dumps(event_dict, default=repr, option=_JSON_OPTIONS)
     except TypeError:
-        safe = _json_safe(dict(event_dict), 0)
-        return orjson.dumps(safe, default=repr, option=_JSON_OPTIONS)
+        pass
+    else:
+        # orjson writes a NaN or an infinity as null, as it writes None: only
+        # a line with a null can have lost one, and most have none.
+        if line.find(b"null") < 0 or not _has_nonfinite(event_dict.values()):
+            return line
+    safe = _json_safe(dict(event_dict), 0)
+    return orjson.dumps(safe, default=repr, option=_JSON_OPTIONS)
+
+
+def _has_nonfinite(values: Iterable[Any]) -> bool:
+    """Whether one of ``values`` (dicts, lists and tuples walked) is a float NaN or infinity.
+
+    Only called on what orjson took, so there is no cycle and no deeper
+    nesting than it allows. Run on every line with a null: the common values
+    are passed over first.
+    """
+    for value in values:
+        kind = type(value)
+        if kind is str or kind is int or value is None:
+            continue
+        if isinstance(value, float):
+            if not math.isfinite(value):
+                return True
+        elif isinstance(value, dict):
+            if _has_nonfinite(value.values()):
+                return True
+        elif isinstance(value, (list, tuple)) and _has_nonfinite(value):
+            return True
+    return False
 
 
 def _json_safe(value: Any, depth: int) -> Any:
@@ -158,7 +188,8 @@ def _json_safe(value: Any, depth: int) -> Any:
       ``os.fsdecode`` turns into U+DC80-U+DCFF) or a lone surrogate. The rest
       of the string, backslashes included, is kept, so ``\\xff`` in a name
       still reads as those four characters and never as a byte.
-    - An integer beyond 64 bits is written as its decimal digits, a string.
+    - An integer beyond 64 bits is written as its decimal digits, a string,
+      and a float NaN or infinity as its ``repr`` (``"nan"``, ``"-inf"``).
     - Dicts, lists and tuples are walked (to :data:`_MAX_DEPTH` levels; deeper,
       or a cycle, is the ``repr``); a key orjson cannot write becomes its ``str``,
       and one that then reads as another key of its dict is made distinct.
@@ -169,8 +200,11 @@ def _json_safe(value: Any, depth: int) -> Any:
     """
     if isinstance(value, str):
         return value.translate(_NO_SURROGATES) if _has_surrogate(value) else value
-    if value is None or isinstance(value, (bool, float)):
+    if value is None or isinstance(value, bool):
         return value
+    if isinstance(value, float):
+        # JSON has no number for it; orjson's null would read as None.
+        return value if math.isfinite(value) else repr(value)
     if isinstance(value, int):
         return value if -(2**63) <= value < 2**64 else repr(value)
     if isinstance(value, (dict, list)) or type(value) is tuple:
@@ -196,6 +230,8 @@ def _json_key(key: Any) -> Any:
     """A dict key orjson writes (with OPT_NON_STR_KEYS) as it would; any other as a string."""
     if isinstance(key, str):
         return _json_safe(key, 0)
+    if isinstance(key, float) and not math.isfinite(key):
+        return repr(key)
     try:
         orjson.dumps({key: None}, option=orjson.OPT_NON_STR_KEYS)
     except TypeError:

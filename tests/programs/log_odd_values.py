@@ -2,7 +2,8 @@
 
 argv[1]: the options as JSON; argv[2]: a directory whose file names are listed
 in the refused record (names that are not UTF-8 make orjson refuse it), and
-mapped to their index in sorted order in a third one.
+mapped to their index in sorted order in a third one. A fourth holds the
+floats JSON has no number for.
 """
 
 from __future__ import annotations
@@ -44,6 +45,14 @@ async def main() -> None:
     log = structlog.get_logger()
     log.info("plain", **VALUES)
     log.info("odd", files=sorted(os.listdir(sys.argv[2])), lone="a\ud800b", **VALUES)
+    log.info(
+        "numbers",
+        ratio=float("nan"),
+        peak=float("inf"),
+        floor=float("-inf"),
+        nested={"ratios": [float("nan"), 0.5]},
+        missing=None,
+    )
     log.info("by name", index={name: i for i, name in enumerate(sorted(os.listdir(sys.argv[2])))})
 
 
