@@ -451,6 +451,31 @@ def test_successor_refusal_is_one_clean_line(script: App) -> None:
 
 
 @pytest.mark.parametrize(
+    ("raised", "said"),
+    [
+        ('ValueError("bad config:\\nport: x")', "ValueError: bad config: port: x"),
+        (
+            '(e := ValueError("bad port"), e.add_note("see the docs"), e)[2]',
+            "ValueError: bad port see the docs",
+        ),
+        (
+            'ExceptionGroup("bad config", [ValueError("port"), KeyError("k")])',
+            "ExceptionGroup: bad config (2 sub-exceptions)",
+        ),
+    ],
+    ids=["two-lines", "note", "group"],
+)
+def test_successor_failing_at_import_is_named_by_its_exception_not_its_last_line(
+    script: App, raised: str, said: str
+) -> None:
+    """A script whose new code raises at import: the exception, whatever lines its message takes."""
+    script.start()
+    script.edit("import aiodaemon\n", f"import aiodaemon\n\nraise {raised}\n")
+    line = _one_clean_line(cli("upgrade", "--pidfile", str(script.pidfile)))
+    assert line.startswith(f"aiodaemon: upgrade failed: {said}; the new process "), line
+
+
+@pytest.mark.parametrize(
     ("started", "edited", "was", "now"),
     [
         ("unix:{d}/u.sock", "unix:{d}/v.sock", "unix:{d}/u.sock", "unix:{d}/v.sock"),

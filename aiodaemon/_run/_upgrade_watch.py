@@ -251,10 +251,32 @@ def _closed_alive(pid: int) -> bool:
     return not flags & _PF_EXITING
 
 
+#: The first line of the traceback Python prints for an exception that ends it
+#: (an exception group's is framed: its lines then begin with ``  | ``).
+_TRACEBACK = "Traceback (most recent call last):"
+_GROUP_TRACEBACK = "  + Exception Group Traceback (most recent call last):"
+
+
 def _last_error_line(tail: bytearray) -> str:
-    """The last non-empty line of a traceback: ``Type: message``."""
-    for raw in reversed(bytes(tail).splitlines()):
-        line = raw.decode("utf-8", "replace").strip()
-        if line:
-            return line
-    return ""
+    """The exception the successor's stderr ends with, on one line: ``Type: message``.
+
+    The exception's lines follow its traceback's frames: a message may take
+    several, and notes (``add_note``) come after it, so the last line alone
+    may be none of ``Type: message`` (an exception group's is its frame,
+    ``+-----``). Without a traceback, the last line that is not blank.
+    """
+    lines = [raw.decode("utf-8", "replace").rstrip() for raw in bytes(tail).splitlines()]
+    for index in range(len(lines) - 1, -1, -1):
+        if lines[index] not in (_TRACEBACK, _GROUP_TRACEBACK):
+            continue
+        said: list[str] = []
+        for line in lines[index + 1 :]:
+            if lines[index] == _GROUP_TRACEBACK:
+                if not line.startswith("  | "):
+                    break  # its sub-exceptions follow
+                line = line[4:]
+            if said or not line[:1].isspace():
+                said.append(line)
+        if said:
+            return " ".join(" ".join(said).split())
+    return next((line.strip() for line in reversed(lines) if line.strip()), "")
