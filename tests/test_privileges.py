@@ -576,3 +576,70 @@ def test_an_id_outside_the_user_namespace_is_refused_in_one_line(
     assert (result.returncode, result.stdout) == (2, ""), result
     assert result.stderr == f"aiodaemon: {refusal}\n"
     assert not pidfile.exists()
+
+
+@pytest.fixture
+def odd_user(request: pytest.FixtureRequest) -> Iterator[tuple[bytes, int]]:
+    """A user whose name ends in ``request.param`` (bytes), member of a group of its own too.
+
+    Returns its name's bytes and that group's gid; both are removed at the end.
+    """
+    useradd, userdel = require_tool("useradd"), require_tool("userdel")
+    groupadd, groupdel = require_tool("groupadd"), require_tool("groupdel")
+    name = b"aiodbyt%d" % os.getpid() + request.param
+    extra = f"aiodbytg{os.getpid()}"
+    subprocess.run([groupadd, "--system", extra], check=True, timeout=30)
+    try:
+        add = [useradd, "--badname", "--system", "--user-group", "--no-create-home"]
+        add += ["-s", "/usr/sbin/nologin", "-G", extra, os.fsdecode(name)]
+        subprocess.run(add, check=True, timeout=30)
+        try:
+            yield name, grp.getgrnam(extra).gr_gid
+        finally:
+            subprocess.run([userdel, os.fsdecode(name)], check=True, timeout=30)
+    finally:
+        subprocess.run([groupdel, extra], check=True, timeout=30)
+
+
+@pytest.mark.parametrize(
+    ("odd_user", "locale"),
+    [
+        (b"\xe9", "C.UTF-8"),
+        (b"\xc3\xa9", "C"),
+    ],
+    ids=["latin1-name", "utf8-name-in-c-locale"],
+    indirect=["odd_user"],
+)
+def test_a_user_whose_name_the_locale_cannot_decode_gets_its_groups(
+    base: Path, odd_user: tuple[bytes, int], locale: str
+) -> None:
+    """``user=`` a name that is not text in the locale's encoding: the drop takes its groups."""
+    name, extra_gid = odd_user
+    pidfile = base / "d.pid"
+    # The name as the daemon's Python decodes it: undecodable bytes as surrogates.
+    shown = name.decode("utf-8" if locale == "C.UTF-8" else "ascii", "surrogateescape")
+    options = {"detach": True, "pidfile": str(pidfile), "user": shown}
+    env = {"LC_ALL": locale, "PYTHONUTF8": "0", "PYTHONCOERCECLOCALE": "0"}
+    started = python([program("idle"), json.dumps(options)], env=env)
+    assert started.returncode == 0, started.stderr
+    pid = read_pid(pidfile)
+    try:
+        entry = pwd.getpwnam(os.fsdecode(name))
+        status = proc_status(pid)
+        assert status["Uid"].split() == [str(entry.pw_uid)] * 4
+        assert sorted(status["Groups"].split()) == sorted([str(entry.pw_gid), str(extra_gid)])
+    finally:
+        stop_daemon(pid)
+
+
+@pytest.mark.parametrize("odd_user", [b"\xe9"], ids=["latin1-name"], indirect=True)
+def test_pep3143_initgroups_of_a_user_whose_name_is_not_utf8(
+    base: Path, odd_user: tuple[bytes, int]
+) -> None:
+    """``DaemonContext(initgroups=True)`` for such a user takes its groups, no traceback."""
+    name, extra_gid = odd_user
+    report = base / "groups.json"
+    ran = python([program("pep3143_user_groups"), os.fsdecode(name), report])
+    assert ran.returncode == 0, ran.stderr
+    entry = pwd.getpwnam(os.fsdecode(name))
+    assert json.loads(report.read_text()) == sorted([entry.pw_gid, extra_gid])

@@ -241,7 +241,7 @@ def supplementary_groups(context: Context) -> list[int] | None:
             name = None
         if name is not None:
             try:
-                return os.getgrouplist(name, context.gid)
+                return _privileges.group_list(name, context.gid)
             except OSError as exc:
                 raise DaemonOSEnvironmentError(
                     exc.errno, f"cannot list groups of {name}: {exc.strerror}"

@@ -27,6 +27,7 @@ __all__ = [
     "empty_bounding_set",
     "enter_chroot",
     "forbid_new_privileges",
+    "group_list",
     "leaves_root",
     "load_unwinder",
     "set_identity",
@@ -295,9 +296,32 @@ def _supplementary_groups(identity: Identity) -> list[int]:
         return []
     gid = identity.gid if identity.gid is not None else os.getegid()
     try:
-        return os.getgrouplist(identity.user_name, gid)
+        return group_list(identity.user_name, gid)
     except OSError as exc:
         raise StartupError(f"cannot list groups of {identity.user_name}: {_reason(exc)}") from exc
+
+
+def group_list(user_name: str, gid: int) -> list[int]:
+    """``os.getgrouplist`` of a user name as ``pwd`` decodes it, whatever its bytes.
+
+    ``os.getgrouplist`` encodes the name in UTF-8, not back into the bytes the
+    user database holds: a name those bytes do not spell in the locale's
+    encoding (``bytés`` under ``LC_ALL=C``, a Latin-1 ``caf\xe9`` under any
+    UTF-8 locale) holds surrogates, which failed it with ``UnicodeEncodeError``.
+    A name whose bytes are not UTF-8 is looked for among each group's members.
+
+    Raises:
+        OSError: the group database could not be read.
+    """
+    raw = os.fsencode(user_name)
+    try:
+        name = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        import grp
+
+        member_of = {group.gr_gid for group in grp.getgrall() if user_name in group.gr_mem}
+        return [gid, *sorted(member_of - {gid})]
+    return os.getgrouplist(name, gid)
 
 
 def _reason(exc: OSError) -> str:
