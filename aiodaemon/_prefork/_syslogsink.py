@@ -262,16 +262,18 @@ class SyslogSink:
         """Send ``message``; False if the socket's buffer is full (on a stream: for its rest)."""
         assert self.sock is not None
         if self.stream:
-            # A partial send leaves the rest for the next try: nothing else may
-            # be sent in between, or the frame would be corrupt.
             if self.target.transport == "unix":
-                # As syslog(3) frames it on a stream socket (syslog-ng's
-                # unix-stream() /dev/log): a NUL ends each message, which a JSON
-                # line never holds (it escapes one as \u0000).
-                framed = message + b"\0"
+                # A stream /dev/log (syslog-ng's unix-stream()) is read up to a
+                # NUL or a newline, as syslog(3) sends there; it knows no length
+                # prefix. A record holds no NUL (JSON and console lines escape
+                # it), but a console line's traceback has line breaks: written
+                # as rsyslog shows them, or each would begin another message.
+                framed = message.replace(b"\n", b"#012") + b"\0"
             else:
                 # RFC 6587 octet counting: no delimiter can be confused with the payload.
                 framed = b"%d " % len(message) + message
+            # A partial send leaves the rest for the next try: nothing else may
+            # be sent in between, or the frame would be corrupt.
             try:
                 self._head_sent += self.sock.send(framed[self._head_sent :])
             except BlockingIOError:
