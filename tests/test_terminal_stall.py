@@ -17,7 +17,15 @@ import select
 import signal
 from pathlib import Path
 
-from .support import PYTHON, clean_env, kill_quietly, program, read_json_lines, wait_for
+from .support import (
+    PYTHON,
+    clean_env,
+    kill_quietly,
+    program,
+    read_json_lines,
+    run_on_terminal,
+    wait_for,
+)
 
 #: tests/programs/terminal_flood.py's count of warnings.
 FLOOD = 4000
@@ -117,3 +125,18 @@ def test_closing_the_terminal_is_no_log_sink_failure(tmp_path: Path) -> None:
         "exit",
     ]
     assert not [r for r in records if r["level"] == "error"]
+
+
+def test_lines_skipped_just_before_the_exit_are_still_counted_on_the_terminal(
+    tmp_path: Path,
+) -> None:
+    """A warning too big for the terminal, two more, the exit: each is shown or counted."""
+    options = {"detach": False, "log_file": str(tmp_path / "log.jsonl")}
+    argv: list[str | Path] = [PYTHON, program("terminal_big_warning"), json.dumps(options)]
+    text, status = run_on_terminal(argv, env={"NO_COLOR": "1"})
+    assert status == 0
+    skipped = re.findall(r"aiodaemon: (\d+) warnings and errors not shown here", text)
+    whole = len(re.findall(r"big +\[__main__\] blob=x{300000}\r\n", text))
+    whole += len(re.findall(r"(after the big one|the last error) +\[__main__\]\r\n", text))
+    assert sum(map(int, skipped)) + whole == 3, text[-500:]
+    assert text.endswith("\n")

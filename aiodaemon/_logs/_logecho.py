@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import select
 from collections.abc import Sequence
 from typing import Any
 
@@ -29,6 +30,9 @@ __all__ = ["TerminalEcho"]
 
 #: syslog severities: 4 is warning, lower numbers are worse.
 _WARNING = 4
+#: Seconds the echo waits at its close for the terminal to take the count of
+#: lines it skipped: no later line will carry it. A stopped one costs no more.
+_LAST_WAIT = 0.5
 
 
 class TerminalEcho:
@@ -134,7 +138,16 @@ class TerminalEcho:
         """Nothing to reopen: the terminal belongs to whoever started us."""
 
     def close(self) -> None:
-        """Close the echo's own descriptor; fd 2 stays open: it is not ours."""
+        """Say how many lines were skipped, then close the echo's own descriptor.
+
+        fd 2 stays open: it is not ours. The count is said at the next line
+        shown, and at the end there is none: a line too big for the terminal's
+        buffer, and those after it, went unsaid when the daemon then exited.
+        """
         if self._out is not None:
+            if self.skipped and not self.hung_up:
+                with contextlib.suppress(OSError):
+                    select.select([], [self._out], [], _LAST_WAIT)
+                    self._show([])
             os.close(self._out)
             self._out = None
