@@ -306,7 +306,7 @@ def group_list(user_name: str, gid: int) -> list[int]:
 
     ``os.getgrouplist`` encodes the name in UTF-8, not back into the bytes the
     user database holds: a name those bytes do not spell in the locale's
-    encoding (``bytés`` under ``LC_ALL=C``, a Latin-1 ``caf\xe9`` under any
+    encoding (``bytés`` under ``LC_ALL=C``, a Latin-1 ``caf\\xe9`` under any
     UTF-8 locale) holds surrogates, which failed it with ``UnicodeEncodeError``.
     A name whose bytes are not UTF-8 is looked for among each group's members.
 
