@@ -26,6 +26,7 @@ from .support import (
     PYTHON,
     clean_env,
     install_program,
+    is_alive,
     kill_quietly,
     open_fds,
     pids_with,
@@ -276,6 +277,32 @@ def test_pidfile_in_a_root_only_directory_is_emptied_at_exit(
     assert aiodaemon.read_pidfile(pidfile).running_pid is None
     status = python(["-m", "aiodaemon", "status", "--pidfile", pidfile])
     assert status.returncode == 3, status.stdout  # LSB "not running"
+
+
+def test_start_stop_daemon_stops_a_dropped_daemon_named_with_its_user(
+    base: Path, run_dir: Path, daemons: list[int]
+) -> None:
+    """start-stop-daemon refuses nobody's pidfile alone (docs/production.md); --user stops it."""
+    ssd = require_tool("start-stop-daemon")
+    pidfile = run_dir / "d.pid"
+    options = {"pidfile": str(pidfile), "user": "nobody", "workdir": str(run_dir)}
+    pid, _ = start_daemon(base, options, daemons)
+
+    def ssd_run(*args: str) -> subprocess.CompletedProcess[str]:
+        command = [ssd, *args, "--pidfile", str(pidfile)]
+        return subprocess.run(command, capture_output=True, text=True, timeout=30, check=False)
+
+    refused = ssd_run("--stop", "--retry", "TERM/20")
+    assert refused.returncode == 2, refused.stderr
+    assert f"matching only on non-root pidfile {pidfile} is insecure" in refused.stderr
+    assert ssd_run("--status").returncode == 4
+    assert is_alive(pid)
+    assert ssd_run("--status", "--user", "nobody").returncode == 0
+    stopped = ssd_run("--stop", "--user", "nobody", "--retry", "TERM/20/KILL/5")
+    assert stopped.returncode == 0, stopped.stderr
+    wait_gone(pid)
+    assert not pidfile.exists()
+    assert ssd_run("--status", "--user", "nobody").returncode == 3
 
 
 def test_log_file_is_reopened_on_sigusr1_after_the_drop(
