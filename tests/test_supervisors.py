@@ -1,8 +1,11 @@
-"""docs/production.md's supervisord, runit and s6 recipes, run under the real supervisors."""
+"""docs/production.md's supervisord, runit, s6 and LSB init script recipes, run for real."""
 
 from __future__ import annotations
 
+import grp
 import json
+import os
+import pwd
 import re
 import shutil
 import subprocess
@@ -21,6 +24,7 @@ from .support import (
     is_alive,
     kill_quietly,
     past_duplicate_window,
+    proc_status,
     read_pid,
     require_tool,
     wait_for,
@@ -34,6 +38,9 @@ PAGE = REPO / "docs" / "production.md"
 def base() -> Iterator[Path]:
     """A short directory: supervisord's control socket path must fit in sockaddr_un."""
     path = Path(tempfile.mkdtemp(prefix="aiodaemon-supv-"))
+    # The docs' /run/echo and /var/log/echo.
+    (path / "run").mkdir()
+    (path / "log").mkdir()
     yield path
     shutil.rmtree(path, ignore_errors=True)
 
@@ -42,15 +49,17 @@ def recipe(language: str, marker: str, base: Path) -> str:
     """The page's one ``language`` block holding ``marker``, its paths moved under ``base``."""
     blocks: list[str] = re.findall(rf"^```{language}\n(.*?)^```", PAGE.read_text(), re.S | re.M)
     (block,) = [block for block in blocks if marker in block]
-    assert "/srv/echo/venv/bin/aiodaemon run echo:main" in block
+    assert "/srv/echo/venv/bin/aiodaemon" in block
     for shown, here in [
         ("/srv/echo/venv/bin/aiodaemon", str(AIODAEMON)),
         ("/srv/echo", str(base)),
-        ("/run/echo/", f"{base}/"),
-        ("/var/log/echo/", f"{base}/"),
+        ("/run/echo", f"{base}/run"),
+        ("/var/log/echo", f"{base}/log"),
         ("127.0.0.1:8007", "127.0.0.1:0"),
     ]:
         block = block.replace(shown, here)
+    # Nothing of the test may land in the machine's own directories.
+    assert not re.search(r"(?<![\w.-])/(srv|run|var/log)/echo", block), block
     return block
 
 
@@ -126,7 +135,7 @@ def supervisord(base: Path) -> Iterator[Supervisord]:
         yield supervisor
     finally:
         supervisor.close()
-        pidfile = base / "echo.pid"
+        pidfile = base / "run" / "echo.pid"
         if pidfile.exists() and pidfile.read_text().strip().isdigit():
             kill_quietly(int(pidfile.read_text()))
 
@@ -135,12 +144,12 @@ def test_supervisord_reloads_reopens_and_stops_gracefully(
     base: Path, supervisord: Supervisord
 ) -> None:
     """Under the docs' program section, HUP reloads, USR1 reopens, stop runs the shutdown."""
-    log = base / "echo.jsonl"
-    pid = read_pid(base / "echo.pid", timeout=30)
+    log = base / "log" / "echo.jsonl"
+    pid = read_pid(base / "run" / "echo.pid", timeout=30)
     wait_for(lambda: "ready" in events(log), 30, "ready")
     assert supervisord.ctl("signal", "HUP", "echo").returncode == 0
     wait_for(lambda: reloads(base) == 1, what="the reload hook")
-    log.rename(base / "echo.jsonl.1")
+    log.rename(log.with_name("echo.jsonl.1"))
     assert supervisord.ctl("signal", "USR1", "echo").returncode == 0
     wait_for(log.exists, what="the log file reopened")
     stopped = supervisord.ctl("stop", "echo")
@@ -148,15 +157,15 @@ def test_supervisord_reloads_reopens_and_stops_gracefully(
     assert not is_alive(pid)
     assert "shutdown hook finished" in events(log)
     assert records(log)[-1]["status"] == 0
-    assert not (base / "echo.pid").exists()
+    assert not (base / "run" / "echo.pid").exists()
     assert "stopped: echo (exit status 0)" in (base / "supervisord.log").read_text()
 
 
 def test_supervisord_loses_an_upgraded_daemon(base: Path, supervisord: Supervisord) -> None:
     """As the docs warn, SIGUSR2 under supervisord leaves the new process running unsupervised."""
-    pidfile = base / "echo.pid"
+    pidfile = base / "run" / "echo.pid"
     old = read_pid(pidfile, timeout=30)
-    wait_for(lambda: "ready" in events(base / "echo.jsonl"), 30, "ready")
+    wait_for(lambda: "ready" in events(base / "log" / "echo.jsonl"), 30, "ready")
     # Past startsecs: a program that exits sooner is "exited too quickly" and retried.
     wait_for(lambda: "RUNNING" in supervisord.ctl("status", "echo").stdout, 30, "RUNNING")
     assert supervisord.ctl("signal", "USR2", "echo").returncode == 0
@@ -209,7 +218,7 @@ def test_run_script_reloads_and_stops_gracefully(
             stderr=subprocess.DEVNULL,
             env=clean_env(),
         )
-    pidfile = base / "echo.pid"
+    pidfile = base / "run" / "echo.pid"
 
     def control(command: list[str]) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -244,4 +253,56 @@ def test_run_script_reloads_and_stops_gracefully(
             supervisor.kill()
             supervisor.wait()
         if pid is not None:
+            kill_quietly(pid)
+
+
+@pytest.mark.root
+def test_lsb_init_script_answers_each_action_with_its_lsb_code(base: Path) -> None:
+    """The docs' init script starts, reloads and stops the daemon as nobody, with LSB codes."""
+    if os.geteuid() != 0:
+        pytest.fail("the init script drops to nobody, which only root can do")
+    nobody = pwd.getpwnam("nobody")
+    os.chown(base, nobody.pw_uid, nobody.pw_gid)
+    base.chmod(0o755)
+    install_program("supervised_app", base, "echo.py")
+    script = base / "echo.init"
+    text = recipe("sh", "### BEGIN INIT INFO", base)
+    for shown, here in [
+        ("-o echo -g echo", f"-o nobody -g {grp.getgrgid(nobody.pw_gid).gr_name}"),
+        ("--user echo", "--user nobody"),
+        ("0.0.0.0:7", "127.0.0.1:0"),
+    ]:
+        assert shown in text, shown
+        text = text.replace(shown, here)
+    script.write_text(text)
+    pidfile = base / "run" / "echo.pid"
+
+    def action(name: str) -> int:
+        return subprocess.run(
+            ["sh", str(script), name], env=clean_env(), cwd="/", timeout=60, check=False
+        ).returncode
+
+    pids = []
+    try:
+        assert action("start") == 0
+        pids.append(read_pid(pidfile))
+        assert proc_status(pids[0])["Uid"].split()[0] == str(nobody.pw_uid)
+        assert action("start") == 0
+        assert action("status") == 0
+        assert action("reload") == 0
+        assert reloads(base) == 1
+        assert action("restart") == 0
+        pids.append(read_pid(pidfile))
+        assert pids[1] != pids[0]
+        assert not is_alive(pids[0])
+        assert action("stop") == 0
+        assert not is_alive(pids[1])
+        assert not pidfile.exists()
+        assert "shutdown hook finished" in events(base / "log" / "echo.jsonl")
+        assert action("stop") == 0
+        assert action("status") == 3
+        assert action("reload") == 7
+        assert action("bogus") == 2
+    finally:
+        for pid in pids:
             kill_quietly(pid)
