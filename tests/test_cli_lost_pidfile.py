@@ -262,6 +262,19 @@ def test_status_of_a_daemon_busy_then_silent_gives_up_within_its_timeout() -> No
     )
 
 
+def suspended_without_pidfile(
+    pid: int, pidfile: Path, *args: str | os.PathLike[str]
+) -> subprocess.CompletedProcess[str]:
+    """``aiodaemon ARGS`` with ``pidfile`` removed and ``pid`` stopped (SIGCONT after)."""
+    pidfile.unlink()
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        return cli(*args)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGCONT)
+
+
 def test_reload_of_a_suspended_daemon_whose_pidfile_was_removed_gives_up_in_time(
     tmp_path: Path, start: Start
 ) -> None:
@@ -269,14 +282,10 @@ def test_reload_of_a_suspended_daemon_whose_pidfile_was_removed_gives_up_in_time
 
     The daemon found over its control socket had 5 s to answer whatever --timeout said.
     """
-    pid = start()
-    pidfile = tmp_path / "app.pid"
-    pidfile.unlink()
-    os.kill(pid, signal.SIGSTOP)
-    try:
-        reload = cli("reload", "--pidfile", pidfile, "--timeout", "1")
-    finally:
-        os.kill(pid, signal.SIGCONT)
+    pid, pidfile = start(), tmp_path / "app.pid"
+    reload = suspended_without_pidfile(
+        pid, pidfile, "reload", "--pidfile", pidfile, "--timeout", "1"
+    )
     assert reload.returncode == 1, reload.stderr
     assert reload.stderr == (
         f"aiodaemon: pidfile {pidfile} was removed; pid {pid} found serving {pidfile}.ctl\n"
@@ -295,15 +304,8 @@ def test_stop_continues_and_stops_a_suspended_daemon_whose_pidfile_was_removed(
     nothing signalled" (exit 1) and left it running, where the same daemon
     with its pidfile is continued and stopped within --timeout.
     """
-    pid = start()
-    pidfile = tmp_path / "app.pid"
-    pidfile.unlink()
-    os.kill(pid, signal.SIGSTOP)
-    try:
-        stop = cli("stop", "--pidfile", pidfile, "--timeout", "3")
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGCONT)
+    pid, pidfile = start(), tmp_path / "app.pid"
+    stop = suspended_without_pidfile(pid, pidfile, "stop", "--pidfile", pidfile, "--timeout", "3")
     assert stop.returncode == 0, stop.stderr
     lines = stop.stderr.splitlines()
     assert (
@@ -319,14 +321,8 @@ def test_start_says_a_suspended_daemon_whose_pidfile_was_removed_runs(
     tmp_path: Path, start: Start
 ) -> None:
     """start beside a SIGSTOPped daemon found over its socket: "already running", 0."""
-    pid = start()
-    pidfile = tmp_path / "app.pid"
-    pidfile.unlink()
-    os.kill(pid, signal.SIGSTOP)
-    try:
-        again = cli("start", TARGET, "--pidfile", pidfile)
-    finally:
-        os.kill(pid, signal.SIGCONT)
+    pid, pidfile = start(), tmp_path / "app.pid"
+    again = suspended_without_pidfile(pid, pidfile, "start", TARGET, "--pidfile", pidfile)
     assert again.returncode == 0, again.stderr
     assert f"already running (pid {pid} still serves control socket {pidfile}.ctl" in again.stderr
     assert not pidfile.exists()  # nothing else started

@@ -27,19 +27,24 @@ def pidfile(tmp_path: Path) -> Iterator[Path]:
     aiodaemon_cli("stop", "--pidfile", path, "--timeout", "5")
 
 
-def test_sigterm_to_the_draining_old_daemon_lets_its_request_finish(
-    tmp_path: Path, pidfile: Path
-) -> None:
-    """A request in flight on the old daemon, upgrade, SIGTERM to the old one: still answered."""
-    log, release = tmp_path / "d.jsonl", tmp_path / "release"
-    env = {"SLOW_RELEASE": str(release)}
+def start_slow_answer(tmp_path: Path, pidfile: Path, log: Path, env: dict[str, str]) -> int:
+    """``tests/programs/slow_answer.py`` started with a long shutdown timeout; its pid."""
     started = aiodaemon_cli(
         "start", "tests.programs.slow_answer:main", "--pidfile", pidfile,
         "--listen", "http=127.0.0.1:0", "--log-file", log, "--shutdown-timeout", "30",
         cwd=tmp_path, env=env,
     )  # fmt: skip
     assert started.returncode == 0, started.stderr
-    old = int(started.stdout)
+    return int(started.stdout)
+
+
+def test_sigterm_to_the_draining_old_daemon_lets_its_request_finish(
+    tmp_path: Path, pidfile: Path
+) -> None:
+    """A request in flight on the old daemon, upgrade, SIGTERM to the old one: still answered."""
+    log, release = tmp_path / "d.jsonl", tmp_path / "release"
+    env = {"SLOW_RELEASE": str(release)}
+    old = start_slow_answer(tmp_path, pidfile, log, env)
 
     def records(event: str, pid: int) -> list[dict[str, object]]:
         lines = read_json_lines(log) if log.exists() else []
@@ -71,13 +76,7 @@ def test_a_new_process_upgraded_again_while_the_old_one_drains_is_reaped(
     the first's child, is reaped when it exits, not left a zombie until the first exits."""
     log, release = tmp_path / "d.jsonl", tmp_path / "release"
     env = {"SLOW_RELEASE": str(release)}
-    started = aiodaemon_cli(
-        "start", "tests.programs.slow_answer:main", "--pidfile", pidfile,
-        "--listen", "http=127.0.0.1:0", "--log-file", log, "--shutdown-timeout", "30",
-        cwd=tmp_path, env=env,
-    )  # fmt: skip
-    assert started.returncode == 0, started.stderr
-    first = int(started.stdout)
+    first = start_slow_answer(tmp_path, pidfile, log, env)
     status = aiodaemon_cli("status", "--pidfile", pidfile, "--json")
     port = int(json.loads(status.stdout)["sockets"]["http"].rsplit(":", 1)[1])
     with socket.create_connection(("127.0.0.1", port), timeout=30) as client:
