@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import pty
 import shutil
 import signal
 import socket
@@ -1048,6 +1049,67 @@ def test_a_stalled_stderr_pipe_does_not_hold_the_old_daemon_during_an_upgrade(
         if daemon.poll() is None:
             daemon.kill()
             daemon.wait()
+
+
+def test_a_stalled_terminal_does_not_hold_the_old_daemon_during_an_upgrade(
+    script: App,
+) -> None:
+    """New code that prints at import, a foreground daemon's terminal no longer read: served.
+
+    A terminal, unlike a pipe, may take part of a write that ``poll`` allowed
+    and hold the rest until it is read (a stalled ssh connection): the copy
+    of the successor's stderr held the old daemon's loop, and neither the
+    upgrade nor any request was answered until someone read the terminal.
+    """
+    controller, terminal = pty.openpty()
+    name = os.ttyname(terminal)
+    argv = [str(AIODAEMON), "run", "upgrade_app:main", "--pidfile", str(script.pidfile)]
+    argv += ["--listen", "http=127.0.0.1:0", "--log-file", str(script.log)]
+    try:
+        daemon = subprocess.Popen(
+            argv,
+            cwd=script.directory,
+            env=clean_env(),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=terminal,
+        )
+    finally:
+        os.close(terminal)
+    try:
+        wait_for(lambda: script.records("ready"), 30, "the daemon to be ready")
+        _fill_but_a_little(controller, name)
+        script.edit(
+            "import aiodaemon\n",
+            "import aiodaemon\nimport sys\n\n"
+            "if 'aiodaemon._prefork._adopt' in sys.modules:\n"
+            "    print('x' * 30000, file=sys.stderr, flush=True)\n",
+        )
+        result = cli("upgrade", "--pidfile", str(script.pidfile), "--timeout", "10", timeout=40)
+        assert result.returncode == 0, result.stderr
+        new = int(result.stdout)
+        assert script.get() == f"v1 {new}"
+        assert daemon.wait(timeout=30) == 0
+        [lost] = script.records("successor stderr not copied")
+        assert lost["pid"] == daemon.pid
+    finally:
+        os.close(controller)  # a hang-up: a write still held ends
+        if daemon.poll() is None:
+            daemon.kill()
+            daemon.wait()
+
+
+def _fill_but_a_little(controller: int, name: str) -> None:
+    """Fill the terminal ``name`` nobody reads, then read back a little at its ``controller``."""
+    terminal = os.open(name, os.O_WRONLY | os.O_NONBLOCK | os.O_NOCTTY)
+    try:
+        with contextlib.suppress(BlockingIOError):
+            while True:
+                os.write(terminal, b"y" * 100)
+    finally:
+        os.close(terminal)
+    # What is left is room for part of a write, not all of one.
+    assert os.read(controller, 1000)
 
 
 def test_an_on_signal_signal_to_a_successor_still_importing_waits_for_its_handler(

@@ -276,8 +276,19 @@ def write_nowait(data: bytes) -> int:
     Our fd 2 is shared (a supervisor's pipe): it stays blocking, and each
     write is one that ``poll`` allows, at most ``PIPE_BUF`` bytes (which a
     pipe takes whole and at once when it has room). A stalled pipe, a closed
-    fd 2 or a reader gone take nothing: there is nobody to tell.
+    fd 2 or a reader gone take nothing: there is nobody to tell. A terminal
+    may take part of such a write and hold the rest until it is read (a
+    stalled ssh connection): it is written through a non-blocking
+    descriptor of its own, where it can be opened.
     """
+    terminal = _terminal_nowait()
+    if terminal is not None:
+        try:
+            return len(data) - os.write(terminal, data)
+        except OSError:  # EAGAIN: it takes nothing now; EIO: it hung up
+            return len(data)
+        finally:
+            os.close(terminal)
     poller = select.poll()
     poller.register(2, select.POLLOUT)
     view = memoryview(data)
@@ -287,6 +298,20 @@ def write_nowait(data: bytes) -> int:
     except OSError:
         pass
     return len(view)
+
+
+def _terminal_nowait() -> int | None:
+    """fd 2's terminal opened anew, write-only and non-blocking; None if fd 2 is none.
+
+    Also None when it cannot be opened (a chroot hides it, a dropped user may
+    not open it): fd 2 is then written as a pipe would be.
+    """
+    try:
+        if not os.isatty(2):
+            return None
+        return os.open(os.ttyname(2), os.O_WRONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    except OSError:
+        return None
 
 
 def log_repeated(signum: int) -> None:
