@@ -551,6 +551,22 @@ def test_health_address_changed_is_refused_naming_health(script: App) -> None:
     assert script.pid() == old
 
 
+def test_listen_entry_named_health_changed_is_refused_naming_listen(script: App) -> None:
+    """New code with another address for a ``listen=`` entry named ``health``, without
+    ``health=``: refused naming ``listen[health]``, the entry the program wrote.
+    """
+    listen = '"listen": {"http": os.environ.get("APP_LISTEN", "127.0.0.1:0")},'
+    script.edit(listen, '"listen": {"http": "127.0.0.1:0", "health": "127.0.0.1:0"},')
+    old = script.start()
+    script.edit('"health": "127.0.0.1:0"', '"health": "127.0.0.2:0"')
+    line = _one_clean_line(cli("upgrade", "--pidfile", str(script.pidfile)))
+    assert line == (
+        "aiodaemon: upgrade failed: listen[health] changed from 127.0.0.1:0 to 127.0.0.2:0;"
+        " an upgrade keeps the listening sockets (use restart to change them)"
+    )
+    assert script.pid() == old
+
+
 def test_unchanged_options_are_kept_by_an_upgrade(script: App) -> None:
     """The same ``unix:...?mode=0600`` in the new code: the upgrade takes the socket as it is."""
     path = script.directory / "u.sock"

@@ -103,12 +103,19 @@ def _holds_flock(fd: int) -> bool | OSError:
 
 
 def adopt_socket(
-    handoff: Handoff, role: str, name: str, configured: str, options: str = ""
+    handoff: Handoff,
+    role: str,
+    name: str,
+    configured: str,
+    options: str = "",
+    *,
+    health: bool = True,
 ) -> socket.socket | None:
     """The inherited listening socket for ``role``/``name``, or None if not inherited.
 
     ``options``: the address's ``?reuseport`` or ``?mode=OCTAL``, which must not
-    change either: the inherited socket keeps the old ones.
+    change either: the inherited socket keeps the old ones. ``health``: whether
+    a ``listen`` socket named ``health`` is ``health=``'s (see ``socket_label``).
 
     Raises:
         StartupError: the configured address or its options changed, or the fd
@@ -117,7 +124,7 @@ def adopt_socket(
     entry = handoff.entry(role, name)
     if entry is None:
         return None
-    label = socket_label(name) if role == "listen" else role
+    label = socket_label(name, health) if role == "listen" else role
     # An old daemon that did not say its options (None): only the address is known.
     was = entry.options if entry.options is not None else options
     if (entry.configured, was) != (configured, options):
@@ -147,12 +154,15 @@ def adopt_socket(
     return sock
 
 
-def adopt_listeners(handoff: Handoff, listen: Mapping[str, ListenAddress]) -> Listeners | None:
+def adopt_listeners(
+    handoff: Handoff, listen: Mapping[str, ListenAddress], *, health: bool = True
+) -> Listeners | None:
     """The ``listen=`` sockets: inherited where the name, address and options are unchanged.
 
     Names the new configuration adds are bound here; inherited ones it dropped
     are closed by :meth:`Handoff.close_unclaimed`. Unix socket files stay the old
-    daemon's to remove until the hand-over (:func:`unix_files`).
+    daemon's to remove until the hand-over (:func:`unix_files`). ``health``:
+    whether the socket named ``health`` is ``health=``'s, as for ``open_listeners``.
 
     Raises:
         StartupError: an address or its options changed, or an inherited fd is
@@ -166,13 +176,15 @@ def adopt_listeners(handoff: Handoff, listen: Mapping[str, ListenAddress]) -> Li
     fresh: dict[str, Any] = {}
     try:
         for name, address in listen.items():
-            sock = adopt_socket(handoff, "listen", name, str(address), address.query())
+            sock = adopt_socket(
+                handoff, "listen", name, str(address), address.query(), health=health
+            )
             if sock is None:
                 fresh[name] = address
             else:
                 sockets[name] = sock
         if fresh:
-            bound = open_listeners(fresh)
+            bound = open_listeners(fresh, health=health)
             sockets.update(bound)
     except BaseException:
         for sock in sockets.values():
@@ -226,7 +238,9 @@ def adopt(options: Options, handoff: Handoff) -> Acquired:
         acquired.pidfile = adopt_pidfile(handoff, options.pidfile)
         if acquired.pidfile is not None:
             stack.enter_context(acquired.pidfile)
-        acquired.listeners = adopt_listeners(handoff, _sockets_to_open(options))
+        acquired.listeners = adopt_listeners(
+            handoff, _sockets_to_open(options), health=acquired.health
+        )
         if acquired.listeners is not None:
             stack.enter_context(acquired.listeners)
         acquired.logs = stack.enter_context(_adopt_logs(handoff, options))
