@@ -95,8 +95,20 @@ _OWN = "each of the daemon's files and sockets needs a path of its own"
             ["--stderr", "@/err", "--health", "unix:@/err"],
             "--health: @/err is also the stderr file",
         ),
+        (
+            ["--pidfile", "@/d.pid", "--log-file", "@/d.pid.ctl"],
+            "--log-file: @/d.pid.ctl is also the control socket (the pidfile's path + .ctl)",
+        ),
     ],
-    ids=["control-pidfile", "control-log", "listen-control", "listen-listen", "health", "stderr"],
+    ids=[
+        "control-pidfile",
+        "control-log",
+        "listen-control",
+        "listen-listen",
+        "health",
+        "stderr",
+        "log-default-control",
+    ],
 )
 def test_a_socket_at_another_files_path_is_a_usage_error(
     tmp_path: Path, args: list[str], said: str

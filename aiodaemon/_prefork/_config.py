@@ -195,28 +195,32 @@ def parse_options(raw: Mapping[str, Any]) -> Options:
         start_timeout=_timeout(raw.get("start_timeout", 90.0), "start_timeout"),
     )
     if options.control is not None or options.listen or options.health is not None:
-        _check_socket_paths(options)
+        _check_socket_paths(options, implicit_control=raw.get("control") is None)
     return options
 
 
-def _check_socket_paths(options: Options) -> None:
+def _check_socket_paths(options: Options, *, implicit_control: bool = False) -> None:
     """Refuse a socket path that another of the daemon's files or sockets has.
 
     Found by the bind, it was "Address already in use" or "file exists and is
     a regular file" (exit 1) for a file the same start had just made. Paths
     are compared as written (normalised), without a system call: two spellings
     through a symlinked directory are still refused by the bind.
+    ``implicit_control``: the control socket is ``<pidfile>.ctl`` by default.
 
     Raises:
-        ConfigError: naming the socket's option.
+        ConfigError: naming the socket's option, or the file's when the
+            control socket was not given (the user never wrote ``control``).
     """
     files = (
-        (options.pidfile, "the pidfile"),
-        (options.log_file, "the log file"),
-        (options.stdout, "the stdout file"),
-        (options.stderr, "the stderr file"),
+        ("pidfile", options.pidfile, "the pidfile"),
+        ("log_file", options.log_file, "the log file"),
+        ("stdout", options.stdout, "the stdout file"),
+        ("stderr", options.stderr, "the stderr file"),
     )
-    taken = {os.path.normpath(path): what for path, what in files if path is not None}
+    taken = {
+        os.path.normpath(path): (option, what) for option, path, what in files if path is not None
+    }
     sockets = [("control", options.control, "the control socket")]
     for name, address in options.listen.items():
         sockets.append(
@@ -228,12 +232,16 @@ def _check_socket_paths(options: Options) -> None:
             continue
         key = os.path.normpath(path)
         if key in taken:
+            other, what_there = taken[key]
+            if option == "control" and implicit_control:
+                # Only a file can be there yet: name the option the user wrote.
+                option, what_there = other, "the control socket (the pidfile's path + .ctl)"
             raise ConfigError(
                 option,
-                f"{path} is also {taken[key]}; each of the daemon's files and sockets"
+                f"{path} is also {what_there}; each of the daemon's files and sockets"
                 " needs a path of its own",
             )
-        taken[key] = what
+        taken[key] = (option, what)
 
 
 def _clean(text: str) -> str:
