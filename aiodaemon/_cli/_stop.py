@@ -16,7 +16,7 @@ import time
 
 from .._prefork._control_protocol import VERSION
 from .._prefork._messages import seconds_shown
-from .._prefork._pidfile_status import says_stopping
+from .._prefork._pidfile_status import PidfileStatus, read_pidfile, says_stopping
 from .._prefork._procfs import is_suspended, uids
 from .._prefork._readiness import wait_exited
 from ._control import ControlCode, _holder, _say, _send
@@ -112,6 +112,9 @@ def stop(
     pid, pidfd = holder
     # Whose its socket files may be (read while it lives): see remove_stale.
     daemon_uid = None if (ids := uids(pid)) is None else ids[1]
+    # Nobody holds the pidfile of the daemon found: a copy moved over its own
+    # (see find_replaced), which it leaves at its exit as no file of its.
+    replaced = read_pidfile(path).status is PidfileStatus.DEAD
 
     def handed_to() -> int | None:
         return None if taker is None else taken_over(path, pid, taker=taker)
@@ -171,6 +174,8 @@ def stop(
             # pidfile or its socket; one that dropped privileges may not unlink in
             # a root-owned directory, so it emptied its pidfile and left its socket.
             left = "which the daemon could not remove"
+            if replaced:
+                left = "a copy moved over the daemon's own"
             if not wait_exited(pidfd, wait):
                 how = "SIGTERM" if asked is _Asked.SIGNAL else "the stop request"
                 _say(f"pid {pid} still running {seconds_shown(wait)}s after {how}; sending SIGKILL")
@@ -178,7 +183,8 @@ def stop(
                 if not wait_exited(pidfd, _KILL_WAIT):
                     _say(f"pid {pid} did not exit after SIGKILL")
                     return ControlCode.FAILURE
-                left = "which the killed daemon left"
+                if not replaced:
+                    left = "which the killed daemon left"
             successor = handed_to()
             if successor is None:
                 removed = remove_stale(
