@@ -199,6 +199,31 @@ def test_a_pidfile_replaced_by_a_copy_names_its_daemon(tmp_path: Path, start: St
     assert start() != pid
 
 
+def test_status_of_a_replaced_pidfile_whose_daemon_does_not_answer_is_unknown(
+    tmp_path: Path, start: Start
+) -> None:
+    """A copy moved over the pidfile of a daemon that does not answer (suspended, its loop
+    held up): unknown (4), as with a removed pidfile.
+
+    The pid the copy names still had the replaced file open, yet status said
+    "dead" (1) of the daemon running on.
+    """
+    pid = start()
+    pidfile = tmp_path / "app.pid"
+    copy = tmp_path / "app.pid.new"
+    copy.write_bytes(pidfile.read_bytes())
+    copy.replace(pidfile)
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        status = cli("status", "--pidfile", pidfile, "--timeout", "1", "--json")
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    assert status.returncode == 4, status.stderr
+    assert json.loads(status.stdout)["state"] == "unknown"
+    assert status.stderr == (f"aiodaemon: no answer from control socket {pidfile}.ctl within 1 s\n")
+    assert is_alive(pid)
+
+
 def test_status_of_a_daemon_busy_then_silent_gives_up_within_its_timeout() -> None:
     """Its pidfile removed, its control socket busy, then silent: unknown (4) after --timeout.
 

@@ -34,9 +34,9 @@ from ._control_trust import ControlUntrusted, ask_holder, say_ignored
 from ._lost_pidfile import (
     Found,
     find_lock_holder,
-    find_replaced,
     find_through_control,
     names_no_pid,
+    opened_from,
     reappeared,
     wait_for_pid,
     why_no_pid,
@@ -101,8 +101,8 @@ def status(
         if code is not None:
             return code
         state = read_pidfile(path)
-    elif (found := find_replaced(path, state, control, owner=owner, timeout=timeout)) is not None:
-        return _report_found(path, control, state, found, as_json, served=True)
+    elif (code := _status_replaced(path, control, state, as_json, timeout, owner)) is not None:
+        return code
     pid = state.running_pid
     if pid is not None and control is not None:
         try:
@@ -231,6 +231,42 @@ def _status_without_pid(
     if found is None or reappeared(path, found.pid):
         return None  # nothing found, or a start that raced ours wrote the pid meanwhile
     return _report_found(path, control, state, found, as_json, served=found is served)
+
+
+def _status_replaced(
+    path: StrPath,
+    control: StrPath | None,
+    state: PidfileState,
+    as_json: bool,
+    timeout: float,
+    owner: int | None,
+) -> int | None:
+    """Status of a daemon whose pidfile was replaced by a copy, found anyway; None if none is.
+
+    Found as :func:`._lost_pidfile.find_replaced` finds it. One that gives no
+    proper answer (suspended, its loop held up) is ``unknown``, as with a
+    removed pidfile: the pid the copy names still has the replaced file
+    open, so it is no dead daemon (it was said to be, exit 1).
+    """
+    pid = state.pid
+    if (
+        state.status is not PidfileStatus.DEAD
+        or pid is None
+        or control is None
+        or opened_from(pid, path) is not True
+    ):
+        return None
+    try:
+        found = find_through_control(path, control, owner=owner, timeout=timeout)
+    except ControlUntrusted:
+        return None  # not to be believed: the pidfile tells, silently
+    except ControlError as exc:
+        say(str(exc))
+        line = f"unknown ({why_no_pid(path, state)}; {exc})"
+        return _report(StatusCode.UNKNOWN, "unknown", pid, line, as_json)
+    if found is None or found.pid != pid or reappeared(path, pid):
+        return None
+    return _report_found(path, control, state, found, as_json, served=True)
 
 
 def _report_found(
