@@ -124,6 +124,7 @@ def find_replaced(
     owner: int | None,
     timeout: float,
     unanswered: bool = False,
+    raising: bool = False,
 ) -> Found | None:
     """The daemon still serving ``control`` though nobody holds its pidfile ``path``: replaced.
 
@@ -135,6 +136,11 @@ def find_replaced(
     socket without a lock holder is. Only that pid, serving a socket that
     passes every check of :func:`find_through_control`, counts: anything
     else leaves the pidfile's verdict, unsaid. ``unanswered``: as there.
+
+    Raises:
+        ControlError: with ``raising``, not a :class:`ControlUntrusted`: that
+            pid's socket gave no proper answer (``status`` says unknown; it
+            is no dead daemon). Without it, None.
     """
     pid = state.pid
     if (
@@ -148,7 +154,11 @@ def find_replaced(
         found = find_through_control(
             path, control, owner=owner, timeout=timeout, unanswered=unanswered
         )
+    except ControlUntrusted:
+        return None  # not to be believed: the pidfile tells, silently
     except ControlError:
+        if raising:
+            raise
         return None
     if found is None or found.pid != pid or reappeared(path, pid):
         return None

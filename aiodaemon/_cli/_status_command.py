@@ -34,9 +34,9 @@ from ._control_trust import ControlUntrusted, ask_holder, say_ignored
 from ._lost_pidfile import (
     Found,
     find_lock_holder,
+    find_replaced,
     find_through_control,
     names_no_pid,
-    opened_from,
     reappeared,
     wait_for_pid,
     why_no_pid,
@@ -248,23 +248,13 @@ def _status_replaced(
     removed pidfile: the pid the copy names still has the replaced file
     open, so it is no dead daemon (it was said to be, exit 1).
     """
-    pid = state.pid
-    if (
-        state.status is not PidfileStatus.DEAD
-        or pid is None
-        or control is None
-        or opened_from(pid, path) is not True
-    ):
-        return None
     try:
-        found = find_through_control(path, control, owner=owner, timeout=timeout)
-    except ControlUntrusted:
-        return None  # not to be believed: the pidfile tells, silently
+        found = find_replaced(path, state, control, owner=owner, timeout=timeout, raising=True)
     except ControlError as exc:
         say(str(exc))
         line = f"unknown ({why_no_pid(path, state)}; {exc})"
-        return _report(StatusCode.UNKNOWN, "unknown", pid, line, as_json)
-    if found is None or found.pid != pid or reappeared(path, pid):
+        return _report(StatusCode.UNKNOWN, "unknown", state.pid, line, as_json)
+    if found is None:
         return None
     return _report_found(path, control, state, found, as_json, served=True)
 
