@@ -1026,6 +1026,23 @@ def test_upgrade_of_a_daemon_still_starting_without_control_socket_says_none_sta
             kill_quietly(int(pidfile.read_text()))
 
 
+def _run_in_foreground(script: App, *, stderr: int) -> subprocess.Popen[bytes]:
+    """``aiodaemon run`` of the script's app with fd ``stderr`` as its stderr (closed here)."""
+    argv = [str(AIODAEMON), "run", "upgrade_app:main", "--pidfile", str(script.pidfile)]
+    argv += ["--listen", "http=127.0.0.1:0", "--log-file", str(script.log)]
+    try:
+        return subprocess.Popen(
+            argv,
+            cwd=script.directory,
+            env=clean_env(),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+        )
+    finally:
+        os.close(stderr)
+
+
 def test_a_stalled_stderr_pipe_does_not_hold_the_old_daemon_during_an_upgrade(
     script: App,
 ) -> None:
@@ -1036,19 +1053,7 @@ def test_a_stalled_stderr_pipe_does_not_hold_the_old_daemon_during_an_upgrade(
     nor any request was answered until someone read the pipe.
     """
     read_end, write_end = full_pipe()
-    argv = [str(AIODAEMON), "run", "upgrade_app:main", "--pidfile", str(script.pidfile)]
-    argv += ["--listen", "http=127.0.0.1:0", "--log-file", str(script.log)]
-    try:
-        daemon = subprocess.Popen(
-            argv,
-            cwd=script.directory,
-            env=clean_env(),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=write_end,
-        )
-    finally:
-        os.close(write_end)
+    daemon = _run_in_foreground(script, stderr=write_end)
     try:
         wait_for(lambda: script.records("ready"), 30, "the daemon to be ready")
         script.edit(
@@ -1083,19 +1088,7 @@ def test_a_stalled_terminal_does_not_hold_the_old_daemon_during_an_upgrade(
     """
     controller, terminal = pty.openpty()
     name = os.ttyname(terminal)
-    argv = [str(AIODAEMON), "run", "upgrade_app:main", "--pidfile", str(script.pidfile)]
-    argv += ["--listen", "http=127.0.0.1:0", "--log-file", str(script.log)]
-    try:
-        daemon = subprocess.Popen(
-            argv,
-            cwd=script.directory,
-            env=clean_env(),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=terminal,
-        )
-    finally:
-        os.close(terminal)
+    daemon = _run_in_foreground(script, stderr=terminal)
     try:
         wait_for(lambda: script.records("ready"), 30, "the daemon to be ready")
         _fill_but_a_little(controller, name)
