@@ -32,7 +32,7 @@ from .security_support import (
     start_daemon,
     stop_daemon,
 )
-from .support import read_pid, wait_for
+from .support import program, python, read_pid, wait_for
 
 pytestmark = pytest.mark.root
 
@@ -156,3 +156,19 @@ def test_reopen_refuses_a_trap_and_keeps_the_old_file(
         assert _what_is_at(path) == planted
     assert Snapshot.of(victim) == before
     assert not (victim.parent / "created-through-a-dangling-symlink").exists()
+
+
+def test_cleanup_of_a_failed_start_never_follows_a_swapped_directory(arena: Path) -> None:
+    """A created file's directory swapped for a symlink mid-cleanup: nothing else goes."""
+    logs, elsewhere = arena / "logs", arena / "elsewhere"
+    logs.mkdir()
+    elsewhere.mkdir()
+    # root's own empty file of the same name, where the symlink points.
+    (elsewhere / "app.log").touch()
+
+    result = python([program("cleanup_swapped_directory"), logs, elsewhere])
+
+    assert result.stdout.strip() == "swapped", result.stderr
+    assert (elsewhere / "app.log").exists()
+    # The cleanup still did its job, in the directory it created the file in.
+    assert not (arena / "logs.moved" / "app.log").exists()
