@@ -158,17 +158,27 @@ def test_reopen_refuses_a_trap_and_keeps_the_old_file(
     assert not (victim.parent / "created-through-a-dangling-symlink").exists()
 
 
-def test_cleanup_of_a_failed_start_never_follows_a_swapped_directory(arena: Path) -> None:
-    """A created file's directory swapped for a symlink mid-cleanup: nothing else goes."""
-    logs, elsewhere = arena / "logs", arena / "elsewhere"
-    logs.mkdir()
+#: What a failed start leaves for its launcher (root) to remove: pidfile, control
+#: socket (the pidfile's path + .ctl), listening socket, the empty stdout file
+#: (not the stderr file: the daemon's records went there).
+LEFT_BY_A_FAILED_START = ["app.pid", "app.pid.ctl", "app.sock", "out.log"]
+
+
+@pytest.mark.parametrize("name", LEFT_BY_A_FAILED_START)
+def test_cleanup_of_a_failed_start_never_follows_a_swapped_directory(
+    arena: Path, name: str
+) -> None:
+    """The files' directory swapped for a symlink as root removes one: nothing elsewhere goes."""
+    run, elsewhere = arena / "run", arena / "elsewhere"
+    run.mkdir()
     elsewhere.mkdir()
-    # root's own empty file of the same name, where the symlink points.
-    (elsewhere / "app.log").touch()
+    # root's own files of the same names, where the symlink points.
+    for victim in LEFT_BY_A_FAILED_START:
+        (elsewhere / victim).touch()
 
-    result = python([program("cleanup_swapped_directory"), logs, elsewhere])
+    result = python([program("cleanup_swapped_directory"), run, elsewhere, name])
 
+    assert result.returncode == 1, result.stderr
+    assert "the startup hook fails" in result.stderr
     assert result.stdout.strip() == "swapped", result.stderr
-    assert (elsewhere / "app.log").exists()
-    # The cleanup still did its job, in the directory it created the file in.
-    assert not (arena / "logs.moved" / "app.log").exists()
+    assert sorted(os.listdir(elsewhere)) == sorted(LEFT_BY_A_FAILED_START)

@@ -18,6 +18,7 @@ import socket
 import stat
 
 from ..exceptions import StartupError
+from ._sharedfile import unlink_if
 
 __all__ = ["ControlSocket", "open_control_socket"]
 
@@ -101,10 +102,9 @@ class ControlSocket:
         except OSError:
             pass
         if unlink and self._identity is not None and self.visible_path is not None:
-            try:
-                st = os.lstat(self.visible_path)
-                if (st.st_dev, st.st_ino) == self._identity:
-                    os.unlink(self.visible_path)
+            identity = self._identity
+            try:  # noqa: SIM105
+                unlink_if(self.visible_path, lambda st: (st.st_dev, st.st_ino) == identity)
             except OSError:
                 pass
         self._identity = None

@@ -16,6 +16,7 @@ import stat
 import time
 
 from ..exceptions import AlreadyRunningError, StartupError
+from ._sharedfile import ForeignFileError, OpenDirectoryError, open_in_directory, unlink_if
 
 # Not typing.TYPE_CHECKING, and pathlib only for annotations: the control
 # commands read pidfiles and should not pay for importing either.
@@ -139,8 +140,10 @@ class Pidfile:
         try:
             if self.holds_our_pid(owner):
                 assert self.visible_path is not None
+                ours = os.fstat(self.fd)
                 try:
-                    os.unlink(self.visible_path)
+                    if not unlink_if(self.visible_path, lambda st: os.path.samestat(st, ours)):
+                        os.ftruncate(self.fd, 0)  # swapped since: as if no longer at the path
                 except FileNotFoundError:
                     pass
                 except PermissionError:
@@ -328,9 +331,6 @@ _PID_TEXT_MAX = 64
 
 
 def _open_pidfile(path: str | Path, owner: int | None) -> int:
-    # Loaded here, not at the top: `aiodaemon status` only reads pidfiles.
-    from ._sharedfile import ForeignFileError, OpenDirectoryError, open_in_directory
-
     try:
         # Checked on the directory the file is opened in (not only by the
         # pidfile= option's early check), so PidFile of pep3143 gets it too.

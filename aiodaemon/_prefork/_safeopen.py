@@ -22,7 +22,7 @@ import os
 import stat
 
 from ..exceptions import StartupError
-from ._sharedfile import open_in_directory
+from ._sharedfile import open_in_directory, unlink_if
 
 __all__ = [
     "CreatedFiles",
@@ -105,34 +105,22 @@ class CreatedFiles:
     """
 
     def __init__(self) -> None:
-        self._files: list[tuple[str, str, int, int]] = []
+        self._files: list[tuple[str, int, int]] = []
 
     def add(self, path: str | os.PathLike[str], st: os.stat_result) -> None:
         """Note that this start created ``path``, the file ``st`` describes."""
-        parent, name = os.path.split(os.fspath(path))
-        self._files.append((parent or ".", name, st.st_dev, st.st_ino))
+        self._files.append((os.fspath(path), st.st_dev, st.st_ino))
 
     def remove(self) -> None:
         """Remove each noted file that is still the one created, and empty (best effort)."""
-        for parent, name, dev, ino in self._files:
-            # The dropped account's code may have run by now, and it may own a
-            # directory above the file: looked up by full path twice, the check
-            # and the unlink could meet two different directories (one swapped
-            # for a symlink in between), and root would unlink a file of that
-            # name anywhere. Both go through one descriptor of the directory.
-            try:
-                dir_fd = os.open(parent, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-            except OSError:
-                continue
-            try:
-                st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
-                ours = stat.S_ISREG(st.st_mode) and (st.st_dev, st.st_ino) == (dev, ino)
-                if ours and st.st_size == 0:
-                    os.unlink(name, dir_fd=dir_fd)
-            except OSError:
-                pass
-            finally:
-                os.close(dir_fd)
+        for path, dev, ino in self._files:
+
+            def ours(st: os.stat_result, dev: int = dev, ino: int = ino) -> bool:
+                same = stat.S_ISREG(st.st_mode) and (st.st_dev, st.st_ino) == (dev, ino)
+                return same and st.st_size == 0
+
+            with contextlib.suppress(OSError):
+                unlink_if(path, ours)
         self._files.clear()
 
 

@@ -17,6 +17,10 @@ from __future__ import annotations
 import errno
 import os
 import stat
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 __all__ = [
     "ForeignFileError",
@@ -25,11 +29,39 @@ __all__ = [
     "is_open_to_all",
     "is_planted",
     "open_in_directory",
+    "unlink_if",
 ]
 
 # O_PATH: only a handle to look the file up in; no read permission on the
 # directory is needed, as none was to open the path directly.
 _DIR_FLAGS = getattr(os, "O_PATH", os.O_RDONLY) | os.O_DIRECTORY | os.O_CLOEXEC
+
+
+def unlink_if(path: str, still_ours: Callable[[os.stat_result], bool]) -> bool:
+    """Unlink ``path`` if ``still_ours`` accepts what is there (its ``lstat``).
+
+    Root removes the daemon's files (its pidfile, sockets, a failed start's
+    empty outputs) after the account it dropped to has run, and that account
+    may own a directory above the file. Checked by path and then unlinked by
+    path, the two lookups could meet two different directories (one swapped
+    for a symlink in between), and root would unlink a file of that name
+    wherever the symlink points. Both go through one descriptor of the directory.
+
+    Returns:
+        Whether the file was removed.
+
+    Raises:
+        OSError: the directory or the file cannot be looked up or removed.
+    """
+    parent, name = os.path.split(path)
+    dir_fd = os.open(parent or ".", _DIR_FLAGS)
+    try:
+        if not still_ours(os.stat(name, dir_fd=dir_fd, follow_symlinks=False)):
+            return False
+        os.unlink(name, dir_fd=dir_fd)
+        return True
+    finally:
+        os.close(dir_fd)
 
 
 class ForeignFileError(OSError):

@@ -36,7 +36,7 @@ import stat
 from collections.abc import Iterator
 
 from ._safeopen import describe_mode
-from ._sharedfile import is_foreign
+from ._sharedfile import is_foreign, unlink_if
 from ._sunpath import SUN_PATH_MAX
 
 __all__ = ["bind_unix", "bind_unix_listener", "unlink_if_ours"]
@@ -274,6 +274,4 @@ def unlink_if_ours(path: str, identity: tuple[int, int]) -> None:
     or be allowed to remove the file; the next start replaces it as stale.
     """
     with contextlib.suppress(OSError):
-        st = os.lstat(path)
-        if (st.st_dev, st.st_ino) == identity and stat.S_ISSOCK(st.st_mode):
-            os.unlink(path)
+        unlink_if(path, lambda st: (st.st_dev, st.st_ino) == identity and stat.S_ISSOCK(st.st_mode))
