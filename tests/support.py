@@ -229,6 +229,13 @@ def children(pid: int) -> list[int]:
     return found
 
 
+def dead_pid() -> int:
+    """The pid of a process that has exited and been reaped."""
+    child = subprocess.Popen(["true"])
+    child.wait()
+    return child.pid
+
+
 def python(
     args: Sequence[str | os.PathLike[str]],
     *,

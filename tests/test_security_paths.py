@@ -32,7 +32,7 @@ from .security_support import (
     start_daemon,
     stop_daemon,
 )
-from .support import program, python, read_pid, wait_for
+from .support import dead_pid, program, python, read_pid, wait_for
 
 pytestmark = pytest.mark.root
 
@@ -182,3 +182,18 @@ def test_cleanup_of_a_failed_start_never_follows_a_swapped_directory(
     assert "the startup hook fails" in result.stderr
     assert result.stdout.strip() == "swapped", result.stderr
     assert sorted(os.listdir(elsewhere)) == sorted(LEFT_BY_A_FAILED_START)
+
+
+def test_stale_pidfile_removal_never_follows_a_swapped_directory(arena: Path) -> None:
+    """stop removing a stale pidfile whose directory is swapped for a symlink: nothing else goes."""
+    run, elsewhere = arena / "run", arena / "elsewhere"
+    run.mkdir()
+    elsewhere.mkdir()
+    (run / "app.pid").write_text(f"{dead_pid()}\n")
+    (elsewhere / "app.pid").write_text("root's own file\n")
+
+    result = python([program("stale_swapped_directory"), run, elsewhere])
+
+    assert result.stdout.splitlines()[0] == "swapped", result.stderr
+    assert (elsewhere / "app.pid").read_text() == "root's own file\n"
+    assert not (arena / "run.moved" / "app.pid").exists()

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from .support import AIODAEMON, PYTHON, REPO, clean_env, kill_quietly, wait_for
+from .support import AIODAEMON, PYTHON, REPO, clean_env, dead_pid, kill_quietly, wait_for
 
 PAUSED_CONNECT = REPO / "tests" / "programs" / "paused"
 REREAD_MARKER = REPO / "tests" / "programs" / "reread_marker"
@@ -36,13 +36,6 @@ def _command(args: list[str], hook: Path, variables: dict[str, str]) -> subproce
     )
 
 
-def _dead_pid() -> int:
-    """The pid of a process that has exited and been reaped."""
-    child = subprocess.Popen(["true"])
-    child.wait()
-    return child.pid
-
-
 @pytest.mark.parametrize("content", ["pid", "empty"])
 def test_status_during_a_stale_removal_says_what_the_file_becomes(
     tmp_path: Path, content: str
@@ -50,7 +43,7 @@ def test_status_during_a_stale_removal_says_what_the_file_becomes(
     """`status` waits out the removal's lock: "not running", exit 3, never "unknown" (4)."""
     pidfile, pause, reread = tmp_path / "d.pid", tmp_path / "pause", tmp_path / "reread"
     pause.mkdir()
-    pidfile.write_text(f"{_dead_pid()}\n" if content == "pid" else "")
+    pidfile.write_text(f"{dead_pid()}\n" if content == "pid" else "")
     # A killed daemon's control socket, left beside: the removal checks it under the lock.
     with socket.socket(socket.AF_UNIX) as left:
         left.bind(f"{pidfile}.ctl")

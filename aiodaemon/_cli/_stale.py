@@ -21,6 +21,7 @@ import socket
 import stat
 
 from .._prefork._pidfile import parse_pid, read_pid_text
+from .._prefork._sharedfile import unlink_if
 from .._prefork._sunpath import SUN_PATH_MAX, unix_address
 
 TYPE_CHECKING = False  # not typing's: see aiodaemon/__init__.py
@@ -89,8 +90,10 @@ def remove_stale(
             for socket_path, inode in (sockets or {}).items()
             if _remove_socket(socket_path, owners, inode)
         ]
-        os.unlink(path)
-        return StaleRemoval(True, removed_control, removed)
+        # Through the directory's descriptor: one swapped for a symlink since the
+        # checks (by an account owning a directory above) is not ours to unlink in.
+        gone = unlink_if(os.fspath(path), lambda now: os.path.samestat(now, st))
+        return StaleRemoval(gone, removed_control, removed)
     except OSError:
         # Locked again by a new daemon, or not ours to remove: leave it.
         return StaleRemoval(False, False)
