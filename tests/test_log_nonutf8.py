@@ -77,3 +77,15 @@ def test_names_that_read_the_same_once_replaced_keep_their_own_values(tmp_path: 
     assert ran.returncode == 0, ran.stderr
     (record,) = [r for r in read_json_lines(log) if r["event"] == "by name"]
     assert record["index"] == {"caf\ufffd": 0, "caf\\udce9": 1}
+
+
+def test_keys_that_are_not_strings_never_take_another_keys_place(tmp_path: Path) -> None:
+    """``{200: ..., "200": ...}``: JSON would hold "200" twice and a reader keep one; both stay."""
+    log = tmp_path / "d.jsonl"
+    ran = python(
+        [program("log_odd_values"), json.dumps({"detach": False, "log_file": str(log)}), tmp_path]
+    )
+    assert ran.returncode == 0, ran.stderr
+    (record,) = [r for r in read_json_lines(log) if r["event"] == "by key"]
+    assert record["hits"] == {"200": 5, "404": 1}
+    assert record["mixed"] == {"200": "int", "200 (2)": "str", "1.5": "float"}

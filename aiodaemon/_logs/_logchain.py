@@ -133,14 +133,17 @@ _add_meta_json = _meta(utc_timestamp)
 _add_meta_console = _meta(local_timestamp)
 
 
-_JSON_OPTIONS = orjson.OPT_APPEND_NEWLINE | orjson.OPT_NON_STR_KEYS
+# Not OPT_NON_STR_KEYS: orjson would write {200: 1, "200": 2} with "200" twice,
+# and a reader keeps one value. A key that is not a string fails the fast path,
+# and _json_safe writes it as orjson would, made distinct where it collides.
+_JSON_OPTIONS = orjson.OPT_APPEND_NEWLINE
 
 
 def _render_json(logger: Any, method_name: str, event_dict: MutableMapping[str, Any]) -> bytes:
     """One JSON line as bytes; values orjson has no encoding for are written as their ``repr``.
 
     A record orjson refuses (a string that is not valid Unicode, an integer
-    beyond 64 bits, a cycle, a key it cannot write) is written all the same,
+    beyond 64 bits, a cycle, a key that is not a string) is written all the same,
     with only the refused parts rewritten by :func:`_json_safe`; so is one
     holding a NaN or an infinity, which orjson would write as null.
     """
@@ -191,8 +194,9 @@ def _json_safe(value: Any, depth: int) -> Any:
     - An integer beyond 64 bits is written as its decimal digits, a string,
       and a float NaN or infinity as its ``repr`` (``"nan"``, ``"-inf"``).
     - Dicts, lists and tuples are walked (to :data:`_MAX_DEPTH` levels; deeper,
-      or a cycle, is the ``repr``); a key orjson cannot write becomes its ``str``,
-      and one that then reads as another key of its dict is made distinct.
+      or a cycle, is the ``repr``); each key becomes the string it is written
+      as (orjson's form, else its ``str``), and one that then reads as another
+      key of its dict is made distinct.
     - Anything else is left to orjson, with ``default=repr``, as in a normal
       line (a datetime stays ISO 8601, a UUID, enum or dataclass its usual
       form); one it still refuses (a dataclass holding such a string) is
@@ -226,19 +230,23 @@ def _json_safe(value: Any, depth: int) -> Any:
         return _json_safe(safe_repr(value), depth)
 
 
-def _json_key(key: Any) -> Any:
-    """A dict key orjson writes (with OPT_NON_STR_KEYS) as it would; any other as a string."""
+def _json_key(key: Any) -> str:
+    """The string a dict key is written as: orjson's (OPT_NON_STR_KEYS) form, else ``str``.
+
+    As a string, a key that reads as another key of its dict (``200`` beside
+    ``"200"``) is seen to collide.
+    """
     if isinstance(key, str):
-        return _json_safe(key, 0)
+        return _json_safe(key, 0)  # type: ignore[no-any-return]
     if isinstance(key, float) and not math.isfinite(key):
         return repr(key)
     try:
-        orjson.dumps({key: None}, option=orjson.OPT_NON_STR_KEYS)
+        text = orjson.dumps({key: None}, option=orjson.OPT_NON_STR_KEYS)
     except TypeError:
         # safe_str: a key whose __repr__ raises (str() falls back to it) would
         # fail the log call, as such a value did.
-        return _json_safe(safe_str(key), 0)
-    return key
+        return _json_safe(safe_str(key), 0)  # type: ignore[no-any-return]
+    return next(iter(orjson.loads(text)))  # type: ignore[no-any-return]
 
 
 def _distinct_key(key: Any, taken: dict[Any, Any]) -> str:
