@@ -17,8 +17,10 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from typing import TYPE_CHECKING
 
+# Not typing.TYPE_CHECKING: pep3143's open() and the control commands load
+# this module, and should not pay for importing typing.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
 
