@@ -306,3 +306,60 @@ def test_lsb_init_script_answers_each_action_with_its_lsb_code(base: Path) -> No
     finally:
         for pid in pids:
             kill_quietly(pid)
+
+
+def test_runit_check_script_waits_for_the_startup_hooks(base: Path) -> None:
+    """The docs' check script: not ready while the startup hooks run (status says 0 then)."""
+    service = base / "echo"
+    service.mkdir()
+    install_program("supervised_app", base, "echo.py")
+    (base / "hold").touch()  # the startup hook waits while it exists
+    for name, marker in (("run", "exec 2>&1"), ("check", "/etc/sv/echo/check")):
+        script = service / name
+        script.write_text(recipe("sh", marker, base))
+        script.chmod(0o755)
+    supervisor = subprocess.Popen(
+        [require_tool("runsv"), str(service)],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=clean_env(),
+    )
+    pidfile = base / "run" / "echo.pid"
+
+    def sv(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [require_tool("sv"), *args, str(service)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+    pid = None
+    try:
+        pid = read_pid(pidfile, timeout=30)
+        starting = aiodaemon_cli("status", "--pidfile", pidfile, "--json")
+        assert starting.returncode == 0
+        assert json.loads(starting.stdout)["state"] == "starting"
+        assert subprocess.run([service / "check"], cwd=service, check=False).returncode != 0
+        assert sv("-w", "1", "start").returncode != 0  # timeout: check said not ready
+
+        (base / "hold").unlink()
+        started = sv("-w", "30", "start")
+        assert started.returncode == 0, started.stdout + started.stderr
+        assert (
+            json.loads(aiodaemon_cli("status", "--pidfile", pidfile, "--json").stdout)["state"]
+            == "running"
+        )
+        assert sv("-w", "25", "down").returncode == 0
+        assert not is_alive(pid)
+    finally:
+        sv("exit")
+        try:
+            supervisor.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            supervisor.kill()
+            supervisor.wait()
+        if pid is not None:
+            kill_quietly(pid)

@@ -1,5 +1,8 @@
 """A daemon for the supervisor recipes (copied as echo.py): records reloads, stops slowly.
 
+Its startup hook waits while a file ``hold`` lies beside it: a start the test
+keeps in ``starting`` until it removes the file.
+
 Its shutdown hook logs "shutdown hook started", sleeps a second, then logs
 "shutdown hook finished": a forced exit shows as the second record missing.
 """
@@ -15,6 +18,12 @@ import aiodaemon
 
 HERE = Path(__file__).parent
 _log = structlog.get_logger("supervised_app")
+
+
+@aiodaemon.on_startup
+async def wait_while_held() -> None:
+    while (HERE / "hold").exists():  # noqa: ASYNC110 (a file the test removes)
+        await asyncio.sleep(0.05)
 
 
 @aiodaemon.on_reload
