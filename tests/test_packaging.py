@@ -10,6 +10,7 @@ can stand in for what the wheel lacks.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import tarfile
 import zipfile
@@ -96,6 +97,12 @@ def test_the_wheel_holds_the_package_its_license_and_entry_points(
     assert "aiodaemon = aiodaemon._cli._main:main" in entry_points.splitlines()
     assert "aiodaemon = aiodaemon._kit._pytest_plugin" in entry_points.splitlines()
     assert [n for n in names if any(bad in n for bad in NEVER_SHIPPED)] == []
+    # PyPI shows the README with no repository around it: a relative link leads nowhere.
+    description = metadata.split("\n\n", 1)[1]
+    targets = re.findall(r"\]\(([^)]*)\)", description)
+    assert targets, "the README's links"
+    relative = [t for t in targets if not t.startswith(("https://", "http://", "#"))]
+    assert relative == []
 
 
 def test_the_sdist_holds_sources_tests_docs_and_license_but_no_caches(
