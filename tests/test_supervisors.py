@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import grp
 import json
 import os
@@ -12,6 +13,7 @@ import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import IO
 
 import pytest
 
@@ -61,6 +63,40 @@ def recipe(language: str, marker: str, base: Path) -> str:
     # Nothing of the test may land in the machine's own directories.
     assert not re.search(r"(?<![\w.-])/(srv|run|var/log)/echo", block), block
     return block
+
+
+def service_command(service: Path, *command: str) -> subprocess.CompletedProcess[str]:
+    """A supervisor's control command (``sv hup``, ``s6-svc -d``...) on ``service``."""
+    return subprocess.run(
+        [require_tool(command[0]), *command[1:], str(service)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+@contextlib.contextmanager
+def supervising(
+    supervise: str, service: Path, leave: list[str], output: IO[str] | int = subprocess.DEVNULL
+) -> Iterator[None]:
+    """``service`` under the supervisor ``supervise`` (runsv, s6-supervise), left with ``leave``."""
+    supervisor = subprocess.Popen(
+        [require_tool(supervise), str(service)],
+        stdin=subprocess.DEVNULL,
+        stdout=output,
+        stderr=subprocess.DEVNULL,
+        env=clean_env(),
+    )
+    try:
+        yield
+    finally:
+        service_command(service, *leave)
+        try:
+            supervisor.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            supervisor.kill()
+            supervisor.wait()
 
 
 def records(log: Path) -> list[dict[str, object]]:
@@ -210,50 +246,31 @@ def test_run_script_reloads_and_stops_gracefully(
     # Without a log/ service, the script's stdout is the supervisor's: the JSON lines
     # the daemon writes on stderr (exec 2>&1) land in this file.
     log = base / "output.jsonl"
-    with log.open("w") as output:
-        supervisor = subprocess.Popen(
-            [require_tool(supervise[0]), str(service)],
-            stdin=subprocess.DEVNULL,
-            stdout=output,
-            stderr=subprocess.DEVNULL,
-            env=clean_env(),
-        )
     pidfile = base / "run" / "echo.pid"
 
     def control(command: list[str]) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [require_tool(command[0]), *command[1:], str(service)],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        return service_command(service, *command)
 
     pid = None
-    try:
-        pid = read_pid(pidfile, timeout=30)
-        wait_for(lambda: "ready" in events(log), 30, "ready")
-        assert control(reload).returncode == 0
-        wait_for(lambda: reloads(base) == 1, what="the reload hook")
-        assert control(stop).returncode == 0
-        # The docs' way to wait for a stop already asked for sends no second SIGTERM.
-        wait_for(lambda: "shutdown hook started" in events(log), what="the shutdown")
-        past_duplicate_window()
-        waited = control(wait)
-        assert waited.returncode == 0, waited.stdout + waited.stderr
-        assert not is_alive(pid)
-        assert "shutdown hook finished" in events(log)
-        assert records(log)[-1]["status"] == 0
-        assert not pidfile.exists()
-    finally:
-        control(leave)
+    with log.open("w") as output, supervising(supervise[0], service, leave, output):
         try:
-            supervisor.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            supervisor.kill()
-            supervisor.wait()
-        if pid is not None:
-            kill_quietly(pid)
+            pid = read_pid(pidfile, timeout=30)
+            wait_for(lambda: "ready" in events(log), 30, "ready")
+            assert control(reload).returncode == 0
+            wait_for(lambda: reloads(base) == 1, what="the reload hook")
+            assert control(stop).returncode == 0
+            # The docs' way to wait for a stop already asked for sends no second SIGTERM.
+            wait_for(lambda: "shutdown hook started" in events(log), what="the shutdown")
+            past_duplicate_window()
+            waited = control(wait)
+            assert waited.returncode == 0, waited.stdout + waited.stderr
+            assert not is_alive(pid)
+            assert "shutdown hook finished" in events(log)
+            assert records(log)[-1]["status"] == 0
+            assert not pidfile.exists()
+        finally:
+            if pid is not None:
+                kill_quietly(pid)
 
 
 @pytest.mark.root
@@ -318,48 +335,30 @@ def test_runit_check_script_waits_for_the_startup_hooks(base: Path) -> None:
         script = service / name
         script.write_text(recipe("sh", marker, base))
         script.chmod(0o755)
-    supervisor = subprocess.Popen(
-        [require_tool("runsv"), str(service)],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env=clean_env(),
-    )
     pidfile = base / "run" / "echo.pid"
 
     def sv(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [require_tool("sv"), *args, str(service)],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        return service_command(service, "sv", *args)
 
     pid = None
-    try:
-        pid = read_pid(pidfile, timeout=30)
-        starting = aiodaemon_cli("status", "--pidfile", pidfile, "--json")
-        assert starting.returncode == 0
-        assert json.loads(starting.stdout)["state"] == "starting"
-        assert subprocess.run([service / "check"], cwd=service, check=False).returncode != 0
-        assert sv("-w", "1", "start").returncode != 0  # timeout: check said not ready
-
-        (base / "hold").unlink()
-        started = sv("-w", "30", "start")
-        assert started.returncode == 0, started.stdout + started.stderr
-        assert (
-            json.loads(aiodaemon_cli("status", "--pidfile", pidfile, "--json").stdout)["state"]
-            == "running"
-        )
-        assert sv("-w", "25", "down").returncode == 0
-        assert not is_alive(pid)
-    finally:
-        sv("exit")
+    with supervising("runsv", service, ["sv", "exit"]):
         try:
-            supervisor.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            supervisor.kill()
-            supervisor.wait()
-        if pid is not None:
-            kill_quietly(pid)
+            pid = read_pid(pidfile, timeout=30)
+            starting = aiodaemon_cli("status", "--pidfile", pidfile, "--json")
+            assert starting.returncode == 0
+            assert json.loads(starting.stdout)["state"] == "starting"
+            assert subprocess.run([service / "check"], cwd=service, check=False).returncode != 0
+            assert sv("-w", "1", "start").returncode != 0  # timeout: check said not ready
+
+            (base / "hold").unlink()
+            started = sv("-w", "30", "start")
+            assert started.returncode == 0, started.stdout + started.stderr
+            assert (
+                json.loads(aiodaemon_cli("status", "--pidfile", pidfile, "--json").stdout)["state"]
+                == "running"
+            )
+            assert sv("-w", "25", "down").returncode == 0
+            assert not is_alive(pid)
+        finally:
+            if pid is not None:
+                kill_quietly(pid)
