@@ -203,7 +203,7 @@ def _json_safe(value: Any, depth: int) -> Any:
       written as its ``repr``.
     """
     if isinstance(value, str):
-        return value.translate(_NO_SURROGATES) if _has_surrogate(value) else value
+        return _valid_text(value)
     if value is None or isinstance(value, bool):
         return value
     if isinstance(value, float):
@@ -237,7 +237,7 @@ def _json_key(key: Any) -> str:
     ``"200"``) is seen to collide.
     """
     if isinstance(key, str):
-        return _json_safe(key, 0)  # type: ignore[no-any-return]
+        return _valid_text(key)
     if isinstance(key, float) and not math.isfinite(key):
         return repr(key)
     try:
@@ -245,8 +245,13 @@ def _json_key(key: Any) -> str:
     except TypeError:
         # safe_str: a key whose __repr__ raises (str() falls back to it) would
         # fail the log call, as such a value did.
-        return _json_safe(safe_str(key), 0)  # type: ignore[no-any-return]
-    return next(iter(orjson.loads(text)))  # type: ignore[no-any-return]
+        return _valid_text(safe_str(key))
+    return str(next(iter(orjson.loads(text))))
+
+
+def _valid_text(text: str) -> str:
+    """``text`` with each surrogate code point (not valid Unicode) replaced by U+FFFD."""
+    return text.translate(_NO_SURROGATES) if _has_surrogate(text) else text
 
 
 def _distinct_key(key: Any, taken: dict[Any, Any]) -> str:
