@@ -223,7 +223,9 @@ def launch(
                 as_init = True
                 split_init(LIFECYCLE_SIGNALS, forward=hooks.signals)
         acquired.stack.enter_context(pipe)
-        enter_workdir(options.workdir if options.chroot is None else "/", options.umask)
+        enter_workdir(
+            options.workdir if options.chroot is None else "/", options.umask, detached=detach
+        )
         code = become_daemon(
             hooks,
             main,

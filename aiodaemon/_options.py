@@ -33,8 +33,8 @@ class DaemonOptions(TypedDict, total=False):
     pidfile: StrPath | None
     #: True: double fork; False: foreground; None: detach unless supervised.
     detach: bool | None
-    #: working directory after detach (default "/").
-    workdir: StrPath
+    #: working directory; None: "/" once detached, unchanged in the foreground.
+    workdir: StrPath | None
     #: file mode creation mask (default 0o022).
     umask: int
     #: files to append the daemon's stdout/stderr to.

@@ -58,7 +58,7 @@ def succeed(
         return exc.exit_code
     with acquired:
         acquired.stack.enter_context(pipe)
-        enter_workdir(options.workdir, options.umask)
+        enter_workdir(options.workdir, options.umask, detached=handoff.detached)
         code = become_daemon(
             hooks,
             main,

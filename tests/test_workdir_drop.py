@@ -59,6 +59,24 @@ def test_a_workdir_closed_to_the_user_fails_the_start(base: Path, detach: bool) 
 
 
 @pytest.mark.root
+def test_a_foreground_start_from_a_directory_closed_to_the_user_fails(base: Path) -> None:
+    """No workdir in the foreground: the current directory is kept, so it is the one checked."""
+    closed = base / "closed"
+    closed.mkdir(mode=0o700)
+    pidfile = base / "run" / "d.pid"
+    options = {"pidfile": str(pidfile), "user": "nobody", "detach": False}
+    script = install_program("priv_daemon", base, "daemon_app.py")
+    result = python([script, json.dumps(options), str(base / "run" / "report.json")], cwd=closed)
+    assert result.returncode == 1
+    assert result.stderr == (
+        f"aiodaemon: workdir {closed} (the current directory: in the foreground the daemon"
+        " stays there): nobody cannot enter it\n"
+    )
+    assert not pidfile.exists()
+    assert not (base / "run" / "report.json").exists()
+
+
+@pytest.mark.root
 @pytest.mark.parametrize("command", ["start", "run"])
 def test_the_cli_names_the_flag_of_a_workdir_closed_to_the_user(base: Path, command: str) -> None:
     """Found by the daemon after the fork, yet worded as the CLI's errors: `--workdir: DIR: ...`."""

@@ -353,7 +353,11 @@ def _add_daemon_options(sub: argparse.ArgumentParser) -> None:
     )
     add("--user", help="user name or uid to drop to")
     add("--group", help="group name or gid to drop to")
-    add("--workdir", metavar="DIR", help="working directory (default: /)")
+    add(
+        "--workdir",
+        metavar="DIR",
+        help="working directory (default: / once detached; `run` stays in the current one)",
+    )
     add("--umask", metavar="OCTAL", help="file mode creation mask (default: 022)")
     add("--stdout", metavar="PATH", help="append the daemon's stdout to PATH")
     add("--stderr", metavar="PATH", help="append the daemon's stderr to PATH")

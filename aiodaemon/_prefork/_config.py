@@ -75,7 +75,9 @@ class Options(_Record):
 
     pidfile: str | None = None
     detach: bool | None = None
-    workdir: str = "/"
+    #: None: not given. A detached daemon enters ``/``; one in the foreground
+    #: stays where it was started (systemd's WorkingDirectory=, a WORKDIR).
+    workdir: str | None = None
     umask: int = 0o022
     stdout: str | None = None
     stderr: str | None = None
@@ -155,25 +157,14 @@ def parse_options(raw: Mapping[str, Any]) -> Options:
     if chroot is not None and os.geteuid() != 0:
         # Refused here like user=, not after the fork with a late exit 1.
         raise ConfigError("chroot", "changing the root directory needs root")
-    workdir_raw = raw.get("workdir", "/")
-    workdir = _as_path("workdir", workdir_raw)
-    if workdir is None:
-        raise ConfigError("workdir", "must be a path, not None")
-    if chroot is not None:
-        # Inside a chroot the cwd of the launcher means nothing: "srv" and "/srv"
-        # both name <chroot>/srv.
-        workdir = _clean("/" + workdir.lstrip("/"))
-    real_workdir = _clean(f"{chroot}/{workdir}") if chroot else workdir
-    if not os.path.isdir(real_workdir):
-        raise ConfigError("workdir", f"not a directory: {real_workdir}")
-    _check_enterable(real_workdir)
+    workdir = _workdir(raw, chroot)
     pidfile = _opt_file("pidfile", raw.get("pidfile"))
     outputs = {name: _opt_file(name, raw.get(name)) for name in ("stdout", "stderr", "log_file")}
     _check_not_pidfile(pidfile, outputs)
     options = Options(
         pidfile=pidfile,
         detach=_opt_bool("detach", raw.get("detach"), allow_none=True),
-        workdir=workdir if os.path.isabs(workdir) else os.path.realpath(workdir),
+        workdir=workdir,
         umask=_umask(raw.get("umask", 0o022)),
         stdout=outputs["stdout"],
         stderr=outputs["stderr"],
@@ -255,6 +246,22 @@ def _clean(text: str) -> str:
     if text.startswith("//") and not text.startswith("///"):
         head = "//"  # POSIX leaves a leading "//" to the implementation
     return head + "/".join(part for part in text.split("/") if part not in ("", ".")) or "."
+
+
+def _workdir(raw: Mapping[str, Any], chroot: str | None) -> str | None:
+    """The ``workdir`` option, absolute and checked; None when not given (or None)."""
+    workdir = _as_path("workdir", raw.get("workdir"))
+    if workdir is None:
+        return None
+    if chroot is not None:
+        # Inside a chroot the cwd of the launcher means nothing: "srv" and "/srv"
+        # both name <chroot>/srv.
+        workdir = _clean("/" + workdir.lstrip("/"))
+    real_workdir = _clean(f"{chroot}/{workdir}") if chroot else workdir
+    if not os.path.isdir(real_workdir):
+        raise ConfigError("workdir", f"not a directory: {real_workdir}")
+    _check_enterable(real_workdir)
+    return workdir if os.path.isabs(workdir) else os.path.realpath(workdir)
 
 
 def _check_enterable(workdir: str) -> None:

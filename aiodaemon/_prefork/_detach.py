@@ -207,9 +207,19 @@ def close_if_same(fd: int, opened: os.stat_result) -> None:
         pass
 
 
-def enter_workdir(workdir: str | os.PathLike[str], umask: int) -> None:
-    """Change directory and set the umask, so no mount point stays busy and modes are ours."""
-    os.chdir(workdir)
+def enter_workdir(workdir: str | None, umask: int, *, detached: bool) -> None:
+    """Change directory and set the umask, so no mount point stays busy and modes are ours.
+
+    Args:
+        workdir: the directory; None (not given): ``/`` for a detached daemon,
+            and none for one in the foreground, which stays where its
+            supervisor put it (systemd's ``WorkingDirectory=``, a container's
+            ``WORKDIR``), as any program it runs would.
+        umask: the daemon's umask.
+        detached: whether the daemon detached.
+    """
+    if workdir is not None or detached:
+        os.chdir(workdir or "/")
     os.umask(umask)
 
 

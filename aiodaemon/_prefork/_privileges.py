@@ -84,8 +84,13 @@ def drop_privileges(options: Options) -> None:
         # Before the chroot, which may hide /dev/tty: root's terminal must not
         # be the service account's to type into (TIOCSTI).
         give_up_terminal()
+    # Where a refusal below says the daemon is: chroot's "/" or the foreground's
+    # current directory when no workdir was given (read before the drop).
+    where = options.workdir or "/"
+    if options.workdir is None and options.chroot is None:
+        where = f"{os.getcwd()} (the current directory: in the foreground the daemon stays there)"
     if options.chroot is not None:
-        enter_chroot(options.chroot, options.workdir)
+        enter_chroot(options.chroot, options.workdir or "/")
     if identity is not None and was_root:
         if lock is not None:
             # CAP_SETPCAP is needed for this: before the uid change takes it away.
@@ -98,9 +103,7 @@ def drop_privileges(options: Options) -> None:
         # path fails later (and an upgrade cannot start the successor there).
         if not os.access(".", os.X_OK):
             who = identity.user_name or f"uid {os.getuid()}"
-            raise StartupError(
-                f"workdir {options.workdir}: {who} cannot enter it", option="workdir"
-            )
+            raise StartupError(f"workdir {where}: {who} cannot enter it", option="workdir")
     if prctl is not None:
         # The uid change did this already; an upgrade's successor, a fresh exec
         # by the service account, must do it itself: else any process of that

@@ -48,4 +48,5 @@ async def main(ctx: aiodaemon.Context) -> None:
 
 
 sys.addaudithook(_signal_after_the_split)
-aiodaemon.run(main, **json.loads(sys.argv[1]))
+# A workdir given: in the foreground its chdir is the step this program hooks.
+aiodaemon.run(main, **{"workdir": "/", **json.loads(sys.argv[1])})
