@@ -1,4 +1,4 @@
-"""Another user squatting the abstract name of ``stop``'s SIGTERM claim is ignored.
+"""Another user squatting the abstract names of ``stop``'s claim and of a stopping mark is ignored.
 
 Over signals alone, the first ``stop`` claims the daemon's SIGTERM by binding
 an abstract unix socket named after the daemon's pid and start time; the
@@ -6,11 +6,14 @@ others wait instead of forcing the exit. No file mode guards an abstract
 name: anyone may bind it first. A ``stop`` believes a claim only when
 ``SO_PEERCRED`` says root or its own uid holds it; a stranger's listener
 there must neither keep root's ``stop`` from sending SIGTERM nor make it say
-another ``stop`` did.
+another ``stop`` did. Nor may a stopping mark it listens on, from a process
+that had the daemon's pid before pids came round, make root's commands take
+the running daemon for a stopping one.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import select
 import socket
@@ -20,13 +23,23 @@ from pathlib import Path
 import pytest
 
 from .security_support import User, arena, fork_as, intruder, wait_child
-from .support import REPO, aiodaemon_cli, kill_quietly, read_pid, wait_gone
+from .support import (
+    PYTHON,
+    REPO,
+    aiodaemon_cli,
+    clean_env,
+    kill_quietly,
+    read_pid,
+    require_tool,
+    wait_gone,
+)
 
 pytestmark = pytest.mark.root
 
 __all__ = ["arena", "intruder"]  # fixtures, re-exported for pytest
 
 TARGET = "tests.programs.security_daemon:main"
+RECYCLED_MARK = REPO / "tests" / "programs" / "recycled_mark.py"
 
 
 def cli(*args: str | os.PathLike[str]) -> subprocess.CompletedProcess[str]:
@@ -80,3 +93,35 @@ def test_a_strangers_claim_does_not_keep_roots_stop_from_sigterm(
     assert stop.stderr == f"aiodaemon: stopped (pid {pid})\n"
     assert "already stopping" not in stop.stderr
     wait_gone(pid, 5)
+
+
+def test_a_strangers_mark_from_the_daemons_recycled_pid_is_not_believed(
+    arena: Path, intruder: User
+) -> None:
+    """status says running, reload sends SIGHUP, stop its SIGTERM (exit 0), never 'stopping'.
+
+    SO_PEERCRED names the process that called listen(): another user's, which
+    had the daemon's pid before pids came round (a fork loop; here
+    ``ns_last_pid`` in a new pid namespace), its socket kept by a child.
+    """
+    unshare = [require_tool("unshare"), "--pid", "--fork", "--mount-proc", "--"]
+    result = subprocess.run(
+        [*unshare, PYTHON, str(RECYCLED_MARK), intruder.name, str(arena)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO,
+        env=clean_env(),
+        stdin=subprocess.DEVNULL,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    pid = report["daemon"]
+    assert pid == report["squatter"]  # the number came round to root's daemon
+    pidfile = arena / "app.pid"
+    assert report["status"] == [0, f"running (pid {pid}, pidfile {pidfile})\n"]
+    assert report["reload"][0] == 0, report["reload"]
+    assert "stopping" not in report["reload"][1]
+    assert report["stop"] == [0, f"aiodaemon: stopped (pid {pid})\n"]
+    assert report["exit"] == 0  # its graceful shutdown, not the SIGKILL

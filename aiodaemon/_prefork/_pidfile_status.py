@@ -198,7 +198,15 @@ def says_stopping(pid: int) -> bool:
     """
     # Never waits: nobody listens there (it runs), or its queue is full: False.
     listener = abstract_listener(stopping_mark(pid))
-    return listener is not None and listener[0] == pid
+    if listener is None or listener[0] != pid:
+        return False
+    from ._procfs import uids  # only the commands ask
+
+    # SO_PEERCRED names the process that called listen(), gone or not: another
+    # user's process that had this pid before pids came round may have listened
+    # there, its socket kept open by a child. The daemon's own runs as it does.
+    ids = uids(pid)
+    return listener[1] in ((0, os.geteuid()) if ids is None else (ids[1],))
 
 
 def abstract_listener(name: str, wait: float = 0.0) -> tuple[int, int] | None:
