@@ -26,6 +26,7 @@ from .support import (
     has_line,
     is_alive,
     kill_quietly,
+    past_duplicate_window,
     program,
     python,
     read_json_lines,
@@ -267,6 +268,49 @@ def test_a_multiprocessing_child_that_ignores_sigterm_cannot_keep_the_daemon_ali
     assert proc.returncode == 4, err
     assert f"atexit functions still running; daemonic children killed: {child}), status 4" in err
     assert not d.pidfile.exists()
+
+
+def _children_of(d: Leftovers) -> set[int]:
+    """The pids of the program's daemonic child and process pool workers, as it recorded them."""
+    lines = d.record.read_text().splitlines()
+    return {int(line.split()[1]) for line in lines if line.startswith(("child ", "worker "))}
+
+
+@pytest.mark.parametrize("second_signal", [False, True], ids=["budget-exceeded", "second-sigterm"])
+def test_a_forced_exit_leaves_no_child_the_usual_exit_would_end(
+    tmp_path: Path, procs: list[subprocess.Popen[str]], second_signal: bool
+) -> None:
+    """A forced exit kills the daemonic children and pool workers; left, they kept the port.
+
+    The usual exit ends them (multiprocessing's exit function, the pool's
+    shutdown); ``os._exit`` skipped both, and forked from the daemon they held
+    its ``listen=`` socket: the next start failed with "Address already in use".
+    """
+    port = free_port()
+    # With a second signal, a budget it cannot run out before that signal comes.
+    budget = 60 if second_signal else 1
+    listen = {"http": f"127.0.0.1:{port}"}
+    d = Leftovers(tmp_path, "stuck-with-children", listen=listen, shutdown_timeout=budget)
+    proc = d.start()
+    procs.append(proc)
+    d.wait_main()
+    children = _children_of(d)
+    try:
+        # The daemonic child, and the pool's workers.
+        assert len(children) >= 2
+        proc.send_signal(signal.SIGTERM)
+        if second_signal:
+            wait_for(lambda: has_line(d.record, "hook stuck"), 30, "the stuck shutdown hook")
+            past_duplicate_window()
+            proc.send_signal(signal.SIGTERM)
+        # Not communicate(): a child left running would hold the stderr pipe open.
+        assert proc.wait(timeout=EXIT_BOUND) == (143 if second_signal else 4)
+        wait_for(lambda: not [pid for pid in children if is_alive(pid)], 10, "the children's end")
+    finally:
+        for pid in children:
+            kill_quietly(pid)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", port))
 
 
 def test_a_detached_daemon_with_a_thread_left_is_stopped_without_sigkill(

@@ -90,6 +90,7 @@ class Shutdown:
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
+        runtime.add_forced_exit_step(_kill_children_at_forced_exit)
         #: the ``time.monotonic()`` end of the budget, once step 2 is over.
         self.deadline: float | None = None
         #: the backstop thread's, once it is started.
@@ -595,6 +596,19 @@ def _daemonic_children() -> list[int]:
             if child.daemon and child.pid is not None:
                 pids.append(child.pid)
     return pids
+
+
+def _kill_children_at_forced_exit() -> None:
+    """A forced exit: kill what the usual exit would have ended (runs inside a signal handler).
+
+    multiprocessing's exit function terminates its daemonic children, and the
+    interpreter's exit ends the process pools' workers; ``os._exit`` does
+    neither. Left, they ran on for ever, keeping the ``listen=`` sockets they
+    inherited by fork: the next start failed with "Address already in use".
+    """
+    for pid in [*_daemonic_children(), *_pool_workers()]:
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
 
 
 def _pool_workers() -> list[int]:

@@ -15,7 +15,11 @@ argv: options (JSON), record, kind. Kinds:
 - ``process-pool``: ``main`` ran one short call in a ``ProcessPoolExecutor``
   of its own (the default start method), kept in a global and left idle,
   never shut down (the interpreter's exit stops its workers);
-- ``busy-process-pool``: the same pool, running an hour-long call.
+- ``busy-process-pool``: the same pool, running an hour-long call;
+- ``stuck-with-children``: ``main`` starts a daemonic multiprocessing child
+  (fork) that sleeps an hour and runs one short call in an idle
+  ``ProcessPoolExecutor`` of its own, as above; a shutdown hook then waits an
+  hour, past the budget (the forced exit), having recorded ``hook stuck``.
 
 The program records ``main running`` (and ``child PID`` for ``mp-child``,
 ``worker PID`` for each of the pool's processes).
@@ -65,6 +69,9 @@ async def begin() -> None:
 
 @aiodaemon.on_shutdown
 async def leave_a_thread() -> None:
+    if KIND == "stuck-with-children":
+        record("hook stuck")
+        await asyncio.sleep(3600)
     if KIND == "thread":
         threading.Thread(target=time.sleep, args=(3600,), name="leftover-sleeper").start()
         threading.Thread(target=time.sleep, args=(0.3,), name="short-sleeper").start()
@@ -76,7 +83,12 @@ async def main(ctx: aiodaemon.Context) -> None:
         await loop.run_in_executor(_POOL, time.sleep, 0.01)
     elif KIND == "pool":
         loop.run_in_executor(_POOL, time.sleep, 3600)
-    elif KIND in ("process-pool", "busy-process-pool"):
+    elif KIND == "stuck-with-children":
+        context = multiprocessing.get_context("fork")
+        helper = context.Process(target=time.sleep, args=(3600,), daemon=True)
+        helper.start()
+        record(f"child {helper.pid}")
+    if KIND in ("process-pool", "busy-process-pool", "stuck-with-children"):
         _PROCESS_POOLS.append(ProcessPoolExecutor(max_workers=2))
         await loop.run_in_executor(_PROCESS_POOLS[0], os.getpid)
         if KIND == "busy-process-pool":
