@@ -1,11 +1,22 @@
-"""docs/production.md's child processes recipe: the helper gets its SIGTERM at ``stop``."""
+"""docs/production.md's child processes: the recipe's helper is stopped; what children inherit."""
 
 from __future__ import annotations
 
+import json
 import shlex
+import signal
 from pathlib import Path
 
-from .support import REPO, aiodaemon_cli, is_alive, kill_quietly, python_snippets, wait_for
+from .support import (
+    REPO,
+    aiodaemon_cli,
+    is_alive,
+    kill_quietly,
+    program,
+    python,
+    python_snippets,
+    wait_for,
+)
 
 PAGE = REPO / "docs" / "production.md"
 
@@ -37,3 +48,26 @@ def test_the_recipe_stops_its_helper_within_the_daemon_s_stop(tmp_path: Path) ->
         aiodaemon_cli("stop", "--pidfile", pidfile)
         if helper is not None:
             kill_quietly(helper)
+
+
+def test_a_child_started_at_exit_inherits_the_late_ignored_signals(tmp_path: Path) -> None:
+    """As production.md says: started once the loop closed, a child ignores SIGHUP, USR1 and USR2.
+
+    Started from ``main`` it ignores none, and ``env --default-signal`` gives
+    them back their default action.
+    """
+    page = " ".join(PAGE.read_text().split())
+    assert "inherits SIGHUP, SIGUSR1 and SIGUSR2 ignored" in page
+    assert "env --default-signal=HUP,USR1,USR2 CMD" in page
+    record = tmp_path / "record.txt"
+    options = {"detach": False, "log_file": str(tmp_path / "log.jsonl")}
+    result = python([program("exit_children_signals"), json.dumps(options), record])
+    assert result.returncode == 0, result.stderr
+    ignored = {
+        when: int(mask, 16)
+        for when, _, mask in (line.split() for line in record.read_text().splitlines())
+    }
+    late = {signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2}
+    assert {s for s in late if ignored["main"] >> (s - 1) & 1} == set()
+    assert {s for s in late if ignored["at-exit"] >> (s - 1) & 1} == late
+    assert {s for s in late if ignored["at-exit-env"] >> (s - 1) & 1} == set()
