@@ -336,3 +336,18 @@ def test_a_listener_the_program_closed_itself_ends_cleanly(
     assert d.wait() == 0
     assert "Traceback" not in d.stderr()
     assert not path.exists()
+
+
+def test_a_lost_tasks_exception_is_logged_with_the_tasks_name(foreground: Any) -> None:
+    """An exception no one retrieved from a task: one error record naming the task."""
+    d = foreground("rt_lost_task_error")
+    wait_for(lambda: "dropped" in d.recorded(), what="the failed task dropped")
+    d.wait_event("unhandled exception in event loop")
+    d.signal(signal.SIGTERM)
+    assert d.wait(timeout=10) == 0
+    (lost,) = [line for line in d.lines() if line["event"] == "unhandled exception in event loop"]
+    assert lost["level"] == "error"
+    assert lost["detail"] == "Task exception was never retrieved"
+    # asyncio's own handler names the task; the record did not.
+    assert lost["task"] == "fetch-orders"
+    assert "the task's error" in json.dumps(lost["exception"])

@@ -8,7 +8,7 @@ way it ends on a signal or when ``main`` returns: through the shutdown sequence
 from __future__ import annotations
 
 import signal
-from asyncio import CancelledError
+from asyncio import CancelledError, Task
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -72,11 +72,20 @@ def on_loop_exception(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) 
         return
     if isinstance(exc, CancelledError) and _closed_cancelled_stream(context.get("handle")):
         return
-    _log.error(
-        "unhandled exception in event loop",
-        detail=context.get("message"),
-        exc_info=exc if isinstance(exc, BaseException) else None,
-    )
+    detail = context.get("message")
+    exc_info = exc if isinstance(exc, BaseException) else None
+    # asyncio's own handler shows the task ("future" for an exception never
+    # retrieved, "task" for one destroyed pending): its name says whose it was.
+    task = context.get("future", context.get("task"))
+    if isinstance(task, Task):
+        _log.error(
+            "unhandled exception in event loop",
+            detail=detail,
+            task=task.get_name(),
+            exc_info=exc_info,
+        )
+    else:
+        _log.error("unhandled exception in event loop", detail=detail, exc_info=exc_info)
 
 
 #: The done callback asyncio.start_server() gives each handler's task (asyncio.streams).
