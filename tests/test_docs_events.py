@@ -15,7 +15,7 @@ LEVELS = {"debug", "info", "warning", "error", "critical", "exception"}
 NOT_KEYS = {"event", "exc_info", "failing", "to_failing"}
 #: Events whose text is built at run time, with their levels and keys.
 BUILT = {
-    "not ready after S s": ({"error"}, {"start_timeout", "loop", "process"}),
+    "not ready after S s": ({"error"}, {"start_timeout", "loop", "process", "hook", "stack"}),
     "upgrade abandoned: the daemon is stopping": ({"warning"}, {"successor"}),
     "reload forwarded": ({"info"}, {"successor"}),
     "reload held during the upgrade forwarded": ({"info"}, {"successor"}),

@@ -100,6 +100,8 @@ class Runtime:
         self._stopping: asyncio.Event | None = None
         #: the startup hooks' task, None until startup began.
         self.startup_task: asyncio.Task[None] | None = None
+        #: the startup hook (or lifespan setup) running now: a timed-out start names it.
+        self.startup_hook_running: str | None = None
         #: lifespans whose setup completed, with their suspended generators.
         self.entered: dict[Lifespan, AsyncGenerator[Any, None]] = {}
         #: the contextvars Context of each lifespan's setup, for its teardown.

@@ -14,8 +14,10 @@ import functools
 import os
 import reprlib
 import select
+import sys
 import threading
 import time
+import traceback
 from typing import TYPE_CHECKING
 
 import structlog
@@ -25,6 +27,7 @@ from ..exceptions import ExitCode
 from ._builtin import builtin_factories
 from ._forced import BackstopClock, start_backstop
 from ._hooks import Lifespan, call_async, describe, entry_name, in_own_context
+from ._loop import await_chain
 from ._outcome import error_text, exit_status, raised
 from ._state import Event, State
 from ._user_exit import EXIT_REQUESTS, note_shutdown_request
@@ -88,6 +91,7 @@ async def run_startup(rt: Runtime) -> None:
         name = entry_name(entry)
         # Copied into the hook's own context: ctx.request_shutdown() can name it.
         token = _startup_hook.set(name)
+        rt.startup_hook_running = name
         try:
             if isinstance(entry, Lifespan):
                 context = contextvars.copy_context()
@@ -108,6 +112,7 @@ async def run_startup(rt: Runtime) -> None:
             return
         finally:
             _startup_hook.reset(token)
+            rt.startup_hook_running = None
     if await _stopped_while_starting(rt):
         return
     rt.dispatch(Event.STARTED)
@@ -199,12 +204,14 @@ class StartDeadline:
     enforces the upgrade's timeout (it kills us).
     """
 
-    __slots__ = ("_over", "_rt", "_since")
+    __slots__ = ("_loop_thread", "_over", "_rt", "_since")
 
     def __init__(self, rt: Runtime) -> None:
         self._rt = rt
         #: the loop's time when the run began: the successor's count starts there.
         self._since = asyncio.get_running_loop().time()
+        #: the loop's thread: where a startup hook blocking it is found.
+        self._loop_thread = threading.get_ident()
         #: set once ready or stopping: the backstop has nothing left to do.
         self._over = threading.Event()
 
@@ -266,7 +273,12 @@ class StartDeadline:
         rt = self._rt
         if self._done():
             return
-        _log.error(self._message, start_timeout=rt.options.start_timeout)
+        where: dict[str, object] = {}
+        if (hook := rt.startup_hook_running) is not None:
+            # The hook runs in a task named after it (see in_own_context).
+            task = next((t for t in asyncio.all_tasks() if t.get_name() == hook), None)
+            where = {"hook": hook, "stack": None if task is None else await_chain(task)}
+        _log.error(self._message, start_timeout=rt.options.start_timeout, **where)
         rt.outcome.fail(self._message)
         rt.dispatch(Event.SHUTDOWN)
 
@@ -291,10 +303,20 @@ class StartDeadline:
                 os.close(predecessor)
         if self._done():
             return
+        where: dict[str, object] = {}
+        if (hook := rt.startup_hook_running) is not None:
+            # The hook's task is the loop thread's running frame: the call that blocks it.
+            frame = sys._current_frames().get(self._loop_thread)
+            stack = "".join(traceback.format_stack(frame)).rstrip() if frame else None
+            where = {"hook": hook, "stack": stack}
         if stopped is None:
-            _log.error(self._message, start_timeout=rt.options.start_timeout, loop="blocked")
+            _log.error(
+                self._message, start_timeout=rt.options.start_timeout, loop="blocked", **where
+            )
         else:
-            _log.error(self._message, start_timeout=rt.options.start_timeout, process="stopped")
+            _log.error(
+                self._message, start_timeout=rt.options.start_timeout, process="stopped", **where
+            )
         rt.outcome.fail(self._message)
         cause = stopped or "event loop blocked"
         rt.shutdown.exit_now(ExitCode.FAILURE, f"{self._message}, {cause}")

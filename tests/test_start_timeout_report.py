@@ -1,0 +1,46 @@
+"""A start that times out says which startup hook was still running, and where it waited.
+
+Before, the ``not ready after S s`` record said only the timeout: with several
+startup hooks, nothing told the operator which one hung (a database that never
+answers), nor, for a hook blocking the loop in sync code, which call blocked it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+
+def not_ready(d: Any) -> dict[str, object]:
+    """The daemon's one ``not ready after 1 s`` record."""
+    (record,) = [line for line in d.lines() if line["event"] == "not ready after 1 s"]
+    return record  # type: ignore[no-any-return]
+
+
+def test_a_hanging_startup_hook_is_named_with_where_it_waits(foreground: Any) -> None:
+    """A hook awaiting for ever: the record names it and the await it is stuck in."""
+    d = foreground("startup_waits", start_timeout=1, shutdown_timeout=1)
+    assert d.wait(timeout=30) == 1
+    assert d.recorded() == ["config checked", "connecting"]
+    record = not_ready(d)
+    assert record["level"] == "error"
+    assert str(record["hook"]).endswith(".open_pool")
+    stack = str(record["stack"])
+    assert "in open_pool" in stack
+    assert "in connect_database" in stack
+    assert d.lines()[-1]["reason"] == "not ready after 1 s"
+
+
+def test_a_startup_hook_blocking_the_loop_is_named_with_the_blocking_call(
+    tmp_path: Path, foreground: Any
+) -> None:
+    """A hook in a sync sleep: the backstop's record names it and the line that blocks."""
+    (tmp_path / "record.txt.block").touch()
+    d = foreground("startup_blocks", start_timeout=1, shutdown_timeout=1)
+    assert d.wait(timeout=30) == 1
+    record = not_ready(d)
+    assert record["loop"] == "blocked"
+    assert str(record["hook"]).endswith(".block")
+    stack = str(record["stack"])
+    assert "in block" in stack
+    assert "time.sleep(60)" in stack
