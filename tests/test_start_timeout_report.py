@@ -10,6 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from .support import aiodaemon_cli, read_json_lines, wait_gone
+
 
 def not_ready(d: Any) -> dict[str, object]:
     """The daemon's one ``not ready after 1 s`` record."""
@@ -44,3 +46,37 @@ def test_a_startup_hook_blocking_the_loop_is_named_with_the_blocking_call(
     stack = str(record["stack"])
     assert "in block" in stack
     assert "time.sleep(60)" in stack
+
+
+def test_a_detached_start_blocked_past_its_timeout_leaves_the_reason_in_the_log(
+    tmp_path: Path,
+) -> None:
+    """`start` of a daemon whose startup hook blocks the loop: it says it killed it, the log why.
+
+    The launcher SIGKILLs a daemon that does not stop on its SIGTERM; it said
+    only "not ready after 1 s", and the log ended at ``starting``, with no
+    word of the timeout, the hook or the call.
+    """
+    record, pidfile, log = tmp_path / "record.txt", tmp_path / "d.pid", tmp_path / "log.jsonl"
+    record.touch()
+    (tmp_path / "record.txt.block").touch()
+    result = aiodaemon_cli(
+        "start", "tests.programs.startup_blocks:main", "--pidfile", pidfile, "--log-file", log,
+        "--start-timeout", "1", "--shutdown-timeout", "1",
+        env={"AIODAEMON_TEST_RECORD": str(record)},
+    )  # fmt: skip
+    assert result.returncode == 1, result.stderr
+    # It had to be killed: not the graceful stop "not ready" alone implies.
+    assert result.stderr == (
+        "aiodaemon: not ready after 1 s, and still running 2 s after SIGTERM"
+        " (its event loop blocked?): killed it with SIGKILL\n"
+    )
+    pid = int(record.read_text().split()[1])
+    wait_gone(pid)
+    assert not pidfile.exists()
+    records = read_json_lines(log)
+    (not_ready,) = [r for r in records if r["event"] == "not ready after 1 s"]
+    assert not_ready["level"] == "error"
+    assert not_ready["loop"] == "blocked"
+    assert str(not_ready["hook"]).endswith(".block")
+    assert "time.sleep(60)" in str(not_ready["stack"])

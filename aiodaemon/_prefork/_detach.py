@@ -15,7 +15,7 @@ import sys
 import time
 
 from ..exceptions import ExitCode, StartupError
-from ._messages import flush_stdio, say, silence
+from ._messages import flush_stdio, say, seconds_shown, silence
 from ._readiness import (
     ReadinessPipe,
     WaitInterrupted,
@@ -473,7 +473,13 @@ def _launcher(
         else:
             try:
                 if result.timed_out and result.pid is not None:
-                    stop_unready(result.pid, shutdown_timeout, result.pidfd)
+                    if stop_unready(result.pid, shutdown_timeout, result.pidfd):
+                        # Not the graceful stop the verdict implies: its shutdown
+                        # hooks did not run, and its log ends without an exit.
+                        result.message += (
+                            f", and still running {seconds_shown(shutdown_timeout + 1.0)} s"
+                            " after SIGTERM (its event loop blocked?): killed it with SIGKILL"
+                        )
                 elif result.pid is not None:
                     wait_gone(result.pid, 2.0, result.pidfd)
             except StartupError as exc:

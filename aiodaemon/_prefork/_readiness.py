@@ -375,10 +375,13 @@ def open_pidfd(pid: int) -> int | None:
         raise StartupError(f"cannot watch pid {pid}: {why}") from exc
 
 
-def stop_unready(pid: int, shutdown_timeout: float, pidfd: Pidfd) -> None:
+def stop_unready(pid: int, shutdown_timeout: float, pidfd: Pidfd) -> bool:
     """Stop a daemon that never became ready: SIGTERM, then SIGKILL after ``shutdown_timeout``.
 
     ``pidfd``: as :attr:`LaunchResult.pidfd`.
+
+    Returns:
+        Whether it had to be killed (SIGKILL): it did not stop on the SIGTERM.
 
     Raises:
         StartupError: the kernel gives no pidfd (it is not signalled by number).
@@ -386,13 +389,13 @@ def stop_unready(pid: int, shutdown_timeout: float, pidfd: Pidfd) -> None:
     if isinstance(pidfd, StartupError):
         raise pidfd
     if pidfd is None:
-        return
+        return False
     try:  # noqa: SIM105 (no contextlib: see the module docstring)
         signal.pidfd_send_signal(pidfd, signal.SIGTERM)
     except ProcessLookupError:
         pass
     # Its own shutdown is bounded by shutdown_timeout; the second is for its exit.
-    wait_gone(pid, shutdown_timeout + 1.0, pidfd)
+    return wait_gone(pid, shutdown_timeout + 1.0, pidfd)
 
 
 def wait_exited(pidfd: int, timeout: float) -> bool:
@@ -411,11 +414,14 @@ def wait_exited(pidfd: int, timeout: float) -> bool:
             return False
 
 
-def wait_gone(pid: int, timeout: float, pidfd: Pidfd) -> None:
+def wait_gone(pid: int, timeout: float, pidfd: Pidfd) -> bool:
     """Wait up to ``timeout`` for ``pid`` (not our child) to exit, then SIGKILL it.
 
     A daemon that reported failure must not outlive the launcher's verdict.
     ``pidfd``: as :attr:`LaunchResult.pidfd`.
+
+    Returns:
+        Whether it was sent SIGKILL.
 
     Raises:
         StartupError: no pidfd (see :func:`open_pidfd`) and ``pid`` still
@@ -433,11 +439,12 @@ def wait_gone(pid: int, timeout: float, pidfd: Pidfd) -> None:
             if time.monotonic() > deadline:
                 raise pidfd
             time.sleep(0.01)
-        return
+        return False
     if pidfd is None or wait_exited(pidfd, timeout):
-        return
-    try:  # noqa: SIM105 (no contextlib: see the module docstring)
+        return False
+    try:
         signal.pidfd_send_signal(pidfd, signal.SIGKILL)
     except ProcessLookupError:
-        pass
+        return False  # it exited just now
     readable(pidfd, 5.0)
+    return True

@@ -25,7 +25,7 @@ import structlog
 from .._prefork._messages import seconds_shown
 from ..exceptions import ExitCode
 from ._builtin import builtin_factories
-from ._forced import BackstopClock, start_backstop
+from ._forced import FROZEN_AFTER, BackstopClock, start_backstop
 from ._hooks import Lifespan, call_async, describe, entry_name, in_own_context
 from ._loop import await_chain
 from ._outcome import error_text, exit_status, raised
@@ -204,7 +204,7 @@ class StartDeadline:
     enforces the upgrade's timeout (it kills us).
     """
 
-    __slots__ = ("_loop_thread", "_over", "_rt", "_since")
+    __slots__ = ("_loop_thread", "_over", "_reported", "_rt", "_since")
 
     def __init__(self, rt: Runtime) -> None:
         self._rt = rt
@@ -214,6 +214,8 @@ class StartDeadline:
         self._loop_thread = threading.get_ident()
         #: set once ready or stopping: the backstop has nothing left to do.
         self._over = threading.Event()
+        #: the timeout was logged by a thread while the loop was blocked.
+        self._reported = False
 
     def start(self) -> None:
         """Arm what applies to this daemon (see the class docstring)."""
@@ -241,6 +243,13 @@ class StartDeadline:
                 self._rt.backstops.append(backstop)
             elif watch is not None:
                 os.close(watch)
+        elif (deadline := parts.pipe.deadline) is not None:
+            self._rt.add_state_listener(self._on_state)
+            witness = threading.Thread(
+                target=self._witness, args=(deadline,), name="aiodaemon-start-witness", daemon=True
+            )
+            if start_backstop(witness, "the log's reason for a start timed out while blocked"):
+                self._rt.backstops.append(witness)
 
     def _arm(self) -> None:
         loop = asyncio.get_running_loop()
@@ -278,7 +287,8 @@ class StartDeadline:
             # The hook runs in a task named after it (see in_own_context).
             task = next((t for t in asyncio.all_tasks() if t.get_name() == hook), None)
             where = {"hook": hook, "stack": None if task is None else await_chain(task)}
-        _log.error(self._message, start_timeout=rt.options.start_timeout, **where)
+        if not self._reported:  # said already by the witness while the loop was blocked
+            _log.error(self._message, start_timeout=rt.options.start_timeout, **where)
         rt.outcome.fail(self._message)
         rt.dispatch(Event.SHUTDOWN)
 
@@ -303,6 +313,27 @@ class StartDeadline:
                 os.close(predecessor)
         if self._done():
             return
+        self._report_blocked(stopped)
+        rt.outcome.fail(self._message)
+        cause = stopped or "event loop blocked"
+        rt.shutdown.exit_now(ExitCode.FAILURE, f"{self._message}, {cause}")
+
+    def _witness(self, deadline: float) -> None:
+        # On its own thread, detached: the launcher stops a daemon not ready by
+        # its deadline, and SIGKILLs one whose blocked loop cannot stop; the
+        # loop's own record of why never came, and the log ended at "starting".
+        # The loop's timer reports at the deadline; one that has not, a moment
+        # later, is blocked (and the launcher's SIGKILL is still a second away).
+        grace = min(FROZEN_AFTER, self._rt.options.shutdown_timeout / 2)
+        clock = BackstopClock(max(0.0, deadline + grace - time.monotonic()))
+        if self._over.wait(clock.due - clock.started) or self._done():
+            return
+        self._report_blocked(clock.stopped())
+
+    def _report_blocked(self, stopped: str | None) -> None:
+        """From a backstop thread: the start timed out while the loop could not say so."""
+        rt = self._rt
+        self._reported = True
         where: dict[str, object] = {}
         if (hook := rt.startup_hook_running) is not None:
             # The hook's task is the loop thread's running frame: the call that blocks it.
@@ -317,6 +348,3 @@ class StartDeadline:
             _log.error(
                 self._message, start_timeout=rt.options.start_timeout, process="stopped", **where
             )
-        rt.outcome.fail(self._message)
-        cause = stopped or "event loop blocked"
-        rt.shutdown.exit_now(ExitCode.FAILURE, f"{self._message}, {cause}")
