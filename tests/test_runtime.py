@@ -159,6 +159,22 @@ def test_blocking_shutdown_hook_cannot_hang_the_exit(foreground: Any) -> None:
     assert d.wait(timeout=10) == 4
 
 
+def test_a_shutdown_hook_blocking_the_loop_is_reported_with_the_blocking_call(
+    foreground: Any,
+) -> None:
+    """The backstop's forced exit says which hook held the loop, and the call it blocks in."""
+    d = foreground("rt_blocking_shutdown", shutdown_timeout=1)
+    d.wait_event("ready")
+    d.signal(signal.SIGTERM)
+    assert d.wait(timeout=10) == 4
+    # Only "forced exit ... (event loop blocked)": nothing said which hook, or where.
+    (stuck,) = [line for line in d.lines() if line["event"] == "task stuck at shutdown"]
+    assert stuck["level"] == "error"
+    assert str(stuck["task"]).endswith(".block")
+    assert "time.sleep(60)" in str(stuck["stack"])
+    assert d.events()[-2:] == ["forced exit", "exit"]
+
+
 def test_task_swallowing_cancellation_cannot_hang_the_exit(foreground: Any) -> None:
     """A task that ignores CancelledError is abandoned at the timeout, status 4."""
     d = foreground(

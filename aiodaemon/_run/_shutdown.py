@@ -97,6 +97,9 @@ class Shutdown:
         self._backstop_clock = BackstopClock(float("inf"))
         # The loop thread and the backstop thread may both time out; one exits.
         self._exit_claim = threading.Lock()
+        #: the loop and its thread, for the backstop's report of what blocks it.
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread: int | None = None
 
     async def run(self) -> None:
         """Steps 1 and 2, then the rest within ``shutdown_timeout``."""
@@ -109,6 +112,7 @@ class Shutdown:
         drain = rt.drain_delay if rt.ready else 0.0
         _log.info("shutdown started", timeout=timeout, drain_delay=drain)
         # The in-loop deadline below cannot fire while sync code blocks the loop.
+        self._loop, self._loop_thread = asyncio.get_running_loop(), threading.get_ident()
         backstop = threading.Timer(drain + timeout + 1.0, self._backstop)
         backstop.name = "aiodaemon-shutdown-backstop"
         backstop.daemon = True
@@ -240,10 +244,30 @@ class Shutdown:
                 )
 
     def _backstop(self) -> None:
-        cause = self._backstop_clock.stopped() or "event loop blocked"
+        stopped = self._backstop_clock.stopped()
+        if stopped is None:
+            self._report_blocking()
+        cause = stopped or "event loop blocked"
         self.exit_now(
             ExitCode.SHUTDOWN_TIMEOUT,
             f"shutdown took longer than {self.runtime.options.shutdown_timeout}s ({cause})",
+        )
+
+    def _report_blocking(self) -> None:
+        """From the backstop: the task holding the blocked loop, with the call it blocks in.
+
+        The loop cannot report its stuck tasks itself; the one that matters is
+        the one running, and its await chain is the loop thread's own stack.
+        """
+        frames = sys._current_frames()
+        frame = None if self._loop_thread is None else frames.get(self._loop_thread)
+        if frame is None or self._loop is None:
+            return
+        task = asyncio.current_task(self._loop)
+        _log.error(
+            "task stuck at shutdown",
+            task=None if task is None else task.get_name(),
+            stack=_stack(frame),
         )
 
     def wait_threads(self) -> None:
