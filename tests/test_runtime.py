@@ -83,6 +83,17 @@ def test_startup_hook_raising_exits_one(foreground: Any) -> None:
     assert "startup failed: RuntimeError: config missing" in d.stderr()
 
 
+def test_a_failed_startup_hook_is_logged_with_how_long_it_ran(foreground: Any) -> None:
+    """The hook's one error record says how long it ran: a timeout, or refused at once."""
+    d = foreground("rt_startup_fails_late")
+    assert d.wait() == 1
+    (failed,) = [line for line in d.lines() if line["event"] == "startup hook failed"]
+    assert str(failed["hook"]).endswith(".connect_database")
+    assert "ConnectionRefusedError" in json.dumps(failed["exception"])
+    assert isinstance(failed["seconds"], float)
+    assert 0.5 <= failed["seconds"] < 30
+
+
 def test_hup_burst_coalesces_into_one_more_reload(foreground: Any) -> None:
     """20 HUPs during a reload: reloads never overlap and exactly one more follows."""
     d = foreground("rt_slow_reload")

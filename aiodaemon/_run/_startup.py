@@ -92,6 +92,7 @@ async def run_startup(rt: Runtime) -> None:
         # Copied into the hook's own context: ctx.request_shutdown() can name it.
         token = _startup_hook.set(name)
         rt.startup_hook_running = name
+        began = time.monotonic()
         try:
             if isinstance(entry, Lifespan):
                 context = contextvars.copy_context()
@@ -106,7 +107,11 @@ async def run_startup(rt: Runtime) -> None:
             rt.dispatch(Event.STARTUP_FAILED)
             return
         except Exception as exc:
-            _log.error("startup hook failed", hook=entry_name(entry), exc_info=raised(exc))
+            # How long it ran tells a connect that timed out from one refused at once.
+            seconds = round(time.monotonic() - began, 3)
+            _log.error(
+                "startup hook failed", hook=entry_name(entry), seconds=seconds, exc_info=raised(exc)
+            )
             rt.outcome.fail(f"startup failed: {error_text(exc)}", raised(exc))
             rt.dispatch(Event.STARTUP_FAILED)
             return
