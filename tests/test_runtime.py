@@ -159,6 +159,23 @@ def test_hanging_shutdown_hook_is_cut_off_by_timeout(foreground: Any) -> None:
     assert d.events()[-1] == "exit"
 
 
+def test_the_stuck_task_report_names_the_hook_not_aiodaemons_own_tasks(foreground: Any) -> None:
+    """A hanging shutdown hook: reported by its name, and no aiodaemon task beside it.
+
+    aiodaemon's stop task and main's wrapper were reported too, each stuck "in
+    in_own_context" of aiodaemon's code: they only wait for the hook's (and
+    main's) own task, which is reported with its name and where it waits.
+    """
+    d = foreground("rt_hanging_shutdown", shutdown_timeout=1)
+    d.wait_event("ready")
+    d.signal(signal.SIGTERM)
+    assert d.wait(timeout=10) == 4
+    stuck = [line for line in d.lines() if line["event"] == "task stuck at shutdown"]
+    tasks = sorted(str(line["task"]) for line in stuck)
+    assert tasks == ["__main__.hang"]
+    assert all("in_own_context" not in str(line["stack"]) for line in stuck)
+
+
 def test_blocking_shutdown_hook_cannot_hang_the_exit(foreground: Any) -> None:
     """A hook blocking the loop in sync code is still cut off (the backstop timer)."""
     d = foreground(

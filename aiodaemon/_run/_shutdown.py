@@ -224,9 +224,8 @@ class Shutdown:
                 _log.error("task failed during shutdown", task=task.get_name(), exc_info=exc)
 
     def _report_stuck(self) -> None:
-        # The shutdown sequence's own stack names the hook that hangs.
         for task in asyncio.all_tasks():
-            if task is asyncio.current_task():
+            if task is asyncio.current_task() or _waits_for_own_task(task):
                 continue
             _log.error("task stuck at shutdown", task=task.get_name(), stack=await_chain(task))
         # A task that awaited run_in_executor() was cancelled, but its call runs
@@ -604,6 +603,21 @@ def _runs_a_call(frame: FrameType) -> bool:
 
 #: Where ``concurrent.futures``' ``_WorkItem.run`` calls what was submitted.
 _WORK_ITEM_FILE = os.path.join("concurrent", "futures", "thread.py")
+
+
+def _waits_for_own_task(task: asyncio.Task[Any]) -> bool:
+    """Whether ``task`` (the shutdown sequence, main's wrapper) only waits in ``in_own_context``.
+
+    A hook, or ``main``, runs in a task of its own, named after it: that one is
+    reported with where it waits. The task awaiting it would be reported as
+    stuck in aiodaemon's code, which names nothing of the program's.
+    """
+    coro: Any = task.get_coro()
+    innermost = None
+    while coro is not None and (frame := getattr(coro, "cr_frame", None)) is not None:
+        innermost = frame.f_code
+        coro = getattr(coro, "cr_await", None)
+    return innermost is getattr(in_own_context, "__code__", None)
 
 
 def _stack(frame: FrameType) -> str:
