@@ -395,3 +395,27 @@ def test_a_lost_tasks_exception_is_logged_with_the_tasks_name(foreground: Any) -
     # asyncio's own handler names the task; the record did not.
     assert lost["task"] == "fetch-orders"
     assert "the task's error" in json.dumps(lost["exception"])
+
+
+@pytest.mark.parametrize("uvloop", [None, False], ids=["default-loop", "asyncio"])
+def test_a_kept_tasks_unretrieved_exception_is_logged_at_shutdown(
+    foreground: Any, uvloop: bool | None
+) -> None:
+    """A failed task still referenced, never awaited: logged once, at shutdown, in the log.
+
+    asyncio reports it only when the task is collected, at the interpreter's
+    exit: after the log was closed (on fd 2, after the ``exit`` record), and
+    with uvloop not at all.
+    """
+    d = foreground("rt_kept_task_error", uvloop=uvloop)
+    wait_for(lambda: "failed" in d.recorded(), what="the kept task failed")
+    d.signal(signal.SIGTERM)
+    assert d.wait(timeout=10) == 0
+    events = d.events()
+    assert events.count("unhandled exception in event loop") == 1
+    assert events.index("unhandled exception in event loop") < events.index("shutdown finished")
+    (lost,) = [line for line in d.lines() if line["event"] == "unhandled exception in event loop"]
+    assert lost["level"] == "error"
+    assert lost["task"] == "kept-worker"
+    assert "the worker's error" in json.dumps(lost["exception"])
+    assert "never retrieved" not in d.stderr()

@@ -222,6 +222,7 @@ class Shutdown:
             if not task.cancelled() and task.exception() is not None:
                 exc = task.exception()
                 _log.error("task failed during shutdown", task=task.get_name(), exc_info=exc)
+        _report_unretrieved(asyncio.get_running_loop())
 
     def _report_stuck(self) -> None:
         for task in asyncio.all_tasks():
@@ -603,6 +604,31 @@ def _runs_a_call(frame: FrameType) -> bool:
 
 #: Where ``concurrent.futures``' ``_WorkItem.run`` calls what was submitted.
 _WORK_ITEM_FILE = os.path.join("concurrent", "futures", "thread.py")
+
+
+def _report_unretrieved(loop: asyncio.AbstractEventLoop) -> None:
+    """Hand the loop's exception handler each failed task whose exception nobody read.
+
+    asyncio reports one only when the task is collected: a task the program
+    keeps (in a list, never awaited) at the interpreter's exit, once the log
+    is closed (and with uvloop not at all), so the failure was never logged.
+    Its registry holds every task, weakly, done ones too (``_all_tasks`` on
+    3.11, ``_scheduled_tasks`` from 3.12 on; a Python without either is not
+    looked at). Reading the exception here keeps it from a second report.
+    """
+    registry: Iterable[object] = getattr(
+        asyncio.tasks, "_all_tasks", getattr(asyncio.tasks, "_scheduled_tasks", ())
+    )
+    for task in list(registry):
+        if not isinstance(task, asyncio.Task) or task.get_loop() is not loop:
+            continue
+        if task.done() and not task.cancelled() and getattr(task, "_log_traceback", False):
+            context = {
+                "message": "Task exception was never retrieved",
+                "exception": task.exception(),
+                "future": task,
+            }
+            loop.call_exception_handler(context)
 
 
 def _waits_for_own_task(task: asyncio.Task[Any]) -> bool:
