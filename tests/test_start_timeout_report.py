@@ -80,3 +80,22 @@ def test_a_detached_start_blocked_past_its_timeout_leaves_the_reason_in_the_log(
     assert not_ready["loop"] == "blocked"
     assert str(not_ready["hook"]).endswith(".block")
     assert "time.sleep(60)" in str(not_ready["stack"])
+
+
+def test_a_detached_main_blocking_before_a_manual_ready_is_logged_with_its_call(
+    tmp_path: Path,
+) -> None:
+    """``--ready manual``: main runs before ready, and its blocking call is logged as a hook's."""
+    record, pidfile, log = tmp_path / "record.txt", tmp_path / "d.pid", tmp_path / "log.jsonl"
+    record.touch()
+    result = aiodaemon_cli(
+        "start", "tests.programs.startup_blocks:blocking_main", "--ready", "manual",
+        "--pidfile", pidfile, "--log-file", log, "--start-timeout", "1", "--shutdown-timeout", "1",
+        env={"AIODAEMON_TEST_RECORD": str(record)},
+    )  # fmt: skip
+    assert result.returncode == 1, result.stderr
+    assert "killed it with SIGKILL" in result.stderr
+    wait_gone(int(record.read_text().split()[1]))
+    (not_ready,) = [r for r in read_json_lines(log) if r["event"] == "not ready after 1 s"]
+    assert not_ready["loop"] == "blocked"
+    assert "time.sleep(60)" in str(not_ready["stack"])

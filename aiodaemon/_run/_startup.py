@@ -248,13 +248,22 @@ class StartDeadline:
                 self._rt.backstops.append(backstop)
             elif watch is not None:
                 os.close(watch)
-        elif (deadline := parts.pipe.deadline) is not None:
+        elif (deadline := parts.pipe.deadline) is not None and self._user_code_before_ready():
             self._rt.add_state_listener(self._on_state)
             witness = threading.Thread(
                 target=self._witness, args=(deadline,), name="aiodaemon-start-witness", daemon=True
             )
             if start_backstop(witness, "the log's reason for a start timed out while blocked"):
                 self._rt.backstops.append(witness)
+
+    def _user_code_before_ready(self) -> bool:
+        """Whether the program's code runs before ready: startup hooks, or ``main`` (manual).
+
+        Only that code can block the loop past the deadline; a start without
+        it (the bare daemon) pays for no witness thread.
+        """
+        rt = self._rt
+        return bool(rt.hooks.startup) or rt.options.ready == "manual"
 
     def _arm(self) -> None:
         loop = asyncio.get_running_loop()
@@ -339,12 +348,14 @@ class StartDeadline:
         """From a backstop thread: the start timed out while the loop could not say so."""
         rt = self._rt
         self._reported = True
-        where: dict[str, object] = {}
+        # The loop thread's running frame is the call that blocks it: in the
+        # hook's task, or in main's (ready="manual" runs main before ready).
+        frame = sys._current_frames().get(self._loop_thread)
+        where: dict[str, object] = {
+            "stack": "".join(traceback.format_stack(frame)).rstrip() if frame else None
+        }
         if (hook := rt.startup_hook_running) is not None:
-            # The hook's task is the loop thread's running frame: the call that blocks it.
-            frame = sys._current_frames().get(self._loop_thread)
-            stack = "".join(traceback.format_stack(frame)).rstrip() if frame else None
-            where = {"hook": hook, "stack": stack}
+            where["hook"] = hook
         if stopped is None:
             _log.error(
                 self._message, start_timeout=rt.options.start_timeout, loop="blocked", **where
