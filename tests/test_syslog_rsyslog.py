@@ -237,3 +237,14 @@ def test_a_target_named_in_another_script_is_still_the_tag(
     assert result.returncode == 0, result.stderr
     wait_for(lambda: any(r["event"] == "exit" for r in _records(rsyslog)), 30, "the exit record")
     assert {app for _, _, app, _, _, _ in rsyslog.messages()} == {"_t_"}
+
+
+def test_a_target_given_as_its_module_alone_is_the_tag(tmp_path: Path, rsyslog: Rsyslog) -> None:
+    """``aiodaemon run shop`` (``MODULE`` alone: ``shop:main``) tags ``shop``, not ``aiodaemon``."""
+    install_program("syslog_levels", tmp_path, "shop.py")
+    result = aiodaemon_cli(
+        "run", "--log-level", "info", "shop", "--syslog", str(rsyslog.socket), cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr
+    wait_for(lambda: any(r["event"] == "exit" for r in _records(rsyslog)), 30, "the exit record")
+    assert {app for _, _, app, _, _, _ in rsyslog.messages()} == {"shop"}

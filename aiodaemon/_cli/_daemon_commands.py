@@ -41,6 +41,12 @@ class _Running(Exception):
 
 def daemon_command(args: argparse.Namespace) -> int:
     """Run ``args.command`` (run, start or restart) and return its exit status."""
+    if args.syslog is not None:
+        # Only the parsed command line knows which word is TARGET (`run shop` is
+        # shop:main); a daemon with syslog loads this module anyway.
+        from .._prefork._syslogsink import name_after_target
+
+        name_after_target(args.target)
     try:
         return _COMMANDS[args.command](args)
     except _Running as exc:

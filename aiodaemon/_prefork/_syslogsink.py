@@ -64,16 +64,25 @@ _JSON_STAMP = re.compile(rb'\{"timestamp":"((\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):
 _MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
 
 
-#: A CLI TARGET (``module:attr``), told from option values such as ``http=127.0.0.1:80``.
-#: Names start as Python identifiers do: with a letter of any script or ``_``.
-_TARGET = re.compile(r"([^\W\d][\w.]*):[^\W\d][\w.]*")
+#: The module of the TARGET the CLI runs (see :func:`name_after_target`).
+_target_module: str | None = None
+
+
+def name_after_target(target: str) -> None:
+    """Tag the syslog messages of the daemon the CLI runs with its TARGET's module.
+
+    Told by the CLI, which parsed the command line: ``echo`` of ``echo:main``
+    and of ``echo`` alone (``echo:main``) wherever it stands among the options.
+    """
+    global _target_module
+    _target_module = target.partition(":")[0]
 
 
 def _app_name(argv: Sequence[str] | None = None) -> str:
     """The syslog APP-NAME (the tag): what an operator filters a service's messages by.
 
     ``python app.py``: ``app.py``; ``python -m pkg``: ``pkg``; the CLI
-    (``aiodaemon run echo:main``, ``python -m aiodaemon run ...``): the
+    (``aiodaemon run echo:main``, ``python -m aiodaemon run echo``): the
     TARGET's module, ``echo``, not ``aiodaemon`` for every service on the host.
     """
     argv = sys.argv if argv is None else argv
@@ -82,10 +91,8 @@ def _app_name(argv: Sequence[str] | None = None) -> str:
     if name == "__main__.py":
         # `python -m pkg` runs pkg/__main__.py: the package says what runs.
         name = os.path.basename(os.path.dirname(path))
-    if name == "aiodaemon" and argv[1:2] and argv[1] in ("run", "start", "restart"):
-        target = next(filter(None, map(_TARGET.fullmatch, argv[2:])), None)
-        if target is not None:
-            name = target[1]
+    if _target_module is not None:
+        name = _target_module
     if name in ("", "-c", "-m"):
         name = os.path.basename(sys.executable)
     # APP-NAME is 1*48PRINTUSASCII (RFC 5424 section 6).
