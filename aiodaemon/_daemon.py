@@ -64,6 +64,10 @@ class Daemon:
     object suits programs that prefer explicit objects to module state, and it
     is a CLI target (``aiodaemon start app:daemon``).
 
+    Attributes:
+        main: the program ``run()`` and the CLI run when given none:
+            ``Daemon(main)``'s, or a subclass's own ``async def main`` method.
+
     Examples:
         ```python
         import aiodaemon
@@ -93,7 +97,9 @@ class Daemon:
         """
         if main is not None and not asyncio.iscoroutine(main):
             check_hook(main, "main")
-        self.main = main
+        if main is not None or not hasattr(self, "main"):
+            # Not over a subclass's own `async def main` method: that is its program.
+            self.main = main
         self.hooks = Hooks()
 
     def on_startup(self, fn: F) -> F:

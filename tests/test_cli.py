@@ -146,6 +146,14 @@ def test_daemon_target_uses_its_own_hooks(app_dir: Path, pidfile: Path) -> None:
     assert cli("stop", "--pidfile", pidfile, cwd=app_dir).returncode == 0
 
 
+def test_a_daemon_subclass_target_runs_its_own_main(app_dir: Path, pidfile: Path) -> None:
+    """TARGET naming a Daemon whose subclass defines ``main`` runs that method."""
+    pid = start(app_dir, pidfile, "daemonapp:subclassed")
+    marker = app_dir / "subclass-main"
+    assert wait_for(lambda: marker.exists() and marker.read_text(), 10, "main") == str(pid)
+    assert cli("stop", "--pidfile", pidfile, cwd=app_dir).returncode == 0
+
+
 def test_options_reach_the_daemon(app_dir: Path, pidfile: Path) -> None:
     """--workdir, --umask, --log-file and --listen are applied to the started daemon."""
     log = app_dir / "app.jsonl"

@@ -17,3 +17,14 @@ async def started() -> None:
 
 async def main(ctx: aiodaemon.Context) -> None:
     await ctx.wait_stopping()
+
+
+class WithMain(aiodaemon.Daemon):
+    """A Daemon subclass whose program is its own ``main`` method."""
+
+    async def main(self, ctx: aiodaemon.Context) -> None:
+        Path(__file__).with_name("subclass-main").write_text(str(os.getpid()))
+        await ctx.wait_stopping()
+
+
+subclassed = WithMain()
