@@ -186,7 +186,8 @@ class DaemonProcess:
 
         What the command says, never an error for the daemon's state: one that
         does not answer within ``timeout`` seconds (its loop blocked) is
-        ``"unknown"``, with its pid; one that exited is ``"stopped"``.
+        ``"unknown"``, with its pid; one that exited is ``"stopped"``, one
+        killed (SIGKILL: its pidfile left) ``"dead"``.
 
         Raises:
             LaunchError: the command gave no JSON answer (its error is the message).

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import itertools
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -51,6 +52,17 @@ async def test_start_failed_keeps_a_multi_line_error_whole(tmp_path: Path) -> No
     _, err = await asyncio.wait_for(started.communicate(), 60)
     assert started.returncode == failed.value.status == 1
     assert err.decode().strip() == f"aiodaemon: {failed.value.message}"
+
+
+async def test_status_tells_an_exited_daemon_from_a_killed_one() -> None:
+    """status() of a daemon that exited says "stopped"; of one killed (its pidfile left) "dead"."""
+    async with launch(PROGRAM, listen={"echo": "127.0.0.1:0"}) as daemon:
+        assert await daemon.stop() == 0
+        assert (await daemon.status())["state"] == "stopped"
+    async with launch(PROGRAM, listen={"echo": "127.0.0.1:0"}) as daemon:
+        daemon.signal(signal.SIGKILL)
+        assert await daemon.wait() == -signal.SIGKILL
+        assert (await daemon.status())["state"] == "dead"
 
 
 async def test_a_slow_stop_does_not_stall_the_tests_event_loop() -> None:
