@@ -25,8 +25,10 @@ from .support import (
     PYTHON,
     aiodaemon_cli,
     clean_env,
+    install_program,
     is_alive,
     kill_quietly,
+    proc_status,
     program,
     read_json_lines,
     read_pid,
@@ -291,3 +293,30 @@ def test_hangup_while_the_old_daemon_drains_after_an_upgrade_reloads_nothing(
         job.close()
         if successor:
             kill_quietly(successor)
+
+
+def test_a_background_daemon_stops_at_its_first_line_under_tostop(tmp_path: Path) -> None:
+    """`stty tostop`, then `aiodaemon run ... &`: the job stops (SIGTTOU) at its first line."""
+    install_program("cli_app", tmp_path)
+    pidfile = tmp_path / "app.pid"
+    # A shell's background job: a process group of its own on the shell's terminal
+    # (the shell stays: a job its shell left would be continued with a SIGHUP).
+    command = shlex.join([str(AIODAEMON), "run", "app:main", "--pidfile", str(pidfile)])
+    script = f"stty tostop; set -m; {command} & sleep 3600"
+    job = _TerminalJob(["/bin/bash", "-c", script], clean_env(), cwd=tmp_path)
+    pid = 0
+    try:
+        pid = read_pid(pidfile, timeout=30)
+
+        def stopped() -> bool:
+            job.drain()
+            return proc_status(pid)["State"].startswith("T")
+
+        # Its `starting` line, written while in the background, stops it before ready.
+        wait_for(stopped, 30, "the job stopped by SIGTTOU")
+        assert not (tmp_path / "started").exists()
+        os.kill(pid, signal.SIGCONT)  # as `fg` does, once the terminal is its own
+    finally:
+        if pid:
+            kill_quietly(pid)
+        job.close()

@@ -262,7 +262,9 @@ class LogWriter:
         # No signal is ever this thread's: one the main thread holds back while
         # its handler changes (the loop's close) would otherwise come here and
         # meet the default action, which for most is the end of the process.
-        signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
+        # Except SIGTTOU: the kernel lets a thread that blocks it write to the
+        # terminal from a background job, which `stty tostop` is there to stop.
+        signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals() - {signal.SIGTTOU})
         try:
             while not self._finished:
                 try:
