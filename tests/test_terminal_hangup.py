@@ -312,10 +312,8 @@ def test_a_background_daemon_stops_at_its_first_line_under_tostop(tmp_path: Path
             job.drain()
             return proc_status(pid)["State"].startswith("T")
 
-        # Its `starting` line, written while in the background, stops it before ready.
+        # Its first line on the terminal (`starting`), written from the background.
         wait_for(stopped, 30, "the job stopped by SIGTTOU")
-        assert not (tmp_path / "started").exists()
-        os.kill(pid, signal.SIGCONT)  # as `fg` does, once the terminal is its own
     finally:
         if pid:
             kill_quietly(pid)
