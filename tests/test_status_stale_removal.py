@@ -161,3 +161,19 @@ def test_status_of_a_daemon_killed_before_it_asked_says_dead(tmp_path: Path) -> 
     assert (status.returncode, out, err) == (
         1, f"dead (pidfile {pidfile} names pid {pid}, which does not hold it)\n", ""
     )  # fmt: skip
+
+
+def test_status_of_a_stale_pidfile_removed_as_it_reads_says_not_running(tmp_path: Path) -> None:
+    """Opened, then removed before its lock was checked: "not running" (3), never "dead" (1)."""
+    pidfile = tmp_path / "d.pid"
+    pidfile.write_text(f"{dead_pid()}\n")
+    result = subprocess.run(
+        [PYTHON, str(REPO / "tests" / "programs" / "status_stale_removed.py"), str(pidfile)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env=clean_env(),
+        check=False,
+    )
+    assert (result.returncode, result.stdout) == (3, f"not running (no pidfile {pidfile})\n")
+    assert result.stderr == ""

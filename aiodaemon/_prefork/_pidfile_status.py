@@ -97,13 +97,13 @@ class PidfileState:
         return self.pid if self.status is PidfileStatus.RUNNING else None
 
 
-def read_pidfile(path: str | os.PathLike[str]) -> PidfileState:
+def read_pidfile(path: str | os.PathLike[str], *, again: bool = True) -> PidfileState:
     """Read ``path`` and tell whether a live daemon holds it.
 
     A pid counts as running only when the file is locked *and* that process
     has this very file open, so a recycled pid is never taken for the daemon.
     Anything but a regular file (a FIFO, socket, directory) is UNKNOWN, and
-    never waited on.
+    never waited on. ``again``: read once more a file replaced as it was read.
     """
     path = os.fspath(path)
     try:
@@ -132,6 +132,16 @@ def read_pidfile(path: str | os.PathLike[str]) -> PidfileState:
         pid = parse_pid(data)
         garbage = "" if pid is not None or not data.strip() else _garbage(path, data)
         if not _is_locked(fd):
+            # Unlocked: maybe a stale file's removal (`stop` unlinks, then
+            # unlocks) ended since the open; what the path holds now counts.
+            try:
+                moved = not os.path.samestat(os.stat(path, follow_symlinks=False), st)
+            except FileNotFoundError:
+                return PidfileState(PidfileStatus.ABSENT, None)
+            except OSError:
+                moved = False
+            if moved and again:
+                return read_pidfile(path, again=False)
             return PidfileState(PidfileStatus.DEAD, pid, garbage, unparsable=bool(garbage))
         if garbage:
             # Locked, yet no pid: whoever holds it is not a daemon of ours (one
