@@ -6,10 +6,14 @@ import asyncio
 import errno
 import os
 import socket
-from typing import Any
+import traceback
+from typing import TYPE_CHECKING, Any
 
 from .._prefork._inherited import address_space_limit
 from ..exceptions import StartupError
+
+if TYPE_CHECKING:
+    from types import FrameType
 
 __all__ = ["await_chain", "loop_name", "new_event_loop", "sockname"]
 
@@ -106,6 +110,15 @@ def await_chain(task: asyncio.Task[Any]) -> str:
         lines.append(f'File "{code.co_filename}", line {frame.f_lineno}, in {code.co_name}')
         coro = getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None)
     return "\n".join(lines)
+
+
+def thread_stack(frame: FrameType) -> str:
+    """A thread's stack at ``frame`` (from ``sys._current_frames()``), innermost call last.
+
+    What a blocked loop's own thread runs: the call blocking it, which no
+    task's await chain shows.
+    """
+    return "".join(traceback.format_stack(frame)).rstrip()
 
 
 def sockname(sock: socket.socket) -> str:

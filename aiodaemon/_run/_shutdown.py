@@ -48,7 +48,6 @@ import signal
 import sys
 import threading
 import time
-import traceback
 from asyncio import base_subprocess
 from collections.abc import Callable, Coroutine, Iterable
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -60,7 +59,7 @@ from .._prefork._messages import flush_stdio
 from ..exceptions import ExitCode
 from ._forced import BackstopClock, say_nowait, start_backstop
 from ._hooks import HookError, Lifespan, call_async, entry_name, in_own_context
-from ._loop import await_chain
+from ._loop import await_chain, thread_stack
 from ._outcome import error_text, raised
 from ._services import CONTROL_CONNECTION
 from ._state import Event
@@ -240,7 +239,7 @@ class Shutdown:
                 _log.error(
                     "executor call still running at shutdown",
                     thread=thread.name,
-                    stack=_stack(frame),
+                    stack=thread_stack(frame),
                 )
 
     def _backstop(self) -> None:
@@ -267,7 +266,7 @@ class Shutdown:
         _log.error(
             "task stuck at shutdown",
             task=None if task is None else task.get_name(),
-            stack=_stack(frame),
+            stack=thread_stack(frame),
         )
 
     def wait_threads(self) -> None:
@@ -303,7 +302,7 @@ class Shutdown:
         frames = sys._current_frames()
         for thread in stuck:
             frame = frames.get(thread.ident) if thread.ident is not None else None
-            stack = _stack(frame) if frame else ""
+            stack = thread_stack(frame) if frame else ""
             _log.error("thread still running at exit", thread=thread.name, stack=stack)
         names = ", ".join(t.name for t in stuck)
         reason = f"shutdown took longer than {timeout}s; threads still running: {names}"
@@ -644,11 +643,6 @@ def _waits_for_own_task(task: asyncio.Task[Any]) -> bool:
         innermost = frame.f_code
         coro = getattr(coro, "cr_await", None)
     return innermost is getattr(in_own_context, "__code__", None)
-
-
-def _stack(frame: FrameType) -> str:
-    """A thread's stack at ``frame``, innermost call last, as a traceback shows it."""
-    return "".join(traceback.format_stack(frame)).rstrip()
 
 
 def _daemonic_children() -> list[int]:

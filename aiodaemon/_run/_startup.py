@@ -17,7 +17,6 @@ import select
 import sys
 import threading
 import time
-import traceback
 from typing import TYPE_CHECKING
 
 import structlog
@@ -27,7 +26,7 @@ from ..exceptions import ExitCode
 from ._builtin import builtin_factories
 from ._forced import FROZEN_AFTER, BackstopClock, start_backstop
 from ._hooks import Lifespan, call_async, describe, entry_name, in_own_context
-from ._loop import await_chain
+from ._loop import await_chain, thread_stack
 from ._outcome import error_text, exit_status, raised
 from ._state import Event, State
 from ._user_exit import EXIT_REQUESTS, note_shutdown_request
@@ -351,16 +350,9 @@ class StartDeadline:
         # The loop thread's running frame is the call that blocks it: in the
         # hook's task, or in main's (ready="manual" runs main before ready).
         frame = sys._current_frames().get(self._loop_thread)
-        where: dict[str, object] = {
-            "stack": "".join(traceback.format_stack(frame)).rstrip() if frame else None
-        }
+        where: dict[str, object] = {"stack": thread_stack(frame) if frame else None}
         if (hook := rt.startup_hook_running) is not None:
             where["hook"] = hook
-        if stopped is None:
-            _log.error(
-                self._message, start_timeout=rt.options.start_timeout, loop="blocked", **where
-            )
-        else:
-            _log.error(
-                self._message, start_timeout=rt.options.start_timeout, process="stopped", **where
-            )
+        # The process stopped (SIGSTOP, a freezer) is not a loop blocked by code.
+        why = {"loop": "blocked"} if stopped is None else {"process": "stopped"}
+        _log.error(self._message, start_timeout=rt.options.start_timeout, **why, **where)
