@@ -17,6 +17,7 @@ import time
 from ..exceptions import ExitCode, StartupError
 from ._messages import flush_stdio, say, seconds_shown, silence
 from ._readiness import (
+    UNREADY_EXIT_GRACE,
     ReadinessPipe,
     WaitInterrupted,
     announced_pid,
@@ -476,8 +477,9 @@ def _launcher(
                     if stop_unready(result.pid, shutdown_timeout, result.pidfd):
                         # Not the graceful stop the verdict implies: its shutdown
                         # hooks did not run, and its log ends without an exit.
+                        waited = seconds_shown(shutdown_timeout + UNREADY_EXIT_GRACE)
                         result.message += (
-                            f", and still running {seconds_shown(shutdown_timeout + 1.0)} s"
+                            f", and still running {waited} s"
                             " after SIGTERM (its event loop blocked?): killed it with SIGKILL"
                         )
                 elif result.pid is not None:

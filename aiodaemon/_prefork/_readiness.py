@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     Pidfd: TypeAlias = "int | StartupError | None"
 
 __all__ = [
+    "UNREADY_EXIT_GRACE",
     "LaunchResult",
     "ReadinessPipe",
     "WaitInterrupted",
@@ -56,6 +57,10 @@ __all__ = [
     "wait_gone",
     "wait_ready",
 ]
+
+#: Seconds an unready daemon gets past its shutdown_timeout to exit on SIGTERM
+#: before :func:`stop_unready` SIGKILLs it (its own deadline ends it first).
+UNREADY_EXIT_GRACE = 1.0
 
 #: Whether :func:`hold_gc` turned the collector off (and so must turn it back on).
 _gc_held = False
@@ -395,7 +400,7 @@ def stop_unready(pid: int, shutdown_timeout: float, pidfd: Pidfd) -> bool:
     except ProcessLookupError:
         pass
     # Its own shutdown is bounded by shutdown_timeout; the second is for its exit.
-    return wait_gone(pid, shutdown_timeout + 1.0, pidfd)
+    return wait_gone(pid, shutdown_timeout + UNREADY_EXIT_GRACE, pidfd)
 
 
 def wait_exited(pidfd: int, timeout: float) -> bool:
