@@ -112,20 +112,6 @@ class Pidfile:
 
         self.visible_path = seen_from(os.fspath(root), os.fspath(self.path))
 
-    def holds_our_pid(self, owner: int | None = None) -> bool:
-        """Whether the file at ``path`` is still our file and names ``owner`` (default: us)."""
-        if self.visible_path is None:
-            return False
-        try:
-            st = os.stat(self.visible_path, follow_symlinks=False)
-        except OSError:
-            return False
-        ours = os.fstat(self.fd)
-        if not os.path.samestat(st, ours):
-            return False
-        owner = os.getpid() if owner is None else owner
-        return _read_pid(self.fd) in (owner, None)
-
     def remove(self, owner: int | None = None) -> None:
         """Unlink the file if it is still ours (or ``owner``'s), then release the lock.
 
@@ -138,20 +124,22 @@ class Pidfile:
             return
         owner = self.owner if owner is None else owner
         try:
-            if self.holds_our_pid(owner):
-                assert self.visible_path is not None
-                ours = os.fstat(self.fd)
-                try:
-                    if not unlink_if(self.visible_path, lambda st: os.path.samestat(st, ours)):
-                        os.ftruncate(self.fd, 0)  # swapped since: as if no longer at the path
-                except FileNotFoundError:
-                    pass
-                except PermissionError:
-                    os.ftruncate(self.fd, 0)
-            elif _read_pid(self.fd) in (owner or os.getpid(), None):
+            if _read_pid(self.fd) not in (owner or os.getpid(), None):
+                return
+            ours = os.fstat(self.fd)
+            try:
+                # Checked and unlinked through one descriptor of the directory:
+                # only this very file, never one put at the path since.
+                removed = self.visible_path is not None and unlink_if(
+                    self.visible_path, lambda st: os.path.samestat(st, ours)
+                )
+            except OSError:
+                removed = False
+            if not removed:
                 # Unreachable by path (outside our chroot, or in a directory the user
-                # we dropped to cannot search), or no longer at it: the locked fd is
-                # still ours, so empty it rather than leave a pid that reads as "dead".
+                # we dropped to cannot search), no longer at it, or in a directory
+                # that forbids the unlink: the locked fd is still ours, so empty it
+                # rather than leave a pid that reads as "dead".
                 os.ftruncate(self.fd, 0)
         except OSError:
             # Raised here, it ended a graceful stop in a traceback and status 1,
