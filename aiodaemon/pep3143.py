@@ -303,8 +303,8 @@ class DaemonContext:
                 keep = [*preserved, *(fd for fd in streams if fd is not None)]
                 if own is not None and own.held is not None:
                     keep.append(own.held.fd)
-                if pipe is not None and pipe.fd is not None:
-                    keep.append(pipe.fd)
+                if pipe is not None:
+                    keep.extend(pipe.fds())
                 _detach.close_inherited_fds(keep)
                 null = -1  # closed with the rest (0-2 hold its copies)
                 if own is not None and own.held is not None:

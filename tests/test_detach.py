@@ -255,14 +255,57 @@ def test_startup_failure_reaches_the_launcher(tmp_path: Path) -> None:
     assert not pids_with(str(pidfile))
 
 
-def test_daemon_dying_before_ready_is_reported(tmp_path: Path) -> None:
-    """A daemon killed during startup: the launcher says so, exits 1, removes the pidfile."""
-    script = program("detach_dies_before_ready")
+@pytest.mark.parametrize(
+    ("how", "code", "said"),
+    [
+        ("kill", 1, "was killed by SIGKILL before it was ready (out of memory? or a kill -9)"),
+        ("segv", 1, "was killed by SIGSEGV before it was ready"),
+        ("exit3", 3, "exited with status 3 before it was ready"),
+    ],
+)
+def test_daemon_dying_before_ready_is_reported_with_how(
+    tmp_path: Path, how: str, code: int, said: str
+) -> None:
+    """A daemon that ends unready with no verdict: the launcher says how, and removes the pidfile.
+
+    SIGKILL (the OOM killer), a crash in native code, os._exit(): the daemon
+    writes nothing, and the launcher, not its parent, said only "exited".
+    """
     pidfile = tmp_path / "d.pid"
-    result = python([script, pidfile])
-    assert result.returncode == 1
-    assert "exited before it was ready" in result.stderr
+    result = python([program("detach_dies_before_ready"), pidfile, how])
+    assert result.returncode == code, result.stderr
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("aiodaemon: daemon (pid "), line
+    assert line.endswith(f") {said}"), line
     assert not pidfile.exists()
+
+
+def test_start_returns_with_the_daemon_alone_in_its_session(tmp_path: Path) -> None:
+    """The session leader that waited on the daemon is gone (reaped) when start returns."""
+    pidfile = tmp_path / "d.pid"
+    options = {"detach": True, "pidfile": str(pidfile)}
+    started = python([program("idle"), json.dumps(options)])
+    assert started.returncode == 0, started.stderr
+    pid = int(pidfile.read_text())
+    try:
+        sid = os.getsid(pid)
+        assert sid != pid  # not a session leader: it can never get a terminal
+        assert not os.path.exists(f"/proc/{sid}")
+        session = [p for p in _all_pids() if _sid_of(p) == sid]
+        assert session == [pid]
+    finally:
+        kill_quietly(pid)
+
+
+def _all_pids() -> list[int]:
+    return [int(name) for name in os.listdir("/proc") if name.isdigit()]
+
+
+def _sid_of(pid: int) -> int | None:
+    try:
+        return os.getsid(pid)
+    except ProcessLookupError:
+        return None
 
 
 def test_start_timeout_counts_from_the_fork(tmp_path: Path) -> None:

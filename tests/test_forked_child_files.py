@@ -115,7 +115,7 @@ def test_a_child_forked_before_ready_does_not_hide_the_daemon_s_death(tmp_path: 
         # Not the start timeout's "not ready after 60 s", nor waiting for the child.
         started = python([program("forks_then_dies"), options, child_file], timeout=30)
         assert started.returncode == 1
-        assert "exited before it was ready" in started.stderr
+        assert "was killed by SIGKILL before it was ready" in started.stderr
         assert is_alive(_child_of_daemon(child_file))
     finally:
         if child_file.exists():

@@ -50,6 +50,8 @@ def test_a_sigterm_right_after_the_fork_is_reported(tmp_path: Path) -> None:
         ]
         # As said: it goes on starting.
         wait_for(lambda: "main" in record.read_text().splitlines(), what="main")
+        # And the session leader that waited on it for the launcher went with the launcher.
+        wait_gone(os.getsid(pid))
         stopped = aiodaemon_cli("stop", "--pidfile", pidfile)
         assert stopped.returncode == 0, stopped.stderr
         wait_gone(pid)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import threading
 from pathlib import Path
 
 import pytest
@@ -95,20 +96,23 @@ def test_notify_ready_in_a_startup_hook_reports_ready_once_they_all_returned(
         wait_gone(pid)
 
 
-def test_a_pid_announced_before_a_ctrl_c_is_read_without_waiting() -> None:
-    """The launcher cut short before reading the pipe still finds the daemon's announced pid."""
+def test_a_pid_announced_just_after_a_ctrl_c_is_still_read() -> None:
+    """The launcher cut short before reading the pipe waits (bounded) for the daemon's pid."""
     from aiodaemon._prefork._readiness import announced_pid
 
     read_fd, write_fd = os.pipe()
     try:
-        assert announced_pid(read_fd) is None  # nothing yet: answered at once, not waited for
-        os.write(write_fd, b"P4242\n")
-        assert announced_pid(read_fd) == 4242
+        assert announced_pid(read_fd, 0.0) is None  # nothing yet, and no time to wait
+        # Written while it waits, as the first child does just after its fork.
+        timer = threading.Timer(0.05, os.write, (write_fd, b"P4242\n"))
+        timer.start()
+        assert announced_pid(read_fd, 30.0) == 4242
+        timer.join()
         os.write(write_fd, b"P4243\n")
         os.close(write_fd)
         write_fd = -1
-        assert announced_pid(read_fd) == 4243
-        assert announced_pid(read_fd) is None  # the daemon's end closed: nothing more
+        assert announced_pid(read_fd, 30.0) == 4243
+        assert announced_pid(read_fd, 30.0) is None  # the daemon's end closed: nothing more
     finally:
         os.close(read_fd)
         if write_fd >= 0:

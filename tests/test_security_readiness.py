@@ -103,9 +103,10 @@ def test_the_daemons_pid_taken_by_another_process_is_never_signalled(
 ) -> None:
     """A dropped daemon exits with its pipe held open; root's ``sleep`` takes its pid.
 
-    The start fails ('exited before it was ready') and the launcher goes after
-    the daemon: the ``sleep`` that now has its number lives on. Run in a new pid
-    namespace, where the test alone gives out pids.
+    The start fails ('exited with status 0 before it was ready', told by the
+    session leader that reaped it, the helper's copy of the pipe notwithstanding)
+    and the launcher goes after the daemon: the ``sleep`` that now has its
+    number lives on. Run in a new pid namespace, where the test alone gives out pids.
     """
     here = own_dir(arena / "run", intruder)
     unshare = [require_tool("unshare"), "--pid", "--fork", "--mount-proc", "--"]
@@ -124,6 +125,6 @@ def test_the_daemons_pid_taken_by_another_process_is_never_signalled(
     assert report["launcher"] == 1, report["stderr"]
     assert (
         report["stderr"]
-        == f"aiodaemon: daemon (pid {report['daemon']}) exited before it was ready\n"
+        == f"aiodaemon: daemon (pid {report['daemon']}) exited with status 0 before it was ready\n"
     )
     assert report["victim_alive"], "root's process with the daemon's old pid was killed"

@@ -21,6 +21,7 @@ from ._readiness import (
     ReadinessPipe,
     WaitInterrupted,
     announced_pid,
+    see_daemon_through,
     stop_unready,
     wait_gone,
     wait_ready,
@@ -327,7 +328,7 @@ def detach(
     os.close(null)
     # No pipe left if the launcher died before our pid reached it (killed, or
     # Ctrl-C: it said we go on starting): we do, with nobody to report to.
-    close_inherited_fds([*keep, *([] if pipe.fd is None else [pipe.fd])])
+    close_inherited_fds([*keep, *pipe.fds()])
     return pipe
 
 
@@ -386,7 +387,8 @@ def fork_daemon(
         # The launcher learns that the daemon died before ready from the end of
         # file: a child the program forks meanwhile (a worker pool started in a
         # startup hook) must not hold the write end open for as long as it lives.
-        close_in_forked_children(write_fd)
+        for fd in pipe.fds():
+            close_in_forked_children(fd)
         # Again, from the daemon itself: a launcher killed meanwhile shows here
         # (EPIPE), and the daemon then keeps its start_timeout on its own.
         pipe.announce(os.getpid())
@@ -396,11 +398,20 @@ def fork_daemon(
 
 
 def _first_child(read_fd: int, pipe: ReadinessPipe) -> None:
-    """Start a new session and fork the daemon; return only in the daemon."""
+    """Start a new session and fork the daemon; return only in the daemon.
+
+    The session leader then stays until the daemon has its verdict: the
+    daemon is its child, so it alone learns how a daemon that died unready
+    ended (see :func:`see_daemon_through`).
+    """
     try:
         os.close(read_fd)
         # A new session: no controlling terminal, immune to the launcher's hangups.
         os.setsid()
+        try:
+            released, release = os.pipe2(os.O_CLOEXEC)
+        except OSError:
+            released = release = -1  # the leader goes at once, as it did before
         try:
             second = os.fork()
         except OSError as exc:
@@ -408,17 +419,23 @@ def _first_child(read_fd: int, pipe: ReadinessPipe) -> None:
             pipe.fail(ExitCode.FAILURE, f"cannot fork the daemon: {exc.strerror}")
             os._exit(1)
         if not second:
+            if released >= 0:
+                os.close(released)
+                pipe.leader = release
             return
         # The daemon's pid is announced here, before the launcher reaps us: a
         # start_timeout that runs out before the daemon was scheduled must
         # still find whom to stop (unstopped, it went on to ready, its pidfile
         # removed by the launcher that had reported it failed).
         pipe.announce(second)
+        if released >= 0:
+            os.close(release)
+            see_daemon_through(second, released, pipe)
     except BaseException as exc:
         # The daemon, if forked, announces itself and gives its own verdict.
         _end_fork_copy(exc)
-    # The session leader leaves at once; os._exit skips atexit handlers and
-    # buffer flushes that belong to the launcher, not to this transient copy.
+    # os._exit skips atexit handlers and buffer flushes that belong to the
+    # launcher, not to this transient copy.
     os._exit(0)
 
 
@@ -461,14 +478,13 @@ def _launcher(
     try:
         os.close(write_fd)
         _interrupt_on(signal.SIGTERM, signal.SIGHUP)
-        try:  # noqa: SIM105 (no contextlib on the pep3143 path)
-            os.waitpid(child, 0)
-        except ChildProcessError:
-            pass  # reaped already by the program's own SIGCHLD handler waiting for any child
         result = wait_ready(read_fd, start_timeout, deadline, mask=mask)
         # The verdict is in: a signal from now on interrupts only what follows.
         signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         if result.ready and result.pid is not None:
+            # The daemon released the session leader before its R: the start
+            # returns with the daemon alone, its parent init (or a subreaper).
+            _reap(child)
             on_ready(result.pid)
             code = 0
         else:
@@ -484,8 +500,11 @@ def _launcher(
                         )
                 elif result.pid is not None:
                     wait_gone(result.pid, 2.0, result.pidfd)
+                # The daemon is gone: so is the leader that waited on it.
+                _reap(child)
             except StartupError as exc:
                 # The daemon's own failure is what the start says; this adds to it.
+                # (Not reaped: a leader still waiting on the daemon goes with us.)
                 say(f"warning: {exc}; it may still run")
             on_failure(result)
             code = result.code
@@ -503,8 +522,9 @@ def _launcher(
             # The daemon is detached and goes on starting; only the wait was cut short.
             pid = exc.pid if isinstance(exc, WaitInterrupted) else None
             if pid is None:
-                # Cut short before the pipe was read (reaping the intermediate child).
-                pid = announced_pid(read_fd)
+                # Cut short before the pipe was read: the first child names
+                # it at once (a Ctrl-C on a stuck one still ends the wait).
+                pid = announced_pid(read_fd, _ANNOUNCE_WAIT)
             say(_interrupted(pid, pidfile))
     finally:
         try:
@@ -518,6 +538,17 @@ def _launcher(
         # (a listener's unlink, a pidfile's removal) belong to the daemon.
         os._exit(code)
 
+
+def _reap(child: int) -> None:
+    """Reap the session leader, which leaves once the daemon has its verdict or is gone."""
+    try:  # noqa: SIM105 (no contextlib on the pep3143 path)
+        os.waitpid(child, 0)
+    except ChildProcessError:
+        pass  # reaped already by the program's own SIGCHLD handler waiting for any child
+
+
+#: Seconds an interrupted launcher still waits for the daemon's pid, to say it.
+_ANNOUNCE_WAIT = 1.0
 
 #: What interrupts the launcher's wait: Ctrl-C, a kill (``timeout``), a closed terminal.
 _WAIT_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)

@@ -29,7 +29,7 @@ import select
 import signal
 import time
 
-from ..exceptions import StartupError
+from ..exceptions import ExitCode, StartupError
 from ._messages import seconds_shown
 
 # Annotations only: aiodaemon.pep3143 imports this module into synchronous programs.
@@ -52,6 +52,7 @@ __all__ = [
     "open_pidfd",
     "readable",
     "release_gc",
+    "see_daemon_through",
     "stop_unready",
     "wait_exited",
     "wait_gone",
@@ -111,6 +112,9 @@ class ReadinessPipe:
         self._thaw = thaw
         #: when the start times out (``time.monotonic()``); None: never, or not ours.
         self.deadline = deadline
+        #: the write end that releases the session leader waiting on the daemon
+        #: (see :func:`see_daemon_through`); None where nobody waits so.
+        self.leader: int | None = None
 
     def __enter__(self) -> ReadinessPipe:
         return self
@@ -122,6 +126,10 @@ class ReadinessPipe:
     def pending(self) -> bool:
         """Whether the launcher is still waiting for a verdict."""
         return self.fd is not None
+
+    def fds(self) -> list[int]:
+        """The descriptors the daemon keeps open for the handshake until its verdict."""
+        return [fd for fd in (self.fd, self.leader) if fd is not None]
 
     def announce(self, pid: int) -> None:
         """Tell the launcher which process is the daemon."""
@@ -139,6 +147,9 @@ class ReadinessPipe:
         late = self.deadline is not None and time.monotonic() > self.deadline
         if late and self.fd is not None:
             return False
+        # Before the R: the launcher, told ready, reaps the session leader, so
+        # its start returns with only the daemon left.
+        self._release_leader()
         self._write("R\n")
         self.close()
         return True
@@ -151,6 +162,7 @@ class ReadinessPipe:
 
     def close(self) -> None:
         """Drop the pipe without a verdict (or after one)."""
+        self._release_leader()
         if self.fd is not None:
             try:  # noqa: SIM105 (no contextlib: see the module docstring)
                 os.close(self.fd)
@@ -162,6 +174,19 @@ class ReadinessPipe:
             # collected again (see hold_gc).
             self._thaw = False
             release_gc()
+
+    def _release_leader(self) -> None:
+        """Tell the session leader the launcher has its verdict (or is gone): it may go."""
+        if self.leader is not None:
+            try:  # noqa: SIM105 (no contextlib: see the module docstring)
+                os.write(self.leader, b".")
+            except OSError:
+                pass
+            try:  # noqa: SIM105 (no contextlib: see the module docstring)
+                os.close(self.leader)
+            except OSError:
+                pass
+            self.leader = None
 
     def _write(self, text: str) -> None:
         if self.fd is None:
@@ -283,7 +308,14 @@ def wait_ready(
             # even when the time is up: what is on the pipe (the pid to stop,
             # a verdict) is read before the timeout is; but no more than a
             # pipe holds, or a daemon that never stops writing never times out.
-            readable_now = _readable_with(fd, max(0.0, min(left, _SLICE)), mask)
+            # Not yet announced when the time is up (the first child, or the
+            # launcher, descheduled since the fork): the daemon the first child
+            # forks next is still to be stopped, so its pid is waited for.
+            unnamed = pid is None and late <= _LATE_MAX
+            wait = _SLICE if unnamed and left <= 0 else max(0.0, min(left, _SLICE))
+            readable_now = _readable_with(fd, wait, mask)
+            if unnamed and not readable_now:
+                continue
             if deadline is not None and left <= 0 and (not readable_now or late > _LATE_MAX):
                 assert timeout is not None
                 why = f"not ready after {seconds_shown(timeout)} s"
@@ -336,26 +368,88 @@ def _watch(pid: int) -> Pidfd:
         return exc
 
 
-def announced_pid(fd: int) -> int | None:
-    """The pid the daemon announced on the pipe so far, read without waiting; None if none yet.
+def announced_pid(fd: int, timeout: float) -> int | None:
+    """The pid announced on the pipe, waiting up to ``timeout`` for it; None if none came.
 
     For a Ctrl-C that cut the launcher short before :func:`wait_ready` read
-    the announcement (while it still reaped the intermediate child, on a
-    loaded machine): the daemon may well have written its pid long before.
+    the announcement: the first child writes it just after its fork, and a
+    signal sent right after the launcher's fork comes before it.
     """
     buffer = b""
+    deadline = time.monotonic() + timeout
     try:
-        while len(buffer) < 65536 and readable(fd, 0):
+        while len(buffer) < 65536 and readable(fd, max(0.0, deadline - time.monotonic())):
             chunk = os.read(fd, 4096)
             if not chunk:
                 break
             buffer += chunk
+            for raw in buffer.split(b"\n")[:-1]:
+                if raw.startswith(b"P") and raw[1:].isdigit():
+                    return int(raw[1:])
     except OSError:
         pass
-    for raw in buffer.split(b"\n"):
-        if raw.startswith(b"P") and raw[1:].isdigit():
-            return int(raw[1:])
     return None
+
+
+def see_daemon_through(daemon: int, released: int, pipe: ReadinessPipe) -> None:
+    """The session leader's wait: until the daemon has its verdict, dies, or the launcher goes.
+
+    The daemon is the leader's child, so only the leader learns how it ended.
+    One killed before ready (by the OOM killer, a ``kill -9``, a crash in
+    native code) writes no verdict: the leader then writes one for it, with the
+    signal or the exit status, where the launcher could otherwise say only that
+    it "exited". The daemon releases the leader with a byte on ``released``
+    when it gives its verdict (see :meth:`ReadinessPipe.ready`); a launcher
+    gone meanwhile (a Ctrl-C) leaves nobody to tell. Without a pidfd (Linux
+    before 5.3) the leader goes at once, as it always did.
+    """
+    try:
+        watched = os.pidfd_open(daemon)
+    except OSError:
+        return
+    poller = select.poll()
+    poller.register(released, select.POLLIN)
+    poller.register(watched, select.POLLIN)
+    if pipe.fd is not None:
+        # No events asked: a pipe's write end reports POLLERR once no reader is left.
+        poller.register(pipe.fd, 0)
+    while True:
+        events = dict(poller.poll())
+        if released in events:
+            if os.read(released, 1):
+                return
+            # End of file without the byte: the daemon is dying (or exec'd).
+            poller.unregister(released)
+        if watched in events:
+            break
+        if pipe.fd in events:
+            return
+    try:
+        _, status = os.waitpid(daemon, os.WNOHANG)
+    except ChildProcessError:
+        return  # reaped by a SIGCHLD handler of the program's, or SIGCHLD ignored
+    code, why = _death_verdict(daemon, status)
+    pipe.fail(code, why)
+
+
+def _death_verdict(pid: int, status: int) -> tuple[int, str]:
+    """The launcher's exit code and message for a daemon that ended, with ``status``, unready."""
+    who = f"daemon (pid {pid})"
+    if os.WIFSIGNALED(status):
+        signum = os.WTERMSIG(status)
+        try:
+            name = signal.Signals(signum).name
+        except ValueError:
+            name = f"signal {signum}"
+        why = f"{who} was killed by {name} before it was ready"
+        if os.WCOREDUMP(status):
+            why += " (core dumped)"
+        elif signum == signal.SIGKILL:
+            why += " (out of memory? or a kill -9)"
+        return ExitCode.FAILURE, why
+    code = os.waitstatus_to_exitcode(status)
+    # 0 would read as a start that succeeded: no verdict was given.
+    return code or ExitCode.FAILURE, f"{who} exited with status {code} before it was ready"
 
 
 def open_pidfd(pid: int) -> int | None:

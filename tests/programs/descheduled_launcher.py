@@ -1,8 +1,9 @@
 """A detached daemon whose launcher is held up past ``start_timeout`` (argv: pidfile, seconds).
 
 The intermediate child (the first fork's) sleeps that long before going on,
-so the launcher, which reaps it first, reads the readiness pipe only then: a
-launcher descheduled on a loaded machine, made certain. The daemon itself
+so the launcher's start timeout runs out before the daemon is even forked and
+named: a first child descheduled on a loaded machine, made certain. The
+launcher must still wait for the daemon's pid, to stop it. The daemon itself
 starts at once after that, and would be ready well within ``start_timeout``
 counted from its own start, but not from the fork.
 """

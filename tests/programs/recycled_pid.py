@@ -3,9 +3,10 @@
 ``recycled_pid.py init USER DIR`` runs as the first process of a new pid
 namespace (``unshare --pid --fork --mount-proc``, where nothing else takes
 pids): it starts the daemon below detached with ``user=USER``, pidfile in
-DIR (which USER may write), waits until the daemon is gone and reaped, then
-has its own ``sleep`` (root's) take the daemon's very pid, through
-``ns_last_pid``, before the start fails. It prints one JSON line: the two
+DIR (which USER may write), waits until the daemon is gone and reaped (by
+the session leader, its parent, which then tells the launcher how it ended),
+then has its own ``sleep`` (root's) take the daemon's very pid, through
+``ns_last_pid``, while the launcher handles the failed start. It prints one JSON line: the two
 pids, the launcher's status and stderr, and whether the ``sleep`` outlived
 the launcher.
 
@@ -77,11 +78,8 @@ def _until(done: Callable[[], bool], what: str) -> None:
 
 
 def _reaped(pid: int) -> bool:
-    """Whether the orphaned ``pid`` (ours to reap, as pid 1) was reaped now."""
-    try:
-        return os.waitpid(pid, os.WNOHANG)[0] == pid
-    except ChildProcessError:
-        return False  # not reparented to us yet
+    """Whether ``pid`` is gone and reaped: by its parent, the session leader that waits on it."""
+    return not os.path.exists(f"/proc/{pid}")
 
 
 def init(user: str, here: Path) -> None:
