@@ -128,6 +128,7 @@ examples:
   aiodaemon status --pidfile /run/echo.pid --json
 
 Prints the state (starting, running, reloading, stopping), the pid, the uptime,
+the hook running now and for how long (a start, reload or stop that hangs),
 the listening addresses, the last reload's result and aiodaemon's version.
 --json prints one object with the keys state, pid, uptime, sockets,
 last_reload and version. Exit status (LSB): 0 running (any of those states,

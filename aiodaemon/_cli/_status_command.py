@@ -323,6 +323,14 @@ def _report_answer(answer: dict[str, Any], path: StrPath, as_json: bool) -> int:
         return StatusCode.RUNNING
     lines = [f"{answer['state']} (pid {answer['pid']}, pidfile {path})"]
     lines.append(f"uptime: {_duration(answer['uptime'])}")
+    hook = answer.get("hook")
+    if (
+        isinstance(hook, dict)
+        and isinstance(hook.get("name"), str)
+        and type(hook.get("seconds")) in (int, float)
+    ):
+        # What a daemon "starting", "reloading" or "stopping" for long waits on.
+        lines.append(f"waiting on {hook['name']} for {_duration(hook['seconds'])}")
     lines.extend(f"listening {name}: {address}" for name, address in answer["sockets"].items())
     last = answer["last_reload"]
     if last is None:

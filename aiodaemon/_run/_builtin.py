@@ -212,6 +212,7 @@ def _control(runtime: Runtime) -> Service | None:
         request_stop=lambda: _request_stop(runtime),
         stop_budget=lambda: _stop_budget(runtime),
         socket_files=lambda: _socket_files(runtime),
+        running_hook=lambda: runtime.hook_running,
     )
     server = ControlServer(control.sock, {os.geteuid()}, commands.commands())
     takeover = getattr(runtime.parts.pipe, "on_takeover", None)

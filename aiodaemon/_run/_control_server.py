@@ -350,6 +350,8 @@ class DaemonCommands:
         socket_files: the unix socket files the daemon would remove at its exit
             (path -> (st_dev, st_ino)), told in ``stop``'s answer: a ``stop``
             that has to SIGKILL it removes them instead.
+        running_hook: the hook running now and the ``time.monotonic()`` it
+            began, or None: ``status`` names it, and how long it has run.
     """
 
     state: Callable[[], str]
@@ -362,6 +364,7 @@ class DaemonCommands:
     request_stop: Callable[[], None] | None = None
     stop_budget: Callable[[], float] | None = None
     socket_files: Callable[[], Mapping[str, tuple[int, int]]] | None = None
+    running_hook: Callable[[], tuple[str, float] | None] | None = None
     #: where each socket listens, read while all are open: a draining daemon's
     #: closed listener still reports its address, as status promises.
     addresses: dict[str, str] = field(init=False)
@@ -380,6 +383,7 @@ class DaemonCommands:
         """Answer ``status``: state, pid, uptime, sockets, last reload, version."""
         state = self.state()
         last = self.reloads.last
+        running = None if self.running_hook is None else self.running_hook()
         return {
             "v": VERSION,
             "ok": True,
@@ -390,6 +394,10 @@ class DaemonCommands:
             "sockets": dict(self.addresses),
             "last_reload": None if last is None else last.as_json(),
             "version": self.version,
+            # Beyond the keys --json promises: the plain form names a hook that hangs.
+            "hook": None
+            if running is None
+            else {"name": running[0], "seconds": round(time.monotonic() - running[1], 3)},
         }
 
     async def reload(self, request: dict[str, Any]) -> dict[str, Any]:

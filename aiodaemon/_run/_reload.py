@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import time
 from typing import TYPE_CHECKING
 
 import structlog
@@ -54,6 +55,7 @@ async def run_reload(rt: Runtime) -> None:
     exit_request: tuple[BaseException, str] | None = None
     exiting: int | None = None
     for hook in rt.hooks.reload:
+        rt.hook_running = (f"reload hook {describe(hook)}", time.monotonic())
         try:
             # Each hook in its own contextvars Context (see in_own_context).
             await in_own_context(functools.partial(call_async, hook, rt.context), describe(hook))
@@ -76,6 +78,8 @@ async def run_reload(rt: Runtime) -> None:
             _log.error("reload hook failed", hook=describe(hook), exc_info=raised(exc))
             error = error_text(exc)
             break
+        finally:
+            rt.hook_running = None
     rt.reloads.finish(covers, error, exiting)
     if error is None:
         _log.info("reload finished", ok=True)

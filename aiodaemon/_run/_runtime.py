@@ -102,6 +102,9 @@ class Runtime:
         self.startup_task: asyncio.Task[None] | None = None
         #: the startup hook (or lifespan setup) running now: a timed-out start names it.
         self.startup_hook_running: str | None = None
+        #: the hook of any kind running now and the monotonic time it began
+        #: (``("reload hook app.load", t)``): ``status`` names a hook that hangs.
+        self.hook_running: tuple[str, float] | None = None
         #: lifespans whose setup completed, with their suspended generators.
         self.entered: dict[Lifespan, AsyncGenerator[Any, None]] = {}
         #: the contextvars Context of each lifespan's setup, for its teardown.

@@ -176,6 +176,7 @@ class Shutdown:
         rt = self.runtime
         for entry in reversed(rt.hooks.shutdown):
             name = entry_name(entry)
+            rt.hook_running = (f"shutdown hook {name}", time.monotonic())
             try:
                 # Each in its own contextvars Context (a lifespan: its setup's).
                 if isinstance(entry, Lifespan):
@@ -193,6 +194,8 @@ class Shutdown:
                 rt.outcome.fail(str(exc), exc)
             except Exception as exc:
                 _log.error("shutdown hook failed", hook=entry_name(entry), exc_info=raised(exc))
+            finally:
+                rt.hook_running = None
 
     async def _cancel_rest(self) -> None:
         rt = self.runtime

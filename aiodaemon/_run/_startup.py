@@ -92,6 +92,7 @@ async def run_startup(rt: Runtime) -> None:
         token = _startup_hook.set(name)
         rt.startup_hook_running = name
         began = time.monotonic()
+        rt.hook_running = (f"startup hook {name}", began)
         try:
             if isinstance(entry, Lifespan):
                 context = contextvars.copy_context()
@@ -116,7 +117,7 @@ async def run_startup(rt: Runtime) -> None:
             return
         finally:
             _startup_hook.reset(token)
-            rt.startup_hook_running = None
+            rt.startup_hook_running = rt.hook_running = None
     if await _stopped_while_starting(rt):
         return
     rt.dispatch(Event.STARTED)
