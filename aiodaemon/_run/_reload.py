@@ -25,7 +25,7 @@ from ._user_exit import EXIT_REQUESTS, requested_status
 if TYPE_CHECKING:
     from ._runtime import Runtime
 
-__all__ = ["RELOAD_CANCELLED", "run_reload"]
+__all__ = ["RELOAD_CANCELLED", "log_reload_abandoned", "run_reload"]
 
 _log = structlog.get_logger("aiodaemon")
 
@@ -34,6 +34,15 @@ RELOAD_CANCELLED = "cancelled: the daemon is stopping"
 #: Seconds the hooks wait, at most, for the log writer to reopen the files: one
 #: stalled on a sink (a stderr pipe nobody reads) must not hold reloads back.
 REOPEN_WAIT = 1.0
+
+
+def log_reload_abandoned() -> None:
+    """Say that a reload asked for (a SIGHUP, ``reload``) will not run: the daemon is stopping.
+
+    Without it, a SIGHUP just before a SIGTERM left only its ``signal
+    received`` in the log, and nothing said whether the hooks had run.
+    """
+    _log.info("reload abandoned", reason="the daemon is stopping")
 
 
 async def run_reload(rt: Runtime) -> None:
@@ -48,6 +57,7 @@ async def run_reload(rt: Runtime) -> None:
     if rt.lifecycle.state is not State.RELOADING:
         # A stop came while the files reopened: it told the requests this run
         # covers that no hook ran, and none begins once the daemon is stopping.
+        log_reload_abandoned()
         return
     covers = rt.reloads.begin()
     _log.info("reload started")

@@ -39,7 +39,7 @@ from ._forked_child import watch_forks
 from ._hooks import Hooks, Lifespan, MainTarget, describe
 from ._loop import loop_name, sockname
 from ._outcome import Outcome, error_text
-from ._reload import run_reload
+from ._reload import log_reload_abandoned, run_reload
 from ._reloads import ReloadResult, ReloadTracker
 from ._serving import Serving
 from ._shutdown import Shutdown
@@ -311,8 +311,12 @@ class Runtime:
     def dispatch(self, event: Event, *, signum: int | None = None) -> Action:
         """Feed ``event`` to the state machine, carry out its answer and return it."""
         old = self.lifecycle.state
+        queued = self.lifecycle.reload_pending
         action = self.lifecycle.handle(event)
         if action is Action.BEGIN_SHUTDOWN:
+            if queued:
+                # A reload asked for during another (or the start) is dropped.
+                log_reload_abandoned()
             self._begin_shutdown(signum)
         elif action is Action.JOIN_SHUTDOWN:
             log_joined(None)
@@ -339,6 +343,7 @@ class Runtime:
             if self.lifecycle.state is State.STOPPING:
                 # No hook runs any more; the log files still follow a rotation.
                 self.parts.logs.reopen()
+            log_reload_abandoned()
             self.reloads.abandon(_NO_RELOAD_WHILE_STOPPING)
         elif action is Action.REOPEN_LOGS:
             self.parts.logs.reopen()
