@@ -62,6 +62,9 @@ def test_a_refused_record_keeps_every_other_value_and_tells_bytes_from_backslash
         assert odd[key] == plain[key], key
     assert odd["files"] == ["caf\\xe9", "caf\ufffd"]
     assert odd["lone"] == "a\ufffdb"
+    # An enum is its value, as orjson writes one, that value's odd bytes replaced.
+    assert odd["place"] == "caf\ufffd"
+    assert odd["places"] == {"here": "caf\ufffd"}
 
 
 def test_names_that_read_the_same_once_replaced_keep_their_own_values(tmp_path: Path) -> None:

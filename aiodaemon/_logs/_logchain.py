@@ -7,6 +7,7 @@ bytes with the newline appended, and a wrapped logger whose methods only queue.
 
 from __future__ import annotations
 
+import enum
 import logging
 import math
 import os
@@ -198,9 +199,9 @@ def _json_safe(value: Any, depth: int) -> Any:
       as (orjson's form, else its ``str``), and one that then reads as another
       key of its dict is made distinct.
     - Anything else is left to orjson, with ``default=repr``, as in a normal
-      line (a datetime stays ISO 8601, a UUID, enum or dataclass its usual
-      form); one it still refuses (a dataclass holding such a string) is
-      written as its ``repr``.
+      line (a datetime stays ISO 8601, a UUID or dataclass its usual form);
+      one it still refuses (a dataclass holding such a string) is written as
+      its ``repr``. An enum is its value, walked as above.
     """
     if isinstance(value, str):
         return _valid_text(value)
@@ -224,6 +225,9 @@ def _json_safe(value: Any, depth: int) -> Any:
                 safe[key] = _json_safe(v, depth + 1)
             return safe
         return [_json_safe(v, depth + 1) for v in value]
+    if isinstance(value, enum.Enum):
+        # orjson writes an enum as its value: so is one whose value it refused.
+        return _json_safe(value.value, depth + 1)
     try:
         return orjson.Fragment(orjson.dumps(value, default=repr, option=orjson.OPT_NON_STR_KEYS))
     except TypeError:

@@ -25,6 +25,12 @@ class Color(enum.Enum):
     RED = "red"
 
 
+class Place(enum.Enum):
+    """An enum whose value is a file name that is not UTF-8."""
+
+    CAFE = os.fsdecode(b"caf\xe9")
+
+
 @dataclasses.dataclass
 class Point:
     x: int
@@ -44,7 +50,14 @@ VALUES = {
 async def main() -> None:
     log = structlog.get_logger()
     log.info("plain", **VALUES)
-    log.info("odd", files=sorted(os.listdir(sys.argv[2])), lone="a\ud800b", **VALUES)
+    log.info(
+        "odd",
+        files=sorted(os.listdir(sys.argv[2])),
+        lone="a\ud800b",
+        place=Place.CAFE,
+        places={"here": Place.CAFE},
+        **VALUES,
+    )
     log.info(
         "numbers",
         ratio=float("nan"),
