@@ -138,6 +138,39 @@ _LONGEST_PAUSE = 0.5
 BUSY_PATIENCE = 2.0
 
 
+class KeptConnection:
+    """A connection left open after its answer, and what came after the answer's line."""
+
+    def __init__(self) -> None:
+        self.sock: _socket.socket | None = None
+        self.rest = b""
+
+    def read_to_end(self, timeout: float, limit: int = 65536) -> bytes:
+        """What follows the answer, until the peer's end (or ``timeout``, or ``limit`` bytes)."""
+        data = self.rest
+        if self.sock is None:
+            return data
+        deadline = time.monotonic() + timeout
+        try:
+            while len(data) < limit:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                self.sock.settimeout(left)
+                chunk = self.sock.recv(limit - len(data))
+                if not chunk:
+                    break
+                data += chunk
+        except OSError:  # a timeout, a reset: what came so far is all there is
+            pass
+        return data
+
+    def close(self) -> None:
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
+
+
 def ask(
     path: StrPath,
     request: dict[str, Any],
@@ -145,6 +178,7 @@ def ask(
     holder: int,
     timeout: float,
     said: float | None = None,
+    keep: KeptConnection | None = None,
 ) -> dict[str, Any]:
     """Send ``request`` to the control socket at ``path`` and return the daemon's answer.
 
@@ -154,6 +188,7 @@ def ask(
         holder: the pid verified to hold the pidfile's lock; only it may answer.
         timeout: seconds for the whole exchange.
         said: the seconds a timeout names (see :func:`exchange`).
+        keep: where to leave the connection open once answered (see :func:`exchange`).
 
     Raises:
         ControlError: (or a subclass) with a one-line reason.
@@ -169,7 +204,9 @@ def ask(
             )
 
     name = f"pid {holder}"
-    return exchange(path, request, timeout=timeout, check_peer=check_peer, name=name, said=said)
+    return exchange(
+        path, request, timeout=timeout, check_peer=check_peer, name=name, said=said, keep=keep
+    )
 
 
 def exchange(
@@ -180,6 +217,7 @@ def exchange(
     check_peer: Callable[[int, int], None],
     name: str,
     said: float | None = None,
+    keep: KeptConnection | None = None,
 ) -> dict[str, Any]:
     """Connect to ``path``, let ``check_peer(pid, uid)`` judge the server, then ask ``request``.
 
@@ -187,7 +225,9 @@ def exchange(
     :class:`ControlUntrusted`) before a byte is sent to a server it refuses.
     ``name`` says who is expected to answer, for the messages; ``said``, the
     seconds they name when the wait runs out (the user's ``--timeout``, of
-    which ``timeout`` may be what is left), else ``timeout``.
+    which ``timeout`` may be what is left), else ``timeout``. ``keep``: a
+    connection answered is left open there, with what came after its answer's
+    line, for a request whose server writes more later (stop's ``watch``).
 
     Raises:
         ControlError: (or a subclass) with a one-line reason.
@@ -220,6 +260,12 @@ def exchange(
                 except (BrokenPipeError, ConnectionResetError):
                     pass
                 data = _read_answer(sock, deadline)
+                if keep is not None and b"\n" in data:
+                    data, _, keep.rest = data.partition(b"\n")
+                    data += b"\n"
+                    if keep.sock is not None:
+                        keep.sock.close()  # a "busy" answer's, asked again
+                    keep.sock = sock
             except TimeoutError:
                 raise ControlTimeout(f"no answer from {name} within {waited} s") from None
             except ConnectionResetError as exc:
@@ -231,7 +277,8 @@ def exchange(
                     f"control socket {path}: connection lost: {exc.strerror or exc}"
                 ) from None
         finally:
-            sock.close()
+            if keep is None or keep.sock is not sock:
+                sock.close()
     finally:
         if dirfd is not None:
             os.close(dirfd)

@@ -85,7 +85,9 @@ to finish ("already stopping (pid N); waiting"): several stops at once never
 force its exit, as a second SIGTERM would. Only the process holding the
 pidfile's lock is signalled, never a stale pid. A pidfile left by a dead daemon
 (nobody holds its lock) is removed with its stale control socket, and the
-command says so. Exit 0 once it is gone or when it was not running; 1 when the
+command says so. A daemon asked over its control socket says how it ended when
+that was not gracefully ("stopped (pid N); it exited with status 4: forced exit
+(shutdown took longer than 30.0s)"). Exit 0 once it is gone or when it was not running; 1 when the
 pidfile's holder cannot be verified (nothing signalled) or it survived SIGKILL;
 4 when you may not signal it (or read its pidfile). A daemon whose pidfile was
 removed or emptied by hand is found through its control socket or the lock. In a shared sticky

@@ -14,7 +14,7 @@ import enum
 import os
 import time
 
-from .._prefork._control_protocol import VERSION
+from .._prefork._control_protocol import VERSION, ProtocolError, decode
 from .._prefork._messages import seconds_shown
 from .._prefork._pidfile_status import PidfileStatus, read_pidfile, says_stopping
 from .._prefork._procfs import is_suspended, uids
@@ -26,6 +26,7 @@ from ._control_client import (
     ControlError,
     ControlMismatch,
     ControlTimeout,
+    KeptConnection,
     ask,
     ask_patiently,
 )
@@ -55,6 +56,8 @@ _RETRY_GRACE = 2.0
 _RETRY_PAUSE = 0.05
 #: Longest wait for the daemon's answer; it answers at once unless its loop is stuck.
 _ANSWER_TIMEOUT = 5.0
+#: Longest read of how the daemon ended, once it is gone (its end is closed by then).
+_TOLD_WAIT = 1.0
 
 
 class _Asked(enum.Enum):
@@ -123,6 +126,8 @@ def stop(
     claim = None
     successor: int | None = None
     undone = False
+    # The stop request's connection, kept: the daemon says on it how it ended.
+    kept = KeptConnection()
     try:
         asked, budget = _Asked.SIGNAL, None
         sockets: dict[str, tuple[int, int]] = {}
@@ -133,7 +138,7 @@ def stop(
                 return handed_to() is not None
 
             asked, budget, sockets = _ask(
-                control, pid, pidfd, wait, had_socket=had_socket, handed=handed
+                control, pid, pidfd, wait, had_socket=had_socket, handed=handed, keep=kept
             )
         if asked is _Asked.HANDED:
             # It handed over and stops on its own: its new process is the daemon now.
@@ -185,6 +190,8 @@ def stop(
                     return ControlCode.FAILURE
                 if not replaced:
                     left = "which the killed daemon left"
+            else:
+                note += _how_it_ended(kept)
             successor = handed_to()
             if successor is None:
                 removed = remove_stale(
@@ -195,9 +202,10 @@ def stop(
                     if removed.control:
                         files.append(f"control socket {control}")
                     files += [f"socket file {socket}" for socket in removed.sockets]
-                    note = f"; removed {_listed(files)}, {left}"
+                    note += f"; removed {_listed(files)}, {left}"
     finally:
         os.close(pidfd)
+        kept.close()
         if claim is not None and not isinstance(claim, int):
             claim.close()
     if successor is not None:
@@ -209,6 +217,30 @@ def stop(
         return stop(path, timeout, control, owner=owner)
     _say(f"stopped (pid {pid}){note}")
     return ControlCode.OK
+
+
+def _how_it_ended(kept: KeptConnection) -> str:
+    """What the daemon said of its end on the kept connection: "" for a graceful one.
+
+    A daemon that was not told to watch (SIGTERM, an older daemon) says nothing;
+    of several lines (the graceful end, then a forced one), the last is how it
+    ended. Read once the process is gone, when the kernel has closed its end.
+    """
+    told: dict[str, Any] | None = None
+    for line in kept.read_to_end(_TOLD_WAIT).split(b"\n")[:-1]:
+        try:
+            message = decode(line)
+        except ProtocolError:
+            continue
+        status = message.get("exit")
+        # A status the kernel can give: the daemon's account writes this line.
+        if type(status) is int and 0 <= status <= 255:
+            told = message
+    if told is None or told["exit"] == 0:
+        return ""
+    reason = told.get("reason")
+    why = f": {' '.join(reason.split())}" if isinstance(reason, str) and reason else ""
+    return f"; it exited with status {told['exit']}{why}"
 
 
 def _listed(items: list[str]) -> str:
@@ -224,6 +256,7 @@ def _ask(
     *,
     had_socket: bool,
     handed: Callable[[], bool],
+    keep: KeptConnection,
 ) -> tuple[_Asked, float | None, dict[str, tuple[int, int]]]:
     """Send ``stop`` over the control socket: how it went, the daemon's stop budget, its files.
 
@@ -231,7 +264,7 @@ def _ask(
     the latest) and the unix socket files it would remove at its exit only
     when the daemon said them.
     """
-    asked = _ask_once(control, pid, pidfd, timeout, had_socket=had_socket, handed=handed)
+    asked = _ask_once(control, pid, pidfd, timeout, had_socket=had_socket, handed=handed, keep=keep)
     if isinstance(asked, _Asked):
         return asked, None, {}
     budget = asked.get("exits_within")
@@ -276,12 +309,14 @@ def _ask_once(
     *,
     had_socket: bool,
     handed: Callable[[], bool],
+    keep: KeptConnection,
 ) -> _Asked | dict[str, Any]:
     """The daemon's ``ok`` answer to ``stop``, or how else it went.
 
     ``handed()``: whether an upgrade's new process took the pidfile over meanwhile.
     """
-    request = {"v": VERSION, "cmd": "stop"}
+    # watch: the daemon tells this connection how it ended (see _how_it_ended).
+    request = {"v": VERSION, "cmd": "stop", "watch": True}
     answer_timeout = min(_ANSWER_TIMEOUT, max(timeout, 1.0))
     deadline = time.monotonic() + _RETRY_GRACE
     # Longer: the old daemon gives its new process that long before it rolls back.
@@ -290,7 +325,7 @@ def _ask_once(
         try:
             # "busy" (every control slot taken) is asked again within the same grace.
             answer = ask_patiently(
-                lambda: ask(control, request, holder=pid, timeout=answer_timeout),
+                lambda: ask(control, request, holder=pid, timeout=answer_timeout, keep=keep),
                 until=deadline,
                 wait=lambda seconds: wait_exited(pidfd, seconds),
             )

@@ -14,6 +14,7 @@ no descriptor reaches a peer.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import os
 import select
 import socket
@@ -176,8 +177,11 @@ class ControlServer:
                 writer.write(encode(failure(busy, transient=True)))
                 return
             self._active.add(task)
+            fd = writer.get_extra_info("socket").fileno()
+            # The connection's own task: a command that keeps it (stop's watch) finds it here.
+            _connection_fd.set(fd)
             try:
-                answer = await self._answer(reader, writer.get_extra_info("socket").fileno())
+                answer = await self._answer(reader, fd)
                 writer.write(encode(answer))
                 await asyncio.wait_for(writer.drain(), _WRITE_TIMEOUT)
             finally:
@@ -245,6 +249,12 @@ class ControlServer:
             _log.warning(
                 "control connection refused", peer_pid=pid, peer_uid=uid, refused=self._refused
             )
+
+
+#: The descriptor of the connection whose request the current task answers.
+_connection_fd: contextvars.ContextVar[int | None] = contextvars.ContextVar(
+    "aiodaemon_control_connection", default=None
+)
 
 
 def _hung_up(fd: int) -> bool:
@@ -462,4 +472,10 @@ class DaemonCommands:
             files = self.socket_files()
             if files:
                 answer["socket_files"] = {path: list(inode) for path, inode in files.items()}
+        fd = _connection_fd.get()
+        if request.get("watch") is True and fd is not None:
+            from ._forced import watch_exit
+
+            # Told, after this answer, how the process ended (see _forced.tell_exit).
+            answer["watched"] = watch_exit(fd)
         return answer

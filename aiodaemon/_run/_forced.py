@@ -42,7 +42,16 @@ if TYPE_CHECKING:
     from .._prefork._readiness import ReadinessPipe
     from ._state import Lifecycle
 
-__all__ = ["BackstopClock", "ForcedExit", "log_joined", "log_repeated", "start_backstop"]
+__all__ = [
+    "MAX_EXIT_WATCHERS",
+    "BackstopClock",
+    "ForcedExit",
+    "log_joined",
+    "log_repeated",
+    "start_backstop",
+    "tell_exit",
+    "watch_exit",
+]
 
 _log = structlog.get_logger("aiodaemon")
 
@@ -263,6 +272,8 @@ class ForcedExit:
                 self.pidfile.remove()
         with contextlib.suppress(BaseException):
             say_nowait(f"aiodaemon: forced exit ({reason}), status {code}\n")
+        with contextlib.suppress(BaseException):
+            tell_exit(code, f"forced exit ({reason})")
         os._exit(code)
 
 
@@ -401,3 +412,51 @@ def start_backstop(thread: threading.Thread, guards: str, *, log: bool = True) -
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, mask)
     return True
+
+
+# --- telling a watching `aiodaemon stop` how the process ended ---------------------
+# Here, beside the forced exit that is one of its users, rather than in a module
+# of its own: every daemon loads this one, and a module more costs every start.
+#
+# The command is not the daemon's parent: it sees the process go, never its
+# status, and said "stopped" of a shutdown forced past ``shutdown_timeout`` as
+# of a graceful one. A stop request that asks to watch leaves a copy of its
+# connection here; each way the process ends writes one line to every copy, the
+# protocol's ``{"v": 1, "ok": true, "exit": status, "reason": why}``: the
+# graceful end once its status is known, and a forced one just before its
+# ``os._exit``, so the last line the command reads is the status the process
+# ended with. The kernel closes the copies at the exit, which ends the
+# command's read. Plain ``os.write`` on sockets asyncio made non-blocking: safe
+# inside the forced exit's signal handler, and never waiting on a reader.
+
+#: Copies of stop connections kept at most: each is a descriptor of the daemon's.
+MAX_EXIT_WATCHERS = 8
+
+_exit_watchers: list[int] = []
+
+
+def watch_exit(fd: int) -> bool:
+    """Keep a copy of the connection ``fd`` to tell it the exit; False when enough are kept."""
+    from .._prefork._detach import close_in_forked_children
+
+    if len(_exit_watchers) >= MAX_EXIT_WATCHERS:
+        return False
+    copy = os.dup(fd)  # not inherited by an exec'd child (close-on-exec)
+    # Nor by a forked one, which would hold the command's read open past our exit.
+    close_in_forked_children(copy)
+    _exit_watchers.append(copy)
+    return True
+
+
+def tell_exit(status: int, reason: str | None) -> None:
+    """Write the exit's ``status`` and ``reason`` to every stop connection kept."""
+    if not _exit_watchers:
+        return
+    # Loaded by now: watch_exit() was called from the control server, which uses it.
+    from .._prefork._control_protocol import VERSION, encode
+
+    line = encode({"v": VERSION, "ok": True, "exit": int(status), "reason": reason})
+    for fd in _exit_watchers:
+        # A command that left (or stopped reading) has nobody to tell.
+        with contextlib.suppress(OSError):
+            os.write(fd, line)

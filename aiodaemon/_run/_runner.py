@@ -24,6 +24,7 @@ import structlog
 
 from .._prefork._messages import write_line
 from ..exceptions import DaemonError, StartupError
+from ._forced import tell_exit
 from ._loop import new_event_loop
 from ._outcome import error_text
 from ._runtime import Runtime
@@ -170,6 +171,8 @@ def _finish(runtime: Runtime) -> int:
     else:
         # Some reasons (a stop before ready) have no record of their own.
         _log.info("exit", status=code, reason=outcome.message)
+    # A stop that watches hears it too (a forced exit from here on says so after).
+    tell_exit(code, outcome.message)
     failure = outcome.message
     if runtime.parts.foreground and failure and (options.log_file or options.syslog):
         # The log went elsewhere; the person at the terminal still sees why.

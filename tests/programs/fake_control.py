@@ -2,7 +2,9 @@
 
 argv: PIDFILE MODE. MODE is "garbage" (bytes that are not JSON), "truncated"
 (half a JSON object, then close), "silent" (accepts, never answers), "close"
-(closes at once) or "huge" (an endless answer without a newline). Prints
+(closes at once), "huge" (an endless answer without a newline) or "told"
+(answers ``stop``, then tells an exit with an escape sequence in its reason,
+after one with a status no process has, and exits). Prints
 "ready" on stdout once it listens. Plain Python: it impersonates a daemon
 from the CLI's point of view (it *is* the lock holder).
 """
@@ -37,6 +39,12 @@ def main() -> None:
         elif mode == "silent":
             held.append(conn)  # keep it open, say nothing
             continue
+        elif mode == "told":
+            conn.recv(65536)
+            conn.sendall(b'{"v": 1, "ok": true, "already_stopping": false, "watched": true}\n')
+            conn.sendall(b'{"v": 1, "ok": true, "exit": 4096, "reason": "no such status"}\n')
+            conn.sendall(b'{"v": 1, "ok": true, "exit": 4, "reason": "cut \\u001b[2J\\nshort"}\n')
+            os._exit(0)
         elif mode == "huge":
             try:
                 while True:

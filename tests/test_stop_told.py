@@ -1,0 +1,119 @@
+"""`aiodaemon stop` says how the daemon ended when that was not a graceful end.
+
+The command is not the daemon's parent: before, a shutdown forced past
+`shutdown_timeout` (its hooks cut short) read `stopped (pid N)`, exactly as a
+graceful one. The daemon now tells the stop request's connection its exit.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from .support import AIODAEMON, PROGRAMS, clean_env, wait_for, wait_gone
+
+APP = """
+import asyncio, os, pathlib
+import aiodaemon
+
+@aiodaemon.on_shutdown
+async def flush() -> None:
+    marker = pathlib.Path(os.environ["HOOK_MARKER"])
+    marker.write_text("flushing")
+    if os.environ.get("HOOK_HANGS"):
+        await asyncio.sleep(3600)
+
+async def main(ctx: aiodaemon.Context) -> None:
+    await ctx.wait_stopping()
+"""
+
+
+def _start(tmp_path: Path, *, hangs: bool, timeout: str = "30") -> tuple[int, Path, dict[str, str]]:
+    (tmp_path / "app.py").write_text(APP)
+    pidfile = tmp_path / "app.pid"
+    env = {"HOOK_MARKER": str(tmp_path / "hook"), **({"HOOK_HANGS": "1"} if hangs else {})}
+    started = subprocess.run(
+        [str(AIODAEMON), "start", "app:main", "--pidfile", str(pidfile),
+         "--shutdown-timeout", timeout, "--log-file", str(tmp_path / "log")],
+        cwd=tmp_path, env=clean_env(env), capture_output=True, text=True, timeout=60,
+        stdin=subprocess.DEVNULL, check=False,
+    )  # fmt: skip
+    assert started.returncode == 0, started.stderr
+    return int(started.stdout), pidfile, env
+
+
+def _stop(pidfile: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(AIODAEMON), "stop", "--pidfile", str(pidfile)],
+        env=clean_env(env), capture_output=True, text=True, timeout=60,
+        stdin=subprocess.DEVNULL, check=False,
+    )  # fmt: skip
+
+
+def test_a_graceful_stop_says_stopped(tmp_path: Path) -> None:
+    pid, pidfile, env = _start(tmp_path, hangs=False)
+    stopped = _stop(pidfile, env)
+    assert (stopped.returncode, stopped.stderr) == (0, f"aiodaemon: stopped (pid {pid})\n")
+    assert (tmp_path / "hook").read_text() == "flushing"
+
+
+def test_a_stop_forced_past_the_shutdown_timeout_says_so(tmp_path: Path) -> None:
+    pid, pidfile, env = _start(tmp_path, hangs=True, timeout="1")
+    stopped = _stop(pidfile, env)
+    # Still 0 (the daemon is gone), but not the word of a graceful end.
+    assert stopped.returncode == 0, stopped.stderr
+    assert stopped.stderr == (
+        f"aiodaemon: stopped (pid {pid}); it exited with status 4:"
+        " forced exit (shutdown took longer than 1.0s)\n"
+    )
+    assert not pidfile.exists()
+
+
+def test_a_second_stop_signal_during_a_stop_is_told_to_it(tmp_path: Path) -> None:
+    pid, pidfile, env = _start(tmp_path, hangs=True)
+    stopping = subprocess.Popen(
+        [str(AIODAEMON), "stop", "--pidfile", str(pidfile)],
+        env=clean_env(env), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        wait_for((tmp_path / "hook").exists, what="the shutdown hook to run")
+        # The first joins the stop under way; the second (not the same one
+        # again, which within 50 ms would count as one request) forces the exit.
+        os.kill(pid, signal.SIGTERM)
+        wait_for(lambda: "already stopping" in (tmp_path / "log").read_text(), what="the join")
+        os.kill(pid, signal.SIGINT)
+        wait_gone(pid)
+        _, err = stopping.communicate(timeout=60)
+    finally:
+        if stopping.poll() is None:
+            stopping.kill()
+            stopping.communicate()
+    assert stopping.returncode == 0, err
+    assert err == (
+        f"aiodaemon: stopped (pid {pid}); it exited with status 130:"
+        " forced exit (second stop signal during shutdown: SIGINT)\n"
+    )
+
+
+def test_what_the_daemon_tells_is_checked_and_printed_safely(tmp_path: Path) -> None:
+    """The line comes from the daemon's account: a status no process has is ignored, and
+    an escape sequence in the reason is shown escaped, on the one line of root's terminal."""
+    pidfile = tmp_path / "app.pid"
+    with subprocess.Popen(
+        [sys.executable, str(PROGRAMS / "fake_control.py"), str(pidfile), "told"],
+        stdout=subprocess.PIPE, text=True,
+    ) as fake:  # fmt: skip
+        try:
+            assert fake.stdout is not None
+            assert fake.stdout.readline() == "ready\n"
+            stopped = _stop(pidfile, {})
+        finally:
+            fake.kill()
+    assert stopped.returncode == 0, stopped.stderr
+    (line,) = stopped.stderr.splitlines()
+    assert line.startswith(f"aiodaemon: stopped (pid {fake.pid}); it exited with status 4: cut ")
+    assert "\x1b" not in line
