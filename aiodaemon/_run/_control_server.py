@@ -451,7 +451,9 @@ class DaemonCommands:
         """Answer ``stop``: begin the graceful shutdown, or say it has begun already.
 
         Idempotent, unlike a second SIGTERM (which forces the exit): any number
-        of ``aiodaemon stop`` may ask, and the shutdown hooks still finish.
+        of ``aiodaemon stop`` may ask, and the shutdown hooks still finish. With
+        ``"watch": true`` the connection is also told, after this answer, how
+        the process ended (see :func:`._forced.tell_exit`).
         """
         assert self.request_stop is not None  # served only with a requester
         state = self.state()
