@@ -31,13 +31,15 @@ async def main(ctx: aiodaemon.Context) -> None:
 """
 
 
-def _start(tmp_path: Path, *, hangs: bool, timeout: str = "30") -> tuple[int, Path, dict[str, str]]:
+def _start(
+    tmp_path: Path, *extra: str, hangs: bool, timeout: str = "30"
+) -> tuple[int, Path, dict[str, str]]:
     (tmp_path / "app.py").write_text(APP)
     pidfile = tmp_path / "app.pid"
     env = {"HOOK_MARKER": str(tmp_path / "hook"), **({"HOOK_HANGS": "1"} if hangs else {})}
     started = subprocess.run(
         [str(AIODAEMON), "start", "app:main", "--pidfile", str(pidfile),
-         "--shutdown-timeout", timeout, "--log-file", str(tmp_path / "log")],
+         "--shutdown-timeout", timeout, "--log-file", str(tmp_path / "log"), *extra],
         cwd=tmp_path, env=clean_env(env), capture_output=True, text=True, timeout=60,
         stdin=subprocess.DEVNULL, check=False,
     )  # fmt: skip
@@ -70,6 +72,22 @@ def test_a_stop_forced_past_the_shutdown_timeout_says_so(tmp_path: Path) -> None
         " forced exit (shutdown took longer than 1.0s)\n"
     )
     assert not pidfile.exists()
+
+
+def test_a_daemon_without_a_control_socket_tells_the_stop_that_signalled_it(
+    tmp_path: Path,
+) -> None:
+    """--no-control: `stop` sends SIGTERM under its claim, and hears the exit there."""
+    pid, pidfile, env = _start(tmp_path, "--no-control", hangs=True, timeout="1")
+    stopped = _stop(pidfile, env)
+    assert stopped.returncode == 0, stopped.stderr
+    assert stopped.stderr == (
+        f"aiodaemon: stopped (pid {pid}); it exited with status 4:"
+        " forced exit (shutdown took longer than 1.0s)\n"
+    )
+    pid, pidfile, env = _start(tmp_path, "--no-control", hangs=False)
+    stopped = _stop(pidfile, env)
+    assert (stopped.returncode, stopped.stderr) == (0, f"aiodaemon: stopped (pid {pid})\n")
 
 
 def test_a_second_stop_signal_during_a_stop_is_told_to_it(tmp_path: Path) -> None:
@@ -117,3 +135,16 @@ def test_what_the_daemon_tells_is_checked_and_printed_safely(tmp_path: Path) -> 
     (line,) = stopped.stderr.splitlines()
     assert line.startswith(f"aiodaemon: stopped (pid {fake.pid}); it exited with status 4: cut ")
     assert "\x1b" not in line
+
+
+def test_the_daemon_names_the_stop_claim_as_the_command_does() -> None:
+    """The daemon builds the claim's name itself (it imports nothing once running): the same."""
+    from aiodaemon._prefork._procfs import signal_claim
+    from aiodaemon._run import _forced
+
+    _forced.expect_stop_claim()
+    try:
+        assert _forced._stop_claim == signal_claim("stop", os.getpid())
+        assert _forced._stop_claim is not None
+    finally:
+        _forced._stop_claim = None

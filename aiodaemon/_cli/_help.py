@@ -85,7 +85,7 @@ to finish ("already stopping (pid N); waiting"): several stops at once never
 force its exit, as a second SIGTERM would. Only the process holding the
 pidfile's lock is signalled, never a stale pid. A pidfile left by a dead daemon
 (nobody holds its lock) is removed with its stale control socket, and the
-command says so. A daemon asked over its control socket says how it ended when
+command says so. The daemon (also one with --no-control) says how it ended when
 that was not gracefully ("stopped (pid N); it exited with status 4: forced exit
 (shutdown took longer than 30.0s)"). Exit 0 once it is gone or when it was not running; 1 when the
 pidfile's holder cannot be verified (nothing signalled) or it survived SIGKILL;

@@ -191,7 +191,11 @@ def stop(
                 if not replaced:
                     left = "which the killed daemon left"
             else:
-                note += _how_it_ended(kept)
+                told = kept.read_to_end(_TOLD_WAIT)
+                if not told and claim is not None and not isinstance(claim, int):
+                    # Signalled (no control socket): it told our claim instead.
+                    told = claim.told(pid, _TOLD_WAIT)
+                note += _how_it_ended(told)
             successor = handed_to()
             if successor is None:
                 removed = remove_stale(
@@ -219,15 +223,15 @@ def stop(
     return ControlCode.OK
 
 
-def _how_it_ended(kept: KeptConnection) -> str:
-    """What the daemon said of its end on the kept connection: "" for a graceful one.
+def _how_it_ended(data: bytes) -> str:
+    """What the daemon said of its end (``data``, the lines it wrote): "" for a graceful one.
 
-    A daemon that was not told to watch (SIGTERM, an older daemon) says nothing;
-    of several lines (the graceful end, then a forced one), the last is how it
-    ended. Read once the process is gone, when the kernel has closed its end.
+    On the kept stop connection, or on the SIGTERM's claim. An older daemon
+    says nothing; of several lines (the graceful end, then a forced one), the
+    last is how it ended. Read once the process is gone, its end closed.
     """
     told: dict[str, Any] | None = None
-    for line in kept.read_to_end(_TOLD_WAIT).split(b"\n")[:-1]:
+    for line in data.split(b"\n")[:-1]:
         try:
             message = decode(line)
         except ProtocolError:

@@ -19,9 +19,11 @@ from __future__ import annotations
 import _socket
 import errno
 import os
+import sys
+import time
 
 from .._prefork._pidfile_status import abstract_listener
-from .._prefork._procfs import stat_field
+from .._prefork._procfs import signal_claim
 
 __all__ = ["claim_signal", "claim_stop"]
 
@@ -31,6 +33,41 @@ class Claim:
 
     def __init__(self, sock: _socket.socket | None) -> None:
         self._sock = sock
+
+    def told(self, pid: int, timeout: float, limit: int = 65536) -> bytes:
+        """What ``pid`` wrote to the claim as it ended (see ``_forced.tell_exit``); b"" if none.
+
+        Its connection waits in the queue, never accepted until now (the other
+        ``stop``'s looks at the claim too): only the one ``SO_PEERCRED`` says
+        ``pid`` made is read, to its end, within ``timeout`` and ``limit``.
+        """
+        if self._sock is None:
+            return b""
+        self._sock.setblocking(False)
+        while True:
+            try:
+                # What socket.socket.accept wraps (typeshed does not list it).
+                fd, _ = self._sock._accept()  # type: ignore[attr-defined]
+            except OSError:
+                return b""  # none (left) in the queue
+            conn = _socket.socket(fileno=fd)
+            try:
+                creds = conn.getsockopt(_socket.SOL_SOCKET, _socket.SO_PEERCRED, 12)
+                if int.from_bytes(creds[:4], sys.byteorder, signed=True) != pid:
+                    continue
+                data = b""
+                deadline = time.monotonic() + timeout
+                while len(data) < limit and (left := deadline - time.monotonic()) > 0:
+                    conn.settimeout(left)
+                    chunk = conn.recv(limit - len(data))
+                    if not chunk:
+                        break
+                    data += chunk
+                return data
+            except OSError:
+                return b""
+            finally:
+                conn.close()
 
     def close(self) -> None:
         """Release the claim."""
@@ -60,10 +97,9 @@ def claim_signal(pid: int, action: str) -> Claim | int:
         A :class:`Claim` (signal, then close it once done with what followed),
         or the pid of the trusted process that holds the claim (do not signal).
     """
-    started = stat_field(pid, 19)  # the start time: a reused pid is another name
-    if started is None:
+    name = signal_claim(action, pid)  # with the start time: a reused pid is another name
+    if name is None:
         return Claim(None)  # gone, or /proc will not tell: nothing to share
-    name = f"\0aiodaemon-{action}-{pid}-{started}"
     sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
     try:
         sock.bind(name)

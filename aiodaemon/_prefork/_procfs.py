@@ -20,6 +20,7 @@ __all__ = [
     "exists",
     "is_suspended",
     "is_zombie",
+    "signal_claim",
     "signal_ends",
     "signal_meets",
     "stat_field",
@@ -38,6 +39,16 @@ def stat_field(pid: int, index: int) -> int | None:
             return int(f.read().rsplit(b")", 1)[1].split()[index])
     except (OSError, ValueError, IndexError):
         return None
+
+
+def signal_claim(action: str, pid: int) -> str | None:
+    """The abstract socket name a command claims ``action``'s signal to ``pid`` under.
+
+    Named after the process's start time too: a recycled pid names another
+    (see aiodaemon._cli._stop_claim). None when ``/proc`` will not tell.
+    """
+    started = stat_field(pid, 19)
+    return None if started is None else f"\0aiodaemon-{action}-{pid}-{started}"
 
 
 def is_suspended(pid: int) -> bool | None:

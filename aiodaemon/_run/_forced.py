@@ -25,11 +25,14 @@ import contextlib
 import os
 import select
 import signal
+import socket
+import sys
 import threading
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, NoReturn
 
+import orjson
 import structlog
 
 from .._logs._logwriter import start_bounded
@@ -46,6 +49,7 @@ __all__ = [
     "MAX_EXIT_WATCHERS",
     "BackstopClock",
     "ForcedExit",
+    "expect_stop_claim",
     "log_joined",
     "log_repeated",
     "start_backstop",
@@ -428,11 +432,18 @@ def start_backstop(thread: threading.Thread, guards: str, *, log: bool = True) -
 # ended with. The kernel closes the copies at the exit, which ends the
 # command's read. Plain ``os.write`` on sockets asyncio made non-blocking: safe
 # inside the forced exit's signal handler, and never waiting on a reader.
+# A `stop` that had to send SIGTERM (no control socket) holds a claim on it, an
+# abstract unix socket it listens on while it waits (aiodaemon._cli._stop_claim):
+# the same line goes there, on a connection it reads once the process is gone.
 
 #: Copies of stop connections kept at most: each is a descriptor of the daemon's.
 MAX_EXIT_WATCHERS = 8
 
 _exit_watchers: list[int] = []
+
+#: The abstract name a signalling ``stop`` claims our SIGTERM under, once the
+#: shutdown began (see :func:`expect_stop_claim`); None before, or unknown.
+_stop_claim: str | None = None
 
 
 def watch_exit(fd: int) -> bool:
@@ -448,15 +459,62 @@ def watch_exit(fd: int) -> bool:
     return True
 
 
-def tell_exit(status: int, reason: str | None) -> None:
-    """Write the exit's ``status`` and ``reason`` to every stop connection kept."""
-    if not _exit_watchers:
-        return
-    # Loaded by now: watch_exit() was called from the control server, which uses it.
-    from .._prefork._control_protocol import VERSION, encode
+def expect_stop_claim() -> None:
+    """Note the name a ``stop`` that sent SIGTERM claims it under, to tell it the exit too.
 
-    line = encode({"v": VERSION, "ok": True, "exit": int(status), "reason": reason})
+    On the loop as the shutdown begins: the forced exits that may follow run
+    in a signal handler, where ``/proc`` is not read. Named here as
+    ``_procfs.signal_claim`` names it (a test holds the two together): that
+    module is the commands', and a running daemon imports nothing more (an
+    upgrade may have replaced aiodaemon's files on disk by now).
+    """
+    global _stop_claim
+    pid = os.getpid()
+    try:
+        fd = os.open(f"/proc/{pid}/stat", os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            stat = os.read(fd, 4096)
+        finally:
+            os.close(fd)
+        # After the command name (which may hold ")"): the start time is field 19.
+        started = int(stat.rsplit(b")", 1)[1].split()[19])
+    except (OSError, ValueError, IndexError):
+        return  # out of descriptors, /proc hidden: the stop says only "stopped"
+    _stop_claim = f"\0aiodaemon-stop-{pid}-{started}"
+
+
+def tell_exit(status: int, reason: str | None) -> None:
+    """Write the exit's ``status`` and ``reason`` to every stop that waits to hear it."""
+    if not _exit_watchers and _stop_claim is None:
+        return
+    # orjson, loaded by every daemon: no import here (a signal handler's), and
+    # the control protocol's line (version 1) whether or not it serves one.
+    message = {"v": 1, "ok": True, "exit": int(status), "reason": reason}
+    try:
+        line = orjson.dumps(message) + b"\n"
+    except TypeError:  # a reason with a surrogate (a file name that is not UTF-8)
+        message["reason"] = (reason or "").encode("utf-8", "backslashreplace").decode()
+        line = orjson.dumps(message) + b"\n"
     for fd in _exit_watchers:
         # A command that left (or stopped reading) has nobody to tell.
         with contextlib.suppress(OSError):
             os.write(fd, line)
+    if _stop_claim is not None:
+        with contextlib.suppress(OSError):
+            _tell_claim(_stop_claim, line)
+
+
+def _tell_claim(name: str, line: bytes) -> None:
+    """Leave ``line`` on a connection to the claim ``name``, if root or our uid holds it."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+    try:
+        # A unix connect is queued at once, or refused: it never waits.
+        sock.setblocking(False)
+        sock.connect(name)
+        creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12)
+        uid = int.from_bytes(creds[4:8], sys.byteorder, signed=True)
+        # Anyone may bind the name: the status goes only to a command of root's or ours.
+        if uid in (0, os.geteuid()):
+            sock.send(line)
+    finally:
+        sock.close()

@@ -34,7 +34,7 @@ import structlog
 
 from ..exceptions import ExitCode
 from ._context import Context
-from ._forced import ForcedExit, log_joined, log_repeated
+from ._forced import ForcedExit, expect_stop_claim, log_joined, log_repeated
 from ._forked_child import watch_forks
 from ._hooks import Hooks, Lifespan, MainTarget, describe
 from ._loop import loop_name, sockname
@@ -362,6 +362,8 @@ class Runtime:
         if signum is not None and not self._ready:
             self.outcome.fail(f"stopped by {signal.Signals(signum).name} before it was ready")
         self.reloads.abandon(_NO_RELOAD_WHILE_STOPPING)
+        # A `stop` that sent SIGTERM hears how the process ended (see _forced).
+        expect_stop_claim()
         if self.parts.pidfile is not None:
             # Said by the control socket until it closes, by the pidfile's mark to the end.
             self.parts.pidfile.mark_stopping()
