@@ -360,8 +360,9 @@ class DaemonCommands:
         socket_files: the unix socket files the daemon would remove at its exit
             (path -> (st_dev, st_ino)), told in ``stop``'s answer: a ``stop``
             that has to SIGKILL it removes them instead.
-        running_hook: the hook running now and the ``time.monotonic()`` it
-            began, or None: ``status`` names it, and how long it has run.
+        running_hook: the hook running now (its kind, its name and the
+            ``time.monotonic()`` it began), or None: ``status`` names it, and
+            how long it has run.
     """
 
     state: Callable[[], str]
@@ -374,7 +375,7 @@ class DaemonCommands:
     request_stop: Callable[[], None] | None = None
     stop_budget: Callable[[], float] | None = None
     socket_files: Callable[[], Mapping[str, tuple[int, int]]] | None = None
-    running_hook: Callable[[], tuple[str, float] | None] | None = None
+    running_hook: Callable[[], tuple[str, str, float] | None] | None = None
     #: where each socket listens, read while all are open: a draining daemon's
     #: closed listener still reports its address, as status promises.
     addresses: dict[str, str] = field(init=False)
@@ -407,7 +408,10 @@ class DaemonCommands:
             # Beyond the keys --json promises: the plain form names a hook that hangs.
             "hook": None
             if running is None
-            else {"name": running[0], "seconds": round(time.monotonic() - running[1], 3)},
+            else {
+                "name": f"{running[0]} hook {running[1]}",
+                "seconds": round(time.monotonic() - running[2], 3),
+            },
         }
 
     async def reload(self, request: dict[str, Any]) -> dict[str, Any]:

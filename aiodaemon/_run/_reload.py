@@ -65,7 +65,7 @@ async def run_reload(rt: Runtime) -> None:
     exit_request: tuple[BaseException, str] | None = None
     exiting: int | None = None
     for hook in rt.hooks.reload:
-        rt.hook_running = (f"reload hook {describe(hook)}", time.monotonic())
+        rt.hook_running = ("reload", describe(hook), time.monotonic())
         try:
             # Each hook in its own contextvars Context (see in_own_context).
             await in_own_context(functools.partial(call_async, hook, rt.context), describe(hook))

@@ -100,11 +100,9 @@ class Runtime:
         self._stopping: asyncio.Event | None = None
         #: the startup hooks' task, None until startup began.
         self.startup_task: asyncio.Task[None] | None = None
-        #: the startup hook (or lifespan setup) running now: a timed-out start names it.
-        self.startup_hook_running: str | None = None
-        #: the hook of any kind running now and the monotonic time it began
-        #: (``("reload hook app.load", t)``): ``status`` names a hook that hangs.
-        self.hook_running: tuple[str, float] | None = None
+        #: the hook running now: its kind, its name and the monotonic time it
+        #: began (``("reload", "app.load", t)``): ``status`` names a hook that hangs.
+        self.hook_running: tuple[str, str, float] | None = None
         #: lifespans whose setup completed, with their suspended generators.
         self.entered: dict[Lifespan, AsyncGenerator[Any, None]] = {}
         #: the contextvars Context of each lifespan's setup, for its teardown.
@@ -190,6 +188,12 @@ class Runtime:
         _log.error("event loop stopped by the program", use="ctx.request_shutdown()")
         self.outcome.fail(LOOP_STOPPED)
         self.dispatch(Event.SHUTDOWN)
+
+    @property
+    def startup_hook_running(self) -> str | None:
+        """The startup hook (or lifespan setup) running now: a timed-out start names it."""
+        running = self.hook_running
+        return running[1] if running is not None and running[0] == "startup" else None
 
     def ask_reload(self) -> None:
         """Request a reload without waiting for its result (SIGHUP's way)."""

@@ -176,7 +176,7 @@ class Shutdown:
         rt = self.runtime
         for entry in reversed(rt.hooks.shutdown):
             name = entry_name(entry)
-            rt.hook_running = (f"shutdown hook {name}", time.monotonic())
+            rt.hook_running = ("shutdown", name, time.monotonic())
             try:
                 # Each in its own contextvars Context (a lifespan: its setup's).
                 if isinstance(entry, Lifespan):

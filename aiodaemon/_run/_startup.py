@@ -90,9 +90,8 @@ async def run_startup(rt: Runtime) -> None:
         name = entry_name(entry)
         # Copied into the hook's own context: ctx.request_shutdown() can name it.
         token = _startup_hook.set(name)
-        rt.startup_hook_running = name
         began = time.monotonic()
-        rt.hook_running = (f"startup hook {name}", began)
+        rt.hook_running = ("startup", name, began)
         try:
             if isinstance(entry, Lifespan):
                 context = contextvars.copy_context()
@@ -117,7 +116,7 @@ async def run_startup(rt: Runtime) -> None:
             return
         finally:
             _startup_hook.reset(token)
-            rt.startup_hook_running = rt.hook_running = None
+            rt.hook_running = None
     if await _stopped_while_starting(rt):
         return
     rt.dispatch(Event.STARTED)
