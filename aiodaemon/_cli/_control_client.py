@@ -147,28 +147,34 @@ class KeptConnection:
 
     def read_to_end(self, timeout: float, limit: int = 65536) -> bytes:
         """What follows the answer, until the peer's end (or ``timeout``, or ``limit`` bytes)."""
-        data = self.rest
         if self.sock is None:
-            return data
-        deadline = time.monotonic() + timeout
-        try:
-            while len(data) < limit:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    break
-                self.sock.settimeout(left)
-                chunk = self.sock.recv(limit - len(data))
-                if not chunk:
-                    break
-                data += chunk
-        except OSError:  # a timeout, a reset: what came so far is all there is
-            pass
-        return data
+            return self.rest
+        return read_to_end(self.sock, timeout, limit, self.rest)
 
     def close(self) -> None:
         if self.sock is not None:
             self.sock.close()
             self.sock = None
+
+
+def read_to_end(
+    sock: _socket.socket, timeout: float, limit: int = 65536, data: bytes = b""
+) -> bytes:
+    """``data`` and what ``sock`` sends until its end, ``timeout`` s or ``limit`` bytes."""
+    deadline = time.monotonic() + timeout
+    try:
+        while len(data) < limit:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            sock.settimeout(left)
+            chunk = sock.recv(limit - len(data))
+            if not chunk:
+                break
+            data += chunk
+    except OSError:  # a timeout, a reset: what came so far is all there is
+        pass
+    return data
 
 
 def ask(

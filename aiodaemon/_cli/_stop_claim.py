@@ -20,10 +20,10 @@ import _socket
 import errno
 import os
 import sys
-import time
 
 from .._prefork._pidfile_status import abstract_listener
 from .._prefork._procfs import signal_claim
+from ._control_client import read_to_end
 
 __all__ = ["claim_signal", "claim_stop"]
 
@@ -53,17 +53,8 @@ class Claim:
             conn = _socket.socket(fileno=fd)
             try:
                 creds = conn.getsockopt(_socket.SOL_SOCKET, _socket.SO_PEERCRED, 12)
-                if int.from_bytes(creds[:4], sys.byteorder, signed=True) != pid:
-                    continue
-                data = b""
-                deadline = time.monotonic() + timeout
-                while len(data) < limit and (left := deadline - time.monotonic()) > 0:
-                    conn.settimeout(left)
-                    chunk = conn.recv(limit - len(data))
-                    if not chunk:
-                        break
-                    data += chunk
-                return data
+                if int.from_bytes(creds[:4], sys.byteorder, signed=True) == pid:
+                    return read_to_end(conn, timeout, limit)
             except OSError:
                 return b""
             finally:
