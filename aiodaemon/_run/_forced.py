@@ -52,6 +52,7 @@ __all__ = [
     "expect_stop_claim",
     "log_joined",
     "log_repeated",
+    "say_forced_exit",
     "start_backstop",
     "tell_exit",
     "watch_exit",
@@ -274,11 +275,19 @@ class ForcedExit:
         if self.pidfile is not None:
             with contextlib.suppress(BaseException):
                 self.pidfile.remove()
-        with contextlib.suppress(BaseException):
-            say_nowait(f"aiodaemon: forced exit ({reason}), status {code}\n")
-        with contextlib.suppress(BaseException):
-            tell_exit(code, f"forced exit ({reason})")
+        say_forced_exit(code, reason)
         os._exit(code)
+
+
+def say_forced_exit(status: int, why: str) -> None:
+    """Say a forced exit on stderr (if it takes it at once) and to a watching ``stop``.
+
+    Each attempted once, whatever the other did: the process ends next.
+    """
+    with contextlib.suppress(BaseException):
+        say_nowait(f"aiodaemon: forced exit ({why}), status {status}\n")
+    with contextlib.suppress(BaseException):
+        tell_exit(status, f"forced exit ({why})")
 
 
 def say_nowait(text: str) -> None:

@@ -57,7 +57,7 @@ import structlog
 from .._logs._logwriter import start_bounded
 from .._prefork._messages import flush_stdio
 from ..exceptions import ExitCode
-from ._forced import BackstopClock, say_nowait, start_backstop, tell_exit
+from ._forced import BackstopClock, say_forced_exit, say_nowait, start_backstop
 from ._hooks import HookError, Lifespan, call_async, entry_name, in_own_context
 from ._loop import await_chain, thread_stack
 from ._outcome import error_text, raised
@@ -391,8 +391,7 @@ def end_process(code: int) -> int:
     _start_backstop()
     status = ExitCode.SHUTDOWN_TIMEOUT
     flush_stdio()
-    say_nowait(f"aiodaemon: forced exit ({end.forced}), status {status}\n")
-    tell_exit(status, f"forced exit ({end.forced})")
+    say_forced_exit(status, end.forced)
     atexit._run_exitfuncs()
     flush_stdio()
     os._exit(status)
@@ -532,11 +531,8 @@ def _exit_overdue() -> None:
         if workers:
             what += f"; process pool workers killed: {', '.join(map(str, workers))}"
         # Said before the kills: a killed child ends the main thread's join.
-        why = f"the process's exit took longer than the {_END.timeout}s shutdown budget; {what}"
-        with contextlib.suppress(BaseException):
-            say_nowait(f"aiodaemon: forced exit ({why}), status {status}\n")
-        with contextlib.suppress(BaseException):
-            tell_exit(status, f"forced exit ({why})")
+        budget = f"the process's exit took longer than the {_END.timeout}s shutdown budget"
+        say_forced_exit(status, f"{budget}; {what}")
         for pid in [*children, *workers]:
             with contextlib.suppress(OSError):
                 os.kill(pid, signal.SIGKILL)
