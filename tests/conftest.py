@@ -14,10 +14,18 @@ from typing import Any
 
 import pytest
 
+from .control_support import ControlApp, open_control_app
 from .support import SESSION_VARIABLE, ForegroundDaemon, Rsyslog, proc_state, wait_for
 
 #: Seconds a daemon stopped at the very end of a test gets to finish its exit.
 _GRACE = 5.0
+
+
+@pytest.fixture
+def control_app() -> Iterator[ControlApp]:
+    """A tests/programs/control_app.py daemon's directory, cleaned up after the test."""
+    with open_control_app() as app:
+        yield app
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ import pytest
 from aiodaemon._cli._control_client import ControlBusy, ask_patiently
 from aiodaemon._prefork._control_protocol import MAX_CONNECTIONS, MAX_WAITING
 
-from .control_support import ControlApp, open_control_app, reload_request, reloads_waiting
+from .control_support import ControlApp, reload_request, reloads_waiting
 from .support import wait_for
 
 #: The control server's cap on connections waiting for a result.
@@ -36,13 +36,6 @@ def _is_busy(app: ControlApp) -> bool:
         except TimeoutError:
             return False
     return b'"busy' in answer
-
-
-@pytest.fixture
-def control_app() -> Iterator[ControlApp]:
-    """A control_app daemon's directory, cleaned up after the test."""
-    with open_control_app() as app:
-        yield app
 
 
 def _assert_reloaded(conn: socket.socket) -> None:

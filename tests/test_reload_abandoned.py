@@ -10,19 +10,10 @@ from __future__ import annotations
 import json
 import os
 import signal
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
-from .control_support import ControlApp, open_control_app
+from .control_support import ControlApp
 from .support import kill_quietly, program, python, read_json_lines, wait_for, wait_gone
-
-
-@pytest.fixture
-def control_app() -> Iterator[ControlApp]:
-    with open_control_app() as app:
-        yield app
 
 
 def _events(app: ControlApp) -> list[str]:

@@ -10,20 +10,12 @@ import asyncio
 import json
 import os
 import signal
-from collections.abc import Iterator
 
 import pytest
 
-from .control_support import ControlApp, Watched, open_control_app
+from .control_support import ControlApp, Watched
 from .serving_support import http_get
 from .support import is_alive, read_pid, wait_for
-
-
-@pytest.fixture
-def control_app() -> Iterator[ControlApp]:
-    """A control_app daemon's directory, cleaned up after the test."""
-    with open_control_app() as app:
-        yield app
 
 
 def served_status(app: ControlApp) -> dict[str, object]:

@@ -12,21 +12,12 @@ import os
 import re
 import signal
 import subprocess
-from collections.abc import Iterator
 
-import pytest
-
-from .control_support import ControlApp, open_control_app
+from .control_support import ControlApp
 from .support import AIODAEMON, PROGRAMS, clean_env, wait_for, wait_gone
 
 #: the --json keys docs/production.md promises, unchanged by the plain form's line.
 STATUS_KEYS = {"state", "pid", "uptime", "sockets", "last_reload", "version"}
-
-
-@pytest.fixture
-def control_app() -> Iterator[ControlApp]:
-    with open_control_app() as app:
-        yield app
 
 
 def _waiting_line(app: ControlApp, state: str) -> str | None:

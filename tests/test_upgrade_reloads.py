@@ -10,18 +10,11 @@ import pytest
 
 import aiodaemon
 
-from .control_support import ControlApp, Watched, open_control_app
+from .control_support import ControlApp, Watched
 from .support import wait_for
 
 #: How the upgrade ends: the successor takes over, or its startup fails.
 OUTCOMES = ["handed-over", "failed"]
-
-
-@pytest.fixture
-def control_app() -> Iterator[ControlApp]:
-    """A control_app daemon's directory, cleaned up after the test."""
-    with open_control_app() as app:
-        yield app
 
 
 class Upgrading:
