@@ -13,7 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .support import AIODAEMON, PROGRAMS, clean_env, wait_for, wait_gone
+from .support import AIODAEMON, PROGRAMS, aiodaemon_cli, clean_env, wait_for, wait_gone
 
 APP = """
 import asyncio, os, pathlib
@@ -37,22 +37,16 @@ def _start(
     (tmp_path / "app.py").write_text(APP)
     pidfile = tmp_path / "app.pid"
     env = {"HOOK_MARKER": str(tmp_path / "hook"), **({"HOOK_HANGS": "1"} if hangs else {})}
-    started = subprocess.run(
-        [str(AIODAEMON), "start", "app:main", "--pidfile", str(pidfile),
-         "--shutdown-timeout", timeout, "--log-file", str(tmp_path / "log"), *extra],
-        cwd=tmp_path, env=clean_env(env), capture_output=True, text=True, timeout=60,
-        stdin=subprocess.DEVNULL, check=False,
+    started = aiodaemon_cli(
+        "start", "app:main", "--pidfile", pidfile, "--shutdown-timeout", timeout,
+        "--log-file", tmp_path / "log", *extra, cwd=tmp_path, env=env,
     )  # fmt: skip
     assert started.returncode == 0, started.stderr
     return int(started.stdout), pidfile, env
 
 
 def _stop(pidfile: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(AIODAEMON), "stop", "--pidfile", str(pidfile)],
-        env=clean_env(env), capture_output=True, text=True, timeout=60,
-        stdin=subprocess.DEVNULL, check=False,
-    )  # fmt: skip
+    return aiodaemon_cli("stop", "--pidfile", pidfile, env=env)
 
 
 def test_a_graceful_stop_says_stopped(tmp_path: Path) -> None:
