@@ -19,12 +19,12 @@ import select
 import sys
 import threading
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 from ..exceptions import StartupError
 
 if TYPE_CHECKING:
-    from typing import TypeGuard
+    from typing import Protocol, TypeGuard
 
     from ._config import Options
     from ._safeopen import CreatedFiles
@@ -262,10 +262,12 @@ class StreamSink(_LineSink):
         """Leave the stream open: it is not ours."""
 
 
-class _Writer(Protocol):
-    """The log writer that took the sinks over (``_logs._logwriter.LogWriter``)."""
+if TYPE_CHECKING:
 
-    def close(self, timeout: float) -> object: ...
+    class _Writer(Protocol):
+        """The log writer that took the sinks over (``_logs._logwriter.LogWriter``)."""
+
+        def close(self, timeout: float) -> object: ...
 
 
 class LogTargets:
