@@ -244,6 +244,34 @@ def test_an_atexit_function_that_never_returns_cannot_keep_the_daemon_alive(
     assert not d.pidfile.exists()
 
 
+def test_a_manager_whose_finalizer_an_atexit_function_kept_from_running_is_killed(
+    tmp_path: Path, procs: list[subprocess.Popen[str]]
+) -> None:
+    """The backstop also ends a ``multiprocessing.Manager()``'s server, saying so.
+
+    Its finalizer (multiprocessing's exit function) would have shut it down,
+    but a later ``atexit`` function, run first, never returned: left, the
+    server ran on for ever, holding the daemon's stderr and its sockets.
+    """
+    d = Leftovers(tmp_path, "atexit-manager")
+    server = 0
+    try:
+        proc = d.start()
+        procs.append(proc)
+        d.wait_main()
+        server = _recorded(d, "manager")[0]
+        proc.send_signal(signal.SIGTERM)
+        # Not communicate(): the server holds the daemon's stderr open.
+        proc.wait(timeout=EXIT_BOUND)
+        wait_gone(server, EXIT_BOUND)
+    finally:
+        if server:
+            kill_quietly(server)
+    _, err = proc.communicate(timeout=EXIT_BOUND)
+    assert proc.returncode == 4, err
+    assert f"atexit functions still running; manager servers killed: {server}), status 4" in err
+
+
 def test_a_multiprocessing_child_that_ignores_sigterm_cannot_keep_the_daemon_alive(
     tmp_path: Path, procs: list[subprocess.Popen[str]]
 ) -> None:
@@ -270,10 +298,15 @@ def test_a_multiprocessing_child_that_ignores_sigterm_cannot_keep_the_daemon_ali
     assert not d.pidfile.exists()
 
 
-def _children_of(d: Leftovers) -> set[int]:
-    """The pids of the program's daemonic child and process pool workers, as it recorded them."""
+def _recorded(d: Leftovers, *kinds: str) -> list[int]:
+    """The pids the program recorded as ``KIND PID`` lines, for each of ``kinds``."""
     lines = d.record.read_text().splitlines()
-    return {int(line.split()[1]) for line in lines if line.startswith(("child ", "worker "))}
+    return [int(line.split()[1]) for line in lines if line.split()[0] in kinds]
+
+
+def _children_of(d: Leftovers) -> set[int]:
+    """The pids of the program's daemonic child, process pool workers and manager server."""
+    return set(_recorded(d, "child", "worker", "manager"))
 
 
 @pytest.mark.parametrize("second_signal", [False, True], ids=["budget-exceeded", "second-sigterm"])
@@ -296,8 +329,9 @@ def test_a_forced_exit_leaves_no_child_the_usual_exit_would_end(
     d.wait_main()
     children = _children_of(d)
     try:
-        # The daemonic child, and the pool's workers.
-        assert len(children) >= 2
+        # The daemonic child, the manager's server, and the pool's workers.
+        assert len(children) >= 3
+        assert _recorded(d, "manager")
         proc.send_signal(signal.SIGTERM)
         if second_signal:
             wait_for(lambda: has_line(d.record, "hook stuck"), 30, "the stuck shutdown hook")

@@ -530,10 +530,15 @@ def _exit_overdue() -> None:
         workers = _pool_workers()
         if workers:
             what += f"; process pool workers killed: {', '.join(map(str, workers))}"
+        # And a manager's server, which its finalizer (run by the same exit
+        # function, unless an atexit function stuck before it) would have shut down.
+        servers = _manager_servers()
+        if servers:
+            what += f"; manager servers killed: {', '.join(map(str, servers))}"
         # Said before the kills: a killed child ends the main thread's join.
         budget = f"the process's exit took longer than the {_END.timeout}s shutdown budget"
         say_forced_exit(status, f"{budget}; {what}")
-        for pid in [*children, *workers]:
+        for pid in [*children, *workers, *servers]:
             with contextlib.suppress(OSError):
                 os.kill(pid, signal.SIGKILL)
     finally:
@@ -661,12 +666,32 @@ def _kill_children_at_forced_exit() -> None:
 
     multiprocessing's exit function terminates its daemonic children, and the
     interpreter's exit ends the process pools' workers; ``os._exit`` does
-    neither. Left, they ran on for ever, keeping the ``listen=`` sockets they
-    inherited by fork: the next start failed with "Address already in use".
+    neither; nor does it shut down the server process of a
+    ``multiprocessing.Manager()``, as the manager's finalizer would. Left, they
+    ran on for ever, keeping the ``listen=`` sockets they inherited by fork:
+    the next start failed with "Address already in use".
     """
-    for pid in [*_daemonic_children(), *_pool_workers()]:
+    for pid in [*_daemonic_children(), *_pool_workers(), *_manager_servers()]:
         with contextlib.suppress(OSError):
             os.kill(pid, signal.SIGKILL)
+
+
+def _manager_servers() -> list[int]:
+    """The pids of the server processes of multiprocessing managers not yet shut down.
+
+    Each manager registers a finalizer (``_finalize_manager``, its server
+    process the first argument) that multiprocessing's exit function runs.
+    """
+    registry = getattr(sys.modules.get("multiprocessing.util"), "_finalizer_registry", None)
+    pids: list[int] = []
+    for finalizer in list(registry.values()) if registry is not None else []:
+        with contextlib.suppress(Exception):
+            callback = getattr(finalizer, "_callback", None)
+            if getattr(callback, "__name__", None) == "_finalize_manager":
+                pid = finalizer._args[0].pid
+                if isinstance(pid, int) and finalizer._args[0].exitcode is None:
+                    pids.append(pid)
+    return pids
 
 
 def _pool_workers() -> list[int]:

@@ -10,6 +10,8 @@ argv: options (JSON), record, kind. Kinds:
 - ``pool``: ``main`` runs an hour-long call in a ``ThreadPoolExecutor`` of
   its own (threads ``own-pool_N``), never shut down;
 - ``atexit``: an ``atexit`` function sleeps an hour;
+- ``atexit-manager``: the same, registered after a startup hook started a
+  ``multiprocessing.Manager()`` (fork), whose finalizer it keeps from running;
 - ``mp-child``: a startup hook starts a multiprocessing child (fork) that
   ignores SIGTERM, so multiprocessing's own ``atexit`` joins it for ever;
 - ``process-pool``: ``main`` ran one short call in a ``ProcessPoolExecutor``
@@ -17,12 +19,14 @@ argv: options (JSON), record, kind. Kinds:
   never shut down (the interpreter's exit stops its workers);
 - ``busy-process-pool``: the same pool, running an hour-long call;
 - ``stuck-with-children``: ``main`` starts a daemonic multiprocessing child
-  (fork) that sleeps an hour and runs one short call in an idle
+  (fork) that sleeps an hour and a ``multiprocessing.Manager()`` (fork), and
+  runs one short call in an idle
   ``ProcessPoolExecutor`` of its own, as above; a shutdown hook then waits an
   hour, past the budget (the forced exit), having recorded ``hook stuck``.
 
 The program records ``main running`` (and ``child PID`` for ``mp-child``,
-``worker PID`` for each of the pool's processes).
+``worker PID`` for each of the pool's processes, ``manager PID`` for a
+manager's server process).
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import multiprocessing
+import multiprocessing.managers
 import multiprocessing.synchronize
 import os
 import signal
@@ -44,6 +49,14 @@ from tests.programs.recorder import record, run
 KIND = sys.argv[3] if len(sys.argv) > 3 else "thread"
 _POOL = ThreadPoolExecutor(max_workers=1, thread_name_prefix="own-pool")
 _PROCESS_POOLS: list[ProcessPoolExecutor] = []
+_MANAGERS: list[multiprocessing.managers.SyncManager] = []
+
+
+def _start_manager() -> None:
+    """Start a manager (its server a forked child), kept so that only the exit ends it."""
+    manager = multiprocessing.get_context("fork").Manager()
+    _MANAGERS.append(manager)
+    record(f"manager {manager._process.pid}")  # type: ignore[attr-defined]
 
 
 def _stubborn_child(ignoring: multiprocessing.synchronize.Event) -> None:
@@ -54,7 +67,9 @@ def _stubborn_child(ignoring: multiprocessing.synchronize.Event) -> None:
 
 @aiodaemon.on_startup
 async def begin() -> None:
-    if KIND == "atexit":
+    if KIND == "atexit-manager":
+        _start_manager()
+    if KIND in ("atexit", "atexit-manager"):
         atexit.register(time.sleep, 3600)
     elif KIND == "mp-child":
         context = multiprocessing.get_context("fork")
@@ -88,6 +103,7 @@ async def main(ctx: aiodaemon.Context) -> None:
         helper = context.Process(target=time.sleep, args=(3600,), daemon=True)
         helper.start()
         record(f"child {helper.pid}")
+        _start_manager()
     if KIND in ("process-pool", "busy-process-pool", "stuck-with-children"):
         _PROCESS_POOLS.append(ProcessPoolExecutor(max_workers=2))
         await loop.run_in_executor(_PROCESS_POOLS[0], os.getpid)
