@@ -268,11 +268,20 @@ def test_failed_reload_exits_1_with_the_hooks_error(app: App) -> None:
     app.steer("reload", "fail:bad setting in app.toml")
     result = cli(app, "reload", "--pidfile", app.pidfile)
     assert result.returncode == 1
-    assert "ValueError: bad setting in app.toml" in one_line(result.stderr)
-    assert f"(pid {pid}, still running)" in result.stderr
+    # Named: which of several reload hooks failed.
+    assert result.stderr == (
+        f"aiodaemon: reload hook control_app.reload_config failed (pid {pid}, still running): "
+        "ValueError: bad setting in app.toml\n"
+    )
     assert is_alive(pid)
     last = status(app)[1]["last_reload"]
+    # --json keeps last_reload's documented keys; the plain form names the hook.
     assert last == {"ok": False, "error": "ValueError: bad setting in app.toml", "at": last["at"]}  # type: ignore[index]
+    plain = cli(app, "status", "--pidfile", app.pidfile).stdout.splitlines()
+    assert (
+        f"last reload: failed at {last['at']} in reload hook control_app.reload_config: "
+        "ValueError: bad setting in app.toml"
+    ) in plain
     records = read_json_lines(log)
     finished = [r for r in records if r["event"] == "reload finished"]
     assert finished[-1]["level"] == "error"

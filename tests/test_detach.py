@@ -247,7 +247,7 @@ def test_startup_failure_reaches_the_launcher(tmp_path: Path) -> None:
     result = python([script, pidfile])
     assert result.returncode == 1
     assert result.stderr.strip() == (
-        "aiodaemon: startup failed: ConnectionRefusedError: "
+        "aiodaemon: startup hook __main__.connect failed: ConnectionRefusedError: "
         "database at db:5432 refused the connection"
     )
     assert not pidfile.exists()

@@ -32,7 +32,9 @@ async def test_start_failed_keeps_a_multi_line_error_whole(tmp_path: Path) -> No
     with pytest.raises(StartFailed) as failed:
         async with launch(PROGRAM, env={"KIT_FAIL_START": MULTI_LINE}):
             pytest.fail("the block must not run")
-    assert failed.value.message == "startup failed: RuntimeError: cannot start: reason A reason B"
+    assert failed.value.message == (
+        "startup hook kit_app.start failed: RuntimeError: cannot start: reason A reason B"
+    )
     started = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -154,7 +156,7 @@ async def test_a_failed_start_with_a_stderr_file_says_the_daemons_error(tmp_path
     with pytest.raises(StartFailed) as failed:
         async with launch(PROGRAM, env={"KIT_FAIL_START": "no database"}, stderr=errors):
             pytest.fail("the block must not run")
-    assert failed.value.message == "startup failed: RuntimeError: no database"
+    assert failed.value.message == "startup hook kit_app.start failed: RuntimeError: no database"
     assert "an earlier run" not in failed.value.stderr
     assert "Traceback" in failed.value.stderr
 

@@ -74,7 +74,7 @@ def test_a_startup_hook_raising_it_fails_the_start(tmp_path: Path, what: str) ->
     assert_no_internal_failure(d, err)
     assert "ready" not in d.events()
     assert d.recorded() == ["startup hook", "shutdown hook"]
-    assert d.lines()[-1]["reason"] == f"startup failed: {RAISED[what]}"
+    assert d.lines()[-1]["reason"] == f"startup hook __main__.startup failed: {RAISED[what]}"
 
 
 @pytest.mark.parametrize("what", ["cancelled", "generatorexit", "base"])

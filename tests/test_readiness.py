@@ -75,7 +75,9 @@ def test_notify_ready_in_a_startup_hook_waits_for_the_other_hooks(
     script = program("ready_in_startup_hook")
     result = python([script, pidfile, "fail", mode])
     assert result.returncode == 1, result.stderr
-    assert result.stderr.strip() == "aiodaemon: startup failed: RuntimeError: database unreachable"
+    assert result.stderr.strip() == (
+        "aiodaemon: startup hook __main__.connect failed: RuntimeError: database unreachable"
+    )
     assert not pidfile.exists()
 
 

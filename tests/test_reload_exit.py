@@ -36,7 +36,10 @@ def test_reload_says_the_daemon_shuts_down_with_the_hooks_status(
         kill_quietly(daemon.pid)
         daemon.wait()
     assert reload.returncode == 1, reload.stderr
-    said = f"reload failed (pid {daemon.pid}, shutting down with status {status}): {error}"
+    said = (
+        f"reload hook __main__.reload failed (pid {daemon.pid}, "
+        f"shutting down with status {status}): {error}"
+    )
     assert reload.stderr == f"aiodaemon: {said}\n"
     assert daemon.returncode == status, err
     records = read_json_lines(log)

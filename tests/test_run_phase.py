@@ -207,7 +207,7 @@ def test_failed_startup_runs_shutdown_hooks_and_completed_lifespans(programs: An
         "database closed",
         "shutdown first",
     ]
-    assert "startup failed: RuntimeError: config missing" in err
+    assert "startup hook __main__.broken failed: RuntimeError: config missing" in err
     # main was a coroutine object that never ran: closed, not left to warn.
     assert "never awaited" not in err
 
@@ -233,7 +233,7 @@ def test_lifespans_interleave_with_hooks(programs: Any) -> None:
     [
         ("no-yield", "lifespan __main__.inner did not yield", False),
         ("two-yields", "lifespan __main__.inner yielded more than once", True),
-        ("setup-raises", "startup failed: ValueError: inner cannot start", False),
+        ("setup-raises", "lifespan __main__.inner failed: ValueError: inner cannot start", False),
     ],
 )
 def test_broken_lifespan_is_named_and_fails_the_exit(

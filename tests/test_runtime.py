@@ -80,7 +80,7 @@ def test_startup_hook_raising_exits_one(foreground: Any) -> None:
     failed = [line for line in d.lines() if line["event"] == "startup hook failed"]
     assert len(failed) == 1
     assert str(failed[0]["hook"]).endswith("broken")
-    assert "startup failed: RuntimeError: config missing" in d.stderr()
+    assert "startup hook __main__.broken failed: RuntimeError: config missing" in d.stderr()
 
 
 def test_a_failed_startup_hook_is_logged_with_how_long_it_ran(foreground: Any) -> None:

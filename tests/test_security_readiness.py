@@ -84,7 +84,11 @@ def test_a_pid_forged_on_the_readiness_pipe_is_never_signalled(
     ("mode", "start_timeout", "said"),
     [
         # Not "not ready after 20 s": the launcher kept up with the flood.
-        ("flood", 20.0, "startup failed: RuntimeError: failing after the forgery"),
+        (
+            "flood",
+            20.0,
+            "startup hook __main__.forge failed: RuntimeError: failing after the forgery",
+        ),
         # A line that never ends does not keep the start from timing out.
         ("endless", 1.0, "not ready after 1 s"),
     ],

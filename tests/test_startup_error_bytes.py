@@ -11,7 +11,7 @@ from pathlib import Path
 
 from .support import aiodaemon_cli, program, python
 
-SAID = r"startup failed: ValueError: cannot parse caf\udce9.toml"
+SAID = r"load_config failed: ValueError: cannot parse caf\udce9.toml"
 
 
 def test_run_detached_says_the_error_with_the_byte_escaped(tmp_path: Path) -> None:

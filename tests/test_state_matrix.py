@@ -245,6 +245,9 @@ def test_a_reload_failing_after_a_stop_began_says_stopping(control_app: ControlA
     finally:
         reload.kill()
     assert code == 1
-    assert err == [f"aiodaemon: reload failed (pid {pid}, stopping): ValueError: bad port"]
+    assert err == [
+        f"aiodaemon: reload hook control_app.reload_config failed (pid {pid}, stopping): "
+        "ValueError: bad port"
+    ]
     app.steer("shutdown-release")
     wait_for(lambda: app.records("exit"), 20, "the exit")

@@ -593,7 +593,7 @@ def test_successor_import_error_is_one_clean_line(app: App) -> None:
 @pytest.mark.parametrize(
     ("mode", "why"),
     [
-        ("raise", "startup failed: RuntimeError: cannot start v1"),
+        ("raise", "startup hook upgrade_app.prepare failed: RuntimeError: cannot start v1"),
         ("main-raise", "main failed: RuntimeError: main of v1 failed"),
     ],
 )

@@ -54,7 +54,8 @@ def _check_upgrade(upgrade: Upgrading, result: tuple[int, str, list[str]]) -> in
         return upgrade.successor
     assert code == 1, lines
     assert lines == [
-        "aiodaemon: upgrade failed: startup failed: RuntimeError: startup refused by the test"
+        "aiodaemon: upgrade failed: startup hook control_app.warm_up failed: "
+        "RuntimeError: startup refused by the test"
     ]
     return upgrade.old
 

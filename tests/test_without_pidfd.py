@@ -61,7 +61,10 @@ def test_a_failed_start_says_the_daemon_s_own_error(tmp_path: Path) -> None:
     pidfile = tmp_path / "d.pid"
     code, _, err = without_pidfd("start", "failapp:main", "--pidfile", pidfile, cwd=tmp_path)
     assert code == 1
-    assert err == "aiodaemon: startup failed: RuntimeError: the database is on fire\n"
+    assert (
+        err
+        == "aiodaemon: startup hook failapp.broken failed: RuntimeError: the database is on fire\n"
+    )
     assert not pidfile.exists()
 
 
@@ -77,7 +80,10 @@ def test_a_failed_start_counts_its_exited_unreaped_daemon_as_gone(tmp_path: Path
     argv += [PIDFD_OPEN, AIODAEMON]
     ran = python([*argv, "start", "failapp:main", "--pidfile", pidfile], cwd=tmp_path)
     assert ran.returncode == 1
-    assert ran.stderr == "aiodaemon: startup failed: RuntimeError: the database is on fire\n"
+    assert (
+        ran.stderr
+        == "aiodaemon: startup hook failapp.broken failed: RuntimeError: the database is on fire\n"
+    )
 
 
 def test_an_upgrade_fails_in_one_line_and_the_daemon_serves_on(tmp_path: Path) -> None:

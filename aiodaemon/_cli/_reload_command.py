@@ -280,17 +280,20 @@ def _report(answer: dict[str, Any], pid: int) -> int:
     if not result["ok"]:
         error = str(result.get("error"))
         exiting = result.get("exiting")
+        hook = result.get("hook")
+        # Which of several hooks failed; a daemon before 0.2 does not say.
+        what = f"reload hook {hook}" if isinstance(hook, str) and hook else "reload"
         if error.startswith("cancelled:"):
             # A stop cut the reload short: the daemon is on its way out.
             _say(f"reload {error} (pid {pid})")
         elif isinstance(exiting, int) and not isinstance(exiting, bool):
             # A hook's sys.exit(n): the daemon is not still running, it is leaving.
-            _say(f"reload failed (pid {pid}, shutting down with status {exiting}): {error}")
+            _say(f"{what} failed (pid {pid}, shutting down with status {exiting}): {error}")
         elif result.get("stopping") is True:
             # Stopped from outside while the hooks ran: it is leaving too.
-            _say(f"reload failed (pid {pid}, stopping): {error}")
+            _say(f"{what} failed (pid {pid}, stopping): {error}")
         else:
-            _say(f"reload failed (pid {pid}, still running): {error}")
+            _say(f"{what} failed (pid {pid}, still running): {error}")
         return ControlCode.FAILURE
     _say(f"reloaded (pid {pid})")
     return ControlCode.OK

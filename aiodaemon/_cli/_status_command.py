@@ -338,7 +338,9 @@ def _report_answer(answer: dict[str, Any], path: StrPath, as_json: bool) -> int:
     elif last.get("ok"):
         lines.append(f"last reload: ok at {last.get('at')}")
     else:
-        lines.append(f"last reload: failed at {last.get('at')}: {last.get('error')}")
+        hook = answer.get("last_reload_hook")
+        where = f" in reload hook {hook}" if isinstance(hook, str) and hook else ""
+        lines.append(f"last reload: failed at {last.get('at')}{where}: {last.get('error')}")
     lines.append(f"aiodaemon {answer.get('version')}")
     for line in lines:
         _show(line)

@@ -405,7 +405,9 @@ class DaemonCommands:
             "sockets": dict(self.addresses),
             "last_reload": None if last is None else last.as_json(),
             "version": self.version,
-            # Beyond the keys --json promises: the plain form names a hook that hangs.
+            # Beyond the keys --json promises: the plain form names the hook the
+            # last reload failed in, and a hook that hangs.
+            "last_reload_hook": None if last is None else last.hook,
             "hook": None
             if running is None
             else {
@@ -439,6 +441,9 @@ class DaemonCommands:
         except ReloadAbandoned as exc:
             return failure(str(exc))
         reload = result.as_json()
+        if result.hook is not None:
+            # The `reload` command names it: one of several hooks failed.
+            reload["hook"] = result.hook
         if result.exiting is not None:
             # Not in status's last_reload (whose keys are fixed): only this
             # answer's reader, the `reload` command, needs to tell the daemon

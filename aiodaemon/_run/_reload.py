@@ -61,7 +61,7 @@ async def run_reload(rt: Runtime) -> None:
         return
     covers = rt.reloads.begin()
     _log.info("reload started")
-    error = None
+    error = failed = None
     exit_request: tuple[BaseException, str] | None = None
     exiting: int | None = None
     for hook in rt.hooks.reload:
@@ -74,7 +74,7 @@ async def run_reload(rt: Runtime) -> None:
             exit_request = exc, f"reload hook {describe(hook)}"
             # Whoever waits for this reload hears the daemon is going, and with what.
             exiting = requested_status(exc)[0]
-            error = error_text(exc)
+            error, failed = error_text(exc), describe(hook)
             break
         except asyncio.CancelledError:
             # The shutdown cancels a reload still running (its step 6, first):
@@ -86,11 +86,11 @@ async def run_reload(rt: Runtime) -> None:
             # The program keeps its previous state: later hooks would
             # build on a step that did not happen.
             _log.error("reload hook failed", hook=describe(hook), exc_info=raised(exc))
-            error = error_text(exc)
+            error, failed = error_text(exc), describe(hook)
             break
         finally:
             rt.hook_running = None
-    rt.reloads.finish(covers, error, exiting)
+    rt.reloads.finish(covers, error, exiting, failed)
     if error is None:
         _log.info("reload finished", ok=True)
     else:

@@ -22,9 +22,16 @@ class ReloadResult:
 
     # A plain class, not a NamedTuple: every daemon loads this module before
     # ready, and a NamedTuple compiles a ForwardRef per field (~0.1 ms).
-    __slots__ = ("at", "error", "exiting", "ok")
+    __slots__ = ("at", "error", "exiting", "hook", "ok")
 
-    def __init__(self, ok: bool, error: str | None, at: str, exiting: int | None = None) -> None:
+    def __init__(
+        self,
+        ok: bool,
+        error: str | None,
+        at: str,
+        exiting: int | None = None,
+        hook: str | None = None,
+    ) -> None:
         self.ok = ok
         #: ``Type: message`` of the hook that failed, None on success.
         self.error = error
@@ -33,11 +40,13 @@ class ReloadResult:
         #: the exit status a hook's ``sys.exit()`` asked for (the daemon is
         #: shutting down with it), None when the daemon keeps running.
         self.exiting = exiting
+        #: the hook that failed (``module.qualname``), None on success.
+        self.hook = hook
 
     def __repr__(self) -> str:
         return (
             f"ReloadResult(ok={self.ok!r}, error={self.error!r}, at={self.at!r}, "
-            f"exiting={self.exiting!r})"
+            f"exiting={self.exiting!r}, hook={self.hook!r})"
         )
 
     def as_json(self) -> dict[str, Any]:
@@ -79,7 +88,13 @@ class ReloadTracker:
         self._running = self._requested
         return self._requested
 
-    def finish(self, covers: int, error: str | None, exiting: int | None = None) -> ReloadResult:
+    def finish(
+        self,
+        covers: int,
+        error: str | None,
+        exiting: int | None = None,
+        hook: str | None = None,
+    ) -> ReloadResult:
         """Record the end of the run that began with ``covers`` and answer its requests.
 
         Args:
@@ -87,12 +102,13 @@ class ReloadTracker:
             error: ``Type: message`` of the hook that failed, None on success.
             exiting: the exit status a hook asked for with ``sys.exit()``
                 (the daemon shuts down with it), None when it keeps running.
+            hook: the name of the hook that failed.
         """
         at = datetime.datetime.now(datetime.UTC).isoformat(timespec="milliseconds")
         if error is not None:
             # One line: it ends up on an operator's terminal and in status.
             error = " ".join(error.split())
-        result = ReloadResult(error is None, error, at.replace("+00:00", "Z"), exiting)
+        result = ReloadResult(error is None, error, at.replace("+00:00", "Z"), exiting, hook)
         self.last = result
         self._running = None
         # Only the askers still writing are kept: a long life of reloads leaves none.

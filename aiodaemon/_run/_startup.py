@@ -111,7 +111,9 @@ async def run_startup(rt: Runtime) -> None:
             _log.error(
                 "startup hook failed", hook=entry_name(entry), seconds=seconds, exc_info=raised(exc)
             )
-            rt.outcome.fail(f"startup failed: {error_text(exc)}", raised(exc))
+            # Named: which of several hooks failed is the first thing to know.
+            what = "lifespan" if isinstance(entry, Lifespan) else "startup hook"
+            rt.outcome.fail(f"{what} {name} failed: {error_text(exc)}", raised(exc))
             rt.dispatch(Event.STARTUP_FAILED)
             return
         finally:
