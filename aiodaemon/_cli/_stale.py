@@ -21,7 +21,7 @@ import socket
 import stat
 
 from .._prefork._pidfile import parse_pid, read_pid_text
-from .._prefork._sharedfile import unlink_if
+from .._prefork._sharedfile import open_directory, unlink_if
 from .._prefork._sunpath import SUN_PATH_MAX, unix_address
 
 TYPE_CHECKING = False  # not typing's: see aiodaemon/__init__.py
@@ -118,7 +118,7 @@ def _remove_socket(path: StrPath, owners: set[int], inode: tuple[int, int] | Non
     """
     directory, name = os.path.split(os.fsdecode(path))
     try:
-        dirfd = os.open(directory or ".", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        dirfd = open_directory(directory or ".")
     except OSError:
         return False
     try:

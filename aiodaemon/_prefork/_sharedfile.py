@@ -27,16 +27,119 @@ if TYPE_CHECKING:
 __all__ = [
     "ForeignFileError",
     "OpenDirectoryError",
+    "UnsafePathError",
     "is_foreign",
     "is_open_to_all",
     "is_planted",
+    "open_directory",
     "open_in_directory",
     "unlink_if",
 ]
 
 # O_PATH: only a handle to look the file up in; no read permission on the
 # directory is needed, as none was to open the path directly.
-_DIR_FLAGS = getattr(os, "O_PATH", os.O_RDONLY) | os.O_DIRECTORY | os.O_CLOEXEC
+_O_PATH = getattr(os, "O_PATH", os.O_RDONLY)
+_DIR_FLAGS = _O_PATH | os.O_DIRECTORY | os.O_CLOEXEC
+#: One component of a walk: a directory or a symlink, neither followed nor read.
+_STEP_FLAGS = _O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC
+#: As the kernel's own limit on the symlinks one lookup follows.
+_MAX_LINKS = 40
+
+
+class UnsafePathError(OSError):
+    """A step of a path goes from another user's directory or symlink to what they do not own."""
+
+
+def open_directory(path: str) -> int:
+    """An ``O_PATH`` descriptor of the directory ``path``, reached only by safe steps.
+
+    The kernel follows every symlink on the way to a directory. One planted
+    in a directory the account a root daemon dropped to owns (its
+    ``/srv/app/logs`` made a link to a root-only directory) would lead root's
+    create, ``fchown`` or unlink there at the next start, reopen or ``stop``:
+    the account would be handed a file of root's, or have one made or removed
+    in a directory it cannot write. So the path is walked one component at a
+    time, in the spirit of systemd's ``chase()`` with ``CHASE_SAFE``:
+
+    - from a directory owned by anyone but root or us, the walk goes on only
+      into what that same user owns (they could have put anything there);
+    - a symlink of such a user may lead anywhere on the way, but must end in a
+      directory of that user's: it then led nowhere they did not own already.
+
+    Links of root's or our own (``/var/run``), and everything a daemon running
+    as that very user meets, are followed as the kernel would follow them.
+
+    Raises:
+        UnsafePathError: a step the rules above refuse.
+        OSError: a component is missing, is not a directory, or cannot be
+            looked up (ELOOP past 40 symlinks).
+    """
+    trusted = (0, os.geteuid())
+    fd = os.open("/" if path.startswith("/") else ".", _DIR_FLAGS)
+    try:
+        here = os.fstat(fd)
+        walked = "/" if path.startswith("/") else ""
+        #: every symlink followed, and its path as shown.
+        followed: list[tuple[os.stat_result, str]] = []
+        todo = path.split("/")[::-1]
+        while todo:
+            name = todo.pop()
+            if name in ("", "."):
+                continue
+            shown = os.path.join(walked, name)
+            step = os.open(name, _STEP_FLAGS, dir_fd=fd)
+            try:
+                st = os.fstat(step)
+                if here.st_uid not in trusted and st.st_uid != here.st_uid:
+                    link = followed[-1][1] if followed else ""
+                    raise UnsafePathError(errno.EACCES, _refusal(here, st, shown, link), path)
+                if stat.S_ISLNK(st.st_mode):
+                    if len(followed) >= _MAX_LINKS:
+                        raise OSError(errno.ELOOP, os.strerror(errno.ELOOP), path)
+                    # The target of this very link, not of whatever the name holds now.
+                    target = os.readlink("", dir_fd=step)
+                elif not stat.S_ISDIR(st.st_mode):
+                    raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), path)
+            except BaseException:
+                os.close(step)
+                raise
+            if stat.S_ISLNK(st.st_mode):
+                os.close(step)
+                followed.append((st, shown))
+                todo.extend(target.split("/")[::-1])
+                if target.startswith("/"):
+                    root = os.open("/", _DIR_FLAGS)
+                    os.close(fd)
+                    fd, here, walked = root, os.fstat(root), "/"
+                else:
+                    # Its first step is the link's: "../" out of its owner's directory.
+                    here = st
+                continue
+            os.close(fd)
+            fd, here, walked = step, st, shown
+        final = os.fstat(fd)
+        for link_st, link in followed:
+            if link_st.st_uid not in trusted and final.st_uid != link_st.st_uid:
+                raise UnsafePathError(
+                    errno.EACCES, _refusal(link_st, final, walked or ".", link), path
+                )
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _refusal(here: os.stat_result, st: os.stat_result, shown: str, link: str) -> str:
+    """Why the walk may not go from ``here`` (a directory, or the link at ``link``) to ``shown``."""
+    if stat.S_ISLNK(here.st_mode):
+        return (
+            f"{link} is a symlink of uid {here.st_uid} leading to {shown}, which is "
+            f"uid {st.st_uid}'s; refusing to follow it"
+        )
+    return (
+        f"{shown} is uid {st.st_uid}'s but lies in a directory of uid {here.st_uid}, "
+        "who could have put it there; refusing to enter it"
+    )
 
 
 def unlink_if(path: str, still_ours: Callable[[os.stat_result], bool]) -> bool:
@@ -56,7 +159,7 @@ def unlink_if(path: str, still_ours: Callable[[os.stat_result], bool]) -> bool:
         OSError: the directory or the file cannot be looked up or removed.
     """
     parent, name = os.path.split(path)
-    dir_fd = os.open(parent or ".", _DIR_FLAGS)
+    dir_fd = open_directory(parent or ".")
     try:
         if not still_ours(os.stat(name, dir_fd=dir_fd, follow_symlinks=False)):
             return False
@@ -111,7 +214,7 @@ def open_in_directory(
     """
     parent, name = os.path.split(os.fspath(path))
     try:
-        dir_fd = os.open(parent or ".", _DIR_FLAGS)
+        dir_fd = open_directory(parent or ".")
     except OSError as exc:
         # Reported as the open of the file itself would have been.
         raise OSError(exc.errno, exc.strerror, os.fspath(path)) from exc

@@ -36,7 +36,7 @@ import stat
 from collections.abc import Iterator
 
 from ._safeopen import describe_mode
-from ._sharedfile import is_foreign, unlink_if
+from ._sharedfile import is_foreign, open_directory, unlink_if
 from ._sunpath import SUN_PATH_MAX
 
 __all__ = ["bind_unix", "bind_unix_listener", "unlink_if_ours"]
@@ -89,7 +89,9 @@ def bind_unix(
         OSError: as :func:`bind_unix_listener`.
     """
     parent, name = os.path.split(path)
-    dirfd = os.open(parent or ".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    # Walked safely: a symlink the daemon's account planted above must not
+    # take root's bind, chown or stale-socket removal into another directory.
+    dirfd = open_directory(parent or ".")
     try:
         # Through our directory fd when the path is too long for sun_path.
         address = (
