@@ -228,7 +228,7 @@ class DaemonProcess:
         message = last_message(err)
         if code == 1:
             # The command says which daemon failed; the exception carries the hook's error.
-            raise ReloadFailed(re.sub(r"^reload failed \([^)]*\): ", "", message))
+            raise ReloadFailed(re.sub(r"^reload (?:hook .+? )?failed \(pid [^)]*\): ", "", message))
         if code != 0:
             raise LaunchError(f"reload failed (exit {code}): {message}")
 
