@@ -71,3 +71,15 @@ def test_reload_of_a_daemon_out_of_descriptors_says_so(tmp_path: Path, uvloop: b
     # descriptor it keeps in reserve, the daemon has one open fewer.
     stderr = result.stderr.replace("descriptors: 63 open", "descriptors: 64 open")
     assert stderr == f"aiodaemon: {said}\n"
+
+
+def test_upgrade_of_a_daemon_out_of_descriptors_says_nothing_started(tmp_path: Path) -> None:
+    """Not "the daemon's log says what became of the upgrade": it never read the request."""
+    with _out_of_descriptors(tmp_path) as (pidfile, pid):
+        result = aiodaemon_cli("upgrade", "--pidfile", pidfile, "--timeout", "5")
+        assert pidfile.read_text().strip() == str(pid)
+    assert result.returncode == 1, result.stderr
+    full = "it is out of file descriptors: 64 open, its RLIMIT_NOFILE is 64"
+    said = f"pid {pid} closed the control connection without an answer ({full}); nothing started"
+    stderr = result.stderr.replace("descriptors: 63 open", "descriptors: 64 open")
+    assert stderr == f"aiodaemon: {said}\n"

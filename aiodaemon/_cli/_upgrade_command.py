@@ -25,6 +25,7 @@ from ._control_client import (
     ControlBusy,
     ControlDenied,
     ControlError,
+    ControlNoAnswer,
     ControlRefused,
     ControlTimeout,
     ask,
@@ -193,6 +194,9 @@ def _by_control(
             # Its loop held up, say: a request it reads once we have left is
             # dropped (nobody waits for it), one it began runs to its end.
             say(f"{exc}; {_UNREAD}: the daemon's log says what became of it")
+        elif isinstance(exc, ControlNoAnswer) and exc.out_of_descriptors:
+            # Out of descriptors, it dropped the connection before reading a byte.
+            say(f"{exc}; nothing started")
         else:
             say(f"{exc}; the daemon's log says what became of the upgrade")
         return ControlCode.FAILURE
