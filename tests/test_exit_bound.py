@@ -244,6 +244,43 @@ def test_an_atexit_function_that_never_returns_cannot_keep_the_daemon_alive(
     assert not d.pidfile.exists()
 
 
+NEVER_BEGAN = (
+    "forced exit (shutdown took longer than 1.0s (event loop blocked: the shutdown never began))"
+)
+
+
+def test_a_lone_sigterm_the_blocked_loop_never_reads_still_ends_the_daemon(
+    tmp_path: Path, procs: list[subprocess.Popen[str]]
+) -> None:
+    """``main`` blocking the loop for good: one SIGTERM still ends it, within the budget, status 4.
+
+    The loop never read the signal, so no shutdown began and no deadline ran:
+    one Ctrl-C did nothing at all, and only a second stop signal or SIGKILL
+    ended the daemon. The log says where the loop is stuck.
+    """
+    d = Leftovers(tmp_path, "busy-main")
+    status, err, events = _stop_foreground(d, procs)
+    assert status == 4, err
+    assert f"aiodaemon: {NEVER_BEGAN}, status 4" in err
+    [stuck] = d.records("task stuck at shutdown")
+    assert "time.sleep(0.05)" in str(stuck["stack"])
+    assert events[-2:] == ["forced exit", "exit"]
+    assert not d.pidfile.exists()
+
+
+def test_stop_of_a_daemon_whose_loop_never_reads_the_sigterm_says_how_it_ended(
+    tmp_path: Path, procs: list[subprocess.Popen[str]]
+) -> None:
+    """``aiodaemon stop``: no answer, SIGTERM, then the forced exit a budget later; not SIGKILL."""
+    d = Leftovers(tmp_path, "busy-main", detach=True)
+    pid = d.start_detached(procs)
+    result = aiodaemon_cli("stop", "--pidfile", d.pidfile, "--timeout", str(EXIT_BOUND))
+    assert result.returncode == 0, result.stderr
+    assert f"stopped (pid {pid}); it exited with status 4: {NEVER_BEGAN}" in result.stderr
+    assert "SIGKILL" not in result.stderr
+    assert not d.pidfile.exists()
+
+
 def test_a_manager_whose_finalizer_an_atexit_function_kept_from_running_is_killed(
     tmp_path: Path, procs: list[subprocess.Popen[str]]
 ) -> None:

@@ -106,6 +106,12 @@ class ForcedExit:
         self._counted: tuple[int, float] | None = None
         #: :meth:`arm` has put :meth:`_handle` in place of :meth:`_arrived`.
         self._armed = False
+        #: set once the shutdown has begun (:meth:`arm`): the stop was read.
+        self._began = threading.Event()
+        #: the pipe :meth:`_arrived` wakes :meth:`watch_unread_stop`'s thread through.
+        self._wake: tuple[int, int] | None = None
+        #: whose handlers these are: a forked child's stop signal is not ours.
+        self._pid = os.getpid()
 
     def arm_early(self) -> None:
         """Before the shutdown: count the stop signals as they arrive, beside the loop.
@@ -141,6 +147,7 @@ class ForcedExit:
         first = self._first_arrival
         if first is None:
             self._first_arrival = now
+            self._wake_watcher()
         elif now - first >= REPEAT_WINDOW and self._claim.acquire(blocking=False):
             name = signal.Signals(signum).name
             self._exit(128 + signum, f"second stop signal while the event loop was blocked: {name}")
@@ -160,6 +167,8 @@ class ForcedExit:
         for signum in STOP_SIGNALS:
             signal.signal(signum, self._handle)
         self._armed = True
+        self._began.set()
+        self._wake_watcher()
 
     def loop_reads(self, signum: int, lifecycle: Lifecycle) -> bool | None:
         """What the loop is to do with the stop signal ``signum`` it read.
@@ -198,6 +207,8 @@ class ForcedExit:
         if self._lifecycle is None:
             self._lifecycle, self._loop = lifecycle, loop
             self._armed = True
+            self._began.set()
+            self._wake_watcher()
         # Between the loop's removal (the default action) and our handler, a
         # stop signal would kill the daemon outright: held until ours is back.
         held = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
@@ -208,6 +219,67 @@ class ForcedExit:
                 signal.signal(signum, self._handle)
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, held)
+
+    def watch_unread_stop(
+        self, budget: float, overdue: Callable[[str | None], None]
+    ) -> threading.Thread | None:
+        """Bound the wait for the loop to read a first stop signal: ``overdue`` after ``budget`` s.
+
+        Once ``main`` runs, sync code that blocks the loop for good (a busy
+        loop of ``time.sleep``) kept a lone SIGTERM or Ctrl-C from ever
+        beginning the shutdown: ``aiodaemon stop`` waited, then sent SIGKILL,
+        and nothing said why. A thread, idle until :meth:`_arrived` writes a
+        byte to its pipe, calls ``overdue`` (the forced exit, on that thread)
+        if the shutdown has not begun ``budget`` seconds after the signal
+        arrived, with what :meth:`BackstopClock.stopped` says of its own wake.
+        Started after ready: no start pays for it.
+
+        Returns:
+            The thread (it ends once the shutdown begins), None if none runs.
+        """
+        if self._began.is_set() or self._wake is not None:
+            return None
+        wake = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
+        watcher = threading.Thread(
+            target=self._watch, args=(wake[0], budget, overdue), name="aiodaemon-stop-watch"
+        )
+        watcher.daemon = True
+        self._wake = wake
+        if not start_backstop(watcher, "a stop signal the blocked loop never reads"):
+            self.close_watch()
+            return None
+        return watcher
+
+    def _watch(self, read_fd: int, budget: float, overdue: Callable[[str | None], None]) -> None:
+        poller = select.poll()
+        poller.register(read_fd, select.POLLIN)
+        # One may have arrived before the pipe was there to say so.
+        while (first := self._first_arrival) is None:
+            poller.poll()
+            with contextlib.suppress(BlockingIOError):
+                os.read(read_fd, 64)
+            if self._began.is_set():
+                return
+        clock = BackstopClock(max(0.0, first + budget - time.monotonic()))
+        if not self._began.wait(clock.due - clock.started):
+            overdue(clock.stopped())
+
+    def _wake_watcher(self) -> None:
+        # In a signal handler too: one non-blocking write, and only in the
+        # process that made the pipe (a forked child's signal is its own).
+        wake = self._wake
+        if wake is not None and os.getpid() == self._pid:
+            with contextlib.suppress(OSError):
+                os.write(wake[1], b"\0")
+
+    def close_watch(self) -> None:
+        """Close the watcher's pipe (its thread has ended: the run is over)."""
+        # In the main thread, where the handlers run: one that comes between
+        # these two statements still finds the pipe open.
+        wake, self._wake = self._wake, None
+        if wake is not None:
+            for fd in wake:
+                os.close(fd)
 
     def keep(self) -> None:
         """Put the handler back where a library replaced it since :meth:`arm`.

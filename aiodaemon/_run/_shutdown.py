@@ -57,12 +57,18 @@ import structlog
 from .._logs._logwriter import start_bounded
 from .._prefork._messages import flush_stdio
 from ..exceptions import ExitCode
-from ._forced import BackstopClock, say_forced_exit, say_nowait, start_backstop
+from ._forced import (
+    BackstopClock,
+    expect_stop_claim,
+    say_forced_exit,
+    say_nowait,
+    start_backstop,
+)
 from ._hooks import HookError, Lifespan, call_async, entry_name, in_own_context
 from ._loop import await_chain, thread_stack
 from ._outcome import error_text, raised
 from ._services import CONTROL_CONNECTION
-from ._state import Event
+from ._state import Event, State
 from ._user_exit import EXIT_REQUESTS
 
 if TYPE_CHECKING:
@@ -99,6 +105,34 @@ class Shutdown:
         #: the loop and its thread, for the backstop's report of what blocks it.
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None
+        runtime.add_state_listener(self._on_state)
+
+    def _on_state(self, old: State, new: State) -> None:
+        if old is State.STARTING and new is State.RUNNING:
+            # From now on a lone stop signal is read by the loop or, if sync
+            # code blocks it for good, ends the process (see watch_unread_stop).
+            self._loop, self._loop_thread = asyncio.get_running_loop(), threading.get_ident()
+            rt = self.runtime
+            budget = rt.drain_delay + rt.options.shutdown_timeout + 1.0
+            watcher = rt.forced.watch_unread_stop(budget, self._stop_unread)
+            if watcher is not None:
+                rt.backstops.append(watcher)
+
+    def _stop_unread(self, stopped: str | None) -> None:
+        """On the watcher's thread: a stop signal the blocked loop did not read in time.
+
+        Args:
+            stopped: why the watcher itself woke late (see BackstopClock), if it did.
+        """
+        # The stop that sent the signal may be waiting on its claim (see _stop).
+        expect_stop_claim()
+        if stopped is None:
+            self._report_blocking()
+        cause = stopped or "event loop blocked: the shutdown never began"
+        self.exit_now(
+            ExitCode.SHUTDOWN_TIMEOUT,
+            f"shutdown took longer than {self.runtime.options.shutdown_timeout}s ({cause})",
+        )
 
     async def run(self) -> None:
         """Steps 1 and 2, then the rest within ``shutdown_timeout``."""

@@ -18,6 +18,8 @@ argv: options (JSON), record, kind. Kinds:
   of its own (the default start method), kept in a global and left idle,
   never shut down (the interpreter's exit stops its workers);
 - ``busy-process-pool``: the same pool, running an hour-long call;
+- ``busy-main``: ``main`` blocks the loop for good, a busy loop of
+  ``time.sleep`` (sync code, never awaiting): the loop never reads a stop signal;
 - ``stuck-with-children``: ``main`` starts a daemonic multiprocessing child
   (fork) that sleeps an hour and a ``multiprocessing.Manager()`` (fork), and
   runs one short call in an idle
@@ -112,6 +114,9 @@ async def main(ctx: aiodaemon.Context) -> None:
         for child in multiprocessing.active_children():
             record(f"worker {child.pid}")
     record("main running")
+    if KIND == "busy-main":
+        while True:
+            time.sleep(0.05)
     await ctx.wait_stopping()
 
 
