@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -124,6 +125,30 @@ def test_target_given_as_a_file_suggests_module_attr(
     assert not (app_dir / "started").exists()
 
 
+@pytest.mark.parametrize(
+    ("target", "suggestion"),
+    [
+        ("pkg/mod.py", "did you mean pkg.mod:main?"),
+        ("pkg/sub/mod.py:serve", "did you mean pkg.sub.mod:serve?"),
+        ("pkg/__init__.py", "did you mean pkg:main?"),
+        ("src/pkg/mod.py", "did you mean pkg.mod:main, run from src/?"),
+    ],
+)
+def test_target_given_as_a_file_of_a_package_suggests_its_dotted_name(
+    app_dir: Path, target: str, suggestion: str
+) -> None:
+    """A module inside a package: its dotted name from above the package, not ``mod`` from inside.
+
+    Run as ``mod`` from within ``pkg/``, its relative imports would fail.
+    """
+    for package in ("pkg", "pkg/sub", "src/pkg"):
+        (app_dir / package).mkdir(parents=True)
+        (app_dir / package / "__init__.py").write_text("")
+    result = cli("start", target, "--pidfile", app_dir / "app.pid", cwd=app_dir)
+    assert result.returncode == 2
+    assert one_line(result.stderr).endswith(suggestion)
+
+
 @pytest.mark.parametrize("order", ["control-first", "no-control-first"])
 def test_control_and_no_control_together_is_a_usage_error(app_dir: Path, order: str) -> None:
     """--control PATH with --no-control: one line naming both, exit 2, nothing started."""
@@ -237,6 +262,28 @@ def test_acquire_errors_name_the_flag(app_dir: Path, command: str, case: str) ->
     assert result.stdout == ""
     assert not (app_dir / "app.pid").exists()
     assert not (app_dir / "started").exists()
+
+
+@pytest.mark.parametrize("command", ["start", "run"])
+def test_a_control_socket_given_and_not_bound_names_the_flag(app_dir: Path, command: str) -> None:
+    """``--control PATH`` that cannot be bound: ``--control: cannot bind PATH: ...``.
+
+    As ``--listen`` and ``--health`` refusals name their flag; the pidfile's
+    own ``.ctl`` beside it, which the user never typed, keeps its wording.
+    """
+    path, pidfile = app_dir / "app.ctl", app_dir / "app.pid"
+    with socket.socket(socket.AF_UNIX) as live:
+        # A live socket there: refused at the bind, after every check of the path.
+        live.bind(str(path))
+        live.listen()
+        given = cli(command, "app:main", "--pidfile", pidfile, "--control", path, cwd=app_dir)
+        os.rename(path, f"{pidfile}.ctl")
+        implicit = cli(command, "app:main", "--pidfile", pidfile, cwd=app_dir)
+    assert given.returncode == 1
+    assert one_line(given.stderr).startswith(f"aiodaemon: --control: cannot bind {path}: ")
+    assert implicit.returncode == 1
+    assert one_line(implicit.stderr).startswith(f"aiodaemon: control socket {pidfile}.ctl: ")
+    assert not pidfile.exists()
 
 
 # --- start by another user while root's daemon runs --------------------------------

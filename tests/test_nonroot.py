@@ -246,6 +246,6 @@ def test_another_users_live_socket_in_the_way_is_named(
         assert path.exists()
     assert (result.returncode, result.stdout) == (1, "")
     assert result.stderr == (
-        f"aiodaemon: control socket {path}: Address already in use"
+        f"aiodaemon: --control: cannot bind {path}: Address already in use"
         f" (a socket owned by uid {service_account.uid}, another user)\n"
     )

@@ -66,8 +66,17 @@ def load_target(spec: str) -> tuple[Daemon, HookFunction]:
 def _path_hint(path: str, attr_path: str) -> str:
     """What to write instead of a file path given as TARGET (``app.py``, ``src/app.py``)."""
     directory, name = os.path.split(path)
-    module = name.removesuffix(".py")
-    suggestion = f"{module}:{attr_path}"
+    parts = [name.removesuffix(".py")]
+    if parts == ["__init__"]:
+        parts = []
+    # A module of a package is imported by its dotted name, from above the package:
+    # run from inside it, its relative imports would fail.
+    while directory not in ("", ".", "/") and os.path.isfile(
+        os.path.join(directory, "__init__.py")
+    ):
+        directory, package = os.path.split(directory)
+        parts.insert(0, package)
+    suggestion = f"{'.'.join(parts)}:{attr_path}"
     if directory not in ("", "."):
         # TARGET is imported from the current directory, not from a path.
         suggestion += f", run from {directory}/"

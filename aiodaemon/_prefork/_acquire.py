@@ -207,8 +207,9 @@ def acquire(options: Options) -> Acquired:
                 # Only daemons with a control socket pay for this import.
                 from ._control_socket import open_control_socket
 
+                given = options.pidfile is None or options.control != options.pidfile + ".ctl"
                 acquired.control = stack.enter_context(
-                    open_control_socket(options.control, uid, gid)
+                    open_control_socket(options.control, uid, gid, given=given)
                 )
             # Everything is held: from here the stack is the caller's to close.
             acquired.stack = stack.pop_all()

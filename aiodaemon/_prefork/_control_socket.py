@@ -110,11 +110,18 @@ class ControlSocket:
         self._identity = None
 
 
-def open_control_socket(path: str, uid: int | None, gid: int | None) -> ControlSocket:
+def open_control_socket(
+    path: str, uid: int | None, gid: int | None, *, given: bool = False
+) -> ControlSocket:
     """Bind a unix stream socket at ``path``, mode 0600, owned by ``uid``/``gid``.
 
     A stale socket file (nobody accepts on it: its daemon was killed) is
     replaced; a live one, or anything that is not a socket, is refused.
+
+    Args:
+        given: the path is the ``control`` option's, not the pidfile's path +
+            ``.ctl``: a refusal names the option (the CLI's ``--control``), as
+            ``listen`` and ``health`` refusals name theirs.
 
     Raises:
         StartupError: naming the path and the reason.
@@ -122,15 +129,16 @@ def open_control_socket(path: str, uid: int | None, gid: int | None) -> ControlS
     # Here, not at the top: the CLI's client imports this module and must start fast.
     from ._unixbind import bind_unix
 
+    what = f"control: cannot bind {path}" if given else f"control socket {path}"
     try:
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
     except OSError as exc:  # EMFILE: the listeners just bound took the last descriptors
-        raise StartupError(f"control socket {path}: {exc.strerror or exc}") from exc
+        raise StartupError(f"{what}: {exc.strerror or exc}") from exc
     try:
         identity = bind_unix(sock, path, mode=0o600, owner=(uid, gid))
     except OSError as exc:
         sock.close()
-        raise StartupError(f"control socket {path}: {exc.strerror or exc}") from exc
+        raise StartupError(f"{what}: {exc.strerror or exc}") from exc
     except BaseException:
         sock.close()
         raise
