@@ -21,6 +21,7 @@ for that.
 
 from __future__ import annotations
 
+import _thread
 import contextlib
 import os
 import select
@@ -108,8 +109,10 @@ class ForcedExit:
         self._armed = False
         #: set once the shutdown has begun (:meth:`arm`): the stop was read.
         self._began = threading.Event()
-        #: the pipe :meth:`_arrived` wakes :meth:`watch_unread_stop`'s thread through.
-        self._wake: tuple[int, int] | None = None
+        #: what :meth:`watch_unread_stop` asked for: (budget, overdue), once ``main`` runs.
+        self._unread_watch: tuple[float, Callable[[str | None], None]] | None = None
+        #: held by the watching thread while it runs (see :meth:`join_watch`).
+        self._watching = _thread.allocate_lock()
         #: whose handlers these are: a forked child's stop signal is not ours.
         self._pid = os.getpid()
 
@@ -147,7 +150,7 @@ class ForcedExit:
         first = self._first_arrival
         if first is None:
             self._first_arrival = now
-            self._wake_watcher()
+            self._start_watch(now)
         elif now - first >= REPEAT_WINDOW and self._claim.acquire(blocking=False):
             name = signal.Signals(signum).name
             self._exit(128 + signum, f"second stop signal while the event loop was blocked: {name}")
@@ -168,7 +171,6 @@ class ForcedExit:
             signal.signal(signum, self._handle)
         self._armed = True
         self._began.set()
-        self._wake_watcher()
 
     def loop_reads(self, signum: int, lifecycle: Lifecycle) -> bool | None:
         """What the loop is to do with the stop signal ``signum`` it read.
@@ -208,7 +210,6 @@ class ForcedExit:
             self._lifecycle, self._loop = lifecycle, loop
             self._armed = True
             self._began.set()
-            self._wake_watcher()
         # Between the loop's removal (the default action) and our handler, a
         # stop signal would kill the daemon outright: held until ours is back.
         held = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
@@ -220,66 +221,48 @@ class ForcedExit:
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, held)
 
-    def watch_unread_stop(
-        self, budget: float, overdue: Callable[[str | None], None]
-    ) -> threading.Thread | None:
+    def watch_unread_stop(self, budget: float, overdue: Callable[[str | None], None]) -> None:
         """Bound the wait for the loop to read a first stop signal: ``overdue`` after ``budget`` s.
 
         Once ``main`` runs, sync code that blocks the loop for good (a busy
         loop of ``time.sleep``) kept a lone SIGTERM or Ctrl-C from ever
         beginning the shutdown: ``aiodaemon stop`` waited, then sent SIGKILL,
-        and nothing said why. A thread, idle until :meth:`_arrived` writes a
-        byte to its pipe, calls ``overdue`` (the forced exit, on that thread)
-        if the shutdown has not begun ``budget`` seconds after the signal
-        arrived, with what :meth:`BackstopClock.stopped` says of its own wake.
-        Started after ready: no start pays for it.
-
-        Returns:
-            The thread (it ends once the shutdown begins), None if none runs.
+        and nothing said why. From now on the first stop signal starts a
+        thread that calls ``overdue`` (the forced exit, on that thread) if the
+        shutdown has not begun ``budget`` seconds after the signal arrived,
+        with what :meth:`BackstopClock.stopped` says of its own wake. No thread
+        before that: no start and no quiet life pays for one.
         """
-        if self._began.is_set() or self._wake is not None:
-            return None
-        wake = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
-        watcher = threading.Thread(
-            target=self._watch, args=(wake[0], budget, overdue), name="aiodaemon-stop-watch"
-        )
-        watcher.daemon = True
-        self._wake = wake
-        if not start_backstop(watcher, "a stop signal the blocked loop never reads"):
-            self.close_watch()
-            return None
-        return watcher
+        self._unread_watch = (budget, overdue)
 
-    def _watch(self, read_fd: int, budget: float, overdue: Callable[[str | None], None]) -> None:
-        poller = select.poll()
-        poller.register(read_fd, select.POLLIN)
-        # One may have arrived before the pipe was there to say so.
-        while (first := self._first_arrival) is None:
-            poller.poll()
-            with contextlib.suppress(BlockingIOError):
-                os.read(read_fd, 64)
-            if self._began.is_set():
-                return
-        clock = BackstopClock(max(0.0, first + budget - time.monotonic()))
-        if not self._began.wait(clock.due - clock.started):
-            overdue(clock.stopped())
+    def _start_watch(self, arrival: float) -> None:
+        # In the signal handler: _thread, not threading, whose Thread.start()
+        # takes locks the interrupted code may hold; only in the process that
+        # asked (a forked child's signal is its own), and one thread at most.
+        watch = self._unread_watch
+        if watch is None or self._began.is_set() or os.getpid() != self._pid:
+            return
+        if not self._watching.acquire(blocking=False):
+            return
+        try:
+            _thread.start_new_thread(self._watch, (arrival, *watch))
+        except RuntimeError:  # "can't start new thread": as unguarded as before
+            self._watching.release()
 
-    def _wake_watcher(self) -> None:
-        # In a signal handler too: one non-blocking write, and only in the
-        # process that made the pipe (a forked child's signal is its own).
-        wake = self._wake
-        if wake is not None and os.getpid() == self._pid:
-            with contextlib.suppress(OSError):
-                os.write(wake[1], b"\0")
+    def _watch(self, arrival: float, budget: float, overdue: Callable[[str | None], None]) -> None:
+        try:
+            # As every backstop: a signal the main thread holds back must not land here.
+            signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
+            clock = BackstopClock(max(0.0, arrival + budget - time.monotonic()))
+            if not self._began.wait(clock.due - clock.started):
+                overdue(clock.stopped())
+        finally:
+            self._watching.release()
 
-    def close_watch(self) -> None:
-        """Close the watcher's pipe (its thread has ended: the run is over)."""
-        # In the main thread, where the handlers run: one that comes between
-        # these two statements still finds the pipe open.
-        wake, self._wake = self._wake, None
-        if wake is not None:
-            for fd in wake:
-                os.close(fd)
+    def join_watch(self, timeout: float) -> None:
+        """Wait (up to ``timeout`` s) for a watching thread to end: none outlives the run."""
+        if self._watching.acquire(timeout=timeout):
+            self._watching.release()
 
     def keep(self) -> None:
         """Put the handler back where a library replaced it since :meth:`arm`.

@@ -187,7 +187,7 @@ def _finish(runtime: Runtime) -> int:
     # this one (a detach refuses to fork while other threads run).
     for backstop in runtime.backstops:
         backstop.join(_BACKSTOP_JOIN)
-    runtime.forced.close_watch()
+    runtime.forced.join_watch(_BACKSTOP_JOIN)
     runtime.shutdown.wait_threads()
     # Draining the log queue (when the caller's stack closes) is the last
     # step of the shutdown budget.

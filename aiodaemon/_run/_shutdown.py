@@ -114,9 +114,7 @@ class Shutdown:
             self._loop, self._loop_thread = asyncio.get_running_loop(), threading.get_ident()
             rt = self.runtime
             budget = rt.drain_delay + rt.options.shutdown_timeout + 1.0
-            watcher = rt.forced.watch_unread_stop(budget, self._stop_unread)
-            if watcher is not None:
-                rt.backstops.append(watcher)
+            rt.forced.watch_unread_stop(budget, self._stop_unread)
 
     def _stop_unread(self, stopped: str | None) -> None:
         """On the watcher's thread: a stop signal the blocked loop did not read in time.
