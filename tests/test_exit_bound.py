@@ -281,6 +281,32 @@ def test_stop_of_a_daemon_whose_loop_never_reads_the_sigterm_says_how_it_ended(
     assert not d.pidfile.exists()
 
 
+def _stop_leaving(
+    d: Leftovers, procs: list[subprocess.Popen[str]], kind: str
+) -> tuple[int, int, str]:
+    """Start in the foreground, SIGTERM it, wait for it and for the child it recorded as ``kind``.
+
+    Returns:
+        The child's pid, the daemon's exit status and its stderr.
+    """
+    child = 0
+    try:
+        proc = d.start()
+        procs.append(proc)
+        d.wait_main()
+        child = _recorded(d, kind)[0]
+        proc.send_signal(signal.SIGTERM)
+        # Not communicate(): the child holds the daemon's stderr open.
+        proc.wait(timeout=EXIT_BOUND)
+        # Killed as multiprocessing's exit would have ended it, not left running.
+        wait_gone(child, EXIT_BOUND)
+    finally:
+        if child:
+            kill_quietly(child)
+    _, err = proc.communicate(timeout=EXIT_BOUND)
+    return child, proc.returncode, err
+
+
 def test_a_manager_whose_finalizer_an_atexit_function_kept_from_running_is_killed(
     tmp_path: Path, procs: list[subprocess.Popen[str]]
 ) -> None:
@@ -291,21 +317,8 @@ def test_a_manager_whose_finalizer_an_atexit_function_kept_from_running_is_kille
     server ran on for ever, holding the daemon's stderr and its sockets.
     """
     d = Leftovers(tmp_path, "atexit-manager")
-    server = 0
-    try:
-        proc = d.start()
-        procs.append(proc)
-        d.wait_main()
-        server = _recorded(d, "manager")[0]
-        proc.send_signal(signal.SIGTERM)
-        # Not communicate(): the server holds the daemon's stderr open.
-        proc.wait(timeout=EXIT_BOUND)
-        wait_gone(server, EXIT_BOUND)
-    finally:
-        if server:
-            kill_quietly(server)
-    _, err = proc.communicate(timeout=EXIT_BOUND)
-    assert proc.returncode == 4, err
+    server, status, err = _stop_leaving(d, procs, "manager")
+    assert status == 4, err
     assert f"atexit functions still running; manager servers killed: {server}), status 4" in err
 
 
@@ -314,23 +327,8 @@ def test_a_multiprocessing_child_that_ignores_sigterm_cannot_keep_the_daemon_ali
 ) -> None:
     """multiprocessing's atexit joins a child that ignores its SIGTERM: bounded, status 4."""
     d = Leftovers(tmp_path, "mp-child")
-    child = 0
-    try:
-        proc = d.start()
-        procs.append(proc)
-        d.wait_main()
-        [line] = [x for x in d.record.read_text().splitlines() if x.startswith("child ")]
-        child = int(line.split()[1])
-        proc.send_signal(signal.SIGTERM)
-        # Not communicate(): the child holds the daemon's stderr open.
-        proc.wait(timeout=EXIT_BOUND)
-        # Killed as multiprocessing's exit would have ended it, not left running.
-        wait_gone(child, EXIT_BOUND)
-    finally:
-        if child:
-            kill_quietly(child)
-    _, err = proc.communicate(timeout=EXIT_BOUND)
-    assert proc.returncode == 4, err
+    child, status, err = _stop_leaving(d, procs, "child")
+    assert status == 4, err
     assert f"atexit functions still running; daemonic children killed: {child}), status 4" in err
     assert not d.pidfile.exists()
 

@@ -124,13 +124,7 @@ class Shutdown:
         """
         # The stop that sent the signal may be waiting on its claim (see _stop).
         expect_stop_claim()
-        if stopped is None:
-            self._report_blocking()
-        cause = stopped or "event loop blocked: the shutdown never began"
-        self.exit_now(
-            ExitCode.SHUTDOWN_TIMEOUT,
-            f"shutdown took longer than {self.runtime.options.shutdown_timeout}s ({cause})",
-        )
+        self._exit_blocked(stopped, "event loop blocked: the shutdown never began")
 
     async def run(self) -> None:
         """Steps 1 and 2, then the rest within ``shutdown_timeout``."""
@@ -278,13 +272,21 @@ class Shutdown:
                 )
 
     def _backstop(self) -> None:
-        stopped = self._backstop_clock.stopped()
+        self._exit_blocked(self._backstop_clock.stopped(), "event loop blocked")
+
+    def _exit_blocked(self, stopped: str | None, blocked: str) -> NoReturn:
+        """From a backstop thread: the shutdown's budget is over, and the loop could not end it.
+
+        Args:
+            stopped: why the backstop woke late (the process did not run), if it did.
+            blocked: the cause otherwise; the task holding the loop is logged with it.
+        """
         if stopped is None:
             self._report_blocking()
-        cause = stopped or "event loop blocked"
         self.exit_now(
             ExitCode.SHUTDOWN_TIMEOUT,
-            f"shutdown took longer than {self.runtime.options.shutdown_timeout}s ({cause})",
+            f"shutdown took longer than {self.runtime.options.shutdown_timeout}s "
+            f"({stopped or blocked})",
         )
 
     def _report_blocking(self) -> None:
