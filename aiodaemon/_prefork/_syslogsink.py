@@ -145,6 +145,9 @@ class SyslogSink:
         self._connecting: tuple[socket.socket, float] | None = None
         #: bytes of the backlog's first message a stream socket has taken (a partial send).
         self._head_sent = 0
+        #: until when a new UDP socket's first datagram, sent and still first in
+        #: line, waits for a refusal before the rest follow (see _probe_done).
+        self._probe_until: float | None = None
         #: whether the last flush stopped at a full socket buffer (the collector is slow).
         self.blocked = False
 
@@ -162,8 +165,9 @@ class SyslogSink:
         # to a collector that is up, none of it lost.
         self._flush()
         while len(self.backlog) > _SYSLOG_BACKLOG or self._backlog_bytes > _SYSLOG_BACKLOG_BYTES:
-            if self._head_sent:
-                # The first message is partly sent: its rest must come next.
+            if self._head_sent or self._probe_until is not None:
+                # The first message is partly sent (its rest must come next),
+                # or sent and waiting to be known delivered.
                 head = self.backlog.popleft()
                 self._backlog_bytes -= len(self.backlog[0])
                 self.backlog[0] = head
@@ -234,13 +238,28 @@ class SyslogSink:
                     probe = self.target.transport == "udp"
                 elif self.stream and self._peer_closed():
                     raise ConnectionResetError(errno.ECONNRESET, "syslog closed the connection")
+                if self._probe_until is not None:
+                    if not self._probe_done(deadline):
+                        # The writer comes back within _BLOCKED_RETRY, writing
+                        # the other sinks meanwhile.
+                        self.blocked = True
+                        return
+                    self._backlog_bytes -= len(self.backlog.popleft())
                 while self.backlog:
-                    if not self._send(self.backlog[0], probe):
+                    if not self._send(self.backlog[0]):
                         if not self._writable(deadline):
                             self.blocked = True
                             return
                         continue
-                    probe = False
+                    if probe:
+                        # Waited for only by the exit's last attempt: the writer
+                        # thread writes the log file too, and a collector that
+                        # is up never refuses. It comes back within _BLOCKED_RETRY.
+                        self._probe_until = time.monotonic() + _UDP_PROBE
+                        probe = False
+                        if not self._probe_done(deadline):
+                            self.blocked = True
+                            return
                     self._backlog_bytes -= len(self.backlog.popleft())
                 return
             except OSError as exc:
@@ -265,7 +284,29 @@ class SyslogSink:
         self._refusal_told = self.refused
         return self.refused
 
-    def _send(self, message: bytes, probe: bool) -> bool:
+    def _probe_done(self, deadline: float) -> bool:
+        """Whether the probing datagram is through: no refusal came within _UDP_PROBE.
+
+        Waits for a refusal until ``deadline`` at most (the exit's last attempt
+        has patience; the writer's flushes have none).
+
+        Raises:
+            OSError: the datagram was refused (it stays first in line).
+        """
+        assert self.sock is not None
+        assert self._probe_until is not None
+        wait = min(self._probe_until, deadline) - time.monotonic()
+        if wait > 0:
+            poller = select.poll()
+            poller.register(self.sock, select.POLLERR)
+            poller.poll(wait * 1000)
+        _check_delivery(self.sock)
+        if time.monotonic() < self._probe_until:
+            return False
+        self._probe_until = None
+        return True
+
+    def _send(self, message: bytes) -> bool:
         """Send ``message``; False if the socket's buffer is full (on a stream: for its rest)."""
         assert self.sock is not None
         if self.stream:
@@ -302,7 +343,7 @@ class SyslogSink:
             self.lost += 1
             raise
         if self.target.transport == "udp":
-            _check_delivery(self.sock, probe)
+            _check_delivery(self.sock)
         return True
 
     def _writable(self, deadline: float) -> bool:
@@ -383,6 +424,7 @@ class SyslogSink:
         # A message cut short goes whole over the next connection: the
         # collector drops the incomplete frame with the old one.
         self._head_sent = 0
+        self._probe_until = None
         if self.sock is not None:
             self.sock.close()
             self.sock = None
@@ -398,6 +440,7 @@ class SyslogSink:
         # arrive twice.
         self.backlog.clear()
         self._backlog_bytes = 0
+        self._probe_until = None
         if self.stream:
             # Both processes writing one stream would cut into each other's
             # frames (a send may now be partial): this one gets its own
@@ -453,19 +496,15 @@ def _utf8_chunks(body: bytes, room: int) -> list[bytes]:
     return chunks
 
 
-def _check_delivery(sock: socket.socket, probe: bool) -> None:
-    """Raise ``ConnectionRefusedError`` if the datagram just sent was refused.
+def _check_delivery(sock: socket.socket) -> None:
+    """Raise ``ConnectionRefusedError`` if a datagram sent was refused.
 
     A connected UDP socket learns of an ICMP "port unreachable" only as a
     pending error: read it now, so the refused datagram stays queued rather
-    than the next one failing in its place. ``probe``: the first datagram on
-    a new socket also waits up to _UDP_PROBE for that ICMP, so a collector
-    still down is not taken for one that is back.
+    than the next one failing in its place. The first datagram on a new
+    socket stays first in line for up to _UDP_PROBE (see ``_probe_done``),
+    so a collector still down is not taken for one that is back.
     """
-    if probe:
-        poller = select.poll()
-        poller.register(sock, select.POLLERR)
-        poller.poll(_UDP_PROBE * 1000)
     error = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
     if error:
         raise OSError(error, os.strerror(error))
