@@ -356,6 +356,16 @@ def test_sd_notify_helper_sends_program_status(path_receiver: NotifyReceiver) ->
     assert not path_receiver.pending()
 
 
+def test_sd_notify_escapes_a_nul_for_which_systemd_would_ignore_the_message(
+    path_receiver: NotifyReceiver,
+) -> None:
+    """A NUL in a program's status goes as ``\\x00``, as ctx.set_status() sends it."""
+    code = "import aiodaemon; print(aiodaemon.sd_notify('STATUS=nul\\x00here', 'READY=1'))"
+    sent = python(["-c", code], env={"NOTIFY_SOCKET": path_receiver.env_value})
+    assert sent.stdout.strip() == "True", sent.stderr
+    assert path_receiver.receive().lines == ["STATUS=nul\\x00here", "READY=1"]
+
+
 # -- end to end, through aiodaemon.run ----------------------------------------------------
 
 

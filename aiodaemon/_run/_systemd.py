@@ -96,7 +96,9 @@ class Notifier:
             return False
         # A program's own STATUS= may hold a file name's undecodable byte (a
         # surrogate): escaped, not a UnicodeEncodeError in place of the message.
-        data = "\n".join(assignments).encode("utf-8", "backslashreplace")
+        # So is a NUL, for which systemd would ignore the whole message.
+        text = "\n".join(assignments).replace("\0", "\\x00")
+        data = text.encode("utf-8", "backslashreplace")
         for _ in range(2):
             if not self._connected:
                 self._connected = self._connect()
