@@ -20,6 +20,7 @@ where the program can see it), and fds are closed with ``close_range``.
 from __future__ import annotations
 
 import atexit
+import errno
 import os
 import signal
 
@@ -43,7 +44,8 @@ from ._prefork._pep3143_pidfile import (
     pidfile_location,
 )
 from ._prefork._pidlock import PidFile
-from .exceptions import DaemonError
+from ._prefork._stdfds import fill_std_fds
+from .exceptions import DaemonError, StartupError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -277,6 +279,13 @@ class DaemonContext:
             except OSError as exc:
                 raise DaemonOSEnvironmentError(exc.errno, describe(exc)) from exc
         groups = supplementary_groups(self)
+        # Started with fds 0-2 closed (cron, `cmd <&- >&-`), the pidfile and
+        # /dev/null below would take them, and the redirection of stdio would
+        # then close the pidfile (its lock lost, its pid never written).
+        try:
+            fill_std_fds()
+        except StartupError as exc:
+            raise DaemonOSEnvironmentError(errno.EBADF, str(exc)) from None
         # /dev/null opened before a chroot, which may have none.
         null = os.open(os.devnull, os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
         try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 from pathlib import Path
 
@@ -147,3 +148,38 @@ def test_a_closed_standard_stream_and_no_dev_null_is_one_line(
         assert (result.returncode, result.stdout, result.stderr) == (expected, "", said), name
     assert list(tmp_path.iterdir()) == [tmp_path / "app.py"]
     assert not pids_with(str(pidfile))
+
+
+@pytest.mark.parametrize("closed", ["<&- >&-", ">&- 2>&-", "<&- >&- 2>&-"])
+def test_a_pep3143_pidfile_survives_standard_streams_closed_by_the_caller(
+    tmp_path: Path, closed: str
+) -> None:
+    """DaemonContext with a PidFile, two or three of fds 0-2 closed: the daemon starts and holds it.
+
+    /dev/null and the pidfile took the closed fds; redirecting stdio then
+    closed the pidfile under the daemon: "cannot write pidfile: Invalid
+    argument", an empty pidfile left behind, or (stderr closed) nothing said.
+    """
+    pidfile = tmp_path / "d.pid"
+    settings = json.dumps({"pidfile": str(pidfile)})
+    argv = [PYTHON, str(program("pep3143_pidfile")), settings]
+    result = subprocess.run(
+        ["sh", "-c", f'exec "$@" {closed}', "sh", *argv],
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=45,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    pid = read_pid(pidfile)
+    try:
+        fds = open_fds(pid)
+        assert [fds[0], fds[1], fds[2]] == ["/dev/null"] * 3
+        assert str(pidfile) in fds.values()
+        status = aiodaemon_cli("status", "--pidfile", pidfile)
+        assert status.returncode == 0, status.stdout
+    finally:
+        kill_quietly(pid, signal.SIGTERM)
+        wait_gone(pid)
+    assert not pidfile.exists()
