@@ -11,6 +11,7 @@ directory, owner and core limit. Then the fork. The two errors are public in
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
 import signal
@@ -291,7 +292,14 @@ def lock_and_change_environment(
 
 
 def _change_environment(context: Context, own: PidFile | None, groups: list[int] | None) -> None:
-    """Chroot, cwd, owner and core limit, in the calling process (errors reach it)."""
+    """Chroot, cwd, owner and core limit, in the calling process (errors reach it).
+
+    A failure after the chroot (a working directory missing inside the jail, a
+    group refused) takes the caller back out: it catches the error, and must
+    not be left where none of its own files can be reached.
+    """
+    outside: tuple[int, int | None] | None = None
+    seen_at = None if own is None or own.held is None else own.held.visible_path
     try:
         if not context.detach_process and os.geteuid() == 0 and context.uid != 0:
             # Before the chroot hides /dev/tty: the dropped program must not
@@ -310,6 +318,7 @@ def _change_environment(context: Context, own: PidFile | None, groups: list[int]
             root = os.fsdecode(context.chroot_directory)
             workdir = context.working_directory
             assert not isinstance(workdir, int)  # refused by check_paths: it leads out
+            outside = _where_we_are()
             _privileges.enter_chroot(root, inside_chroot(root, workdir))
         else:
             workdir = context.working_directory
@@ -318,10 +327,43 @@ def _change_environment(context: Context, own: PidFile | None, groups: list[int]
         _privileges.set_identity(context.uid, context.gid, groups)
         if context.prevent_core:
             _privileges.disable_core_dumps()
-    except StartupError as exc:
-        raise DaemonOSEnvironmentError(str(exc)) from exc
-    except OSError as exc:
-        raise DaemonOSEnvironmentError(exc.errno, describe(exc)) from exc
+    except BaseException as exc:
+        if outside is not None:
+            _go_back(outside)
+            if own is not None and own.held is not None:
+                # Removed by the caller next, from outside again.
+                own.held.visible_path = seen_at
+        if isinstance(exc, StartupError):
+            raise DaemonOSEnvironmentError(str(exc)) from exc
+        if isinstance(exc, OSError):
+            raise DaemonOSEnvironmentError(exc.errno, describe(exc)) from exc
+        raise
+    finally:
+        # Never kept: a descriptor of a directory outside is the way out of a jail.
+        if outside is not None:
+            for fd in outside:
+                if fd is not None:
+                    os.close(fd)
+
+
+def _where_we_are() -> tuple[int, int | None]:
+    """Descriptors of the root and the working directory, to come back to (see _go_back)."""
+    flags = getattr(os, "O_PATH", os.O_RDONLY) | os.O_DIRECTORY | os.O_CLOEXEC
+    root = os.open("/", flags)
+    try:
+        cwd: int | None = os.open(".", flags)
+    except OSError:  # a working directory removed meanwhile: back to the root then
+        cwd = None
+    return root, cwd
+
+
+def _go_back(outside: tuple[int, int | None]) -> None:
+    """Leave the chroot for the root and working directory of before, as root still may."""
+    root, cwd = outside
+    with contextlib.suppress(OSError):
+        os.fchdir(root)
+        os.chroot(".")
+        os.fchdir(root if cwd is None else cwd)
 
 
 def _as_path(path: str | os.PathLike[str]) -> Any:
