@@ -56,6 +56,8 @@ _CONNECT_WAIT = 0.05
 #: unreachable" that says nobody listens (loopback answers at once; a LAN in
 #: well under a millisecond; beyond that a refusal surfaces at a later send).
 _UDP_PROBE = 0.2
+#: The most bytes of framed messages one ``send`` on a stream socket takes.
+_STREAM_BATCH = 64 << 10
 
 #: The start of a JSON log line: its own ``timestamp`` (group 1), whose whole
 #: second (group 2) the syslog header repeats.
@@ -246,11 +248,13 @@ class SyslogSink:
                         return
                     self._backlog_bytes -= len(self.backlog.popleft())
                 while self.backlog:
-                    if not self._send(self.backlog[0]):
+                    if not (self._send_frames() if self.stream else self._send(self.backlog[0])):
                         if not self._writable(deadline):
                             self.blocked = True
                             return
                         continue
+                    if self.stream:
+                        continue  # what went whole is off the backlog already
                     if probe:
                         # Waited for only by the exit's last attempt: the writer
                         # thread writes the log file too, and a collector that
@@ -306,30 +310,54 @@ class SyslogSink:
         self._probe_until = None
         return True
 
-    def _send(self, message: bytes) -> bool:
-        """Send ``message``; False if the socket's buffer is full (on a stream: for its rest)."""
+    def _frame(self, message: bytes) -> bytes:
+        """``message`` as it goes over a stream socket."""
+        if self.target.transport == "unix":
+            # A stream /dev/log (syslog-ng's unix-stream()) is read up to a
+            # NUL or a newline, as syslog(3) sends there; it knows no length
+            # prefix. A record holds no NUL (JSON and console lines escape
+            # it), but a console line's traceback has line breaks: written
+            # as rsyslog shows them, or each would begin another message.
+            return message.replace(b"\n", b"#012") + b"\0"
+        # RFC 6587 octet counting: no delimiter can be confused with the payload.
+        return b"%d " % len(message) + message
+
+    def _send_frames(self) -> bool:
+        """Send the backlog's first messages, framed, in one ``send`` of up to _STREAM_BATCH bytes.
+
+        Each message sent whole leaves the backlog. One send per message kept
+        the writer thread slower than a burst of logging: its queue overflowed,
+        and the log file lost records with the collector. A partial send
+        leaves the rest of its message for the next try (``_head_sent``):
+        nothing else may be sent in between, or the frame would be corrupt.
+
+        Returns:
+            False if the socket took nothing (its buffer is full).
+        """
         assert self.sock is not None
-        if self.stream:
-            if self.target.transport == "unix":
-                # A stream /dev/log (syslog-ng's unix-stream()) is read up to a
-                # NUL or a newline, as syslog(3) sends there; it knows no length
-                # prefix. A record holds no NUL (JSON and console lines escape
-                # it), but a console line's traceback has line breaks: written
-                # as rsyslog shows them, or each would begin another message.
-                framed = message.replace(b"\n", b"#012") + b"\0"
-            else:
-                # RFC 6587 octet counting: no delimiter can be confused with the payload.
-                framed = b"%d " % len(message) + message
-            # A partial send leaves the rest for the next try: nothing else may
-            # be sent in between, or the frame would be corrupt.
-            try:
-                self._head_sent += self.sock.send(framed[self._head_sent :])
-            except BlockingIOError:
-                return False
-            if self._head_sent < len(framed):
-                return False
-            self._head_sent = 0
-            return True
+        frames = []
+        size = 0
+        for message in self.backlog:
+            frames.append(self._frame(message))
+            size += len(frames[-1])
+            if size >= _STREAM_BATCH:
+                break
+        try:
+            sent = self.sock.send(memoryview(b"".join(frames))[self._head_sent :])
+        except BlockingIOError:
+            return False
+        done = self._head_sent + sent
+        for framed in frames:
+            if done < len(framed):
+                break
+            done -= len(framed)
+            self._backlog_bytes -= len(self.backlog.popleft())
+        self._head_sent = done
+        return True
+
+    def _send(self, message: bytes) -> bool:
+        """Send one datagram; False if the socket's buffer is full."""
+        assert self.sock is not None
         try:
             self.sock.send(message)
         except BlockingIOError:
