@@ -72,7 +72,7 @@ def _leave_socket(path: Path) -> None:
          " in a shared sticky directory; refusing to use it"),
         ("--log-file", _leave_file, "--log-file: cannot open {path}: is owned by uid {uid}"
          " (another user) in a shared sticky directory; refusing to use it"),
-        ("--control", _leave_socket, "control socket {path}: is a socket owned by uid {uid}"
+        ("--control", _leave_socket, "--control: cannot bind {path}: is a socket owned by uid {uid}"
          " (another user); refusing to replace it"),
         ("--listen=u=unix:", _leave_socket, "--listen u: cannot bind unix:{path}: is a socket"
          " owned by uid {uid} (another user); refusing to replace it"),

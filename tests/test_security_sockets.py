@@ -159,7 +159,7 @@ def test_another_users_dead_socket_in_a_sticky_directory_is_left(
         named = f"listen[app]: cannot bind unix:{path}"
     else:
         options["control"] = str(path)
-        named = f"control socket {path}"
+        named = f"control: cannot bind {path}"
     result = start_daemon(options)
     if result.returncode == 0:
         stop_daemon(read_pid(arena / "app.pid"))
