@@ -7,6 +7,7 @@ line, never the import's traceback.
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 
@@ -115,6 +116,9 @@ def _import(module_name: str) -> Any:
             raise TargetError(f"no module named {module_name!r} (in {where})") from None
         raise TargetError(f"importing {module_name!r} failed: {_describe(exc)}") from None
     except (Exception, SystemExit) as exc:
+        if isinstance(exc, MemoryError) or (isinstance(exc, OSError) and exc.errno == errno.ENOMEM):
+            # Out of memory (a low RLIMIT_AS), not a broken TARGET: said as such, exit 1.
+            raise
         # SystemExit too (a guard, the script's own argument parsing): start
         # would exit with its status, 0 saying "started" when nothing runs.
         raise TargetError(f"importing {module_name!r} failed: {_describe(exc)}") from None

@@ -14,6 +14,7 @@ starting Python.
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -87,6 +88,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Loading the program or the runtime under a low RLIMIT_AS: a traceback
         # through importlib says less than the line that asked for the memory.
         _out_of_memory(exc)
+    except OSError as exc:
+        # The same, met by importlib reading a module (ENOMEM from mmap or read).
+        if exc.errno != errno.ENOMEM:
+            raise
+        _out_of_memory(exc)
     except BrokenPipeError:
         # Output nobody reads any more (`| head -1`) where write_line was not
         # used: no traceback; the command's own writes go through write_line.
@@ -133,7 +139,7 @@ def _abandon_handoff(code: int | None = None, message: str = "") -> None:
         adopt.abandon_handoff(code, message)
 
 
-def _out_of_memory(exc: MemoryError) -> NoReturn:
+def _out_of_memory(exc: BaseException) -> NoReturn:
     """Say that the start ran out of memory, where, and under which limit, in one line; exit 1.
 
     Through ``os._exit``: an interpreter out of memory cannot tear itself down
@@ -144,7 +150,7 @@ def _out_of_memory(exc: MemoryError) -> NoReturn:
         _abandon_handoff(ExitCode.FAILURE, "out of memory")
         error(f"{PROG}: out of memory while starting{_where(exc)}{_address_space_limit()}")
         sys.stdout.flush()
-    except MemoryError:
+    except (MemoryError, OSError):
         # So close to the limit that even the line could not be built: a
         # constant needs no allocation (nor an import, as contextlib would).
         try:  # noqa: SIM105
@@ -173,7 +179,7 @@ def _address_space_limit() -> str:
         from .._prefork._inherited import address_space_limit
 
         limit = address_space_limit()
-    except (ImportError, MemoryError):  # no room left to load it: say what we know
+    except (ImportError, MemoryError, OSError):  # no room left to load it: say what we know
         return ""
     return f"; {limit}" if limit else ""
 
