@@ -27,6 +27,21 @@ from .support import (
 )
 
 
+def run_closed(
+    argv: list[str], closed: str, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run ``argv`` to completion, the shell applying the redirections ``closed`` (``<&-``)."""
+    return subprocess.run(
+        ["sh", "-c", f'exec "$@" {closed}', "sh", *argv],
+        cwd=cwd,
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=45,
+        check=False,
+    )
+
+
 def events(log: Path) -> list[object]:
     """The ``event`` of every record in ``log`` so far."""
     return [r["event"] for r in read_json_lines(log)] if log.exists() else []
@@ -46,15 +61,7 @@ def test_start_with_a_standard_stream_closed(tmp_path: Path, closed: str) -> Non
         "--log-file",
         str(log),
     ]
-    result = subprocess.run(
-        ["sh", "-c", f'exec "$@" {closed}', "sh", *command],
-        cwd=tmp_path,
-        env=clean_env(),
-        capture_output=True,
-        text=True,
-        timeout=45,
-        check=False,
-    )
+    result = run_closed(command, closed, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""
     pid = read_pid(pidfile)
@@ -90,15 +97,7 @@ def test_a_message_for_a_closed_stderr_never_lands_on_stdout(
 ) -> None:
     """With stderr closed, what the command would say there is dropped, not printed on stdout."""
     install_program("cli_app", tmp_path, "app.py")
-    result = subprocess.run(
-        ["sh", "-c", 'exec "$@" 2>&-', "sh", str(AIODAEMON), *args],
-        cwd=tmp_path,
-        env=clean_env(),
-        capture_output=True,
-        text=True,
-        timeout=45,
-        check=False,
-    )
+    result = run_closed([str(AIODAEMON), *args], "2>&-", cwd=tmp_path)
     expected = {"start": 2, "stop": 0}[args[0]]
     assert (result.returncode, result.stdout, result.stderr) == (expected, "", "")
 
@@ -163,14 +162,7 @@ def test_a_pep3143_pidfile_survives_standard_streams_closed_by_the_caller(
     pidfile = tmp_path / "d.pid"
     settings = json.dumps({"pidfile": str(pidfile)})
     argv = [PYTHON, str(program("pep3143_pidfile")), settings]
-    result = subprocess.run(
-        ["sh", "-c", f'exec "$@" {closed}', "sh", *argv],
-        env=clean_env(),
-        capture_output=True,
-        text=True,
-        timeout=45,
-        check=False,
-    )
+    result = run_closed(argv, closed)
     assert result.returncode == 0, result.stderr
     pid = read_pid(pidfile)
     try:
