@@ -142,8 +142,9 @@ async def serve(ctx: aiodaemon.Context) -> None:
     settings.greeting = read_greeting()
     app = make_app()
     # aiodaemon gives tracked objects half its shutdown_timeout, then cancels them
-    # (on_cleanup would not run): aiohttp cuts slow requests itself before that.
-    runner = web.AppRunner(app, shutdown_timeout=ctx.options.shutdown_timeout / 3)
+    # (on_cleanup would not run). aiohttp waits this long for a request in flight,
+    # then as long again for its cancelled handler: a fifth keeps both within it.
+    runner = web.AppRunner(app, shutdown_timeout=ctx.options.shutdown_timeout / 5)
     await runner.setup()  # the application's on_startup runs here, before ready
     ctx.track(RunnerCleanup(runner))
     # backlog: aiohttp's default (128) would shrink the backlog aiodaemon listened with.

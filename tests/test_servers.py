@@ -164,6 +164,29 @@ async def test_sigterm_drains_requests_in_flight(server: str) -> None:
 
 
 @pytest.mark.parametrize("server", SERVERS)
+async def test_a_request_slower_than_the_budget_is_cut_by_the_server_which_still_cleans_up(
+    server: str,
+) -> None:
+    """A request longer than the shutdown budget: the server cuts it, its shutdown runs, exit 0.
+
+    aiohttp waits its runner's ``shutdown_timeout`` for the handler, then as
+    long again for the cancelled one: at a third of aiodaemon's budget, that
+    outlasted the half aiodaemon gives what it tracks, which cancelled the
+    runner's cleanup; the application's ``on_cleanup`` never ran.
+    """
+    async with launch(EXAMPLES[server], listen={"http": "127.0.0.1:0"}, shutdown_timeout=6) as d:
+        slow = asyncio.create_task(get(d.inet_address("http"), "/slow?seconds=60"))
+        await d.wait_for_record("slow request")
+        d.signal(signal.SIGTERM)
+        assert await d.wait(timeout=30) == 0
+        events = [r["event"] for r in d.records()]
+        assert "application shutdown" in events
+        assert "connections cancelled after the drain timeout" not in events
+        with contextlib.suppress(ConnectionError):
+            assert (await asyncio.wait_for(slow, 10)).status == 500
+
+
+@pytest.mark.parametrize("server", SERVERS)
 async def test_second_sigterm_exits_at_once(server: str) -> None:
     """A second SIGTERM while a request holds the drain exits at once, 143 (the server's
     own signal handling does not swallow it)."""
