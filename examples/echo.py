@@ -40,7 +40,12 @@ async def main(ctx: aiodaemon.Context) -> None:
     """Serve on the framework-owned socket named ``echo`` until shutdown.
 
     ``ctx.start_server`` tracks the connections: on SIGTERM the daemon stops
-    accepting, lets every echo in flight finish, then exits.
+    accepting, lets every echo being written finish, then exits. A connection
+    that is idle at that moment (its last echo sent, nothing read yet) is
+    closed, so a client whose next line crossed the close gets no echo for it:
+    a plain TCP protocol cannot tell that line from a lost one, and a client
+    meant to survive restarts sends it again on a new connection, as HTTP
+    clients do on keep-alive.
     """
     await ctx.start_server(handle, "echo")
     address = ctx.sockets["echo"].getsockname()
