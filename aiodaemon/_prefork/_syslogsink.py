@@ -240,14 +240,17 @@ class SyslogSink:
                     probe = self.target.transport == "udp"
                 elif self.stream and self._peer_closed():
                     raise ConnectionResetError(errno.ECONNRESET, "syslog closed the connection")
-                if self._probe_until is not None:
-                    if not self._probe_done(deadline):
-                        # The writer comes back within _BLOCKED_RETRY, writing
-                        # the other sinks meanwhile.
-                        self.blocked = True
-                        return
-                    self._backlog_bytes -= len(self.backlog.popleft())
                 while self.backlog:
+                    if self._probe_until is not None:
+                        # The first datagram, sent, waits to be known delivered:
+                        # waited for only by the exit's last attempt. The writer
+                        # thread writes the log file too (a collector that is up
+                        # never refuses) and comes back within _BLOCKED_RETRY.
+                        if not self._probe_done(deadline):
+                            self.blocked = True
+                            return
+                        self._backlog_bytes -= len(self.backlog.popleft())
+                        continue
                     if not (self._send_frames() if self.stream else self._send(self.backlog[0])):
                         if not self._writable(deadline):
                             self.blocked = True
@@ -256,14 +259,9 @@ class SyslogSink:
                     if self.stream:
                         continue  # what went whole is off the backlog already
                     if probe:
-                        # Waited for only by the exit's last attempt: the writer
-                        # thread writes the log file too, and a collector that
-                        # is up never refuses. It comes back within _BLOCKED_RETRY.
                         self._probe_until = time.monotonic() + _UDP_PROBE
                         probe = False
-                        if not self._probe_done(deadline):
-                            self.blocked = True
-                            return
+                        continue
                     self._backlog_bytes -= len(self.backlog.popleft())
                 return
             except OSError as exc:
