@@ -180,6 +180,23 @@ async def test_a_suspended_daemon_stops_gracefully() -> None:
         assert [r["event"] for r in daemon.records()][-1] == "exit"
 
 
+@pytest.mark.parametrize("how", ["stop()", "leaving the block"])
+async def test_a_daemon_suspended_a_moment_ago_stops_gracefully(how: str) -> None:
+    """SIGSTOP and at once stop() (or the end of the block): continued all the same.
+
+    The SIGSTOP is not acted on yet when stop() looks, so /proc does not say
+    the daemon is stopped; a kit that continued only a daemon /proc shows
+    stopped left it so, and SIGKILLed it at the end of its grace (-9).
+    """
+    for _ in range(3):
+        async with launch(PROGRAM, listen={"echo": "127.0.0.1:0"}) as daemon:
+            daemon.signal(signal.SIGSTOP)
+            if how == "stop()":
+                assert await daemon.stop(timeout=30) == 0
+        assert await daemon.wait() == 0
+        assert [r["event"] for r in daemon.records()][-1] == "exit"
+
+
 # Two Python processes start under whatever load the machine has: generous deadlines.
 @pytest.mark.timeout(300)
 def test_ctrl_c_during_a_test_leaves_no_process(tmp_path: Path) -> None:
