@@ -43,13 +43,24 @@ class DaemonError(Exception):
 
 
 class ConfigError(DaemonError, ValueError):
-    """An option is invalid; raised before anything is acquired or forked."""
+    """An option is invalid; raised before anything is acquired or forked.
+
+    Attributes:
+        option: the option's name (``umask``, ``listen[http]``).
+        message: what is wrong with it; ``str()`` is ``"option: message"``.
+    """
 
     exit_code = ExitCode.USAGE
 
     def __init__(self, option: str, message: str) -> None:
         super().__init__(f"{option}: {message}")
         self.option = option
+        self.message = message
+
+    def __reduce__(self) -> tuple[object, ...]:
+        # Pickled (a process pool's worker raising it) with the arguments the
+        # constructor takes, not the one formatted message in ``args``.
+        return type(self), (self.option, self.message), self.__dict__
 
 
 class StartupError(DaemonError):
@@ -67,7 +78,12 @@ class StartupError(DaemonError):
 
 
 class AlreadyRunningError(StartupError):
-    """The pidfile is locked by another live daemon."""
+    """The pidfile is locked by another live daemon.
+
+    Attributes:
+        path: the pidfile.
+        pid: the holder's pid (None if it has not written it yet).
+    """
 
     exit_code = ExitCode.ALREADY_RUNNING
 
@@ -76,3 +92,6 @@ class AlreadyRunningError(StartupError):
         super().__init__(f"already running ({held}, pidfile {path})")
         self.path = path
         self.pid = pid
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return type(self), (self.path, self.pid), self.__dict__

@@ -27,6 +27,11 @@ class StartFailed(LaunchError):
         self.status = status
         self.stderr = stderr
 
+    def __reduce__(self) -> tuple[object, ...]:
+        # Pickled with the constructor's arguments (a process pool's worker
+        # raising it): ``args`` holds the message alone.
+        return type(self), (self.message, self.status, self.stderr), self.__dict__
+
 
 class ReloadFailed(LaunchError):
     """A reload hook raised; the message is the hook's error, ``Type: message``."""
