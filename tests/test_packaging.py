@@ -103,6 +103,11 @@ def test_the_wheel_holds_the_package_its_license_and_entry_points(
     assert targets, "the README's links"
     relative = [t for t in targets if not t.startswith(("https://", "http://", "#"))]
     assert relative == []
+    # Nor can its reader, who ran `pip install aiodaemon`, use the checkout's
+    # commands the README opens with: the page starts with the install instead.
+    assert description.startswith("# aiodaemon\n\n```sh\npip install aiodaemon\n```\n")
+    assert "examples.echo:main" not in description
+    assert "aiodaemon turns an asyncio program into a well-behaved Unix service" in description
 
 
 def test_the_sdist_holds_sources_tests_docs_and_license_but_no_caches(
