@@ -179,10 +179,13 @@ async def serve(ctx: aiodaemon.Context) -> None:
     def stopped(task: asyncio.Task[None]) -> None:
         # uvicorn may end on its own (limit_max_requests, an error in the
         # server): the daemon then ends too, instead of running on unserved.
-        # During the daemon's own shutdown this asks for nothing new.
+        # Stopped by the daemon's own shutdown, it has nothing to ask (the
+        # log would say the program asked for a shutdown `aiodaemon stop` began).
         error = None if task.cancelled() else task.exception()
         if error is not None:
             log.error("uvicorn failed", exc_info=error)
+        elif ctx.state is aiodaemon.State.STOPPING:
+            return
         ctx.request_shutdown(0 if error is None else 1)
 
     task.add_done_callback(stopped)

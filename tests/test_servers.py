@@ -161,6 +161,8 @@ async def test_sigterm_drains_requests_in_flight(server: str) -> None:
         events = [r["event"] for r in daemon.records()]
         assert events.index("stopped accepting") < events.index("connections finished")
         assert "exit" in events
+        # The server stopped by the daemon's shutdown asked for none of its own.
+        assert "shutdown requested by the program" not in events
 
 
 @pytest.mark.parametrize("server", SERVERS)
@@ -633,3 +635,4 @@ async def test_hypercorn_as_docs_servers_shows_it(uvloop: bool | None) -> None:
         assert await daemon.wait(timeout=15) == 0
         loggers = {r.get("logger") for r in daemon.records()}
         assert {"hypercorn.access", "hypercorn.error"} <= loggers
+        assert "shutdown requested by the program" not in [r["event"] for r in daemon.records()]

@@ -62,10 +62,15 @@ async def serve_app(ctx: aiodaemon.Context) -> None:
     served = serve(app, config, shutdown_trigger=stop.wait)  # type: ignore[arg-type]
     task = asyncio.create_task(served)
     ctx.track(Hypercorn(stop, task))
-    # hypercorn ending on its own (its lifespan startup failed) ends the daemon too.
-    task.add_done_callback(
-        lambda t: ctx.request_shutdown(0 if t.cancelled() or t.exception() is None else 1)
-    )
+
+    def ended(t: asyncio.Task[None]) -> None:
+        # hypercorn ending on its own (its lifespan startup failed) ends the
+        # daemon too; stopped by the daemon's own shutdown, it asks nothing.
+        failed = not t.cancelled() and t.exception() is not None
+        if failed or ctx.state is not aiodaemon.State.STOPPING:
+            ctx.request_shutdown(1 if failed else 0)
+
+    task.add_done_callback(ended)
 
 
 async def main(ctx: aiodaemon.Context) -> None:
