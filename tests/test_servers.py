@@ -567,6 +567,79 @@ async def test_upgrade_to_an_app_that_fails_its_startup(server: str, tmp_path: P
     assert status == 0, err
 
 
+#: Appended to an example's copy: a startup hook after the one that starts the
+#: server, which never returns (a database that does not answer).
+_HANGING_HOOK = """
+
+@aiodaemon.on_startup
+async def connect_db() -> None:
+    await asyncio.sleep(3600)
+"""
+
+
+@pytest.mark.parametrize("server", SERVERS)
+async def test_upgrade_to_an_app_serving_but_never_ready_fails_no_request(
+    server: str, tmp_path: Path
+) -> None:
+    """New code that serves (its server's hook ran) but hangs in a later startup hook:
+    `upgrade --timeout` fails, and the new process answers what it accepted before it
+    exits. It was killed at once: the requests it had accepted were reset."""
+    shutil.copy(EXAMPLES[server], tmp_path / "app.py")
+    pidfile, log = tmp_path / "app.pid", tmp_path / "app.jsonl"
+    status, _, err = await cli(
+        "start", "app:main", "--pidfile", pidfile, "--listen", "http=127.0.0.1:0",
+        "--log-file", log, cwd=tmp_path,
+    )  # fmt: skip
+    assert status == 0, err
+    old = read_pid(pidfile)
+    try:
+        status, out, err = await cli("status", "--pidfile", pidfile, "--json")
+        host, _, port = json.loads(out)["sockets"]["http"].rpartition(":")
+        address = (host, int(port))
+        with (tmp_path / "app.py").open("a") as source:
+            source.write(_HANGING_HOOK)
+        load = Load(address)
+        workers = [asyncio.create_task(load.worker(keep_alive=i % 2 == 1)) for i in range(4)]
+        try:
+            await load.wait_more(50)
+            upgrade = asyncio.create_task(cli("upgrade", "--pidfile", pidfile, "--timeout", "3"))
+
+            def serving() -> list[int]:
+                records = read_json_lines(log)
+                pids = [r["pid"] for r in records if r["event"] == "application startup"]
+                return [pid for pid in pids if isinstance(pid, int)][1:]
+
+            [new] = await asyncio.to_thread(wait_for, serving, 30, "the new process serving")
+            # In flight when the 3 s run out, on either process (they share the socket).
+            slow = [asyncio.create_task(get(address, f"/slow?seconds=4&n={i}")) for i in range(8)]
+            status, out, err = await upgrade
+            assert status == 1
+            assert err == (
+                f"aiodaemon: upgrade failed: successor (pid {new}) not ready after 3 s; "
+                "sent it SIGTERM (SIGKILL if still running 31 s later)\n"
+            )
+            answers = await asyncio.wait_for(asyncio.gather(*slow), 30)
+            await asyncio.to_thread(wait_gone, new, 30)
+            await load.wait_more(50)
+        finally:
+            load.stop.set()
+            await asyncio.gather(*workers)
+        assert load.failures == []
+        # Every slow request answered, some by the new process before it exited.
+        assert {a.status for a in answers} == {200}
+        assert f"slept 4.0 in {new}\n" in [a.body for a in answers]
+        stopped = [r for r in read_json_lines(log) if r["event"] == "upgrade successor stopped"]
+        assert [(r["successor"], r["status"]) for r in stopped] == [(new, 1)]
+        assert read_pid(pidfile) == old
+        # Gone, it holds up no other upgrade.
+        (tmp_path / "app.py").write_text(EXAMPLES[server].read_text())
+        status, out, err = await cli("upgrade", "--pidfile", pidfile)
+        assert status == 0, err
+    finally:
+        status, _, err = await cli("stop", "--pidfile", pidfile)
+    assert status == 0, err
+
+
 async def test_websockets_clients_are_told_to_go_away_at_an_upgrade_and_a_stop(
     tmp_path: Path,
 ) -> None:

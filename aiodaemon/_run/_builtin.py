@@ -334,6 +334,7 @@ def _upgrade(runtime: Runtime) -> Service:
         log_file=log_file,
         logs=runtime.parts.logs,
         signals=tuple(runtime.hooks.signals),
+        shutdown_timeout=runtime.options.shutdown_timeout,
     )
     upgrader = Upgrader(target)
     runtime.add_forced_exit_step(upgrader.kill_at_forced_exit)

@@ -6,9 +6,12 @@ successor runs its startup hooks, and learns the outcome over the private
 channel. On ``R`` (ready) it sends ``G``, the successor writes its pid into
 the same locked file and answers ``W``; only then does the old daemon stop
 accepting, tell systemd ``MAINPID=<new>`` and begin its normal shutdown
-(without ``drain_delay``). If the successor fails, exits or is not ready in
-time, it is killed with its process group through its pidfd and the old
-daemon carries on as if nothing happened. Until it exits, the old daemon
+(without ``drain_delay``). If the successor fails or exits, it is killed with
+its process group through its pidfd and the old daemon carries on as if
+nothing happened. One not ready in time may already serve (a startup hook
+starts the server, a later one hangs): it is sent SIGTERM, so that it answers
+the requests it accepted in its shutdown, and killed only if it still runs
+``shutdown_timeout`` + 1 s later; meanwhile no other upgrade starts. Until it exits, the old daemon
 keeps the channel open: log reopens are passed on both ways over it (see
 :mod:`._upgrade_channel`). Watching the successor start (its lines, its exit,
 its stderr) is :mod:`._upgrade_watch`'s; this module decides what follows.
@@ -35,6 +38,7 @@ from .._prefork._handoff import (
     spawn_successor,
     write_pid_in_place,
 )
+from .._prefork._messages import seconds_shown
 from ..exceptions import DaemonError, StartupError
 
 if TYPE_CHECKING:
@@ -65,6 +69,9 @@ DEFAULT_TIMEOUT = 60.0
 #: Seconds the shutdown waits for an abandoned upgrade's answer to go out.
 REPORT_WAIT = 5.0
 STOPPING = "the daemon is stopping"
+#: Seconds past ``shutdown_timeout`` a successor sent SIGTERM has before SIGKILL
+#: (as the launcher gives a daemon not ready in time).
+_RETIRE_GRACE = 1.0
 _ABANDONED = f"upgrade abandoned: {STOPPING}"
 
 
@@ -110,6 +117,8 @@ class UpgradeTarget:
             (and the successor's to it) while both run.
         signals: the ``on_signal`` signals, held in the successor with the
             lifecycle ones until it handles them.
+        shutdown_timeout: the daemon's, which a successor not ready in time
+            has to stop in (plus a second) before it is killed.
     """
 
     # A plain class, not a dataclass: every daemon loads this module on its way
@@ -126,6 +135,7 @@ class UpgradeTarget:
         "notifier",
         "pidfile",
         "rollback",
+        "shutdown_timeout",
         "signals",
         "state",
         "stop_accepting",
@@ -148,6 +158,7 @@ class UpgradeTarget:
         log_file: Callable[[], tuple[str, int] | None] | None = None,
         logs: LogWriter | None = None,
         signals: Collection[int] = (),
+        shutdown_timeout: float = 10.0,
     ) -> None:
         self.pidfile = pidfile
         self.listeners = listeners
@@ -161,6 +172,7 @@ class UpgradeTarget:
         self.log_file = log_file
         self.logs = logs
         self.signals = signals
+        self.shutdown_timeout = shutdown_timeout
         self.handed_over = handed_over
         self.rollback = rollback
 
@@ -179,6 +191,8 @@ class Upgrader:
         self.reporters: set[asyncio.Task[Any]] = set()
         #: the channel to the successor we handed over to, open until we exit.
         self.handed_to: ChannelLines | None = None
+        #: stopping a successor that was not ready in time (see :meth:`_retire`).
+        self._retiring: asyncio.Task[None] | None = None
 
     def abort(self) -> None:
         """The daemon is stopping: kill a successor not yet in charge, hand nothing over."""
@@ -236,15 +250,29 @@ class Upgrader:
         try:
             await self._run(SuccessorWatch(spawned, self._abort), within, started)
         except BaseException:
-            self._busy = False
-            self.successor = None
+            if self._retiring is None:
+                self._end()
             raise
-        finally:
-            self._abort = None
-            self._spawned = None
+        # Handed over: we stop, and later requests hear of the successor (still busy).
+        self._abort = None
+        self._spawned = None
         return spawned.pid
 
+    def _end(self) -> None:
+        """A failed upgrade is over: nobody succeeds us, and another upgrade may start."""
+        self._busy = False
+        self._abort = None
+        self._spawned = None
+        self.successor = None
+
     def _check_allowed(self) -> None:
+        if self._retiring is not None and self._spawned is not None:
+            # Over within shutdown_timeout: the command asks again meanwhile.
+            raise UpgradeRefused(
+                f"the last upgrade's new process (pid {self._spawned.pid}), not ready in time, "
+                "is still stopping",
+                transient=True,
+            )
         if self._busy:
             raise UpgradeRefused(
                 f"an upgrade is already in progress (successor pid {self.successor}); "
@@ -304,6 +332,12 @@ class Upgrader:
             lines = watch.open_channel(self.target.logs)
             line = await watch.next_line(within)
             self._check_aborted()
+            if line is None:
+                # Not ready in time: it may serve already, so it stops as a
+                # daemon does, answering what it accepted (see _retire).
+                raise self._failed(
+                    spawned.pid, await watch.failure(line, within), retiring=self._retire(watch)
+                )
             if line != b"R\n":
                 raise self._failed(spawned.pid, await watch.failure(line, within))
             ready_after = time.monotonic() - started
@@ -316,6 +350,8 @@ class Upgrader:
                 why = await watch.failure(line, HANDOVER_WAIT, ready=True)
                 raise self._failed(spawned.pid, why)
         except BaseException:
+            if self._retiring is not None:
+                raise
             watch.kill()
             if told:
                 # The successor may have written its pid, or listened on the
@@ -359,9 +395,47 @@ class Upgrader:
         if self._abort is not None and self._abort.is_set():
             raise UpgradeError(_ABANDONED)
 
-    def _failed(self, pid: int, message: str) -> UpgradeError:
+    def _retire(self, watch: SuccessorWatch) -> str:
+        """SIGTERM the successor not ready in time; kill it if it still runs after the budget.
+
+        It may already accept connections (a startup hook starts the server,
+        a later one hangs on a database): killed at once, it reset them. Its
+        stop runs as a daemon's before ready does (the servers it tracks
+        answer what they accepted, its shutdown hooks run), and, never told
+        to take over, it takes nothing of ours. The upgrade stays in progress
+        (no other starts) until it is gone; a stop of ours kills it at once.
+
+        Returns:
+            what the failure's message adds: what becomes of the successor.
+        """
+        budget = self.target.shutdown_timeout + _RETIRE_GRACE
+        watch.terminate()
+        # Nobody succeeds us: reloads are ours again (they are refused during an upgrade).
+        self.successor = None
+        self._retiring = asyncio.get_running_loop().create_task(
+            self._await_retired(watch, budget), name="aiodaemon-upgrade-retire"
+        )
+        return f"sent it SIGTERM (SIGKILL if still running {seconds_shown(budget)} s later)"
+
+    async def _await_retired(self, watch: SuccessorWatch, budget: float) -> None:
+        pid = watch.spawned.pid
+        try:
+            if await watch.ended_within(budget):
+                status = watch.spawned.exit_status()
+                _log.info("upgrade successor stopped", successor=pid, status=status)
+            elif self._abort is not None and not self._abort.is_set():
+                _log.warning("upgrade successor killed", successor=pid, after=budget)
+        finally:
+            watch.kill()
+            await watch.stop_copying()
+            self._retiring = None
+            self._end()
+
+    def _failed(self, pid: int, message: str, *, retiring: str | None = None) -> UpgradeError:
         """Log why the successor failed; the error to raise."""
         message = _plain(message)
+        if retiring is not None:
+            message = f"{message}; {retiring}"
         _log.error("upgrade failed", successor=pid, error=message)
         return UpgradeError(message)
 

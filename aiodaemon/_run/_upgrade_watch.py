@@ -141,6 +141,19 @@ class SuccessorWatch:
             )
         return why
 
+    def terminate(self) -> None:
+        """SIGTERM the successor alone (through its pidfd): it stops as a daemon does."""
+        import signal
+
+        with contextlib.suppress(ProcessLookupError):
+            signal.pidfd_send_signal(self.spawned.pidfd, signal.SIGTERM)
+
+    async def ended_within(self, seconds: float) -> bool:
+        """Whether the successor exited within ``seconds`` (False too once ``stop`` is set)."""
+        waiting: set[asyncio.Future[Any]] = {self._exited, self._stopped}
+        await asyncio.wait(waiting, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+        return self._exited.done()
+
     def kill(self) -> None:
         """Stop watching, close the channel, and kill the successor with its process group."""
         self._stopped.cancel()
