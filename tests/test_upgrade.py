@@ -238,6 +238,34 @@ def test_timed_out_upgrade_rolls_back(app: App) -> None:
     assert app.get() == f"v1 {old}"
 
 
+@pytest.mark.parametrize("app", ["cli"], indirect=True)
+def test_a_new_process_deaf_to_its_sigterm_is_killed_and_then_upgraded_past(app: App) -> None:
+    """Not ready in time and its loop blocked: SIGTERM, SIGKILL shutdown_timeout + 1 s
+    later; an upgrade asked meanwhile waits for it to be gone, then runs."""
+    old = app.start("--shutdown-timeout", "2")
+    app.edit('MODE = ""', 'MODE = "block60"')
+    result = cli("upgrade", "--pidfile", str(app.pidfile), "--timeout", "1")
+    assert result.returncode == 1
+    [failed] = wait_for(lambda: app.records("upgrade failed"), 10, "the upgrade failed record")
+    deaf = failed["successor"]
+    assert isinstance(deaf, int)
+    assert result.stderr == (
+        f"aiodaemon: upgrade failed: successor (pid {deaf}) not ready after 1 s; "
+        "sent it SIGTERM (SIGKILL if still running 3 s later)\n"
+    )
+    app.edit('MODE = "block60"', 'MODE = ""')
+    app.edit('VERSION = "v1"', 'VERSION = "v2"')
+    result = cli("upgrade", "--pidfile", str(app.pidfile), "--timeout", "30")
+    assert result.returncode == 0, result.stderr
+    assert f"new process (pid {deaf}), not ready in time, is still stopping" in result.stderr
+    new = int(result.stdout)
+    assert not is_alive(deaf)
+    [killed] = app.records("upgrade successor killed")
+    assert (killed["successor"], killed["after"]) == (deaf, 3.0)
+    assert app.pid() == new != old
+    assert app.get() == f"v2 {new}"
+
+
 def test_stop_during_an_upgrade_abandons_it(app: App) -> None:
     """SIGTERM while the new process starts: it is killed, the old one stops, nothing runs on."""
     old = app.start()

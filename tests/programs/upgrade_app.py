@@ -5,9 +5,10 @@ disk between start and upgrade, so the code that runs after the upgrade is
 the file's new contents. ``MODE``: "" (normal), "raise" (a startup hook
 fails), "hang" (never ready), "exit" (the process dies during startup),
 "slow" (startup takes half a second), "sleep<seconds>" (startup takes that
-long), "gate" (startup creates ``$APP_GATE.entered``, then waits for
-``$APP_GATE``), "main-raise" / "main-return" / "main-exit" (``main`` raises,
-returns, or ends the process with status 5 at once, after a ready start),
+long), "block<seconds>" (startup blocks the event loop that long), "gate"
+(startup creates ``$APP_GATE.entered``, then waits for ``$APP_GATE``),
+"main-raise" / "main-return" / "main-exit" (``main`` raises, returns, or
+ends the process with status 5 at once, after a ready start),
 "main-raise-serving" (``main`` raises once the control socket names this
 process: an upgrade's new process that began its take-over).
 Started as ``python upgrade_app.py`` (options from the ``APP_*``
@@ -20,6 +21,7 @@ import asyncio
 import os
 import socket
 import struct
+import time
 
 import aiodaemon
 
@@ -46,6 +48,8 @@ async def prepare() -> None:
             await asyncio.sleep(0.02)
     if MODE.startswith("sleep"):
         await asyncio.sleep(float(MODE.removeprefix("sleep")))
+    if MODE.startswith("block"):
+        time.sleep(float(MODE.removeprefix("block")))  # blocks the loop: the point
 
 
 async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
