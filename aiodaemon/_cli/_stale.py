@@ -134,6 +134,11 @@ def _remove_socket(path: StrPath, owners: set[int], inode: tuple[int, int] | Non
         address = f"/proc/self/fd/{dirfd}/{name}"
         if not _refused(address if len(os.fsencode(address)) <= SUN_PATH_MAX else path):
             return False
+        from .._prefork._unixdiag import bound_socket_exists
+
+        if bound_socket_exists(st):
+            # Bound by a daemon that listens only once detached: not stale.
+            return False
         if not os.path.samestat(os.stat(name, dir_fd=dirfd, follow_symlinks=False), st):
             return False
         os.unlink(name, dir_fd=dirfd)

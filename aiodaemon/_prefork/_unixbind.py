@@ -22,8 +22,9 @@ changes a file by path after the fact:
 ``getsockname()`` - and every client's ``getpeername()`` - would then name the
 temporary path forever.)
 
-Stale files are removed only after ``lstat`` shows a socket nobody listens on,
-and removed through the same directory fd. Never imports asyncio.
+Stale files are removed only after ``lstat`` shows a socket nobody listens on
+and the kernel knows no socket bound to it, and removed through the same
+directory fd. Never imports asyncio.
 """
 
 from __future__ import annotations
@@ -215,8 +216,13 @@ def _remove_stale(dirfd: int, name: str, path: str, owner: int | None) -> None:
         except FileNotFoundError:
             return
         except ConnectionRefusedError:
-            # Nobody listens: a leftover of a process that died without cleaning up.
-            pass
+            # Nobody listens: a leftover of a process that died without cleaning
+            # up, unless a socket is bound there and listens only later (another
+            # daemon's control socket, bound at its start, listened on once detached).
+            from ._unixdiag import bound_socket_exists
+
+            if bound_socket_exists(st):
+                raise _in_use(st) from None
         except TimeoutError:
             # A listener whose backlog stays full: somebody owns it.
             raise _in_use(st) from None

@@ -1,0 +1,100 @@
+"""Whether some process holds a socket bound to a given socket file (``sock_diag``).
+
+A connection refused at a socket file says nobody *listens* there, not that
+nobody holds it: another daemon may have bound it a moment ago and listen
+only once detached (the control socket listens in the daemon, so that
+``SO_PEERCRED`` names it). Removing that file as stale would take its socket
+from it. The kernel knows every bound Unix socket and the inode of its file:
+``NETLINK_SOCK_DIAG`` with ``UDIAG_SHOW_VFS``, as ``ss -x`` asks. Never
+imports asyncio.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import struct
+
+__all__ = ["bound_socket_exists"]
+
+_NETLINK_SOCK_DIAG = 4
+_SOCK_DIAG_BY_FAMILY = 20
+_NLM_F_REQUEST = 0x01
+_NLM_F_DUMP = 0x300
+_NLMSG_ERROR = 2
+_NLMSG_DONE = 3
+_UDIAG_SHOW_VFS = 0x02
+_UNIX_DIAG_VFS = 1
+#: nlmsghdr, then unix_diag_req (family, protocol, pad, states, ino, show, cookie[2]).
+_REQUEST = struct.Struct("=IHHII BBHIIIII")
+_HEADER = struct.Struct("=IHHII")
+#: unix_diag_msg: family, type, state, pad, ino, cookie[2].
+_MESSAGE = struct.Struct("=BBBBIII")
+_ATTRIBUTE = struct.Struct("=HH")
+_VFS = struct.Struct("=II")
+
+
+def bound_socket_exists(st: os.stat_result) -> bool | None:
+    """Whether a live socket is bound to the socket file ``st`` describes.
+
+    Returns:
+        True or False; None when the kernel cannot be asked (no ``sock_diag``
+        for Unix sockets): the caller decides as it did without.
+    """
+    # The kernel reports the file's device as its own dev_t (major << 20 | minor).
+    device = (os.major(st.st_dev) << 20) | os.minor(st.st_dev)
+    try:
+        kind = socket.SOCK_RAW | socket.SOCK_CLOEXEC
+        sock = socket.socket(socket.AF_NETLINK, kind, _NETLINK_SOCK_DIAG)
+    except OSError:
+        return None
+    with sock:
+        try:
+            sock.settimeout(2.0)
+            sock.send(
+                _REQUEST.pack(
+                    _REQUEST.size, _SOCK_DIAG_BY_FAMILY, _NLM_F_REQUEST | _NLM_F_DUMP, 1, 0,
+                    socket.AF_UNIX, 0, 0, 0xFFFFFFFF, 0, _UDIAG_SHOW_VFS, 0, 0,
+                )
+            )  # fmt: skip
+            found = False
+            while True:
+                data = sock.recv(65536)
+                if not data:
+                    return None
+                for kind, body in _messages(data):
+                    if kind == _NLMSG_DONE:
+                        return found
+                    if kind == _NLMSG_ERROR:
+                        return None
+                    if kind == _SOCK_DIAG_BY_FAMILY and _vfs(body) == (st.st_ino, device):
+                        found = True
+        except (OSError, struct.error):
+            return None
+
+
+def _messages(data: bytes) -> list[tuple[int, bytes]]:
+    """The (type, payload) of each netlink message in one datagram."""
+    found = []
+    offset = 0
+    while offset + _HEADER.size <= len(data):
+        length, kind, _, _, _ = _HEADER.unpack_from(data, offset)
+        if length < _HEADER.size:
+            break
+        found.append((kind, data[offset + _HEADER.size : offset + length]))
+        offset += (length + 3) & ~3
+    return found
+
+
+def _vfs(body: bytes) -> tuple[int, int] | None:
+    """The (inode, kernel dev_t) of the file a ``unix_diag_msg`` says its socket is bound to."""
+    offset = _MESSAGE.size
+    while offset + _ATTRIBUTE.size <= len(body):
+        length, kind = _ATTRIBUTE.unpack_from(body, offset)
+        if length < _ATTRIBUTE.size:
+            break
+        if kind == _UNIX_DIAG_VFS and length >= _ATTRIBUTE.size + _VFS.size:
+            ino, dev = _VFS.unpack_from(body, offset + _ATTRIBUTE.size)
+            return ino, dev
+        offset += (length + 3) & ~3
+    return None
