@@ -38,6 +38,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     Returns:
         The exit status (see the help of each command).
     """
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:
+        # Ctrl-C before the command was known (its arguments being parsed):
+        # nothing was started, signalled or asked, so nothing to say.
+        return 128 + 2
+
+
+def _main(argv: Sequence[str] | None) -> int:
     # A standard stream closed by the caller (`2>&-`, cron) is /dev/null to us:
     # Python's print() would send a message meant for a closed stderr to stdout.
     unfilled: DaemonError | None = None
