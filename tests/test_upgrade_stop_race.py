@@ -125,6 +125,23 @@ def test_reload_that_read_the_old_pid_before_the_hand_over_reloads_the_new_daemo
     assert reloaded["pid"] == successor
 
 
+def test_reload_that_verified_the_old_pid_before_the_hand_over_reloads_the_new_daemon(
+    app: App, tmp_path: Path
+) -> None:
+    """``reload`` paused between its pidfd on the old pid and the lock's check: the new one.
+
+    The check found the pidfile naming the new process, and the command said
+    "not running (pid OLD exited before it was signalled)", exit 7, of a
+    daemon that ran on (3 in ~2,000 reloads racing upgrades).
+    """
+    pause = tmp_path / "pause"
+    at = f"open:{app.pidfile.name}:3"
+    _, successor, _, said = _hand_over_while_paused(app, pause, "reload", at=at)
+    assert said == f"aiodaemon: reloaded (pid {successor})\n"
+    [reloaded] = wait_for(lambda: app.records("reload finished"), 10, "the reload")
+    assert reloaded["pid"] == successor
+
+
 def _replaced_while_paused(app: App, pause: Path, *start: str) -> tuple[int, int, str, str, int]:
     """Run ``aiodaemon upgrade``, paused after its look at the pidfile while its daemon is
     stopped and a fresh one started (``start``: its extra options); the old pid, the

@@ -47,6 +47,10 @@ class ControlCode(enum.IntEnum):
 _say = say
 
 
+#: Hand-overs (upgrades) followed while the holder is verified, before giving up.
+_HANDOVERS_FOLLOWED = 3
+
+
 def _holder(
     path: StrPath,
     *,
@@ -93,11 +97,18 @@ def _holder(
         if remove_stale and state.status is PidfileStatus.DEAD:
             return _clean_stale(path, state, not_running, control)
         return _not_running(path, state, not_running)
-    pidfd = _open_verified(path, pid)
-    if pidfd is None:
-        _say(f"not running (pid {pid} exited before it was signalled)")
-        return not_running
-    return pid, pidfd
+    for _ in range(_HANDOVERS_FOLLOWED):
+        pidfd = _open_verified(path, pid)
+        if pidfd is not None:
+            return pid, pidfd
+        now = read_pidfile(path).running_pid
+        if now is None or now == pid:
+            break
+        # Handed over meanwhile (an upgrade's new process wrote its pid over
+        # the old one's): the daemon runs on in its new process.
+        pid = now
+    _say(f"not running (pid {pid} exited before it was signalled)")
+    return not_running
 
 
 def _not_running(path: StrPath, state: PidfileState, code: int) -> int:

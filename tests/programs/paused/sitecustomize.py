@@ -13,7 +13,8 @@ process once it gave the pidfile back (its second pid written in place: it
 began to stop during its take-over), before the old daemon hears of it and
 listens on the control socket again; ``stopping``, for a daemon:
 once its loop took a stop signal, just before its shutdown binds the stopping
-mark and arms the forced exit), it creates
+mark and arms the forced exit; ``open:SUFFIX:N``, for a command: just
+before its Nth opening of a file whose path ends with SUFFIX), it creates
 ``$AIODAEMON_TEST_PAUSE/paused``, then waits (30 s at most) for
 ``$AIODAEMON_TEST_PAUSE/go``. A slow machine does the same, unasked.
 """
@@ -32,6 +33,7 @@ _SUCCESSOR = "AIODAEMON_HANDOFF" in os.environ
 
 
 _connects: list[bool] = []
+_opens: list[bool] = []
 _writes: list[bool] = []
 
 
@@ -47,6 +49,12 @@ def _is_the_pause_point(event: str, args: tuple[object, ...]) -> bool:
             return False
         _writes.append(True)
         return len(_writes) == 2
+    if _AT.startswith("open:"):
+        _, suffix, count = _AT.split(":")
+        if event != "open" or not str(args[0]).endswith(suffix):
+            return False
+        _opens.append(True)
+        return len(_opens) == int(count)
     if _AT == "stopping":
         return event == "socket.bind" and "aiodaemon-stopping-" in str(args[1])
     if event != "socket.connect" or not isinstance(args[1], str) or not args[1].endswith(".ctl"):
