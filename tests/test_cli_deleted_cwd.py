@@ -1,34 +1,75 @@
-"""``aiodaemon start`` from a directory that no longer exists (a deploy removed it).
+"""``aiodaemon start`` and ``run()`` from a directory that no longer exists (a deploy removed it).
 
 A shell left in an old release directory has a working directory that is
 gone: TARGET cannot be imported from there, but an installed one (or one on
-``PYTHONPATH``) still can, and a missing one is one line, exit 2.
+``PYTHONPATH``) still can, and a missing one is one line, exit 2. A relative
+path names nothing there: one line naming the option, exit 2, nothing
+created.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from pathlib import Path
 
-from .support import AIODAEMON, REPO, clean_env, install_program, read_pid, wait_gone
+import pytest
+
+from .support import (
+    AIODAEMON,
+    PYTHON,
+    REPO,
+    clean_env,
+    install_program,
+    program,
+    read_pid,
+    wait_gone,
+)
+
+#: Enters ``$1``, removes it, and execs the rest of the arguments there.
+_IN_REMOVED = 'cd "$1" && rmdir "$1" && shift && exec "$@"'
+
+
+def _popen_in_deleted_directory(
+    tmp_path: Path, *argv: str | Path, pythonpath: Path | None = None, mode: int = 0o755
+) -> subprocess.Popen[str]:
+    """``ARGV`` started in a directory removed before it runs (the shell execs it: same pid)."""
+    gone = tmp_path / "release-1"
+    gone.mkdir()
+    gone.chmod(mode)
+    path = [str(REPO)] if pythonpath is None else [str(pythonpath), str(REPO)]
+    return subprocess.Popen(
+        ["sh", "-c", _IN_REMOVED, "sh", gone, *argv],
+        env=clean_env({"PYTHONPATH": os.pathsep.join(path)}),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def _run_in_deleted_directory(
+    tmp_path: Path, *argv: str | Path, pythonpath: Path | None = None, mode: int = 0o755
+) -> subprocess.CompletedProcess[str]:
+    """``ARGV`` run to completion in a directory removed before it runs."""
+    with _popen_in_deleted_directory(tmp_path, *argv, pythonpath=pythonpath, mode=mode) as proc:
+        stdout, stderr = proc.communicate(timeout=60)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
 
 
 def _from_deleted_directory(
     tmp_path: Path, *args: str | Path, pythonpath: Path | None = None
 ) -> subprocess.CompletedProcess[str]:
     """``aiodaemon ARGS`` started in a directory removed before it runs."""
-    gone = tmp_path / "release-1"
-    gone.mkdir()
-    path = [str(REPO)] if pythonpath is None else [str(pythonpath), str(REPO)]
-    return subprocess.run(
-        ["sh", "-c", 'cd "$1" && rmdir "$1" && shift && exec "$@"', "sh", gone, AIODAEMON, *args],
-        env=clean_env({"PYTHONPATH": os.pathsep.join(path)}),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        stdin=subprocess.DEVNULL,
-        check=False,
+    return _run_in_deleted_directory(tmp_path, AIODAEMON, *args, pythonpath=pythonpath)
+
+
+def _gone(value: str) -> str:
+    """What follows the option's name when its relative ``value`` meets a removed directory."""
+    return (
+        f"{value} is relative, but the current directory no longer exists (it was removed);"
+        " give an absolute path"
     )
 
 
@@ -67,3 +108,83 @@ def test_a_target_missing_from_a_deleted_directory_is_one_line(tmp_path: Path) -
         "aiodaemon: no module named 'app' (in sys.path; the current directory no longer exists)"
     ]
     assert not pidfile.exists()
+
+
+@pytest.mark.parametrize(
+    ("command", "flag"),
+    [
+        ("start", "--pidfile"),
+        ("run", "--pidfile"),
+        ("start", "--log-file"),
+        ("start", "--stdout"),
+        ("start", "--stderr"),
+        ("start", "--control"),
+        ("start", "--workdir"),
+        ("run", "--workdir"),
+    ],
+)
+def test_a_relative_path_from_a_deleted_directory_is_one_line(
+    tmp_path: Path, command: str, flag: str
+) -> None:
+    """A relative path there: one line naming the flag, exit 2, no traceback, nothing created."""
+    program_dir = tmp_path / "program"
+    program_dir.mkdir()
+    install_program("cli_app", program_dir)
+    files = tmp_path / "files"
+    files.mkdir()
+    given = {"--pidfile": files / "app.pid", "--log-file": files / "app.log", flag: "rel"}
+    args = [str(part) for pair in given.items() for part in pair]
+    result = _from_deleted_directory(tmp_path, command, "app:main", *args, pythonpath=program_dir)
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr.splitlines() == [f"aiodaemon: {flag}: {_gone('rel')}"]
+    assert sorted(files.iterdir()) == []  # no pidfile, log file or control socket
+    assert not (program_dir / "started").exists()
+
+
+def test_run_from_a_deleted_directory_refuses_a_relative_path(tmp_path: Path) -> None:
+    """``run()`` with a relative pidfile there: ConfigError's one line, exit 2, nothing created."""
+    files = tmp_path / "files"
+    files.mkdir()
+    options = {"pidfile": "app.pid", "log_file": str(files / "app.log"), "detach": True}
+    result = _run_in_deleted_directory(tmp_path, PYTHON, program("idle"), json.dumps(options))
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr.splitlines() == [f"aiodaemon: pidfile: {_gone('app.pid')}"]
+    assert sorted(files.iterdir()) == []
+
+
+def test_a_relative_path_deeper_than_path_max_is_one_line(tmp_path: Path) -> None:
+    """A current directory whose path is past PATH_MAX: "too deep", not "does not exist"."""
+    files = tmp_path / "files"
+    files.mkdir()
+    name = "d" * 200
+    depth = 4200 // (len(name) + 1)
+    deep = tmp_path.joinpath(*[name] * depth)
+    # Made one level at a time: mkdir and chdir refuse a path this long.
+    fd = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        for _ in range(depth):
+            os.mkdir(name, dir_fd=fd)
+            inner = os.open(name, os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
+            os.close(fd)
+            fd = inner
+    finally:
+        os.close(fd)
+    script = f'for _ in $(seq {depth}); do cd {name} || exit 9; done; exec "$@"'
+    result = subprocess.run(
+        ["sh", "-c", script, "sh", AIODAEMON, "start", "app:main", "--pidfile", "app.pid",
+         "--log-file", files / "app.log"],
+        cwd=tmp_path,
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+        check=False,
+    )  # fmt: skip
+    size = len(os.fsencode(str(deep / "app.pid")))
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr.splitlines() == [
+        f"aiodaemon: --pidfile: app.pid is relative, but the current directory is too deep"
+        f" to name it ({size} bytes from /, at most 4095); give a shorter absolute path"
+    ]
+    assert sorted(files.iterdir()) == []

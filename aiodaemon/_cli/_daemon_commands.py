@@ -281,7 +281,10 @@ def _denied_to_the_caller(path: object) -> bool:
     """Whether ``path``'s directory exists but this user may not create files in it."""
     if not isinstance(path, str):
         return False
-    parent = os.path.dirname(os.path.abspath(path))
+    try:
+        parent = os.path.dirname(os.path.abspath(path))
+    except OSError:
+        return False  # relative in a removed current directory, which the error says
     return os.path.isdir(parent) and not os.access(parent, os.W_OK | os.X_OK)
 
 

@@ -257,11 +257,14 @@ def _workdir(raw: Mapping[str, Any], chroot: str | None) -> str | None:
         # Inside a chroot the cwd of the launcher means nothing: "srv" and "/srv"
         # both name <chroot>/srv.
         workdir = _clean("/" + workdir.lstrip("/"))
+    elif not os.path.isabs(workdir):
+        # First: in a removed current directory, "srv" was "not a directory".
+        workdir = os.path.realpath(_absolute("workdir", workdir))
     real_workdir = _clean(f"{chroot}/{workdir}") if chroot else workdir
     if not os.path.isdir(real_workdir):
         raise ConfigError("workdir", f"not a directory: {real_workdir}")
     _check_enterable(real_workdir)
-    return workdir if os.path.isabs(workdir) else os.path.realpath(workdir)
+    return workdir
 
 
 def _check_enterable(workdir: str) -> None:
@@ -318,7 +321,7 @@ def _opt_file(option: str, value: object) -> str | None:
         # "app.pid/" names a directory: the file made at "app.pid" was one the
         # same argument could not reach (`status --pidfile app.pid/`: ENOTDIR).
         raise ConfigError(option, f"not a file path: {raw}")
-    path = os.path.abspath(path)
+    path = _absolute(option, path)
     parent, name = os.path.split(path)
     if name in ("", ".", ".."):
         raise ConfigError(option, f"not a file path: {path}")
@@ -330,6 +333,16 @@ def _opt_file(option: str, value: object) -> str | None:
         raise ConfigError(option, f"directory is not writable: {parent}")
     check_open_directory(option, parent)
     return path
+
+
+def _absolute(option: str, path: str) -> str:
+    """``path`` absolute, as ``os.path.abspath`` makes it; see :func:`._cwd.absolute_path`."""
+    if os.path.isabs(path):
+        return os.path.normpath(path)
+    # Only a relative path needs the current directory (and the module).
+    from ._cwd import absolute_path
+
+    return absolute_path(option, path)
 
 
 def _check_not_pidfile(pidfile: str | None, outputs: Mapping[str, str | None]) -> None:
