@@ -4,13 +4,14 @@ A shell left in an old release directory has a working directory that is
 gone: TARGET cannot be imported from there, but an installed one (or one on
 ``PYTHONPATH``) still can, and a missing one is one line, exit 2. A relative
 path names nothing there: one line naming the option, exit 2, nothing
-created.
+created. A daemon in the foreground, which stays in its directory, runs there.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 from pathlib import Path
 
@@ -23,7 +24,9 @@ from .support import (
     clean_env,
     install_program,
     program,
+    read_json_lines,
     read_pid,
+    wait_for,
     wait_gone,
 )
 
@@ -110,6 +113,14 @@ def test_a_target_missing_from_a_deleted_directory_is_one_line(tmp_path: Path) -
     assert not pidfile.exists()
 
 
+def _ready(log: Path) -> bool:
+    """Whether the daemon logging to ``log`` said it is ready."""
+    try:
+        return '"event":"ready"' in log.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return False
+
+
 @pytest.mark.parametrize(
     ("command", "flag"),
     [
@@ -152,6 +163,36 @@ def test_run_from_a_deleted_directory_refuses_a_relative_path(tmp_path: Path) ->
     assert sorted(files.iterdir()) == []
 
 
+@pytest.mark.parametrize("launcher", ["cli", "script"])
+def test_a_foreground_daemon_runs_in_a_deleted_directory(tmp_path: Path, launcher: str) -> None:
+    """In the foreground without workdir it stays in the removed directory: runs, stops, exit 0."""
+    program_dir = tmp_path / "program"
+    program_dir.mkdir()
+    install_program("cli_app", program_dir)
+    files = tmp_path / "files"
+    files.mkdir()
+    pidfile, log = files / "app.pid", files / "app.log"
+    if launcher == "cli":
+        argv: list[str | Path] = [AIODAEMON, "run", "app:main", "--pidfile", pidfile]
+        argv += ["--log-file", log]
+    else:
+        options = {"pidfile": str(pidfile), "log_file": str(log), "detach": False}
+        argv = [PYTHON, program("idle"), json.dumps(options)]
+    with _popen_in_deleted_directory(tmp_path, *argv, pythonpath=program_dir) as proc:
+        try:
+            wait_for(lambda: proc.poll() is not None or _ready(log), 30, "ready or an exit")
+            assert proc.poll() is None, proc.communicate()[1]
+            assert read_pid(pidfile) == proc.pid
+            os.kill(proc.pid, signal.SIGTERM)
+            _, stderr = proc.communicate(timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    assert (proc.returncode, stderr) == (0, "")
+    assert not pidfile.exists()
+    assert [record["event"] for record in read_json_lines(log)][-1] == "exit"
+
+
 def test_a_relative_path_deeper_than_path_max_is_one_line(tmp_path: Path) -> None:
     """A current directory whose path is past PATH_MAX: "too deep", not "does not exist"."""
     files = tmp_path / "files"
@@ -188,3 +229,21 @@ def test_a_relative_path_deeper_than_path_max_is_one_line(tmp_path: Path) -> Non
         f" to name it ({size} bytes from /, at most 4095); give a shorter absolute path"
     ]
     assert sorted(files.iterdir()) == []
+
+
+@pytest.mark.root
+def test_a_foreground_drop_in_a_deleted_directory_closed_to_the_user(tmp_path: Path) -> None:
+    """Dropping to nobody in a removed 0700 directory: exit 1, one line saying where it is."""
+    program_dir = tmp_path / "program"
+    program_dir.mkdir()
+    install_program("cli_app", program_dir)
+    result = _run_in_deleted_directory(
+        tmp_path, AIODAEMON, "run", "app:main", "--user", "nobody", pythonpath=program_dir,
+        mode=0o700,
+    )  # fmt: skip
+    assert (result.returncode, result.stdout) == (1, "")
+    assert result.stderr.splitlines() == [
+        "aiodaemon: --workdir: . (the current directory, which was removed: in the foreground"
+        " the daemon stays there): nobody cannot enter it"
+    ]
+    assert not (program_dir / "started").exists()

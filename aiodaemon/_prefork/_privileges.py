@@ -87,8 +87,8 @@ def drop_privileges(options: Options) -> None:
     # Where a refusal below says the daemon is: chroot's "/" or the foreground's
     # current directory when no workdir was given (read before the drop).
     where = options.workdir or "/"
-    if options.workdir is None and options.chroot is None:
-        where = f"{os.getcwd()} (the current directory: in the foreground the daemon stays there)"
+    if options.workdir is None and options.chroot is None and identity is not None and was_root:
+        where = _current_directory()
     if options.chroot is not None:
         enter_chroot(options.chroot, options.workdir or "/")
     if identity is not None and was_root:
@@ -113,6 +113,22 @@ def drop_privileges(options: Options) -> None:
         set_dumpable(False, prctl)
     if options.prevent_core:
         disable_core_dumps()
+
+
+def _current_directory() -> str:
+    """The foreground daemon's current directory, as a refusal names it.
+
+    It may have been removed (a deploy took the release directory its
+    supervisor started it in): the daemon runs there all the same, as any
+    process can, but it has no path left to show.
+    """
+    from ._cwd import current_directory
+
+    cwd = current_directory()
+    stays = "in the foreground the daemon stays there"
+    if cwd is None:
+        return f". (the current directory, which was removed: {stays})"
+    return f"{cwd} (the current directory: {stays})"
 
 
 def _identity_variables(uid: int) -> dict[str, str]:
