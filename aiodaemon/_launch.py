@@ -460,7 +460,8 @@ def _preload(options: Options) -> None:
         from ._run import _systemd  # noqa: F401
 
     if options.stdout is not None or options.stderr is not None:
-        from ._logs import _outputs  # noqa: F401  (reopened at a rotation)
+        # Reopened at a rotation; sys.stdout/sys.stderr drop what a full disk refuses.
+        from ._logs import _fullstdio, _outputs  # noqa: F401
     asyncio_loop = options.uvloop is False
     if not asyncio_loop:
         try:

@@ -75,6 +75,7 @@ LAYERS = [
         "_logs._logchain",
         "_logs._logecho",
         "_logs._logging",
+        "_logs._fullstdio",
         "_logs._outputs",
         "_logs._logwriter",
         "_prefork._control_socket",

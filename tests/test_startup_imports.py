@@ -55,6 +55,7 @@ NOT_FOR_EVERYONE = {
     "aiodaemon._prefork._terminal",
     "aiodaemon._prefork._unixbind",
     "aiodaemon._run._selector_loop",
+    "aiodaemon._logs._fullstdio",
     "aiodaemon._logs._outputs",
     "aiodaemon._logs._console",
 }

@@ -158,6 +158,19 @@ def start_logging(
         processors=chain,
         wrapper_class=structlog.make_filtering_bound_logger(logging.DEBUG),
     )
+    if writer.outputs:
+        # Loaded with _outputs (see there): a bare daemon never pays for it.
+        from ._fullstdio import protect_outputs
+
+        # Queued, not written at once as the writer's own notices are: the
+        # loss happens on the program's thread, in a print(), which must not
+        # wait for a sink (the failing file may be one).
+        losses = structlog.wrap_logger(
+            QueueLogger("aiodaemon.logging", writer.put),
+            processors=chain,
+            wrapper_class=structlog.make_filtering_bound_logger(logging.DEBUG),
+        )
+        protect_outputs(writer.outputs, losses)
     writer._start()
     targets.writer = writer
     if _runs.writer is None:

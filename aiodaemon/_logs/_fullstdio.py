@@ -1,0 +1,210 @@
+"""Print to a ``stdout``/``stderr`` file with no room left: the output is lost, not the daemon.
+
+A ``stdout`` or ``stderr`` file on a full file system is opened all the same
+at start (space may be freed later). A plain stream raised there: the first
+``print()`` failed with ``ENOSPC`` and ended ``main``. A file that reaches
+``RLIMIT_FSIZE`` did the same with ``EFBIG`` (Python ignores SIGXFSZ, so the
+write fails instead of the process being killed).
+
+Here the raw layer under the daemon's ``sys.stdout`` and ``sys.stderr`` drops
+what does not fit (``ENOSPC``, ``EDQUOT``, ``EFBIG``), counts it, and writes
+again as soon as a write fits: the log says so once per episode, at its start
+(``output lost``) and at its end (``output written again``, with the bytes
+lost). The records are queued for the log writer, never written here: the
+failing file may be fd 2, where the writer itself writes, and the writer
+never writes through ``sys.stderr``, so nothing comes back to this layer.
+
+Only what goes through ``sys.stdout`` and ``sys.stderr`` is protected: a C
+extension or a child process writing to fd 1 or 2 gets its own error, and so
+does an object that held the old stream (``sys.__stdout__``). Any other error
+(``EBADF``, ``EIO``, ``EPIPE``) is raised as before. The text layer is built
+again with the old one's encoding, error handler, line buffering and
+write-through, so what is written, and when, is unchanged; a healthy write
+costs one Python call more (~0.15 us, on a print of ~1.5 us to a file).
+
+Loaded only for a daemon that has a ``stdout`` or ``stderr`` file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import io
+import sys
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from _typeshed import ReadableBuffer
+
+    from ._outputs import OutputFile
+
+__all__ = ["SPACE_ERRORS", "LossyOutput", "protect_outputs", "protected_stream"]
+
+#: Why a write to a regular file fails when nothing more fits: its file system
+#: is full, the user's quota is used up, or the file reached RLIMIT_FSIZE.
+SPACE_ERRORS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+
+
+class Logger(Protocol):
+    """Where a loss is told: ``warning(event, **fields)`` must not block (a queue)."""
+
+    def warning(self, event: str, **fields: Any) -> object: ...
+
+
+class _LossLog:
+    """Tells a stream's losses to a :class:`Logger`, never from within its own telling."""
+
+    __slots__ = ("_telling", "logger")
+
+    def __init__(self, logger: Logger) -> None:
+        self.logger = logger
+        self._telling = False
+
+    def warning(self, event: str, **fields: Any) -> None:
+        if self._telling:
+            return  # the logger itself wrote to this stream (one on stderr): no loop
+        self._telling = True
+        try:
+            self.logger.warning(event, **fields)
+        except Exception:
+            # Out of memory, say: the print() that got here must not fail for
+            # a record about output that is lost anyway.
+            pass
+        finally:
+            self._telling = False
+
+
+#: FileIO's own write: ``None`` when a non-blocking fd takes nothing (typeshed says ``int``).
+_Write = Callable[[io.FileIO, "ReadableBuffer"], "int | None"]
+_write: _Write = io.FileIO.write
+
+
+class LossyOutput(io.FileIO):
+    """fd 1 or 2 under ``sys.stdout``/``sys.stderr``: a write that does not fit is dropped.
+
+    While writes are lost the object is a :class:`_LosingOutput`, whose writes
+    look for the end of the loss: a healthy write pays for no such check.
+
+    Args:
+        output: the ``stdout`` or ``stderr`` file (its repr names it in the log).
+        logger: where the loss is told.
+    """
+
+    def __init__(self, output: OutputFile, logger: Logger) -> None:
+        super().__init__(output.fd, "w", closefd=False)
+        self.output = output
+        self.log = _LossLog(logger)
+        #: bytes dropped since the loss began (0: writes fit).
+        self.lost = 0
+
+    def write(  # type: ignore[override]
+        self, data: ReadableBuffer, /, _write: _Write = _write
+    ) -> int | None:
+        """Write ``data``; what does not fit is dropped and counted, as if written."""
+        try:
+            written = _write(self, data)
+        except OSError as exc:
+            if exc.errno not in SPACE_ERRORS:
+                raise
+            return self._drop(data, 0, exc)
+        # All of it written: the one check a healthy write pays for.
+        if written == len(data):  # type: ignore[arg-type]
+            return written
+        return self._finish(data, written)
+
+    def _finish(self, data: ReadableBuffer, written: int | None) -> int | None:
+        """After a write that was cut short (or ``data`` of items larger than a byte)."""
+        if written is None:
+            return None  # EAGAIN (a non-blocking fd): as FileIO says it
+        view = memoryview(data).cast("B")
+        while written < len(view):
+            # Cut short: the file system filled up (or the size limit came) in
+            # this very write. The text layer would drop the rest uncounted.
+            try:
+                more = _write(self, view[written:])
+            except OSError as exc:
+                if exc.errno not in SPACE_ERRORS:
+                    # As before: the short write stands, the next one raises.
+                    return written
+                return self._drop(view, written, exc)
+            if not more:
+                return written
+            written += more
+        return written
+
+    def _drop(self, data: ReadableBuffer, written: int, exc: OSError) -> int:
+        """Count what ``data`` holds past ``written`` as lost; say so if the loss begins."""
+        size = memoryview(data).nbytes
+        if not self.lost and size > written:
+            self.__class__ = _LosingOutput
+            self.log.warning(
+                "output lost", file=repr(self.output), error=str(exc), bytes=size - written
+            )
+        self.lost += size - written
+        # Written, for the layer above: a BufferedWriter would otherwise keep
+        # it and try again at every write, and the text layer ignores it.
+        return size
+
+    def _written_again(self) -> None:
+        """End the loss: a write fitted again."""
+        self.__class__ = LossyOutput
+        lost, self.lost = self.lost, 0
+        self.log.warning("output written again", file=repr(self.output), lost=lost)
+
+
+class _LosingOutput(LossyOutput):
+    """A :class:`LossyOutput` whose writes are being lost: the first that fits ends the loss."""
+
+    def write(  # type: ignore[override]
+        self, data: ReadableBuffer, /, _write: _Write = _write
+    ) -> int | None:
+        lost = self.lost
+        written = LossyOutput.write(self, data, _write)
+        if written and self.lost == lost:
+            self._written_again()
+        return written
+
+
+def protected_stream(stream: object, output: OutputFile, logger: Logger) -> io.TextIOWrapper | None:
+    """A stream that writes as ``stream`` does, on :class:`LossyOutput`; None to keep ``stream``.
+
+    ``stream`` is kept when it is not a plain text stream on ``output``'s fd
+    (the program set its own) or is protected already (a second ``run()`` in
+    this process: it reports to this run's log from now on).
+    """
+    if type(stream) is not io.TextIOWrapper:
+        return None
+    buffer = stream.buffer
+    raw = buffer.raw if type(buffer) is io.BufferedWriter else buffer
+    if isinstance(raw, LossyOutput):
+        raw.output, raw.log.logger = output, logger
+        return None
+    if type(raw) is not io.FileIO or raw.closed or raw.fileno() != output.fd:
+        return None
+    with contextlib.suppress(OSError, ValueError):
+        stream.flush()  # what it holds goes out through the old stream
+    lossy = LossyOutput(output, logger)
+    # Python's own streams (an upgrade's new process keeps them) have a
+    # buffer layer; the detach's (see _stdfds.text_stream) have none.
+    layer: io.FileIO | io.BufferedWriter = lossy
+    if type(buffer) is io.BufferedWriter:
+        # Sized as io.open sizes it: the file system's block size.
+        size = getattr(raw, "_blksize", 0)
+        layer = io.BufferedWriter(lossy, size if size > 1 else io.DEFAULT_BUFFER_SIZE)
+    return io.TextIOWrapper(
+        layer,
+        encoding=stream.encoding,
+        errors=stream.errors,
+        line_buffering=stream.line_buffering,
+        write_through=stream.write_through,
+    )
+
+
+def protect_outputs(outputs: Iterable[OutputFile], logger: Logger) -> None:
+    """Put the ``sys`` stream of each ``stdout``/``stderr`` file on :class:`LossyOutput`."""
+    for output in outputs:
+        name = "stdout" if output.fd == 1 else "stderr"
+        stream = protected_stream(getattr(sys, name), output, logger)
+        if stream is not None:
+            setattr(sys, name, stream)
