@@ -200,8 +200,9 @@ def launch(
                     start_timeout=options.start_timeout,
                     shutdown_timeout=options.shutdown_timeout,
                     pidfile=None if options.pidfile is None else str(options.pidfile),
+                    foreground="aiodaemon run",
                 )
-            except StartupError as exc:  # no fork happened: only what we acquired to undo
+            except StartupError as exc:  # no daemon was forked: only what we acquired to undo
                 acquired.refuse()
                 return _give_up(main, explain(exc), exc.exit_code)
             # The stdio files are on fds 1 and 2 now; the detach closed the originals.

@@ -98,7 +98,8 @@ __all__ = [
 DaemonOSEnvironmentError = _pep3143_open.DaemonOSEnvironmentError
 """Setting up the daemon's environment (chroot, cwd, owner, limits, stdio) failed."""
 DaemonProcessDetachError = _pep3143_open.DaemonProcessDetachError
-"""Forking away from the calling process failed (or ``detach_process`` as PID 1)."""
+"""Forking away from the calling process failed (or would leave a dead daemon: as PID 1,
+or with the first fork PID 1 of a new pid namespace)."""
 DaemonOSEnvironmentError.__module__ = DaemonProcessDetachError.__module__ = __name__
 
 
@@ -254,7 +255,10 @@ class DaemonContext:
                 a directory is no path, or a stream's fd is not open.
             DaemonProcessDetachError: the fork failed, or ``detach_process`` is
                 true in PID 1 (a container's entrypoint), whose exit would kill
-                the daemon: nothing is changed then.
+                the daemon: nothing is changed then; or the first fork was PID 1
+                of a new pid namespace (``unshare --pid`` without ``--fork``),
+                whose exit would kill the daemon: nothing runs, the ``PidFile``
+                is gone, the environment changed as for a failed fork.
             DaemonError: a stream has no fd, a pidfile object no known protocol,
                 or a ``signal_map`` entry is unusable.
             TypeError: a ``files_preserve`` entry is not an fd.

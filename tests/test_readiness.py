@@ -119,3 +119,22 @@ def test_a_pid_announced_just_after_a_ctrl_c_is_still_read() -> None:
         os.close(read_fd)
         if write_fd >= 0:
             os.close(write_fd)
+
+
+def test_a_no_daemon_line_counts_only_before_the_daemon_is_named() -> None:
+    """`N` (first child is PID 1 of a new pid namespace) is a refusal only before any `P`."""
+    from aiodaemon._prefork._readiness import wait_ready
+
+    read_fd, write_fd = os.pipe()
+    try:
+        os.write(write_fd, b"N\n")
+        refused = wait_ready(read_fd, None, None)
+        assert (refused.namespace_init, refused.pid, refused.ready) == (True, None, False)
+        # Written by the daemon's account after the first child named it: not a refusal
+        # (the launcher would remove the files of a daemon that runs).
+        os.write(write_fd, b"P%d\nN\nR\n" % os.getpid())
+        result = wait_ready(read_fd, None, None)
+        assert (result.namespace_init, result.pid, result.ready) == (False, os.getpid(), True)
+    finally:
+        os.close(read_fd)
+        os.close(write_fd)

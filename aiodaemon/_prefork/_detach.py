@@ -287,6 +287,7 @@ def detach(
     start_timeout: float | None = None,
     shutdown_timeout: float = 30.0,
     pidfile: str | None = None,
+    foreground: str = "aiodaemon run",
 ) -> ReadinessPipe:
     """Double-fork into a daemon; only the daemon returns.
 
@@ -304,9 +305,16 @@ def detach(
             ``shutdown_timeout``) and fails.
         shutdown_timeout: the daemon's own, for that stop.
         pidfile: the daemon's, named in how to stop it after a Ctrl-C.
+        foreground: how to run it in the foreground instead, named when the
+            detach is refused (see :func:`fork_daemon`).
 
     Returns:
         The daemon's end of the readiness pipe.
+
+    Raises:
+        StartupError: nothing was started: no ``/dev/null``, the readiness
+            pipe or the first fork failed, or that fork is PID 1 of a new pid
+            namespace.
     """
     keep = list(keep)
     # Opened before the fork: without a /dev/null (a bare /dev in a container)
@@ -319,6 +327,7 @@ def detach(
             start_timeout=start_timeout,
             shutdown_timeout=shutdown_timeout,
             pidfile=pidfile,
+            foreground=foreground,
         )
     except BaseException:
         os.close(null)
@@ -339,12 +348,20 @@ def fork_daemon(
     start_timeout: float | None = None,
     shutdown_timeout: float = 30.0,
     pidfile: str | None = None,
+    foreground: str = "aiodaemon run",
 ) -> ReadinessPipe:
     """Fork, ``setsid``, fork: only the daemon returns, holding its end of the readiness pipe.
 
     The launching process waits for the daemon's verdict and exits with it
     (see :func:`detach`, also for the timeouts). Descriptors and stdio are left
     as they are.
+
+    Raises:
+        StartupError: in the launching process, with nothing started: the
+            readiness pipe or the first fork failed, or the first child was
+            PID 1 of a new pid namespace (``unshare --pid`` without
+            ``--fork``), whose exit would kill the daemon; the refusal names
+            ``foreground``, the way to run it in the foreground instead.
     """
     # Text still buffered would be written twice, once by each process. A
     # stream that cannot take it (closed, a reader gone, a full disk) keeps it:
@@ -378,6 +395,16 @@ def fork_daemon(
         raise StartupError(f"cannot fork the daemon: {exc.strerror}") from exc
     if first:
         _launcher(first, read_fd, write_fd, on_ready, on_failure, timeouts, pidfile, mask)
+        # Back only when the first child forked no daemon (see _launcher):
+        # nothing runs, and the caller goes on as after a failed fork.
+        gc.unfreeze()
+        os.close(read_fd)
+        from ._init import namespace_refusal  # only on this rare path
+
+        refusal = StartupError(namespace_refusal(foreground))
+        # Last: a Ctrl-C held since the fork is the caller's now, with nothing started.
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+        raise refusal
     # The children start with nothing pending (a fork's pending set is empty).
     signal.pthread_sigmask(signal.SIG_SETMASK, mask)
     _first_child(read_fd, pipe)
@@ -406,6 +433,13 @@ def _first_child(read_fd: int, pipe: ReadinessPipe) -> None:
     """
     try:
         os.close(read_fd)
+        if os.getpid() == 1:
+            # unshare --pid without --fork: the launcher stayed outside, and its
+            # first child is the new namespace's init. The kernel kills every
+            # process of the namespace when that init exits, as this one does
+            # once the daemon is ready: the start said "ready", its daemon dead.
+            pipe.refuse_namespace_init()
+            os._exit(1)
         # A new session: no controlling terminal, immune to the launcher's hangups.
         os.setsid()
         try:
@@ -465,20 +499,34 @@ def _launcher(
     timeouts: tuple[float | None, float | None, float],
     pidfile: str | None,
     mask: Iterable[int],
-) -> NoReturn:
+) -> None:
     """Wait for the verdict and exit with it; ``mask``: the signal mask from before the fork.
 
     SIGINT, SIGTERM and SIGHUP are held, except while it waits: one that came
     before its handlers, or with the verdict, is raised in the wait or just
     after the verdict was read, never in between, so what it says holds.
+
+    Returns only when the first child forked no daemon, being PID 1 of a new
+    pid namespace: reaped, the signal handlers as before the fork, the
+    signals still held, for :func:`fork_daemon` to raise in the caller.
     """
     start_timeout, deadline, shutdown_timeout = timeouts
     code = 1
     result: LaunchResult | None = None
+    unforked = False
     try:
         os.close(write_fd)
-        _interrupt_on(signal.SIGTERM, signal.SIGHUP)
+        replaced = _interrupt_on(signal.SIGTERM, signal.SIGHUP)
         result = wait_ready(read_fd, start_timeout, deadline, mask=mask)
+        if result.namespace_init:
+            # Nothing runs: the first child exits at once. Our handlers go
+            # before fork_daemon unblocks the signals, so one held meanwhile
+            # acts as it would have without a start.
+            _reap(child)
+            for signum in replaced:
+                signal.signal(signum, signal.SIG_DFL)
+            unforked = True
+            return
         # The verdict is in: a signal from now on interrupts only what follows.
         signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         if result.ready and result.pid is not None:
@@ -527,16 +575,17 @@ def _launcher(
                 pid = announced_pid(read_fd, _ANNOUNCE_WAIT)
             say(_interrupted(pid, pidfile))
     finally:
-        try:
-            flush_stdio()
-        except KeyboardInterrupt:
-            # Another Ctrl-C while an output nobody reads held the flush: the
-            # exit asked for, not an unwinding of the stack that releases the
-            # daemon's files (its control socket was unlinked).
-            code = 128 + (_interrupted_by or signal.SIGINT)
-        # The launcher owns nothing any more: atexit handlers and finalizers
-        # (a listener's unlink, a pidfile's removal) belong to the daemon.
-        os._exit(code)
+        if not unforked:
+            try:
+                flush_stdio()
+            except KeyboardInterrupt:
+                # Another Ctrl-C while an output nobody reads held the flush: the
+                # exit asked for, not an unwinding of the stack that releases the
+                # daemon's files (its control socket was unlinked).
+                code = 128 + (_interrupted_by or signal.SIGINT)
+            # The launcher owns nothing any more: atexit handlers and finalizers
+            # (a listener's unlink, a pidfile's removal) belong to the daemon.
+            os._exit(code)
 
 
 def _reap(child: int) -> None:
@@ -557,13 +606,15 @@ _WAIT_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 _interrupted_by: int | None = None
 
 
-def _interrupt_on(*signals: int) -> None:
+def _interrupt_on(*signals: int) -> list[int]:
     """Make ``signals`` end the launcher's wait as Ctrl-C does, with the same words.
 
     Killed silently (``timeout 60 aiodaemon start``, a closed terminal), the
     launcher left its user with a daemon still starting and no word of it.
-    A signal the program ignores (``nohup``) or handles stays so.
+    A signal the program ignores (``nohup``) or handles stays so. Returns
+    the signals given a handler here (they had the default action).
     """
+    replaced: list[int] = []
 
     def interrupt(signum: int, frame: object) -> None:
         global _interrupted_by
@@ -576,7 +627,9 @@ def _interrupt_on(*signals: int) -> None:
             try:
                 signal.signal(signum, interrupt)
             except ValueError:
-                return  # forked from a thread (pep3143): only the main thread may
+                break  # forked from a thread (pep3143): only the main thread may
+            replaced.append(signum)
+    return replaced
 
 
 #: Seconds an interrupted launcher's last words may wait for a stuck output.

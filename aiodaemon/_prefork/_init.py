@@ -23,6 +23,7 @@ __all__ = [
     "FORWARDED_SIGNALS",
     "detach_refusal",
     "end_on_early_signals",
+    "namespace_refusal",
     "split_init",
     "under_container_init",
 ]
@@ -78,6 +79,21 @@ def detach_refusal(instead: str) -> str:
     return (
         "cannot detach as PID 1 (a container's entrypoint): the daemon would be"
         f" killed when this process exits; run it in the foreground ({instead})"
+    )
+
+
+def namespace_refusal(instead: str) -> str:
+    """Why a detach whose first fork is PID 1 of a new pid namespace is refused.
+
+    ``unshare --pid`` without ``--fork`` leaves the launcher where it was, and
+    makes its first child the namespace's init: that child exits once the
+    daemon is ready, and the kernel kills the daemon with it. ``instead``: as
+    for :func:`detach_refusal`.
+    """
+    return (
+        "cannot detach into a new pid namespace (unshare --pid without --fork?): the"
+        " first fork is its PID 1, and the daemon would be killed when that process"
+        f" exits; run it in the foreground ({instead}), under 'unshare --pid --fork'"
     )
 
 

@@ -391,10 +391,13 @@ def fork_away(context: Context, own: PidFile | None) -> ReadinessPipe | None:
         _report_failure(result, own)
 
     try:
-        return _detach.fork_daemon(on_ready=_nothing, on_failure=report_failure)
+        return _detach.fork_daemon(
+            on_ready=_nothing, on_failure=report_failure, foreground="detach_process=False"
+        )
     except StartupError as exc:
         # fork_daemon says why (the readiness pipe or the fork, EAGAIN at
-        # RLIMIT_NPROC) as a StartupError, which a python-daemon program's
+        # RLIMIT_NPROC, or a first fork that is PID 1 of a new pid namespace)
+        # as a StartupError, which a python-daemon program's
         # ``except DaemonProcessDetachError`` let through as a traceback.
         cause = exc.__cause__
         if isinstance(cause, OSError) and cause.errno is not None:

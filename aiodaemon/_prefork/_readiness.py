@@ -3,7 +3,9 @@
 One pipe, written by the daemon, read by the launcher. Messages are lines:
 ``P<pid>`` (the daemon exists), ``R`` (ready), ``E<code> <message>`` (it
 ended before ready: a failure, or ``E0`` when the program chose to end with
-``sys.exit(0)``). End of file with no ``R`` or ``E`` means the daemon died first.
+``sys.exit(0)``), ``N`` (no daemon: the first child found itself PID 1 of a
+new pid namespace, and forked none). End of file with no ``R``, ``E`` or
+``N`` means the daemon died first.
 
 Only the first ``P`` counts: the intermediate child writes it as root, before
 it exits and before the daemon runs any of the program's code. The daemon
@@ -154,6 +156,16 @@ class ReadinessPipe:
         self.close()
         return True
 
+    def refuse_namespace_init(self) -> None:
+        """Tell the launcher no daemon was forked: this first child is PID 1 of a new pid namespace.
+
+        The kernel kills every process of a pid namespace when its PID 1
+        exits, so a daemon forked here would die with this transient process.
+        The launcher words the refusal (it knows what to offer instead).
+        """
+        self._write("N\n")
+        self.close()
+
     def fail(self, code: int, message: str) -> None:
         """Release the launcher with ``code`` and a one-line ``message`` for its stderr."""
         line = " ".join(message.split()) or "startup failed"
@@ -206,7 +218,7 @@ class LaunchResult:
 
     # A plain class, not a dataclass: importing dataclasses (and inspect with
     # it) would cost aiodaemon.pep3143's synchronous programs ~5 ms.
-    __slots__ = ("code", "message", "pid", "pidfd", "ready", "timed_out")
+    __slots__ = ("code", "message", "namespace_init", "pid", "pidfd", "ready", "timed_out")
 
     def __init__(
         self,
@@ -217,6 +229,7 @@ class LaunchResult:
         timed_out: bool = False,
         *,
         pidfd: Pidfd = None,
+        namespace_init: bool = False,
     ) -> None:
         self.pid = pid
         self.ready = ready
@@ -226,6 +239,9 @@ class LaunchResult:
         self.timed_out = timed_out
         #: a pidfd of ``pid`` taken when it was announced (see :func:`wait_ready`).
         self.pidfd = pidfd
+        #: the first child was PID 1 of a new pid namespace (``unshare --pid``
+        #: without ``--fork``) and forked no daemon: nothing was started.
+        self.namespace_init = namespace_init
 
     def __repr__(self) -> str:
         return (
@@ -345,6 +361,10 @@ def wait_ready(
                         watched = _watch(pid)
                 elif line == "R":
                     return LaunchResult(pid, True, 0, "", pidfd=watched)
+                elif line == "N" and pid is None:
+                    # Only before any pid: the first child writes it before its
+                    # own fork, and the daemon's account must not forge it.
+                    return LaunchResult(None, False, 1, "", namespace_init=True)
                 elif line.startswith("E"):
                     code_text, _, message = line[1:_LINE_MAX].partition(" ")
                     # E0: the program ended itself before ready (sys.exit(0)).

@@ -1,4 +1,6 @@
-"""A PEP 3143 context opened by PID 1; argv: ``true`` or ``none`` (detach_process), a directory.
+"""A PEP 3143 context opened by PID 1 or under unshare --pid; argv: ``true``/``none``, a directory.
+
+``true`` or ``none``: its ``detach_process`` (True, None).
 
 The context's body records ``ran <detached>`` in DIR/ran; a refused open()
 prints its error's class and message on stderr and exits 1.
