@@ -63,8 +63,11 @@ def test_a_stop_with_no_memory_to_shut_the_executor_down_ends(tmp_path: Path) ->
     """The thread that shuts the default executor down cannot begin: the stop fails, status 1."""
     end = _starved_stop(tmp_path, "starved_executor_stop")
     assert end["status"] == 1
-    assert end["reason"] == (
-        "shutdown failed: RuntimeError: its thread did not begin within 2s (out of memory?)"
+    # Created on a stack a thread left, it cannot begin; where none is left to
+    # reuse (which the machine's load decides), it is not even created.
+    assert end["reason"] in (
+        "shutdown failed: RuntimeError: its thread did not begin within 2s (out of memory?)",
+        "shutdown failed: RuntimeError: can't start new thread",
     )
 
 
