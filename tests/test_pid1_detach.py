@@ -13,12 +13,13 @@ from .support import PROGRAMS, PYTHON, clean_env, install_program, pids_with, re
 pytestmark = pytest.mark.root  # a PID namespace of its own (unshare --pid)
 
 
-def _as_pid1(*command: str | Path) -> subprocess.CompletedProcess[str]:
-    """Run ``command`` as PID 1 of a pid namespace of its own, from the test programs' directory."""
-    namespace = [require_tool("unshare"), "--pid", "--fork", "--mount-proc", "--kill-child"]
+def _unshared(
+    flags: tuple[str, ...], *command: str | Path, cwd: Path = PROGRAMS
+) -> subprocess.CompletedProcess[str]:
+    """Run ``command`` under ``unshare --pid FLAGS``, from the test programs' directory."""
     return subprocess.run(
-        [*namespace, *map(str, command)],
-        cwd=PROGRAMS,
+        [require_tool("unshare"), "--pid", *flags, *map(str, command)],
+        cwd=cwd,
         env=clean_env(),
         capture_output=True,
         text=True,
@@ -26,6 +27,11 @@ def _as_pid1(*command: str | Path) -> subprocess.CompletedProcess[str]:
         stdin=subprocess.DEVNULL,
         check=False,
     )
+
+
+def _as_pid1(*command: str | Path) -> subprocess.CompletedProcess[str]:
+    """Run ``command`` as PID 1 of a pid namespace of its own."""
+    return _unshared(("--fork", "--mount-proc", "--kill-child"), *command)
 
 
 def test_start_as_pid1_is_refused_with_the_way_to_run_it(tmp_path: Path) -> None:
@@ -65,16 +71,7 @@ def _in_new_namespace(
     *command: str | Path, cwd: Path = PROGRAMS
 ) -> subprocess.CompletedProcess[str]:
     """Run ``command`` under ``unshare --pid`` without ``--fork``: its first child is PID 1."""
-    return subprocess.run(
-        [require_tool("unshare"), "--pid", *map(str, command)],
-        cwd=cwd,
-        env=clean_env(),
-        capture_output=True,
-        text=True,
-        timeout=30,
-        stdin=subprocess.DEVNULL,
-        check=False,
-    )
+    return _unshared((), *command, cwd=cwd)
 
 
 def _namespace_refusal(foreground: str) -> str:

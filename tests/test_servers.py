@@ -533,9 +533,9 @@ def test_a_connection_accepted_as_the_server_stops_is_answered(
         assert answer.startswith(b"HTTP/1.1 200 OK"), answer
 
 
-@pytest.mark.parametrize("server", SERVERS)
-async def test_upgrade_to_an_app_that_fails_its_startup(server: str, tmp_path: Path) -> None:
-    """New code whose application startup raises: `upgrade` exits 1 saying why, the old serves."""
+async def _copy_started(server: str, tmp_path: Path) -> tuple[Path, Path, int, tuple[str, int]]:
+    """The example copied to ``tmp_path/app.py`` (for a test to edit), started: its pidfile,
+    log, pid and address."""
     shutil.copy(EXAMPLES[server], tmp_path / "app.py")
     pidfile, log = tmp_path / "app.pid", tmp_path / "app.jsonl"
     status, _, err = await cli(
@@ -543,10 +543,17 @@ async def test_upgrade_to_an_app_that_fails_its_startup(server: str, tmp_path: P
         "--log-file", log, cwd=tmp_path,
     )  # fmt: skip
     assert status == 0, err
-    old = read_pid(pidfile)
+    status, out, err = await cli("status", "--pidfile", pidfile, "--json")
+    assert status == 0, err
+    host, _, port = json.loads(out)["sockets"]["http"].rpartition(":")
+    return pidfile, log, read_pid(pidfile), (host, int(port))
+
+
+@pytest.mark.parametrize("server", SERVERS)
+async def test_upgrade_to_an_app_that_fails_its_startup(server: str, tmp_path: Path) -> None:
+    """New code whose application startup raises: `upgrade` exits 1 saying why, the old serves."""
+    pidfile, _, old, (host, port) = await _copy_started(server, tmp_path)
     try:
-        status, out, err = await cli("status", "--pidfile", pidfile, "--json")
-        host, _, port = json.loads(out)["sockets"]["http"].rpartition(":")
         source = (tmp_path / "app.py").read_text()
         startup = '    log.info("application startup")\n'
         assert source.count(startup) == 1
@@ -561,7 +568,7 @@ async def test_upgrade_to_an_app_that_fails_its_startup(server: str, tmp_path: P
         }
         assert expected[server] in err
         assert read_pid(pidfile) == old
-        assert await get((host, int(port)), "/") == Answer(200, f"hello from {old}\n")
+        assert await get((host, port), "/") == Answer(200, f"hello from {old}\n")
     finally:
         status, _, err = await cli("stop", "--pidfile", pidfile)
     assert status == 0, err
@@ -584,18 +591,9 @@ async def test_upgrade_to_an_app_serving_but_never_ready_fails_no_request(
     """New code that serves (its server's hook ran) but hangs in a later startup hook:
     `upgrade --timeout` fails, and the new process answers what it accepted before it
     exits. It was killed at once: the requests it had accepted were reset."""
-    shutil.copy(EXAMPLES[server], tmp_path / "app.py")
-    pidfile, log = tmp_path / "app.pid", tmp_path / "app.jsonl"
-    status, _, err = await cli(
-        "start", "app:main", "--pidfile", pidfile, "--listen", "http=127.0.0.1:0",
-        "--log-file", log, cwd=tmp_path,
-    )  # fmt: skip
-    assert status == 0, err
-    old = read_pid(pidfile)
+    pidfile, log, old, (host, port) = await _copy_started(server, tmp_path)
     try:
-        status, out, err = await cli("status", "--pidfile", pidfile, "--json")
-        host, _, port = json.loads(out)["sockets"]["http"].rpartition(":")
-        address = (host, int(port))
+        address = (host, port)
         with (tmp_path / "app.py").open("a") as source:
             source.write(_HANGING_HOOK)
         load = Load(address)
@@ -613,7 +611,7 @@ async def test_upgrade_to_an_app_serving_but_never_ready_fails_no_request(
             # In flight when the 3 s run out, on either process (they share the socket).
             slow = [asyncio.create_task(get(address, f"/slow?seconds=4&n={i}")) for i in range(8)]
             status, out, err = await upgrade
-            assert status == 1
+            assert (status, out) == (1, "")
             assert err == (
                 f"aiodaemon: upgrade failed: successor (pid {new}) not ready after 3 s; "
                 "sent it SIGTERM (SIGKILL if still running 31 s later)\n"
@@ -633,7 +631,7 @@ async def test_upgrade_to_an_app_serving_but_never_ready_fails_no_request(
         assert read_pid(pidfile) == old
         # Gone, it holds up no other upgrade.
         (tmp_path / "app.py").write_text(EXAMPLES[server].read_text())
-        status, out, err = await cli("upgrade", "--pidfile", pidfile)
+        status, _, err = await cli("upgrade", "--pidfile", pidfile)
         assert status == 0, err
     finally:
         status, _, err = await cli("stop", "--pidfile", pidfile)
