@@ -247,3 +247,29 @@ def test_a_foreground_drop_in_a_deleted_directory_closed_to_the_user(tmp_path: P
         " the daemon stays there): nobody cannot enter it"
     ]
     assert not (program_dir / "started").exists()
+
+
+_PEP3143_RELATIVE_PIDFILE = """
+import sys
+from aiodaemon import pep3143
+
+home = sys.argv[1]
+with pep3143.DaemonContext(
+    detach_process=False, working_directory=home, pidfile=pep3143.PidFile("d.pid")
+):
+    with open("ran", "w") as f:
+        f.write(open("d.pid").read())
+"""
+
+
+def test_pep3143_relative_pidfile_under_an_absolute_workdir_from_a_deleted_directory(
+    tmp_path: Path,
+) -> None:
+    """A relative PidFile under an absolute working_directory needs no current directory."""
+    home = tmp_path / "home"
+    home.mkdir()
+    result = _run_in_deleted_directory(tmp_path, PYTHON, "-c", _PEP3143_RELATIVE_PIDFILE, home)
+    assert (result.returncode, result.stderr) == (0, "")
+    # The pidfile was taken there (the body read its pid) and removed at the end.
+    assert (home / "ran").read_text().strip().isdigit()
+    assert not (home / "d.pid").exists()

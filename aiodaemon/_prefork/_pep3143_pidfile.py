@@ -63,6 +63,16 @@ def _directory(workdir: AnyPath | int) -> str:
     return os.fsdecode(workdir)
 
 
+def _from_cwd(*parts: str) -> str:
+    """``parts`` joined, under the current directory only when that is still relative.
+
+    Not ``os.path.join(os.getcwd(), ...)``: a program started in a directory
+    removed since has none, and an absolute ``working_directory`` needs none.
+    """
+    joined = os.path.join(*parts)
+    return joined if os.path.isabs(joined) else os.path.join(os.getcwd(), joined)
+
+
 def pidfile_location(path: AnyPath, workdir: AnyPath | int, root: AnyPath | None) -> str:
     """The path, valid in the calling process, of the file the daemon would open as ``path``.
 
@@ -84,14 +94,14 @@ def pidfile_location(path: AnyPath, workdir: AnyPath | int, root: AnyPath | None
     if os.path.isabs(path):
         return path
     if root is None:
-        location = os.path.join(os.getcwd(), _directory(workdir), path)
+        location = _from_cwd(_directory(workdir), path)
     else:
         # Lexically inside the jail: ".." stops at its root there, as the kernel
         # stops it at the root of a chrooted process.
         # (check_paths refuses a directory's fd with a chroot: it leads out of the jail.)
         assert not isinstance(workdir, int)
         inside = os.path.normpath(os.path.join("/", inside_chroot(root, workdir), path))
-        location = os.path.join(os.getcwd(), os.fsdecode(root), inside.lstrip("/"))
+        location = _from_cwd(os.fsdecode(root), inside.lstrip("/"))
     directory = os.path.dirname(location)
     if not stat.S_ISDIR(os.stat(directory).st_mode):
         raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), directory)
