@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import threading
+import time
 from pathlib import Path
 from typing import IO
 
@@ -25,6 +27,8 @@ from .support import (
     full_pipe,
     install_program,
     kill_quietly,
+    pids_with,
+    proc_state,
     program,
     python,
     read_pid,
@@ -199,3 +203,139 @@ def test_a_second_ctrl_c_on_a_stuck_start_leaves_the_daemon_its_control_socket(
     finally:
         os.close(read_end)
         os.close(write_end)
+
+
+# --- a signal to the launcher's process group at the detach's first fork ----------------
+
+#: Starts that must catch the first child before its setsid, per signal.
+HITS = 2
+#: Starts allowed for as many catches: one may find it past its setsid.
+ATTEMPTS = 25
+
+
+def _start_in_own_group(tmp_path: Path) -> subprocess.Popen[str]:
+    """`aiodaemon start` as a shell's foreground job: a process group of its own (its pid)."""
+    return subprocess.Popen(
+        [str(AIODAEMON), "start", "app:main", "--pidfile", str(tmp_path / "app.pid"),
+         "--log-file", str(tmp_path / "log.jsonl")],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+        text=True, cwd=tmp_path, env=clean_env(), start_new_session=True,
+    )  # fmt: skip
+
+
+def _first_child_before_setsid(launcher: subprocess.Popen[str]) -> int | None:
+    """Stop the launcher's first child at once: its pid, or None (resumed) if past its setsid.
+
+    None as well when the start was over before the child was seen (this
+    process descheduled meanwhile).
+    """
+    children = Path(f"/proc/{launcher.pid}/task/{launcher.pid}/children")
+    deadline = time.monotonic() + 60
+    # A busy poll: the first child is in the launcher's process group for well
+    # under a millisecond.
+    while not (found := children.read_text().split()):
+        if launcher.poll() is not None:
+            return None
+        if time.monotonic() > deadline:
+            raise AssertionError("no fork in 60 s")
+    first = int(found[0])
+    os.kill(first, signal.SIGSTOP)
+    wait_for(lambda: proc_state(first) == "T", what="the first child to stop")
+    if os.getsid(first) == launcher.pid:
+        return first
+    os.kill(first, signal.SIGCONT)
+    return None
+
+
+def _stop_daemon(tmp_path: Path) -> None:
+    """Stop what a start left running, and wait for its pidfile to go."""
+    pidfile = tmp_path / "app.pid"
+    if pidfile.exists():
+        stopped = aiodaemon_cli("stop", "--pidfile", pidfile, cwd=tmp_path)
+        assert stopped.returncode == 0, stopped.stderr
+    wait_for(lambda: not pidfile.exists(), 30, "the pidfile's removal")
+
+
+@pytest.mark.timeout(600)
+@pytest.mark.parametrize(
+    "signum", [signal.SIGINT, signal.SIGHUP, signal.SIGTERM], ids=["INT", "HUP", "TERM"]
+)
+def test_a_signal_to_the_launchers_group_at_the_fork_leaves_the_daemon_starting(
+    tmp_path: Path, signum: signal.Signals
+) -> None:
+    """Ctrl-C (a hang-up, a group's SIGTERM) as `start` forks: 128+n, the daemon runs as said."""
+    install_program("cli_app", tmp_path, "app.py")
+    pidfile = tmp_path / "app.pid"
+    hits = 0
+    for _ in range(ATTEMPTS):
+        launcher = _start_in_own_group(tmp_path)
+        try:
+            first = _first_child_before_setsid(launcher)
+            if first is not None:
+                # The terminal's foreground group: the launcher and its first child.
+                os.killpg(launcher.pid, signum)
+                os.kill(first, signal.SIGCONT)
+            out, err = launcher.communicate(timeout=60)
+        finally:
+            kill_quietly(launcher.pid)
+            launcher.communicate()
+        if first is None:
+            assert launcher.returncode == 0, err
+        else:
+            hits += 1
+            assert launcher.returncode == 128 + signum, err
+            assert out == ""
+            said = re.fullmatch(
+                r"aiodaemon: interrupted while waiting for the daemon to be ready; the daemon"
+                r" \(pid (\d+)\) goes on starting; "
+                rf"`aiodaemon stop --pidfile {re.escape(str(pidfile))}` stops it\n",
+                err,
+            )
+            assert said is not None, err
+            # As said: it goes on starting, and is running.
+            pid = int(said.group(1))
+            assert read_pid(pidfile, 30) == pid
+            status = aiodaemon_cli("status", "--pidfile", pidfile, "--json", cwd=tmp_path)
+            assert status.returncode == 0, status.stdout + status.stderr
+            assert json.loads(status.stdout)["pid"] == pid
+        _stop_daemon(tmp_path)
+        assert not (tmp_path / "app.pid.ctl").exists()
+        if hits == HITS:
+            return
+    raise AssertionError(f"the first child was caught before its setsid {hits} times only")
+
+
+@pytest.mark.timeout(600)
+def test_an_interrupted_start_whose_daemon_was_never_forked_says_so_and_leaves_nothing(
+    tmp_path: Path,
+) -> None:
+    """First child killed before it forked, launcher interrupted: 130, "nothing runs", no files."""
+    install_program("cli_app", tmp_path, "app.py")
+    for _ in range(ATTEMPTS):
+        launcher = _start_in_own_group(tmp_path)
+        try:
+            first = _first_child_before_setsid(launcher)
+            if first is not None:
+                os.kill(launcher.pid, signal.SIGINT)
+                os.kill(first, signal.SIGKILL)
+            out, err = launcher.communicate(timeout=60)
+        finally:
+            kill_quietly(launcher.pid)
+            launcher.communicate()
+        if first is None:
+            assert launcher.returncode == 0, err
+            _stop_daemon(tmp_path)
+            (tmp_path / "log.jsonl").unlink()
+            (tmp_path / "started").unlink()
+            continue
+        assert launcher.returncode == 128 + signal.SIGINT, err
+        assert (out, err) == (
+            "",
+            "aiodaemon: interrupted while waiting for the daemon to be ready; the detach"
+            " ended before it forked the daemon: nothing runs\n",
+        )
+        assert not pids_with(str(tmp_path / "app.pid"))
+        # No pidfile, control socket or log file of a start that started nothing.
+        assert set(os.listdir(tmp_path)) - {"__pycache__"} == {"app.py"}
+        return
+    raise AssertionError("the first child was never caught before its setsid")

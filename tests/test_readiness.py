@@ -104,17 +104,19 @@ def test_a_pid_announced_just_after_a_ctrl_c_is_still_read() -> None:
 
     read_fd, write_fd = os.pipe()
     try:
-        assert announced_pid(read_fd, 0.0) is None  # nothing yet, and no time to wait
+        # Nothing yet, and no time to wait: no pid, and the pipe has not ended.
+        assert announced_pid(read_fd, 0.0) == (None, False)
         # Written while it waits, as the first child does just after its fork.
         timer = threading.Timer(0.05, os.write, (write_fd, b"P4242\n"))
         timer.start()
-        assert announced_pid(read_fd, 30.0) == 4242
+        assert announced_pid(read_fd, 30.0) == (4242, False)
         timer.join()
         os.write(write_fd, b"P4243\n")
         os.close(write_fd)
         write_fd = -1
-        assert announced_pid(read_fd, 30.0) == 4243
-        assert announced_pid(read_fd, 30.0) is None  # the daemon's end closed: nothing more
+        assert announced_pid(read_fd, 30.0) == (4243, False)
+        # The daemon's end closed with nothing more: no daemon was forked.
+        assert announced_pid(read_fd, 30.0) == (None, True)
     finally:
         os.close(read_fd)
         if write_fd >= 0:

@@ -18,6 +18,7 @@ from ..exceptions import ExitCode, StartupError
 from ._messages import flush_stdio, say, seconds_shown, silence
 from ._readiness import (
     UNREADY_EXIT_GRACE,
+    LaunchResult,
     ReadinessPipe,
     WaitInterrupted,
     announced_pid,
@@ -34,8 +35,6 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping
     from typing import NoReturn
-
-    from ._readiness import LaunchResult
 
 __all__ = [
     "close_if_same",
@@ -384,7 +383,10 @@ def fork_daemon(
     pipe = ReadinessPipe(write_fd, thaw=True, deadline=deadline)
     # Held from here in the launcher until it waits (see _launcher): one
     # arriving before its handlers are in place would end it without a word.
-    mask = signal.pthread_sigmask(signal.SIG_BLOCK, _WAIT_SIGNALS)
+    # And in the first child until its setsid: still in the terminal's process
+    # group, it gets a Ctrl-C (a hang-up, a group's SIGTERM) meant for the
+    # launcher, whose default action ended it before it forked the daemon.
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, _FORK_HELD)
     try:
         first = os.fork()
     except OSError as exc:  # EAGAIN: RLIMIT_NPROC or the pid limit; ENOMEM
@@ -405,9 +407,7 @@ def fork_daemon(
         # Last: a Ctrl-C held since the fork is the caller's now, with nothing started.
         signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         raise refusal
-    # The children start with nothing pending (a fork's pending set is empty).
-    signal.pthread_sigmask(signal.SIG_SETMASK, mask)
-    _first_child(read_fd, pipe)
+    _first_child(read_fd, pipe, mask)
     # The daemon is not a session leader, so opening a tty can never make it
     # the controlling terminal again.
     try:
@@ -424,12 +424,13 @@ def fork_daemon(
     return pipe
 
 
-def _first_child(read_fd: int, pipe: ReadinessPipe) -> None:
+def _first_child(read_fd: int, pipe: ReadinessPipe, mask: Iterable[int]) -> None:
     """Start a new session and fork the daemon; return only in the daemon.
 
     The session leader then stays until the daemon has its verdict: the
     daemon is its child, so it alone learns how a daemon that died unready
-    ended (see :func:`see_daemon_through`).
+    ended (see :func:`see_daemon_through`). ``mask``: the signal mask from
+    before the fork, the daemon's.
     """
     try:
         os.close(read_fd)
@@ -442,6 +443,12 @@ def _first_child(read_fd: int, pipe: ReadinessPipe) -> None:
             os._exit(1)
         # A new session: no controlling terminal, immune to the launcher's hangups.
         os.setsid()
+        # What reached us before it was sent to the launcher's process group:
+        # the launcher's to act on, not the daemon's (a fork's pending set is
+        # empty, so the daemon never sees it). Only now is nothing left that
+        # could end us before the daemon exists.
+        _drop_pending(_FORK_HELD)
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         try:
             released, release = os.pipe2(os.O_CLOEXEC)
         except OSError:
@@ -471,6 +478,14 @@ def _first_child(read_fd: int, pipe: ReadinessPipe) -> None:
     # os._exit skips atexit handlers and buffer flushes that belong to the
     # launcher, not to this transient copy.
     os._exit(0)
+
+
+def _drop_pending(signals: Iterable[int]) -> None:
+    """Discard the pending ones among ``signals`` (blocked), leaving their handlers alone."""
+    pending = signal.sigpending()  # the one system call when none is, as usual
+    for signum in signals:
+        if signum in pending:
+            signal.sigtimedwait((signum,), 0)
 
 
 def _end_fork_copy(exc: BaseException, verdict_fd: int | None = None) -> NoReturn:
@@ -569,11 +584,17 @@ def _launcher(
         else:
             # The daemon is detached and goes on starting; only the wait was cut short.
             pid = exc.pid if isinstance(exc, WaitInterrupted) else None
+            never = False
             if pid is None:
                 # Cut short before the pipe was read: the first child names
                 # it at once (a Ctrl-C on a stuck one still ends the wait).
-                pid = announced_pid(read_fd, _ANNOUNCE_WAIT)
-            say(_interrupted(pid, pidfile))
+                pid, never = announced_pid(read_fd, _ANNOUNCE_WAIT)
+            if never:
+                # The first child ended before it forked the daemon (killed):
+                # nothing goes on starting, and nothing is left of the start.
+                on_failure(LaunchResult(None, False, code, _interrupted(None, None, never=True)))
+            else:
+                say(_interrupted(pid, pidfile))
     finally:
         if not unforked:
             try:
@@ -601,6 +622,9 @@ _ANNOUNCE_WAIT = 1.0
 
 #: What interrupts the launcher's wait: Ctrl-C, a kill (``timeout``), a closed terminal.
 _WAIT_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+#: Held across the detach's first fork: the wait's, and whatever else of
+#: ``_inherited.LIFECYCLE_SIGNALS`` a process group may be sent (``kill -USR1 -PGID``).
+_FORK_HELD = (*_WAIT_SIGNALS, signal.SIGUSR1, signal.SIGUSR2)
 
 #: The signal that interrupted the launcher's wait, when not SIGINT (see _interrupt_on).
 _interrupted_by: int | None = None
@@ -658,14 +682,25 @@ def _bound_last_words() -> None:
 
 
 def _interrupted(
-    pid: int | None, pidfile: str | None, failure: str | None = None, *, ready: bool = False
+    pid: int | None,
+    pidfile: str | None,
+    failure: str | None = None,
+    *,
+    ready: bool = False,
+    never: bool = False,
 ) -> str:
     """What Ctrl-C on a waiting launcher did: not cancel the start, and how to stop it.
 
     ``failure``: the failed start's verdict, when the Ctrl-C cut short the
     wait for its daemon to stop (one blocking its loop may never stop by itself).
     ``ready``: the daemon was ready when it came (it cut short what followed).
+    ``never``: no daemon was forked: nothing to stop.
     """
+    if never:
+        return (
+            "interrupted while waiting for the daemon to be ready; the detach ended"
+            " before it forked the daemon: nothing runs"
+        )
     daemon = "the daemon" if pid is None else f"the daemon (pid {pid})"
     if ready:
         message = f"interrupted after {daemon} was ready; it runs"

@@ -388,12 +388,16 @@ def _watch(pid: int) -> Pidfd:
         return exc
 
 
-def announced_pid(fd: int, timeout: float) -> int | None:
+def announced_pid(fd: int, timeout: float) -> tuple[int | None, bool]:
     """The pid announced on the pipe, waiting up to ``timeout`` for it; None if none came.
 
     For a Ctrl-C that cut the launcher short before :func:`wait_ready` read
     the announcement: the first child writes it just after its fork, and a
     signal sent right after the launcher's fork comes before it.
+
+    Returns:
+        The pid, and whether the pipe ended without one: then no daemon was
+        forked (the daemon and the first child hold the write end until then).
     """
     buffer = b""
     deadline = time.monotonic() + timeout
@@ -401,14 +405,14 @@ def announced_pid(fd: int, timeout: float) -> int | None:
         while len(buffer) < 65536 and readable(fd, max(0.0, deadline - time.monotonic())):
             chunk = os.read(fd, 4096)
             if not chunk:
-                break
+                return None, True
             buffer += chunk
             for raw in buffer.split(b"\n")[:-1]:
                 if raw.startswith(b"P") and raw[1:].isdigit():
-                    return int(raw[1:])
+                    return int(raw[1:]), False
     except OSError:
         pass
-    return None
+    return None, False
 
 
 def see_daemon_through(daemon: int, released: int, pipe: ReadinessPipe) -> None:
