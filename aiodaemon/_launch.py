@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from ._prefork._config import Options, parse_options
@@ -94,7 +95,7 @@ def launch(
     earlier = sys.modules.get(f"{__package__}._run._shutdown")
     if earlier is not None:
         earlier.disarm_at_exit()
-    from ._prefork._inherited import reset_inherited_signals
+    from ._prefork._inherited import LIFECYCLE_SIGNALS, reset_inherited_signals
     from ._prefork._stdfds import fill_std_fds
 
     # Before anything is opened: nothing acquired may land on fds 0-2.
@@ -132,6 +133,8 @@ def launch(
 
             return succeed(hooks, main, raw, handoff, launch_directory)
         reset_inherited_signals()  # not one after all: nothing stays held
+    #: The signal mask from before the acquire phase held the daemon's signals.
+    unheld: Iterable[int] | None = None
     try:
         options = parse_options(raw)
         check_main(main)
@@ -165,12 +168,22 @@ def launch(
         from ._prefork._detach import close_inherited_fds, enter_workdir, redirect_outputs
         from ._prefork._detach import detach as detach_process
 
+        # From the pidfile's creation on, a stop, reload or reopen signal (or
+        # one of on_signal's) waits until the daemon's loop handles it, as
+        # from the pid's writing on (see _signal_mask): its default action
+        # left an empty pidfile and a dead control socket behind. Not sooner:
+        # a Ctrl-C while TARGET imports still ends the start at once.
+        unheld = signal.pthread_sigmask(signal.SIG_BLOCK, (*LIFECYCLE_SIGNALS, *hooks.signals))
         # Imported before acquire: what it binds may leave no descriptor to open a module with.
         acquired = acquire(options)
     except DaemonError as exc:
-        return _give_up(main, explain(exc), exc.exit_code)
+        return _give_up(main, explain(exc), exc.exit_code, unheld)
     except ImportError as exc:  # a broken uvloop build: as the daemon would say it
-        return _give_up(main, f"ImportError: {exc}", ExitCode.FAILURE)
+        return _give_up(main, f"ImportError: {exc}", ExitCode.FAILURE, unheld)
+    except BaseException:
+        if unheld is not None:
+            signal.pthread_sigmask(signal.SIG_SETMASK, unheld)
+        raise
     for warning in acquired.warnings:  # the start goes on: a full disk may free up
         say(f"warning: {explain(warning)}")
 
@@ -201,10 +214,14 @@ def launch(
                     shutdown_timeout=options.shutdown_timeout,
                     pidfile=None if options.pidfile is None else str(options.pidfile),
                     foreground="aiodaemon run",
+                    # The wait's SIGINT, SIGTERM and SIGHUP end it as before; a
+                    # reopen or an upgrade asked of the launcher is dropped: it
+                    # has neither logs nor a daemon of its own (it ended it).
+                    launcher_mask=(*(unheld or ()), signal.SIGUSR1, signal.SIGUSR2),
                 )
             except StartupError as exc:  # no daemon was forked: only what we acquired to undo
                 acquired.refuse()
-                return _give_up(main, explain(exc), exc.exit_code)
+                return _give_up(main, explain(exc), exc.exit_code, unheld)
             # The stdio files are on fds 1 and 2 now; the detach closed the originals.
             acquired.stdout = acquired.stderr = None
         else:
@@ -262,11 +279,16 @@ def start_warnings(pid: int, raw: Mapping[str, Any]) -> list[str]:
     return warnings
 
 
-def _give_up(main: MainTarget, line: str, code: int) -> int:
-    """Nothing was started: end the start's GC hold, close ``main``, say ``line``; ``code``."""
+def _give_up(main: MainTarget, line: str, code: int, mask: Iterable[int] | None = None) -> int:
+    """Nothing was started: end the start's GC hold, close ``main``, say ``line``; ``code``.
+
+    ``mask``: the signal mask to go back to, once said (a signal held meanwhile acts then).
+    """
     release_gc()
     close_main(main)
     say(line)
+    if mask is not None:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
     return code
 
 

@@ -287,6 +287,7 @@ def detach(
     shutdown_timeout: float = 30.0,
     pidfile: str | None = None,
     foreground: str = "aiodaemon run",
+    launcher_mask: Iterable[int] | None = None,
 ) -> ReadinessPipe:
     """Double-fork into a daemon; only the daemon returns.
 
@@ -306,6 +307,8 @@ def detach(
         pidfile: the daemon's, named in how to stop it after a Ctrl-C.
         foreground: how to run it in the foreground instead, named when the
             detach is refused (see :func:`fork_daemon`).
+        launcher_mask: the launcher's signal mask while it waits and after;
+            None: the one at the call (the daemon keeps that one).
 
     Returns:
         The daemon's end of the readiness pipe.
@@ -327,6 +330,7 @@ def detach(
             shutdown_timeout=shutdown_timeout,
             pidfile=pidfile,
             foreground=foreground,
+            launcher_mask=launcher_mask,
         )
     except BaseException:
         os.close(null)
@@ -348,6 +352,7 @@ def fork_daemon(
     shutdown_timeout: float = 30.0,
     pidfile: str | None = None,
     foreground: str = "aiodaemon run",
+    launcher_mask: Iterable[int] | None = None,
 ) -> ReadinessPipe:
     """Fork, ``setsid``, fork: only the daemon returns, holding its end of the readiness pipe.
 
@@ -396,7 +401,8 @@ def fork_daemon(
         os.close(write_fd)
         raise StartupError(f"cannot fork the daemon: {exc.strerror}") from exc
     if first:
-        _launcher(first, read_fd, write_fd, on_ready, on_failure, timeouts, pidfile, mask)
+        waits_with = mask if launcher_mask is None else launcher_mask
+        _launcher(first, read_fd, write_fd, on_ready, on_failure, timeouts, pidfile, waits_with)
         # Back only when the first child forked no daemon (see _launcher):
         # nothing runs, and the caller goes on as after a failed fork.
         gc.unfreeze()
