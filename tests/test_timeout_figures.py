@@ -55,5 +55,5 @@ def test_upgrade_without_control_socket_echoes_a_tiny_timeout_as_given(app: App)
     app.edit('MODE = ""', 'MODE = "hang"')
     result = cli("upgrade", "--pidfile", str(app.pidfile), "--timeout", TINY)
     assert result.returncode == 1
-    assert f"was not ready after {SHOWN} s: killed it; pid {old} serves on" in result.stderr
+    assert f"was not ready after {SHOWN} s: sent it SIGTERM; pid {old} serves on" in result.stderr
     assert app.pid() == old

@@ -834,8 +834,27 @@ def test_upgrade_without_control_socket_enforces_its_timeout(app: App) -> None:
     [failed] = wait_for(lambda: app.records("upgrade failed"), 10, "the upgrade failed record")
     new = failed["successor"]
     assert isinstance(new, int)
-    assert f"the new process (pid {new}) was not ready after 1 s: killed it" in result.stderr
+    assert f"the new process (pid {new}) was not ready after 1 s: sent it SIGTERM" in result.stderr
     wait_gone(new)
+    # Stopped, not killed: it ended as a daemon does (what it served was answered).
+    [ended] = wait_for(
+        lambda: [r for r in app.records("exit") if r["pid"] == new], 10, "its exit record"
+    )
+    assert ended["reason"] == "stopped by SIGTERM before it was ready"
+    assert app.pid() == old
+    assert app.get() == f"v1 {old}"
+
+
+def test_upgrade_without_control_socket_kills_a_new_process_deaf_to_sigterm(app: App) -> None:
+    """--no-control, the new process's loop blocked: SIGTERM, then SIGKILL 10 s later."""
+    old = app.start("--no-control")
+    app.edit('MODE = ""', 'MODE = "block60"')
+    result = cli("upgrade", "--pidfile", str(app.pidfile), "--timeout", "1")
+    assert result.returncode == 1
+    assert (
+        "was not ready after 1 s: killed it (still running 10 s after SIGTERM); "
+        f"pid {old} serves on"
+    ) in result.stderr
     assert app.pid() == old
     assert app.get() == f"v1 {old}"
 

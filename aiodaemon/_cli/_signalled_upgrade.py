@@ -42,6 +42,9 @@ __all__ = ["upgrade_by_signal"]
 HANDOVER_GRACE = 15.0
 #: Seconds the daemon has to reap a new process we killed and write its pid back.
 _ROLLBACK_WAIT = 5.0
+#: Seconds a new process not ready in time has to end after its SIGTERM before
+#: the SIGKILL: it may serve already, and answers what it accepted as it stops.
+_STOP_WAIT = 10.0
 #: Seconds between two looks at the pidfile and the daemon's children.
 _POLL = 0.02
 _LOG_SAYS = "without a control socket its log says why"
@@ -91,11 +94,11 @@ class NewProcess:
             return False
         return readable(self._pidfd, within)
 
-    def kill(self) -> None:
-        """SIGKILL the new process (seen); the daemon rolls back as for any failed start."""
+    def send(self, signum: int) -> None:
+        """Signal the new process (seen); the daemon rolls back as for any failed start."""
         if self._pidfd is not None:
             with contextlib.suppress(ProcessLookupError, PermissionError):
-                signal.pidfd_send_signal(self._pidfd, signal.SIGKILL)
+                signal.pidfd_send_signal(self._pidfd, signum)
 
     def close(self) -> None:
         if self._pidfd is not None:
@@ -163,7 +166,7 @@ def _wait(
 ) -> int:
     started = time.monotonic()
     deadline = started + timeout + HANDOVER_GRACE
-    killed = False
+    stopped: str | None = None  # how the new process was stopped, once it was
     while True:
         new.look()
         # Looked at before the pidfile: a new process that took over, then
@@ -179,17 +182,23 @@ def _wait(
                 # its new process) and a daemon started afresh took the pidfile.
                 return after_death(path, None, pid, deadline, taker)
         if ended:
-            if killed:
-                why = f"was not ready after {seconds_shown(timeout)} s: killed it"
+            if stopped is not None:
+                why = f"was not ready after {seconds_shown(timeout)} s: {stopped}"
             else:
                 why = "ended before it took over"
             what = f"the new process (pid {new.pid}) {why}"
             say(f"upgrade failed: {what}; pid {pid} serves on ({_LOG_SAYS})")
             return ControlCode.FAILURE
         now = time.monotonic()
-        if new.pid is not None and not killed and now - started >= timeout:
-            new.kill()
-            killed = True
+        if new.pid is not None and stopped is None and now - started >= timeout:
+            # As the daemon itself stops one: it may serve already (a startup
+            # hook started its server, a later one hangs), and a SIGKILL would
+            # reset the requests it accepted.
+            new.send(signal.SIGTERM)
+            stopped = "sent it SIGTERM"
+            if not new.ended(_STOP_WAIT):
+                new.send(signal.SIGKILL)
+                stopped = f"killed it (still running {seconds_shown(_STOP_WAIT)} s after SIGTERM)"
             if new.ended(_ROLLBACK_WAIT):
                 continue  # the daemon rolls back: its pid stays in the pidfile
         left = deadline - now
