@@ -7,9 +7,7 @@ pickled; one that cannot be rebuilt from its pickle broke the whole pool
 
 from __future__ import annotations
 
-import concurrent.futures
 import copy
-import multiprocessing
 import pickle
 from pathlib import Path
 
@@ -17,6 +15,8 @@ import pytest
 
 import aiodaemon
 from aiodaemon import pep3143, testing
+
+from .support import python
 
 #: One instance of every public exception, built as aiodaemon builds them.
 EXAMPLES: list[BaseException] = [
@@ -50,24 +50,36 @@ def test_every_public_exception_pickles_and_copies(error: BaseException) -> None
     _same(error, copy.deepcopy(error))
 
 
-def _take(path: str) -> None:
-    """In a pool's worker: take a pidfile another process holds."""
+#: A program whose process pool's worker is refused a pidfile the program holds.
+_POOL_PROGRAM = """
+import concurrent.futures, multiprocessing, sys
+import aiodaemon
+from aiodaemon import pep3143
+
+def take(path):
     with pep3143.PidFile(path):
         pass
+
+if __name__ == "__main__":
+    path, method = sys.argv[1:]
+    context = multiprocessing.get_context(method)
+    pool = concurrent.futures.ProcessPoolExecutor(1, mp_context=context)
+    with pep3143.PidFile(path), pool:
+        try:
+            pool.submit(take, path).result(timeout=60)
+        except aiodaemon.AlreadyRunningError as exc:
+            said = str(exc).startswith("already running (pid ")
+            print(type(exc).__name__, exc.path == path, said)
+        # The pool is not broken: the same worker takes the next job.
+        print(pool.submit(abs, -3).result(timeout=60))
+"""
 
 
 @pytest.mark.parametrize("method", ["fork", "spawn"])
 def test_already_running_in_a_pool_worker_reaches_the_caller(tmp_path: Path, method: str) -> None:
     """A worker refused a held pidfile: the caller gets AlreadyRunningError, the pool lives on."""
-    path = str(tmp_path / "app.pid")
-    context = multiprocessing.get_context(method)
-    with (
-        pep3143.PidFile(path),
-        concurrent.futures.ProcessPoolExecutor(1, mp_context=context) as pool,
-    ):
-        with pytest.raises(aiodaemon.AlreadyRunningError) as raised:
-            pool.submit(_take, path).result(timeout=60)
-        assert raised.value.path == path
-        assert str(raised.value).startswith("already running (pid ")
-        # The pool is not broken: the same worker takes the next job.
-        assert pool.submit(abs, -3).result(timeout=60) == 3
+    program = tmp_path / "pool.py"
+    program.write_text(_POOL_PROGRAM)
+    result = python([program, tmp_path / "app.pid", method])
+    assert (result.returncode, result.stderr) == (0, "")
+    assert result.stdout == "AlreadyRunningError True True\n3\n"

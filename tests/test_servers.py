@@ -600,20 +600,25 @@ async def test_upgrade_to_an_app_serving_but_never_ready_fails_no_request(
         workers = [asyncio.create_task(load.worker(keep_alive=i % 2 == 1)) for i in range(4)]
         try:
             await load.wait_more(50)
-            upgrade = asyncio.create_task(cli("upgrade", "--pidfile", pidfile, "--timeout", "3"))
+            upgrade = asyncio.create_task(cli("upgrade", "--pidfile", pidfile, "--timeout", "5"))
 
-            def serving() -> list[int]:
-                records = read_json_lines(log)
-                pids = [r["pid"] for r in records if r["event"] == "application startup"]
-                return [pid for pid in pids if isinstance(pid, int)][1:]
+            def pids_of(event: str) -> list[int]:
+                pids = [r["pid"] for r in read_json_lines(log) if r["event"] == event]
+                return [pid for pid in pids if isinstance(pid, int) and pid != old]
 
-            [new] = await asyncio.to_thread(wait_for, serving, 30, "the new process serving")
-            # In flight when the 3 s run out, on either process (they share the socket).
-            slow = [asyncio.create_task(get(address, f"/slow?seconds=4&n={i}")) for i in range(8)]
+            [new] = await asyncio.to_thread(
+                wait_for, lambda: pids_of("application startup"), 30, "the new process serving"
+            )
+            # Slow requests until one is in the new process (they share the socket,
+            # either may accept), all in flight when the 5 s run out.
+            slow: list[asyncio.Task[Answer]] = []
+            while not pids_of("slow request") and not upgrade.done():
+                slow += [asyncio.create_task(get(address, f"/slow?seconds=8&n={len(slow)}"))]
+                await asyncio.sleep(0.05)
             status, out, err = await upgrade
             assert (status, out) == (1, "")
             assert err == (
-                f"aiodaemon: upgrade failed: successor (pid {new}) not ready after 3 s; "
+                f"aiodaemon: upgrade failed: successor (pid {new}) not ready after 5 s; "
                 "sent it SIGTERM (SIGKILL if still running 31 s later)\n"
             )
             answers = await asyncio.wait_for(asyncio.gather(*slow), 30)
@@ -625,7 +630,7 @@ async def test_upgrade_to_an_app_serving_but_never_ready_fails_no_request(
         assert load.failures == []
         # Every slow request answered, some by the new process before it exited.
         assert {a.status for a in answers} == {200}
-        assert f"slept 4.0 in {new}\n" in [a.body for a in answers]
+        assert f"slept 8.0 in {new}\n" in [a.body for a in answers]
         stopped = [r for r in read_json_lines(log) if r["event"] == "upgrade successor stopped"]
         assert [(r["successor"], r["status"]) for r in stopped] == [(new, 1)]
         assert read_pid(pidfile) == old
