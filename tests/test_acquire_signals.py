@@ -27,6 +27,7 @@ from .support import (
     read_pid,
     wait_for,
 )
+from .test_launcher_signals import _stop_daemon
 
 #: Starts that must catch the acquire phase, per signal.
 HITS = 2
@@ -70,15 +71,6 @@ def _wait_started(run: subprocess.Popen[str], tmp_path: Path) -> None:
     started = tmp_path / "started"
     wait_for(lambda: started.exists() or run.poll() is not None, 30, "the startup hook")
     assert run.poll() is None, (run.returncode, run.communicate())
-
-
-def _stop_daemon(tmp_path: Path) -> None:
-    """Stop what a start left running, and wait for its pidfile to go."""
-    pidfile = tmp_path / "app.pid"
-    if pidfile.exists():
-        stopped = aiodaemon_cli("stop", "--pidfile", pidfile, cwd=tmp_path)
-        assert stopped.returncode == 0, stopped.stderr
-    wait_for(lambda: not pidfile.exists(), 30, "the pidfile's removal")
 
 
 @pytest.mark.timeout(600)
