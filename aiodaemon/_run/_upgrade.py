@@ -335,9 +335,8 @@ class Upgrader:
             if line is None:
                 # Not ready in time: it may serve already, so it stops as a
                 # daemon does, answering what it accepted (see _retire).
-                raise self._failed(
-                    spawned.pid, await watch.failure(line, within), retiring=self._retire(watch)
-                )
+                why = await watch.failure(line, within)
+                raise self._failed(spawned.pid, f"{why}; {self._retire(watch)}")
             if line != b"R\n":
                 raise self._failed(spawned.pid, await watch.failure(line, within))
             ready_after = time.monotonic() - started
@@ -431,11 +430,9 @@ class Upgrader:
             self._retiring = None
             self._end()
 
-    def _failed(self, pid: int, message: str, *, retiring: str | None = None) -> UpgradeError:
+    def _failed(self, pid: int, message: str) -> UpgradeError:
         """Log why the successor failed; the error to raise."""
         message = _plain(message)
-        if retiring is not None:
-            message = f"{message}; {retiring}"
         _log.error("upgrade failed", successor=pid, error=message)
         return UpgradeError(message)
 
