@@ -15,6 +15,7 @@ import signal
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
@@ -247,6 +248,43 @@ def _first_child_before_setsid(launcher: subprocess.Popen[str]) -> int | None:
     return None
 
 
+def _caught_at_fork(
+    tmp_path: Path, act: Callable[[int, int], None]
+) -> tuple[subprocess.Popen[str], int | None, str, str]:
+    """Start; with the first child stopped before its setsid, ``act(launcher, first)``.
+
+    Returns:
+        The launcher (ended), the first child's pid (None: not caught, the
+        start went its way), and the launcher's stdout and stderr.
+    """
+    launcher = _start_in_own_group(tmp_path)
+    try:
+        first = _first_child_before_setsid(launcher)
+        if first is not None:
+            act(launcher.pid, first)
+        out, err = launcher.communicate(timeout=60)
+    finally:
+        kill_quietly(launcher.pid)
+        launcher.communicate()
+    return launcher, first, out, err
+
+
+def _group_signal(signum: int) -> Callable[[int, int], None]:
+    """``signum`` to the terminal's foreground group: the launcher and its first child."""
+
+    def act(launcher: int, first: int) -> None:
+        os.killpg(launcher, signum)
+        os.kill(first, signal.SIGCONT)
+
+    return act
+
+
+def _interrupt_and_kill_first(launcher: int, first: int) -> None:
+    """Ctrl-C to the launcher alone; the first child killed before it forked the daemon."""
+    os.kill(launcher, signal.SIGINT)
+    os.kill(first, signal.SIGKILL)
+
+
 def _stop_daemon(tmp_path: Path) -> None:
     """Stop what a start left running, and wait for its pidfile to go."""
     pidfile = tmp_path / "app.pid"
@@ -268,17 +306,7 @@ def test_a_signal_to_the_launchers_group_at_the_fork_leaves_the_daemon_starting(
     pidfile = tmp_path / "app.pid"
     hits = 0
     for _ in range(ATTEMPTS):
-        launcher = _start_in_own_group(tmp_path)
-        try:
-            first = _first_child_before_setsid(launcher)
-            if first is not None:
-                # The terminal's foreground group: the launcher and its first child.
-                os.killpg(launcher.pid, signum)
-                os.kill(first, signal.SIGCONT)
-            out, err = launcher.communicate(timeout=60)
-        finally:
-            kill_quietly(launcher.pid)
-            launcher.communicate()
+        launcher, first, out, err = _caught_at_fork(tmp_path, _group_signal(signum))
         if first is None:
             assert launcher.returncode == 0, err
         else:
@@ -312,16 +340,7 @@ def test_an_interrupted_start_whose_daemon_was_never_forked_says_so_and_leaves_n
     """First child killed before it forked, launcher interrupted: 130, "nothing runs", no files."""
     install_program("cli_app", tmp_path, "app.py")
     for _ in range(ATTEMPTS):
-        launcher = _start_in_own_group(tmp_path)
-        try:
-            first = _first_child_before_setsid(launcher)
-            if first is not None:
-                os.kill(launcher.pid, signal.SIGINT)
-                os.kill(first, signal.SIGKILL)
-            out, err = launcher.communicate(timeout=60)
-        finally:
-            kill_quietly(launcher.pid)
-            launcher.communicate()
+        launcher, first, out, err = _caught_at_fork(tmp_path, _interrupt_and_kill_first)
         if first is None:
             assert launcher.returncode == 0, err
             _stop_daemon(tmp_path)
