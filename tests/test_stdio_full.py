@@ -133,6 +133,24 @@ def assert_recovered(printer: Printer, log: Path, output: Path, name: str) -> No
     assert lost <= again["lost"] <= 1100 * freed_at
 
 
+def runs_on_through_the_loss(
+    printer: Printer, log: Path, output: Path, name: str, free: Callable[[], object]
+) -> None:
+    """Past the loss: prints go on, the loss is told once; ``free()`` makes room, output again."""
+    printer.wait_printed(printer.printed() + 10, "prints after the loss")
+    printer.assert_running()
+    assert len(records(log, "output lost")) == 1  # once, not once per print
+    free()
+    assert_recovered(printer, log, output, name)
+    printer.stop()
+
+
+def assert_ended_cleanly(log: Path) -> None:
+    """``main`` never failed, and the daemon exited 0."""
+    assert records(log, "main failed") == []
+    assert [r["status"] for r in records(log, "exit")] == [0]
+
+
 @pytest.mark.root
 def test_a_stdout_file_full_at_start_loses_output_and_the_daemon_runs_on(
     tmp_path: Path, tiny_disk: Path
@@ -145,16 +163,10 @@ def test_a_stdout_file_full_at_start_loses_output_and_the_daemon_runs_on(
     try:
         assert "its file system is full; output is lost" in printer.started.stderr
         assert_loss_told(log, f"stdout {out}", "No space left on device")
-        printer.wait_printed(10, "prints after the loss")
-        printer.assert_running()
-        assert len(records(log, "output lost")) == 1  # once, not once per print
-        (tiny_disk / "filler").unlink()
-        assert_recovered(printer, log, out, "stdout")
-        printer.stop()
+        runs_on_through_the_loss(printer, log, out, "stdout", (tiny_disk / "filler").unlink)
     finally:
         kill_quietly(printer.pid)
-    assert records(log, "main failed") == []
-    assert [r["status"] for r in records(log, "exit")] == [0]
+    assert_ended_cleanly(log)
 
 
 @pytest.mark.root
@@ -169,17 +181,10 @@ def test_a_stderr_file_filling_up_while_running_loses_output_and_the_daemon_runs
         wait_for(lambda: len(printed_lines(err)) >= 5, what="first lines")
         fill(tiny_disk / "filler")
         assert_loss_told(log, f"stderr {err}", "No space left on device")
-        at_loss = printer.printed()
-        printer.wait_printed(at_loss + 10, "prints after the loss")
-        printer.assert_running()
-        assert len(records(log, "output lost")) == 1
-        (tiny_disk / "filler").unlink()
-        assert_recovered(printer, log, err, "stderr")
-        printer.stop()
+        runs_on_through_the_loss(printer, log, err, "stderr", (tiny_disk / "filler").unlink)
     finally:
         kill_quietly(printer.pid)
-    assert records(log, "main failed") == []
-    assert [r["status"] for r in records(log, "exit")] == [0]
+    assert_ended_cleanly(log)
 
 
 #: RLIMIT_FSIZE for the size-limit test: the log file stays far below it.
@@ -207,18 +212,11 @@ def test_a_stdout_file_at_the_size_limit_loses_output_and_the_daemon_runs_on(
     try:
         assert_loss_told(log, f"stdout {out}", "File too large")
         assert out.stat().st_size == SIZE_LIMIT
-        at_loss = printer.printed()
-        printer.wait_printed(at_loss + 10, "prints after the loss")
-        printer.assert_running()
-        assert len(records(log, "output lost")) == 1
         # What logrotate's copytruncate does: the file has room again.
-        os.truncate(out, 0)
-        assert_recovered(printer, log, out, "stdout")
-        printer.stop()
+        runs_on_through_the_loss(printer, log, out, "stdout", lambda: os.truncate(out, 0))
     finally:
         kill_quietly(printer.pid)
-    assert records(log, "main failed") == []
-    assert [r["status"] for r in records(log, "exit")] == [0]
+    assert_ended_cleanly(log)
 
 
 @pytest.mark.root
@@ -243,8 +241,7 @@ def test_a_full_stderr_file_that_also_takes_the_log_keeps_the_daemon_running(
         printer.stop()
     finally:
         kill_quietly(printer.pid)
-    assert records(err, "main failed") == []
-    assert [r["status"] for r in records(err, "exit")] == [0]
+    assert_ended_cleanly(err)
 
 
 def test_a_foreground_stdout_file_at_its_limit_keeps_the_stream_as_it_was(tmp_path: Path) -> None:
