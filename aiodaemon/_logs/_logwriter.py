@@ -63,6 +63,12 @@ _YIELD_AFTER = 4096
 _FAILURE_PAUSE = 0.1
 #: Seconds between a forked child's looks, while it logs, for a log file rotated away.
 _CHILD_LOOK = 1.0
+#: The writer thread's blocked signals (from its birth, see start_bounded). No signal is
+#: ever its own: one the main thread holds back while its handler changes (the loop's
+#: close) would come here and meet the default action, for most the end of the process.
+#: All but SIGTTOU, which the kernel lets a thread that blocks it write to the terminal
+#: from a background job (`stty tostop` is there to stop).
+_WRITER_BLOCKS = frozenset(signal.valid_signals() - {signal.SIGTTOU})
 
 
 #: Seconds a thread of aiodaemon's (this writer, a backstop) has to begin once created
@@ -259,12 +265,6 @@ class LogWriter:
         return self._finished
 
     def _run(self) -> None:
-        # No signal is ever this thread's: one the main thread holds back while
-        # its handler changes (the loop's close) would otherwise come here and
-        # meet the default action, which for most is the end of the process.
-        # Except SIGTTOU: the kernel lets a thread that blocks it write to the
-        # terminal from a background job, which `stty tostop` is there to stop.
-        signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals() - {signal.SIGTTOU})
         try:
             while not self._finished:
                 try:
@@ -660,7 +660,7 @@ class LogWriter:
 
     def _start(self) -> None:
         try:
-            start_bounded(self._thread)
+            start_bounded(self._thread, _WRITER_BLOCKS)
         except RuntimeError as exc:  # RLIMIT_NPROC, a cgroup's pids.max, no memory
             raise StartupError(f"cannot start the log writer thread: {exc}") from exc
 
@@ -676,7 +676,7 @@ class LogWriter:
         self._look_at = 0.0
         self._thread = self._new_thread()
         if not self._closed:
-            start_bounded(self._thread)
+            start_bounded(self._thread, _WRITER_BLOCKS)
         else:
             # No writer here to take them: refused and counted.
             self._shut = True
@@ -696,8 +696,10 @@ class _BoundedBegin(threading.Event):
         return super().wait(BEGIN_WAIT if timeout is None else timeout)
 
 
-def start_bounded(thread: threading.Thread) -> None:
+def start_bounded(thread: threading.Thread, blocked: frozenset[int] | None = None) -> None:
     """Start ``thread``, waiting at most BEGIN_WAIT for it to begin.
+
+    It is born with the signals ``blocked`` blocked (by default every one).
 
     Raises:
         RuntimeError: no thread can be started (RLIMIT_NPROC, a cgroup's
@@ -705,7 +707,17 @@ def start_bounded(thread: threading.Thread) -> None:
     """
     # The event start() waits on (the same private name in CPython 3.11 to 3.13).
     begun = thread._started = _BoundedBegin()  # type: ignore[attr-defined]
-    thread.start()
+    # Born with every signal blocked: no signal is ever one of our threads'.
+    # Set in the thread itself, its mask came too late: glibc blocks every
+    # signal in this thread while it creates the other, and a stop signal sent
+    # then went to the new thread before it blocked it, its Python handler run
+    # only when the main thread next ran Python code (seconds later, if sync
+    # code blocked the loop), and taken for a second request.
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, blocked or signal.valid_signals())
+    try:
+        thread.start()
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
     # Not is_alive(): a thread may have begun and already ended.
     if not begun.is_set():
         raise RuntimeError(f"its thread did not begin within {BEGIN_WAIT:g}s (out of memory?)")

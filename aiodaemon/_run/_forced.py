@@ -244,15 +244,22 @@ class ForcedExit:
             return
         if not self._watching.acquire(blocking=False):
             return
+        # Born with every signal blocked: glibc blocks them in this thread while
+        # it creates another, and a stop signal sent meanwhile (GNU timeout's
+        # second, a moment after the first) went to the new thread before its
+        # own mask was set: the main thread, back in the sync code that blocks
+        # the loop, ran its handler only when that code returned, and took it
+        # for a second request (forced exit 143) seconds after it came.
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
         try:
             _thread.start_new_thread(self._watch, (arrival, *watch))
         except RuntimeError:  # "can't start new thread": as unguarded as before
             self._watching.release()
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
 
     def _watch(self, arrival: float, budget: float, overdue: Callable[[str | None], None]) -> None:
         try:
-            # As every backstop: a signal the main thread holds back must not land here.
-            signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
             clock = BackstopClock(max(0.0, arrival + budget - time.monotonic()))
             if not self._began.wait(clock.due - clock.started):
                 overdue(clock.stopped())
@@ -466,19 +473,14 @@ def start_backstop(thread: threading.Thread, guards: str, *, log: bool = True) -
     Returns:
         Whether the thread runs.
     """
-    # Started with every signal blocked, which it keeps: a signal the main
-    # thread holds back must not reach it (see the log writer's thread).
-    mask = signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
     try:
-        start_bounded(thread)
+        start_bounded(thread)  # born with every signal blocked, which it keeps
     except RuntimeError as exc:  # "can't start new thread"
         if log:
             _log.warning(
                 "backstop not started", thread=thread.name, unguarded=guards, error=str(exc)
             )
         return False
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
     return True
 
 
