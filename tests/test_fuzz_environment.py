@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 
 from aiodaemon._prefork._addresses import parse_listen_address
 from aiodaemon._prefork._sockets import open_listeners
-from aiodaemon._run._systemd import Notifier
+from aiodaemon._run._systemd import WATCHDOG_FLOOR, Notifier
 from aiodaemon.exceptions import StartupError
 
 from .support import AIODAEMON, aiodaemon_cli, clean_env, install_program, python
@@ -85,14 +85,14 @@ def test_garbage_listen_fds_fails_the_start_in_one_line(tmp_path: Path, count: s
 @example("²")
 @example("9" * 5000)
 def test_any_watchdog_usec_is_a_uint64_or_ignored(usec: str) -> None:
-    """WATCHDOG_USEC of any text: half of it when a uint64 above 0, else no watchdog."""
+    """WATCHDOG_USEC of any text: half of it, at least the floor, when a uint64 above 0."""
     notifier = Notifier.from_env({"NOTIFY_SOCKET": "/nonexistent/notify", "WATCHDOG_USEC": usec})
     assert notifier is not None
     try:
         text = usec.strip()
         plain = text.isascii() and text.isdigit() and len(text) <= 20
         value = int(text) if plain else 0
-        expected = value / 2_000_000 if 0 < value < 2**64 else None
+        expected = max(value / 2_000_000, WATCHDOG_FLOOR) if 0 < value < 2**64 else None
         assert notifier.watchdog_interval == expected
     finally:
         notifier.close()

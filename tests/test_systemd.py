@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from aiodaemon._run._systemd import Notifier, is_supervised
+from aiodaemon._run._systemd import WATCHDOG_FLOOR, Notifier, is_supervised
 from aiodaemon.exceptions import StartupError
 from tests.support import (
     PYTHON,
@@ -254,6 +254,10 @@ def test_notifier_from_env_needs_notify_socket() -> None:
         ({"WATCHDOG_USEC": "3000000", "WATCHDOG_PID": "1"}, None),
         ({"WATCHDOG_USEC": "0"}, None),
         ({"WATCHDOG_USEC": "soon"}, None),
+        # Not two million pings a second: at most one per WATCHDOG_FLOOR.
+        ({"WATCHDOG_USEC": "1"}, WATCHDOG_FLOOR),
+        ({"WATCHDOG_USEC": "20000"}, WATCHDOG_FLOOR),
+        ({"WATCHDOG_USEC": "30000"}, 0.015),
     ],
 )
 def test_watchdog_interval_is_half_of_watchdog_usec(

@@ -20,6 +20,7 @@ from .._prefork._messages import printable
 from ..exceptions import StartupError
 
 __all__ = [
+    "WATCHDOG_FLOOR",
     "Notifier",
     "SuccessorNotifier",
     "is_supervised",
@@ -41,6 +42,10 @@ _MAX_PATH = 107
 #: (4096) bytes or more, the READY=1 ending a reload with it, and a status over
 #: 3 KiB; this leaves room for the other assignments of a message.
 _STATUS_MAX = 2048
+
+#: Seconds: the shortest interval between ``WATCHDOG=1`` pings, whatever
+#: ``WATCHDOG_USEC`` asks (a timeout under twice this cannot be kept anyway).
+WATCHDOG_FLOOR = 0.01
 
 
 class Notifier:
@@ -229,7 +234,9 @@ def _watchdog_interval(env: Mapping[str, str]) -> float | None:
         # Set for another process (our launcher, before a detach): not ours to feed.
         return None
     # Half the timeout, as sd_watchdog_enabled(3) advises: one late ping is survivable.
-    return int(text) / 2_000_000
+    # Never more often than WATCHDOG_FLOOR: WATCHDOG_USEC=1 asked for two million
+    # pings a second, a loop that did nothing else, for a timeout no loop can keep.
+    return max(int(text) / 2_000_000, WATCHDOG_FLOOR)
 
 
 def _one_line(text: str) -> str:
