@@ -5,7 +5,8 @@ disk between start and upgrade, so the code that runs after the upgrade is
 the file's new contents. ``MODE``: "" (normal), "raise" (a startup hook
 fails), "hang" (never ready), "exit" (the process dies during startup),
 "slow" (startup takes half a second), "sleep<seconds>" (startup takes that
-long), "block<seconds>" (startup blocks the event loop that long), "gate"
+long), "block<seconds>" (startup blocks the event loop that long, having
+created ``$APP_BLOCKING`` when that is set), "gate"
 (startup creates ``$APP_GATE.entered``, then waits for ``$APP_GATE``),
 "main-raise" / "main-return" / "main-exit" (``main`` raises, returns, or
 ends the process with status 5 at once, after a ready start),
@@ -49,6 +50,8 @@ async def prepare() -> None:
     if MODE.startswith("sleep"):
         await asyncio.sleep(float(MODE.removeprefix("sleep")))
     if MODE.startswith("block"):
+        if os.environ.get("APP_BLOCKING"):
+            open(os.environ["APP_BLOCKING"], "w").close()  # the loop is held from here
         time.sleep(float(MODE.removeprefix("block")))  # blocks the loop: the point
 
 
