@@ -41,6 +41,7 @@ from .support import (
     SESSION_VARIABLE,
     clean_env,
     free_port,
+    is_alive,
     past_duplicate_window,
     read_json_lines,
     read_pid,
@@ -641,6 +642,67 @@ async def test_upgrade_to_an_app_serving_but_never_ready_fails_no_request(
     finally:
         status, _, err = await cli("stop", "--pidfile", pidfile)
     assert status == 0, err
+
+
+@pytest.mark.parametrize("phase", ["starting", "not-ready"])
+@pytest.mark.parametrize("server", SERVERS)
+async def test_stop_during_an_upgrade_to_an_app_already_serving_fails_no_request(
+    server: str, phase: str, tmp_path: Path
+) -> None:
+    """`aiodaemon stop` while the new process serves but is not ready (its server's hook
+    ran, a later one hangs), or while the old one awaits its stop after `upgrade --timeout`
+    failed: the requests it accepted are answered, and `stop` returns once neither process
+    runs. It was killed at once: they were reset."""
+    pidfile, log, old, address = await _copy_started(server, tmp_path)
+    with (tmp_path / "app.py").open("a") as source:
+        source.write(_HANGING_HOOK)
+    # Starting: the stop comes at once, the request has the successor's whole drain.
+    # Not ready: its SIGTERM came at the timeout, the stop a moment later.
+    timeout, seconds = ("60", 4.0) if phase == "starting" else ("5", 8.0)
+    upgrade = asyncio.create_task(cli("upgrade", "--pidfile", pidfile, "--timeout", timeout))
+    slow: list[asyncio.Task[Answer]] = []
+    try:
+
+        def pids_of(event: str) -> list[int]:
+            pids = [r["pid"] for r in read_json_lines(log) if r["event"] == event]
+            return [pid for pid in pids if isinstance(pid, int) and pid != old]
+
+        [new] = await asyncio.to_thread(
+            wait_for, lambda: pids_of("application startup"), 30, "the new process serving"
+        )
+        # Slow requests until one is in the new process (either may accept).
+        while not pids_of("slow request") and not upgrade.done():
+            slow += [asyncio.create_task(get(address, f"/slow?seconds={seconds}&n={len(slow)}"))]
+            await asyncio.sleep(0.05)
+        if phase == "not-ready":
+            status, out, err = await upgrade
+            assert (status, out) == (1, "")
+            assert "not ready after 5 s; sent it SIGTERM" in err
+        status, _, err = await cli("stop", "--pidfile", pidfile)
+        assert status == 0, err
+        # Gone by then, both: no process of the program left behind.
+        assert not is_alive(new)
+        assert not is_alive(old)
+        answers = await asyncio.wait_for(asyncio.gather(*slow), 30)
+        upgraded = await upgrade
+    finally:
+        for task in (*slow, upgrade):
+            task.cancel()
+        await asyncio.gather(*slow, upgrade, return_exceptions=True)
+        await cli("stop", "--pidfile", pidfile)  # after a failed assertion: nothing left
+    if phase == "starting":
+        stopping = "aiodaemon: upgrade abandoned: the daemon is stopping\n"
+        assert upgraded == (1, "", stopping)
+    assert {a.status for a in answers} == {200}
+    assert f"slept {seconds} in {new}\n" in [a.body for a in answers]
+    records = read_json_lines(log)
+    stopped = [r for r in records if r["event"] == "upgrade successor stopped"]
+    assert [(r["successor"], r["status"]) for r in stopped] == [(new, 1)]
+    assert [r for r in records if r["event"] == "upgrade successor killed"] == []
+    assert [r["status"] for r in records if r["event"] == "exit" and r["pid"] == old] == [0]
+    # No pidfile, no control socket left.
+    left = await asyncio.to_thread(os.listdir, tmp_path)
+    assert [name for name in left if name.startswith("app.pid")] == []
 
 
 async def test_websockets_clients_are_told_to_go_away_at_an_upgrade_and_a_stop(

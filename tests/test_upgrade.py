@@ -267,7 +267,8 @@ def test_a_new_process_deaf_to_its_sigterm_is_killed_and_then_upgraded_past(app:
 
 
 def test_stop_during_an_upgrade_abandons_it(app: App) -> None:
-    """SIGTERM while the new process starts: it is killed, the old one stops, nothing runs on."""
+    """SIGTERM while the new process starts: it is sent SIGTERM and stops as a daemon not
+    ready does (exit 1), the old one stops after it, nothing runs on."""
     old = app.start()
     app.edit('MODE = ""', 'MODE = "hang"')
     upgrade = subprocess.Popen(
@@ -289,6 +290,8 @@ def test_stop_during_an_upgrade_abandons_it(app: App) -> None:
     # The answer may not make it out of a daemon that is stopping: the log says.
     assert upgrade.returncode == 1
     assert app.records("upgrade abandoned: the daemon is stopping")
+    stopped = app.records("upgrade successor stopped")
+    assert [(r["successor"], r["status"]) for r in stopped] == [(successor, 1)]
     assert not app.pidfile.exists()
 
 

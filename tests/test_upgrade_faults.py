@@ -434,6 +434,36 @@ def test_stop_during_an_upgrade_tells_the_upgrade_why(app: App) -> None:
     assert _leftovers(app.directory) == []
 
 
+def test_stop_during_an_upgrade_kills_a_new_process_deaf_to_sigterm_within_the_budget(
+    app: App,
+) -> None:
+    """``stop`` while the new process's startup blocks its loop: the SIGTERM it is sent
+    goes unread, so it is killed before the old daemon's shutdown_timeout runs out; the
+    old one exits 0 (not forced out), and ``stop`` returns once neither runs."""
+    blocking = app.directory / "blocking"
+    old = app.start("--shutdown-timeout", "2", APP_BLOCKING=str(blocking))
+    app.edit('MODE = ""', 'MODE = "block60"')
+    upgrade = _upgrade_in_background(app)
+    successor = None
+    try:
+        successor = _successor_pid(app)
+        wait_for(blocking.exists, 30, "the new process to block its loop")
+        stop = cli("stop", "--pidfile", str(app.pidfile))
+        assert (stop.returncode, stop.stderr) == (0, f"aiodaemon: stopped (pid {old})\n")
+        assert not is_alive(successor)
+        _, stderr = upgrade.communicate(timeout=60)
+    finally:
+        _end_what_is_left(upgrade, successor)
+    assert upgrade.returncode == 1
+    assert stderr == "aiodaemon: upgrade abandoned: the daemon is stopping\n"
+    [killed] = app.records("upgrade successor killed")
+    assert killed["successor"] == successor
+    assert app.records("upgrade successor stopped") == []
+    [ended] = [r for r in app.records("exit") if r["pid"] == old]
+    assert ended["status"] == 0, ended
+    assert _leftovers(app.directory) == []
+
+
 def _one_clean_line(result: subprocess.CompletedProcess[str]) -> str:
     assert result.returncode == 1
     [line] = result.stderr.splitlines()

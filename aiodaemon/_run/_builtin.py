@@ -335,6 +335,7 @@ def _upgrade(runtime: Runtime) -> Service:
         logs=runtime.parts.logs,
         signals=tuple(runtime.hooks.signals),
         shutdown_timeout=runtime.options.shutdown_timeout,
+        spawn=runtime.spawn,
     )
     upgrader = Upgrader(target)
     runtime.add_forced_exit_step(upgrader.kill_at_forced_exit)
@@ -352,6 +353,7 @@ def _upgrade(runtime: Runtime) -> Service:
         sighup=runtime.on_sighup,
         hung_up=runtime.terminal_hung_up,
         failure=lambda: runtime.outcome.message,
+        budget_end=lambda: runtime.shutdown_deadline,
     )
     if successor is not None:
         runtime.add_state_listener(service.state_changed)

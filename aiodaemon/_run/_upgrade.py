@@ -11,7 +11,11 @@ its process group through its pidfd and the old daemon carries on as if
 nothing happened. One not ready in time may already serve (a startup hook
 starts the server, a later one hangs): it is sent SIGTERM, so that it answers
 the requests it accepted in its shutdown, and killed only if it still runs
-``shutdown_timeout`` + 1 s later; meanwhile no other upgrade starts. Until it exits, the old daemon
+``shutdown_timeout`` + 1 s later; meanwhile no other upgrade starts. A stop of
+the old daemon during an upgrade (or while it waits for such a successor)
+does the same within its own shutdown budget: the successor is sent SIGTERM
+(once) and awaited, killed just before that budget runs out, and the old
+daemon exits only once it is gone. Until it exits, the old daemon
 keeps the channel open: log reopens are passed on both ways over it (see
 :mod:`._upgrade_channel`). Watching the successor start (its lines, its exit,
 its stderr) is :mod:`._upgrade_watch`'s; this module decides what follows.
@@ -23,9 +27,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import os
 import time
-from collections.abc import Awaitable, Callable, Collection, Mapping
+from collections.abc import Awaitable, Callable, Collection, Coroutine, Mapping
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -72,6 +77,10 @@ STOPPING = "the daemon is stopping"
 #: Seconds past ``shutdown_timeout`` a successor sent SIGTERM has before SIGKILL
 #: (as the launcher gives a daemon not ready in time).
 _RETIRE_GRACE = 1.0
+#: Seconds before the end of our own shutdown budget by which a successor still
+#: stopping is killed (a quarter of ``shutdown_timeout`` if less): its kill and
+#: reaping, and our last steps, fit in them.
+_KILL_MARGIN = 0.5
 _ABANDONED = f"upgrade abandoned: {STOPPING}"
 
 
@@ -119,6 +128,10 @@ class UpgradeTarget:
             lifecycle ones until it handles them.
         shutdown_timeout: the daemon's, which a successor not ready in time
             has to stop in (plus a second) before it is killed.
+        spawn: starts a task the shutdown sequence leaves running until the
+            services close (``RuntimeHandle.spawn``): a successor sent SIGTERM
+            is awaited, and its stderr copied, until it is gone. None: plain
+            tasks.
     """
 
     # A plain class, not a dataclass: every daemon loads this module on its way
@@ -137,6 +150,7 @@ class UpgradeTarget:
         "rollback",
         "shutdown_timeout",
         "signals",
+        "spawn",
         "state",
         "stop_accepting",
     )
@@ -159,6 +173,7 @@ class UpgradeTarget:
         logs: LogWriter | None = None,
         signals: Collection[int] = (),
         shutdown_timeout: float = 10.0,
+        spawn: Callable[[Coroutine[Any, Any, None], str], asyncio.Task[None]] | None = None,
     ) -> None:
         self.pidfile = pidfile
         self.listeners = listeners
@@ -173,6 +188,7 @@ class UpgradeTarget:
         self.logs = logs
         self.signals = signals
         self.shutdown_timeout = shutdown_timeout
+        self.spawn = spawn
         self.handed_over = handed_over
         self.rollback = rollback
 
@@ -187,22 +203,53 @@ class Upgrader:
         #: set when the daemon begins to stop: an upgrade under way is abandoned.
         self._abort: asyncio.Event | None = None
         self._spawned: Spawned | None = None
+        self._watch: SuccessorWatch | None = None
         #: tasks that will report an upgrade's outcome (control connections).
         self.reporters: set[asyncio.Task[Any]] = set()
         #: the channel to the successor we handed over to, open until we exit.
         self.handed_to: ChannelLines | None = None
-        #: stopping a successor that was not ready in time (see :meth:`_retire`).
+        #: awaiting the end of a successor sent SIGTERM (see :meth:`_retire`).
         self._retiring: asyncio.Task[None] | None = None
+        #: when a successor still stopping is killed, once our own stop's budget is known.
+        self._kill_by: asyncio.Future[float] | None = None
 
     def abort(self) -> None:
-        """The daemon is stopping: kill a successor not yet in charge, hand nothing over."""
+        """The daemon is stopping: SIGTERM a successor not yet in charge, hand nothing over.
+
+        It may serve already (its server's startup hook ran): killed at once, it
+        reset the requests it had accepted. It stops as a daemon stopped before
+        ready does, and our shutdown awaits it (:meth:`wait_retired`), killing
+        it just before our own budget runs out (:meth:`stop_by`). One already
+        sent SIGTERM (not ready in time) is not sent another: a second stop
+        signal forces a daemon's exit.
+        """
         if self._abort is None:
             return
         self._abort.set()
+        watch = self._watch
         # At once: the stop may cancel the upgrade's task before it sees the flag.
-        if self._spawned is not None:
+        if watch is not None and watch.held and self._retiring is None:
             _log.warning(_ABANDONED, successor=self.successor)
-            self._spawned.send_kill()
+            self._retire(watch, None)
+
+    def stop_by(self, end: float) -> None:
+        """Our shutdown's budget ends at ``end`` (``time.monotonic()``): a successor still
+        stopping then is killed a moment before, so that our exit stays within it."""
+        margin = min(_KILL_MARGIN, self.target.shutdown_timeout / 4)
+        kill_by = self._kill_by_future()
+        if not kill_by.done():
+            kill_by.set_result(end - margin)
+
+    async def wait_retired(self) -> None:
+        """Return once a successor sent SIGTERM is gone (stopped, or killed in time)."""
+        retiring = self._retiring
+        if retiring is not None:
+            await asyncio.wait([retiring])
+
+    def _kill_by_future(self) -> asyncio.Future[float]:
+        if self._kill_by is None:
+            self._kill_by = asyncio.get_running_loop().create_future()
+        return self._kill_by
 
     def kill_at_forced_exit(self) -> None:
         """A forced exit: kill a successor not yet in charge (runs inside a signal handler).
@@ -246,9 +293,11 @@ class Upgrader:
                     os.close(entry.fd)  # our copy: the successor has its own
         self.successor = spawned.pid
         self._spawned = spawned
+        # Before any await: a stop from now on finds it to retire (see abort).
+        self._watch = SuccessorWatch(spawned, self._abort, self.target.spawn)
         _log.info("upgrade started", successor=spawned.pid, timeout=within)
         try:
-            await self._run(SuccessorWatch(spawned, self._abort), within, started)
+            await self._run(self._watch, within, started)
         except BaseException:
             if self._retiring is None:
                 self._end()
@@ -256,6 +305,7 @@ class Upgrader:
         # Handed over: we stop, and later requests hear of the successor (still busy).
         self._abort = None
         self._spawned = None
+        self._watch = None
         return spawned.pid
 
     def _end(self) -> None:
@@ -263,6 +313,7 @@ class Upgrader:
         self._busy = False
         self._abort = None
         self._spawned = None
+        self._watch = None
         self.successor = None
 
     def _check_allowed(self) -> None:
@@ -336,7 +387,11 @@ class Upgrader:
                 # Not ready in time: it may serve already, so it stops as a
                 # daemon does, answering what it accepted (see _retire).
                 why = await watch.failure(line, within)
-                raise self._failed(spawned.pid, f"{why}; {self._retire(watch)}")
+                self._check_aborted()  # then our stop retires it (see abort)
+                budget = self.target.shutdown_timeout + _RETIRE_GRACE
+                self._retire(watch, budget)
+                fate = f"SIGKILL if still running {seconds_shown(budget)} s later"
+                raise self._failed(spawned.pid, f"{why}; sent it SIGTERM ({fate})")
             if line != b"R\n":
                 raise self._failed(spawned.pid, await watch.failure(line, within))
             ready_after = time.monotonic() - started
@@ -349,9 +404,11 @@ class Upgrader:
                 why = await watch.failure(line, HANDOVER_WAIT, ready=True)
                 raise self._failed(spawned.pid, why)
         except BaseException:
-            if self._retiring is not None:
-                raise
-            watch.kill()
+            # Retiring (not ready in time, or our stop): it ends on its own
+            # first, or is killed at the end of its time (see _await_retired).
+            retiring = self._retiring is not None
+            if not retiring:
+                watch.kill()
             if told:
                 # The successor may have written its pid, or listened on the
                 # control socket, before it failed: both are ours again.
@@ -362,7 +419,8 @@ class Upgrader:
                         # The rest of the rollback still runs: we serve on.
                         _log.error("pidfile not restored", error=str(exc))
                 self.target.rollback()
-            await watch.stop_copying()
+            if not retiring:
+                await watch.stop_copying()
             raise
         # From here on the successor owns the pidfile and gets logrotate's signal:
         # it passes reopens on over the channel; a rename nobody signalled is followed now.
@@ -394,36 +452,46 @@ class Upgrader:
         if self._abort is not None and self._abort.is_set():
             raise UpgradeError(_ABANDONED)
 
-    def _retire(self, watch: SuccessorWatch) -> str:
-        """SIGTERM the successor not ready in time; kill it if it still runs after the budget.
+    def _retire(self, watch: SuccessorWatch, budget: float | None) -> None:
+        """SIGTERM the successor; kill it if it still runs after ``budget`` seconds.
 
         It may already accept connections (a startup hook starts the server,
         a later one hangs on a database): killed at once, it reset them. Its
         stop runs as a daemon's before ready does (the servers it tracks
         answer what they accepted, its shutdown hooks run), and, never told
         to take over, it takes nothing of ours. The upgrade stays in progress
-        (no other starts) until it is gone; a stop of ours kills it at once.
-
-        Returns:
-            what the failure's message adds: what becomes of the successor.
+        (no other starts) until it is gone. A stop of ours shortens the wait
+        to our own budget (see :meth:`stop_by`); None: that budget alone.
         """
-        budget = self.target.shutdown_timeout + _RETIRE_GRACE
         watch.terminate()
         # Nobody succeeds us: reloads are ours again (they are refused during an upgrade).
         self.successor = None
-        self._retiring = asyncio.get_running_loop().create_task(
-            self._await_retired(watch, budget), name="aiodaemon-upgrade-retire"
-        )
-        return f"sent it SIGTERM (SIGKILL if still running {seconds_shown(budget)} s later)"
+        retire = self._await_retired(watch, budget)
+        name = "aiodaemon-upgrade-retire"
+        spawn = self.target.spawn
+        if spawn is None:
+            self._retiring = asyncio.get_running_loop().create_task(retire, name=name)
+        else:
+            # Kept through our shutdown's cancelling step: awaited at its end.
+            self._retiring = spawn(retire, name)
 
-    async def _await_retired(self, watch: SuccessorWatch, budget: float) -> None:
+    async def _await_retired(self, watch: SuccessorWatch, budget: float | None) -> None:
         pid = watch.spawned.pid
+        sent = time.monotonic()
+        kill_by = self._kill_by_future()
+        #: seconds from its SIGTERM to its SIGKILL: its own budget, or our stop's.
+        given = math.inf if budget is None else budget
         try:
-            if await watch.ended_within(budget):
+            ended = await watch.ended_within(budget, unless=kill_by)
+            if not ended and kill_by.done():
+                # Our stop's budget is known now: the kill comes before it ends.
+                given = min(given, max(0.0, kill_by.result() - sent))
+                ended = await watch.ended_within(max(0.0, sent + given - time.monotonic()))
+            if ended:
                 status = watch.spawned.exit_status()
                 _log.info("upgrade successor stopped", successor=pid, status=status)
-            elif self._abort is not None and not self._abort.is_set():
-                _log.warning("upgrade successor killed", successor=pid, after=budget)
+            else:
+                _log.warning("upgrade successor killed", successor=pid, after=round(given, 3))
         finally:
             watch.kill()
             await watch.stop_copying()

@@ -89,6 +89,8 @@ class UpgradeService(Service):
         hung_up: whether a foreground daemon's terminal hung up (its SIGHUP is a stop).
         failure: why the run is stopping, if it failed (a successor says it
             when its run ends before the take-over).
+        budget_end: the ``time.monotonic()`` end of the shutdown budget, once
+            known: a successor sent SIGTERM at our stop is killed before it.
     """
 
     name = "upgrade"
@@ -104,6 +106,7 @@ class UpgradeService(Service):
         sighup: Callable[[], object] | None = None,
         hung_up: Callable[[], bool] | None = None,
         failure: Callable[[], str | None] | None = None,
+        budget_end: Callable[[], float | None] | None = None,
     ) -> None:
         self.upgrader = upgrader
         self._commands = commands
@@ -113,6 +116,7 @@ class UpgradeService(Service):
         self._sighup = sighup
         self._hung_up = hung_up
         self._failure = failure
+        self._budget_end = budget_end
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
@@ -176,7 +180,8 @@ class UpgradeService(Service):
             pass  # logged by the upgrader; we keep serving
 
     def not_ready(self) -> None:
-        """A stop began: abandon an upgrade under way; SIGUSR2 is refused from now on.
+        """A stop began: abandon an upgrade under way (its successor is sent SIGTERM);
+        SIGUSR2 is refused from now on.
 
         The handler stays: removing it would restore SIGUSR2's default action,
         which kills the process in the middle of its shutdown.
@@ -196,6 +201,12 @@ class UpgradeService(Service):
 
             refuse_takeover(None if self._failure is None else self._failure())
 
+    async def stop_accepting(self) -> None:
+        """The budget counts from now: a successor still stopping at its end is killed first."""
+        end = None if self._budget_end is None else self._budget_end()
+        if end is not None:
+            self.upgrader.stop_by(end)
+
     async def wait_finished(self) -> None:
         """Let an abandoned upgrade end, and its answer go out, before tasks are cancelled."""
         pending = [t for t in (*self.upgrader.reporters, *self._tasks) if not t.done()]
@@ -203,7 +214,14 @@ class UpgradeService(Service):
             await asyncio.wait(pending, timeout=REPORT_WAIT)
 
     async def close(self) -> None:
-        """Close the channels to a successor or a predecessor still open (log reopens)."""
+        """Wait for a successor sent SIGTERM to be gone, then close the channels still open.
+
+        Awaited here, the last step, and not earlier: its stop runs beside
+        ours (our drain, our connections, our shutdown hooks), not before
+        them. We exit after it, so that the ``aiodaemon stop`` that waits for
+        our exit finds nothing of the program left running.
+        """
+        await self.upgrader.wait_retired()
         if self.upgrader.handed_to is not None:
             self.upgrader.handed_to.close()
         if self._successor is not None:

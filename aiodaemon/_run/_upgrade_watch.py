@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -49,18 +50,28 @@ class SuccessorWatch:
     Args:
         spawned: the successor just started; its stderr is ours to copy from now on.
         stop: set when the daemon begins to stop (an upgrade under way is abandoned).
+        spawn: starts the copy of its stderr as a task the shutdown leaves
+            running (a successor stopping with us may still be importing its
+            code, and writing there); None: a plain task.
     """
 
-    def __init__(self, spawned: Spawned, stop: asyncio.Event) -> None:
+    def __init__(
+        self,
+        spawned: Spawned,
+        stop: asyncio.Event,
+        spawn: Callable[[Coroutine[Any, Any, None], str], asyncio.Task[None]] | None = None,
+    ) -> None:
         self.spawned = spawned
         loop = asyncio.get_running_loop()
         self._exited: asyncio.Future[None] = loop.create_future()
         loop.add_reader(spawned.pidfd, _set_once, self._exited)
         self._stopped = asyncio.ensure_future(stop.wait())
         self._tail = bytearray()
-        self._pump = asyncio.create_task(
-            _pump_stderr(spawned.stderr, self._tail, spawned.pid), name="aiodaemon-upgrade"
-        )
+        pump = _pump_stderr(spawned.stderr, self._tail, spawned.pid)
+        if spawn is None:
+            self._pump = loop.create_task(pump, name="aiodaemon-upgrade")
+        else:
+            self._pump = spawn(pump, "aiodaemon-upgrade")
         spawned.stderr = -1  # the pump's to close
         self._lines: ChannelLines | None = None
 
@@ -141,16 +152,32 @@ class SuccessorWatch:
             )
         return why
 
+    @property
+    def held(self) -> bool:
+        """Whether the successor is still ours to stop: neither killed nor in charge."""
+        return self.spawned.pidfd >= 0
+
     def terminate(self) -> None:
         """SIGTERM the successor alone (through its pidfd): it stops as a daemon does."""
         import signal
 
+        if not self.held:
+            return
         with contextlib.suppress(ProcessLookupError):
             signal.pidfd_send_signal(self.spawned.pidfd, signal.SIGTERM)
 
-    async def ended_within(self, seconds: float) -> bool:
-        """Whether the successor exited within ``seconds`` (False too once ``stop`` is set)."""
-        waiting: set[asyncio.Future[Any]] = {self._exited, self._stopped}
+    async def ended_within(
+        self, seconds: float | None, *, unless: asyncio.Future[Any] | None = None
+    ) -> bool:
+        """Whether the successor exited within ``seconds`` (None: however long it takes).
+
+        Args:
+            seconds: how long to wait at most.
+            unless: a future whose result ends the wait early (False then, if still running).
+        """
+        waiting: set[asyncio.Future[Any]] = {self._exited}
+        if unless is not None:
+            waiting.add(unless)
         await asyncio.wait(waiting, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
         return self._exited.done()
 
