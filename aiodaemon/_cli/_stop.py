@@ -32,6 +32,7 @@ from ._control_client import (
 )
 from ._control_trust import HANDOVER_GRACE, ControlUntrusted, related, say_ignored
 from ._stale import remove_stale
+from ._stop_claim import claim_stop, watch_stop
 from ._taken_over import lock_taker, taken_over
 
 TYPE_CHECKING = False  # not typing's: see aiodaemon/__init__.py
@@ -124,12 +125,14 @@ def stop(
 
     note = ""
     claim = None
+    # Where a stop that only waits hears the exit (see _stop_claim.watch_stop).
+    watch = None
     successor: int | None = None
     undone = False
     # The stop request's connection, kept: the daemon says on it how it ended.
     kept = KeptConnection()
     try:
-        asked, budget = _Asked.SIGNAL, None
+        asked, budget, watched = _Asked.SIGNAL, None, False
         sockets: dict[str, tuple[int, int]] = {}
         wait = DEFAULT_TIMEOUT if timeout is None else timeout
         if control is not None:
@@ -137,7 +140,11 @@ def stop(
             def handed() -> bool:
                 return handed_to() is not None
 
-            asked, budget, sockets = _ask(
+            if says_stopping(pid):
+                # Stopping already: sync code may hold its loop up past its end,
+                # our request unanswered, so we listen before we ask.
+                watch = watch_stop(pid)
+            asked, budget, sockets, watched = _ask(
                 control, pid, pidfd, wait, had_socket=had_socket, handed=handed, keep=kept
             )
         if asked is _Asked.HANDED:
@@ -152,11 +159,11 @@ def stop(
                 # default SIGKILL at 30 s would cut a 60 s shutdown_timeout short.
                 wait = max(wait, budget + _BUDGET_MARGIN)
             if asked is _Asked.SIGNAL:
-                from ._stop_claim import claim_stop
-
                 # Another `stop` signalling at the same time would force the exit.
                 claim = claim_stop(pid)
                 if isinstance(claim, int):
+                    # The claim is that stop's: the exit is told to us on a watch.
+                    watch = watch or watch_stop(pid)
                     by = f"`aiodaemon stop` pid {claim} sent SIGTERM"
                     _say(f"already stopping (pid {pid}; {by}); waiting")
                 elif says_stopping(pid):
@@ -166,6 +173,10 @@ def stop(
                 elif not _send(pidfd, pid, signal.SIGTERM):
                     return ControlCode.NO_PERMISSION
             elif asked is _Asked.ALREADY:
+                if not watched:
+                    # Unanswered (its loop held up, its control socket closed at
+                    # the end) or not watched: told on a watch, as the first stop is.
+                    watch = watch or watch_stop(pid)
                 _say(f"already stopping (pid {pid}); waiting")
             if is_suspended(pid) is not False:
                 # Stopped (SIGSTOP, job control): the SIGTERM or the stop request
@@ -195,6 +206,8 @@ def stop(
                 if not told and claim is not None and not isinstance(claim, int):
                     # Signalled (no control socket): it told our claim instead.
                     told = claim.told(pid, _TOLD_WAIT)
+                if not told and watch is not None:
+                    told = watch.told(pid, _TOLD_WAIT)
                 note += _how_it_ended(told)
             successor = handed_to()
             if successor is None:
@@ -212,6 +225,8 @@ def stop(
         kept.close()
         if claim is not None and not isinstance(claim, int):
             claim.close()
+        if watch is not None:
+            watch.close()
     if successor is not None:
         # Our look at the pidfile came before an upgrade's hand-over, our
         # request after it: the new process serves on, and is stopped too.
@@ -261,21 +276,23 @@ def _ask(
     had_socket: bool,
     handed: Callable[[], bool],
     keep: KeptConnection,
-) -> tuple[_Asked, float | None, dict[str, tuple[int, int]]]:
+) -> tuple[_Asked, float | None, dict[str, tuple[int, int]], bool]:
     """Send ``stop`` over the control socket: how it went, the daemon's stop budget, its files.
 
     SIGNAL when SIGTERM must do instead; the budget (seconds to its end at
     the latest) and the unix socket files it would remove at its exit only
-    when the daemon said them.
+    when the daemon said them; last, whether the daemon will tell ``keep``
+    how it ended.
     """
     asked = _ask_once(control, pid, pidfd, timeout, had_socket=had_socket, handed=handed, keep=keep)
     if isinstance(asked, _Asked):
-        return asked, None, {}
+        return asked, None, {}, False
     budget = asked.get("exits_within")
     if isinstance(budget, bool) or not isinstance(budget, int | float) or budget < 0:
         budget = None
     kind = _Asked.ALREADY if asked.get("already_stopping") is True else _Asked.STOPPING
-    return kind, budget, _socket_files(asked.get("socket_files"))
+    watched = asked.get("watched") is True
+    return kind, budget, _socket_files(asked.get("socket_files")), watched
 
 
 def _socket_files(told: object) -> dict[str, tuple[int, int]]:

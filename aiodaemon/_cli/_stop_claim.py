@@ -11,7 +11,9 @@ anyway), and waits for the exit instead. The kernel frees the name when the
 claimer exits, however it exits. ``upgrade`` without a control socket claims
 its SIGUSR2 the same way: the daemon refuses a second upgrade during one only
 in its log, and both commands would then see the one new process take over
-and report it as their own. Synchronous and light, for the CLI.
+and report it as their own. A ``stop`` that only waits (the daemon stopping
+already) listens on a watch beside the claim, where the daemon tells it its
+exit as it tells the claim (:func:`watch_stop`). Synchronous and light, for the CLI.
 """
 
 from __future__ import annotations
@@ -25,11 +27,14 @@ from .._prefork._pidfile_status import abstract_listener
 from .._prefork._procfs import signal_claim
 from ._control_client import read_to_end
 
-__all__ = ["claim_signal", "claim_stop"]
+__all__ = ["WATCH_SLOTS", "claim_signal", "claim_stop", "watch_names", "watch_stop"]
+
+#: Names a waiting ``stop`` may listen on to hear the exit (``_forced.WATCH_SLOTS``).
+WATCH_SLOTS = 8
 
 
 class Claim:
-    """The claim on sending the daemon its signal; release by closing (or exiting)."""
+    """The claim on sending the daemon its signal, or a watch; release by closing (or exiting)."""
 
     def __init__(self, sock: _socket.socket | None) -> None:
         self._sock = sock
@@ -44,21 +49,25 @@ class Claim:
         if self._sock is None:
             return b""
         self._sock.setblocking(False)
-        while True:
+        # Every one of ``pid``'s: the graceful end's line, then a forced exit's
+        # on a connection of its own (a second signal during the final drain).
+        told = b""
+        while len(told) < limit:
             try:
                 # What socket.socket.accept wraps (typeshed does not list it).
                 fd, _ = self._sock._accept()  # type: ignore[attr-defined]
             except OSError:
-                return b""  # none (left) in the queue
+                break  # none (left) in the queue
             conn = _socket.socket(fileno=fd)
             try:
                 creds = conn.getsockopt(_socket.SOL_SOCKET, _socket.SO_PEERCRED, 12)
                 if int.from_bytes(creds[:4], sys.byteorder, signed=True) == pid:
-                    return read_to_end(conn, timeout, limit)
+                    told = read_to_end(conn, timeout, limit, told)
             except OSError:
-                return b""
+                break
             finally:
                 conn.close()
+        return told
 
     def close(self) -> None:
         """Release the claim."""
@@ -114,3 +123,33 @@ def _holder_of(name: str) -> int | None:
         return None  # released meanwhile, or not a listener: signal
     holder, uid = listener
     return holder if uid in (0, os.geteuid()) else None
+
+
+def watch_names(pid: int) -> list[str]:
+    """The abstract names a waiting ``stop`` may hear ``pid``'s exit under; [] if unknown."""
+    claim = signal_claim("stop", pid)
+    return [] if claim is None else [f"{claim}-watch{k}" for k in range(WATCH_SLOTS)]
+
+
+def watch_stop(pid: int) -> Claim:
+    """Listen where the stopping ``pid`` tells its exit, for a ``stop`` that only waits.
+
+    For a ``stop`` with neither a watched stop connection nor the SIGTERM's
+    claim: the daemon was stopping already and its loop did not answer, its
+    control socket had closed, or another ``stop`` holds the claim. The first
+    free one of :data:`WATCH_SLOTS` names; an empty :class:`Claim` when all are
+    taken (the ``stop`` then says only "stopped").
+    """
+    for name in watch_names(pid):
+        sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+        try:
+            sock.bind(name)
+            # The daemon's connections only: a graceful end's, then a forced one's.
+            sock.listen(4)
+        except OSError as exc:
+            sock.close()
+            if exc.errno == errno.EADDRINUSE:
+                continue
+            break
+        return Claim(sock)
+    return Claim(None)

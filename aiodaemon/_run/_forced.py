@@ -48,6 +48,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "MAX_EXIT_WATCHERS",
+    "WATCH_SLOTS",
     "BackstopClock",
     "ForcedExit",
     "expect_stop_claim",
@@ -501,15 +502,24 @@ def start_backstop(thread: threading.Thread, guards: str, *, log: bool = True) -
 # A `stop` that had to send SIGTERM (no control socket) holds a claim on it, an
 # abstract unix socket it listens on while it waits (aiodaemon._cli._stop_claim):
 # the same line goes there, on a connection it reads once the process is gone.
+# A `stop` that finds the daemon stopping already and has no watched connection
+# (its loop held up by sync code, its control socket closed at the very end,
+# another `stop` holding the claim) listens on one of :data:`WATCH_SLOTS` names
+# derived from the claim's, and hears the same line there.
 
 #: Copies of stop connections kept at most: each is a descriptor of the daemon's.
 MAX_EXIT_WATCHERS = 8
+#: Names beside the claim's that waiting ``stop`` commands listen on (see
+#: ``_stop_claim.watch_stop``, which a test holds to the same names).
+WATCH_SLOTS = 8
 
 _exit_watchers: list[int] = []
 
 #: The abstract name a signalling ``stop`` claims our SIGTERM under, once the
 #: shutdown began (see :func:`expect_stop_claim`); None before, or unknown.
 _stop_claim: str | None = None
+#: The claim's name and its watch slots' names, each told the exit; () before.
+_exit_names: tuple[str, ...] = ()
 
 
 def watch_exit(fd: int) -> bool:
@@ -526,7 +536,7 @@ def watch_exit(fd: int) -> bool:
 
 
 def expect_stop_claim() -> None:
-    """Note the name a ``stop`` that sent SIGTERM claims it under, to tell it the exit too.
+    """Note the names ``stop`` commands hear the exit under: the SIGTERM's claim, the watches.
 
     On the loop as the shutdown begins: the forced exits that may follow run
     in a signal handler, where ``/proc`` is not read. Named here as
@@ -534,7 +544,7 @@ def expect_stop_claim() -> None:
     module is the commands', and a running daemon imports nothing more (an
     upgrade may have replaced aiodaemon's files on disk by now).
     """
-    global _stop_claim
+    global _stop_claim, _exit_names
     pid = os.getpid()
     try:
         fd = os.open(f"/proc/{pid}/stat", os.O_RDONLY | os.O_CLOEXEC)
@@ -547,11 +557,12 @@ def expect_stop_claim() -> None:
     except (OSError, ValueError, IndexError):
         return  # out of descriptors, /proc hidden: the stop says only "stopped"
     _stop_claim = f"\0aiodaemon-stop-{pid}-{started}"
+    _exit_names = (_stop_claim, *(f"{_stop_claim}-watch{k}" for k in range(WATCH_SLOTS)))
 
 
 def tell_exit(status: int, reason: str | None) -> None:
     """Write the exit's ``status`` and ``reason`` to every stop that waits to hear it."""
-    if not _exit_watchers and _stop_claim is None:
+    if not _exit_watchers and not _exit_names:
         return
     # orjson, loaded by every daemon: no import here (a signal handler's), and
     # the control protocol's line (version 1) whether or not it serves one.
@@ -565,9 +576,10 @@ def tell_exit(status: int, reason: str | None) -> None:
         # A command that left (or stopped reading) has nobody to tell.
         with contextlib.suppress(OSError):
             os.write(fd, line)
-    if _stop_claim is not None:
+    for name in _exit_names:
+        # Nobody listening there is refused at once: a few system calls each.
         with contextlib.suppress(OSError):
-            _tell_claim(_stop_claim, line)
+            _tell_claim(name, line)
 
 
 def _tell_claim(name: str, line: bytes) -> None:
