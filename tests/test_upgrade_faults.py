@@ -653,11 +653,21 @@ def test_failed_successor_logs_its_exit_before_it_is_killed(app: App, mode: str,
 
 
 @pytest.mark.parametrize(
-    ("mode", "why"),
-    [("main-raise", ": main failed: RuntimeError: main of v1 failed\n"), ("main-return", "\n")],
+    ("mode", "why", "record"),
+    [
+        (
+            "main-raise",
+            "main failed: RuntimeError: main of v1 failed; it exited with status 1",
+            "main failed",
+        ),
+        ("main-return", "main returned; it exited with status 0", "main returned"),
+    ],
 )
-def test_successor_whose_main_ends_at_once_is_rolled_back(app: App, mode: str, why: str) -> None:
-    """New code whose ``main`` raises or returns at once: upgrade fails, the old one serves on."""
+def test_successor_whose_main_ends_at_once_is_rolled_back(
+    app: App, mode: str, why: str, record: str
+) -> None:
+    """New code whose ``main`` raises or returns at once: upgrade fails saying why, how the new
+    process ended and where its records are; the old one serves on."""
     directory = app.directory
     old = app.start(
         "--listen", f"u=unix:{directory}/u.sock", "--health", f"unix:{directory}/h.sock"
@@ -670,9 +680,12 @@ def test_successor_whose_main_ends_at_once_is_rolled_back(app: App, mode: str, w
     successor = failed["successor"]
     assert isinstance(successor, int)
     assert result.stderr == (
-        f"aiodaemon: upgrade failed: successor (pid {successor}) stopped before it took over{why}"
+        f"aiodaemon: upgrade failed: successor (pid {successor}) stopped before it took over: "
+        f"{why}; see its log records in {app.log}\n"
     )
     wait_gone(successor)
+    # Where it says: the new process's own record of what ended it.
+    assert [r for r in app.records(record) if r["pid"] == successor]
     # Nothing was handed over, nothing removed: the old daemon runs as before.
     assert app.pid() == old
     assert app.get() == f"v1 {old}"
@@ -709,7 +722,11 @@ def test_successor_that_dies_says_how_and_when(app: App, mode: str, how: str) ->
     finally:
         _end_what_is_left(upgrade, successor)
     assert upgrade.returncode == 1
-    assert stderr == f"aiodaemon: upgrade failed: successor (pid {successor}) {how}\n"
+    # Its log was open (its run had begun): that is where to look.
+    assert stderr == (
+        f"aiodaemon: upgrade failed: successor (pid {successor}) {how};"
+        f" see its log records in {app.log}\n"
+    )
     wait_gone(successor)
     assert app.pid() == old
     assert app.get() == f"v1 {old}"
@@ -748,7 +765,7 @@ def test_successor_dying_after_its_run_began_is_not_named_by_what_it_printed_at_
     assert upgrade.returncode == 1
     assert stderr == (
         f"aiodaemon: upgrade failed: successor (pid {successor}) was killed by SIGKILL "
-        "before it was ready\n"
+        f"before it was ready; see its log records in {app.log}\n"
     )
     assert app.pid() == old
     assert app.get() == f"v1 {old}"
@@ -849,7 +866,7 @@ def test_a_successor_that_cannot_write_its_whole_pid_leaves_the_old_one_serving(
     assert result.returncode == 1, result.stdout
     assert result.stderr.endswith(
         f"stopped before it took over: cannot write pidfile {app.pidfile}:"
-        " File too large (RLIMIT_FSIZE 3)\n"
+        f" File too large (RLIMIT_FSIZE 3); see its log records in {app.log}\n"
     ), result.stderr
     assert app.pid() == old
     assert app.get() == f"v1 {old}"

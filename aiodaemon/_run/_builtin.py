@@ -336,6 +336,7 @@ def _upgrade(runtime: Runtime) -> Service:
         signals=tuple(runtime.hooks.signals),
         shutdown_timeout=runtime.options.shutdown_timeout,
         spawn=runtime.spawn,
+        records=_records_at(runtime),
     )
     upgrader = Upgrader(target)
     runtime.add_forced_exit_step(upgrader.kill_at_forced_exit)
@@ -352,9 +353,28 @@ def _upgrade(runtime: Runtime) -> Service:
         # Given back when an upgrade fails; a terminal's hang-up is no reload to hold.
         sighup=runtime.on_sighup,
         hung_up=runtime.terminal_hung_up,
-        failure=lambda: runtime.outcome.message,
+        # Its failure, else what began the stop ("main returned"): never a bare "stopped".
+        failure=lambda: runtime.outcome.message or runtime.stop_cause,
         budget_end=lambda: runtime.shutdown_deadline,
     )
     if successor is not None:
         runtime.add_state_listener(service.state_changed)
     return service
+
+
+def _records_at(runtime: Runtime) -> str | None:
+    """Where the log records go ("in /var/log/app.jsonl"); None: nowhere.
+
+    An upgrade's new process logs there too (it inherits the log file, and
+    an upgrade keeps the options that name it).
+    """
+    options = runtime.options
+    places = [f"in {options.log_file}"] if options.log_file is not None else []
+    if options.syslog is not None:
+        places.append("in syslog")
+    if places:
+        return " and ".join(places)
+    if options.stderr is not None:
+        return f"in {options.stderr}"
+    # Detached without a log file, syslog or stderr file, they go nowhere.
+    return "on stderr" if runtime.parts.foreground else None

@@ -113,6 +113,10 @@ class Runtime:
         self._framework_tasks: set[asyncio.Task[Any]] = set()
         self.service_tasks: set[asyncio.Task[Any]] = set()
         self.shutdown = Shutdown(self)
+        #: what began the shutdown when it is no failure (``main returned``, a
+        #: stop signal): an upgrade's new process that stops before its
+        #: take-over names it to the old daemon, as it names a failure.
+        self.stop_cause: str | None = None
 
     # --- what services see (RuntimeHandle) ------------------------------------------
 
@@ -157,6 +161,11 @@ class Runtime:
     def add_state_listener(self, listener: Callable[[State, State], None]) -> None:
         """Call ``listener(old, new)`` after every state change."""
         self._state_listeners.append(listener)
+
+    def stopping_because(self, cause: str) -> None:
+        """Note ``cause`` as what begins the shutdown, unless it has begun (see ``stop_cause``)."""
+        if self.stop_cause is None and self.lifecycle.state not in (State.STOPPING, State.STOPPED):
+            self.stop_cause = cause
 
     def request_shutdown(self, exit_code: int = 0) -> None:
         """Begin a graceful shutdown ending with ``exit_code`` (unless a failure set one)."""
@@ -363,8 +372,11 @@ class Runtime:
     def _begin_shutdown(self, signum: int | None) -> None:
         assert self._stop_requested is not None
         assert self._stopping is not None
-        if signum is not None and not self._ready:
-            self.outcome.fail(f"stopped by {signal.Signals(signum).name} before it was ready")
+        if signum is not None:
+            name = signal.Signals(signum).name
+            if not self._ready:
+                self.outcome.fail(f"stopped by {name} before it was ready")
+            self.stopping_because(f"stopped by {name}")
         self.reloads.abandon(_NO_RELOAD_WHILE_STOPPING)
         # A `stop` that sent SIGTERM hears how the process ended (see _forced).
         expect_stop_claim()

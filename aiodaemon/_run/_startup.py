@@ -29,7 +29,7 @@ from ._hooks import Lifespan, call_async, describe, entry_name, in_own_context
 from ._loop import await_chain, thread_stack
 from ._outcome import error_text, exit_status, raised
 from ._state import Event, State
-from ._user_exit import EXIT_REQUESTS, note_shutdown_request
+from ._user_exit import EXIT_REQUESTS, note_shutdown_request, show_request
 
 if TYPE_CHECKING:
     from ._runtime import Runtime
@@ -154,6 +154,7 @@ def request_shutdown_by_program(rt: Runtime, exit_code: int = 0) -> None:
         hook = _startup_hook.get() if rt.state is State.STARTING else None
         by = None if hook is None else f"startup hook {hook}"
         note_shutdown_request(rt.outcome, rt.ready, code, by)
+        rt.stopping_because(f"ctx.request_shutdown({code or ''})")
     rt.request_shutdown(code)
 
 
@@ -168,6 +169,7 @@ async def run_main(rt: Runtime) -> None:
             result = await in_own_context(functools.partial(call_async, main, rt.context), "main")
     except EXIT_REQUESTS as exc:
         rt.note_exit_request(exc, "main")
+        rt.stopping_because(f"{show_request(exc)} in main")
         rt.dispatch(Event.SHUTDOWN)
     except Exception as exc:
         if isinstance(raised(exc), asyncio.CancelledError) and not rt.serving.accepting:
@@ -191,6 +193,7 @@ async def run_main(rt: Runtime) -> None:
             )
         if not rt.ready:
             rt.outcome.fail("main returned before reporting ready")
+        rt.stopping_because("main returned")
         rt.dispatch(Event.SHUTDOWN)
 
 

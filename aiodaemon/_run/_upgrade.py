@@ -132,6 +132,9 @@ class UpgradeTarget:
             services close (``RuntimeHandle.spawn``): a successor sent SIGTERM
             is awaited, and its stderr copied, until it is gone. None: plain
             tasks.
+        records: where the log records go, a successor's too ("in PATH",
+            "in syslog", "on stderr"), or None: a failure after its log opened
+            says where to read why.
     """
 
     # A plain class, not a dataclass: every daemon loads this module on its way
@@ -147,6 +150,7 @@ class UpgradeTarget:
         "logs",
         "notifier",
         "pidfile",
+        "records",
         "rollback",
         "shutdown_timeout",
         "signals",
@@ -174,6 +178,7 @@ class UpgradeTarget:
         signals: Collection[int] = (),
         shutdown_timeout: float = 10.0,
         spawn: Callable[[Coroutine[Any, Any, None], str], asyncio.Task[None]] | None = None,
+        records: str | None = None,
     ) -> None:
         self.pidfile = pidfile
         self.listeners = listeners
@@ -189,6 +194,7 @@ class UpgradeTarget:
         self.signals = signals
         self.shutdown_timeout = shutdown_timeout
         self.spawn = spawn
+        self.records = records
         self.handed_over = handed_over
         self.rollback = rollback
 
@@ -294,7 +300,9 @@ class Upgrader:
         self.successor = spawned.pid
         self._spawned = spawned
         # Before any await: a stop from now on finds it to retire (see abort).
-        self._watch = SuccessorWatch(spawned, self._abort, self.target.spawn)
+        self._watch = SuccessorWatch(
+            spawned, self._abort, self.target.spawn, records=self.target.records
+        )
         _log.info("upgrade started", successor=spawned.pid, timeout=within)
         try:
             await self._run(self._watch, within, started)

@@ -87,8 +87,8 @@ class UpgradeService(Service):
         reopen: reopen the log files, as SIGUSR1 does.
         sighup: the daemon's own SIGHUP handler, given back after a failed upgrade.
         hung_up: whether a foreground daemon's terminal hung up (its SIGHUP is a stop).
-        failure: why the run is stopping, if it failed (a successor says it
-            when its run ends before the take-over).
+        failure: why the run is stopping: its failure, or what began the stop
+            (a successor says it when its run ends before the take-over).
         budget_end: the ``time.monotonic()`` end of the shutdown budget, once
             known: a successor sent SIGTERM at our stop is killed before it.
     """

@@ -4,8 +4,9 @@ While the successor runs its startup hooks, the old daemon waits on three
 things at once (:meth:`SuccessorWatch.next_line`): the successor's next line on
 the private channel (:mod:`._upgrade_channel`), its exit (read through its
 pidfd) and the daemon's own stop. Meanwhile the successor's stderr is copied to
-ours, and its end kept: a successor that dies before it is ready is reported
-by its last error line (:meth:`SuccessorWatch.failure`).
+ours, and its end kept: a successor that dies before its log is open is
+reported by its last error line, one that ends later by how it ended and where
+its log records are (:meth:`SuccessorWatch.failure`).
 
 What the lines mean, and what follows them (hand-over or roll back), is
 :mod:`._upgrade`'s. Loaded only by a daemon that upgrades, at its first upgrade.
@@ -53,6 +54,7 @@ class SuccessorWatch:
         spawn: starts the copy of its stderr as a task the shutdown leaves
             running (a successor stopping with us may still be importing its
             code, and writing there); None: a plain task.
+        records: where its log records go ("in PATH"), None if nowhere.
     """
 
     def __init__(
@@ -60,14 +62,19 @@ class SuccessorWatch:
         spawned: Spawned,
         stop: asyncio.Event,
         spawn: Callable[[Coroutine[Any, Any, None], str], asyncio.Task[None]] | None = None,
+        *,
+        records: str | None = None,
     ) -> None:
         self.spawned = spawned
+        self._records = records
         loop = asyncio.get_running_loop()
         self._exited: asyncio.Future[None] = loop.create_future()
         loop.add_reader(spawned.pidfd, _set_once, self._exited)
         self._stopped = asyncio.ensure_future(stop.wait())
         self._tail = bytearray()
-        pump = _pump_stderr(spawned.stderr, self._tail, spawned.pid)
+        #: set by the pump once the successor put its own stderr back (its run began).
+        self._began = False
+        pump = self._pump_stderr(spawned.stderr, spawned.pid)
         if spawn is None:
             self._pump = loop.create_task(pump, name="aiodaemon-upgrade")
         else:
@@ -138,9 +145,22 @@ class SuccessorWatch:
             )
         if line.startswith(b"E"):
             text = line[1:].decode("utf-8", "replace").strip()
-            return text.partition(" ")[2] or f"successor (pid {pid}) failed"
-        last = _last_error_line(self._tail)
+            why = text.partition(" ")[2] or f"successor (pid {pid}) failed"
+            if not ready:
+                return why  # its failed start, said as `aiodaemon start` says it
+            # It refused the take-over as it began to stop, for a reason that may
+            # be no failure ("main returned"): how it ended, where its records are.
+            status = self.spawned.exit_status()
+            ended = "" if status is None else f"; it {_ended(status)}"
+            return why + ended + self._see_records()
+        # Ready, its run had begun for sure: the pump may read the pipe's end only
+        # after the exit, and take what was written before the run for its last words.
+        began = ready or self._run_began()
+        last = "" if began else _last_error_line(self._tail)
         why = last or f"successor (pid {pid}) {_ended(self.spawned.exit_status())} {before}"
+        if began:
+            # It ended once its log was open, which says why.
+            why += self._see_records()
         assert self._lines is not None
         self._lines.poll()
         if self._lines.never_read:
@@ -156,6 +176,17 @@ class SuccessorWatch:
     def held(self) -> bool:
         """Whether the successor is still ours to stop: neither killed nor in charge."""
         return self.spawned.pidfd >= 0
+
+    async def _pump_stderr(self, fd: int, pid: int) -> None:
+        self._began = await _pump_stderr(fd, self._tail, pid)
+
+    def _run_began(self) -> bool:
+        """Whether the successor's run began (its log open): it put its own stderr back."""
+        return self._began
+
+    def _see_records(self) -> str:
+        """Where to read the successor's log records, for its failure's message."""
+        return "" if self._records is None else f"; see its log records {self._records}"
 
     def terminate(self) -> None:
         """SIGTERM the successor alone (through its pidfd): it stops as a daemon does."""
@@ -239,7 +270,7 @@ def _set_once(future: asyncio.Future[None]) -> None:
         future.set_result(None)
 
 
-async def _pump_stderr(fd: int, tail: bytearray, pid: int) -> None:
+async def _pump_stderr(fd: int, tail: bytearray, pid: int) -> bool:
     """Copy the successor's startup stderr to ours, keeping the end; close ``fd`` at the end.
 
     The end kept is dropped when the successor (``pid``) closed its end alive:
@@ -247,6 +278,9 @@ async def _pump_stderr(fd: int, tail: bytearray, pid: int) -> None:
     warning of the new code at import, say) cannot be why it dies later.
     What our stderr cannot take without blocking (a pipe nobody reads) is
     not copied, and the log says how much: a wait there would hold the loop.
+
+    Returns:
+        Whether the successor closed its end alive (its run began, its log open).
     """
     loop = asyncio.get_running_loop()
     os.set_blocking(fd, False)
@@ -264,7 +298,8 @@ async def _pump_stderr(fd: int, tail: bytearray, pid: int) -> None:
             if not data:
                 if _closed_alive(pid):
                     tail.clear()
-                return
+                    return True
+                return False
             lost += write_nowait(data)
             tail.extend(data)
             del tail[:-_STDERR_TAIL]
