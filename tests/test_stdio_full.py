@@ -25,6 +25,7 @@ from .support import (
     install_program,
     is_alive,
     kill_quietly,
+    read_json_lines,
     read_pid,
     require_tool,
     wait_for,
@@ -216,6 +217,41 @@ def test_a_stdout_file_at_the_size_limit_loses_output_and_the_daemon_runs_on(
         runs_on_through_the_loss(printer, log, out, "stdout", lambda: os.truncate(out, 0))
     finally:
         kill_quietly(printer.pid)
+    assert_ended_cleanly(log)
+
+
+def test_a_loss_still_under_way_at_exit_is_totalled_before_the_exit_record(
+    tmp_path: Path,
+) -> None:
+    """Stopped while its --stdout file is still at `ulimit -f`: no write fitted again to say
+    what was lost, so the exit does (`output still lost`, just before the `exit` record)."""
+    out = tmp_path / "out.txt"
+    log = tmp_path / "app.log"
+    out.write_bytes(b"\0" * (SIZE_LIMIT - 5000))
+    prlimit = require_tool("prlimit")
+    printer = Printer(
+        tmp_path,
+        "app:main",
+        "--log-file",
+        log,
+        "--stdout",
+        out,
+        prefix=(prlimit, f"--fsize={SIZE_LIMIT}"),
+    )
+    try:
+        began = assert_loss_told(log, f"stdout {out}", "File too large")
+        # Five whole lines (1 kB each) more, every one of them lost.
+        printer.wait_printed(printer.printed() + 5, "prints after the loss")
+        printer.stop()
+    finally:
+        kill_quietly(printer.pid)
+    assert records(log, "output written again") == []
+    [still] = records(log, "output still lost")
+    assert still["level"] == "warning"
+    assert still["file"] == f"stdout {out}"
+    assert began["bytes"] + 5 * 1000 <= still["lost"] <= 1100 * printer.printed()
+    events = [record["event"] for record in read_json_lines(log)]
+    assert events[-2:] == ["output still lost", "exit"]
     assert_ended_cleanly(log)
 
 

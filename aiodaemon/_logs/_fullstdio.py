@@ -10,9 +10,11 @@ Here the raw layer under the daemon's ``sys.stdout`` and ``sys.stderr`` drops
 what does not fit (``ENOSPC``, ``EDQUOT``, ``EFBIG``), counts it, and writes
 again as soon as a write fits: the log says so once per episode, at its start
 (``output lost``) and at its end (``output written again``, with the bytes
-lost). The records are queued for the log writer, never written here: the
-failing file may be fd 2, where the writer itself writes, and the writer
-never writes through ``sys.stderr``, so nothing comes back to this layer.
+lost), or at the daemon's exit while it lasts (``output still lost``, see
+:func:`tell_losses_at_exit`). The records are queued for the log writer,
+never written here: the failing file may be fd 2, where the writer itself
+writes, and the writer never writes through ``sys.stderr``, so nothing comes
+back to this layer.
 
 Only what goes through ``sys.stdout`` and ``sys.stderr`` is protected: a C
 extension or a child process writing to fd 1 or 2 gets its own error, and so
@@ -48,7 +50,13 @@ if TYPE_CHECKING:
         def warning(self, event: str, **fields: Any) -> object: ...
 
 
-__all__ = ["SPACE_ERRORS", "LossyOutput", "protect_outputs", "protected_stream"]
+__all__ = [
+    "SPACE_ERRORS",
+    "LossyOutput",
+    "protect_outputs",
+    "protected_stream",
+    "tell_losses_at_exit",
+]
 
 #: Why a write to a regular file fails when nothing more fits: its file system
 #: is full, the user's quota is used up, or the file reached RLIMIT_FSIZE.
@@ -176,15 +184,14 @@ def protected_stream(stream: object, output: OutputFile, logger: Logger) -> io.T
     (the program set its own) or is protected already (a second ``run()`` in
     this process: it reports to this run's log from now on).
     """
-    if type(stream) is not io.TextIOWrapper:
-        return None
-    buffer = stream.buffer
-    raw = buffer.raw if type(buffer) is io.BufferedWriter else buffer
+    raw = _raw(stream)
     if isinstance(raw, LossyOutput):
         raw.output, raw.log.logger = output, logger
         return None
     if type(raw) is not io.FileIO or raw.closed or raw.fileno() != output.fd:
         return None
+    assert isinstance(stream, io.TextIOWrapper)  # as _raw found it
+    buffer = stream.buffer
     with contextlib.suppress(OSError, ValueError):
         stream.flush()  # what it holds goes out through the old stream
     lossy = LossyOutput(output, logger)
@@ -211,3 +218,36 @@ def protect_outputs(outputs: Iterable[OutputFile], logger: Logger) -> None:
         stream = protected_stream(getattr(sys, name), output, logger)
         if stream is not None:
             setattr(sys, name, stream)
+
+
+def _raw(stream: object) -> io.RawIOBase | None:
+    """The raw layer under a plain text stream (through its buffer, if any); None otherwise."""
+    if type(stream) is not io.TextIOWrapper:
+        return None
+    buffer = stream.buffer
+    raw = buffer.raw if type(buffer) is io.BufferedWriter else buffer
+    return raw if isinstance(raw, io.RawIOBase) else None
+
+
+def tell_losses_at_exit(*, flush: bool = True) -> None:
+    """Before the ``exit`` record: say what a loss still under way has dropped (``lost``).
+
+    ``output written again`` totals an episode when a write fits again; one
+    that lasts until the exit was never totalled. Called once the program is
+    done, not on any write: a healthy write pays nothing for it.
+
+    Args:
+        flush: write out what the streams still hold first (it fits, or is
+            counted with the rest); False on a thread other than the main
+            one, which may hold a stream's lock in a write that hangs.
+    """
+    for name in ("stdout", "stderr"):
+        stream = getattr(sys, name)
+        raw = _raw(stream)
+        if not isinstance(raw, LossyOutput):
+            continue
+        if flush:
+            with contextlib.suppress(Exception):  # closed by the program, say
+                stream.flush()
+        if raw.lost:
+            raw.log.warning("output still lost", file=repr(raw.output), lost=raw.lost)

@@ -166,6 +166,13 @@ def _finish(runtime: Runtime) -> int:
     if inspect.iscoroutine(main) and inspect.getcoroutinestate(main) == inspect.CORO_CREATED:
         # A coroutine object that never ran is closed, not left to warn.
         main.close()
+    if runtime.parts.logs.outputs:
+        # Loaded already with the output files (see _logging): nothing imported here.
+        from .._logs._fullstdio import tell_losses_at_exit
+
+        # What a --stdout/--stderr file still losing output has lost, before
+        # the record that is the daemon's last.
+        tell_losses_at_exit()
     if outcome.message is None:
         _log.info("exit", status=code)
     else:

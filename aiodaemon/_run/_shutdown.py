@@ -377,6 +377,11 @@ class Shutdown:
         _log.critical("forced exit", reason=reason, status=code)
         rt.outcome.force(code, reason)
         rt.release_launcher()
+        if rt.parts.logs.outputs:
+            from .._logs._fullstdio import tell_losses_at_exit
+
+            # Unflushed: the blocked main thread may hold a stream's lock.
+            tell_losses_at_exit(flush=False)
         _log.info("exit", status=int(rt.outcome.code), reason=reason)
         rt.parts.logs.close(min(1.0, rt.options.shutdown_timeout))
         if rt.parts.listeners is not None:
