@@ -172,8 +172,13 @@ def launch(
         # one of on_signal's) waits until the daemon's loop handles it, as
         # from the pid's writing on (see _signal_mask): its default action
         # left an empty pidfile and a dead control socket behind. Not sooner:
-        # a Ctrl-C while TARGET imports still ends the start at once.
-        unheld = signal.pthread_sigmask(signal.SIG_BLOCK, (*LIFECYCLE_SIGNALS, *hooks.signals))
+        # a Ctrl-C while TARGET imports still ends the start at once. A
+        # detaching start holds Ctrl-\ as well: it ends the launcher's wait
+        # as Ctrl-C does (the daemon's own keeps its default action, below).
+        quit_held = (signal.SIGQUIT,) if detach else ()
+        unheld = signal.pthread_sigmask(
+            signal.SIG_BLOCK, (*LIFECYCLE_SIGNALS, *hooks.signals, *quit_held)
+        )
         # Imported before acquire: what it binds may leave no descriptor to open a module with.
         acquired = acquire(options)
     except DaemonError as exc:
@@ -214,7 +219,7 @@ def launch(
                     shutdown_timeout=options.shutdown_timeout,
                     pidfile=None if options.pidfile is None else str(options.pidfile),
                     foreground="aiodaemon run",
-                    # The wait's SIGINT, SIGTERM and SIGHUP end it as before; a
+                    # The wait's signals (SIGQUIT too) end it as before; a
                     # reopen or an upgrade asked of the launcher is dropped: it
                     # has neither logs nor a daemon of its own (it ended it).
                     launcher_mask=(*(unheld or ()), signal.SIGUSR1, signal.SIGUSR2),
@@ -222,6 +227,10 @@ def launch(
             except StartupError as exc:  # no daemon was forked: only what we acquired to undo
                 acquired.refuse()
                 return _give_up(main, explain(exc), exc.exit_code, unheld)
+            if signal.SIGQUIT not in hooks.signals:
+                # Held for the launcher (above): the daemon's ends it at once
+                # (docs/lifecycle.md). A fork's pending set is empty.
+                signal.pthread_sigmask(signal.SIG_UNBLOCK, (signal.SIGQUIT,))
             # The stdio files are on fds 1 and 2 now; the detach closed the originals.
             acquired.stdout = acquired.stderr = None
         else:

@@ -131,17 +131,23 @@ def test_a_signal_to_run_before_its_pid_is_written_is_acted_on_by_the_daemon(
 
 @pytest.mark.timeout(600)
 @pytest.mark.parametrize(
-    "signum",
-    [signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2],
-    ids=["TERM", "INT", "HUP", "USR1", "USR2"],
+    ("name", "signum"),
+    [
+        pytest.param("cli_app", signal.SIGTERM, id="TERM"),
+        pytest.param("cli_app", signal.SIGINT, id="INT"),
+        pytest.param("cli_app", signal.SIGHUP, id="HUP"),
+        pytest.param("cli_app", signal.SIGQUIT, id="QUIT"),
+        pytest.param("cli_app", signal.SIGUSR1, id="USR1"),
+        pytest.param("cli_app", signal.SIGUSR2, id="USR2"),
+    ],
 )
 def test_a_signal_to_start_before_its_fork_is_acted_on_by_the_launcher(
-    tmp_path: Path, signum: signal.Signals
+    tmp_path: Path, name: str, signum: int
 ) -> None:
     """`start` signalled before its fork: its wait cut short as after it, or the signal dropped."""
-    install_program("cli_app", tmp_path, "app.py")
+    install_program(name, tmp_path, "app.py")
     pidfile = tmp_path / "app.pid"
-    interrupts = signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+    interrupts = signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT)
     hits = 0
     for _ in range(ATTEMPTS):
         start = _launch(tmp_path, "start")

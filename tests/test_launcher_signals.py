@@ -8,6 +8,7 @@ arriving once the daemon was ready (the launcher printing its pid) said
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -15,7 +16,7 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO
 
@@ -215,12 +216,16 @@ ATTEMPTS = 25
 
 
 def _start_in_own_group(tmp_path: Path) -> subprocess.Popen[str]:
-    """`aiodaemon start` as a shell's foreground job: a process group of its own (its pid)."""
+    """`aiodaemon start` as a shell's foreground job: a process group of its own (its pid).
+
+    In this session, as a shell's jobs are: a group whose parent is in another
+    session (orphaned) is never stopped by Ctrl-Z's SIGTSTP.
+    """
     return subprocess.Popen(
         [str(AIODAEMON), "start", "app:main", "--pidfile", str(tmp_path / "app.pid"),
          "--log-file", str(tmp_path / "log.jsonl")],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
-        text=True, cwd=tmp_path, env=clean_env(), start_new_session=True,
+        text=True, cwd=tmp_path, env=clean_env(), process_group=0,
     )  # fmt: skip
 
 
@@ -242,7 +247,7 @@ def _first_child_before_setsid(launcher: subprocess.Popen[str]) -> int | None:
     first = int(found[0])
     os.kill(first, signal.SIGSTOP)
     wait_for(lambda: proc_state(first) == "T", what="the first child to stop")
-    if os.getsid(first) == launcher.pid:
+    if os.getpgid(first) == launcher.pid:
         return first
     os.kill(first, signal.SIGCONT)
     return None
@@ -296,12 +301,14 @@ def _stop_daemon(tmp_path: Path) -> None:
 
 @pytest.mark.timeout(600)
 @pytest.mark.parametrize(
-    "signum", [signal.SIGINT, signal.SIGHUP, signal.SIGTERM], ids=["INT", "HUP", "TERM"]
+    "signum",
+    [signal.SIGINT, signal.SIGQUIT, signal.SIGHUP, signal.SIGTERM],
+    ids=["INT", "QUIT", "HUP", "TERM"],
 )
 def test_a_signal_to_the_launchers_group_at_the_fork_leaves_the_daemon_starting(
     tmp_path: Path, signum: signal.Signals
 ) -> None:
-    """Ctrl-C (a hang-up, a group's SIGTERM) as `start` forks: 128+n, the daemon runs as said."""
+    """Ctrl-C (Ctrl-\\, a hang-up, a group's SIGTERM) as `start` forks: 128+n, the daemon runs."""
     install_program("cli_app", tmp_path, "app.py")
     pidfile = tmp_path / "app.pid"
     hits = 0
@@ -357,4 +364,99 @@ def test_an_interrupted_start_whose_daemon_was_never_forked_says_so_and_leaves_n
         # No pidfile, control socket or log file of a start that started nothing.
         assert set(os.listdir(tmp_path)) - {"__pycache__"} == {"app.py"}
         return
+    raise AssertionError("the first child was never caught before its setsid")
+
+
+# --- Ctrl-Z as the detach forks: only the launcher stops ------------------------------
+
+
+def _own_cgroup() -> Path | None:
+    """This process's cgroup (v2) as a directory, None without a cgroup v2 hierarchy."""
+    with open("/proc/self/mounts") as f:
+        mounts = [line.split()[1] for line in f if line.split()[2] == "cgroup2"]
+    with open("/proc/self/cgroup") as f:
+        paths = [line[3:].strip() for line in f if line.startswith("0::")]
+    if not mounts or not paths:
+        return None
+    return Path(mounts[0]) / paths[0].lstrip("/")
+
+
+@contextlib.contextmanager
+def _frozen_cgroup() -> Iterator[tuple[Path, Path]]:
+    """A new cgroup, frozen: a process moved into it runs no further, its signals wait.
+
+    Unlike SIGSTOP's stop, ended by a SIGCONT that discards a pending SIGTSTP,
+    the freeze keeps the SIGTSTP pending until the process runs again. Yields
+    the frozen cgroup and this process's own (moving a process back thaws it).
+    """
+    own = _own_cgroup()
+    # Under this process's own: a cgroup with processes in it enables no
+    # controller below it, so root may move a process into a child of it.
+    frozen = None if own is None else own / f"aiodaemon-test-{os.getpid()}"
+    try:
+        if own is None or frozen is None:
+            raise OSError("no cgroup v2 hierarchy is mounted")
+        frozen.mkdir()
+        (frozen / "cgroup.freeze").write_text("1")
+    except OSError as exc:
+        if frozen is not None and frozen.exists():
+            frozen.rmdir()
+        reason = f"needs a cgroup v2 freezer that root may use: {exc}"
+        if os.environ.get("CI"):
+            pytest.fail(reason)
+        raise pytest.skip.Exception(reason) from None
+    try:
+        yield frozen, own
+    finally:
+        for pid in (frozen / "cgroup.procs").read_text().split():
+            with contextlib.suppress(ProcessLookupError):
+                (own / "cgroup.procs").write_text(pid)
+        frozen.rmdir()
+
+
+def _ctrl_z(launcher: int, first: int, frozen: Path) -> None:
+    """Ctrl-Z to the launcher's group, its first child (stopped) frozen in ``frozen`` first.
+
+    Frozen, then out of its SIGSTOP: the SIGTSTP reaches it as it would at
+    full speed, and waits until the child runs again (moved out of ``frozen``).
+    """
+    (frozen / "cgroup.procs").write_text(str(first))
+    os.kill(first, signal.SIGCONT)
+    wait_for(lambda: proc_state(first) == "S", what="the first child to freeze")
+    os.killpg(launcher, signal.SIGTSTP)
+    wait_for(lambda: proc_state(launcher) == "T", what="the job to stop")
+    wait_for(lambda: signal_pending(first, signal.SIGTSTP), what="its SIGTSTP")
+
+
+@pytest.mark.timeout(600)
+def test_ctrl_z_as_start_forks_stops_the_launcher_alone(tmp_path: Path) -> None:
+    """Ctrl-Z as `start` forks: the daemon starts while the job is stopped; `fg`: 0, its pid."""
+    install_program("cli_app", tmp_path, "app.py")
+    pidfile = tmp_path / "app.pid"
+    with _frozen_cgroup() as (frozen, own):
+        for _ in range(ATTEMPTS):
+            launcher = _start_in_own_group(tmp_path)
+            try:
+                first = _first_child_before_setsid(launcher)
+                if first is not None:
+                    _ctrl_z(launcher.pid, first, frozen)
+                    (own / "cgroup.procs").write_text(str(first))
+                    # The job stays stopped; the daemon, detached, starts all the same.
+                    pid = read_pid(pidfile, 30)
+                    status = aiodaemon_cli("status", "--pidfile", pidfile, "--json", cwd=tmp_path)
+                    assert status.returncode == 0, status.stdout + status.stderr
+                    answer = json.loads(status.stdout)
+                    assert (answer["state"], answer["pid"]) == ("running", pid)
+                    assert proc_state(launcher.pid) == "T"
+                    os.killpg(launcher.pid, signal.SIGCONT)  # fg
+                out, err = launcher.communicate(timeout=60)
+            finally:
+                kill_quietly(launcher.pid)
+                launcher.communicate()
+            assert launcher.returncode == 0, err
+            if first is not None:
+                assert (out, err) == (f"{pid}\n", "")
+            _stop_daemon(tmp_path)
+            if first is not None:
+                return
     raise AssertionError("the first child was never caught before its setsid")

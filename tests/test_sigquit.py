@@ -7,9 +7,12 @@ aiodaemon installs no handler for it: the files it leaves are found stale.
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 from pathlib import Path
+
+import pytest
 
 from .support import (
     PYTHON,
@@ -20,13 +23,19 @@ from .support import (
     read_json_lines,
     read_pid,
     wait_for,
+    wait_gone,
 )
 
 
-def test_sigquit_ends_the_daemon_at_once_and_its_files_are_found_stale(tmp_path: Path) -> None:
+@pytest.mark.parametrize("detach", [False, True], ids=["foreground", "detached"])
+def test_sigquit_ends_the_daemon_at_once_and_its_files_are_found_stale(
+    tmp_path: Path, detach: bool
+) -> None:
     """SIGQUIT: killed by the signal, no exit record; `stop` then removes the stale files."""
+    # Detached as well: `start` holds SIGQUIT for its own wait, which a
+    # Ctrl-\ ends as Ctrl-C does; the daemon gets it back at its fork.
     pidfile, log = tmp_path / "d.pid", tmp_path / "log.jsonl"
-    options = {"detach": False, "pidfile": str(pidfile), "log_file": str(log)}
+    options = {"detach": detach, "pidfile": str(pidfile), "log_file": str(log)}
     proc = subprocess.Popen(
         [PYTHON, str(program("idle")), json.dumps(options)],
         stdin=subprocess.DEVNULL,
@@ -34,17 +43,25 @@ def test_sigquit_ends_the_daemon_at_once_and_its_files_are_found_stale(tmp_path:
         stderr=subprocess.DEVNULL,
         env=clean_env(),
     )
+    pid = 0
     try:
-        assert read_pid(pidfile) == proc.pid
+        pid = read_pid(pidfile)
+        assert detach or pid == proc.pid
         wait_for(
             lambda: log.exists() and any(r["event"] == "ready" for r in read_json_lines(log)),
             what="ready",
         )
-        proc.send_signal(signal.SIGQUIT)
-        assert proc.wait(timeout=10) == -signal.SIGQUIT
+        os.kill(pid, signal.SIGQUIT)
+        if detach:
+            assert proc.wait(timeout=10) == 0
+            wait_gone(pid)
+        else:
+            assert proc.wait(timeout=10) == -signal.SIGQUIT
     finally:
         kill_quietly(proc.pid)
         proc.wait()
+        if pid:
+            kill_quietly(pid)
     assert "exit" not in [r["event"] for r in read_json_lines(log)]
     assert pidfile.exists()
     assert Path(f"{pidfile}.ctl").exists()

@@ -389,8 +389,10 @@ def fork_daemon(
     # Held from here in the launcher until it waits (see _launcher): one
     # arriving before its handlers are in place would end it without a word.
     # And in the first child until its setsid: still in the terminal's process
-    # group, it gets a Ctrl-C (a hang-up, a group's SIGTERM) meant for the
-    # launcher, whose default action ended it before it forked the daemon.
+    # group, it gets a Ctrl-C (a Ctrl-\, a hang-up, a group's SIGTERM) meant for
+    # the launcher, whose default action ended it before it forked the daemon,
+    # and a Ctrl-Z, which stopped it there: the daemon not forked until `fg`,
+    # its start timeout running all the while.
     mask = signal.pthread_sigmask(signal.SIG_BLOCK, _FORK_HELD)
     try:
         first = os.fork()
@@ -523,7 +525,7 @@ def _launcher(
 ) -> None:
     """Wait for the verdict and exit with it; ``mask``: the signal mask from before the fork.
 
-    SIGINT, SIGTERM and SIGHUP are held, except while it waits: one that came
+    :data:`_WAIT_SIGNALS` are held, except while it waits: one that came
     before its handlers, or with the verdict, is raised in the wait or just
     after the verdict was read, never in between, so what it says holds.
 
@@ -537,7 +539,7 @@ def _launcher(
     unforked = False
     try:
         os.close(write_fd)
-        replaced = _interrupt_on(signal.SIGTERM, signal.SIGHUP)
+        replaced = _interrupt_on(signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
         result = wait_ready(read_fd, start_timeout, deadline, mask=mask)
         if result.namespace_init:
             # Nothing runs: the first child exits at once. Our handlers go
@@ -626,11 +628,21 @@ def _reap(child: int) -> None:
 #: Seconds an interrupted launcher still waits for the daemon's pid, to say it.
 _ANNOUNCE_WAIT = 1.0
 
-#: What interrupts the launcher's wait: Ctrl-C, a kill (``timeout``), a closed terminal.
-_WAIT_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-#: Held across the detach's first fork: the wait's, and whatever else of
-#: ``_inherited.LIFECYCLE_SIGNALS`` a process group may be sent (``kill -USR1 -PGID``).
-_FORK_HELD = (*_WAIT_SIGNALS, signal.SIGUSR1, signal.SIGUSR2)
+#: What interrupts the launcher's wait: Ctrl-C, a kill (``timeout``), a closed
+#: terminal, Ctrl-\ (its default action, a core dump, said nothing of the daemon).
+_WAIT_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
+#: Held across the detach's first fork: the wait's, whatever else of
+#: ``_inherited.LIFECYCLE_SIGNALS`` a process group may be sent (``kill -USR1 -PGID``),
+#: and the job-control stops (Ctrl-Z; a background job's terminal I/O) that
+#: would stop the first child before it forked the daemon.
+_FORK_HELD = (
+    *_WAIT_SIGNALS,
+    signal.SIGUSR1,
+    signal.SIGUSR2,
+    signal.SIGTSTP,
+    signal.SIGTTIN,
+    signal.SIGTTOU,
+)
 
 #: The signal that interrupted the launcher's wait, when not SIGINT (see _interrupt_on).
 _interrupted_by: int | None = None
