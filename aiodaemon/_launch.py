@@ -219,10 +219,16 @@ def launch(
                     shutdown_timeout=options.shutdown_timeout,
                     pidfile=None if options.pidfile is None else str(options.pidfile),
                     foreground="aiodaemon run",
-                    # The wait's signals (SIGQUIT too) end it as before; a
-                    # reopen or an upgrade asked of the launcher is dropped: it
-                    # has neither logs nor a daemon of its own (it ended it).
-                    launcher_mask=(*(unheld or ()), signal.SIGUSR1, signal.SIGUSR2),
+                    # The wait's signals end it as before; a reopen, an upgrade
+                    # or an on_signal signal sent to the launcher is dropped:
+                    # it has neither logs nor handlers nor a daemon of its own
+                    # (their default action ended it without a word).
+                    launcher_mask=(
+                        *(unheld or ()),
+                        signal.SIGUSR1,
+                        signal.SIGUSR2,
+                        *(signum for signum in hooks.signals if signum != signal.SIGQUIT),
+                    ),
                 )
             except StartupError as exc:  # no daemon was forked: only what we acquired to undo
                 acquired.refuse()

@@ -139,6 +139,10 @@ def test_a_signal_to_run_before_its_pid_is_written_is_acted_on_by_the_daemon(
         pytest.param("cli_app", signal.SIGQUIT, id="QUIT"),
         pytest.param("cli_app", signal.SIGUSR1, id="USR1"),
         pytest.param("cli_app", signal.SIGUSR2, id="USR2"),
+        # The program's on_signal ones: the daemon's to handle, not the launcher's.
+        pytest.param("cli_on_signal_app", signal.SIGALRM, id="on_signal-ALRM"),
+        pytest.param("cli_on_signal_app", signal.SIGRTMIN + 2, id="on_signal-RT"),
+        pytest.param("cli_on_signal_app", signal.SIGQUIT, id="on_signal-QUIT"),
     ],
 )
 def test_a_signal_to_start_before_its_fork_is_acted_on_by_the_launcher(
@@ -173,7 +177,7 @@ def test_a_signal_to_start_before_its_fork_is_acted_on_by_the_launcher(
                     f" `aiodaemon stop --pidfile {pidfile}` stops it\n"
                 )
             else:
-                # The launcher has no logs to reopen nor a daemon to upgrade.
+                # The launcher has no logs to reopen, no handlers, nor a daemon to upgrade.
                 assert start.returncode == 0, err
                 assert re.fullmatch(r"\d+\n", out), out
                 pid = int(out)

@@ -178,6 +178,51 @@ def test_a_signal_ends_a_start_stuck_on_an_output_nobody_reads(
         os.close(write_end)
 
 
+def _running(pidfile: Path) -> bool:
+    """Whether ``aiodaemon status`` says the daemon of ``pidfile`` is running (ready)."""
+    status = aiodaemon_cli("status", "--pidfile", pidfile, "--json", cwd=pidfile.parent)
+    return status.returncode == 0 and json.loads(status.stdout)["state"] == "running"
+
+
+def test_a_start_stuck_saying_it_was_interrupted_ends_with_on_signal_sigalrm(
+    tmp_path: Path,
+) -> None:
+    """SIGTERM to a waiting `start` whose stderr is full, the program taking SIGALRM: 143."""
+    # The launcher bounds its last words with a SIGALRM timer: held with the
+    # program's on_signal signals, it never went off, and the launcher hung.
+    install_program("cli_on_signal_app", tmp_path, "app.py")
+    (tmp_path / "hold").touch()
+    pidfile = tmp_path / "app.pid"
+    read_end, write_end = full_pipe()
+    try:
+        start = subprocess.Popen(
+            [str(AIODAEMON), "start", "app:main", "--pidfile", str(pidfile),
+             "--log-file", str(tmp_path / "log")],
+            stdout=subprocess.DEVNULL, stderr=write_end, stdin=subprocess.DEVNULL,
+            text=True, cwd=tmp_path, env=clean_env(),
+        )  # fmt: skip
+        pid = 0
+        try:
+            pid = read_pid(pidfile, 30)
+            wait_for(lambda: (tmp_path / "started").exists(), 30, "the startup hook")
+            start.send_signal(signal.SIGTERM)
+            assert start.wait(timeout=10) == 128 + signal.SIGTERM
+            # As the line nobody read said: the daemon goes on starting.
+            (tmp_path / "hold").unlink()
+            wait_for(lambda: _running(pidfile), 30, "the daemon to be ready")
+            stopped = aiodaemon_cli("stop", "--pidfile", pidfile, cwd=tmp_path)
+            assert stopped.returncode == 0, stopped.stderr
+            wait_gone(pid)
+        finally:
+            kill_quietly(start.pid)
+            start.wait()
+            if pid:
+                kill_quietly(pid)
+    finally:
+        os.close(read_end)
+        os.close(write_end)
+
+
 def test_a_second_ctrl_c_on_a_stuck_start_leaves_the_daemon_its_control_socket(
     tmp_path: Path,
 ) -> None:

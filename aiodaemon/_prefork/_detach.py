@@ -696,7 +696,11 @@ def _bound_last_words() -> None:
         signal.signal(signal.SIGALRM, give_up)
     except ValueError:
         return  # forked from a thread (pep3143): only the main thread may
+    # A program's on_signal(SIGALRM) is held in the launcher (see
+    # aiodaemon._launch): one sent to it is dropped, not taken for the timer's.
+    _drop_pending((signal.SIGALRM,))
     signal.setitimer(signal.ITIMER_REAL, _LAST_WORDS)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, (signal.SIGALRM,))
 
 
 def _interrupted(
