@@ -98,6 +98,7 @@ LAYERS = [
         "_prefork._handoff",
         "_prefork._init",
         "_prefork._inherited",
+        "_prefork._launcher",
         "_prefork._stdfds",
     },
     {"_prefork._privileges", "_prefork._terminal"},
