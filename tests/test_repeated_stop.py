@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from aiodaemon._run._forced import REPEAT_WINDOW
+from aiodaemon._run._forced import DUPLICATE_WINDOW, REPEAT_WINDOW
 
 from .support import (
     PYTHON,
@@ -114,21 +114,13 @@ def test_a_second_stop_signal_while_a_startup_hook_blocks_the_loop_forces_the_ex
     Both waited for the loop, which read them as one (or never, for code that
     does not return): the second press did nothing.
     """
-    record, pidfile = tmp_path / "record.txt", tmp_path / "d.pid"
+    record, pidfile, log = tmp_path / "record.txt", tmp_path / "d.pid", tmp_path / "d.jsonl"
     record.touch()
-    options = {"detach": False, "pidfile": str(pidfile), "uvloop": uvloop}
+    options = {"detach": False, "pidfile": str(pidfile), "uvloop": uvloop, "log_file": str(log)}
     proc = spawn_program("startup_stop", json.dumps(options), str(record), "block")
     try:
         wait_for(lambda: has_line(record, "startup begun"), what="the hook to block the loop")
-        proc.send_signal(signal.SIGINT)
-        wait_for(lambda: not signal_pending(proc.pid, signal.SIGINT), what="the first delivered")
-        # Timed from its delivery, not its sending: a daemon not scheduled for a
-        # while after the kill notes it late, and the second would be too close.
-        delivered = time.monotonic()
-        # Not a wait for an event: what makes it a second request is the time between.
-        time.sleep(max(0.0, delivered + REPEAT_WINDOW + 0.1 - time.monotonic()))
-        proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=10)
+        err = _ctrl_c_twice(proc)
     finally:
         kill_quietly(proc.pid)
         proc.communicate()
@@ -139,6 +131,85 @@ def test_a_second_stop_signal_while_a_startup_hook_blocks_the_loop_forces_the_ex
     ) in err
     assert not has_line(record, "startup returned")
     assert not pidfile.exists()
+    _assert_log_ends_forced(log, 130, "second stop signal while the event loop was blocked: SIGINT")
+
+
+def test_a_forced_exit_by_a_second_stop_signal_ends_the_log_with_why(tmp_path: Path) -> None:
+    """Detached, its stderr /dev/null: the log says the forced exit, its reason and status.
+
+    It ended at the last record before the second SIGTERM: nothing told an
+    operator why the daemon was gone.
+    """
+    pidfile, log, release = tmp_path / "d.pid", tmp_path / "d.jsonl", tmp_path / "release"
+    options = {"detach": True, "pidfile": str(pidfile), "log_file": str(log)}
+    started = python([program("held_shutdown"), json.dumps(options), release])
+    assert started.returncode == 0, started.stderr
+    pid = int(pidfile.read_text())
+    try:
+        os.kill(pid, signal.SIGTERM)
+        wait_for(lambda: not signal_pending(pid, signal.SIGTERM), what="the first delivered")
+        delivered = time.monotonic()
+        received = functools.partial(_has_event, log, "signal received")
+        wait_for(received, what="the shutdown to begin")
+        # Not a wait for an event: what makes it a second request is the time between.
+        time.sleep(max(0.0, delivered + DUPLICATE_WINDOW + 0.1 - time.monotonic()))
+        os.kill(pid, signal.SIGTERM)
+        wait_gone(pid)
+    finally:
+        release.touch()
+        kill_quietly(pid)
+    assert not pidfile.exists()
+    _assert_log_ends_forced(log, 143, "second stop signal during shutdown: SIGTERM")
+
+
+@pytest.mark.parametrize("uvloop", [True, False], ids=["uvloop", "asyncio"])
+def test_a_forced_exit_while_sync_code_logs_flat_out_is_at_once(
+    tmp_path: Path, uvloop: bool
+) -> None:
+    """Ctrl-C twice while ``main`` logs in a blocking loop: 130, the log whole, never a hang.
+
+    The second lands in the logging code, the log writer's own included,
+    where the forced exit's own records could wait for a lock the
+    interrupted code holds: they are left out there, as before.
+    """
+    for run in range(5):
+        marker, log = tmp_path / f"flooding{run}", tmp_path / f"d{run}.jsonl"
+        options = {"detach": False, "uvloop": uvloop, "log_file": str(log)}
+        proc = spawn_program("log_flood_blocking", json.dumps(options), str(marker))
+        pid = proc.pid
+        try:
+            wait_for(marker.exists, what="main to flood the log")
+            err = _ctrl_c_twice(proc)
+        finally:
+            kill_quietly(pid)
+            proc.communicate()
+        assert (run, proc.returncode) == (run, 128 + signal.SIGINT), err
+        records = read_json_lines(log)  # every line whole JSON
+        forced = [r for r in records if r["event"] == "forced exit"]
+        assert forced in ([], [records[-2]]), records[-3:]
+
+
+def _ctrl_c_twice(proc: subprocess.Popen[str]) -> str:
+    """SIGINT, then SIGINT again a second later (a second request); its stderr once it ended."""
+    proc.send_signal(signal.SIGINT)
+    wait_for(lambda: not signal_pending(proc.pid, signal.SIGINT), what="the first delivered")
+    # Timed from its delivery, not its sending: a daemon not scheduled for a
+    # while after the kill notes it late, and the second would be too close.
+    delivered = time.monotonic()
+    # Not a wait for an event: what makes it a second request is the time between.
+    time.sleep(max(0.0, delivered + REPEAT_WINDOW + 0.1 - time.monotonic()))
+    proc.send_signal(signal.SIGINT)
+    return proc.communicate(timeout=10)[1]
+
+
+def _has_event(log: Path, event: str) -> bool:
+    return log.exists() and any(r["event"] == event for r in read_json_lines(log))
+
+
+def _assert_log_ends_forced(log: Path, status: int, reason: str) -> None:
+    """The log's last records: the forced exit (critical) and the exit, with why."""
+    last = [(r["level"], r["event"], r["status"], r["reason"]) for r in read_json_lines(log)[-2:]]
+    assert last == [("critical", "forced exit", status, reason), ("info", "exit", status, reason)]
 
 
 def test_a_daemon_under_gnu_timeout_stopped_by_killing_timeout_runs_its_shutdown(

@@ -42,6 +42,7 @@ from ._state import Action, Event
 if TYPE_CHECKING:
     import asyncio
 
+    from .._logs._logwriter import LogWriter
     from .._prefork._pidfile import Pidfile
     from .._prefork._readiness import ReadinessPipe
     from ._state import Lifecycle
@@ -79,6 +80,11 @@ REPEAT_WINDOW = 1.0
 #: group, and may be preempted in between by the daemon it woke. Far below a
 #: second press of Ctrl-C, which takes a tenth of a second at the very least.
 DUPLICATE_WINDOW = 0.05
+#: Seconds a forced exit waits for the log to take its last records (and those
+#: queued before them): a stalled sink must not hold up an exit meant to be at once.
+LAST_WORDS_WAIT = 0.5
+#: Where the log's code is (see _inside_the_log).
+_LOGS_PACKAGE = os.path.dirname(start_bounded.__code__.co_filename) + os.sep
 
 
 class ForcedExit:
@@ -89,6 +95,8 @@ class ForcedExit:
         self.pidfile = pidfile
         #: extra non-blocking steps registered by services (see RuntimeHandle).
         self.steps: list[Callable[[], None]] = []
+        #: the log writer, told the forced exit last (see :meth:`_last_words`).
+        self.logs: LogWriter | None = None
         # Taken by the first forced exit: a later signal must not replace its
         # status (it may interrupt the handler itself, between any two bytecodes);
         # only ever acquired without blocking, so safe inside a handler.
@@ -154,7 +162,8 @@ class ForcedExit:
             self._start_watch(now)
         elif now - first >= REPEAT_WINDOW and self._claim.acquire(blocking=False):
             name = signal.Signals(signum).name
-            self._exit(128 + signum, f"second stop signal while the event loop was blocked: {name}")
+            why = f"second stop signal while the event loop was blocked: {name}"
+            self._exit(128 + signum, why, interrupted=frame)
 
     def arm(self, loop: asyncio.AbstractEventLoop, lifecycle: Lifecycle) -> None:
         """From now on the stop signals reach this handler, even if the loop is stuck.
@@ -315,19 +324,25 @@ class ForcedExit:
         if not self._claim.acquire(blocking=False):
             return
         name = signal.Signals(signum).name
-        self._exit(128 + signum, f"second stop signal during shutdown: {name}")
+        self._exit(128 + signum, f"second stop signal during shutdown: {name}", interrupted=frame)
 
-    def exit(self, code: int, reason: str) -> NoReturn:
+    def exit(self, code: int, reason: str, *, log: bool = False) -> NoReturn:
         """Release the launcher, remove the pidfile, say why, and ``os._exit(code)``.
 
         Safe inside a signal handler: system calls only, each attempted once.
         If another forced exit is already under way, wait for it to end the process.
+
+        Args:
+            log: write the ``forced exit`` and ``exit`` records first (a caller
+                that has not: on the loop, never in a signal handler).
         """
         if not self._claim.acquire(blocking=False):
             threading.Event().wait()
-        self._exit(code, reason)
+        self._exit(code, reason, log=log)
 
-    def _exit(self, code: int, reason: str) -> NoReturn:
+    def _exit(
+        self, code: int, reason: str, *, log: bool = False, interrupted: object = None
+    ) -> NoReturn:
         # Each step on its own: one failing (a vanished directory) must not
         # keep the others, or the exit itself, from happening.
         with contextlib.suppress(BaseException):
@@ -339,7 +354,39 @@ class ForcedExit:
             with contextlib.suppress(BaseException):
                 self.pidfile.remove()
         say_forced_exit(code, reason)
+        if log or (interrupted is not None and not _inside_the_log(interrupted)):
+            with contextlib.suppress(BaseException):
+                self._last_words(code, reason)
         os._exit(code)
+
+    def _last_words(self, code: int, reason: str) -> None:
+        """Log the forced exit and give the log :data:`LAST_WORDS_WAIT` to take it.
+
+        A detached daemon's stderr is /dev/null: without them the log ended
+        at whatever it said before, and nothing told the operator why it went.
+        """
+        logs = self.logs
+        if logs is None:
+            return
+        _log.critical("forced exit", reason=reason, status=code)
+        _log.info("exit", status=code, reason=reason)
+        logs.close(LAST_WORDS_WAIT)
+
+
+def _inside_the_log(frame: object) -> bool:
+    """Whether the code a signal handler interrupted (its ``frame``) runs the log's.
+
+    The handler runs between two bytecodes of the main thread: there, the log
+    writer may hold the lock of its wake-up (a ``threading.Event``) that
+    logging takes too, and logging from the handler would wait for it for
+    ever. Elsewhere, the main thread holds none of the log's locks.
+    """
+    while frame is not None:
+        code = getattr(frame, "f_code", None)
+        if code is None or code.co_filename.startswith(_LOGS_PACKAGE):
+            return True
+        frame = getattr(frame, "f_back", None)
+    return False
 
 
 def say_forced_exit(status: int, why: str) -> None:

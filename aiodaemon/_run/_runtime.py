@@ -84,6 +84,7 @@ class Runtime:
         self.outcome = Outcome()
         self.reloads = ReloadTracker()
         self.forced = ForcedExit(parts.pipe, parts.pidfile)
+        self.forced.logs = parts.logs
         self.services: list[Service] = []
         #: the backstop threads this run started (see _finish: none outlives it).
         self.backstops: list[threading.Thread] = []
@@ -338,7 +339,7 @@ class Runtime:
             # read by the loop after another one.
             assert signum is not None  # only stop signals (TERMINATE) force
             name = signal.Signals(signum).name
-            self.forced.exit(128 + signum, f"second stop signal during shutdown: {name}")
+            self.forced.exit(128 + signum, f"second stop signal during shutdown: {name}", log=True)
         elif action in (Action.BEGIN_RUNNING, Action.BEGIN_RUNNING_THEN_RELOAD):
             if self.options.ready == "startup" or self._ready_asked:
                 self.report_ready()
