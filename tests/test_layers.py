@@ -116,6 +116,7 @@ LAYERS = [
         "_run._systemd",
         "_run._upgrade_channel",
         "_run._user_exit",
+        "_run._uvloop_signals",
     },
     {
         "_run._control_server",

@@ -109,6 +109,7 @@ MINIMAL_START = frozenset(
         "aiodaemon._run._upgrade",
         "aiodaemon._run._upgrade_service",
         "aiodaemon._run._user_exit",
+        "aiodaemon._run._uvloop_signals",
         "aiodaemon._version",
         "aiodaemon.exceptions",
         "orjson",

@@ -29,12 +29,12 @@ def new_event_loop(choice: bool | None) -> asyncio.AbstractEventLoop:
     try:
         if choice is not False:
             try:
-                import uvloop
+                from ._uvloop_signals import Loop
             except ImportError as exc:
                 if choice:
                     raise StartupError("uvloop=True but uvloop cannot be imported") from exc
             else:
-                loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
+                loop: asyncio.AbstractEventLoop = Loop()
                 return loop
         # Loaded here, not at import: with uvloop it is never needed (launch's
         # _preload loads it, before a chroot or a drop, when it will be).
@@ -52,12 +52,13 @@ def new_event_loop(choice: bool | None) -> asyncio.AbstractEventLoop:
 
 def loop_name(loop: asyncio.AbstractEventLoop) -> str:
     """``uvloop`` or ``asyncio``: the loop the ``starting`` record names."""
-    # Ours, asyncio's own with one fix, is still asyncio's to a reader of the log.
-    return (
-        "asyncio"
-        if isinstance(loop, asyncio.SelectorEventLoop)
-        else type(loop).__module__.split(".")[0]
-    )
+    # Ours, asyncio's or uvloop's own with a few fixes, is still theirs to a reader of the log.
+    if isinstance(loop, asyncio.SelectorEventLoop):
+        return "asyncio"
+    for cls in type(loop).__mro__:
+        if not cls.__module__.startswith("aiodaemon."):
+            return cls.__module__.split(".")[0]
+    return type(loop).__module__.split(".")[0]
 
 
 #: Descriptors a loop takes for itself while it starts (epoll, io_uring, eventfd,
