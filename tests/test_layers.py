@@ -162,7 +162,14 @@ LAYERS = [
         "_cli._taken_over",
         "_cli._upgrade_command",
     },
-    {"__main__", "_cli._args", "_cli._daemon_commands", "_cli._flags", "_cli._main"},
+    {
+        "__main__",
+        "_cli._args",
+        "_cli._daemon_commands",
+        "_cli._dispatch",
+        "_cli._flags",
+        "_cli._main",
+    },
     # The testing kit drives a daemon from outside, like a user: it sits on top of everything.
     {
         "_kit._errors",

@@ -1,274 +1,95 @@
-"""The ``aiodaemon`` command's entry point: parse, dispatch to the command, exit status.
+"""The ``aiodaemon`` command's entry point (console script and ``python -m aiodaemon``).
 
-Every usage error is one line on stderr and exit status 2, before anything is
-acquired or forked; the daemon's own errors come back through
-:func:`aiodaemon._launch.launch`.
-
-Each command's module is imported only when it runs: the control commands
-(status, stop, reload, upgrade) import neither asyncio, structlog nor the
-runtime; only run, start and restart (:mod:`._daemon_commands`) load the
-daemon's side, so an operator's ``aiodaemon status`` costs little more than
-starting Python.
+Kept tiny on purpose: Ctrl-C is the command's own from the first lines of
+aiodaemon that run. Until then (Python's start, the console script's own
+imports) it is the interpreter's; an interrupt in the 20-70 ms the command
+used to load before :func:`main` ran printed a ``KeyboardInterrupt`` traceback
+through importlib's frames.
 """
 
 from __future__ import annotations
 
-import argparse
-import errno
 import os
 import sys
-from collections.abc import Callable, Sequence
-
-from .._prefork._messages import silence
-from .._prefork._stdfds import fill_std_fds
-from ..exceptions import DaemonError, ExitCode
-from ._args import UsageError, control_path, owner
-from ._parser import PROG, build_parser, error
 
 TYPE_CHECKING = False  # not typing's: see aiodaemon/__init__.py
 if TYPE_CHECKING:
-    from typing import NoReturn
+    import signal as _signal
+    from collections.abc import Sequence
+    from types import FrameType
+else:
+    # The C module Python set SIGINT up with, loaded already: the `signal`
+    # module would first import enum (~5 ms in which Ctrl-C is not ours).
+    import _signal
 
 __all__ = ["main"]
+
+#: The status of a command ended by Ctrl-C, as a shell reports it.
+_INTERRUPTED = 128 + 2
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``aiodaemon`` console script and ``python -m aiodaemon``.
 
+    Args:
+        argv: the command line after the program's name; None (the console
+            script, ``python -m``) means the process's own, and that the process
+            is ours: Ctrl-C while the command loads or after it ended exits 130
+            at once, without a traceback. A caller in its own process (tests)
+            keeps its SIGINT handler.
+
     Returns:
         The exit status (see the help of each command).
     """
+    ours = argv is None
+    held = _held_at_import or (ours and _hold_interrupts())
     try:
-        return _main(argv)
+        from ._dispatch import dispatch
+
+        if held:
+            # Inside the try: from here a KeyboardInterrupt is caught, below or
+            # by the command (which says what a reload or upgrade goes on with).
+            _signal.signal(_signal.SIGINT, _signal.default_int_handler)
+        return dispatch(argv)
     except KeyboardInterrupt:
         # Ctrl-C before the command was known (its arguments being parsed):
         # nothing was started, signalled or asked, so nothing to say.
-        return 128 + 2
-
-
-def _main(argv: Sequence[str] | None) -> int:
-    # A standard stream closed by the caller (`2>&-`, cron) is /dev/null to us:
-    # Python's print() would send a message meant for a closed stderr to stdout.
-    unfilled: DaemonError | None = None
-    try:
-        fill_std_fds()
-    except DaemonError as exc:
-        unfilled = exc  # said once the command is known: its exit status depends on it
-    if os.getpid() == 1:
-        from .._prefork._init import end_on_early_signals
-
-        # A container's entrypoint: a SIGTERM while TARGET imports (seconds,
-        # for some programs) must end the start, not be dropped by the kernel.
-        end_on_early_signals()
-    if "AIODAEMON_HANDOFF" in os.environ:
-        from .._prefork._adopt import take_handoff
-
-        try:
-            # First thing: the program's own imports must not see (or pass on)
-            # an upgrade's hand-off variables.
-            take_handoff()
-        except DaemonError as exc:
-            error(f"{PROG}: {exc}")
-            return exc.exit_code
-    argv = list(sys.argv[1:] if argv is None else argv)
-    args, extra = build_parser(_HANDLERS, argv).parse_known_args(argv)
-    if extra:
-        # Reported by the command's own parser, so the line names the command.
-        args.parser.error(f"unrecognized arguments: {' '.join(extra)}")
-    command: Callable[[argparse.Namespace], int] = args.handler
-    try:
-        if unfilled is not None:
-            return _failed(args, unfilled)
-        _check_path_args(args)
-        return command(args)
-    except DaemonError as exc:
-        # What the system refuses every command alike (no pidfd_open on an old
-        # kernel or under a strict seccomp profile): one line, not a traceback.
-        return _failed(args, exc)
-    except UsageError as exc:
-        error(f"{PROG}: {exc}")
-        _abandon_handoff(ExitCode.USAGE, str(exc))
-        return ExitCode.USAGE
-    except KeyboardInterrupt:
-        # Ctrl-C while the CLI itself waits (stop, start before the fork).
-        _say_interrupted(args)
-        return 128 + 2
-    except MemoryError as exc:
-        # Loading the program or the runtime under a low RLIMIT_AS: a traceback
-        # through importlib says less than the line that asked for the memory.
-        _out_of_memory(exc)
-    except OSError as exc:
-        # The same, met by importlib reading a module (ENOMEM from mmap or read).
-        if exc.errno != errno.ENOMEM:
-            raise
-        _out_of_memory(exc)
-    except BrokenPipeError:
-        # Output nobody reads any more (`| head -1`) where write_line was not
-        # used: no traceback; the command's own writes go through write_line.
-        silence(sys.stdout)
-        silence(sys.stderr)
-        return ExitCode.FAILURE
+        return _INTERRUPTED
     finally:
-        # An upgrade's successor that ends here, whatever the reason, closes the
-        # channel its start did not use (the old daemon then sees it end).
-        _abandon_handoff()
+        if held and ours:
+            # The command has ended: an interrupt while the interpreter winds
+            # down (atexit, module teardown) would print "Exception ignored".
+            _signal.signal(_signal.SIGINT, _exit_interrupted)
 
 
-#: What goes on in the daemon when the command waiting for it is interrupted:
-#: a reload it has not read yet runs once read; an upgrade is not started once
-#: nobody waits for it (see the control protocol's ``NOT_BEGUN_WHEN_HUNG_UP``).
-_GOES_ON = {
-    "reload": "a reload the daemon took in goes on",
-    "upgrade": "an upgrade the daemon took in goes on (one it had not read yet is not started)",
-}
+def _hold_interrupts() -> bool:
+    """Let Ctrl-C exit 130 at once if SIGINT has Python's handler; whether it had.
 
-
-def _say_interrupted(args: argparse.Namespace) -> None:
-    """Tell what Ctrl-C on a waiting ``reload`` or ``upgrade`` did not stop, as ``start`` does.
-
-    The daemon carries on with a request it took in: exiting without a word
-    left the user to guess whether it was cancelled.
+    A handler the caller set, or SIGINT ignored (``nohup``, a background job
+    of a script), stays as it is.
     """
-    what = _GOES_ON.get(args.command)
-    pidfile = getattr(args, "pidfile", None)
-    if what is None or pidfile is None:
-        return
-    import shlex  # only on this rare path
-
-    error(
-        f"{PROG}: interrupted; {what}:"
-        f" `{PROG} status --pidfile {shlex.quote(pidfile)}` tells how it ends"
-    )
+    if _signal.getsignal(_signal.SIGINT) is not _signal.default_int_handler:
+        return False
+    _signal.signal(_signal.SIGINT, _exit_interrupted)
+    return True
 
 
-def _abandon_handoff(code: int | None = None, message: str = "") -> None:
-    """Tell an upgrading old daemon why we, its successor, end before our start (if we are)."""
-    adopt = sys.modules.get("aiodaemon._prefork._adopt")
-    if adopt is not None:
-        adopt.abandon_handoff(code, message)
+def _exit_interrupted(signum: int, frame: FrameType | None) -> None:
+    """Ctrl-C while nothing of the command runs yet, or any more: exit 130, without a word.
 
-
-def _out_of_memory(exc: BaseException) -> NoReturn:
-    """Say that the start ran out of memory, where, and under which limit, in one line; exit 1.
-
-    Through ``os._exit``: an interpreter out of memory cannot tear itself down
-    quietly (a screenful of "Exception ignored ... MemoryError" would follow),
-    and what the start acquired is released already (the launch's stack).
+    A handler, not ``SIG_DFL``: the kernel drops a signal left at its default
+    action when we are PID 1 (a container's entrypoint), and 130 is what the
+    command answers to Ctrl-C at any other moment.
     """
-    try:
-        _abandon_handoff(ExitCode.FAILURE, "out of memory")
-        error(f"{PROG}: out of memory while starting{_where(exc)}{_address_space_limit()}")
-        sys.stdout.flush()
-    except (MemoryError, OSError):
-        # So close to the limit that even the line could not be built: a
-        # constant needs no allocation (nor an import, as contextlib would).
-        try:  # noqa: SIM105
-            os.write(2, b"aiodaemon: out of memory while starting\n")
-        except OSError:
-            pass
-    os._exit(ExitCode.FAILURE)
+    # os._exit: nothing was acquired yet (or all of it released), and the
+    # unwinding of a half-done import is what printed the traceback.
+    os._exit(_INTERRUPTED)
 
 
-def _where(exc: BaseException) -> str:
-    """`` (at FILE, line N)``: the innermost frame of ``exc`` outside the import machinery."""
-    where = ""
-    tb = exc.__traceback__
-    # Walked by hand: the traceback module may not load without memory.
-    while tb is not None:
-        filename = tb.tb_frame.f_code.co_filename
-        if not filename.startswith("<frozen "):
-            where = f" (at {filename}, line {tb.tb_lineno})"
-        tb = tb.tb_next
-    return where
-
-
-def _address_space_limit() -> str:
-    """``; RLIMIT_AS is N MiB (...)`` when the process has a finite one, else nothing."""
-    try:
-        from .._prefork._inherited import address_space_limit
-
-        limit = address_space_limit()
-    except (ImportError, MemoryError, OSError):  # no room left to load it: say what we know
-        return ""
-    return f"; {limit}" if limit else ""
-
-
-def _failed(args: argparse.Namespace, exc: DaemonError) -> int:
-    """Say ``exc`` in one line; the exit status it means for this command."""
-    error(f"{PROG}: {exc}")
-    if args.command == "status":
-        from ._status_command import StatusCode
-
-        return StatusCode.UNKNOWN  # its 1 would say "dead, pidfile left"
-    return exc.exit_code
-
-
-def _check_path_args(args: argparse.Namespace) -> None:
-    """``--pidfile ""`` or ``--control ""`` names no file: every command refuses it, as ``start``.
-
-    An unset variable (``--control "$CTL"``) would otherwise be a socket nobody
-    serves: ``reload`` and ``upgrade`` fell back to their bare signals.
-    """
-    for flag in ("pidfile", "control"):
-        if getattr(args, flag, None) == "":
-            raise UsageError(f"--{flag}: must not be empty")
-
-
-# --- commands -----------------------------------------------------------------------
-
-
-def _cmd_daemon(args: argparse.Namespace) -> int:
-    from ._daemon_commands import daemon_command  # only run, start and restart load it
-
-    return daemon_command(args)
-
-
-def _cmd_stop(args: argparse.Namespace) -> int:
-    from ._stop import stop  # only `stop` and `restart` load it
-
-    pidfile: str = args.pidfile
-    return stop(pidfile, args.timeout, control_path(args, pidfile), owner=owner(args))
-
-
-def _cmd_reload(args: argparse.Namespace) -> int:
-    from ._reload_command import reload
-
-    pidfile: str = args.pidfile
-    return reload(
-        pidfile,
-        control_path(args, pidfile),
-        timeout=args.timeout,
-        wait=not args.no_wait,
-        owner=owner(args),
-    )
-
-
-def _cmd_upgrade(args: argparse.Namespace) -> int:
-    from ._upgrade_command import upgrade
-
-    pidfile: str = args.pidfile
-    return upgrade(pidfile, control_path(args, pidfile), args.timeout, owner=owner(args))
-
-
-def _cmd_status(args: argparse.Namespace) -> int:
-    from ._status_command import status
-
-    pidfile: str = args.pidfile
-    return status(
-        pidfile,
-        control_path(args, pidfile),
-        as_json=args.json,
-        timeout=args.timeout,
-        owner=owner(args),
-    )
-
-
-_HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
-    "run": _cmd_daemon,
-    "start": _cmd_daemon,
-    "stop": _cmd_stop,
-    "restart": _cmd_daemon,
-    "reload": _cmd_reload,
-    "status": _cmd_status,
-    "upgrade": _cmd_upgrade,
-}
+# Imported by the console script (argv[0] is the command), hold Ctrl-C from
+# here rather than from main(): the script runs a regular expression on
+# argv[0] between this import and its call of main(). Anyone else importing
+# this module (tests calling main() in their process) keeps its handler.
+_held_at_import = (
+    os.path.basename((getattr(sys, "argv", None) or [""])[0]) == "aiodaemon" and _hold_interrupts()
+)
