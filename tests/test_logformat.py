@@ -8,6 +8,7 @@ import os
 import re
 import signal
 import subprocess
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -175,6 +176,40 @@ def test_foreground_with_a_log_file_shows_warnings_and_errors_on_the_terminal(
     assert len(lines) == 4, text
     assert not any(line.lstrip().startswith("{") for line in lines)
     assert ESCAPE not in text
+
+
+#: Kathmandu is UTC+05:45 all year: no DST, and an offset no other zone shares.
+KATHMANDU = timezone(timedelta(hours=5, minutes=45))
+#: A console line's time: local, to the microsecond, with its UTC offset.
+LOCAL_STAMP = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{6}\+05:45")
+RECORD_LINE = re.compile(r"(.*?) \[(?:info|warning|error) *\] ")
+
+
+def test_console_lines_and_the_echo_show_local_time_with_its_offset(tmp_path: Path) -> None:
+    """On stderr, in a console-format file and echoed: one format, the JSON line's instant.
+
+    stderr showed local time without an offset, the echo (with a log file) the
+    JSON line's UTC: one operator saw times hours apart depending on --log-file.
+    """
+    env = {"TERM": "xterm", "NO_COLOR": "1", "TZ": "Asia/Kathmandu"}
+    plain = _terminal_output(env).splitlines()
+    log = tmp_path / "app.jsonl"
+    echoed = _terminal_output(env, json.dumps({"log_file": str(log)})).splitlines()
+    console_log = tmp_path / "app.log"
+    options = json.dumps({"log_file": str(console_log), "log_format": "console"})
+    result = python([PROGRAMS / "log_sample.py", options], env={"TZ": "Asia/Kathmandu"})
+    assert result.returncode == 0, result.stderr
+    in_file = console_log.read_text().splitlines()
+    # Every record's line (a traceback's lines below it carry no time).
+    for lines, records in ((plain, 4), (echoed, 3), (in_file, 4)):
+        stamps = [m[1] for m in map(RECORD_LINE.match, lines) if m]
+        assert len(stamps) == records, lines
+        assert all(LOCAL_STAMP.fullmatch(stamp) for stamp in stamps), stamps
+    # The echo says the instant the JSON line says, in the terminal's zone.
+    record = next(r for r in read_json_lines(log) if r["event"] == "careful")
+    instant = datetime.fromisoformat(str(record["timestamp"])).astimezone(KATHMANDU)
+    careful = next(line for line in echoed if "careful" in line)
+    assert careful.startswith(f"{instant.isoformat(' ', 'microseconds')} [warning  ]"), careful
 
 
 def test_no_echo_when_stderr_is_not_a_terminal(tmp_path: Path) -> None:

@@ -15,6 +15,7 @@ import os
 import sys
 import time
 from collections.abc import Callable, Iterable, MutableMapping
+from datetime import UTC, datetime, timedelta
 from types import FrameType
 from typing import Any
 
@@ -28,6 +29,7 @@ __all__ = [
     "QueueLoggerFactory",
     "StdlibHandler",
     "import_bound_processors",
+    "local_from_utc",
     "local_timestamp",
     "processors",
     "set_pid",
@@ -47,10 +49,13 @@ def set_pid(pid: int) -> None:
 
 _METHOD_LEVEL = {"warn": "warning", "exception": "error", "fatal": "critical", "msg": "info"}
 
-#: (whole second, its formatted prefix) for UTC and for local time: one tuple
-#: each, so a thread never pairs a second with another second's prefix.
+#: (whole second, its formatted prefix) for UTC and for local time (and then
+#: its UTC offset): one tuple each, so a thread never pairs a second with
+#: another second's prefix.
 _utc_second: tuple[int, str] = (-1, "")
-_local_second: tuple[int, str] = (-1, "")
+_local_second: tuple[int, str, str] = (-1, "", "")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
 
 
 def utc_timestamp(ns: int) -> str:
@@ -71,15 +76,40 @@ def utc_timestamp(ns: int) -> str:
 
 
 def local_timestamp(ns: int) -> str:
-    """``ns`` in local time for a person's terminal, six fractional digits."""
+    """``ns`` in local time with its UTC offset, for a person: ``2026-11-23 19:19:50.750000-05:00``.
+
+    Local, as structlog's console default and ``journalctl`` show it; with the
+    offset, so the line says which instant it is (a DST change, a reader in
+    another zone, a JSON line's UTC ``timestamp`` to compare it with).
+    """
     global _local_second
     seconds, nanos = divmod(ns, 1_000_000_000)
-    cached, prefix = _local_second
+    cached, prefix, offset = _local_second
     if cached != seconds:
         t = time.localtime(seconds)
         prefix = f"{t.tm_year:04d}{time.strftime('-%m-%d %H:%M:%S', t)}"
-        _local_second = (seconds, prefix)
-    return f"{prefix}.{nanos // 1000:06d}"
+        offset = _utc_offset(t.tm_gmtoff)
+        _local_second = (seconds, prefix, offset)
+    return f"{prefix}.{nanos // 1000:06d}{offset}"
+
+
+def _utc_offset(seconds: int) -> str:
+    """``+HH:MM`` (``+HH:MM:SS`` for a local mean time of old dates), as ``isoformat()``."""
+    sign = "-" if seconds < 0 else "+"
+    minutes, second = divmod(abs(seconds), 60)
+    offset = f"{sign}{minutes // 60:02d}:{minutes % 60:02d}"
+    return f"{offset}:{second:02d}" if second else offset
+
+
+def local_from_utc(stamp: str) -> str:
+    """A JSON line's ``timestamp`` (ISO 8601 UTC) as :func:`local_timestamp` shows it.
+
+    Raises:
+        ValueError: ``stamp`` is no such timestamp.
+    """
+    if not stamp.endswith("Z"):
+        raise ValueError(f"not a UTC timestamp: {stamp!r}")
+    return local_timestamp((datetime.fromisoformat(stamp) - _EPOCH) // _MICROSECOND * 1000)
 
 
 #: The event_dict key of a stdlib record's creation time (ns), which the

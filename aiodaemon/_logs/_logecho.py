@@ -25,6 +25,7 @@ import orjson
 
 from .._prefork._logsinks import Record, lines_not_whole, write_all
 from ._console import console_encoder, console_renderer
+from ._logchain import local_from_utc
 
 __all__ = ["TerminalEcho"]
 
@@ -122,6 +123,12 @@ class TerminalEcho:
             return line
         record: dict[str, Any] = loaded
         record.pop("pid", None)
+        stamp = record.get("timestamp")
+        if isinstance(stamp, str):
+            # The file's UTC, shown as every console line shows time: local,
+            # with its offset (the daemon's stderr without --log-file, too).
+            with contextlib.suppress(ValueError, OverflowError, OSError):
+                record["timestamp"] = local_from_utc(stamp)
         exceptions = record.pop("exception", None)
         if isinstance(exceptions, list) and exceptions and isinstance(exceptions[0], dict):
             # The structured traceback is in the file; one line says what it was.
