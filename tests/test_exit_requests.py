@@ -91,6 +91,24 @@ def test_main_exiting_with_a_message_logs_it_and_exits_1(tmp_path: Path) -> None
     assert "missing config" in err
 
 
+@pytest.mark.parametrize("end", ["main returns", "SIGTERM", "sys.exit(5)"])
+def test_the_exit_record_of_a_graceful_end_has_a_null_reason(tmp_path: Path, end: str) -> None:
+    """``exit`` always carries ``reason``: null after a graceful end, as a watching stop hears.
+
+    It was left out, where docs/logging.md lists ``status``, ``reason``.
+    """
+    case = {"main returns": "return:0", "SIGTERM": "stopping:0", "sys.exit(5)": "main:5"}[end]
+    run = Run(tmp_path, case)
+    if end == "SIGTERM":
+        wait_for(lambda: "main" in run.recorded(), what="main running")
+        run.proc.send_signal(signal.SIGTERM)
+    code, err = run.finish()
+    status = 5 if end == "sys.exit(5)" else 0
+    assert code == status, err
+    last = run.records()[-1]
+    assert (last["event"], last["status"], last["reason"]) == ("exit", status, None)
+
+
 def test_framework_records_do_not_carry_what_main_bound(tmp_path: Path) -> None:
     """request_id bound in main is on main's records, never on aiodaemon's ("main returned")."""
     run = Run(tmp_path, "shutdown:none")

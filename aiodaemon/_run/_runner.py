@@ -173,11 +173,10 @@ def _finish(runtime: Runtime) -> int:
         # What a --stdout/--stderr file still losing output has lost, before
         # the record that is the daemon's last.
         tell_losses_at_exit()
-    if outcome.message is None:
-        _log.info("exit", status=code)
-    else:
-        # Some reasons (a stop before ready) have no record of their own.
-        _log.info("exit", status=code, reason=outcome.message)
+    # reason: null after a graceful end, as the stop watching hears it (the key
+    # is always there: a reader need not tell "graceful" from "not written").
+    # Some reasons (a stop before ready) have no record of their own.
+    _log.info("exit", status=code, reason=outcome.message)
     # A stop that watches hears it too (a forced exit from here on says so after).
     tell_exit(code, outcome.message)
     failure = outcome.message
