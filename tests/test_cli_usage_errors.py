@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from .support import aiodaemon_cli, install_program
+from .support import aiodaemon_cli, install_program, python
 
 
 @pytest.mark.parametrize(
@@ -145,6 +145,33 @@ def test_log_level_warn_is_taken_as_run_takes_it(tmp_path: Path, level: str) -> 
     # At warning, none of a clean run's info records (starting, ready, exit).
     levels = [json.loads(line)["level"] for line in log.read_text().splitlines()]
     assert "info" not in levels
+
+
+def test_log_level_help_and_errors_list_warn_as_taken(tmp_path: Path) -> None:
+    """``--help``, a bad ``--log-level`` and run()'s error name ``warn``, which is taken.
+
+    They listed debug, info, warning, error, critical (argparse's choices),
+    where options.md documents ``warn`` too.
+    """
+    levels = "debug, info, warning (or warn), error, critical"
+    shown = " ".join(aiodaemon_cli("run", "--help").stdout.split())
+    assert f"--log-level LEVEL {levels}; any case (default: info)" in shown
+    bad = aiodaemon_cli("run", "app:main", "--log-level", "loud", cwd=tmp_path)
+    assert (bad.returncode, bad.stderr) == (
+        2,
+        f"aiodaemon: --log-level: must be one of {levels} (any case), not 'loud'"
+        " (see 'aiodaemon run --help')\n",
+    )
+    (tmp_path / "loud.py").write_text(
+        "import aiodaemon\n\nasync def main():\n    pass\n\n"
+        "aiodaemon.run(main, detach=False, log_level='loud')\n",
+        encoding="utf-8",
+    )
+    refused = python([tmp_path / "loud.py"], cwd=tmp_path)
+    assert (refused.returncode, refused.stderr) == (
+        2,
+        f"aiodaemon: log_level: must be one of {levels}, not 'loud'\n",
+    )
 
 
 @pytest.mark.parametrize(

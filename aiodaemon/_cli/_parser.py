@@ -261,10 +261,26 @@ def build_parser(
     return parser
 
 
+#: ``--log-level``'s values, as run()'s ``log_level`` takes them (in any case).
+_LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+#: How help and errors name them: ``warn``, which run() takes too, included.
+LOG_LEVELS_TEXT = "debug, info, warning (or warn), error, critical"
+
+
 def _log_level(text: str) -> str:
-    """``--log-level``'s value as one of its choices: lower case, ``warn`` as ``warning``."""
+    """``--log-level``'s value as run() names it: lower case, ``warn`` as ``warning``.
+
+    Raises:
+        argparse.ArgumentTypeError: not a level (argparse's "invalid choice"
+            listed the choices without ``warn``, which is taken).
+    """
     level = text.lower()
-    return "warning" if level == "warn" else level
+    level = "warning" if level == "warn" else level
+    if level not in _LOG_LEVELS:
+        raise argparse.ArgumentTypeError(
+            f"must be one of {LOG_LEVELS_TEXT} (any case), not {text!r}"
+        )
+    return level
 
 
 class _VersionAction(argparse.Action):
@@ -333,10 +349,10 @@ def _add_daemon_options(sub: argparse.ArgumentParser) -> None:
     add(
         "--log-level",
         # Any case, and "warn" for "warning", as run()'s log_level: `--log-level
-        # DEBUG` is what many type. The alias stays out of the choices --help lists.
+        # DEBUG` is what many type.
         type=_log_level,
-        choices=["debug", "info", "warning", "error", "critical"],
-        help="any case (default: info)",
+        metavar="LEVEL",
+        help=f"{LOG_LEVELS_TEXT}; any case (default: info)",
     )
     add(
         "--log-format",

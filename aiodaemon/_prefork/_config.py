@@ -403,8 +403,10 @@ def _log_level(value: object) -> int:
         return _LEVELS[value.lower()]
     if isinstance(value, int) and not isinstance(value, bool) and value in _LEVELS.values():
         return value
-    names = ", ".join(n for n in _LEVELS if n != "warn")
-    raise ConfigError("log_level", f"must be one of {names}, not {shown(value)}")
+    raise ConfigError(
+        "log_level",
+        f"must be one of debug, info, warning (or warn), error, critical, not {shown(value)}",
+    )
 
 
 def _log_format(value: object) -> Literal["json", "console"] | None:
