@@ -33,7 +33,7 @@ TYPE_CHECKING = False  # not typing's: see aiodaemon/__init__.py
 if TYPE_CHECKING:
     from typing import Any
 
-__all__ = ["StillStopping", "wait_for_stopping_daemon"]
+__all__ = ["StillStopping", "stop_budget", "wait_for_stopping_daemon"]
 
 #: Seconds to wait for the holder's status answer: it answers at once unless stuck.
 _ASK_TIMEOUT = 2.0
@@ -94,16 +94,24 @@ def wait_for_stopping_daemon(
             return False  # cannot tell: it runs, as far as anyone knows
         if answer.get("state") != "stopping":
             return False
-    # What the daemon has for an option not given.
-    drain_delay: float = Options._field_defaults["drain_delay"]
-    shutdown_timeout: float = Options._field_defaults["shutdown_timeout"]
-    budget = float(options.get("drain_delay") or drain_delay)
-    budget += float(options.get("shutdown_timeout", shutdown_timeout)) + _MARGIN
+    budget = stop_budget(options)
     say(f"pid {pid} is stopping; starting once it has exited")
     if not _exits(pidfile, pid, budget, lost=lost):
         say(f"pid {pid} still stopping after {seconds_shown(budget)} s; nothing started")
         raise StillStopping(pid)
     return True
+
+
+def stop_budget(options: dict[str, Any]) -> float:
+    """Seconds a stopping daemon is given to exit: the new daemon's own stop, and a margin.
+
+    ``options``: the new daemon's (the same program's stop); its ``drain_delay``
+    and ``shutdown_timeout``, or what the daemon has for one not given.
+    """
+    drain_delay: float = Options._field_defaults["drain_delay"]
+    shutdown_timeout: float = Options._field_defaults["shutdown_timeout"]
+    budget = float(options.get("drain_delay") or drain_delay)
+    return budget + float(options.get("shutdown_timeout", shutdown_timeout)) + _MARGIN
 
 
 def _lost_stopping(
