@@ -155,6 +155,7 @@ LAYERS = [
         "_cli._restart_ports",
         "_cli._signalled_upgrade",
         "_cli._stale",
+        "_cli._start_after_start",
         "_cli._start_after_stop",
         "_cli._status_command",
         "_cli._stop",

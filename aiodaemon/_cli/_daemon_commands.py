@@ -204,21 +204,40 @@ def _is_successor() -> bool:
 
 
 def _report_running(args: argparse.Namespace, options: dict[str, Any]) -> bool:
-    """Say "already running" when a daemon holds --pidfile; one that is stopping is waited for.
+    """Say "already running" when a daemon holds --pidfile; one stopping or starting is waited for.
+
+    A stopping daemon is waited for until it has exited; a starting one until
+    it is ready (then "already running") or gone (then nothing runs: start).
 
     Raises:
-        _Running: a stopping daemon did not exit in time (said): exit 1.
+        _Running: a stopping daemon did not exit in time, or a starting one
+            was not ready within our own start_timeout (said): exit 1.
     """
     held = _running_holder(args)
-    if held is not None:
-        from ._start_after_stop import StillStopping, wait_for_stopping_daemon
+    if held is None:
+        return False
+    from ._start_after_start import StartWait, StillStarting, Verdict, wait_for_starting_daemon
+    from ._start_after_stop import StillStopping, wait_for_stopping_daemon
 
-        control = None if args.no_control else control_path(args, args.pidfile)
+    control = None if args.no_control else control_path(args, args.pidfile)
+    starts = StartWait(options)  # one budget, however many starts come and fail meanwhile
+    stopping_unseen = False
+    while held is not None:
         try:
             if wait_for_stopping_daemon(args.pidfile, control, options, owner=owner(args)):
                 held = _running_holder(args)  # gone: unless another start raced us
-        except StillStopping:
+                stopping_unseen = False
+                continue
+            if stopping_unseen:
+                break  # it said "stopping" to us, but not to the stop's wait: cannot tell
+            verdict = wait_for_starting_daemon(args.pidfile, control, starts)
+        except (StillStopping, StillStarting):
             raise _Running(ExitCode.FAILURE) from None
+        if verdict is Verdict.RUNNING:
+            break
+        # Gone (its start failed, or it was stopped) or stopping: as for any such holder.
+        stopping_unseen = verdict is Verdict.STOPPING
+        held = _running_holder(args)
     if held is not None:
         error(f"{PROG}: {held}")
     return held is not None
