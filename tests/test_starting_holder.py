@@ -1,11 +1,14 @@
 """Commands meeting a daemon that is still starting: they wait for, or say, what it came to.
 
 A second ``start`` (or ``run``) waits for the first daemon's verdict: ready, it is
-"already running"; failed, nothing runs, and it starts its own.
+"already running"; failed, nothing runs, and it starts its own. An ``upgrade``
+waiting for a daemon to be ready, whose start then fails, says the daemon
+exited, not that it ignores SIGUSR2.
 """
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,8 +16,10 @@ from pathlib import Path
 import pytest
 
 from .control_support import ControlApp, Watched, open_control_app
-from .support import is_alive, wait_for
+from .support import AIODAEMON, REPO, is_alive, wait_for, wait_gone
 
+#: tests/programs/paused: pauses a command where $AIODAEMON_TEST_PAUSE_AT says.
+PAUSED = REPO / "tests" / "programs" / "paused"
 #: What the first daemon's start says when its startup hook ("wait-fail") is released.
 FAILED = (
     "aiodaemon: startup hook control_app.warm_up failed: RuntimeError: startup refused by the test"
@@ -139,3 +144,69 @@ def test_start_while_the_first_outlasts_its_own_start_timeout_starts_nothing(
         f"aiodaemon: pid {pid} still starting after 0.5 s; nothing started",
     ]
     assert len(app.records("starting")) == 1
+
+
+def _paused_upgrade(app: ControlApp, pause: Path, at: str) -> Watched:
+    """``aiodaemon upgrade``, paused before a connection to the control socket (``at``)."""
+    pause.mkdir()
+    env = {
+        **app.env(),
+        "PYTHONPATH": os.pathsep.join([str(PAUSED), str(REPO)]),
+        "AIODAEMON_TEST_PAUSE": str(pause),
+        "AIODAEMON_TEST_PAUSE_AT": at,
+    }
+    argv = [str(AIODAEMON), "upgrade", "--pidfile", str(app.pidfile), "--timeout", "30"]
+    return Watched(argv, env)
+
+
+@pytest.mark.parametrize(
+    ("at", "said"),
+    [
+        # Told "cannot upgrade while starting", then paused before asking again.
+        ("control-again", ["cannot upgrade while starting (pid {pid}); trying again for up to 30 s",
+                           "pid {pid} exited before it was ready; nothing upgraded"]),
+        # Paused before its first question: the daemon it verified is gone by then.
+        ("control", ["pid {pid} exited; nothing upgraded"]),
+    ],
+    ids=["asked-again", "first-question"],
+)  # fmt: skip
+def test_upgrade_of_a_daemon_whose_start_fails_meanwhile_says_it_exited(
+    app: ControlApp, tmp_path: Path, at: str, said: list[str]
+) -> None:
+    """Not "ignores SIGUSR2; use restart": the daemon's start failed and it exited. Exit 1."""
+    first, pid = _first_start(app, "wait-fail")
+    pause = tmp_path / "pause"
+    upgrade = _paused_upgrade(app, pause, at)
+    try:
+        wait_for((pause / "paused").exists, 30, "the upgrade to pause")
+        app.steer("release")
+        assert first.finish() == (1, "", [FAILED])
+        wait_gone(pid)
+        (pause / "go").touch()
+        result = upgrade.finish()
+    finally:
+        first.kill()
+        upgrade.kill()
+    assert result == (1, "", [f"aiodaemon: {line.format(pid=pid)}" for line in said])
+    status = app.cli("status", "--pidfile", app.pidfile)
+    assert status.returncode == 3, status.stdout
+
+
+def test_reload_of_a_daemon_whose_start_fails_meanwhile_says_it_stopped(app: ControlApp) -> None:
+    """The same race for ``reload``: its request waits for the start, which fails. Exit 1."""
+    first, pid = _first_start(app, "wait-fail")
+    reload = app.watch("reload", "--pidfile", app.pidfile, "--timeout", "30")
+    try:
+        wait_for(lambda: app.records("reload queued"), 30, "the reload queued")
+        app.steer("release")
+        assert first.finish() == (1, "", [FAILED])
+        result = reload.finish()
+    finally:
+        first.kill()
+        reload.kill()
+    assert result == (
+        1,
+        "",
+        [f"aiodaemon: the daemon is stopping; the reload did not run (pid {pid})"],
+    )
+    assert app.cli("status", "--pidfile", app.pidfile).returncode == 3

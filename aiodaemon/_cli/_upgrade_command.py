@@ -44,6 +44,8 @@ __all__ = ["upgrade"]
 
 #: Seconds a daemon that closed the connection without an answer may take to exit.
 _EXIT_WAIT = 2.0
+#: The daemon's "not now" while its startup hooks run (see ``_run._upgrade``).
+_WHILE_STARTING = "cannot upgrade while starting"
 #: What becomes of a request the command no longer waits for (see the daemon's
 #: ``NOT_BEGUN_WHEN_HUNG_UP``).
 _UNREAD = "an upgrade it had not read yet is not started, one under way goes on"
@@ -116,6 +118,28 @@ def _moved_on(path: str, pid: int, pidfd: int, taker: int | None) -> _MovedOn | 
     return _MovedOn(f"pid {pid} exited meanwhile and pid {holder} {since}")
 
 
+def _gone(path: str, pid: int, pidfd: int, taker: int | None, how: str = "") -> int:
+    """Say that ``pid`` exited in its last steps and nothing was upgraded; the exit code (1).
+
+    As ``reload`` says of a daemon that exits while it asks (``pid N exited;
+    nothing reloaded``): the command found a daemon, and it went. ``how``:
+    what to add after "exited". One whose last steps outlast the grace is said
+    to be stopping.
+
+    Raises:
+        _MovedOn: another daemon holds the pidfile by now.
+    """
+    if not readable(pidfd, _EXIT_WAIT):
+        why = "exiting, or the file was removed"
+        say(f"upgrade refused: pid {pid} no longer holds {path} ({why}); nothing sent")
+        return ControlCode.FAILURE
+    moved = _moved_on(path, pid, pidfd, taker)
+    if moved is not None:
+        raise moved
+    say(f"pid {pid} exited{how}; nothing upgraded")
+    return ControlCode.FAILURE
+
+
 def _by_signal(path: str, pid: int, pidfd: int, timeout: float, taker: int | None) -> int:
     """SIGUSR2 and its outcome (see :mod:`._signalled_upgrade`), one command per daemon at once.
 
@@ -136,6 +160,11 @@ def _by_signal(path: str, pid: int, pidfd: int, timeout: float, taker: int | Non
         moved = _moved_on(path, pid, pidfd, taker)
         if moved is not None:
             raise moved
+        if readable(pidfd, 0) or read_pidfile(path).running_pid is None:
+            # Its last steps (its control socket gone, say): SIGUSR2 ignored to
+            # the end, which the signal's path would take for a program that
+            # ignores it ("use 'aiodaemon restart'").
+            return _gone(path, pid, pidfd, taker)
         return upgrade_by_signal(path, pid, pidfd, timeout, taker, _after_death)
     finally:
         claim.close()
@@ -157,13 +186,17 @@ def _by_control(
     """
     started = time.monotonic()
     deadline = started + timeout + HANDOVER_GRACE
+    #: the error of the daemon's last answer: its "not now" (while starting, say) once asked again.
+    answered: list[str] = []
 
     def ask_once() -> dict[str, Any]:
         # The new process gets what is left of --timeout after waiting for a slot.
         left = request_timeout(started + timeout, timeout)
         request = {"v": VERSION, "cmd": "upgrade", "timeout": left}
         waited = left + HANDOVER_GRACE
-        return ask_holder(control, request, holder=pid, timeout=waited, said=waited)[0]
+        answer = ask_holder(control, request, holder=pid, timeout=waited, said=waited)[0]
+        answered[:] = [str(answer.get("error"))]
+        return answer
 
     def say_waiting(error: str) -> None:
         say(f"{error} (pid {pid}); trying again for up to {seconds_shown(timeout)} s")
@@ -174,7 +207,12 @@ def _by_control(
         say(f"upgrade failed: {exc} (pid {pid}); nothing started")
         return ControlCode.FAILURE
     except (ControlAbsent, ControlRefused):
-        return None
+        if not answered:
+            return None  # none there, or not served yet: SIGUSR2 instead
+        # It answered "not now", and its socket is gone since: the daemon's last
+        # steps (a start that failed while we waited for it to be ready).
+        starting = answered[0] == _WHILE_STARTING
+        return _gone(path, pid, pidfd, taker, " before it was ready" if starting else "")
     except ControlUntrusted as exc:
         moved = _moved_on(path, pid, pidfd, taker)
         if moved is not None:
