@@ -503,7 +503,7 @@ def _preload(options: Options) -> None:
     asyncio_loop = options.uvloop is False
     if not asyncio_loop:
         try:
-            import uvloop  # noqa: F401
+            from ._run import _uvloop_signals  # noqa: F401  (uvloop, and our loop on it)
         except ImportError:
             if options.uvloop:
                 raise
