@@ -110,6 +110,7 @@ LAYERS = [
         "_run._forked_child",
         "_run._health",
         "_run._hooks",
+        "_run._notify_backlog",
         "_run._selector_loop",
         "_run._serving",
         "_run._signal_mask",
