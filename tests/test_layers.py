@@ -111,6 +111,7 @@ LAYERS = [
         "_run._health",
         "_run._hooks",
         "_run._notify_backlog",
+        "_run._notify_socket",
         "_run._selector_loop",
         "_run._serving",
         "_run._signal_mask",

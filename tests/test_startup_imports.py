@@ -52,6 +52,7 @@ NOT_FOR_EVERYONE = {
     "aiodaemon._prefork._syslogsink",
     "aiodaemon._prefork._syslogsocket",
     "aiodaemon._run._notify_backlog",
+    "aiodaemon._run._notify_socket",
     "aiodaemon._run._systemd",
     "aiodaemon._prefork._terminal",
     "aiodaemon._prefork._unixbind",

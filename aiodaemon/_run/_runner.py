@@ -150,6 +150,10 @@ def _live_on_a_loop(runtime: Runtime) -> int:
             _log.exception("internal error")
             runtime.outcome.fail(f"internal error: {error_text(exc)}", exc)
         finally:
+            if parts.notifier is not None:
+                # What a busy manager has not taken yet waits for it, after the
+                # loop, within what is left of the shutdown budget (see _finish).
+                parts.notifier.detach(runtime.shutdown.deadline)
             asyncio.set_event_loop(None)
             runtime.forced.release_loop(loop, runtime.lifecycle)
             # The loop's close gives its signals back their default action. A
@@ -162,6 +166,9 @@ def _live_on_a_loop(runtime: Runtime) -> int:
 def _finish(runtime: Runtime) -> int:
     """Give the launcher its verdict, say how it ended; return the final status."""
     code = runtime.release_launcher()
+    if runtime.parts.notifier is not None:
+        # What a stalled manager never took is said before the daemon's last record.
+        runtime.parts.notifier.flush()
     main, outcome, options = runtime.main, runtime.outcome, runtime.options
     if inspect.iscoroutine(main) and inspect.getcoroutinestate(main) == inspect.CORO_CREATED:
         # A coroutine object that never ran is closed, not left to warn.

@@ -265,6 +265,10 @@ class Runtime:
         # Detached, the launcher enforces start_timeout (it outlives a hung loop).
         StartDeadline(self).start()
         notifier = self.parts.notifier
+        if notifier is not None:
+            # A manager that does not read its socket must not stall the loop
+            # (the served ports, /livez) on a send: see _notify_socket.
+            notifier.attach(loop)
         if notifier is not None and notifier.watchdog_interval:
             from ._systemd import run_watchdog
 

@@ -376,7 +376,13 @@ class Shutdown:
         rt = self.runtime
         _log.critical("forced exit", reason=reason, status=code)
         rt.outcome.force(code, reason)
+        notifier = rt.parts.notifier
+        if notifier is not None:
+            # Its held messages (a stalled manager) get as long as the log, below.
+            notifier.detach(time.monotonic() + min(1.0, rt.options.shutdown_timeout))
         rt.release_launcher()
+        if notifier is not None:
+            notifier.flush()
         if rt.parts.logs.outputs:
             from .._logs._fullstdio import tell_losses_at_exit
 

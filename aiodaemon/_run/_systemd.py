@@ -4,13 +4,14 @@ The notify protocol is small enough to speak directly (sd_notify(3)): one
 datagram per message, ``NAME=value`` assignments separated by newlines, sent
 to the AF_UNIX socket named by ``NOTIFY_SOCKET`` (a path, or ``@name`` for the
 abstract namespace). No libsystemd, so containers without it behave the same.
+The socket itself, which never makes the daemon's loop wait, is
+:mod:`._notify_socket`'s.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import time
 from collections.abc import Mapping
 
@@ -18,6 +19,8 @@ from .._prefork._detach import is_supervised
 from .._prefork._handoff import give_back_withheld, withhold_from_children
 from .._prefork._messages import printable
 from ..exceptions import StartupError
+from ._notify_backlog import FAILED, MAINPID, OTHER, READY, RELOADING, STATUS, STOPPING, WATCHDOG
+from ._notify_socket import NotifySocket
 
 __all__ = [
     "WATCHDOG_FLOOR",
@@ -29,11 +32,6 @@ __all__ = [
     "run_watchdog",
     "set_default_notifier",
 ]
-
-#: Longest blocking send: the receiver's queue (net.unix.max_dgram_qlen, 512
-#: datagrams) fills only while PID 1 is busy, and READY=1 is worth a short wait;
-#: a hung manager must not freeze our event loop for good.
-_SEND_TIMEOUT = 5.0
 
 #: sun_path holds 108 bytes including the terminating NUL.
 _MAX_PATH = 107
@@ -53,6 +51,8 @@ class Notifier:
 
     Sends never raise: a vanished manager socket only makes ``send``
     return False (the manager restarting must not take the daemon down).
+    On the daemon's loop (see :meth:`attach`) no send waits: a message the
+    manager's full queue refuses is held and sent as soon as it takes it.
     """
 
     def __init__(self, address: str, *, watchdog_interval: float | None = None) -> None:
@@ -65,13 +65,7 @@ class Notifier:
         self.address = address
         #: seconds between ``WATCHDOG=1`` pings (half of ``WATCHDOG_USEC``), or None.
         self.watchdog_interval = watchdog_interval
-        # Python sockets are close-on-exec: the program's own subprocesses must
-        # not be able to speak for us.
-        self._sock: socket.socket | None = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self._sock.settimeout(_SEND_TIMEOUT)
-        # Connecting now resolves the path once, so sends keep working after a
-        # chroot or a privilege drop has hidden it from us.
-        self._connected = self._connect()
+        self._socket = NotifySocket(address)
         #: whether the program set its own STATUS= since the last lifecycle message.
         self.program_status_set = False
 
@@ -96,30 +90,44 @@ class Notifier:
         return cls(address, watchdog_interval=_watchdog_interval(environ))
 
     def send(self, *assignments: str) -> bool:
-        """Send ``assignments`` (``"NAME=value"``) as one datagram; False if it did not go out."""
-        if self._sock is None:
-            return False
+        """Send ``assignments`` (``"NAME=value"``) as one datagram.
+
+        Returns False if it did not go out; on the daemon's loop, True also
+        when it is held until the manager's full queue takes it.
+        """
+        if assignments == ("WATCHDOG=1",):
+            kind = WATCHDOG
+        elif assignments and all(a.startswith("STATUS=") for a in assignments):
+            kind = STATUS
+        else:
+            kind = OTHER
+        return self._say(kind, *assignments)
+
+    def _say(self, kind: str, *assignments: str) -> bool:
+        """Send one datagram; ``kind``: what it is to the held messages (see _notify_backlog)."""
         # A program's own STATUS= may hold a file name's undecodable byte (a
         # surrogate): escaped, not a UnicodeEncodeError in place of the message.
         # So is a NUL, for which systemd would ignore the whole message.
         text = "\n".join(assignments).replace("\0", "\\x00")
         data = text.encode("utf-8", "backslashreplace")
-        for _ in range(2):
-            if not self._connected:
-                self._connected = self._connect()
-                if not self._connected:
-                    return False
-            try:
-                self._sock.send(data, socket.MSG_NOSIGNAL)
-            except TimeoutError:
-                return False
-            except OSError:
-                # The manager's socket may have been replaced (daemon-reexec):
-                # connect again, once, to whatever the path names now.
-                self._connected = False
-            else:
-                return True
-        return False
+        return self._socket.send(kind, assignments, data)
+
+    def attach(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Called on ``loop``: from now on no send waits for the manager (see _notify_socket)."""
+        self._socket.attach(loop)
+
+    def detach(self, budget_end: float | None) -> None:
+        """The loop ends: later sends, and :meth:`flush`, wait until one deadline.
+
+        Args:
+            budget_end: the ``time.monotonic()`` end of the shutdown budget, if
+                known (the deadline is then, but within 0.5 to 5 s from now).
+        """
+        self._socket.detach(budget_end)
+
+    def flush(self) -> bool:
+        """After :meth:`detach`: wait for the held messages to go out; the rest is logged lost."""
+        return self._socket.flush()
 
     # Each lifecycle message carries a STATUS= line: what ``systemctl status``
     # shows until the next transition or the program's own ctx.set_status().
@@ -141,18 +149,18 @@ class Notifier:
         elif not self.program_status_set:
             assignments.append("STATUS=running")
         self.program_status_set = False
-        self.send(*assignments)
+        self._say(READY, *assignments)
 
     def reloading(self) -> None:
         """Report a reload starting, stamped with CLOCK_MONOTONIC (Type=notify-reload needs it)."""
         usec = time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
         self.program_status_set = False
-        self.send("RELOADING=1", f"MONOTONIC_USEC={usec}", "STATUS=reloading")
+        self._say(RELOADING, "RELOADING=1", f"MONOTONIC_USEC={usec}", "STATUS=reloading")
 
     def stopping(self) -> None:
         """Report the shutdown sequence starting."""
         self.program_status_set = False
-        self.send("STOPPING=1", "STATUS=stopping")
+        self._say(STOPPING, "STOPPING=1", "STATUS=stopping")
 
     def status(self, text: str) -> None:
         """Set the free-form status ``systemctl status`` shows (the program's own)."""
@@ -168,37 +176,35 @@ class Notifier:
     def failed(self, message: str, errno: int | None = None) -> None:
         """Report a startup failure: its message as STATUS=, and ERRNO= when known."""
         extra = () if errno is None else (f"ERRNO={errno}",)
-        self.send(f"STATUS={_one_line(message)}", *extra)
+        self._say(FAILED, f"STATUS={_one_line(message)}", *extra)
 
     def watchdog(self) -> None:
         """Tell the manager the daemon is alive (WatchdogSec=)."""
-        self.send("WATCHDOG=1")
+        self._say(WATCHDOG, "WATCHDOG=1")
+
+    def hand_over(self, pid: int) -> None:
+        """Name ``pid`` the service's main process, then say nothing more (an upgrade's end)."""
+        self._say(MAINPID, f"MAINPID={pid}")
+        self.close()
 
     def fileno(self) -> int:
         """The socket's descriptor, -1 once closed."""
-        return -1 if self._sock is None else self._sock.fileno()
+        return self._socket.fileno()
 
     def close(self) -> None:
         """Close the socket; later sends return False.
+
+        Messages still held go out first: on the loop as the socket takes
+        them, elsewhere within the deadline (see :meth:`detach`).
 
         The daemon's notifier (see :func:`set_default_notifier`) gives the
         variables it withheld back to the environment: the run is over, and a
         second ``run()`` in this process (which looks for ``NOTIFY_SOCKET``)
         speaks to the service manager as the first did.
         """
-        if self._sock is not None:
-            self._sock.close()
-            self._sock = None
+        self._socket.close()
         if _default is not None and _default[1] is self:
             give_back_withheld()
-
-    def _connect(self) -> bool:
-        assert self._sock is not None
-        try:
-            self._sock.connect(self.address)
-        except OSError:
-            return False
-        return True
 
 
 def notify_address(env: Mapping[str, str]) -> str | None:
@@ -273,10 +279,10 @@ class SuccessorNotifier(Notifier):
 
     held = True
 
-    def send(self, *assignments: str) -> bool:
+    def _say(self, kind: str, *assignments: str) -> bool:
         if self.held:
             return False
-        return super().send(*assignments)
+        return super()._say(kind, *assignments)
 
     def release(self) -> None:
         """Speak from now on, starting with READY=1 and MAINPID=us."""
@@ -329,6 +335,8 @@ def notify(*assignments: str) -> bool:
 
     Exported as ``aiodaemon.sd_notify`` for a program's own messages. Returns
     False when there is no ``NOTIFY_SOCKET`` or the message could not be sent.
+    In a running daemon it never waits: a message the manager's full queue
+    refuses is held, in order, and sent once it takes it (True).
 
     Raises:
         TypeError: an assignment is not a str (at the call, under systemd or not).

@@ -443,8 +443,7 @@ class Upgrader:
             # Sent by us, the main pid, so NotifyAccess=main accepts it; after
             # it nothing more from us may reach the manager (a STOPPING=1 would
             # now stop the successor's service).
-            notifier.send(f"MAINPID={spawned.pid}")
-            notifier.close()
+            notifier.hand_over(spawned.pid)
         _log.info(
             "upgrade handed over",
             successor=spawned.pid,
