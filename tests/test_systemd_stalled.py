@@ -78,15 +78,16 @@ def read_fillers(manager: Manager) -> Datagram:
 
 @contextlib.contextmanager
 def stalled_daemon(
-    manager: Manager, tmp_path: Path, **env: str
+    manager: Manager, tmp_path: Path, loop: str = "uvloop", **env: str
 ) -> Iterator[subprocess.Popen[bytes]]:
-    """The echo daemon under ``manager``; killed if still running at the end."""
+    """The echo daemon under ``manager`` on ``loop``; killed if still running at the end."""
     proc = subprocess.Popen(
         [
             PYTHON,
             str(program("systemd_stalled_manager")),
             str(tmp_path / "log.jsonl"),
             str(tmp_path / "health.sock"),
+            loop,
         ],
         env=manager.env(**env),
         stdin=subprocess.DEVNULL,
@@ -134,11 +135,12 @@ def livez(tmp_path: Path) -> bytes:
         return conn.makefile("rb").readline()
 
 
+@pytest.mark.parametrize("loop", ["uvloop", "asyncio"])
 def test_reloads_while_the_manager_reads_nothing_leave_the_daemon_serving(
-    manager: Manager, tmp_path: Path
+    manager: Manager, tmp_path: Path, loop: str
 ) -> None:
     """Two reloads into a full queue: port and /livez answer; then the last reload's pair comes."""
-    with stalled_daemon(manager, tmp_path) as proc:
+    with stalled_daemon(manager, tmp_path, loop) as proc:
         manager.receive_until("READY=1", timeout=30)
         manager.fill()
         os.kill(proc.pid, signal.SIGHUP)

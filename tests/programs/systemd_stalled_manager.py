@@ -1,6 +1,6 @@
 """An echo daemon with a health endpoint, under a notify socket its manager may leave unread.
 
-argv: the log file, the health socket's path.
+argv: the log file, the health socket's path, and "uvloop" or "asyncio" for the loop.
 """
 
 from __future__ import annotations
@@ -28,4 +28,5 @@ aiodaemon.run(
     listen={"echo": "127.0.0.1:0"},
     health=f"unix:{sys.argv[2]}",
     shutdown_timeout=2.0,
+    uvloop=sys.argv[3] == "uvloop",
 )
