@@ -229,6 +229,7 @@ def launch(
                         signal.SIGUSR2,
                         *(signum for signum in hooks.signals if signum != signal.SIGQUIT),
                     ),
+                    leave_to_daemon=acquired.leave_to_daemon,
                 )
             except StartupError as exc:  # no daemon was forked: only what we acquired to undo
                 acquired.refuse()

@@ -266,10 +266,11 @@ def test_startup_failure_reaches_the_launcher(tmp_path: Path) -> None:
 def test_daemon_dying_before_ready_is_reported_with_how(
     tmp_path: Path, how: str, code: int, said: str
 ) -> None:
-    """A daemon that ends unready with no verdict: the launcher says how, and removes the pidfile.
+    """A daemon that ends unready with no verdict: the launcher says how, and removes its files.
 
     SIGKILL (the OOM killer), a crash in native code, os._exit(): the daemon
-    writes nothing, and the launcher, not its parent, said only "exited".
+    writes nothing, and the launcher, not its parent, said only "exited". The
+    launcher closed its copies at the fork: it removes them by path.
     """
     pidfile = tmp_path / "d.pid"
     result = python([program("detach_dies_before_ready"), pidfile, how])
@@ -278,6 +279,7 @@ def test_daemon_dying_before_ready_is_reported_with_how(
     assert line.startswith("aiodaemon: daemon (pid "), line
     assert line.endswith(f") {said}"), line
     assert not pidfile.exists()
+    assert not Path(f"{pidfile}.ctl").exists()
 
 
 def test_start_returns_with_the_daemon_alone_in_its_session(tmp_path: Path) -> None:

@@ -100,6 +100,27 @@ class Acquired:
             fds.append(self.listeners[HEALTH_SOCKET].fileno())
         return fds
 
+    def leave_to_daemon(self) -> None:
+        """In the launcher, just forked: close its copy of every descriptor acquired.
+
+        Held on, the ``listen=`` sockets outlived a daemon that died before it
+        was ready by as long as the launcher took to word the verdict: a
+        ``start`` racing its stop failed "Address already in use". The
+        pidfile's lock stays the daemon's (it belongs to the open file, which
+        they share), and what :meth:`refuse` undoes needs no descriptor here:
+        each file is removed by path while it is the very one acquired, the
+        pidfile under its lock. ``files_preserve`` stays: the program's own.
+        """
+        if self.pidfile is not None:
+            self.pidfile.leave_to_daemon()
+        if self.logs is not None:
+            self.logs.leave_to_daemon()
+        if self.listeners is not None:
+            self.listeners.leave_to_daemon()
+        if self.control is not None:
+            self.control.leave_to_daemon()
+        self.close_outputs()
+
     def release(self, daemon_pid: int | None = None) -> None:
         """Give back everything, once (later calls do nothing).
 

@@ -90,6 +90,13 @@ class ControlSocket:
         """The socket's descriptor (kept open across the detach)."""
         return self.sock.fileno()
 
+    def leave_to_daemon(self) -> None:
+        """Close the launcher's copy; :meth:`close` still removes the file by its identity."""
+        try:  # noqa: SIM105 (see close)
+            self.sock.close()
+        except OSError:
+            pass
+
     def close(self, *, unlink: bool = True) -> None:
         """Close the socket and remove its file if the file is still the one we bound.
 

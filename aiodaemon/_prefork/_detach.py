@@ -295,6 +295,7 @@ def detach(
     pidfile: str | None = None,
     foreground: str = "aiodaemon run",
     launcher_mask: Iterable[int] | None = None,
+    leave_to_daemon: Callable[[], None] | None = None,
 ) -> ReadinessPipe:
     """Double-fork into a daemon; only the daemon returns.
 
@@ -316,6 +317,8 @@ def detach(
             detach is refused (see :func:`fork_daemon`).
         launcher_mask: the launcher's signal mask while it waits and after;
             None: the one at the call (the daemon keeps that one).
+        leave_to_daemon: run in the launcher right after the fork, to close
+            what the daemon alone keeps (see :func:`fork_daemon`).
 
     Returns:
         The daemon's end of the readiness pipe.
@@ -338,6 +341,7 @@ def detach(
             pidfile=pidfile,
             foreground=foreground,
             launcher_mask=launcher_mask,
+            leave_to_daemon=leave_to_daemon,
         )
     except BaseException:
         os.close(null)
@@ -360,12 +364,18 @@ def fork_daemon(
     pidfile: str | None = None,
     foreground: str = "aiodaemon run",
     launcher_mask: Iterable[int] | None = None,
+    leave_to_daemon: Callable[[], None] | None = None,
 ) -> ReadinessPipe:
     """Fork, ``setsid``, fork: only the daemon returns, holding its end of the readiness pipe.
 
     The launching process waits for the daemon's verdict and exits with it
-    (see :func:`detach`, also for the timeouts). Descriptors and stdio are left
-    as they are.
+    (see :func:`detach`, also for the timeouts). The daemon's descriptors and
+    stdio are left as they are. The launcher and the session leader keep
+    none of what the daemon acquired: held on, a listening socket outlived a
+    daemon stopped before it was ready by as long as they took to word its
+    verdict, and a ``start`` racing that stop failed "Address already in
+    use". The leader closes all but its pipes; the launcher runs
+    ``leave_to_daemon``, which must not raise (its errors are ignored).
 
     Raises:
         StartupError: in the launching process, with nothing started: the
@@ -410,6 +420,8 @@ def fork_daemon(
         os.close(write_fd)
         raise StartupError(f"cannot fork the daemon: {exc.strerror}") from exc
     if first:
+        if leave_to_daemon is not None:
+            _leave_to_daemon(leave_to_daemon)
         waits_with = mask if launcher_mask is None else launcher_mask
         exit_with_verdict(
             first, read_fd, write_fd, on_ready, on_failure, timeouts, pidfile, waits_with
@@ -481,13 +493,18 @@ def _first_child(read_fd: int, pipe: ReadinessPipe, mask: Iterable[int]) -> None
                 os.close(released)
                 pipe.leader = release
             return
+        if released >= 0:
+            os.close(release)
+        # The daemon's own now: the leader outlives a daemon that dies unready
+        # (see fork_daemon). The lock of the pidfile is not released: an flock
+        # belongs to the open file, shared with the daemon, not to this copy.
+        close_inherited_fds([*pipe.fds(), released])
         # The daemon's pid is announced here, before the launcher reaps us: a
         # start_timeout that runs out before the daemon was scheduled must
         # still find whom to stop (unstopped, it went on to ready, its pidfile
         # removed by the launcher that had reported it failed).
         pipe.announce(second)
         if released >= 0:
-            os.close(release)
             see_daemon_through(second, released, pipe)
     except BaseException as exc:
         # The daemon, if forked, announces itself and gives its own verdict.
@@ -495,6 +512,18 @@ def _first_child(read_fd: int, pipe: ReadinessPipe, mask: Iterable[int]) -> None
     # os._exit skips atexit handlers and buffer flushes that belong to the
     # launcher, not to this transient copy.
     os._exit(0)
+
+
+def _leave_to_daemon(close: Callable[[], None]) -> None:
+    """Run ``close`` in the launcher; whatever it raises, the launcher goes on to wait.
+
+    Raised into the caller's stack, an error would unwind the cleanups there,
+    which belong to the daemon (see _end_fork_copy).
+    """
+    try:  # noqa: SIM105 (no contextlib: see _readiness)
+        close()
+    except Exception:
+        pass
 
 
 def _drop_pending(signals: Iterable[int]) -> None:

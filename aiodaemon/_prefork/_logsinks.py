@@ -360,6 +360,15 @@ class LogTargets:
                 f"cannot chown log_file {self.file.path}: {exc.strerror}", option="log_file"
             ) from exc
 
+    def leave_to_daemon(self) -> None:
+        """Close the launcher's copies of the sinks (nothing is written from it, nor sent)."""
+        if self.file is not None:
+            self.file.close()
+            self.file = None
+        if self.syslog is not None:
+            self.syslog.disconnect()
+            self.syslog = None
+
     def close(self) -> None:
         """Drain and stop the writer if logging started, else close the sinks themselves."""
         if self.writer is not None:

@@ -67,6 +67,9 @@ class Pidfile:
         self._mark: _socket.socket | None = None
         #: whether the mark is bound and listening.
         self._marked = False
+        #: the file, once the launcher left its descriptor to the daemon (see
+        #: :meth:`leave_to_daemon`): :meth:`remove` then goes by path.
+        self._left: os.stat_result | None = None
 
     def __enter__(self) -> Pidfile:
         return self
@@ -120,9 +123,11 @@ class Pidfile:
         Best effort, as for the sockets: a file that can be neither (immutable,
         a failing disk) stays, unlocked, as a dead daemon's, which blocks no start.
         """
-        if self.fd < 0:
-            return
         owner = self.owner if owner is None else owner
+        if self.fd < 0:
+            if self._left is not None:
+                self._remove_left(owner)
+            return
         try:
             if _read_pid(self.fd) not in (owner or os.getpid(), None):
                 return
@@ -147,6 +152,55 @@ class Pidfile:
             pass
         finally:
             self.close()
+
+    def leave_to_daemon(self) -> None:
+        """Close the launcher's copy of the descriptor, just forked; :meth:`remove` goes by path.
+
+        The lock stays the daemon's: an ``flock`` belongs to the open file,
+        which the fork shares, and only the close of its last descriptor (or
+        ``LOCK_UN``, never used here) releases it.
+        """
+        if self.fd < 0:
+            return
+        try:
+            self._left = os.fstat(self.fd)
+        except OSError:
+            self._left = None  # nothing to know it by: never removed from here
+        self.close()
+
+    def _remove_left(self, owner: int | None) -> None:
+        """:meth:`remove` once the descriptor was left to the daemon: by path, under the lock.
+
+        The lock is taken, never waited for: held, the file is a daemon's (the
+        one started, alive after all, or one started since), and is left. Taken,
+        no start can take the file from under us (``stop`` removes a stale
+        pidfile the same way); a ``start`` meanwhile waits, then opens the path
+        again.
+        """
+        left, self._left = self._left, None
+        path = self.visible_path
+        if left is None or path is None:
+            return
+        try:
+            fd = os.open(path, _OPEN_FLAGS & ~os.O_CREAT)
+        except OSError:
+            return  # removed by the daemon (or by hand)
+        try:
+            if not os.path.samestat(os.fstat(fd), left):
+                return  # another file since: not ours
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            if _read_pid(fd) not in (owner or os.getpid(), None):
+                return
+            try:
+                removed = unlink_if(path, lambda st: os.path.samestat(st, left))
+            except OSError:
+                removed = False
+            if not removed:
+                os.ftruncate(fd, 0)  # as remove() does: no pid that reads as "dead"
+        except OSError:
+            pass  # locked (BlockingIOError) or not ours to change: left as it is
+        finally:
+            os.close(fd)
 
     def close(self) -> None:
         """Close the descriptor (which releases the lock) without touching the file."""

@@ -129,8 +129,18 @@ class Listeners(Mapping[str, socket.socket]):
         instance may already have replaced it during a restart.
 
         Args:
-            unlink: False in a process that must leave the files to another one
-                (the launching process after a successful detach).
+            unlink: False in a process that must leave the files to another one.
+        """
+        self.leave_to_daemon()
+        if unlink:
+            for path, identity in self._unix_files.items():
+                unlink_if_ours(path, identity)
+        self._unix_files.clear()
+
+    def leave_to_daemon(self) -> None:
+        """Close the sockets and the unclaimed passed fds; :meth:`close` still removes the files.
+
+        In the launcher, just forked: the daemon holds its own copies.
         """
         for name, sock in self._sockets.items():
             if sock.fileno() < 0:
@@ -147,10 +157,6 @@ class Listeners(Mapping[str, socket.socket]):
                 with contextlib.suppress(OSError):
                     os.close(fd)
         self.unclaimed = {}
-        if unlink:
-            for path, identity in self._unix_files.items():
-                unlink_if_ours(path, identity)
-        self._unix_files.clear()
 
 
 def _identity(sock: socket.socket) -> tuple[int, int] | None:

@@ -446,6 +446,10 @@ class SyslogSink:
         self.sock, self.stream = sock, True
         return True
 
+    def disconnect(self) -> None:
+        """Close the socket, sending nothing (a copy the launcher has no use for)."""
+        self._disconnect()
+
     def _disconnect(self) -> None:
         # A message cut short goes whole over the next connection: the
         # collector drops the incomplete frame with the old one.
