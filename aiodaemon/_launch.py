@@ -95,6 +95,10 @@ def launch(
     earlier = sys.modules.get(f"{__package__}._run._shutdown")
     if earlier is not None:
         earlier.disarm_at_exit()
+    exit_mark = sys.modules.get(f"{__package__}._prefork._exit_mark")
+    if exit_mark is not None:
+        # The last run's daemon is over: this one marks its own exit.
+        exit_mark.let_go()
     from ._prefork._inherited import LIFECYCLE_SIGNALS, reset_inherited_signals
     from ._prefork._stdfds import fill_std_fds
 
@@ -478,6 +482,9 @@ def _preload(options: Options) -> None:
         _privileges.load_unwinder()
     if options.health is not None:
         from ._run import _health  # noqa: F401
+    if options.pidfile is not None:
+        # Its removal marks the exit, also from a forced exit's signal handler.
+        from ._prefork import _exit_mark  # noqa: F401
     if options.control is not None:
         from ._run import _control_server, _upgrade_reloads  # noqa: F401
     if options.chroot is not None or options.identity is not None:

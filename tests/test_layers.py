@@ -51,6 +51,7 @@ SYNC_AT_IMPORT = ("_prefork", "_cli")
 LAYERS = [
     {
         "_prefork._control_protocol",
+        "_prefork._exit_mark",
         "_prefork._messages",
         "_prefork._pinned",
         "_prefork._procfs",
@@ -147,6 +148,7 @@ LAYERS = [
         "_cli._control",
         "_cli._control_client",
         "_cli._control_trust",
+        "_cli._exiting",
         "_cli._help",
         "_cli._importer",
         "_cli._lost_holder",

@@ -23,6 +23,7 @@ from ._pidfile_trust import untrusted_pidfile
 
 TYPE_CHECKING = False  # not typing's: see aiodaemon/__init__.py
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import TypeAlias
 
     #: Paths stay plain strings here: importing pathlib costs a control command ~2 ms.
@@ -60,6 +61,7 @@ def _holder(
     owner: int | None = None,
     action: str | None = None,
     find_timeout: float | None = None,
+    exiting: Callable[[int, int], int] | None = None,
 ) -> tuple[int, int] | int:
     """The verified lock holder's pid and a pidfd on it, or the exit code when there is none.
 
@@ -70,6 +72,11 @@ def _holder(
     command that refuses to act on it then (``upgrade``). ``owner``: the
     daemon's uid, when the caller said. ``find_timeout``: seconds the daemon
     found over ``control`` has to answer, when shorter than the default.
+
+    A daemon in its last steps, its pidfile already removed or emptied (see
+    :mod:`._exiting`), is not "not running": ``exiting(pid, pidfd)`` gives
+    the exit code then (it closes the pidfd); without it, nothing is sent and
+    the code is 1.
     """
     untrusted = untrusted_pidfile(path, owner)
     if untrusted is not None:
@@ -94,6 +101,9 @@ def _holder(
     state = read_pidfile(path) if waited else wait_for_pid(path)
     pid = state.running_pid
     if pid is None:
+        last = _in_last_steps(path, state, owner, exiting)
+        if last is not None:
+            return last
         if remove_stale and state.status is PidfileStatus.DEAD:
             return _clean_stale(path, state, not_running, control)
         return _not_running(path, state, not_running)
@@ -101,14 +111,52 @@ def _holder(
         pidfd = _open_verified(path, pid)
         if pidfd is not None:
             return pid, pidfd
-        now = read_pidfile(path).running_pid
+        state = read_pidfile(path)
+        now = state.running_pid
         if now is None or now == pid:
             break
         # Handed over meanwhile (an upgrade's new process wrote its pid over
         # the old one's): the daemon runs on in its new process.
         pid = now
+    last = _in_last_steps(path, state, owner, exiting)
+    if last is not None:
+        return last
     _say(f"not running (pid {pid} exited before it was signalled)")
     return not_running
+
+
+def _in_last_steps(
+    path: StrPath,
+    state: PidfileState,
+    owner: int | None,
+    exiting: Callable[[int, int], int] | None,
+) -> int | None:
+    """The exit code for a daemon still exiting with its pidfile gone or emptied; None if none.
+
+    ``state``: the pidfile's reading, missing or empty and unlocked (else
+    nothing is looked for). See :func:`_holder` for ``exiting``.
+    """
+    emptied = state.status is PidfileStatus.DEAD and state.pid is None and not state.unparsable
+    if state.status is not PidfileStatus.ABSENT and not emptied:
+        return None
+    from ._exiting import find_exiting  # only when no daemon holds the pidfile
+
+    pid = find_exiting(path, owner)
+    if pid is None:
+        return None
+    pidfd = open_pidfd(pid)
+    if pidfd is None:
+        return None
+    # Found again once the pidfd exists: a pid recycled before is not the daemon.
+    if find_exiting(path, owner) != pid:
+        os.close(pidfd)
+        return None
+    if exiting is not None:
+        return exiting(pid, pidfd)
+    os.close(pidfd)
+    how = "emptied" if emptied else "removed"
+    _say(f"pid {pid} is stopping (it has {how} its pidfile {path} and exits); nothing sent")
+    return ControlCode.FAILURE
 
 
 def _not_running(path: StrPath, state: PidfileState, code: int) -> int:

@@ -31,7 +31,7 @@ from ._control_client import (
     ask_patiently,
 )
 from ._control_trust import HANDOVER_GRACE, ControlUntrusted, related, say_ignored
-from ._stale import remove_stale
+from ._stale import StaleRemoval, remove_stale
 from ._stop_claim import claim_stop, watch_stop
 from ._taken_over import lock_taker, taken_over
 
@@ -110,6 +110,7 @@ def stop(
         # A daemon found over its socket, its pidfile removed, that does not answer
         # (its loop held up) is signalled within --timeout too, not after 5 s.
         find_timeout=timeout,
+        exiting=lambda pid, pidfd: _wait_exiting(path, pid, pidfd, timeout, control),
     )
     if isinstance(holder, int):
         return holder
@@ -214,12 +215,7 @@ def stop(
                 removed = remove_stale(
                     path, pid, control=control, sockets=sockets, owner=daemon_uid
                 )
-                if removed.pidfile:
-                    files = [f"pidfile {path}"]
-                    if removed.control:
-                        files.append(f"control socket {control}")
-                    files += [f"socket file {socket}" for socket in removed.sockets]
-                    note += f"; removed {_listed(files)}, {left}"
+                note += _removed(removed, path, control, left)
     finally:
         os.close(pidfd)
         kept.close()
@@ -236,6 +232,43 @@ def stop(
         return stop(path, timeout, control, owner=owner)
     _say(f"stopped (pid {pid}){note}")
     return ControlCode.OK
+
+
+def _wait_exiting(
+    path: StrPath, pid: int, pidfd: int, timeout: float | None, control: StrPath | None
+) -> int:
+    """Wait for a daemon in its last steps, its pidfile gone or emptied (see ``_exiting``).
+
+    It stops already: only its exit is waited for, and nothing is sent. Past
+    ``timeout`` it is not killed either: its own exit is bounded by its stop
+    budget, and what goes on longer may be the program's work after ``run()``
+    (found just before the daemon withdrew its mark for it).
+    """
+    try:
+        _say(f"already stopping (pid {pid}, its pidfile {path} gone as it exits); waiting")
+        wait = DEFAULT_TIMEOUT if timeout is None else timeout
+        if not wait_exited(pidfd, wait):
+            waited = seconds_shown(wait)
+            _say(f"pid {pid} still runs {waited}s after its pidfile was gone; not signalled")
+            return ControlCode.FAILURE
+    finally:
+        os.close(pidfd)
+    # An emptied pidfile (and its socket), which the daemon could not remove: as for any stop.
+    removed = remove_stale(path, pid, control=control)
+    note = _removed(removed, path, control, "which the daemon could not remove")
+    _say(f"stopped (pid {pid}){note}")
+    return ControlCode.OK
+
+
+def _removed(removed: StaleRemoval, path: StrPath, control: StrPath | None, left: str) -> str:
+    """What the stop says it removed once the daemon was gone (``left``: whose leftovers)."""
+    if not removed.pidfile:
+        return ""
+    files = [f"pidfile {path}"]
+    if removed.control:
+        files.append(f"control socket {control}")
+    files += [f"socket file {socket}" for socket in removed.sockets]
+    return f"; removed {_listed(files)}, {left}"
 
 
 def _how_it_ended(data: bytes) -> str:

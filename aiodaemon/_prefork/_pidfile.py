@@ -70,6 +70,10 @@ class Pidfile:
         #: the file, once the launcher left its descriptor to the daemon (see
         #: :meth:`leave_to_daemon`): :meth:`remove` then goes by path.
         self._left: os.stat_result | None = None
+        #: whether the removal marks the exit (see :meth:`remove`): the run phase's daemon.
+        self._marks_exit = False
+        #: the exit mark's name, when it had to be known before a chroot.
+        self._exit_name: str | None = None
 
     def __enter__(self) -> Pidfile:
         return self
@@ -111,9 +115,12 @@ class Pidfile:
 
     def enter_chroot(self, root: str | Path) -> None:
         """Record where the file is seen from inside ``root``; call just before the chroot."""
+        from ._exit_mark import exit_mark
         from ._jailpath import seen_from
 
         self.visible_path = seen_from(os.fspath(root), os.fspath(self.path))
+        # As the commands outside see the path: inside, it cannot be resolved.
+        self._exit_name = exit_mark(os.fspath(self.path))
 
     def remove(self, owner: int | None = None) -> None:
         """Unlink the file if it is still ours (or ``owner``'s), then release the lock.
@@ -122,16 +129,23 @@ class Pidfile:
         is emptied instead, so no reader can mistake it for a live daemon's.
         Best effort, as for the sockets: a file that can be neither (immutable,
         a failing disk) stays, unlocked, as a dead daemon's, which blocks no start.
+
+        The run phase's daemon marks its exit first, and keeps the mark and
+        the descriptor (unlocked) until its process ends (see ``_exit_mark``).
         """
         owner = self.owner if owner is None else owner
         if self.fd < 0:
             if self._left is not None:
                 self._remove_left(owner)
             return
+        mark = None
+        gone = False
         try:
             if _read_pid(self.fd) not in (owner or os.getpid(), None):
                 return
             ours = os.fstat(self.fd)
+            if self._marks_exit and owner in (None, os.getpid()):
+                mark = self._open_exit_mark()
             try:
                 # Checked and unlinked through one descriptor of the directory:
                 # only this very file, never one put at the path since.
@@ -146,12 +160,44 @@ class Pidfile:
                 # that forbids the unlink: the locked fd is still ours, so empty it
                 # rather than leave a pid that reads as "dead".
                 os.ftruncate(self.fd, 0)
+            gone = True
         except OSError:
             # Raised here, it ended a graceful stop in a traceback and status 1,
             # and took a failed start's error from its launcher.
             pass
         finally:
-            self.close()
+            if mark is not None and gone:
+                self._keep_until_exit(*mark)
+            else:
+                if mark is not None:
+                    os.close(mark[1])
+                self.close()
+
+    def _open_exit_mark(self) -> tuple[str, int] | None:
+        """The exit mark's name and listening descriptor; None if it cannot be had."""
+        try:
+            # Loaded before any drop or chroot (see aiodaemon._launch._preload).
+            from ._exit_mark import exit_mark, open_exit_mark
+        except ImportError:
+            return None
+        name = self._exit_name or exit_mark(os.fspath(self.path))
+        fd = open_exit_mark(name)
+        return None if fd is None else (name, fd)
+
+    def _keep_until_exit(self, name: str, mark: int) -> None:
+        """Keep the exit mark and the descriptor until the process ends; the lock goes now.
+
+        Unlocked: an emptied file is free for the next start at once.
+        """
+        from ._exit_mark import keep_until_exit
+
+        try:  # noqa: SIM105 (see write_pid)
+            fcntl.flock(self.fd, fcntl.LOCK_UN)
+        except OSError:
+            pass
+        keep_until_exit(name, mark, self.fd)
+        self.fd = -1
+        self.close()
 
     def leave_to_daemon(self) -> None:
         """Close the launcher's copy of the descriptor, just forked; :meth:`remove` goes by path.
@@ -222,6 +268,8 @@ class Pidfile:
         the second SIGTERM that forces the exit. None if it cannot be opened
         (then :meth:`mark_stopping` tries again).
         """
+        # Only the run phase's daemon reserves it: its pidfile's removal marks its exit.
+        self._marks_exit = True
         if self.fd >= 0 and self._mark is None:
             self._mark = _open_mark()
         return self.mark_fileno()

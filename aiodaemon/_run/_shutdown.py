@@ -432,6 +432,10 @@ def end_process(code: int) -> int:
         return code
     if end.forced is None:
         _arm_at_exit()
+        if _ARMED is not None:
+            # The program's own code runs next, and may go on with the daemon
+            # over: its exit is marked again once the interpreter's begins.
+            _exit_mark("withdraw")
         return code
     _start_backstop()
     status = ExitCode.SHUTDOWN_TIMEOUT
@@ -517,9 +521,11 @@ def _exit_begins(exiting: threading.Event) -> None:
     """The interpreter's first exit step: start the parked backstop's clock.
 
     Also put :func:`_run_exit_functions` first among the ``atexit`` functions
-    (they run last registered first), so that it runs all the others.
+    (they run last registered first), so that it runs all the others, and mark
+    the daemon's last steps again (see :func:`end_process`).
     """
     global _EXIT_FUNCTIONS_WRAPPED
+    _exit_mark("put_back")
     exiting.set()
     if not _EXIT_FUNCTIONS_WRAPPED:
         _EXIT_FUNCTIONS_WRAPPED = True
@@ -542,6 +548,18 @@ def _run_exit_functions() -> None:
     atexit._run_exitfuncs()
     if _OVERDUE.is_set():
         threading.Event().wait()
+
+
+def _exit_mark(step: str) -> None:
+    """``withdraw`` or ``put_back`` the mark of the daemon's last steps, if its pidfile left one."""
+    # Loaded with the run phase when there is a pidfile (see aiodaemon._launch._preload).
+    marks = sys.modules.get(_EXIT_MARK_MODULE)
+    if marks is not None:
+        getattr(marks, step)()
+
+
+#: See ``_prefork._exit_mark``; only looked up, never imported here.
+_EXIT_MARK_MODULE = __name__.rsplit(".", 2)[0] + "._prefork._exit_mark"
 
 
 def _left_at_exit() -> float:

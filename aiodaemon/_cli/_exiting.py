@@ -1,0 +1,82 @@
+"""A daemon in its last steps, its pidfile already removed (or emptied): found by its exit mark.
+
+Its process lives on for a moment after the pidfile is gone (the
+interpreter's exit), listening on the abstract name :func:`exit_mark` makes
+of the pidfile's path (see ``_prefork._exit_mark``). Anybody may listen on
+such a name: the listener counts only as the process ``SO_PEERCRED`` names,
+running as it listened, as root, as us, as the pidfile's owner or as the
+``--user`` given, and holding that very pidfile open for writing, removed
+since (``PATH (deleted)``) or emptied at the path: a pidfile (0644) is
+writable by root and its daemon's user alone. Synchronous and light, for the CLI.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+
+from .._prefork._exit_mark import exit_mark
+from .._prefork._pidfile_status import abstract_listener
+from .._prefork._procfs import any_open_file, uids
+
+TYPE_CHECKING = False  # not typing's: see aiodaemon/__init__.py
+if TYPE_CHECKING:
+    from typing import TypeAlias
+
+    StrPath: TypeAlias = str | os.PathLike[str]
+
+__all__ = ["find_exiting"]
+
+
+def find_exiting(path: StrPath, owner: int | None) -> int | None:
+    """The pid of the daemon still exiting after it removed or emptied ``path``; None if none.
+
+    Args:
+        path: the pidfile, missing or empty and unlocked.
+        owner: the daemon's uid, when the caller said (``--user``).
+    """
+    path = os.fspath(path)
+    listener = abstract_listener(exit_mark(path))
+    if listener is None:
+        return None
+    pid, uid = listener
+    ids = uids(pid)
+    # SO_PEERCRED names the process that listened, gone or not: a recycled pid
+    # is another process, which neither runs as it did nor has the file open.
+    if ids is None or ids[1] != uid:
+        return None
+    held = _writable_pidfile(pid, path)
+    if held is None or uid not in (0, os.geteuid(), held.st_uid, owner):
+        return None
+    return pid
+
+
+def _writable_pidfile(pid: int, path: str) -> os.stat_result | None:
+    """The pidfile ``pid`` has open for writing, removed since or emptied at ``path``; or None."""
+    directory, name = os.path.split(os.path.abspath(path))
+    canonical = os.path.join(os.path.realpath(directory), name)
+    try:
+        at_path: os.stat_result | None = os.stat(path, follow_symlinks=False)
+    except OSError:
+        at_path = None
+    held: list[os.stat_result] = []
+
+    def writable(fd: str) -> bool:
+        link = os.readlink(fd)
+        if link not in (canonical, canonical + " (deleted)"):
+            return False
+        st = os.stat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            return False
+        if link == canonical and (at_path is None or not os.path.samestat(st, at_path)):
+            return False  # another file at the path now: not the one it emptied
+        with open(fd.replace("/fd/", "/fdinfo/", 1), "rb") as info:
+            for line in info:
+                if line.startswith(b"flags:"):
+                    if int(line.split()[1], 8) & os.O_ACCMODE == os.O_RDONLY:
+                        return False
+                    held.append(st)
+                    return True
+        return False
+
+    return held[0] if any_open_file(pid, writable) else None
