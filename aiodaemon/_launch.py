@@ -482,6 +482,9 @@ def _preload(options: Options) -> None:
         _privileges.load_unwinder()
     if options.health is not None:
         from ._run import _health  # noqa: F401
+    if options.pidfile is not None:
+        # Its removal marks the exit, also from a forced exit's signal handler.
+        from ._prefork import _exit_mark  # noqa: F401
     if options.control is not None:
         from ._run import _control_server, _upgrade_reloads  # noqa: F401
     if options.chroot is not None or options.identity is not None:
@@ -498,8 +501,8 @@ def _preload(options: Options) -> None:
         from ._logs import _console, _logecho  # noqa: F401
 
         # aiodaemon.sd_notify; _terminal for a foreground daemon's SIGHUP (a
-        # hang-up is no reload); _exit_mark for the pidfile's removal.
-        from ._prefork import _exit_mark, _terminal  # noqa: F401
+        # hang-up is no reload).
+        from ._prefork import _terminal  # noqa: F401
         from ._run import _systemd  # noqa: F401
 
     if options.stdout is not None or options.stderr is not None:

@@ -176,8 +176,7 @@ class Pidfile:
     def _open_exit_mark(self) -> tuple[str, int] | None:
         """The exit mark's name and listening descriptor; None if it cannot be had."""
         try:
-            # Loaded before any drop or chroot (see aiodaemon._launch._preload);
-            # a daemon that keeps its identity and root loads it now.
+            # Loaded before any drop or chroot (see aiodaemon._launch._preload).
             from ._exit_mark import exit_mark, open_exit_mark
         except ImportError:
             return None

@@ -552,7 +552,7 @@ def _run_exit_functions() -> None:
 
 def _exit_mark(step: str) -> None:
     """``withdraw`` or ``put_back`` the mark of the daemon's last steps, if its pidfile left one."""
-    # Loaded by the pidfile's removal, if it marked the exit.
+    # Loaded with the run phase when there is a pidfile (see aiodaemon._launch._preload).
     marks = sys.modules.get(_EXIT_MARK_MODULE)
     if marks is not None:
         getattr(marks, step)()
