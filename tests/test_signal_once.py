@@ -51,3 +51,33 @@ def test_signals_close_together_run_their_handlers_no_more_often_than_sent(
     runs = record.read_text().splitlines()
     assert 0 < runs.count("reload") <= PAIRS
     assert 0 < runs.count("winch") <= PAIRS
+
+
+#: Real-time signals sent while the loop is blocked.
+QUEUED = 100
+
+
+@pytest.mark.parametrize("uvloop", [True, False], ids=["uvloop", "asyncio"])
+def test_queued_real_time_signals_each_run_the_programs_own_handler(
+    tmp_path: Path, uvloop: bool
+) -> None:
+    """100 SIGRTMIN+3 sent while the loop is blocked: the handler runs 100 times.
+
+    The kernel queues each real-time signal; the interpreter runs its
+    Python-level handler once for all of them: counted by that, they ran once.
+    """
+    pidfile, runs = tmp_path / "d.pid", tmp_path / "runs"
+    runs.touch()
+    options = {"detach": True, "pidfile": str(pidfile), "uvloop": uvloop}
+    started = python([program("rt_signal_counter"), json.dumps(options), tmp_path])
+    assert started.returncode == 0, started.stderr
+    pid = int(pidfile.read_text())
+    try:
+        wait_for((tmp_path / "blocking").exists, what="main to block the loop")
+        for _ in range(QUEUED):
+            os.kill(pid, signal.SIGRTMIN + 3)
+        wait_for(lambda: len(runs.read_text().splitlines()) >= QUEUED, what="every run")
+    finally:
+        stopped = aiodaemon_cli("stop", "--pidfile", pidfile)
+    assert stopped.returncode == 0, stopped.stderr
+    assert len(runs.read_text().splitlines()) == QUEUED

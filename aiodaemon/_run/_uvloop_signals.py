@@ -11,7 +11,8 @@ SIGWINCH beside either) about one in a hundred ran twice: a reload more, an
 sits around it instead: a callback runs only as often as the Python-level
 handler ran for its signal (which uvloop runs before any callback of a byte).
 Deliveries that the interpreter merged into one handler run are one run, as
-the kernel merges them while one is pending.
+the kernel merges a standard signal while one is pending. Real-time signals
+are queued, each delivery its own: they are not gated.
 """
 
 from __future__ import annotations
@@ -39,6 +40,11 @@ class Loop(uvloop.Loop):
         self._counters: dict[int, Callable[[int, Any], None]] = {}
 
     def add_signal_handler(self, sig: int, callback: Callable[[*_Ts], object], *args: *_Ts) -> None:
+        if signal.SIGRTMIN <= sig <= signal.SIGRTMAX:
+            # Queued by the kernel, one delivery each, which the interpreter
+            # merges into one handler run: gated, a burst of them ran once.
+            super().add_signal_handler(sig, callback, *args)
+            return
         super().add_signal_handler(sig, self._gated(sig, callback), *args)
         noting = signal.getsignal(sig)  # uvloop's: notes the signal for its set
 
