@@ -189,6 +189,30 @@ def test_a_forced_exit_while_sync_code_logs_flat_out_is_at_once(
         assert forced in ([], [records[-2]]), records[-3:]
 
 
+def test_a_forced_exit_while_threads_log_flat_out_ends_the_log_with_why(tmp_path: Path) -> None:
+    """Three threads logging without pause: the forced exit's records are still the last.
+
+    The threads' records went on being written after the ``exit`` record
+    (thousands of them), and some onto stderr, while the log drained.
+    """
+    pidfile, log = tmp_path / "d.pid", tmp_path / "d.jsonl"
+    options = {"detach": True, "pidfile": str(pidfile), "log_file": str(log)}
+    started = python([program("threads_log_at_stop"), json.dumps(options), tmp_path])
+    assert started.returncode == 0, started.stderr
+    pid = int(pidfile.read_text())
+    try:
+        os.kill(pid, signal.SIGTERM)
+        wait_for((tmp_path / "stopping").exists, what="the shutdown hook")
+        wait_for(lambda: _has_event(log, "signal received"), what="the first logged")
+        # The first's record is written: the second comes well past DUPLICATE_WINDOW.
+        os.kill(pid, signal.SIGTERM)
+        wait_gone(pid)
+    finally:
+        (tmp_path / "release").touch()
+        kill_quietly(pid)
+    _assert_log_ends_forced(log, 143, "second stop signal during shutdown: SIGTERM")
+
+
 def _ctrl_c_twice(proc: subprocess.Popen[str]) -> str:
     """SIGINT, then SIGINT again a second later (a second request); its stderr once it ended."""
     proc.send_signal(signal.SIGINT)

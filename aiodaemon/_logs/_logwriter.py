@@ -130,6 +130,10 @@ class LogWriter:
         self._refusing = threading.RLock()
         #: no record is queued any more: the writer took its last, or close() gave up on it.
         self._shut = False
+        #: the thread whose records alone are still taken (see seal), or None.
+        self._sealed_by: int | None = None
+        #: that thread's records, written after every other at the drain (see seal).
+        self._final: list[Record] = []
         self._finished = False
         self._notice: Callable[..., Any] | None = None
         #: where the writer's own notices go (None: every sink); set on the writer thread.
@@ -172,6 +176,9 @@ class LogWriter:
             or self._shut
             or (self._bytes_in - self._bytes_out + size > QUEUE_BYTES and waiting)
         ):
+            if self._sealed_by is not None:
+                self._last_words(severity, line)
+                return
             self._refuse(line)
             return
         self._bytes_in += size
@@ -199,6 +206,23 @@ class LogWriter:
         if self._idle:
             self._idle = False
             self._wakeup.set()
+
+    def seal(self) -> None:
+        """From now on take this thread's records only: a forced exit's last words.
+
+        The process ends next: what other threads log from now on (a program
+        logging flat out) is dropped, neither counted nor sent to fd 2, and the
+        last words are written after everything queued, at :meth:`close`.
+        """
+        self._sealed_by = threading.get_ident()
+        self._shut = True
+
+    def _last_words(self, severity: int, line: bytes) -> None:
+        if self._sealed_by != threading.get_ident() or self._drained:
+            return
+        # Kept apart, written last: a record another thread was putting as the
+        # seal came (its check passed, its append not yet done) would follow it.
+        self._final.append((severity, line))
 
     def _refuse(self, line: bytes) -> None:
         with self._refusing:
@@ -333,6 +357,7 @@ class LogWriter:
                         late = queue.popleft()
                         if type(late) is tuple:
                             batch.append(late)
+                    batch.extend(self._final)
                     self._write(batch)
                     self._batch = batch = []
                     self._report(final=True)

@@ -368,6 +368,7 @@ class ForcedExit:
         logs = self.logs
         if logs is None:
             return
+        logs.seal()  # other threads' records would follow ours
         _log.critical("forced exit", reason=reason, status=code)
         _log.info("exit", status=code, reason=reason)
         logs.close(LAST_WORDS_WAIT)
