@@ -18,7 +18,7 @@ from ._prefork._config import Options, parse_options
 from ._prefork._messages import say
 from ._prefork._readiness import LaunchResult, ReadinessPipe, hold_gc, release_gc
 from ._run._hooks import Hooks, MainTarget, check_hook
-from .exceptions import ConfigError, DaemonError, ExitCode, StartupError
+from .exceptions import AlreadyRunningError, ConfigError, DaemonError, ExitCode, StartupError
 
 if TYPE_CHECKING:
     from ._prefork._acquire import Acquired
@@ -79,12 +79,15 @@ def launch(
     *,
     on_ready: Callable[[int], None] | None = None,
     explain: Callable[[DaemonError], str] = str,
+    quiet_lost_race: bool = False,
 ) -> int:
     """Carry out every phase; return the exit status of this process.
 
     Errors before the fork are printed as one line on stderr, worded by
     ``explain`` (the CLI names its flags). ``on_ready(pid)`` runs in the
-    launching process once a detached daemon is ready.
+    launching process once a detached daemon is ready. ``quiet_lost_race``:
+    a pidfile locked by another daemon is not said, only returned
+    (``ALREADY_RUNNING``): the CLI waits for that daemon's verdict first.
 
     Raises:
         TargetCallsRun: called while the CLI imports TARGET (nothing done yet).
@@ -185,6 +188,9 @@ def launch(
         )
         # Imported before acquire: what it binds may leave no descriptor to open a module with.
         acquired = acquire(options)
+    except AlreadyRunningError as exc:
+        line = None if quiet_lost_race else explain(exc)
+        return _give_up(main, line, exc.exit_code, unheld)
     except DaemonError as exc:
         return _give_up(main, explain(exc), exc.exit_code, unheld)
     except ImportError as exc:  # a broken uvloop build: as the daemon would say it
@@ -299,14 +305,17 @@ def start_warnings(pid: int, raw: Mapping[str, Any]) -> list[str]:
     return warnings
 
 
-def _give_up(main: MainTarget, line: str, code: int, mask: Iterable[int] | None = None) -> int:
+def _give_up(
+    main: MainTarget, line: str | None, code: int, mask: Iterable[int] | None = None
+) -> int:
     """Nothing was started: end the start's GC hold, close ``main``, say ``line``; ``code``.
 
     ``mask``: the signal mask to go back to, once said (a signal held meanwhile acts then).
     """
     release_gc()
     close_main(main)
-    say(line)
+    if line is not None:
+        say(line)
     if mask is not None:
         signal.pthread_sigmask(signal.SIG_SETMASK, mask)
     return code

@@ -210,3 +210,62 @@ def test_reload_of_a_daemon_whose_start_fails_meanwhile_says_it_stopped(app: Con
         [f"aiodaemon: the daemon is stopping; the reload did not run (pid {pid})"],
     )
     assert app.cli("status", "--pidfile", app.pidfile).returncode == 3
+
+
+def _paused_start(app: ControlApp, pause: Path, command: str) -> Watched:
+    """``start`` (or ``run``) paused once its check found no daemon, before it takes the lock."""
+    pause.mkdir()
+    env = {
+        **app.env(),
+        "PYTHONPATH": os.pathsep.join([str(PAUSED), str(REPO)]),
+        "AIODAEMON_TEST_PAUSE": str(pause),
+        # The check reads the pidfile (absent); the second opening is the lock's.
+        "AIODAEMON_TEST_PAUSE_AT": "open:.pid:2",
+    }
+    return Watched([str(AIODAEMON), *map(str, _start_args(app, command))], env)
+
+
+@pytest.mark.parametrize(
+    ("mode", "command", "code"),
+    [("wait-fail", "start", 0), ("wait", "start", 0), ("wait", "run", 3)],
+    ids=["winner-fails", "winner-ready", "winner-ready-run"],
+)
+def test_start_that_loses_the_race_for_the_lock_waits_for_the_winner(
+    app: ControlApp, tmp_path: Path, mode: str, command: str, code: int
+) -> None:
+    """A start losing the lock to one still starting waits for it: failed, it starts its own."""
+    pause = tmp_path / "pause"
+    second = _paused_start(app, pause, command)
+    first = None
+    try:
+        wait_for((pause / "paused").exists, 30, "the second command to pause")
+        first, pid = _first_start(app, mode)
+        app.steer("startup", "")  # read by the first hook already: the second daemon's passes
+        (pause / "go").touch()
+        wait_for(lambda: second.said(_waiting(pid)) or second.proc.poll() is not None, 30,
+                 "the second command")  # fmt: skip
+        assert second.proc.poll() is None, second.lines  # not "already running" at once
+        app.steer("release")
+        first_result = first.finish()
+        result = second.finish()
+    finally:
+        second.kill()
+        if first is not None:
+            first.kill()
+    if mode == "wait":
+        assert first_result == (0, f"{pid}\n", [])
+        already = f"aiodaemon: already running (pid {pid}, pidfile {app.pidfile})"
+        assert result == (code, "", [_waiting(pid), already])
+        assert len(app.records("starting")) == 1  # the second started nothing
+        return
+    assert first_result == (1, "", [FAILED])
+    assert result[0] == code, result
+    assert result[2] == [
+        _waiting(pid),
+        f"aiodaemon: pid {pid} stopped before it was ready; starting once it has exited",
+    ]
+    new = int(result[1])
+    assert new != pid
+    assert is_alive(new)
+    status = app.cli("status", "--pidfile", app.pidfile)
+    assert status.stdout.splitlines()[0] == f"running (pid {new}, pidfile {app.pidfile})"

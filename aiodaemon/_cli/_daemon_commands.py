@@ -27,8 +27,13 @@ if TYPE_CHECKING:
 
     from .._daemon import Daemon
     from .._run._hooks import HookFunction
+    from ._start_after_start import StartWait
 
 __all__ = ["daemon_command"]
+
+#: Launches tried in all when each loses the race for the pidfile to a start
+#: that then fails: past them, a crowd of failing starts is not outwaited.
+_LOST_RACES = 5
 
 
 class _Running(Exception):
@@ -75,9 +80,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
     daemon, program = _load_target(args.target)
     # As `start` does: another user's daemon makes the pidfile unopenable for
     # us ("Permission denied"), when "already running" is the answer.
-    if args.pidfile is not None and not _is_successor() and _report_running(args, options):
-        return ExitCode.ALREADY_RUNNING
-    return launch(daemon.hooks, program, options, explain=in_flags)
+    return _launch_unless_running(
+        args,
+        options,
+        lambda quiet: launch(
+            daemon.hooks, program, options, explain=in_flags, quiet_lost_race=quiet
+        ),
+    )
 
 
 def _cmd_start(args: argparse.Namespace) -> int:
@@ -180,21 +189,47 @@ def _start(
 ) -> int:
     from .._launch import launch, start_warnings
 
-    pidfile: str | None = args.pidfile
-
-    # A successor is started while its predecessor holds the pidfile, on purpose.
-    if pidfile is not None and not _is_successor() and _report_running(args, options):
-        return ExitCode.OK
-
     def on_ready(pid: int) -> None:
         write_line(str(pid))
         for warning in start_warnings(pid, options):
             error(f"{PROG}: {keywords_as_flags(warning)}")
 
-    code = launch(daemon.hooks, program, options, on_ready=on_ready, explain=in_flags)
-    # Only errors before the fork come back here; a lost race for the lock is
-    # still "already running", which LSB counts as a successful start.
+    code = _launch_unless_running(
+        args, options, lambda quiet: launch(
+            daemon.hooks, program, options, on_ready=on_ready, explain=in_flags,
+            quiet_lost_race=quiet,
+        )
+    )  # fmt: skip
+    # "Already running" (said), which LSB counts as a successful start.
     return ExitCode.OK if code == ExitCode.ALREADY_RUNNING else code
+
+
+def _launch_unless_running(
+    args: argparse.Namespace, options: dict[str, Any], launch: Callable[[bool], int]
+) -> int:
+    """``launch(quiet_lost_race)`` unless a daemon holds --pidfile: then ``ALREADY_RUNNING``, said.
+
+    A start that loses the race for the lock to another start, after the check
+    found nothing, waits for the winner's verdict as the check does: the winner
+    may still be starting, and fail. Ready, it is "already running"; gone,
+    nothing runs and the launch is tried again, a bounded number of times.
+    """
+    # A successor is started while its predecessor holds the pidfile, on purpose.
+    if args.pidfile is None or _is_successor():
+        return launch(False)
+    from ._start_after_start import StartWait
+
+    starts = StartWait(options)  # one budget for the check and every lost race
+    for _ in range(_LOST_RACES):
+        if _report_running(args, options, starts):
+            return ExitCode.ALREADY_RUNNING
+        code = launch(True)
+        if code != ExitCode.ALREADY_RUNNING:
+            return code
+    # Lost again and again to starts that each failed: say who holds it now, as before.
+    held = _running_holder(args)
+    error(f"{PROG}: {held or 'the pidfile is taken by start after start; nothing started'}")
+    return ExitCode.ALREADY_RUNNING if held is not None else ExitCode.FAILURE
 
 
 def _is_successor() -> bool:
@@ -203,7 +238,7 @@ def _is_successor() -> bool:
     return handoff is not None and bool(handoff.is_successor())
 
 
-def _report_running(args: argparse.Namespace, options: dict[str, Any]) -> bool:
+def _report_running(args: argparse.Namespace, options: dict[str, Any], starts: StartWait) -> bool:
     """Say "already running" when a daemon holds --pidfile; one stopping or starting is waited for.
 
     A stopping daemon is waited for until it has exited; a starting one until
@@ -216,11 +251,10 @@ def _report_running(args: argparse.Namespace, options: dict[str, Any]) -> bool:
     held = _running_holder(args)
     if held is None:
         return False
-    from ._start_after_start import StartWait, StillStarting, Verdict, wait_for_starting_daemon
+    from ._start_after_start import StillStarting, Verdict, wait_for_starting_daemon
     from ._start_after_stop import StillStopping, wait_for_stopping_daemon
 
     control = None if args.no_control else control_path(args, args.pidfile)
-    starts = StartWait(options)  # one budget, however many starts come and fail meanwhile
     stopping_unseen = False
     while held is not None:
         try:
