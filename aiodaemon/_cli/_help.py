@@ -67,10 +67,10 @@ TARGET and the options are checked first: on a usage error (exit 2) nothing is
 stopped. Exit 0 with the new pid printed once it is ready (0 too, as for
 `start`, when another start won the race and its daemon became ready:
 "already running"); 1 when the stop failed (a holder that cannot be verified,
-or one that survived SIGKILL: nothing started); the start's status when the new daemon fails (the old one is gone by
-then: `aiodaemon upgrade` replaces a daemon and rolls back instead); 4 when you
-may not stop it, or when, not root, you could not bind again a privileged port
-it listens on (nothing stopped).
+or one that survived SIGKILL: nothing started); the start's status when the
+new daemon fails (the old one is gone by then: `aiodaemon upgrade` replaces a
+daemon and rolls back instead); 4 when you may not stop it, or when, not root,
+you could not bind again a privileged port it listens on (nothing stopped).
 """,
     "stop": """\
 examples:
