@@ -68,3 +68,29 @@ def test_ctrl_c_on_a_waiting_upgrade_says_the_upgrade_goes_on(app: App) -> None:
         assert cli("status", "--pidfile", str(app.pidfile)).returncode == 0
     finally:
         _end_what_is_left(upgrade, successor)
+
+
+def test_ctrl_c_on_a_waiting_stop_says_the_daemon_goes_on_stopping() -> None:
+    """A stop that asked, interrupted, says the daemon goes on stopping (it does); exit 130."""
+    with open_control_app() as app:
+        pid = app.start()
+        app.steer("shutdown", "wait")
+        first = app.watch("stop", "--pidfile", app.pidfile)
+        stop = None
+        try:
+            wait_for(lambda: app.records("shutdown started"), what="the daemon to begin its stop")
+            stop = app.watch("stop", "--pidfile", app.pidfile)
+            waiting = f"aiodaemon: already stopping (pid {pid}); waiting"
+            wait_for(lambda: stop.said(waiting), what="the second stop to wait")
+            stop.proc.send_signal(signal.SIGINT)
+            result = stop.finish()
+            app.steer("shutdown-release")
+            assert first.finish()[0] == 0
+        finally:
+            first.kill()
+            if stop is not None:
+                stop.kill()
+        goes_on = f"aiodaemon: interrupted; the daemon (pid {pid}) goes on stopping"
+        assert result == (130, "", [waiting, goes_on])
+        wait_gone(pid)
+        assert app.cli("status", "--pidfile", app.pidfile).returncode == 3

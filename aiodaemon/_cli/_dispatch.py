@@ -117,11 +117,14 @@ _GOES_ON = {
 
 
 def _say_interrupted(args: argparse.Namespace) -> None:
-    """Tell what Ctrl-C on a waiting ``reload`` or ``upgrade`` did not stop, as ``start`` does.
+    """Tell what Ctrl-C on a waiting ``reload``, ``upgrade`` or ``stop`` left going on.
 
     The daemon carries on with a request it took in: exiting without a word
     left the user to guess whether it was cancelled.
     """
+    if args.command in ("stop", "restart"):
+        _say_stop_interrupted(args.command)
+        return
     what = _GOES_ON.get(args.command)
     pidfile = getattr(args, "pidfile", None)
     if what is None or pidfile is None:
@@ -132,6 +135,16 @@ def _say_interrupted(args: argparse.Namespace) -> None:
         f"{PROG}: interrupted; {what}:"
         f" `{PROG} status --pidfile {shlex.quote(pidfile)}` tells how it ends"
     )
+
+
+def _say_stop_interrupted(command: str) -> None:
+    """Tell that the daemon a ``stop`` (or ``restart``) asked or signalled goes on stopping."""
+    stopping = sys.modules.get(f"{__package__}._stop")
+    pid = None if stopping is None else stopping.stopping_unwaited()
+    if pid is None:
+        return  # nothing asked nor signalled yet (or it has exited): nothing to tell
+    nothing = "; nothing started" if command == "restart" else ""
+    error(f"{PROG}: interrupted; the daemon (pid {pid}) goes on stopping{nothing}")
 
 
 def _abandon_handoff(code: int | None = None, message: str = "") -> None:

@@ -42,7 +42,7 @@ if TYPE_CHECKING:
 
     StrPath: TypeAlias = str | os.PathLike[str]
 
-__all__ = ["stop"]
+__all__ = ["stop", "stopping_unwaited"]
 
 #: How long to wait for the process to vanish after SIGKILL.
 _KILL_WAIT = 10.0
@@ -59,6 +59,9 @@ _RETRY_PAUSE = 0.05
 _ANSWER_TIMEOUT = 5.0
 #: Longest read of how the daemon ended, once it is gone (its end is closed by then).
 _TOLD_WAIT = 1.0
+#: The daemon this command asked or signalled to stop (or found stopping) and
+#: waits for: a Ctrl-C then ends the wait, not its stop (see stopping_unwaited).
+_waiting_for: list[int] = []
 
 
 class _Asked(enum.Enum):
@@ -159,6 +162,9 @@ def stop(
                 # Its configured drain and shutdown are the daemon's to use up: a
                 # default SIGKILL at 30 s would cut a 60 s shutdown_timeout short.
                 wait = max(wait, budget + _BUDGET_MARGIN)
+            # Asked, or found stopping: from here on it stops whatever we do
+            # (set before any line saying we wait, which a Ctrl-C may follow).
+            _waiting_for[:] = [pid]
             if asked is _Asked.SIGNAL:
                 # Another `stop` signalling at the same time would force the exit.
                 claim = claim_stop(pid)
@@ -172,6 +178,7 @@ def stop(
                     # closed at the end): a SIGTERM now would force its exit.
                     _say(f"already stopping (pid {pid}); waiting")
                 elif not _send(pidfd, pid, signal.SIGTERM):
+                    _waiting_for.clear()  # not signalled after all
                     return ControlCode.NO_PERMISSION
             elif asked is _Asked.ALREADY:
                 if not watched:
@@ -193,7 +200,9 @@ def stop(
             left = "which the daemon could not remove"
             if replaced:
                 left = "a copy moved over the daemon's own"
-            if not wait_exited(pidfd, wait):
+            exited = wait_exited(pidfd, wait)
+            _waiting_for.clear()  # a Ctrl-C from here on interrupts only our own end
+            if not exited:
                 how = "SIGTERM" if asked is _Asked.SIGNAL else "the stop request"
                 _say(f"pid {pid} still running {seconds_shown(wait)}s after {how}; sending SIGKILL")
                 _send(pidfd, pid, signal.SIGKILL)
@@ -438,3 +447,8 @@ def _ask_once(
             return answer
         # A daemon older than the `stop` command ("unknown command"): SIGTERM.
         return _Asked.SIGNAL
+
+
+def stopping_unwaited() -> int | None:
+    """The pid of the daemon a ``stop`` interrupted while waiting for it goes on stopping."""
+    return _waiting_for[0] if _waiting_for else None
