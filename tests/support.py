@@ -614,3 +614,14 @@ def mypy_strict(directory: Path, sources: Mapping[str, str]) -> subprocess.Compl
         cwd=directory,
         check=False,
     )
+
+
+def unix_inode(path: Path) -> int:
+    """The inode of the unix socket bound at ``path`` (from /proc/net/unix)."""
+    # Another test's socket may have a path that is not UTF-8 (test_log_nonutf8.py).
+    table = Path("/proc/net/unix").read_text(errors="surrogateescape")
+    for line in table.splitlines()[1:]:
+        fields = line.split()
+        if len(fields) >= 8 and fields[7] == str(path):
+            return int(fields[6])
+    raise AssertionError(f"no socket bound at {path}")

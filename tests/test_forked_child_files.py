@@ -18,20 +18,10 @@ from .support import (
     open_fds,
     program,
     python,
+    unix_inode,
     wait_for,
     wait_gone,
 )
-
-
-def _unix_inode(path: Path) -> int:
-    """The inode of the listening unix socket bound at ``path`` (from /proc/net/unix)."""
-    # Another test's socket may have a path that is not UTF-8 (test_log_nonutf8.py).
-    table = Path("/proc/net/unix").read_text(errors="surrogateescape")
-    for line in table.splitlines()[1:]:
-        fields = line.split()
-        if len(fields) >= 8 and fields[7] == str(path):
-            return int(fields[6])
-    raise AssertionError(f"nothing listens at {path}")
 
 
 def _child_of_daemon(child_file: Path) -> int:
@@ -53,7 +43,7 @@ def test_a_child_outliving_a_killed_daemon_does_not_block_the_next_start(tmp_pat
         children.append(_child_of_daemon(tmp_path / "child1"))
         held = set(open_fds(children[0]).values())
         assert str(pidfile) not in held
-        assert f"socket:[{_unix_inode(Path(str(pidfile) + '.ctl'))}]" not in held
+        assert f"socket:[{unix_inode(Path(str(pidfile) + '.ctl'))}]" not in held
         os.kill(daemon, signal.SIGKILL)
         wait_gone(daemon)
         status = aiodaemon_cli("status", "--pidfile", pidfile)

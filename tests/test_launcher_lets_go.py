@@ -27,6 +27,7 @@ from .support import (
     open_fds,
     proc_stat_fields,
     read_pid,
+    unix_inode,
 )
 
 
@@ -37,16 +38,6 @@ def _listening_inode(port: int) -> int | None:
         if fields[1] == f"0100007F:{port:04X}" and fields[3] == "0A":  # 0A: LISTEN
             return int(fields[9])
     return None
-
-
-def _unix_inode(path: Path) -> int:
-    """The inode of the unix socket bound at ``path`` (/proc/net/unix)."""
-    table = Path("/proc/net/unix").read_text(errors="surrogateescape")
-    for line in table.splitlines()[1:]:
-        fields = line.split()
-        if len(fields) >= 8 and fields[7] == str(path):
-            return int(fields[6])
-    raise AssertionError(f"no socket bound at {path}")
 
 
 class SlowStart:
@@ -106,8 +97,8 @@ def test_only_the_starting_daemon_holds_what_it_acquired(tmp_path: Path) -> None
         control = Path(f"{start.pidfile}.ctl")
         acquired = {
             f"socket:[{_listening_inode(start.port)}]",
-            f"socket:[{_unix_inode(sock)}]",
-            f"socket:[{_unix_inode(control)}]",
+            f"socket:[{unix_inode(sock)}]",
+            f"socket:[{unix_inode(control)}]",
             str(start.pidfile),
             str(log),
             str(out),

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from .support import PYTHON, program, read_json_lines, wait_for
-from .test_systemd import Datagram, NotifyReceiver
+from .support import read_json_lines, wait_for
+from .test_systemd import Datagram, NotifyReceiver, _notifying
 
 
 class Manager(NotifyReceiver):
@@ -81,23 +81,9 @@ def stalled_daemon(
     manager: Manager, tmp_path: Path, loop: str = "uvloop", **env: str
 ) -> Iterator[subprocess.Popen[bytes]]:
     """The echo daemon under ``manager`` on ``loop``; killed if still running at the end."""
-    proc = subprocess.Popen(
-        [
-            PYTHON,
-            str(program("systemd_stalled_manager")),
-            str(tmp_path / "log.jsonl"),
-            str(tmp_path / "health.sock"),
-            loop,
-        ],
-        env=manager.env(**env),
-        stdin=subprocess.DEVNULL,
-    )
-    try:
+    log, health = tmp_path / "log.jsonl", tmp_path / "health.sock"
+    with _notifying(manager, "systemd_stalled_manager", log, health, loop, **env) as proc:
         yield proc
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
 
 
 def events(tmp_path: Path) -> list[dict[str, object]]:
