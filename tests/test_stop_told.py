@@ -222,10 +222,9 @@ def test_the_daemon_names_the_stop_claim_as_the_command_does() -> None:
 
     _forced.expect_stop_claim()
     try:
-        assert _forced._stop_claim == signal_claim("stop", os.getpid())
-        assert _forced._stop_claim is not None
-        # And the watches of the `stop` commands that only wait.
-        assert list(_forced._exit_names) == [_forced._stop_claim, *watch_names(os.getpid())]
+        claim = signal_claim("stop", os.getpid())
+        assert claim is not None
+        # The claim first, then the watches of the `stop` commands that only wait.
+        assert list(_forced._exit_names) == [claim, *watch_names(os.getpid())]
     finally:
-        _forced._stop_claim = None
         _forced._exit_names = ()

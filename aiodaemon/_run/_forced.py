@@ -563,10 +563,9 @@ WATCH_SLOTS = 8
 
 _exit_watchers: list[int] = []
 
-#: The abstract name a signalling ``stop`` claims our SIGTERM under, once the
-#: shutdown began (see :func:`expect_stop_claim`); None before, or unknown.
-_stop_claim: str | None = None
-#: The claim's name and its watch slots' names, each told the exit; () before.
+#: The abstract name a signalling ``stop`` claims our SIGTERM under, then its watch
+#: slots' names, each told the exit, once the shutdown began (see
+#: :func:`expect_stop_claim`); () before, or unknown.
 _exit_names: tuple[str, ...] = ()
 
 
@@ -592,7 +591,7 @@ def expect_stop_claim() -> None:
     module is the commands', and a running daemon imports nothing more (an
     upgrade may have replaced aiodaemon's files on disk by now).
     """
-    global _stop_claim, _exit_names
+    global _exit_names
     pid = os.getpid()
     try:
         fd = os.open(f"/proc/{pid}/stat", os.O_RDONLY | os.O_CLOEXEC)
@@ -604,8 +603,8 @@ def expect_stop_claim() -> None:
         started = int(stat.rsplit(b")", 1)[1].split()[19])
     except (OSError, ValueError, IndexError):
         return  # out of descriptors, /proc hidden: the stop says only "stopped"
-    _stop_claim = f"\0aiodaemon-stop-{pid}-{started}"
-    _exit_names = (_stop_claim, *(f"{_stop_claim}-watch{k}" for k in range(WATCH_SLOTS)))
+    claim = f"\0aiodaemon-stop-{pid}-{started}"
+    _exit_names = (claim, *(f"{claim}-watch{k}" for k in range(WATCH_SLOTS)))
 
 
 def tell_exit(status: int, reason: str | None) -> None:
