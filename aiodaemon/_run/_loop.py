@@ -55,10 +55,9 @@ def loop_name(loop: asyncio.AbstractEventLoop) -> str:
     # Ours, asyncio's or uvloop's own with a few fixes, is still theirs to a reader of the log.
     if isinstance(loop, asyncio.SelectorEventLoop):
         return "asyncio"
-    for cls in type(loop).__mro__:
-        if not cls.__module__.startswith("aiodaemon."):
-            return cls.__module__.split(".")[0]
-    return type(loop).__module__.split(".")[0]
+    # The first class not ours (the MRO ends with object, which is not).
+    theirs = next(c for c in type(loop).__mro__ if not c.__module__.startswith("aiodaemon."))
+    return theirs.__module__.split(".")[0]
 
 
 #: Descriptors a loop takes for itself while it starts (epoll, io_uring, eventfd,
