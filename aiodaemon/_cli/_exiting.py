@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import stat
 
-from .._prefork._exit_mark import exit_mark
+from .._prefork._exit_mark import canonical_path, exit_mark
 from .._prefork._pidfile_status import abstract_listener
 from .._prefork._procfs import any_open_file, uids
 
@@ -53,8 +53,7 @@ def find_exiting(path: StrPath, owner: int | None) -> int | None:
 
 def _writable_pidfile(pid: int, path: str) -> os.stat_result | None:
     """The pidfile ``pid`` has open for writing, removed since or emptied at ``path``; or None."""
-    directory, name = os.path.split(os.path.abspath(path))
-    canonical = os.path.join(os.path.realpath(directory), name)
+    canonical = canonical_path(path)
     try:
         at_path: os.stat_result | None = os.stat(path, follow_symlinks=False)
     except OSError:

@@ -300,8 +300,9 @@ def opened_from(pid: int, path: StrPath) -> bool | None:
     `` (deleted)``; a daemon whose start raced our read of the path shows the
     path itself. None when /proc will not tell.
     """
-    directory, name = os.path.split(os.path.abspath(path))
-    canonical = os.path.join(os.path.realpath(directory), name)
+    from .._prefork._exit_mark import canonical_path
+
+    canonical = canonical_path(os.fspath(path))
     shown_as = (canonical, canonical + " (deleted)")
     return any_open_file(pid, lambda fd: os.readlink(fd) in shown_as)
 

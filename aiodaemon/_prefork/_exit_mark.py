@@ -25,21 +25,37 @@ from __future__ import annotations
 import binascii
 import os
 
-__all__ = ["exit_mark", "keep_until_exit", "let_go", "open_exit_mark", "put_back", "withdraw"]
+__all__ = [
+    "canonical_path",
+    "exit_mark",
+    "keep_until_exit",
+    "let_go",
+    "open_exit_mark",
+    "put_back",
+    "withdraw",
+]
 
 
 def exit_mark(path: str) -> str:
     """The abstract unix socket name of the daemon exiting after removing pidfile ``path``.
 
-    Made from the path as :func:`._cli._lost_pidfile.opened_from` sees it (its
-    directory's real path, the file's name), by the daemon and the commands
-    alike. A short checksum, not the path, keeps any path within the 107
-    bytes a name may have; names that collide only let one daemon mark its
-    exit at a time (the commands check the process, never the name).
+    Made from the path as ``/proc`` shows the daemon's open pidfile
+    (:func:`canonical_path`), by the daemon and the commands alike. A short
+    checksum, not the path, keeps any path within the 107 bytes a name may
+    have; names that collide only let one daemon mark its exit at a time (the
+    commands check the process, never the name).
+    """
+    canonical = os.fsencode(canonical_path(path))
+    return f"\0aiodaemon-exiting-{len(canonical)}-{binascii.crc32(canonical):08x}"
+
+
+def canonical_path(path: str) -> str:
+    """``path`` as ``/proc/PID/fd`` names a file opened at it.
+
+    Its directory's real path and its own name (a pidfile is never a symlink).
     """
     directory, name = os.path.split(os.path.abspath(path))
-    canonical = os.fsencode(os.path.join(os.path.realpath(directory), name))
-    return f"\0aiodaemon-exiting-{len(canonical)}-{binascii.crc32(canonical):08x}"
+    return os.path.join(os.path.realpath(directory), name)
 
 
 def open_exit_mark(name: str) -> int | None:
