@@ -131,7 +131,7 @@ class UpgradeTarget:
         spawn: starts a task the shutdown sequence leaves running until the
             services close (``RuntimeHandle.spawn``): a successor sent SIGTERM
             is awaited, and its stderr copied, until it is gone. None: plain
-            tasks.
+            tasks (no runtime keeps them).
         records: where the log records go, a successor's too ("in PATH",
             "in syslog", "on stderr"), or None: a failure after its log opened
             says where to read why.
@@ -193,10 +193,15 @@ class UpgradeTarget:
         self.logs = logs
         self.signals = signals
         self.shutdown_timeout = shutdown_timeout
-        self.spawn = spawn
+        self.spawn = spawn or _plain_task
         self.records = records
         self.handed_over = handed_over
         self.rollback = rollback
+
+
+def _plain_task(coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
+    """A task on the running loop, kept by nobody (an :class:`UpgradeTarget` without a runtime)."""
+    return asyncio.get_running_loop().create_task(coro, name=name)
 
 
 class Upgrader:
@@ -473,14 +478,9 @@ class Upgrader:
         watch.terminate()
         # Nobody succeeds us: reloads are ours again (they are refused during an upgrade).
         self.successor = None
+        # Kept through our shutdown's cancelling step: awaited at its end.
         retire = self._await_retired(watch, budget)
-        name = "aiodaemon-upgrade-retire"
-        spawn = self.target.spawn
-        if spawn is None:
-            self._retiring = asyncio.get_running_loop().create_task(retire, name=name)
-        else:
-            # Kept through our shutdown's cancelling step: awaited at its end.
-            self._retiring = spawn(retire, name)
+        self._retiring = self.target.spawn(retire, "aiodaemon-upgrade-retire")
 
     async def _await_retired(self, watch: SuccessorWatch, budget: float | None) -> None:
         pid = watch.spawned.pid

@@ -53,7 +53,7 @@ class SuccessorWatch:
         stop: set when the daemon begins to stop (an upgrade under way is abandoned).
         spawn: starts the copy of its stderr as a task the shutdown leaves
             running (a successor stopping with us may still be importing its
-            code, and writing there); None: a plain task.
+            code, and writing there): ``UpgradeTarget.spawn``.
         records: where its log records go ("in PATH"), None if nowhere.
     """
 
@@ -61,7 +61,7 @@ class SuccessorWatch:
         self,
         spawned: Spawned,
         stop: asyncio.Event,
-        spawn: Callable[[Coroutine[Any, Any, None], str], asyncio.Task[None]] | None = None,
+        spawn: Callable[[Coroutine[Any, Any, None], str], asyncio.Task[None]],
         *,
         records: str | None = None,
     ) -> None:
@@ -74,11 +74,7 @@ class SuccessorWatch:
         self._tail = bytearray()
         #: set by the pump once the successor put its own stderr back (its run began).
         self._began = False
-        pump = self._pump_stderr(spawned.stderr, spawned.pid)
-        if spawn is None:
-            self._pump = loop.create_task(pump, name="aiodaemon-upgrade")
-        else:
-            self._pump = spawn(pump, "aiodaemon-upgrade")
+        self._pump = spawn(self._pump_stderr(spawned.stderr, spawned.pid), "aiodaemon-upgrade")
         spawned.stderr = -1  # the pump's to close
         self._lines: ChannelLines | None = None
 
