@@ -7,7 +7,16 @@ such a name: the listener counts only as the process ``SO_PEERCRED`` names,
 running as it listened, as root, as us, as the pidfile's owner or as the
 ``--user`` given, and holding that very pidfile open for writing, removed
 since (``PATH (deleted)``) or emptied at the path: a pidfile (0644) is
-writable by root and its daemon's user alone. Synchronous and light, for the CLI.
+writable by root and its daemon's user alone.
+
+"The pidfile's owner" is the owner of the file the process holds, which
+whoever made that file chose: it is believed only where nobody else could
+have made a file at the path. Not of a process that sees another mount
+namespace (a local user may mount a tmpfs of her own over the directory in a
+user namespace, and her file then reads as ``PATH (deleted)``), nor of
+another user's file in a shared sticky directory (``start``'s rule, see
+``_pidfile_trust``). Root, the caller and ``--user`` count anywhere.
+Synchronous and light, for the CLI.
 """
 
 from __future__ import annotations
@@ -18,6 +27,7 @@ import stat
 from .._prefork._exit_mark import canonical_path, exit_mark
 from .._prefork._pidfile_status import abstract_listener
 from .._prefork._procfs import any_open_file, uids
+from .._prefork._sharedfile import is_foreign
 
 TYPE_CHECKING = False  # not typing's: see aiodaemon/__init__.py
 if TYPE_CHECKING:
@@ -46,9 +56,25 @@ def find_exiting(path: StrPath, owner: int | None) -> int | None:
     if ids is None or ids[1] != uid:
         return None
     held = _writable_pidfile(pid, path)
-    if held is None or uid not in (0, os.geteuid(), held.st_uid, owner):
+    if held is None:
         return None
-    return pid
+    if uid in (0, os.geteuid(), owner) or (
+        uid == held.st_uid and _made_by_its_owner(pid, path, held)
+    ):
+        return pid
+    return None
+
+
+def _made_by_its_owner(pid: int, path: str, held: os.stat_result) -> bool:
+    """Whether the file ``pid`` holds as ``path`` can only be its owner's pidfile, not a forgery."""
+    try:
+        # Unreadable (another user's process, to a caller who is not root): not the same.
+        if os.stat(f"/proc/{pid}/ns/mnt").st_ino != os.stat("/proc/self/ns/mnt").st_ino:
+            return False
+        directory = os.stat(os.path.dirname(canonical_path(path)))
+    except OSError:
+        return False
+    return not is_foreign(held, directory, None)
 
 
 def _writable_pidfile(pid: int, path: str) -> os.stat_result | None:
