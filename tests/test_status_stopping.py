@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from .support import (
     clean_env,
     program,
     python,
+    read_json_lines,
     wait_for,
     wait_gone,
 )
@@ -223,3 +225,30 @@ def test_status_of_a_stopping_daemon_whose_loop_is_held_says_stopping(tmp_path: 
     finally:
         release.touch()
         wait_gone(pid, 30)
+
+
+def test_a_request_whose_peer_left_while_the_loop_was_held_logs_no_error(tmp_path: Path) -> None:
+    """A `stop` that gave up on a held loop and left: its late answer fails, quietly.
+
+    The daemon answered it once the hook let go, as the shutdown closed the
+    connection: the write's BrokenPipeError was logged as an "unhandled
+    exception in event loop" with a traceback, in a clean stop.
+    """
+    pidfile, log, release = tmp_path / "d.pid", tmp_path / "d.jsonl", tmp_path / "release"
+    options = {"detach": True, "pidfile": str(pidfile), "log_file": str(log)}
+    # A main cancelled by the shutdown: the close then meets the failed answer.
+    started = python([program("held_loop_shutdown"), json.dumps(options), release, "forever"])
+    assert started.returncode == 0, started.stderr
+    pid = int(pidfile.read_text())
+    try:
+        os.kill(pid, signal.SIGTERM)
+        wait_for(lambda: b'"event":"loop held"' in log.read_bytes(), 30, "the hook to hold")
+        with socket.socket(socket.AF_UNIX) as client:
+            client.connect(f"{pidfile}.ctl")
+            client.sendall(b'{"v": 1, "cmd": "stop"}\n')
+    finally:
+        release.touch()
+        wait_gone(pid, 30)
+    records = read_json_lines(log)
+    assert [r for r in records if r["level"] in ("error", "critical")] == []
+    assert (records[-1]["event"], records[-1]["status"]) == ("exit", 0)

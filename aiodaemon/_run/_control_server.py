@@ -183,7 +183,12 @@ class ControlServer:
             try:
                 answer = await self._answer(reader, fd)
                 writer.write(encode(answer))
-                await asyncio.wait_for(writer.drain(), _WRITE_TIMEOUT)
+                # Not wait_for: on 3.11 it drains in a task of its own, whose
+                # error (a peer gone: BrokenPipeError) nobody retrieves when the
+                # shutdown's close cancels this one meanwhile, and asyncio logs
+                # it as "Task exception was never retrieved".
+                async with asyncio.timeout(_WRITE_TIMEOUT):
+                    await writer.drain()
             finally:
                 self._active.discard(task)
         except (OSError, TimeoutError):

@@ -1,11 +1,14 @@
 """A daemon whose shutdown hook holds its event loop (sync code) until a release file appears.
 
-argv: options JSON, the release file's path. The hook logs ``loop held`` first.
-While it holds the loop, the control socket is open but nobody reads it.
+argv: options JSON, the release file's path, and ``forever`` for a ``main``
+that never returns (the shutdown cancels it) rather than one that returns once
+stopping. The hook logs ``loop held`` first. While it holds the loop, the
+control socket is open but nobody reads it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import sys
@@ -17,6 +20,7 @@ import aiodaemon
 
 options = json.loads(sys.argv[1])
 release = sys.argv[2]
+forever = sys.argv[3:] == ["forever"]
 
 
 @aiodaemon.on_shutdown
@@ -28,6 +32,8 @@ async def hold() -> None:
 
 
 async def main(ctx: aiodaemon.Context) -> None:
+    if forever:
+        await asyncio.Event().wait()
     await ctx.wait_stopping()
 
 
