@@ -76,6 +76,7 @@ MINIMAL_START = frozenset(
         "aiodaemon._logs._logchain",
         "aiodaemon._logs._logging",
         "aiodaemon._logs._logwriter",
+        "aiodaemon._logs._sinkwriter",
         "aiodaemon._prefork",
         "aiodaemon._prefork._acquire",
         "aiodaemon._prefork._config",

@@ -32,7 +32,8 @@ from ._logchain import (
     set_pid,
     wants_colors,
 )
-from ._logwriter import DEFAULT_QUEUE_SIZE, LogWriter, Sink
+from ._logwriter import DEFAULT_QUEUE_SIZE, LogWriter
+from ._sinkwriter import Sink
 
 if TYPE_CHECKING:
     from sys import UnraisableHookArgs
