@@ -108,6 +108,7 @@ LAYERS = [
     {"_prefork._pep3143_open", "pep3143"},
     {
         "_run._context",
+        "_run._exit_notice",
         "_run._forced",
         "_run._forked_child",
         "_run._health",

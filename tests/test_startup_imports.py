@@ -93,6 +93,7 @@ MINIMAL_START = frozenset(
         "aiodaemon._run",
         "aiodaemon._run._builtin",
         "aiodaemon._run._context",
+        "aiodaemon._run._exit_notice",
         "aiodaemon._run._forced",
         "aiodaemon._run._forked_child",
         "aiodaemon._run._hooks",

@@ -218,13 +218,13 @@ def test_the_daemon_names_the_stop_claim_as_the_command_does() -> None:
     """The daemon builds the claim's name itself (it imports nothing once running): the same."""
     from aiodaemon._cli._stop_claim import watch_names
     from aiodaemon._prefork._procfs import signal_claim
-    from aiodaemon._run import _forced
+    from aiodaemon._run import _exit_notice
 
-    _forced.expect_stop_claim()
+    _exit_notice.expect_stop_claim()
     try:
         claim = signal_claim("stop", os.getpid())
         assert claim is not None
         # The claim first, then the watches of the `stop` commands that only wait.
-        assert list(_forced._exit_names) == [claim, *watch_names(os.getpid())]
+        assert list(_exit_notice._exit_names) == [claim, *watch_names(os.getpid())]
     finally:
-        _forced._exit_names = ()
+        _exit_notice._exit_names = ()

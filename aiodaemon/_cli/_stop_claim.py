@@ -29,7 +29,7 @@ from ._control_client import read_to_end
 
 __all__ = ["WATCH_SLOTS", "claim_signal", "claim_stop", "watch_names", "watch_stop"]
 
-#: Names a waiting ``stop`` may listen on to hear the exit (``_forced.WATCH_SLOTS``).
+#: Names a waiting ``stop`` may listen on to hear the exit (``_exit_notice.WATCH_SLOTS``).
 WATCH_SLOTS = 8
 
 
@@ -40,7 +40,7 @@ class Claim:
         self._sock = sock
 
     def told(self, pid: int, timeout: float, limit: int = 65536) -> bytes:
-        """What ``pid`` wrote to the claim as it ended (see ``_forced.tell_exit``); b"" if none.
+        """What ``pid`` wrote to the claim as it ended (``_exit_notice.tell_exit``); b"" if none.
 
         Its connection waits in the queue, never accepted until now (the other
         ``stop``'s looks at the claim too): only the one ``SO_PEERCRED`` says

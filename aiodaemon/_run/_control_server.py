@@ -467,7 +467,7 @@ class DaemonCommands:
         Idempotent, unlike a second SIGTERM (which forces the exit): any number
         of ``aiodaemon stop`` may ask, and the shutdown hooks still finish. With
         ``"watch": true`` the connection is also told, after this answer, how
-        the process ended (see :func:`._forced.tell_exit`).
+        the process ended (see :func:`._exit_notice.tell_exit`).
         """
         assert self.request_stop is not None  # served only with a requester
         state = self.state()
@@ -490,8 +490,8 @@ class DaemonCommands:
                 answer["socket_files"] = {path: list(inode) for path, inode in files.items()}
         fd = _connection_fd.get()
         if request.get("watch") is True and fd is not None:
-            from ._forced import watch_exit
+            from ._exit_notice import watch_exit
 
-            # Told, after this answer, how the process ended (see _forced.tell_exit).
+            # Told, after this answer, how the process ended (see _exit_notice.tell_exit).
             answer["watched"] = watch_exit(fd)
         return answer

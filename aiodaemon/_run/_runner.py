@@ -24,7 +24,7 @@ import structlog
 
 from .._prefork._messages import write_line
 from ..exceptions import DaemonError, StartupError
-from ._forced import tell_exit
+from ._exit_notice import tell_exit
 from ._loop import new_event_loop
 from ._outcome import error_text
 from ._runtime import Runtime

@@ -34,7 +34,8 @@ import structlog
 
 from ..exceptions import ExitCode
 from ._context import Context
-from ._forced import ForcedExit, expect_stop_claim, log_joined, log_repeated
+from ._exit_notice import expect_stop_claim
+from ._forced import ForcedExit, log_joined, log_repeated
 from ._forked_child import watch_forks
 from ._hooks import Hooks, Lifespan, MainTarget, describe
 from ._loop import loop_name, sockname
@@ -383,7 +384,7 @@ class Runtime:
                 self.outcome.fail(f"stopped by {name} before it was ready")
             self.stopping_because(f"stopped by {name}")
         self.reloads.abandon(_NO_RELOAD_WHILE_STOPPING)
-        # A `stop` that sent SIGTERM hears how the process ended (see _forced).
+        # A `stop` that sent SIGTERM hears how the process ended (see _exit_notice).
         expect_stop_claim()
         if self.parts.pidfile is not None:
             # Said by the control socket until it closes, by the pidfile's mark to the end.

@@ -57,13 +57,8 @@ import structlog
 from .._logs._logwriter import start_bounded
 from .._prefork._messages import flush_stdio
 from ..exceptions import ExitCode
-from ._forced import (
-    BackstopClock,
-    expect_stop_claim,
-    say_forced_exit,
-    say_nowait,
-    start_backstop,
-)
+from ._exit_notice import expect_stop_claim, say_forced_exit, say_nowait
+from ._forced import BackstopClock, start_backstop
 from ._hooks import HookError, Lifespan, call_async, entry_name, in_own_context
 from ._loop import await_chain, thread_stack
 from ._outcome import error_text, raised

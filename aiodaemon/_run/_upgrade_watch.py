@@ -24,7 +24,7 @@ import structlog
 
 from .._prefork._handoff import VERSION
 from .._prefork._messages import seconds_shown
-from ._forced import write_nowait
+from ._exit_notice import write_nowait
 from ._upgrade_channel import ChannelLines
 
 if TYPE_CHECKING:

@@ -11,10 +11,10 @@ from __future__ import annotations
 import sys
 
 import aiodaemon
-import aiodaemon._run._forced
+import aiodaemon._run._exit_notice
 from tests.programs.recorder import record, wait_for_file
 
-say = aiodaemon._run._forced.say_nowait
+say = aiodaemon._run._exit_notice.say_nowait
 
 
 def held_say(text: str) -> None:
@@ -23,7 +23,7 @@ def held_say(text: str) -> None:
     say(text)
 
 
-aiodaemon._run._forced.say_nowait = held_say
+aiodaemon._run._exit_notice.say_nowait = held_say
 
 
 # The same daemon as forced_exit_sockets (a shutdown hook that hangs), run with
