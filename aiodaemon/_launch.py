@@ -95,7 +95,7 @@ def launch(
     _refuse_during_target_import(main)
     # A run() before this one in this process parked the thread that bounds the
     # interpreter's exit: ended, or this run could not detach ("other threads run").
-    earlier = sys.modules.get(f"{__package__}._run._shutdown")
+    earlier = sys.modules.get(f"{__package__}._run._process_end")
     if earlier is not None:
         earlier.disarm_at_exit()
     exit_mark = sys.modules.get(f"{__package__}._prefork._exit_mark")
@@ -322,9 +322,9 @@ def _give_up(
 
 
 def end_daemon(code: int) -> int:
-    """The daemon's last step, bounded by its shutdown budget (see ``_shutdown``)."""
+    """The daemon's last step, bounded by its shutdown budget (see ``_process_end``)."""
     # Loaded with the run phase, before any chroot or privilege drop.
-    from ._run._shutdown import end_process
+    from ._run._process_end import end_process
 
     return end_process(code)
 

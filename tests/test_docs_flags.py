@@ -170,7 +170,7 @@ def test_control_command_timeouts_say_their_default(command: str) -> None:
     assert float(match.group(1)) == default
     if action.default is None:  # stop's: longer when the daemon's stop budget is
         from aiodaemon._cli._stop import _BUDGET_MARGIN
-        from aiodaemon._run._shutdown import EXIT_GRACE
+        from aiodaemon._run._process_end import EXIT_GRACE
 
         # The daemon answers drain + shutdown + EXIT_GRACE; stop adds its margin.
         (extra,) = re.findall(r"shutdown timeout \+ (\d+) when longer", action.help or "")

@@ -126,6 +126,7 @@ LAYERS = [
     {
         "_run._control_server",
         "_run._loop",
+        "_run._process_end",
         "_run._reloads",
         "_run._services",
         "_run._takeover",

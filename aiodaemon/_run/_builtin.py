@@ -231,7 +231,7 @@ def _request_stop(runtime: Runtime) -> None:
 
 def _stop_budget(runtime: Runtime) -> float:
     """Seconds from a stop request to the process's end at the latest."""
-    from ._shutdown import EXIT_GRACE  # loaded with the runtime already
+    from ._process_end import EXIT_GRACE  # loaded with the runtime already
 
     return runtime.drain_delay + runtime.options.shutdown_timeout + EXIT_GRACE
 

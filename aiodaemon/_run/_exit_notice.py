@@ -1,7 +1,7 @@
 """Telling how the process ended: a line on stderr, the status to a waiting ``aiodaemon stop``.
 
 The graceful end tells its status (:mod:`._runner`), and so do the forced
-exits (:mod:`._forced`, :mod:`._shutdown`), from inside a signal handler
+exits (:mod:`._forced`, :mod:`._process_end`), from inside a signal handler
 too: what they call here makes system calls only, none that could block.
 
 The command is not the daemon's parent: it sees the process go, never its

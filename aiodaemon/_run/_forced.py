@@ -13,7 +13,7 @@ lock, it only records and leaves (gunicorn's ``Arbiter.signal`` and trio's
 Forcing the exit, it makes one non-blocking attempt at the minimum a person
 or a supervisor relies on — release the launcher with the status, remove the
 socket files we own (the steps :mod:`._builtin` registers) and the pidfile,
-kill the children the usual exit would have ended (:mod:`._shutdown`'s
+kill the children the usual exit would have ended (:mod:`._process_end`'s
 step), one line on stderr if stderr can take it at once and the status to a
 waiting ``aiodaemon stop`` (:mod:`._exit_notice`) — then ``os._exit``.
 Records still queued for the log are lost: the person who asked twice asked
