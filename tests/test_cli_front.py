@@ -205,7 +205,7 @@ def _acquire_failures(d: Path) -> dict[str, tuple[list[str], str, int]]:
         "pidfile symlink": (
             ["--pidfile", str(d / "link.pid")],
             f"--pidfile: {d / 'link.pid'} is a symlink; refusing to follow it",
-            1,
+            2,  # seen by the options' check already (lstat), as a directory is
         ),
         "stdout fifo": (
             ["--stdout", str(d / "fifo")],

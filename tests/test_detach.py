@@ -392,9 +392,9 @@ def test_symlinked_pidfile_is_refused(tmp_path: Path, launcher: Path) -> None:
     target.write_text("do not touch\n")
     (tmp_path / "d.pid").symlink_to(target)
     result = start(launcher, tmp_path)
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert result.stderr.strip() == (
-        f"aiodaemon: pidfile {tmp_path / 'd.pid'} is a symlink; refusing to follow it"
+        f"aiodaemon: pidfile: {tmp_path / 'd.pid'} is a symlink; refusing to follow it"
     )
     assert target.read_text() == "do not touch\n"
 

@@ -5,11 +5,17 @@ from __future__ import annotations
 import json
 import os
 import socket
+import stat
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from aiodaemon import ExitCode
+from aiodaemon._prefork._config import parse_options
+from aiodaemon._prefork._pidfile import acquire_pidfile
+from aiodaemon.exceptions import StartupError
 
 from .support import (
     PYTHON,
@@ -18,6 +24,7 @@ from .support import (
     install_program,
     pids_with,
     program,
+    python,
     read_json_lines,
     read_pid,
     require_tool,
@@ -88,7 +95,10 @@ def test_stale_pidfile_cleanup_never_hides_a_start(tmp_path: Path) -> None:
     assert (result["refused"], result["invisible"]) == (0, 0), result
 
 
-@pytest.fixture(params=["fifo", "directory", "socket"])
+ODD_FILES = ["fifo", "directory", "socket", "device", "symlink", "dangling", "symlinked dir"]
+
+
+@pytest.fixture(params=ODD_FILES)
 def odd_pidfile(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Path, str]]:
     """Something other than a regular file at the pidfile path, and what it is called."""
     path = tmp_path / "d.pid"
@@ -98,6 +108,23 @@ def odd_pidfile(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tupl
     elif request.param == "directory":
         path.mkdir()
         yield path, "a directory"
+    elif request.param == "device":
+        # /dev/null's numbers: nothing the test could break through it.
+        os.mknod(path, 0o600 | stat.S_IFCHR, os.makedev(1, 3))
+        yield path, "a character device"
+    elif request.param in ("symlink", "dangling", "symlinked dir"):
+        target = tmp_path / "target"
+        if request.param == "symlink":
+            target.write_text("keep me\n")
+        elif request.param == "symlinked dir":
+            target.mkdir()
+        path.symlink_to(target)
+        yield path, "a symlink"
+        # Never followed: a missing target is not created, an existing one not touched.
+        if request.param == "symlink":
+            assert target.read_text() == "keep me\n"
+        else:
+            assert target.exists() == (request.param == "symlinked dir")
     else:
         with socket.socket(socket.AF_UNIX) as sock:
             sock.bind(str(path))
@@ -114,11 +141,11 @@ def test_status_refuses_a_pidfile_that_is_not_a_regular_file(
     assert status.stdout == f"unknown (pidfile {path} is {kind}, not a regular file)\n"
 
 
-@pytest.mark.parametrize("command", ["stop", "reload"])
+@pytest.mark.parametrize("command", ["stop", "reload", "upgrade"])
 def test_stop_and_reload_refuse_a_pidfile_that_is_not_a_regular_file(
     odd_pidfile: tuple[Path, str], command: str
 ) -> None:
-    """stop and reload answer at once with one line, exit 1, and signal nothing."""
+    """stop, reload and upgrade answer at once with one line, exit 1, and signal nothing."""
     path, kind = odd_pidfile
     result = aiodaemon_cli(command, "--pidfile", path, timeout=DEADLINE)
     assert result.returncode == 1
@@ -127,20 +154,66 @@ def test_stop_and_reload_refuse_a_pidfile_that_is_not_a_regular_file(
     assert line.endswith(f"nothing signalled: pidfile {path} is {kind}, not a regular file")
 
 
-def test_start_refuses_a_pidfile_that_is_not_a_regular_file(
-    odd_pidfile: tuple[Path, str], tmp_path: Path
+def refusal(path: Path, kind: str) -> str:
+    """How a start refuses ``kind`` at the pidfile path, after the option's name."""
+    if kind == "a symlink":
+        return f"{path} is a symlink; refusing to follow it"
+    return f"{path} is {kind}, not a regular file"
+
+
+@pytest.mark.parametrize("command", ["start", "run", "restart"])
+def test_a_start_refuses_a_pidfile_that_is_not_a_regular_file_as_a_bad_option(
+    odd_pidfile: tuple[Path, str], tmp_path: Path, command: str
 ) -> None:
-    """start fails at once with one line naming the file, and leaves no daemon behind."""
+    """start, run and restart: the usage error (exit 2) a directory was, one line naming it.
+
+    A FIFO, a socket, a device or a symlink at the path was found only by the
+    acquire (exit 1; restart said "cannot tell whether the daemon runs").
+    """
     path, kind = odd_pidfile
     install_program("cli_app", tmp_path, "app.py")
-    result = aiodaemon_cli("start", "app:main", "--pidfile", path, cwd=tmp_path, timeout=DEADLINE)
-    assert result.returncode in (1, 2)
-    (line,) = result.stderr.splitlines()
-    assert line.startswith("aiodaemon")
-    assert str(path) in line
-    assert f"is {kind}" in line
+    result = aiodaemon_cli(command, "app:main", "--pidfile", path, cwd=tmp_path, timeout=DEADLINE)
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr == f"aiodaemon: --pidfile: {refusal(path, kind)}\n"
     assert not (tmp_path / "started").exists()
     assert not pids_with(str(path))
+
+
+def test_run_refuses_a_pidfile_that_is_not_a_regular_file_as_a_bad_option(
+    odd_pidfile: tuple[Path, str], tmp_path: Path
+) -> None:
+    """run(pidfile=...) says it as for any bad option: ``pidfile: ...``, exit 2, nothing run."""
+    path, kind = odd_pidfile
+    mark = tmp_path / "ran"
+    code = (
+        "import aiodaemon, pathlib, sys\n"
+        "async def main(): pathlib.Path(sys.argv[2]).touch()\n"
+        "aiodaemon.run(main, pidfile=sys.argv[1], detach=False)\n"
+    )
+    result = python(["-c", code, path, mark], timeout=DEADLINE)
+    assert (result.returncode, result.stderr) == (2, f"aiodaemon: pidfile: {refusal(path, kind)}\n")
+    assert not mark.exists()
+
+
+@pytest.mark.parametrize("planted", ["fifo", "symlink"])
+def test_a_file_planted_after_the_options_check_is_refused_by_the_acquire(
+    tmp_path: Path, planted: str
+) -> None:
+    """Put there between the options' check and the open: refused by the open, not followed."""
+    path, victim = tmp_path / "d.pid", tmp_path / "victim"
+    victim.write_text("keep me\n")
+    options = parse_options({"pidfile": str(path)})  # nothing there yet: accepted
+    if planted == "fifo":
+        os.mkfifo(path)
+    else:
+        path.symlink_to(victim)
+    with pytest.raises(StartupError) as refused:
+        acquire_pidfile(options.pidfile or "")
+    assert refused.value.exit_code == ExitCode.FAILURE
+    kind = "a FIFO" if planted == "fifo" else "a symlink"
+    assert str(refused.value) == f"pidfile {refusal(path, kind)}"
+    assert victim.read_text() == "keep me\n"
+    assert stat.S_ISFIFO(os.lstat(path).st_mode) == (planted == "fifo")
 
 
 @pytest.mark.parametrize(

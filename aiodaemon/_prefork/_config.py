@@ -10,6 +10,7 @@ import collections
 import logging
 import math
 import os
+import stat
 from collections.abc import Iterable, Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Literal
@@ -158,7 +159,7 @@ def parse_options(raw: Mapping[str, Any]) -> Options:
         # Refused here like user=, not after the fork with a late exit 1.
         raise ConfigError("chroot", "changing the root directory needs root")
     workdir = _workdir(raw, chroot)
-    pidfile = _opt_file("pidfile", raw.get("pidfile"))
+    pidfile = _opt_file("pidfile", raw.get("pidfile"), regular_only=True)
     outputs = {name: _opt_file(name, raw.get(name)) for name in ("stdout", "stderr", "log_file")}
     _check_not_pidfile(pidfile, outputs)
     options = Options(
@@ -311,8 +312,12 @@ def _as_path(option: str, value: object) -> str | None:
     return path
 
 
-def _opt_file(option: str, value: object) -> str | None:
-    """A file we create later: absolute, in an existing writable directory anyone may not empty."""
+def _opt_file(option: str, value: object, *, regular_only: bool = False) -> str | None:
+    """A file we create later: absolute, in an existing writable directory anyone may not empty.
+
+    ``regular_only``: anything but a regular file already at the path is
+    refused (see :func:`_check_regular_or_absent`).
+    """
     path = _as_path(option, value)
     if path is None:
         return None
@@ -327,12 +332,39 @@ def _opt_file(option: str, value: object) -> str | None:
         raise ConfigError(option, f"not a file path: {path}")
     if not os.path.isdir(parent):
         raise ConfigError(option, f"directory does not exist: {parent}")
+    if regular_only:
+        _check_regular_or_absent(option, path)
     if os.path.isdir(path):
         raise ConfigError(option, f"is a directory: {path}")
     if not os.access(parent, os.W_OK | os.X_OK) and not os.access(path, os.W_OK):
         raise ConfigError(option, f"directory is not writable: {parent}")
     check_open_directory(option, parent)
     return path
+
+
+def _check_regular_or_absent(option: str, path: str) -> None:
+    """Refuse what is at ``path`` when it exists and is not a regular file.
+
+    Found here by ``lstat`` (a symlink is never followed, to a directory
+    either), it is a bad option like a directory that does not exist, exit 2.
+    Before, only a directory was, and a FIFO, socket, device or symlink was
+    found by the acquire (exit 1). One put there after this check still is:
+    the open itself refuses it (``O_NOFOLLOW``, then ``fstat``).
+
+    Raises:
+        ConfigError: naming what is there.
+    """
+    try:
+        mode = os.lstat(path).st_mode
+    except OSError:
+        return  # absent, or out of reach: the acquire says why, if it matters
+    if stat.S_ISREG(mode):
+        return
+    if stat.S_ISLNK(mode):
+        raise ConfigError(option, f"{path} is a symlink; refusing to follow it")
+    from ._safeopen import describe_mode
+
+    raise ConfigError(option, f"{path} is {describe_mode(mode)}, not a regular file")
 
 
 def _absolute(option: str, path: str) -> str:
