@@ -48,6 +48,25 @@ def test_a_startup_hook_blocking_the_loop_is_named_with_the_blocking_call(
     assert "time.sleep(60)" in stack
 
 
+def test_a_foreground_start_blocked_past_its_timeout_says_why_while_it_still_runs(
+    tmp_path: Path, foreground: Any
+) -> None:
+    """The backstop's record comes a moment after start_timeout, not with the forced exit.
+
+    That exit is ``shutdown_timeout`` later (60 s here): the record came only
+    then, and until then the log said nothing of the blocked start (nor could
+    the testing kit, which reads it, give up with the daemon's reason).
+    """
+    (tmp_path / "record.txt.block").touch()
+    d = foreground("startup_blocks", start_timeout=1, shutdown_timeout=60)
+    d.wait_event("not ready after 1 s", timeout=30)
+    assert d.proc.poll() is None  # still blocked, its forced exit 60 s away
+    record = not_ready(d)
+    assert record["loop"] == "blocked"
+    assert str(record["hook"]).endswith(".block")
+    assert "time.sleep(60)" in str(record["stack"])
+
+
 def test_a_detached_start_blocked_past_its_timeout_leaves_the_reason_in_the_log(
     tmp_path: Path,
 ) -> None:

@@ -207,7 +207,8 @@ class StartDeadline:
     daemon does: a loop timer begins the shutdown at ``start_timeout`` ("not
     ready after S s"), and, as the shutdown has, a backstop thread ends the
     process at ``start_timeout + shutdown_timeout`` if the loop never got
-    there (sync code in a startup hook blocks it): the forced exit, status 1.
+    there (sync code in a startup hook blocks it): the forced exit, status 1;
+    it logs why (``loop: blocked``) a moment after ``start_timeout`` already.
     Once the shutdown has begun, its own deadline and backstop take over.
     A successor's backstop waits while its old daemon lives: that one
     enforces the upgrade's timeout (it kills us).
@@ -316,7 +317,13 @@ class StartDeadline:
         budget = rt.options.start_timeout + rt.options.shutdown_timeout
         clock = BackstopClock(budget)
         try:
-            if self._over.wait(budget):
+            if predecessor is None:
+                # Why, said a moment after the deadline, as a detached start's
+                # witness says it: the forced exit is shutdown_timeout away, and
+                # the log (read by a person, or by the testing kit to give up
+                # at once) said nothing of the blocked start until then.
+                self._witness(clock.started + rt.options.start_timeout)
+            if self._over.wait(max(0.0, clock.due - time.monotonic())):
                 return
             # Before waiting on the old daemon, which may end long after.
             stopped = clock.stopped()
@@ -331,17 +338,19 @@ class StartDeadline:
                 os.close(predecessor)
         if self._done():
             return
-        self._report_blocked(stopped)
+        if not self._reported:
+            self._report_blocked(stopped)
         rt.outcome.fail(self._message)
         cause = stopped or "event loop blocked"
         rt.shutdown.exit_now(ExitCode.FAILURE, f"{self._message}, {cause}")
 
     def _witness(self, deadline: float) -> None:
-        # On its own thread, detached: the launcher stops a daemon not ready by
-        # its deadline, and SIGKILLs one whose blocked loop cannot stop; the
-        # loop's own record of why never came, and the log ended at "starting".
-        # The loop's timer reports at the deadline; one that has not, a moment
-        # later, is blocked (and the launcher's SIGKILL is still a second away).
+        # On its own thread (detached; or in the foreground, the backstop's
+        # first step): the launcher stops a daemon not ready by its deadline,
+        # and SIGKILLs one whose blocked loop cannot stop; the loop's own record
+        # of why never came, and the log ended at "starting". The loop's timer
+        # reports at the deadline; one that has not, a moment later, is blocked
+        # (and the launcher's SIGKILL is still a second away).
         grace = min(FROZEN_AFTER, self._rt.options.shutdown_timeout / 2)
         clock = BackstopClock(max(0.0, deadline + grace - time.monotonic()))
         if self._over.wait(clock.due - clock.started) or self._done():
