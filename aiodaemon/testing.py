@@ -53,6 +53,7 @@ from ._kit._process import (
     Process,
     finish,
     hand_directory_to,
+    kill_group,
     peek,
     receive_notification,
     run_command,
@@ -596,9 +597,12 @@ async def _wait_ready(
     """Return once the daemon says READY=1.
 
     Raises:
-        StartFailed: it exited first, or is still not ready a grace period after
-            its ``start_timeout`` (in which it fails the start itself, when its
-            loop still runs); the message names ``start_timeout``, as the
+        StartFailed: it exited first; or its log says its start timed out
+            while its event loop was blocked (it is killed at once: it could
+            not read a SIGTERM, and would end by itself only ``shutdown_timeout``
+            later); or it is still not ready a grace period after its
+            ``start_timeout`` (in which it fails the start itself, when its
+            loop still runs). The message names ``start_timeout``, as the
             daemon's own does.
     """
     # A value the daemon refuses (NaN, not above 0) has it exit at once with its
@@ -623,6 +627,10 @@ async def _wait_ready(
     # descriptor (on Python 3.12, create_subprocess_exec's pidfd: its wait hung).
     loop.add_reader(notify, on_notify)
     waiters: list[asyncio.Future[Any]] = [ready, exited]
+    blocked = None
+    if limit is not None:
+        blocked = asyncio.ensure_future(_wait_blocked_start(daemon, start_timeout))
+        waiters.append(blocked)
     try:
         done, _ = await asyncio.wait(waiters, timeout=limit, return_when=asyncio.FIRST_COMPLETED)
         if ready in done:
@@ -631,9 +639,42 @@ async def _wait_ready(
         if status is not None:
             stderr = daemon.stderr
             raise StartFailed(startup_error(stderr, status), status, stderr)
+        if blocked is not None and blocked in done:
+            # Its SIGTERM would wait with the blocked loop until the daemon's
+            # own forced exit, shutdown_timeout away: this one it cannot outwait.
+            kill_group(process)
+            await wait_exit(process, None)
+            raise StartFailed(blocked.result(), None, daemon.stderr)
         await terminate(process, STOP_GRACE)
         stderr = daemon.stderr
         raise StartFailed(f"not ready after {start_timeout:g} s", None, stderr)
     finally:
         loop.remove_reader(notify)
         exited.cancel()
+        if blocked is not None:
+            blocked.cancel()
+
+
+async def _wait_blocked_start(daemon: DaemonProcess, start_timeout: float) -> str:
+    """The daemon's own error once its log says its start timed out on a blocked loop.
+
+    Its backstop thread logs ``not ready after S s`` with ``loop: blocked``
+    (or ``process: stopped``) a moment after ``start_timeout``, while the
+    forced exit that ends such a daemon comes only ``shutdown_timeout`` later.
+    A start whose loop runs is left to fail by itself.
+    """
+    await asyncio.sleep(start_timeout)  # nothing to read before it
+    delay = 0.01
+    while True:
+        with contextlib.suppress(LaunchError):  # a console-format log: no records to read
+            for record in daemon.records():
+                if record.get("logger") == "aiodaemon" and "start_timeout" in record:
+                    if record.get("loop") == "blocked":
+                        return f"{record['event']}, event loop blocked"
+                    if record.get("process") == "stopped":
+                        return (
+                            f"{record['event']}, process not running: stopped, frozen,"
+                            " or a call blocked holding the GIL"
+                        )
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 0.1)

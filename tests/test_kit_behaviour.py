@@ -24,6 +24,7 @@ from aiodaemon.testing import StartFailed, launch
 from .support import REPO, clean_env, is_alive
 
 PROGRAM = REPO / "tests" / "programs" / "kit_app.py"
+STARTUP_BLOCKS = REPO / "tests" / "programs" / "startup_blocks.py"
 MULTI_LINE = "cannot start:\n  reason A\n  reason B"
 
 
@@ -136,14 +137,38 @@ async def test_a_temporary_directory_too_deep_for_a_unix_socket_still_launches(
     assert not daemon.directory.exists()
 
 
-async def test_a_daemon_too_stuck_to_time_out_fails_naming_its_start_timeout(
+async def test_a_start_blocking_the_loop_fails_with_the_daemons_own_words(tmp_path: Path) -> None:
+    """A startup hook blocking the loop: StartFailed with the daemon's reason; the daemon is gone.
+
+    The kit waited 10 s past ``start_timeout``, then 10 s more after a SIGTERM
+    the blocked loop could not read, and said only its own "not ready after
+    S s". The daemon's log says why a moment after ``start_timeout``: the kit
+    kills it then (its own forced exit is ``shutdown_timeout``, 30 s, away).
+    """
+    record = tmp_path / "record.txt"
+    (tmp_path / "record.txt.block").touch()  # startup_blocks blocks while it exists
+    with pytest.raises(StartFailed) as failed:
+        async with launch(
+            STARTUP_BLOCKS, env={"AIODAEMON_TEST_RECORD": str(record)}, start_timeout=0.5
+        ):
+            pytest.fail("the block must not run")
+    assert failed.value.message == "not ready after 0.5 s, event loop blocked"
+    assert failed.value.status is None  # killed: it could not stop
+    (line,) = record.read_text().splitlines()
+    assert line.startswith("blocking ")
+    assert not is_alive(int(line.split()[1]))
+
+
+async def test_a_daemon_too_stuck_to_say_why_fails_naming_its_start_timeout(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """A startup hook blocking the loop: StartFailed says "not ready after <start_timeout> s"."""
+    """No word from the blocked daemon (log_level critical): the kit's "not ready after S s"."""
     # The kit's grace beyond start_timeout, and before SIGKILL, shortened to keep this fast.
     monkeypatch.setattr(aiodaemon.testing, "STOP_GRACE", 1.0)
     with pytest.raises(StartFailed) as failed:
-        async with launch(PROGRAM, env={"KIT_BLOCK_START": "1"}, start_timeout=0.5):
+        async with launch(
+            PROGRAM, env={"KIT_BLOCK_START": "1"}, start_timeout=0.5, log_level="critical"
+        ):
             pytest.fail("the block must not run")
     assert failed.value.message == "not ready after 0.5 s"
     assert failed.value.status is None
