@@ -8,8 +8,11 @@ exited, not that it ignores SIGUSR2.
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import signal
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -269,3 +272,128 @@ def test_start_that_loses_the_race_for_the_lock_waits_for_the_winner(
     assert is_alive(new)
     status = app.cli("status", "--pidfile", app.pidfile)
     assert status.stdout.splitlines()[0] == f"running (pid {new}, pidfile {app.pidfile})"
+
+
+def _start_paused_at_its_second_question(app: ControlApp, pause: Path, command: str) -> Watched:
+    """``start`` (or ``run``) that said it waits, paused before its second status question.
+
+    Its first connection is the check for a stopping daemon, its second the
+    first question of the wait ("starting": it says it waits); the third is
+    the next question, about a tenth of a second later.
+    """
+    pause.mkdir()
+    env = {
+        **app.env(),
+        "PYTHONPATH": os.pathsep.join([str(PAUSED), str(REPO)]),
+        "AIODAEMON_TEST_PAUSE": str(pause),
+        "AIODAEMON_TEST_PAUSE_AT": "control:3",
+    }
+    return Watched([str(AIODAEMON), *map(str, _start_args(app, command))], env)
+
+
+@pytest.mark.parametrize(
+    ("held", "command", "code"),
+    [(True, "start", 0), (True, "run", 3), (False, "start", 0), (False, "run", 3)],
+    ids=["stopping-start", "stopping-run", "gone-start", "gone-run"],
+)
+def test_a_daemon_ready_and_stopped_between_two_questions_is_not_started_over(
+    app: ControlApp, tmp_path: Path, held: bool, command: str, code: int
+) -> None:
+    """Ready, then stopped before the next question: "already running", and the stop stands.
+
+    ``held``: its shutdown hook holds it stopping when the question comes;
+    else it is gone by then. Either way the waiting command says what a
+    question a moment earlier would have said (start 0, run 3), adds what came
+    after, and starts no daemon over the stop.
+    """
+    first, pid = _first_start(app, "wait")
+    pause = tmp_path / "pause"
+    second = _start_paused_at_its_second_question(app, pause, command)
+    stop = None
+    try:
+        wait_for((pause / "paused").exists, 30, "the second command to pause")
+        assert second.lines == [_waiting(pid)]
+        app.steer("shutdown", "wait" if held else "")
+        app.steer("release")
+        assert first.finish()[:2] == (0, f"{pid}\n")  # ready
+        stop = app.watch("stop", "--pidfile", app.pidfile)
+        if held:
+            wait_for(lambda: app.records("stop requested"), 30, "the stop to begin")
+        else:
+            assert stop.finish()[0] == 0
+            wait_gone(pid)
+        (pause / "go").touch()
+        wait_for(lambda: second.proc.poll() is not None or len(second.lines) > 1, 30,
+                 "the second command's verdict")  # fmt: skip
+        app.steer("shutdown-release")
+        result = second.finish()
+        assert stop.finish()[0] == 0
+    finally:
+        first.kill()
+        second.kill()
+        if stop is not None:
+            stop.kill()
+    after = "begun stopping" if held else "stopped"
+    already = f"aiodaemon: already running (pid {pid}, pidfile {app.pidfile}); it has since {after}"
+    assert result == (code, "", [_waiting(pid), already])
+    assert len(app.records("starting")) == 1  # nothing started over the stop
+    assert app.cli("status", "--pidfile", app.pidfile).returncode == 3
+
+
+def test_a_daemon_stopped_before_it_was_ready_and_gone_by_the_next_question(
+    app: ControlApp, tmp_path: Path
+) -> None:
+    """Stopped while starting, gone by the next question: nothing runs, so the start starts."""
+    first, pid = _first_start(app, "wait")
+    pause = tmp_path / "pause"
+    second = _start_paused_at_its_second_question(app, pause, "start")
+    try:
+        wait_for((pause / "paused").exists, 30, "the second command to pause")
+        app.steer("startup", "")  # read by the first hook already: the second daemon's passes
+        assert app.cli("stop", "--pidfile", app.pidfile).returncode == 0
+        assert first.finish()[0] == 1
+        (pause / "go").touch()
+        code, out, lines = second.finish()
+    finally:
+        first.kill()
+        second.kill()
+    assert code == 0, lines
+    assert lines == [
+        _waiting(pid),
+        f"aiodaemon: pid {pid} stopped before it was ready; starting once it has exited",
+    ]
+    new = int(out)
+    assert new != pid
+    assert is_alive(new)
+
+
+def _asked_status(app: ControlApp) -> dict[str, object]:
+    """The daemon's own answer to ``status`` on its control socket."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+        conn.settimeout(20)
+        conn.connect(str(app.control))
+        conn.sendall(b'{"v": 1, "cmd": "status"}\n')
+        answer: dict[str, object] = json.loads(conn.makefile("rb").readline())
+    return answer
+
+
+@pytest.mark.parametrize("ready", [True, False], ids=["after-ready", "while-starting"])
+def test_the_status_answer_says_whether_the_daemon_was_ready_while_it_stops(
+    app: ControlApp, ready: bool
+) -> None:
+    """``ready``: false while starting, true once ready, and kept while the daemon stops."""
+    app.steer("shutdown", "wait")
+    first, pid = _first_start(app, "wait")
+    try:
+        assert [_asked_status(app)[key] for key in ("state", "ready")] == ["starting", False]
+        if ready:
+            app.steer("release")
+            assert first.finish()[:2] == (0, f"{pid}\n")
+            assert [_asked_status(app)[key] for key in ("state", "ready")] == ["running", True]
+        os.kill(pid, signal.SIGTERM)
+        wait_for(lambda: _asked_status(app)["state"] == "stopping", 30, "the daemon stopping")
+        assert _asked_status(app)["ready"] is ready
+        app.steer("shutdown-release")
+        wait_gone(pid)
+    finally:
+        first.kill()

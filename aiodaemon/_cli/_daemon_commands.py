@@ -242,7 +242,8 @@ def _report_running(args: argparse.Namespace, options: dict[str, Any], starts: S
     """Say "already running" when a daemon holds --pidfile; one stopping or starting is waited for.
 
     A stopping daemon is waited for until it has exited; a starting one until
-    it is ready (then "already running") or gone (then nothing runs: start).
+    it is ready (then "already running", also when it stopped since) or gone
+    before it was ready (then nothing runs: start).
 
     Raises:
         _Running: a stopping daemon did not exit in time, or a starting one
@@ -269,6 +270,8 @@ def _report_running(args: argparse.Namespace, options: dict[str, Any], starts: S
             raise _Running(ExitCode.FAILURE) from None
         if verdict is Verdict.RUNNING:
             break
+        if verdict is Verdict.WAS_READY:
+            return True  # "already running", said with what came after
         # Gone (its start failed, or it was stopped) or stopping: as for any such holder.
         stopping_unseen = verdict is Verdict.STOPPING
         held = _running_holder(args)

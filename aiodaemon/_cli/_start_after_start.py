@@ -14,7 +14,15 @@ the command starts as usual, since nothing runs. Only a daemon that says it
 is starting is waited for: its control socket answers ``starting``, after a
 moment's grace for one bound but not served yet (a daemon on its way to its
 event loop); a daemon without a control socket cannot say, and is "already
-running" as before. Synchronous and light, for the CLI.
+running" as before.
+
+A daemon may become ready and be stopped (a deliberate ``stop``) between two
+questions: then it is "already running" as a question a moment earlier would
+have found it, the stop said, and nothing is started over that stop. Its
+control socket says whether it was ready (``ready`` in its status answer,
+kept while it stops); past that socket's close, or once it is gone, its exit
+does, told to a watch the command holds from the moment the daemon says it is
+starting (see :func:`._stop_claim.watch_stop`). Synchronous and light, for the CLI.
 """
 
 from __future__ import annotations
@@ -24,7 +32,7 @@ import os
 import time
 
 from .._prefork._config import Options
-from .._prefork._control_protocol import VERSION
+from .._prefork._control_protocol import VERSION, ProtocolError, decode
 from .._prefork._messages import say, seconds_shown
 from .._prefork._pidfile_status import says_stopping
 from .._prefork._readiness import readable, wait_exited
@@ -39,6 +47,7 @@ from ._control_client import (
 from ._control_trust import ask_holder
 from ._lost_pidfile import wait_for_pid
 from ._start_after_stop import StillStopping, stop_budget
+from ._stop_claim import Claim, watch_stop
 
 TYPE_CHECKING = False  # not typing's: see aiodaemon/__init__.py
 if TYPE_CHECKING:
@@ -53,6 +62,8 @@ _POLL = 0.1
 #: How long a control socket bound but not served yet counts as a daemon on its
 #: way to its event loop; past it, a leftover file beside a daemon run without one.
 _NOT_SERVING_GRACE = 5.0
+#: Longest read of how the daemon ended, once it is gone (its end is closed by then).
+_TOLD_WAIT = 1.0
 
 
 class Verdict(enum.Enum):
@@ -60,6 +71,9 @@ class Verdict(enum.Enum):
 
     #: ready (running, reloading), or it cannot say: "already running".
     RUNNING = "running"
+    #: ready, and stopping or stopped since (a stop between two questions):
+    #: "already running", said with what came after.
+    WAS_READY = "was ready"
     #: gone: nothing holds the pidfile now, unless another start took it since.
     EXITED = "exited"
     #: stopping: waited for as any stopping daemon (see :mod:`._start_after_stop`).
@@ -95,14 +109,16 @@ def wait_for_starting_daemon(pidfile: str, control: str | None, wait: StartWait)
         wait: the command's budget for it.
 
     Returns:
-        RUNNING when the holder is ready, or cannot say; EXITED once it is
-        gone (said when it had said it was starting); STOPPING when it stops
-        before it said it was starting.
+        RUNNING when the holder is ready, or cannot say; WAS_READY when it
+        said it was starting, became ready and then stopped or began to stop
+        ("already running" said, with that); EXITED once it is gone (said when
+        it had said it was starting); STOPPING when it stops before it said
+        it was starting.
 
     Raises:
         StillStarting: it was still starting at the end of ``wait`` (said on stderr).
-        StillStopping: it stopped before it was ready and did not exit within
-            the stop budget (said on stderr).
+        StillStopping: it stopped before it was ready, or without saying
+            whether it was, and did not exit within the stop budget (said on stderr).
     """
     if control is None:
         return Verdict.RUNNING
@@ -116,38 +132,122 @@ def wait_for_starting_daemon(pidfile: str, control: str | None, wait: StartWait)
     pidfd = _open_verified(pidfile, pid)
     if pidfd is None:
         return Verdict.EXITED  # gone since
+    watch = _ExitWatch(pid)
     try:
-        verdict = _wait(control, pid, pidfd, wait)
-        if verdict is not None:
-            return verdict
-        # It said it was starting, and we that we wait: its end is ours to wait for,
-        # through the pidfd we hold (its pidfile goes a moment before its sockets).
-        say(f"pid {pid} stopped before it was ready; starting once it has exited")
-        if not wait_exited(pidfd, wait.stop_budget):
-            budget = seconds_shown(wait.stop_budget)
-            say(f"pid {pid} still stopping after {budget} s; nothing started")
-            raise StillStopping(pid)
-        return Verdict.EXITED
+        ended = _wait(control, pid, pidfd, wait, watch)
+        if isinstance(ended, Verdict):
+            return ended
+        return _after_start(pidfile, pid, pidfd, ended, watch, wait)
     finally:
         os.close(pidfd)
+        watch.close()
 
 
-def _wait(control: str, pid: int, pidfd: int, wait: StartWait) -> Verdict | None:
+def _after_start(
+    pidfile: str, pid: int, pidfd: int, ready: bool | None, watch: _ExitWatch, wait: StartWait
+) -> Verdict:
+    """The verdict on ``pid``, which said it was starting and then stopped or exited (said).
+
+    ``ready``: whether it had been ready, as its control socket said; None:
+    it did not say (its socket closed or gone, its loop held up, an older
+    aiodaemon), and its exit, told on ``watch``, says instead.
+    """
+    if ready:
+        # Ready when a question a moment earlier would have found it so: the
+        # stop was meant for a running daemon, and no start undoes it.
+        say(f"already running (pid {pid}, pidfile {pidfile}); it has since begun stopping")
+        return Verdict.WAS_READY
+    if ready is None:
+        _wait_exited(pid, pidfd, wait)
+        if watch.told_ready():
+            say(f"already running (pid {pid}, pidfile {pidfile}); it has since stopped")
+            return Verdict.WAS_READY
+        # Not ready, or nothing told (no watch free, /proc hidden): as a failed start.
+        say(f"pid {pid} stopped before it was ready; starting once it has exited")
+        return Verdict.EXITED
+    # It said it was starting, and we that we wait: its end is ours to wait for,
+    # through the pidfd we hold (its pidfile goes a moment before its sockets).
+    say(f"pid {pid} stopped before it was ready; starting once it has exited")
+    _wait_exited(pid, pidfd, wait)
+    return Verdict.EXITED
+
+
+def _wait_exited(pid: int, pidfd: int, wait: StartWait) -> None:
+    """Wait for ``pid`` (``pidfd`` on it) to exit within the stop budget.
+
+    Raises:
+        StillStopping: it did not (said on stderr).
+    """
+    if not wait_exited(pidfd, wait.stop_budget):
+        budget = seconds_shown(wait.stop_budget)
+        say(f"pid {pid} still stopping after {budget} s; nothing started")
+        raise StillStopping(pid)
+
+
+class _ExitWatch:
+    """Where a daemon that said it was starting tells its exit, and whether it had been ready.
+
+    Held from the moment it says it is starting: a daemon stopped just after it
+    became ready may be gone by the next question, with its control socket.
+    One of the watches a waiting ``stop`` listens on (see ``_stop_claim``).
+    """
+
+    def __init__(self, pid: int) -> None:
+        self._pid = pid
+        self._claim: Claim | None = None
+
+    def begin(self) -> None:
+        """Listen from now on."""
+        if self._claim is None:
+            self._claim = watch_stop(self._pid)
+
+    def told_ready(self) -> bool:
+        """Whether the exit the daemon told (it is gone by now) says it had been ready."""
+        if self._claim is None:
+            return False
+        ready = False
+        for line in self._claim.told(self._pid, _TOLD_WAIT).split(b"\n")[:-1]:
+            try:
+                message = decode(line)
+            except ProtocolError:
+                continue
+            # The last line with an exit is how it ended (a forced exit after the graceful one).
+            if "exit" in message:
+                ready = message.get("ready") is True
+        return ready
+
+    def close(self) -> None:
+        """Stop listening."""
+        if self._claim is not None:
+            self._claim.close()
+            self._claim = None
+
+
+def _wait(
+    control: str, pid: int, pidfd: int, wait: StartWait, watch: _ExitWatch
+) -> Verdict | bool | None:
     """Ask ``pid`` (verified, ``pidfd`` on it) its state until it is no longer starting.
 
-    None: it said it was starting, and then stopped or exited before it was ready.
+    Once it said it was starting (``watch`` listening from then on), and then
+    stopped or exited: whether it had been ready by then, as its control
+    socket says; None when it does not say.
     """
     said = False  # it answered "starting", and we said we wait
     refused_since: float | None = None
     while True:
         if readable(pidfd, 0):
             return None if said else Verdict.EXITED
-        if says_stopping(pid):
-            return None if said else Verdict.STOPPING
-        state = _state_of(control, pid, wait.deadline)
-        if state == "stopping" or (state in ("gone", "refused") and said):
+        stopping = says_stopping(pid)
+        if stopping and not said:
+            return Verdict.STOPPING
+        # Asked even when its stopping mark says it stops: its socket also says
+        # whether it was ready by then.
+        state, ready = _state_of(control, pid, wait.deadline)
+        if said and (stopping or state in ("stopping", "gone", "refused")):
             # Stopping, or its socket removed, closed or dropping us: its last steps.
-            return None if said else Verdict.STOPPING
+            return ready if state == "stopping" else None
+        if state == "stopping":
+            return Verdict.STOPPING
         if state == "refused":
             # Bound, not served yet: a daemon on its way to its event loop.
             now = time.monotonic()
@@ -163,6 +263,7 @@ def _wait(control: str, pid: int, pidfd: int, wait: StartWait) -> Verdict | None
         elif not said:
             said = True
             say(f"pid {pid} is starting; waiting for it to be ready")
+            watch.begin()
         left = wait.deadline - time.monotonic()
         if left <= 0:
             break
@@ -173,17 +274,21 @@ def _wait(control: str, pid: int, pidfd: int, wait: StartWait) -> Verdict | None
     return Verdict.RUNNING  # never said it starts (a socket not served all along)
 
 
-def _state_of(control: str, pid: int, deadline: float) -> str | None:
-    """The state ``pid`` answers on ``control``; "refused", "gone", or None (no answer)."""
+def _state_of(control: str, pid: int, deadline: float) -> tuple[str | None, bool | None]:
+    """The state ``pid`` answers on ``control``, and whether it says it has been ready.
+
+    The state is "refused", "gone" or None (no answer) when it gives none; the
+    readiness None when it does not say (an older aiodaemon).
+    """
     timeout = max(0.1, min(_ASK_TIMEOUT, deadline - time.monotonic()))
     try:
         answer = ask_holder(control, {"v": VERSION, "cmd": "status"}, holder=pid, timeout=timeout)
     except ControlRefused:
-        return "refused"
+        return "refused", None
     except (ControlAbsent, ControlNoAnswer, ControlUntrusted):
         # None there, dropping us, or not the daemon's: it says nothing on it.
-        return "gone"
+        return "gone", None
     except ControlError:
-        return None  # held up, busy, not ours to use: nothing to go by
-    state = answer[0].get("state")
-    return state if isinstance(state, str) else None
+        return None, None  # held up, busy, not ours to use: nothing to go by
+    state, ready = answer[0].get("state"), answer[0].get("ready")
+    return (state if isinstance(state, str) else None), (ready if isinstance(ready, bool) else None)

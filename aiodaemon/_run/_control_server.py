@@ -368,6 +368,9 @@ class DaemonCommands:
         running_hook: the hook running now (its kind, its name and the
             ``time.monotonic()`` it began), or None: ``status`` names it, and
             how long it has run.
+        ready: whether the daemon has reported ready (it stays so while it
+            stops): a ``start`` that waited for a daemon still starting tells a
+            stop after its start from a start that failed.
     """
 
     state: Callable[[], str]
@@ -381,6 +384,7 @@ class DaemonCommands:
     stop_budget: Callable[[], float] | None = None
     socket_files: Callable[[], Mapping[str, tuple[int, int]]] | None = None
     running_hook: Callable[[], tuple[str, str, float] | None] | None = None
+    ready: Callable[[], bool] | None = None
     #: where each socket listens, read while all are open: a draining daemon's
     #: closed listener still reports its address, as status promises.
     addresses: dict[str, str] = field(init=False)
@@ -410,8 +414,10 @@ class DaemonCommands:
             "sockets": dict(self.addresses),
             "last_reload": None if last is None else last.as_json(),
             "version": self.version,
-            # Beyond the keys --json promises: the plain form names the hook the
-            # last reload failed in, and a hook that hangs.
+            # Beyond the keys --json promises. A start waiting for this daemon
+            # to be ready, finding it stopping, learns whether it was.
+            "ready": self.ready is not None and self.ready(),
+            # The plain form names the hook the last reload failed in, and a hook that hangs.
             "last_reload_hook": None if last is None else last.hook,
             "hook": None
             if running is None

@@ -20,7 +20,9 @@ the same line goes there, on a connection it reads once the process is gone.
 A `stop` that finds the daemon stopping already and has no watched connection
 (its loop held up by sync code, its control socket closed at the very end,
 another `stop` holding the claim) listens on one of :data:`WATCH_SLOTS` names
-derived from the claim's, and hears the same line there.
+derived from the claim's, and hears the same line there. So does a `start` that
+waited for the daemon to be ready and found it stopping (_cli._start_after_start):
+the line's ``ready`` tells it whether the daemon had been.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ __all__ = [
     "MAX_EXIT_WATCHERS",
     "WATCH_SLOTS",
     "expect_stop_claim",
+    "note_ready",
     "say_forced_exit",
     "say_nowait",
     "tell_exit",
@@ -56,6 +59,8 @@ _exit_watchers: list[int] = []
 #: slots' names, each told the exit, once the shutdown began (see
 #: :func:`expect_stop_claim`); () before, or unknown.
 _exit_names: tuple[str, ...] = ()
+#: Whether the run reported ready (see :func:`note_ready`), told with the exit.
+_ready = False
 
 
 def say_forced_exit(status: int, why: str) -> None:
@@ -131,6 +136,12 @@ def watch_exit(fd: int) -> bool:
     return True
 
 
+def note_ready(ready: bool) -> None:
+    """Note whether the run has reported ready, for :func:`tell_exit` to say (a new run: False)."""
+    global _ready
+    _ready = ready
+
+
 def expect_stop_claim() -> None:
     """Note the names ``stop`` commands hear the exit under: the SIGTERM's claim, the watches.
 
@@ -162,7 +173,7 @@ def tell_exit(status: int, reason: str | None) -> None:
         return
     # orjson, loaded by every daemon: no import here (a signal handler's), and
     # the control protocol's line (version 1) whether or not it serves one.
-    message = {"v": 1, "ok": True, "exit": int(status), "reason": reason}
+    message = {"v": 1, "ok": True, "exit": int(status), "reason": reason, "ready": _ready}
     try:
         line = orjson.dumps(message) + b"\n"
     except TypeError:  # a reason with a surrogate (a file name that is not UTF-8)

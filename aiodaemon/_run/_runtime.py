@@ -34,7 +34,7 @@ import structlog
 
 from ..exceptions import ExitCode
 from ._context import Context
-from ._exit_notice import expect_stop_claim
+from ._exit_notice import expect_stop_claim, note_ready
 from ._forced import ForcedExit, log_joined, log_repeated
 from ._forked_child import watch_forks
 from ._hooks import Hooks, Lifespan, MainTarget, describe
@@ -95,6 +95,7 @@ class Runtime:
         self.serving = Serving()
         self._state_listeners: list[Callable[[State, State], None]] = []
         self._ready = False
+        note_ready(False)  # what a run before this one in the process reported is not ours
         #: ctx.notify_ready() came while startup hooks still ran (see report_ready).
         self._ready_asked = False
         self._context: Context | None = None
@@ -413,6 +414,8 @@ class Runtime:
             # deadline's timer, due by now, ends the start with its verdict.
             return
         self._ready = True
+        # Told with the exit: a start that waited for us to be ready tells a stop from a failure.
+        note_ready(True)
         if self.parts.notifier is not None:
             self.parts.notifier.ready()
         _log.info("ready", pid=os.getpid())

@@ -4,10 +4,11 @@ Put on ``PYTHONPATH`` by tests whose command must look at the pidfile before an
 event (an upgrade's hand-over) and go on after it. Where
 ``$AIODAEMON_TEST_PAUSE_AT`` says (``control``, the default: just before its
 first connection to a control socket, ``*.ctl``; ``control-again``: just
-before its second one; ``locks``: just before its first look at
-``/proc/locks``, which tells whose lock the pidfile holds; ``takeover``, for a
-daemon whose upgrade's new process inherits it: that process once its pid is
-in the pidfile, before it serves the control socket; never the old daemon,
+before its second one; ``control:N``: just before its Nth one; ``locks``:
+just before its first look at ``/proc/locks``, which tells whose lock the
+pidfile holds; ``takeover``, for a daemon whose upgrade's new process
+inherits it: that process once its pid is in the pidfile, before it serves
+the control socket; never the old daemon,
 whose rollback writes its pid back the same way; ``giveback``, the same
 process once it gave the pidfile back (its second pid written in place: it
 began to stop during its take-over), before the old daemon hears of it and
@@ -60,6 +61,8 @@ def _is_the_pause_point(event: str, args: tuple[object, ...]) -> bool:
     if event != "socket.connect" or not isinstance(args[1], str) or not args[1].endswith(".ctl"):
         return False
     _connects.append(True)
+    if _AT.startswith("control:"):
+        return len(_connects) == int(_AT.split(":")[1])
     # "control-again": before the second connection, once the first met no answer it took.
     return len(_connects) == (2 if _AT == "control-again" else 1)
 
