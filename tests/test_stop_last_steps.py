@@ -2,9 +2,10 @@
 
 The daemon removes its pidfile among the last things it gives back; its
 process goes on for a moment (the interpreter's exit, `atexit` functions).
-`stop` then said "not running", exit 0, while the process existed, and
-`reload` and `upgrade` said "not running", exit 7. The program here holds that
-moment open (an `atexit` function waiting for the test's go-ahead).
+`stop` then said "not running", exit 0, while the process existed,
+`reload` and `upgrade` said "not running", exit 7, and `status` said "not
+running", exit 3. The program here holds that moment open (an `atexit`
+function waiting for the test's go-ahead).
 """
 
 from __future__ import annotations
@@ -129,11 +130,39 @@ def test_reload_and_upgrade_of_a_daemon_exiting_refuse_it_as_stopping(held_at_ex
     assert is_alive(pid)
 
 
+def test_status_says_stopping_of_a_daemon_exiting_after_its_pidfile_is_gone(
+    held_at_exit: Held,
+) -> None:
+    """Not "not running" (3) while the process still exits: `stopping`, exit 0, as `stop` waits."""
+    held_at_exit.stop_and_hold()
+    pidfile, pid = held_at_exit.pidfile, held_at_exit.pid
+    result = aiodaemon_cli("status", "--pidfile", pidfile)
+    assert (result.returncode, result.stdout, result.stderr) == (
+        0,
+        f"stopping (pid {pid}, pidfile {pidfile} removed as it exits)\n",
+        "",
+    )
+    result = aiodaemon_cli("status", "--pidfile", pidfile, "--json")
+    assert result.returncode == 0
+    answer = json.loads(result.stdout)
+    assert (answer["state"], answer["pid"]) == ("stopping", pid)
+    assert is_alive(pid)
+    held_at_exit.go.touch()
+    wait_gone(pid)
+    result = aiodaemon_cli("status", "--pidfile", pidfile)
+    assert (result.returncode, result.stdout) == (3, f"not running (no pidfile {pidfile})\n")
+
+
 def test_work_after_run_is_no_daemon_to_wait_for(tmp_path: Path) -> None:
     """The program goes on after `run()` (a report to upload): `stop` says "not running" at once."""
     daemon = Held(tmp_path, "after_run")
     try:
         daemon.stop_and_hold()
+        result = aiodaemon_cli("status", "--pidfile", daemon.pidfile)
+        assert (result.returncode, result.stdout) == (
+            3,
+            f"not running (no pidfile {daemon.pidfile})\n",
+        )
         result = aiodaemon_cli("stop", "--pidfile", daemon.pidfile)
         assert (result.returncode, result.stderr) == (
             0,
@@ -156,6 +185,11 @@ def test_stop_waits_for_a_daemon_exiting_that_could_only_empty_its_pidfile(
     daemon = Held(arena, "atexit", service_account)
     try:
         daemon.stop_and_hold(emptied=True)
+        status = aiodaemon_cli("status", "--pidfile", daemon.pidfile)
+        assert (status.returncode, status.stdout) == (
+            0,
+            f"stopping (pid {daemon.pid}, pidfile {daemon.pidfile} emptied as it exits)\n",
+        )
         with subprocess.Popen(
             [AIODAEMON, "stop", "--pidfile", daemon.pidfile],
             env=clean_env(),
@@ -200,5 +234,7 @@ def test_a_name_taken_by_a_process_without_the_pidfile_is_not_believed(tmp_path:
                 code,
                 f"aiodaemon: not running (no pidfile {pidfile})\n",
             ), command
+        result = aiodaemon_cli("status", "--pidfile", pidfile)
+        assert (result.returncode, result.stdout) == (3, f"not running (no pidfile {pidfile})\n")
     finally:
         squatter.close()

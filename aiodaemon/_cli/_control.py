@@ -139,18 +139,12 @@ def _in_last_steps(
     emptied = state.status is PidfileStatus.DEAD and state.pid is None and not state.unparsable
     if state.status is not PidfileStatus.ABSENT and not emptied:
         return None
-    from ._exiting import find_exiting  # only when no daemon holds the pidfile
+    from ._exiting import open_exiting  # only when no daemon holds the pidfile
 
-    pid = find_exiting(path, owner)
-    if pid is None:
+    found = open_exiting(path, owner)
+    if found is None:
         return None
-    pidfd = open_pidfd(pid)
-    if pidfd is None:
-        return None
-    # Found again once the pidfd exists: a pid recycled before is not the daemon.
-    if find_exiting(path, owner) != pid:
-        os.close(pidfd)
-        return None
+    pid, pidfd = found
     if exiting is not None:
         return exiting(pid, pidfd)
     os.close(pidfd)

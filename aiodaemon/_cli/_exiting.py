@@ -27,6 +27,7 @@ import stat
 from .._prefork._exit_mark import canonical_path, exit_mark
 from .._prefork._pidfile_status import abstract_listener
 from .._prefork._procfs import any_open_file, uids
+from .._prefork._readiness import open_pidfd
 from .._prefork._sharedfile import is_foreign
 
 TYPE_CHECKING = False  # not typing's: see aiodaemon/__init__.py
@@ -35,7 +36,7 @@ if TYPE_CHECKING:
 
     StrPath: TypeAlias = str | os.PathLike[str]
 
-__all__ = ["find_exiting"]
+__all__ = ["find_exiting", "open_exiting"]
 
 
 def find_exiting(path: StrPath, owner: int | None) -> int | None:
@@ -75,6 +76,23 @@ def _made_by_its_owner(pid: int, path: str, held: os.stat_result) -> bool:
     except OSError:
         return False
     return not is_foreign(held, directory, None)
+
+
+def open_exiting(path: StrPath, owner: int | None) -> tuple[int, int] | None:
+    """The daemon :func:`find_exiting` finds, and a pidfd on it; None if none.
+
+    Found again once the pidfd exists: a pid recycled before is not the daemon.
+    """
+    pid = find_exiting(path, owner)
+    if pid is None:
+        return None
+    pidfd = open_pidfd(pid)
+    if pidfd is None:
+        return None
+    if find_exiting(path, owner) != pid:
+        os.close(pidfd)
+        return None
+    return pid, pidfd
 
 
 def _writable_pidfile(pid: int, path: str) -> os.stat_result | None:

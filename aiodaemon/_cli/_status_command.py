@@ -5,7 +5,9 @@ reload), asked only on behalf of the verified lock holder (see
 :func:`._control_trust.ask_holder`); without one, the pidfile and ``/proc``
 tell whether it runs. The exit status is LSB's (:class:`StatusCode`). A pidfile
 removed or emptied by hand while its daemon runs: the daemon is found as
-:mod:`._lost_pidfile` says. Synchronous and light: no asyncio, structlog or runtime.
+:mod:`._lost_pidfile` says; removed or emptied by the daemon in its last
+steps, it is stopping, found as :mod:`._exiting` says. Synchronous and light:
+no asyncio, structlog or runtime.
 """
 
 from __future__ import annotations
@@ -148,6 +150,11 @@ def status(
         word = "stopping" if says_stopping(pid) else "running"
         line = f"{word} (pid {pid}, pidfile {path})"
         return _report(StatusCode.RUNNING, word, pid, line, as_json, uptime=_uptime(pid))
+    emptied = state.status is PidfileStatus.DEAD and state.pid is None and not state.unparsable
+    if state.status is PidfileStatus.ABSENT or emptied:
+        code = _status_exiting(path, owner, as_json, emptied=emptied)
+        if code is not None:
+            return code
     if state.status is PidfileStatus.ABSENT:
         return _report(StatusCode.NOT_RUNNING, "stopped", None,
                        f"not running (no pidfile {path})", as_json)  # fmt: skip
@@ -162,6 +169,27 @@ def status(
     # never "not running" (a file we cannot read may well be a live daemon's).
     line = f"unknown ({state.detail})"
     return _report(StatusCode.UNKNOWN, "unknown", state.pid, line, as_json)
+
+
+def _status_exiting(
+    path: StrPath, owner: int | None, as_json: bool, *, emptied: bool
+) -> int | None:
+    """Status of a daemon in its last steps, its pidfile already removed or emptied; None if none.
+
+    From just before it removes the file until its process ends (see
+    :mod:`._exiting`), believed as ``stop`` believes it: it is stopping, as
+    ``stop`` waits for it, not "not running" (3).
+    """
+    from ._exiting import open_exiting  # only when no daemon holds the pidfile
+
+    found = open_exiting(path, owner)
+    if found is None:
+        return None
+    pid, pidfd = found
+    os.close(pidfd)
+    how = "emptied" if emptied else "removed"
+    line = f"stopping (pid {pid}, pidfile {path} {how} as it exits)"
+    return _report(StatusCode.RUNNING, "stopping", pid, line, as_json, uptime=_uptime(pid))
 
 
 def _uncontested(path: StrPath, state: PidfileState, patience: float) -> PidfileState:
