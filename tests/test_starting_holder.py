@@ -13,13 +13,15 @@ import os
 import re
 import signal
 import socket
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from .control_support import ControlApp, Watched, open_control_app
-from .support import AIODAEMON, REPO, is_alive, wait_for, wait_gone
+from .support import AIODAEMON, PROGRAMS, REPO, aiodaemon_cli, is_alive, wait_for, wait_gone
 
 #: tests/programs/paused: pauses a command where $AIODAEMON_TEST_PAUSE_AT says.
 PAUSED = REPO / "tests" / "programs" / "paused"
@@ -367,12 +369,12 @@ def test_a_daemon_stopped_before_it_was_ready_and_gone_by_the_next_question(
     assert is_alive(new)
 
 
-def _asked_status(app: ControlApp) -> dict[str, object]:
-    """The daemon's own answer to ``status`` on its control socket."""
+def _asked(app: ControlApp, request: bytes = b'{"v": 1, "cmd": "status"}') -> dict[str, object]:
+    """The daemon's own answer to ``request`` (``status``) on its control socket."""
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
         conn.settimeout(20)
         conn.connect(str(app.control))
-        conn.sendall(b'{"v": 1, "cmd": "status"}\n')
+        conn.sendall(request + b"\n")
         answer: dict[str, object] = json.loads(conn.makefile("rb").readline())
     return answer
 
@@ -385,15 +387,54 @@ def test_the_status_answer_says_whether_the_daemon_was_ready_while_it_stops(
     app.steer("shutdown", "wait")
     first, pid = _first_start(app, "wait")
     try:
-        assert [_asked_status(app)[key] for key in ("state", "ready")] == ["starting", False]
+        assert [_asked(app)[key] for key in ("state", "ready")] == ["starting", False]
         if ready:
             app.steer("release")
             assert first.finish()[:2] == (0, f"{pid}\n")
-            assert [_asked_status(app)[key] for key in ("state", "ready")] == ["running", True]
+            assert [_asked(app)[key] for key in ("state", "ready")] == ["running", True]
         os.kill(pid, signal.SIGTERM)
-        wait_for(lambda: _asked_status(app)["state"] == "stopping", 30, "the daemon stopping")
-        assert _asked_status(app)["ready"] is ready
+        wait_for(lambda: _asked(app)["state"] == "stopping", 30, "the daemon stopping")
+        assert _asked(app)["ready"] is ready
         app.steer("shutdown-release")
         wait_gone(pid)
     finally:
         first.kill()
+
+
+def test_an_upgrade_refused_while_starting_says_so_in_a_field(app: ControlApp) -> None:
+    """The "not now" of a daemon still starting carries its state, beside the same words."""
+    first, pid = _first_start(app, "wait")
+    try:
+        answer = _asked(app, b'{"v": 1, "cmd": "upgrade", "timeout": 1}')
+        app.steer("release")
+        assert first.finish()[:2] == (0, f"{pid}\n")
+    finally:
+        first.kill()
+    assert answer == {
+        "v": 1,
+        "ok": False,
+        "error": "cannot upgrade while starting",
+        "refused": True,
+        "transient": True,
+        "state": "starting",
+    }
+
+
+def test_an_upgrade_goes_by_the_refusal_s_state_not_its_words(tmp_path: Path) -> None:
+    """Refused as "starting" (in other words), then gone: it exited before it was ready. Exit 1."""
+    pidfile = tmp_path / "app.pid"
+    with subprocess.Popen(
+        [sys.executable, str(PROGRAMS / "fake_control.py"), str(pidfile), "starting"],
+        stdout=subprocess.PIPE, text=True,
+    ) as fake:  # fmt: skip
+        try:
+            assert fake.stdout is not None
+            assert fake.stdout.readline() == "ready\n"
+            result = aiodaemon_cli("upgrade", "--pidfile", pidfile, "--timeout", "30")
+        finally:
+            fake.kill()
+    pid = fake.pid
+    assert (result.returncode, result.stdout, result.stderr.splitlines()) == (1, "", [
+        f"aiodaemon: not before my startup hooks are done (pid {pid}); trying again for up to 30 s",
+        f"aiodaemon: pid {pid} exited before it was ready; nothing upgraded",
+    ])  # fmt: skip

@@ -44,8 +44,6 @@ __all__ = ["upgrade"]
 
 #: Seconds a daemon that closed the connection without an answer may take to exit.
 _EXIT_WAIT = 2.0
-#: The daemon's "not now" while its startup hooks run (see ``_run._upgrade``).
-_WHILE_STARTING = "cannot upgrade while starting"
 #: What becomes of a request the command no longer waits for (see the daemon's
 #: ``NOT_BEGUN_WHEN_HUNG_UP``).
 _UNREAD = "an upgrade it had not read yet is not started, one under way goes on"
@@ -186,8 +184,8 @@ def _by_control(
     """
     started = time.monotonic()
     deadline = started + timeout + HANDOVER_GRACE
-    #: the error of the daemon's last answer: its "not now" (while starting, say) once asked again.
-    answered: list[str] = []
+    #: the daemon's last answer: its "not now" (while starting, say) once asked again.
+    answered: list[dict[str, Any]] = []
 
     def ask_once() -> dict[str, Any]:
         # The new process gets what is left of --timeout after waiting for a slot.
@@ -195,7 +193,7 @@ def _by_control(
         request = {"v": VERSION, "cmd": "upgrade", "timeout": left}
         waited = left + HANDOVER_GRACE
         answer = ask_holder(control, request, holder=pid, timeout=waited, said=waited)[0]
-        answered[:] = [str(answer.get("error"))]
+        answered[:] = [answer]
         return answer
 
     def say_waiting(error: str) -> None:
@@ -210,8 +208,9 @@ def _by_control(
         if not answered:
             return None  # none there, or not served yet: SIGUSR2 instead
         # It answered "not now", and its socket is gone since: the daemon's last
-        # steps (a start that failed while we waited for it to be ready).
-        starting = answered[0] == _WHILE_STARTING
+        # steps (a start that failed while we waited for it to be ready). Its
+        # state, not its words, says why (see _run._upgrade_service).
+        starting = answered[0].get("state") == "starting"
         return _gone(path, pid, pidfd, taker, " before it was ready" if starting else "")
     except ControlUntrusted as exc:
         moved = _moved_on(path, pid, pidfd, taker)

@@ -92,12 +92,15 @@ class UpgradeRefused(UpgradeError):
     """The upgrade was not started (one already runs, PID 1, a chroot, not running).
 
     ``transient``: refused only for now (the daemon is starting or reloading),
-    so that ``aiodaemon upgrade`` asks again within its timeout.
+    so that ``aiodaemon upgrade`` asks again within its timeout. ``state``:
+    the daemon's state that refused it ("starting", "reloading"), told in the
+    answer for a program to go by, never the text.
     """
 
-    def __init__(self, message: str, *, transient: bool = False) -> None:
+    def __init__(self, message: str, *, transient: bool = False, state: str | None = None) -> None:
         super().__init__(message)
         self.transient = transient
+        self.state = state
 
 
 class UpgradeTarget:
@@ -356,7 +359,7 @@ class Upgrader:
         state = self.target.state()
         if state in ("starting", "reloading"):
             # Over in a moment, unlike a stop: the command waits for it.
-            raise UpgradeRefused(f"cannot upgrade while {state}", transient=True)
+            raise UpgradeRefused(f"cannot upgrade while {state}", transient=True, state=state)
         if state != "running":
             # Stopping: it never runs again, so no "later" to try.
             raise UpgradeRefused(f"{STOPPING}; nothing started")

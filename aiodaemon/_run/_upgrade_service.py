@@ -36,7 +36,8 @@ def upgrade_command(
     """The control socket's ``upgrade`` command: ``{"cmd": "upgrade", "timeout": S}``.
 
     Answers ``{"ok": true, "pid": <new pid>}`` once the successor took over, or
-    ``{"ok": false, "error": ...}`` (``"refused": true`` when nothing was started).
+    ``{"ok": false, "error": ...}`` (``"refused": true`` when nothing was started;
+    ``"state"``, the daemon's, when that refused it for now: "starting", "reloading").
     ``run(timeout)`` performs the upgrade (``upgrader.upgrade`` by default).
     """
     perform = upgrader.upgrade if run is None else run
@@ -59,6 +60,8 @@ def upgrade_command(
                 # The command asks again until its timeout: a record per try
                 # would flood the log (the command tells its user it waits).
                 _log.debug("upgrade deferred", reason=str(exc))
+                if exc.state is not None:
+                    return failure(str(exc), refused=True, transient=True, state=exc.state)
                 return failure(str(exc), refused=True, transient=True)
             _log.warning("upgrade refused", reason=str(exc))
             return failure(str(exc), refused=True)

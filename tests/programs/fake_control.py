@@ -4,7 +4,9 @@ argv: PIDFILE MODE. MODE is "garbage" (bytes that are not JSON), "truncated"
 (half a JSON object, then close), "silent" (accepts, never answers), "close"
 (closes at once), "huge" (an endless answer without a newline) or "told"
 (answers ``stop``, then tells an exit with an escape sequence in its reason,
-after one with a status no process has, and exits). Prints
+after one with a status no process has, and exits) or "starting" (refuses
+the first request for now, as a daemon still starting does but in words of
+its own, and exits, its socket closed first). Prints
 "ready" on stdout once it listens. Plain Python: it impersonates a daemon
 from the CLI's point of view (it *is* the lock holder).
 """
@@ -44,6 +46,15 @@ def main() -> None:
             conn.sendall(b'{"v": 1, "ok": true, "already_stopping": false, "watched": true}\n')
             conn.sendall(b'{"v": 1, "ok": true, "exit": 4096, "reason": "no such status"}\n')
             conn.sendall(b'{"v": 1, "ok": true, "exit": 4, "reason": "cut \\u001b[2J\\nshort"}\n')
+            os._exit(0)
+        elif mode == "starting":
+            conn.recv(65536)
+            # Closed before the answer: the command's next question finds nobody.
+            server.close()
+            conn.sendall(
+                b'{"v": 1, "ok": false, "error": "not before my startup hooks are done",'
+                b' "refused": true, "transient": true, "state": "starting"}\n'
+            )
             os._exit(0)
         elif mode == "huge":
             try:
