@@ -135,7 +135,8 @@ the listening addresses, the last reload's result and aiodaemon's version.
 --json prints one object with the keys state, pid, uptime, sockets,
 last_reload and version. Exit status (LSB): 0 running (any of those states,
 also with the pidfile removed or emptied while the daemon runs: a warning says
-so), 1 dead but the pidfile exists, 3 not running, 4 unknown (unreadable
+so; stopping, too, from its removal by the daemon itself until the process
+ends), 1 dead but the pidfile exists, 3 not running, 4 unknown (unreadable
 pidfile, unverifiable holder, the daemon's control socket not answering within
 --timeout, another user's pidfile in a shared sticky directory unless --user
 names that user). A control socket that stays "busy" for 2 s, or one that is

@@ -162,7 +162,8 @@ def _after_start(
         if watch.told_ready():
             say(f"already running (pid {pid}, pidfile {pidfile}); it has since stopped")
             return Verdict.WAS_READY
-        # Not ready, or nothing told (no watch free, /proc hidden): as a failed start.
+        # Not ready, or nothing told (no watch free, /proc hidden, killed, an
+        # older aiodaemon): as a failed start, which is all we could tell before.
         say(f"pid {pid} stopped before it was ready; starting once it has exited")
         return Verdict.EXITED
     # It said it was starting, and we that we wait: its end is ours to wait for,
