@@ -633,3 +633,20 @@ def test_pkill_snippet_spares_a_stale_pidfile_stranger(
     result = subprocess.run([pkill, "-USR1", "-L", "-F", pidfile], capture_output=True, check=False)
     assert result.returncode != 0
     assert stranger.poll() is None
+
+
+@pytest.mark.parametrize("module", [False, True], ids=["command", "python-m"])
+def test_a_program_module_named_like_one_the_start_imports_is_left_to_the_program(
+    app_dir: Path, pidfile: Path, module: bool
+) -> None:
+    """A ``resource.py`` of the program's beside its target: the daemon starts, and stops.
+
+    The importer puts the program's directory first on the path, as Python does
+    for ``python app.py``; the start imported the standard ``resource`` only
+    after TARGET, and got the program's file: a traceback, exit 1 ("module
+    'resource' has no attribute 'RLIMIT_AS'"), with the kit too.
+    """
+    (app_dir / "resource.py").write_text('class Resource:\n    path = "/items"\n')
+    pid = int(cli("start", "app:main", "--pidfile", pidfile, cwd=app_dir, module=module).stdout)
+    assert read_pid(pidfile) == pid
+    assert cli("stop", "--pidfile", pidfile, cwd=app_dir).returncode == 0

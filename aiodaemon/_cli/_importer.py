@@ -98,6 +98,16 @@ def _import(module_name: str) -> Any:
     if cwd is not None:
         _check_own_name(module_name, cwd)
         if cwd not in sys.path:
+            # The modules the start imports after TARGET from the top level are
+            # loaded first (a cost moved, not added): the program's directory now
+            # comes first, as for ``python app.py``, and a file of the program's
+            # named like one (a REST project's resource.py) would be loaded in
+            # its place ("module 'resource' has no attribute 'RLIMIT_AS'"). What
+            # the program imports itself is its own, as under Python.
+            import resource  # noqa: F401
+
+            import orjson  # noqa: F401
+
             sys.path.insert(0, cwd)
     from .._launch import TARGET_IMPORT, TargetCallsRun
 
