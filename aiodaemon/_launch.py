@@ -169,7 +169,7 @@ def launch(
         # write a copy-on-write fault; loading them here saves the whole start
         # ~1.5 ms of CPU (benchmarks/detach.py --startup), and ~1 ms more with a
         # control socket. Before acquire: a broken install acquires nothing.
-        _preload(options)
+        loaded = _preload(options)
         from ._prefork import _privileges
         from ._prefork._acquire import acquire
         from ._prefork._detach import close_inherited_fds, enter_workdir, redirect_outputs
@@ -193,12 +193,14 @@ def launch(
         return _give_up(main, line, exc.exit_code, unheld)
     except DaemonError as exc:
         return _give_up(main, explain(exc), exc.exit_code, unheld)
-    except ImportError as exc:  # a broken uvloop build: as the daemon would say it
+    except ImportError as exc:  # a broken install (orjson, structlog): as the daemon would say it
         return _give_up(main, f"ImportError: {exc}", ExitCode.FAILURE, unheld)
     except BaseException:
         if unheld is not None:
             signal.pthread_sigmask(signal.SIG_SETMASK, unheld)
         raise
+    for said in loaded:
+        say(f"warning: {said}")
     for warning in acquired.warnings:  # the start goes on: a full disk may free up
         say(f"warning: {explain(warning)}")
 
@@ -457,11 +459,16 @@ def become_daemon(
         return run_daemon(main, hooks, parts)
 
 
-def _preload(options: Options) -> None:
+def _preload(options: Options) -> list[str]:
     """Import what the run phase needs while the interpreter's files are still readable.
 
     After a chroot or a drop to an unprivileged user, a lazy import would fail;
     a daemon that keeps its identity and root loads the rest when it needs it.
+    Returns what the start should warn of (an installed uvloop that cannot be
+    loaded).
+
+    Raises:
+        ConfigError: ``uvloop=True`` and uvloop cannot be loaded.
     """
     import orjson  # noqa: F401
     import structlog  # noqa: F401
@@ -517,16 +524,26 @@ def _preload(options: Options) -> None:
     if options.stdout is not None or options.stderr is not None:
         # Reopened at a rotation; sys.stdout/sys.stderr drop what a full disk refuses.
         from ._logs import _fullstdio, _outputs  # noqa: F401
+    warnings = []
     asyncio_loop = options.uvloop is False
     if not asyncio_loop:
         try:
             from ._run import _uvloop_signals  # noqa: F401  (uvloop, and our loop on it)
-        except ImportError:
+        except ImportError as exc:
             if options.uvloop:
-                raise
+                raise ConfigError(
+                    "uvloop", f"uvloop=True but uvloop cannot be loaded: {exc}"
+                ) from exc
+            if not (isinstance(exc, ModuleNotFoundError) and exc.name == "uvloop"):
+                # Installed but broken (a bad copy, another glibc): the daemon
+                # runs, but not on the loop its operator installed.
+                warnings.append(
+                    f"uvloop is installed but cannot be loaded ({exc}); running on asyncio's loop"
+                )
             asyncio_loop = True
     if asyncio_loop:
         from ._run import _selector_loop  # noqa: F401  (asyncio's loop, in uvloop's place)
+    return warnings
 
 
 def _should_detach(options: Options) -> bool:
