@@ -217,15 +217,18 @@ def test_reload_of_a_daemon_whose_start_fails_meanwhile_says_it_stopped(app: Con
     assert app.cli("status", "--pidfile", app.pidfile).returncode == 3
 
 
-def _paused_start(app: ControlApp, pause: Path, command: str) -> Watched:
-    """``start`` (or ``run``) paused once its check found no daemon, before it takes the lock."""
+def _paused_start(app: ControlApp, pause: Path, command: str, at: str = "open:.pid:2") -> Watched:
+    """``start`` (or ``run``) paused at step ``at`` (see tests/programs/paused).
+
+    By default once its check found no daemon, before it takes the lock: the
+    check reads the pidfile (absent), the second opening is the lock's.
+    """
     pause.mkdir()
     env = {
         **app.env(),
         "PYTHONPATH": os.pathsep.join([str(PAUSED), str(REPO)]),
         "AIODAEMON_TEST_PAUSE": str(pause),
-        # The check reads the pidfile (absent); the second opening is the lock's.
-        "AIODAEMON_TEST_PAUSE_AT": "open:.pid:2",
+        "AIODAEMON_TEST_PAUSE_AT": at,
     }
     return Watched([str(AIODAEMON), *map(str, _start_args(app, command))], env)
 
@@ -283,14 +286,7 @@ def _start_paused_at_its_second_question(app: ControlApp, pause: Path, command: 
     first question of the wait ("starting": it says it waits); the third is
     the next question, about a tenth of a second later.
     """
-    pause.mkdir()
-    env = {
-        **app.env(),
-        "PYTHONPATH": os.pathsep.join([str(PAUSED), str(REPO)]),
-        "AIODAEMON_TEST_PAUSE": str(pause),
-        "AIODAEMON_TEST_PAUSE_AT": "control:3",
-    }
-    return Watched([str(AIODAEMON), *map(str, _start_args(app, command))], env)
+    return _paused_start(app, pause, command, at="control:3")
 
 
 @pytest.mark.parametrize(
