@@ -212,6 +212,7 @@ def test_a_signal_while_asyncio_installs_its_handlers_is_handled(
         finally:
             kill_quietly(proc.pid)
     if sig == signal.SIGTERM:
+        # Its handler ran before the loop had any (the program waits for that).
         assert proc.returncode == 1
         assert err.splitlines()[-1] == "aiodaemon: stopped by SIGTERM before it was ready"
     else:
