@@ -4,6 +4,7 @@ from __future__ import annotations
 
 # The interpreter lives under /root here, closed to nobody: load what the
 # program imports while still root.
+import contextlib
 import grp  # noqa: F401
 import importlib  # noqa: F401  (aiodaemon.__getattr__ loads the exports with it)
 import json  # noqa: F401
@@ -22,7 +23,12 @@ import aiodaemon._logs._logging
 import aiodaemon._prefork._acquire
 import aiodaemon._prefork._pidfile
 import aiodaemon._prefork._safeopen
-import aiodaemon._prefork._sockets  # noqa: F401
+import aiodaemon._prefork._sockets
+
+# uvloop (and what it imports), as an installed one readable by all would load;
+# not installed: asyncio's loop, which run() loaded above.
+with contextlib.suppress(ImportError):
+    import aiodaemon._run._uvloop_signals  # noqa: F401
 
 sys.argv = sys.argv[1:]
 with open(sys.argv[0]) as f:
