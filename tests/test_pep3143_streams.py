@@ -1,9 +1,10 @@
-"""The daemon's ``sys.stdout`` and ``sys.stderr`` encode as python-daemon's do.
+"""The daemon's ``sys.stdin``, ``sys.stdout`` and ``sys.stderr`` behave as python-daemon's.
 
 aiodaemon.pep3143 gives the daemon new line-buffered text streams on fds 1
 and 2 (docs/migrating.md); they must keep the encoding and error handler
 Python chose for the old ones, or a daemon printing a file name that is not
-UTF-8 dies where it ran under python-daemon.
+UTF-8 dies where it ran under python-daemon. ``stdin=sys.stdin`` keeps the
+object itself, and the input it has read ahead.
 """
 
 from __future__ import annotations
@@ -87,3 +88,39 @@ def test_unbuffered_python_writes_through(tmp_path: Path, module: str) -> None:
     finally:
         kill_quietly(pid, signal.SIGTERM)
     wait_gone(pid)
+
+
+@pytest.mark.parametrize("source", ["pipe", "file"])
+@pytest.mark.parametrize("detach", ["no", "yes"])
+def test_input_read_before_open_is_kept(tmp_path: Path, detach: str, source: str) -> None:
+    """``stdin=sys.stdin``: input buffered before ``open()`` is read after it, as python-daemon."""
+    text = "one\ntwo\nthree\n"
+    seen = {}
+    for module in MODULES:
+        directory = tmp_path / module
+        directory.mkdir()
+        (directory / "input").write_text(text)
+        with open(directory / "input") as file:
+            launcher = subprocess.run(
+                [
+                    PYTHON,
+                    str(REPO / "tests" / "programs" / "pep3143_stdin.py"),
+                    module,
+                    directory,
+                    detach,
+                ],
+                input=text if source == "pipe" else None,
+                stdin=None if source == "pipe" else file,
+                capture_output=True,
+                text=True,
+                env=clean_env(),
+                timeout=30,
+                check=False,
+            )
+        assert launcher.returncode == 0, launcher.stderr
+        wait_gone(read_pid(directory / "done"))
+        seen[module] = (directory / "lines").read_text()
+    assert seen["aiodaemon.pep3143"] == seen["daemon"]
+    assert seen["daemon"] == (
+        "before open: 'one\\n'\nafter open: 'two\\n'\nafter open: 'three\\n'\nend of input\n"
+    )

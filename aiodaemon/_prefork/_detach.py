@@ -118,15 +118,31 @@ def redirect_stdio(stdout: int | None, stderr: int | None, stdin: int | None = N
     Args:
         stdout: an open fd for fd 1, or None for ``/dev/null``.
         stderr: an open fd for fd 2, or None for ``/dev/null``.
-        stdin: an open fd for fd 0, or None for ``/dev/null``.
+        stdin: an open fd for fd 0, or None for ``/dev/null``. ``sys.stdin``
+            stays when it reads this very fd (``stdin=sys.stdin``).
     """
     # Only when needed: after a chroot there may be no /dev/null to open.
     null = os.open(os.devnull, os.O_RDWR | os.O_NOCTTY) if None in (stdin, stdout, stderr) else -1
     os.dup2(null if stdin is None else stdin, 0)
-    sys.stdin = text_stream(0, "r", sys.stdin, sys.__stdin__)
+    # sys.stdin stays when it reads that file (stdin=sys.stdin): it reads
+    # ahead, so it holds input the program has not consumed yet (all but the
+    # line it read before open()), which a new stream on fd 0 would skip.
+    if stdin is None or not _reads_fd(sys.stdin, stdin):
+        sys.stdin = text_stream(0, "r", sys.stdin, sys.__stdin__)
     redirect_outputs(null if stdout is None else stdout, null if stderr is None else stderr)
     if null > 2:
         os.close(null)
+
+
+def _reads_fd(stream: object, fd: int) -> bool:
+    """Whether ``stream`` is an open file object on ``fd``."""
+    fileno = getattr(stream, "fileno", None)
+    if fileno is None:
+        return False
+    try:
+        return bool(fileno() == fd)
+    except (OSError, ValueError):  # closed, or no file (a StringIO)
+        return False
 
 
 def _open_devnull() -> int:
