@@ -127,10 +127,12 @@ class _Pidfile:
     """python-daemon's ``daemon.pidfile`` module: ``TimeoutPIDLockFile(path, timeout)`` works.
 
     Both names make an aiodaemon ``PidFile`` (flock), not a lockfile; each
-    takes its own signature (``PIDLockFile(path, threaded=False, timeout=None)``).
+    takes its own signature (``TimeoutPIDLockFile(path, acquire_timeout=None,
+    threaded=False, timeout=None)``, ``PIDLockFile(path, threaded=False,
+    timeout=None)``), and ``TimeoutPIDLockFile`` derives from ``PIDLockFile``.
     """
 
-    TimeoutPIDLockFile = PidFile
+    TimeoutPIDLockFile = _pidlock.TimeoutPIDLockFile
     PIDLockFile = _pidlock.PIDLockFile
 
 

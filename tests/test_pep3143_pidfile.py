@@ -179,9 +179,9 @@ def test_timeout_is_lockfiles_and_is_waited_for(tmp_path: Path) -> None:
     import daemon.pidfile
 
     path = tmp_path / "app.pid"
-    for options in ({}, {"timeout": 0.3}):
-        theirs = daemon.pidfile.TimeoutPIDLockFile(str(path), 5, **options)
-        ours = pep3143.pidfile.TimeoutPIDLockFile(path, 5, **options)
+    for timeout in (None, 0.3):
+        theirs = daemon.pidfile.TimeoutPIDLockFile(str(path), 5, timeout=timeout)
+        ours = pep3143.pidfile.TimeoutPIDLockFile(path, 5, timeout=timeout)
         assert (ours.timeout, ours.acquire_timeout) == (theirs.timeout, theirs.acquire_timeout)
     with pep3143.PidFile(path):
         waiter = pep3143.PidFile(path, timeout=0.3)
@@ -250,6 +250,36 @@ def test_pidlockfile_takes_lockfiles_signature(tmp_path: Path) -> None:
         assert path.read_text() == f"{os.getpid()}\n"
         assert ours.i_am_locking()
     assert not path.exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs"),
+    [
+        ((5, False), {}),
+        ((5, False, 0.3), {}),
+        ((5,), {"threaded": True, "timeout": 0.3}),
+        ((), {"acquire_timeout": 5, "timeout": 0.3}),
+        ((None, False, 0.3), {}),
+    ],
+    ids=["threaded", "threaded-timeout", "keywords", "acquire-timeout", "timeout-only"],
+)
+def test_timeout_pidlockfile_passes_lockfiles_arguments(
+    tmp_path: Path, args: tuple[object, ...], kwargs: dict[str, object]
+) -> None:
+    """``TimeoutPIDLockFile(path, acquire_timeout, threaded, timeout)``, as python-daemon's."""
+    import daemon.pidfile
+
+    path = str(tmp_path / "app.pid")
+    theirs = daemon.pidfile.TimeoutPIDLockFile(path, *args, **kwargs)
+    ours = pep3143.pidfile.TimeoutPIDLockFile(path, *args, **kwargs)  # type: ignore[arg-type]
+    for name in ("acquire_timeout", "timeout", "unique_name", "lock_file", "path"):
+        assert getattr(ours, name) == getattr(theirs, name), name
+    assert isinstance(ours, pep3143.pidfile.PIDLockFile)
+    assert isinstance(ours, pep3143.PidFile)
+    with ours:
+        assert (ours.read_pid(), ours.i_am_locking()) == (os.getpid(), True)
+    assert not os.path.exists(path)
+    assert not os.path.exists(ours.lock_file)
 
 
 @pytest.mark.parametrize("way", ["acquire", "open"])

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
     from ._pidfile import Pidfile
 
-__all__ = ["PIDLockFile", "PidFile"]
+__all__ = ["PIDLockFile", "PidFile", "TimeoutPIDLockFile"]
 
 
 class PidFile:
@@ -256,10 +256,40 @@ class PIDLockFile(PidFile):
     """lockfile's ``PIDLockFile(path, threaded=False, timeout=None)``, as this ``PidFile``.
 
     ``threaded`` only made lockfile's lock names unique per thread; a pid lock
-    has none, so it is accepted and ignored.
+    has none (lockfile's ``PIDLockFile`` forces it off too), so it is accepted
+    and ignored. ``unique_name`` (the path) and ``lock_file`` (the absolute
+    path plus ``.lock``) are lockfile's attributes, with its values: that
+    file is never created, by lockfile's ``PIDLockFile`` or here.
     """
 
     def __init__(
-        self, path: str | os.PathLike[str], threaded: bool = False, timeout: float | None = None
+        self,
+        path: str | bytes | os.PathLike[str] | os.PathLike[bytes],
+        threaded: bool = False,
+        timeout: float | None = None,
     ) -> None:
         super().__init__(path, timeout=timeout)
+        self.unique_name = self.path
+        self.lock_file = os.path.abspath(self.path) + ".lock"
+
+
+class TimeoutPIDLockFile(PIDLockFile):
+    """python-daemon's ``TimeoutPIDLockFile``, as this ``PidFile``.
+
+    ``TimeoutPIDLockFile(path, acquire_timeout=None, threaded=False, timeout=None)``:
+    python-daemon passes every argument after ``acquire_timeout`` on to
+    lockfile's ``PIDLockFile``, by position or by name: they mean here what
+    they mean there (see :class:`PIDLockFile`). ``acquire_timeout`` is the
+    wait of ``acquire()`` (and of ``DaemonContext.open()``), ``timeout`` the
+    one used when it is None.
+    """
+
+    def __init__(
+        self,
+        path: str | bytes | os.PathLike[str] | os.PathLike[bytes],
+        acquire_timeout: float | None = None,
+        threaded: bool = False,
+        timeout: float | None = None,
+    ) -> None:
+        super().__init__(path, threaded, timeout)
+        self.acquire_timeout = acquire_timeout
