@@ -161,7 +161,8 @@ class DaemonContext:
         files_preserve: fds or objects with ``fileno()`` to keep open.
         pidfile: a ``PidFile``, or any object with ``__enter__``/``__exit__``
             (python-daemon's lockfile protocol) or ``acquire``/``release``
-            (pep3143daemon's), entered at the end of ``open()``.
+            (pep3143daemon's), entered at the end of ``open()`` and exited by
+            ``close()``; a ``PidFile`` (a subclass too) is locked before the fork.
         stdin: file object whose fd becomes fd 0; None: ``/dev/null``.
         stdout: file object whose fd becomes fd 1; None: ``/dev/null``.
         stderr: file object whose fd becomes fd 2; None: ``/dev/null``.
@@ -249,7 +250,7 @@ class DaemonContext:
         owner, core limit; then the double fork (the caller exits 0 once this
         method has finished in the daemon, or with the daemon's error); then in
         the daemon: signal handlers (their signals unblocked), stdio, closing
-        every other fd, the pid.
+        every other fd, entering the pidfile (a ``PidFile`` writes the pid).
 
         Raises:
             AlreadyRunningError: the ``PidFile`` is held by a live process.
@@ -301,7 +302,7 @@ class DaemonContext:
             except BaseException:
                 if own is not None:
                     # Nothing forked: the locked, still empty file goes, as below.
-                    own.release()
+                    own.unlock()
                 raise
             try:
                 for signum, handler in handlers.items():
@@ -322,15 +323,17 @@ class DaemonContext:
                     keep.extend(pipe.fds())
                 _detach.close_inherited_fds(keep)
                 null = -1  # closed with the rest (0-2 hold its copies)
-                if own is not None and own.held is not None:
-                    own.held.write_pid()
-                    own.keep_from_forked_children()
-                elif self.pidfile is not None:
+                if self.pidfile is not None:
+                    # Entered as python-daemon enters it, in the daemon: a subclass's
+                    # __enter__ and acquire() run. Locked already, a PidFile's
+                    # acquire() only writes the pid.
                     enter_pidfile(self.pidfile)
+                if own is not None:
+                    own.keep_from_forked_children()
             except BaseException as exc:
                 if own is not None:
                     # Never written: no pidfile is left behind for a daemon that never ran.
-                    own.release()
+                    own.unlock()
                 if pipe is not None:
                     pipe.fail(1, describe(exc))
                 raise
@@ -351,9 +354,8 @@ class DaemonContext:
             return
         self._is_open = False
         atexit.unregister(self.close)
-        if isinstance(self.pidfile, PidFile):
-            self.pidfile.release()
-        elif self.pidfile is not None:
+        if self.pidfile is not None:
+            # A PidFile's __exit__ is release(): a subclass's overrides run.
             exit_pidfile(self.pidfile)
 
 

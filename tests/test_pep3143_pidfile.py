@@ -282,6 +282,44 @@ def test_timeout_pidlockfile_passes_lockfiles_arguments(
     assert not os.path.exists(ours.lock_file)
 
 
+@pytest.mark.parametrize("mode", ["entered", "failing"])
+def test_a_pidfile_subclass_is_entered_and_exited_as_python_daemon_does(
+    tmp_path: Path, mode: str
+) -> None:
+    """A TimeoutPIDLockFile subclass's __enter__, acquire, __exit__, release: as python-daemon."""
+    seen = {}
+    for module in ("daemon", "aiodaemon.pep3143"):
+        directory = tmp_path / module
+        directory.mkdir()
+        launcher = python([PROGRAMS / "pep3143_pidfile_subclass.py", module, directory, mode])
+        wait_gone(read_pid(directory / "done"))
+        if module == "daemon" or mode == "entered":
+            assert launcher.returncode == 0, launcher.stderr
+        else:  # aiodaemon's caller waits for open() in the daemon, and reports its failure
+            assert launcher.returncode == 1
+            assert launcher.stderr == "aiodaemon: RuntimeError: refused by __enter__\n"
+        assert not (directory / "app.pid").exists()
+        seen[module] = (directory / "events").read_text()
+    assert seen["aiodaemon.pep3143"] == seen["daemon"]
+    assert (
+        seen["daemon"]
+        == {
+            "entered": (
+                "__enter__ in the daemon\n"
+                "acquire in the daemon\n"
+                "running, the pidfile holding its pid: True, in the daemon\n"
+                "__exit__ in the daemon\n"
+                "release in the daemon\n"
+            ),
+            # The subclass's release() pairs with its acquire(), which never ran.
+            "failing": (
+                "__enter__ in the daemon\n"
+                "open() raised RuntimeError('refused by __enter__') in the daemon\n"
+            ),
+        }[mode]
+    )
+
+
 @pytest.mark.parametrize("way", ["acquire", "open"])
 @pytest.mark.parametrize("library", ["python-daemon", "aiodaemon"])
 def test_lockfile_errors_are_caught_as_with_python_daemon(

@@ -283,7 +283,7 @@ def lock_and_change_environment(
             _change_environment(context, own, groups)
         except BaseException:
             if own is not None:
-                own.release()
+                own.unlock()
             raise
     except BaseException:
         # Nothing started: the caller keeps the umask it had.

@@ -33,7 +33,12 @@ class PidFile:
     fork (before a chroot or a privilege drop, so it may live in ``/run``) and
     holds the daemon's pid once ``open()`` returns; it is removed by
     ``close()`` if it still holds our pid (emptied instead where the user
-    the context dropped to may not remove it). A relative path is the daemon's:
+    the context dropped to may not remove it). ``open()`` ends by entering it
+    in the daemon (``__enter__``, which calls ``acquire()``: as the lock is
+    held, it only writes the pid) and ``close()`` exits it (``__exit__``,
+    which calls ``release()``), as python-daemon does: a subclass's overrides
+    run then, ``is_locked()`` and ``i_am_locking()`` True in them already. A
+    relative path is the daemon's:
     under the context's ``working_directory`` (inside its chroot), as with
     python-daemon. Used alone, ``acquire()`` locks it and writes the current
     pid. A bytes path is taken as pep3143daemon's ``PidFile`` takes it.
@@ -87,9 +92,7 @@ class PidFile:
 
     def release(self) -> None:
         """Remove the file if it still holds our pid, and unlock it."""
-        held, self._held = self._held, None
-        if held is not None:
-            held.remove()
+        self.unlock()
 
     def __enter__(self) -> Self:
         self.acquire()
@@ -196,6 +199,17 @@ class PidFile:
                 raise
             else:
                 return
+
+    def unlock(self) -> None:
+        """Give back what :meth:`lock` took: the file is removed if it holds our pid, and unlocked.
+
+        ``DaemonContext.open()`` calls it when it fails before it entered the
+        pidfile: a subclass's ``release()`` pairs with its ``acquire()``, which
+        never ran.
+        """
+        held, self._held = self._held, None
+        if held is not None:
+            held.remove()
 
     def check_path(self) -> None:
         """Refuse a path that can name no file, in the words ``run(pidfile=...)`` uses.
