@@ -25,6 +25,7 @@ import os
 import signal
 
 from ._prefork import _detach, _pep3143_open, _pidlock
+from ._prefork._fd_placeholders import hold_closed_fds, let_go
 from ._prefork._pep3143_open import (
     check_numbers,
     check_paths,
@@ -293,9 +294,13 @@ class DaemonContext:
             fill_std_fds()
         except StartupError as exc:
             raise DaemonOSEnvironmentError(errno.EBADF, str(exc)) from None
-        # /dev/null opened before a chroot, which may have none.
-        null = os.open(os.devnull, os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+        # Before anything of ours is opened: a closed number in files_preserve
+        # must not get /dev/null, the pidfile or a pipe (see _fd_placeholders).
+        placeholders = hold_closed_fds(preserved)
+        null = -1
         try:
+            # /dev/null opened before a chroot, which may have none.
+            null = os.open(os.devnull, os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
             lock_and_change_environment(self, own, own_at, groups)
             try:
                 pipe = fork_away(self, own)
@@ -323,6 +328,9 @@ class DaemonContext:
                     keep.extend(pipe.fds())
                 _detach.close_inherited_fds(keep)
                 null = -1  # closed with the rest (0-2 hold its copies)
+                # Kept as files_preserve numbers: closed again, as python-daemon leaves them.
+                let_go(placeholders)
+                placeholders = []
                 if self.pidfile is not None:
                     # Entered as python-daemon enters it, in the daemon: a subclass's
                     # __enter__ and acquire() run. Locked already, a PidFile's
@@ -340,6 +348,7 @@ class DaemonContext:
         finally:
             if null >= 0:
                 os.close(null)
+            let_go(placeholders)
         self._is_open = True
         atexit.register(self.close)
         if pipe is not None:

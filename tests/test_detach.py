@@ -404,6 +404,9 @@ def test_symlinked_pidfile_is_refused(tmp_path: Path, launcher: Path) -> None:
     [
         ({"umask": "1777"}, "aiodaemon: umask: must be between 0o000 and 0o777, not 0o1777"),
         ({"workdir": "/does/not/exist"}, "aiodaemon: workdir: not a directory: /does/not/exist"),
+        # Closed, the number could take a descriptor of aiodaemon's, kept there
+        # as the program's (aiodaemon.pep3143 keeps it closed instead, as python-daemon).
+        ({"preserve": "1000"}, "aiodaemon: files_preserve: fd 1000 is not open"),
     ],
 )
 def test_bad_options_fail_before_fork(

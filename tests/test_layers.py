@@ -62,6 +62,7 @@ LAYERS = [
     {
         "_prefork._addresses",
         "_prefork._cwd",
+        "_prefork._fd_placeholders",
         "_prefork._identity",
         "_prefork._jailpath",
         "_prefork._lockholder",

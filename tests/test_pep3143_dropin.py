@@ -383,3 +383,40 @@ def test_daemon_daemon_errors_are_caught(library: str) -> None:
     assert ran.returncode == 1, ran.stderr
     assert ran.stderr.startswith("error while daemonizing: "), ran.stderr
     assert "No such file or directory" in ran.stderr
+
+
+@pytest.mark.parametrize("pidfile", ["none", "timeout"])
+@pytest.mark.parametrize("detach", ["yes", "no"])
+def test_a_preserved_number_that_is_closed_stays_closed(
+    tmp_path: Path, started: list[Run], detach: str, pidfile: str
+) -> None:
+    """files_preserve naming a closed fd: still closed in the daemon, nothing of ours put there."""
+    runs = {
+        module: launch(
+            "pep3143_closed_preserved.py",
+            module,
+            tmp_path / module,
+            [detach, pidfile],
+            started,
+            ready="ready",
+        )
+        for module in MODULES
+    }
+    for run in runs.values():
+        run.observed = observe(run)
+        closed = [int(fd) for fd in (run.directory / "closed").read_text().split()]
+        assert not set(closed) & set(run.observed["fds"]), run.observed["fds"]
+    if pidfile == "timeout":
+        # aiodaemon's TimeoutPIDLockFile is its flock PidFile: the lock is one more open fd.
+        ours = runs["aiodaemon.pep3143"].observed["fds"]
+        lock = [fd for fd, target in ours.items() if target == "<dir>/app.pid"]
+        assert len(lock) == 1
+        del ours[lock[0]]
+    compare(runs, {"umask": ("0000", "0022")})
+    for run in runs.values():
+        os.kill(run.pid, signal.SIGTERM)
+        wait_gone(run.pid)
+        if run.launcher.pid == run.pid:
+            run.launcher.communicate(timeout=30)
+            assert run.launcher.returncode == 0
+        assert not (run.directory / "app.pid").exists()

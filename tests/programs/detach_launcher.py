@@ -1,7 +1,7 @@
 """A daemon that opens things before run() which it must NOT keep, and one it must.
 
 argv: KEY=VALUE pairs: pidfile, leak, keep, and optionally workdir, stdout, stderr, umask,
-start_timeout.
+start_timeout, preserve (one more fd number for files_preserve).
 """
 
 from __future__ import annotations
@@ -41,6 +41,8 @@ for name in ("workdir", "stdout", "stderr"):
         options[name] = args[name]
 if "umask" in args:
     options["umask"] = int(args["umask"], 8)
+if "preserve" in args:
+    options["files_preserve"].append(int(args["preserve"]))
 if "start_timeout" in args:
     options["start_timeout"] = float(args["start_timeout"])
 aiodaemon.run(main, **options)
