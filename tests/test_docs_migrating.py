@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import re
 from pathlib import Path
 
 import pytest
@@ -85,3 +86,21 @@ def test_pep3143daemons_argument_order_and_falsy_signal_map_values_are_told() ->
         "SIGHUP: '': DaemonError",
         "{}: HUP SIG_DFL TERM SIG_DFL",
     ]
+
+
+def test_the_python_daemon_names_of_the_imports_table_exist_in_both() -> None:
+    """Each ``daemon.…`` name the table gives for python-daemon is there, and in the drop-in."""
+    import daemon.daemon
+    import daemon.pidfile
+
+    from aiodaemon import pep3143
+
+    table = PAGE.read_text().split("## Change the imports", 1)[1].split("\n## ", 1)[0]
+    cells = [row.split(" | ")[0] for row in table.splitlines() if row.startswith("| `")]
+    names = {name for cell in cells for name in re.findall(r"`(daemon(?:\.\w+)+)", cell)}
+    for library in (daemon, pep3143):
+        for name in sorted(names):
+            found: object = library
+            for part in name.split(".")[1:]:
+                assert hasattr(found, part), f"{library.__name__} has no {name}"
+                found = getattr(found, part)
