@@ -185,13 +185,23 @@ class SuccessorWatch:
         return "" if self._records is None else f"; see its log records {self._records}"
 
     def terminate(self) -> None:
-        """SIGTERM the successor alone (through its pidfd): it stops as a daemon does."""
+        """SIGTERM the successor alone (through its pidfd): it stops as a daemon does.
+
+        One suspended (SIGSTOP, job control: perhaps why it was not ready in
+        time) is continued too, as ``aiodaemon stop`` continues a daemon: a
+        stopped process keeps the SIGTERM pending, and stayed stopped until
+        its SIGKILL, holding our sockets and the pidfile's descriptor, our
+        own stop waiting for it, and the next upgrade refused meanwhile.
+        """
         import signal
 
         if not self.held:
             return
         with contextlib.suppress(ProcessLookupError):
             signal.pidfd_send_signal(self.spawned.pidfd, signal.SIGTERM)
+            if _stopped(self.spawned.pid) is not False:
+                # After the SIGTERM: continued first, it might run on before it.
+                signal.pidfd_send_signal(self.spawned.pidfd, signal.SIGCONT)
 
     async def ended_within(
         self, seconds: float | None, *, unless: asyncio.Future[Any] | None = None
@@ -304,6 +314,21 @@ async def _pump_stderr(fd: int, tail: bytearray, pid: int) -> bool:
         os.close(fd)
         if lost:
             _log.warning("successor stderr not copied", successor=pid, bytes=lost)
+
+
+def _stopped(pid: int) -> bool | None:
+    """Whether ``pid`` is stopped by a signal (state ``T``); None when ``/proc`` will not tell.
+
+    Read here, not with :mod:`aiodaemon._prefork._procfs`, for the reason
+    :func:`_closed_alive` gives; unknown counts as stopped for the caller: a
+    running process takes no notice of SIGCONT.
+    """
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            # The command name may hold spaces and parentheses: split at the last ")".
+            return f.read().rsplit(b")", 1)[1].split()[0] == b"T"
+    except (OSError, IndexError):
+        return None
 
 
 def _closed_alive(pid: int) -> bool:
