@@ -21,6 +21,7 @@ from .support import (
     AIODAEMON,
     aiodaemon_cli,
     clean_env,
+    is_alive,
     program,
     python,
     read_json_lines,
@@ -75,4 +76,36 @@ def test_a_daemon_stopping_out_of_descriptors_is_stopping(tmp_path: Path, uvloop
         gate.touch()
         wait_gone(pid)
     [end] = [r for r in read_json_lines(log) if r["event"] == "exit"]
+    assert end["status"] == 0
+
+
+@pytest.mark.parametrize("uvloop", [True, False], ids=["uvloop", "asyncio"])
+def test_a_stop_request_that_takes_the_last_descriptor_is_answered_unwatched(
+    tmp_path: Path, uvloop: bool
+) -> None:
+    """No copy of the stop's connection to tell the exit on: answered all the same, no error.
+
+    Its copy (``os.dup``) failed with EMFILE: logged as ``control command
+    failed`` with a traceback, and the command answered "internal error".
+    """
+    pidfile, log, marker = tmp_path / "d.pid", tmp_path / "d.jsonl", tmp_path / "one"
+    options = {"detach": True, "pidfile": str(pidfile), "log_file": str(log), "uvloop": uvloop}
+    started = python([program("fds_one_left"), json.dumps(options), marker])
+    assert started.returncode == 0, started.stderr
+    pid = int(pidfile.read_text())
+    try:
+        wait_for(marker.exists, what="the daemon to leave itself one descriptor")
+        stop = aiodaemon_cli("stop", "--pidfile", pidfile)
+    finally:
+        if is_alive(pid):
+            os.kill(pid, signal.SIGTERM)
+        wait_gone(pid)
+    assert (stop.returncode, stop.stderr) == (0, f"aiodaemon: stopped (pid {pid})\n")
+    records = read_json_lines(log)
+    # asyncio's loop tries a second accept at once, and logs its EMFILE (see test_accept_limit).
+    accept = "socket.accept() out of system resource"
+    errors = [r for r in records if r["level"] in ("error", "critical")]
+    assert [r for r in errors if r.get("detail") != accept] == []
+    assert [r["by"] for r in records if r["event"] == "stop requested"] == ["control socket"]
+    [end] = [r for r in records if r["event"] == "exit"]
     assert end["status"] == 0

@@ -124,12 +124,20 @@ def _terminal_nowait() -> int | None:
 
 
 def watch_exit(fd: int) -> bool:
-    """Keep a copy of the connection ``fd`` to tell it the exit; False when enough are kept."""
+    """Keep a copy of the connection ``fd`` to tell it the exit.
+
+    False when enough are kept, or when no copy can be made (out of
+    descriptors): the stop is answered all the same, unwatched, and the
+    command hears the exit as one past the watchers' limit does.
+    """
     from .._prefork._detach import close_in_forked_children
 
     if len(_exit_watchers) >= MAX_EXIT_WATCHERS:
         return False
-    copy = os.dup(fd)  # not inherited by an exec'd child (close-on-exec)
+    try:
+        copy = os.dup(fd)  # not inherited by an exec'd child (close-on-exec)
+    except OSError:  # EMFILE: a watch is a courtesy, never the stop's failure
+        return False
     # Nor by a forked one, which would hold the command's read open past our exit.
     close_in_forked_children(copy)
     _exit_watchers.append(copy)
