@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
 __all__ = [
+    "Suspension",
     "any_open_file",
     "descriptors",
     "effective_capabilities",
@@ -24,6 +25,7 @@ __all__ = [
     "signal_ends",
     "signal_meets",
     "stat_field",
+    "suspension",
     "uids",
 ]
 
@@ -58,6 +60,42 @@ def is_suspended(pid: int) -> bool | None:
     """
     state = _state(pid)
     return None if state is None else state == b"T"
+
+
+class Suspension:
+    """Why a process runs no code now, in the commands' words.
+
+    Attributes:
+        state: "suspended (SIGSTOP)", or its frozen cgroup named with the
+            command that thaws it.
+        until: what runs it again: "it is continued", "it is thawed".
+        frozen: its cgroup is frozen: SIGCONT does not run it again, and what
+            is sent to it (SIGKILL included, under cgroup v1) waits for the thaw.
+    """
+
+    __slots__ = ("frozen", "state", "until")
+
+    def __init__(self, state: str, until: str, *, frozen: bool = False) -> None:
+        self.state = state
+        self.until = until
+        self.frozen = frozen
+
+
+def suspension(pid: int) -> Suspension | None:
+    """Whether ``pid`` is suspended: stopped by a signal, or in a frozen cgroup; None if not.
+
+    None too when ``/proc`` cannot tell. A frozen cgroup is looked for first:
+    a process both stopped and frozen runs again only once thawed.
+    """
+    from ._freezer import frozen_cgroup  # only for a daemon that does not answer
+
+    frozen = frozen_cgroup(pid)
+    if frozen is not None:
+        state = f"suspended (its cgroup {frozen.cgroup} is frozen: thaw it with {frozen.thaw})"
+        return Suspension(state, "it is thawed", frozen=True)
+    if is_suspended(pid):
+        return Suspension("suspended (SIGSTOP)", "it is continued")
+    return None
 
 
 def is_zombie(pid: int) -> bool:
