@@ -318,7 +318,7 @@ def test_reload_of_a_suspended_daemon_whose_pidfile_was_removed_gives_up_in_time
     assert reload.stderr == (
         f"aiodaemon: pidfile {pidfile} was removed; pid {pid} found serving {pidfile}.ctl\n"
         f"aiodaemon: still reloading after 1 s (pid {pid} did not answer: it is suspended"
-        " (SIGSTOP); the reload runs once it is continued and reads the request)\n"
+        " (SIGSTOP); the reload runs to its end once it is continued)\n"
     )
     assert is_alive(pid)
 

@@ -15,7 +15,7 @@ from .support import proc_state, wait_for
 
 
 def test_a_reload_the_held_up_daemon_has_not_read_runs_once_read_as_the_command_says() -> None:
-    """Exit 1 saying the loop is held up and the reload runs once read; then it runs."""
+    """Exit 1 saying the loop is held up and the reload runs once it is free; then it runs."""
     with open_control_app() as app:
         pid = app.start()
         app.steer("reload", "block-wait")
@@ -29,7 +29,7 @@ def test_a_reload_the_held_up_daemon_has_not_read_runs_once_read_as_the_command_
         assert result.returncode == 1
         assert result.stderr == (
             f"aiodaemon: still reloading after 0.5 s (pid {pid} did not answer: its event "
-            "loop is held up; the reload runs once it reads the request)\n"
+            "loop is held up; the reload runs to its end once its loop is free)\n"
         )
         wait_for(lambda: app.reload_runs() == ["block-wait", "ok"], 30, "the late reload")
         assert app.cli("stop", "--pidfile", app.pidfile).returncode == 0
@@ -48,7 +48,35 @@ def test_a_reload_of_a_suspended_daemon_says_it_is_suspended_not_that_its_loop_i
         assert result.returncode == 1
         assert result.stderr == (
             f"aiodaemon: still reloading after 0.5 s (pid {pid} did not answer: it is "
-            "suspended (SIGSTOP); the reload runs once it is continued and reads the request)\n"
+            "suspended (SIGSTOP); the reload runs to its end once it is continued)\n"
         )
         wait_for(lambda: app.reload_runs() == ["ok"], 30, "the late reload")
+        assert app.cli("stop", "--pidfile", app.pidfile).returncode == 0
+
+
+def test_a_reload_suspended_once_under_way_is_said_to_run_on_not_to_wait_to_be_read() -> None:
+    """SIGSTOPped mid-reload (its hook running): the command does not say it is unread."""
+    with open_control_app() as app:
+        pid = app.start()
+        app.steer("reload", "wait")
+        # Its own "still reloading" answer at --timeout must not come before the SIGSTOP.
+        reload = app.watch("reload", "--pidfile", app.pidfile, "--timeout", "3")
+        try:
+            wait_for(lambda: app.reload_runs() == ["wait"], 30, "the reload hook to run")
+            os.kill(pid, signal.SIGSTOP)
+            wait_for(lambda: proc_state(pid) == "T", 10, "the daemon to be stopped")
+            code, _, lines = reload.finish()
+        finally:
+            reload.kill()
+            app.steer("reload-release")
+            os.kill(pid, signal.SIGCONT)
+        assert code == 1
+        assert lines == [
+            f"aiodaemon: still reloading after 3 s (pid {pid} did not answer: it is "
+            "suspended (SIGSTOP); the reload runs to its end once it is continued)"
+        ]
+        wait_for(lambda: app.records("reload finished"), 30, "the reload to finish")
+        [finished] = app.records("reload finished")
+        assert finished["ok"] is True
+        assert app.reload_runs() == ["wait"]
         assert app.cli("stop", "--pidfile", app.pidfile).returncode == 0

@@ -29,7 +29,7 @@ import time
 from .._prefork._control_protocol import VERSION
 from .._prefork._pidfile import has_file_open
 from .._prefork._pidfile_status import PidfileState, PidfileStatus, read_pidfile
-from .._prefork._procfs import any_open_file, is_suspended
+from .._prefork._procfs import any_open_file, suspension
 from .._prefork._sharedfile import is_open_to_all
 from ._control_client import (
     BUSY_PATIENCE,
@@ -71,7 +71,7 @@ _ASK_TIMEOUT = 5.0
 
 
 class _Suspended(Exception):
-    """The server passed every check, and is stopped by a signal (see find_through_control)."""
+    """The server passed every check, and is suspended: stopped by a signal, or frozen."""
 
 
 class Found:
@@ -203,8 +203,9 @@ def find_through_control(
         timeout: seconds for the exchange.
         unanswered: a server that passes every check but does not answer is
             found all the same, with no answer, for the commands that act on
-            it (``stop`` signals it, ``start`` says it runs); one stopped by a
-            signal, which cannot answer before it is continued, at once.
+            it (``stop`` signals it, ``start`` says it runs); one suspended
+            (stopped by a signal, or frozen), which cannot answer before it
+            runs again, at once.
 
     Returns:
         The daemon, or None when nothing serves the path (no file, or a
@@ -245,8 +246,8 @@ def find_through_control(
                 f"the pidfile {path}; not trusted"
             )
         peers.append(pid)
-        if unanswered and is_suspended(pid):
-            raise _Suspended  # nothing to wait for: it reads nothing until continued
+        if unanswered and suspension(pid) is not None:
+            raise _Suspended  # nothing to wait for: it reads nothing until run again
 
     def check_pidfile(pid: int) -> None:
         # Asked after the answer, not before: a daemon whose start raced our

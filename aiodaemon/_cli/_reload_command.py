@@ -19,7 +19,7 @@ import time
 from .._prefork._control_protocol import VERSION
 from .._prefork._messages import seconds_shown
 from .._prefork._pidfile_status import read_pidfile, says_stopping
-from .._prefork._procfs import is_suspended, signal_meets
+from .._prefork._procfs import signal_meets, suspension
 from .._prefork._readiness import wait_exited
 from ._control import ControlCode, _holder, _open_verified, _say, _send
 from ._control_client import (
@@ -237,14 +237,19 @@ def _ask(
             # Not even the daemon's own "still reloading" came: its loop has not
             # read the request, which waits in the socket and runs once read.
             after = seconds_shown(request["timeout"])
-            when = "once it reads the request"
-            if is_suspended(pid):
+            # Whether the daemon read the request before it stopped answering, nothing
+            # tells (the protocol has no receipt): read or not, the reload runs to its
+            # end once the daemon runs again.
+            held = suspension(pid)
+            full = None if held is not None else out_of_descriptors(pid)
+            if held is not None:
                 # SIGSTOP, job control, a frozen cgroup: no sync code to look for.
-                why = "it is suspended (SIGSTOP)"
-                when = "once it is continued and reads the request"
+                why, when = f"it is {held.state}", f"to its end once {held.until}"
+            elif full is not None:
+                # asyncio's loop leaves the connection in the backlog: unread for sure.
+                why, when = full, "once it reads the request"
             else:
-                # Or out of descriptors: asyncio's loop leaves the connection in the backlog.
-                why = out_of_descriptors(pid) or "its event loop is held up"
+                why, when = "its event loop is held up", "to its end once its loop is free"
             _say(
                 f"still reloading after {after} s (pid {pid} did not answer: "
                 f"{why}; the reload runs {when})"

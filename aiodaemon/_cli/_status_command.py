@@ -20,7 +20,7 @@ import time
 from .._prefork._control_protocol import VERSION
 from .._prefork._messages import printable, say, write_line
 from .._prefork._pidfile_status import PidfileState, PidfileStatus, read_pidfile, says_stopping
-from .._prefork._procfs import stat_field
+from .._prefork._procfs import stat_field, suspension
 from ._control_client import (
     BUSY_PATIENCE,
     ControlAbsent,
@@ -127,12 +127,16 @@ def status(
             # its own): the daemon has none, and its pidfile tells the truth.
             say_ignored(exc, "status from the pidfile")
         except ControlError as exc:
+            why = str(exc)
+            if isinstance(exc, ControlTimeout) and (held := suspension(pid)) is not None:
+                # SIGSTOP or a frozen cgroup, not a loop held up: it answers once run again.
+                why += f": it is {held.state}"
             if not (isinstance(exc, ControlTimeout) and says_stopping(pid)):
-                say(str(exc))
-                return _report(StatusCode.UNKNOWN, "unknown", pid, f"unknown ({exc})", as_json)
+                say(why)
+                return _report(StatusCode.UNKNOWN, "unknown", pid, f"unknown ({why})", as_json)
             # Its loop held up in its shutdown (sync code in a hook or a task it
             # cancels): the stopping mark, which needs no loop, says what it does.
-            say(f"warning: {exc}; status from the pidfile")
+            say(f"warning: {why}; status from the pidfile")
         else:
             return _report_answer(answer, path, as_json)
         # Whatever failed, the pidfile tells: read again, as a daemon killed since

@@ -17,7 +17,7 @@ import time
 from .._prefork._control_protocol import VERSION, ProtocolError, decode
 from .._prefork._messages import seconds_shown
 from .._prefork._pidfile_status import PidfileStatus, read_pidfile, says_stopping
-from .._prefork._procfs import is_suspended, uids
+from .._prefork._procfs import is_suspended, suspension, uids
 from .._prefork._readiness import wait_exited
 from ._control import ControlCode, _holder, _say, _send
 from ._control_client import (
@@ -194,6 +194,12 @@ def stop(
                 # hides its state (hidepid=2, none mounted): a running process
                 # takes no notice of SIGCONT.
                 _send(pidfd, pid, signal.SIGCONT)
+            how = "SIGTERM" if asked is _Asked.SIGNAL else "the stop request"
+            frozen = _frozen(pid)
+            if frozen is not None:
+                # No SIGCONT thaws it: the SIGTERM or the request waits for the thaw,
+                # which someone else may do meanwhile (it then stops as any daemon).
+                _say(f"pid {pid} is {frozen}; it stops once thawed; waiting {seconds_shown(wait)}s")
             # What is left to remove: a killed daemon had no chance to remove its
             # pidfile or its socket; one that dropped privileges may not unlink in
             # a root-owned directory, so it emptied its pidfile and left its socket.
@@ -202,8 +208,15 @@ def stop(
                 left = "a copy moved over the daemon's own"
             exited = wait_exited(pidfd, wait)
             _waiting_for.clear()  # a Ctrl-C from here on interrupts only our own end
+            if not exited and (still := _frozen(pid)) is not None:
+                # Frozen (still, or since): a SIGKILL would cut the shutdown it runs
+                # once thawed (cgroup v2) or wait for the thaw as well (v1), its
+                # pidfile, socket files and last records lost either way.
+                after = f"{seconds_shown(wait)}s after {how}"
+                what = "still frozen" if frozen is not None else f"{still},"
+                _say(f"pid {pid} {what} {after}; not killed: it stops once thawed")
+                return ControlCode.FAILURE
             if not exited:
-                how = "SIGTERM" if asked is _Asked.SIGNAL else "the stop request"
                 _say(f"pid {pid} still running {seconds_shown(wait)}s after {how}; sending SIGKILL")
                 _send(pidfd, pid, signal.SIGKILL)
                 if not wait_exited(pidfd, _KILL_WAIT):
@@ -241,6 +254,12 @@ def stop(
         return stop(path, timeout, control, owner=owner)
     _say(f"stopped (pid {pid}){note}")
     return ControlCode.OK
+
+
+def _frozen(pid: int) -> str | None:
+    """``pid``'s suspension in words when it is a frozen cgroup's (see ``_procfs.suspension``)."""
+    held = suspension(pid)
+    return held.state if held is not None and held.frozen else None
 
 
 def _wait_exiting(

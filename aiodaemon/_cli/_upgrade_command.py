@@ -17,6 +17,7 @@ import time
 from .._prefork._control_protocol import VERSION
 from .._prefork._messages import say, seconds_shown, write_line
 from .._prefork._pidfile_status import PidfileStatus, read_pidfile
+from .._prefork._procfs import suspension
 from .._prefork._readiness import readable
 from . import _control
 from ._control import ControlCode
@@ -70,6 +71,13 @@ def upgrade(path: str, control: str | None, timeout: float, *, owner: int | None
         return holder
     pid, pidfd = holder
     try:
+        held = suspension(pid)
+        if held is not None:
+            # It would start nothing before it runs again: asked now, the command
+            # waited all of --timeout, and a request read once it has left is
+            # dropped (nobody waits for it any more).
+            say(f"upgrade failed: pid {pid} is {held.state}; nothing started")
+            return ControlCode.FAILURE
         if control is not None:
             code = _by_control(control, path, pid, pidfd, timeout, taker)
             if code is not None:
@@ -230,7 +238,9 @@ def _by_control(
         if isinstance(exc, ControlTimeout):
             # Its loop held up, say: a request it reads once we have left is
             # dropped (nobody waits for it), one it began runs to its end.
-            say(f"{exc}; {_UNREAD}: the daemon's log says what became of it")
+            held = suspension(pid)
+            why = "" if held is None else f": it is {held.state}"
+            say(f"{exc}{why}; {_UNREAD}: the daemon's log says what became of it")
         elif isinstance(exc, ControlNoAnswer) and exc.out_of_descriptors:
             # Out of descriptors, it dropped the connection before reading a byte.
             say(f"{exc}; nothing started")
