@@ -235,7 +235,7 @@ def _ask(
             raise  # "not now": asked again (see ask_patiently)
         except ControlTimeout:
             # Not even the daemon's own "still reloading" came: its loop has not
-            # read the request, which waits in the socket and runs once read.
+            # run since (suspended, held up), or never took the connection.
             after = seconds_shown(request["timeout"])
             # Whether the daemon read the request before it stopped answering, nothing
             # tells (the protocol has no receipt): read or not, the reload runs to its
