@@ -5,7 +5,9 @@ process keeps pending: it stayed stopped until its SIGKILL ``shutdown_timeout``
 + 1 s later, holding the inherited sockets and the pidfile's descriptor, a
 retried ``upgrade`` was refused ("is still stopping") and a ``stop`` of the
 old daemon waited for it all that time. It is continued after its SIGTERM
-now, as ``aiodaemon stop`` continues a suspended daemon.
+now, as ``aiodaemon stop`` continues a suspended daemon; so it is by the
+``upgrade`` command's own SIGTERM, which it sends when the daemon has no
+control socket.
 """
 
 from __future__ import annotations
@@ -98,3 +100,40 @@ def test_a_stop_of_the_old_daemon_does_not_wait_for_a_suspended_successor(app: A
     assert gone["successor"] == successor
     assert app.records("upgrade successor killed") == []
     assert not app.pidfile.exists()
+
+
+def test_an_upgrade_by_signal_continues_the_suspended_new_process_it_gives_up_on(
+    app: App,
+) -> None:
+    """--no-control: the command's own SIGTERM at --timeout is followed by SIGCONT, not SIGKILL."""
+    old = app.start("--no-control")
+    app.edit('MODE = ""', 'MODE = "hang"')
+    upgrade = subprocess.Popen(
+        [str(SCRIPT), "upgrade", "--pidfile", str(app.pidfile), "--timeout", "3"],
+        env=clean_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    new = None
+    try:
+        new = _successor_starting(app)
+        os.kill(new, signal.SIGSTOP)
+        wait_for(lambda: proc_state(new) == "T", 10, "the new process to be stopped")
+        _, stderr = upgrade.communicate(timeout=60)
+    except BaseException:
+        upgrade.kill()
+        upgrade.communicate()
+        if new is not None and is_alive(new):
+            kill_quietly(new)
+        raise
+    assert upgrade.returncode == 1
+    assert f"the new process (pid {new}) was not ready after 3 s: sent it SIGTERM;" in stderr
+    wait_gone(new)
+    # Stopped, not killed: it ended as a daemon does.
+    [ended] = wait_for(
+        lambda: [r for r in app.records("exit") if r["pid"] == new], 10, "its exit record"
+    )
+    assert ended["reason"] == "stopped by SIGTERM before it was ready"
+    assert app.pid() == old
+    assert app.get() == f"v1 {old}"

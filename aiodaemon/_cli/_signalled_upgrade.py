@@ -21,7 +21,7 @@ import time
 
 from .._prefork._messages import say, seconds_shown, write_line
 from .._prefork._pidfile_status import read_pidfile, says_stopping
-from .._prefork._procfs import signal_meets, stat_field
+from .._prefork._procfs import is_suspended, signal_meets, stat_field
 from .._prefork._readiness import readable
 from . import _control
 from ._control import ControlCode
@@ -195,6 +195,10 @@ def _wait(
             # hook started its server, a later one hangs), and a SIGKILL would
             # reset the requests it accepted.
             new.send(signal.SIGTERM)
+            if new.pid is not None and is_suspended(new.pid) is not False:
+                # Suspended (SIGSTOP), it kept the SIGTERM pending until its
+                # SIGKILL: continued, as `stop` continues a daemon, it stops.
+                new.send(signal.SIGCONT)
             stopped = "sent it SIGTERM"
             if not new.ended(_STOP_WAIT):
                 new.send(signal.SIGKILL)
