@@ -204,6 +204,12 @@ class SinkWriter:
                     file=repr(output),
                     error=str(exc),
                 )
+        if self.outputs:
+            for sink in self.sinks:
+                if isinstance(sink, StreamSink):
+                    # fd 2 may hold another file now: the stderr file moved
+                    # above, or put back by an upgrade's successor.
+                    sink.look_again()
 
     def _follow_rotation(self) -> None:
         """In a forked child: at most once a second, move to the log file now at its path.

@@ -16,6 +16,7 @@ from __future__ import annotations
 import errno
 import os
 import select
+import stat
 import sys
 import threading
 from collections.abc import Iterable, Sequence
@@ -35,6 +36,7 @@ __all__ = [
     "LogTargets",
     "Record",
     "StreamSink",
+    "ends_inside_line",
     "is_syslog_sink",
     "lines_not_whole",
     "names_another",
@@ -81,15 +83,51 @@ def write_waiting(fd: int, data: bytes | memoryview) -> int:
             poller.poll()
 
 
+def ends_inside_line(fd: int) -> bool | None:
+    """Whether the regular file on ``fd`` ends inside a line: its last byte is no newline.
+
+    False for an empty file; None when it cannot be told: a pipe, a terminal or
+    ``/dev/null`` cannot be read back, nor a file the daemon may not read.
+    """
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            return None
+        if st.st_size == 0:
+            return False
+        try:
+            last = os.pread(fd, 1, st.st_size - 1)
+        except OSError as exc:
+            if exc.errno != errno.EBADF:
+                raise
+            # Opened write-only, as every log file is: read the very inode
+            # through /proc (its path may name another file by now).
+            reader = os.open(
+                f"/proc/self/fd/{fd}", os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
+            )
+            try:
+                if not os.path.samestat(os.fstat(reader), st):
+                    return None
+                last = os.pread(reader, 1, st.st_size - 1)
+            finally:
+                os.close(reader)
+    except OSError:
+        return None  # no /proc (a chroot), or a file the daemon's user may not read
+    # Nothing read: the file was cut short since (copytruncate), not left inside a line.
+    return bool(last) and last != b"\n"
+
+
 class _LineSink:
     """Appends newline-terminated records to a descriptor, surviving failed writes whole.
 
     A write that fails part-way (a full disk: ENOSPC, EDQUOT, EFBIG) may leave
     a record cut short at the end of the file. The next write to that file then
-    starts with a newline, so that fragment is never glued to the next record
-    (a file reopened after a rotation starts with a record), and every
-    record not written whole is counted in :attr:`lost` for the log writer to
-    report once writing works again.
+    starts with a newline, so that fragment is never glued to the next record,
+    and every record not written whole is counted in :attr:`lost` for the log
+    writer to report once writing works again. A file opened (at the start, a
+    reopen, an upgrade's take-over) is read back for the same reason: the last
+    run, cut short by a full disk or ``ulimit -f``, may have left its last
+    record without a newline.
     """
 
     def __init__(self, fd: int) -> None:
@@ -98,8 +136,8 @@ class _LineSink:
         self.lost = 0
         #: the error of the last failed write.
         self.last_error: OSError | None = None
-        #: the output ends inside a record cut short by a failed write.
-        self._mid_line = False
+        #: the output ends inside a record cut short (by a failed write, or before we opened it).
+        self._mid_line = ends_inside_line(fd) is True
 
     def write(self, records: Sequence[Record]) -> None:
         """Append ``records`` in one ``write``: one syscall per batch, not per line.
@@ -109,6 +147,11 @@ class _LineSink:
         """
         lines = [line for _, line in records]
         data = b"".join(lines)
+        if self._mid_line and ends_inside_line(self.fd) is False:
+            # Another writer of the file (the other daemon of an upgrade, a
+            # forked child) ended that line already: a second newline would
+            # leave an empty line. Only after a failure: it costs a read.
+            self._mid_line = False
         head = b"\n" if self._mid_line else b""
         view = memoryview(head + data if head else data)
         total = len(view)
@@ -193,13 +236,17 @@ class FileSink(_LineSink):
         from ._safeopen import open_append
 
         new = open_append(self.reopen_path, owner=self.owner)
+        # A file that is not new (moved back, or the last run's) may end inside
+        # a record cut short: the next one starts on a line of its own.
+        ends = ends_inside_line(new)
         with self._swap:
             old, self.fd = self.fd, new
-            if self._mid_line and not os.path.samestat(os.fstat(old), os.fstat(new)):
-                # The fragment a failed write left ends the old file (rotated
-                # away): the new one starts with a record, not with the newline
-                # meant for that fragment. Reopened in place, it still needs it.
-                self._mid_line = False
+            if ends is None:
+                # Not read back (no /proc in a chroot): only a fragment our own
+                # failed write left is known, and only in the file reopened in
+                # place, not in one rotated away (the new file starts with a record).
+                ends = self._mid_line and os.path.samestat(os.fstat(old), os.fstat(new))
+            self._mid_line = ends
             os.close(old)
 
     def dup(self) -> int:
@@ -257,6 +304,17 @@ class StreamSink(_LineSink):
 
     def reopen(self) -> None:
         """Nothing to reopen: the stream belongs to whoever started us."""
+
+    def look_again(self) -> None:
+        """Read back the file now on the descriptor, which may have been put there since.
+
+        A ``stderr`` file moved to the new file after a rotation, or put back
+        by an upgrade's successor at its take-over (fd 2 was a pipe until
+        then), may end inside a record cut short.
+        """
+        ends = ends_inside_line(self.fd)
+        if ends is not None:
+            self._mid_line = ends
 
     def close(self) -> None:
         """Leave the stream open: it is not ours."""
