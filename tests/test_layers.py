@@ -70,6 +70,7 @@ LAYERS = [
         "_prefork._prctl",
         "_prefork._safeopen",
         "_prefork._sunpath",
+        "_prefork._tcpunsent",
         "_prefork._unixdiag",
     },
     {"_options", "_prefork._config"},

@@ -27,6 +27,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..exceptions import StartupError
+from ._tcpunsent import SentFrames
 
 if TYPE_CHECKING:
     from ._addresses import SyslogTarget
@@ -152,6 +153,8 @@ class SyslogSink:
         self._probe_until: float | None = None
         #: whether the last flush stopped at a full socket buffer (the collector is slow).
         self.blocked = False
+        #: the frames a TCP connection took whole and may not have sent yet (see _tcpunsent).
+        self._sent = SentFrames() if target.transport == "tcp" else None
 
     def __repr__(self) -> str:
         return f"syslog {self.target}"
@@ -268,6 +271,10 @@ class SyslogSink:
                 # Loaded by open_syslog_sink, before any chroot or privilege drop.
                 from ._syslogsocket import is_refusal
 
+                if self._sent is not None and self.sock is not None:
+                    # The collector reset or closed the connection: what our
+                    # kernel had not sent yet will never arrive.
+                    self.lost += self._sent.lost(self.sock, self._head_sent)
                 # The syslog daemon restarted (a new /dev/log, a closed TCP
                 # connection, a refused datagram): connect again once now, then
                 # every _RETRY_INTERVAL. The records wait in the backlog; so do
@@ -350,7 +357,11 @@ class SyslogSink:
                 break
             done -= len(framed)
             self._backlog_bytes -= len(self.backlog.popleft())
+            if self._sent is not None:
+                self._sent.add(len(framed))
         self._head_sent = done
+        if self._sent is not None:
+            self._sent.trim(self.sock, done)
         return True
 
     def _send(self, message: bytes) -> bool:
@@ -455,6 +466,8 @@ class SyslogSink:
         # collector drops the incomplete frame with the old one.
         self._head_sent = 0
         self._probe_until = None
+        if self._sent is not None:
+            self._sent.clear()
         if self.sock is not None:
             self.sock.close()
             self.sock = None
