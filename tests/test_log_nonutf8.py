@@ -65,6 +65,8 @@ def test_a_refused_record_keeps_every_other_value_and_tells_bytes_from_backslash
     # An enum is its value, as orjson writes one, that value's odd bytes replaced.
     assert odd["place"] == "caf\ufffd"
     assert odd["places"] == {"here": "caf\ufffd"}
+    # A dataclass stays an object (it was its repr), its odd bytes replaced.
+    assert odd["shop"] == {"name": "caf\ufffd"}
 
 
 def test_names_that_read_the_same_once_replaced_keep_their_own_values(tmp_path: Path) -> None:

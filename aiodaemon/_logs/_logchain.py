@@ -7,6 +7,7 @@ bytes with the newline appended, and a wrapped logger whose methods only queue.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import functools
 import logging
@@ -193,11 +194,12 @@ def _render_json(logger: Any, method_name: str, event_dict: MutableMapping[str, 
 
 
 def _has_nonfinite(values: Iterable[Any]) -> bool:
-    """Whether one of ``values`` (dicts, lists and tuples walked) is a float NaN or infinity.
+    """Whether one of ``values`` is, or holds, a float NaN or infinity that orjson wrote as null.
 
-    Only called on what orjson took, so there is no cycle and no deeper
-    nesting than it allows. Run on every line with a null: the common values
-    are passed over first.
+    Walks what orjson walks itself: dicts, lists and tuples, an enum's value
+    and a dataclass's attributes. Only called on what orjson took, so there
+    is no cycle and no deeper nesting than it allows. Run on every line with
+    a null: the common values are passed over first.
     """
     for value in values:
         kind = type(value)
@@ -209,9 +211,32 @@ def _has_nonfinite(values: Iterable[Any]) -> bool:
         elif isinstance(value, dict):
             if _has_nonfinite(value.values()):
                 return True
-        elif isinstance(value, (list, tuple)) and _has_nonfinite(value):
+        elif isinstance(value, list) or kind is tuple:
+            if _has_nonfinite(value):
+                return True
+        elif isinstance(value, enum.Enum):
+            if _has_nonfinite((value.value,)):
+                return True
+        elif "__dataclass_fields__" in kind.__dict__ and _has_nonfinite(
+            _dataclass_attrs(value).values()
+        ):
             return True
     return False
+
+
+def _dataclass_attrs(value: Any) -> dict[str, Any]:
+    """The attributes orjson writes for a dataclass instance, in its order.
+
+    Its ``__dict__`` when it has one (attributes set after ``__init__`` too),
+    else its fields; either way without the names that start with ``_``.
+    Only for an instance whose own class is a dataclass (``__dataclass_fields__``
+    in the class's ``__dict__``): orjson writes the instance of a plain
+    subclass as its ``repr``.
+    """
+    attrs = getattr(value, "__dict__", None)
+    if attrs is None:
+        attrs = {field.name: getattr(value, field.name) for field in dataclasses.fields(value)}
+    return {name: attr for name, attr in attrs.items() if not name.startswith("_")}
 
 
 def _json_safe(value: Any, depth: int) -> Any:
@@ -229,18 +254,20 @@ def _json_safe(value: Any, depth: int) -> Any:
       or a cycle, is the ``repr``); each key becomes the string it is written
       as (orjson's form, else its ``str``), and one that then reads as another
       key of its dict is made distinct.
+    - An enum is its value and a dataclass the object of its attributes (as
+      orjson writes them), walked as above.
     - Anything else is left to orjson, with ``default=repr``, as in a normal
-      line (a datetime stays ISO 8601, a UUID or dataclass its usual form);
-      one it still refuses (a dataclass holding such a string) is written as
-      its ``repr``. An enum is its value, walked as above.
+      line (a datetime stays ISO 8601, a UUID its string); one it still
+      refuses is written as its ``repr``.
     """
     if isinstance(value, str):
         return _valid_text(value)
     if value is None or isinstance(value, bool):
         return value
     if isinstance(value, float):
-        # JSON has no number for it; orjson's null would read as None.
-        return value if math.isfinite(value) else repr(value)
+        # JSON has no number for it; orjson's null would read as None. The
+        # float's own repr: an enum member that is a float shows "<Tank.X: nan>".
+        return value if math.isfinite(value) else float.__repr__(value)
     if isinstance(value, int):
         return value if -(2**63) <= value < 2**64 else repr(value)
     if isinstance(value, (dict, list)) or type(value) is tuple:
@@ -259,6 +286,12 @@ def _json_safe(value: Any, depth: int) -> Any:
     if isinstance(value, enum.Enum):
         # orjson writes an enum as its value: so is one whose value it refused.
         return _json_safe(value.value, depth + 1)
+    if "__dataclass_fields__" in type(value).__dict__:
+        # Walked as orjson walks it, so a NaN or a surrogate inside is written
+        # as anywhere else, not as null nor the whole object as its repr.
+        if depth > _MAX_DEPTH:
+            return _json_safe(safe_repr(value), depth)
+        return {key: _json_safe(v, depth + 1) for key, v in _dataclass_attrs(value).items()}
     try:
         return orjson.Fragment(orjson.dumps(value, default=repr, option=orjson.OPT_NON_STR_KEYS))
     except TypeError:

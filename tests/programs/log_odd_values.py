@@ -3,7 +3,8 @@
 argv[1]: the options as JSON; argv[2]: a directory whose file names are listed
 in the refused record (names that are not UTF-8 make orjson refuse it), and
 mapped to their index in sorted order in a third one. A fourth holds the
-floats JSON has no number for, a fifth mappings with keys that are not strings.
+floats JSON has no number for (in a dataclass and as an enum's value
+too), a fifth mappings with keys that are not strings.
 """
 
 from __future__ import annotations
@@ -37,6 +38,26 @@ class Point:
     y: int
 
 
+@dataclasses.dataclass
+class Shop:
+    """A dataclass holding a name that is not UTF-8: orjson refuses it."""
+
+    name: str
+
+
+@dataclasses.dataclass
+class Latency:
+    """A dataclass holding a float JSON has no number for: orjson writes it itself."""
+
+    p99_ms: float
+
+
+class Reading(enum.Enum):
+    """An enum whose value is a NaN (orjson writes an enum as its value)."""
+
+    UNKNOWN = float("nan")
+
+
 VALUES = {
     "when": datetime.datetime(2026, 1, 2, 3, 4, 5, tzinfo=datetime.UTC),
     "id": uuid.UUID(int=1),
@@ -56,6 +77,7 @@ async def main() -> None:
         lone="a\ud800b",
         place=Place.CAFE,
         places={"here": Place.CAFE},
+        shop=Shop(Place.CAFE.value),
         **VALUES,
     )
     log.info(
@@ -65,6 +87,9 @@ async def main() -> None:
         floor=float("-inf"),
         nested={"ratios": [float("nan"), 0.5]},
         missing=None,
+        latency=Latency(float("inf")),
+        latencies=[Latency(float("-inf")), Latency(1.5)],
+        reading=Reading.UNKNOWN,
     )
     log.info("by name", index={name: i for i, name in enumerate(sorted(os.listdir(sys.argv[2])))})
     # JSON keys are strings: 200 and "200" would both be written "200".
