@@ -38,3 +38,28 @@ def test_an_extra_named_event_does_not_replace_the_stdlib_message(tmp_path: Path
     assert [(r["event"], r["level"], r["user"]) for r in audit] == [
         ("alice logged in", "info", "alice")
     ]
+
+
+#: Each record of log_logger_key and the logger that wrote it.
+LOGGER_OF = {
+    "keyword": "shop",
+    "keyword none": "shop",
+    "extra": "payments",
+    "bound": "shop",
+    "bound stdlib": "payments",
+}
+
+
+def test_a_logger_key_does_not_replace_the_loggers_name(tmp_path: Path) -> None:
+    """A ``logger`` keyword, ``extra=`` key or bound contextvar: the column is the logger's name.
+
+    A keyword wrote ``"logger":123``, an ``extra=`` key replaced the stdlib
+    logger's name, and a bound contextvar took over structlog records only.
+    """
+    log_file = tmp_path / "d.log"
+    options = {"log_file": str(log_file), "detach": False}
+    result = python([program("log_logger_key"), json.dumps(options)])
+    assert result.returncode == 0, result.stderr
+    records = {r["event"]: r for r in read_json_lines(log_file) if r["event"] in LOGGER_OF}
+    assert {event: record["logger"] for event, record in records.items()} == LOGGER_OF
+    assert records["extra"]["ms"] == 812

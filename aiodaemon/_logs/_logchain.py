@@ -140,9 +140,16 @@ def _meta(stamp: Callable[[int], str]) -> Callable[..., Any]:
         """Put ``timestamp``, ``level``, ``event``, ``logger`` first, then ``pid``, then the rest.
 
         One processor instead of four, and a fixed key order: a person scanning
-        the file finds the same columns at the start of every line.
+        the file finds the same columns at the start of every line. ``logger``
+        is the logger's own name (a stdlib record stands in for its logger):
+        a key of that name the program logged, bound or passed in ``extra=``
+        is dropped, as ``timestamp``, ``level`` and ``pid`` are, so the column
+        says which logger wrote the line, for both APIs alike.
         """
-        name = event_dict.pop("logger", None) or getattr(logger, "name", "root")
+        name = getattr(logger, "name", None)
+        if type(name) is not str:
+            name = "root" if name is None else safe_str(name)
+        event_dict.pop("logger", None)
         created = event_dict.pop(_CREATED_NS, None)
         ordered = {
             "timestamp": stamp(time.time_ns() if created is None else created),
@@ -469,20 +476,21 @@ def import_bound_processors(
         """The stdlib level of a structlog method (its alias resolved as for the column)."""
         return numbers.get(_METHOD_LEVEL.get(method_name, method_name).upper(), logging.INFO)
 
-    def gate(logger: Any, method_name: str, event_dict: MutableMapping[str, Any]) -> Any:
-        # Their wrapper class filters nothing (structlog's default is NOTSET).
-        if number(method_name) < level:
+    def forward(logger: Any, method_name: str, event_dict: MutableMapping[str, Any]) -> Any:
+        levelno = number(method_name)
+        # Their wrapper class may filter nothing (structlog's default is NOTSET).
+        if levelno < level:
             raise structlog.DropEvent
-        if "logger" not in event_dict:
-            event_dict["logger"] = _caller_module()
-        return event_dict
-
-    def queue(logger: Any, method_name: str, line: bytes) -> Any:
-        put(severity_of(number(method_name)), line)
-        # Written: the PrintLogger behind it must print nothing.
+        if not isinstance(getattr(logger, "name", None), str):
+            logger = QueueLogger(_caller_module(), put)
+        line: Any = event_dict
+        for processor in chain:
+            line = processor(logger, method_name, line)
+        put(severity_of(levelno), line)
+        # Written: the logger behind it must write nothing.
         raise structlog.DropEvent
 
-    return [gate, *chain, queue]
+    return [forward]
 
 
 #: LogRecord attributes that are not ``extra=`` fields, and ``event``: the
@@ -514,11 +522,7 @@ class StdlibHandler(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            event_dict: Any = {
-                "event": record.getMessage(),
-                "logger": record.name,
-                _CREATED_NS: _created_ns(record),
-            }
+            event_dict: Any = {"event": record.getMessage(), _CREATED_NS: _created_ns(record)}
             for key, value in record.__dict__.items():
                 if key not in _RECORD_ATTRS:
                     event_dict[key] = value
@@ -528,7 +532,8 @@ class StdlibHandler(logging.Handler):
                 event_dict["stack_info"] = record.stack_info
             method_name = record.levelname.lower()
             for processor in self._processors:
-                event_dict = processor(None, method_name, event_dict)
+                # The record stands in for its logger: its name is the logger's.
+                event_dict = processor(record, method_name, event_dict)
             self._put(severity_of(record.levelno), event_dict)
         except Exception:
             self.handleError(record)
@@ -549,14 +554,13 @@ class StdlibHandler(logging.Handler):
             )
             event_dict: Any = {
                 "event": record.msg if isinstance(record.msg, str) else safe_repr(record.msg),
-                "logger": record.name,
                 "args": shown_args,
                 "logging_error": f"{type(error).__name__}: {safe_str(error)}",
                 _CREATED_NS: _created_ns(record),
             }
             method_name = record.levelname.lower()
             for processor in self._processors:
-                event_dict = processor(None, method_name, event_dict)
+                event_dict = processor(record, method_name, event_dict)
             self._put(severity_of(record.levelno), event_dict)
         except Exception:
             super().handleError(record)
