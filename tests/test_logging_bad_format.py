@@ -62,3 +62,43 @@ def test_a_value_whose_repr_raises_is_named_and_the_rest_kept(
         (line,) = [line for line in log.read_text().splitlines() if "with a broken key" in line]
         assert "totals=<dict object; repr() raised AttributeError>" in line
         assert "after it" in log.read_text()
+
+
+def test_a_structlog_call_that_fails_to_format_is_written_and_main_goes_on(
+    tmp_path: Path,
+) -> None:
+    """As a stdlib record is: unformatted, with ``args`` and ``logging_error``, bound keys kept.
+
+    structlog raised the ``TypeError`` into ``main``: the daemon ended with
+    ``main failed``, status 1, and the record was lost.
+    """
+    log = tmp_path / "d.jsonl"
+    ran = python(
+        [program("log_bad_format_structlog"), json.dumps({"detach": False, "log_file": str(log)})]
+    )
+    assert ran.returncode == 0, ran.stderr
+    records = [r for r in read_json_lines(log) if r["logger"] == "shop"]
+    assert [(r["level"], r["event"]) for r in records] == [
+        ("warning", "%s logged in from %s"),
+        ("info", "%d items"),
+        ("error", "%s paid"),
+        ("info", "%(user)s left"),
+        ("error", "row %s of %s"),
+        ("info", "after them"),
+    ]
+    too_many, wrong_type, awaited, by_name, with_exception, _ = records
+    assert too_many["args"] == ["'ann'", "'10.0.0.1'", "'extra'"]
+    assert too_many["logging_error"] == (
+        "TypeError: not all arguments converted during string formatting"
+    )
+    assert too_many["order"] == 42
+    assert str(wrong_type["logging_error"]).startswith("TypeError: %d format")
+    assert awaited["args"] == ["'ann'", "'twice'"]
+    assert by_name["args"] == "{'who': 'ann'}"
+    assert by_name["logging_error"] == "KeyError: 'user'"
+    assert with_exception["logging_error"] == "TypeError: not enough arguments for format string"
+    exception = with_exception["exception"]
+    assert isinstance(exception, list)
+    assert exception[0]["exc_type"] == "ValueError"
+    assert all(r["order"] == 42 for r in records)
+    assert read_json_lines(log)[-1]["status"] == 0

@@ -15,15 +15,18 @@ import math
 import os
 import sys
 import time
-from collections.abc import Callable, Iterable, MutableMapping
+from collections.abc import Callable, Iterable, Mapping, MutableMapping
 from datetime import UTC, datetime, timedelta
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 import structlog
 
 from .._prefork._messages import safe_repr, safe_str
+
+if TYPE_CHECKING:
+    from structlog.typing import FilteringBoundLogger
 
 __all__ = [
     "QueueLogger",
@@ -406,6 +409,116 @@ def processors(log_format: str, *, colors: bool, encoding: str = "utf-8") -> lis
         _DICT_TRACEBACKS,
         _render_json,
     ]
+
+
+def _interpolate(event: Any, args: tuple[Any, ...]) -> Any:
+    """``event % args`` as structlog does it: one non-empty mapping is used by name."""
+    if len(args) == 1 and isinstance(args[0], Mapping) and args[0]:
+        return event % args[0]
+    return event % args
+
+
+def _unformatted(
+    event: Any, args: tuple[Any, ...], kw: dict[str, Any], error: Exception
+) -> tuple[Any, dict[str, Any]]:
+    """The record of a call whose arguments do not fit its message, as a stdlib one is written.
+
+    structlog's own level methods raise the error into the program
+    (``log.info("%s", a, b)`` ended ``main``), where ``logging`` writes the
+    record with why it failed (:meth:`StdlibHandler.handleError`): so here, the
+    unformatted message, ``args`` (the ``repr`` of each, or of the one mapping)
+    and ``logging_error``, beside the call's keyword arguments.
+    """
+    failed = dict(kw)
+    try:
+        by_name = len(args) == 1 and isinstance(args[0], Mapping) and bool(args[0])
+    except Exception:  # a mapping whose __len__ raises: shown as any argument
+        by_name = False
+    failed["args"] = safe_repr(args[0]) if by_name else [safe_repr(arg) for arg in args]
+    failed["logging_error"] = f"{type(error).__name__}: {safe_str(error)}"
+    return (event if isinstance(event, str) else safe_repr(event)), failed
+
+
+#: structlog's level methods, each with its stdlib level.
+_LEVEL_METHODS = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warning": logging.WARNING,
+    "error": logging.ERROR,
+    "critical": logging.CRITICAL,
+}
+
+
+@functools.cache
+def filtering_bound_logger(min_level: int) -> type[FilteringBoundLogger]:
+    """``structlog.make_filtering_bound_logger(min_level)`` whose calls never raise on a bad format.
+
+    Its methods below ``min_level`` stay structlog's no-ops. The others
+    interpolate positional arguments as structlog's do, writing a record
+    that fails to as :func:`_unformatted` says, and go on as structlog's do;
+    ``exception()`` calls ``error()``, so it is covered too.
+    """
+    base: Any = structlog.make_filtering_bound_logger(min_level)
+    methods: dict[str, Any] = {}
+    for name, level in _LEVEL_METHODS.items():
+        if level >= min_level:
+            methods[name] = _level_method(name)
+            methods[f"a{name}"] = _async_method(getattr(base, f"a{name}"))
+    for alias, name in (("fatal", "critical"), ("warn", "warning"), ("msg", "info")):
+        if name in methods:
+            methods[alias], methods[f"a{alias}"] = methods[name], methods[f"a{name}"]
+    methods["log"] = _with_level(base.log)
+    methods["alog"] = _with_level(base.alog)
+    cls: type[FilteringBoundLogger] = type(base.__name__, (base,), methods)
+    return cls
+
+
+def _level_method(name: str) -> Callable[..., Any]:
+    def meth(self: Any, event: Any = None, *args: Any, **kw: Any) -> Any:
+        if args:
+            try:
+                event = _interpolate(event, args)
+            except Exception as error:
+                event, kw = _unformatted(event, args, kw, error)
+        return self._proxy_to_logger(name, event, **kw)
+
+    meth.__name__ = meth.__qualname__ = name
+    return meth
+
+
+def _async_method(method: Callable[..., Any]) -> Callable[..., Any]:
+    """structlog's ``ainfo`` (or another level's) given an event already formatted.
+
+    A plain function returning structlog's coroutine for the caller to await,
+    not a coroutine of its own: structlog takes the frame that awaits it for
+    the caller's, whose stack and call site a record reports.
+    """
+
+    def ameth(self: Any, event: Any = None, *args: Any, **kw: Any) -> Any:
+        if args:
+            try:
+                event = _interpolate(event, args)
+            except Exception as error:
+                event, kw = _unformatted(event, args, kw, error)
+        return method(self, event, **kw)
+
+    ameth.__name__ = ameth.__qualname__ = method.__name__
+    return ameth
+
+
+def _with_level(method: Callable[..., Any]) -> Callable[..., Any]:
+    """structlog's ``log(level, ...)`` or ``alog`` given an event already formatted."""
+
+    def log(self: Any, level: int, event: Any = None, *args: Any, **kw: Any) -> Any:
+        if args:
+            try:
+                event = _interpolate(event, args)
+            except Exception as error:
+                event, kw = _unformatted(event, args, kw, error)
+        return method(self, level, event, **kw)
+
+    log.__name__ = log.__qualname__ = method.__name__
+    return log
 
 
 class QueueLogger:

@@ -27,6 +27,7 @@ from ._logchain import (
     QueueLogger,
     QueueLoggerFactory,
     StdlibHandler,
+    filtering_bound_logger,
     import_bound_processors,
     processors,
     set_pid,
@@ -129,7 +130,7 @@ def start_logging(
     _runs.started = True
     structlog.configure(
         processors=chain,
-        wrapper_class=structlog.make_filtering_bound_logger(options.log_level),
+        wrapper_class=filtering_bound_logger(options.log_level),
         logger_factory=QueueLoggerFactory(writer.put),
         context_class=dict,
         cache_logger_on_first_use=True,
