@@ -153,6 +153,8 @@ def _meta(stamp: Callable[[int], str]) -> Callable[..., Any]:
         if type(name) is not str:
             name = "root" if name is None else safe_str(name)
         event_dict.pop("logger", None)
+        if "stack_info" in event_dict:
+            _add_stack(event_dict)
         created = event_dict.pop(_CREATED_NS, None)
         ordered = {
             "timestamp": stamp(time.time_ns() if created is None else created),
@@ -170,6 +172,28 @@ def _meta(stamp: Callable[[int], str]) -> Callable[..., Any]:
         return ordered
 
     return add_meta
+
+
+#: structlog's stack walk, skipping this package's frames as it skips its own.
+_STACK = structlog.processors.StackInfoRenderer(additional_ignores=["aiodaemon._logs"])
+
+
+def _add_stack(event_dict: MutableMapping[str, Any]) -> None:
+    """``stack_info=True`` of a structlog call: the stack where it was made, as stdlib writes it.
+
+    Under the same key as a stdlib record's (already text, formatted by
+    ``logging`` at the call): one column for both APIs. Only records that ask
+    pay for the walk; a false ``stack_info`` is not written.
+    """
+    asked = event_dict["stack_info"]
+    if isinstance(asked, str):
+        return
+    if not asked:
+        del event_dict["stack_info"]
+        return
+    found: dict[str, Any] = {"stack_info": True}
+    _STACK(None, "", found)
+    event_dict["stack_info"] = found["stack"]
 
 
 _add_meta_json = _meta(utc_timestamp)
