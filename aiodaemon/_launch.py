@@ -471,7 +471,7 @@ def _preload(options: Options) -> list[str]:
         ConfigError: ``uvloop=True`` and uvloop cannot be loaded.
     """
     import orjson  # noqa: F401
-    import structlog  # noqa: F401
+    import structlog
 
     from ._logs import _logging  # noqa: F401
     from ._prefork import _handoff, _privileges  # noqa: F401
@@ -515,6 +515,10 @@ def _preload(options: Options) -> list[str]:
         # A foreground daemon logging to a file echoes its warnings to a terminal;
         # one on a terminal, or with log_format="console", writes console lines.
         from ._logs import _console, _logecho  # noqa: F401
+
+        if structlog.is_configured():
+            # The program configured structlog itself: start_logging takes it over.
+            from ._logs import _program_config  # noqa: F401
 
         # aiodaemon.sd_notify; _terminal for a foreground daemon's SIGHUP (a
         # hang-up is no reload).

@@ -82,6 +82,7 @@ LAYERS = [
         "_logs._fullstdio",
         "_logs._outputs",
         "_logs._logwriter",
+        "_logs._program_config",
         "_logs._sinkwriter",
         "_prefork._control_socket",
         "_prefork._logsinks",

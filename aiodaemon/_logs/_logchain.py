@@ -598,14 +598,15 @@ class QueueLoggerFactory:
 def import_bound_processors(
     chain: list[Any], put: Callable[[int, bytes], None], level: int
 ) -> list[Any]:
-    """The processors of the loggers a program bound before logging started.
+    """The processors of the loggers a program made before logging started.
 
-    ``log = structlog.get_logger().bind(...)`` at import builds its logger from
-    structlog's defaults there and then: a ``PrintLogger`` on stdout (a detached
-    daemon's /dev/null), unfiltered, holding the defaults' processor list. That
+    ``log = structlog.get_logger().bind(...)`` at import builds its logger
+    there and then, from the configuration of that time (structlog's defaults:
+    a ``PrintLogger`` on stdout, a detached daemon's /dev/null, unfiltered; or
+    the program's own), holding that configuration's processor list. That
     list, given these processors, sends their records through ``chain`` to the
     writer like any other, filtered at ``level``; their ``logger`` is the
-    calling module (the ``PrintLogger`` kept no name).
+    logger's name, else the calling module (a ``PrintLogger`` keeps none).
     """
     numbers = logging.getLevelNamesMapping()
 

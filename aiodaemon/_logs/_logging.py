@@ -40,8 +40,9 @@ if TYPE_CHECKING:
     from sys import UnraisableHookArgs
 
     from .._prefork._logsinks import LogTargets
+    from ._program_config import ProgramChain
 
-__all__ = ["start_logging"]
+__all__ = ["program_config_summary", "start_logging"]
 
 
 def start_logging(
@@ -123,13 +124,14 @@ def start_logging(
 
     if _runs.started:
         _forget_cached_loggers()
-    elif not structlog.is_configured():
-        # The loggers the program bound at import, from structlog's defaults,
-        # hold this very list: filled in below, it sends their records here.
-        _runs.import_bound = structlog.get_config()["processors"]
+    else:
+        _take_over_import_config()
     _runs.started = True
+    # structlog records only: the stdlib's never went through the program's processors.
+    program_step = _runs.program.processor() if _runs.program is not None else None
+    structlog_chain = chain if program_step is None else [program_step, *chain]
     structlog.configure(
-        processors=chain,
+        processors=structlog_chain,
         wrapper_class=filtering_bound_logger(options.log_level),
         logger_factory=QueueLoggerFactory(writer.put),
         context_class=dict,
@@ -137,7 +139,9 @@ def start_logging(
     )
     if _runs.import_bound is not None:
         # In place, at every run: those loggers cannot be found and rebuilt.
-        _runs.import_bound[:] = import_bound_processors(chain, writer.put, options.log_level)
+        _runs.import_bound[:] = import_bound_processors(
+            structlog_chain, writer.put, options.log_level
+        )
     root = logging.getLogger()
     for old in root.handlers[:]:
         root.removeHandler(old)
@@ -191,8 +195,11 @@ class _Runs:
     """Whether a run of this process has configured logging already."""
 
     started = False
-    #: structlog's default processor list, if it was still unconfigured at the first run.
+    #: the processor list the loggers made at import hold (structlog's default
+    #: one, or the program's), if it can be filled in.
     import_bound: list[Any] | None = None
+    #: what is kept of the program's own structlog configuration, if it made one.
+    program: ProgramChain | None = None
     #: the latest run's writer (an earlier one is closed), for the fork and exit hooks.
     writer: LogWriter | None = None
 
@@ -200,14 +207,45 @@ class _Runs:
 _runs = _Runs()
 
 
+def _take_over_import_config() -> None:
+    """The first run: take over what the program configured and made at import.
+
+    A program that called ``structlog.configure()`` (its processors, its logger
+    factory printing to stdout, cached loggers) had its loggers' records
+    printed in its format on stdout, /dev/null when detached, for every logger
+    but one made after the start; nothing said so. Its processors now run in
+    front of aiodaemon's (:mod:`._program_config`), its cached loggers are
+    forgotten, and the loggers it bound at import write through the list they
+    hold, as those made from structlog's defaults do.
+    """
+    config = structlog.get_config()
+    held = config["processors"]
+    if isinstance(held, list):
+        _runs.import_bound = held
+    if not structlog.is_configured():
+        return
+    # Loaded for such a program only (launch's _preload loads it before a drop).
+    from ._program_config import ProgramChain
+
+    _runs.program = ProgramChain(held)
+    if config["cache_logger_on_first_use"]:
+        _forget_cached_loggers()
+
+
+def program_config_summary() -> dict[str, list[str]] | None:
+    """The program's processors kept and replaced, if it configured structlog itself."""
+    return _runs.program.summary() if _runs.program is not None else None
+
+
 def _forget_cached_loggers() -> None:
-    """A second ``run()`` in this process: no logger may write through the first's.
+    """No logger may write through a configuration replaced since it was used.
 
     structlog's ``get_logger()`` proxies (aiodaemon's own and the program's, made
     at import) keep the logger they built on first use (``cache_logger_on_first_use``):
-    the first run's writer, closed by now (its records went to fd 2 instead of
-    the second run's log file), level and format. Forgetting it makes the next
-    call build one from the new configuration. Rare, so a walk over every
+    at a second ``run()`` in this process, the first run's writer, closed by now
+    (its records went to fd 2 instead of the second run's log file), level and
+    format; at the first, the program's own configuration's. Forgetting it
+    makes the next call build one from the new configuration. Rare, so a walk over every
     object is affordable; the start-up's frozen objects (see ``hold_gc``) are
     thawed for it and frozen again, as they were.
     """

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
+from .._logs._logging import program_config_summary
 from ..exceptions import ExitCode
 from ._context import Context
 from ._exit_notice import expect_stop_claim, note_ready
@@ -264,6 +265,14 @@ class Runtime:
             sockets={name: sockname(s) for name, s in (self.parts.listeners or {}).items()},
             options=self.options.summary(),
         )
+        taken_over = program_config_summary()
+        if taken_over is not None:
+            # The program configured structlog itself: say what became of it.
+            _log.info(
+                "structlog configuration taken over",
+                kept=taken_over["kept"],
+                replaced=taken_over["replaced"],
+            )
         # Detached, the launcher enforces start_timeout (it outlives a hung loop).
         StartDeadline(self).start()
         notifier = self.parts.notifier
