@@ -356,6 +356,9 @@ class SuccessorChannel(ReadinessPipe):
         self.on_takeover: list[Callable[[], Awaitable[None]]] = []
         #: called once ``R`` is sent, on the event loop (starts the hand-over wait).
         self.on_ready: Callable[[SuccessorChannel], None] | None = None
+        #: the program's readiness checks, when it has any: None once they pass,
+        #: else why not. ``R`` then waits until they pass (see _takeover).
+        self.readiness: Callable[[], Awaitable[str | None]] | None = None
         super().__init__(handoff.channel.fileno(), thaw=True)
 
     @property
@@ -365,12 +368,14 @@ class SuccessorChannel(ReadinessPipe):
     def ready(self) -> bool:
         """Tell the old daemon we are ready; the hand-over itself follows (see _upgrade).
 
+        With readiness checks, ``R`` is sent by the hand-over once they pass.
         Always in time: the old daemon enforces the upgrade's own timeout.
         """
         if not self._pending:
             return True
         self._pending = False
-        self._write("R\n")
+        if self.readiness is None:
+            self._write("R\n")
         self._unfreeze()
         if self.on_ready is not None:
             self.on_ready(self)

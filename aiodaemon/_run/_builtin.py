@@ -255,14 +255,23 @@ def _health(runtime: Runtime) -> Service | None:
     from ._health import HealthServer  # imported only by daemons that serve it
 
     assert runtime.parts.listeners is not None  # acquire bound the health socket
+    server = HealthServer(
+        runtime.parts.listeners[HEALTH_SOCKET],
+        state=lambda: runtime.reported_state,
+        reported_ready=lambda: runtime.ready,
+        checks=runtime.hooks.readiness,
+        context=runtime.context,
+    )
+    pipe = runtime.parts.pipe
+    if runtime.hooks.readiness and hasattr(pipe, "handoff"):
+        # An upgrade's successor takes over only once its /readyz would say 200.
+        from .._prefork._adopt import SuccessorChannel
+        from ._takeover import readiness_verdict
+
+        assert isinstance(pipe, SuccessorChannel)
+        pipe.readiness = lambda: readiness_verdict(server)
     return HealthService(
-        HealthServer(
-            runtime.parts.listeners[HEALTH_SOCKET],
-            state=lambda: runtime.reported_state,
-            reported_ready=lambda: runtime.ready,
-            checks=runtime.hooks.readiness,
-            context=runtime.context,
-        ),
+        server,
         defer_to=getattr(runtime.parts.pipe, "on_takeover", None),
         budget_end=lambda: runtime.shutdown_deadline,
     )

@@ -197,6 +197,11 @@ class HealthServer:
             self._evaluation_started = loop.time()
         return self._evaluation
 
+    @property
+    def failing(self) -> str | None:
+        """Why the last evaluation failed (each failing check and its reason); None if it passed."""
+        return self._failing
+
     def readyz(self, checks_ok: bool) -> tuple[int, bytes]:
         """The readiness answer once the checks (if any) have passed or failed."""
         state = self._now()

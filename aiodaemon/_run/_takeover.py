@@ -15,6 +15,12 @@ removes the files at exit like any daemon's. Readiness is still reported only
 when we are ready. A channel that ends while the old daemon lives is a
 rollback: it kills us, and we touch nothing.
 
+A program with readiness checks (``@readiness_check``) says ``R`` only once
+they pass, as a rollout waits for the new pod's readiness probe: until then
+they are run again every :data:`_CHECK_INTERVAL` seconds, and each new
+verdict is told to the old daemon (``N`` and why), which names it if the
+upgrade's timeout runs out first.
+
 A run that begins to stop after ``R`` but before ``W`` (``main`` raised or
 returned at once, a SIGTERM) takes nothing over: it gives back what it
 claimed, if anything, and answers ``E`` with why (:func:`refuse_takeover`),
@@ -36,6 +42,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 import structlog
@@ -46,9 +53,17 @@ from ..exceptions import StartupError
 if TYPE_CHECKING:
     from .._logs._logwriter import LogWriter
     from .._prefork._adopt import SuccessorChannel
+    from ._health import HealthServer
     from ._upgrade_channel import ChannelLines
 
-__all__ = ["close_channel", "hand_over", "not_in_charge", "refuse_takeover", "watch_predecessor"]
+__all__ = [
+    "close_channel",
+    "hand_over",
+    "not_in_charge",
+    "readiness_verdict",
+    "refuse_takeover",
+    "watch_predecessor",
+]
 
 _log = structlog.get_logger("aiodaemon")
 
@@ -58,6 +73,8 @@ _EXIT_WAIT = 5.0
 #: (a task that starts its own), so one that fails at its first step has begun
 #: the stop by then.
 _MAIN_FIRST_STEP = 5
+#: Seconds between two runs of failing readiness checks before ``R``.
+_CHECK_INTERVAL = 0.5
 
 
 class _TakeOver:
@@ -175,6 +192,12 @@ class _TakeOver:
         channel = self.channel
         lines = self.open_lines()
         try:
+            if channel.readiness is not None:
+                await self._wait_checks(channel.readiness, lines)
+                if self.answered:
+                    return  # we refused meanwhile (see refuse): the old daemon kills us
+                with contextlib.suppress(OSError):
+                    lines.send(b"R\n")  # if it is gone, the channel's end says so next
             line = await lines.readline()
             if line == b"G\n":
                 # Before the claim: a refusal then has nothing to give back, and
@@ -202,6 +225,24 @@ class _TakeOver:
             # Nothing more to report on it; lines keeps the channel open while
             # the old daemon drains (log reopens), with a descriptor of its own.
             channel.close()
+
+    async def _wait_checks(
+        self, readiness: Callable[[], Awaitable[str | None]], lines: ChannelLines
+    ) -> None:
+        """Until the readiness checks pass, we refused, or the old daemon is gone."""
+        told: str | None = None
+        while not self.answered and not self.gone.is_set():
+            failing = await readiness()
+            if failing is None:
+                return
+            if failing != told:
+                told = failing
+                line = f"N {' '.join(failing.split())}\n"
+                with contextlib.suppress(OSError):
+                    lines.send(line.encode("utf-8", "backslashreplace"))
+            # The old daemon's upgrade timeout bounds this wait: past it, it stops us.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.gone.wait(), _CHECK_INTERVAL)
 
     def refuse(self, reason: str | None) -> None:
         """Our run began to stop (``reason``: its failure, if any): take nothing over.
@@ -296,6 +337,21 @@ def close_channel() -> None:
     """Stop reading the channel to the old daemon (our shutdown ends)."""
     if _current and _current[0].lines is not None:
         _current[0].lines.close()
+
+
+async def readiness_verdict(server: HealthServer) -> str | None:
+    """None once the program's readiness checks pass, else why not (as ``/readyz`` runs them)."""
+    from ._health import CHECK_TIMEOUT
+
+    evaluation = server.evaluate()
+    # asyncio.wait, which never cancels what it waits for: probes share the
+    # evaluation. Bounded: a check that swallows its cancellation must not
+    # hold the hand-over past the checks' own bound.
+    await asyncio.wait({evaluation}, timeout=2 * CHECK_TIMEOUT)
+    done = evaluation.done() and not evaluation.cancelled()
+    if done and evaluation.exception() is None and evaluation.result():
+        return None
+    return server.failing or f"readiness checks gave no verdict within {2 * CHECK_TIMEOUT}s"
 
 
 def hand_over(channel: SuccessorChannel) -> None:

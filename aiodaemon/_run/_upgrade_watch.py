@@ -77,6 +77,8 @@ class SuccessorWatch:
         self._pump = spawn(self._pump_stderr(spawned.stderr, spawned.pid), "aiodaemon-upgrade")
         spawned.stderr = -1  # the pump's to close
         self._lines: ChannelLines | None = None
+        #: why its readiness checks fail (its last ``N`` line), None if they did not.
+        self.not_ready: str | None = None
 
     def open_channel(self, logs: LogWriter | None) -> ChannelLines:
         """Read and write the channel from now on (log reopens passed on both ways)."""
@@ -89,6 +91,16 @@ class SuccessorWatch:
 
         None too as soon as ``stop`` is set: the caller looks at ``stop`` first.
         """
+        assert self._lines is not None
+        deadline = asyncio.get_running_loop().time() + within
+        while True:
+            line = await self._next_line(max(0.0, deadline - asyncio.get_running_loop().time()))
+            if line is None or not line.startswith(b"N"):
+                return line
+            # Ready but for its readiness checks: why, should the time run out.
+            self.not_ready = line[1:].decode("utf-8", "replace").strip() or None
+
+    async def _next_line(self, within: float) -> bytes | None:
         assert self._lines is not None
         line_task = asyncio.ensure_future(self._lines.readline())
         waiting: set[asyncio.Future[Any]] = {line_task, self._exited, self._stopped}
@@ -132,7 +144,10 @@ class SuccessorWatch:
         if line is None:
             if ready:
                 return f"successor (pid {pid}) did not take over within {seconds_shown(waited)} s"
-            return f"successor (pid {pid}) not ready after {seconds_shown(waited)} s"
+            why = f"successor (pid {pid}) not ready after {seconds_shown(waited)} s"
+            if self.not_ready is not None:
+                why += f": readiness check failing: {self.not_ready}"
+            return why
         if line.startswith(b"V"):
             takes = line[1:].decode("ascii", "replace").strip()
             return (
