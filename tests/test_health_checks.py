@@ -178,6 +178,33 @@ async def test_a_checks_own_timeout_is_its_error_not_the_bound(tmp_path: Path) -
         ]
 
 
+async def test_a_check_that_ignores_its_cancellation_fails_readyz(tmp_path: Path) -> None:
+    """A check swallowing CancelledError: /readyz 503 naming it, one run of it, reported at stop.
+
+    Probes went unanswered (the bound could not end it), a new run piled up
+    every 2 s, and nothing was logged until the forced exit listed them all.
+    """
+    async with serve(tmp_path, "--health", "127.0.0.1:0", "--shutdown-timeout", "2") as app:
+        health = await app.address("health")
+        await app.wait_event("ready")
+        (tmp_path / "not-ready").write_text("stubborn")
+        for _ in range(4):  # each would have started a run beside the stuck one
+            answer = await asyncio.wait_for(http_get(health, "/readyz"), timeout=30)
+            assert answer[:2] == (503, {"state": "running"})
+        await app.wait_event("readiness check failed")
+        app.proc.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(app.proc.wait(), timeout=30) == 4  # as any stuck task
+        records = app.records()
+        reasons = [r["reason"] for r in records if r["event"] == "readiness check failed"]
+        assert reasons == [f"serving_app.not_ready_flag: no answer within {CHECK_TIMEOUT}s"]
+        assert [r["event"] for r in records].count("stubborn check runs") == 1
+        stuck = [r["task"] for r in records if r["event"] == "task stuck at shutdown"]
+        assert sorted(map(str, stuck)) == [
+            "aiodaemon-stop",
+            "readiness check serving_app.not_ready_flag",
+        ]
+
+
 def test_readiness_check_refuses_a_sync_function() -> None:
     """A plain function is refused at decoration, on the module and on a Daemon."""
 

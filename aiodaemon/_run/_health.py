@@ -17,6 +17,7 @@ a timer and a small buffer is all one costs.
 from __future__ import annotations
 
 import asyncio
+import functools
 import socket
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, cast
@@ -106,7 +107,8 @@ class HealthServer:
         # Insertion-ordered: the first entry is the oldest connection.
         self._open: dict[_HealthProtocol, None] = {}
         self._evaluation: asyncio.Task[bool] | None = None
-        self._evaluation_started = 0.0
+        #: checks still running past their bound, cancelled: failing until they end.
+        self._stuck: dict[HookFunction, asyncio.Task[str | None]] = {}
         self._failing: str | None = None
         #: the state when an upgrade's hand-over cut the listener (see stop_accepting).
         self._handed_over: State | None = None
@@ -188,13 +190,9 @@ class HealthServer:
 
     def evaluate(self) -> asyncio.Task[bool]:
         """The running evaluation of the readiness checks, shared by concurrent probes."""
-        loop = asyncio.get_running_loop()
-        # A check that swallows its cancellation could keep one run alive for
-        # ever: past twice the checks' bound, probes stop waiting for it.
-        stale = loop.time() - self._evaluation_started > 2 * CHECK_TIMEOUT
-        if self._evaluation is None or self._evaluation.done() or stale:
+        if self._evaluation is None or self._evaluation.done():
+            loop = asyncio.get_running_loop()
             self._evaluation = loop.create_task(self._run_checks(), name="aiodaemon-readiness")
-            self._evaluation_started = loop.time()
         return self._evaluation
 
     @property
@@ -209,9 +207,38 @@ class HealthServer:
         return (200 if ready else 503), _state_body(state)
 
     async def _run_checks(self) -> bool:
-        results = await asyncio.gather(*(self._run_check(check) for check in self._checks))
-        failures = [failure for failure in results if failure is not None]
-        failing = "; ".join(failures) if failures else None
+        loop = asyncio.get_running_loop()
+        failures: dict[HookFunction, str | None] = {}
+        running: dict[HookFunction, asyncio.Task[str | None]] = {}
+        # A check registered twice runs once (one task, one verdict per check).
+        for check in dict.fromkeys(self._checks):
+            if check in self._stuck:
+                # Not run again beside itself: a check that ignores its
+                # cancellation would pile up a task per evaluation.
+                failures[check] = _no_answer(check)
+            else:
+                failures[check] = None
+                running[check] = loop.create_task(
+                    self._run_check(check), name=f"readiness check {describe(check)}"
+                )
+        try:
+            if running:
+                # The bound is kept on the waiting side: asyncio.timeout inside the
+                # check could not end one that swallows its cancellation.
+                await asyncio.wait(running.values(), timeout=CHECK_TIMEOUT)
+        finally:
+            for check, task in running.items():
+                if task.done():
+                    # Cancelled from outside (the shutdown cancels every task): no answer.
+                    failures[check] = _no_answer(check) if task.cancelled() else task.result()
+                else:
+                    task.cancel()
+                    failures[check] = _no_answer(check)
+                    # It counts as failing until it ends (cancelled, or not).
+                    self._stuck[check] = task
+                    task.add_done_callback(functools.partial(self._unstuck, check))
+        found = [failure for failure in failures.values() if failure is not None]
+        failing = "; ".join(found) if found else None
         if failing != self._failing:
             # Logged when the verdict changes, not on every probe.
             if failing is None:
@@ -221,27 +248,26 @@ class HealthServer:
             self._failing = failing
         return failing is None
 
+    def _unstuck(self, check: HookFunction, task: asyncio.Task[str | None]) -> None:
+        if self._stuck.get(check) is task:
+            del self._stuck[check]
+
     async def _run_check(self, check: HookFunction) -> str | None:
+        """Run one check in its own task: its failure said in one line, or None."""
         # The runtime always gives a context; tests of the responder alone may not.
         context = cast("Context", self._context)
-        bound = asyncio.timeout(CHECK_TIMEOUT)
         try:
-            async with bound:
-                result = await call_async(check, context)
-        except TimeoutError as exc:
-            if bound.expired():
-                return f"{describe(check)}: no answer within {CHECK_TIMEOUT}s"
-            # The check's own TimeoutError (its wait_for ran out, a connect got
-            # ETIMEDOUT) is its failure, said as such: not our 1 s bound.
-            return f"{describe(check)}: {error_text(exc)}"
+            result = await call_async(check, context)
         except (SystemExit, KeyboardInterrupt):
             raise  # the program asks to end (see _user_exit)
         except asyncio.CancelledError as exc:
             task = asyncio.current_task()
             if task is None or task.cancelling():
-                raise  # the evaluation's own cancellation
+                raise  # cancelled at the bound, or with the evaluation
             return f"{describe(check)}: {error_text(exc)}"
         except BaseException as exc:
+            # A TimeoutError of the check's own (its wait_for ran out, a connect
+            # got ETIMEDOUT) is its failure, said as such, not our 1 s bound.
             # GeneratorExit or a BaseException of the program's fails the check as
             # an Exception does, instead of ending the evaluation without a word.
             return f"{describe(check)}: {error_text(exc)}"
@@ -251,6 +277,10 @@ class HealthServer:
 
     def _now(self) -> State:
         return self._state() if self._handed_over is None else self._handed_over
+
+
+def _no_answer(check: HookFunction) -> str:
+    return f"{describe(check)}: no answer within {CHECK_TIMEOUT}s"
 
 
 def _state_body(state: State) -> bytes:

@@ -15,14 +15,16 @@ Each connection sends lines and gets one answer per line:
 
 The readiness check fails while ``$SERVING_DIR/not-ready`` exists (raising
 ``TimeoutError`` when it says ``timed out``, never answering when it says
-``hang``); the startup hook waits while ``$SERVING_DIR/hold-startup`` exists,
-the reload hook while ``$SERVING_DIR/hold-reload`` exists, the shutdown hook
-while ``$SERVING_DIR/hold-shutdown`` exists. Run as ``aiodaemon run serving_app:main``.
+``hang``, nor ending when cancelled when it says ``stubborn``); the startup
+hook waits while ``$SERVING_DIR/hold-startup`` exists, the reload hook while
+``$SERVING_DIR/hold-reload`` exists, the shutdown hook while
+``$SERVING_DIR/hold-shutdown`` exists. Run as ``aiodaemon run serving_app:main``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import itertools
 import os
@@ -74,6 +76,12 @@ async def not_ready_flag() -> bool:
         raise TimeoutError(errno.ETIMEDOUT, os.strerror(errno.ETIMEDOUT))
     if how == "hang":
         await asyncio.Event().wait()
+    if how == "stubborn":
+        # A client library that retries on CancelledError: cancelling never ends it.
+        log.info("stubborn check runs")
+        while True:
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.sleep(10)
     return False
 
 
