@@ -97,8 +97,8 @@ def test_the_container_command_serves_probes_and_drains(tmp_path: Path) -> None:
     unshare = require_tool("unshare")
     app = container(deployment())
     # Same arguments, loopback ports chosen by the kernel, and a shorter drain.
-    args = [re.sub(r"^0\.0\.0\.0:\d+$", "127.0.0.1:0", a) for a in app["args"]]
-    args = [re.sub(r"^(\w+)=0\.0\.0\.0:\d+$", r"\1=127.0.0.1:0", a) for a in args]
+    args = [re.sub(r"^(0\.0\.0\.0)?:\d+$", "127.0.0.1:0", a) for a in app["args"]]
+    args = [re.sub(r"^(\w+)=(0\.0\.0\.0)?:\d+$", r"\1=127.0.0.1:0", a) for a in args]
     args[args.index("--drain-delay") + 1] = "1"
     namespace = [unshare, "--pid", "--fork", "--mount-proc", "--kill-child"]
     proc = subprocess.Popen(

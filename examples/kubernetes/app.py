@@ -1,7 +1,7 @@
 """A small HTTP service for Kubernetes: ``aiodaemon run app:main`` is the container's entrypoint.
 
-The Deployment next to this file passes ``--listen http=0.0.0.0:8080 --health
-0.0.0.0:8081 --drain-delay 5 --shutdown-timeout 20``: probes go to the health
+The Deployment next to this file passes ``--listen http=:8080 --health :8081
+--drain-delay 5 --shutdown-timeout 20``: probes go to the health
 port, traffic to ``http``, and a rolling update loses no request (see
 docs/kubernetes.md).
 """
