@@ -98,6 +98,11 @@ def make_app() -> web.Application:
 
 #: Seconds a connection accepted just before the stop has to send its request.
 FIRST_REQUEST_GRACE = 0.5
+#: Of what the runner's cleanup has left after the grace, the part kept for the
+#: application's on_shutdown and on_cleanup (the rest is aiohttp's two waits).
+CLEANUP_SHARE = 0.2
+#: aiohttp rounds a deadline further away than this up to a whole second.
+_AIOHTTP_CEIL_THRESHOLD = 5.0
 #: Loop turns from an accept to its connection's handler (see RunnerCleanup.close).
 _TURNS_TO_A_HANDLER = 3
 
@@ -116,8 +121,9 @@ class RunnerCleanup:
     own shutdown hooks.
     """
 
-    def __init__(self, runner: web.AppRunner) -> None:
+    def __init__(self, runner: web.AppRunner, grace: float = FIRST_REQUEST_GRACE) -> None:
         self.runner = runner
+        self.grace = grace
 
     async def close(self) -> None:
         for site in self.runner.sites:
@@ -132,8 +138,34 @@ class RunnerCleanup:
             await asyncio.sleep(0)
         server = self.runner.server
         if server is not None and server.connections:
-            await asyncio.sleep(FIRST_REQUEST_GRACE)
+            await asyncio.sleep(self.grace)
         await self.runner.cleanup()
+
+
+def cleanup_budget(shutdown_timeout: float) -> tuple[float, float]:
+    """The grace and the runner's ``shutdown_timeout``, within half of aiodaemon's budget.
+
+    aiodaemon gives tracked objects half its ``shutdown_timeout``, then cancels
+    them (on_cleanup would not run). In that half: the grace for requests on
+    their way, then aiohttp waits its ``shutdown_timeout`` for the requests in
+    flight and as long again for the handlers it cancels, then the
+    application's cleanup. A short budget shortens the grace too (a fixed half
+    second left nothing of 2 s).
+
+    Args:
+        shutdown_timeout: aiodaemon's, in seconds (positive).
+
+    Returns:
+        ``(grace, runner_timeout)`` in seconds, both positive (aiohttp reads 0 as
+        "wait for ever").
+    """
+    half = shutdown_timeout / 2
+    grace = min(FIRST_REQUEST_GRACE, half / 4)
+    wait = (half - grace) * (1 - CLEANUP_SHARE) / 2
+    if wait > _AIOHTTP_CEIL_THRESHOLD:
+        # Each wait may end up to a second late: taken off, not over the half.
+        wait = max(_AIOHTTP_CEIL_THRESHOLD, wait - 1)
+    return grace, wait
 
 
 @aiodaemon.on_startup
@@ -141,12 +173,12 @@ async def serve(ctx: aiodaemon.Context) -> None:
     """Serve the application on the daemon's ``http`` socket; ready once it serves."""
     settings.greeting = read_greeting()
     app = make_app()
-    # aiodaemon gives tracked objects half its shutdown_timeout, then cancels them
-    # (on_cleanup would not run). aiohttp waits this long for a request in flight,
-    # then as long again for its cancelled handler: a fifth keeps both within it.
-    runner = web.AppRunner(app, shutdown_timeout=ctx.options.shutdown_timeout / 5)
+    # aiohttp cuts the slow requests itself, and its cleanup runs, within the
+    # half of shutdown_timeout aiodaemon gives what it tracks (see cleanup_budget).
+    grace, runner_timeout = cleanup_budget(ctx.options.shutdown_timeout)
+    runner = web.AppRunner(app, shutdown_timeout=runner_timeout)
     await runner.setup()  # the application's on_startup runs here, before ready
-    ctx.track(RunnerCleanup(runner))
+    ctx.track(RunnerCleanup(runner, grace))
     # backlog: aiohttp's default (128) would shrink the backlog aiodaemon listened with.
     site = web.SockSite(runner, ctx.sockets["http"], backlog=socket.SOMAXCONN)
     await site.start()

@@ -118,6 +118,12 @@ class Server(uvicorn.Server):
 
 #: Seconds a connection accepted just before the stop has to send its request.
 FIRST_REQUEST_GRACE = 0.5
+#: Of what uvicorn's shutdown has left after the grace, the part kept for the
+#: application's lifespan shutdown (the rest is the wait for requests in flight).
+CLEANUP_SHARE = 0.2
+#: Seconds uvicorn takes before it waits: should_exit is read every 0.1 s, then
+#: it sleeps 0.1 s once the connections were told to close (uvicorn 0.54).
+_UVICORN_TICKS = 0.2
 #: Loop turns from an accept to its connection's protocol (see UvicornService.close).
 _TURNS_TO_A_PROTOCOL = 3
 
@@ -135,9 +141,12 @@ class UvicornService:
     shutdown; aiodaemon awaits all of it before its own shutdown hooks.
     """
 
-    def __init__(self, server: Server, task: asyncio.Task[None]) -> None:
+    def __init__(
+        self, server: Server, task: asyncio.Task[None], grace: float = FIRST_REQUEST_GRACE
+    ) -> None:
         self.server = server
         self.task = task
+        self.grace = grace
 
     async def close(self) -> None:
         if self.task.done():
@@ -150,25 +159,49 @@ class UvicornService:
         for _ in range(_TURNS_TO_A_PROTOCOL):
             await asyncio.sleep(0)
         if self.server.server_state.connections:
-            await asyncio.sleep(FIRST_REQUEST_GRACE)
+            await asyncio.sleep(self.grace)
         self.server.should_exit = True
         await self.task
+
+
+def cleanup_budget(shutdown_timeout: float) -> tuple[float, float]:
+    """The grace and uvicorn's ``timeout_graceful_shutdown``, within half of aiodaemon's budget.
+
+    aiodaemon gives tracked objects half its ``shutdown_timeout``, then cancels
+    them (the lifespan shutdown would not run). In that half: the grace for
+    requests on their way, uvicorn's own ticks, its wait for the requests in
+    flight (for ever by default), then the lifespan shutdown. A short budget
+    shortens the grace too, and the wait goes below uvicorn's whole seconds.
+
+    Args:
+        shutdown_timeout: aiodaemon's, in seconds (positive).
+
+    Returns:
+        ``(grace, graceful_timeout)`` in seconds.
+    """
+    half = shutdown_timeout / 2
+    grace = min(FIRST_REQUEST_GRACE, half / 4)
+    wait = max(0.0, (half - grace - _UVICORN_TICKS) * (1 - CLEANUP_SHARE))
+    return grace, wait
 
 
 @aiodaemon.on_startup
 async def serve(ctx: aiodaemon.Context) -> None:
     """Serve the application on the daemon's ``http`` socket; ready once uvicorn serves."""
     settings.greeting = read_greeting()
+    # uvicorn cuts the slow requests itself, and the lifespan shutdown runs, within
+    # the half of shutdown_timeout aiodaemon gives what it tracks (see cleanup_budget).
+    grace, graceful_timeout = cleanup_budget(ctx.options.shutdown_timeout)
     config = uvicorn.Config(
         app,
         log_config=None,  # uvicorn's records go to the daemon's log
-        # aiodaemon gives tracked objects half its shutdown_timeout, then cancels them
-        # (the lifespan shutdown would not run): uvicorn cuts slow requests before.
-        timeout_graceful_shutdown=max(1, int(ctx.options.shutdown_timeout / 3)),
+        # Typed int, but only ever given to asyncio.wait_for: a fraction is kept
+        # (a whole second does not fit in the half of a shutdown_timeout of 3).
+        timeout_graceful_shutdown=graceful_timeout,  # type: ignore[arg-type]
     )
     server = Server(config)
     task = asyncio.create_task(server.serve(sockets=[ctx.sockets["http"]]), name="uvicorn")
-    ctx.track(UvicornService(server, task))
+    ctx.track(UvicornService(server, task, grace))
     serving = asyncio.create_task(server.serving.wait())
     await asyncio.wait([task, serving], return_when=asyncio.FIRST_COMPLETED)
     serving.cancel()

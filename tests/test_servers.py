@@ -166,18 +166,22 @@ async def test_sigterm_drains_requests_in_flight(server: str) -> None:
         assert "shutdown requested by the program" not in events
 
 
+@pytest.mark.parametrize("budget", [6.0, 3.0, 2.0])
 @pytest.mark.parametrize("server", SERVERS)
 async def test_a_request_slower_than_the_budget_is_cut_by_the_server_which_still_cleans_up(
-    server: str,
+    server: str, budget: float
 ) -> None:
     """A request longer than the shutdown budget: the server cuts it, its shutdown runs, exit 0.
 
     aiohttp waits its runner's ``shutdown_timeout`` for the handler, then as
     long again for the cancelled one: at a third of aiodaemon's budget, that
     outlasted the half aiodaemon gives what it tracks, which cancelled the
-    runner's cleanup; the application's ``on_cleanup`` never ran.
+    runner's cleanup; the application's ``on_cleanup`` never ran. At a fifth,
+    the half-second grace before them still did so with a budget of 5 s or
+    less, and uvicorn's whole second with 3 s or less.
     """
-    async with launch(EXAMPLES[server], listen={"http": "127.0.0.1:0"}, shutdown_timeout=6) as d:
+    listen = {"http": "127.0.0.1:0"}
+    async with launch(EXAMPLES[server], listen=listen, shutdown_timeout=budget) as d:
         slow = asyncio.create_task(get(d.inet_address("http"), "/slow?seconds=60"))
         await d.wait_for_record("slow request")
         d.signal(signal.SIGTERM)
