@@ -124,7 +124,7 @@ def test_an_on_signal_handler_raising_it_is_logged(tmp_path: Path, what: str) ->
     assert RAISED[what].split(":")[0] in json.dumps(failed["exception"])
 
 
-@pytest.mark.parametrize("what", ["cancelled", "generatorexit", "base"])
+@pytest.mark.parametrize("what", ["cancelled", "self-cancel", "generatorexit", "base"])
 def test_a_readiness_check_raising_it_fails_readyz_with_a_reason(tmp_path: Path, what: str) -> None:
     """A readiness check ends with it: /readyz 503 and "readiness check failed" naming it."""
     health = tmp_path / "health.sock"

@@ -228,9 +228,11 @@ class HealthServer:
                 await asyncio.wait(running.values(), timeout=CHECK_TIMEOUT)
         finally:
             for check, task in running.items():
-                if task.done():
-                    # Cancelled from outside (the shutdown cancels every task): no answer.
-                    failures[check] = _no_answer(check) if task.cancelled() else task.result()
+                if task.cancelled():
+                    # By itself, or by the shutdown, which cancels every task.
+                    failures[check] = f"{describe(check)}: CancelledError"
+                elif task.done():
+                    failures[check] = task.result()
                 else:
                     task.cancel()
                     failures[check] = _no_answer(check)
