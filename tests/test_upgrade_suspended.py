@@ -39,8 +39,8 @@ def app(tmp_path: Path) -> Iterator[App]:
     cli("stop", "--pidfile", str(application.pidfile), "--timeout", "5")
 
 
-def _suspended_successor_given_up(app: App) -> int:
-    """Run an upgrade whose new process is SIGSTOPped as it starts; its pid, once given up."""
+def _upgrade_stopping_its_new_process(app: App) -> tuple[int, int, str]:
+    """Run an upgrade whose new process is SIGSTOPped as it starts: (its pid, exit code, stderr)."""
     app.edit('MODE = ""', 'MODE = "hang"')
     upgrade = subprocess.Popen(
         [str(SCRIPT), "upgrade", "--pidfile", str(app.pidfile), "--timeout", "3"],
@@ -49,19 +49,25 @@ def _suspended_successor_given_up(app: App) -> int:
         stderr=subprocess.PIPE,
         text=True,
     )
-    successor = None
+    new = None
     try:
-        successor = _successor_starting(app)
-        os.kill(successor, signal.SIGSTOP)
-        wait_for(lambda: proc_state(successor) == "T", 10, "the successor to be stopped")
+        new = _successor_starting(app)
+        os.kill(new, signal.SIGSTOP)
+        wait_for(lambda: proc_state(new) == "T", 10, "the new process to be stopped")
         _, stderr = upgrade.communicate(timeout=60)
     except BaseException:
         upgrade.kill()
         upgrade.communicate()
-        if successor is not None and is_alive(successor):
-            kill_quietly(successor)
+        if new is not None and is_alive(new):
+            kill_quietly(new)
         raise
-    assert upgrade.returncode == 1
+    return new, upgrade.returncode, stderr
+
+
+def _suspended_successor_given_up(app: App) -> int:
+    """Run an upgrade whose new process is SIGSTOPped as it starts; its pid, once given up."""
+    successor, code, stderr = _upgrade_stopping_its_new_process(app)
+    assert code == 1
     assert stderr == (
         f"aiodaemon: upgrade failed: successor (pid {successor}) not ready after 3 s; "
         f"sent it SIGTERM (SIGKILL if still running {int(_SHUTDOWN_TIMEOUT) + 1} s later)\n"
@@ -107,27 +113,8 @@ def test_an_upgrade_by_signal_continues_the_suspended_new_process_it_gives_up_on
 ) -> None:
     """--no-control: the command's own SIGTERM at --timeout is followed by SIGCONT, not SIGKILL."""
     old = app.start("--no-control")
-    app.edit('MODE = ""', 'MODE = "hang"')
-    upgrade = subprocess.Popen(
-        [str(SCRIPT), "upgrade", "--pidfile", str(app.pidfile), "--timeout", "3"],
-        env=clean_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    new = None
-    try:
-        new = _successor_starting(app)
-        os.kill(new, signal.SIGSTOP)
-        wait_for(lambda: proc_state(new) == "T", 10, "the new process to be stopped")
-        _, stderr = upgrade.communicate(timeout=60)
-    except BaseException:
-        upgrade.kill()
-        upgrade.communicate()
-        if new is not None and is_alive(new):
-            kill_quietly(new)
-        raise
-    assert upgrade.returncode == 1
+    new, code, stderr = _upgrade_stopping_its_new_process(app)
+    assert code == 1
     assert f"the new process (pid {new}) was not ready after 3 s: sent it SIGTERM;" in stderr
     wait_gone(new)
     # Stopped, not killed: it ended as a daemon does.
