@@ -181,6 +181,18 @@ def install_program(name: str, directory: Path, as_name: str = "app.py") -> Path
     return path
 
 
+def start_installed(directory: Path, *options: str | os.PathLike[str]) -> int:
+    """``aiodaemon start app:main --pidfile DIRECTORY/app.pid OPTIONS`` from ``directory``.
+
+    For a program put there by :func:`install_program`; its pid, once ready.
+    """
+    result = aiodaemon_cli(
+        "start", "app:main", "--pidfile", directory / "app.pid", *options, cwd=directory
+    )
+    assert result.returncode == 0, result.stderr
+    return int(result.stdout)
+
+
 def free_port(kind: int = socket.SOCK_STREAM) -> int:
     """A port on 127.0.0.1 free right now for ``kind`` (SOCK_STREAM or SOCK_DGRAM)."""
     with socket.socket(socket.AF_INET, kind) as sock:

@@ -20,7 +20,7 @@ import pytest
 
 from aiodaemon._prefork._logsinks import open_file_sink
 
-from .support import aiodaemon_cli, install_program, wait_for, wait_gone
+from .support import aiodaemon_cli, install_program, start_installed, wait_for, wait_gone
 from .test_logging_faults import fill, tiny_disk
 
 __all__ = ["tiny_disk"]  # the fixture, used by name below
@@ -40,13 +40,6 @@ def app(tmp_path: Path) -> Iterator[Path]:
     install_program("log_long_record", tmp_path)
     yield tmp_path
     aiodaemon_cli("stop", "--pidfile", tmp_path / "app.pid", "--timeout", "10", cwd=tmp_path)
-
-
-def start(app: Path, *options: str | os.PathLike[str]) -> int:
-    """``aiodaemon start app:main`` with ``options``; its pid once ready."""
-    result = aiodaemon_cli("start", "app:main", "--pidfile", app / "app.pid", *options, cwd=app)
-    assert result.returncode == 0, result.stderr
-    return int(result.stdout)
 
 
 def reload(app: Path) -> None:
@@ -86,7 +79,7 @@ def test_the_next_run_starts_on_a_fresh_line(app: Path, option: str) -> None:
     """A file the last run left inside a record: this run's first record has a line of its own."""
     path = app / "app.jsonl"
     path.write_bytes(FRAGMENT)
-    pid = start(app, option, path)
+    pid = start_installed(app, option, path)
     reload(app)
     wait_for(lambda: path.read_bytes().endswith(b"\n") and long_records(path), 30, "the record")
     stop(app, pid)
@@ -106,7 +99,7 @@ def test_a_file_reopened_inside_a_record_gets_the_next_one_on_a_fresh_line(
 ) -> None:
     """The file a reload reopens after a rotation ends inside a record: the next starts a line."""
     path = app / "app.jsonl"
-    pid = start(app, option, path)
+    pid = start_installed(app, option, path)
     os.rename(path, app / "app.jsonl.1")
     # Put back, say, by an operator: a file some earlier run left cut short.
     path.write_bytes(FRAGMENT)
@@ -128,7 +121,7 @@ def test_an_upgrade_taking_over_a_file_a_full_disk_cut_starts_on_a_fresh_line(
 ) -> None:
     """The successor takes over a file a full disk left inside a record: no record glued to it."""
     path = tiny_disk / "app.jsonl"
-    pid = start(app, option, path)
+    pid = start_installed(app, option, path)
     wait_for(lambda: b'"event":"ready"' in path.read_bytes(), 30, "the ready record")
     if path.stat().st_size % 4096 == 0:
         # The file's last page must have room for part of a record.

@@ -26,6 +26,7 @@ from .support import (
     read_json_lines,
     require_tool,
     run_logrotate,
+    start_installed,
     wait_for,
     wait_gone,
 )
@@ -42,13 +43,6 @@ def app(tmp_path: Path) -> Iterator[Path]:
     aiodaemon_cli("stop", "--pidfile", tmp_path / "app.pid", "--timeout", "10", cwd=tmp_path)
 
 
-def start(app: Path, *options: str | os.PathLike[str]) -> int:
-    """``aiodaemon start app:main`` with ``options``; its pid once ready."""
-    result = aiodaemon_cli("start", "app:main", "--pidfile", app / "app.pid", *options, cwd=app)
-    assert result.returncode == 0, result.stderr
-    return int(result.stdout)
-
-
 def _held(pid: int, app: Path) -> list[str]:
     """The files under ``app`` that ``pid`` holds open, one entry per descriptor, sorted."""
     return sorted(path for path in open_fds(pid).values() if path.startswith(str(app)))
@@ -62,7 +56,7 @@ def numbered(path: Path) -> list[object]:
 def test_logrotate_moves_stdout_and_stderr_to_the_new_files(app: Path) -> None:
     """Each rotation moves fds 1 and 2 to the new files: every round's lines are in its own file."""
     out, err = app / "out.log", app / "err.log"
-    pid = start(app, "--stdout", out, "--stderr", err)
+    pid = start_installed(app, "--stdout", out, "--stderr", err)
     config = app / "logrotate.conf"
     config.write_text(
         f"{out} {err} {{\n    rotate {ROUNDS + 1}\n    create 0640\n"
@@ -101,7 +95,7 @@ def test_logrotate_moves_stdout_and_stderr_to_the_new_files(app: Path) -> None:
 def test_a_refused_new_stderr_file_keeps_the_old_one_and_says_so(app: Path) -> None:
     """A symlink planted where the rotated stderr file was is refused; the old file says why."""
     err, rotated, target = app / "err.log", app / "err.log.1", app / "elsewhere"
-    pid = start(app, "--stderr", err)
+    pid = start_installed(app, "--stderr", err)
     os.rename(err, rotated)
     err.symlink_to(target)
     os.kill(pid, signal.SIGUSR1)
@@ -141,7 +135,7 @@ def test_a_reload_hook_started_by_the_rotations_sighup_writes_to_the_new_files(
     """
     install_program("busy_reload_child", tmp_path)
     log, out, err = tmp_path / "app.jsonl", tmp_path / "out.log", tmp_path / "err.log"
-    pid = start(tmp_path, "--log-file", log, "--stdout", out, "--stderr", err)
+    pid = start_installed(tmp_path, "--log-file", log, "--stdout", out, "--stderr", err)
     helpers = []
     try:
         for n in (1, 2):
