@@ -74,6 +74,19 @@ def _waiting(pid: int) -> str:
     return f"aiodaemon: pid {pid} is starting; waiting for it to be ready"
 
 
+def _assert_started_its_own(pid: int, code: int, out: str, lines: list[str]) -> int:
+    """The waiting command saw ``pid`` stop unready and started a daemon of its own: its pid."""
+    assert code == 0, lines
+    assert lines == [
+        _waiting(pid),
+        f"aiodaemon: pid {pid} stopped before it was ready; starting once it has exited",
+    ]
+    new = int(out)
+    assert new != pid
+    assert is_alive(new)
+    return new
+
+
 @pytest.mark.parametrize(("command", "code"), [("start", 0), ("run", 3)])
 def test_start_while_the_first_is_starting_waits_and_then_says_already_running(
     app: ControlApp, command: str, code: int
@@ -120,14 +133,7 @@ def test_start_while_the_first_is_starting_starts_its_own_when_that_start_fails(
         first.kill()
         if second is not None:
             second.kill()
-    assert code == 0, lines
-    assert lines == [
-        _waiting(pid),
-        f"aiodaemon: pid {pid} stopped before it was ready; starting once it has exited",
-    ]
-    new = int(out)
-    assert new != pid
-    assert is_alive(new)
+    new = _assert_started_its_own(pid, code, out, lines)
     status = app.cli("status", "--pidfile", app.pidfile)
     assert status.stdout.splitlines()[0] == f"running (pid {new}, pidfile {app.pidfile})"
 
@@ -355,14 +361,7 @@ def test_a_daemon_stopped_before_it_was_ready_and_gone_by_the_next_question(
     finally:
         first.kill()
         second.kill()
-    assert code == 0, lines
-    assert lines == [
-        _waiting(pid),
-        f"aiodaemon: pid {pid} stopped before it was ready; starting once it has exited",
-    ]
-    new = int(out)
-    assert new != pid
-    assert is_alive(new)
+    _assert_started_its_own(pid, code, out, lines)
 
 
 def _asked(app: ControlApp, request: bytes = b'{"v": 1, "cmd": "status"}') -> dict[str, object]:

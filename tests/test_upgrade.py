@@ -122,6 +122,17 @@ class App:
             return []
         return [r for r in read_json_lines(self.log) if r["event"] == event]
 
+    def assert_given_up_gracefully(self, new: int, old: int) -> None:
+        """A failed upgrade's new process ``new`` stopped as a daemon does; ``old`` serves on."""
+        wait_gone(new)
+        # Stopped, not killed: it ended as a daemon does (what it served was answered).
+        [ended] = wait_for(
+            lambda: [r for r in self.records("exit") if r["pid"] == new], 10, "its exit record"
+        )
+        assert ended["reason"] == "stopped by SIGTERM before it was ready"
+        assert self.pid() == old
+        assert self.get() == f"v1 {old}"
+
 
 def cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     """Run the console script to completion."""

@@ -882,14 +882,7 @@ def test_upgrade_without_control_socket_enforces_its_timeout(app: App) -> None:
     new = failed["successor"]
     assert isinstance(new, int)
     assert f"the new process (pid {new}) was not ready after 1 s: sent it SIGTERM" in result.stderr
-    wait_gone(new)
-    # Stopped, not killed: it ended as a daemon does (what it served was answered).
-    [ended] = wait_for(
-        lambda: [r for r in app.records("exit") if r["pid"] == new], 10, "its exit record"
-    )
-    assert ended["reason"] == "stopped by SIGTERM before it was ready"
-    assert app.pid() == old
-    assert app.get() == f"v1 {old}"
+    app.assert_given_up_gracefully(new, old)
 
 
 def test_upgrade_without_control_socket_kills_a_new_process_deaf_to_sigterm(app: App) -> None:
