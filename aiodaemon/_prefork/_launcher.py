@@ -18,7 +18,6 @@ from __future__ import annotations
 import os
 import signal
 import sys
-import time
 
 from ..exceptions import StartupError
 from ._messages import flush_stdio, say, seconds_shown, silence
@@ -141,8 +140,9 @@ def exit_with_verdict(
                 # Reaped first: the pipe's end of file can come while its exit
                 # still holds the pidfile's lock (the two descriptors close one
                 # after the other), and the removal, which never waits for that
-                # lock, left the file behind (the full suite met it 1 in 8).
-                _reap_ended(child)
+                # lock, left the file behind (the full suite met it 1 in 8). The
+                # end of file means it is exiting: it held its end until then.
+                _reap(child)
                 on_failure(LaunchResult(None, False, code, _interrupted(None, None, never=True)))
             else:
                 say(_interrupted(pid, pidfile))
@@ -166,20 +166,6 @@ def _reap(child: int) -> None:
         os.waitpid(child, 0)
     except ChildProcessError:
         pass  # reaped already by the program's own SIGCHLD handler waiting for any child
-
-
-def _reap_ended(child: int) -> None:
-    """Reap the first child, gone or going (its end of the pipe closed): within a second."""
-    deadline = time.monotonic() + _ANNOUNCE_WAIT
-    while True:
-        try:
-            if os.waitpid(child, os.WNOHANG)[0] == child:
-                return
-        except ChildProcessError:
-            return  # reaped already (the program's own SIGCHLD handler)
-        if time.monotonic() > deadline:
-            return  # still there: the removal then leaves what it holds, as before
-        time.sleep(0.005)
 
 
 #: Seconds an interrupted launcher still waits for the daemon's pid, to say it.
