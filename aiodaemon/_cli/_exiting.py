@@ -56,23 +56,25 @@ def find_exiting(path: StrPath, owner: int | None) -> int | None:
     # is another process, which neither runs as it did nor has the file open.
     if ids is None or ids[1] != uid:
         return None
-    held = _writable_pidfile(pid, path)
+    # The path as /proc names the daemon's descriptor of it, made once for both looks.
+    canonical = canonical_path(path)
+    held = _writable_pidfile(pid, path, canonical)
     if held is None:
         return None
     if uid in (0, os.geteuid(), owner) or (
-        uid == held.st_uid and _made_by_its_owner(pid, path, held)
+        uid == held.st_uid and _made_by_its_owner(pid, canonical, held)
     ):
         return pid
     return None
 
 
-def _made_by_its_owner(pid: int, path: str, held: os.stat_result) -> bool:
-    """Whether the file ``pid`` holds as ``path`` can only be its owner's pidfile, not a forgery."""
+def _made_by_its_owner(pid: int, canonical: str, held: os.stat_result) -> bool:
+    """Whether the file ``pid`` holds as ``canonical`` is its owner's pidfile, never a forgery."""
     try:
         # Unreadable (another user's process, to a caller who is not root): not the same.
         if os.stat(f"/proc/{pid}/ns/mnt").st_ino != os.stat("/proc/self/ns/mnt").st_ino:
             return False
-        directory = os.stat(os.path.dirname(canonical_path(path)))
+        directory = os.stat(os.path.dirname(canonical))
     except OSError:
         return False
     return not is_foreign(held, directory, None)
@@ -95,9 +97,11 @@ def open_exiting(path: StrPath, owner: int | None) -> tuple[int, int] | None:
     return pid, pidfd
 
 
-def _writable_pidfile(pid: int, path: str) -> os.stat_result | None:
-    """The pidfile ``pid`` has open for writing, removed since or emptied at ``path``; or None."""
-    canonical = canonical_path(path)
+def _writable_pidfile(pid: int, path: str, canonical: str) -> os.stat_result | None:
+    """The pidfile ``pid`` has open for writing, removed since or emptied at ``path``; or None.
+
+    ``canonical``: ``path`` as ``/proc`` names it (see ``canonical_path``).
+    """
     try:
         at_path: os.stat_result | None = os.stat(path, follow_symlinks=False)
     except OSError:
