@@ -13,30 +13,18 @@ control socket.
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
 
 from .support import clean_env, is_alive, kill_quietly, proc_state, wait_for, wait_gone
-from .test_upgrade import PROGRAM, SCRIPT, App, cli
-from .test_upgrade_faults import _successor_starting
+from .test_upgrade import SCRIPT, App, cli
+from .test_upgrade_faults import _successor_starting, app
 
 #: Long enough that the successor's SIGKILL (this + 1 s after its SIGTERM) never
 #: comes within the test: only a graceful stop ends it in time.
 _SHUTDOWN_TIMEOUT = "120"
 
-
-@pytest.fixture
-def app(tmp_path: Path) -> Iterator[App]:
-    """The upgrade test program started with a long shutdown_timeout."""
-    shutil.copy(PROGRAM, tmp_path / "upgrade_app.py")
-    application = App(tmp_path, "cli")
-    yield application
-    cli("stop", "--pidfile", str(application.pidfile), "--timeout", "5")
+__all__ = ["app"]  # the fixture, shared with test_upgrade_faults
 
 
 def _upgrade_stopping_its_new_process(app: App) -> tuple[int, int, str]:
