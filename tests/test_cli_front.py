@@ -199,8 +199,8 @@ def _acquire_failures(d: Path) -> dict[str, tuple[list[str], str, int]]:
     return {
         "log file symlink": (
             ["--log-file", str(d / "log.jsonl")],
-            f"--log-file: cannot open {d / 'log.jsonl'}: is a symlink; refusing to follow it",
-            1,
+            f"--log-file: {d / 'log.jsonl'} is a symlink; refusing to follow it",
+            2,  # seen by the options' check (lstat), as for the pidfile
         ),
         "pidfile symlink": (
             ["--pidfile", str(d / "link.pid")],
@@ -209,13 +209,19 @@ def _acquire_failures(d: Path) -> dict[str, tuple[list[str], str, int]]:
         ),
         "stdout fifo": (
             ["--stdout", str(d / "fifo")],
-            f"--stdout: cannot open {d / 'fifo'}: is a FIFO, not a regular file",
-            1,
+            f"--stdout: {d / 'fifo'} is a FIFO, not a regular file",
+            2,
         ),
         "stderr fifo": (
             ["--stderr", str(d / "fifo")],
-            f"--stderr: cannot open {d / 'fifo'}: is a FIFO, not a regular file",
-            1,
+            f"--stderr: {d / 'fifo'} is a FIFO, not a regular file",
+            2,
+        ),
+        "stdout /dev/null": (
+            ["--stdout", os.devnull],
+            f"--stdout: {os.devnull} is a character device, not a regular file;"
+            f" not given, it is {os.devnull} already when detached",
+            2,
         ),
         "syslog socket missing": (
             ["--syslog", str(d / "no.sock")],
@@ -240,6 +246,7 @@ ACQUIRE_CASES = [
     "pidfile symlink",
     "stdout fifo",
     "stderr fifo",
+    "stdout /dev/null",
     "syslog socket missing",
     "health host unresolvable",
     "uid without a passwd entry",

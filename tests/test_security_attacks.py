@@ -64,7 +64,7 @@ def test_log_file_symlink_planted_by_the_service_account_is_refused_at_start(
     assert Snapshot.of(victim) == before
     assert result.returncode != 0
     [line] = result.stderr.splitlines()
-    assert line.endswith(f"cannot open log_file {log_file}: is a symlink; refusing to follow it")
+    assert line.endswith(f"log_file: {log_file} is a symlink; refusing to follow it")
     assert not mark.exists()
     assert not (arena / "app.pid").exists()
 

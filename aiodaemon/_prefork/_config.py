@@ -160,7 +160,10 @@ def parse_options(raw: Mapping[str, Any]) -> Options:
         raise ConfigError("chroot", "changing the root directory needs root")
     workdir = _workdir(raw, chroot)
     pidfile = _opt_file("pidfile", raw.get("pidfile"), regular_only=True)
-    outputs = {name: _opt_file(name, raw.get(name)) for name in ("stdout", "stderr", "log_file")}
+    outputs = {
+        name: _opt_file(name, raw.get(name), regular_only=True)
+        for name in ("stdout", "stderr", "log_file")
+    }
     _check_not_pidfile(pidfile, outputs)
     options = Options(
         pidfile=pidfile,
@@ -346,10 +349,11 @@ def _check_regular_or_absent(option: str, path: str) -> None:
     """Refuse what is at ``path`` when it exists and is not a regular file.
 
     Found here by ``lstat`` (a symlink is never followed, to a directory
-    either), it is a bad option like a directory that does not exist, exit 2.
-    Before, only a directory was, and a FIFO, socket, device or symlink was
-    found by the acquire (exit 1). One put there after this check still is:
-    the open itself refuses it (``O_NOFOLLOW``, then ``fstat``).
+    either), it is a bad option like a directory that does not exist, exit 2,
+    for the pidfile and the output files alike. Before, only a directory was,
+    and a FIFO, socket, device or symlink was found by the acquire (exit 1).
+    One put there after this check still is: the open itself refuses it
+    (``O_NOFOLLOW``, then ``fstat``).
 
     Raises:
         ConfigError: naming what is there.
@@ -364,7 +368,10 @@ def _check_regular_or_absent(option: str, path: str) -> None:
         raise ConfigError(option, f"{path} is a symlink; refusing to follow it")
     from ._safeopen import describe_mode
 
-    raise ConfigError(option, f"{path} is {describe_mode(mode)}, not a regular file")
+    hint = ""
+    if option in ("stdout", "stderr") and os.path.realpath(path) == os.devnull:
+        hint = f"; not given, it is {os.devnull} already when detached"
+    raise ConfigError(option, f"{path} is {describe_mode(mode)}, not a regular file{hint}")
 
 
 def _absolute(option: str, path: str) -> str:
