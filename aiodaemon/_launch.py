@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from ._prefork._config import Options, parse_options
-from ._prefork._messages import say
+from ._prefork._messages import broken_install, say
 from ._prefork._readiness import LaunchResult, ReadinessPipe, hold_gc, release_gc
 from ._run._hooks import Hooks, MainTarget, check_hook
 from .exceptions import AlreadyRunningError, ConfigError, DaemonError, ExitCode, StartupError
@@ -194,7 +194,7 @@ def launch(
     except DaemonError as exc:
         return _give_up(main, explain(exc), exc.exit_code, unheld)
     except ImportError as exc:  # a broken install (orjson, structlog): as the daemon would say it
-        return _give_up(main, f"ImportError: {exc}", ExitCode.FAILURE, unheld)
+        return _give_up(main, broken_install(exc), ExitCode.FAILURE, unheld)
     except BaseException:
         if unheld is not None:
             signal.pthread_sigmask(signal.SIG_SETMASK, unheld)

@@ -86,6 +86,15 @@ def dispatch(argv: Sequence[str] | None) -> int:
         # Ctrl-C while the CLI itself waits (stop, start before the fork).
         _say_interrupted(args)
         return 128 + 2
+    except ImportError as exc:
+        # One of aiodaemon's own dependencies (TARGET's failures are usage
+        # errors, said by the importer): installed with pip --no-deps, vendored
+        # without its compiled parts. As run() says it (_launch), not a traceback.
+        from .._prefork._messages import broken_install
+
+        error(f"{PROG}: {broken_install(exc)}")
+        _abandon_handoff(ExitCode.FAILURE, broken_install(exc))
+        return ExitCode.FAILURE
     except MemoryError as exc:
         # Loading the program or the runtime under a low RLIMIT_AS: a traceback
         # through importlib says less than the line that asked for the memory.

@@ -253,6 +253,14 @@ def _check_program(name: str, obj: object) -> HookFunction:
         kind = type(obj).__name__
         if inspect.iscoroutinefunction(obj):
             raise TargetError(f"{name} must take no argument or one Context") from None
+        if inspect.iscoroutine(obj):
+            # Closed, or Python warns at exit that it "was never awaited" (an
+            # "Exception ignored" block under -W error) after the one line.
+            obj.close()
+            raise TargetError(
+                f"{name} is a coroutine object; TARGET names the async function"
+                " itself (def main, not main())"
+            ) from None
         article = "an" if kind[:1].lower() in ("a", "e", "i", "o", "u") else "a"
         raise TargetError(
             f"{name} is not an async function or an aiodaemon.Daemon (it is {article} {kind})"

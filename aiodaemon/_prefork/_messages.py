@@ -10,6 +10,7 @@ if TYPE_CHECKING:
     from typing import TextIO
 
 __all__ = [
+    "broken_install",
     "flush_stdio",
     "printable",
     "safe_repr",
@@ -156,3 +157,8 @@ def flush_stdio() -> None:
                 stream.flush()
         except Exception:  # nothing left to tell: the process is leaving
             pass
+
+
+def broken_install(exc: ImportError) -> str:
+    """The line for a dependency that cannot be imported: the install is broken, not the program."""
+    return f"cannot load what aiodaemon needs (reinstall it with its dependencies): {exc}"

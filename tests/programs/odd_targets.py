@@ -29,8 +29,18 @@ class Broken:
 broken = Broken()
 
 
+async def idle() -> None:
+    """A main, for ``coroutine``."""
+
+
 def __getattr__(name: str) -> Any:
-    """PEP 562, as a lazy-loading package does it: ``lazy*`` imports a backend that is missing."""
+    """PEP 562, as a lazy-loading package does it: ``lazy*`` imports a backend that is missing.
+
+    ``coroutine`` is ``main()`` where ``main`` was meant, made when read (one
+    made at import would warn, never awaited, wherever the module is used).
+    """
+    if name == "coroutine":
+        return idle()
     if name.startswith("lazy"):
         return importlib.import_module("aiodaemon_no_such_backend").main
     raise AttributeError(name)
