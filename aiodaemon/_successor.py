@@ -112,5 +112,9 @@ def _absolute(option: str, value: object) -> str | None:
     if isinstance(value, str | os.PathLike):
         text = os.fspath(value)
         if isinstance(text, str) and text:
-            return os.path.abspath(text)
+            # As the old daemon made it absolute (the shell's $PWD), so the
+            # names it handed over compare equal.
+            from ._prefork._cwd import absolute_path
+
+            return absolute_path(option, text)
     raise ConfigError(option, f"must be a path, not {value!r}")

@@ -481,6 +481,28 @@ def test_successor_refusal_is_one_clean_line(script: App) -> None:
     assert line.startswith("aiodaemon: upgrade failed: pidfile changed from ")
 
 
+def test_successor_takes_the_same_pidfile_by_another_name(script: App) -> None:
+    """The pidfile (and its control socket) named through a symlinked directory: no change.
+
+    As a daemon of an older aiodaemon, which made a relative path absolute in
+    the physical release directory, meets a new process naming the logical
+    one (``releases/N/run -> ../../shared/run``): "pidfile changed" before.
+    """
+    old = script.start()
+    (script.directory / "link").symlink_to(".")
+    script.edit(
+        '"pidfile": os.environ["APP_PIDFILE"],',
+        '"pidfile": os.environ["APP_PIDFILE"].replace("/app.pid", "/link/app.pid"),',
+    )
+    upgraded = cli("upgrade", "--pidfile", str(script.pidfile))
+    assert upgraded.returncode == 0, upgraded.stderr
+    successor = script.pid()
+    assert successor != old
+    wait_gone(old)
+    _successor_runs_then_stops(script, successor)
+    assert _leftovers(script.directory) == []
+
+
 @pytest.mark.parametrize(
     ("raised", "said"),
     [

@@ -131,3 +131,41 @@ def test_upgrade_of_a_daemon_started_by_a_bare_name_without_path(tmp_path: Path)
         assert _answer(run) == f"v1 {successor}"
     finally:
         aiodaemon_cli("stop", "--pidfile", str(pidfile), "--timeout", "10")
+
+
+def test_upgrade_of_relative_paths_in_a_release_layout(tmp_path: Path) -> None:
+    """``releases/N/run -> ../../shared/run``, ``--pidfile run/app.pid`` from ``current``.
+
+    The old daemon made the path absolute in the physical release 1, the new
+    process in release 2: "pidfile changed" failed every upgrade, though both
+    name the one file in ``shared/run``.
+    """
+    shared = tmp_path / "shared" / "run"
+    shared.mkdir(parents=True)
+    for name in ("1", "2"):
+        (_release(tmp_path, name, f"v{name}") / "run").symlink_to("../../shared/run")
+    current = tmp_path / "current"
+    current.symlink_to("releases/1")
+    relative = ["--pidfile", "run/app.pid", "--log-file", "run/app.log"]
+    started = aiodaemon_cli(
+        "start", "upgrade_app:main", *relative, "--listen", "http=127.0.0.1:0",
+        cwd=current, env={"PWD": str(current)},
+    )  # fmt: skip
+    assert started.returncode == 0, started.stderr
+    pid = int((shared / "app.pid").read_text())
+    try:
+        (tmp_path / "next").symlink_to("releases/2")
+        os.replace(tmp_path / "next", current)
+        here = {"PWD": str(current)}
+        upgraded = aiodaemon_cli(
+            "upgrade", "--pidfile", "run/app.pid", "--timeout", "30", cwd=current, env=here
+        )
+        assert upgraded.returncode == 0, upgraded.stderr
+        successor = int((shared / "app.pid").read_text())
+        assert successor != pid
+        assert _answer(shared) == f"v2 {successor}"
+        status = aiodaemon_cli("status", "--pidfile", "run/app.pid", cwd=current, env=here)
+        assert status.stdout.startswith(f"running (pid {successor},"), status.stdout
+    finally:
+        aiodaemon_cli("stop", "--pidfile", str(shared / "app.pid"), "--timeout", "10")
+    assert sorted(p.name for p in shared.iterdir()) == ["app.log"]

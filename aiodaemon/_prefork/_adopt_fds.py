@@ -51,7 +51,7 @@ def adopt_pidfile(handoff: Handoff, path: str | None) -> Pidfile | None:
     if entry is None and path is None:
         return None
     old = None if entry is None else entry.name
-    if entry is None or path is None or entry.name != path:
+    if entry is None or path is None:
         raise StartupError(
             f"upgrade: pidfile changed from {old} to {path}; "
             "an upgrade keeps the pidfile (use restart to change it)"
@@ -60,6 +60,14 @@ def adopt_pidfile(handoff: Handoff, path: str | None) -> Pidfile | None:
     st = os.fstat(fd)
     if not stat.S_ISREG(st.st_mode) or f"{st.st_dev}:{st.st_ino}" != entry.identity:
         raise StartupError(f"upgrade: inherited fd {fd} is not the pidfile {path}")
+    if entry.name != path and not _names_file(path, st):
+        # Another name is the same pidfile when it reaches the same inode: a
+        # relative path made absolute in another release directory, through
+        # a symlinked directory (``releases/N/run -> ../../shared/run``).
+        raise StartupError(
+            f"upgrade: pidfile changed from {old} to {path}; "
+            "an upgrade keeps the pidfile (use restart to change it)"
+        )
     try:
         at_path = os.stat(path, follow_symlinks=False)
     except PermissionError:
@@ -83,6 +91,14 @@ def adopt_pidfile(handoff: Handoff, path: str | None) -> Pidfile | None:
     if not holds:
         raise StartupError(f"upgrade: inherited pidfile fd {fd} does not hold the lock")
     return Pidfile(path, fd)
+
+
+def _names_file(path: str, st: os.stat_result) -> bool:
+    """Whether ``path`` (not followed if it is a symlink itself) is the file ``st`` describes."""
+    try:
+        return os.path.samestat(os.stat(path, follow_symlinks=False), st)
+    except OSError:
+        return False
 
 
 def _holds_flock(fd: int) -> bool | OSError:
@@ -215,6 +231,17 @@ def adopt_control(handoff: Handoff, path: str) -> ControlSocket | None:
     """
     from ._control_socket import ControlSocket
 
+    entry = handoff.entry("control")
+    if entry is not None and entry.configured != path and entry.unix_file:
+        try:
+            st = os.stat(path, follow_symlinks=False)
+        except OSError:
+            pass
+        else:
+            if stat.S_ISSOCK(st.st_mode) and f"{st.st_dev}:{st.st_ino}" == entry.unix_file:
+                # The socket file the old daemon made, by another name (see
+                # adopt_pidfile): known by ours from now on, and ours to remove.
+                entry.configured = path
     sock = adopt_socket(handoff, "control", "control", path)
     return None if sock is None else ControlSocket(path, sock, None)
 

@@ -6,6 +6,12 @@ with no path: ``os.getcwd()`` raises ``FileNotFoundError`` (and so does
 ``PATH_MAX`` has a path, but no system call takes it. Every option path is
 made absolute here, at configure time, so either case is one line naming the
 option rather than a traceback or a "directory does not exist" for one that does.
+
+A relative path is taken relative to the directory as the user's shell names
+it (``$PWD``, when that is this directory): started from a ``current``
+symlink to a release, ``run/app.pid`` is ``/srv/app/current/run/app.pid``,
+the name the upgrade's new process, started in ``current`` again, computes
+too, not the old release's physical path (which ``os.getcwd()`` gives).
 """
 
 from __future__ import annotations
@@ -56,7 +62,7 @@ def absolute_path(option: str, path: str) -> str:
             f"{path} is relative, but the current directory's path cannot be read"
             f" ({exc.strerror}); give an absolute path",
         ) from exc
-    absolute = os.path.normpath(os.path.join(cwd, path))
+    absolute = os.path.normpath(os.path.join(_as_the_shell_names(cwd, path), path))
     size = len(os.fsencode(absolute))
     if size >= _PATH_MAX:
         raise ConfigError(
@@ -65,3 +71,21 @@ def absolute_path(option: str, path: str) -> str:
             f" ({size} bytes from /, at most {_PATH_MAX - 1}); give a shorter absolute path",
         )
     return absolute
+
+
+def _as_the_shell_names(cwd: str, path: str) -> str:
+    """``$PWD`` if it names ``cwd`` (the same directory) and ``path`` has no ``..``, else ``cwd``.
+
+    With a ``..`` the kernel and the shell part ways: the kernel resolves it
+    from the physical directory, ``normpath`` removes it from the name.
+    """
+    logical = os.environ.get("PWD")
+    if not logical or logical == cwd or not os.path.isabs(logical):
+        return cwd
+    if ".." in path.split("/"):
+        return cwd
+    try:
+        same = os.path.samestat(os.stat(logical), os.stat(cwd))
+    except OSError:
+        return cwd
+    return logical if same else cwd
