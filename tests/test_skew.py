@@ -36,6 +36,7 @@ from .support import (
     read_json_lines,
     read_pid,
     wait_for,
+    wait_gone,
 )
 
 __all__ = ["arena", "intruder"]  # fixtures, re-exported for pytest
@@ -266,3 +267,111 @@ def test_a_restart_refused_for_a_privileged_port_does_not_suggest_upgrading_0_1_
             " bind it); it predates upgrades (aiodaemon 0.1.0): only root can restart it\n"
         )
         assert is_alive(pid)
+
+
+def test_lines_a_later_successor_adds_are_ignored(tmp_path: Path) -> None:
+    """A later successor's line this daemon does not know (before ``R``) does not fail it.
+
+    Before, any line but ``R`` was a failure: "successor exited before it
+    was ready" of a new process that was starting fine.
+    """
+    install_program("upgrade_app", tmp_path, "upgrade_app.py")
+    pidfile, log = tmp_path / "app.pid", tmp_path / "app.log"
+    env = {"APP_PIDFILE": str(pidfile), "APP_LOG": str(log)}
+    started = python(["upgrade_app.py"], env=env, cwd=tmp_path)
+    assert started.returncode == 0, started.stderr
+    old = read_pid(pidfile)
+    new = None
+    try:
+        install_program("later_successor", tmp_path, "upgrade_app.py")
+        result = aiodaemon_cli("upgrade", "--pidfile", pidfile, "--timeout", "20")
+        assert result.returncode == 0, result.stderr
+        new = int(result.stdout)
+        assert read_pid(pidfile) == new
+        wait_gone(old)
+    finally:
+        for pid in (old, new):
+            if pid is not None:
+                kill_quietly(pid)
+
+
+def test_a_successor_says_only_r_to_an_old_daemon_that_does_not_hear_n(tmp_path: Path) -> None:
+    """An old daemon whose hand-off has no ``hears`` (before ``N``) gets no ``N`` line.
+
+    Such a daemon took any line but ``R`` for a failure: a new process whose
+    readiness check failed at first ("N why") was killed as "exited before it
+    was ready". Here the test is that old daemon, speaking over the real
+    channel; it also sends a line a later old daemon might add, before ``G``.
+    """
+    install_program("upgrade_checked", tmp_path, "checked_app.py")
+    pidfile, log, stderr = tmp_path / "app.pid", tmp_path / "app.jsonl", tmp_path / "err.txt"
+    not_ready = tmp_path / "not-ready"
+    not_ready.touch()
+    held = os.open(pidfile, os.O_RDWR | os.O_CREAT, 0o644)
+    fcntl.flock(held, fcntl.LOCK_EX)
+    os.write(held, f"{os.getpid()}\n".encode())
+    st = os.fstat(held)
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    secret = os.urandom(32).hex()
+    err = os.open(stderr, os.O_WRONLY | os.O_CREAT, 0o644)
+    entry = {
+        "role": "pidfile",
+        "name": str(pidfile),
+        "fd": held,
+        "configured": "",
+        "identity": f"{st.st_dev}:{st.st_ino}",
+        "unix_file": "",
+        "options": "",
+    }
+    # The hand-off of a release that knew no N: no "hears".
+    handoff = {
+        "v": 1,
+        "parent": os.getpid(),
+        "secret": secret,
+        "channel": theirs.fileno(),
+        "stderr": err,
+        "detached": False,
+        "uid": os.geteuid(),
+        "gid": os.getegid(),
+        "fds": [entry],
+    }
+    options = ["--pidfile", str(pidfile), "--log-file", str(log)]
+    options += ["--health", f"unix:{tmp_path / 'health.sock'}"]
+    env = {"APP_NOT_READY": str(not_ready), "AIODAEMON_HANDOFF": json.dumps(handoff)}
+    with ours, theirs:
+        successor = subprocess.Popen(
+            [PYTHON, "-m", "aiodaemon", "run", "checked_app:main", *options],
+            cwd=tmp_path,
+            env=clean_env(env),
+            stdin=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            pass_fds=[theirs.fileno(), held, err],
+        )
+        try:
+            theirs.close()
+            os.close(err)
+            ours.sendall(f"S{secret}\n".encode())
+
+            def failing() -> list[dict[str, Any]]:
+                assert successor.poll() is None, stderr.read_text()
+                records = read_json_lines(log) if log.exists() else []
+                return [r for r in records if r["event"] == "readiness check failed"]
+
+            wait_for(failing, 30, "the new process's failing check")
+            not_ready.unlink()  # its database is reachable now
+            ours.settimeout(30)
+            said = b""
+            while not said.endswith(b"R\n"):
+                chunk = ours.recv(64)
+                assert chunk, said
+                said += chunk
+            assert said == b"R\n"
+            ours.sendall(b"X a later old daemon's line\nG\n")
+            assert ours.recv(64) == b"W\n"
+            assert read_pid(pidfile) == successor.pid
+        finally:
+            successor.terminate()
+            successor.wait(30)
+            os.close(held)
+    assert successor.returncode == 0
+    assert not pidfile.exists()

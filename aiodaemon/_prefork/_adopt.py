@@ -52,6 +52,7 @@ class Handoff:
         "detached",
         "entries",
         "gid",
+        "hears",
         "owns_watchdog",
         "parent",
         "parent_pidfd",
@@ -70,8 +71,11 @@ class Handoff:
         entries: list[Inherited] | None = None,
         owns_watchdog: bool = False,
         parent_pidfd: int | None = None,
+        hears: frozenset[str] = frozenset(),
     ) -> None:
         self.parent = parent
+        #: the optional lines the old daemon understands (``N``): only those are sent.
+        self.hears = hears
         #: a pidfd on the old daemon, None once it is gone (see :mod:`aiodaemon._run._takeover`).
         self.parent_pidfd = parent_pidfd
         self.channel = channel
@@ -199,6 +203,9 @@ def _take(environ: MutableMapping[str, str]) -> Handoff | None:
         ]
         handoff_uid, handoff_gid = _number(data, "uid", _ID_END), _number(data, "gid", _ID_END)
         detached = bool(data["detached"])
+        # Added later: an old daemon that does not say understands none.
+        hears = data.get("hears")
+        heard = frozenset(str(h) for h in hears) if isinstance(hears, list) else frozenset()
     except (ValueError, KeyError, TypeError) as exc:
         raise StartupError(f"upgrade: malformed {HANDOFF_VARIABLE}: {exc}") from None
     channel = _verify_channel(channel_fd, parent, secret)
@@ -233,6 +240,7 @@ def _take(environ: MutableMapping[str, str]) -> Handoff | None:
         entries,
         owns_watchdog=watchdog,
         parent_pidfd=_open_parent(parent),
+        hears=heard,
     )
 
 

@@ -8,8 +8,20 @@ names each inherited fd with its role and what it must be, the old daemon's
 pid, a one-time secret and a private socketpair (the *channel*). The successor
 checks all of it before trusting any (see :mod:`._adopt`).
 
-Channel lines: old → new ``S<secret>`` then ``G`` (you own the pidfile now);
-new → old ``R`` (ready), ``E<code> <message>`` (failed) or ``W`` (pid written).
+Channel lines, one each, ``\n``-ended:
+
+- old → new: ``S<secret>`` (first: the proof), ``G`` (you own the pidfile now);
+- new → old: ``R`` (ready), ``W`` (pid written), ``E<code> <message>``
+  (failed, or refused the take-over), ``V<version>`` (does not take this
+  hand-off's version), and ``N <why>`` (readiness checks not passing yet,
+  each new verdict) only to an old daemon whose ``hears`` lists ``N``;
+- both ways: ``O`` (a log reopen passed on, see :mod:`aiodaemon._run._upgrade_channel`).
+
+A side ignores (logs at debug) a line it does not know, so a line added
+later never fails an upgrade with an earlier release; one the receiver must
+act on is sent only to a side that announced it: the old daemon lists the
+optional lines it understands in the variable's ``hears`` (:data:`HEARS`;
+absent before ``N`` existed, so a successor sends none of them).
 
 Across versions: the old daemon's aiodaemon speaks to the new code's, either of
 them the later. The variable's ``v`` (:data:`VERSION`) changes only with a
@@ -48,6 +60,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "HANDOFF_VARIABLE",
+    "HEARS",
     "VERSION",
     "Inherited",
     "Spawned",
@@ -66,6 +79,8 @@ __all__ = [
 HANDOFF_VARIABLE = "AIODAEMON_HANDOFF"
 #: The hand-off variable's format version.
 VERSION = 1
+#: The optional successor lines this old daemon understands, sent in ``hears``.
+HEARS = ("N",)
 
 _launch_directory: str | None = None
 #: Variables taken out of the environment so that the program's children do
@@ -338,6 +353,7 @@ def spawn_successor(
             "uid": os.geteuid(),
             "gid": os.getegid(),
             "fds": [entry.to_json() for entry in inherited],
+            "hears": list(HEARS),
         }
         environ = {**(os.environ if env is None else env), **_withheld}
         environ[HANDOFF_VARIABLE] = json.dumps(payload, separators=(",", ":"))

@@ -19,7 +19,8 @@ A program with readiness checks (``@readiness_check``) says ``R`` only once
 they pass, as a rollout waits for the new pod's readiness probe: until then
 they are run again every :data:`_CHECK_INTERVAL` seconds, and each new
 verdict is told to the old daemon (``N`` and why), which names it if the
-upgrade's timeout runs out first.
+upgrade's timeout runs out first; an old daemon that does not list ``N`` in
+the hand-off's ``hears`` (an earlier release) is told nothing but ``R``.
 
 A run that begins to stop after ``R`` but before ``W`` (``main`` raised or
 returned at once, a SIGTERM) takes nothing over: it gives back what it
@@ -199,6 +200,10 @@ class _TakeOver:
                 with contextlib.suppress(OSError):
                     lines.send(b"R\n")  # if it is gone, the channel's end says so next
             line = await lines.readline()
+            while line and line != b"G\n":
+                # A later old daemon's line: not ours to act on (see _handoff).
+                _log.debug("upgrade channel line ignored", line=line[:64])
+                line = await lines.readline()
             if line == b"G\n":
                 # Before the claim: a refusal then has nothing to give back, and
                 # no probe meets our control or health server while we stop.
@@ -235,7 +240,9 @@ class _TakeOver:
             failing = await readiness()
             if failing is None:
                 return
-            if failing != told:
+            # An old daemon that does not list N (an earlier release) took
+            # any line but R for a failure: it only hears R, then.
+            if failing != told and "N" in self.channel.handoff.hears:
                 told = failing
                 line = f"N {' '.join(failing.split())}\n"
                 with contextlib.suppress(OSError):

@@ -40,6 +40,8 @@ _STDERR_TAIL = 8192
 #: Seconds a successor that said why it fails is given to end on its own before
 #: the kill: its last records (its ``exit``, its shutdown hooks') are written then.
 _END_GRACE = 5.0
+#: The first bytes of the successor's lines that end a wait (see _handoff): R, W, E, V.
+_KNOWN = frozenset((b"R", b"W", b"E", b"V"))
 #: ``PF_EXITING`` in the flags of ``/proc/PID/stat``: set as a process begins
 #: to exit, before its descriptors are closed.
 _PF_EXITING = 0x4
@@ -89,16 +91,24 @@ class SuccessorWatch:
     async def next_line(self, within: float) -> bytes | None:
         """A line from the successor, b"" if it exited first, None after ``within`` seconds.
 
+        ``N`` lines are noted (:attr:`not_ready`), lines we do not know skipped.
+
         None too as soon as ``stop`` is set: the caller looks at ``stop`` first.
         """
         assert self._lines is not None
         deadline = asyncio.get_running_loop().time() + within
         while True:
             line = await self._next_line(max(0.0, deadline - asyncio.get_running_loop().time()))
-            if line is None or not line.startswith(b"N"):
+            if not line or line[:1] in _KNOWN:
                 return line
-            # Ready but for its readiness checks: why, should the time run out.
-            self.not_ready = line[1:].decode("utf-8", "replace").strip() or None
+            if line.startswith(b"N"):
+                # Ready but for its readiness checks: why, should the time run out.
+                self.not_ready = line[1:].decode("utf-8", "replace").strip() or None
+            else:
+                # A later successor's line: not ours to act on (see _handoff).
+                _log.debug(
+                    "upgrade channel line ignored", successor=self.spawned.pid, line=line[:64]
+                )
 
     async def _next_line(self, within: float) -> bytes | None:
         assert self._lines is not None
