@@ -375,3 +375,50 @@ def test_a_successor_says_only_r_to_an_old_daemon_that_does_not_hear_n(tmp_path:
             os.close(held)
     assert successor.returncode == 0
     assert not pidfile.exists()
+
+
+def _leftover_socket(path: Path) -> None:
+    """A socket file nobody accepts on, as a daemon killed by SIGKILL leaves it."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.bind(str(path))
+
+
+def test_stop_of_a_0_1_0_daemon_removes_an_earlier_daemons_control_socket(
+    tmp_path: Path, holders: list[Holder]
+) -> None:
+    """A SIGKILLed daemon's control socket, then a 0.1.0 daemon on the pidfile: stop removes it.
+
+    0.1.0 serves no control socket and removes its pidfile at its exit: the
+    socket file was left behind, stale, though ``stop`` had found nobody on it.
+    """
+    control = tmp_path / "app.pid.ctl"
+    _leftover_socket(control)
+    holders.append(old := Holder(tmp_path, "v010"))
+    stopped = old.cli("stop")
+    assert stopped.returncode == 0, stopped.stderr
+    assert stopped.stderr.splitlines()[-1] == (
+        f"aiodaemon: stopped (pid {old.pid}); removed control socket {control}, which nobody served"
+    )
+    assert not os.path.lexists(control)
+    assert not os.path.lexists(old.pidfile)
+
+
+@pytest.mark.root  # to give the planted socket another owner
+@pytest.mark.parametrize("planted", ["another user's socket", "a symlink to a stale socket"])
+def test_stop_leaves_a_control_path_that_is_not_a_stale_socket_of_ours(
+    tmp_path: Path, holders: list[Holder], planted: str
+) -> None:
+    """What is at the control path is removed only if it is the daemon's own stale socket."""
+    control = tmp_path / "app.pid.ctl"
+    if planted == "another user's socket":
+        _leftover_socket(control)
+        os.chown(control, 65534, 65534, follow_symlinks=False)
+    else:
+        _leftover_socket(tmp_path / "elsewhere.sock")
+        control.symlink_to(tmp_path / "elsewhere.sock")
+    holders.append(old := Holder(tmp_path, "v010"))
+    stopped = old.cli("stop")
+    assert stopped.returncode == 0, stopped.stderr
+    assert stopped.stderr.splitlines()[-1] == f"aiodaemon: stopped (pid {old.pid})"
+    assert os.path.lexists(control)
+    assert os.path.lexists(tmp_path / "elsewhere.sock") or planted != "a symlink to a stale socket"

@@ -26,12 +26,12 @@ from .._prefork._sunpath import SUN_PATH_MAX, unix_address
 
 TYPE_CHECKING = False  # not typing's: see aiodaemon/__init__.py
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Callable, Mapping, Sequence
     from typing import TypeAlias
 
     StrPath: TypeAlias = str | os.PathLike[str]
 
-__all__ = ["StaleRemoval", "remove_stale"]
+__all__ = ["StaleRemoval", "remove_stale", "remove_stale_control"]
 
 #: Seconds a connect may take before the socket counts as served (a full backlog).
 _CONNECT_TIMEOUT = 1.0
@@ -101,16 +101,39 @@ def remove_stale(
         os.close(fd)
 
 
+def remove_stale_control(control: StrPath, pidfile: StrPath, owner: int | None) -> bool:
+    """Unlink ``control`` if it is a stale socket of ``owner``'s (or ours), no pidfile beside it.
+
+    For a daemon that removed its pidfile at its exit but served no control
+    socket (aiodaemon 0.1.0, started on the pidfile of a daemon SIGKILLed
+    before it): the socket file is that earlier daemon's leftover. Without a
+    pidfile there is no lock to hold; a daemon starting now creates and locks
+    its pidfile before it binds its control socket, so the pidfile's absence,
+    looked at again just before the unlink, stands for the lock.
+    """
+    if os.path.lexists(pidfile):
+        return False
+    owners = {os.geteuid()} if owner is None else {owner, os.geteuid()}
+    return _remove_socket(control, owners, unless=lambda: os.path.lexists(pidfile))
+
+
 def _names(data: bytes, pid: int | None) -> bool:
     """Whether a pidfile holding ``data`` is the stale file of ``pid``."""
     # Read as `status` read it (``00123`` names 123), not compared as text.
     return not data.strip() or (pid is not None and parse_pid(data) == pid)
 
 
-def _remove_socket(path: StrPath, owners: set[int], inode: tuple[int, int] | None = None) -> bool:
+def _remove_socket(
+    path: StrPath,
+    owners: set[int],
+    inode: tuple[int, int] | None = None,
+    *,
+    unless: Callable[[], bool] | None = None,
+) -> bool:
     """Unlink the socket at ``path`` if it is one of ``owners``' and nobody accepts on it.
 
-    ``inode`` (st_dev, st_ino): only if it is still that very file. Looked up,
+    ``inode`` (st_dev, st_ino): only if it is still that very file.
+    ``unless``: asked last, before the unlink; True leaves the file. Looked up,
     checked again once the connection was refused, and unlinked through one
     descriptor of its directory: a directory its account controls cannot be
     swapped for a symlink in between, to have another file of that name
@@ -140,6 +163,8 @@ def _remove_socket(path: StrPath, owners: set[int], inode: tuple[int, int] | Non
             # Bound by a daemon that listens only once detached: not stale.
             return False
         if not os.path.samestat(os.stat(name, dir_fd=dirfd, follow_symlinks=False), st):
+            return False
+        if unless is not None and unless():
             return False
         os.unlink(name, dir_fd=dirfd)
     except OSError:

@@ -31,7 +31,7 @@ from ._control_client import (
     ask_patiently,
 )
 from ._control_trust import HANDOVER_GRACE, ControlUntrusted, related, say_ignored
-from ._stale import StaleRemoval, remove_stale
+from ._stale import StaleRemoval, remove_stale, remove_stale_control
 from ._stop_claim import claim_stop, watch_stop
 from ._taken_over import lock_taker, taken_over
 
@@ -238,6 +238,15 @@ def stop(
                     path, pid, control=control, sockets=sockets, owner=daemon_uid
                 )
                 note += _removed(removed, path, control, left)
+                # The daemon removed its pidfile but served no control socket
+                # (0.1.0 has none): the file there is an earlier one's leftover.
+                leftover = had_socket and asked is _Asked.SIGNAL and not removed.pidfile
+                if (
+                    control is not None
+                    and leftover
+                    and remove_stale_control(control, path, daemon_uid)
+                ):
+                    note += f"; removed control socket {control}, which nobody served"
     finally:
         os.close(pidfd)
         kept.close()
