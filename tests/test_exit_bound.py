@@ -211,13 +211,17 @@ def test_an_idle_process_pool_of_the_program_ends_with_the_daemon(
 def test_a_busy_process_pool_cannot_outlive_the_daemon(
     tmp_path: Path, procs: list[subprocess.Popen[str]]
 ) -> None:
-    """An hour-long call in the program's process pool: exit 4 in the budget, no worker left."""
+    """An hour-long call in the program's process pool: exit 4 in the budget, said by the log.
+
+    The call and the workers killed are named, and the ``exit`` record has the
+    status the process leaves with: before, the log ended with ``exit`` status
+    0 and only stderr (``/dev/null`` when detached) said what was killed.
+    """
     d = Leftovers(tmp_path, "busy-process-pool")
     proc = d.start()
     procs.append(proc)
     d.wait_main()
-    lines = d.record.read_text().splitlines()
-    workers = [int(line.split()[1]) for line in lines if line.startswith("worker ")]
+    workers = _recorded(d, "worker")
     assert workers
     try:
         proc.send_signal(signal.SIGTERM)
@@ -229,8 +233,55 @@ def test_a_busy_process_pool_cannot_outlive_the_daemon(
             kill_quietly(pid)
     assert proc.stderr is not None
     err = proc.stderr.read()
-    assert "process pool workers killed: " in err
-    assert all(str(pid) in err for pid in workers)
+    assert "process pool calls still running: time.sleep; child processes killed: " in err
+    [call] = d.records("process pool call killed at exit")
+    assert (call["call"], call["args"]) == ("time.sleep", "(3600,)")
+    killed = d.records("child process killed at exit")
+    assert sorted(int(str(r["child_pid"])) for r in killed) == sorted(workers)
+    events = [str(r["event"]) for r in read_json_lines(d.log)]
+    assert events[-2:] == ["forced exit", "exit"]
+    [last] = d.records("exit")
+    assert last["status"] == 4
+    assert str(last["reason"]).startswith("shutdown took longer than 1.0s; process pool calls")
+
+
+def test_multiprocessing_children_the_program_never_stopped_cannot_keep_its_port(
+    tmp_path: Path, procs: list[subprocess.Popen[str]]
+) -> None:
+    """Non-daemonic workers blocked on a queue: killed at the budget's end, named; the port is free.
+
+    multiprocessing's exit joins them for ever: the backstop ended the daemon
+    (status 4, its log's last record ``exit`` status 0) and left them running
+    under init, holding the ``listen=`` port, so the next start failed with
+    "Address already in use".
+    """
+    port = free_port()
+    d = Leftovers(tmp_path, "mp-workers", listen={"http": f"127.0.0.1:{port}"})
+    proc = d.start()
+    procs.append(proc)
+    d.wait_main()
+    children = _recorded(d, "child")
+    assert len(children) == 2
+    try:
+        proc.send_signal(signal.SIGTERM)
+        # Not communicate(): a child left running would hold the stderr pipe open.
+        assert proc.wait(timeout=EXIT_BOUND) == 4
+        wait_for(lambda: not [pid for pid in children if is_alive(pid)], 10, "the children's end")
+    finally:
+        for pid in children:
+            kill_quietly(pid)
+    assert not listening_on(port)
+    killed = d.records("child process killed at exit")
+    assert sorted(int(str(r["child_pid"])) for r in killed) == sorted(children)
+    assert all(str(r["process"]).startswith("ForkProcess-") for r in killed)
+    events = [str(r["event"]) for r in read_json_lines(d.log)]
+    assert events[-2:] == ["forced exit", "exit"]
+    assert d.records("exit")[0]["status"] == 4
+    assert proc.stderr is not None
+    err = proc.stderr.read()
+    assert "aiodaemon: forced exit (shutdown took longer than 1.0s; child processes killed: " in err
+    assert all(f"(pid {pid})" in err for pid in children)
+    assert not d.pidfile.exists()
 
 
 def test_an_atexit_function_that_never_returns_cannot_keep_the_daemon_alive(
@@ -333,7 +384,9 @@ def test_a_multiprocessing_child_that_ignores_sigterm_cannot_keep_the_daemon_ali
     d = Leftovers(tmp_path, "mp-child")
     child, status, err = _stop_leaving(d, procs, "child")
     assert status == 4, err
-    assert f"atexit functions still running; daemonic children killed: {child}), status 4" in err
+    assert (
+        f"atexit functions still running; multiprocessing children killed: {child}), status 4"
+    ) in err
     assert not d.pidfile.exists()
 
 

@@ -41,7 +41,7 @@ def _start_and_stop(directory: Path) -> str | None:
         if child:
             kill_quietly(child)
         _, err = proc.communicate(timeout=EXIT_BOUND)
-    said = f"atexit functions still running; daemonic children killed: {child}), status 4"
+    said = f"atexit functions still running; multiprocessing children killed: {child}), status 4"
     if proc.returncode != 4 or said not in err or d.pidfile.exists():
         return f"status {proc.returncode}, stderr {err[-300:]!r}"
     return None

@@ -111,6 +111,7 @@ LAYERS = [
     {"_prefork._pep3143_pidfile", "_prefork._pidlock"},
     {"_prefork._pep3143_open", "pep3143"},
     {
+        "_run._children",
         "_run._context",
         "_run._exit_notice",
         "_run._forced",

@@ -92,6 +92,7 @@ MINIMAL_START = frozenset(
         "aiodaemon._prefork._stdfds",
         "aiodaemon._run",
         "aiodaemon._run._builtin",
+        "aiodaemon._run._children",
         "aiodaemon._run._context",
         "aiodaemon._run._exit_notice",
         "aiodaemon._run._forced",

@@ -17,7 +17,7 @@ drain and ``atexit`` functions):
    started meanwhile) outlasts the budget.
 
 A forced exit (:mod:`._forced`) kills the children the usual exit would have
-ended (:func:`kill_children_at_forced_exit`).
+waited for or ended (:func:`._children.kill_children_at_forced_exit`).
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ import structlog
 
 from .._prefork._messages import flush_stdio
 from ..exceptions import ExitCode
+from ._children import manager_servers, mp_children, pool_workers
 from ._exit_notice import say_forced_exit, say_nowait
 from ._forced import start_backstop
 from ._loop import thread_stack
@@ -45,7 +46,6 @@ __all__ = [
     "disarm_at_exit",
     "end_process",
     "executor_workers",
-    "kill_children_at_forced_exit",
     "wait_program_threads",
 ]
 
@@ -286,19 +286,20 @@ def _exit_overdue() -> None:
     try:
         names = ", ".join(t.name for t in _program_threads())
         what = f"threads still running: {names}" if names else "atexit functions still running"
-        # multiprocessing's exit function terminates its daemonic children; cut
-        # short, it would leave them running for ever (one that ignores SIGTERM).
-        children = _daemonic_children()
+        # A process pool's workers, whose manager the exit was joining: left,
+        # they would wait for work for ever.
+        workers = pool_workers()
+        # A manager's server, which its finalizer (run by the same exit
+        # function, unless an atexit function stuck before it) would have shut down.
+        servers = manager_servers()
+        # multiprocessing's exit function terminates its daemonic children and
+        # joins the others; cut short, it would leave them running for ever
+        # (one that ignores SIGTERM, one the program never told to stop).
+        children = [pid for pid in mp_children() if pid not in {*workers, *servers}]
         if children:
-            what += f"; daemonic children killed: {', '.join(map(str, children))}"
-        # So do a process pool's workers, whose manager the exit was joining:
-        # left, they would wait for work for ever.
-        workers = _pool_workers()
+            what += f"; multiprocessing children killed: {', '.join(map(str, children))}"
         if workers:
             what += f"; process pool workers killed: {', '.join(map(str, workers))}"
-        # And a manager's server, which its finalizer (run by the same exit
-        # function, unless an atexit function stuck before it) would have shut down.
-        servers = _manager_servers()
         if servers:
             what += f"; manager servers killed: {', '.join(map(str, servers))}"
         # Said before the kills: a killed child ends the main thread's join.
@@ -336,57 +337,3 @@ def executor_workers() -> set[threading.Thread]:
         if registry is not None:
             threads.update(list(registry.keys()))
     return threads
-
-
-def _daemonic_children() -> list[int]:
-    """The pids of multiprocessing's daemonic children: what its exit function would end."""
-    module = sys.modules.get("multiprocessing.process")
-    pids = []
-    for child in list(getattr(module, "_children", ())):
-        with contextlib.suppress(Exception):
-            if child.daemon and child.pid is not None:
-                pids.append(child.pid)
-    return pids
-
-
-def kill_children_at_forced_exit() -> None:
-    """A forced exit: kill what the usual exit would have ended (runs inside a signal handler).
-
-    multiprocessing's exit function terminates its daemonic children, and the
-    interpreter's exit ends the process pools' workers; ``os._exit`` does
-    neither; nor does it shut down the server process of a
-    ``multiprocessing.Manager()``, as the manager's finalizer would. Left, they
-    ran on for ever, keeping the ``listen=`` sockets they inherited by fork:
-    the next start failed with "Address already in use".
-    """
-    for pid in [*_daemonic_children(), *_pool_workers(), *_manager_servers()]:
-        with contextlib.suppress(OSError):
-            os.kill(pid, signal.SIGKILL)
-
-
-def _manager_servers() -> list[int]:
-    """The pids of the server processes of multiprocessing managers not yet shut down.
-
-    Each manager registers a finalizer (``_finalize_manager``, its server
-    process the first argument) that multiprocessing's exit function runs.
-    """
-    registry = getattr(sys.modules.get("multiprocessing.util"), "_finalizer_registry", None)
-    pids: list[int] = []
-    for finalizer in list(registry.values()) if registry is not None else []:
-        with contextlib.suppress(Exception):
-            callback = getattr(finalizer, "_callback", None)
-            if getattr(callback, "__name__", None) == "_finalize_manager":
-                pid = finalizer._args[0].pid
-                if isinstance(pid, int) and finalizer._args[0].exitcode is None:
-                    pids.append(pid)
-    return pids
-
-
-def _pool_workers() -> list[int]:
-    """The pids of the worker processes of ``concurrent.futures`` process pools."""
-    registry = getattr(sys.modules.get("concurrent.futures.process"), "_threads_wakeups", None)
-    pids: list[int] = []
-    for manager in list(registry.keys()) if registry is not None else []:
-        with contextlib.suppress(Exception):
-            pids.extend(pid for pid in list(manager.processes) if isinstance(pid, int))
-    return pids

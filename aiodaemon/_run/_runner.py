@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING
 import structlog
 
 from .._prefork._messages import write_line
-from ..exceptions import DaemonError, StartupError
-from ._exit_notice import tell_exit
+from ..exceptions import DaemonError, ExitCode, StartupError
+from ._exit_notice import say_forced_exit, tell_exit
 from ._loop import new_event_loop
 from ._outcome import error_text
 from ._runtime import Runtime
@@ -173,6 +173,12 @@ def _finish(runtime: Runtime) -> int:
     if inspect.iscoroutine(main) and inspect.getcoroutinestate(main) == inspect.CORO_CREATED:
         # A coroutine object that never ran is closed, not left to warn.
         main.close()
+    forced = runtime.shutdown.wait_children()
+    if forced is not None:
+        # Its children killed past the budget: a failed stop, said by the exit record too.
+        outcome.force(ExitCode.SHUTDOWN_TIMEOUT, forced)
+        code = int(ExitCode.SHUTDOWN_TIMEOUT)
+        say_forced_exit(code, forced)
     if runtime.parts.logs.outputs:
         # Loaded already with the output files (see _logging): nothing imported here.
         from .._logs._fullstdio import tell_losses_at_exit
@@ -184,9 +190,11 @@ def _finish(runtime: Runtime) -> int:
     # is always there: a reader need not tell "graceful" from "not written").
     # Some reasons (a stop before ready) have no record of their own.
     _log.info("exit", status=code, reason=outcome.message)
-    # A stop that watches hears it too (a forced exit from here on says so after).
-    tell_exit(code, outcome.message)
-    failure = outcome.message
+    if forced is None:
+        # A stop that watches hears it too (a forced exit from here on says so after).
+        tell_exit(code, outcome.message)
+    # A forced exit said itself on stderr already.
+    failure = outcome.message if forced is None else None
     if runtime.parts.foreground and failure and (options.log_file or options.syslog):
         # The log went elsewhere; the person at the terminal still sees why.
         if outcome.exception is not None and not isinstance(outcome.exception, DaemonError):

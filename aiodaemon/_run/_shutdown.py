@@ -42,12 +42,13 @@ import structlog
 
 from .._logs._logwriter import start_bounded
 from ..exceptions import ExitCode
+from ._children import kill_children_at_forced_exit, leftover_children, wait_children
 from ._exit_notice import expect_stop_claim
 from ._forced import BackstopClock, start_backstop
 from ._hooks import HookError, Lifespan, call_async, entry_name, in_own_context
 from ._loop import await_chain, thread_stack
 from ._outcome import error_text, raised
-from ._process_end import executor_workers, kill_children_at_forced_exit, wait_program_threads
+from ._process_end import executor_workers, wait_program_threads
 from ._services import CONTROL_CONNECTION
 from ._state import Event, State
 from ._user_exit import EXIT_REQUESTS
@@ -285,6 +286,19 @@ class Shutdown:
             stack=thread_stack(frame),
         )
 
+    def wait_children(self) -> str | None:
+        """Before the ``exit`` record: the children the interpreter's exit would wait for.
+
+        See :func:`._children.wait_children`; what the daemon claimed is
+        released first if there are any.
+
+        Returns:
+            The forced exit's reason if some were killed at the budget's end.
+        """
+        timeout = self.runtime.options.shutdown_timeout
+        deadline = self.deadline if self.deadline is not None else time.monotonic() + timeout
+        return wait_children(deadline, timeout, self._release_claims)
+
     def wait_threads(self) -> None:
         """Step 8: give the program's own threads what is left of the budget.
 
@@ -324,6 +338,9 @@ class Shutdown:
             # The other thread is already on its way out.
             threading.Event().wait()
         rt = self.runtime
+        for name, pid in leftover_children():
+            # Killed by the forced exit's steps below, once the log is closed.
+            _log.error("child process killed at exit", process=name, child_pid=pid)
         _log.critical("forced exit", reason=reason, status=code)
         rt.outcome.force(code, reason)
         notifier = rt.parts.notifier

@@ -14,6 +14,9 @@ argv: options (JSON), record, kind. Kinds:
   ``multiprocessing.Manager()`` (fork), whose finalizer it keeps from running;
 - ``mp-child``: a startup hook starts a multiprocessing child (fork) that
   ignores SIGTERM, so multiprocessing's own ``atexit`` joins it for ever;
+- ``mp-workers``: a startup hook starts two multiprocessing children (fork,
+  not daemonic) that wait on a queue for ever: the program never stops them,
+  and multiprocessing's own ``atexit`` would join them for ever;
 - ``process-pool``: ``main`` ran one short call in a ``ProcessPoolExecutor``
   of its own (the default start method), kept in a global and left idle,
   never shut down (the interpreter's exit stops its workers);
@@ -26,7 +29,8 @@ argv: options (JSON), record, kind. Kinds:
   ``ProcessPoolExecutor`` of its own, as above; a shutdown hook then waits an
   hour, past the budget (the forced exit), having recorded ``hook stuck``.
 
-The program records ``main running`` (and ``child PID`` for ``mp-child``,
+The program records ``main running`` (and ``child PID`` for ``mp-child`` and
+each of ``mp-workers``,
 ``worker PID`` for each of the pool's processes, ``manager PID`` for a
 manager's server process).
 """
@@ -61,6 +65,10 @@ def _start_manager() -> None:
     record(f"manager {manager._process.pid}")  # type: ignore[attr-defined]
 
 
+def _queue_worker(queue: multiprocessing.Queue[None]) -> None:
+    queue.get()
+
+
 def _stubborn_child(ignoring: multiprocessing.synchronize.Event) -> None:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     ignoring.set()
@@ -82,6 +90,13 @@ async def begin() -> None:
         if not ignoring.wait(30):
             raise RuntimeError("the child did not start")
         record(f"child {child.pid}")
+    elif KIND == "mp-workers":
+        context = multiprocessing.get_context("fork")
+        queue: multiprocessing.Queue[None] = context.Queue()
+        for _ in range(2):
+            worker = context.Process(target=_queue_worker, args=(queue,))
+            worker.start()
+            record(f"child {worker.pid}")
 
 
 @aiodaemon.on_shutdown
