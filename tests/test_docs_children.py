@@ -15,6 +15,7 @@ from .support import (
     program,
     python,
     python_snippets,
+    read_json_lines,
     wait_for,
 )
 
@@ -44,6 +45,44 @@ def test_the_recipe_stops_its_helper_within_the_daemon_s_stop(tmp_path: Path) ->
         assert result.returncode == 0, result.stderr
         assert stopped.read_text() == "TERM\n"
         assert not is_alive(helper)
+    finally:
+        aiodaemon_cli("stop", "--pidfile", pidfile)
+        if helper is not None:
+            kill_quietly(helper)
+
+
+def test_the_recipe_kills_a_helper_that_ignores_sigterm_within_a_short_budget(
+    tmp_path: Path,
+) -> None:
+    """A helper trapping SIGTERM, a 2 s budget: killed within it, the daemon exits 0.
+
+    With the grace the recipe had (a fixed 10 s), the budget ran out first:
+    status 4, and the helper ran on, re-parented to init.
+    """
+    (recipe,) = [block for block in python_snippets(PAGE) if "HELPER = " in block]
+    helper_pid, trapped = tmp_path / "helper.pid", tmp_path / "helper.trapped"
+    script = (
+        f"trap 'echo TERM > {shlex.quote(str(trapped))}' TERM;"
+        f" echo $$ > {shlex.quote(str(helper_pid))}; while :; do sleep 0.05; done"
+    )
+    shown = '["/usr/bin/redis-server", "/etc/app/redis.conf"]'
+    (tmp_path / "app.py").write_text(recipe.replace(shown, repr(["sh", "-c", script])))
+    pidfile, log = tmp_path / "app.pid", tmp_path / "log"
+    helper = None
+    try:
+        started = aiodaemon_cli(
+            "start", "app:main", "--pidfile", pidfile, "--log-file", log,
+            "--shutdown-timeout", "2", cwd=tmp_path,
+        )  # fmt: skip
+        assert started.returncode == 0, started.stderr
+        helper = int(wait_for(lambda: helper_pid.exists() and helper_pid.read_text(), 10))
+        result = aiodaemon_cli("stop", "--pidfile", pidfile)
+        assert result.returncode == 0, result.stderr
+        assert "status" not in result.stderr
+        assert trapped.read_text() == "TERM\n"
+        assert not is_alive(helper)
+        [last] = [r for r in read_json_lines(log) if r["event"] == "exit"]
+        assert last["status"] == 0
     finally:
         aiodaemon_cli("stop", "--pidfile", pidfile)
         if helper is not None:

@@ -435,6 +435,10 @@ def test_a_forced_exit_leaves_no_child_the_usual_exit_would_end(
     finally:
         for pid in children:
             kill_quietly(pid)
+    if not second_signal:
+        # Past the budget (not in a signal handler), each is named in the log first.
+        killed = d.records("child process killed at exit")
+        assert {int(str(r["child_pid"])) for r in killed} == children
     # Nothing listens on the port any more (a child that kept the listen=
     # socket would). Not a bind of it: another test's worker may be using the
     # port meanwhile as a client's ephemeral one, which says nothing of ours.
