@@ -83,7 +83,13 @@ def wait_children(
     for _, item in calls:
         name = _call_name(item.fn)
         _log.error("process pool call killed at exit", call=name, args=reprlib.repr(item.args))
-    busy_workers = {pid: proc for manager, _ in calls for pid, proc in _processes(manager)}
+    busy_workers = {
+        pid: proc
+        for manager, _ in calls
+        for pid, proc in _processes(manager)
+        # Reaped by its pool's manager thread: the pid may be another process's now.
+        if getattr(getattr(proc, "_popen", None), "returncode", None) is None
+    }
     for pid, proc in [*((c.pid, c) for c in children), *busy_workers.items()]:
         name = str(getattr(proc, "name", "?"))
         _log.error("child process killed at exit", process=name, child_pid=pid)
@@ -92,9 +98,11 @@ def wait_children(
             os.kill(pid, signal.SIGKILL)
     parts = [f"shutdown took longer than {timeout}s"]
     if calls:
-        names = ", ".join(_call_name(item.fn) for _, item in calls)
+        # Each once: a pool fed one function a thousand times is one name.
+        names = ", ".join(dict.fromkeys(_call_name(item.fn) for _, item in calls))
         parts.append(f"process pool calls still running: {names}")
-    parts.append("child processes killed: " + ", ".join(killed))
+    if killed:
+        parts.append("child processes killed: " + ", ".join(killed))
     reason = "; ".join(parts)
     _log.critical("forced exit", reason=reason, status=ExitCode.SHUTDOWN_TIMEOUT)
     return reason
