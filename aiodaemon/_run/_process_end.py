@@ -4,11 +4,15 @@ After the shutdown sequence (:mod:`._shutdown`, steps 1-7), the process's own
 end stays within the same budget (plus a second's grace for the last log
 drain and ``atexit`` functions):
 
+7b. ``wait_children`` (:mod:`._children`) — before the ``exit`` record, the
+   program's multiprocessing children the interpreter's exit would join, and
+   the calls still running in its process pools, get what is left of the
+   budget; the ones still running then are logged and killed (status 4);
 8. ``wait_threads`` — after the ``exit`` record, the program's non-daemon
    threads (a ``threading.Thread``), which the interpreter would join for
    ever, get what is left of the budget; the ones still running then are
    logged with their stack. Executor workers are left to the interpreter's
-   exit, which ends idle ones at once (a busy one meets the backstop): ending
+   exit, which ends idle ones at once (a busy thread pool meets the backstop): ending
    them here would shut every executor of a program that goes on;
 9. ``end_process`` — once everything acquired is released: if threads were
    left, the ``atexit`` functions run and the process leaves at once with
