@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import textwrap
+import zipfile
 from pathlib import Path
 
 from .support import REPO, python
@@ -60,3 +61,24 @@ def test_what_cannot_be_pinned_is_left_to_its_import(tmp_path: Path) -> None:
         """,
     )
     assert out.split() == ["SyntaxError", "ModuleNotFoundError"]
+
+
+def test_a_module_in_a_zip_archive_is_pinned(tmp_path: Path) -> None:
+    """A module zipimport loads (aiodaemon in a zipapp): the archive removed, it still imports."""
+    with zipfile.ZipFile(tmp_path / "app.zip", "w") as archive:
+        archive.writestr("pkg/__init__.py", "")
+        archive.writestr("pkg/mod.py", "VERSION = 'old'\n")
+    out = _run(
+        tmp_path,
+        """
+        import os, sys
+        sys.path.insert(0, "app.zip")
+        import pkg
+        from aiodaemon._prefork._pinned import pin
+        pin(["pkg.mod"])
+        os.remove("app.zip")
+        import pkg.mod
+        print(pkg.mod.VERSION, pkg.mod.__file__.endswith(os.path.join("app.zip", "pkg", "mod.py")))
+        """,
+    )
+    assert out.split() == ["old", "True"]

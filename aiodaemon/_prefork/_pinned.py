@@ -5,34 +5,50 @@ upgrade: nothing on the way to ready needs them). Imported from disk then, they
 would be whatever a deploy put there meanwhile, run by the old version's other
 modules. :func:`pin` reads their code before the daemon starts (before any
 chroot or privilege drop, too) and a finder first on ``sys.meta_path`` serves
-that code when they are imported; CPython's own loader reads it, so cached
-bytecode, its checks and its rewriting are exactly an import's.
+that code when they are imported; the module's own loader reads it, so cached
+bytecode, its checks and its rewriting are exactly an import's. Any loader that
+gives code will do: aiodaemon vendored in a zipapp is read by ``zipimport``,
+which opens the archive again at each import (after a chroot or a drop to a
+user who cannot read it, it could not).
 """
 
 from __future__ import annotations
 
 import sys
-from importlib.machinery import ModuleSpec, PathFinder, SourceFileLoader
-from typing import TYPE_CHECKING
+from importlib.machinery import ModuleSpec, PathFinder
+from typing import TYPE_CHECKING, Any, cast
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
+    from importlib.abc import Loader
     from types import CodeType, ModuleType
 
 __all__ = ["pin"]
 
 
-class _PinnedLoader(SourceFileLoader):
-    """The standard source loader, with the code it read at :func:`pin`."""
+class _PinnedLoader:
+    """The module's own loader, with the code it gave at :func:`pin`.
 
-    def __init__(self, fullname: str, path: str, code: CodeType) -> None:
-        super().__init__(fullname, path)
+    Everything but running the code (``get_source``, ``is_package``,
+    ``get_resource_reader``...) is the original loader's.
+    """
+
+    def __init__(self, loader: Loader, code: CodeType) -> None:
+        self._loader = loader
         self._code: CodeType | None = code
 
-    def get_code(self, fullname: str) -> CodeType | None:
+    def create_module(self, spec: ModuleSpec) -> ModuleType | None:
+        return None  # the default module, as for source and zip imports
+
+    def exec_module(self, module: ModuleType) -> None:
         code, self._code = self._code, None
-        # A second import of the name (after ``del sys.modules[...]``) reads the file.
-        return super().get_code(fullname) if code is None else code
+        if code is None:
+            # A second import of the name (after ``del sys.modules[...]``) reads the file.
+            code = self._loader.get_code(module.__name__)  # type: ignore[attr-defined]
+        exec(code, module.__dict__)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._loader, name)
 
 
 class _PinnedFinder:
@@ -62,15 +78,18 @@ def pin(names: Iterable[str]) -> None:
         parent, _, _ = name.rpartition(".")
         try:
             spec = PathFinder.find_spec(name, sys.modules[parent].__path__)
-            if spec is None or not isinstance(spec.loader, SourceFileLoader):
-                raise ImportError(f"no source module {name}")
-            code = spec.loader.get_code(name)
-            if code is None or spec.origin is None:
+            if spec is None or spec.loader is None:
+                raise ImportError(f"no module {name}")
+            # Source files and zip archives give it; an extension module gives None.
+            get_code = getattr(spec.loader, "get_code", None)
+            code = None if get_code is None else get_code(name)
+            if code is None:
                 raise ImportError(f"no code for {name}")
-            loader = _PinnedLoader(name, spec.origin, code)
         except (AttributeError, ImportError, KeyError, OSError, SyntaxError, ValueError):
             continue
-        spec.loader = loader
+        # Duck-typed: importing importlib.abc (importlib.resources with it) would
+        # cost every daemon's start milliseconds.
+        spec.loader = cast("Loader", _PinnedLoader(spec.loader, code))
         _finder.specs[name] = spec
     if _finder.specs and _finder not in sys.meta_path:
         sys.meta_path.insert(0, _finder)

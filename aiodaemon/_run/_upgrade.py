@@ -345,16 +345,18 @@ class Upgrader:
                 f"an upgrade is already in progress (successor pid {self.successor}); "
                 "nothing started"
             )
+        if self.target.chroot:
+            raise UpgradeRefused(
+                "cannot upgrade a chrooted daemon: its program is outside the chroot; use restart"
+            )
+        # Loaded at the first upgrade (its code read at the start, see _pinned):
+        # after the chroot's refusal, which must not depend on it.
         from .._prefork._init import under_container_init
 
         if os.getpid() == 1 or under_container_init():
             raise UpgradeRefused(
                 "cannot upgrade PID 1 of a container: its exit ends the container; "
                 "roll the container instead"
-            )
-        if self.target.chroot:
-            raise UpgradeRefused(
-                "cannot upgrade a chrooted daemon: its program is outside the chroot; use restart"
             )
         state = self.target.state()
         if state in ("starting", "reloading"):

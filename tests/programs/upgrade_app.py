@@ -110,6 +110,8 @@ if __name__ == "__main__":
     }
     if os.environ.get("APP_USER"):
         options["user"] = os.environ["APP_USER"]
+    if os.environ.get("APP_CHROOT"):
+        options["chroot"] = os.environ["APP_CHROOT"]
     if os.environ.get("APP_HEALTH"):
         options["health"] = os.environ["APP_HEALTH"]
     aiodaemon.run(main, **options)  # type: ignore[arg-type]
