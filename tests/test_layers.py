@@ -56,6 +56,7 @@ LAYERS = [
         "_prefork._messages",
         "_prefork._pinned",
         "_prefork._procfs",
+        "_prefork._relaunch",
         "_prefork._sharedfile",
         "_version",
         "exceptions",

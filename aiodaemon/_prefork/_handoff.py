@@ -1,12 +1,13 @@
 """Upgrade hand-off, the old daemon's side: start a successor that inherits our descriptors.
 
-The old daemon starts a fresh process of the same program (``sys.orig_argv``,
-the same environment, the launch directory) that inherits, at the same numbers,
-the pidfile's locked descriptor and every listening socket; nothing is bound
-twice and nothing rebinds. One environment variable, :data:`HANDOFF_VARIABLE`,
-names each inherited fd with its role and what it must be, the old daemon's
-pid, a one-time secret and a private socketpair (the *channel*). The successor
-checks all of it before trusting any (see :mod:`._adopt`).
+The old daemon starts a fresh process of the same program (its command line,
+see :mod:`._relaunch`; the same environment; the launch directory) that
+inherits, at the same numbers, the pidfile's locked descriptor and every
+listening socket; nothing is bound twice and nothing rebinds. One environment
+variable, :data:`HANDOFF_VARIABLE`, names each inherited fd with its role and
+what it must be, the old daemon's pid, a one-time secret and a private
+socketpair (the *channel*). The successor checks all of it before trusting
+any (see :mod:`._adopt`).
 
 Channel lines, one each, ``\n``-ended:
 
@@ -45,7 +46,6 @@ import errno
 import os
 import signal
 import socket
-import sys
 from collections.abc import Collection, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -323,7 +323,12 @@ def spawn_successor(
     import json
     import subprocess
 
-    argv = list(sys.orig_argv)
+    # Loaded here, at the first upgrade: read at the start with the rest of the
+    # upgrade's modules (see _pinned).
+    from ._relaunch import relaunch
+
+    environ = {**(os.environ if env is None else env), **_withheld}
+    argv, executable = relaunch(environ, _launch_directory)
     if not argv:
         raise StartupError("upgrade: the command line of this process is unknown")
     # Everything is closed again if a step fails (EMFILE near the fd limit,
@@ -355,7 +360,6 @@ def spawn_successor(
             "fds": [entry.to_json() for entry in inherited],
             "hears": list(HEARS),
         }
-        environ = {**(os.environ if env is None else env), **_withheld}
         environ[HANDOFF_VARIABLE] = json.dumps(payload, separators=(",", ":"))
         if environ.get("WATCHDOG_PID", "").strip() == str(os.getpid()):
             # Ours to feed, hence the successor's once it takes over.
@@ -370,7 +374,7 @@ def spawn_successor(
         try:
             process = subprocess.Popen(
                 argv,
-                executable=_interpreter() if _is_interpreter(argv[0]) else None,
+                executable=executable,
                 pass_fds=pass_fds,
                 env=environ,
                 cwd=_launch_directory,
@@ -407,28 +411,6 @@ def _end(process: subprocess.Popen[bytes]) -> None:
     """Kill and reap a successor the spawn could not complete."""
     process.kill()
     process.wait()
-
-
-def _interpreter() -> str | None:
-    """This interpreter's binary: ``sys.executable``, else the one the kernel runs.
-
-    Started by a bare name with no ``PATH`` to find it by (``env -i python3``,
-    a supervisor's empty environment), Python leaves ``sys.executable`` empty,
-    which ``subprocess`` joins to each directory of ``os.defpath``: "cannot
-    start python3: Permission denied" (``/bin/`` is no program).
-    """
-    if sys.executable:
-        return sys.executable
-    try:
-        return os.readlink("/proc/self/exe").removesuffix(" (deleted)")
-    except OSError:
-        return None  # no /proc: argv[0], searched for in PATH
-
-
-def _is_interpreter(argv0: str) -> bool:
-    """Whether ``argv0`` names this interpreter (then run exactly the same binary)."""
-    name = os.path.basename(argv0)
-    return name.startswith("python") or os.path.realpath(argv0) == os.path.realpath(sys.executable)
 
 
 def write_pid_in_place(pidfile: Pidfile, pid: int | None = None) -> None:

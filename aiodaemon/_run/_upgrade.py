@@ -89,7 +89,7 @@ class UpgradeError(DaemonError):
 
 
 class UpgradeRefused(UpgradeError):
-    """The upgrade was not started (one already runs, PID 1, a chroot, not running).
+    """The upgrade was not started (one runs, PID 1, a chroot, a program from stdin, not running).
 
     ``transient``: refused only for now (the daemon is starting or reloading),
     so that ``aiodaemon upgrade`` asks again within its timeout. ``state``:
@@ -352,12 +352,16 @@ class Upgrader:
         # Loaded at the first upgrade (its code read at the start, see _pinned):
         # after the chroot's refusal, which must not depend on it.
         from .._prefork._init import under_container_init
+        from .._prefork._relaunch import unreadable_program
 
         if os.getpid() == 1 or under_container_init():
             raise UpgradeRefused(
                 "cannot upgrade PID 1 of a container: its exit ends the container; "
                 "roll the container instead"
             )
+        unreadable = unreadable_program()
+        if unreadable is not None:
+            raise UpgradeRefused(f"cannot upgrade: {unreadable}; use restart")
         state = self.target.state()
         if state in ("starting", "reloading"):
             # Over in a moment, unlike a stop: the command waits for it.

@@ -244,6 +244,7 @@ UPGRADE_PATH = tuple(
     f"{_PACKAGE}.{name}"
     for name in (
         "_prefork._init",  # PID 1 refuses upgrades
+        "_prefork._relaunch",  # the successor's command line
         "_prefork._control_protocol",
         "_run._upgrade_channel",
         "_run._upgrade_reloads",
