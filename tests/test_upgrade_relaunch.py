@@ -1,4 +1,4 @@
-"""How an upgrade starts the program again: one read from stdin cannot be, and says so."""
+"""How an upgrade starts the program again, and what it says when the program does not start."""
 
 from __future__ import annotations
 
@@ -13,9 +13,12 @@ from .support import (
     aiodaemon_cli,
     children,
     clean_env,
+    install_program,
     program,
+    python,
     read_json_lines,
     read_pid,
+    wait_for,
 )
 
 
@@ -62,3 +65,28 @@ def test_upgrade_of_a_program_read_from_stdin_is_refused(
     events = [r["event"] for r in read_json_lines(log) if r["pid"] == old]
     assert "upgrade started" not in events
     assert aiodaemon_cli("status", "--pidfile", pidfile).stdout.startswith(f"running (pid {old},")
+
+
+def test_a_successor_that_exits_before_calling_aiodaemon_is_named_once(
+    tmp_path: Path, files: tuple[Path, Path]
+) -> None:
+    """New code that exits 0 before it calls aiodaemon: the error names its pid once."""
+    pidfile, log = files
+    app = install_program("upgrade_app", tmp_path, "upgrade_app.py")
+    started = python([app], env=_env(pidfile, log), cwd=tmp_path)
+    assert started.returncode == 0, started.stderr
+    old = read_pid(pidfile)
+    app.write_text("import sys\n\nsys.exit(0)\n")
+    upgraded = aiodaemon_cli("upgrade", "--pidfile", pidfile, "--timeout", "20")
+    assert upgraded.returncode == 1
+    [failed] = wait_for(
+        lambda: [r for r in read_json_lines(log) if r["event"] == "upgrade failed"],
+        what="the upgrade failed record",
+    )
+    new = failed["successor"]
+    assert upgraded.stderr == (
+        f"aiodaemon: upgrade failed: successor (pid {new}) exited with status 0 before it was "
+        "ready; it ended without taking the hand-over: a program that failed before calling "
+        "aiodaemon, or one whose aiodaemon predates upgrades (0.1.0: use 'aiodaemon restart')\n"
+    )
+    assert read_pid(pidfile) == old

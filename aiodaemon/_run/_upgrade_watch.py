@@ -185,9 +185,11 @@ class SuccessorWatch:
         assert self._lines is not None
         self._lines.poll()
         if self._lines.never_read:
-            # Its error alone misleads: 0.1.0 says "already running", of us.
+            # Its error alone misleads: 0.1.0 says "already running", of us. Its
+            # pid is said once: "successor (pid N) exited ..." named it already.
+            who = "it" if f"(pid {pid})" in why else f"the new process (pid {pid})"
             why += (
-                f"; the new process (pid {pid}) ended without taking the hand-over: "
+                f"; {who} ended without taking the hand-over: "
                 "a program that failed before calling aiodaemon, or one whose "
                 "aiodaemon predates upgrades (0.1.0: use 'aiodaemon restart')"
             )
