@@ -377,6 +377,9 @@ def become_daemon(
             from ._prefork._handoff import remember_launch_directory
 
             remember_launch_directory(launch_directory)
+            from ._prefork._invocation import remember_invocation
+
+            remember_invocation(launch_directory)
             if handoff is not None:
                 # launch() loaded these before its fork; an upgrade's successor
                 # comes through succeed() and loads them here.

@@ -1,9 +1,10 @@
 """Upgrade hand-off, the old daemon's side: start a successor that inherits our descriptors.
 
 The old daemon starts a fresh process of the same program (its command line,
-see :mod:`._relaunch`; the same environment; the launch directory) that
-inherits, at the same numbers, the pidfile's locked descriptor and every
-listening socket; nothing is bound twice and nothing rebinds. One environment
+see :mod:`._invocation` and :mod:`._relaunch`; the same environment; the
+launch directory) that inherits, at the same numbers, the pidfile's locked
+descriptor and every listening socket; nothing is bound twice and nothing
+rebinds. One environment
 variable, :data:`HANDOFF_VARIABLE`, names each inherited fd with its role and
 what it must be, the old daemon's pid, a one-time secret and a private
 socketpair (the *channel*). The successor checks all of it before trusting

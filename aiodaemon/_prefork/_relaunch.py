@@ -1,7 +1,8 @@
 """The command line that starts this program again, for an upgrade's successor.
 
-It is ``sys.orig_argv``, the interpreter's own command line, with its options,
-but for programs that cannot be read again that way. One read from stdin
+It is the one :mod:`._invocation` chooses (the interpreter's own command
+line, with its options, or a script run again through its ``#!`` line), but
+for programs that cannot be read again that way. One read from stdin
 (``python - < app.py``, a heredoc) is gone: the upgrade is refused. One that
 pex runs re-executes itself into a copy of its archive in pex's cache (an
 unpacked directory, or a virtual environment): its command line names that
@@ -17,6 +18,8 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import MutableMapping, Sequence
+
+from ._invocation import relaunch_command
 
 __all__ = ["relaunch", "unreadable_program"]
 
@@ -87,11 +90,9 @@ def relaunch(
             process's descriptors are taken out of it.
         directory: where the successor starts (a relative program path is there).
     """
-    argv = list(sys.orig_argv)
-    if not argv:
-        return argv, None
-    executable = _interpreter() if _is_interpreter(argv[0]) else None
-    if not _parsed():
+    argv, executable = relaunch_command(directory)
+    if not argv or not _parsed() or argv != sys.orig_argv:
+        # Empty, frozen, or a script run again through its #! line: no pex copy.
         return argv, executable
     index = _operand(argv)
     if index is None or index >= len(argv) or argv[index] == "-":
@@ -132,25 +133,3 @@ def _pex_archive(environ: MutableMapping[str, str], program: str) -> str | None:
     except OSError:
         pass  # the archive is gone: the successor says so, not the old copy's code
     return archive
-
-
-def _interpreter() -> str | None:
-    """This interpreter's binary: ``sys.executable``, else the one the kernel runs.
-
-    Started by a bare name with no ``PATH`` to find it by (``env -i python3``,
-    a supervisor's empty environment), Python leaves ``sys.executable`` empty,
-    which ``subprocess`` joins to each directory of ``os.defpath``: "cannot
-    start python3: Permission denied" (``/bin/`` is no program).
-    """
-    if sys.executable:
-        return sys.executable
-    try:
-        return os.readlink("/proc/self/exe").removesuffix(" (deleted)")
-    except OSError:
-        return None  # no /proc: argv[0], searched for in PATH
-
-
-def _is_interpreter(argv0: str) -> bool:
-    """Whether ``argv0`` names this interpreter (then run exactly the same binary)."""
-    name = os.path.basename(argv0)
-    return name.startswith("python") or os.path.realpath(argv0) == os.path.realpath(sys.executable)

@@ -1,0 +1,122 @@
+"""How the program was started, and so how an upgrade starts it again.
+
+An upgrade's successor runs the daemon's command line (``sys.orig_argv``)
+again, and it must run the program a deploy put where that command line
+points: with one virtual environment per release, that includes the
+interpreter. Two rules follow.
+
+- A script whose ``#!`` line chose the interpreter (pip's console script,
+  ``current/venv/bin/aiodaemon``): the kernel wrote that interpreter's real
+  path (``releases/1/venv/bin/python3``) in front of the script's, so the
+  successor runs the script again, whose ``#!`` line names the interpreter of
+  the release ``current`` names now. Recorded at the start: by the upgrade,
+  the script may name another interpreter.
+- An interpreter named on the command line (``venv/bin/python -m aiodaemon``,
+  ``current/venv/bin/python -X dev app.py``): the successor runs it by the
+  path typed, relative to the launch directory as the shell named it, never
+  by ``sys.executable``, whose directories are resolved (``releases/1``).
+
+Synchronous and asyncio-free.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+__all__ = ["relaunch_command", "remember_invocation"]
+
+#: How many bytes of a script's first line the kernel reads (BINPRM_BUF_SIZE).
+_SHEBANG_LIMIT = 256
+#: The index of the script in ``sys.orig_argv`` when its ``#!`` line chose the
+#: interpreter (0 when it did not).
+_script_index = 0
+
+
+def remember_invocation(directory: str | None) -> None:
+    """Record whether a script's ``#!`` line started the program, before a deploy changes it.
+
+    Args:
+        directory: the launch directory, against which a relative script path is read.
+    """
+    global _script_index
+    _script_index = _shebang_script(sys.orig_argv, sys.argv, directory)
+
+
+def relaunch_command(directory: str | None) -> tuple[list[str], str | None]:
+    """The successor's ``argv`` and the executable to run it with (None: ``argv[0]``).
+
+    Args:
+        directory: where the successor starts; a relative path on the command
+            line is read there.
+    """
+    argv = list(sys.orig_argv)
+    if not argv:
+        return argv, None
+    if _script_index:
+        script = argv[_script_index]
+        if directory is not None or os.path.isabs(script):
+            return [os.path.join(directory or "", script), *argv[_script_index + 1 :]], None
+    if not _is_interpreter(argv[0], directory):
+        return argv, None
+    if os.sep in argv[0] and (directory is not None or os.path.isabs(argv[0])):
+        # As typed: ``current/venv/bin/python`` stays through ``current``.
+        return argv, os.path.join(directory or "", argv[0])
+    return argv, _interpreter()
+
+
+def _shebang_script(orig_argv: list[str], argv: list[str], directory: str | None) -> int:
+    """The index of the script in ``orig_argv`` if its ``#!`` line named the interpreter, else 0.
+
+    The kernel runs ``#!interpreter [argument]`` as ``interpreter [argument]
+    script args...``: the script is ``sys.argv[0]``, and what precedes it is
+    exactly its first line's words. pip's form for a long interpreter path or one
+    with spaces is ``#!/bin/sh`` and an ``exec`` of the interpreter on the next line.
+    """
+    index = len(orig_argv) - len(argv)
+    if index not in (1, 2) or not argv or orig_argv[index:] != argv:
+        return 0
+    try:
+        with open(os.path.join(directory or "", argv[0]), "rb") as file:
+            head = file.read(_SHEBANG_LIMIT)
+    except OSError:
+        return 0
+    first, _, rest = head.partition(b"\n")
+    if not first.startswith(b"#!"):
+        return 0
+    # The kernel's split: the interpreter ends at the first blank; the rest, if
+    # any, is one argument.
+    interpreter, *argument = first[2:].strip(b" \t\r").replace(b"\t", b" ").split(b" ", 1)
+    words = [interpreter, *(word.strip(b" ") for word in argument)]
+    if [os.fsdecode(word) for word in words] == orig_argv[:index]:
+        return index
+    second = rest.partition(b"\n")[0]
+    if words == [b"/bin/sh"] and index == 1 and second.startswith(b"'''exec' "):
+        named = second.removeprefix(b"'''exec' ").removesuffix(b' "$0" "$@"')
+        if os.fsdecode(named.strip(b'"')) == orig_argv[0]:
+            return index
+    return 0
+
+
+def _interpreter() -> str | None:
+    """This interpreter's binary: ``sys.executable``, else the one the kernel runs.
+
+    Started by a bare name with no ``PATH`` to find it by (``env -i python3``,
+    a supervisor's empty environment), Python leaves ``sys.executable`` empty,
+    which ``subprocess`` joins to each directory of ``os.defpath``: "cannot
+    start python3: Permission denied" (``/bin/`` is no program).
+    """
+    if sys.executable:
+        return sys.executable
+    try:
+        return os.readlink("/proc/self/exe").removesuffix(" (deleted)")
+    except OSError:
+        return None  # no /proc: argv[0], searched for in PATH
+
+
+def _is_interpreter(argv0: str, directory: str | None) -> bool:
+    """Whether ``argv0`` names this interpreter (then run exactly the same binary)."""
+    if os.path.basename(argv0).startswith("python"):
+        return True
+    path = os.path.join(directory or "", argv0) if os.sep in argv0 else argv0
+    return os.path.realpath(path) == os.path.realpath(sys.executable)
