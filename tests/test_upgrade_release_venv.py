@@ -16,6 +16,7 @@ import socket
 import subprocess
 import sys
 import sysconfig
+import threading
 from pathlib import Path
 
 import pytest
@@ -28,6 +29,7 @@ from .support import (
     clean_env,
     cmdline,
     read_json_lines,
+    read_pid,
     wait_for,
 )
 
@@ -221,3 +223,43 @@ def test_upgrade_runs_the_interpreter_as_typed(tmp_path: Path, typed: list[str])
         assert _answer(tmp_path / "run") == ("v2", "2", str(releases / "2" / "venv"), again)
     finally:
         aiodaemon_cli("stop", "--pidfile", tmp_path / "run" / "app.pid", "--timeout", "10")
+
+
+def test_a_program_read_from_a_fifo_starts(tmp_path: Path) -> None:
+    """``python app`` with ``app`` a FIFO: the start does not wait for a writer to read its ``#!``.
+
+    The interpreter read the program to its end; what the upgrade looks for at
+    the start must not open the FIFO for a second read, which waits forever.
+    """
+    fifo = tmp_path / "app"
+    os.mkfifo(fifo)
+
+    def write() -> None:
+        with open(fifo, "wb") as pipe:
+            pipe.write(PROGRAM.read_bytes())
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    pidfile = tmp_path / "app.pid"
+    env = {"APP_PIDFILE": str(pidfile), "APP_LOG": str(tmp_path / "app.log"), "APP_FOREGROUND": "1"}
+    daemon = subprocess.Popen(
+        [PYTHON, str(fifo)],
+        env=clean_env(env),
+        stdin=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        writer.join(timeout=30)
+        assert read_pid(pidfile) == daemon.pid
+        wait_for(
+            lambda: [r for r in read_json_lines(tmp_path / "app.log") if r["event"] == "ready"],
+            what="the ready record",
+        )
+        stopped = aiodaemon_cli("stop", "--pidfile", pidfile, "--timeout", "10")
+        assert stopped.returncode == 0, stopped.stderr
+        assert daemon.wait(timeout=30) == 0
+    finally:
+        daemon.kill()
+        daemon.wait()
+        if writer.is_alive():  # the interpreter never opened the FIFO: let the writer go
+            os.close(os.open(fifo, os.O_RDONLY | os.O_NONBLOCK))

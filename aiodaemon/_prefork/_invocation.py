@@ -22,6 +22,7 @@ Synchronous and asyncio-free.
 from __future__ import annotations
 
 import os
+import stat
 import sys
 
 __all__ = ["relaunch_command", "remember_invocation"]
@@ -77,17 +78,27 @@ def _shebang_script(orig_argv: list[str], argv: list[str], directory: str | None
     if index not in (1, 2) or not argv or orig_argv[index:] != argv:
         return 0
     try:
-        with open(os.path.join(directory or "", argv[0]), "rb") as file:
-            head = file.read(_SHEBANG_LIMIT)
+        # Not blocking: ``python <(cat app.py)`` names a pipe, read to its end already.
+        fd = os.open(os.path.join(directory or "", argv[0]), os.O_RDONLY | os.O_NONBLOCK)
     except OSError:
         return 0
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return 0
+        head = os.read(fd, _SHEBANG_LIMIT)
+    except OSError:
+        return 0
+    finally:
+        os.close(fd)
     first, _, rest = head.partition(b"\n")
     if not first.startswith(b"#!"):
         return 0
     # The kernel's split: the interpreter ends at the first blank; the rest, if
     # any, is one argument.
-    interpreter, *argument = first[2:].strip(b" \t\r").replace(b"\t", b" ").split(b" ", 1)
-    words = [interpreter, *(word.strip(b" ") for word in argument)]
+    line = first[2:].strip(b" \t")
+    end = next((i for i, byte in enumerate(line) if byte in b" \t"), len(line))
+    argument = line[end:].lstrip(b" \t")
+    words = [line[:end], argument] if argument else [line[:end]]
     if [os.fsdecode(word) for word in words] == orig_argv[:index]:
         return index
     second = rest.partition(b"\n")[0]

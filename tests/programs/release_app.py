@@ -4,7 +4,8 @@ Each release directory holds a copy (``VERSION`` edited) and its own virtual
 environment, whose ``release_marker`` module names the release: the answer
 says which code runs, on which environment's interpreter and packages.
 Started as the console script's target ``release_app:main`` or as
-``python release_app.py`` (pidfile and log file from ``APP_PIDFILE``, ``APP_LOG``).
+``python release_app.py`` (pidfile and log file from ``APP_PIDFILE``, ``APP_LOG``; in the
+foreground if ``APP_FOREGROUND`` is set).
 """
 
 from __future__ import annotations
@@ -50,4 +51,5 @@ if __name__ == "__main__":
         listen={"http": "127.0.0.1:0"},
         log_file=os.environ["APP_LOG"],
         shutdown_timeout=10.0,
+        detach=not os.environ.get("APP_FOREGROUND"),
     )
