@@ -113,6 +113,8 @@ class Runtime:
         self.lifespan_contexts: dict[Lifespan, contextvars.Context] = {}
         #: the reload run under way (cancelled first at shutdown: see _shutdown).
         self.reload_task: asyncio.Task[None] | None = None
+        #: the task running ``main``, once RUNNING (cancelled before the rest: see _shutdown).
+        self.main_task: asyncio.Task[None] | None = None
         # The loop keeps only weak references to tasks: ours must not vanish mid-run.
         self._framework_tasks: set[asyncio.Task[Any]] = set()
         self.service_tasks: set[asyncio.Task[Any]] = set()
@@ -358,7 +360,7 @@ class Runtime:
         elif action in (Action.BEGIN_RUNNING, Action.BEGIN_RUNNING_THEN_RELOAD):
             if self.options.ready == "startup" or self._ready_asked:
                 self.report_ready()
-            self._spawn(run_main(self), "aiodaemon-main")
+            self.main_task = self._spawn(run_main(self), "aiodaemon-main")
             if action is Action.BEGIN_RUNNING_THEN_RELOAD:
                 self._begin_reload()
         elif action is Action.BEGIN_RELOAD:

@@ -11,9 +11,11 @@ Begun by a stop signal, a request, ``main`` returning or a failed startup hook:
 5. ``hooks`` — shutdown hooks and lifespan exits in reverse registration
    order (shutdown hooks whenever startup began; a lifespan's exit only if
    its setup completed);
-6. ``cancel_rest`` — every remaining task is cancelled and awaited, then
-   async generators are closed and the default executor shut down (which
-   waits for the calls still running in it);
+6. ``cancel_rest`` — ``main`` is cancelled and awaited first (for at most
+   half of what is left of the budget), as ``asyncio.run()`` does, so that its
+   TaskGroup ends its children in its own order; then every remaining task is
+   cancelled and awaited, async generators are closed and the default
+   executor shut down (which waits for the calls still running in it);
 7. ``close`` — every service's ``close()``, then the service tasks end.
 
 Steps 3-7 share one budget, ``shutdown_timeout``, counted from the end of
@@ -214,7 +216,18 @@ class Shutdown:
             waiters = rt.reloads.take_answered()
             if waiters:
                 await asyncio.wait(waiters, timeout=_ANSWER_TIMEOUT)
-        keep = {asyncio.current_task(), *self.runtime.service_tasks}
+        main = rt.main_task
+        if main is not None and not main.done():
+            # main first, alone, as asyncio.run() does. Cancelled beside the
+            # rest, the children of its TaskGroup (or gather) were cancelled
+            # twice, by us and by their group's exit, and the second one landed
+            # in their own cleanup's await (a flush, a job handed back): cut
+            # short, nothing logged. Half of what is left of the budget, then
+            # the rest is cancelled anyway: a cleanup may wait for a task only
+            # a cancellation ends (a 3.12 Server.wait_closed() for its clients).
+            main.cancel()
+            await asyncio.wait([main], timeout=self._half_left())
+        keep = {asyncio.current_task(), main, *self.runtime.service_tasks}
         ours = (LIFECYCLE_TASK, _STOP_TASK, CONTROL_CONNECTION)
         pending = [t for t in asyncio.all_tasks() if t not in keep and t.get_name() not in ours]
         # asyncio's own task connecting a new subprocess's pipes ends by itself
@@ -223,6 +236,9 @@ class Shutdown:
         # and that task's cleanup waited for the child's exit for ever (CPython
         # gh-125502, asyncio's loop): the stop ended at its timeout, status 4.
         spared = [t for t in pending if _connects_pipes(t)]
+        if main is not None and not main.done():
+            # Cancelled once already: a second cancel would cut its cleanup short.
+            spared.append(main)
         await cancel_all(t for t in pending if t not in spared)
         if spared:
             await asyncio.wait(spared)
@@ -231,6 +247,12 @@ class Shutdown:
                 exc = task.exception()
                 _log.error("task failed during shutdown", task=task.get_name(), exc_info=exc)
         _report_unretrieved(asyncio.get_running_loop())
+
+    def _half_left(self) -> float:
+        """Half of the seconds left of the budget (of ``shutdown_timeout`` before it began)."""
+        if self.deadline is None:
+            return self.runtime.options.shutdown_timeout / 2
+        return max(0.0, self.deadline - time.monotonic()) / 2
 
     def _report_stuck(self) -> None:
         for task in asyncio.all_tasks():

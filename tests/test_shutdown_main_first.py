@@ -1,0 +1,41 @@
+"""At a stop, ``main`` is cancelled first and its TaskGroup ends its children itself.
+
+Before, the last step cancelled every task at once, ``main`` and its
+TaskGroup's children together; the group's exit then cancelled the children a
+second time, inside their own cleanup's ``await``: a flush in ``finally:``
+never wrote (every time with uvloop), a job being handed back was stranded,
+the exit status 0 and nothing logged.
+"""
+
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+
+import pytest
+
+from .support import ForegroundDaemon, wait_for
+
+
+@pytest.mark.parametrize("use_uvloop", [None, False], ids=["default-loop", "asyncio"])
+@pytest.mark.parametrize("shape", ["taskgroup", "gather", "tasks"])
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["TERM", "INT"])
+def test_async_cleanup_in_mains_tasks_completes_at_a_stop(
+    tmp_path: Path, use_uvloop: bool | None, shape: str, sig: signal.Signals
+) -> None:
+    """Each task's awaited cleanup finishes and logs; the stop still exits 0."""
+    d = ForegroundDaemon(
+        tmp_path, "taskgroup_cleanup", shape, uvloop=use_uvloop, shutdown_timeout=10
+    )
+    try:
+        wait_for(lambda: "working" in d.recorded(), 10, "both tasks running")
+        d.signal(sig)
+        assert d.wait() == 0, d.stderr()
+    finally:
+        d.kill()
+    assert sorted(d.recorded()) == ["flushed", "handed back", "working"]
+    events = d.events()
+    assert "flushed" in events
+    assert "job handed back" in events
+    assert "task stuck at shutdown" not in events
+    assert events[-1] == "exit"
