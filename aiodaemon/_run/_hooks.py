@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar, cast
 
 from ._forked_child import end_if_forked
 from ._outcome import ProgramRaised
+from ._user_exit import from_another_process
 
 if TYPE_CHECKING:
     from ._context import Context
@@ -263,14 +264,16 @@ async def in_own_context(
         except BaseException as exc:
             # A child the program forked in the hook ends here, not in our code.
             end_if_forked(name, exc)
-            if isinstance(exc, (SystemExit, KeyboardInterrupt)):
+            if isinstance(exc, (SystemExit, KeyboardInterrupt)) and not from_another_process(exc):
                 # Raised out of a task's step, these would also escape the event
                 # loop itself (asyncio re-raises them there): carried to the caller.
+                # One a process pool's worker raised is that call's failure (below).
                 raise _Carried(exc) from None
             if isinstance(exc, (Exception, asyncio.CancelledError)):
                 raise
-            # GeneratorExit or the program's own BaseException: a failure like
-            # another, as an Exception (a task does not pass GeneratorExit on whole).
+            # GeneratorExit, the program's own BaseException or a pool worker's
+            # KeyboardInterrupt/SystemExit: a failure like another, as an
+            # Exception (a task does not pass GeneratorExit on whole).
             raise ProgramRaised(exc) from exc
         end_if_forked(name, None)
         return result

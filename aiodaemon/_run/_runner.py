@@ -4,7 +4,8 @@ Like :class:`asyncio.Runner`, :func:`run_daemon` makes the event loop, runs one
 :class:`._runtime.Runtime`'s life on it to the end and closes it. ``sys.exit()``
 or ``KeyboardInterrupt`` raised in a task of the program leaves the loop (asyncio
 lets them out): the runner takes it as a request to end (:mod:`._user_exit`) and
-runs the life on to its graceful end. Then it says how the run ended: the
+runs the life on to its graceful end; one a process pool's worker raised is
+that task's failure instead. Then it says how the run ended: the
 launcher's verdict, the ``exit`` record, the failure on the terminal when the
 log went elsewhere; and it leaves the log drain what is left of the shutdown
 budget.
@@ -30,7 +31,7 @@ from ._outcome import error_text
 from ._runtime import Runtime
 from ._shutdown import LIFECYCLE_TASK
 from ._signal_mask import ignoring_late_signals
-from ._user_exit import EXIT_REQUESTS
+from ._user_exit import EXIT_REQUESTS, from_another_process
 
 if TYPE_CHECKING:
     from .._logs._logwriter import LogWriter
@@ -136,6 +137,11 @@ def _live_on_a_loop(runtime: Runtime) -> int:
                     if task.done():
                         runtime.note_exit_request(exc, "a task")
                         break
+                    if from_another_process(exc):
+                        # A process pool's call that failed so (its worker had
+                        # Ctrl-C too): the failure of the task that awaited it,
+                        # which keeps it as its exception, not a request to end.
+                        continue
                     loop.call_soon(runtime.exit_requested, exc, "a task")
                 except RuntimeError:
                     if task.done() or loop.is_closed() or loop.is_running():

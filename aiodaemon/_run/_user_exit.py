@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "EXIT_REQUESTS",
+    "from_another_process",
     "note_exit_request",
     "note_shutdown_request",
     "on_loop_exception",
@@ -33,6 +34,27 @@ _log = structlog.get_logger("aiodaemon")
 
 #: What a program raises to end (never caught by ``except Exception``).
 EXIT_REQUESTS = (SystemExit, KeyboardInterrupt)
+
+
+#: The ``__cause__`` a process pool gives an exception its worker raised, by module and name.
+_REMOTE_TRACEBACKS = (
+    ("concurrent.futures.process", "_RemoteTraceback"),
+    ("multiprocessing.pool", "RemoteTraceback"),
+)
+
+
+def from_another_process(exc: BaseException) -> bool:
+    """Whether ``exc`` was raised in another process and re-raised here: a pool call's failure.
+
+    A ``ProcessPoolExecutor`` hands back whatever its worker raised, a Ctrl-C's
+    ``KeyboardInterrupt`` (the worker is in the terminal's process group) or a
+    ``sys.exit()`` in the called function too. Awaited, it is that call's
+    failure, not this program asking to end: taken as one, Ctrl-C ended the
+    daemon with 130 and "exit requested by a task", skipping the graceful
+    stop it had begun. Compared by name: nothing is imported for the check.
+    """
+    cause = type(exc.__cause__)
+    return (cause.__module__, cause.__name__) in _REMOTE_TRACEBACKS
 
 
 def requested_status(exc: BaseException) -> tuple[int, str | None]:
@@ -66,7 +88,11 @@ def show_request(exc: BaseException) -> str:
 def on_loop_exception(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
     """The run phase's loop exception handler: log what no task handled."""
     exc = context.get("exception")
-    if isinstance(exc, EXIT_REQUESTS) and context.get("future") is not None:
+    if (
+        isinstance(exc, EXIT_REQUESTS)
+        and context.get("future") is not None
+        and not from_another_process(exc)
+    ):
         # A task's sys.exit()/KeyboardInterrupt left the loop when raised and
         # was taken as an exit request then (run_daemon): nothing unhandled.
         return
