@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from .support import ForegroundDaemon, wait_for
+from .support import ForegroundDaemon, aiodaemon_cli, wait_for, wait_gone
 
 
 @pytest.mark.parametrize("use_uvloop", [None, False], ids=["default-loop", "asyncio"])
@@ -39,3 +39,31 @@ def test_async_cleanup_in_mains_tasks_completes_at_a_stop(
     assert "job handed back" in events
     assert "task stuck at shutdown" not in events
     assert events[-1] == "exit"
+
+
+def test_async_cleanup_in_mains_taskgroup_completes_at_an_upgrade(tmp_path: Path) -> None:
+    """The old daemon's hand-over runs the same stop: its TaskGroup's cleanup finishes."""
+    pidfile = tmp_path / "d.pid"
+    d = ForegroundDaemon(
+        tmp_path, "taskgroup_cleanup", "taskgroup", pidfile=str(pidfile), shutdown_timeout=10
+    )
+    new = None
+    try:
+        wait_for(lambda: "working" in d.recorded(), 10, "both tasks running")
+        upgraded = aiodaemon_cli("upgrade", "--pidfile", pidfile)
+        assert upgraded.returncode == 0, upgraded.stderr
+        new = int(upgraded.stdout)
+        assert d.wait() == 0, d.stderr()
+        old_lines = [r for r in d.lines() if r["pid"] == d.pid]
+    finally:
+        d.kill()
+        stopped = aiodaemon_cli("stop", "--pidfile", pidfile)
+        if new is not None:
+            wait_gone(new)
+    assert stopped.returncode == 0, stopped.stderr
+    events = [r["event"] for r in old_lines]
+    assert "upgrade handed over" in events
+    assert "flushed" in events
+    assert "job handed back" in events
+    assert events[-1] == "exit"
+    assert old_lines[-1]["status"] == 0
