@@ -14,8 +14,9 @@ Begun by a stop signal, a request, ``main`` returning or a failed startup hook:
 6. ``cancel_rest`` — ``main`` is cancelled and awaited first (for at most
    half of what is left of the budget), as ``asyncio.run()`` does, so that its
    TaskGroup ends its children in its own order; then every remaining task is
-   cancelled and awaited, async generators are closed and the default
-   executor shut down (which waits for the calls still running in it);
+   cancelled (but those main's cancellation reached) and awaited, async
+   generators are closed and the default executor shut down (which waits for
+   the calls still running in it);
 7. ``close`` — every service's ``close()``, then the service tasks end.
 
 Steps 3-7 share one budget, ``shutdown_timeout``, counted from the end of
@@ -217,6 +218,7 @@ class Shutdown:
             if waiters:
                 await asyncio.wait(waiters, timeout=_ANSWER_TIMEOUT)
         main = rt.main_task
+        reached: set[asyncio.Task[Any]] = set()
         if main is not None and not main.done():
             # main first, alone, as asyncio.run() does. Cancelled beside the
             # rest, the children of its TaskGroup (or gather) were cancelled
@@ -225,9 +227,13 @@ class Shutdown:
             # short, nothing logged. Half of what is left of the budget, then
             # the rest is cancelled anyway: a cleanup may wait for a task only
             # a cancellation ends (a 3.12 Server.wait_closed() for its clients).
+            earlier = {t for t in asyncio.all_tasks() if t.cancelling()}
             main.cancel()
             await asyncio.wait([main], timeout=self._half_left())
-        keep = {asyncio.current_task(), main, *self.runtime.service_tasks}
+            # What main's cancellation reached (main's own task, its group's
+            # children) and is still cleaning up: never cancelled a second time.
+            reached = {t for t in asyncio.all_tasks() if t.cancelling() and t not in earlier}
+        keep = {asyncio.current_task(), *self.runtime.service_tasks}
         ours = (LIFECYCLE_TASK, _STOP_TASK, CONTROL_CONNECTION)
         pending = [t for t in asyncio.all_tasks() if t not in keep and t.get_name() not in ours]
         # asyncio's own task connecting a new subprocess's pipes ends by itself
@@ -235,10 +241,7 @@ class Shutdown:
         # subprocess (found in create_subprocess_exec), it never connected them,
         # and that task's cleanup waited for the child's exit for ever (CPython
         # gh-125502, asyncio's loop): the stop ended at its timeout, status 4.
-        spared = [t for t in pending if _connects_pipes(t)]
-        if main is not None and not main.done():
-            # Cancelled once already: a second cancel would cut its cleanup short.
-            spared.append(main)
+        spared = [t for t in pending if t in reached or _connects_pipes(t)]
         await cancel_all(t for t in pending if t not in spared)
         if spared:
             await asyncio.wait(spared)

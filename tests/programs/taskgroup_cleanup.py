@@ -1,8 +1,8 @@
 """``main`` runs two tasks whose cleanup awaits: a flush in ``finally:``, a job handed back.
 
 argv: options (JSON), record, SHAPE: ``taskgroup`` (an ``asyncio.TaskGroup``
-in main), ``gather`` (main awaits ``asyncio.gather(..., return_exceptions=True)``,
-which waits for every child, where a plain one ends at the first cancelled) or ``tasks`` (plain
+in main), ``gather`` (main awaits ``asyncio.gather``, which ends at its first
+child's cancellation, the other's cleanup still under way) or ``tasks`` (plain
 ``create_task``, main waits). The record says ``working`` once both run, then
 what each cleanup finished: ``flushed`` and ``handed back``.
 """
@@ -67,7 +67,7 @@ async def main(ctx: aiodaemon.Context) -> None:
             # the children's cleanup is under way before the group's exit.
             await tg.create_task(asyncio.Event().wait())
     elif SHAPE == "gather":
-        await asyncio.gather(periodic(), worker(), return_exceptions=True)
+        await asyncio.gather(periodic(), worker())
     else:
         tasks: list[asyncio.Task[Any]] = [
             asyncio.create_task(periodic()),
