@@ -637,3 +637,24 @@ def unix_inode(path: Path) -> int:
         if len(fields) >= 8 and fields[7] == str(path):
             return int(fields[6])
     raise AssertionError(f"no socket bound at {path}")
+
+
+def get_logged_listener(log: Path, name: str = "http") -> str:
+    """One ``GET /`` to listener ``name`` at the port the log's first ``starting`` names: the body.
+
+    An upgrade keeps the port (the new process inherits the socket), so the
+    first record names it for every generation.
+    """
+    [record, *_] = wait_for(
+        lambda: [r for r in read_json_lines(log) if r["event"] == "starting"],
+        what="the starting record",
+    )
+    sockets = record["sockets"]
+    assert isinstance(sockets, dict)
+    port = int(str(sockets[name]).rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(b"GET / HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+        data = b""
+        while chunk := sock.recv(4096):
+            data += chunk
+    return data.partition(b"\r\n\r\n")[2].decode().strip()

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sysconfig
 from pathlib import Path
 
-from .support import PYTHON, REPO, aiodaemon_cli, clean_env, is_alive, read_json_lines, wait_for
+from .support import PYTHON, REPO, aiodaemon_cli, clean_env, get_logged_listener, is_alive
 
 PROGRAM = REPO / "tests" / "programs" / "upgrade_app.py"
 
@@ -38,19 +37,7 @@ def _start(cwd: Path, run: Path) -> int:
 
 def _answer(run: Path) -> str:
     """One request to the daemon's http listener: ``<VERSION> <pid>``."""
-    [record, *_] = wait_for(
-        lambda: [r for r in read_json_lines(run / "app.log") if r["event"] == "starting"],
-        what="the starting record",
-    )
-    sockets = record["sockets"]
-    assert isinstance(sockets, dict)
-    port = int(str(sockets["http"]).rsplit(":", 1)[1])
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
-        sock.sendall(b"GET / HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
-        data = b""
-        while chunk := sock.recv(4096):
-            data += chunk
-    return data.partition(b"\r\n\r\n")[2].decode().strip()
+    return get_logged_listener(run / "app.log")
 
 
 def test_upgrade_starts_the_release_a_switched_symlink_names(tmp_path: Path) -> None:

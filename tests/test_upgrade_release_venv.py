@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import sysconfig
@@ -28,6 +27,7 @@ from .support import (
     aiodaemon_cli,
     clean_env,
     cmdline,
+    get_logged_listener,
     read_json_lines,
     read_pid,
     wait_for,
@@ -89,19 +89,7 @@ def _switch(current: Path, release: str) -> None:
 
 def _answer(run: Path) -> tuple[str, str, str, int]:
     """One request to the daemon: its code's version, its venv's marker, ``sys.prefix``, pid."""
-    [record, *_] = wait_for(
-        lambda: [r for r in read_json_lines(run / "app.log") if r["event"] == "starting"],
-        what="the starting record",
-    )
-    sockets = record["sockets"]
-    assert isinstance(sockets, dict)
-    port = int(str(sockets["http"]).rsplit(":", 1)[1])
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
-        sock.sendall(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n")
-        data = b""
-        while chunk := sock.recv(4096):
-            data += chunk
-    version, marker, prefix, pid = data.partition(b"\r\n\r\n")[2].decode().split()
+    version, marker, prefix, pid = get_logged_listener(run / "app.log").split()
     return version, marker, os.path.realpath(prefix), int(pid)
 
 
