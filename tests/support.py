@@ -651,7 +651,11 @@ def get_logged_listener(log: Path, name: str = "http") -> str:
     )
     sockets = record["sockets"]
     assert isinstance(sockets, dict)
-    port = int(str(sockets[name]).rsplit(":", 1)[1])
+    return get_body(int(str(sockets[name]).rsplit(":", 1)[1]))
+
+
+def get_body(port: int) -> str:
+    """One ``GET /`` on 127.0.0.1:``port``, the connection closed after it: the body, stripped."""
     with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
         sock.sendall(b"GET / HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
         data = b""

@@ -10,7 +10,6 @@ from __future__ import annotations
 import importlib.util
 import os
 import shutil
-import socket
 import subprocess
 from pathlib import Path
 
@@ -18,7 +17,17 @@ import orjson
 import pytest
 import structlog
 
-from .support import PYTHON, REPO, aiodaemon_cli, clean_env, cmdline, free_port, program, read_pid
+from .support import (
+    PYTHON,
+    REPO,
+    aiodaemon_cli,
+    clean_env,
+    cmdline,
+    free_port,
+    get_body,
+    program,
+    read_pid,
+)
 
 
 def _require_pex() -> None:
@@ -63,16 +72,6 @@ def _site(tmp_path: Path) -> Path:
     return site
 
 
-def _answer(port: int) -> str:
-    """One request to the daemon: ``<VERSION> <pid>``."""
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
-        sock.sendall(b"GET / HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
-        data = b""
-        while chunk := sock.recv(4096):
-            data += chunk
-    return data.partition(b"\r\n\r\n")[2].decode().strip()
-
-
 def _options(pid: int) -> list[str]:
     """The interpreter options on ``pid``'s command line (between the interpreter and program)."""
     return cmdline(pid).split("\0")[1:-2]
@@ -107,14 +106,14 @@ def test_upgrade_of_a_pex_runs_the_new_archive(tmp_path: Path, layout: str) -> N
     assert started.returncode == 0, started.stderr
     old = read_pid(pidfile)
     try:
-        assert _answer(port) == f"v1 {old}"
+        assert get_body(port) == f"v1 {old}"
         options = _options(old)
         assert "utf8" in options
         _build(site, archive, "v2", layout, pex_root)
         upgraded = aiodaemon_cli("upgrade", "--pidfile", pidfile, "--timeout", "60")
         assert upgraded.returncode == 0, upgraded.stderr
         new = int(upgraded.stdout)
-        assert _answer(port) == f"v2 {new}"
+        assert get_body(port) == f"v2 {new}"
         assert _options(new) == options
     finally:
         aiodaemon_cli("stop", "--pidfile", pidfile, "--timeout", "10")
