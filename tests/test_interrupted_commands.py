@@ -2,12 +2,17 @@
 
 Both exited 130 without a word, leaving the user to guess whether the reload
 or the upgrade was cancelled (``start`` already said that its daemon goes on).
+SIGTERM (``timeout 30 aiodaemon stop``, systemd giving up on ``ExecReload=``),
+SIGHUP (a closed terminal) and SIGQUIT (Ctrl-\\) ended them silently (exit
+128 + n): they now say the same, naming the signal.
 """
 
 from __future__ import annotations
 
 import signal
 import subprocess
+
+import pytest
 
 from .control_support import open_control_app
 from .support import wait_for, wait_gone
@@ -94,3 +99,89 @@ def test_ctrl_c_on_a_waiting_stop_says_the_daemon_goes_on_stopping() -> None:
         assert result == (130, "", [waiting, goes_on])
         wait_gone(pid)
         assert app.cli("status", "--pidfile", app.pidfile).returncode == 3
+
+
+#: What else interrupts a waiting command, as ``timeout``, systemd or a closed terminal send it.
+OTHER_SIGNALS = [signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT]
+
+
+@pytest.mark.parametrize("signum", OTHER_SIGNALS, ids=lambda s: signal.Signals(s).name)
+def test_a_signal_on_a_waiting_reload_says_the_reload_goes_on(signum: int) -> None:
+    """Said as for Ctrl-C, naming the signal; exit 128 + n; the reload still runs to its end."""
+    with open_control_app() as app:
+        pid = app.start()
+        app.steer("reload", "wait")
+        reload = app.watch("reload", "--pidfile", app.pidfile)
+        try:
+            wait_for(lambda: app.reload_runs() == ["wait"], what="the reload hook to run")
+            reload.proc.send_signal(signum)
+            code, _, lines = reload.finish()
+        finally:
+            reload.kill()
+        name = signal.Signals(signum).name
+        assert code == 128 + signum
+        goes_on = GOES_ON.format("a reload", "", app.pidfile).replace(
+            "interrupted;", f"interrupted by {name};"
+        )
+        assert lines == [f"aiodaemon: {goes_on}"]
+        app.steer("reload-release")
+        wait_for(lambda: app.records("reload finished"), what="the reload to finish")
+        status = app.cli("status", "--pidfile", app.pidfile)
+        assert f"running (pid {pid}," in status.stdout
+        assert "last reload: ok" in status.stdout, status.stdout
+
+
+@pytest.mark.parametrize("signum", OTHER_SIGNALS, ids=lambda s: signal.Signals(s).name)
+@pytest.mark.parametrize("command", ["stop", "restart"])
+def test_a_signal_on_a_waiting_stop_says_the_daemon_goes_on_stopping(
+    command: str, signum: int
+) -> None:
+    """A stop (or restart) that asked, interrupted by ``signum``, says so; exit 128 + n."""
+    with open_control_app() as app:
+        pid = app.start()
+        app.steer("shutdown", "wait")
+        if command == "stop":
+            waiting = app.watch("stop", "--pidfile", app.pidfile)
+        else:
+            waiting = app.watch("restart", "control_app:main", "--pidfile", app.pidfile,
+                                "--log-file", app.log)  # fmt: skip
+        try:
+            wait_for(lambda: app.records("shutdown started"), what="the daemon to begin its stop")
+            waiting.proc.send_signal(signum)
+            result = waiting.finish()
+            app.steer("shutdown-release")
+        finally:
+            app.steer("shutdown-release")
+            waiting.kill()
+        name = signal.Signals(signum).name
+        nothing = "; nothing started" if command == "restart" else ""
+        said = f"aiodaemon: interrupted by {name}; the daemon (pid {pid}) goes on stopping{nothing}"
+        assert result == (128 + signum, "", [said])
+        wait_gone(pid)
+        assert app.cli("status", "--pidfile", app.pidfile).returncode == 3
+        assert len(app.records("starting")) == 1  # the restart started nothing
+
+
+def test_sigterm_on_a_waiting_upgrade_says_the_upgrade_goes_on(app: App) -> None:
+    """``timeout`` ending an upgrade: said as for Ctrl-C (exit 143); the new process takes over."""
+    gate = app.directory / "gate"
+    old = app.start(APP_GATE=str(gate))
+    app.edit('MODE = ""', 'MODE = "gate"')
+    upgrade: subprocess.Popen[str] | None = _upgrade_in_background(app)
+    successor = None
+    try:
+        successor = _successor_starting(app)
+        assert upgrade is not None
+        upgrade.send_signal(signal.SIGTERM)
+        _, err = upgrade.communicate(timeout=30)
+        assert upgrade.returncode == 128 + signal.SIGTERM
+        goes_on = GOES_ON.format("an upgrade", UNREAD, app.pidfile)
+        assert err.splitlines() == [
+            "aiodaemon: " + goes_on.replace("interrupted;", "interrupted by SIGTERM;")
+        ]
+        upgrade = None
+        gate.touch()
+        wait_gone(old)
+        assert app.pid() == successor
+    finally:
+        _end_what_is_left(upgrade, successor)

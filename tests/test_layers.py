@@ -161,6 +161,7 @@ LAYERS = [
         "_cli._exiting",
         "_cli._help",
         "_cli._importer",
+        "_cli._interrupts",
         "_cli._lost_holder",
         "_cli._lost_pidfile",
         "_cli._parser",

@@ -216,7 +216,7 @@ def _launch_unless_running(
     """
     # A successor is started while its predecessor holds the pidfile, on purpose.
     if args.pidfile is None or _is_successor():
-        return launch(False)
+        return _launched(launch, False)
     from ._start_after_start import StartWait
 
     starts = StartWait(options)  # one budget for the check and every lost race
@@ -226,10 +226,25 @@ def _launch_unless_running(
         # The last try says itself who holds the lock, as a lost race always did:
         # a holder the check cannot see (another user's pidfile in a sticky
         # directory, found only by its lock) lost every try.
-        code = launch(attempt < _LOST_RACES)
+        code = _launched(launch, attempt < _LOST_RACES)
         if code != ExitCode.ALREADY_RUNNING:
             return code
     return ExitCode.ALREADY_RUNNING
+
+
+def _launched(launch: Callable[[bool], int], quiet_lost_race: bool) -> int:
+    """``launch(quiet_lost_race)``, SIGTERM, SIGHUP and SIGQUIT at their default actions.
+
+    The launch handles those itself (:mod:`.._prefork._launcher`), which would
+    take a handler of ours (:mod:`._interrupts`) for the program's own.
+    """
+    from ._interrupts import interrupt_on_signals, restore_signals
+
+    restore_signals()
+    try:
+        return launch(quiet_lost_race)
+    finally:
+        interrupt_on_signals()
 
 
 def _is_successor() -> bool:

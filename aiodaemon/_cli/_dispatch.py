@@ -37,8 +37,9 @@ def dispatch(argv: Sequence[str] | None) -> int:
     """Run the command ``argv`` (None: the process's own arguments) says; its exit status.
 
     Ctrl-C once the command is known ends it with 130 (saying what goes on in
-    the daemon, if anything); one before (its arguments being parsed) reaches
-    the caller as :exc:`KeyboardInterrupt`.
+    the daemon, if anything), and SIGTERM, SIGHUP or SIGQUIT with 128 + n, said
+    alike (see :mod:`._interrupts`); a Ctrl-C before (its arguments being
+    parsed) reaches the caller as :exc:`KeyboardInterrupt`.
     """
     # A standard stream closed by the caller (`2>&-`, cron) is /dev/null to us:
     # Python's print() would send a message meant for a closed stderr to stdout.
@@ -69,7 +70,10 @@ def dispatch(argv: Sequence[str] | None) -> int:
         # Reported by the command's own parser, so the line names the command.
         args.parser.error(f"unrecognized arguments: {' '.join(extra)}")
     command: Callable[[argparse.Namespace], int] = args.handler
+    from ._interrupts import end_interrupts, interrupt_on_signals, interrupting_signal
+
     try:
+        interrupt_on_signals()
         if unfilled is not None:
             return _failed(args, unfilled)
         _check_path_args(args)
@@ -83,9 +87,11 @@ def dispatch(argv: Sequence[str] | None) -> int:
         _abandon_handoff(ExitCode.USAGE, str(exc))
         return ExitCode.USAGE
     except KeyboardInterrupt:
-        # Ctrl-C while the CLI itself waits (stop, start before the fork).
-        _say_interrupted(args)
-        return 128 + 2
+        # Ctrl-C (or a kill, a closed terminal, Ctrl-\) while the CLI itself
+        # waits (stop, reload, upgrade, start before the fork).
+        signum = interrupting_signal()
+        _say_interrupted(args, signum)
+        return 128 + signum
     except ImportError as exc:
         # One of aiodaemon's own dependencies (TARGET's failures are usage
         # errors, said by the importer): installed with pip --no-deps, vendored
@@ -111,6 +117,8 @@ def dispatch(argv: Sequence[str] | None) -> int:
         silence(sys.stderr)
         return ExitCode.FAILURE
     finally:
+        # Ended: a signal from here on must not raise inside the interpreter's teardown.
+        end_interrupts()
         # An upgrade's successor that ends here, whatever the reason, closes the
         # channel its start did not use (the old daemon then sees it end).
         _abandon_handoff()
@@ -125,14 +133,15 @@ _GOES_ON = {
 }
 
 
-def _say_interrupted(args: argparse.Namespace) -> None:
-    """Tell what Ctrl-C on a waiting ``reload``, ``upgrade`` or ``stop`` left going on.
+def _say_interrupted(args: argparse.Namespace, signum: int) -> None:
+    """Tell what ``signum`` (Ctrl-C) on a waiting ``reload``, ``upgrade`` or ``stop`` left going on.
 
     The daemon carries on with a request it took in: exiting without a word
     left the user to guess whether it was cancelled.
     """
+    interrupted = _interrupted(signum)
     if args.command in ("stop", "restart"):
-        _say_stop_interrupted(args.command)
+        _say_stop_interrupted(args.command, interrupted)
         return
     what = _GOES_ON.get(args.command)
     pidfile = getattr(args, "pidfile", None)
@@ -141,19 +150,28 @@ def _say_interrupted(args: argparse.Namespace) -> None:
     import shlex  # only on this rare path
 
     error(
-        f"{PROG}: interrupted; {what}:"
+        f"{PROG}: {interrupted}; {what}:"
         f" `{PROG} status --pidfile {shlex.quote(pidfile)}` tells how it ends"
     )
 
 
-def _say_stop_interrupted(command: str) -> None:
+def _interrupted(signum: int) -> str:
+    """``interrupted``, naming the signal when it was not Ctrl-C: ``interrupted by SIGTERM``."""
+    import signal  # loaded already, by ._interrupts
+
+    if signum == signal.SIGINT:
+        return "interrupted"
+    return f"interrupted by {signal.Signals(signum).name}"
+
+
+def _say_stop_interrupted(command: str, interrupted: str) -> None:
     """Tell that the daemon a ``stop`` (or ``restart``) asked or signalled goes on stopping."""
     stopping = sys.modules.get(f"{__package__}._stop")
     pid = None if stopping is None else stopping.stopping_unwaited()
     if pid is None:
         return  # nothing asked nor signalled yet (or it has exited): nothing to tell
     nothing = "; nothing started" if command == "restart" else ""
-    error(f"{PROG}: interrupted; the daemon (pid {pid}) goes on stopping{nothing}")
+    error(f"{PROG}: {interrupted}; the daemon (pid {pid}) goes on stopping{nothing}")
 
 
 def _abandon_handoff(code: int | None = None, message: str = "") -> None:
