@@ -433,3 +433,30 @@ def test_an_upgrade_goes_by_the_refusal_s_state_not_its_words(tmp_path: Path) ->
         f"aiodaemon: not before my startup hooks are done (pid {pid}); trying again for up to 30 s",
         f"aiodaemon: pid {pid} exited before it was ready; nothing upgraded",
     ])  # fmt: skip
+
+
+def test_already_running_names_the_pid_written_while_it_waited(
+    app: ControlApp, tmp_path: Path
+) -> None:
+    """Found with its pid not yet written, the daemon is named by its pid once it is ready."""
+    first_pause, second_pause = tmp_path / "first", tmp_path / "second"
+    # Paused with the pidfile locked, its pid not written yet (the log opens in between).
+    first = _paused_start(app, first_pause, "start", at="open:.jsonl:1")
+    second = None
+    try:
+        wait_for((first_pause / "paused").exists, 30, "the first start to pause")
+        # Paused once it found the daemon ("pid not yet written"), before it looks again.
+        second = _paused_start(app, second_pause, "start", at="open:.pid:2")
+        wait_for((second_pause / "paused").exists, 30, "the second start to pause")
+        (first_pause / "go").touch()
+        code, out, _ = first.finish()
+        assert code == 0
+        pid = int(out)
+        (second_pause / "go").touch()
+        result = second.finish()
+    finally:
+        first.kill()
+        if second is not None:
+            second.kill()
+    assert result == (0, "", [f"aiodaemon: already running (pid {pid}, pidfile {app.pidfile})"])
+    assert len(app.records("starting")) == 1

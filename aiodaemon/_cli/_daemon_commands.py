@@ -284,6 +284,9 @@ def _report_running(args: argparse.Namespace, options: dict[str, Any], starts: S
         except (StillStopping, StillStarting):
             raise _Running(ExitCode.FAILURE) from None
         if verdict is Verdict.RUNNING:
+            # Read again: the holder read before the wait may have written its
+            # pid since ("pid not yet written" of a ready daemon), or be gone.
+            held = _running_holder(args)
             break
         if verdict is Verdict.WAS_READY:
             return True  # "already running", said with what came after
