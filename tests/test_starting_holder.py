@@ -435,6 +435,48 @@ def test_an_upgrade_goes_by_the_refusal_s_state_not_its_words(tmp_path: Path) ->
     ])  # fmt: skip
 
 
+@pytest.mark.parametrize(("command", "code"), [("start", 0), ("run", 3)])
+def test_a_start_that_failed_and_exited_before_the_first_question_is_not_already_running(
+    app: ControlApp, tmp_path: Path, command: str, code: int
+) -> None:
+    """The holder fails and is gone before the waiting command's first question: it starts.
+
+    Its control socket, there when the command looked, is gone by its first
+    question: "already running" (start 0, run 3) with nothing running, as
+    racing starts whose daemons all failed said.
+    """
+    first, pid = _first_start(app, "wait-fail")
+    pause = tmp_path / "pause"
+    # Its first connection is the check for a stopping daemon, its second the
+    # first question of the wait for a starting one.
+    second = _paused_start(app, pause, command, at="control:2")
+    try:
+        wait_for((pause / "paused").exists, 30, "the second command to pause")
+        app.steer("startup", "")  # read by the first hook already: the second daemon's passes
+        app.steer("release")
+        assert first.finish() == (1, "", [FAILED])
+        wait_gone(pid)
+        (pause / "go").touch()
+        if command == "run":
+            wait_for(lambda: app.records("ready") or second.proc.poll() is not None, 30,
+                     "the second command's daemon to be ready")  # fmt: skip
+            second.proc.send_signal(signal.SIGTERM)
+        result = second.finish()
+    finally:
+        first.kill()
+        second.kill()
+    if command == "run":
+        # Its own daemon ran in the foreground until the SIGTERM: a graceful stop.
+        assert result == (0, "", [])
+        return
+    assert (result[0], result[2]) == (0, [])
+    new = int(result[1])
+    assert new != pid
+    assert is_alive(new)
+    status = app.cli("status", "--pidfile", app.pidfile)
+    assert status.stdout.splitlines()[0] == f"running (pid {new}, pidfile {app.pidfile})"
+
+
 def test_already_running_names_the_pid_written_while_it_waited(
     app: ControlApp, tmp_path: Path
 ) -> None:
@@ -460,3 +502,42 @@ def test_already_running_names_the_pid_written_while_it_waited(
             second.kill()
     assert result == (0, "", [f"aiodaemon: already running (pid {pid}, pidfile {app.pidfile})"])
     assert len(app.records("starting")) == 1
+
+
+def test_a_start_that_failed_before_the_first_question_is_followed_by_the_next_holder(
+    app: ControlApp, tmp_path: Path
+) -> None:
+    """The holder failed, and another start holds the pidfile by the first question: waited for.
+
+    The waiting command verified the first daemon; by its first question that
+    one's start failed, and a third start holds the pidfile, still starting.
+    It said "already running" of it (exit 0), which then failed too: nothing
+    ran. It waits for the new holder as for the first, and starts its own.
+    """
+    first, pid = _first_start(app, "wait-fail")
+    pause = tmp_path / "pause"
+    second = _paused_start(app, pause, "start", at="control:2")  # its first question of the wait
+    third = None
+    try:
+        wait_for((pause / "paused").exists, 30, "the second start to pause")
+        app.steer("release")
+        assert first.finish() == (1, "", [FAILED])
+        wait_gone(pid)
+        (app.dir / "release").unlink()
+        third, holder = _first_start(app, "wait-fail")
+        app.steer("startup", "")  # read by the third's hook already: the second's daemon passes
+        (pause / "go").touch()
+        wait_for(lambda: second.said(_waiting(holder)) or second.proc.poll() is not None, 30,
+                 "the second start to wait for the third")  # fmt: skip
+        assert second.proc.poll() is None, second.lines  # not "already running" at once
+        app.steer("release")
+        assert third.finish() == (1, "", [FAILED])
+        code, out, lines = second.finish()
+    finally:
+        first.kill()
+        second.kill()
+        if third is not None:
+            third.kill()
+    new = _assert_started_its_own(holder, code, out, lines)
+    status = app.cli("status", "--pidfile", app.pidfile)
+    assert status.stdout.splitlines()[0] == f"running (pid {new}, pidfile {app.pidfile})"

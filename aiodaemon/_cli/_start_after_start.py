@@ -14,7 +14,10 @@ the command starts as usual, since nothing runs. Only a daemon that says it
 is starting is waited for: its control socket answers ``starting``, after a
 moment's grace for one bound but not served yet (a daemon on its way to its
 event loop); a daemon without a control socket cannot say, and is "already
-running" as before.
+running" as before. One whose socket goes before it answered (a start that
+lost the race to another, which failed between two questions: bound, not
+served yet, then removed by its exit) is waited for as a stopping daemon,
+and the command decides again once it has exited.
 
 A daemon may become ready and be stopped (a deliberate ``stop``) between two
 questions: then it is "already running" as a question a moment earlier would
@@ -34,7 +37,7 @@ import time
 from .._prefork._config import Options
 from .._prefork._control_protocol import VERSION, ProtocolError, decode
 from .._prefork._messages import say, seconds_shown
-from .._prefork._pidfile_status import says_stopping
+from .._prefork._pidfile_status import read_pidfile, says_stopping
 from .._prefork._readiness import readable, wait_exited
 from ._control import _open_verified
 from ._control_client import (
@@ -62,6 +65,9 @@ _POLL = 0.1
 #: How long a control socket bound but not served yet counts as a daemon on its
 #: way to its event loop; past it, a leftover file beside a daemon run without one.
 _NOT_SERVING_GRACE = 5.0
+#: How long a daemon that holds its pidfile without a control socket there is
+#: asked again: one whose start failed closes its socket before its pidfile goes.
+_UNANSWERED_GRACE = 1.0
 #: Longest read of how the daemon ended, once it is gone (its end is closed by then).
 _TOLD_WAIT = 1.0
 
@@ -132,9 +138,12 @@ def wait_for_starting_daemon(pidfile: str, control: str | None, wait: StartWait)
     pidfd = _open_verified(pidfile, pid)
     if pidfd is None:
         return Verdict.EXITED  # gone since
+    # Seen once its pid is written (its socket is bound before): a socket gone
+    # since was removed by its exit.
+    had_socket = os.path.lexists(control)
     watch = _ExitWatch(pid)
     try:
-        ended = _wait(control, pid, pidfd, wait, watch)
+        ended = _wait(pidfile, control, pid, pidfd, wait, watch, had_socket=had_socket)
         if isinstance(ended, Verdict):
             return ended
         return _after_start(pidfile, pid, pidfd, ended, watch, wait)
@@ -224,17 +233,46 @@ class _ExitWatch:
             self._claim = None
 
 
+def _after_unanswered(pid: int, pidfd: int, wait: StartWait) -> Verdict:
+    """Wait for ``pid``, whose control socket went before it answered, to exit (said).
+
+    A start that failed between two questions (its socket bound, not served
+    yet, then removed by its exit) was "already running", exit 0, with
+    nothing running a moment later. As a stopping daemon is, it is waited for
+    until it has exited: then nothing holds the pidfile, unless another start
+    took it since, and the caller decides again.
+
+    Raises:
+        StillStopping: it did not exit within the stop budget (said on stderr).
+    """
+    if readable(pidfd, 0):
+        return Verdict.EXITED  # its last steps are over: nothing to say
+    say(f"pid {pid} is stopping; starting once it has exited")
+    _wait_exited(pid, pidfd, wait)
+    return Verdict.EXITED
+
+
 def _wait(
-    control: str, pid: int, pidfd: int, wait: StartWait, watch: _ExitWatch
+    pidfile: str,
+    control: str,
+    pid: int,
+    pidfd: int,
+    wait: StartWait,
+    watch: _ExitWatch,
+    *,
+    had_socket: bool,
 ) -> Verdict | bool | None:
     """Ask ``pid`` (verified, ``pidfd`` on it) its state until it is no longer starting.
 
     Once it said it was starting (``watch`` listening from then on), and then
     stopped or exited: whether it had been ready by then, as its control
-    socket says; None when it does not say.
+    socket says; None when it does not say. EXITED, once it has exited, when
+    its socket went before it answered (see :func:`_after_unanswered`); ``had_socket``:
+    the socket file was there once its pid was written.
     """
     said = False  # it answered "starting", and we said we wait
     refused_since: float | None = None
+    unanswered_since: float | None = None
     while True:
         if readable(pidfd, 0):
             return None if said else Verdict.EXITED
@@ -244,7 +282,7 @@ def _wait(
         # Asked even when its stopping mark says it stops: its socket also says
         # whether it was ready by then.
         state, ready = _state_of(control, pid, wait.deadline)
-        if said and (stopping or state in ("stopping", "gone", "refused")):
+        if said and (stopping or state in ("stopping", "gone", "dropped", "foreign", "refused")):
             # Stopping, or its socket removed, closed or dropping us: its last steps.
             return ready if state == "stopping" else None
         if state == "stopping":
@@ -259,8 +297,23 @@ def _wait(
             if not said:
                 return Verdict.RUNNING  # no answer to go by: as before, "already running"
             # Its loop held up (sync code in a startup hook): still starting.
+        elif state in ("gone", "dropped", "foreign"):
+            # Not said yet. Its socket there (before it answered, or seen bound)
+            # and removed since, which only its exit does, or it ends: its start
+            # failed between two questions. Else it has no socket there (another
+            # --control, none), drops us while it runs (out of descriptors), or
+            # another process serves there (an upgrade handing over): it cannot say.
+            removed = state == "gone" and (had_socket or refused_since is not None)
+            if removed or _ending(pidfile, pid, pidfd):
+                return _after_unanswered(pid, pidfd, wait)
+            # Its socket closes a moment before its pidfile goes (its last
+            # records drain in between): asked again, briefly, before "running".
+            now = time.monotonic()
+            unanswered_since = now if unanswered_since is None else unanswered_since
+            if now - unanswered_since > _UNANSWERED_GRACE:
+                return Verdict.RUNNING
         elif state != "starting":
-            return Verdict.RUNNING  # ready, or no control socket of its own ("gone")
+            return Verdict.RUNNING  # ready
         elif not said:
             said = True
             say(f"pid {pid} is starting; waiting for it to be ready")
@@ -275,20 +328,33 @@ def _wait(
     return Verdict.RUNNING  # never said it starts (a socket not served all along)
 
 
+def _ending(pidfile: str, pid: int, pidfd: int) -> bool:
+    """Whether ``pid``, verified holder of ``pidfile`` a moment ago, is on its way out.
+
+    It has exited, says it stops, or no longer holds the pidfile (removed,
+    or the next start's, whose socket then answers in its place).
+    """
+    return readable(pidfd, 0) or says_stopping(pid) or read_pidfile(pidfile).running_pid != pid
+
+
 def _state_of(control: str, pid: int, deadline: float) -> tuple[str | None, bool | None]:
     """The state ``pid`` answers on ``control``, and whether it says it has been ready.
 
-    The state is "refused", "gone" or None (no answer) when it gives none; the
-    readiness None when it does not say (an older aiodaemon).
+    The state is "refused", "gone" (no socket), "dropped" (closed unanswered),
+    "foreign" (a socket not the daemon's) or None (no answer) when it gives
+    none; the readiness None when it does not say (an older aiodaemon).
     """
     timeout = max(0.1, min(_ASK_TIMEOUT, deadline - time.monotonic()))
     try:
         answer = ask_holder(control, {"v": VERSION, "cmd": "status"}, holder=pid, timeout=timeout)
     except ControlRefused:
         return "refused", None
-    except (ControlAbsent, ControlNoAnswer, ControlUntrusted):
-        # None there, dropping us, or not the daemon's: it says nothing on it.
+    except ControlAbsent:
         return "gone", None
+    except ControlNoAnswer:
+        return "dropped", None
+    except ControlUntrusted:
+        return "foreign", None  # not the daemon's: nothing it says
     except ControlError:
         return None, None  # held up, busy, not ours to use: nothing to go by
     state, ready = answer[0].get("state"), answer[0].get("ready")
