@@ -38,7 +38,8 @@ def main() -> None:
         os.ftruncate(pidfile, len(data))
         channel.sendall(b"W\n")
         os.write(handoff["stderr"], b"took over\n")
-        signal.pause()
+        while True:  # until a signal's default action ends it (no handler to miss)
+            signal.sigwait({signal.SIGUSR1})
 
 
 if __name__ == "__main__":
