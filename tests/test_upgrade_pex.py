@@ -37,13 +37,17 @@ def _require_pex() -> None:
 
 
 def _build(site: Path, archive: Path, version: str, layout: str, pex_root: Path) -> None:
-    """Build ``archive`` (the program at ``version``) with pex; replace it at once, as a deploy."""
+    """Build ``archive`` (the program at ``version``) with pex; replace it at once, as a deploy.
+
+    Its ``#!`` line names this interpreter, so the archive also runs as ``./app.pex``.
+    """
     app = site / "upgrade_app.py"
     app.write_text(
         program("upgrade_app").read_text().replace('VERSION = "v1"', f"VERSION = {version!r}")
     )
     # Uncompressed: faster to build, and the same to run.
     options = ["--no-compress", "-D", str(site), "-e", "upgrade_app", "-o", f"{archive}.new"]
+    options += ["--python-shebang", PYTHON]
     if layout == "venv":
         options.append("--venv")
     built = subprocess.run(
@@ -115,5 +119,77 @@ def test_upgrade_of_a_pex_runs_the_new_archive(tmp_path: Path, layout: str) -> N
         new = int(upgraded.stdout)
         assert get_body(port) == f"v2 {new}"
         assert _options(new) == options
+    finally:
+        aiodaemon_cli("stop", "--pidfile", pidfile, "--timeout", "10")
+
+
+@pytest.mark.parametrize(
+    ("layout", "shell", "command"),
+    [
+        ("zipapp", "sh", "cd current && ./app.pex"),
+        ("venv", "sh", "cd current && ./app.pex"),
+        ("zipapp", "bash", "cd shared && {root}/current/app.pex"),
+    ],
+    ids=["zipapp-in-current", "venv-in-current", "zipapp-by-path"],
+)
+def test_upgrade_of_a_pex_in_a_release_layout_runs_the_release_current_names(
+    tmp_path: Path, layout: str, shell: str, command: str
+) -> None:
+    """``releases/N/app.pex`` run through ``current``: after the switch, release 2 serves.
+
+    pex leaves the archive's real path in ``$PEX`` (``releases/1/app.pex``):
+    run again by it, the upgrade served release 1's code (exit 0), and failed
+    once release 1 was pruned. sh sets no ``$_``: the launch directory
+    (``$PWD``) finds the path; bash's ``$_`` finds one typed from elsewhere.
+    """
+    _require_pex()
+    site, pex_root = _site(tmp_path), tmp_path / "pex-root"
+    releases, shared = tmp_path / "releases", tmp_path / "shared" / "run"
+    shared.mkdir(parents=True)
+    for release in ("1", "2"):
+        (releases / release).mkdir(parents=True)
+        _build(site, releases / release / "app.pex", f"v{release}", layout, pex_root)
+        (releases / release / "run").symlink_to("../../shared/run")
+    current = tmp_path / "current"
+    current.symlink_to("releases/1")
+    port = free_port()
+    env = clean_env(
+        {
+            # Relative: current/run -> ../../shared/run, as in a Capistrano layout.
+            "APP_PIDFILE": "run/app.pid",
+            "APP_LOG": "run/app.log",
+            "APP_LISTEN": f"127.0.0.1:{port}",
+            "PEX_ROOT": str(pex_root),
+            "PWD": str(tmp_path),
+        }
+    )
+    del env["PYTHONPATH"]  # as a user runs it: everything from the archive
+    started = subprocess.run(
+        [shell, "-c", command.format(root=tmp_path)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        stdin=subprocess.DEVNULL,
+        timeout=120,
+        check=False,
+    )
+    assert started.returncode == 0, started.stderr
+    pidfile = shared / "app.pid"
+    old = read_pid(pidfile)
+    try:
+        assert get_body(port) == f"v1 {old}"
+        following = tmp_path / "next"
+        following.symlink_to("releases/2")
+        os.replace(following, current)
+        upgraded = aiodaemon_cli("upgrade", "--pidfile", pidfile, "--timeout", "60")
+        assert upgraded.returncode == 0, upgraded.stderr
+        new = int(upgraded.stdout)
+        assert get_body(port) == f"v2 {new}"
+        # Keep-last-N prunes release 1: the next upgrade needs nothing of it.
+        shutil.rmtree(releases / "1")
+        again = aiodaemon_cli("upgrade", "--pidfile", pidfile, "--timeout", "60")
+        assert again.returncode == 0, again.stderr
+        assert get_body(port) == f"v2 {int(again.stdout)}"
     finally:
         aiodaemon_cli("stop", "--pidfile", pidfile, "--timeout", "10")

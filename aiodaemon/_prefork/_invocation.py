@@ -16,6 +16,9 @@ interpreter. Two rules follow.
   path typed, relative to the launch directory as the shell named it, never
   by ``sys.executable``, whose directories are resolved (``releases/1``).
 
+A pex archive is run again by the path it was run by (see :mod:`._relaunch`),
+which pex leaves resolved in ``$PEX``: that path is recorded at the start too.
+
 Synchronous and asyncio-free.
 """
 
@@ -25,23 +28,33 @@ import os
 import stat
 import sys
 
-__all__ = ["relaunch_command", "remember_invocation"]
+__all__ = ["archive_as_run", "relaunch_command", "remember_invocation"]
 
 #: How many bytes of a script's first line the kernel reads (BINPRM_BUF_SIZE).
 _SHEBANG_LIMIT = 256
 #: The index of the script in ``sys.orig_argv`` when its ``#!`` line chose the
 #: interpreter (0 when it did not).
 _script_index = 0
+#: The pex archive's path as it was run, through ``current`` (None: not known).
+_archive: str | None = None
 
 
 def remember_invocation(directory: str | None) -> None:
-    """Record whether a script's ``#!`` line started the program, before a deploy changes it.
+    """Record how the program was started, before a deploy changes what its paths lead to.
+
+    Whether a script's ``#!`` line started it, and the path a pex archive was run by.
 
     Args:
         directory: the launch directory, against which a relative script path is read.
     """
-    global _script_index
+    global _script_index, _archive
     _script_index = _shebang_script(sys.orig_argv, sys.argv, directory)
+    _archive = _archive_path(directory)
+
+
+def archive_as_run() -> str | None:
+    """The path the pex archive in ``$PEX`` was run by at the start, if it is known."""
+    return _archive
 
 
 def relaunch_command(directory: str | None) -> tuple[list[str], str | None]:
@@ -107,6 +120,35 @@ def _shebang_script(orig_argv: list[str], argv: list[str], directory: str | None
         if os.fsdecode(named.strip(b'"')) == orig_argv[0]:
             return index
     return 0
+
+
+def _archive_path(directory: str | None) -> str | None:
+    """The path through which the pex archive in ``$PEX`` was run, if one leads there now.
+
+    pex writes the archive's real path in ``$PEX`` (``releases/1/app.pex``) and
+    re-executes itself, so the path typed (``./app.pex`` in ``current``) is on
+    no command line: run again, ``$PEX`` is the old release. What is left of
+    it: the shell's ``$_`` (bash and zsh put the command's path there), else
+    the archive's place below the launch directory, joined to that directory
+    as the shell named it. Either counts only if it leads to ``$PEX`` now,
+    before a deploy moves ``current``; ``$_`` may be any older command's.
+    """
+    archive = os.environ.get("PEX", "")
+    if directory is None or not os.path.isabs(archive):
+        return None
+    typed = os.environ.get("_", "")
+    below = os.path.relpath(archive, os.path.realpath(directory))
+    candidates = [typed] if os.sep in typed else []
+    if below != os.pardir and not below.startswith(os.pardir + os.sep):
+        candidates.append(below)
+    for candidate in candidates:
+        path = os.path.join(directory, candidate)
+        try:
+            if os.path.samefile(path, archive):
+                return path
+        except OSError:
+            continue
+    return None
 
 
 def _interpreter() -> str | None:

@@ -19,7 +19,7 @@ import os
 import sys
 from collections.abc import MutableMapping, Sequence
 
-from ._invocation import relaunch_command
+from ._invocation import archive_as_run, relaunch_command
 
 __all__ = ["relaunch", "unreadable_program"]
 
@@ -116,7 +116,8 @@ def relaunch(
 def _pex_archive(environ: MutableMapping[str, str], program: str) -> str | None:
     """The pex archive ``program`` is pex's cached copy of, if it is one (None otherwise).
 
-    pex sets ``$PEX`` to the archive it ran, and its copies carry ``PEX-INFO``:
+    pex sets ``$PEX`` to the archive it ran (its real path: the one run, through
+    ``current``, is recorded at the start), and its copies carry ``PEX-INFO``:
     an unpacked directory holds it, a virtual environment's ``pex`` script sits
     beside it. A program that merely inherited ``$PEX`` (a child of a pex
     program) runs from no such copy.
@@ -132,4 +133,5 @@ def _pex_archive(environ: MutableMapping[str, str], program: str) -> str | None:
             return None  # run from the archive itself (a "loose" directory)
     except OSError:
         pass  # the archive is gone: the successor says so, not the old copy's code
-    return archive
+    # By the path it was run by: ``$PEX`` is resolved, the old release's.
+    return archive_as_run() or archive
