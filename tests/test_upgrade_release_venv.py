@@ -137,16 +137,25 @@ def _options(current: Path) -> list[str]:
     return ["--pidfile", str(run / "app.pid"), "--log-file", str(run / "app.log")]
 
 
-@pytest.mark.parametrize("shebang", sorted(SHEBANGS))
+@pytest.mark.parametrize(
+    ("shebang", "depth"),
+    [*((shebang, 0) for shebang in sorted(SHEBANGS)), ("sh", 240)],
+    ids=[*sorted(SHEBANGS), "sh-long-path"],
+)
 def test_upgrade_of_a_console_script_runs_the_new_release_venv(
-    tmp_path: Path, shebang: str
+    tmp_path: Path, shebang: str, depth: int
 ) -> None:
     """``current/venv/bin/aiodaemon start``: after the switch the successor runs release 2's venv.
 
     It ran release 2's code on release 1's interpreter and packages (the path
     the kernel wrote from release 1's ``#!`` line), and failed once release 1
-    was pruned.
+    was pruned. ``depth``: the root's path is that much longer, so the ``sh``
+    form's ``exec`` line ends beyond the kernel's 256 bytes of ``#!`` line
+    (pip writes that form for any interpreter path over 124 bytes).
     """
+    if depth:
+        tmp_path /= "x" * depth
+        tmp_path.mkdir()
     current = _layout(tmp_path, shebang)
     releases = tmp_path / "releases"
     script = current / "venv" / "bin" / "aiodaemon"

@@ -32,6 +32,9 @@ __all__ = ["archive_as_run", "relaunch_command", "remember_invocation"]
 
 #: How many bytes of a script's first line the kernel reads (BINPRM_BUF_SIZE).
 _SHEBANG_LIMIT = 256
+#: How many bytes of the next line are read: pip's ``'''exec' INTERPRETER "$0"
+#: "$@"`` line, which sh reads whole, for an interpreter path up to PATH_MAX.
+_EXEC_LINE_LIMIT = 4096 + 64
 #: The index of the script in ``sys.orig_argv`` when its ``#!`` line chose the
 #: interpreter (0 when it did not).
 _script_index = 0
@@ -98,12 +101,12 @@ def _shebang_script(orig_argv: list[str], argv: list[str], directory: str | None
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             return 0
-        head = os.read(fd, _SHEBANG_LIMIT)
+        head = os.read(fd, _SHEBANG_LIMIT + _EXEC_LINE_LIMIT)
     except OSError:
         return 0
     finally:
         os.close(fd)
-    first, _, rest = head.partition(b"\n")
+    first = head[:_SHEBANG_LIMIT].partition(b"\n")[0]
     if not first.startswith(b"#!"):
         return 0
     # The kernel's split: the interpreter ends at the first blank; the rest, if
@@ -114,7 +117,7 @@ def _shebang_script(orig_argv: list[str], argv: list[str], directory: str | None
     words = [line[:end], argument] if argument else [line[:end]]
     if [os.fsdecode(word) for word in words] == orig_argv[:index]:
         return index
-    second = rest.partition(b"\n")[0]
+    second = head[len(first) + 1 :].partition(b"\n")[0]
     if words == [b"/bin/sh"] and index == 1 and second.startswith(b"'''exec' "):
         named = second.removeprefix(b"'''exec' ").removesuffix(b' "$0" "$@"')
         if os.fsdecode(named.strip(b'"')) == orig_argv[0]:
