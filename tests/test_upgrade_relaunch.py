@@ -90,3 +90,26 @@ def test_a_successor_that_exits_before_calling_aiodaemon_is_named_once(
         "aiodaemon, or one whose aiodaemon predates upgrades (0.1.0: use 'aiodaemon restart')\n"
     )
     assert read_pid(pidfile) == old
+
+
+def test_a_typed_interpreter_in_front_of_a_script_naming_it_is_run_again(
+    tmp_path: Path, files: tuple[Path, Path]
+) -> None:
+    """``python app.py`` where app.py (0644) starts with ``#!`` that python: upgraded, not run.
+
+    systemd's ``ExecStart=`` names the interpreter so: the #! line matching it
+    did not mean the kernel ran the script, which may not be executed (exit 1,
+    "Permission denied", and the daemon unchanged before).
+    """
+    pidfile, log = files
+    app = tmp_path / "upgrade_app.py"
+    app.write_text(f"#!{PYTHON}\n" + program("upgrade_app").read_text())
+    app.chmod(0o644)
+    started = python([app], env=_env(pidfile, log), cwd=tmp_path)
+    assert started.returncode == 0, started.stderr
+    old = read_pid(pidfile)
+    upgraded = aiodaemon_cli("upgrade", "--pidfile", pidfile, "--timeout", "20")
+    assert upgraded.returncode == 0, upgraded.stderr
+    new = read_pid(pidfile)
+    assert new != old
+    assert wait_for(lambda: [r for r in read_json_lines(log) if r["event"] == "upgrade took over"])

@@ -93,13 +93,17 @@ def _shebang_script(orig_argv: list[str], argv: list[str], directory: str | None
     index = len(orig_argv) - len(argv)
     if index not in (1, 2) or not argv or orig_argv[index:] != argv:
         return 0
+    script = os.path.join(directory or "", argv[0])
     try:
         # Not blocking: ``python <(cat app.py)`` names a pipe, read to its end already.
-        fd = os.open(os.path.join(directory or "", argv[0]), os.O_RDONLY | os.O_NONBLOCK)
+        fd = os.open(script, os.O_RDONLY | os.O_NONBLOCK)
     except OSError:
         return 0
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
+        if not stat.S_ISREG(os.fstat(fd).st_mode) or not _executable(fd, script):
+            # The kernel cannot have run it by its #! line: the interpreter
+            # was typed (``ExecStart=/venv/bin/python /srv/app.py``, a 0644
+            # file or a noexec mount), and the script may not be run itself.
             return 0
         head = os.read(fd, _SHEBANG_LIMIT + _EXEC_LINE_LIMIT)
     except OSError:
@@ -152,6 +156,15 @@ def _archive_path(directory: str | None) -> str | None:
         except OSError:
             continue
     return None
+
+
+def _executable(fd: int, path: str) -> bool:
+    """Whether the file open at ``fd`` (reached by ``path``) may be executed by us."""
+    return (
+        os.access(path, os.X_OK)
+        and os.fstat(fd).st_mode & 0o111 != 0  # root's access() ignores the bits
+        and not os.fstatvfs(fd).f_flag & os.ST_NOEXEC
+    )
 
 
 def _interpreter() -> str | None:
