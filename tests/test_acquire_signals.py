@@ -54,8 +54,13 @@ def _stopped_while_acquiring(proc: subprocess.Popen[str], pidfile: Path) -> bool
     deadline = time.monotonic() + 60
     # A busy poll: the pidfile is empty for a millisecond or so.
     while not pidfile.exists():
+        if proc.poll() is not None and pidfile.exists():
+            # It ran through its acquire (and all of its start) between our looks.
+            return False
         if proc.poll() is not None or time.monotonic() > deadline:
             raise AssertionError(f"no pidfile: {proc.communicate()}")
+    if proc.poll() is not None:
+        return False  # ended already: nothing to stop
     os.kill(proc.pid, signal.SIGSTOP)
     wait_for(lambda: proc_state(proc.pid) == "T", what="the start to stop")
     forked = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().strip()
