@@ -358,6 +358,7 @@ def detach(
             foreground=foreground,
             launcher_mask=launcher_mask,
             leave_to_daemon=leave_to_daemon,
+            own_group=True,
         )
     except BaseException:
         os.close(null)
@@ -381,6 +382,7 @@ def fork_daemon(
     foreground: str = "aiodaemon run",
     launcher_mask: Iterable[int] | None = None,
     leave_to_daemon: Callable[[], None] | None = None,
+    own_group: bool = False,
 ) -> ReadinessPipe:
     """Fork, ``setsid``, fork: only the daemon returns, holding its end of the readiness pipe.
 
@@ -392,6 +394,10 @@ def fork_daemon(
     verdict, and a ``start`` racing that stop failed "Address already in
     use". The leader closes all but its pipes; the launcher runs
     ``leave_to_daemon``, which must not raise (its errors are ignored).
+
+    ``own_group``: the daemon leads a process group of its own (aiodaemon's);
+    else it stays in the session leader's, as python-daemon's does (the
+    PEP 3143 drop-in).
 
     Raises:
         StartupError: in the launching process, with nothing started: the
@@ -453,6 +459,15 @@ def fork_daemon(
         signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         raise refusal
     _first_child(read_fd, pipe, mask)
+    if own_group:
+        # A process group of its own, led by the daemon (still no session
+        # leader, so it never gets a terminal): whatever it starts and does
+        # not move out (fork-pool workers, subprocesses) is in that group,
+        # which `aiodaemon stop` kills with it when it has to SIGKILL it, as
+        # systemd's KillMode=control-group would. In the session leader's
+        # group, led by nobody once that leader is gone, it would be nobody's
+        # to kill. It cannot fail: the daemon leads no session.
+        os.setpgid(0, 0)
     # The daemon is not a session leader, so opening a tty can never make it
     # the controlling terminal again.
     try:
