@@ -221,7 +221,7 @@ def test_stop_leaves_a_socket_file_the_daemon_named_that_is_not_its_users(
                 wait_gone(pid, 20)
         assert stop.returncode == 0, stop.stderr
         assert stop.stderr.splitlines()[-1] == (
-            f"aiodaemon: stopped (pid {pid}); removed pidfile {pidfile},"
+            f"aiodaemon: killed (pid {pid}) 1s after the stop request; removed pidfile {pidfile},"
             f" control socket {pidfile}.ctl and socket file {echo}, which the killed daemon left"
         )
         st = os.lstat(victim)

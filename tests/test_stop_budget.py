@@ -39,8 +39,8 @@ def test_an_explicit_timeout_is_kept() -> None:
         assert stop.returncode == 0, stop.stderr
         assert stop.stderr.splitlines() == [
             f"aiodaemon: pid {pid} still running 1s after the stop request; sending SIGKILL",
-            f"aiodaemon: stopped (pid {pid}); removed pidfile {app.pidfile}"
-            f" and control socket {app.control}, which the killed daemon left",
+            f"aiodaemon: killed (pid {pid}) 1s after the stop request; removed pidfile"
+            f" {app.pidfile} and control socket {app.control}, which the killed daemon left",
         ]
         assert not app.records("shutdown finished")
 
@@ -54,9 +54,9 @@ def test_a_killed_daemon_s_unix_socket_files_are_removed() -> None:
         stop = app.cli("stop", "--pidfile", app.pidfile, "--timeout", "1", timeout=60)
         assert stop.returncode == 0, stop.stderr
         assert stop.stderr.splitlines()[-1] == (
-            f"aiodaemon: stopped (pid {pid}); removed pidfile {app.pidfile},"
-            f" control socket {app.control}, socket file {echo} and socket file {health},"
-            " which the killed daemon left"
+            f"aiodaemon: killed (pid {pid}) 1s after the stop request; removed pidfile"
+            f" {app.pidfile}, control socket {app.control}, socket file {echo}"
+            f" and socket file {health}, which the killed daemon left"
         )
         assert not echo.exists()
         assert not health.exists()

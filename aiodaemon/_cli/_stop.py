@@ -31,6 +31,7 @@ from ._control_client import (
     ask_patiently,
 )
 from ._control_trust import HANDOVER_GRACE, ControlUntrusted, related, say_ignored
+from ._kill import Killed, kill_daemon
 from ._stale import StaleRemoval, remove_stale, remove_stale_control
 from ._stop_claim import claim_stop, watch_stop
 from ._taken_over import lock_taker, taken_over
@@ -128,6 +129,8 @@ def stop(
         return None if taker is None else taken_over(path, pid, taker=taker)
 
     note = ""
+    # How it ended when killed (see _killed), and the exit status that goes with it.
+    ended, code = f"stopped (pid {pid})", int(ControlCode.OK)
     claim = None
     # Where a stop that only waits hears the exit (see _stop_claim.watch_stop).
     watch = None
@@ -217,11 +220,17 @@ def stop(
                 _say(f"pid {pid} {what} {after}; not killed: it stops once thawed")
                 return ControlCode.FAILURE
             if not exited:
-                _say(f"pid {pid} still running {seconds_shown(wait)}s after {how}; sending SIGKILL")
-                _send(pidfd, pid, signal.SIGKILL)
-                if not wait_exited(pidfd, _KILL_WAIT):
+                after = f"{seconds_shown(wait)}s after {how}"
+                _say(f"pid {pid} still running {after}; sending SIGKILL")
+                try:
+                    killed = kill_daemon(pidfd, pid, _KILL_WAIT)
+                except PermissionError:
+                    _say(f"not allowed to send SIGKILL to pid {pid}: run as its user or as root")
+                    return ControlCode.NO_PERMISSION
+                if not killed.exited:
                     _say(f"pid {pid} did not exit after SIGKILL")
                     return ControlCode.FAILURE
+                ended, code = _killed(pid, killed, after)
                 if not replaced:
                     left = "which the killed daemon left"
             else:
@@ -261,8 +270,39 @@ def stop(
         return stop(path, timeout, control, owner=owner)
     if undone:
         return stop(path, timeout, control, owner=owner)
-    _say(f"stopped (pid {pid}){note}")
-    return ControlCode.OK
+    _say(f"{ended}{note}")
+    return code
+
+
+def _killed(pid: int, killed: Killed, after: str) -> tuple[str, int]:
+    """What the stop says of a daemon it killed (``after``: when), and its exit status.
+
+    1 when a process of its group outlived the SIGKILL (stuck in the kernel,
+    frozen): it may still hold the daemon's ports.
+    """
+    if killed.group is None:
+        words = f"killed (pid {pid}) {after}"
+        if killed.children:
+            # Not its own group: a supervisor's or a script's, which may hold others.
+            left = _counted(killed.children, "child process", "child processes")
+            words += (
+                f"; {left} of it left running: it does not lead its process group,"
+                " which is for whoever runs it to end"
+            )
+        return words, ControlCode.OK
+    words = f"killed (pid {pid}) {after}"
+    if killed.group:
+        more = _counted(killed.group, "more process", "more processes")
+        words = f"killed (pid {pid}) and its process group ({more}) {after}"
+    if not killed.stayed:
+        return words, ControlCode.OK
+    stayed = _counted(killed.stayed, "process", "processes")
+    return f"{words}; {stayed} of its group still running after SIGKILL", ControlCode.FAILURE
+
+
+def _counted(count: int, one: str, many: str) -> str:
+    """``1 process``, ``2 processes``."""
+    return f"{count} {one if count == 1 else many}"
 
 
 def _frozen(pid: int) -> str | None:

@@ -1,0 +1,163 @@
+"""The SIGKILL at the end of ``aiodaemon stop``: the daemon, and the process group it leads.
+
+A killed daemon runs no code: its fork-pool workers, multiprocessing children
+and subprocesses would live on, re-parented to init, holding the ``listen=``
+sockets they inherited by fork (the next start: "Address already in use").
+So, as systemd's ``KillMode=control-group`` and supervisord's ``killasgroup``
+do, the daemon's process group goes with it, but only when the daemon leads
+it (its pgid is its pid: a detached daemon's, one a service manager or a
+shell's job control started): a foreground daemon in someone else's group (a
+script's, a supervisor's) is killed alone, its children left to whoever runs
+it. Never what is not the daemon's (DESIGN.md section 6): the group is looked
+at through the daemon's pidfd while it lives, every other member is signalled
+through a pidfd of its own, opened before its group is checked.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import time
+
+from .._prefork._procfs import stat_field
+from .._prefork._readiness import readable, wait_exited
+
+TYPE_CHECKING = False  # not typing's: see aiodaemon/__init__.py
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+__all__ = ["Killed", "kill_daemon"]
+
+#: /proc/PID/stat fields after the command name: the parent pid and the process group.
+_PPID, _PGRP = 1, 2
+
+
+class Killed:
+    """What :func:`kill_daemon` killed and left.
+
+    Attributes:
+        exited: the daemon exited within the wait.
+        group: how many other processes of the daemon's group were killed;
+            None when it leads no group of its own (nothing else was signalled).
+        stayed: how many of those still ran at the end of the wait.
+        children: how many children the daemon had when it leads no group
+            (left to whoever runs it); 0 otherwise.
+    """
+
+    __slots__ = ("children", "exited", "group", "stayed")
+
+    def __init__(self, *, exited: bool, group: int | None, stayed: int, children: int) -> None:
+        self.exited = exited
+        self.group = group
+        self.stayed = stayed
+        self.children = children
+
+
+def kill_daemon(pidfd: int, pid: int, wait: float) -> Killed:
+    """SIGKILL the daemon behind ``pidfd`` and, when it leads it, its process group.
+
+    Waits up to ``wait`` seconds for the daemon and every member killed to be
+    gone, so that the ports they held are free once it returns.
+
+    Raises:
+        PermissionError: the daemon may not be signalled by us.
+    """
+    members = _own_group(pidfd, pid)
+    if members is None:
+        children = _count(lambda other: stat_field(other, _PPID) == pid)
+        _kill(pidfd)
+        return Killed(exited=wait_exited(pidfd, wait), group=None, stayed=0, children=children)
+    # The whole group at once: a member forking meanwhile cannot escape it,
+    # as one signalled after another could. The daemon lived after its pgid
+    # was read, so the group is its own (see _own_group).
+    with contextlib.suppress(ProcessLookupError):  # gone meanwhile, all of them
+        os.killpg(pid, signal.SIGKILL)
+    _kill(pidfd)
+    deadline = time.monotonic() + wait
+    exited = wait_exited(pidfd, wait)
+    # Forked between our look and the kill, or not seen before it: the group's
+    # id is the daemon's pid, held by the kernel while any member lives.
+    members += _members(pid, members)
+    for member in members:
+        # One of another user's (set its own uid) stays: counted below if it lives on.
+        with contextlib.suppress(PermissionError):
+            _kill(member)
+    stayed = 0
+    for member in members:
+        if not readable(member, max(0.0, deadline - time.monotonic())):
+            stayed += 1
+        os.close(member)
+    return Killed(exited=exited, group=len(members), stayed=stayed, children=0)
+
+
+def _own_group(pidfd: int, pid: int) -> list[int] | None:
+    """Pidfds of the other live members of the group ``pid`` leads; None if it leads none.
+
+    ``pid`` 1 is never taken for a group: ``killpg(1)`` is ``kill(-1)``, every process.
+    """
+    try:
+        pgid = os.getpgid(pid)
+    except ProcessLookupError:
+        return None
+    if pid <= 1 or pgid != pid:
+        return None
+    members = _members(pid, [])
+    # Alive after its pgid was read: that pgid was the daemon's (a pid is not
+    # reused before its process is reaped), and so are the members found.
+    if readable(pidfd, 0):
+        for member in members:
+            os.close(member)
+        return None
+    return members
+
+
+def _members(pgid: int, known: list[int]) -> list[int]:
+    """Pidfds of the live processes of group ``pgid`` (but its leader) not in ``known``."""
+    seen = {_pid_of(fd) for fd in known}
+    found = []
+    for other in _pids():
+        if other in (pgid, *seen) or stat_field(other, _PGRP) != pgid:
+            continue
+        try:
+            member = os.pidfd_open(other)
+        except OSError:
+            continue  # gone meanwhile
+        # Looked at again once the pidfd holds the process (the pid may have
+        # been reused meanwhile), and alive then: a zombie is no member to wait for.
+        if stat_field(other, _PGRP) == pgid and not readable(member, 0):
+            found.append(member)
+        else:
+            os.close(member)
+    return found
+
+
+def _pid_of(pidfd: int) -> int | None:
+    """The pid behind ``pidfd``, from ``/proc/self/fdinfo``."""
+    try:
+        with open(f"/proc/self/fdinfo/{pidfd}", "rb") as f:
+            for line in f:
+                if line.startswith(b"Pid:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def _pids() -> list[int]:
+    """Every pid ``/proc`` shows."""
+    try:
+        return [int(entry) for entry in os.listdir("/proc") if entry.isdigit()]
+    except OSError:
+        return []
+
+
+def _count(matches: Callable[[int], bool]) -> int:
+    """How many processes ``matches(pid)`` holds for."""
+    return sum(1 for other in _pids() if matches(other))
+
+
+def _kill(pidfd: int) -> None:
+    """SIGKILL the process behind ``pidfd``, if it is still there."""
+    with contextlib.suppress(ProcessLookupError):
+        signal.pidfd_send_signal(pidfd, signal.SIGKILL)

@@ -1,0 +1,138 @@
+"""`aiodaemon stop` that has to SIGKILL a daemon kills the process group the daemon leads."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+from .support import (
+    AIODAEMON,
+    PROGRAMS,
+    aiodaemon_cli,
+    clean_env,
+    free_port,
+    is_alive,
+    kill_quietly,
+    proc_stat_fields,
+    read_pid,
+    wait_for,
+)
+
+
+def _group(pgid: int) -> list[int]:
+    """The live processes of process group ``pgid``."""
+    found = []
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            with contextlib.suppress(OSError, IndexError):
+                if int(proc_stat_fields(int(name))[2]) == pgid and is_alive(int(name)):
+                    found.append(int(name))
+    return found
+
+
+def _listed(path: Path) -> list[int]:
+    """The worker and subprocess pids the program wrote, once it has."""
+    text = wait_for(lambda: path.exists() and path.read_text(), 30, f"pids in {path}")
+    return [int(line) for line in text.splitlines()]
+
+
+def _port_free(port: int) -> bool:
+    """Whether 127.0.0.1:``port`` can be bound again."""
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+@contextlib.contextmanager
+def _cleanup(pids: list[int]) -> Iterator[None]:
+    """Kill what a failed test left (the daemon's workers would hold its port)."""
+    try:
+        yield
+    finally:
+        for pid in pids:
+            if pid > 1 and is_alive(pid):
+                kill_quietly(pid)
+
+
+def test_a_killed_daemon_takes_its_workers_and_subprocesses_along(tmp_path: Path) -> None:
+    """stop --timeout 1: the daemon, its pool workers and its subprocess gone, the port free."""
+    port, listed = free_port(), tmp_path / "pids"
+    pidfile = tmp_path / "app.pid"
+    started = aiodaemon_cli(
+        "start", "pool_hangs_at_stop:main", "--pidfile", pidfile,
+        "--listen", f"tcp=127.0.0.1:{port}", "--log-file", tmp_path / "log.jsonl",
+        "--shutdown-timeout", "60",
+        cwd=PROGRAMS, env={"GROUP_PIDS": str(listed)},
+    )  # fmt: skip
+    assert started.returncode == 0, started.stderr
+    pid = int(started.stdout)
+    members = _listed(listed)
+    left: list[int] = [pid, *members]
+    with _cleanup(left):
+        group = _group(os.getpgid(pid))
+        left += group
+        stop = aiodaemon_cli("stop", "--pidfile", pidfile, "--timeout", "1", timeout=60)
+        assert stop.returncode == 0, stop.stderr
+        assert [p for p in left if is_alive(p)] == []
+        assert _port_free(port)
+        # Its own group (`kill -- -PID` reaches all of it too), told in the stop's line.
+        assert {pid, *members} <= set(group)
+        assert stop.stderr.splitlines()[-1].startswith(
+            f"aiodaemon: killed (pid {pid}) and its process group ({len(group) - 1} more"
+            " processes) 1s after the stop request; removed pidfile"
+        )
+        again = aiodaemon_cli(
+            "start", "pool_hangs_at_stop:main", "--pidfile", pidfile,
+            "--listen", f"tcp=127.0.0.1:{port}", "--log-file", tmp_path / "log.jsonl",
+            cwd=PROGRAMS, env={"GROUP_PIDS": str(tmp_path / "pids2")},
+        )  # fmt: skip
+        assert again.returncode == 0, again.stderr
+        left += [int(again.stdout), *_listed(tmp_path / "pids2")]
+        # Its hook hangs for good: this stop has to kill it too.
+        stop = aiodaemon_cli("stop", "--pidfile", pidfile, "--timeout", "0", timeout=60)
+        assert stop.returncode == 0, stop.stderr
+
+
+def test_a_daemon_in_someone_else_s_group_is_killed_alone(tmp_path: Path) -> None:
+    """In its starter's process group: the daemon alone is killed, its children said left."""
+    port, listed = free_port(), tmp_path / "pids"
+    pidfile = tmp_path / "app.pid"
+    # Our child, in our process group (a script's, a supervisor's): not the daemon's to end.
+    daemon = subprocess.Popen(
+        [str(AIODAEMON), "run", "pool_hangs_at_stop:main", "--pidfile", str(pidfile),
+         "--listen", f"tcp=127.0.0.1:{port}", "--log-file", str(tmp_path / "log.jsonl"),
+         "--shutdown-timeout", "60"],
+        cwd=PROGRAMS, env=clean_env({"GROUP_PIDS": str(listed)}),
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    members: list[int] = []
+    try:
+        members = _listed(listed)
+        assert read_pid(pidfile) == daemon.pid
+        assert os.getpgid(daemon.pid) == os.getpgid(0)
+        stop = aiodaemon_cli("stop", "--pidfile", pidfile, "--timeout", "1", timeout=60)
+        assert stop.returncode == 0, stop.stderr
+        assert daemon.wait(10) == -signal.SIGKILL
+        # The pool's workers and the subprocess: its children, whatever it forked besides.
+        assert stop.stderr.splitlines()[-1].startswith(
+            f"aiodaemon: killed (pid {daemon.pid}) 1s after the stop request;"
+        )
+        assert "child processes of it left running: it does not lead its process group" in (
+            stop.stderr
+        )
+        assert all(is_alive(member) for member in members)
+    finally:
+        kill_quietly(daemon.pid)
+        daemon.wait(10)
+        for member in members:
+            if is_alive(member):
+                kill_quietly(member)
