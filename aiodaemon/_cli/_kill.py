@@ -20,7 +20,7 @@ import os
 import signal
 import time
 
-from .._prefork._procfs import stat_field
+from .._prefork._procfs import is_zombie, stat_field
 from .._prefork._readiness import readable, wait_exited
 
 TYPE_CHECKING = False  # not typing's: see aiodaemon/__init__.py
@@ -29,8 +29,9 @@ if TYPE_CHECKING:
 
 __all__ = ["Killed", "kill_daemon"]
 
-#: /proc/PID/stat fields after the command name: the parent pid and the process group.
-_PPID, _PGRP = 1, 2
+#: /proc/PID/stat fields after the command name: the parent pid, the process group,
+#: the start time.
+_PPID, _PGRP, _STARTED = 1, 2, 19
 
 
 class Killed:
@@ -65,9 +66,10 @@ def kill_daemon(pidfd: int, pid: int, wait: float) -> Killed:
     """
     members = _own_group(pidfd, pid)
     if members is None:
-        children = _count(lambda other: stat_field(other, _PPID) == pid)
+        children = _count(lambda other: stat_field(other, _PPID) == pid and not is_zombie(other))
         _kill(pidfd)
         return Killed(exited=wait_exited(pidfd, wait), group=None, stayed=0, children=children)
+    started = stat_field(pid, _STARTED)
     # The whole group at once: a member forking meanwhile cannot escape it,
     # as one signalled after another could. The daemon lived after its pgid
     # was read, so the group is its own (see _own_group).
@@ -75,10 +77,16 @@ def kill_daemon(pidfd: int, pid: int, wait: float) -> Killed:
         os.killpg(pid, signal.SIGKILL)
     _kill(pidfd)
     deadline = time.monotonic() + wait
+    # Forked between our look and the kill (killed by it, waited for here),
+    # believed only while the daemon's pid is still its own (alive or not yet
+    # reaped): no other group can have that id then.
+    later = _members(pid, members)
+    if started is None or stat_field(pid, _STARTED) != started:
+        for member in later:
+            os.close(member)
+        later = []
+    members += later
     exited = wait_exited(pidfd, wait)
-    # Forked between our look and the kill, or not seen before it: the group's
-    # id is the daemon's pid, held by the kernel while any member lives.
-    members += _members(pid, members)
     for member in members:
         # One of another user's (set its own uid) stays: counted below if it lives on.
         with contextlib.suppress(PermissionError):
