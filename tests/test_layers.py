@@ -96,6 +96,7 @@ LAYERS = [
         "_prefork._syslogsocket",
         "_prefork._unixbind",
         "_run._outcome",
+        "_run._own_children",
         "_run._state",
     },
     {

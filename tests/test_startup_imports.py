@@ -101,6 +101,7 @@ MINIMAL_START = frozenset(
         "aiodaemon._run._hooks",
         "aiodaemon._run._loop",
         "aiodaemon._run._outcome",
+        "aiodaemon._run._own_children",
         "aiodaemon._run._process_end",
         "aiodaemon._run._reload",
         "aiodaemon._run._reloads",

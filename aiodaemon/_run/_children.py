@@ -12,15 +12,15 @@ So, before the ``exit`` record, :func:`wait_children` gives them what is left
 of the budget, then logs what it kills, by name and pid, and the ``exit``
 record has the status the process leaves with. A forced exit kills every
 child the usual exit would have waited for or ended
-(:func:`kill_children_at_forced_exit`).
+(:func:`kill_children_at_forced_exit`). Each is signalled only once checked
+to be the daemon's own (:mod:`._own_children`): the records name children
+reaped by others, whose pids may be another user's processes by then.
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
 import reprlib
-import signal
 import sys
 import time
 from collections.abc import Callable
@@ -29,6 +29,7 @@ from typing import Any
 import structlog
 
 from ..exceptions import ExitCode
+from ._own_children import claim_own, kill_own, own_pids
 
 __all__ = [
     "kill_children_at_forced_exit",
@@ -83,19 +84,19 @@ def wait_children(
     for _, item in calls:
         name = _call_name(item.fn)
         _log.error("process pool call killed at exit", call=name, args=reprlib.repr(item.args))
-    busy_workers = {
-        pid: proc
-        for manager, _ in calls
-        for pid, proc in _processes(manager)
-        # Reaped by its pool's manager thread: the pid may be another process's now.
-        if getattr(getattr(proc, "_popen", None), "returncode", None) is None
+    candidates = {
+        **{pid: proc for manager, _ in calls for pid, proc in _processes(manager)},
+        **{c.pid: c for c in children if isinstance(c.pid, int)},
     }
-    for pid, proc in [*((c.pid, c) for c in children), *busy_workers.items()]:
-        name = str(getattr(proc, "name", "?"))
-        _log.error("child process killed at exit", process=name, child_pid=pid)
-        killed.append(f"{name} (pid {pid})")
-        with contextlib.suppress(OSError):
-            os.kill(pid, signal.SIGKILL)
+    # Only what is still ours: a child that ended meanwhile may have been
+    # reaped (by the forkserver, by its pool's manager thread) and its pid
+    # given to another process.
+    owned = claim_own(candidates)
+    for child in owned:
+        name = str(getattr(candidates[child.pid], "name", "?"))
+        _log.error("child process killed at exit", process=name, child_pid=child.pid)
+        killed.append(f"{name} (pid {child.pid})")
+    kill_own(owned)
     parts = [f"shutdown took longer than {timeout}s"]
     if calls:
         # Each once: a pool fed one function a thousand times is one name.
@@ -147,11 +148,11 @@ def leftover_children() -> list[tuple[str, int]]:
     named: dict[int, str] = {}
     for child in _mp_children():
         with contextlib.suppress(Exception):
-            if child.pid is not None and child._popen.returncode is None:
+            if child.pid is not None and _unreaped(child):
                 named[child.pid] = str(child.name)
     for pid in [*pool_workers(), *manager_servers()]:
         named.setdefault(pid, "?")
-    return sorted(((name, pid) for pid, name in named.items()), key=lambda np: np[1])
+    return [(named[pid], pid) for pid in sorted(own_pids(named))]
 
 
 def mp_children() -> list[int]:
@@ -159,11 +160,17 @@ def mp_children() -> list[int]:
     pids = []
     for child in _mp_children():
         with contextlib.suppress(Exception):
-            # Not reaped, so the pid is still the child's (a zombie's at worst):
-            # no system call, as this may run inside a signal handler.
-            if child.pid is not None and child._popen.returncode is None:
+            # Not known to be reaped; but that is no proof that the pid is still
+            # the child's (a forkserver child is reaped by the forkserver):
+            # signal them only through claim_own.
+            if child.pid is not None and _unreaped(child):
                 pids.append(child.pid)
     return pids
+
+
+def _unreaped(process: Any) -> bool:
+    """Whether multiprocessing has not seen ``process`` end (no system call: its record only)."""
+    return getattr(getattr(process, "_popen", None), "returncode", None) is None
 
 
 def _mp_children() -> list[Any]:
@@ -182,9 +189,7 @@ def kill_children_at_forced_exit() -> None:
     ``listen=`` sockets they inherited by fork: the next start failed with
     "Address already in use".
     """
-    for pid in {*mp_children(), *pool_workers(), *manager_servers()}:
-        with contextlib.suppress(OSError):
-            os.kill(pid, signal.SIGKILL)
+    kill_own(claim_own([*mp_children(), *pool_workers(), *manager_servers()]))
 
 
 def manager_servers() -> list[int]:
@@ -212,11 +217,16 @@ def _pool_managers() -> list[Any]:
 
 
 def _processes(manager: Any) -> list[tuple[int, Any]]:
+    """A pool's workers its manager thread has not reaped (a broken pool keeps the reaped ones)."""
     with contextlib.suppress(Exception):
-        return [(pid, p) for pid, p in list(manager.processes.items()) if isinstance(pid, int)]
+        return [
+            (pid, p)
+            for pid, p in list(manager.processes.items())
+            if isinstance(pid, int) and _unreaped(p)
+        ]
     return []
 
 
 def pool_workers() -> list[int]:
-    """The pids of the worker processes of ``concurrent.futures`` process pools."""
+    """The pids of the unreaped worker processes of ``concurrent.futures`` process pools."""
     return [pid for manager in _pool_managers() for pid, _ in _processes(manager)]

@@ -27,10 +27,8 @@ waited for or ended (:func:`._children.kill_children_at_forced_exit`).
 from __future__ import annotations
 
 import atexit
-import contextlib
 import functools
 import os
-import signal
 import sys
 import threading
 import time
@@ -44,6 +42,7 @@ from ._children import manager_servers, mp_children, pool_workers
 from ._exit_notice import say_forced_exit, say_nowait
 from ._forced import start_backstop
 from ._loop import thread_stack
+from ._own_children import claim_own, kill_own
 
 __all__ = [
     "EXIT_GRACE",
@@ -299,7 +298,13 @@ def _exit_overdue() -> None:
         # multiprocessing's exit function terminates its daemonic children and
         # joins the others; cut short, it would leave them running for ever
         # (one that ignores SIGTERM, one the program never told to stop).
-        children = [pid for pid in mp_children() if pid not in {*workers, *servers}]
+        children = mp_children()
+        # Only those still ours: a pid in those records may be another's now.
+        owned = claim_own([*workers, *servers, *children])
+        ours = {child.pid for child in owned}
+        workers = [pid for pid in workers if pid in ours]
+        servers = [pid for pid in servers if pid in ours and pid not in workers]
+        children = [pid for pid in children if pid in ours and pid not in {*workers, *servers}]
         if children:
             what += f"; multiprocessing children killed: {', '.join(map(str, children))}"
         if workers:
@@ -309,9 +314,7 @@ def _exit_overdue() -> None:
         # Said before the kills: a killed child ends the main thread's join.
         budget = f"the process's exit took longer than the {_END.timeout}s shutdown budget"
         say_forced_exit(status, f"{budget}; {what}")
-        for pid in [*children, *workers, *servers]:
-            with contextlib.suppress(OSError):
-                os.kill(pid, signal.SIGKILL)
+        kill_own(owned)
     finally:
         # Whatever failed above: the main thread waits for this exit.
         os._exit(status)
