@@ -8,13 +8,16 @@ same, then it raises). ``reload`` holds "fail:MESSAGE", "slow:SECONDS",
 reload run appends its mode to ``reloads``. ``shutdown`` holds "slow:SECONDS"
 or "wait" (until a file ``shutdown-release`` appears). ``main`` holds
 "notify" (with ``--ready manual``: ``main`` calls ``ctx.notify_ready()`` once a
-file ``ready-release`` appears).
+file ``ready-release`` appears). ``exit`` holds "wait": the process, its pidfile
+gone and its lock given back, waits among its last steps (``atexit``) until a
+file ``exit-release`` appears (60 s at most).
 A ``listen=`` socket named "echo" is served as an echo.
 """
 
 from __future__ import annotations
 
 import asyncio
+import atexit
 import os
 import time
 from pathlib import Path
@@ -101,3 +104,12 @@ async def main(ctx: aiodaemon.Context) -> None:
             await ctx.wait_stopping()
     else:
         await ctx.wait_stopping()
+
+
+@atexit.register
+def _last_step() -> None:
+    if _mode("exit") != "wait":
+        return
+    deadline = time.monotonic() + 60
+    while not (HERE / "exit-release").exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
