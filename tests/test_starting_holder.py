@@ -541,3 +541,90 @@ def test_a_start_that_failed_before_the_first_question_is_followed_by_the_next_h
     new = _assert_started_its_own(holder, code, out, lines)
     status = app.cli("status", "--pidfile", app.pidfile)
     assert status.stdout.splitlines()[0] == f"running (pid {new}, pidfile {app.pidfile})"
+
+
+def test_a_holder_stopping_before_the_first_question_is_waited_for_to_its_exit(
+    app: ControlApp, tmp_path: Path
+) -> None:
+    """The holder stops before the first question and gives its pidfile back: waited for.
+
+    As in racing starts whose daemons all failed: the waiting start found the
+    holder stopping, then looked for a stopping daemon again once its pidfile
+    was gone, the process still on its way out, saw none and said "already
+    running" (exit 0), with nothing running a moment later.
+    """
+    app.steer("shutdown", "wait")
+    app.steer("exit", "wait")
+    pid = app.start()
+    pause = tmp_path / "pause"
+    # Paused once it found the holder not stopping and read its pid (the
+    # pidfile's 4th opening verifies it), then at its next look for a stopping
+    # daemon (its 6th), which follows a "stopping" verdict.
+    second = _paused_start(app, pause, "start", at="open:.pid:4+open:.pid:6")
+    stopping = f"aiodaemon: pid {pid} is stopping; starting once it has exited"
+    try:
+        wait_for((pause / "paused").exists, 30, "the second start to pause")
+        os.kill(pid, signal.SIGTERM)
+        wait_for(lambda: app.cli("status", "--pidfile", app.pidfile).stdout.startswith("stopping"),
+                 30, "the daemon to stop")  # fmt: skip
+        (pause / "go").touch()
+        looked = (pause / "paused.2").exists
+        wait_for(lambda: looked() or second.said(stopping) or second.proc.poll() is not None, 30,
+                 "the second start to look again")  # fmt: skip
+        app.steer("shutdown-release")
+        wait_for(lambda: not app.pidfile.exists(), 30, "the daemon to remove its pidfile")
+        assert is_alive(pid)  # held among its last steps
+        app.steer("exit", "")  # the second start's daemon is not held
+        (pause / "go.2").touch()
+        app.steer("exit-release")
+        wait_gone(pid)
+        code, out, lines = second.finish()
+    finally:
+        app.steer("exit-release")
+        second.kill()
+    assert (code, lines) == (0, [stopping])
+    new = int(out)
+    assert new != pid
+    assert is_alive(new)
+    status = app.cli("status", "--pidfile", app.pidfile)
+    assert status.stdout.splitlines()[0] == f"running (pid {new}, pidfile {app.pidfile})"
+
+
+def test_a_holder_gone_before_the_wait_read_its_pid_is_not_said_of_the_next(
+    app: ControlApp, tmp_path: Path
+) -> None:
+    """The holder is gone by the wait's first look, another start's since: that one is waited for.
+
+    The wait found no holder to ask ("it cannot say"), and the line named the
+    pidfile's holder read again: "already running" (exit 0) of another start,
+    still starting, which then failed: nothing ran.
+    """
+    pid = app.start()
+    pause = tmp_path / "pause"
+    # Paused as the wait reads the holder's pid (the pidfile's 3rd opening),
+    # then as the command reads the holder again to name it (its 4th).
+    second = _paused_start(app, pause, "start", at="open:.pid:3+open:.pid:4")
+    third = None
+    try:
+        wait_for((pause / "paused").exists, 30, "the second start to pause")
+        os.kill(pid, signal.SIGTERM)
+        wait_gone(pid)
+        (pause / "go").touch()
+        wait_for(lambda: (pause / "paused.2").exists() or second.proc.poll() is not None, 30,
+                 "the second start to read the holder again")  # fmt: skip
+        third, holder = _first_start(app, "wait-fail")
+        app.steer("startup", "")  # read by the third's hook already: the second's daemon passes
+        (pause / "go.2").touch()
+        wait_for(lambda: second.said(_waiting(holder)) or second.proc.poll() is not None, 30,
+                 "the second start to wait for the third")  # fmt: skip
+        assert second.proc.poll() is None, second.lines  # not "already running" at once
+        app.steer("release")
+        assert third.finish() == (1, "", [FAILED])
+        code, out, lines = second.finish()
+    finally:
+        second.kill()
+        if third is not None:
+            third.kill()
+    new = _assert_started_its_own(holder, code, out, lines)
+    status = app.cli("status", "--pidfile", app.pidfile)
+    assert status.stdout.splitlines()[0] == f"running (pid {new}, pidfile {app.pidfile})"

@@ -271,28 +271,23 @@ def _report_running(args: argparse.Namespace, options: dict[str, Any], starts: S
     from ._start_after_stop import StillStopping, wait_for_stopping_daemon
 
     control = None if args.no_control else control_path(args, args.pidfile)
-    stopping_unseen = False
     while held is not None:
         try:
             if wait_for_stopping_daemon(args.pidfile, control, options, owner=owner(args)):
                 held = _running_holder(args)  # gone: unless another start raced us
-                stopping_unseen = False
                 continue
-            if stopping_unseen:
-                break  # it said "stopping" to us, but not to the stop's wait: cannot tell
             verdict = wait_for_starting_daemon(args.pidfile, control, starts)
         except (StillStopping, StillStarting):
             raise _Running(ExitCode.FAILURE) from None
-        if verdict is Verdict.RUNNING:
-            # Read again: the holder read before the wait may have written its
-            # pid since ("pid not yet written" of a ready daemon), or be gone.
-            held = _running_holder(args)
-            break
         if verdict is Verdict.WAS_READY:
             return True  # "already running", said with what came after
-        # Gone (its start failed, or it was stopped) or stopping: as for any such holder.
-        stopping_unseen = verdict is Verdict.STOPPING
-        held = _running_holder(args)
+        judged, held = held, _running_holder(args)
+        if verdict is Verdict.RUNNING and held == judged:
+            break
+        # Gone (its start failed, or it stopped): as for any such holder. Or
+        # running, but the pidfile names another holder now (its pid written
+        # since, or another start's once it was gone): that one is asked in
+        # turn, not named "already running" unasked (it may still fail).
     if held is not None:
         error(f"{PROG}: {held}")
     return held is not None

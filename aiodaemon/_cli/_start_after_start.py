@@ -16,8 +16,9 @@ moment's grace for one bound but not served yet (a daemon on its way to its
 event loop); a daemon without a control socket cannot say, and is "already
 running" as before. One whose socket goes before it answered (a start that
 lost the race to another, which failed between two questions: bound, not
-served yet, then removed by its exit) is waited for as a stopping daemon,
-and the command decides again once it has exited.
+served yet, then removed by its exit), or that says it stops before it said
+it was starting, is waited for as a stopping daemon, until its process has
+exited, and the command decides again.
 
 A daemon may become ready and be stopped (a deliberate ``stop``) between two
 questions: then it is "already running" as a question a moment earlier would
@@ -82,8 +83,6 @@ class Verdict(enum.Enum):
     WAS_READY = "was ready"
     #: gone: nothing holds the pidfile now, unless another start took it since.
     EXITED = "exited"
-    #: stopping: waited for as any stopping daemon (see :mod:`._start_after_stop`).
-    STOPPING = "stopping"
 
 
 class StillStarting(Exception):
@@ -118,8 +117,7 @@ def wait_for_starting_daemon(pidfile: str, control: str | None, wait: StartWait)
         RUNNING when the holder is ready, or cannot say; WAS_READY when it
         said it was starting, became ready and then stopped or began to stop
         ("already running" said, with that); EXITED once it is gone (said when
-        it had said it was starting); STOPPING when it stops before it said
-        it was starting.
+        it had said it was starting, or stopped before it said so).
 
     Raises:
         StillStarting: it was still starting at the end of ``wait`` (said on stderr).
@@ -233,14 +231,17 @@ class _ExitWatch:
             self._claim = None
 
 
-def _after_unanswered(pid: int, pidfd: int, wait: StartWait) -> Verdict:
-    """Wait for ``pid``, whose control socket went before it answered, to exit (said).
+def _after_stopping(pid: int, pidfd: int, wait: StartWait) -> Verdict:
+    """Wait for ``pid``, stopping before it said it was starting, to exit (said).
 
-    A start that failed between two questions (its socket bound, not served
-    yet, then removed by its exit) was "already running", exit 0, with
-    nothing running a moment later. As a stopping daemon is, it is waited for
-    until it has exited: then nothing holds the pidfile, unless another start
-    took it since, and the caller decides again.
+    It says it stops, or its control socket went before it answered (a start
+    that failed between two questions: bound, not served yet, then removed by
+    its exit). Waited for here, through the pidfd we hold, until it has exited:
+    its pidfile and stopping mark go a moment before its exit, and the
+    caller's wait for a stopping daemon, looking at them then, found nothing
+    stopping and said "already running", exit 0, of a daemon on its way out.
+    Then nothing holds the pidfile, unless another start took it since, and
+    the caller decides again.
 
     Raises:
         StillStopping: it did not exit within the stop budget (said on stderr).
@@ -267,8 +268,9 @@ def _wait(
     Once it said it was starting (``watch`` listening from then on), and then
     stopped or exited: whether it had been ready by then, as its control
     socket says; None when it does not say. EXITED, once it has exited, when
-    its socket went before it answered (see :func:`_after_unanswered`); ``had_socket``:
-    the socket file was there once its pid was written.
+    it stopped or its socket went before it answered (see
+    :func:`_after_stopping`); ``had_socket``: the socket file was there once
+    its pid was written.
     """
     said = False  # it answered "starting", and we said we wait
     refused_since: float | None = None
@@ -278,7 +280,7 @@ def _wait(
             return None if said else Verdict.EXITED
         stopping = says_stopping(pid)
         if stopping and not said:
-            return Verdict.STOPPING
+            return _after_stopping(pid, pidfd, wait)
         # Asked even when its stopping mark says it stops: its socket also says
         # whether it was ready by then.
         state, ready = _state_of(control, pid, wait.deadline)
@@ -286,7 +288,7 @@ def _wait(
             # Stopping, or its socket removed, closed or dropping us: its last steps.
             return ready if state == "stopping" else None
         if state == "stopping":
-            return Verdict.STOPPING
+            return _after_stopping(pid, pidfd, wait)
         if state == "refused":
             # Bound, not served yet: a daemon on its way to its event loop.
             now = time.monotonic()
@@ -305,7 +307,7 @@ def _wait(
             # another process serves there (an upgrade handing over): it cannot say.
             removed = state == "gone" and (had_socket or refused_since is not None)
             if removed or _ending(pidfile, pid, pidfd):
-                return _after_unanswered(pid, pidfd, wait)
+                return _after_stopping(pid, pidfd, wait)
             # Its socket closes a moment before its pidfile goes (its last
             # records drain in between): asked again, briefly, before "running".
             now = time.monotonic()
