@@ -590,6 +590,53 @@ def test_a_holder_stopping_before_the_first_question_is_waited_for_to_its_exit(
     assert status.stdout.splitlines()[0] == f"running (pid {new}, pidfile {app.pidfile})"
 
 
+def test_a_start_losing_many_races_to_failing_starts_starts_its_own(
+    app: ControlApp, tmp_path: Path
+) -> None:
+    """Five lost races for the lock, each to a start that then fails: it waits for each.
+
+    A crowd of racing starts whose daemons all fail: on its fifth lost race a
+    start said "already running" (exit 0) of the winner, still starting, which
+    then failed too: nothing ran.
+    """
+    races = 5
+    pause = tmp_path / "pause"
+    # Paused before each opening of the pidfile for its lock.
+    points = "+".join(f"lock:{n}" for n in range(1, races + 2))
+    second = _paused_start(app, pause, "start", at=points)
+    try:
+        for n in range(1, races + 1):
+            suffix = "" if n == 1 else f".{n}"
+            paused = (pause / f"paused{suffix}").exists
+            wait_for(lambda: paused() or second.proc.poll() is not None, 30,  # noqa: B023
+                     f"the start's lock opening {n}")  # fmt: skip
+            assert second.proc.poll() is None, second.lines
+            first, pid = _first_start(app, "wait-fail")  # takes the lock first
+            waiting = _waiting(pid)
+            try:
+                (pause / f"go{suffix}").touch()
+                wait_for(lambda: second.said(waiting) or second.proc.poll() is not None,  # noqa: B023
+                         30, "the start to wait for the winner")  # fmt: skip
+                assert second.proc.poll() is None, second.lines
+                app.steer("release")
+                assert first.finish() == (1, "", [FAILED])
+                wait_gone(pid)
+            finally:
+                first.kill()
+            (app.dir / "release").unlink()
+        app.steer("startup", "")  # its own daemon's start passes
+        (pause / f"go.{races + 1}").touch()
+        code, out, lines = second.finish()
+    finally:
+        second.kill()
+    assert code == 0, lines
+    assert not any("already running" in line for line in lines)
+    new = int(out)
+    assert is_alive(new)
+    status = app.cli("status", "--pidfile", app.pidfile)
+    assert status.stdout.splitlines()[0] == f"running (pid {new}, pidfile {app.pidfile})"
+
+
 def test_a_holder_gone_before_the_wait_read_its_pid_is_not_said_of_the_next(
     app: ControlApp, tmp_path: Path
 ) -> None:

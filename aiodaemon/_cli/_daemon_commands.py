@@ -31,8 +31,8 @@ if TYPE_CHECKING:
 
 __all__ = ["daemon_command"]
 
-#: Launches tried in all when each loses the race for the pidfile to a start
-#: that then fails: past them, a crowd of failing starts is not outwaited.
+#: Launches tried in all when each loses the race for the pidfile to a holder
+#: the check then does not see (found only by its lock): past them, it is said.
 _LOST_RACES = 5
 
 
@@ -212,7 +212,8 @@ def _launch_unless_running(
     A start that loses the race for the lock to another start, after the check
     found nothing, waits for the winner's verdict as the check does: the winner
     may still be starting, and fail. Ready, it is "already running"; gone,
-    nothing runs and the launch is tried again, a bounded number of times.
+    nothing runs and the launch is tried again: past a bounded number of
+    lost races to a holder the check cannot see, the launch says who holds it.
     """
     # A successor is started while its predecessor holds the pidfile, on purpose.
     if args.pidfile is None or _is_successor():
@@ -220,16 +221,23 @@ def _launch_unless_running(
     from ._start_after_start import StartWait
 
     starts = StartWait(options)  # one budget for the check and every lost race
-    for attempt in range(1, _LOST_RACES + 1):
+    unseen = 0  # lost races to a holder the check then did not see
+    while True:
         if _report_running(args, options, starts):
             return ExitCode.ALREADY_RUNNING
         # The last try says itself who holds the lock, as a lost race always did:
         # a holder the check cannot see (another user's pidfile in a sticky
         # directory, found only by its lock) lost every try.
-        code = _launched(launch, attempt < _LOST_RACES)
-        if code != ExitCode.ALREADY_RUNNING:
+        quiet = unseen < _LOST_RACES - 1
+        code = _launched(launch, quiet)
+        if code != ExitCode.ALREADY_RUNNING or not quiet:
             return code
-    return ExitCode.ALREADY_RUNNING
+        # A holder the check sees is waited for, however many there were (a
+        # crowd of failing starts: each ends, and a wait for one still starting
+        # ends with our start budget); counting those said "already running",
+        # exit 0, with nothing running once the crowd's last start failed.
+        if _running_holder(args) is None:
+            unseen += 1
 
 
 def _launched(launch: Callable[[bool], int], quiet_lost_race: bool) -> int:
