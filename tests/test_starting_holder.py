@@ -87,6 +87,29 @@ def _assert_started_its_own(pid: int, code: int, out: str, lines: list[str]) -> 
     return new
 
 
+def _a_third_fails_while_the_second_waits(app: ControlApp, second: Watched, go: Path) -> None:
+    """A third start holds the pidfile; ``second``, resumed by ``go``, waits for it.
+
+    Not "already running": it sees the third fail and starts a daemon of its
+    own, which ``status`` finds running.
+    """
+    third, holder = _first_start(app, "wait-fail")
+    try:
+        app.steer("startup", "")  # read by the third's hook already: the second's daemon passes
+        go.touch()
+        wait_for(lambda: second.said(_waiting(holder)) or second.proc.poll() is not None, 30,
+                 "the second start to wait for the third")  # fmt: skip
+        assert second.proc.poll() is None, second.lines  # not "already running" at once
+        app.steer("release")
+        assert third.finish() == (1, "", [FAILED])
+        code, out, lines = second.finish()
+    finally:
+        third.kill()
+    new = _assert_started_its_own(holder, code, out, lines)
+    status = app.cli("status", "--pidfile", app.pidfile)
+    assert status.stdout.splitlines()[0] == f"running (pid {new}, pidfile {app.pidfile})"
+
+
 @pytest.mark.parametrize(("command", "code"), [("start", 0), ("run", 3)])
 def test_start_while_the_first_is_starting_waits_and_then_says_already_running(
     app: ControlApp, command: str, code: int
@@ -517,30 +540,16 @@ def test_a_start_that_failed_before_the_first_question_is_followed_by_the_next_h
     first, pid = _first_start(app, "wait-fail")
     pause = tmp_path / "pause"
     second = _paused_start(app, pause, "start", at="control:2")  # its first question of the wait
-    third = None
     try:
         wait_for((pause / "paused").exists, 30, "the second start to pause")
         app.steer("release")
         assert first.finish() == (1, "", [FAILED])
         wait_gone(pid)
         (app.dir / "release").unlink()
-        third, holder = _first_start(app, "wait-fail")
-        app.steer("startup", "")  # read by the third's hook already: the second's daemon passes
-        (pause / "go").touch()
-        wait_for(lambda: second.said(_waiting(holder)) or second.proc.poll() is not None, 30,
-                 "the second start to wait for the third")  # fmt: skip
-        assert second.proc.poll() is None, second.lines  # not "already running" at once
-        app.steer("release")
-        assert third.finish() == (1, "", [FAILED])
-        code, out, lines = second.finish()
+        _a_third_fails_while_the_second_waits(app, second, pause / "go")
     finally:
         first.kill()
         second.kill()
-        if third is not None:
-            third.kill()
-    new = _assert_started_its_own(holder, code, out, lines)
-    status = app.cli("status", "--pidfile", app.pidfile)
-    assert status.stdout.splitlines()[0] == f"running (pid {new}, pidfile {app.pidfile})"
 
 
 def test_a_holder_stopping_before_the_first_question_is_waited_for_to_its_exit(
@@ -651,7 +660,6 @@ def test_a_holder_gone_before_the_wait_read_its_pid_is_not_said_of_the_next(
     # Paused as the wait reads the holder's pid (the pidfile's 3rd opening),
     # then as the command reads the holder again to name it (its 4th).
     second = _paused_start(app, pause, "start", at="open:.pid:3+open:.pid:4")
-    third = None
     try:
         wait_for((pause / "paused").exists, 30, "the second start to pause")
         os.kill(pid, signal.SIGTERM)
@@ -659,19 +667,6 @@ def test_a_holder_gone_before_the_wait_read_its_pid_is_not_said_of_the_next(
         (pause / "go").touch()
         wait_for(lambda: (pause / "paused.2").exists() or second.proc.poll() is not None, 30,
                  "the second start to read the holder again")  # fmt: skip
-        third, holder = _first_start(app, "wait-fail")
-        app.steer("startup", "")  # read by the third's hook already: the second's daemon passes
-        (pause / "go.2").touch()
-        wait_for(lambda: second.said(_waiting(holder)) or second.proc.poll() is not None, 30,
-                 "the second start to wait for the third")  # fmt: skip
-        assert second.proc.poll() is None, second.lines  # not "already running" at once
-        app.steer("release")
-        assert third.finish() == (1, "", [FAILED])
-        code, out, lines = second.finish()
+        _a_third_fails_while_the_second_waits(app, second, pause / "go.2")
     finally:
         second.kill()
-        if third is not None:
-            third.kill()
-    new = _assert_started_its_own(holder, code, out, lines)
-    status = app.cli("status", "--pidfile", app.pidfile)
-    assert status.stdout.splitlines()[0] == f"running (pid {new}, pidfile {app.pidfile})"
