@@ -50,8 +50,9 @@ def test_ctrl_c_on_a_waiting_reload_says_the_reload_goes_on() -> None:
         assert "last reload: ok" in status.stdout, status.stdout
 
 
-def test_ctrl_c_on_a_waiting_upgrade_says_the_upgrade_goes_on(app: App) -> None:
-    """The new process takes over once its startup hook ends, as it would have."""
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "SIGTERM"])
+def test_a_signal_on_a_waiting_upgrade_says_the_upgrade_goes_on(app: App, signum: int) -> None:
+    """Ctrl-C, or ``timeout`` ending it (SIGTERM): the new process takes over as it would have."""
     gate = app.directory / "gate"
     old = app.start(APP_GATE=str(gate))
     app.edit('MODE = ""', 'MODE = "gate"')
@@ -60,12 +61,15 @@ def test_ctrl_c_on_a_waiting_upgrade_says_the_upgrade_goes_on(app: App) -> None:
     try:
         successor = _successor_starting(app)
         assert upgrade is not None
-        upgrade.send_signal(signal.SIGINT)
+        upgrade.send_signal(signum)
         _, err = upgrade.communicate(timeout=30)
-        assert upgrade.returncode == 130
-        assert err.splitlines() == [
-            f"aiodaemon: {GOES_ON.format('an upgrade', UNREAD, app.pidfile)}"
-        ]
+        assert upgrade.returncode == 128 + signum
+        goes_on = GOES_ON.format("an upgrade", UNREAD, app.pidfile)
+        if signum != signal.SIGINT:
+            goes_on = goes_on.replace(
+                "interrupted;", f"interrupted by {signal.Signals(signum).name};"
+            )
+        assert err.splitlines() == [f"aiodaemon: {goes_on}"]
         upgrade = None
         gate.touch()
         wait_gone(old)
@@ -160,28 +164,3 @@ def test_a_signal_on_a_waiting_stop_says_the_daemon_goes_on_stopping(
         wait_gone(pid)
         assert app.cli("status", "--pidfile", app.pidfile).returncode == 3
         assert len(app.records("starting")) == 1  # the restart started nothing
-
-
-def test_sigterm_on_a_waiting_upgrade_says_the_upgrade_goes_on(app: App) -> None:
-    """``timeout`` ending an upgrade: said as for Ctrl-C (exit 143); the new process takes over."""
-    gate = app.directory / "gate"
-    old = app.start(APP_GATE=str(gate))
-    app.edit('MODE = ""', 'MODE = "gate"')
-    upgrade: subprocess.Popen[str] | None = _upgrade_in_background(app)
-    successor = None
-    try:
-        successor = _successor_starting(app)
-        assert upgrade is not None
-        upgrade.send_signal(signal.SIGTERM)
-        _, err = upgrade.communicate(timeout=30)
-        assert upgrade.returncode == 128 + signal.SIGTERM
-        goes_on = GOES_ON.format("an upgrade", UNREAD, app.pidfile)
-        assert err.splitlines() == [
-            "aiodaemon: " + goes_on.replace("interrupted;", "interrupted by SIGTERM;")
-        ]
-        upgrade = None
-        gate.touch()
-        wait_gone(old)
-        assert app.pid() == successor
-    finally:
-        _end_what_is_left(upgrade, successor)
