@@ -174,6 +174,7 @@ LAYERS = [
         "_cli._start_after_start",
         "_cli._start_after_stop",
         "_cli._status_command",
+        "_cli._kill",
         "_cli._stop",
         "_cli._stop_claim",
         "_cli._taken_over",

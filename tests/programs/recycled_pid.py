@@ -56,6 +56,10 @@ async def free_the_pid() -> None:
     held = _pipe_writers()
     daemon = os.getpid()
     if os.fork() == 0:
+        # Out of the daemon's process group, which it leads: a number still in
+        # use as a group's id is not given out again (the service account can
+        # do the same).
+        os.setsid()
         (here / "daemon").write_text(f"{daemon}\n")
         while not (here / "go").exists():
             time.sleep(0.01)
