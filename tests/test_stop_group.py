@@ -128,8 +128,8 @@ def test_a_daemon_in_someone_else_s_group_is_killed_alone(tmp_path: Path) -> Non
         # The pool's workers and the subprocess: its children, whatever it forked besides.
         assert stop.stderr.splitlines()[-1].startswith(
             f"aiodaemon: killed (pid {daemon.pid}) 1s after the stop request;"
-            f" {len(members)} child processes of it left running: it does not lead its"
-            " process group, which is for whoever runs it to end; removed pidfile"
+            f" {len(members)} child processes of it left running: not in a process group of"
+            " its own, they were not killed with it; removed pidfile"
         )
         assert all(is_alive(member) for member in members)
     finally:
@@ -138,3 +138,72 @@ def test_a_daemon_in_someone_else_s_group_is_killed_alone(tmp_path: Path) -> Non
         for member in members:
             if is_alive(member):
                 kill_quietly(member)
+
+
+def test_a_daemon_leading_a_shell_job_is_killed_without_the_rest_of_the_pipeline(
+    tmp_path: Path,
+) -> None:
+    """``aiodaemon run app | cat > out`` under job control: the group is the job's, not its own.
+
+    The shell makes the pipeline a group led by its first command, the daemon;
+    ``cat`` is the user's (a ``gzip`` of the log, killed, lost it all).
+    """
+    port, listed = free_port(), tmp_path / "pids"
+    pidfile, status = tmp_path / "app.pid", tmp_path / "cat-status"
+    run = (
+        f"{AIODAEMON} run pool_hangs_at_stop:main --pidfile {pidfile}"
+        f" --listen tcp=127.0.0.1:{port} --shutdown-timeout 60 2>&1"
+    )
+    script = f"set -m; {run} | (cat > {tmp_path / 'out'}; echo $? > {status}); wait"
+    shell = subprocess.Popen(
+        ["bash", "-c", script], cwd=PROGRAMS, env=clean_env({"GROUP_PIDS": str(listed)}),
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    members: list[int] = []
+    try:
+        _listed(listed)
+        pid = read_pid(pidfile)
+        members = children(pid)
+        job = _group(pid)  # led by the daemon: it, its children, the pipeline's reader
+        assert set(job) - {pid, *members}, job
+        stop = aiodaemon_cli("stop", "--pidfile", pidfile, "--timeout", "1", timeout=60)
+        assert stop.returncode == 0, stop.stderr
+        assert stop.stderr.splitlines()[-1].startswith(
+            f"aiodaemon: killed (pid {pid}) 1s after the stop request;"
+            f" {len(members)} child processes of it left running: not in a process group of"
+            " its own, they were not killed with it;"
+        )
+        for member in members:  # the daemon's own, left as said; ended here
+            kill_quietly(member)
+        # The reader was not killed: it saw the end of its input and exited 0.
+        assert wait_for(lambda: status.exists() and status.read_text(), 30, "cat's status") == "0\n"
+        assert shell.wait(30) == 0
+    finally:
+        shell.kill()
+        shell.wait(10)
+        for member in members:
+            if is_alive(member):
+                kill_quietly(member)
+
+
+def test_a_stop_continues_the_whole_stopped_group_of_its_own(tmp_path: Path) -> None:
+    """``kill -STOP -- -PGID``: stop continues the group, not the daemon alone.
+
+    The shutdown hook that waits for its helper then ends it, and the daemon
+    stops gracefully instead of at the SIGKILL.
+    """
+    pidfile = tmp_path / "app.pid"
+    started = aiodaemon_cli(
+        "start", "child_at_stop:main", "--pidfile", pidfile, "--log-file", tmp_path / "log.jsonl",
+        cwd=PROGRAMS,
+    )  # fmt: skip
+    assert started.returncode == 0, started.stderr
+    pid = int(started.stdout)
+    helpers = wait_for(lambda: children(pid), 30, "the helper")
+    with _cleanup([pid, *helpers]):
+        os.killpg(pid, signal.SIGSTOP)
+        wait_for(lambda: all(proc_stat_fields(p)[0] == "T" for p in (pid, *helpers)), 30, "stopped")
+        stop = aiodaemon_cli("stop", "--pidfile", pidfile, "--timeout", "20", timeout=60)
+        assert stop.returncode == 0, stop.stderr
+        assert stop.stderr.splitlines()[-1] == f"aiodaemon: stopped (pid {pid})"
+        assert [p for p in helpers if is_alive(p)] == []

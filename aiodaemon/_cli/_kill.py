@@ -4,12 +4,17 @@ A killed daemon runs no code: its fork-pool workers, multiprocessing children
 and subprocesses would live on, re-parented to init, holding the ``listen=``
 sockets they inherited by fork (the next start: "Address already in use").
 So, as systemd's ``KillMode=control-group`` and supervisord's ``killasgroup``
-do, the daemon's process group goes with it, but only when the daemon leads
-it (its pgid is its pid: a detached daemon's, one a service manager or a
-shell's job control started): a foreground daemon in someone else's group (a
-script's, a supervisor's) is killed alone, its children left to whoever runs
-it. Never what is not the daemon's (DESIGN.md section 6): the group is looked
-at through the daemon's pidfd while it lives, every other member is signalled
+do, the daemon's process group goes with it, but only when that group is the
+daemon's own: it leads it (its pgid is its pid), and it leads its session too
+or the session's leader is gone (a detached daemon's: the first fork made the
+session and exited). Only then can nothing but what the daemon started be in
+it. A group led by a daemon that a shell's job control started (`aiodaemon
+run app | gzip > log.gz` under `set -m`) also holds the rest of the pipeline,
+the user's (killing gzip lost the log, and root's stop would kill root's
+gzip for a daemon run as nobody); a foreground daemon in someone else's group
+(a script's, a supervisor's) is killed alone too, its children said left.
+Never what is not the daemon's (DESIGN.md section 6): the group is looked at
+through the daemon's pidfd while it lives, every other member is signalled
 through a pidfd of its own, opened before its group is checked.
 """
 
@@ -27,7 +32,7 @@ TYPE_CHECKING = False  # not typing's: see aiodaemon/__init__.py
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-__all__ = ["Killed", "kill_daemon"]
+__all__ = ["Killed", "kill_daemon", "own_group"]
 
 #: /proc/PID/stat fields after the command name: the parent pid, the process group,
 #: the start time.
@@ -43,7 +48,7 @@ class Killed:
             None when it leads no group of its own (nothing else was signalled).
         stayed: how many of those still ran at the end of the wait.
         children: how many children the daemon had when it leads no group
-            (left to whoever runs it); 0 otherwise.
+            (left running: not its own group); 0 otherwise.
     """
 
     __slots__ = ("children", "exited", "group", "stayed")
@@ -104,11 +109,7 @@ def _own_group(pidfd: int, pid: int) -> list[int] | None:
 
     ``pid`` 1 is never taken for a group: ``killpg(1)`` is ``kill(-1)``, every process.
     """
-    try:
-        pgid = os.getpgid(pid)
-    except ProcessLookupError:
-        return None
-    if pid <= 1 or pgid != pid:
+    if not own_group(pid):
         return None
     members = _members(pid, [])
     # Alive after its pgid was read: that pgid was the daemon's (a pid is not
@@ -118,6 +119,30 @@ def _own_group(pidfd: int, pid: int) -> list[int] | None:
             os.close(member)
         return None
     return members
+
+
+def own_group(pid: int) -> bool:
+    """Whether ``pid`` leads a process group that holds nothing but what it started.
+
+    It leads the group, and its session is its own or has lost its leader: no
+    process joins a group from another session, and a session whose leader
+    has exited takes no new group from elsewhere (a session id is not given to
+    another process while the session lives). The caller checks ``pid`` is
+    still the daemon (its pidfd) after this look. ``pid`` 1 is never one:
+    ``killpg(1)`` is ``kill(-1)``, every process.
+    """
+    try:
+        if pid <= 1 or os.getpgid(pid) != pid:
+            return False
+        session = os.getsid(pid)
+    except ProcessLookupError:
+        return False
+    if session == pid:
+        return True
+    try:
+        return os.getsid(session) != session  # its leader is gone (the number reused?)
+    except ProcessLookupError:
+        return True
 
 
 def _members(pgid: int, known: list[int]) -> list[int]:

@@ -10,6 +10,7 @@ not answer) it falls back to SIGTERM. Synchronous and light, for the CLI.
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import os
 import time
@@ -18,7 +19,7 @@ from .._prefork._control_protocol import VERSION, ProtocolError, decode
 from .._prefork._messages import seconds_shown
 from .._prefork._pidfile_status import PidfileStatus, read_pidfile, says_stopping
 from .._prefork._procfs import is_suspended, suspension, uids
-from .._prefork._readiness import wait_exited
+from .._prefork._readiness import readable, wait_exited
 from ._control import ControlCode, _holder, _say, _send
 from ._control_client import (
     ControlAbsent,
@@ -31,7 +32,7 @@ from ._control_client import (
     ask_patiently,
 )
 from ._control_trust import HANDOVER_GRACE, ControlUntrusted, related, say_ignored
-from ._kill import Killed, kill_daemon
+from ._kill import Killed, kill_daemon, own_group
 from ._stale import StaleRemoval, remove_stale, remove_stale_control
 from ._stop_claim import claim_stop, watch_stop
 from ._taken_over import lock_taker, taken_over
@@ -195,7 +196,12 @@ def stop(
                 # would reach it, cutting its shutdown. Continued, as systemd
                 # continues what it sends its KillSignal= to; also when /proc
                 # hides its state (hidepid=2, none mounted): a running process
-                # takes no notice of SIGCONT.
+                # takes no notice of SIGCONT. Its own group too (a detached
+                # daemon's: `kill -STOP -- -PGID`, a Ctrl-Z's): a worker its
+                # shutdown hook waits for would hold the stop up to the SIGKILL.
+                if own_group(pid) and not readable(pidfd, 0):
+                    with contextlib.suppress(ProcessLookupError, PermissionError):
+                        os.killpg(pid, signal.SIGCONT)
                 _send(pidfd, pid, signal.SIGCONT)
             how = "SIGTERM" if asked is _Asked.SIGNAL else "the stop request"
             frozen = _frozen(pid)
@@ -286,8 +292,8 @@ def _killed(pid: int, killed: Killed, after: str) -> tuple[str, int]:
             # Not its own group: a supervisor's or a script's, which may hold others.
             left = _counted(killed.children, "child process", "child processes")
             words += (
-                f"; {left} of it left running: it does not lead its process group,"
-                " which is for whoever runs it to end"
+                f"; {left} of it left running: not in a process group of its own,"
+                " they were not killed with it"
             )
         return words, ControlCode.OK
     words = f"killed (pid {pid}) {after}"
