@@ -87,36 +87,31 @@ def kill_daemon(pidfd: int, pid: int, wait: float) -> Killed:
     # reaped): no other group can have that id then.
     later = _members(pid, members)
     if started is None or stat_field(pid, _STARTED) != started:
-        for member in later:
-            os.close(member)
-        later = []
-    members += later
+        _close(later)
+        later = {}
+    members |= later
     exited = wait_exited(pidfd, wait)
-    for member in members:
+    for member in members.values():
         # One of another user's (set its own uid) stays: counted below if it lives on.
         with contextlib.suppress(PermissionError):
             _kill(member)
     stayed = 0
-    for member in members:
+    for member in members.values():
         if not readable(member, max(0.0, deadline - time.monotonic())):
             stayed += 1
         os.close(member)
     return Killed(exited=exited, group=len(members), stayed=stayed, children=0)
 
 
-def _own_group(pidfd: int, pid: int) -> list[int] | None:
-    """Pidfds of the other live members of the group ``pid`` leads; None if it leads none.
-
-    ``pid`` 1 is never taken for a group: ``killpg(1)`` is ``kill(-1)``, every process.
-    """
+def _own_group(pidfd: int, pid: int) -> dict[int, int] | None:
+    """Pid to pidfd of the other live members of ``pid``'s own group; None if it has none."""
     if not own_group(pid):
         return None
-    members = _members(pid, [])
+    members = _members(pid, {})
     # Alive after its pgid was read: that pgid was the daemon's (a pid is not
     # reused before its process is reaped), and so are the members found.
     if readable(pidfd, 0):
-        for member in members:
-            os.close(member)
+        _close(members)
         return None
     return members
 
@@ -145,12 +140,11 @@ def own_group(pid: int) -> bool:
         return True
 
 
-def _members(pgid: int, known: list[int]) -> list[int]:
-    """Pidfds of the live processes of group ``pgid`` (but its leader) not in ``known``."""
-    seen = {_pid_of(fd) for fd in known}
-    found = []
+def _members(pgid: int, known: dict[int, int]) -> dict[int, int]:
+    """Pid to pidfd of the live processes of group ``pgid`` (but its leader) not in ``known``."""
+    found = {}
     for other in _pids():
-        if other in (pgid, *seen) or stat_field(other, _PGRP) != pgid:
+        if other == pgid or other in known or stat_field(other, _PGRP) != pgid:
             continue
         try:
             member = os.pidfd_open(other)
@@ -159,22 +153,15 @@ def _members(pgid: int, known: list[int]) -> list[int]:
         # Looked at again once the pidfd holds the process (the pid may have
         # been reused meanwhile), and alive then: a zombie is no member to wait for.
         if stat_field(other, _PGRP) == pgid and not readable(member, 0):
-            found.append(member)
+            found[other] = member
         else:
             os.close(member)
     return found
 
 
-def _pid_of(pidfd: int) -> int | None:
-    """The pid behind ``pidfd``, from ``/proc/self/fdinfo``."""
-    try:
-        with open(f"/proc/self/fdinfo/{pidfd}", "rb") as f:
-            for line in f:
-                if line.startswith(b"Pid:"):
-                    return int(line.split()[1])
-    except (OSError, ValueError, IndexError):
-        pass
-    return None
+def _close(members: dict[int, int]) -> None:
+    for member in members.values():
+        os.close(member)
 
 
 def _pids() -> list[int]:

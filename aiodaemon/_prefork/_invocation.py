@@ -100,7 +100,8 @@ def _shebang_script(orig_argv: list[str], argv: list[str], directory: str | None
     except OSError:
         return 0
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode) or not _executable(fd, script):
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode) or not _executable(fd, mode, script):
             # The kernel cannot have run it by its #! line: the interpreter
             # was typed (``ExecStart=/venv/bin/python /srv/app.py``, a 0644
             # file or a noexec mount), and the script may not be run itself.
@@ -158,11 +159,11 @@ def _archive_path(directory: str | None) -> str | None:
     return None
 
 
-def _executable(fd: int, path: str) -> bool:
-    """Whether the file open at ``fd`` (reached by ``path``) may be executed by us."""
+def _executable(fd: int, mode: int, path: str) -> bool:
+    """Whether the file open at ``fd`` (its ``mode``, reached by ``path``) may be executed by us."""
     return (
         os.access(path, os.X_OK)
-        and os.fstat(fd).st_mode & 0o111 != 0  # root's access() ignores the bits
+        and mode & 0o111 != 0  # root's access() ignores the bits
         and not os.fstatvfs(fd).f_flag & os.ST_NOEXEC
     )
 

@@ -145,27 +145,30 @@ def _call_name(fn: object) -> str:
 
 def leftover_children() -> list[tuple[str, int]]:
     """Name and pid of each child a forced exit kills (see :func:`kill_children_at_forced_exit`)."""
-    named: dict[int, str] = {}
-    for child in _mp_children():
-        with contextlib.suppress(Exception):
-            if child.pid is not None and _unreaped(child):
-                named[child.pid] = str(child.name)
+    named = {child.pid: str(getattr(child, "name", "?")) for child in _unreaped_mp_children()}
     for pid in [*pool_workers(), *manager_servers()]:
         named.setdefault(pid, "?")
     return [(named[pid], pid) for pid in sorted(own_pids(named))]
 
 
 def mp_children() -> list[int]:
-    """The pids of the program's multiprocessing children not yet reaped, daemonic or not."""
-    pids = []
+    """The pids of the program's multiprocessing children not yet reaped, daemonic or not.
+
+    Not known to be reaped; but that is no proof that the pid is still the
+    child's (a forkserver child is reaped by the forkserver): signal them only
+    through claim_own.
+    """
+    return [child.pid for child in _unreaped_mp_children()]
+
+
+def _unreaped_mp_children() -> list[Any]:
+    """The program's multiprocessing children multiprocessing has not seen end, with a pid."""
+    children = []
     for child in _mp_children():
         with contextlib.suppress(Exception):
-            # Not known to be reaped; but that is no proof that the pid is still
-            # the child's (a forkserver child is reaped by the forkserver):
-            # signal them only through claim_own.
             if child.pid is not None and _unreaped(child):
-                pids.append(child.pid)
-    return pids
+                children.append(child)
+    return children
 
 
 def _unreaped(process: Any) -> bool:
