@@ -76,6 +76,28 @@ def _site(tmp_path: Path) -> Path:
     return site
 
 
+def _start(
+    argv: list[str | Path], cwd: Path, pex_root: Path, port: int, more: dict[str, str]
+) -> None:
+    """Start the archive's daemon with ``argv`` in ``cwd``, listening on ``port``: it must start.
+
+    As a user runs it: no PYTHONPATH, everything comes from the archive.
+    """
+    env = clean_env({"APP_LISTEN": f"127.0.0.1:{port}", "PEX_ROOT": str(pex_root), **more})
+    del env["PYTHONPATH"]
+    started = subprocess.run(
+        argv,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+        stdin=subprocess.DEVNULL,
+        timeout=120,
+        check=False,
+    )
+    assert started.returncode == 0, started.stderr
+
+
 def _options(pid: int) -> list[str]:
     """The interpreter options on ``pid``'s command line (between the interpreter and program)."""
     return cmdline(pid).split("\0")[1:-2]
@@ -88,26 +110,8 @@ def test_upgrade_of_a_pex_runs_the_new_archive(tmp_path: Path, layout: str) -> N
     site, archive, pex_root = _site(tmp_path), tmp_path / "app.pex", tmp_path / "pex-root"
     _build(site, archive, "v1", layout, pex_root)
     pidfile, port = tmp_path / "app.pid", free_port()
-    env = clean_env(
-        {
-            "APP_PIDFILE": str(pidfile),
-            "APP_LOG": str(tmp_path / "app.log"),
-            "APP_LISTEN": f"127.0.0.1:{port}",
-            "PEX_ROOT": str(pex_root),
-        }
-    )
-    del env["PYTHONPATH"]  # as a user runs it: everything from the archive
-    started = subprocess.run(
-        [PYTHON, "-X", "utf8", archive],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=tmp_path,
-        stdin=subprocess.DEVNULL,
-        timeout=120,
-        check=False,
-    )
-    assert started.returncode == 0, started.stderr
+    files = {"APP_PIDFILE": str(pidfile), "APP_LOG": str(tmp_path / "app.log")}
+    _start([PYTHON, "-X", "utf8", archive], tmp_path, pex_root, port, files)
     old = read_pid(pidfile)
     try:
         assert get_body(port) == f"v1 {old}"
@@ -153,28 +157,9 @@ def test_upgrade_of_a_pex_in_a_release_layout_runs_the_release_current_names(
     current = tmp_path / "current"
     current.symlink_to("releases/1")
     port = free_port()
-    env = clean_env(
-        {
-            # Relative: current/run -> ../../shared/run, as in a Capistrano layout.
-            "APP_PIDFILE": "run/app.pid",
-            "APP_LOG": "run/app.log",
-            "APP_LISTEN": f"127.0.0.1:{port}",
-            "PEX_ROOT": str(pex_root),
-            "PWD": str(tmp_path),
-        }
-    )
-    del env["PYTHONPATH"]  # as a user runs it: everything from the archive
-    started = subprocess.run(
-        [shell, "-c", command.format(root=tmp_path)],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=tmp_path,
-        stdin=subprocess.DEVNULL,
-        timeout=120,
-        check=False,
-    )
-    assert started.returncode == 0, started.stderr
+    # Relative: current/run -> ../../shared/run, as in a Capistrano layout.
+    files = {"APP_PIDFILE": "run/app.pid", "APP_LOG": "run/app.log", "PWD": str(tmp_path)}
+    _start([shell, "-c", command.format(root=tmp_path)], tmp_path, pex_root, port, files)
     pidfile = shared / "app.pid"
     old = read_pid(pidfile)
     try:
