@@ -389,3 +389,25 @@ def planted(user: User, path: Path, *, lock: bool = False) -> Iterator[int]:
 
     with holding(user, plant, "the planting of the file") as holder:
         yield holder
+
+
+def report_in_new_pid_namespace(program: Path, *args: str, timeout: float) -> dict[str, Any]:
+    """Run test ``program`` with ``args`` in a pid namespace of its own: its JSON report.
+
+    There the program alone gives out pids (``ns_last_pid``), so it can put
+    another process on a pid it freed without racing anyone's forks.
+    """
+    unshare = [require_tool("unshare"), "--pid", "--fork", "--mount-proc", "--"]
+    result = subprocess.run(
+        [*unshare, PYTHON, str(program), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=REPO,
+        env=clean_env(),
+        stdin=subprocess.DEVNULL,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    report: dict[str, Any] = json.loads(result.stdout)
+    return report

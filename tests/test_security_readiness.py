@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from .security_support import User, arena, intruder, own_dir
-from .support import PYTHON, REPO, clean_env, is_alive, kill_quietly, require_tool, wait_gone
+from .security_support import User, arena, intruder, own_dir, report_in_new_pid_namespace
+from .support import PYTHON, REPO, clean_env, is_alive, kill_quietly, wait_gone
 
 pytestmark = pytest.mark.root  # the daemon drops to another user
 
@@ -113,18 +113,7 @@ def test_the_daemons_pid_taken_by_another_process_is_never_signalled(
     number lives on. Run in a new pid namespace, where the test alone gives out pids.
     """
     here = own_dir(arena / "run", intruder)
-    unshare = [require_tool("unshare"), "--pid", "--fork", "--mount-proc", "--"]
-    result = subprocess.run(
-        [*unshare, PYTHON, str(RECYCLED), "init", intruder.name, str(here)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=clean_env(),
-        stdin=subprocess.DEVNULL,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    report = json.loads(result.stdout)
+    report = report_in_new_pid_namespace(RECYCLED, "init", intruder.name, str(here), timeout=120)
     assert report["victim"] == report["daemon"]  # the number was taken again
     assert report["launcher"] == 1, report["stderr"]
     assert (

@@ -10,14 +10,12 @@ where ``ns_last_pid`` puts the other user's process on the freed pid.
 
 from __future__ import annotations
 
-import json
-import subprocess
 from pathlib import Path
 
 import pytest
 
-from .security_support import User, arena, intruder
-from .support import PYTHON, REPO, clean_env, program, require_tool
+from .security_support import User, arena, intruder, report_in_new_pid_namespace
+from .support import program
 
 pytestmark = pytest.mark.root
 
@@ -25,21 +23,9 @@ __all__ = ["arena", "intruder"]  # fixtures, re-exported for pytest
 
 
 def _scenario(kind: str, how: str, user: User, here: Path) -> dict[str, object]:
-    unshare = [require_tool("unshare"), "--pid", "--fork", "--mount-proc", "--"]
-    argv = [PYTHON, str(program("reused_child_pid")), user.name, str(here), kind, how]
-    result = subprocess.run(
-        [*unshare, *argv],
-        capture_output=True,
-        text=True,
-        timeout=180,
-        cwd=REPO,
-        env=clean_env(),
-        stdin=subprocess.DEVNULL,
-        check=False,
+    return report_in_new_pid_namespace(
+        program("reused_child_pid"), user.name, str(here), kind, how, timeout=180
     )
-    assert result.returncode == 0, result.stderr
-    report: dict[str, object] = json.loads(result.stdout)
-    return report
 
 
 @pytest.mark.parametrize("how", ["second-sigterm", "stop"])

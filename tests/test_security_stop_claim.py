@@ -13,7 +13,6 @@ the running daemon for a stopping one.
 
 from __future__ import annotations
 
-import json
 import os
 import select
 import socket
@@ -22,15 +21,19 @@ from pathlib import Path
 
 import pytest
 
-from .security_support import User, arena, fork_as, intruder, wait_child
+from .security_support import (
+    User,
+    arena,
+    fork_as,
+    intruder,
+    report_in_new_pid_namespace,
+    wait_child,
+)
 from .support import (
-    PYTHON,
     REPO,
     aiodaemon_cli,
-    clean_env,
     kill_quietly,
     read_pid,
-    require_tool,
     wait_gone,
 )
 
@@ -104,19 +107,7 @@ def test_a_strangers_mark_from_the_daemons_recycled_pid_is_not_believed(
     had the daemon's pid before pids came round (a fork loop; here
     ``ns_last_pid`` in a new pid namespace), its socket kept by a child.
     """
-    unshare = [require_tool("unshare"), "--pid", "--fork", "--mount-proc", "--"]
-    result = subprocess.run(
-        [*unshare, PYTHON, str(RECYCLED_MARK), intruder.name, str(arena)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=REPO,
-        env=clean_env(),
-        stdin=subprocess.DEVNULL,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    report = json.loads(result.stdout)
+    report = report_in_new_pid_namespace(RECYCLED_MARK, intruder.name, str(arena), timeout=120)
     pid = report["daemon"]
     assert pid == report["squatter"]  # the number came round to root's daemon
     pidfile = arena / "app.pid"
