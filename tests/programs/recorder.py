@@ -29,6 +29,15 @@ def wait_for_file(path: str, timeout: float = 30.0) -> None:
         time.sleep(0.01)
 
 
+def until(done: Callable[[], bool], what: str, limit: float = 30.0) -> None:
+    """Poll ``done`` until it holds; past ``limit`` seconds, end the program saying ``what``."""
+    deadline = time.monotonic() + limit
+    while not done():
+        if time.monotonic() > deadline:
+            raise SystemExit(f"timed out waiting for {what}")
+        time.sleep(0.01)
+
+
 def run(main: Callable[..., Any] | Any) -> None:
     """aiodaemon.run(main) with the options the test passed as JSON."""
     options: dict[str, Any] = json.loads(sys.argv[1])

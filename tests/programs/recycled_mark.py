@@ -19,19 +19,11 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from aiodaemon._prefork._pidfile import stopping_mark
-
-
-def _until(done: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + 30
-    while not done():
-        if time.monotonic() > deadline:
-            raise SystemExit(f"timed out waiting for {what}")
-        time.sleep(0.01)
+from tests.programs.recorder import until
 
 
 def _squat(user: str) -> tuple[int, int]:
@@ -101,7 +93,7 @@ def main(user: str, here: Path) -> None:
     )
     report: dict[str, Any] = {"squatter": squatter, "daemon": daemon.pid}
     try:
-        _until(
+        until(
             lambda: pidfile.exists() and pidfile.read_text().strip() == str(daemon.pid),
             "the daemon's pid in its pidfile",
         )

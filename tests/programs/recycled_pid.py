@@ -26,10 +26,10 @@ import stat
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import aiodaemon
+from tests.programs.recorder import until
 
 
 def _pipe_writers() -> list[int]:
@@ -73,14 +73,6 @@ async def main() -> None:
     """Never reached: the startup hook ends the daemon."""
 
 
-def _until(done: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + 30
-    while not done():
-        if time.monotonic() > deadline:
-            raise SystemExit(f"timed out waiting for {what}")
-        time.sleep(0.01)
-
-
 def _reaped(pid: int) -> bool:
     """Whether ``pid`` is gone and reaped: by its parent, the session leader that waits on it."""
     return not os.path.exists(f"/proc/{pid}")
@@ -92,9 +84,9 @@ def init(user: str, here: Path) -> None:
     argv = [sys.executable, __file__, "daemon", json.dumps(options), str(here)]
     launcher = subprocess.Popen(argv, stderr=subprocess.PIPE, text=True)
     marked = here / "daemon"
-    _until(lambda: marked.exists() and marked.read_text().endswith("\n"), "the daemon's pid")
+    until(lambda: marked.exists() and marked.read_text().endswith("\n"), "the daemon's pid")
     daemon = int(marked.read_text())
-    _until(lambda: _reaped(daemon), "the daemon's exit")
+    until(lambda: _reaped(daemon), "the daemon's exit")
     Path("/proc/sys/kernel/ns_last_pid").write_text(f"{daemon - 1}")
     victim = subprocess.Popen(["sleep", "60"], stdin=subprocess.DEVNULL)
     (here / "go").write_text("")

@@ -33,13 +33,13 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import aiodaemon
 from aiodaemon._run._forced import DUPLICATE_WINDOW
+from tests.programs.recorder import until
 
 _KEPT: list[object] = []
 
@@ -103,14 +103,6 @@ async def main(ctx: aiodaemon.Context) -> None:
         await asyncio.sleep(0.02)
     out.write_text(f"{stale} {own.pid}\n")
     await ctx.wait_stopping()
-
-
-def _until(done: Callable[[], bool], what: str, limit: float = 30.0) -> None:
-    deadline = time.monotonic() + limit
-    while not done():
-        if time.monotonic() > deadline:
-            raise SystemExit(f"timed out waiting for {what}")
-        time.sleep(0.01)
 
 
 def _victim(user: str, pid: int) -> tuple[int, int]:
@@ -205,7 +197,7 @@ def _drive(user: str, here: Path, kind: str, how: str) -> None:
     report: dict[str, Any] = {}
     release = -1
     try:
-        _until(lambda: out.exists() and out.read_text().endswith("\n"), "the daemon's pids")
+        until(lambda: out.exists() and out.read_text().endswith("\n"), "the daemon's pids")
         stale, own = map(int, out.read_text().split())
         victim, release = _victim(user, stale)
         report.update(stale=stale, own=own, victim_uid=_uid(victim))
@@ -214,13 +206,13 @@ def _drive(user: str, here: Path, kind: str, how: str) -> None:
             subprocess.run(stop, capture_output=True, timeout=60, check=False)
         else:
             daemon.send_signal(signal.SIGTERM)
-            _until(Path(f"{out}.hook").exists, "the stuck shutdown hook")
+            until(Path(f"{out}.hook").exists, "the stuck shutdown hook")
             # Not a wait for an event: past it, the same signal is a second request.
             time.sleep(DUPLICATE_WINDOW * 2)
             daemon.send_signal(signal.SIGTERM)
         report["status"] = daemon.wait(timeout=60)
         try:
-            _until(lambda: _reap(own), "the daemon's own child's end", 10)
+            until(lambda: _reap(own), "the daemon's own child's end", 10)
             report["own_child_gone"] = True
         except SystemExit:
             report["own_child_gone"] = False
