@@ -51,6 +51,7 @@ SYNC_AT_IMPORT = ("_prefork", "_cli")
 LAYERS = [
     {
         "_prefork._control_protocol",
+        "_prefork._interrupts",
         "_prefork._exit_mark",
         "_prefork._freezer",
         "_prefork._invocation",
@@ -162,7 +163,6 @@ LAYERS = [
         "_cli._exiting",
         "_cli._help",
         "_cli._importer",
-        "_cli._interrupts",
         "_cli._lost_holder",
         "_cli._lost_pidfile",
         "_cli._parser",

@@ -83,6 +83,7 @@ MINIMAL_START = frozenset(
         "aiodaemon._prefork._detach",
         "aiodaemon._prefork._handoff",
         "aiodaemon._prefork._inherited",
+        "aiodaemon._prefork._interrupts",
         "aiodaemon._prefork._invocation",
         "aiodaemon._prefork._launcher",
         "aiodaemon._prefork._logsinks",

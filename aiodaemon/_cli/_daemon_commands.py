@@ -244,9 +244,9 @@ def _launched(launch: Callable[[bool], int], quiet_lost_race: bool) -> int:
     """``launch(quiet_lost_race)``, SIGTERM, SIGHUP and SIGQUIT at their default actions.
 
     The launch handles those itself (:mod:`.._prefork._launcher`), which would
-    take a handler of ours (:mod:`._interrupts`) for the program's own.
+    take a handler of ours (:mod:`.._prefork._interrupts`) for the program's own.
     """
-    from ._interrupts import interrupt_on_signals, restore_signals
+    from .._prefork._interrupts import interrupt_on_signals, restore_signals
 
     restore_signals()
     try:

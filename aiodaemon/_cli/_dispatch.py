@@ -38,7 +38,7 @@ def dispatch(argv: Sequence[str] | None) -> int:
 
     Ctrl-C once the command is known ends it with 130 (saying what goes on in
     the daemon, if anything), and SIGTERM, SIGHUP or SIGQUIT with 128 + n, said
-    alike (see :mod:`._interrupts`); a Ctrl-C before (its arguments being
+    alike (see :mod:`.._prefork._interrupts`); a Ctrl-C before (its arguments being
     parsed) reaches the caller as :exc:`KeyboardInterrupt`.
     """
     # A standard stream closed by the caller (`2>&-`, cron) is /dev/null to us:
@@ -70,7 +70,7 @@ def dispatch(argv: Sequence[str] | None) -> int:
         # Reported by the command's own parser, so the line names the command.
         args.parser.error(f"unrecognized arguments: {' '.join(extra)}")
     command: Callable[[argparse.Namespace], int] = args.handler
-    from ._interrupts import end_interrupts, interrupt_on_signals, interrupting_signal
+    from .._prefork._interrupts import end_interrupts, interrupt_on_signals, interrupting_signal
 
     try:
         interrupt_on_signals()
@@ -157,7 +157,7 @@ def _say_interrupted(args: argparse.Namespace, signum: int) -> None:
 
 def _interrupted(signum: int) -> str:
     """``interrupted``, naming the signal when it was not Ctrl-C: ``interrupted by SIGTERM``."""
-    import signal  # loaded already, by ._interrupts
+    import signal  # loaded already, by _prefork._interrupts
 
     if signum == signal.SIGINT:
         return "interrupted"

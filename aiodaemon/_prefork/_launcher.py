@@ -20,6 +20,7 @@ import signal
 import sys
 
 from ..exceptions import StartupError
+from ._interrupts import interrupt_on_signals, interrupting_signal, restore_signals
 from ._messages import flush_stdio, say, seconds_shown, silence
 from ._readiness import (
     UNREADY_EXIT_GRACE,
@@ -76,15 +77,14 @@ def exit_with_verdict(
     unforked = False
     try:
         os.close(write_fd)
-        replaced = _interrupt_on(signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
+        interrupt_on_signals()
         result = wait_ready(read_fd, start_timeout, deadline, mask=mask)
         if result.namespace_init:
             # Nothing runs: the first child exits at once. Our handlers go
             # before fork_daemon unblocks the signals, so one held meanwhile
             # acts as it would have without a start.
             _reap(child)
-            for signum in replaced:
-                signal.signal(signum, signal.SIG_DFL)
+            restore_signals()
             unforked = True
             return
         # The verdict is in: a signal from now on interrupts only what follows.
@@ -117,7 +117,7 @@ def exit_with_verdict(
             on_failure(result)
             code = result.code
     except KeyboardInterrupt as exc:
-        code = 128 + (_interrupted_by or signal.SIGINT)
+        code = 128 + interrupting_signal()
         _bound_last_words()
         if result is not None and result.ready:
             # Printing the pid, say: the daemon runs, and it is not "starting".
@@ -154,7 +154,7 @@ def exit_with_verdict(
                 # Another Ctrl-C while an output nobody reads held the flush: the
                 # exit asked for, not an unwinding of the stack that releases the
                 # daemon's files (its control socket was unlinked).
-                code = 128 + (_interrupted_by or signal.SIGINT)
+                code = 128 + interrupting_signal()
             # The launcher owns nothing any more: atexit handlers and finalizers
             # (a listener's unlink, a pidfile's removal) belong to the daemon.
             os._exit(code)
@@ -214,36 +214,6 @@ def _interrupted(
 #: What interrupts the launcher's wait: Ctrl-C, a kill (``timeout``), a closed
 #: terminal, Ctrl-\ (its default action, a core dump, said nothing of the daemon).
 WAIT_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
-
-#: The signal that interrupted the launcher's wait, when not SIGINT (see _interrupt_on).
-_interrupted_by: int | None = None
-
-
-def _interrupt_on(*signals: int) -> list[int]:
-    """Make ``signals`` end the launcher's wait as Ctrl-C does, with the same words.
-
-    Killed silently (``timeout 60 aiodaemon start``, a closed terminal), the
-    launcher left its user with a daemon still starting and no word of it.
-    A signal the program ignores (``nohup``) or handles stays so. Returns
-    the signals given a handler here (they had the default action).
-    """
-    replaced: list[int] = []
-
-    def interrupt(signum: int, frame: object) -> None:
-        global _interrupted_by
-        if _interrupted_by is None:  # a second one must not cut the message short
-            _interrupted_by = signum
-            raise KeyboardInterrupt
-
-    for signum in signals:
-        if signal.getsignal(signum) == signal.SIG_DFL:
-            try:
-                signal.signal(signum, interrupt)
-            except ValueError:
-                break  # forked from a thread (pep3143): only the main thread may
-            replaced.append(signum)
-    return replaced
-
 
 #: Seconds an interrupted launcher's last words may wait for a stuck output.
 _LAST_WORDS = 1.0

@@ -2,12 +2,15 @@
 
 ``timeout 30 aiodaemon stop`` (SIGTERM), systemd giving up on an
 ``ExecReload=`` (SIGTERM), a closed terminal (SIGHUP) and Ctrl-\\ (SIGQUIT)
-ended a waiting ``reload``, ``upgrade`` or ``stop`` by their default action,
-without a word: the journal showed nothing of the reload or stop that goes on.
-Here each raises :exc:`KeyboardInterrupt`, which the command meets as it meets
-Ctrl-C, and the command exits 128 + n, as a shell reports the signal. The
-launcher of a detached start has handlers of its own
-(:mod:`.._prefork._launcher`); a launch gets the default actions back first.
+ended a waiting ``reload``, ``upgrade`` or ``stop``, and a detached start's
+launcher waiting for the daemon to be ready, by their default action, without
+a word: nobody learnt of the reload, stop or start that goes on. Here each
+raises :exc:`KeyboardInterrupt`, which the command meets as it meets Ctrl-C,
+and the command exits 128 + n, as a shell reports the signal. The CLI's
+commands and the launcher (:mod:`._launcher`) share it; a launch gets the
+default actions back first and installs them again for its wait.
+
+Only ``signal``: ``aiodaemon.pep3143`` loads the launcher into synchronous programs.
 """
 
 from __future__ import annotations
