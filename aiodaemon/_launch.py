@@ -125,9 +125,9 @@ def launch(
     hold_gc()
 
     # Where an upgrade starts this program again (``python app.py`` is relative).
-    from ._prefork._handoff import started_from
+    from ._prefork._cwd import shell_directory
 
-    launch_directory = started_from()
+    launch_directory = shell_directory()
     if successor:
         from ._prefork._adopt import take_handoff
 

@@ -80,6 +80,7 @@ MINIMAL_START = frozenset(
         "aiodaemon._prefork",
         "aiodaemon._prefork._acquire",
         "aiodaemon._prefork._config",
+        "aiodaemon._prefork._cwd",
         "aiodaemon._prefork._detach",
         "aiodaemon._prefork._handoff",
         "aiodaemon._prefork._inherited",

@@ -20,7 +20,7 @@ import os
 
 from ..exceptions import ConfigError
 
-__all__ = ["absolute_path", "current_directory"]
+__all__ = ["absolute_path", "current_directory", "shell_directory"]
 
 #: The longest path a system call takes, in bytes (PATH_MAX counts the NUL).
 _PATH_MAX = 4096
@@ -32,6 +32,18 @@ def current_directory() -> str | None:
         return os.getcwd()
     except OSError:
         return None
+
+
+def shell_directory() -> str | None:
+    """The current directory as the user's shell names it; None when it has none.
+
+    ``$PWD`` when that is this directory, else its physical path: a deploy that
+    switches a ``current`` symlink to a new release must have the upgrade start
+    the new release, and ``os.getcwd()`` resolves the symlink to the old one
+    (gunicorn's ``util.getcwd`` does the same).
+    """
+    cwd = current_directory()
+    return None if cwd is None else _named_by_the_shell(cwd)
 
 
 def absolute_path(option: str, path: str) -> str:
@@ -62,7 +74,10 @@ def absolute_path(option: str, path: str) -> str:
             f"{path} is relative, but the current directory's path cannot be read"
             f" ({exc.strerror}); give an absolute path",
         ) from exc
-    absolute = os.path.normpath(os.path.join(_as_the_shell_names(cwd, path), path))
+    # With a ``..`` the kernel and the shell part ways: the kernel resolves it
+    # from the physical directory, ``normpath`` removes it from the name.
+    base = cwd if ".." in path.split("/") else _named_by_the_shell(cwd)
+    absolute = os.path.normpath(os.path.join(base, path))
     size = len(os.fsencode(absolute))
     if size >= _PATH_MAX:
         raise ConfigError(
@@ -73,16 +88,10 @@ def absolute_path(option: str, path: str) -> str:
     return absolute
 
 
-def _as_the_shell_names(cwd: str, path: str) -> str:
-    """``$PWD`` if it names ``cwd`` (the same directory) and ``path`` has no ``..``, else ``cwd``.
-
-    With a ``..`` the kernel and the shell part ways: the kernel resolves it
-    from the physical directory, ``normpath`` removes it from the name.
-    """
+def _named_by_the_shell(cwd: str) -> str:
+    """``$PWD`` if it names ``cwd`` (the same directory), else ``cwd``."""
     logical = os.environ.get("PWD")
     if not logical or logical == cwd or not os.path.isabs(logical):
-        return cwd
-    if ".." in path.split("/"):
         return cwd
     try:
         same = os.path.samestat(os.stat(logical), os.stat(cwd))

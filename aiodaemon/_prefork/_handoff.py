@@ -71,7 +71,6 @@ __all__ = [
     "give_back_withheld",
     "remember_launch_directory",
     "spawn_successor",
-    "started_from",
     "withhold_from_children",
     "write_pid_in_place",
 ]
@@ -87,28 +86,6 @@ _launch_directory: str | None = None
 #: Variables taken out of the environment so that the program's children do
 #: not inherit them, given back to the successor (see withhold_from_children).
 _withheld: dict[str, str] = {}
-
-
-def started_from() -> str | None:
-    """Where the program was started, as the shell named it (``$PWD``) if that is this directory.
-
-    A deploy that switches a ``current`` symlink to a new release must have the
-    upgrade start the new release: ``os.getcwd()`` resolves the symlink to the
-    old one (gunicorn's ``util.getcwd`` does the same).
-    """
-    try:
-        real = os.getcwd()
-    except OSError:
-        return None
-    logical = os.environ.get("PWD")
-    if logical and os.path.isabs(logical):
-        try:
-            same = os.path.samestat(os.stat(logical), os.stat(real))
-        except OSError:
-            same = False
-        if same:
-            return logical
-    return real
 
 
 def remember_launch_directory(directory: str | None) -> None:
