@@ -461,6 +461,30 @@ def test_ready_keeps_the_status_a_hook_just_set(
         assert proc.wait(timeout=30) == 0
 
 
+def test_an_upgraded_daemon_keeps_the_status_its_startup_hook_set(
+    path_receiver: NotifyReceiver, tmp_path: Path
+) -> None:
+    """After an upgrade `systemctl status` shows what the new process's startup hook set,
+    as after a fresh start, not "running"."""
+    pidfile = tmp_path / "app.pid"
+    args = (tmp_path / "log.jsonl", tmp_path / "fail-reloads", pidfile)
+    with _notifying(path_receiver, "systemd_own_status", *args) as proc:
+        first = path_receiver.receive_until("READY=1", timeout=30)[-1]
+        assert "STATUS" not in first.fields, first.lines
+        result = aiodaemon_cli("upgrade", "--pidfile", str(pidfile))
+        assert result.returncode == 0, result.stderr
+        new = int(result.stdout)
+        try:
+            ready = path_receiver.receive_until("READY=1", timeout=30)[-1]
+            assert ready.pid == new
+            assert ready.fields["STATUS"] == "loaded 42 rules"
+            assert proc.wait(timeout=30) == 0
+        finally:
+            # The new process is nobody's child here: stop it, or it outlives the test.
+            os.kill(new, signal.SIGTERM)
+            wait_gone(new, 30)
+
+
 def test_a_status_with_an_undecodable_byte_and_a_nul_is_sent_escaped(
     path_receiver: NotifyReceiver, tmp_path: Path
 ) -> None:

@@ -278,16 +278,30 @@ class SuccessorNotifier(Notifier):
     """
 
     held = True
+    #: the last STATUS= the program set while held (its startup hook's, say).
+    _withheld_status: str | None = None
 
     def _say(self, kind: str, *assignments: str) -> bool:
         if self.held:
             return False
         return super()._say(kind, *assignments)
 
+    def program_says(self, *assignments: str) -> bool:
+        if self.held:
+            # Kept for READY=1: after a fresh start the status a startup hook
+            # set stays in `systemctl status`; after an upgrade it said
+            # "running", as if the same program had said nothing.
+            for assignment in assignments:
+                if assignment.startswith("STATUS="):
+                    self._withheld_status = assignment.removeprefix("STATUS=")
+            return False
+        return super().program_says(*assignments)
+
     def release(self) -> None:
-        """Speak from now on, starting with READY=1 and MAINPID=us."""
+        """Speak from now on, starting with READY=1, MAINPID=us and the program's status."""
         self.held = False
-        self.ready()
+        status, self._withheld_status = self._withheld_status, None
+        self.ready(status)
 
     @classmethod
     def for_successor(cls, owns_watchdog: bool) -> Notifier | None:

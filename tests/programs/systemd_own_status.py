@@ -1,4 +1,7 @@
-"""Startup and reload hooks set their own status; argv: the log file, a file failing reloads."""
+"""Startup and reload hooks set their own status.
+
+argv: the log file, a file failing reloads, and optionally a pidfile (to upgrade it).
+"""
 
 from __future__ import annotations
 
@@ -28,4 +31,4 @@ async def main(ctx: aiodaemon.Context) -> None:
     await ctx.wait_stopping()
 
 
-aiodaemon.run(main, log_file=sys.argv[1])
+aiodaemon.run(main, log_file=sys.argv[1], pidfile=sys.argv[3] if sys.argv[3:] else None)
