@@ -79,18 +79,21 @@ def launch(
     *,
     on_ready: Callable[[int], None] | None = None,
     explain: Callable[[DaemonError], str] = str,
-    quiet_lost_race: bool = False,
+    raise_lost_race: bool = False,
 ) -> int:
     """Carry out every phase; return the exit status of this process.
 
     Errors before the fork are printed as one line on stderr, worded by
     ``explain`` (the CLI names its flags). ``on_ready(pid)`` runs in the
-    launching process once a detached daemon is ready. ``quiet_lost_race``:
-    a pidfile locked by another daemon is not said, only returned
-    (``ALREADY_RUNNING``): the CLI waits for that daemon's verdict first.
+    launching process once a detached daemon is ready. ``raise_lost_race``:
+    a pidfile locked by another daemon is raised, not said: the CLI waits
+    for that daemon's verdict first. Returned, ``ALREADY_RUNNING`` (3) would
+    be the program's own status too (``sys.exit(3)``), in its daemon.
 
     Raises:
         TargetCallsRun: called while the CLI imports TARGET (nothing done yet).
+        AlreadyRunningError: with ``raise_lost_race``, in the launching process
+            only, before anything was started (all of it given back).
     """
     _refuse_during_target_import(main)
     # A run() before this one in this process parked the thread that bounds the
@@ -189,8 +192,10 @@ def launch(
         # Imported before acquire: what it binds may leave no descriptor to open a module with.
         acquired = acquire(options)
     except AlreadyRunningError as exc:
-        line = None if quiet_lost_race else explain(exc)
-        return _give_up(main, line, exc.exit_code, unheld)
+        if raise_lost_race:
+            _give_up(main, None, exc.exit_code, unheld)
+            raise
+        return _give_up(main, explain(exc), exc.exit_code, unheld)
     except DaemonError as exc:
         return _give_up(main, explain(exc), exc.exit_code, unheld)
     except ImportError as exc:  # a broken install (orjson, structlog): as the daemon would say it

@@ -15,7 +15,7 @@ import sys
 
 from .._prefork._messages import write_line
 from .._prefork._pidfile_status import PidfileStatus, read_pidfile
-from ..exceptions import ConfigError, ExitCode
+from ..exceptions import AlreadyRunningError, ConfigError, ExitCode
 from ._args import UsageError, control_path, owner
 from ._flags import daemon_options, flag_message, in_flags, keywords_as_flags
 from ._parser import PROG, error
@@ -83,9 +83,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return _launch_unless_running(
         args,
         options,
-        lambda quiet: launch(
-            daemon.hooks, program, options, explain=in_flags, quiet_lost_race=quiet
-        ),
+        lambda: launch(daemon.hooks, program, options, explain=in_flags, raise_lost_race=True),
+        running=ExitCode.ALREADY_RUNNING,
     )
 
 
@@ -194,44 +193,55 @@ def _start(
         for warning in start_warnings(pid, options):
             error(f"{PROG}: {keywords_as_flags(warning)}")
 
-    code = _launch_unless_running(
-        args, options, lambda quiet: launch(
-            daemon.hooks, program, options, on_ready=on_ready, explain=in_flags,
-            quiet_lost_race=quiet,
-        )
-    )  # fmt: skip
     # "Already running" (said), which LSB counts as a successful start.
-    return ExitCode.OK if code == ExitCode.ALREADY_RUNNING else code
+    return _launch_unless_running(
+        args, options, lambda: launch(
+            daemon.hooks, program, options, on_ready=on_ready, explain=in_flags,
+            raise_lost_race=True,
+        ), running=ExitCode.OK,
+    )  # fmt: skip
 
 
 def _launch_unless_running(
-    args: argparse.Namespace, options: dict[str, Any], launch: Callable[[bool], int]
+    args: argparse.Namespace, options: dict[str, Any], launch: Callable[[], int], *, running: int
 ) -> int:
-    """``launch(quiet_lost_race)`` unless a daemon holds --pidfile: then ``ALREADY_RUNNING``, said.
+    """``launch()``'s status unless a daemon holds --pidfile: then ``running``, said.
 
     A start that loses the race for the lock to another start, after the check
     found nothing, waits for the winner's verdict as the check does: the winner
     may still be starting, and fail. Ready, it is "already running"; gone,
     nothing runs and the launch is tried again: past a bounded number of
     lost races to a holder the check cannot see, the launch says who holds it.
+
+    Only the launching process tries again, on the lost race ``launch()``
+    raises: what it returns is the program's own status (in its daemon, or in
+    the foreground after it ran), 3 included (``sys.exit(3)``), never a
+    reason to start it again nor "already running".
     """
     # A successor is started while its predecessor holds the pidfile, on purpose.
     if args.pidfile is None or _is_successor():
-        return _launched(launch, False)
+        try:
+            return _launched(launch)
+        except AlreadyRunningError as exc:
+            error(f"{PROG}: {in_flags(exc)}")
+            return running
     from ._start_after_start import StartWait
 
     starts = StartWait(options)  # one budget for the check and every lost race
     unseen = 0  # lost races to a holder the check then did not see
     while True:
         if _report_running(args, options, starts):
-            return ExitCode.ALREADY_RUNNING
-        # The last try says itself who holds the lock, as a lost race always did:
-        # a holder the check cannot see (another user's pidfile in a sticky
-        # directory, found only by its lock) lost every try.
-        quiet = unseen < _LOST_RACES - 1
-        code = _launched(launch, quiet)
-        if code != ExitCode.ALREADY_RUNNING or not quiet:
-            return code
+            return running
+        try:
+            return _launched(launch)
+        except AlreadyRunningError as exc:
+            if unseen >= _LOST_RACES - 1:
+                # The last try says itself who holds the lock, as a lost race
+                # always did: a holder the check cannot see (another user's
+                # pidfile in a sticky directory, found only by its lock) lost
+                # every try.
+                error(f"{PROG}: {in_flags(exc)}")
+                return running
         # A holder the check sees is waited for, however many there were (a
         # crowd of failing starts: each ends, and a wait for one still starting
         # ends with our start budget); counting those said "already running",
@@ -240,8 +250,8 @@ def _launch_unless_running(
             unseen += 1
 
 
-def _launched(launch: Callable[[bool], int], quiet_lost_race: bool) -> int:
-    """``launch(quiet_lost_race)``, SIGTERM, SIGHUP and SIGQUIT at their default actions.
+def _launched(launch: Callable[[], int]) -> int:
+    """``launch()``, SIGTERM, SIGHUP and SIGQUIT at their default actions.
 
     The launch handles those itself (:mod:`.._prefork._launcher`), which would
     take a handler of ours (:mod:`.._prefork._interrupts`) for the program's own.
@@ -250,7 +260,7 @@ def _launched(launch: Callable[[bool], int], quiet_lost_race: bool) -> int:
 
     restore_signals()
     try:
-        return launch(quiet_lost_race)
+        return launch()
     finally:
         interrupt_on_signals()
 
