@@ -12,7 +12,7 @@ import threading
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
-from ._launch import close_main, launch, start_warnings
+from ._launch import LAUNCHING, close_main, launch, start_warnings
 from ._prefork._messages import flush_stdio, say
 from ._run._hooks import (
     Hooks,
@@ -313,12 +313,7 @@ class Daemon:
         stray = stray_hooks_warning(self)
         if stray is not None:
             say(stray)
-        global _run_under_way
-        _run_under_way = True
-        try:
-            status = launch(self.hooks, target, options, on_ready=_warn_on_ready(options))
-        finally:
-            _run_under_way = False
+        status = launch(self.hooks, target, options, on_ready=_warn_on_ready(options))
         raise SystemExit(status)
 
 
@@ -378,10 +373,6 @@ def _warn_on_ready(options: Mapping[str, Any]) -> Callable[[int], None]:
     return on_ready
 
 
-#: Whether a ``run()`` is under way in this process (its launcher or its daemon).
-_run_under_way = False
-
-
 def _refuse_from_a_thread(target: MainTarget) -> NoReturn:
     """Refuse ``run()`` outside the main thread, before anything is acquired.
 
@@ -391,9 +382,13 @@ def _refuse_from_a_thread(target: MainTarget) -> NoReturn:
     as if a daemon ran: the process exits with status 2 instead, as ``run()``
     refusing in the main thread makes it (stdio flushed; nothing was started,
     so nothing else is left to clean).
+
+    Raises:
+        RuntimeError: a launch is under way in this process (``run()``'s or
+            the CLI's): the daemon it runs goes on.
     """
     close_main(target)
-    if _run_under_way:
+    if LAUNCHING.under_way:
         # Ending the process here would kill the daemon this process runs,
         # with no shutdown and its pidfile left: the caller's thread gets it.
         raise RuntimeError(

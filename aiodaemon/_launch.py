@@ -24,7 +24,14 @@ if TYPE_CHECKING:
     from ._prefork._acquire import Acquired
     from ._prefork._adopt import Handoff
 
-__all__ = ["TARGET_IMPORT", "TargetCallsRun", "close_main", "launch", "start_warnings"]
+__all__ = [
+    "LAUNCHING",
+    "TARGET_IMPORT",
+    "TargetCallsRun",
+    "close_main",
+    "launch",
+    "start_warnings",
+]
 
 # --- the CLI's TARGET import (set by _importer) -------------------------------------
 
@@ -72,6 +79,21 @@ def _refuse_during_target_import(main: MainTarget) -> None:
 # --- the phases -----------------------------------------------------------------------
 
 
+class _Launching:
+    """Whether a launch is under way in this process: in its launcher or its daemon."""
+
+    __slots__ = ("under_way",)
+
+    def __init__(self) -> None:
+        self.under_way = False
+
+
+#: Read by ``Daemon.run()`` called from a thread: while a launch is under way,
+#: the CLI's as well as ``run()``'s own, ending the process there would kill
+#: the daemon it runs.
+LAUNCHING = _Launching()
+
+
 def launch(
     hooks: Hooks,
     main: MainTarget,
@@ -95,6 +117,22 @@ def launch(
         AlreadyRunningError: with ``raise_lost_race``, in the launching process
             only, before anything was started (all of it given back).
     """
+    LAUNCHING.under_way = True
+    try:
+        return _launch(hooks, main, raw, on_ready, explain, raise_lost_race)
+    finally:
+        LAUNCHING.under_way = False
+
+
+def _launch(
+    hooks: Hooks,
+    main: MainTarget,
+    raw: Mapping[str, Any],
+    on_ready: Callable[[int], None] | None,
+    explain: Callable[[DaemonError], str],
+    raise_lost_race: bool,
+) -> int:
+    """:func:`launch`, its launch marked as under way."""
     _refuse_during_target_import(main)
     # A run() before this one in this process parked the thread that bounds the
     # interpreter's exit: ended, or this run could not detach ("other threads run").

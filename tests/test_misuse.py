@@ -17,6 +17,7 @@ from tests.support import (
     python,
     read_json_lines,
     require_tool,
+    wait_for,
     wait_gone,
 )
 
@@ -311,3 +312,34 @@ def test_a_coroutine_that_has_run_is_refused_before_anything_is_taken(tmp_path: 
         " again; pass the async function itself\n"
     )
     assert not pidfile.exists()
+
+
+def test_run_from_a_thread_of_a_cli_daemon_raises_there(tmp_path: Path) -> None:
+    """Under ``aiodaemon start`` too: the thread gets a RuntimeError, the daemon goes on.
+
+    Only ``Daemon.run()`` marked its run as under way: the CLI's daemon was
+    ended at once (exit 2, no shutdown, its pidfile and control socket left).
+    """
+    pidfile, log = tmp_path / "d.pid", tmp_path / "log.jsonl"
+    target = "tests.programs.cli_run_in_thread:main"
+    started = cli("start", target, "--pidfile", str(pidfile), "--log-file", str(log))
+    assert started.returncode == 0, started.stderr
+    pid = int(started.stdout)
+    (refused,) = wait_for(
+        lambda: [line for line in read_json_lines(log) if line["event"] == "thread refused"],
+        what="the thread's RuntimeError",
+    )
+    assert refused["error"] == (
+        "run() was called from a thread while this process runs a daemon; a process is one daemon"
+    )
+    status = cli("status", "--pidfile", str(pidfile))
+    assert status.returncode == 0, status.stdout
+    assert status.stdout.startswith("running"), status.stdout
+    stopped = cli("stop", "--pidfile", str(pidfile))
+    assert stopped.returncode == 0, stopped.stderr
+    assert stopped.stderr == f"aiodaemon: stopped (pid {pid})\n"
+    wait_gone(pid)
+    events = [line["event"] for line in read_json_lines(log)]
+    assert events[-3:] == ["shutdown hook ran", "shutdown finished", "exit"]
+    assert not pidfile.exists()
+    assert not Path(f"{pidfile}.ctl").exists()
