@@ -302,18 +302,25 @@ def _control_wanted(options: Options) -> bool:
     assert options.control is not None
     pidfile = options.pidfile
     implicit = pidfile is not None and options.control == pidfile + ".ctl"
-    if not implicit or os.access(os.path.dirname(options.control), os.W_OK | os.X_OK):
+    if not implicit:
+        return True
+    from ._sunpath import name_too_long
+
+    # A pidfile's long generated name must not fail a start that asked for no
+    # control socket (refused at configure, naming --control, the user never gave).
+    too_long = name_too_long(options.control)
+    if too_long is not None:
+        why = f"{options.control}, the pidfile's path + .ctl, {too_long}"
+    elif not os.access(os.path.dirname(options.control), os.W_OK | os.X_OK):
+        why = f"cannot create {options.control} (directory not writable)"
+    else:
         return True
     say(
-        f"warning: no control socket: cannot create {options.control} (directory not "
-        "writable); status and reload fall back to the pidfile and signals"
+        f"warning: no control socket: {why}; status and reload fall back to the pidfile and signals"
     )
     return False
 
 
 def _sockets_to_open(options: Options) -> dict[str, ListenAddress]:
     """``listen=`` plus the health socket: bound (or adopted from systemd) together."""
-    sockets = dict(options.listen)
-    if options.health is not None:
-        sockets[HEALTH_SOCKET] = options.health
-    return sockets
+    return options.socket_addresses()

@@ -104,8 +104,14 @@ def parse_listen_address(option: str, text: object) -> ListenAddress:
         path, _, query = text[5:].partition("?")
         if not path.startswith("/") or "\0" in path:
             raise ConfigError(option, f"unix socket path must be absolute: {text!r}")
-        if len(_path_bytes(option, path, text)) >= 108:
-            raise ConfigError(option, f"unix socket path is too long: {shown(text)}")
+        _path_bytes(option, path, text)
+        # Only unix addresses load it (a small module, needed by acquire anyway).
+        from ._sunpath import name_too_long
+
+        # A longer path is bound through /proc/self/fd, as the control socket is.
+        too_long = name_too_long(path)
+        if too_long is not None:
+            raise ConfigError(option, f"{path} {too_long}")
         mode = None
         if query:
             key, _, raw_mode = query.partition("=")

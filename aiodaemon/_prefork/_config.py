@@ -103,6 +103,13 @@ class Options(_Record):
     control: str | None = None
     start_timeout: float = 90.0
 
+    def socket_addresses(self) -> dict[str, ListenAddress]:
+        """The address options of the sockets the daemon listens on: ``listen=`` and ``health``."""
+        addresses = dict(self.listen)
+        if self.health is not None:
+            addresses[HEALTH_SOCKET] = self.health
+        return addresses
+
     def summary(self) -> dict[str, object]:
         """The options not at their defaults, under their public names, as JSON values.
 
@@ -484,44 +491,36 @@ def _as_float(value: int | float) -> float:
 
 
 def _control(value: object, pidfile: str | None) -> str | None:
-    """The control socket's path: given, ``<pidfile>.ctl`` by default, or none (False)."""
+    """The control socket's path: given, ``<pidfile>.ctl`` by default, or none (False).
+
+    An implicit ``<pidfile>.ctl`` whose name is too long for a unix socket is
+    kept here and skipped with a warning at acquire (see ``_acquire``), as one
+    in a directory the daemon may not write to is: the user asked for none.
+    """
     if value is False:
         return None
     if value is None:
-        if pidfile is None:
-            return None
-        return _check_socket_name(
-            pidfile + ".ctl", "(the pidfile's path + .ctl) ", "; give a shorter one, or none"
-        )
+        return None if pidfile is None else pidfile + ".ctl"
     if value is True:
         raise ConfigError("control", "must be a path, None or False, not True")
     path = _opt_file("control", value)
     return None if path is None else _check_socket_name(path)
 
 
-def _check_socket_name(path: str, what: str = "", advice: str = "") -> str:
+def _check_socket_name(path: str) -> str:
     """``path``, once sure a control socket can be bound there (see :mod:`._sunpath`).
 
-    A path past ``sun_path`` is reached as ``/proc/self/fd/N/NAME``, which still
-    has to fit: found later, the bind failed in the acquire phase with
-    "AF_UNIX path too long", naming no option, for a long ``pidfile`` name.
+    Found later, the bind failed in the acquire phase with "AF_UNIX path too
+    long", naming no option.
 
     Raises:
         ConfigError: the socket's file name is too long even so.
     """
-    from ._sunpath import SUN_PATH_MAX
+    from ._sunpath import name_too_long
 
-    if len(os.fsencode(path)) <= SUN_PATH_MAX:
-        return path
-    name = os.fsencode(os.path.basename(path))
-    # N is the directory's fd, below the descriptor limit.
-    longest = SUN_PATH_MAX - len(f"/proc/self/fd/{max(os.sysconf('SC_OPEN_MAX'), 0)}/")
-    if len(name) > longest:
-        raise ConfigError(
-            "control",
-            f"{path} {what}has a file name too long for a unix socket"
-            f" ({len(name)} bytes, at most {longest}){advice}",
-        )
+    too_long = name_too_long(path)
+    if too_long is not None:
+        raise ConfigError("control", f"{path} {too_long}")
     return path
 
 

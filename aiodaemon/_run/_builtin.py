@@ -213,6 +213,7 @@ def _control(runtime: Runtime) -> Service | None:
         stop_budget=lambda: _stop_budget(runtime),
         socket_files=lambda: _socket_files(runtime),
         running_hook=lambda: runtime.hook_running,
+        configured=runtime.options.socket_addresses(),
         ready=lambda: runtime.ready,
     )
     server = ControlServer(control.sock, {os.geteuid()}, commands.commands())

@@ -368,6 +368,8 @@ class DaemonCommands:
         running_hook: the hook running now (its kind, its name and the
             ``time.monotonic()`` it began), or None: ``status`` names it, and
             how long it has run.
+        configured: each socket's address option, by name: the path of a unix
+            socket bound through ``/proc/self/fd`` is shown as configured.
         ready: whether the daemon has reported ready (it stays so while it
             stops): a ``start`` that waited for a daemon still starting tells a
             stop after its start from a start that failed.
@@ -385,12 +387,16 @@ class DaemonCommands:
     socket_files: Callable[[], Mapping[str, tuple[int, int]]] | None = None
     running_hook: Callable[[], tuple[str, str, float] | None] | None = None
     ready: Callable[[], bool] | None = None
+    #: each socket's address option (a long unix path is bound through /proc/self/fd).
+    configured: Mapping[str, object] = field(default_factory=dict)
     #: where each socket listens, read while all are open: a draining daemon's
     #: closed listener still reports its address, as status promises.
     addresses: dict[str, str] = field(init=False)
 
     def __post_init__(self) -> None:
-        self.addresses = {name: sockname(sock) for name, sock in self.sockets.items()}
+        self.addresses = {
+            name: sockname(sock, self.configured.get(name)) for name, sock in self.sockets.items()
+        }
 
     def commands(self) -> dict[str, Command]:
         """The commands to serve, by name."""

@@ -121,8 +121,12 @@ def thread_stack(frame: FrameType) -> str:
     return "".join(traceback.format_stack(frame)).rstrip()
 
 
-def sockname(sock: socket.socket) -> str:
-    """``host:port``, ``[v6]:port``, ``unix:/path`` or ``unix:@name``: where the daemon listens."""
+def sockname(sock: socket.socket, configured: object = None) -> str:
+    """``host:port``, ``[v6]:port``, ``unix:/path`` or ``unix:@name``: where the daemon listens.
+
+    ``configured``: the socket's address option; a ``unix:`` one names a socket
+    bound through ``/proc/self/fd`` (a path past ``sun_path``) by its path.
+    """
     try:
         name = sock.getsockname()
     except OSError:
@@ -133,4 +137,4 @@ def sockname(sock: socket.socket) -> str:
         return f"{name[0]}:{name[1]}"
     from .._prefork._sunpath import shown_unix_name
 
-    return f"unix:{shown_unix_name(name)}"
+    return f"unix:{shown_unix_name(name, getattr(configured, 'path', None))}"

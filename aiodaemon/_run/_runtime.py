@@ -264,7 +264,10 @@ class Runtime:
             "starting",
             loop=loop_name(loop),
             detached=not self.parts.foreground,
-            sockets={name: sockname(s) for name, s in (self.parts.listeners or {}).items()},
+            sockets={
+                name: sockname(s, self.options.socket_addresses().get(name))
+                for name, s in (self.parts.listeners or {}).items()
+            },
             options=self.options.summary(),
         )
         taken_over = program_config_summary()
