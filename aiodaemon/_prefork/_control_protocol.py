@@ -67,6 +67,24 @@ MAX_CONNECTIONS = 40
 #: rest stay free for the commands answered at once (:data:`PROMPT_COMMANDS`),
 #: so reloads waiting on a slow hook never lock ``stop`` or ``status`` out.
 MAX_WAITING = 32
+#: Descriptors of the soft RLIMIT_NOFILE per control connection allowed at once.
+NOFILE_PER_CONNECTION = 8
+
+
+def connection_caps(nofile: int) -> tuple[int, int]:
+    """Control connections served at once, and how many of them may wait, under ``nofile``.
+
+    :data:`MAX_CONNECTIONS` and :data:`MAX_WAITING`, lowered to an eighth of the
+    soft RLIMIT_NOFILE: at 32 descriptors (the least a daemon starts with),
+    40 idle clients would take every descriptor the service has left, and its
+    own clients would be reset unseen.
+    """
+    total = MAX_CONNECTIONS if nofile < 0 else min(MAX_CONNECTIONS, nofile // NOFILE_PER_CONNECTION)
+    total = max(2, total)
+    # One slot at least stays free of waiting reloads, for stop and status.
+    return total, max(1, min(MAX_WAITING, total * MAX_WAITING // MAX_CONNECTIONS, total - 1))
+
+
 #: The commands answered at once, which :data:`MAX_WAITING` does not limit.
 PROMPT_COMMANDS = frozenset({"status", "stop"})
 #: The commands whose wait ends when the client hangs up: the reload runs on,

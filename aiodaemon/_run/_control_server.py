@@ -4,7 +4,8 @@ Every connection is checked with ``SO_PEERCRED`` before a byte is read: a peer
 that is neither root nor in ``peer_uids`` is closed at once, without an answer.
 Requests are bounded in size (:data:`MAX_REQUEST`), in time
 (:data:`REQUEST_TIMEOUT`) and in number (:data:`MAX_CONNECTIONS` at once, of
-which :data:`MAX_WAITING` may wait for a result), so a slow or hostile client
+which :data:`MAX_WAITING` may wait for a result, both lowered to an eighth of
+a low ``RLIMIT_NOFILE``), so a slow or hostile client
 costs the daemon a few bytes and one timer, never its service, and clients
 waiting on a slow reload never keep ``stop`` or ``status`` out; one that
 hangs up while it waits gives its place back. Nothing but bytes is ever sent:
@@ -16,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import os
+import resource
 import select
 import socket
 import struct
@@ -28,15 +30,14 @@ import structlog
 
 from .._prefork._control_protocol import (
     LEFT_WHEN_HUNG_UP,
-    MAX_CONNECTIONS,
     MAX_REQUEST,
     MAX_WAIT,
-    MAX_WAITING,
     NOT_BEGUN_WHEN_HUNG_UP,
     PROMPT_COMMANDS,
     REQUEST_TIMEOUT,
     VERSION,
     ProtocolError,
+    connection_caps,
     decode,
     encode,
     failure,
@@ -89,6 +90,10 @@ class ControlServer:
         self._connections: set[asyncio.Task[None]] = set()
         #: connections running a command that is not prompt (see MAX_WAITING).
         self._waiting = 0
+        # Read once: the limit the daemon runs under (raised at start, never after).
+        self._max_connections, self._max_waiting = connection_caps(
+            resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        )
         self._refused = 0
         self._refusal_logged = -_REFUSAL_LOG_INTERVAL
 
@@ -170,10 +175,10 @@ class ControlServer:
             if peer is None or peer[1] not in self._peer_uids:
                 self._refuse(peer)
                 return
-            if len(self._active) >= MAX_CONNECTIONS or task is None:
+            if len(self._active) >= self._max_connections or task is None:
                 # An allowed peer is told why (a few bytes, never waited on), and
                 # that it is for now: the CLI asks again (see ask_patiently).
-                busy = f"busy: {MAX_CONNECTIONS} control connections open"
+                busy = f"busy: {self._max_connections} control connections open"
                 writer.write(encode(failure(busy, transient=True)))
                 return
             self._active.add(task)
@@ -230,8 +235,8 @@ class ControlServer:
             return failure("the client hung up")
         prompt = name in PROMPT_COMMANDS
         if not prompt:
-            if self._waiting >= MAX_WAITING:
-                busy = f"busy: {MAX_WAITING} control connections open"
+            if self._waiting >= self._max_waiting:
+                busy = f"busy: {self._max_waiting} control connections open"
                 return failure(busy, transient=True)
             self._waiting += 1
         try:
