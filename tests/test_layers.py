@@ -56,6 +56,7 @@ LAYERS = [
         "_prefork._freezer",
         "_prefork._invocation",
         "_prefork._messages",
+        "_prefork._nproc",
         "_prefork._pinned",
         "_prefork._procfs",
         "_prefork._relaunch",

@@ -367,7 +367,9 @@ class LogWriter(SinkWriter):
         try:
             start_bounded(self._thread, _WRITER_BLOCKS)
         except RuntimeError as exc:  # RLIMIT_NPROC, a cgroup's pids.max, no memory
-            raise StartupError(f"cannot start the log writer thread: {exc}") from exc
+            from .._prefork._nproc import nproc_note  # only a refused thread pays for it
+
+            raise StartupError(f"cannot start the log writer thread: {exc}{nproc_note()}") from exc
 
     def _after_fork_in_child(self) -> None:
         # A child forked later (multiprocessing) gets no writer thread and a copy

@@ -8,6 +8,7 @@ forked (wait for the daemon's verdict, exit with it) is ``_launcher``'s.
 
 from __future__ import annotations
 
+import errno
 import gc
 import os
 import signal
@@ -440,7 +441,7 @@ def fork_daemon(
         gc.unfreeze()
         os.close(read_fd)
         os.close(write_fd)
-        raise StartupError(f"cannot fork the daemon: {exc.strerror}") from exc
+        raise StartupError(f"cannot fork the daemon: {exc.strerror}{_nproc_note(exc)}") from exc
     if first:
         if leave_to_daemon is not None:
             _leave_to_daemon(leave_to_daemon)
@@ -517,7 +518,7 @@ def _first_child(read_fd: int, pipe: ReadinessPipe, mask: Iterable[int]) -> None
             second = os.fork()
         except OSError as exc:
             # The launcher reads this verdict like the daemon's own.
-            pipe.fail(ExitCode.FAILURE, f"cannot fork the daemon: {exc.strerror}")
+            pipe.fail(ExitCode.FAILURE, f"cannot fork the daemon: {exc.strerror}{_nproc_note(exc)}")
             os._exit(1)
         if not second:
             if released >= 0:
@@ -580,3 +581,12 @@ def _end_fork_copy(exc: BaseException, verdict_fd: int | None = None) -> NoRetur
         except OSError:
             pass
     os._exit(1)
+
+
+def _nproc_note(exc: OSError) -> str:
+    """RLIMIT_NPROC named when an ``EAGAIN`` from ``fork`` is that limit reached."""
+    if exc.errno != errno.EAGAIN:
+        return ""
+    from ._nproc import nproc_note  # only a refused fork pays for it
+
+    return nproc_note()
