@@ -27,6 +27,7 @@ waited for or ended (:func:`._children.kill_children_at_forced_exit`).
 from __future__ import annotations
 
 import atexit
+import contextlib
 import functools
 import os
 import sys
@@ -36,7 +37,7 @@ from collections.abc import Callable
 
 import structlog
 
-from .._prefork._messages import flush_stdio
+from .._prefork._messages import flush_stdio, silence
 from ..exceptions import ExitCode
 from ._children import manager_servers, mp_children, pool_workers
 from ._exit_notice import say_forced_exit, say_nowait
@@ -254,6 +255,28 @@ def _run_exit_functions() -> None:
     atexit._run_exitfuncs()
     if _OVERDUE.is_set():
         threading.Event().wait()
+    _flush_or_drop_stdio()
+
+
+def _flush_or_drop_stdio() -> None:
+    """Flush ``sys.stdout`` and ``sys.stderr`` now; what cannot be written is dropped.
+
+    The interpreter flushes them last, and a flush that fails there (a print
+    left in the buffer, its pipe's reader or its terminal gone) turns the
+    exit status into 120, whatever the ``exit`` record said. The output is
+    lost either way; a failed stream's fd is pointed at /dev/null, so the
+    interpreter's own flush takes what is left without error.
+    """
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            if stream is not None:
+                stream.flush()
+        except OSError:
+            silence(stream)
+            with contextlib.suppress(Exception):
+                stream.flush()
+        except Exception:  # closed by the program, say: the interpreter skips it too
+            pass
 
 
 def _exit_mark(step: str) -> None:
