@@ -505,6 +505,17 @@ def become_daemon(
         return run_daemon(main, hooks, parts)
 
 
+def _maybe_foreground(options: Options) -> bool:
+    """Whether the daemon may run in the foreground, as far as preloading goes.
+
+    ``detach=None`` decides only later (supervised or not): a daemon that
+    cannot load a module once it ran (chroot, a drop) counts as foreground.
+    """
+    if options.detach is None:
+        return options.chroot is not None or options.identity is not None
+    return not options.detach
+
+
 def _preload(options: Options) -> list[str]:
     """Import what the run phase needs while the interpreter's files are still readable.
 
@@ -519,7 +530,7 @@ def _preload(options: Options) -> list[str]:
     import orjson  # noqa: F401
     import structlog
 
-    from ._logs import _logging  # noqa: F401
+    from ._logs import _logging
     from ._prefork import _handoff, _privileges  # noqa: F401
     from ._prefork._pinned import pin
     from ._run import _context, _runner, _services, _serving, _signal_handlers, _signal_mask  # noqa: F401
@@ -574,6 +585,9 @@ def _preload(options: Options) -> list[str]:
     if options.stdout is not None or options.stderr is not None:
         # Reopened at a rotation; sys.stdout/sys.stderr drop what a full disk refuses.
         from ._logs import _fullstdio, _outputs  # noqa: F401
+    elif _maybe_foreground(options) and _logging.reader_ends():
+        # A foreground daemon's pipe or terminal may lose its reader (see _fullstdio).
+        from ._logs import _fullstdio  # noqa: F401
     warnings = []
     asyncio_loop = options.uvloop is False
     if not asyncio_loop:

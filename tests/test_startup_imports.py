@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import json
 import signal
+import subprocess
 from pathlib import Path
 
 import pytest
 
 from tests.support import (
+    PYTHON,
     REPO,
+    clean_env,
     kill_quietly,
     program,
     python,
@@ -129,15 +132,38 @@ MINIMAL_START = frozenset(
 )
 
 
-def test_a_minimal_daemon_imports_nothing_it_does_not_use() -> None:
+def started_on_files(tmp_path: Path) -> set[str]:
+    """What a minimal daemon's start-up loads, its stdio on files (no reader to lose)."""
+    out, err = tmp_path / "out", tmp_path / "err"
+    with out.open("w") as stdout, err.open("w") as stderr:
+        result = subprocess.run(
+            [PYTHON, REPO / "tests" / "programs" / "startup_modules.py"],
+            stdin=subprocess.DEVNULL,
+            stdout=stdout,
+            stderr=stderr,
+            env=clean_env(),
+            timeout=30,
+            check=False,
+        )
+    assert result.returncode == 0, err.read_text()
+    return set(out.read_text().split())
+
+
+def test_a_minimal_daemon_imports_nothing_it_does_not_use(tmp_path: Path) -> None:
     """A foreground daemon with no options loads none of the optional modules."""
-    result = python([REPO / "tests" / "programs" / "startup_modules.py"])
-    assert result.returncode == 0, result.stderr
-    loaded = set(result.stdout.split())
+    loaded = started_on_files(tmp_path)
     assert "aiodaemon._run._runtime" in loaded
     assert loaded & NOT_FOR_EVERYONE == set()
     assert sorted(loaded - MINIMAL_START) == [], "new on every start"
     assert sorted(MINIMAL_START - loaded) == [], "no longer loaded: drop from MINIMAL_START"
+
+
+def test_a_foreground_daemon_on_a_pipe_loads_only_what_survives_its_readers_end() -> None:
+    """Its stdout's reader may exit (a terminal hang up): that costs _fullstdio, nothing more."""
+    result = python([REPO / "tests" / "programs" / "startup_modules.py"])
+    assert result.returncode == 0, result.stderr
+    loaded = set(result.stdout.split())
+    assert sorted(loaded - MINIMAL_START) == ["aiodaemon._logs._fullstdio"]
 
 
 def test_a_daemon_with_a_pidfile_loads_no_metadata_nor_pathlib(tmp_path: Path) -> None:

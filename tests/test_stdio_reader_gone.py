@@ -9,6 +9,7 @@ into ``main``, which stopped the daemon (qa6 e24, e13, e13b).
 from __future__ import annotations
 
 import os
+import pty
 import subprocess
 from pathlib import Path
 
@@ -53,11 +54,14 @@ def ticks(log: Path) -> list[int]:
     return [int(str(r["n"])) for r in read_json_lines(log) if r.get("event") == "tick"]
 
 
-def ticks_after_the_reader_went(log: Path) -> None:
-    """Wait until the program has printed a few more lines since now."""
+def ticks_after_the_reader_went(log: Path, proc: subprocess.Popen[bytes]) -> None:
+    """Wait until the program has printed a few more lines since now, or has exited."""
     wait_for(lambda: ticks(log), timeout=20, what="a tick")
     last = ticks(log)[-1]
-    wait_for(lambda: ticks(log)[-1] >= last + 5, timeout=20, what="more ticks")
+    wait_for(
+        lambda: proc.poll() is not None or ticks(log)[-1] >= last + 5, timeout=20, what="ticks"
+    )
+    assert proc.poll() is None, "the daemon ended"
 
 
 def stop_and_wait(tmp_path: Path, proc: subprocess.Popen[bytes]) -> tuple[int, dict[str, object]]:
@@ -80,8 +84,49 @@ def test_a_print_left_for_a_closed_pipe_keeps_the_exit_records_status(tmp_path: 
     reader, writer = os.pipe()
     proc = start_foreground(tmp_path, writer, flush=False)
     os.close(writer)
-    ticks_after_the_reader_went(tmp_path / "log")  # what it printed is still in its buffer
+    ticks_after_the_reader_went(tmp_path / "log", proc)  # what it printed is still in its buffer
     os.close(reader)
-    ticks_after_the_reader_went(tmp_path / "log")
+    ticks_after_the_reader_went(tmp_path / "log", proc)
     status, record = stop_and_wait(tmp_path, proc)
     assert (status, record["status"], record["reason"]) == (0, 0, None)
+
+
+def losses(tmp_path: Path) -> list[dict[str, object]]:
+    """The log's records about lost output."""
+    records = read_json_lines(tmp_path / "log")
+    return [r for r in records if str(r.get("event")).startswith("output ")]
+
+
+def test_a_print_to_a_closed_pipe_is_lost_and_the_daemon_runs_on(tmp_path: Path) -> None:
+    """Prints after the pipe's reader exited are dropped, said once; main goes on, exit 0."""
+    reader, writer = os.pipe()
+    proc = start_foreground(tmp_path, writer, flush=True)
+    os.close(writer)
+    ticks_after_the_reader_went(tmp_path / "log", proc)
+    os.close(reader)
+    ticks_after_the_reader_went(tmp_path / "log", proc)
+    status, record = stop_and_wait(tmp_path, proc)
+    assert (status, record["status"], record["reason"]) == (0, 0, None)
+    told = losses(tmp_path)
+    assert [(r["event"], r["file"]) for r in told] == [
+        ("output lost", "stdout (pipe)"),
+        ("output still lost", "stdout (pipe)"),
+    ]
+    assert "Broken pipe" in str(told[0]["error"])
+    assert int(str(told[1]["lost"])) > 0
+
+
+def test_a_print_to_a_hung_up_terminal_is_lost_and_the_daemon_runs_on(tmp_path: Path) -> None:
+    """`setsid aiodaemon run ...`, its terminal closed: prints are dropped, said once; exit 0."""
+    controller, terminal = pty.openpty()
+    proc = start_foreground(tmp_path, terminal, flush=True)
+    os.close(terminal)
+    ticks_after_the_reader_went(tmp_path / "log", proc)
+    os.close(controller)  # the hang-up: no SIGHUP, not its controlling terminal
+    ticks_after_the_reader_went(tmp_path / "log", proc)
+    status, record = stop_and_wait(tmp_path, proc)
+    assert (status, record["status"], record["reason"]) == (0, 0, None)
+    told = losses(tmp_path)
+    assert [(r["event"], r["file"]) for r in told][:1] == [("output lost", "stdout (terminal)")]
+    assert "Input/output error" in str(told[0]["error"])
+    assert [r["event"] for r in told].count("output lost") == len({r["file"] for r in told})

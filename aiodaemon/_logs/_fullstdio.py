@@ -1,4 +1,4 @@
-"""Print to a ``stdout``/``stderr`` file with no room left: the output is lost, not the daemon.
+"""Output that cannot be written is lost, not the daemon: a full disk, a reader gone.
 
 A ``stdout`` or ``stderr`` file on a full file system is opened all the same
 at start (space may be freed later). A plain stream raised there: the first
@@ -16,15 +16,26 @@ never written here: the failing file may be fd 2, where the writer itself
 writes, and the writer never writes through ``sys.stderr``, so nothing comes
 back to this layer.
 
+A foreground daemon's stdout and stderr on a pipe, a socket or a terminal
+(not a ``stdout``/``stderr`` file) lose their reader instead: the pipe's
+reader exits (``aiodaemon run app:main | head``), the terminal of a daemon in
+a session of its own (``setsid``, ``& disown``) hangs up. The first ``print()``
+after that raised ``EPIPE`` or ``EIO`` into the program and ended ``main``; a
+print left in the buffer failed the interpreter's last flush, which made the
+exit status 120. The same layer drops those writes (``EPIPE``, ``EIO``): the
+reader does not come back, so the log says ``output lost`` once and, at the
+exit, ``output still lost`` with the bytes lost.
+
 Only what goes through ``sys.stdout`` and ``sys.stderr`` is protected: a C
 extension or a child process writing to fd 1 or 2 gets its own error, and so
 does an object that held the old stream (``sys.__stdout__``). Any other error
-(``EBADF``, ``EIO``, ``EPIPE``) is raised as before. The text layer is built
-again with the old one's encoding, error handler, line buffering and
-write-through, so what is written, and when, is unchanged; a healthy write
-costs one Python call more (~0.15 us, on a print of ~1.5 us to a file).
+(``EBADF``; ``EIO`` and ``EPIPE`` on a file) is raised as before. The text
+layer is built again with the old one's encoding, error handler, line
+buffering and write-through, so what is written, and when, is unchanged; a
+healthy write costs one Python call more (~0.15 us, on a print of ~1.5 us to a file).
 
-Loaded only for a daemon that has a ``stdout`` or ``stderr`` file.
+Loaded only for a daemon that has a ``stdout`` or ``stderr`` file, or runs in
+the foreground with stdout or stderr on a pipe, a socket or a terminal.
 """
 
 from __future__ import annotations
@@ -51,8 +62,10 @@ if TYPE_CHECKING:
 
 
 __all__ = [
+    "GONE_ERRORS",
     "SPACE_ERRORS",
     "LossyOutput",
+    "StandardStream",
     "protect_outputs",
     "protected_stream",
     "tell_losses_at_exit",
@@ -61,6 +74,27 @@ __all__ = [
 #: Why a write to a regular file fails when nothing more fits: its file system
 #: is full, the user's quota is used up, or the file reached RLIMIT_FSIZE.
 SPACE_ERRORS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+#: Why a write to a pipe, a socket or a terminal fails once its reader is gone:
+#: the pipe's or socket's reader closed it, the terminal hung up.
+GONE_ERRORS = frozenset({errno.EPIPE, errno.EIO})
+
+
+class StandardStream:
+    """A foreground daemon's fd 1 or 2 on a pipe, a socket or a terminal (no file of ours).
+
+    Args:
+        fd: 1 or 2.
+        kind: ``"pipe"``, ``"socket"`` or ``"terminal"`` (for the log).
+    """
+
+    __slots__ = ("fd", "kind")
+
+    def __init__(self, fd: int, kind: str) -> None:
+        self.fd = fd
+        self.kind = kind
+
+    def __repr__(self) -> str:
+        return f"{'stdout' if self.fd == 1 else 'stderr'} ({self.kind})"
 
 
 class _LossLog:
@@ -98,14 +132,22 @@ class LossyOutput(io.FileIO):
     look for the end of the loss: a healthy write pays for no such check.
 
     Args:
-        output: the ``stdout`` or ``stderr`` file (its repr names it in the log).
+        output: the ``stdout`` or ``stderr`` file or stream (its repr names it in the log).
         logger: where the loss is told.
+        dropped: the errnos whose writes are dropped (:data:`SPACE_ERRORS` for
+            a file, :data:`GONE_ERRORS` for a pipe, a socket or a terminal).
     """
 
-    def __init__(self, output: OutputFile, logger: Logger) -> None:
+    def __init__(
+        self,
+        output: OutputFile | StandardStream,
+        logger: Logger,
+        dropped: frozenset[int] = SPACE_ERRORS,
+    ) -> None:
         super().__init__(output.fd, "w", closefd=False)
         self.output = output
         self.log = _LossLog(logger)
+        self.dropped = dropped
         #: bytes dropped since the loss began (0: writes fit).
         self.lost = 0
 
@@ -116,7 +158,7 @@ class LossyOutput(io.FileIO):
         try:
             written = _write(self, data)
         except OSError as exc:
-            if exc.errno not in SPACE_ERRORS:
+            if exc.errno not in self.dropped:
                 raise
             return self._drop(data, 0, exc)
         # All of it written: the one check a healthy write pays for.
@@ -135,7 +177,7 @@ class LossyOutput(io.FileIO):
             try:
                 more = _write(self, view[written:])
             except OSError as exc:
-                if exc.errno not in SPACE_ERRORS:
+                if exc.errno not in self.dropped:
                     # As before: the short write stands, the next one raises.
                     return written
                 return self._drop(view, written, exc)
@@ -177,7 +219,9 @@ class _LosingOutput(LossyOutput):
         return written
 
 
-def protected_stream(stream: object, output: OutputFile, logger: Logger) -> io.TextIOWrapper | None:
+def protected_stream(
+    stream: object, output: OutputFile | StandardStream, logger: Logger
+) -> io.TextIOWrapper | None:
     """A stream that writes as ``stream`` does, on :class:`LossyOutput`; None to keep ``stream``.
 
     ``stream`` is kept when it is not a plain text stream on ``output``'s fd
@@ -187,6 +231,7 @@ def protected_stream(stream: object, output: OutputFile, logger: Logger) -> io.T
     raw = _raw(stream)
     if isinstance(raw, LossyOutput):
         raw.output, raw.log.logger = output, logger
+        raw.dropped = GONE_ERRORS if isinstance(output, StandardStream) else SPACE_ERRORS
         return None
     if type(raw) is not io.FileIO or raw.closed or raw.fileno() != output.fd:
         return None
@@ -194,7 +239,8 @@ def protected_stream(stream: object, output: OutputFile, logger: Logger) -> io.T
     buffer = stream.buffer
     with contextlib.suppress(OSError, ValueError):
         stream.flush()  # what it holds goes out through the old stream
-    lossy = LossyOutput(output, logger)
+    dropped = GONE_ERRORS if isinstance(output, StandardStream) else SPACE_ERRORS
+    lossy = LossyOutput(output, logger, dropped)
     # Python's own streams (an upgrade's new process keeps them) have a
     # buffer layer; the detach's (see _stdfds.text_stream) have none.
     layer: io.FileIO | io.BufferedWriter = lossy
@@ -211,8 +257,8 @@ def protected_stream(stream: object, output: OutputFile, logger: Logger) -> io.T
     )
 
 
-def protect_outputs(outputs: Iterable[OutputFile], logger: Logger) -> None:
-    """Put the ``sys`` stream of each ``stdout``/``stderr`` file on :class:`LossyOutput`."""
+def protect_outputs(outputs: Iterable[OutputFile | StandardStream], logger: Logger) -> None:
+    """Put the ``sys`` stream of each output file or stream on :class:`LossyOutput`."""
     for output in outputs:
         name = "stdout" if output.fd == 1 else "stderr"
         stream = protected_stream(getattr(sys, name), output, logger)

@@ -15,6 +15,7 @@ import atexit
 import gc
 import logging
 import os
+import stat
 import sys
 import threading
 from typing import TYPE_CHECKING, Any
@@ -42,7 +43,7 @@ if TYPE_CHECKING:
     from .._prefork._logsinks import LogTargets
     from ._program_config import ProgramChain
 
-__all__ = ["program_config_summary", "start_logging"]
+__all__ = ["program_config_summary", "reader_ends", "start_logging"]
 
 
 def start_logging(
@@ -164,9 +165,13 @@ def start_logging(
         processors=chain,
         wrapper_class=structlog.make_filtering_bound_logger(logging.DEBUG),
     )
-    if writer.outputs:
-        # Loaded with _outputs (see there): a bare daemon never pays for it.
-        from ._fullstdio import protect_outputs
+    # A foreground daemon's stdout and stderr, unless files of ours: a print
+    # once their reader is gone must not end main (see _fullstdio).
+    readers = [] if detached else reader_ends({output.fd for output in writer.outputs})
+    if writer.outputs or readers:
+        # Loaded with _outputs (see there), or for a foreground daemon's pipe or
+        # terminal: a detached daemon without output files never pays for it.
+        from ._fullstdio import StandardStream, protect_outputs
 
         # Queued, not written at once as the writer's own notices are: the
         # loss happens on the program's thread, in a print(), which must not
@@ -176,7 +181,9 @@ def start_logging(
             processors=chain,
             wrapper_class=structlog.make_filtering_bound_logger(logging.DEBUG),
         )
-        protect_outputs(writer.outputs, losses)
+        streams = [StandardStream(fd, kind) for fd, kind in readers]
+        protect_outputs([*writer.outputs, *streams], losses)
+        writer.protects_stdio = True
     writer._start()
     targets.writer = writer
     if _runs.writer is None:
@@ -189,6 +196,29 @@ def start_logging(
         atexit.register(_close_latest_at_exit)
     _runs.writer = writer
     return writer
+
+
+def reader_ends(skip: set[int] | frozenset[int] = frozenset()) -> list[tuple[int, str]]:
+    """fd 1 and 2 (but ``skip``) when on a pipe, a socket or a terminal, with what each is.
+
+    Their reader may go (a pipe's reader exits, a terminal hangs up); a file
+    or /dev/null has none.
+    """
+    ends = []
+    for fd in (1, 2):
+        if fd in skip:
+            continue
+        try:
+            mode = os.fstat(fd).st_mode
+        except OSError:
+            continue  # closed
+        if stat.S_ISFIFO(mode):
+            ends.append((fd, "pipe"))
+        elif stat.S_ISSOCK(mode):
+            ends.append((fd, "socket"))
+        elif stat.S_ISCHR(mode) and os.isatty(fd):
+            ends.append((fd, "terminal"))
+    return ends
 
 
 class _Runs:

@@ -65,6 +65,8 @@ class SinkWriter:
         self._failure: tuple[Exception, int] | None = None
         #: the ``stdout``/``stderr`` files, moved to the new file at a reopen after a rotation.
         self.outputs: list[OutputFile] = []
+        #: whether sys.stdout/sys.stderr drop what cannot be written (see _fullstdio).
+        self.protects_stdio = False
         #: in a forked child, when it next looks for a rotated log file (see _follow_rotation).
         self._look_at: float | None = None
 

@@ -185,7 +185,7 @@ def _finish(runtime: Runtime) -> int:
         outcome.force(ExitCode.SHUTDOWN_TIMEOUT, forced)
         code = int(ExitCode.SHUTDOWN_TIMEOUT)
         say_forced_exit(code, forced)
-    if runtime.parts.logs.outputs:
+    if runtime.parts.logs.protects_stdio:
         # Loaded already with the output files (see _logging): nothing imported here.
         from .._logs._fullstdio import tell_losses_at_exit
 

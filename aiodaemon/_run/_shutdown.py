@@ -375,7 +375,7 @@ class Shutdown:
         rt.release_launcher()
         if notifier is not None:
             notifier.flush()
-        if rt.parts.logs.outputs:
+        if rt.parts.logs.protects_stdio:
             from .._logs._fullstdio import tell_losses_at_exit
 
             # Unflushed: the blocked main thread may hold a stream's lock.
