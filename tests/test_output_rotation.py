@@ -164,3 +164,39 @@ def test_a_reload_hook_started_by_the_rotations_sighup_writes_to_the_new_files(
     assert stopped.returncode == 0, stopped.stderr
     assert left == []
     assert not [line for line in read_json_lines(log) if line["event"] == "shutdown hook failed"]
+
+
+@pytest.mark.parametrize("rotated", [False, True])
+def test_a_reload_leaves_the_programs_own_files_on_fds_1_and_2(
+    tmp_path: Path, rotated: bool
+) -> None:
+    """A program that put its data files on fds 1 and 2 keeps them at a reload, said once."""
+    install_program("own_stdio_files", tmp_path)
+    out, err, log = tmp_path / "out.log", tmp_path / "err.log", tmp_path / "app.log"
+    pid = start_installed(
+        tmp_path, "--workdir", tmp_path, "--stdout", out, "--stderr", err, "--log-file", log
+    )
+    try:
+        wait_for(
+            lambda: any(r["event"] == "data files" for r in read_json_lines(log)), 30, "data files"
+        )
+        if rotated:
+            out.rename(tmp_path / "out.log.1")
+            err.rename(tmp_path / "err.log.1")
+        for _ in range(2):
+            reloaded = aiodaemon_cli("reload", "--pidfile", tmp_path / "app.pid", cwd=tmp_path)
+            assert reloaded.returncode == 0, reloaded.stderr
+        stopped = aiodaemon_cli("stop", "--pidfile", tmp_path / "app.pid", cwd=tmp_path)
+        assert stopped.returncode == 0, stopped.stderr
+    finally:
+        kill_quietly(pid)
+    wait_gone(pid)
+    for n in range(3):
+        assert (tmp_path / f"data{n}.txt").read_text() == f"user data {n}\n"
+    for path in tmp_path.glob("*.log*"):
+        assert "user data" not in path.read_text(), path
+    told = [r for r in read_json_lines(log) if r["event"] == "output file replaced, left alone"]
+    assert sorted((r["file"], r["fd"]) for r in told) == [
+        (f"stderr {err}", 2),
+        (f"stdout {out}", 1),
+    ]

@@ -10,7 +10,11 @@ does the same with its error log at SIGUSR1.
 Unlike the log file, a standard stream is reopened only when its path names
 another file now (or none): a file still in place is left alone, so a daemon
 that dropped privileges and cannot reopen root's file in a root-only directory
-costs no warning at every SIGHUP. The new file is opened with the same rules
+costs no warning at every SIGHUP. Nor is a file the program put on fd 1 or 2
+itself (an old daemon habit: close fds 0-2, then open data files, which take
+them): the fd is reopened only while it holds the file aiodaemon put there,
+else its data would go into the new ``stdout`` file; the log says so once
+(``output file replaced, left alone``). The new file is opened with the same rules
 as at start (``O_NOFOLLOW``, a regular file, not planted by another user) and
 put onto fd 1 or 2 with ``dup2``, so everything writing there (the log writer,
 ``print``, the interpreter's tracebacks, child processes started later) moves
@@ -46,6 +50,11 @@ class OutputFile:
         self.path = path
         self.reopen_path = reopen_path
         self.owner = owner
+        #: the file aiodaemon put on the fd (``st_dev``, ``st_ino``); None while
+        #: the fd holds something else (an upgrade's successor: a pipe, see put_back).
+        self.held = _regular_file(fd)
+        #: whether the log said the program put its own file on the fd.
+        self.told_replaced = False
 
     def __repr__(self) -> str:
         return f"{self.option} {self.path}"
@@ -65,6 +74,15 @@ class OutputFile:
         except OSError:
             return False
         return stat.S_ISREG(held.st_mode) and names_another(self.reopen_path, held)
+
+    def replaced(self) -> bool:
+        """Whether the fd holds another file than the one aiodaemon put there.
+
+        The program closed it and its own file took the fd: that file's data
+        must not go into the ``stdout``/``stderr`` file at a reopen.
+        """
+        held = _regular_file(self.fd)
+        return self.held is not None and held is not None and held != self.held
 
     def reopen(self) -> None:
         """Open the file at the path and put it on the fd; the old file is closed.
@@ -86,6 +104,7 @@ class OutputFile:
             os.dup2(new, self.fd)
         finally:
             os.close(new)
+        self.held = _regular_file(self.fd)
 
     def put_back(self, held: int) -> None:
         """Put ``held``, this stream's file when it was inherited, back on the fd.
@@ -104,3 +123,13 @@ class OutputFile:
             else:
                 return
         os.dup2(held, self.fd)
+        self.held = _regular_file(self.fd)
+
+
+def _regular_file(fd: int) -> tuple[int, int] | None:
+    """The ``st_dev`` and ``st_ino`` of the regular file on ``fd``; None for anything else."""
+    try:
+        st = os.fstat(fd)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino) if stat.S_ISREG(st.st_mode) else None

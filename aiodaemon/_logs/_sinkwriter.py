@@ -193,6 +193,17 @@ class SinkWriter:
                             error=failures[-1],
                         )
         for output in self.outputs:
+            if output.replaced():
+                # The program's own file on fd 1 or 2 (see OutputFile): never ours to move.
+                if not output.told_replaced:
+                    output.told_replaced = True
+                    self._log(
+                        "warning",
+                        "output file replaced, left alone",
+                        file=repr(output),
+                        fd=output.fd,
+                    )
+                continue
             # Only a file rotated away (see OutputFile): one still in place stays.
             if not output.moved():
                 continue
