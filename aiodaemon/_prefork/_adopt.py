@@ -47,6 +47,7 @@ class Handoff:
     """What a verified predecessor handed us."""
 
     __slots__ = (
+        "activated",
         "channel",
         "claimed",
         "detached",
@@ -72,8 +73,11 @@ class Handoff:
         owns_watchdog: bool = False,
         parent_pidfd: int | None = None,
         hears: frozenset[str] = frozenset(),
+        activated: bool = False,
     ) -> None:
         self.parent = parent
+        #: whether the old daemon's ``listen=`` sockets came from the service manager.
+        self.activated = activated
         #: the optional lines the old daemon understands (``N``): only those are sent.
         self.hears = hears
         #: a pidfd on the old daemon, None once it is gone (see :mod:`aiodaemon._run._takeover`).
@@ -206,6 +210,7 @@ def _take(environ: MutableMapping[str, str]) -> Handoff | None:
         # Added later: an old daemon that does not say understands none.
         hears = data.get("hears")
         heard = frozenset(str(h) for h in hears) if isinstance(hears, list) else frozenset()
+        activated = data.get("activated") is True
     except (ValueError, KeyError, TypeError) as exc:
         raise StartupError(f"upgrade: malformed {HANDOFF_VARIABLE}: {exc}") from None
     channel = _verify_channel(channel_fd, parent, secret)
@@ -241,6 +246,7 @@ def _take(environ: MutableMapping[str, str]) -> Handoff | None:
         owns_watchdog=watchdog,
         parent_pidfd=_open_parent(parent),
         hears=heard,
+        activated=activated,
     )
 
 

@@ -184,7 +184,8 @@ def adopt_listeners(
         StartupError: an address or its options changed, or an inherited fd is
             not what it claims.
     """
-    if not listen:
+    passed = _adopt_passed(handoff)
+    if not listen and not passed:
         return None
     from ._sockets import open_listeners
 
@@ -206,7 +207,26 @@ def adopt_listeners(
         for sock in sockets.values():
             sock.detach()
         raise
-    return Listeners(sockets)
+    return Listeners(sockets, unclaimed=passed, activated=handoff.activated)
+
+
+def _adopt_passed(handoff: Handoff) -> dict[str, tuple[int, ...]]:
+    """The socket-activation fds no ``listen=`` name claimed, kept at the numbers systemd gave.
+
+    Raises:
+        StartupError: an inherited fd is not the file the old daemon had there.
+    """
+    passed: dict[str, list[int]] = {}
+    for entry in handoff.entries:
+        if entry.role != "passed":
+            continue
+        st = os.fstat(entry.fd)
+        if f"{st.st_dev}:{st.st_ino}" != entry.identity:
+            raise StartupError(
+                f"upgrade: inherited fd {entry.fd} is not the passed fd {entry.name!r}"
+            )
+        passed.setdefault(entry.name, []).append(entry.fd)
+    return {name: tuple(fds) for name, fds in passed.items()}
 
 
 def unix_files(handoff: Handoff, role: str = "listen") -> dict[str, tuple[int, int]]:

@@ -66,6 +66,7 @@ __all__ = [
     "Inherited",
     "Spawned",
     "describe_file",
+    "describe_passed",
     "describe_pidfile",
     "describe_socket",
     "give_back_withheld",
@@ -191,6 +192,19 @@ def describe_file(role: str, path: str, fd: int) -> Inherited:
     return Inherited(role, path, fd, identity=f"{st.st_dev}:{st.st_ino}")
 
 
+def describe_passed(name: str, fd: int) -> Inherited | None:
+    """The entry for a socket-activation fd no ``listen=`` name claims; None if closed since.
+
+    Role ``passed``: the successor keeps it at this very number, as systemd
+    gave it (a program may use it by that number, see docs/systemd.md).
+    """
+    try:
+        st = os.fstat(fd)
+    except OSError:
+        return None
+    return Inherited("passed", name, fd, identity=f"{st.st_dev}:{st.st_ino}")
+
+
 def describe_pidfile(pidfile: Pidfile) -> Inherited:
     """The :class:`Inherited` entry for our locked pidfile."""
     st = os.fstat(pidfile.fd)
@@ -286,6 +300,7 @@ def spawn_successor(
     detached: bool,
     env: Mapping[str, str] | None = None,
     signals: Collection[int] = (),
+    activated: bool = False,
 ) -> Spawned:
     """Start the successor: this program again, with ``inherited`` at the same fd numbers.
 
@@ -294,6 +309,7 @@ def spawn_successor(
         detached: whether this daemon is detached (the successor behaves the same).
         env: the environment to start from; ``os.environ`` by default.
         signals: the ``on_signal`` signals, held across the exec with the lifecycle ones.
+        activated: whether our ``listen=`` sockets came from the service manager.
 
     Raises:
         StartupError: the program cannot be started again.
@@ -337,6 +353,9 @@ def spawn_successor(
             "gid": os.getegid(),
             "fds": [entry.to_json() for entry in inherited],
             "hears": list(HEARS),
+            # Added later (a successor that does not know it ignores it): a
+            # `restart` must not move a socket-activated daemon off its sockets.
+            "activated": activated,
         }
         environ[HANDOFF_VARIABLE] = json.dumps(payload, separators=(",", ":"))
         if environ.get("WATCHDOG_PID", "").strip() == str(os.getpid()):

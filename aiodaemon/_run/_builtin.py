@@ -215,6 +215,7 @@ def _control(runtime: Runtime) -> Service | None:
         running_hook=lambda: runtime.hook_running,
         configured=runtime.options.socket_addresses(),
         ready=lambda: runtime.ready,
+        activated=runtime.parts.listeners is not None and runtime.parts.listeners.activated,
     )
     server = ControlServer(control.sock, {os.geteuid()}, commands.commands())
     takeover = getattr(runtime.parts.pipe, "on_takeover", None)

@@ -394,6 +394,9 @@ class DaemonCommands:
     ready: Callable[[], bool] | None = None
     #: each socket's address option (a long unix path is bound through /proc/self/fd).
     configured: Mapping[str, object] = field(default_factory=dict)
+    #: whether the ``listen=`` sockets came from the service manager (socket
+    #: activation): a ``restart`` could not get them back, so it refuses.
+    activated: bool = False
     #: where each socket listens, read while all are open: a draining daemon's
     #: closed listener still reports its address, as status promises.
     addresses: dict[str, str] = field(init=False)
@@ -428,6 +431,7 @@ class DaemonCommands:
             # Beyond the keys --json promises. A start waiting for this daemon
             # to be ready, finding it stopping, learns whether it was.
             "ready": self.ready is not None and self.ready(),
+            "socket_activated": self.activated,
             # The plain form names the hook the last reload failed in, and a hook that hangs.
             "last_reload_hook": None if last is None else last.hook,
             "hook": None

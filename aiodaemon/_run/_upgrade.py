@@ -38,6 +38,7 @@ import structlog
 from .._prefork._handoff import (
     Inherited,
     describe_file,
+    describe_passed,
     describe_pidfile,
     describe_socket,
     spawn_successor,
@@ -294,7 +295,10 @@ class Upgrader:
         try:
             inherited = self._inherited()
             target = self.target
-            spawned = spawn_successor(inherited, detached=target.detached, signals=target.signals)
+            activated = target.listeners is not None and target.listeners.activated
+            spawned = spawn_successor(
+                inherited, detached=target.detached, signals=target.signals, activated=activated
+            )
         except (DaemonError, OSError) as exc:
             self._busy = False
             self._abort = None
@@ -384,6 +388,13 @@ class Upgrader:
                 entries.append(
                     describe_socket("listen", name, sock, configured, identity, address.query())
                 )
+            # Passed fds nobody claims keep their numbers in the successor: a
+            # program may serve one by the number systemd gave it.
+            for fd_name, fds in target.listeners.unclaimed.items():
+                for fd in fds:
+                    passed = describe_passed(fd_name, fd)
+                    if passed is not None:
+                        entries.append(passed)
         if target.control is not None:
             control = target.control
             entries.append(
