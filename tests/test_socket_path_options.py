@@ -20,7 +20,7 @@ from aiodaemon._prefork._addresses import UnixAddress
 from aiodaemon._prefork._config import parse_options
 from aiodaemon.exceptions import ConfigError
 
-from .support import aiodaemon_cli, install_program, program, python
+from .support import aiodaemon_cli, free_port, install_program, program, python
 
 #: No file name holds a lone surrogate (os.fsencode refuses it).
 _ODD = "/tmp/\ud800"
@@ -159,3 +159,53 @@ def test_a_socket_path_is_never_taken_twice(chosen: dict[str, str]) -> None:
         files = {options.pidfile, options.log_file, options.stdout, options.stderr} - {None}
         assert len(set(sockets)) == len(sockets), options
         assert not set(sockets) & files, options
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (
+            [
+                "--listen",
+                "a=127.0.0.1:{port}?reuseport",
+                "--listen",
+                "b=127.0.0.1:{port}?reuseport",
+            ],
+            "--listen b: 127.0.0.1:{port} is also listen socket 'a'",
+        ),
+        (
+            ["--listen", "a=127.0.0.1:{port}", "--listen", "b=127.0.0.1:{port}"],
+            "--listen b: 127.0.0.1:{port} is also listen socket 'a'",
+        ),
+        (
+            ["--listen", "a=127.0.0.1:{port}", "--health", "127.0.0.1:{port}"],
+            "--health: 127.0.0.1:{port} is also listen socket 'a'",
+        ),
+    ],
+    ids=["reuseport", "plain", "health"],
+)
+def test_a_tcp_address_given_twice_is_a_usage_error(
+    tmp_path: Path, args: list[str], said: str
+) -> None:
+    """Two of the daemon's sockets on one host and port: exit 2, one line, nothing started.
+
+    With ``?reuseport`` both were bound and the kernel split the connections
+    between them; without, the bind failed (exit 1, "Address already in use").
+    """
+    port = str(free_port())
+    install_program("noop", tmp_path)
+    pidfile = tmp_path / "d.pid"
+    args = [arg.replace("{port}", port) for arg in args]
+    result = aiodaemon_cli("start", "app:main", "--pidfile", str(pidfile), *args, cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    own = "each of the daemon's sockets needs an address of its own"
+    assert result.stderr == f"aiodaemon: {said.replace('{port}', port)}; {own}\n"
+    assert not pidfile.exists()
+
+
+def test_port_zero_twice_is_two_sockets() -> None:
+    """Port 0 asks the kernel for a free port each time: not a duplicate."""
+    options = parse_options(
+        {"listen": {"a": "127.0.0.1:0", "b": "127.0.0.1:0"}, "health": "127.0.0.1:0"}
+    )
+    assert list(options.listen) == ["a", "b"]

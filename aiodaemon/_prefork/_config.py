@@ -244,6 +244,38 @@ def _check_socket_paths(options: Options, *, implicit_control: bool = False) -> 
                 " needs a path of its own",
             )
         taken[key] = (option, what)
+    _check_socket_ports(options)
+
+
+def _check_socket_ports(options: Options) -> None:
+    """Refuse a TCP address (host as written, a port other than 0) given twice.
+
+    Found by the bind, it was "Address already in use" (exit 1); with
+    ``?reuseport`` on both, both were bound and the kernel split the
+    connections between two servers of one daemon.
+
+    Raises:
+        ConfigError: naming the second option.
+    """
+    from ._addresses import InetAddress
+
+    addresses: list[tuple[str, object, str]] = [
+        (f"listen[{name}]", address, f"listen socket {name!r}")
+        for name, address in options.listen.items()
+    ]
+    addresses.append(("health", options.health, "the health socket"))
+    taken: dict[tuple[str, int], str] = {}
+    for option, address, what in addresses:
+        if not isinstance(address, InetAddress) or address.port == 0:
+            continue
+        key = (address.host.lower(), address.port)
+        if key in taken:
+            raise ConfigError(
+                option,
+                f"{address} is also {taken[key]}; each of the daemon's sockets needs an"
+                " address of its own",
+            )
+        taken[key] = what
 
 
 def _clean(text: str) -> str:
