@@ -71,7 +71,12 @@ async def test_readiness_check_decides_readyz(tmp_path: Path) -> None:
         health = await app.address("health")
         await app.wait_event("ready")
         (tmp_path / "not-ready").touch()
-        assert (await http_get(health, "/readyz"))[:2] == (503, {"state": "running"})
+        # The body says which check failed, and how.
+        failing = {"serving_app.not_ready_flag": "returned False"}
+        assert (await http_get(health, "/readyz"))[:2] == (
+            503,
+            {"state": "running", "failing": failing},
+        )
         assert (await http_get(health, "/livez"))[0] == 200
         (tmp_path / "not-ready").unlink()
         assert (await http_get(health, "/readyz"))[:2] == (200, {"state": "running"})
@@ -101,12 +106,27 @@ async def test_anything_else_is_404_or_400_and_never_echoed(tmp_path: Path) -> N
             status, _, response = await http_get(health, "", raw=request)
             assert status == expected, request[:40]
             assert marker.encode() not in response
+        # HEAD of anything else: the 404 without content (RFC 9110 9.3.2).
+        status, body, response = await http_get(health, "", raw=b"HEAD /nope HTTP/1.1\r\n\r\n")
+        assert status == 404
+        assert body is None
+        assert response.endswith(b"Connection: close\r\n\r\n")
         # HEAD and a query string are fine.
         status, body, response = await http_get(health, "", raw=b"HEAD /livez?x=1 HTTP/1.0\r\n\r\n")
         assert status == 200
         assert body is None
         assert response.endswith(b"\r\n\r\n")
         assert app.proc.returncode is None
+
+
+async def test_empty_lines_before_the_request_line_are_ignored(tmp_path: Path) -> None:
+    """RFC 9112 2.2: a client's stray CRLF before the request line is no bad request."""
+    async with serve(tmp_path, "--health", "127.0.0.1:0") as app:
+        health = await app.address("health")
+        await app.wait_event("ready")
+        for leading in (b"\r\n", b"\n", b"\r\n\r\n"):
+            raw = leading + b"GET /livez HTTP/1.1\r\n\r\n"
+            assert (await http_get(health, "", raw=raw))[:2] == (200, {"state": "running"})
 
 
 async def test_other_methods_on_the_probes_are_anything_else_404(tmp_path: Path) -> None:
