@@ -102,6 +102,15 @@ def parse_listen_address(option: str, text: object) -> ListenAddress:
         raise ConfigError(option, f"address must be a string, not {shown(text)}")
     if text.startswith("unix:"):
         path, _, query = text[5:].partition("?")
+        if path.startswith("@"):
+            # What socket activation shows as unix:@name is not ours to bind:
+            # an abstract socket has no file, so no owner or mode keeps other
+            # local users from connecting to it (docs/systemd.md).
+            raise ConfigError(
+                option,
+                f"abstract unix sockets are not supported: {text!r}"
+                " (no file, so no owner or mode limits who connects); use an absolute path",
+            )
         if not path.startswith("/") or "\0" in path:
             raise ConfigError(option, f"unix socket path must be absolute: {text!r}")
         _path_bytes(option, path, text)

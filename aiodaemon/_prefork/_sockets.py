@@ -50,6 +50,7 @@ class Listeners(Mapping[str, socket.socket]):
         unix_files: Mapping[str, tuple[int, int]] | None = None,
         unclaimed: Mapping[str, tuple[int, ...]] | None = None,
         activated: bool = False,
+        left_out: Mapping[str, tuple[str, ...]] | None = None,
     ) -> None:
         self._sockets = dict(sockets or {})
         #: each socket's (st_dev, st_ino): close() closes a descriptor only while it is still ours.
@@ -62,6 +63,9 @@ class Listeners(Mapping[str, socket.socket]):
         self.unclaimed: Mapping[str, tuple[int, ...]] = dict(unclaimed or {})
         #: True when the sockets came from the service manager (socket activation).
         self.activated = activated
+        #: by name: the other addresses a host name resolved to, not bound (one
+        #: name, one socket), which the run phase warns of.
+        self.left_out: Mapping[str, tuple[str, ...]] = dict(left_out or {})
 
     def __getitem__(self, name: str) -> socket.socket:
         return self._sockets[name]
@@ -206,6 +210,7 @@ def open_listeners(
         return listeners
     sockets: dict[str, socket.socket] = {}
     unix_files: dict[str, tuple[int, int]] = {}
+    left_out: dict[str, tuple[str, ...]] = {}
     try:
         for name, address in listen.items():
             try:
@@ -215,7 +220,9 @@ def open_listeners(
                     )
                     unix_files[address.path] = identity
                 else:
-                    sock = _bind_inet(address)
+                    sock, others = _bind_inet(address)
+                    if others:
+                        left_out[name] = others
             except socket.gaierror as exc:
                 raise StartupError(
                     f"{socket_label(name, health)}: cannot resolve {_show(address)}: {exc.strerror}"
@@ -239,7 +246,7 @@ def open_listeners(
     except BaseException:
         Listeners(sockets, unix_files=unix_files).close()
         raise
-    return Listeners(sockets, unix_files=unix_files)
+    return Listeners(sockets, unix_files=unix_files, left_out=left_out)
 
 
 def is_privileged_port(address: InetAddress) -> bool:
@@ -260,6 +267,10 @@ def _show(address: ListenAddress) -> str:
     return str(address)
 
 
+def _shown_ip(family: socket.AddressFamily, ip: object, port: int) -> str:
+    return f"[{ip}]:{port}" if family == socket.AF_INET6 else f"{ip}:{port}"
+
+
 def _describe(sock: socket.socket) -> str:
     try:
         name = sock.getsockname()
@@ -270,8 +281,14 @@ def _describe(sock: socket.socket) -> str:
     return repr(name)
 
 
-def _bind_inet(address: InetAddress) -> socket.socket:
-    """A listening TCP socket on the first usable address ``address`` resolves to."""
+def _bind_inet(address: InetAddress) -> tuple[socket.socket, tuple[str, ...]]:
+    """A listening TCP socket on the first usable address ``address`` resolves to.
+
+    Returns:
+        The socket, and the other addresses a host name resolved to, unbound
+        (``localhost`` on a host whose /etc/hosts lists ``::1`` first: only
+        ``[::1]``, so IPv4 clients are refused); () for an IP literal or "".
+    """
     if not address.host:
         # One socket for "all interfaces": dual-stack [::] reaches IPv4 clients
         # too; hosts without IPv6 fall back to 0.0.0.0.
@@ -291,14 +308,25 @@ def _bind_inet(address: InetAddress) -> socket.socket:
         )
         candidates = [(info[0], info[4], True) for info in infos]
     error: OSError | None = None
-    for family, sockaddr, v6only in candidates:
+    for index, (family, sockaddr, v6only) in enumerate(candidates):
         try:
-            return _listen_on(family, sockaddr, v6only, address.reuse_port)
+            sock = _listen_on(family, sockaddr, v6only, address.reuse_port)
         except OSError as exc:
             # "address in use" on [::1] must not quietly become 127.0.0.1.
             if exc.errno not in _TRY_NEXT:
                 raise
             error = exc
+            continue
+        if not address.host:
+            return sock, ()
+        # Only other IPs: getaddrinfo may list one address once per protocol.
+        bound = sockaddr[0]
+        others = dict.fromkeys(
+            _shown_ip(family, other[0], address.port)
+            for family, other, _ in candidates[index + 1 :]
+            if other[0] != bound
+        )
+        return sock, tuple(others)
     assert error is not None  # getaddrinfo never returns an empty list
     raise error
 

@@ -270,6 +270,17 @@ class Runtime:
             },
             options=self.options.summary(),
         )
+        left_out = {} if self.parts.listeners is None else self.parts.listeners.left_out
+        for name, others in left_out.items():
+            # One name, one socket: clients reaching the host name by another
+            # address are refused, which the operator should hear of.
+            _log.warning(
+                "listen address left out",
+                socket=name,
+                address=str(self.options.socket_addresses().get(name)),
+                bound=sockname(listeners[name]),
+                left_out=list(others),
+            )
         taken_over = program_config_summary()
         if taken_over is not None:
             # The program configured structlog itself: say what became of it.
