@@ -49,11 +49,10 @@ async def test_raising_or_slow_checks_make_readyz_503() -> None:
         await asyncio.sleep(30)
         return True
 
-    for check, why in ((raises, "RuntimeError"), (slow, f"no answer within {CHECK_TIMEOUT}s")):
+    for check in (raises, slow):
         async with health_with([check]) as address:
             status, body, _ = await asyncio.wait_for(http_get(address, "/readyz"), timeout=30)
-            failing = {f"{__name__}.{check.__qualname__}": why}
-            assert (status, body) == (503, {"state": "running", "failing": failing})
+            assert (status, body) == (503, {"state": "running"})
             assert (await http_get(address, "/livez"))[0] == 200
 
 
@@ -146,11 +145,7 @@ async def test_a_daemon_objects_readiness_check_is_used(tmp_path: Path) -> None:
         served = Served(proc, log, tmp_path)
         health = await served.address("health")
         await served.wait_event("ready")
-        never = {"serving_daemon_app.never_ready": "returned False"}
-        assert (await http_get(health, "/readyz"))[:2] == (
-            503,
-            {"state": "running", "failing": never},
-        )
+        assert (await http_get(health, "/readyz"))[:2] == (503, {"state": "running"})
         assert (await http_get(health, "/livez"))[0] == 200
         proc.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(proc.wait(), timeout=15) == 0
@@ -171,19 +166,10 @@ async def test_a_checks_own_timeout_is_its_error_not_the_bound(tmp_path: Path) -
         health = await app.address("health")
         await app.wait_event("ready")
         (tmp_path / "not-ready").write_text("timed out")
-        # The body names the error's type only: its message may hold what the check reached.
-        failing = {"serving_app.not_ready_flag": "TimeoutError"}
-        assert (await http_get(health, "/readyz"))[:2] == (
-            503,
-            {"state": "running", "failing": failing},
-        )
+        assert (await http_get(health, "/readyz"))[:2] == (503, {"state": "running"})
         await app.wait_event("readiness check failed")
         (tmp_path / "not-ready").write_text("hang")
-        failing = {"serving_app.not_ready_flag": f"no answer within {CHECK_TIMEOUT}s"}
-        assert (await http_get(health, "/readyz"))[:2] == (
-            503,
-            {"state": "running", "failing": failing},
-        )
+        assert (await http_get(health, "/readyz"))[:2] == (503, {"state": "running"})
         await app.wait_event("readiness check failed", count=2)
         reasons = [r["reason"] for r in app.records() if r["event"] == "readiness check failed"]
         assert reasons == [
@@ -204,9 +190,7 @@ async def test_a_check_that_ignores_its_cancellation_fails_readyz(tmp_path: Path
         (tmp_path / "not-ready").write_text("stubborn")
         for _ in range(4):  # each would have started a run beside the stuck one
             answer = await asyncio.wait_for(http_get(health, "/readyz"), timeout=30)
-            why = f"no answer within {CHECK_TIMEOUT}s"
-            failing = {"serving_app.not_ready_flag": why}
-            assert answer[:2] == (503, {"state": "running", "failing": failing})
+            assert answer[:2] == (503, {"state": "running"})
         await app.wait_event("readiness check failed")
         app.proc.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(app.proc.wait(), timeout=30) == 4  # as any stuck task

@@ -26,7 +26,7 @@ import orjson
 import structlog
 
 from ._hooks import HookFunction, call_async, describe
-from ._outcome import error_text, raised
+from ._outcome import error_text
 from ._state import State
 
 if TYPE_CHECKING:
@@ -110,10 +110,8 @@ class HealthServer:
         self._open: dict[_HealthProtocol, None] = {}
         self._evaluation: asyncio.Task[bool] | None = None
         #: checks still running past their bound, cancelled: failing until they end.
-        self._stuck: dict[HookFunction, asyncio.Task[_Failure | None]] = {}
+        self._stuck: dict[HookFunction, asyncio.Task[str | None]] = {}
         self._failing: str | None = None
-        #: each failing check with what failed it, for the 503 body (see _Failure).
-        self._failing_checks: dict[str, str] = {}
         #: the state when an upgrade's hand-over cut the listener (see stop_accepting).
         self._handed_over: State | None = None
         self._answered = asyncio.Event()
@@ -205,23 +203,15 @@ class HealthServer:
         return self._failing
 
     def readyz(self, checks_ok: bool) -> tuple[int, bytes]:
-        """The readiness answer once the checks (if any) have passed or failed.
-
-        A 503 the checks decided names them (``failing``): a probe's log then
-        says why, without reading the daemon's.
-        """
+        """The readiness answer once the checks (if any) have passed or failed."""
         state = self._now()
-        otherwise_ready = self._reported_ready() and state in _READY_STATES
-        if checks_ok and otherwise_ready:
-            return 200, _state_body(state)
-        if otherwise_ready and self._failing_checks:
-            return 503, orjson.dumps({"state": state.value, "failing": self._failing_checks})
-        return 503, _state_body(state)
+        ready = checks_ok and self._reported_ready() and state in _READY_STATES
+        return (200 if ready else 503), _state_body(state)
 
     async def _run_checks(self) -> bool:
         loop = asyncio.get_running_loop()
-        failures: dict[HookFunction, _Failure | None] = {}
-        running: dict[HookFunction, asyncio.Task[_Failure | None]] = {}
+        failures: dict[HookFunction, str | None] = {}
+        running: dict[HookFunction, asyncio.Task[str | None]] = {}
         # A check registered twice runs once (one task, one verdict per check).
         for check in dict.fromkeys(self._checks):
             if check in self._stuck:
@@ -242,7 +232,7 @@ class HealthServer:
             for check, task in running.items():
                 if task.cancelled():
                     # By itself, or by the shutdown, which cancels every task.
-                    failures[check] = _Failure(check, "CancelledError", "CancelledError")
+                    failures[check] = f"{describe(check)}: CancelledError"
                 elif task.done():
                     failures[check] = task.result()
                 else:
@@ -252,8 +242,7 @@ class HealthServer:
                     self._stuck[check] = task
                     task.add_done_callback(functools.partial(self._unstuck, check))
         found = [failure for failure in failures.values() if failure is not None]
-        failing = "; ".join(failure.logged for failure in found) if found else None
-        self._failing_checks = {failure.name: failure.public for failure in found}
+        failing = "; ".join(found) if found else None
         if failing != self._failing:
             # Logged when the verdict changes, not on every probe.
             if failing is None:
@@ -263,12 +252,12 @@ class HealthServer:
             self._failing = failing
         return failing is None
 
-    def _unstuck(self, check: HookFunction, task: asyncio.Task[_Failure | None]) -> None:
+    def _unstuck(self, check: HookFunction, task: asyncio.Task[str | None]) -> None:
         if self._stuck.get(check) is task:
             del self._stuck[check]
 
-    async def _run_check(self, check: HookFunction) -> _Failure | None:
-        """Run one check in its own task: its failure, or None."""
+    async def _run_check(self, check: HookFunction) -> str | None:
+        """Run one check in its own task: its failure said in one line, or None."""
         # The runtime always gives a context; tests of the responder alone may not.
         context = cast("Context", self._context)
         try:
@@ -279,44 +268,23 @@ class HealthServer:
             task = asyncio.current_task()
             if task is None or task.cancelling():
                 raise  # cancelled at the bound, or with the evaluation
-            return _Failure(check, error_text(exc), _error_type(exc))
+            return f"{describe(check)}: {error_text(exc)}"
         except BaseException as exc:
             # A TimeoutError of the check's own (its wait_for ran out, a connect
             # got ETIMEDOUT) is its failure, said as such, not our 1 s bound.
             # GeneratorExit or a BaseException of the program's fails the check as
             # an Exception does, instead of ending the evaluation without a word.
-            return _Failure(check, error_text(exc), _error_type(exc))
+            return f"{describe(check)}: {error_text(exc)}"
         if result is False:
-            return _Failure(check, "returned False", "returned False")
+            return f"{describe(check)}: returned False"
         return None
 
     def _now(self) -> State:
         return self._state() if self._handed_over is None else self._handed_over
 
 
-class _Failure:
-    """Why one check failed: for the log in full, for the 503 body without the message.
-
-    The body goes to anyone who can connect: an exception's message may hold
-    what the check was reaching (a database URL with its password); its type
-    says enough to start looking.
-    """
-
-    __slots__ = ("logged", "name", "public")
-
-    def __init__(self, check: HookFunction, why: str, public: str) -> None:
-        self.name = describe(check)
-        self.logged = f"{self.name}: {why}"
-        self.public = public
-
-
-def _error_type(exc: BaseException) -> str:
-    return type(raised(exc)).__name__
-
-
-def _no_answer(check: HookFunction) -> _Failure:
-    why = f"no answer within {CHECK_TIMEOUT}s"
-    return _Failure(check, why, why)
+def _no_answer(check: HookFunction) -> str:
+    return f"{describe(check)}: no answer within {CHECK_TIMEOUT}s"
 
 
 def _state_body(state: State) -> bytes:
