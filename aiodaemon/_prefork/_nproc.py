@@ -43,13 +43,16 @@ def _tasks_of(uid: int) -> int | None:
         if not entry.isdigit():
             continue
         try:
-            with open(f"/proc/{entry}/status", encoding="ascii", errors="replace") as f:
-                fields = dict(line.split(":", 1) for line in f if ":" in line)
+            # Bytes: a text file would need its codec's module, which a
+            # dropped user may no longer be able to import (the interpreter
+            # under root's home), and the refusal's message would be a LookupError.
+            with open(f"/proc/{entry}/status", "rb") as f:
+                fields = dict(line.split(b":", 1) for line in f if b":" in line)
         except OSError:
             continue
         try:
-            if int(fields["Uid"].split()[0]) == uid:
-                total += int(fields["Threads"])
+            if int(fields[b"Uid"].split()[0]) == uid:
+                total += int(fields[b"Threads"])
         except (KeyError, ValueError, IndexError):
             continue
     return total
