@@ -45,7 +45,14 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from ._kit._errors import LaunchError, ReloadFailed, StartFailed, last_message, startup_error
+from ._kit._errors import (
+    LaunchError,
+    ReloadFailed,
+    StartFailed,
+    exit_error,
+    last_message,
+    startup_error,
+)
 from ._kit._files import create_output, open_regular, read_whole
 from ._kit._options import command_flags
 from ._kit._process import (
@@ -58,6 +65,7 @@ from ._kit._process import (
     receive_notification,
     run_command,
     spawn,
+    successor_running,
     terminate,
     wait_exit,
 )
@@ -193,6 +201,7 @@ class DaemonProcess:
         Raises:
             LaunchError: the command gave no JSON answer (its error is the message).
         """
+        __tracebackhide__ = True  # pytest shows the test's line, not the kit's
         _, out, err = await run_command(
             "status",
             "--pidfile",
@@ -215,8 +224,10 @@ class DaemonProcess:
         Raises:
             ReloadFailed: a reload hook raised (its ``Type: message``), or the reload
                 did not finish within ``timeout``.
-            LaunchError: the daemon is not running.
+            LaunchError: the daemon is not running: once it exited, the message
+                says how (``the daemon exited (status 1): main failed: ...``).
         """
+        __tracebackhide__ = True
         code, _, err = await run_command(
             "reload",
             "--pidfile",
@@ -227,6 +238,9 @@ class DaemonProcess:
             timeout=timeout + _COMMAND_SLACK,
         )
         message = last_message(err)
+        if code != 0 and (gone := self._gone()) is not None:
+            # "not running (no pidfile ...)" says nothing of why: the daemon's own exit does.
+            raise LaunchError(f"reload failed: {gone}")
         if code == 1:
             # The command says which daemon failed; the exception carries the hook's error.
             raise ReloadFailed(re.sub(r"^reload (?:hook .+? )?failed \(pid [^)]*\): ", "", message))
@@ -273,15 +287,22 @@ class DaemonProcess:
 
         Raises:
             TimeoutError: no such record within ``timeout`` seconds.
+            LaunchError: the daemon exited without writing one (at once, not at the
+                deadline: the message says how it ended, with its own last error).
         """
+        __tracebackhide__ = True
         _check_timeout("wait_for_record", timeout)
         predicate = match if callable(match) else (lambda r: r.get("event") == match)
         deadline = time.monotonic() + timeout
         delay = 0.005
         while True:
+            # Asked before the log is read: what a daemon that has exited wrote is all there.
+            gone = self._gone()
             for record in self.records():
                 if predicate(record):
                     return record
+            if gone is not None:
+                raise LaunchError(f"no log record matching {match!r}: {gone}")
             if time.monotonic() > deadline:
                 raise TimeoutError(f"no log record matching {match!r} within {timeout}s")
             await asyncio.sleep(delay)
@@ -293,6 +314,7 @@ class DaemonProcess:
         Raises:
             TimeoutError: it still runs after ``timeout`` seconds.
         """
+        __tracebackhide__ = True
         _check_timeout("wait", timeout)
         status = await wait_exit(self._process, timeout)
         if status is None:
@@ -301,8 +323,16 @@ class DaemonProcess:
 
     async def stop(self, timeout: float = STOP_GRACE) -> int:  # noqa: ASYNC109 (grace before SIGKILL)
         """SIGTERM, wait up to ``timeout`` seconds, then SIGKILL; return the exit status."""
+        __tracebackhide__ = True
         _check_timeout("stop", timeout)
         return await terminate(self._process, timeout)
+
+    def _gone(self) -> str | None:
+        """How the daemon ended, once it has exited and no upgrade's successor runs; else None."""
+        status = peek(self._process)
+        if status is None or successor_running(self._process, self.pidfile):
+            return None
+        return exit_error(self.stderr, status)
 
     def _keep_output(self) -> None:
         """Read the stderr and the log out of the kit's directory before it is removed.
@@ -318,6 +348,7 @@ class DaemonProcess:
                 self._kept_log = _read_since(self.log_file, self._log_start)
 
     async def _learn_sockets(self) -> None:
+        __tracebackhide__ = True
         sockets = (await self.status()).get("sockets")
         if isinstance(sockets, dict):
             self._sockets = dict(sockets)
@@ -385,6 +416,8 @@ async def launch(
             ``files_preserve``, ``control=False``, ``log_format="console"`` for the
             kit's own log file).
     """
+    # pytest shows the test's ``async with`` line and the error, not the kit's frames.
+    __tracebackhide__ = True
     given: dict[str, Any] = dict(options)
     pidfile_option, log_option = given.pop("pidfile", None), given.pop("log_file", None)
     _check_kit_types(pidfile_option, log_option, given)
@@ -451,6 +484,7 @@ def _check_timeout(method: str, timeout: float | None) -> None:
     Raises:
         ValueError: naming the method.
     """
+    __tracebackhide__ = True
     if timeout is not None and math.isnan(timeout):
         raise ValueError(f"{method}(): timeout must be a number of seconds, not {timeout!r}")
 
@@ -504,6 +538,7 @@ def _check_kit_types(pidfile: object, log_file: object, options: dict[str, Any])
     Raises:
         TypeError: naming the option.
     """
+    __tracebackhide__ = True
     for name, value in (("pidfile", pidfile), ("log_file", log_file)):
         if value is not None and not isinstance(value, str | os.PathLike):
             raise TypeError(f"launch(): {name} must be a path, not {value!r}")
@@ -521,6 +556,7 @@ def _resolve_target(target: str, base: Path) -> tuple[str, str | None]:
 
     A relative script path is relative to ``base``, the daemon's directory.
     """
+    __tracebackhide__ = True
     path, _, attr = target.partition(":")
     if path.endswith(".py"):
         script = (base / path).resolve()
@@ -541,6 +577,7 @@ def _check_importable(path: str, script: Path, base: Path) -> None:
     Raises:
         StartFailed: naming the script, and why.
     """
+    __tracebackhide__ = True
     name = script.stem
     if not name.isidentifier():
         suggestion = re.sub(r"\W", "_", name)
@@ -605,6 +642,7 @@ async def _wait_ready(
             loop still runs). The message names ``start_timeout``, as the
             daemon's own does.
     """
+    __tracebackhide__ = True
     # A value the daemon refuses (NaN, not above 0) has it exit at once with its
     # own error: no deadline of ours may kill it first, nor reach the loop's timer.
     limit = start_timeout + STOP_GRACE if start_timeout > 0 else None

@@ -228,7 +228,7 @@ async def test_a_start_timeout_the_daemon_refuses_fails_with_its_error(value: fl
         async with launch(PROGRAM, start_timeout=value):
             pytest.fail("the block must not run")
     assert failed.value.status == 2
-    assert failed.value.message.startswith("--start-timeout: "), failed.value.message
+    assert failed.value.message.startswith("start_timeout: "), failed.value.message
 
 
 @pytest.mark.parametrize("method", ["wait", "stop", "wait_for_record"])

@@ -63,4 +63,4 @@ def test_a_test_run_without_root_gets_the_daemons_own_error_for_user(
     script.chmod(0o644)
     ran = shared_python_as(intruder, script, cwd="/", timeout=60)
     assert ran.returncode == 0, ran.stderr
-    assert ran.stdout == "--user: changing identity needs root\n"
+    assert ran.stdout == "user: changing identity needs root\n"

@@ -160,6 +160,7 @@ def command_flags(options: Mapping[str, Any]) -> list[str]:
         ValueError: an option the kit cannot pass on (``detach=True``,
             ``files_preserve``, ``control=False``).
     """
+    __tracebackhide__ = True  # pytest shows the test's line, not the kit's
     flags: list[str] = []
     for name, value in options.items():
         translate = TRANSLATORS.get(name)

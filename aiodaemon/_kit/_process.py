@@ -35,6 +35,7 @@ __all__ = [
     "receive_notification",
     "run_command",
     "spawn",
+    "successor_running",
     "terminate",
     "wait_exit",
 ]
@@ -281,6 +282,15 @@ def _successor_pidfd(process: Process, pidfile: Path) -> int | None:
     finally:
         os.close(fd)
     return _session_pidfd(process, pid)
+
+
+def successor_running(process: Process, pidfile: Path) -> bool:
+    """Whether a daemon an upgrade put in our daemon's place (named by ``pidfile``) runs."""
+    pidfd = _successor_pidfd(process, pidfile)
+    if pidfd is None:
+        return False
+    os.close(pidfd)
+    return True
 
 
 def kill_group(process: Process) -> None:

@@ -11,6 +11,8 @@
   the daemon cannot even enforce its own ``start_timeout``.
 - ``KIT_RETURN_MAIN``: ``main`` returns as soon as it runs (exit status 0).
 - ``KIT_RELOAD_STDERR``: the reload hook writes that text on stderr.
+- ``KIT_CRASH_ON``: a line of that text sent to the ``echo`` socket makes ``main``
+  raise ``RuntimeError("crashed mid-test")`` (the daemon exits 1 mid-test).
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ import aiodaemon
 
 log = structlog.get_logger("kit_app")
 _children: list[asyncio.subprocess.Process] = []
+#: Set by the echo handler on $KIT_CRASH_ON's line: main raises then.
+_crash = asyncio.Event()
 
 
 @aiodaemon.on_startup
@@ -66,7 +70,10 @@ async def stop() -> None:
 
 async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     """Echo one line."""
-    writer.write(await reader.readline())
+    line = await reader.readline()
+    if (text := os.environ.get("KIT_CRASH_ON")) and line.strip() == text.encode():
+        _crash.set()
+    writer.write(line)
     await writer.drain()
     writer.close()
 
@@ -80,4 +87,10 @@ async def main(ctx: aiodaemon.Context) -> None:
     server = await asyncio.start_server(handle, sock=ctx.sockets["echo"])
     async with server:
         print("main running", file=sys.stderr, flush=True)
-        await ctx.wait_stopping()
+        stopping = asyncio.ensure_future(ctx.wait_stopping())
+        crash = asyncio.ensure_future(_crash.wait())
+        await asyncio.wait([stopping, crash], return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
+        crash.cancel()
+        if _crash.is_set():
+            raise RuntimeError("crashed mid-test")
