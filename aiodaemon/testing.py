@@ -41,10 +41,11 @@ import socket
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncGenerator, Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from ._kit._block import Block
 from ._kit._errors import (
     LaunchError,
     ReloadFailed,
@@ -383,14 +384,13 @@ class Launch(Protocol):
     ) -> contextlib.AbstractAsyncContextManager[DaemonProcess]: ...
 
 
-@contextlib.asynccontextmanager
-async def launch(
+def launch(
     target: str | os.PathLike[str],
     *,
     env: Mapping[str, str] | None = None,
     cwd: str | os.PathLike[str] | None = None,
     **options: Unpack[DaemonOptions],
-) -> AsyncIterator[DaemonProcess]:
+) -> contextlib.AbstractAsyncContextManager[DaemonProcess]:
     """Start ``target`` as a real daemon process, wait until it is ready, and yield it.
 
     Args:
@@ -416,6 +416,18 @@ async def launch(
             ``files_preserve``, ``control=False``, ``log_format="console"`` for the
             kit's own log file).
     """
+    # Not contextlib.asynccontextmanager, whose frame pytest would print with
+    # its source between the test's line and the error (see _kit._block).
+    return Block(_launch(target, env, cwd, options))
+
+
+async def _launch(
+    target: str | os.PathLike[str],
+    env: Mapping[str, str] | None,
+    cwd: str | os.PathLike[str] | None,
+    options: Mapping[str, Any],
+) -> AsyncGenerator[DaemonProcess, None]:
+    """The body of :func:`launch`: the start before its ``yield``, the stop after it."""
     # pytest shows the test's ``async with`` line and the error, not the kit's frames.
     __tracebackhide__ = True
     given: dict[str, Any] = dict(options)

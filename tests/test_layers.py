@@ -191,6 +191,7 @@ LAYERS = [
     },
     # The testing kit drives a daemon from outside, like a user: it sits on top of everything.
     {
+        "_kit._block",
         "_kit._errors",
         "_kit._files",
         "_kit._options",
@@ -309,7 +310,14 @@ def test_layers_only_import_downward() -> None:
 def test_the_testing_kit_uses_no_private_module() -> None:
     """aiodaemon.testing talks to daemons only through the command, signals and the log file."""
     kit = closure("testing")
-    assert kit == {"testing", "_kit._errors", "_kit._files", "_kit._options", "_kit._process"}
+    assert kit == {
+        "testing",
+        "_kit._block",
+        "_kit._errors",
+        "_kit._files",
+        "_kit._options",
+        "_kit._process",
+    }
     for module in kit:
         assert not [n for n in imports_of(module) if n.startswith(".") and n[1:] not in kit]
 
