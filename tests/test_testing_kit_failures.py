@@ -116,6 +116,11 @@ async def test_reload() -> None:
 async def test_record() -> None:
     async with launch(PROGRAM, listen={{"echo": "127.0.0.1:0"}}) as daemon:
         await daemon.wait_for_record("never", timeout=0.01)
+
+
+async def test_type() -> None:
+    async with launch(PROGRAM, umask=True):
+        pass
 """
 
 
@@ -137,7 +142,7 @@ def test_a_failing_users_test_shows_its_own_lines_not_the_kits(tmp_path: Path, t
         check=False,
     )
     out = result.stdout
-    assert "3 failed" in out, out + result.stderr
+    assert "4 failed" in out, out + result.stderr
     for kit_line in (
         "_wait_ready",
         "run_command(",
@@ -145,8 +150,10 @@ def test_a_failing_users_test_shows_its_own_lines_not_the_kits(tmp_path: Path, t
         "def wait_for_record",
         "testing.py",
         "contextlib.py",
+        "_options.py",
     ):
         assert kit_line not in out, out
     assert "StartFailed: startup hook kit_app.start failed: RuntimeError: no database" in out
     assert "LaunchError: reload failed: the daemon exited (killed by SIGKILL)" in out
     assert "TimeoutError: no log record matching 'never'" in out
+    assert "TypeError: launch(): umask must be an int" in out

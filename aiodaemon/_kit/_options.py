@@ -166,7 +166,12 @@ def command_flags(options: Mapping[str, Any]) -> list[str]:
         translate = TRANSLATORS.get(name)
         if translate is None:
             raise TypeError(f"launch() got an unexpected keyword argument {name!r}")
-        flags += translate(name, value)
+        try:
+            flags += translate(name, value)
+        except (TypeError, ValueError) as exc:
+            # The refusal is about the test's keyword: raised from here, without
+            # the translator's frame, which pytest would print with its source.
+            raise exc.with_traceback(None) from None
     return flags
 
 
