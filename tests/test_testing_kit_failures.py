@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 import subprocess
 import sys
 import textwrap
@@ -64,12 +65,23 @@ async def test_reloading_a_daemon_that_died_says_how_it_ended() -> None:
 async def test_a_daemon_killed_mid_test_is_said_to_be_killed() -> None:
     """A daemon killed by a signal: the error names the signal."""
     async with launch(PROGRAM, listen={"echo": "127.0.0.1:0"}) as daemon:
-        daemon.signal(9)
+        daemon.signal(signal.SIGKILL)
         assert await daemon.wait(30) == -9
         with pytest.raises(
             LaunchError, match=r"^reload failed: the daemon exited \(killed by SIGKILL\)$"
         ):
             await daemon.reload()
+
+
+async def test_a_daemon_that_handed_over_in_an_upgrade_is_not_gone() -> None:
+    """After an upgrade the old daemon exited 0, but the waits and reload() reach the new one."""
+    async with launch(PROGRAM, listen={"echo": "127.0.0.1:0"}) as daemon:
+        daemon.signal(signal.SIGUSR2)
+        assert await daemon.wait(30) == 0
+        successor = (await daemon.status())["pid"]
+        await daemon.reload()
+        reloaded = await daemon.wait_for_record("reloaded")
+        assert reloaded["pid"] == successor != daemon.pid
 
 
 @pytest.mark.parametrize(
