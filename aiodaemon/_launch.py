@@ -101,14 +101,16 @@ def launch(
     *,
     on_ready: Callable[[int], None] | None = None,
     explain: Callable[[DaemonError], str] = str,
+    status: Callable[[DaemonError], int] = lambda exc: exc.exit_code,
     raise_lost_race: bool = False,
 ) -> int:
     """Carry out every phase; return the exit status of this process.
 
     Errors before the fork are printed as one line on stderr, worded by
     ``explain`` (the CLI names its flags). ``on_ready(pid)`` runs in the
-    launching process once a detached daemon is ready. ``raise_lost_race``:
-    a pidfile locked by another daemon is raised, not said: the CLI waits
+    launching process once a detached daemon is ready. ``status(exc)``: the
+    exit status such an error means (the CLI's ``start`` follows LSB).
+    ``raise_lost_race``: a pidfile locked by another daemon is raised, not said: the CLI waits
     for that daemon's verdict first. Returned, ``ALREADY_RUNNING`` (3) would
     be the program's own status too (``sys.exit(3)``), in its daemon.
 
@@ -119,7 +121,7 @@ def launch(
     """
     LAUNCHING.under_way = True
     try:
-        return _launch(hooks, main, raw, on_ready, explain, raise_lost_race)
+        return _launch(hooks, main, raw, on_ready, explain, status, raise_lost_race)
     finally:
         LAUNCHING.under_way = False
 
@@ -130,6 +132,7 @@ def _launch(
     raw: Mapping[str, Any],
     on_ready: Callable[[int], None] | None,
     explain: Callable[[DaemonError], str],
+    status: Callable[[DaemonError], int],
     raise_lost_race: bool,
 ) -> int:
     """:func:`launch`, its launch marked as under way."""
@@ -233,9 +236,9 @@ def _launch(
         if raise_lost_race:
             _give_up(main, None, exc.exit_code, unheld)
             raise
-        return _give_up(main, explain(exc), exc.exit_code, unheld)
+        return _give_up(main, explain(exc), status(exc), unheld)
     except DaemonError as exc:
-        return _give_up(main, explain(exc), exc.exit_code, unheld)
+        return _give_up(main, explain(exc), status(exc), unheld)
     except ImportError as exc:  # a broken install (orjson, structlog): as the daemon would say it
         return _give_up(main, broken_install(exc), ExitCode.FAILURE, unheld)
     except BaseException:
@@ -288,7 +291,7 @@ def _launch(
                 )
             except StartupError as exc:  # no daemon was forked: only what we acquired to undo
                 acquired.refuse()
-                return _give_up(main, explain(exc), exc.exit_code, unheld)
+                return _give_up(main, explain(exc), status(exc), unheld)
             if signal.SIGQUIT not in hooks.signals:
                 # Held for the launcher (above): the daemon's ends it at once
                 # (docs/lifecycle.md). A fork's pending set is empty.

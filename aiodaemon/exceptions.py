@@ -40,6 +40,11 @@ class DaemonError(Exception):
     """Base class of aiodaemon's own errors; ``exit_code`` is the status it ends with."""
 
     exit_code: ExitCode = ExitCode.FAILURE
+    needs_privilege: bool = False
+    """Refused for want of a privilege root has: a directory this user may not
+    write, a change of identity or ``chroot`` as non-root, a port below 1024.
+    The CLI's ``start`` and ``restart`` then exit 4 (LSB's "user had
+    insufficient privilege"); ``run()`` keeps ``exit_code``."""
 
 
 class ConfigError(DaemonError, ValueError):
@@ -48,14 +53,17 @@ class ConfigError(DaemonError, ValueError):
     Attributes:
         option: the option's name (``umask``, ``listen[http]``).
         message: what is wrong with it; ``str()`` is ``"option: message"``.
+        needs_privilege: see :attr:`DaemonError.needs_privilege`.
     """
 
     exit_code = ExitCode.USAGE
 
-    def __init__(self, option: str, message: str) -> None:
+    def __init__(self, option: str, message: str, *, needs_privilege: bool = False) -> None:
         super().__init__(f"{option}: {message}")
         self.option = option
         self.message = message
+        if needs_privilege:
+            self.needs_privilege = True
 
     def __reduce__(self) -> tuple[object, ...]:
         # Pickled (a process pool's worker raising it) with the arguments the
@@ -70,11 +78,16 @@ class StartupError(DaemonError):
         option: the keyword option whose resource failed, when the message
             names it followed by a space (``cannot open log_file PATH: ...``):
             the CLI names the flag the user typed instead (``--log-file``).
+        needs_privilege: see :attr:`DaemonError.needs_privilege`.
     """
 
-    def __init__(self, *args: object, option: str | None = None) -> None:
+    def __init__(
+        self, *args: object, option: str | None = None, needs_privilege: bool = False
+    ) -> None:
         super().__init__(*args)
         self.option = option
+        if needs_privilege:
+            self.needs_privilege = True
 
 
 class AlreadyRunningError(StartupError):

@@ -15,7 +15,7 @@ import sys
 
 from .._prefork._messages import write_line
 from .._prefork._pidfile_status import PidfileStatus, read_pidfile
-from ..exceptions import AlreadyRunningError, ConfigError, ExitCode
+from ..exceptions import AlreadyRunningError, ConfigError, DaemonError, ExitCode, StartupError
 from ._args import UsageError, control_path, owner
 from ._flags import daemon_options, flag_message, in_flags, keywords_as_flags
 from ._parser import PROG, error
@@ -44,6 +44,14 @@ class _Running(Exception):
         self.code = code
 
 
+class _Refused(Exception):
+    """The start was refused before anything was acquired, which was said: exit with ``code``."""
+
+    def __init__(self, code: int) -> None:
+        super().__init__(code)
+        self.code = code
+
+
 def daemon_command(args: argparse.Namespace) -> int:
     """Run ``args.command`` (run, start or restart) and return its exit status."""
     if args.syslog is not None:
@@ -54,7 +62,7 @@ def daemon_command(args: argparse.Namespace) -> int:
         name_after_target(args.target)
     try:
         return _COMMANDS[args.command](args)
-    except _Running as exc:
+    except (_Running, _Refused) as exc:
         return exc.code
 
 
@@ -231,9 +239,16 @@ def _start(
     return _launch_unless_running(
         args, options, lambda: launch(
             daemon.hooks, program, options, on_ready=on_ready, explain=in_flags,
-            raise_lost_race=True,
+            status=_lsb_status, raise_lost_race=True,
         ), running=ExitCode.OK,
     )  # fmt: skip
+
+
+def _lsb_status(exc: DaemonError) -> int:
+    """The exit status of a ``start`` refused with ``exc``: LSB's 4 for a privilege it lacks."""
+    from ._control import ControlCode
+
+    return ControlCode.NO_PERMISSION if exc.needs_privilege else exc.exit_code
 
 
 def _launch_unless_running(
@@ -385,12 +400,22 @@ def _daemon_options(args: argparse.Namespace, *, detach: bool) -> dict[str, Any]
     Raises:
         UsageError: naming the command-line option at fault.
         _Running: the daemon holding --pidfile runs, which was said.
+        _Refused: start or restart without a privilege they need (exit 4),
+            or a file's directory on a read-only file system (exit 1), said.
     """
     try:
         return daemon_options(args, detach=detach, successor=_is_successor())
     except ConfigError as exc:
         _report_running_elsewhere(args, exc)
-        raise UsageError(flag_message(exc)) from None
+        if not exc.needs_privilege or args.command == "run" or _is_successor():
+            raise UsageError(flag_message(exc)) from None
+        # start and restart follow LSB; run's status is its daemon's (docs/options.md).
+        error(f"{PROG}: {flag_message(exc)}")
+        raise _Refused(_lsb_status(exc)) from None
+    except StartupError as exc:
+        # The system in the way (a read-only file system), not the option: exit 1.
+        error(f"{PROG}: {in_flags(exc)}")
+        raise _Refused(exc.exit_code) from None
 
 
 #: Options whose check depends on who runs the command (may this user create

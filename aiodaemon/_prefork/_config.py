@@ -13,9 +13,9 @@ import os
 import stat
 from collections.abc import Iterable, Mapping
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, NoReturn
 
-from ..exceptions import ConfigError
+from ..exceptions import ConfigError, StartupError
 from ._messages import shown
 
 if TYPE_CHECKING:
@@ -164,7 +164,7 @@ def parse_options(raw: Mapping[str, Any]) -> Options:
     chroot = _opt_dir("chroot", raw.get("chroot"), must_be_absolute=True)
     if chroot is not None and os.geteuid() != 0:
         # Refused here like user=, not after the fork with a late exit 1.
-        raise ConfigError("chroot", "changing the root directory needs root")
+        raise ConfigError("chroot", "changing the root directory needs root", needs_privilege=True)
     workdir = _workdir(raw, chroot)
     pidfile = _opt_file("pidfile", raw.get("pidfile"), regular_only=True)
     outputs = {
@@ -379,9 +379,30 @@ def _opt_file(option: str, value: object, *, regular_only: bool = False) -> str 
     if os.path.isdir(path):
         raise ConfigError(option, f"is a directory: {path}")
     if not os.access(parent, os.W_OK | os.X_OK) and not os.access(path, os.W_OK):
-        raise ConfigError(option, f"directory is not writable: {parent}")
+        _refuse_unwritable(option, parent)
     check_open_directory(option, parent)
     return path
+
+
+def _refuse_unwritable(option: str, parent: str) -> NoReturn:
+    """Say why ``parent``, a directory we may not write, is so.
+
+    Raises:
+        StartupError: it is on a read-only file system, which root could not
+            write either and no option fixes: exit 1, as the failure to create
+            the file there would be.
+        ConfigError: its permissions forbid it; ``needs_privilege`` when we
+            are not root, who would have been allowed (the CLI's start: exit 4).
+    """
+    try:
+        read_only = bool(os.statvfs(parent).f_flag & os.ST_RDONLY)
+    except OSError:
+        read_only = False
+    if read_only:
+        raise StartupError(f"{option}: directory is on a read-only file system: {parent}")
+    raise ConfigError(
+        option, f"directory is not writable: {parent}", needs_privilege=os.geteuid() != 0
+    )
 
 
 def _check_regular_or_absent(option: str, path: str) -> None:

@@ -77,13 +77,14 @@ def parse_identity(user: object, group: object) -> Identity | None:
         raise ConfigError("user", f"uid {uid} has no passwd entry; give group= too")
     if os.geteuid() != 0:
         if uid is not None and uid != os.geteuid():
-            raise ConfigError("user", "changing identity needs root")
+            raise ConfigError("user", "changing identity needs root", needs_privilege=True)
         if gid is not None and gid != os.getegid():
             # Our own user= is fine: the group is what would change (group=, or
             # the user's primary group after a `newgrp`), so name that.
             raise ConfigError(
                 "group" if group is not None else "user",
                 f"changing identity needs root (to group {gid}; we run as group {os.getegid()})",
+                needs_privilege=True,
             )
     # In a user namespace (``unshare -r``, a rootless container) an id outside
     # its map cannot be taken, nor given a file: each later step failed with

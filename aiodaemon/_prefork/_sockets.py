@@ -229,18 +229,21 @@ def open_listeners(
                 ) from exc
             except OSError as exc:
                 reason = exc.strerror or str(exc)
-                if (
-                    exc.errno == errno.EACCES
-                    and isinstance(address, InetAddress)
-                    and is_privileged_port(address)
-                ):
+                privileged = exc.errno == errno.EACCES and (
+                    # A unix socket's directory we may not write: root could.
+                    os.geteuid() != 0
+                    if isinstance(address, UnixAddress)
+                    else is_privileged_port(address)
+                )
+                if privileged and isinstance(address, InetAddress):
                     reason += (
                         f" (port {address.port} is privileged: start as root and drop"
                         " with user=/--user, use a port from 1024 up, systemd socket"
                         " activation, or grant CAP_NET_BIND_SERVICE)"
                     )
                 raise StartupError(
-                    f"{socket_label(name, health)}: cannot bind {_show(address)}: {reason}"
+                    f"{socket_label(name, health)}: cannot bind {_show(address)}: {reason}",
+                    needs_privilege=privileged,
                 ) from exc
             sockets[name] = sock
     except BaseException:
