@@ -229,11 +229,12 @@ def open_listeners(
                 ) from exc
             except OSError as exc:
                 reason = exc.strerror or str(exc)
-                privileged = exc.errno == errno.EACCES and (
-                    # A unix socket's directory we may not write: root could.
-                    os.geteuid() != 0
-                    if isinstance(address, UnixAddress)
-                    else is_privileged_port(address)
+                # Not a unix socket's EACCES: another user's socket in the way
+                # (see _unixbind) is refused to root as well.
+                privileged = (
+                    exc.errno == errno.EACCES
+                    and isinstance(address, InetAddress)
+                    and is_privileged_port(address)
                 )
                 if privileged and isinstance(address, InetAddress):
                     reason += (
