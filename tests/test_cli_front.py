@@ -373,11 +373,14 @@ def test_other_user_is_told_already_running(
 
 
 @pytest.mark.root
-def test_other_user_with_no_daemon_running_gets_the_option_error(shared_dir: Path) -> None:
-    """Another user's start with root's directory and no daemon: the --pidfile error, exit 2."""
+@pytest.mark.parametrize(("command", "status"), [("start", 4), ("restart", 4), ("run", 2)], ids=str)
+def test_other_user_with_no_daemon_running_gets_the_option_error(
+    shared_dir: Path, command: str, status: int
+) -> None:
+    """Another user, root's directory, no daemon: the --pidfile error; start, restart: 4 (LSB)."""
     pidfile = shared_dir / "app.pid"
-    result = cli_as_other_user("start", "app:main", "--pidfile", pidfile, cwd=shared_dir)
-    assert result.returncode == 2
+    result = cli_as_other_user(command, "app:main", "--pidfile", pidfile, cwd=shared_dir)
+    assert result.returncode == status
     assert one_line(result.stderr) == (
         f"aiodaemon: --pidfile: directory is not writable: {shared_dir}"
     )

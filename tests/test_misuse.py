@@ -212,6 +212,46 @@ def test_a_privileged_port_as_non_root_says_what_to_do() -> None:
             assert way_out in line
 
 
+@pytest.mark.parametrize(
+    ("flag", "value", "run_status"),
+    [("--user", "root", 2), ("--chroot", "/tmp", 2), ("--listen", "http=127.0.0.1:80", 1)],
+    ids=["user", "chroot", "port"],
+)
+def test_start_without_roots_privilege_exits_4_as_lsb_says(
+    flag: str, value: str, run_status: int
+) -> None:
+    """start refused for a privilege only root has: run's line, LSB's 4; run keeps its status."""
+    started = cli("start", "tests.programs.noop:main", flag, value, as_nobody=True)
+    ran = cli("run", "tests.programs.noop:main", flag, value, as_nobody=True)
+    assert (started.returncode, ran.returncode) == (4, run_status), started.stderr
+    assert started.stdout == ran.stdout == ""
+    assert started.stderr == ran.stderr
+    assert len(started.stderr.splitlines()) == 1
+
+
+def read_only_mount(directory: Path, command: list[str]) -> subprocess.CompletedProcess[str]:
+    """Run ``command`` in a mount namespace of its own where ``directory`` is mounted read-only."""
+    script = 'mount --bind "$1" "$1" && mount -o remount,ro,bind "$1" && shift && exec "$@"'
+    unshare = [require_tool("unshare"), "--mount", "--propagation", "private"]
+    return run([*unshare, "sh", "-c", script, "sh", str(directory), *command])
+
+
+@pytest.mark.root
+@pytest.mark.parametrize("command", ["start", "run"])
+@pytest.mark.parametrize("flag", ["--pidfile", "--log-file"])
+def test_a_read_only_file_system_is_named_as_such(tmp_path: Path, command: str, flag: str) -> None:
+    """A file on a read-only mount: "read-only file system", not "not writable"; exit 1."""
+    directory = tmp_path / "ro"
+    directory.mkdir()
+    argv = [PYTHON, "-m", "aiodaemon", command, "tests.programs.noop:main"]
+    result = read_only_mount(directory, [*argv, flag, str(directory / "d.out")])
+    assert (result.returncode, result.stdout) == (1, ""), result.stderr
+    assert result.stderr == (
+        f"aiodaemon: {flag}: directory is on a read-only file system: {directory}\n"
+    )
+    assert list(directory.iterdir()) == []
+
+
 @pytest.mark.parametrize("target", ["tests.programs.noop:main", "tests.programs.noop"])
 def test_syslog_swallowing_target_gets_a_hint(target: str) -> None:
     """``run --syslog pr:main`` (or ``pr``): TARGET missing, and the line says --syslog took it."""

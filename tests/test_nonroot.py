@@ -212,12 +212,12 @@ def test_the_accounts_restart_keeps_a_daemon_whose_control_socket_only_root_bind
 def test_another_group_with_our_own_user_names_the_group(
     app: Path, intruder: User, service_account: User
 ) -> None:
-    """--user me --group theirs: the group is what needs root, and the error says --group."""
+    """--user me --group theirs: the group needs root (exit 4), and the error says --group."""
     result = shared_python_as(
         intruder, "-m", "aiodaemon", "start", "app:main", "--pidfile", app / "d.pid",
         "--user", intruder.name, "--group", str(service_account.gid), cwd=app,
     )  # fmt: skip
-    assert (result.returncode, result.stdout) == (2, "")
+    assert (result.returncode, result.stdout) == (4, "")
     assert result.stderr == (
         "aiodaemon: --group: changing identity needs root"
         f" (to group {service_account.gid}; we run as group {intruder.gid})\n"
