@@ -217,6 +217,18 @@ def test_task_swallowing_cancellation_cannot_hang_the_exit(foreground: Any) -> N
     assert any(line["task"] == "stubborn" for line in stuck)
 
 
+def test_a_task_swallowing_cancellation_is_reported_without_aiodaemons_stop_task(
+    foreground: Any,
+) -> None:
+    """Only the program's task is named stuck: aiodaemon's stop task just waits for it."""
+    d = foreground("rt_swallows_cancel", shutdown_timeout=1)
+    d.wait_event("ready")
+    d.signal(signal.SIGTERM)
+    assert d.wait(timeout=10) == 4
+    stuck = [line for line in d.lines() if line["event"] == "task stuck at shutdown"]
+    assert [line["task"] for line in stuck] == ["stubborn"]
+
+
 @pytest.mark.parametrize("uvloop", [None, False], ids=["default-loop", "asyncio"])
 def test_a_subprocess_still_starting_at_the_last_step_is_cancelled(
     foreground: Any, uvloop: bool | None

@@ -258,9 +258,17 @@ class Shutdown:
         return max(0.0, self.deadline - time.monotonic()) / 2
 
     def _report_stuck(self) -> None:
-        for task in asyncio.all_tasks():
-            if task is asyncio.current_task() or _waits_for_own_task(task):
-                continue
+        stuck = [
+            t
+            for t in asyncio.all_tasks()
+            if t is not asyncio.current_task() and not _waits_for_own_task(t)
+        ]
+        # The stop sequence only waits for the program's tasks reported beside
+        # it (main, a task swallowing its cancellation): named, it pointed at
+        # aiodaemon instead. Alone, its stack is the only clue left.
+        if any(t.get_name() != _STOP_TASK for t in stuck):
+            stuck = [t for t in stuck if t.get_name() != _STOP_TASK]
+        for task in stuck:
             _log.error("task stuck at shutdown", task=task.get_name(), stack=await_chain(task))
         # A task that awaited run_in_executor() was cancelled, but its call runs
         # on (a subprocess.run() waiting for its child, a blocking read): the
