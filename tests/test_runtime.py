@@ -431,3 +431,16 @@ def test_a_kept_tasks_unretrieved_exception_is_logged_at_shutdown(
     assert lost["task"] == "kept-worker"
     assert "the worker's error" in json.dumps(lost["exception"])
     assert "never retrieved" not in d.stderr()
+
+
+def test_a_startup_hook_returning_a_value_is_warned_about_once_by_name(foreground: Any) -> None:
+    """A startup hook's return value goes nowhere: one warning names the hook and the value."""
+    d = foreground("rt_hook_returns")
+    d.wait_event("ready")
+    d.signal(signal.SIGTERM)
+    assert d.wait() == 0
+    assert d.recorded()[:2] == ["connect", "plain"]
+    (warned,) = [line for line in d.lines() if line["event"] == "startup hook returned"]
+    assert warned["level"] == "warning"
+    assert warned["hook"] == "__main__.connect"
+    assert warned["value"] == "'a connection'"

@@ -100,7 +100,16 @@ async def run_startup(rt: Runtime) -> None:
                 )
                 rt.lifespan_contexts[entry] = context
             else:
-                await in_own_context(functools.partial(call_async, entry, rt.context), name)
+                result = await in_own_context(functools.partial(call_async, entry, rt.context), name)
+                if result is not None:
+                    # As main's: a value returned (a connection meant to be kept)
+                    # goes nowhere, and the program should hear it once.
+                    _log.warning(
+                        "startup hook returned",
+                        hook=name,
+                        value=reprlib.repr(result),
+                        ignored="a startup hook's return value is not used",
+                    )
         except EXIT_REQUESTS as exc:
             rt.note_exit_request(exc, f"startup hook {name}")
             rt.dispatch(Event.STARTUP_FAILED)
