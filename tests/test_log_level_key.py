@@ -25,7 +25,29 @@ def test_a_level_key_does_not_replace_the_records_level(tmp_path: Path) -> None:
         "tank empty": "error",
         "bound level": "warning",
         "pump started": "info",
+        "reading": "info",
     }
+
+
+def test_a_key_named_like_a_column_is_kept_renamed(tmp_path: Path) -> None:
+    """``level=0.5``, ``pid=4242``...: the program's value is written as ``user_<key>``.
+
+    Such a value was dropped without a word. A ``user_<key>`` the program
+    logged itself is not overwritten.
+    """
+    log_file = tmp_path / "d.log"
+    app = install_program("log_level_key", tmp_path, "child.py")
+    result = python([app, json.dumps({"log_file": str(log_file)})], env=log_child_env())
+    assert result.returncode == 0, result.stderr
+    records = {r["event"]: r for r in read_json_lines(log_file)}
+    assert records["tank filled"]["user_level"] == 0.5
+    assert records["tank empty"]["user_level"] == 0
+    assert records["bound level"]["user_level"] == "debug"
+    assert records["pump started"]["user_level"] == "critical"
+    reading = records["reading"]
+    assert (reading["user_timestamp"], reading["user_logger"]) == ("yesterday", "db")
+    assert reading["user_pid"] == "kept"
+    assert reading["pid"] != 4242
 
 
 def test_an_extra_named_event_does_not_replace_the_stdlib_message(tmp_path: Path) -> None:

@@ -138,6 +138,10 @@ def _created_ns(record: logging.LogRecord) -> int | None:
     return round(created * 1_000_000) * 1000
 
 
+#: The record's own columns: a key of these names the program logged is renamed ``user_<key>``.
+_OWN_COLUMNS = ("timestamp", "level", "logger", "pid")
+
+
 def _meta(stamp: Callable[[int], str]) -> Callable[..., Any]:
     def add_meta(logger: Any, method_name: str, event_dict: MutableMapping[str, Any]) -> Any:
         """Put ``timestamp``, ``level``, ``event``, ``logger`` first, then ``pid``, then the rest.
@@ -146,13 +150,13 @@ def _meta(stamp: Callable[[int], str]) -> Callable[..., Any]:
         the file finds the same columns at the start of every line. ``logger``
         is the logger's own name (a stdlib record stands in for its logger):
         a key of that name the program logged, bound or passed in ``extra=``
-        is dropped, as ``timestamp``, ``level`` and ``pid`` are, so the column
-        says which logger wrote the line, for both APIs alike.
+        is written as ``user_logger``, as ``timestamp``, ``level`` and ``pid``
+        are, so the column says which logger wrote the line, for both APIs alike.
         """
         name = getattr(logger, "name", None)
         if type(name) is not str:
             name = "root" if name is None else safe_str(name)
-        event_dict.pop("logger", None)
+        logged = {key: event_dict.pop(key) for key in _OWN_COLUMNS if key in event_dict}
         if "stack_info" in event_dict:
             _add_stack(event_dict)
         created = event_dict.pop(_CREATED_NS, None)
@@ -165,10 +169,12 @@ def _meta(stamp: Callable[[int], str]) -> Callable[..., Any]:
             "logger": name,
             "pid": _pid,
         }
-        event_dict.pop("timestamp", None)
-        event_dict.pop("level", None)
-        event_dict.pop("pid", None)
         ordered.update(event_dict)
+        # The program's own value of a column's name (a tank's level=0.5) is
+        # kept, renamed, never dropped without a word; a key it logged under
+        # the new name itself wins.
+        for key, value in logged.items():
+            ordered.setdefault(f"user_{key}", value)
         return ordered
 
     return add_meta
