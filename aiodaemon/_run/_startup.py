@@ -100,7 +100,9 @@ async def run_startup(rt: Runtime) -> None:
                 )
                 rt.lifespan_contexts[entry] = context
             else:
-                result = await in_own_context(functools.partial(call_async, entry, rt.context), name)
+                result = await in_own_context(
+                    functools.partial(call_async, entry, rt.context), name
+                )
                 if result is not None:
                     # As main's: a value returned (a connection meant to be kept)
                     # goes nowhere, and the program should hear it once.

@@ -1,4 +1,4 @@
-"""A startup hook that returns a value (a connection it meant to keep), beside one returning None."""
+"""A startup hook returning a value (a connection it meant to keep), one returning None."""
 
 from __future__ import annotations
 
