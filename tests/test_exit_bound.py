@@ -9,6 +9,7 @@ process still ends, status 4, saying why. Real daemons, real signals.
 from __future__ import annotations
 
 import json
+import os
 import signal
 import socket
 import subprocess
@@ -334,6 +335,31 @@ def test_stop_of_a_daemon_whose_loop_never_reads_the_sigterm_says_how_it_ended(
     assert f"stopped (pid {pid}); it exited with status 4: {NEVER_BEGAN}" in result.stderr
     assert "SIGKILL" not in result.stderr
     assert not d.pidfile.exists()
+
+
+@pytest.mark.parametrize("uvloop", [True, False], ids=["uvloop", "asyncio"])
+def test_status_of_a_daemon_whose_loop_never_reads_the_sigterm_says_stopping(
+    tmp_path: Path, procs: list[subprocess.Popen[str]], uvloop: bool
+) -> None:
+    """From the SIGTERM on, ``status`` says "stopping" (0), though the blocked loop cannot answer.
+
+    The stopping mark was set by the loop alone: unanswered, ``status`` said
+    "unknown" (4), and "running" from the pidfile once the forced exit had
+    closed the control socket.
+    """
+    d = Leftovers(tmp_path, "busy-main", detach=True, shutdown_timeout=4, uvloop=uvloop)
+    pid = d.start_detached(procs)
+    os.kill(pid, signal.SIGTERM)
+
+    def ask() -> subprocess.CompletedProcess[str] | None:
+        result = aiodaemon_cli("status", "--pidfile", d.pidfile, "--timeout", "0.2")
+        return result if result.stdout.startswith("stopping") else None
+
+    result = wait_for(ask, 3, "status saying stopping")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"stopping (pid {pid}, pidfile {d.pidfile}")
+    assert is_alive(pid)
+    wait_gone(pid, EXIT_BOUND)
 
 
 def _stop_leaving(

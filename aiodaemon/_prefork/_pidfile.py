@@ -8,6 +8,7 @@ here and by the read side for the control commands, :mod:`._pidfile_status`.
 
 from __future__ import annotations
 
+import _thread
 import enum
 import errno
 import fcntl
@@ -67,6 +68,7 @@ class Pidfile:
         self._mark: _socket.socket | None = None
         #: whether the mark is bound and listening.
         self._marked = False
+        self._marking = _thread.allocate_lock()
         #: the file, once the launcher left its descriptor to the daemon (see
         #: :meth:`leave_to_daemon`): :meth:`remove` then goes by path.
         self._left: os.stat_result | None = None
@@ -287,24 +289,26 @@ class Pidfile:
         a daemon may have none. Best effort: a name taken (by anyone) leaves
         ``status`` to say "running", as it did.
         """
-        if self.fd < 0 or self._marked:
-            return
-        mark = self._mark if self._mark is not None else _open_mark()
-        self._mark = None
-        if mark is None:
-            return
-        # Loaded by now (asyncio imports it): no import from disk at the end of a run.
-        import _socket
+        # The loop and the unread-stop watcher (see _run._forced) may both mark.
+        with self._marking:
+            if self.fd < 0 or self._marked:
+                return
+            mark = self._mark if self._mark is not None else _open_mark()
+            self._mark = None
+            if mark is None:
+                return
+            # Loaded by now (asyncio imports it): no import from disk at the end of a run.
+            import _socket
 
-        try:
-            mark.bind(stopping_mark(os.getpid()))
-            # Each look stays queued until we exit: room for every `status` meanwhile.
-            mark.listen(_socket.SOMAXCONN)
-        except OSError:
-            mark.close()
-            return
-        self._mark = mark
-        self._marked = True
+            try:
+                mark.bind(stopping_mark(os.getpid()))
+                # Each look stays queued until we exit: room for every `status` meanwhile.
+                mark.listen(_socket.SOMAXCONN)
+            except OSError:
+                mark.close()
+                return
+            self._mark = mark
+            self._marked = True
 
 
 def _open_mark() -> _socket.socket | None:

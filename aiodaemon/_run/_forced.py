@@ -262,6 +262,12 @@ class ForcedExit:
 
     def _watch(self, arrival: float, budget: float, overdue: Callable[[str | None], None]) -> None:
         try:
+            if self.pidfile is not None:
+                # Stopping from the signal on, whether the loop reads it or the
+                # forced exit ends the process: `status`, unanswered by a blocked
+                # loop, read "running" from the pidfile until then.
+                with contextlib.suppress(Exception):
+                    self.pidfile.mark_stopping()
             clock = BackstopClock(max(0.0, arrival + budget - time.monotonic()))
             if not self._began.wait(clock.due - clock.started):
                 overdue(clock.stopped())
