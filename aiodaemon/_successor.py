@@ -100,10 +100,20 @@ def _successor_options(raw: Mapping[str, Any]) -> Options:
     if identity is not None:
         # The drop cannot be redone without root; it must already hold.
         if identity.uid is not None and os.getresuid() != (identity.uid,) * 3:
-            raise StartupError(f"upgrade: running as uid {os.getresuid()}, not {identity.uid}")
+            raise StartupError(_identity_changed("user", os.getresuid(), identity.uid))
         if identity.gid is not None and os.getresgid() != (identity.gid,) * 3:
-            raise StartupError(f"upgrade: running as gid {os.getresgid()}, not {identity.gid}")
+            raise StartupError(_identity_changed("group", os.getresgid(), identity.gid))
     return options
+
+
+def _identity_changed(option: str, ids: tuple[int, int, int], wanted: int) -> str:
+    """Why the new options' ``user``/``group`` cannot hold: it is the old daemon's we run as."""
+    kind = "uid" if option == "user" else "gid"
+    held = ", ".join(sorted({str(i) for i in ids}, key=int))
+    return (
+        f"upgrade: {option} changed: the old daemon runs as {kind} {held}, the new "
+        f"options say {kind} {wanted}; an upgrade keeps the {option} (use restart to change it)"
+    )
 
 
 def _absolute(option: str, value: object) -> str | None:

@@ -11,6 +11,7 @@ Synchronous and asyncio-free: the successor adopts before its loop exists.
 
 from __future__ import annotations
 
+import errno
 import os
 import socket
 import stat
@@ -181,8 +182,9 @@ def adopt_listeners(
     whether the socket named ``health`` is ``health=``'s, as for ``open_listeners``.
 
     Raises:
-        StartupError: an address or its options changed, or an inherited fd is
-            not what it claims.
+        StartupError: an address or its options changed, a new name is on the
+            address of a name the old daemon serves, or an inherited fd is not
+            what it claims.
     """
     passed = _adopt_passed(handoff)
     if not listen and not passed:
@@ -201,13 +203,42 @@ def adopt_listeners(
             else:
                 sockets[name] = sock
         if fresh:
-            bound = open_listeners(fresh, health=health)
+            try:
+                bound = open_listeners(fresh, health=health)
+            except StartupError as exc:
+                renamed = _renamed(handoff, fresh, exc, health)
+                if renamed is None:
+                    raise
+                raise StartupError(renamed) from exc.__cause__
             sockets.update(bound)
     except BaseException:
         for sock in sockets.values():
             sock.detach()
         raise
     return Listeners(sockets, unclaimed=passed, activated=handoff.activated)
+
+
+def _renamed(
+    handoff: Handoff, fresh: Mapping[str, ListenAddress], exc: StartupError, health: bool
+) -> str | None:
+    """Why a new name could not be bound, when it is on the address of a name the old daemon had.
+
+    "Address already in use" would read as a port conflict: the address is in
+    use by the old daemon itself, which hands its sockets over by name.
+    """
+    if not isinstance(exc.__cause__, OSError) or exc.__cause__.errno != errno.EADDRINUSE:
+        return None
+    for name, address in fresh.items():
+        for entry in handoff.entries:
+            if entry.role != "listen" or entry.name in fresh:
+                continue
+            if entry.configured == str(address):
+                return (
+                    f"upgrade: {socket_label(name, health)}: {address} is the old daemon's "
+                    f"{socket_label(entry.name, health)}; an upgrade keeps the listening "
+                    "sockets by name (use restart to rename one)"
+                )
+    return None
 
 
 def _adopt_passed(handoff: Handoff) -> dict[str, tuple[int, ...]]:
