@@ -15,7 +15,7 @@ import errno
 import os
 import socket
 import stat
-from collections.abc import Mapping
+from collections.abc import Container, Mapping
 from typing import TYPE_CHECKING, Any
 
 from ..exceptions import StartupError
@@ -176,9 +176,11 @@ def adopt_listeners(
 ) -> Listeners | None:
     """The ``listen=`` sockets: inherited where the name, address and options are unchanged.
 
-    Names the new configuration adds are bound here; inherited ones it dropped
-    are closed by :meth:`Handoff.close_unclaimed`. Unix socket files stay the old
-    daemon's to remove until the hand-over (:func:`unix_files`). ``health``:
+    Names the new configuration adds are bound here, and their unix socket
+    files are ours from the start (removed at our exit, a failed start's
+    included); inherited ones it dropped are closed by
+    :meth:`Handoff.close_unclaimed`. The files of inherited sockets stay the
+    old daemon's to remove until the hand-over (:func:`unix_files`). ``health``:
     whether the socket named ``health`` is ``health=``'s, as for ``open_listeners``.
 
     Raises:
@@ -193,6 +195,7 @@ def adopt_listeners(
 
     sockets: dict[str, socket.socket] = {}
     fresh: dict[str, Any] = {}
+    owned: dict[str, tuple[int, int]] = {}
     try:
         for name, address in listen.items():
             sock = adopt_socket(
@@ -211,11 +214,12 @@ def adopt_listeners(
                     raise
                 raise StartupError(renamed) from exc.__cause__
             sockets.update(bound)
+            owned = bound.owned_unix_files()
     except BaseException:
         for sock in sockets.values():
             sock.detach()
         raise
-    return Listeners(sockets, unclaimed=passed, activated=handoff.activated)
+    return Listeners(sockets, unix_files=owned, unclaimed=passed, activated=handoff.activated)
 
 
 def _renamed(
@@ -260,11 +264,17 @@ def _adopt_passed(handoff: Handoff) -> dict[str, tuple[int, ...]]:
     return {name: tuple(fds) for name, fds in passed.items()}
 
 
-def unix_files(handoff: Handoff, role: str = "listen") -> dict[str, tuple[int, int]]:
-    """The unix socket files of ``role`` the old daemon created: ours to remove at exit."""
+def unix_files(
+    handoff: Handoff, role: str = "listen", names: Container[str] | None = None
+) -> dict[str, tuple[int, int]]:
+    """The unix socket files of ``role`` the old daemon created: ours to remove at exit.
+
+    Args:
+        names: only those of these names (the sockets we serve); None: all.
+    """
     files: dict[str, tuple[int, int]] = {}
     for entry in handoff.entries:
-        if entry.role == role and entry.unix_file:
+        if entry.role == role and entry.unix_file and (names is None or entry.name in names):
             dev, _, ino = entry.unix_file.partition(":")
             files[entry.configured.removeprefix("unix:")] = (int(dev), int(ino))
     return files

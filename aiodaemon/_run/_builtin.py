@@ -170,7 +170,7 @@ def _forced_exit_files(runtime: Runtime) -> None:
     if listeners is None and control is None:
         return
     # Loaded already by whatever bound those sockets, before any chroot or drop
-    # (an upgrade's successor binds none, and may load it: it runs no chroot and
+    # (an upgrade's successor may bind none, and load it: it runs no chroot and
     # reads its own files); imported here, never in the signal handler.
     from .._prefork._unixbind import unlink_if_ours
 

@@ -96,6 +96,9 @@ class _TakeOver:
         self.answered = False
         #: set once the pidfile names us (the claim's first step).
         self.pid_written = False
+        #: the unix socket files of inherited sockets we do not serve (the new
+        #: release dropped their names): ours to remove once the hand-over is done.
+        self.dropped_files: dict[str, tuple[int, int]] = {}
 
     def open_lines(self) -> ChannelLines:
         """The channel on the loop (opened now if not yet), passing log reopens both ways."""
@@ -155,14 +158,32 @@ class _TakeOver:
             # Signals reach us from now on; one sent to the old daemon before
             # may not have been passed on (we inherited a descriptor of the spawn).
             self.logs.follow_rename()
+        served = unix_files(handoff, names=channel.listeners or ())
         if channel.listeners is not None:
-            channel.listeners.own_unix_files(unix_files(handoff))
+            channel.listeners.own_unix_files(served)
+        self.dropped_files = {
+            path: identity for path, identity in unix_files(handoff).items() if path not in served
+        }
         if channel.control is not None:
             identity = unix_files(handoff, "control").get(channel.control.path)
             if identity is not None:
                 channel.control.own_file(identity)
         for step in channel.on_takeover:
             await step()
+        if self.gone.is_set():
+            self.remove_dropped()  # no hand-over to wait for: all is ours
+
+    def remove_dropped(self) -> None:
+        """Remove the files of the inherited sockets we do not serve: nobody listens there now.
+
+        Only after the hand-over (the old daemon serves on them until then),
+        and only while each is still the socket file it was (see ``unlink_if_ours``).
+        """
+        from .._prefork._unixbind import unlink_if_ours
+
+        for path, identity in self.dropped_files.items():
+            unlink_if_ours(path, identity)
+        self.dropped_files = {}
 
     def take_stderr(self) -> None:
         """Put our real stderr back on fd 2, before the program's code runs.
@@ -226,6 +247,7 @@ class _TakeOver:
                 self.answered = True
                 with contextlib.suppress(OSError):
                     lines.send(b"W\n")
+            self.remove_dropped()
         finally:
             # Nothing more to report on it; lines keeps the channel open while
             # the old daemon drains (log reopens), with a descriptor of its own.
@@ -285,6 +307,7 @@ class _TakeOver:
             write_pid_in_place(channel.pidfile, handoff.parent)
         if channel.listeners is not None:
             channel.listeners.disown_unix_files(unix_files(handoff))
+        self.dropped_files = {}  # still the old daemon's, which serves on
         if channel.control is not None:
             channel.control.disown_file()
 
