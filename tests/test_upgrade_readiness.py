@@ -83,6 +83,18 @@ def test_an_upgrade_to_a_process_whose_checks_fail_rolls_back(tmp_path: Path) ->
         wait_gone(successor)
         assert is_alive(old)
         assert app.records("readiness check failed", successor)
+        # Stopped as a daemon not yet ready is: status 1, and the check that held it back.
+        [ended] = wait_for(lambda: app.records("exit", successor), what="its exit record")
+        assert ended["status"] == 1
+        assert ended["reason"] == (
+            "stopped by SIGTERM before it was ready "
+            "(readiness check failing: checked_app.database: returned False)"
+        )
+        [seen] = wait_for(
+            lambda: app.records("upgrade successor stopped", old), what="the old daemon's record"
+        )
+        assert seen["successor"] == successor
+        assert seen["status"] == 1
     finally:
         stopped = app.cli("stop", "--pidfile", app.pidfile)
     assert stopped.returncode == 0, stopped.stderr

@@ -368,6 +368,9 @@ def _upgrade(runtime: Runtime) -> Service:
         # Its failure, else what began the stop ("main returned"): never a bare "stopped".
         failure=lambda: runtime.outcome.message or runtime.stop_cause,
         budget_end=lambda: runtime.shutdown_deadline,
+        not_ready=lambda why: runtime.outcome.fail(
+            f"{runtime.stop_cause or 'stopped'} before it was ready ({why})"
+        ),
     )
     if successor is not None:
         runtime.add_state_listener(service.state_changed)

@@ -408,7 +408,9 @@ class Runtime:
             name = signal.Signals(signum).name
             if not self._ready:
                 self.outcome.fail(f"stopped by {name} before it was ready")
-            self.stopping_because(f"stopped by {name}")
+            if self.stop_cause is None:
+                # Not stopping_because(): the state machine is STOPPING already.
+                self.stop_cause = f"stopped by {name}"
         self.reloads.abandon(_NO_RELOAD_WHILE_STOPPING)
         # A `stop` that sent SIGTERM hears how the process ended (see _exit_notice).
         expect_stop_claim()

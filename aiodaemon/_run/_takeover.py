@@ -58,6 +58,7 @@ if TYPE_CHECKING:
     from ._upgrade_channel import ChannelLines
 
 __all__ = [
+    "checks_failing",
     "close_channel",
     "hand_over",
     "not_in_charge",
@@ -99,6 +100,8 @@ class _TakeOver:
         #: the unix socket files of inherited sockets we do not serve (the new
         #: release dropped their names): ours to remove once the hand-over is done.
         self.dropped_files: dict[str, tuple[int, int]] = {}
+        #: why the readiness checks fail, while ``R`` waits for them.
+        self.checks_failing: str | None = None
 
     def open_lines(self) -> ChannelLines:
         """The channel on the loop (opened now if not yet), passing log reopens both ways."""
@@ -144,6 +147,7 @@ class _TakeOver:
             return  # refused before this task's first step: nothing to take
         from .._prefork._adopt_fds import unix_files
 
+        self.checks_failing = None  # in charge from here: no longer waiting on them
         if channel.pidfile is not None:
             try:
                 write_pid_in_place(channel.pidfile)
@@ -260,6 +264,7 @@ class _TakeOver:
         told: str | None = None
         while not self.answered and not self.gone.is_set():
             failing = await readiness()
+            self.checks_failing = failing
             if failing is None:
                 return
             # An old daemon that does not list N (an earlier release) took
@@ -355,6 +360,15 @@ def not_in_charge() -> str | None:
     if takeover.claim is not None and takeover.claim.done() and takeover.refusal is None:
         return None
     return f"still taking over from pid {takeover.channel.handoff.parent}"
+
+
+def checks_failing() -> str | None:
+    """Why our readiness checks fail, while the hand-over waits for them; else None.
+
+    A successor stopped then was never ready: it ends as a daemon stopped
+    before it was ready does.
+    """
+    return _current[0].checks_failing if _current else None
 
 
 def refuse_takeover(reason: str | None) -> None:

@@ -94,6 +94,8 @@ class UpgradeService(Service):
             (a successor says it when its run ends before the take-over).
         budget_end: the ``time.monotonic()`` end of the shutdown budget, once
             known: a successor sent SIGTERM at our stop is killed before it.
+        not_ready: records the run as a start that failed, with why (a
+            successor stopping while its readiness checks fail never was ready).
     """
 
     name = "upgrade"
@@ -110,6 +112,7 @@ class UpgradeService(Service):
         hung_up: Callable[[], bool] | None = None,
         failure: Callable[[], str | None] | None = None,
         budget_end: Callable[[], float | None] | None = None,
+        not_ready: Callable[[str], object] | None = None,
     ) -> None:
         self.upgrader = upgrader
         self._commands = commands
@@ -120,6 +123,7 @@ class UpgradeService(Service):
         self._hung_up = hung_up
         self._failure = failure
         self._budget_end = budget_end
+        self._not_ready = not_ready
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
@@ -200,8 +204,13 @@ class UpgradeService(Service):
         daemon's "go" may be read in between (see :mod:`._takeover`).
         """
         if new is State.STOPPING and self._successor is not None:
-            from ._takeover import refuse_takeover
+            from ._takeover import checks_failing, refuse_takeover
 
+            failing = checks_failing()
+            if failing is not None and self._not_ready is not None:
+                # As a daemon stopped before it was ready (a startup hook that
+                # hangs): status 1, and the check that held it back as the reason.
+                self._not_ready(f"readiness check failing: {failing}")
             refuse_takeover(None if self._failure is None else self._failure())
 
     async def stop_accepting(self) -> None:
