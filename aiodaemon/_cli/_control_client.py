@@ -144,6 +144,9 @@ class KeptConnection:
     def __init__(self) -> None:
         self.sock: _socket.socket | None = None
         self.rest = b""
+        #: the pid a request went to in full (before its answer): it acts on it
+        #: whether or not we stay for the answer.
+        self.sent_to: int | None = None
 
     def read_to_end(self, timeout: float, limit: int = 65536) -> bytes:
         """What follows the answer, until the peer's end (or ``timeout``, or ``limit`` bytes)."""
@@ -262,6 +265,8 @@ def exchange(
                 # (or its silence) is still what counts, not our broken pipe.
                 try:
                     sock.sendall(encode(request))
+                    if keep is not None:
+                        keep.sent_to = peer[0]
                     sock.shutdown(_socket.SHUT_WR)
                 except (BrokenPipeError, ConnectionResetError):
                     pass

@@ -64,6 +64,10 @@ _TOLD_WAIT = 1.0
 #: The daemon this command asked or signalled to stop (or found stopping) and
 #: waits for: a Ctrl-C then ends the wait, not its stop (see stopping_unwaited).
 _waiting_for: list[int] = []
+#: the stop request's connection while it is asked: a Ctrl-C between the
+#: request's sending and its answer (which the daemon, stopping by then, may
+#: be slow to write) still tells that the daemon goes on stopping.
+_asking: list[KeptConnection] = []
 
 
 class _Asked(enum.Enum):
@@ -139,6 +143,7 @@ def stop(
     undone = False
     # The stop request's connection, kept: the daemon says on it how it ended.
     kept = KeptConnection()
+    _asking[:] = [kept]
     try:
         asked, budget, watched = _Asked.SIGNAL, None, False
         sockets: dict[str, tuple[int, int]] = {}
@@ -155,6 +160,7 @@ def stop(
             asked, budget, sockets, watched = _ask(
                 control, pid, pidfd, wait, had_socket=had_socket, handed=handed, keep=kept
             )
+            _asking.clear()  # answered: _waiting_for says from here on
         if asked is _Asked.HANDED:
             # It handed over and stops on its own: its new process is the daemon now.
             successor = handed_to()
@@ -525,4 +531,8 @@ def _ask_once(
 
 def stopping_unwaited() -> int | None:
     """The pid of the daemon a ``stop`` interrupted while waiting for it goes on stopping."""
-    return _waiting_for[0] if _waiting_for else None
+    if _waiting_for:
+        return _waiting_for[0]
+    if _asking and _asking[0].sent_to is not None:
+        return _asking[0].sent_to
+    return None
