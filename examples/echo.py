@@ -10,7 +10,9 @@
 The listening socket is the framework's (``listen={"echo": ...}``), so it is bound
 before the detach, taken from systemd under socket activation, and survives a
 privilege drop; ``ctx.start_server`` serves it and drains it at shutdown, with no
-bookkeeping of our own.
+bookkeeping of our own. It is started in a startup hook, so that a server that
+cannot start (a ``--listen`` name other than ``echo``) fails the start: ``main``
+runs only once the daemon is ready, when ``start`` has already exited 0.
 """
 
 from __future__ import annotations
@@ -36,8 +38,9 @@ async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> 
         writer.close()
 
 
-async def main(ctx: aiodaemon.Context) -> None:
-    """Serve on the framework-owned socket named ``echo`` until shutdown.
+@aiodaemon.on_startup
+async def serve(ctx: aiodaemon.Context) -> None:
+    """Serve on the framework-owned socket named ``echo``, before the daemon is ready.
 
     ``ctx.start_server`` tracks the connections: on SIGTERM the daemon stops
     accepting, lets every echo being written finish, then exits. A connection
@@ -53,6 +56,10 @@ async def main(ctx: aiodaemon.Context) -> None:
         log.info("serving", host=address[0], port=address[1])
     else:  # a unix socket's path
         log.info("serving", path=address)
+
+
+async def main(ctx: aiodaemon.Context) -> None:
+    """Run until shutdown: the server started by ``serve`` does the work."""
     await ctx.wait_stopping()
 
 

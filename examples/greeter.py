@@ -69,9 +69,18 @@ async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> 
     writer.close()
 
 
-async def main(ctx: aiodaemon.Context) -> None:
-    """Serve HTTP on the framework-owned socket named ``http`` until shutdown."""
+@aiodaemon.on_startup
+async def serve(ctx: aiodaemon.Context) -> None:
+    """Serve HTTP on the framework-owned socket named ``http``.
+
+    In a startup hook (after ``load_greeting``), so a server that cannot start
+    fails the start instead of killing a daemon already reported ready.
+    """
     await ctx.start_server(handle, "http")
+
+
+async def main(ctx: aiodaemon.Context) -> None:
+    """Run until shutdown: the server started by ``serve`` does the work."""
     await ctx.wait_stopping()
 
 

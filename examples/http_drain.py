@@ -53,9 +53,14 @@ async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> 
         writer.close()
 
 
-async def main(ctx: aiodaemon.Context) -> None:
-    """Serve HTTP on the framework's ``http`` socket until shutdown."""
+@aiodaemon.on_startup
+async def serve(ctx: aiodaemon.Context) -> None:
+    """Serve HTTP on the framework's ``http`` socket: a failure to start fails the start."""
     await ctx.start_server(handle, "http")
+
+
+async def main(ctx: aiodaemon.Context) -> None:
+    """Run until shutdown: the server started by ``serve`` does the work."""
     await ctx.wait_stopping()
 
 

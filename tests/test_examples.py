@@ -16,7 +16,9 @@ from aiodaemon.testing import launch
 from .support import (
     PYTHON,
     REPO,
+    aiodaemon_cli,
     clean_env,
+    is_alive,
     read_json_lines,
     read_pid,
     wait_for,
@@ -78,6 +80,38 @@ def test_echo_example_detaches_and_echoes(tmp_path: Path) -> None:
     wait_gone(pid)
     assert not pidfile.exists()
     assert read_json_lines(log)[-1]["event"] == "exit"
+
+
+def test_echo_example_start_with_a_wrong_listen_name_fails_the_start(tmp_path: Path) -> None:
+    """`start examples.echo:main --listen http=...` (the program serves `echo`): exit 1, why.
+
+    The README's command with the name mistyped. The server started in `main`,
+    after ready: `start` printed a pid and exited 0, and the daemon was dead
+    at once, the KeyError only in the log.
+    """
+    pidfile, log = tmp_path / "echo.pid", tmp_path / "echo.jsonl"
+    started = aiodaemon_cli(
+        "start",
+        "examples.echo:main",
+        "--pidfile",
+        pidfile,
+        "--listen",
+        "http=127.0.0.1:0",
+        "--log-file",
+        log,
+        cwd=REPO,
+    )
+    assert started.returncode == 1, started.stdout + started.stderr
+    assert started.stdout == ""
+    assert "KeyError" in started.stderr
+    assert "no listen= socket named 'echo' (known: 'http')" in started.stderr
+    assert "Traceback" not in started.stderr
+    assert not pidfile.exists()
+    status = aiodaemon_cli("status", "--pidfile", pidfile)
+    assert status.returncode == 3, status.stdout + status.stderr
+    daemon_pids = {record["pid"] for record in read_json_lines(log)}
+    assert daemon_pids, "the daemon logged nothing"
+    assert not [pid for pid in daemon_pids if isinstance(pid, int) and is_alive(pid)]
 
 
 async def http_get(host: str, port: int, path: str) -> bytes:

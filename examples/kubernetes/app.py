@@ -51,7 +51,16 @@ async def can_serve() -> bool:
     return True
 
 
-async def main(ctx: aiodaemon.Context) -> None:
-    """Serve ``http`` until SIGTERM; the framework drains it."""
+@aiodaemon.on_startup
+async def serve(ctx: aiodaemon.Context) -> None:
+    """Serve ``http``; the framework drains it at SIGTERM.
+
+    In a startup hook: the startup probe and ``/readyz`` pass only once it serves,
+    and a server that cannot start fails the pod's start.
+    """
     await ctx.start_server(handle, "http")
+
+
+async def main(ctx: aiodaemon.Context) -> None:
+    """Run until SIGTERM: the server started by ``serve`` does the work."""
     await ctx.wait_stopping()
