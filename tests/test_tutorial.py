@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from aiodaemon.testing import launch
 from tests.support import AIODAEMON, REPO, clean_env, free_port, python_snippets
 
 TUTORIAL = REPO / "docs" / "tutorial.md"
@@ -186,3 +187,53 @@ def test_section_4_commands_do_what_the_page_says(tmp_path: Path) -> None:
     finally:
         stopped = run(stop)
     assert stopped.returncode == 0, stopped.stderr
+
+
+def worker_recipe(tmp_path: Path) -> Path:
+    """Section 7's worker, written to ``tmp_path``: its job waits for a file ``release`` there."""
+    (recipe,) = [block for block in python_snippets(TUTORIAL) if "finish_current_job" in block]
+    job = "await asyncio.sleep(2)  # stands for the real work"
+    assert job in recipe
+    release = tmp_path / "release"
+    # A job that lasts until the test says so: a stop is sure to find it running.
+    waiting = f"while not os.path.exists({str(release)!r}):\n        await asyncio.sleep(0.01)"
+    script = tmp_path / "worker.py"
+    script.write_text("import os\n" + recipe.replace(job, waiting))
+    return script
+
+
+def worker_events(records: list[dict[str, object]]) -> list[object]:
+    """The events the worker's own logger wrote, in order."""
+    return [record["event"] for record in records if record.get("logger") == "worker"]
+
+
+async def test_the_worker_recipe_finishes_its_job_before_it_stops(tmp_path: Path) -> None:
+    """Section 7's worker, stopped during a job, lets it finish, then exits 0 starting no other."""
+    script = worker_recipe(tmp_path)
+    async with launch(script) as daemon:
+        await daemon.wait_for_record("job started")
+        daemon.signal(signal.SIGTERM)
+        await daemon.wait_for_record("shutdown started")
+        assert daemon.returncode is None
+        assert "job done" not in worker_events(daemon.records())
+        (tmp_path / "release").touch()
+        assert await daemon.wait(timeout=20) == 0
+    assert worker_events(daemon.records()) == [
+        "job started",
+        "job done",
+        "worker idle, stopping",
+    ]
+
+
+async def test_the_worker_recipe_stops_between_jobs(tmp_path: Path) -> None:
+    """Section 7's worker, stopped while it sleeps between polls, exits 0 without another job."""
+    script = worker_recipe(tmp_path)
+    (tmp_path / "release").touch()
+    async with launch(script) as daemon:
+        await daemon.wait_for_record("job done")
+        assert await daemon.stop() == 0
+    assert worker_events(daemon.records()) == [
+        "job started",
+        "job done",
+        "worker idle, stopping",
+    ]

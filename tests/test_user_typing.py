@@ -29,6 +29,9 @@ def user_programs() -> dict[str, str]:
         program = python_snippets(REPO / page)[0]
         assert "aiodaemon.run(" in program, f"{page}'s first block is no longer its program"
         sources[f"page_{Path(page).stem.lower()}.py"] = program
+    tutorial = python_snippets(REPO / "docs" / "tutorial.md")
+    (worker,) = [block for block in tutorial if "finish_current_job" in block]
+    sources["page_tutorial_worker.py"] = worker
     return sources
 
 
