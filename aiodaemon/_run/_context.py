@@ -6,8 +6,7 @@ import contextlib
 import os
 import socket
 import threading
-from collections.abc import Callable, Mapping
-from types import MappingProxyType
+from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ._state import State
@@ -36,6 +35,37 @@ else:
 __all__ = ["Context"]
 
 
+class _ListenSockets(Mapping[str, socket.socket]):
+    """``ctx.sockets``: read-only, and a missing name says which names there are.
+
+    A bare ``KeyError: 'http'`` from a startup hook left the reader to find
+    the ``listen=`` name the daemon was started with.
+    """
+
+    def __init__(self, sockets: Mapping[str, socket.socket]) -> None:
+        self._sockets = dict(sockets)
+
+    def __getitem__(self, name: str) -> socket.socket:
+        try:
+            return self._sockets[name]
+        except KeyError:
+            known = ", ".join(map(repr, self._sockets)) or "none"
+            raise KeyError(f"no listen= socket named {name!r} (known: {known})") from None
+
+    def __contains__(self, name: object) -> bool:
+        # Mapping's would build the message above for every miss.
+        return name in self._sockets
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._sockets)
+
+    def __len__(self) -> int:
+        return len(self._sockets)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self._sockets!r})"
+
+
 class Context:
     """The running daemon as the program sees it, given to ``main`` and to hooks.
 
@@ -44,7 +74,8 @@ class Context:
 
     Attributes:
         sockets: read-only mapping of each ``listen=`` name to its listening socket
-            (bound before the detach, or passed by systemd socket activation).
+            (bound before the detach, or passed by systemd socket activation); a
+            name not given raises ``KeyError`` naming the known ones.
         options: the validated options the daemon runs with.
 
     Examples:
@@ -71,7 +102,7 @@ class Context:
         loop: asyncio.AbstractEventLoop,
     ) -> None:
         self.options = options
-        self.sockets: Mapping[str, socket.socket] = MappingProxyType(dict(sockets))
+        self.sockets: Mapping[str, socket.socket] = _ListenSockets(sockets)
         self._state = state
         self._ready = ready
         self._status = status
@@ -195,12 +226,7 @@ class Context:
         Raises:
             KeyError: ``name`` is not a ``listen=`` name.
         """
-        try:
-            sock = self.sockets[name]
-        except KeyError:
-            known = ", ".join(map(repr, self.sockets)) or "none"
-            raise KeyError(f"no listen= socket named {name!r} (known: {known})") from None
-        return await self._serving.start_server(client_connected_cb, sock, **kwargs)
+        return await self._serving.start_server(client_connected_cb, self.sockets[name], **kwargs)
 
     def track(self, obj: T) -> T:
         """Close ``obj`` when the daemon stops accepting, and await its ``wait_closed()``.
