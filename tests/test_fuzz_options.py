@@ -180,7 +180,7 @@ def _check_outcome(raw: dict[str, Any]) -> None:
         assert message.count("\n") == 0, f"multi-line error: {message!r}"
         assert message.startswith(f"{error.option}: "), message
         known = error.option in OPTION_NAMES or error.option.startswith("listen[")
-        assert known or message.endswith(": unknown option"), message
+        assert known or ": unknown option" in message, message
     else:
         assert isinstance(options, Options)
         # What is accepted is sane, not merely not-crashing.

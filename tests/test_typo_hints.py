@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from .support import aiodaemon_cli, python
 
 
@@ -33,6 +35,57 @@ def test_a_missing_socket_name_lists_the_known_ones(tmp_path: Path) -> None:
     assert "KeyError" in line
     assert "no listen= socket named 'http' (known: 'web')" in line, line
     assert not (tmp_path / "app.pid").exists()
+
+
+@pytest.mark.parametrize(
+    ("target", "hint"),
+    [
+        ("forever:mian", "module 'forever' has no attribute 'mian'; did you mean forever:main?"),
+        ("forever.main", "; did you mean forever:main?"),
+        ("forever.mian", "; did you mean forever:main?"),
+    ],
+    ids=["misspelt attribute", "dot for colon", "dot and misspelt"],
+)
+def test_a_target_typo_suggests_the_target(tmp_path: Path, target: str, hint: str) -> None:
+    """TARGET app:mian or app.main: one line, exit 2, naming app:main as a file path does."""
+    result = aiodaemon_cli("start", target, "--pidfile", tmp_path / "a.pid", cwd=_PROGRAMS)
+    assert result.returncode == 2
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("aiodaemon: ")
+    assert line.endswith(hint), line
+
+
+def test_a_target_with_nothing_close_has_no_suggestion(tmp_path: Path) -> None:
+    """An attribute like none of the module's async functions is only said to be missing."""
+    result = aiodaemon_cli("start", "forever:xyz", "--pidfile", tmp_path / "a.pid", cwd=_PROGRAMS)
+    assert (result.returncode, result.stderr) == (
+        2,
+        "aiodaemon: module 'forever' has no attribute 'xyz'\n",
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "hint"),
+    [
+        (["start", "forever:main", "--pid-file", "/tmp/a.pid"], "; did you mean --pidfile?"),
+        (["start", "forever:main", "--log-levle=debug"], "; did you mean --log-level?"),
+        (["stop", "--pidfile", "/tmp/a.pid", "--tiemout", "3"], "; did you mean --timeout?"),
+    ],
+)
+def test_a_misspelt_flag_suggests_the_closest_one(args: list[str], hint: str) -> None:
+    """An unknown flag close to one of the command's: named, before the pointer to --help."""
+    result = aiodaemon_cli(*args, cwd=_PROGRAMS)
+    assert result.returncode == 2
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("aiodaemon: unrecognized arguments: ")
+    assert f"{hint} (see 'aiodaemon {args[0]} --help')" in line, line
+
+
+def test_a_misspelt_run_option_suggests_the_closest_one(tmp_path: Path) -> None:
+    """run(pid_file=...): one line naming pidfile, exit 2, nothing started."""
+    status, lines = _run_program(tmp_path, f"pid_file={str(tmp_path / 'a.pid')!r}")
+    assert (status, lines) == (2, ["aiodaemon: pid_file: unknown option; did you mean pidfile?"])
+    assert not (tmp_path / "a.pid").exists()
 
 
 _PROGRAMS = Path(__file__).resolve().parent / "programs"

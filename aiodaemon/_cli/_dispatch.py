@@ -33,6 +33,20 @@ if TYPE_CHECKING:
 __all__ = ["dispatch"]
 
 
+def _did_you_mean(parser: argparse.ArgumentParser, extra: Sequence[str]) -> str:
+    """``; did you mean --pidfile?`` for a misspelt flag in ``extra`` (none from 3.11 argparse)."""
+    import difflib  # only on this error path
+
+    known = sorted({flag for action in parser._actions for flag in action.option_strings})
+    for arg in extra:
+        if arg.startswith("-") and arg != "-":
+            # The closest one only, as Python 3.14's argparse (suggest_on_error).
+            matches = difflib.get_close_matches(arg.partition("=")[0], known, n=1)
+            if matches:
+                return f"; did you mean {matches[0]}?"
+    return ""
+
+
 def dispatch(argv: Sequence[str] | None) -> int:
     """Run the command ``argv`` (None: the process's own arguments) says; its exit status.
 
@@ -68,7 +82,9 @@ def dispatch(argv: Sequence[str] | None) -> int:
     args, extra = build_parser(_HANDLERS, argv).parse_known_args(argv)
     if extra:
         # Reported by the command's own parser, so the line names the command.
-        args.parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        args.parser.error(
+            f"unrecognized arguments: {' '.join(extra)}{_did_you_mean(args.parser, extra)}"
+        )
     command: Callable[[argparse.Namespace], int] = args.handler
     from .._prefork._interrupts import end_interrupts, interrupt_on_signals, interrupting_signal
 

@@ -43,11 +43,14 @@ def load_target(spec: str) -> tuple[Daemon, HookFunction]:
         raise TargetError(f"TARGET must be MODULE:ATTR, not {spec!r}")
     if not all(part.isidentifier() for part in attr_path.split(".")):
         raise TargetError(f"TARGET must be MODULE:ATTR, not {spec!r}")
-    module = _import(module_name)
+    module = _import(module_name, spec)
     try:
         obj = functools.reduce(getattr, attr_path.split("."), module)
     except AttributeError:
-        raise TargetError(f"module {module_name!r} has no attribute {attr_path!r}") from None
+        raise TargetError(
+            f"module {module_name!r} has no attribute {attr_path!r}"
+            f"{_attribute_hint(module, module_name, attr_path)}"
+        ) from None
     except Exception as exc:
         # A module __getattr__ (PEP 562: a lazy import) or a property that fails
         # is the program's error, as one that fails at import.
@@ -84,7 +87,61 @@ def _path_hint(path: str, attr_path: str) -> str:
     return f"TARGET is MODULE:ATTR, not a file path {path!r}; did you mean {suggestion}?"
 
 
-def _import(module_name: str) -> Any:
+def _attribute_hint(module: Any, module_name: str, attr_path: str) -> str:
+    """``; did you mean app:main?`` for a misspelt attribute (``app:mian``), else ``""``.
+
+    The candidates are what TARGET may name where the lookup stopped: async
+    functions and Daemon objects.
+    """
+    import difflib  # only on this error path
+    import inspect
+
+    from .._daemon import Daemon
+
+    obj, prefix = module, []
+    for part in attr_path.split("."):
+        try:
+            obj = getattr(obj, part)
+        except Exception:
+            break
+        prefix.append(part)
+    else:
+        return ""
+    try:
+        names = [
+            name
+            for name, value in vars(obj).items()
+            if inspect.iscoroutinefunction(value) or isinstance(value, Daemon)
+        ]
+    except TypeError:  # no __dict__ (a built-in object)
+        return ""
+    matches = difflib.get_close_matches(part, sorted(names))
+    if not matches:
+        return ""
+    targets = [f"{module_name}:{'.'.join([*prefix, name])}" for name in matches]
+    return f"; did you mean {' or '.join(targets)}?"
+
+
+def _module_hint(spec: str, module_name: str) -> str:
+    """``; did you mean app:main?`` for a dotted TARGET without a colon (``app.main``).
+
+    Python imported ``app`` before it looked for ``app.main``: its attributes
+    are at hand, the misspelt ones too (``app.mian``).
+    """
+    import inspect
+
+    from .._daemon import Daemon
+
+    parent, _, attr = module_name.rpartition(".")
+    if ":" in spec or parent not in sys.modules:
+        return ""
+    value = getattr(sys.modules[parent], attr, None)
+    if inspect.iscoroutinefunction(value) or isinstance(value, Daemon):
+        return f"; did you mean {parent}:{attr}?"
+    return _attribute_hint(sys.modules[parent], parent, attr)
+
+
+def _import(module_name: str, spec: str) -> Any:
     import importlib
 
     # The absolute current directory, not "": the daemon chdirs to its workdir,
@@ -123,7 +180,9 @@ def _import(module_name: str) -> Any:
                 if cwd is None
                 else f"{_unreadable(cwd)} or sys.path"
             )
-            raise TargetError(f"no module named {module_name!r} (in {where})") from None
+            raise TargetError(
+                f"no module named {module_name!r} (in {where}){_module_hint(spec, module_name)}"
+            ) from None
         raise TargetError(f"importing {module_name!r} failed: {_describe(exc)}") from None
     except (Exception, SystemExit) as exc:
         if isinstance(exc, MemoryError) or (isinstance(exc, OSError) and exc.errno == errno.ENOMEM):

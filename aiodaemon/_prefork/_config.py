@@ -150,6 +150,16 @@ OPTION_NAMES = frozenset(Options._fields) - {"identity"} | {
 }
 
 
+def _unknown_option(name: object) -> str:
+    """``unknown option``, with the closest name when ``name`` looks like a typo (``pid_file``)."""
+    if not isinstance(name, str):
+        return "unknown option"
+    import difflib  # only on this error path: a start does not pay for it
+
+    matches = difflib.get_close_matches(name, sorted(OPTION_NAMES), n=1)
+    return f"unknown option; did you mean {matches[0]}?" if matches else "unknown option"
+
+
 def parse_options(raw: Mapping[str, Any]) -> Options:
     """Validate keyword options as given to ``run()``.
 
@@ -160,7 +170,7 @@ def parse_options(raw: Mapping[str, Any]) -> Options:
     if unknown:
         name = unknown[0]
         # repr() for odd names: a newline in a ** key must not split the error line.
-        raise ConfigError(name if name.isidentifier() else repr(name), "unknown option")
+        raise ConfigError(name if name.isidentifier() else repr(name), _unknown_option(name))
     chroot = _opt_dir("chroot", raw.get("chroot"), must_be_absolute=True)
     if chroot is not None and os.geteuid() != 0:
         # Refused here like user=, not after the fork with a late exit 1.
