@@ -88,4 +88,53 @@ def test_a_misspelt_run_option_suggests_the_closest_one(tmp_path: Path) -> None:
     assert not (tmp_path / "a.pid").exists()
 
 
+def test_a_bare_port_suggests_both_addresses(tmp_path: Path) -> None:
+    """--listen tcp=8080: exit 2, the line shows tcp=:8080 and tcp=127.0.0.1:8080."""
+    result = aiodaemon_cli(
+        "start", "forever:main", "--pidfile", tmp_path / "a.pid", "--listen", "tcp=8080",
+        cwd=_PROGRAMS,
+    )  # fmt: skip
+    assert result.returncode == 2
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("aiodaemon: --listen tcp: ")
+    assert "write NAME=HOST:PORT, e.g. tcp=:8080 (all addresses) or tcp=127.0.0.1:8080" in line
+
+
+def test_a_bare_port_to_run_suggests_both_addresses(tmp_path: Path) -> None:
+    """listen={"tcp": "8080"}: exit 2, the line shows ':8080' and '127.0.0.1:8080'."""
+    status, lines = _run_program(tmp_path, "listen={'tcp': '8080'}")
+    assert status == 2
+    (line,) = lines
+    assert line.startswith("aiodaemon: listen[tcp]: ")
+    assert line.endswith(
+        "write HOST:PORT, e.g. ':8080' (all addresses) or '127.0.0.1:8080' (this host only)"
+    )
+
+
+def test_an_unresolved_host_says_so_and_shows_the_form(tmp_path: Path) -> None:
+    """--listen tcp=no-such-host.invalid:8080: the host did not resolve, NAME=HOST:PORT, exit 1."""
+    result = aiodaemon_cli(
+        "start", "forever:main", "--pidfile", tmp_path / "a.pid",
+        "--listen", "tcp=no-such-host.invalid:8080", cwd=_PROGRAMS,
+    )  # fmt: skip
+    assert result.returncode == 1
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("aiodaemon: --listen tcp: cannot resolve no-such-host.invalid:8080: ")
+    assert "host 'no-such-host.invalid' did not resolve" in line
+    assert "write NAME=HOST:PORT, e.g. tcp=127.0.0.1:8080 (this host only)" in line
+    assert not (tmp_path / "a.pid").exists()
+
+
+def test_an_unresolved_host_to_run_says_so(tmp_path: Path) -> None:
+    """listen={"tcp": "no-such-host.invalid:8080"}: the host did not resolve, HOST:PORT, exit 1."""
+    status, lines = _run_program(tmp_path, "listen={'tcp': 'no-such-host.invalid:8080'}")
+    assert status == 1
+    (line,) = lines
+    assert line.startswith("aiodaemon: listen[tcp]: cannot resolve no-such-host.invalid:8080: ")
+    assert "host 'no-such-host.invalid' did not resolve" in line
+    assert line.endswith(
+        "write HOST:PORT, e.g. '127.0.0.1:8080' (this host only) or ':8080' (all addresses)"
+    )
+
+
 _PROGRAMS = Path(__file__).resolve().parent / "programs"

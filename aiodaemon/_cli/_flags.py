@@ -65,8 +65,24 @@ def daemon_options(
 
 def flag_message(exc: ConfigError) -> str:
     """Name the command-line flag rather than the keyword: ``--log-file`` for ``log_file``."""
-    message = str(exc).removeprefix(f"{exc.option}: ")
+    message = _listen_form(exc.option, str(exc).removeprefix(f"{exc.option}: "))
     return keywords_as_flags(f"{_flag(exc.option)}: {message}")
+
+
+def _listen_form(option: str, message: str) -> str:
+    """A ``listen[http]`` message's address examples as ``--listen`` takes them: ``http=:8080``.
+
+    ``run()``'s form (``write HOST:PORT, e.g. ':8080'``) would have the user
+    type ``--listen :8080``, refused for lacking its NAME.
+    """
+    name = option.removeprefix("listen[").removesuffix("]")
+    head, sep, hint = message.partition("; write HOST:PORT")
+    if not sep or not option.startswith("listen[") or name == option:
+        return message
+    import re
+
+    hint = re.sub(r"'([^']*)'", lambda m: f"{name}={m[1]}", hint)
+    return f"{head}; write NAME=HOST:PORT{hint}"
 
 
 def _flag(option: str) -> str:
@@ -114,7 +130,7 @@ def in_flags(exc: DaemonError) -> str:
             return keywords_as_flags(f"{_flag(option)}: {before}{after}")
     option, sep, message = text.partition(": ")
     if sep and option.partition("[")[0] in OPTION_NAMES:
-        return keywords_as_flags(f"{_flag(option)}: {message}")
+        return keywords_as_flags(f"{_flag(option)}: {_listen_form(option, message)}")
     return keywords_as_flags(text)
 
 

@@ -154,7 +154,12 @@ def parse_listen_address(option: str, text: object) -> ListenAddress:
     host, sep, port_text = address.rpartition(":")
     # ASCII digits: "²" and "①" are str.isdigit() but int() refuses them.
     if not sep or not (port_text.isascii() and port_text.isdigit()):
-        raise ConfigError(option, f"expected host:port, [v6]:port or unix:/path, not {shown(text)}")
+        expected = f"expected host:port, [v6]:port or unix:/path, not {shown(text)}"
+        if not sep and address.isascii() and address.isdigit() and int(address) <= 65535:
+            # A bare port (``--listen http=8080``): binding every address or
+            # only this host's is the user's choice, so both are offered.
+            expected += f"; {inet_form_hint(int(address), every_first=True)}"
+        raise ConfigError(option, expected)
     # Counted first: int() refuses thousands of digits.
     if len(port_text.lstrip("0")) > 5 or int(port_text) > 65535:
         raise ConfigError(option, f"port out of range: {shown(text)}")
@@ -192,6 +197,18 @@ def parse_listen_address(option: str, text: object) -> ListenAddress:
     elif not ipv6:
         _check_name(option, text, host)
     return InetAddress(host, port, ipv6, reuse_port=bool(mark))
+
+
+def inet_form_hint(port: int, *, every_first: bool = False) -> str:
+    """``write HOST:PORT, e.g. '127.0.0.1:8080' (this host only) or ':8080' (all addresses)``.
+
+    The CLI words it for ``--listen`` as ``NAME=HOST:PORT`` (see
+    ``aiodaemon._cli._flags``): keep ``write HOST:PORT`` and the quotes.
+    """
+    examples = [f"'127.0.0.1:{port}' (this host only)", f"':{port}' (all addresses)"]
+    if every_first:
+        examples.reverse()
+    return f"write HOST:PORT, e.g. {' or '.join(examples)}"
 
 
 def _check_name(option: str, text: str, host: str) -> None:

@@ -17,7 +17,7 @@ import socket
 from collections.abc import Iterable, Iterator, Mapping, MutableMapping
 
 from ..exceptions import StartupError
-from ._addresses import InetAddress, ListenAddress, UnixAddress, encoded_host
+from ._addresses import InetAddress, ListenAddress, UnixAddress, encoded_host, inet_form_hint
 from ._config import socket_label
 from ._sunpath import shown_unix_name
 from ._unixbind import bind_unix_listener, unlink_if_ours
@@ -224,9 +224,7 @@ def open_listeners(
                     if others:
                         left_out[name] = others
             except socket.gaierror as exc:
-                raise StartupError(
-                    f"{socket_label(name, health)}: cannot resolve {_show(address)}: {exc.strerror}"
-                ) from exc
+                raise StartupError(_unresolved(socket_label(name, health), address, exc)) from exc
             except OSError as exc:
                 reason = exc.strerror or str(exc)
                 # Not a unix socket's EACCES: another user's socket in the way
@@ -263,6 +261,22 @@ def is_privileged_port(address: InetAddress) -> bool:
     except (OSError, ValueError):
         first = 1024
     return address.port < first
+
+
+def _unresolved(label: str, address: ListenAddress, exc: socket.gaierror) -> str:
+    """Why ``address`` cannot be bound when its host does not resolve, and the form to write.
+
+    A name the resolver does not know is the machine's DNS as often as a typo
+    (``http:8080`` for ``:8080``): exit 1 as other acquire failures, but the
+    line says which part failed and what the address should look like.
+    """
+    text = f"{label}: cannot resolve {_show(address)}: {exc.strerror}"
+    if isinstance(address, InetAddress) and address.host:
+        text = (
+            f"{label}: cannot resolve {_show(address)}: host {address.host!r} did not"
+            f" resolve ({exc.strerror}); {inet_form_hint(address.port)}"
+        )
+    return text
 
 
 def _show(address: ListenAddress) -> str:
