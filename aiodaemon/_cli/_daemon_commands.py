@@ -112,7 +112,7 @@ def _cmd_restart(args: argparse.Namespace) -> int:
         # daemon to stop is the one handing over to us.
         return _start(daemon, program, options, args)
     _keep_what_cannot_be_replaced(args, options)
-    _keep_socket_activated(args)
+    _keep_served_sockets(args, options)
     from ._stop import stop
 
     control = None if args.no_control else control_path(args, args.pidfile)
@@ -175,11 +175,8 @@ def _keep_what_cannot_be_replaced(args: argparse.Namespace, options: dict[str, A
     raise _Running(ControlCode.NO_PERMISSION)
 
 
-def _keep_socket_activated(args: argparse.Namespace) -> None:
-    """Leave a daemon alone whose ``listen=`` sockets the service manager passed.
-
-    The command cannot get systemd's sockets back: the new daemon would bind
-    the ``--listen`` addresses instead, silently serving elsewhere.
+def _keep_served_sockets(args: argparse.Namespace, options: dict[str, Any]) -> None:
+    """Leave a daemon alone whose sockets its successor would not serve (see ._restart_sockets).
 
     Raises:
         _Running: such a daemon runs, which was said: exit 1, nothing stopped.
@@ -188,24 +185,15 @@ def _keep_socket_activated(args: argparse.Namespace) -> None:
     pid = read_pidfile(args.pidfile).running_pid
     if control is None or pid is None:
         return
-    from .._prefork._control_protocol import VERSION
+    from .._prefork._config import parse_options
     from ._control import ControlCode
-    from ._control_client import ControlError
-    from ._control_trust import ask_holder
+    from ._restart_sockets import why_not_restarted
 
-    request = {"v": VERSION, "cmd": "status"}
-    try:
-        answer, pid = ask_holder(control, request, holder=pid, timeout=5.0, follow=args.pidfile)
-    except ControlError:
-        return  # the stop that follows says what is wrong with the daemon
-    if answer.get("socket_activated") is not True:
-        return
-    error(
-        f"{PROG}: not restarted: pid {pid} serves sockets passed by the service manager"
-        " (socket activation), which a restart cannot get back; use 'systemctl restart"
-        " UNIT', or 'aiodaemon upgrade' to replace it on the same sockets"
-    )
-    raise _Running(ControlCode.FAILURE)
+    new_sockets = parse_options(options).socket_addresses()
+    why = why_not_restarted(control, args.pidfile, pid, new_sockets)
+    if why is not None:
+        error(f"{PROG}: {why}")
+        raise _Running(ControlCode.FAILURE)
 
 
 def _unreplaceable_control(control: str | None) -> str | None:

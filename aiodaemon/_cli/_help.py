@@ -63,7 +63,11 @@ examples:
 
 Stops the daemon holding --pidfile (as `stop` does), then starts a new one with
 the options given (as `start` does); with nothing running, just starts it.
-TARGET and the options are checked first: on a usage error (exit 2) nothing is
+Nothing is carried over from the running daemon: give its options again. A
+daemon whose control socket says it serves a --listen or --health socket the
+new one would not (by name) is left running (exit 1), the line naming the
+options that keep them; stop, then start, to drop them on purpose. TARGET and
+the options are checked first: on a usage error (exit 2) nothing is
 stopped. Exit 0 with the new pid printed once it is ready (0 too, as for
 `start`, when another start won the race and its daemon became ready:
 "already running"); 1 when the stop failed (a holder that cannot be verified,

@@ -216,6 +216,7 @@ def _control(runtime: Runtime) -> Service | None:
         configured=runtime.options.socket_addresses(),
         ready=lambda: runtime.ready,
         activated=runtime.parts.listeners is not None and runtime.parts.listeners.activated,
+        health_endpoint=runtime.options.health is not None,
     )
     server = ControlServer(control.sock, {os.geteuid()}, commands.commands())
     takeover = getattr(runtime.parts.pipe, "on_takeover", None)

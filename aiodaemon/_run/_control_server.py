@@ -397,6 +397,9 @@ class DaemonCommands:
     #: whether the ``listen=`` sockets came from the service manager (socket
     #: activation): a ``restart`` could not get them back, so it refuses.
     activated: bool = False
+    #: whether the socket named "health" is the health endpoint, not a
+    #: ``listen=`` one of that name: a ``restart`` names the flag that keeps it.
+    health_endpoint: bool = False
     #: where each socket listens, read while all are open: a draining daemon's
     #: closed listener still reports its address, as status promises.
     addresses: dict[str, str] = field(init=False)
@@ -432,6 +435,7 @@ class DaemonCommands:
             # to be ready, finding it stopping, learns whether it was.
             "ready": self.ready is not None and self.ready(),
             "socket_activated": self.activated,
+            "health_endpoint": self.health_endpoint,
             # The plain form names the hook the last reload failed in, and a hook that hangs.
             "last_reload_hook": None if last is None else last.hook,
             "hook": None

@@ -1,0 +1,81 @@
+"""``restart``: the sockets the running daemon serves, which its successor would not.
+
+``restart`` starts the new daemon with the options given, not the old one's:
+``restart app:main --pidfile P`` of a daemon started with ``--listen`` would
+stop a serving daemon and start one that binds nothing (and whose ``main``
+fails on the socket it expects). Nor can it get back sockets the service
+manager passed (socket activation). One ``status`` question to the running
+daemon's control socket tells both, before anything is stopped; a daemon
+without a control socket tells nothing, and is restarted as before.
+"""
+
+from __future__ import annotations
+
+import shlex
+
+from .._prefork._config import HEALTH_SOCKET
+from .._prefork._control_protocol import VERSION
+from ._control_client import ControlError
+from ._control_trust import ask_holder
+
+TYPE_CHECKING = False  # not typing's: see aiodaemon/__init__.py
+if TYPE_CHECKING:
+    from collections.abc import Collection
+    from typing import Any
+
+__all__ = ["why_not_restarted"]
+
+
+def why_not_restarted(
+    control: str, pidfile: str, pid: int, new_sockets: Collection[str]
+) -> str | None:
+    """Why the daemon ``pid`` holding ``pidfile`` must not be stopped by a restart; None if it may.
+
+    Args:
+        control: its control socket.
+        pidfile: its pidfile (to ask its new holder after an upgrade's hand-over).
+        pid: the pidfile's holder, verified.
+        new_sockets: the names of the sockets (``listen=`` and ``health``) the
+            new daemon would serve.
+    """
+    request = {"v": VERSION, "cmd": "status"}
+    try:
+        answer, pid = ask_holder(control, request, holder=pid, timeout=5.0, follow=pidfile)
+    except ControlError:
+        return None  # the stop that follows says what is wrong with the daemon
+    if answer.get("socket_activated") is True:
+        return (
+            f"not restarted: pid {pid} serves sockets passed by the service manager"
+            " (socket activation), which a restart cannot get back; use 'systemctl restart"
+            " UNIT', or 'aiodaemon upgrade' to replace it on the same sockets"
+        )
+    dropped = _dropped(answer, new_sockets)
+    if not dropped:
+        return None
+    flags = " ".join(dropped)
+    them = "them" if len(dropped) > 1 else "it"
+    return (
+        f"not restarted: pid {pid} serves {flags}, which the new daemon would not"
+        f" (restart starts it with the options given, not the running daemon's);"
+        f" add {flags} to keep {them}, or stop, then start, to drop {them} on purpose"
+    )
+
+
+def _dropped(answer: dict[str, Any], new_sockets: Collection[str]) -> list[str]:
+    """The running daemon's sockets missing from ``new_sockets``, as the flags that keep them."""
+    sockets = answer.get("sockets")
+    if not isinstance(sockets, dict):
+        return []  # an answer that does not tell: the restart goes on as before
+    # A daemon before 0.2 does not say whether "health" is its health endpoint
+    # (or a listen= socket of that name, which --health would not serve): it
+    # almost always is.
+    health = answer.get("health_endpoint", True) is not False
+    flags = []
+    for name, address in sockets.items():
+        if name in new_sockets or not isinstance(address, str):
+            continue
+        if name == HEALTH_SOCKET and health:
+            flags.append(f"--health {shlex.quote(address)}")
+        else:
+            flags.append(f"--listen {shlex.quote(f'{name}={address}')}")
+    return flags
