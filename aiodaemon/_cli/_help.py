@@ -111,7 +111,9 @@ the control socket (or a pidfile private to it) is the daemon user's and you
 are someone else. A daemon that answers "busy" (every control slot taken) or
 is being upgraded is asked again within --timeout (the new process reloads
 once it took over); 1 "...; nothing reloaded" if it never gets through.
---no-wait, or a daemon without a control socket: only SIGHUP is sent (exit 0).
+--no-wait, or a daemon without a control socket: only SIGHUP is sent (exit 0);
+give a daemon started with --control the same --control here, or its result
+is not known.
 """,
     "upgrade": """\
 examples:

@@ -93,6 +93,10 @@ def reload(
             if isinstance(code, int):
                 return code
             note = f"; {code}, so the result is not known"
+            if code.startswith("no control socket served") and os.fspath(control) == f"{path}.ctl":
+                # The default path: a daemon started with --control serves it
+                # elsewhere, and a reload failing unseen exits 0 (ExecReload=).
+                note += " (started with --control? pass it here too)"
         if wait_exited(target.pidfd, 0):
             # SIGHUP would reach nobody: "reload requested", exit 0, would be a lie.
             _say(f"pid {target.pid} exited; nothing reloaded")

@@ -106,6 +106,7 @@ def status(
     elif (code := _status_replaced(path, control, state, as_json, timeout, owner)) is not None:
         return code
     pid = state.running_pid
+    absent = False
     if pid is not None and control is not None:
         try:
             answer = _ask_status(control, path, pid, timeout)
@@ -118,9 +119,11 @@ def status(
             # Out of descriptors (the socket accepts and drops) or ending now:
             # whether it still holds its lock, the pidfile tells.
             say(f"warning: {exc}; status from the pidfile")
-        except (ControlAbsent, ControlRefused, ControlDenied):
-            # No control socket, not served yet, or not ours to use (another
-            # user asking): the pidfile still tells whether the daemon runs.
+        except ControlAbsent:
+            # No control socket: the pidfile still tells whether the daemon runs.
+            absent = True
+        except (ControlRefused, ControlDenied):
+            # Not served yet, or not ours to use (another user asking): as above.
             pass
         except ControlUntrusted as exc:
             # Not the daemon's socket (one planted beside a daemon run without
@@ -153,6 +156,13 @@ def status(
         # none: the daemon's stopping mark tells a stop from a run.
         word = "stopping" if says_stopping(pid) else "running"
         line = f"{word} (pid {pid}, pidfile {path})"
+        if absent and os.fspath(control or "") == f"{os.fspath(path)}.ctl":
+            # The default path: a daemon started with --control serves it
+            # elsewhere, which would tell its state, addresses and last reload.
+            say(
+                f"note: no control socket served at {control}, so only the pidfile tells"
+                " (started with --control? pass it here too)"
+            )
         return _report(StatusCode.RUNNING, word, pid, line, as_json, uptime=_uptime(pid))
     emptied = state.status is PidfileStatus.DEAD and state.pid is None and not state.unparsable
     if state.status is PidfileStatus.ABSENT or emptied:
