@@ -103,7 +103,9 @@ def test_stop_and_reload_act_on_a_daemon_whose_pidfile_was_removed(
     pidfile.unlink()
     reload = cli("reload", "--pidfile", pidfile)
     assert reload.returncode == 0, reload.stderr
-    assert reload.stderr.endswith(f"aiodaemon: reloaded (pid {pid})\n")
+    assert reload.stderr.endswith(
+        f"aiodaemon: reloaded (pid {pid}; no reload hooks; log files reopened)\n"
+    )
     upgrade = cli("upgrade", "--pidfile", pidfile)
     assert upgrade.returncode == 1, upgrade.stderr
     assert f"pid {pid} runs, but pidfile {pidfile} was removed; not upgraded" in upgrade.stderr
@@ -179,7 +181,9 @@ def test_a_pidfile_replaced_by_a_copy_names_its_daemon(tmp_path: Path, start: St
     )
     reload = cli("reload", "--pidfile", pidfile)
     assert reload.returncode == 0, reload.stderr
-    assert reload.stderr.endswith(f"aiodaemon: reloaded (pid {pid})\n")
+    assert reload.stderr.endswith(
+        f"aiodaemon: reloaded (pid {pid}; no reload hooks; log files reopened)\n"
+    )
     started = cli("start", TARGET, "--pidfile", pidfile)
     assert (started.returncode, started.stdout) == (0, "")
     assert started.stderr == (

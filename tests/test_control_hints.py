@@ -58,3 +58,14 @@ def test_status_of_a_daemon_with_its_control_socket_has_no_hint(app_dir: Path) -
     result = aiodaemon_cli("status", "--pidfile", app_dir / "app.pid", cwd=app_dir)
     assert result.returncode == 0
     assert result.stderr == ""
+
+
+def test_reload_without_reload_hooks_says_nothing_of_the_program_ran(app_dir: Path) -> None:
+    """A program with no reload hooks: "reloaded", and that only the log files were reopened."""
+    install_program("plain_echo", app_dir, "app.py")
+    pid = start_installed(app_dir, "--log-file", app_dir / "app.jsonl")
+    result = aiodaemon_cli("reload", "--pidfile", app_dir / "app.pid", cwd=app_dir)
+    assert result.returncode == 0
+    assert result.stderr.strip() == (
+        f"aiodaemon: reloaded (pid {pid}; no reload hooks; log files reopened)"
+    )

@@ -94,7 +94,10 @@ def test_echo_service_reload_waits_for_the_daemon(tmp_path: Path) -> None:
             pass
         reloaded = reload(unit, tmp_path, port)
         assert reloaded.returncode == 0, reloaded.stderr
-        assert reloaded.stderr == f"aiodaemon: reloaded (pid {daemon.pid})\n"
+        assert (
+            reloaded.stderr
+            == f"aiodaemon: reloaded (pid {daemon.pid}; no reload hooks; log files reopened)\n"
+        )
         assert echo(port) == b"hi\n"
     finally:
         notify.close()
@@ -122,7 +125,10 @@ def test_echo_forking_service_reload_waits_for_the_daemon(tmp_path: Path) -> Non
     try:
         reloaded = reload(unit, tmp_path, port)
         assert reloaded.returncode == 0, reloaded.stderr
-        assert reloaded.stderr == f"aiodaemon: reloaded (pid {pid})\n"
+        assert (
+            reloaded.stderr
+            == f"aiodaemon: reloaded (pid {pid}; no reload hooks; log files reopened)\n"
+        )
         assert echo(port) == b"hi\n"
     finally:
         stopped = aiodaemon_cli("stop", "--pidfile", pidfile, timeout=60)
@@ -228,7 +234,10 @@ def test_echo_template_instances_are_controlled_one_by_one(tmp_path: Path) -> No
         first, second = ports
         for port in ports:
             reloaded = reload(units[port], tmp_path, port)
-            assert reloaded.stderr == f"aiodaemon: reloaded (pid {daemons[port].pid})\n"
+            assert (
+                reloaded.stderr == f"aiodaemon: reloaded (pid {daemons[port].pid}; no reload hooks;"
+                " log files reopened)\n"
+            )
         stopped = run_command(units[first], "ExecStop", tmp_path, first)
         assert stopped.stderr == f"aiodaemon: stopped (pid {daemons[first].pid})\n"
         assert daemons[first].wait(timeout=30) == 0
@@ -236,7 +245,10 @@ def test_echo_template_instances_are_controlled_one_by_one(tmp_path: Path) -> No
         shutil.rmtree(tmp_path / "run" / runtime)  # as systemd does after the stop
         assert echo(second) == b"hi\n"
         reloaded = reload(units[second], tmp_path, second)
-        assert reloaded.stderr == f"aiodaemon: reloaded (pid {daemons[second].pid})\n"
+        assert (
+            reloaded.stderr == f"aiodaemon: reloaded (pid {daemons[second].pid}; no reload hooks;"
+            " log files reopened)\n"
+        )
         stopped = run_command(units[second], "ExecStop", tmp_path, second)
         assert stopped.stderr == f"aiodaemon: stopped (pid {daemons[second].pid})\n"
         assert daemons[second].wait(timeout=30) == 0

@@ -109,7 +109,10 @@ def test_status_reload_and_stop_find_a_daemon_proc_does_not_show(run_dir: Path, 
         assert (status.returncode, status.stderr) == (0, ""), status
         assert status.stdout.startswith(f"running (pid {pid}, pidfile {pidfile})\n")
         reload = _cli_under(proc, "reload", "--pidfile", str(pidfile))
-        assert (reload.returncode, reload.stderr) == (0, f"aiodaemon: reloaded (pid {pid})\n")
+        assert (reload.returncode, reload.stderr) == (
+            0,
+            f"aiodaemon: reloaded (pid {pid}; no reload hooks; log files reopened)\n",
+        )
         stop = _cli_under(proc, "stop", "--pidfile", str(pidfile))
         assert (stop.returncode, stop.stderr) == (0, f"aiodaemon: stopped (pid {pid})\n"), stop
         assert not is_alive(pid)

@@ -123,7 +123,11 @@ def test_status_and_reload_wait_for_a_slow_hand_over(app: App, tmp_path: Path) -
         " trying again for up to 60 s\n"
     )
     said = reload[2].removeprefix(asked_again)
-    assert (reload[0], reload[1], said) == (0, "", f"aiodaemon: reloaded (pid {successor})\n")
+    assert (reload[0], reload[1], said) == (
+        0,
+        "",
+        f"aiodaemon: reloaded (pid {successor}; no reload hooks; log files reopened)\n",
+    )
     assert [r["pid"] for r in app.records("reload finished")] == [successor]
 
 
@@ -158,7 +162,11 @@ def test_reload_during_a_hand_over_that_rolls_back_reloads_the_old_daemon(
         "",
         f"aiodaemon: upgrade failed: successor (pid {successor}) did not take over within 10 s\n",
     )
-    assert reloaded == (0, "", f"aiodaemon: reloaded (pid {old})\n")
+    assert reloaded == (
+        0,
+        "",
+        f"aiodaemon: reloaded (pid {old}; no reload hooks; log files reopened)\n",
+    )
     assert [r["pid"] for r in app.records("reload finished")] == [old]
     assert app.pid() == old
     assert app.get() == f"v1 {old}"

@@ -120,7 +120,7 @@ def test_reload_that_read_the_old_pid_before_the_hand_over_reloads_the_new_daemo
 ) -> None:
     """``reload`` racing the hand-over reloads the new process, and reports its result."""
     _, successor, _, said = _hand_over_while_paused(app, tmp_path / "pause", "reload")
-    assert said == f"aiodaemon: reloaded (pid {successor})\n"
+    assert said == f"aiodaemon: reloaded (pid {successor}; no reload hooks; log files reopened)\n"
     [reloaded] = wait_for(lambda: app.records("reload finished"), 10, "the reload")
     assert reloaded["pid"] == successor
 
@@ -137,7 +137,7 @@ def test_reload_that_verified_the_old_pid_before_the_hand_over_reloads_the_new_d
     pause = tmp_path / "pause"
     at = f"open:{app.pidfile.name}:3"
     _, successor, _, said = _hand_over_while_paused(app, pause, "reload", at=at)
-    assert said == f"aiodaemon: reloaded (pid {successor})\n"
+    assert said == f"aiodaemon: reloaded (pid {successor}; no reload hooks; log files reopened)\n"
     [reloaded] = wait_for(lambda: app.records("reload finished"), 10, "the reload")
     assert reloaded["pid"] == successor
 

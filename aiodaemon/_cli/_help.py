@@ -113,7 +113,8 @@ is being upgraded is asked again within --timeout (the new process reloads
 once it took over); 1 "...; nothing reloaded" if it never gets through.
 --no-wait, or a daemon without a control socket: only SIGHUP is sent (exit 0);
 give a daemon started with --control the same --control here, or its result
-is not known.
+is not known. A program without reload hooks: "reloaded (pid N; no reload
+hooks; log files reopened)".
 """,
     "upgrade": """\
 examples:

@@ -304,5 +304,10 @@ def _report(answer: dict[str, Any], pid: int) -> int:
         else:
             _say(f"{what} failed (pid {pid}, still running): {error}")
         return ControlCode.FAILURE
+    if type(result.get("hooks")) is int and result["hooks"] == 0:
+        # Nothing of the program's ran: "reloaded" alone reads as if its
+        # configuration were read again.
+        _say(f"reloaded (pid {pid}; no reload hooks; log files reopened)")
+        return ControlCode.OK
     _say(f"reloaded (pid {pid})")
     return ControlCode.OK

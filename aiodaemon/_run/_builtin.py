@@ -217,6 +217,7 @@ def _control(runtime: Runtime) -> Service | None:
         ready=lambda: runtime.ready,
         activated=runtime.parts.listeners is not None and runtime.parts.listeners.activated,
         health_endpoint=runtime.options.health is not None,
+        reload_hooks=lambda: len(runtime.hooks.reload),
     )
     server = ControlServer(control.sock, {os.geteuid()}, commands.commands())
     takeover = getattr(runtime.parts.pipe, "on_takeover", None)

@@ -400,6 +400,9 @@ class DaemonCommands:
     #: whether the socket named "health" is the health endpoint, not a
     #: ``listen=`` one of that name: a ``restart`` names the flag that keeps it.
     health_endpoint: bool = False
+    #: how many reload hooks the program has: a reload without any only
+    #: reopens the log files, which the ``reload`` command says.
+    reload_hooks: Callable[[], int] | None = None
     #: where each socket listens, read while all are open: a draining daemon's
     #: closed listener still reports its address, as status promises.
     addresses: dict[str, str] = field(init=False)
@@ -482,6 +485,8 @@ class DaemonCommands:
         elif self.state() in ("stopping", "stopped"):
             # A stop began while the hooks ran: the daemon is not "still running".
             reload["stopping"] = True
+        if self.reload_hooks is not None:
+            reload["hooks"] = self.reload_hooks()
         return {"v": VERSION, "ok": True, "reload": reload}
 
     # --- stop ----------------------------------------------------------------------
