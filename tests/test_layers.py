@@ -170,6 +170,7 @@ LAYERS = [
         "_cli._pidfile_trust",
         "_cli._reload_command",
         "_cli._restart_ports",
+        "_cli._restart_sockets",
         "_cli._signalled_upgrade",
         "_cli._stale",
         "_cli._start_after_start",
