@@ -130,6 +130,20 @@ def kill_quietly(pid: int, sig: int = signal.SIGKILL) -> None:
         os.kill(pid, sig)
 
 
+def kill_pidfile_holder(pidfile: Path) -> None:
+    """Kill the daemon whose pid ``pidfile`` names, if it names one (a test's end).
+
+    Only for a pidfile in the test's own tmp_path: only a daemon that test
+    started can have written it.
+    """
+    try:
+        text = pidfile.read_text().strip()
+    except FileNotFoundError:
+        return
+    if text.isdigit() and int(text) > 1:
+        kill_quietly(int(text))
+
+
 def program(name: str) -> Path:
     """The path of ``tests/programs/NAME.py``."""
     path = PROGRAMS / f"{name}.py"

@@ -18,7 +18,7 @@ from .support import (
     clean_env,
     install_program,
     is_alive,
-    kill_quietly,
+    kill_pidfile_holder,
     past_duplicate_window,
     read_json_lines,
     read_pid,
@@ -54,13 +54,7 @@ def pidfile(app_dir: Path) -> Iterator[Path]:
     """A pidfile path; whatever daemon still holds it at the end is killed."""
     path = app_dir / "app.pid"
     yield path
-    try:
-        text = path.read_text().strip()
-    except FileNotFoundError:
-        return
-    if text.isdigit() and int(text) > 1:
-        # Only a daemon started by this test holds this file: it lives in tmp_path.
-        kill_quietly(int(text))
+    kill_pidfile_holder(path)
 
 
 def cli(

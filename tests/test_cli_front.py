@@ -23,6 +23,7 @@ from .support import (
     clean_env,
     install_program,
     is_alive,
+    kill_pidfile_holder,
     kill_quietly,
     pids_with,
     read_pid,
@@ -40,10 +41,7 @@ def app_dir(tmp_path: Path) -> Iterator[Path]:
     for pid in pids_with(str(tmp_path)):
         kill_quietly(pid)
     for name in ("app.pid", "ng.pid"):
-        text = (tmp_path / name).read_text().strip() if (tmp_path / name).exists() else ""
-        if text.isdigit() and int(text) > 1:
-            # Only a daemon started by this test holds a pidfile in tmp_path.
-            kill_quietly(int(text))
+        kill_pidfile_holder(tmp_path / name)
 
 
 def cli(*args: str | os.PathLike[str], cwd: Path) -> subprocess.CompletedProcess[str]:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from .support import aiodaemon_cli, install_program, kill_quietly, start_installed, wait_for
+from .support import aiodaemon_cli, install_program, kill_pidfile_holder, start_installed, wait_for
 
 HINT = "started with --control? pass it here too"
 
@@ -16,12 +16,7 @@ HINT = "started with --control? pass it here too"
 def app_dir(tmp_path: Path) -> Iterator[Path]:
     """A directory for app.py; the daemon holding its app.pid is killed at the end."""
     yield tmp_path
-    try:
-        text = (tmp_path / "app.pid").read_text().strip()
-    except FileNotFoundError:
-        return
-    if text.isdigit() and int(text) > 1:
-        kill_quietly(int(text))  # only a daemon of this test holds this file
+    kill_pidfile_holder(tmp_path / "app.pid")
 
 
 def test_reload_without_the_control_option_says_to_pass_it(app_dir: Path) -> None:

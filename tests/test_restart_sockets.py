@@ -14,7 +14,7 @@ from .support import (
     free_port,
     install_program,
     is_alive,
-    kill_quietly,
+    kill_pidfile_holder,
     read_pid,
     start_installed,
     wait_gone,
@@ -26,12 +26,7 @@ def app_dir(tmp_path: Path) -> Iterator[Path]:
     """A directory holding an echo program as app.py; its daemon is killed at the end."""
     install_program("plain_echo", tmp_path, "app.py")
     yield tmp_path
-    try:
-        text = (tmp_path / "app.pid").read_text().strip()
-    except FileNotFoundError:
-        return
-    if text.isdigit() and int(text) > 1:
-        kill_quietly(int(text))  # only a daemon of this test holds this file
+    kill_pidfile_holder(tmp_path / "app.pid")
 
 
 def echoes(port: int) -> bool:
