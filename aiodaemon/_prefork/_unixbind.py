@@ -84,7 +84,13 @@ def bind_unix(
 
     For a socket that must ``listen`` elsewhere (the control socket listens in
     the daemon, so that ``SO_PEERCRED`` names the daemon, not the launcher).
-    A path longer than ``sun_path`` is reached through ``/proc/self/fd``.
+
+    The bind goes through ``/proc/self/fd`` of the directory walked safely,
+    whatever the path's length: a bind by path walks it again, and whoever
+    owns a directory on the way could swap it for a symlink in between, so
+    root's socket file would be made in a directory of their choosing.
+    Without ``/proc`` the path is bound as given, and the file is checked to
+    be the one in the walked directory (see ``docs/security.md``).
 
     Raises:
         OSError: as :func:`bind_unix_listener`.
@@ -94,14 +100,23 @@ def bind_unix(
     # take root's bind, chown or stale-socket removal into another directory.
     dirfd = open_directory(parent or ".")
     try:
-        # Through our directory fd when the path is too long for sun_path.
-        address = (
-            path if len(os.fsencode(path)) <= SUN_PATH_MAX else f"/proc/self/fd/{dirfd}/{name}"
-        )
+        address = _address(dirfd, name, path)
         _remove_stale(dirfd, name, address, owner[0])
         return _bind(sock, dirfd, name, address, mode, owner)
     finally:
         os.close(dirfd)
+
+
+def _address(dirfd: int, name: str, path: str) -> str:
+    """Where to bind or probe ``name`` in ``dirfd``: through the fd when ``/proc`` allows."""
+    through = f"/proc/self/fd/{dirfd}/{name}"
+    if len(os.fsencode(through)) <= SUN_PATH_MAX and os.path.isdir(f"/proc/self/fd/{dirfd}"):
+        return through
+    if len(os.fsencode(path)) > SUN_PATH_MAX:
+        # Either the name does not fit after the prefix (name_too_long says so
+        # up front) or /proc is missing: bind() says why it cannot.
+        return through
+    return path
 
 
 def _bind(
@@ -133,11 +148,21 @@ def _bind(
                     "Permission denied (the directory must be writable by the daemon's "
                     "user, or by root alone)",
                 ) from None
+    from ._unixdiag import bound_file
+
+    # The inode the kernel gave our socket: only that file is ours to chown or remove.
+    bound = bound_file(sock)
     try:
         st = os.stat(name, dir_fd=dirfd, follow_symlinks=False)
-        if not stat.S_ISSOCK(st.st_mode):
-            # The path led elsewhere (a directory above was swapped): not ours to touch.
-            raise OSError(errno.EEXIST, f"{path} is {describe_mode(st.st_mode)} after bind")
+        if bound is None:
+            # No sock_diag: trust the entry, as a bind through the fd made it
+            # (bind fails on an existing name) and nobody else writes there.
+            bound = (st.st_dev, st.st_ino)
+        if not stat.S_ISSOCK(st.st_mode) or bound != (st.st_dev, st.st_ino):
+            # The path led elsewhere (a directory above was swapped), or another
+            # socket sits at the name: not ours to touch.
+            shown = describe_mode(st.st_mode) if not stat.S_ISSOCK(st.st_mode) else "another socket"
+            raise OSError(errno.EEXIST, f"the socket file's name is {shown} after bind")
         if later_chown:
             os.chown(
                 name,
@@ -146,11 +171,20 @@ def _bind(
                 dir_fd=dirfd,
                 follow_symlinks=False,
             )
+    except FileNotFoundError:
+        raise OSError(errno.ENOENT, "the socket file was not made in its directory") from None
     except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(name, dir_fd=dirfd)
+        unlink_at_if(dirfd, name, bound)
         raise
     return st.st_dev, st.st_ino
+
+
+def unlink_at_if(dirfd: int, name: str, identity: tuple[int, int] | None) -> None:
+    """Remove ``name`` in ``dirfd`` if it is the socket file ``identity`` names."""
+    with contextlib.suppress(OSError):
+        st = os.stat(name, dir_fd=dirfd, follow_symlinks=False)
+        if identity is not None and (st.st_dev, st.st_ino) == identity:
+            os.unlink(name, dir_fd=dirfd)
 
 
 def _only_root_writes(dirfd: int) -> bool:

@@ -15,7 +15,7 @@ import os
 import socket
 import struct
 
-__all__ = ["bound_socket_exists"]
+__all__ = ["bound_file", "bound_socket_exists"]
 
 _NETLINK_SOCK_DIAG = 4
 _SOCK_DIAG_BY_FAMILY = 20
@@ -69,6 +69,41 @@ def bound_socket_exists(st: os.stat_result) -> bool | None:
                         return None
                     if kind == _SOCK_DIAG_BY_FAMILY and _vfs(body) == (st.st_ino, device):
                         found = True
+        except (OSError, struct.error):
+            return None
+
+
+def bound_file(sock: socket.socket) -> tuple[int, int] | None:
+    """The (dev, ino) of the file ``sock`` is bound to, as ``os.stat`` gives them.
+
+    A bind by path lands wherever the kernel's walk leads at that moment; the
+    kernel alone knows which inode the socket got. None when it cannot be
+    asked or the socket is bound to no file.
+    """
+    try:
+        kind = socket.SOCK_RAW | socket.SOCK_CLOEXEC
+        diag = socket.socket(socket.AF_NETLINK, kind, _NETLINK_SOCK_DIAG)
+    except OSError:
+        return None
+    with diag:
+        try:
+            diag.settimeout(2.0)
+            # One socket, by its sockfs inode; the cookie "any" (all ones).
+            diag.send(
+                _REQUEST.pack(
+                    _REQUEST.size, _SOCK_DIAG_BY_FAMILY, _NLM_F_REQUEST, 1, 0,
+                    socket.AF_UNIX, 0, 0, 0xFFFFFFFF, os.fstat(sock.fileno()).st_ino,
+                    _UDIAG_SHOW_VFS, 0xFFFFFFFF, 0xFFFFFFFF,
+                )
+            )  # fmt: skip
+            for kind, body in _messages(diag.recv(65536)):
+                if kind == _SOCK_DIAG_BY_FAMILY:
+                    vfs = _vfs(body)
+                    if vfs is None:
+                        return None
+                    ino, device = vfs
+                    return os.makedev(device >> 20, device & 0xFFFFF), ino
+            return None
         except (OSError, struct.error):
             return None
 
