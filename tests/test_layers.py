@@ -53,6 +53,7 @@ LAYERS = [
         "_prefork._control_protocol",
         "_prefork._interrupts",
         "_prefork._exit_mark",
+        "_prefork._fdshare",
         "_prefork._freezer",
         "_prefork._invocation",
         "_prefork._messages",

@@ -67,8 +67,6 @@ MAX_CONNECTIONS = 40
 #: rest stay free for the commands answered at once (:data:`PROMPT_COMMANDS`),
 #: so reloads waiting on a slow hook never lock ``stop`` or ``status`` out.
 MAX_WAITING = 32
-#: Descriptors of the soft RLIMIT_NOFILE per control connection allowed at once.
-NOFILE_PER_CONNECTION = 8
 
 
 def connection_caps(nofile: int) -> tuple[int, int]:
@@ -79,8 +77,9 @@ def connection_caps(nofile: int) -> tuple[int, int]:
     40 idle clients would take every descriptor the service has left, and its
     own clients would be reset unseen.
     """
-    total = MAX_CONNECTIONS if nofile < 0 else min(MAX_CONNECTIONS, nofile // NOFILE_PER_CONNECTION)
-    total = max(2, total)
+    from ._fdshare import connection_cap
+
+    total = connection_cap(MAX_CONNECTIONS, nofile)
     # One slot at least stays free of waiting reloads, for stop and status.
     return total, max(1, min(MAX_WAITING, total * MAX_WAITING // MAX_CONNECTIONS, total - 1))
 

@@ -6,7 +6,8 @@ probe, which is what a probe is for.
 
 Built to be exposed to anything that can connect (DESIGN section 6): a request
 is at most :data:`MAX_REQUEST` bytes and must arrive within
-:data:`REQUEST_TIMEOUT`; at most :data:`MAX_CONNECTIONS` are open, the oldest
+:data:`REQUEST_TIMEOUT`; at most :data:`MAX_CONNECTIONS` are open (fewer under a
+low ``RLIMIT_NOFILE``: an eighth of it, as for the control socket), the oldest
 one still open (answered and closing, or the slowest client) giving way to a new
 one (so slow clients cannot starve the probes); answers are fixed templates
 that never echo what the client sent; one request per connection
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import resource
 import socket
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, cast
@@ -25,6 +27,7 @@ from typing import TYPE_CHECKING, cast
 import orjson
 import structlog
 
+from .._prefork._fdshare import connection_cap
 from ._hooks import HookFunction, call_async, describe
 from ._outcome import error_text
 from ._state import State
@@ -47,7 +50,9 @@ MAX_REQUEST = 4096
 #: Seconds from accept to the end of the request headers before the connection is
 #: dropped; and again from there for the answer (the checks take at most CHECK_TIMEOUT).
 REQUEST_TIMEOUT = 2.0
-#: Connections open at once; a new one evicts the oldest still open.
+#: Connections open at once; a new one evicts the oldest still open. Lowered to
+#: an eighth of the soft RLIMIT_NOFILE (see _fdshare), so idle connections
+#: cannot take the descriptors the service needs.
 MAX_CONNECTIONS = 128
 #: Seconds each readiness check may take before it counts as failed.
 CHECK_TIMEOUT = 1.0
@@ -108,6 +113,10 @@ class HealthServer:
         self._server: asyncio.Server | None = None
         # Insertion-ordered: the first entry is the oldest connection.
         self._open: dict[_HealthProtocol, None] = {}
+        # Read once: the limit the daemon runs under (raised at start, never after).
+        self._max_connections = connection_cap(
+            MAX_CONNECTIONS, resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        )
         self._evaluation: asyncio.Task[bool] | None = None
         #: checks still running past their bound, cancelled: failing until they end.
         self._stuck: dict[HookFunction, asyncio.Task[str | None]] = {}
@@ -160,7 +169,7 @@ class HealthServer:
     # --- connections ------------------------------------------------------------
 
     def _opened(self, protocol: _HealthProtocol) -> None:
-        if len(self._open) >= MAX_CONNECTIONS:
+        if len(self._open) >= self._max_connections:
             # The oldest is either answered and lingering, or the slowest client.
             oldest = next(iter(self._open))
             del self._open[oldest]
