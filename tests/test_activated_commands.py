@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 from collections.abc import Iterator
@@ -15,7 +16,9 @@ from .support import (
     aiodaemon_cli,
     clean_env,
     free_port,
+    open_fds,
     program,
+    read_json_lines,
     read_pid,
     wait_gone,
 )
@@ -119,3 +122,34 @@ def test_restart_after_upgrade_of_socket_activated_daemon_is_refused(
     assert restarted.returncode == 1, restarted.stderr
     assert "socket activation" in restarted.stderr
     assert _ask_tcp(activated.passed_port) == str(new)
+
+
+def test_upgrade_does_not_hand_on_a_file_now_at_a_passed_fds_number(tmp_path: Path) -> None:
+    """The program closed the unclaimed passed socket and a file took fd 4: not handed on."""
+    pidfile, log, data = tmp_path / "app.pid", tmp_path / "app.jsonl", tmp_path / "data.txt"
+    sockets = f"web=127.0.0.1:{free_port()},extra=127.0.0.1:{free_port()}"
+    env = {"APP_PASSED_FD": "4", "APP_DATA_FILE": str(data)}
+    started = subprocess.run(
+        [PYTHON, str(program("activation_launcher")), sockets, "--", str(AIODAEMON), "start",
+         "passed_fd_reused:main", "--pidfile", str(pidfile), "--log-file", str(log),
+         "--listen", f"web=127.0.0.1:{free_port()}"],
+        capture_output=True, text=True, cwd=program("passed_fd_reused").parent,
+        env=clean_env(env), stdin=subprocess.DEVNULL, timeout=60, check=False,
+    )  # fmt: skip
+    assert started.returncode == 0, started.stderr
+    old = read_pid(pidfile)
+    try:
+        assert os.readlink(f"/proc/{old}/fd/4") == str(data)
+        upgraded = aiodaemon_cli(
+            "upgrade", "--pidfile", str(pidfile), cwd=program("passed_fd_reused").parent, env=env
+        )
+        assert upgraded.returncode == 0, upgraded.stderr
+        new = int(upgraded.stdout.strip())
+        wait_gone(old, 30)
+        assert str(data) not in open_fds(new).values()
+        skipped = [r for r in read_json_lines(log) if r.get("event") == "passed fd not handed on"]
+        assert [(r["name"], r["fd"], r["reason"]) for r in skipped] == [
+            ("extra", 4, "not a socket")
+        ]
+    finally:
+        aiodaemon_cli("stop", "--pidfile", str(pidfile))

@@ -256,7 +256,7 @@ def _adopt_passed(handoff: Handoff) -> dict[str, tuple[int, ...]]:
         if entry.role != "passed":
             continue
         st = os.fstat(entry.fd)
-        if f"{st.st_dev}:{st.st_ino}" != entry.identity:
+        if f"{st.st_dev}:{st.st_ino}" != entry.identity or not stat.S_ISSOCK(st.st_mode):
             raise StartupError(
                 f"upgrade: inherited fd {entry.fd} is not the passed fd {entry.name!r}"
             )

@@ -47,6 +47,7 @@ import errno
 import os
 import signal
 import socket
+import stat
 from collections.abc import Collection, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -192,16 +193,25 @@ def describe_file(role: str, path: str, fd: int) -> Inherited:
     return Inherited(role, path, fd, identity=f"{st.st_dev}:{st.st_ino}")
 
 
-def describe_passed(name: str, fd: int) -> Inherited | None:
+def describe_passed(name: str, fd: int, adopted: tuple[int, int] | None) -> Inherited | None:
     """The entry for a socket-activation fd no ``listen=`` name claims; None if closed since.
 
     Role ``passed``: the successor keeps it at this very number, as systemd
     gave it (a program may use it by that number, see docs/systemd.md).
+    ``adopted``: the socket's (st_dev, st_ino) when it was adopted.
+
+    Raises:
+        ValueError: why the fd is not handed on: the program closed the socket
+            and the number now holds another file (or it never was a socket).
     """
     try:
         st = os.fstat(fd)
     except OSError:
         return None
+    if not stat.S_ISSOCK(st.st_mode):
+        raise ValueError("not a socket")
+    if (st.st_dev, st.st_ino) != adopted:
+        raise ValueError("another socket than the one passed")
     return Inherited("passed", name, fd, identity=f"{st.st_dev}:{st.st_ino}")
 
 

@@ -14,6 +14,7 @@ import contextlib
 import errno
 import os
 import socket
+import stat
 from collections.abc import Iterable, Iterator, Mapping, MutableMapping
 
 from ..exceptions import StartupError
@@ -61,6 +62,12 @@ class Listeners(Mapping[str, socket.socket]):
         #: open (systemd's file descriptor store passes things that are not
         #: listeners, and closing them would lose them), close-on-exec.
         self.unclaimed: Mapping[str, tuple[int, ...]] = dict(unclaimed or {})
+        #: each unclaimed fd's (st_dev, st_ino) as adopted, None when it was not a
+        #: socket: the program may close one and a file of its own take the
+        #: number, which an upgrade must not hand on as the passed socket.
+        self.passed_identities: Mapping[int, tuple[int, int] | None] = {
+            fd: _socket_identity(fd) for group in self.unclaimed.values() for fd in group
+        }
         #: True when the sockets came from the service manager (socket activation).
         self.activated = activated
         #: by name: the other addresses a host name resolved to, not bound (one
@@ -161,6 +168,15 @@ class Listeners(Mapping[str, socket.socket]):
                 with contextlib.suppress(OSError):
                     os.close(fd)
         self.unclaimed = {}
+
+
+def _socket_identity(fd: int) -> tuple[int, int] | None:
+    """``fd``'s (st_dev, st_ino) if it is a socket; None otherwise or when closed."""
+    try:
+        st = os.fstat(fd)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino) if stat.S_ISSOCK(st.st_mode) else None
 
 
 def _identity(sock: socket.socket) -> tuple[int, int] | None:

@@ -390,9 +390,18 @@ class Upgrader:
                 )
             # Passed fds nobody claims keep their numbers in the successor: a
             # program may serve one by the number systemd gave it.
-            for fd_name, fds in target.listeners.unclaimed.items():
+            listeners = target.listeners
+            for fd_name, fds in listeners.unclaimed.items():
                 for fd in fds:
-                    passed = describe_passed(fd_name, fd)
+                    try:
+                        passed = describe_passed(fd_name, fd, listeners.passed_identities.get(fd))
+                    except ValueError as exc:
+                        # The program closed it and the number was reused: its own
+                        # file is not the service manager's socket.
+                        _log.warning(
+                            "passed fd not handed on", name=fd_name, fd=fd, reason=str(exc)
+                        )
+                        continue
                     if passed is not None:
                         entries.append(passed)
         if target.control is not None:
