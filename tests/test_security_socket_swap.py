@@ -26,7 +26,7 @@ pytestmark = pytest.mark.root
 __all__ = ["arena", "intruder"]  # fixtures, re-exported for pytest
 
 #: Starts raced; unfixed code lost its socket file to the swap within a few.
-TRIES = 25
+TRIES = 60
 
 _RENAME_EXCHANGE = 2
 _AT_FDCWD = -100
