@@ -18,9 +18,10 @@ changes a file by path after the fact:
   the entry), is the file chowned afterwards, through a directory fd and
   without following a symlink.
 
+The ``bind`` itself goes through ``/proc/self/fd`` of the directory walked
+safely (see :func:`bind_unix`), so ``getsockname()`` names that, not the path.
 (Binding in a private temporary directory and renaming would also be safe, but
-``getsockname()`` - and every client's ``getpeername()`` - would then name the
-temporary path forever.)
+needs a private directory on the same filesystem.)
 
 Stale files are removed only after ``lstat`` shows a socket nobody listens on
 and the kernel knows no socket bound to it, and removed through the same
