@@ -19,7 +19,8 @@ changes a file by path after the fact:
   without following a symlink.
 
 The ``bind`` itself goes through ``/proc/self/fd`` of the directory walked
-safely (see :func:`bind_unix`), so ``getsockname()`` names that, not the path.
+safely where another user could swap a directory on the way (see
+:func:`bind_unix`); ``getsockname()`` then names that, not the path.
 (Binding in a private temporary directory and renaming would also be safe, but
 needs a private directory on the same filesystem.)
 
@@ -86,10 +87,11 @@ def bind_unix(
     For a socket that must ``listen`` elsewhere (the control socket listens in
     the daemon, so that ``SO_PEERCRED`` names the daemon, not the launcher).
 
-    The bind goes through ``/proc/self/fd`` of the directory walked safely,
-    whatever the path's length: a bind by path walks it again, and whoever
-    owns a directory on the way could swap it for a symlink in between, so
-    root's socket file would be made in a directory of their choosing.
+    The bind goes through ``/proc/self/fd`` of the directory walked safely
+    unless nobody but root or us can change a directory on the way: a bind by
+    path walks it again, and whoever owns a directory on the way could swap it
+    for a symlink in between, so root's socket file would be made in a
+    directory of their choosing.
     Without ``/proc`` the path is bound as given, and the file is checked to
     be the one in the walked directory (see ``docs/security.md``).
 
@@ -109,15 +111,42 @@ def bind_unix(
 
 
 def _address(dirfd: int, name: str, path: str) -> str:
-    """Where to bind or probe ``name`` in ``dirfd``: through the fd when ``/proc`` allows."""
+    """Where to bind or probe ``name`` in ``dirfd``: through the fd unless nobody could swap."""
     through = f"/proc/self/fd/{dirfd}/{name}"
+    fits = len(os.fsencode(path)) <= SUN_PATH_MAX
+    if fits and _nobody_else_writes(os.path.dirname(os.path.abspath(path))):
+        # The path as given: ``ss -x``, /proc/net/unix and getsockname() show it.
+        return path
     if len(os.fsencode(through)) <= SUN_PATH_MAX and os.path.isdir(f"/proc/self/fd/{dirfd}"):
         return through
-    if len(os.fsencode(path)) > SUN_PATH_MAX:
+    if not fits:
         # Either the name does not fit after the prefix (name_too_long says so
         # up front) or /proc is missing: bind() says why it cannot.
         return through
     return path
+
+
+def _nobody_else_writes(directory: str) -> bool:
+    """Whether only root or we can change any directory on the way to ``directory``.
+
+    Then nobody else can swap a component for a symlink between our walk and
+    the kernel's. A symlink on the way is not judged: the fd route is taken.
+    A sticky directory counts as closed: each component is root's or ours.
+    """
+    trusted = (0, os.geteuid())
+    here = "/"
+    for part in ["", *[p for p in directory.split("/") if p]]:
+        here = os.path.join(here, part)
+        try:
+            st = os.lstat(here)
+        except OSError:
+            return False
+        # Sticky (/tmp): others may add entries but not rename ours, and each
+        # component below is checked to be ours or root's.
+        open_to_others = st.st_mode & 0o022 and not st.st_mode & stat.S_ISVTX
+        if not stat.S_ISDIR(st.st_mode) or st.st_uid not in trusted or open_to_others:
+            return False
+    return True
 
 
 def _bind(
