@@ -29,6 +29,8 @@ from __future__ import annotations
 import json
 import math
 
+from ._fdshare import connection_cap
+
 TYPE_CHECKING = False  # not typing's: see aiodaemon/__init__.py
 if TYPE_CHECKING:
     from typing import Any
@@ -77,8 +79,6 @@ def connection_caps(nofile: int) -> tuple[int, int]:
     40 idle clients would take every descriptor the service has left, and its
     own clients would be reset unseen.
     """
-    from ._fdshare import connection_cap
-
     total = connection_cap(MAX_CONNECTIONS, nofile)
     # One slot at least stays free of waiting reloads, for stop and status.
     return total, max(1, min(MAX_WAITING, total * MAX_WAITING // MAX_CONNECTIONS, total - 1))
