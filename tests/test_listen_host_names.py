@@ -13,6 +13,7 @@ from .support import (
     install_program,
     read_json_lines,
     require_tool,
+    wait_for,
 )
 
 #: ``localhost`` resolves to ::1 first, then 127.0.0.1 (as on some stock hosts).
@@ -51,7 +52,11 @@ def test_localhost_resolving_to_two_addresses_warns_of_the_one_left_out(tmp_path
     )
     try:
         assert started.returncode == 0, started.stderr
-        warnings = [r for r in read_json_lines(log) if r["event"] == "listen address left out"]
+        # Ready is said before the log writer's thread has written every record.
+        warnings = wait_for(
+            lambda: [r for r in read_json_lines(log) if r["event"] == "listen address left out"],
+            what="the listen address left out record",
+        )
         assert warnings == [
             {
                 **warnings[0],
