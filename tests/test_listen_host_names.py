@@ -82,7 +82,8 @@ def test_an_ip_literal_is_bound_without_a_warning(tmp_path: Path) -> None:
     )
     try:
         assert started.returncode == 0, started.stderr
-        assert "starting" in [r["event"] for r in read_json_lines(log)]
+        # "ready" is written after any left-out warning: once it is there, none came.
+        wait_for(lambda: "ready" in [r["event"] for r in read_json_lines(log)], what="ready")
         assert "listen address left out" not in [r["event"] for r in read_json_lines(log)]
     finally:
         aiodaemon_cli("stop", "--pidfile", str(pidfile))
