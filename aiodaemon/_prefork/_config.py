@@ -267,6 +267,8 @@ def _check_socket_ports(options: Options) -> None:
     Raises:
         ConfigError: naming the second option.
     """
+    if len(options.listen) + (options.health is not None) < 2:
+        return  # nothing to clash (and _addresses stays unloaded: issue 16)
     from ._addresses import InetAddress
 
     addresses: list[tuple[str, object, str]] = [

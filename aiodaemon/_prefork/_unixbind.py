@@ -105,7 +105,10 @@ def bind_unix(
     try:
         address = _address(dirfd, name, path)
         _remove_stale(dirfd, name, address, owner[0])
-        return _bind(sock, dirfd, name, address, mode, owner)
+        # Bound by the path as given only where nobody else can change a
+        # directory on it (see _address): the file at the name is then ours.
+        closed = address == path and len(os.fsencode(path)) <= SUN_PATH_MAX
+        return _bind(sock, dirfd, name, address, mode, owner, closed=closed)
     finally:
         os.close(dirfd)
 
@@ -150,7 +153,14 @@ def _nobody_else_writes(directory: str) -> bool:
 
 
 def _bind(
-    sock: socket.socket, dirfd: int, name: str, path: str, mode: int | None, owner: Owner
+    sock: socket.socket,
+    dirfd: int,
+    name: str,
+    path: str,
+    mode: int | None,
+    owner: Owner,
+    *,
+    closed: bool,
 ) -> tuple[int, int]:
     uid, gid = owner
     if uid == os.geteuid():
@@ -178,10 +188,16 @@ def _bind(
                     "Permission denied (the directory must be writable by the daemon's "
                     "user, or by root alone)",
                 ) from None
-    from ._unixdiag import bound_file
+    # The inode the kernel gave our socket: only that file is ours to chown or
+    # remove. Where nobody else can change a directory on the path (``closed``)
+    # the entry at the name is the one bind made (it fails on an existing
+    # name), and the sock_diag question (a netlink socket, ~1 ms of every start
+    # with a control socket) is not asked.
+    bound = None
+    if not closed:
+        from ._unixdiag import bound_file
 
-    # The inode the kernel gave our socket: only that file is ours to chown or remove.
-    bound = bound_file(sock)
+        bound = bound_file(sock)
     try:
         st = os.stat(name, dir_fd=dirfd, follow_symlinks=False)
         if bound is None:
