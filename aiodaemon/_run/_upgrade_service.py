@@ -254,6 +254,7 @@ UPGRADE_PATH = tuple(
     for name in (
         "_prefork._init",  # PID 1 refuses upgrades
         "_prefork._relaunch",  # the successor's command line
+        "_prefork._fdshare",  # imported by _control_protocol
         "_prefork._control_protocol",
         "_run._upgrade_channel",
         "_run._upgrade_reloads",
