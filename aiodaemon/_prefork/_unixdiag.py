@@ -43,20 +43,13 @@ def bound_socket_exists(st: os.stat_result) -> bool | None:
     """
     # The kernel reports the file's device as its own dev_t (major << 20 | minor).
     device = (os.major(st.st_dev) << 20) | os.minor(st.st_dev)
-    try:
-        kind = socket.SOCK_RAW | socket.SOCK_CLOEXEC
-        sock = socket.socket(socket.AF_NETLINK, kind, _NETLINK_SOCK_DIAG)
-    except OSError:
+    sock = _diag_socket()
+    if sock is None:
         return None
     with sock:
         try:
-            sock.settimeout(2.0)
-            sock.send(
-                _REQUEST.pack(
-                    _REQUEST.size, _SOCK_DIAG_BY_FAMILY, _NLM_F_REQUEST | _NLM_F_DUMP, 1, 0,
-                    socket.AF_UNIX, 0, 0, 0xFFFFFFFF, 0, _UDIAG_SHOW_VFS, 0, 0,
-                )
-            )  # fmt: skip
+            # Every Unix socket (a dump), whatever its inode and cookie.
+            _ask(sock, _NLM_F_DUMP, inode=0, cookie=0)
             found = False
             while True:
                 data = sock.recv(65536)
@@ -80,22 +73,13 @@ def bound_file(sock: socket.socket) -> tuple[int, int] | None:
     kernel alone knows which inode the socket got. None when it cannot be
     asked or the socket is bound to no file.
     """
-    try:
-        kind = socket.SOCK_RAW | socket.SOCK_CLOEXEC
-        diag = socket.socket(socket.AF_NETLINK, kind, _NETLINK_SOCK_DIAG)
-    except OSError:
+    diag = _diag_socket()
+    if diag is None:
         return None
     with diag:
         try:
-            diag.settimeout(2.0)
             # One socket, by its sockfs inode; the cookie "any" (all ones).
-            diag.send(
-                _REQUEST.pack(
-                    _REQUEST.size, _SOCK_DIAG_BY_FAMILY, _NLM_F_REQUEST, 1, 0,
-                    socket.AF_UNIX, 0, 0, 0xFFFFFFFF, os.fstat(sock.fileno()).st_ino,
-                    _UDIAG_SHOW_VFS, 0xFFFFFFFF, 0xFFFFFFFF,
-                )
-            )  # fmt: skip
+            _ask(diag, 0, inode=os.fstat(sock.fileno()).st_ino, cookie=0xFFFFFFFF)
             for kind, body in _messages(diag.recv(65536)):
                 if kind == _SOCK_DIAG_BY_FAMILY:
                     vfs = _vfs(body)
@@ -106,6 +90,26 @@ def bound_file(sock: socket.socket) -> tuple[int, int] | None:
             return None
         except (OSError, struct.error):
             return None
+
+
+def _diag_socket() -> socket.socket | None:
+    """A sock_diag netlink socket, None when the kernel has none."""
+    try:
+        kind = socket.SOCK_RAW | socket.SOCK_CLOEXEC
+        return socket.socket(socket.AF_NETLINK, kind, _NETLINK_SOCK_DIAG)
+    except OSError:
+        return None
+
+
+def _ask(diag: socket.socket, flags: int, *, inode: int, cookie: int) -> None:
+    """Send one Unix-socket request asking for the bound file (UDIAG_SHOW_VFS)."""
+    diag.settimeout(2.0)
+    diag.send(
+        _REQUEST.pack(
+            _REQUEST.size, _SOCK_DIAG_BY_FAMILY, _NLM_F_REQUEST | flags, 1, 0,
+            socket.AF_UNIX, 0, 0, 0xFFFFFFFF, inode, _UDIAG_SHOW_VFS, cookie, cookie,
+        )
+    )  # fmt: skip
 
 
 def _messages(data: bytes) -> list[tuple[int, bytes]]:
