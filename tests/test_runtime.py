@@ -444,3 +444,27 @@ def test_a_startup_hook_returning_a_value_is_warned_about_once_by_name(foregroun
     assert warned["level"] == "warning"
     assert warned["hook"] == "__main__.connect"
     assert warned["value"] == "'a connection'"
+
+
+def test_reload_and_shutdown_hooks_returning_a_value_are_warned_about_once_by_name(
+    foreground: Any,
+) -> None:
+    """As a startup hook's: a reload or shutdown hook's return value is named in one warning."""
+    d = foreground("rt_hook_returns")
+    d.wait_event("ready")
+    d.signal(signal.SIGHUP)
+    d.wait_event("reload finished")
+    d.signal(signal.SIGTERM)
+    # A shutdown hook's value is not an exit status either.
+    assert d.wait() == 0
+    assert d.recorded() == ["connect", "plain", "reconnect", "close"]
+    lines = d.lines()
+    (reload,) = [line for line in lines if line["event"] == "reload hook returned"]
+    assert reload["level"] == "warning"
+    assert reload["hook"] == "__main__.reconnect"
+    assert reload["value"] == "'a new connection'"
+    (shutdown,) = [line for line in lines if line["event"] == "shutdown hook returned"]
+    assert shutdown["level"] == "warning"
+    assert shutdown["hook"] == "__main__.close"
+    assert shutdown["value"] == "1"
+    assert [line["ok"] for line in lines if line["event"] == "reload finished"] == [True]

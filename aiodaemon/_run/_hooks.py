@@ -5,8 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import inspect
+import reprlib
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar, cast
+
+import structlog
 
 from ._forked_child import end_if_forked
 from ._outcome import ProgramRaised
@@ -32,9 +35,12 @@ __all__ = [
     "describe",
     "entry_name",
     "in_own_context",
+    "warn_returned",
 ]
 
 T = TypeVar("T")
+
+_log = structlog.get_logger("aiodaemon")
 
 #: An async function taking no argument or one Context.
 HookFunction: TypeAlias = Callable[..., Awaitable[Any]]
@@ -234,6 +240,26 @@ def describe(fn: object) -> str:
     module = getattr(fn, "__module__", None)
     name = getattr(fn, "__qualname__", None) or repr(fn)
     return f"{module}.{name}" if module else str(name)
+
+
+def warn_returned(kind: str, name: str, result: object) -> None:
+    """Warn once that a hook returned a value, which goes nowhere.
+
+    As main's: a value returned (a connection meant to be kept, a status meant
+    for the exit) is dropped, and the program should hear it once.
+
+    Args:
+        kind: ``startup``, ``reload`` or ``shutdown``.
+        name: the hook's name, as :func:`describe` gives it.
+        result: what the hook returned; None says nothing.
+    """
+    if result is not None:
+        _log.warning(
+            f"{kind} hook returned",
+            hook=name,
+            value=reprlib.repr(result),
+            ignored=f"a {kind} hook's return value is not used",
+        )
 
 
 async def in_own_context(

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from ._hooks import call_async, describe, in_own_context
+from ._hooks import call_async, describe, in_own_context, warn_returned
 from ._outcome import error_text, raised
 from ._state import Event, State
 from ._user_exit import EXIT_REQUESTS, requested_status
@@ -68,7 +68,10 @@ async def run_reload(rt: Runtime) -> None:
         rt.hook_running = ("reload", describe(hook), time.monotonic())
         try:
             # Each hook in its own contextvars Context (see in_own_context).
-            await in_own_context(functools.partial(call_async, hook, rt.context), describe(hook))
+            result = await in_own_context(
+                functools.partial(call_async, hook, rt.context), describe(hook)
+            )
+            warn_returned("reload", describe(hook), result)
         except EXIT_REQUESTS as exc:
             # The program asks to end: this reload failed, the daemon stops.
             exit_request = exc, f"reload hook {describe(hook)}"

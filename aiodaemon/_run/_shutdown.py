@@ -48,7 +48,14 @@ from ..exceptions import ExitCode
 from ._children import kill_children_at_forced_exit, leftover_children, wait_children
 from ._exit_notice import expect_stop_claim
 from ._forced import BackstopClock, start_backstop
-from ._hooks import HookError, Lifespan, call_async, entry_name, in_own_context
+from ._hooks import (
+    HookError,
+    Lifespan,
+    call_async,
+    entry_name,
+    in_own_context,
+    warn_returned,
+)
 from ._loop import await_chain, thread_stack
 from ._outcome import error_text, raised
 from ._process_end import executor_workers, wait_program_threads
@@ -194,7 +201,10 @@ class Shutdown:
                         context = rt.lifespan_contexts.pop(entry, None)
                         await in_own_context(functools.partial(entry.exit, gen), name, context)
                 else:
-                    await in_own_context(functools.partial(call_async, entry, rt.context), name)
+                    result = await in_own_context(
+                        functools.partial(call_async, entry, rt.context), name
+                    )
+                    warn_returned("shutdown", name, result)
             except EXIT_REQUESTS as exc:
                 # The program asks to end: it is ending; the other hooks still run.
                 rt.note_exit_request(exc, f"shutdown hook {name}")

@@ -25,7 +25,7 @@ from .._prefork._messages import seconds_shown
 from ..exceptions import ExitCode
 from ._builtin import builtin_factories
 from ._forced import FROZEN_AFTER, BackstopClock, start_backstop
-from ._hooks import Lifespan, call_async, describe, entry_name, in_own_context
+from ._hooks import Lifespan, call_async, describe, entry_name, in_own_context, warn_returned
 from ._loop import await_chain, thread_stack
 from ._outcome import error_text, exit_status, raised
 from ._state import Event, State
@@ -103,15 +103,7 @@ async def run_startup(rt: Runtime) -> None:
                 result = await in_own_context(
                     functools.partial(call_async, entry, rt.context), name
                 )
-                if result is not None:
-                    # As main's: a value returned (a connection meant to be kept)
-                    # goes nowhere, and the program should hear it once.
-                    _log.warning(
-                        "startup hook returned",
-                        hook=name,
-                        value=reprlib.repr(result),
-                        ignored="a startup hook's return value is not used",
-                    )
+                warn_returned("startup", name, result)
         except EXIT_REQUESTS as exc:
             rt.note_exit_request(exc, f"startup hook {name}")
             rt.dispatch(Event.STARTUP_FAILED)

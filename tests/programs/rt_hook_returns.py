@@ -1,4 +1,4 @@
-"""A startup hook returning a value (a connection it meant to keep), one returning None."""
+"""Hooks returning a value (a connection meant to be kept, a status), and one returning None."""
 
 from __future__ import annotations
 
@@ -15,8 +15,20 @@ async def plain() -> None:
     record("plain")
 
 
+async def reconnect() -> str:
+    record("reconnect")
+    return "a new connection"
+
+
+async def close() -> int:
+    record("close")
+    return 1
+
+
 aiodaemon.on_startup(connect)
 aiodaemon.on_startup(plain)
+aiodaemon.on_reload(reconnect)
+aiodaemon.on_shutdown(close)
 
 
 async def main(ctx: aiodaemon.Context) -> None:
