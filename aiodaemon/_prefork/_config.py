@@ -636,6 +636,19 @@ def _syslog(value: object) -> SyslogTarget | None:
     return parse_syslog(value)
 
 
+#: sd_listen_fds_with_names(3): systemd refuses a longer FileDescriptorName=.
+_FD_NAME_MAX = 255
+
+
+def _fd_name(name: str) -> bool:
+    """Whether systemd could pass a socket under this name (its ``fdname_is_valid``).
+
+    A name it cannot pass would work bound by us and never once adopted from
+    socket activation; ':' separates the names in ``LISTEN_FDNAMES``.
+    """
+    return len(name) <= _FD_NAME_MAX and all(" " <= c <= "~" and c != ":" for c in name)
+
+
 def _listen(value: object) -> dict[str, ListenAddress]:
     if value is None:
         return {}
@@ -645,8 +658,14 @@ def _listen(value: object) -> dict[str, ListenAddress]:
 
     result: dict[str, ListenAddress] = {}
     for name, address in value.items():
-        if not isinstance(name, str) or not name or not name.isprintable() or ":" in name:
+        if not isinstance(name, str) or not name:
             raise ConfigError("listen", f"bad socket name {shown(name)}")
+        if not _fd_name(name):
+            raise ConfigError(
+                "listen",
+                f"bad socket name {shown(name)}: a name is printable ASCII without ':',"
+                f" at most {_FD_NAME_MAX} characters (as systemd's FileDescriptorName=)",
+            )
         result[name] = parse_listen_address(f"listen[{name}]", address)
     return result
 
