@@ -165,7 +165,8 @@ class DaemonProcess:
         if text.startswith("unix:"):
             return text[len("unix:") :]
         host, _, port = text.rpartition(":")
-        return host.strip("[]"), int(port)
+        # ":8080" is a dual-stack wildcard socket: "::" reaches it, as it did.
+        return host.strip("[]") or "::", int(port)
 
     def inet_address(self, name: str) -> tuple[str, int]:
         """``(host, port)`` of the TCP socket ``name``: ``host, port = d.inet_address("http")``.

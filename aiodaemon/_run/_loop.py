@@ -122,7 +122,7 @@ def thread_stack(frame: FrameType) -> str:
 
 
 def sockname(sock: socket.socket, configured: object = None) -> str:
-    """``host:port``, ``[v6]:port``, ``unix:/path`` or ``unix:@name``: where the daemon listens.
+    """``host:port``, ``[v6]:port``, ``:port`` (dual-stack), ``unix:/path`` or ``unix:@name``.
 
     ``configured``: the socket's address option; a ``unix:`` one names a socket
     bound through ``/proc/self/fd`` (a path past ``sun_path``) by its path.
@@ -132,9 +132,21 @@ def sockname(sock: socket.socket, configured: object = None) -> str:
     except OSError:
         return "closed"
     if sock.family == socket.AF_INET6:
+        if name[0] == "::" and _dual_stack(sock):
+            # As listen= takes it: ":8080" is every IPv4 and IPv6 address, and
+            # "[::]:8080" IPv6 only; shown alike, the two could not be told apart.
+            return f":{name[1]}"
         return f"[{name[0]}]:{name[1]}"
     if sock.family == socket.AF_INET:
         return f"{name[0]}:{name[1]}"
     from .._prefork._sunpath import shown_unix_name
 
     return f"unix:{shown_unix_name(name, getattr(configured, 'path', None))}"
+
+
+def _dual_stack(sock: socket.socket) -> bool:
+    """Whether an IPv6 socket also takes IPv4 (``IPV6_V6ONLY`` off)."""
+    try:
+        return not sock.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY)
+    except OSError:
+        return False
