@@ -525,7 +525,9 @@ class Upgrader:
                 ended = await watch.ended_within(max(0.0, sent + given - time.monotonic()))
             if ended:
                 status = watch.spawned.exit_status()
-                _log.info("upgrade successor stopped", successor=pid, status=status)
+                # Its own exit record has why; the operator reading ours should not need it.
+                reason = watch.last_error()
+                _log.info("upgrade successor stopped", successor=pid, status=status, reason=reason)
             else:
                 _log.warning("upgrade successor killed", successor=pid, after=round(given, 3))
         finally:

@@ -195,6 +195,21 @@ class SuccessorWatch:
             )
         return why
 
+    def last_error(self) -> str | None:
+        """The error a successor that ended unasked to take over said last (its ``E`` line).
+
+        A successor sent SIGTERM before it was ready still tells the channel
+        why it ends, as a failed start tells its launcher; the old daemon's
+        record of its end says it then, not its status alone.
+        """
+        if self._lines is None:
+            return None
+        said = [line for line in self._lines.pending() if line.startswith(b"E")]
+        if not said:
+            return None
+        text = said[-1][1:].decode("utf-8", "replace").strip()
+        return text.partition(" ")[2] or None
+
     @property
     def held(self) -> bool:
         """Whether the successor is still ours to stop: neither killed nor in charge."""
