@@ -20,7 +20,7 @@ import time
 from .._prefork._control_protocol import VERSION
 from .._prefork._messages import printable, say, write_line
 from .._prefork._pidfile_status import PidfileState, PidfileStatus, read_pidfile, says_stopping
-from .._prefork._procfs import stat_field, suspension
+from .._prefork._procfs import is_zombie, stat_field, suspension
 from ._control_client import (
     BUSY_PATIENCE,
     ControlAbsent,
@@ -177,12 +177,29 @@ def status(
             # An empty unlocked file is what a daemon leaves when it may not unlink.
             line = f"not running (empty pidfile {path})"
             return _report(StatusCode.NOT_RUNNING, "stopped", None, line, as_json)
-        line = f"dead (pidfile {path} names pid {state.pid}, which does not hold it)"
+        held = f"which does not hold it{_unreaped(state.pid)}"
+        line = f"dead (pidfile {path} names pid {state.pid}, {held})"
         return _report(StatusCode.DEAD, "dead", state.pid, line, as_json)
     # Unreadable, unverifiable, or bytes that are not a pid: LSB's "unknown",
     # never "not running" (a file we cannot read may well be a live daemon's).
     line = f"unknown ({state.detail})"
     return _report(StatusCode.UNKNOWN, "unknown", state.pid, line, as_json)
+
+
+def _unreaped(pid: int) -> str:
+    """``: it exited, ...`` when ``pid`` is a zombie its parent has not reaped yet; else "".
+
+    A daemon killed (SIGKILL, the OOM killer) under a parent that waits late
+    (``aiodaemon run`` under a supervisor) stays in the process table:
+    ``ps`` lists it, and it is no less dead (LSB 1). Said, so nobody takes
+    it for a daemon that ignores its stop. Its lock and its descriptors went
+    with its exit; only the pid and the exit status wait for the parent.
+    """
+    if not is_zombie(pid):
+        return ""
+    parent = stat_field(pid, 1)
+    who = "its parent" if parent is None else f"its parent (pid {parent})"
+    return f": it exited, and {who} has not reaped it yet"
 
 
 def _status_exiting(
