@@ -177,8 +177,8 @@ def status(
             # An empty unlocked file is what a daemon leaves when it may not unlink.
             line = f"not running (empty pidfile {path})"
             return _report(StatusCode.NOT_RUNNING, "stopped", None, line, as_json)
-        held = f"which does not hold it{_unreaped(state.pid)}"
-        line = f"dead (pidfile {path} names pid {state.pid}, {held})"
+        unheld = f"which does not hold it{_unreaped(state.pid)}"
+        line = f"dead (pidfile {path} names pid {state.pid}, {unheld})"
         return _report(StatusCode.DEAD, "dead", state.pid, line, as_json)
     # Unreadable, unverifiable, or bytes that are not a pid: LSB's "unknown",
     # never "not running" (a file we cannot read may well be a live daemon's).
