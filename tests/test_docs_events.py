@@ -19,6 +19,10 @@ BUILT = {
     "upgrade abandoned: the daemon is stopping": ({"warning"}, {"successor"}),
     "reload forwarded": ({"info"}, {"successor"}),
     "reload held during the upgrade forwarded": ({"info"}, {"successor"}),
+    **{
+        f"{kind} hook returned": ({"warning"}, {"hook", "value", "ignored"})
+        for kind in ("startup", "reload", "shutdown")
+    },
 }
 
 
