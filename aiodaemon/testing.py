@@ -676,7 +676,9 @@ async def _wait_ready(
     # cancelled sock_recv unwatches its descriptor only on the loop's next turn,
     # after the caller has closed the socket and the number went to another
     # descriptor (on Python 3.12, create_subprocess_exec's pidfd: its wait hung).
-    loop.add_reader(notify, on_notify)
+    # By number, not the socket: the selector's lookup of a socket object builds
+    # its repr, whose abstract (bytes) address is a BytesWarning under -b.
+    loop.add_reader(notify.fileno(), on_notify)
     waiters: list[asyncio.Future[Any]] = [ready, exited]
     blocked = None
     if limit is not None:
@@ -700,7 +702,7 @@ async def _wait_ready(
         stderr = daemon.stderr
         raise StartFailed(f"not ready after {start_timeout:g} s", None, stderr)
     finally:
-        loop.remove_reader(notify)
+        loop.remove_reader(notify.fileno())
         exited.cancel()
         if blocked is not None:
             blocked.cancel()

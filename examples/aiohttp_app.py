@@ -59,7 +59,7 @@ def read_greeting() -> str:
     """The greeting: the first line of GREETING_FILE, or "hello" without one."""
     if GREETING_FILE is None:
         return "hello"
-    with open(GREETING_FILE) as f:
+    with open(GREETING_FILE, encoding="utf-8") as f:
         return f.readline().strip()
 
 

@@ -32,7 +32,7 @@ def read_greeting() -> str:
     path = os.environ.get("GREETER_FILE")
     if path is None:
         return "hello"
-    with open(path) as f:
+    with open(path, encoding="utf-8") as f:
         text = f.read().strip()
     if not text:
         raise ValueError(f"{path} is empty")

@@ -468,7 +468,15 @@ async def run_command(*args: str, timeout: float) -> tuple[int, str, str]:  # no
 
 
 def _command() -> list[str]:
-    return [sys.executable, "-m", "aiodaemon"]
+    """The daemon's interpreter with the test process's own flags (``-X dev``, ``-W``, ``-b``...).
+
+    A suite run under ``python -X dev -W error::ResourceWarning -m pytest`` to
+    catch leaks expects its daemons to run so too, as ``aiodaemon start`` run
+    that way would. The helper is the one multiprocessing and CPython's own
+    tests spawn interpreters with.
+    """
+    flags: list[str] = subprocess._args_from_interpreter_flags()  # type: ignore[attr-defined]
+    return [sys.executable, *flags, "-m", "aiodaemon"]
 
 
 def _die_with_us() -> list[str]:
