@@ -155,19 +155,49 @@ def read_pidfile(path: str | os.PathLike[str], *, again: bool = True) -> Pidfile
                 detail = f"pidfile {path}: {foreign}"
                 return PidfileState(PidfileStatus.UNKNOWN, None, detail, contested=True)
             return PidfileState(PidfileStatus.RUNNING, None, "starting")
-        if has_file_open(pid, st) is False:
+        opened = has_file_open(pid, st)
+        if opened is False:
             detail = f"pid {pid} does not hold {path}'s lock"
             return PidfileState(PidfileStatus.UNKNOWN, pid, detail, contested=True)
         from ._lockholder import foreign_holder
 
         # A recycled pid can be another user's process that locked the file.
         foreign = foreign_holder(pid, st)
+        if foreign is None and opened is None:
+            foreign = _unseen_stranger(pid, st)
         if foreign is not None:
             detail = f"pidfile {path}: {foreign}"
             return PidfileState(PidfileStatus.UNKNOWN, pid, detail, contested=True)
         return PidfileState(PidfileStatus.RUNNING, pid)
     finally:
         os.close(fd)
+
+
+def _unseen_stranger(pid: int, st: os.stat_result) -> str | None:
+    """Why ``pid``, whose descriptors we may not look at, cannot be taken for the daemon; or None.
+
+    A daemon after its drop is not dumpable: a caller without CAP_SYS_PTRACE
+    (root in a container's default set, the service account itself) cannot see
+    it hold the file. Then only the file's owner, who alone may write it, is
+    believed, and only about its own processes: signalling those gives it
+    nothing it could not do itself. Root's processes are the daemon's only in
+    root's own pidfile, else the service account could have ``stop`` kill any
+    process that hides its descriptors (a setuid program, another daemon).
+    None too when /proc does not show ``pid`` at all (``hidepid``: the kernel's
+    own permission check then stands between the caller and it).
+    """
+    from ._procfs import uids
+
+    ids = uids(pid)
+    if ids is None:
+        return None
+    strangers = sorted(set(ids) - {st.st_uid})
+    if not strangers:
+        return None
+    return (
+        f"pid {pid} runs as uid {strangers[0]}, not as the pidfile's owner (uid {st.st_uid}),"
+        " and whether it holds the file cannot be seen; not trusted"
+    )
 
 
 def _foreign_locker(st: os.stat_result) -> str | None:
