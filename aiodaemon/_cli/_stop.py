@@ -153,6 +153,9 @@ def stop(
             def handed() -> bool:
                 return handed_to() is not None
 
+            if is_suspended(pid):
+                # Else the request would wait its 5 s for an answer first.
+                _continue(pid, pidfd)
             if says_stopping(pid):
                 # Stopping already: sync code may hold its loop up past its end,
                 # our request unanswered, so we listen before we ask.
@@ -197,18 +200,9 @@ def stop(
                     watch = watch or watch_stop(pid)
                 _say(f"already stopping (pid {pid}); waiting")
             if is_suspended(pid) is not False:
-                # Stopped (SIGSTOP, job control): the SIGTERM or the stop request
-                # waits until it runs again, and only the SIGKILL at the deadline
-                # would reach it, cutting its shutdown. Continued, as systemd
-                # continues what it sends its KillSignal= to; also when /proc
-                # hides its state (hidepid=2, none mounted): a running process
-                # takes no notice of SIGCONT. Its own group too (a detached
-                # daemon's: `kill -STOP -- -PGID`, a Ctrl-Z's): a worker its
-                # shutdown hook waits for would hold the stop up to the SIGKILL.
-                if own_group(pid) and not readable(pidfd, 0):
-                    with contextlib.suppress(ProcessLookupError, PermissionError):
-                        os.killpg(pid, signal.SIGCONT)
-                _send(pidfd, pid, signal.SIGCONT)
+                # Also when /proc hides its state (hidepid=2, none mounted): a
+                # running process takes no notice of SIGCONT.
+                _continue(pid, pidfd)
             how = "SIGTERM" if asked is _Asked.SIGNAL else "the stop request"
             frozen = _frozen(pid)
             if frozen is not None:
@@ -284,6 +278,23 @@ def stop(
         return stop(path, timeout, control, owner=owner)
     _say(f"{ended}{note}")
     return code
+
+
+def _continue(pid: int, pidfd: int) -> None:
+    """SIGCONT a daemon stopped with SIGSTOP (job control), so its stop is graceful.
+
+    Stopped, it would take the stop request or SIGTERM only once it runs again,
+    and only the SIGKILL at the deadline would reach it, cutting its shutdown:
+    continued, as systemd continues what it sends its KillSignal= to. Its own
+    group too (a detached daemon's: `kill -STOP -- -PGID`, a Ctrl-Z's): a
+    worker its shutdown hook waits for would hold the stop up to the SIGKILL.
+    """
+    import signal  # loaded by stop() already (see there)
+
+    if own_group(pid) and not readable(pidfd, 0):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pid, signal.SIGCONT)
+    _send(pidfd, pid, signal.SIGCONT)
 
 
 def _killed(pid: int, killed: Killed, after: str) -> tuple[str, int]:
