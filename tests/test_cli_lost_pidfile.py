@@ -137,6 +137,26 @@ def test_a_killed_daemons_socket_without_pidfile_is_not_running(
     assert start() != pid
 
 
+def test_stop_removes_the_socket_a_killed_daemon_left_without_pidfile(
+    tmp_path: Path, start: Start
+) -> None:
+    """Pidfile removed by hand, then the daemon killed: ``stop`` cleans up its socket file (0)."""
+    pid = start()
+    pidfile, control = tmp_path / "app.pid", tmp_path / "app.pid.ctl"
+    pidfile.unlink()
+    os.kill(pid, signal.SIGKILL)
+    wait_gone(pid)
+    stop = cli("stop", "--pidfile", pidfile)
+    assert stop.returncode == 0, stop.stderr
+    assert stop.stderr == (
+        f"aiodaemon: not running (no pidfile {pidfile}); removed its stale control socket"
+        f" {control}\n"
+    )
+    assert not control.exists()
+    again = cli("stop", "--pidfile", pidfile)
+    assert again.stderr == f"aiodaemon: not running (no pidfile {pidfile})\n"
+
+
 @pytest.mark.parametrize("control", [True, False], ids=["control", "no-control"])
 def test_an_emptied_pidfile_names_its_daemon(tmp_path: Path, start: Start, control: bool) -> None:
     """`: > app.pid`: status says running with the pid (0), reload and stop reach the daemon."""

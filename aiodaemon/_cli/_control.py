@@ -106,6 +106,8 @@ def _holder(
             return last
         if remove_stale and state.status is PidfileStatus.DEAD:
             return _clean_stale(path, state, not_running, control)
+        if remove_stale and state.status is PidfileStatus.ABSENT and control is not None:
+            return _clean_stale_control(path, not_running, control, owner)
         return _not_running(path, state, not_running)
     for _ in range(_HANDOVERS_FOLLOWED):
         pidfd = _open_verified(path, pid)
@@ -179,6 +181,21 @@ def _not_running(path: StrPath, state: PidfileState, code: int) -> int:
         _say(f"not running ({state.detail or f'empty pidfile {path}'})")
     else:
         _say(f"not running (stale pidfile {path} names pid {state.pid}; not signalled)")
+    return code
+
+
+def _clean_stale_control(path: StrPath, code: int, control: StrPath, owner: int | None) -> int:
+    """No pidfile: remove the control socket a killed daemon left beside it, if it is one; say so.
+
+    Its pidfile removed by hand, then killed (SIGKILL, the OOM killer): nobody
+    listens there any more (a daemon serving it was looked for already).
+    """
+    from ._stale import remove_stale_control
+
+    if os.path.lexists(control) and remove_stale_control(control, path, owner):
+        _say(f"not running (no pidfile {path}); removed its stale control socket {control}")
+    else:
+        _say(f"not running (no pidfile {path})")
     return code
 
 
