@@ -244,3 +244,14 @@ def test_loading_aiodaemon_compiles_no_string() -> None:
     result = python([program("startup_compiles")])
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == []
+
+
+def test_a_detached_daemon_imports_nothing_after_its_fork(tmp_path: Path) -> None:
+    """Its launcher loads what it runs: imported in the daemon, a module costs more to ready."""
+    written = tmp_path / "imports"
+    result = python([REPO / "tests" / "programs" / "detached_imports.py", written])
+    assert result.returncode == 0, result.stderr
+    wait_for(written.exists, what="the daemon's list")
+    pid, *imported = written.read_text().split()
+    assert imported == []
+    wait_gone(int(pid))  # main returned: the daemon exits
