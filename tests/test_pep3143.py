@@ -328,6 +328,13 @@ def test_unusable_streams_and_directories_are_refused_before_anything_changes(
             " after open()\n",
         ),
         (
+            # open() from another thread: the main one is what the fork leaves behind.
+            "caller",
+            "aiodaemon: warning: threads other than the one calling open() (opener) run:"
+            " MainThread; the detach's fork leaves them behind, and the daemon may hang on"
+            " a lock they held: start them after open()\n",
+        ),
+        (
             "native",
             "aiodaemon: warning: 1 thread Python does not know of runs (a C library's,"
             " started at its import); the detach's fork leaves it behind, and the daemon"

@@ -282,12 +282,16 @@ def warn_unseen_threads(remedy: str) -> None:
 
 
 def python_threads() -> list[str]:
-    """The names of Python's threads other than the main one (none if threading is unused)."""
+    """The names of Python's threads a fork leaves behind (none if threading is unused).
+
+    All but the calling one, which goes on in the child: from a thread other
+    than the main one (a ``DaemonContext.open()`` there), the main one too.
+    """
     threading = sys.modules.get("threading")
     if threading is None:
         return []
-    main = threading.main_thread()
-    return [t.name for t in threading.enumerate() if t is not main]
+    current = threading.current_thread()
+    return [t.name for t in threading.enumerate() if t is not current]
 
 
 def _unseen_threads() -> int:

@@ -409,12 +409,23 @@ def _warn_threads() -> None:
     """Warn of the threads the fork leaves behind (python-daemon forks silently)."""
     names = _detach.python_threads()
     if names:
+        import threading  # loaded already: python_threads found threads
+
+        # Only the thread calling open() goes on in the daemon: from another
+        # than the main one, the main one is among those left behind.
+        current = threading.current_thread()
+        if current is threading.main_thread():
+            running = f"threads run beside the main one ({', '.join(names)})"
+        else:
+            running = (
+                f"threads other than the one calling open() ({current.name}) run:"
+                f" {', '.join(names)}"
+            )
         # Warned, not refused as run() refuses them: python-daemon programs
         # that start one (a library's) before open() worked, and still do.
         say(
-            f"warning: threads run beside the main one ({', '.join(names)}); the detach's"
-            " fork leaves them behind, and the daemon may hang on a lock they held:"
-            " start them after open()"
+            f"warning: {running}; the detach's fork leaves them behind, and the daemon"
+            " may hang on a lock they held: start them after open()"
         )
     _detach.warn_unseen_threads("after open()")
 
