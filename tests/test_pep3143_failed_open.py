@@ -31,3 +31,21 @@ def test_a_missing_working_directory_in_the_jail_leaves_the_caller_outside(
         "outside visible True",
     ]
     assert not (tmp_path / "jail" / "d.pid").exists()
+
+
+def test_an_absolute_pidfile_missing_outside_the_jail_says_where_it_was_looked_up(
+    tmp_path: Path,
+) -> None:
+    """An absolute pidfile path is the host's, not the jail's: the error says so."""
+    inside = f"/absent-{tmp_path.name}"  # in the jail only
+    (tmp_path / "jail" / inside.lstrip("/")).mkdir(parents=True)
+    pidfile = f"{inside}/p.pid"
+    result = python([program("pep3143_failed_jail"), tmp_path, "/", pidfile], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        f"failed: cannot open pidfile {pidfile}: No such file or directory"
+        " (a path outside the chroot_directory)",
+        f"cwd {tmp_path}",
+        "outside visible True",
+    ]
+    assert not Path(pidfile).exists()

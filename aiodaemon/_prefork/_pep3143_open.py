@@ -16,7 +16,7 @@ import os
 import pwd
 import signal
 
-from ..exceptions import DaemonError, StartupError
+from ..exceptions import AlreadyRunningError, DaemonError, StartupError
 from . import _detach, _privileges
 from ._messages import say
 from ._pep3143_pidfile import inside_chroot
@@ -278,7 +278,7 @@ def lock_and_change_environment(
     caller_umask = os.umask(context.umask)
     try:
         if own is not None:
-            own.lock(at=own_at, owner=context.uid)
+            _lock(context, own, own_at)
         try:
             _change_environment(context, own, groups)
         except BaseException:
@@ -288,6 +288,22 @@ def lock_and_change_environment(
     except BaseException:
         # Nothing started: the caller keeps the umask it had.
         os.umask(caller_umask)
+        raise
+
+
+def _lock(context: Context, own: PidFile, own_at: str | None) -> None:
+    """Lock the ``PidFile`` at ``own_at``; an absolute path's error says it is the host's."""
+    try:
+        own.lock(at=own_at, owner=context.uid)
+    except StartupError as exc:
+        if (
+            context.chroot_directory is not None
+            and os.path.isabs(own.path)
+            and not isinstance(exc, AlreadyRunningError)
+        ):
+            # "/data/p.pid: No such file or directory" read as the jail's /data,
+            # where a relative path would lead (see pidfile_location).
+            exc.args = (f"{exc} (a path outside the chroot_directory)", *exc.args[1:])
         raise
 
 
