@@ -26,6 +26,7 @@ import signal
 
 from ._prefork import _detach, _pep3143_open, _pidlock
 from ._prefork._fd_placeholders import hold_closed_fds, let_go
+from ._prefork._pep3143_caller import tell_caller
 from ._prefork._pep3143_open import (
     check_numbers,
     check_paths,
@@ -249,7 +250,8 @@ class DaemonContext:
         Everything that can be checked is checked first, then, in the calling
         process: the ``PidFile`` lock, chroot, working directory, umask,
         owner, core limit; then the double fork (the caller exits 0 once this
-        method has finished in the daemon, or with the daemon's error); then in
+        method has finished in the daemon, or with the daemon's error, or as
+        a ``SystemExit`` raised there asks, by Python's rules); then in
         the daemon: signal handlers (their signals unblocked), stdio, closing
         every other fd, entering the pidfile (a ``PidFile`` writes the pid).
 
@@ -343,7 +345,9 @@ class DaemonContext:
                     # Never written: no pidfile is left behind for a daemon that never ran.
                     own.unlock()
                 if pipe is not None:
-                    pipe.fail(1, describe(exc))
+                    # A SystemExit ("another instance runs: nothing to do") ends
+                    # the caller as the interpreter would have ended the program.
+                    tell_caller(pipe, exc)
                 raise
         finally:
             if null >= 0:

@@ -115,7 +115,7 @@ LAYERS = [
     },
     {"_prefork._privileges", "_prefork._terminal"},
     {"_prefork._pep3143_pidfile", "_prefork._pidlock"},
-    {"_prefork._pep3143_open", "pep3143"},
+    {"_prefork._pep3143_caller", "_prefork._pep3143_open", "pep3143"},
     {
         "_run._children",
         "_run._context",

@@ -388,6 +388,7 @@ def fork_daemon(
     launcher_mask: Iterable[int] | None = None,
     leave_to_daemon: Callable[[], None] | None = None,
     own_group: bool = False,
+    quiet_success: bool = False,
 ) -> ReadinessPipe:
     """Fork, ``setsid``, fork: only the daemon returns, holding its end of the readiness pipe.
 
@@ -403,6 +404,10 @@ def fork_daemon(
     ``own_group``: the daemon leads a process group of its own (aiodaemon's);
     else it stays in the session leader's, as python-daemon's does (the
     PEP 3143 drop-in).
+
+    ``quiet_success``: a daemon that exits with
+    status 0 before ready ends the start with 0 and nothing said (see
+    :func:`see_daemon_through`).
 
     Raises:
         StartupError: in the launching process, with nothing started: the
@@ -463,7 +468,7 @@ def fork_daemon(
         # Last: a Ctrl-C held since the fork is the caller's now, with nothing started.
         signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         raise refusal
-    _first_child(read_fd, pipe, mask)
+    _first_child(read_fd, pipe, mask, quiet_success)
     if own_group:
         # A process group of its own, led by the daemon (still no session
         # leader, so it never gets a terminal): whatever it starts and does
@@ -489,13 +494,15 @@ def fork_daemon(
     return pipe
 
 
-def _first_child(read_fd: int, pipe: ReadinessPipe, mask: Iterable[int]) -> None:
+def _first_child(
+    read_fd: int, pipe: ReadinessPipe, mask: Iterable[int], quiet_success: bool
+) -> None:
     """Start a new session and fork the daemon; return only in the daemon.
 
     The session leader then stays until the daemon has its verdict: the
     daemon is its child, so it alone learns how a daemon that died unready
     ended (see :func:`see_daemon_through`). ``mask``: the signal mask from
-    before the fork, the daemon's.
+    before the fork, the daemon's; ``quiet_success``: see :func:`fork_daemon`.
     """
     try:
         os.close(read_fd)
@@ -541,7 +548,7 @@ def _first_child(read_fd: int, pipe: ReadinessPipe, mask: Iterable[int]) -> None
         # removed by the launcher that had reported it failed).
         pipe.announce(second)
         if released >= 0:
-            see_daemon_through(second, released, pipe)
+            see_daemon_through(second, released, pipe, quiet_success=quiet_success)
     except BaseException as exc:
         # The daemon, if forked, announces itself and gives its own verdict.
         _end_fork_copy(exc)

@@ -408,7 +408,12 @@ def fork_away(context: Context, own: PidFile | None) -> ReadinessPipe | None:
 
     try:
         return _detach.fork_daemon(
-            on_ready=_nothing, on_failure=report_failure, foreground="detach_process=False"
+            on_ready=_nothing,
+            on_failure=report_failure,
+            foreground="detach_process=False",
+            # os._exit(0) in the pidfile's __enter__ (another instance runs):
+            # as sys.exit(0) there, nothing to do, not a failed start.
+            quiet_success=True,
         )
     except StartupError as exc:
         # fork_daemon says why (the readiness pipe or the fork, EAGAIN at
@@ -458,7 +463,8 @@ def _report_failure(result: LaunchResult, own: PidFile | None) -> None:
     (empty, or with a dead pid), as ``run()``'s launcher does not.
     """
     # Imported at the top: the caller may be inside its chroot by now.
-    say(result.message)
+    if result.message:  # none: the program ended itself quietly (see _pep3143_caller)
+        say(result.message)
     held = None if own is None else own.held
     if held is not None:
         try:  # noqa: SIM105 (no contextlib on the pep3143 path)

@@ -3,9 +3,10 @@
 One pipe, written by the daemon, read by the launcher. Messages are lines:
 ``P<pid>`` (the daemon exists), ``R`` (ready), ``E<code> <message>`` (it
 ended before ready: a failure, or ``E0`` when the program chose to end with
-``sys.exit(0)``), ``N`` (no daemon: the first child found itself PID 1 of a
-new pid namespace, and forked none). End of file with no ``R``, ``E`` or
-``N`` means the daemon died first.
+``sys.exit(0)``; ``E<code>`` alone: it ended so with nothing to say), ``N``
+(no daemon: the first child found itself PID 1 of a new pid namespace, and
+forked none). End of file with no ``R``, ``E`` or ``N`` means the daemon
+died first.
 
 Only the first ``P`` counts: the intermediate child writes it as root, before
 it exits and before the daemon runs any of the program's code. The daemon
@@ -170,6 +171,15 @@ class ReadinessPipe:
         """Release the launcher with ``code`` and a one-line ``message`` for its stderr."""
         line = " ".join(message.split()) or "startup failed"
         self._write(f"E{int(code)} {line}\n")
+        self.close()
+
+    def end(self, code: int) -> None:
+        """Release the launcher with ``code`` and nothing to say: the program ended itself.
+
+        ``sys.exit()`` (or ``sys.exit(code)``) before ready, where the
+        interpreter prints nothing either.
+        """
+        self._write(f"E{int(code)}\n")
         self.close()
 
     def close(self) -> None:
@@ -415,7 +425,9 @@ def announced_pid(fd: int, timeout: float) -> tuple[int | None, bool]:
     return None, False
 
 
-def see_daemon_through(daemon: int, released: int, pipe: ReadinessPipe) -> None:
+def see_daemon_through(
+    daemon: int, released: int, pipe: ReadinessPipe, *, quiet_success: bool = False
+) -> None:
     """The session leader's wait: until the daemon has its verdict, dies, or the launcher goes.
 
     The daemon is the leader's child, so only the leader learns how it ended.
@@ -426,6 +438,10 @@ def see_daemon_through(daemon: int, released: int, pipe: ReadinessPipe) -> None:
     when it gives its verdict (see :meth:`ReadinessPipe.ready`); a launcher
     gone meanwhile (a Ctrl-C) leaves nobody to tell. Without a pidfd (Linux
     before 5.3) the leader goes at once, as it always did.
+
+    ``quiet_success``: an exit with status 0 is the program's own "nothing to
+    do" (``os._exit(0)``), given as ``sys.exit(0)`` is: the launcher exits 0
+    and says nothing (the PEP 3143 drop-in).
     """
     try:
         watched = os.pidfd_open(daemon)
@@ -452,6 +468,9 @@ def see_daemon_through(daemon: int, released: int, pipe: ReadinessPipe) -> None:
         _, status = os.waitpid(daemon, os.WNOHANG)
     except ChildProcessError:
         return  # reaped by a SIGCHLD handler of the program's, or SIGCHLD ignored
+    if quiet_success and os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0:
+        pipe.end(0)
+        return
     code, why = _death_verdict(daemon, status)
     pipe.fail(code, why)
 
