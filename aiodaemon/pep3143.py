@@ -334,6 +334,10 @@ class DaemonContext:
                 let_go(placeholders)
                 placeholders = []
                 if self.pidfile is not None:
+                    if pipe is not None and own is None:
+                        # A lock that waits for its holder (lockfile's FileLock)
+                        # holds the caller too: it says so after a second.
+                        pipe.note_waiting()
                     # Entered as python-daemon enters it, in the daemon: a subclass's
                     # __enter__ and acquire() run. Locked already, a PidFile's
                     # acquire() only writes the pid.

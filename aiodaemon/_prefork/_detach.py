@@ -388,6 +388,7 @@ def fork_daemon(
     launcher_mask: Iterable[int] | None = None,
     leave_to_daemon: Callable[[], None] | None = None,
     own_group: bool = False,
+    on_stall: Callable[[], None] | None = None,
     quiet_success: bool = False,
 ) -> ReadinessPipe:
     """Fork, ``setsid``, fork: only the daemon returns, holding its end of the readiness pipe.
@@ -405,7 +406,9 @@ def fork_daemon(
     else it stays in the session leader's, as python-daemon's does (the
     PEP 3143 drop-in).
 
-    ``quiet_success``: a daemon that exits with
+    ``on_stall``: run in the launcher when the daemon announced a wait
+    (:meth:`ReadinessPipe.note_waiting`) and gave no verdict within a second
+    (see :func:`wait_ready`). ``quiet_success``: a daemon that exits with
     status 0 before ready ends the start with 0 and nothing said (see
     :func:`see_daemon_through`).
 
@@ -456,7 +459,15 @@ def fork_daemon(
             _leave_to_daemon(leave_to_daemon)
         waits_with = mask if launcher_mask is None else launcher_mask
         exit_with_verdict(
-            first, read_fd, write_fd, on_ready, on_failure, timeouts, pidfile, waits_with
+            first,
+            read_fd,
+            write_fd,
+            on_ready,
+            on_failure,
+            timeouts,
+            pidfile,
+            waits_with,
+            on_stall=on_stall,
         )
         # Back only when the first child forked no daemon (see exit_with_verdict):
         # nothing runs, and the caller goes on as after a failed fork.

@@ -49,6 +49,8 @@ def exit_with_verdict(
     timeouts: tuple[float | None, float | None, float],
     pidfile: str | None,
     mask: Iterable[int],
+    *,
+    on_stall: Callable[[], None] | None = None,
 ) -> None:
     """Wait for the daemon's verdict, act on it, say it, and exit with the daemon's status.
 
@@ -70,6 +72,8 @@ def exit_with_verdict(
             None without one) and the daemon's shutdown timeout.
         pidfile: the daemon's, named in how to stop it after an interrupt.
         mask: the signal mask to wait with and to keep after the verdict.
+        on_stall: run once when the daemon's announced wait gives no verdict
+            within a second (see :func:`wait_ready`).
     """
     start_timeout, deadline, shutdown_timeout = timeouts
     code = 1
@@ -78,7 +82,7 @@ def exit_with_verdict(
     try:
         os.close(write_fd)
         interrupt_on_signals()
-        result = wait_ready(read_fd, start_timeout, deadline, mask=mask)
+        result = wait_ready(read_fd, start_timeout, deadline, mask=mask, on_stall=on_stall)
         if result.namespace_init:
             # Nothing runs: the first child exits at once. Our handlers go
             # before fork_daemon unblocks the signals, so one held meanwhile

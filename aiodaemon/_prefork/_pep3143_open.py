@@ -55,6 +55,8 @@ if TYPE_CHECKING:
         def files_preserve(self) -> Iterable[object] | None: ...
         @property
         def signal_map(self) -> Mapping[int, object]: ...
+        @property
+        def pidfile(self) -> object: ...
 
 
 __all__ = [
@@ -406,11 +408,15 @@ def fork_away(context: Context, own: PidFile | None) -> ReadinessPipe | None:
     def report_failure(result: LaunchResult) -> None:
         _report_failure(result, own)
 
+    def stalled() -> None:
+        _say_stalled(context.pidfile)
+
     try:
         return _detach.fork_daemon(
             on_ready=_nothing,
             on_failure=report_failure,
             foreground="detach_process=False",
+            on_stall=stalled,
             # os._exit(0) in the pidfile's __enter__ (another instance runs):
             # as sys.exit(0) there, nothing to do, not a failed start.
             quiet_success=True,
@@ -449,6 +455,23 @@ def _warn_threads() -> None:
             " may hang on a lock they held: start them after open()"
         )
     _detach.warn_unseen_threads("after open()")
+
+
+def _say_stalled(pidfile: object) -> None:
+    """In the caller: the daemon's ``open()`` has waited a second for its pidfile's lock.
+
+    lockfile's ``FileLock(path)`` (the PEP's example) waits as long as
+    another process holds it, and the caller with it: a start script would
+    hang without a word.
+    """
+    path = getattr(pidfile, "path", None)
+    name = type(pidfile).__name__
+    if isinstance(path, str | bytes | os.PathLike):
+        name = f"{name} {os.fsdecode(path)}"
+    say(
+        f"still waiting for the pidfile's lock ({name}): another process holds it? The"
+        " start ends once open() has it (give the pidfile a timeout to fail instead)"
+    )
 
 
 def _nothing(pid: int) -> None:

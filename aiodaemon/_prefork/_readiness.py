@@ -5,8 +5,9 @@ One pipe, written by the daemon, read by the launcher. Messages are lines:
 ended before ready: a failure, or ``E0`` when the program chose to end with
 ``sys.exit(0)``; ``E<code>`` alone: it ended so with nothing to say), ``N``
 (no daemon: the first child found itself PID 1 of a new pid namespace, and
-forked none). End of file with no ``R``, ``E`` or ``N`` means the daemon
-died first.
+forked none), ``W`` (the daemon starts a wait that may last: the launcher
+says so if no verdict follows within :data:`STALL_NOTE` seconds). End of
+file with no ``R``, ``E`` or ``N`` means the daemon died first.
 
 Only the first ``P`` counts: the intermediate child writes it as root, before
 it exits and before the daemon runs any of the program's code. The daemon
@@ -38,7 +39,7 @@ from ._messages import seconds_shown
 # Annotations only: aiodaemon.pep3143 imports this module into synchronous programs.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Callable, Iterable
     from typing import TypeAlias
 
     #: A pidfd taken when the daemon announced itself; None: it was gone by
@@ -182,6 +183,10 @@ class ReadinessPipe:
         self._write(f"E{int(code)}\n")
         self.close()
 
+    def note_waiting(self) -> None:
+        """Tell the launcher a wait that may last begins (a pidfile's lock): it explains a stall."""
+        self._write("W\n")
+
     def close(self) -> None:
         """Drop the pipe without a verdict (or after one)."""
         self._release_leader()
@@ -297,6 +302,9 @@ def _readable_with(fd: int, timeout: float, mask: Iterable[int] | None) -> bool:
         signal.pthread_sigmask(signal.SIG_SETMASK, held)
 
 
+#: Seconds after a ``W`` without a verdict before the launcher says what it waits for.
+STALL_NOTE = 1.0
+
 #: The longest message line the launcher reads; the rest of a longer one is dropped.
 _LINE_MAX = 65536
 #: What the launcher still reads once the start timeout is up: the most a pipe holds.
@@ -304,7 +312,12 @@ _LATE_MAX = 1 << 20
 
 
 def wait_ready(
-    fd: int, timeout: float | None, deadline: float | None, *, mask: Iterable[int] | None = None
+    fd: int,
+    timeout: float | None,
+    deadline: float | None,
+    *,
+    mask: Iterable[int] | None = None,
+    on_stall: Callable[[], None] | None = None,
 ) -> LaunchResult:
     """Block until the daemon reports, its end of the pipe closes, or ``deadline`` passes.
 
@@ -318,6 +331,10 @@ def wait_ready(
     The result's ``pidfd`` is the daemon's, taken when its pid was read: the
     caller stops or waits for the daemon through it (the launcher's exit closes it).
 
+    ``on_stall``: run once when the daemon said ``W`` (a wait of its own
+    begins) and no verdict came within :data:`STALL_NOTE` seconds: the
+    launcher says what the start waits for, and goes on waiting.
+
     Raises:
         WaitInterrupted: on Ctrl-C (a KeyboardInterrupt), with the pid read so far.
     """
@@ -326,6 +343,9 @@ def wait_ready(
     watched: Pidfd = None
     #: bytes read since the deadline passed.
     late = 0
+    #: when to run on_stall (``time.monotonic()``); None: not now (or done).
+    stall_at: float | None = None
+    stall_noted = False
     try:
         while True:
             left = _SLICE if deadline is None else deadline - time.monotonic()
@@ -339,7 +359,14 @@ def wait_ready(
             # forks next is still to be stopped, so its pid is waited for.
             unnamed = pid is None and late <= _LATE_MAX
             wait = _SLICE if unnamed and left <= 0 else max(0.0, min(left, _SLICE))
+            if stall_at is not None:
+                wait = min(wait, max(0.0, stall_at - time.monotonic()))
             readable_now = _readable_with(fd, wait, mask)
+            if stall_at is not None and not readable_now and time.monotonic() >= stall_at:
+                assert on_stall is not None
+                stall_at = None
+                on_stall()
+                continue
             if unnamed and not readable_now:
                 continue
             if deadline is not None and left <= 0 and (not readable_now or late > _LATE_MAX):
@@ -371,6 +398,11 @@ def wait_ready(
                         watched = _watch(pid)
                 elif line == "R":
                     return LaunchResult(pid, True, 0, "", pidfd=watched)
+                elif line == "W" and on_stall is not None and not stall_noted:
+                    # Armed once: more W lines (the daemon's account may write
+                    # them) neither put it off nor fill root's terminal.
+                    stall_noted = True
+                    stall_at = time.monotonic() + STALL_NOTE
                 elif line == "N" and pid is None:
                     # Only before any pid: the first child writes it before its
                     # own fork, and the daemon's account must not forge it.
