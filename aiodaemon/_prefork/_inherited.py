@@ -1,4 +1,4 @@
-"""What a starter leaves a daemon: a blocked signal mask, an ignored SIGCHLD, a low fd limit.
+"""What a starter leaves a daemon: a blocked mask, ignored SIGCHLD and SIGQUIT, a low fd limit.
 
 Signals. A signal mask and ignored dispositions survive ``exec``, so a daemon inherits
 whatever its starter had (a shell's ``trap '' CHLD``, a supervisor written in a
@@ -7,6 +7,10 @@ first thing. Left alone, a blocked SIGTERM stays pending for ever (``stop``
 ends in SIGKILL), a blocked SIGCHLD hangs uvloop's subprocess waits, and an
 ignored SIGCHLD makes the kernel reap children itself, so the launcher's own
 ``waitpid`` fails and ``asyncio`` subprocesses never learn their exit status.
+An ignored SIGQUIT (``sh`` ignores SIGINT and SIGQUIT in its background jobs:
+a CI or boot script's ``aiodaemon start ... &``) took away the one way to end a
+daemon stuck where no Python code runs, in the daemon and every program it
+starts (see docs/lifecycle.md).
 
 The open-files limit. The soft ``RLIMIT_NOFILE`` of 1024 that shells and
 systemd hand out is a compatibility default for programs using ``select()``;
@@ -47,11 +51,17 @@ LIFECYCLE_SIGNALS = (
 )
 
 
+#: Ignored dispositions a daemon never keeps: SIGCHLD's breaks waiting for
+#: children, SIGQUIT's the way to end a stuck daemon (its default action).
+_RESET_WHEN_IGNORED = (signal.SIGCHLD, signal.SIGQUIT)
+
+
 def reset_inherited_signals(*, successor: bool = False, handled: Iterable[int] = ()) -> None:
-    """Unblock every signal in this thread and give an ignored SIGCHLD its default.
+    """Unblock every signal in this thread and give an ignored SIGCHLD or SIGQUIT its default.
 
     Other ignored dispositions stay: the program may have chosen them before
-    calling ``run()``, and the ones aiodaemon relies on (SIGTERM, SIGINT,
+    calling ``run()`` (one that wants SIGQUIT ignored says so with an
+    ``on_signal`` handler), and the ones aiodaemon relies on (SIGTERM, SIGINT,
     SIGHUP, SIGUSR1, SIGUSR2) get handlers of their own. Python itself ignores
     SIGPIPE and SIGXFSZ, on purpose.
 
@@ -66,8 +76,9 @@ def reset_inherited_signals(*, successor: bool = False, handled: Iterable[int] =
     # Nothing of aiodaemon's own is held yet (see _run._signal_mask).
     held = (*LIFECYCLE_SIGNALS, *handled) if successor else ()
     signal.pthread_sigmask(signal.SIG_SETMASK, held)
-    if signal.getsignal(signal.SIGCHLD) == signal.SIG_IGN:
-        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    for signum in _RESET_WHEN_IGNORED:
+        if signal.getsignal(signum) == signal.SIG_IGN:
+            signal.signal(signum, signal.SIG_DFL)
 
 
 #: Descriptors below which no daemon can run: aiodaemon's own are ~17 at rest

@@ -18,12 +18,17 @@ report_path = sys.argv[2]
 
 
 async def main(ctx: aiodaemon.Context) -> None:
-    child = await asyncio.create_subprocess_exec("sh", "-c", "exit 7")
-    code = await asyncio.wait_for(child.wait(), 10)
+    # The child says what it inherited: its ignored signals.
+    child = await asyncio.create_subprocess_exec(
+        "sh", "-c", "grep SigIgn /proc/self/status; exit 7", stdout=asyncio.subprocess.PIPE
+    )
+    out, _ = await asyncio.wait_for(child.communicate(), 10)
+    code = child.returncode
     with open("/proc/self/status") as f:
         status = dict(line.rstrip("\n").split(":\t", 1) for line in f if ":\t" in line)
     with open(report_path + ".tmp", "w") as f:
-        json.dump({"child": code, "SigBlk": status["SigBlk"], "SigIgn": status["SigIgn"]}, f)
+        seen = {"child": code, "child_SigIgn": out.decode().split()[-1]}
+        json.dump({**seen, "SigBlk": status["SigBlk"], "SigIgn": status["SigIgn"]}, f)
     os.rename(report_path + ".tmp", report_path)
     await ctx.wait_stopping()
 
