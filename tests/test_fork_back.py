@@ -3,6 +3,9 @@
 Before, such a child went on in aiodaemon's code on a copy of the daemon's
 event loop (whose epoll instance it shares): "internal task failed: no running
 event loop", then it hung for ever, and its parent with it in ``waitpid``.
+Forked in a thread pool's worker (``asyncio.to_thread``), it waited for ever for
+the pool's next work item (or ran the parent's), holding the ``listen=``
+sockets; forked in a ``threading.Thread``, the child's log writer kept it alive.
 """
 
 from __future__ import annotations
@@ -43,6 +46,13 @@ def child_status(d: ForegroundDaemon) -> tuple[int, int] | None:
         ("task", "return"),
         ("task", "raise"),
         ("task", "await"),
+        ("to_thread", "return"),
+        ("to_thread", "raise"),
+        ("to_thread", "exit"),
+        ("pool", "return"),
+        ("thread", "return"),
+        ("thread", "raise"),
+        ("thread", "exit"),
     ],
 )
 def test_the_child_ends_and_the_daemon_runs_on(
@@ -84,3 +94,8 @@ def test_the_child_ends_and_the_daemon_runs_on(
     assert ("Traceback" in err) == (what == "raise")
     assert "internal" not in err
     assert not pidfile.exists()
+    if where == "pool":
+        # The work queued in the parent ran there, once, and never in the child.
+        assert [line for line in d.recorded() if line.startswith("queued")] == [f"queued {d.pid}"]
+    if where in ("to_thread", "pool", "thread"):
+        assert "fork_in_thread() in thread '" in line

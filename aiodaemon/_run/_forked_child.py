@@ -15,13 +15,26 @@ A child forked in a task of the program's own, or in a callback, comes back
 to the event loop instead: a callback queued in the child at the fork ends
 it there, with the status of the task that forked (0 after a callback; 1
 while the task awaits: a forked child cannot use the daemon's loop).
+
+A child forked in another thread comes back when the thread's function ends.
+In a thread pool's worker (``asyncio.to_thread``, ``run_in_executor``) the
+worker then took the next work item: none ever came, so the child lived on,
+holding the ``listen=`` sockets (the next ``start`` could not bind them), or
+ran work the daemon had queued before the fork. The parent's work items are
+dropped in the child and one of ours put in their place, which ends it with
+the status of the function that forked. A ``threading.Thread`` of the
+program's whose function ends would end the child, its last thread, but for
+the log writer the child starts: it ends there too, the same way.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
+import functools
 import os
+import queue
 import sys
 import threading
 import traceback
@@ -34,6 +47,8 @@ from ._outcome import error_text
 from ._user_exit import requested_status, show_request
 
 if TYPE_CHECKING:
+    from types import FrameType
+
     from .._logs._logwriter import LogWriter
 
 __all__ = ["end_if_forked", "watch_forks"]
@@ -47,7 +62,7 @@ _DRAIN_TIMEOUT = 1.0
 class _Watch:
     """The daemon being watched: its pid, loop, loop thread and log writer."""
 
-    __slots__ = ("forking_task", "logs", "loop", "pid", "thread")
+    __slots__ = ("forked_by", "forking_task", "logs", "loop", "pid", "thread")
 
     def __init__(self) -> None:
         self.pid: int | None = None
@@ -56,6 +71,8 @@ class _Watch:
         self.logs: LogWriter | None = None
         #: the task that called ``os.fork()`` on the loop's thread (None: a callback).
         self.forking_task: asyncio.Task[Any] | None = None
+        #: the pid of the process that forked last.
+        self.forked_by: int | None = None
 
 
 _watch = _Watch()
@@ -90,6 +107,7 @@ def end_if_forked(where: str, exc: BaseException | None) -> None:
 
 def _before_fork() -> None:
     _watch.forking_task = None
+    _watch.forked_by = os.getpid()
     if _watch.pid == os.getpid() and threading.get_ident() == _watch.thread:
         # RuntimeError: the loop is not running (before or after the run).
         with contextlib.suppress(RuntimeError):
@@ -98,9 +116,12 @@ def _before_fork() -> None:
 
 def _after_fork_in_child() -> None:
     loop = _watch.loop
-    if _watch.pid is None or threading.get_ident() != _watch.thread or loop is None:
-        return  # not forked from the daemon's loop thread: nothing comes back to it
+    if _watch.pid is None or _watch.forked_by != _watch.pid or loop is None:
+        return  # not forked from the daemon: nothing comes back to it
     if loop.is_closed() or not loop.is_running():
+        return
+    if threading.get_ident() != _watch.thread:
+        _end_back_in_thread()
         return
     loop.call_soon(_back_in_loop, _watch.forking_task)
 
@@ -115,6 +136,81 @@ def _back_in_loop(task: asyncio.Task[Any] | None) -> NoReturn:
     if task.cancelled():
         _end_child(where, asyncio.CancelledError())
     _end_child(where, task.exception())
+
+
+def _end_back_in_thread() -> None:
+    """End the child when the function that forked, in a thread not the loop's, ends."""
+    thread = threading.current_thread()
+    pool = sys.modules.get("concurrent.futures.thread")
+    work_queue = None if pool is None else pool._threads_queues.get(thread)
+    if pool is not None and work_queue is not None:
+        forking = _forking_work_item(pool._WorkItem.run.__code__)
+        name = "a function" if forking is None else f"{_function_name(forking.fn)}()"
+        # The parent's work, not the child's: it would run twice.
+        with contextlib.suppress(queue.Empty):
+            while True:
+                work_queue.get_nowait()
+        work_queue.put(_EndInPool(f"{name} in thread {thread.name!r}", forking))
+        return
+    # threading's own names, the same in CPython 3.11 to 3.13: what
+    # Thread._bootstrap_inner calls when run() raised, then as it ends.
+    if not hasattr(thread, "_invoke_excepthook") or not hasattr(thread, "_delete"):
+        return  # not a thread Python started: no Python function of ours comes back
+    target = getattr(thread, "_target", None)
+    name = f"{type(thread).__qualname__}.run" if target is None else _function_name(target)
+    ending = _ThreadEnd(f"{name}() in thread {thread.name!r}")
+    thread._invoke_excepthook = ending.raised
+    thread._delete = ending.ended
+
+
+def _forking_work_item(run_code: object) -> Any:
+    """The thread pool's work item whose function forked (its ``run()`` frame's ``self``)."""
+    frame: FrameType | None = sys._getframe(1)
+    while frame is not None:
+        if frame.f_code is run_code:
+            return frame.f_locals.get("self")
+        frame = frame.f_back
+    return None
+
+
+def _function_name(fn: object) -> str:
+    """The name the program gave ``fn``, without ``asyncio.to_thread``'s wrapping."""
+    while isinstance(fn, functools.partial):
+        # to_thread runs partial(Context.run, fn, ...) in the pool.
+        wrapped = isinstance(getattr(fn.func, "__self__", None), contextvars.Context)
+        fn = fn.args[0] if wrapped and fn.args else fn.func
+    name = getattr(fn, "__qualname__", None)
+    return name if isinstance(name, str) else type(fn).__qualname__
+
+
+class _EndInPool:
+    """A thread pool's next work item in the child: the forking function is over."""
+
+    def __init__(self, where: str, forking: Any) -> None:
+        self.where = where
+        self.forking = forking
+
+    def run(self) -> NoReturn:
+        future = getattr(self.forking, "future", None)
+        exc = None
+        if future is not None and future.done() and not future.cancelled():
+            exc = future.exception(timeout=0)
+        _end_child(self.where, exc)
+
+
+class _ThreadEnd:
+    """What ends a child in a ``threading.Thread`` of the program's as its function ends."""
+
+    def __init__(self, where: str) -> None:
+        self.where = where
+        self.exc: BaseException | None = None
+
+    def raised(self, thread: threading.Thread) -> None:
+        # Instead of threading.excepthook's report: _end_child says it, with the status.
+        self.exc = sys.exc_info()[1]
+
+    def ended(self) -> NoReturn:
+        _end_child(self.where, self.exc)
 
 
 def _end_child(where: str, exc: BaseException | None, *, still_running: bool = False) -> NoReturn:
