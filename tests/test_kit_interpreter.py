@@ -38,7 +38,7 @@ from aiodaemon.testing import launch
 
 
 async def test() -> None:
-    async with launch("flagged:main", cwd=sys.argv[1]) as daemon:
+    async with launch(sys.argv[2], cwd=sys.argv[1]) as daemon:
         record = await daemon.wait_for_record("flags")
         status = await daemon.stop()
     print(json.dumps({"record": record, "status": status}))
@@ -48,11 +48,11 @@ asyncio.run(test())
 """
 
 
-def _drive(tmp_path: Path, *flags: str) -> dict[str, object]:
+def _drive(tmp_path: Path, *flags: str, target: str = "flagged:main") -> dict[str, object]:
     (tmp_path / "flagged.py").write_text(APP)
     (tmp_path / "driver.py").write_text(DRIVER)
     result = subprocess.run(
-        [sys.executable, *flags, str(tmp_path / "driver.py"), str(tmp_path)],
+        [sys.executable, *flags, str(tmp_path / "driver.py"), str(tmp_path), target],
         capture_output=True,
         text=True,
         timeout=60,
@@ -84,3 +84,17 @@ def test_the_daemons_run_with_the_test_processs_flags(tmp_path: Path) -> None:
     assert record["dev"] is True
     assert "error::ResourceWarning" in record["warnoptions"]
     assert outcome["status"] == 0
+
+
+def test_a_script_outside_cwd_runs_under_isolated_mode(tmp_path: Path) -> None:
+    """``-I`` (or ``-E``) is not passed on: the daemon finds the script by PYTHONPATH."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    script = tmp_path / "scripts" / "flagged_script.py"
+    script.parent.mkdir()
+    script.write_text(APP)
+    outcome = _drive(elsewhere, "-I", target=str(script))
+    assert outcome["status"] == 0
+    record = outcome["record"]
+    assert isinstance(record, dict)
+    assert record["event"] == "flags"

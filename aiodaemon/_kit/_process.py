@@ -476,6 +476,9 @@ def _command() -> list[str]:
     tests spawn interpreters with.
     """
     flags: list[str] = subprocess._args_from_interpreter_flags()  # type: ignore[attr-defined]
+    # Not -I nor -E: the daemon is handed PYTHONPATH (a script's directory,
+    # launch(env=)), which they would make it ignore.
+    flags = ["-s" if flag == "-I" else flag for flag in flags if flag != "-E"]
     return [sys.executable, *flags, "-m", "aiodaemon"]
 
 
