@@ -16,6 +16,7 @@ import io
 import json
 import os
 import select
+import signal
 import socket
 import subprocess
 import tempfile
@@ -47,7 +48,9 @@ from .support import (
     aiodaemon_cli,
     is_alive,
     kill_quietly,
+    proc_state,
     read_pid,
+    wait_for,
     wait_gone,
 )
 
@@ -244,3 +247,23 @@ def test_a_pidfile_private_to_the_daemons_user_is_not_allowed_to_others(
     finally:
         assert cli("stop", "--pidfile", pidfile).returncode == 0
     wait_gone(pid)
+
+
+def test_another_users_stop_of_a_suspended_daemon_says_not_allowed_once(
+    arena: Path, intruder: User
+) -> None:
+    """Root's daemon, SIGSTOPped: the intruder's stop is refused in one line (4), nothing sent."""
+    pidfile = arena / "app.pid"
+    started = cli("start", TARGET, "--pidfile", pidfile)
+    assert started.returncode == 0, started.stderr
+    pid = read_pid(pidfile)
+    try:
+        os.kill(pid, signal.SIGSTOP)
+        wait_for(lambda: proc_state(pid) == "T", 10, "the daemon to be stopped")
+        code, _, err = cli_as(intruder, "stop", "--pidfile", pidfile, "--timeout", "1")
+        assert (code, err.count("\n")) == (4, 1), err
+        assert err.startswith(f"aiodaemon: not allowed to send SIGTERM to pid {pid}")
+        assert proc_state(pid) == "T"
+    finally:
+        kill_quietly(pid, signal.SIGCONT)
+        kill_quietly(pid)

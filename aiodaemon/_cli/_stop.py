@@ -155,7 +155,7 @@ def stop(
 
             if is_suspended(pid):
                 # Else the request would wait its 5 s for an answer first.
-                _continue(pid, pidfd)
+                _continue(pid, pidfd, quiet=True)
             if says_stopping(pid):
                 # Stopping already: sync code may hold its loop up past its end,
                 # our request unanswered, so we listen before we ask.
@@ -280,7 +280,7 @@ def stop(
     return code
 
 
-def _continue(pid: int, pidfd: int) -> None:
+def _continue(pid: int, pidfd: int, *, quiet: bool = False) -> None:
     """SIGCONT a daemon stopped with SIGSTOP (job control), so its stop is graceful.
 
     Stopped, it would take the stop request or SIGTERM only once it runs again,
@@ -288,13 +288,18 @@ def _continue(pid: int, pidfd: int) -> None:
     continued, as systemd continues what it sends its KillSignal= to. Its own
     group too (a detached daemon's: `kill -STOP -- -PGID`, a Ctrl-Z's): a
     worker its shutdown hook waits for would hold the stop up to the SIGKILL.
+    ``quiet``: a refusal is not said (the SIGTERM that follows says it, once).
     """
     import signal  # loaded by stop() already (see there)
 
     if own_group(pid) and not readable(pidfd, 0):
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pid, signal.SIGCONT)
-    _send(pidfd, pid, signal.SIGCONT)
+    if not quiet:
+        _send(pidfd, pid, signal.SIGCONT)
+        return
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        signal.pidfd_send_signal(pidfd, signal.SIGCONT)
 
 
 def _killed(pid: int, killed: Killed, after: str) -> tuple[str, int]:
