@@ -133,3 +133,62 @@ def test_a_root_process_the_service_account_names_is_never_signalled(
     assert is_alive(victim_pid)
     assert not heard.exists(), heard.read_text()
     assert is_alive(pid)
+
+
+#: A root process hiding its descriptors that serves a control socket and answers
+#: ``status`` as a daemon would: what the service account's listener, its pid
+#: come round to such a process, looks like from outside (SO_PEERCRED says
+#: whoever called listen(), as it was then).
+IMPOSTOR = """\
+import ctypes, json, os, socket, sys
+ctypes.CDLL(None).prctl(4, 0, 0, 0, 0)
+path, owner, heard = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+server = socket.socket(socket.AF_UNIX)
+server.bind(path)
+os.chown(path, owner, owner)
+server.listen(16)
+open(heard + ".ready", "w").close()
+while True:
+    conn, _ = server.accept()
+    lines = conn.recv(65536).splitlines()
+    if not lines:  # a probe of whether anyone listens
+        conn.close()
+        continue
+    request = json.loads(lines[0])
+    with open(heard, "a") as f:
+        f.write(request["cmd"] + "\\n")
+    if request["cmd"] == "status":
+        answer = {"v": 1, "ok": True, "state": "running", "pid": os.getpid(), "uptime": 1.0,
+                  "sockets": {}, "last_reload": None, "version": "0.2.0", "ready": True}
+        conn.sendall(json.dumps(answer).encode() + b"\\n")
+    conn.close()
+"""
+
+
+def test_a_root_process_serving_the_accounts_socket_is_never_signalled(
+    arena: Path, service_account: User
+) -> None:
+    """Pidfile removed, socket the account's, its server a root process: nothing signalled."""
+    pidfile, control, heard = arena / "app.pid", arena / "app.pid.ctl", arena / "heard"
+    impostor = subprocess.Popen(
+        [sys.executable, "-c", IMPOSTOR, str(control), str(service_account.uid), str(heard)]
+    )
+    try:
+        wait_for(lambda: Path(f"{heard}.ready").exists(), 30, "the impostor to listen")
+        refusal = (
+            f"control socket {control} (uid {service_account.uid}'s) is served by pid"
+            f" {impostor.pid}, which runs as uid 0 and whose descriptors cannot be seen;"
+            " not trusted"
+        )
+        status = blind_cli("status", "--pidfile", pidfile)
+        assert status.returncode == 3, status.stdout
+        assert refusal in status.stderr
+        stop = blind_cli("stop", "--pidfile", pidfile, "--timeout", "2")
+        assert stop.stderr.endswith(f"aiodaemon: not running (no pidfile {pidfile})\n")
+        assert "SIGTERM" not in stop.stderr
+        assert impostor.poll() is None, "the root process was signalled"
+        # Judged before anything is sent: not even asked its status.
+        assert not heard.exists(), heard.read_text()
+    finally:
+        impostor.kill()
+        impostor.wait()

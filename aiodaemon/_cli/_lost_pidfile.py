@@ -240,11 +240,17 @@ def find_through_control(
                 f"control socket {control} (uid {st.st_uid}'s) is served by pid {pid} "
                 f"running as uid {uid}; not trusted"
             )
-        if pidfile is not None and has_file_open(pid, pidfile) is False:
+        if pidfile is not None:
+            opened = has_file_open(pid, pidfile)
+        else:
+            opened = any_open_file(pid, _followed)
+        if opened is False and pidfile is not None:
             raise ControlUntrusted(
                 f"control socket {control} is served by pid {pid}, which does not hold "
                 f"the pidfile {path}; not trusted"
             )
+        if opened is None:
+            _check_unseen(pid, control, st)
         peers.append(pid)
         if unanswered and suspension(pid) is not None:
             raise _Suspended  # nothing to wait for: it reads nothing until run again
@@ -306,6 +312,32 @@ def opened_from(pid: int, path: StrPath) -> bool | None:
     canonical = canonical_path(os.fspath(path))
     shown_as = (canonical, canonical + " (deleted)")
     return any_open_file(pid, lambda fd: os.readlink(fd) in shown_as)
+
+
+def _followed(fd: str) -> bool:
+    """Nothing to match: only whether the descriptor ``fd`` may be followed (else OSError)."""
+    os.stat(fd)
+    return False
+
+
+def _check_unseen(pid: int, control: StrPath, st: os.stat_result) -> None:
+    """Refuse ``pid``, whose descriptors we may not see, unless it runs as the socket's owner.
+
+    SO_PEERCRED names the process that called listen(), as it was then: the
+    service account's listener may have exited, its socket kept by a child,
+    and its pid come round to a root process that hides its descriptors (a
+    setuid program, another daemon). The socket's owner is believed about
+    its own processes only, as a pidfile's is (see ``_pidfile_status``).
+    """
+    from .._prefork._procfs import uids
+
+    ids = uids(pid)
+    strangers = [] if ids is None else sorted(set(ids) - {st.st_uid})
+    if strangers:
+        raise ControlUntrusted(
+            f"control socket {control} (uid {st.st_uid}'s) is served by pid {pid}, which runs"
+            f" as uid {strangers[0]} and whose descriptors cannot be seen; not trusted"
+        )
 
 
 def _check_placed(control: StrPath, st: os.stat_result, owner: int | None) -> None:
