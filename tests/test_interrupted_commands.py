@@ -16,8 +16,8 @@ import pytest
 
 from .control_support import open_control_app
 from .support import wait_for, wait_gone
-from .test_upgrade import App, cli
-from .test_upgrade_faults import _end_what_is_left, _successor_starting, _upgrade_in_background
+from .test_upgrade import App, cli, upgrade_in_background
+from .test_upgrade_faults import _end_what_is_left, _successor_starting
 from .test_upgrade_faults import app as app
 
 GOES_ON = (
@@ -56,7 +56,7 @@ def test_a_signal_on_a_waiting_upgrade_says_the_upgrade_goes_on(app: App, signum
     gate = app.directory / "gate"
     old = app.start(APP_GATE=str(gate))
     app.edit('MODE = ""', 'MODE = "gate"')
-    upgrade: subprocess.Popen[str] | None = _upgrade_in_background(app)
+    upgrade: subprocess.Popen[str] | None = upgrade_in_background(app)
     successor = None
     try:
         successor = _successor_starting(app)

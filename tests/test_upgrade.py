@@ -139,6 +139,17 @@ def cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     return aiodaemon_cli(*args, timeout=timeout)
 
 
+def upgrade_in_background(app: App) -> subprocess.Popen[str]:
+    """``upgrade`` of ``app``'s daemon (``--timeout 60``), running; its output as text."""
+    return subprocess.Popen(
+        [str(SCRIPT), "upgrade", "--pidfile", str(app.pidfile), "--timeout", "60"],
+        env=clean_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
 @pytest.fixture(params=["script", "cli"])
 def app(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[App]:
     """The test program, started as ``python upgrade_app.py`` or ``aiodaemon start``."""
@@ -282,13 +293,7 @@ def test_stop_during_an_upgrade_abandons_it(app: App) -> None:
     ready does (exit 1), the old one stops after it, nothing runs on."""
     old = app.start()
     app.edit('MODE = ""', 'MODE = "hang"')
-    upgrade = subprocess.Popen(
-        [str(SCRIPT), "upgrade", "--pidfile", str(app.pidfile), "--timeout", "60"],
-        env=clean_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    upgrade = upgrade_in_background(app)
     try:
         [started] = wait_for(lambda: app.records("upgrade started"), 30, "the upgrade")
         successor = started["successor"]

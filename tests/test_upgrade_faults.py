@@ -36,7 +36,7 @@ from .support import (
     wait_for,
     wait_gone,
 )
-from .test_upgrade import PROGRAM, SCRIPT, App, cli
+from .test_upgrade import PROGRAM, SCRIPT, App, cli, upgrade_in_background
 
 
 @pytest.fixture
@@ -55,16 +55,6 @@ def script(tmp_path: Path) -> Iterator[App]:
     application = App(tmp_path, "script")
     yield application
     cli("stop", "--pidfile", str(application.pidfile), "--timeout", "5")
-
-
-def _upgrade_in_background(app: App) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [str(SCRIPT), "upgrade", "--pidfile", str(app.pidfile), "--timeout", "60"],
-        env=clean_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
 
 
 def _successor_pid(app: App) -> int:
@@ -139,7 +129,7 @@ def _old_killed_while_successor_starts(
     """
     old = app.start(*options, APP_GATE=str(app.directory / "gate"))
     app.edit('MODE = ""', f'MODE = "{mode}"')
-    upgrade = _upgrade_in_background(app)
+    upgrade = upgrade_in_background(app)
     successor = None
     try:
         successor = _successor_starting(app)
@@ -178,7 +168,7 @@ def test_old_daemon_killed_while_the_successor_imports_successor_takes_over(
     gate = script.directory / "gate"
     old = script.start()
     _hold_the_new_code_at_import(script, gate)
-    upgrade = _upgrade_in_background(script)
+    upgrade = upgrade_in_background(script)
     successor: int | None = None
     try:
         wait_for(lambda: Path(f"{gate}.importing").exists(), 30, "the new code importing")
@@ -231,7 +221,7 @@ def test_old_daemon_killed_after_successor_ready_successor_takes_over(app: App) 
     gate = app.directory / "gate"
     old = app.start(APP_GATE=str(gate))
     app.edit('MODE = ""', 'MODE = "gate"')
-    upgrade = _upgrade_in_background(app)
+    upgrade = upgrade_in_background(app)
     successor = None
     try:
         successor = _successor_starting(app)
@@ -281,7 +271,7 @@ def test_old_daemon_killed_under_systemd_successor_reports_ready(tmp_path: Path)
         [*_, ready] = receiver.receive_until("READY=1", 30)
         old = ready.pid
         app.edit('MODE = ""', 'MODE = "gate"')
-        upgrade = _upgrade_in_background(app)
+        upgrade = upgrade_in_background(app)
         successor = _successor_starting(app)
         proc.kill()
         proc.wait(30)
@@ -416,7 +406,7 @@ def test_stop_during_an_upgrade_tells_the_upgrade_why(app: App) -> None:
     """``stop`` while the successor starts: the upgrade says it was abandoned; no traceback."""
     old = app.start()
     app.edit('MODE = ""', 'MODE = "hang"')
-    upgrade = _upgrade_in_background(app)
+    upgrade = upgrade_in_background(app)
     try:
         successor = _successor_starting(app)
         stop = cli("stop", "--pidfile", str(app.pidfile))
@@ -443,7 +433,7 @@ def test_stop_during_an_upgrade_kills_a_new_process_deaf_to_sigterm_within_the_b
     blocking = app.directory / "blocking"
     old = app.start("--shutdown-timeout", "2", APP_BLOCKING=str(blocking))
     app.edit('MODE = ""', 'MODE = "block60"')
-    upgrade = _upgrade_in_background(app)
+    upgrade = upgrade_in_background(app)
     successor = None
     try:
         successor = _successor_pid(app)
@@ -731,7 +721,7 @@ def test_successor_that_dies_says_how_and_when(app: App, mode: str, how: str) ->
     """SIGKILLed in its startup hook, or dead in ``main`` once ready: upgrade says which."""
     old = app.start(APP_GATE=str(app.directory / "gate"))
     app.edit('MODE = ""', f'MODE = "{mode}"')
-    upgrade = _upgrade_in_background(app)
+    upgrade = upgrade_in_background(app)
     successor = None
     try:
         # Not its "starting" record: a successor that ends with os._exit takes
@@ -768,7 +758,7 @@ def test_successor_dying_after_its_run_began_is_not_named_by_what_it_printed_at_
     )
     app.edit('MODE = ""', 'MODE = "gate"')
     pipes_before = {t for t in open_fds(old).values() if t.startswith("pipe:")}
-    upgrade = _upgrade_in_background(app)
+    upgrade = upgrade_in_background(app)
     successor = None
     try:
         successor = _successor_pid(app)
@@ -814,11 +804,11 @@ def test_second_upgrade_without_control_socket_is_refused(app: App) -> None:
     only the first prints the new pid."""
     old = app.start("--no-control", APP_GATE=str(app.directory / "gate"))
     app.edit('MODE = ""', 'MODE = "gate"')
-    first = _upgrade_in_background(app)
+    first = upgrade_in_background(app)
     second = None
     try:
         successor = _successor_starting(app)
-        second = _upgrade_in_background(app)
+        second = upgrade_in_background(app)
         # Its SIGUSR2, had it sent one, is refused in the log: the gate opens after either.
         wait_for(
             lambda: second.poll() is not None or app.records("upgrade refused"),
@@ -926,7 +916,7 @@ def test_sigusr2_to_a_successor_not_yet_in_charge_starts_nothing(app: App) -> No
     gate = app.directory / "gate"
     old = app.start(APP_GATE=str(gate))
     app.edit('MODE = ""', 'MODE = "gate"')
-    upgrade = _upgrade_in_background(app)
+    upgrade = upgrade_in_background(app)
     successor = None
     try:
         successor = _successor_starting(app)
@@ -964,7 +954,7 @@ def _upgrade_signalling_the_importing_successor(script: App, *signals: int) -> i
     """
     gate = script.directory / "gate"
     _hold_the_new_code_at_import(script, gate)
-    upgrade = _upgrade_in_background(script)
+    upgrade = upgrade_in_background(script)
     successor: int | None = None
     try:
         wait_for(lambda: Path(f"{gate}.importing").exists(), 30, "the new code importing")

@@ -20,8 +20,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from .support import AIODAEMON, REPO, clean_env, wait_for, wait_gone
-from .test_upgrade import App
-from .test_upgrade_faults import _end_what_is_left, _upgrade_in_background
+from .test_upgrade import App, upgrade_in_background
+from .test_upgrade_faults import _end_what_is_left
 from .test_upgrade_faults import app as app
 
 #: tests/programs/paused: holds the new process once its pid is in the pidfile.
@@ -83,7 +83,7 @@ def _held_hand_over(app: App, tmp_path: Path) -> Iterator[_HandOver]:
     """
     held = tmp_path / "held"
     old = _start_held(app, held)
-    upgrade = _upgrade_in_background(app)
+    upgrade = upgrade_in_background(app)
     hand_over = None
     try:
         wait_for((held / "paused").exists, 30, "the new process to write its pid")

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from .support import AIODAEMON, REPO, clean_env, wait_for, wait_gone
-from .test_upgrade import App, cli
-from .test_upgrade_faults import _end_what_is_left, _successor_starting, _upgrade_in_background
+from .test_upgrade import App, cli, upgrade_in_background
+from .test_upgrade_faults import _end_what_is_left, _successor_starting
 from .test_upgrade_faults import app as app
 
 #: tests/programs/paused: pauses a command where $AIODAEMON_TEST_PAUSE_AT says.
@@ -42,7 +42,7 @@ def _hand_over_while_paused(
     gate = app.directory / "gate"
     old = app.start(APP_GATE=str(gate))
     app.edit('MODE = ""', 'MODE = "gate"')
-    upgrade = _upgrade_in_background(app)
+    upgrade = upgrade_in_background(app)
     successor = None
     command = None
     try:
@@ -197,7 +197,7 @@ def test_upgrade_whose_daemon_died_before_a_fresh_start_names_no_successor(
     """
     old = app.start(*start, APP_GATE=str(app.directory / "gate"))
     app.edit('MODE = ""', 'MODE = "gate"')
-    upgrade = _upgrade_in_background(app)
+    upgrade = upgrade_in_background(app)
     successor = fresh = None
     try:
         successor = _successor_starting(app)
@@ -236,7 +236,7 @@ def test_stop_of_a_new_process_not_yet_serving_its_socket_waits_for_it(
     pythonpath = os.pathsep.join([str(PAUSED), str(REPO)])
     taking_over = {"AIODAEMON_TEST_PAUSE": str(held), "AIODAEMON_TEST_PAUSE_AT": "takeover"}
     old = app.start(PYTHONPATH=pythonpath, **taking_over)
-    upgrade = _upgrade_in_background(app)
+    upgrade = upgrade_in_background(app)
     successor = None
     stop = None
     try:
@@ -280,7 +280,7 @@ def test_stop_while_a_refusing_new_process_still_serves_the_socket_waits_for_the
     giving_back = {"AIODAEMON_TEST_PAUSE": str(held), "AIODAEMON_TEST_PAUSE_AT": "giveback"}
     old = app.start("--no-uvloop", PYTHONPATH=pythonpath, **giving_back)
     app.edit('MODE = ""', 'MODE = "main-raise-serving"')
-    upgrade = _upgrade_in_background(app)
+    upgrade = upgrade_in_background(app)
     stop = None
     try:
         wait_for((held / "paused").exists, 30, "the new process to give the pidfile back")

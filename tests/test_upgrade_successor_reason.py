@@ -7,10 +7,8 @@ records (or another log) did not see beside it.
 
 from __future__ import annotations
 
-import subprocess
-
-from .support import clean_env, wait_for, wait_gone
-from .test_upgrade import SCRIPT, App, cli
+from .support import wait_for, wait_gone
+from .test_upgrade import App, cli, upgrade_in_background
 from .test_upgrade_faults import _successor_starting, app
 
 __all__ = ["app"]  # the fixture, shared with test_upgrade_faults
@@ -41,13 +39,7 @@ def test_a_successor_abandoned_at_a_stop_is_said_stopped_with_its_reason(app: Ap
     """A stop during the upgrade: the same, for the successor it sends SIGTERM."""
     app.start()
     app.edit('MODE = ""', 'MODE = "hang"')
-    upgrade = subprocess.Popen(
-        [str(SCRIPT), "upgrade", "--pidfile", str(app.pidfile), "--timeout", "60"],
-        env=clean_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    upgrade = upgrade_in_background(app)
     try:
         successor = _successor_starting(app)
         assert cli("stop", "--pidfile", str(app.pidfile)).returncode == 0
