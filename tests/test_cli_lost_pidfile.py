@@ -341,8 +341,8 @@ def test_reload_of_a_suspended_daemon_whose_pidfile_was_removed_gives_up_in_time
     assert reload.returncode == 1, reload.stderr
     assert reload.stderr == (
         f"aiodaemon: pidfile {pidfile} was removed; pid {pid} found serving {pidfile}.ctl\n"
-        f"aiodaemon: still reloading after 1 s (pid {pid} did not answer: it is suspended"
-        " (SIGSTOP); the reload runs to its end once it is continued)\n"
+        f"aiodaemon: pid {pid} is suspended (SIGSTOP): the reload asked runs to its end"
+        " once it is continued\n"
     )
     assert is_alive(pid)
 

@@ -47,8 +47,8 @@ def test_a_reload_of_a_suspended_daemon_says_it_is_suspended_not_that_its_loop_i
             os.kill(pid, signal.SIGCONT)
         assert result.returncode == 1
         assert result.stderr == (
-            f"aiodaemon: still reloading after 0.5 s (pid {pid} did not answer: it is "
-            "suspended (SIGSTOP); the reload runs to its end once it is continued)\n"
+            f"aiodaemon: pid {pid} is suspended (SIGSTOP): the reload asked runs to its end"
+            " once it is continued\n"
         )
         wait_for(lambda: app.reload_runs() == ["ok"], 30, "the late reload")
         assert app.cli("stop", "--pidfile", app.pidfile).returncode == 0

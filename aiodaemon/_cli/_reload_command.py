@@ -54,6 +54,8 @@ _NOT_SERVING_GRACE = 2.0
 _EXIT_GRACE = 1.0
 #: Seconds ``reload`` gives the daemon's answer beyond the reload's own timeout.
 _ANSWER_GRACE = 2.0
+#: Seconds a request to a suspended daemon is given to be queued (it is not answered).
+_QUEUED_WAIT = 0.2
 
 
 def reload(
@@ -208,6 +210,12 @@ def _ask(
     deadline = time.monotonic() + _NOT_SERVING_GRACE
     absent = f"no control socket served at {control}"
     while True:
+        # Suspended (SIGSTOP, a frozen cgroup): /proc tells at once. The request
+        # is still queued, to run once the daemon runs again, but its answer is
+        # not waited for: it cannot come before then.
+        was_held = suspension(pid)
+        if was_held is not None:
+            within = min(within, _QUEUED_WAIT)
         try:
             # Never `follow`: the SIGHUP of a fallback goes to the verified `pid`.
             return ask_holder(control, request, holder=pid, timeout=within)[0]
@@ -236,6 +244,11 @@ def _ask(
             say_ignored(exc, f"sending SIGHUP to pid {pid}")
             raise _NoAnswer(f"no trusted control socket at {control}") from None
         except ControlBacklogFull:
+            if (held := suspension(pid) or was_held) is not None:
+                # Filled by requests it has not read since it stopped: "busy" it is not.
+                backlog = "its control socket's backlog full"
+                _say(f"pid {pid} is {held.state}, {backlog}; nothing reloaded")
+                raise _NoAnswer(ControlCode.FAILURE) from None
             raise  # "not now": asked again (see ask_patiently)
         except ControlTimeout:
             # Not even the daemon's own "still reloading" came: its loop has not
@@ -244,8 +257,14 @@ def _ask(
             # Whether the daemon read the request before it stopped answering, nothing
             # tells (the protocol has no receipt): read or not, the reload runs to its
             # end once the daemon runs again.
-            held = suspension(pid)
+            held = suspension(pid) or was_held
             full = None if held is not None else out_of_descriptors(pid)
+            if was_held is not None and held is not None:
+                # Answered at once: no "still reloading after S s" it never waited.
+                _say(
+                    f"pid {pid} is {held.state}: the reload asked runs to its end once {held.until}"
+                )
+                raise _NoAnswer(ControlCode.FAILURE) from None
             if held is not None:
                 # SIGSTOP, job control, a frozen cgroup: no sync code to look for.
                 why, when = f"it is {held.state}", f"to its end once {held.until}"

@@ -20,7 +20,7 @@ import time
 from .._prefork._control_protocol import VERSION
 from .._prefork._messages import printable, say, write_line
 from .._prefork._pidfile_status import PidfileState, PidfileStatus, read_pidfile, says_stopping
-from .._prefork._procfs import is_zombie, stat_field, suspension
+from .._prefork._procfs import Suspension, is_zombie, stat_field, suspension
 from ._control_client import (
     BUSY_PATIENCE,
     ControlAbsent,
@@ -107,6 +107,13 @@ def status(
         return code
     pid = state.running_pid
     absent = False
+    if pid is not None and control is not None and (held := suspension(pid)) is not None:
+        # SIGSTOP or a frozen cgroup: /proc tells at once, and asking would only
+        # wait all of --timeout and leave one more connection in its backlog (a
+        # full one read as "busy", status from the pidfile: "running").
+        code = _report_suspended(path, pid, held, as_json)
+        if code is not None:
+            return code
     if pid is not None and control is not None:
         try:
             answer = _ask_status(control, path, pid, timeout)
@@ -184,6 +191,18 @@ def status(
     # never "not running" (a file we cannot read may well be a live daemon's).
     line = f"unknown ({state.detail})"
     return _report(StatusCode.UNKNOWN, "unknown", state.pid, line, as_json)
+
+
+def _report_suspended(path: StrPath, pid: int, held: Suspension, as_json: bool) -> int | None:
+    """``unknown`` for a suspended daemon, at once; None for one stopping (the pidfile tells)."""
+    why = f"pid {pid} is {held.state}"
+    if says_stopping(pid):
+        # Suspended in its shutdown: its stopping mark, which needs no loop, tells.
+        say(f"warning: {why}; status from the pidfile")
+        return None
+    say(why)
+    line = f"unknown ({why}; it answers once {held.until})"
+    return _report(StatusCode.UNKNOWN, "unknown", pid, line, as_json)
 
 
 def _unreaped(pid: int) -> str:
