@@ -360,19 +360,42 @@ def test_a_running_python_daemon_version_is_not_started_beside(tmp_path: Path) -
     wait_gone(pid)
 
 
-def test_a_pidfile_older_than_the_live_process_it_names_is_stale(tmp_path: Path) -> None:
-    """A recycled pid (the process started after the file was written) never blocks a start."""
+def test_a_pidfile_naming_another_users_live_process_is_stale(tmp_path: Path) -> None:
+    """A recycled pid (a live process of another user than the file's) never blocks a start."""
     path = tmp_path / "app.pid"
-    sleeper = subprocess.Popen([PYTHON, "-c", "import time; time.sleep(60)"])
+    # Dropped once started: nobody may not execute an interpreter under /root.
+    code = "import os, sys, time; os.setuid(65534); print(flush=True); time.sleep(60)"
+    sleeper = subprocess.Popen([PYTHON, "-c", code], stdout=subprocess.PIPE)
+    assert sleeper.stdout is not None
+    sleeper.stdout.readline()  # its uid dropped
     try:
         path.write_text(f"{sleeper.pid}\n")
-        long_ago = time.time() - 3600
-        os.utime(path, (long_ago, long_ago))
         with pep3143.PidFile(path):
             assert path.read_text() == f"{os.getpid()}\n"
     finally:
         sleeper.kill()
-        sleeper.wait()
+        sleeper.communicate()
+
+
+def test_a_clock_stepped_forward_since_the_pidfile_was_written_does_not_start_beside(
+    tmp_path: Path,
+) -> None:
+    """A live lockfile daemon's file, its mtime an hour behind (NTP's step): refused, kept."""
+    path = tmp_path / "app.pid"
+    old = subprocess.Popen([PYTHON, "-c", "import time; time.sleep(60)"])
+    try:
+        path.write_text(f"{old.pid}\n")
+        # What a forward step of the clock does to the file's age as the wall clock tells it.
+        stepped = time.time() - 3600
+        os.utime(path, (stepped, stepped))
+        ours = pep3143.PidFile(path)
+        assert ours.is_locked()
+        with pytest.raises(AlreadyRunningError, match=f"already running \\(pid {old.pid}"):
+            ours.acquire()
+        assert path.read_text() == f"{old.pid}\n"
+    finally:
+        old.kill()
+        old.wait()
 
 
 @pytest.mark.parametrize(("path", "said"), [("", "must not be empty"), ("a\0b", "NUL byte")])

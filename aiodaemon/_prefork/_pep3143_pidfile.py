@@ -18,7 +18,6 @@ import fcntl
 import os
 import stat
 import sys
-import time
 
 from ..exceptions import AlreadyRunningError, DaemonError
 
@@ -151,10 +150,14 @@ def lockfile_holder(path: StrPath) -> int | None:
     lockfile takes no ``flock``: its daemon is known only by the pid it wrote.
     While the python-daemon version of a program still runs, the first start
     of its aiodaemon version found the file unlocked and started beside it.
-    The pid counts only when that process runs our interpreter and is older
-    than the file's last write (it may have written it): a recycled pid
-    starts after its daemon died, and after a reboot (clocks perhaps not yet
-    set) is mostly another program's. Anything /proc will not tell: None.
+    The pid counts only when that process runs our interpreter as the user
+    who owns the file (lockfile creates it anew, after python-daemon's uid
+    drop): a recycled pid is mostly another program's, or another user's.
+    No time is compared: the file's mtime is wall-clock time, and a clock
+    stepped forward since it was written (NTP after boot) made a live
+    daemon look younger than its file, so two instances ran. A recycled pid
+    of the same interpreter and user is taken for the daemon: the start is
+    refused, never run beside it. Anything /proc will not tell: None.
     """
     from ._pidfile_status import PidfileStatus, read_pidfile
 
@@ -162,24 +165,16 @@ def lockfile_holder(path: StrPath) -> int | None:
     pid = state.pid
     if state.status is not PidfileStatus.DEAD or pid is None or pid == os.getpid():
         return None
-    from ._procfs import stat_field
+    from ._procfs import uids
 
-    started = stat_field(pid, 19)
     try:
-        written = os.stat(path, follow_symlinks=False).st_mtime
-        if started is None or os.readlink(f"/proc/{pid}/exe") != os.path.realpath(sys.executable):
+        owner = os.stat(path, follow_symlinks=False).st_uid
+        if os.readlink(f"/proc/{pid}/exe") != os.path.realpath(sys.executable):
             return None
-        with open("/proc/uptime", "rb") as f:
-            uptime = float(f.read().split()[0])
-    except (OSError, ValueError, IndexError):
+    except OSError:
         return None
-    age = uptime - started / os.sysconf("SC_CLK_TCK")
-    return pid if age + _AGE_SLACK > time.time() - written else None
-
-
-#: seconds of doubt in a process's age: /proc counts its start and the uptime
-#: in hundredths, and lockfile writes the pid a few milliseconds after the fork.
-_AGE_SLACK = 0.05
+    ids = uids(pid)
+    return pid if ids is not None and owner in ids else None
 
 
 #: (our error's class, lockfile's) → a class deriving from both, made once each.
