@@ -94,6 +94,7 @@ LAYERS = [
         "_prefork._pidfile",
         "_prefork._pidfile_status",
         "_prefork._readiness",
+        "_prefork._resume",
         "_prefork._sockets",
         "_prefork._syslogsink",
         "_prefork._syslogsocket",

@@ -27,12 +27,13 @@ import time
 
 from .._prefork._procfs import is_zombie, stat_field
 from .._prefork._readiness import readable, wait_exited
+from .._prefork._resume import own_group
 
 TYPE_CHECKING = False  # not typing's: see aiodaemon/__init__.py
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-__all__ = ["Killed", "kill_daemon", "own_group"]
+__all__ = ["Killed", "kill_daemon"]
 
 #: /proc/PID/stat fields after the command name: the parent pid, the process group,
 #: the start time.
@@ -114,30 +115,6 @@ def _own_group(pidfd: int, pid: int) -> dict[int, int] | None:
         _close(members)
         return None
     return members
-
-
-def own_group(pid: int) -> bool:
-    """Whether ``pid`` leads a process group that holds nothing but what it started.
-
-    It leads the group, and its session is its own or has lost its leader: no
-    process joins a group from another session, and a session whose leader
-    has exited takes no new group from elsewhere (a session id is not given to
-    another process while the session lives). The caller checks ``pid`` is
-    still the daemon (its pidfd) after this look. ``pid`` 1 is never one:
-    ``killpg(1)`` is ``kill(-1)``, every process.
-    """
-    try:
-        if pid <= 1 or os.getpgid(pid) != pid:
-            return False
-        session = os.getsid(pid)
-    except ProcessLookupError:
-        return False
-    if session == pid:
-        return True
-    try:
-        return os.getsid(session) != session  # its leader is gone (the number reused?)
-    except ProcessLookupError:
-        return True
 
 
 def _members(pgid: int, known: dict[int, int]) -> dict[int, int]:

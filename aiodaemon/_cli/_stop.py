@@ -10,7 +10,6 @@ not answer) it falls back to SIGTERM. Synchronous and light, for the CLI.
 
 from __future__ import annotations
 
-import contextlib
 import enum
 import os
 import time
@@ -19,7 +18,8 @@ from .._prefork._control_protocol import VERSION, ProtocolError, decode
 from .._prefork._messages import seconds_shown
 from .._prefork._pidfile_status import PidfileStatus, read_pidfile, says_stopping
 from .._prefork._procfs import is_suspended, suspension, uids
-from .._prefork._readiness import readable, wait_exited
+from .._prefork._readiness import wait_exited
+from .._prefork._resume import continue_stopped
 from ._control import ControlCode, _holder, _say, _send
 from ._control_client import (
     ControlAbsent,
@@ -32,7 +32,7 @@ from ._control_client import (
     ask_patiently,
 )
 from ._control_trust import HANDOVER_GRACE, ControlUntrusted, related, say_ignored
-from ._kill import Killed, kill_daemon, own_group
+from ._kill import Killed, kill_daemon
 from ._stale import StaleRemoval, remove_stale, remove_stale_control
 from ._stop_claim import claim_stop, watch_stop
 from ._taken_over import lock_taker, taken_over
@@ -292,14 +292,9 @@ def _continue(pid: int, pidfd: int, *, quiet: bool = False) -> None:
     """
     import signal  # loaded by stop() already (see there)
 
-    if own_group(pid) and not readable(pidfd, 0):
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pid, signal.SIGCONT)
+    continue_stopped(pid, pidfd, group_only=not quiet)
     if not quiet:
         _send(pidfd, pid, signal.SIGCONT)
-        return
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        signal.pidfd_send_signal(pidfd, signal.SIGCONT)
 
 
 def _killed(pid: int, killed: Killed, after: str) -> tuple[str, int]:

@@ -102,13 +102,18 @@ def exit_with_verdict(
         else:
             try:
                 if result.timed_out and result.pid is not None:
-                    if stop_unready(result.pid, shutdown_timeout, result.pidfd):
+                    killed, held = stop_unready(result.pid, shutdown_timeout, result.pidfd)
+                    if held is not None:
+                        # Not its loop nor its hooks: it ran no code (sent SIGCONT, unless frozen).
+                        result.message += f" (pid {result.pid} was {held})"
+                    if killed:
                         # Not the graceful stop the verdict implies: its shutdown
                         # hooks did not run, and its log ends without an exit.
                         waited = seconds_shown(shutdown_timeout + UNREADY_EXIT_GRACE)
+                        why = "" if held is not None else " (its event loop blocked?)"
                         result.message += (
                             f", and still running {waited} s"
-                            " after SIGTERM (its event loop blocked?): killed it with SIGKILL"
+                            f" after SIGTERM{why}: killed it with SIGKILL"
                         )
                 elif result.pid is not None:
                     wait_gone(result.pid, 2.0, result.pidfd)

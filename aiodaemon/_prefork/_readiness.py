@@ -549,13 +549,16 @@ def open_pidfd(pid: int) -> int | None:
         raise StartupError(f"cannot watch pid {pid}: {why}") from exc
 
 
-def stop_unready(pid: int, shutdown_timeout: float, pidfd: Pidfd) -> bool:
+def stop_unready(pid: int, shutdown_timeout: float, pidfd: Pidfd) -> tuple[bool, str | None]:
     """Stop a daemon that never became ready: SIGTERM, then SIGKILL after ``shutdown_timeout``.
 
-    ``pidfd``: as :attr:`LaunchResult.pidfd`.
+    A daemon suspended (SIGSTOP) is continued after the SIGTERM, as ``stop``
+    continues it: stopped, it ran none of its shutdown, and only the SIGKILL
+    reached it. ``pidfd``: as :attr:`LaunchResult.pidfd`.
 
     Returns:
-        Whether it had to be killed (SIGKILL): it did not stop on the SIGTERM.
+        Whether it had to be killed (SIGKILL): it did not stop on the SIGTERM;
+        and its suspension in words when it was suspended, else None.
 
     Raises:
         StartupError: the kernel gives no pidfd (it is not signalled by number).
@@ -563,13 +566,21 @@ def stop_unready(pid: int, shutdown_timeout: float, pidfd: Pidfd) -> bool:
     if isinstance(pidfd, StartupError):
         raise pidfd
     if pidfd is None:
-        return False
+        return False, None
+    from ._procfs import suspension  # only for a start that timed out
+    from ._resume import continue_stopped
+
+    held = suspension(pid)
     try:  # noqa: SIM105 (no contextlib: see the module docstring)
         signal.pidfd_send_signal(pidfd, signal.SIGTERM)
     except ProcessLookupError:
         pass
+    if held is not None and not held.frozen:
+        # After the SIGTERM, so that it is what the daemon finds pending once it runs.
+        continue_stopped(pid, pidfd)
     # Its own shutdown is bounded by shutdown_timeout; the second is for its exit.
-    return wait_gone(pid, shutdown_timeout + UNREADY_EXIT_GRACE, pidfd)
+    killed = wait_gone(pid, shutdown_timeout + UNREADY_EXIT_GRACE, pidfd)
+    return killed, None if held is None else held.state
 
 
 def wait_exited(pidfd: int, timeout: float) -> bool:
