@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import shlex
+import signal
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,8 +17,10 @@ from .support import (
     install_program,
     is_alive,
     kill_pidfile_holder,
+    proc_state,
     read_pid,
     start_installed,
+    wait_for,
     wait_gone,
 )
 
@@ -112,3 +116,26 @@ def test_restart_names_a_listen_socket_called_health_as_such(app_dir: Path) -> N
     assert f"serves --listen health=127.0.0.1:{port}, which" in err
     assert "--health" not in err
     assert is_alive(pid)
+
+
+def test_restart_of_a_suspended_daemon_still_keeps_the_socket_it_serves(app_dir: Path) -> None:
+    """SIGSTOPped: continued and asked, so the --listen it would drop is named; nothing stopped.
+
+    Its question timed out (5 s, whatever --timeout said), and the restart went
+    on, dropping the socket.
+    """
+    port = free_port()
+    listen = f"echo=127.0.0.1:{port}"
+    pid = start_installed(app_dir, "--listen", listen)
+    os.kill(pid, signal.SIGSTOP)
+    wait_for(lambda: proc_state(pid) == "T", 10, "the daemon to be stopped")
+    try:
+        code, out, err = restart(app_dir, "--timeout", "1")
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    assert (code, out) == (1, ""), err
+    [line] = err.splitlines()
+    assert f"not restarted: pid {pid} serves --listen {listen}" in line
+    assert line.endswith(f" (pid {pid} was suspended (SIGSTOP), and was continued to be asked)")
+    assert read_pid(app_dir / "app.pid") == pid
+    assert echoes(port)

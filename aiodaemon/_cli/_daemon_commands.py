@@ -190,7 +190,7 @@ def _keep_served_sockets(args: argparse.Namespace, options: dict[str, Any]) -> N
     from ._restart_sockets import why_not_restarted
 
     new_sockets = parse_options(options).socket_addresses()
-    why = why_not_restarted(control, args.pidfile, pid, new_sockets)
+    why = why_not_restarted(control, args.pidfile, pid, new_sockets, args.timeout)
     if why is not None:
         error(f"{PROG}: {why}")
         raise _Running(ControlCode.FAILURE)

@@ -11,10 +11,13 @@ without a control socket tells nothing, and is restarted as before.
 
 from __future__ import annotations
 
+import os
 import shlex
 
 from .._prefork._config import HEALTH_SOCKET
 from .._prefork._control_protocol import VERSION
+from .._prefork._procfs import suspension
+from .._prefork._resume import continue_stopped
 from ._control_client import ControlError
 from ._control_trust import ask_holder
 
@@ -26,10 +29,17 @@ if TYPE_CHECKING:
 __all__ = ["why_not_restarted"]
 
 
+#: Longest wait for the daemon's answer; it answers at once unless its loop is stuck.
+_ANSWER_TIMEOUT = 5.0
+
+
 def why_not_restarted(
-    control: str, pidfile: str, pid: int, new_sockets: Collection[str]
+    control: str, pidfile: str, pid: int, new_sockets: Collection[str], timeout: float | None
 ) -> str | None:
     """Why the daemon ``pid`` holding ``pidfile`` must not be stopped by a restart; None if it may.
+
+    A daemon suspended with SIGSTOP is continued first, as ``stop`` continues
+    it before its stop request: it answers then, at once, and is stopped next.
 
     Args:
         control: its control socket.
@@ -37,12 +47,43 @@ def why_not_restarted(
         pid: the pidfile's holder, verified.
         new_sockets: the names of the sockets (``listen=`` and ``health``) the
             new daemon would serve.
+        timeout: the restart's ``--timeout`` (None: not given), which bounds the wait.
     """
+    continued = _continue_suspended(pid)
+    if continued is None:
+        return None  # frozen: it cannot answer; the stop that follows says what it is
     request = {"v": VERSION, "cmd": "status"}
+    within = _ANSWER_TIMEOUT if timeout is None else min(_ANSWER_TIMEOUT, timeout)
     try:
-        answer, pid = ask_holder(control, request, holder=pid, timeout=5.0, follow=pidfile)
+        answer, pid = ask_holder(control, request, holder=pid, timeout=within, follow=pidfile)
     except ControlError:
         return None  # the stop that follows says what is wrong with the daemon
+    why = _why_not(answer, pid, new_sockets)
+    if why is not None and continued:
+        why += f" (pid {pid} was suspended (SIGSTOP), and was continued to be asked)"
+    return why
+
+
+def _continue_suspended(pid: int) -> bool | None:
+    """SIGCONT ``pid`` when it is stopped by a signal: whether it was; None when frozen."""
+    held = suspension(pid)
+    if held is None:
+        return False
+    if held.frozen:
+        return None
+    try:
+        pidfd = os.pidfd_open(pid)
+    except OSError:
+        return False  # gone meanwhile: the stop says so
+    try:
+        continue_stopped(pid, pidfd)
+    finally:
+        os.close(pidfd)
+    return True
+
+
+def _why_not(answer: dict[str, Any], pid: int, new_sockets: Collection[str]) -> str | None:
+    """Why not, from the daemon's status ``answer``; None if the restart may go on."""
     if answer.get("socket_activated") is True:
         return (
             f"not restarted: pid {pid} serves sockets passed by the service manager"
