@@ -212,3 +212,28 @@ def test_readiness_check_refuses_a_sync_function() -> None:
     for decorate in (aiodaemon.readiness_check, aiodaemon.Daemon().readiness_check):
         with pytest.raises(TypeError, match="async function"):
             decorate(sync_check)  # type: ignore[type-var]  # the point of the test
+
+
+async def test_a_readyz_request_in_flight_across_a_pause_of_the_daemon_is_answered(
+    tmp_path: Path,
+) -> None:
+    """SIGSTOPped 3 s while its checks run: the probe gets its 503 with a body, not a dropped line.
+
+    Once continued, the connection's 2 s deadline and the checks' 1 s bound were
+    both overdue, and the deadline won: the connection was cut unanswered.
+    """
+    async with serve(tmp_path, "--health", "127.0.0.1:0") as app:
+        health = await app.address("health")
+        await app.wait_event("ready")
+        (tmp_path / "not-ready").write_text("stubborn")
+        probe = asyncio.create_task(http_get(health, "/readyz"))
+        # Logged once the request is in and its checks run: it is in flight.
+        await app.wait_event("stubborn check runs")
+        app.proc.send_signal(signal.SIGSTOP)
+        try:
+            # The pause itself, past the 2 s deadline: what the test is about, not a wait.
+            await asyncio.sleep(3)
+        finally:
+            app.proc.send_signal(signal.SIGCONT)
+        status, body, _ = await asyncio.wait_for(probe, timeout=30)
+    assert (status, body) == (503, {"state": "running"})

@@ -415,4 +415,17 @@ class _HealthProtocol(asyncio.Protocol):
         """Drop the connection ``seconds`` from now, instead of when it was due."""
         if self._timer is not None:
             self._timer.cancel()
-        self._timer = asyncio.get_running_loop().call_later(seconds, self.abort)
+        self._timer = asyncio.get_running_loop().call_later(seconds, self._due)
+
+    def _due(self) -> None:
+        """The deadline passed: drop the connection, unless its answer is owed and coming.
+
+        A whole request's verdict always comes (the checks' bound is on this
+        loop's clock, and a stop cancels them): after a pause of the process
+        (SIGSTOP) past both, the deadline ran in the same turn as the bound,
+        before the verdict, and cut the probe unanswered.
+        """
+        if self._complete and not self._sent:
+            self._rearm(REQUEST_TIMEOUT)
+            return
+        self.abort()
