@@ -266,9 +266,15 @@ def _ask(
                 )
                 raise _NoAnswer(ControlCode.FAILURE) from None
             if held is not None:
-                # SIGSTOP, job control, a frozen cgroup: no sync code to look for.
-                why, when = f"it is {held.state}", f"to its end once {held.until}"
-            elif full is not None:
+                # Suspended while we waited (SIGSTOP, job control, a frozen cgroup): no
+                # sync code to look for, and no "still reloading after S s" either,
+                # which read as the daemon's own word, S the --timeout it never reached.
+                _say(
+                    f"pid {pid} did not answer within {seconds_shown(within)} s: it is"
+                    f" {held.state}; the reload runs to its end once {held.until}"
+                )
+                raise _NoAnswer(ControlCode.FAILURE) from None
+            if full is not None:
                 # asyncio's loop leaves the connection in the backlog: unread for sure.
                 why, when = full, "once it reads the request"
             else:
