@@ -14,9 +14,11 @@ import signal
 import socket
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
+from pathlib import Path
 
 from .control_support import ControlApp, open_control_app
-from .support import proc_state, wait_for
+from .support import kill_quietly, proc_state, program, python, read_json_lines, wait_for, wait_gone
+from .test_upgrade import cli
 
 
 def _fill_backlog(app: ControlApp, stack: ExitStack) -> None:
@@ -95,3 +97,37 @@ def test_reload_of_a_suspended_daemon_whose_backlog_is_full_says_suspended_not_b
         stack.close()
         assert app.cli("stop", "--pidfile", app.pidfile).returncode == 0
         assert app.reload_runs() == []
+
+
+def test_status_of_a_daemon_suspended_in_its_shutdown_is_stopping_from_the_pidfile(
+    tmp_path: Path,
+) -> None:
+    """SIGSTOPped while it stops: ``stopping`` (0) from its stopping mark, with a warning."""
+    pidfile, log, release = tmp_path / "d.pid", tmp_path / "d.jsonl", tmp_path / "release"
+    options = {
+        "detach": True,
+        "pidfile": str(pidfile),
+        "log_file": str(log),
+        "listen": {"http": "127.0.0.1:0"},
+    }
+    started = python([program("held_shutdown"), json.dumps(options), release])
+    assert started.returncode == 0, started.stderr
+    pid = int(pidfile.read_text())
+    try:
+        os.kill(pid, signal.SIGTERM)
+        wait_for(
+            lambda: any(r["event"] == "stopped accepting" for r in read_json_lines(log)),
+            what="the shutdown to begin",
+        )
+        os.kill(pid, signal.SIGSTOP)
+        wait_for(lambda: proc_state(pid) == "T", 10, "the daemon to be stopped")
+        result = cli("status", "--pidfile", str(pidfile), "--timeout", "60")
+    finally:
+        release.touch()
+        kill_quietly(pid, signal.SIGCONT)
+        wait_gone(pid)
+    assert (result.returncode, result.stdout, result.stderr) == (
+        0,
+        f"stopping (pid {pid}, pidfile {pidfile})\n",
+        f"aiodaemon: warning: pid {pid} is suspended (SIGSTOP); status from the pidfile\n",
+    )

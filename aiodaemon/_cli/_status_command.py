@@ -114,6 +114,7 @@ def status(
         code = _report_suspended(path, pid, held, as_json)
         if code is not None:
             return code
+        control = None  # suspended in its shutdown: the pidfile tells, without a wait
     if pid is not None and control is not None:
         try:
             answer = _ask_status(control, path, pid, timeout)
