@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import gc
 import itertools
 import json
 import os
@@ -19,6 +20,7 @@ import select
 import shutil
 import signal
 import subprocess
+import sys
 import sysconfig
 import tempfile
 import traceback
@@ -149,6 +151,11 @@ def fork_as(user: User, action: Callable[[], object]) -> int:
     pid = os.fork()
     if pid == 0:  # pragma: no cover - the child
         code = 1
+        # The worker's objects are the parent's: collecting them here crashed
+        # the child once a test had loaded grpc (its threads are not forked),
+        # when pytest's unraisable hook ran an import in it.
+        gc.disable()
+        sys.unraisablehook = sys.__unraisablehook__
         try:
             become(user)
             action()

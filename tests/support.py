@@ -215,6 +215,18 @@ def free_port(kind: int = socket.SOCK_STREAM) -> int:
         return int(sock.getsockname()[1])
 
 
+def port_binds(port: int) -> bool:
+    """Whether 127.0.0.1:``port`` can be bound and listened on again, as a start does."""
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+            sock.listen()
+        except OSError:
+            return False
+    return True
+
+
 def free_privileged_port() -> int:
     """A port below 1024 on 127.0.0.1 that nothing listens on right now."""
     for port in range(900, 1000):

@@ -5,10 +5,11 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
 
 from .support import (
     AIODAEMON,
@@ -19,6 +20,7 @@ from .support import (
     free_port,
     is_alive,
     kill_quietly,
+    port_binds,
     proc_stat_fields,
     read_pid,
     wait_for,
@@ -40,17 +42,6 @@ def _listed(path: Path) -> list[int]:
     """The worker and subprocess pids the program wrote, once it has."""
     text = wait_for(lambda: path.exists() and path.read_text(), 30, f"pids in {path}")
     return [int(line) for line in text.splitlines()]
-
-
-def _port_free(port: int) -> bool:
-    """Whether 127.0.0.1:``port`` can be bound again."""
-    with socket.socket() as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
 
 
 @contextlib.contextmanager
@@ -84,7 +75,7 @@ def test_a_killed_daemon_takes_its_workers_and_subprocesses_along(tmp_path: Path
         stop = aiodaemon_cli("stop", "--pidfile", pidfile, "--timeout", "1", timeout=60)
         assert stop.returncode == 0, stop.stderr
         assert [p for p in left if is_alive(p)] == []
-        assert _port_free(port)
+        assert port_binds(port)
         # Its own group (`kill -- -PID` reaches all of it too), told in the stop's line.
         assert {pid, *members} <= set(group)
         assert stop.stderr.splitlines()[-1].startswith(
@@ -140,29 +131,42 @@ def test_a_daemon_in_someone_else_s_group_is_killed_alone(tmp_path: Path) -> Non
                 kill_quietly(member)
 
 
+@pytest.mark.parametrize("session_leader", ["alive", "gone"])
 def test_a_daemon_leading_a_shell_job_is_killed_without_the_rest_of_the_pipeline(
-    tmp_path: Path,
+    tmp_path: Path, session_leader: str
 ) -> None:
     """``aiodaemon run app | cat > out`` under job control: the group is the job's, not its own.
 
     The shell makes the pipeline a group led by its first command, the daemon;
-    ``cat`` is the user's (a ``gzip`` of the log, killed, lost it all).
+    ``cat`` is the user's (a ``gzip`` of the log, killed, lost it all). Also in
+    a session whose leader is gone (a CI runner's), as a detached daemon's is:
+    the shell that is older than the daemon tells them apart.
     """
     port, listed = free_port(), tmp_path / "pids"
-    pidfile, status = tmp_path / "app.pid", tmp_path / "cat-status"
+    pidfile, status, ended = tmp_path / "app.pid", tmp_path / "cat-status", tmp_path / "ended"
     run = (
         f"{AIODAEMON} run pool_hangs_at_stop:main --pidfile {pidfile}"
         f" --listen tcp=127.0.0.1:{port} --shutdown-timeout 60 2>&1"
     )
-    script = f"set -m; {run} | (cat > {tmp_path / 'out'}; echo $? > {status}); wait"
+    script = (
+        f"set -m; {run} | (cat > {tmp_path / 'out'}; echo $? > {status}); wait; echo $? > {ended}"
+    )
+    # "gone": a session leader that starts the shell and exits at once.
+    command = ["bash", "-c", script]
+    if session_leader == "gone":
+        command = ["bash", "-c", 'bash -c "$1" &', "leader", script]
     shell = subprocess.Popen(
-        ["bash", "-c", script], cwd=PROGRAMS, env=clean_env({"GROUP_PIDS": str(listed)}),
+        command, cwd=PROGRAMS, env=clean_env({"GROUP_PIDS": str(listed)}),
         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True,
     )  # fmt: skip
     members: list[int] = []
     try:
         _listed(listed)
         pid = read_pid(pidfile)
+        if session_leader == "gone":
+            assert shell.wait(30) == 0
+            assert not is_alive(os.getsid(pid))
         members = children(pid)
         job = _group(pid)  # led by the daemon: it, its children, the pipeline's reader
         assert set(job) - {pid, *members}, job
@@ -177,13 +181,55 @@ def test_a_daemon_leading_a_shell_job_is_killed_without_the_rest_of_the_pipeline
             kill_quietly(member)
         # The reader was not killed: it saw the end of its input and exited 0.
         assert wait_for(lambda: status.exists() and status.read_text(), 30, "cat's status") == "0\n"
-        assert shell.wait(30) == 0
+        assert wait_for(lambda: ended.exists() and ended.read_text(), 30, "the shell") == "0\n"
     finally:
-        shell.kill()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(shell.pid, signal.SIGKILL)  # the session's shells, if a test failed
         shell.wait(10)
         for member in members:
             if is_alive(member):
                 kill_quietly(member)
+
+
+def test_in_a_pid_namespace_made_from_a_terminal_the_pipeline_is_not_killed(
+    tmp_path: Path,
+) -> None:
+    """``unshare --pid --fork --mount-proc`` from a terminal: the session began outside.
+
+    ``getsid()`` is 0 for every process there; that was taken for the daemon's
+    own session, and the pipeline's reader was SIGKILLed with it. The whole
+    scene runs inside the namespace, ``stop`` too (the pidfile holds its pids).
+    """
+    listed, pidfile = tmp_path / "pids", tmp_path / "app.pid"
+    status, said = tmp_path / "cat-status", tmp_path / "stop-said"
+    run = (
+        f"{AIODAEMON} run pool_hangs_at_stop:main --pidfile {pidfile}"
+        f" --listen tcp=127.0.0.1:{free_port()} --shutdown-timeout 60 2>&1"
+    )
+    # The daemon's children are taken from /proc, not from the list: a pool
+    # worker that answered no task is not on it, and it would hold the pipe.
+    # The scene ends without ``wait``: bash is the namespace's init, and its
+    # exit kills whatever is left, so no leftover can hang it.
+    script = (
+        f"set -m; {run} | (cat > {tmp_path / 'out'}; echo $? > {status}) &"
+        f" for i in $(seq 300); do [ -s {listed} ] && break; sleep 0.1; done;"
+        f" kids=$(pgrep -P $(cat {pidfile}));"
+        f" {AIODAEMON} stop --pidfile {pidfile} --timeout 1 2> {said};"
+        f" kill -9 $kids $(cat {pidfile}) 2>/dev/null;"
+        f" for i in $(seq 300); do [ -s {status} ] && break; sleep 0.1; done"
+    )
+    scene = subprocess.run(
+        ["unshare", "--pid", "--fork", "--mount-proc", "bash", "-c", script],
+        cwd=PROGRAMS, env=clean_env({"GROUP_PIDS": str(listed)}),
+        stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=90,
+    )  # fmt: skip
+    assert scene.returncode == 0, scene.stderr
+    last = (said.read_text().splitlines() or ["stop said nothing"])[-1]
+    assert " child processes of it left running: not in a process group of its own" in last
+    assert "its process group" not in last.split(";")[0], last
+    # The reader was not killed: it saw the end of its input and exited 0.
+    assert status.exists(), scene.stderr
+    assert status.read_text() == "0\n"
 
 
 def test_a_stop_continues_the_whole_stopped_group_of_its_own(tmp_path: Path) -> None:

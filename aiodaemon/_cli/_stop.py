@@ -15,7 +15,8 @@ import os
 import time
 
 from .._prefork._control_protocol import VERSION, ProtocolError, decode
-from .._prefork._messages import seconds_shown
+from .._prefork._kill import Killed, kill_daemon
+from .._prefork._messages import counted, seconds_shown
 from .._prefork._pidfile_status import PidfileStatus, read_pidfile, says_stopping
 from .._prefork._procfs import is_suspended, suspension, uids
 from .._prefork._readiness import wait_exited
@@ -27,12 +28,12 @@ from ._control_client import (
     ControlError,
     ControlMismatch,
     ControlTimeout,
+    ControlVersionMismatch,
     KeptConnection,
     ask,
     ask_patiently,
 )
 from ._control_trust import HANDOVER_GRACE, ControlUntrusted, related, say_ignored
-from ._kill import Killed, kill_daemon
 from ._stale import StaleRemoval, remove_stale, remove_stale_control
 from ._stop_claim import claim_stop, watch_stop
 from ._taken_over import lock_taker, taken_over
@@ -307,7 +308,7 @@ def _killed(pid: int, killed: Killed, after: str) -> tuple[str, int]:
         words = f"killed (pid {pid}) {after}"
         if killed.children:
             # Not its own group: a supervisor's or a script's, which may hold others.
-            left = _counted(killed.children, "child process", "child processes")
+            left = counted(killed.children, "child process", "child processes")
             words += (
                 f"; {left} of it left running: not in a process group of its own,"
                 " they were not killed with it"
@@ -315,17 +316,12 @@ def _killed(pid: int, killed: Killed, after: str) -> tuple[str, int]:
         return words, ControlCode.OK
     words = f"killed (pid {pid}) {after}"
     if killed.group:
-        more = _counted(killed.group, "more process", "more processes")
+        more = counted(killed.group, "more process", "more processes")
         words = f"killed (pid {pid}) and its process group ({more}) {after}"
     if not killed.stayed:
         return words, ControlCode.OK
-    stayed = _counted(killed.stayed, "process", "processes")
+    stayed = counted(killed.stayed, "process", "processes")
     return f"{words}; {stayed} of its group still running after SIGKILL", ControlCode.FAILURE
-
-
-def _counted(count: int, one: str, many: str) -> str:
-    """``1 process``, ``2 processes``."""
-    return f"{count} {one if count == 1 else many}"
 
 
 def _frozen(pid: int) -> str | None:
@@ -499,6 +495,10 @@ def _ask_once(
                 # Stopping already (its loop held up, or out of descriptors to
                 # take our connection): a SIGTERM now would force its exit.
                 return _Asked.ALREADY
+            _say(f"{exc}; sending SIGTERM")
+            return _Asked.SIGNAL
+        except ControlVersionMismatch as exc:
+            # Another aiodaemon's daemon, refusing our request: it hears SIGTERM.
             _say(f"{exc}; sending SIGTERM")
             return _Asked.SIGNAL
         except ControlUntrusted as exc:

@@ -21,7 +21,7 @@ import sys
 
 from ..exceptions import StartupError
 from ._interrupts import interrupt_on_signals, interrupting_signal, restore_signals
-from ._messages import flush_stdio, say, seconds_shown, silence
+from ._messages import counted, flush_stdio, say, seconds_shown, silence
 from ._readiness import (
     UNREADY_EXIT_GRACE,
     LaunchResult,
@@ -36,6 +36,8 @@ from ._readiness import (
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
+
+    from ._kill import Killed
 
 __all__ = ["WAIT_SIGNALS", "exit_with_verdict"]
 
@@ -102,21 +104,21 @@ def exit_with_verdict(
         else:
             try:
                 if result.timed_out and result.pid is not None:
-                    killed, held = stop_unready(result.pid, shutdown_timeout, result.pidfd)
+                    killed, held = stop_unready(result.pid, shutdown_timeout, result.pidfd, child)
                     if held is not None:
                         # Not its loop nor its hooks: it ran no code (sent SIGCONT, unless frozen).
                         result.message += f" (pid {result.pid} was {held})"
-                    if killed:
+                    if killed is not None:
                         # Not the graceful stop the verdict implies: its shutdown
                         # hooks did not run, and its log ends without an exit.
                         waited = seconds_shown(shutdown_timeout + UNREADY_EXIT_GRACE)
                         why = "" if held is not None else " (its event loop blocked?)"
                         result.message += (
                             f", and still running {waited} s"
-                            f" after SIGTERM{why}: killed it with SIGKILL"
+                            f" after SIGTERM{why}: killed it{_group(killed)}"
                         )
                 elif result.pid is not None:
-                    wait_gone(result.pid, 2.0, result.pidfd)
+                    wait_gone(result.pid, 2.0, result.pidfd, child)
                 # The daemon is gone: so is the leader that waited on it.
                 _reap(child)
             except StartupError as exc:
@@ -127,6 +129,14 @@ def exit_with_verdict(
             code = result.code
     except KeyboardInterrupt as exc:
         code = 128 + interrupting_signal()
+        pid = exc.pid if isinstance(exc, WaitInterrupted) else None
+        never = False
+        if result is None and pid is None:
+            # Cut short before the pipe was read: the first child names it at
+            # once (a Ctrl-C on a stuck one still ends the wait). Waited for
+            # before the last words' bound, which counts only their writing:
+            # armed first, it ran out in this wait and the line went to /dev/null.
+            pid, never = announced_pid(read_fd, _ANNOUNCE_WAIT)
         _bound_last_words()
         if result is not None and result.ready:
             # Printing the pid, say: the daemon runs, and it is not "starting".
@@ -137,12 +147,6 @@ def exit_with_verdict(
             say(_interrupted(result.pid, pidfile, result.message))
         else:
             # The daemon is detached and goes on starting; only the wait was cut short.
-            pid = exc.pid if isinstance(exc, WaitInterrupted) else None
-            never = False
-            if pid is None:
-                # Cut short before the pipe was read: the first child names
-                # it at once (a Ctrl-C on a stuck one still ends the wait).
-                pid, never = announced_pid(read_fd, _ANNOUNCE_WAIT)
             if never:
                 # The first child ended before it forked the daemon (killed):
                 # nothing goes on starting, and nothing is left of the start.
@@ -153,6 +157,9 @@ def exit_with_verdict(
                 # end of file means it is exiting: it held its end until then.
                 _reap(child)
                 on_failure(LaunchResult(None, False, code, _interrupted(None, None, never=True)))
+            elif pid is None:
+                # Not forked yet (the first child held up): it may still be, or not.
+                say(_interrupted(None, pidfile, unknown=child))
             else:
                 say(_interrupted(pid, pidfile))
     finally:
@@ -167,6 +174,22 @@ def exit_with_verdict(
             # The launcher owns nothing any more: atexit handlers and finalizers
             # (a listener's unlink, a pidfile's removal) belong to the daemon.
             os._exit(code)
+
+
+def _group(killed: Killed) -> str:
+    """What the start's SIGKILL took with the daemon, in the words ``aiodaemon stop`` uses."""
+    if killed.group is None:
+        if not killed.children:
+            return " with SIGKILL"
+        left = counted(killed.children, "child process", "child processes")
+        return f" with SIGKILL; {left} of it left running"
+    words = " with SIGKILL"
+    if killed.group:
+        more = counted(killed.group, "more process", "more processes")
+        words = f" and its process group ({more}) with SIGKILL"
+    if killed.stayed:
+        words += f"; {counted(killed.stayed, 'process', 'processes')} of its group still running"
+    return words
 
 
 def _reap(child: int) -> None:
@@ -188,6 +211,7 @@ def _interrupted(
     *,
     ready: bool = False,
     never: bool = False,
+    unknown: int | None = None,
 ) -> str:
     """What Ctrl-C on a waiting launcher did: not cancel the start, and how to stop it.
 
@@ -195,11 +219,27 @@ def _interrupted(
     wait for its daemon to stop (one blocking its loop may never stop by itself).
     ``ready``: the daemon was ready when it came (it cut short what followed).
     ``never``: no daemon was forked: nothing to stop.
+    ``unknown``: no pid was announced in time; the detach's first child, whose
+    session the daemon will be in, if it ever forks it.
     """
     if never:
         return (
             "interrupted while waiting for the daemon to be ready; the detach ended"
             " before it forked the daemon: nothing runs"
+        )
+    if unknown is not None:
+        message = (
+            "interrupted while waiting for the daemon to be ready; the daemon may still"
+            " start (its pid was not known yet)"
+        )
+        if pidfile is None:
+            return f"{message}: `ps -s {unknown}` finds it"
+        import shlex  # only on this rare path
+
+        quoted = shlex.quote(pidfile)
+        return (
+            f"{message}: `aiodaemon status --pidfile {quoted}` tells whether it runs,"
+            f" `aiodaemon stop --pidfile {quoted}` stops it"
         )
     daemon = "the daemon" if pid is None else f"the daemon (pid {pid})"
     if ready:

@@ -21,6 +21,7 @@ __all__ = [
     "exists",
     "is_suspended",
     "is_zombie",
+    "pids",
     "signal_claim",
     "signal_ends",
     "signal_meets",
@@ -41,6 +42,14 @@ def stat_field(pid: int, index: int) -> int | None:
             return int(f.read().rsplit(b")", 1)[1].split()[index])
     except (OSError, ValueError, IndexError):
         return None
+
+
+def pids() -> list[int]:
+    """Every pid ``/proc`` shows (none without it)."""
+    try:
+        return [int(entry) for entry in os.listdir("/proc") if entry.isdigit()]
+    except OSError:
+        return []
 
 
 def signal_claim(action: str, pid: int) -> str | None:

@@ -35,6 +35,7 @@ import structlog
 
 from .._logs._logwriter import start_bounded
 from ._exit_notice import say_forced_exit
+from ._kept_signals import let_go_of_signals
 from ._state import Action, Event
 
 if TYPE_CHECKING:
@@ -75,6 +76,10 @@ DUPLICATE_WINDOW = 0.05
 #: Seconds a forced exit waits for the log to take its last records (and those
 #: queued before them): a stalled sink must not hold up an exit meant to be at once.
 LAST_WORDS_WAIT = 0.5
+#: Seconds a forced exit waits for the members of its process group it killed to
+#: be gone, so that their ports are free when the launcher hears the verdict
+#: (SIGKILL ends at once all but a process stuck in the kernel).
+GROUP_WAIT = 0.5
 #: Where the log's code is (see _inside_the_log).
 _LOGS_PACKAGE = os.path.dirname(start_bounded.__code__.co_filename) + os.sep
 
@@ -116,6 +121,16 @@ class ForcedExit:
         self._watching = _thread.allocate_lock()
         #: whose handlers these are: a forked child's stop signal is not ours.
         self._pid = os.getpid()
+        #: kills the rest of our process group (see :meth:`kill_group`); loaded
+        #: now, never in a handler, and only by a group leader, which a
+        #: detached daemon is (a foreground one in another's group pays nothing).
+        self._group_killer: Callable[[int, float], int | None] | None = None
+        if os.getpgid(0) == self._pid:
+            from .._prefork._kill import kill_own_group
+
+            self._group_killer = kill_own_group
+        #: how many :meth:`kill_group` killed, for the log's last words.
+        self._group_killed: int | None = None
 
     def arm_early(self) -> None:
         """Before the shutdown: count the stop signals as they arrive, beside the loop.
@@ -215,6 +230,7 @@ class ForcedExit:
         # Between the loop's removal (the default action) and our handler, a
         # stop signal would kill the daemon outright: held until ours is back.
         held = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+        let_go_of_signals(loop)
         try:
             for signum in STOP_SIGNALS:
                 with contextlib.suppress(RuntimeError, ValueError):
@@ -279,6 +295,19 @@ class ForcedExit:
         if self._watching.acquire(timeout=timeout):
             self._watching.release()
 
+    def take_back(self, signum: int) -> None:
+        """The loop put its handler for ``signum`` back (see ``_kept_signals``): ours goes over it.
+
+        As :meth:`arm_early` and :meth:`arm` installed it: the stop signals the
+        loop reads are still counted here, and a second one still forces the exit.
+        """
+        if signum not in STOP_SIGNALS:
+            return
+        if self._armed:
+            signal.signal(signum, self._handle)
+        elif signum in self._loop_handlers:
+            self._loop_handlers[signum] = signal.signal(signum, self._arrived)
+
     def keep(self) -> None:
         """Put the handler back where a library replaced it since :meth:`arm`.
 
@@ -338,11 +367,37 @@ class ForcedExit:
             threading.Event().wait()
         self._exit(code, reason, log=log)
 
+    def kill_group(self) -> int | None:
+        """SIGKILL the rest of the process group the daemon leads, if it is its own; once.
+
+        As the launcher's start timeout and ``aiodaemon stop`` do when they
+        SIGKILL the daemon (:mod:`aiodaemon._prefork._kill`): a subprocess a
+        startup hook or ``main`` started would otherwise outlive the forced
+        exit, holding the ``listen=`` sockets it inherited. Safe inside a
+        signal handler (system calls only).
+
+        Returns:
+            How many were killed; None when the group is not the daemon's own
+            (or this ran already).
+        """
+        killer, self._group_killer = self._group_killer, None
+        if killer is None:
+            return None
+        # Before ready, the session leader waiting on us is our first fork's
+        # (it runs our code only): the session is ours then too.
+        leader = os.getsid(0) if getattr(self.pipe, "leader", None) is not None else 0
+        self._group_killed = killer(leader, GROUP_WAIT)
+        return self._group_killed
+
     def _exit(
         self, code: int, reason: str, *, log: bool = False, interrupted: object = None
     ) -> NoReturn:
         # Each step on its own: one failing (a vanished directory) must not
         # keep the others, or the exit itself, from happening.
+        with contextlib.suppress(BaseException):
+            # First: the launcher, told the verdict, may start the daemon again
+            # at once, on the ports these processes hold.
+            self.kill_group()
         with contextlib.suppress(BaseException):
             self.pipe.fail(code, f"forced exit ({reason})")
         for step in self.steps:
@@ -367,6 +422,8 @@ class ForcedExit:
         if logs is None:
             return
         logs.seal()  # other threads' records would follow ours
+        if self._group_killed:
+            _log.error("process group killed at exit", processes=self._group_killed)
         _log.critical("forced exit", reason=reason, status=code)
         _log.info("exit", status=code, reason=reason)
         logs.close(LAST_WORDS_WAIT)

@@ -25,15 +25,19 @@ import os
 import signal
 import time
 
-from .._prefork._procfs import is_zombie, stat_field
-from .._prefork._readiness import readable, wait_exited
-from .._prefork._resume import own_group
+from ._procfs import is_zombie, pids, stat_field
+from ._readiness import readable, wait_exited
+from ._resume import own_group
 
 TYPE_CHECKING = False  # not typing's: see aiodaemon/__init__.py
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-__all__ = ["Killed", "kill_daemon"]
+__all__ = ["Killed", "kill_daemon", "kill_own_group"]
+
+#: Looks for members forked by one killed meanwhile (see kill_own_group): each
+#: round kills what the last one found, so a round finds only their children.
+_ROUNDS = 8
 
 #: /proc/PID/stat fields after the command name: the parent pid, the process group,
 #: the start time.
@@ -61,16 +65,18 @@ class Killed:
         self.children = children
 
 
-def kill_daemon(pidfd: int, pid: int, wait: float) -> Killed:
+def kill_daemon(pidfd: int, pid: int, wait: float, leader: int = 0) -> Killed:
     """SIGKILL the daemon behind ``pidfd`` and, when it leads it, its process group.
 
     Waits up to ``wait`` seconds for the daemon and every member killed to be
-    gone, so that the ports they held are free once it returns.
+    gone, so that the ports they held are free once it returns. ``leader``:
+    the launcher's session leader still waiting on the daemon (see
+    :func:`~._resume.own_group`).
 
     Raises:
         PermissionError: the daemon may not be signalled by us.
     """
-    members = _own_group(pidfd, pid)
+    members = _own_group(pidfd, pid, leader)
     if members is None:
         children = _count(lambda other: stat_field(other, _PPID) == pid and not is_zombie(other))
         _kill(pidfd)
@@ -104,9 +110,49 @@ def kill_daemon(pidfd: int, pid: int, wait: float) -> Killed:
     return Killed(exited=exited, group=len(members), stayed=stayed, children=0)
 
 
-def _own_group(pidfd: int, pid: int) -> dict[int, int] | None:
+def kill_own_group(leader: int = 0, wait: float = 0.0) -> int | None:
+    """From inside the daemon: SIGKILL the rest of the process group it leads, if it is its own.
+
+    The daemon's own forced exit, as :func:`kill_daemon` is the launcher's and
+    ``stop``'s: a subprocess it started would otherwise live on, holding the
+    ``listen=`` sockets it inherited. Not ``killpg``, which would kill the
+    daemon before its exit status is given: each member is signalled through
+    a pidfd, and the group is looked at again for what a member forked before
+    its kill, a bounded number of times. Only system calls, no lock: a signal
+    handler may call it.
+
+    Args:
+        leader: as for :func:`~._resume.own_group` (the session leader
+            waiting on the daemon's verdict, ours).
+        wait: seconds to wait for the members to be gone (their ports free).
+
+    Returns:
+        How many were killed; None when the group is not the daemon's own.
+    """
+    me = os.getpid()
+    if not own_group(me, leader):
+        return None
+    deadline = time.monotonic() + wait
+    killed: dict[int, int] = {}
+    # We live and lead the group, so its id is ours: every member found is ours.
+    for _ in range(_ROUNDS):
+        found = _members(me, killed)
+        if not found:
+            break
+        for member in found.values():
+            # One of another user's (set its own uid) stays.
+            with contextlib.suppress(PermissionError):
+                _kill(member)
+        killed |= found
+    for member in killed.values():
+        readable(member, max(0.0, deadline - time.monotonic()))
+        os.close(member)
+    return len(killed)
+
+
+def _own_group(pidfd: int, pid: int, leader: int) -> dict[int, int] | None:
     """Pid to pidfd of the other live members of ``pid``'s own group; None if it has none."""
-    if not own_group(pid):
+    if not own_group(pid, leader):
         return None
     members = _members(pid, {})
     # Alive after its pgid was read: that pgid was the daemon's (a pid is not
@@ -120,7 +166,7 @@ def _own_group(pidfd: int, pid: int) -> dict[int, int] | None:
 def _members(pgid: int, known: dict[int, int]) -> dict[int, int]:
     """Pid to pidfd of the live processes of group ``pgid`` (but its leader) not in ``known``."""
     found = {}
-    for other in _pids():
+    for other in pids():
         if other == pgid or other in known or stat_field(other, _PGRP) != pgid:
             continue
         try:
@@ -128,12 +174,23 @@ def _members(pgid: int, known: dict[int, int]) -> dict[int, int]:
         except OSError:
             continue  # gone meanwhile
         # Looked at again once the pidfd holds the process (the pid may have
-        # been reused meanwhile), and alive then: a zombie is no member to wait for.
-        if stat_field(other, _PGRP) == pgid and not readable(member, 0):
+        # been reused meanwhile), and alive then: a zombie is no member to wait
+        # for. By getpgid, which reads pids as pidfd_open does: a /proc of
+        # another pid namespace (a container given the host's) numbers other
+        # processes, and a bystander with a member's number was SIGKILLed.
+        if _pgid(other) == pgid and not readable(member, 0):
             found[other] = member
         else:
             os.close(member)
     return found
+
+
+def _pgid(pid: int) -> int | None:
+    """``pid``'s process group, in our pid namespace; None once it is gone."""
+    try:
+        return os.getpgid(pid)
+    except ProcessLookupError:
+        return None
 
 
 def _close(members: dict[int, int]) -> None:
@@ -141,17 +198,9 @@ def _close(members: dict[int, int]) -> None:
         os.close(member)
 
 
-def _pids() -> list[int]:
-    """Every pid ``/proc`` shows."""
-    try:
-        return [int(entry) for entry in os.listdir("/proc") if entry.isdigit()]
-    except OSError:
-        return []
-
-
 def _count(matches: Callable[[int], bool]) -> int:
     """How many processes ``matches(pid)`` holds for."""
-    return sum(1 for other in _pids() if matches(other))
+    return sum(1 for other in pids() if matches(other))
 
 
 def _kill(pidfd: int) -> None:
