@@ -2,16 +2,18 @@
 
 The application is an ordinary ``aiohttp.web.Application``; only the way it is
 started changes. Instead of ``web.run_app`` (which binds its own socket and
-installs its own SIGTERM handler), a startup hook serves it on the socket
-aiodaemon bound (``listen=``, or the one systemd passed), and ``ctx.track``
-hands its runner to aiodaemon's shutdown sequence:
+installs its own SIGTERM handler), a lifespan serves it on the socket
+aiodaemon bound (``listen=``, or the one systemd passed), ``ctx.track`` closes
+its listening socket when the daemon stops accepting, and the lifespan's exit
+cleans the runner up:
 
 * the daemon is ready (``aiodaemon start`` returns, ``READY=1``, ``/readyz``
   200) once the application's own ``on_startup`` has run and it serves;
 * on SIGTERM ``/readyz`` says 503 at once, the application keeps serving for
   ``--drain-delay`` seconds, then its runner stops accepting (new connections
-  are refused) and every request in flight gets its full answer before the
-  shutdown hooks run;
+  are refused) and every request in flight gets its full answer (within most
+  of ``--shutdown-timeout``, see ``cleanup_budget``) before the shutdown hooks
+  registered before ``serve`` run;
 * ``aiodaemon reload`` (SIGHUP) rereads the greeting file;
 * ``aiodaemon upgrade`` starts the program anew from disk on the same socket and
   the old process drains, with no failed request;
@@ -31,6 +33,7 @@ import argparse
 import asyncio
 import os
 import socket
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import structlog
@@ -98,27 +101,26 @@ def make_app() -> web.Application:
 
 #: Seconds a connection accepted just before the stop has to send its request.
 FIRST_REQUEST_GRACE = 0.5
-#: Of what the runner's cleanup has left after the grace, the part kept for the
-#: application's on_shutdown and on_cleanup (the rest is aiohttp's two waits).
+#: Of aiodaemon's budget after the grace, the part kept from aiohttp's two
+#: waits: for the application's on_cleanup and aiodaemon's last steps.
 CLEANUP_SHARE = 0.2
 #: aiohttp rounds a deadline further away than this up to a whole second.
 _AIOHTTP_CEIL_THRESHOLD = 5.0
-#: Loop turns from an accept to its connection's handler (see RunnerCleanup.close).
+#: Loop turns from an accept to its connection's handler (see StopAccepting.close).
 _TURNS_TO_A_HANDLER = 3
 
 
-class RunnerCleanup:
-    """What ``ctx.track`` closes when the daemon stops accepting: the whole runner.
+class StopAccepting:
+    """What ``ctx.track`` closes when the daemon stops accepting: the runner's sites.
 
-    The site stops first (its listening socket is closed: new connections are
-    refused). ``AppRunner.cleanup()`` would then close at once every connection
-    that has no request yet, also one accepted an instant before whose request
-    is still on its way (an upgrade's cut-over, under load): such a client
-    would see its connection closed unanswered. So the requests on their way
-    get a moment to arrive first; then ``cleanup()`` closes idle keep-alive
-    connections, waits for the requests in flight and runs the application's
-    ``on_shutdown`` and ``on_cleanup``. aiodaemon awaits all of it before its
-    own shutdown hooks.
+    Their listening socket is closed: new connections are refused. The runner's
+    ``cleanup()``, which waits for the requests in flight, is the lifespan's
+    exit (:func:`serve`): it runs among the shutdown hooks, which have what is
+    left of the whole ``shutdown_timeout``, where what ``ctx.track`` closes has
+    half of it. ``cleanup()`` closes at once every connection that has no
+    request yet, also one accepted an instant before whose request is still on
+    its way (an upgrade's cut-over, under load): so the requests on their way
+    get a moment to arrive first.
     """
 
     def __init__(self, runner: web.AppRunner, grace: float = FIRST_REQUEST_GRACE) -> None:
@@ -139,18 +141,20 @@ class RunnerCleanup:
         server = self.runner.server
         if server is not None and server.connections:
             await asyncio.sleep(self.grace)
-        await self.runner.cleanup()
 
 
 def cleanup_budget(shutdown_timeout: float) -> tuple[float, float]:
-    """The grace and the runner's ``shutdown_timeout``, within half of aiodaemon's budget.
+    """The grace and the runner's ``shutdown_timeout``: most of aiodaemon's budget.
 
-    aiodaemon gives tracked objects half its ``shutdown_timeout``, then cancels
-    them (on_cleanup would not run). In that half: the grace for requests on
-    their way, then aiohttp waits its ``shutdown_timeout`` for the requests in
-    flight and as long again for the handlers it cancels, then the
-    application's cleanup. A short budget shortens the grace too (a fixed half
-    second left nothing of 2 s).
+    After the grace (aiodaemon's step 3), the runner's cleanup runs among the
+    shutdown hooks: the application's ``on_shutdown``; then aiohttp waits its
+    ``shutdown_timeout`` for the requests in flight, and as long again for
+    the handlers whose request it cancelled (a handler that does not read its
+    request, awaiting something else, runs on through both waits), then
+    cancels what still runs; then ``on_cleanup``. So a request in flight has
+    twice the runner's timeout: 80% of the budget after the grace, the
+    rest kept for ``on_cleanup`` and aiodaemon's last steps. A short budget
+    shortens the grace too.
 
     Args:
         shutdown_timeout: aiodaemon's, in seconds (positive).
@@ -159,29 +163,38 @@ def cleanup_budget(shutdown_timeout: float) -> tuple[float, float]:
         ``(grace, runner_timeout)`` in seconds, both positive (aiohttp reads 0 as
         "wait for ever").
     """
-    half = shutdown_timeout / 2
-    grace = min(FIRST_REQUEST_GRACE, half / 4)
-    wait = (half - grace) * (1 - CLEANUP_SHARE) / 2
+    grace = min(FIRST_REQUEST_GRACE, shutdown_timeout / 8)
+    wait = (shutdown_timeout - grace) * (1 - CLEANUP_SHARE) / 2
     if wait > _AIOHTTP_CEIL_THRESHOLD:
-        # Each wait may end up to a second late: taken off, not over the half.
+        # Each wait may end up to a second late: taken off, not over the budget.
         wait = max(_AIOHTTP_CEIL_THRESHOLD, wait - 1)
     return grace, wait
 
 
-@aiodaemon.on_startup
-async def serve(ctx: aiodaemon.Context) -> None:
-    """Serve the application on the daemon's ``http`` socket; ready once it serves."""
+@aiodaemon.lifespan
+async def serve(ctx: aiodaemon.Context) -> AsyncIterator[None]:
+    """Serve the application on the daemon's ``http`` socket; ready once it serves.
+
+    At a stop the sites close first (step 3, :class:`StopAccepting`), then the
+    exit below answers the requests in flight and cleans up (step 4).
+    """
     settings.greeting = read_greeting()
     app = make_app()
-    # aiohttp cuts the slow requests itself, and its cleanup runs, within the
-    # half of shutdown_timeout aiodaemon gives what it tracks (see cleanup_budget).
     grace, runner_timeout = cleanup_budget(ctx.options.shutdown_timeout)
     runner = web.AppRunner(app, shutdown_timeout=runner_timeout)
     await runner.setup()  # the application's on_startup runs here, before ready
-    ctx.track(RunnerCleanup(runner, grace))
-    # backlog: aiohttp's default (128) would shrink the backlog aiodaemon listened with.
-    site = web.SockSite(runner, ctx.sockets["http"], backlog=socket.SOMAXCONN)
-    await site.start()
+    try:
+        ctx.track(StopAccepting(runner, grace))
+        # backlog: aiohttp's default (128) would shrink the backlog aiodaemon listened with.
+        site = web.SockSite(runner, ctx.sockets["http"], backlog=socket.SOMAXCONN)
+        await site.start()
+    except BaseException:
+        await runner.cleanup()  # a lifespan's exit runs only after its setup succeeded
+        raise
+    yield
+    # Requests in flight answered (or cut by aiohttp at runner_timeout),
+    # on_shutdown, on_cleanup: before the shutdown hooks registered earlier.
+    await runner.cleanup()
 
 
 @aiodaemon.on_reload

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 import aiodaemon
-from aiodaemon._run._health import CHECK_TIMEOUT, HealthServer
+from aiodaemon._run._health import CHECK_TIMEOUT, MAX_CONNECTIONS, HealthServer
 from aiodaemon._run._hooks import HookFunction
 from aiodaemon._run._state import State
 
@@ -237,3 +237,103 @@ async def test_a_readyz_request_in_flight_across_a_pause_of_the_daemon_is_answer
             app.proc.send_signal(signal.SIGCONT)
         status, body, _ = await asyncio.wait_for(probe, timeout=30)
     assert (status, body) == (503, {"state": "running"})
+
+
+async def test_a_probe_waiting_for_its_verdict_is_not_evicted_by_new_connections() -> None:
+    """More connections than the cap while the checks run: the probe waiting is still answered.
+
+    The oldest connection gave way to each new one whatever its state, so a
+    whole ``/readyz`` request waiting for its checks was cut unanswered by a
+    burst of idle connections (any client of the port could fail the probe).
+    """
+    running, release = asyncio.Event(), asyncio.Event()
+
+    async def gated() -> bool:
+        running.set()
+        await release.wait()
+        return True
+
+    async with health_with([gated]) as address:
+        reader, writer = await asyncio.open_connection(*address)
+        idle: list[asyncio.StreamWriter] = []
+        try:
+            writer.write(b"GET /readyz HTTP/1.1\r\nHost: probe\r\n\r\n")
+            await writer.drain()
+            await asyncio.wait_for(running.wait(), timeout=30)
+            for _ in range(MAX_CONNECTIONS + 1):
+                idle.append((await asyncio.open_connection(*address))[1])
+            # Answered: every connection before it was accepted (and evicted what it had to).
+            status, _, _ = await asyncio.wait_for(http_get(address, "/livez"), timeout=30)
+            assert status == 200
+            release.set()
+            answer = await asyncio.wait_for(reader.read(), timeout=30)
+        finally:
+            writer.close()
+            for other in idle:
+                other.close()
+    assert answer.startswith(b"HTTP/1.1 200 "), answer
+
+
+async def test_the_absolute_form_of_a_path_is_accepted() -> None:
+    """``GET http://host/livez`` (a prober behind a proxy) is answered as ``GET /livez``.
+
+    RFC 9112 3.2.2: a server must accept the absolute form; it was a 404.
+    """
+    async with health_with([]) as address:
+        answers = []
+        for target in (f"http://{address[0]}:{address[1]}/livez", "HTTP://h/readyz?full=1"):
+            reader, writer = await asyncio.open_connection(*address)
+            try:
+                writer.write(f"GET {target} HTTP/1.1\r\nHost: h\r\n\r\n".encode())
+                await writer.drain()
+                answers.append(await asyncio.wait_for(reader.read(), timeout=30))
+            finally:
+                writer.close()
+        # Not decoded: the path is matched as it was sent.
+        reader, writer = await asyncio.open_connection(*address)
+        try:
+            writer.write(b"GET http://h/%6civez HTTP/1.1\r\nHost: h\r\n\r\n")
+            await writer.drain()
+            encoded = await asyncio.wait_for(reader.read(), timeout=30)
+        finally:
+            writer.close()
+        # The authority ends at "?" or "#" too: what follows is no path.
+        for raw in (b"http://h?/livez", b"http://h#/livez"):
+            reader, writer = await asyncio.open_connection(*address)
+            try:
+                writer.write(b"GET " + raw + b" HTTP/1.1\r\nHost: h\r\n\r\n")
+                await writer.drain()
+                answers.append(await asyncio.wait_for(reader.read(), timeout=30))
+            finally:
+                writer.close()
+    firsts = [answer.split(b"\r\n", 1)[0] for answer in answers]
+    assert firsts == [b"HTTP/1.1 200 OK"] * 2 + [b"HTTP/1.1 404 Not Found"] * 2
+    assert encoded.startswith(b"HTTP/1.1 404 "), encoded
+
+
+async def test_livez_gets_a_slot_when_every_connection_waits_for_the_checks() -> None:
+    """As many whole /readyz requests as the cap, their check slow: /livez is still answered.
+
+    Sparing the connections that owe an answer must not refuse every newcomer:
+    a client keeping the slots full of /readyz requests failed the liveness probe.
+    """
+    release = asyncio.Event()
+
+    async def gated() -> bool:
+        await release.wait()
+        return True
+
+    async with health_with([gated]) as address:
+        waiting: list[asyncio.StreamWriter] = []
+        try:
+            for _ in range(MAX_CONNECTIONS):
+                writer = (await asyncio.open_connection(*address))[1]
+                writer.write(b"GET /readyz HTTP/1.1\r\nHost: flood\r\n\r\n")
+                await writer.drain()
+                waiting.append(writer)
+            status, _, _ = await asyncio.wait_for(http_get(address, "/livez"), timeout=30)
+        finally:
+            release.set()
+            for writer in waiting:
+                writer.close()
+    assert status == 200

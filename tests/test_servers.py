@@ -193,6 +193,24 @@ async def test_a_request_slower_than_the_budget_is_cut_by_the_server_which_still
             assert (await asyncio.wait_for(slow, 10)).status == 500
 
 
+async def test_aiohttp_waits_for_a_request_most_of_the_shutdown_timeout() -> None:
+    """aiohttp example, ``shutdown_timeout=8``: a 4 s request in flight at SIGTERM is answered.
+
+    Its runner's cleanup ran in what ``ctx.track`` closes, which has half the
+    budget, with both of aiohttp's waits in it: the request had 2.8 s of 8,
+    and was cut with exit 0 and nothing said.
+    """
+    listen = {"http": "127.0.0.1:0"}
+    async with launch(EXAMPLES["aiohttp"], listen=listen, shutdown_timeout=8.0) as d:
+        slow = asyncio.create_task(get(d.inet_address("http"), "/slow?seconds=4"))
+        await d.wait_for_record("slow request")
+        d.signal(signal.SIGTERM)
+        assert await asyncio.wait_for(slow, 20) == Answer(200, f"slept 4.0 in {d.pid}\n")
+        assert await d.wait(timeout=20) == 0
+        events = [r["event"] for r in d.records()]
+    assert events.index("application shutdown") < events.index("exit")
+
+
 @pytest.mark.parametrize("server", SERVERS)
 async def test_second_sigterm_exits_at_once(server: str) -> None:
     """A second SIGTERM while a request holds the drain exits at once, 143 (the server's
@@ -469,6 +487,17 @@ def _example_module(server: str) -> object:
     return module
 
 
+class _AiohttpStop:
+    """The aiohttp example's stop: what it tracks closed (step 3), then its lifespan's exit."""
+
+    def __init__(self, tracked: Any, runner: Any) -> None:
+        self.tracked, self.runner = tracked, runner
+
+    async def close(self) -> None:
+        await self.tracked.close()
+        await self.runner.cleanup()
+
+
 async def _tracked_example_server(server: str, listener: socket.socket) -> Any:
     """The example's server serving on ``listener``; what its startup hook gives ``ctx.track``."""
     example: Any = _example_module(server)
@@ -478,7 +507,7 @@ async def _tracked_example_server(server: str, listener: socket.socket) -> Any:
         runner = web.AppRunner(example.make_app(), shutdown_timeout=1)
         await runner.setup()
         await web.SockSite(runner, listener).start()
-        return example.RunnerCleanup(runner)
+        return _AiohttpStop(example.StopAccepting(runner), runner)
     config = example.uvicorn.Config(example.app, log_config=None, timeout_graceful_shutdown=1)
     uvicorn = example.Server(config)
     task = asyncio.create_task(uvicorn.serve(sockets=[listener]))
@@ -695,7 +724,7 @@ async def test_stop_during_an_upgrade_to_an_app_already_serving_fails_no_request
         await asyncio.gather(*slow, upgrade, return_exceptions=True)
         await cli("stop", "--pidfile", pidfile)  # after a failed assertion: nothing left
     if phase == "starting":
-        stopping = "aiodaemon: upgrade abandoned: the daemon is stopping\n"
+        stopping = f"aiodaemon: upgrade abandoned: pid {old} is stopping\n"
         assert upgraded == (1, "", stopping)
     assert {a.status for a in answers} == {200}
     assert f"slept {seconds} in {new}\n" in [a.body for a in answers]

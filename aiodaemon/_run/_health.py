@@ -8,8 +8,10 @@ Built to be exposed to anything that can connect (DESIGN section 6): a request
 is at most :data:`MAX_REQUEST` bytes and must arrive within
 :data:`REQUEST_TIMEOUT`; at most :data:`MAX_CONNECTIONS` are open (fewer under a
 low ``RLIMIT_NOFILE``: an eighth of it, as for the control socket), the oldest
-one still open (answered and closing, or the slowest client) giving way to a new
-one (so slow clients cannot starve the probes); answers are fixed templates
+one still open that owes no answer (answered and closing, or the slowest client)
+giving way to a new one, the oldest of all when every one owes its answer (so
+slow clients cannot starve the probes, nor cut one waiting for its verdict
+while others can go); answers are fixed templates
 that never echo what the client sent; one request per connection
 (``Connection: close``). No task is created per connection: a protocol object,
 a timer and a small buffer is all one costs.
@@ -30,6 +32,7 @@ import structlog
 from .._prefork._fdshare import connection_cap
 from ._hooks import HookFunction, call_async, describe
 from ._outcome import error_text
+from ._own_tasks import cancel_task, own_task
 from ._state import State
 
 if TYPE_CHECKING:
@@ -164,16 +167,23 @@ class HealthServer:
         for protocol in list(self._open):
             protocol.abort()
         if self._evaluation is not None:
-            self._evaluation.cancel()
+            cancel_task(self._evaluation)
 
     # --- connections ------------------------------------------------------------
 
     def _opened(self, protocol: _HealthProtocol) -> None:
         if len(self._open) >= self._max_connections:
-            # The oldest is either answered and lingering, or the slowest client.
-            oldest = next(iter(self._open))
-            del self._open[oldest]
-            oldest.abort()
+            # The oldest that owes no answer gives way: answered and lingering,
+            # or the slowest client; a whole request waiting for the checks'
+            # verdict is spared (a probe failed when ~128 connections came while
+            # the checks ran). Only when every one waits does the oldest go:
+            # refusing the newcomer instead let complete /readyz requests with
+            # slow checks hold every slot, and fail /livez, which needs none.
+            victim = next((other for other in self._open if not other.owed), None)
+            if victim is None:
+                victim = next(iter(self._open))
+            del self._open[victim]
+            victim.abort()
         self._open[protocol] = None
 
     def _closed(self, protocol: _HealthProtocol) -> None:
@@ -202,8 +212,7 @@ class HealthServer:
     def evaluate(self) -> asyncio.Task[bool]:
         """The running evaluation of the readiness checks, shared by concurrent probes."""
         if self._evaluation is None or self._evaluation.done():
-            loop = asyncio.get_running_loop()
-            self._evaluation = loop.create_task(self._run_checks(), name="aiodaemon-readiness")
+            self._evaluation = own_task(self._run_checks(), "aiodaemon-readiness")
         return self._evaluation
 
     @property
@@ -371,7 +380,16 @@ class _HealthProtocol(asyncio.Protocol):
             self._send(_BAD_REQUEST)
             return
         method, target, _ = parts
-        path = target.split(b"?", 1)[0]
+        if target[:7].lower() == b"http://" or target[:8].lower() == b"https://":
+            # The absolute form, which a server must accept (RFC 9112 3.2.2): a
+            # prober going through a proxy sends it. The path is what follows
+            # the authority, which ends at the first "/", "?" or "#" (none: "/").
+            rest = target.split(b"//", 1)[1]
+            ends = [at for at in map(rest.find, (b"/", b"?", b"#")) if at >= 0]
+            target = b"/" if not ends else rest[min(ends) :]
+            if not target.startswith(b"/"):
+                target = b"/"
+        path = target.split(b"?", 1)[0].split(b"#", 1)[0]
         head = method == b"HEAD"
         # DESIGN: GET of the two paths, "anything else -> 404" (POST /livez too,
         # where HTTP would allow a 405). HEAD is GET without the body (RFC 9110).
@@ -394,6 +412,11 @@ class _HealthProtocol(asyncio.Protocol):
             self._send(_answer(code, body, head=head))
 
         self._server.evaluate().add_done_callback(answer)
+
+    @property
+    def owed(self) -> bool:
+        """Whether a whole request waits for its answer (the readiness checks' verdict)."""
+        return self._complete and not self._sent
 
     @property
     def answered(self) -> bool:

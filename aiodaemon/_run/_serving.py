@@ -33,10 +33,13 @@ import inspect
 import socket
 import time
 import weakref
+from asyncio import base_events
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, SupportsIndex, cast
 
 import structlog
+
+from ._backlog import ServerBacklog
 
 __all__ = ["ClientConnected", "Serving"]
 
@@ -200,6 +203,8 @@ class Serving:
 
     def __init__(self) -> None:
         self._servers: list[asyncio.Server] = []
+        #: what serves a server's pending connections as it stops (see _close_server).
+        self._backlogs: dict[asyncio.Server, ServerBacklog] = {}
         self._tracked: list[object] = []
         #: the length of _tracked past which track() drops the closed ones (see _prune).
         self._prune_at = _PRUNE_MIN
@@ -233,6 +238,7 @@ class Serving:
         """
         if not callable(getattr(obj, "close", None)):
             raise TypeError(f"track() needs an object with a close() method, not {obj!r}")
+        _warn_unawaited_server(obj)
         if not self._accepting:
             self._close(obj)
         self._tracked.append(obj)
@@ -296,6 +302,7 @@ class Serving:
 
         server = await loop.create_server(factory, sock=sock, **kwargs)
         self._servers.append(server)
+        self._backlogs[server] = ServerBacklog(server, sock, factory, kwargs)
         return server
 
     def _serve(
@@ -342,19 +349,24 @@ class Serving:
             _log.error("connection handler failed", peer=_peer(writer), exc_info=exc)
         writer.transport.abort()
 
-    def stop_accepting(self) -> None:
+    def stop_accepting(self, *, handed_over: bool = False) -> None:
         """Close every server started here and every tracked object; idempotent.
 
         Listening sockets are closed, not merely left unaccepted: new
         connections are refused instead of waiting in a backlog nobody reads.
-        Idle connections end at once; busy ones at their next idle read.
+        Those already in the backlog are accepted and served first. Idle
+        connections end at once; busy ones at their next idle read.
+
+        Args:
+            handed_over: the listening sockets are an upgrade's successor's
+                now: what waits in their backlogs is its to accept.
         """
         if not self._accepting:
             return
         self._accepting = False
         self._draining = True
         for server in self._servers:
-            server.close()
+            self._close_server(server, handed_over=handed_over)
         for obj in self._tracked:
             self._close(obj)
         for reader in self._connections.values():
@@ -366,6 +378,15 @@ class Serving:
                 tracked=len(self._tracked),
                 connections=len(self._connections),
             )
+
+    def _close_server(self, server: asyncio.Server, *, handed_over: bool) -> None:
+        """Close ``server``, serving first what waits in its backlog unless it was handed over."""
+        backlog = self._backlogs.pop(server, None)
+        taken = 0 if backlog is None or handed_over else backlog.take()
+        # In the step that emptied the queue: nothing can queue up in between.
+        server.close()
+        if taken:
+            _log.info("accepted from the backlog", connections=taken)
 
     def _close(self, obj: object) -> None:
         try:
@@ -380,6 +401,9 @@ class Serving:
         wait_closed = getattr(obj, "wait_closed", None)
         if callable(wait_closed):
             self._closing.append(asyncio.ensure_future(_call_wait_closed(wait_closed)))
+        connections = _server_connections_done(obj)
+        if connections is not None:
+            self._closing.append(connections)
 
     async def _wait_opening(self, deadline: float) -> None:
         """Let the connections accepted before the stop reach their handler, briefly.
@@ -440,6 +464,52 @@ class Serving:
             future.cancel()
         await asyncio.wait(pending, timeout=_CANCEL_GRACE)
         return False
+
+
+def _server_connections_done(obj: object) -> asyncio.Future[Any] | None:
+    """A future resolved once every connection of asyncio's closed ``Server`` ``obj`` is gone.
+
+    Before CPython 3.12.1, ``Server.wait_closed()`` returns at once after
+    ``close()``: a tracked server's requests in flight were cut at the
+    shutdown's last step, with "connections finished" logged. 3.12.1 waits by
+    adding a future to the server's private ``_waiters``, resolved when its
+    ``_active_count`` reaches 0 (or already None: nothing to wait for); this
+    does the same on every version (a second future there is harmless), and
+    nothing when those names are not what 3.11-3.13 have.
+    """
+    if not isinstance(obj, base_events.Server):
+        return None
+    waiters = getattr(obj, "_waiters", None)
+    if not isinstance(waiters, list):
+        return None
+    future: asyncio.Future[Any] = obj.get_loop().create_future()
+    waiters.append(future)
+    return future
+
+
+#: uvloop's Server types already warned about (one warning per daemon).
+_warned_servers: set[type] = set()
+
+
+def _warn_unawaited_server(obj: object) -> None:
+    """Warn, once, that a tracked uvloop ``Server``'s connections cannot be awaited.
+
+    uvloop's ``Server.wait_closed()`` returns at once after ``close()`` and its
+    connection count is out of Python's reach: requests in flight on such a
+    server are cut at the shutdown's last step. ``ctx.start_server`` tracks
+    each connection itself, on either loop.
+    """
+    kind = type(obj)
+    if kind.__module__.split(".")[0] != "uvloop" or kind.__name__ != "Server":
+        return
+    if kind in _warned_servers:
+        return
+    _warned_servers.add(kind)
+    _log.warning(
+        "tracked server's connections cannot be awaited at shutdown",
+        server=repr(obj),
+        hint="serve with ctx.start_server, or run with uvloop=False",
+    )
 
 
 def _is_closing(obj: object) -> bool:

@@ -26,7 +26,9 @@ async def serve(ctx: aiodaemon.Context) -> None:
     passed = socket.socket(fileno=os.dup(int(os.environ["APP_PASSED_FD"])))
     if passed.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN) != 1:
         raise RuntimeError("the passed fd is not a listening socket")
-    ctx.track(await asyncio.start_unix_server(_answer, sock=passed))
+    # Not start_unix_server: from 3.13 its server unlinks the path as it
+    # closes, and the old daemon's close at an upgrade took the successor's file.
+    ctx.track(await asyncio.start_server(_answer, sock=passed))
 
 
 async def main(ctx: aiodaemon.Context) -> None:
