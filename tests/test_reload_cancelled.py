@@ -29,29 +29,11 @@ def test_a_hung_reload_cancelled_by_a_stop_is_reported_as_cancelled(tmp_path: Pa
     record.touch()
     options = {"detach": False, "pidfile": str(pidfile), "log_file": str(log)}
     daemon = spawn_program("exit_request", json.dumps(options), str(record), "reload:hang")
-    reload = None
-    try:
-        wait_for(lambda: "main" in record.read_text().splitlines(), what="main running")
-        reload = subprocess.Popen(
-            [str(AIODAEMON), "reload", "--pidfile", str(pidfile), "--timeout", "30"],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=clean_env(),
-        )
-        wait_for(lambda: "reload hook" in record.read_text().splitlines(), what="the reload hook")
-        daemon.send_signal(signal.SIGTERM)
-        _, reload_err = reload.communicate(timeout=30)
-        _, err = daemon.communicate(timeout=30)
-    finally:
-        kill_quietly(daemon.pid)
-        daemon.wait()
-        if reload is not None:
-            kill_quietly(reload.pid)
-            reload.wait()
-    assert daemon.returncode == 0, err
-    assert reload.returncode == 1, reload_err
+    status, err, reload_status, reload_err = _sigterm_in_reload(
+        daemon, pidfile, record, "reload hook"
+    )
+    assert status == 0, err
+    assert reload_status == 1, reload_err
     assert "reload cancelled: the daemon is stopping (pid " in reload_err
     assert "still running" not in reload_err
     assert "did not run" not in reload_err
@@ -122,3 +104,81 @@ def _read_all(fd: int) -> None:
     """Read ``fd`` until its writers are gone: the daemon's log drains at its exit."""
     while os.read(fd, 65536):
         pass
+
+
+def _stop_during_reload(tmp_path: Path, case: str) -> tuple[int, str, int, str, list[str]]:
+    """Start reload_swallows_cancel (CASE), ``aiodaemon reload``, then SIGTERM in the hook.
+
+    Returns:
+        The daemon's status and stderr, ``reload``'s status and stderr, the record.
+    """
+    pidfile, log, record = tmp_path / "d.pid", tmp_path / "log.jsonl", tmp_path / "record.txt"
+    record.touch()
+    options = {
+        "detach": False,
+        "pidfile": str(pidfile),
+        "log_file": str(log),
+        "shutdown_timeout": 6.0,
+    }
+    daemon = spawn_program("reload_swallows_cancel", json.dumps(options), str(record), case)
+    status, err, reload_status, reload_err = _sigterm_in_reload(
+        daemon, pidfile, record, "fetch_config"
+    )
+    events = [r["event"] for r in read_json_lines(log)]
+    assert events.count("reload cancelled") == 1, events
+    assert "reload finished" not in events
+    return status, err, reload_status, reload_err, record.read_text().splitlines()
+
+
+def _sigterm_in_reload(
+    daemon: subprocess.Popen[str], pidfile: Path, record: Path, hook: str
+) -> tuple[int, str, int, str]:
+    """Once ``main`` runs: ``aiodaemon reload``, then SIGTERM once ``hook`` is recorded.
+
+    Returns:
+        The daemon's status and stderr, ``reload``'s status and stderr.
+    """
+    reload = None
+    try:
+        wait_for(lambda: "main" in record.read_text().splitlines(), what="main running")
+        reload = subprocess.Popen(
+            [str(AIODAEMON), "reload", "--pidfile", str(pidfile), "--timeout", "30"],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=clean_env(),
+        )
+        wait_for(lambda: hook in record.read_text().splitlines(), what=f"{hook} recorded")
+        daemon.send_signal(signal.SIGTERM)
+        _, reload_err = reload.communicate(timeout=30)
+        _, err = daemon.communicate(timeout=30)
+    finally:
+        kill_quietly(daemon.pid)
+        daemon.wait()
+        if reload is not None:
+            kill_quietly(reload.pid)
+            reload.wait()
+    return daemon.returncode, err, reload.returncode, reload_err
+
+
+def test_a_reload_hook_swallowing_the_stop_ends_the_reload(tmp_path: Path) -> None:
+    """A reload hook swallows the stop's cancellation: no later reload hook runs, reload exits 1."""
+    status, err, reload_status, reload_err, lines = _stop_during_reload(tmp_path, "next")
+    assert status == 0, err
+    assert reload_status == 1, reload_err
+    assert "reload cancelled: the daemon is stopping (pid " in reload_err
+    assert "fetch_config interrupted" in lines
+    assert "apply_config" not in lines
+    assert lines[-1] == "main cleanup"
+
+
+def test_a_reload_hook_going_on_after_the_stop_does_not_hold_main(tmp_path: Path) -> None:
+    """A reload hook that swallows the stop and goes on: main is still cancelled, exit 0."""
+    status, err, reload_status, reload_err, lines = _stop_during_reload(tmp_path, "slow")
+    assert status == 0, err
+    assert "stuck" not in err
+    assert reload_status == 1, reload_err
+    assert "reload cancelled: the daemon is stopping (pid " in reload_err
+    assert "apply_config" not in lines
+    assert "main cleanup" in lines

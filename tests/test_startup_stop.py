@@ -19,13 +19,16 @@ import pytest
 from aiodaemon._prefork._control_protocol import VERSION, decode, encode
 
 from .support import (
+    AIODAEMON,
     PYTHON,
     aiodaemon_cli,
     clean_env,
+    install_program,
     kill_quietly,
     program,
     read_json_lines,
     read_pid,
+    require_tool,
     wait_for,
 )
 
@@ -260,3 +263,39 @@ def test_ctrl_c_while_the_launcher_stops_a_timed_out_daemon_says_it_failed(
         proc.communicate()
         if pid is not None:
             kill_quietly(pid)
+
+
+def test_a_sigterm_pending_as_the_loop_starts_begins_no_startup_hook(tmp_path: Path) -> None:
+    """SIGTERM before the startup hooks: none begins, the shutdown runs once, exit 1."""
+    strace = require_tool("strace")
+    install_program("cli_app", tmp_path, "app.py")
+    trace, log = tmp_path / "strace.txt", tmp_path / "log.jsonl"
+    # The daemon held 3 s as it enters chdir (after its fork, before its loop):
+    # the SIGTERM waits for the loop, which reads it as the startup task starts.
+    argv = [strace, "-f", "-qq", "-o", str(trace), "-e", "trace=chdir",
+            "-e", "inject=chdir:delay_enter=3s", str(AIODAEMON), "start", "app:main",
+            "--pidfile", str(tmp_path / "app.pid"), "--log-file", str(log)]  # fmt: skip
+    launcher = subprocess.Popen(
+        argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+        text=True, cwd=tmp_path, env=clean_env(),
+    )  # fmt: skip
+
+    def chdirs() -> list[int]:
+        text = trace.read_text() if trace.exists() else ""
+        return [int(line.split()[0]) for line in text.splitlines() if "chdir(" in line]
+
+    try:
+        daemon = wait_for(chdirs, 30, "the daemon's chdir")[0]
+        os.kill(daemon, signal.SIGTERM)
+        out, err = launcher.communicate(timeout=60)
+    finally:
+        kill_quietly(launcher.pid)
+        launcher.communicate()
+    assert launcher.returncode == 1, err
+    assert (out, err) == ("", "aiodaemon: stopped by SIGTERM before it was ready\n")
+    # Its startup hook never began: the file it writes is not there.
+    assert not (tmp_path / "started").exists()
+    events = [r["event"] for r in read_json_lines(log)]
+    assert "signal received" in events
+    assert events.count("shutdown started") == 1
+    assert events[-1] == "exit"

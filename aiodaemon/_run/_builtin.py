@@ -295,7 +295,8 @@ def _upgrade(runtime: Runtime) -> Service:
     health = health_service.server if isinstance(health_service, HealthService) else None
 
     async def stop_accepting() -> None:
-        runtime.serving.stop_accepting()
+        # The successor accepts from the same listening sockets now.
+        runtime.serving.stop_accepting(handed_over=True)
         if health is not None:
             health.stop_accepting()
         if control is not None:

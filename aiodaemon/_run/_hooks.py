@@ -25,6 +25,7 @@ __all__ = [
     "Lifespan",
     "LifespanFunction",
     "MainTarget",
+    "NotBegun",
     "UserCheck",
     "UserHook",
     "UserLifespan",
@@ -263,7 +264,11 @@ def warn_returned(kind: str, name: str, result: object) -> None:
 
 
 async def in_own_context(
-    make: Callable[[], Awaitable[T]], name: str, context: contextvars.Context | None = None
+    make: Callable[[], Awaitable[T]],
+    name: str,
+    context: contextvars.Context | None = None,
+    *,
+    begin_unless: Callable[[], bool] | None = None,
 ) -> T:
     """Await ``make()`` in a task of its own, in a copy of the current contextvars Context.
 
@@ -277,14 +282,20 @@ async def in_own_context(
         name: the task's name (it shows in the stuck-task report).
         context: the Context to run in (a lifespan's setup and teardown share
             one); default a fresh copy of the current one.
+        begin_unless: checked as the task begins: if true, ``make`` is not called.
 
     Raises:
+        NotBegun: ``begin_unless`` was true.
         ProgramRaised: the hook ended with what ``except Exception`` misses:
             GeneratorExit, a BaseException subclass, or a CancelledError while
             the caller was not being cancelled.
     """
 
     async def run() -> T:
+        if begin_unless is not None and begin_unless():
+            # Checked here, not by the caller alone: what happens between the
+            # caller's step and this task's first (a signal read) comes first.
+            raise NotBegun(name)
         try:
             result = await make()
         except BaseException as exc:
@@ -304,8 +315,7 @@ async def in_own_context(
         end_if_forked(name, None)
         return result
 
-    context = contextvars.copy_context() if context is None else context
-    task = asyncio.get_running_loop().create_task(run(), name=name, context=context)
+    task = _hook_task(run(), name, context)
     try:
         return await task
     except _Carried as carried:
@@ -317,6 +327,66 @@ async def in_own_context(
         # Raised by the program, or its own task.cancel(): a failure of this
         # hook, not a cancellation of the caller, which would end nothing.
         raise ProgramRaised(exc) from exc
+
+
+def _hook_task(
+    coro: Coroutine[Any, Any, T], name: str, context: contextvars.Context | None
+) -> asyncio.Task[T]:
+    """Start ``coro`` as the hook's task, in ``context`` (None: a fresh copy of the current one).
+
+    Through the program's task factory, if it set one, unless that factory
+    cannot run the task in ``context``.
+    """
+    loop = asyncio.get_running_loop()
+    factory = loop.get_task_factory()
+    if factory is None or _takes_context(factory):
+        context = contextvars.copy_context() if context is None else context
+        return loop.create_task(coro, name=name, context=context)
+    _warn_old_factory(factory)
+    if context is None:
+        # A factory of the ``(loop, coro)`` form asyncio documented before
+        # 3.11, which context= fails (uvloop passes it on every create_task):
+        # called as asyncio calls it without one. The task it makes copies the
+        # current context: the fresh copy this hook needs anyway.
+        task = cast("asyncio.Task[T]", factory(loop, coro))
+        task.set_name(name)
+        return task
+    # A lifespan's setup and teardown share one context, which that factory
+    # cannot be given: a plain task, as without a factory.
+    return asyncio.Task(coro, loop=loop, name=name, context=context)
+
+
+#: The task factories :func:`_warn_old_factory` told of (by id: one per run is plenty).
+_warned_factories: set[int] = set()
+
+
+def _warn_old_factory(factory: Callable[..., object]) -> None:
+    """Say once that the program's task factory takes no ``context=``."""
+    if id(factory) in _warned_factories:
+        return
+    _warned_factories.add(id(factory))
+    _log.warning(
+        "task factory takes no context=",
+        factory=describe(factory),
+        hint="def factory(loop, coro, **kwargs): asyncio passes context= since 3.11",
+    )
+
+
+def _takes_context(factory: Callable[..., object]) -> bool:
+    """Whether a task factory accepts the ``context=`` keyword (asyncio passes it since 3.11)."""
+    try:
+        params = inspect.signature(factory).parameters.values()
+    except (TypeError, ValueError):
+        return True  # not introspectable (a C function): taken at its word
+    return any(
+        p.kind is p.VAR_KEYWORD
+        or (p.name == "context" and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD))
+        for p in params
+    )
+
+
+class NotBegun(Exception):
+    """A hook that :func:`in_own_context` did not begin (its ``begin_unless`` was true)."""
 
 
 class _Carried(Exception):

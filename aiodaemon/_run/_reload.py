@@ -12,17 +12,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import os
 import time
 from typing import TYPE_CHECKING
 
 import structlog
 
+from .._prefork._detach import close_in_forked_children, stop_closing_in_forked_children
 from ._hooks import call_async, describe, in_own_context, warn_returned
 from ._outcome import error_text, raised
 from ._state import Event, State
 from ._user_exit import EXIT_REQUESTS, requested_status
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from ._runtime import Runtime
 
 __all__ = ["RELOAD_CANCELLED", "log_reload_abandoned", "run_reload"]
@@ -47,6 +51,41 @@ def log_reload_abandoned() -> None:
 
 async def run_reload(rt: Runtime) -> None:
     """One run of the reload hooks, in order; its result answers the requests it covers."""
+    if rt.parts.pidfile is None:
+        # Only `upgrade --pidfile` looks at the mark: none without a pidfile.
+        await _run_reload(rt)
+        return
+    with _reloading_mark():
+        await _run_reload(rt)
+
+
+@contextlib.contextmanager
+def _reloading_mark() -> Iterator[None]:
+    """Listen on the reloading mark while the run lasts (see ``_prefork._pidfile.reloading_mark``).
+
+    ``upgrade`` without a control socket looks there: the daemon refuses an
+    upgrade while it reloads, and the command waited its whole --timeout and
+    15 s more for a new process, then blamed a start. Best effort: a mark
+    that cannot be bound leaves the command to wait as it did.
+    """
+    # Loaded by now (a daemon with a pidfile has the module that names the
+    # mark): no import from disk in a run.
+    from .._prefork._pidfile import open_mark, reloading_mark
+
+    mark = open_mark(reloading_mark(os.getpid()))
+    if mark is not None:
+        # A worker a reload hook forks (a pool restarted on reload) kept the
+        # mark open after the run, and every upgrade was refused "while reloading".
+        close_in_forked_children(mark.fileno())
+    try:
+        yield
+    finally:
+        if mark is not None:
+            stop_closing_in_forked_children([mark.fileno()])
+            mark.close()
+
+
+async def _run_reload(rt: Runtime) -> None:
     # systemd hears of reloads only once it heard READY=1: a RELOADING=1
     # (and the READY=1 closing it) before would claim a readiness the
     # program has not reported yet (ready="manual").
@@ -64,6 +103,7 @@ async def run_reload(rt: Runtime) -> None:
     error = failed = None
     exit_request: tuple[BaseException, str] | None = None
     exiting: int | None = None
+    me = asyncio.current_task()
     for hook in rt.hooks.reload:
         rt.hook_running = ("reload", describe(hook), time.monotonic())
         try:
@@ -82,8 +122,7 @@ async def run_reload(rt: Runtime) -> None:
         except asyncio.CancelledError:
             # The shutdown cancels a reload still running (its step 6, first):
             # the hook did run, and whoever waits for the reload hears so.
-            _log.warning("reload cancelled", hook=describe(hook), error=RELOAD_CANCELLED)
-            rt.reloads.finish(covers, RELOAD_CANCELLED)
+            _cancelled(rt, covers, hook)
             raise
         except Exception as exc:
             # The program keeps its previous state: later hooks would
@@ -93,6 +132,12 @@ async def run_reload(rt: Runtime) -> None:
             break
         finally:
             rt.hook_running = None
+        if me is not None and me.cancelling():
+            # The hook swallowed the shutdown's cancellation: the stop still
+            # cancels the run. A later hook would act on what the shutdown
+            # hooks already closed, and the run did not succeed.
+            _cancelled(rt, covers, hook)
+            raise asyncio.CancelledError
     rt.reloads.finish(covers, error, exiting, failed)
     if error is None:
         _log.info("reload finished", ok=True)
@@ -104,6 +149,12 @@ async def run_reload(rt: Runtime) -> None:
     if notifier is not None and rt.lifecycle.state is State.RELOADING:
         notifier.ready(None if error is None else f"running; last reload failed: {error}")
     rt.dispatch(Event.RELOADED)
+
+
+def _cancelled(rt: Runtime, covers: int, hook: object) -> None:
+    """Log a run the shutdown cancelled in ``hook`` and answer its requests with that."""
+    _log.warning("reload cancelled", hook=describe(hook), error=RELOAD_CANCELLED)
+    rt.reloads.finish(covers, RELOAD_CANCELLED)
 
 
 async def _reopen_logs(rt: Runtime) -> None:

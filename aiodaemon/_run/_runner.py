@@ -28,6 +28,7 @@ from ..exceptions import DaemonError, ExitCode, StartupError
 from ._exit_notice import say_forced_exit, tell_exit
 from ._loop import new_event_loop
 from ._outcome import error_text
+from ._own_tasks import OwnTask
 from ._runtime import Runtime
 from ._shutdown import LIFECYCLE_TASK
 from ._signal_mask import ignoring_late_signals
@@ -125,7 +126,7 @@ def _live_on_a_loop(runtime: Runtime) -> int:
     else:
         try:
             asyncio.set_event_loop(loop)
-            task = loop.create_task(runtime.live(), name=LIFECYCLE_TASK)
+            task = OwnTask(runtime.live(), loop=loop, name=LIFECYCLE_TASK)
             while True:
                 try:
                     loop.run_until_complete(task)
@@ -150,9 +151,11 @@ def _live_on_a_loop(runtime: Runtime) -> int:
                     # called loop.stop(). The loop is the daemon's: the life goes
                     # on to a graceful shutdown, a failure that says what to use.
                     loop.call_soon(runtime.loop_stopped)
-        except Exception as exc:
+        except (Exception, asyncio.CancelledError) as exc:
             # A bug of ours must still end in a logged traceback, a released
-            # launcher and a removed pidfile, never in a silent death.
+            # launcher and a removed pidfile, never in a silent death. So must
+            # a cancellation of the life's task that reached it anyway (the
+            # program's asyncio.Task.cancel(t), past OwnTask's refusal).
             _log.exception("internal error")
             runtime.outcome.fail(f"internal error: {error_text(exc)}", exc)
         finally:

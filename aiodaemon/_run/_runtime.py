@@ -39,8 +39,10 @@ from ._exit_notice import expect_stop_claim, note_ready
 from ._forced import ForcedExit, log_joined, log_repeated
 from ._forked_child import watch_forks
 from ._hooks import Hooks, Lifespan, MainTarget, describe
+from ._kept_signals import keep_signal_handler, signal_keeper
 from ._loop import loop_name, sockname
 from ._outcome import Outcome, error_text
+from ._own_tasks import own_task
 from ._reload import log_reload_abandoned, run_reload
 from ._reloads import ReloadResult, ReloadTracker
 from ._serving import Serving
@@ -216,7 +218,7 @@ class Runtime:
 
     def spawn(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
         """Start a service task: kept until the services close; failing stops the daemon."""
-        task = asyncio.get_running_loop().create_task(coro, name=name)
+        task = own_task(coro, name)
         self.service_tasks.add(task)
         task.add_done_callback(self._framework_task_done)
         return task
@@ -249,7 +251,10 @@ class Runtime:
         loop.set_exception_handler(on_loop_exception)
         watch_forks(loop, self.parts.logs)
         for signum in HANDLED_SIGNALS:
-            loop.add_signal_handler(signum, self._on_signal, signum)
+            keep_signal_handler(loop, signum, self._on_signal, signum)
+        keeper = signal_keeper(loop)
+        if keeper is not None:
+            keeper.on_restored = self.forced.take_back
         loop_takes_over()
         self.forced.arm_early()
         # Held since before the pid was written (_launch): the pending ones run now.
@@ -312,7 +317,7 @@ class Runtime:
                 signal.signal(number, signal.SIG_IGN)
         release_signals(service_signals)
         if started and not self._stop_requested.is_set():
-            self.startup_task = loop.create_task(run_startup(self), name="aiodaemon-startup")
+            self.startup_task = own_task(run_startup(self), "aiodaemon-startup")
         await self._stop_requested.wait()
         await self.shutdown.run()
 
@@ -475,7 +480,7 @@ class Runtime:
     # --- plumbing -------------------------------------------------------------------
 
     def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
-        task = asyncio.get_running_loop().create_task(coro, name=name)
+        task = own_task(coro, name)
         self._framework_tasks.add(task)
         task.add_done_callback(self._framework_task_done)
         return task

@@ -25,6 +25,8 @@ import socket
 from collections.abc import Callable
 from typing import Any, TypeVarTuple
 
+from ._kept_signals import SignalKeeper
+
 __all__ = ["SelectorEventLoop"]
 
 #: What ``accept()`` fails with when the daemon, or the machine, is out of resources.
@@ -46,6 +48,16 @@ class SelectorEventLoop(asyncio.SelectorEventLoop):
         #: signals whose Python-level handler ran since the last read of the wakeup socket.
         self._noted_signals: set[int] = set()
         super().__init__()
+        self.signal_keeper = SignalKeeper(self)
+
+    def remove_signal_handler(self, sig: int) -> bool:
+        # The daemon's handler comes back instead of the default action (see _kept_signals).
+        return self.signal_keeper.restore(sig) or super().remove_signal_handler(sig)
+
+    def close(self) -> None:
+        # The loop's close removes every handler, ours too.
+        self.signal_keeper.let_go()
+        super().close()
 
     def add_signal_handler(self, sig: int, callback: Callable[[*_Ts], object], *args: *_Ts) -> None:
         super().add_signal_handler(sig, callback, *args)

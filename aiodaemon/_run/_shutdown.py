@@ -11,8 +11,9 @@ Begun by a stop signal, a request, ``main`` returning or a failed startup hook:
 5. ``hooks`` — shutdown hooks and lifespan exits in reverse registration
    order (shutdown hooks whenever startup began; a lifespan's exit only if
    its setup completed);
-6. ``cancel_rest`` — ``main`` is cancelled and awaited first (for at most
-   half of what is left of the budget), as ``asyncio.run()`` does, so that its
+6. ``cancel_rest`` — a reload still running is cancelled and awaited first,
+   then ``main`` (each for at most half of what is left of the budget), as
+   ``asyncio.run()`` does, so that its
    TaskGroup ends its children in its own order; then every remaining task is
    cancelled (but those main's cancellation reached) and awaited, async
    generators are closed and the default executor shut down (which waits for
@@ -58,6 +59,7 @@ from ._hooks import (
 )
 from ._loop import await_chain, thread_stack
 from ._outcome import error_text, raised
+from ._own_tasks import OwnTask, cancel_task, every_own_task, own_task, with_own_tasks
 from ._process_end import executor_workers, wait_program_threads
 from ._services import CONTROL_CONNECTION
 from ._state import Event, State
@@ -137,7 +139,7 @@ class Shutdown:
         if drain > 0:
             await asyncio.sleep(drain)
         self.deadline = time.monotonic() + timeout
-        sequence = asyncio.create_task(self._steps(), name=_STOP_TASK)
+        sequence = own_task(self._steps(), _STOP_TASK)
         done, _ = await asyncio.wait([sequence], timeout=timeout)
         if not done:
             reason = f"shutdown took longer than {timeout}s"
@@ -163,7 +165,7 @@ class Shutdown:
         if startup is not None and not startup.done():
             # A stop during startup: the hooks still running are cancelled
             # within the one shutdown budget, then the shutdown hooks run.
-            startup.cancel()
+            cancel_task(startup)
             await asyncio.wait([startup])
         for service in rt.services:
             await _guard_async(service, "stop_accepting", service.stop_accepting)
@@ -222,8 +224,12 @@ class Shutdown:
         if reload is not None and not reload.done():
             # First the reload under way: cancelled, it answers who waits for it
             # ("cancelled: the daemon is stopping"), and they get to send that
-            # answer (a control connection) before the rest is cancelled.
-            await cancel_all([reload])
+            # answer (a control connection) before the rest is cancelled. For
+            # half of what is left of the budget at most: a hook that swallows
+            # its cancellation and goes on must not keep main from its own
+            # cancellation; the reload is then cancelled again with the rest.
+            cancel_task(reload)
+            await asyncio.wait([reload], timeout=self._half_left())
             waiters = rt.reloads.take_answered()
             if waiters:
                 await asyncio.wait(waiters, timeout=_ANSWER_TIMEOUT)
@@ -237,22 +243,24 @@ class Shutdown:
             # short, nothing logged. Half of what is left of the budget, then
             # the rest is cancelled anyway: a cleanup may wait for a task only
             # a cancellation ends (a 3.12 Server.wait_closed() for its clients).
-            earlier = {t for t in asyncio.all_tasks() if t.cancelling()}
-            main.cancel()
+            earlier = {t for t in with_own_tasks() if t.cancelling()}
+            cancel_task(main)
             await asyncio.wait([main], timeout=self._half_left())
             # What main's cancellation reached (main's own task, its group's
             # children) and is still cleaning up: never cancelled a second time.
-            reached = {t for t in asyncio.all_tasks() if t.cancelling() and t not in earlier}
+            reached = {t for t in with_own_tasks() if t.cancelling() and t not in earlier}
         keep = {asyncio.current_task(), *self.runtime.service_tasks}
         ours = (LIFECYCLE_TASK, _STOP_TASK, CONTROL_CONNECTION)
-        pending = [t for t in asyncio.all_tasks() if t not in keep and t.get_name() not in ours]
+        pending = [t for t in with_own_tasks() if t not in keep and t.get_name() not in ours]
         # asyncio's own task connecting a new subprocess's pipes ends by itself
         # within a few loop turns. Cancelled beside the task that started the
         # subprocess (found in create_subprocess_exec), it never connected them,
         # and that task's cleanup waited for the child's exit for ever (CPython
         # gh-125502, asyncio's loop): the stop ended at its timeout, status 4.
         spared = [t for t in pending if t in reached or _connects_pipes(t)]
-        await cancel_all(t for t in pending if t not in spared)
+        cut = [t for t in pending if t not in spared and not t.done()]
+        _warn_cut(cut)
+        await cancel_all(cut)
         if spared:
             await asyncio.wait(spared)
         for task in pending:
@@ -270,7 +278,7 @@ class Shutdown:
     def _report_stuck(self) -> None:
         stuck = [
             t
-            for t in asyncio.all_tasks()
+            for t in with_own_tasks()
             if t is not asyncio.current_task() and not _waits_for_own_task(t)
         ]
         # The stop sequence only waits for the program's tasks reported beside
@@ -384,6 +392,11 @@ class Shutdown:
         for name, pid in leftover_children():
             # Killed by the forced exit's steps below, once the log is closed.
             _log.error("child process killed at exit", process=name, child_pid=pid)
+        # Now, while the log is open to say so (the forced exit below would
+        # do it unsaid): the subprocesses the program started go with us.
+        killed = rt.forced.kill_group()
+        if killed:
+            _log.error("process group killed at exit", processes=killed)
         _log.critical("forced exit", reason=reason, status=code)
         rt.outcome.force(code, reason)
         notifier = rt.parts.notifier
@@ -459,7 +472,8 @@ def _report_unretrieved(loop: asyncio.AbstractEventLoop) -> None:
     registry: Iterable[object] = getattr(
         asyncio.tasks, "_all_tasks", getattr(asyncio.tasks, "_scheduled_tasks", ())
     )
-    for task in list(registry):
+    # The framework's own tasks are not in it (see _own_tasks).
+    for task in [*registry, *every_own_task()]:
         if not isinstance(task, asyncio.Task) or task.get_loop() is not loop:
             continue
         if task.done() and not task.cancelled() and getattr(task, "_log_traceback", False):
@@ -490,9 +504,29 @@ async def cancel_all(tasks: Iterable[asyncio.Task[Any]]) -> None:
     """Cancel ``tasks`` and wait until each has ended."""
     pending = [t for t in tasks if not t.done()]
     for task in pending:
-        task.cancel()
+        cancel_task(task)
     if pending:
         await asyncio.wait(pending)
+
+
+#: Task names listed at most in the warning of :func:`_warn_cut`.
+_CUT_NAMES = 10
+
+
+def _warn_cut(tasks: Iterable[asyncio.Task[Any]]) -> None:
+    """Warn that the program's ``tasks``, still running, are about to be cancelled.
+
+    What ``main``'s cancellation did not reach (a handler of a server the
+    framework could not wait for, a task a hook started) is cut here, mid-way:
+    without a line saying so a stop looked clean while requests were dropped.
+    """
+    cut = [t for t in tasks if not isinstance(t, OwnTask)]
+    if cut:
+        _log.warning(
+            "tasks cancelled at shutdown",
+            tasks=len(cut),
+            names=sorted(t.get_name() for t in cut)[:_CUT_NAMES],
+        )
 
 
 def _connects_pipes(task: asyncio.Task[Any]) -> bool:

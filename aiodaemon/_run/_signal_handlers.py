@@ -21,7 +21,9 @@ from typing import TYPE_CHECKING
 import structlog
 
 from ._hooks import call_async, check_hook, describe, in_own_context
+from ._kept_signals import keep_signal_handler
 from ._outcome import raised
+from ._own_tasks import cancel_task, own_task
 from ._services import Service
 from ._signal_mask import own_signal
 from ._user_exit import EXIT_REQUESTS
@@ -118,9 +120,7 @@ class _Runner:
             self.again = True
             return
         self.again = False
-        self.task = asyncio.get_running_loop().create_task(
-            self._run(), name=f"aiodaemon-on-signal-{signal_name(self.signum)}"
-        )
+        self.task = own_task(self._run(), f"aiodaemon-on-signal-{signal_name(self.signum)}")
 
     async def _run(self) -> None:
         while True:
@@ -151,7 +151,8 @@ class _Runner:
         task = self.task
         if task is None or task.done():
             return
-        task.cancel()
+        # Run by a gather's task, not ours: the framework's own request, said so.
+        cancel_task(task)
         with contextlib.suppress(asyncio.CancelledError):
             await task
         _log.info(
@@ -177,7 +178,7 @@ class SignalService(Service):
         loop = asyncio.get_running_loop()
         for signum in self.runners:
             own_signal(signum)
-            loop.add_signal_handler(signum, self._deliver, signum)
+            keep_signal_handler(loop, signum, self._deliver, signum)
 
     def _deliver(self, signum: int) -> None:
         if not self.accepting:

@@ -25,7 +25,15 @@ from .._prefork._messages import seconds_shown
 from ..exceptions import ExitCode
 from ._builtin import builtin_factories
 from ._forced import FROZEN_AFTER, BackstopClock, start_backstop
-from ._hooks import Lifespan, call_async, describe, entry_name, in_own_context, warn_returned
+from ._hooks import (
+    Lifespan,
+    NotBegun,
+    call_async,
+    describe,
+    entry_name,
+    in_own_context,
+    warn_returned,
+)
 from ._loop import await_chain, thread_stack
 from ._outcome import error_text, exit_status, raised
 from ._state import Event, State
@@ -83,9 +91,14 @@ async def run_startup(rt: Runtime) -> None:
     a lifespan's setup and teardown share one.
     """
     me = asyncio.current_task()
+
+    def stopping() -> bool:
+        return rt.state is not State.STARTING
+
     for entry in rt.hooks.startup:
-        if me is not None and me.cancelling():
-            # A hook swallowed the stop's cancellation: start nothing more.
+        if stopping() or (me is not None and me.cancelling()):
+            # A stop already read (its shutdown's cancel comes later), or a
+            # hook that swallowed the stop's cancellation: start nothing more.
             return
         name = entry_name(entry)
         # Copied into the hook's own context: ctx.request_shutdown() can name it.
@@ -96,14 +109,21 @@ async def run_startup(rt: Runtime) -> None:
             if isinstance(entry, Lifespan):
                 context = contextvars.copy_context()
                 rt.entered[entry] = await in_own_context(
-                    functools.partial(entry.enter, rt.context), name, context
+                    functools.partial(entry.enter, rt.context),
+                    name,
+                    context,
+                    begin_unless=stopping,
                 )
                 rt.lifespan_contexts[entry] = context
             else:
                 result = await in_own_context(
-                    functools.partial(call_async, entry, rt.context), name
+                    functools.partial(call_async, entry, rt.context), name, begin_unless=stopping
                 )
                 warn_returned("startup", name, result)
+        except NotBegun:
+            # A stop read as its task began (a SIGTERM pending since before
+            # the loop): the shutdown under way says how the start ended.
+            return
         except EXIT_REQUESTS as exc:
             rt.note_exit_request(exc, f"startup hook {name}")
             rt.dispatch(Event.STARTUP_FAILED)
