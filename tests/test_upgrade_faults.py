@@ -402,6 +402,33 @@ def test_two_upgrades_then_stop_leave_nothing(script: App) -> None:
     assert _leftovers(directory) == []
 
 
+def test_status_during_an_upgrade_names_the_successor(app: App) -> None:
+    """``status`` while the successor starts names it, as reload does; it said plain running."""
+    old = app.start()
+    app.edit('MODE = ""', 'MODE = "hang"')
+    upgrade = upgrade_in_background(app)
+    successor = None
+    try:
+        successor = _successor_starting(app)
+        plain = cli("status", "--pidfile", str(app.pidfile))
+        as_json = cli("status", "--pidfile", str(app.pidfile), "--json")
+        stop = cli("stop", "--pidfile", str(app.pidfile))
+        assert stop.returncode == 0, stop.stderr
+        wait_gone(old, 30)
+        wait_gone(successor, 30)
+        upgrade.communicate(timeout=60)
+    finally:
+        _end_what_is_left(upgrade, successor)
+    assert (plain.returncode, plain.stdout.splitlines()[0]) == (
+        0,
+        f"running (pid {old}, pidfile {app.pidfile}; upgrading to successor pid {successor})",
+    )
+    answer = json.loads(as_json.stdout)
+    # --json keeps DESIGN's keys: the successor is said by the plain line.
+    assert (answer["state"], answer["pid"]) == ("running", old)
+    assert "successor" not in answer
+
+
 def test_stop_during_an_upgrade_tells_the_upgrade_why(app: App) -> None:
     """``stop`` while the successor starts: the upgrade says it was abandoned; no traceback."""
     old = app.start()
@@ -419,7 +446,7 @@ def test_stop_during_an_upgrade_tells_the_upgrade_why(app: App) -> None:
             upgrade.kill()
             upgrade.communicate()
     assert upgrade.returncode == 1
-    assert stderr == "aiodaemon: upgrade abandoned: the daemon is stopping\n"
+    assert stderr == f"aiodaemon: upgrade abandoned: pid {old} is stopping\n"
     assert app.records("unhandled exception in event loop") == []
     assert _leftovers(app.directory) == []
 
@@ -445,7 +472,7 @@ def test_stop_during_an_upgrade_kills_a_new_process_deaf_to_sigterm_within_the_b
     finally:
         _end_what_is_left(upgrade, successor)
     assert upgrade.returncode == 1
-    assert stderr == "aiodaemon: upgrade abandoned: the daemon is stopping\n"
+    assert stderr == f"aiodaemon: upgrade abandoned: pid {old} is stopping\n"
     [killed] = app.records("upgrade successor killed")
     assert killed["successor"] == successor
     assert app.records("upgrade successor stopped") == []

@@ -20,12 +20,12 @@ import signal
 import time
 
 from .._prefork._messages import say, seconds_shown, write_line
-from .._prefork._pidfile_status import read_pidfile, says_stopping
+from .._prefork._pidfile_status import read_pidfile, says_reloading, says_stopping
 from .._prefork._procfs import is_suspended, signal_meets, stat_field
 from .._prefork._readiness import readable
 from . import _control
 from ._control import ControlCode
-from ._taken_over import inherited
+from ._taken_over import Taker, inherited
 
 TYPE_CHECKING = False  # not typing's: see aiodaemon/__init__.py
 if TYPE_CHECKING:
@@ -34,9 +34,9 @@ if TYPE_CHECKING:
 
     #: What to say when the daemon exits before it handed over:
     #: (pidfile, control socket, the daemon's pid, deadline, lock taker) -> exit code.
-    AfterDeath: TypeAlias = Callable[[str, str | None, int, float, int | None], int]
+    AfterDeath: TypeAlias = Callable[[str, str | None, int, float, Taker | None], int]
 
-__all__ = ["upgrade_by_signal"]
+__all__ = ["stopping_line", "upgrade_by_signal"]
 
 #: Seconds added to ``--timeout`` for the hand-over after the new process is ready.
 HANDOVER_GRACE = 15.0
@@ -45,6 +45,12 @@ _ROLLBACK_WAIT = 5.0
 #: Seconds a new process not ready in time has to end after its SIGTERM before
 #: the SIGKILL: it may serve already, and answers what it accepted as it stops.
 _STOP_WAIT = 10.0
+#: Seconds between two looks at a reloading daemon's mark.
+_RELOAD_POLL = 0.05
+#: Seconds a daemon that ended a reload seen after our SIGUSR2 has to start its
+#: new process, if it took the signal after the reload, before it is known to
+#: have refused the upgrade.
+_REFUSAL_GRACE = 2.0
 #: Seconds between two looks at the pidfile and the daemon's children.
 _POLL = 0.02
 _LOG_SAYS = "without a control socket its log says why"
@@ -111,7 +117,7 @@ def upgrade_by_signal(
     pid: int,
     pidfd: int,
     timeout: float,
-    taker: int | None,
+    taker: Taker | None,
     after_death: AfterDeath,
 ) -> int:
     """SIGUSR2, then wait for another process to hold the pidfile, or for the upgrade to fail.
@@ -129,9 +135,12 @@ def upgrade_by_signal(
         after_death: what to say when the daemon itself exits meanwhile
             (``path``, no control socket, ``pid``, the deadline, ``taker``).
     """
+    left = _wait_reloaded(pid, pidfd, timeout)
+    if left is None:
+        return ControlCode.FAILURE
     if says_stopping(pid):
         # Its loop abandons upgrades now, or is gone with its SIGUSR2 handler.
-        say(f"upgrade refused: pid {pid} is stopping; nothing sent")
+        say(stopping_line(pid))
         return ControlCode.FAILURE
     meets = signal_meets(pid, signal.SIGUSR2)
     if meets == "default":
@@ -150,9 +159,42 @@ def upgrade_by_signal(
     try:
         if not _control._send(pidfd, pid, signal.SIGUSR2):
             return ControlCode.NO_PERMISSION
-        return _wait(path, pid, pidfd, timeout, taker, new, after_death)
+        return _wait(path, pid, pidfd, left, taker, new, after_death)
     finally:
         new.close()
+
+
+def _wait_reloaded(pid: int, pidfd: int, timeout: float) -> float | None:
+    """Wait, up to ``timeout``, for the daemon to end the reload it runs; the seconds left.
+
+    None, said, when it still reloads at the end.
+
+    It refuses an upgrade while it reloads (only its log said so): SIGUSR2 then
+    was waited on for the whole --timeout and 15 s more. As over the control
+    socket, the command asks once the reload is over, and says so meanwhile.
+    """
+    if not says_reloading(pid):
+        return timeout
+    say(f"{_refused(pid)}; trying again for up to {seconds_shown(timeout)} s")
+    deadline = time.monotonic() + timeout
+    while says_reloading(pid):
+        if time.monotonic() >= deadline:
+            say(f"upgrade failed: {_refused(pid)}; nothing started")
+            return None
+        if readable(pidfd, _RELOAD_POLL):
+            break  # exited: the looks that follow say so
+    # What is left of it, as over the control socket; a moment at least.
+    return max(deadline - time.monotonic(), _RELOAD_POLL)
+
+
+def _refused(pid: int) -> str:
+    """The daemon's own words when it refuses an upgrade as it reloads."""
+    return f"cannot upgrade while reloading (pid {pid})"
+
+
+def stopping_line(pid: int) -> str:
+    """What ``upgrade`` says of a daemon that is stopping, whichever way it was asked."""
+    return f"upgrade failed: pid {pid} is stopping; nothing started"
 
 
 def _wait(
@@ -160,13 +202,18 @@ def _wait(
     pid: int,
     pidfd: int,
     timeout: float,
-    taker: int | None,
+    taker: Taker | None,
     new: NewProcess,
     after_death: AfterDeath,
 ) -> int:
     started = time.monotonic()
     deadline = started + timeout + HANDOVER_GRACE
     stopped: str | None = None  # how the new process was stopped, once it was
+    # A reload begun between our look and the signal: the daemon refused the
+    # upgrade (it logs why); once the reload is over, a daemon that took the
+    # signal after it starts its new process at once.
+    reloaded: float | None = None  # when the reload seen since the signal ended
+    seen_reloading = False
     while True:
         new.look()
         # Looked at before the pidfile: a new process that took over, then
@@ -190,6 +237,14 @@ def _wait(
             say(f"upgrade failed: {what}; pid {pid} serves on ({_LOG_SAYS})")
             return ControlCode.FAILURE
         now = time.monotonic()
+        if new.pid is None:
+            if says_reloading(pid):
+                seen_reloading, reloaded = True, None
+            elif seen_reloading and reloaded is None:
+                reloaded = now
+            if reloaded is not None and now - reloaded >= _REFUSAL_GRACE and new.none_started():
+                say(f"upgrade failed: {_refused(pid)}; nothing started ({_LOG_SAYS})")
+                return ControlCode.FAILURE
         if new.pid is not None and stopped is None and now - started >= timeout:
             # As the daemon itself stops one: it may serve already (a startup
             # hook started its server, a later one hangs), and a SIGKILL would
@@ -207,6 +262,9 @@ def _wait(
                 continue  # the daemon rolls back: its pid stays in the pidfile
         left = deadline - now
         if left <= 0:
+            if new.none_started() and seen_reloading:
+                say(f"upgrade failed: {_refused(pid)}; nothing started ({_LOG_SAYS})")
+                return ControlCode.FAILURE
             if new.none_started():
                 # Waited out in full all the same: a daemon whose loop was held
                 # may start its new process late, and it would take over unseen.

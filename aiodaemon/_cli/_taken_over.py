@@ -16,6 +16,14 @@ inherited one is. Only the taker seen while the old daemon held the lock
 two apart; without it, a ``stop`` racing a fresh ``start`` stopped the new
 daemon too, "handed over ... (an upgrade)".
 
+Inside a pid namespace (a container) the kernel leaves out of ``/proc/locks``
+a lock whose taker it cannot name there: one that has exited (a ``start``'s
+launcher, an upgraded daemon), where outside it goes on naming its number.
+The holder's session tells then: an upgrade's new process stays in its
+parent's (the old daemon's), a daemon started afresh has one of its own
+(``setsid``), and no process can join a session it was not born into, so no
+other user can forge it (DESIGN section 6); the holder is verified as ever.
+
 Read only when a command meets another holder than the one it asked, and by
 ``stop`` once up front (before it verifies the holder, so that the lock is the
 holder's; a stop waits for an exit anyway): reading
@@ -28,6 +36,7 @@ from __future__ import annotations
 import os
 
 from .._prefork._pidfile_status import read_pidfile
+from .._prefork._procfs import stat_field
 
 TYPE_CHECKING = False  # not typing's: see aiodaemon/__init__.py
 if TYPE_CHECKING:
@@ -35,11 +44,25 @@ if TYPE_CHECKING:
 
     StrPath: TypeAlias = str | os.PathLike[str]
 
-__all__ = ["inherited", "lock_taker", "taken_over"]
+__all__ = ["Taker", "inherited", "lock_taker", "taken_over"]
 
 
-def lock_taker(path: StrPath) -> int | None:
-    """The pid that took the ``flock`` on ``path``; None if none is seen."""
+class Taker:
+    """Who took the ``flock`` on a pidfile, and the session of its holder then.
+
+    ``pid``: the process that took it; 0 when this pid namespace cannot name it
+    (see the module). ``session``: the holder's (``setsid``); None when unseen.
+    """
+
+    __slots__ = ("pid", "session")
+
+    def __init__(self, pid: int, session: int | None) -> None:
+        self.pid = pid
+        self.session = session
+
+
+def lock_taker(path: StrPath) -> Taker | None:
+    """Who took the ``flock`` on ``path``; None if nothing tells."""
     try:
         st = os.stat(path, follow_symlinks=False)
         with open("/proc/locks", "rb") as f:
@@ -47,17 +70,43 @@ def lock_taker(path: StrPath) -> int | None:
     except OSError:
         return None
     where = b"%02x:%02x:%d" % (os.major(st.st_dev), os.minor(st.st_dev), st.st_ino)
+    taker = 0
     for line in table.splitlines():
         fields = line.split()
         # "1: FLOCK  ADVISORY  WRITE 4242 fe:00:1234 0 EOF"; waiters show "->".
         if len(fields) >= 6 and fields[1] == b"FLOCK" and fields[5] == where:
             taker = int(fields[4]) if fields[4].isdigit() else 0
-            # Not ours to see (another pid namespace): it tells nothing.
-            return taker if taker > 0 else None
-    return None
+            break
+    # No line, or pid 0: either no lock, or one whose taker has exited and was
+    # never of our pid namespace (a container): its holder's session tells then.
+    holder = read_pidfile(path).running_pid
+    if holder is None:
+        return Taker(taker, None) if taker > 0 else None
+    session = stat_field(holder, 3) or None
+    if read_pidfile(path).running_pid != holder:
+        # Gone since: the session read may be a recycled pid's.
+        session = None
+    if taker <= 0 and session is None:
+        return None
+    return Taker(taker, session)
 
 
-def taken_over(path: StrPath, pid: int, *, taker: int | None = None) -> int | None:
+def _same_lock(now: Taker | None, then: Taker) -> bool:
+    """Whether ``now`` is still the lock ``then`` described (inherited by an upgrade)."""
+    if now is None:
+        return False
+    if now.pid and then.pid:
+        return now.pid == then.pid
+    if now.pid:
+        # A taker out of sight has exited: it is never seen again.
+        return False
+    # Its taker exited since, or was never seen: an upgrade's new process stays
+    # in its parent's session, a daemon started afresh has one of its own
+    # (setsid), and no process can join a session it is not born into.
+    return now.session is not None and now.session == then.session
+
+
+def taken_over(path: StrPath, pid: int, *, taker: Taker | None = None) -> int | None:
     """The process holding ``pid``'s lock on ``path``, if another one does now (its successor).
 
     Args:
@@ -74,12 +123,12 @@ def taken_over(path: StrPath, pid: int, *, taker: int | None = None) -> int | No
     now = lock_taker(path)
     if taker is not None:
         # The same lock, inherited; a fresh start's launcher took another one.
-        return holder if now == taker else None
+        return holder if _same_lock(now, taker) else None
     # Held by one process, taken by another: inherited through an upgrade.
-    return holder if now is not None and now != holder else None
+    return holder if now is not None and now.pid != holder else None
 
 
-def inherited(path: StrPath, taker: int | None) -> bool:
+def inherited(path: StrPath, taker: Taker | None) -> bool:
     """Whether the lock on ``path`` is still the one ``taker`` took: an upgrade's new process.
 
     Args:
@@ -89,4 +138,4 @@ def inherited(path: StrPath, taker: int | None) -> bool:
             apart, and the holder is taken for the new process, as it was
             before locks were read.
     """
-    return taker is None or lock_taker(path) == taker
+    return taker is None or _same_lock(lock_taker(path), taker)

@@ -16,7 +16,7 @@ import time
 
 from .._prefork._control_protocol import VERSION
 from .._prefork._messages import say, seconds_shown, write_line
-from .._prefork._pidfile_status import PidfileStatus, read_pidfile
+from .._prefork._pidfile_status import PidfileStatus, read_pidfile, says_stopping
 from .._prefork._procfs import suspension
 from .._prefork._readiness import readable
 from . import _control
@@ -29,13 +29,14 @@ from ._control_client import (
     ControlNoAnswer,
     ControlRefused,
     ControlTimeout,
+    ControlVersionMismatch,
     ask,
     ask_patiently,
     request_timeout,
 )
 from ._control_trust import ControlUntrusted, ask_holder, say_ignored
-from ._signalled_upgrade import HANDOVER_GRACE, upgrade_by_signal
-from ._taken_over import inherited, lock_taker, taken_over
+from ._signalled_upgrade import HANDOVER_GRACE, stopping_line, upgrade_by_signal
+from ._taken_over import Taker, inherited, lock_taker, taken_over
 
 TYPE_CHECKING = False  # not typing's: see aiodaemon/__init__.py
 if TYPE_CHECKING:
@@ -45,6 +46,8 @@ __all__ = ["upgrade"]
 
 #: Seconds a daemon that closed the connection without an answer may take to exit.
 _EXIT_WAIT = 2.0
+#: How the daemon's refusal of an upgrade once it is stopping begins.
+_STOPPING = "the daemon is stopping"
 #: What becomes of a request the command no longer waits for (see the daemon's
 #: ``NOT_BEGUN_WHEN_HUNG_UP``).
 _UNREAD = "an upgrade it had not read yet is not started, one under way goes on"
@@ -76,7 +79,8 @@ def upgrade(path: str, control: str | None, timeout: float, *, owner: int | None
             # It would start nothing before it runs again: asked now, the command
             # waited all of --timeout, and a request read once it has left is
             # dropped (nobody waits for it any more).
-            say(f"upgrade failed: pid {pid} is {held.state}; nothing started")
+            stopping = "stopping and " if says_stopping(pid) else ""
+            say(f"upgrade failed: pid {pid} is {stopping}{held.state}; nothing started")
             return ControlCode.FAILURE
         if control is not None:
             code = _by_control(control, path, pid, pidfd, timeout, taker)
@@ -103,7 +107,7 @@ class _MovedOn(Exception):
         self.how = how
 
 
-def _moved_on(path: str, pid: int, pidfd: int, taker: int | None) -> _MovedOn | None:
+def _moved_on(path: str, pid: int, pidfd: int, taker: Taker | None) -> _MovedOn | None:
     """Whether the pidfile moved on from ``pid`` to another daemon since we looked, and how.
 
     ``taker``: :func:`._taken_over.lock_taker` of ``path``, read before ``pid``
@@ -124,7 +128,7 @@ def _moved_on(path: str, pid: int, pidfd: int, taker: int | None) -> _MovedOn | 
     return _MovedOn(f"pid {pid} exited meanwhile and pid {holder} {since}")
 
 
-def _gone(path: str, pid: int, pidfd: int, taker: int | None, how: str = "") -> int:
+def _gone(path: str, pid: int, pidfd: int, taker: Taker | None, how: str = "") -> int:
     """Say that ``pid`` exited in its last steps and nothing was upgraded; the exit code (1).
 
     As ``reload`` says of a daemon that exits while it asks (``pid N exited;
@@ -146,7 +150,7 @@ def _gone(path: str, pid: int, pidfd: int, taker: int | None, how: str = "") -> 
     return ControlCode.FAILURE
 
 
-def _by_signal(path: str, pid: int, pidfd: int, timeout: float, taker: int | None) -> int:
+def _by_signal(path: str, pid: int, pidfd: int, timeout: float, taker: Taker | None) -> int:
     """SIGUSR2 and its outcome (see :mod:`._signalled_upgrade`), one command per daemon at once.
 
     Raises:
@@ -182,7 +186,7 @@ def _by_control(
     pid: int,
     pidfd: int,
     timeout: float,
-    taker: int | None,
+    taker: Taker | None,
 ) -> int | None:
     """Ask for the upgrade and its result; None when there is no control socket to ask.
 
@@ -230,6 +234,11 @@ def _by_control(
     except ControlDenied as exc:
         say(str(exc))
         return ControlCode.NO_PERMISSION
+    except ControlVersionMismatch as exc:
+        # Refused before anything began. Not SIGUSR2 instead: its outcome is
+        # followed on a control socket whose answers this side cannot read.
+        say(f"upgrade refused: {exc}; nothing started: use 'aiodaemon restart'")
+        return ControlCode.FAILURE
     except ControlError as exc:
         # A daemon that dies closes its connections a moment before its pidfd
         # reports the exit: give the exit that moment.
@@ -254,15 +263,19 @@ def _by_control(
     error = answer.get("error")
     if not isinstance(error, str):
         say("upgrade failed")
+    elif error.startswith(_STOPPING):
+        # The words of the signal's path, with the pid: one line per state.
+        say(stopping_line(pid))
     elif error.startswith("upgrade "):
-        say(error)  # "upgrade abandoned: the daemon is stopping"
+        # "upgrade abandoned: the daemon is stopping": named as the refusal is.
+        say(error.replace(_STOPPING, f"pid {pid} is stopping"))
     else:
         say(f"upgrade failed: {error}")
     return ControlCode.FAILURE
 
 
 def _after_death(
-    path: str, control: str | None, old: int, deadline: float, taker: int | None
+    path: str, control: str | None, old: int, deadline: float, taker: Taker | None
 ) -> int:
     """The old daemon exited before it handed over: tell whether its successor took over.
 

@@ -50,6 +50,7 @@ import structlog
 
 from .._prefork._handoff import write_pid_in_place
 from ..exceptions import StartupError
+from ._own_tasks import own_task
 
 if TYPE_CHECKING:
     from .._logs._logwriter import LogWriter
@@ -134,9 +135,7 @@ class _TakeOver:
     def start_claim(self) -> asyncio.Task[None]:
         """The one claim of this process, started now if not yet."""
         if self.claim is None:
-            self.claim = asyncio.get_running_loop().create_task(
-                self._claim(), name="aiodaemon-takeover"
-            )
+            self.claim = own_task(self._claim(), "aiodaemon-takeover")
             self.tasks.add(self.claim)
         return self.claim
 
@@ -401,6 +400,6 @@ async def readiness_verdict(server: HealthServer) -> str | None:
 def hand_over(channel: SuccessorChannel) -> None:
     """Once ready: start the hand-over (see the module docstring)."""
     takeover = _take_over_for(channel)
-    task = asyncio.get_running_loop().create_task(takeover.hand_over(), name="aiodaemon-handover")
+    task = own_task(takeover.hand_over(), "aiodaemon-handover")
     takeover.tasks.add(task)
     task.add_done_callback(takeover.tasks.discard)

@@ -46,6 +46,7 @@ from .._prefork._handoff import (
 )
 from .._prefork._messages import seconds_shown
 from ..exceptions import DaemonError, StartupError
+from ._own_tasks import own_task
 
 if TYPE_CHECKING:
     from .._logs._logwriter import LogWriter
@@ -205,7 +206,7 @@ class UpgradeTarget:
 
 def _plain_task(coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
     """A task on the running loop, kept by nobody (an :class:`UpgradeTarget` without a runtime)."""
-    return asyncio.get_running_loop().create_task(coro, name=name)
+    return own_task(coro, name)
 
 
 class Upgrader:
@@ -526,7 +527,7 @@ class Upgrader:
             if ended:
                 status = watch.spawned.exit_status()
                 # Its own exit record has why; the operator reading ours should not need it.
-                reason = watch.last_error()
+                reason = await watch.last_error()
                 _log.info("upgrade successor stopped", successor=pid, status=status, reason=reason)
             else:
                 _log.warning("upgrade successor killed", successor=pid, after=round(given, 3))

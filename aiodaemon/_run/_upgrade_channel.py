@@ -81,18 +81,6 @@ class ChannelLines:
             self._lines.put_nowait(line)  # every later call sees the end too
         return line
 
-    def pending(self) -> list[bytes]:
-        """The hand-over lines read but not taken by :meth:`readline`, taken now (no wait)."""
-        self.poll()
-        lines = []
-        while not self._lines.empty():
-            line = self._lines.get_nowait()
-            if not line:
-                self._lines.put_nowait(line)  # the end stays seen, as readline keeps it
-                break
-            lines.append(line)
-        return lines
-
     def send(self, line: bytes) -> None:
         """Write a hand-over line (a few bytes: the channel's buffer takes them at once).
 

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from .._prefork._control_protocol import failure
+from ._kept_signals import keep_signal_handler
 
 if TYPE_CHECKING:
     from ._control_server import Command
@@ -92,12 +93,12 @@ class HeldReloads:
 
     def begin(self) -> None:
         """An upgrade started: hold SIGHUP's reload from now on."""
-        asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self._hold)
+        keep_signal_handler(asyncio.get_running_loop(), signal.SIGHUP, self._hold)
 
     def rolled_back(self) -> None:
         """The upgrade failed: this daemon serves on and runs the reload it held."""
         # Its own handler, not a plain reload: a terminal's hang-up stops it again.
-        asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self._sighup)
+        keep_signal_handler(asyncio.get_running_loop(), signal.SIGHUP, self._sighup)
         if self._held:
             _log.info("held reload released", held=self._held)
             self._held = 0
@@ -115,7 +116,7 @@ class HeldReloads:
             )
             return
         self._successor = successor, pidfd
-        asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self._forward)
+        keep_signal_handler(asyncio.get_running_loop(), signal.SIGHUP, self._forward)
         if self._held:
             self._held = 0
             self._send_on("reload held during the upgrade forwarded")

@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
+from ._kept_signals import keep_signal_handler
+from ._own_tasks import own_task
 from ._services import Service
 from ._state import State
 from ._upgrade import DEFAULT_TIMEOUT, REPORT_WAIT, STOPPING, UpgradeError, Upgrader, UpgradeRefused
@@ -25,7 +27,7 @@ if TYPE_CHECKING:
     from .._prefork._adopt import SuccessorChannel
     from ._control_server import Command
 
-__all__ = ["UpgradeService", "await_handover", "upgrade_command"]
+__all__ = ["UpgradeService", "await_handover", "upgrade_command", "with_successor"]
 
 _log = structlog.get_logger("aiodaemon")
 
@@ -77,6 +79,22 @@ def await_handover(channel: SuccessorChannel) -> None:
     from ._takeover import hand_over  # only a successor gets here
 
     hand_over(channel)
+
+
+def with_successor(successor: Callable[[], int | None], status: Command) -> Command:
+    """The control socket's ``status``, naming the upgrade's new process while one runs.
+
+    ``reload`` and ``upgrade`` name it when they are refused meanwhile: ``status``
+    said a plain "running" then.
+    """
+
+    async def answer(request: dict[str, Any]) -> dict[str, Any]:
+        reply = await status(request)
+        if reply.get("ok"):
+            reply["successor"] = successor()
+        return reply
+
+    return answer
 
 
 class UpgradeService(Service):
@@ -132,11 +150,14 @@ class UpgradeService(Service):
             from ._takeover import watch_predecessor
 
             watch_predecessor(self._successor, self.upgrader.target.logs)
-        asyncio.get_running_loop().add_signal_handler(signal.SIGUSR2, self._on_signal)
+        keep_signal_handler(asyncio.get_running_loop(), signal.SIGUSR2, self._on_signal)
         if self._commands is not None:
             from ._upgrade_reloads import refuse_during_upgrade
 
             self._commands["upgrade"] = upgrade_command(self.upgrader, self._upgrade)
+            status = self._commands.get("status")
+            if status is not None:
+                self._commands["status"] = with_successor(lambda: self.upgrader.successor, status)
             reload = self._commands.get("reload")
             if reload is not None:
                 self._commands["reload"] = refuse_during_upgrade(
@@ -174,7 +195,7 @@ class UpgradeService(Service):
 
     def _on_signal(self) -> None:
         _log.info("signal received", signal="SIGUSR2")
-        task = asyncio.get_running_loop().create_task(self._from_signal(), name="aiodaemon-usr2")
+        task = own_task(self._from_signal(), "aiodaemon-usr2")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -195,7 +216,7 @@ class UpgradeService(Service):
         """
         self.upgrader.abort()
         with contextlib.suppress(RuntimeError, ValueError):
-            asyncio.get_running_loop().add_signal_handler(signal.SIGUSR2, _refuse_while_stopping)
+            keep_signal_handler(asyncio.get_running_loop(), signal.SIGUSR2, _refuse_while_stopping)
 
     def state_changed(self, old: State, new: State) -> None:
         """A state listener: a successor that begins to stop before its take-over takes nothing.

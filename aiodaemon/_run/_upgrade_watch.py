@@ -25,6 +25,7 @@ import structlog
 from .._prefork._handoff import VERSION
 from .._prefork._messages import seconds_shown
 from ._exit_notice import write_nowait
+from ._own_tasks import cancel_task
 from ._upgrade_channel import ChannelLines
 
 if TYPE_CHECKING:
@@ -40,6 +41,9 @@ _STDERR_TAIL = 8192
 #: Seconds a successor that said why it fails is given to end on its own before
 #: the kill: its last records (its ``exit``, its shutdown hooks') are written then.
 _END_GRACE = 5.0
+#: Seconds an exited successor's channel is read for its last lines, up to its end
+#: (a descriptor it passed on to a process of its own may hold it open).
+_DRAIN_WAIT = 1.0
 #: The first bytes of the successor's lines that end a wait (see _handoff): R, W, E, V.
 _KNOWN = frozenset((b"R", b"W", b"E", b"V"))
 #: ``PF_EXITING`` in the flags of ``/proc/PID/stat``: set as a process begins
@@ -81,6 +85,8 @@ class SuccessorWatch:
         self._lines: ChannelLines | None = None
         #: why its readiness checks fail (its last ``N`` line), None if they did not.
         self.not_ready: str | None = None
+        #: its last ``E`` line, kept even when read by a wait that a stop ended.
+        self._said: bytes | None = None
 
     def open_channel(self, logs: LogWriter | None) -> ChannelLines:
         """Read and write the channel from now on (log reopens passed on both ways)."""
@@ -112,7 +118,7 @@ class SuccessorWatch:
 
     async def _next_line(self, within: float) -> bytes | None:
         assert self._lines is not None
-        line_task = asyncio.ensure_future(self._lines.readline())
+        line_task = asyncio.ensure_future(self._readline())
         waiting: set[asyncio.Future[Any]] = {line_task, self._exited, self._stopped}
         done, _ = await asyncio.wait(waiting, timeout=within, return_when=asyncio.FIRST_COMPLETED)
         if self._stopped in done:
@@ -195,20 +201,37 @@ class SuccessorWatch:
             )
         return why
 
-    def last_error(self) -> str | None:
+    async def last_error(self) -> str | None:
         """The error a successor that ended unasked to take over said last (its ``E`` line).
 
         A successor sent SIGTERM before it was ready still tells the channel
         why it ends, as a failed start tells its launcher; the old daemon's
-        record of its end says it then, not its status alone.
+        record of its end says it then, not its status alone. Called once it
+        has exited: its exit can be seen before its lines are read, so the
+        channel is read to its end first.
         """
         if self._lines is None:
             return None
-        said = [line for line in self._lines.pending() if line.startswith(b"E")]
-        if not said:
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self._drain(), _DRAIN_WAIT)
+        if self._said is None:
             return None
-        text = said[-1][1:].decode("utf-8", "replace").strip()
+        text = self._said[1:].decode("utf-8", "replace").strip()
         return text.partition(" ")[2] or None
+
+    async def _readline(self) -> bytes:
+        """The channel's next line, an ``E`` line noted (see :meth:`last_error`)."""
+        assert self._lines is not None
+        line = await self._lines.readline()
+        if line.startswith(b"E"):
+            # A stop that comes with it ends the wait that read it, which then
+            # drops it: the record of the successor's end still says why.
+            self._said = line
+        return line
+
+    async def _drain(self) -> None:
+        while await self._readline():
+            pass
 
     @property
     def held(self) -> bool:
@@ -270,7 +293,7 @@ class SuccessorWatch:
 
     async def stop_copying(self) -> None:
         """After :meth:`kill`: stop copying its stderr, and wait until the copy has stopped."""
-        self._pump.cancel()
+        cancel_task(self._pump)
         with contextlib.suppress(asyncio.CancelledError):
             await self._pump
 
