@@ -213,7 +213,7 @@ def _launch(
         # write a copy-on-write fault; loading them here saves the whole start
         # ~1.5 ms of CPU (benchmarks/detach.py --startup), and ~1 ms more with a
         # control socket. Before acquire: a broken install acquires nothing.
-        loaded = _preload(options)
+        loaded = _preload(options, detach=detach)
         from ._prefork import _privileges
         from ._prefork._acquire import acquire
         from ._prefork._detach import close_inherited_fds, enter_workdir, redirect_outputs
@@ -519,8 +519,10 @@ def _maybe_foreground(options: Options) -> bool:
     return not options.detach
 
 
-def _preload(options: Options) -> list[str]:
+def _preload(options: Options, *, detach: bool = False) -> list[str]:
     """Import what the run phase needs while the interpreter's files are still readable.
+
+    ``detach``: the daemon will be forked, and lead a process group of its own.
 
     After a chroot or a drop to an unprivileged user, a lazy import would fail;
     a daemon that keeps its identity and root loads the rest when it needs it.
@@ -563,6 +565,10 @@ def _preload(options: Options) -> list[str]:
     if options.pidfile is not None:
         # Its removal marks the exit, also from a forced exit's signal handler.
         from ._prefork import _exit_mark  # noqa: F401
+    if detach or os.getpgid(0) == os.getpid():
+        # A forced exit kills the rest of the process group the daemon leads (see
+        # _run._forced): a foreground one in its caller's group needs none of it.
+        from ._prefork import _kill  # noqa: F401
     if options.control is not None:
         from ._run import _control_server, _upgrade_reloads  # noqa: F401
     if options.chroot is not None or options.identity is not None:

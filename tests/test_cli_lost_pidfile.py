@@ -1,4 +1,4 @@
-"""A pidfile removed or emptied by hand while its daemon runs (audit F4, F5): the truth.
+"""A pidfile removed, emptied or overwritten by hand while its daemon runs (audit F4, F5).
 
 The daemon runs on and serves its control socket; ``status`` finds it there
 (or, for an emptied pidfile, as the holder of the lock), ``stop`` and
@@ -180,6 +180,64 @@ def test_an_emptied_pidfile_names_its_daemon(tmp_path: Path, start: Start, contr
     wait_gone(pid)
 
 
+def test_a_pidfile_overwritten_in_place_names_its_daemon_serving_its_socket(
+    tmp_path: Path, start: Start
+) -> None:
+    """Garbage written over the locked pidfile: found on its control socket, by every command.
+
+    status said unknown (4) of a daemon that answered on its socket, and start
+    waited for the lock, then said "already running (pid not yet written)".
+    """
+    pid = start()
+    pidfile = tmp_path / "app.pid"
+    _overwrite(pidfile)
+    why = f"pidfile {pidfile} holds no pid but unparsable data: 'hello\\n'"
+    status = cli("status", "--pidfile", pidfile, "--json")
+    assert status.returncode == 0, status.stderr
+    answer = json.loads(status.stdout)
+    assert (answer["state"], answer["pid"]) == ("running", pid)
+    assert status.stderr == (
+        f"aiodaemon: warning: {why}, but pid {pid} runs on and serves {pidfile}.ctl\n"
+    )
+    again = cli("start", TARGET, "--pidfile", pidfile)
+    assert (again.returncode, again.stdout, again.stderr) == (
+        0,
+        "",
+        f"aiodaemon: already running (pid {pid} still serves control socket {pidfile}.ctl,"
+        f" but its {why}; 'aiodaemon stop --pidfile {pidfile}' finds it there)\n",
+    )
+    reload = cli("reload", "--pidfile", pidfile)
+    assert reload.returncode == 0, reload.stderr
+    stop = cli("stop", "--pidfile", pidfile)
+    assert stop.returncode == 0, stop.stderr
+    assert stop.stderr == (
+        f"aiodaemon: {why}; pid {pid} found serving {pidfile}.ctl\naiodaemon: stopped (pid {pid})\n"
+    )
+    wait_gone(pid)
+
+
+def test_a_pidfile_overwritten_in_place_without_control_socket_is_never_signalled(
+    tmp_path: Path, start: Start
+) -> None:
+    """Without a socket, a lock holder of bytes that are not a pid is not believed: unknown."""
+    pid = start("--no-control")
+    pidfile = tmp_path / "app.pid"
+    _overwrite(pidfile)
+    status = cli("status", "--pidfile", pidfile)
+    assert (status.returncode, status.stdout.split(" ")[0]) == (4, "unknown"), status.stdout
+    stop = cli("stop", "--pidfile", pidfile)
+    assert stop.returncode == 1, stop.stderr
+    assert "nothing signalled" in stop.stderr
+    assert is_alive(pid)
+
+
+def _overwrite(pidfile: Path) -> None:
+    """Write bytes that are not a pid over ``pidfile`` in place: same inode, its lock held."""
+    with open(pidfile, "r+b") as f:
+        f.write(b"hello\n")
+        f.truncate()
+
+
 def test_a_pidfile_replaced_by_a_copy_names_its_daemon(tmp_path: Path, start: Start) -> None:
     """A copy moved over the pidfile (an editor's save, `sed -i`): the daemon is still found.
 
@@ -244,7 +302,11 @@ def test_status_of_a_replaced_pidfile_whose_daemon_does_not_answer_is_unknown(
         os.kill(pid, signal.SIGCONT)
     assert status.returncode == 4, status.stderr
     assert json.loads(status.stdout)["state"] == "unknown"
-    assert status.stderr == (f"aiodaemon: no answer from control socket {pidfile}.ctl within 1 s\n")
+    # Suspended: said at once, as with its pidfile (not "no answer ... within 1 s").
+    assert status.stderr == (
+        f"aiodaemon: pidfile {pidfile} was replaced (nobody holds its lock); pid {pid},"
+        f" serving {pidfile}.ctl, is suspended (SIGSTOP)\n"
+    )
     assert is_alive(pid)
 
 
@@ -345,6 +407,30 @@ def test_reload_of_a_suspended_daemon_whose_pidfile_was_removed_gives_up_in_time
         " once it is continued\n"
     )
     assert is_alive(pid)
+
+
+def test_status_of_a_suspended_daemon_whose_pidfile_was_removed_says_so_at_once(
+    tmp_path: Path, start: Start
+) -> None:
+    """status --timeout 300: unknown (4) naming SIGSTOP at once, as with its pidfile.
+
+    It asked the socket and waited all of --timeout for an answer that could
+    not come, then said only "no answer ... within S s".
+    """
+    pid, pidfile = start(), tmp_path / "app.pid"
+    status = suspended_without_pidfile(
+        pid, pidfile, "status", "--pidfile", pidfile, "--timeout", "300"
+    )
+    said = (
+        f"pidfile {pidfile} was removed; pid {pid}, serving {pidfile}.ctl, is suspended (SIGSTOP)"
+    )
+    assert (status.returncode, status.stdout, status.stderr) == (
+        4,
+        f"unknown ({said}; it answers once it is continued)\n",
+        "",
+    )
+    assert is_alive(pid)
+    assert cli("status", "--pidfile", pidfile).returncode == 0  # continued, it answers
 
 
 def test_stop_continues_and_stops_a_suspended_daemon_whose_pidfile_was_removed(

@@ -85,7 +85,7 @@ def test_reload_waiting_for_a_slot_of_a_daemon_stopped_meanwhile_says_nothing_re
     assert code == 1, lines
     # Whichever it met: a slot during the shutdown, or the socket gone after it.
     assert lines[-1] in (
-        f"aiodaemon: the daemon is stopping; nothing was reloaded (pid {pid})",
+        f"aiodaemon: pid {pid} is stopping; nothing reloaded",
         f"aiodaemon: pid {pid} exited (its control socket is gone); nothing reloaded",
         f"aiodaemon: pid {pid} is stopping (its control socket is gone); nothing reloaded",
         # Gone by the time the control socket had failed it, before any SIGHUP.

@@ -242,12 +242,15 @@ def test_status_of_a_garbage_pidfile_is_unknown(tmp_path: Path) -> None:
 
 
 def test_stop_leaves_an_unlocked_file_holding_no_pid_alone(tmp_path: Path) -> None:
-    """stop on a file that is not a pidfile (a mistyped --pidfile): not running, never removed."""
+    """stop on a file that is not a pidfile (a mistyped --pidfile): left alone, never removed."""
     pidfile = tmp_path / "hostname"
     pidfile.write_text("hello world\n")
     result = cli("stop", "--pidfile", pidfile)
     assert result.returncode == 0, result.stderr
-    assert f"{pidfile} is not a pidfile" in result.stderr
+    assert result.stderr == (
+        f"aiodaemon: nothing to stop: pidfile {pidfile} holds no pid but unparsable data:"
+        " 'hello world\\n' (not a pidfile?); left alone\n"
+    )
     assert pidfile.read_text() == "hello world\n"
 
 

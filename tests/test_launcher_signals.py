@@ -412,6 +412,50 @@ def test_an_interrupted_start_whose_daemon_was_never_forked_says_so_and_leaves_n
     raise AssertionError("the first child was never caught before its setsid")
 
 
+@pytest.mark.timeout(600)
+def test_a_start_interrupted_before_its_daemon_is_forked_says_it_may_still_start(
+    tmp_path: Path,
+) -> None:
+    """SIGTERM with the first child held before its fork: 143, a line, and the daemon starts."""
+    install_program("cli_app", tmp_path, "app.py")
+    pidfile = tmp_path / "app.pid"
+    held: list[int] = []
+
+    def interrupt(launcher: int, first: int) -> None:
+        held.append(first)  # stays stopped: no pid is announced in the launcher's wait
+        os.kill(launcher, signal.SIGTERM)
+
+    for _ in range(ATTEMPTS):
+        held.clear()
+        try:
+            launcher, first, out, err = _caught_at_fork(tmp_path, interrupt)
+        finally:
+            for pid in held:
+                kill_quietly(pid, signal.SIGCONT)
+        if first is not None:
+            # Its line came, though it waited (in vain) for the pid longer than
+            # its last words may take: they went to /dev/null, status 143 alone.
+            assert launcher.returncode == 128 + signal.SIGTERM, err
+            assert (out, err) == (
+                "",
+                "aiodaemon: interrupted while waiting for the daemon to be ready; the daemon"
+                " may still start (its pid was not known yet): `aiodaemon status --pidfile"
+                f" {pidfile}` tells whether it runs, `aiodaemon stop --pidfile {pidfile}`"
+                " stops it\n",
+            )
+            # As said: once its first child goes on, it starts, and the pidfile finds it.
+            pid = read_pid(pidfile, 30)
+            status = aiodaemon_cli("status", "--pidfile", pidfile, "--json", cwd=tmp_path)
+            assert status.returncode == 0, status.stdout + status.stderr
+            assert json.loads(status.stdout)["pid"] == pid
+        else:
+            assert launcher.returncode == 0, err
+        _stop_daemon(tmp_path)
+        if first is not None:
+            return
+    raise AssertionError("the first child was never caught before its setsid")
+
+
 # --- Ctrl-Z as the detach forks: only the launcher stops ------------------------------
 
 

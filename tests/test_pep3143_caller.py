@@ -29,13 +29,15 @@ from .support import PYTHON, clean_env, program, python, read_pid, wait_gone
         ("3", 3, ""),
         ("text", 1, "aiodaemon: another instance runs\n"),
         ("hard", 0, ""),
+        ("interrupt", 130, "aiodaemon: interrupted (KeyboardInterrupt) before open() returned\n"),
     ],
 )
 def test_an_exit_in_open_ends_the_caller_as_python_would(
     tmp_path: Path, how: str, status: int, said: str
 ) -> None:
     """``sys.exit()``/``sys.exit(0)``/``os._exit(0)``: 0 and quiet; ``sys.exit(3)``: 3;
-    ``sys.exit("text")``: 1 and the text; no daemon is left running."""
+    ``sys.exit("text")``: 1 and the text; a SIGINT's ``KeyboardInterrupt``: 130 and
+    one line saying so; no daemon is left running."""
     result = python([program("pep3143_quiet_exit"), how, tmp_path])
     assert (result.returncode, result.stderr) == (status, said)
     wait_gone(read_pid(tmp_path / "entered"))

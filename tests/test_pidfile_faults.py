@@ -253,7 +253,7 @@ A_PIDFILE = {"no newline": b"123", "leading zeros": b"00123\n", "crlf": b" 123 \
 
 @pytest.mark.parametrize("content", NOT_A_PIDFILE.values(), ids=NOT_A_PIDFILE)
 def test_status_stop_and_start_agree_a_file_is_no_pidfile(tmp_path: Path, content: bytes) -> None:
-    """status says unknown (4), stop leaves it (0), start refuses it (1): the file as it was."""
+    """status says unknown (4), stop leaves it (0) in its words, start refuses it (1)."""
     install_program("forever", tmp_path)
     path = tmp_path / "d.pid"
     path.write_bytes(content)
@@ -262,8 +262,9 @@ def test_status_stop_and_start_agree_a_file_is_no_pidfile(tmp_path: Path, conten
     assert "holds no pid but unparsable data" in status.stdout
     stop = aiodaemon_cli("stop", "--pidfile", path, timeout=DEADLINE)
     assert stop.returncode == 0
-    assert f"{path} is not a pidfile" in stop.stderr
-    assert stop.stderr.endswith("left alone\n")
+    assert stop.stderr.startswith("aiodaemon: nothing to stop: pidfile ")
+    assert "holds no pid but unparsable data" in stop.stderr
+    assert stop.stderr.endswith("(not a pidfile?); left alone\n")
     start = aiodaemon_cli("start", "app:main", "--pidfile", path, cwd=tmp_path, timeout=DEADLINE)
     assert start.returncode == 1, start.stdout
     assert f"{path} holds something other than a pid" in start.stderr
@@ -328,3 +329,20 @@ def test_a_pidfile_that_cannot_be_removed_nor_emptied_leaves_a_clean_stop(
 def _has_event(log: Path, event: str) -> bool:
     """Whether the log file holds a record of ``event`` yet."""
     return log.exists() and any(r["event"] == event for r in read_json_lines(log))
+
+
+@pytest.mark.parametrize("command", ["reload", "upgrade"])
+def test_reload_and_upgrade_of_an_unlocked_file_holding_no_pid_cannot_tell(
+    tmp_path: Path, command: str
+) -> None:
+    """Exit 1, "cannot tell", as status's unknown: it said "not running", exit 7."""
+    path = tmp_path / "d.pid"
+    path.write_bytes(b"hello\n")
+    result = aiodaemon_cli(command, "--pidfile", path, timeout=DEADLINE)
+    assert (result.returncode, result.stdout, result.stderr) == (
+        1,
+        "",
+        "aiodaemon: cannot tell whether the daemon runs, nothing signalled:"
+        f" pidfile {path} holds no pid but unparsable data: 'hello\\n'\n",
+    )
+    assert path.read_bytes() == b"hello\n"

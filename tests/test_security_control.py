@@ -260,7 +260,8 @@ def test_a_symlink_planted_at_the_path_is_never_followed(arena: Path, intruder: 
         assert status.stdout == f"running (pid {daemon}, pidfile {pidfile})\n"
         [line] = status.stderr.splitlines()
         assert line == (
-            f"aiodaemon: warning: {control} is not a socket; not trusted, so it is ignored; "
+            f"aiodaemon: warning: {control} is not a control socket (a symlink); not trusted,"
+            " so it is ignored; "
             "status from the pidfile"
         )
         reload = cli("reload")

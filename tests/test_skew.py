@@ -422,3 +422,38 @@ def test_stop_leaves_a_control_path_that_is_not_a_stale_socket_of_ours(
     assert stopped.stderr.splitlines()[-1] == f"aiodaemon: stopped (pid {old.pid})"
     assert os.path.lexists(control)
     assert os.path.lexists(tmp_path / "elsewhere.sock") or planted != "a symlink to a stale socket"
+
+
+def test_the_console_script_0_1_0_wrote_runs_todays_commands(tmp_path: Path) -> None:
+    """Its ``from aiodaemon._cli import main``, left by an rsync or an image layer, still works."""
+    pidfile = tmp_path / "app.pid"
+    # What pip wrote for 0.1.0's entry point, aiodaemon._cli:main.
+    script = "import sys\nfrom aiodaemon._cli import main\nsys.exit(main())\n"
+    result = python(["-c", script, "status", "--pidfile", pidfile])
+    assert result.returncode == 3, result.stderr
+    assert (result.stdout, result.stderr) == (f"not running (no pidfile {pidfile})\n", "")
+
+
+def test_status_and_reload_of_a_0_1_0_daemon_do_not_hint_at_control(
+    tmp_path: Path, holders: list[Holder]
+) -> None:
+    """No SIGUSR2 handler: they say what upgrade says (0.1.0), not "started with --control?"."""
+    holders.append(old := Holder(tmp_path, "v010"))
+    hint = (
+        f"(pid {old.pid} has no handler for SIGUSR2, as a daemon of aiodaemon 0.1.0, which "
+        "predates the control socket: 'aiodaemon restart' gives it one)"
+    )
+    status = old.cli("status")
+    assert status.returncode == 0, status.stderr
+    assert status.stdout == f"running (pid {old.pid}, pidfile {old.pidfile})\n"
+    assert status.stderr == (
+        f"aiodaemon: note: no control socket served at {old.pidfile}.ctl, so only the "
+        f"pidfile tells {hint}\n"
+    )
+    reload = old.cli("reload")
+    assert reload.returncode == 0, reload.stderr
+    assert reload.stderr == (
+        f"aiodaemon: reload requested (pid {old.pid}, SIGHUP); no control socket served at "
+        f"{old.pidfile}.ctl, so the result is not known {hint}\n"
+    )
+    wait_for(lambda: old.output.read_text() == "ready\nreloaded\n", 10, "the reload")

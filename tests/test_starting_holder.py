@@ -241,7 +241,7 @@ def test_reload_of_a_daemon_whose_start_fails_meanwhile_says_it_stopped(app: Con
     assert result == (
         1,
         "",
-        [f"aiodaemon: the daemon is stopping; the reload did not run (pid {pid})"],
+        [f"aiodaemon: pid {pid} is stopping; nothing reloaded"],
     )
     assert app.cli("status", "--pidfile", app.pidfile).returncode == 3
 

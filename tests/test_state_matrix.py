@@ -93,7 +93,7 @@ class Held:
         self.extra = extra
 
 
-_STOPPING_RELOAD = (1, "the daemon is stopping; nothing was reloaded")
+_STOPPING_RELOAD = (1, " is stopping; nothing reloaded")
 #: Every state a daemon can be held in from outside, and what it answers there.
 HELD = {
     "starting": Held(
@@ -105,11 +105,11 @@ HELD = {
         "cannot upgrade while reloading", {"reload": "wait"},
     ),
     "draining": Held(
-        "stopping", 503, _STOPPING_RELOAD, "the daemon is stopping; nothing started", {},
+        "stopping", 503, _STOPPING_RELOAD, " is stopping; nothing started", {},
         ("--drain-delay", "60"),
     ),
     "stopping": Held(
-        "stopping", 503, _STOPPING_RELOAD, "the daemon is stopping; nothing started",
+        "stopping", 503, _STOPPING_RELOAD, " is stopping; nothing started",
         {"shutdown": "wait"},
     ),
 }  # fmt: skip

@@ -152,12 +152,8 @@ def test_reload_and_upgrade_while_the_last_log_drain_waits_say_it_is_stopping(
         result = aiodaemon_cli(command, "--pidfile", pidfile)
     finally:
         _, err = daemon.communicate(timeout=60)
-    what = "not reloaded" if command == "reload" else "upgrade refused"
-    assert (result.returncode, result.stdout, result.stderr) == (
-        1,
-        "",
-        f"aiodaemon: {what}: pid {daemon.pid} is stopping; nothing sent\n",
-    )
+    said = _stopping(command, daemon.pid)
+    assert (result.returncode, result.stdout, result.stderr) == (1, "", said)
     assert daemon.returncode == 0
     assert b'"event":"exit"' in err
 
@@ -191,11 +187,7 @@ def test_reload_and_upgrade_of_a_daemon_without_control_socket_in_its_shutdown_h
     finally:
         release.touch()
         wait_gone(pid)
-    what = "not reloaded" if command == "reload" else "upgrade refused"
-    assert (result.returncode, result.stderr) == (
-        1,
-        f"aiodaemon: {what}: pid {pid} is stopping; nothing sent\n",
-    )
+    assert (result.returncode, result.stderr) == (1, _stopping(command, pid))
 
 
 def test_status_of_a_stopping_daemon_whose_loop_is_held_says_stopping(tmp_path: Path) -> None:
@@ -252,3 +244,10 @@ def test_a_request_whose_peer_left_while_the_loop_was_held_logs_no_error(tmp_pat
     records = read_json_lines(log)
     assert [r for r in records if r["level"] in ("error", "critical")] == []
     assert (records[-1]["event"], records[-1]["status"]) == ("exit", 0)
+
+
+def _stopping(command: str, pid: int) -> str:
+    """What ``reload`` or ``upgrade`` says of a stopping daemon, whichever way it asked."""
+    if command == "reload":
+        return f"aiodaemon: pid {pid} is stopping; nothing reloaded\n"
+    return f"aiodaemon: upgrade failed: pid {pid} is stopping; nothing started\n"

@@ -16,8 +16,11 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
+import pytest
+
 from .control_support import ControlApp, open_control_app
-from .support import kill_quietly, proc_state, program, python, read_json_lines, wait_for, wait_gone
+from .support import proc_state, read_json_lines, wait_for
+from .test_stop_suspended import suspended_in_shutdown
 from .test_upgrade import cli
 
 
@@ -47,7 +50,7 @@ def _suspended(app: ControlApp) -> Iterator[int]:
 
 
 def test_status_of_a_suspended_daemon_is_unknown_at_once_backlog_full_or_not() -> None:
-    """Exit 4 naming SIGSTOP, before --timeout, with a free backlog and with a full one."""
+    """Exit 4 naming SIGSTOP once, before --timeout, with a free backlog and with a full one."""
     with open_control_app() as app, ExitStack() as stack:
         with _suspended(app) as pid:
             args = ("status", "--pidfile", app.pidfile, "--timeout", "60")
@@ -60,9 +63,11 @@ def test_status_of_a_suspended_daemon_is_unknown_at_once_backlog_full_or_not() -
             assert (result.returncode, result.stdout, result.stderr) == (
                 4,
                 f"unknown ({said}; it answers once it is continued)\n",
-                f"aiodaemon: {said}\n",
+                "",
             )
         assert as_json.returncode == 4
+        # Only stderr can say why beside the JSON.
+        assert as_json.stderr == f"aiodaemon: {said}\n"
         assert json.loads(as_json.stdout)["state"] == "unknown"
         stack.close()
         assert app.cli("status", "--pidfile", app.pidfile).returncode == 0
@@ -74,6 +79,28 @@ def test_reload_of_a_suspended_daemon_says_so_at_once_and_its_reload_runs_once_c
     with open_control_app() as app:
         with _suspended(app) as pid:
             result = app.cli("reload", "--pidfile", app.pidfile, "--timeout", "60", timeout=30)
+        assert (result.returncode, result.stderr) == (
+            1,
+            f"aiodaemon: pid {pid} is suspended (SIGSTOP): the reload asked runs to its end"
+            " once it is continued\n",
+        )
+        wait_for(lambda: app.reload_runs() == ["ok"], 30, "the reload, run once continued")
+        assert app.cli("stop", "--pidfile", app.pidfile).returncode == 0
+
+
+def test_reload_by_sighup_of_a_suspended_daemon_says_so_as_over_its_control_socket() -> None:
+    """No control socket: the same words and exit 1; the SIGHUP sent runs once continued.
+
+    It said "reload requested (pid N, SIGHUP)", exit 0, of a reload that had not run.
+    """
+    with open_control_app() as app:
+        pid = app.start("--no-control")
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            wait_for(lambda: proc_state(pid) == "T", 10, "the daemon to be stopped")
+            result = app.cli("reload", "--pidfile", app.pidfile, "--timeout", "60", timeout=30)
+        finally:
+            os.kill(pid, signal.SIGCONT)
         assert (result.returncode, result.stderr) == (
             1,
             f"aiodaemon: pid {pid} is suspended (SIGSTOP): the reload asked runs to its end"
@@ -103,31 +130,28 @@ def test_status_of_a_daemon_suspended_in_its_shutdown_is_stopping_from_the_pidfi
     tmp_path: Path,
 ) -> None:
     """SIGSTOPped while it stops: ``stopping`` (0) from its stopping mark, with a warning."""
-    pidfile, log, release = tmp_path / "d.pid", tmp_path / "d.jsonl", tmp_path / "release"
-    options = {
-        "detach": True,
-        "pidfile": str(pidfile),
-        "log_file": str(log),
-        "listen": {"http": "127.0.0.1:0"},
-    }
-    started = python([program("held_shutdown"), json.dumps(options), release])
-    assert started.returncode == 0, started.stderr
-    pid = int(pidfile.read_text())
-    try:
-        os.kill(pid, signal.SIGTERM)
-        wait_for(
-            lambda: any(r["event"] == "stopped accepting" for r in read_json_lines(log)),
-            what="the shutdown to begin",
-        )
-        os.kill(pid, signal.SIGSTOP)
-        wait_for(lambda: proc_state(pid) == "T", 10, "the daemon to be stopped")
+    with suspended_in_shutdown(tmp_path) as (pid, pidfile, _log, _):
         result = cli("status", "--pidfile", str(pidfile), "--timeout", "60")
-    finally:
-        release.touch()
-        kill_quietly(pid, signal.SIGCONT)
-        wait_gone(pid)
     assert (result.returncode, result.stdout, result.stderr) == (
         0,
         f"stopping (pid {pid}, pidfile {pidfile})\n",
         f"aiodaemon: warning: pid {pid} is suspended (SIGSTOP); status from the pidfile\n",
     )
+
+
+@pytest.mark.parametrize("command", ["reload", "upgrade"])
+def test_reload_and_upgrade_of_a_daemon_suspended_in_its_shutdown_say_it_is_stopping(
+    tmp_path: Path, command: str
+) -> None:
+    """Exit 1, "is stopping and suspended": reload promised a reload that never runs."""
+    with suspended_in_shutdown(tmp_path) as (pid, pidfile, log, _):
+        result = cli(command, "--pidfile", str(pidfile), "--timeout", "60")
+    held = f"pid {pid} is stopping and suspended (SIGSTOP)"
+    said = {
+        "reload": f"{held}; nothing reloaded",
+        "upgrade": f"upgrade failed: {held}; nothing started",
+    }[command]
+    assert (result.returncode, result.stdout, result.stderr) == (1, "", f"aiodaemon: {said}\n")
+    assert not [
+        r for r in read_json_lines(log) if str(r["event"]).startswith(("reload", "upgrade"))
+    ]

@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 import os
 import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from .support import (
@@ -46,8 +48,12 @@ def test_stop_of_a_suspended_daemon_stops_it_gracefully(app: App, tmp_path: Path
     assert not app.pidfile.exists()
 
 
-def test_stop_of_a_daemon_suspended_while_it_stops_lets_it_finish(tmp_path: Path) -> None:
-    """SIGSTOPped in its shutdown: ``stop`` waits ("already stopping"), and it finishes (0)."""
+@contextmanager
+def suspended_in_shutdown(tmp_path: Path) -> Iterator[tuple[int, Path, Path, Path]]:
+    """A held_shutdown daemon SIGSTOPped in its shutdown: (pid, pidfile, log, release file).
+
+    At the end its shutdown is released, it is continued and waited for.
+    """
     pidfile, log, release = tmp_path / "d.pid", tmp_path / "d.jsonl", tmp_path / "release"
     options = {
         "detach": True,
@@ -67,13 +73,19 @@ def test_stop_of_a_daemon_suspended_while_it_stops_lets_it_finish(tmp_path: Path
         )
         os.kill(pid, signal.SIGSTOP)
         wait_for(lambda: proc_state(pid) == "T", 10, "the daemon to be stopped")
-        # What it waits for is there; it sees it once it runs again.
-        release.touch()
-        stopped = cli("stop", "--pidfile", str(pidfile), "--timeout", "5")
+        yield pid, pidfile, log, release
     finally:
         release.touch()
         kill_quietly(pid, signal.SIGCONT)
         wait_gone(pid)
+
+
+def test_stop_of_a_daemon_suspended_while_it_stops_lets_it_finish(tmp_path: Path) -> None:
+    """SIGSTOPped in its shutdown: ``stop`` waits ("already stopping"), and it finishes (0)."""
+    with suspended_in_shutdown(tmp_path) as (pid, pidfile, log, release):
+        # What it waits for is there; it sees it once it runs again.
+        release.touch()
+        stopped = cli("stop", "--pidfile", str(pidfile), "--timeout", "5")
     assert stopped.returncode == 0, stopped.stderr
     assert stopped.stderr == (
         f"aiodaemon: already stopping (pid {pid}); waiting\naiodaemon: stopped (pid {pid})\n"

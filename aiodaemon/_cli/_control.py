@@ -163,7 +163,9 @@ def _not_running(path: StrPath, state: PidfileState, code: int) -> int:
         # readable but the signal is refused (4), whatever the daemon's umask.
         _say(f"not allowed: {state.detail}; nothing signalled: run as the daemon's user or as root")
         return ControlCode.NO_PERMISSION
-    if state.status is PidfileStatus.UNKNOWN:
+    if state.status is PidfileStatus.UNKNOWN or state.unparsable:
+        # Unparsable, though nobody holds it: `status` says "unknown" (4), never
+        # "not running" (7), of a file that may not be a pidfile at all.
         _say(f"cannot tell whether the daemon runs, nothing signalled: {state.detail}")
         # Locked, yet no pid in it: `status` says "unknown" (4); for an action
         # LSB's 4 means "not allowed", so this is a failure like the other
@@ -206,7 +208,9 @@ def _clean_stale(path: StrPath, state: PidfileState, code: int, control: StrPath
     if state.unparsable:
         # Not a file aiodaemon wrote (a mistyped --pidfile could name any file
         # on the system): never removed.
-        _say(f"not running; {path} is not a pidfile ({state.detail}), left alone")
+        # In the words `status` uses; exit 0 all the same: nobody holds its lock,
+        # so nothing is left to stop, and `restart` goes on (`start` refuses it).
+        _say(f"nothing to stop: {state.detail} (not a pidfile?); left alone")
         return code
     named = f"it named pid {state.pid}" if state.pid is not None else "it was empty"
     removed = remove_stale(path, state.pid, control=control)

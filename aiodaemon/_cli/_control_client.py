@@ -19,8 +19,16 @@ import stat
 import struct
 import time
 
-from .._prefork._control_protocol import MAX_ANSWER, ProtocolError, decode, encode
-from .._prefork._messages import seconds_shown
+from .._prefork._control_protocol import (
+    MAX_ANSWER,
+    VERSION,
+    ProtocolError,
+    VersionError,
+    decode,
+    encode,
+)
+from .._prefork._filekind import describe_mode
+from .._prefork._messages import printable, seconds_shown, shown
 from .._prefork._procfs import descriptors, uids
 from .._prefork._sunpath import unix_address
 
@@ -35,6 +43,7 @@ if TYPE_CHECKING:
 __all__ = [
     "BUSY_PATIENCE",
     "NOTHING_THERE",
+    "WATCH_EVERY",
     "ControlAbsent",
     "ControlBacklogFull",
     "ControlBusy",
@@ -45,10 +54,12 @@ __all__ = [
     "ControlRefused",
     "ControlTimeout",
     "ControlUntrusted",
+    "ControlVersionMismatch",
     "ask",
     "ask_patiently",
     "exchange",
     "is_transient",
+    "not_a_socket",
     "out_of_descriptors",
     "request_timeout",
 ]
@@ -97,6 +108,29 @@ class ControlMismatch(ControlUntrusted):
         self.peer = peer
 
 
+class ControlVersionMismatch(ControlError):
+    """The daemon answers in another version of the control protocol: another aiodaemon's.
+
+    It refused the request (or answered in words this side cannot read): nothing
+    was done. The message names both versions and the daemon's own words.
+
+    Attributes:
+        version: the version the daemon speaks.
+    """
+
+    def __init__(self, name: str, version: int, error: str | None) -> None:
+        said = "" if error is None else f" (its answer: {printable(error[:_SAID_MOST])})"
+        super().__init__(
+            f"{name} speaks control protocol version {shown(version)}, this aiodaemon "
+            f"speaks {VERSION}{said}"
+        )
+        self.version = version
+
+
+#: The most of a daemon's refusal a message repeats.
+_SAID_MOST = 200
+
+
 class ControlTimeout(ControlError):
     """The daemon did not answer in time."""
 
@@ -133,6 +167,8 @@ class ControlBusy(ControlError):
 #: First pause between two tries of a transient refusal; it doubles up to the longest.
 _FIRST_PAUSE = 0.05
 _LONGEST_PAUSE = 0.5
+#: Seconds between two calls of an exchange's ``watch`` while it awaits the answer.
+WATCH_EVERY = 0.2
 #: Seconds a status request asks again a control socket that answers "busy"
 #: (within its timeout) before it reports without it: a probe must not hang on it.
 BUSY_PATIENCE = 2.0
@@ -188,6 +224,7 @@ def ask(
     timeout: float,
     said: float | None = None,
     keep: KeptConnection | None = None,
+    watch: Callable[[], None] | None = None,
 ) -> dict[str, Any]:
     """Send ``request`` to the control socket at ``path`` and return the daemon's answer.
 
@@ -198,6 +235,7 @@ def ask(
         timeout: seconds for the whole exchange.
         said: the seconds a timeout names (see :func:`exchange`).
         keep: where to leave the connection open once answered (see :func:`exchange`).
+        watch: called while the answer is awaited (see :func:`exchange`).
 
     Raises:
         ControlError: (or a subclass) with a one-line reason.
@@ -214,7 +252,14 @@ def ask(
 
     name = f"pid {holder}"
     return exchange(
-        path, request, timeout=timeout, check_peer=check_peer, name=name, said=said, keep=keep
+        path,
+        request,
+        timeout=timeout,
+        check_peer=check_peer,
+        name=name,
+        said=said,
+        keep=keep,
+        watch=watch,
     )
 
 
@@ -227,6 +272,7 @@ def exchange(
     name: str,
     said: float | None = None,
     keep: KeptConnection | None = None,
+    watch: Callable[[], None] | None = None,
 ) -> dict[str, Any]:
     """Connect to ``path``, let ``check_peer(pid, uid)`` judge the server, then ask ``request``.
 
@@ -237,6 +283,8 @@ def exchange(
     which ``timeout`` may be what is left), else ``timeout``. ``keep``: a
     connection answered is left open there, with what came after its answer's
     line, for a request whose server writes more later (stop's ``watch``).
+    ``watch``: called every ``WATCH_EVERY`` s while the answer is awaited; what
+    it raises (a daemon seen suspended meanwhile, say) ends the wait there.
 
     Raises:
         ControlError: (or a subclass) with a one-line reason.
@@ -270,7 +318,7 @@ def exchange(
                     sock.shutdown(_socket.SHUT_WR)
                 except (BrokenPipeError, ConnectionResetError):
                     pass
-                data = _read_answer(sock, deadline)
+                data = _read_answer(sock, deadline, watch)
                 if keep is not None and b"\n" in data:
                     data, _, keep.rest = data.partition(b"\n")
                     data += b"\n"
@@ -306,6 +354,10 @@ def exchange(
         raise ControlError(f"truncated answer on control socket {path}")
     try:
         return decode(data)
+    except VersionError as exc:
+        # Another aiodaemon's daemon (an upgraded package, a daemon started
+        # before it): refused, and said so, not "unreadable".
+        raise ControlVersionMismatch(name, exc.version, exc.error) from None
     except ProtocolError as exc:
         raise ControlError(f"unreadable answer on control socket {path}: {exc}") from None
 
@@ -395,7 +447,7 @@ def _check_file(path: StrPath, holder: int) -> None:
             raise ControlAbsent(f"no control socket at {path}") from None
         raise ControlError(f"control socket {path}: {exc.strerror}") from None
     if not stat.S_ISSOCK(st.st_mode):
-        raise ControlUntrusted(f"{path} is not a socket; not trusted")
+        raise not_a_socket(path, st.st_mode)
     ids = uids(holder)
     owner = None if ids is None else ids[1]  # the effective uid
     if st.st_uid != 0 and owner is not None and st.st_uid != owner:
@@ -403,6 +455,12 @@ def _check_file(path: StrPath, holder: int) -> None:
             f"control socket {path} belongs to uid {st.st_uid}, not to the daemon's user "
             f"(uid {owner}); not trusted"
         )
+
+
+def not_a_socket(path: StrPath, mode: int) -> ControlUntrusted:
+    """The refusal of a file at the control path that is no socket, naming what it is."""
+    kind = describe_mode(mode)
+    return ControlUntrusted(f"{path} is not a control socket ({kind}); not trusted")
 
 
 def _connect(sock: _socket.socket, address: str, path: StrPath, waited: str) -> None:
@@ -423,7 +481,38 @@ def _connect(sock: _socket.socket, address: str, path: StrPath, waited: str) -> 
             # Every place in the listen backlog taken: the loop accepts nothing
             # now (sync code holding it), which may end within our time.
             raise ControlBacklogFull("busy: the control socket's backlog is full") from None
+        if exc.errno == errno.EPROTOTYPE:
+            # A socket of another type (a syslog-like datagram socket): never
+            # the daemon's, which listens on a stream socket. Nothing was sent.
+            kind = _socket_kind(address)
+            why = f"{path} is not a control socket ({kind}); not trusted"
+            raise ControlUntrusted(why) from None
         raise ControlError(f"control socket {path}: {exc.strerror or exc}") from None
+
+
+def _socket_kind(address: str) -> str:
+    """What a unix socket that refused a stream connection is, in words.
+
+    A "connect" of the right type names the peer (a datagram socket) or
+    queues a connection closed unread (a sequenced-packet one): nothing is
+    sent. Non-blocking: a full backlog must not hold the command.
+    """
+    for kind, name in (
+        (_socket.SOCK_DGRAM, "a datagram socket"),
+        (_socket.SOCK_SEQPACKET, "a sequenced-packet socket"),
+    ):
+        probe = _socket.socket(_socket.AF_UNIX, kind)
+        try:
+            probe.setblocking(False)
+            probe.connect(address)
+        except OSError as exc:
+            # Refused or full, it is of that type all the same; only the type says no.
+            if exc.errno == errno.EPROTOTYPE:
+                continue
+        finally:
+            probe.close()
+        return name
+    return "not a stream socket"
 
 
 def out_of_descriptors(pid: int) -> str | None:
@@ -445,15 +534,22 @@ def _peer(sock: _socket.socket) -> tuple[int, int]:
     return pid, uid
 
 
-def _read_answer(sock: _socket.socket, deadline: float) -> bytes:
+def _read_answer(
+    sock: _socket.socket, deadline: float, watch: Callable[[], None] | None = None
+) -> bytes:
     data = b""
     while not data.endswith(b"\n"):
         left = deadline - time.monotonic()
         if left <= 0:
             raise TimeoutError
-        sock.settimeout(left)
+        sock.settimeout(left if watch is None else min(left, WATCH_EVERY))
         try:
             chunk = sock.recv(65536)
+        except TimeoutError:
+            if watch is None:
+                raise
+            watch()
+            continue  # the deadline, if it passed, is seen above
         except ConnectionResetError:
             # The peer closed without reading our request: the end of its answer.
             break

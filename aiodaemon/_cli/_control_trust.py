@@ -17,16 +17,17 @@ import time
 from .._prefork._control_protocol import HANDOVER_WAIT
 from .._prefork._messages import say
 from .._prefork._pidfile_status import read_pidfile
-from .._prefork._procfs import stat_field
+from .._prefork._procfs import signal_meets, stat_field
 from ._control_client import ControlMismatch, ControlUntrusted, ask
 
 TYPE_CHECKING = False  # not typing's: see aiodaemon/__init__.py
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any, TypeAlias
 
     StrPath: TypeAlias = str | os.PathLike[str]
 
-__all__ = ["ControlUntrusted", "ask_holder", "related", "say_ignored"]
+__all__ = ["ControlUntrusted", "ask_holder", "no_control_hint", "related", "say_ignored"]
 
 #: How long a command keeps asking while the pidfile and the control socket
 #: name a parent and its child: an upgrade hands them over a moment apart,
@@ -46,6 +47,7 @@ def ask_holder(
     timeout: float,
     follow: StrPath | None = None,
     said: float | None = None,
+    watch: Callable[[], None] | None = None,
 ) -> tuple[dict[str, Any], int]:
     """Send ``request`` to ``holder``'s control socket, waiting out an upgrade's hand-over.
 
@@ -57,6 +59,7 @@ def ask_holder(
         follow: the pidfile, to ask its new holder when the lock passes on
             meanwhile; None keeps asking ``holder`` (a caller that signals it).
         said: the seconds a timeout names (see :func:`._control_client.exchange`).
+        watch: called while the answer is awaited (see :func:`._control_client.exchange`).
 
     Returns:
         The answer and the pid that gave it.
@@ -68,7 +71,8 @@ def ask_holder(
     handover_ends = time.monotonic() + min(HANDOVER_GRACE, timeout)
     while True:
         try:
-            return ask(control, request, holder=holder, timeout=timeout, said=said), holder
+            answer = ask(control, request, holder=holder, timeout=timeout, said=said, watch=watch)
+            return answer, holder
         except ControlMismatch as exc:
             if not related(exc.peer, holder) or time.monotonic() > handover_ends:
                 raise
@@ -83,6 +87,23 @@ def ask_holder(
 def say_ignored(exc: ControlUntrusted, instead: str) -> None:
     """Warn, in one line on stderr, that the socket was ignored and what is done instead."""
     say(f"warning: {exc}, so it is ignored; {instead}")
+
+
+def no_control_hint(pid: int) -> str:
+    """Why ``pid`` may serve nothing at the default control path, in brackets, for a note.
+
+    A daemon without a SIGUSR2 handler predates upgrades, and with them the
+    control socket (aiodaemon 0.1.0), as ``upgrade`` says: no ``--control``
+    would find one. Otherwise the likely cause is a socket served elsewhere.
+    """
+    import signal  # here: only once the socket is found absent (~0.5 ms to status)
+
+    if signal_meets(pid, signal.SIGUSR2) == "default":
+        return (
+            f"(pid {pid} has no handler for SIGUSR2, as a daemon of aiodaemon 0.1.0, which "
+            "predates the control socket: 'aiodaemon restart' gives it one)"
+        )
+    return "(started with --control? pass it here too)"
 
 
 def related(peer: int, holder: int) -> bool:

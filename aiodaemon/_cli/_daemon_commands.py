@@ -26,6 +26,8 @@ if TYPE_CHECKING:
     from typing import Any
 
     from .._daemon import Daemon
+    from .._prefork._addresses import ListenAddress
+    from .._prefork._config import Options
     from .._run._hooks import HookFunction
     from ._start_after_start import StartWait
 
@@ -111,8 +113,13 @@ def _cmd_restart(args: argparse.Namespace) -> int:
         # Started again by an upgrade of a daemon that `restart` launched: the
         # daemon to stop is the one handing over to us.
         return _start(daemon, program, options, args)
-    _keep_what_cannot_be_replaced(args, options)
-    _keep_served_sockets(args, options)
+    from .._prefork._config import parse_options
+
+    # Once, for the three looks before the stop (the start validates again).
+    parsed = parse_options(options)
+    _keep_what_cannot_be_replaced(args, parsed)
+    served = _keep_served_sockets(args, parsed)
+    _keep_for_unbindable(parsed, served)
     from ._stop import stop
 
     control = None if args.no_control else control_path(args, args.pidfile)
@@ -122,7 +129,7 @@ def _cmd_restart(args: argparse.Namespace) -> int:
     return _start(daemon, program, options, args)
 
 
-def _keep_what_cannot_be_replaced(args: argparse.Namespace, options: dict[str, Any]) -> None:
+def _keep_what_cannot_be_replaced(args: argparse.Namespace, parsed: Options) -> None:
     """Leave a running daemon alone when its successor could not have what it has.
 
     Not root, a restart of a daemon root started would stop it and then fail
@@ -137,14 +144,10 @@ def _keep_what_cannot_be_replaced(args: argparse.Namespace, options: dict[str, A
     """
     if os.geteuid() == 0:
         return
-    from .._prefork._config import HEALTH_SOCKET, parse_options
+    from .._prefork._config import HEALTH_SOCKET
     from ._restart_ports import unbindable_port
 
-    parsed = parse_options(options)
-    listen = dict(parsed.listen)
-    if parsed.health is not None:
-        listen[HEALTH_SOCKET] = parsed.health
-    found = unbindable_port(listen)
+    found = unbindable_port(_bound_by(parsed))
     why: str | None
     if found is not None:
         name, address = found
@@ -175,8 +178,11 @@ def _keep_what_cannot_be_replaced(args: argparse.Namespace, options: dict[str, A
     raise _Running(ControlCode.NO_PERMISSION)
 
 
-def _keep_served_sockets(args: argparse.Namespace, options: dict[str, Any]) -> None:
+def _keep_served_sockets(args: argparse.Namespace, parsed: Options) -> list[str] | None:
     """Leave a daemon alone whose sockets its successor would not serve (see ._restart_sockets).
+
+    Returns:
+        The addresses the running daemon serves; None when it did not say.
 
     Raises:
         _Running: such a daemon runs, which was said: exit 1, nothing stopped.
@@ -184,16 +190,44 @@ def _keep_served_sockets(args: argparse.Namespace, options: dict[str, Any]) -> N
     control = None if args.no_control else control_path(args, args.pidfile)
     pid = read_pidfile(args.pidfile).running_pid
     if control is None or pid is None:
-        return
-    from .._prefork._config import parse_options
+        # Nothing runs (its addresses are free, as far as it goes) or it cannot say.
+        return [] if pid is None else None
     from ._control import ControlCode
     from ._restart_sockets import why_not_restarted
 
-    new_sockets = parse_options(options).socket_addresses()
-    why = why_not_restarted(control, args.pidfile, pid, new_sockets, args.timeout)
+    new_sockets = parsed.socket_addresses()
+    served: list[dict[str, str]] = []
+    why = why_not_restarted(control, args.pidfile, pid, new_sockets, args.timeout, served)
     if why is not None:
         error(f"{PROG}: {why}")
         raise _Running(ControlCode.FAILURE)
+    return [address for answer in served for address in answer.values()] if served else None
+
+
+def _keep_for_unbindable(parsed: Options, served: list[str] | None) -> None:
+    """Leave the running daemon alone when its successor could not bind (see ._restart_binds).
+
+    Raises:
+        _Running: the start's bind error, said: exit 1, nothing stopped.
+    """
+    from ._restart_binds import unbindable_address
+
+    uid = None if parsed.identity is None else parsed.identity.uid
+    why = unbindable_address(_bound_by(parsed), served, health=parsed.health is not None, owner=uid)
+    if why is not None:
+        # The start's line and status: the restart stops nothing, so nothing more to say.
+        error(f"{PROG}: {in_flags(why)}")
+        raise _Running(_lsb_status(why))
+
+
+def _bound_by(parsed: Options) -> dict[str, ListenAddress]:
+    """What the new daemon would bind, by name: its ``listen=`` sockets and ``health``."""
+    from .._prefork._config import HEALTH_SOCKET
+
+    listen = dict(parsed.listen)
+    if parsed.health is not None:
+        listen[HEALTH_SOCKET] = parsed.health
+    return listen
 
 
 def _unreplaceable_control(control: str | None) -> str | None:
@@ -324,10 +358,15 @@ def _report_running(args: argparse.Namespace, options: dict[str, Any], starts: S
         return False
     from ._start_after_start import StillStarting, Verdict, wait_for_starting_daemon
     from ._start_after_stop import StillStopping, wait_for_stopping_daemon
+    from ._start_suspended import judge_suspended
 
     control = None if args.no_control else control_path(args, args.pidfile)
     while held is not None:
+        pid = read_pidfile(args.pidfile).running_pid
         try:
+            # Suspended, it answers no question: /proc tells, at once.
+            if pid is not None and judge_suspended(args.pidfile, pid):
+                return True
             if wait_for_stopping_daemon(args.pidfile, control, options, owner=owner(args)):
                 held = _running_holder(args)  # gone: unless another start raced us
                 continue
@@ -357,8 +396,14 @@ def _running_holder(args: argparse.Namespace) -> str | None:
     """
     pidfile: str = args.pidfile
     state = read_pidfile(pidfile)
-    lost_pidfile = state.status is PidfileStatus.ABSENT or (
-        state.status is PidfileStatus.DEAD and not state.unparsable
+    from ._lost_pidfile import overwritten
+
+    lost_pidfile = (
+        state.status is PidfileStatus.ABSENT
+        or (state.status is PidfileStatus.DEAD and not state.unparsable)
+        # Locked, its pid overwritten: the start waited for the lock, then said
+        # "already running (pid not yet written)".
+        or overwritten(state)
     )
     if lost_pidfile and not args.no_control:
         from ._lost_pidfile import serving_without_pidfile

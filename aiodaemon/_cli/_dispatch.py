@@ -208,7 +208,7 @@ def _out_of_memory(exc: BaseException) -> NoReturn:
         _abandon_handoff(ExitCode.FAILURE, "out of memory")
         error(f"{PROG}: out of memory while starting{_where(exc)}{_address_space_limit()}")
         sys.stdout.flush()
-    except (MemoryError, OSError):
+    except (MemoryError, OSError, SystemError):
         # So close to the limit that even the line could not be built: a
         # constant needs no allocation (nor an import, as contextlib would).
         try:  # noqa: SIM105
@@ -237,7 +237,9 @@ def _address_space_limit() -> str:
         from .._prefork._inherited import address_space_limit
 
         limit = address_space_limit()
-    except (ImportError, MemoryError, OSError):  # no room left to load it: say what we know
+    # No room left to load it: say what we know. SystemError too: CPython's
+    # import machinery out of memory may fail without an exception set.
+    except (ImportError, MemoryError, OSError, SystemError):
         return ""
     return f"; {limit}" if limit else ""
 

@@ -87,6 +87,8 @@ def find_without_pid(
                 if pidfd is not None:
                     _say(f"{why_no_pid(path, state)}; pid {found.pid} found serving {control}")
                     return found.pid, pidfd
+    # Never for one overwritten: bytes that are not a pid under a lock are as
+    # likely another program's lock file, and its holder no daemon to signal.
     if state.status is PidfileStatus.RUNNING and wait_for_pid(path).pid is None:
         pid = find_lock_holder(path)
         if pid is not None:

@@ -29,7 +29,7 @@ import time
 from .._prefork._control_protocol import VERSION
 from .._prefork._pidfile import has_file_open
 from .._prefork._pidfile_status import PidfileState, PidfileStatus, read_pidfile
-from .._prefork._procfs import any_open_file, suspension
+from .._prefork._procfs import Suspension, any_open_file, suspension
 from .._prefork._sharedfile import is_open_to_all
 from ._control_client import (
     BUSY_PATIENCE,
@@ -42,6 +42,7 @@ from ._control_client import (
     ControlUntrusted,
     ask_patiently,
     exchange,
+    not_a_socket,
 )
 
 TYPE_CHECKING = False  # not typing's: see aiodaemon/__init__.py
@@ -51,6 +52,7 @@ if TYPE_CHECKING:
     StrPath: TypeAlias = str | os.PathLike[str]
 
 __all__ = [
+    "ControlSuspended",
     "Found",
     "find_lock_holder",
     "find_lost",
@@ -58,6 +60,7 @@ __all__ = [
     "find_through_control",
     "names_no_pid",
     "opened_from",
+    "overwritten",
     "reappeared",
     "serving_without_pidfile",
     "wait_for_pid",
@@ -70,8 +73,20 @@ _STARTING_GRACE = 5.0
 _ASK_TIMEOUT = 5.0
 
 
-class _Suspended(Exception):
-    """The server passed every check, and is suspended: stopped by a signal, or frozen."""
+class ControlSuspended(ControlError):
+    """The server passed every check, and is suspended: stopped by a signal, or frozen.
+
+    It cannot answer before it runs again, so nobody waits for it.
+
+    Attributes:
+        pid: the server, found through its control socket.
+        held: how it is suspended.
+    """
+
+    def __init__(self, pid: int, held: Suspension) -> None:
+        super().__init__(f"pid {pid} is {held.state}")
+        self.pid = pid
+        self.held = held
 
 
 class Found:
@@ -90,10 +105,22 @@ class Found:
 
 
 def names_no_pid(state: PidfileState) -> bool:
-    """Whether a reading is a missing pidfile, or a locked one holding no pid."""
-    return state.status is PidfileStatus.ABSENT or (
-        state.status is PidfileStatus.RUNNING and state.pid is None
+    """Whether a reading is a missing pidfile, or a locked one holding no pid (empty or not)."""
+    return (
+        state.status is PidfileStatus.ABSENT
+        or (state.status is PidfileStatus.RUNNING and state.pid is None)
+        or overwritten(state)
     )
+
+
+def overwritten(state: PidfileState) -> bool:
+    """Whether a reading is a locked pidfile holding bytes that are not a pid.
+
+    Overwritten in place (``printf ... 1<> app.pid``, an editor that keeps the
+    inode): its daemon runs on, holding the lock, and is looked for as for an
+    emptied one, never believed on the file's word.
+    """
+    return state.status is PidfileStatus.UNKNOWN and state.unparsable
 
 
 def reappeared(path: StrPath, pid: int) -> bool:
@@ -113,6 +140,8 @@ def why_no_pid(path: StrPath, state: PidfileState) -> str:
         return f"pidfile {path} was removed"
     if state.status is PidfileStatus.DEAD:
         return f"pidfile {path} was replaced (nobody holds its lock)"
+    if state.unparsable:
+        return state.detail  # "pidfile P holds no pid but unparsable data: '...'"
     return f"pidfile {path} holds no pid (emptied?)"
 
 
@@ -168,7 +197,7 @@ def find_replaced(
 def find_lost(
     path: StrPath, state: PidfileState, control: StrPath, *, owner: int | None, timeout: float
 ) -> Found | None:
-    """The daemon serving ``control`` whose pidfile ``path`` was removed or replaced.
+    """The daemon serving ``control`` whose pidfile ``path`` was removed, replaced or overwritten.
 
     ``state``: the pidfile's reading; absent, the daemon is looked for over
     ``control`` (see :func:`find_through_control`), held by nobody as
@@ -178,7 +207,7 @@ def find_lost(
     """
     if state.status is PidfileStatus.DEAD:
         return find_replaced(path, state, control, owner=owner, timeout=timeout, unanswered=True)
-    if state.status is not PidfileStatus.ABSENT:
+    if state.status is not PidfileStatus.ABSENT and not overwritten(state):
         return None
     try:
         return find_through_control(path, control, owner=owner, timeout=timeout, unanswered=True)
@@ -205,7 +234,8 @@ def find_through_control(
             found all the same, with no answer, for the commands that act on
             it (``stop`` signals it, ``start`` says it runs); one suspended
             (stopped by a signal, or frozen), which cannot answer before it
-            runs again, at once.
+            runs again, at once. Without it, such a server is
+            :class:`ControlSuspended`, at once too.
 
     Returns:
         The daemon, or None when nothing serves the path (no file, or a
@@ -213,6 +243,7 @@ def find_through_control(
 
     Raises:
         ControlUntrusted: what is at the path is not to be believed (nothing was sent).
+        ControlSuspended: it passed every check, and is suspended (not ``unanswered``).
         ControlError: the daemon would not answer properly, or may not be asked by us.
     """
     try:
@@ -222,7 +253,7 @@ def find_through_control(
             return None
         raise ControlError(f"control socket {control}: {exc.strerror or exc}") from None
     if not stat.S_ISSOCK(st.st_mode):
-        raise ControlUntrusted(f"{control} is not a socket; not trusted")
+        raise not_a_socket(control, st.st_mode)
     _check_placed(control, st, owner)
     try:
         pidfile: os.stat_result | None = os.stat(path, follow_symlinks=False)
@@ -252,8 +283,9 @@ def find_through_control(
         if opened is None:
             _check_unseen(pid, control, st)
         peers.append(pid)
-        if unanswered and suspension(pid) is not None:
-            raise _Suspended  # nothing to wait for: it reads nothing until run again
+        held = suspension(pid)
+        if held is not None:
+            raise ControlSuspended(pid, held)  # it reads nothing until run again: no wait
 
     def check_pidfile(pid: int) -> None:
         # Asked after the answer, not before: a daemon whose start raced our
@@ -282,12 +314,14 @@ def find_through_control(
         answer = ask_patiently(ask_once, until=time.monotonic() + min(timeout, BUSY_PATIENCE))
     except (ControlAbsent, ControlRefused):
         return None  # a leftover of a killed daemon: nobody serves it
-    except (ControlBusy, ControlTimeout, _Suspended) as exc:
-        if len(set(peers)) != 1 or (not unanswered and not isinstance(exc, ControlBusy)):
+    except (ControlBusy, ControlTimeout, ControlSuspended) as exc:
+        if len(set(peers)) != 1 or (not unanswered and isinstance(exc, ControlTimeout)):
             raise
         # Busy, suspended or held up: the peer passed every check above; only
         # its answer is missing.
         check_pidfile(peers[0])
+        if not unanswered and isinstance(exc, ControlSuspended):
+            raise
         return Found(peers[0], None)
     peer = peers[-1]
     if len(set(peers)) != 1 or answer.get("ok") is not True or answer.get("pid") != peer:

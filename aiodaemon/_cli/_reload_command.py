@@ -19,7 +19,7 @@ import time
 from .._prefork._control_protocol import VERSION
 from .._prefork._messages import seconds_shown
 from .._prefork._pidfile_status import read_pidfile, says_stopping
-from .._prefork._procfs import signal_meets, suspension
+from .._prefork._procfs import Suspension, signal_meets, suspension
 from .._prefork._readiness import wait_exited
 from ._control import ControlCode, _holder, _open_verified, _say, _send
 from ._control_client import (
@@ -31,11 +31,12 @@ from ._control_client import (
     ControlNoAnswer,
     ControlRefused,
     ControlTimeout,
+    ControlVersionMismatch,
     ask_patiently,
     out_of_descriptors,
     request_timeout,
 )
-from ._control_trust import ControlUntrusted, ask_holder, say_ignored
+from ._control_trust import ControlUntrusted, ask_holder, no_control_hint, say_ignored
 from ._taken_over import taken_over
 
 TYPE_CHECKING = False  # not typing's: see aiodaemon/__init__.py
@@ -54,6 +55,8 @@ _NOT_SERVING_GRACE = 2.0
 _EXIT_GRACE = 1.0
 #: Seconds ``reload`` gives the daemon's answer beyond the reload's own timeout.
 _ANSWER_GRACE = 2.0
+#: How a daemon's refusal of a reload (or an upgrade) once it is stopping begins.
+_STOPPING = "the daemon is stopping"
 #: Seconds a request to a suspended daemon is given to be queued (it is not answered).
 _QUEUED_WAIT = 0.2
 
@@ -97,15 +100,16 @@ def reload(
             note = f"; {code}, so the result is not known"
             if code.startswith("no control socket served") and os.fspath(control) == f"{path}.ctl":
                 # The default path: a daemon started with --control serves it
-                # elsewhere, and a reload failing unseen exits 0 (ExecReload=).
-                note += " (started with --control? pass it here too)"
+                # elsewhere, and a reload failing unseen exits 0 (ExecReload=);
+                # one of 0.1.0 serves none (the hint says which).
+                note += f" {no_control_hint(target.pid)}"
         if wait_exited(target.pidfd, 0):
             # SIGHUP would reach nobody: "reload requested", exit 0, would be a lie.
             _say(f"pid {target.pid} exited; nothing reloaded")
             return ControlCode.FAILURE
         if says_stopping(target.pid):
             # Its loop refuses reloads now, or is gone with its SIGHUP handler.
-            _say(f"not reloaded: pid {target.pid} is stopping; nothing sent")
+            _say(stopping_line(target.pid))
             return ControlCode.FAILURE
         meets = signal_meets(target.pid, signal.SIGHUP)
         if meets == "default":
@@ -121,6 +125,12 @@ def reload(
             return ControlCode.FAILURE
         if not _send(target.pidfd, target.pid, signal.SIGHUP):
             return ControlCode.NO_PERMISSION
+        if wait and (held := suspension(target.pid)) is not None:
+            # Pending until it runs again, as a request queued on its control
+            # socket is, and said in the same words and status (it said
+            # "reload requested", exit 0, of a reload that had not run).
+            _say_held(target.pid, held)
+            return ControlCode.FAILURE
     finally:
         os.close(target.pidfd)
     _say(f"reload requested (pid {target.pid}, SIGHUP){note}")
@@ -191,6 +201,13 @@ def _reload_and_wait(
     return _report(answer, target.pid)
 
 
+class _Held(Exception):
+    """The daemon was seen suspended while its answer was awaited."""
+
+    def __init__(self, held: Suspension) -> None:
+        self.held = held
+
+
 class _NoAnswer(Exception):
     """No answer to report: an exit code, or (a str) why SIGHUP must do."""
 
@@ -209,6 +226,15 @@ def _ask(
     pid = target.pid
     deadline = time.monotonic() + _NOT_SERVING_GRACE
     absent = f"no control socket served at {control}"
+
+    def watch() -> None:
+        # Suspended while we wait (SIGSTOP, job control, a frozen cgroup): its
+        # answer cannot come before it runs again, so the rest of --timeout is
+        # not waited out either.
+        held = suspension(pid)
+        if held is not None:
+            raise _Held(held)
+
     while True:
         # Suspended (SIGSTOP, a frozen cgroup): /proc tells at once. The request
         # is still queued, to run once the daemon runs again, but its answer is
@@ -218,7 +244,10 @@ def _ask(
             within = min(within, _QUEUED_WAIT)
         try:
             # Never `follow`: the SIGHUP of a fallback goes to the verified `pid`.
-            return ask_holder(control, request, holder=pid, timeout=within)[0]
+            return ask_holder(control, request, holder=pid, timeout=within, watch=watch)[0]
+        except _Held as exc:
+            _say_held(pid, exc.held)
+            raise _NoAnswer(ControlCode.FAILURE) from None
         except ControlAbsent:
             if had_socket:
                 # Removed since we looked (while we waited for a slot, say): the
@@ -259,20 +288,11 @@ def _ask(
             # end once the daemon runs again.
             held = suspension(pid) or was_held
             full = None if held is not None else out_of_descriptors(pid)
-            if was_held is not None and held is not None:
-                # Answered at once: no "still reloading after S s" it never waited.
-                _say(
-                    f"pid {pid} is {held.state}: the reload asked runs to its end once {held.until}"
-                )
-                raise _NoAnswer(ControlCode.FAILURE) from None
             if held is not None:
-                # Suspended while we waited (SIGSTOP, job control, a frozen cgroup): no
-                # sync code to look for, and no "still reloading after S s" either,
-                # which read as the daemon's own word, S the --timeout it never reached.
-                _say(
-                    f"pid {pid} did not answer within {seconds_shown(within)} s: it is"
-                    f" {held.state}; the reload runs to its end once {held.until}"
-                )
+                # Suspended from the start or meanwhile: no "still reloading after
+                # S s", which read as the daemon's own word, S a --timeout it never
+                # reached, and no sync code to look for.
+                _say_held(pid, held)
                 raise _NoAnswer(ControlCode.FAILURE) from None
             if full is not None:
                 # asyncio's loop leaves the connection in the backlog: unread for sure.
@@ -287,6 +307,10 @@ def _ask(
         except ControlDenied as exc:
             _say(str(exc))
             raise _NoAnswer(ControlCode.NO_PERMISSION) from None
+        except ControlVersionMismatch as exc:
+            # Another aiodaemon's daemon, refusing our request: SIGHUP it hears,
+            # as stop falls back to SIGTERM; only its result stays unknown.
+            raise _NoAnswer(str(exc)) from None
         except ControlNoAnswer as exc:
             # Ending right then (killed while we asked), or out of descriptors
             # and running on: which one, its pidfd tells.
@@ -302,10 +326,32 @@ def _ask(
             raise _NoAnswer(ControlCode.FAILURE) from None
 
 
+def stopping_line(pid: int, held: Suspension | None = None) -> str:
+    """What ``reload`` says of a daemon that is stopping, whichever way it was asked."""
+    also = "" if held is None else f" and {held.state}"
+    return f"pid {pid} is stopping{also}; nothing reloaded"
+
+
+def _say_held(pid: int, held: Suspension) -> None:
+    """Say that ``pid`` is suspended and its reload runs once it runs again.
+
+    Unless it is stopping: it refuses reloads there, and the one asked never runs.
+    """
+    if says_stopping(pid):
+        _say(stopping_line(pid, held))
+        return
+    _say(f"pid {pid} is {held.state}: the reload asked runs to its end once {held.until}")
+
+
 def _report(answer: dict[str, Any], pid: int) -> int:
     """Say how the reload went, from the daemon's answer; the exit code."""
     if not answer.get("ok"):
-        _say(f"{answer.get('error') or 'the daemon refused the reload'} (pid {pid})")
+        error = answer.get("error")
+        if isinstance(error, str) and error.startswith(_STOPPING):
+            # The words of the signal's path: one line per state, whatever the channel.
+            _say(stopping_line(pid))
+            return ControlCode.FAILURE
+        _say(f"{error or 'the daemon refused the reload'} (pid {pid})")
         return ControlCode.FAILURE
     result = answer.get("reload")
     if not isinstance(result, dict) or not isinstance(result.get("ok"), bool):

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from collections.abc import Collection
     from typing import Any
 
-__all__ = ["why_not_restarted"]
+__all__ = ["served_addresses", "why_not_restarted"]
 
 
 #: Longest wait for the daemon's answer; it answers at once unless its loop is stuck.
@@ -34,7 +34,12 @@ _ANSWER_TIMEOUT = 5.0
 
 
 def why_not_restarted(
-    control: str, pidfile: str, pid: int, new_sockets: Collection[str], timeout: float | None
+    control: str,
+    pidfile: str,
+    pid: int,
+    new_sockets: Collection[str],
+    timeout: float | None,
+    served: list[dict[str, str]] | None = None,
 ) -> str | None:
     """Why the daemon ``pid`` holding ``pidfile`` must not be stopped by a restart; None if it may.
 
@@ -48,6 +53,8 @@ def why_not_restarted(
         new_sockets: the names of the sockets (``listen=`` and ``health``) the
             new daemon would serve.
         timeout: the restart's ``--timeout`` (None: not given), which bounds the wait.
+        served: given the addresses the daemon says it serves (name -> address),
+            once it answered.
     """
     continued = _continue_suspended(pid)
     if continued is None:
@@ -58,6 +65,8 @@ def why_not_restarted(
         answer, pid = ask_holder(control, request, holder=pid, timeout=within, follow=pidfile)
     except ControlError:
         return None  # the stop that follows says what is wrong with the daemon
+    if served is not None:
+        served.append(served_addresses(answer))
     why = _why_not(answer, pid, new_sockets)
     if why is not None and continued:
         why += f" (pid {pid} was suspended (SIGSTOP), and was continued to be asked)"
@@ -82,6 +91,14 @@ def _continue_suspended(pid: int) -> bool | None:
     return True
 
 
+def served_addresses(answer: dict[str, Any]) -> dict[str, str]:
+    """The addresses a status ``answer`` says the daemon serves, by name."""
+    sockets = answer.get("sockets")
+    if not isinstance(sockets, dict):
+        return {}
+    return {name: address for name, address in sockets.items() if isinstance(address, str)}
+
+
 def _why_not(answer: dict[str, Any], pid: int, new_sockets: Collection[str]) -> str | None:
     """Why not, from the daemon's status ``answer``; None if the restart may go on."""
     if answer.get("socket_activated") is True:
@@ -104,16 +121,15 @@ def _why_not(answer: dict[str, Any], pid: int, new_sockets: Collection[str]) -> 
 
 def _dropped(answer: dict[str, Any], new_sockets: Collection[str]) -> list[str]:
     """The running daemon's sockets missing from ``new_sockets``, as the flags that keep them."""
-    sockets = answer.get("sockets")
-    if not isinstance(sockets, dict):
-        return []  # an answer that does not tell: the restart goes on as before
+    # An answer that does not tell ({}): the restart goes on as before.
+    sockets = served_addresses(answer)
     # A daemon before 0.2 does not say whether "health" is its health endpoint
     # (or a listen= socket of that name, which --health would not serve): it
     # almost always is.
     health = answer.get("health_endpoint", True) is not False
     flags = []
     for name, address in sockets.items():
-        if name in new_sockets or not isinstance(address, str):
+        if name in new_sockets:
             continue
         if name == HEALTH_SOCKET and health:
             flags.append(f"--health {shlex.quote(address)}")

@@ -30,10 +30,12 @@ from ._control_client import (
     ControlNoAnswer,
     ControlRefused,
     ControlTimeout,
+    ControlVersionMismatch,
     ask_patiently,
 )
-from ._control_trust import ControlUntrusted, ask_holder, say_ignored
+from ._control_trust import ControlUntrusted, ask_holder, no_control_hint, say_ignored
 from ._lost_pidfile import (
+    ControlSuspended,
     Found,
     find_lock_holder,
     find_replaced,
@@ -133,6 +135,10 @@ def status(
         except (ControlRefused, ControlDenied):
             # Not served yet, or not ours to use (another user asking): as above.
             pass
+        except ControlVersionMismatch as exc:
+            # Another aiodaemon's daemon (started before the package changed):
+            # its lock, which needs no protocol, says it runs.
+            say(f"note: {exc}; status from the pidfile")
         except ControlUntrusted as exc:
             # Not the daemon's socket (one planted beside a daemon run without
             # its own): the daemon has none, and its pidfile tells the truth.
@@ -166,10 +172,11 @@ def status(
         line = f"{word} (pid {pid}, pidfile {path})"
         if absent and os.fspath(control or "") == f"{os.fspath(path)}.ctl":
             # The default path: a daemon started with --control serves it
-            # elsewhere, which would tell its state, addresses and last reload.
+            # elsewhere, which would tell its state, addresses and last reload
+            # (unless the daemon is 0.1.0's, which serves none: the hint says which).
             say(
                 f"note: no control socket served at {control}, so only the pidfile tells"
-                " (started with --control? pass it here too)"
+                f" {no_control_hint(pid)}"
             )
         return _report(StatusCode.RUNNING, word, pid, line, as_json, uptime=_uptime(pid))
     emptied = state.status is PidfileStatus.DEAD and state.pid is None and not state.unparsable
@@ -201,9 +208,41 @@ def _report_suspended(path: StrPath, pid: int, held: Suspension, as_json: bool) 
         # Suspended in its shutdown: its stopping mark, which needs no loop, tells.
         say(f"warning: {why}; status from the pidfile")
         return None
-    say(why)
+    return _unknown_while_suspended(why, pid, held, as_json)
+
+
+def _unknown_while_suspended(why: str, pid: int, held: Suspension, as_json: bool) -> int:
+    """``unknown`` for the suspended daemon ``pid`` (``why``: what is known of it)."""
+    _say_for_json(why, as_json)
     line = f"unknown ({why}; it answers once {held.until})"
     return _report(StatusCode.UNKNOWN, "unknown", pid, line, as_json)
+
+
+def _say_for_json(why: str, as_json: bool) -> None:
+    """Say on stderr why the status is unknown, when stdout is JSON that cannot.
+
+    The plain line on stdout says it already: said twice, it read as two problems.
+    """
+    if as_json:
+        say(why)
+
+
+def _report_lost_suspended(
+    path: StrPath,
+    control: StrPath | None,
+    state: PidfileState,
+    exc: ControlSuspended,
+    as_json: bool,
+) -> int:
+    """As :func:`_report_suspended`, for a daemon found on ``control`` without its pidfile."""
+    pid, held = exc.pid, exc.held
+    why = f"{why_no_pid(path, state)}; pid {pid}, serving {control}, is {held.state}"
+    if says_stopping(pid):
+        # Suspended in its shutdown: its stopping mark, which needs no loop, tells.
+        say(f"warning: {why}")
+        line = f"stopping (pid {pid}, serving {control})"
+        return _report(StatusCode.RUNNING, "stopping", pid, line, as_json, uptime=_uptime(pid))
+    return _unknown_while_suspended(why, pid, held, as_json)
 
 
 def _unreaped(pid: int) -> str:
@@ -298,10 +337,14 @@ def _status_without_pid(
                 _check_status(found.answer)
         except ControlUntrusted as exc:
             say_ignored(exc, "status from the pidfile")
+        except ControlSuspended as exc:
+            return _report_lost_suspended(path, control, state, exc, as_json)
         except ControlError as exc:
             say(str(exc))
             line = f"unknown ({why_no_pid(path, state)}; {exc})"
             return _report(StatusCode.UNKNOWN, "unknown", None, line, as_json)
+    # Not for one overwritten (bytes that are not a pid): its lock's holder may
+    # be another program whose lock file it is; only its control socket tells.
     if found is None and state.status is PidfileStatus.RUNNING:
         if wait_for_pid(path).pid is not None:
             return None  # it was starting: read the pidfile again
@@ -329,6 +372,8 @@ def _status_replaced(
     """
     try:
         found = find_replaced(path, state, control, owner=owner, timeout=timeout, raising=True)
+    except ControlSuspended as exc:
+        return _report_lost_suspended(path, control, state, exc, as_json)
     except ControlError as exc:
         say(str(exc))
         line = f"unknown ({why_no_pid(path, state)}; {exc})"
@@ -397,10 +442,16 @@ def _is_reload_result(last: object) -> bool:
 
 def _report_answer(answer: dict[str, Any], path: StrPath, as_json: bool) -> int:
     keys = ("state", "pid", "uptime", "sockets", "last_reload", "version")
+    successor = answer.get("successor")
+    if type(successor) is not int:
+        successor = None  # none under way, or a daemon before 0.2 that does not say
     if as_json:
+        # Exactly DESIGN's keys: the successor is the plain line's alone.
         write_line(json.dumps({key: answer.get(key) for key in keys}))
         return StatusCode.RUNNING
-    lines = [f"{answer['state']} (pid {answer['pid']}, pidfile {path})"]
+    # During an upgrade, as `reload` and `upgrade` say it then.
+    upgrading = "" if successor is None else f"; upgrading to successor pid {successor}"
+    lines = [f"{answer['state']} (pid {answer['pid']}, pidfile {path}{upgrading})"]
     lines.append(f"uptime: {_duration(answer['uptime'])}")
     hook = answer.get("hook")
     if (

@@ -438,7 +438,7 @@ def _check_regular_or_absent(option: str, path: str) -> None:
         return
     if stat.S_ISLNK(mode):
         raise ConfigError(option, f"{path} is a symlink; refusing to follow it")
-    from ._safeopen import describe_mode
+    from ._filekind import describe_mode
 
     hint = ""
     if option in ("stdout", "stderr") and os.path.realpath(path) == os.devnull:

@@ -30,6 +30,7 @@ import json
 import math
 
 from ._fdshare import connection_cap
+from ._messages import shown
 
 TYPE_CHECKING = False  # not typing's: see aiodaemon/__init__.py
 if TYPE_CHECKING:
@@ -48,6 +49,7 @@ __all__ = [
     "REQUEST_TIMEOUT",
     "VERSION",
     "ProtocolError",
+    "VersionError",
     "decode",
     "encode",
     "failure",
@@ -106,6 +108,20 @@ class ProtocolError(ValueError):
     """A message that is not one JSON object of this protocol's version."""
 
 
+class VersionError(ProtocolError):
+    """A message of this protocol in another version: the peer runs another aiodaemon.
+
+    Attributes:
+        version: the version the message is in.
+        error: its ``error`` (a refusal's one line), None when it has none.
+    """
+
+    def __init__(self, version: int, error: str | None) -> None:
+        super().__init__(_unsupported(version))
+        self.version = version
+        self.error = error
+
+
 def encode(message: dict[str, Any]) -> bytes:
     """One message as its line on the wire."""
     return json.dumps(message, separators=(",", ":"), ensure_ascii=True).encode() + b"\n"
@@ -115,8 +131,10 @@ def decode(data: bytes) -> dict[str, Any]:
     """Parse one line into a message of this version.
 
     Raises:
+        VersionError: an object of another version (an integer ``v`` other
+            than :data:`VERSION`).
         ProtocolError: not UTF-8 JSON (NaN and infinite numbers are not), not
-            an object, or another version (``v`` must be the integer 1).
+            an object, or no version (``v`` must be an integer).
     """
     try:
         message = json.loads(data.decode("utf-8"), parse_constant=_not_json, parse_float=_finite)
@@ -127,10 +145,19 @@ def decode(data: bytes) -> dict[str, Any]:
     if not isinstance(message, dict):
         raise ProtocolError("not a JSON object")
     version = message.get("v")
-    # The integer 1, not True or 1.0 (both == 1): "v": true is no request of ours.
-    if type(version) is not int or version != VERSION:
-        raise ProtocolError(f"protocol version {version!r} is not supported (this side speaks 1)")
+    # An integer, not True or 1.0 (both == 1): "v": true is no request of ours.
+    if type(version) is not int:
+        raise ProtocolError(_unsupported(version))
+    if version != VERSION:
+        error = message.get("error")
+        raise VersionError(version, error if isinstance(error, str) else None)
     return message
+
+
+def _unsupported(version: object) -> str:
+    # Named with the version this side speaks, so that the peer's user (another
+    # aiodaemon's CLI) learns both.
+    return f"protocol version {shown(version)} is not supported (this side speaks {VERSION})"
 
 
 def _not_json(name: str) -> Any:

@@ -11,6 +11,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "broken_install",
+    "counted",
     "flush_stdio",
     "printable",
     "safe_repr",
@@ -58,6 +59,11 @@ def shown(value: object) -> str:
 
 #: The most decimals a number of seconds is written out with; a tinier one stays ``1e-20``.
 _MOST_DECIMALS = 15
+
+
+def counted(count: int, one: str, many: str) -> str:
+    """``1 process``, ``2 processes``."""
+    return f"{count} {one if count == 1 else many}"
 
 
 def seconds_shown(value: float) -> str:

@@ -4,6 +4,7 @@ The caller waits on the readiness pipe and exits with the verdict the daemon
 gives here. A ``SystemExit`` raised in ``open()`` (a pidfile's ``__enter__``
 deciding "another instance runs: nothing to do") is the program's own end,
 not a failure: the caller ends as the interpreter would have ended the program.
+A ``KeyboardInterrupt`` there ends it with 130, as an interrupted program.
 """
 
 from __future__ import annotations
@@ -14,7 +15,11 @@ TYPE_CHECKING = False  # not typing's: see aiodaemon/__init__.py
 if TYPE_CHECKING:
     from ._readiness import ReadinessPipe
 
-__all__ = ["exit_request", "tell_caller"]
+__all__ = ["INTERRUPTED", "exit_request", "tell_caller"]
+
+#: The caller's exit status for a KeyboardInterrupt in the daemon's ``open()``:
+#: 128 + SIGINT, as a shell reports an interrupted program.
+INTERRUPTED = 130
 
 
 def tell_caller(pipe: ReadinessPipe, exc: BaseException) -> None:
@@ -25,6 +30,11 @@ def tell_caller(pipe: ReadinessPipe, exc: BaseException) -> None:
             pipe.end(code)
         else:
             pipe.fail(code, text)
+    elif isinstance(exc, KeyboardInterrupt):
+        # A SIGINT to the daemon (its default handler raises this), or the program
+        # raising it: an end asked for, not a crash, with 130 as aiodaemon.run()
+        # gives it. Its text is empty: "KeyboardInterrupt: " read as a message lost.
+        pipe.fail(INTERRUPTED, "interrupted (KeyboardInterrupt) before open() returned")
     else:
         pipe.fail(1, describe(exc))
 

@@ -504,4 +504,6 @@ def describe(exc: BaseException) -> str:
     if isinstance(exc, OSError) and exc.strerror:
         where = f" {exc.filename}" if exc.filename is not None else ""
         return f"{exc.strerror}{where}"
-    return f"{type(exc).__name__}: {exc}"
+    text = str(exc)
+    # An exception raised without a message: its type alone, not "Type: ".
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

@@ -17,6 +17,7 @@ import stat
 import time
 
 from ..exceptions import AlreadyRunningError, StartupError
+from ._filekind import describe_mode
 from ._sharedfile import ForeignFileError, OpenDirectoryError, open_in_directory, unlink_if
 
 # Not typing.TYPE_CHECKING, and pathlib only for annotations: the control
@@ -30,8 +31,10 @@ __all__ = [
     "Pidfile",
     "acquire_pidfile",
     "has_file_open",
+    "open_mark",
     "parse_pid",
     "read_pid_text",
+    "reloading_mark",
     "stopping_mark",
 ]
 
@@ -295,17 +298,7 @@ class Pidfile:
                 return
             mark = self._mark if self._mark is not None else _open_mark()
             self._mark = None
-            if mark is None:
-                return
-            # Loaded by now (asyncio imports it): no import from disk at the end of a run.
-            import _socket
-
-            try:
-                mark.bind(stopping_mark(os.getpid()))
-                # Each look stays queued until we exit: room for every `status` meanwhile.
-                mark.listen(_socket.SOMAXCONN)
-            except OSError:
-                mark.close()
+            if mark is None or not _listen_on(mark, stopping_mark(os.getpid())):
                 return
             self._mark = mark
             self._marked = True
@@ -322,6 +315,29 @@ def _open_mark() -> _socket.socket | None:
         return None
 
 
+def open_mark(name: str) -> _socket.socket | None:
+    """A socket listening on the abstract ``name`` (a mark), never accepting; None if none can."""
+    mark = _open_mark()
+    if mark is None or not _listen_on(mark, name):
+        return None
+    return mark
+
+
+def _listen_on(mark: _socket.socket, name: str) -> bool:
+    """Bind ``mark`` to the abstract ``name`` and listen; closed, False, when it cannot."""
+    # Loaded by now (asyncio imports it): no import from disk in a run.
+    import _socket
+
+    try:
+        mark.bind(name)
+        # Each look stays queued until the mark goes: room for every one meanwhile.
+        mark.listen(_socket.SOMAXCONN)
+    except OSError:
+        mark.close()
+        return False
+    return True
+
+
 def stopping_mark(pid: int) -> str:
     """The abstract unix socket name the stopping daemon ``pid`` listens on (see ``status``).
 
@@ -329,6 +345,15 @@ def stopping_mark(pid: int) -> str:
     when ``SO_PEERCRED`` names ``pid``, the verified holder of the pidfile's lock.
     """
     return f"\0aiodaemon-stopping-{pid}"
+
+
+def reloading_mark(pid: int) -> str:
+    """The abstract unix socket name the daemon ``pid`` listens on while it reloads.
+
+    For ``upgrade`` without a control socket, which the daemon refuses while it
+    reloads (only its log said so); trusted as :func:`stopping_mark` is.
+    """
+    return f"\0aiodaemon-reloading-{pid}"
 
 
 def acquire_pidfile(path: str | Path, *, owner: int | None = None) -> Pidfile:
@@ -351,7 +376,7 @@ def acquire_pidfile(path: str | Path, *, owner: int | None = None) -> Pidfile:
         try:
             st = os.fstat(fd)
             if not stat.S_ISREG(st.st_mode):
-                raise StartupError(_not_regular(path, _kind(st.st_mode)), option="pidfile")
+                raise StartupError(_not_regular(path, describe_mode(st.st_mode)), option="pidfile")
             if st.st_nlink > 1:
                 # A hard link planted in a sticky directory: truncating it would
                 # clobber the other name's file (fs.protected_hardlinks may be off).
@@ -534,27 +559,13 @@ def _still_at(path: str | Path, st: os.stat_result) -> bool:
     return os.path.samestat(current, st)
 
 
-def _kind(mode: int) -> str:
-    for test, name in (
-        (stat.S_ISDIR, "a directory"),
-        (stat.S_ISFIFO, "a FIFO"),
-        (stat.S_ISSOCK, "a socket"),
-        (stat.S_ISCHR, "a character device"),
-        (stat.S_ISBLK, "a block device"),
-        (stat.S_ISLNK, "a symlink"),
-    ):
-        if test(mode):
-            return name
-    return "not a regular file"
-
-
 def _special_kind(path: str | os.PathLike[str]) -> str | None:
     """What ``path`` is when it exists and is not a regular file (after a failed open)."""
     try:
         mode = os.lstat(path).st_mode
     except OSError:
         return None
-    return None if stat.S_ISREG(mode) else _kind(mode)
+    return None if stat.S_ISREG(mode) else describe_mode(mode)
 
 
 def _not_regular(path: str | os.PathLike[str], kind: str) -> str:

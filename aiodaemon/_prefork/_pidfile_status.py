@@ -14,17 +14,25 @@ import os
 import stat
 import sys
 
+from ._filekind import describe_mode
 from ._pidfile import (
-    _kind,
     _not_regular,
     _special_kind,
     has_file_open,
     parse_pid,
     read_pid_text,
+    reloading_mark,
     stopping_mark,
 )
 
-__all__ = ["PidfileState", "PidfileStatus", "abstract_listener", "read_pidfile", "says_stopping"]
+__all__ = [
+    "PidfileState",
+    "PidfileStatus",
+    "abstract_listener",
+    "read_pidfile",
+    "says_reloading",
+    "says_stopping",
+]
 
 # O_NOFOLLOW and O_NONBLOCK as for the acquire side (see ._pidfile).
 _READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NOCTTY | os.O_NONBLOCK
@@ -123,7 +131,8 @@ def read_pidfile(path: str | os.PathLike[str], *, again: bool = True) -> Pidfile
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
-            return PidfileState(PidfileStatus.UNKNOWN, None, _not_regular(path, _kind(st.st_mode)))
+            why = _not_regular(path, describe_mode(st.st_mode))
+            return PidfileState(PidfileStatus.UNKNOWN, None, why)
         try:
             data = read_pid_text(fd)
         except OSError as exc:
@@ -236,8 +245,21 @@ def says_stopping(pid: int) -> bool:
     It listens on its stopping mark from its shutdown's start to its exit (see
     :meth:`._pidfile.Pidfile.mark_stopping`); whoever else listens there is not it.
     """
+    return _marked(stopping_mark(pid), pid)
+
+
+def says_reloading(pid: int) -> bool:
+    """Whether the daemon ``pid`` (the verified lock holder) runs its reload hooks now.
+
+    It listens on its reloading mark while it does (see ``_run._reload``).
+    """
+    return _marked(reloading_mark(pid), pid)
+
+
+def _marked(name: str, pid: int) -> bool:
+    """Whether the daemon ``pid`` itself listens on the abstract socket ``name``."""
     # Never waits: nobody listens there (it runs), or its queue is full: False.
-    listener = abstract_listener(stopping_mark(pid))
+    listener = abstract_listener(name)
     if listener is None or listener[0] != pid:
         return False
     from ._procfs import uids  # only the commands ask

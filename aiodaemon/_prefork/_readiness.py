@@ -42,6 +42,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
     from typing import TypeAlias
 
+    from ._kill import Killed
+
     #: A pidfd taken when the daemon announced itself; None: it was gone by
     #: then (nothing to stop); a StartupError: the kernel gives none.
     Pidfd: TypeAlias = "int | StartupError | None"
@@ -66,6 +68,10 @@ __all__ = [
 #: Seconds an unready daemon gets past its shutdown_timeout to exit on SIGTERM
 #: before :func:`stop_unready` SIGKILLs it (its own deadline ends it first).
 UNREADY_EXIT_GRACE = 1.0
+
+#: Seconds :func:`wait_gone` waits for what it SIGKILLed to be gone, so that
+#: the ports they held are free when the start returns.
+_KILL_WAIT = 5.0
 
 #: Whether :func:`hold_gc` turned the collector off (and so must turn it back on).
 _gc_held = False
@@ -549,16 +555,20 @@ def open_pidfd(pid: int) -> int | None:
         raise StartupError(f"cannot watch pid {pid}: {why}") from exc
 
 
-def stop_unready(pid: int, shutdown_timeout: float, pidfd: Pidfd) -> tuple[bool, str | None]:
+def stop_unready(
+    pid: int, shutdown_timeout: float, pidfd: Pidfd, leader: int = 0
+) -> tuple[Killed | None, str | None]:
     """Stop a daemon that never became ready: SIGTERM, then SIGKILL after ``shutdown_timeout``.
 
     A daemon suspended (SIGSTOP) is continued after the SIGTERM, as ``stop``
     continues it: stopped, it ran none of its shutdown, and only the SIGKILL
-    reached it. ``pidfd``: as :attr:`LaunchResult.pidfd`.
+    reached it. ``pidfd``: as :attr:`LaunchResult.pidfd`; ``leader``: as
+    :func:`wait_gone`'s.
 
     Returns:
-        Whether it had to be killed (SIGKILL): it did not stop on the SIGTERM;
-        and its suspension in words when it was suspended, else None.
+        What the SIGKILL killed when it had to be killed (it did not stop on
+        the SIGTERM), else None; and its suspension in words when it was
+        suspended, else None.
 
     Raises:
         StartupError: the kernel gives no pidfd (it is not signalled by number).
@@ -566,7 +576,7 @@ def stop_unready(pid: int, shutdown_timeout: float, pidfd: Pidfd) -> tuple[bool,
     if isinstance(pidfd, StartupError):
         raise pidfd
     if pidfd is None:
-        return False, None
+        return None, None
     from ._procfs import suspension  # only for a start that timed out
     from ._resume import continue_stopped
 
@@ -579,7 +589,7 @@ def stop_unready(pid: int, shutdown_timeout: float, pidfd: Pidfd) -> tuple[bool,
         # After the SIGTERM, so that it is what the daemon finds pending once it runs.
         continue_stopped(pid, pidfd)
     # Its own shutdown is bounded by shutdown_timeout; the second is for its exit.
-    killed = wait_gone(pid, shutdown_timeout + UNREADY_EXIT_GRACE, pidfd)
+    killed = wait_gone(pid, shutdown_timeout + UNREADY_EXIT_GRACE, pidfd, leader)
     return killed, None if held is None else held.state
 
 
@@ -599,14 +609,18 @@ def wait_exited(pidfd: int, timeout: float) -> bool:
             return False
 
 
-def wait_gone(pid: int, timeout: float, pidfd: Pidfd) -> bool:
+def wait_gone(pid: int, timeout: float, pidfd: Pidfd, leader: int = 0) -> Killed | None:
     """Wait up to ``timeout`` for ``pid`` (not our child) to exit, then SIGKILL it.
 
-    A daemon that reported failure must not outlive the launcher's verdict.
-    ``pidfd``: as :attr:`LaunchResult.pidfd`.
+    A daemon that reported failure must not outlive the launcher's verdict,
+    nor what it started: the SIGKILL takes the process group it leads too,
+    as ``aiodaemon stop``'s does (a subprocess of a startup hook that blocked
+    the loop lived on, re-parented to init, holding the ``listen=`` sockets).
+    ``pidfd``: as :attr:`LaunchResult.pidfd`; ``leader``: the session leader
+    still waiting on the daemon, the launcher's child (0: none).
 
     Returns:
-        Whether it was sent SIGKILL.
+        What was killed when it was sent SIGKILL, else None.
 
     Raises:
         StartupError: no pidfd (see :func:`open_pidfd`) and ``pid`` still
@@ -624,12 +638,12 @@ def wait_gone(pid: int, timeout: float, pidfd: Pidfd) -> bool:
             if time.monotonic() > deadline:
                 raise pidfd
             time.sleep(0.01)
-        return False
+        return None
     if pidfd is None or wait_exited(pidfd, timeout):
-        return False
+        return None
+    from ._kill import kill_daemon  # only for a daemon that has to be killed
+
     try:
-        signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+        return kill_daemon(pidfd, pid, _KILL_WAIT, leader)
     except ProcessLookupError:
-        return False  # it exited just now
-    readable(pidfd, 5.0)
-    return True
+        return None  # it exited just now

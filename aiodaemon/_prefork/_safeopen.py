@@ -22,12 +22,12 @@ import os
 import stat
 
 from ..exceptions import StartupError
+from ._filekind import describe_mode
 from ._sharedfile import open_in_directory, unlink_if
 
 __all__ = [
     "CreatedFiles",
     "UnsafeFileError",
-    "describe_mode",
     "foreign_owner_warning",
     "full_disk_warning",
     "open_append",
@@ -54,22 +54,6 @@ _APPEND_FLAGS = (
 
 class UnsafeFileError(OSError):
     """The path names something the daemon must not write to (symlink, FIFO, hard link...)."""
-
-
-def describe_mode(mode: int) -> str:
-    """What kind of file ``mode`` (an ``st_mode``) is, for an error message."""
-    kinds = (
-        (stat.S_ISLNK, "a symlink"),
-        (stat.S_ISFIFO, "a FIFO"),
-        (stat.S_ISDIR, "a directory"),
-        (stat.S_ISSOCK, "a socket"),
-        (stat.S_ISCHR, "a character device"),
-        (stat.S_ISBLK, "a block device"),
-    )
-    for test, name in kinds:
-        if test(mode):
-            return name
-    return "a regular file" if stat.S_ISREG(mode) else "not a regular file"
 
 
 def verify_regular(fd: int, path: str | os.PathLike[str]) -> os.stat_result:

@@ -22,8 +22,15 @@ from ._addresses import InetAddress, ListenAddress, UnixAddress, encoded_host, i
 from ._config import socket_label
 from ._sunpath import shown_unix_name
 from ._unixbind import bind_unix_listener, unlink_if_ours
+from ._unixbind import unix_refusal as unix_path_refusal
 
-__all__ = ["LISTEN_VARIABLES", "Listeners", "is_privileged_port", "open_listeners"]
+__all__ = [
+    "LISTEN_VARIABLES",
+    "Listeners",
+    "is_privileged_port",
+    "open_listeners",
+    "unix_refusal",
+]
 
 #: The socket-activation variables, removed from the environment once used.
 LISTEN_VARIABLES = ("LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES")
@@ -242,29 +249,59 @@ def open_listeners(
             except socket.gaierror as exc:
                 raise StartupError(_unresolved(socket_label(name, health), address, exc)) from exc
             except OSError as exc:
-                reason = exc.strerror or str(exc)
-                # Not a unix socket's EACCES: another user's socket in the way
-                # (see _unixbind) is refused to root as well.
-                privileged = (
-                    exc.errno == errno.EACCES
-                    and isinstance(address, InetAddress)
-                    and is_privileged_port(address)
-                )
-                if privileged and isinstance(address, InetAddress):
-                    reason += (
-                        f" (port {address.port} is privileged: start as root and drop"
-                        " with user=/--user, use a port from 1024 up, systemd socket"
-                        " activation, or grant CAP_NET_BIND_SERVICE)"
-                    )
-                raise StartupError(
-                    f"{socket_label(name, health)}: cannot bind {_show(address)}: {reason}",
-                    needs_privilege=privileged,
-                ) from exc
+                raise _bind_error(name, address, exc, health) from exc
             sockets[name] = sock
     except BaseException:
         Listeners(sockets, unix_files=unix_files).close()
         raise
     return Listeners(sockets, unix_files=unix_files, left_out=left_out)
+
+
+def unix_refusal(
+    name: str, address: UnixAddress, *, owner: int | None = None, health: bool = True
+) -> StartupError | None:
+    """The start's error for ``address`` if :func:`open_listeners` would refuse it; else None.
+
+    What is at the path is judged as the bind judges it (see
+    :func:`._unixbind.unix_refusal`), and nothing is created or removed.
+
+    Returns:
+        The error, its ``__cause__`` the ``OSError`` the bind would meet.
+
+    Args:
+        name: the ``listen=`` name, for the message.
+        address: the unix address.
+        owner: the uid the daemon drops to (``user=``).
+        health: as for :func:`open_listeners`.
+    """
+    refused = unix_path_refusal(address.path, owner=owner)
+    if refused is None:
+        return None
+    error = _bind_error(name, address, refused, health)
+    error.__cause__ = refused  # what was found there, as a raise from it would keep
+    return error
+
+
+def _bind_error(name: str, address: ListenAddress, exc: OSError, health: bool) -> StartupError:
+    """The start's one line for ``address``, which could not be bound because of ``exc``."""
+    reason = exc.strerror or str(exc)
+    # Not a unix socket's EACCES: another user's socket in the way
+    # (see _unixbind) is refused to root as well.
+    privileged = (
+        exc.errno == errno.EACCES
+        and isinstance(address, InetAddress)
+        and is_privileged_port(address)
+    )
+    if privileged and isinstance(address, InetAddress):
+        reason += (
+            f" (port {address.port} is privileged: start as root and drop"
+            " with user=/--user, use a port from 1024 up, systemd socket"
+            " activation, or grant CAP_NET_BIND_SERVICE)"
+        )
+    return StartupError(
+        f"{socket_label(name, health)}: cannot bind {_show(address)}: {reason}",
+        needs_privilege=privileged,
+    )
 
 
 def is_privileged_port(address: InetAddress) -> bool:

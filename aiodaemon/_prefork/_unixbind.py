@@ -38,11 +38,11 @@ import socket
 import stat
 from collections.abc import Iterator
 
-from ._safeopen import describe_mode
+from ._filekind import describe_mode
 from ._sharedfile import is_foreign, open_directory, unlink_if
 from ._sunpath import SUN_PATH_MAX
 
-__all__ = ["bind_unix", "bind_unix_listener", "unlink_if_ours"]
+__all__ = ["bind_unix", "bind_unix_listener", "unix_refusal", "unlink_if_ours"]
 
 Owner = tuple[int | None, int | None]
 
@@ -269,8 +269,53 @@ def _effective_ids(uid: int | None, gid: int | None) -> Iterator[None]:
             os.setegid(saved_gid)
 
 
+def unix_refusal(path: str, *, owner: int | None = None) -> OSError | None:
+    """Why :func:`bind_unix_listener` would refuse ``path``, as it would say it; None if not.
+
+    The start's own judgment of what lies at the path (a live socket, a file
+    that is no socket, another user's socket), made without removing a stale
+    socket or creating anything: ``restart`` asks before it stops the daemon,
+    which must keep serving when its successor would be refused.
+
+    Args:
+        path: where the socket file would be created.
+        owner: the uid the daemon drops to, as for :func:`bind_unix_listener`.
+    """
+    parent, name = os.path.split(path)
+    try:
+        dirfd = open_directory(parent or ".")
+    except OSError as exc:
+        return exc
+    try:
+        _stale(dirfd, name, _address(dirfd, name, path), owner)
+    except OSError as exc:
+        return exc
+    finally:
+        os.close(dirfd)
+    return None
+
+
 def _remove_stale(dirfd: int, name: str, path: str, owner: int | None) -> None:
     """Remove a socket file nobody accepts on; refuse a live socket or any other file.
+
+    Raises:
+        OSError: as :func:`_stale`, or why the removal was refused.
+    """
+    st = _stale(dirfd, name, path, owner)
+    if st is None:
+        return
+    # Only the very inode we looked at: if the entry changed since, leave it.
+    with contextlib.suppress(FileNotFoundError):
+        again = os.stat(name, dir_fd=dirfd, follow_symlinks=False)
+        if os.path.samestat(again, st):
+            try:
+                os.unlink(name, dir_fd=dirfd)
+            except PermissionError as exc:
+                raise _explain_refusal(exc, st) from exc
+
+
+def _stale(dirfd: int, name: str, path: str, owner: int | None) -> os.stat_result | None:
+    """The socket file at ``name`` nobody accepts on, ours to remove; None when nothing is there.
 
     Args:
         dirfd: the directory the socket file is in.
@@ -286,7 +331,7 @@ def _remove_stale(dirfd: int, name: str, path: str, owner: int | None) -> None:
     try:
         st = os.stat(name, dir_fd=dirfd, follow_symlinks=False)
     except FileNotFoundError:
-        return
+        return None
     if not stat.S_ISSOCK(st.st_mode):
         raise OSError(errno.EEXIST, f"file exists and is {describe_mode(st.st_mode)}, not a socket")
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
@@ -294,7 +339,7 @@ def _remove_stale(dirfd: int, name: str, path: str, owner: int | None) -> None:
         try:
             probe.connect(path)
         except FileNotFoundError:
-            return
+            return None
         except ConnectionRefusedError:
             # Nobody listens: a leftover of a process that died without cleaning
             # up, unless a socket is bound there and listens only later (another
@@ -318,14 +363,7 @@ def _remove_stale(dirfd: int, name: str, path: str, owner: int | None) -> None:
         # Root may remove it (the sticky bit does not bind root), but another
         # user's file is not ours to remove: refused, as their pidfile there is.
         raise _not_ours(st)
-    # Only the very inode we looked at: if the entry changed since, leave it.
-    with contextlib.suppress(FileNotFoundError):
-        again = os.stat(name, dir_fd=dirfd, follow_symlinks=False)
-        if os.path.samestat(again, st):
-            try:
-                os.unlink(name, dir_fd=dirfd)
-            except PermissionError as exc:
-                raise _explain_refusal(exc, st) from exc
+    return st
 
 
 def _in_use(st: os.stat_result) -> OSError:

@@ -45,6 +45,7 @@ from .._prefork._control_protocol import (
 from .._prefork._messages import seconds_shown
 from .._prefork._readiness import readable
 from ._loop import sockname
+from ._own_tasks import cancel_task, own_task
 from ._reloads import ReloadAbandoned, ReloadTracker
 from ._services import CONTROL_CONNECTION
 
@@ -135,7 +136,7 @@ class ControlServer:
             self._server.close()
             self._server = None
         for task in list(self._connections):
-            task.cancel()
+            cancel_task(task)
         if self._connections:
             await asyncio.wait(self._connections, timeout=1.0)
 
@@ -162,9 +163,7 @@ class ControlServer:
         # The task is made here rather than by start_server: known from the
         # accept on, so that the close can answer it, and named, so that the
         # shutdown's cancel step leaves it to the close.
-        task = asyncio.get_running_loop().create_task(
-            self._serve(reader, writer), name=CONTROL_CONNECTION
-        )
+        task = own_task(self._serve(reader, writer), CONTROL_CONNECTION)
         self._connections.add(task)
         task.add_done_callback(self._connections.discard)
 
@@ -303,9 +302,9 @@ async def _unless_hung_up(work: Awaitable[dict[str, Any]], fd: int) -> dict[str,
         while not poller.poll(0):  # noqa: ASYNC110
             await asyncio.sleep(_HANG_UP_CHECK)
         hung_up = True
-        connection.cancel()
+        cancel_task(connection)
 
-    watcher = asyncio.get_running_loop().create_task(watch(), name="aiodaemon-control-hang-up")
+    watcher = own_task(watch(), "aiodaemon-control-hang-up")
     try:
         return await work
     except asyncio.CancelledError:
@@ -314,7 +313,7 @@ async def _unless_hung_up(work: Awaitable[dict[str, Any]], fd: int) -> dict[str,
             return failure("the client hung up")
         raise
     finally:
-        watcher.cancel()
+        cancel_task(watcher)
 
 
 async def _read_request(reader: asyncio.StreamReader) -> bytes | None:

@@ -2,14 +2,17 @@
 
 Usage: ``pep3143_quiet_exit.py HOW DIR``. HOW is ``none`` (``sys.exit()``), a
 number N (``sys.exit(N)``), ``text`` (``sys.exit("another instance runs")``)
-or ``hard`` (``os._exit(0)``). The daemon writes its pid to ``DIR/entered``
-first.
+``hard`` (``os._exit(0)``) or ``interrupt`` (a SIGINT to itself, which
+Python's default handler turns into ``KeyboardInterrupt``). The daemon writes
+its pid to ``DIR/entered`` first.
 """
 
 from __future__ import annotations
 
 import os
+import signal
 import sys
+import time
 from pathlib import Path
 
 from aiodaemon import pep3143
@@ -25,6 +28,9 @@ class EndingLock:
         (DIR / "entered.tmp").rename(DIR / "entered")
         if HOW == "hard":
             os._exit(0)
+        if HOW == "interrupt":
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(60)  # not reached: the handler raises as soon as kill() returns
         if HOW == "text":
             sys.exit("another instance runs")
         sys.exit(None if HOW == "none" else int(HOW))
