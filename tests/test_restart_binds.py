@@ -17,6 +17,15 @@ from .support import (
 from .test_restart_sockets import app_dir, echoes, restart  # noqa: F401  (fixture)
 
 
+def _assert_refused_in_use(err: str, address: str, directory: Path, pid: int) -> None:
+    """The start's own bind error for name ``b``, and the old daemon still the one running."""
+    assert err.splitlines() == [
+        f"aiodaemon: --listen b: cannot bind {address}: Address already in use"
+    ]
+    assert is_alive(pid)
+    assert read_pid(directory / "app.pid") == pid
+
+
 def test_restart_onto_a_port_another_program_holds_keeps_the_daemon(app_dir: Path) -> None:  # noqa: F811
     """A port held by another program: the start's bind error, exit 1, the old daemon serving."""
     port = free_port()
@@ -31,11 +40,7 @@ def test_restart_onto_a_port_another_program_holds_keeps_the_daemon(app_dir: Pat
             app_dir, "--listen", f"echo=127.0.0.1:{port}", "--listen", f"b=127.0.0.1:{taken}"
         )
     assert (code, out) == (1, ""), err
-    assert err.splitlines() == [
-        f"aiodaemon: --listen b: cannot bind 127.0.0.1:{taken}: Address already in use"
-    ]
-    assert is_alive(pid)
-    assert read_pid(app_dir / "app.pid") == pid
+    _assert_refused_in_use(err, f"127.0.0.1:{taken}", app_dir, pid)
     assert echoes(port)
 
 
@@ -49,11 +54,7 @@ def test_restart_onto_a_unix_path_another_program_serves_keeps_the_daemon(app_di
         code, _, err = restart(app_dir, "--listen", f"b=unix:{path}")
         assert path.is_socket()
     assert code == 1, err
-    assert err.splitlines() == [
-        f"aiodaemon: --listen b: cannot bind unix:{path}: Address already in use"
-    ]
-    assert is_alive(pid)
-    assert read_pid(app_dir / "app.pid") == pid
+    _assert_refused_in_use(err, f"unix:{path}", app_dir, pid)
 
 
 def test_restart_keeps_its_own_port_and_binds_new_ones(app_dir: Path) -> None:  # noqa: F811
@@ -117,11 +118,7 @@ def test_restart_onto_a_unix_listener_with_a_full_backlog_keeps_the_daemon(app_d
         assert _start_line(app_dir, "--listen", f"b=unix:{path}") == (code, err)
         assert path.is_socket()
     assert code == 1, err
-    assert err.splitlines() == [
-        f"aiodaemon: --listen b: cannot bind unix:{path}: Address already in use"
-    ]
-    assert is_alive(pid)
-    assert read_pid(app_dir / "app.pid") == pid
+    _assert_refused_in_use(err, f"unix:{path}", app_dir, pid)
 
 
 def test_restart_keeps_its_own_unix_path(app_dir: Path) -> None:  # noqa: F811

@@ -20,7 +20,13 @@ from typing import Any, TypeVarTuple
 
 import structlog
 
-__all__ = ["SignalKeeper", "keep_signal_handler", "let_go_of_signals", "signal_keeper"]
+__all__ = [
+    "KeepsSignals",
+    "SignalKeeper",
+    "keep_signal_handler",
+    "let_go_of_signals",
+    "signal_keeper",
+]
 
 _log = structlog.get_logger("aiodaemon")
 
@@ -67,6 +73,20 @@ class SignalKeeper:
     def let_go(self) -> None:
         """From now on a removal removes: the daemon's own, as its loop ends."""
         self._kept.clear()
+
+
+class KeepsSignals(asyncio.AbstractEventLoop):
+    """The daemon's loops (asyncio's and uvloop's): a removal puts the daemon's handler back."""
+
+    signal_keeper: SignalKeeper
+
+    def remove_signal_handler(self, sig: int) -> bool:
+        return self.signal_keeper.restore(sig) or super().remove_signal_handler(sig)
+
+    def close(self) -> None:
+        # The loop's close removes every handler, ours too.
+        self.signal_keeper.let_go()
+        super().close()
 
 
 def signal_keeper(loop: asyncio.AbstractEventLoop) -> SignalKeeper | None:

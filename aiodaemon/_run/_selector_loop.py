@@ -25,7 +25,7 @@ import socket
 from collections.abc import Callable
 from typing import Any, TypeVarTuple
 
-from ._kept_signals import SignalKeeper
+from ._kept_signals import KeepsSignals, SignalKeeper
 
 __all__ = ["SelectorEventLoop"]
 
@@ -40,7 +40,7 @@ def _run_pending_signal_handlers() -> None:
     pass
 
 
-class SelectorEventLoop(asyncio.SelectorEventLoop):
+class SelectorEventLoop(KeepsSignals, asyncio.SelectorEventLoop):
     """The selector loop: its accept loop ends at a resource error; all it accepts is served;
     no signal is lost to a full wakeup socket."""
 
@@ -49,15 +49,6 @@ class SelectorEventLoop(asyncio.SelectorEventLoop):
         self._noted_signals: set[int] = set()
         super().__init__()
         self.signal_keeper = SignalKeeper(self)
-
-    def remove_signal_handler(self, sig: int) -> bool:
-        # The daemon's handler comes back instead of the default action (see _kept_signals).
-        return self.signal_keeper.restore(sig) or super().remove_signal_handler(sig)
-
-    def close(self) -> None:
-        # The loop's close removes every handler, ours too.
-        self.signal_keeper.let_go()
-        super().close()
 
     def add_signal_handler(self, sig: int, callback: Callable[[*_Ts], object], *args: *_Ts) -> None:
         super().add_signal_handler(sig, callback, *args)

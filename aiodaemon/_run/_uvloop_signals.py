@@ -23,14 +23,15 @@ from typing import Any, TypeVarTuple
 
 import uvloop
 
-from ._kept_signals import SignalKeeper
+from ._kept_signals import KeepsSignals, SignalKeeper
 
 __all__ = ["Loop"]
 
 _Ts = TypeVarTuple("_Ts")
 
 
-class Loop(uvloop.Loop):
+# uvloop's stubs type 28 methods otherwise than AbstractEventLoop, KeepsSignals' base.
+class Loop(KeepsSignals, uvloop.Loop):  # type: ignore[misc]
     """uvloop's loop whose signal callbacks run at most once per handled delivery."""
 
     def __init__(self) -> None:
@@ -41,15 +42,6 @@ class Loop(uvloop.Loop):
         #: per signal: our Python-level handler, while it is the one installed.
         self._counters: dict[int, Callable[[int, Any], None]] = {}
         self.signal_keeper = SignalKeeper(self)
-
-    def remove_signal_handler(self, sig: int) -> bool:
-        # The daemon's handler comes back instead of the default action (see _kept_signals).
-        return self.signal_keeper.restore(sig) or super().remove_signal_handler(sig)
-
-    def close(self) -> None:
-        # The loop's close removes every handler, ours too.
-        self.signal_keeper.let_go()
-        super().close()
 
     def add_signal_handler(self, sig: int, callback: Callable[[*_Ts], object], *args: *_Ts) -> None:
         if signal.SIGRTMIN <= sig <= signal.SIGRTMAX:
