@@ -17,6 +17,7 @@ import io
 import json
 import os
 import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -207,6 +208,55 @@ def test_a_root_daemon_takes_back_the_pidfile_its_last_user_run_left(
         os.close(done_r)
         wait_child(account)
     assert status.returncode == 4, status.stdout
-    assert f"pid {account} of uid {service_account.uid} holds its lock" in status.stdout
+    # The account's process only has the file open; the daemon holds the lock.
+    assert f"pid {account} has it open, but pid {daemon} holds its lock" in status.stdout
     assert stop.returncode == 1, stop.stderr
     assert "nothing signalled" in stop.stderr
+
+
+def test_the_service_account_cannot_name_a_root_process_that_reads_its_file(
+    arena: Path, service_account: User
+) -> None:
+    """The pidfile made a hard link to the account's log, which a root process follows.
+
+    The account writes that process's pid there and locks the file from a
+    process of its own: the root process only has the file open. ``status``
+    says unknown (4), ``stop`` signals nothing (1), the root process lives.
+    """
+    run = arena / "run"
+    run.mkdir()
+    os.chown(run, service_account.uid, service_account.gid)
+    log, pidfile = run / "app.log", run / "app.pid"
+    log.write_text("")
+    os.chown(log, service_account.uid, service_account.gid)
+    # Root's log follower: it has the file open, nothing more.
+    follower = subprocess.Popen(
+        [sys.executable, "-c", _FOLLOWER, log], stdout=subprocess.PIPE, stdin=subprocess.DEVNULL
+    )
+    assert follower.stdout is not None
+    assert follower.stdout.readline() == b"open\n"
+
+    def plant() -> None:
+        os.link(log, run / ".link")
+        os.replace(run / ".link", pidfile)
+        pidfile.write_text(f"{follower.pid}\n")
+        fcntl.flock(os.open(pidfile, os.O_RDWR), fcntl.LOCK_EX)
+
+    try:
+        with holding(service_account, plant, "the account's lock") as holder:
+            status = cli("status", "--pidfile", pidfile)
+            stop = cli("stop", "--pidfile", pidfile, "--timeout", "1")
+            assert follower.poll() is None, "root's process was signalled"
+    finally:
+        follower.kill()
+        follower.wait()
+        follower.stdout.close()
+    why = f"pidfile {pidfile}: pid {follower.pid} has it open, but pid {holder} holds its lock"
+    assert status.returncode == 4, status.stdout
+    assert status.stdout == f"unknown ({why}; not trusted)\n"
+    assert stop.returncode == 1, stop.stderr
+    assert "nothing signalled" in stop.stderr
+    assert why in stop.stderr
+
+
+_FOLLOWER = "import sys, time; f = open(sys.argv[1]); print('open', flush=True); time.sleep(600)"

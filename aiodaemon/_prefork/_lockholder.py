@@ -52,6 +52,16 @@ def foreign_holder(pid: int, st: os.stat_result) -> str | None:
             f"pid {pid} of uid {uids[0]} holds its lock through a descriptor that cannot"
             " write it (anyone who may read a file may lock it); not trusted"
         )
+    if modes is not None:
+        # Its descriptors are seen, none holds the lock: if another process's
+        # does, ``pid`` only has the file open. The file's owner could name a
+        # process of root's that reads it (a log follower; the pidfile made a
+        # hard link to that log), lock it from a process of its own, and have
+        # root's ``stop`` kill that process. (A kernel that shows no locks in
+        # fdinfo shows no other holder either: the uids decide as before.)
+        others = lock_holders(st) - {pid}
+        if others:
+            return f"pid {pid} has it open, but pid {min(others)} holds its lock; not trusted"
     strangers = sorted(set(uids) - {0, st.st_uid, os.geteuid()})
     if not strangers:
         return None
@@ -61,15 +71,15 @@ def foreign_holder(pid: int, st: os.stat_result) -> str | None:
     )
 
 
-def _locking_modes(pid: str, st: os.stat_result) -> list[int]:
+def _locking_modes(pid: str, st: os.stat_result) -> list[int] | None:
     """The access modes (``O_RDONLY``...) of ``pid``'s descriptors holding the lock on ``st``.
 
-    Empty when it holds none, or we may not look.
+    Empty when it holds none; None when we may not look.
     """
     try:
         fds = os.listdir(f"/proc/{pid}/fd")
     except OSError:
-        return []
+        return None
     modes = []
     for fd in fds:
         try:
