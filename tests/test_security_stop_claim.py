@@ -21,6 +21,8 @@ from pathlib import Path
 
 import pytest
 
+from aiodaemon._prefork._procfs import signal_claim, stat_field
+
 from .security_support import (
     User,
     arena,
@@ -30,10 +32,12 @@ from .security_support import (
     wait_child,
 )
 from .support import (
+    PYTHON,
     REPO,
     aiodaemon_cli,
     kill_quietly,
     read_pid,
+    require_tool,
     wait_gone,
 )
 
@@ -51,9 +55,9 @@ def cli(*args: str | os.PathLike[str]) -> subprocess.CompletedProcess[str]:
 
 
 def _claim_name(pid: int) -> str:
-    with open(f"/proc/{pid}/stat", "rb") as f:
-        started = int(f.read().rsplit(b")", 1)[1].split()[19])
-    return f"\0aiodaemon-stop-{pid}-{started}"
+    name = signal_claim("stop", pid)
+    assert name is not None
+    return name
 
 
 def test_a_strangers_claim_does_not_keep_roots_stop_from_sigterm(
@@ -116,3 +120,48 @@ def test_a_strangers_mark_from_the_daemons_recycled_pid_is_not_believed(
     assert "stopping" not in report["reload"][1]
     assert report["stop"] == [0, f"aiodaemon: stopped (pid {pid})\n"]
     assert report["exit"] == 0  # its graceful shutdown, not the SIGKILL
+
+
+def test_a_claim_made_in_another_pid_namespace_is_not_this_daemons(arena: Path) -> None:
+    """root's stop sends SIGTERM itself (0, 'stopped') though root's claim of those numbers exists.
+
+    Abstract names are shared by the pid namespaces of a network namespace:
+    two daemons there may both be pid 2, started in the same clock tick (two
+    ``unshare --pid`` runs, containers sharing the host's network). A ``stop``
+    in the other namespace claims its own daemon's SIGTERM under the same
+    numbers; ours took it for its own and waited for a SIGTERM nobody sent.
+    """
+    pidfile = arena / "app.pid"
+    started = cli("start", TARGET, "--pidfile", pidfile, "--no-control")
+    assert started.returncode == 0, started.stderr
+    pid = read_pid(pidfile)
+    ticks = stat_field(pid, 19)
+    other = subprocess.Popen(
+        [require_tool("unshare"), "--pid", "--fork", PYTHON, "-c", _OTHER_NAMESPACES_CLAIM,
+         str(pid), str(ticks)],
+        cwd=REPO, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
+    )  # fmt: skip
+    assert other.stdout is not None
+    try:
+        assert other.stdout.readline() == "claimed\n"
+        stop = cli("stop", "--pidfile", pidfile, "--timeout", "20")
+    finally:
+        other.kill()
+        other.wait()
+        other.stdout.close()
+        kill_quietly(pid)
+    assert stop.returncode == 0, stop.stderr
+    assert stop.stderr == f"aiodaemon: stopped (pid {pid})\n"
+    wait_gone(pid, 5)
+
+
+# A stop's claim on the SIGTERM of the process PID (argv) of its own pid namespace.
+_OTHER_NAMESPACES_CLAIM = """
+import socket, sys, time
+from aiodaemon._prefork._procfs import claim_name
+claim = socket.socket(socket.AF_UNIX)
+claim.bind(claim_name("stop", int(sys.argv[1]), int(sys.argv[2])))
+claim.listen()
+print("claimed", flush=True)
+time.sleep(600)
+"""

@@ -16,11 +16,13 @@ if TYPE_CHECKING:
 __all__ = [
     "Suspension",
     "any_open_file",
+    "claim_name",
     "descriptors",
     "effective_capabilities",
     "exists",
     "is_suspended",
     "is_zombie",
+    "pid_namespace",
     "pids",
     "signal_claim",
     "signal_ends",
@@ -59,7 +61,26 @@ def signal_claim(action: str, pid: int) -> str | None:
     (see aiodaemon._cli._stop_claim). None when ``/proc`` will not tell.
     """
     started = stat_field(pid, 19)
-    return None if started is None else f"\0aiodaemon-{action}-{pid}-{started}"
+    return None if started is None else claim_name(action, pid, started)
+
+
+def claim_name(action: str, pid: int, started: int) -> str:
+    """:func:`signal_claim`'s name for the process ``pid`` of our pid namespace started then.
+
+    The namespace is in it: abstract names are shared by every pid namespace
+    of a network namespace, where two daemons may both be pid 2, started in
+    the same clock tick (two containers, ``unshare --pid``): one's ``stop``
+    took the other's claim for its own and sent no SIGTERM.
+    """
+    return f"\0aiodaemon-{action}-{pid_namespace()}-{pid}-{started}"
+
+
+def pid_namespace() -> int:
+    """This process's pid namespace (its inode in nsfs); 0 where ``/proc`` will not say."""
+    try:
+        return os.stat("/proc/self/ns/pid").st_ino
+    except OSError:
+        return 0
 
 
 def is_suspended(pid: int) -> bool | None:

@@ -171,7 +171,11 @@ def expect_stop_claim() -> None:
         started = int(stat.rsplit(b")", 1)[1].split()[19])
     except (OSError, ValueError, IndexError):
         return  # out of descriptors, /proc hidden: the stop says only "stopped"
-    claim = f"\0aiodaemon-stop-{pid}-{started}"
+    try:
+        namespace = os.stat("/proc/self/ns/pid").st_ino
+    except OSError:
+        namespace = 0
+    claim = f"\0aiodaemon-stop-{namespace}-{pid}-{started}"
     _exit_names = (claim, *(f"{claim}-watch{k}" for k in range(WATCH_SLOTS)))
 
 
