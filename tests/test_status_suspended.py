@@ -139,12 +139,17 @@ def test_status_of_a_daemon_suspended_in_its_shutdown_is_stopping_from_the_pidfi
     )
 
 
+@pytest.mark.parametrize("channel", ["control socket", "signal"])
 @pytest.mark.parametrize("command", ["reload", "upgrade"])
 def test_reload_and_upgrade_of_a_daemon_suspended_in_its_shutdown_say_it_is_stopping(
-    tmp_path: Path, command: str
+    tmp_path: Path, command: str, channel: str
 ) -> None:
-    """Exit 1, "is stopping and suspended": reload promised a reload that never runs."""
-    with suspended_in_shutdown(tmp_path) as (pid, pidfile, log, _):
+    """Exit 1, "is stopping and suspended": reload promised a reload that never runs.
+
+    The same words with a control socket and without (``--no-control``).
+    """
+    control = channel == "control socket"
+    with suspended_in_shutdown(tmp_path, control=control) as (pid, pidfile, log, _):
         result = cli(command, "--pidfile", str(pidfile), "--timeout", "60")
     held = f"pid {pid} is stopping and suspended (SIGSTOP)"
     said = {

@@ -49,18 +49,22 @@ def test_stop_of_a_suspended_daemon_stops_it_gracefully(app: App, tmp_path: Path
 
 
 @contextmanager
-def suspended_in_shutdown(tmp_path: Path) -> Iterator[tuple[int, Path, Path, Path]]:
+def suspended_in_shutdown(
+    tmp_path: Path, *, control: bool = True
+) -> Iterator[tuple[int, Path, Path, Path]]:
     """A held_shutdown daemon SIGSTOPped in its shutdown: (pid, pidfile, log, release file).
 
     At the end its shutdown is released, it is continued and waited for.
     """
     pidfile, log, release = tmp_path / "d.pid", tmp_path / "d.jsonl", tmp_path / "release"
-    options = {
+    options: dict[str, object] = {
         "detach": True,
         "pidfile": str(pidfile),
         "log_file": str(log),
         "listen": {"http": "127.0.0.1:0"},
     }
+    if not control:
+        options["control"] = False
     started = python([program("held_shutdown"), json.dumps(options), release])
     assert started.returncode == 0, started.stderr
     pid = int(pidfile.read_text())

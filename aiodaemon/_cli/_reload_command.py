@@ -108,8 +108,9 @@ def reload(
             _say(f"pid {target.pid} exited; nothing reloaded")
             return ControlCode.FAILURE
         if says_stopping(target.pid):
-            # Its loop refuses reloads now, or is gone with its SIGHUP handler.
-            _say(stopping_line(target.pid))
+            # Its loop refuses reloads now, or is gone with its SIGHUP handler;
+            # suspended there, it is said so, as over the control socket.
+            _say(stopping_line(target.pid, suspension(target.pid)))
             return ControlCode.FAILURE
         meets = signal_meets(target.pid, signal.SIGHUP)
         if meets == "default":
