@@ -131,7 +131,17 @@ def _victim(user: str, pid: int) -> tuple[int, int]:
             os.close(ready_r)
             return child, release_w
         os.waitpid(child, 0)
-    raise SystemExit(f"pid {pid} never came round")
+    raise SystemExit(f"pid {pid} never came round: {_holder(pid)}")
+
+
+def _holder(pid: int) -> str:
+    """What has ``pid`` now (a thread's id is a pid too): its name and thread group."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text().splitlines()
+    except OSError as exc:
+        return f"nothing seen ({exc.strerror})"
+    fields = dict(line.split(":", 1) for line in status if ":" in line)
+    return f"{fields['Name'].strip()} (thread group {fields['Tgid'].strip()})"
 
 
 def _uid(pid: int) -> int:
@@ -203,7 +213,8 @@ def _drive(user: str, here: Path, kind: str, how: str) -> None:
         report.update(stale=stale, own=own, victim_uid=_uid(victim))
         if how == "stop":
             stop = [sys.executable, "-m", "aiodaemon", "stop", "--pidfile", str(pidfile)]
-            subprocess.run(stop, capture_output=True, timeout=60, check=False)
+            said = subprocess.run(stop, capture_output=True, text=True, timeout=60, check=False)
+            report["stop_said"] = said.stderr
         else:
             daemon.send_signal(signal.SIGTERM)
             until(Path(f"{out}.hook").exists, "the stuck shutdown hook")
