@@ -49,6 +49,7 @@ SYNC_AT_IMPORT = ("_prefork", "_cli")
 #: Phase order within and across the folders: a module may import only modules of
 #: its own or an earlier layer (config -> acquire -> detach -> drop -> run -> CLI).
 LAYERS = [
+    {"_prefork._pidns"},
     {
         "_prefork._control_protocol",
         "_prefork._interrupts",

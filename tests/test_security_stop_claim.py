@@ -13,10 +13,14 @@ the running daemon for a stopping one.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import select
+import signal
 import socket
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -36,8 +40,12 @@ from .support import (
     REPO,
     aiodaemon_cli,
     kill_quietly,
+    program,
+    python,
+    read_json_lines,
     read_pid,
     require_tool,
+    wait_for,
     wait_gone,
 )
 
@@ -135,33 +143,81 @@ def test_a_claim_made_in_another_pid_namespace_is_not_this_daemons(arena: Path) 
     started = cli("start", TARGET, "--pidfile", pidfile, "--no-control")
     assert started.returncode == 0, started.stderr
     pid = read_pid(pidfile)
-    ticks = stat_field(pid, 19)
-    other = subprocess.Popen(
-        [require_tool("unshare"), "--pid", "--fork", PYTHON, "-c", _OTHER_NAMESPACES_CLAIM,
-         str(pid), str(ticks)],
-        cwd=REPO, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
-    )  # fmt: skip
-    assert other.stdout is not None
     try:
-        assert other.stdout.readline() == "claimed\n"
-        stop = cli("stop", "--pidfile", pidfile, "--timeout", "20")
+        with _bound_in_another_pid_namespace("claim", pid, stat_field(pid, 19)):
+            stop = cli("stop", "--pidfile", pidfile, "--timeout", "20")
     finally:
-        other.kill()
-        other.wait()
-        other.stdout.close()
         kill_quietly(pid)
     assert stop.returncode == 0, stop.stderr
     assert stop.stderr == f"aiodaemon: stopped (pid {pid})\n"
     wait_gone(pid, 5)
 
 
-# A stop's claim on the SIGTERM of the process PID (argv) of its own pid namespace.
-_OTHER_NAMESPACES_CLAIM = """
+def test_a_stopping_mark_of_another_pid_namespace_leaves_ours_free(tmp_path: Path) -> None:
+    """A daemon whose pid another namespace's stopping daemon also has is 'stopping' as it stops.
+
+    Its mark's name was taken there: it could not mark its stop, and
+    ``status`` said ``running`` through its whole shutdown.
+    """
+    pidfile, log, release = tmp_path / "d.pid", tmp_path / "d.jsonl", tmp_path / "release"
+    # Without a control socket: status reads the stopping mark.
+    options = {
+        "detach": True,
+        "pidfile": str(pidfile),
+        "log_file": str(log),
+        "listen": {"http": "127.0.0.1:0"},
+        "control": False,
+    }
+    started = python([program("held_shutdown"), json.dumps(options), release])
+    assert started.returncode == 0, started.stderr
+    pid = read_pid(pidfile)
+    try:
+        with _bound_in_another_pid_namespace("stopping", pid):
+            os.kill(pid, signal.SIGTERM)
+            wait_for(
+                lambda: any(r["event"] == "stopped accepting" for r in read_json_lines(log)),
+                what="the shutdown to begin",
+            )
+            status = cli("status", "--pidfile", pidfile)
+    finally:
+        release.touch()
+        wait_gone(pid)
+    assert (status.returncode, status.stdout) == (0, f"stopping (pid {pid}, pidfile {pidfile})\n")
+
+
+@contextlib.contextmanager
+def _bound_in_another_pid_namespace(kind: str, *numbers: int | None) -> Iterator[None]:
+    """A process of a new pid namespace listens on the name it gives ``kind`` of ``numbers``.
+
+    As a process there would for its own daemon with the same pid (and start
+    time): a stop's claim, a stopping daemon's mark.
+    """
+    other = subprocess.Popen(
+        # --kill-child: the name's holder ends with unshare, killed below.
+        [require_tool("unshare"), "--pid", "--fork", "--kill-child", PYTHON, "-c",
+         _OTHER_NAMESPACES_NAME, kind, *map(str, numbers)],
+        cwd=REPO, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
+    )  # fmt: skip
+    assert other.stdout is not None
+    try:
+        assert other.stdout.readline() == "bound\n"
+        yield
+    finally:
+        other.kill()
+        other.wait()
+        other.stdout.close()
+
+
+# Argv: "claim" PID TICKS (a stop's claim on a SIGTERM), or "stopping" PID (a daemon's mark).
+_OTHER_NAMESPACES_NAME = """
 import socket, sys, time
+from aiodaemon._prefork._pidfile import stopping_mark
 from aiodaemon._prefork._procfs import claim_name
-claim = socket.socket(socket.AF_UNIX)
-claim.bind(claim_name("stop", int(sys.argv[1]), int(sys.argv[2])))
-claim.listen()
-print("claimed", flush=True)
+numbers = [int(n) for n in sys.argv[2:]]
+name = claim_name("stop", *numbers) if sys.argv[1] == "claim" else stopping_mark(*numbers)
+holder = socket.socket(socket.AF_UNIX)
+holder.bind(name)
+holder.listen()
+print("bound", flush=True)
 time.sleep(600)
 """

@@ -13,7 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from aiodaemon._prefork._procfs import pid_namespace
+from aiodaemon._prefork._pidns import PID_NAMESPACE
 
 from .support import AIODAEMON, PROGRAMS, aiodaemon_cli, clean_env, wait_for, wait_gone
 
@@ -141,7 +141,7 @@ def _watching(pid: int) -> bool:
     """Whether a `stop` listens where the stopping ``pid`` tells its exit (/proc/net/unix)."""
     table = Path("/proc/net/unix").read_text(errors="surrogateescape")
     return any(
-        f"@aiodaemon-stop-{pid_namespace()}-{pid}-" in line and "-watch" in line
+        f"@aiodaemon-stop-{PID_NAMESPACE}-{pid}-" in line and "-watch" in line
         for line in table.splitlines()
     )
 

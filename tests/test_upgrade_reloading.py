@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from aiodaemon._prefork._pidns import PID_NAMESPACE
+
 from .support import (
     clean_env,
     kill_quietly,
@@ -137,7 +139,7 @@ def test_a_worker_forked_by_a_reload_hook_does_not_keep_the_reloading_mark(tmp_p
         worker = int(worker_file.read_text())
         assert os.path.exists(f"/proc/{worker}")
         with open("/proc/net/unix") as f:
-            marks = [line for line in f if f"@aiodaemon-reloading-{pid}" in line]
+            marks = [line for line in f if f"@aiodaemon-reloading-{PID_NAMESPACE}-{pid}" in line]
         assert marks == []
     finally:
         if worker is not None:

@@ -18,6 +18,7 @@ import time
 
 from ..exceptions import AlreadyRunningError, StartupError
 from ._filekind import describe_mode
+from ._pidns import PID_NAMESPACE
 from ._sharedfile import ForeignFileError, OpenDirectoryError, open_in_directory, unlink_if
 
 # Not typing.TYPE_CHECKING, and pathlib only for annotations: the control
@@ -344,7 +345,7 @@ def stopping_mark(pid: int) -> str:
     Anyone may bind a name in the abstract namespace: a reader trusts it only
     when ``SO_PEERCRED`` names ``pid``, the verified holder of the pidfile's lock.
     """
-    return f"\0aiodaemon-stopping-{pid}"
+    return f"\0aiodaemon-stopping-{PID_NAMESPACE}-{pid}"
 
 
 def reloading_mark(pid: int) -> str:
@@ -353,7 +354,7 @@ def reloading_mark(pid: int) -> str:
     For ``upgrade`` without a control socket, which the daemon refuses while it
     reloads (only its log said so); trusted as :func:`stopping_mark` is.
     """
-    return f"\0aiodaemon-reloading-{pid}"
+    return f"\0aiodaemon-reloading-{PID_NAMESPACE}-{pid}"
 
 
 def acquire_pidfile(path: str | Path, *, owner: int | None = None) -> Pidfile:

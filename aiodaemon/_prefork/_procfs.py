@@ -22,7 +22,6 @@ __all__ = [
     "exists",
     "is_suspended",
     "is_zombie",
-    "pid_namespace",
     "pids",
     "signal_claim",
     "signal_ends",
@@ -67,20 +66,12 @@ def signal_claim(action: str, pid: int) -> str | None:
 def claim_name(action: str, pid: int, started: int) -> str:
     """:func:`signal_claim`'s name for the process ``pid`` of our pid namespace started then.
 
-    The namespace is in it: abstract names are shared by every pid namespace
-    of a network namespace, where two daemons may both be pid 2, started in
-    the same clock tick (two containers, ``unshare --pid``): one's ``stop``
-    took the other's claim for its own and sent no SIGTERM.
+    With the namespace (see :mod:`._pidns`): two daemons may both be pid 2 of
+    two pid namespaces sharing abstract names, started in the same tick.
     """
-    return f"\0aiodaemon-{action}-{pid_namespace()}-{pid}-{started}"
+    from ._pidns import PID_NAMESPACE
 
-
-def pid_namespace() -> int:
-    """This process's pid namespace (its inode in nsfs); 0 where ``/proc`` will not say."""
-    try:
-        return os.stat("/proc/self/ns/pid").st_ino
-    except OSError:
-        return 0
+    return f"\0aiodaemon-{action}-{PID_NAMESPACE}-{pid}-{started}"
 
 
 def is_suspended(pid: int) -> bool | None:

@@ -171,6 +171,7 @@ def expect_stop_claim() -> None:
         started = int(stat.rsplit(b")", 1)[1].split()[19])
     except (OSError, ValueError, IndexError):
         return  # out of descriptors, /proc hidden: the stop says only "stopped"
+    # _prefork._pidns's value, read here: that module is loaded only with a pidfile.
     try:
         namespace = os.stat("/proc/self/ns/pid").st_ino
     except OSError:

@@ -41,11 +41,14 @@ def _squat(user: str) -> tuple[int, int]:
         os.close(release_w)
         os.close(told_r)
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        if os.fork() == 0:
-            os.read(release_r, 1)  # the helper: keeps the socket until released
-            os._exit(0)
         sock.bind(stopping_mark(os.getpid()))
         sock.listen(64)  # SO_PEERCRED names this process from now on
+        # Forked once the name is ours: a failed bind ends us, and our end of
+        # the pipe with us (a helper holding it made the wait below hang).
+        if os.fork() == 0:
+            os.close(told_w)
+            os.read(release_r, 1)  # the helper: keeps the socket until released
+            os._exit(0)
         os.write(told_w, b"!")
         os._exit(0)
     os.close(release_r)
