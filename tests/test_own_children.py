@@ -20,10 +20,12 @@ from aiodaemon._run._own_children import claim_own, kill_own, own_pids
 from .support import PYTHON, dead_pid, is_alive, kill_quietly, proc_state, wait_for, wait_gone
 
 #: A child of ours that starts a grandchild (not ours), prints its pid, then waits on stdin.
+#: The grandchild idles until the fixture kills it: one reading a pipe from the child
+#: saw its end when the child was killed, and exited before the test could look.
 _PARENT = (
     "import subprocess, sys\n"
-    "g = subprocess.Popen([sys.executable, '-c', 'import sys; sys.stdin.read()'],"
-    " stdin=subprocess.PIPE)\n"
+    "g = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)'],"
+    " stdin=subprocess.DEVNULL)\n"
     "print(g.pid, flush=True)\n"
     "sys.stdin.read()\n"
 )
