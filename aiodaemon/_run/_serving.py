@@ -202,9 +202,8 @@ class Serving:
     """The servers, connections and objects the shutdown sequence closes in order."""
 
     def __init__(self) -> None:
-        self._servers: list[asyncio.Server] = []
-        #: what serves a server's pending connections as it stops (see _close_server).
-        self._backlogs: dict[asyncio.Server, ServerBacklog] = {}
+        #: each server started here, with what serves its pending connections as it stops.
+        self._servers: list[ServerBacklog] = []
         self._tracked: list[object] = []
         #: the length of _tracked past which track() drops the closed ones (see _prune).
         self._prune_at = _PRUNE_MIN
@@ -301,8 +300,7 @@ class Serving:
             return _NotingProtocol(reader, connected, loop=loop)
 
         server = await loop.create_server(factory, sock=sock, **kwargs)
-        self._servers.append(server)
-        self._backlogs[server] = ServerBacklog(server, sock, factory, kwargs)
+        self._servers.append(ServerBacklog(server, sock, factory, kwargs))
         return server
 
     def _serve(
@@ -365,8 +363,8 @@ class Serving:
             return
         self._accepting = False
         self._draining = True
-        for server in self._servers:
-            self._close_server(server, handed_over=handed_over)
+        for backlog in self._servers:
+            self._close_server(backlog, handed_over=handed_over)
         for obj in self._tracked:
             self._close(obj)
         for reader in self._connections.values():
@@ -379,12 +377,11 @@ class Serving:
                 connections=len(self._connections),
             )
 
-    def _close_server(self, server: asyncio.Server, *, handed_over: bool) -> None:
-        """Close ``server``, serving first what waits in its backlog unless it was handed over."""
-        backlog = self._backlogs.pop(server, None)
-        taken = 0 if backlog is None or handed_over else backlog.take()
+    def _close_server(self, backlog: ServerBacklog, *, handed_over: bool) -> None:
+        """Close a server, serving first what waits in its backlog unless it was handed over."""
+        taken = 0 if handed_over else backlog.take()
         # In the step that emptied the queue: nothing can queue up in between.
-        server.close()
+        backlog.server.close()
         if taken:
             _log.info("accepted from the backlog", connections=taken)
 
