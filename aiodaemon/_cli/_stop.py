@@ -16,7 +16,7 @@ import time
 
 from .._prefork._control_protocol import VERSION, ProtocolError, decode
 from .._prefork._kill import Killed, kill_daemon
-from .._prefork._messages import counted, seconds_shown
+from .._prefork._messages import seconds_shown
 from .._prefork._pidfile_status import PidfileStatus, read_pidfile, says_stopping
 from .._prefork._procfs import is_suspended, suspension, uids
 from .._prefork._readiness import wait_exited
@@ -304,24 +304,16 @@ def _killed(pid: int, killed: Killed, after: str) -> tuple[str, int]:
     1 when a process of its group outlived the SIGKILL (stuck in the kernel,
     frozen): it may still hold the daemon's ports.
     """
-    if killed.group is None:
-        words = f"killed (pid {pid}) {after}"
-        if killed.children:
-            # Not its own group: a supervisor's or a script's, which may hold others.
-            left = counted(killed.children, "child process", "child processes")
-            words += (
-                f"; {left} of it left running: not in a process group of its own,"
-                " they were not killed with it"
-            )
+    words = f"killed (pid {pid}){killed.took()} {after}"
+    if killed.left():
+        # Not its own group: a supervisor's or a script's, which may hold others.
+        words += (
+            f"; {killed.left()} left running: not in a process group of its own,"
+            " they were not killed with it"
+        )
+    if not killed.stuck():
         return words, ControlCode.OK
-    words = f"killed (pid {pid}) {after}"
-    if killed.group:
-        more = counted(killed.group, "more process", "more processes")
-        words = f"killed (pid {pid}) and its process group ({more}) {after}"
-    if not killed.stayed:
-        return words, ControlCode.OK
-    stayed = counted(killed.stayed, "process", "processes")
-    return f"{words}; {stayed} of its group still running after SIGKILL", ControlCode.FAILURE
+    return f"{words}; {killed.stuck()} still running after SIGKILL", ControlCode.FAILURE
 
 
 def _frozen(pid: int) -> str | None:

@@ -25,6 +25,7 @@ import os
 import signal
 import time
 
+from ._messages import counted
 from ._procfs import is_zombie, pids, stat_field
 from ._readiness import readable, wait_exited
 from ._resume import own_group
@@ -63,6 +64,24 @@ class Killed:
         self.group = group
         self.stayed = stayed
         self.children = children
+
+    def took(self) -> str:
+        """`` and its process group (N more processes)`` when the kill took any; else ""."""
+        if not self.group:
+            return ""
+        return f" and its process group ({counted(self.group, 'more process', 'more processes')})"
+
+    def left(self) -> str:
+        """``N child processes of it`` left running (it leads no group of its own); else ""."""
+        if self.group is not None or not self.children:
+            return ""
+        return f"{counted(self.children, 'child process', 'child processes')} of it"
+
+    def stuck(self) -> str:
+        """``N processes of its group`` still running after the wait; else ""."""
+        if not self.stayed:
+            return ""
+        return f"{counted(self.stayed, 'process', 'processes')} of its group"
 
 
 def kill_daemon(pidfd: int, pid: int, wait: float, leader: int = 0) -> Killed:

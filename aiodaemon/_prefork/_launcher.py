@@ -21,7 +21,7 @@ import sys
 
 from ..exceptions import StartupError
 from ._interrupts import interrupt_on_signals, interrupting_signal, restore_signals
-from ._messages import counted, flush_stdio, say, seconds_shown, silence
+from ._messages import flush_stdio, say, seconds_shown, silence
 from ._readiness import (
     UNREADY_EXIT_GRACE,
     LaunchResult,
@@ -178,17 +178,11 @@ def exit_with_verdict(
 
 def _group(killed: Killed) -> str:
     """What the start's SIGKILL took with the daemon, in the words ``aiodaemon stop`` uses."""
-    if killed.group is None:
-        if not killed.children:
-            return " with SIGKILL"
-        left = counted(killed.children, "child process", "child processes")
-        return f" with SIGKILL; {left} of it left running"
-    words = " with SIGKILL"
-    if killed.group:
-        more = counted(killed.group, "more process", "more processes")
-        words = f" and its process group ({more}) with SIGKILL"
-    if killed.stayed:
-        words += f"; {counted(killed.stayed, 'process', 'processes')} of its group still running"
+    words = f"{killed.took()} with SIGKILL"
+    if killed.left():
+        words += f"; {killed.left()} left running"
+    if killed.stuck():
+        words += f"; {killed.stuck()} still running"
     return words
 
 
